@@ -1,0 +1,46 @@
+"""The ``likeness`` command line: thin commands that parse, call one library function, map errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from likeness.config import Settings
+
+app = typer.Typer(
+    name="likeness",
+    help="Consent-first synthetic media: make it, label it, verify it.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Optional[Path],
+        typer.Option("--home", help="Workspace folder (default ./likeness-home, env LIKENESS_HOME)."),
+    ] = None,
+) -> None:
+    """likeness: consent registry, synthesis, labelling and verification."""
+    overrides = {"home": home} if home is not None else {}
+    ctx.obj = Settings(**overrides)
+
+
+def _register_all() -> None:
+    # Each area owns one module with a ``register(app)`` function.
+    from likeness.cli import consent, demo, faceset, provenance, render, train, verify
+
+    for module in (consent, faceset, train, render, provenance, verify, demo):
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,360 @@
+"""CLI: workspace, organisations, subjects, consent grants, performer releases, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from likeness.cli.common import console, err_console, mapped_errors, open_workspace, settings_from
+
+org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
+subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
+consent_app = typer.Typer(help="Consent grants signed by rights holders.", no_args_is_help=True)
+release_app = typer.Typer(help="Performer releases for swap-target footage.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained ledger: verify, signed head, log.", no_args_is_help=True)
+
+HolderKey = Annotated[
+    Optional[Path],
+    typer.Option("--holder-key", help="Rights holder's Ed25519 private key (default: the workspace key file)."),
+]
+
+
+def init(
+    ctx: typer.Context,
+    org: Annotated[Optional[str], typer.Option("--org", help="Also register this organisation (slug).")] = None,
+    org_name: Annotated[Optional[str], typer.Option("--org-name", help="Display name of --org.")] = None,
+) -> None:
+    """Create a workspace: database, keys folder (0700), outputs folder."""
+    from likeness.workspace import Workspace
+
+    with mapped_errors():
+        settings = settings_from(ctx)
+        workspace = Workspace.init(settings)
+        if org:
+            workspace.registry.add_org(org, org_name)
+            _signing_setup(workspace, org)
+    console.print(f"[green]workspace ready[/] at {settings.resolved_home}")
+    console.print(f"  database  {settings.resolved_database_url}")
+    console.print(f"  keys      {settings.keys_dir}")
+    console.print(f"  outputs   {settings.outputs_dir}")
+
+
+def _signing_setup(workspace, org_slug: str) -> None:
+    """Create the organisation's C2PA signing chain when the provenance package provides it."""
+    try:
+        from likeness.provenance.certificates import ensure_signing_setup
+    except ImportError:  # pragma: no cover - provenance ships with the product
+        return
+    organisation = workspace.registry.get_org(org_slug)
+    ensure_signing_setup(workspace.keys_dir / "c2pa", organisation.name)
+
+
+@org_app.command("add")
+def org_add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Short id, e.g. 'haneul-ent'.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Display name.")] = None,
+) -> None:
+    """Register an organisation and create its signing key (0600) and C2PA certificates."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        org = workspace.registry.add_org(slug, name)
+        _signing_setup(workspace, slug)
+    console.print(f"organisation [bold]{org.slug}[/] added (key {org.key_fingerprint[:24]}…)")
+
+
+@org_app.command("list")
+def org_list(ctx: typer.Context) -> None:
+    """List organisations."""
+    with mapped_errors():
+        orgs = open_workspace(ctx).registry.list_orgs()
+    table = Table("slug", "name", "key fingerprint", "created")
+    for org in orgs:
+        table.add_row(org.slug, org.name, org.key_fingerprint[:32] + "…", org.created_at)
+    console.print(table)
+
+
+@subject_app.command("add")
+def subject_add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Short id, e.g. 'mina'.")],
+    name: Annotated[Optional[str], typer.Option("--name", help="Display name.")] = None,
+    virtual: Annotated[bool, typer.Option("--virtual", help="A virtual idol owned by --owner-org.")] = False,
+    performer: Annotated[bool, typer.Option("--performer", help="A performer whose footage is a swap target.")] = False,
+    owner_org: Annotated[Optional[str], typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
+    holder: Annotated[Optional[str], typer.Option("--holder", help="Existing rights holder slug (else one is created).")] = None,
+    holder_kind: Annotated[Optional[str], typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")] = None,
+    holder_public_key: Annotated[
+        Optional[Path],
+        typer.Option("--holder-public-key", help="Take the holder's Ed25519 public key (PEM); the private key stays with them."),
+    ] = None,
+    photo: Annotated[Optional[list[Path]], typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")] = None,
+) -> None:
+    """Enrol a subject with its rights holder (a new 0600 key pair unless one is given)."""
+    if virtual and performer:
+        err_console.print("[red]error:[/] --virtual and --performer exclude each other")
+        raise typer.Exit(2)
+    kind = "virtual_idol" if virtual else "performer" if performer else "artist"
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        pem = holder_public_key.read_bytes() if holder_public_key else None
+        record = workspace.registry.add_subject(
+            slug, name or slug, kind=kind, holder=holder, holder_kind=holder_kind,
+            holder_public_key_pem=pem, owner_org=owner_org or (settings_from(ctx).org if virtual else None),
+        )
+        console.print(
+            f"subject [bold]{record.slug}[/] ({record.kind}) enrolled; rights holder "
+            f"[bold]{record.holder_slug}[/] key {record.holder_fingerprint[:24]}…"
+        )
+        if photo:
+            from likeness.faceset import enroll_reference_photos
+
+            report = enroll_reference_photos(workspace, record.slug, photo)
+            console.print(f"reference photos: {report.added} enrolled")
+            for path, reason in report.skipped:
+                console.print(f"  [yellow]skipped[/] {path}: {reason}")
+
+
+@subject_app.command("list")
+def subject_list(ctx: typer.Context) -> None:
+    """List subjects with their rights holders and reference photo counts."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        subjects = workspace.registry.list_subjects()
+        table = Table("slug", "name", "kind", "rights holder", "references")
+        for s in subjects:
+            table.add_row(s.slug, s.name, s.kind, s.holder_slug,
+                          str(len(workspace.registry.reference_embeddings(s.id))))
+    console.print(table)
+
+
+@consent_app.command("grant")
+def consent_grant(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="Subject slug.")],
+    use: Annotated[list[str], typer.Option("--use", help="Granted use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.")],
+    until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
+    valid_from: Annotated[Optional[str], typer.Option("--from", help="Start of validity (default now).")] = None,
+    max_renders: Annotated[Optional[int], typer.Option("--max-renders", help="Maximum number of renders.")] = None,
+    allow_unlabelled: Annotated[bool, typer.Option("--allow-unlabelled", help="Allow omitting the visible AI label (watermark and C2PA stay).")] = False,
+    purpose: Annotated[str, typer.Option("--purpose", help="Free-text purpose, shown to the rights holder.")] = "",
+    holder_key: HolderKey = None,
+) -> None:
+    """Sign a consent grant with the subject's rights-holder key and store it."""
+    from likeness.consent.registry import parse_when
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        grantee = workspace.registry.default_org(org or settings_from(ctx).org)
+        grant_id = workspace.registry.issue_grant(
+            subject, grantee.slug, use, valid_until=parse_when(until, end_of_day=True),
+            valid_from=parse_when(valid_from) if valid_from else None, max_renders=max_renders,
+            allow_unlabelled=allow_unlabelled, purpose=purpose, holder_key_path=holder_key,
+        )
+    console.print(f"grant [bold]{grant_id}[/] signed for {subject} → {grantee.slug}")
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    ctx: typer.Context,
+    grant: Annotated[str, typer.Argument(help="Grant id (or a unique prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the ledger).")] = "",
+    holder_key: HolderKey = None,
+) -> None:
+    """Revoke a grant, signed by the rights holder; effective immediately."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        grant_id = workspace.registry.find_grant_id(grant)
+        workspace.registry.revoke_grant(grant_id, reason=reason, holder_key_path=holder_key)
+    console.print(f"grant [bold]{grant_id}[/] revoked")
+
+
+@consent_app.command("list")
+def consent_list(
+    ctx: typer.Context,
+    subject: Annotated[Optional[str], typer.Option("--subject", help="Only this subject.")] = None,
+    org: Annotated[Optional[str], typer.Option("--org", help="Only this grantee.")] = None,
+) -> None:
+    """List grants with their current state."""
+    with mapped_errors():
+        grants = open_workspace(ctx).registry.list_grants(subject=subject, org=org)
+    table = Table("grant", "subject", "grantee", "uses", "valid until", "renders", "state")
+    table.columns[0].no_wrap = True
+    for g in grants:
+        renders = f"{g.renders_used}/{g.max_renders}" if g.max_renders else str(g.renders_used)
+        table.add_row(g.id[:8], g.subject_slug, g.org_slug, ", ".join(g.uses), g.valid_until,
+                      renders, g.state)
+    console.print(table)
+
+
+@consent_app.command("show")
+def consent_show(
+    ctx: typer.Context,
+    grant: Annotated[str, typer.Argument(help="Grant id (or a unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one grant in full."""
+    from dataclasses import asdict
+
+    with mapped_errors():
+        registry = open_workspace(ctx).registry
+        record = registry.grant_record(registry.find_grant_id(grant))
+    data = asdict(record)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        console.print(f"[bold]{key:>18}[/]  {', '.join(value) if isinstance(value, tuple) else value}")
+
+
+@consent_app.command("check")
+def consent_check(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="Subject slug.")],
+    use: Annotated[str, typer.Option("--use", help="The use to check.")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation.")] = None,
+) -> None:
+    """Exit 0 if SUBJECT may be used for USE by ORG now, else 1 with the reason."""
+    from likeness.errors import ConsentError
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        grantee = org or settings_from(ctx).org or workspace.registry.default_org().slug
+        try:
+            authz = workspace.policy.authorize(subject, use, grantee)
+        except ConsentError as exc:
+            console.print(f"[red]not authorized[/] ({exc.reason}): {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"[green]authorized[/]: {authz.subject_slug} for {authz.use} by {authz.org_slug} "
+                  f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})")
+
+
+@release_app.command("add")
+def release_add(
+    ctx: typer.Context,
+    performer: Annotated[str, typer.Argument(help="Performer slug.")],
+    until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Organisation (default: the only one).")] = None,
+    valid_from: Annotated[Optional[str], typer.Option("--from", help="Start of validity (default now).")] = None,
+    purpose: Annotated[str, typer.Option("--purpose", help="What the footage may be used for.")] = "",
+    holder_key: HolderKey = None,
+) -> None:
+    """Sign a performer's release of their footage as a swap target."""
+    from likeness.consent.registry import parse_when
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        grantee = workspace.registry.default_org(org or settings_from(ctx).org)
+        release_id = workspace.registry.issue_release(
+            performer, grantee.slug, valid_until=parse_when(until, end_of_day=True),
+            valid_from=parse_when(valid_from) if valid_from else None, purpose=purpose,
+            holder_key_path=holder_key,
+        )
+    console.print(f"release [bold]{release_id}[/] signed by {performer} for {grantee.slug}")
+
+
+@release_app.command("revoke")
+def release_revoke(
+    ctx: typer.Context,
+    release: Annotated[str, typer.Argument(help="Release id (or a unique prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the ledger).")] = "",
+    holder_key: HolderKey = None,
+) -> None:
+    """Revoke a performer release; effective immediately."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        release_id = workspace.registry.find_release_id(release)
+        workspace.registry.revoke_release(release_id, reason=reason, holder_key_path=holder_key)
+    console.print(f"release [bold]{release_id}[/] revoked")
+
+
+@release_app.command("list")
+def release_list(
+    ctx: typer.Context,
+    performer: Annotated[Optional[str], typer.Option("--performer", help="Only this performer.")] = None,
+) -> None:
+    """List performer releases with their current state."""
+    with mapped_errors():
+        releases = open_workspace(ctx).registry.list_releases(performer=performer)
+    table = Table("release", "performer", "organisation", "valid until", "state")
+    table.columns[0].no_wrap = True
+    for r in releases:
+        table.add_row(r.id[:8], r.performer_slug, r.org_slug, r.valid_until, r.state)
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    head: Annotated[Optional[Path], typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first broken row."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        report = workspace.ledger.verify()
+        head_problem = None
+        if head is not None:
+            try:
+                head_problem = workspace.check_head(json.loads(head.read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                head_problem = f"{head}: cannot read head file ({exc})"
+    if not report.ok:
+        console.print(f"[red]ledger broken[/] at row {report.broken_seq}: {report.problem}")
+        raise typer.Exit(1)
+    if head_problem:
+        console.print(f"[red]ledger does not match the exported head[/]: {head_problem}")
+        raise typer.Exit(1)
+    console.print(f"[green]ledger intact[/]: {report.rows} rows, head {report.head_hash}")
+
+
+@audit_app.command("head")
+def audit_head(
+    ctx: typer.Context,
+    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the signed head to this file.")] = None,
+) -> None:
+    """Print the current ledger head, signed with the organisation key."""
+    with mapped_errors():
+        signed = open_workspace(ctx).signed_head(org)
+    text = json.dumps(signed, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    typer.echo(text)
+
+
+@audit_app.command("log")
+def audit_log(
+    ctx: typer.Context,
+    event_type: Annotated[Optional[str], typer.Option("--type", help="Only this event type, e.g. grant.issued.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show the last N events.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Show the ledger's most recent events."""
+    with mapped_errors():
+        events = open_workspace(ctx).ledger.events(event_type, limit=limit)
+    if as_json:
+        for e in events:
+            typer.echo(json.dumps(e.as_dict()))
+        return
+    table = Table("seq", "time", "event", "details", "hash")
+    for e in events:
+        details = ", ".join(
+            f"{k}={str(v)[:14]}" for k, v in e.payload.items()
+            if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
+        )
+        table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(org_app, name="org")
+    app.add_typer(subject_app, name="subject")
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(release_app, name="release")
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,201 @@
+"""Append-only, hash-chained event ledger.
+
+Each row stores the previous row's hash and ``hash = sha256(JCS({seq, event_id, event_type,
+created_at, payload, prev_hash}))``. Editing, deleting, inserting or reordering any row breaks
+the chain at that row; rewriting the whole tail is caught by comparing against a signed head
+exported earlier (``likeness audit head``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
+from likeness.consent.tables import LedgerRow
+from likeness.errors import LedgerError
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    seq: int
+    event_id: str
+    event_type: str
+    created_at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "created_at": self.created_at,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    rows: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str | None = None
+
+
+def event_hash(
+    *, seq: int, event_id: str, event_type: str, created_at: str, payload_json: str, prev_hash: str
+) -> str:
+    """Hash of one ledger row's canonical content (the payload as its stored canonical text)."""
+    return canonical_sha256(
+        {
+            "seq": seq,
+            "event_id": event_id,
+            "event_type": event_type,
+            "created_at": created_at,
+            "payload": payload_json,
+            "prev_hash": prev_hash,
+        }
+    )
+
+
+def _event(row: LedgerRow) -> LedgerEvent:
+    return LedgerEvent(
+        seq=row.seq,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        created_at=row.created_at,
+        payload=json.loads(row.payload),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+class Ledger:
+    """The product's only writer and reader of ledger rows."""
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+
+    def append(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
+        """Append one event; retried when a concurrent writer took the same sequence number."""
+        try:
+            payload_json = canonical_bytes(payload).decode("utf-8")
+        except Exception as exc:  # rfc8785 raises its own types for floats/NaN/unsupported
+            raise LedgerError(f"ledger payload for {event_type!r} is not canonical JSON: {exc}")
+        for _attempt in range(20):
+            with self._session_factory() as session:
+                last = session.execute(
+                    select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
+                ).first()
+                seq = (last.seq + 1) if last else 1
+                prev_hash = last.hash if last else GENESIS_HASH
+                row = LedgerRow(
+                    seq=seq,
+                    event_id=uuid.uuid4().hex,
+                    event_type=event_type,
+                    created_at=utc_iso(now_utc()),
+                    payload=payload_json,
+                    prev_hash=prev_hash,
+                    hash="",
+                )
+                row.hash = event_hash(
+                    seq=seq,
+                    event_id=row.event_id,
+                    event_type=event_type,
+                    created_at=row.created_at,
+                    payload_json=payload_json,
+                    prev_hash=prev_hash,
+                )
+                session.add(row)
+                try:
+                    session.commit()
+                except (IntegrityError, OperationalError):
+                    session.rollback()
+                    continue
+                return _event(row)
+        raise LedgerError("could not append to the ledger: too much concurrent writing")
+
+    def events(self, event_type: str | None = None, *, limit: int | None = None) -> list[LedgerEvent]:
+        with self._session_factory() as session:
+            query = select(LedgerRow).order_by(LedgerRow.seq)
+            if event_type is not None:
+                query = query.where(LedgerRow.event_type == event_type)
+            if limit is not None:
+                query = query.order_by(None).order_by(LedgerRow.seq.desc()).limit(limit)
+            rows = [_event(r) for r in session.scalars(query)]
+        return sorted(rows, key=lambda e: e.seq)
+
+    def find(self, event_type: str, **payload_equals: Any) -> list[LedgerEvent]:
+        """Events of ``event_type`` whose payload has all the given key/value pairs."""
+        return [
+            e
+            for e in self.events(event_type)
+            if all(e.payload.get(k) == v for k, v in payload_equals.items())
+        ]
+
+    def head(self) -> tuple[int, str]:
+        with self._session_factory() as session:
+            last = session.execute(
+                select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
+            ).first()
+        return (last.seq, last.hash) if last else (0, GENESIS_HASH)
+
+    def hash_at(self, seq: int) -> str | None:
+        with self._session_factory() as session:
+            return session.scalar(select(LedgerRow.hash).where(LedgerRow.seq == seq))
+
+    def count(self) -> int:
+        with self._session_factory() as session:
+            return session.scalar(select(func.count()).select_from(LedgerRow)) or 0
+
+    def verify(self) -> ChainReport:
+        """Recompute the chain from the first row; report the first row that breaks it."""
+        expected_prev = GENESIS_HASH
+        expected_seq = 1
+        rows = 0
+        with self._session_factory() as session:
+            # Read in physical insertion order too, so a swapped pair of seq values shows up.
+            for row in session.scalars(select(LedgerRow).order_by(LedgerRow.seq)):
+                rows += 1
+                if row.seq != expected_seq:
+                    return ChainReport(
+                        False, rows, expected_prev, row.seq,
+                        f"row {row.seq}: expected sequence number {expected_seq} "
+                        f"(a row was deleted or inserted before it)",
+                    )
+                if row.prev_hash != expected_prev:
+                    return ChainReport(
+                        False, rows, expected_prev, row.seq,
+                        f"row {row.seq}: its previous-hash does not match row {row.seq - 1} "
+                        f"(rows were deleted, inserted or reordered)",
+                    )
+                recomputed = event_hash(
+                    seq=row.seq,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    created_at=row.created_at,
+                    payload_json=row.payload,
+                    prev_hash=row.prev_hash,
+                )
+                if recomputed != row.hash:
+                    return ChainReport(
+                        False, rows, expected_prev, row.seq,
+                        f"row {row.seq}: content does not match its hash (the row was edited)",
+                    )
+                expected_prev = row.hash
+                expected_seq += 1
+        return ChainReport(True, rows, expected_prev)

@@ -1,0 +1,659 @@
+"""The consent registry: organisations, rights holders, subjects, grants, releases, revocations.
+
+Issuing a grant or release signs its canonical payload with the rights holder's Ed25519 key (a
+0600 file). The policy engine re-verifies that signature every time a grant is used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from likeness.consent import keys
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.ledger import Ledger
+from likeness.consent.tables import (
+    Grant,
+    GrantRevocation,
+    Organisation,
+    ReferenceEmbedding,
+    Release,
+    ReleaseRevocation,
+    RenderConsumption,
+    RightsHolder,
+    Subject,
+)
+from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS, normalise_use
+from likeness.errors import ConfigError, ConsentError, RegistryError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+EMBEDDING_DIM = 128
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_slug(slug: str, what: str) -> str:
+    if not SLUG.match(slug):
+        raise RegistryError(
+            f"{what} '{slug}': use 1-64 lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
+        )
+    return slug
+
+
+# --- canonical payloads (pure): what a holder signs ------------------------------------------
+
+
+def grant_payload(grant: Grant, holder_fingerprint: str) -> dict[str, Any]:
+    return {
+        "type": "likeness.grant.v1",
+        "grant_id": grant.id,
+        "subject_id": grant.subject_id,
+        "org_id": grant.org_id,
+        "holder_id": grant.holder_id,
+        "holder_fingerprint": holder_fingerprint,
+        "uses": json.loads(grant.uses),
+        "valid_from": grant.valid_from,
+        "valid_until": grant.valid_until,
+        "max_renders": grant.max_renders,
+        "allow_unlabelled": bool(grant.allow_unlabelled),
+        "purpose": grant.purpose,
+        "issued_at": grant.issued_at,
+    }
+
+
+def release_payload(release: Release, holder_fingerprint: str) -> dict[str, Any]:
+    return {
+        "type": "likeness.release.v1",
+        "release_id": release.id,
+        "performer_id": release.performer_id,
+        "org_id": release.org_id,
+        "holder_id": release.holder_id,
+        "holder_fingerprint": holder_fingerprint,
+        "valid_from": release.valid_from,
+        "valid_until": release.valid_until,
+        "purpose": release.purpose,
+        "issued_at": release.issued_at,
+    }
+
+
+def revocation_payload(kind: str, target_id: str, revoked_at: str, reason: str) -> dict[str, Any]:
+    return {
+        "type": f"likeness.{kind}-revocation.v1",
+        f"{kind}_id": target_id,
+        "revoked_at": revoked_at,
+        "reason": reason,
+    }
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    id: str
+    slug: str
+    name: str
+    kind: str
+    holder_id: str
+    holder_slug: str
+    holder_fingerprint: str
+    owner_org_id: str | None
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    id: str
+    subject_slug: str
+    org_slug: str
+    holder_slug: str
+    uses: tuple[str, ...]
+    valid_from: str
+    valid_until: str
+    max_renders: int | None
+    renders_used: int
+    allow_unlabelled: bool
+    purpose: str
+    issued_at: str
+    signature_sha256: str
+    state: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    id: str
+    performer_slug: str
+    org_slug: str
+    valid_from: str
+    valid_until: str
+    purpose: str
+    issued_at: str
+    state: str
+    revoked_at: str | None
+
+
+class Registry:
+    """Reads and writes consent records; every change is appended to the ledger."""
+
+    def __init__(self, session_factory: Callable[[], Session], ledger: Ledger, keys_dir: Path) -> None:
+        self._session_factory = session_factory
+        self._ledger = ledger
+        self.keys_dir = keys_dir
+
+    # --- key locations -------------------------------------------------------------------
+    def holder_key_path(self, holder_slug: str) -> Path:
+        return self.keys_dir / "holders" / f"{holder_slug}.pem"
+
+    def org_key_path(self, org_slug: str) -> Path:
+        return self.keys_dir / "orgs" / f"{org_slug}.pem"
+
+    # --- organisations -------------------------------------------------------------------
+    def add_org(self, slug: str, name: str | None = None) -> Organisation:
+        check_slug(slug, "organisation")
+        with self._session_factory() as session:
+            if session.scalar(select(Organisation).where(Organisation.slug == slug)):
+                raise RegistryError(f"organisation '{slug}' already exists")
+        key = keys.generate_key(self.org_key_path(slug))
+        raw = keys.public_raw(key)
+        org = Organisation(
+            id=_new_id(), slug=slug, name=name or slug, public_key=raw.hex(),
+            key_fingerprint=keys.fingerprint(raw), created_at=utc_iso(now_utc()),
+        )
+        with self._session_factory() as session:
+            session.add(org)
+            session.commit()
+            session.refresh(org)
+            session.expunge(org)
+        self._ledger.append(
+            "org.created", {"org_id": org.id, "slug": slug, "name": org.name,
+                            "key_fingerprint": org.key_fingerprint},
+        )
+        return org
+
+    def get_org(self, slug_or_id: str) -> Organisation:
+        with self._session_factory() as session:
+            org = session.scalar(
+                select(Organisation).where(
+                    or_(Organisation.slug == slug_or_id, Organisation.id == slug_or_id)
+                )
+            )
+            if org is None:
+                raise RegistryError(f"no organisation '{slug_or_id}' (add it with: likeness org add)")
+            session.expunge(org)
+            return org
+
+    def list_orgs(self) -> list[Organisation]:
+        with self._session_factory() as session:
+            orgs = list(session.scalars(select(Organisation).order_by(Organisation.slug)))
+            for org in orgs:
+                session.expunge(org)
+            return orgs
+
+    def default_org(self, preferred: str | None = None) -> Organisation:
+        """The named org, else the only org in the workspace."""
+        if preferred:
+            return self.get_org(preferred)
+        orgs = self.list_orgs()
+        if len(orgs) == 1:
+            return orgs[0]
+        if not orgs:
+            raise RegistryError("no organisation yet (add one with: likeness org add SLUG)")
+        raise RegistryError(
+            f"several organisations ({', '.join(o.slug for o in orgs)}): pick one with --org"
+        )
+
+    # --- rights holders ------------------------------------------------------------------
+    def add_holder(
+        self, slug: str, name: str, *, kind: str, public_key_pem: bytes | None = None
+    ) -> RightsHolder:
+        """Create a holder. Without ``public_key_pem`` a new key pair is made and the private
+        key written to ``keys/holders/SLUG.pem`` (0600); with it, the private key stays with
+        the holder and must be supplied when signing."""
+        check_slug(slug, "rights holder")
+        if kind not in HOLDER_KINDS:
+            raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
+        with self._session_factory() as session:
+            if session.scalar(select(RightsHolder).where(RightsHolder.slug == slug)):
+                raise RegistryError(f"rights holder '{slug}' already exists")
+        if public_key_pem is None:
+            raw = keys.public_raw(keys.generate_key(self.holder_key_path(slug)))
+        else:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+            try:
+                pub = serialization.load_pem_public_key(public_key_pem)
+            except ValueError as exc:
+                raise ConfigError(f"holder public key is not a PEM public key ({exc})") from None
+            if not isinstance(pub, Ed25519PublicKey):
+                raise ConfigError("holder public key must be Ed25519")
+            raw = keys.public_raw(pub)
+        holder = RightsHolder(
+            id=_new_id(), slug=slug, name=name, kind=kind, public_key=raw.hex(),
+            key_fingerprint=keys.fingerprint(raw), created_at=utc_iso(now_utc()),
+        )
+        with self._session_factory() as session:
+            session.add(holder)
+            session.commit()
+            session.refresh(holder)
+            session.expunge(holder)
+        self._ledger.append(
+            "holder.created",
+            {"holder_id": holder.id, "slug": slug, "kind": kind,
+             "key_fingerprint": holder.key_fingerprint},
+        )
+        return holder
+
+    def get_holder(self, slug_or_id: str) -> RightsHolder:
+        with self._session_factory() as session:
+            holder = session.scalar(
+                select(RightsHolder).where(
+                    or_(RightsHolder.slug == slug_or_id, RightsHolder.id == slug_or_id)
+                )
+            )
+            if holder is None:
+                raise RegistryError(f"no rights holder '{slug_or_id}'")
+            session.expunge(holder)
+            return holder
+
+    # --- subjects ------------------------------------------------------------------------
+    def add_subject(
+        self, slug: str, name: str, *, kind: str = "artist", holder: str | None = None,
+        holder_kind: str | None = None, holder_public_key_pem: bytes | None = None,
+        owner_org: str | None = None,
+    ) -> SubjectRecord:
+        """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
+        with slug ``SLUG-holder`` (a new key pair, or the given public key)."""
+        check_slug(slug, "subject")
+        if kind not in SUBJECT_KINDS:
+            raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
+        with self._session_factory() as session:
+            if session.scalar(select(Subject).where(Subject.slug == slug)):
+                raise RegistryError(f"subject '{slug}' already exists")
+        owner = self.get_org(owner_org) if owner_org else None
+        if kind == "virtual_idol" and owner is None:
+            raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
+        if holder is not None:
+            holder_row = self.get_holder(holder)
+        else:
+            default_kind = {"artist": "artist", "virtual_idol": "agency", "performer": "performer"}[kind]
+            holder_row = self.add_holder(
+                f"{slug}-holder"[:64], f"{name} (rights holder)", kind=holder_kind or default_kind,
+                public_key_pem=holder_public_key_pem,
+            )
+        subject = Subject(
+            id=_new_id(), slug=slug, name=name, kind=kind, holder_id=holder_row.id,
+            owner_org_id=owner.id if owner else None, created_at=utc_iso(now_utc()),
+        )
+        with self._session_factory() as session:
+            session.add(subject)
+            session.commit()
+        self._ledger.append(
+            "subject.created",
+            {"subject_id": subject.id, "slug": slug, "kind": kind, "holder_id": holder_row.id,
+             "owner_org_id": subject.owner_org_id},
+        )
+        return self.get_subject(slug)
+
+    def get_subject(self, slug_or_id: str) -> SubjectRecord:
+        with self._session_factory() as session:
+            row = session.execute(
+                select(Subject, RightsHolder)
+                .join(RightsHolder, RightsHolder.id == Subject.holder_id)
+                .where(or_(Subject.slug == slug_or_id, Subject.id == slug_or_id))
+            ).first()
+            if row is None:
+                raise RegistryError(f"no subject '{slug_or_id}' (enrol it with: likeness subject add)")
+            subject, holder = row
+            return SubjectRecord(
+                id=subject.id, slug=subject.slug, name=subject.name, kind=subject.kind,
+                holder_id=holder.id, holder_slug=holder.slug,
+                holder_fingerprint=holder.key_fingerprint, owner_org_id=subject.owner_org_id,
+            )
+
+    def list_subjects(self) -> list[SubjectRecord]:
+        with self._session_factory() as session:
+            slugs = list(session.scalars(select(Subject.slug).order_by(Subject.slug)))
+        return [self.get_subject(s) for s in slugs]
+
+    # --- reference embeddings (identity) -------------------------------------------------
+    def add_reference_embedding(
+        self, subject: str, embedding: np.ndarray, *, source_name: str, source_sha256: str
+    ) -> bool:
+        """Store one reference embedding; returns False if this photo was already enrolled."""
+        vector = np.asarray(embedding, dtype="<f4")
+        if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
+            raise RegistryError(
+                f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}"
+            )
+        record = self.get_subject(subject)
+        row = ReferenceEmbedding(
+            subject_id=record.id, source_name=source_name[:300], source_sha256=source_sha256,
+            vector=vector.tobytes(), created_at=utc_iso(now_utc()),
+        )
+        with self._session_factory() as session:
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+        self._ledger.append(
+            "subject.reference_added",
+            {"subject_id": record.id, "source_name": source_name, "source_sha256": source_sha256},
+        )
+        return True
+
+    def reference_embeddings(self, subject: str) -> np.ndarray:
+        record = self.get_subject(subject)
+        with self._session_factory() as session:
+            blobs = list(
+                session.scalars(
+                    select(ReferenceEmbedding.vector)
+                    .where(ReferenceEmbedding.subject_id == record.id)
+                    .order_by(ReferenceEmbedding.id)
+                )
+            )
+        if not blobs:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32)
+
+    def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
+        """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references."""
+        out = []
+        for record in self.list_subjects():
+            emb = self.reference_embeddings(record.id)
+            if len(emb):
+                out.append((record.id, record.slug, record.name, emb))
+        return out
+
+    def reference_rows(self) -> list[tuple[int, str, np.ndarray]]:
+        """``(row_id, subject_id, embedding)`` of every reference, in insertion order (for
+        incremental index rebuilds)."""
+        with self._session_factory() as session:
+            rows = session.execute(
+                select(ReferenceEmbedding.id, ReferenceEmbedding.subject_id, ReferenceEmbedding.vector)
+                .order_by(ReferenceEmbedding.id)
+            ).all()
+        return [(r.id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
+
+    # --- grants --------------------------------------------------------------------------
+    def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None):
+        path = holder_key_path or self.holder_key_path(holder.slug)
+        key = keys.load_private_key(path)
+        if keys.fingerprint(keys.public_raw(key)) != holder.key_fingerprint:
+            raise ConsentError(
+                "signature_invalid",
+                f"{path}: this key is not the key of rights holder '{holder.slug}'",
+            )
+        return key
+
+    def issue_grant(
+        self, subject: str, org: str, uses: Iterable[str], *, valid_until: datetime,
+        valid_from: datetime | None = None, max_renders: int | None = None,
+        allow_unlabelled: bool = False, purpose: str = "", holder_key_path: Path | None = None,
+    ) -> str:
+        """Sign and store a grant; returns its id. Prohibited uses raise ConsentError."""
+        requested = list(uses)
+        try:
+            normalised = sorted({normalise_use(u) for u in requested})
+        except ConsentError as exc:
+            self._ledger.append(
+                "grant.refused", {"subject": subject, "org": org, "uses": requested,
+                                  "reason": exc.reason, "message": str(exc)},
+            )
+            raise
+        if not normalised:
+            raise ConsentError("use_not_granted", "a grant must name at least one use")
+        record = self.get_subject(subject)
+        if record.kind == "performer":
+            raise RegistryError(
+                f"'{record.slug}' is a performer: performers give releases (likeness release add), not grants"
+            )
+        organisation = self.get_org(org)
+        holder = self.get_holder(record.holder_id)
+        start = valid_from or now_utc()
+        if valid_until <= start:
+            raise RegistryError("valid-until must be after valid-from")
+        if max_renders is not None and max_renders < 1:
+            raise RegistryError("max renders must be at least 1")
+        key = self._signing_key(holder, holder_key_path)
+        grant = Grant(
+            id=_new_id(), subject_id=record.id, org_id=organisation.id, holder_id=holder.id,
+            uses=json.dumps(normalised), valid_from=utc_iso(start), valid_until=utc_iso(valid_until),
+            max_renders=max_renders, allow_unlabelled=allow_unlabelled, purpose=purpose,
+            issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+        )
+        payload = grant_payload(grant, holder.key_fingerprint)
+        message = canonical_bytes(payload)
+        grant.payload_sha256 = canonical_sha256(payload)
+        grant.signature = keys.sign(key, message)
+        with self._session_factory() as session:
+            session.add(grant)
+            session.commit()
+        self._ledger.append(
+            "grant.issued",
+            {**payload, "payload_sha256": grant.payload_sha256, "signature": grant.signature},
+        )
+        return grant.id
+
+    def revoke_grant(self, grant_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+            if grant is None:
+                raise RegistryError(f"no grant '{grant_id}'")
+            if session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)):
+                raise RegistryError(f"grant '{grant_id}' is already revoked")
+            holder = session.get(RightsHolder, grant.holder_id)
+            session.expunge(holder)
+        key = self._signing_key(holder, holder_key_path)
+        revoked_at = utc_iso(now_utc())
+        payload = revocation_payload("grant", grant_id, revoked_at, reason)
+        revocation = GrantRevocation(
+            id=_new_id(), grant_id=grant_id, revoked_at=revoked_at, reason=reason,
+            signature=keys.sign(key, canonical_bytes(payload)),
+        )
+        with self._session_factory() as session:
+            session.add(revocation)
+            session.commit()
+        self._ledger.append("grant.revoked", {**payload, "signature": revocation.signature})
+
+    def find_grant_id(self, prefix: str) -> str:
+        """Resolve a full grant id from a unique prefix (as shown by ``consent list``)."""
+        with self._session_factory() as session:
+            ids = list(session.scalars(select(Grant.id).where(Grant.id.startswith(prefix))))
+        if len(ids) != 1:
+            raise RegistryError(
+                f"no grant with id '{prefix}'" if not ids else f"grant id prefix '{prefix}' is ambiguous"
+            )
+        return ids[0]
+
+    def render_count(self, grant_id: str) -> int:
+        with self._session_factory() as session:
+            return session.scalar(
+                select(func.count()).select_from(RenderConsumption)
+                .where(RenderConsumption.grant_id == grant_id)
+            ) or 0
+
+    def grant_record(self, grant_id: str, *, at: datetime | None = None) -> GrantRecord:
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+            if grant is None:
+                raise RegistryError(f"no grant '{grant_id}'")
+            subject = session.get(Subject, grant.subject_id)
+            org = session.get(Organisation, grant.org_id)
+            holder = session.get(RightsHolder, grant.holder_id)
+            revocation = session.scalar(
+                select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)
+            )
+            return GrantRecord(
+                id=grant.id, subject_slug=subject.slug, org_slug=org.slug, holder_slug=holder.slug,
+                uses=tuple(json.loads(grant.uses)), valid_from=grant.valid_from,
+                valid_until=grant.valid_until, max_renders=grant.max_renders,
+                renders_used=self.render_count(grant_id), allow_unlabelled=bool(grant.allow_unlabelled),
+                purpose=grant.purpose, issued_at=grant.issued_at,
+                signature_sha256=keys_sha(grant.signature),
+                state=self.grant_state(grant_id, at=at),
+                revoked_at=revocation.revoked_at if revocation else None,
+            )
+
+    def list_grants(self, *, subject: str | None = None, org: str | None = None) -> list[GrantRecord]:
+        with self._session_factory() as session:
+            query = select(Grant.id).order_by(Grant.issued_at, Grant.id)
+            if subject:
+                query = query.where(Grant.subject_id == self.get_subject(subject).id)
+            if org:
+                query = query.where(Grant.org_id == self.get_org(org).id)
+            ids = list(session.scalars(query))
+        return [self.grant_record(i) for i in ids]
+
+    def grant_state(self, grant_id: str, *, at: datetime | None = None) -> str:
+        """``active``, ``expired``, ``not_yet_valid``, ``revoked``, ``altered`` or ``unknown``."""
+        from likeness.consent.policy import check_grant_integrity
+
+        moment = at or now_utc()
+        with self._session_factory() as session:
+            grant = session.get(Grant, grant_id)
+            if grant is None:
+                return "unknown"
+            if check_grant_integrity(session, grant) is not None:
+                return "altered"
+            if session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)):
+                return "revoked"
+            if moment < parse_utc(grant.valid_from):
+                return "not_yet_valid"
+            if moment >= parse_utc(grant.valid_until):
+                return "expired"
+            return "active"
+
+    # --- performer releases --------------------------------------------------------------
+    def issue_release(
+        self, performer: str, org: str, *, valid_until: datetime, valid_from: datetime | None = None,
+        purpose: str = "", holder_key_path: Path | None = None,
+    ) -> str:
+        record = self.get_subject(performer)
+        if record.kind != "performer":
+            raise RegistryError(
+                f"'{record.slug}' is not a performer (kind {record.kind}); releases are for target performers"
+            )
+        organisation = self.get_org(org)
+        holder = self.get_holder(record.holder_id)
+        start = valid_from or now_utc()
+        if valid_until <= start:
+            raise RegistryError("valid-until must be after valid-from")
+        key = self._signing_key(holder, holder_key_path)
+        release = Release(
+            id=_new_id(), performer_id=record.id, org_id=organisation.id, holder_id=holder.id,
+            valid_from=utc_iso(start), valid_until=utc_iso(valid_until), purpose=purpose,
+            issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+        )
+        payload = release_payload(release, holder.key_fingerprint)
+        release.payload_sha256 = canonical_sha256(payload)
+        release.signature = keys.sign(key, canonical_bytes(payload))
+        with self._session_factory() as session:
+            session.add(release)
+            session.commit()
+        self._ledger.append(
+            "release.issued",
+            {**payload, "payload_sha256": release.payload_sha256, "signature": release.signature},
+        )
+        return release.id
+
+    def revoke_release(self, release_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
+        with self._session_factory() as session:
+            release = session.get(Release, release_id)
+            if release is None:
+                raise RegistryError(f"no release '{release_id}'")
+            if session.scalar(
+                select(ReleaseRevocation).where(ReleaseRevocation.release_id == release_id)
+            ):
+                raise RegistryError(f"release '{release_id}' is already revoked")
+            holder = session.get(RightsHolder, release.holder_id)
+            session.expunge(holder)
+        key = self._signing_key(holder, holder_key_path)
+        revoked_at = utc_iso(now_utc())
+        payload = revocation_payload("release", release_id, revoked_at, reason)
+        revocation = ReleaseRevocation(
+            id=_new_id(), release_id=release_id, revoked_at=revoked_at, reason=reason,
+            signature=keys.sign(key, canonical_bytes(payload)),
+        )
+        with self._session_factory() as session:
+            session.add(revocation)
+            session.commit()
+        self._ledger.append("release.revoked", {**payload, "signature": revocation.signature})
+
+    def find_release_id(self, prefix: str) -> str:
+        with self._session_factory() as session:
+            ids = list(session.scalars(select(Release.id).where(Release.id.startswith(prefix))))
+        if len(ids) != 1:
+            raise RegistryError(
+                f"no release with id '{prefix}'" if not ids else f"release id prefix '{prefix}' is ambiguous"
+            )
+        return ids[0]
+
+    def list_releases(self, *, performer: str | None = None) -> list[ReleaseRecord]:
+        now = now_utc()
+        out = []
+        with self._session_factory() as session:
+            query = select(Release).order_by(Release.issued_at, Release.id)
+            if performer:
+                query = query.where(Release.performer_id == self.get_subject(performer).id)
+            for release in session.scalars(query):
+                revocation = session.scalar(
+                    select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)
+                )
+                if revocation:
+                    state = "revoked"
+                elif now < parse_utc(release.valid_from):
+                    state = "not_yet_valid"
+                elif now >= parse_utc(release.valid_until):
+                    state = "expired"
+                else:
+                    state = "active"
+                out.append(
+                    ReleaseRecord(
+                        id=release.id, performer_slug=session.get(Subject, release.performer_id).slug,
+                        org_slug=session.get(Organisation, release.org_id).slug,
+                        valid_from=release.valid_from, valid_until=release.valid_until,
+                        purpose=release.purpose, issued_at=release.issued_at, state=state,
+                        revoked_at=revocation.revoked_at if revocation else None,
+                    )
+                )
+        return out
+
+
+def keys_sha(signature_hex: str) -> str:
+    """Digest of a signature, as quoted in C2PA consent assertions."""
+    import hashlib
+
+    return hashlib.sha256(bytes.fromhex(signature_hex)).hexdigest()
+
+
+def parse_when(text: str, *, end_of_day: bool = False) -> datetime:
+    """Parse ``YYYY-MM-DD``, an ISO timestamp, or ``+30d`` / ``+12h`` relative to now (UTC)."""
+    text = text.strip()
+    now = now_utc()
+    if text.startswith("+") and text[-1] in "dh" and text[1:-1].isdigit():
+        amount = int(text[1:-1])
+        return now + (timedelta(days=amount) if text[-1] == "d" else timedelta(hours=amount))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RegistryError(f"'{text}' is not a date (use YYYY-MM-DD, an ISO time, or +30d)") from None
+    if moment.tzinfo is None:
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+        if end_of_day and len(text) == 10:
+            moment = moment + timedelta(days=1)
+    return moment

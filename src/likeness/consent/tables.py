@@ -1,0 +1,143 @@
+"""SQLAlchemy models of the consent registry and the ledger.
+
+Timestamps are stored as the ISO-8601 UTC strings that get signed, so a row rebuilds exactly the
+canonical payload its signature covers on SQLite and PostgreSQL alike. Schema changes go through
+Alembic migrations in ``likeness/migrations``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID = String(32)
+TS = String(20)
+HEX64 = String(64)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[str] = mapped_column(HEX64)
+    key_fingerprint: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[str] = mapped_column(TS)
+
+
+class RightsHolder(Base):
+    __tablename__ = "rights_holders"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    public_key: Mapped[str] = mapped_column(HEX64)
+    key_fingerprint: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[str] = mapped_column(TS)
+
+
+class Subject(Base):
+    __tablename__ = "subjects"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    owner_org_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    created_at: Mapped[str] = mapped_column(TS)
+
+
+class ReferenceEmbedding(Base):
+    __tablename__ = "reference_embeddings"
+    __table_args__ = (UniqueConstraint("subject_id", "source_sha256"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    source_name: Mapped[str] = mapped_column(String(300))
+    source_sha256: Mapped[str] = mapped_column(HEX64)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian (128,)
+    created_at: Mapped[str] = mapped_column(TS)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    uses: Mapped[str] = mapped_column(Text)  # JSON list, sorted
+    valid_from: Mapped[str] = mapped_column(TS)
+    valid_until: Mapped[str] = mapped_column(TS)
+    max_renders: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allow_unlabelled: Mapped[bool] = mapped_column(Boolean)
+    purpose: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[str] = mapped_column(TS)
+    payload_sha256: Mapped[str] = mapped_column(HEX64)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class GrantRevocation(Base):
+    __tablename__ = "grant_revocations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), unique=True)
+    revoked_at: Mapped[str] = mapped_column(TS)
+    reason: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    performer_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    valid_from: Mapped[str] = mapped_column(TS)
+    valid_until: Mapped[str] = mapped_column(TS)
+    purpose: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[str] = mapped_column(TS)
+    payload_sha256: Mapped[str] = mapped_column(HEX64)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class ReleaseRevocation(Base):
+    __tablename__ = "release_revocations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id"), unique=True)
+    revoked_at: Mapped[str] = mapped_column(TS)
+    reason: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuthorizationRow(Base):
+    __tablename__ = "authorizations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # grant | release
+    grant_id: Mapped[str | None] = mapped_column(ForeignKey("grants.id"), nullable=True)
+    release_id: Mapped[str | None] = mapped_column(ForeignKey("releases.id"), nullable=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    use: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    issued_at: Mapped[str] = mapped_column(TS)
+
+
+class RenderConsumption(Base):
+    __tablename__ = "render_consumptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"))
+    authorization_id: Mapped[str] = mapped_column(ForeignKey("authorizations.id"))
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    consumed_at: Mapped[str] = mapped_column(TS)
+
+
+class LedgerRow(Base):
+    __tablename__ = "ledger"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(ID, unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(TS)
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(HEX64)
+    hash: Mapped[str] = mapped_column(HEX64)

@@ -1,0 +1,55 @@
+"""The closed vocabulary of uses a grant can name, and the uses nobody can grant."""
+
+from __future__ import annotations
+
+from likeness.errors import ConsentError
+
+USES: tuple[str, ...] = (
+    "training",
+    "music_video",
+    "virtual_stage",
+    "fan_message",
+    "advertising",
+    "tribute",
+)
+
+# Never grantable, whatever a rights holder signs (DESIGN invariant 2).
+PROHIBITED_USES: tuple[str, ...] = (
+    "sexual_content",
+    "political_persuasion",
+    "defamation",
+    "fraud_impersonation",
+)
+
+_PROHIBITED_ALIASES = {
+    "sexual": "sexual_content",
+    "porn": "sexual_content",
+    "pornography": "sexual_content",
+    "nsfw": "sexual_content",
+    "political": "political_persuasion",
+    "fraud": "fraud_impersonation",
+    "impersonation": "fraud_impersonation",
+}
+
+SUBJECT_KINDS: tuple[str, ...] = ("artist", "virtual_idol", "performer")
+HOLDER_KINDS: tuple[str, ...] = ("artist", "guardian", "estate", "agency", "performer")
+
+
+def normalise_use(use: str) -> str:
+    """Return the canonical spelling of ``use``; refuse prohibited and unknown uses.
+
+    >>> normalise_use("Music-Video")
+    'music_video'
+    """
+    key = use.strip().lower().replace("-", "_").replace(" ", "_")
+    key = _PROHIBITED_ALIASES.get(key, key)
+    if key in PROHIBITED_USES:
+        raise ConsentError(
+            "prohibited_use",
+            f"'{use}' is a prohibited use ({key}); it can never be granted or authorized",
+        )
+    if key not in USES:
+        raise ConsentError(
+            "unknown_use", f"'{use}' is not a known use; choose from: {', '.join(USES)}"
+        )
+    return key

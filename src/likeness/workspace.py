@@ -1,0 +1,152 @@
+"""A workspace: folders, the registry database (migrated with Alembic), keys, outputs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from likeness.config import Settings
+from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.keys import load_private_key, sign, verify
+from likeness.consent.ledger import Ledger
+from likeness.consent.policy import PolicyEngine
+from likeness.consent.registry import Registry
+from likeness.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # foreign keys + safe concurrent writers
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (idempotent)."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def schema_is_current(engine: Engine) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    engine: Engine
+    registry: Registry
+    ledger: Ledger
+    policy: PolicyEngine
+
+    @property
+    def home(self) -> Path:
+        return self.settings.resolved_home
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.settings.keys_dir
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.settings.outputs_dir
+
+    @classmethod
+    def init(cls, settings: Settings) -> Workspace:
+        """Create (or upgrade) the workspace: folders, database schema, key folder (0700)."""
+        home = settings.resolved_home
+        for folder in (home, settings.keys_dir, settings.outputs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.keys_dir, 0o700)
+        engine = _engine(settings.resolved_database_url)
+        migrate(engine)
+        return cls._assemble(settings, engine)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Workspace:
+        home = settings.resolved_home
+        if not home.is_dir():
+            raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
+        engine = _engine(settings.resolved_database_url)
+        if not schema_is_current(engine):
+            raise ConfigError(
+                f"{settings.resolved_database_url}: database schema is missing or old (run: likeness init)"
+            )
+        return cls._assemble(settings, engine)
+
+    @classmethod
+    def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:
+        session_factory = sessionmaker(engine, expire_on_commit=False)
+        ledger = Ledger(session_factory)
+        return cls(
+            settings=settings, engine=engine,
+            registry=Registry(session_factory, ledger, settings.keys_dir),
+            ledger=ledger, policy=PolicyEngine(session_factory, ledger),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- signed ledger head ----------------------------------------------------------------
+    def signed_head(self, org: str | None = None) -> dict:
+        """The ledger head (sequence number and hash) signed with the organisation's key, to be
+        exported and later compared (detects truncation or a rewritten tail)."""
+        organisation = self.registry.default_org(org or self.settings.org)
+        seq, head_hash = self.ledger.head()
+        body = {
+            "type": "likeness.ledger-head.v1", "org_id": organisation.id, "org": organisation.slug,
+            "seq": seq, "hash": head_hash, "at": utc_iso(now_utc()),
+            "key_fingerprint": organisation.key_fingerprint,
+        }
+        key = load_private_key(self.registry.org_key_path(organisation.slug))
+        return {**body, "signature": sign(key, canonical_bytes(body))}
+
+    def check_head(self, head: dict) -> str | None:
+        """``None`` if an exported head is authentic and still part of this ledger, else why not."""
+        body = {k: v for k, v in head.items() if k != "signature"}
+        try:
+            organisation = self.registry.get_org(str(body["org_id"]))
+            seq = int(body["seq"])
+        except (KeyError, ValueError, TypeError, LookupError) as exc:
+            return f"head file is malformed ({exc})"
+        except Exception as exc:  # RegistryError for an unknown org
+            return str(exc)
+        if not verify(bytes.fromhex(organisation.public_key), canonical_bytes(body), str(head.get("signature", ""))):
+            return "head signature does not verify with the organisation key"
+        if seq == 0:
+            return None
+        current = self.ledger.hash_at(seq)
+        if current is None:
+            return f"ledger has no row {seq}: it was truncated after the head was exported"
+        if current != body.get("hash"):
+            return f"row {seq} hash differs from the exported head: the ledger was rewritten"
+        return None

@@ -1,0 +1,98 @@
+"""CLI tests, in-process with Typer's runner, on a temporary workspace."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from likeness.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    result = runner.invoke(app, ["--home", str(home), "init", "--org", "studio"])
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def run(home, *args: str, code: int = 0):
+    result = runner.invoke(app, ["--home", str(home), *args])
+    assert result.exit_code == code, (args, result.output, result.stderr if hasattr(result, "stderr") else "")
+    return result
+
+
+def test_grant_check_revoke_cycle(home):
+    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio", "--name", "Mina")
+    out = run(home, "consent", "grant", "mina", "--use", "training", "--use", "music_video",
+              "--until", "+30d", "--purpose", "debut MV").output
+    grant_id = out.split("grant ")[1].split()[0]
+    assert "authorized" in run(home, "consent", "check", "mina", "--use", "training", "--org", "studio").output
+    refused = run(home, "consent", "check", "mina", "--use", "tribute", "--org", "studio", code=1)
+    assert "use_not_granted" in refused.output
+    listing = run(home, "consent", "list").output
+    assert grant_id[:8] in listing and "active" in listing
+    shown = json.loads(run(home, "consent", "show", grant_id[:10], "--json").output)
+    assert shown["uses"] == ["music_video", "training"] and shown["purpose"] == "debut MV"
+    run(home, "consent", "revoke", grant_id[:10], "--reason", "contract ended")
+    assert "revoked" in run(home, "consent", "check", "mina", "--use", "training", code=1).output
+
+
+def test_prohibited_grant_is_an_error_not_a_traceback(home):
+    run(home, "subject", "add", "ari")
+    result = run(home, "consent", "grant", "ari", "--use", "sexual_content", "--until", "+3d", code=1)
+    assert "prohibited_use" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_release_add_list_revoke(home):
+    run(home, "subject", "add", "jun", "--performer")
+    out = run(home, "release", "add", "jun", "--until", "2099-01-01").output
+    release_id = out.split("release ")[1].split()[0]
+    assert "active" in run(home, "release", "list").output
+    run(home, "release", "revoke", release_id)
+    assert "revoked" in run(home, "release", "list").output
+
+
+def test_audit_verify_head_and_log(home, tmp_path):
+    run(home, "subject", "add", "ari")
+    assert "ledger intact" in run(home, "audit", "verify").output
+    head_file = tmp_path / "head.json"
+    head = json.loads(run(home, "audit", "head", "--out", str(head_file)).output)
+    assert head["seq"] >= 3 and len(head["signature"]) == 128
+    assert "ledger intact" in run(home, "audit", "verify", "--head", str(head_file)).output
+    log = run(home, "audit", "log", "--json").output.strip().splitlines()
+    assert json.loads(log[-1])["event_type"] == "subject.created"
+
+
+def test_commands_outside_a_workspace_fail_cleanly(tmp_path):
+    result = runner.invoke(app, ["--home", str(tmp_path / "missing"), "consent", "list"])
+    assert result.exit_code == 1
+    assert "likeness init" in result.output
+
+
+def _all_commands(group, prefix=()):
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        yield path, command
+        if hasattr(command, "commands"):
+            yield from _all_commands(command, path)
+
+
+def test_every_command_has_help():
+    import typer.main
+
+    root = typer.main.get_command(app)
+    commands = list(_all_commands(root))
+    assert len(commands) >= 20
+    for path, command in commands:
+        assert (command.help or "").strip(), f"likeness {' '.join(path)} has no help text"
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert (param.help or "").strip(), f"likeness {' '.join(path)} {param.opts} has no help"
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)

@@ -1,0 +1,101 @@
+"""Ledger tampering: edits, deletions, insertions and reorderings are named by `audit verify`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from likeness.consent.ledger import event_hash
+
+
+def _sql(ws, statement: str, **params) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _drop_triggers(ws) -> None:
+    _sql(ws, "DROP TRIGGER ledger_no_update")
+    _sql(ws, "DROP TRIGGER ledger_no_delete")
+
+
+def _seeded(consent_world, n: int = 6):
+    ws = consent_world.workspace
+    for i in range(n):
+        ws.ledger.append("test.event", {"i": i})
+    assert ws.ledger.verify().ok
+    return ws
+
+
+def test_clean_ledger_verifies(consent_world):
+    ws = _seeded(consent_world)
+    report = ws.ledger.verify()
+    assert report.ok and report.rows == ws.ledger.count() and report.broken_seq is None
+
+
+def test_triggers_refuse_update_and_delete(consent_world):
+    ws = _seeded(consent_world)
+    with pytest.raises(DatabaseError, match="append-only"):
+        _sql(ws, "UPDATE ledger SET payload = '{}' WHERE seq = 2")
+    with pytest.raises(DatabaseError, match="append-only"):
+        _sql(ws, "DELETE FROM ledger WHERE seq = 2")
+    assert ws.ledger.verify().ok
+
+
+def test_edited_row_is_named(consent_world):
+    ws = _seeded(consent_world)
+    _drop_triggers(ws)
+    _sql(ws, "UPDATE ledger SET payload = :p WHERE seq = 4", p=json.dumps({"i": 999}))
+    report = ws.ledger.verify()
+    assert not report.ok and report.broken_seq == 4 and "edited" in report.problem
+
+
+def test_deleted_row_is_named(consent_world):
+    ws = _seeded(consent_world)
+    _drop_triggers(ws)
+    _sql(ws, "DELETE FROM ledger WHERE seq = 5")
+    report = ws.ledger.verify()
+    assert not report.ok and report.broken_seq == 6
+
+
+def test_inserted_row_is_named(consent_world):
+    ws = _seeded(consent_world)
+    _drop_triggers(ws)
+    last = ws.ledger.count()
+    # Shift the tail up by one and slip a forged row (with a self-consistent hash) into the gap.
+    _sql(ws, "UPDATE ledger SET seq = seq + 1000 WHERE seq >= 3")
+    _sql(ws, "UPDATE ledger SET seq = seq - 999 WHERE seq >= 1003")
+    prev = ws.ledger.hash_at(2)
+    forged = event_hash(seq=3, event_id="f" * 32, event_type="grant.issued",
+                        created_at="2026-01-01T00:00:00Z", payload_json='{"forged":true}', prev_hash=prev)
+    _sql(ws, "INSERT INTO ledger VALUES (3, :e, 'grant.issued', '2026-01-01T00:00:00Z', :j, :p, :h)",
+         e="f" * 32, j='{"forged":true}', p=prev, h=forged)
+    report = ws.ledger.verify()
+    assert not report.ok and report.broken_seq == 4
+    assert ws.ledger.count() == last + 1
+
+
+def test_reordered_rows_are_named(consent_world):
+    ws = _seeded(consent_world)
+    _drop_triggers(ws)
+    _sql(ws, "UPDATE ledger SET seq = -1 WHERE seq = 3")
+    _sql(ws, "UPDATE ledger SET seq = 3 WHERE seq = 4")
+    _sql(ws, "UPDATE ledger SET seq = 4 WHERE seq = -1")
+    report = ws.ledger.verify()
+    assert not report.ok and report.broken_seq == 3
+
+
+def test_signed_head_detects_truncation_and_rewrite(consent_world):
+    ws = _seeded(consent_world)
+    head = ws.signed_head()
+    assert ws.check_head(head) is None
+    ws.ledger.append("test.event", {"after": "head"})
+    assert ws.check_head(head) is None  # growth after the head is fine
+    forged = dict(head, seq=1)
+    assert "signature" in ws.check_head(forged)
+    _drop_triggers(ws)
+    _sql(ws, "DELETE FROM ledger WHERE seq >= :s", s=head["seq"])
+    assert "truncated" in ws.check_head(head)
+    assert ws.ledger.verify().ok  # a clean cut of the tail is only visible against the head

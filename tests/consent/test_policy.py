@@ -1,0 +1,264 @@
+"""The bypass matrix: every refusal reason, each asserting the specific reason."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from likeness.consent import Authorization, ReleaseAuthorization, require_authorization
+from likeness.consent import keys
+from likeness.consent.canonical import canonical_bytes, now_utc
+from likeness.consent.policy import PolicyEngine
+from likeness.consent.registry import grant_payload
+from likeness.consent.tables import Grant, RightsHolder
+from likeness.errors import ConsentError, RegistryError
+
+
+def refusal(call) -> ConsentError:
+    with pytest.raises(ConsentError) as info:
+        call()
+    return info.value
+
+
+def test_authorized_grant_carries_its_facts(consent_world):
+    authz = consent_world.authorize("music_video")
+    assert isinstance(authz, Authorization)
+    assert authz.use == "music_video"
+    assert authz.subject_slug == "mina" and authz.org_slug == "studio"
+    assert authz.grant_id == consent_world.grant_id
+    assert authz.holder_fingerprint.startswith("ed25519:")
+    assert len(authz.grant_signature_sha256) == 64
+    authz.recheck()  # live
+
+
+def test_no_grant(workspace):
+    workspace.registry.add_org("studio")
+    workspace.registry.add_subject("solo", "Solo", kind="artist")
+    assert refusal(lambda: workspace.policy.authorize("solo", "training", "studio")).reason == "no_grant"
+
+
+def test_unknown_subject_and_org(consent_world):
+    policy = consent_world.workspace.policy
+    assert refusal(lambda: policy.authorize("nobody", "training", "studio")).reason == "unknown_subject"
+    assert refusal(lambda: policy.authorize("mina", "training", "nobody")).reason == "unknown_org"
+
+
+def test_wrong_grantee(consent_world):
+    consent_world.workspace.registry.add_org("rival")
+    err = refusal(lambda: consent_world.workspace.policy.authorize("mina", "training", "rival"))
+    assert err.reason == "wrong_grantee"
+    assert "rival" in str(err)
+
+
+def test_use_not_granted(workspace):
+    reg = workspace.registry
+    reg.add_org("studio")
+    reg.add_subject("ari", "Ari", kind="artist")
+    reg.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    err = refusal(lambda: workspace.policy.authorize("ari", "advertising", "studio"))
+    assert err.reason == "use_not_granted"
+
+
+@pytest.mark.parametrize("use", ["sexual_content", "political_persuasion", "defamation",
+                                 "fraud_impersonation", "porn", "impersonation"])
+def test_prohibited_use_can_be_neither_granted_nor_authorized(consent_world, use):
+    reg = consent_world.workspace.registry
+    err = refusal(lambda: reg.issue_grant("mina", "studio", ["training", use],
+                                          valid_until=now_utc() + timedelta(days=1)))
+    assert err.reason == "prohibited_use"
+    assert refusal(lambda: consent_world.authorize(use)).reason == "prohibited_use"
+
+
+def test_unknown_use(consent_world):
+    assert refusal(lambda: consent_world.authorize("deepfake_anything")).reason == "unknown_use"
+
+
+def test_expired_and_not_yet_valid(workspace):
+    reg = workspace.registry
+    reg.add_org("studio")
+    reg.add_subject("ari", "Ari", kind="artist")
+    start = now_utc() + timedelta(days=2)
+    reg.issue_grant("ari", "studio", ["training"], valid_from=start,
+                    valid_until=start + timedelta(days=5))
+    early = refusal(lambda: workspace.policy.authorize("ari", "training", "studio"))
+    assert early.reason == "not_yet_valid"
+    assert workspace.policy.authorize("ari", "training", "studio", at=start + timedelta(days=1))
+    late = refusal(lambda: workspace.policy.authorize("ari", "training", "studio",
+                                                      at=start + timedelta(days=6)))
+    assert late.reason == "expired"
+
+
+def test_revoked_grant_refuses_and_bites_live_authorizations(consent_world):
+    authz = consent_world.authorize("training")
+    consent_world.revoke_grant()
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert refusal(authz.recheck).reason == "revoked"
+    assert refusal(lambda: authz.record("faceset.created", {})).reason == "revoked"
+
+
+def test_render_limit(workspace):
+    reg = workspace.registry
+    reg.add_org("studio")
+    reg.add_subject("ari", "Ari", kind="artist")
+    reg.issue_grant("ari", "studio", ["fan_message"], max_renders=2,
+                    valid_until=now_utc() + timedelta(days=1))
+    authz = workspace.policy.authorize("ari", "fan_message", "studio")
+    authz.consume_render("job-1")
+    authz.consume_render("job-2")
+    assert refusal(lambda: authz.consume_render("job-3")).reason == "render_limit_reached"
+    assert refusal(lambda: workspace.policy.authorize("ari", "fan_message", "studio")).reason == (
+        "render_limit_reached"
+    )
+    assert reg.grant_record(reg.list_grants()[0].id).renders_used == 2
+
+
+def _sql(workspace, statement: str, **params) -> None:
+    with workspace.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def test_grant_row_edited_in_sql_after_signing(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    reg.add_subject("ari", "Ari", kind="artist")
+    grant_id = reg.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    authz = ws.policy.authorize("ari", "training", "studio")
+    # Someone with database access widens the grant to advertising.
+    _sql(ws, "UPDATE grants SET uses = :u WHERE id = :g", u='["advertising", "training"]', g=grant_id)
+    assert refusal(lambda: ws.policy.authorize("ari", "advertising", "studio")).reason == "grant_altered"
+    assert refusal(authz.recheck).reason == "grant_altered"
+    assert reg.grant_state(grant_id) == "altered"
+
+
+def test_extended_validity_edited_in_sql_is_refused(consent_world):
+    ws = consent_world.workspace
+    _sql(ws, "UPDATE grants SET valid_until = '2099-01-01T00:00:00Z' WHERE id = :g", g=consent_world.grant_id)
+    assert refusal(lambda: consent_world.authorize("training")).reason == "grant_altered"
+
+
+def test_signature_from_another_holders_key(consent_world, tmp_path):
+    ws = consent_world.workspace
+    reg = ws.registry
+    # Signing with the wrong key file is refused at issue time ...
+    other = reg.add_holder("other-holder", "Other", kind="artist")
+    err = refusal(lambda: reg.issue_grant(
+        "mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1),
+        holder_key_path=reg.holder_key_path(other.slug)))
+    assert err.reason == "signature_invalid"
+    # ... and a stored grant re-signed over the same payload with another key is refused at use.
+    with ws.engine.connect():
+        pass
+    from sqlalchemy.orm import Session
+
+    with Session(ws.engine) as session:
+        grant = session.get(Grant, consent_world.grant_id)
+        holder = session.get(RightsHolder, grant.holder_id)
+        forged = keys.sign(keys.load_private_key(reg.holder_key_path(other.slug)),
+                           canonical_bytes(grant_payload(grant, holder.key_fingerprint)))
+    _sql(ws, "UPDATE grants SET signature = :s WHERE id = :g", s=forged, g=consent_world.grant_id)
+    assert refusal(lambda: consent_world.authorize("training")).reason == "signature_invalid"
+
+
+def test_grant_moved_to_another_holder_is_refused(consent_world):
+    ws = consent_world.workspace
+    other = ws.registry.add_holder("other-holder", "Other", kind="artist")
+    _sql(ws, "UPDATE grants SET holder_id = :h WHERE id = :g", h=other.id, g=consent_world.grant_id)
+    assert refusal(lambda: consent_world.authorize("training")).reason in ("grant_altered", "signature_invalid")
+
+
+def test_release_matrix(consent_world):
+    release = consent_world.authorize_release()
+    assert isinstance(release, ReleaseAuthorization)
+    release.recheck()
+    consent_world.revoke_release()
+    assert refusal(release.recheck).reason == "release_revoked"
+    assert refusal(consent_world.authorize_release).reason == "release_revoked"
+
+
+def test_no_release_and_release_edit(consent_world):
+    ws = consent_world.workspace
+    ws.registry.add_subject("kai", "Kai", kind="performer")
+    assert refusal(lambda: ws.policy.authorize_release("kai", "studio")).reason == "no_release"
+    _sql(ws, "UPDATE releases SET valid_until = '2099-01-01T00:00:00Z' WHERE id = :r",
+         r=consent_world.release_id)
+    assert refusal(consent_world.authorize_release).reason == "release_altered"
+
+
+def test_performers_get_releases_not_grants(consent_world):
+    with pytest.raises(RegistryError):
+        consent_world.workspace.registry.issue_grant(
+            "jun", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+
+
+def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
+    with pytest.raises(TypeError):
+        Authorization()
+    with pytest.raises(TypeError):
+        ReleaseAuthorization()
+    with pytest.raises(TypeError):
+        class Fake(Authorization):  # noqa: F841
+            pass
+    authz = consent_world.authorize()
+    with pytest.raises(AttributeError):
+        authz.use = "advertising"
+    with pytest.raises(TypeError):
+        pickle.dumps(authz)
+    with pytest.raises(TypeError):
+        copy.copy(authz)
+    # A forgery assembled with object.__new__ is refused by the engine that checks it.
+    forged = object.__new__(Authorization)
+    for name in Authorization.__slots__:
+        if name != "__weakref__":
+            object.__setattr__(forged, name, getattr(authz, name))
+    assert refusal(forged.recheck).reason == "not_issued_here"
+    # An engine never trusts authorizations issued by another engine instance.
+    other_engine = PolicyEngine(lambda: None, consent_world.workspace.ledger)
+    assert refusal(lambda: other_engine.recheck(authz)).reason == "not_issued_here"
+
+
+def test_synthesis_guard_requires_real_authorization(consent_world):
+    assert refusal(lambda: require_authorization(None)).reason == "no_authorization"
+    assert refusal(lambda: require_authorization({"grant_id": consent_world.grant_id})).reason == (
+        "no_authorization"
+    )
+    authz = consent_world.authorize("training")
+    assert require_authorization(authz, use="training") is authz
+    assert refusal(lambda: require_authorization(authz, use="music_video")).reason == "use_not_granted"
+
+
+def test_every_decision_is_on_the_ledger(consent_world):
+    ws = consent_world.workspace
+    consent_world.authorize("training")
+    with pytest.raises(ConsentError):
+        consent_world.workspace.policy.authorize("mina", "training", "nobody")
+    issued = ws.ledger.find("authorization.issued", use="training")
+    refused = ws.ledger.find("authorization.refused", reason="unknown_org")
+    assert len(issued) == 1 and len(refused) == 1
+    types = [e.event_type for e in ws.ledger.events()]
+    for expected in ("org.created", "holder.created", "subject.created", "grant.issued", "release.issued"):
+        assert expected in types
+
+
+def test_private_keys_are_0600_and_never_in_the_database(consent_world):
+    ws = consent_world.workspace
+    key_path = ws.registry.holder_key_path("mina-holder")
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    pem = key_path.read_bytes()
+    secret_b64 = b"".join(pem.splitlines()[1:-1])
+    db_bytes = (ws.home / "likeness.db").read_bytes()
+    assert secret_b64 not in db_bytes
+    for event in ws.ledger.events():
+        assert secret_b64.decode() not in str(event.payload)
+
+
+def test_group_readable_key_is_refused(consent_world):
+    from likeness.errors import ConfigError
+
+    key_path = consent_world.workspace.registry.holder_key_path("mina-holder")
+    key_path.chmod(0o644)
+    with pytest.raises(ConfigError, match="0600"):
+        consent_world.revoke_grant()
