@@ -1,9 +1,19 @@
-"""CLI commands for the demo area."""
+"""CLI: the end-to-end demo."""
 
 from __future__ import annotations
 
 import typer
 
+from likeness.cli.common import console, mapped_errors, settings_from
+
+
+def demo(ctx: typer.Context) -> None:
+    """Run the whole story on generated media: consent, extraction, training, render, verify."""
+    from likeness.demo import run_demo
+
+    with mapped_errors():
+        run_demo(settings_from(ctx), console)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    app.command("demo")(demo)
