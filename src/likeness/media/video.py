@@ -1,0 +1,724 @@
+"""Video and audio codec I/O through PyAV: probe, stream frames, encode H.264 + copied audio.
+
+Conventions:
+
+* Frames are ``uint8`` RGB ``(H, W, 3)`` *as stored* in the file. Phone footage often stores
+  landscape pixels plus a display rotation; :attr:`VideoInfo.rotation` gives it (degrees,
+  counter-clockwise, one of 0/90/180/270) and ``iter_video_frames(..., autorotate=True)`` turns
+  frames upright (then pass ``rotation=0`` to :class:`VideoEncoder`). Without autorotate, pass
+  ``rotation=info.rotation`` to the encoder to keep the original display orientation.
+* YUV -> RGB uses the matrix the stream declares (BT.709 when it declares none and is HD, else
+  BT.601); the encoder converts RGB -> YUV with BT.709 (limited range) and tags the stream so.
+* Timestamps are seconds (``pts_s``) on the source stream's clock.
+
+Example::
+
+    >>> from likeness.media import probe_video, iter_video_frames, VideoEncoder
+    >>> info = probe_video("clip.mp4")                                   # doctest: +SKIP
+    >>> with VideoEncoder("out.mp4", width=info.width, height=info.height,
+    ...                   fps=info.frame_rate, audio_source="clip.mp4") as enc:  # doctest: +SKIP
+    ...     for frame in iter_video_frames("clip.mp4"):
+    ...         enc.write(frame.rgb, pts_s=frame.pts_s)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+
+from likeness.errors import MediaError
+from likeness.media.images import require_rgb
+
+__all__ = [
+    "COPYABLE_AUDIO_CODECS",
+    "DEFAULT_MAX_VIDEO_PIXELS",
+    "VideoEncoder",
+    "VideoFrame",
+    "VideoInfo",
+    "iter_video_frames",
+    "probe_video",
+    "transcode",
+]
+
+# Audio codecs the MP4 muxer carries as-is; anything else (PCM, Vorbis, ...) is re-encoded to AAC.
+COPYABLE_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+
+# 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
+DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
+
+# Output clock: 1/90000 s represents 24, 25, 30, 50, 60 and the NTSC 1000/1001 rates exactly.
+_ENCODER_TIME_BASE = Fraction(1, 90_000)
+
+# FFmpeg's av_color_*_name() spellings, keyed by the AVCOL_* values PyAV exposes as ints.
+_PRIMARIES_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+                    8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432",
+                    22: "ebu3213"}
+_TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
+              8: "linear", 9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e",
+              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
+              17: "smpte428", 18: "arib-std-b67"}
+_COLORSPACE_NAMES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
+                     7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+_RANGE_NAMES = {1: "tv", 2: "pc"}
+
+# AVCOL_SPC_* -> swscale matrix names understood by VideoFrame.reformat(src_colorspace=...).
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020",
+               10: "BT2020"}
+
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What :func:`probe_video` learns from the container header and the first frame.
+
+    ``width``/``height`` are the stored pixel size; ``rotation`` is the display rotation in
+    degrees counter-clockwise (0, 90, 180 or 270). ``fps`` is a float for arithmetic,
+    ``frame_rate`` the exact rational (None if the container does not say). ``frame_count`` is
+    the container's count (None when the format does not record it). Colour fields use FFmpeg's
+    names (e.g. ``"bt709"``, ``"tv"``) or None when unspecified.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_rate: Fraction | None
+    frame_count: int | None
+    duration_s: float
+    has_audio: bool
+    rotation: int
+    codec: str
+    pix_fmt: str | None
+    container_format: str
+    bit_rate: int | None
+    audio_codec: str | None
+    audio_sample_rate: int | None
+    audio_channels: int | None
+    audio_duration_s: float | None
+    color_primaries: str | None
+    color_trc: str | None
+    colorspace: str | None
+    color_range: str | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """``(width, height)`` as shown to a viewer, after applying ``rotation``."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One decoded frame: ``index`` counts decoded frames from 0 in presentation order,
+    ``pts_s`` is its presentation time in seconds, ``rgb`` is ``uint8 (H, W, 3)``."""
+
+    index: int
+    pts_s: float
+    rgb: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    _check_readable(path)
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.InvalidDataError as exc:
+        raise MediaError(path, "not a readable media file (corrupt or unsupported format)") from exc
+    except PermissionError as exc:
+        raise MediaError(path, "permission denied") from exc
+    except _AV_ERRORS as exc:
+        raise MediaError(path, f"cannot open media: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    # FFmpegError's str() carries an errno and the C function name; the message is enough.
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip() or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        # Cover art in audio files is an attached picture, not a video track.
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if not container.streams:
+        raise MediaError(path, "corrupt or unsupported file: no media streams found")
+    raise MediaError(path, "no video stream")
+
+
+def _normalise_rotation(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a video's size, rate, length, rotation, codecs and colour tags.
+
+    Decodes at most the first frame (the display rotation lives in its side data). Raises
+    :class:`MediaError` for missing, empty, corrupt or unsupported files, files without a video
+    stream (``"no video stream"``), and video streams with no decodable frame.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        context = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        frame_rate = Fraction(rate) if rate else None
+        fps = float(frame_rate) if frame_rate else 0.0
+
+        duration_s = _seconds(stream.duration, stream.time_base)
+        if duration_s is None and container.duration is not None:
+            duration_s = container.duration / av.time_base
+        frame_count = int(stream.frames) if stream.frames and stream.frames > 0 else None
+
+        audio = next(iter(container.streams.audio), None)
+        audio_duration_s = None
+        if audio is not None:
+            audio_duration_s = _seconds(audio.duration, audio.time_base)
+
+        first = _first_frame(container, stream, path)
+        rotation = _normalise_rotation(first.rotation)
+        primaries = context.color_primaries or first.color_primaries
+        trc = context.color_trc or first.color_trc
+        colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
+        color_range = context.color_range or first.color_range
+
+        return VideoInfo(
+            path=str(path),
+            width=int(context.width or first.width),
+            height=int(context.height or first.height),
+            fps=fps,
+            frame_rate=frame_rate,
+            frame_count=frame_count,
+            duration_s=float(duration_s or 0.0),
+            has_audio=audio is not None,
+            rotation=rotation,
+            codec=context.name,
+            pix_fmt=context.pix_fmt,
+            container_format=container.format.name,
+            bit_rate=int(stream.bit_rate) if getattr(stream, "bit_rate", None) else None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            audio_sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
+            audio_channels=int(audio.codec_context.channels) if audio is not None else None,
+            audio_duration_s=audio_duration_s,
+            color_primaries=_PRIMARIES_NAMES.get(int(primaries or 2)),
+            color_trc=_TRC_NAMES.get(int(trc or 2)),
+            colorspace=_COLORSPACE_NAMES.get(int(colorspace if colorspace is not None else 2)),
+            color_range=_RANGE_NAMES.get(int(color_range or 0)),
+        )
+    finally:
+        container.close()
+
+
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path
+) -> av.VideoFrame:
+    try:
+        for packet_number, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return frame
+            if packet_number > 256:
+                break
+    except _AV_ERRORS as exc:
+        raise MediaError(path, f"corrupt video: {_describe(exc)}") from exc
+    raise MediaError(path, "video stream has no decodable frame")
+
+
+def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, object]:
+    """Reformat arguments that convert ``frame`` to RGB with the matrix its stream declares."""
+    options: dict[str, object] = {"format": "rgb24"}
+    if frame.format.name not in ("rgb24", "bgr24", "rgba", "bgra", "gbrp", "gray"):
+        matrix = _SWS_MATRIX.get(int(frame.colorspace))
+        if matrix is None:
+            # Unspecified: what players assume (HD -> BT.709, SD -> BT.601).
+            matrix = "ITU709" if frame.height >= 720 else "ITU601"
+        options["src_colorspace"] = matrix
+        options["src_color_range"] = "JPEG" if int(frame.color_range) == 2 else "MPEG"
+        if frame.format.name.startswith("yuvj"):
+            options["src_color_range"] = "JPEG"
+    if max_side is not None and max(frame.width, frame.height) > max_side:
+        scale = max_side / max(frame.width, frame.height)
+        options["width"] = max(1, int(round(frame.width * scale)))
+        options["height"] = max(1, int(round(frame.height * scale)))
+        options["interpolation"] = "AREA"
+    return options
+
+
+def _to_rgb(frame: av.VideoFrame, *, max_side: int | None, autorotate: bool) -> np.ndarray:
+    rgb = frame.to_ndarray(**_rgb_options(frame, max_side))
+    if autorotate:
+        quarter_turns = _normalise_rotation(frame.rotation) // 90
+        if quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+    return rgb
+
+
+def iter_video_frames(
+    path: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    step: int = 1,
+    max_side: int | None = None,
+    autorotate: bool = False,
+    max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
+) -> Iterator[VideoFrame]:
+    """Stream frames ``start, start + step, ...`` of ``path`` as :class:`VideoFrame`.
+
+    Memory stays bounded (one decoded frame plus the decoder's reference frames). ``start``
+    lets a resumed job skip finished frames: on a constant-frame-rate stream it seeks to the
+    keyframe before ``start`` and decodes forward; otherwise it decodes and discards the frames
+    before ``start`` (no RGB conversion). ``max_side`` downscales so ``max(H, W) <= max_side``;
+    ``autorotate`` turns frames upright using the stream's display rotation.
+
+    Errors: :class:`MediaError` before the first frame for missing/empty/corrupt files,
+    audio-only files (``"no video stream"``) and frames above ``max_pixels``. A file that breaks
+    part-way (corrupt packets, or truncated so that frames the header promises are missing)
+    yields every frame that decoded and *then* raises :class:`MediaError` whose reason names
+    the frame index where decoding stopped; callers keep the frames they got and report it.
+    """
+    path = Path(path)
+    if not isinstance(start, int) or start < 0:
+        raise MediaError(path, f"start must be an integer >= 0, got {start!r}")
+    if not isinstance(step, int) or step < 1:
+        raise MediaError(path, f"step must be an integer >= 1, got {step!r}")
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
+        raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
+    # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
+    _check_readable(path)
+    return _iter_frames(path, start=start, step=step, max_side=max_side, autorotate=autorotate,
+                        max_pixels=max_pixels, allow_seek=True)
+
+
+def _iter_frames(
+    path: Path,
+    *,
+    start: int,
+    step: int,
+    max_side: int | None,
+    autorotate: bool,
+    max_pixels: int,
+    allow_seek: bool,
+) -> Iterator[VideoFrame]:
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > max_pixels:
+            raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate
+        expected = int(stream.frames) if stream.frames and stream.frames > 0 else None
+        time_base = stream.time_base
+        origin = stream.start_time or 0
+
+        def index_of(frame: av.VideoFrame) -> int | None:
+            if frame.pts is None or rate is None or time_base is None:
+                return None
+            return int(round(float((frame.pts - origin) * time_base * rate)))
+
+        seek_ok = allow_seek and start > 0 and rate is not None and time_base is not None and _looks_cfr(stream)
+        if seek_ok:
+            target_pts = origin + int(math.floor((start - 0.5) / rate / time_base))
+            try:
+                container.seek(max(target_pts, origin), stream=stream, backward=True, any_frame=False)
+            except _AV_ERRORS:
+                seek_ok = False
+                container.seek(origin, stream=stream, backward=True)
+
+        next_index: int | None = None if seek_ok else 0
+        last_index = -1
+        last_pts_s = 0.0
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    if next_index is None:
+                        # After a seek, the first decoded frame's timestamp gives its index;
+                        # from there on we count, which is what a full decode would number.
+                        located = index_of(frame)
+                        if located is None or located > start:
+                            raise _SeekMissed()
+                        next_index = located
+                    index = next_index
+                    next_index += 1
+                    last_index = index
+                    pts_s = float(frame.time) if frame.time is not None else index / float(rate or 1)
+                    last_pts_s = pts_s
+                    if index < start or (index - start) % step:
+                        continue
+                    if frame.width * frame.height > max_pixels:
+                        raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
+                    yield VideoFrame(index=index, pts_s=pts_s,
+                                     rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate))
+        except _SeekMissed:
+            container.close()
+            # The index could not be located from timestamps: fall back to decode-and-skip.
+            yield from _iter_frames(path, start=start, step=step, max_side=max_side,
+                                    autorotate=autorotate, max_pixels=max_pixels, allow_seek=False)
+            return
+        except MediaError:
+            raise
+        except _AV_ERRORS as exc:
+            raise MediaError(path, f"decoding stopped at frame {last_index + 1}: {_describe(exc)}") from exc
+
+        if expected is not None and last_index + 1 < expected - 1:
+            duration_s = _seconds(stream.duration, time_base)
+            frame_s = 1.0 / float(rate) if rate else 0.0
+            if duration_s is None or last_pts_s < duration_s - 2 * frame_s:
+                raise MediaError(
+                    path,
+                    f"truncated or corrupt: decoding stopped at frame {last_index + 1} "
+                    f"of {expected} (t={last_pts_s:.3f}s)",
+                )
+    finally:
+        container.close()
+
+
+class _SeekMissed(Exception):
+    """Internal: timestamps after a seek did not identify the frame index."""
+
+
+def _looks_cfr(stream: av.video.stream.VideoStream) -> bool:
+    average, base = stream.average_rate, stream.base_rate
+    if not average or not base:
+        return False
+    return abs(float(average) - float(base)) <= 0.001 * float(base)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                 "slower", "veryslow")
+
+
+def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
+    try:
+        rate = Fraction(fps).limit_denominator(10_000) if not isinstance(fps, Fraction) else fps
+    except (TypeError, ValueError) as exc:
+        raise MediaError(path, f"fps must be a positive number, got {fps!r}") from exc
+    if not rate > 0 or rate > 1000:
+        raise MediaError(path, f"fps must be in (0, 1000], got {fps!r}")
+    return rate
+
+
+class VideoEncoder:
+    """Write RGB frames to an H.264 (libx264, yuv420p, BT.709 tagged) MP4, optionally with the
+    audio of ``audio_source``. Use as a context manager::
+
+        with VideoEncoder("out.mp4", width=640, height=360, fps=25, audio_source="in.mp4") as enc:
+            enc.write(rgb)                    # constant rate: frame n at n / fps
+            enc.write(rgb, pts_s=1.234)       # or explicit times (keeps variable frame rate)
+
+    * Odd sizes: yuv420p needs even dimensions, so an odd ``width``/``height`` is padded by one
+      replicated column/row on the right/bottom; ``encoded_size`` says what was written and
+      ``padded`` is True. Content keeps its pixel coordinates (top-left aligned).
+    * Audio: the first audio stream of ``audio_source`` is copied packet-for-packet when MP4
+      carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC;
+      ``audio_mode`` is ``"copy"``, ``"aac"`` or None (no source or no audio stream). Audio past
+      the end of the video is dropped so the tracks end together.
+    * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
+      matrix, so players show the frames turned as the source was.
+    * Atomic: frames go to a temporary file beside ``path`` that is renamed over ``path`` only
+      when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
+      leaves no output file. The MP4 index is moved to the front (``faststart``) for streaming.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        fps: Fraction | float | int,
+        audio_source: str | os.PathLike[str] | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+        rotation: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        for name, value in (("width", width), ("height", height)):
+            if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= 16384:
+                raise MediaError(self.path, f"{name} must be an integer in 1..16384, got {value!r}")
+        if not isinstance(crf, (int, np.integer)) or not 0 <= int(crf) <= 51:
+            raise MediaError(self.path, f"crf must be an integer in 0..51, got {crf!r}")
+        if preset not in _X264_PRESETS:
+            raise MediaError(self.path, f"preset must be one of {', '.join(_X264_PRESETS)}, got {preset!r}")
+        if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
+            raise MediaError(self.path, f"rotation must be a multiple of 90 degrees, got {rotation!r}")
+        self.width, self.height = int(width), int(height)
+        self.frame_rate = _as_frame_rate(fps, self.path)
+        self.rotation = int(rotation) % 360
+        self.encoded_size = (self.width + self.width % 2, self.height + self.height % 2)
+        self.padded = self.encoded_size != (self.width, self.height)
+        self.frames_written = 0
+        self.audio_mode: str | None = None
+        self._frame_ticks = float(1 / self.frame_rate / _ENCODER_TIME_BASE)
+        self._next_pts_s = 0.0
+        self._last_pts: int | None = None
+        self._end_s = 0.0
+        self._closed = False
+        self._audio_input: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._pending_audio: av.Packet | None = None
+        self._audio_in_stream = None
+        self._audio_out_stream = None
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
+                                                 dir=self.path.parent)
+            os.close(handle)
+        except OSError as exc:
+            raise MediaError(self.path, f"cannot create output: {exc.strerror or exc}") from exc
+        self._temporary = Path(temporary)
+        try:
+            self._output = av.open(str(self._temporary), mode="w", format="mp4",
+                                   container_options={"movflags": "+faststart"})
+            self._video = self._add_video_stream(int(crf), preset)
+            if audio_source is not None:
+                self._add_audio(Path(audio_source))
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, MediaError):
+                raise
+            if isinstance(exc, _AV_ERRORS):
+                raise MediaError(self.path, f"cannot start encoding: {_describe(exc)}") from exc
+            raise
+
+    def _add_video_stream(self, crf: int, preset: str) -> av.video.stream.VideoStream:
+        stream = self._output.add_stream(
+            "libx264", rate=self.frame_rate, options={"crf": str(crf), "preset": preset}
+        )
+        stream.width, stream.height = self.encoded_size
+        stream.pix_fmt = "yuv420p"
+        context = stream.codec_context
+        context.time_base = _ENCODER_TIME_BASE
+        # Tag what _yuv_from_rgb produces, so decoders pick the same matrix back.
+        context.colorspace = 1
+        context.color_primaries = 1
+        context.color_trc = 1
+        context.color_range = 1
+        if self.rotation:
+            stream.set_display_rotation(self.rotation)
+        self._reformatter = av.video.reformatter.VideoReformatter()
+        return stream
+
+    def _add_audio(self, source: Path) -> None:
+        self._audio_input = _open_input(source)
+        in_stream = next(iter(self._audio_input.streams.audio), None)
+        if in_stream is None:
+            self._audio_input.close()
+            self._audio_input = None
+            return
+        self._audio_in_stream = in_stream
+        if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
+            self._audio_out_stream = self._output.add_stream_from_template(in_stream)
+            self.audio_mode = "copy"
+        else:
+            context = in_stream.codec_context
+            rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
+            layout = context.layout.name if 1 <= int(context.channels or 0) <= 8 else "stereo"
+            self._audio_out_stream = self._output.add_stream("aac", rate=rate, layout=layout)
+            self.audio_mode = "aac"
+        self._audio_packets = iter(self._audio_input.demux(in_stream))
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def write(self, rgb: np.ndarray, *, pts_s: float | None = None) -> None:
+        """Encode one RGB ``uint8 (height, width, 3)`` frame.
+
+        Without ``pts_s`` the frame follows the previous one by ``1 / fps``; with it, the frame
+        is shown at ``pts_s`` seconds (must increase by at least 1/90000 s per frame).
+        """
+        if self._closed:
+            raise MediaError(self.path, "encoder is closed")
+        try:
+            require_rgb(rgb, name=f"frame {self.frames_written}")
+        except MediaError as exc:
+            raise MediaError(self.path, exc.reason) from exc
+        if rgb.shape[:2] != (self.height, self.width):
+            raise MediaError(
+                self.path,
+                f"frame {self.frames_written}: expected shape ({self.height}, {self.width}, 3), "
+                f"got {rgb.shape}",
+            )
+        time_s = self._next_pts_s if pts_s is None else float(pts_s)
+        if not math.isfinite(time_s):
+            raise MediaError(self.path, f"frame {self.frames_written}: pts_s must be finite, got {pts_s!r}")
+        pts = int(round(time_s / float(_ENCODER_TIME_BASE)))
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise MediaError(
+                self.path,
+                f"frame {self.frames_written}: timestamps must increase "
+                f"(got {time_s:.6f}s after {self._last_pts * float(_ENCODER_TIME_BASE):.6f}s)",
+            )
+        frame = self._yuv_from_rgb(rgb)
+        frame.pts = pts
+        frame.time_base = _ENCODER_TIME_BASE
+        frame.duration = int(round(self._frame_ticks))
+        self._last_pts = pts
+        self._next_pts_s = time_s + float(1 / self.frame_rate)
+        self._end_s = max(self._end_s, self._next_pts_s)
+        try:
+            self._output.mux(self._video.encode(frame))
+            self._pump_audio(until_s=time_s)
+        except _AV_ERRORS as exc:
+            raise MediaError(self.path, f"encoding failed at frame {self.frames_written}: {_describe(exc)}") from exc
+        self.frames_written += 1
+
+    def _yuv_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
+        if self.padded:
+            rgb = np.pad(rgb, ((0, self.encoded_size[1] - self.height),
+                               (0, self.encoded_size[0] - self.width), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace="ITU709",
+                                          dst_color_range="MPEG")
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def _next_audio_packet(self) -> av.Packet | None:
+        if self._pending_audio is not None:
+            packet, self._pending_audio = self._pending_audio, None
+            return packet
+        if self._audio_packets is None:
+            return None
+        try:
+            return next(self._audio_packets)
+        except StopIteration:
+            self._audio_packets = None
+            return None
+
+    def _pump_audio(self, *, until_s: float, final: bool = False) -> None:
+        """Mux source audio up to ``until_s`` so the file stays interleaved."""
+        if self._audio_out_stream is None:
+            return
+        while True:
+            packet = self._next_audio_packet()
+            if packet is None:
+                if final and self.audio_mode == "aac":
+                    self._output.mux(self._audio_out_stream.encode(None))
+                return
+            start_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if start_s is not None and start_s >= self._end_s and final:
+                # Past the end of the video: drop the rest.
+                self._audio_packets = None
+                continue
+            if start_s is not None and start_s > until_s and not final:
+                self._pending_audio = packet
+                return
+            if self.audio_mode == "copy":
+                if packet.dts is None or packet.size == 0:
+                    continue
+                packet.stream = self._audio_out_stream
+                self._output.mux(packet)
+            else:
+                for audio_frame in packet.decode():
+                    audio_frame.pts = None
+                    self._output.mux(self._audio_out_stream.encode(audio_frame))
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Flush the encoder, finish the audio, and move the file into place. Returns ``path``."""
+        if self._closed:
+            return self.path
+        if self.frames_written == 0:
+            self.abort()
+            raise MediaError(self.path, "no frames were written")
+        try:
+            self._output.mux(self._video.encode(None))
+            self._pump_audio(until_s=self._end_s, final=True)
+            self._output.close()
+            if self._audio_input is not None:
+                self._audio_input.close()
+            os.replace(self._temporary, self.path)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, _AV_ERRORS):
+                raise MediaError(self.path, f"finishing the video failed: {_describe(exc)}") from exc
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Stop without producing an output file (the temporary file is removed)."""
+        self._closed = True
+        for container in (getattr(self, "_output", None), self._audio_input):
+            if container is not None:
+                try:
+                    container.close()
+                except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
+                    pass
+        try:
+            self._temporary.unlink()
+        except (FileNotFoundError, AttributeError):
+            pass
+
+    def __enter__(self) -> VideoEncoder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def transcode(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    crf: int = 20,
+    preset: str = "veryfast",
+    max_frames: int | None = None,
+) -> int:
+    """Decode ``src`` to RGB and encode it again with :class:`VideoEncoder` (timestamps,
+    rotation and audio kept; audio is trimmed to the video). Nothing else is done to the
+    pixels, so its speed is the floor any per-frame render can reach. ``max_frames`` stops
+    after that many frames. Returns the number of frames written."""
+    if max_frames is not None and max_frames < 1:
+        raise MediaError(src, f"max_frames must be >= 1 or None, got {max_frames!r}")
+    info = probe_video(src)
+    with VideoEncoder(dst, width=info.width, height=info.height,
+                      fps=info.frame_rate or Fraction(25), audio_source=src if info.has_audio else None,
+                      crf=crf, preset=preset, rotation=info.rotation) as encoder:
+        for frame in iter_video_frames(src):
+            if max_frames is not None and encoder.frames_written >= max_frames:
+                break
+            encoder.write(frame.rgb, pts_s=frame.pts_s)
+    return encoder.frames_written

@@ -1,0 +1,269 @@
+"""Video: probe, streaming decode with start/step, encoding (odd sizes, rotation, timestamps,
+audio copy and re-encode), atomic output, and bad or broken files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from likeness.errors import MediaError
+from likeness.media import (
+    VideoEncoder,
+    iter_video_frames,
+    probe_video,
+    transcode,
+)
+from likeness.media import synthetic
+
+SIZE = (320, 180)
+FPS = 25
+SECONDS = 1.2
+N_FRAMES = 30
+AAC_FRAME_S = 1024 / synthetic.AUDIO_SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clip")
+    return synthetic.write_clip(folder / "mina.mp4", synthetic.astronaut(), seconds=SECONDS,
+                                fps=FPS, size=SIZE, seed=4)
+
+
+@pytest.fixture(scope="module")
+def source_frames() -> list[np.ndarray]:
+    return list(synthetic.animate_portrait(synthetic.astronaut(), n_frames=N_FRAMES, size=SIZE, seed=4))
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return synthetic.write_corrupt_variants(tmp_path_factory.mktemp("bad"))
+
+
+def _audio_packets(path: Path) -> list[tuple[int | None, bytes]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(p.pts, bytes(p)) for p in container.demux(stream) if p.size]
+
+
+def _audio_duration_s(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return float(stream.duration * stream.time_base)
+
+
+def test_probe_reports_the_clip(clip: Path) -> None:
+    info = probe_video(clip)
+    assert (info.width, info.height) == SIZE
+    assert info.frame_rate == Fraction(FPS) and info.fps == pytest.approx(FPS)
+    assert info.frame_count == N_FRAMES
+    assert info.duration_s == pytest.approx(SECONDS, abs=1e-3)
+    assert info.has_audio and info.audio_codec == "aac" and info.audio_sample_rate == 48_000
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.rotation == 0
+    assert (info.colorspace, info.color_primaries, info.color_trc, info.color_range) == (
+        "bt709", "bt709", "bt709", "tv")
+    assert info.display_size == SIZE
+
+
+def test_frames_stream_in_order_and_match_the_source(clip: Path, source_frames: list[np.ndarray]) -> None:
+    frames = list(iter_video_frames(clip))
+    assert [f.index for f in frames] == list(range(N_FRAMES))
+    np.testing.assert_allclose([f.pts_s for f in frames], np.arange(N_FRAMES) / FPS, atol=1e-6)
+    for frame, original in zip(frames, source_frames, strict=True):
+        assert frame.rgb.shape == (SIZE[1], SIZE[0], 3) and frame.rgb.dtype == np.uint8
+        # CRF 20 on a detailed portrait: small error, and no colour-matrix shift in the mean.
+        error = frame.rgb.astype(np.int16) - original
+        assert np.abs(error).mean() < 6.0
+        assert np.abs(error.mean(axis=(0, 1))).max() < 1.5
+
+
+def test_start_and_step_match_a_full_decode(clip: Path) -> None:
+    full = {f.index: f for f in iter_video_frames(clip)}
+    picked = list(iter_video_frames(clip, start=13, step=4))
+    assert [f.index for f in picked] == [13, 17, 21, 25, 29]
+    for frame in picked:
+        np.testing.assert_array_equal(frame.rgb, full[frame.index].rgb)
+        assert frame.pts_s == pytest.approx(full[frame.index].pts_s)
+    assert list(iter_video_frames(clip, start=N_FRAMES)) == []
+
+
+def test_max_side_downscales(clip: Path) -> None:
+    frame = next(iter_video_frames(clip, max_side=160))
+    assert frame.rgb.shape == (90, 160, 3)
+
+
+@pytest.mark.parametrize(("argument", "value"), [("start", -1), ("step", 0), ("max_side", 1)])
+def test_bad_iteration_arguments(clip: Path, argument: str, value: int) -> None:
+    with pytest.raises(MediaError, match=argument):
+        iter_video_frames(clip, **{argument: value})
+
+
+def test_transcode_keeps_frames_duration_and_copies_audio_unchanged(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy.mp4"
+    assert transcode(clip, out, crf=23) == N_FRAMES
+    before, after = probe_video(clip), probe_video(out)
+    assert after.frame_count == before.frame_count == N_FRAMES
+    assert after.duration_s == pytest.approx(before.duration_s, abs=1e-3)
+    assert abs(_audio_duration_s(out) - _audio_duration_s(clip)) <= AAC_FRAME_S
+    assert abs(_audio_duration_s(out) - SECONDS) <= AAC_FRAME_S
+    # Copied, not re-encoded: the compressed audio packets are byte-identical.
+    assert _audio_packets(out) == _audio_packets(clip)
+
+
+@pytest.mark.parametrize(("width", "height", "encoded"), [(641, 359, (642, 360)), (360, 640, (360, 640))])
+def test_odd_and_vertical_sizes(tmp_path: Path, width: int, height: int, encoded: tuple[int, int]) -> None:
+    frames = list(synthetic.animate_portrait(synthetic.grace_hopper(), n_frames=6, size=(width, height)))
+    out = tmp_path / f"{width}x{height}.mp4"
+    with VideoEncoder(out, width=width, height=height, fps=FPS) as encoder:
+        for frame in frames:
+            encoder.write(frame)
+    assert encoder.encoded_size == encoded and encoder.padded == (encoded != (width, height))
+    info = probe_video(out)
+    assert (info.width, info.height) == encoded and info.frame_count == 6
+    decoded = list(iter_video_frames(out))
+    assert len(decoded) == 6
+    for back, original in zip(decoded, frames, strict=True):
+        # Padding is on the right/bottom: the content keeps its pixel coordinates.
+        assert np.abs(back.rgb[:height, :width].astype(np.int16) - original).mean() < 6.0
+    if encoder.padded:
+        np.testing.assert_allclose(decoded[0].rgb[:height, -1], decoded[0].rgb[:height, -2], atol=12)
+
+
+def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)  # marker in the stored top-left
+    out = tmp_path / "phone.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30, rotation=90) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    info = probe_video(out)
+    assert info.rotation == 90 and info.display_size == (90, 160)
+    as_stored = next(iter_video_frames(out))
+    upright = next(iter_video_frames(out, autorotate=True))
+    assert as_stored.rgb.shape == (90, 160, 3)
+    assert upright.rgb.shape == (160, 90, 3)
+    assert np.abs(upright.rgb.astype(np.int16) - np.rot90(stored, k=1)).mean() < 3.0
+    # Transcode keeps the display rotation.
+    transcode(out, tmp_path / "again.mp4")
+    assert probe_video(tmp_path / "again.mp4").rotation == 90
+
+
+def test_explicit_timestamps_preserve_variable_frame_rate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.02, 0.09, size=19))])
+    frame = np.full((72, 128, 3), 90, np.uint8)
+    out = tmp_path / "vfr.mp4"
+    with VideoEncoder(out, width=128, height=72, fps=25) as encoder:
+        for t in times:
+            encoder.write(frame, pts_s=float(t))
+    decoded = list(iter_video_frames(out))
+    np.testing.assert_allclose([f.pts_s for f in decoded], times, atol=1e-4)
+    later = list(iter_video_frames(out, start=11, step=4))
+    assert [f.index for f in later] == [11, 15, 19]
+    np.testing.assert_allclose([f.pts_s for f in later], times[[11, 15, 19]], atol=1e-4)
+
+
+def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
+    source = tmp_path / "speech.mov"
+    rate = 44_100
+    samples = (np.sin(np.arange(rate) * 0.05) * 8000).astype(np.int16)
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        chunk = av.AudioFrame.from_ndarray(np.stack([samples, samples]).T.reshape(1, -1).copy(),
+                                           format="s16", layout="stereo")
+        chunk.sample_rate = rate
+        chunk.pts = 0
+        container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    out = tmp_path / "with_aac.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(25):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    assert encoder.audio_mode == "aac"
+    info = probe_video(out)
+    assert info.audio_codec == "aac" and info.audio_channels == 2 and info.audio_sample_rate == rate
+    assert abs(_audio_duration_s(out) - 1.0) <= 1024 / rate + 1e-6
+
+
+def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:
+    silent = tmp_path / "silent.mp4"
+    synthetic.write_clip(silent, synthetic.astronaut(), seconds=0.2, size=(64, 48), with_audio=False)
+    with VideoEncoder(tmp_path / "out.mp4", width=64, height=48, fps=25, audio_source=silent) as encoder:
+        encoder.write(np.zeros((48, 64, 3), np.uint8))
+    assert encoder.audio_mode is None and not probe_video(tmp_path / "out.mp4").has_audio
+
+
+def test_audio_is_trimmed_to_the_video(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "short.mp4"
+    with VideoEncoder(out, width=SIZE[0], height=SIZE[1], fps=FPS, audio_source=clip) as encoder:
+        for frame in iter_video_frames(clip):
+            if frame.index == 10:
+                break
+            encoder.write(frame.rgb)
+    assert abs(_audio_duration_s(out) - 10 / FPS) <= AAC_FRAME_S
+
+
+def test_encoder_rejects_bad_frames_and_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "never.mp4"
+    with pytest.raises(MediaError, match=r"never\.mp4.*expected shape \(48, 64, 3\)"):
+        with VideoEncoder(out, width=64, height=48, fps=25) as encoder:
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+            encoder.write(np.zeros((64, 48, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+    with pytest.raises(MediaError, match="timestamps must increase"):
+        with VideoEncoder(out, width=64, height=48, fps=25) as encoder:
+            encoder.write(np.zeros((48, 64, 3), np.uint8), pts_s=1.0)
+            encoder.write(np.zeros((48, 64, 3), np.uint8), pts_s=1.0)
+    with pytest.raises(MediaError, match="no frames"):
+        with VideoEncoder(out, width=64, height=48, fps=25):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [({"crf": 99}, "crf"), ({"preset": "warp"}, "preset"), ({"rotation": 45}, "rotation"),
+     ({"fps": 0}, "fps"), ({"width": 0}, "width")],
+)
+def test_encoder_rejects_bad_options(tmp_path: Path, options: dict[str, object], reason: str) -> None:
+    arguments: dict[str, object] = {"width": 64, "height": 48, "fps": 25, **options}
+    with pytest.raises(MediaError, match=reason):
+        VideoEncoder(tmp_path / "x.mp4", **arguments)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_mp4_yields_frames_then_names_where_it_stopped(bad_files: dict[str, Path]) -> None:
+    path = bad_files["truncated_mp4"]
+    got = []
+    with pytest.raises(MediaError, match=r"truncated\.mp4.*stopped at frame (\d+)") as caught:
+        for frame in iter_video_frames(path):
+            got.append(frame.index)
+    assert 0 < len(got) < 50
+    assert got == list(range(len(got)))
+    assert f"frame {len(got)}" in str(caught.value)
+
+
+@pytest.mark.parametrize("reader", [probe_video, lambda p: list(iter_video_frames(p))])
+def test_audio_only_has_no_video_stream(bad_files: dict[str, Path], reader) -> None:  # noqa: ANN001
+    with pytest.raises(MediaError, match="no video stream") as caught:
+        reader(bad_files["audio_only_m4a"])
+    assert caught.value.path == str(bad_files["audio_only_m4a"])
+
+
+@pytest.mark.parametrize("variant", ["zero_byte_mp4", "malformed_mp4", "random_bytes_jpg", "text_png", "bomb_png"])
+@pytest.mark.parametrize("reader", [probe_video, lambda p: list(iter_video_frames(p))])
+def test_unreadable_video_files(bad_files: dict[str, Path], variant: str, reader) -> None:  # noqa: ANN001
+    with pytest.raises(MediaError) as caught:
+        reader(bad_files[variant])
+    assert caught.value.path == str(bad_files[variant])
+
+
+def test_missing_video(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="file not found"):
+        probe_video(tmp_path / "gone.mp4")
+    with pytest.raises(MediaError, match="file not found"):
+        iter_video_frames(tmp_path / "gone.mp4")
