@@ -1,0 +1,131 @@
+"""Detection + 478 landmarks in image and video mode."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+import skimage.data
+
+from likeness.errors import FaceError
+from likeness.faces import DetectedFace, FaceDetector
+from likeness.faces.canonical import CHIN, LEFT_EYE_OUTER, NOSE_TIP, RIGHT_EYE_OUTER
+
+
+def grace_hopper() -> np.ndarray:
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    with FaceDetector(max_faces=4) as face_detector:
+        yield face_detector
+
+
+def assert_plausible_face(face: DetectedFace, box: tuple[float, float, float, float]) -> None:
+    """The face's bbox overlaps the known face box well and the landmarks are ordered sanely."""
+    assert face.landmarks.shape == (478, 2) and face.landmarks.dtype == np.float32
+    x0, y0, x1, y1 = face.bbox
+    bx0, by0, bx1, by1 = box
+    inter = max(0, min(x1, bx1) - max(x0, bx0)) * max(0, min(y1, by1) - max(y0, by0))
+    union = (x1 - x0) * (y1 - y0) + (bx1 - bx0) * (by1 - by0) - inter
+    assert inter / union > 0.5, (face.bbox, box)
+    assert 0.5 <= face.score <= 1.0
+    lm = face.landmarks
+    # Subject's right eye on the image left, nose between the eyes, chin below the nose.
+    assert lm[RIGHT_EYE_OUTER, 0] < lm[NOSE_TIP, 0] < lm[LEFT_EYE_OUTER, 0]
+    assert lm[CHIN, 1] > lm[NOSE_TIP, 1] > lm[RIGHT_EYE_OUTER, 1]
+
+
+# Reference face boxes of the two package portraits (landmark extents, checked by eye).
+ASTRONAUT_FACE = (178.0, 68.0, 272.0, 178.0)
+GRACE_HOPPER_FACE = (165.0, 130.0, 355.0, 336.0)
+
+
+def test_astronaut_has_exactly_one_plausible_face(detector):
+    faces = detector.detect(skimage.data.astronaut())
+    assert len(faces) == 1
+    assert_plausible_face(faces[0], ASTRONAUT_FACE)
+
+
+def test_grace_hopper_has_exactly_one_plausible_face(detector):
+    faces = detector.detect(grace_hopper())
+    assert len(faces) == 1
+    assert_plausible_face(faces[0], GRACE_HOPPER_FACE)
+
+
+def test_composed_two_face_image_gives_two_faces(detector):
+    left = skimage.data.astronaut()[:, :400]  # 512 x 400, face well inside
+    right = cv2.resize(grace_hopper(), (437, 512))  # 606 -> 512 rows
+    group = np.ascontiguousarray(np.hstack([left, right]))
+    faces = detector.detect(group)
+    assert len(faces) == 2
+    faces.sort(key=lambda f: f.bbox[0])
+    assert_plausible_face(faces[0], ASTRONAUT_FACE)
+    sx, sy = 437 / 517, 512 / 606
+    gx0, gy0, gx1, gy1 = GRACE_HOPPER_FACE
+    assert_plausible_face(faces[1], (400 + gx0 * sx, gy0 * sy, 400 + gx1 * sx, gy1 * sy))
+
+
+def test_max_faces_limits_results():
+    left = skimage.data.astronaut()[:, :400]
+    right = cv2.resize(grace_hopper(), (437, 512))
+    group = np.ascontiguousarray(np.hstack([left, right]))
+    with FaceDetector(max_faces=1) as single:
+        assert len(single.detect(group)) == 1
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "tiny"])
+def test_no_face_in_flat_or_noise_image(detector, kind):
+    rng = np.random.default_rng(7)
+    image = {
+        "flat": np.full((480, 640, 3), 127, dtype=np.uint8),
+        "noise": rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8),
+        "tiny": rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8),
+    }[kind]
+    assert detector.detect(image) == []
+
+
+def test_face_in_large_frame_is_found_and_mapped_to_frame_pixels(detector):
+    rng = np.random.default_rng(11)
+    canvas = rng.integers(60, 90, size=(1800, 3000, 3), dtype=np.uint8)
+    canvas[1100:1612, 2300:2812] = skimage.data.astronaut()
+    faces = detector.detect(canvas)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    assert_plausible_face(faces[0], (x0 + 2300, y0 + 1100, x1 + 2300, y1 + 1100))
+
+
+def test_video_mode_tracks_a_moving_face():
+    portrait = skimage.data.astronaut()
+    with FaceDetector(max_faces=2, mode="video") as video:
+        centres = []
+        for step in range(6):
+            shift = np.float64([[1, 0, 4 * step], [0, 1, 2 * step]])
+            frame = cv2.warpAffine(portrait, shift, (512, 512), borderMode=cv2.BORDER_REFLECT)
+            faces = video.detect(frame)
+            assert len(faces) == 1
+            centres.append(faces[0].landmarks[NOSE_TIP])
+        motion = np.diff(np.array(centres), axis=0)
+        np.testing.assert_allclose(motion.mean(axis=0), [4.0, 2.0], atol=1.5)
+        video.reset()
+        assert len(video.detect(portrait)) == 1
+
+
+def test_bad_input_and_closed_detector_raise_typed_errors():
+    with pytest.raises(FaceError, match="mode"):
+        FaceDetector(mode="webcam")
+    with pytest.raises(FaceError, match="max_faces"):
+        FaceDetector(max_faces=0)
+    detector = FaceDetector()
+    with pytest.raises(FaceError, match="uint8 RGB"):
+        detector.detect(np.zeros((64, 64), dtype=np.uint8))
+    with pytest.raises(FaceError, match="uint8 RGB"):
+        detector.detect(np.zeros((64, 64, 3), dtype=np.float32))
+    detector.close()
+    with pytest.raises(FaceError, match="closed"):
+        detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
