@@ -1,9 +1,162 @@
-"""CLI commands for the faceset area."""
+"""CLI for the faceset area: ``extract``, ``faceset report|show`` and ``subject photos add``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from likeness.cli.common import console, err_console, mapped_errors, open_workspace
+
+faceset_app = typer.Typer(help="Facesets: coverage reports and contents.", no_args_is_help=True)
+photos_app = typer.Typer(help="Reference photos that identify a subject.", no_args_is_help=True)
+
+
+def extract(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders and videos, in any mix.")],
+    out: Annotated[Path, typer.Option("--out", help="New faceset folder (rerun with the same folder to resume).")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    size: Annotated[int, typer.Option("--size", help="Side of the aligned square crops in pixels.")] = 256,
+    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face kept, in source pixels.")] = 64,
+    min_sharpness: Annotated[float, typer.Option("--min-sharpness", help="Blur limit: least variance of the Laplacian.")] = 10.0,
+    max_yaw: Annotated[float, typer.Option("--max-yaw", help="Most head turn kept, in degrees.")] = 75.0,
+    max_pitch: Annotated[float, typer.Option("--max-pitch", help="Most head tilt kept, in degrees.")] = 50.0,
+    dedup: Annotated[int, typer.Option("--dedup", help="Near-duplicate limit in perceptual-hash bits (-1 keeps duplicates).")] = 3,
+    every: Annotated[int, typer.Option("--every", help="Use every n-th video frame.")] = 1,
+    crop_format: Annotated[str, typer.Option("--format", help="Crop format: png (lossless) or jpg.")] = "png",
+) -> None:
+    """Extract a subject's faces from consented footage into an aligned, identity-filtered faceset."""
+    from likeness.faceset import ExtractOptions, authorize_extraction, extract_faceset
+
+    with mapped_errors():
+        options = ExtractOptions(
+            size=size, min_face=min_face, min_sharpness=min_sharpness, max_yaw=max_yaw,
+            max_pitch=max_pitch, dedup_hamming=None if dedup < 0 else dedup, frame_step=every,
+            crop_format=crop_format,
+        )
+        workspace = open_workspace(ctx)
+        authz = authorize_extraction(workspace, subject, org)
+        columns = (
+            TextColumn("[bold]{task.fields[name]}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[faces]} faces · {task.fields[rate]:.1f} faces/s"), TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err_console, transient=True) as bar:
+            task = bar.add_task("extract", total=None, name="starting", faces=0, rate=0.0)
+
+            def show(event) -> None:
+                # Videos: frames of the current clip; photos: inputs done out of all inputs.
+                is_clip = event.frame_total is None or event.frame_total > 1
+                bar.update(
+                    task,
+                    total=event.frame_total if is_clip else event.input_total,
+                    completed=event.frame_index + 1 if is_clip else event.input_number,
+                    name=f"[{event.input_number}/{event.input_total}] {Path(event.input_path).name}",
+                    faces=event.faces_kept,
+                    rate=event.faces_seen / event.elapsed_s if event.elapsed_s > 0 else 0.0,
+                )
+
+            try:
+                report = extract_faceset(workspace, authz, inputs, out, options=options, progress=show)
+            except KeyboardInterrupt:
+                bar.stop()
+                err_console.print(
+                    "[yellow]interrupted[/]: finished frames are checkpointed; "
+                    "rerun the same command to resume"
+                )
+                raise typer.Exit(130) from None
+    for skipped in report.skipped_inputs:
+        console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}")
+    rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
+    console.print(
+        f"{report.frames_read} frames, {report.faces_seen} faces seen"
+        + (f" ({rejected})" if rejected else "")
+        + f", {report.faces_per_s:.1f} faces/s"
+        + (" [dim](resumed)[/]" if report.resumed else "")
+    )
+    if not report.ok:
+        err_console.print(f"[bold red]error:[/] no usable face of {subject} found; nothing written")
+        raise typer.Exit(1)
+    console.print(
+        f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] faces "
+        f"from {report.inputs_used} input(s), sha256 {report.faceset_sha256[:16]}…"
+    )
+
+
+@faceset_app.command("report")
+def faceset_report(
+    faceset: Annotated[Path, typer.Argument(help="Faceset folder.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default FACESET/report).")] = None,
+) -> None:
+    """Write a coverage report (report.html + summary.json): contact sheet, pose, expression, gaps."""
+    from likeness.faceset import load_faceset
+    from likeness.faceset.report import write_coverage_report
+
+    with mapped_errors():
+        report = write_coverage_report(load_faceset(faceset), out or faceset / "report")
+    for gap in report.gaps:
+        console.print(f"  [yellow]gap[/] {gap}")
+    console.print(f"[green]report[/] {report.html_path}  summary {report.summary_path}")
+
+
+@faceset_app.command("show")
+def faceset_show(
+    faceset: Annotated[Path, typer.Argument(help="Faceset folder.")],
+    verify: Annotated[bool, typer.Option("--verify", help="Also re-hash every face image.")] = False,
+) -> None:
+    """Show a faceset's manifest (subject, consent, counts) after verifying its hash."""
+    from likeness.faceset import load_faceset
+
+    with mapped_errors():
+        loaded = load_faceset(faceset, verify_images=verify)
+    manifest = loaded.manifest
+    table = Table(show_header=False, box=None)
+    table.add_row("subject", f"{manifest.subject_slug} ({manifest.subject_id})")
+    if manifest.grant_id:
+        table.add_row("grant", manifest.grant_id)
+    if manifest.release_id:
+        table.add_row("release", manifest.release_id)
+    table.add_row("faces", str(len(loaded)))
+    table.add_row("crop size", f"{manifest.size} px ({manifest.coverage})")
+    table.add_row("created", manifest.created_at)
+    table.add_row("sha256", manifest.faceset_sha256)
+    rejected = manifest.counts.get("rejected", {})
+    if rejected:
+        table.add_row("rejected", ", ".join(f"{k}={v}" for k, v in rejected.items() if v) or "none")
+    table.add_row("integrity", "verified (index and every image)" if verify else "verified (index)")
+    console.print(table)
+
+
+@photos_app.command("add")
+def photos_add(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="Subject slug.")],
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face.")],
+) -> None:
+    """Enrol reference photos: store the subject's identity embeddings used to filter footage."""
+    from likeness.faceset import enroll_reference_photos
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        report = enroll_reference_photos(workspace, subject, photos)
+    for path, reason in report.skipped:
+        console.print(f"  [yellow]skipped[/] {path}: {reason}")
+    for path in report.already_enrolled:
+        console.print(f"  [dim]already enrolled[/] {path}")
+    console.print(f"reference photos for {report.subject_slug}: {report.added} enrolled")
+    if not report.ok:
+        err_console.print("[bold red]error:[/] no usable reference photo")
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    from likeness.cli.consent import subject_app
+
+    app.command("extract")(extract)
+    app.add_typer(faceset_app, name="faceset")
+    subject_app.add_typer(photos_app, name="photos")

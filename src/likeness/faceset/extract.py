@@ -1,0 +1,855 @@
+"""Extraction: consented footage in, identity-filtered aligned faceset out.
+
+``extract_faceset`` is the only entry point. It refuses to read a single frame without an
+``Authorization`` for use ``training`` (or a performer's ``ReleaseAuthorization``), rechecks it at
+every input and every ``recheck_every`` frames, and records ``faceset.created`` on the ledger.
+
+Per frame: detect faces and 478 landmarks, keep only faces of the subject (embedding distance to
+the enrolled reference photos; for video the embedding runs once per track every
+``identity_every`` sampled frames, not on every frame), align to a square crop, measure pose and
+quality, drop faces that are too small, blurry, extreme in pose or near-duplicates, and append
+the crop and its index record. Work is checkpointed atomically in ``.progress.json`` so an
+interrupted run resumes where it stopped when called again with the same ``out`` folder.
+
+Example::
+
+    authz = workspace.policy.authorize("mina", "training", "studio")
+    report = extract_faceset(workspace, authz, ["shoot/day1.mp4", "stills/"], "mina-faceset")
+    print(report.faces_kept, report.rejected, report.skipped_inputs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
+from likeness.faceset import selection
+from likeness.faceset.format import (
+    FACES_DIR,
+    INDEX_NAME,
+    MANIFEST_NAME,
+    FaceRecord,
+    FacesetManifest,
+    atomic_write_text,
+    index_sha256,
+    read_index,
+    sha256_file,
+)
+
+PROGRESS_NAME = ".progress.json"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".m4a", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".3gp", ".flv"}
+)
+CROP_FORMATS = ("png", "jpg")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Tunable parts of extraction; defaults suit studio footage (1080p, faces >= 64 px).
+
+    ``size``: crop side in pixels. ``min_face``: smallest face kept, longer side of the landmark
+    box in source pixels. ``min_sharpness``: variance of the Laplacian of the grey crop.
+    ``max_yaw``/``max_pitch``: degrees. ``dedup_hamming``: perceptual-hash bits within which a
+    face counts as a near-duplicate of a recently kept one (None keeps duplicates).
+    ``frame_step``: use every n-th video frame. ``identity_threshold``: embedding distance for
+    "same person" (None: ``likeness.faces.IDENTITY_THRESHOLD``). ``identity_every``: re-embed a
+    tracked face every n sampled frames. ``recheck_every``: frames between consent rechecks and
+    checkpoints. ``crop_format``: "png" (lossless) or "jpg" (``jpeg_quality``).
+    """
+
+    size: int = 256
+    coverage: str = "wf"
+    min_face: int = 64
+    min_sharpness: float = 10.0
+    max_yaw: float = 75.0
+    max_pitch: float = 50.0
+    dedup_hamming: int | None = 3
+    dedup_window: int = 512
+    frame_step: int = 1
+    identity_threshold: float | None = None
+    identity_every: int = 10
+    max_faces: int = 8
+    min_confidence: float = 0.5
+    recheck_every: int = 50
+    crop_format: str = "png"
+    jpeg_quality: int = 95
+    max_pixels: int = 64_000_000
+
+    def __post_init__(self) -> None:
+        checks = [
+            (32 <= self.size <= 2048, f"size must be 32..2048 px, got {self.size}"),
+            (self.min_face >= 0, f"min_face must be >= 0, got {self.min_face}"),
+            (self.min_sharpness >= 0, f"min_sharpness must be >= 0, got {self.min_sharpness}"),
+            (0 < self.max_yaw <= 180, f"max_yaw must be in (0, 180], got {self.max_yaw}"),
+            (0 < self.max_pitch <= 180, f"max_pitch must be in (0, 180], got {self.max_pitch}"),
+            (self.frame_step >= 1, f"frame_step must be >= 1, got {self.frame_step}"),
+            (self.identity_every >= 1, f"identity_every must be >= 1, got {self.identity_every}"),
+            (self.recheck_every >= 1, f"recheck_every must be >= 1, got {self.recheck_every}"),
+            (1 <= self.max_faces <= 64, f"max_faces must be 1..64, got {self.max_faces}"),
+            (self.crop_format in CROP_FORMATS, f"crop_format must be one of {CROP_FORMATS}"),
+            (1 <= self.jpeg_quality <= 100, f"jpeg_quality must be 1..100, got {self.jpeg_quality}"),
+            (
+                self.dedup_hamming is None or 0 <= self.dedup_hamming <= 64,
+                f"dedup_hamming must be 0..64 or None, got {self.dedup_hamming}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FacesetError(f"invalid extraction option: {message}")
+
+    def output_shaping(self) -> dict[str, Any]:
+        """Options that change what is written; a resumed run must use the same ones."""
+        return {
+            "size": self.size,
+            "coverage": self.coverage,
+            "crop_format": self.crop_format,
+            "frame_step": self.frame_step,
+        }
+
+
+@dataclass(frozen=True)
+class SkippedInput:
+    """An input file that contributed nothing, and why (plain language)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExtractProgress:
+    """Sent to the ``progress`` callback after every frame."""
+
+    input_path: str
+    input_number: int
+    input_total: int
+    frame_index: int
+    frame_total: int | None
+    frames_read: int
+    faces_seen: int
+    faces_kept: int
+    elapsed_s: float
+
+
+@dataclass
+class ExtractionReport:
+    """What an extraction did. ``ok`` is False when no usable face was found (CLI exits 1)."""
+
+    out: str
+    subject_slug: str
+    faceset_sha256: str | None
+    faces_kept: int
+    faces_seen: int
+    frames_read: int
+    inputs_used: int
+    rejected: dict[str, int]
+    skipped_inputs: list[SkippedInput]
+    resumed: bool
+    frames_before_resume: int
+    elapsed_s: float
+    ledger_event_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.faces_kept > 0
+
+    @property
+    def faces_per_s(self) -> float:
+        return self.faces_seen / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["ok"] = self.ok
+        return result
+
+
+@dataclass
+class _RunState:
+    """Everything a checkpoint must restore; saved as ``.progress.json``."""
+
+    subject_id: str
+    consent_id: str
+    shaping: dict[str, Any]
+    finished_inputs: list[str] = field(default_factory=list)
+    next_frame: dict[str, int] = field(default_factory=dict)
+    index_lines: int = 0
+    next_track_id: int = 0
+    frames_read: int = 0
+    faces_seen: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(selection.REJECTION_REASONS, 0))
+    skipped_inputs: list[dict[str, str]] = field(default_factory=list)
+    inputs_used: list[str] = field(default_factory=list)
+    # Per-input tallies of the input in progress, so a resumed video is judged as a whole.
+    input_seen: dict[str, int] = field(default_factory=dict)
+    input_kept: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Track:
+    """Identity decision cached for one tracked face."""
+
+    accepted: bool
+    distance: float
+    frames_since_embed: int = 0
+
+
+def authorize_extraction(workspace: Any, subject: str, org: str | None = None) -> Any:
+    """The authorization extraction needs for ``subject``: a performer's release, else training.
+
+    ``org`` defaults to ``settings.org``, else the workspace's only organisation. Raises
+    ``ConsentError`` from the policy engine when there is no valid grant or release.
+    """
+    record = workspace.registry.get_subject(subject)
+    preferred = org or getattr(getattr(workspace, "settings", None), "org", None)
+    grantee = workspace.registry.default_org(preferred).slug
+    if record.kind == "performer":
+        return workspace.policy.authorize_release(record.slug, grantee)
+    return workspace.policy.authorize(record.slug, "training", grantee)
+
+
+def extract_faceset(
+    workspace: Any,
+    authz: Any,
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    options: ExtractOptions = ExtractOptions(),
+    progress: Callable[[ExtractProgress], None] | None = None,
+) -> ExtractionReport:
+    """Extract the authorized subject's faces from ``inputs`` (images, folders, videos) into ``out``.
+
+    ``authz`` must be an ``Authorization`` for use "training" or a ``ReleaseAuthorization``
+    issued by ``workspace.policy``; it is rechecked before the first frame is read, at every
+    input and every ``options.recheck_every`` frames (revocation stops the run and removes the
+    unfinished output). Unusable inputs are skipped with a reason. Returns an
+    ``ExtractionReport``; when no face was kept nothing is written and ``report.ok`` is False.
+    Calling again with the same ``out`` after an interruption resumes from the last checkpoint.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    subject_id, subject_slug, consent_id, grant_id, release_id = _consent_identity(authz)
+    # Before any input is touched: the authorization must still hold right now.
+    authz.recheck()
+
+    out_dir = Path(out)
+    references = _reference_embeddings(workspace, subject_slug)
+    state, resumed = _open_output(out_dir, subject_id, consent_id, options)
+    frames_before_resume = state.frames_read
+
+    from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
+
+    threshold = options.identity_threshold if options.identity_threshold is not None else IDENTITY_THRESHOLD
+
+    pipeline = _Pipeline(
+        out_dir=out_dir,
+        state=state,
+        options=options,
+        embedder=FaceEmbedder(),
+        references=references,
+        threshold=float(threshold),
+        grant_id=grant_id,
+        release_id=release_id,
+        authz=authz,
+        progress=progress,
+    )
+    try:
+        pipeline.run(inputs)
+    except ConsentError:
+        pipeline.close()
+        _discard_unfinished(out_dir)
+        raise
+    finally:
+        pipeline.close()
+
+    elapsed = pipeline.elapsed_s
+    report = ExtractionReport(
+        out=str(out_dir),
+        subject_slug=subject_slug,
+        faceset_sha256=None,
+        faces_kept=state.index_lines,
+        faces_seen=state.faces_seen,
+        frames_read=state.frames_read,
+        inputs_used=len(state.inputs_used),
+        rejected=dict(state.rejected),
+        skipped_inputs=[SkippedInput(**s) for s in state.skipped_inputs],
+        resumed=resumed,
+        frames_before_resume=frames_before_resume,
+        elapsed_s=elapsed,
+    )
+    if state.index_lines == 0:
+        _discard_unfinished(out_dir)
+        return report
+
+    authz.recheck()
+    faceset_sha256 = index_sha256(out_dir / INDEX_NAME)
+    counts = {
+        "faces": state.index_lines,
+        "faces_seen": state.faces_seen,
+        "frames_read": state.frames_read,
+        "inputs_used": len(state.inputs_used),
+        "inputs_skipped": len(state.skipped_inputs),
+        "rejected": dict(state.rejected),
+    }
+    manifest = FacesetManifest(
+        faceset_sha256=faceset_sha256,
+        subject_id=subject_id,
+        subject_slug=subject_slug,
+        grant_id=grant_id,
+        release_id=release_id,
+        org_id=getattr(authz, "org_id", None),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        counts=counts,
+        size=options.size,
+        coverage=options.coverage,
+        options=_options_for_manifest(options, threshold),
+    )
+    event = authz.record(
+        "faceset.created",
+        {
+            "faceset_sha256": faceset_sha256,
+            "subject_id": subject_id,
+            "subject_slug": subject_slug,
+            "grant_id": grant_id,
+            "release_id": release_id,
+            "faces": state.index_lines,
+            "counts": counts,
+            "size": options.size,
+            "faceset_name": out_dir.name,
+        },
+    )
+    atomic_write_text(out_dir / MANIFEST_NAME, manifest.to_json())
+    (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
+    return replace(
+        report,
+        faceset_sha256=faceset_sha256,
+        ledger_event_id=str(getattr(event, "event_id", "")) or None,
+    )
+
+
+def expand_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+) -> tuple[list[tuple[Path, str]], list[SkippedInput]]:
+    """Resolve files and folders (recursively, sorted, hidden files ignored) to (path, kind).
+
+    ``kind`` is "image" or "video" by suffix; missing paths and unsupported formats come back as
+    ``SkippedInput`` so the run can report them and go on.
+    """
+    found: list[tuple[Path, str]] = []
+    skipped: list[SkippedInput] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            candidates = [path]
+        else:
+            skipped.append(SkippedInput(str(path), "not found"))
+            continue
+        for candidate in candidates:
+            key = candidate.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            suffix = candidate.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                found.append((candidate, "image"))
+            elif suffix in VIDEO_SUFFIXES:
+                found.append((candidate, "video"))
+            else:
+                skipped.append(
+                    SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'")
+                )
+    return found, skipped
+
+
+class _Pipeline:
+    """One extraction run: owns the detector, embedder, index handle and checkpoint state."""
+
+    def __init__(
+        self,
+        *,
+        out_dir: Path,
+        state: _RunState,
+        options: ExtractOptions,
+        embedder: Any,
+        references: np.ndarray,
+        threshold: float,
+        grant_id: str | None,
+        release_id: str | None,
+        authz: Any,
+        progress: Callable[[ExtractProgress], None] | None,
+    ) -> None:
+        self.out_dir = out_dir
+        self.state = state
+        self.options = options
+        self._detectors: dict[str, Any] = {}
+        self.embedder = embedder
+        self.references = references
+        self.threshold = threshold
+        self.grant_id = grant_id
+        self.release_id = release_id
+        self.authz = authz
+        self.progress = progress
+        self.duplicates = selection.DuplicateFilter(
+            max_distance=options.dedup_hamming, window=options.dedup_window
+        )
+        index_path = out_dir / INDEX_NAME
+        if index_path.exists():
+            self.duplicates.seed(int(r.perceptual_hash, 16) for r in read_index(index_path) if r.perceptual_hash)
+        self.index = open(index_path, "a", encoding="utf-8")
+        self.frames_since_checkpoint = 0
+        self.started = time.monotonic()
+        self.elapsed_s = 0.0
+
+    def close(self) -> None:
+        if not self.index.closed:
+            self.index.close()
+        for detector in self._detectors.values():
+            detector.close()
+        self._detectors.clear()
+        self.elapsed_s = time.monotonic() - self.started
+
+    def detector(self, mode: str) -> Any:
+        """Photos use the full detector per image; clips use FaceMesh tracking (several x faster)."""
+        if mode not in self._detectors:
+            from likeness.faces import FaceDetector
+
+            self._detectors[mode] = FaceDetector(
+                max_faces=self.options.max_faces, min_confidence=self.options.min_confidence, mode=mode
+            )
+        return self._detectors[mode]
+
+    def run(self, inputs: Sequence[str | os.PathLike[str]]) -> None:
+        found, skipped = expand_inputs(inputs)
+        known_skips = {s["path"] for s in self.state.skipped_inputs}
+        for item in skipped:
+            if item.path not in known_skips:
+                self.state.skipped_inputs.append(asdict(item))
+        total = len(found)
+        for number, (path, kind) in enumerate(found, start=1):
+            key = str(path)
+            if key in self.state.finished_inputs:
+                continue
+            self.authz.recheck()
+            try:
+                if kind == "image":
+                    self._run_image(path, number, total)
+                else:
+                    self._run_video(path, number, total)
+            except MediaError as exc:
+                if self.state.input_kept.get(key, 0):
+                    # A clip that breaks part-way still gave good frames before the break.
+                    self.state.inputs_used.append(key)
+                    self._skip(key, f"{exc.reason} (faces from the frames before were kept)")
+                else:
+                    self._skip(key, exc.reason)
+            else:
+                seen = self.state.input_seen.get(key, 0)
+                kept = self.state.input_kept.get(key, 0)
+                if seen == 0:
+                    self._skip(key, "no face found" if kind == "image" else "no face found in any frame")
+                elif kept == 0:
+                    self._skip(key, "no usable face of the subject (see rejected counts)")
+                else:
+                    self.state.inputs_used.append(key)
+            self.state.finished_inputs.append(key)
+            self.state.next_frame.pop(key, None)
+            self.state.input_seen.pop(key, None)
+            self.state.input_kept.pop(key, None)
+            # Videos checkpoint at their end; stills only every ``recheck_every`` frames so a
+            # folder of thousands of photos does not fsync per photo.
+            if kind == "video" or self.frames_since_checkpoint >= self.options.recheck_every:
+                self.authz.recheck()
+                self._checkpoint()
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def _run_image(self, path: Path, number: int, total: int) -> None:
+        from likeness.media import read_image
+
+        rgb = read_image(path, max_pixels=self.options.max_pixels)
+        self._process_frame(rgb, source=str(path), frame_index=0, timestamp_s=None, tracks=None)
+        self._frame_done(str(path), number, total, 0, 1, may_checkpoint=False)
+
+    def _run_video(self, path: Path, number: int, total: int) -> None:
+        from likeness.faces import FaceTracker
+        from likeness.media import iter_video_frames, probe_video
+
+        key = str(path)
+        info = probe_video(path)
+        frame_total = getattr(info, "frame_count", None)
+        start = self.state.next_frame.get(key, 0)
+        tracker = FaceTracker()
+        self.detector("video").reset()
+        decisions: dict[int, _Track] = {}
+        global_ids: dict[int, int] = {}
+        for frame in iter_video_frames(path, start=start, step=self.options.frame_step):
+            if frame.index < start:
+                continue
+            self._process_frame(
+                frame.rgb,
+                source=key,
+                frame_index=int(frame.index),
+                timestamp_s=float(frame.pts_s) if frame.pts_s is not None else None,
+                tracks=(tracker, decisions, global_ids),
+            )
+            self.state.next_frame[key] = int(frame.index) + self.options.frame_step
+            self._frame_done(key, number, total, int(frame.index), frame_total, may_checkpoint=True)
+
+    def _frame_done(
+        self,
+        key: str,
+        number: int,
+        total: int,
+        frame_index: int,
+        frame_total: int | None,
+        *,
+        may_checkpoint: bool,
+    ) -> None:
+        self.state.frames_read += 1
+        self.frames_since_checkpoint += 1
+        if may_checkpoint and self.frames_since_checkpoint >= self.options.recheck_every:
+            self.authz.recheck()
+            self._checkpoint()
+        if self.progress is not None:
+            self.progress(
+                ExtractProgress(
+                    input_path=key,
+                    input_number=number,
+                    input_total=total,
+                    frame_index=frame_index,
+                    frame_total=frame_total,
+                    frames_read=self.state.frames_read,
+                    faces_seen=self.state.faces_seen,
+                    faces_kept=self.state.index_lines,
+                    elapsed_s=time.monotonic() - self.started,
+                )
+            )
+
+    def _skip(self, key: str, reason: str) -> None:
+        self.state.skipped_inputs = [s for s in self.state.skipped_inputs if s["path"] != key]
+        self.state.skipped_inputs.append({"path": key, "reason": reason})
+
+    def _checkpoint(self) -> None:
+        self.index.flush()
+        os.fsync(self.index.fileno())
+        atomic_write_text(self.out_dir / PROGRESS_NAME, json.dumps(asdict(self.state), indent=1))
+        self.frames_since_checkpoint = 0
+
+    # -- faces --------------------------------------------------------------------------
+
+    def _process_frame(
+        self,
+        rgb: np.ndarray,
+        *,
+        source: str,
+        frame_index: int,
+        timestamp_s: float | None,
+        tracks: tuple[Any, dict[int, _Track], dict[int, int]] | None,
+    ) -> None:
+        faces = self.detector("image" if tracks is None else "video").detect(rgb)
+        self.state.faces_seen += len(faces)
+        self.state.input_seen[source] = self.state.input_seen.get(source, 0) + len(faces)
+        if not faces:
+            return
+        if tracks is not None:
+            tracker, decisions, global_ids = tracks
+            local_ids = [int(t) for t in tracker.update([tuple(face.bbox) for face in faces])]
+        else:
+            decisions, global_ids = {}, {}
+            local_ids = list(range(len(faces)))
+        track_ids = []
+        for local_id in local_ids:
+            if local_id not in global_ids:
+                # Track ids are unique across the whole faceset, also across resumed runs.
+                global_ids[local_id] = self.state.next_track_id
+                self.state.next_track_id += 1
+            track_ids.append(global_ids[local_id])
+        sizes = [self._face_size(face) for face in faces]
+        self._update_identities(rgb, faces, sizes, track_ids, decisions)
+        for face, size, track_id in zip(faces, sizes, track_ids, strict=True):
+            self._process_face(
+                rgb,
+                face,
+                face_size=size,
+                source=source,
+                frame_index=frame_index,
+                timestamp_s=timestamp_s,
+                track_id=track_id,
+                decision=decisions.get(track_id),
+            )
+
+    @staticmethod
+    def _face_size(face: Any) -> float | None:
+        try:
+            return selection.face_extent(np.asarray(face.landmarks, dtype=np.float32))
+        except FaceError:
+            return None
+
+    def _update_identities(
+        self,
+        rgb: np.ndarray,
+        faces: Sequence[Any],
+        sizes: Sequence[float | None],
+        track_ids: Sequence[int],
+        decisions: dict[int, _Track],
+    ) -> None:
+        """Embed (in one batched call) the faces whose track has no fresh identity decision."""
+        from likeness.faces import match_identity
+
+        due: list[int] = []
+        for i, (size, track_id) in enumerate(zip(sizes, track_ids, strict=True)):
+            if size is None or size < self.options.min_face:
+                continue
+            cached = decisions.get(track_id)
+            if cached is not None and cached.frames_since_embed < self.options.identity_every:
+                cached.frames_since_embed += 1
+                continue
+            due.append(i)
+        if not due:
+            return
+        try:
+            embeddings = self.embedder.embed_many(
+                rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due]
+            )
+        except FaceError:
+            return
+        for i, embedding in zip(due, embeddings, strict=True):
+            distance, same = match_identity(embedding, self.references, threshold=self.threshold)
+            decisions[track_ids[i]] = _Track(
+                accepted=bool(same), distance=float(distance), frames_since_embed=1
+            )
+
+    def _process_face(
+        self,
+        rgb: np.ndarray,
+        face: Any,
+        *,
+        face_size: float | None,
+        source: str,
+        frame_index: int,
+        timestamp_s: float | None,
+        track_id: int,
+        decision: _Track | None,
+    ) -> None:
+        from likeness import faces as fa
+
+        landmarks = np.asarray(face.landmarks, dtype=np.float32)
+        rejected = self.state.rejected
+        if face_size is None:
+            rejected[selection.UNALIGNABLE] += 1
+            return
+        if face_size < self.options.min_face:
+            rejected[selection.TOO_SMALL] += 1
+            return
+        if decision is None:
+            rejected[selection.UNALIGNABLE] += 1
+            return
+        identity = decision
+        if not identity.accepted:
+            rejected[selection.OTHER_IDENTITY] += 1
+            return
+        height, width = rgb.shape[:2]
+        try:
+            yaw, pitch, roll = fa.head_pose(landmarks, (height, width))
+            aligned = fa.align_face(rgb, landmarks, size=self.options.size, coverage=self.options.coverage)
+        except (FaceError, ValueError, np.linalg.LinAlgError):
+            rejected[selection.UNALIGNABLE] += 1
+            return
+        if selection.pose_is_extreme(yaw, pitch, max_yaw=self.options.max_yaw, max_pitch=self.options.max_pitch):
+            rejected[selection.EXTREME_POSE] += 1
+            return
+        crop = np.ascontiguousarray(aligned.image)
+        gray = _gray(crop)
+        sharp = float(fa.sharpness(gray))
+        if sharp < self.options.min_sharpness:
+            rejected[selection.TOO_BLURRY] += 1
+            return
+        phash = selection.perceptual_hash(gray)
+        if self.duplicates.is_duplicate(phash):
+            rejected[selection.DUPLICATE] += 1
+            return
+        crop_landmarks = np.asarray(aligned.landmarks, dtype=np.float32)
+        mask = fa.hull_mask(crop_landmarks, self.options.size)
+        record = self._write_face(
+            crop,
+            source=source,
+            frame_index=frame_index,
+            timestamp_s=timestamp_s,
+            track_id=track_id,
+            landmarks=crop_landmarks,
+            affine=np.asarray(aligned.affine, dtype=np.float64),
+            pose=(float(yaw), float(pitch), float(roll)),
+            sharpness=sharp,
+            face_size=face_size,
+            eye=float(fa.eye_openness(crop_landmarks)),
+            mouth=float(fa.mouth_openness(crop_landmarks)),
+            brightness=float(fa.brightness(crop, mask)),
+            distance=identity.distance,
+            phash=phash,
+        )
+        self.duplicates.keep(phash)
+        self.index.write(record.to_json() + "\n")
+        self.state.index_lines += 1
+        self.state.input_kept[source] = self.state.input_kept.get(source, 0) + 1
+
+    def _write_face(
+        self,
+        crop: np.ndarray,
+        *,
+        source: str,
+        frame_index: int,
+        timestamp_s: float | None,
+        track_id: int,
+        landmarks: np.ndarray,
+        affine: np.ndarray,
+        pose: tuple[float, float, float],
+        sharpness: float,
+        face_size: float,
+        eye: float,
+        mouth: float,
+        brightness: float,
+        distance: float,
+        phash: int,
+    ) -> FaceRecord:
+        from likeness.media import write_image
+
+        name = f"{FACES_DIR}/{self.state.index_lines:06d}.{self.options.crop_format}"
+        path = self.out_dir / name
+        write_image(path, crop, quality=self.options.jpeg_quality)
+        return FaceRecord(
+            file=name,
+            source=source,
+            frame_index=frame_index,
+            timestamp_s=timestamp_s,
+            track_id=int(track_id),
+            landmarks=landmarks,
+            affine=affine,
+            yaw=pose[0],
+            pitch=pose[1],
+            roll=pose[2],
+            sharpness=sharpness,
+            face_size=face_size,
+            eye_openness=eye,
+            mouth_openness=mouth,
+            brightness=brightness,
+            identity_distance=distance,
+            grant_id=self.grant_id,
+            release_id=self.release_id,
+            image_sha256=sha256_file(path),
+            perceptual_hash=f"{phash:016x}",
+        )
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of a uint8 RGB image, uint8 (H, W)."""
+    weights = np.array([0.299, 0.587, 0.114])
+    return np.clip(rgb.astype(np.float64) @ weights + 0.5, 0, 255).astype(np.uint8)
+
+
+def _consent_identity(authz: Any) -> tuple[str, str, str, str | None, str | None]:
+    """(subject_id, subject_slug, consent_id, grant_id, release_id) of an accepted authorization."""
+    from likeness.consent import Authorization, ReleaseAuthorization
+
+    if isinstance(authz, Authorization):
+        if authz.use != "training":
+            raise ConsentError(
+                "use_not_granted",
+                f"extraction needs an authorization for use 'training', got '{authz.use}'",
+            )
+        return authz.subject_id, authz.subject_slug, authz.grant_id, authz.grant_id, None
+    if isinstance(authz, ReleaseAuthorization):
+        return authz.performer_id, authz.performer_slug, authz.release_id, None, authz.release_id
+    raise ConsentError(
+        "not_issued_here",
+        f"extraction needs an Authorization or ReleaseAuthorization from the policy engine, "
+        f"got {type(authz).__name__}",
+    )
+
+
+def _reference_embeddings(workspace: Any, subject_slug: str) -> np.ndarray:
+    references = np.asarray(workspace.registry.reference_embeddings(subject_slug), dtype=np.float32)
+    if references.ndim != 2 or references.shape[0] == 0:
+        raise FacesetError(
+            f"subject '{subject_slug}' has no reference photos to recognise them by; "
+            f"add some with `likeness subject photos add {subject_slug} PHOTO...`"
+        )
+    return references
+
+
+def _open_output(out_dir: Path, subject_id: str, consent_id: str, options: ExtractOptions) -> tuple[_RunState, bool]:
+    """Create ``out_dir`` or reopen an unfinished run there; returns (state, resumed)."""
+    progress_path = out_dir / PROGRESS_NAME
+    if (out_dir / MANIFEST_NAME).exists():
+        raise FacesetError(f"{out_dir}: a finished faceset is already there; choose another --out")
+    if progress_path.exists():
+        try:
+            raw = json.loads(progress_path.read_text(encoding="utf-8"))
+            state = _RunState(**raw)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FacesetError(f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over") from None
+        if state.subject_id != subject_id or state.consent_id != consent_id:
+            raise FacesetError(
+                f"{out_dir}: holds an unfinished extraction for another subject or grant; "
+                "choose another --out"
+            )
+        if state.shaping != options.output_shaping():
+            raise FacesetError(
+                f"{out_dir}: unfinished extraction used options {state.shaping}; "
+                f"resume with the same options (got {options.output_shaping()})"
+            )
+        _truncate_to_checkpoint(out_dir, state.index_lines)
+        return state, True
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FacesetError(f"{out_dir}: folder is not empty; choose a new folder for the faceset")
+    try:
+        (out_dir / FACES_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FacesetError(f"{out_dir}: cannot create the faceset folder ({exc})") from None
+    (out_dir / INDEX_NAME).touch()
+    return _RunState(subject_id=subject_id, consent_id=consent_id, shaping=options.output_shaping()), False
+
+
+def _truncate_to_checkpoint(out_dir: Path, index_lines: int) -> None:
+    """Drop index lines and crops written after the last checkpoint (work that will be redone)."""
+    index_path = out_dir / INDEX_NAME
+    lines = index_path.read_text(encoding="utf-8").splitlines(keepends=True) if index_path.exists() else []
+    if len(lines) < index_lines:
+        raise FacesetError(f"{index_path}: shorter than its checkpoint; delete the folder to start over")
+    atomic_write_text(index_path, "".join(lines[:index_lines]))
+    faces_dir = out_dir / FACES_DIR
+    faces_dir.mkdir(exist_ok=True)
+    for crop in faces_dir.iterdir():
+        stem = crop.stem
+        if stem.isdigit() and int(stem) >= index_lines:
+            crop.unlink()
+
+
+def _discard_unfinished(out_dir: Path) -> None:
+    """Remove what this run wrote (crops, index, checkpoint); never anything else."""
+    shutil.rmtree(out_dir / FACES_DIR, ignore_errors=True)
+    for name in (INDEX_NAME, PROGRESS_NAME, f".{INDEX_NAME}.tmp", f".{PROGRESS_NAME}.tmp"):
+        (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _options_for_manifest(options: ExtractOptions, threshold: float) -> dict[str, Any]:
+    recorded = asdict(options)
+    recorded["identity_threshold"] = float(threshold)
+    return recorded

@@ -1,0 +1,331 @@
+"""The faceset on disk: aligned face crops, one JSON-Lines index, and a hashed manifest.
+
+Layout of a faceset folder::
+
+    FACESET/
+      faces/000000.png ...   aligned RGB crops (size x size), one per record
+      index.jsonl            one JSON object per face, in ``faces/`` order
+      manifest.json          faceset_sha256, subject, grant or release, created_at, counts, size
+
+``faceset_sha256`` is the SHA-256 of the ``index.jsonl`` bytes. Every index record carries the
+SHA-256 of its image file, so the one hash binds the metadata and every pixel, and it is
+deterministic: the same footage, options and grant give the same hash (``created_at`` lives in
+the manifest, outside the hash). Reading a faceset never needs the source footage.
+
+Example::
+
+    faceset = load_faceset("mina-faceset")
+    for record in faceset:
+        crop = faceset.image(record)     # uint8 (size, size, 3) RGB, loaded lazily
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.errors import FacesetError, MediaError
+
+FACESET_FORMAT = "likeness.faceset/1"
+INDEX_NAME = "index.jsonl"
+MANIFEST_NAME = "manifest.json"
+FACES_DIR = "faces"
+LANDMARK_COUNT = 478
+
+# Landmarks are crop pixels: a thousandth of a pixel is far below any use downstream and keeps
+# the index about half the size of full float precision.
+_LANDMARK_DECIMALS = 3
+_METRIC_DECIMALS = 4
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One aligned face of a faceset (one line of ``index.jsonl``).
+
+    ``landmarks`` are float32 (478, 2) in crop pixel coordinates; ``affine`` is float64 (2, 3)
+    mapping source-frame pixels to crop pixels. Angles are degrees (``faces.head_pose``
+    convention); ``face_size`` is the face's extent in source pixels; ``sharpness`` is the
+    variance of the Laplacian of the grey crop; ``brightness`` is mean grey level 0..255 inside
+    the face; ``identity_distance`` is the distance to the closest reference embedding.
+    """
+
+    file: str
+    source: str
+    frame_index: int
+    timestamp_s: float | None
+    track_id: int
+    landmarks: np.ndarray
+    affine: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+    sharpness: float
+    face_size: float
+    eye_openness: float
+    mouth_openness: float
+    brightness: float
+    identity_distance: float
+    grant_id: str | None
+    release_id: str | None = None
+    image_sha256: str = ""
+    perceptual_hash: str = ""
+
+    def to_json(self) -> str:
+        """One index line (no newline); key order and float rounding fixed for hashing."""
+        record: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
+            if name == "landmarks":
+                value = np.round(np.asarray(value, dtype=np.float64), _LANDMARK_DECIMALS).tolist()
+            elif name == "affine":
+                value = np.asarray(value, dtype=np.float64).tolist()
+            elif isinstance(value, float):
+                value = _finite(round(value, _METRIC_DECIMALS), name)
+            record[name] = value
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, where: str = "index") -> FaceRecord:
+        """Parse one index object; raises ``FacesetError`` naming ``where`` on any bad field."""
+        if not isinstance(raw, Mapping):
+            raise FacesetError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        names = {f.name for f in fields(cls)}
+        required = names - {"release_id", "image_sha256", "perceptual_hash"}
+        missing = sorted(required - raw.keys())
+        if missing:
+            raise FacesetError(f"{where}: missing field(s) {', '.join(missing)}")
+        values = {k: raw[k] for k in names if k in raw}
+        try:
+            landmarks = np.asarray(values["landmarks"], dtype=np.float32)
+            affine = np.asarray(values["affine"], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise FacesetError(f"{where}: landmarks/affine are not numeric arrays ({exc})") from None
+        if landmarks.shape != (LANDMARK_COUNT, 2):
+            raise FacesetError(
+                f"{where}: landmarks must be ({LANDMARK_COUNT}, 2), got {landmarks.shape}"
+            )
+        if affine.shape != (2, 3):
+            raise FacesetError(f"{where}: affine must be (2, 3), got {affine.shape}")
+        values["landmarks"] = landmarks
+        values["affine"] = affine
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise FacesetError(f"{where}: {exc}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (arrays as nested lists)."""
+        return json.loads(self.to_json())
+
+
+@dataclass(frozen=True)
+class FacesetManifest:
+    """``manifest.json``: what the faceset is, whose face, under which consent."""
+
+    faceset_sha256: str
+    subject_id: str
+    subject_slug: str
+    grant_id: str | None
+    release_id: str | None
+    org_id: str | None
+    created_at: str
+    counts: dict[str, Any]
+    size: int
+    coverage: str = "wf"
+    format: str = FACESET_FORMAT
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise FacesetError(f"face metric {name} is not finite ({value})")
+    return value
+
+
+def sha256_file(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, streamed in chunks (bounded memory on large media)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def index_sha256(index_path: Path) -> str:
+    """The faceset hash: SHA-256 of the index bytes (which carry every image's SHA-256)."""
+    return sha256_file(index_path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never a torn one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class Faceset:
+    """A verified faceset folder: iterate records, load crops lazily.
+
+    Construct with ``load_faceset``. ``len(faceset)`` is the number of faces; ``faceset[i]``
+    is the i-th ``FaceRecord``; ``faceset.image(record_or_i)`` reads the crop (uint8 RGB,
+    (size, size, 3)) and checks its SHA-256 against the index.
+    """
+
+    def __init__(self, path: Path, manifest: FacesetManifest, records: Sequence[FaceRecord]):
+        self.path = path
+        self.manifest = manifest
+        self.records: tuple[FaceRecord, ...] = tuple(records)
+
+    @property
+    def faceset_sha256(self) -> str:
+        return self.manifest.faceset_sha256
+
+    @property
+    def subject_id(self) -> str:
+        return self.manifest.subject_id
+
+    @property
+    def subject_slug(self) -> str:
+        return self.manifest.subject_slug
+
+    @property
+    def grant_id(self) -> str | None:
+        return self.manifest.grant_id
+
+    @property
+    def release_id(self) -> str | None:
+        return self.manifest.release_id
+
+    @property
+    def size(self) -> int:
+        return self.manifest.size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[FaceRecord]:
+        return iter(self.records)
+
+    def __getitem__(self, i: int) -> FaceRecord:
+        return self.records[i]
+
+    def image_path(self, record: FaceRecord | int) -> Path:
+        if isinstance(record, int):
+            record = self.records[record]
+        return self.path / record.file
+
+    def image(self, record: FaceRecord | int, *, verify: bool = True) -> np.ndarray:
+        """The aligned crop, uint8 RGB (size, size, 3); ``FacesetError`` if missing or altered."""
+        from likeness.media import read_image
+
+        if isinstance(record, int):
+            record = self.records[record]
+        path = self.path / record.file
+        if not path.is_file():
+            raise FacesetError(f"{path}: face image missing from the faceset")
+        if verify and record.image_sha256 and sha256_file(path) != record.image_sha256:
+            raise FacesetError(f"{path}: face image altered (SHA-256 differs from the index)")
+        try:
+            rgb = read_image(path)
+        except MediaError as exc:
+            raise FacesetError(f"{path}: face image unreadable ({exc.reason})") from None
+        if rgb.shape != (self.size, self.size, 3):
+            raise FacesetError(
+                f"{path}: expected a ({self.size}, {self.size}, 3) crop, got {rgb.shape}"
+            )
+        return rgb
+
+    def mask(self, record: FaceRecord | int) -> np.ndarray:
+        """Landmark hull mask of a face, uint8 (size, size), 255 inside; rebuilt from the index
+        landmarks (``faces.hull_mask``) rather than stored, so it never disagrees with them."""
+        from likeness.faces import hull_mask
+
+        if isinstance(record, int):
+            record = self.records[record]
+        return hull_mask(record.landmarks, self.size)
+
+    def landmarks(self) -> np.ndarray:
+        """float32 (N, 478, 2) crop-coordinate landmarks of every face."""
+        if not self.records:
+            return np.zeros((0, LANDMARK_COUNT, 2), np.float32)
+        return np.stack([r.landmarks for r in self.records]).astype(np.float32)
+
+
+def read_index(index_path: Path) -> list[FaceRecord]:
+    """Parse ``index.jsonl``; ``FacesetError`` names the line of any malformed record."""
+    records: list[FaceRecord] = []
+    try:
+        lines = index_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacesetError(f"{index_path}: cannot read the index ({exc})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{index_path}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FacesetError(f"{where}: not valid JSON ({exc.msg})") from None
+        records.append(FaceRecord.from_mapping(raw, where=where))
+    return records
+
+
+def read_manifest(path: Path) -> FacesetManifest:
+    manifest_path = path / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise FacesetError(f"{path}: not a faceset (no {MANIFEST_NAME}; unfinished extraction?)")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FacesetError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if not isinstance(raw, dict):
+        raise FacesetError(f"{manifest_path}: manifest must be a JSON object")
+    known = {f.name for f in fields(FacesetManifest)}
+    try:
+        return FacesetManifest(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise FacesetError(f"{manifest_path}: {exc}") from None
+
+
+def load_faceset(path: str | os.PathLike[str], *, verify_images: bool = False) -> Faceset:
+    """Open a faceset folder and verify it against its manifest.
+
+    Always checks that the index hashes to ``manifest.faceset_sha256`` and that every listed
+    image exists; with ``verify_images=True`` also re-hashes every crop now (otherwise each crop
+    is checked when it is loaded). Raises ``FacesetError`` if anything is missing or altered.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FacesetError(f"{root}: faceset folder not found")
+    manifest = read_manifest(root)
+    index_path = root / INDEX_NAME
+    if not index_path.is_file():
+        raise FacesetError(f"{root}: {INDEX_NAME} missing")
+    actual = index_sha256(index_path)
+    if actual != manifest.faceset_sha256:
+        raise FacesetError(
+            f"{root}: faceset altered: index hashes to {actual[:16]}…, "
+            f"manifest says {str(manifest.faceset_sha256)[:16]}…"
+        )
+    records = read_index(index_path)
+    for record in records:
+        image_path = root / record.file
+        if not image_path.is_file():
+            raise FacesetError(f"{image_path}: face image missing from the faceset")
+        if verify_images and sha256_file(image_path) != record.image_sha256:
+            raise FacesetError(f"{image_path}: face image altered (SHA-256 differs from the index)")
+    return Faceset(root, manifest, records)

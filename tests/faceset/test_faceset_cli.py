@@ -1,0 +1,91 @@
+"""CLI: extract, faceset show/report, subject photos add; in-process on a temporary workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from likeness.cli import app
+from likeness.media import synthetic, write_image
+
+runner = CliRunner()
+
+
+def run(home: Path, *args: str, code: int = 0) -> str:
+    """Run a command; returns its output with Rich's line wrapping undone."""
+    result = runner.invoke(app, ["--home", str(home), *args])
+    assert result.exit_code == code, (args, result.output)
+    assert "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+@pytest.fixture
+def studio(tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
+    home = tmp_path / "home"
+    run(home, "init", "--org", "studio")
+    paths = {
+        "home": home,
+        "mina": write_image(tmp_path / "mina.png", astronaut),
+        "hopper": write_image(tmp_path / "hopper.png", grace_hopper),
+        "group": write_image(tmp_path / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))),
+    }
+    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio")
+    run(home, "consent", "grant", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut")
+    return paths
+
+
+def test_photos_add_then_extract_show_and_report(studio: dict[str, Path], tmp_path: Path) -> None:
+    home = studio["home"]
+    added = run(home, "subject", "photos", "add", "mina", str(studio["mina"]), str(studio["group"]))
+    assert "1 enrolled" in added
+    assert "2 faces found" in added  # the group photo is not a usable reference
+
+    out = tmp_path / "fs"
+    extracted = run(home, "extract", "mina", str(studio["group"]), str(tmp_path / "nope.jpg"), "--out", str(out), "--size", "128")
+    assert "1 faces" in extracted and "other identity" in extracted
+    assert "nope.jpg: not found" in extracted
+
+    shown = run(home, "faceset", "show", str(out), "--verify")
+    assert "mina" in shown and "verified" in shown
+
+    reported = run(home, "faceset", "report", str(out), "--out", str(tmp_path / "report"))
+    assert "report.html" in reported and "gap" in reported
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["coverage"]["faces"] == 1
+
+
+def test_extract_exits_nonzero_when_nothing_usable(studio: dict[str, Path], tmp_path: Path) -> None:
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    result = run(home, "extract", "mina", str(studio["hopper"]), "--out", str(tmp_path / "fs"), code=1)
+    assert "no usable face" in result
+    assert not (tmp_path / "fs").exists()
+
+
+def test_extract_refused_without_training_grant(studio: dict[str, Path], tmp_path: Path) -> None:
+    home = studio["home"]
+    run(home, "subject", "add", "ari")
+    result = run(home, "extract", "ari", str(studio["hopper"]), "--out", str(tmp_path / "fs"), code=1)
+    assert "refused" in result
+    assert not (tmp_path / "fs").exists()
+
+
+def test_altered_faceset_is_reported_not_shown(studio: dict[str, Path], tmp_path: Path) -> None:
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    out = tmp_path / "fs"
+    run(home, "extract", "mina", str(studio["mina"]), "--out", str(out))
+    index = out / "index.jsonl"
+    index.write_text(index.read_text().replace('"track_id":0', '"track_id":7'))
+    result = run(home, "faceset", "show", str(out), code=1)
+    assert "altered" in result
+
+
+def test_photos_add_with_no_usable_photo_fails(studio: dict[str, Path], tmp_path: Path) -> None:
+    noise = write_image(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    result = run(studio["home"], "subject", "photos", "add", "mina", str(noise), code=1)
+    assert "no face found" in result

@@ -1,0 +1,237 @@
+"""Extraction end to end on generated media: consent gates, identity filter, bad input, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from likeness.errors import ConsentError, FacesetError
+from likeness.faceset import ExtractOptions, extract_faceset, load_faceset
+from likeness.faceset.extract import PROGRESS_NAME
+from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder, transform_points
+from likeness.media import synthetic, write_image
+
+# Generated clips are small and near-identical after alignment: keep every frame.
+NO_DEDUP = ExtractOptions(dedup_hamming=None, min_face=48)
+
+
+@pytest.fixture
+def group_image(tmp_path: Path, astronaut, grace_hopper) -> Path:
+    """Two portraits side by side: grace_hopper (not the subject) left, astronaut (mina) right."""
+    return write_image(tmp_path / "inputs" / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512)))
+
+
+@pytest.fixture
+def clip(tmp_path: Path, astronaut) -> Path:
+    """A 1.2 s 25 fps clip of the astronaut portrait with head motion."""
+    return synthetic.write_clip(tmp_path / "inputs" / "mina_clip.mp4", astronaut, seconds=1.2, fps=25, size=(480, 320), seed=3)
+
+
+def test_group_photo_keeps_only_the_subject(enrolled_world, group_image: Path, tmp_path: Path) -> None:
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [group_image], tmp_path / "fs")
+    assert report.ok and report.faces_kept == 1
+    assert report.faces_seen == 2 and report.rejected["other_identity"] == 1
+    faceset = load_faceset(tmp_path / "fs", verify_images=True)
+    (record,) = faceset.records
+    assert record.identity_distance <= IDENTITY_THRESHOLD
+    assert record.grant_id == enrolled_world.grant_id and record.release_id is None
+    # The kept face is the right-hand one (the astronaut's cell): the affine maps the crop
+    # centre back into the right half of the frame.
+    centre_in_frame = transform_points(np.array([[128.0, 128.0]]), _inverse(record.affine))[0]
+    assert centre_in_frame[0] > 512
+    crop = faceset.image(record)
+    assert crop.shape == (256, 256, 3)
+    # Landmarks are stored in crop coordinates and sit inside the crop.
+    assert record.landmarks.min() >= 0 and record.landmarks.max() <= 256
+    mask = faceset.mask(record)
+    assert mask.shape == (256, 256) and 0.2 < (mask > 0).mean() < 0.9
+    assert -30 < record.yaw < 30 and record.sharpness > 0 and record.face_size > 100
+
+
+def _inverse(affine: np.ndarray) -> np.ndarray:
+    full = np.vstack([affine, [0, 0, 1]])
+    return np.linalg.inv(full)[:2]
+
+
+def test_clip_faces_are_tracked_and_embedded_per_track(enrolled_world, clip: Path, tmp_path: Path, monkeypatch) -> None:
+    embedded = []
+    original = FaceEmbedder.embed_many
+
+    def counting(self, rgb, landmarks):
+        embedded.append(len(landmarks))
+        return original(self, rgb, landmarks)
+
+    monkeypatch.setattr(FaceEmbedder, "embed_many", counting)
+    options = ExtractOptions(dedup_hamming=None, min_face=48, identity_every=10)
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs", options=options)
+    assert report.frames_read == 30
+    assert report.faces_kept >= 27  # the portrait stays in view throughout
+    # One embedding per track every 10 frames, not one per frame.
+    assert sum(embedded) <= 4
+    faceset = load_faceset(tmp_path / "fs")
+    assert {r.track_id for r in faceset} == {faceset[0].track_id}
+    frames = [r.frame_index for r in faceset]
+    assert frames == sorted(frames)
+    assert faceset[1].timestamp_s == pytest.approx(faceset[1].frame_index / 25, abs=0.02)
+    # Head motion shows up in the recorded pose (rotation within +-10 degrees on screen).
+    rolls = [r.roll for r in faceset]
+    assert max(rolls) - min(rolls) > 3
+
+
+def test_near_duplicates_are_dropped_by_default(enrolled_world, clip: Path, tmp_path: Path) -> None:
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs")
+    assert report.ok
+    assert report.rejected["duplicate"] > 0
+    assert report.faces_kept + report.rejected["duplicate"] == report.faces_seen
+
+
+def test_ledger_event_and_manifest(enrolled_world, group_image: Path, tmp_path: Path) -> None:
+    ws = enrolled_world.workspace
+    report = extract_faceset(ws, enrolled_world.authorize(), [group_image], tmp_path / "fs")
+    manifest = json.loads((tmp_path / "fs" / "manifest.json").read_text())
+    assert manifest["faceset_sha256"] == report.faceset_sha256
+    assert manifest["subject_slug"] == "mina" and manifest["grant_id"] == enrolled_world.grant_id
+    assert manifest["counts"]["faces"] == 1 and manifest["counts"]["rejected"]["other_identity"] == 1
+    (event,) = ws.ledger.find("faceset.created", faceset_sha256=report.faceset_sha256)
+    assert event.payload["grant_id"] == enrolled_world.grant_id
+    assert event.payload["faces"] == 1
+    assert not (tmp_path / "fs" / PROGRESS_NAME).exists()
+
+
+def test_bad_inputs_are_skipped_with_reasons(enrolled_world, tmp_path: Path, astronaut) -> None:
+    folder = tmp_path / "inputs"
+    variants = synthetic.write_corrupt_variants(folder / "bad")
+    rng = np.random.default_rng(0)
+    write_image(folder / "noise.png", rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("shot list")
+    write_image(folder / "mina.png", astronaut)
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [folder, tmp_path / "missing.mp4"], tmp_path / "fs")
+    assert report.ok and report.faces_kept == 1
+    reasons = {Path(s.path).name: s.reason for s in report.skipped_inputs}
+    for path in variants.values():
+        assert path.name in reasons, path.name
+    assert reasons["zero_byte.jpg"].startswith("empty file")
+    assert "no video stream" in reasons["audio_only.m4a"]
+    assert "too large" in reasons["bomb.png"]
+    assert "truncated" in reasons["truncated.mp4"] or "stopped" in reasons["truncated.mp4"]
+    assert reasons["noise.png"] == "no face found"
+    assert reasons["notes.txt"].startswith("unsupported format")
+    assert reasons["missing.mp4"] == "not found"
+    assert "mina.png" not in reasons
+
+
+def test_nothing_usable_writes_nothing(enrolled_world, tmp_path: Path, grace_hopper) -> None:
+    photo = write_image(tmp_path / "someone_else.png", grace_hopper)
+    ws = enrolled_world.workspace
+    report = extract_faceset(ws, enrolled_world.authorize(), [photo], tmp_path / "fs")
+    assert not report.ok and report.faceset_sha256 is None
+    assert report.rejected["other_identity"] == 1
+    assert not (tmp_path / "fs").exists()
+    assert ws.ledger.find("faceset.created") == []
+
+
+def test_interrupted_extraction_resumes_without_redoing_frames(enrolled_world, clip: Path, tmp_path: Path) -> None:
+    ws, out = enrolled_world.workspace, tmp_path / "fs"
+    options = ExtractOptions(dedup_hamming=None, min_face=48, recheck_every=8)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_12(event) -> None:
+        if event.frames_read == 12:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        extract_faceset(ws, enrolled_world.authorize(), [clip], out, options=options, progress=interrupt_after_12)
+    checkpoint = json.loads((out / PROGRESS_NAME).read_text())
+    assert checkpoint["next_frame"][str(clip)] == 8  # last checkpoint was after frame 7
+    assert not (out / "manifest.json").exists()
+
+    frames_seen_again = []
+    report = extract_faceset(
+        ws, enrolled_world.authorize(), [clip], out, options=options,
+        progress=lambda event: frames_seen_again.append(event.frame_index),
+    )
+    assert report.resumed and report.frames_before_resume == 8
+    assert frames_seen_again == list(range(8, 30))
+    assert report.frames_read == 30
+    faceset = load_faceset(out, verify_images=True)
+    indices = [r.frame_index for r in faceset]
+    assert indices == sorted(set(indices)) and len(indices) == report.faces_kept >= 27
+    assert len(list((out / "faces").iterdir())) == len(faceset)
+    assert len(ws.ledger.find("faceset.created")) == 1
+
+
+def test_finished_faceset_is_not_overwritten(enrolled_world, group_image: Path, tmp_path: Path) -> None:
+    extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [group_image], tmp_path / "fs")
+    with pytest.raises(FacesetError, match="already there"):
+        extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [group_image], tmp_path / "fs")
+
+
+def test_refused_without_a_training_authorization(enrolled_world, group_image: Path, tmp_path: Path) -> None:
+    ws = enrolled_world.workspace
+    with pytest.raises(ConsentError) as refused:
+        extract_faceset(ws, enrolled_world.authorize("music_video"), [group_image], tmp_path / "a")
+    assert refused.value.reason == "use_not_granted"
+    with pytest.raises(ConsentError):
+        extract_faceset(ws, object(), [group_image], tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_refused_after_revocation_before_reading_anything(enrolled_world, group_image: Path, tmp_path: Path) -> None:
+    authz = enrolled_world.authorize()
+    enrolled_world.revoke_grant()
+    with pytest.raises(ConsentError) as refused:
+        extract_faceset(enrolled_world.workspace, authz, [group_image], tmp_path / "fs")
+    assert refused.value.reason == "revoked"
+    assert not (tmp_path / "fs").exists()
+    with pytest.raises(ConsentError):
+        enrolled_world.authorize()
+
+
+def test_revocation_mid_run_stops_and_discards(enrolled_world, clip: Path, tmp_path: Path) -> None:
+    options = ExtractOptions(dedup_hamming=None, min_face=48, recheck_every=5)
+    frames = []
+
+    def revoke_on_third_frame(event) -> None:
+        frames.append(event.frame_index)
+        if len(frames) == 3:
+            enrolled_world.revoke_grant()
+
+    with pytest.raises(ConsentError):
+        extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs", options=options, progress=revoke_on_third_frame)
+    assert len(frames) == 4  # the recheck at the 5th frame refused, before it was reported
+    assert not (tmp_path / "fs").exists()
+    assert enrolled_world.workspace.ledger.find("faceset.created") == []
+
+
+def test_performer_faceset_needs_a_release(enrolled_world, tmp_path: Path, grace_hopper) -> None:
+    photo = write_image(tmp_path / "jun.png", grace_hopper)
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize_release(), [photo], tmp_path / "jun")
+    assert report.ok and report.faces_kept == 1
+    faceset = load_faceset(tmp_path / "jun")
+    assert faceset.release_id == enrolled_world.release_id and faceset.grant_id is None
+    assert faceset.subject_slug == "jun" and faceset[0].release_id == enrolled_world.release_id
+    (event,) = enrolled_world.workspace.ledger.find("faceset.created", faceset_sha256=faceset.faceset_sha256)
+    assert event.payload["release_id"] == enrolled_world.release_id
+
+    release = enrolled_world.authorize_release()
+    enrolled_world.revoke_release()
+    with pytest.raises(ConsentError):
+        extract_faceset(enrolled_world.workspace, release, [photo], tmp_path / "jun2")
+
+
+def test_subject_without_reference_photos_is_refused(consent_world, group_image: Path, tmp_path: Path) -> None:
+    with pytest.raises(FacesetError, match="no reference photos"):
+        extract_faceset(consent_world.workspace, consent_world.authorize(), [group_image], tmp_path / "fs")
+    assert not (tmp_path / "fs").exists()
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(FacesetError, match="size"):
+        ExtractOptions(size=8)
+    with pytest.raises(FacesetError, match="crop_format"):
+        ExtractOptions(crop_format="gif")
