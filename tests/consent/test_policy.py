@@ -108,6 +108,7 @@ def test_render_limit(workspace):
                     valid_until=now_utc() + timedelta(days=1))
     authz = workspace.policy.authorize("ari", "fan_message", "studio")
     authz.consume_render("job-1")
+    authz.consume_render("job-1")  # a resumed job counts once
     authz.consume_render("job-2")
     assert refusal(lambda: authz.consume_render("job-3")).reason == "render_limit_reached"
     assert refusal(lambda: workspace.policy.authorize("ari", "fan_message", "studio")).reason == (

@@ -383,6 +383,15 @@ class PolicyEngine:
         self.recheck(authz)
         with self._session_factory() as session:
             grant = session.get(Grant, authz.grant_id)
+            already = session.scalar(
+                select(RenderConsumption.grant_id).where(RenderConsumption.job_id == job_id)
+            )
+            if already == grant.id:
+                return  # a resumed job is one render, counted once
+            if already is not None:
+                raise ConsentError(
+                    "render_limit_reached", f"render job {job_id} was counted under another grant"
+                )
             if grant.max_renders is not None:
                 used = session.scalar(
                     select(func.count()).select_from(RenderConsumption)
