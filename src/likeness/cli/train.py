@@ -1,9 +1,129 @@
-"""CLI commands for the train area."""
+"""CLI for the train area: ``likeness train`` and ``likeness model export|list``."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
+
+model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
+
+
+def train(
+    ctx: typer.Context,
+    source: Annotated[Optional[Path], typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
+    target: Annotated[Optional[Path], typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
+    model: Annotated[str, typer.Option("--model", help="Architecture: df or liae (see `likeness model list`).")] = "df",
+    res: Annotated[int, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256.")] = 64,
+    out: Annotated[Optional[Path], typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
+    preview_every: Annotated[int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")] = 250,
+    priority: Annotated[float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")] = 1.0,
+    identity_metrics: Annotated[bool, typer.Option("--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints.")] = True,
+    expression_metrics: Annotated[bool, typer.Option("--expression-metrics/--no-expression-metrics", help="Measure expression fidelity (landmarks) at checkpoints.")] = True,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for PyTorch (default: the cores available).")] = None,
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+) -> None:
+    """Train a face-swap model from a consented source faceset to a released performer's faceset."""
+    from likeness.train import TrainConfig, resume_training, train_from_facesets
+
+    if iters is not None and minutes is not None:
+        fail("give --iters or --minutes, not both")
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        with _TrainProgressBar(iters) as show:
+            if resume is not None:
+                result = resume_training(workspace, resume, iterations=iters, minutes=minutes, org=org, progress=show)
+            else:
+                if source is None or target is None or out is None:
+                    fail("--source, --target and --out are required (or --resume MODEL_DIR)")
+                config = TrainConfig(
+                    model=model, resolution=res, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
+                    batch_size=batch, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                    eyes_mouth_priority=priority, identity_metrics=identity_metrics,
+                    expression_metrics=expression_metrics, workers=max(1, workspace.settings.workers),
+                    threads=threads,
+                )
+                result = train_from_facesets(workspace, source, target, out, config, org=org, progress=show)
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items() if isinstance(v, float))
+    console.print(f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
+                  f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
+    if metrics:
+        console.print(f"held-out: {metrics}")
+
+
+class _TrainProgressBar:
+    """Rich progress bar fed by ``TrainProgress`` events: iteration, losses, it/s and ETA."""
+
+    def __init__(self, total: int | None) -> None:
+        columns = (
+            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.fields[total_text]}"),
+            TextColumn("src {task.fields[loss_s]:.3f} dst {task.fields[loss_t]:.3f}"),
+            TextColumn("{task.fields[rate]:.2f} it/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+        )
+        self.bar = Progress(*columns, console=err_console, transient=False)
+        self.total = total
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("train", total=self.total, total_text=self.total or "?", loss_s=0.0,
+                                      loss_t=0.0, rate=0.0, note="")
+
+        def show(event) -> None:
+            if event.event != "step":
+                self.bar.update(self.task, note=f"{event.event} @ {event.iteration}")
+                return
+            fields = {"loss_s": event.loss_source, "loss_t": event.loss_target, "rate": event.it_per_s}
+            if event.total is None and event.eta_s is not None and math.isfinite(event.eta_s) and event.it_per_s > 0:
+                fields["total_text"] = f"~{event.iteration + int(event.eta_s * event.it_per_s)}"
+            self.bar.update(self.task, completed=event.iteration, total=event.total, **fields)
+
+        return show
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+
+@model_app.command("export")
+def export(
+    ctx: typer.Context,
+    model_dir: Annotated[Path, typer.Argument(help="Model folder written by `likeness train`.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for model.onnx and model_card.json (default: the model folder).")] = None,
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+) -> None:
+    """Export the swap path to ONNX with a model card; records model.exported on the ledger."""
+    from likeness.train import export_from_folder
+
+    with mapped_errors():
+        result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
+    console.print(f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
+                  f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}")
+
+
+@model_app.command("list")
+def list_architectures() -> None:
+    """List the registered face-swap architectures."""
+    from likeness.models import list_models, model_description
+
+    table = Table("name", "description")
+    for name in list_models():
+        table.add_row(name, model_description(name))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("train")(train)
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,91 @@
+"""Crash-safe checkpoints: serialise in memory, write a temp file, fsync, atomic rename, fsync dir.
+
+A ``kill -9`` (or power loss) at any moment leaves either the previous checkpoint or the new one,
+never a torn file: the previous file is only replaced by ``os.replace`` once the new bytes are
+durable on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from likeness.errors import ModelError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "likeness.checkpoint/1"
+_CHUNK_BYTES = 1 << 20
+
+
+def _write_chunk(handle: IO[bytes], chunk: bytes) -> None:
+    handle.write(chunk)
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """Replace ``path`` with ``payload`` atomically and durably (temp file in the same folder)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            for start in range(0, len(payload), _CHUNK_BYTES):
+                _write_chunk(handle, payload[start : start + _CHUNK_BYTES])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not supported on every platform, harmless to skip there.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete ``.checkpoint.pt.*.tmp`` leftovers of a run killed mid-write; returns what was removed."""
+    removed = []
+    for leftover in Path(folder).glob(f".{CHECKPOINT_NAME}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Serialise ``state`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`; ``ModelError`` if missing or corrupt.
+
+    Uses ``weights_only=True``: a checkpoint is data (tensors and plain containers), never code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no checkpoint here")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: checkpoint unreadable ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: not a likeness checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return state

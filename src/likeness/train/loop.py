@@ -1,0 +1,663 @@
+"""The training loop: consent-bound, deterministic, checkpointed, resumable.
+
+>>> result = train_swap_model(authz, release_authz, source, target, "models/mina-jun",  # doctest: +SKIP
+...                           TrainConfig(model="df", resolution=64, iterations=2000))
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from likeness.errors import ConfigError, ConsentError, ModelError
+from likeness.models import create_model, resolve_config
+from likeness.models.registry import SwapAutoencoder
+from likeness.train.augment import AugmentOptions
+from likeness.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    remove_stale_temp_files,
+    save_checkpoint,
+    write_bytes_atomic,
+)
+from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
+from likeness.train.losses import per_face_dssim, reconstruction_loss
+from likeness.train.metrics import (
+    IdentityEmbedder,
+    Landmarker,
+    detector_landmarker,
+    embed_faces,
+    expression_fidelity,
+    identity_transfer,
+)
+from likeness.train.preview import metrics_plot, preview_grid
+from likeness.train.samples import FaceSource, FacesetFaces, as_face_source
+
+CONFIG_NAME = "train_config.json"
+METRICS_CSV = "metrics.csv"
+METRICS_PNG = "metrics.png"
+PREVIEW_DIR = "previews"
+METRIC_COLUMNS = (
+    "iteration", "seconds", "loss_source", "loss_target", "val_dssim_source", "val_dssim_target",
+    "identity_transfer", "swap_distance_to_source_median", "expression_eye_corr", "expression_mouth_corr",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Resolved training options; saved as ``train_config.json`` beside the checkpoint.
+
+    Stop after ``iterations`` total iterations or ``minutes`` of wall time in this session,
+    whichever comes first (at least one must be set). ``batch_size=None`` picks one for the
+    device. ``eyes_mouth_priority`` is the extra loss weight on eyes and mouth (0 = off).
+    """
+
+    model: str = "df"
+    resolution: int = 64
+    iterations: int | None = 1000
+    minutes: float | None = None
+    batch_size: int | None = None
+    learning_rate: float = 2e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    checkpoint_every: int = 250
+    preview_every: int = 250
+    log_every: int = 10
+    eyes_mouth_priority: float = 1.0
+    validation_fraction: float = 0.1
+    validation_max: int = 32
+    workers: int = 2
+    prefetch: int = 4
+    device: str = "auto"
+    threads: int | None = None
+    identity_metrics: bool = True
+    expression_metrics: bool = True
+    augment: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, int] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.iterations is None and self.minutes is None:
+            raise ConfigError("set iterations or minutes (or both) to bound training")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise ConfigError(f"minutes must be a positive number, got {self.minutes}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        for name in ("checkpoint_every", "log_every", "workers", "prefetch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.preview_every < 0:
+            raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        try:
+            AugmentOptions(**self.augment)
+        except TypeError as exc:
+            raise ConfigError(f"augment: {exc}") from None
+        try:
+            resolve_config(self.model, resolution=self.resolution, **self.model_options)
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a progress display needs after each iteration. ``total`` is None for time-bounded runs."""
+
+    iteration: int
+    total: int | None
+    loss_source: float
+    loss_target: float
+    it_per_s: float
+    eta_s: float | None
+    event: str = "step"  # "step", "checkpoint", "preview"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    iterations: int
+    stop_reason: str  # "iterations" or "minutes"
+    metrics: dict[str, Any]
+    training_seconds: float
+    batch_size: int
+    device: str
+    checkpoint_path: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def configure_cpu_threads(threads: int | None = None) -> int:
+    """Intra-op threads: ``threads`` or the cores this process may run on; OpenCV single-threaded.
+
+    Never more threads than cores: OpenMP workers spin while waiting, and on a busy 2-core machine
+    an oversubscribed step was measured 50x slower than a single-threaded one.
+
+    The data workers run OpenCV concurrently, so letting OpenCV spawn its own pool per call would
+    oversubscribe a small CPU.
+    """
+    import cv2
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, min(cores, threads or cores)))
+    cv2.setNumThreads(1)
+    return torch.get_num_threads()
+
+
+#: CPU batch sizes by resolution: large enough for stable AdamW steps, small enough to keep a step
+#: around a second on a laptop-class CPU.
+_CPU_BATCH = {16: 16, 32: 16, 48: 16, 64: 16, 96: 8, 128: 8, 256: 4}
+
+
+def auto_batch_size(model: SwapAutoencoder, device: torch.device) -> int:
+    """Batch size for this model on this device.
+
+    CPU: a table by resolution. CUDA: the largest power of two (<= 64) whose forward+backward
+    through both reconstructions fits in 80 % of free memory, measured with a trial step.
+    """
+    res = model.resolution
+    if device.type != "cuda":
+        return _CPU_BATCH.get(res, max(2, 16 * 64 * 64 // (res * res)))
+    free, _ = torch.cuda.mem_get_info(device)
+    best = 2
+    for batch in (4, 8, 16, 32, 64):
+        try:
+            torch.cuda.reset_peak_memory_stats(device)
+            x = torch.rand(batch, 3, res, res, device=device)
+            with torch.autocast("cuda", dtype=torch.float16):
+                a, _ = model.reconstruct_source(x)
+                b, _ = model.reconstruct_target(x)
+                (a.float().mean() + b.float().mean()).backward()
+            model.zero_grad(set_to_none=True)
+            # AdamW state adds two copies of the weights; peak covers activations.
+            if torch.cuda.max_memory_allocated(device) > 0.8 * free:
+                break
+            best = batch
+        except torch.cuda.OutOfMemoryError:
+            model.zero_grad(set_to_none=True)
+            break
+        finally:
+            torch.cuda.empty_cache()
+    return best
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA, mixed precision)"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()})"
+
+
+def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(array).to(device, non_blocking=True)
+
+
+def _to_uint8_images(rgb: torch.Tensor) -> np.ndarray:
+    """float (N,3,R,R) in [0,1] -> uint8 (N,R,R,3)."""
+    return (rgb.detach().float().clamp(0, 1).cpu().numpy().transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def require_training_consent(authz: Any, release_authz: Any) -> None:
+    """Only authorizations issued by the policy engine are accepted (no duck-typed stand-ins)."""
+    from likeness.consent import Authorization, ReleaseAuthorization
+
+    if not isinstance(authz, Authorization):
+        raise ConsentError("not_issued_here", "training needs an Authorization issued by the policy engine")
+    if not isinstance(release_authz, ReleaseAuthorization):
+        raise ConsentError("no_release", "training needs a ReleaseAuthorization for the target performer")
+
+
+def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target: FaceSource) -> dict[str, Any]:
+    require_training_consent(authz, release_authz)
+    if getattr(authz, "use", None) != "training":
+        raise ConsentError("use_not_granted", f"training needs an authorization for use 'training', got {getattr(authz, 'use', None)!r}")
+    if isinstance(source, FacesetFaces) and source.manifest.subject_id != authz.subject_id:
+        raise ConsentError(
+            "no_grant",
+            f"the source faceset is of subject {source.manifest.subject_slug!r}, "
+            f"but the authorization is for {authz.subject_slug!r}",
+        )
+    if isinstance(target, FacesetFaces) and target.manifest.subject_id != release_authz.performer_id:
+        raise ConsentError(
+            "no_release",
+            f"the target faceset is of {target.manifest.subject_slug!r}, "
+            f"but the release is for performer {release_authz.performer_slug!r}",
+        )
+    authz.recheck()
+    release_authz.recheck()
+    return {
+        "subject_id": authz.subject_id,
+        "subject_slug": authz.subject_slug,
+        "grant_id": authz.grant_id,
+        "org_id": authz.org_id,
+        "performer_id": release_authz.performer_id,
+        "performer_slug": release_authz.performer_slug,
+        "release_id": release_authz.release_id,
+    }
+
+
+class _Trainer:
+    def __init__(
+        self,
+        *,
+        authz: Any,
+        release_authz: Any,
+        source: FaceSource,
+        target: FaceSource,
+        out_dir: Path,
+        config: TrainConfig,
+        consent: dict[str, Any],
+        progress: Callable[[TrainProgress], None] | None,
+        embedder: IdentityEmbedder | None,
+        landmarker: Landmarker | None,
+        identity_threshold: float | None,
+    ) -> None:
+        self.authz, self.release_authz = authz, release_authz
+        self.source, self.target = source, target
+        self.out_dir, self.config, self.consent = out_dir, config, consent
+        self.progress = progress
+        self.embedder, self.landmarker = embedder, landmarker
+        self.identity_threshold = identity_threshold
+        self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            configure_cpu_threads(config.threads)
+        self.source_split = split_indices(source.count, seed=config.seed, stream=0,
+                                          fraction=config.validation_fraction, max_validation=config.validation_max)
+        self.target_split = split_indices(target.count, seed=config.seed, stream=1,
+                                          fraction=config.validation_fraction, max_validation=config.validation_max)
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, Any] = {}
+        self.iteration = 0
+        self.prior_seconds = 0.0
+        self._references: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- state ------------------------------------------------------------------------------
+    def build(self, state: dict[str, Any] | None) -> None:
+        config = self.config
+        seed = config.seed
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        self.model = create_model(config.model, resolution=config.resolution, **config.model_options).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.amp = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        if state is None:
+            self.batch_size = config.batch_size or auto_batch_size(self.model, self.device)
+            return
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        if state.get("scaler_state"):
+            self.scaler.load_state_dict(state["scaler_state"])
+        self.batch_size = int(state["batch_size"])
+        self.iteration = int(state["iteration"])
+        self.prior_seconds = float(state["training_seconds"])
+        self.history = list(state["history"])
+        self.metrics = dict(state["metrics"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.amp and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        random.setstate(_python_rng_from_lists(state["python_rng"]))
+        np.random.set_state(_numpy_rng_from_lists(state["numpy_rng"]))
+
+    def state(self, seconds: float) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "model_name": self.config.model,
+            "model_config": self.model.config.to_dict(),
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer_state": self.optimizer.state_dict(),
+            "scaler_state": self.scaler.state_dict() if self.amp else {},
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if self.amp else None,
+            "python_rng": _python_rng_to_lists(random.getstate()),
+            "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),
+            "train_config": self.config.to_dict(),
+            "batch_size": self.batch_size,
+            "training_seconds": seconds,
+            "history": self.history,
+            "metrics": self.metrics,
+            "consent": self.consent,
+            "data": {
+                "source_sha256": self.source.content_sha256(),
+                "target_sha256": self.target.content_sha256(),
+                "source_faces": self.source.count,
+                "target_faces": self.target.count,
+                "yaw_range": self.source.yaw_range(),
+            },
+            "device": self.device.type,
+            "hardware": hardware_description(self.device),
+            "coverage": getattr(getattr(self.source, "manifest", None), "coverage", "wf"),
+        }
+
+    # -- one step ---------------------------------------------------------------------------
+    def step(self, source_batch: Batch, target_batch: Batch) -> tuple[float, float]:
+        self.model.train()
+        dev = self.device
+        s_in, s_tgt, s_mask, s_pri = (_to_tensor(a, dev) for a in (source_batch.warped, source_batch.target,
+                                                                    source_batch.mask, source_batch.priority))
+        t_in, t_tgt, t_mask, t_pri = (_to_tensor(a, dev) for a in (target_batch.warped, target_batch.target,
+                                                                    target_batch.mask, target_batch.priority))
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=self.amp):
+            s_rgb, s_pred_mask = self.model.reconstruct_source(s_in)
+            t_rgb, t_pred_mask = self.model.reconstruct_target(t_in)
+        loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
+        loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_s + loss_t).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss_s.detach()), float(loss_t.detach())
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def _outputs(self, which: str, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        self.model.eval()
+        x = _to_tensor(batch.target, self.device)
+        rgbs, masks = [], []
+        for start in range(0, len(x), 16):
+            fn = getattr(self.model, which)
+            rgb, mask = fn(x[start : start + 16])
+            rgbs.append(rgb.float())
+            masks.append(mask.float())
+        return torch.cat(rgbs), torch.cat(masks)
+
+    def _landmarks_at(self, faces: FaceSource, indices: np.ndarray) -> np.ndarray:
+        scale = self.config.resolution / faces.size
+        return np.stack([faces.face(int(i))[1] * scale for i in indices]).astype(np.float32)
+
+    def evaluate(self) -> dict[str, Any]:
+        res = self.config.resolution
+        src_val = validation_batch(self.source, self.source_split.validation, resolution=res)
+        dst_val = validation_batch(self.target, self.target_split.validation, resolution=res)
+        src_rec, _ = self._outputs("reconstruct_source", src_val)
+        dst_rec, _ = self._outputs("reconstruct_target", dst_val)
+        swapped, _ = self._outputs("swap", dst_val)
+        src_mask = torch.from_numpy(src_val.mask).to(self.device)
+        dst_mask = torch.from_numpy(dst_val.mask).to(self.device)
+        metrics: dict[str, Any] = {
+            "val_dssim_source": float(per_face_dssim(src_rec * src_mask, _to_tensor(src_val.target, self.device) * src_mask).mean()),
+            "val_dssim_target": float(per_face_dssim(dst_rec * dst_mask, _to_tensor(dst_val.target, self.device) * dst_mask).mean()),
+            "validation_faces": {"source": len(self.source_split.validation), "target": len(self.target_split.validation)},
+        }
+        swapped_u8 = _to_uint8_images(swapped)
+        dst_landmarks = self._landmarks_at(self.target, self.target_split.validation)
+        if self.embedder is not None:
+            src_refs, dst_refs = self._identity_references()
+            transfer = identity_transfer(
+                embed_faces(self.embedder, swapped_u8, dst_landmarks), src_refs, dst_refs,
+                threshold=float(self.identity_threshold),
+            )
+            metrics["identity_transfer"] = transfer.share
+            metrics["identity_threshold"] = transfer.threshold
+            metrics["swap_distance_to_source_median"] = float(np.median(transfer.distance_to_source))
+        if self.landmarker is not None:
+            from likeness.faces import eye_openness, mouth_openness
+
+            fidelity = expression_fidelity(swapped_u8, dst_landmarks, landmarker=self.landmarker,
+                                           eye_openness=eye_openness, mouth_openness=mouth_openness)
+            metrics["expression_eye_corr"] = fidelity.eye_correlation
+            metrics["expression_mouth_corr"] = fidelity.mouth_correlation
+            metrics["expression_faces_measured"] = fidelity.faces_measured
+        self._last_preview = (src_val, src_rec, dst_val, swapped)
+        return metrics
+
+    def _identity_references(self) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of up to 16 training faces per identity, at the model resolution (same blur as swaps)."""
+        if self._references is None:
+            refs = []
+            for faces, split in ((self.source, self.source_split), (self.target, self.target_split)):
+                picks = split.train[np.linspace(0, len(split.train) - 1, min(16, len(split.train))).astype(int)]
+                clean = validation_batch(faces, picks, resolution=self.config.resolution)
+                images = (clean.target.transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)
+                refs.append(embed_faces(self.embedder, images, self._landmarks_at(faces, picks)))  # type: ignore[arg-type]
+            self._references = (refs[0], refs[1])
+        return self._references
+
+    # -- artefacts --------------------------------------------------------------------------
+    def write_preview(self) -> Path | None:
+        from likeness.media import write_image
+
+        if not hasattr(self, "_last_preview"):
+            self.evaluate()
+        src_val, src_rec, dst_val, swapped = self._last_preview
+        n = min(4, len(src_val.target), len(dst_val.target))
+        to_u8 = lambda a: (np.asarray(a)[:n].transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
+        grid = preview_grid(
+            [to_u8(src_val.target), _to_uint8_images(src_rec)[:n], to_u8(dst_val.target), _to_uint8_images(swapped)[:n]],
+            titles=["source", "src recon", "target", "target as source"],
+        )
+        folder = self.out_dir / PREVIEW_DIR
+        folder.mkdir(exist_ok=True)
+        path = folder / f"preview_{self.iteration:07d}.png"
+        write_image(path, grid)
+        write_image(self.out_dir / "preview_latest.png", grid)
+        return path
+
+    def write_metrics_files(self) -> None:
+        from likeness.media import write_image
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(METRIC_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in self.history:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+        write_bytes_atomic(self.out_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"))
+        if self.history:
+            write_image(self.out_dir / METRICS_PNG, metrics_plot(self.history))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        config = self.config
+        total = config.iterations
+        session_start = time.monotonic()
+        deadline = session_start + config.minutes * 60 if config.minutes is not None else None
+        loader = PairLoader(
+            self.source, self.target, source_split=self.source_split, target_split=self.target_split,
+            seed=config.seed, batch_size=self.batch_size, resolution=config.resolution,
+            options=AugmentOptions(**config.augment), priority_weight=config.eyes_mouth_priority,
+            workers=config.workers, prefetch=config.prefetch,
+        )
+        stop_reason = "iterations"
+        rate_window: list[float] = []
+        last = time.monotonic()
+        if total is not None and self.iteration >= total:
+            stop_reason = "iterations"
+        else:
+            for iteration, source_batch, target_batch in loader.iterate(self.iteration):
+                loss_s, loss_t = self.step(source_batch, target_batch)
+                self.iteration = iteration + 1
+                now = time.monotonic()
+                rate_window = (rate_window + [now - last])[-20:]
+                last = now
+                it_per_s = len(rate_window) / max(sum(rate_window), 1e-9)
+                if self.iteration % config.log_every == 0:
+                    self.history.append({"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
+                                         "seconds": round(self.prior_seconds + now - session_start, 3)})
+                done_iters = total is not None and self.iteration >= total
+                done_time = deadline is not None and now >= deadline
+                if self.progress is not None:
+                    eta = None
+                    if total is not None:
+                        eta = (total - self.iteration) / it_per_s
+                    if deadline is not None:
+                        eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
+                    self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, it_per_s, eta))
+                if self.iteration % config.checkpoint_every == 0 or done_iters or done_time:
+                    self.checkpoint(session_start, loss_s, loss_t)
+                elif config.preview_every and self.iteration % config.preview_every == 0:
+                    self.evaluate_preview_only()
+                if done_iters or done_time:
+                    stop_reason = "iterations" if done_iters else "minutes"
+                    break
+        seconds = self.prior_seconds + time.monotonic() - session_start
+        self.authz.record("model.trained", {
+            "model_dir": str(self.out_dir),
+            "architecture": config.model,
+            "resolution": config.resolution,
+            "iterations": self.iteration,
+            "source_faceset_sha256": self.source.content_sha256(),
+            "target_faceset_sha256": self.target.content_sha256(),
+            "performer_id": self.consent["performer_id"],
+            "release_id": self.consent["release_id"],
+            "metrics": {k: v for k, v in self.metrics.items() if isinstance(v, (int, float)) or v is None},
+        })
+        return TrainResult(self.out_dir, self.iteration, stop_reason, dict(self.metrics), seconds,
+                           self.batch_size, self.device.type, self.out_dir / CHECKPOINT_NAME)
+
+    def evaluate_preview_only(self) -> None:
+        self.evaluate()
+        self.write_preview()
+        if self.progress is not None:
+            self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview"))
+
+    def checkpoint(self, session_start: float, loss_s: float, loss_t: float) -> None:
+        # Consent first: after a revocation no further work is persisted; the previous
+        # checkpoint stays as it was and the ConsentError propagates to the caller.
+        self.authz.recheck()
+        self.release_authz.recheck()
+        self.metrics = self.evaluate()
+        row = {"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
+               "seconds": round(self.prior_seconds + time.monotonic() - session_start, 3)}
+        row.update({k: v for k, v in self.metrics.items() if k in METRIC_COLUMNS})
+        if self.history and self.history[-1]["iteration"] == self.iteration:
+            self.history[-1].update(row)
+        else:
+            self.history.append(row)
+        seconds = self.prior_seconds + time.monotonic() - session_start
+        save_checkpoint(self.out_dir / CHECKPOINT_NAME, self.state(seconds))
+        self.write_metrics_files()
+        if self.config.preview_every:
+            self.write_preview()
+        if self.progress is not None:
+            self.progress(TrainProgress(self.iteration, self.config.iterations, loss_s, loss_t, 0.0, None, "checkpoint"))
+
+
+def _python_rng_to_lists(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_rng_from_lists(raw: list) -> tuple:
+    return (raw[0], tuple(raw[1]), raw[2])
+
+
+def _numpy_rng_to_lists(state: tuple) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_rng_from_lists(raw: list) -> tuple:
+    return (raw[0], raw[1].numpy().astype(np.uint32), raw[2], raw[3], raw[4])
+
+
+def _default_metric_tools(config: TrainConfig, embedder: Any, landmarker: Any, threshold: float | None):
+    if config.identity_metrics and embedder is None:
+        from likeness.faces import FaceEmbedder
+
+        embedder = FaceEmbedder()
+    if config.identity_metrics and threshold is None:
+        from likeness.faces import IDENTITY_THRESHOLD
+
+        threshold = IDENTITY_THRESHOLD
+    if config.expression_metrics and landmarker is None:
+        from likeness.faces import FaceDetector
+
+        landmarker = detector_landmarker(FaceDetector(max_faces=1))
+    return (embedder if config.identity_metrics else None,
+            landmarker if config.expression_metrics else None, threshold)
+
+
+def train_swap_model(
+    authz: Any,
+    release_authz: Any,
+    source: Any,
+    target: Any,
+    out_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: Callable[[TrainProgress], None] | None = None,
+    embedder: IdentityEmbedder | None = None,
+    landmarker: Landmarker | None = None,
+    identity_threshold: float | None = None,
+) -> TrainResult:
+    """Train (or with ``resume=True`` continue) a face-swap model from ``source`` to ``target``.
+
+    ``authz``: a ``likeness.consent.Authorization`` for use ``training`` of the source subject;
+    ``release_authz``: a ``ReleaseAuthorization`` for the target performer. Both are rechecked at
+    the start and at every checkpoint; a revocation raises ``ConsentError`` and keeps the previous
+    checkpoint. ``source``/``target``: :class:`FaceSamples` or a ``Faceset``.
+
+    On resume the saved configuration is used; only ``iterations`` and ``minutes`` of ``config``
+    (when given) replace the saved stopping rule. Same seed, same machine: N straight iterations
+    give the same weights as N/2 + resume + N/2.
+    """
+    source_faces, target_faces = as_face_source(source), as_face_source(target)
+    out = Path(out_dir)
+    consent = _consent_binding(authz, release_authz, source_faces, target_faces)
+    state = None
+    if resume:
+        state = load_checkpoint(out / CHECKPOINT_NAME)
+        saved = TrainConfig.from_dict(state["train_config"])
+        if config is not None:
+            saved.iterations, saved.minutes = config.iterations, config.minutes
+        config = saved
+        if state["consent"]["subject_id"] != consent["subject_id"]:
+            raise ConsentError("no_grant", f"{out}: this model was trained for subject {state['consent']['subject_slug']!r}")
+        if state["consent"]["performer_id"] != consent["performer_id"]:
+            raise ConsentError("no_release", f"{out}: this model was trained on performer {state['consent']['performer_slug']!r}")
+        for key, faces in (("source_sha256", source_faces), ("target_sha256", target_faces)):
+            if state["data"][key] != faces.content_sha256():
+                raise ModelError(f"{out}: {key.split('_')[0]} faces differ from the ones this model was trained on")
+        remove_stale_temp_files(out)
+    else:
+        config = config or TrainConfig()
+        if (out / CHECKPOINT_NAME).exists():
+            raise ModelError(f"{out}: already holds a checkpoint; resume it or choose a new folder")
+    config.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    embedder, landmarker, identity_threshold = _default_metric_tools(config, embedder, landmarker, identity_threshold)
+    trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
+                       out_dir=out, config=config, consent=consent, progress=progress, embedder=embedder,
+                       landmarker=landmarker, identity_threshold=identity_threshold)
+    trainer.build(state)
+    if config.batch_size is None:
+        config.batch_size = trainer.batch_size
+    write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    return trainer.run()

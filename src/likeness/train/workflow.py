@@ -1,0 +1,96 @@
+"""Faceset-level entry points: authorize, train, resume and export from folders (what the CLI calls).
+
+The source faceset's subject needs a ``training`` grant to the organisation; the target faceset's
+performer needs a release to it. Both come from the policy engine; nothing here can skip them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from likeness.errors import ConsentError, ModelError
+from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_bytes_atomic
+from likeness.train.export import ExportResult, export_model
+from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, train_swap_model
+from likeness.train.samples import faceset_samples
+
+FACESETS_NAME = "facesets.json"
+
+
+def _grantee(workspace: Any, org: str | None) -> str:
+    preferred = org or getattr(getattr(workspace, "settings", None), "org", None)
+    return workspace.registry.default_org(preferred).slug
+
+
+def authorize_training(workspace: Any, source: Any, target: Any, *, org: str | None) -> tuple[Any, Any]:
+    """(training Authorization of the source subject, ReleaseAuthorization of the target performer)."""
+    grantee = _grantee(workspace, org)
+    if target.release_id is None:
+        raise ConsentError("no_release", f"{target.path}: the target faceset was not extracted under a performer release")
+    authz = workspace.policy.authorize(source.subject_slug, "training", grantee)
+    release_authz = workspace.policy.authorize_release(target.subject_slug, grantee)
+    return authz, release_authz
+
+
+def train_from_facesets(
+    workspace: Any,
+    source_path: str | Path,
+    target_path: str | Path,
+    out_dir: str | Path,
+    config: TrainConfig,
+    *,
+    org: str | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+) -> TrainResult:
+    """Load both facesets, authorize, remember their paths in ``out_dir`` and train."""
+    from likeness.faceset import load_faceset
+
+    source, target = load_faceset(source_path), load_faceset(target_path)
+    authz, release_authz = authorize_training(workspace, source, target, org=org)
+    out = Path(out_dir)
+    if (out / CHECKPOINT_NAME).exists():
+        raise ModelError(f"{out}: already holds a checkpoint; use --resume {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
+    write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
+    return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
+                            progress=progress)
+
+
+def resume_training(
+    workspace: Any,
+    model_dir: str | Path,
+    *,
+    iterations: int | None = None,
+    minutes: float | None = None,
+    org: str | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+) -> TrainResult:
+    """Continue the run in ``model_dir`` from its last checkpoint (consent checked again)."""
+    from likeness.faceset import load_faceset
+
+    out = Path(model_dir)
+    try:
+        paths = json.loads((out / FACESETS_NAME).read_text(encoding="utf-8"))
+        source_path, target_path = paths["source"], paths["target"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{out / FACESETS_NAME}: cannot tell which facesets this run used ({exc})") from None
+    source, target = load_faceset(source_path), load_faceset(target_path)
+    authz, release_authz = authorize_training(workspace, source, target, org=org)
+    override = None
+    if iterations is not None or minutes is not None:
+        override = TrainConfig(iterations=iterations, minutes=minutes)
+    return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, override,
+                            resume=True, progress=progress)
+
+
+def export_from_folder(
+    workspace: Any, model_dir: str | Path, *, out_dir: str | Path | None = None, org: str | None = None
+) -> ExportResult:
+    """Authorize (training use of the model's subject) and export ``model_dir`` to ONNX + card."""
+    state = load_checkpoint(Path(model_dir) / CHECKPOINT_NAME)
+    authz = workspace.policy.authorize(state["consent"]["subject_slug"], "training", _grantee(workspace, org))
+    return export_model(authz, model_dir, out_dir=out_dir)

@@ -1,0 +1,245 @@
+"""Pure parts of training: samples, augmentation, losses, splits, checkpoints, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from likeness.errors import FacesetError, ModelError
+from likeness.train import checkpoint as ckpt
+from likeness.train.augment import AugmentOptions, feature_priority_map, landmark_hull_mask, prepare_training_pair
+from likeness.train.data import plan_batch, split_indices
+from likeness.train.generated import generated_face_samples
+from likeness.train.losses import dssim, reconstruction_loss
+from likeness.train.metrics import expression_fidelity, identity_transfer
+from likeness.train.samples import FaceSamples
+
+
+@pytest.fixture(scope="module")
+def faces() -> FaceSamples:
+    return generated_face_samples(6, identity=1, size=64, seed=0)
+
+
+def test_generated_faces_are_deterministic_and_identities_differ():
+    a = generated_face_samples(3, identity=1, size=32, seed=4)
+    b = generated_face_samples(3, identity=1, size=32, seed=4)
+    c = generated_face_samples(3, identity=2, size=32, seed=4)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.landmarks, b.landmarks)
+    assert np.abs(a.images.astype(int) - c.images.astype(int)).mean() > 10
+
+
+def test_face_samples_reject_wrong_types_and_shapes():
+    rng = np.random.default_rng(0)
+    good = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(FacesetError, match="uint8"):
+        FaceSamples(good.astype(np.float32), np.zeros((2, 478, 2), np.float32))
+    with pytest.raises(FacesetError, match=r"\(2, 478, 2\)"):
+        FaceSamples(good, np.zeros((2, 68, 2), np.float32))
+    with pytest.raises(FacesetError, match="NaN"):
+        FaceSamples(good, np.full((2, 478, 2), np.nan, np.float32))
+
+
+def test_training_pair_shapes_ranges_and_determinism(faces):
+    face, landmarks = faces.face(0)
+    a = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(7), priority_weight=2.0)
+    b = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(7), priority_weight=2.0)
+    c = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(8), priority_weight=2.0)
+    assert a.warped.shape == a.target.shape == (3, 32, 32) and a.mask.shape == a.priority.shape == (1, 32, 32)
+    for array in (a.warped, a.target, a.mask):
+        assert array.dtype == np.float32 and array.min() >= 0 and array.max() <= 1
+    assert np.array_equal(a.warped, b.warped) and np.array_equal(a.target, b.target)
+    assert not np.array_equal(a.target, c.target)
+    # The random warp moves pixels of the input only.
+    assert np.abs(a.warped - a.target).mean() > 0.005
+    assert a.priority.max() == pytest.approx(3.0) and a.priority.min() == pytest.approx(1.0)
+
+
+def test_clean_pair_is_the_resized_crop_without_warp(faces):
+    face, landmarks = faces.face(1)
+    pair = prepare_training_pair(face, landmarks, resolution=64, rng=np.random.default_rng(0), augment=False)
+    assert np.array_equal(pair.warped, pair.target)
+    assert np.allclose(pair.target.transpose(1, 2, 0) * 255, face, atol=0.5)
+
+
+def test_warp_can_be_switched_off(faces):
+    face, landmarks = faces.face(2)
+    options = AugmentOptions(warp=False)
+    pair = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(1), options=options)
+    assert np.array_equal(pair.warped, pair.target)
+
+
+def test_masks_follow_the_landmarks(faces):
+    _, landmarks = faces.face(0)
+    hull = landmark_hull_mask(landmarks, size=64)
+    x, y = landmarks.mean(axis=0).astype(int)
+    assert hull[y, x] == 1 and hull[0, 0] == 0
+    priority = feature_priority_map(landmarks, size=64, weight=1.5)
+    eye = landmarks[468].astype(int)
+    assert priority[eye[1], eye[0]] == pytest.approx(2.5)
+    assert priority[int(landmarks[10][1]) + 1, int(landmarks[10][0])] == pytest.approx(1.0)
+
+
+def test_bad_crop_is_a_typed_error(faces):
+    _, landmarks = faces.face(0)
+    with pytest.raises(FacesetError, match="square"):
+        prepare_training_pair(np.zeros((32, 40, 3), np.uint8), landmarks, resolution=32, rng=np.random.default_rng(0))
+    with pytest.raises(FacesetError, match="uint8"):
+        prepare_training_pair(np.zeros((32, 32, 3), np.float32), landmarks, resolution=32, rng=np.random.default_rng(0))
+
+
+def test_dssim_is_zero_for_identical_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.random((2, 3, 32, 32), dtype=np.float32))
+    noisy = (image + 0.2 * torch.from_numpy(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))).clamp(0, 1)
+    assert float(dssim(image, image)) == pytest.approx(0.0, abs=1e-6)
+    assert float(dssim(image, noisy)) > 0.05
+    with pytest.raises(ModelError):
+        dssim(image, image[:, :1])
+
+
+def test_loss_ignores_background_and_weights_priority():
+    rng = np.random.default_rng(1)
+    target = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    ones = torch.ones(1, 1, 32, 32)
+    background_changed = target.clone()
+    background_changed[..., :4, :] = 1 - background_changed[..., :4, :]
+    same, _ = reconstruction_loss(target, mask, target, mask, ones)
+    bg, _ = reconstruction_loss(background_changed, mask, target, mask, ones)
+    assert float(same) == pytest.approx(0.0, abs=1e-5) and float(bg) == pytest.approx(0.0, abs=1e-5)
+    face_changed = target.clone()
+    face_changed[..., 12:16, 12:16] = 1 - face_changed[..., 12:16, 12:16]
+    plain, _ = reconstruction_loss(face_changed, mask, target, mask, ones)
+    weighted, _ = reconstruction_loss(face_changed, mask, target, mask, ones * 3)
+    assert float(weighted) > float(plain) > 0
+
+
+def test_split_is_deterministic_disjoint_and_bounded():
+    a = split_indices(100, seed=3, stream=0, fraction=0.1, max_validation=5)
+    b = split_indices(100, seed=3, stream=0, fraction=0.1, max_validation=5)
+    assert np.array_equal(a.validation, b.validation) and len(a.validation) == 5
+    assert not set(a.train) & set(a.validation) and len(a.train) + len(a.validation) == 100
+    with pytest.raises(FacesetError, match="at least 2"):
+        split_indices(1, seed=0, stream=0, fraction=0.1, max_validation=5)
+
+
+def test_batch_plan_depends_only_on_seed_and_iteration():
+    train = np.arange(10, 50)
+    first = plan_batch(17, seed=2, train_indices=train, batch_size=8, stream=0)
+    again = plan_batch(17, seed=2, train_indices=train, batch_size=8, stream=0)
+    other = plan_batch(18, seed=2, train_indices=train, batch_size=8, stream=0)
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not np.array_equal(first[1], other[1])
+    assert set(first[0]) <= set(train)
+
+
+def test_checkpoint_round_trip(tmp_path: Path):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(path, {"iteration": 3, "weights": torch.arange(5.0)})
+    state = ckpt.load_checkpoint(path)
+    assert state["iteration"] == 3 and torch.equal(state["weights"], torch.arange(5.0))
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypatch):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(path, {"iteration": 1, "weights": torch.zeros(4)})
+    before = path.read_bytes()
+    written = []
+
+    def crash_after_first_chunk(handle, chunk):
+        if written:
+            raise KeyboardInterrupt("simulated kill mid-write")
+        handle.write(chunk[: len(chunk) // 2])
+        written.append(len(chunk))
+
+    monkeypatch.setattr(ckpt, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(ckpt, "_write_chunk", crash_after_first_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(path, {"iteration": 2, "weights": torch.ones(4096)})
+    assert written, "the writer never started"
+    assert path.read_bytes() == before
+    assert ckpt.load_checkpoint(path)["iteration"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_leftover_temp_file_from_a_kill_is_cleaned_and_ignored(tmp_path: Path):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(path, {"iteration": 5})
+    torn = tmp_path / f".{ckpt.CHECKPOINT_NAME}.999.tmp"
+    torn.write_bytes(path.read_bytes()[:100])  # what a kill -9 mid-write leaves behind
+    assert ckpt.load_checkpoint(path)["iteration"] == 5
+    assert ckpt.remove_stale_temp_files(tmp_path) == [torn] and not torn.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04 truncated"])
+def test_corrupt_checkpoint_is_a_model_error(tmp_path: Path, content: bytes):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match="checkpoint"):
+        ckpt.load_checkpoint(path)
+
+
+def test_identity_transfer_counts_only_closer_and_within_threshold():
+    source_refs = np.zeros((2, 4), np.float32)
+    target_refs = np.full((1, 4), 1.0, np.float32)
+    swapped = np.array([[0.1, 0, 0, 0], [0.9, 0.9, 0.9, 0.9], [0.45, 0.45, 0.45, 0.45], [0.3, 0.3, 0.3, 0.3]], np.float32)
+    result = identity_transfer(swapped, source_refs, target_refs, threshold=0.7)
+    # 0: close to source; 1: closer to target; 2: closer to source (0.9 vs 1.1) but beyond 0.7; 3: 0.6 ok.
+    assert result.share == pytest.approx(0.5)
+    with pytest.raises(ModelError):
+        identity_transfer(swapped, source_refs[:0], target_refs, threshold=0.7)
+
+
+def test_expression_fidelity_correlates_openness_of_outputs_and_inputs():
+    rng = np.random.default_rng(0)
+    inputs = rng.random((6, 478, 2)).astype(np.float32)
+    openness = np.linspace(0.1, 0.6, 6)
+    inputs[:, 0, 0] = openness
+    swapped = np.zeros((6, 16, 16, 3), np.uint8)
+    swapped[:, 0, 0, 0] = np.arange(6)
+    found = {k: inputs[k].copy() for k in range(5)}  # face 5 "not detected"
+    perfect = expression_fidelity(swapped, inputs, landmarker=lambda rgb: found.get(int(rgb[0, 0, 0])),
+                                  eye_openness=lambda p: float(p[0, 0]), mouth_openness=lambda p: float(-p[0, 0]),
+                                  detect_size=16)
+    assert perfect.faces_measured == 5
+    assert perfect.eye_correlation == pytest.approx(1.0) and perfect.mouth_correlation == pytest.approx(1.0)
+    shuffled = {k: inputs[(k + 2) % 5].copy() for k in range(5)}
+    poor = expression_fidelity(swapped, inputs, landmarker=lambda rgb: shuffled.get(int(rgb[0, 0, 0])),
+                               eye_openness=lambda p: float(p[0, 0]), mouth_openness=lambda p: float(p[0, 0]),
+                               detect_size=16)
+    assert poor.eye_correlation is not None and poor.eye_correlation < 0.5
+
+
+def test_kill_9_during_checkpoint_writes_never_corrupts_the_checkpoint(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    writer = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from likeness.train.checkpoint import save_checkpoint\n"
+        "path = Path(sys.argv[1])\n"
+        "for i in range(1, 10_000):\n"
+        "    save_checkpoint(path, {'iteration': i, 'weights': torch.full((2_000_000,), float(i))})\n"
+    )
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    process = subprocess.Popen([sys.executable, "-c", writer, str(path)])
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.exists(), "the writer never produced a checkpoint"
+        time.sleep(0.3)  # let it get into later writes, then kill it without warning
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    state = ckpt.load_checkpoint(path)
+    assert state["iteration"] >= 1
+    assert torch.equal(state["weights"], torch.full((2_000_000,), float(state["iteration"])))

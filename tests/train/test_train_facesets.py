@@ -1,0 +1,125 @@
+"""Training from faceset folders (library workflow and CLI): consent binding, resume, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from likeness.cli import app
+from likeness.errors import ConsentError
+from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256, sha256_file
+from likeness.media import write_image
+from likeness.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    faceset_samples,
+    generated_face_samples,
+    load_checkpoint,
+    train_from_facesets,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+
+
+def write_faceset(folder: Path, *, subject, identity: int, grant_id=None, release_id=None, n: int = 12) -> Path:
+    """A faceset folder in the product's format, from generated faces of one identity."""
+    samples = generated_face_samples(n, identity=identity, size=48, seed=identity)
+    (folder / "faces").mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        name = f"faces/{i:06d}.png"
+        write_image(folder / name, samples.images[i])
+        record = FaceRecord(
+            file=name, source="generated", frame_index=i, timestamp_s=None, track_id=0,
+            landmarks=samples.landmarks[i], affine=np.eye(2, 3), yaw=float(samples.yaw[i]), pitch=0.0, roll=0.0,
+            sharpness=100.0, face_size=48.0, eye_openness=0.3, mouth_openness=0.1, brightness=120.0,
+            identity_distance=0.2, grant_id=grant_id, release_id=release_id,
+            image_sha256=sha256_file(folder / name),
+        )
+        lines.append(record.to_json())
+    (folder / "index.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = FacesetManifest(
+        faceset_sha256=index_sha256(folder / "index.jsonl"), subject_id=subject.id, subject_slug=subject.slug,
+        grant_id=grant_id, release_id=release_id, org_id=None, created_at="2026-01-01T00:00:00Z",
+        counts={"faces": n}, size=48,
+    )
+    (folder / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def facesets(consent_world, tmp_path):
+    registry = consent_world.workspace.registry
+    source = write_faceset(tmp_path / "mina", subject=registry.get_subject("mina"), identity=1,
+                           grant_id=consent_world.grant_id)
+    target = write_faceset(tmp_path / "jun", subject=registry.get_subject("jun"), identity=2,
+                           release_id=consent_world.release_id)
+    return source, target
+
+
+def small_config(**overrides) -> TrainConfig:
+    base = dict(model="df_tiny", resolution=32, iterations=6, batch_size=4, checkpoint_every=3, preview_every=0,
+                identity_metrics=False, expression_metrics=False, threads=1, workers=1, validation_fraction=0.2)
+    return TrainConfig(**(base | overrides))
+
+
+def test_faceset_adapter_reads_faces_lazily_with_hash_and_yaw(facesets):
+    from likeness.faceset import load_faceset
+
+    faces = faceset_samples(load_faceset(facesets[0]))
+    image, landmarks = faces.face(3)
+    assert faces.count == 12 and faces.size == 48
+    assert image.shape == (48, 48, 3) and landmarks.shape == (478, 2)
+    assert faces.content_sha256() == json.loads((facesets[0] / "manifest.json").read_text())["faceset_sha256"]
+    low, high = faces.yaw_range()
+    assert low < high
+
+
+def test_swapped_facesets_are_refused(consent_world, facesets, tmp_path):
+    source, target = facesets
+    with pytest.raises(ConsentError) as refused:
+        train_from_facesets(consent_world.workspace, target, source, tmp_path / "m", small_config(), org="studio")
+    assert refused.value.reason == "no_release"
+    assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()
+
+
+def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
+    home = str(consent_world.workspace.settings.home)
+    out = tmp_path / "cli-model"
+    runner = CliRunner()
+    common = ["--home", home]
+    result = runner.invoke(app, common + [
+        "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
+        "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
+        "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "trained 4 iterations" in result.output
+    result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 6
+    result = runner.invoke(app, common + ["model", "export", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["source_faceset_sha256"] == json.loads((facesets[0] / "manifest.json").read_text())["faceset_sha256"]
+    assert card["target_faceset_sha256"] == json.loads((facesets[1] / "manifest.json").read_text())["faceset_sha256"]
+    assert card["iterations"] == 6 and card["yaw_range"][0] < card["yaw_range"][1]
+    assert (out / "model.onnx").is_file()
+
+    consent_world.revoke_grant()
+    result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "8"])
+    assert result.exit_code == 1
+    assert "refused" in result.output and "Traceback" not in result.output
+
+
+def test_cli_every_train_command_has_help():
+    runner = CliRunner()
+    for command in (["train", "--help"], ["model", "export", "--help"], ["model", "list", "--help"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Usage" in result.output
+    listed = runner.invoke(app, ["model", "list"])
+    assert "liae_tiny" in listed.output

@@ -1,0 +1,191 @@
+"""The consent-bound training loop: learning, resume equivalence, refusals, revocation, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from likeness.errors import ConsentError, ModelError
+from likeness.train import (
+    CARD_NAME,
+    CHECKPOINT_NAME,
+    ONNX_NAME,
+    TrainConfig,
+    export_model,
+    generated_face_samples,
+    load_checkpoint,
+    load_swap_model,
+    train_swap_model,
+)
+from likeness.train.export import CARD_KEYS
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(20, identity=2, size=48, seed=1)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(model="df_tiny", resolution=32, iterations=20, batch_size=4, checkpoint_every=10, preview_every=0,
+                log_every=1, identity_metrics=False, expression_metrics=False, threads=1, workers=1, seed=11,
+                learning_rate=1e-3)
+    return TrainConfig(**(base | overrides))
+
+
+def weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(model_dir / CHECKPOINT_NAME)["model_state"]
+
+
+def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, tmp_path):
+    out = tmp_path / "model"
+    config = tiny_config(iterations=40, batch_size=8, checkpoint_every=20, preview_every=20, model="liae_tiny")
+    result = train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config)
+    assert result.iterations == 40 and result.stop_reason == "iterations"
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    losses = [float(r["loss_source"]) + float(r["loss_target"]) for r in rows]
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < 0.85 * np.mean(losses[:8])
+    assert rows[-1]["val_dssim_source"] and rows[-1]["val_dssim_target"]
+    assert (out / "metrics.png").stat().st_size > 1000 and (out / "preview_latest.png").is_file()
+    assert sorted(p.name for p in (out / "previews").iterdir()) == ["preview_0000020.png", "preview_0000040.png"]
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["batch_size"] == 8 and saved["model"] == "liae_tiny"
+    events = consent_world.workspace.ledger.find("model.trained")
+    assert len(events) == 1 and events[0].payload["iterations"] == 40
+    assert events[0].payload["grant_id"] == consent_world.grant_id
+    assert events[0].payload["release_id"] == consent_world.release_id
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20))
+    first = train_swap_model(authz, release, *faces, split, tiny_config(iterations=10))
+    assert first.iterations == 10
+    resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
+    assert resumed.iterations == 20
+    a, b = weights(straight), weights(split)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    optimizer_a = load_checkpoint(straight / CHECKPOINT_NAME)["optimizer_state"]["state"]
+    optimizer_b = load_checkpoint(split / CHECKPOINT_NAME)["optimizer_state"]["state"]
+    assert all(torch.equal(optimizer_a[k]["exp_avg"], optimizer_b[k]["exp_avg"]) for k in optimizer_a)
+
+
+def test_new_run_refuses_a_folder_with_a_checkpoint_and_resume_checks_the_faces(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4))
+    with pytest.raises(ModelError, match="already holds a checkpoint"):
+        train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4))
+    other = generated_face_samples(20, identity=3, size=48, seed=0)
+    with pytest.raises(ModelError, match="differ"):
+        train_swap_model(authz, release, other, faces[1], tmp_path, TrainConfig(iterations=8), resume=True)
+
+
+def test_training_refused_for_another_use_or_an_unissued_authorization(consent_world, faces, tmp_path):
+    release = consent_world.authorize_release()
+    with pytest.raises(ConsentError) as refused:
+        train_swap_model(consent_world.authorize("music_video"), release, *faces, tmp_path / "a", tiny_config())
+    assert refused.value.reason == "use_not_granted"
+
+    class LookalikeAuthorization:
+        use, subject_id, subject_slug = "training", "x", "mina"
+
+        def recheck(self, *, at=None):
+            return None
+
+    with pytest.raises(ConsentError) as forged:
+        train_swap_model(LookalikeAuthorization(), release, *faces, tmp_path / "b", tiny_config())
+    assert forged.value.reason == "not_issued_here"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_training_refused_without_a_grant(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    consent_world.revoke_grant()
+    with pytest.raises(ConsentError) as refused:
+        train_swap_model(authz, release, *faces, tmp_path / "m", tiny_config())
+    assert refused.value.reason == "revoked"
+    with pytest.raises(ConsentError):
+        consent_world.authorize()
+    assert not (tmp_path / "m").exists()
+
+
+def test_training_refused_without_a_release(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    consent_world.revoke_release()
+    with pytest.raises(ConsentError) as refused:
+        train_swap_model(authz, release, *faces, tmp_path / "m", tiny_config())
+    assert refused.value.reason == "release_revoked"
+    with pytest.raises(ConsentError) as refused_without_release:
+        train_swap_model(authz, None, *faces, tmp_path / "m", tiny_config())
+    assert refused_without_release.value.reason == "no_release"
+
+
+@pytest.mark.parametrize("revoke", ["revoke_grant", "revoke_release"])
+def test_revocation_stops_training_at_the_next_checkpoint(consent_world, faces, tmp_path, revoke):
+    out = tmp_path / "m"
+    seen = []
+
+    def revoke_after_first_checkpoint(progress):
+        seen.append(progress.iteration)
+        if progress.event == "checkpoint" and progress.iteration == 10:
+            getattr(consent_world, revoke)()
+
+    with pytest.raises(ConsentError):
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out,
+                         tiny_config(iterations=40), progress=revoke_after_first_checkpoint)
+    assert max(seen) == 20  # stopped at the next checkpoint, not at the end
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 10
+    assert not consent_world.workspace.ledger.find("model.trained")
+
+
+def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces, tmp_path):
+    out = tmp_path / "m"
+    authz = consent_world.authorize()
+    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config(iterations=10))
+    exported = export_model(authz, out)
+    assert exported.onnx_path == out / ONNX_NAME and exported.card_path == out / CARD_NAME
+    card = json.loads(exported.card_path.read_text())
+    assert set(CARD_KEYS) <= set(card)
+    assert card["grant_id"] == consent_world.grant_id and card["release_id"] == consent_world.release_id
+    assert card["subject_slug"] == "mina" and card["performer_slug"] == "jun"
+    assert card["resolution"] == 32 and card["iterations"] == 10 and card["licence"]
+    assert consent_world.workspace.ledger.find("model.exported", onnx_sha256=card["onnx_sha256"])
+
+    swap = load_swap_model(consent_world.workspace, out, authz=consent_world.authorize("music_video"))
+    rng = np.random.default_rng(0)
+    probe = rng.random((5, 3, 32, 32), dtype=np.float32)
+    swapped, mask = swap.run(probe)
+    assert swapped.shape == (5, 3, 32, 32) and mask.shape == (5, 1, 32, 32)
+    from likeness.models import create_model
+
+    state = load_checkpoint(out / CHECKPOINT_NAME)
+    model = create_model("df_tiny", resolution=32)
+    model.load_state_dict(state["model_state"])
+    with torch.no_grad():
+        want_rgb, want_mask = model.eval()(torch.from_numpy(probe))
+    assert np.abs(swapped - want_rgb.numpy()).max() <= 1e-4
+    assert np.abs(mask - want_mask.numpy()).max() <= 1e-4
+    with pytest.raises(ModelError, match="float32"):
+        swap.run(probe.astype(np.float64))
+
+    # Loading for rendering refuses a tampered file and a revoked training grant.
+    render_authz = consent_world.authorize("music_video")
+    original = (out / ONNX_NAME).read_bytes()
+    (out / ONNX_NAME).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(ModelError, match="does not match the model card"):
+        load_swap_model(consent_world.workspace, out, authz=render_authz)
+    (out / ONNX_NAME).write_bytes(original)
+    consent_world.revoke_grant()
+    with pytest.raises(ConsentError) as refused:
+        load_swap_model(consent_world.workspace, out, authz=render_authz)
+    assert refused.value.reason == "revoked"
