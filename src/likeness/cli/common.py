@@ -12,8 +12,9 @@ from rich.console import Console
 from likeness.config import Settings
 from likeness.errors import ConsentError, LikenessError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def settings_from(ctx: typer.Context) -> Settings:
