@@ -66,22 +66,134 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
     return result
 
 
+def generate_footage(folder: Path, console: Console) -> dict[str, Path]:
+    """Generated media only: Mina's 'consented footage' animates her reference portrait; Jun's
+    performer clip (with an audio track) animates his."""
+    from likeness.media import synthetic, write_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "mina_reference": folder / "mina_reference.png",
+        "jun_reference": folder / "jun_reference.png",
+        "mina_footage": folder / "mina_footage.mp4",
+        "jun_performance": folder / "jun_performance.mp4",
+    }
+    write_image(paths["mina_reference"], synthetic.astronaut())
+    write_image(paths["jun_reference"], synthetic.grace_hopper())
+    synthetic.write_clip(paths["mina_footage"], synthetic.astronaut(), seconds=4.0, fps=25,
+                         size=(640, 360), with_audio=False, seed=1)
+    synthetic.write_clip(paths["jun_performance"], synthetic.grace_hopper(), seconds=3.0, fps=25,
+                         size=(640, 360), with_audio=True, seed=2)
+    console.print(f"[bold]2. Footage[/]  generated from package portraits in {folder}")
+    return paths
+
+
+def enroll_and_extract(workspace: Workspace, paths: dict[str, Path], out: Path, console: Console) -> dict[str, Path]:
+    from likeness.faceset import ExtractOptions, authorize_extraction, enroll_reference_photos, extract_faceset
+
+    for subject, photo in ((ARTIST, paths["mina_reference"]), (PERFORMER, paths["jun_reference"])):
+        report = enroll_reference_photos(workspace, subject, [photo])
+        if report.added != 1:
+            raise RuntimeError(f"could not enrol {photo}: {report.skipped}")
+    facesets = {}
+    for subject, footage in ((ARTIST, paths["mina_footage"]), (PERFORMER, paths["jun_performance"])):
+        authz = authorize_extraction(workspace, subject, ORG)
+        report = extract_faceset(workspace, authz, [footage], out / f"{subject}_faceset",
+                                 options=ExtractOptions(dedup_hamming=None))
+        facesets[subject] = out / f"{subject}_faceset"
+        console.print(f"[bold]3. Faceset[/]  {subject}: {report.faces_kept} aligned faces from "
+                      f"{report.frames_read} frames ({report.faces_per_s:.1f} faces/s)")
+    return facesets
+
+
+def train_and_export(workspace: Workspace, facesets: dict[str, Path], out: Path, console: Console,
+                     *, minutes: float) -> Path:
+    from likeness.train import TrainConfig, export_from_folder, train_from_facesets
+
+    model_dir = out / "mina_on_jun"
+    config = TrainConfig(model="df_tiny", resolution=64, iterations=None, minutes=minutes,
+                         checkpoint_every=100, preview_every=200)
+    result = train_from_facesets(workspace, facesets[ARTIST], facesets[PERFORMER], model_dir, config, org=ORG)
+    exported = export_from_folder(workspace, model_dir, org=ORG)
+    transfer = result.metrics.get("identity_transfer")
+    console.print(f"[bold]4. Model[/]  df_tiny 64 px, {result.iterations} iterations in "
+                  f"{result.training_seconds:.0f} s on {result.device}; identity transfer "
+                  f"{transfer if transfer is not None else 'n/a'}; ONNX {exported.onnx_path.name}")
+    return model_dir
+
+
+def render_output(workspace: Workspace, model_dir: Path, target: Path, out: Path, console: Console) -> Path:
+    from likeness.render import render_media
+
+    output = out / "mina_debut_mv.mp4"
+    report = render_media(workspace, model_dir, target, output, use="music_video", org=ORG)
+    console.print(f"[bold]5. Render[/]  {report.frames_rendered} frames, faces {dict(report.faces)}, "
+                  f"{report.fps:.1f} fps → {output} (visible label, watermark, signed C2PA, ledger)")
+    return output
+
+
+def verify_outputs(workspace: Workspace, files: dict[str, Path], console: Console) -> dict[str, str]:
+    from likeness.verify import verify_path
+
+    verdicts = {}
+    table = Table("file", "verdict", "why")
+    for label, path in files.items():
+        result = verify_path(workspace, path)
+        verdicts[label] = result.verdict.code
+        table.add_row(label, result.verdict.code, result.verdict.summary)
+    console.print(table)
+    return verdicts
+
+
 def print_audit_trail(workspace: Workspace, console: Console) -> None:
     report = workspace.ledger.verify()
-    table = Table("seq", "event", "hash", title="Audit trail (hash-chained ledger)")
+    counts: dict[str, int] = {}
     for event in workspace.ledger.events():
-        table.add_row(str(event.seq), event.event_type, event.hash[:16])
+        counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    table = Table("event", "count", title="Audit trail (hash-chained ledger)")
+    for event_type, count in counts.items():
+        table.add_row(event_type, str(count))
     console.print(table)
     state = "[green]intact[/]" if report.ok else f"[red]BROKEN at row {report.broken_seq}[/]"
     console.print(f"ledger {state}: {report.rows} rows, head {report.head_hash[:16]}…")
 
 
-def run_demo(settings: Settings, console: Console) -> DemoResult:
+def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0) -> DemoResult:
+    """The whole story; returns where the labelled output and its reports are."""
+    from likeness.media import iter_video_frames, write_image
+
     workspace = Workspace.init(settings)
     try:
         result = setup_consent(workspace, console)
+        work = workspace.home / "demo"
+        paths = generate_footage(work / "footage", console)
+        facesets = enroll_and_extract(workspace, paths, work, console)
+        model_dir = train_and_export(workspace, facesets, work, console, minutes=train_minutes)
+        output = render_output(workspace, model_dir, paths["jun_performance"], workspace.outputs_dir, console)
+        result.outputs["render"] = output
+        result.outputs["report"] = output.with_suffix(".render.html")
+
+        # A platform re-encodes a still from the video: the manifest is gone, the watermark stays.
+        still = next(iter(iter_video_frames(output, start=10)))
+        resaved = work / "reposted_still.jpg"
+        write_image(resaved, still.rgb, quality=85)
+        console.print("[bold]6. Verify[/]")
+        verify_outputs(workspace, {
+            "labelled render": output,
+            "re-posted still (no manifest)": resaved,
+            "Mina's untouched portrait": paths["mina_reference"],
+        }, console)
+
+        console.print("[bold]7. Revocation[/]  Mina's rights holder revokes the grant")
+        workspace.registry.revoke_grant(result.grant_id, reason="demo: consent withdrawn")
+        verify_outputs(workspace, {"labelled render": output}, console)
+        try:
+            render_output(workspace, model_dir, paths["jun_performance"], workspace.outputs_dir, console)
+        except ConsentError as exc:
+            console.print(f"render after revocation [red]refused[/] ({exc.reason})")
         print_audit_trail(workspace, console)
-        console.print(f"\nworkspace: {workspace.home}")
+        console.print(f"\n[bold]labelled output[/]: {output}\n[bold]render report[/]: "
+                      f"{result.outputs['report']}\n[bold]workspace[/]: {workspace.home}")
         return result
     finally:
         workspace.close()

@@ -42,5 +42,16 @@ def _register_all() -> None:
 _register_all()
 
 
+def _quiet_third_party_logs() -> None:
+    """Native face-model logs (TFLite/absl) and a protobuf deprecation notice are noise to users."""
+    import os
+    import warnings
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+
+
 def main() -> None:
+    _quiet_third_party_logs()
     app()

@@ -1,9 +1,76 @@
-"""CLI commands for the render area."""
+"""CLI commands for the render area: ``likeness render MODEL TARGET --use USE --out OUT``."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("render", help="Swap the model's subject onto the released performer in a video, image or folder.")(render)
+
+
+def render(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(help="Exported model folder (model.onnx + model_card.json).")],
+    target: Annotated[Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")],
+    use: Annotated[str, typer.Option("--use", help="Granted use: music_video, virtual_stage, fan_message, advertising or tribute.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org).")] = None,
+    colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
+    blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
+    smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks and colour.")] = True,
+    unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay).")] = False,
+) -> None:
+    """Render authorized synthetic media; output is always watermarked, C2PA-signed and on the ledger."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from likeness.render import RefineOptions, RenderOptions, render_media
+    from likeness.render.blend import BLEND_METHODS
+    from likeness.render.colour import COLOUR_MODES
+    from likeness.render.smoothing import SmoothingOptions
+
+    if colour not in COLOUR_MODES:
+        fail(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {colour!r}")
+    if blend not in BLEND_METHODS:
+        fail(f"--blend must be one of {', '.join(BLEND_METHODS)}, got {blend!r}")
+    grantee = org or settings_from(ctx).org
+    if not grantee:
+        fail("no organisation: pass --org or set LIKENESS_ORG")
+    options = RenderOptions(
+        refine=RefineOptions(colour=colour, blend=blend, smoothing=SmoothingOptions(enabled=smoothing)),
+        unlabelled=unlabelled,
+    )
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        with Progress(
+            TextColumn("[bold]render"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+            TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console, transient=True,
+        ) as bar:
+            task = bar.add_task("render", total=None, fps=0.0)
+            started = time.perf_counter()
+
+            def progress(done: int, total: int | None) -> None:
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                bar.update(task, completed=done, total=total, fps=done / elapsed)
+
+            report = render_media(workspace, model, target, out, use=use, org=grantee, options=options, progress=progress)
+    skipped = ", ".join(f"{k} {v}" for k, v in report.faces.items() if k != "swapped") or "none"
+    console.print(
+        f"[green]rendered[/] {report.frames_rendered}/{report.frames_total} frames at {report.fps:.1f} fps; "
+        f"faces swapped {report.faces.get('swapped', 0)}, skipped: {skipped}"
+    )
+    for output in report.outputs:
+        console.print(f"  {output['path']}  (job {output['job_id']}, watermark {output['watermark_payload']})")
+    if report.decode_error:
+        console.print(f"[yellow]warning:[/] {report.decode_error}; rendered what decoded")
+    for skipped_input in report.skipped_inputs:
+        console.print(f"[yellow]skipped[/] {skipped_input['path']}: {skipped_input['reason']}")
+    if report.report_html:
+        console.print(f"report: {report.report_html}")

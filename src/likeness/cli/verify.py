@@ -1,9 +1,99 @@
-"""CLI commands for the verify area."""
+"""CLI: ``likeness verify PATH...``: verdicts for images and videos found anywhere."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+
+_VERDICT_STYLES = {
+    "error": "bold white on red",
+    "tampered": "bold red",
+    "authorized-synthetic": "bold green",
+    "synthetic-consent-revoked": "bold yellow",
+    "synthetic-other-issuer": "bold blue",
+    "no-face": "dim",
+    "enrolled-artist-unlabelled": "bold magenta",
+    "no-enrolled-artist": "white",
+}
+
+
+def verify(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders to scan (no URLs).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")] = False,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder.")
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting).")
+    ] = None,
+    anchors: Annotated[
+        Optional[list[Path]], typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Verify again files already verified with the same hash.")] = False,
+) -> None:
+    """Verify media: C2PA provenance, likeness watermark, enrolled artists; print a verdict per file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from likeness.verify.scan import iter_media_files, verify_many
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail("not found: " + ", ".join(missing))
+    extra_anchors = []
+    for anchor in anchors or []:
+        try:
+            extra_anchors.append(anchor.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"{anchor}: cannot read trust anchor ({exc})")
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        total = sum(1 for _ in iter_media_files(paths))
+        worker_count = workers or settings_from(ctx).workers
+        progress = Progress(
+            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"), console=err_console, transient=True,
+            disable=total <= 1,
+        )
+        with progress:
+            task = progress.add_task("", total=total)
+
+            def advance(done: int, _total: int, result) -> None:
+                progress.update(task, completed=done, description=Path(result.path).name[:40])
+
+            results = verify_many(
+                workspace, paths, workers=worker_count, report_dir=report, progress=advance,
+                extra_anchors=extra_anchors, force=force,
+            )
+    if as_json:
+        # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
+        for result in results:
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        for result in results:
+            _print_result(result)
+        if report is not None:
+            console.print(f"evidence packs in {report}")
+    if total == 0:
+        err_console.print("no image or video files found")
+
+
+def _print_result(result) -> None:
+    style = _VERDICT_STYLES.get(result.verdict.code, "white")
+    suffix = " (unchanged since last verification)" if result.resumed else ""
+    console.print(f"[{style}]{result.verdict.code}[/]  {result.path}{suffix}")
+    for sentence in result.verdict.evidence[:4]:
+        console.print(f"    {sentence}", markup=False)
+    for error in result.errors:
+        if result.verdict.code != "error":
+            console.print(f"    note ({error.stage}): {error.reason}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``likeness verify`` to the root app."""
+    app.command("verify", help="Verify media: C2PA provenance, likeness watermark, enrolled artists; a verdict per file.")(verify)

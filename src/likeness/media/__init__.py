@@ -19,6 +19,8 @@ from likeness.media.video import (
     VideoInfo,
     iter_video_frames,
     probe_video,
+    sample_times,
+    sample_video_frames,
     transcode,
 )
 
@@ -34,6 +36,8 @@ __all__ = [
     "read_image",
     "read_image_bytes",
     "require_rgb",
+    "sample_times",
+    "sample_video_frames",
     "transcode",
     "write_image",
 ]

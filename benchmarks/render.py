@@ -1,0 +1,217 @@
+"""Render speed and quality, measured side by side in one run.
+
+    .venv/bin/python benchmarks/render.py [--media ../shared/media] [--frames 90] [--repeats 2]
+                                          [--train-minutes 2] [--skip-quality]
+
+Models: every model is a real exported folder made through the product's own API
+(``train_swap_model`` + ``export_model``) and loaded by ``render_media`` through
+``load_swap_model``. ``df_tiny`` 64 px is trained for ``--train-minutes`` on faces aligned from
+the consenting-actor clip (target performer) and from animated synthetic portraits
+(``synthetic_people/seeprettyface_1024``, the stand-in virtual idol). ``df`` 64 px and
+``df_tiny`` 128 px get one training iteration: speed does not depend on training.
+
+Table 1 (speed): per clip, the decode+encode transcode (``likeness.media.transcode``, the floor of
+any render) and ``render_media`` with each model, in the same run, median fps over
+``--repeats``, and the ratio render/transcode. Render fps is wall clock of the whole call
+(content check, detection, tracking, identity, swap, refinement, visible label, watermark,
+H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start/finish cost
+(the same render on the first 10 frames is timed and subtracted).
+
+Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
+smoothing and border CIEDE2000 per colour-transfer mode (medians over tracks from the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from likeness.config import Settings
+from likeness.consent import USES
+from likeness.consent.canonical import now_utc
+from likeness.faces.align import align_face
+from likeness.faces.detect import FaceDetector
+from likeness.faces.identity import FaceEmbedder
+from likeness.faces.pose import head_pose
+from likeness.media.images import read_image
+from likeness.media.synthetic import animate_portrait, grace_hopper, write_clip
+from likeness.media.video import VideoEncoder, iter_video_frames, probe_video, transcode
+from likeness.render import RefineOptions, RenderOptions, render_media
+from likeness.render.smoothing import SmoothingOptions
+from likeness.train import FaceSamples, TrainConfig, export_model, train_swap_model
+from likeness.workspace import Workspace
+
+
+def cut_clip(source: Path, out: Path, *, frames: int, size: tuple[int, int] | None) -> Path:
+    info = probe_video(source)
+    width, height = size or (info.width, info.height)
+    with VideoEncoder(out, width=width, height=height, fps=info.frame_rate or info.fps, audio_source=source) as enc:
+        for frame in iter_video_frames(source):
+            if frame.index >= frames:
+                break
+            rgb = frame.rgb if size is None else cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA)
+            enc.write(rgb, pts_s=frame.pts_s)
+    return out
+
+
+def setup_world(home: Path, performer_faces: list[np.ndarray]) -> Workspace:
+    ws = Workspace.init(Settings(home=home))
+    registry = ws.registry
+    registry.add_org("studio", "Studio")
+    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
+    registry.add_subject("jun", "Jun", kind="performer")
+    until = now_utc() + timedelta(days=1)
+    registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="benchmark")
+    registry.issue_release("jun", "studio", valid_until=until, purpose="benchmark")
+    embedder = FaceEmbedder()
+    with FaceDetector(mode="image") as detector:
+        for n, rgb in enumerate(performer_faces):
+            faces = detector.detect(rgb)
+            if faces:
+                registry.add_reference_embedding("jun", embedder.embed(rgb, faces[0].landmarks), source_name=f"ref{n}",
+                                                 source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest())
+    return ws
+
+
+def aligned_samples(frames: list[np.ndarray], size: int) -> FaceSamples:
+    images, landmarks, yaw = [], [], []
+    with FaceDetector(mode="image", max_faces=1) as detector:
+        for rgb in frames:
+            faces = detector.detect(rgb)
+            if not faces:
+                continue
+            aligned = align_face(rgb, faces[0].landmarks, size=size, coverage="wf")
+            images.append(aligned.image)
+            landmarks.append(aligned.landmarks)
+            yaw.append(head_pose(faces[0].landmarks, rgb.shape[:2])[0])
+    return FaceSamples(np.stack(images), np.stack(landmarks).astype(np.float32), np.array(yaw))
+
+
+def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSamples, *, family: str, resolution: int,
+               iterations: int | None, minutes: float | None) -> tuple[Path, float]:
+    config = TrainConfig(model=family, resolution=resolution, iterations=iterations, minutes=minutes, batch_size=8,
+                         checkpoint_every=10_000, preview_every=0, log_every=50, identity_metrics=False,
+                         expression_metrics=False, threads=2, workers=1, seed=0, learning_rate=5e-4)
+    authz = ws.policy.authorize("mina", "training", "studio")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train_swap_model(authz, ws.policy.authorize_release("jun", "studio"), source, target, out, config)
+        export_model(authz, out)
+    print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    return out, float(result.iterations)
+
+
+def timed_render(ws: Workspace, model: Path, clip: Path, out: Path, options: RenderOptions) -> tuple[float, float, dict]:
+    started = time.perf_counter()
+    report = render_media(ws, model, clip, out, use="music_video", org="studio", options=options)
+    seconds = time.perf_counter() - started
+    return report.frames_rendered / seconds, seconds, report.to_json()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--media", type=Path, default=Path("../shared/media"))
+    parser.add_argument("--frames", type=int, default=90, help="frames per clip")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--train-minutes", type=float, default=2.0)
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="likeness-bench-render-"))
+    print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
+
+    dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
+    if not dfdc.is_file():
+        print(f"no {dfdc}: this benchmark needs the consenting-actor clip", file=sys.stderr)
+        return 2
+    clips = {
+        "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
+        "dfdc 1080p": cut_clip(dfdc, tmp / "dfdc1080.mp4", frames=args.frames, size=None),
+        "generated 720p": write_clip(tmp / "gen720.mp4", grace_hopper(), seconds=args.frames / 25, fps=25,
+                                     size=(1280, 720), seed=1),
+        "generated 1080p": write_clip(tmp / "gen1080.mp4", grace_hopper(), seconds=args.frames / 25, fps=25,
+                                      size=(1920, 1080), seed=2),
+    }
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")}
+        clips = {k: v for k, v in clips.items() if k in wanted or k == "dfdc 720p"}
+    first_dfdc = next(iter_video_frames(clips["dfdc 720p"])).rgb
+    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc])
+
+    idol_dir = args.media / "synthetic_people" / "seeprettyface_1024"
+    idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
+    source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
+    target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
+    source64, target64 = aligned_samples(source_frames, 64), aligned_samples(target_frames, 64)
+    print(f"  training faces: {len(source64.images)} idol (synthetic seeprettyface), {len(target64.images)} performer (dfdc)",
+          file=sys.stderr)
+    models = {
+        "df_tiny 64 (trained)": make_model(ws, tmp / "m_tiny64", source64, target64, family="df_tiny", resolution=64,
+                                           iterations=None, minutes=args.train_minutes)[0],
+        "df 64": make_model(ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1,
+                            minutes=None)[0],
+    }
+    source128, target128 = aligned_samples(source_frames[::4], 128), aligned_samples(target_frames[::8], 128)
+    models["df_tiny 128"] = make_model(ws, tmp / "m_tiny128", source128, target128, family="df_tiny", resolution=128,
+                                       iterations=1, minutes=None)[0]
+
+    print("\n## Speed (fps, median of repeats; wall clock of render_media incl. content check and signing)\n")
+    print(f"load average before: {os.getloadavg()[0]:.2f}\n")
+    header = "| clip | frames | transcode fps | " + " | ".join(f"{m} fps | ratio" for m in models) + " | df_tiny 64 steady fps |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    n = 0
+    for name, clip in clips.items():
+        transcode_fps, render_fps, steady = [], {m: [] for m in models}, []
+        for r in range(args.repeats):
+            started = time.perf_counter()
+            frames = transcode(clip, tmp / f"tc-{n}.mp4")
+            transcode_fps.append(frames / (time.perf_counter() - started))
+            n += 1
+            for label, model in models.items():
+                fps, seconds, rep = timed_render(ws, model, clip, tmp / f"r-{n}.mp4", RenderOptions(write_report=False))
+                render_fps[label].append(fps)
+                n += 1
+                if label.startswith("df_tiny 64"):
+                    short = cut_clip(clip, tmp / f"short-{n}.mp4", frames=10, size=None)
+                    _, short_s, _ = timed_render(ws, model, short, tmp / f"s-{n}.mp4", RenderOptions(write_report=False))
+                    steady.append((rep["frames_rendered"] - 10) / max(seconds - short_s, 1e-6))
+                    n += 1
+        floor = statistics.median(transcode_fps)
+        cells = " | ".join(f"{statistics.median(v):.1f} | {statistics.median(v) / floor:.2f}" for v in render_fps.values())
+        print(f"| {name} | {rep['frames_rendered']} | {floor:.1f} | {cells} | {statistics.median(steady):.1f} |")
+        sys.stdout.flush()
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+    if not args.skip_quality:
+        print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
+        print("| colour | smoothing | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
+        print("|---|---|---|---|---|")
+        clip = clips["dfdc 720p"]
+        for colour, smooth in (("rct", True), ("rct", False), ("lct", True), ("hist", True), ("none", True)):
+            options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
+                                    write_report=False)
+            _, _, rep = timed_render(ws, models["df_tiny 64 (trained)"], clip, tmp / f"q-{colour}-{smooth}.mp4", options)
+            flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
+            diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
+            print(f"| {colour} | {'on' if smooth else 'off'} | {statistics.median(flicker) if flicker else float('nan'):.3f} | "
+                  f"{statistics.median(diff) if diff else float('nan'):.2f} | {rep['faces_swapped']} |")
+    ws.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

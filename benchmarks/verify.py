@@ -1,0 +1,449 @@
+"""Benchmark `likeness verify`: speed per stage (1080p JPEGs, 1080p videos) and recognition quality.
+
+Usage::
+
+    .venv/bin/python benchmarks/verify.py [--media ../shared/media] [--images 12] [--workers 2]
+
+The workspace enrolls three synthetic people from MEDIA as artists (one reference photo each),
+so the artist gallery is not empty and every detected face is embedded, as in an agency's scan.
+
+Speed, stills: 1080p JPEGs are composed from two synthetic people each (half of them labelled
+renders, so the C2PA and watermark stages do real work). The baseline measured side by side is
+plain JPEG decoding (`read_image`), the floor any verifier pays. CPU ms (all threads of this
+process) says what a file costs on a busy machine, where wall time depends on other jobs; the
+"capacity" line is 2 cores divided by that CPU time.
+
+Speed, video: the 1080p DFDC clip and a generated 1080p clip (10 s, 25 fps, x264 defaults: one
+keyframe per 250 frames). Baseline measured side by side: the previous video path (decode every
+frame and keep one per second, detect and embed on every sampled frame), against `verify_path`
+(sparse sampling with seeks and non-reference frames skipped, decoding one frame ahead in a
+thread, each face track embedded on its 3 best views).
+
+Quality: the artist gallery is built from one reference photo per synthetic identity (DigiFace
+id1/id2 main renders, the first frame of the seeprettyface angle strips); genuine probes are the
+other photos of those identities, impostor probes every face in the portraits, paintings, group
+photos and the other synthetic people. True match rate = genuine probes matched to the right
+identity; false match rate = impostor faces matched to any identity. The gallery is also compared
+with the baseline of a per-subject numpy scan (`likeness.faces.match_identity`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+
+def median_ms(samples: list[float]) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def timed(fn, *args, **kwargs):
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - started
+
+
+def make_world(home: Path, media: Path, *, artists: int = 3):
+    from likeness.config import Settings
+    from likeness.consent import USES
+    from likeness.consent.canonical import now_utc
+    from likeness.faceset import enroll_reference_photos
+    from likeness.workspace import Workspace
+
+    workspace = Workspace.init(Settings(home=home))
+    registry = workspace.registry
+    registry.add_org("studio", "Benchmark Studio")
+    registry.add_subject("idol", "Idol", kind="virtual_idol", owner_org="studio")
+    registry.issue_grant("idol", "studio", USES, valid_until=now_utc() + timedelta(days=1), purpose="benchmark")
+    # Enrolled artists: the last synthetic people (the images below use the first ones).
+    for number, photo in enumerate(synthetic_people(media)[-artists:]):
+        slug = f"artist{number}"
+        registry.add_subject(slug, f"Artist {number}", kind="virtual_idol", owner_org="studio")
+        enroll_reference_photos(workspace, slug, [photo])
+    return workspace
+
+
+def synthetic_people(media: Path) -> list[Path]:
+    folder = media / "synthetic_people"
+    picks = sorted(folder.glob("stylegan*/*.png")) + sorted(folder.glob("seeprettyface_1024/*_example*.png"))
+    return picks
+
+
+def build_images(workspace, media: Path, out: Path, count: int) -> list[Path]:
+    from likeness.media import read_image, write_image
+    from likeness.media.synthetic import compose_group
+    from likeness.provenance.writer import LabelledWriter, RenderJob
+
+    people = synthetic_people(media)
+    writer = LabelledWriter(workspace)
+    paths = []
+    for i in range(count):
+        faces = [read_image(people[(2 * i) % len(people)]), read_image(people[(2 * i + 1) % len(people)])]
+        canvas = compose_group(faces, size=(1920, 1080))
+        path = out / f"img{i:02d}.jpg"
+        if i % 2 == 0:
+            authz = workspace.policy.authorize("idol", "music_video", "studio")
+            writer.write_image(authz, RenderJob.new("image"), canvas, path, quality=90)
+        else:
+            write_image(path, canvas, quality=90)
+        paths.append(path)
+    return paths
+
+
+def cpu_timed(fn, *args, **kwargs):
+    """(value, wall s, CPU s of every thread of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, float, float | None, float | None]]:
+    """Rows (stage, median wall ms, ratio to decode, median CPU ms)."""
+    from likeness.media import read_image
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.watermark import extract_watermark
+    from likeness.verify.gallery import ArtistGallery
+    from likeness.verify.pipeline import Verifier, file_sha256
+    from likeness.verify.scan import verify_many
+
+    verifier = Verifier(workspace)
+    empty = Verifier(workspace, gallery=ArtistGallery.sync(Path(tempfile.mkdtemp()), [], threshold=0.4))
+    verifier.verify(paths[0])  # warm up: models load once per worker
+    empty.verify(paths[0])
+    names = ("decode (baseline)", "sha256", "c2pa read", "watermark extract", "face detect",
+             "face embed (all faces)", "gallery query", "verify total", "verify total, empty gallery")
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+
+    def measure(name, fn, *args, **kwargs):
+        value, w, c = cpu_timed(fn, *args, **kwargs)
+        wall[name].append(w)
+        cpu[name].append(c)
+        return value
+
+    detector = verifier._detector("image")
+    embedder = verifier._embedder_model()
+    faces_per_image = []
+    for path in paths:
+        rgb = measure("decode (baseline)", read_image, path)
+        measure("sha256", file_sha256, path)
+        measure("c2pa read", read_manifest, path, trust_anchors_pem=verifier.anchors)
+        measure("watermark extract", extract_watermark, rgb)
+        faces = measure("face detect", detector.detect, rgb)
+        faces_per_image.append(len(faces))
+        emb = measure("face embed (all faces)", embedder.embed_many, rgb, [f.landmarks for f in faces])
+        measure("gallery query", verifier.gallery.query_many, emb if len(emb) else np.zeros((1, 128), np.float32))
+        measure("verify total", verifier.verify, path)
+        measure("verify total, empty gallery", empty.verify, path)
+    verifier.close()
+    empty.close()
+    base = median_ms(wall["decode (baseline)"])
+    rows = [(name, median_ms(wall[name]), median_ms(wall[name]) / base, median_ms(cpu[name])) for name in names]
+    rows.append((f"  (faces per image: median {statistics.median(faces_per_image):.0f}; "
+                 f"capacity on 2 cores = 2 / CPU)", 1000 * statistics.median(cpu["verify total"]) / 2, None, None))
+    # A longer scan: the images again under other names (verify_many skips repeated paths).
+    batch = list(paths)
+    for copy in range(1, 4):
+        for path in paths:
+            twin = path.with_name(f"{path.stem}-copy{copy}{path.suffix}")
+            if not twin.exists():
+                os.link(path, twin)
+            batch.append(twin)
+    for count in (1, workers):
+        done_at: list[float] = []
+        _, t = timed(verify_many, workspace, batch, workers=count, force=True,
+                     progress=lambda d, n, r: done_at.append(time.perf_counter()))
+        label = f"verify_many {count} worker{'s' if count > 1 else ''}"
+        rows.append((f"{label}, {len(batch)} files incl. start", 1000 * t / len(batch), None, None))
+        # Steady state: once every worker has finished its first file (spawn, imports and model
+        # loading are behind it), as in a long scan.
+        skip = 2 * count
+        if len(done_at) > skip + 1:
+            rows.append((f"{label}, steady state (after the first {skip} files)",
+                         1000 * (done_at[-1] - done_at[skip]) / (len(done_at) - 1 - skip), None, None))
+    return rows
+
+
+def previous_video_path(verifier, clip: Path) -> None:
+    """The video path before sparse sampling, as the side-by-side baseline: decode every frame
+    keeping one per second (``iter_video_frames(step=...)``), detect and embed on every sampled
+    frame, fold the watermark over the sampled frames."""
+    from likeness.faces import FaceTracker
+    from likeness.media import iter_video_frames, probe_video
+    from likeness.provenance.watermark import extract_watermark_frames
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, video_sampling
+
+    info = probe_video(clip)
+    step = video_sampling(fps=info.fps, frame_count=info.frame_count, duration_s=info.duration_s)
+    detector, embedder = verifier._detector("video"), verifier._embedder_model()
+    tracker = FaceTracker(iou_threshold=0.2, max_missed=2)
+    embeddings: dict[int, list[np.ndarray]] = {}
+
+    def frames():
+        for frame, _ in zip(iter_video_frames(clip, step=step), range(MAX_VIDEO_FRAMES)):
+            found = detector.detect(frame.rgb)
+            vectors = embedder.embed_many(frame.rgb, [f.landmarks for f in found]) if found else []
+            for track_id, vector in zip(tracker.update([f.bbox for f in found]), vectors):
+                embeddings.setdefault(track_id, []).append(vector)
+            yield frame.rgb
+
+    extract_watermark_frames(frames())
+    if embeddings:
+        verifier.gallery.query_many(np.stack([np.mean(v, axis=0) for v in embeddings.values()]).astype(np.float32))
+
+
+def video_speed(workspace, clip: Path, *, repeats: int = 3) -> list[tuple[str, float, float, float]]:
+    """Rows (path, median wall ms, x real time, median CPU ms), baseline and candidate interleaved."""
+    from likeness.media import iter_video_frames, probe_video, sample_video_frames
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, Verifier, video_sampling
+
+    info = probe_video(clip)
+    step = video_sampling(fps=info.fps, frame_count=info.frame_count, duration_s=info.duration_s)
+    verifier = Verifier(workspace)
+    verifier.verify(clip)  # warm up
+    runs: dict[str, list[tuple[float, float]]] = {}
+
+    def run(name, fn, *args, **kwargs):
+        _, w, c = cpu_timed(fn, *args, **kwargs)
+        runs.setdefault(name, []).append((w, c))
+
+    def decode_all_keep_one_per_second():
+        for _ in zip(iter_video_frames(clip, step=step), range(MAX_VIDEO_FRAMES)):
+            pass
+
+    def decode_sparse():
+        for _ in sample_video_frames(clip, every_s=1.0, max_frames=MAX_VIDEO_FRAMES):
+            pass
+
+    for _ in range(repeats):
+        run("decode: every frame, keep 1/s (baseline)", decode_all_keep_one_per_second)
+        run("decode: sparse (seek + skip non-reference)", decode_sparse)
+        run("previous video path (baseline)", previous_video_path, verifier, clip)
+        run("verify_path video (sparse, 3 views per track)", verifier.verify, clip)
+    verifier.close()
+    d = info.duration_s
+    rows = []
+    for name, samples in runs.items():
+        w = statistics.median(s[0] for s in samples)
+        c = statistics.median(s[1] for s in samples)
+        rows.append((name, 1000 * w, d / w, 1000 * c))
+    return rows
+
+
+def dlib_resnet_in_onnx(folder: Path):
+    """dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1: 150x150 input,
+    7x7/2 conv, max-pool, 3+4+3+3+1 residual blocks of 32..256 channels, 128-D output) rebuilt
+    layer for layer in torch with **seeded random weights** and exported to ONNX: it measures
+    what the descriptor's arithmetic costs in onnxruntime, not its accuracy. Returns
+    an onnxruntime session (1 thread) and its input name."""
+    import onnxruntime
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, down: bool) -> None:
+            super().__init__()
+            stride = 2 if down else 1
+            # dlib's con_ pads k/2 only for stride 1; stride-2 convs and pools are unpadded.
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 0 if down else 1)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+            self.down, self.extra = down, cout - cin
+
+        def forward(self, x):
+            y = self.conv2(torch.relu(self.conv1(x)))
+            skip = nn.functional.avg_pool2d(x, 2, 2) if self.down else x
+            # dlib's add_prev adds where the two overlap (odd sizes differ by one after pooling).
+            skip = skip[:, :, : y.shape[2], : y.shape[3]]
+            if self.extra:
+                # dlib's add_prev adds tensors of different depths as if zero-padded.
+                skip = torch.cat([skip, torch.zeros_like(skip[:, :1]).expand(-1, self.extra, -1, -1)], 1)
+            return torch.relu(y + skip)
+
+    layers: list[nn.Module] = [nn.Conv2d(3, 32, 7, 2, 0), nn.ReLU(), nn.MaxPool2d(3, 2)]
+    cin = 32
+    for cout, blocks in ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1)):
+        for number in range(blocks):
+            down = number == 0 and cout != 32
+            layers.append(Block(cin, cout, down))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 128, bias=False)]
+    torch.manual_seed(0)
+    model = nn.Sequential(*layers).eval()
+    path = folder / "dlib_resnet_shape.onnx"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is enough here
+        torch.onnx.export(model, (torch.zeros(1, 3, 150, 150),), str(path), input_names=["chip"],
+                          output_names=["descriptor"], dynamo=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), "chip"
+
+
+def embedder_cost(folder: Path, *, repeats: int = 15) -> list[tuple[str, float]]:
+    """Per-face descriptor cost, side by side: dlib's ResNet as shipped (baseline) and the same
+    architecture in onnxruntime (1 thread each)."""
+    import cv2
+
+    from likeness.faces import FaceDetector, FaceEmbedder
+    from likeness.media.synthetic import astronaut
+
+    rgb = astronaut()
+    with FaceDetector(max_faces=1) as detector:
+        landmarks = detector.detect(rgb)[0].landmarks
+    embedder = FaceEmbedder()
+    session, name = dlib_resnet_in_onnx(folder)
+    chip = cv2.resize(rgb, (150, 150)).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+    embedder.embed(rgb, landmarks)
+    session.run(None, {name: chip})
+    dlib_cpu, onnx_cpu = [], []
+    for _ in range(repeats):
+        dlib_cpu.append(cpu_timed(embedder.embed, rgb, landmarks)[2])
+        onnx_cpu.append(cpu_timed(session.run, None, {name: chip})[2])
+    return [("dlib ResNet as shipped, CPU ms per face (baseline)", median_ms(dlib_cpu)),
+            ("same architecture in onnxruntime, CPU ms per face", median_ms(onnx_cpu))]
+
+
+def generated_clip(folder: Path) -> Path:
+    """A 10 s 1080p clip animating a portrait, written with the product's encoder."""
+    from likeness.media.synthetic import astronaut, write_clip
+
+    return write_clip(folder / "generated_1080p.mp4", astronaut(), seconds=10.0, fps=25,
+                      size=(1920, 1080), with_audio=False, seed=3)
+
+
+def recognition_quality(media: Path) -> dict[str, float]:
+    from likeness.faces import IDENTITY_THRESHOLD, FaceDetector, FaceEmbedder, match_identity
+    from likeness.media import read_image
+    from likeness.verify.gallery import ArtistGallery, SubjectReferences
+
+    detector = FaceDetector(max_faces=64, mode="image", max_side=1280, tile_side=960)
+    embedder = FaceEmbedder()
+
+    def embeddings(rgb: np.ndarray) -> np.ndarray:
+        faces = detector.detect(rgb)
+        return embedder.embed_many(rgb, [f.landmarks for f in faces]) if faces else np.zeros((0, 128), np.float32)
+
+    def strip_frames(path: Path) -> list[np.ndarray]:
+        strip = read_image(path)
+        width = strip.shape[1] // 4
+        return [np.ascontiguousarray(strip[:, i * width:(i + 1) * width]) for i in range(4)]
+
+    sp = media / "synthetic_people"
+    identities: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for ident in ("id1", "id2"):
+        identities[ident] = ([read_image(sp / "digiface1m" / f"{ident}_main.jpg")],
+                             [read_image(p) for p in sorted((sp / "digiface1m" / f"{ident}_variety").glob("*.jpg"))])
+    for strip in ("model_edit_angle", "wanghong_edit_angle"):
+        frames = strip_frames(sp / "seeprettyface_1024" / "edit_strips" / f"{strip}.jpg")
+        identities[strip] = ([frames[0]], frames[1:])
+
+    references = []
+    for name, (refs, _) in identities.items():
+        vectors = [e[0] for e in (embeddings(r) for r in refs) if len(e)]
+        references.append(SubjectReferences(name, name, name, np.stack(vectors)))
+    gallery = ArtistGallery.sync(Path(tempfile.mkdtemp()), references, threshold=IDENTITY_THRESHOLD)
+
+    genuine_total = genuine_hit = genuine_missing_face = 0
+    for name, (_, probes) in identities.items():
+        for probe in probes:
+            found = embeddings(probe)
+            genuine_total += 1
+            if len(found) == 0:
+                genuine_missing_face += 1
+                continue
+            best = min(gallery.query_many(found), key=lambda q: q.nearest.distance if q.nearest else 9)
+            genuine_hit += int(best.match is not None and best.match.slug == name)
+
+    impostor_paths = (
+        sorted((media / "portraits" / "single").glob("*")) + sorted((media / "portraits" / "group").glob("*"))
+        + sorted((media / "portraits" / "pd_paintings").glob("*"))
+        + sorted(sp.glob("stylegan*/*.png")) + sorted(sp.glob("diffusion_generated_sadtalker/*"))
+        + sorted(sp.glob("facesynthetics/*")) + sorted(sp.glob("seeprettyface_1024/*_example*.png"))
+    )
+    impostor_faces = impostor_false = 0
+    impostor_vectors = []
+    for path in impostor_paths:
+        found = embeddings(read_image(path))
+        impostor_vectors.extend(found)
+        for query in gallery.query_many(found) if len(found) else []:
+            impostor_faces += 1
+            impostor_false += int(query.match is not None)
+
+    # Baseline side by side: per-subject numpy scan with the product's own matcher.
+    stacked = np.stack(impostor_vectors) if impostor_vectors else np.zeros((0, 128), np.float32)
+    started = time.perf_counter()
+    for vector in stacked:
+        for subject in references:
+            match_identity(vector, subject.embeddings, threshold=IDENTITY_THRESHOLD)
+    t_numpy = (time.perf_counter() - started) / max(1, len(stacked))
+    started = time.perf_counter()
+    gallery.query_many(stacked) if len(stacked) else None
+    t_faiss = (time.perf_counter() - started) / max(1, len(stacked))
+    detector.close()
+    return {
+        "identities": len(identities),
+        "genuine probes": genuine_total,
+        "genuine without a detected face": genuine_missing_face,
+        "true match rate": genuine_hit / max(1, genuine_total),
+        "impostor faces": impostor_faces,
+        "false match rate": impostor_false / max(1, impostor_faces),
+        "threshold": IDENTITY_THRESHOLD,
+        "query ms/face, numpy match_identity (baseline)": 1000 * t_numpy,
+        "query ms/face, FAISS gallery": 1000 * t_faiss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--media", type=Path, default=Path("../shared/media"))
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="video runs per path (median)")
+    parser.add_argument("--skip", choices=("images", "video", "quality", "embedder"), action="append", default=[])
+    args = parser.parse_args()
+    media = args.media.resolve()
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = make_world(Path(tmp) / "home", media)
+        if "images" not in args.skip:
+            images = Path(tmp) / "images"
+            images.mkdir()
+            paths = build_images(workspace, media, images, args.images)
+            print(f"\n1080p JPEG verification ({len(paths)} images, half labelled renders), single process unless noted")
+            print(f"{'stage':62} {'wall ms':>9} {'x decode':>9} {'CPU ms':>8} {'images/s':>9}")
+            for name, ms, ratio, cpu_ms in image_speed(workspace, paths, args.workers):
+                print(f"{name:62} {ms:9.1f} {'' if ratio is None else f'{ratio:9.2f}':>9} "
+                      f"{'' if cpu_ms is None else f'{cpu_ms:8.1f}':>8} {1000 / ms:9.2f}")
+        if "video" not in args.skip:
+            clips = [media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4", generated_clip(Path(tmp))]
+            for clip in clips:
+                print(f"\nVideo verification: {clip.name}, single process, median of {args.repeats}")
+                print(f"{'path':62} {'wall ms':>9} {'x real time':>12} {'CPU ms':>8}")
+                rows = video_speed(workspace, clip, repeats=args.repeats)
+                for name, ms, speed, cpu_ms in rows:
+                    print(f"{name:62} {ms:9.1f} {speed:12.2f} {cpu_ms:8.1f}")
+                print(f"{'speed-up of verify_path over the previous path':62} {rows[2][1] / rows[3][1]:9.2f}x")
+        if "embedder" not in args.skip:
+            print("\nWhat the identity descriptor would cost in onnxruntime (same layers, random weights)")
+            rows = embedder_cost(Path(tmp))
+            for name, ms in rows:
+                print(f"{name:62} {ms:9.1f}")
+            print(f"{'ratio':62} {rows[0][1] / rows[1][1]:9.2f}x")
+        if "quality" not in args.skip:
+            print("\nRecognition quality on shared media (artist gallery, calibrated threshold)")
+            for name, value in recognition_quality(media).items():
+                print(f"{name:58} {value:10.4f}" if isinstance(value, float) else f"{name:58} {value:10}")
+        print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

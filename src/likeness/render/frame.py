@@ -1,0 +1,330 @@
+"""Per-frame face swapping: detect, track, choose by identity, gate, align, swap, refine, paste.
+
+``FrameRenderer`` is the stateful core (tracks, per-track identity decisions, temporal filters)
+shared by the image and video paths. It takes frames and returns frames; it never reads or
+writes files, so tests check it at the pixel level (faces that are not swapped stay
+bit-identical) and the pipeline feeds its output only to the labelled writer.
+
+Identity is decided per *track*, not per frame: a track's face is embedded when it appears and
+again every ``identity_every`` frames, and the decision uses the running mean distance to the
+performer's references. One bad embedding (motion blur, a hand over the face) therefore cannot
+make the swap flicker on and off.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from likeness.errors import FaceError, ModelError
+from likeness.render.blend import paste_face, warp_to_frame
+from likeness.render.colour import lab_statistics, transfer_colour
+from likeness.render.gating import GateOptions, gate_face
+from likeness.render.mask import blend_mask, landmark_hull
+from likeness.render.smoothing import SmoothingOptions, TrackSmoother
+from likeness.render.validation import require_rgb
+
+
+class SwapRunner(Protocol):
+    """What the renderer needs from ``likeness.train.SwapModel``."""
+
+    card: dict
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class LandmarkDetector(Protocol):
+    def detect(self, rgb: np.ndarray) -> list[Any]: ...
+
+
+class IdentityEmbedder(Protocol):
+    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    """Refinement settings. Defaults come from ``benchmarks/render.py`` (see docs/render.md).
+
+    Mask distances are fractions of the crop side R so they mean the same at 64 and 256 px.
+    """
+
+    colour: str = "rct"
+    blend: str = "alpha"
+    erode: float = 0.03
+    feather: float = 0.08
+    smoothing: SmoothingOptions = SmoothingOptions()
+    gate: GateOptions = GateOptions()
+
+
+@dataclass
+class FaceOutcome:
+    """What happened to one detected face in one frame."""
+
+    track_id: int
+    bbox: tuple[float, float, float, float]
+    swapped: bool
+    reason: str | None
+    affine: np.ndarray | None = None
+    crop: np.ndarray | None = None  # colour-corrected swapped crop, uint8 (R, R, 3)
+    mask: np.ndarray | None = None  # blend mask, float32 (R, R)
+    source_crop: np.ndarray | None = None  # the target face aligned the same way
+    landmarks: np.ndarray | None = None  # target landmarks in frame pixels
+
+
+@dataclass
+class _TrackIdentity:
+    distances: list[float] = field(default_factory=list)
+    last_embedded: int = -(10**9)
+    embedding: np.ndarray | None = None
+
+    def mean(self) -> float:
+        return float(np.mean(self.distances)) if self.distances else float("inf")
+
+
+class TrackIds:
+    """Stable render track ids on top of ``likeness.faces.FaceTracker``, with checkpointable state.
+
+    ``FaceTracker`` owns the IoU matching; this wrapper remembers each live track's last box so
+    a resumed render can rebuild the tracker and keep the same ids (identity decisions and
+    temporal filters are keyed by them). A restored tracker is re-seeded with the saved boxes,
+    and the ids it hands out are translated back to the saved ones.
+    """
+
+    def __init__(self, *, iou_threshold: float = 0.3, max_missed: int = 15) -> None:
+        from likeness.faces import FaceTracker
+
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self._tracker = FaceTracker(iou_threshold=iou_threshold, max_missed=max_missed)
+        self._render_id: dict[int, int] = {}  # FaceTracker id -> render track id
+        self._boxes: dict[int, tuple[float, float, float, float]] = {}  # render id -> last box
+        self.next_id = 0
+
+    @property
+    def active_ids(self) -> set[int]:
+        return {self._render_id[i] for i in self._tracker.active_ids if i in self._render_id}
+
+    def update(self, boxes: list[tuple[float, float, float, float]]) -> list[int]:
+        """Render track ids for this frame's ``(x0, y0, x1, y1)`` boxes, in input order."""
+        ids = []
+        for tracker_id, box in zip(self._tracker.update(boxes), boxes):
+            if tracker_id not in self._render_id:
+                self._render_id[tracker_id] = self.next_id
+                self.next_id += 1
+            ids.append(self._render_id[tracker_id])
+            self._boxes[self._render_id[tracker_id]] = tuple(float(v) for v in box)
+        live = set(self._tracker.active_ids)
+        self._render_id = {k: v for k, v in self._render_id.items() if k in live}
+        kept = set(self._render_id.values())
+        self._boxes = {k: v for k, v in self._boxes.items() if k in kept}
+        return ids
+
+    def state(self) -> dict:
+        return {"next_id": self.next_id, "tracks": {str(k): list(v) for k, v in self._boxes.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict, *, iou_threshold: float = 0.3, max_missed: int = 15) -> TrackIds:
+        tracks = cls(iou_threshold=iou_threshold, max_missed=max_missed)
+        saved = [(int(k), tuple(float(x) for x in v)) for k, v in state["tracks"].items()]
+        if saved:
+            seeded = tracks._tracker.update([box for _, box in saved])
+            tracks._render_id = {tracker_id: render_id for tracker_id, (render_id, _) in zip(seeded, saved)}
+            tracks._boxes = dict(saved)
+        tracks.next_id = int(state["next_id"])
+        return tracks
+
+
+class FrameRenderer:
+    """Swap the released performer's faces in frames, leaving every other face untouched.
+
+    Args:
+        model: the loaded swap model (``run(float32 (N,3,R,R)) -> (swapped, mask)``; ``card``).
+        detector: landmark detector (``likeness.faces.FaceDetector``, video mode for clips).
+        embedder: identity embedder (``likeness.faces.FaceEmbedder``).
+        performer_embeddings: float32 ``(K, 128)`` reference embeddings of the released performer.
+        identity_threshold: distance at or below which a track is the performer.
+        options: refinement options.
+        identity_every: re-embed a track every this many frames.
+    """
+
+    def __init__(
+        self,
+        model: SwapRunner,
+        detector: LandmarkDetector,
+        embedder: IdentityEmbedder,
+        performer_embeddings: np.ndarray,
+        *,
+        identity_threshold: float,
+        options: RefineOptions = RefineOptions(),
+        identity_every: int = 15,
+    ) -> None:
+        references = np.asarray(performer_embeddings, np.float32)
+        if references.ndim != 2 or references.shape[0] == 0:
+            raise FaceError("the performer has no reference embeddings: enroll reference photos first")
+        self.model = model
+        self.detector = detector
+        self.embedder = embedder
+        self.references = references
+        self.identity_threshold = float(identity_threshold)
+        self.options = options
+        self.identity_every = int(identity_every)
+        card = getattr(model, "card", {}) or {}
+        self.resolution = int(card.get("resolution", 64))
+        self.coverage = str(card.get("coverage", "wf"))
+        yaw_range = card.get("yaw_range")
+        self.yaw_range = (float(yaw_range[0]), float(yaw_range[1])) if yaw_range else None
+        self.tracker = TrackIds()
+        self.smoother = TrackSmoother(options.smoothing)
+        self.identities: dict[int, _TrackIdentity] = {}
+        self.counts: Counter[str] = Counter()
+
+    # -- state for checkpoints ------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "tracker": self.tracker.state(),
+            "smoother": self.smoother.state(),
+            "identities": {
+                str(k): {"distances": v.distances, "last_embedded": v.last_embedded,
+                         "embedding": None if v.embedding is None else v.embedding.tolist()}
+                for k, v in self.identities.items()
+            },
+            "counts": dict(self.counts),
+        }
+
+    def reset(self) -> None:
+        """Forget tracks, identity decisions and filters (unrelated images; counts are kept)."""
+        self.tracker = TrackIds()
+        self.smoother = TrackSmoother(self.options.smoothing)
+        self.identities = {}
+
+    def restore(self, state: dict) -> None:
+        self.tracker = TrackIds.from_state(state["tracker"])
+        self.smoother = TrackSmoother.from_state(state["smoother"], self.options.smoothing)
+        self.identities = {
+            int(k): _TrackIdentity(list(v["distances"]), int(v["last_embedded"]),
+                                   None if v["embedding"] is None else np.asarray(v["embedding"], np.float32))
+            for k, v in state["identities"].items()
+        }
+        self.counts = Counter(state["counts"])
+
+    # -- per frame ------------------------------------------------------------------------------
+
+    def _is_target(self, rgb: np.ndarray, track_id: int, landmarks: np.ndarray, frame_index: int) -> bool:
+        from likeness.faces.identity import match_identity
+
+        identity = self.identities.setdefault(track_id, _TrackIdentity())
+        # Once two samples agree on a side of the threshold, re-embed eight times less often: a
+        # dlib embedding costs as much as ~8 frames of everything else on a 2-core CPU.
+        settled = len(identity.distances) >= 2 and (
+            max(identity.distances) <= self.identity_threshold or min(identity.distances) > self.identity_threshold
+        )
+        interval = self.identity_every * (8 if settled else 1)
+        if frame_index - identity.last_embedded >= interval:
+            identity.last_embedded = frame_index
+            try:
+                embedding = self.embedder.embed(rgb, landmarks)
+            except FaceError:
+                embedding = None
+            if embedding is not None:
+                distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
+                identity.distances = (identity.distances + [distance])[-8:]
+                identity.embedding = embedding
+        return identity.mean() <= self.identity_threshold
+
+    def process(
+        self, rgb: np.ndarray, *, frame_index: int, t_s: float, faces: list[Any] | None = None
+    ) -> tuple[np.ndarray, list[FaceOutcome]]:
+        """Render one frame. Returns the new frame (a copy) and one outcome per detected face.
+
+        ``faces``: this frame's detections when the caller already ran ``detector.detect`` (the
+        video pipeline detects on its decode thread, one frame ahead); None detects here.
+        """
+        from likeness.faces.align import align_face
+        from likeness.faces.pose import head_pose
+
+        rgb = require_rgb("frame", rgb)
+        height, width = rgb.shape[:2]
+        if faces is None:
+            faces = self.detector.detect(rgb)
+        track_ids = self.tracker.update([tuple(map(float, f.bbox)) for f in faces])
+        active = self.tracker.active_ids
+        self.smoother.keep_only(active)
+        # Ended tracks' identity decisions go too, so memory stays bounded on long videos.
+        self.identities = {k: v for k, v in self.identities.items() if k in active}
+        outcomes: list[FaceOutcome] = []
+        pending: list[tuple[FaceOutcome, Any, np.ndarray]] = []
+        for face, track_id in zip(faces, track_ids):
+            bbox = tuple(float(v) for v in face.bbox)
+            landmarks = np.asarray(face.landmarks, np.float32)
+            outcome = FaceOutcome(track_id, bbox, False, None, landmarks=landmarks)
+            outcomes.append(outcome)
+            if not self._is_target(rgb, track_id, landmarks, frame_index):
+                outcome.reason = "not_target"
+                continue
+            try:
+                yaw = head_pose(landmarks, (height, width))[0]
+            except FaceError:
+                yaw = 0.0
+            decision = gate_face(bbox, frame_size=(width, height), yaw=yaw, yaw_range=self.yaw_range,
+                                 options=self.options.gate)
+            if not decision.swap:
+                outcome.reason = decision.reason
+                continue
+            face_width = max(bbox[2] - bbox[0], 1.0)
+            smoothed = self.smoother.smooth(track_id, "landmarks", landmarks, t_s, scale=face_width)
+            aligned = align_face(rgb, smoothed.astype(np.float32), size=self.resolution, coverage=self.coverage)
+            pending.append((outcome, aligned, smoothed))
+        if not pending:
+            self.counts.update(o.reason or "swapped" for o in outcomes)
+            return rgb.copy(), outcomes
+        batch = np.stack([a.image for _, a, _ in pending]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        swapped, learned = _checked_model_output(self.model.run(batch), len(pending), self.resolution)
+        out = rgb
+        size = self.resolution
+        for (outcome, aligned, _), face_out, mask_out in zip(pending, swapped, learned):
+            crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            hull = landmark_hull(aligned.landmarks, size=size)
+            stats = lab_statistics(aligned.image, mask=hull)
+            stats = self.smoother.smooth(outcome.track_id, "colour", stats, t_s)
+            corrected = transfer_colour(crop, aligned.image, mode=self.options.colour, mask=hull,
+                                        reference_stats=stats if self.options.colour == "rct" else None)
+            mask = blend_mask(np.clip(np.asarray(mask_out)[0], 0.0, 1.0).astype(np.float32), aligned.landmarks,
+                              erode_px=max(1, round(self.options.erode * size)),
+                              feather_px=max(1, round(self.options.feather * size)))
+            out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend)
+            outcome.swapped = True
+            outcome.affine = aligned.affine
+            outcome.crop = corrected
+            outcome.mask = mask
+            outcome.source_crop = aligned.image
+        self.counts.update(o.reason or "swapped" for o in outcomes)
+        return out, outcomes
+
+
+def frame_mask(outcome: FaceOutcome, frame_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """The outcome's blend mask in frame coordinates, as (row/col slices, float32 alpha) or None."""
+    if not outcome.swapped or outcome.crop is None or outcome.mask is None or outcome.affine is None:
+        return None
+    patch = warp_to_frame(outcome.crop, outcome.mask, outcome.affine, frame_shape=frame_shape)
+    if patch is None:
+        return None
+    return patch.slices, patch.alpha
+
+
+def _checked_model_output(output: Any, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's ``(swapped (N,3,R,R), mask (N,1,R,R))``, or ``ModelError`` saying what came."""
+    try:
+        swapped, mask = output
+        swapped, mask = np.asarray(swapped), np.asarray(mask)
+    except (TypeError, ValueError):
+        raise ModelError(f"swap model must return (swapped, mask), got {type(output).__name__}") from None
+    if swapped.shape != (count, 3, size, size) or mask.shape != (count, 1, size, size):
+        raise ModelError(f"swap model output: expected swapped ({count}, 3, {size}, {size}) and mask "
+                         f"({count}, 1, {size}, {size}), got {swapped.shape} and {mask.shape}")
+    if not (np.isfinite(swapped).all() and np.isfinite(mask).all()):
+        raise ModelError("swap model output contains NaN or infinity")
+    return swapped, mask

@@ -1,0 +1,100 @@
+"""Blend masks for a swapped face, in crop coordinates.
+
+The model predicts a soft face mask; on its own it leaks onto hair and background where the
+model is unsure. Intersecting it with the convex hull of the target's landmarks keeps the swap
+inside the face, eroding pulls the seam away from the jaw line, and feathering hides it.
+
+All masks are float32 ``(R, R)`` in [0, 1]. Distances are in crop pixels.
+
+Example::
+
+    >>> import numpy as np
+    >>> landmarks = np.array([[16, 16], [48, 16], [48, 48], [16, 48]], np.float32)
+    >>> mask = blend_mask(np.ones((64, 64), np.float32), landmarks, erode_px=2, feather_px=4)
+    >>> mask.shape, float(mask[32, 32]), float(mask[2, 2])
+    ((64, 64), 1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from likeness.errors import MediaError
+from likeness.render.validation import require_landmarks, require_mask
+
+
+def landmark_hull(landmarks: np.ndarray, *, size: int) -> np.ndarray:
+    """Filled convex hull of ``landmarks`` (crop pixel coordinates) as float32 ``(size, size)`` 0/1."""
+    if size < 1:
+        raise MediaError(None, f"size: expected a positive crop size, got {size}")
+    points = require_landmarks("landmarks", landmarks)
+    hull = cv2.convexHull(np.round(points).astype(np.int32))
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8)
+    return mask.astype(np.float32)
+
+
+def erode_dilate(mask: np.ndarray, *, pixels: int) -> np.ndarray:
+    """Grow (``pixels`` > 0) or shrink (``pixels`` < 0) the mask by ``|pixels|`` with an elliptic kernel."""
+    mask = require_mask("mask", mask)
+    if pixels == 0:
+        return mask.copy()
+    radius = abs(int(pixels))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    op = cv2.dilate if pixels > 0 else cv2.erode
+    # Border value 0: growing must not invent face outside the crop, shrinking must pull away from it.
+    return op(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def feather(mask: np.ndarray, *, pixels: int) -> np.ndarray:
+    """Soften the mask edge over about ``pixels`` pixels (Gaussian, sigma = pixels / 2).
+
+    The blur is taken with zero padding, so a mask that touches the crop border still fades out
+    at the border instead of producing a hard edge when pasted back.
+    """
+    mask = require_mask("mask", mask)
+    if pixels <= 0:
+        return mask.copy()
+    sigma = pixels / 2.0
+    ksize = 2 * int(np.ceil(2.5 * sigma)) + 1
+    pad = ksize
+    padded = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    blurred = cv2.GaussianBlur(padded, (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT)
+    return np.clip(blurred[pad:-pad, pad:-pad], 0.0, 1.0)
+
+
+def blend_mask(
+    learned_mask: np.ndarray | None,
+    landmarks: np.ndarray | None,
+    *,
+    size: int | None = None,
+    erode_px: int = 2,
+    feather_px: int = 6,
+    learned_threshold: float = 0.0,
+) -> np.ndarray:
+    """The mask used to paste a swapped face: learned mask ∩ landmark hull, eroded, feathered.
+
+    ``learned_mask``: float32 ``(R, R)`` from the model (or None to use the hull alone);
+    ``landmarks``: ``(N, 2)`` target landmarks in crop coordinates (or None to use the learned
+    mask alone); ``size`` is R when ``learned_mask`` is None. ``learned_threshold`` zeroes learned
+    values below it (the model's low-confidence fringe). Defaults (erode 2 px, feather 6 px at
+    R = 64..128) were chosen by the colour-difference and flicker measurements in
+    ``benchmarks/render.py``; scale them with R.
+    """
+    if learned_mask is None and landmarks is None:
+        raise MediaError(None, "blend_mask: needs a learned mask, landmarks, or both")
+    if learned_mask is not None:
+        learned = require_mask("learned_mask", learned_mask)
+        if learned.shape[0] != learned.shape[1]:
+            raise MediaError(None, f"learned_mask: expected a square crop mask, got {learned.shape}")
+        size = learned.shape[0]
+        if learned_threshold > 0:
+            learned = np.where(learned >= learned_threshold, learned, 0.0).astype(np.float32)
+    elif size is None:
+        raise MediaError(None, "blend_mask: size is required when there is no learned mask")
+    combined = learned if learned_mask is not None else np.ones((size, size), np.float32)
+    if landmarks is not None:
+        combined = np.minimum(combined, landmark_hull(landmarks, size=int(size)))
+    combined = erode_dilate(combined, pixels=-int(erode_px))
+    return feather(combined, pixels=int(feather_px))

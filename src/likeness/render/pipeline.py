@@ -1,0 +1,591 @@
+"""``render_media``: authorise, check content, swap faces frame by frame, write only labelled output.
+
+Order of work for one call (see docs/render.md):
+
+1. read the model card; obtain ``Authorization`` for (card subject, use, org) and a
+   ``ReleaseAuthorization`` for the card's performer from the policy engine (no other way);
+2. run the content check on sampled target frames (no switch turns it off);
+3. load the swap model through ``likeness.train.load_swap_model`` (verifies hash, subject, grant);
+4. render frames with ``FrameRenderer``; decode, processing and encoding run on three threads;
+   both authorizations are rechecked every ``recheck_every`` frames;
+5. hand every frame to ``LabelledWriter`` (label + watermark + C2PA + ledger, atomic);
+6. write the render report next to the output.
+
+Resume: every ``checkpoint_every`` frames the renderer's state and the per-frame swap recipes
+(affine, colour-corrected crop, blend mask) are saved in ``.<out name>.render-checkpoint/``
+beside the output. A rerun with the same target, model and options replays the recipes onto the
+decoded source (cheap: one warp and blend per face), then continues. The checkpoint holds no
+playable media, and is deleted when the output is written or when consent is withdrawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.errors import ConsentError, FaceError, LikenessError, MediaError, ModelError
+from likeness.render.blend import paste_face
+from likeness.render.content import check_content, sample_indices
+from likeness.render.frame import FaceOutcome, FrameRenderer, RefineOptions, frame_mask
+from likeness.render.report import RenderReport, ShotQuality, colour_difference_in_roi, identity_sample, write_report
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+OUTPUT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+ProgressCallback = Callable[[int, int | None], None]  # (frames done, frames total or None)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Options of one render. ``unlabelled`` asks for no visible label (the writer honours it only
+    when the grant allows); nothing here can skip consent, the content check or the watermark."""
+
+    refine: RefineOptions = field(default_factory=RefineOptions)
+    unlabelled: bool = False
+    content_samples: int = 8
+    recheck_every: int = 25
+    checkpoint_every: int = 250
+    identity_every: int = 15
+    quality_every: int = 50
+    max_faces: int = 8
+    detect_max_side: int = 960
+    model_threads: int = 1
+    write_report: bool = True
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def render_media(
+    workspace: Any,
+    model_dir: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    use: str,
+    org: str,
+    options: RenderOptions = RenderOptions(),
+    progress: ProgressCallback | None = None,
+) -> RenderReport:
+    """Render the model's subject onto the released performer in ``target`` (video, image or a
+    folder of images) and write labelled output to ``out`` (a file; a folder for a folder).
+
+    Raises ``ConsentError`` (no grant, use not granted, no release, revoked mid-render,
+    prohibited content), ``ModelError``, ``MediaError`` (unreadable target), ``FaceError``
+    (performer has no reference embeddings).
+    """
+    model_dir, target, out = Path(model_dir), Path(target), Path(out)
+    card = read_card(model_dir)
+    subject = card.get("subject_slug") or card.get("subject_id")
+    performer = card.get("performer_slug") or card.get("performer_id")
+    if not subject:
+        raise ModelError(f"{model_dir}: model card names no subject")
+    if not performer:
+        raise ModelError(f"{model_dir}: model card names no target performer (no release can apply)")
+    authz = workspace.policy.authorize(subject, use, org)
+    release = workspace.policy.authorize_release(performer, org)
+    if not target.exists():
+        raise MediaError(target, "target does not exist")
+    kind = "folder" if target.is_dir() else ("image" if target.suffix.lower() in IMAGE_SUFFIXES else "video")
+    report = RenderReport(
+        job_id=None, target=str(target), output=str(out), kind=kind, model_dir=str(model_dir),
+        subject_slug=str(card.get("subject_slug", subject)), performer_slug=str(card.get("performer_slug", performer)),
+        use=use, org=org, options=json.loads(json.dumps(asdict(options), default=str)),
+    )
+    if kind == "video":
+        return _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress)
+    return _render_images(workspace, model_dir, card, authz, release, target, out, options, report, progress)
+
+
+def read_card(model_dir: Path) -> dict:
+    card_path = model_dir / "model_card.json"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{model_dir}: not an exported model folder (no model_card.json)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{card_path}: unreadable model card ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_path}: model card is not a JSON object")
+    return card
+
+
+def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1) -> Any:
+    from likeness.train import load_swap_model
+
+    return load_swap_model(workspace, model_dir, authz=authz, threads=threads)
+
+
+def _performer_embeddings(workspace: Any, performer: str) -> np.ndarray:
+    references = np.asarray(workspace.registry.reference_embeddings(performer), np.float32)
+    if references.ndim != 2 or references.shape[0] == 0:
+        raise FaceError(f"performer {performer!r} has no reference photos: add them with `likeness subject photos add`")
+    return references
+
+
+def _subject_embeddings(workspace: Any, subject: str) -> np.ndarray | None:
+    try:
+        references = np.asarray(workspace.registry.reference_embeddings(subject), np.float32)
+    except LikenessError:
+        return None
+    return references if references.ndim == 2 and references.shape[0] else None
+
+
+def _make_renderer(workspace: Any, model: Any, card: dict, options: RenderOptions, *, video: bool) -> FrameRenderer:
+    from likeness.faces.detect import FaceDetector
+    from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+
+    performer = card.get("performer_slug") or card.get("performer_id")
+    detector = FaceDetector(options.max_faces, mode="video" if video else "image", max_side=options.detect_max_side)
+    return FrameRenderer(
+        model, detector, FaceEmbedder(), _performer_embeddings(workspace, performer),
+        identity_threshold=IDENTITY_THRESHOLD, options=options.refine, identity_every=options.identity_every,
+    )
+
+
+class _QualityTracker:
+    """Collects per-shot quality while frames render (sampled where it costs a model call)."""
+
+    def __init__(self, renderer: FrameRenderer, subject_refs: np.ndarray | None, every: int) -> None:
+        self.renderer = renderer
+        self.subject_refs = subject_refs
+        self.every = max(1, every)
+        self.shots: dict[int, ShotQuality] = {}
+        self._output_detector: Any = None
+
+    def observe(self, frame_index: int, rgb_out: np.ndarray, outcomes: list[FaceOutcome]) -> None:
+        import cv2
+
+        for outcome in outcomes:
+            if not outcome.swapped:
+                if outcome.track_id in self.shots:
+                    self.shots[outcome.track_id].break_continuity()
+                continue
+            shot = self.shots.setdefault(outcome.track_id, ShotQuality(outcome.track_id))
+            size = outcome.crop.shape[0]
+            output_crop = cv2.warpAffine(rgb_out, outcome.affine, (size, size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
+            shot.add_crops(outcome.source_crop, output_crop, outcome.mask)
+            if shot.frames_swapped % 5 == 1:
+                placed = frame_mask(outcome, rgb_out.shape)
+                if placed is not None:
+                    value = colour_difference_in_roi(rgb_out, *placed)
+                    if value is not None:
+                        shot.colour_differences.append(value)
+            if shot.frames_swapped % self.every == 1 and len(shot.landmark_pairs) < 8:
+                self._sample_expensive(shot, rgb_out, outcome)
+
+    def _sample_expensive(self, shot: ShotQuality, rgb_out: np.ndarray, outcome: FaceOutcome) -> None:
+        from likeness.faces.detect import FaceDetector, box_iou
+
+        if self._output_detector is None:
+            self._output_detector = FaceDetector(1, mode="image")
+        x0, y0, x1, y1 = outcome.bbox
+        pad_x, pad_y = 0.3 * (x1 - x0), 0.3 * (y1 - y0)
+        cx0, cy0 = int(max(0, x0 - pad_x)), int(max(0, y0 - pad_y))
+        cx1, cy1 = int(min(rgb_out.shape[1], x1 + pad_x)), int(min(rgb_out.shape[0], y1 + pad_y))
+        if cx1 - cx0 < 32 or cy1 - cy0 < 32:
+            return
+        faces = self._output_detector.detect(np.ascontiguousarray(rgb_out[cy0:cy1, cx0:cx1]))
+        if not faces:
+            return
+        face = faces[0]
+        landmarks = face.landmarks + np.array([cx0, cy0], np.float32)
+        if box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0], np.array(outcome.bbox))[0, 0] < 0.3:
+            return
+        shot.landmark_pairs.append((outcome.landmarks, landmarks))
+        identity = self.renderer.identities.get(outcome.track_id)
+        try:
+            output_embedding = self.renderer.embedder.embed(rgb_out, landmarks)
+        except FaceError:
+            return
+        sample = identity_sample(output_embedding, self.subject_refs, identity.embedding if identity else None)
+        if sample is not None:
+            shot.identity.append(sample)
+
+    def close(self) -> None:
+        if self._output_detector is not None:
+            self._output_detector.close()
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def _render_images(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
+    from likeness.media.images import read_image
+    from likeness.provenance.writer import LabelledWriter, RenderJob
+
+    if target.is_dir():
+        inputs = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not inputs:
+            raise MediaError(target, "folder holds no images (jpg, png, webp, bmp, tif)")
+        out.mkdir(parents=True, exist_ok=True)
+        destinations = [out / (p.stem + (p.suffix.lower() if p.suffix.lower() in OUTPUT_IMAGE_SUFFIXES else ".png")) for p in inputs]
+    else:
+        if out.suffix.lower() not in OUTPUT_IMAGE_SUFFIXES:
+            raise MediaError(out, f"image output must end in one of {', '.join(OUTPUT_IMAGE_SUFFIXES)}")
+        inputs, destinations = [target], [out]
+    images: list[tuple[Path, Path, np.ndarray]] = []
+    for source, destination in zip(inputs, destinations):
+        try:
+            images.append((source, destination, read_image(source)))
+        except MediaError as exc:
+            if not target.is_dir():
+                raise
+            report.skipped_inputs.append({"path": str(source), "reason": exc.reason})
+    report.frames_total = len(inputs)
+    report.content_check = asdict(check_content((rgb for _, _, rgb in images), source=str(target)))
+    model = _load_model(workspace, model_dir, authz, options.model_threads)
+    renderer = _make_renderer(workspace, model, card, options, video=False)
+    writer = LabelledWriter(workspace)
+    strip: list[tuple[np.ndarray, np.ndarray]] = []
+    started = time.perf_counter()
+    try:
+        for done, (source, destination, rgb) in enumerate(images):
+            authz.recheck()
+            release.recheck()
+            renderer.reset()  # images are unrelated: no tracks, identities or filters carry over
+            rendered, outcomes = renderer.process(rgb, frame_index=done, t_s=float(done))
+            report.frames_rendered += 1
+            if not any(o.swapped for o in outcomes):
+                reason = "no face" if not outcomes else "no swappable face of the released performer"
+                report.skipped_inputs.append({"path": str(source), "reason": reason})
+                continue
+            report.frames_with_swaps += 1
+            job = RenderJob.new("image", unlabelled_requested=options.unlabelled)
+            result = writer.write_image(authz, job, rendered, destination, source_path=source)
+            report.job_id = report.job_id or job.job_id
+            report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
+                                   "watermark_payload": result.watermark_payload_hex})
+            if len(strip) < 4:
+                strip.append((rgb, rendered))
+            if progress:
+                progress(done + 1, len(images))
+    finally:
+        renderer.detector.close()
+    report.faces.update(renderer.counts)
+    report.seconds = time.perf_counter() - started
+    report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
+    if not report.outputs:
+        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in report.skipped_inputs) or "nothing rendered"
+        raise FaceError(f"{target}: nothing to render ({reasons})")
+    if options.write_report:
+        folder, stem = (out, "folder") if target.is_dir() else (out.parent, out.stem)
+        write_report(report, folder, stem, strip)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# video
+
+
+_END = object()
+
+
+def _checkpoint_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.render-checkpoint"
+
+
+def _target_fingerprint(target: Path) -> str:
+    stat = target.stat()
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+    return f"{stat.st_size}:{digest.hexdigest()[:32]}"
+
+
+class _Checkpoint:
+    """Atomic checkpoint of a video render: ``state.json`` + ``recipes-<first frame>.npz`` chunks."""
+
+    def __init__(self, folder: Path, key: dict) -> None:
+        self.folder = folder
+        self.key = key
+        self.pending: list[tuple[int, list[FaceOutcome]]] = []
+
+    def load(self) -> dict | None:
+        try:
+            state = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if state.get("key") == self.key else None
+
+    def add(self, frame_index: int, outcomes: list[FaceOutcome]) -> None:
+        self.pending.append((frame_index, [o for o in outcomes if o.swapped]))
+
+    def commit(self, next_index: int, renderer_state: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.pending:
+            arrays: dict[str, np.ndarray] = {}
+            for frame_index, faces in self.pending:
+                for n, face in enumerate(faces):
+                    arrays[f"{frame_index}_{n}_affine"] = face.affine
+                    arrays[f"{frame_index}_{n}_crop"] = face.crop
+                    arrays[f"{frame_index}_{n}_mask"] = np.round(face.mask * 255).astype(np.uint8)
+            first = self.pending[0][0]
+            tmp = self.folder / f".recipes-{first:09d}.npz.tmp"
+            with tmp.open("wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, self.folder / f"recipes-{first:09d}.npz")
+        self.pending = []
+        tmp = self.folder / ".state.json.tmp"
+        tmp.write_text(json.dumps({"key": self.key, "next_index": next_index, "renderer": renderer_state}), encoding="utf-8")
+        os.replace(tmp, self.folder / "state.json")
+
+    def recipes(self, upto: int) -> dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        by_frame: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        for chunk in sorted(self.folder.glob("recipes-*.npz")):
+            with np.load(chunk) as arrays:
+                for name in arrays.files:
+                    if not name.endswith("_affine"):
+                        continue
+                    frame_index, n = (int(v) for v in name.split("_")[:2])
+                    if frame_index >= upto:
+                        continue
+                    base = f"{frame_index}_{n}"
+                    by_frame.setdefault(frame_index, []).append(
+                        (arrays[f"{base}_affine"], arrays[f"{base}_crop"], arrays[f"{base}_mask"].astype(np.float32) / 255.0)
+                    )
+        return by_frame
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _sampled_frames(target: Path, indices: list[int]) -> Iterator[np.ndarray]:
+    from likeness.media.video import iter_video_frames
+
+    wanted = set(indices)
+    # Only the sampled frames are converted to RGB (``step``), and at most 1280 px on the long
+    # side (NudeNet looks at 640 px anyway): the check then costs little more than demuxing.
+    step = math.gcd(*indices) if len(indices) > 1 else 1
+    try:
+        for frame in iter_video_frames(target, autorotate=True, step=max(step, 1), max_side=1280):
+            if frame.index in wanted:
+                yield frame.rgb
+                wanted.discard(frame.index)
+                if not wanted:
+                    return
+    except MediaError:
+        return  # decoding problems are reported by the render pass itself
+
+
+def _content_sample_indices(frame_count: int, samples: int) -> list[int]:
+    """``samples`` indices evenly spaced by a common step (so decoding can skip the others)."""
+    if frame_count <= samples:
+        return list(range(max(frame_count, 0)))
+    step = max(1, (frame_count - 1) // max(samples - 1, 1))
+    return [k * step for k in range(samples)]
+
+
+def _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
+    from likeness.media.video import iter_video_frames, probe_video
+    from likeness.provenance.writer import LabelledWriter, RenderJob
+
+    if out.suffix.lower() != ".mp4":
+        raise MediaError(out, "video output must be an .mp4 file")
+    info = probe_video(target)  # MediaError for audio-only, corrupt or unsupported files
+    width, height = info.display_size
+    expected = info.frame_count if info.frame_count else max(1, round(info.duration_s * info.fps))
+    report.frames_total = expected
+    samples = _content_sample_indices(expected, options.content_samples)
+    report.content_check = asdict(check_content(_sampled_frames(target, samples), source=str(target)))
+
+    model = _load_model(workspace, model_dir, authz, options.model_threads)
+    renderer = _make_renderer(workspace, model, card, options, video=True)
+    quality = _QualityTracker(renderer, _subject_embeddings(workspace, card.get("subject_slug") or card["subject_id"]),
+                              options.quality_every)
+    key = {"target": _target_fingerprint(target), "model": str(card.get("onnx_sha256")), "options": options.fingerprint()}
+    checkpoint = _Checkpoint(_checkpoint_dir(out), key)
+    resume_state = checkpoint.load()
+    start_index = 0
+    recipes: dict[int, list] = {}
+    if resume_state is not None:
+        start_index = int(resume_state["next_index"])
+        renderer.restore(resume_state["renderer"])
+        recipes = checkpoint.recipes(start_index)
+        report.resumed_from_frame = start_index
+    else:
+        checkpoint.remove()  # stale or foreign checkpoint
+
+    frames_in: queue.Queue = queue.Queue(maxsize=8)
+    frames_out: queue.Queue = queue.Queue(maxsize=8)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    detector = renderer.detector
+
+    def decode_and_detect() -> None:
+        # Detection runs here, on the frame after the one the main thread is swapping: MediaPipe
+        # releases the GIL, so the two overlap on a 2-core machine. FaceMesh's video-mode state
+        # only needs frames in order, which this thread guarantees.
+        try:
+            for frame in iter_video_frames(target, autorotate=True):
+                if stop.is_set():
+                    return
+                faces = detector.detect(frame.rgb) if frame.index >= start_index else None
+                frames_in.put((frame, faces))
+        except MediaError as exc:
+            report.decode_error = exc.reason
+        except BaseException as exc:  # surfaced on the main thread
+            failures.append(exc)
+        finally:
+            frames_in.put(_END)
+
+    job = RenderJob.new("video", unlabelled_requested=options.unlabelled)
+    report.job_id = job.job_id
+    writer = LabelledWriter(workspace)
+    strip: list[tuple[np.ndarray, np.ndarray]] = []
+    strip_at = set(sample_indices(expected, 4))
+    started = time.perf_counter()
+    decoder = threading.Thread(target=decode_and_detect, name="render-decode", daemon=True)
+    # Frames are processed upright; the writer turns them back and keeps the display matrix, and
+    # pads odd sizes itself.
+    video = writer.open_video(authz, job, out, width=width, height=height, fps=info.frame_rate or info.fps,
+                              audio_source=target, source_path=target, rotation=info.rotation)
+    report.padded_to_even = video.padded
+    clock = _OutputClock(info.frame_rate or info.fps or 25.0)
+
+    def encode() -> None:
+        # Keeps taking frames until _END even after a failure, so the main thread never blocks
+        # on a full queue; the video itself is closed or aborted only by the main thread, after
+        # this thread has stopped touching it.
+        while True:
+            item = frames_out.get()
+            if item is _END:
+                return
+            if failures or stop.is_set():
+                continue
+            try:
+                rgb, pts_s = item
+                video.write(rgb, pts_s=pts_s)
+            except BaseException as exc:
+                failures.append(exc)
+                stop.set()
+
+    encoder = threading.Thread(target=encode, name="render-encode", daemon=True)
+    decoder.start()
+    encoder.start()
+    finished = False
+    next_index = start_index
+    try:
+        while True:
+            item = frames_in.get()
+            if item is _END or failures:
+                break
+            frame, faces = item
+            index = frame.index
+            if index < start_index:
+                rendered = frame.rgb
+                for affine, crop, mask in recipes.get(index, []):
+                    rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend)
+            else:
+                if index % options.recheck_every == 0:
+                    authz.recheck()
+                    release.recheck()
+                rendered, outcomes = renderer.process(frame.rgb, frame_index=index, t_s=frame.pts_s, faces=faces)
+                report.frames_with_swaps += any(o.swapped for o in outcomes)
+                quality.observe(index, rendered, outcomes)
+                checkpoint.add(index, outcomes)
+                if index in strip_at:
+                    strip.append((frame.rgb, rendered))
+                next_index = index + 1
+                if next_index % options.checkpoint_every == 0:
+                    checkpoint.commit(next_index, renderer.state())
+            frames_out.put((rendered, clock.next(frame.pts_s)))
+            report.frames_rendered += 1
+            if progress:
+                progress(report.frames_rendered, expected)
+        frames_out.put(_END)
+        encoder.join()
+        if failures:
+            raise failures[0]
+        if report.frames_rendered == 0:
+            raise MediaError(target, report.decode_error or "no frame could be decoded")
+        authz.recheck()
+        release.recheck()
+        result = video.close()
+        finished = True
+    except ConsentError:
+        checkpoint.remove()  # consent withdrawn: keep no synthetic material around
+        raise
+    finally:
+        stop.set()
+        if encoder.is_alive():
+            frames_out.put(_END)  # the encoder drains, so this cannot block for long
+            encoder.join()
+        if not finished:
+            video.abort()
+        _join_draining(decoder, frames_in)
+        if not decoder.is_alive():  # never close MediaPipe under a running detect()
+            renderer.detector.close()
+        quality.close()
+    report.variable_frame_rate = clock.variable
+    checkpoint.remove()
+    report.seconds = time.perf_counter() - started
+    report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
+    report.faces.update(renderer.counts)
+    report.shots = [shot.summary() for shot in quality.shots.values()]
+    report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
+                           "watermark_payload": result.watermark_payload_hex, "frames": result.frames})
+    if options.write_report:
+        write_report(report, out.parent, out.stem, strip)
+    return report
+
+
+class _OutputClock:
+    """Source presentation times for the output, kept strictly increasing.
+
+    The source's timestamps are copied (variable frame rate and the audio offset survive);
+    a repeated or backwards timestamp (broken muxers) is replaced by the previous one plus one
+    frame period, and a negative start is clamped to 0.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / float(fps) if float(fps) > 0 else 0.04
+        self.last: float | None = None
+        self.variable = False
+        self._steps: set[int] = set()
+
+    def next(self, pts_s: float) -> float:
+        pts = max(float(pts_s), 0.0)
+        if self.last is not None:
+            if not pts > self.last + 2e-5:
+                pts = self.last + self.period
+            # Steps in 1 ms units: more than one distinct step means the source is VFR.
+            self._steps.add(round((pts - self.last) * 1000))
+            self.variable = len(self._steps) > 1 and (max(self._steps) - min(self._steps)) > 1
+        self.last = pts
+        return pts
+
+
+def _join_draining(thread: threading.Thread, frames: queue.Queue, *, timeout_s: float = 30.0) -> None:
+    """Wait for a producer thread to end, emptying its queue so a blocked ``put`` can finish."""
+    deadline = time.monotonic() + timeout_s
+    while thread.is_alive() and time.monotonic() < deadline:
+        _drain(frames)
+        thread.join(timeout=0.05)
+    _drain(frames)
+
+
+def _drain(frames: queue.Queue) -> None:
+    try:
+        while True:
+            frames.get_nowait()
+    except queue.Empty:
+        return

@@ -1,0 +1,184 @@
+"""The render report: counts and per-shot quality, written as JSON and a small HTML page.
+
+A "shot" here is one face track (a face followed from when it appears until it is lost), which
+is the unit the swap decisions and temporal filters work on.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from likeness.render.quality import expression_fidelity, identity_transfer, ring_colour_difference
+
+
+@dataclass
+class ShotQuality:
+    """Streaming quality accumulator for one track (bounded memory)."""
+
+    track_id: int
+    frames_swapped: int = 0
+    _src_change: float = 0.0
+    _out_change: float = 0.0
+    _pairs: int = 0
+    _prev: tuple[np.ndarray, np.ndarray] | None = None
+    colour_differences: list[float] = field(default_factory=list)
+    identity: list[dict[str, float]] = field(default_factory=list)
+    landmark_pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add_crops(self, source_crop: np.ndarray, output_crop: np.ndarray, weight: np.ndarray) -> None:
+        """Aligned (R, R, 3) crops of the source and the output at this frame, and the blend mask."""
+        self.frames_swapped += 1
+        source = source_crop.astype(np.float32)
+        output = output_crop.astype(np.float32)
+        if self._prev is not None:
+            w = weight[..., None]
+            total = float(w.sum()) * 3 + 1e-6
+            self._src_change += float((np.abs(source - self._prev[0]) * w).sum()) / total
+            self._out_change += float((np.abs(output - self._prev[1]) * w).sum()) / total
+            self._pairs += 1
+        self._prev = (source, output)
+
+    def break_continuity(self) -> None:
+        self._prev = None
+
+    def summary(self) -> dict[str, Any]:
+        flicker = None
+        if self._pairs:
+            # Same definition as quality.flicker_ratio, accumulated frame pair by frame pair.
+            flicker = (self._out_change / self._pairs + 0.5) / (self._src_change / self._pairs + 0.5)
+        fidelity = None
+        if len(self.landmark_pairs) >= 2:
+            target = np.stack([p[0] for p in self.landmark_pairs])
+            output = np.stack([p[1] for p in self.landmark_pairs])
+            fidelity = expression_fidelity(target, output)
+        transfer = None
+        if self.identity:
+            transfer = {k: float(np.mean([d[k] for d in self.identity])) for k in self.identity[0]}
+        return {
+            "track_id": self.track_id,
+            "frames_swapped": self.frames_swapped,
+            "flicker": None if flicker is None else round(float(flicker), 4),
+            "colour_difference_ciede2000": None if not self.colour_differences
+            else round(float(np.median(self.colour_differences)), 3),
+            "expression_fidelity": None if fidelity is None else round(float(fidelity), 4),
+            "identity_transfer": transfer,
+            "identity_samples": len(self.identity),
+        }
+
+
+def colour_difference_in_roi(frame: np.ndarray, slices: tuple[slice, slice], alpha: np.ndarray) -> float | None:
+    """``ring_colour_difference`` on the face's region only (a margin around it for the outer ring)."""
+    rows, cols = slices
+    margin = 8
+    y0, y1 = max(rows.start - margin, 0), min(rows.stop + margin, frame.shape[0])
+    x0, x1 = max(cols.start - margin, 0), min(cols.stop + margin, frame.shape[1])
+    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    peak = float(alpha.max()) if alpha.size else 0.0
+    if peak <= 0:
+        return None
+    # The face is where the blend weight is at least half its peak (a model's mask may never reach 1).
+    mask[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0] = (alpha >= 0.5 * peak)
+    return ring_colour_difference(np.ascontiguousarray(frame[y0:y1, x0:x1]), mask)
+
+
+def identity_sample(output_embedding, subject_embeddings, target_embedding) -> dict[str, float] | None:
+    if output_embedding is None or target_embedding is None or subject_embeddings is None or len(subject_embeddings) == 0:
+        return None
+    return identity_transfer(output_embedding, subject_embeddings, target_embedding)
+
+
+@dataclass
+class RenderReport:
+    """What a render did. ``to_json()`` is the schema written to ``<out>.render.json``."""
+
+    job_id: str | None
+    target: str
+    output: str | None
+    kind: str
+    model_dir: str
+    subject_slug: str
+    performer_slug: str
+    use: str
+    org: str
+    options: dict[str, Any]
+    frames_total: int = 0
+    frames_rendered: int = 0
+    frames_with_swaps: int = 0
+    faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
+    decode_error: str | None = None
+    skipped_inputs: list[dict[str, str]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    content_check: dict[str, Any] = field(default_factory=dict)
+    shots: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from_frame: int | None = None
+    padded_to_even: bool = False
+    variable_frame_rate: bool = False
+    seconds: float = 0.0
+    fps: float = 0.0
+    report_json: str | None = None
+    report_html: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["faces"] = dict(self.faces)
+        payload["faces_swapped"] = int(self.faces.get("swapped", 0))
+        payload["faces_skipped"] = {k: int(v) for k, v in self.faces.items() if k != "swapped"}
+        return payload
+
+
+def _thumbnail_png(rgb: np.ndarray, height: int = 120) -> str:
+    from likeness.media.images import encode_image
+
+    scale = height / rgb.shape[0]
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
+    return base64.b64encode(encode_image(small, suffix=".png")).decode("ascii")
+
+
+def write_report(report: RenderReport, folder: Path, stem: str, strip: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write ``stem.render.json`` and ``stem.render.html`` into ``folder``.
+
+    ``strip``: (before, after) frames for the before/after strip; the "after" thumbnails carry
+    the visible AI-generated label (they show synthetic faces, small).
+    """
+    from likeness.provenance.visible_label import burn_visible_label
+
+    json_path = folder / f"{stem}.render.json"
+    html_path = folder / f"{stem}.render.html"
+    report.report_json, report.report_html = str(json_path), str(html_path)
+    json_path.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
+    rows = []
+    for before, after in strip[:4]:
+        small_after = cv2.resize(after, (max(2, round(after.shape[1] * 240 / after.shape[0])), 240), interpolation=cv2.INTER_AREA)
+        labelled = burn_visible_label(small_after)
+        rows.append(
+            f'<tr><td><img alt="before" src="data:image/png;base64,{_thumbnail_png(before)}"></td>'
+            f'<td><img alt="after (AI-generated)" src="data:image/png;base64,{_thumbnail_png(labelled)}"></td></tr>'
+        )
+    data = report.to_json()
+    shots = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(shot.get(k)))}</td>" for k in
+                         ("track_id", "frames_swapped", "flicker", "colour_difference_ciede2000", "expression_fidelity", "identity_transfer"))
+        + "</tr>" for shot in report.shots
+    )
+    skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Render report {html.escape(str(report.job_id))}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px}}table{{border-collapse:collapse}}</style></head><body>
+<h1>Render report</h1>
+<p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
+rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
+<ul><li>target: {html.escape(report.target)}</li><li>output: {html.escape(str(report.output))}</li>
+<li>frames: {report.frames_rendered} rendered of {report.frames_total}; {report.fps:.1f} fps</li>
+<li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
+<li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
+<h2>Per shot</h2><table><tr><th>track</th><th>frames</th><th>flicker</th><th>CIEDE2000 border</th><th>expression fidelity</th><th>identity transfer</th></tr>{shots}</table>
+<h2>Before / after (AI-generated)</h2><table>{''.join(rows)}</table></body></html>"""
+    html_path.write_text(page, encoding="utf-8")

@@ -1,0 +1,299 @@
+"""Scan many files and folders: parallel across processes, resumable, with evidence packs.
+
+Workers are spawned processes, each building its detector, embedder and a read-only copy of
+the artist gallery once. The parent alone writes the ledger (the hash chain needs one writer) and
+the resume state. A worker that dies on a hostile file (a crash in native decoding code) breaks
+the pool; the parent rebuilds it and retries the in-flight files one at a time, so only the
+culprit gets an ``error`` verdict.
+
+Resume: a file is skipped when the same bytes (SHA-256) were verified before *and* nothing that
+could change the verdict has changed since: the gallery, the trust anchors, and the state of
+every grant the old verdict relied on (a revocation or expiry re-verifies). The previous
+result lives in ``HOME/verify/state/SHA256.json`` and the ledger holds its
+``verification.completed`` event.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from likeness.errors import LikenessError
+from likeness.verify.gallery import ArtistGallery, gallery_folder, open_gallery
+from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, file_sha256, record_verification
+from likeness.verify.result import SCHEMA_VERSION, VerificationResult
+
+#: ``progress(done, total, result)`` after each file.
+ProgressCallback = Callable[[int, int, VerificationResult], None]
+
+
+def iter_media_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named directly (any type, so a mislabelled file still gets a verdict) and, inside
+    folders, files with an image or video extension, sorted, hidden entries skipped; symlinked
+    folders are not followed (no loops)."""
+    seen: set[Path] = set()
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    candidate = Path(root) / name
+                    if name.startswith(".") or candidate.suffix.lower() not in MEDIA_SUFFIXES:
+                        continue
+                    if candidate not in seen:
+                        seen.add(candidate)
+                        yield candidate
+        elif path not in seen:
+            seen.add(path)
+            yield path
+
+
+def state_folder(home: Path) -> Path:
+    return Path(home) / "verify" / "state"
+
+
+class ResumeState:
+    """Previous results by SHA-256, valid only while their verdict's inputs are unchanged."""
+
+    def __init__(self, workspace: Any, *, gallery_fingerprint: str, anchors_fingerprint: str) -> None:
+        self.workspace = workspace
+        self.folder = state_folder(workspace.home)
+        self.context = {"gallery": gallery_fingerprint, "anchors": anchors_fingerprint, "schema": SCHEMA_VERSION}
+        # One ledger read for the whole scan, not one per file.
+        self.verified = {
+            e.payload.get("sha256") for e in workspace.ledger.events("verification.completed")
+        }
+
+    def lookup(self, sha256: str) -> VerificationResult | None:
+        if sha256 not in self.verified:
+            return None
+        try:
+            saved = json.loads((self.folder / f"{sha256}.json").read_text(encoding="utf-8"))
+            if saved.get("context") != self.context:
+                return None
+            result = VerificationResult.from_dict(saved["result"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        for grant_id, state in saved.get("grants", {}).items():
+            try:
+                if self.workspace.registry.grant_state(grant_id) != state:
+                    return None
+            except LikenessError:
+                return None
+        return result
+
+    def save(self, result: VerificationResult) -> None:
+        if not result.readable or result.sha256 is None:
+            return
+        body = {
+            "context": self.context,
+            "grants": {g.grant_id: g.state for g in result.referenced_grants()},
+            "result": result.to_dict(),
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(body, handle)
+            os.replace(tmp, self.folder / f"{result.sha256}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# ------------------------------------------------------------------------------------------
+# worker side
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: Any, extra_anchors: tuple[str, ...], threshold: float, report_dir: str | None) -> None:
+    import faiss
+
+    from likeness.workspace import Workspace
+
+    # Two cores are shared by the pool: one thread per worker avoids oversubscription.
+    faiss.omp_set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+    workspace = Workspace.open(settings)
+    gallery = ArtistGallery.load(gallery_folder(workspace.home), threshold=threshold)
+    _WORKER["verifier"] = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
+    _WORKER["report_dir"] = Path(report_dir) if report_dir else None
+
+
+def _verify_in_worker(path: str) -> VerificationResult:
+    return _verify_and_report(_WORKER["verifier"], Path(path), _WORKER["report_dir"])
+
+
+def _verify_and_report(verifier: Verifier, path: Path, report_dir: Path | None) -> VerificationResult:
+    result, media = verifier.verify(path, evidence=report_dir is not None)
+    if report_dir is not None:
+        from likeness.verify.report import write_evidence
+
+        try:
+            write_evidence(result, media, report_dir)
+        except (OSError, LikenessError) as exc:
+            from likeness.verify.result import StageError
+
+            result = replace(result, errors=(*result.errors, StageError("report", str(exc))))
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# parent side
+
+
+def verify_many(
+    workspace: Any,
+    paths: Sequence[str | Path],
+    *,
+    workers: int | None = None,
+    report_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+    extra_anchors: Sequence[str] = (),
+    force: bool = False,
+) -> list[VerificationResult]:
+    """Verify every file in ``paths`` (files and folders), in input order.
+
+    ``workers``: processes (default ``workspace.settings.workers``; 1 = in this process).
+    ``report_dir``: write an evidence pack per file and ``results.json``. ``force``: verify
+    again even when an unchanged earlier result exists. Each readable file gets one
+    ``verification.completed`` ledger event; unreadable files get an ``error`` result and none.
+    """
+    files = list(iter_media_files(paths))
+    workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
+    gallery = open_gallery(workspace)  # sync once here; workers only read it
+    probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
+    state = ResumeState(workspace, gallery_fingerprint=gallery.fingerprint,
+                        anchors_fingerprint=probe.anchors_fingerprint)
+    report = Path(report_dir) if report_dir is not None else None
+
+    results: list[VerificationResult | None] = [None] * len(files)
+    done = 0
+
+    def finish(index: int, result: VerificationResult, *, fresh: bool) -> None:
+        nonlocal done
+        if fresh and result.readable:
+            record_verification(workspace, result)
+            state.save(result)
+        results[index] = result
+        done += 1
+        if progress is not None:
+            progress(done, len(files), result)
+
+    pending: list[int] = []
+    for index, path in enumerate(files):
+        previous = None
+        if not force:
+            try:
+                previous = state.lookup(file_sha256(path)) if path.is_file() else None
+            except OSError:
+                previous = None
+        if previous is not None:
+            resumed = replace(previous, path=str(path), resumed=True)
+            if report is not None:
+                # The pack shows the earlier result; pixels are not kept in the state.
+                from likeness.verify.report import write_evidence
+
+                write_evidence(resumed, None, report)
+            finish(index, resumed, fresh=False)
+        else:
+            pending.append(index)
+
+    try:
+        if workers == 1 or len(pending) <= 1:
+            for index in pending:
+                finish(index, _verify_and_report(probe, files[index], report), fresh=True)
+        else:
+            _run_pool(files, pending, workers, workspace, extra_anchors, gallery.threshold, report, finish)
+    finally:
+        probe.close()
+
+    final = [r for r in results if r is not None]
+    if report is not None:
+        from likeness.verify.report import write_index
+
+        write_index(final, report)
+    return final
+
+
+def _run_pool(files: list[Path], pending: list[int], workers: int, workspace: Any,
+              extra_anchors: Sequence[str], threshold: float, report: Path | None,
+              finish: Callable[..., None]) -> None:
+    context = multiprocessing.get_context("spawn")  # fork + MediaPipe/OpenMP threads can deadlock
+    initargs = (workspace.settings, tuple(extra_anchors), threshold, str(report) if report else None)
+    queue = list(pending)
+    suspects: list[int] = []
+
+    def new_pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_init_worker, initargs=initargs)
+
+    pool = new_pool(min(workers, len(queue)))
+    in_flight: dict[Future[VerificationResult], int] = {}
+    try:
+        while queue or in_flight:
+            # Keep a small window in flight: bounded memory, and a crash implicates few files.
+            while queue and len(in_flight) < 2 * workers:
+                index = queue.pop(0)
+                in_flight[pool.submit(_verify_in_worker, str(files[index]))] = index
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                index = in_flight.pop(future)
+                try:
+                    finish(index, future.result(), fresh=True)
+                except BrokenProcessPool:
+                    broken = True
+                    suspects.append(index)
+            if broken:
+                suspects.extend(in_flight.values())
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                for index in suspects:
+                    finish(index, _isolated(files[index], new_pool), fresh=True)
+                suspects.clear()
+                pool = new_pool(min(workers, max(1, len(queue))))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _isolated(path: Path, new_pool: Callable[[int], ProcessPoolExecutor]) -> VerificationResult:
+    """Verify one file in a fresh one-process pool; a crash there blames this file alone."""
+    pool = new_pool(1)
+    try:
+        return pool.submit(_verify_in_worker, str(path)).result()
+    except BrokenProcessPool:
+        return VerificationResult.failed(
+            str(path), sha256=_safe_sha256(path), size_bytes=_safe_size(path), stage="read",
+            reason="the decoder crashed on this file (hostile or badly malformed media)",
+        )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _safe_sha256(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def _safe_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

@@ -1,0 +1,36 @@
+"""``likeness render``: help text, option validation, consent refusal mapped to exit code 1."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from likeness.cli import app
+
+
+def test_render_help_documents_every_option() -> None:
+    result = CliRunner().invoke(app, ["render", "--help"])
+    assert result.exit_code == 0
+    for option in ("--use", "--out", "--org", "--colour", "--blend", "--smoothing", "--unlabelled"):
+        assert option in result.output
+
+
+def test_render_rejects_unknown_colour_mode(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["--home", str(tmp_path), "render", str(tmp_path), str(tmp_path),
+                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4"),
+                                      "--org", "studio", "--colour", "sepia"])
+    assert result.exit_code == 1
+    assert "--colour must be one of" in result.output
+
+
+def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:
+    import json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_card.json").write_text(json.dumps({"subject_slug": "mina", "performer_slug": "jun"}))
+    home = consent_world.workspace.settings.home
+    result = CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
+                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4"), "--org", "elsewhere"])
+    assert result.exit_code == 1
+    assert "refused" in result.output
+    assert not (tmp_path / "o.mp4").exists()

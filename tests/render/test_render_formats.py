@@ -1,0 +1,119 @@
+"""Render over awkward footage with the trained model: odd sizes, vertical phone video with a
+display matrix, variable frame rate, a few frames of 4K, and codecs or outputs we cannot handle."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from likeness.errors import MediaError
+from likeness.media.synthetic import animate_portrait, grace_hopper
+from likeness.media.video import iter_video_frames, probe_video
+from likeness.render import RenderOptions, render_media
+
+OPTIONS = RenderOptions(write_report=False, quality_every=10)
+
+
+def write_source(
+    path: Path,
+    frames: list[np.ndarray],
+    *,
+    times_s: list[float] | None = None,
+    rotation: int = 0,
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """H.264 MP4 of ``frames`` (stored orientation) with optional timestamps and display rotation."""
+    height, width = frames[0].shape[:2]
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    stream.codec_context.time_base = Fraction(1, 90_000)
+    if rotation:
+        stream.set_display_rotation(rotation)
+    for n, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = round((times_s[n] if times_s else n / 25) * 90_000)
+        frame.time_base = Fraction(1, 90_000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def portrait_frames(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
+    return list(animate_portrait(grace_hopper(), n_frames=n, size=size, seed=seed))
+
+
+def render(world, target: Path, out: Path):
+    return render_media(world.workspace, world.model_dir, target, out, use="music_video", org="studio",
+                        options=OPTIONS)
+
+
+def test_odd_width_and_height(trained_world, tmp_path: Path) -> None:
+    frames = portrait_frames(8, (321, 241), seed=1)
+    source = write_source(tmp_path / "odd.mp4", frames, pix_fmt="yuv444p")
+    assert (probe_video(source).width, probe_video(source).height) == (321, 241)
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.padded_to_even and report.faces["swapped"] >= 6
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.width, info.height) == (322, 242) and info.frame_count == 8
+    event = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)[0]
+    assert event.payload["padded_to_even"] is True
+
+
+def test_vertical_phone_video_keeps_its_display_matrix(trained_world, tmp_path: Path) -> None:
+    upright = portrait_frames(10, (180, 320), seed=2)  # 9:16 as shown
+    stored = [np.ascontiguousarray(np.rot90(f, -1)) for f in upright]  # landscape pixels + rotation 90
+    source = write_source(tmp_path / "phone.mp4", stored, rotation=90)
+    assert probe_video(source).rotation == 90
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.faces["swapped"] >= 8  # faces were found on the upright picture
+    info = probe_video(tmp_path / "out.mp4")
+    assert info.rotation == 90 and (info.width, info.height) == (320, 180) and info.display_size == (180, 320)
+    shown = next(iter_video_frames(tmp_path / "out.mp4", autorotate=True)).rgb
+    assert shown.shape == (320, 180, 3)
+    # Same picture as the source where nothing was swapped or labelled (top rows: hair, background).
+    source_shown = next(iter_video_frames(source, autorotate=True)).rgb
+    assert np.abs(shown[:30].astype(int) - source_shown[:30].astype(int)).mean() < 8
+
+
+def test_variable_frame_rate_timestamps_survive(trained_world, tmp_path: Path) -> None:
+    times = [0.0, 0.04, 0.08, 0.12, 0.3, 0.34, 0.38, 0.7, 0.74, 0.78]
+    source = write_source(tmp_path / "vfr.mp4", portrait_frames(len(times), (320, 240), seed=3), times_s=times)
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.variable_frame_rate
+    got = [round(f.pts_s, 3) for f in iter_video_frames(tmp_path / "out.mp4")]
+    assert got == times
+
+
+def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
+    source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.frames_rendered == 3 and report.faces["swapped"] == 3
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.width, info.height, info.frame_count) == (3840, 2160, 3)
+
+
+def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: Path) -> None:
+    source = write_source(tmp_path / "ok.mp4", portrait_frames(3, (160, 120), seed=5))
+    # Same file, but the sample entry names a codec no decoder knows.
+    unknown = tmp_path / "unknown_codec.mp4"
+    unknown.write_bytes(source.read_bytes().replace(b"avc1", b"zzzz"))
+    with pytest.raises(MediaError) as refused:
+        render(trained_world, unknown, tmp_path / "a.mp4")
+    assert Path(refused.value.path) == unknown and "decoder not found" in refused.value.reason.lower()
+    with pytest.raises(MediaError, match=r"\.mp4"):
+        render(trained_world, source, tmp_path / "out.mov")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all")
+    with pytest.raises(MediaError):
+        render(trained_world, text, tmp_path / "b.mp4")
+    assert not any(p.suffix in (".mp4", ".mov") and p.name not in ("ok.mp4", "unknown_codec.mp4", "notes.mp4")
+                   for p in tmp_path.iterdir())
+    assert not trained_world.workspace.ledger.find("render.completed")

@@ -1,0 +1,87 @@
+"""Frame-level swapping with the trained model: only the released performer's face changes;
+everything else is bit-identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from likeness.faces.detect import FaceDetector
+from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.media.synthetic import astronaut, compose_group, grace_hopper
+from likeness.render.frame import FrameRenderer, RefineOptions
+
+
+class CountingModel:
+    """The real exported model, counting calls and checking what the renderer feeds it."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.card = model.card
+        self.calls = 0
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert faces.dtype == np.float32 and faces.ndim == 4 and faces.shape[1:] == (3, 64, 64)
+        assert 0.0 <= faces.min() and faces.max() <= 1.0
+        self.calls += 1
+        return self.model.run(faces)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> FaceEmbedder:
+    return FaceEmbedder()
+
+
+def _renderer(world, embedder, **kwargs) -> FrameRenderer:
+    references = world.workspace.registry.reference_embeddings(world.performer)
+    return FrameRenderer(CountingModel(world.load_model()), FaceDetector(mode="image"), embedder, references,
+                         identity_threshold=IDENTITY_THRESHOLD, **kwargs)
+
+
+@pytest.mark.parametrize("blend", ["alpha", "poisson"])
+def test_only_the_performer_is_swapped(trained_world, embedder, blend: str) -> None:
+    group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
+    renderer = _renderer(trained_world, embedder, options=RefineOptions(blend=blend))
+    out, outcomes = renderer.process(group, frame_index=0, t_s=0.0)
+    assert len(outcomes) == 2
+    by_side = {("left" if o.bbox[0] < 512 else "right"): o for o in outcomes}
+    assert by_side["left"].reason == "not_target" and not by_side["left"].swapped
+    assert by_side["right"].swapped
+    # The astronaut's half (not the performer) is bit-identical, the performer's face changed.
+    assert np.array_equal(out[:, :512], group[:, :512])
+    x0, y0, x1, y1 = (int(v) for v in by_side["right"].bbox)
+    changed = np.abs(out[y0:y1, x0:x1].astype(int) - group[y0:y1, x0:x1].astype(int)).sum(axis=2) > 0
+    assert changed.mean() > 0.3
+    assert renderer.counts == {"not_target": 1, "swapped": 1}
+
+
+def test_no_performer_in_frame_leaves_frame_identical(trained_world, embedder) -> None:
+    frame = compose_group([astronaut()], size=(512, 512))
+    renderer = _renderer(trained_world, embedder)
+    out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
+    assert np.array_equal(out, frame)
+    assert [o.reason for o in outcomes] == ["not_target"]
+    assert renderer.model.calls == 0
+
+
+def test_small_faces_are_gated_and_counted(trained_world, embedder) -> None:
+    from likeness.render.gating import GateOptions
+
+    frame = compose_group([grace_hopper()], size=(512, 512))
+    renderer = _renderer(trained_world, embedder, options=RefineOptions(gate=GateOptions(min_face_px=2000)))
+    out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
+    assert np.array_equal(out, frame)
+    assert [o.reason for o in outcomes] == ["too_small"]
+
+
+def test_renderer_state_roundtrip(trained_world, embedder) -> None:
+    frame = compose_group([grace_hopper()], size=(512, 512))
+    renderer = _renderer(trained_world, embedder)
+    renderer.process(frame, frame_index=0, t_s=0.0)
+    state = renderer.state()
+    clone = _renderer(trained_world, embedder)
+    clone.restore(state)
+    a, _ = renderer.process(frame, frame_index=1, t_s=0.04)
+    b, _ = clone.process(frame, frame_index=1, t_s=0.04)
+    assert np.array_equal(a, b)
+    assert clone.counts["swapped"] == 2

@@ -1,0 +1,256 @@
+"""End-to-end render with a really trained, exported model (``trained_world`` in conftest.py):
+consent, content check, labelled output, audio, resume, revocation, model integrity.
+
+Only ``test_malformed_model_output_is_a_model_error`` uses a stand-in model: a real exported
+model cannot return a wrongly shaped output.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import likeness.render.pipeline as pipeline
+from likeness.errors import ConsentError, FaceError, MediaError, ModelError
+from likeness.media.synthetic import astronaut, compose_group, grace_hopper, write_audio_only
+from likeness.media.video import iter_video_frames, probe_video
+from likeness.render import RenderOptions, render_media
+
+
+@pytest.fixture
+def model_dir(trained_world) -> Path:
+    return trained_world.model_dir
+
+
+@pytest.fixture
+def clip(performer_clip) -> Path:
+    return performer_clip
+
+
+def _options(**kwargs) -> RenderOptions:
+    return RenderOptions(quality_every=10, **kwargs)
+
+
+def test_video_render_is_labelled_complete_and_keeps_audio(trained_world, model_dir, clip, tmp_path) -> None:
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+
+    ws = trained_world.workspace
+    out = tmp_path / "out" / "render.mp4"
+    out.parent.mkdir()
+    report = render_media(ws, model_dir, clip, out, use="music_video", org="studio", options=_options())
+    source, rendered = probe_video(clip), probe_video(out)
+    assert report.frames_rendered == report.frames_total == 30
+    assert rendered.frame_count == source.frame_count == 30
+    assert rendered.has_audio and abs(rendered.audio_duration_s - source.audio_duration_s) < 0.05
+    assert report.faces["swapped"] >= 28
+    # C2PA: trusted, with our consent assertion; the ledger knows the watermark payload.
+    reading = read_manifest(out, trust_anchors_pem=workspace_trust_anchors(ws))
+    assert reading.state == "Trusted", reading.reasons
+    assert reading.consent_assertion["grant_id"] == trained_world.grant_id
+    events = ws.ledger.find("render.completed", job_id=report.job_id)
+    assert len(events) == 1
+    assert events[0].payload["watermark_payload"] == report.outputs[0]["watermark_payload"]
+    # Report files sit next to the output, with per-shot quality.
+    saved = json.loads((out.parent / "render.render.json").read_text())
+    assert saved["faces_swapped"] == report.faces["swapped"]
+    assert saved["shots"] and saved["shots"][0]["flicker"] is not None
+    html = (out.parent / "render.render.html").read_text()
+    assert "AI-generated" in html and "data:image/png;base64" in html
+    assert not list(out.parent.glob(".*render-checkpoint"))
+
+
+def test_video_output_carries_the_ledger_watermark(trained_world, model_dir, clip, tmp_path) -> None:
+    from likeness.provenance.watermark import extract_watermark_frames
+
+    out = tmp_path / "marked.mp4"
+    report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
+                          options=_options(write_report=False))
+    event = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)[0]
+    reading = extract_watermark_frames([f.rgb for f in iter_video_frames(out)])
+    assert reading.payload is not None and reading.payload.hex() == event.payload["watermark_payload"]
+
+
+def test_refusals_leave_no_file(trained_world, model_dir, clip, tmp_path) -> None:
+    ws = trained_world.workspace
+    out = tmp_path / "refused.mp4"
+    with pytest.raises(ConsentError) as refused:
+        render_media(ws, model_dir, clip, out, use="music_video", org="nobody", options=_options())
+    assert refused.value.reason in {"unknown_org", "no_grant", "wrong_grantee"}
+    trained_world.revoke_release()
+    with pytest.raises(ConsentError) as refused:
+        render_media(ws, model_dir, clip, out, use="music_video", org="studio", options=_options())
+    assert refused.value.reason.startswith("release") or refused.value.reason == "no_release"
+    assert not out.exists()
+
+
+def test_use_not_granted_is_refused(trained_world, model_dir, clip, tmp_path) -> None:
+    with pytest.raises(ConsentError):
+        render_media(trained_world.workspace, model_dir, clip, tmp_path / "x.mp4", use="sexual_content", org="studio")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_revocation_mid_render_stops_and_leaves_nothing(trained_world, model_dir, clip, tmp_path) -> None:
+    out = tmp_path / "revoked.mp4"
+    calls = []
+
+    def revoke_at_ten(done: int, total) -> None:
+        calls.append(done)
+        if done == 10:
+            trained_world.revoke_grant()
+
+    with pytest.raises(ConsentError) as refused:
+        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
+                     options=_options(recheck_every=5), progress=revoke_at_ten)
+    assert refused.value.reason == "revoked"
+    assert max(calls) < 20  # stopped within a recheck interval, not at the end
+    assert not out.exists() and not list(tmp_path.glob("*revoked*")) and not list(tmp_path.glob(".*revoked*"))
+    assert not trained_world.workspace.ledger.find("render.completed")
+
+
+def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, clip, tmp_path) -> None:
+    out = tmp_path / "resumed.mp4"
+
+    def interrupt(done: int, total) -> None:
+        if done == 22:
+            raise KeyboardInterrupt
+
+    options = _options(checkpoint_every=10)
+    with pytest.raises(KeyboardInterrupt):
+        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
+                     options=options, progress=interrupt)
+    assert not out.exists()
+    assert (tmp_path / ".resumed.mp4.render-checkpoint" / "state.json").exists()
+    report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options)
+    assert report.resumed_from_frame == 20
+    assert probe_video(out).frame_count == 30
+    assert not (tmp_path / ".resumed.mp4.render-checkpoint").exists()
+
+
+def test_image_and_folder_render(trained_world, model_dir, tmp_path) -> None:
+    from likeness.media.images import read_image
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    import cv2
+
+    group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
+    cv2.imwrite(str(folder / "group.png"), cv2.cvtColor(group, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "astronaut.png"), cv2.cvtColor(compose_group([astronaut()], size=(400, 400)), cv2.COLOR_RGB2BGR))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "rendered"
+    report = render_media(trained_world.workspace, model_dir, folder, out, use="fan_message", org="studio")
+    assert [Path(o["path"]).name for o in report.outputs] == ["group.png"]
+    reasons = {Path(s["path"]).name: s["reason"] for s in report.skipped_inputs}
+    assert set(reasons) == {"astronaut.png", "broken.png"}
+    assert "performer" in reasons["astronaut.png"]
+    assert not (out / "astronaut.png").exists()
+    rendered = read_image(out / "group.png")
+    assert rendered.shape == group.shape
+    with pytest.raises(FaceError, match="nothing to render"):
+        render_media(trained_world.workspace, model_dir, folder / "astronaut.png", tmp_path / "a.png",
+                     use="fan_message", org="studio")
+
+
+def test_bad_targets_give_typed_errors(trained_world, model_dir, tmp_path) -> None:
+    audio = write_audio_only(tmp_path / "voice.m4a", 1.0)
+    with pytest.raises(MediaError, match="no video stream"):
+        render_media(trained_world.workspace, model_dir, audio, tmp_path / "o.mp4", use="music_video", org="studio")
+    with pytest.raises(MediaError, match="does not exist"):
+        render_media(trained_world.workspace, model_dir, tmp_path / "missing.mp4", tmp_path / "o.mp4",
+                     use="music_video", org="studio")
+    with pytest.raises(ModelError, match="model_card"):
+        render_media(trained_world.workspace, tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4",
+                     use="music_video", org="studio")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_explicit_content_is_refused_before_rendering(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
+    from likeness.render import content
+
+    class ExplicitDetector:
+        def detect(self, rgb):
+            return [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.9, "box": [0, 0, 10, 10]}]
+
+    monkeypatch.setattr(content, "ContentDetector", ExplicitDetector)
+    with pytest.raises(ConsentError) as refused:
+        render_media(trained_world.workspace, model_dir, clip, tmp_path / "x.mp4", use="music_video", org="studio")
+    assert refused.value.reason == "prohibited_content"
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_content_check_passes_portraits_and_truncated_video_renders_what_decodes(trained_world, model_dir, clip, tmp_path) -> None:
+    truncated = tmp_path / "truncated.mp4"
+    data = clip.read_bytes()
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "partial.mp4"
+    try:
+        report = render_media(trained_world.workspace, model_dir, truncated, out, use="music_video", org="studio")
+    except MediaError as exc:  # a cut that destroys the header is a clear error, never a crash
+        assert "truncated" in str(exc) or "corrupt" in str(exc) or "moov" in str(exc).lower()
+        assert not out.exists()
+        return
+    assert out.exists() and report.frames_rendered <= 30
+    if report.frames_rendered < 30:
+        assert report.decode_error
+
+
+def test_render_code_never_writes_media_itself() -> None:
+    """Only the labelled writer may encode synthetic pixels: no codec writers in likeness.render."""
+    forbidden_calls = {"imwrite", "VideoEncoder", "save", "imsave", "transcode", "open_output"}
+    forbidden_imports = {"likeness.media.video.VideoEncoder", "likeness.media.VideoEncoder"}
+    folder = Path(pipeline.__file__).parent
+    for source in folder.glob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                assert name not in forbidden_calls, f"{source.name}: calls {name}"
+                if name == "write_image":  # only LabelledWriter.write_image, called on the writer
+                    assert getattr(getattr(node.func, "value", None), "id", None) == "writer", source.name
+                if name == "open" and getattr(getattr(node.func, "value", None), "id", None) == "av":
+                    pytest.fail(f"{source.name}: opens a PyAV container")
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    assert f"{node.module}.{alias.name}" not in forbidden_imports, source.name
+                    assert alias.name not in {"write_image", "VideoEncoder", "imwrite"}, source.name
+
+
+class MalformedModel:
+    """Returns a mask of the wrong shape: what a broken or foreign ONNX file might do."""
+
+    def __init__(self, card: dict) -> None:
+        self.card = card
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return faces, np.ones((faces.shape[0], 1, 8, 8), np.float32)
+
+
+def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
+    card = json.loads((model_dir / "model_card.json").read_text())
+    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1: MalformedModel(card))
+    out = tmp_path / "broken.mp4"
+    with pytest.raises(ModelError, match="mask"):
+        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
+                     options=_options(write_report=False))
+    assert not out.exists() and not list(tmp_path.glob(".broken*"))
+
+
+def test_tampered_model_is_refused_before_rendering(trained_world, clip, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained_world.model_dir, copy)
+    onnx = copy / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-100] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    out = tmp_path / "t.mp4"
+    with pytest.raises(ModelError, match="hash"):
+        render_media(trained_world.workspace, copy, clip, out, use="music_video", org="studio")
+    assert not out.exists()
+    assert not trained_world.workspace.ledger.find("render.completed")

@@ -1,0 +1,230 @@
+"""End-to-end verification of real files: renders from the product, re-saved and tampered
+copies, untouched portraits, faceless images, videos, and hostile or broken input."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from likeness.media import encode_image, read_image, write_image
+from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
+from likeness.provenance.writer import LabelledWriter, RenderJob
+from likeness.verify.pipeline import verify_path
+from likeness.verify.scan import verify_many
+
+pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
+
+
+@pytest.fixture
+def mina_world(consent_world):
+    """Only mina (astronaut) is enrolled: grace_hopper is a face the gallery does not know."""
+    from likeness.faceset import enroll_reference_photos
+
+    report = enroll_reference_photos(consent_world.workspace, "mina", [consent_world.portrait_path("mina")])
+    assert report.added == 1
+    return consent_world
+
+
+def render_image(world, out: Path, rgb: np.ndarray | None = None):
+    authz = world.authorize("music_video")
+    return LabelledWriter(world.workspace).write_image(authz, RenderJob.new("image"), astronaut() if rgb is None else rgb, out)
+
+
+def verification_events(world):
+    return world.workspace.ledger.events("verification.completed")
+
+
+def test_render_is_authorized_then_revoked(mina_world, tmp_path):
+    out = render_image(mina_world, tmp_path / "render.png")
+    result = verify_path(mina_world.workspace, out.path)
+    assert result.verdict.code == "authorized-synthetic", result.verdict
+    assert result.sha256 == out.sha256
+    assert result.c2pa.state == "Trusted" and result.c2pa.declares_ai
+    assert result.c2pa.consent.grant_id == mina_world.grant_id
+    assert result.manipulation == "not analysed"
+    assert result.faces.detected == 1 and result.faces.faces[0].match.slug == "mina"
+    events = verification_events(mina_world)
+    assert len(events) == 1 and events[0].payload["sha256"] == out.sha256
+    assert events[0].payload["verdict"] == "authorized-synthetic"
+
+    mina_world.revoke_grant()
+    again = verify_path(mina_world.workspace, out.path)
+    assert again.verdict.code == "synthetic-consent-revoked"
+    assert again.c2pa.consent.state == "revoked"
+
+
+def test_resaved_copy_without_manifest_is_traced_by_watermark(mina_world, tmp_path):
+    out = render_image(mina_world, tmp_path / "render.png")
+    copy = tmp_path / "reposted.png"
+    write_image(copy, read_image(out.path))  # decode + re-encode: the C2PA manifest is gone
+    result = verify_path(mina_world.workspace, copy)
+    assert result.c2pa is not None and not result.c2pa.present
+    assert result.watermark.found and result.watermark.payload == out.watermark_payload_hex
+    assert result.watermark.render.job_id == out.job_id
+    assert result.watermark.grant.grant_id == mina_world.grant_id
+    assert result.verdict.code == "authorized-synthetic"
+    mina_world.revoke_grant()
+    assert verify_path(mina_world.workspace, copy).verdict.code == "synthetic-consent-revoked"
+
+
+def test_one_flipped_byte_is_tampered(mina_world, tmp_path):
+    out = render_image(mina_world, tmp_path / "render.jpg")
+    data = bytearray(out.path.read_bytes())
+    # Flip a byte in the entropy-coded image data near the end (well after the manifest's
+    # APP11 segments at the start), so the file still decodes.
+    data[len(data) - 200] ^= 0x01
+    flipped = tmp_path / "flipped.jpg"
+    flipped.write_bytes(bytes(data))
+    result = verify_path(mina_world.workspace, flipped)
+    assert result.verdict.code == "tampered", result.verdict
+    assert result.c2pa.state == "Invalid" and result.c2pa.reasons
+
+
+def test_untouched_portrait_of_enrolled_subject(mina_world, tmp_path):
+    photo = tmp_path / "fan_upload.jpg"
+    write_image(photo, astronaut(), quality=90)
+    result = verify_path(mina_world.workspace, photo)
+    assert result.verdict.code == "enrolled-artist-unlabelled"
+    match = result.faces.faces[0].match
+    assert match.slug == "mina" and match.similarity >= 0.5
+
+
+def test_someone_not_enrolled(mina_world, tmp_path):
+    photo = tmp_path / "stranger.jpg"
+    write_image(photo, grace_hopper(), quality=90)
+    result = verify_path(mina_world.workspace, photo)
+    assert result.verdict.code == "no-enrolled-artist"
+    face = result.faces.faces[0]
+    assert face.match is None and face.nearest.slug == "mina" and face.nearest.similarity < 0.5
+
+
+def test_no_face(mina_world, tmp_path):
+    rng = np.random.default_rng(3)
+    gradient = np.linspace(0, 255, 320, dtype=np.float32)[None, :, None] * np.ones((240, 1, 3), np.float32)
+    noisy = np.clip(gradient + rng.normal(0, 8, gradient.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "landscape.png"
+    write_image(path, noisy)
+    result = verify_path(mina_world.workspace, path)
+    assert result.verdict.code == "no-face" and result.faces.detected == 0
+
+
+def test_labelled_video_render_is_authorized_with_face_tracks(mina_world, tmp_path):
+    authz = mina_world.authorize("music_video")
+    job = RenderJob.new("video")
+    out = tmp_path / "clip.mp4"
+    with LabelledWriter(mina_world.workspace).open_video(authz, job, out, width=320, height=240, fps=10) as video:
+        for frame in animate_portrait(astronaut(), n_frames=30, size=(320, 240), seed=1):
+            video.write(frame)
+    result = verify_path(mina_world.workspace, out)
+    assert result.media_type == "video"
+    assert result.verdict.code == "authorized-synthetic", result.verdict
+    assert result.faces.frames_analysed >= 3
+    assert result.faces.faces and result.faces.faces[0].match.slug == "mina"
+    assert result.faces.faces[0].frames >= 2  # one track across sampled frames
+    assert result.watermark.found and result.watermark.render.job_id == job.job_id
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def bomb_png(path: Path) -> None:
+    """A valid tiny PNG whose header claims 100000 x 100000 pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def malformed_mp4(path: Path) -> None:
+    """An ftyp box followed by a moov box whose size runs far past the end of the file."""
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 512) + b"isomavc1"
+    moov = struct.pack(">I", 0x7FFFFFF0) + b"moov" + b"\x00" * 64
+    path.write_bytes(ftyp + moov)
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    folder = tmp_path / "found"
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    good = encode_image(astronaut(), suffix=".jpg", quality=85)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    (folder / "random.png").write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    bomb_png(folder / "bomb.png")
+    malformed_mp4(folder / "broken.mp4")
+    huge = folder / "huge.jpg"
+    with open(huge, "wb") as handle:  # sparse: costs no disk, reads as zeros after the header
+        handle.write(good[:64])
+        handle.truncate(201 * 1024 * 1024)
+    (folder / "portrait.mp4").write_bytes(good)  # wrong extension, fine content
+    return folder
+
+
+EXPECTED_REASONS = {
+    "empty.jpg": "empty",
+    "truncated.jpg": "truncat",
+    "corrupt.jpg": "",
+    "random.png": "unrecognised file signature",
+    "bomb.png": "",
+    "broken.mp4": "",
+    "huge.jpg": "too large",
+}
+
+
+def test_bad_input_gets_error_verdicts_and_the_scan_goes_on(mina_world, bad_files):
+    results = verify_many(mina_world.workspace, [bad_files], workers=1)
+    by_name = {Path(r.path).name: r for r in results}
+    assert set(by_name) == set(EXPECTED_REASONS) | {"portrait.mp4"}
+    for name, fragment in EXPECTED_REASONS.items():
+        result = by_name[name]
+        assert result.verdict.code == "error", (name, result.verdict)
+        assert result.errors and result.errors[0].stage == "read"
+        assert fragment.lower() in result.errors[0].reason.lower(), (name, result.errors)
+    assert "pixels" in by_name["bomb.png"].errors[0].reason or "large" in by_name["bomb.png"].errors[0].reason
+    mislabelled = by_name["portrait.mp4"]
+    assert mislabelled.verdict.code == "enrolled-artist-unlabelled"
+    assert any("extension" in e.reason for e in mislabelled.errors)
+    # Only the readable file is on the ledger.
+    events = verification_events(mina_world)
+    assert [e.payload["name"] for e in events] == ["portrait.mp4"]
+
+
+def test_folder_scan_resumes_and_reverifies_after_revocation(mina_world, tmp_path):
+    folder = tmp_path / "scan"
+    render_image(mina_world, folder / "render.png")
+    write_image(folder / "photo.jpg", grace_hopper(), quality=90)
+    seen = []
+    first = verify_many(mina_world.workspace, [folder], workers=1, progress=lambda d, t, r: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]
+    assert [r.resumed for r in first] == [False, False]
+    second = verify_many(mina_world.workspace, [folder], workers=1)
+    assert [r.resumed for r in second] == [True, True]
+    assert [r.verdict.code for r in second] == [r.verdict.code for r in first]
+    assert len(verification_events(mina_world)) == 2
+    mina_world.revoke_grant()
+    third = {Path(r.path).name: r for r in verify_many(mina_world.workspace, [folder], workers=1)}
+    assert not third["render.png"].resumed and third["render.png"].verdict.code == "synthetic-consent-revoked"
+    assert third["photo.jpg"].resumed
+    forced = verify_many(mina_world.workspace, [folder], workers=1, force=True)
+    assert not any(r.resumed for r in forced)
+
+
+def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
+    render = render_image(mina_world, bad_files / "render.png")
+    report = tmp_path / "report"
+    results = verify_many(mina_world.workspace, [bad_files / "render.png", bad_files / "empty.jpg",
+                                                 bad_files / "portrait.mp4"], workers=2, report_dir=report)
+    assert [r.verdict.code for r in results] == ["authorized-synthetic", "error", "enrolled-artist-unlabelled"]
+    index = json.loads((report / "results.json").read_text())
+    assert [r["verdict"] for r in index["results"]] == ["authorized-synthetic", "error", "enrolled-artist-unlabelled"]
+    html = next(report.glob("render.png-*.html")).read_text()
+    assert render.sha256 in html and "data:image/jpeg;base64," in html
+    assert len(list(report.glob("*.zip"))) == 3
