@@ -433,8 +433,8 @@ def sample_times(duration_s: float, *, every_s: float = 1.0, max_frames: int = 1
     return [k * interval for k in range(count)]
 
 
-def _keyframe_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                    path: Path) -> list[float] | None:
+def _keyframe_times(container: av.container.InputContainer,
+                    stream: av.video.stream.VideoStream) -> list[float] | None:
     """Presentation times (s, on the stream clock) of the keyframes, from a demux-only pass.
 
     Demuxing reads packets without decoding them, which costs a small fraction of decoding.
@@ -528,7 +528,7 @@ def _sample_frames(
             duration_s = container.duration / av.time_base
         duration_s = float(duration_s or 0.0)
         targets = [origin_s + t for t in sample_times(duration_s, every_s=every_s, max_frames=max_frames)]
-        keyframes = _keyframe_times(container, stream, path) if time_base is not None else None
+        keyframes = _keyframe_times(container, stream) if time_base is not None else None
     except BaseException:
         container.close()
         raise

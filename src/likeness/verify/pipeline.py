@@ -115,7 +115,11 @@ def file_sha256(path: Path) -> str:
 def video_sampling(*, fps: float, frame_count: int | None, duration_s: float,
                    sample_fps: float = VIDEO_SAMPLE_FPS, max_frames: int = MAX_VIDEO_FRAMES) -> int:
     """Frame step so that about ``sample_fps`` frames per second, and at most ``max_frames``
-    frames over the whole clip, are analysed.
+    frames over the whole clip, are analysed, for ``iter_video_frames(step=...)``.
+
+    The verifier now samples by time with :func:`likeness.media.sample_video_frames`, which
+    does not decode the frames in between; this plan is kept for the benchmark's side-by-side
+    baseline (the previous full-decode path).
 
     >>> video_sampling(fps=30.0, frame_count=300, duration_s=10.0)
     30
