@@ -448,25 +448,8 @@ class Registry:
         return grant.id
 
     def revoke_grant(self, grant_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
-        with self._session_factory() as session:
-            grant = session.get(Grant, grant_id)
-            if grant is None:
-                raise RegistryError(f"no grant '{grant_id}'")
-            if session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)):
-                raise RegistryError(f"grant '{grant_id}' is already revoked")
-            holder = session.get(RightsHolder, grant.holder_id)
-            session.expunge(holder)
-        key = self._signing_key(holder, holder_key_path)
-        revoked_at = utc_iso(now_utc())
-        payload = revocation_payload("grant", grant_id, revoked_at, reason)
-        revocation = GrantRevocation(
-            id=_new_id(), grant_id=grant_id, revoked_at=revoked_at, reason=reason,
-            signature=keys.sign(key, canonical_bytes(payload)),
-        )
-        with self._session_factory() as session:
-            session.add(revocation)
-            session.commit()
-        self._ledger.append("grant.revoked", {**payload, "signature": revocation.signature})
+        """Revoke a grant, signed by its rights holder; effective for every later check."""
+        self._revoke("grant", Grant, GrantRevocation, grant_id, reason, holder_key_path)
 
     def find_grant_id(self, prefix: str) -> str:
         """Resolve a full grant id from a unique prefix (as shown by ``consent list``)."""
@@ -570,27 +553,33 @@ class Registry:
         return release.id
 
     def revoke_release(self, release_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
+        """Revoke a performer release, signed by the performer; effective immediately."""
+        self._revoke("release", Release, ReleaseRevocation, release_id, reason, holder_key_path)
+
+    def _revoke(
+        self, kind: str, record_model: type, revocation_model: type, target_id: str, reason: str,
+        holder_key_path: Path | None,
+    ) -> None:
+        target_column = getattr(revocation_model, f"{kind}_id")
         with self._session_factory() as session:
-            release = session.get(Release, release_id)
-            if release is None:
-                raise RegistryError(f"no release '{release_id}'")
-            if session.scalar(
-                select(ReleaseRevocation).where(ReleaseRevocation.release_id == release_id)
-            ):
-                raise RegistryError(f"release '{release_id}' is already revoked")
-            holder = session.get(RightsHolder, release.holder_id)
+            record = session.get(record_model, target_id)
+            if record is None:
+                raise RegistryError(f"no {kind} '{target_id}'")
+            if session.scalar(select(revocation_model).where(target_column == target_id)):
+                raise RegistryError(f"{kind} '{target_id}' is already revoked")
+            holder = session.get(RightsHolder, record.holder_id)
             session.expunge(holder)
         key = self._signing_key(holder, holder_key_path)
         revoked_at = utc_iso(now_utc())
-        payload = revocation_payload("release", release_id, revoked_at, reason)
-        revocation = ReleaseRevocation(
-            id=_new_id(), release_id=release_id, revoked_at=revoked_at, reason=reason,
-            signature=keys.sign(key, canonical_bytes(payload)),
+        payload = revocation_payload(kind, target_id, revoked_at, reason)
+        revocation = revocation_model(
+            id=_new_id(), revoked_at=revoked_at, reason=reason,
+            signature=keys.sign(key, canonical_bytes(payload)), **{f"{kind}_id": target_id},
         )
         with self._session_factory() as session:
             session.add(revocation)
             session.commit()
-        self._ledger.append("release.revoked", {**payload, "signature": revocation.signature})
+        self._ledger.append(f"{kind}.revoked", {**payload, "signature": revocation.signature})
 
     def find_release_id(self, prefix: str) -> str:
         with self._session_factory() as session:
