@@ -237,79 +237,24 @@ def video_speed(workspace, clip: Path, *, repeats: int = 3) -> list[tuple[str, f
     return rows
 
 
-def dlib_resnet_in_onnx(folder: Path):
-    """dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1: 150x150 input,
-    7x7/2 conv, max-pool, 3+4+3+3+1 residual blocks of 32..256 channels, 128-D output) rebuilt
-    layer for layer in torch with **seeded random weights** and exported to ONNX: it measures
-    what the descriptor's arithmetic costs in onnxruntime, not its accuracy. Returns
-    an onnxruntime session (1 thread) and its input name."""
-    import onnxruntime
-    import torch
-    from torch import nn
-
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, down: bool) -> None:
-            super().__init__()
-            stride = 2 if down else 1
-            # dlib's con_ pads k/2 only for stride 1; stride-2 convs and pools are unpadded.
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 0 if down else 1)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
-            self.down, self.extra = down, cout - cin
-
-        def forward(self, x):
-            y = self.conv2(torch.relu(self.conv1(x)))
-            skip = nn.functional.avg_pool2d(x, 2, 2) if self.down else x
-            # dlib's add_prev adds where the two overlap (odd sizes differ by one after pooling).
-            skip = skip[:, :, : y.shape[2], : y.shape[3]]
-            if self.extra:
-                # dlib's add_prev adds tensors of different depths as if zero-padded.
-                skip = torch.cat([skip, torch.zeros_like(skip[:, :1]).expand(-1, self.extra, -1, -1)], 1)
-            return torch.relu(y + skip)
-
-    layers: list[nn.Module] = [nn.Conv2d(3, 32, 7, 2, 0), nn.ReLU(), nn.MaxPool2d(3, 2)]
-    cin = 32
-    for cout, blocks in ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1)):
-        for number in range(blocks):
-            down = number == 0 and cout != 32
-            layers.append(Block(cin, cout, down))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 128, bias=False)]
-    torch.manual_seed(0)
-    model = nn.Sequential(*layers).eval()
-    path = folder / "dlib_resnet_shape.onnx"
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is enough here
-        torch.onnx.export(model, (torch.zeros(1, 3, 150, 150),), str(path), input_names=["chip"],
-                          output_names=["descriptor"], dynamo=False)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), "chip"
-
-
 def embedder_cost(folder: Path, *, repeats: int = 15) -> list[tuple[str, float]]:
-    """Per-face descriptor cost, side by side: dlib's ResNet as shipped (baseline) and the same
-    architecture in onnxruntime (1 thread each)."""
-    import cv2
-
+    """Per-face descriptor cost, side by side: dlib's ResNet as shipped (baseline) and the
+    product's default backend (the same weights run through onnxruntime, 1 thread each)."""
     from likeness.faces import FaceDetector, FaceEmbedder
     from likeness.media.synthetic import astronaut
 
     rgb = astronaut()
     with FaceDetector(max_faces=1) as detector:
         landmarks = detector.detect(rgb)[0].landmarks
-    embedder = FaceEmbedder()
-    session, name = dlib_resnet_in_onnx(folder)
-    chip = cv2.resize(rgb, (150, 150)).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-    embedder.embed(rgb, landmarks)
-    session.run(None, {name: chip})
+    baseline, product = FaceEmbedder(backend="dlib"), FaceEmbedder()
+    baseline.embed(rgb, landmarks)
+    product.embed(rgb, landmarks)
     dlib_cpu, onnx_cpu = [], []
     for _ in range(repeats):
-        dlib_cpu.append(cpu_timed(embedder.embed, rgb, landmarks)[2])
-        onnx_cpu.append(cpu_timed(session.run, None, {name: chip})[2])
+        dlib_cpu.append(cpu_timed(baseline.embed, rgb, landmarks)[2])
+        onnx_cpu.append(cpu_timed(product.embed, rgb, landmarks)[2])
     return [("dlib ResNet as shipped, CPU ms per face (baseline)", median_ms(dlib_cpu)),
-            ("same architecture in onnxruntime, CPU ms per face", median_ms(onnx_cpu))]
+            (f"FaceEmbedder() [{product.backend}], CPU ms per face", median_ms(onnx_cpu))]
 
 
 def generated_clip(folder: Path) -> Path:

@@ -2,8 +2,12 @@
 
 The descriptor needs dlib's 5-point layout (two corners per eye and the base of the nose); it is
 built from MediaPipe landmarks, so no second landmark model runs. dlib then cuts its own aligned
-150 px chip from the frame. Distances are euclidean; ``IDENTITY_THRESHOLD`` was calibrated on
-synthetic East Asian and other synthetic faces (see docs/calibration.md and
+150 px chip from the frame (``get_face_chip``, exactly what ``compute_face_descriptor`` does).
+The network itself runs by default as an ONNX graph converted from dlib's own weight file
+(``likeness.faces.dlib_resnet``; ~15x faster than dlib-bin, which has no BLAS), checked against
+dlib at construction; dlib runs it when asked (``backend="dlib"``), when ``num_jitters > 0``, or
+when the check fails (with a warning). Distances are euclidean; ``IDENTITY_THRESHOLD`` was
+calibrated on synthetic East Asian and other synthetic faces (see docs/calibration.md and
 benchmarks/identity_calibration.py) because dlib's customary 0.6 over-matches East Asian faces.
 
 Example:
@@ -21,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from likeness.errors import FaceError, ModelError
+from likeness.faces import dlib_resnet
 from likeness.faces.align import check_landmarks, check_rgb
 from likeness.faces.canonical import (
     LEFT_EYE_INNER,
@@ -42,6 +47,22 @@ IDENTITY_THRESHOLD = 0.40
 DLIB_FIVE_POINT_INDICES = (LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, SUBNASALE)
 
 MatchMethod = Literal["min", "mean_of_k"]
+EmbedderBackend = Literal["onnx", "dlib"]
+
+DESCRIPTOR_TOLERANCE = 1e-3
+"""Largest per-component difference from dlib's descriptor accepted for the ONNX backend."""
+
+# The check face: dlib 5-point layout of the astronaut portrait (scikit-image, public domain),
+# measured once with FaceDetector + five_point_shape and rounded as dlib.point rounds.
+_CHECK_FACE_BOX = (179, 70, 271, 177)
+_CHECK_FACE_POINTS = ((256, 104), (237, 105), (195, 101), (213, 104), (223, 133))
+
+
+class EmbedderFallbackWarning(RuntimeWarning):
+    """The ONNX descriptor network could not be used or disagreed with dlib; dlib runs instead."""
+
+
+_fallback_warned = False
 
 
 def _model_paths() -> tuple[Path, Path]:
@@ -64,20 +85,43 @@ def five_point_shape(landmarks: np.ndarray) -> np.ndarray:
 
 
 class FaceEmbedder:
-    """dlib ResNet face descriptor. Construct once per worker (loading takes ~0.5 s).
+    """dlib ResNet face descriptor. Construct once per worker (about 1 s: loading dlib's network,
+    converting it to ONNX once per process, and checking the two agree).
 
     Args:
         num_jitters: dlib's test-time augmentation; 0 is fastest (each jitter costs a full pass).
+            Jittering is dlib's own random augmentation, so ``num_jitters > 0`` always runs dlib.
         shape: ``"mediapipe"`` maps MediaPipe landmarks to dlib's 5 points; ``"dlib5"`` runs
             dlib's 5-point predictor inside the landmarks' box instead (the points the network
             was trained with; slower by about 1 ms per face).
+        backend: ``"onnx"`` (default) runs the network converted from dlib's weight file through
+            ONNX Runtime after checking, on a built-in face, that it gives dlib's descriptor within
+            ``DESCRIPTOR_TOLERANCE``; if the check fails it warns once (``EmbedderFallbackWarning``)
+            and runs dlib. ``"dlib"`` always runs dlib. ``self.backend`` says which one runs.
+        intra_op_threads: ONNX Runtime threads per call (1 per worker process is right when
+            several workers share the cores).
+
+    Attributes:
+        check_difference: largest per-component difference between the ONNX and dlib
+            descriptors of the check face (``None`` when the ONNX backend was not tried).
     """
 
-    def __init__(self, *, num_jitters: int = 0, shape: Literal["mediapipe", "dlib5"] = "mediapipe") -> None:
+    def __init__(
+        self,
+        *,
+        num_jitters: int = 0,
+        shape: Literal["mediapipe", "dlib5"] = "mediapipe",
+        backend: EmbedderBackend = "onnx",
+        intra_op_threads: int = 1,
+    ) -> None:
         if num_jitters < 0:
             raise FaceError(f"num_jitters must be >= 0, got {num_jitters}")
         if shape not in ("mediapipe", "dlib5"):
             raise FaceError(f"shape must be 'mediapipe' or 'dlib5', got {shape!r}")
+        if backend not in ("onnx", "dlib"):
+            raise FaceError(f"backend must be 'onnx' or 'dlib', got {backend!r}")
+        if intra_op_threads < 1:
+            raise FaceError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
         import dlib
 
         recognition_path, predictor_path = _model_paths()
@@ -87,8 +131,37 @@ class FaceEmbedder:
         self._dlib: Any = dlib
         self._recognizer: Any = dlib.face_recognition_model_v1(str(recognition_path))
         self._predictor: Any = dlib.shape_predictor(str(predictor_path)) if shape == "dlib5" else None
+        self._session: dlib_resnet.DlibResnetSession | None = None
         self.num_jitters = int(num_jitters)
         self.shape = shape
+        self.check_difference: float | None = None
+        self.backend: EmbedderBackend = "dlib"
+        if backend == "onnx" and self.num_jitters == 0:
+            self._session = self._checked_session(recognition_path, int(intra_op_threads))
+            self.backend = "onnx" if self._session is not None else "dlib"
+
+    def _checked_session(
+        self, recognition_path: Path, intra_op_threads: int
+    ) -> dlib_resnet.DlibResnetSession | None:
+        """The ONNX session if it reproduces dlib on the check face, else ``None`` (warned once)."""
+        try:
+            session = dlib_resnet.DlibResnetSession(
+                dlib_resnet.converted_dlib_resnet(recognition_path), intra_op_threads=intra_op_threads
+            )
+            chip = check_chip()
+            expected = np.asarray(self._recognizer.compute_face_descriptor(chip), dtype=np.float64)
+            produced = session.descriptors(chip[None])[0].astype(np.float64)
+        except (ModelError, FaceError) as exc:
+            _warn_fallback(f"the ONNX descriptor network is unavailable ({exc}); running dlib instead")
+            return None
+        self.check_difference = float(np.abs(produced - expected).max())
+        if not self.check_difference <= DESCRIPTOR_TOLERANCE:
+            _warn_fallback(
+                f"the ONNX descriptor network differs from dlib by {self.check_difference:.2e} "
+                f"(> {DESCRIPTOR_TOLERANCE:g}) on the check face; running dlib instead"
+            )
+            return None
+        return session
 
     def _full_object_detection(self, rgb: np.ndarray, landmarks: np.ndarray) -> Any:
         dlib = self._dlib
@@ -106,7 +179,7 @@ class FaceEmbedder:
         return self.embed_many(rgb, [landmarks])[0]
 
     def embed_many(self, rgb: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
-        """Descriptors ``float32 (N, 128)`` of N faces of one frame (one batched dlib call)."""
+        """Descriptors ``float32 (N, 128)`` of N faces of one frame (one batched network call)."""
         check_rgb(rgb)
         if len(landmarks) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
@@ -114,8 +187,34 @@ class FaceEmbedder:
         shapes = self._dlib.full_object_detections()
         for face_landmarks in landmarks:
             shapes.append(self._full_object_detection(frame, face_landmarks))
+        if self._session is not None:
+            # The same chips compute_face_descriptor cuts (get_face_chip_details(shape, 150, 0.25)).
+            chips = self._dlib.get_face_chips(
+                frame, shapes, size=dlib_resnet.CHIP_SIZE, padding=dlib_resnet.CHIP_PADDING
+            )
+            return self._session.descriptors(np.stack([np.asarray(chip) for chip in chips]))
         descriptors = self._recognizer.compute_face_descriptor(frame, shapes, self.num_jitters)
         return np.array([np.asarray(d) for d in descriptors], dtype=np.float32).reshape(-1, EMBEDDING_SIZE)
+
+
+def check_chip() -> np.ndarray:
+    """The built-in check face: dlib's ``uint8 (150, 150, 3)`` chip of the astronaut portrait."""
+    import dlib
+    from skimage import data
+
+    portrait = np.ascontiguousarray(data.astronaut())
+    shape = dlib.full_object_detection(
+        dlib.rectangle(*_CHECK_FACE_BOX), [dlib.point(x, y) for x, y in _CHECK_FACE_POINTS]
+    )
+    chip = dlib.get_face_chip(portrait, shape, size=dlib_resnet.CHIP_SIZE, padding=dlib_resnet.CHIP_PADDING)
+    return np.ascontiguousarray(chip, dtype=np.uint8)
+
+
+def _warn_fallback(message: str) -> None:
+    global _fallback_warned
+    if not _fallback_warned:
+        _fallback_warned = True
+        warnings.warn(message, EmbedderFallbackWarning, stacklevel=4)
 
 
 def _check_embedding(embedding: np.ndarray, name: str) -> np.ndarray:
