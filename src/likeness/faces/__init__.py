@@ -17,8 +17,10 @@ from likeness.faces.align import (
 )
 from likeness.faces.detect import DetectedFace, FaceDetector, box_iou
 from likeness.faces.identity import (
+    DESCRIPTOR_TOLERANCE,
     EMBEDDING_SIZE,
     IDENTITY_THRESHOLD,
+    EmbedderFallbackWarning,
     FaceEmbedder,
     five_point_shape,
     identity_distance,
@@ -30,6 +32,8 @@ from likeness.faces.quality import brightness, eye_openness, mouth_openness, sha
 from likeness.faces.tracking import FaceTracker
 
 __all__ = [
+    "DESCRIPTOR_TOLERANCE",
+    "EmbedderFallbackWarning",
     "COVERAGES",
     "EMBEDDING_SIZE",
     "IDENTITY_THRESHOLD",
