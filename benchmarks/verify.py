@@ -378,7 +378,7 @@ def main() -> None:
                     print(f"{name:62} {ms:9.1f} {speed:12.2f} {cpu_ms:8.1f}")
                 print(f"{'speed-up of verify_path over the previous path':62} {rows[2][1] / rows[3][1]:9.2f}x")
         if "embedder" not in args.skip:
-            print("\nWhat the identity descriptor would cost in onnxruntime (same layers, random weights)")
+            print("\nIdentity descriptor cost: dlib as shipped vs the product embedder (same weights via onnxruntime)")
             rows = embedder_cost(Path(tmp))
             for name, ms in rows:
                 print(f"{name:62} {ms:9.1f}")
