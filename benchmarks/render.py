@@ -19,6 +19,10 @@ H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start
 
 Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
 smoothing and border CIEDE2000 per colour-transfer mode (medians over tracks from the report).
+
+Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, the previous
+pipeline settings (detection on the main thread, 2 onnxruntime threads, quality sampling every
+25 frames) and the current defaults, interleaved in each repeat; medians and ratios.
 """
 
 from __future__ import annotations
@@ -128,6 +132,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--train-minutes", type=float, default=2.0)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--ab", action="store_true", help="also run table 3 (pipeline A/B)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where a 720p render spends wall and CPU time (table 4)")
     parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="likeness-bench-render-"))
@@ -161,13 +169,56 @@ def main() -> int:
     models = {
         "df_tiny 64 (trained)": make_model(ws, tmp / "m_tiny64", source64, target64, family="df_tiny", resolution=64,
                                            iterations=None, minutes=args.train_minutes)[0],
-        "df 64": make_model(ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1,
-                            minutes=None)[0],
     }
-    source128, target128 = aligned_samples(source_frames[::4], 128), aligned_samples(target_frames[::8], 128)
-    models["df_tiny 128"] = make_model(ws, tmp / "m_tiny128", source128, target128, family="df_tiny", resolution=128,
-                                       iterations=1, minutes=None)[0]
+    if not args.skip_speed:
+        models["df 64"] = make_model(ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1,
+                                     minutes=None)[0]
+        source128, target128 = aligned_samples(source_frames[::4], 128), aligned_samples(target_frames[::8], 128)
+        models["df_tiny 128"] = make_model(ws, tmp / "m_tiny128", source128, target128, family="df_tiny",
+                                           resolution=128, iterations=1, minutes=None)[0]
 
+    if not args.skip_speed:
+        speed_table(args, ws, clips, models, tmp)
+    if args.ab:
+        ab_table(args, ws, clips, models["df_tiny 64 (trained)"], tmp)
+    if args.profile:
+        stage_profile(ws, clips["dfdc 720p"], models["df_tiny 64 (trained)"], tmp)
+    if not args.skip_quality:
+        quality_table(ws, clips, models["df_tiny 64 (trained)"], tmp)
+    ws.close()
+    return 0
+
+
+def ab_table(args, ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
+    variants = {
+        "previous (detect on main, 2 ORT threads, quality every 25)":
+            RenderOptions(write_report=False, detect_ahead=False, model_threads=2, quality_every=25),
+        "current defaults": RenderOptions(write_report=False),
+    }
+    print("\n## Pipeline A/B (df_tiny 64 px trained; median fps over repeats, interleaved)\n")
+    print(f"load average before: {os.getloadavg()[0]:.2f}\n")
+    print("| clip | transcode fps | " + " | ".join(f"{v} fps | ratio" for v in variants) + " |")
+    print("|---|---|" + "---|---|" * len(variants))
+    n = 0
+    for name in ("dfdc 720p", "dfdc 1080p"):
+        if name not in clips:
+            continue
+        floor, fps = [], {v: [] for v in variants}
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            frames = transcode(clips[name], tmp / f"ab-tc-{n}.mp4")
+            floor.append(frames / (time.perf_counter() - started))
+            for label, options in variants.items():
+                n += 1
+                fps[label].append(timed_render(ws, model, clips[name], tmp / f"ab-{n}.mp4", options)[0])
+        base = statistics.median(floor)
+        cells = " | ".join(f"{statistics.median(v):.1f} | {statistics.median(v) / base:.2f}" for v in fps.values())
+        print(f"| {name} | {base:.1f} | {cells} |")
+        sys.stdout.flush()
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+def speed_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
     print("\n## Speed (fps, median of repeats; wall clock of render_media incl. content check and signing)\n")
     print(f"load average before: {os.getloadavg()[0]:.2f}\n")
     header = "| clip | frames | transcode fps | " + " | ".join(f"{m} fps | ratio" for m in models) + " | df_tiny 64 steady fps |"
@@ -196,21 +247,84 @@ def main() -> int:
         sys.stdout.flush()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
-    if not args.skip_quality:
-        print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
-        print("| colour | smoothing | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
-        print("|---|---|---|---|---|")
-        clip = clips["dfdc 720p"]
-        for colour, smooth in (("rct", True), ("rct", False), ("lct", True), ("hist", True), ("none", True)):
-            options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
-                                    write_report=False)
-            _, _, rep = timed_render(ws, models["df_tiny 64 (trained)"], clip, tmp / f"q-{colour}-{smooth}.mp4", options)
-            flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
-            diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
-            print(f"| {colour} | {'on' if smooth else 'off'} | {statistics.median(flicker) if flicker else float('nan'):.3f} | "
-                  f"{statistics.median(diff) if diff else float('nan'):.2f} | {rep['faces_swapped']} |")
-    ws.close()
-    return 0
+
+def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
+    """Table 4: per-stage call counts, calling-thread CPU and wall time of one render (wrappers
+    around the stage functions; stages run on three threads, so wall times overlap)."""
+    import collections
+    import resource
+
+    import likeness.faces.detect as detect_module
+    import likeness.faces.identity as identity_module
+    import likeness.provenance.writer as writer_module
+    import likeness.render.frame as frame_module
+    import likeness.render.pipeline as pipeline_module
+
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    patched = []
+
+    def wrap(owner, name: str, key: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*a, **k):
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                entry = totals[key]
+                entry[0] += 1
+                entry[1] += time.thread_time() - cpu
+                entry[2] += time.perf_counter() - wall
+
+        setattr(owner, name, timed)
+        patched.append((owner, name, original))
+
+    def process_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    for owner, name, key in ((pipeline_module, "_checked_content", "content check (main)"),
+                             (pipeline_module, "_load_model", "load model (helper thread)"),
+                             (pipeline_module, "_make_renderer", "build renderer (helper thread)"),
+                             (detect_module.FaceDetector, "detect", "detect (decode thread)"),
+                             (frame_module.FrameRenderer, "process", "swap + refine (main)"),
+                             (identity_module.FaceEmbedder, "embed", "dlib embedding"),
+                             (pipeline_module._QualityTracker, "observe", "quality (main)"),
+                             (writer_module.LabelledVideo, "write", "label + mark + encode (encode thread)")):
+        wrap(owner, name, key)
+    try:
+        cpu, wall = process_cpu(), time.perf_counter()
+        frames = transcode(clip, tmp / "profile-tc.mp4")
+        transcode_cpu, transcode_wall = process_cpu() - cpu, time.perf_counter() - wall
+        cpu, wall = process_cpu(), time.perf_counter()
+        report = render_media(ws, model, clip, tmp / "profile.mp4", use="music_video", org="studio",
+                              options=RenderOptions(write_report=False))
+        render_cpu, render_wall = process_cpu() - cpu, time.perf_counter() - wall
+    finally:
+        for owner, name, original in patched:
+            setattr(owner, name, original)
+    print(f"\n## Where the time goes ({clip.name}, {frames} frames, df_tiny 64 px; load {os.getloadavg()[0]:.2f})\n")
+    print(f"transcode: {transcode_wall:.2f} s wall, {transcode_cpu:.2f} s CPU (all threads); "
+          f"render: {render_wall:.2f} s wall, {render_cpu:.2f} s CPU, {report.frames_rendered / render_wall:.1f} fps\n")
+    print("| stage | calls | calling-thread CPU s | wall s |")
+    print("|---|---|---|---|")
+    for key, (calls, cpu_s, wall_s) in totals.items():
+        print(f"| {key} | {int(calls)} | {cpu_s:.2f} | {wall_s:.2f} |")
+
+
+def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
+    print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
+    print("| colour | smoothing | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
+    print("|---|---|---|---|---|")
+    clip = clips["dfdc 720p"]
+    for colour, smooth in (("rct", True), ("rct", False), ("lct", True), ("hist", True), ("none", True)):
+        options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
+                                write_report=False)
+        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}.mp4", options)
+        flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
+        diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
+        print(f"| {colour} | {'on' if smooth else 'off'} | {statistics.median(flicker) if flicker else float('nan'):.3f} | "
+              f"{statistics.median(diff) if diff else float('nan'):.2f} | {rep['faces_swapped']} |")
 
 
 if __name__ == "__main__":

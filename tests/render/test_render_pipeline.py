@@ -124,9 +124,10 @@ def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, cl
         render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
                      options=options, progress=interrupt)
     assert not out.exists()
-    assert (tmp_path / ".resumed.mp4.render-checkpoint" / "state.json").exists()
+    state = json.loads((tmp_path / ".resumed.mp4.render-checkpoint" / "state.json").read_text())
     report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options)
     assert report.resumed_from_frame == 20
+    assert report.job_id == state["job_id"]  # same job: the grant counts the render once
     assert probe_video(out).frame_count == 30
     assert not (tmp_path / ".resumed.mp4.render-checkpoint").exists()
 

@@ -70,9 +70,12 @@ def lab_statistics(rgb: np.ndarray, *, mask: np.ndarray | None = None) -> np.nda
     near-empty mask falls back to the whole image.
     """
     rgb = require_rgb("rgb", rgb)
-    weights = _weights(mask, rgb.shape[:2]).astype(np.float64)
-    lab = _to_lab(rgb).reshape(-1, 3).astype(np.float64)
-    w = weights.reshape(-1, 1)
+    return _lab_statistics_of(_to_lab(rgb), _weights(mask, rgb.shape[:2]))
+
+
+def _lab_statistics_of(lab_image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    lab = lab_image.reshape(-1, 3).astype(np.float64)
+    w = weights.reshape(-1, 1).astype(np.float64)
     total = w.sum()
     mean = (lab * w).sum(axis=0) / total
     var = (((lab - mean) ** 2) * w).sum(axis=0) / total
@@ -98,10 +101,10 @@ def rct(
         reference_stats = lab_statistics(reference, mask=mask)
     elif np.shape(reference_stats) != (2, 3) or not np.isfinite(reference_stats).all():
         raise MediaError(None, f"reference_stats: expected finite (2, 3), got {np.shape(reference_stats)}")
-    face_stats = lab_statistics(face, mask=mask)
+    lab = _to_lab(face)  # converted once: its statistics and the transfer both use it
+    face_stats = _lab_statistics_of(lab, _weights(mask, face.shape[:2]))
     # A flat channel (std ~ 0) would blow up the scale; cap the gain to keep it an adjustment.
     gain = np.clip(reference_stats[1] / np.maximum(face_stats[1], 1e-3), 0.2, 5.0)
-    lab = _to_lab(face)
     lab = (lab - face_stats[0].astype(np.float32)) * gain.astype(np.float32) + reference_stats[0].astype(np.float32)
     lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
     lab[..., 1:] = np.clip(lab[..., 1:], -127.0, 127.0)
