@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/train.py speed            # it/s and faces/s vs a plain autoencoder
     .venv/bin/python benchmarks/train.py onnx             # ONNX Runtime (2 threads) vs PyTorch eager
     .venv/bin/python benchmarks/train.py quality --minutes 30 [--media ../shared/media]
+    .venv/bin/python benchmarks/train.py memory [--faces 50000]   # peak RSS, lazy vs parsed faceset index
+    .venv/bin/python benchmarks/train.py ceiling [--res 64]       # what real photos score on the identity metric
 
 ``quality`` trains ``df`` at 64 px on two synthetic people (DigiFace-1M id1_variety as the source
 subject, id2_variety as the target performer; faces detected and aligned with likeness.faces), in a
@@ -14,6 +16,7 @@ temporary folder (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -74,48 +77,66 @@ def _matched_plain(resolution: int, params: int) -> PlainAutoencoder:
     return PlainAutoencoder(resolution, best[1])
 
 
+#: Rows of the speed table: (label, family, resolution, architecture options).
+_SPEED_ROWS = (
+    ("df", "df", 64, {}),
+    ("df (full-res decoder)", "df", 64, {"double_res": False}),
+    ("df (CPU recipe)", "df", 64, {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}),
+    ("liae", "liae", 64, {}),
+    ("df", "df", 128, {}),
+    ("liae", "liae", 128, {}),
+)
+
+
 def bench_speed(args: argparse.Namespace) -> None:
+    from likeness.train.loop import make_optimizer
     from likeness.train.losses import reconstruction_loss
 
     torch.set_num_threads(args.threads)
     print(f"# training step speed, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces")
-    print("| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | ratio |")
+          f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces; "
+          f"load average at start {os.getloadavg()[0]:.1f}")
+    print("| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | plain/ours time |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name in ("df", "liae"):
-        for res in (64, 128):
-            torch.manual_seed(0)
-            model = create_model(name, resolution=res)
-            plain = _matched_plain(res, count_parameters(model))
-            for batch in (8, 16):
-                x = torch.rand(batch, 3, res, res)
-                mask = torch.ones(batch, 1, res, res)
-                opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for label, name, res, options in _SPEED_ROWS:
+        torch.manual_seed(0)
+        model = create_model(name, resolution=res, **options)
+        plain = _matched_plain(res, count_parameters(model))
+        for batch in (8, 16):
+            x = torch.rand(batch, 3, res, res)
+            mask = torch.ones(batch, 1, res, res)
+            opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=torch.device("cpu"))
 
-                def ours() -> None:
-                    a, am = model.reconstruct_source(x)
-                    b, bm = model.reconstruct_target(x)
-                    la, _ = reconstruction_loss(a, am, x, mask, mask)
-                    lb, _ = reconstruction_loss(b, bm, x, mask, mask)
-                    opt.zero_grad(set_to_none=True)
-                    (la + lb).backward()
-                    opt.step()
+            def ours() -> None:
+                (a, am), (b, bm) = model.reconstruct_pair(x, x)
+                la, _ = reconstruction_loss(a, am, x, mask, mask)
+                lb, _ = reconstruction_loss(b, bm, x, mask, mask)
+                opt.zero_grad(set_to_none=True)
+                (la + lb).backward()
+                opt.step()
 
-                plain_opt = torch.optim.AdamW(plain.parameters(), lr=1e-4)
-                x2 = torch.cat([x, x])
+            plain_opt = make_optimizer(plain, learning_rate=1e-4, weight_decay=1e-4, device=torch.device("cpu"))
+            x2 = torch.cat([x, x])
 
-                def reference() -> None:
-                    out = plain(x2)
-                    loss = ((out[:, :3] - x2) ** 2).mean() + ((out[:, 3:] - 1) ** 2).mean()
-                    plain_opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    plain_opt.step()
+            def reference() -> None:
+                out = plain(x2)
+                loss = ((out[:, :3] - x2) ** 2).mean() + ((out[:, 3:] - 1) ** 2).mean()
+                plain_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                plain_opt.step()
 
-                t_ours = _median_step_seconds(ours, warmup=args.warmup, repeats=args.repeats)
-                t_ref = _median_step_seconds(reference, warmup=args.warmup, repeats=args.repeats)
-                print(f"| {name} | {res} | {batch} | {count_parameters(model) / 1e6:.1f} | {1 / t_ours:.2f} | "
-                      f"{2 * batch / t_ours:.1f} | {1 / t_ref:.2f} | {count_parameters(plain) / 1e6:.1f} | "
-                      f"{t_ref / t_ours:.2f} |", flush=True)
+            # Interleave so both see the same machine load.
+            t_ours, t_ref = [], []
+            for _ in range(args.warmup):
+                ours()
+                reference()
+            for _ in range(args.repeats):
+                t_ours.append(_median_step_seconds(ours, warmup=0, repeats=1))
+                t_ref.append(_median_step_seconds(reference, warmup=0, repeats=1))
+            m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
+            print(f"| {label} | {res} | {batch} | {count_parameters(model) / 1e6:.1f} | {1 / m_ours:.2f} | "
+                  f"{2 * batch / m_ours:.1f} | {1 / m_ref:.2f} | {count_parameters(plain) / 1e6:.1f} | "
+                  f"{m_ref / m_ours:.2f} |", flush=True)
 
 
 def bench_onnx(args: argparse.Namespace) -> None:
@@ -181,27 +202,45 @@ def bench_quality(args: argparse.Namespace) -> None:
     print(f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
           f"(skipped {skipped_t})", flush=True)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-train-bench-"))
-    workspace = Workspace.init(Settings(home=root / "home"))
-    registry = workspace.registry
-    registry.add_org("studio", "Studio")
-    registry.add_subject("idol", "Synthetic idol", kind="virtual_idol", owner_org="studio")
-    registry.add_subject("performer", "Synthetic performer", kind="performer")
-    until = now_utc() + timedelta(days=1)
-    registry.issue_grant("idol", "studio", USES, valid_until=until, purpose="benchmark")
-    registry.issue_release("performer", "studio", valid_until=until, purpose="benchmark")
+    if args.resume:
+        # Continue an earlier benchmark run kept with --out: same workspace, grant and faces.
+        workspace = Workspace.open(Settings(home=root / "home"))
+    else:
+        workspace = Workspace.init(Settings(home=root / "home"))
+        registry = workspace.registry
+        registry.add_org("studio", "Studio")
+        registry.add_subject("idol", "Synthetic idol", kind="virtual_idol", owner_org="studio")
+        registry.add_subject("performer", "Synthetic performer", kind="performer")
+        until = now_utc() + timedelta(days=1)
+        registry.issue_grant("idol", "studio", USES, valid_until=until, purpose="benchmark")
+        registry.issue_release("performer", "studio", valid_until=until, purpose="benchmark")
     authz = workspace.policy.authorize("idol", "training", "studio")
     release = workspace.policy.authorize_release("performer", "studio")
+    model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.model_option)}
+    augment = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.augment)}
     config = TrainConfig(model=args.model, resolution=args.res, iterations=None, minutes=args.minutes,
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
                          preview_every=args.checkpoint_every, validation_fraction=0.25, seed=0,
-                         learning_rate=args.lr, threads=args.threads)
+                         learning_rate=args.lr, threads=args.threads, model_options=model_options,
+                         augment=augment)
+    if args.resume:
+        print("# resuming the saved recipe (model, lr, batch, options from train_config.json); "
+              f"{args.minutes} more minutes", flush=True)
+    else:
+        print(f"# config: {config.to_dict()}", flush=True)
+    print(f"# load average at start: {os.getloadavg()}", flush=True)
     start = time.monotonic()
 
     def show(event) -> None:
         if event.event == "checkpoint":
             print(f"  checkpoint at iteration {event.iteration}, {(time.monotonic() - start) / 60:.1f} min", flush=True)
 
-    result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
+    if args.resume:
+        override = TrainConfig(iterations=None, minutes=args.minutes, threads=args.threads)
+        result = train_swap_model(authz, release, source, target, root / "model", override, resume=True,
+                                  progress=show)
+    else:
+        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
     print(f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "
           f"{result.training_seconds / 60:.1f} min; model folder {root / 'model'}")
     print("| minutes | iteration | identity transfer | median dist to source | val DSSIM src | val DSSIM dst | eye corr | mouth corr |")
@@ -224,9 +263,137 @@ def bench_quality(args: argparse.Namespace) -> None:
     workspace.close()
 
 
+_MEMORY_PROBE = r"""
+import json, sys, time
+from pathlib import Path
+import numpy as np
+
+def high_water_mb():
+    # VmHWM is per address space and starts afresh at exec (ru_maxrss would inherit the parent's).
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+mode, root = sys.argv[1], Path(sys.argv[2])
+from likeness.faceset import Faceset, load_faceset
+from likeness.faceset.format import FaceRecord, read_manifest
+from likeness.train import faceset_samples
+base = high_water_mb()
+start = time.perf_counter()
+if mode == "lazy":
+    faceset = load_faceset(root)
+    loaded = time.perf_counter() - start
+    faceset_samples(faceset).yaw_range()
+    for i in np.random.default_rng(0).integers(0, len(faceset), 2000):  # what 125 batch-8 steps read
+        faceset[int(i)].landmarks
+    count = sum(1 for _ in faceset)
+else:  # the previous loader: every record parsed and kept
+    records = [FaceRecord.from_mapping(json.loads(line)) for line in open(root / "index.jsonl", encoding="utf-8")
+               if line.strip()]
+    faceset = Faceset(root, read_manifest(root), records)
+    loaded = time.perf_counter() - start
+    count = len(faceset)
+print(json.dumps({"faces": count, "peak_mb": high_water_mb(), "import_mb": base, "load_s": loaded,
+                  "total_s": time.perf_counter() - start}))
+"""
+
+
+def bench_memory(args: argparse.Namespace) -> None:
+    """Peak RSS of opening and sampling a synthetic ``--faces``-record faceset (one-byte crops)."""
+    import json
+    import subprocess
+
+    from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256
+
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-faceset-memory-"))
+    rng = np.random.default_rng(0)
+    (root / "faces").mkdir(parents=True)
+    template = FaceRecord(
+        file="", source="clip.mp4", frame_index=0, timestamp_s=0.0, track_id=1,
+        landmarks=rng.uniform(0, 256, (478, 2)).astype(np.float32), affine=np.eye(2, 3),
+        yaw=0.0, pitch=0.0, roll=0.0, sharpness=100.0, face_size=200.0, eye_openness=0.2,
+        mouth_openness=0.1, brightness=0.5, identity_distance=0.3, grant_id="grant-1",
+    ).as_dict()
+    with open(root / "index.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(args.faces):
+            name = f"faces/{i:06d}.png"
+            (root / name).write_bytes(b"\0")
+            template.update(file=name, frame_index=i, yaw=round(float(rng.uniform(-60, 60)), 4))
+            handle.write(json.dumps(template, separators=(",", ":")) + "\n")
+    manifest = FacesetManifest(faceset_sha256=index_sha256(root / "index.jsonl"), subject_id="s", subject_slug="s",
+                               grant_id="g", release_id=None, org_id="o", created_at="2025-01-01T00:00:00Z",
+                               counts={"faces": args.faces}, size=256)
+    (root / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    size_mb = (root / "index.jsonl").stat().st_size / 2**20
+    print(f"# faceset memory: {args.faces} records, index.jsonl {size_mb:.0f} MB, one-byte crops; peak RSS "
+          "(VmHWM) of a fresh process: load_faceset + yaw range + 2000 random records + one full iteration "
+          f"(lazy) vs parsing and keeping every record (the previous loader); load average {os.getloadavg()[0]:.1f}")
+    print("| loader | faces | peak RSS (MB) | RSS after imports (MB) | growth (MB) | load s | total s |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in ("lazy", "parsed"):
+        done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, mode, str(root)], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"| {mode} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode} |")
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"| {mode} | {row['faces']} | {row['peak_mb']:.0f} | {row['import_mb']:.0f} | "
+              f"{row['peak_mb'] - row['import_mb']:.0f} | {row['load_s']:.1f} | {row['total_s']:.1f} |", flush=True)
+
+
+def bench_ceiling(args: argparse.Namespace) -> None:
+    """What *real* faces score on the identity-transfer metric at ``--res`` (the best a swap could do).
+
+    Same split, references and threshold as the training loop: held-out id1 photos (downscaled to
+    the model resolution, upscaled for dlib) against id1's and id2's training faces.
+    """
+    import cv2
+
+    from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
+    from likeness.train.data import split_indices
+    from likeness.train.metrics import embed_faces, identity_transfer
+
+    media = Path(args.media) / "synthetic_people" / "digiface1m"
+    embedder = FaceEmbedder()
+    print(f"# identity-transfer ceiling: real DigiFace faces scored like swaps (threshold {IDENTITY_THRESHOLD})")
+    print("| res | held-out id1 photos as id1 | their distance to id1 refs | held-out id2 photos as id1 | "
+          "leave-one-out id1 within threshold | median nearest same / other |")
+    print("|---|---|---|---|---|---|")
+    faces = {name: _aligned_faces(media / f"{name}_variety", size=128)[0] for name in ("id1", "id2")}
+    for res in (128, args.res):
+        embeddings, splits = {}, {}
+        for stream, (name, samples) in enumerate(faces.items()):
+            images = np.stack([cv2.resize(im, (res, res), interpolation=cv2.INTER_AREA) for im in samples.images])
+            embeddings[name] = embed_faces(embedder, images, samples.landmarks * (res / samples.size))
+            splits[name] = split_indices(samples.count, seed=0, stream=stream, fraction=0.25, max_validation=32)
+        refs_1 = embeddings["id1"][splits["id1"].train]
+        refs_2 = embeddings["id2"][splits["id2"].train]
+        own = identity_transfer(embeddings["id1"][splits["id1"].validation], refs_1, refs_2, threshold=IDENTITY_THRESHOLD)
+        other = identity_transfer(embeddings["id2"][splits["id2"].validation], refs_1, refs_2,
+                                  threshold=IDENTITY_THRESHOLD)
+        all_1, all_2 = embeddings["id1"], embeddings["id2"]
+        nearest_same = np.array([np.linalg.norm(np.delete(all_1, i, 0) - all_1[i], axis=1).min() for i in range(len(all_1))])
+        nearest_other = np.array([np.linalg.norm(all_2 - e, axis=1).min() for e in all_1])
+        print(f"| {res} | {own.share:.2f} | {', '.join(f'{d:.3f}' for d in own.distance_to_source)} | {other.share:.2f} | "
+              f"{np.mean(nearest_same <= IDENTITY_THRESHOLD):.2f} | {np.median(nearest_same):.3f} / "
+              f"{np.median(nearest_other):.3f} |", flush=True)
+
+
+def _option_value(text: str):
+    """``key=value`` command-line values: ints, floats, true/false, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "onnx", "quality", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["speed", "onnx", "quality", "memory", "ceiling", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
     parser.add_argument("--model", default="df", help="quality: architecture")
@@ -235,14 +402,25 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="quality: learning rate")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")
     parser.add_argument("--repeats", type=int, default=5, help="speed/onnx: timed repeats")
+    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="quality: architecture option, e.g. d_dims=16 (repeatable)")
+    parser.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
+                        help="quality: augmentation option, e.g. warp_strength=0.15 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="quality: continue the run kept in --out for --minutes more (saved recipe wins)")
     parser.add_argument("--out", default=None, help="quality: keep the workspace and model here")
     args = parser.parse_args()
     if args.what in ("speed", "all"):
         bench_speed(args)
     if args.what in ("onnx", "all"):
         bench_onnx(args)
+    if args.what in ("ceiling", "all"):
+        bench_ceiling(args)
+    if args.what in ("memory", "all"):
+        bench_memory(args)
     if args.what in ("quality", "all"):
         bench_quality(args)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from likeness.errors import ModelError
-from likeness.models import SUPPORTED_RESOLUTIONS, create_model, list_models, resolve_config
+from likeness.models import SUPPORTED_RESOLUTIONS, architecture_options, create_model, list_models, resolve_config
 
 
 @pytest.fixture(autouse=True)
@@ -84,3 +84,59 @@ def test_weights_are_reproducible_from_the_seed():
 def test_bad_model_requests_raise_model_error(name, cfg, message):
     with pytest.raises(ModelError, match=message):
         create_model(name, **cfg)
+
+
+def test_cpu_resolutions_default_to_the_double_res_decoder_and_it_is_cheaper():
+    assert resolve_config("df", resolution=64).double_res and resolve_config("liae", resolution=96).double_res
+    assert not resolve_config("df", resolution=128).double_res
+    assert not resolve_config("df_tiny").double_res
+    # The -d decoder works at R/2: its largest residual block sees a quarter of the pixels.
+    full = create_model("df", resolution=64, double_res=False, d_dims=8, ae_dims=32, e_dims=8)
+    half = create_model("df", resolution=64, d_dims=8, ae_dims=32, e_dims=8)
+    seen: dict[str, tuple[int, ...]] = {}
+    for label, model in (("full", full), ("half", half)):
+
+        def note_shape(module, inputs, output, label=label) -> None:
+            seen[label] = tuple(output.shape)
+
+        model.decoder_source.res3.register_forward_hook(note_shape)
+        with torch.no_grad():
+            rgb, mask = model(torch.rand(1, 3, 64, 64))
+        assert rgb.shape == (1, 3, 64, 64) and mask.shape == (1, 1, 64, 64)
+    assert seen == {"full": (1, 16, 64, 64), "half": (1, 16, 32, 32)}
+
+
+@pytest.mark.parametrize("name", ["df_tiny", "liae_tiny"])
+def test_double_res_tiny_models_give_unit_range_outputs_and_need_a_multiple_of_32(name):
+    model = create_model(name, resolution=32, double_res=True).eval()
+    with torch.no_grad():
+        rgb, mask = model(torch.rand(2, 3, 32, 32))
+    assert rgb.shape == (2, 3, 32, 32) and mask.shape == (2, 1, 32, 32)
+    assert 0.0 <= float(rgb.min()) and float(rgb.max()) <= 1.0
+    with pytest.raises(ModelError, match="multiple of 32"):
+        create_model(name, resolution=48, double_res=True)
+    with pytest.raises(ModelError, match="True or False"):
+        create_model(name, double_res=1)
+
+
+@pytest.mark.parametrize("name", ["df_tiny", "liae_tiny"])
+def test_reconstruct_pair_equals_the_two_separate_paths(name):
+    model = create_model(name, resolution=32).eval()
+    source, target = torch.rand(3, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        (s_rgb, s_mask), (t_rgb, t_mask) = model.reconstruct_pair(source, target)
+        want_s, want_t = model.reconstruct_source(source), model.reconstruct_target(target)
+    assert torch.allclose(s_rgb, want_s[0], atol=1e-6) and torch.allclose(s_mask, want_s[1], atol=1e-6)
+    assert torch.allclose(t_rgb, want_t[0], atol=1e-6) and torch.allclose(t_mask, want_t[1], atol=1e-6)
+
+
+def test_architecture_options_rebuild_a_model_and_read_older_configs():
+    model = create_model("df", resolution=64, e_dims=8, ae_dims=32, d_dims=8, d_mask_dims=4)
+    options = architecture_options(model.config.to_dict())
+    assert options["double_res"] is True
+    rebuilt = create_model("df", **options)
+    rebuilt.load_state_dict(model.state_dict())  # same layers, same shapes
+    # A checkpoint written before double_res existed describes the full-resolution decoder.
+    old = {k: v for k, v in model.config.to_dict().items() if k != "double_res"} | {"licence": "x"}
+    assert architecture_options(old)["double_res"] is False
+    create_model("df", **architecture_options(old))

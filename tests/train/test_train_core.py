@@ -100,6 +100,23 @@ def test_dssim_is_zero_for_identical_and_grows_with_noise():
         dssim(image, image[:, :1])
 
 
+def test_separable_dssim_matches_the_two_dimensional_gaussian_window():
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    a = torch.from_numpy(rng.random((2, 3, 32, 32), dtype=np.float32))
+    b = torch.from_numpy(rng.random((2, 3, 32, 32), dtype=np.float32))
+    k = 5
+    coords = torch.arange(k, dtype=torch.float32) - (k - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    window = ((g / g.sum())[:, None] * (g / g.sum())[None, :]).expand(3, 1, k, k)
+    blur = lambda x: F.conv2d(x, window, groups=3)  # noqa: E731
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b, cov = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2, blur(a * b) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + 1e-4) * (2 * cov + 9e-4)) / ((mu_a**2 + mu_b**2 + 1e-4) * (var_a + var_b + 9e-4))
+    assert float(dssim(a, b, kernel_size=k)) == pytest.approx(float(((1 - ssim) / 2).mean()), abs=1e-6)
+
+
 def test_loss_ignores_background_and_weights_priority():
     rng = np.random.default_rng(1)
     target = torch.from_numpy(rng.random((1, 3, 32, 32), dtype=np.float32))

@@ -80,6 +80,33 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
     assert all(torch.equal(optimizer_a[k]["exp_avg"], optimizer_b[k]["exp_avg"]) for k in optimizer_a)
 
 
+def test_resume_takes_a_new_thread_count_but_keeps_the_saved_recipe(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4, threads=1))
+    resumed = train_swap_model(authz, release, *faces, tmp_path,
+                               TrainConfig(iterations=6, threads=2, learning_rate=0.5, model="liae"), resume=True)
+    assert resumed.iterations == 6
+    saved = json.loads((tmp_path / "train_config.json").read_text())
+    assert saved["threads"] == 2
+    assert saved["learning_rate"] == 1e-3 and saved["model"] == "df_tiny"
+    assert torch.get_num_threads() <= 2
+
+
+def test_resume_rebuilds_the_saved_architecture_even_if_the_recipe_no_longer_names_it(consent_world, faces, tmp_path):
+    from likeness.train import save_checkpoint
+
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    config = tiny_config(iterations=4, checkpoint_every=4, model_options={"double_res": True})
+    train_swap_model(authz, release, *faces, tmp_path, config)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    # As if the run had been made when double_res was a default rather than an explicit option.
+    state["train_config"]["model_options"] = {}
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, state)
+    resumed = train_swap_model(authz, release, *faces, tmp_path, TrainConfig(iterations=6), resume=True)
+    assert resumed.iterations == 6
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_config"]["double_res"] is True
+
+
 def test_new_run_refuses_a_folder_with_a_checkpoint_and_resume_checks_the_faces(consent_world, faces, tmp_path):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
     train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4))
@@ -189,3 +216,18 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
     with pytest.raises(ConsentError) as refused:
         load_swap_model(consent_world.workspace, out, authz=render_authz)
     assert refused.value.reason == "revoked"
+
+
+def test_double_res_decoder_exports_to_onnx_with_the_same_outputs():
+    from likeness.models import create_model
+    from likeness.train.export import ONNX_INPUT, ONNX_OUTPUTS, _onnx_bytes, _ort_session
+
+    torch.manual_seed(0)
+    model = create_model("df_tiny", resolution=32, double_res=True).eval()
+    session = _ort_session(_onnx_bytes(model, 32), threads=1)
+    probe = np.random.default_rng(2).random((3, 3, 32, 32), dtype=np.float32)
+    got = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: probe})
+    with torch.no_grad():
+        want = [t.numpy() for t in model(torch.from_numpy(probe))]
+    assert [g.shape for g in got] == [(3, 3, 32, 32), (3, 1, 32, 32)]
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4

@@ -44,7 +44,8 @@ def train(
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:
             if resume is not None:
-                result = resume_training(workspace, resume, iterations=iters, minutes=minutes, org=org, progress=show)
+                result = resume_training(workspace, resume, iterations=iters, minutes=minutes, threads=threads, org=org,
+                                         progress=show)
             else:
                 if source is None or target is None or out is None:
                     fail("--source, --target and --out are required (or --resume MODEL_DIR)")

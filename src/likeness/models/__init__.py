@@ -9,9 +9,11 @@
 from likeness.models import df as _df  # noqa: F401  (registers df, df_tiny)
 from likeness.models import liae as _liae  # noqa: F401  (registers liae, liae_tiny)
 from likeness.models.registry import (
+    ARCHITECTURE_OPTIONS,
     SUPPORTED_RESOLUTIONS,
     SwapAutoencoder,
     SwapModelConfig,
+    architecture_options,
     count_parameters,
     create_model,
     list_models,
@@ -21,7 +23,9 @@ from likeness.models.registry import (
 )
 
 __all__ = [
+    "ARCHITECTURE_OPTIONS",
     "SUPPORTED_RESOLUTIONS",
+    "architecture_options",
     "SwapAutoencoder",
     "SwapModelConfig",
     "count_parameters",

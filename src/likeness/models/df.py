@@ -19,11 +19,12 @@ class DFModel(SwapAutoencoder):
         self.config = config
         res = config.resolution
         self.encoder = Encoder(e_dims=config.e_dims)
-        low = res // 16
+        low = config.low_res
         self.inter = Inter(
-            in_features=self.encoder.out_ch * low * low, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims
+            in_features=self.encoder.out_ch * (res // 16) ** 2, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims
         )
-        kwargs = dict(in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims)
+        kwargs = dict(in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims,
+                      double_res=config.double_res)
         self.decoder_source = Decoder(**kwargs)
         self.decoder_target = Decoder(**kwargs)
 
@@ -38,6 +39,12 @@ class DFModel(SwapAutoencoder):
 
     def swap(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.decoder_source(self._code(face))
+
+    def reconstruct_pair(self, source_face: torch.Tensor, target_face: torch.Tensor):
+        # Encoder and inter are shared: one pass over both batches instead of two.
+        codes = self._code(torch.cat([source_face, target_face]))
+        source_code, target_code = codes.split([len(source_face), len(target_face)])
+        return self.decoder_source(source_code), self.decoder_target(target_code)
 
 
 def _df(config: SwapModelConfig) -> DFModel:

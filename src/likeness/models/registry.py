@@ -29,6 +29,10 @@ DIMS_BY_RESOLUTION: dict[int, tuple[int, int, int, int]] = {
     256: (64, 256, 64, 22),
 }
 
+#: Resolutions whose default is DeepFaceLab's ``-d`` decoder (work at R/2, pixel-shuffle to R):
+#: the CPU resolutions, where it makes a training step about 4x cheaper (docs/training.md).
+DOUBLE_RES_BY_DEFAULT = frozenset({64, 96})
+
 LICENCE = "Proprietary (likeness); weights trained by the product from consented facesets"
 
 
@@ -37,7 +41,8 @@ class SwapModelConfig:
     """Everything needed to rebuild a network; stored in checkpoints and model cards.
 
     ``resolution`` is the side in pixels of the square aligned face; the networks downscale 16x,
-    so it must be a multiple of 16.
+    so it must be a multiple of 16 (of 32 with ``double_res``, DeepFaceLab's ``-d``: decoders work
+    at half the resolution and pixel-shuffle their output up).
     """
 
     name: str
@@ -47,9 +52,15 @@ class SwapModelConfig:
     ae_dims: int
     d_dims: int
     d_mask_dims: int
+    double_res: bool = False
     licence: str = LICENCE
     provenance: str = "architecture after DeepFaceLab SAEHD (GPL-3.0 ideas, independent PyTorch code)"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def low_res(self) -> int:
+        """Side of the dense bottleneck's feature map: R/16, or R/32 with ``double_res``."""
+        return self.resolution // (32 if self.double_res else 16)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +85,16 @@ class SwapAutoencoder(nn.Module):
     def swap(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def reconstruct_pair(
+        self, source_face: torch.Tensor, target_face: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``(reconstruct_source(source_face), reconstruct_target(target_face))`` in one call.
+
+        The training step's entry point; families whose encoder path is shared override it to run
+        both batches through the encoder as one (fewer, larger convolutions on a CPU).
+        """
+        return self.reconstruct_source(source_face), self.reconstruct_target(target_face)
+
     def forward(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.swap(face)
 
@@ -81,6 +102,9 @@ class SwapAutoencoder(nn.Module):
     def resolution(self) -> int:
         return self.config.resolution
 
+
+#: Keyword arguments ``create_model`` accepts (everything else in a config is descriptive).
+ARCHITECTURE_OPTIONS = ("resolution", "e_dims", "ae_dims", "d_dims", "d_mask_dims", "double_res")
 
 ModelFactory = Callable[[SwapModelConfig], SwapAutoencoder]
 
@@ -133,23 +157,42 @@ def _entry(name: str) -> _Entry:
 def resolve_config(name: str, **cfg: Any) -> SwapModelConfig:
     """Defaults of ``name`` overridden by ``cfg``, validated; raises :class:`ModelError`."""
     entry = _entry(name)
-    known = {"resolution", "e_dims", "ae_dims", "d_dims", "d_mask_dims"}
-    unknown = set(cfg) - known
+    unknown = set(cfg) - set(ARCHITECTURE_OPTIONS)
     if unknown:
-        raise ModelError(f"model {name!r}: unknown option(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        raise ModelError(
+            f"model {name!r}: unknown option(s) {sorted(unknown)}; expected some of {sorted(ARCHITECTURE_OPTIONS)}"
+        )
     for key, value in cfg.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if key == "double_res":
+            if not isinstance(value, bool):
+                raise ModelError(f"model {name!r}: double_res must be True or False, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ModelError(f"model {name!r}: {key} must be a positive int, got {value!r}")
     res = cfg.get("resolution", entry.default.resolution)
     if entry.resolutions is not None and res in DIMS_BY_RESOLUTION:
         e_dims, ae_dims, d_dims, d_mask_dims = DIMS_BY_RESOLUTION[res]
-        cfg = {"e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims, "d_mask_dims": d_mask_dims} | cfg
+        cfg = {"e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims, "d_mask_dims": d_mask_dims,
+               "double_res": res in DOUBLE_RES_BY_DEFAULT} | cfg
     config = replace(entry.default, **cfg)
     if entry.resolutions is not None and res not in entry.resolutions:
         raise ModelError(f"model {name!r}: resolution must be one of {list(entry.resolutions)}, got {res}")
     if res % 16 or res < 16:
         raise ModelError(f"model {name!r}: resolution must be a multiple of 16 (>= 16), got {res}")
+    if config.double_res and res % 32:
+        raise ModelError(f"model {name!r}: double_res needs a resolution that is a multiple of 32, got {res}")
     return config
+
+
+def architecture_options(config: SwapModelConfig | dict[str, Any]) -> dict[str, Any]:
+    """The ``create_model`` keyword arguments that rebuild ``config`` (from a checkpoint or card).
+
+    Configurations saved before an option existed get that option's old default (``double_res``
+    off), so older checkpoints still load.
+    """
+    raw = config.to_dict() if isinstance(config, SwapModelConfig) else dict(config)
+    options = {key: raw[key] for key in ARCHITECTURE_OPTIONS if key in raw}
+    options.setdefault("double_res", False)
+    return options
 
 
 def create_model(name: str, **cfg: Any) -> SwapAutoencoder:

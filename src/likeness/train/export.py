@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from likeness.errors import ConsentError, ModelError
-from likeness.models import create_model
+from likeness.models import architecture_options, create_model
 from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_bytes_atomic
 
 ONNX_NAME = "model.onnx"
@@ -108,8 +108,7 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
                                        f"authorization is for {authz.subject_slug!r}")
     authz.recheck()
     config = state["model_config"]
-    dims = {k: config[k] for k in ("resolution", "e_dims", "ae_dims", "d_dims", "d_mask_dims")}
-    model = create_model(state["model_name"], **dims)
+    model = create_model(state["model_name"], **architecture_options(config))
     model.load_state_dict(state["model_state"])
     model.eval()
     resolution = int(config["resolution"])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from likeness.errors import ConfigError, ConsentError, ModelError
-from likeness.models import create_model, resolve_config
+from likeness.models import architecture_options, create_model, resolve_config
 from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
 from likeness.train.checkpoint import (
@@ -216,6 +216,17 @@ def auto_batch_size(model: SwapAutoencoder, device: torch.device) -> int:
     return best
 
 
+def make_optimizer(
+    model: torch.nn.Module, *, learning_rate: float, weight_decay: float, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW; the fused kernel on CPU, where the per-tensor update loop was about a tenth of a step.
+
+    Fused and unfused AdamW keep the same state, so checkpoints move between them.
+    """
+    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
+                             fused=device.type == "cpu")
+
+
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, mixed precision)"
@@ -312,9 +323,14 @@ class _Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        self.model = create_model(config.model, resolution=config.resolution, **config.model_options).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
-                                           weight_decay=config.weight_decay)
+        if state is None:
+            self.model = create_model(config.model, resolution=config.resolution, **config.model_options)
+        else:
+            # Rebuild exactly what was saved: defaults may have changed since (e.g. double_res).
+            self.model = create_model(state["model_name"], **architecture_options(state["model_config"]))
+        self.model = self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
+                                        weight_decay=config.weight_decay, device=self.device)
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         if state is None:
@@ -374,8 +390,7 @@ class _Trainer:
         t_in, t_tgt, t_mask, t_pri = (_to_tensor(a, dev) for a in (target_batch.warped, target_batch.target,
                                                                     target_batch.mask, target_batch.priority))
         with torch.autocast(dev.type, dtype=torch.float16, enabled=self.amp):
-            s_rgb, s_pred_mask = self.model.reconstruct_source(s_in)
-            t_rgb, t_pred_mask = self.model.reconstruct_target(t_in)
+            (s_rgb, s_pred_mask), (t_rgb, t_pred_mask) = self.model.reconstruct_pair(s_in, t_in)
         loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
         loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
         self.optimizer.zero_grad(set_to_none=True)
@@ -625,7 +640,7 @@ def train_swap_model(
     checkpoint. ``source``/``target``: :class:`FaceSamples` or a ``Faceset``.
 
     On resume the saved configuration is used; only ``iterations`` and ``minutes`` of ``config``
-    (when given) replace the saved stopping rule. Same seed, same machine: N straight iterations
+    (when given) replace the saved stopping rule, and ``threads`` (when set) the thread count. Same seed, same machine: N straight iterations
     give the same weights as N/2 + resume + N/2.
     """
     source_faces, target_faces = as_face_source(source), as_face_source(target)
@@ -635,8 +650,11 @@ def train_swap_model(
     if resume:
         state = load_checkpoint(out / CHECKPOINT_NAME)
         saved = TrainConfig.from_dict(state["train_config"])
-        if config is not None:
+        if config is not None and (config.iterations is not None or config.minutes is not None):
             saved.iterations, saved.minutes = config.iterations, config.minutes
+        # Threads are about this machine now, not the run: a resumed run may use fewer cores.
+        if config is not None and config.threads is not None:
+            saved.threads = config.threads
         config = saved
         if state["consent"]["subject_id"] != consent["subject_id"]:
             raise ConsentError("no_grant", f"{out}: this model was trained for subject {state['consent']['subject_slug']!r}")

@@ -11,12 +11,21 @@ import torch.nn.functional as F
 from likeness.errors import ModelError
 
 
-def _gaussian_window(kernel_size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+def _gaussian_taps(kernel_size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     coords = torch.arange(kernel_size, dtype=like.dtype, device=like.device) - (kernel_size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    window = (g[:, None] * g[None, :]).expand(channels, 1, kernel_size, kernel_size)
-    return window.contiguous()
+    return g / g.sum()
+
+
+def _gaussian_blur_valid(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian over each channel, 'valid' borders: (N,C,H,W) -> (N,C,H-k+1,W-k+1).
+
+    Two 1-D passes (2k multiply-adds per pixel instead of k^2); the five statistics of SSIM are
+    blurred in one call by stacking them on the channel axis.
+    """
+    channels, k = x.shape[1], taps.numel()
+    rows = F.conv2d(x, taps.view(1, 1, 1, k).expand(channels, 1, 1, k), groups=channels)
+    return F.conv2d(rows, taps.view(1, 1, k, 1).expand(channels, 1, k, 1), groups=channels)
 
 
 def dssim_kernel_size(resolution: int) -> int:
@@ -30,14 +39,13 @@ def dssim(pred: torch.Tensor, target: torch.Tensor, *, kernel_size: int | None =
     if pred.shape != target.shape or pred.ndim != 4:
         raise ModelError(f"dssim: expected two equal (N,C,H,W) tensors, got {tuple(pred.shape)} and {tuple(target.shape)}")
     k = kernel_size or dssim_kernel_size(pred.shape[-1])
-    channels = pred.shape[1]
-    window = _gaussian_window(k, 1.5, channels, pred)
+    taps = _gaussian_taps(k, 1.5, pred)
     c1, c2 = 0.01**2, 0.03**2
-    mu_x = F.conv2d(pred, window, groups=channels)
-    mu_y = F.conv2d(target, window, groups=channels)
-    sigma_x = F.conv2d(pred * pred, window, groups=channels) - mu_x**2
-    sigma_y = F.conv2d(target * target, window, groups=channels) - mu_y**2
-    sigma_xy = F.conv2d(pred * target, window, groups=channels) - mu_x * mu_y
+    stats = _gaussian_blur_valid(torch.cat([pred, target, pred * pred, target * target, pred * target], dim=1), taps)
+    mu_x, mu_y, e_xx, e_yy, e_xy = stats.chunk(5, dim=1)
+    sigma_x = e_xx - mu_x**2
+    sigma_y = e_yy - mu_y**2
+    sigma_xy = e_xy - mu_x * mu_y
     ssim = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
     return ((1.0 - ssim) / 2.0).mean()
 

@@ -119,8 +119,8 @@ class FacesetFaces:
         return str(self.faceset.faceset_sha256)
 
     def yaw_range(self) -> list[float] | None:
-        yaws = [float(r.yaw) for r in self.faceset]
-        return [min(yaws), max(yaws)] if yaws else None
+        yaws = self.faceset.yaws() if hasattr(self.faceset, "yaws") else np.array([r.yaw for r in self.faceset])
+        return [float(np.min(yaws)), float(np.max(yaws))] if len(yaws) else None
 
     @property
     def manifest(self) -> Any:

@@ -66,10 +66,14 @@ def resume_training(
     *,
     iterations: int | None = None,
     minutes: float | None = None,
+    threads: int | None = None,
     org: str | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainResult:
-    """Continue the run in ``model_dir`` from its last checkpoint (consent checked again)."""
+    """Continue the run in ``model_dir`` from its last checkpoint (consent checked again).
+
+    ``iterations``/``minutes`` replace the saved stopping rule; ``threads`` the saved CPU thread count.
+    """
     from likeness.faceset import load_faceset
 
     out = Path(model_dir)
@@ -81,8 +85,8 @@ def resume_training(
     source, target = load_faceset(source_path), load_faceset(target_path)
     authz, release_authz = authorize_training(workspace, source, target, org=org)
     override = None
-    if iterations is not None or minutes is not None:
-        override = TrainConfig(iterations=iterations, minutes=minutes)
+    if iterations is not None or minutes is not None or threads is not None:
+        override = TrainConfig(iterations=iterations, minutes=minutes, threads=threads)
     return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, override,
                             resume=True, progress=progress)
 
