@@ -34,11 +34,11 @@ from pathlib import Path
 
 import av
 import cv2
-import matplotlib
 import numpy as np
 from skimage import data as skdata
 
 from likeness.provenance import watermark as tiled_ss
+from likeness.media.synthetic import grace_hopper
 from likeness.provenance.watermark import (
     SYNC_CANDIDATES,
     SYNC_THRESHOLD,
@@ -70,11 +70,6 @@ def to_720p(rgb: np.ndarray) -> np.ndarray:
         rgb = rgb[:, x0:x0 + target_w]
     interpolation = cv2.INTER_AREA if rgb.shape[1] > FRAME_SIZE[0] else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(rgb, FRAME_SIZE, interpolation=interpolation))
-
-
-def grace_hopper() -> np.ndarray:
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def read_rgb(path: Path) -> np.ndarray | None:

@@ -9,33 +9,20 @@ Reference embeddings are not computed by default (it needs the face models); cal
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 
 from likeness.config import Settings
 from likeness.consent import USES, Authorization, ReleaseAuthorization
 from likeness.consent.canonical import now_utc
+from likeness.media.synthetic import astronaut as astronaut_rgb
+from likeness.media.synthetic import grace_hopper as grace_hopper_rgb
 from likeness.workspace import Workspace
-
-
-def astronaut_rgb() -> np.ndarray:
-    from skimage.data import astronaut
-
-    return astronaut()
-
-
-def grace_hopper_rgb() -> np.ndarray:
-    import cv2
-
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture

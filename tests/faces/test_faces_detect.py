@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import cv2
-import matplotlib
 import numpy as np
 import pytest
 import skimage.data
@@ -13,11 +10,7 @@ import skimage.data
 from likeness.errors import FaceError
 from likeness.faces import DetectedFace, FaceDetector
 from likeness.faces.canonical import CHIN, LEFT_EYE_OUTER, NOSE_TIP, RIGHT_EYE_OUTER
-
-
-def grace_hopper() -> np.ndarray:
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+from likeness.media.synthetic import grace_hopper
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 
 import cv2
-import matplotlib
 import numpy as np
 import onnx
 import pytest
@@ -29,15 +27,11 @@ from likeness.faces.dlib_resnet import (
     read_dlib_resnet,
 )
 from likeness.faces.identity import DESCRIPTOR_TOLERANCE, EmbedderFallbackWarning, check_chip
+from likeness.media.synthetic import grace_hopper
 
 # Measured agreement is ~1e-6; the product's contract is DESCRIPTOR_TOLERANCE (1e-3).
 COMPONENT_TOLERANCE = 1e-4
 DISTANCE_TOLERANCE = 1e-4
-
-
-def grace_hopper() -> np.ndarray:
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
 
 
 def portraits() -> dict[str, np.ndarray]:

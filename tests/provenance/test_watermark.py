@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 
 import av
 import cv2
-import matplotlib
 import numpy as np
 import pytest
 from skimage import data as skdata
@@ -32,16 +30,12 @@ from likeness.provenance.watermark_code import (
     encode_payload,
     viterbi_decode,
 )
+from likeness.media.synthetic import grace_hopper
 
 PAYLOAD = bytes.fromhex("5a17c0ffee42b00b")
 
 
 # ---------------------------------------------------------------- media made here, seeded
-
-
-def grace_hopper() -> np.ndarray:
-    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-    return cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def generated_image(kind: str, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,6 @@ real ``likeness.train.load_swap_model`` path (hash, subject and grant checks).
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import cv2
-import matplotlib
 import pytest
 
 from likeness.config import Settings
@@ -71,13 +69,9 @@ class TrainedWorld:
 
 
 def _portrait(tmp: Path, name: str) -> Path:
-    from skimage.data import astronaut
+    from likeness.media.synthetic import astronaut, grace_hopper
 
-    if name == "mina":
-        rgb = astronaut()
-    else:
-        path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
-        rgb = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb = astronaut() if name == "mina" else grace_hopper()
     out = tmp / f"{name}.png"
     cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return out

@@ -322,6 +322,17 @@ def iter_video_frames(
                         max_pixels=max_pixels, allow_seek=True)
 
 
+def _bounded_video_stream(
+    container: av.container.InputContainer, path: Path, max_pixels: int
+) -> av.video.stream.VideoStream:
+    """The video stream, refused before decoding when one frame would exceed ``max_pixels``."""
+    stream = _video_stream(container, path)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > max_pixels:
+        raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+    return stream
+
+
 def _iter_frames(
     path: Path,
     *,
@@ -334,10 +345,7 @@ def _iter_frames(
 ) -> Iterator[VideoFrame]:
     container = _open_input(path)
     try:
-        stream = _video_stream(container, path)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width * height > max_pixels:
-            raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+        stream = _bounded_video_stream(container, path, max_pixels)
         stream.thread_type = "AUTO"
         rate = stream.average_rate
         expected = int(stream.frames) if stream.frames and stream.frames > 0 else None
@@ -515,10 +523,7 @@ def _sample_frames(
 ) -> Iterator[VideoFrame]:
     container = _open_input(path)
     try:
-        stream = _video_stream(container, path)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width * height > max_pixels:
-            raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+        stream = _bounded_video_stream(container, path, max_pixels)
         time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
         frame_s = 1.0 / float(rate) if rate else 0.04

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import c2pa
-from cryptography import x509
 
 import likeness
 from likeness.errors import MediaError, ProvenanceError
-from likeness.provenance.certificates import SigningSetup, split_pem_certificates
+from likeness.provenance.certificates import SigningSetup, parse_trust_anchor
 
 IPTC_DIGITAL_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = IPTC_DIGITAL_SOURCE + "trainedAlgorithmicMedia"
@@ -363,15 +362,7 @@ class _context:
 def _settings(trust_anchors_pem: list[str]) -> dict[str, Any]:
     certs: list[str] = []
     for index, pem in enumerate(trust_anchors_pem):
-        found = split_pem_certificates(pem if isinstance(pem, str) else "")
-        if not found:
-            raise ProvenanceError(f"trust anchor #{index + 1} holds no PEM certificate")
-        for cert_pem in found:
-            try:
-                x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-            except ValueError:
-                raise ProvenanceError(f"trust anchor #{index + 1} is not a valid certificate") from None
-        certs.extend(found)
+        certs.extend(parse_trust_anchor(pem if isinstance(pem, str) else "", source=f"trust anchor #{index + 1}"))
     verify = {
         "verify_trust": True,
         "verify_after_reading": True,

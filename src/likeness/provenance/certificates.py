@@ -103,6 +103,20 @@ def split_pem_certificates(pem_text: str) -> list[str]:
     return certs
 
 
+def parse_trust_anchor(pem_text: str, *, source: str) -> list[str]:
+    """The certificates of a trust-anchor PEM bundle, each checked to parse as X.509;
+    ``ProvenanceError`` naming ``source`` when there is none or one is malformed."""
+    certs = split_pem_certificates(pem_text)
+    if not certs:
+        raise ProvenanceError(f"{source}: trust anchor holds no PEM certificate")
+    for cert_pem in certs:
+        try:
+            x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+        except ValueError:
+            raise ProvenanceError(f"{source}: not a valid PEM certificate") from None
+    return certs
+
+
 def ensure_signing_setup(
     keys_dir: Path, org_name: str, *, now: dt.datetime | None = None
 ) -> SigningSetup:
@@ -299,13 +313,5 @@ def workspace_trust_anchors(workspace: object) -> list[str]:
         for path in sorted(trust_dir.iterdir()):
             if path.suffix.lower() not in (".pem", ".crt") or not path.is_file():
                 continue
-            certs = split_pem_certificates(path.read_text(errors="replace"))
-            if not certs:
-                raise ProvenanceError(f"{path}: trust anchor file holds no PEM certificate")
-            for cert_pem in certs:
-                try:
-                    x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-                except ValueError:
-                    raise ProvenanceError(f"{path}: not a valid PEM certificate") from None
-            anchors.append("".join(certs))
+            anchors.append("".join(parse_trust_anchor(path.read_text(errors="replace"), source=str(path))))
     return anchors
