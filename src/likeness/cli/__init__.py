@@ -50,6 +50,10 @@ def _quiet_third_party_logs() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+    # Worker processes (folder scans) start fresh interpreters: pass the same filter on.
+    quiet = "ignore:SymbolDatabase.GetPrototype:UserWarning"
+    inherited = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = f"{inherited},{quiet}" if inherited else quiet
 
 
 def main() -> None:
