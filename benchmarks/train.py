@@ -29,6 +29,9 @@ import torch
 from torch import nn
 
 from likeness.models import count_parameters, create_model
+from likeness.train import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
 
 
 def _median_step_seconds(step, *, warmup: int, repeats: int) -> float:
@@ -221,7 +224,8 @@ def bench_quality(args: argparse.Namespace) -> None:
     config = TrainConfig(model=args.model, resolution=args.res, iterations=None, minutes=args.minutes,
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
                          preview_every=args.checkpoint_every, validation_fraction=0.25, seed=0,
-                         learning_rate=args.lr, threads=args.threads, model_options=model_options,
+                         learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
+                         model_options=model_options,
                          augment=augment)
     if args.resume:
         print("# resuming the saved recipe (model, lr, batch, options from train_config.json); "
@@ -400,6 +404,8 @@ def main() -> None:
     parser.add_argument("--res", type=int, default=64, help="quality: resolution")
     parser.add_argument("--batch", type=int, default=None, help="quality: batch size (default automatic)")
     parser.add_argument("--lr", type=float, default=2e-4, help="quality: learning rate")
+    parser.add_argument("--ema-decay", type=float, default=TRAIN_DEFAULTS.ema_decay,
+                        help="quality: weight-average decay (0 = evaluate the live weights)")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")

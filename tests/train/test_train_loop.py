@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from likeness.errors import ConsentError, ModelError
+from likeness.errors import ConfigError, ConsentError, ModelError
 from likeness.train import (
     CARD_NAME,
     CHECKPOINT_NAME,
@@ -39,8 +39,8 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**(base | overrides))
 
 
-def weights(model_dir: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(model_dir / CHECKPOINT_NAME)["model_state"]
+def weights(model_dir: Path, which: str = "model_state") -> dict[str, torch.Tensor]:
+    return load_checkpoint(model_dir / CHECKPOINT_NAME)[which]
 
 
 def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, tmp_path):
@@ -72,9 +72,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
     assert first.iterations == 10
     resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
     assert resumed.iterations == 20
-    a, b = weights(straight), weights(split)
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for which in ("model_state", "ema_state"):
+        a, b = weights(straight, which), weights(split, which)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
     optimizer_a = load_checkpoint(straight / CHECKPOINT_NAME)["optimizer_state"]["state"]
     optimizer_b = load_checkpoint(split / CHECKPOINT_NAME)["optimizer_state"]["state"]
     assert all(torch.equal(optimizer_a[k]["exp_avg"], optimizer_b[k]["exp_avg"]) for k in optimizer_a)
@@ -197,7 +198,9 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
 
     state = load_checkpoint(out / CHECKPOINT_NAME)
     model = create_model("df_tiny", resolution=32)
-    model.load_state_dict(state["model_state"])
+    # Export writes the weight average, not the last step's weights.
+    assert any(not torch.equal(state["ema_state"][k], state["model_state"][k]) for k in state["model_state"])
+    model.load_state_dict(state["ema_state"])
     with torch.no_grad():
         want_rgb, want_mask = model.eval()(torch.from_numpy(probe))
     assert np.abs(swapped - want_rgb.numpy()).max() <= 1e-4
@@ -231,3 +234,28 @@ def test_double_res_decoder_exports_to_onnx_with_the_same_outputs():
         want = [t.numpy() for t in model(torch.from_numpy(probe))]
     assert [g.shape for g in got] == [(3, 3, 32, 32), (3, 1, 32, 32)]
     assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4
+
+
+def test_weight_average_ramps_up_then_follows_the_weights_slowly():
+    from likeness.train.loop import ema_decay_at, update_ema
+
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 100_000) == 0.999
+    live, average = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        for p in live.parameters():
+            p.fill_(1.0)
+        for p in average.parameters():
+            p.zero_()
+    update_ema(average, live, 0.75)
+    assert all(torch.allclose(p, torch.full_like(p, 0.25)) for p in average.parameters())
+    assert all(torch.equal(p, torch.ones_like(p)) for p in live.parameters())
+
+
+def test_weight_average_can_be_turned_off_and_is_validated(consent_world, faces, tmp_path):
+    with pytest.raises(ConfigError, match="ema_decay"):
+        tiny_config(ema_decay=1.0).validate()
+    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path,
+                     tiny_config(iterations=4, checkpoint_every=4, ema_decay=0.0))
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["ema_state"] is None

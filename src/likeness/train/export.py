@@ -109,7 +109,8 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
     authz.recheck()
     config = state["model_config"]
     model = create_model(state["model_name"], **architecture_options(config))
-    model.load_state_dict(state["model_state"])
+    # The weight average when training kept one: it is what evaluation and previews showed.
+    model.load_state_dict(state.get("ema_state") or state["model_state"])
     model.eval()
     resolution = int(config["resolution"])
     payload = _onnx_bytes(model, resolution)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -63,6 +64,9 @@ class TrainConfig:
     Stop after ``iterations`` total iterations or ``minutes`` of wall time in this session,
     whichever comes first (at least one must be set). ``batch_size=None`` picks one for the
     device. ``eyes_mouth_priority`` is the extra loss weight on eyes and mouth (0 = off).
+    ``ema_decay`` keeps an exponential moving average of the weights (0 = off); evaluation,
+    previews and export use the average, which removes most of the step-to-step wobble of a
+    small-batch run.
     """
 
     model: str = "df"
@@ -72,6 +76,7 @@ class TrainConfig:
     batch_size: int | None = None
     learning_rate: float = 2e-4
     weight_decay: float = 1e-4
+    ema_decay: float = 0.999
     seed: int = 0
     checkpoint_every: int = 250
     preview_every: int = 250
@@ -102,6 +107,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "log_every", "workers", "prefetch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.preview_every < 0:
             raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
         if not 0 < self.validation_fraction < 1:
@@ -227,6 +234,21 @@ def make_optimizer(
                              fused=device.type == "cpu")
 
 
+def ema_decay_at(decay: float, updates: int) -> float:
+    """Averaging rate after ``updates`` steps: ramps up so the first steps are not averaged with the init."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+@torch.no_grad()
+def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied."""
+    ema_params = [p for p in average.parameters()]
+    params = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for ema_buffer, buffer in zip(average.buffers(), model.buffers()):
+        ema_buffer.copy_(buffer)
+
+
 def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, mixed precision)"
@@ -329,6 +351,9 @@ class _Trainer:
             # Rebuild exactly what was saved: defaults may have changed since (e.g. double_res).
             self.model = create_model(state["model_name"], **architecture_options(state["model_config"]))
         self.model = self.model.to(self.device)
+        self.ema_model: SwapAutoencoder | None = None
+        if config.ema_decay > 0:
+            self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
         self.amp = self.device.type == "cuda"
@@ -337,6 +362,9 @@ class _Trainer:
             self.batch_size = config.batch_size or auto_batch_size(self.model, self.device)
             return
         self.model.load_state_dict(state["model_state"])
+        if self.ema_model is not None:
+            # A checkpoint from before averaging existed starts its average at the current weights.
+            self.ema_model.load_state_dict(state.get("ema_state") or state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         if state.get("scaler_state"):
             self.scaler.load_state_dict(state["scaler_state"])
@@ -357,6 +385,8 @@ class _Trainer:
             "model_name": self.config.model,
             "model_config": self.model.config.to_dict(),
             "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "ema_state": (None if self.ema_model is None
+                          else {k: v.detach().cpu() for k, v in self.ema_model.state_dict().items()}),
             "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.amp else {},
             "torch_rng": torch.get_rng_state(),
@@ -397,16 +427,20 @@ class _Trainer:
         self.scaler.scale(loss_s + loss_t).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema_model is not None:
+            # self.iteration still counts the steps before this one.
+            update_ema(self.ema_model, self.model, ema_decay_at(self.config.ema_decay, self.iteration))
         return float(loss_s.detach()), float(loss_t.detach())
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def _outputs(self, which: str, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        self.model.eval()
+        model = self.ema_model if self.ema_model is not None else self.model
+        model.eval()
         x = _to_tensor(batch.target, self.device)
         rgbs, masks = [], []
         for start in range(0, len(x), 16):
-            fn = getattr(self.model, which)
+            fn = getattr(model, which)
             rgb, mask = fn(x[start : start + 16])
             rgbs.append(rgb.float())
             masks.append(mask.float())
