@@ -22,7 +22,7 @@ from likeness.train import (
     load_swap_model,
     train_swap_model,
 )
-from likeness.train.export import CARD_KEYS
+from likeness.train.swap_model import CARD_KEYS
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -223,7 +223,8 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
 
 def test_double_res_decoder_exports_to_onnx_with_the_same_outputs():
     from likeness.models import create_model
-    from likeness.train.export import ONNX_INPUT, ONNX_OUTPUTS, _onnx_bytes, _ort_session
+    from likeness.train.export import _onnx_bytes
+    from likeness.train.swap_model import ONNX_INPUT, ONNX_OUTPUTS, _ort_session
 
     torch.manual_seed(0)
     model = create_model("df_tiny", resolution=32, double_res=True).eval()
@@ -259,3 +260,15 @@ def test_weight_average_can_be_turned_off_and_is_validated(consent_world, faces,
     train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path,
                      tiny_config(iterations=4, checkpoint_every=4, ema_decay=0.0))
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["ema_state"] is None
+
+
+def test_rendering_side_loads_models_without_importing_torch():
+    # likeness render pays for every import; PyTorch alone costs about a second.
+    import subprocess
+    import sys
+
+    probe = ("import sys; from likeness.train import load_swap_model, SwapModel, read_model_card; "
+             "import likeness.render.pipeline; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""ONNX export of the swap path, the model card, and loading an exported model for rendering.
+"""ONNX export of the swap path and the model card (loading for rendering: ``swap_model``).
 
 ONNX contract (docs/architecture.md): input ``face`` float32 (N,3,R,R) RGB in [0,1]; outputs
 ``swapped`` float32 (N,3,R,R) and ``mask`` float32 (N,1,R,R), both in [0,1]. One file, no
@@ -21,31 +21,14 @@ import torch
 from likeness.errors import ConsentError, ModelError
 from likeness.models import architecture_options, create_model
 from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_bytes_atomic
-
-ONNX_NAME = "model.onnx"
-CARD_NAME = "model_card.json"
-ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
-CARD_KEYS = (
-    "architecture", "resolution", "coverage", "iterations", "metrics", "onnx_sha256",
-    "source_faceset_sha256", "target_faceset_sha256", "subject_id", "subject_slug", "grant_id",
-    "performer_id", "performer_slug", "release_id", "training_seconds", "hardware", "created_at",
-    "yaw_range",
+from likeness.train.swap_model import (
+    CARD_NAME,
+    EXPORT_TOLERANCE,
+    ONNX_INPUT,
+    ONNX_NAME,
+    ONNX_OUTPUTS,
+    _ort_session,
 )
-#: Largest |ONNX - PyTorch| accepted at export time on a probe batch.
-EXPORT_TOLERANCE = 1e-4
-
-_GRANT_STATE_REASON = {
-    "revoked": "revoked", "expired": "expired", "not_yet_valid": "not_yet_valid",
-    "altered": "grant_altered", "unknown": "no_grant",
-}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _utc_now() -> str:
@@ -160,68 +143,3 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
         "source_faceset_sha256": card["source_faceset_sha256"], "target_faceset_sha256": card["target_faceset_sha256"],
     })
     return ExportResult(onnx_path, card_path, card, difference)
-
-
-def read_model_card(model_dir: str | Path) -> dict[str, Any]:
-    path = Path(model_dir) / CARD_NAME
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no model card (export the model first)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable model card ({exc})") from None
-    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
-    if missing:
-        raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
-    return card
-
-
-class SwapModel:
-    """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``."""
-
-    def __init__(self, card: dict[str, Any], session: Any) -> None:
-        self.card = card
-        self.resolution = int(card["resolution"])
-        self._session = session
-
-    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = self.resolution
-        if not isinstance(faces, np.ndarray) or faces.dtype != np.float32 or faces.ndim != 4 or faces.shape[1:] != (3, r, r):
-            raise ModelError(f"swap model expects float32 (N, 3, {r}, {r}) faces, got "
-                             f"{getattr(faces, 'dtype', type(faces).__name__)} {getattr(faces, 'shape', '')}")
-        if len(faces) == 0:
-            return np.zeros((0, 3, r, r), np.float32), np.zeros((0, 1, r, r), np.float32)
-        if not np.isfinite(faces).all() or faces.min() < 0.0 or faces.max() > 1.0:
-            raise ModelError("swap model expects finite face values in [0, 1]")
-        swapped, mask = self._session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(faces)})
-        return swapped, mask
-
-
-def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2) -> SwapModel:
-    """Load ``model_dir/model.onnx`` for rendering after verifying card, hash and consent.
-
-    Checks: the ONNX file hashes to the card's ``onnx_sha256``; ``authz`` is for the card's
-    subject; the training grant named by the card is still active (revocation bites); ``authz``
-    itself rechecks. Raises ``ModelError`` or ``ConsentError``.
-    """
-    from likeness.consent import Authorization
-
-    if not isinstance(authz, Authorization):
-        raise ConsentError("not_issued_here", "loading a model needs an Authorization issued by the policy engine")
-    model_dir = Path(model_dir)
-    card = read_model_card(model_dir)
-    onnx_path = model_dir / ONNX_NAME
-    if not onnx_path.is_file():
-        raise ModelError(f"{onnx_path}: ONNX file missing")
-    actual = _sha256(onnx_path)
-    if actual != card["onnx_sha256"]:
-        raise ModelError(f"{onnx_path}: hash {actual[:16]}… does not match the model card ({str(card['onnx_sha256'])[:16]}…)")
-    if authz.subject_id != card["subject_id"]:
-        raise ConsentError("no_grant", f"{model_dir}: model renders {card['subject_slug']!r}, "
-                                       f"authorization is for {authz.subject_slug!r}")
-    state = workspace.registry.grant_state(card["grant_id"])
-    if state != "active":
-        raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
-                           f"{model_dir}: the grant this model was trained under is {state}")
-    authz.recheck()
-    return SwapModel(card, _ort_session(onnx_path, threads=threads))

@@ -1,0 +1,133 @@
+"""Loading an exported swap model for rendering: the model card, the ONNX hash, consent.
+
+Torch-free on purpose: ``likeness render`` loads models through here, and importing PyTorch
+would add about a second to every render call for nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.errors import ConsentError, ModelError
+
+ONNX_NAME = "model.onnx"
+CARD_NAME = "model_card.json"
+ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
+CARD_KEYS = (
+    "architecture", "resolution", "coverage", "iterations", "metrics", "onnx_sha256",
+    "source_faceset_sha256", "target_faceset_sha256", "subject_id", "subject_slug", "grant_id",
+    "performer_id", "performer_slug", "release_id", "training_seconds", "hardware", "created_at",
+    "yaw_range",
+)
+#: Largest |ONNX - PyTorch| accepted at export time on a probe batch.
+EXPORT_TOLERANCE = 1e-4
+
+_GRANT_STATE_REASON = {
+    "revoked": "revoked", "expired": "expired", "not_yet_valid": "not_yet_valid",
+    "altered": "grant_altered", "unknown": "no_grant",
+}
+
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def execution_providers(prefer_gpu: bool) -> list[str]:
+    """ONNX Runtime providers: CUDA first when this build has it and it is wanted, CPU always."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = ["CUDAExecutionProvider"] if prefer_gpu else []
+    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
+
+
+def _ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool = False) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Worker threads that spin between calls steal the core the decoder and encoder need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    try:
+        return ort.InferenceSession(source, sess_options=options, providers=execution_providers(prefer_gpu))
+    except Exception as exc:  # onnxruntime raises its own non-Python-typed errors
+        raise ModelError(f"{path_or_bytes if isinstance(path_or_bytes, Path) else 'ONNX model'}: "
+                         f"cannot be loaded ({str(exc)[:200]})") from None
+
+
+
+def read_model_card(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / CARD_NAME
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no model card (export the model first)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable model card ({exc})") from None
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
+    return card
+
+
+class SwapModel:
+    """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``."""
+
+    def __init__(self, card: dict[str, Any], session: Any) -> None:
+        self.card = card
+        self.resolution = int(card["resolution"])
+        self._session = session
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.resolution
+        if not isinstance(faces, np.ndarray) or faces.dtype != np.float32 or faces.ndim != 4 or faces.shape[1:] != (3, r, r):
+            raise ModelError(f"swap model expects float32 (N, 3, {r}, {r}) faces, got "
+                             f"{getattr(faces, 'dtype', type(faces).__name__)} {getattr(faces, 'shape', '')}")
+        if len(faces) == 0:
+            return np.zeros((0, 3, r, r), np.float32), np.zeros((0, 1, r, r), np.float32)
+        if not np.isfinite(faces).all() or faces.min() < 0.0 or faces.max() > 1.0:
+            raise ModelError("swap model expects finite face values in [0, 1]")
+        swapped, mask = self._session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(faces)})
+        return swapped, mask
+
+
+def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2) -> SwapModel:
+    """Load ``model_dir/model.onnx`` for rendering after verifying card, hash and consent.
+
+    Checks: the ONNX file hashes to the card's ``onnx_sha256``; ``authz`` is for the card's
+    subject; the training grant named by the card is still active (revocation bites); ``authz``
+    itself rechecks. Raises ``ModelError`` or ``ConsentError``.
+    """
+    from likeness.consent import Authorization
+
+    if not isinstance(authz, Authorization):
+        raise ConsentError("not_issued_here", "loading a model needs an Authorization issued by the policy engine")
+    model_dir = Path(model_dir)
+    card = read_model_card(model_dir)
+    onnx_path = model_dir / ONNX_NAME
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: ONNX file missing")
+    actual = _sha256(onnx_path)
+    if actual != card["onnx_sha256"]:
+        raise ModelError(f"{onnx_path}: hash {actual[:16]}… does not match the model card ({str(card['onnx_sha256'])[:16]}…)")
+    if authz.subject_id != card["subject_id"]:
+        raise ConsentError("no_grant", f"{model_dir}: model renders {card['subject_slug']!r}, "
+                                       f"authorization is for {authz.subject_slug!r}")
+    state = workspace.registry.grant_state(card["grant_id"])
+    if state != "active":
+        raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
+                           f"{model_dir}: the grant this model was trained under is {state}")
+    authz.recheck()
+    return SwapModel(card, _ort_session(onnx_path, threads=threads, prefer_gpu=True))
