@@ -96,9 +96,13 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
         "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
         "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
         "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
+        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24",
     ])
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99
+    assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 6
@@ -114,6 +118,22 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "8"])
     assert result.exit_code == 1
     assert "refused" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--model-option", "ae_dims"], "expected KEY=VALUE"),
+    (["--model-option", "ae_dims=wide"], "must be an integer"),
+    (["--model-option", "bogus=3"], "unknown option"),
+    (["--ema-decay", "1.5"], "ema_decay"),
+])
+def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
+    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
+                                      "--source", str(facesets[0]), "--target", str(facesets[1]),
+                                      "--model", "df_tiny", "--res", "32", "--out", str(tmp_path / "m"),
+                                      "--iters", "2", "--org", "studio", *option])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()
 
 
 def test_cli_every_train_command_has_help():

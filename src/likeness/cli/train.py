@@ -26,6 +26,9 @@ def train(
     minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
+    ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
+    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
     preview_every: Annotated[int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")] = 250,
@@ -51,7 +54,8 @@ def train(
                     fail("--source, --target and --out are required (or --resume MODEL_DIR)")
                 config = TrainConfig(
                     model=model, resolution=res, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
-                    batch_size=batch, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                    batch_size=batch, learning_rate=lr, ema_decay=ema_decay,
+                    model_options=_model_options(model_option or []), seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                     eyes_mouth_priority=priority, identity_metrics=identity_metrics,
                     expression_metrics=expression_metrics, workers=max(1, workspace.settings.workers),
                     threads=threads,
@@ -62,6 +66,24 @@ def train(
                   f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
     if metrics:
         console.print(f"held-out: {metrics}")
+
+
+def _model_options(items: list[str]) -> dict[str, int | bool]:
+    """``["ae_dims=128", "double_res=false"]`` -> ``{"ae_dims": 128, "double_res": False}``."""
+    options: dict[str, int | bool] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--model-option {item!r}: expected KEY=VALUE")
+        text = value.strip().lower()
+        if text in ("true", "false"):
+            options[key.strip()] = text == "true"
+        else:
+            try:
+                options[key.strip()] = int(text)
+            except ValueError:
+                fail(f"--model-option {item!r}: value must be an integer, true or false")
+    return options
 
 
 class _TrainProgressBar:
