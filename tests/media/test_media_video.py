@@ -3,6 +3,7 @@ audio copy and re-encode), atomic output, and bad or broken files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from likeness.errors import MediaError
 from likeness.media import (
+    ColourTags,
     VideoEncoder,
     iter_video_frames,
     probe_video,
@@ -267,3 +269,56 @@ def test_missing_video(tmp_path: Path) -> None:
         probe_video(tmp_path / "gone.mp4")
     with pytest.raises(MediaError, match="file not found"):
         iter_video_frames(tmp_path / "gone.mp4")
+
+
+def _colour_bars(height: int = 240, width: int = 320) -> np.ndarray:
+    """Saturated flat bars: where the BT.601 and BT.709 matrices disagree by tens of levels."""
+    bars = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255],
+                     [200, 120, 60], [128, 128, 128]], np.uint8)
+    return np.repeat(np.repeat(bars[None], height, axis=0), width // len(bars), axis=1)
+
+
+@pytest.mark.parametrize("space", ["smpte170m", "bt470bg", "bt2020nc"])
+def test_colour_tags_are_written_and_the_matching_matrix_is_used(tmp_path: Path, space: str) -> None:
+    primaries = {"smpte170m": "smpte170m", "bt470bg": "bt470bg", "bt2020nc": "bt2020"}[space]
+    trc = {"smpte170m": "smpte170m", "bt470bg": "gamma28", "bt2020nc": "bt2020-10"}[space]
+    bars = _colour_bars()
+    out = tmp_path / f"{space}.mp4"
+    with VideoEncoder(out, width=320, height=240, fps=25, colour=ColourTags(primaries, trc, space)) as encoder:
+        for _ in range(3):
+            encoder.write(bars)
+    info = probe_video(out)
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == (primaries, trc, space, "tv")
+    decoded = next(iter_video_frames(out)).rgb
+    # Flat bars survive 4:2:0 and CRF 20 within a few levels away from the bar edges; a matrix
+    # mismatch between encoding and the tag shifts saturated bars by 20+ levels.
+    inner = np.concatenate([np.arange(i * 40 + 6, i * 40 + 34) for i in range(8)])
+    error = np.abs(decoded[:, inner].astype(int) - bars[:, inner].astype(int))
+    assert error.max() <= 8, error.max()
+
+
+def test_unspecified_or_unusable_colour_tags_fall_back_to_what_decoding_assumed(tmp_path: Path) -> None:
+    assert ColourTags(None, None, None).resolved()[:3] == (1, 1, 1)
+    assert ColourTags("bt709", "bt709", "ycgco").resolved()[:3] == (1, 1, 1)  # no such swscale matrix
+    sd = probe_video(synthetic.write_clip(tmp_path / "sd.mp4", synthetic.grace_hopper(), seconds=0.2, fps=10,
+                                          size=(320, 240), seed=1))
+    assert ColourTags.of(sd) == ColourTags("bt709", "bt709", "bt709")  # the encoder's tags are kept
+    unspecified = {f: None for f in ("color_primaries", "color_trc", "colorspace")}
+    assert ColourTags.of(replace(sd, **unspecified)) == ColourTags("smpte170m", "smpte170m", "smpte170m")
+    assert ColourTags.of(replace(sd, height=720, **unspecified)) == ColourTags("bt709", "bt709", "bt709")
+    with pytest.raises(MediaError, match="ColourTags"):
+        VideoEncoder(tmp_path / "x.mp4", width=8, height=8, fps=25, colour="bt601")  # type: ignore[arg-type]
+
+
+def test_transcode_keeps_the_source_colour_tags(tmp_path: Path) -> None:
+    source = tmp_path / "sd601.mp4"
+    with VideoEncoder(source, width=320, height=240, fps=25,
+                      colour=ColourTags("smpte170m", "smpte170m", "smpte170m")) as encoder:
+        for _ in range(3):
+            encoder.write(_colour_bars())
+    out = tmp_path / "copy.mp4"
+    transcode(source, out)
+    info = probe_video(out)
+    assert (info.color_primaries, info.color_trc, info.colorspace) == ("smpte170m", "smpte170m", "smpte170m")
+    assert np.abs(next(iter_video_frames(out)).rgb.astype(int)
+                  - next(iter_video_frames(source)).rgb.astype(int)).mean() < 2.0

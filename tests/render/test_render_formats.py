@@ -92,6 +92,24 @@ def test_variable_frame_rate_timestamps_survive(trained_world, tmp_path: Path) -
     assert got == times
 
 
+def test_source_colour_description_is_kept(trained_world, tmp_path: Path) -> None:
+    from likeness.media import ColourTags, VideoEncoder
+
+    source = tmp_path / "sd601.mp4"
+    tags = ColourTags("bt470bg", "gamma28", "bt470bg")  # PAL SD
+    with VideoEncoder(source, width=320, height=240, fps=25, colour=tags) as encoder:
+        for rgb in portrait_frames(8, (320, 240), seed=5):
+            encoder.write(rgb)
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.frames_rendered == 8
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.color_primaries, info.color_trc, info.colorspace) == ("bt470bg", "gamma28", "bt470bg")
+    # Background pixels (top rows) decode as in the source: same matrix both ways.
+    got = next(iter_video_frames(tmp_path / "out.mp4")).rgb
+    want = next(iter_video_frames(source)).rgb
+    assert np.abs(got[:30].astype(int) - want[:30].astype(int)).mean() < 3
+
+
 def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
     report = render(trained_world, source, tmp_path / "out.mp4")

@@ -14,6 +14,7 @@ from likeness.media.images import (
 )
 from likeness.media.video import (
     COPYABLE_AUDIO_CODECS,
+    ColourTags,
     VideoEncoder,
     VideoFrame,
     VideoInfo,
@@ -27,6 +28,7 @@ from likeness.media.video import (
 __all__ = [
     "COPYABLE_AUDIO_CODECS",
     "DEFAULT_MAX_PIXELS",
+    "ColourTags",
     "VideoEncoder",
     "VideoFrame",
     "VideoInfo",

@@ -43,6 +43,7 @@ from likeness.media.images import require_rgb
 __all__ = [
     "COPYABLE_AUDIO_CODECS",
     "DEFAULT_MAX_VIDEO_PIXELS",
+    "ColourTags",
     "VideoEncoder",
     "VideoFrame",
     "VideoInfo",
@@ -79,6 +80,46 @@ _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 
                10: "BT2020"}
 
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
+
+
+def _code_for(names: dict[int, str], name: str | None) -> int | None:
+    return next((code for code, known in names.items() if known == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ColourTags:
+    """Colour description an encoded stream carries, in FFmpeg's names (None: unspecified).
+
+    :class:`VideoEncoder` converts RGB to YUV with the matrix ``colorspace`` names and writes
+    these tags, so a render keeps its source's description: an SD source in BT.601 stays BT.601
+    instead of being relabelled BT.709 (its RGB values are in the source's primaries and
+    transfer, which the tags must then keep naming). ``ColourTags.of(probe_video(path))``.
+    """
+
+    primaries: str | None = "bt709"
+    trc: str | None = "bt709"
+    colorspace: str | None = "bt709"
+
+    @classmethod
+    def of(cls, info: VideoInfo) -> ColourTags:
+        """The tags of a probed source; unspecified ones become what decoding assumed for it
+        (BT.709 from 720 lines up, else BT.601 as SMPTE 170M), so pixels round-trip."""
+        assumed = "bt709" if info.height >= 720 else "smpte170m"
+        return cls(info.color_primaries or assumed, info.color_trc or assumed, info.colorspace or assumed)
+
+    def resolved(self) -> tuple[int, int, int, str]:
+        """``(primaries, trc, colorspace)`` AVCOL codes and the swscale matrix for encoding.
+
+        A matrix swscale cannot produce (or an unspecified one) becomes BT.709, and unknown or
+        unspecified primaries/transfer become BT.709 too: the common case for HD, and never a
+        tag that contradicts the matrix actually used.
+        """
+        space = _code_for(_COLORSPACE_NAMES, self.colorspace)
+        if space not in _SWS_MATRIX:
+            space = 1
+        primaries = _code_for(_PRIMARIES_NAMES, self.primaries) or 1
+        trc = _code_for(_TRC_NAMES, self.trc) or 1
+        return primaries, trc, space, _SWS_MATRIX[space]
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,7 +673,7 @@ def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
 
 
 class VideoEncoder:
-    """Write RGB frames to an H.264 (libx264, yuv420p, BT.709 tagged) MP4, optionally with the
+    """Write RGB frames to an H.264 (libx264, yuv420p, limited range) MP4, optionally with the
     audio of ``audio_source``. Use as a context manager::
 
         with VideoEncoder("out.mp4", width=640, height=360, fps=25, audio_source="in.mp4") as enc:
@@ -648,6 +689,9 @@ class VideoEncoder:
       the end of the video is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
       matrix, so players show the frames turned as the source was.
+    * ``colour`` (:class:`ColourTags`, default BT.709) picks the RGB->YUV matrix and the
+      primaries/transfer/matrix tags; pass ``ColourTags.of(probe_video(source))`` to keep a
+      source's description.
     * Atomic: frames go to a temporary file beside ``path`` that is renamed over ``path`` only
       when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
       leaves no output file. The MP4 index is moved to the front (``faststart``) for streaming.
@@ -664,6 +708,7 @@ class VideoEncoder:
         crf: int = 20,
         preset: str = "veryfast",
         rotation: int = 0,
+        colour: ColourTags | None = None,
     ) -> None:
         self.path = Path(path)
         for name, value in (("width", width), ("height", height)):
@@ -678,6 +723,10 @@ class VideoEncoder:
         self.width, self.height = int(width), int(height)
         self.frame_rate = _as_frame_rate(fps, self.path)
         self.rotation = int(rotation) % 360
+        if colour is not None and not isinstance(colour, ColourTags):
+            raise MediaError(self.path, f"colour must be ColourTags, got {type(colour).__name__}")
+        self.colour = colour or ColourTags()
+        self._primaries, self._trc, self._colorspace, self._matrix = self.colour.resolved()
         self.encoded_size = (self.width + self.width % 2, self.height + self.height % 2)
         self.padded = self.encoded_size != (self.width, self.height)
         self.frames_written = 0
@@ -724,9 +773,9 @@ class VideoEncoder:
         context = stream.codec_context
         context.time_base = _ENCODER_TIME_BASE
         # Tag what _yuv_from_rgb produces, so decoders pick the same matrix back.
-        context.colorspace = 1
-        context.color_primaries = 1
-        context.color_trc = 1
+        context.colorspace = self._colorspace
+        context.color_primaries = self._primaries
+        context.color_trc = self._trc
         context.color_range = 1
         if self.rotation:
             stream.set_display_rotation(self.rotation)
@@ -801,7 +850,7 @@ class VideoEncoder:
             rgb = np.pad(rgb, ((0, self.encoded_size[1] - self.height),
                                (0, self.encoded_size[0] - self.width), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace="ITU709",
+        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=self._matrix,
                                           dst_color_range="MPEG")
 
     # -- audio ------------------------------------------------------------------------------
@@ -908,7 +957,7 @@ def transcode(
     max_frames: int | None = None,
 ) -> int:
     """Decode ``src`` to RGB and encode it again with :class:`VideoEncoder` (timestamps,
-    rotation and audio kept; audio is trimmed to the video). Nothing else is done to the
+    rotation, colour tags and audio kept; audio is trimmed to the video). Nothing else is done to the
     pixels, so its speed is the floor any per-frame render can reach. ``max_frames`` stops
     after that many frames. Returns the number of frames written."""
     if max_frames is not None and max_frames < 1:
@@ -916,7 +965,7 @@ def transcode(
     info = probe_video(src)
     with VideoEncoder(dst, width=info.width, height=info.height,
                       fps=info.frame_rate or Fraction(25), audio_source=src if info.has_audio else None,
-                      crf=crf, preset=preset, rotation=info.rotation) as encoder:
+                      crf=crf, preset=preset, rotation=info.rotation, colour=ColourTags.of(info)) as encoder:
         for frame in iter_video_frames(src):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break

@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
 from likeness.provenance.visible_label import CORNERS, Corner, VisibleLabel
 from likeness.provenance.watermark import WATERMARK_ALGORITHM, WatermarkEmbedder
+
+if TYPE_CHECKING:
+    from likeness.media import ColourTags
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 VIDEO_SUFFIXES = (".mp4",)
@@ -169,6 +172,7 @@ class LabelledWriter:
         audio_source: Path | None = None,
         source_path: Path | None = None,
         rotation: int = 0,
+        colour: ColourTags | None = None,
     ) -> LabelledVideo:
         """Start a labelled MP4: use as a context manager and ``.write(rgb)`` each frame.
 
@@ -178,7 +182,8 @@ class LabelledWriter:
         ``likeness.media.VideoInfo.rotation``) keeps a source's display matrix: frames are
         labelled upright, turned back to the source's stored orientation, watermarked there
         (where verification reads them) and encoded with the same display rotation, so the file
-        is stored and shown like its source.
+        is stored and shown like its source. ``colour`` (``ColourTags.of(probe_video(source))``)
+        keeps the source's colour description; default BT.709.
 
         On a clean exit the video is signed, recorded and placed; on an exception (or
         ``abort()``) nothing is left behind. ``audio_source``'s audio is copied unchanged;
@@ -200,6 +205,7 @@ class LabelledWriter:
         return LabelledVideo(
             self, authz, job, setup, out_path, width=width, height=height, fps=fps,
             audio_source=audio_source, source_path=source_path, labelled=labelled, rotation=rotation % 360,
+            colour=colour,
         )
 
     def _finish(
@@ -273,6 +279,7 @@ class LabelledVideo:
         source_path: Path | None,
         labelled: bool,
         rotation: int = 0,
+        colour: ColourTags | None = None,
     ) -> None:
         from likeness.media import VideoEncoder
 
@@ -293,7 +300,7 @@ class LabelledVideo:
         try:
             self._encoder = VideoEncoder(
                 self._temps.unsigned, width=stored_width, height=stored_height, fps=fps,
-                audio_source=audio_source, rotation=rotation,
+                audio_source=audio_source, rotation=rotation, colour=colour,
             )
         except BaseException:
             self._temps.remove()

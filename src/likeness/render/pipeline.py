@@ -462,7 +462,7 @@ def _content_sample_indices(frame_count: int, samples: int) -> list[int]:
 
 
 def _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
-    from likeness.media.video import iter_video_frames, probe_video
+    from likeness.media.video import ColourTags, iter_video_frames, probe_video
     from likeness.provenance.writer import LabelledWriter, RenderJob
 
     if out.suffix.lower() != ".mp4":
@@ -534,7 +534,8 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     # pads odd sizes itself.
     try:
         video = writer.open_video(authz, job, out, width=width, height=height, fps=info.frame_rate or info.fps,
-                                  audio_source=target, source_path=target, rotation=info.rotation)
+                                  audio_source=target, source_path=target, rotation=info.rotation,
+                                  colour=ColourTags.of(info))
     except BaseException:
         renderer.detector.close()
         quality.close()
