@@ -99,3 +99,22 @@ def test_signed_head_detects_truncation_and_rewrite(consent_world):
     _sql(ws, "DELETE FROM ledger WHERE seq >= :s", s=head["seq"])
     assert "truncated" in ws.check_head(head)
     assert ws.ledger.verify().ok  # a clean cut of the tail is only visible against the head
+
+
+def test_find_matches_exact_members_only(consent_world):
+    ledger = consent_world.workspace.ledger
+    ledger.append("render.completed", {"watermark_payload": "ab12", "job_id": "j1", "n": 3})
+    ledger.append("render.completed", {"watermark_payload": "ab123", "job_id": "j2", "n": 30})
+    ledger.append("render.completed", {"nested": {"watermark_payload": "ab12"}, "job_id": "j3"})
+    ledger.append("render.completed", {"watermark_payload": "a%_\"é", "job_id": "j4", "n": None})
+    ledger.append("model.exported", {"watermark_payload": "ab12", "job_id": "j5"})
+
+    def jobs(**match):
+        return [e.payload["job_id"] for e in ledger.find("render.completed", **match)]
+
+    assert jobs(watermark_payload="ab12") == ["j1"]  # not the longer value, the nested one or another type
+    assert jobs(watermark_payload="a%_\"é") == ["j4"]  # LIKE wildcards and escapes are literal
+    assert jobs(watermark_payload="a__\"é") == []
+    assert jobs(n=3) == ["j1"] and jobs(n=None) == ["j4"]
+    assert jobs(watermark_payload="ab12", n=30) == []
+    assert jobs() == ["j1", "j2", "j3", "j4"]

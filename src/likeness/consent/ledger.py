@@ -140,12 +140,20 @@ class Ledger:
         return sorted(rows, key=lambda e: e.seq)
 
     def find(self, event_type: str, **payload_equals: Any) -> list[LedgerEvent]:
-        """Events of ``event_type`` whose payload has all the given key/value pairs."""
-        return [
-            e
-            for e in self.events(event_type)
-            if all(e.payload.get(k) == v for k, v in payload_equals.items())
-        ]
+        """Events of ``event_type`` whose payload has all the given key/value pairs.
+
+        Payloads are stored as RFC 8785 canonical JSON, where a member is always written as the
+        same ``"key":value`` text, so the database first narrows the rows with a substring test
+        (no JSON parsing of every event: verification looks up one watermark payload among all
+        renders); the exact comparison below then drops matches inside nested objects.
+        """
+        with self._session_factory() as session:
+            query = select(LedgerRow).where(LedgerRow.event_type == event_type).order_by(LedgerRow.seq)
+            for key, value in payload_equals.items():
+                member = canonical_bytes({key: value}).decode("utf-8")[1:-1]
+                query = query.where(LedgerRow.payload.contains(member, autoescape=True))
+            rows = [_event(r) for r in session.scalars(query)]
+        return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
 
     def head(self) -> tuple[int, str]:
         with self._session_factory() as session:
