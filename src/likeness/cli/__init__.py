@@ -57,5 +57,8 @@ def _quiet_third_party_logs() -> None:
 
 
 def main() -> None:
+    from likeness.cli.native_logs import filter_native_stderr
+
     _quiet_third_party_logs()
+    filter_native_stderr()
     app()
