@@ -65,8 +65,7 @@ class TrainConfig:
     whichever comes first (at least one must be set). ``batch_size=None`` picks one for the
     device. ``eyes_mouth_priority`` is the extra loss weight on eyes and mouth (0 = off).
     ``ema_decay`` keeps an exponential moving average of the weights (0 = off); evaluation,
-    previews and export use the average, which removes most of the step-to-step wobble of a
-    small-batch run.
+    previews and export use the average, which damps the step-to-step wobble of small batches.
     """
 
     model: str = "df"
