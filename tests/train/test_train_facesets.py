@@ -96,12 +96,12 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
         "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
         "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
         "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
-        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24",
+        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip",
     ])
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99
+    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True}
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
     assert result.exit_code == 0, result.output
