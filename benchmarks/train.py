@@ -223,7 +223,7 @@ def bench_quality(args: argparse.Namespace) -> None:
     augment = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.augment)}
     config = TrainConfig(model=args.model, resolution=args.res, iterations=None, minutes=args.minutes,
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
-                         preview_every=args.checkpoint_every, validation_fraction=0.25, seed=0,
+                         preview_every=args.checkpoint_every, validation_fraction=0.25, seed=args.seed,
                          learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
                          model_options=model_options,
                          augment=augment)
@@ -404,6 +404,8 @@ def main() -> None:
     parser.add_argument("--res", type=int, default=64, help="quality: resolution")
     parser.add_argument("--batch", type=int, default=None, help="quality: batch size (default automatic)")
     parser.add_argument("--lr", type=float, default=2e-4, help="quality: learning rate")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="quality: seed (held-out split, batches, augmentation, initial weights)")
     parser.add_argument("--ema-decay", type=float, default=TRAIN_DEFAULTS.ema_decay,
                         help="quality: weight-average decay (0 = evaluate the live weights)")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
