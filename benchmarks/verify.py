@@ -110,7 +110,8 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
     from likeness.provenance.c2pa_manifest import read_manifest
     from likeness.provenance.watermark import extract_watermark
     from likeness.verify.gallery import ArtistGallery
-    from likeness.verify.pipeline import Verifier, file_sha256
+    from likeness.digests import sha256_file
+    from likeness.verify.pipeline import Verifier
     from likeness.verify.scan import verify_many
 
     verifier = Verifier(workspace)
@@ -133,7 +134,7 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
     faces_per_image = []
     for path in paths:
         rgb = measure("decode (baseline)", read_image, path)
-        measure("sha256", file_sha256, path)
+        measure("sha256", sha256_file, path)
         measure("c2pa read", read_manifest, path, trust_anchors_pem=verifier.anchors)
         measure("watermark extract", extract_watermark, rgb)
         faces = measure("face detect", detector.detect, rgb)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from likeness.errors import FacesetError
+from likeness.digests import sha256_file
 from likeness.faceset import FaceRecord, load_faceset
 from likeness.faceset.format import (
     FacesetManifest,
     index_sha256,
     read_index,
-    sha256_file,
 )
 from likeness.media import write_image
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from likeness.cli import app
 from likeness.errors import ConsentError
-from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256, sha256_file
+from likeness.digests import sha256_file
+from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256
 from likeness.media import write_image
 from likeness.train import (
     CHECKPOINT_NAME,

@@ -272,3 +272,11 @@ def test_rendering_side_loads_models_without_importing_torch():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_every_public_training_name_resolves():
+    import likeness.train as train
+
+    assert train.__all__ and all(getattr(train, name) is not None for name in train.__all__)
+    with pytest.raises(AttributeError):
+        train.no_such_name  # noqa: B018

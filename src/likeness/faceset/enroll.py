@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import FaceError, MediaError
-from likeness.faceset.format import sha256_file
 
 # Reference photos are portraits: a face smaller than this is too little detail to anchor an
 # identity on.

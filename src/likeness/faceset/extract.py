@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
 from likeness.faceset.format import (
@@ -43,7 +44,6 @@ from likeness.faceset.format import (
     atomic_write_text,
     index_sha256,
     read_index,
-    sha256_file,
 )
 
 PROGRESS_NAME = ".progress.json"

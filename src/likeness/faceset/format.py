@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import FacesetError, MediaError
 
 FACESET_FORMAT = "likeness.faceset/1"
@@ -151,15 +152,6 @@ def _finite(value: float, name: str) -> float:
     if not math.isfinite(value):
         raise FacesetError(f"face metric {name} is not finite ({value})")
     return value
-
-
-def sha256_file(path: Path, *, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, streamed in chunks (bounded memory on large media)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def index_sha256(index_path: Path) -> str:

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any, Literal
 import c2pa
 
 import likeness
+from likeness.digests import sha256_file
 from likeness.errors import MediaError, ProvenanceError
 from likeness.provenance.certificates import SigningSetup, parse_trust_anchor
 
@@ -388,17 +388,9 @@ def _with_parent_by_name(manifest: dict[str, Any], parent: Path) -> dict[str, An
         "title": parent.name,
         "relationship": "parentOf",
         "format": "application/octet-stream",
-        "instance_id": f"likeness:sha256:{_file_sha256(parent)}",
+        "instance_id": f"likeness:sha256:{sha256_file(parent)}",
     }
     return {**manifest, "ingredients": [*manifest.get("ingredients", []), ingredient]}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_action(manifest: dict[str, Any]) -> str | None:

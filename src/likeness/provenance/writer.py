@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from likeness.consent import Authorization
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError, MediaError, ProvenanceError, RegistryError
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
@@ -232,7 +233,7 @@ class LabelledWriter:
             composite=source_path is not None,
         )
         manifest_bytes = sign_file(temps.unsigned, temps.signed, manifest, setup, parent=source_path)
-        digest = _sha256(temps.signed)
+        digest = sha256_file(temps.signed)
         # Last check before the output becomes real: a revocation during encoding still bites.
         authz.recheck()
         event = authz.record(
@@ -455,14 +456,6 @@ def _mark(rgb: np.ndarray, job: RenderJob, labelled: bool, width: int, height: i
     # Label first, then watermark: the mark then also covers the label's pixels.
     frame = VisibleLabel(width, height, job.label_corner).apply(rgb) if labelled else rgb
     return WatermarkEmbedder(job.watermark_payload, width, height).embed(frame)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_hex(text: str) -> bool:

@@ -6,13 +6,13 @@ would add about a second to every render call for nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError, ModelError
 
 ONNX_NAME = "model.onnx"
@@ -31,15 +31,6 @@ _GRANT_STATE_REASON = {
     "revoked": "revoked", "expired": "expired", "not_yet_valid": "not_yet_valid",
     "altered": "grant_altered", "unknown": "no_grant",
 }
-
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def execution_providers(prefer_gpu: bool) -> list[str]:
@@ -65,7 +56,6 @@ def _ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool 
     except Exception as exc:  # onnxruntime raises its own non-Python-typed errors
         raise ModelError(f"{path_or_bytes if isinstance(path_or_bytes, Path) else 'ONNX model'}: "
                          f"cannot be loaded ({str(exc)[:200]})") from None
-
 
 
 def read_model_card(model_dir: str | Path) -> dict[str, Any]:
@@ -119,7 +109,7 @@ def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, thread
     onnx_path = model_dir / ONNX_NAME
     if not onnx_path.is_file():
         raise ModelError(f"{onnx_path}: ONNX file missing")
-    actual = _sha256(onnx_path)
+    actual = sha256_file(onnx_path)
     if actual != card["onnx_sha256"]:
         raise ModelError(f"{onnx_path}: hash {actual[:16]}… does not match the model card ({str(card['onnx_sha256'])[:16]}…)")
     if authz.subject_id != card["subject_id"]:

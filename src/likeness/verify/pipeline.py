@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
@@ -101,15 +102,6 @@ def sniff(head: bytes) -> FileKind:
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return FileKind("video", "matroska")
     return FileKind(None, None)
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex of a file, streamed in 1 MiB blocks (bounded memory for any size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def video_sampling(*, fps: float, frame_count: int | None, duration_s: float,
@@ -381,7 +373,7 @@ class Verifier:
             if size == 0:
                 return VerificationResult.failed(display, sha256=None, size_bytes=0, stage="read",
                                                  reason="empty file (0 bytes)"), None
-            sha256 = file_sha256(path)
+            sha256 = sha256_file(path)
             with open(path, "rb") as stream:
                 kind = sniff(stream.read(32))
         except MediaError as exc:
@@ -766,7 +758,6 @@ __all__ = [
     "FaceView",
     "Verifier",
     "face_view",
-    "file_sha256",
     "gallery_folder",
     "record_verification",
     "sniff",

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import MediaError
 from likeness.verify.result import VerificationResult, utc_now
 from likeness.verify.verdict import SUMMARIES, VERDICTS
@@ -199,13 +200,13 @@ def write_evidence(
         size = original.stat().st_size
         if size > max_original_bytes:
             note = f"original not included: {size} bytes > {max_original_bytes}; sha256 {result.sha256}"
-        elif _sha256_file(original) != result.sha256:
+        elif sha256_file(original) != result.sha256:
             note = f"original not included: {original} changed since it was verified"
         else:
             members.append((f"original/{original.name}", original))
     sums = []
     for name, content in members:
-        digest = _sha256_file(content) if isinstance(content, Path) else hashlib.sha256(content).hexdigest()
+        digest = sha256_file(content) if isinstance(content, Path) else hashlib.sha256(content).hexdigest()
         sums.append(f"{digest}  {name}")
     if note:
         sums.append(f"# {note}")
@@ -240,14 +241,6 @@ def write_index(results: Sequence[VerificationResult], out_dir: Path) -> Path:
     }
     _write_atomic(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, payload: bytes) -> None:

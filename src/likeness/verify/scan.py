@@ -26,9 +26,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from likeness.digests import sha256_file
 from likeness.errors import LikenessError
 from likeness.verify.gallery import ArtistGallery, gallery_folder, open_gallery
-from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, file_sha256, record_verification
+from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
 from likeness.verify.result import SCHEMA_VERSION, VerificationResult
 
 #: ``progress(done, total, result)`` after each file.
@@ -200,7 +201,7 @@ def verify_many(
         previous = None
         if not force:
             try:
-                previous = state.lookup(file_sha256(path)) if path.is_file() else None
+                previous = state.lookup(sha256_file(path)) if path.is_file() else None
             except OSError:
                 previous = None
         if previous is not None:
@@ -287,7 +288,7 @@ def _isolated(path: Path, new_pool: Callable[[int], ProcessPoolExecutor]) -> Ver
 
 def _safe_sha256(path: Path) -> str | None:
     try:
-        return file_sha256(path)
+        return sha256_file(path)
     except OSError:
         return None
 
