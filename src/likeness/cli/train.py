@@ -44,6 +44,7 @@ def train(
 
     if iters is not None and minutes is not None:
         fail("give --iters or --minutes, not both")
+    model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:
@@ -56,7 +57,7 @@ def train(
                 config = TrainConfig(
                     model=model, resolution=res, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
                     batch_size=batch, learning_rate=lr, ema_decay=ema_decay,
-                    model_options=_model_options(model_option or []), augment={"flip": flip}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                    model_options=model_options, augment={"flip": flip}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                     eyes_mouth_priority=priority, identity_metrics=identity_metrics,
                     expression_metrics=expression_metrics, workers=max(1, workspace.settings.workers),
                     threads=threads,
