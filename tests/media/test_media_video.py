@@ -226,6 +226,42 @@ def test_encoder_rejects_bad_frames_and_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failure_on_the_encoding_thread_surfaces_on_the_writer_and_leaves_no_file(tmp_path: Path) -> None:
+    # Frames are encoded on the encoder's own thread; a failure there (here: the disk filling up
+    # while muxing frame 3) must reach the caller as a MediaError naming the file and the frame,
+    # from a later write or from close, and the partial file must go.
+    out = tmp_path / "full.mp4"
+    frame = np.zeros((48, 64, 3), np.uint8)
+    encoder = VideoEncoder(out, width=64, height=48, fps=25)
+    muxed: list[float] = []
+
+    def disk_full(*, until_s: float, final: bool = False) -> None:
+        muxed.append(until_s)
+        if len(muxed) == 4:
+            raise OSError(28, "No space left on device")
+
+    encoder._pump_audio = disk_full  # type: ignore[method-assign]
+    with pytest.raises(MediaError, match=r"full\.mp4.*encoding failed at frame 3.*No space left") as caught:
+        for _ in range(50):
+            encoder.write(frame)
+        encoder.close()
+    assert caught.value.path == str(out)
+    assert len(muxed) == 4  # nothing was encoded after the failure
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(MediaError, match="closed"):
+        encoder.write(frame)
+
+
+def test_abort_with_frames_still_queued_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "aborted.mp4"
+    encoder = VideoEncoder(out, width=320, height=180, fps=25)
+    for n in range(12):
+        encoder.write(np.full((180, 320, 3), n * 20, np.uint8))
+    encoder.abort()
+    assert list(tmp_path.iterdir()) == []
+    assert encoder._worker is None  # the encoding thread has finished
+
+
 @pytest.mark.parametrize(
     ("options", "reason"),
     [({"crf": 99}, "crf"), ({"preset": "warp"}, "preset"), ({"rotation": 45}, "rotation"),

@@ -26,7 +26,9 @@ from __future__ import annotations
 import bisect
 import math
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -695,6 +697,9 @@ class VideoEncoder:
     * Atomic: frames go to a temporary file beside ``path`` that is renamed over ``path`` only
       when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
       leaves no output file. The MP4 index is moved to the front (``faststart``) for streaming.
+    * Overlapped: :meth:`write` converts the frame to YUV on the caller's thread and hands it to
+      an encoding thread (H.264 and muxing), which keeps x264 fed while the caller prepares the
+      next frame. A failure there is raised by the next :meth:`write` or by :meth:`close`.
     """
 
     def __init__(
@@ -741,6 +746,11 @@ class VideoEncoder:
         self._pending_audio: av.Packet | None = None
         self._audio_in_stream = None
         self._audio_out_stream = None
+        # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
+        # 1080p YUV frame is 3 MB.
+        self._pending: queue.Queue = queue.Queue(maxsize=4)
+        self._worker: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -831,6 +841,7 @@ class VideoEncoder:
                 f"frame {self.frames_written}: timestamps must increase "
                 f"(got {time_s:.6f}s after {self._last_pts * float(_ENCODER_TIME_BASE):.6f}s)",
             )
+        self._raise_failure()
         frame = self._yuv_from_rgb(rgb)
         frame.pts = pts
         frame.time_base = _ENCODER_TIME_BASE
@@ -838,12 +849,43 @@ class VideoEncoder:
         self._last_pts = pts
         self._next_pts_s = time_s + float(1 / self.frame_rate)
         self._end_s = max(self._end_s, self._next_pts_s)
-        try:
-            self._output.mux(self._video.encode(frame))
-            self._pump_audio(until_s=time_s)
-        except _AV_ERRORS as exc:
-            raise MediaError(self.path, f"encoding failed at frame {self.frames_written}: {_describe(exc)}") from exc
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._encode_pending, name="video-encode", daemon=True)
+            self._worker.start()
+        self._pending.put((frame, time_s, self.frames_written))
         self.frames_written += 1
+
+    def _encode_pending(self) -> None:
+        """Encoding thread: H.264-encode and mux queued frames (and the audio up to them) until
+        the ``None`` that close/abort sends. After a failure it only drains the queue, so a
+        writer blocked on a full queue is always released."""
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            if self._failure is not None or self._closed:
+                continue
+            frame, time_s, index = item
+            try:
+                self._output.mux(self._video.encode(frame))
+                self._pump_audio(until_s=time_s)
+            except _AV_ERRORS as exc:
+                self._failure = MediaError(self.path, f"encoding failed at frame {index}: {_describe(exc)}")
+            except BaseException as exc:  # raised again on the caller's thread
+                self._failure = exc
+
+    def _finish_pending(self) -> None:
+        """Wait until every queued frame is encoded (or dropped after a failure)."""
+        if self._worker is not None:
+            self._pending.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure = self._failure
+            self.abort()
+            raise failure
 
     def _yuv_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
         if self.padded:
@@ -904,6 +946,8 @@ class VideoEncoder:
         if self.frames_written == 0:
             self.abort()
             raise MediaError(self.path, "no frames were written")
+        self._finish_pending()
+        self._raise_failure()
         try:
             self._output.mux(self._video.encode(None))
             self._pump_audio(until_s=self._end_s, final=True)
@@ -921,7 +965,9 @@ class VideoEncoder:
 
     def abort(self) -> None:
         """Stop without producing an output file (the temporary file is removed)."""
-        self._closed = True
+        self._closed = True  # the encoding thread drops what is still queued
+        if getattr(self, "_worker", None) is not None and self._worker is not threading.current_thread():
+            self._finish_pending()
         for container in (getattr(self, "_output", None), self._audio_input):
             if container is not None:
                 try:
