@@ -43,6 +43,7 @@ from likeness.errors import ConsentError, FaceError, LikenessError, MediaError, 
 from likeness.render.blend import paste_face
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import FaceOutcome, FrameRenderer, RefineOptions, frame_mask
+from likeness.render.keyframes import detect_alternate_frames
 from likeness.render.report import RenderReport, ShotQuality, colour_difference_in_roi, identity_sample, write_report
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -63,6 +64,9 @@ class RenderOptions:
     detection and encoding already run on their own threads; see docs/render.md).
     ``detect_ahead``: run face detection on the decode thread, one frame ahead of the swap
     (False: on the main thread, as before; kept for the side-by-side benchmark).
+    ``interpolate_landmarks``: with ``detect_ahead``, run FaceMesh on every other frame and
+    interpolate the landmarks of the frame between where both neighbours show the same faces
+    moving little (``likeness.render.keyframes``; False: FaceMesh on every frame).
     """
 
     refine: RefineOptions = field(default_factory=RefineOptions)
@@ -76,6 +80,7 @@ class RenderOptions:
     detect_max_side: int = 960
     model_threads: int = 1
     detect_ahead: bool = True
+    interpolate_landmarks: bool = True
     write_report: bool = True
 
     def fingerprint(self) -> str:
@@ -498,17 +503,30 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     failures: list[BaseException] = []
     detector = renderer.detector
 
+    def fresh_frames() -> Iterator[Any]:
+        # Frames before a resume point are replayed from the checkpoint, never detected.
+        for frame in iter_video_frames(target, autorotate=True):
+            if stop.is_set():
+                return
+            if frame.index < start_index:
+                frames_in.put((frame, None))
+            else:
+                yield frame
+
     def decode_and_detect() -> None:
-        # Detection runs here, on the frame after the one the main thread is swapping: MediaPipe
-        # releases the GIL, so the two overlap on a 2-core machine. FaceMesh's video-mode state
-        # only needs frames in order, which this thread guarantees.
+        # Detection runs here, ahead of the frame the main thread is swapping: MediaPipe
+        # releases the GIL, so the two overlap on a 2-core machine.
         try:
-            for frame in iter_video_frames(target, autorotate=True):
-                if stop.is_set():
-                    return
-                ahead = options.detect_ahead and frame.index >= start_index
-                faces = detector.detect(frame.rgb) if ahead else None
-                frames_in.put((frame, faces))
+            if not options.detect_ahead:
+                for frame in fresh_frames():
+                    frames_in.put((frame, None))
+            elif options.interpolate_landmarks:
+                for frame, faces, interpolated in detect_alternate_frames(fresh_frames(), detector.detect):
+                    report.landmark_frames_interpolated += interpolated
+                    frames_in.put((frame, faces))
+            else:
+                for frame in fresh_frames():
+                    frames_in.put((frame, detector.detect(frame.rgb)))
         except MediaError as exc:
             report.decode_error = exc.reason
         except BaseException as exc:  # surfaced on the main thread

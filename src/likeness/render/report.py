@@ -113,6 +113,7 @@ class RenderReport:
     frames_total: int = 0
     frames_rendered: int = 0
     frames_with_swaps: int = 0
+    landmark_frames_interpolated: int = 0  # frames whose landmarks came from their neighbours
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
