@@ -41,6 +41,7 @@ import numpy as np
 
 from likeness.errors import ConsentError, FaceError, LikenessError, MediaError, ModelError
 from likeness.render.blend import paste_face
+from likeness.render import content
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import FaceOutcome, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
@@ -198,10 +199,25 @@ def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, option
         executor.shutdown(wait=False)
 
 
+class _ContentDetectorLoading:
+    """A ``ContentDetector`` whose onnxruntime session loads on a helper thread (about 0.1 s)
+    while the first frames to check are decoded; ``detect`` waits for it."""
+
+    def __init__(self) -> None:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-content")
+        try:
+            self._loading = executor.submit(content.ContentDetector)
+        finally:
+            executor.shutdown(wait=False)
+
+    def detect(self, rgb: np.ndarray) -> list[dict]:
+        return self._loading.result().detect(rgb)
+
+
 def _checked_content(setup: Future, frames: Iterator[np.ndarray], source: str) -> Any:
     """Run the content check; if it refuses (or fails), wait for the setup and release it."""
     try:
-        return check_content(frames, source=source)
+        return check_content(frames, source=source, detector=_ContentDetectorLoading())  # type: ignore[arg-type]
     except BaseException:
         with contextlib.suppress(BaseException):
             setup.result().detector.close()

@@ -50,9 +50,9 @@ def ring_colour_difference(frame: np.ndarray, mask: np.ndarray, *, ring_px: int 
     outer = cv2.dilate(inside, kernel) & (1 - inside)
     if inner.sum() == 0 or outer.sum() == 0:
         return None
-    lab = rgb2lab(frame)
-    inner_lab = lab[inner.astype(bool)].mean(axis=0)
-    outer_lab = lab[outer.astype(bool)].mean(axis=0)
+    # Only the two bands are converted (a few thousand pixels, not the whole region).
+    inner_lab = rgb2lab(frame[inner.astype(bool)][None]).reshape(-1, 3).mean(axis=0)
+    outer_lab = rgb2lab(frame[outer.astype(bool)][None]).reshape(-1, 3).mean(axis=0)
     return float(deltaE_ciede2000(inner_lab[None], outer_lab[None])[0])
 
 
