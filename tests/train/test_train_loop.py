@@ -64,11 +64,12 @@ def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, t
     assert events[0].payload["release_id"] == consent_world.release_id
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, faces, tmp_path):
+@pytest.mark.parametrize("lr_decay_iters", [None, 15])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, faces, tmp_path, lr_decay_iters):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20))
-    first = train_swap_model(authz, release, *faces, split, tiny_config(iterations=10))
+    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, lr_decay_iters=lr_decay_iters))
+    first = train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, lr_decay_iters=lr_decay_iters))
     assert first.iterations == 10
     resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
     assert resumed.iterations == 20
@@ -79,6 +80,25 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
     optimizer_a = load_checkpoint(straight / CHECKPOINT_NAME)["optimizer_state"]["state"]
     optimizer_b = load_checkpoint(split / CHECKPOINT_NAME)["optimizer_state"]["state"]
     assert all(torch.equal(optimizer_a[k]["exp_avg"], optimizer_b[k]["exp_avg"]) for k in optimizer_a)
+    # The last step (iteration 19) ran at the scheduled rate: the floor once the decay is over.
+    rate = load_checkpoint(split / CHECKPOINT_NAME)["optimizer_state"]["param_groups"][0]["lr"]
+    assert rate == pytest.approx(1e-3 if lr_decay_iters is None else 1e-4)
+
+
+def test_learning_rate_follows_a_half_cosine_to_its_floor_then_holds():
+    from likeness.train.loop import learning_rate_at
+
+    assert learning_rate_at(1e-3, 500, None, 0.1) == 1e-3
+    assert learning_rate_at(1e-3, 0, 100, 0.1) == pytest.approx(1e-3)
+    assert learning_rate_at(1e-3, 50, 100, 0.1) == pytest.approx(5.5e-4)
+    assert learning_rate_at(1e-3, 100, 100, 0.1) == pytest.approx(1e-4)
+    assert learning_rate_at(1e-3, 10_000, 100, 0.1) == pytest.approx(1e-4)
+    rates = [learning_rate_at(1e-3, i, 100, 0.1) for i in range(101)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ConfigError, match="lr_decay_iters"):
+        tiny_config(lr_decay_iters=0).validate()
+    with pytest.raises(ConfigError, match="lr_floor"):
+        tiny_config(lr_floor=1.5).validate()
 
 
 def test_resume_takes_a_new_thread_count_but_keeps_the_saved_recipe(consent_world, faces, tmp_path):

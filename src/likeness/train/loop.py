@@ -66,6 +66,9 @@ class TrainConfig:
     device. ``eyes_mouth_priority`` is the extra loss weight on eyes and mouth (0 = off).
     ``ema_decay`` keeps an exponential moving average of the weights (0 = off); evaluation,
     previews and export use the average, which damps the step-to-step wobble of small batches.
+    ``lr_decay_iters`` lowers the learning rate along a half cosine from ``learning_rate`` to
+    ``learning_rate * lr_floor`` over that many iterations, then holds it (None = constant).
+    The rate depends only on the iteration, so a resumed run follows the same schedule.
     """
 
     model: str = "df"
@@ -76,6 +79,8 @@ class TrainConfig:
     learning_rate: float = 2e-4
     weight_decay: float = 1e-4
     ema_decay: float = 0.999
+    lr_decay_iters: int | None = None
+    lr_floor: float = 0.1
     seed: int = 0
     checkpoint_every: int = 250
     preview_every: int = 250
@@ -108,6 +113,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_decay_iters is not None and self.lr_decay_iters < 1:
+            raise ConfigError(f"lr_decay_iters must be >= 1 or unset, got {self.lr_decay_iters}")
+        if not 0 <= self.lr_floor <= 1:
+            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if self.preview_every < 0:
             raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
         if not 0 < self.validation_fraction < 1:
@@ -231,6 +240,15 @@ def make_optimizer(
     """
     return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
                              fused=device.type == "cpu")
+
+
+def learning_rate_at(base: float, iteration: int, decay_iters: int | None, floor: float) -> float:
+    """Learning rate of step ``iteration`` (0-based): ``base`` without a schedule, else a half
+    cosine from ``base`` down to ``base * floor`` at ``decay_iters``, held after that."""
+    if decay_iters is None:
+        return base
+    progress = min(iteration, decay_iters) / decay_iters
+    return base * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
@@ -423,6 +441,10 @@ class _Trainer:
         loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
         loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
         self.optimizer.zero_grad(set_to_none=True)
+        rate = learning_rate_at(self.config.learning_rate, self.iteration, self.config.lr_decay_iters,
+                                self.config.lr_floor)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         self.scaler.scale(loss_s + loss_t).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
