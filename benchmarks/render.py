@@ -18,11 +18,13 @@ H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start
 (the same render on the first 10 frames is timed and subtracted).
 
 Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
-smoothing and border CIEDE2000 per colour-transfer mode (medians over tracks from the report).
+smoothing, with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
+with FaceMesh on every frame, and border CIEDE2000 per colour-transfer mode (medians over tracks
+from the report).
 
-Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, the previous
-pipeline settings (detection on the main thread, 2 onnxruntime threads, quality sampling every
-25 frames) and the current defaults, interleaved in each repeat; medians and ratios.
+Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, FaceMesh on
+every frame (``interpolate_landmarks=False``) and the current defaults, interleaved in each
+repeat; medians and ratios.
 """
 
 from __future__ import annotations
@@ -191,8 +193,7 @@ def main() -> int:
 
 def ab_table(args, ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
     variants = {
-        "previous (detect on main, 2 ORT threads, quality every 25)":
-            RenderOptions(write_report=False, detect_ahead=False, model_threads=2, quality_every=25),
+        "FaceMesh on every frame": RenderOptions(write_report=False, interpolate_landmarks=False),
         "current defaults": RenderOptions(write_report=False),
     }
     print("\n## Pipeline A/B (df_tiny 64 px trained; median fps over repeats, interleaved)\n")
@@ -314,16 +315,19 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
 
 def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
     print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
-    print("| colour | smoothing | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
-    print("|---|---|---|---|---|")
+    print("| colour | smoothing | landmarks | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
+    print("|---|---|---|---|---|---|")
     clip = clips["dfdc 720p"]
-    for colour, smooth in (("rct", True), ("rct", False), ("lct", True), ("hist", True), ("none", True)):
+    for colour, smooth, interpolate in (("rct", True, True), ("rct", True, False), ("rct", False, True),
+                                        ("lct", True, True), ("hist", True, True), ("none", True, True)):
         options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
-                                write_report=False)
-        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}.mp4", options)
+                                interpolate_landmarks=interpolate, write_report=False)
+        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}-{interpolate}.mp4", options)
         flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
         diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
-        print(f"| {colour} | {'on' if smooth else 'off'} | {statistics.median(flicker) if flicker else float('nan'):.3f} | "
+        landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
+        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | "
+              f"{statistics.median(flicker) if flicker else float('nan'):.3f} | "
               f"{statistics.median(diff) if diff else float('nan'):.2f} | {rep['faces_swapped']} |")
 
 
