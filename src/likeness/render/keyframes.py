@@ -1,11 +1,11 @@
 """Landmarks on every frame of a clip from FaceMesh on every other frame, where that is safe.
 
-FaceMesh is the largest per-frame cost of a render after the H.264 encoder (about 6 ms of CPU
-per 720p frame on a 2-core machine). Between two detected frames a fraction of a second apart,
-a face moves smoothly, so the landmarks of the frame in between are interpolated from its
-neighbours, weighted by presentation time. On the consenting-actor clip the interpolated
-landmarks differ from FaceMesh's own by a median 0.27 % of the face width (p95 0.48 %), below
-FaceMesh's frame-to-frame noise; see docs/render.md.
+FaceMesh in video mode costs about 7 ms of CPU per 720p frame on a 2-core machine, one of the
+larger per-frame costs of a render after the H.264 encoder. Between two detected frames a
+fraction of a second apart a face moves smoothly, so the landmarks of the frame in between are
+interpolated from its neighbours, weighted by presentation time. On the consenting-actor clip
+the interpolated landmarks differ from FaceMesh's own on those frames by a median 0.27 % of the
+face width (p95 0.48 %; a third of a pixel on its 131 px face); see docs/render.md.
 
 Interpolation is refused, and the frame in between is detected after all, whenever the two
 neighbours do not clearly show the same faces: a different number of faces, a face that

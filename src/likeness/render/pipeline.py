@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from likeness.errors import ConsentError, FaceError, LikenessError, MediaError, ModelError
-from likeness.render.blend import paste_face
 from likeness.render import content
+from likeness.render.blend import paste_face
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import FaceOutcome, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
