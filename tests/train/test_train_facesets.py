@@ -97,12 +97,13 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
         "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
         "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
         "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
-        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip",
+        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip", "--lr-decay-iters", "5",
     ])
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True}
+    assert saved["lr_decay_iters"] == 5
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
     assert result.exit_code == 0, result.output
@@ -126,6 +127,7 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     (["--model-option", "ae_dims=wide"], "must be an integer"),
     (["--model-option", "bogus=3"], "unknown option"),
     (["--ema-decay", "1.5"], "ema_decay"),
+    (["--lr-decay-iters", "0"], "lr_decay_iters"),
 ])
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
