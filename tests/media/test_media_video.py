@@ -252,6 +252,33 @@ def test_a_failure_on_the_encoding_thread_surfaces_on_the_writer_and_leaves_no_f
         encoder.write(frame)
 
 
+@pytest.mark.parametrize(("width", "height"), [(330, 180), (1080, 1920), (64, 48)])
+def test_luma_offset_is_added_to_the_y_plane_in_place_with_saturation(width: int, height: int) -> None:
+    from likeness.media.video import _add_to_luma
+
+    rgb = np.full((height, width, 3), 100, np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    before = rows.copy()
+    offset = np.full((height, width), 3, np.int16)
+    offset[0, 0], offset[1, 1] = -300, 300
+    _add_to_luma(frame, offset)
+    change = rows.astype(int) - before
+    assert rows[0, 0] == 0 and rows[1, 1] == 255  # saturated, not wrapped
+    expected = np.full((height, width), 3)
+    expected[0, 0], expected[1, 1] = -int(before[0, 0]), 255 - int(before[1, 1])
+    np.testing.assert_array_equal(change[:, :width], expected)
+    assert not change[:, width:].any()  # the row padding is untouched
+
+
+def test_encoder_rejects_a_luma_offset_of_the_wrong_shape(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"luma_offset must be int16 \(48, 64\)"):
+        with VideoEncoder(tmp_path / "x.mp4", width=64, height=48, fps=25) as encoder:
+            encoder.write(np.zeros((48, 64, 3), np.uint8), luma_offset=np.zeros((48, 64), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_abort_with_frames_still_queued_leaves_no_file(tmp_path: Path) -> None:
     out = tmp_path / "aborted.mp4"
     encoder = VideoEncoder(out, width=320, height=180, fps=25)

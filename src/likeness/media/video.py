@@ -37,6 +37,7 @@ from types import TracebackType
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from likeness.errors import MediaError
@@ -813,11 +814,14 @@ class VideoEncoder:
 
     # -- frames -----------------------------------------------------------------------------
 
-    def write(self, rgb: np.ndarray, *, pts_s: float | None = None) -> None:
+    def write(self, rgb: np.ndarray, *, pts_s: float | None = None, luma_offset: np.ndarray | None = None) -> None:
         """Encode one RGB ``uint8 (height, width, 3)`` frame.
 
         Without ``pts_s`` the frame follows the previous one by ``1 / fps``; with it, the frame
         is shown at ``pts_s`` seconds (must increase by at least 1/90000 s per frame).
+        ``luma_offset``: int16 ``(height, width)`` levels added (with saturation) to the Y plane
+        after the RGB->YUV conversion; the labelled writer marks frames this way
+        (``WatermarkEmbedder.luma_offset``).
         """
         if self._closed:
             raise MediaError(self.path, "encoder is closed")
@@ -841,8 +845,15 @@ class VideoEncoder:
                 f"frame {self.frames_written}: timestamps must increase "
                 f"(got {time_s:.6f}s after {self._last_pts * float(_ENCODER_TIME_BASE):.6f}s)",
             )
+        if luma_offset is not None and (not isinstance(luma_offset, np.ndarray) or luma_offset.dtype != np.int16
+                                        or luma_offset.shape != (self.height, self.width)):
+            got = f"{luma_offset.dtype} {luma_offset.shape}" if isinstance(luma_offset, np.ndarray) else type(luma_offset).__name__
+            raise MediaError(self.path, f"frame {self.frames_written}: luma_offset must be int16 "
+                                        f"({self.height}, {self.width}), got {got}")
         self._raise_failure()
         frame = self._yuv_from_rgb(rgb)
+        if luma_offset is not None:
+            _add_to_luma(frame, luma_offset)
         frame.pts = pts
         frame.time_base = _ENCODER_TIME_BASE
         frame.duration = int(round(self._frame_ticks))
@@ -992,6 +1003,16 @@ class VideoEncoder:
             self.close()
         else:
             self.abort()
+
+
+def _add_to_luma(frame: av.VideoFrame, offset: np.ndarray) -> None:
+    """Add int16 ``offset`` (H, W) to the top-left of ``frame``'s 8-bit Y plane, in place, saturating."""
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    region = luma[: offset.shape[0], : offset.shape[1]]
+    result = cv2.add(region, offset, dst=region, dtype=cv2.CV_8U)
+    if not np.shares_memory(result, luma):  # a copy would leave the frame unmarked
+        raise MediaError(None, "could not add the luma offset to the frame in place")
 
 
 def transcode(

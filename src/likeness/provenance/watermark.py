@@ -57,6 +57,8 @@ MARK_RMS = 2.3
 """Target RMS of the luma offset in grey levels before rounding (20 log10(255 / 2.3) = 40.9 dB)."""
 MAX_MARK_RMS = 2.5
 """Hard limit on the RMS of the applied integer offset: PSNR >= 20 log10(255 / 2.5) = 40.2 dB."""
+# Limited-range luma levels per RGB grey level (Y spans 16..235 for RGB 0..255).
+_LUMA_PER_RGB_LEVEL = 219.0 / 255.0
 SYNC_THRESHOLD = 6.0
 """Minimum pilot correlation peak, in standard deviations of the correlation surface."""
 SYNC_CANDIDATES = 3
@@ -253,11 +255,30 @@ class WatermarkEmbedder:
         # Full-frame work buffers, reused frame after frame: fresh multi-megabyte arrays cost
         # more in page faults than the arithmetic does. (So one embedder serves one thread.)
         self._full_gain = np.empty((height, width), np.float32)
-        self._offset = np.empty((height, width), np.int16)
+        self._offset_buffer = np.empty((height, width), np.int16)
         self._offset_rgb = np.empty((height, width, 3), np.int16)
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
         """Marked copy of ``rgb`` (uint8 (height, width, 3)), PSNR >= 40 dB."""
+        offset = self._offset(rgb, scale=1.0)
+        # int16 offsets are a third of the memory traffic of float32 ones (this is the hot path).
+        offset_rgb = cv2.merge([offset, offset, offset], dst=self._offset_rgb)
+        return cv2.add(rgb, offset_rgb, dtype=cv2.CV_8U)
+
+    def luma_offset(self, rgb: np.ndarray) -> np.ndarray:
+        """The mark of ``rgb`` as an offset to the limited-range Y plane of its YUV encoding:
+        int16 (height, width), to add with saturation (``VideoEncoder.write(luma_offset=)``).
+
+        The mark is the same grey-level offset on R, G and B, which any RGB->YUV matrix turns
+        into a pure luma change of 219/255 of it, so adding this to Y after the conversion marks
+        the frame as :meth:`embed` does (up to rounding) at a third of the memory traffic. The
+        RMS check applies to the offset scaled back to RGB levels. The returned array is a
+        buffer reused by the next call.
+        """
+        return self._offset(rgb, scale=_LUMA_PER_RGB_LEVEL)
+
+    def _offset(self, rgb: np.ndarray, *, scale: float) -> np.ndarray:
+        """The integer mark for ``rgb`` in units of ``1 / scale`` RGB grey levels."""
         rgb = _check_rgb(rgb)
         if rgb.shape[:2] != (self.height, self.width):
             raise ProvenanceError(
@@ -268,23 +289,21 @@ class WatermarkEmbedder:
         # Normalising by the mask's energy (weighted by the pattern's local energy) sets the
         # mark's RMS to MARK_RMS for every frame, whatever its content.
         mark_energy = float(np.mean(mask.astype(np.float64) ** 2 * self._pattern_cell_energy))
-        gain = mask * np.float32(MARK_RMS / np.sqrt(max(mark_energy, 1e-12)))
+        gain = mask * np.float32(scale * MARK_RMS / np.sqrt(max(mark_energy, 1e-12)))
         full_gain = cv2.resize(gain, (self.width, self.height), dst=self._full_gain,
                                interpolation=cv2.INTER_LINEAR)
-        # Rounding to whole grey levels (done by the int16 multiply) adds up to 0.5 per pixel
-        # and, on plateau-like patterns, more than the textbook 1/12 variance: check the integer
-        # offset's RMS and shrink it if needed, so PSNR >= 40.2 dB holds exactly (0..255
-        # clipping can only lower the error).
-        limit = MAX_MARK_RMS**2 * full_gain.size
-        offset = cv2.multiply(self._pattern, full_gain, dst=self._offset, dtype=cv2.CV_16S)
+        # Rounding to whole levels (done by the int16 multiply) adds up to 0.5 per pixel and, on
+        # plateau-like patterns, more than the textbook 1/12 variance: check the integer
+        # offset's RMS and shrink it if needed, so PSNR >= 40.2 dB holds exactly for the RGB
+        # embedding (0..255 clipping can only lower the error).
+        limit = (scale * MAX_MARK_RMS) ** 2 * full_gain.size
+        offset = cv2.multiply(self._pattern, full_gain, dst=self._offset_buffer, dtype=cv2.CV_16S)
         energy = cv2.norm(offset, cv2.NORM_L2SQR)
         while energy > limit:
             full_gain *= np.float32(0.97 * np.sqrt(limit / energy))
-            offset = cv2.multiply(self._pattern, full_gain, dst=self._offset, dtype=cv2.CV_16S)
+            offset = cv2.multiply(self._pattern, full_gain, dst=self._offset_buffer, dtype=cv2.CV_16S)
             energy = cv2.norm(offset, cv2.NORM_L2SQR)
-        # int16 offsets are a third of the memory traffic of float32 ones (this is the hot path).
-        offset_rgb = cv2.merge([offset, offset, offset], dst=self._offset_rgb)
-        return cv2.add(rgb, offset_rgb, dtype=cv2.CV_8U)
+        return offset
 
 
 def embed_watermark(rgb: np.ndarray, payload: bytes) -> np.ndarray:

@@ -335,7 +335,9 @@ class LabelledVideo:
             if self._quarter_turns:
                 # Verification reads frames as stored, so the mark goes on the stored orientation.
                 frame = np.ascontiguousarray(np.rot90(frame, -self._quarter_turns))
-            self._encoder.write(self._embedder.embed(frame), pts_s=pts_s)
+            # The mark goes onto the Y plane after the RGB->YUV conversion: the same luma offset as
+            # embed() on the RGB frame, for about a third of the memory traffic.
+            self._encoder.write(frame, pts_s=pts_s, luma_offset=self._embedder.luma_offset(frame))
             self.frames += 1
         except BaseException:
             self.abort()
