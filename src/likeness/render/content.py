@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -41,6 +42,12 @@ class ContentCheck:
 
     frames_checked: int
     max_scores: dict[str, float] = field(default_factory=dict)
+
+
+class FrameDetector(Protocol):
+    """What ``check_content`` needs: NudeNet-style detections for one uint8 RGB frame."""
+
+    def detect(self, rgb: np.ndarray) -> list[dict]: ...
 
 
 class ContentDetector:
@@ -72,7 +79,7 @@ def check_content(
     frames: Iterable[np.ndarray],
     *,
     source: str,
-    detector: ContentDetector | None = None,
+    detector: FrameDetector | None = None,
     threshold: float = CONTENT_THRESHOLD,
 ) -> ContentCheck:
     """Run the content detector on ``frames``; raise ``ConsentError("prohibited_content")`` on

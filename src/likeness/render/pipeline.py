@@ -192,9 +192,14 @@ def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, option
         model = _load_model(workspace, model_dir, authz, options.model_threads)
         return _make_renderer(workspace, model, card, options, video=video)
 
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-setup")
+    return _in_background(build, "render-setup")
+
+
+def _in_background(work: Callable[[], Any], name: str) -> Future:
+    """Run ``work`` on a helper thread of its own; the future gives its result or its error."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
     try:
-        return executor.submit(build)
+        return executor.submit(work)
     finally:
         executor.shutdown(wait=False)
 
@@ -204,11 +209,7 @@ class _ContentDetectorLoading:
     while the first frames to check are decoded; ``detect`` waits for it."""
 
     def __init__(self) -> None:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render-content")
-        try:
-            self._loading = executor.submit(content.ContentDetector)
-        finally:
-            executor.shutdown(wait=False)
+        self._loading = _in_background(content.ContentDetector, "render-content")
 
     def detect(self, rgb: np.ndarray) -> list[dict]:
         return self._loading.result().detect(rgb)
@@ -217,7 +218,7 @@ class _ContentDetectorLoading:
 def _checked_content(setup: Future, frames: Iterator[np.ndarray], source: str) -> Any:
     """Run the content check; if it refuses (or fails), wait for the setup and release it."""
     try:
-        return check_content(frames, source=source, detector=_ContentDetectorLoading())  # type: ignore[arg-type]
+        return check_content(frames, source=source, detector=_ContentDetectorLoading())
     except BaseException:
         with contextlib.suppress(BaseException):
             setup.result().detector.close()
