@@ -300,3 +300,39 @@ def test_every_public_training_name_resolves():
     assert train.__all__ and all(getattr(train, name) is not None for name in train.__all__)
     with pytest.raises(AttributeError):
         train.no_such_name  # noqa: B018
+
+
+class _RecordingDetector:
+    """Stands in for FaceDetector: finds no face, records whether it was closed."""
+
+    made: list["_RecordingDetector"] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.closed = False
+        _RecordingDetector.made.append(self)
+
+    def detect(self, rgb):
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_error(consent_world, faces, tmp_path,
+                                                                                monkeypatch):
+    # Its MediaPipe graphs keep native threads (and their log lines) alive until closed.
+    import likeness.faces
+
+    from likeness.errors import FacesetError
+    from likeness.train import FaceSamples
+
+    monkeypatch.setattr(likeness.faces, "FaceDetector", _RecordingDetector)
+    _RecordingDetector.made = []
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    train_swap_model(authz, release, *faces, tmp_path / "ok", tiny_config(iterations=2, expression_metrics=True))
+    source, target = faces
+    lone = FaceSamples(source.images[:1], source.landmarks[:1])
+    with pytest.raises(FacesetError, match="at least 2 faces"):
+        train_swap_model(authz, release, lone, target, tmp_path / "bad", tiny_config(expression_metrics=True))
+    assert len(_RecordingDetector.made) == 2
+    assert all(detector.closed for detector in _RecordingDetector.made)

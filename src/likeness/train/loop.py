@@ -657,6 +657,10 @@ def _numpy_rng_from_lists(raw: list) -> tuple:
 
 
 def _default_metric_tools(config: TrainConfig, embedder: Any, landmarker: Any, threshold: float | None):
+    """The metric tools to use, made where not given: ``(embedder, landmarker, threshold,
+    detector)``; ``detector`` is the FaceDetector made here (None if none was), for the caller
+    to close."""
+    detector = None
     if config.identity_metrics and embedder is None:
         from likeness.faces import FaceEmbedder
 
@@ -668,9 +672,10 @@ def _default_metric_tools(config: TrainConfig, embedder: Any, landmarker: Any, t
     if config.expression_metrics and landmarker is None:
         from likeness.faces import FaceDetector
 
-        landmarker = detector_landmarker(FaceDetector(max_faces=1))
+        detector = FaceDetector(max_faces=1)
+        landmarker = detector_landmarker(detector)
     return (embedder if config.identity_metrics else None,
-            landmarker if config.expression_metrics else None, threshold)
+            landmarker if config.expression_metrics else None, threshold, detector)
 
 
 def train_swap_model(
@@ -725,12 +730,17 @@ def train_swap_model(
             raise ModelError(f"{out}: already holds a checkpoint; resume it or choose a new folder")
     config.validate()
     out.mkdir(parents=True, exist_ok=True)
-    embedder, landmarker, identity_threshold = _default_metric_tools(config, embedder, landmarker, identity_threshold)
-    trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
-                       out_dir=out, config=config, consent=consent, progress=progress, embedder=embedder,
-                       landmarker=landmarker, identity_threshold=identity_threshold)
-    trainer.build(state)
-    if config.batch_size is None:
-        config.batch_size = trainer.batch_size
-    write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-    return trainer.run()
+    embedder, landmarker, identity_threshold, detector = _default_metric_tools(config, embedder, landmarker,
+                                                                               identity_threshold)
+    try:
+        trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
+                           out_dir=out, config=config, consent=consent, progress=progress, embedder=embedder,
+                           landmarker=landmarker, identity_threshold=identity_threshold)
+        trainer.build(state)
+        if config.batch_size is None:
+            config.batch_size = trainer.batch_size
+        write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        return trainer.run()
+    finally:
+        if detector is not None:  # MediaPipe graphs: released on success and on every error
+            detector.close()
