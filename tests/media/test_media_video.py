@@ -292,7 +292,8 @@ def test_abort_with_frames_still_queued_leaves_no_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "reason"),
     [({"crf": 99}, "crf"), ({"preset": "warp"}, "preset"), ({"rotation": 45}, "rotation"),
-     ({"fps": 0}, "fps"), ({"width": 0}, "width")],
+     ({"fps": 0}, "fps"), ({"width": 0}, "width"), ({"deadzones": (6, 40)}, "deadzones"),
+     ({"deadzones": (6,)}, "deadzones"), ({"deadzones": [6, 6]}, "deadzones")],
 )
 def test_encoder_rejects_bad_options(tmp_path: Path, options: dict[str, object], reason: str) -> None:
     arguments: dict[str, object] = {"width": 64, "height": 48, "fps": 25, **options}
@@ -385,3 +386,26 @@ def test_transcode_keeps_the_source_colour_tags(tmp_path: Path) -> None:
     assert (info.color_primaries, info.color_trc, info.colorspace) == ("smpte170m", "smpte170m", "smpte170m")
     assert np.abs(next(iter_video_frames(out)).rgb.astype(int)
                   - next(iter_video_frames(source)).rgb.astype(int)).mean() < 2.0
+
+
+def test_smaller_deadzones_keep_low_amplitude_detail(source_frames: list[np.ndarray], tmp_path: Path) -> None:
+    """x264's deadzones round small residuals to zero; smaller ones keep a faint pattern (what
+    the watermark is) in P and B frames, at a larger file."""
+    rng = np.random.default_rng(0)
+    faint = rng.choice(np.array([-2, 2], np.int16), size=(SIZE[1] // 4, SIZE[0] // 4))
+    faint = np.kron(faint, np.ones((4, 4), np.int16))[..., None]
+    frames = [np.clip(f.astype(np.int16) + faint, 0, 255).astype(np.uint8) for f in source_frames]
+    residual_kept, sizes = {}, {}
+    for deadzones in (None, (6, 6)):
+        out = tmp_path / f"{deadzones}.mp4"
+        with VideoEncoder(out, width=SIZE[0], height=SIZE[1], fps=FPS, deadzones=deadzones) as encoder:
+            assert encoder.deadzones == deadzones
+            for frame in frames:
+                encoder.write(frame)
+        decoded = [f.rgb for f in iter_video_frames(out)]
+        # Correlation of the decoded frames (minus the unmarked source) with the faint pattern.
+        kept = [np.mean((d.astype(np.float64) - s).mean(axis=2) * faint[..., 0]) / 4.0
+                for d, s in zip(decoded[1:], source_frames[1:])]
+        residual_kept[deadzones], sizes[deadzones] = float(np.median(kept)), out.stat().st_size
+    assert residual_kept[(6, 6)] > residual_kept[None] + 0.05
+    assert sizes[(6, 6)] > sizes[None]
