@@ -21,6 +21,7 @@ from likeness.provenance.watermark import (
     extract_watermark,
     extract_watermark_frames,
     texture_mask,
+    video_encoder_options,
     watermark_tile,
 )
 from likeness.provenance.watermark_code import (
@@ -401,6 +402,14 @@ def test_frames_at_different_phases_are_each_read_at_their_own() -> None:
     reading = extract_watermark_frames(frames)
     assert reading.payload == PAYLOAD
     assert reading.offset in phases
+
+
+@pytest.mark.parametrize(("size", "small"), [((320, 240), True), ((240, 320), True), ((404, 405), True),
+                                             ((405, 405), False), ((640, 360), False), ((1920, 1080), False)])
+def test_video_of_small_frames_is_encoded_to_keep_the_mark(size: tuple[int, int], small: bool) -> None:
+    # Below 10 tiles per frame (163 840 px) x264's CRF 20 defaults lose too much of the mark.
+    options = video_encoder_options(*size)
+    assert options == ({"crf": 18, "deadzones": (0, 0)} if small else {})
 
 
 def test_frames_edge_cases() -> None:

@@ -43,7 +43,7 @@ from likeness.errors import ConsentError, MediaError, ProvenanceError, RegistryE
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
 from likeness.provenance.visible_label import CORNERS, Corner, VisibleLabel
-from likeness.provenance.watermark import WATERMARK_ALGORITHM, WatermarkEmbedder
+from likeness.provenance.watermark import WATERMARK_ALGORITHM, WatermarkEmbedder, video_encoder_options
 
 if TYPE_CHECKING:
     from likeness.media import ColourTags
@@ -302,6 +302,7 @@ class LabelledVideo:
             self._encoder = VideoEncoder(
                 self._temps.unsigned, width=stored_width, height=stored_height, fps=fps,
                 audio_source=audio_source, rotation=rotation, colour=colour,
+                **video_encoder_options(stored_width, stored_height),
             )
         except BaseException:
             self._temps.remove()
