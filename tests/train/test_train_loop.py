@@ -334,5 +334,6 @@ def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_erro
     lone = FaceSamples(source.images[:1], source.landmarks[:1])
     with pytest.raises(FacesetError, match="at least 2 faces"):
         train_swap_model(authz, release, lone, target, tmp_path / "bad", tiny_config(expression_metrics=True))
+    assert not (tmp_path / "bad").exists()  # refused before writing anything: no empty model folder
     assert len(_RecordingDetector.made) == 2
     assert all(detector.closed for detector in _RecordingDetector.made)

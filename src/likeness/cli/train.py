@@ -90,7 +90,11 @@ def _model_options(items: list[str]) -> dict[str, int | bool]:
 
 
 class _TrainProgressBar:
-    """Rich progress bar fed by ``TrainProgress`` events: iteration, losses, it/s and ETA."""
+    """Rich progress bar fed by ``TrainProgress`` events: iteration, losses, it/s and ETA.
+
+    Until the first event a transient spinner shows that the facesets are loading, so a run
+    refused before training (consent, facesets, options) prints only its error line.
+    """
 
     def __init__(self, total: int | None) -> None:
         columns = (
@@ -101,13 +105,22 @@ class _TrainProgressBar:
         )
         self.bar = Progress(*columns, console=err_console, transient=False)
         self.total = total
+        self.status = err_console.status("[bold]train[/] checking consent, loading facesets, building the model…")
+        self.started = False
 
-    def __enter__(self):
+    def _start(self) -> None:
+        self.status.__exit__(None, None, None)
         self.bar.__enter__()
         self.task = self.bar.add_task("train", total=self.total, total_text=self.total or "?", loss_s=0.0,
                                       loss_t=0.0, rate=0.0, note="")
+        self.started = True
+
+    def __enter__(self):
+        self.status.__enter__()
 
         def show(event) -> None:
+            if not self.started:
+                self._start()
             if event.event != "step":
                 self.bar.update(self.task, note=f"{event.event} @ {event.iteration}")
                 return
@@ -119,7 +132,10 @@ class _TrainProgressBar:
         return show
 
     def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+        if self.started:
+            self.bar.__exit__(*exc)
+        else:
+            self.status.__exit__(*exc)
 
 
 @model_app.command("export")

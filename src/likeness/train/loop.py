@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -729,6 +730,7 @@ def train_swap_model(
         if (out / CHECKPOINT_NAME).exists():
             raise ModelError(f"{out}: already holds a checkpoint; resume it or choose a new folder")
     config.validate()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     embedder, landmarker, identity_threshold, detector = _default_metric_tools(config, embedder, landmarker,
                                                                                identity_threshold)
@@ -741,6 +743,13 @@ def train_swap_model(
             config.batch_size = trainer.batch_size
         write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
         return trainer.run()
+    except BaseException:
+        # A run refused before it wrote anything (too few faces, no memory for a batch) leaves
+        # no empty model folder behind; a folder with a checkpoint or files in it stays.
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     finally:
         if detector is not None:  # MediaPipe graphs: released on success and on every error
             detector.close()

@@ -6,6 +6,7 @@ performer needs a release to it. Both come from the policy engine; nothing here 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -48,16 +49,27 @@ def train_from_facesets(
     """Load both facesets, authorize, remember their paths in ``out_dir`` and train."""
     from likeness.faceset import load_faceset
 
+    config.validate()  # a bad option fails before any faceset is read
     source, target = load_faceset(source_path), load_faceset(target_path)
     authz, release_authz = authorize_training(workspace, source, target, org=org)
     out = Path(out_dir)
     if (out / CHECKPOINT_NAME).exists():
         raise ModelError(f"{out}: already holds a checkpoint; use --resume {out}")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     paths = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
     write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
-    return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
-                            progress=progress)
+    try:
+        return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
+                                progress=progress)
+    except BaseException:
+        # Without a checkpoint nothing here can be resumed: take back what this call wrote.
+        if not (out / CHECKPOINT_NAME).exists():
+            (out / FACESETS_NAME).unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
 
 
 def resume_training(
