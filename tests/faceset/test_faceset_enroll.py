@@ -6,8 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+import pytest
+
+from likeness.digests import sha256_file
 from likeness.faceset import enroll_reference_photos
-from likeness.media import synthetic, write_image
+from likeness.faceset.reference_faces import (
+    REFERENCE_FACE_SIDE,
+    load_reference_face,
+    reference_faces_dir,
+    save_reference_face,
+)
+from likeness.media import read_image, synthetic, write_image
 
 
 def test_enrollment_keeps_single_face_photos_and_explains_the_rest(consent_world, tmp_path: Path, astronaut, grace_hopper) -> None:
@@ -36,3 +45,32 @@ def test_enrollment_keeps_single_face_photos_and_explains_the_rest(consent_world
     again = enroll_reference_photos(ws, "mina", [photos["front"]])
     assert again.added == 0 and again.already_enrolled == [str(photos["front"])]
     assert ws.registry.reference_embeddings("mina").shape == (2, 128)
+
+    # One upright picture per enrolled photo (for evidence pages), none for the skipped ones.
+    folder = reference_faces_dir(ws.home, ws.registry.get_subject("mina").id)
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept == sorted(f"{sha256_file(photos[name])}.png" for name in ("front", "mirrored"))
+    picture = read_image(folder / kept[0])
+    assert picture.shape == (REFERENCE_FACE_SIDE, REFERENCE_FACE_SIDE, 3) and picture.std() > 20
+
+
+def test_reference_faces_round_trip_and_tolerate_damage(tmp_path: Path, astronaut) -> None:
+    from likeness.faces import FaceDetector
+
+    with FaceDetector(mode="image") as detector:
+        landmarks = detector.detect(astronaut)[0].landmarks
+    assert load_reference_face(tmp_path, "s1") is None  # nothing kept yet
+    path = save_reference_face(tmp_path, "s1", "a" * 64, astronaut, landmarks)
+    assert path == tmp_path / "references" / "s1" / f"{'a' * 64}.png"
+    kept = load_reference_face(tmp_path, "s1")
+    assert kept is not None and np.array_equal(kept, read_image(path))
+    # The face fills the crop: its centre is skin, not the background of the full portrait.
+    assert abs(float(kept[60:100, 60:100].mean()) - float(astronaut.mean())) > 5
+    (tmp_path / "references" / "s1" / f"{'0' * 64}.png").write_bytes(b"not a png")  # sorts first
+    assert np.array_equal(load_reference_face(tmp_path, "s1"), kept)
+    for bad in ("../s1", "", "a/b"):
+        with pytest.raises(ValueError, match="subject id"):
+            reference_faces_dir(tmp_path, bad)
+    with pytest.raises(ValueError, match="photo_sha256"):
+        save_reference_face(tmp_path, "s1", "../x", astronaut, landmarks)
+

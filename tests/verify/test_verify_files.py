@@ -228,3 +228,5 @@ def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
     html = next(report.glob("render.png-*.html")).read_text()
     assert render.sha256 in html and "data:image/jpeg;base64," in html
     assert len(list(report.glob("*.zip"))) == 3
+    # The matched artist's enrolled reference picture sits beside the face found in the file.
+    assert 'alt="reference of mina"' in html and "no reference picture kept" not in html

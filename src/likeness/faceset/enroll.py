@@ -23,6 +23,7 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import FaceError, MediaError
+from likeness.faceset.reference_faces import save_reference_face
 
 # Reference photos are portraits: a face smaller than this is too little detail to anchor an
 # identity on.
@@ -61,7 +62,8 @@ def enroll_reference_photos(
     embedder: Any | None = None,
     identity_threshold: float | None = None,
 ) -> EnrollmentReport:
-    """Compute and store one 128-D reference embedding per usable photo of ``subject``.
+    """Compute and store one 128-D reference embedding per usable photo of ``subject``, and keep
+    an upright head crop of it for evidence pages (:mod:`likeness.faceset.reference_faces`).
 
     Unreadable files (``MediaError``), photos with no face, several faces, or a face too small
     are skipped with a plain-language reason; so is a photo whose face is farther than
@@ -121,8 +123,16 @@ def enroll_reference_photos(
                     )
                 )
                 continue
+        photo_sha256 = sha256_file(path)
+        try:
+            # The picture evidence pages show beside a matched face; kept before the embedding so
+            # that every stored reference has one (re-enrolling a photo writes it again).
+            save_reference_face(workspace.home, record.id, photo_sha256, rgb, landmarks)
+        except (FaceError, MediaError) as exc:
+            report.skipped.append((str(path), f"could not keep the reference picture ({exc})"))
+            continue
         added = workspace.registry.add_reference_embedding(
-            record.slug, embedding, source_name=path.name, source_sha256=sha256_file(path)
+            record.slug, embedding, source_name=path.name, source_sha256=photo_sha256
         )
         if added:
             report.added += 1

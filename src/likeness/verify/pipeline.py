@@ -412,8 +412,22 @@ class Verifier:
         )
         if media is not None:
             media = EvidenceMedia(thumbnail=media.thumbnail, frames=media.frames,
-                                  face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None})
+                                  face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
+                                  references=self._reference_faces(faces))
         return _with_duration(result, started), media
+
+    def _reference_faces(self, faces: FacesEvidence | None) -> dict[str, np.ndarray]:
+        """A reference picture per matched subject, for the evidence page (when kept)."""
+        from likeness.faceset.reference_faces import load_reference_face
+
+        pictures: dict[str, np.ndarray] = {}
+        for face in faces.faces if faces is not None else ():
+            subject_id = face.match.subject_id if face.match is not None else None
+            if subject_id and subject_id not in pictures:
+                picture = load_reference_face(self.workspace.home, subject_id)
+                if picture is not None:
+                    pictures[subject_id] = picture
+        return pictures
 
     # ---- stages
 
