@@ -71,6 +71,7 @@ def test_reference_faces_round_trip_and_tolerate_damage(tmp_path: Path, astronau
     for bad in ("../s1", "", "a/b"):
         with pytest.raises(ValueError, match="subject id"):
             reference_faces_dir(tmp_path, bad)
+        assert load_reference_face(tmp_path, bad) is None  # reading never raises
     with pytest.raises(ValueError, match="photo_sha256"):
         save_reference_face(tmp_path, "s1", "../x", astronaut, landmarks)
 
