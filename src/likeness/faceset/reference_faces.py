@@ -57,9 +57,10 @@ def load_reference_face(home: Path, subject_id: str) -> np.ndarray | None:
     workspace keeps none (subjects enrolled before crops were kept, or files removed)."""
     from likeness.media.images import read_image
 
-    if not isinstance(subject_id, str) or not _SAFE_ID.match(subject_id):
+    try:
+        folder = reference_faces_dir(home, subject_id)
+    except ValueError:
         return None  # not an id this module could have written under
-    folder = reference_faces_dir(home, subject_id)
     for path in sorted(folder.glob("*.png")) if folder.is_dir() else ():
         try:
             return read_image(path)

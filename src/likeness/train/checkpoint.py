@@ -7,6 +7,7 @@ durable on disk.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -65,6 +66,19 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
         leftover.unlink(missing_ok=True)
         removed.append(leftover)
     return removed
+
+
+def discard_unstarted_run(folder: Path, *, created: bool, files: tuple[str, ...] = ()) -> None:
+    """After a run failed: without a checkpoint nothing in ``folder`` can be resumed, so remove
+    the ``files`` written for the run, and ``folder`` itself when the run created it and it is
+    now empty. A folder holding a checkpoint is left as it is."""
+    if (folder / CHECKPOINT_NAME).exists():
+        return
+    for name in files:
+        (folder / name).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):  # not empty: previews or the user's own files stay
+            folder.rmdir()
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import io
@@ -30,6 +29,7 @@ from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
 from likeness.train.checkpoint import (
     CHECKPOINT_NAME,
+    discard_unstarted_run,
     load_checkpoint,
     remove_stale_temp_files,
     save_checkpoint,
@@ -745,10 +745,8 @@ def train_swap_model(
         return trainer.run()
     except BaseException:
         # A run refused before it wrote anything (too few faces, no memory for a batch) leaves
-        # no empty model folder behind; a folder with a checkpoint or files in it stays.
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        # no empty model folder behind.
+        discard_unstarted_run(out, created=created)
         raise
     finally:
         if detector is not None:  # MediaPipe graphs: released on success and on every error

@@ -6,14 +6,13 @@ performer needs a release to it. Both come from the policy engine; nothing here 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_bytes_atomic
+from likeness.train.checkpoint import CHECKPOINT_NAME, discard_unstarted_run, load_checkpoint, write_bytes_atomic
 from likeness.train.export import ExportResult, export_model
 from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, train_swap_model
 from likeness.train.samples import faceset_samples
@@ -63,12 +62,7 @@ def train_from_facesets(
         return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
                                 progress=progress)
     except BaseException:
-        # Without a checkpoint nothing here can be resumed: take back what this call wrote.
-        if not (out / CHECKPOINT_NAME).exists():
-            (out / FACESETS_NAME).unlink(missing_ok=True)
-            if created:
-                with contextlib.suppress(OSError):
-                    out.rmdir()
+        discard_unstarted_run(out, created=created, files=(FACESETS_NAME,))
         raise
 
 

@@ -310,6 +310,9 @@ class Verifier:
         self._video_detector: Any = None
         self._embedder: Any = None
         self._executor: Any = None
+        # Matched subjects' reference pictures, read once per verifier (a scan meets the same
+        # artists again and again); None where the workspace keeps none.
+        self._reference_pictures: dict[str, np.ndarray | None] = {}
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -423,10 +426,12 @@ class Verifier:
         pictures: dict[str, np.ndarray] = {}
         for face in faces.faces if faces is not None else ():
             subject_id = face.match.subject_id if face.match is not None else None
-            if subject_id and subject_id not in pictures:
-                picture = load_reference_face(self.workspace.home, subject_id)
-                if picture is not None:
-                    pictures[subject_id] = picture
+            if not subject_id:
+                continue
+            if subject_id not in self._reference_pictures:
+                self._reference_pictures[subject_id] = load_reference_face(self.workspace.home, subject_id)
+            if self._reference_pictures[subject_id] is not None:
+                pictures[subject_id] = self._reference_pictures[subject_id]
         return pictures
 
     # ---- stages
