@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from likeness.cli import app
@@ -122,7 +123,21 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     assert "refused" in result.output and "Traceback" not in result.output and "it/s" not in result.output
 
 
+def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world, facesets, tmp_path):
+    # Processes are the GPU loader; each gets the faceset by pickling and must read the same
+    # faces with the same augmentation as threads, or resume and reproducibility would break.
+    weights = {}
+    for loader in ("threads", "processes"):
+        out = tmp_path / loader
+        train_from_facesets(consent_world.workspace, *facesets, out,
+                            small_config(iterations=4, loader=loader, workers=2), org="studio")
+        weights[loader] = load_checkpoint(out / CHECKPOINT_NAME)["model_state"]
+    assert weights["threads"].keys() == weights["processes"].keys()
+    assert all(torch.equal(weights["threads"][k], weights["processes"][k]) for k in weights["threads"])
+
+
 @pytest.mark.parametrize("option, message", [
+    (["--workers", "0"], "--workers"),
     (["--model-option", "ae_dims"], "expected KEY=VALUE"),
     (["--model-option", "ae_dims=wide"], "must be an integer"),
     (["--model-option", "bogus=3"], "unknown option"),

@@ -22,6 +22,7 @@ from likeness.train import (
     load_swap_model,
     train_swap_model,
 )
+from likeness.train.loop import data_loading
 from likeness.train.swap_model import CARD_KEYS
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
@@ -99,6 +100,19 @@ def test_learning_rate_follows_a_half_cosine_to_its_floor_then_holds():
         tiny_config(lr_decay_iters=0).validate()
     with pytest.raises(ConfigError, match="lr_floor"):
         tiny_config(lr_floor=1.5).validate()
+
+
+def test_batches_come_from_threads_on_cpu_and_processes_on_cuda():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert data_loading("auto", None, device=cpu, cores=2) == (False, 2)
+    assert data_loading("auto", None, device=cuda, cores=16) == (True, 8)
+    assert data_loading("auto", None, device=cuda, cores=4) == (True, 2)
+    assert data_loading("threads", 6, device=cuda, cores=16) == (False, 6)
+    assert data_loading("processes", None, device=cpu, cores=2) == (True, 2)
+    with pytest.raises(ConfigError, match="loader"):
+        tiny_config(loader="gpu").validate()
+    with pytest.raises(ConfigError, match="workers"):
+        tiny_config(workers=0).validate()
 
 
 def test_resume_takes_a_new_thread_count_but_keeps_the_saved_recipe(consent_world, faces, tmp_path):

@@ -89,7 +89,8 @@ class TrainConfig:
     eyes_mouth_priority: float = 1.0
     validation_fraction: float = 0.1
     validation_max: int = 32
-    workers: int = 2
+    workers: int | None = None
+    loader: str = "auto"
     prefetch: int = 4
     device: str = "auto"
     threads: int | None = None
@@ -109,7 +110,11 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        for name in ("checkpoint_every", "log_every", "workers", "prefetch"):
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be >= 1 or unset, got {self.workers}")
+        if self.loader not in DATA_LOADERS:
+            raise ConfigError(f"loader must be one of {', '.join(DATA_LOADERS)}, got {self.loader!r}")
+        for name in ("checkpoint_every", "log_every", "prefetch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
@@ -144,7 +149,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """What a progress display needs after each iteration. ``total`` is None for time-bounded runs."""
+    """What a progress display needs after each iteration. ``total`` is None for time-bounded runs;
+    the losses are those of the last logged iteration (every ``log_every``)."""
 
     iteration: int
     total: int | None
@@ -175,6 +181,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+#: How training batches are prepared: "auto" is processes on CUDA, threads on CPU (see PairLoader).
+DATA_LOADERS = ("auto", "threads", "processes")
+
+
+def data_loading(loader: str, workers: int | None, *, device: torch.device, cores: int) -> tuple[bool, int]:
+    """(use worker processes?, how many workers) for a run.
+
+    Unset ``workers``: 2 threads on CPU, where the step is the bottleneck and workers compete with
+    it for cores; on CUDA one process per core left after the training process and the GPU
+    feeder, at most 8.
+    """
+    processes = loader == "processes" or (loader == "auto" and device.type == "cuda")
+    if workers is None:
+        workers = min(8, max(2, cores - 2)) if processes else 2
+    return processes, workers
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def configure_cpu_threads(threads: int | None = None) -> int:
     """Intra-op threads: ``threads`` or the cores this process may run on; OpenCV single-threaded.
 
@@ -186,10 +216,7 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     """
     import cv2
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = available_cores()
     torch.set_num_threads(max(1, min(cores, threads or cores)))
     cv2.setNumThreads(1)
     return torch.get_num_threads()
@@ -235,12 +262,13 @@ def auto_batch_size(model: SwapAutoencoder, device: torch.device) -> int:
 def make_optimizer(
     model: torch.nn.Module, *, learning_rate: float, weight_decay: float, device: torch.device
 ) -> torch.optim.AdamW:
-    """AdamW; the fused kernel on CPU, where the per-tensor update loop was about a tenth of a step.
+    """AdamW with the fused kernel: on CPU the per-tensor update loop was about a tenth of a step,
+    and on CUDA one kernel replaces a launch per tensor.
 
     Fused and unfused AdamW keep the same state, so checkpoints move between them.
     """
     return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
-                             fused=device.type == "cpu")
+                             fused=device.type in ("cpu", "cuda"))
 
 
 def learning_rate_at(base: float, iteration: int, decay_iters: int | None, floor: float) -> float:
@@ -273,8 +301,9 @@ def hardware_description(device: torch.device) -> str:
     return f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()})"
 
 
-def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(array).to(device, non_blocking=True)
+def _to_tensor(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
+    return tensor.to(device, non_blocking=True)
 
 
 def _to_uint8_images(rgb: torch.Tensor) -> np.ndarray:
@@ -344,8 +373,8 @@ class _Trainer:
         self.embedder, self.landmarker = embedder, landmarker
         self.identity_threshold = identity_threshold
         self.device = resolve_device(config.device)
-        if self.device.type == "cpu":
-            configure_cpu_threads(config.threads)
+        # On CUDA too: the main process still decodes, evaluates and writes previews on the CPU.
+        configure_cpu_threads(config.threads)
         self.source_split = split_indices(source.count, seed=config.seed, stream=0,
                                           fraction=config.validation_fraction, max_validation=config.validation_max)
         self.target_split = split_indices(target.count, seed=config.seed, stream=1,
@@ -430,7 +459,8 @@ class _Trainer:
         }
 
     # -- one step ---------------------------------------------------------------------------
-    def step(self, source_batch: Batch, target_batch: Batch) -> tuple[float, float]:
+    def step(self, source_batch: Batch, target_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns the two detached losses (reading them waits for the device)."""
         self.model.train()
         dev = self.device
         s_in, s_tgt, s_mask, s_pri = (_to_tensor(a, dev) for a in (source_batch.warped, source_batch.target,
@@ -452,7 +482,7 @@ class _Trainer:
         if self.ema_model is not None:
             # self.iteration still counts the steps before this one.
             update_ema(self.ema_model, self.model, ema_decay_at(self.config.ema_decay, self.iteration))
-        return float(loss_s.detach()), float(loss_t.detach())
+        return loss_s.detach(), loss_t.detach()
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -558,11 +588,13 @@ class _Trainer:
         total = config.iterations
         session_start = time.monotonic()
         deadline = session_start + config.minutes * 60 if config.minutes is not None else None
+        processes, workers = data_loading(config.loader, config.workers, device=self.device, cores=available_cores())
         loader = PairLoader(
             self.source, self.target, source_split=self.source_split, target_split=self.target_split,
             seed=config.seed, batch_size=self.batch_size, resolution=config.resolution,
             options=AugmentOptions(**config.augment), priority_weight=config.eyes_mouth_priority,
-            workers=config.workers, prefetch=config.prefetch,
+            workers=workers, prefetch=config.prefetch, processes=processes,
+            pin_memory=processes and self.device.type == "cuda",
         )
         stop_reason = "iterations"
         rate_window: list[float] = []
@@ -570,18 +602,25 @@ class _Trainer:
         if total is not None and self.iteration >= total:
             stop_reason = "iterations"
         else:
+            loss_s = loss_t = math.nan
             for iteration, source_batch, target_batch in loader.iterate(self.iteration):
-                loss_s, loss_t = self.step(source_batch, target_batch)
+                step_losses = self.step(source_batch, target_batch)
                 self.iteration = iteration + 1
                 now = time.monotonic()
                 rate_window = (rate_window + [now - last])[-20:]
                 last = now
                 it_per_s = len(rate_window) / max(sum(rate_window), 1e-9)
-                if self.iteration % config.log_every == 0:
-                    self.history.append({"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
-                                         "seconds": round(self.prior_seconds + now - session_start, 3)})
+                logged = self.iteration % config.log_every == 0
                 done_iters = total is not None and self.iteration >= total
                 done_time = deadline is not None and now >= deadline
+                saving = self.iteration % config.checkpoint_every == 0 or done_iters or done_time
+                if logged or saving or math.isnan(loss_s):
+                    # Reading a loss waits for the GPU; between logged steps the next batch is
+                    # queued while this one runs, and the progress shows the last logged losses.
+                    loss_s, loss_t = (float(v) for v in step_losses)
+                if logged:
+                    self.history.append({"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
+                                         "seconds": round(self.prior_seconds + now - session_start, 3)})
                 if self.progress is not None:
                     eta = None
                     if total is not None:
@@ -589,7 +628,7 @@ class _Trainer:
                     if deadline is not None:
                         eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
                     self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, it_per_s, eta))
-                if self.iteration % config.checkpoint_every == 0 or done_iters or done_time:
+                if saving:
                     self.checkpoint(session_start, loss_s, loss_t)
                 elif config.preview_every and self.iteration % config.preview_every == 0:
                     self.evaluate_preview_only()
