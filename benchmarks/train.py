@@ -16,6 +16,7 @@ temporary folder (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -91,42 +92,59 @@ _SPEED_ROWS = (
 )
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench_speed(args: argparse.Namespace) -> None:
-    from likeness.train.loop import make_optimizer
+    from likeness.train.loop import make_optimizer, resolve_device
     from likeness.train.losses import reconstruction_loss
 
+    device = resolve_device(args.device)
+    amp = device.type == "cuda"  # as the training loop: fp16 autocast and a gradient scaler on CUDA
     torch.set_num_threads(args.threads)
-    print(f"# training step speed, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    where = (f"{torch.cuda.get_device_name(device)}, mixed precision" if amp
+             else f"CPU, {torch.get_num_threads()} threads")
+    print(f"# training step speed, {where}, torch {torch.__version__}; "
           f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces; "
           f"load average at start {os.getloadavg()[0]:.1f}")
     print("| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | plain/ours time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, res, options in _SPEED_ROWS:
         torch.manual_seed(0)
-        model = create_model(name, resolution=res, **options)
-        plain = _matched_plain(res, count_parameters(model))
-        for batch in (8, 16):
-            x = torch.rand(batch, 3, res, res)
-            mask = torch.ones(batch, 1, res, res)
-            opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=torch.device("cpu"))
+        model = create_model(name, resolution=res, **options).to(device)
+        plain = _matched_plain(res, count_parameters(model)).to(device)
+        for batch in args.batches:
+            x = torch.rand(batch, 3, res, res, device=device)
+            mask = torch.ones(batch, 1, res, res, device=device)
+            opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=device)
+            scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
             def ours() -> None:
-                (a, am), (b, bm) = model.reconstruct_pair(x, x)
-                la, _ = reconstruction_loss(a, am, x, mask, mask)
-                lb, _ = reconstruction_loss(b, bm, x, mask, mask)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    (a, am), (b, bm) = model.reconstruct_pair(x, x)
+                la, _ = reconstruction_loss(a.float(), am.float(), x, mask, mask)
+                lb, _ = reconstruction_loss(b.float(), bm.float(), x, mask, mask)
                 opt.zero_grad(set_to_none=True)
-                (la + lb).backward()
-                opt.step()
+                scaler.scale(la + lb).backward()
+                scaler.step(opt)
+                scaler.update()
+                _sync(device)
 
-            plain_opt = make_optimizer(plain, learning_rate=1e-4, weight_decay=1e-4, device=torch.device("cpu"))
+            plain_opt = make_optimizer(plain, learning_rate=1e-4, weight_decay=1e-4, device=device)
+            plain_scaler = torch.amp.GradScaler("cuda", enabled=amp)
             x2 = torch.cat([x, x])
 
             def reference() -> None:
-                out = plain(x2)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    out = plain(x2).float()
                 loss = ((out[:, :3] - x2) ** 2).mean() + ((out[:, 3:] - 1) ** 2).mean()
                 plain_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                plain_opt.step()
+                plain_scaler.scale(loss).backward()
+                plain_scaler.step(plain_opt)
+                plain_scaler.update()
+                _sync(device)
 
             # Interleave so both see the same machine load.
             t_ours, t_ref = [], []
@@ -192,21 +210,15 @@ def _aligned_faces(folder: Path, *, size: int):
     return FaceSamples(np.stack(images), np.stack(landmarks).astype(np.float32)), skipped
 
 
-def bench_quality(args: argparse.Namespace) -> None:
+def _benchmark_consent(root: Path, *, reopen: bool = False):
+    """A throw-away workspace under ``root`` with a real grant (subject ``idol``) and release
+    (performer ``performer``) to ``studio``; returns it with the two authorizations training needs."""
     from likeness.config import Settings
     from likeness.consent import USES
     from likeness.consent.canonical import now_utc
-    from likeness.train import TrainConfig, train_swap_model
     from likeness.workspace import Workspace
 
-    media = Path(args.media) / "synthetic_people" / "digiface1m"
-    source, skipped_s = _aligned_faces(media / "id1_variety", size=128)
-    target, skipped_t = _aligned_faces(media / "id2_variety", size=128)
-    print(f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
-          f"(skipped {skipped_t})", flush=True)
-    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-train-bench-"))
-    if args.resume:
-        # Continue an earlier benchmark run kept with --out: same workspace, grant and faces.
+    if reopen:
         workspace = Workspace.open(Settings(home=root / "home"))
     else:
         workspace = Workspace.init(Settings(home=root / "home"))
@@ -219,6 +231,62 @@ def bench_quality(args: argparse.Namespace) -> None:
         registry.issue_release("performer", "studio", valid_until=until, purpose="benchmark")
     authz = workspace.policy.authorize("idol", "training", "studio")
     release = workspace.policy.authorize_release("performer", "studio")
+    return workspace, authz, release
+
+
+def bench_loop(args: argparse.Namespace) -> None:
+    """Whole training loop (data workers, augmentation, steps, checkpoints) on generated faces."""
+    from likeness.train import TrainConfig, generated_face_samples, train_swap_model
+    from likeness.train.loop import available_cores, data_loading, resolve_device
+
+    device = resolve_device(args.device)
+    print(f"# whole training loop on generated faces (1000 per identity, warp + colour augmentation), "
+          f"{torch.cuda.get_device_name(device) + ' mixed precision' if device.type == 'cuda' else 'CPU'}; "
+          f"{args.loop_seconds:.0f} s per row, timed after its first fifth; "
+          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}")
+    print("| model | res | batch | loader | workers | it/s | faces/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, res in ((args.model, 64), (args.model, 128)):
+        source = generated_face_samples(1000, identity=1, size=res, seed=0)
+        target = generated_face_samples(1000, identity=2, size=res, seed=1)
+        for loader, workers in itertools.product(args.loaders, args.loop_workers):
+            root = Path(tempfile.mkdtemp(prefix="likeness-loop-bench-"))
+            workspace, authz, release = _benchmark_consent(root)
+            marks: list[tuple[float, int]] = []
+
+            def show(event, marks=marks) -> None:
+                if event.event == "step":
+                    marks.append((time.monotonic(), event.iteration))
+
+            config = TrainConfig(model=name, resolution=res, iterations=None, minutes=args.loop_seconds / 60,
+                                 batch_size=args.batch, preview_every=0, identity_metrics=False,
+                                 expression_metrics=False, threads=args.threads, workers=workers, loader=loader,
+                                 device=args.device)
+            result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
+            # Skip the first fifth (start-up, cuDNN autotuning, the auto batch trial); checkpoints count.
+            if len(marks) < 10:
+                sys.exit(f"{name} {res}px: only {len(marks)} steps in {args.loop_seconds:.0f} s "
+                         "(worker start-up takes seconds); give a longer --loop-seconds")
+            (t0, i0), (t1, i1) = marks[len(marks) // 5], marks[-1]
+            rate = (i1 - i0) / (t1 - t0)
+            processes, used = data_loading(loader, workers, device=device, cores=available_cores())
+            kind = "processes" if processes else "threads"
+            print(f"| {name} | {res} | {result.batch_size} | {kind} | {used} | {rate:.2f} | "
+                  f"{2 * result.batch_size * rate:.0f} |", flush=True)
+            workspace.close()
+
+
+def bench_quality(args: argparse.Namespace) -> None:
+    from likeness.train import TrainConfig, train_swap_model
+
+    media = Path(args.media) / "synthetic_people" / "digiface1m"
+    source, skipped_s = _aligned_faces(media / "id1_variety", size=128)
+    target, skipped_t = _aligned_faces(media / "id2_variety", size=128)
+    print(f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
+          f"(skipped {skipped_t})", flush=True)
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-train-bench-"))
+    # --resume continues an earlier benchmark run kept with --out: same workspace, grant and faces.
+    workspace, authz, release = _benchmark_consent(root, reopen=args.resume)
     model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.model_option)}
     augment = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.augment)}
     config = TrainConfig(model=args.model, resolution=args.res, iterations=None, minutes=args.minutes,
@@ -398,7 +466,7 @@ def _option_value(text: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "onnx", "quality", "memory", "ceiling", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "memory", "ceiling", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
     parser.add_argument("--model", default="df", help="quality: architecture")
@@ -415,6 +483,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="speed/loop: where to train")
+    parser.add_argument("--batches", type=int, nargs="+", default=[8, 16], help="speed: batch sizes")
+    parser.add_argument("--loop-seconds", type=float, default=60.0, help="loop: seconds timed per row")
+    parser.add_argument("--loop-workers", type=int, nargs="+", default=[None],
+                        help="loop: data worker counts to compare (default: the automatic count)")
+    parser.add_argument("--loaders", nargs="+", default=["auto"], choices=["auto", "threads", "processes"],
+                        help="loop: batch loaders to compare")
     parser.add_argument("--repeats", type=int, default=5, help="speed/onnx: timed repeats")
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                         help="quality: architecture option, e.g. d_dims=16 (repeatable)")
@@ -426,6 +501,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what in ("speed", "all"):
         bench_speed(args)
+    if args.what == "loop":
+        bench_loop(args)
     if args.what in ("onnx", "all"):
         bench_onnx(args)
     if args.what in ("ceiling", "all"):
