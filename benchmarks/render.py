@@ -12,7 +12,8 @@ widths, and the narrower widths of the training time-to-quality recipe, ``ae 128
 ``df_tiny`` 128 px get one training iteration: speed does not depend on training.
 
 Table 1 (speed): per clip, the decode+encode transcode (``likeness.media.transcode``, the floor of
-any render) and ``render_media`` with each model, in the same run, median fps over
+any render) and ``render_media`` with each model in float and in its int8 copy (``--precisions``;
+every model is exported with the performer's faces, so each has one), in the same run, median fps over
 ``--repeats``, and the ratio render/transcode. Render fps is wall clock of the whole call
 (content check, detection, tracking, identity, swap, refinement, visible label, watermark,
 H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start/finish cost
@@ -20,8 +21,8 @@ H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start
 
 Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
 smoothing, with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
-with FaceMesh on every frame, and border CIEDE2000 per colour-transfer mode (medians over tracks
-from the report).
+with FaceMesh on every frame, border CIEDE2000 per colour-transfer mode, and the float against
+the int8 swap model (medians over tracks from the report).
 
 Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, FaceMesh on
 every frame (``interpolate_landmarks=False``) and the current defaults, interleaved in each
@@ -120,9 +121,11 @@ def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSample
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = train_swap_model(authz, ws.policy.authorize_release("jun", "studio"), source, target, out, config)
-        export_model(authz, out)
-    print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s",
-          file=sys.stderr)
+        int8 = export_model(authz, out, performer_faces=target).card["int8"]
+    print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s; "
+          f"int8 copy: worst {int8.get('psnr_db_min', float('nan')):.1f} dB, median {int8.get('psnr_db_median', float('nan')):.1f} dB "
+          f"to float on {int8.get('check_faces')} held-out faces, {int8.get('ms_per_face_int8', float('nan')):.2f} vs "
+          f"{int8.get('ms_per_face_float', float('nan')):.2f} ms per face, kept: {int8.get('passed')}", file=sys.stderr)
     return out, float(result.iterations)
 
 
@@ -145,6 +148,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also print where a 720p render spends wall and CPU time (table 4)")
     parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
+    parser.add_argument("--precisions", nargs="+", default=["float", "int8"], choices=["float", "int8"],
+                        help="swap model precisions timed side by side in table 1")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="likeness-bench-render-"))
     print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
@@ -233,24 +238,28 @@ def ab_table(args, ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path
 def speed_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
     print("\n## Speed (fps, median of repeats; wall clock of render_media incl. content check and signing)\n")
     print(f"load average before: {os.getloadavg()[0]:.2f}\n")
-    header = "| clip | frames | transcode fps | " + " | ".join(f"{m} fps | ratio" for m in models) + " | df_tiny 64 steady fps |"
+    # Each model with each swap precision, interleaved in every repeat.
+    runs = {f"{m} {p}": (path, p) for m, path in models.items() for p in args.precisions}
+    header = "| clip | frames | transcode fps | " + " | ".join(f"{m} fps | ratio" for m in runs) + " | df_tiny 64 steady fps |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     n = 0
     for name, clip in clips.items():
-        transcode_fps, render_fps, steady = [], {m: [] for m in models}, []
+        transcode_fps, render_fps, steady = [], {m: [] for m in runs}, []
         for r in range(args.repeats):
             started = time.perf_counter()
             frames = transcode(clip, tmp / f"tc-{n}.mp4")
             transcode_fps.append(frames / (time.perf_counter() - started))
             n += 1
-            for label, model in models.items():
-                fps, seconds, rep = timed_render(ws, model, clip, tmp / f"r-{n}.mp4", RenderOptions(write_report=False))
+            for label, (model, precision) in runs.items():
+                options = RenderOptions(write_report=False, precision=precision)
+                fps, seconds, rep = timed_render(ws, model, clip, tmp / f"r-{n}.mp4", options)
+                assert rep["model_precision"]["used"] == precision, rep["model_precision"]
                 render_fps[label].append(fps)
                 n += 1
-                if label.startswith("df_tiny 64"):
+                if label == f"df_tiny 64 (trained) {args.precisions[0]}":
                     short = cut_clip(clip, tmp / f"short-{n}.mp4", frames=10, size=None)
-                    _, short_s, _ = timed_render(ws, model, short, tmp / f"s-{n}.mp4", RenderOptions(write_report=False))
+                    _, short_s, _ = timed_render(ws, model, short, tmp / f"s-{n}.mp4", options)
                     steady.append((rep["frames_rendered"] - 10) / max(seconds - short_s, 1e-6))
                     n += 1
         floor = statistics.median(transcode_fps)
@@ -326,20 +335,24 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
 
 def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
     print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
-    print("| colour | smoothing | landmarks | flicker (1.0 = as steady as the source) | border CIEDE2000 | faces swapped |")
-    print("|---|---|---|---|---|---|")
+    print("| colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | border CIEDE2000 | "
+          "faces swapped |")
+    print("|---|---|---|---|---|---|---|")
     clip = clips["dfdc 720p"]
-    for colour, smooth, interpolate in (("rct", True, True), ("rct", True, False), ("rct", False, True),
-                                        ("lct", True, True), ("hist", True, True), ("none", True, True)):
+    for colour, smooth, interpolate, precision in (
+        ("rct", True, True, "float"), ("rct", True, True, "int8"), ("rct", True, False, "float"),
+        ("rct", False, True, "float"), ("lct", True, True, "float"), ("hist", True, True, "float"),
+        ("none", True, True, "float"),
+    ):
         options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
-                                interpolate_landmarks=interpolate, write_report=False)
-        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}-{interpolate}.mp4", options)
+                                interpolate_landmarks=interpolate, write_report=False, precision=precision)
+        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}-{interpolate}-{precision}.mp4", options)
         flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
         diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
         landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
-        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | "
-              f"{statistics.median(flicker) if flicker else float('nan'):.3f} | "
-              f"{statistics.median(diff) if diff else float('nan'):.2f} | {rep['faces_swapped']} |")
+        median = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
+        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | {precision} | {median(flicker):.3f} | "
+              f"{median(diff):.2f} | {rep['faces_swapped']} |")
 
 
 if __name__ == "__main__":

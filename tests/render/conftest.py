@@ -53,6 +53,12 @@ class TrainedWorld:
     def authorize(self, use: str = "music_video") -> Authorization:
         return self.workspace.policy.authorize(self.artist, use, self.org)
 
+    def performer_faces(self):
+        """The target faces the model was trained on (regenerated: they are deterministic)."""
+        from likeness.train import generated_face_samples
+
+        return generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
+
     def authorize_release(self) -> ReleaseAuthorization:
         return self.workspace.policy.authorize_release(self.performer, self.org)
 
@@ -96,7 +102,7 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
             report = enroll_reference_photos(workspace, who, [_portrait(root, who)])
             assert report.added == 1, report
         source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
-        target = generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
+        target = generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)  # = performer_faces()
         config = TrainConfig(
             model="df_tiny", resolution=MODEL_RESOLUTION, iterations=TRAIN_ITERATIONS, batch_size=4,
             checkpoint_every=TRAIN_ITERATIONS, preview_every=0, log_every=TRAIN_ITERATIONS,

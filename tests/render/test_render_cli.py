@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from likeness.cli import app
@@ -10,16 +11,20 @@ from likeness.cli import app
 def test_render_help_documents_every_option() -> None:
     result = CliRunner().invoke(app, ["render", "--help"])
     assert result.exit_code == 0
-    for option in ("--use", "--out", "--org", "--colour", "--blend", "--smoothing", "--unlabelled"):
+    for option in ("--use", "--out", "--org", "--colour", "--blend", "--smoothing", "--unlabelled", "--precision"):
         assert option in result.output
 
 
-def test_render_rejects_unknown_colour_mode(tmp_path) -> None:
+@pytest.mark.parametrize("option, message", [
+    (["--colour", "sepia"], "--colour must be one of"),
+    (["--precision", "fp16"], "--precision must be one of float, int8"),
+])
+def test_render_rejects_unknown_option_values(tmp_path, option, message) -> None:
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "render", str(tmp_path), str(tmp_path),
                                       "--use", "music_video", "--out", str(tmp_path / "o.mp4"),
-                                      "--org", "studio", "--colour", "sepia"])
+                                      "--org", "studio", *option])
     assert result.exit_code == 1
-    assert "--colour must be one of" in result.output
+    assert message in result.output
 
 
 def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:

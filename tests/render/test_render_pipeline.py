@@ -62,9 +62,26 @@ def test_video_render_is_labelled_complete_and_keeps_audio(trained_world, model_
     saved = json.loads((out.parent / "render.render.json").read_text())
     assert saved["faces_swapped"] == report.faces["swapped"]
     assert saved["shots"] and saved["shots"][0]["flicker"] is not None
+    assert saved["model_precision"] == {"used": "float", "why": "the default"}
     html = (out.parent / "render.render.html").read_text()
     assert "AI-generated" in html and "data:image/png;base64" in html
+    assert "swap model: float" in html
     assert not list(out.parent.glob(".*render-checkpoint"))
+
+
+def test_int8_copy_renders_and_the_report_names_it(trained_world, model_dir, clip, tmp_path) -> None:
+    from likeness.train import export_model
+
+    int8_dir = tmp_path / "int8-model"
+    exported = export_model(trained_world.authorize("training"), model_dir, out_dir=int8_dir,
+                            performer_faces=trained_world.performer_faces())
+    assert exported.card["int8"]["passed"]
+    out = tmp_path / "int8.mp4"
+    report = render_media(trained_world.workspace, int8_dir, clip, out, use="music_video", org="studio",
+                          options=_options(precision="int8"))
+    assert report.model_precision["used"] == "int8" and report.model_precision["why"].startswith("asked for")
+    assert probe_video(out).frame_count == 30 and report.faces["swapped"] >= 28
+    assert "swap model: int8" in (tmp_path / "int8.render.html").read_text()
 
 
 def test_video_output_carries_the_ledger_watermark(trained_world, model_dir, clip, tmp_path) -> None:
@@ -236,7 +253,7 @@ class MalformedModel:
 
 def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
     card = json.loads((model_dir / "model_card.json").read_text())
-    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1: MalformedModel(card))
+    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1, precision="auto": MalformedModel(card))
     out = tmp_path / "broken.mp4"
     with pytest.raises(ModelError, match="mask"):
         render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",

@@ -116,6 +116,9 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     assert card["target_faceset_sha256"] == json.loads((facesets[1] / "manifest.json").read_text())["faceset_sha256"]
     assert card["iterations"] == 6 and card["yaw_range"][0] < card["yaw_range"][1]
     assert (out / "model.onnx").is_file()
+    # facesets.json led export to the performer's faceset: an int8 copy was calibrated and checked.
+    assert card["int8"]["calibration_faces"] == 6 and card["int8"]["check_faces"] == 6
+    assert "int8 copy" in result.output
 
     consent_world.revoke_grant()
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "8"])

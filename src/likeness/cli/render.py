@@ -27,6 +27,7 @@ def render(
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
     smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks and colour.")] = True,
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay).")] = False,
+    precision: Annotated[str, typer.Option("--precision", help="Swap model: float, or int8 (its copy made at export; faster on CPU, but the face flickers more).")] = "float",
 ) -> None:
     """Render authorized synthetic media; output is always watermarked, C2PA-signed and on the ledger."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -40,12 +41,16 @@ def render(
         fail(f"--colour must be one of {', '.join(COLOUR_MODES)}, got {colour!r}")
     if blend not in BLEND_METHODS:
         fail(f"--blend must be one of {', '.join(BLEND_METHODS)}, got {blend!r}")
+    from likeness.train.swap_model import PRECISIONS
+
+    if precision not in PRECISIONS:
+        fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     grantee = org or settings_from(ctx).org
     if not grantee:
         fail("no organisation: pass --org or set LIKENESS_ORG")
     options = RenderOptions(
         refine=RefineOptions(colour=colour, blend=blend, smoothing=SmoothingOptions(enabled=smoothing)),
-        unlabelled=unlabelled,
+        unlabelled=unlabelled, precision=precision,
     )
     with mapped_errors():
         workspace = open_workspace(ctx)
@@ -64,7 +69,8 @@ def render(
     skipped = ", ".join(f"{k} {v}" for k, v in report.faces.items() if k != "swapped") or "none"
     console.print(
         f"[green]rendered[/] {report.frames_rendered}/{report.frames_total} frames at {report.fps:.1f} fps; "
-        f"faces swapped {report.faces.get('swapped', 0)}, skipped: {skipped}"
+        f"faces swapped {report.faces.get('swapped', 0)}, skipped: {skipped}; "
+        f"swap model {report.model_precision.get('used', 'float')}"
     )
     for output in report.outputs:
         console.print(f"  {output['path']}  (job {output['job_id']}, watermark {output['watermark_payload']})")

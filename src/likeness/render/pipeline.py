@@ -63,6 +63,8 @@ class RenderOptions:
 
     ``model_threads``: onnxruntime intra-op threads (1 measured fastest on 2 cores, where decode,
     detection and encoding already run on their own threads; see docs/render.md).
+    ``precision``: "float" or "int8" (the model's int8 copy, made at export when it passed its
+    fidelity check: faster on CPU, but its swaps flicker more; ``likeness.train.swap_model``).
     ``detect_ahead``: run face detection on the decode thread, one frame ahead of the swap
     (False: on the main thread, as before; kept for the side-by-side benchmark).
     ``interpolate_landmarks``: with ``detect_ahead``, run FaceMesh on every other frame and
@@ -80,6 +82,7 @@ class RenderOptions:
     max_faces: int = 8
     detect_max_side: int = 960
     model_threads: int = 1
+    precision: str = "float"
     detect_ahead: bool = True
     interpolate_landmarks: bool = True
     write_report: bool = True
@@ -146,10 +149,14 @@ def read_card(model_dir: Path) -> dict:
     return card
 
 
-def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1) -> Any:
+def _precision_of(model: Any) -> dict[str, str]:
+    return {"used": str(getattr(model, "precision", "float")), "why": str(getattr(model, "precision_reason", ""))}
+
+
+def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1, precision: str = "float") -> Any:
     from likeness.train import load_swap_model
 
-    return load_swap_model(workspace, model_dir, authz=authz, threads=threads)
+    return load_swap_model(workspace, model_dir, authz=authz, threads=threads, precision=precision)
 
 
 def _performer_embeddings(workspace: Any, performer: str) -> np.ndarray:
@@ -189,7 +196,7 @@ def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, option
     (consent, then content, then frames) is unchanged.
     """
     def build() -> FrameRenderer:
-        model = _load_model(workspace, model_dir, authz, options.model_threads)
+        model = _load_model(workspace, model_dir, authz, options.model_threads, options.precision)
         return _make_renderer(workspace, model, card, options, video=video)
 
     return _in_background(build, "render-setup")
@@ -320,6 +327,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
     setup = _start_setup(workspace, model_dir, card, authz, options, video=False)
     report.content_check = asdict(_checked_content(setup, (rgb for _, _, rgb in images), str(target)))
     renderer = setup.result()
+    report.model_precision = _precision_of(renderer.model)
     writer = LabelledWriter(workspace)
     strip: list[tuple[np.ndarray, np.ndarray]] = []
     started = time.perf_counter()
@@ -499,9 +507,12 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.content_check = asdict(_checked_content(setup, _content_frames(target, expected, info.duration_s, samples),
                                                    str(target)))
     renderer = setup.result()
+    report.model_precision = _precision_of(renderer.model)
     quality = _QualityTracker(renderer, _subject_embeddings(workspace, card.get("subject_slug") or card["subject_id"]),
                               options.quality_every)
-    key = {"target": _target_fingerprint(target), "model": str(card.get("onnx_sha256")), "options": options.fingerprint()}
+    # The model file actually used: a resume must not mix float and int8 frames.
+    model_sha256 = card.get("onnx_sha256") if report.model_precision["used"] != "int8" else card["int8"]["sha256"]
+    key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
     checkpoint = _Checkpoint(_checkpoint_dir(out), key)
     resume_state = checkpoint.load()
     start_index = 0

@@ -120,6 +120,7 @@ class RenderReport:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     content_check: dict[str, Any] = field(default_factory=dict)
     shots: list[dict[str, Any]] = field(default_factory=list)
+    model_precision: dict[str, str] = field(default_factory=dict)  # {"used": "float"|"int8", "why": ...}
     resumed_from_frame: int | None = None
     padded_to_even: bool = False
     variable_frame_rate: bool = False
@@ -178,6 +179,7 @@ def write_report(report: RenderReport, folder: Path, stem: str, strip: list[tupl
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
 <ul><li>target: {html.escape(report.target)}</li><li>output: {html.escape(str(report.output))}</li>
 <li>frames: {report.frames_rendered} rendered of {report.frames_total}; {report.fps:.1f} fps</li>
+<li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
 <li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
 <h2>Per shot</h2><table><tr><th>track</th><th>frames</th><th>flicker</th><th>CIEDE2000 border</th><th>expression fidelity</th><th>identity transfer</th></tr>{shots}</table>

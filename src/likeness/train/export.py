@@ -2,7 +2,8 @@
 
 ONNX contract (docs/architecture.md): input ``face`` float32 (N,3,R,R) RGB in [0,1]; outputs
 ``swapped`` float32 (N,3,R,R) and ``mask`` float32 (N,1,R,R), both in [0,1]. One file, no
-external data.
+external data. Given the performer's faces, an int8 copy with the same contract is written
+beside it when it passes its fidelity check (``likeness.train.quantize``).
 """
 
 from __future__ import annotations
@@ -72,11 +73,40 @@ def _ort_session(path_or_bytes: Path | bytes, *, threads: int) -> Any:
                          f"cannot be loaded ({str(exc)[:200]})") from None
 
 
-def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | None = None) -> ExportResult:
+def _int8_copy(payload: bytes, faces: Any, resolution: int) -> tuple[dict[str, Any], bytes | None]:
+    """(the card's ``int8`` entry, the int8 model when it passed its check, else None).
+
+    The int8 copy is an optimisation: when it cannot be made, the export goes on in float and
+    the card says why.
+    """
+    from likeness.train.data import validation_batch
+    from likeness.train.quantize import check_int8, quantize_swap_model, split_calibration
+
+    calibration_idx, check_idx = split_calibration(faces.count)
+    if len(check_idx) < 2:
+        return {"file": None, "passed": False, "reason": f"only {faces.count} performer faces; need at least 4"}, None
+    calibration = validation_batch(faces, calibration_idx, resolution=resolution).target
+    held_out = validation_batch(faces, check_idx, resolution=resolution).target
+    try:
+        int8 = quantize_swap_model(payload, calibration)
+        check = check_int8(payload, int8, held_out, calibration_faces=len(calibration))
+    except ModelError as exc:
+        return {"file": None, "passed": False, "reason": str(exc)}, None
+    if not check.passed:
+        return check.to_card(None), None
+    return check.to_card(hashlib.sha256(int8).hexdigest()), int8
+
+
+def export_model(
+    authz: Any, model_dir: str | Path, *, out_dir: str | Path | None = None, performer_faces: Any = None
+) -> ExportResult:
     """Export the checkpoint in ``model_dir`` to ``model.onnx`` + ``model_card.json``.
 
     ``authz`` must be a current ``training`` authorization of the model's subject; the export is
     checked against PyTorch (max abs difference <= 1e-4) and recorded as ``model.exported``.
+    ``performer_faces`` (the target ``FaceSamples`` or faceset the model was trained on) adds an
+    int8 copy calibrated on half of up to 64 of them and checked on the other half; the card's
+    ``int8`` entry records the check either way (None: not attempted).
     """
     from likeness.consent import Authorization
 
@@ -107,10 +137,27 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
     if difference > EXPORT_TOLERANCE:
         raise ModelError(f"{model_dir}: ONNX output differs from PyTorch by {difference:.2e} (> {EXPORT_TOLERANCE})")
 
+    data = state["data"]
+    int8, int8_payload = None, None
+    if performer_faces is not None:
+        from likeness.train.samples import as_face_source
+
+        faces = as_face_source(performer_faces)
+        if faces.content_sha256() != data["target_sha256"]:
+            raise ModelError(f"{model_dir}: the performer faces given for int8 calibration are not the ones "
+                             "this model was trained on")
+        int8, int8_payload = _int8_copy(payload, faces, resolution)
+
+    from likeness.train.quantize import INT8_NAME
+
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_NAME
     write_bytes_atomic(onnx_path, payload)
-    data = state["data"]
+    if int8_payload is not None:
+        write_bytes_atomic(out / INT8_NAME, int8_payload)
+    else:
+        # A copy left by an earlier export would not match this model.
+        (out / INT8_NAME).unlink(missing_ok=True)
     card = {
         "architecture": {"name": state["model_name"], **config},
         "resolution": resolution,
@@ -131,6 +178,7 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
         "created_at": _utc_now(),
         "yaw_range": data["yaw_range"],
         "onnx": {"input": ONNX_INPUT, "outputs": list(ONNX_OUTPUTS), "max_abs_difference_vs_torch": difference},
+        "int8": int8,
         "licence": config.get("licence"),
         "provenance": config.get("provenance"),
         "org_id": consent.get("org_id"),
@@ -138,7 +186,8 @@ def export_model(authz: Any, model_dir: str | Path, *, out_dir: str | Path | Non
     card_path = out / CARD_NAME
     write_bytes_atomic(card_path, (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
     authz.record("model.exported", {
-        "model_dir": str(out), "onnx_sha256": card["onnx_sha256"], "architecture": state["model_name"],
+        "model_dir": str(out), "onnx_sha256": card["onnx_sha256"],
+        "int8_sha256": (int8 or {}).get("sha256"), "architecture": state["model_name"],
         "resolution": resolution, "iterations": card["iterations"], "release_id": consent["release_id"],
         "source_faceset_sha256": card["source_faceset_sha256"], "target_faceset_sha256": card["target_faceset_sha256"],
     })

@@ -16,7 +16,12 @@ from likeness.digests import sha256_file
 from likeness.errors import ConsentError, ModelError
 
 ONNX_NAME = "model.onnx"
+INT8_ONNX_NAME = "model.int8.onnx"
 CARD_NAME = "model_card.json"
+#: ``load_swap_model(precision=...)``: "float" (the default) or "int8", the copy made at export
+#: when it passed its fidelity check. int8 is opt-in: it was 1.7-3x faster per face on CPU, but its
+#: swaps changed about a third more from frame to frame than the float model's (docs/render.md).
+PRECISIONS = ("float", "int8")
 ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
 CARD_KEYS = (
     "architecture", "resolution", "coverage", "iterations", "metrics", "onnx_sha256",
@@ -72,13 +77,32 @@ def read_model_card(model_dir: str | Path) -> dict[str, Any]:
     return card
 
 
-class SwapModel:
-    """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``."""
+def choose_precision(card: dict[str, Any], requested: str) -> tuple[str, str]:
+    """(``"float"`` or ``"int8"``, why) for a render; ``ModelError`` when int8 is asked for but unusable."""
+    if requested not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested == "float":
+        return "float", "the default"
+    info = card.get("int8")
+    if not isinstance(info, dict):
+        raise ModelError("this model has no int8 copy (export it again with the performer's faceset at hand)")
+    if not (info.get("passed") and info.get("sha256")):
+        raise ModelError(f"this model has no usable int8 copy ({info.get('reason') or 'it failed its fidelity check'})")
+    return "int8", (f"asked for; worst {float(info['psnr_db_min']):.1f} dB to float on "
+                    f"{info.get('check_faces')} held-out faces")
 
-    def __init__(self, card: dict[str, Any], session: Any) -> None:
+
+class SwapModel:
+    """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``.
+
+    ``precision`` is ``"float"`` or ``"int8"`` (the model file used), ``precision_reason`` why.
+    """
+
+    def __init__(self, card: dict[str, Any], session: Any, precision: str = "float", precision_reason: str = "") -> None:
         self.card = card
         self.resolution = int(card["resolution"])
         self._session = session
+        self.precision, self.precision_reason = precision, precision_reason
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = self.resolution
@@ -93,12 +117,23 @@ class SwapModel:
         return swapped, mask
 
 
-def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2) -> SwapModel:
-    """Load ``model_dir/model.onnx`` for rendering after verifying card, hash and consent.
+def _check_hash(path: Path, expected: Any) -> None:
+    if not path.is_file():
+        raise ModelError(f"{path}: ONNX file missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(f"{path}: hash {actual[:16]}… does not match the model card ({str(expected)[:16]}…)")
 
-    Checks: the ONNX file hashes to the card's ``onnx_sha256``; ``authz`` is for the card's
-    subject; the training grant named by the card is still active (revocation bites); ``authz``
-    itself rechecks. Raises ``ModelError`` or ``ConsentError``.
+
+def load_swap_model(
+    workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2, precision: str = "float"
+) -> SwapModel:
+    """Load ``model_dir/model.onnx`` (or its int8 copy, see ``choose_precision``) for rendering
+    after verifying card, hash and consent.
+
+    Checks: the ONNX file used hashes to the card's ``onnx_sha256`` (``int8.sha256`` for the
+    copy); ``authz`` is for the card's subject; the training grant named by the card is still
+    active (revocation bites); ``authz`` itself rechecks. Raises ``ModelError`` or ``ConsentError``.
     """
     from likeness.consent import Authorization
 
@@ -107,11 +142,14 @@ def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, thread
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
     onnx_path = model_dir / ONNX_NAME
-    if not onnx_path.is_file():
-        raise ModelError(f"{onnx_path}: ONNX file missing")
-    actual = sha256_file(onnx_path)
-    if actual != card["onnx_sha256"]:
-        raise ModelError(f"{onnx_path}: hash {actual[:16]}… does not match the model card ({str(card['onnx_sha256'])[:16]}…)")
+    _check_hash(onnx_path, card["onnx_sha256"])
+    try:
+        chosen, reason = choose_precision(card, precision)
+    except ModelError as exc:
+        raise ModelError(f"{model_dir}: {exc}") from None
+    if chosen == "int8":
+        onnx_path = model_dir / INT8_ONNX_NAME
+        _check_hash(onnx_path, card["int8"]["sha256"])
     if authz.subject_id != card["subject_id"]:
         raise ConsentError("no_grant", f"{model_dir}: model renders {card['subject_slug']!r}, "
                                        f"authorization is for {authz.subject_slug!r}")
@@ -120,4 +158,4 @@ def load_swap_model(workspace: Any, model_dir: str | Path, *, authz: Any, thread
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
-    return SwapModel(card, _ort_session(onnx_path, threads=threads, prefer_gpu=True))
+    return SwapModel(card, _ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason)

@@ -97,10 +97,29 @@ def resume_training(
                             resume=True, progress=progress)
 
 
+def _performer_faceset(model_dir: Path, target_sha256: str) -> Any:
+    """The target faceset this run trained on, when ``facesets.json`` still leads to it unchanged."""
+    from likeness.errors import FacesetError
+    from likeness.faceset import load_faceset
+
+    try:
+        path = json.loads((model_dir / FACESETS_NAME).read_text(encoding="utf-8"))["target"]
+        faceset = load_faceset(path)
+    except (OSError, ValueError, KeyError, TypeError, FacesetError):
+        return None
+    return faceset_samples(faceset) if faceset.faceset_sha256 == target_sha256 else None
+
+
 def export_from_folder(
     workspace: Any, model_dir: str | Path, *, out_dir: str | Path | None = None, org: str | None = None
 ) -> ExportResult:
-    """Authorize (training use of the model's subject) and export ``model_dir`` to ONNX + card."""
-    state = load_checkpoint(Path(model_dir) / CHECKPOINT_NAME)
+    """Authorize (training use of the model's subject) and export ``model_dir`` to ONNX + card.
+
+    When the performer's faceset the run trained on is still where ``facesets.json`` says and
+    unchanged, an int8 copy is calibrated on it and checked (``export_model(performer_faces=)``).
+    """
+    model_dir = Path(model_dir)
+    state = load_checkpoint(model_dir / CHECKPOINT_NAME)
     authz = workspace.policy.authorize(state["consent"]["subject_slug"], "training", _grantee(workspace, org))
-    return export_model(authz, model_dir, out_dir=out_dir)
+    performer = _performer_faceset(model_dir, state["data"]["target_sha256"])
+    return export_model(authz, model_dir, out_dir=out_dir, performer_faces=performer)

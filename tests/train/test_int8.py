@@ -1,0 +1,116 @@
+"""The int8 copy of an exported swap model: calibration, fidelity gate, choice at render time, hashes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from likeness.errors import ModelError
+from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
+from likeness.train import quantize
+from likeness.train.quantize import INT8_MIN_PSNR_DB, INT8_NAME, output_psnr, split_calibration
+from likeness.train.swap_model import choose_precision
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(20, identity=2, size=48, seed=1)
+
+
+@pytest.fixture
+def trained(consent_world, faces, tmp_path):
+    out = tmp_path / "model"
+    config = TrainConfig(model="df_tiny", resolution=32, iterations=30, batch_size=8, checkpoint_every=30,
+                         preview_every=0, identity_metrics=False, expression_metrics=False, threads=1, workers=1,
+                         seed=3, learning_rate=1e-3)
+    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config)
+    return out
+
+
+def test_calibration_and_check_faces_are_disjoint_and_spread():
+    calibration, check = split_calibration(200)
+    assert len(calibration) == 32 and len(check) == 32
+    assert not set(calibration) & set(check)
+    assert min(calibration) == 0 and max(check) == 199
+    small_calibration, small_check = split_calibration(5)
+    assert sorted([*small_calibration, *small_check]) == [0, 1, 2, 3, 4]
+
+
+def test_psnr_takes_the_worse_of_face_and_mask():
+    face = np.full((2, 3, 4, 4), 0.5, np.float32)
+    mask = np.ones((2, 1, 4, 4), np.float32)
+    noisy_mask = mask.copy()
+    noisy_mask[1] -= 0.1  # face 1: mask off by 0.1 everywhere -> 20 dB
+    psnr = output_psnr((face, mask), (face + 0.001, noisy_mask))
+    assert psnr[0] == pytest.approx(60.0, abs=0.01)
+    assert psnr[1] == pytest.approx(20.0, abs=0.01)
+
+
+def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, faces, trained):
+    exported = export_model(consent_world.authorize(), trained, performer_faces=faces[1])
+    int8 = exported.card["int8"]
+    assert int8["passed"] and int8["psnr_db_min"] >= INT8_MIN_PSNR_DB
+    assert int8["calibration_faces"] == 10 and int8["check_faces"] == 10
+    assert (trained / INT8_NAME).is_file() and len(int8["sha256"]) == 64
+    assert json.loads((trained / "model_card.json").read_text())["int8"] == int8
+    assert consent_world.workspace.ledger.find("model.exported", int8_sha256=int8["sha256"])
+
+    authz = consent_world.authorize("music_video")
+    float_model = load_swap_model(consent_world.workspace, trained, authz=authz, precision="float")
+    int8_model = load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+    assert (float_model.precision, int8_model.precision) == ("float", "int8")
+    # int8 is opt-in: it flickers more (docs/render.md), so the default stays float.
+    assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
+    # Faces neither calibrated nor checked on: the int8 swap stays close to the float one.
+    fresh = (generated_face_samples(6, identity=2, size=32, seed=9).images.astype(np.float32) / 255).transpose(0, 3, 1, 2)
+    fresh = np.ascontiguousarray(fresh)
+    psnr = output_psnr(float_model.run(fresh), int8_model.run(fresh))
+    assert psnr.min() >= INT8_MIN_PSNR_DB - 3
+
+    # A changed int8 file is refused, as a changed float file is.
+    data = (trained / INT8_NAME).read_bytes()
+    (trained / INT8_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ModelError, match="does not match the model card"):
+        load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+
+    # Exporting again without the performer's faces drops the copy: it would not match.
+    again = export_model(consent_world.authorize(), trained)
+    assert again.card["int8"] is None and not (trained / INT8_NAME).exists()
+    with pytest.raises(ModelError, match="has no int8 copy"):
+        load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+
+
+def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, trained, monkeypatch):
+    monkeypatch.setattr(quantize, "INT8_MIN_PSNR_DB", 500.0)
+    exported = export_model(consent_world.authorize(), trained, performer_faces=faces[1])
+    int8 = exported.card["int8"]
+    assert not int8["passed"] and int8["sha256"] is None and int8["min_psnr_db_required"] == 500.0
+    assert not (trained / INT8_NAME).exists()
+    authz = consent_world.authorize("music_video")
+    assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
+    with pytest.raises(ModelError, match="failed its fidelity check"):
+        load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+
+
+def test_calibration_faces_must_be_the_trained_performers(consent_world, faces, trained):
+    with pytest.raises(ModelError, match="not the ones this model was trained on"):
+        export_model(consent_world.authorize(), trained, performer_faces=faces[0])
+    assert not (trained / "model.onnx").exists()
+
+
+def test_precision_choice():
+    passed = {"int8": {"passed": True, "sha256": "ab" * 32, "psnr_db_min": 51.2, "check_faces": 32}}
+    assert choose_precision(passed, "float") == ("float", "the default")
+    assert choose_precision(passed, "int8") == ("int8", "asked for; worst 51.2 dB to float on 32 held-out faces")
+    with pytest.raises(ModelError, match="no int8 copy"):
+        choose_precision({"int8": None}, "int8")
+    with pytest.raises(ModelError, match="failed its fidelity check"):
+        choose_precision({"int8": {"passed": False, "sha256": None}}, "int8")
+    with pytest.raises(ModelError, match="only 3 performer faces"):
+        choose_precision({"int8": {"passed": False, "reason": "only 3 performer faces; need at least 4"}}, "int8")
+    with pytest.raises(ModelError, match="precision must be one of"):
+        choose_precision(passed, "fp16")
