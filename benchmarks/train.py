@@ -293,7 +293,7 @@ def bench_quality(args: argparse.Namespace) -> None:
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
                          preview_every=args.checkpoint_every, validation_fraction=0.25, seed=args.seed,
                          learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
-                         lr_decay_iters=args.lr_decay_iters,
+                         lr_decay_iters=args.lr_decay_iters, precision=args.precision,
                          model_options=model_options,
                          augment=augment)
     if args.resume:
@@ -480,6 +480,8 @@ def main() -> None:
     parser.add_argument("--lr-decay-iters", type=int, default=None,
                         help="quality: cosine learning-rate decay to 0.1x over this many iterations (default: constant)")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="quality: training arithmetic (auto: bfloat16 on CPUs with native support)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")

@@ -22,7 +22,7 @@ from likeness.train import (
     load_swap_model,
     train_swap_model,
 )
-from likeness.train.loop import data_loading
+from likeness.train.loop import autocast_dtype, cpu_supports_bfloat16, data_loading
 from likeness.train.swap_model import CARD_KEYS
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
@@ -100,6 +100,30 @@ def test_learning_rate_follows_a_half_cosine_to_its_floor_then_holds():
         tiny_config(lr_decay_iters=0).validate()
     with pytest.raises(ConfigError, match="lr_floor"):
         tiny_config(lr_floor=1.5).validate()
+
+
+def test_training_arithmetic_by_device_and_request():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu, cpu_bfloat16=True) == torch.bfloat16
+    assert autocast_dtype("auto", cpu, cpu_bfloat16=False) is None
+    assert autocast_dtype("auto", cuda, cpu_bfloat16=False) == torch.float16
+    assert autocast_dtype("float32", cuda, cpu_bfloat16=True) is None
+    assert autocast_dtype("bfloat16", cuda, cpu_bfloat16=False) == torch.bfloat16
+    with pytest.raises(ConfigError, match="float16 needs CUDA"):
+        autocast_dtype("float16", cpu, cpu_bfloat16=True)
+    with pytest.raises(ConfigError, match="no native bfloat16"):
+        autocast_dtype("bfloat16", cpu, cpu_bfloat16=False)
+    with pytest.raises(ConfigError, match="precision"):
+        tiny_config(precision="int8").validate()
+
+
+def test_the_checkpoint_records_the_arithmetic_used(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    train_swap_model(authz, release, *faces, tmp_path / "f32", tiny_config(iterations=2, precision="float32"))
+    train_swap_model(authz, release, *faces, tmp_path / "auto", tiny_config(iterations=2))
+    assert load_checkpoint(tmp_path / "f32" / CHECKPOINT_NAME)["hardware"].endswith("float32")
+    expected = "bfloat16 autocast" if cpu_supports_bfloat16() else "float32"
+    assert load_checkpoint(tmp_path / "auto" / CHECKPOINT_NAME)["hardware"].endswith(expected)
 
 
 def test_batches_come_from_threads_on_cpu_and_processes_on_cuda():

@@ -38,6 +38,7 @@ def train(
     identity_metrics: Annotated[bool, typer.Option("--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints.")] = True,
     expression_metrics: Annotated[bool, typer.Option("--expression-metrics/--no-expression-metrics", help="Measure expression fidelity (landmarks) at checkpoints.")] = True,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for PyTorch (default: the cores available).")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="Arithmetic: auto (float16 on CUDA; bfloat16 on CPUs with native bfloat16, else float32), float32, bfloat16 or float16.")] = "auto",
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).")] = None,
     org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
 ) -> None:
@@ -61,7 +62,7 @@ def train(
                     batch_size=batch, learning_rate=lr, ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
                     model_options=model_options, augment={"flip": flip}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                     eyes_mouth_priority=priority, identity_metrics=identity_metrics,
-                    expression_metrics=expression_metrics, workers=workers,
+                    expression_metrics=expression_metrics, workers=workers, precision=precision,
                     threads=threads,
                 )
                 result = train_from_facesets(workspace, source, target, out, config, org=org, progress=show)
