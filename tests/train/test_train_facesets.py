@@ -141,6 +141,7 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
 
 @pytest.mark.parametrize("option, message", [
     (["--workers", "0"], "--workers"),
+    (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
     (["--model-option", "ae_dims"], "expected KEY=VALUE"),
     (["--model-option", "ae_dims=wide"], "must be an integer"),
     (["--model-option", "bogus=3"], "unknown option"),
