@@ -1,6 +1,7 @@
 """Training benchmarks: speed per family, ONNX inference, time to identity-transfer quality.
 
     .venv/bin/python benchmarks/train.py speed            # it/s and faces/s vs a plain autoencoder
+    .venv/bin/python benchmarks/train.py loop [--device cuda]  # the whole loop, data workers included
     .venv/bin/python benchmarks/train.py onnx             # ONNX Runtime (2 threads) vs PyTorch eager
     .venv/bin/python benchmarks/train.py quality --minutes 30 [--media ../shared/media]
     .venv/bin/python benchmarks/train.py memory [--faces 50000]   # peak RSS, lazy vs parsed faceset index
@@ -98,15 +99,17 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_speed(args: argparse.Namespace) -> None:
-    from likeness.train.loop import make_optimizer, resolve_device
+    from likeness.train.loop import (
+        autocast_dtype, cpu_supports_bfloat16, hardware_description, make_optimizer, resolve_device,
+    )
     from likeness.train.losses import reconstruction_loss
 
     device = resolve_device(args.device)
-    amp = device.type == "cuda"  # as the training loop: fp16 autocast and a gradient scaler on CUDA
     torch.set_num_threads(args.threads)
-    where = (f"{torch.cuda.get_device_name(device)}, mixed precision" if amp
-             else f"CPU, {torch.get_num_threads()} threads")
-    print(f"# training step speed, {where}, torch {torch.__version__}; "
+    # The training loop's arithmetic: autocast dtype and, for float16, a gradient scaler.
+    dtype = autocast_dtype(args.precision, device, cpu_bfloat16=cpu_supports_bfloat16())
+    autocast = dict(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    print(f"# training step speed, {hardware_description(device, dtype)}, torch {torch.__version__}; "
           f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces; "
           f"load average at start {os.getloadavg()[0]:.1f}")
     print("| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | plain/ours time |")
@@ -119,10 +122,10 @@ def bench_speed(args: argparse.Namespace) -> None:
             x = torch.rand(batch, 3, res, res, device=device)
             mask = torch.ones(batch, 1, res, res, device=device)
             opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=device)
-            scaler = torch.amp.GradScaler("cuda", enabled=amp)
+            scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
             def ours() -> None:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                with torch.autocast(**autocast):
                     (a, am), (b, bm) = model.reconstruct_pair(x, x)
                 la, _ = reconstruction_loss(a.float(), am.float(), x, mask, mask)
                 lb, _ = reconstruction_loss(b.float(), bm.float(), x, mask, mask)
@@ -133,11 +136,11 @@ def bench_speed(args: argparse.Namespace) -> None:
                 _sync(device)
 
             plain_opt = make_optimizer(plain, learning_rate=1e-4, weight_decay=1e-4, device=device)
-            plain_scaler = torch.amp.GradScaler("cuda", enabled=amp)
+            plain_scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
             x2 = torch.cat([x, x])
 
             def reference() -> None:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                with torch.autocast(**autocast):
                     out = plain(x2).float()
                 loss = ((out[:, :3] - x2) ** 2).mean() + ((out[:, 3:] - 1) ** 2).mean()
                 plain_opt.zero_grad(set_to_none=True)
@@ -237,11 +240,14 @@ def _benchmark_consent(root: Path, *, reopen: bool = False):
 def bench_loop(args: argparse.Namespace) -> None:
     """Whole training loop (data workers, augmentation, steps, checkpoints) on generated faces."""
     from likeness.train import TrainConfig, generated_face_samples, train_swap_model
-    from likeness.train.loop import available_cores, data_loading, resolve_device
+    from likeness.train.loop import (
+        autocast_dtype, available_cores, cpu_supports_bfloat16, data_loading, hardware_description, resolve_device,
+    )
 
     device = resolve_device(args.device)
+    dtype = autocast_dtype(args.precision, device, cpu_bfloat16=cpu_supports_bfloat16())
     print(f"# whole training loop on generated faces (1000 per identity, warp + colour augmentation), "
-          f"{torch.cuda.get_device_name(device) + ' mixed precision' if device.type == 'cuda' else 'CPU'}; "
+          f"{hardware_description(device, dtype)}; "
           f"{args.loop_seconds:.0f} s per row, timed after its first fifth; "
           f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}")
     print("| model | res | batch | loader | workers | it/s | faces/s |")
@@ -261,7 +267,7 @@ def bench_loop(args: argparse.Namespace) -> None:
             config = TrainConfig(model=name, resolution=res, iterations=None, minutes=args.loop_seconds / 60,
                                  batch_size=args.batch, preview_every=0, identity_metrics=False,
                                  expression_metrics=False, threads=args.threads, workers=workers, loader=loader,
-                                 device=args.device)
+                                 device=args.device, precision=args.precision)
             result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
             # Skip the first fifth (start-up, cuDNN autotuning, the auto batch trial); checkpoints count.
             if len(marks) < 10:
@@ -481,7 +487,8 @@ def main() -> None:
                         help="quality: cosine learning-rate decay to 0.1x over this many iterations (default: constant)")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="quality: training arithmetic (auto: bfloat16 on CPUs with native support)")
+                        help="speed/loop/quality: training arithmetic, as likeness train --precision "
+                             "(auto: float16 on CUDA, bfloat16 on CPUs with native support)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")

@@ -109,6 +109,7 @@ def enroll_and_extract(workspace: Workspace, paths: dict[str, Path], out: Path, 
 def train_and_export(workspace: Workspace, facesets: dict[str, Path], out: Path, console: Console,
                      *, minutes: float) -> Path:
     from likeness.train import TrainConfig, export_from_folder, train_from_facesets
+    from likeness.train.quantize import describe_int8
 
     model_dir = out / "mina_on_jun"
     config = TrainConfig(model="df_tiny", resolution=64, iterations=None, minutes=minutes,
@@ -118,17 +119,9 @@ def train_and_export(workspace: Workspace, facesets: dict[str, Path], out: Path,
     transfer = result.metrics.get("identity_transfer")
     console.print(f"[bold]4. Model[/]  df_tiny 64 px, {result.iterations} iterations in "
                   f"{result.training_seconds:.0f} s on {result.device}; identity transfer "
-                  f"{transfer if transfer is not None else 'n/a'}; ONNX {exported.onnx_path.name}"
-                  + _int8_note(exported.card.get("int8")))
+                  f"{transfer if transfer is not None else 'n/a'}; ONNX {exported.onnx_path.name}; "
+                  f"{describe_int8(exported.card.get('int8'))}")
     return model_dir
-
-
-def _int8_note(int8: dict | None) -> str:
-    """The export's int8 copy in a few words (renders stay in float unless asked)."""
-    if not int8 or not int8.get("passed"):
-        return ""
-    return (f" (+ int8 copy, worst {int8['psnr_db_min']:.1f} dB to float, {int8['ms_per_face_int8']:.1f} vs "
-            f"{int8['ms_per_face_float']:.1f} ms per face; render with --precision int8)")
 
 
 def render_output(workspace: Workspace, model_dir: Path, target: Path, out: Path, console: Console) -> Path:

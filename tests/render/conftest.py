@@ -55,9 +55,7 @@ class TrainedWorld:
 
     def performer_faces(self):
         """The target faces the model was trained on (regenerated: they are deterministic)."""
-        from likeness.train import generated_face_samples
-
-        return generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
+        return _performer_faces()
 
     def authorize_release(self) -> ReleaseAuthorization:
         return self.workspace.policy.authorize_release(self.performer, self.org)
@@ -72,6 +70,12 @@ class TrainedWorld:
         from likeness.train import load_swap_model
 
         return load_swap_model(self.workspace, self.model_dir, authz=self.authorize(), threads=1)
+
+
+def _performer_faces():
+    from likeness.train import generated_face_samples
+
+    return generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
 
 
 def _portrait(tmp: Path, name: str) -> Path:
@@ -102,7 +106,7 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
             report = enroll_reference_photos(workspace, who, [_portrait(root, who)])
             assert report.added == 1, report
         source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
-        target = generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)  # = performer_faces()
+        target = _performer_faces()
         config = TrainConfig(
             model="df_tiny", resolution=MODEL_RESOLUTION, iterations=TRAIN_ITERATIONS, batch_size=4,
             checkpoint_every=TRAIN_ITERATIONS, preview_every=0, log_every=TRAIN_ITERATIONS,

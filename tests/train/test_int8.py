@@ -10,8 +10,8 @@ import pytest
 from likeness.errors import ModelError
 from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
 from likeness.train import quantize
-from likeness.train.quantize import INT8_MIN_PSNR_DB, INT8_NAME, output_psnr, split_calibration
-from likeness.train.swap_model import choose_precision
+from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, split_calibration
+from likeness.train.swap_model import INT8_ONNX_NAME, choose_precision
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -55,8 +55,9 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     int8 = exported.card["int8"]
     assert int8["passed"] and int8["psnr_db_min"] >= INT8_MIN_PSNR_DB
     assert int8["calibration_faces"] == 10 and int8["check_faces"] == 10
-    assert (trained / INT8_NAME).is_file() and len(int8["sha256"]) == 64
+    assert (trained / INT8_ONNX_NAME).is_file() and len(int8["sha256"]) == 64
     assert json.loads((trained / "model_card.json").read_text())["int8"] == int8
+    assert describe_int8(int8).startswith(f"int8 copy {INT8_ONNX_NAME}: {int8['psnr_db_min']:.1f} dB worst")
     assert consent_world.workspace.ledger.find("model.exported", int8_sha256=int8["sha256"])
 
     authz = consent_world.authorize("music_video")
@@ -72,14 +73,14 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     assert psnr.min() >= INT8_MIN_PSNR_DB - 3
 
     # A changed int8 file is refused, as a changed float file is.
-    data = (trained / INT8_NAME).read_bytes()
-    (trained / INT8_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    data = (trained / INT8_ONNX_NAME).read_bytes()
+    (trained / INT8_ONNX_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(ModelError, match="does not match the model card"):
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
 
     # Exporting again without the performer's faces drops the copy: it would not match.
     again = export_model(consent_world.authorize(), trained)
-    assert again.card["int8"] is None and not (trained / INT8_NAME).exists()
+    assert again.card["int8"] is None and not (trained / INT8_ONNX_NAME).exists()
     with pytest.raises(ModelError, match="has no int8 copy"):
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
 
@@ -89,7 +90,8 @@ def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, tra
     exported = export_model(consent_world.authorize(), trained, performer_faces=faces[1])
     int8 = exported.card["int8"]
     assert not int8["passed"] and int8["sha256"] is None and int8["min_psnr_db_required"] == 500.0
-    assert not (trained / INT8_NAME).exists()
+    assert not (trained / INT8_ONNX_NAME).exists()
+    assert describe_int8(int8).endswith("below the 500 dB needed")
     authz = consent_world.authorize("music_video")
     assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
     with pytest.raises(ModelError, match="failed its fidelity check"):

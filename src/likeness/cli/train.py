@@ -149,25 +149,13 @@ def export(
 ) -> None:
     """Export the swap path to ONNX with a model card; records model.exported on the ledger."""
     from likeness.train import export_from_folder
+    from likeness.train.quantize import describe_int8
 
     with mapped_errors():
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
     console.print(f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
                   f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}")
-    console.print(_int8_summary(result.card.get("int8")))
-
-
-def _int8_summary(int8: dict | None) -> str:
-    if int8 is None:
-        return "no int8 copy: the performer's faceset named in facesets.json was not found unchanged"
-    if int8.get("reason"):
-        return f"no int8 copy: {int8['reason']}"
-    measured = (f"{int8['psnr_db_min']:.1f} dB worst (median {int8['psnr_db_median']:.1f}) against float on "
-                f"{int8['check_faces']} held-out faces; {int8['ms_per_face_int8']:.1f} vs "
-                f"{int8['ms_per_face_float']:.1f} ms per face")
-    if not int8.get("passed"):
-        return f"no int8 copy: {measured}, below the {int8['min_psnr_db_required']:.0f} dB needed"
-    return f"int8 copy {int8['file']}: {measured}"
+    console.print(describe_int8(result.card.get("int8")))
 
 
 @model_app.command("list")

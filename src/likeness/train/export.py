@@ -25,6 +25,7 @@ from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_by
 from likeness.train.swap_model import (
     CARD_NAME,
     EXPORT_TOLERANCE,
+    INT8_ONNX_NAME,
     ONNX_INPUT,
     ONNX_NAME,
     ONNX_OUTPUTS,
@@ -57,20 +58,6 @@ def _onnx_bytes(model: torch.nn.Module, resolution: int) -> bytes:
     if program is None or not hasattr(program, "model_proto"):
         raise ModelError("ONNX export produced no model")
     return program.model_proto.SerializeToString()
-
-
-def _ort_session(path_or_bytes: Path | bytes, *, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    source = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
-    try:
-        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own non-Python-typed errors
-        raise ModelError(f"{path_or_bytes if isinstance(path_or_bytes, Path) else 'ONNX model'}: "
-                         f"cannot be loaded ({str(exc)[:200]})") from None
 
 
 def _int8_copy(payload: bytes, faces: Any, resolution: int) -> tuple[dict[str, Any], bytes | None]:
@@ -148,16 +135,14 @@ def export_model(
                              "this model was trained on")
         int8, int8_payload = _int8_copy(payload, faces, resolution)
 
-    from likeness.train.quantize import INT8_NAME
-
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_NAME
     write_bytes_atomic(onnx_path, payload)
     if int8_payload is not None:
-        write_bytes_atomic(out / INT8_NAME, int8_payload)
+        write_bytes_atomic(out / INT8_ONNX_NAME, int8_payload)
     else:
         # A copy left by an earlier export would not match this model.
-        (out / INT8_NAME).unlink(missing_ok=True)
+        (out / INT8_ONNX_NAME).unlink(missing_ok=True)
     card = {
         "architecture": {"name": state["model_name"], **config},
         "resolution": resolution,

@@ -441,9 +441,8 @@ class _Trainer:
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
-        self.amp = self.device.type == "cuda"
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.autocast == torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)  # CUDA only
         if state is None:
             self.batch_size = config.batch_size or auto_batch_size(self.model, self.device)
             return
@@ -460,7 +459,7 @@ class _Trainer:
         self.history = list(state["history"])
         self.metrics = dict(state["metrics"])
         torch.set_rng_state(state["torch_rng"])
-        if self.amp and state.get("cuda_rng") is not None:
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"])
         random.setstate(_python_rng_from_lists(state["python_rng"]))
         np.random.set_state(_numpy_rng_from_lists(state["numpy_rng"]))
@@ -476,7 +475,7 @@ class _Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if self.amp else None,
+            "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             "python_rng": _python_rng_to_lists(random.getstate()),
             "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),
             "train_config": self.config.to_dict(),

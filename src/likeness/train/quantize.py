@@ -29,7 +29,6 @@ import numpy as np
 from likeness.errors import ModelError
 from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_INPUT, ONNX_OUTPUTS, _ort_session
 
-INT8_NAME = INT8_ONNX_NAME
 #: Lowest per-face PSNR (dB) of int8 against float outputs (swapped face and mask) on held-out
 #: faces for the int8 model to be used: 40 dB is an RMS error of 1 % of the range, about 2.5 of
 #: 255 levels, below what shows in a pasted, colour-matched face.
@@ -61,10 +60,24 @@ class Int8Check:
 
     def to_card(self, sha256: str | None) -> dict[str, Any]:
         return {
-            "file": INT8_NAME if sha256 else None, "sha256": sha256, "quantization": QUANTIZATION,
+            "file": INT8_ONNX_NAME if sha256 else None, "sha256": sha256, "quantization": QUANTIZATION,
             **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()},
             "min_psnr_db_required": INT8_MIN_PSNR_DB, "passed": self.passed, "faster": self.faster,
         }
+
+
+def describe_int8(entry: dict[str, Any] | None) -> str:
+    """One line on a model card's ``int8`` entry, for people (CLI, demo)."""
+    if entry is None:
+        return "no int8 copy: the performer's faces were not at hand at export"
+    if entry.get("reason"):
+        return f"no int8 copy: {entry['reason']}"
+    measured = (f"{entry['psnr_db_min']:.1f} dB worst (median {entry['psnr_db_median']:.1f}) against float on "
+                f"{entry['check_faces']} held-out faces; {entry['ms_per_face_int8']:.1f} vs "
+                f"{entry['ms_per_face_float']:.1f} ms per face")
+    if not entry.get("passed"):
+        return f"no int8 copy: {measured}, below the {entry['min_psnr_db_required']:.0f} dB needed"
+    return f"int8 copy {entry['file']}: {measured}; render with --precision int8"
 
 
 def split_calibration(count: int, *, max_faces: int = INT8_MAX_FACES) -> tuple[np.ndarray, np.ndarray]:

@@ -66,6 +66,15 @@ def train_from_facesets(
         raise
 
 
+def _faceset_paths(model_dir: Path) -> tuple[str, str]:
+    """(source, target) faceset paths of the run in ``model_dir``, from its ``facesets.json``."""
+    try:
+        paths = json.loads((model_dir / FACESETS_NAME).read_text(encoding="utf-8"))
+        return str(paths["source"]), str(paths["target"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{model_dir / FACESETS_NAME}: cannot tell which facesets this run used ({exc})") from None
+
+
 def resume_training(
     workspace: Any,
     model_dir: str | Path,
@@ -83,11 +92,7 @@ def resume_training(
     from likeness.faceset import load_faceset
 
     out = Path(model_dir)
-    try:
-        paths = json.loads((out / FACESETS_NAME).read_text(encoding="utf-8"))
-        source_path, target_path = paths["source"], paths["target"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{out / FACESETS_NAME}: cannot tell which facesets this run used ({exc})") from None
+    source_path, target_path = _faceset_paths(out)
     source, target = load_faceset(source_path), load_faceset(target_path)
     authz, release_authz = authorize_training(workspace, source, target, org=org)
     override = None
@@ -103,9 +108,8 @@ def _performer_faceset(model_dir: Path, target_sha256: str) -> Any:
     from likeness.faceset import load_faceset
 
     try:
-        path = json.loads((model_dir / FACESETS_NAME).read_text(encoding="utf-8"))["target"]
-        faceset = load_faceset(path)
-    except (OSError, ValueError, KeyError, TypeError, FacesetError):
+        faceset = load_faceset(_faceset_paths(model_dir)[1])
+    except (ModelError, FacesetError, OSError):
         return None
     return faceset_samples(faceset) if faceset.faceset_sha256 == target_sha256 else None
 
