@@ -39,3 +39,17 @@ def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:
     assert result.exit_code == 1
     assert "refused" in result.output
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_render_takes_the_workspace_s_only_organisation_without_org(consent_world, tmp_path) -> None:
+    import json
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_card.json").write_text(json.dumps({"subject_slug": "mina", "performer_slug": "jun"}))
+    home = consent_world.workspace.settings.home
+    result = CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
+                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4")])
+    assert result.exit_code == 1
+    assert "organisation" not in result.output  # got past the org: the missing target is what stops it
+    assert "t.mp4" in result.output and "Traceback" not in result.output

@@ -22,7 +22,7 @@ def render(
     target: Annotated[Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")],
     use: Annotated[str, typer.Option("--use", help="Granted use: music_video, virtual_stage, fan_message, advertising or tribute.")],
     out: Annotated[Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org).")] = None,
+    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
     colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
     smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks and colour.")] = True,
@@ -45,15 +45,14 @@ def render(
 
     if precision not in PRECISIONS:
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    grantee = org or settings_from(ctx).org
-    if not grantee:
-        fail("no organisation: pass --org or set LIKENESS_ORG")
     options = RenderOptions(
         refine=RefineOptions(colour=colour, blend=blend, smoothing=SmoothingOptions(enabled=smoothing)),
         unlabelled=unlabelled, precision=precision,
     )
     with mapped_errors():
         workspace = open_workspace(ctx)
+        # As `likeness train`: --org, else the configured org, else the workspace's only one.
+        grantee = org or settings_from(ctx).org or workspace.registry.default_org().slug
         with Progress(
             TextColumn("[bold]render"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
             TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console, transient=True,
