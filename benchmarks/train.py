@@ -4,6 +4,10 @@
     .venv/bin/python benchmarks/train.py loop [--device cuda]  # the whole loop, data workers included
     .venv/bin/python benchmarks/train.py onnx             # ONNX Runtime (2 threads) vs PyTorch eager
     .venv/bin/python benchmarks/train.py quality --minutes 30 [--media ../shared/media]
+    # a GPU machine without dlib and MediaPipe: the first --faces-file run here aligns and saves the
+    # faces; there, train and record the held-out swaps; back here, embed and score them
+    python benchmarks/train.py quality --faces-file faces.npz --device cuda --iterations 13500 --record-swaps SW
+    .venv/bin/python benchmarks/train.py score-swaps --swaps SW
     .venv/bin/python benchmarks/train.py memory [--faces 50000]   # peak RSS, lazy vs parsed faceset index
     .venv/bin/python benchmarks/train.py ceiling [--res 64]       # what real photos score on the identity metric
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -282,26 +287,81 @@ def bench_loop(args: argparse.Namespace) -> None:
             workspace.close()
 
 
-def bench_quality(args: argparse.Namespace) -> None:
-    from likeness.train import TrainConfig, train_swap_model
+class SwapRecorder:
+    """Stands in for the identity embedder where dlib and MediaPipe cannot go (a borrowed GPU
+    machine): keeps every face the training loop would embed (its upscaled chip and landmarks)
+    and writes them at each checkpoint, for ``score-swaps`` to embed later with the real one."""
 
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.started = time.monotonic()
+
+    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        self.pending.append((np.array(rgb, np.uint8), np.array(landmarks, np.float32)))
+        return np.zeros(128, np.float32)
+
+    def flush(self, iteration: int) -> None:
+        chips, landmarks = zip(*self.pending)
+        np.savez_compressed(self.folder / f"checkpoint-{iteration:07d}.npz", chips=np.stack(chips),
+                            landmarks=np.stack(landmarks), iteration=iteration,
+                            seconds=time.monotonic() - self.started)
+        self.pending.clear()
+
+
+def _quality_faces(args: argparse.Namespace):
+    """The benchmark pair, aligned here, or read from (and first written to) ``--faces-file``."""
+    from likeness.train import FaceSamples
+
+    cached = Path(args.faces_file) if args.faces_file else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as saved:
+            source = FaceSamples(saved["source_images"], saved["source_landmarks"])
+            target = FaceSamples(saved["target_images"], saved["target_landmarks"])
+        print(f"# faces from {cached}: source {source.count}, target {target.count}", flush=True)
+        return source, target
     media = Path(args.media) / "synthetic_people" / "digiface1m"
     source, skipped_s = _aligned_faces(media / "id1_variety", size=128)
     target, skipped_t = _aligned_faces(media / "id2_variety", size=128)
     print(f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
           f"(skipped {skipped_t})", flush=True)
+    if cached is not None:
+        np.savez_compressed(cached, source_images=source.images, source_landmarks=source.landmarks,
+                            target_images=target.images, target_landmarks=target.landmarks)
+    return source, target
+
+
+def bench_quality(args: argparse.Namespace) -> None:
+    from likeness.train import TrainConfig, train_swap_model
+    from likeness.train.data import split_indices
+
+    source, target = _quality_faces(args)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-train-bench-"))
     # --resume continues an earlier benchmark run kept with --out: same workspace, grant and faces.
     workspace, authz, release = _benchmark_consent(root, reopen=args.resume)
     model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.model_option)}
     augment = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.augment)}
-    config = TrainConfig(model=args.model, resolution=args.res, iterations=None, minutes=args.minutes,
+    minutes = None if args.iterations else args.minutes
+    recorder = None
+    if args.record_swaps:
+        recorder = SwapRecorder(Path(args.record_swaps))
+        recorder.folder.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(model=args.model, resolution=args.res, iterations=args.iterations, minutes=minutes,
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
                          preview_every=args.checkpoint_every, validation_fraction=0.25, seed=args.seed,
                          learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
-                         lr_decay_iters=args.lr_decay_iters, precision=args.precision,
+                         lr_decay_iters=args.lr_decay_iters, precision=args.precision, device=args.device,
+                         workers=args.workers, expression_metrics=recorder is None,
                          model_options=model_options,
                          augment=augment)
+    if recorder is not None:
+        # What score-swaps needs to tell the references (first evaluation only) from the swaps.
+        splits = [split_indices(faces.count, seed=args.seed, stream=stream, fraction=config.validation_fraction,
+                                max_validation=config.validation_max)
+                  for stream, faces in enumerate((source, target))]
+        meta = {"references_source": min(16, len(splits[0].train)), "references_target": min(16, len(splits[1].train)),
+                "validation_target": len(splits[1].validation), "config": config.to_dict()}
+        (recorder.folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     if args.resume:
         print("# resuming the saved recipe (model, lr, batch, options from train_config.json); "
               f"{args.minutes} more minutes", flush=True)
@@ -312,16 +372,24 @@ def bench_quality(args: argparse.Namespace) -> None:
 
     def show(event) -> None:
         if event.event == "checkpoint":
+            if recorder is not None:
+                recorder.flush(event.iteration)
             print(f"  checkpoint at iteration {event.iteration}, {(time.monotonic() - start) / 60:.1f} min", flush=True)
 
+    # With --record-swaps the loop's own identity column is meaningless (zero embeddings).
+    tools = {"embedder": recorder, "identity_threshold": 1.0} if recorder is not None else {}
     if args.resume:
-        override = TrainConfig(iterations=None, minutes=args.minutes, threads=args.threads)
+        override = TrainConfig(iterations=args.iterations, minutes=minutes, threads=args.threads)
         result = train_swap_model(authz, release, source, target, root / "model", override, resume=True,
-                                  progress=show)
+                                  progress=show, **tools)
     else:
-        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
+        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show, **tools)
     print(f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "
           f"{result.training_seconds / 60:.1f} min; model folder {root / 'model'}")
+    workspace.close()
+    if recorder is not None:
+        print(f"# held-out swaps recorded in {recorder.folder}; score them with: score-swaps --swaps {recorder.folder}")
+        return
     print("| minutes | iteration | identity transfer | median dist to source | val DSSIM src | val DSSIM dst | eye corr | mouth corr |")
     print("|---|---|---|---|---|---|---|---|")
     from likeness.train import load_checkpoint
@@ -339,7 +407,42 @@ def bench_quality(args: argparse.Namespace) -> None:
         if reached is None and row["identity_transfer"] >= 0.9:
             reached = row["seconds"] / 60
     print(f"time to identity transfer >= 0.9: {'not reached' if reached is None else f'{reached:.1f} min'}")
-    workspace.close()
+
+
+def bench_score_swaps(args: argparse.Namespace) -> None:
+    """Identity transfer of swaps recorded by ``quality --record-swaps``, embedded here."""
+    from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
+    from likeness.train.metrics import identity_transfer
+
+    if not args.swaps:
+        sys.exit("score-swaps: give --swaps FOLDER (written by quality --record-swaps)")
+    folder = Path(args.swaps)
+    meta = json.loads((folder / "run.json").read_text())
+    n_src, n_dst, n_val = meta["references_source"], meta["references_target"], meta["validation_target"]
+    embedder = FaceEmbedder()
+    references = None
+    print(f"# {folder}: {meta['config']['model']} {meta['config']['resolution']} px, seed {meta['config']['seed']}, "
+          f"model options {meta['config']['model_options']}, threshold {IDENTITY_THRESHOLD}")
+    print("| iteration | minutes | identity transfer | median dist to source | median dist to target |")
+    print("|---|---|---|---|---|")
+    reached = None
+    for path in sorted(folder.glob("checkpoint-*.npz")):
+        with np.load(path) as saved:
+            chips, landmarks = saved["chips"], saved["landmarks"]
+            iteration, seconds = int(saved["iteration"]), float(saved["seconds"])
+        vectors = np.stack([embedder.embed(chip, points) for chip, points in zip(chips, landmarks)])
+        # The loop embeds its references once per session (first checkpoint, and after a resume).
+        if len(vectors) == n_src + n_dst + n_val:
+            references = (vectors[:n_src], vectors[n_src:n_src + n_dst])
+            vectors = vectors[n_src + n_dst:]
+        if references is None or len(vectors) != n_val:
+            sys.exit(f"{path}: expected {n_val} swaps (plus {n_src}+{n_dst} references first), got {len(chips)} faces")
+        transfer = identity_transfer(vectors, *references, threshold=IDENTITY_THRESHOLD)
+        print(f"| {iteration} | {seconds / 60:.1f} | {transfer.share:.2f} | {np.median(transfer.distance_to_source):.3f} | "
+              f"{np.median(transfer.distance_to_target):.3f} |", flush=True)
+        if reached is None and transfer.share >= 0.9:
+            reached = iteration
+    print(f"first iteration with identity transfer >= 0.9: {'not reached' if reached is None else reached}")
 
 
 _MEMORY_PROBE = r"""
@@ -472,9 +575,18 @@ def _option_value(text: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "memory", "ceiling", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
+    parser.add_argument("--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes")
+    parser.add_argument("--workers", type=int, default=None, help="quality: data workers (default automatic)")
+    parser.add_argument("--faces-file", default=None,
+                        help="quality: aligned faces (.npz); read if it exists, else written after aligning "
+                             "(for machines without MediaPipe)")
+    parser.add_argument("--record-swaps", default=None, metavar="FOLDER",
+                        help="quality: record the held-out swaps at every checkpoint instead of embedding them "
+                             "(for machines without dlib); score them with score-swaps")
+    parser.add_argument("--swaps", default=None, metavar="FOLDER", help="score-swaps: folder from --record-swaps")
     parser.add_argument("--model", default="df", help="quality: architecture")
     parser.add_argument("--res", type=int, default=64, help="quality: resolution")
     parser.add_argument("--batch", type=int, default=None, help="quality: batch size (default automatic)")
@@ -492,7 +604,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="speed/loop: where to train")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="speed/loop/quality: where to train")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16], help="speed: batch sizes")
     parser.add_argument("--loop-seconds", type=float, default=60.0, help="loop: seconds timed per row")
     parser.add_argument("--loop-workers", type=int, nargs="+", default=[None],
@@ -520,6 +632,8 @@ def main() -> None:
         bench_memory(args)
     if args.what in ("quality", "all"):
         bench_quality(args)
+    if args.what == "score-swaps":
+        bench_score_swaps(args)
 
 
 if __name__ == "__main__":
