@@ -363,8 +363,8 @@ def bench_quality(args: argparse.Namespace) -> None:
                 "validation_target": len(splits[1].validation), "config": config.to_dict()}
         (recorder.folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     if args.resume:
-        print("# resuming the saved recipe (model, lr, batch, options from train_config.json); "
-              f"{args.minutes} more minutes", flush=True)
+        more = f"up to iteration {args.iterations}" if args.iterations else f"{args.minutes} more minutes"
+        print(f"# resuming the saved recipe (model, lr, batch, options from train_config.json); {more}", flush=True)
     else:
         print(f"# config: {config.to_dict()}", flush=True)
     print(f"# load average at start: {os.getloadavg()}", flush=True)
@@ -423,7 +423,7 @@ def bench_score_swaps(args: argparse.Namespace) -> None:
     references = None
     print(f"# {folder}: {meta['config']['model']} {meta['config']['resolution']} px, seed {meta['config']['seed']}, "
           f"model options {meta['config']['model_options']}, threshold {IDENTITY_THRESHOLD}")
-    print("| iteration | minutes | identity transfer | median dist to source | median dist to target |")
+    print("| iteration | minutes (of its session) | identity transfer | median dist to source | median dist to target |")
     print("|---|---|---|---|---|")
     reached = None
     for path in sorted(folder.glob("checkpoint-*.npz")):
