@@ -334,6 +334,7 @@ def _quality_faces(args: argparse.Namespace):
 def bench_quality(args: argparse.Namespace) -> None:
     from likeness.train import TrainConfig, train_swap_model
     from likeness.train.data import split_indices
+    from likeness.train.loop import identity_reference_count
 
     source, target = _quality_faces(args)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-train-bench-"))
@@ -359,7 +360,8 @@ def bench_quality(args: argparse.Namespace) -> None:
         splits = [split_indices(faces.count, seed=args.seed, stream=stream, fraction=config.validation_fraction,
                                 max_validation=config.validation_max)
                   for stream, faces in enumerate((source, target))]
-        meta = {"references_source": min(16, len(splits[0].train)), "references_target": min(16, len(splits[1].train)),
+        meta = {"references_source": identity_reference_count(len(splits[0].train)),
+                "references_target": identity_reference_count(len(splits[1].train)),
                 "validation_target": len(splits[1].validation), "config": config.to_dict()}
         (recorder.folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     if args.resume:

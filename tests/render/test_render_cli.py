@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -27,29 +29,25 @@ def test_render_rejects_unknown_option_values(tmp_path, option, message) -> None
     assert message in result.output
 
 
-def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:
-    import json
-
+def _render_card_only_model(consent_world, tmp_path, *org: str):
+    """``likeness render`` of a model folder holding only a card for mina on jun, onto a missing target."""
     model = tmp_path / "model"
     model.mkdir()
     (model / "model_card.json").write_text(json.dumps({"subject_slug": "mina", "performer_slug": "jun"}))
     home = consent_world.workspace.settings.home
-    result = CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
-                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4"), "--org", "elsewhere"])
+    return CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
+                                    "--use", "music_video", "--out", str(tmp_path / "o.mp4"), *org])
+
+
+def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:
+    result = _render_card_only_model(consent_world, tmp_path, "--org", "elsewhere")
     assert result.exit_code == 1
     assert "refused" in result.output
     assert not (tmp_path / "o.mp4").exists()
 
 
 def test_render_takes_the_workspace_s_only_organisation_without_org(consent_world, tmp_path) -> None:
-    import json
-
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model_card.json").write_text(json.dumps({"subject_slug": "mina", "performer_slug": "jun"}))
-    home = consent_world.workspace.settings.home
-    result = CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
-                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4")])
+    result = _render_card_only_model(consent_world, tmp_path)
     assert result.exit_code == 1
     assert "organisation" not in result.output  # got past the org: the missing target is what stops it
     assert "t.mp4" in result.output and "Traceback" not in result.output

@@ -253,7 +253,7 @@ class MalformedModel:
 
 def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
     card = json.loads((model_dir / "model_card.json").read_text())
-    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1, precision="auto": MalformedModel(card))
+    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1, precision="float": MalformedModel(card))
     out = tmp_path / "broken.mp4"
     with pytest.raises(ModelError, match="mask"):
         render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",

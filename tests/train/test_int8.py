@@ -64,6 +64,8 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     float_model = load_swap_model(consent_world.workspace, trained, authz=authz, precision="float")
     int8_model = load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
     assert (float_model.precision, int8_model.precision) == ("float", "int8")
+    # Each names the file it runs (a resumed render keys its checkpoint on it).
+    assert (float_model.file_sha256, int8_model.file_sha256) == (exported.card["onnx_sha256"], int8["sha256"])
     # int8 is opt-in: it flickers more (docs/render.md), so the default stays float.
     assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
     # Faces neither calibrated nor checked on: the int8 swap stays close to the float one.

@@ -282,11 +282,11 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
 def test_double_res_decoder_exports_to_onnx_with_the_same_outputs():
     from likeness.models import create_model
     from likeness.train.export import _onnx_bytes
-    from likeness.train.swap_model import ONNX_INPUT, ONNX_OUTPUTS, _ort_session
+    from likeness.train.swap_model import ONNX_INPUT, ONNX_OUTPUTS, ort_session
 
     torch.manual_seed(0)
     model = create_model("df_tiny", resolution=32, double_res=True).eval()
-    session = _ort_session(_onnx_bytes(model, 32), threads=1)
+    session = ort_session(_onnx_bytes(model, 32), threads=1)
     probe = np.random.default_rng(2).random((3, 3, 32, 32), dtype=np.float32)
     got = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: probe})
     with torch.no_grad():

@@ -29,7 +29,7 @@ from likeness.train.swap_model import (
     ONNX_INPUT,
     ONNX_NAME,
     ONNX_OUTPUTS,
-    _ort_session,
+    ort_session,
 )
 
 
@@ -116,7 +116,7 @@ def export_model(
     payload = _onnx_bytes(model, resolution)
 
     probe = np.random.default_rng(1).random((3, 3, resolution, resolution), dtype=np.float32)
-    session = _ort_session(payload, threads=2)
+    session = ort_session(payload, threads=2)
     got = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: probe})
     with torch.no_grad():
         want = [t.numpy() for t in model(torch.from_numpy(probe))]

@@ -216,6 +216,11 @@ def autocast_dtype(precision: str, device: torch.device, *, cpu_bfloat16: bool) 
     return torch.float16 if precision == "float16" else torch.bfloat16
 
 
+def identity_reference_count(training_faces: int) -> int:
+    """How many training faces per identity the identity metric embeds as references (spread evenly)."""
+    return min(16, training_faces)
+
+
 #: How training batches are prepared: "auto" is processes on CUDA, threads on CPU (see PairLoader).
 DATA_LOADERS = ("auto", "threads", "processes")
 
@@ -577,11 +582,13 @@ class _Trainer:
         return metrics
 
     def _identity_references(self) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings of up to 16 training faces per identity, at the model resolution (same blur as swaps)."""
+        """Embeddings of ``identity_reference_count`` training faces per identity, at the model
+        resolution (same blur as swaps)."""
         if self._references is None:
             refs = []
             for faces, split in ((self.source, self.source_split), (self.target, self.target_split)):
-                picks = split.train[np.linspace(0, len(split.train) - 1, min(16, len(split.train))).astype(int)]
+                count = identity_reference_count(len(split.train))
+                picks = split.train[np.linspace(0, len(split.train) - 1, count).astype(int)]
                 clean = validation_batch(faces, picks, resolution=self.config.resolution)
                 images = (clean.target.transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)
                 refs.append(embed_faces(self.embedder, images, self._landmarks_at(faces, picks)))  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from likeness.errors import ModelError
-from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_INPUT, ONNX_OUTPUTS, _ort_session
+from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_INPUT, ONNX_OUTPUTS, ort_session
 
 #: Lowest per-face PSNR (dB) of int8 against float outputs (swapped face and mask) on held-out
 #: faces for the int8 model to be used: 40 dB is an RMS error of 1 % of the range, about 2.5 of
@@ -154,8 +154,8 @@ def _outputs_and_ms(session: Any, faces: np.ndarray) -> tuple[tuple[np.ndarray, 
 
 def check_int8(float_onnx: bytes, int8_onnx: bytes, faces: np.ndarray, *, calibration_faces: int) -> Int8Check:
     """Compare the two models on ``faces`` (held out from calibration)."""
-    float_session = _ort_session(float_onnx, threads=1)
-    int8_session = _ort_session(int8_onnx, threads=1)
+    float_session = ort_session(float_onnx, threads=1)
+    int8_session = ort_session(int8_onnx, threads=1)
     # One warm-up run each: the first call allocates.
     for session in (float_session, int8_session):
         session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: faces[:1]})

@@ -47,7 +47,7 @@ def execution_providers(prefer_gpu: bool) -> list[str]:
     return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
 
 
-def _ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool = False) -> Any:
+def ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool = False) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -95,7 +95,8 @@ def choose_precision(card: dict[str, Any], requested: str) -> tuple[str, str]:
 class SwapModel:
     """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``.
 
-    ``precision`` is ``"float"`` or ``"int8"`` (the model file used), ``precision_reason`` why.
+    ``precision`` is ``"float"`` or ``"int8"`` (the model file used), ``precision_reason`` why,
+    ``file_sha256`` the hash of that file (a resumed render must use the same one).
     """
 
     def __init__(self, card: dict[str, Any], session: Any, precision: str = "float", precision_reason: str = "") -> None:
@@ -103,6 +104,7 @@ class SwapModel:
         self.resolution = int(card["resolution"])
         self._session = session
         self.precision, self.precision_reason = precision, precision_reason
+        self.file_sha256 = str(card["int8"]["sha256"] if precision == "int8" else card["onnx_sha256"])
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = self.resolution
@@ -158,4 +160,4 @@ def load_swap_model(
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
-    return SwapModel(card, _ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason)
+    return SwapModel(card, ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason)
