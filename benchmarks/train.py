@@ -419,7 +419,10 @@ def bench_score_swaps(args: argparse.Namespace) -> None:
     if not args.swaps:
         sys.exit("score-swaps: give --swaps FOLDER (written by quality --record-swaps)")
     folder = Path(args.swaps)
-    meta = json.loads((folder / "run.json").read_text())
+    try:
+        meta = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError) as exc:
+        sys.exit(f"score-swaps: {folder / 'run.json'}: not a folder written by quality --record-swaps ({exc})")
     n_src, n_dst, n_val = meta["references_source"], meta["references_target"], meta["validation_target"]
     embedder = FaceEmbedder()
     references = None
