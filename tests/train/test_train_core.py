@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from likeness.errors import FacesetError, ModelError
+from likeness.errors import ConfigError, FacesetError, ModelError
 from likeness.train import checkpoint as ckpt
 from likeness.train.augment import AugmentOptions, feature_priority_map, landmark_hull_mask, prepare_training_pair
-from likeness.train.data import plan_batch, split_indices
+from likeness.train.data import PairLoader, plan_batch, split_indices
 from likeness.train.generated import generated_face_samples
+from likeness.train.loop import TrainConfig
 from likeness.train.losses import dssim, reconstruction_loss
 from likeness.train.metrics import expression_fidelity, identity_transfer
 from likeness.train.samples import FaceSamples
@@ -69,6 +70,29 @@ def test_warp_can_be_switched_off(faces):
     options = AugmentOptions(warp=False)
     pair = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(1), options=options)
     assert np.array_equal(pair.warped, pair.target)
+
+
+def test_warp_schedule_stops_the_warp_from_its_iteration_on(faces):
+    split = split_indices(faces.count, seed=0, stream=0, fraction=0.2, max_validation=1)
+    loader = PairLoader(faces, faces, source_split=split, target_split=split, seed=5, batch_size=3, resolution=32,
+                        options=AugmentOptions(warp_until=4), priority_weight=0.0)
+    for iteration in (0, 3):
+        source, target = loader._make(iteration)
+        assert np.abs(source.warped - source.target).mean() > 0.005
+        assert np.abs(target.warped - target.target).mean() > 0.005
+    for iteration in (4, 9):
+        source, target = loader._make(iteration)
+        assert np.array_equal(source.warped, source.target) and np.array_equal(target.warped, target.target)
+    # The schedule depends on the iteration alone: a resumed run gets the same batch.
+    again = PairLoader(faces, faces, source_split=split, target_split=split, seed=5, batch_size=3, resolution=32,
+                       options=AugmentOptions(warp_until=4), priority_weight=0.0)._make(3)[0]
+    assert np.array_equal(again.warped, loader._make(3)[0].warped)
+
+
+@pytest.mark.parametrize("bad", [-1, "9000", 2.5, True])
+def test_bad_warp_schedule_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="warp_until"):
+        TrainConfig(augment={"warp_until": bad}).validate()
 
 
 def test_masks_follow_the_landmarks(faces):

@@ -6,7 +6,7 @@ a batch is a deterministic function of its seed (which is what makes resume bit-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -18,7 +18,12 @@ from likeness.train.samples import LANDMARK_COUNT
 
 @dataclass(frozen=True)
 class AugmentOptions:
-    """Strength of each augmentation. Angles in degrees, shifts and scales as fractions of the side."""
+    """Strength of each augmentation. Angles in degrees, shifts and scales as fractions of the side.
+
+    ``warp_until``: the training iteration from which the random warp stops (None: never).
+    DeepFaceLab users switch random warp off late in training so the decoders sharpen detail;
+    the schedule depends on the iteration alone, so a resumed run sees the same batches.
+    """
 
     rotation_deg: float = 10.0
     scale: float = 0.05
@@ -30,6 +35,18 @@ class AugmentOptions:
     contrast: float = 0.15
     channel_gain: float = 0.08
     lighting_gradient: float = 0.12
+    warp_until: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.warp_until is not None and (isinstance(self.warp_until, bool) or not isinstance(self.warp_until, int)
+                                            or self.warp_until < 0):
+            raise FacesetError(f"warp_until must be an iteration number >= 0 or None, got {self.warp_until!r}")
+
+    def at_iteration(self, iteration: int) -> AugmentOptions:
+        """The options in force at training ``iteration`` (the warp schedule applied)."""
+        if self.warp and self.warp_until is not None and iteration >= self.warp_until:
+            return replace(self, warp=False)
+        return self
 
 
 @dataclass(frozen=True)

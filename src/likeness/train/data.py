@@ -122,10 +122,11 @@ class PairLoader:
 
     def _make(self, iteration: int) -> tuple[Batch, Batch]:
         batches = []
+        options = self.options.at_iteration(iteration)
         for stream, (faces, split) in enumerate(((self.source, self.source_split), (self.target, self.target_split))):
             picks, seeds = plan_batch(iteration, seed=self.seed, train_indices=split.train,
                                       batch_size=self.batch_size, stream=stream)
-            batches.append(build_batch(faces, picks, seeds, resolution=self.resolution, options=self.options,
+            batches.append(build_batch(faces, picks, seeds, resolution=self.resolution, options=options,
                                        priority_weight=self.priority_weight))
         return batches[0], batches[1]
 
