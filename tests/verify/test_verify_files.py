@@ -217,6 +217,28 @@ def test_folder_scan_resumes_and_reverifies_after_revocation(mina_world, tmp_pat
     assert not any(r.resumed for r in forced)
 
 
+def test_resumed_files_keep_or_get_evidence_packs_with_pictures(mina_world, tmp_path):
+    folder = tmp_path / "scan"
+    write_image(folder / "photo.jpg", grace_hopper(), quality=90)
+    first_report, second_report = tmp_path / "report-1", tmp_path / "report-2"
+    verify_many(mina_world.workspace, [folder], workers=1, report_dir=first_report)
+    (first_html,) = first_report.glob("photo*.html")
+    assert "<img" in first_html.read_text()
+    written = first_html.stat().st_mtime_ns
+
+    # Into the same folder: resumed, and the earlier pack (with its pictures) is kept as it was.
+    (again,) = verify_many(mina_world.workspace, [folder], workers=1, report_dir=first_report)
+    assert again.resumed and first_html.stat().st_mtime_ns == written
+    assert len(verification_events(mina_world)) == 1
+
+    # Into a new folder: the state holds no pixels, so the file is verified afresh for its pack.
+    (fresh,) = verify_many(mina_world.workspace, [folder], workers=1, report_dir=second_report)
+    assert not fresh.resumed
+    (second_html,) = second_report.glob("photo*.html")
+    assert "<img" in second_html.read_text()
+    assert len(verification_events(mina_world)) == 2
+
+
 def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
     render = render_image(mina_world, bad_files / "render.png")
     report = tmp_path / "report"

@@ -206,11 +206,10 @@ def verify_many(
                 previous = None
         if previous is not None:
             resumed = replace(previous, path=str(path), resumed=True)
-            if report is not None:
-                # The pack shows the earlier result; pixels are not kept in the state.
-                from likeness.verify.report import write_evidence
-
-                write_evidence(resumed, None, report)
+            if report is not None and not _evidence_written(resumed, report):
+                # The state keeps no pixels: a pack with pictures needs a fresh pass.
+                pending.append(index)
+                continue
             finish(index, resumed, fresh=False)
         else:
             pending.append(index)
@@ -230,6 +229,20 @@ def verify_many(
 
         write_index(final, report)
     return final
+
+
+def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
+    """Whether ``report_dir`` already holds the evidence pack of this file's result (an earlier
+    scan into the same folder), which a resumed result then keeps as it is."""
+    from likeness.verify.report import evidence_stem
+
+    stem = evidence_stem(result)
+    try:
+        written = json.loads((report_dir / f"{stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(written, dict) and written.get("sha256") == result.sha256
+            and all((report_dir / f"{stem}{suffix}").is_file() for suffix in (".html", ".zip")))
 
 
 def _run_pool(files: list[Path], pending: list[int], workers: int, workspace: Any,
