@@ -99,11 +99,12 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
         "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
         "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
         "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip", "--lr-decay-iters", "5",
+        "--warp-until", "3",
     ])
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True}
+    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True, "warp_until": 3}
     assert saved["lr_decay_iters"] == 5
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])

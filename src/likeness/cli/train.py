@@ -30,6 +30,7 @@ def train(
     ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
     lr_decay_iters: Annotated[Optional[int], typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror training faces at random (more pose variety; also mirrors asymmetric features such as a mole or a hair parting).")] = False,
+    warp_until: Annotated[Optional[int], typer.Option("--warp-until", min=0, help="Stop the random warp from this iteration on, to sharpen the faces late in training (default: warp throughout; docs/training.md).")] = None,
     model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
@@ -60,7 +61,7 @@ def train(
                 config = TrainConfig(
                     model=model, resolution=res, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
                     batch_size=batch, learning_rate=lr, ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
-                    model_options=model_options, augment={"flip": flip}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                    model_options=model_options, augment={"flip": flip, "warp_until": warp_until}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                     eyes_mouth_priority=priority, identity_metrics=identity_metrics,
                     expression_metrics=expression_metrics, workers=workers, precision=precision,
                     threads=threads,
