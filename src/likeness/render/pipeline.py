@@ -511,7 +511,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     quality = _QualityTracker(renderer, _subject_embeddings(workspace, card.get("subject_slug") or card["subject_id"]),
                               options.quality_every)
     # The model file actually used: a resume must not mix float and int8 frames.
-    model_sha256 = getattr(renderer.model, "file_sha256", card.get("onnx_sha256"))
+    model_sha256 = renderer.model.file_sha256
     key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
     checkpoint = _Checkpoint(_checkpoint_dir(out), key)
     resume_state = checkpoint.load()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from likeness.errors import FacesetError
+from likeness.errors import ConfigError, FacesetError
 from likeness.train import landmark_regions as lr
 from likeness.train.samples import LANDMARK_COUNT
 
@@ -40,7 +40,7 @@ class AugmentOptions:
     def __post_init__(self) -> None:
         if self.warp_until is not None and (isinstance(self.warp_until, bool) or not isinstance(self.warp_until, int)
                                             or self.warp_until < 0):
-            raise FacesetError(f"warp_until must be an iteration number >= 0 or None, got {self.warp_until!r}")
+            raise ConfigError(f"warp_until must be an iteration number >= 0 or None, got {self.warp_until!r}")
 
     def at_iteration(self, iteration: int) -> AugmentOptions:
         """The options in force at training ``iteration`` (the warp schedule applied)."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from likeness.errors import ConfigError, ConsentError, FacesetError, ModelError
+from likeness.errors import ConfigError, ConsentError, ModelError
 from likeness.models import architecture_options, create_model, resolve_config
 from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
@@ -134,7 +134,7 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
         try:
             AugmentOptions(**self.augment)
-        except (TypeError, FacesetError) as exc:
+        except (TypeError, ConfigError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         try:
             resolve_config(self.model, resolution=self.resolution, **self.model_options)

@@ -171,6 +171,13 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
     )
 
 
+def evidence_paths(result: VerificationResult, out_dir: Path) -> EvidencePaths:
+    """Where ``write_evidence`` puts the pack of ``result`` in ``out_dir``."""
+    stem = evidence_stem(result)
+    json_path, html_path, zip_path = (Path(out_dir) / f"{stem}{suffix}" for suffix in (".json", ".html", ".zip"))
+    return EvidencePaths(json=json_path, html=html_path, zip=zip_path)
+
+
 def write_evidence(
     result: VerificationResult,
     media: EvidenceMedia | None,
@@ -186,10 +193,10 @@ def write_evidence(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = evidence_stem(result)
     json_bytes = (result.to_json(indent=2) + "\n").encode("utf-8")
     html_bytes = render_html(result, media).encode("utf-8")
-    json_path, html_path, zip_path = (out_dir / f"{stem}{suffix}" for suffix in (".json", ".html", ".zip"))
+    paths = evidence_paths(result, out_dir)
+    json_path, html_path, zip_path = paths.json, paths.html, paths.zip
     _write_atomic(json_path, json_bytes)
     _write_atomic(html_path, html_bytes)
 
@@ -225,7 +232,7 @@ def write_evidence(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return EvidencePaths(json=json_path, html=html_path, zip=zip_path)
+    return paths
 
 
 def write_index(results: Sequence[VerificationResult], out_dir: Path) -> Path:

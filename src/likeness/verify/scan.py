@@ -234,15 +234,14 @@ def verify_many(
 def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
     """Whether ``report_dir`` already holds the evidence pack of this file's result (an earlier
     scan into the same folder), which a resumed result then keeps as it is."""
-    from likeness.verify.report import evidence_stem
+    from likeness.verify.report import evidence_paths
 
-    stem = evidence_stem(result)
+    pack = evidence_paths(result, report_dir)
     try:
-        written = json.loads((report_dir / f"{stem}.json").read_text(encoding="utf-8"))
+        written = json.loads(pack.json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (isinstance(written, dict) and written.get("sha256") == result.sha256
-            and all((report_dir / f"{stem}{suffix}").is_file() for suffix in (".html", ".zip")))
+    return isinstance(written, dict) and written.get("sha256") == result.sha256 and pack.html.is_file() and pack.zip.is_file()
 
 
 def _run_pool(files: list[Path], pending: list[int], workers: int, workspace: Any,
