@@ -38,6 +38,15 @@ def test_label_changes_only_its_corner(corner: str) -> None:
     assert not np.shares_memory(out, frame)
 
 
+def test_label_in_place_draws_into_the_frame_itself() -> None:
+    frame = np.random.default_rng(8).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    label = VisibleLabel(640, 360)
+    copied = label.apply(frame)
+    assert not np.array_equal(copied, frame)
+    labelled = label.apply(frame, in_place=True)
+    assert labelled is frame and np.array_equal(frame, copied)
+
+
 def test_legible_at_360p_and_scales_at_4k() -> None:
     small = burn_visible_label(np.zeros((360, 640, 3), np.uint8))
     y0, y1, x0, x1 = _text_extent(small)

@@ -55,6 +55,15 @@ def test_only_the_performer_is_swapped(trained_world, embedder, blend: str) -> N
     assert renderer.counts == {"not_target": 1, "swapped": 1}
 
 
+def test_in_place_render_pastes_into_the_given_frame_with_the_same_result(trained_world, embedder) -> None:
+    group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
+    copied, _ = _renderer(trained_world, embedder).process(group.copy(), frame_index=0, t_s=0.0)
+    frame = group.copy()
+    out, outcomes = _renderer(trained_world, embedder).process(frame, frame_index=0, t_s=0.0, in_place=True)
+    assert out is frame and any(o.swapped for o in outcomes)
+    assert np.array_equal(out, copied) and not np.array_equal(out, group)
+
+
 def test_no_performer_in_frame_leaves_frame_identical(trained_world, embedder) -> None:
     frame = compose_group([astronaut()], size=(512, 512))
     renderer = _renderer(trained_world, embedder)

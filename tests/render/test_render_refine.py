@@ -55,6 +55,23 @@ def test_colour_statistics_respect_the_mask() -> None:
     assert np.abs(out[:, :32].astype(float).mean(axis=(0, 1)) - [200, 150, 120]).max() < 6
 
 
+def test_lab_statistics_are_the_weighted_mean_and_deviation_in_lab() -> None:
+    import cv2
+
+    face = _portrait_crop()
+    face[:, :8] = (180, 120, 100)  # a flat band: its deviation must stay finite and exact
+    rng = np.random.default_rng(4)
+    mask = cv2.GaussianBlur(rng.random(face.shape[:2]).astype(np.float32), (5, 5), 1.5)
+    lab = cv2.cvtColor(face.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float64)
+    weights = mask.reshape(-1).astype(np.float64)
+    mean = np.average(lab, axis=0, weights=weights)
+    std = np.sqrt(np.average((lab - mean) ** 2, axis=0, weights=weights))
+    stats = lab_statistics(face, mask=mask)
+    np.testing.assert_allclose(stats, np.stack([mean, std]), rtol=0, atol=1e-9)
+    flat = lab_statistics(np.full((16, 16, 3), (180, 120, 100), np.uint8))
+    assert np.isfinite(flat).all() and np.abs(flat[1]).max() < 1e-5
+
+
 def test_rct_uses_given_reference_statistics() -> None:
     face = (_portrait_crop().astype(np.float32) * 0.5 + 64).astype(np.uint8)  # mid tones: no clipping
     stats = lab_statistics(face)
@@ -133,6 +150,21 @@ def test_paste_leaves_pixels_outside_the_mask_bit_identical(method: str) -> None
     assert np.array_equal(out[alpha == 0], frame[alpha == 0])
     changed = np.abs(out.astype(int) - frame.astype(int)).sum(axis=2) > 0
     assert changed[alpha > 0.9].mean() > 0.9  # the face actually went in
+
+
+@pytest.mark.parametrize("method", ["alpha", "poisson"])
+def test_paste_in_place_writes_into_the_frame_and_matches_the_copy(method: str) -> None:
+    frame = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    original = frame.copy()
+    crop = _portrait_crop(64)
+    mask = blend_mask(None, np.array([[12, 12], [52, 12], [52, 52], [12, 52]], np.float32), size=64)
+    affine = _affine_for(40, 30, scale=1.2, angle_deg=10)
+    copied = paste_face(frame, crop, mask, affine, method=method)
+    assert np.array_equal(frame, original) and not np.shares_memory(copied, frame)
+    pasted = paste_face(frame, crop, mask, affine, method=method, in_place=True)
+    assert pasted is frame and np.array_equal(frame, copied) and not np.array_equal(frame, original)
+    outside = paste_face(frame, crop, mask, _affine_for(500, 500), in_place=True)
+    assert outside is frame
 
 
 @pytest.mark.parametrize("x0,y0", [(-20, -20), (130, 90), (-40, 50)])

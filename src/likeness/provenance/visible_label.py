@@ -68,7 +68,8 @@ class LabelGeometry:
 class VisibleLabel:
     """The label patch for one frame size, rendered once and blended into each frame.
 
-    ``apply(rgb)`` takes ``uint8 (height, width, 3)`` and returns a labelled copy.
+    ``apply(rgb)`` takes ``uint8 (height, width, 3)`` and returns a labelled copy
+    (``apply(rgb, in_place=True)`` labels ``rgb`` itself).
     """
 
     def __init__(self, width: int, height: int, corner: Corner = "bottom-right", *, text: str = LABEL_TEXT) -> None:
@@ -88,10 +89,11 @@ class VisibleLabel:
         self._rows = slice(g.y0, g.y0 + g.box_height)
         self._cols = slice(g.x0, g.x0 + g.box_width)
 
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """Blend the label into a copy of ``rgb`` (uint8, (height, width, 3))."""
+    def apply(self, rgb: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+        """Blend the label into a copy of ``rgb`` (uint8, (height, width, 3)), or into ``rgb``
+        itself with ``in_place=True`` (and return it)."""
         _check_frame(rgb, expected=(self.height, self.width))
-        out = rgb.copy()
+        out = rgb if in_place else rgb.copy()
         region = out[self._rows, self._cols].astype(np.float32)
         blended = region * self._keep + self._premultiplied
         out[self._rows, self._cols] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)

@@ -318,11 +318,14 @@ class LabelledVideo:
         """``(width, height)`` of the encoded (stored) picture, after padding."""
         return tuple(self._encoder.encoded_size)  # type: ignore[return-value]
 
-    def write(self, rgb: np.ndarray, *, pts_s: float | None = None) -> None:
+    def write(self, rgb: np.ndarray, *, pts_s: float | None = None, owned: bool = False) -> None:
         """Label, watermark and encode one frame (uint8 (height, width, 3)).
 
         ``pts_s``: presentation time in seconds (keeps a source's variable frame rate);
-        default: the previous frame + 1 / fps. A bad frame aborts the whole video.
+        default: the previous frame + 1 / fps. ``owned=True``: the caller hands ``rgb`` over and
+        never reads it again, so the label is drawn into it rather than into a copy (a fresh
+        frame-sized array per frame costs page faults as well as the copy). A bad frame aborts
+        the whole video.
         """
         if self._closed:
             raise ProvenanceError(f"{self.out_path}: video already closed")
@@ -332,7 +335,7 @@ class LabelledVideo:
                 raise MediaError(self.out_path, f"frame must be uint8 ({self.height}, {self.width}, 3), got {got}")
             if self.frames and self.frames % RECHECK_EVERY_FRAMES == 0:
                 self._authz.recheck()
-            frame = self._label.apply(rgb) if self._label is not None else rgb
+            frame = self._label.apply(rgb, in_place=owned) if self._label is not None else rgb
             if self._quarter_turns:
                 # Verification reads frames as stored, so the mark goes on the stored orientation.
                 frame = np.ascontiguousarray(np.rot90(frame, -self._quarter_turns))

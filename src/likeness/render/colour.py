@@ -75,10 +75,14 @@ def lab_statistics(rgb: np.ndarray, *, mask: np.ndarray | None = None) -> np.nda
 
 def _lab_statistics_of(lab_image: np.ndarray, weights: np.ndarray) -> np.ndarray:
     lab = lab_image.reshape(-1, 3).astype(np.float64)
-    w = weights.reshape(-1, 1).astype(np.float64)
+    w = weights.reshape(-1).astype(np.float64)
     total = w.sum()
-    mean = (lab * w).sum(axis=0) / total
-    var = (((lab - mean) ** 2) * w).sum(axis=0) / total
+    # Raw weighted moments in one pass each (E[x^2] - E[x]^2): a quarter of the time of the
+    # centred form on a 64 px face; in float64 the cancellation costs ~1e-12 on L*a*b* values.
+    # einsum, not ``w @ lab``: OpenBLAS runs that product on a second thread, which on two cores
+    # takes time from the decoder and encoder threads.
+    mean = np.einsum("i,ij->j", w, lab) / total
+    var = np.einsum("i,ij,ij->j", w, lab, lab) / total - mean * mean
     return np.stack([mean, np.sqrt(np.maximum(var, 0.0))])
 
 

@@ -236,12 +236,15 @@ class FrameRenderer:
         return identity.mean() <= self.identity_threshold
 
     def process(
-        self, rgb: np.ndarray, *, frame_index: int, t_s: float, faces: list[Any] | None = None
+        self, rgb: np.ndarray, *, frame_index: int, t_s: float, faces: list[Any] | None = None,
+        in_place: bool = False,
     ) -> tuple[np.ndarray, list[FaceOutcome]]:
         """Render one frame. Returns the new frame (a copy) and one outcome per detected face.
 
         ``faces``: this frame's detections when the caller already ran ``detector.detect`` (the
         video pipeline detects on its decode thread, one frame ahead); None detects here.
+        ``in_place=True``: faces are pasted into ``rgb`` itself, which is returned (the video
+        pipeline owns its decoded frames and saves a frame-sized copy per frame).
         """
         from likeness.faces.align import align_face
         from likeness.faces.pose import head_pose
@@ -280,7 +283,7 @@ class FrameRenderer:
             pending.append((outcome, aligned, smoothed))
         if not pending:
             self.counts.update(o.reason or "swapped" for o in outcomes)
-            return rgb.copy(), outcomes
+            return (rgb if in_place else rgb.copy()), outcomes
         batch = np.stack([a.image for _, a, _ in pending]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
         swapped, learned = _checked_model_output(self.model.run(batch), len(pending), self.resolution)
         out = rgb
@@ -295,7 +298,9 @@ class FrameRenderer:
             mask = blend_mask(np.clip(np.asarray(mask_out)[0], 0.0, 1.0).astype(np.float32), aligned.landmarks,
                               erode_px=max(1, round(self.options.erode * size)),
                               feather_px=max(1, round(self.options.feather * size)))
-            out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend)
+            # After the first paste ``out`` is already this call's own copy: paste into it.
+            out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend,
+                             in_place=in_place or out is not rgb)
             outcome.swapped = True
             outcome.affine = aligned.affine
             outcome.crop = corrected

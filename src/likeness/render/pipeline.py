@@ -601,7 +601,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
                 continue
             try:
                 rgb, pts_s = item
-                video.write(rgb, pts_s=pts_s)
+                video.write(rgb, pts_s=pts_s, owned=True)  # nothing reads a frame once queued
             except BaseException as exc:
                 failures.append(exc)
                 stop.set()
@@ -618,20 +618,24 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
                 break
             frame, faces = item
             index = frame.index
+            # Decoded frames belong to this loop: faces are pasted into them and the writer labels
+            # them in place, so no frame-sized copy is made per frame.
             if index < start_index:
                 rendered = frame.rgb
                 for affine, crop, mask in recipes.get(index, []):
-                    rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend)
+                    rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend, in_place=True)
             else:
                 if index % options.recheck_every == 0:
                     authz.recheck()
                     release.recheck()
-                rendered, outcomes = renderer.process(frame.rgb, frame_index=index, t_s=frame.pts_s, faces=faces)
+                before = frame.rgb.copy() if index in strip_at else None
+                rendered, outcomes = renderer.process(frame.rgb, frame_index=index, t_s=frame.pts_s, faces=faces,
+                                                      in_place=True)
                 report.frames_with_swaps += any(o.swapped for o in outcomes)
                 quality.observe(index, rendered, outcomes)
                 checkpoint.add(index, outcomes)
-                if index in strip_at:
-                    strip.append((frame.rgb, rendered))
+                if before is not None:
+                    strip.append((before, rendered.copy()))
                 next_index = index + 1
                 if next_index % options.checkpoint_every == 0:
                     checkpoint.commit(next_index, renderer.state())
