@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from likeness.errors import ModelError
 from likeness.media.synthetic import grace_hopper
 from likeness.render.content import ContentDetector, decode_detections, letterbox_blob
 
@@ -83,6 +84,6 @@ def test_decoding_maps_boxes_to_the_frame_clips_them_and_suppresses_overlaps() -
     assert by_class["B_COVERED"]["box"] == [580, 0, 60, 80]
     assert decode_detections(output[:, 3:], labels, frame_size=(640, 360), scale=2.0, min_score=0.2,
                              nms_score=0.25, nms_iou=0.45) == []
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ModelError, match="expected"):
         decode_detections(output[:5], labels, frame_size=(640, 360), scale=2.0, min_score=0.2,
                           nms_score=0.25, nms_iou=0.45)

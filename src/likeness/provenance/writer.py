@@ -323,8 +323,8 @@ class LabelledVideo:
 
         ``pts_s``: presentation time in seconds (keeps a source's variable frame rate);
         default: the previous frame + 1 / fps. ``owned=True``: the caller hands ``rgb`` over and
-        never reads it again, so the label is drawn into it rather than into a copy (a fresh
-        frame-sized array per frame costs page faults as well as the copy). A bad frame aborts
+        never reads it again, so the label is drawn into it rather than into a copy (on two
+        cores a frame-sized copy per frame is measurable, docs/render.md). A bad frame aborts
         the whole video.
         """
         if self._closed:

@@ -20,7 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from likeness.errors import ConsentError
+from likeness.errors import ConsentError, ModelError
 from likeness.render.validation import require_rgb
 
 PROHIBITED_CONTENT_CLASSES: frozenset[str] = frozenset(
@@ -120,7 +120,7 @@ def decode_detections(
     """
     candidates = np.asarray(output, np.float32).T
     if candidates.ndim != 2 or candidates.shape[1] != 4 + len(labels):
-        raise ValueError(f"content model output: expected (candidates, {4 + len(labels)}), got {candidates.shape}")
+        raise ModelError(f"content model output: expected (candidates, {4 + len(labels)}), got {candidates.shape}")
     class_scores = candidates[:, 4:]
     best = class_scores.max(axis=1)
     keep = best >= min_score

@@ -239,7 +239,8 @@ class FrameRenderer:
         self, rgb: np.ndarray, *, frame_index: int, t_s: float, faces: list[Any] | None = None,
         in_place: bool = False,
     ) -> tuple[np.ndarray, list[FaceOutcome]]:
-        """Render one frame. Returns the new frame (a copy) and one outcome per detected face.
+        """Render one frame. Returns the new frame (a copy, unless ``in_place``) and one outcome per
+        detected face.
 
         ``faces``: this frame's detections when the caller already ran ``detector.detect`` (the
         video pipeline detects on its decode thread, one frame ahead); None detects here.
