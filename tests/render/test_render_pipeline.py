@@ -276,3 +276,24 @@ def test_tampered_model_is_refused_before_rendering(trained_world, clip, tmp_pat
         render_media(trained_world.workspace, copy, clip, out, use="music_video", org="studio")
     assert not out.exists()
     assert not trained_world.workspace.ledger.find("render.completed")
+
+
+def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_place(
+    trained_world, model_dir, clip, tmp_path, monkeypatch
+) -> None:
+    captured: list = []
+    original = pipeline.write_report
+
+    def capture(report, folder, stem, strip):
+        captured.extend(strip)
+        return original(report, folder, stem, strip)
+
+    monkeypatch.setattr(pipeline, "write_report", capture)
+    report = render_media(trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video",
+                          org="studio")
+    source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
+    wanted = pipeline.sample_indices(len(source), 4)
+    assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0
+    for index, (before, after) in zip(wanted, captured):
+        assert np.array_equal(before, source[index])  # the source frame, not the in-place render
+        assert not np.array_equal(after, before)  # a swapped face went in
