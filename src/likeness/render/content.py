@@ -59,9 +59,8 @@ class ContentDetector:
     the Python around them is ours: the frame is scaled down before it is padded (NudeNet pads the
     full frame first), the 2100 candidate boxes are decoded as arrays (NudeNet loops over them),
     and the session's threads do not spin between frames, which leaves the cores to the render's
-    set-up running beside the check. Scores match ``NudeDetector.detect`` to 0.001; a 720p frame
-    takes 12.4 against 15.4 ms on its own, and the render's 8-frame check beside the set-up 0.52-0.55
-    against 0.58-0.63 s (``docs/render.md``). ``threads``: onnxruntime intra-op threads.
+    set-up running beside the check. Scores match ``NudeDetector.detect`` to 0.001 (timings in
+    ``docs/render.md``). ``threads``: onnxruntime intra-op threads.
     """
 
     INPUT_SIZE = 320

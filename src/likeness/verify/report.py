@@ -173,9 +173,8 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
 
 def evidence_paths(result: VerificationResult, out_dir: Path) -> EvidencePaths:
     """Where ``write_evidence`` puts the pack of ``result`` in ``out_dir``."""
-    stem = evidence_stem(result)
-    json_path, html_path, zip_path = (Path(out_dir) / f"{stem}{suffix}" for suffix in (".json", ".html", ".zip"))
-    return EvidencePaths(json=json_path, html=html_path, zip=zip_path)
+    stem, out_dir = evidence_stem(result), Path(out_dir)
+    return EvidencePaths(json=out_dir / f"{stem}.json", html=out_dir / f"{stem}.html", zip=out_dir / f"{stem}.zip")
 
 
 def write_evidence(
@@ -196,11 +195,10 @@ def write_evidence(
     json_bytes = (result.to_json(indent=2) + "\n").encode("utf-8")
     html_bytes = render_html(result, media).encode("utf-8")
     paths = evidence_paths(result, out_dir)
-    json_path, html_path, zip_path = paths.json, paths.html, paths.zip
-    _write_atomic(json_path, json_bytes)
-    _write_atomic(html_path, html_bytes)
+    _write_atomic(paths.json, json_bytes)
+    _write_atomic(paths.html, html_bytes)
 
-    members: list[tuple[str, bytes | Path]] = [(json_path.name, json_bytes), (html_path.name, html_bytes)]
+    members: list[tuple[str, bytes | Path]] = [(paths.json.name, json_bytes), (paths.html.name, html_bytes)]
     original = Path(result.path)
     note = None
     if include_original and result.sha256 and original.is_file():
@@ -228,7 +226,7 @@ def write_evidence(
                     bundle.write(content, arcname=name)
                 else:
                     bundle.writestr(name, content)
-        os.replace(tmp, zip_path)
+        os.replace(tmp, paths.zip)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
