@@ -16,6 +16,7 @@ from likeness.train.generated import generated_face_samples
 from likeness.train.loop import TrainConfig
 from likeness.train.losses import dssim, reconstruction_loss
 from likeness.train.metrics import expression_fidelity, identity_transfer
+from likeness.train.recipes import RECIPES, recipe_options
 from likeness.train.samples import FaceSamples
 
 
@@ -284,3 +285,29 @@ def test_kill_9_during_checkpoint_writes_never_corrupts_the_checkpoint(tmp_path:
     state = ckpt.load_checkpoint(path)
     assert state["iteration"] >= 1
     assert torch.equal(state["weights"], torch.full((2_000_000,), float(state["iteration"])))
+
+
+def test_recipe_fills_only_what_was_not_given_and_merges_options():
+    chosen = recipe_options("cpu-64", model=None, resolution=None, batch_size=16, learning_rate=None,
+                            augment={"flip": None, "warp_until": 4500}, model_options={"d_dims": 16})
+    assert chosen["model"] == "df" and chosen["resolution"] == 64 and chosen["learning_rate"] == 5e-4
+    assert chosen["batch_size"] == 16  # given explicitly
+    assert chosen["augment"] == {"flip": True, "warp_until": 4500}
+    assert chosen["model_options"] == {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}
+    assert RECIPES["cpu-64"]["model_options"]["d_dims"] == 32  # the table itself is not changed
+    TrainConfig(**chosen).validate()
+
+
+def test_no_recipe_leaves_the_config_defaults():
+    chosen = recipe_options(None, model=None, resolution=None, batch_size=None, learning_rate=None,
+                            augment={"flip": None, "warp_until": None}, model_options={})
+    assert chosen == {}
+    assert recipe_options(None, learning_rate=1e-3, augment={"flip": False}) == {
+        "learning_rate": 1e-3, "augment": {"flip": False}}
+
+
+def test_every_recipe_is_a_valid_config_and_unknown_names_are_refused():
+    for name in RECIPES:
+        TrainConfig(**recipe_options(name)).validate()
+    with pytest.raises(ConfigError, match="unknown training recipe 'gpu-9000'.*cpu-64"):
+        recipe_options("gpu-9000")

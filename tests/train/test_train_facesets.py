@@ -16,6 +16,7 @@ from likeness.digests import sha256_file
 from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256
 from likeness.media import write_image
 from likeness.train import (
+    AugmentOptions,
     CHECKPOINT_NAME,
     TrainConfig,
     faceset_samples,
@@ -148,6 +149,7 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     (["--model-option", "bogus=3"], "unknown option"),
     (["--ema-decay", "1.5"], "ema_decay"),
     (["--lr-decay-iters", "0"], "lr_decay_iters"),
+    (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
 ])
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
@@ -158,6 +160,43 @@ def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_
     assert message in result.output and "Traceback" not in result.output
     assert "it/s" not in result.output  # refused before training: no progress bar line
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, facesets, tmp_path):
+    out = tmp_path / "recipe-model"
+    result = CliRunner().invoke(app, [
+        "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
+        "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
+        "--batch", "4", "--model-option", "ae_dims=24", "--model-option", "d_dims=8", "--out", str(out),
+        "--iters", "2", "--preview-every", "0", "--no-identity-metrics", "--no-expression-metrics",
+        "--org", "studio", "--threads", "1",
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    # From the recipe: learning rate, flip and warp stop, and the widths not given.
+    assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 6000}
+    assert saved["model_options"] == {"ae_dims": 24, "d_dims": 8, "d_mask_dims": 8}
+    # Given on the command line: they win.
+    assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 4)
+    assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["d_mask_dims"] == 8
+
+    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
+                                      "--resume", str(out), "--recipe", "cpu-64", "--iters", "4"])
+    assert result.exit_code != 0 and "--recipe applies to new runs" in result.output
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 2
+
+
+def test_cli_train_help_states_the_config_defaults():
+    # --model, --res, --lr and --flip default to None so a recipe can tell them apart from
+    # given values; their help must still state what applies without one.
+    import re
+
+    output = re.sub(r"[\s│]+", " ", CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output)
+    defaults = TrainConfig()
+    assert f"(default: {defaults.model};" in output and f"(default: {defaults.resolution})" in output
+    assert f"(default: {defaults.learning_rate})" in output and "(default: off;" in output
+    assert AugmentOptions().flip is False
+    assert "cpu-64" in output
 
 
 def test_cli_every_train_command_has_help():

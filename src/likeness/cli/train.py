@@ -19,17 +19,18 @@ def train(
     ctx: typer.Context,
     source: Annotated[Optional[Path], typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
     target: Annotated[Optional[Path], typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
-    model: Annotated[str, typer.Option("--model", help="Architecture: df or liae (see `likeness model list`).")] = "df",
-    res: Annotated[int, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256.")] = 64,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Start from a measured recipe; options given explicitly win. cpu-64: df at 64 px, --batch 8 --lr 5e-4 --flip --warp-until 6000, ae_dims=128 d_dims=32 d_mask_dims=8, the best identity within 30 minutes on a 2-core CPU (docs/training.md).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
+    res: Annotated[Optional[int], typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
     minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 2e-4,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)] = None,
     ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
     lr_decay_iters: Annotated[Optional[int], typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Mirror training faces at random (more pose variety; also mirrors asymmetric features such as a mole or a hair parting).")] = False,
+    flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
     warp_until: Annotated[Optional[int], typer.Option("--warp-until", min=0, help="Stop the random warp from this iteration on, to sharpen the faces late in training (default: warp throughout; docs/training.md).")] = None,
     model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
@@ -44,12 +45,16 @@ def train(
     org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
 ) -> None:
     """Train a face-swap model from a consented source faceset to a released performer's faceset."""
-    from likeness.train import TrainConfig, resume_training, train_from_facesets
+    from likeness.train import TrainConfig, recipe_options, resume_training, train_from_facesets
 
     if iters is not None and minutes is not None:
         fail("give --iters or --minutes, not both")
+    if recipe is not None and resume is not None:
+        fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
+        chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
+                                augment={"flip": flip, "warp_until": warp_until}, model_options=model_options)
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:
             if resume is not None:
@@ -59,9 +64,9 @@ def train(
                 if source is None or target is None or out is None:
                     fail("--source, --target and --out are required (or --resume MODEL_DIR)")
                 config = TrainConfig(
-                    model=model, resolution=res, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
-                    batch_size=batch, learning_rate=lr, ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
-                    model_options=model_options, augment={"flip": flip, "warp_until": warp_until}, seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                    **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
+                    ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
+                    seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                     eyes_mouth_priority=priority, identity_metrics=identity_metrics,
                     expression_metrics=expression_metrics, workers=workers, precision=precision,
                     threads=threads,

@@ -37,6 +37,8 @@ _WHERE = {
     "FaceSource": "samples",
     "FacesetFaces": "samples",
     "faceset_samples": "samples",
+    "RECIPES": "recipes",
+    "recipe_options": "recipes",
     "export_from_folder": "workflow",
     "resume_training": "workflow",
     "train_from_facesets": "workflow",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.generated import generated_face_samples
     from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, train_swap_model
     from likeness.train.metrics import expression_fidelity, identity_transfer
+    from likeness.train.recipes import RECIPES, recipe_options
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples
     from likeness.train.swap_model import CARD_NAME, ONNX_NAME, SwapModel, load_swap_model, read_model_card
     from likeness.train.workflow import export_from_folder, resume_training, train_from_facesets

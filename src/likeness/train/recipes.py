@@ -1,0 +1,58 @@
+"""Named training recipes: option sets measured in docs/training.md, which explicit options override.
+
+A recipe only fills in :class:`~likeness.train.TrainConfig` keyword arguments; nothing about
+consent, data or checkpoints changes with it. Torch-free, so the CLI can resolve one cheaply.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from likeness.errors import ConfigError
+
+#: Options merged key by key rather than replaced whole.
+_MERGED = ("augment", "model_options")
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
+    # (docs/training.md, "The wider decoder and the warp stop together"): identity transfer 0.9
+    # reached on two seeds of three. Its decoder, twice as wide as d_dims=16, costs the render
+    # about 7 fps at 720p in float (docs/render.md, run 8).
+    "cpu-64": {
+        "model": "df",
+        "resolution": 64,
+        "batch_size": 8,
+        "learning_rate": 5e-4,
+        "augment": {"flip": True, "warp_until": 6000},
+        "model_options": {"ae_dims": 128, "d_dims": 32, "d_mask_dims": 8},
+    },
+}
+
+
+def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
+    """``TrainConfig`` keyword arguments: recipe ``name``'s values (none for None), each replaced by
+    the ``given`` value where that is not None; ``augment`` and ``model_options`` merge key by
+    key, so ``--model-option d_dims=16`` changes one width and keeps the others.
+
+    Example:
+        >>> recipe_options("cpu-64", learning_rate=None, batch_size=16)["batch_size"]
+        16
+        >>> recipe_options(None, learning_rate=None)
+        {}
+    """
+    if name is None:
+        base: dict[str, Any] = {}
+    elif name in RECIPES:
+        base = copy.deepcopy(RECIPES[name])
+    else:
+        raise ConfigError(f"unknown training recipe {name!r} (known: {', '.join(sorted(RECIPES))})")
+    options = dict(base)
+    for key, value in given.items():
+        if key in _MERGED:
+            merged = {**base.get(key, {}), **{k: v for k, v in (value or {}).items() if v is not None}}
+            if merged:
+                options[key] = merged
+        elif value is not None:
+            options[key] = value
+    return options
