@@ -17,7 +17,7 @@ _MERGED = ("augment", "model_options")
 RECIPES: dict[str, dict[str, Any]] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
     # (docs/training.md, "The wider decoder and the warp stop together"): identity transfer 0.9
-    # reached on two seeds of three. Its decoder, twice as wide as d_dims=16, costs the render
+    # reached on two seeds of five. Its decoder, twice as wide as d_dims=16, costs the render
     # about 7 fps at 720p in float (docs/render.md, run 8).
     "cpu-64": {
         "model": "df",
