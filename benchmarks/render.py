@@ -58,7 +58,7 @@ from likeness.media.synthetic import animate_portrait, grace_hopper, write_clip
 from likeness.media.video import VideoEncoder, iter_video_frames, probe_video, transcode
 from likeness.render import RefineOptions, RenderOptions, render_media
 from likeness.render.smoothing import SmoothingOptions
-from likeness.train import FaceSamples, TrainConfig, export_model, train_swap_model
+from likeness.train import RECIPES, FaceSamples, TrainConfig, export_model, train_swap_model
 from likeness.workspace import Workspace
 
 
@@ -109,7 +109,7 @@ def aligned_samples(frames: list[np.ndarray], size: int) -> FaceSamples:
 
 RECIPE_64_WIDTHS = {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}
 # The best-measured recipe for identity on a CPU (docs/training.md): the same with twice the decoder.
-BEST_RECIPE_64_WIDTHS = {**RECIPE_64_WIDTHS, "d_dims": 32}
+BEST_RECIPE_64_WIDTHS = RECIPES["cpu-64"]["model_options"]
 
 
 def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSamples, *, family: str, resolution: int,

@@ -11,6 +11,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
+from likeness.train.recipes import RECIPES, describe_recipe
+
+# Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
+_RECIPE_HELP = ("Start from a measured recipe; options given explicitly win. "
+                + "; ".join(describe_recipe(name) for name in sorted(RECIPES))
+                + " (cpu-64: the best identity within 30 minutes on a 2-core CPU; docs/training.md).")
 
 model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
 
@@ -19,7 +25,7 @@ def train(
     ctx: typer.Context,
     source: Annotated[Optional[Path], typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
     target: Annotated[Optional[Path], typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
-    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Start from a measured recipe; options given explicitly win. cpu-64: df at 64 px, --batch 8 --lr 5e-4 --flip --warp-until 6000, ae_dims=128 d_dims=32 d_mask_dims=8, the best identity within 30 minutes on a 2-core CPU (docs/training.md).")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help=_RECIPE_HELP)] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
     res: Annotated[Optional[int], typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,

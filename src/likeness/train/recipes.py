@@ -56,3 +56,17 @@ def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
         elif value is not None:
             options[key] = value
     return options
+
+
+def describe_recipe(name: str) -> str:
+    """One line naming a recipe's values, for help text (``cpu-64: df 64 px, batch 8, ...``)."""
+    recipe = RECIPES[name]
+    parts = [f"{recipe['model']} {recipe['resolution']} px", f"batch {recipe['batch_size']}",
+             f"lr {recipe['learning_rate']:g}"]
+    augment = recipe.get("augment", {})
+    if augment.get("flip"):
+        parts.append("flip")
+    if augment.get("warp_until") is not None:
+        parts.append(f"warp until {augment['warp_until']}")
+    parts.append(" ".join(f"{k}={v}" for k, v in recipe.get("model_options", {}).items()))
+    return f"{name}: {', '.join(parts)}"
