@@ -151,6 +151,8 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     (["--ema-decay", "1.5"], "ema_decay"),
     (["--lr-decay-iters", "0"], "lr_decay_iters"),
     (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
+    (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
+    (["--warp-until", "-5"], "--warp-until '-5'"),
 ])
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
@@ -185,6 +187,20 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
                                       "--resume", str(out), "--recipe", "cpu-64", "--iters", "4"])
     assert result.exit_code != 0 and "--recipe applies to new runs" in result.output
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 2
+
+
+def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, facesets, tmp_path):
+    out = tmp_path / "warp-throughout"
+    result = CliRunner().invoke(app, [
+        "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
+        "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
+        "--batch", "2", "--model-option", "ae_dims=16", "--model-option", "d_dims=4", "--out", str(out),
+        "--iters", "1", "--preview-every", "0", "--no-identity-metrics", "--no-expression-metrics",
+        "--org", "studio", "--threads", "1", "--warp-until", "Never",
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays
 
 
 def test_cli_train_help_states_the_config_defaults():

@@ -37,7 +37,7 @@ def train(
     ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
     lr_decay_iters: Annotated[Optional[int], typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
     flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
-    warp_until: Annotated[Optional[int], typer.Option("--warp-until", min=0, help="Stop the random warp from this iteration on, to sharpen the faces late in training (default: warp throughout; docs/training.md).")] = None,
+    warp_until: Annotated[Optional[str], typer.Option("--warp-until", metavar="ITERATION|never", help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).", show_default=False)] = None,
     model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
@@ -58,9 +58,13 @@ def train(
     if recipe is not None and resume is not None:
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
+    warp_stop = _warp_until(warp_until)
     with mapped_errors():
         chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
-                                augment={"flip": flip, "warp_until": warp_until}, model_options=model_options)
+                                augment={"flip": flip, "warp_until": None if warp_stop == "never" else warp_stop},
+                                model_options=model_options)
+        if warp_stop == "never":  # None means "not given" to the recipe merge, so set it here
+            chosen["augment"] = {**chosen.get("augment", {}), "warp_until": None}
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:
             if resume is not None:
@@ -83,6 +87,19 @@ def train(
                   f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
     if metrics:
         console.print(f"held-out: {metrics}")
+
+
+def _warp_until(text: str | None) -> int | str | None:
+    """``--warp-until``: None (not given), ``"never"``, or an iteration number >= 0."""
+    if text is None or text.strip().lower() == "never":
+        return None if text is None else "never"
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        fail(f"--warp-until {text!r}: expected an iteration number >= 0 or 'never'")
+    return value
 
 
 def _model_options(items: list[str]) -> dict[str, int | bool]:
