@@ -91,15 +91,14 @@ def train(
 
 def _warp_until(text: str | None) -> int | str | None:
     """``--warp-until``: None (not given), ``"never"``, or an iteration number >= 0."""
-    if text is None or text.strip().lower() == "never":
-        return None if text is None else "never"
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = -1
-    if value < 0:
+    if text is None:
+        return None
+    word = text.strip().lower()
+    if word == "never":
+        return word
+    if not word.isdigit():
         fail(f"--warp-until {text!r}: expected an iteration number >= 0 or 'never'")
-    return value
+    return int(word)
 
 
 def _model_options(items: list[str]) -> dict[str, int | bool]:
