@@ -170,17 +170,17 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
     result = CliRunner().invoke(app, [
         "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
         "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--batch", "4", "--model-option", "ae_dims=24", "--model-option", "d_dims=8", "--out", str(out),
+        "--batch", "2", "--model-option", "ae_dims=24", "--model-option", "d_dims=8", "--out", str(out),
         "--iters", "2", "--preview-every", "0", "--no-identity-metrics", "--no-expression-metrics",
         "--org", "studio", "--threads", "1",
     ])
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
-    assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 6000}
+    assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 7700}
     assert saved["model_options"] == {"ae_dims": 24, "d_dims": 8, "d_mask_dims": 8}
     # Given on the command line: they win.
-    assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 4)
+    assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 2)
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["d_mask_dims"] == 8
 
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",

@@ -16,15 +16,16 @@ _MERGED = ("augment", "model_options")
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
-    # (docs/training.md, "The wider decoder and the warp stop together"): identity transfer 0.9
-    # reached on two seeds of five. Its decoder, twice as wide as d_dims=16, costs the render
-    # about 7 fps at 720p in float (docs/render.md, run 8).
+    # (docs/training.md, "Batch 4 instead of 8"): identity transfer 0.9 reached on three seeds of
+    # the four measured (batch 8: two of five). Batch 4 runs about 1.5x the iterations of batch 8;
+    # the warp stop at 7700 falls at about the minute 6000 did at batch 8. Its decoder, twice as
+    # wide as d_dims=16, costs the render about 7 fps at 720p in float (docs/render.md, run 8).
     "cpu-64": {
         "model": "df",
         "resolution": 64,
-        "batch_size": 8,
+        "batch_size": 4,
         "learning_rate": 5e-4,
-        "augment": {"flip": True, "warp_until": 6000},
+        "augment": {"flip": True, "warp_until": 7700},
         "model_options": {"ae_dims": 128, "d_dims": 32, "d_mask_dims": 8},
     },
 }
@@ -59,7 +60,7 @@ def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
 
 
 def describe_recipe(name: str) -> str:
-    """One line naming a recipe's values, for help text (``cpu-64: df 64 px, batch 8, ...``)."""
+    """One line naming a recipe's values, for help text (``cpu-64: df 64 px, batch 4, ...``)."""
     recipe = RECIPES[name]
     parts = [f"{recipe['model']} {recipe['resolution']} px", f"batch {recipe['batch_size']}",
              f"lr {recipe['learning_rate']:g}"]
