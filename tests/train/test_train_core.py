@@ -16,7 +16,7 @@ from likeness.train.generated import generated_face_samples
 from likeness.train.loop import TrainConfig
 from likeness.train.losses import dssim, reconstruction_loss
 from likeness.train.metrics import expression_fidelity, identity_transfer
-from likeness.train.recipes import RECIPES, recipe_options
+from likeness.train.recipes import CLEARED, RECIPES, recipe_options
 from likeness.train.samples import FaceSamples
 
 
@@ -296,6 +296,12 @@ def test_recipe_fills_only_what_was_not_given_and_merges_options():
     assert chosen["model_options"] == {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}
     assert RECIPES["cpu-64"]["model_options"]["d_dims"] == 32  # the table itself is not changed
     TrainConfig(**chosen).validate()
+
+
+def test_a_cleared_merged_key_overrides_the_recipe_with_none():
+    chosen = recipe_options("cpu-64", augment={"flip": None, "warp_until": CLEARED}, model_options={})
+    assert chosen["augment"] == {"flip": True, "warp_until": None}
+    assert recipe_options(None, augment={"warp_until": CLEARED}) == {"augment": {"warp_until": None}}
 
 
 def test_no_recipe_leaves_the_config_defaults():

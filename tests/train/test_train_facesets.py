@@ -165,15 +165,20 @@ def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_
     assert not (tmp_path / "m").exists()
 
 
-def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, facesets, tmp_path):
-    out = tmp_path / "recipe-model"
-    result = CliRunner().invoke(app, [
+def _train_tiny_with_recipe(consent_world, facesets, out, *options):
+    """``likeness train --recipe cpu-64`` on the tiny model at 32 px, batch 2, no metrics."""
+    return CliRunner().invoke(app, [
         "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
         "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--batch", "2", "--model-option", "ae_dims=24", "--model-option", "d_dims=8", "--out", str(out),
-        "--iters", "2", "--preview-every", "0", "--no-identity-metrics", "--no-expression-metrics",
-        "--org", "studio", "--threads", "1",
+        "--batch", "2", "--out", str(out), "--preview-every", "0", "--no-identity-metrics",
+        "--no-expression-metrics", "--org", "studio", "--threads", "1", *options,
     ])
+
+
+def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, facesets, tmp_path):
+    out = tmp_path / "recipe-model"
+    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "2",
+                                     "--model-option", "ae_dims=24", "--model-option", "d_dims=8")
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
@@ -191,13 +196,8 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
 
 def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, facesets, tmp_path):
     out = tmp_path / "warp-throughout"
-    result = CliRunner().invoke(app, [
-        "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
-        "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--batch", "2", "--model-option", "ae_dims=16", "--model-option", "d_dims=4", "--out", str(out),
-        "--iters", "1", "--preview-every", "0", "--no-identity-metrics", "--no-expression-metrics",
-        "--org", "studio", "--threads", "1", "--warp-until", "Never",
-    ])
+    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
+                                     "--model-option", "d_dims=4", "--warp-until", "Never")
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays

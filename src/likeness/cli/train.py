@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
-from likeness.train.recipes import RECIPES, describe_recipe
+from likeness.train.recipes import CLEARED, RECIPES, describe_recipe
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
 _RECIPE_HELP = ("Start from a measured recipe; options given explicitly win. "
@@ -58,13 +58,10 @@ def train(
     if recipe is not None and resume is not None:
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
-    warp_stop = _warp_until(warp_until)
     with mapped_errors():
         chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
-                                augment={"flip": flip, "warp_until": None if warp_stop == "never" else warp_stop},
+                                augment={"flip": flip, "warp_until": _warp_until(warp_until)},
                                 model_options=model_options)
-        if warp_stop == "never":  # None means "not given" to the recipe merge, so set it here
-            chosen["augment"] = {**chosen.get("augment", {}), "warp_until": None}
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:
             if resume is not None:
@@ -89,13 +86,13 @@ def train(
         console.print(f"held-out: {metrics}")
 
 
-def _warp_until(text: str | None) -> int | str | None:
-    """``--warp-until``: None (not given), ``"never"``, or an iteration number >= 0."""
+def _warp_until(text: str | None) -> object:
+    """``--warp-until``: None (not given), ``CLEARED`` for "never", or an iteration number >= 0."""
     if text is None:
         return None
     word = text.strip().lower()
     if word == "never":
-        return word
+        return CLEARED
     if not word.isdigit():
         fail(f"--warp-until {text!r}: expected an iteration number >= 0 or 'never'")
     return int(word)

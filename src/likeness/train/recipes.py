@@ -14,6 +14,10 @@ from likeness.errors import ConfigError
 #: Options merged key by key rather than replaced whole.
 _MERGED = ("augment", "model_options")
 
+#: Given as the value of a merged key, sets that key to None over the recipe's value (None itself
+#: means "not given"): ``--warp-until never`` keeps the warp on despite a recipe's stop.
+CLEARED: Any = object()
+
 RECIPES: dict[str, dict[str, Any]] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
     # (docs/training.md, "Batch 4 instead of 8"): identity transfer 0.9 reached on four seeds of
@@ -34,7 +38,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
     """``TrainConfig`` keyword arguments: recipe ``name``'s values (none for None), each replaced by
     the ``given`` value where that is not None; ``augment`` and ``model_options`` merge key by
-    key, so ``--model-option d_dims=16`` changes one width and keeps the others.
+    key, so ``--model-option d_dims=16`` changes one width and keeps the others, and a merged key
+    given as :data:`CLEARED` becomes None.
 
     Example:
         >>> recipe_options("cpu-64", learning_rate=None, batch_size=16)["batch_size"]
@@ -51,7 +56,8 @@ def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
     options = dict(base)
     for key, value in given.items():
         if key in _MERGED:
-            merged = {**base.get(key, {}), **{k: v for k, v in (value or {}).items() if v is not None}}
+            given_keys = {k: None if v is CLEARED else v for k, v in (value or {}).items() if v is not None}
+            merged = {**base.get(key, {}), **given_keys}
             if merged:
                 options[key] = merged
         elif value is not None:
