@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 from likeness.errors import ModelError
 from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
 from likeness.train import quantize
-from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, split_calibration
-from likeness.train.swap_model import INT8_ONNX_NAME, choose_precision
+from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, output_tail_nodes, split_calibration
+from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_NAME, choose_precision
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -59,6 +60,17 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     assert json.loads((trained / "model_card.json").read_text())["int8"] == int8
     assert describe_int8(int8).startswith(f"int8 copy {INT8_ONNX_NAME}: {int8['psnr_db_min']:.1f} dB worst")
     assert consent_world.workspace.ledger.find("model.exported", int8_sha256=int8["sha256"])
+    # The convolutions run in int8 except each output's last one: that one and the ops after it
+    # stay float, so the output pixels are not rounded to 8-bit logits.
+    graph = onnx.load(str(trained / INT8_ONNX_NAME)).graph
+    producers = {name: node for node in graph.node for name in node.output}
+    int8_weights = {node.name for node in graph.node if node.op_type == "Conv"
+                    and getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"}
+    float_convs = {node.name for node in graph.node if node.op_type == "Conv"} - int8_weights
+    tail = set(output_tail_nodes(onnx.load(str(trained / ONNX_NAME))))
+    assert float_convs == tail & {node.name for node in graph.node if node.op_type == "Conv"}
+    assert len(float_convs) == 2 and len(int8_weights) >= 4
+    assert all(producers[out.name].op_type != "DequantizeLinear" for out in graph.output)
 
     authz = consent_world.authorize("music_video")
     float_model = load_swap_model(consent_world.workspace, trained, authz=authz, precision="float")

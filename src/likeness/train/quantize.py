@@ -35,7 +35,8 @@ from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_INPUT, ONNX_OUTPUTS, 
 INT8_MIN_PSNR_DB = 40.0
 #: Faces read from the faceset: half calibrate, the other half check.
 INT8_MAX_FACES = 64
-QUANTIZATION = "static QDQ: uint8 activations, int8 weights, per tensor, min-max calibration"
+QUANTIZATION = ("static QDQ: uint8 activations, int8 weights, per tensor, min-max calibration; "
+                "each output's last convolution and what follows it in float")
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,33 @@ class _FaceBatches:
         return None if batch is None else {ONNX_INPUT: np.ascontiguousarray(batch)}
 
 
+def output_tail_nodes(model: Any) -> list[str]:
+    """Names of the nodes from each graph output back to, and including, the last ``Conv`` before
+    it (along first inputs): the layers that write the output pixels."""
+    producers = {name: node for node in model.graph.node for name in node.output}
+    tail: list[str] = []
+    for output in model.graph.output:
+        node = producers.get(output.name)
+        while node is not None:
+            tail.append(node.name)
+            if node.op_type == "Conv" or not node.input:
+                break
+            node = producers.get(node.input[0])
+    return tail
+
+
 def quantize_swap_model(float_onnx: bytes, calibration: np.ndarray) -> bytes:
-    """Static int8 (QDQ) model from the float ONNX bytes, activation ranges from ``calibration``."""
+    """Static int8 (QDQ) model from the float ONNX bytes, activation ranges from ``calibration``;
+    the output tails (``output_tail_nodes``) stay float."""
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ModelError(f"int8 calibration needs faces (N, 3, R, R), got {calibration.shape}")
+    try:
+        float_tail = output_tail_nodes(onnx.load_from_string(float_onnx))
+    except Exception as exc:  # onnx raises DecodeError and others for bad bytes
+        raise ModelError(f"int8 quantization: the float model cannot be read ({str(exc)[:200]})") from None
     with tempfile.TemporaryDirectory(prefix="likeness-int8-") as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(float_onnx)
@@ -133,7 +155,7 @@ def quantize_swap_model(float_onnx: bytes, calibration: np.ndarray) -> bytes:
                 quantize_static(
                     str(source), str(target), _FaceBatches(calibration), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
-                    calibrate_method=CalibrationMethod.MinMax,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_tail,
                 )
         except Exception as exc:  # onnxruntime's quantizer raises assorted non-Python-typed errors
             raise ModelError(f"int8 quantization failed ({str(exc)[:200]})") from None

@@ -19,8 +19,8 @@ ONNX_NAME = "model.onnx"
 INT8_ONNX_NAME = "model.int8.onnx"
 CARD_NAME = "model_card.json"
 #: ``load_swap_model(precision=...)``: "float" (the default) or "int8", the copy made at export
-#: when it passed its fidelity check. int8 is opt-in: it was 1.7-3x faster per face on CPU, but its
-#: swaps changed about a third more from frame to frame than the float model's (docs/render.md).
+#: when it passed its fidelity check. int8 is opt-in: it is 2-3.5x faster per face on CPU, but its
+#: rounding noise moves from frame to frame and raised render flicker 3-8 % (docs/render.md).
 PRECISIONS = ("float", "int8")
 ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
 CARD_KEYS = (
