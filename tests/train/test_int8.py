@@ -64,11 +64,11 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     # stay float, so the output pixels are not rounded to 8-bit logits.
     graph = onnx.load(str(trained / INT8_ONNX_NAME)).graph
     producers = {name: node for node in graph.node for name in node.output}
-    int8_weights = {node.name for node in graph.node if node.op_type == "Conv"
-                    and getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"}
-    float_convs = {node.name for node in graph.node if node.op_type == "Conv"} - int8_weights
-    tail = set(output_tail_nodes(onnx.load(str(trained / ONNX_NAME))))
-    assert float_convs == tail & {node.name for node in graph.node if node.op_type == "Conv"}
+    convs = {node.name: node for node in graph.node if node.op_type == "Conv"}
+    int8_weights = {name for name, node in convs.items()
+                    if getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"}
+    float_convs = set(convs) - int8_weights
+    assert float_convs == set(output_tail_nodes(onnx.load(str(trained / ONNX_NAME)))) & set(convs)
     assert len(float_convs) == 2 and len(int8_weights) >= 4
     assert all(producers[out.name].op_type != "DequantizeLinear" for out in graph.output)
 

@@ -143,14 +143,11 @@ def quantize_swap_model(float_onnx: bytes, calibration: np.ndarray) -> bytes:
 
     if calibration.ndim != 4 or len(calibration) == 0:
         raise ModelError(f"int8 calibration needs faces (N, 3, R, R), got {calibration.shape}")
-    try:
-        float_tail = output_tail_nodes(onnx.load_from_string(float_onnx))
-    except Exception as exc:  # onnx raises DecodeError and others for bad bytes
-        raise ModelError(f"int8 quantization: the float model cannot be read ({str(exc)[:200]})") from None
     with tempfile.TemporaryDirectory(prefix="likeness-int8-") as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(float_onnx)
         try:
+            float_tail = output_tail_nodes(onnx.load_from_string(float_onnx))
             with _quiet_root_logger():
                 quantize_static(
                     str(source), str(target), _FaceBatches(calibration), quant_format=QuantFormat.QDQ,
