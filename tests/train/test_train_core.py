@@ -10,7 +10,13 @@ import torch
 
 from likeness.errors import ConfigError, FacesetError, ModelError
 from likeness.train import checkpoint as ckpt
-from likeness.train.augment import AugmentOptions, feature_priority_map, landmark_hull_mask, prepare_training_pair
+from likeness.train.augment import (
+    AugmentOptions,
+    feature_priority_map,
+    landmark_hull_mask,
+    prepare_training_pair,
+    random_warp_maps,
+)
 from likeness.train.data import PairLoader, plan_batch, split_indices
 from likeness.train.generated import generated_face_samples
 from likeness.train.loop import TrainConfig
@@ -71,6 +77,24 @@ def test_warp_can_be_switched_off(faces):
     options = AugmentOptions(warp=False)
     pair = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(1), options=options)
     assert np.array_equal(pair.warped, pair.target)
+
+
+def test_random_warp_moves_pixels_locally_without_rescaling_the_face(faces):
+    face, landmarks = faces.face(2)
+    still = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(3),
+                                  options=AugmentOptions(warp_strength=0.0), priority_weight=0.0)
+    assert np.array_equal(still.warped, still.target)
+    # The input must stay the target's size: a systematic zoom teaches the network a mapping
+    # that validation and rendering (unwarped crops) never ask for.
+    grid = np.arange(64, dtype=np.float32)
+    scales, offsets = [], []
+    for seed in range(40):
+        map_x, map_y = random_warp_maps(size=64, rng=np.random.default_rng(seed), strength=0.24)
+        scales += [np.polyfit(grid, map_x[32], 1)[0], np.polyfit(grid, map_y[:, 32], 1)[0]]
+        offsets.append(np.abs(map_x - grid[None, :]).mean())
+        assert np.abs(map_x[:, 0]).max() < 2.0 and np.abs(map_x[:, -1] - 63).max() < 2.0  # edges stay put
+    assert abs(np.median(scales) - 1.0) < 0.02
+    assert 0.5 < np.median(offsets) < 3.0  # pixels do move, by a pixel or two of 64
 
 
 def test_warp_schedule_stops_the_warp_from_its_iteration_on(faces):
