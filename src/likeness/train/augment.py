@@ -117,21 +117,16 @@ def random_warp_maps(*, size: int, rng: np.random.Generator, strength: float) ->
 
     A coarse grid of 3-5 cells gets normal offsets of ``strength`` x cell size (border points
     fixed), upsampled with cubic interpolation; the warp changes local shape but not identity, so
-    the network must learn the face, not copy pixels. Only the offsets are upsampled and added to
-    the exact pixel grid, so strength 0 is the identity: upsampling the grid's absolute
-    coordinates instead maps pixel x to about ``(cells + 1) / cells`` x, which shrank every warped
-    input by 1.2-1.33x against its target.
+    the network must learn the face, not copy pixels. Only the offsets are upsampled, then added
+    to the pixel grid, so strength 0 is the identity (upsampled absolute grid coordinates would
+    rescale the face by about ``(cells + 1) / cells``).
     """
     cells = int(rng.integers(3, 6))
-    cell = size / cells
-    dx = rng.normal(0, strength * cell, size=(cells + 1, cells + 1)).astype(np.float32)
-    dy = rng.normal(0, strength * cell, size=(cells + 1, cells + 1)).astype(np.float32)
-    for d in (dx, dy):
-        d[0, :] = d[-1, :] = d[:, 0] = d[:, -1] = 0
+    offsets = rng.normal(0, strength * size / cells, size=(2, cells + 1, cells + 1)).astype(np.float32)
+    offsets[:, [0, -1], :] = offsets[:, :, [0, -1]] = 0
+    dx, dy = (cv2.resize(d, (size, size), interpolation=cv2.INTER_CUBIC) for d in offsets)
     grid = np.arange(size, dtype=np.float32)
-    map_x = grid[None, :] + cv2.resize(dx, (size, size), interpolation=cv2.INTER_CUBIC)
-    map_y = grid[:, None] + cv2.resize(dy, (size, size), interpolation=cv2.INTER_CUBIC)
-    return map_x, map_y
+    return grid[None, :] + dx, grid[:, None] + dy
 
 
 def colour_jitter(
