@@ -392,8 +392,9 @@ def bench_quality(args: argparse.Namespace) -> None:
     if recorder is not None:
         print(f"# held-out swaps recorded in {recorder.folder}; score them with: score-swaps --swaps {recorder.folder}")
         return
-    print("| minutes | iteration | identity transfer | median dist to source | val DSSIM src | val DSSIM dst | eye corr | mouth corr |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| minutes | iteration | identity transfer | median dist to source | worst dist to source | nearer performer | "
+          "val DSSIM src | val DSSIM dst | eye corr | mouth corr |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     from likeness.train import load_checkpoint
 
     history = load_checkpoint(root / "model" / "checkpoint.pt")["history"]
@@ -403,7 +404,8 @@ def bench_quality(args: argparse.Namespace) -> None:
             continue
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         print(f"| {row['seconds'] / 60:.1f} | {row['iteration']} | {fmt(row.get('identity_transfer'))} | "
-              f"{fmt(row.get('swap_distance_to_source_median'))} | {fmt(row.get('val_dssim_source'))} | "
+              f"{fmt(row.get('swap_distance_to_source_median'))} | {fmt(row.get('swap_distance_to_source_max'))} | "
+              f"{row.get('swap_faces_nearer_performer', '-')} | {fmt(row.get('val_dssim_source'))} | "
               f"{fmt(row.get('val_dssim_target'))} | {fmt(row.get('expression_eye_corr'))} | "
               f"{fmt(row.get('expression_mouth_corr'))} |")
         if reached is None and row["identity_transfer"] >= 0.9:

@@ -256,6 +256,9 @@ def test_identity_transfer_counts_only_closer_and_within_threshold():
     result = identity_transfer(swapped, source_refs, target_refs, threshold=0.7)
     # 0: close to source; 1: closer to target; 2: closer to source (0.9 vs 1.1) but beyond 0.7; 3: 0.6 ok.
     assert result.share == pytest.approx(0.5)
+    # The failures' reasons: face 1 is still nearer the target, and the farthest from the source (1.8).
+    assert result.nearer_target == 1
+    assert result.worst_distance_to_source == pytest.approx(1.8)
     with pytest.raises(ModelError):
         identity_transfer(swapped, source_refs[:0], target_refs, threshold=0.7)
 

@@ -375,3 +375,27 @@ def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_erro
     assert not (tmp_path / "bad").exists()  # refused before writing anything: no empty model folder
     assert len(_RecordingDetector.made) == 2
     assert all(detector.closed for detector in _RecordingDetector.made)
+
+
+class _SameForEveryFace:
+    """An embedder that cannot tell anyone apart: every swap ties with both identities' references."""
+
+    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return np.ones(128, np.float32)
+
+
+def test_identity_metrics_record_why_held_out_swaps_fail(consent_world, faces, tmp_path):
+    out = tmp_path / "model"
+    config = tiny_config(iterations=10, checkpoint_every=10, identity_metrics=True)
+    result = train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
+                              embedder=_SameForEveryFace(), identity_threshold=0.4)
+    held_out = result.metrics["validation_faces"]["target"]
+    assert held_out > 0
+    # A tie is not a transfer: every swap counts as still nearer the performer.
+    assert result.metrics["identity_transfer"] == 0.0
+    assert result.metrics["swap_faces_nearer_performer"] == held_out
+    with open(out / "metrics.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert last["iteration"] == "10" and float(last["identity_transfer"]) == 0.0
+    assert int(last["swap_faces_nearer_performer"]) == held_out
+    assert float(last["swap_distance_to_source_max"]) == 0.0

@@ -55,6 +55,9 @@ PREVIEW_DIR = "previews"
 METRIC_COLUMNS = (
     "iteration", "seconds", "loss_source", "loss_target", "val_dssim_source", "val_dssim_target",
     "identity_transfer", "swap_distance_to_source_median", "expression_eye_corr", "expression_mouth_corr",
+    # Why held-out swaps fail: the worst one's distance to the artist (over the threshold?) and how
+    # many are still nearer the performer's references than the artist's.
+    "swap_distance_to_source_max", "swap_faces_nearer_performer",
 )
 
 
@@ -570,6 +573,8 @@ class _Trainer:
             metrics["identity_transfer"] = transfer.share
             metrics["identity_threshold"] = transfer.threshold
             metrics["swap_distance_to_source_median"] = float(np.median(transfer.distance_to_source))
+            metrics["swap_distance_to_source_max"] = transfer.worst_distance_to_source
+            metrics["swap_faces_nearer_performer"] = transfer.nearer_target
         if self.landmarker is not None:
             from likeness.faces import eye_openness, mouth_openness
 

@@ -39,6 +39,16 @@ class IdentityTransfer:
     distance_to_target: np.ndarray
     threshold: float
 
+    # Why faces fail: still the performer, or not close enough to the source.
+    @property
+    def nearer_target(self) -> int:
+        """Swapped faces at least as close to the target's references as to the source's."""
+        return int(np.sum(self.distance_to_target <= self.distance_to_source))
+
+    @property
+    def worst_distance_to_source(self) -> float:
+        return float(np.max(self.distance_to_source))
+
 
 def embed_faces(
     embedder: IdentityEmbedder, images: np.ndarray, landmarks: np.ndarray, *, embed_size: int = 256
