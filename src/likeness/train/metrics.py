@@ -32,18 +32,27 @@ Landmarker = Callable[[np.ndarray], "np.ndarray | None"]
 
 @dataclass(frozen=True)
 class IdentityTransfer:
-    """``share`` in [0, 1] of swapped faces recognised as the source; per-face distances (N,)."""
+    """Per-face distances (N,) of swapped faces to the nearest source and target reference; the
+    recognition rule and the reasons for failing are derived from them here, in one place."""
 
-    share: float
     distance_to_source: np.ndarray
     distance_to_target: np.ndarray
     threshold: float
+
+    @property
+    def _nearer_source(self) -> np.ndarray:
+        return self.distance_to_source < self.distance_to_target
+
+    @property
+    def share(self) -> float:
+        """In [0, 1]: swapped faces nearer the source than the target *and* within the threshold."""
+        return float(np.mean(self._nearer_source & (self.distance_to_source <= self.threshold)))
 
     # Why faces fail: still the performer, or not close enough to the source.
     @property
     def nearer_target(self) -> int:
         """Swapped faces at least as close to the target's references as to the source's."""
-        return int(np.sum(self.distance_to_target <= self.distance_to_source))
+        return int(np.sum(~self._nearer_source))
 
     @property
     def worst_distance_to_source(self) -> float:
@@ -87,8 +96,7 @@ def identity_transfer(
         raise ModelError("identity_transfer: no swapped faces to score")
     d_src = np.linalg.norm(swapped_embeddings[:, None, :] - source_references[None], axis=-1).min(axis=1)
     d_tgt = np.linalg.norm(swapped_embeddings[:, None, :] - target_references[None], axis=-1).min(axis=1)
-    recognised = (d_src < d_tgt) & (d_src <= threshold)
-    return IdentityTransfer(float(recognised.mean()), d_src, d_tgt, float(threshold))
+    return IdentityTransfer(d_src, d_tgt, float(threshold))
 
 
 def _pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
