@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from likeness.cli import app
+from likeness.cli.train import held_out_summary
 from likeness.errors import ConsentError
 from likeness.digests import sha256_file
 from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256
@@ -127,6 +128,13 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "8"])
     assert result.exit_code == 1
     assert "refused" in result.output and "Traceback" not in result.output and "it/s" not in result.output
+
+
+def test_held_out_line_shows_counts_as_well_as_rates():
+    metrics = {"identity_transfer": 0.75, "swap_distance_to_source_max": 0.3649, "swap_faces_nearer_performer": 1,
+               "expression_faces_measured": 4, "validation_faces": {"source": 4, "target": 4}}
+    assert held_out_summary(metrics) == ("identity_transfer=0.750, swap_distance_to_source_max=0.365, "
+                                         "swap_faces_nearer_performer=1, expression_faces_measured=4")
 
 
 def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world, facesets, tmp_path):

@@ -79,11 +79,23 @@ def train(
                     threads=threads,
                 )
                 result = train_from_facesets(workspace, source, target, out, config, org=org, progress=show)
-    metrics = ", ".join(f"{k}={v:.3f}" for k, v in result.metrics.items() if isinstance(v, float))
     console.print(f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
                   f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
+    metrics = held_out_summary(result.metrics)
     if metrics:
         console.print(f"held-out: {metrics}")
+
+
+def held_out_summary(metrics: dict[str, object]) -> str:
+    """The scalar held-out metrics as ``name=value`` pairs: rates and distances to three places,
+    counts (faces still nearer the performer, faces measured) as whole numbers."""
+    parts = []
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            parts.append(f"{name}={value:.3f}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{name}={value}")
+    return ", ".join(parts)
 
 
 def _warp_until(text: str | None) -> object:
