@@ -190,7 +190,7 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
-    assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 7700}
+    assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 5000}
     assert saved["model_options"] == {"ae_dims": 24, "d_dims": 8, "d_mask_dims": 8}
     # Given on the command line: they win.
     assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 2)
