@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
@@ -107,6 +109,43 @@ def test_video_mode_tracks_a_moving_face():
         np.testing.assert_allclose(motion.mean(axis=0), [4.0, 2.0], atol=1.5)
         video.reset()
         assert len(video.detect(portrait)) == 1
+
+
+class _ScriptedMesh:
+    """Stands in for FaceMesh's tracking graph: returns the meshes it is given, one list per frame,
+    as normalised boxes ``(x0, y0, x1, y1)`` filled with 478 points."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+
+    def process(self, _rgb):
+        faces = []
+        for x0, y0, x1, y1 in self.frames.pop(0):
+            grid = np.random.default_rng(0).uniform(0, 1, (478, 2))
+            points = [SimpleNamespace(x=x0 + u * (x1 - x0), y=y0 + v * (y1 - y0)) for u, v in grid]
+            faces.append(SimpleNamespace(landmark=points))
+        return SimpleNamespace(multi_face_landmarks=faces)
+
+    def close(self):
+        pass
+
+
+def test_video_mode_drops_a_re_detected_copy_of_a_tracked_face():
+    # Seen on the consenting-actor clip: on 3 of 300 frames FaceMesh returned the tracked face and
+    # a re-detection of it (box IoU 0.78), and the render swapped and pasted the face twice.
+    tracked, moved, redetected = (0.40, 0.20, 0.55, 0.45), (0.41, 0.21, 0.56, 0.46), (0.40, 0.19, 0.56, 0.50)
+    other = (0.70, 0.20, 0.85, 0.45)
+    with FaceDetector(max_faces=4, mode="video") as video:
+        video._mesh.close()
+        video._mesh = _ScriptedMesh([[tracked], [redetected, moved], [redetected, moved, other]])
+        frame = np.zeros((100, 200, 3), dtype=np.uint8)
+        assert len(video.detect(frame)) == 1
+        faces = video.detect(frame)  # the re-detection is listed first; the continuing face stays
+        assert len(faces) == 1
+        np.testing.assert_allclose(faces[0].bbox, np.multiply(moved, [200, 100, 200, 100]), atol=1.0)
+        faces = video.detect(frame)  # a second face that overlaps nothing is a face, not a copy
+        assert len(faces) == 2
+        np.testing.assert_allclose(faces[1].bbox, np.multiply(other, [200, 100, 200, 100]), atol=1.0)
 
 
 def test_bad_input_and_closed_detector_raise_typed_errors():

@@ -78,6 +78,22 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou_threshold:
     return keep
 
 
+def continuing_faces(faces: list[DetectedFace], previous_boxes: np.ndarray, *, iou_threshold: float = 0.5) -> list[DetectedFace]:
+    """``faces`` without duplicates: of faces whose boxes overlap by ``iou_threshold`` or more, the
+    one that best continues a face of the previous frame (``previous_boxes (M, 4)``), else the first.
+
+    FaceMesh in tracking mode sometimes re-detects a face it is already tracking and returns both
+    meshes; left in, the face would be swapped and pasted twice on that frame. Order is kept.
+    """
+    if len(faces) < 2:
+        return list(faces)
+    boxes = np.array([face.bbox for face in faces])
+    previous = np.asarray(previous_boxes, dtype=np.float64).reshape(-1, 4)
+    continuity = box_iou(boxes, previous).max(axis=1) if len(previous) else np.zeros(len(faces))
+    keep = non_max_suppression(boxes, continuity, iou_threshold=iou_threshold)
+    return [faces[i] for i in sorted(keep)]
+
+
 def landmark_bbox(landmarks: np.ndarray) -> tuple[float, float, float, float]:
     """``(x0, y0, x1, y1)`` extent of ``(N, 2)`` landmarks."""
     x0, y0 = landmarks.min(axis=0)
@@ -152,6 +168,7 @@ class FaceDetector:
     def _open(self) -> None:
         from mediapipe.python.solutions import face_detection, face_mesh
 
+        self._previous_boxes = np.zeros((0, 4))
         if self.mode == "video":
             self._mesh = face_mesh.FaceMesh(
                 static_image_mode=False,
@@ -218,6 +235,8 @@ class FaceDetector:
         for face_landmarks in result.multi_face_landmarks:
             points = _landmarks_array(face_landmarks) * size
             faces.append(DetectedFace(landmark_bbox(points), self.min_confidence, points))
+        faces = continuing_faces(faces, self._previous_boxes)
+        self._previous_boxes = np.array([face.bbox for face in faces])
         return faces
 
     def _candidate_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
