@@ -24,6 +24,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -285,6 +286,7 @@ def bench_loop(args: argparse.Namespace) -> None:
             print(f"| {name} | {res} | {result.batch_size} | {kind} | {used} | {rate:.2f} | "
                   f"{2 * result.batch_size * rate:.0f} |", flush=True)
             workspace.close()
+            shutil.rmtree(root)  # a model folder and workspace per row, nothing worth keeping
 
 
 class SwapRecorder:
@@ -527,6 +529,8 @@ def bench_memory(args: argparse.Namespace) -> None:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"| {mode} | {row['faces']} | {row['peak_mb']:.0f} | {row['import_mb']:.0f} | "
               f"{row['peak_mb'] - row['import_mb']:.0f} | {row['load_s']:.1f} | {row['total_s']:.1f} |", flush=True)
+    if not args.out:
+        shutil.rmtree(root)  # the generated faceset: one file per face
 
 
 def bench_ceiling(args: argparse.Namespace) -> None:
