@@ -23,7 +23,7 @@ H.264 encode, C2PA signing, ledger, report); ``steady`` excludes the fixed start
 Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
 smoothing, with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
 with FaceMesh on every frame, border CIEDE2000 per colour-transfer mode, and the float against
-the int8 swap model (medians over tracks from the report).
+the int8 swap model (per face: the report's tracks weighted by the faces each swapped).
 
 Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, FaceMesh on
 every frame (``interpolate_landmarks=False``) and the current defaults, interleaved in each
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -151,10 +152,22 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also print where a 720p render spends wall and CPU time (table 4)")
     parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch folder (clips, models, renders; hundreds of MB) and print its path")
     parser.add_argument("--precisions", nargs="+", default=["float", "int8"], choices=["float", "int8"],
                         help="swap model precisions timed side by side in table 1")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="likeness-bench-render-"))
+    try:
+        return run(args, tmp)
+    finally:
+        if args.keep:
+            print(f"scratch folder kept: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
 
     dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
@@ -340,10 +353,10 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
 
 
 def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
-    print("\n## Quality (dfdc 720p, df_tiny 64 px trained; medians over tracks)\n")
+    print("\n## Quality (dfdc 720p, df_tiny 64 px trained; per face: tracks weighted by the faces they swapped)\n")
     print("| colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | border CIEDE2000 | "
-          "faces swapped |")
-    print("|---|---|---|---|---|---|---|")
+          "faces swapped | tracks |")
+    print("|---|---|---|---|---|---|---|---|")
     clip = clips["dfdc 720p"]
     for colour, smooth, interpolate, precision in (
         ("rct", True, True, "float"), ("rct", True, True, "int8"), ("rct", True, False, "float"),
@@ -353,12 +366,18 @@ def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path)
         options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
                                 interpolate_landmarks=interpolate, write_report=False, precision=precision)
         _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}-{interpolate}-{precision}.mp4", options)
-        flicker = [s["flicker"] for s in rep["shots"] if s["flicker"] is not None]
-        diff = [s["colour_difference_ciede2000"] for s in rep["shots"] if s["colour_difference_ciede2000"] is not None]
         landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
-        median = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
-        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | {precision} | {median(flicker):.3f} | "
-              f"{median(diff):.2f} | {rep['faces_swapped']} |")
+        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | {precision} | "
+              f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
+              f"{rep['faces_swapped']} | {len(rep['shots'])} |")
+
+
+def per_face(shots: list[dict], key: str) -> float:
+    """The tracks' ``key`` weighted by the faces each swapped: a one-frame track (a stray detection)
+    must not count as much as the shot it sits in, as it did in a plain median over tracks."""
+    pairs = [(s[key], s["frames_swapped"]) for s in shots if s[key] is not None]
+    total = sum(n for _, n in pairs)
+    return sum(v * n for v, n in pairs) / total if total else float("nan")
 
 
 if __name__ == "__main__":
