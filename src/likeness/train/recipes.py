@@ -22,8 +22,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
     # (docs/training.md, "Batch 4 instead of 8" and "The warp fix"): identity transfer 0.9 reached
     # on four seeds of five (and not on a sixth), as with the warp stop at 7700 on the five, but
-    # sooner (median over the five seeds 22.3 against 24.5 minutes). Batch 4 runs about 1.5x the iterations of batch 8. Its decoder,
-    # twice as wide as d_dims=16, costs the render about 7 fps at 720p in float (docs/render.md, run 8).
+    # sooner (median over the five seeds 22.3 against 24.5 minutes). Batch 4 runs about 1.5x the
+    # iterations of batch 8. Its decoder, twice as wide as d_dims=16, costs the render about 7 fps
+    # at 720p in float (docs/render.md, run 8).
     "cpu-64": {
         "model": "df",
         "resolution": 64,
