@@ -447,7 +447,7 @@ def bench_score_swaps(args: argparse.Namespace) -> None:
         if references is None or len(vectors) != n_val:
             sys.exit(f"{path}: expected {n_val} swaps (plus {n_src}+{n_dst} references first), got {len(chips)} faces")
         transfer = identity_transfer(vectors, *references, threshold=IDENTITY_THRESHOLD)
-        print(f"| {iteration} | {seconds / 60:.1f} | {transfer.share:.2f} | {np.median(transfer.distance_to_source):.3f} | "
+        print(f"| {iteration} | {seconds / 60:.1f} | {transfer.share:.2f} | {transfer.median_distance_to_source:.3f} | "
               f"{np.median(transfer.distance_to_target):.3f} |", flush=True)
         if reached is None and transfer.share >= 0.9:
             reached = iteration

@@ -259,6 +259,7 @@ def test_identity_transfer_counts_only_closer_and_within_threshold():
     # The failures' reasons: face 1 is still nearer the target, and the farthest from the source (1.8).
     assert result.nearer_target == 1
     assert result.worst_distance_to_source == pytest.approx(1.8)
+    assert result.median_distance_to_source == pytest.approx(0.75)  # of 0.1, 0.6, 0.9, 1.8
     with pytest.raises(ModelError):
         identity_transfer(swapped, source_refs[:0], target_refs, threshold=0.7)
 

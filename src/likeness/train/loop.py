@@ -572,7 +572,7 @@ class _Trainer:
             )
             metrics["identity_transfer"] = transfer.share
             metrics["identity_threshold"] = transfer.threshold
-            metrics["swap_distance_to_source_median"] = float(np.median(transfer.distance_to_source))
+            metrics["swap_distance_to_source_median"] = transfer.median_distance_to_source
             metrics["swap_distance_to_source_max"] = transfer.worst_distance_to_source
             metrics["swap_faces_nearer_performer"] = transfer.nearer_target
         if self.landmarker is not None:

@@ -55,6 +55,10 @@ class IdentityTransfer:
         return int(np.sum(~self._nearer_source))
 
     @property
+    def median_distance_to_source(self) -> float:
+        return float(np.median(self.distance_to_source))
+
+    @property
     def worst_distance_to_source(self) -> float:
         return float(np.max(self.distance_to_source))
 
