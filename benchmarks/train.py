@@ -353,7 +353,8 @@ def bench_quality(args: argparse.Namespace) -> None:
                          batch_size=args.batch, checkpoint_every=args.checkpoint_every,
                          preview_every=args.checkpoint_every, validation_fraction=0.25, seed=args.seed,
                          learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
-                         lr_decay_iters=args.lr_decay_iters, precision=args.precision, device=args.device,
+                         lr_decay_iters=args.lr_decay_iters, true_face_power=args.true_face_power,
+                         precision=args.precision, device=args.device,
                          workers=args.workers, expression_metrics=recorder is None,
                          model_options=model_options,
                          augment=augment)
@@ -608,6 +609,8 @@ def main() -> None:
                         help="quality: weight-average decay (0 = evaluate the live weights)")
     parser.add_argument("--lr-decay-iters", type=int, default=None,
                         help="quality: cosine learning-rate decay to 0.1x over this many iterations (default: constant)")
+    parser.add_argument("--true-face-power", type=float, default=0.0,
+                        help="quality: weight of the code discriminator (df only; 0 = off)")
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="speed/loop/quality: training arithmetic, as likeness train --precision "

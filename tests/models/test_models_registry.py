@@ -130,6 +130,28 @@ def test_reconstruct_pair_equals_the_two_separate_paths(name):
     assert torch.allclose(t_rgb, want_t[0], atol=1e-6) and torch.allclose(t_mask, want_t[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("resolution, double_res", [(32, False), (64, True), (128, False)])
+def test_df_codes_are_what_its_decoders_read_and_the_discriminator_takes_them(resolution, double_res):
+    from likeness.models.discriminator import CodeDiscriminator
+
+    model = create_model("df_tiny", resolution=resolution, double_res=double_res).eval()
+    source, target = torch.rand(3, 3, resolution, resolution), torch.rand(2, 3, resolution, resolution)
+    with torch.no_grad():
+        (s_rgb, _), (t_rgb, _), (s_code, t_code) = model.reconstruct_pair_with_codes(source, target)
+        assert s_code.shape == (3, *model.code_shape) and t_code.shape == (2, *model.code_shape)
+        assert torch.allclose(model.decoder_source(s_code)[0], s_rgb, atol=1e-6)
+        assert torch.allclose(model.decoder_target(t_code)[0], t_rgb, atol=1e-6)
+        assert torch.allclose(model.swap(target)[0], model.decoder_source(t_code)[0], atol=1e-6)
+        assert CodeDiscriminator(model.code_shape, width=16)(s_code).shape == (3, 1)
+
+
+def test_liae_has_no_shared_code():
+    model = create_model("liae_tiny", resolution=32)
+    assert model.code_shape is None
+    with pytest.raises(ModelError, match="no code shared"):
+        model.reconstruct_pair_with_codes(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
 def test_architecture_options_rebuild_a_model_and_read_older_configs():
     model = create_model("df", resolution=64, e_dims=8, ae_dims=32, d_dims=8, d_mask_dims=4)
     options = architecture_options(model.config.to_dict())

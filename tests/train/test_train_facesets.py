@@ -211,6 +211,20 @@ def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, fac
     assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays
 
 
+def test_cli_true_face_power_is_saved_and_refused_for_liae(consent_world, facesets, tmp_path):
+    out = tmp_path / "true-face"
+    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
+                                     "--model-option", "d_dims=4", "--true-face-power", "0.05")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "train_config.json").read_text())["true_face_power"] == 0.05
+    assert load_checkpoint(out / CHECKPOINT_NAME)["code_discriminator_state"]
+
+    result = _train_tiny_with_recipe(consent_world, facesets, tmp_path / "liae", "--iters", "1",
+                                     "--model", "liae_tiny", "--true-face-power", "0.05")
+    assert result.exit_code != 0 and "needs a df model" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "liae").exists()
+
+
 def test_cli_train_help_states_the_config_defaults():
     # --model, --res, --lr and --flip default to None so a recipe can tell them apart from
     # given values; their help must still state what applies without one.

@@ -86,6 +86,39 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
     assert rate == pytest.approx(1e-3 if lr_decay_iters is None else 1e-4)
 
 
+def test_true_face_training_resumes_exactly_and_saves_its_discriminator(consent_world, faces, tmp_path):
+    authz, release = consent_world.authorize(), consent_world.authorize_release()
+    straight, split, plain = tmp_path / "straight", tmp_path / "split", tmp_path / "plain"
+    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, true_face_power=0.1))
+    train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, true_face_power=0.1))
+    train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
+    train_swap_model(authz, release, *faces, plain, tiny_config(iterations=20))
+    for which in ("model_state", "ema_state", "code_discriminator_state"):
+        a, b = weights(straight, which), weights(split, which)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = load_checkpoint(split / CHECKPOINT_NAME)
+    assert saved["train_config"]["true_face_power"] == 0.1
+    assert len(saved["code_optimizer_state"]["state"]) == len(saved["code_discriminator_state"])
+    # The discriminator's loss reaches the model: the same seed without it ends elsewhere.
+    assert not torch.equal(weights(plain)["encoder.body.0.conv.weight"], weights(straight)["encoder.body.0.conv.weight"])
+    assert weights(plain, "code_discriminator_state") is None
+
+
+def test_true_face_losses_point_the_right_way_and_the_option_is_checked():
+    from likeness.train.losses import code_discriminator_loss, true_face_loss
+
+    sure_target, sure_source = torch.full((4, 1), 6.0), torch.full((4, 1), -6.0)
+    # The discriminator is right when it calls target codes 1 and source codes 0 ...
+    assert float(code_discriminator_loss(sure_target, sure_source)) < 0.01
+    assert float(code_discriminator_loss(sure_source, sure_target)) > 5.0
+    # ... and the model does well when its source codes pass for target codes.
+    assert float(true_face_loss(sure_target)) < 0.01 < 5.0 < float(true_face_loss(sure_source))
+    with pytest.raises(ConfigError, match="true_face_power must be in"):
+        tiny_config(true_face_power=-0.1).validate()
+    with pytest.raises(ConfigError, match="needs a df model"):
+        tiny_config(model="liae_tiny", true_face_power=0.01).validate()
+
+
 def test_learning_rate_follows_a_half_cosine_to_its_floor_then_holds():
     from likeness.train.loop import learning_rate_at
 

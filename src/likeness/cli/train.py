@@ -36,6 +36,7 @@ def train(
     lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)] = None,
     ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
     lr_decay_iters: Annotated[Optional[int], typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
+    true_face_power: Annotated[Optional[float], typer.Option("--true-face-power", min=0.0, max=1.0, help="df only: weight of a code discriminator that makes swaps look more like the subject (DeepFaceLab's true face; try 0.01; default: off).", show_default=False)] = None,
     flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
     warp_until: Annotated[Optional[str], typer.Option("--warp-until", metavar="ITERATION|never", help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).", show_default=False)] = None,
     model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
@@ -60,7 +61,7 @@ def train(
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
-                                augment={"flip": flip, "warp_until": _warp_until(warp_until)},
+                                true_face_power=true_face_power, augment={"flip": flip, "warp_until": _warp_until(warp_until)},
                                 model_options=model_options)
         workspace = open_workspace(ctx)
         with _TrainProgressBar(iters) as show:

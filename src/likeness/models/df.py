@@ -41,10 +41,19 @@ class DFModel(SwapAutoencoder):
         return self.decoder_source(self._code(face))
 
     def reconstruct_pair(self, source_face: torch.Tensor, target_face: torch.Tensor):
+        source_out, target_out, _ = self.reconstruct_pair_with_codes(source_face, target_face)
+        return source_out, target_out
+
+    def reconstruct_pair_with_codes(self, source_face: torch.Tensor, target_face: torch.Tensor):
         # Encoder and inter are shared: one pass over both batches instead of two.
         codes = self._code(torch.cat([source_face, target_face]))
         source_code, target_code = codes.split([len(source_face), len(target_face)])
-        return self.decoder_source(source_code), self.decoder_target(target_code)
+        return self.decoder_source(source_code), self.decoder_target(target_code), (source_code, target_code)
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        side = 2 * self.config.low_res  # the bottleneck's map after its upscale
+        return (self.config.ae_dims, side, side)
 
 
 def _df(config: SwapModelConfig) -> DFModel:

@@ -95,6 +95,18 @@ class SwapAutoencoder(nn.Module):
         """
         return self.reconstruct_source(source_face), self.reconstruct_target(target_face)
 
+    def reconstruct_pair_with_codes(
+        self, source_face: torch.Tensor, target_face: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``reconstruct_pair`` plus the two batches' codes ``(N, *code_shape)``: what the decoders
+        read. Only families whose swap decodes a code shared by both identities have one."""
+        raise ModelError(f"{self.config.name} has no code shared by both identities (true-face training needs df)")
+
+    @property
+    def code_shape(self) -> tuple[int, int, int] | None:
+        """``(channels, height, width)`` of the shared code, or None for families without one."""
+        return None
+
     def forward(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.swap(face)
 

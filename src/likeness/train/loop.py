@@ -36,7 +36,8 @@ from likeness.train.checkpoint import (
     write_bytes_atomic,
 )
 from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
-from likeness.train.losses import per_face_dssim, reconstruction_loss
+from likeness.models.discriminator import CodeDiscriminator
+from likeness.train.losses import code_discriminator_loss, per_face_dssim, reconstruction_loss, true_face_loss
 from likeness.train.metrics import (
     IdentityEmbedder,
     Landmarker,
@@ -73,6 +74,8 @@ class TrainConfig:
     ``lr_decay_iters`` lowers the learning rate along a half cosine from ``learning_rate`` to
     ``learning_rate * lr_floor`` over that many iterations, then holds it (None = constant).
     The rate depends only on the iteration, so a resumed run follows the same schedule.
+    ``true_face_power`` (0 = off; ``df`` only) weighs a code discriminator's loss that pulls the
+    source codes towards the target codes' distribution (DeepFaceLab SAEHD's "true face").
     """
 
     model: str = "df"
@@ -85,6 +88,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     lr_decay_iters: int | None = None
     lr_floor: float = 0.1
+    true_face_power: float = 0.0
     seed: int = 0
     checkpoint_every: int = 250
     preview_every: int = 250
@@ -127,6 +131,8 @@ class TrainConfig:
             raise ConfigError(f"lr_decay_iters must be >= 1 or unset, got {self.lr_decay_iters}")
         if not 0 <= self.lr_floor <= 1:
             raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
+        if not 0 <= self.true_face_power <= 1:
+            raise ConfigError(f"true_face_power must be in [0, 1], got {self.true_face_power}")
         if self.preview_every < 0:
             raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
         if not 0 < self.validation_fraction < 1:
@@ -140,9 +146,12 @@ class TrainConfig:
         except (TypeError, ConfigError) as exc:
             raise ConfigError(f"augment: {exc}") from None
         try:
-            resolve_config(self.model, resolution=self.resolution, **self.model_options)
+            architecture = resolve_config(self.model, resolution=self.resolution, **self.model_options)
         except ModelError as exc:
             raise ConfigError(str(exc)) from None
+        if self.true_face_power > 0 and architecture.family != "df":
+            raise ConfigError(f"true_face_power needs a df model (one code shared by both identities), "
+                              f"not {self.model} ({architecture.family})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -448,6 +457,11 @@ class _Trainer:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
+        self.code_discriminator: CodeDiscriminator | None = None
+        if config.true_face_power > 0:
+            self.code_discriminator = CodeDiscriminator(self.model.code_shape).to(self.device)
+            self.code_optimizer = make_optimizer(self.code_discriminator, learning_rate=config.learning_rate,
+                                                 weight_decay=config.weight_decay, device=self.device)
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)  # CUDA only
@@ -459,6 +473,10 @@ class _Trainer:
             # A checkpoint from before averaging existed starts its average at the current weights.
             self.ema_model.load_state_dict(state.get("ema_state") or state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
+        if self.code_discriminator is not None and state.get("code_discriminator_state"):
+            # Without a saved one (true face switched on at resume) it starts fresh.
+            self.code_discriminator.load_state_dict(state["code_discriminator_state"])
+            self.code_optimizer.load_state_dict(state["code_optimizer_state"])
         if state.get("scaler_state"):
             self.scaler.load_state_dict(state["scaler_state"])
         self.batch_size = int(state["batch_size"])
@@ -481,6 +499,9 @@ class _Trainer:
             "ema_state": (None if self.ema_model is None
                           else {k: v.detach().cpu() for k, v in self.ema_model.state_dict().items()}),
             "optimizer_state": self.optimizer.state_dict(),
+            "code_discriminator_state": (None if self.code_discriminator is None else
+                                         {k: v.detach().cpu() for k, v in self.code_discriminator.state_dict().items()}),
+            "code_optimizer_state": None if self.code_discriminator is None else self.code_optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
@@ -513,18 +534,35 @@ class _Trainer:
                                                                     source_batch.mask, source_batch.priority))
         t_in, t_tgt, t_mask, t_pri = (_to_tensor(a, dev) for a in (target_batch.warped, target_batch.target,
                                                                     target_batch.mask, target_batch.priority))
+        discriminator = self.code_discriminator
         with torch.autocast(dev.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            (s_rgb, s_pred_mask), (t_rgb, t_pred_mask) = self.model.reconstruct_pair(s_in, t_in)
+            if discriminator is None:
+                (s_rgb, s_pred_mask), (t_rgb, t_pred_mask) = self.model.reconstruct_pair(s_in, t_in)
+            else:
+                (s_rgb, s_pred_mask), (t_rgb, t_pred_mask), (s_code, t_code) = \
+                    self.model.reconstruct_pair_with_codes(s_in, t_in)
         loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
         loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
+        loss = loss_s + loss_t
+        if discriminator is not None:
+            # The model's step must not train the discriminator: its gradients are not wanted here.
+            discriminator.requires_grad_(False)
+            loss = loss + self.config.true_face_power * true_face_loss(discriminator(s_code.float()))
+            discriminator.requires_grad_(True)
         self.optimizer.zero_grad(set_to_none=True)
         rate = learning_rate_at(self.config.learning_rate, self.iteration, self.config.lr_decay_iters,
                                 self.config.lr_floor)
-        for group in self.optimizer.param_groups:
+        for group in self.optimizer.param_groups + (self.code_optimizer.param_groups if discriminator is not None else []):
             group["lr"] = rate
-        self.scaler.scale(loss_s + loss_t).backward()
+        self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if discriminator is not None:
+            # float32, outside autocast and the loss scaler: a small network on small codes.
+            self.code_optimizer.zero_grad(set_to_none=True)
+            code_discriminator_loss(discriminator(t_code.detach().float()),
+                                    discriminator(s_code.detach().float())).backward()
+            self.code_optimizer.step()
         if self.ema_model is not None:
             # self.iteration still counts the steps before this one.
             update_ema(self.ema_model, self.model, ema_decay_at(self.config.ema_decay, self.iteration))

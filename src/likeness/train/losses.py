@@ -78,3 +78,15 @@ def reconstruction_loss(
     m = F.mse_loss(pred_mask, target_mask)
     total = dssim_weight * d + l1_weight * l1 + mask_weight * m
     return total, {"dssim": float(d.detach()), "l1": float(l1.detach()), "mask": float(m.detach())}
+
+
+def code_discriminator_loss(target_logits: torch.Tensor, source_logits: torch.Tensor) -> torch.Tensor:
+    """The code discriminator's loss: target codes labelled 1, source codes 0 (mean of the two)."""
+    ones, zeros = torch.ones_like(target_logits), torch.zeros_like(source_logits)
+    return 0.5 * (F.binary_cross_entropy_with_logits(target_logits, ones)
+                  + F.binary_cross_entropy_with_logits(source_logits, zeros))
+
+
+def true_face_loss(source_logits: torch.Tensor) -> torch.Tensor:
+    """The model's side: low when the discriminator takes its source codes for target codes."""
+    return F.binary_cross_entropy_with_logits(source_logits, torch.ones_like(source_logits))
