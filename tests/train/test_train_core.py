@@ -323,6 +323,8 @@ def test_recipe_fills_only_what_was_not_given_and_merges_options():
     assert chosen["augment"] == {"flip": True, "warp_until": 4500}
     assert chosen["model_options"] == {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}
     assert RECIPES["cpu-64"]["model_options"]["d_dims"] == 32  # the table itself is not changed
+    assert chosen["true_face_power"] == 0.01
+    assert recipe_options("cpu-64", true_face_power=0.0)["true_face_power"] == 0.0  # 0 turns it off
     TrainConfig(**chosen).validate()
 
 

@@ -192,6 +192,7 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
     assert saved["learning_rate"] == 5e-4 and saved["augment"] == {"flip": True, "warp_until": 5000}
     assert saved["model_options"] == {"ae_dims": 24, "d_dims": 8, "d_mask_dims": 8}
+    assert saved["true_face_power"] == 0.01
     # Given on the command line: they win.
     assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 2)
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["d_mask_dims"] == 8

@@ -151,7 +151,7 @@ class TrainConfig:
             raise ConfigError(str(exc)) from None
         if self.true_face_power > 0 and architecture.family != "df":
             raise ConfigError(f"true_face_power needs a df model (one code shared by both identities), "
-                              f"not {self.model} ({architecture.family})")
+                              f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,9 +20,9 @@ CLEARED: Any = object()
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
-    # (docs/training.md, "Batch 4 instead of 8" and "The warp fix"): identity transfer 0.9 reached
-    # on four seeds of five (and not on a sixth), as with the warp stop at 7700 on the five, but
-    # sooner (median over the five seeds 22.3 against 24.5 minutes). Batch 4 runs about 1.5x the
+    # (docs/training.md, "Batch 4 instead of 8" and "The warp fix"): with the warp stopped at 5000
+    # and true face 0.01, identity transfer 0.9 was reached on all six seeds measured (11.7-24.4
+    # minutes, median 17.6); without true face on four of six. Batch 4 runs about 1.5x the
     # iterations of batch 8. Its decoder, twice as wide as d_dims=16, costs the render about 7 fps
     # at 720p in float (docs/render.md, run 8).
     "cpu-64": {
@@ -31,6 +31,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "batch_size": 4,
         "learning_rate": 5e-4,
         "augment": {"flip": True, "warp_until": 5000},
+        "true_face_power": 0.01,
         "model_options": {"ae_dims": 128, "d_dims": 32, "d_mask_dims": 8},
     },
 }
@@ -76,5 +77,7 @@ def describe_recipe(name: str) -> str:
         parts.append("flip")
     if augment.get("warp_until") is not None:
         parts.append(f"warp until {augment['warp_until']}")
+    if recipe.get("true_face_power"):
+        parts.append(f"true face {recipe['true_face_power']:g}")
     parts.append(" ".join(f"{k}={v}" for k, v in recipe.get("model_options", {}).items()))
     return f"{name}: {', '.join(parts)}"
