@@ -25,6 +25,7 @@ import torch
 
 from likeness.errors import ConfigError, ConsentError, ModelError
 from likeness.models import architecture_options, create_model, resolve_config
+from likeness.models.discriminator import CodeDiscriminator
 from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
 from likeness.train.checkpoint import (
@@ -36,7 +37,6 @@ from likeness.train.checkpoint import (
     write_bytes_atomic,
 )
 from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
-from likeness.models.discriminator import CodeDiscriminator
 from likeness.train.losses import code_discriminator_loss, per_face_dssim, reconstruction_loss, true_face_loss
 from likeness.train.metrics import (
     IdentityEmbedder,
@@ -552,7 +552,8 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         rate = learning_rate_at(self.config.learning_rate, self.iteration, self.config.lr_decay_iters,
                                 self.config.lr_floor)
-        for group in self.optimizer.param_groups + (self.code_optimizer.param_groups if discriminator is not None else []):
+        groups = self.optimizer.param_groups + (self.code_optimizer.param_groups if discriminator is not None else [])
+        for group in groups:
             group["lr"] = rate
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
