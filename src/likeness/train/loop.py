@@ -323,6 +323,45 @@ def make_optimizer(
                              fused=device.type in ("cpu", "cuda"))
 
 
+class TrueFace:
+    """True-face training's own parts: the code discriminator, its optimizer and its side of the
+    step, so the training step only asks it for a loss and to take its step."""
+
+    def __init__(self, code_shape: tuple[int, int, int], power: float, *, learning_rate: float, weight_decay: float,
+                 device: torch.device) -> None:
+        self.power = power
+        self.discriminator = CodeDiscriminator(code_shape).to(device)
+        self.optimizer = make_optimizer(self.discriminator, learning_rate=learning_rate, weight_decay=weight_decay,
+                                        device=device)
+
+    def model_loss(self, source_code: torch.Tensor) -> torch.Tensor:
+        """``power`` times the model's loss; the discriminator gets no gradients from it."""
+        self.discriminator.requires_grad_(False)
+        try:
+            return self.power * true_face_loss(self.discriminator(source_code.float()))
+        finally:
+            self.discriminator.requires_grad_(True)
+
+    def step(self, target_code: torch.Tensor, source_code: torch.Tensor, rate: float) -> None:
+        """One discriminator step on the detached codes, in float32 outside autocast and the loss
+        scaler: a small network on small codes."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self.optimizer.zero_grad(set_to_none=True)
+        code_discriminator_loss(self.discriminator(target_code.detach().float()),
+                                self.discriminator(source_code.detach().float())).backward()
+        self.optimizer.step()
+
+    def state(self) -> dict[str, Any]:
+        return {"code_discriminator_state": {k: v.detach().cpu() for k, v in self.discriminator.state_dict().items()},
+                "code_optimizer_state": self.optimizer.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        if state.get("code_discriminator_state"):  # none saved: true face switched on at resume, starts fresh
+            self.discriminator.load_state_dict(state["code_discriminator_state"])
+            self.optimizer.load_state_dict(state["code_optimizer_state"])
+
+
 def learning_rate_at(base: float, iteration: int, decay_iters: int | None, floor: float) -> float:
     """Learning rate of step ``iteration`` (0-based): ``base`` without a schedule, else a half
     cosine from ``base`` down to ``base * floor`` at ``decay_iters``, held after that."""
@@ -457,11 +496,10 @@ class _Trainer:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
-        self.code_discriminator: CodeDiscriminator | None = None
+        self.true_face: TrueFace | None = None
         if config.true_face_power > 0:
-            self.code_discriminator = CodeDiscriminator(self.model.code_shape).to(self.device)
-            self.code_optimizer = make_optimizer(self.code_discriminator, learning_rate=config.learning_rate,
-                                                 weight_decay=config.weight_decay, device=self.device)
+            self.true_face = TrueFace(self.model.code_shape, config.true_face_power, learning_rate=config.learning_rate,
+                                      weight_decay=config.weight_decay, device=self.device)
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)  # CUDA only
@@ -473,10 +511,8 @@ class _Trainer:
             # A checkpoint from before averaging existed starts its average at the current weights.
             self.ema_model.load_state_dict(state.get("ema_state") or state["model_state"])
         self.optimizer.load_state_dict(state["optimizer_state"])
-        if self.code_discriminator is not None and state.get("code_discriminator_state"):
-            # Without a saved one (true face switched on at resume) it starts fresh.
-            self.code_discriminator.load_state_dict(state["code_discriminator_state"])
-            self.code_optimizer.load_state_dict(state["code_optimizer_state"])
+        if self.true_face is not None:
+            self.true_face.load(state)
         if state.get("scaler_state"):
             self.scaler.load_state_dict(state["scaler_state"])
         self.batch_size = int(state["batch_size"])
@@ -499,9 +535,8 @@ class _Trainer:
             "ema_state": (None if self.ema_model is None
                           else {k: v.detach().cpu() for k, v in self.ema_model.state_dict().items()}),
             "optimizer_state": self.optimizer.state_dict(),
-            "code_discriminator_state": (None if self.code_discriminator is None else
-                                         {k: v.detach().cpu() for k, v in self.code_discriminator.state_dict().items()}),
-            "code_optimizer_state": None if self.code_discriminator is None else self.code_optimizer.state_dict(),
+            **(self.true_face.state() if self.true_face is not None
+               else {"code_discriminator_state": None, "code_optimizer_state": None}),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
@@ -534,9 +569,9 @@ class _Trainer:
                                                                     source_batch.mask, source_batch.priority))
         t_in, t_tgt, t_mask, t_pri = (_to_tensor(a, dev) for a in (target_batch.warped, target_batch.target,
                                                                     target_batch.mask, target_batch.priority))
-        discriminator = self.code_discriminator
+        true_face = self.true_face
         with torch.autocast(dev.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
-            if discriminator is None:
+            if true_face is None:
                 (s_rgb, s_pred_mask), (t_rgb, t_pred_mask) = self.model.reconstruct_pair(s_in, t_in)
             else:
                 (s_rgb, s_pred_mask), (t_rgb, t_pred_mask), (s_code, t_code) = \
@@ -544,26 +579,18 @@ class _Trainer:
         loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
         loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
         loss = loss_s + loss_t
-        if discriminator is not None:
-            # The model's step must not train the discriminator: its gradients are not wanted here.
-            discriminator.requires_grad_(False)
-            loss = loss + self.config.true_face_power * true_face_loss(discriminator(s_code.float()))
-            discriminator.requires_grad_(True)
+        if true_face is not None:
+            loss = loss + true_face.model_loss(s_code)
         self.optimizer.zero_grad(set_to_none=True)
         rate = learning_rate_at(self.config.learning_rate, self.iteration, self.config.lr_decay_iters,
                                 self.config.lr_floor)
-        groups = self.optimizer.param_groups + (self.code_optimizer.param_groups if discriminator is not None else [])
-        for group in groups:
+        for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if discriminator is not None:
-            # float32, outside autocast and the loss scaler: a small network on small codes.
-            self.code_optimizer.zero_grad(set_to_none=True)
-            code_discriminator_loss(discriminator(t_code.detach().float()),
-                                    discriminator(s_code.detach().float())).backward()
-            self.code_optimizer.step()
+        if true_face is not None:
+            true_face.step(t_code, s_code, rate)
         if self.ema_model is not None:
             # self.iteration still counts the steps before this one.
             update_ema(self.ema_model, self.model, ema_decay_at(self.config.ema_decay, self.iteration))
