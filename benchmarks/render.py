@@ -25,9 +25,10 @@ smoothing, with landmarks interpolated between every-other-frame FaceMesh runs (
 with FaceMesh on every frame, border CIEDE2000 per colour-transfer mode, and the float against
 the int8 swap model (per face: the report's tracks weighted by the faces each swapped).
 
-Table 3 (``--ab``, pipeline choices, trained df_tiny 64 px, dfdc clips): transcode, FaceMesh on
-every frame (``interpolate_landmarks=False``) and the current defaults, interleaved in each
-repeat; medians and ratios.
+Table 3 (``--ab``, pipeline choices, dfdc clips, the trained df_tiny 64 px and, unless
+``--skip-speed``, the ``cpu-64`` recipe's widths): transcode, FaceMesh on every frame
+(``interpolate_landmarks=False``), one swap-model call per frame (``swap_batch=1``) and the
+current defaults, interleaved in each repeat; medians and ratios.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     if not args.skip_speed:
         speed_table(args, ws, clips, models, tmp)
     if args.ab:
-        ab_table(args, ws, clips, models["df_tiny 64 (trained)"], tmp)
+        ab_models = {m: models[m] for m in ("df_tiny 64 (trained)", "df 64 (ae 128, d 32)") if m in models}
+        ab_table(args, ws, clips, ab_models, tmp)
     if args.profile:
         stage_profile(ws, clips["dfdc 720p"], models["df_tiny 64 (trained)"], tmp)
     if not args.skip_quality:
@@ -226,31 +228,33 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     return 0
 
 
-def ab_table(args, ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
+def ab_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
     variants = {
         "FaceMesh on every frame": RenderOptions(write_report=False, interpolate_landmarks=False),
+        "one swap-model call per frame": RenderOptions(write_report=False, swap_batch=1),
         "current defaults": RenderOptions(write_report=False),
     }
-    print("\n## Pipeline A/B (df_tiny 64 px trained; median fps over repeats, interleaved)\n")
+    print("\n## Pipeline A/B (float swap models; median fps over repeats, interleaved)\n")
     print(f"load average before: {os.getloadavg()[0]:.2f}\n")
-    print("| clip | transcode fps | " + " | ".join(f"{v} fps | ratio" for v in variants) + " |")
-    print("|---|---|" + "---|---|" * len(variants))
+    print("| clip | model | transcode fps | " + " | ".join(f"{v} fps | ratio" for v in variants) + " |")
+    print("|---|---|---|" + "---|---|" * len(variants))
     n = 0
     for name in ("dfdc 720p", "dfdc 1080p"):
         if name not in clips:
             continue
-        floor, fps = [], {v: [] for v in variants}
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            frames = transcode(clips[name], tmp / f"ab-tc-{n}.mp4")
-            floor.append(frames / (time.perf_counter() - started))
-            for label, options in variants.items():
-                n += 1
-                fps[label].append(timed_render(ws, model, clips[name], tmp / f"ab-{n}.mp4", options)[0])
-        base = statistics.median(floor)
-        cells = " | ".join(f"{statistics.median(v):.1f} | {statistics.median(v) / base:.2f}" for v in fps.values())
-        print(f"| {name} | {base:.1f} | {cells} |")
-        sys.stdout.flush()
+        for model_name, model in models.items():
+            floor, fps = [], {v: [] for v in variants}
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                frames = transcode(clips[name], tmp / f"ab-tc-{n}.mp4")
+                floor.append(frames / (time.perf_counter() - started))
+                for label, options in variants.items():
+                    n += 1
+                    fps[label].append(timed_render(ws, model, clips[name], tmp / f"ab-{n}.mp4", options)[0])
+            base = statistics.median(floor)
+            cells = " | ".join(f"{statistics.median(v):.1f} | {statistics.median(v) / base:.2f}" for v in fps.values())
+            print(f"| {name} | {model_name} | {base:.1f} | {cells} |")
+            sys.stdout.flush()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
@@ -327,7 +331,7 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
                              (pipeline_module, "_load_model", "load model (helper thread)"),
                              (pipeline_module, "_make_renderer", "build renderer (helper thread)"),
                              (detect_module.FaceDetector, "detect", "detect (decode thread)"),
-                             (frame_module.FrameRenderer, "process", "swap + refine (main)"),
+                             (frame_module.FrameRenderer, "process_batch", "swap + refine, 4 frames a call (main)"),
                              (identity_module.FaceEmbedder, "embed", "dlib embedding"),
                              (pipeline_module._QualityTracker, "observe", "quality (main)"),
                              (writer_module.LabelledVideo, "write", "label + mark + encode (encode thread)")):

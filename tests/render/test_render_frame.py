@@ -94,3 +94,34 @@ def test_renderer_state_roundtrip(trained_world, embedder) -> None:
     b, _ = clone.process(frame, frame_index=1, t_s=0.04)
     assert np.array_equal(a, b)
     assert clone.counts["swapped"] == 2
+
+
+def test_batched_frames_render_like_one_frame_at_a_time(trained_world, embedder) -> None:
+    from likeness.render.frame import FrameInput
+
+    group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
+    # The faces drift a few pixels a frame, so landmark and colour smoothing carry state across frames.
+    frames = [np.roll(group, 3 * k, axis=1) for k in range(6)]
+    single = _renderer(trained_world, embedder)
+    expected = [single.process(f.copy(), frame_index=k, t_s=0.04 * k) for k, f in enumerate(frames)]
+    batched = _renderer(trained_world, embedder)
+    got = []
+    for chunk in (range(0, 4), range(4, 6)):
+        got += batched.process_batch([FrameInput(frames[k].copy(), k, 0.04 * k) for k in chunk])
+    assert single.model.calls == 6 and batched.model.calls == 2
+    for (want, want_outcomes), (out, outcomes) in zip(expected, got):
+        assert [(o.swapped, o.reason) for o in outcomes] == [(o.swapped, o.reason) for o in want_outcomes]
+        # Same pixels up to the model's float rounding on a batch of 4 instead of 1.
+        assert np.abs(out.astype(int) - want.astype(int)).max() <= 1
+        assert not np.array_equal(out, group)
+    assert batched.counts == single.counts == {"not_target": 6, "swapped": 6}
+
+
+def test_a_batch_longer_than_a_track_can_go_unseen_is_refused(trained_world, embedder) -> None:
+    from likeness.render.frame import MAX_BATCH_FRAMES, FrameInput
+
+    frame = compose_group([grace_hopper()], size=(256, 256))
+    renderer = _renderer(trained_world, embedder)
+    with pytest.raises(ValueError, match="at most"):
+        renderer.process_batch([FrameInput(frame, k, 0.04 * k) for k in range(MAX_BATCH_FRAMES + 1)])
+    assert renderer.model.calls == 0

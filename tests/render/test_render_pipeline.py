@@ -297,3 +297,11 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
     for index, (before, after) in zip(wanted, captured):
         assert np.array_equal(before, source[index])  # the source frame, not the in-place render
         assert not np.array_equal(after, before)  # a swapped face went in
+
+
+@pytest.mark.parametrize("batch", [0, -1, 16, 2.0, True, "4"])
+def test_swap_batch_outside_one_to_fifteen_frames_is_a_config_error(batch) -> None:
+    from likeness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="swap_batch must be an integer from 1 to 15"):
+        RenderOptions(swap_batch=batch)
