@@ -21,8 +21,9 @@ H.264 encode, C2PA signing, ledger, report); ``steady`` (trained ``df_tiny`` 64 
 recipe's widths, first precision) excludes the fixed start/finish cost (the same render on the
 first 10 frames is timed and subtracted): what a long clip approaches.
 
-Table 2 (quality, trained df_tiny 64 px, dfdc clip at 720p): flicker with and without temporal
-smoothing, with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
+Table 2 (quality, dfdc clip at 720p, trained df_tiny 64 px and the cpu-64 recipe's widths trained
+as long): flicker with and without temporal smoothing (and with it but without denoising the swap
+model's output, ``SmoothingOptions.swap_damping=0``), with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
 with FaceMesh on every frame, border CIEDE2000 per colour-transfer mode, and the float against
 the int8 swap model (per face: the report's tracks weighted by the faces each swapped).
 
@@ -201,6 +202,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         "df_tiny 64 (trained)": make_model(ws, tmp / "m_tiny64", source64, target64, family="df_tiny", resolution=64,
                                            iterations=None, minutes=args.train_minutes)[0],
     }
+    quality_models = {"df_tiny 64 (trained)": models["df_tiny 64 (trained)"]}
+    if not args.skip_quality:
+        # The cpu-64 recipe's widths, trained as long, for the precision and denoising rows.
+        quality_models["df 64 (ae 128, d 32), trained"] = make_model(
+            ws, tmp / "m_df64_recipe_trained", source64, target64, family="df", resolution=64, iterations=None,
+            minutes=args.train_minutes, model_options=BEST_RECIPE_64_WIDTHS)[0]
     if not args.skip_speed:
         models["df 64"] = make_model(ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1,
                                      minutes=None)[0]
@@ -224,7 +231,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     if args.profile:
         stage_profile(ws, clips["dfdc 720p"], models["df_tiny 64 (trained)"], tmp)
     if not args.skip_quality:
-        quality_table(ws, clips, models["df_tiny 64 (trained)"], tmp)
+        quality_table(ws, clips, quality_models, tmp)
     ws.close()
     return 0
 
@@ -363,24 +370,29 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
         print(f"| {key} | {int(calls)} | {cpu_s:.2f} | {wall_s:.2f} |")
 
 
-def quality_table(ws: Workspace, clips: dict[str, Path], model: Path, tmp: Path) -> None:
-    print("\n## Quality (dfdc 720p, df_tiny 64 px trained; per face: tracks weighted by the faces they swapped)\n")
-    print("| colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | border CIEDE2000 | "
-          "faces swapped | tracks |")
-    print("|---|---|---|---|---|---|---|---|")
+def quality_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
+    print("\n## Quality (dfdc 720p; per face: tracks weighted by the faces they swapped)\n")
+    print("| model | colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | "
+          "border CIEDE2000 | faces swapped | tracks |")
+    print("|---|---|---|---|---|---|---|---|---|")
     clip = clips["dfdc 720p"]
-    for colour, smooth, interpolate, precision in (
-        ("rct", True, True, "float"), ("rct", True, True, "int8"), ("rct", True, False, "float"),
-        ("rct", False, True, "float"), ("lct", True, True, "float"), ("hist", True, True, "float"),
-        ("none", True, True, "float"),
-    ):
-        options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=SmoothingOptions(enabled=smooth)),
-                                interpolate_landmarks=interpolate, write_report=False, precision=precision)
-        _, _, rep = timed_render(ws, model, clip, tmp / f"q-{colour}-{smooth}-{interpolate}-{precision}.mp4", options)
-        landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
-        print(f"| {colour} | {'on' if smooth else 'off'} | {landmarks} | {precision} | "
-              f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
-              f"{rep['faces_swapped']} | {len(rep['shots'])} |")
+    on, no_denoise, off = SmoothingOptions(), SmoothingOptions(swap_damping=0.0), SmoothingOptions(enabled=False)
+    rows = [("rct", on, True, "float"), ("rct", on, True, "int8"), ("rct", no_denoise, True, "float"),
+            ("rct", no_denoise, True, "int8"), ("rct", on, False, "float"), ("rct", off, True, "float"),
+            ("lct", on, True, "float"), ("hist", on, True, "float"), ("none", on, True, "float")]
+    for n, (model_name, model) in enumerate(models.items()):
+        # The other models get the rows that compare precision and denoising only.
+        for r, (colour, smoothing, interpolate, precision) in enumerate(rows if n == 0 else rows[:4]):
+            options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=smoothing),
+                                    interpolate_landmarks=interpolate, write_report=False, precision=precision)
+            _, _, rep = timed_render(ws, model, clip, tmp / f"q-{n}-{r}.mp4", options)
+            landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
+            smoothed = ("off" if not smoothing.enabled else
+                        "on" if smoothing.swap_damping else "landmarks and colour only")
+            print(f"| {model_name} | {colour} | {smoothed} | {landmarks} | {precision} | "
+                  f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
+                  f"{rep['faces_swapped']} | {len(rep['shots'])} |")
+            sys.stdout.flush()
 
 
 def per_face(shots: list[dict], key: str) -> float:

@@ -241,6 +241,61 @@ def test_track_smoother_state_roundtrip_and_disable() -> None:
         smoother.smooth(1, "hair", np.zeros(3), 0.0)
 
 
+def test_swap_denoise_damps_small_changes_and_passes_large_ones() -> None:
+    from likeness.render.smoothing import denoise_swap
+
+    previous = np.full((3, 4, 4), 0.5, np.float32)
+    current = previous.copy()
+    current[0, 0, 0] += 1 / 255  # one grey level: noise, moves a quarter (1 / threshold) of its step
+    current[0, 3, 3] += 0.4 / 255  # below 1 - damping of the threshold: moves 15 % of its step
+    current[1, 1, 1] += 8 / 255  # eight grey levels: a real change, passes at once
+    current[2, 2, 2] -= 2 / 255  # half the threshold: moves half of its step
+    out = denoise_swap(previous, current, threshold=4.0, damping=0.85)
+    assert out.dtype == np.float32
+    assert out[0, 0, 0] == pytest.approx(0.5 + 0.25 / 255, abs=1e-7)
+    assert out[0, 3, 3] == pytest.approx(0.5 + 0.06 / 255, abs=1e-7)
+    assert out[1, 1, 1] == current[1, 1, 1]
+    assert out[2, 2, 2] == pytest.approx(0.5 - 1 / 255, abs=1e-7)
+    assert np.array_equal(out[previous == current], previous[previous == current])
+    # No previous output (first frame of a track), another shape, or damping 0: the output itself.
+    assert denoise_swap(None, current, threshold=4.0, damping=0.85) is current
+    assert denoise_swap(previous[:, :2], current, threshold=4.0, damping=0.85) is current
+    assert np.array_equal(denoise_swap(previous, current, threshold=4.0, damping=0.0), current)
+
+
+def test_swap_denoise_lowers_network_noise_but_follows_a_real_change() -> None:
+    rng = np.random.default_rng(3)
+    smoother = TrackSmoother()
+    face = rng.uniform(0.2, 0.8, (3, 16, 16)).astype(np.float32)
+    raw, out = [], []
+    for i in range(40):
+        # Output noise of about one grey level around a face that changes once, at frame 20.
+        truth = face + (0.1 if i >= 20 else 0.0)
+        noisy = (truth + rng.normal(0, 1 / 255, truth.shape)).astype(np.float32)
+        raw.append(noisy)
+        out.append(smoother.denoise_swap(5, noisy))
+    noise_in = np.abs(np.diff(raw[:20], axis=0)).mean()
+    noise_out = np.abs(np.diff(out[:20], axis=0)).mean()
+    assert noise_out < 0.4 * noise_in
+    # The 25-grey-level change lands on its own frame, without lag.
+    assert np.abs(out[20] - (face + 0.1)).max() < 4 / 255
+    # Checkpoint state restores the exact last output; ended tracks and disabled smoothing keep none.
+    restored = TrackSmoother.from_state(smoother.state())
+    probe = (face + 0.1 + 1 / 255).astype(np.float32)
+    assert np.array_equal(restored.denoise_swap(5, probe), smoother.denoise_swap(5, probe))
+    smoother.keep_only(set())
+    assert smoother.state() == []
+    off = TrackSmoother(SmoothingOptions(enabled=False))
+    off.denoise_swap(1, face)
+    assert np.array_equal(off.denoise_swap(1, probe), probe)
+
+
+@pytest.mark.parametrize("threshold, damping", [(0.0, 0.5), (-1.0, 0.5), (4.0, 1.0), (4.0, -0.1)])
+def test_swap_denoise_options_are_checked(threshold: float, damping: float) -> None:
+    with pytest.raises(MediaError, match="swap_threshold"):
+        SmoothingOptions(swap_threshold=threshold, swap_damping=damping)
+
+
 # ---- gating -------------------------------------------------------------------------------
 
 

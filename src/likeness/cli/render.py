@@ -25,7 +25,7 @@ def render(
     org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
     colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
-    smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks and colour.")] = True,
+    smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks, colour and the swap model's frame-to-frame noise.")] = True,
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay).")] = False,
     precision: Annotated[str, typer.Option("--precision", help="Swap model: float, or int8 (its copy made at export; faster on CPU, but the face flickers more).")] = "float",
 ) -> None:

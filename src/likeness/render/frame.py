@@ -346,6 +346,7 @@ class FrameRenderer:
         out = rgb
         size = self.resolution
         for (outcome, aligned), face_out, mask_out in zip(prepared.pending, swapped, learned):
+            face_out = self.smoother.denoise_swap(outcome.track_id, face_out)
             crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             hull = landmark_hull(aligned.landmarks, size=size)
             stats = lab_statistics(aligned.image, mask=hull)

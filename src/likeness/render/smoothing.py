@@ -1,10 +1,16 @@
-"""Temporal smoothing so swapped faces neither jitter (landmarks) nor breathe (colour).
+"""Temporal smoothing so swapped faces neither jitter (landmarks), breathe (colour) nor shimmer
+(the swap model's output).
 
 ``OneEuroFilter`` is Casiez, Roussel and Vogel's 1€ filter (CHI 2012): a low-pass filter whose
 cutoff rises with speed, so slow drift is smoothed hard while fast head motion is followed with
 little lag. It filters whole arrays at once; the speed that raises the cutoff is the RMS speed of
 the array (in ``scale`` units per second), so all landmarks of a face share one cutoff and the
 face shape is not distorted.
+
+``denoise_swap`` is a temporal soft threshold on the swap model's output in aligned face space:
+a pixel that changed by less than ``threshold`` grey levels since the last frame moves only
+``1 - damping`` of the way (the frame-to-frame noise of the network, and more of it in an int8
+copy), while larger changes (expression, pose, light) pass at once.
 
 ``TrackSmoother`` keeps one filter per (track, stream) and serialises its state for checkpoints.
 
@@ -27,6 +33,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from likeness.errors import MediaError
+
+
+def denoise_swap(previous: np.ndarray | None, current: np.ndarray, *, threshold: float,
+                 damping: float) -> np.ndarray:
+    """This frame's swap output after a temporal soft threshold against the last frame's.
+
+    ``previous`` and ``current``: float32 arrays in [0, 1] of one shape (the model's ``(3, R, R)``
+    output for one track); ``threshold`` in grey levels (1/255); ``damping`` in [0, 1) (0: off).
+    A pixel changing by ``d`` moves ``d * max(|d| / threshold, 1 - damping)``: small changes are
+    damped, changes of ``threshold`` or more pass unchanged. Returns ``current`` itself when there
+    is no comparable previous output (first frame of a track, another shape) or damping is 0.
+    """
+    current = np.asarray(current, np.float32)
+    if previous is None or previous.shape != current.shape or damping <= 0.0:
+        return current
+    change = current - previous
+    passed = np.abs(change) * np.float32(255.0 / threshold)
+    np.maximum(passed, np.float32(1.0 - damping), out=passed)
+    np.minimum(passed, np.float32(1.0), out=passed)
+    return previous + change * passed
 
 
 def _alpha(cutoff_hz: float, dt_s: float) -> float:
@@ -105,14 +131,25 @@ class SmoothingOptions:
     landmark_beta: float = 4.0
     colour_min_cutoff: float = 0.5
     colour_beta: float = 0.0
+    # ``denoise_swap`` on the model's output (grey levels; 0 damping turns it off). Measured on
+    # the consenting-actor clip, docs/render.md run 15.
+    swap_threshold: float = 4.0
+    swap_damping: float = 0.85
+
+    def __post_init__(self) -> None:
+        if not self.swap_threshold > 0 or not 0.0 <= self.swap_damping < 1.0:
+            raise MediaError(None, f"SmoothingOptions: expected swap_threshold > 0 and 0 <= swap_damping < 1, "
+                                   f"got {self.swap_threshold!r} and {self.swap_damping!r}")
 
 
 class TrackSmoother:
-    """One ``OneEuroFilter`` per (track id, stream); streams are ``"landmarks"`` and ``"colour"``."""
+    """One ``OneEuroFilter`` per (track id, stream), streams ``"landmarks"`` and ``"colour"``, and
+    the last denoised swap output per track."""
 
     def __init__(self, options: SmoothingOptions | None = None) -> None:
         self.options = options or SmoothingOptions()
         self._filters: dict[tuple[int, str], OneEuroFilter] = {}
+        self._swaps: dict[int, np.ndarray] = {}
 
     def _new_filter(self, stream: str) -> OneEuroFilter:
         if stream == "landmarks":
@@ -130,16 +167,33 @@ class TrackSmoother:
             self._filters[key] = self._new_filter(stream)
         return self._filters[key](value, t, scale=scale)
 
+    def denoise_swap(self, track_id: int, output: np.ndarray) -> np.ndarray:
+        """This track's swap ``output`` (float32 in [0, 1]) through :func:`denoise_swap`; unchanged
+        when smoothing is disabled."""
+        if not self.options.enabled or self.options.swap_damping <= 0.0:
+            return np.asarray(output, np.float32)
+        denoised = denoise_swap(self._swaps.get(int(track_id)), output, threshold=self.options.swap_threshold,
+                                damping=self.options.swap_damping)
+        self._swaps[int(track_id)] = denoised
+        return denoised
+
     def keep_only(self, track_ids: set[int]) -> None:
         """Forget tracks that ended, so memory stays bounded on long videos."""
         self._filters = {key: f for key, f in self._filters.items() if key[0] in track_ids}
+        self._swaps = {k: v for k, v in self._swaps.items() if k in track_ids}
 
     def state(self) -> list[dict]:
-        return [{"track_id": k[0], "stream": k[1], "filter": f.state()} for k, f in self._filters.items()]
+        filters = [{"track_id": k[0], "stream": k[1], "filter": f.state()} for k, f in self._filters.items()]
+        # float32 -> JSON -> float32 is exact, so a resumed render denoises as the interrupted one would.
+        return filters + [{"track_id": k, "stream": "swap", "swap": v.tolist()} for k, v in self._swaps.items()]
 
     @classmethod
     def from_state(cls, state: list[dict], options: SmoothingOptions | None = None) -> TrackSmoother:
         smoother = cls(options)
         for entry in state:
-            smoother._filters[(int(entry["track_id"]), str(entry["stream"]))] = OneEuroFilter.from_state(entry["filter"])
+            if entry["stream"] == "swap":
+                smoother._swaps[int(entry["track_id"])] = np.asarray(entry["swap"], np.float32)
+            else:
+                smoother._filters[(int(entry["track_id"]), str(entry["stream"]))] = OneEuroFilter.from_state(
+                    entry["filter"])
         return smoother
