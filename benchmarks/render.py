@@ -30,7 +30,7 @@ the int8 swap model (per face: the report's tracks weighted by the faces each sw
 Table 3 (``--ab``, pipeline choices, dfdc clips, the trained df_tiny 64 px and, unless
 ``--skip-speed``, the ``cpu-64`` recipe's widths): transcode, FaceMesh on every frame
 (``interpolate_landmarks=False``), one swap-model call per frame (``swap_batch=1``) and the
-current defaults, interleaved in each repeat; medians and ratios.
+current defaults, all with the float model, interleaved in each repeat; medians and ratios.
 """
 
 from __future__ import annotations
@@ -238,9 +238,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
 
 def ab_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
     variants = {
-        "FaceMesh on every frame": RenderOptions(write_report=False, interpolate_landmarks=False),
-        "one swap-model call per frame": RenderOptions(write_report=False, swap_batch=1),
-        "current defaults": RenderOptions(write_report=False),
+        "FaceMesh on every frame": RenderOptions(write_report=False, interpolate_landmarks=False, precision="float"),
+        "one swap-model call per frame": RenderOptions(write_report=False, swap_batch=1, precision="float"),
+        "current defaults": RenderOptions(write_report=False, precision="float"),
     }
     print("\n## Pipeline A/B (float swap models; median fps over repeats, interleaved)\n")
     print(f"load average before: {os.getloadavg()[0]:.2f}\n")

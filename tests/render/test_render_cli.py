@@ -19,7 +19,7 @@ def test_render_help_documents_every_option() -> None:
 
 @pytest.mark.parametrize("option, message", [
     (["--colour", "sepia"], "--colour must be one of"),
-    (["--precision", "fp16"], "--precision must be one of float, int8"),
+    (["--precision", "fp16"], "--precision must be one of auto, float, int8"),
 ])
 def test_render_rejects_unknown_option_values(tmp_path, option, message) -> None:
     result = CliRunner().invoke(app, ["--home", str(tmp_path), "render", str(tmp_path), str(tmp_path),

@@ -62,7 +62,8 @@ def test_video_render_is_labelled_complete_and_keeps_audio(trained_world, model_
     saved = json.loads((out.parent / "render.render.json").read_text())
     assert saved["faces_swapped"] == report.faces["swapped"]
     assert saved["shots"] and saved["shots"][0]["flicker"] is not None
-    assert saved["model_precision"] == {"used": "float", "why": "the default"}
+    # This model was exported without the performer's faces, so it has no int8 copy to choose.
+    assert saved["model_precision"] == {"used": "float", "why": "auto: no usable int8 copy (none was made at export)"}
     html = (out.parent / "render.render.html").read_text()
     assert "AI-generated" in html and "data:image/png;base64" in html
     assert "swap model: float" in html
@@ -80,6 +81,10 @@ def test_int8_copy_renders_and_the_report_names_it(trained_world, model_dir, cli
     report = render_media(trained_world.workspace, int8_dir, clip, out, use="music_video", org="studio",
                           options=_options(precision="int8"))
     assert report.model_precision["used"] == "int8" and report.model_precision["why"].startswith("asked for")
+    # The default, auto, takes the same copy on this CPU.
+    auto = render_media(trained_world.workspace, int8_dir, clip, tmp_path / "auto.mp4", use="music_video",
+                        org="studio", options=_options(write_report=False))
+    assert auto.model_precision["used"] == "int8" and auto.model_precision["why"].startswith("auto: CPU")
     assert probe_video(out).frame_count == 30 and report.faces["swapped"] >= 28
     assert "swap model: int8" in (tmp_path / "int8.render.html").read_text()
 

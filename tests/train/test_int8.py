@@ -78,8 +78,10 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     assert (float_model.precision, int8_model.precision) == ("float", "int8")
     # Each names the file it runs (a resumed render keys its checkpoint on it).
     assert (float_model.file_sha256, int8_model.file_sha256) == (exported.card["onnx_sha256"], int8["sha256"])
-    # int8 is opt-in: it flickers more (docs/render.md), so the default stays float.
-    assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
+    # "auto", the default, runs the int8 copy on a CPU (these machines have no CUDA build).
+    auto = load_swap_model(consent_world.workspace, trained, authz=authz)
+    assert auto.precision == "int8" and auto.precision_reason.startswith("auto: CPU, int8 copy within")
+    assert auto.file_sha256 == int8["sha256"]
     # Faces neither calibrated nor checked on: the int8 swap stays close to the float one.
     fresh = (generated_face_samples(6, identity=2, size=32, seed=9).images.astype(np.float32) / 255).transpose(0, 3, 1, 2)
     fresh = np.ascontiguousarray(fresh)
@@ -107,7 +109,8 @@ def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, tra
     assert not (trained / INT8_ONNX_NAME).exists()
     assert describe_int8(int8).endswith("below the 500 dB needed")
     authz = consent_world.authorize("music_video")
-    assert load_swap_model(consent_world.workspace, trained, authz=authz).precision == "float"
+    auto = load_swap_model(consent_world.workspace, trained, authz=authz)
+    assert auto.precision == "float" and "no usable int8 copy" in auto.precision_reason
     with pytest.raises(ModelError, match="failed its fidelity check"):
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
 
@@ -119,9 +122,17 @@ def test_calibration_faces_must_be_the_trained_performers(consent_world, faces, 
 
 
 def test_precision_choice():
-    passed = {"int8": {"passed": True, "sha256": "ab" * 32, "psnr_db_min": 51.2, "check_faces": 32}}
-    assert choose_precision(passed, "float") == ("float", "the default")
+    passed = {"int8": {"passed": True, "faster": True, "sha256": "ab" * 32, "psnr_db_min": 51.2, "check_faces": 32}}
+    assert choose_precision(passed, "float") == ("float", "asked for")
     assert choose_precision(passed, "int8") == ("int8", "asked for; worst 51.2 dB to float on 32 held-out faces")
+    # auto: the int8 copy on a CPU; float on a GPU, without a usable copy, or when int8 was not faster.
+    assert choose_precision(passed, "auto") == ("int8", "auto: CPU, int8 copy within 51.2 dB of float on 32 held-out faces")
+    assert choose_precision(passed, "auto", gpu=True) == ("float", "auto: a GPU runs the float model")
+    assert choose_precision({"int8": None}, "auto") == ("float", "auto: no usable int8 copy (none was made at export)")
+    failed = {"int8": {"passed": False, "sha256": None, "reason": "only 3 performer faces; need at least 4"}}
+    assert choose_precision(failed, "auto") == ("float", "auto: no usable int8 copy (only 3 performer faces; need at least 4)")
+    slower = {"int8": dict(passed["int8"], faster=False)}
+    assert choose_precision(slower, "auto") == ("float", "auto: the int8 copy was not faster than float when exported")
     with pytest.raises(ModelError, match="no int8 copy"):
         choose_precision({"int8": None}, "int8")
     with pytest.raises(ModelError, match="failed its fidelity check"):

@@ -63,8 +63,9 @@ class RenderOptions:
 
     ``model_threads``: onnxruntime intra-op threads (1 measured fastest on 2 cores, where decode,
     detection and encoding already run on their own threads; see docs/render.md).
-    ``precision``: "float" or "int8" (the model's int8 copy, made at export when it passed its
-    fidelity check: faster on CPU, but its swaps flicker more; ``likeness.train.swap_model``).
+    ``precision``: "auto" (the model's int8 copy on a CPU when the export kept one, else float),
+    "float" or "int8" (``likeness.train.swap_model.choose_precision``; the report says which ran
+    and why).
     ``detect_ahead``: run face detection on the decode thread, one frame ahead of the swap
     (False: on the main thread, as before; kept for the side-by-side benchmark).
     ``interpolate_landmarks``: with ``detect_ahead``, run FaceMesh on every other frame and
@@ -85,7 +86,7 @@ class RenderOptions:
     max_faces: int = 8
     detect_max_side: int = 960
     model_threads: int = 1
-    precision: str = "float"
+    precision: str = "auto"
     detect_ahead: bool = True
     interpolate_landmarks: bool = True
     swap_batch: int = 4
@@ -162,7 +163,7 @@ def _precision_of(model: Any) -> dict[str, str]:
     return {"used": str(getattr(model, "precision", "float")), "why": str(getattr(model, "precision_reason", ""))}
 
 
-def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1, precision: str = "float") -> Any:
+def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1, precision: str = "auto") -> Any:
     from likeness.train import load_swap_model
 
     return load_swap_model(workspace, model_dir, authz=authz, threads=threads, precision=precision)

@@ -4,9 +4,11 @@ On a CPU the swap network is the largest cost of a render after decoding and enc
 int8 quantization (ONNX QDQ: uint8 activations, int8 weights, per tensor) ran full-width ``df``
 64 px in 3.0 ms per face against 9.2 ms in float on an AVX-512 VNNI CPU. Rounding changes the
 output, so the int8 model is kept only when its output stays within ``INT8_MIN_PSNR_DB`` of the
-float model's on held-out faces of the performer. Renders use it only when asked
-(``--precision int8``): rounding noise that is small in one face (about 48 dB) made the swapped
-face change about a third more from frame to frame, which shows as flicker (docs/render.md).
+float model's on held-out faces of the performer. Renders on a CPU use it by default
+(``--precision auto``; ``float`` forces the float model): rounding noise that is small in one face
+(about 48 dB) made the swapped face change about a third more from frame to frame, which showed
+as flicker, until the render's swap denoising (``likeness.render.smoothing.denoise_swap``) took
+that back to within 0.002-0.006 of float (docs/render.md, run 15).
 
 The calibration faces are the target faceset's: what the swap path sees at render time is the
 performer's aligned face, so that is the range the activations must cover.
@@ -78,7 +80,7 @@ def describe_int8(entry: dict[str, Any] | None) -> str:
                 f"{entry['ms_per_face_float']:.1f} ms per face")
     if not entry.get("passed"):
         return f"no int8 copy: {measured}, below the {entry['min_psnr_db_required']:.0f} dB needed"
-    return f"int8 copy {entry['file']}: {measured}; render with --precision int8"
+    return f"int8 copy {entry['file']}: {measured}; renders on a CPU use it (--precision float: not)"
 
 
 def split_calibration(count: int, *, max_faces: int = INT8_MAX_FACES) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,12 @@ from likeness.errors import ConsentError, ModelError
 ONNX_NAME = "model.onnx"
 INT8_ONNX_NAME = "model.int8.onnx"
 CARD_NAME = "model_card.json"
-#: ``load_swap_model(precision=...)``: "float" (the default) or "int8", the copy made at export
-#: when it passed its fidelity check. int8 is opt-in: it is 2-3.5x faster per face on CPU, but its
-#: rounding noise moves from frame to frame and raised render flicker 3-8 % (docs/render.md).
-PRECISIONS = ("float", "int8")
+#: ``load_swap_model(precision=...)``: "auto" (the default), "float" or "int8", the copy made at
+#: export when it passed its fidelity check. "auto" takes the int8 copy on a CPU when the export
+#: kept one and measured it faster (2-3.5x per face), else float (always float on a GPU). The copy's
+#: rounding noise moves from frame to frame; the render's swap denoising takes the flicker it
+#: added back to within 0.002-0.006 of float (docs/render.md, run 15).
+PRECISIONS = ("auto", "float", "int8")
 ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
 CARD_KEYS = (
     "architecture", "resolution", "coverage", "iterations", "metrics", "onnx_sha256",
@@ -77,16 +79,31 @@ def read_model_card(model_dir: str | Path) -> dict[str, Any]:
     return card
 
 
-def choose_precision(card: dict[str, Any], requested: str) -> tuple[str, str]:
-    """(``"float"`` or ``"int8"``, why) for a render; ``ModelError`` when int8 is asked for but unusable."""
+def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False) -> tuple[str, str]:
+    """(``"float"`` or ``"int8"``, why) for a render; ``ModelError`` when int8 is asked for but unusable.
+
+    ``gpu``: whether ONNX Runtime can run the float model on CUDA here (``"auto"`` then keeps float).
+    """
     if requested not in PRECISIONS:
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     if requested == "float":
-        return "float", "the default"
+        return "float", "asked for"
     info = card.get("int8")
+    usable = isinstance(info, dict) and bool(info.get("passed") and info.get("sha256"))
+    if requested == "auto":
+        if gpu:
+            return "float", "auto: a GPU runs the float model"
+        if not usable:
+            why = "none was made at export" if not isinstance(info, dict) else (
+                info.get("reason") or "it failed its fidelity check")
+            return "float", f"auto: no usable int8 copy ({why})"
+        if not info.get("faster", True):
+            return "float", "auto: the int8 copy was not faster than float when exported"
+        return "int8", (f"auto: CPU, int8 copy within {float(info['psnr_db_min']):.1f} dB of float on "
+                        f"{info.get('check_faces')} held-out faces")
     if not isinstance(info, dict):
         raise ModelError("this model has no int8 copy (export it again with the performer's faceset at hand)")
-    if not (info.get("passed") and info.get("sha256")):
+    if not usable:
         raise ModelError(f"this model has no usable int8 copy ({info.get('reason') or 'it failed its fidelity check'})")
     return "int8", (f"asked for; worst {float(info['psnr_db_min']):.1f} dB to float on "
                     f"{info.get('check_faces')} held-out faces")
@@ -128,7 +145,7 @@ def _check_hash(path: Path, expected: Any) -> None:
 
 
 def load_swap_model(
-    workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2, precision: str = "float"
+    workspace: Any, model_dir: str | Path, *, authz: Any, threads: int = 2, precision: str = "auto"
 ) -> SwapModel:
     """Load ``model_dir/model.onnx`` (or its int8 copy, see ``choose_precision``) for rendering
     after verifying card, hash and consent.
@@ -146,7 +163,7 @@ def load_swap_model(
     onnx_path = model_dir / ONNX_NAME
     _check_hash(onnx_path, card["onnx_sha256"])
     try:
-        chosen, reason = choose_precision(card, precision)
+        chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True))
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
     if chosen == "int8":
