@@ -281,7 +281,7 @@ class FrameRenderer:
 
         The result equals calling :meth:`process` on each frame in order (up to the model's own
         float rounding): tracking, identity and landmark smoothing run frame by frame before the
-        model, colour smoothing and pasting frame by frame after it. Per-track state cannot be
+        model, swap denoising, colour smoothing and pasting frame by frame after it. Per-track state cannot be
         dropped in between, because a track stays active for ``TRACK_MAX_MISSED`` frames after
         its last face, so a batch holds at most that many frames. One call on 4 faces costs about
         12 % less per face than 4 calls on a 2-core CPU (docs/render.md); a GPU gains far more.

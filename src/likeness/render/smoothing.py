@@ -8,9 +8,10 @@ the array (in ``scale`` units per second), so all landmarks of a face share one 
 face shape is not distorted.
 
 ``denoise_swap`` is a temporal soft threshold on the swap model's output in aligned face space:
-a pixel that changed by less than ``threshold`` grey levels since the last frame moves only
-``1 - damping`` of the way (the frame-to-frame noise of the network, and more of it in an int8
-copy), while larger changes (expression, pose, light) pass at once.
+a pixel that changed by less than ``threshold`` grey levels since the last frame moves only part
+of the way, at least ``1 - damping`` and more the larger the change (the frame-to-frame noise of
+the network, and more of it in an int8 copy), while larger changes (expression, pose, light)
+pass at once.
 
 ``TrackSmoother`` keeps one filter per (track, stream) and serialises its state for checkpoints.
 
