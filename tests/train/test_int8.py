@@ -80,7 +80,7 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     assert (float_model.file_sha256, int8_model.file_sha256) == (exported.card["onnx_sha256"], int8["sha256"])
     # "auto", the default, runs the int8 copy on a CPU (these machines have no CUDA build).
     auto = load_swap_model(consent_world.workspace, trained, authz=authz)
-    assert auto.precision == "int8" and auto.precision_reason.startswith("auto: CPU, int8 copy within")
+    assert auto.precision == "int8" and auto.precision_reason.startswith("auto: CPU, int8 copy at worst")
     assert auto.file_sha256 == int8["sha256"]
     # Faces neither calibrated nor checked on: the int8 swap stays close to the float one.
     fresh = (generated_face_samples(6, identity=2, size=32, seed=9).images.astype(np.float32) / 255).transpose(0, 3, 1, 2)
@@ -126,7 +126,7 @@ def test_precision_choice():
     assert choose_precision(passed, "float") == ("float", "asked for")
     assert choose_precision(passed, "int8") == ("int8", "asked for; worst 51.2 dB to float on 32 held-out faces")
     # auto: the int8 copy on a CPU; float on a GPU, without a usable copy, or when int8 was not faster.
-    assert choose_precision(passed, "auto") == ("int8", "auto: CPU, int8 copy within 51.2 dB of float on 32 held-out faces")
+    assert choose_precision(passed, "auto") == ("int8", "auto: CPU, int8 copy at worst 51.2 dB PSNR to float on 32 held-out faces")
     assert choose_precision(passed, "auto", gpu=True) == ("float", "auto: a GPU runs the float model")
     assert choose_precision({"int8": None}, "auto") == ("float", "auto: no usable int8 copy (none was made at export)")
     failed = {"int8": {"passed": False, "sha256": None, "reason": "only 3 performer faces; need at least 4"}}

@@ -99,7 +99,7 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False)
             return "float", f"auto: no usable int8 copy ({why})"
         if not info.get("faster", True):
             return "float", "auto: the int8 copy was not faster than float when exported"
-        return "int8", (f"auto: CPU, int8 copy within {float(info['psnr_db_min']):.1f} dB of float on "
+        return "int8", (f"auto: CPU, int8 copy at worst {float(info['psnr_db_min']):.1f} dB PSNR to float on "
                         f"{info.get('check_faces')} held-out faces")
     if not isinstance(info, dict):
         raise ModelError("this model has no int8 copy (export it again with the performer's faceset at hand)")
