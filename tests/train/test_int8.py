@@ -88,11 +88,20 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     psnr = output_psnr(float_model.run(fresh), int8_model.run(fresh))
     assert psnr.min() >= INT8_MIN_PSNR_DB - 3
 
-    # A changed int8 file is refused, as a changed float file is.
+    # A changed int8 file is refused, as a changed float file is, by auto as well.
     data = (trained / INT8_ONNX_NAME).read_bytes()
     (trained / INT8_ONNX_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(ModelError, match="does not match the model card"):
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+    with pytest.raises(ModelError, match="does not match the model card"):
+        load_swap_model(consent_world.workspace, trained, authz=authz)
+    # A folder copied without the int8 file: auto renders in float and says why; int8 is refused.
+    (trained / INT8_ONNX_NAME).unlink()
+    fallback = load_swap_model(consent_world.workspace, trained, authz=authz)
+    assert fallback.precision == "float" and "not in the model folder" in fallback.precision_reason
+    with pytest.raises(ModelError, match="ONNX file missing"):
+        load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
+    (trained / INT8_ONNX_NAME).write_bytes(data)
 
     # Exporting again without the performer's faces drops the copy: it would not match.
     again = export_model(consent_world.authorize(), trained)

@@ -166,6 +166,9 @@ def load_swap_model(
         chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True))
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
+    if chosen == "int8" and precision == "auto" and not (model_dir / INT8_ONNX_NAME).is_file():
+        # A folder copied without its optional int8 file still renders; a changed file is refused below.
+        chosen, reason = "float", f"auto: the int8 copy's file ({INT8_ONNX_NAME}) is not in the model folder"
     if chosen == "int8":
         onnx_path = model_dir / INT8_ONNX_NAME
         _check_hash(onnx_path, card["int8"]["sha256"])
