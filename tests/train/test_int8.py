@@ -142,6 +142,9 @@ def test_precision_choice():
     assert choose_precision(failed, "auto") == ("float", "auto: no usable int8 copy (only 3 performer faces; need at least 4)")
     slower = {"int8": dict(passed["int8"], faster=False)}
     assert choose_precision(slower, "auto") == ("float", "auto: the int8 copy was not faster than float when exported")
+    assert choose_precision(passed, "auto", int8_file=False) == (
+        "float", "auto: the int8 copy's file (model.int8.onnx) is not in the model folder")
+    assert choose_precision(passed, "int8", int8_file=False)[0] == "int8"  # loading it then fails on the file
     with pytest.raises(ModelError, match="no int8 copy"):
         choose_precision({"int8": None}, "int8")
     with pytest.raises(ModelError, match="failed its fidelity check"):

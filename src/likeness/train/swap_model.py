@@ -79,10 +79,14 @@ def read_model_card(model_dir: str | Path) -> dict[str, Any]:
     return card
 
 
-def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False) -> tuple[str, str]:
+def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
+                     int8_file: bool = True) -> tuple[str, str]:
     """(``"float"`` or ``"int8"``, why) for a render; ``ModelError`` when int8 is asked for but unusable.
 
     ``gpu``: whether ONNX Runtime can run the float model on CUDA here (``"auto"`` then keeps float).
+    ``int8_file``: whether the copy's file is in the model folder; without it ``"auto"`` renders in
+    float (a folder copied without the optional file), while ``"int8"`` fails on the missing file
+    when it is loaded.
     """
     if requested not in PRECISIONS:
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
@@ -99,6 +103,8 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False)
             return "float", f"auto: no usable int8 copy ({why})"
         if not info.get("faster", True):
             return "float", "auto: the int8 copy was not faster than float when exported"
+        if not int8_file:
+            return "float", f"auto: the int8 copy's file ({INT8_ONNX_NAME}) is not in the model folder"
         return "int8", (f"auto: CPU, int8 copy at worst {float(info['psnr_db_min']):.1f} dB PSNR to float on "
                         f"{info.get('check_faces')} held-out faces")
     if not isinstance(info, dict):
@@ -163,13 +169,11 @@ def load_swap_model(
     onnx_path = model_dir / ONNX_NAME
     _check_hash(onnx_path, card["onnx_sha256"])
     try:
-        chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True))
+        chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True),
+                                          int8_file=(model_dir / INT8_ONNX_NAME).is_file())
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
-    if chosen == "int8" and precision == "auto" and not (model_dir / INT8_ONNX_NAME).is_file():
-        # A folder copied without its optional int8 file still renders; a changed file is refused below.
-        chosen, reason = "float", f"auto: the int8 copy's file ({INT8_ONNX_NAME}) is not in the model folder"
-    if chosen == "int8":
+    if chosen == "int8":  # a changed file is refused here, whichever precision chose it
         onnx_path = model_dir / INT8_ONNX_NAME
         _check_hash(onnx_path, card["int8"]["sha256"])
     if authz.subject_id != card["subject_id"]:
