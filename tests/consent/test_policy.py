@@ -9,7 +9,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from likeness.consent import Authorization, ReleaseAuthorization, require_authorization
+from likeness.consent import (
+    FINAL_MEDIA_USES,
+    USES,
+    Authorization,
+    ReleaseAuthorization,
+    require_authorization,
+    require_extraction_consent,
+)
+from likeness.consent.vocabulary import check_use_for_step
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc
 from likeness.consent.policy import PolicyEngine
@@ -222,13 +230,28 @@ def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
 
 
 def test_synthesis_guard_requires_real_authorization(consent_world):
-    assert refusal(lambda: require_authorization(None)).reason == "no_authorization"
-    assert refusal(lambda: require_authorization({"grant_id": consent_world.grant_id})).reason == (
-        "no_authorization"
-    )
+    for step in ("extract", "train", "export", "render"):
+        assert refusal(lambda: require_authorization(None, step=step)).reason == "not_issued_here"
+        assert refusal(lambda: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
+            "not_issued_here"
+        )
     authz = consent_world.authorize("training")
-    assert require_authorization(authz, use="training") is authz
-    assert refusal(lambda: require_authorization(authz, use="music_video")).reason == "use_not_granted"
+    for step in ("extract", "train", "export"):
+        assert require_authorization(authz, step=step) is authz
+    assert require_extraction_consent(authz) is authz
+
+
+def test_training_authorizes_no_final_media(consent_world):
+    """A training-only authorization is refused at render, whatever the grant's limit says."""
+    authz = consent_world.authorize("training")
+    error = refusal(lambda: require_authorization(authz, step="render"))
+    assert error.reason == "use_not_for_step"
+    assert "training" in str(error) and "music_video" in str(error)
+    with pytest.raises(ConsentError) as caught:
+        check_use_for_step("training", "render")
+    assert caught.value.reason == "use_not_for_step"
+    assert check_use_for_step("Music-Video", "render") == "music_video"
+    assert "training" not in FINAL_MEDIA_USES and set(FINAL_MEDIA_USES) < set(USES)
 
 
 def test_every_decision_is_on_the_ledger(consent_world):

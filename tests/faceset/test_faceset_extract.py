@@ -175,7 +175,7 @@ def test_refused_without_a_training_authorization(enrolled_world, group_image: P
     ws = enrolled_world.workspace
     with pytest.raises(ConsentError) as refused:
         extract_faceset(ws, enrolled_world.authorize("music_video"), [group_image], tmp_path / "a")
-    assert refused.value.reason == "use_not_granted"
+    assert refused.value.reason == "use_not_for_step"
     with pytest.raises(ConsentError):
         extract_faceset(ws, object(), [group_image], tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

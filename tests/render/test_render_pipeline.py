@@ -119,6 +119,15 @@ def test_use_not_granted_is_refused(trained_world, model_dir, clip, tmp_path) ->
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_training_grant_renders_nothing(trained_world, model_dir, clip, tmp_path) -> None:
+    """A grant whose use is 'training' (model evaluation) never yields final media."""
+    out = tmp_path / "eval.mp4"
+    with pytest.raises(ConsentError) as refused:
+        render_media(trained_world.workspace, model_dir, clip, out, use="training", org="studio", options=_options())
+    assert refused.value.reason == "use_not_for_step"
+    assert not out.exists() and not list(tmp_path.glob(".eval*"))
+
+
 def test_revocation_mid_render_stops_and_leaves_nothing(trained_world, model_dir, clip, tmp_path) -> None:
     out = tmp_path / "revoked.mp4"
     calls = []

@@ -213,7 +213,7 @@ def test_training_refused_for_another_use_or_an_unissued_authorization(consent_w
     release = consent_world.authorize_release()
     with pytest.raises(ConsentError) as refused:
         train_swap_model(consent_world.authorize("music_video"), release, *faces, tmp_path / "a", tiny_config())
-    assert refused.value.reason == "use_not_granted"
+    assert refused.value.reason == "use_not_for_step"
 
     class LookalikeAuthorization:
         use, subject_id, subject_slug = "training", "x", "mina"

@@ -6,13 +6,16 @@ from likeness.consent.policy import (
     PolicyEngine,
     ReleaseAuthorization,
     require_authorization,
+    require_extraction_consent,
     require_release,
 )
 from likeness.consent.registry import GrantRecord, Registry, ReleaseRecord, SubjectRecord
-from likeness.consent.vocabulary import PROHIBITED_USES, USES, normalise_use
+from likeness.consent.vocabulary import FINAL_MEDIA_USES, PROHIBITED_USES, STEP_USES, USES, normalise_use
 
 __all__ = [
+    "FINAL_MEDIA_USES",
     "PROHIBITED_USES",
+    "STEP_USES",
     "USES",
     "Authorization",
     "ChainReport",
@@ -26,5 +29,6 @@ __all__ = [
     "SubjectRecord",
     "normalise_use",
     "require_authorization",
+    "require_extraction_consent",
     "require_release",
 ]

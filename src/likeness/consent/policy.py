@@ -38,7 +38,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
-from likeness.consent.vocabulary import normalise_use
+from likeness.consent.vocabulary import check_use_for_step, normalise_use
 from likeness.errors import ConsentError
 
 _SEAL = object()  # module-private capability: only this module can finish building an Authorization
@@ -530,27 +530,44 @@ class PolicyEngine:
         raise error
 
 
-def require_authorization(authz: object, *, use: str | None = None) -> Authorization:
-    """Guard for synthesis APIs: ``authz`` must be a live Authorization (for ``use``)."""
-    if not isinstance(authz, Authorization):
+def require_authorization(authz: object, *, step: str) -> Authorization:
+    """The one consent guard of every synthesis step (``extract``, ``train``, ``export``,
+    ``render``): ``authz`` must be an Authorization this process's engine issued, still in force
+    now (``recheck``), for a use the step accepts (``vocabulary.STEP_USES``).
+
+    Raises ``ConsentError`` with ``not_issued_here`` (anything else, forged or foreign),
+    ``use_not_for_step`` (e.g. a ``training`` authorization at render), or the recheck's reason.
+    """
+    if type(authz) is not Authorization:
         raise ConsentError(
-            "no_authorization", "an Authorization from the policy engine is required for this step"
+            "not_issued_here",
+            f"the {step} step needs an Authorization issued by the policy engine, got {type(authz).__name__}",
         )
+    check_use_for_step(authz.use, step)
     authz.recheck()
-    if use is not None and authz.use != use:
-        raise ConsentError(
-            "use_not_granted", f"this step needs an authorization for '{use}', not '{authz.use}'"
-        )
     return authz
 
 
-def require_release(authz: object) -> ReleaseAuthorization:
-    if not isinstance(authz, ReleaseAuthorization):
+def require_release(authz: object, *, step: str) -> ReleaseAuthorization:
+    """Guard for a performer's footage: a live ReleaseAuthorization issued by this engine."""
+    if authz is None:
+        raise ConsentError("no_release", f"the {step} step needs the target performer's release")
+    if type(authz) is not ReleaseAuthorization:
         raise ConsentError(
-            "no_release", "a performer ReleaseAuthorization from the policy engine is required"
+            "not_issued_here",
+            f"the {step} step needs a performer ReleaseAuthorization issued by the policy engine, "
+            f"got {type(authz).__name__}",
         )
     authz.recheck()
     return authz
+
+
+def require_extraction_consent(authz: object) -> Authorization | ReleaseAuthorization:
+    """Extraction takes a ``training`` Authorization (an artist's faceset) or a performer's
+    ReleaseAuthorization (the target faceset)."""
+    if type(authz) is ReleaseAuthorization:
+        return require_release(authz, step="extract")
+    return require_authorization(authz, step="extract")
 
 
 __all__ = [
@@ -559,6 +576,7 @@ __all__ = [
     "ReleaseAuthorization",
     "check_grant_integrity",
     "require_authorization",
+    "require_extraction_consent",
     "require_release",
 ]
 

@@ -31,6 +31,18 @@ _PROHIBITED_ALIASES = {
     "impersonation": "fraud_impersonation",
 }
 
+#: ``training`` authorizes extraction and training of a model (and its export); final media
+#: (render) needs one of these. A grant naming only ``training`` can never yield a rendered file.
+FINAL_MEDIA_USES: tuple[str, ...] = tuple(u for u in USES if u != "training")
+
+#: The synthesis steps and the uses each one accepts (``likeness.consent.require_authorization``).
+STEP_USES: dict[str, tuple[str, ...]] = {
+    "extract": ("training",),
+    "train": ("training",),
+    "export": ("training",),
+    "render": FINAL_MEDIA_USES,
+}
+
 SUBJECT_KINDS: tuple[str, ...] = ("artist", "virtual_idol", "performer")
 HOLDER_KINDS: tuple[str, ...] = ("artist", "guardian", "estate", "agency", "performer")
 
@@ -51,5 +63,25 @@ def normalise_use(use: str) -> str:
     if key not in USES:
         raise ConsentError(
             "unknown_use", f"'{use}' is not a known use; choose from: {', '.join(USES)}"
+        )
+    return key
+
+
+def check_use_for_step(use: str, step: str) -> str:
+    """The canonical ``use`` if the synthesis ``step`` accepts it, else ``ConsentError``.
+
+    >>> check_use_for_step("music-video", "render")
+    'music_video'
+    """
+    key = normalise_use(use)
+    allowed = STEP_USES.get(step)
+    if allowed is None:
+        raise ValueError(f"unknown synthesis step {step!r}; expected one of {', '.join(STEP_USES)}")
+    if key not in allowed:
+        what = "final media" if step == "render" else f"the {step} step"
+        raise ConsentError(
+            "use_not_for_step",
+            f"'{key}' does not authorize {what}; {step} accepts: {', '.join(allowed)}"
+            + (" ('training' authorizes extraction and training only)" if key == "training" else ""),
         )
     return key

@@ -237,9 +237,8 @@ def extract_faceset(
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    # Before any input is touched: the authorization must still hold right now (the guard rechecks).
     subject_id, subject_slug, consent_id, grant_id, release_id = _consent_identity(authz)
-    # Before any input is touched: the authorization must still hold right now.
-    authz.recheck()
 
     out_dir = Path(out)
     references = _reference_embeddings(workspace, subject_slug)
@@ -762,22 +761,12 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 
 def _consent_identity(authz: Any) -> tuple[str, str, str, str | None, str | None]:
     """(subject_id, subject_slug, consent_id, grant_id, release_id) of an accepted authorization."""
-    from likeness.consent import Authorization, ReleaseAuthorization
+    from likeness.consent import Authorization, require_extraction_consent
 
-    if isinstance(authz, Authorization):
-        if authz.use != "training":
-            raise ConsentError(
-                "use_not_granted",
-                f"extraction needs an authorization for use 'training', got '{authz.use}'",
-            )
-        return authz.subject_id, authz.subject_slug, authz.grant_id, authz.grant_id, None
-    if isinstance(authz, ReleaseAuthorization):
-        return authz.performer_id, authz.performer_slug, authz.release_id, None, authz.release_id
-    raise ConsentError(
-        "not_issued_here",
-        f"extraction needs an Authorization or ReleaseAuthorization from the policy engine, "
-        f"got {type(authz).__name__}",
-    )
+    accepted = require_extraction_consent(authz)
+    if isinstance(accepted, Authorization):
+        return accepted.subject_id, accepted.subject_slug, accepted.grant_id, accepted.grant_id, None
+    return accepted.performer_id, accepted.performer_slug, accepted.release_id, None, accepted.release_id
 
 
 def _reference_embeddings(workspace: Any, subject_slug: str) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from likeness.consent import Authorization
+from likeness.consent import Authorization, require_authorization
 from likeness.digests import sha256_file
 from likeness.errors import ConsentError, MediaError, ProvenanceError, RegistryError
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
@@ -142,7 +142,7 @@ class LabelledWriter:
         ``rgb``: uint8 (H, W, 3). ``source_path``: the target image a face was swapped into
         (parent ingredient, ``c2pa.edited``); without it the output is ``c2pa.created``.
         """
-        _require_authorization(authz)
+        require_authorization(authz, step="render")
         _require_job(job, "image")
         out_path = _check_out_path(out_path, IMAGE_SUFFIXES)
         height, width = _check_rgb(rgb)
@@ -190,7 +190,7 @@ class LabelledWriter:
         ``abort()``) nothing is left behind. ``audio_source``'s audio is copied unchanged;
         ``source_path`` (the target footage) becomes the C2PA parent ingredient.
         """
-        _require_authorization(authz)
+        require_authorization(authz, step="render")
         _require_job(job, "video")
         out_path = _check_out_path(out_path, VIDEO_SUFFIXES)
         if not (isinstance(width, int) and isinstance(height, int)) or width < 2 or height < 2:
@@ -408,14 +408,6 @@ class _Temporaries:
         for path in (self.unsigned, self.signed):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-
-
-def _require_authorization(authz: object) -> None:
-    if not isinstance(authz, Authorization):
-        raise ConsentError(
-            "no_authorization",
-            f"writing synthetic media needs an Authorization from the policy engine, got {type(authz).__name__}",
-        )
 
 
 def _require_job(job: object, kind: JobKind) -> None:

@@ -123,6 +123,9 @@ def render_media(
     prohibited content), ``ModelError``, ``MediaError`` (unreadable target), ``FaceError``
     (performer has no reference embeddings).
     """
+    from likeness.consent.vocabulary import check_use_for_step
+
+    use = check_use_for_step(use, "render")  # 'training' never yields final media
     model_dir, target, out = Path(model_dir), Path(target), Path(out)
     card = read_card(model_dir)
     subject = card.get("subject_slug") or card.get("subject_id")

@@ -95,10 +95,9 @@ def export_model(
     int8 copy calibrated on half of up to 64 of them and checked on the other half; the card's
     ``int8`` entry records the check either way (None: not attempted).
     """
-    from likeness.consent import Authorization
+    from likeness.consent import require_authorization
 
-    if not isinstance(authz, Authorization):
-        raise ConsentError("not_issued_here", "export needs an Authorization issued by the policy engine")
+    require_authorization(authz, step="export")
     model_dir = Path(model_dir)
     out = Path(out_dir) if out_dir is not None else model_dir
     state = load_checkpoint(model_dir / CHECKPOINT_NAME)

@@ -405,19 +405,15 @@ def _to_uint8_images(rgb: torch.Tensor) -> np.ndarray:
 
 
 def require_training_consent(authz: Any, release_authz: Any) -> None:
-    """Only authorizations issued by the policy engine are accepted (no duck-typed stand-ins)."""
-    from likeness.consent import Authorization, ReleaseAuthorization
+    """Training needs a live ``training`` Authorization and the performer's ReleaseAuthorization."""
+    from likeness.consent import require_authorization, require_release
 
-    if not isinstance(authz, Authorization):
-        raise ConsentError("not_issued_here", "training needs an Authorization issued by the policy engine")
-    if not isinstance(release_authz, ReleaseAuthorization):
-        raise ConsentError("no_release", "training needs a ReleaseAuthorization for the target performer")
+    require_authorization(authz, step="train")
+    require_release(release_authz, step="train")
 
 
 def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target: FaceSource) -> dict[str, Any]:
     require_training_consent(authz, release_authz)
-    if getattr(authz, "use", None) != "training":
-        raise ConsentError("use_not_granted", f"training needs an authorization for use 'training', got {getattr(authz, 'use', None)!r}")
     if isinstance(source, FacesetFaces) and source.manifest.subject_id != authz.subject_id:
         raise ConsentError(
             "no_grant",
@@ -430,8 +426,6 @@ def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target:
             f"the target faceset is of {target.manifest.subject_slug!r}, "
             f"but the release is for performer {release_authz.performer_slug!r}",
         )
-    authz.recheck()
-    release_authz.recheck()
     return {
         "subject_id": authz.subject_id,
         "subject_slug": authz.subject_slug,

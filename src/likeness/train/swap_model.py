@@ -160,10 +160,9 @@ def load_swap_model(
     copy); ``authz`` is for the card's subject; the training grant named by the card is still
     active (revocation bites); ``authz`` itself rechecks. Raises ``ModelError`` or ``ConsentError``.
     """
-    from likeness.consent import Authorization
+    from likeness.consent import require_authorization
 
-    if not isinstance(authz, Authorization):
-        raise ConsentError("not_issued_here", "loading a model needs an Authorization issued by the policy engine")
+    require_authorization(authz, step="render")
     model_dir = Path(model_dir)
     card = read_model_card(model_dir)
     onnx_path = model_dir / ONNX_NAME
