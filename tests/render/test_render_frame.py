@@ -35,6 +35,7 @@ def embedder() -> FaceEmbedder:
 def _renderer(world, embedder, **kwargs) -> FrameRenderer:
     references = world.workspace.registry.reference_embeddings(world.performer)
     return FrameRenderer(CountingModel(world.load_model()), FaceDetector(mode="image"), embedder, references,
+                         authz=world.authorize(), release=world.authorize_release(),
                          identity_threshold=IDENTITY_THRESHOLD, **kwargs)
 
 

@@ -5,6 +5,10 @@ shared by the image and video paths. It takes frames and returns frames; it neve
 writes files, so tests check it at the pixel level (faces that are not swapped stay
 bit-identical) and the pipeline feeds its output only to the labelled writer.
 
+Swapped pixels need consent here too, not only in the pipeline: a renderer is built with the
+render ``Authorization`` of the model's subject and the ``ReleaseAuthorization`` of the
+performer whose footage it swaps into, and rechecks both every ``recheck_every`` frames.
+
 Identity is decided per *track*, not per frame: a track's face is embedded when it appears and
 again every ``identity_every`` frames, and the decision uses the running mean distance to the
 performer's references. One bad embedding (motion blur, a hand over the face) therefore cannot
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from likeness.errors import FaceError, ModelError
+from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
@@ -170,9 +174,15 @@ class FrameRenderer:
         detector: landmark detector (``likeness.faces.FaceDetector``, video mode for clips).
         embedder: identity embedder (``likeness.faces.FaceEmbedder``).
         performer_embeddings: float32 ``(K, 128)`` reference embeddings of the released performer.
+        authz: the render ``Authorization`` (a final-media use) for the model card's subject.
+        release: the ``ReleaseAuthorization`` of the card's performer (the footage's owner).
         identity_threshold: distance at or below which a track is the performer.
         options: refinement options.
         identity_every: re-embed a track every this many frames.
+        recheck_every: recheck both authorizations every this many frames (revocation bites).
+
+    Raises ``ConsentError`` when either authorization is missing, forged, not in force or for
+    someone other than the card names.
     """
 
     def __init__(
@@ -182,10 +192,16 @@ class FrameRenderer:
         embedder: IdentityEmbedder,
         performer_embeddings: np.ndarray,
         *,
+        authz: Any = None,
+        release: Any = None,
         identity_threshold: float,
         options: RefineOptions = RefineOptions(),
         identity_every: int = 15,
+        recheck_every: int = 25,
     ) -> None:
+        self.authz, self.release = _required_consent(model, authz, release)
+        self.recheck_every = max(1, int(recheck_every))
+        self._rechecked_at: int | None = None  # frame index of the last recheck
         references = np.asarray(performer_embeddings, np.float32)
         if references.ndim != 2 or references.shape[0] == 0:
             raise FaceError("the performer has no reference embeddings: enroll reference photos first")
@@ -288,6 +304,8 @@ class FrameRenderer:
         """
         if len(frames) > MAX_BATCH_FRAMES:
             raise ValueError(f"process_batch: at most {MAX_BATCH_FRAMES} frames per batch, got {len(frames)}")
+        for frame in frames:
+            self._recheck_consent(frame.index)
         prepared = [self._prepare(f) for f in frames]
         pending = [item for p in prepared for item in p.pending]
         if pending:
@@ -301,6 +319,13 @@ class FrameRenderer:
                                         learned[first:first + count] if count else (), in_place=in_place))
             first += count
         return results
+
+    def _recheck_consent(self, frame_index: int) -> None:
+        last = self._rechecked_at
+        if last is None or not 0 <= frame_index - last < self.recheck_every:
+            self.authz.recheck()
+            self.release.recheck()
+            self._rechecked_at = frame_index
 
     def _prepare(self, frame: FrameInput) -> _PreparedFrame:
         """Track, identify, gate and align one frame's faces (everything before the model)."""
@@ -368,6 +393,24 @@ class FrameRenderer:
         if out is rgb and not in_place:
             out = rgb.copy()
         return out, prepared.outcomes
+
+
+def _required_consent(model: Any, authz: Any, release: Any) -> tuple[Any, Any]:
+    """``(authz, release)`` when both are live and name the card's subject and performer."""
+    from likeness.consent import require_authorization, require_release
+
+    authz = require_authorization(authz, step="render")
+    release = require_release(release, step="render")
+    card = getattr(model, "card", None)
+    if not isinstance(card, dict) or not card.get("subject_id") or not card.get("performer_id"):
+        raise ModelError("the swap model has no card naming its subject and performer; load it with load_swap_model")
+    if card["subject_id"] != authz.subject_id:
+        raise ConsentError("no_grant", f"the model renders {card.get('subject_slug')!r}, "
+                                       f"the authorization is for {authz.subject_slug!r}")
+    if card["performer_id"] != release.performer_id:
+        raise ConsentError("no_release", f"the model swaps onto {card.get('performer_slug')!r}, "
+                                         f"the release is for {release.performer_slug!r}")
+    return authz, release
 
 
 def frame_mask(outcome: FaceOutcome, frame_shape: tuple[int, ...]) -> tuple[tuple[slice, slice], np.ndarray] | None:

@@ -187,19 +187,26 @@ def _subject_embeddings(workspace: Any, subject: str) -> np.ndarray | None:
     return references if references.ndim == 2 and references.shape[0] else None
 
 
-def _make_renderer(workspace: Any, model: Any, card: dict, options: RenderOptions, *, video: bool) -> FrameRenderer:
+def _make_renderer(workspace: Any, model: Any, card: dict, authz: Any, release: Any, options: RenderOptions, *,
+                   video: bool) -> FrameRenderer:
     from likeness.faces.detect import FaceDetector
     from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 
     performer = card.get("performer_slug") or card.get("performer_id")
+    references = _performer_embeddings(workspace, performer)
     detector = FaceDetector(options.max_faces, mode="video" if video else "image", max_side=options.detect_max_side)
-    return FrameRenderer(
-        model, detector, FaceEmbedder(), _performer_embeddings(workspace, performer),
-        identity_threshold=IDENTITY_THRESHOLD, options=options.refine, identity_every=options.identity_every,
-    )
+    try:
+        return FrameRenderer(
+            model, detector, FaceEmbedder(), references, authz=authz, release=release,
+            identity_threshold=IDENTITY_THRESHOLD, options=options.refine, identity_every=options.identity_every,
+            recheck_every=options.recheck_every,
+        )
+    except BaseException:
+        detector.close()
+        raise
 
 
-def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, options: RenderOptions, *,
+def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, release: Any, options: RenderOptions, *,
                  video: bool) -> Future:
     """Load the model and build the renderer on a helper thread while the content check runs.
 
@@ -210,7 +217,7 @@ def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, option
     """
     def build() -> FrameRenderer:
         model = _load_model(workspace, model_dir, authz, options.model_threads, options.precision)
-        return _make_renderer(workspace, model, card, options, video=video)
+        return _make_renderer(workspace, model, card, authz, release, options, video=video)
 
     return _in_background(build, "render-setup")
 
@@ -337,7 +344,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
                 raise
             report.skipped_inputs.append({"path": str(source), "reason": exc.reason})
     report.frames_total = len(inputs)
-    setup = _start_setup(workspace, model_dir, card, authz, options, video=False)
+    setup = _start_setup(workspace, model_dir, card, authz, release, options, video=False)
     report.content_check = asdict(_checked_content(setup, (rgb for _, _, rgb in images), str(target)))
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
@@ -516,7 +523,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.frames_total = expected
     # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
     samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
-    setup = _start_setup(workspace, model_dir, card, authz, options, video=True)
+    setup = _start_setup(workspace, model_dir, card, authz, release, options, video=True)
     report.content_check = asdict(_checked_content(setup, _content_frames(target, expected, info.duration_s, samples),
                                                    str(target)))
     renderer = setup.result()
@@ -666,9 +673,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
                     rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend, in_place=True)
                 emit(rendered, frame.pts_s)
                 continue
-            if index % options.recheck_every == 0:
-                authz.recheck()
-                release.recheck()
+            # The renderer rechecks both authorizations every options.recheck_every frames.
             batch.append((frame, faces, frame.rgb.copy() if index in strip_at else None))
             if len(batch) >= options.swap_batch or (index + 1) % options.checkpoint_every == 0:
                 render_batch()

@@ -7,6 +7,7 @@ would add about a second to every render call for nothing.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,34 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
 class SwapModel:
     """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``.
 
+    Made by :func:`load_swap_model`, which verifies the card, the file hash and consent first.
+    Building one directly still needs ``authz``: a live render ``Authorization`` for the card's
+    subject (``require_authorization(authz, step="render")``); ``run`` rechecks it at least every
+    ``RECHECK_EVERY_S`` seconds, so a revoked grant stops a held model too. There is no other way
+    to swapped pixels; they leave the product only through ``likeness.provenance.writer``.
+
     ``precision`` is ``"float"`` or ``"int8"`` (the model file used), ``precision_reason`` why,
     ``file_sha256`` the hash of that file (a resumed render must use the same one).
     """
 
-    def __init__(self, card: dict[str, Any], session: Any, precision: str = "float", precision_reason: str = "") -> None:
+    #: Longest time between two consent rechecks while a held model keeps swapping.
+    RECHECK_EVERY_S = 5.0
+
+    def __init__(self, card: dict[str, Any], session: Any, precision: str = "float", precision_reason: str = "",
+                 *, authz: Any = None) -> None:
+        from likeness.consent import require_authorization
+
+        require_authorization(authz, step="render")
+        if not isinstance(card, dict):
+            raise ModelError(f"a model card is a dict, got {type(card).__name__}")
+        if authz.subject_id != card.get("subject_id"):
+            raise ConsentError("no_grant", f"model renders {card.get('subject_slug')!r}, "
+                                           f"authorization is for {authz.subject_slug!r}")
         self.card = card
         self.resolution = int(card["resolution"])
         self._session = session
+        self._authz = authz
+        self._checked_at = time.monotonic()
         self.precision, self.precision_reason = precision, precision_reason
         self.file_sha256 = str(card["int8"]["sha256"] if precision == "int8" else card["onnx_sha256"])
 
@@ -138,6 +159,9 @@ class SwapModel:
             return np.zeros((0, 3, r, r), np.float32), np.zeros((0, 1, r, r), np.float32)
         if not np.isfinite(faces).all() or faces.min() < 0.0 or faces.max() > 1.0:
             raise ModelError("swap model expects finite face values in [0, 1]")
+        if time.monotonic() - self._checked_at >= self.RECHECK_EVERY_S:
+            self._authz.recheck()
+            self._checked_at = time.monotonic()
         swapped, mask = self._session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(faces)})
         return swapped, mask
 
@@ -183,4 +207,5 @@ def load_swap_model(
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
-    return SwapModel(card, ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason)
+    return SwapModel(card, ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason,
+                     authz=authz)
