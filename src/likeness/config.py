@@ -1,16 +1,20 @@
 """Settings: the only reader of environment variables and config files.
 
 Built once at the edge (CLI, service, tests) and passed down. Environment variables use the
-``LIKENESS_`` prefix, e.g. ``LIKENESS_HOME=/data/likeness``.
+``LIKENESS_`` prefix, e.g. ``LIKENESS_HOME=/data/likeness``; a list of folders is written like
+``PATH`` (``LIKENESS_ANCHOR_DIRS=/mnt/audit:/srv/receipts``) or as a JSON list.
 There is deliberately no setting that weakens consent checks or provenance labelling.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -22,6 +26,22 @@ class Settings(BaseSettings):
     )
     org: str | None = Field(default=None, description="default organisation (grantee) slug")
     workers: int = Field(default=2, ge=1, le=64, description="process pool size for scans")
+    anchor_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="folders outside the workspace (another disk) where 'audit anchor' keeps signed "
+        "ledger heads and 'audit verify' looks for the latest one",
+    )
+
+    @field_validator("anchor_dirs", mode="before")
+    @classmethod
+    def _split_folder_list(cls, value: Any) -> Any:
+        """``/a:/b`` (os.pathsep, like PATH) or a JSON list, as it comes from the environment."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.split(os.pathsep) if part.strip()]
 
     @property
     def resolved_home(self) -> Path:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import sessionmaker
 
 from likeness.config import Settings
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
-from likeness.consent.keys import load_private_key, sign, verify
+from likeness.consent.anchor import HEAD_TYPE, Anchor, ledger_org_fingerprint
+from likeness.consent.keys import fingerprint, load_private_key, public_raw, sign
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
@@ -119,34 +120,28 @@ class Workspace:
     # --- signed ledger head ----------------------------------------------------------------
     def signed_head(self, org: str | None = None) -> dict:
         """The ledger head (sequence number and hash) signed with the organisation's key, to be
-        exported and later compared (detects truncation or a rewritten tail)."""
+        kept outside the workspace (``likeness audit anchor``) and compared later: it detects a
+        truncated or rewritten tail. The head carries the public key that signed it, so it can be
+        checked against the organisation's key on the ledger even if the database row changed."""
         organisation = self.registry.default_org(org or self.settings.org)
+        key = load_private_key(self.registry.org_key_path(organisation.slug))
+        public_hex = public_raw(key).hex()
+        if fingerprint(bytes.fromhex(public_hex)) != ledger_org_fingerprint(self.ledger, organisation.id):
+            raise ConfigError(
+                f"{self.registry.org_key_path(organisation.slug)}: this key is not organisation "
+                f"'{organisation.slug}''s key on the ledger; refusing to sign a ledger head with it"
+            )
         seq, head_hash = self.ledger.head()
         body = {
-            "type": "likeness.ledger-head.v1", "org_id": organisation.id, "org": organisation.slug,
+            "type": HEAD_TYPE, "org_id": organisation.id, "org": organisation.slug,
             "seq": seq, "hash": head_hash, "at": utc_iso(now_utc()),
-            "key_fingerprint": organisation.key_fingerprint,
+            "key_fingerprint": organisation.key_fingerprint, "public_key": public_hex,
         }
-        key = load_private_key(self.registry.org_key_path(organisation.slug))
         return {**body, "signature": sign(key, canonical_bytes(body))}
 
     def check_head(self, head: dict) -> str | None:
         """``None`` if an exported head is authentic and still part of this ledger, else why not."""
-        body = {k: v for k, v in head.items() if k != "signature"}
-        try:
-            organisation = self.registry.get_org(str(body["org_id"]))
-            seq = int(body["seq"])
-        except (KeyError, ValueError, TypeError, LookupError) as exc:
-            return f"head file is malformed ({exc})"
-        except Exception as exc:  # RegistryError for an unknown org
-            return str(exc)
-        if not verify(bytes.fromhex(organisation.public_key), canonical_bytes(body), str(head.get("signature", ""))):
-            return "head signature does not verify with the organisation key"
-        if seq == 0:
-            return None
-        current = self.ledger.hash_at(seq)
-        if current is None:
-            return f"ledger has no row {seq}: it was truncated after the head was exported"
-        if current != body.get("hash"):
-            return f"row {seq} hash differs from the exported head: the ledger was rewritten"
-        return None
+        from likeness.consent.audit import check_head_file
+
+        problems = check_head_file(self, Anchor("head", head))
+        return "; ".join(p.message for p in problems) or None

@@ -1,0 +1,267 @@
+"""Anchors: signed ledger heads kept outside the workspace.
+
+The hash chain shows an edited, inserted or reordered row, but not a tail that was cut off or
+rewritten from some row on: the shortened ledger is a valid chain. A signed head (sequence
+number and hash of the newest row, see ``Workspace.signed_head``) written somewhere the
+workspace's users cannot change catches both: if the ledger no longer has that row, its tail was
+truncated; if the row's hash differs, the ledger was rewritten at or before it.
+
+An anchor is one JSON file ``ledger-head-<seq>-<time>-<token>.json`` in an anchor folder. Files
+accumulate (one per anchor, written atomically, never overwritten), so an anchor taken before an
+attack survives whatever is anchored after it. The head carries the signer's public key; an
+anchor counts only when that key is the organisation's key as recorded on the ledger.
+
+Example::
+
+    head = workspace.signed_head()
+    path = FolderAnchors(outside_workspace(Path("/mnt/audit"), workspace.home)).put(head)
+    problems = check_anchor(read_anchor(path), where=str(path), ledger=workspace.ledger)
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from likeness.consent.canonical import canonical_bytes
+from likeness.consent.keys import fingerprint, verify
+from likeness.consent.ledger import Ledger
+from likeness.errors import ConfigError
+
+HEAD_TYPE = "likeness.ledger-head.v1"
+ANCHOR_GLOB = "ledger-head-*.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``audit verify`` found wrong: a stable ``kind``, what it is about, and why."""
+
+    kind: str
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A signed head read back from ``location`` (a file path, or a receipt's address)."""
+
+    location: str
+    head: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return int(self.head["seq"])
+
+    @property
+    def at(self) -> str:
+        return str(self.head.get("at", ""))
+
+
+class AnchorStore(Protocol):
+    """Somewhere outside the workspace that keeps signed heads: a folder on another disk today,
+    the holder portal's receipts later."""
+
+    def put(self, head: dict[str, Any]) -> str:
+        """Keep ``head`` as a new anchor (never replacing one); return where it is kept."""
+        ...
+
+    def anchors(self) -> tuple[list[Anchor], list[Problem]]:
+        """Every anchor kept here, and a problem for each one that cannot be read."""
+        ...
+
+
+def outside_workspace(folder: Path, home: Path) -> Path:
+    """``folder`` resolved, refused (``ConfigError``) when it lies inside the workspace ``home``:
+    an anchor that the workspace's users can rewrite proves nothing."""
+    resolved = folder.expanduser().resolve()
+    workspace = home.expanduser().resolve()
+    if resolved == workspace or resolved.is_relative_to(workspace):
+        raise ConfigError(
+            f"{resolved}: anchor folder is inside the workspace {workspace}; anchors must be kept "
+            "outside it (another disk, another machine)"
+        )
+    return resolved
+
+
+def anchor_file_name(head: dict[str, Any]) -> str:
+    """``ledger-head-000000000042-20250101T120000Z-1a2b3c4d.json``: sorts by ledger position, and
+    a random token keeps two anchors of the same head in the same second apart."""
+    stamp = re.sub(r"[^0-9TZ]", "", str(head.get("at", "")))
+    return f"ledger-head-{int(head['seq']):012d}-{stamp}-{secrets.token_hex(4)}.json"
+
+
+@dataclass(frozen=True)
+class FolderAnchors:
+    """Anchors as files in one folder (which ``outside_workspace`` has approved)."""
+
+    folder: Path
+
+    def put(self, head: dict[str, Any]) -> str:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = _write_new_file(self.folder, anchor_file_name(head), _anchor_text(head))
+        except OSError as exc:
+            raise ConfigError(f"{self.folder}: cannot write an anchor there ({exc.strerror or exc})") from None
+        return str(path)
+
+    def anchors(self) -> tuple[list[Anchor], list[Problem]]:
+        if not self.folder.is_dir():
+            return [], [Problem("anchor_folder_missing", str(self.folder),
+                                "anchor folder is missing or not mounted; the ledger's tail cannot be checked")]
+        found: list[Anchor] = []
+        problems: list[Problem] = []
+        for path in sorted(self.folder.glob(ANCHOR_GLOB)):
+            try:
+                found.append(read_anchor(path))
+            except ConfigError as exc:
+                problems.append(Problem("anchor_unreadable", str(path), str(exc)))
+        return found, problems
+
+
+def _anchor_text(head: dict[str, Any]) -> str:
+    return json.dumps(head, indent=2, sort_keys=True) + "\n"
+
+
+def _write_new_file(folder: Path, name: str, text: str) -> Path:
+    """Write ``folder/name`` atomically and only if it does not exist yet: the full text goes to a
+    temporary file that is then hard-linked into place (a link never replaces a file). Folders on
+    file systems without hard links (FAT sticks) get a rename of the fresh, unique name instead."""
+    final = folder / name
+    fd, tmp_name = tempfile.mkstemp(prefix=".anchor-", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, final)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if final.exists():
+                raise FileExistsError(errno.EEXIST, "anchor already exists", str(final)) from None
+            os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(folder)
+    return final
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_anchor(path: Path) -> Anchor:
+    """Read one anchor file; ``ConfigError`` naming the file when it is not a signed head."""
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read anchor ({exc})") from None
+    shape = head_shape_problem(head)
+    if shape:
+        raise ConfigError(f"{path}: not a signed ledger head ({shape})")
+    return Anchor(str(path), head)
+
+
+def head_shape_problem(head: Any) -> str | None:
+    """``None`` when ``head`` has the fields of a signed head, else what is wrong with it."""
+    if not isinstance(head, dict):
+        return "expected a JSON object"
+    if head.get("type") != HEAD_TYPE:
+        return f"type is {head.get('type')!r}, expected {HEAD_TYPE!r}"
+    seq = head.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return "seq is not a row number"
+    for name in ("org_id", "key_fingerprint", "signature", "hash"):
+        if not isinstance(head.get(name), str):
+            return f"{name} is missing"
+    if not _HEX64.fullmatch(head["hash"]):
+        return "hash is not 64 hex digits"
+    return None
+
+
+def ledger_org_fingerprint(ledger: Ledger, org_id: str) -> str | None:
+    """The organisation's key fingerprint as its ``org.created`` event recorded it."""
+    events = ledger.find("org.created", org_id=org_id)
+    return str(events[0].payload.get("key_fingerprint")) if events else None
+
+
+def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None = None) -> list[Problem]:
+    """What is wrong between ``anchor`` and the ledger; empty when the ledger still holds it.
+
+    The signature must verify with the key in the head (``org_public_key``, the organisation
+    row's key as hex, stands in for heads exported before heads carried their key), and that
+    key must be the organisation's key on the ledger. Then the anchored row must still be there
+    with the anchored hash: a missing row means the tail was truncated, a different hash that it
+    was rewritten.
+    """
+    where = anchor.location
+    shape = head_shape_problem(anchor.head)
+    if shape:
+        return [Problem("anchor_unreadable", where, f"not a signed ledger head ({shape})")]
+    body = {k: v for k, v in anchor.head.items() if k != "signature"}
+    public_hex = str(body.get("public_key") or org_public_key or "")
+    try:
+        public_raw = bytes.fromhex(public_hex)
+    except ValueError:
+        public_raw = b""
+    signed_fingerprint = str(body["key_fingerprint"])
+    if len(public_raw) != 32 or fingerprint(public_raw) != signed_fingerprint or not verify(
+        public_raw, canonical_bytes(body), str(anchor.head["signature"])
+    ):
+        return [Problem("anchor_signature_invalid", where,
+                        f"the anchor's signature does not verify with key {signed_fingerprint[:32]}…")]
+    org_fingerprint = ledger_org_fingerprint(ledger, str(body["org_id"]))
+    if org_fingerprint is None:
+        return [Problem("anchor_unknown_org", where,
+                        f"the anchor names organisation {body['org_id']}, which the ledger does not know")]
+    seq = int(body["seq"])
+    current = ledger.hash_at(seq) if seq else None
+    if org_fingerprint != signed_fingerprint:
+        held = seq == 0 or current == body["hash"]
+        return [Problem(
+            "anchor_wrong_key", where,
+            f"the anchor is signed by key {signed_fingerprint[:32]}…, not by organisation "
+            f"'{body.get('org', body['org_id'])}''s key {org_fingerprint[:32]}… on the ledger"
+            + ("" if held else "; either the anchor is forged or the ledger was rewritten with a new key"),
+        )]
+    if seq == 0:
+        return []
+    if current is None:
+        last, _ = ledger.head()
+        return [Problem(
+            "tail_truncated", where,
+            f"the anchor (taken {anchor.at}) holds ledger row {seq}, but the ledger ends at row "
+            f"{last}: its tail was truncated (rows {last + 1} to {seq}, and any after, were removed)",
+        )]
+    if current != body["hash"]:
+        return [Problem(
+            "tail_rewritten", where,
+            f"ledger row {seq} differs from the anchor taken {anchor.at}: the ledger was "
+            f"rewritten at or before row {seq}",
+        )]
+    return []
+
+
+def latest(anchors: list[Anchor]) -> Anchor | None:
+    """The anchor of the newest ledger row (then the newest time)."""
+    return max(anchors, key=lambda a: (a.seq, a.at), default=None)
