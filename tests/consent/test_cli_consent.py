@@ -96,3 +96,36 @@ def test_every_command_has_help():
                 assert (param.help or "").strip(), f"likeness {' '.join(path)} {param.opts} has no help"
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
+
+
+def test_audit_anchor_then_verify_names_a_truncated_tail(home, tmp_path):
+    from sqlalchemy import create_engine, text
+
+    anchors = tmp_path / "usb" / "anchors"
+    run(home, "subject", "add", "ari")
+    unanchored = run(home, "audit", "verify").output
+    assert "ledger intact" in unanchored and "no anchor" in unanchored
+    out = run(home, "audit", "anchor", "--to", str(anchors)).output
+    assert "anchored row" in out and len(list(anchors.glob("ledger-head-*.json"))) == 1
+    assert "matches anchor at row" in run(home, "audit", "verify", "--anchor", str(anchors)).output
+    engine = create_engine(f"sqlite:///{home / 'likeness.db'}")
+    with engine.begin() as conn:  # someone with the files drops the guard and cuts the tail
+        conn.execute(text("DROP TRIGGER ledger_no_delete"))
+        conn.execute(text("DELETE FROM ledger WHERE seq > 2"))
+    engine.dispose()
+    broken = run(home, "audit", "verify", "--anchor", str(anchors), code=1).output
+    assert "tail_truncated" in broken and "trigger_missing" in broken and "NOT intact" in broken
+    refused = run(home, "audit", "anchor", "--to", str(anchors), code=1)
+    assert "refusing to anchor" in refused.output and "Traceback" not in refused.output
+
+
+def test_audit_anchor_refuses_a_folder_inside_the_workspace(home):
+    result = run(home, "audit", "anchor", "--to", str(home / "anchors"), code=1)
+    assert "inside the workspace" in result.output
+    assert "inside the workspace" in run(home, "audit", "verify", "--anchor", str(home), code=1).output
+    assert "no anchor folder" in run(home, "audit", "anchor", code=1).output
+
+
+def test_audit_verify_help_documents_exit_codes():
+    text = runner.invoke(app, ["audit", "verify", "--help"]).output
+    assert "Exit codes" in text and "0" in text and "1 anything is wrong" in text

@@ -15,7 +15,7 @@ org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of c
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
 consent_app = typer.Typer(help="Consent grants signed by rights holders.", no_args_is_help=True)
 release_app = typer.Typer(help="Performer releases for swap-target footage.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained ledger: verify, signed head, log.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained ledger: verify, anchor, signed head, log.", no_args_is_help=True)
 
 HolderKey = Annotated[
     Optional[Path],
@@ -291,25 +291,58 @@ def release_list(
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
+    anchor: Annotated[
+        Optional[list[Path]],
+        typer.Option("--anchor", help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS)."),
+    ] = None,
     head: Annotated[Optional[Path], typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first broken row."""
+    """Check the ledger: hash chain, latest anchor, consent rows against their events, guards.
+
+    Exit codes: 0 the ledger is intact (a warning, e.g. no anchor, is printed but does not fail);
+    1 anything is wrong: a broken chain, a truncated or rewritten tail, an anchor signed by
+    another key, a consent row that disagrees with its ledger event, a missing append-only
+    trigger. Each problem is printed with its kind and what it is about.
+    """
+    from likeness.consent.audit import audit_workspace
+
     with mapped_errors():
         workspace = open_workspace(ctx)
-        report = workspace.ledger.verify()
-        head_problem = None
-        if head is not None:
-            try:
-                head_problem = workspace.check_head(json.loads(head.read_text()))
-            except (OSError, json.JSONDecodeError) as exc:
-                head_problem = f"{head}: cannot read head file ({exc})"
+        report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
+    for warning in report.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+    for problem in report.problems:
+        console.print(f"[red]{problem.kind}[/] {problem.subject}: {problem.message}")
     if not report.ok:
-        console.print(f"[red]ledger broken[/] at row {report.broken_seq}: {report.problem}")
+        console.print(f"[red]ledger NOT intact[/]: {len(report.problems)} problem(s)")
         raise typer.Exit(1)
-    if head_problem:
-        console.print(f"[red]ledger does not match the exported head[/]: {head_problem}")
-        raise typer.Exit(1)
-    console.print(f"[green]ledger intact[/]: {report.rows} rows, head {report.head_hash}")
+    anchored = (
+        f", matches anchor at row {report.anchor.seq} ({report.anchor.at}, {report.anchors_found} anchors)"
+        if report.anchor else ""
+    )
+    console.print(f"[green]ledger intact[/]: {report.chain.rows} rows, head {report.chain.head_hash}{anchored}")
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    ctx: typer.Context,
+    to: Annotated[
+        Optional[list[Path]],
+        typer.Option("--to", help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS)."),
+    ] = None,
+    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+) -> None:
+    """Keep the signed ledger head in folders outside the workspace (one new file each time).
+
+    Refused for a folder inside the workspace, and when the ledger is already broken or no
+    longer holds the folder's latest anchor.
+    """
+    from likeness.consent.audit import anchor_workspace
+
+    with mapped_errors():
+        head, written = anchor_workspace(open_workspace(ctx), folders=to or None, org=org)
+    for location in written:
+        console.print(f"anchored row {head['seq']} ({head['hash'][:16]}…) in {location}")
 
 
 @audit_app.command("head")
