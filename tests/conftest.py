@@ -123,7 +123,7 @@ def grace_hopper() -> np.ndarray:
 
 # --- PostgreSQL: one throwaway cluster per session, a fresh database per test ------------------
 # .ci/run installs the server where it is missing; without it these tests are reported as
-# skipped, never as passed.
+# skipped, never as passed, and in CI (LIKENESS_REQUIRE_POSTGRES=1, set by .ci/run) as failed.
 
 
 def _pg_bin() -> Path | None:
@@ -165,6 +165,8 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     bindir = _pg_bin()
     if bindir is None:
+        if os.environ.get("LIKENESS_REQUIRE_POSTGRES") == "1":
+            pytest.fail("LIKENESS_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries (initdb) on this machine")
         pytest.skip("no PostgreSQL server binaries on this machine")
     root = Path(tempfile.mkdtemp(prefix="likeness-pg-"))
     data, sock = root / "data", root / "sock"
