@@ -51,3 +51,14 @@ def test_render_takes_the_workspace_s_only_organisation_without_org(consent_worl
     assert result.exit_code == 1
     assert "organisation" not in result.output  # got past the org: the missing target is what stops it
     assert "t.mp4" in result.output and "Traceback" not in result.output
+
+
+def test_render_use_help_lists_the_final_media_uses_from_the_consent_vocabulary() -> None:
+    from likeness.consent import FINAL_MEDIA_USES
+
+    result = CliRunner().invoke(app, ["render", "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())  # Rich's box, wrapped at any width
+    for use in FINAL_MEDIA_USES:
+        assert use in text
+    assert "training' authorizes extraction and training only" in text

@@ -9,6 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
+from likeness.consent.vocabulary import FINAL_MEDIA_USES
+
+# One vocabulary: the uses render accepts are the consent package's final-media uses.
+USE_HELP = (f"Granted final-media use: {', '.join(FINAL_MEDIA_USES)}. "
+            "('training' authorizes extraction and training only; it renders nothing.)")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +25,7 @@ def render(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Exported model folder (model.onnx + model_card.json).")],
     target: Annotated[Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")],
-    use: Annotated[str, typer.Option("--use", help="Granted use: music_video, virtual_stage, fan_message, advertising or tribute.")],
+    use: Annotated[str, typer.Option("--use", help=USE_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")],
     org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
     colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
