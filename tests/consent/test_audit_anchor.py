@@ -56,21 +56,29 @@ def test_anchor_files_accumulate_and_are_read_back(consent_world, anchors):
     assert NO_ANCHOR_WARNING not in report.warnings
 
 
-def test_anchor_never_overwrites_a_file(consent_world, anchors):
+def test_anchor_never_overwrites_a_file(consent_world, anchors, monkeypatch):
+    import likeness.consent.anchor as anchor_module
+
     store = FolderAnchors(anchors)
     head = consent_world.workspace.signed_head()
     first = Path(store.put(head))
-    first.write_text("kept")  # the same name again must not replace it
-    import likeness.consent.anchor as anchor_module
+    first.write_text("kept")
+    monkeypatch.setattr(anchor_module, "anchor_file_name", lambda _head: first.name)  # same name again
+    with pytest.raises(ConfigError, match="cannot write an anchor"):
+        store.put(head)
+    assert first.read_text() == "kept" and not list(anchors.glob(".anchor-*"))
 
-    original = anchor_module.anchor_file_name
-    anchor_module.anchor_file_name = lambda _head: first.name
-    try:
-        with pytest.raises(ConfigError, match="cannot write an anchor"):
-            store.put(head)
-    finally:
-        anchor_module.anchor_file_name = original
-    assert first.read_text() == "kept"
+
+def test_anchor_on_a_file_system_without_hard_links(consent_world, anchors, monkeypatch):
+    import errno
+
+    def no_links(*_args):
+        raise OSError(errno.EPERM, "hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    head = consent_world.workspace.signed_head()
+    first = Path(FolderAnchors(anchors).put(head))
+    assert read_anchor(first).head == head and not list(anchors.glob(".anchor-*"))
 
 
 def test_anchor_folder_inside_the_workspace_is_refused(consent_world):
