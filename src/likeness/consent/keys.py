@@ -27,6 +27,17 @@ def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def public_raw_from_pem(pem: bytes) -> bytes:
+    """The raw 32-byte key of an Ed25519 public key in PEM (``ConfigError`` for anything else)."""
+    try:
+        pub = serialization.load_pem_public_key(pem)
+    except ValueError as exc:
+        raise ConfigError(f"holder public key is not a PEM public key ({exc})") from None
+    if not isinstance(pub, Ed25519PublicKey):
+        raise ConfigError("holder public key must be Ed25519")
+    return public_raw(pub)
+
+
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     """Write ``key`` as PKCS#8 PEM to a new file with mode 0600; never overwrite a key."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,14 @@ exported earlier (``likeness audit head``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -84,6 +85,76 @@ def _event(row: LedgerRow) -> LedgerEvent:
     )
 
 
+LEDGER_LOCK = "likeness.ledger.append"
+
+
+def _advisory_key(lock_name: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock key for ``lock_name``."""
+    return int.from_bytes(hashlib.sha256(lock_name.encode()).digest()[:8], "big", signed=True)
+
+
+def begin_serialized(session: Session, lock_name: str) -> None:
+    """Open ``session``'s transaction so that it runs alone among writers taking ``lock_name``.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now (others wait on the busy
+    timeout) instead of at the first write, so a count read inside is still true at the commit.
+    PostgreSQL: a transaction-scoped advisory lock named by ``lock_name``; it needs no table
+    privilege, so the application role, which may only SELECT and INSERT, can take it (``SELECT
+    ... FOR UPDATE`` would need UPDATE). Call before any other statement of the transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(lock_name)})
+
+
+def _add_event(session: Session, event_type: str, payload_json: str) -> LedgerRow:
+    """Add the next row after the current tail to ``session`` (the caller holds the tail)."""
+    last = session.execute(
+        select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
+    ).first()
+    seq = (last.seq + 1) if last else 1
+    prev_hash = last.hash if last else GENESIS_HASH
+    row = LedgerRow(
+        seq=seq, event_id=uuid.uuid4().hex, event_type=event_type, created_at=utc_iso(now_utc()),
+        payload=payload_json, prev_hash=prev_hash, hash="",
+    )
+    row.hash = event_hash(
+        seq=seq, event_id=row.event_id, event_type=event_type, created_at=row.created_at,
+        payload_json=payload_json, prev_hash=prev_hash,
+    )
+    session.add(row)
+    return row
+
+
+def _payload_json(event_type: str, payload: dict[str, Any]) -> str:
+    try:
+        return canonical_bytes(payload).decode("utf-8")
+    except Exception as exc:  # rfc8785 raises its own types for floats/NaN/unsupported
+        raise LedgerError(f"ledger payload for {event_type!r} is not canonical JSON: {exc}") from None
+
+
+def find_events(
+    session: Session, event_types: str | Sequence[str], payload_equals: dict[str, Any]
+) -> list[LedgerEvent]:
+    """Events of any of ``event_types`` whose payload has all the given top-level members, in
+    ledger order, read through ``session`` (so inside the caller's transaction).
+
+    Payloads are stored as RFC 8785 canonical JSON, where a member is always written as the
+    same ``"key":value`` text, so the database first narrows the rows with a substring test
+    (no JSON parsing of every event); the exact comparison then drops matches inside nested
+    objects.
+    """
+    types = (event_types,) if isinstance(event_types, str) else tuple(event_types)
+    query = select(LedgerRow).where(LedgerRow.event_type.in_(types)).order_by(LedgerRow.seq)
+    for key, value in payload_equals.items():
+        member = canonical_bytes({key: value}).decode("utf-8")[1:-1]
+        query = query.where(LedgerRow.payload.contains(member, autoescape=True))
+    rows = [_event(r) for r in session.scalars(query)]
+    return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
+
+
 class Ledger:
     """The product's only writer and reader of ledger rows."""
 
@@ -91,43 +162,33 @@ class Ledger:
         self._session_factory = session_factory
 
     def append(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
-        """Append one event; retried when a concurrent writer took the same sequence number."""
-        try:
-            payload_json = canonical_bytes(payload).decode("utf-8")
-        except Exception as exc:  # rfc8785 raises its own types for floats/NaN/unsupported
-            raise LedgerError(f"ledger payload for {event_type!r} is not canonical JSON: {exc}")
+        """Append one event in its own transaction; writers queue for the tail (and retry
+        should one still collide on the next sequence number)."""
+        payload_json = _payload_json(event_type, payload)
         for _attempt in range(20):
             with self._session_factory() as session:
-                last = session.execute(
-                    select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
-                ).first()
-                seq = (last.seq + 1) if last else 1
-                prev_hash = last.hash if last else GENESIS_HASH
-                row = LedgerRow(
-                    seq=seq,
-                    event_id=uuid.uuid4().hex,
-                    event_type=event_type,
-                    created_at=utc_iso(now_utc()),
-                    payload=payload_json,
-                    prev_hash=prev_hash,
-                    hash="",
-                )
-                row.hash = event_hash(
-                    seq=seq,
-                    event_id=row.event_id,
-                    event_type=event_type,
-                    created_at=row.created_at,
-                    payload_json=payload_json,
-                    prev_hash=prev_hash,
-                )
-                session.add(row)
                 try:
+                    begin_serialized(session, LEDGER_LOCK)
+                    row = _add_event(session, event_type, payload_json)
                     session.commit()
                 except (IntegrityError, OperationalError):
                     session.rollback()
                     continue
                 return _event(row)
         raise LedgerError("could not append to the ledger: too much concurrent writing")
+
+    @staticmethod
+    def append_in(session: Session, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
+        """Append one event inside the caller's transaction, so it commits or rolls back with
+        the caller's other writes. On SQLite the caller must have begun the transaction with
+        ``begin_serialized`` (it then holds the database's write lock); on PostgreSQL the
+        ledger's advisory lock is taken here."""
+        payload_json = _payload_json(event_type, payload)
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(LEDGER_LOCK)})
+        row = _add_event(session, event_type, payload_json)
+        session.flush()
+        return _event(row)
 
     def events(self, event_type: str | None = None, *, limit: int | None = None) -> list[LedgerEvent]:
         with self._session_factory() as session:
@@ -139,21 +200,12 @@ class Ledger:
             rows = [_event(r) for r in session.scalars(query)]
         return sorted(rows, key=lambda e: e.seq)
 
-    def find(self, event_type: str, **payload_equals: Any) -> list[LedgerEvent]:
-        """Events of ``event_type`` whose payload has all the given key/value pairs.
-
-        Payloads are stored as RFC 8785 canonical JSON, where a member is always written as the
-        same ``"key":value`` text, so the database first narrows the rows with a substring test
-        (no JSON parsing of every event: verification looks up one watermark payload among all
-        renders); the exact comparison below then drops matches inside nested objects.
-        """
+    def find(self, event_type: str | Sequence[str], **payload_equals: Any) -> list[LedgerEvent]:
+        """Events of ``event_type`` (or any of several types) whose payload has all the given
+        top-level key/value pairs, in ledger order (``find_events``: one narrowed query, e.g.
+        one watermark payload among all renders)."""
         with self._session_factory() as session:
-            query = select(LedgerRow).where(LedgerRow.event_type == event_type).order_by(LedgerRow.seq)
-            for key, value in payload_equals.items():
-                member = canonical_bytes({key: value}).decode("utf-8")[1:-1]
-                query = query.where(LedgerRow.payload.contains(member, autoescape=True))
-            rows = [_event(r) for r in session.scalars(query)]
-        return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
+            return find_events(session, event_type, payload_equals)
 
     def head(self) -> tuple[int, str]:
         with self._session_factory() as session:

@@ -1,13 +1,21 @@
 """The policy engine: the only place that issues authorizations for synthesis.
 
 ``PolicyEngine.authorize`` checks, at the moment of use, that a grant exists for exactly this
-(subject, use, grantee), that its row still matches what the rights holder signed, that the
-signature verifies with the subject's rights-holder key, that it is inside its validity window,
-not revoked, and within its render limit. Every decision goes on the ledger.
+(subject, use, grantee), that its row is what the rights holder signed and put on the ledger
+(digest and signature, with the holder's key as the ledger records it:
+``likeness.consent.integrity``), that it is inside its validity window, not revoked (on the
+ledger, whether or not the revocation row is still there), and within its render limit. Every
+decision goes on the ledger.
 
 ``Authorization`` and ``ReleaseAuthorization`` cannot be constructed, subclassed, copied or
-pickled outside this module, and the engine refuses any object it did not issue itself, so a
-forged object (built with ``object.__new__`` tricks) is worthless to later stages.
+pickled outside this module. The engine keeps, for each object it issued, a digest of every
+field, and refuses an object it did not issue (``not_issued_here``) or one whose fields changed
+since (``authorization_altered``, e.g. through ``object.__setattr__``).
+
+Render slots live on the ledger (``render.reserved`` / ``render.refunded`` events) and are
+reserved atomically: the count and the reservation are one transaction that holds the grant
+(``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on the grant on PostgreSQL,
+where the application role may only SELECT and INSERT, so it cannot ``SELECT ... FOR UPDATE``).
 """
 
 from __future__ import annotations
@@ -19,14 +27,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from likeness.consent import keys
-from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
-from likeness.consent.ledger import Ledger, LedgerEvent
-from likeness.consent.registry import grant_payload, keys_sha, release_payload
+from likeness.consent.canonical import canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.integrity import Finding, LedgerConsent, grant_problem, release_problem
+from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
+from likeness.consent.registry import keys_sha
 from likeness.consent.tables import (
     AuthorizationRow,
     Grant,
@@ -35,76 +42,131 @@ from likeness.consent.tables import (
     Release,
     ReleaseRevocation,
     RenderConsumption,
-    RightsHolder,
     Subject,
 )
-from likeness.consent.vocabulary import check_use_for_step, normalise_use
+from likeness.consent.vocabulary import FINAL_MEDIA_USES, check_use_for_step, normalise_use
 from likeness.errors import ConsentError
 
 _SEAL = object()  # module-private capability: only this module can finish building an Authorization
 
 # When several grants exist and all fail, the reported reason is the most specific one.
 _REASON_ORDER = (
+    "holder_key_altered",
+    "grant_not_on_ledger",
     "grant_altered",
     "signature_invalid",
+    "revocation_invalid",
     "revoked",
     "render_limit_reached",
     "expired",
     "not_yet_valid",
 )
+# Reasons that say the record itself cannot be trusted (reported whatever its uses say).
+_RECORD_REASONS = frozenset(_REASON_ORDER[:5])
+
+_STATES = {
+    None: "active",
+    "revoked": "revoked", "release_revoked": "revoked",
+    "expired": "expired", "release_expired": "expired",
+    "not_yet_valid": "not_yet_valid", "release_not_yet_valid": "not_yet_valid",
+}
+
+
+def state_of_reason(reason: str | None) -> str:
+    """The state ``consent list`` shows for a standing's reason: ``active``, ``revoked``,
+    ``expired``, ``not_yet_valid``, or ``altered`` for anything that breaks the ledger binding."""
+    return _STATES.get(reason, "altered")
+
+
+def grant_standing(session: Session, view: LedgerConsent, grant: Grant, moment: datetime) -> Finding | None:
+    """``None`` if ``grant`` is in force at ``moment`` (ledger-bound, not revoked, in its
+    window), else why not. Uses and the render limit are the caller's."""
+    problem = grant_problem(session, view, grant)
+    if problem:
+        return problem
+    revocation = view.revocation(
+        "grant", grant.id, grant.holder_id,
+        session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant.id)),
+    )
+    if revocation.revoked_at:
+        return Finding("revoked", revocation.revoked_at)
+    if revocation.problems:
+        return Finding("revocation_invalid", revocation.problems[0])
+    if moment < parse_utc(grant.valid_from):
+        return Finding("not_yet_valid", grant.valid_from)
+    if moment >= parse_utc(grant.valid_until):
+        return Finding("expired", grant.valid_until)
+    return None
+
+
+def release_standing(
+    session: Session, view: LedgerConsent, release: Release, moment: datetime
+) -> Finding | None:
+    """As ``grant_standing`` for a performer release (``release_*`` reasons)."""
+    problem = release_problem(session, view, release)
+    if problem:
+        return problem
+    revocation = view.revocation(
+        "release", release.id, release.holder_id,
+        session.scalar(select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)),
+    )
+    if revocation.revoked_at:
+        return Finding("release_revoked", revocation.revoked_at)
+    if revocation.problems:
+        return Finding("release_revocation_invalid", revocation.problems[0])
+    if moment < parse_utc(release.valid_from):
+        return Finding("release_not_yet_valid", release.valid_from)
+    if moment >= parse_utc(release.valid_until):
+        return Finding("release_expired", release.valid_until)
+    return None
+
+
+def render_slots(session: Session, grant_id: str) -> frozenset[str]:
+    """Job ids holding one of ``grant_id``'s render slots: those whose last ledger event is
+    ``render.reserved`` (not ``render.refunded``), and reservation rows from before slots were
+    on the ledger. Deleting rows gives nothing back."""
+    last: dict[str, str] = {}
+    for event in find_events(session, ("render.reserved", "render.refunded"), {"grant_id": grant_id}):
+        last[str(event.payload.get("job_id"))] = event.event_type
+    rows = session.scalars(select(RenderConsumption.job_id).where(RenderConsumption.grant_id == grant_id))
+    return frozenset(
+        {job for job, kind in last.items() if kind == "render.reserved"} | {job for job in rows if job not in last}
+    )
+
+
+def renders_used(session: Session, grant_id: str) -> int:
+    """How many of ``grant_id``'s render slots are in use (``render_slots``)."""
+    return len(render_slots(session, grant_id))
 
 
 def check_grant_integrity(session: Session, grant: Grant) -> str | None:
-    """``None`` if the grant row is exactly what its subject's rights holder signed, else the
-    refusal reason (``grant_altered`` or ``signature_invalid``)."""
-    holder = session.get(RightsHolder, grant.holder_id)
-    subject = session.get(Subject, grant.subject_id)
-    if holder is None or subject is None:
-        return "grant_altered"
-    try:
-        payload = grant_payload(grant, holder.key_fingerprint)
-    except (ValueError, TypeError):
-        return "grant_altered"
-    if canonical_sha256(payload) != grant.payload_sha256:
-        return "grant_altered"
-    if subject.holder_id != holder.id:
-        return "signature_invalid"
-    if keys.fingerprint(bytes.fromhex(holder.public_key)) != holder.key_fingerprint:
-        return "signature_invalid"
-    if not keys.verify(bytes.fromhex(holder.public_key), canonical_bytes(payload), grant.signature):
-        return "signature_invalid"
-    return None
-
-
-def check_release_integrity(session: Session, release: Release) -> str | None:
-    holder = session.get(RightsHolder, release.holder_id)
-    performer = session.get(Subject, release.performer_id)
-    if holder is None or performer is None:
-        return "release_altered"
-    payload = release_payload(release, holder.key_fingerprint)
-    if canonical_sha256(payload) != release.payload_sha256:
-        return "release_altered"
-    if performer.holder_id != holder.id or not keys.verify(
-        bytes.fromhex(holder.public_key), canonical_bytes(payload), release.signature
-    ):
-        return "release_signature_invalid"
-    return None
+    """``None`` if the grant row is exactly what its subject's rights holder signed and put on
+    the ledger, else the refusal reason (see ``integrity.grant_problem``)."""
+    finding = grant_problem(session, LedgerConsent(session), grant)
+    return finding.reason if finding else None
 
 
 _MESSAGES = {
     "no_grant": "no consent grant exists for subject '{subject}'",
     "wrong_grantee": "subject '{subject}' has grants, but none names organisation '{org}' as grantee",
     "use_not_granted": "no grant of subject '{subject}' to '{org}' covers the use '{use}'",
-    "grant_altered": "grant {grant} was altered after it was signed; it is refused",
-    "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}'",
-    "revoked": "grant {grant} was revoked at {revoked_at}",
+    "grant_altered": "grant {grant} was altered after it was signed ({detail}); it is refused",
+    "grant_not_on_ledger": "grant {grant} is not on the ledger ({detail}); it is not in force",
+    "holder_key_altered": "consent record {grant} is refused: {detail}",
+    "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
+    "revocation_invalid": "grant {grant} has a revocation that does not verify ({detail}); "
+                          "it is refused until this is resolved",
+    "revoked": "grant {grant} was revoked at {detail}",
     "expired": "grant {grant} expired at {valid_until}",
     "not_yet_valid": "grant {grant} is not valid before {valid_from}",
     "render_limit_reached": "grant {grant} allows {max_renders} renders and all have been used",
     "no_release": "performer '{subject}' has no release for organisation '{org}'",
-    "release_altered": "release {grant} was altered after it was signed; it is refused",
-    "release_signature_invalid": "release {grant} is not signed by performer '{subject}'",
-    "release_revoked": "release {grant} was revoked at {revoked_at}",
+    "release_altered": "release {grant} was altered after it was signed ({detail}); it is refused",
+    "release_not_on_ledger": "release {grant} is not on the ledger ({detail}); it is not in force",
+    "release_signature_invalid": "release {grant} is not signed by performer '{subject}' ({detail})",
+    "release_revocation_invalid": "release {grant} has a revocation that does not verify ({detail}); "
+                                  "it is refused until this is resolved",
+    "release_revoked": "release {grant} was revoked at {detail}",
     "release_expired": "release {grant} expired at {valid_until}",
     "release_not_yet_valid": "release {grant} is not valid before {valid_from}",
 }
@@ -147,27 +209,36 @@ class Authorization(_SealedBase):
     __slots__ = (
         "authorization_id", "grant_id", "subject_id", "subject_slug", "subject_name",
         "subject_kind", "use", "org_id", "org_slug", "holder_fingerprint",
-        "grant_signature_sha256", "allow_unlabelled", "valid_until", "issued_at", "_engine",
+        "grant_signature_sha256", "allow_unlabelled", "valid_until", "issued_at",
         "__weakref__",
     )
     __new__ = _sealed_init("Authorization")
 
     def recheck(self, *, at: datetime | None = None) -> None:
-        """Re-verify through the engine (signature, integrity, revocation, validity window)."""
-        self._engine.recheck(self, at=at)
+        """Re-verify through the issuing engine (fields as issued, ledger binding, signature,
+        revocation, validity window)."""
+        _issuer(self).recheck(self, at=at)
 
     def consume_render(self, job_id: str) -> None:
-        """Count one render against the grant's limit (refused when the limit is reached)."""
-        self._engine.consume_render(self, job_id)
+        """Reserve one render slot of the grant's limit for ``job_id`` (refused when the limit
+        is reached; a resumed job with the same id counts once)."""
+        _issuer(self).consume_render(self, job_id)
+
+    def refund_render(self, job_id: str, reason: str) -> bool:
+        """Give back ``job_id``'s render slot (a render that failed or swapped no face), with a
+        ``render.refunded`` ledger event. True if a slot was freed, False if the job held none
+        (never reserved, or already refunded). A completed render is never refunded."""
+        return _issuer(self).refund_render(self, job_id, reason)
 
     def record(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
         """Append an event tagged with this authorization's grant, subject, use and grantee."""
-        self._engine.recheck(self)
+        engine = _issuer(self)
+        engine.recheck(self)
         tagged = {
             "authorization_id": self.authorization_id, "grant_id": self.grant_id,
             "subject_id": self.subject_id, "org_id": self.org_id, "use": self.use, **payload,
         }
-        return self._engine.ledger.append(event_type, tagged)
+        return engine.ledger.append(event_type, tagged)
 
     def __repr__(self) -> str:
         return (
@@ -181,42 +252,79 @@ class ReleaseAuthorization(_SealedBase):
 
     __slots__ = (
         "authorization_id", "release_id", "performer_id", "performer_slug", "performer_name",
-        "org_id", "org_slug", "holder_fingerprint", "valid_until", "issued_at", "_engine",
+        "org_id", "org_slug", "holder_fingerprint", "valid_until", "issued_at",
         "__weakref__",
     )
     __new__ = _sealed_init("ReleaseAuthorization")
 
     def recheck(self, *, at: datetime | None = None) -> None:
-        self._engine.recheck_release(self, at=at)
+        _issuer(self).recheck_release(self, at=at)
 
     def record(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
-        self._engine.recheck_release(self)
+        engine = _issuer(self)
+        engine.recheck_release(self)
         tagged = {
             "authorization_id": self.authorization_id, "release_id": self.release_id,
             "performer_id": self.performer_id, "org_id": self.org_id, **payload,
         }
-        return self._engine.ledger.append(event_type, tagged)
+        return engine.ledger.append(event_type, tagged)
 
     def __repr__(self) -> str:
         return f"ReleaseAuthorization(performer={self.performer_slug!r}, org={self.org_slug!r})"
 
 
-def _build(cls: type, seal: object, **fields: Any):
+# Who issued each live authorization, and the digest of its fields at issue. Module-private and
+# keyed by the object itself, so neither a copy of the fields nor an edited slot passes.
+_ISSUED: weakref.WeakKeyDictionary[Any, tuple[PolicyEngine, str]] = weakref.WeakKeyDictionary()
+
+
+def _fields_digest(authz: object) -> str | None:
+    """Digest of every field of an authorization (``None`` if one is not plain data)."""
+    fields = {name: getattr(authz, name, "\0unset") for name in type(authz).__slots__ if name != "__weakref__"}
+    try:
+        return canonical_sha256(fields)
+    except Exception:  # rfc8785 raises its own types for values that are not JSON
+        return None
+
+
+def _build(cls: type, seal: object, engine: PolicyEngine, **fields: Any):
     if seal is not _SEAL:
         raise TypeError("authorizations are issued only by PolicyEngine")
     obj = object.__new__(cls)
     for name, value in fields.items():
         object.__setattr__(obj, name, value)
+    _ISSUED[obj] = (engine, _fields_digest(obj))
     return obj
 
 
+def _issuer(authz: object) -> PolicyEngine:
+    """The engine that issued ``authz``, once its fields are checked against what it issued."""
+    entry = _ISSUED.get(authz) if type(authz) in (Authorization, ReleaseAuthorization) else None
+    if entry is None:
+        raise ConsentError("not_issued_here", "this authorization was not issued by a policy engine")
+    engine, digest = entry
+    if _fields_digest(authz) != digest:
+        error = ConsentError(
+            "authorization_altered",
+            f"authorization {getattr(authz, 'authorization_id', '?')} was changed after it was issued; "
+            f"it is refused",
+        )
+        engine.ledger.append(
+            "authorization.refused",
+            {"authorization_id": str(getattr(authz, "authorization_id", "?")), "kind": "altered",
+             "reason": error.reason, "message": str(error), "at": utc_iso(now_utc())},
+        )
+        raise error
+    return engine
+
+
 class PolicyEngine:
-    """Issues and re-checks authorizations against the registry; logs every decision."""
+    """Issues and re-checks authorizations against the registry and the ledger; logs every
+    decision."""
 
     def __init__(self, session_factory: Callable[[], Session], ledger: Ledger) -> None:
         self._session_factory = session_factory
         self.ledger = ledger
-        self._issued: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     # --- grants --------------------------------------------------------------------------
     def authorize(
@@ -232,7 +340,9 @@ class PolicyEngine:
                 subject_row = self._subject(session, subject)
                 org_row = self._org(session, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
-                grant = self._choose_grant(session, subject_row, org_row, use_key, moment, context)
+                view = LedgerConsent(session)
+                grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
+                signed = view.issued("grant", grant.id)
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -242,16 +352,15 @@ class PolicyEngine:
                     )
                 )
                 session.commit()
-                holder = session.get(RightsHolder, grant.holder_id)
                 authz = _build(
-                    Authorization, _SEAL, authorization_id=authorization_id, grant_id=grant.id,
+                    Authorization, _SEAL, self, authorization_id=authorization_id, grant_id=grant.id,
                     subject_id=subject_row.id, subject_slug=subject_row.slug,
                     subject_name=subject_row.name, subject_kind=subject_row.kind, use=use_key,
                     org_id=org_row.id, org_slug=org_row.slug,
-                    holder_fingerprint=holder.key_fingerprint,
+                    holder_fingerprint=signed.payload["holder_fingerprint"],
                     grant_signature_sha256=keys_sha(grant.signature),
                     allow_unlabelled=bool(grant.allow_unlabelled), valid_until=grant.valid_until,
-                    issued_at=utc_iso(moment), _engine=self,
+                    issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
             self.ledger.append(
@@ -259,7 +368,6 @@ class PolicyEngine:
                                           "message": str(exc), "at": utc_iso(moment)},
             )
             raise
-        self._issued[authorization_id] = authz
         self.ledger.append(
             "authorization.issued",
             {"authorization_id": authorization_id, "kind": "grant", "grant_id": authz.grant_id,
@@ -283,30 +391,20 @@ class PolicyEngine:
         return row
 
     def _grant_failure(
-        self, session: Session, grant: Grant, use: str | None, moment: datetime, *, for_render: bool
-    ) -> str | None:
-        integrity = check_grant_integrity(session, grant)
-        if integrity:
-            return integrity
-        if session.scalar(select(GrantRevocation.id).where(GrantRevocation.grant_id == grant.id)):
-            return "revoked"
-        if moment < parse_utc(grant.valid_from):
-            return "not_yet_valid"
-        if moment >= parse_utc(grant.valid_until):
-            return "expired"
+        self, session: Session, view: LedgerConsent, grant: Grant, use: str | None,
+        moment: datetime, *, for_render: bool,
+    ) -> Finding | None:
+        finding = grant_standing(session, view, grant, moment)
+        if finding:
+            return finding
         if use is not None and use not in json.loads(grant.uses):
-            return "use_not_granted"
-        if for_render and grant.max_renders is not None:
-            used = session.scalar(
-                select(func.count()).select_from(RenderConsumption)
-                .where(RenderConsumption.grant_id == grant.id)
-            ) or 0
-            if used >= grant.max_renders:
-                return "render_limit_reached"
+            return Finding("use_not_granted", use)
+        if for_render and grant.max_renders is not None and renders_used(session, grant.id) >= grant.max_renders:
+            return Finding("render_limit_reached", str(grant.max_renders))
         return None
 
     def _choose_grant(
-        self, session: Session, subject: Subject, org: Organisation, use: str,
+        self, session: Session, view: LedgerConsent, subject: Subject, org: Organisation, use: str,
         moment: datetime, context: dict[str, Any],
     ) -> Grant:
         grants = list(session.scalars(select(Grant).where(Grant.subject_id == subject.id)))
@@ -315,37 +413,37 @@ class PolicyEngine:
         mine = [g for g in grants if g.org_id == org.id]
         if not mine:
             raise self._refusal("wrong_grantee", context)
-        failures: list[tuple[str, Grant]] = []
+        failures: list[tuple[Finding, Grant]] = []
         for grant in sorted(mine, key=lambda g: g.issued_at, reverse=True):
-            reason = self._grant_failure(
-                session, grant, use, moment, for_render=use != "training"
+            finding = self._grant_failure(
+                session, view, grant, use, moment, for_render=use in FINAL_MEDIA_USES
             )
-            if reason is None:
+            if finding is None:
                 return grant
-            failures.append((reason, grant))
+            failures.append((finding, grant))
         # Report the failure of a grant that (as signed) covers this use, most specific first.
-        covering = [(r, g) for r, g in failures if r != "use_not_granted"]
         covering = [
-            (r, g) for r, g in covering
-            if r in ("grant_altered", "signature_invalid") or use in json.loads(g.uses)
+            (f, g) for f, g in failures
+            if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in json.loads(g.uses))
         ]
         if not covering:
             raise self._refusal("use_not_granted", context)
-        reason, grant = min(covering, key=lambda rg: _REASON_ORDER.index(rg[0]))
-        revocation = session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant.id))
-        raise self._refusal(
-            reason, context, grant=grant.id, valid_from=grant.valid_from,
-            valid_until=grant.valid_until, max_renders=grant.max_renders,
-            revoked_at=revocation.revoked_at if revocation else "?",
+        finding, grant = min(covering, key=lambda fg: _REASON_ORDER.index(fg[0].reason))
+        raise self._grant_refusal(finding, grant, context)
+
+    def _grant_refusal(self, finding: Finding, grant: Grant, context: dict[str, Any]) -> ConsentError:
+        return self._refusal(
+            finding.reason, context, grant=grant.id, valid_from=grant.valid_from,
+            valid_until=grant.valid_until, max_renders=grant.max_renders, detail=finding.detail,
         )
 
     @staticmethod
     def _refusal(reason: str, context: dict[str, Any], **extra: Any) -> ConsentError:
-        fields = {"grant": "?", **context, **extra}
+        fields = {"grant": "?", "detail": "", **context, **extra}
         return ConsentError(reason, _MESSAGES[reason].format(**fields))
 
     def _check_issued(self, authz: object, kind: type) -> None:
-        if type(authz) is not kind or self._issued.get(getattr(authz, "authorization_id", "")) is not authz:
+        if type(authz) is not kind or _issuer(authz) is not self:
             raise ConsentError(
                 "not_issued_here", "this authorization was not issued by this policy engine"
             )
@@ -353,71 +451,109 @@ class PolicyEngine:
     def recheck(self, authz: Authorization, *, at: datetime | None = None) -> None:
         self._check_issued(authz, Authorization)
         moment = at or now_utc()
+        context = {"subject": authz.subject_slug, "use": authz.use, "org": authz.org_slug}
         with self._session_factory() as session:
+            view = LedgerConsent(session)
             grant = session.get(Grant, authz.grant_id)
-            reason = (
-                "grant_altered" if grant is None
-                else self._grant_failure(session, grant, authz.use, moment, for_render=False)
-            )
-            if reason is None:
-                return
-            revocation = session.scalar(
-                select(GrantRevocation).where(GrantRevocation.grant_id == authz.grant_id)
-            )
-            error = self._refusal(
-                reason, {"subject": authz.subject_slug, "use": authz.use, "org": authz.org_slug},
-                grant=authz.grant_id, valid_from=grant.valid_from if grant else "?",
-                valid_until=grant.valid_until if grant else "?",
-                max_renders=grant.max_renders if grant else "?",
-                revoked_at=revocation.revoked_at if revocation else "?",
-            )
+            if grant is None:  # a deleted row: the ledger still knows whether it was revoked
+                signed = view.issued("grant", authz.grant_id)
+                revoked = view.revocation(
+                    "grant", authz.grant_id, signed.payload.get("holder_id") if signed else None, None
+                ).revoked_at
+                finding = Finding("revoked", revoked) if revoked else Finding("grant_altered", "its row was deleted")
+                error = self._refusal(finding.reason, context, grant=authz.grant_id, detail=finding.detail)
+            else:
+                finding = self._grant_failure(session, view, grant, authz.use, moment, for_render=False)
+                if finding is None and keys_sha(grant.signature) != authz.grant_signature_sha256:
+                    finding = Finding("grant_altered", "it is not the grant this authorization was issued under")
+                if finding is None:
+                    return
+                error = self._grant_refusal(finding, grant, context)
         self.ledger.append(
             "authorization.refused",
             {"authorization_id": authz.authorization_id, "kind": "recheck", "grant_id": authz.grant_id,
-             "reason": reason, "message": str(error), "at": utc_iso(moment)},
+             "reason": finding.reason, "message": str(error), "at": utc_iso(moment)},
         )
         raise error
 
+    # --- render slots --------------------------------------------------------------------
     def consume_render(self, authz: Authorization, job_id: str) -> None:
+        """Reserve a render slot for ``job_id`` under ``authz``'s grant. The count and the
+        ``render.reserved`` event are one transaction holding the grant, so N parallel renders
+        against a limit of K get exactly K slots; a job that holds a slot keeps it (a resumed
+        render counts once)."""
         self._check_issued(authz, Authorization)
+        check_use_for_step(authz.use, "render")
+        if not isinstance(job_id, str) or not job_id:
+            raise ValueError(f"job_id must be a non-empty string, got {job_id!r}")
         self.recheck(authz)
+        refusal: ConsentError | None = None
         with self._session_factory() as session:
+            begin_serialized(session, f"likeness.grant.{authz.grant_id}")
             grant = session.get(Grant, authz.grant_id)
-            already = session.scalar(
+            if grant is None:
+                session.rollback()
+                raise ConsentError("grant_altered", f"grant {authz.grant_id} no longer exists")
+            counted_under = session.scalar(
                 select(RenderConsumption.grant_id).where(RenderConsumption.job_id == job_id)
             )
-            if already == grant.id:
-                return  # a resumed job is one render, counted once
-            if already is not None:
+            if counted_under is not None and counted_under != grant.id:
+                session.rollback()
                 raise ConsentError(
                     "render_limit_reached", f"render job {job_id} was counted under another grant"
                 )
-            if grant.max_renders is not None:
-                used = session.scalar(
-                    select(func.count()).select_from(RenderConsumption)
-                    .where(RenderConsumption.grant_id == grant.id)
-                ) or 0
-                if used >= grant.max_renders:
-                    error = self._refusal(
-                        "render_limit_reached", {"subject": authz.subject_slug},
-                        grant=grant.id, max_renders=grant.max_renders,
-                    )
-                    self.ledger.append(
-                        "authorization.refused",
-                        {"authorization_id": authz.authorization_id, "kind": "render",
-                         "grant_id": grant.id, "reason": error.reason, "message": str(error)},
-                    )
-                    raise error
-            session.add(
-                RenderConsumption(
-                    grant_id=grant.id, authorization_id=authz.authorization_id, job_id=job_id,
-                    consumed_at=utc_iso(now_utc()),
+            slots = render_slots(session, grant.id)
+            if job_id in slots:
+                session.rollback()
+                return
+            if grant.max_renders is not None and len(slots) >= grant.max_renders:
+                session.rollback()
+                refusal = self._refusal(
+                    "render_limit_reached", {"subject": authz.subject_slug},
+                    grant=grant.id, max_renders=grant.max_renders,
                 )
-            )
-            try:
+            else:
+                if counted_under is None:
+                    session.add(RenderConsumption(
+                        grant_id=grant.id, authorization_id=authz.authorization_id, job_id=job_id,
+                        consumed_at=utc_iso(now_utc()),
+                    ))
+                Ledger.append_in(session, "render.reserved", {
+                    "authorization_id": authz.authorization_id, "grant_id": grant.id,
+                    "subject_id": authz.subject_id, "org_id": authz.org_id, "use": authz.use,
+                    "job_id": job_id,
+                })
                 session.commit()
-            except IntegrityError:
-                raise ConsentError("render_limit_reached", f"render job {job_id} was already counted") from None
+        if refusal is not None:  # logged once the grant is released (SQLite: one writer at a time)
+            self.ledger.append(
+                "authorization.refused",
+                {"authorization_id": authz.authorization_id, "kind": "render",
+                 "grant_id": authz.grant_id, "job_id": job_id, "reason": refusal.reason,
+                 "message": str(refusal)},
+            )
+            raise refusal
+
+    def refund_render(self, authz: Authorization, job_id: str, reason: str) -> bool:
+        """Give back ``job_id``'s slot under ``authz``'s grant (see ``Authorization.refund_render``)."""
+        self._check_issued(authz, Authorization)
+        completed = self.ledger.find("render.completed", job_id=job_id, grant_id=authz.grant_id)
+        if completed:
+            raise ConsentError(
+                "render_completed",
+                f"render job {job_id} completed (ledger row {completed[0].seq}); its slot is not refunded",
+            )
+        with self._session_factory() as session:
+            begin_serialized(session, f"likeness.grant.{authz.grant_id}")
+            if job_id not in render_slots(session, authz.grant_id):
+                session.rollback()
+                return False
+            Ledger.append_in(session, "render.refunded", {
+                "authorization_id": authz.authorization_id, "grant_id": authz.grant_id,
+                "subject_id": authz.subject_id, "org_id": authz.org_id, "job_id": job_id,
+                "reason": str(reason),
+            })
+            session.commit()
+        return True
 
     # --- performer releases --------------------------------------------------------------
     def authorize_release(
@@ -431,6 +567,7 @@ class PolicyEngine:
                 subject_row = self._subject(session, performer)
                 org_row = self._org(session, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
+                view = LedgerConsent(session)
                 releases = list(
                     session.scalars(
                         select(Release).where(
@@ -440,17 +577,18 @@ class PolicyEngine:
                 )
                 if not releases:
                     raise self._refusal("no_release", context)
-                failures = []
+                failures: list[tuple[Finding, Release]] = []
                 chosen = None
                 for release in sorted(releases, key=lambda r: r.issued_at, reverse=True):
-                    reason = self._release_failure(session, release, moment)
-                    if reason is None:
+                    finding = release_standing(session, view, release, moment)
+                    if finding is None:
                         chosen = release
                         break
-                    failures.append((reason, release))
+                    failures.append((finding, release))
                 if chosen is None:
-                    reason, release = failures[0]
-                    raise self._release_refusal(session, reason, release, context)
+                    finding, release = failures[0]
+                    raise self._release_refusal(finding, release, context)
+                signed = view.issued("release", chosen.id)
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -460,14 +598,13 @@ class PolicyEngine:
                     )
                 )
                 session.commit()
-                holder = session.get(RightsHolder, chosen.holder_id)
                 authz = _build(
-                    ReleaseAuthorization, _SEAL, authorization_id=authorization_id,
+                    ReleaseAuthorization, _SEAL, self, authorization_id=authorization_id,
                     release_id=chosen.id, performer_id=subject_row.id,
                     performer_slug=subject_row.slug, performer_name=subject_row.name,
                     org_id=org_row.id, org_slug=org_row.slug,
-                    holder_fingerprint=holder.key_fingerprint, valid_until=chosen.valid_until,
-                    issued_at=utc_iso(moment), _engine=self,
+                    holder_fingerprint=signed.payload["holder_fingerprint"], valid_until=chosen.valid_until,
+                    issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
             self.ledger.append(
@@ -475,7 +612,6 @@ class PolicyEngine:
                                           "message": str(exc), "at": utc_iso(moment)},
             )
             raise
-        self._issued[authorization_id] = authz
         self.ledger.append(
             "authorization.issued",
             {"authorization_id": authorization_id, "kind": "release", "release_id": authz.release_id,
@@ -483,48 +619,36 @@ class PolicyEngine:
         )
         return authz
 
-    def _release_failure(self, session: Session, release: Release, moment: datetime) -> str | None:
-        integrity = check_release_integrity(session, release)
-        if integrity:
-            return integrity
-        if session.scalar(
-            select(ReleaseRevocation.id).where(ReleaseRevocation.release_id == release.id)
-        ):
-            return "release_revoked"
-        if moment < parse_utc(release.valid_from):
-            return "release_not_yet_valid"
-        if moment >= parse_utc(release.valid_until):
-            return "release_expired"
-        return None
-
-    def _release_refusal(
-        self, session: Session, reason: str, release: Release, context: dict[str, Any]
-    ) -> ConsentError:
-        revocation = session.scalar(
-            select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)
-        )
+    def _release_refusal(self, finding: Finding, release: Release, context: dict[str, Any]) -> ConsentError:
         return self._refusal(
-            reason, context, grant=release.id, valid_from=release.valid_from,
-            valid_until=release.valid_until, revoked_at=revocation.revoked_at if revocation else "?",
+            finding.reason, context, grant=release.id, valid_from=release.valid_from,
+            valid_until=release.valid_until, detail=finding.detail,
         )
 
     def recheck_release(self, authz: ReleaseAuthorization, *, at: datetime | None = None) -> None:
         self._check_issued(authz, ReleaseAuthorization)
         moment = at or now_utc()
+        context = {"subject": authz.performer_slug, "org": authz.org_slug}
         with self._session_factory() as session:
+            view = LedgerConsent(session)
             release = session.get(Release, authz.release_id)
-            if release is None:
-                raise ConsentError("release_altered", f"release {authz.release_id} no longer exists")
-            reason = self._release_failure(session, release, moment)
-            if reason is None:
-                return
-            error = self._release_refusal(
-                session, reason, release, {"subject": authz.performer_slug, "org": authz.org_slug}
-            )
+            if release is None:  # a deleted row: the ledger still knows whether it was revoked
+                signed = view.issued("release", authz.release_id)
+                revoked = view.revocation(
+                    "release", authz.release_id, signed.payload.get("holder_id") if signed else None, None
+                ).revoked_at
+                finding = (Finding("release_revoked", revoked) if revoked
+                           else Finding("release_altered", "its row was deleted"))
+                error = self._refusal(finding.reason, context, grant=authz.release_id, detail=finding.detail)
+            else:
+                finding = release_standing(session, view, release, moment)
+                if finding is None:
+                    return
+                error = self._release_refusal(finding, release, context)
         self.ledger.append(
             "authorization.refused",
             {"authorization_id": authz.authorization_id, "kind": "release-recheck",
-             "release_id": authz.release_id, "reason": reason, "message": str(error),
+             "release_id": authz.release_id, "reason": finding.reason, "message": str(error),
              "at": utc_iso(moment)},
         )
         raise error
@@ -532,24 +656,26 @@ class PolicyEngine:
 
 def require_authorization(authz: object, *, step: str) -> Authorization:
     """The one consent guard of every synthesis step (``extract``, ``train``, ``export``,
-    ``render``): ``authz`` must be an Authorization this process's engine issued, still in force
-    now (``recheck``), for a use the step accepts (``vocabulary.STEP_USES``).
+    ``render``): ``authz`` must be an Authorization a policy engine issued, unchanged since,
+    still in force now (``recheck``), for a use the step accepts (``vocabulary.STEP_USES``).
 
     Raises ``ConsentError`` with ``not_issued_here`` (anything else, forged or foreign),
-    ``use_not_for_step`` (e.g. a ``training`` authorization at render), or the recheck's reason.
+    ``authorization_altered`` (a field changed after issue), ``use_not_for_step`` (e.g. a
+    ``training`` authorization at render), or the recheck's reason.
     """
     if type(authz) is not Authorization:
         raise ConsentError(
             "not_issued_here",
             f"the {step} step needs an Authorization issued by the policy engine, got {type(authz).__name__}",
         )
+    engine = _issuer(authz)
     check_use_for_step(authz.use, step)
-    authz.recheck()
+    engine.recheck(authz)
     return authz
 
 
 def require_release(authz: object, *, step: str) -> ReleaseAuthorization:
-    """Guard for a performer's footage: a live ReleaseAuthorization issued by this engine."""
+    """Guard for a performer's footage: a live, unchanged ReleaseAuthorization an engine issued."""
     if authz is None:
         raise ConsentError("no_release", f"the {step} step needs the target performer's release")
     if type(authz) is not ReleaseAuthorization:
@@ -558,7 +684,7 @@ def require_release(authz: object, *, step: str) -> ReleaseAuthorization:
             f"the {step} step needs a performer ReleaseAuthorization issued by the policy engine, "
             f"got {type(authz).__name__}",
         )
-    authz.recheck()
+    _issuer(authz).recheck_release(authz)
     return authz
 
 
@@ -575,8 +701,12 @@ __all__ = [
     "PolicyEngine",
     "ReleaseAuthorization",
     "check_grant_integrity",
+    "grant_standing",
+    "release_standing",
+    "render_slots",
+    "renders_used",
     "require_authorization",
     "require_extraction_consent",
     "require_release",
+    "state_of_reason",
 ]
-

@@ -1,12 +1,17 @@
 """The consent registry: organisations, rights holders, subjects, grants, releases, revocations.
 
 Issuing a grant or release signs its canonical payload with the rights holder's Ed25519 key (a
-0600 file). The policy engine re-verifies that signature every time a grant is used.
+0600 file) and appends the payload, its digest and the signature to the ledger. The ledger is
+the source of truth: the policy engine re-verifies each row against its event (and the holder's
+key as the ledger records it) every time a grant is used (``likeness.consent.integrity``). A
+holder's key changes only through a ledger event: a rotation signed by the previous key, or a
+recovery signed by an organisation with an attestation (docs/consent.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from likeness.consent import keys
-from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
 from likeness.consent.ledger import Ledger
 from likeness.consent.tables import (
     Grant,
@@ -30,7 +35,6 @@ from likeness.consent.tables import (
     ReferenceEmbedding,
     Release,
     ReleaseRevocation,
-    RenderConsumption,
     RightsHolder,
     Subject,
 )
@@ -95,6 +99,73 @@ def revocation_payload(kind: str, target_id: str, revoked_at: str, reason: str) 
         f"{kind}_id": target_id,
         "revoked_at": revoked_at,
         "reason": reason,
+    }
+
+
+def key_rotation_payload(
+    *, holder_id: str, previous_public_key: str, public_key: str, rotated_at: str
+) -> dict[str, Any]:
+    """What the previous key signs to hand a holder over to a new key (keys: raw hex)."""
+    return {
+        "type": "likeness.holder-key-rotation.v1",
+        "holder_id": holder_id,
+        "previous_fingerprint": keys.fingerprint(bytes.fromhex(previous_public_key)),
+        "previous_public_key": previous_public_key,
+        "key_fingerprint": keys.fingerprint(bytes.fromhex(public_key)),
+        "public_key": public_key,
+        "rotated_at": rotated_at,
+    }
+
+
+@dataclass(frozen=True)
+class RecoveryAttestation:
+    """Who established, and how, that a person who lost their key is the rights holder.
+
+    ``method``: e.g. ``in_person``, ``notarised_document``, ``legal_representative``;
+    ``evidence_sha256``: digest of the evidence file kept outside the workspace (optional).
+    """
+
+    statement: str
+    verified_by: str
+    method: str
+    evidence_sha256: str | None = None
+
+    def as_payload(self) -> dict[str, Any]:
+        return {
+            "statement": self.statement, "verified_by": self.verified_by, "method": self.method,
+            "evidence_sha256": self.evidence_sha256,
+        }
+
+
+def attestation_problem(attestation: Any) -> str | None:
+    """``None`` if ``attestation`` (a payload dict) names a statement, a verifier and a method."""
+    if not isinstance(attestation, dict):
+        return "the recovery carries no attestation"
+    for member in ("statement", "verified_by", "method"):
+        value = attestation.get(member)
+        if not isinstance(value, str) or not value.strip():
+            return f"the recovery attestation has no {member}"
+    evidence = attestation.get("evidence_sha256")
+    if evidence is not None and not re.fullmatch(r"[0-9a-f]{64}", str(evidence)):
+        return "the recovery attestation's evidence_sha256 is not a sha256"
+    return None
+
+
+def key_recovery_payload(
+    *, holder_id: str, previous_fingerprint: str, public_key: str, org_id: str,
+    org_fingerprint: str, attestation: dict[str, Any], recovered_at: str,
+) -> dict[str, Any]:
+    """What an organisation signs to move a holder who lost their key to a new one."""
+    return {
+        "type": "likeness.holder-key-recovery.v1",
+        "holder_id": holder_id,
+        "previous_fingerprint": previous_fingerprint,
+        "key_fingerprint": keys.fingerprint(bytes.fromhex(public_key)),
+        "public_key": public_key,
+        "org_id": org_id,
+        "org_fingerprint": org_fingerprint,
+        "attestation": attestation,
+        "recovered_at": recovered_at,
     }
 
 
@@ -176,7 +247,7 @@ class Registry:
             session.expunge(org)
         self._ledger.append(
             "org.created", {"org_id": org.id, "slug": slug, "name": org.name,
-                            "key_fingerprint": org.key_fingerprint},
+                            "key_fingerprint": org.key_fingerprint, "public_key": org.public_key},
         )
         return org
 
@@ -228,16 +299,7 @@ class Registry:
         if public_key_pem is None:
             raw = keys.public_raw(keys.generate_key(self.holder_key_path(slug)))
         else:
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-            try:
-                pub = serialization.load_pem_public_key(public_key_pem)
-            except ValueError as exc:
-                raise ConfigError(f"holder public key is not a PEM public key ({exc})") from None
-            if not isinstance(pub, Ed25519PublicKey):
-                raise ConfigError("holder public key must be Ed25519")
-            raw = keys.public_raw(pub)
+            raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
             id=_new_id(), slug=slug, name=name, kind=kind, public_key=raw.hex(),
             key_fingerprint=keys.fingerprint(raw), created_at=utc_iso(now_utc()),
@@ -250,7 +312,7 @@ class Registry:
         self._ledger.append(
             "holder.created",
             {"holder_id": holder.id, "slug": slug, "kind": kind,
-             "key_fingerprint": holder.key_fingerprint},
+             "key_fingerprint": holder.key_fingerprint, "public_key": holder.public_key},
         )
         return holder
 
@@ -315,10 +377,14 @@ class Registry:
             if row is None:
                 raise RegistryError(f"no subject '{slug_or_id}' (enrol it with: likeness subject add)")
             subject, holder = row
+            from likeness.consent.integrity import LedgerConsent
+
+            current = LedgerConsent(session).holder_keys(holder.id).current
             return SubjectRecord(
                 id=subject.id, slug=subject.slug, name=subject.name, kind=subject.kind,
                 holder_id=holder.id, holder_slug=holder.slug,
-                holder_fingerprint=holder.key_fingerprint, owner_org_id=subject.owner_org_id,
+                holder_fingerprint=current.fingerprint if current else holder.key_fingerprint,
+                owner_org_id=subject.owner_org_id,
             )
 
     def list_subjects(self) -> list[SubjectRecord]:
@@ -389,14 +455,142 @@ class Registry:
 
     # --- grants --------------------------------------------------------------------------
     def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None):
+        """The holder's private key, checked against the key the ledger says is in force."""
         path = holder_key_path or self.holder_key_path(holder.slug)
         key = keys.load_private_key(path)
-        if keys.fingerprint(keys.public_raw(key)) != holder.key_fingerprint:
+        current = self._ledger_key(holder)
+        if keys.fingerprint(keys.public_raw(key)) != current.fingerprint:
             raise ConsentError(
                 "signature_invalid",
                 f"{path}: this key is not the key of rights holder '{holder.slug}'",
             )
         return key
+
+    def _ledger_key(self, holder: RightsHolder):
+        """The holder's current key per the ledger; ``holder_key_altered`` if the row differs."""
+        from likeness.consent.integrity import LedgerConsent, holder_key_problem
+
+        with self._session_factory() as session:
+            history = LedgerConsent(session).holder_keys(holder.id)
+            row = session.get(RightsHolder, holder.id)
+            problem = holder_key_problem(history, row) if row is not None else "its row is missing"
+        if problem:
+            raise ConsentError(
+                "holder_key_altered", f"rights holder '{holder.slug}': {problem}; nothing is signed with it"
+            )
+        return history.current
+
+    # --- holder keys -----------------------------------------------------------------------
+    def rotate_holder_key(
+        self, holder: str, *, holder_key_path: Path | None = None,
+        new_public_key_pem: bytes | None = None,
+    ) -> str:
+        """Move ``holder`` to a new key with a ``holder.key_rotated`` event signed by the current
+        key (``holder_key_path``, default the workspace key file).
+
+        Without ``new_public_key_pem`` a new key pair replaces the workspace key file (0600);
+        with it, the new private key stays with the holder and a workspace key file of the old
+        key is deleted. Grants, releases and revocations signed before stay valid; from the
+        event on, only the new key signs for the holder. Returns the new key's fingerprint.
+        """
+        row = self.get_holder(holder)
+        old_key = self._signing_key(row, holder_key_path)
+        new_raw, staged = self._new_holder_key(row.slug, new_public_key_pem)
+        try:
+            if new_raw == keys.public_raw(old_key):
+                raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
+            payload = key_rotation_payload(
+                holder_id=row.id, previous_public_key=keys.public_raw(old_key).hex(),
+                public_key=new_raw.hex(), rotated_at=utc_iso(now_utc()),
+            )
+            signature = keys.sign(old_key, canonical_bytes(payload))
+        except BaseException:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise
+        self._ledger.append("holder.key_rotated", {**payload, "signature": signature})
+        return self._install_holder_key(row, staged, retired=keys.public_raw(old_key))
+
+    def recover_holder_key(
+        self, holder: str, *, org: str, attestation: RecoveryAttestation,
+        new_public_key_pem: bytes | None = None,
+    ) -> str:
+        """Move ``holder``, who lost their key, to a new key with a ``holder.key_recovered``
+        event signed by organisation ``org`` and carrying ``attestation``.
+
+        This proves only that the organisation vouched for the recovery (docs/consent.md); it
+        is on the ledger for the holder and any auditor to see. Returns the new key's fingerprint.
+        """
+        row = self.get_holder(holder)
+        problem = attestation_problem(attestation.as_payload())
+        if problem:
+            raise RegistryError(f"rights holder '{row.slug}': {problem}")
+        current = self._ledger_key(row)
+        organisation = self.get_org(org)
+        org_key = keys.load_private_key(self.org_key_path(organisation.slug))
+        org_raw = keys.public_raw(org_key)
+        if keys.fingerprint(org_raw) != self._ledger_org_fingerprint(organisation.id):
+            raise ConsentError(
+                "signature_invalid",
+                f"{self.org_key_path(organisation.slug)}: not the key the ledger records for "
+                f"organisation '{organisation.slug}'",
+            )
+        new_raw, staged = self._new_holder_key(row.slug, new_public_key_pem)
+        try:
+            if keys.fingerprint(new_raw) == current.fingerprint:
+                raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
+            payload = key_recovery_payload(
+                holder_id=row.id, previous_fingerprint=current.fingerprint,
+                public_key=new_raw.hex(), org_id=organisation.id,
+                org_fingerprint=keys.fingerprint(org_raw), attestation=attestation.as_payload(),
+                recovered_at=utc_iso(now_utc()),
+            )
+            signature = keys.sign(org_key, canonical_bytes(payload))
+        except BaseException:
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            raise
+        self._ledger.append("holder.key_recovered", {**payload, "signature": signature})
+        retired = bytes.fromhex(current.public_key) if current.public_key else None
+        return self._install_holder_key(row, staged, retired=retired)
+
+    def _ledger_org_fingerprint(self, org_id: str) -> str | None:
+        created = self._ledger.find("org.created", org_id=org_id)
+        return created[0].payload.get("key_fingerprint") if created else None
+
+    def _new_holder_key(self, slug: str, public_key_pem: bytes | None) -> tuple[bytes, Path | None]:
+        """The new raw public key, and the staged 0600 private key file when made here."""
+        if public_key_pem is not None:
+            return keys.public_raw_from_pem(public_key_pem), None
+        staged = self.holder_key_path(slug).with_suffix(".pem.new")
+        if staged.exists():
+            raise ConfigError(
+                f"{staged}: a key from an unfinished key change exists; compare its fingerprint with "
+                f"the last holder.key_rotated/holder.key_recovered event (likeness audit log), then move "
+                f"it to {self.holder_key_path(slug).name} or delete it"
+            )
+        return keys.public_raw(keys.generate_key(staged)), staged
+
+    def _install_holder_key(self, row: RightsHolder, staged: Path | None, *, retired: bytes | None) -> str:
+        """After the ledger event, put key files in place; returns the new key's fingerprint.
+
+        The holder row is not changed: it keeps the key the holder enrolled with (rows are
+        facts, added and never edited), and the key in force is the ledger's.
+        """
+        workspace_file = self.holder_key_path(row.slug)
+        if staged is not None:
+            os.replace(staged, workspace_file)
+        elif retired is not None and workspace_file.exists():
+            try:  # a workspace file of the retired key signs nothing any more: remove it
+                if keys.public_raw(keys.load_private_key(workspace_file)) == retired:
+                    workspace_file.unlink()
+            except ConfigError:
+                pass
+        return self.holder_fingerprint(row.id)
+
+    def holder_fingerprint(self, holder: str) -> str:
+        """Fingerprint of the key ``holder`` signs with now, per the ledger."""
+        return self._ledger_key(self.get_holder(holder)).fingerprint
 
     def issue_grant(
         self, subject: str, org: str, uses: Iterable[str], *, valid_until: datetime,
@@ -462,11 +656,11 @@ class Registry:
         return ids[0]
 
     def render_count(self, grant_id: str) -> int:
+        """Render slots in use under ``grant_id``, counted as the policy engine counts them."""
+        from likeness.consent.policy import renders_used
+
         with self._session_factory() as session:
-            return session.scalar(
-                select(func.count()).select_from(RenderConsumption)
-                .where(RenderConsumption.grant_id == grant_id)
-            ) or 0
+            return renders_used(session, grant_id)
 
     def grant_record(self, grant_id: str, *, at: datetime | None = None) -> GrantRecord:
         with self._session_factory() as session:
@@ -479,6 +673,9 @@ class Registry:
             revocation = session.scalar(
                 select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)
             )
+            from likeness.consent.integrity import LedgerConsent
+
+            on_ledger = LedgerConsent(session).revocation("grant", grant_id, grant.holder_id, revocation)
             return GrantRecord(
                 id=grant.id, subject_slug=subject.slug, org_slug=org.slug, holder_slug=holder.slug,
                 uses=tuple(json.loads(grant.uses)), valid_from=grant.valid_from,
@@ -487,7 +684,7 @@ class Registry:
                 purpose=grant.purpose, issued_at=grant.issued_at,
                 signature_sha256=keys_sha(grant.signature),
                 state=self.grant_state(grant_id, at=at),
-                revoked_at=revocation.revoked_at if revocation else None,
+                revoked_at=on_ledger.revoked_at or (revocation.revoked_at if revocation else None),
             )
 
     def list_grants(self, *, subject: str | None = None, org: str | None = None) -> list[GrantRecord]:
@@ -501,23 +698,26 @@ class Registry:
         return [self.grant_record(i) for i in ids]
 
     def grant_state(self, grant_id: str, *, at: datetime | None = None) -> str:
-        """``active``, ``expired``, ``not_yet_valid``, ``revoked``, ``altered`` or ``unknown``."""
-        from likeness.consent.policy import check_grant_integrity
+        """``active``, ``expired``, ``not_yet_valid``, ``revoked``, ``altered`` or ``unknown``,
+        decided as the policy engine decides (a revocation on the ledger counts even without its
+        row; a row that disagrees with the ledger, or an unverifiable revocation, is ``altered``).
+        A grant that exists only on the ledger (its row deleted) is ``revoked`` if the ledger
+        revokes it, else ``altered``."""
+        from likeness.consent.integrity import LedgerConsent
+        from likeness.consent.policy import grant_standing, state_of_reason
 
         moment = at or now_utc()
         with self._session_factory() as session:
             grant = session.get(Grant, grant_id)
+            view = LedgerConsent(session)
             if grant is None:
-                return "unknown"
-            if check_grant_integrity(session, grant) is not None:
-                return "altered"
-            if session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)):
-                return "revoked"
-            if moment < parse_utc(grant.valid_from):
-                return "not_yet_valid"
-            if moment >= parse_utc(grant.valid_until):
-                return "expired"
-            return "active"
+                signed = view.issued("grant", grant_id)
+                if signed is None:
+                    return "unknown"
+                revoked = view.revocation("grant", grant_id, signed.payload.get("holder_id"), None)
+                return "revoked" if revoked.revoked_at else "altered"
+            finding = grant_standing(session, view, grant, moment)
+            return state_of_reason(finding.reason if finding else None)
 
     # --- performer releases --------------------------------------------------------------
     def issue_release(
@@ -591,31 +791,33 @@ class Registry:
         return ids[0]
 
     def list_releases(self, *, performer: str | None = None) -> list[ReleaseRecord]:
+        """Releases with their state as the policy engine decides it (see ``grant_state``)."""
+        from likeness.consent.integrity import LedgerConsent
+        from likeness.consent.policy import release_standing, state_of_reason
+
         now = now_utc()
         out = []
         with self._session_factory() as session:
+            view = LedgerConsent(session)
             query = select(Release).order_by(Release.issued_at, Release.id)
             if performer:
                 query = query.where(Release.performer_id == self.get_subject(performer).id)
             for release in session.scalars(query):
-                revocation = session.scalar(
-                    select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)
+                revocation = view.revocation(
+                    "release", release.id, release.holder_id,
+                    session.scalar(
+                        select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)
+                    ),
                 )
-                if revocation:
-                    state = "revoked"
-                elif now < parse_utc(release.valid_from):
-                    state = "not_yet_valid"
-                elif now >= parse_utc(release.valid_until):
-                    state = "expired"
-                else:
-                    state = "active"
+                finding = release_standing(session, view, release, now)
+                state = state_of_reason(finding.reason if finding else None)
                 out.append(
                     ReleaseRecord(
                         id=release.id, performer_slug=session.get(Subject, release.performer_id).slug,
                         org_slug=session.get(Organisation, release.org_id).slug,
                         valid_from=release.valid_from, valid_until=release.valid_until,
                         purpose=release.purpose, issued_at=release.issued_at, state=state,
-                        revoked_at=revocation.revoked_at if revocation else None,
+                        revoked_at=revocation.revoked_at,
                     )
                 )
         return out

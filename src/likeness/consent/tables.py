@@ -35,6 +35,8 @@ class RightsHolder(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
+    # The key the holder enrolled with (as in its holder.created event). Rows are never edited:
+    # a later key is a holder.key_rotated / holder.key_recovered ledger event.
     public_key: Mapped[str] = mapped_column(HEX64)
     key_fingerprint: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[str] = mapped_column(TS)

@@ -1,0 +1,550 @@
+"""Consent rows bound to their ledger events: what is in force is what the ledger says.
+
+Every consent record is written twice: a row, for queries, and a ledger event carrying its
+canonical payload, the payload's digest and the rights holder's signature. Anyone who can write
+the database can edit, insert or delete rows, so a row counts only when it matches its event:
+
+- a holder's key is the one in its ``holder.created`` event, changed only by a
+  ``holder.key_rotated`` event signed by the previous key or a ``holder.key_recovered`` event
+  signed by an organisation (key per its ``org.created`` event) with an attestation;
+- a grant or release is in force only if its first ``grant.issued`` / ``release.issued`` event
+  has the row's digest and signature, and the signature verifies with the key the holder had at
+  that point of the ledger;
+- a revocation is in force when a ``grant.revoked`` / ``release.revoked`` event verifies with the
+  holder's key, whether or not its row is still there; a revocation row or event that does not
+  verify makes the record unusable (``revocation_invalid``) until someone looks.
+
+``LedgerConsent`` reads those events (cached for one decision); the policy engine, the registry's
+states and ``consent_row_problems`` (``likeness audit verify``) all decide through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from likeness.consent import keys
+from likeness.consent.canonical import canonical_bytes, canonical_sha256
+from likeness.consent.ledger import LedgerEvent, find_events
+from likeness.consent.registry import (
+    attestation_problem,
+    grant_payload,
+    key_recovery_payload,
+    key_rotation_payload,
+    release_payload,
+    revocation_payload,
+)
+from likeness.consent.tables import (
+    Grant,
+    GrantRevocation,
+    Organisation,
+    Release,
+    ReleaseRevocation,
+    RightsHolder,
+    Subject,
+)
+
+if TYPE_CHECKING:
+    from likeness.workspace import Workspace
+
+HOLDER_KEY_EVENTS = ("holder.created", "holder.key_rotated", "holder.key_recovered")
+#: Every event type a consent row is checked against, and the payload member naming the record.
+CONSENT_EVENTS: dict[str, str] = {
+    "org.created": "org_id",
+    "holder.created": "holder_id",
+    "holder.key_rotated": "holder_id",
+    "holder.key_recovered": "holder_id",
+    "subject.created": "subject_id",
+    "grant.issued": "grant_id",
+    "grant.revoked": "grant_id",
+    "release.issued": "release_id",
+    "release.revoked": "release_id",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a consent record is not in force: a ``ConsentError`` reason code and the detail."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ConsentProblem:
+    """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
+
+    ``kind``: ``organisation``, ``holder``, ``subject``, ``grant``, ``release``,
+    ``grant_revocation`` or ``release_revocation``; ``record_id``: the organisation, holder,
+    subject, grant or release id (for a revocation: the id of what it revokes).
+    """
+
+    kind: str
+    record_id: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class HolderKey:
+    """A key a holder had from ledger row ``seq`` on (``public_key``: raw hex, ``None`` where
+    the ledger names only the fingerprint and no row supplies a matching key)."""
+
+    fingerprint: str
+    public_key: str | None
+    seq: int
+    via: str
+
+
+@dataclass(frozen=True)
+class KeyHistory:
+    """A holder's keys in ledger order (empty: the holder is not on the ledger), and the
+    key-change events that were ignored, with why."""
+
+    holder_id: str
+    keys: tuple[HolderKey, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def current(self) -> HolderKey | None:
+        return self.keys[-1] if self.keys else None
+
+    def at(self, seq: int) -> HolderKey | None:
+        """The key in force just before ledger row ``seq``."""
+        in_force = None
+        for key in self.keys:
+            if key.seq >= seq:
+                break
+            in_force = key
+        return in_force
+
+
+@dataclass(frozen=True)
+class RevocationStatus:
+    """``revoked_at``: the earliest revocation on the ledger that verifies (``None``: not
+    revoked); ``problems``: revocation rows or events that do not verify."""
+
+    revoked_at: str | None
+    problems: tuple[str, ...] = ()
+
+
+def _fingerprint_of(public_hex: Any) -> str | None:
+    try:
+        return keys.fingerprint(bytes.fromhex(public_hex))
+    except (TypeError, ValueError):
+        return None
+
+
+def _verifies(public_hex: str | None, body: dict[str, Any], signature: Any) -> bool:
+    if public_hex is None or not isinstance(signature, str):
+        return False
+    try:
+        return keys.verify(bytes.fromhex(public_hex), canonical_bytes(body), signature)
+    except (TypeError, ValueError):
+        return False
+
+
+def _short(fp: str | None) -> str:
+    return f"{fp[:20]}…" if fp else "none"
+
+
+class LedgerConsent:
+    """The ledger's account of consent records, read through ``session`` and cached for one
+    decision. ``preload=True`` reads every consent event once (for checking all rows)."""
+
+    def __init__(self, session: Session, *, preload: bool = False) -> None:
+        self._session = session
+        self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
+        self._histories: dict[str, KeyHistory] = {}
+        self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
+        if preload:
+            self._index = {}
+            for event in find_events(session, tuple(CONSENT_EVENTS), {}):
+                value = event.payload.get(CONSENT_EVENTS[event.event_type])
+                if isinstance(value, str):
+                    self._index.setdefault((event.event_type, value), []).append(event)
+
+    def _find(self, event_types: Sequence[str], member: str, value: str) -> list[LedgerEvent]:
+        key = (tuple(event_types), member, value)
+        if key not in self._cache:
+            if self._index is not None:
+                found = [e for t in key[0] for e in self._index.get((t, value), ())
+                         if CONSENT_EVENTS[t] == member]
+                self._cache[key] = sorted(found, key=lambda e: e.seq)
+            else:
+                self._cache[key] = find_events(self._session, key[0], {member: value})
+        return self._cache[key]
+
+    def events_of(self, event_type: str) -> list[LedgerEvent]:
+        """All events of a consent type (preloaded views only)."""
+        if self._index is None:
+            raise RuntimeError("events_of needs LedgerConsent(session, preload=True)")
+        return sorted((e for (t, _), es in self._index.items() if t == event_type for e in es),
+                      key=lambda e: e.seq)
+
+    # --- what the ledger says ------------------------------------------------------------
+    def issued(self, kind: str, record_id: str) -> LedgerEvent | None:
+        """The first ``grant.issued`` / ``release.issued`` event of a record (later copies of
+        the same id are ignored)."""
+        found = self._find((f"{kind}.issued",), f"{kind}_id", record_id)
+        return found[0] if found else None
+
+    def subject_holder(self, subject_id: str) -> str | None:
+        """The subject's rights holder as enrolled on the ledger."""
+        found = self._find(("subject.created",), "subject_id", subject_id)
+        return found[0].payload.get("holder_id") if found else None
+
+    def org_key(self, org_id: str) -> tuple[str, str | None] | None:
+        """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``."""
+        found = self._find(("org.created",), "org_id", org_id)
+        if not found:
+            return None
+        fp = found[0].payload.get("key_fingerprint")
+        public = found[0].payload.get("public_key")
+        if _fingerprint_of(public) != fp:
+            row = self._session.get(Organisation, org_id)
+            public = row.public_key if row is not None and _fingerprint_of(row.public_key) == fp else None
+        return fp, public
+
+    def holder_keys(self, holder_id: str) -> KeyHistory:
+        if holder_id not in self._histories:
+            self._histories[holder_id] = self._key_history(holder_id)
+        return self._histories[holder_id]
+
+    def _key_history(self, holder_id: str) -> KeyHistory:
+        events = self._find(HOLDER_KEY_EVENTS, "holder_id", holder_id)
+        created = [e for e in events if e.event_type == "holder.created"]
+        if not created:
+            return KeyHistory(holder_id, ())
+        first = created[0]
+        problems = [f"ledger row {e.seq}: a second holder.created event is ignored" for e in created[1:]]
+        fp = first.payload.get("key_fingerprint")
+        public = first.payload.get("public_key")
+        history = [HolderKey(fp, public if _fingerprint_of(public) == fp else None, first.seq, first.event_type)]
+        for event in events:
+            if event.event_type == "holder.created":
+                continue
+            why = (
+                "it comes before the holder was created" if event.seq < first.seq
+                else self._key_change_problem(event, history[-1])
+            )
+            if why:
+                problems.append(f"ledger row {event.seq}: {event.event_type} ignored: {why}")
+                continue
+            if history[-1].public_key is None and event.event_type == "holder.key_rotated":
+                history[-1] = HolderKey(history[-1].fingerprint, event.payload["previous_public_key"],
+                                        history[-1].seq, history[-1].via)
+            history.append(HolderKey(event.payload["key_fingerprint"], event.payload["public_key"],
+                                     event.seq, event.event_type))
+        row = self._session.get(RightsHolder, holder_id)
+        if row is not None:  # a row key is usable where its fingerprint is the ledger's
+            row_fp = _fingerprint_of(row.public_key)
+            history = [
+                HolderKey(k.fingerprint, row.public_key, k.seq, k.via)
+                if k.public_key is None and k.fingerprint == row_fp else k
+                for k in history
+            ]
+        return KeyHistory(holder_id, tuple(history), tuple(problems))
+
+    def _key_change_problem(self, event: LedgerEvent, current: HolderKey) -> str | None:
+        body = {k: v for k, v in event.payload.items() if k != "signature"}
+        signature = event.payload.get("signature")
+        if body.get("previous_fingerprint") != current.fingerprint:
+            return f"it does not follow the key in force ({_short(current.fingerprint)})"
+        try:
+            if event.event_type == "holder.key_rotated":
+                if _fingerprint_of(body.get("previous_public_key")) != current.fingerprint:
+                    return "its previous key is not the key in force"
+                expected = key_rotation_payload(
+                    holder_id=body.get("holder_id"), previous_public_key=body["previous_public_key"],
+                    public_key=body.get("public_key"), rotated_at=body.get("rotated_at"),
+                )
+                if body != expected:
+                    return "it is malformed"
+                if not _verifies(body["previous_public_key"], body, signature):
+                    return "it is not signed by the previous key"
+                return None
+            why = attestation_problem(body.get("attestation"))
+            if why:
+                return why
+            org = self.org_key(str(body.get("org_id")))
+            if org is None:
+                return "its organisation is not on the ledger"
+            if org[0] != body.get("org_fingerprint"):
+                return "it is not signed with the organisation's key per the ledger"
+            expected = key_recovery_payload(
+                holder_id=body.get("holder_id"), previous_fingerprint=current.fingerprint,
+                public_key=body.get("public_key"), org_id=body.get("org_id"),
+                org_fingerprint=org[0], attestation=body.get("attestation"),
+                recovered_at=body.get("recovered_at"),
+            )
+            if body != expected:
+                return "it is malformed"
+            if not _verifies(org[1], body, signature):
+                return "it is not signed by the organisation's key"
+            return None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "it is malformed"
+
+    def revocation(
+        self, kind: str, target_id: str, holder_id: str | None, row: GrantRevocation | ReleaseRevocation | None
+    ) -> RevocationStatus:
+        """The revocation state of a grant or release (``kind``) from the ledger, with ``row``
+        (its revocation row, or ``None``) checked against the events."""
+        events = self._find((f"{kind}.revoked",), f"{kind}_id", target_id)
+        history = self.holder_keys(holder_id) if holder_id else KeyHistory("", ())
+        valid: list[LedgerEvent] = []
+        problems: list[str] = []
+        for event in events:
+            why = _revocation_event_problem(event, kind, target_id, history)
+            if why:
+                problems.append(f"revocation on ledger row {event.seq} {why}")
+            else:
+                valid.append(event)
+        if row is not None and not any(
+            e.payload.get("signature") == row.signature and e.payload.get("revoked_at") == row.revoked_at
+            and e.payload.get("reason") == row.reason for e in valid
+        ):
+            problems.append(
+                f"revocation row {row.id} has no matching revocation on the ledger signed by the holder"
+            )
+        revoked_at = min((str(e.payload.get("revoked_at")) for e in valid), default=None)
+        return RevocationStatus(revoked_at, tuple(problems))
+
+
+def _revocation_event_problem(
+    event: LedgerEvent, kind: str, target_id: str, history: KeyHistory
+) -> str | None:
+    body = {k: v for k, v in event.payload.items() if k != "signature"}
+    if body != revocation_payload(kind, target_id, body.get("revoked_at"), body.get("reason")):
+        return "is malformed"
+    key = history.at(event.seq)
+    if key is None:
+        return "comes from a holder with no key on the ledger"
+    if not _verifies(key.public_key, body, event.payload.get("signature")):
+        return f"is not signed by the holder's key ({_short(key.fingerprint)})"
+    return None
+
+
+def holder_key_problem(history: KeyHistory, holder: RightsHolder) -> str | None:
+    """``None`` if the holder row's key is the key it enrolled with on the ledger
+    (``holder.created``; later keys live on the ledger only), else why not."""
+    if not history.keys:
+        return "it has no holder.created event on the ledger"
+    enrolled = history.keys[0].fingerprint
+    row_fp = _fingerprint_of(holder.public_key)
+    if row_fp != holder.key_fingerprint:
+        return "its public key does not match its fingerprint in the database"
+    if row_fp != enrolled:
+        return (
+            f"its key in the database ({_short(row_fp)}) is not the key it enrolled with on the "
+            f"ledger ({_short(enrolled)})"
+        )
+    return None
+
+
+def _signed_record_problem(
+    kind: str, event: LedgerEvent, rebuilt: dict[str, Any], row_digest: str, row_signature: str,
+    history: KeyHistory, *, altered: str, bad_signature: str, not_on_ledger: str,
+) -> Finding | None:
+    """Compare a grant or release row (``rebuilt`` payload, digest, signature) with its event."""
+    body = {k: v for k, v in event.payload.items() if k not in ("payload_sha256", "signature")}
+    digest = event.payload.get("payload_sha256")
+    if canonical_sha256(body) != digest:
+        return Finding(not_on_ledger, f"its {kind}.issued event (ledger row {event.seq}) does not match its own digest")
+    if canonical_sha256(rebuilt) != digest or row_digest != digest:
+        return Finding(altered, f"the row differs from what was signed (ledger row {event.seq})")
+    if row_signature != event.payload.get("signature"):
+        return Finding(bad_signature, f"the row's signature is not the one on the ledger (row {event.seq})")
+    key = history.at(event.seq)
+    if key is None or key.fingerprint != body.get("holder_fingerprint"):
+        return Finding(
+            bad_signature,
+            f"it names key {_short(body.get('holder_fingerprint'))}, but the holder's key at ledger row "
+            f"{event.seq} was {_short(key.fingerprint if key else None)}",
+        )
+    if not _verifies(key.public_key, body, row_signature):
+        return Finding(bad_signature, f"its signature does not verify with the holder's key {_short(key.fingerprint)}")
+    return None
+
+
+def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Finding | None:
+    """``None`` if the grant row is what its subject's rights holder signed and put on the
+    ledger, else the finding (``holder_key_altered``, ``signature_invalid``,
+    ``grant_not_on_ledger`` or ``grant_altered``)."""
+    holder = session.get(RightsHolder, grant.holder_id)
+    subject = session.get(Subject, grant.subject_id)
+    if holder is None or subject is None:
+        return Finding("grant_altered", "its subject or rights holder row is missing")
+    history = view.holder_keys(holder.id)
+    key_issue = holder_key_problem(history, holder)
+    if key_issue:
+        return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
+    ledger_holder = view.subject_holder(subject.id)
+    if ledger_holder is None or ledger_holder != subject.holder_id or subject.holder_id != grant.holder_id:
+        return Finding(
+            "signature_invalid",
+            f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
+            f"for subject '{subject.slug}'",
+        )
+    event = view.issued("grant", grant.id)
+    if event is None:
+        return Finding("grant_not_on_ledger", "it has no grant.issued event on the ledger")
+    try:
+        rebuilt = grant_payload(grant, event.payload.get("holder_fingerprint"))
+    except (ValueError, TypeError):
+        return Finding("grant_altered", "its row cannot be read back into a grant")
+    return _signed_record_problem(
+        "grant", event, rebuilt, grant.payload_sha256, grant.signature, history,
+        altered="grant_altered", bad_signature="signature_invalid", not_on_ledger="grant_not_on_ledger",
+    )
+
+
+def release_problem(session: Session, view: LedgerConsent, release: Release) -> Finding | None:
+    """As ``grant_problem`` for a performer release (``release_altered``,
+    ``release_signature_invalid``, ``release_not_on_ledger``, ``holder_key_altered``)."""
+    holder = session.get(RightsHolder, release.holder_id)
+    performer = session.get(Subject, release.performer_id)
+    if holder is None or performer is None:
+        return Finding("release_altered", "its performer or rights holder row is missing")
+    history = view.holder_keys(holder.id)
+    key_issue = holder_key_problem(history, holder)
+    if key_issue:
+        return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
+    ledger_holder = view.subject_holder(performer.id)
+    if ledger_holder is None or ledger_holder != performer.holder_id or performer.holder_id != release.holder_id:
+        return Finding(
+            "release_signature_invalid",
+            f"it is signed by holder '{holder.slug}', not by performer '{performer.slug}' as the ledger records",
+        )
+    event = view.issued("release", release.id)
+    if event is None:
+        return Finding("release_not_on_ledger", "it has no release.issued event on the ledger")
+    rebuilt = release_payload(release, event.payload.get("holder_fingerprint"))
+    return _signed_record_problem(
+        "release", event, rebuilt, release.payload_sha256, release.signature, history,
+        altered="release_altered", bad_signature="release_signature_invalid",
+        not_on_ledger="release_not_on_ledger",
+    )
+
+
+# --- every row against the ledger (audit verify) ---------------------------------------------
+
+
+def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
+    """Every difference between the consent rows (organisations, holders, subjects, grants,
+    releases, revocations) and the ledger, both ways: a row without its event, an event
+    without its row (e.g. a deleted revocation), a digest or signature that differs, a key
+    that is not the one the ledger has in force. Empty when they agree."""
+    with Session(workspace.engine) as session:
+        view = LedgerConsent(session, preload=True)
+        return [
+            *_organisation_problems(session, view),
+            *_holder_problems(session, view),
+            *_subject_problems(session, view),
+            *_record_problems(session, view, "grant", Grant, grant_problem),
+            *_record_problems(session, view, "release", Release, release_problem),
+            *_revocation_problems(session, view, "grant", Grant, GrantRevocation),
+            *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
+        ]
+
+
+def _missing_rows(session: Session, view: LedgerConsent, kind: str, event_type: str, model: type) -> list[ConsentProblem]:
+    member = CONSENT_EVENTS[event_type]
+    seen: set[str] = set()
+    out = []
+    for event in view.events_of(event_type):
+        record_id = event.payload.get(member)
+        if record_id in seen:
+            continue
+        seen.add(record_id)
+        if session.get(model, record_id) is None:
+            out.append(ConsentProblem(kind, str(record_id),
+                                      f"{event_type} on ledger row {event.seq} has no {kind} row (deleted)"))
+    return out
+
+
+def _organisation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
+    out = []
+    for org in session.scalars(select(Organisation).order_by(Organisation.slug)):
+        key = view.org_key(org.id)
+        if key is None:
+            out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}' has no org.created event"))
+        elif key[0] != org.key_fingerprint or _fingerprint_of(org.public_key) != key[0]:
+            out.append(ConsentProblem("organisation", org.id,
+                                      f"organisation '{org.slug}': its key in the database is not the key on the ledger"))
+    return out + _missing_rows(session, view, "organisation", "org.created", Organisation)
+
+
+def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
+    out = []
+    for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug)):
+        history = view.holder_keys(holder.id)
+        problem = holder_key_problem(history, holder)
+        if problem:
+            out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {problem}"))
+        out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
+                   for p in history.problems)
+    return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
+
+
+def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
+    out = []
+    for subject in session.scalars(select(Subject).order_by(Subject.slug)):
+        ledger_holder = view.subject_holder(subject.id)
+        if ledger_holder is None:
+            out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}' has no subject.created event"))
+        elif ledger_holder != subject.holder_id:
+            out.append(ConsentProblem("subject", subject.id,
+                                      f"subject '{subject.slug}': its rights holder differs from the ledger"))
+    return out + _missing_rows(session, view, "subject", "subject.created", Subject)
+
+
+def _record_problems(session: Session, view: LedgerConsent, kind: str, model: type, check) -> list[ConsentProblem]:
+    out = []
+    for row in session.scalars(select(model).order_by(model.issued_at, model.id)):
+        finding = check(session, view, row)
+        if finding:
+            out.append(ConsentProblem(kind, row.id, f"{kind} {row.id}: {finding.detail} ({finding.reason})"))
+    return out + _missing_rows(session, view, kind, f"{kind}.issued", model)
+
+
+def _revocation_problems(
+    session: Session, view: LedgerConsent, kind: str, model: type, revocation_model: type
+) -> list[ConsentProblem]:
+    rows = {getattr(r, f"{kind}_id"): r for r in session.scalars(select(revocation_model))}
+    targets = list(rows) + [
+        e.payload.get(f"{kind}_id") for e in view.events_of(f"{kind}.revoked")
+        if e.payload.get(f"{kind}_id") not in rows
+    ]
+    out = []
+    for target_id in dict.fromkeys(targets):
+        record = session.get(model, target_id)
+        issued = view.issued(kind, str(target_id))
+        holder_id = issued.payload.get("holder_id") if issued else (record.holder_id if record else None)
+        status = view.revocation(kind, str(target_id), holder_id, rows.get(target_id))
+        label = f"{kind}_revocation"
+        out.extend(ConsentProblem(label, str(target_id), f"{kind} {target_id}: {p}") for p in status.problems)
+        if target_id not in rows and status.revoked_at:
+            out.append(ConsentProblem(label, str(target_id),
+                                      f"{kind} {target_id}: revoked on the ledger at {status.revoked_at}, "
+                                      f"but its revocation row is missing (deleted)"))
+    return out
+
+
+__all__ = [
+    "CONSENT_EVENTS",
+    "ConsentProblem",
+    "Finding",
+    "HolderKey",
+    "KeyHistory",
+    "LedgerConsent",
+    "RevocationStatus",
+    "consent_row_problems",
+    "grant_problem",
+    "holder_key_problem",
+    "release_problem",
+]
