@@ -31,9 +31,10 @@ def test_json_lines_and_report(consent_world, tmp_path):
     result = CliRunner().invoke(
         app, ["--home", home, "verify", str(photo), str(empty), "--json", "--workers", "1", "--report", str(report)]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # every verdict printed, then: one file got none
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["verdict"] for r in lines] == ["no-enrolled-artist", "error"]
+    assert "1 of 2 file(s) could not be verified" in result.stderr
     assert {"path", "sha256", "verdict", "c2pa", "watermark", "faces", "errors"} <= set(lines[0])
     assert (report / "results.json").exists() and len(list(report.glob("*.zip"))) == 2
 
@@ -42,3 +43,15 @@ def test_missing_path_fails_cleanly(consent_world, tmp_path):
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path / "nope.jpg")])
     assert result.exit_code == 1
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_exit_status_is_zero_only_when_every_file_got_a_verdict(consent_world, tmp_path):
+    home = str(consent_world.workspace.home)
+    photo = tmp_path / "photo.jpg"
+    write_image(photo, astronaut(), quality=90)
+    fine = CliRunner().invoke(app, ["--home", home, "verify", str(photo), "--workers", "1"])
+    assert fine.exit_code == 0, fine.output
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(64))
+    mixed = CliRunner().invoke(app, ["--home", home, "verify", str(tmp_path), "--workers", "1", "--force"])
+    assert mixed.exit_code == 1
+    assert "no-enrolled-artist" in mixed.stdout and "error" in mixed.stdout and "clip.mp4" in mixed.stdout

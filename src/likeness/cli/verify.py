@@ -37,7 +37,10 @@ def verify(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Verify again files already verified with the same hash.")] = False,
 ) -> None:
-    """Verify media: C2PA provenance, likeness watermark, enrolled artists; print a verdict per file."""
+    """Verify media: C2PA provenance, likeness watermark, enrolled artists; print a verdict per file.
+
+    Exit status 1 when any file could not be read (verdict ``error``), after every verdict is printed.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from likeness.verify.scan import iter_media_files, verify_many
@@ -81,6 +84,11 @@ def verify(
             console.print(f"evidence packs in {report}")
     if total == 0:
         err_console.print("no image or video files found")
+    unreadable = sum(result.verdict.code == "error" for result in results)
+    if unreadable:
+        # Every verdict is printed first; the exit status tells a script that some file got none.
+        err_console.print(f"{unreadable} of {len(results)} file(s) could not be verified (verdict 'error')")
+        raise typer.Exit(1)
 
 
 def _print_result(result) -> None:
@@ -96,4 +104,5 @@ def _print_result(result) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``likeness verify`` to the root app."""
-    app.command("verify", help="Verify media: C2PA provenance, likeness watermark, enrolled artists; a verdict per file.")(verify)
+    app.command("verify", help="Verify media: C2PA provenance, likeness watermark, enrolled artists; a verdict "
+                                "per file (exit status 1 when a file could not be read: verdict 'error').")(verify)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +124,31 @@ def video_sampling(*, fps: float, frame_count: int | None, duration_s: float,
     total = frame_count if frame_count else max(1, int(round(duration_s * fps)))
     step = max(1, int(round(fps / sample_fps)))
     return max(step, int(math.ceil(total / max_frames)))
+
+
+#: JUMBF type of a C2PA manifest store ("c2pa" then the ISO 19566-5 suffix): its 16 bytes stand
+#: at the head of the store in every container that carries one (MP4 uuid box, JPEG APP11, PNG
+#: caBX), so their absence proves a file was never signed.
+C2PA_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
+
+
+def holds_manifest_store(path: Path) -> bool:
+    """True when the bytes of ``path`` contain a C2PA manifest store's JUMBF type.
+
+    Positive evidence that a manifest was written into the file, for when the C2PA reader
+    cannot parse the container (truncated, garbage appended, broken box sizes). One read of the
+    file through a memory map (the hash already read it once).
+    """
+    import mmap
+
+    try:
+        with open(path, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return mapped.find(C2PA_STORE_UUID) >= 0
+    except (OSError, ValueError):
+        return True  # absence not proven: the reader's finding stands
 
 
 def signer_name(signer: Any) -> str | None:
@@ -398,6 +424,7 @@ class Verifier:
             errors.append(StageError("read", f"extension {path.suffix!r} but the content is {kind.container}"))
 
         c2pa = self._read_c2pa(path, errors)
+        before_analysis = len(errors)
         if kind.media_type == "image":
             analysed = self._analyse_image(path, size, errors, evidence=evidence)
         else:
@@ -408,7 +435,8 @@ class Verifier:
             return _with_duration(result, started), None
         watermark, tracks, frame_times, media = analysed
         faces = self._faces_evidence(tracks, frame_times, errors)
-        verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces)
+        damage = next((e.reason for e in errors[before_analysis:] if e.stage == "read"), None)
+        verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces, damage=damage)
         result = VerificationResult(
             path=display, sha256=sha256, size_bytes=size, media_type=kind.media_type,
             verdict=verdict, c2pa=c2pa, watermark=watermark, faces=faces, errors=tuple(errors),
@@ -447,6 +475,12 @@ class Verifier:
         except Exception as exc:  # noqa: BLE001 - hostile files must not crash a scan in native code wrappers
             errors.append(StageError("c2pa", f"reader failed: {type(exc).__name__}: {exc}"[:300]))
             return None
+        if reading.present and "manifest.unreadable" in reading.codes and not holds_manifest_store(path):
+            # The reader could not parse the container at all and no manifest store is anywhere
+            # in the bytes: nothing was signed, so a broken file is damaged, never "tampered".
+            errors.append(StageError("c2pa", "no C2PA manifest in the file (its container could not be parsed: "
+                                             + "; ".join(reading.reasons) + ")"))
+            return C2paEvidence.absent()
         if not reading.present:
             if reading.reasons:
                 errors.append(StageError("c2pa", "; ".join(reading.reasons)))

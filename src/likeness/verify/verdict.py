@@ -9,6 +9,8 @@ rule  verdict                        fires when
 ====  =============================  =====================================================
 R0    error                          the file could not be read (nothing else is trusted)
 R1    tampered                       a C2PA manifest is present and its state is Invalid
+                                     (a file that was never signed is damaged, not tampered:
+                                     see ``pipeline.holds_manifest_store``)
 R2    authorized-synthetic           our provenance (watermark traced on the ledger, or a
                                      Trusted manifest with our consent assertion) and every
                                      grant it names is active today
@@ -122,11 +124,14 @@ def decide(
     watermark: WatermarkEvidence | None,
     faces: FacesEvidence | None,
     read_error: str | None = None,
+    damage: str | None = None,
 ) -> Verdict:
     """Apply the decision table (module docstring) to the evidence of one file.
 
     ``c2pa``/``watermark``/``faces`` are ``None`` when that stage did not run (its error is in
     the result's ``errors``); a stage that ran and found nothing is an evidence object saying so.
+    ``damage``: why decoding stopped part-way in a file that was still analysed (truncated or
+    corrupt); damage alone never makes a verdict, but a reviewer of ``tampered`` must see it.
     """
     if read_error is not None:
         return error_verdict(read_error)
@@ -138,7 +143,11 @@ def decide(
     # tampering is never hidden behind an "authorized" label.
     if c2pa is not None and c2pa.present and c2pa.state == "Invalid":
         why = "; ".join(c2pa.reasons) or "no reason given by the validator"
-        return _verdict(TAMPERED, "R1", [f"C2PA manifest is Invalid: {why}", *context])
+        sentences = [f"C2PA manifest is Invalid: {why}"]
+        if damage:
+            sentences.append(f"the file is also damaged ({damage}); a cut or corrupted copy fails the "
+                             "binding just as an edit does")
+        return _verdict(TAMPERED, "R1", [*sentences, *context])
 
     # R2/R3: our own provenance decides by the state of every grant it names, today. When the
     # watermark and the manifest name different grants, both must be active.
