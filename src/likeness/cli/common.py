@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from likeness.config import Settings
 from likeness.errors import ConsentError, LikenessError
@@ -31,17 +33,33 @@ def open_workspace(ctx: typer.Context):  # -> Workspace (import kept lazy for fa
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # Escaped: messages carry paths and library text, where "[/x]" would be read as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def notice(message: str) -> None:
+    """One line on stderr for something the user should know that is not a failure."""
+    err_console.print(f"[yellow]notice:[/] {escape(message)}")
+
+
+def _warning_as_notice(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                       file: TextIO | None = None, line: str | None = None) -> None:
+    # ``warnings.showwarning`` signature. Python's own format adds the library's file, line and
+    # source text, which means nothing to a user; the message alone does.
+    notice(" ".join(str(message).split()))
 
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Turn product errors into a one-line message and exit code 1 (2 for consent refusals)."""
-    try:
-        yield
-    except ConsentError as exc:
-        err_console.print(f"[bold red]refused[/] ({exc.reason}): {exc}")
-        raise typer.Exit(1) from None
-    except LikenessError as exc:
-        fail(str(exc))
+    """Turn product errors into a one-line message and exit code 1 (2 for consent refusals),
+    and warnings shown meanwhile (by the filters in force) into one-line notices."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_as_notice
+        try:
+            yield
+        except ConsentError as exc:
+            err_console.print(f"[bold red]refused[/] ({escape(exc.reason)}): {escape(str(exc))}")
+            raise typer.Exit(1) from None
+        except LikenessError as exc:
+            fail(str(exc))

@@ -18,6 +18,7 @@ import io
 import os
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -108,7 +109,7 @@ def _decode(stream: BinaryIO, *, source: str | Path, max_pixels: int) -> np.ndar
         raise MediaError(source, f"max_pixels must be >= 1, got {max_pixels}")
     try:
         # Image.open only parses the header; pixels are decoded by load() below.
-        with Image.open(stream, formats=READABLE_IMAGE_FORMATS) as image:
+        with _opened(stream) as image:
             width, height = image.size
             if width < 1 or height < 1:
                 raise MediaError(source, f"invalid dimensions {width}x{height} in header")
@@ -141,6 +142,19 @@ def _decode(stream: BinaryIO, *, source: str | Path, max_pixels: int) -> np.ndar
         raise MediaError(source, "image too large to decode in available memory") from exc
     except Exception as exc:  # noqa: BLE001 - decoder plugins raise assorted types on hostile input
         raise MediaError(source, f"corrupt image: {type(exc).__name__}: {exc}") from exc
+
+
+def _opened(stream: BinaryIO) -> Image.Image:
+    """``Image.open`` (header only) with Pillow's decompression-bomb *warning* raised as an error.
+
+    Pillow warns from 89 M pixels and refuses from 179 M; the warning would reach a user's
+    terminal as a raw Python warning before our own limit (``max_pixels``) refuses the file by
+    name. As an error it becomes that ``MediaError`` instead, with any ``max_pixels``. Only the
+    header parse sits inside the filter, so the global filter list is changed for microseconds.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(stream, formats=READABLE_IMAGE_FORMATS)
 
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:
