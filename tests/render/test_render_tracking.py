@@ -1,13 +1,11 @@
-"""Track ids that survive a resume, output timestamps that stay valid, content-check sampling."""
+"""Track ids that survive a resume, output timestamps that stay valid (content-check sampling: test_render_content_sampling.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from likeness.render.frame import TrackIds
-from likeness.render.pipeline import _content_sample_indices, _OutputClock
+from likeness.render.pipeline import _OutputClock
 
 
 def test_track_ids_are_stable_and_survive_a_restore() -> None:
@@ -39,14 +37,3 @@ def test_output_clock_keeps_source_times_and_repairs_bad_ones() -> None:
     assert clock.next(0.5) == 0.5
     assert clock.variable
     assert _OutputClock(30.0).next(-0.02) == 0.0  # negative start clamped
-
-
-@pytest.mark.parametrize("frames", [1, 5, 8, 9, 90, 300, 7201])
-def test_content_samples_are_spread_on_a_common_step(frames: int) -> None:
-    indices = _content_sample_indices(frames, 8)
-    assert len(indices) == min(frames, 8)
-    assert indices[0] == 0 and indices[-1] < frames
-    step = math.gcd(*indices) if len(indices) > 1 else 1
-    assert all(i % step == 0 for i in indices)
-    if frames > 8:
-        assert indices[-1] >= frames - 1 - step  # the last sample sits within one step of the end

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import queue
 import shutil
@@ -54,6 +53,9 @@ ProgressCallback = Callable[[int, int | None], None]  # (frames done, frames tot
 
 
 MIN_CONTENT_SAMPLES = 8
+# Long side of the frames the content check decodes: NudeNet looks at 320 px, so 640 keeps
+# every detail it can use while converting each 1080p frame costs a fraction of full size.
+CONTENT_FRAME_SIDE = 640
 
 
 @dataclass(frozen=True)
@@ -465,50 +467,24 @@ class _Checkpoint:
 
 
 def _content_frames(target: Path, frame_count: int, duration_s: float, samples: int) -> Iterator[np.ndarray]:
-    """At least ``samples`` frames spread over the clip (all of a shorter clip) for the content check.
+    """The frames the content check sees: at least one per second and at least ``samples`` over
+    the clip (every frame of a clip with no more than ``samples``), plus the first frame after
+    each cut or change of scene (``content.ContentSampler``), so a short scene between two cuts
+    cannot slip between evenly spaced samples.
 
-    Longer clips are sampled by time with seeks, which decodes only what the samples need
-    (0.9 s instead of 1.5 s for 8 samples of a 10 s 1080p clip, where decoding every frame
-    dominated); a clip the sampler cannot cover is decoded frame by frame.
+    The clip is decoded once, every frame, but converted only to ``CONTENT_FRAME_SIDE`` px and
+    reduced to a 32x18 signature unless picked (cost measured in docs/render.md).
     """
-    from likeness.media.video import sample_video_frames
-
-    if frame_count > samples and duration_s > 0:
-        try:
-            sampled = [f.rgb for f in sample_video_frames(target, every_s=duration_s / samples, max_frames=samples,
-                                                          max_side=1280, autorotate=True)]
-        except MediaError:
-            sampled = []
-        if len(sampled) >= samples:
-            yield from sampled
-            return
-    yield from _sampled_frames(target, _content_sample_indices(frame_count, samples))
-
-
-def _sampled_frames(target: Path, indices: list[int]) -> Iterator[np.ndarray]:
     from likeness.media.video import iter_video_frames
 
-    wanted = set(indices)
-    # Only the sampled frames are converted to RGB (``step``), and at most 1280 px on the long
-    # side (NudeNet looks at 640 px anyway): the check then costs little more than demuxing.
-    step = math.gcd(*indices) if len(indices) > 1 else 1
+    sampler = content.ContentSampler(interval_s=content.content_sample_interval(duration_s, floor=samples))
+    every_frame = 0 < frame_count <= samples
     try:
-        for frame in iter_video_frames(target, autorotate=True, step=max(step, 1), max_side=1280):
-            if frame.index in wanted:
+        for frame in iter_video_frames(target, autorotate=True, max_side=CONTENT_FRAME_SIDE):
+            if sampler.pick(frame.pts_s, content.frame_signature(frame.rgb)) is not None or every_frame:
                 yield frame.rgb
-                wanted.discard(frame.index)
-                if not wanted:
-                    return
     except MediaError:
         return  # decoding problems are reported by the render pass itself
-
-
-def _content_sample_indices(frame_count: int, samples: int) -> list[int]:
-    """``samples`` indices evenly spaced by a common step (so decoding can skip the others)."""
-    if frame_count <= samples:
-        return list(range(max(frame_count, 0)))
-    step = max(1, (frame_count - 1) // max(samples - 1, 1))
-    return [k * step for k in range(samples)]
 
 
 def _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
