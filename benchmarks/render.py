@@ -127,8 +127,9 @@ def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSample
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = train_swap_model(authz, ws.policy.authorize_release("jun", "studio"), source, target, out, config)
-        int8 = export_model(authz, out, performer_faces=target).card["int8"]
+        release = ws.policy.authorize_release("jun", "studio")
+        result = train_swap_model(authz, release, source, target, out, config)
+        int8 = export_model(ws, authz, release, out, performer_faces=target).card["int8"]
     print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s; "
           f"int8 copy: worst {int8.get('psnr_db_min', float('nan')):.1f} dB, median {int8.get('psnr_db_median', float('nan')):.1f} dB "
           f"to float on {int8.get('check_faces')} held-out faces, {int8.get('ms_per_face_int8', float('nan')):.2f} vs "

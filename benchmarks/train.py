@@ -386,7 +386,7 @@ def bench_quality(args: argparse.Namespace) -> None:
     if args.resume:
         override = TrainConfig(iterations=args.iterations, minutes=minutes, threads=args.threads)
         result = train_swap_model(authz, release, source, target, root / "model", override, resume=True,
-                                  progress=show, **tools)
+                                  workspace=workspace, progress=show, **tools)
     else:
         result = train_swap_model(authz, release, source, target, root / "model", config, progress=show, **tools)
     print(f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "

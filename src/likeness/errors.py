@@ -19,7 +19,9 @@ class ConsentError(LikenessError):
     Reason codes: no_grant, expired, not_yet_valid, revoked, use_not_granted, wrong_grantee,
     signature_invalid, grant_altered, prohibited_use, render_limit_reached, no_release,
     release_expired, release_not_yet_valid, release_revoked, unknown_subject, unknown_org,
-    not_issued_here.
+    not_issued_here, artefact_altered (a faceset manifest, model card, checkpoint or model file
+    that does not match its signed ledger event), artefact_unsigned (made before artefacts were
+    signed: extract or export it again).
     """
 
     def __init__(self, reason: str, message: str) -> None:

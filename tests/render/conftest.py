@@ -114,12 +114,12 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
         )
         model_dir = root / "model"
         training = workspace.policy.authorize("mina", "training", "studio")
+        release = workspace.policy.authorize_release("jun", "studio")
         with warnings.catch_warnings():
             # torch.export's own pytree deprecation notice during ONNX export; not actionable here.
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            train_swap_model(training, workspace.policy.authorize_release("jun", "studio"), source, target,
-                             model_dir, config)
-            export_model(training, model_dir)
+            train_swap_model(training, release, source, target, model_dir, config)
+            export_model(workspace, training, release, model_dir)
     finally:
         workspace.close()
     return TrainedTemplate(root / "home", model_dir, grant_id, release_id)

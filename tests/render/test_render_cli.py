@@ -49,8 +49,10 @@ def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:
 def test_render_takes_the_workspace_s_only_organisation_without_org(consent_world, tmp_path) -> None:
     result = _render_card_only_model(consent_world, tmp_path)
     assert result.exit_code == 1
-    assert "organisation" not in result.output  # got past the org: the missing target is what stops it
-    assert "t.mp4" in result.output and "Traceback" not in result.output
+    # Got past the org: the unsigned card (never believed, whatever it names) is what stops it.
+    assert "pick one with --org" not in result.output and "no organisation yet" not in result.output
+    assert "artefact_unsigned" in result.output and "model_card.json" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_render_use_help_lists_the_final_media_uses_from_the_consent_vocabulary() -> None:

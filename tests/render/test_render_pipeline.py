@@ -74,7 +74,8 @@ def test_int8_copy_renders_and_the_report_names_it(trained_world, model_dir, cli
     from likeness.train import export_model
 
     int8_dir = tmp_path / "int8-model"
-    exported = export_model(trained_world.authorize("training"), model_dir, out_dir=int8_dir,
+    exported = export_model(trained_world.workspace, trained_world.authorize("training"),
+                            trained_world.authorize_release(), model_dir, out_dir=int8_dir,
                             performer_faces=trained_world.performer_faces())
     assert exported.card["int8"]["passed"]
     out = tmp_path / "int8.mp4"
@@ -286,8 +287,9 @@ def test_tampered_model_is_refused_before_rendering(trained_world, clip, tmp_pat
     data[-100] ^= 0xFF
     onnx.write_bytes(bytes(data))
     out = tmp_path / "t.mp4"
-    with pytest.raises(ModelError, match="hash"):
+    with pytest.raises(ConsentError, match="model.onnx: hash") as refused:
         render_media(trained_world.workspace, copy, clip, out, use="music_video", org="studio")
+    assert refused.value.reason == "artefact_altered"
     assert not out.exists()
     assert not trained_world.workspace.ledger.find("render.completed")
 

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from likeness.errors import ModelError
+from likeness.errors import ConsentError, ModelError
 from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
 from likeness.train import quantize
 from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, output_tail_nodes, split_calibration
@@ -52,7 +52,8 @@ def test_psnr_takes_the_worse_of_face_and_mask():
 
 
 def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, faces, trained):
-    exported = export_model(consent_world.authorize(), trained, performer_faces=faces[1])
+    exported = export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
+                            trained, performer_faces=faces[1])
     int8 = exported.card["int8"]
     assert int8["passed"] and int8["psnr_db_min"] >= INT8_MIN_PSNR_DB
     assert int8["calibration_faces"] == 10 and int8["check_faces"] == 10
@@ -91,9 +92,10 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     # A changed int8 file is refused, as a changed float file is, by auto as well.
     data = (trained / INT8_ONNX_NAME).read_bytes()
     (trained / INT8_ONNX_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    with pytest.raises(ModelError, match="does not match the model card"):
+    with pytest.raises(ConsentError, match="does not match the signed model card") as refused:
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
-    with pytest.raises(ModelError, match="does not match the model card"):
+    assert refused.value.reason == "artefact_altered"
+    with pytest.raises(ConsentError, match="does not match the signed model card"):
         load_swap_model(consent_world.workspace, trained, authz=authz)
     # A folder copied without the int8 file: auto renders in float and says why; int8 is refused.
     (trained / INT8_ONNX_NAME).unlink()
@@ -104,7 +106,7 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     (trained / INT8_ONNX_NAME).write_bytes(data)
 
     # Exporting again without the performer's faces drops the copy: it would not match.
-    again = export_model(consent_world.authorize(), trained)
+    again = export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(), trained)
     assert again.card["int8"] is None and not (trained / INT8_ONNX_NAME).exists()
     with pytest.raises(ModelError, match="has no int8 copy"):
         load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
@@ -112,7 +114,8 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
 
 def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, trained, monkeypatch):
     monkeypatch.setattr(quantize, "INT8_MIN_PSNR_DB", 500.0)
-    exported = export_model(consent_world.authorize(), trained, performer_faces=faces[1])
+    exported = export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
+                            trained, performer_faces=faces[1])
     int8 = exported.card["int8"]
     assert not int8["passed"] and int8["sha256"] is None and int8["min_psnr_db_required"] == 500.0
     assert not (trained / INT8_ONNX_NAME).exists()
@@ -126,7 +129,8 @@ def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, tra
 
 def test_calibration_faces_must_be_the_trained_performers(consent_world, faces, trained):
     with pytest.raises(ModelError, match="not the ones this model was trained on"):
-        export_model(consent_world.authorize(), trained, performer_faces=faces[0])
+        export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
+                     trained, performer_faces=faces[0])
     assert not (trained / "model.onnx").exists()
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -13,16 +11,12 @@ from typer.testing import CliRunner
 from likeness.cli import app
 from likeness.cli.train import held_out_summary
 from likeness.errors import ConsentError
-from likeness.digests import sha256_file
-from likeness.faceset.format import FaceRecord, FacesetManifest, index_sha256
-from likeness.media import write_image
 from likeness.train.recipes import describe_recipe
 from likeness.train import (
     AugmentOptions,
     CHECKPOINT_NAME,
     TrainConfig,
     faceset_samples,
-    generated_face_samples,
     load_checkpoint,
     train_from_facesets,
 )
@@ -30,39 +24,11 @@ from likeness.train import (
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-def write_faceset(folder: Path, *, subject, identity: int, grant_id=None, release_id=None, n: int = 12) -> Path:
-    """A faceset folder in the product's format, from generated faces of one identity."""
-    samples = generated_face_samples(n, identity=identity, size=48, seed=identity)
-    (folder / "faces").mkdir(parents=True)
-    lines = []
-    for i in range(n):
-        name = f"faces/{i:06d}.png"
-        write_image(folder / name, samples.images[i])
-        record = FaceRecord(
-            file=name, source="generated", frame_index=i, timestamp_s=None, track_id=0,
-            landmarks=samples.landmarks[i], affine=np.eye(2, 3), yaw=float(samples.yaw[i]), pitch=0.0, roll=0.0,
-            sharpness=100.0, face_size=48.0, eye_openness=0.3, mouth_openness=0.1, brightness=120.0,
-            identity_distance=0.2, grant_id=grant_id, release_id=release_id,
-            image_sha256=sha256_file(folder / name),
-        )
-        lines.append(record.to_json())
-    (folder / "index.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    manifest = FacesetManifest(
-        faceset_sha256=index_sha256(folder / "index.jsonl"), subject_id=subject.id, subject_slug=subject.slug,
-        grant_id=grant_id, release_id=release_id, org_id=None, created_at="2026-01-01T00:00:00Z",
-        counts={"faces": n}, size=48,
-    )
-    (folder / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-    return folder
-
-
 @pytest.fixture
-def facesets(consent_world, tmp_path):
-    registry = consent_world.workspace.registry
-    source = write_faceset(tmp_path / "mina", subject=registry.get_subject("mina"), identity=1,
-                           grant_id=consent_world.grant_id)
-    target = write_faceset(tmp_path / "jun", subject=registry.get_subject("jun"), identity=2,
-                           release_id=consent_world.release_id)
+def facesets(consent_world, faceset_writer, tmp_path):
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
     return source, target
 
 

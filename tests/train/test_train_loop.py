@@ -72,7 +72,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
     train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, lr_decay_iters=lr_decay_iters))
     first = train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, lr_decay_iters=lr_decay_iters))
     assert first.iterations == 10
-    resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
+    resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True,
+                               workspace=consent_world.workspace)
     assert resumed.iterations == 20
     for which in ("model_state", "ema_state"):
         a, b = weights(straight, which), weights(split, which)
@@ -91,7 +92,8 @@ def test_true_face_training_resumes_exactly_and_saves_its_discriminator(consent_
     straight, split, plain = tmp_path / "straight", tmp_path / "split", tmp_path / "plain"
     train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, true_face_power=0.1))
     train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, true_face_power=0.1))
-    train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True)
+    train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True,
+                     workspace=consent_world.workspace)
     train_swap_model(authz, release, *faces, plain, tiny_config(iterations=20))
     for which in ("model_state", "ema_state", "code_discriminator_state"):
         a, b = weights(straight, which), weights(split, which)
@@ -176,7 +178,8 @@ def test_resume_takes_a_new_thread_count_but_keeps_the_saved_recipe(consent_worl
     authz, release = consent_world.authorize(), consent_world.authorize_release()
     train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4, threads=1))
     resumed = train_swap_model(authz, release, *faces, tmp_path,
-                               TrainConfig(iterations=6, threads=2, learning_rate=0.5, model="liae"), resume=True)
+                               TrainConfig(iterations=6, threads=2, learning_rate=0.5, model="liae"), resume=True,
+                               workspace=consent_world.workspace)
     assert resumed.iterations == 6
     saved = json.loads((tmp_path / "train_config.json").read_text())
     assert saved["threads"] == 2
@@ -194,7 +197,14 @@ def test_resume_rebuilds_the_saved_architecture_even_if_the_recipe_no_longer_nam
     # As if the run had been made when double_res was a default rather than an explicit option.
     state["train_config"]["model_options"] = {}
     save_checkpoint(tmp_path / CHECKPOINT_NAME, state)
-    resumed = train_swap_model(authz, release, *faces, tmp_path, TrainConfig(iterations=6), resume=True)
+    # A checkpoint is resumed only as its ledger event records it: record the rewritten one.
+    from likeness.digests import sha256_file
+    from likeness.train.checkpoint import checkpoint_record
+
+    authz.record("model.checkpointed", {**checkpoint_record(state),
+                                        "checkpoint_sha256": sha256_file(tmp_path / CHECKPOINT_NAME)})
+    resumed = train_swap_model(authz, release, *faces, tmp_path, TrainConfig(iterations=6), resume=True,
+                               workspace=consent_world.workspace)
     assert resumed.iterations == 6
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_config"]["double_res"] is True
 
@@ -206,7 +216,8 @@ def test_new_run_refuses_a_folder_with_a_checkpoint_and_resume_checks_the_faces(
         train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4))
     other = generated_face_samples(20, identity=3, size=48, seed=0)
     with pytest.raises(ModelError, match="differ"):
-        train_swap_model(authz, release, other, faces[1], tmp_path, TrainConfig(iterations=8), resume=True)
+        train_swap_model(authz, release, other, faces[1], tmp_path, TrainConfig(iterations=8), resume=True,
+                         workspace=consent_world.workspace)
 
 
 def test_training_refused_for_another_use_or_an_unissued_authorization(consent_world, faces, tmp_path):
@@ -271,7 +282,7 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
     out = tmp_path / "m"
     authz = consent_world.authorize()
     train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config(iterations=10))
-    exported = export_model(authz, out)
+    exported = export_model(consent_world.workspace, authz, consent_world.authorize_release(), out)
     assert exported.onnx_path == out / ONNX_NAME and exported.card_path == out / CARD_NAME
     card = json.loads(exported.card_path.read_text())
     assert set(CARD_KEYS) <= set(card)
@@ -303,8 +314,9 @@ def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces
     render_authz = consent_world.authorize("music_video")
     original = (out / ONNX_NAME).read_bytes()
     (out / ONNX_NAME).write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    with pytest.raises(ModelError, match="does not match the model card"):
+    with pytest.raises(ConsentError, match="does not match the signed model card") as altered:
         load_swap_model(consent_world.workspace, out, authz=render_authz)
+    assert altered.value.reason == "artefact_altered"
     (out / ONNX_NAME).write_bytes(original)
     consent_world.revoke_grant()
     with pytest.raises(ConsentError) as refused:

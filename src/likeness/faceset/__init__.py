@@ -4,6 +4,7 @@ Public API (see docs/architecture.md):
 
 * ``extract_faceset(workspace, authz, inputs, out, *, options, progress) -> ExtractionReport``
 * ``load_faceset(path) -> Faceset`` (verifies the manifest hash)
+* ``verify_faceset(workspace, faceset) -> LedgerEvent`` (the manifest's signed ledger event)
 * ``enroll_reference_photos(workspace, subject, paths) -> EnrollmentReport``
 * ``write_coverage_report(faceset, out_dir) -> CoverageReport``; ``coverage_gaps(records)``
 """
@@ -17,12 +18,14 @@ from likeness.faceset.extract import (
     authorize_extraction,
     expand_inputs,
     extract_faceset,
+    record_faceset,
 )
 from likeness.faceset.format import (
     FaceRecord,
     Faceset,
     FacesetManifest,
     load_faceset,
+    verify_faceset,
 )
 
 __all__ = [
@@ -39,4 +42,6 @@ __all__ = [
     "expand_inputs",
     "extract_faceset",
     "load_faceset",
+    "record_faceset",
+    "verify_faceset",
 ]

@@ -312,27 +312,42 @@ def extract_faceset(
         coverage=options.coverage,
         options=_options_for_manifest(options, threshold),
     )
-    event = authz.record(
-        "faceset.created",
-        {
-            "faceset_sha256": faceset_sha256,
-            "subject_id": subject_id,
-            "subject_slug": subject_slug,
-            "grant_id": grant_id,
-            "release_id": release_id,
-            "faces": state.index_lines,
-            "counts": counts,
-            "size": options.size,
-            "faceset_name": out_dir.name,
-        },
-    )
-    atomic_write_text(out_dir / MANIFEST_NAME, manifest.to_json())
+    event = record_faceset(workspace, authz, out_dir, manifest)
     (out_dir / PROGRESS_NAME).unlink(missing_ok=True)
     return replace(
         report,
         faceset_sha256=faceset_sha256,
         ledger_event_id=str(getattr(event, "event_id", "")) or None,
     )
+
+
+def record_faceset(workspace: Any, authz: Any, out_dir: Path, manifest: FacesetManifest) -> Any:
+    """Sign ``manifest`` with the organisation's key, record ``faceset.created`` (same digests and
+    signature) under ``authz`` and write ``out_dir/manifest.json``; returns the ledger event.
+
+    The event comes first: a manifest on disk always has its event, so a crash leaves at worst an
+    event whose faceset has no manifest yet (and that is refused as unfinished).
+    """
+    from likeness.consent.artefacts import event_fields, seal_document
+
+    bound = {
+        "faceset_sha256": manifest.faceset_sha256, "subject_id": manifest.subject_id,
+        "grant_id": manifest.grant_id, "release_id": manifest.release_id,
+    }
+    seal = seal_document(workspace, str(manifest.org_id), "faceset-manifest", manifest.document(), bound)
+    event = authz.record(
+        "faceset.created",
+        {
+            **event_fields(seal),
+            "subject_slug": manifest.subject_slug,
+            "faces": int(manifest.counts.get("faces", 0)),
+            "counts": manifest.counts,
+            "size": manifest.size,
+            "faceset_name": out_dir.name,
+        },
+    )
+    atomic_write_text(out_dir / MANIFEST_NAME, replace(manifest, seal=seal).to_json())
+    return event
 
 
 def expand_inputs(

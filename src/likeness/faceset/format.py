@@ -5,12 +5,17 @@ Layout of a faceset folder::
     FACESET/
       faces/000000.png ...   aligned RGB crops (size x size), one per record
       index.jsonl            one JSON object per face, in ``faces/`` order
-      manifest.json          faceset_sha256, subject, grant or release, created_at, counts, size
+      manifest.json          faceset_sha256, subject, grant or release, created_at, counts, size,
+                             and the organisation's seal (``likeness.consent.artefacts``)
 
 ``faceset_sha256`` is the SHA-256 of the ``index.jsonl`` bytes. Every index record carries the
 SHA-256 of its image file, so the one hash binds the metadata and every pixel, and it is
 deterministic: the same footage, options and grant give the same hash (``created_at`` lives in
 the manifest, outside the hash). Reading a faceset never needs the source footage.
+
+``load_faceset`` checks the files against the manifest; ``verify_faceset`` checks the manifest
+against its signed ``faceset.created`` ledger event, which is where training takes the subject and
+the consent from (an edited manifest is refused, never believed).
 
 Example::
 
@@ -143,9 +148,14 @@ class FacesetManifest:
     coverage: str = "wf"
     format: str = FACESET_FORMAT
     options: dict[str, Any] = field(default_factory=dict)
+    seal: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.document(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+    def document(self) -> dict[str, Any]:
+        """The manifest as the JSON object written to disk (seal included when there is one)."""
+        return asdict(self)
 
 
 def _finite(value: float, name: str) -> float:
@@ -405,6 +415,22 @@ def read_manifest(path: Path) -> FacesetManifest:
         return FacesetManifest(**{k: v for k, v in raw.items() if k in known})
     except TypeError as exc:
         raise FacesetError(f"{manifest_path}: {exc}") from None
+
+
+def verify_faceset(workspace: Any, faceset: Faceset) -> Any:
+    """The ``faceset.created`` ledger event ``faceset``'s manifest is bound to (a ``LedgerEvent``
+    whose payload names ``subject_id``, ``subject_slug``, ``grant_id``, ``release_id``, ``org_id``).
+
+    Raises ``ConsentError``: ``artefact_unsigned`` for a manifest written before facesets were
+    signed, ``artefact_altered`` when manifest, seal, event or signature disagree (a relabelled
+    subject is named) or this workspace's ledger has no event for it.
+    """
+    from likeness.consent.artefacts import FACESET_EVENT, FACESET_FIELDS, verify_document
+
+    return verify_document(
+        workspace, faceset.path / MANIFEST_NAME, faceset.manifest.document(), FACESET_EVENT,
+        compare=FACESET_FIELDS, remedy="extract the faceset again to sign it",
+    )
 
 
 def load_faceset(path: str | os.PathLike[str], *, verify_images: bool = False) -> Faceset:

@@ -2,8 +2,9 @@
 
 Order of work for one call (see docs/render.md):
 
-1. read the model card; obtain ``Authorization`` for (card subject, use, org) and a
-   ``ReleaseAuthorization`` for the card's performer from the policy engine (no other way);
+1. check the model card against its organisation seal and ``model.exported`` ledger event; obtain
+   ``Authorization`` for (the event's subject, use, org) and a ``ReleaseAuthorization`` for the
+   event's performer from the policy engine (no other way; the card itself is never believed);
 2. run the content check on sampled target frames (no switch turns it off);
 3. load the swap model through ``likeness.train.load_swap_model`` (verifies hash, subject, grant);
 4. render frames with ``FrameRenderer``; decode + detection, swapping and label/watermark/encode
@@ -122,28 +123,28 @@ def render_media(
     folder of images) and write labelled output to ``out`` (a file; a folder for a folder).
 
     Raises ``ConsentError`` (no grant, use not granted, no release, revoked mid-render,
-    prohibited content), ``ModelError``, ``MediaError`` (unreadable target), ``FaceError``
-    (performer has no reference embeddings).
+    prohibited content, ``artefact_altered``/``artefact_unsigned`` for a model folder that is not
+    what this workspace exported), ``ModelError``, ``MediaError`` (unreadable target),
+    ``FaceError`` (performer has no reference embeddings).
     """
     from likeness.consent.vocabulary import check_use_for_step
 
     use = check_use_for_step(use, "render")  # 'training' never yields final media
     model_dir, target, out = Path(model_dir), Path(target), Path(out)
-    card = read_card(model_dir)
-    subject = card.get("subject_slug") or card.get("subject_id")
-    performer = card.get("performer_slug") or card.get("performer_id")
-    if not subject:
-        raise ModelError(f"{model_dir}: model card names no subject")
-    if not performer:
-        raise ModelError(f"{model_dir}: model card names no target performer (no release can apply)")
-    authz = workspace.policy.authorize(subject, use, org)
-    release = workspace.policy.authorize_release(performer, org)
+    card, binding = read_card(workspace, model_dir)
+    # Whose likeness, onto whom, for which organisation: the model's ledger event says, not the card.
+    authz = workspace.policy.authorize(binding["subject_id"], use, org)
+    if authz.org_id != binding["org_id"]:
+        raise ConsentError("wrong_grantee", f"{model_dir}: the model was exported for another organisation, "
+                                            f"not '{authz.org_slug}'")
+    release = workspace.policy.authorize_release(binding["performer_id"], org)
+    subject, performer = authz.subject_slug, release.performer_slug
     if not target.exists():
         raise MediaError(target, "target does not exist")
     kind = "folder" if target.is_dir() else ("image" if target.suffix.lower() in IMAGE_SUFFIXES else "video")
     report = RenderReport(
         job_id=None, target=str(target), output=str(out), kind=kind, model_dir=str(model_dir),
-        subject_slug=str(card.get("subject_slug", subject)), performer_slug=str(card.get("performer_slug", performer)),
+        subject_slug=subject, performer_slug=performer,
         use=use, org=org, options=json.loads(json.dumps(asdict(options), default=str)),
     )
     if kind == "video":
@@ -151,17 +152,13 @@ def render_media(
     return _render_images(workspace, model_dir, card, authz, release, target, out, options, report, progress)
 
 
-def read_card(model_dir: Path) -> dict:
-    card_path = model_dir / "model_card.json"
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{model_dir}: not an exported model folder (no model_card.json)") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{card_path}: unreadable model card ({exc})") from None
-    if not isinstance(card, dict):
-        raise ModelError(f"{card_path}: model card is not a JSON object")
-    return card
+def read_card(workspace: Any, model_dir: Path) -> tuple[dict, dict]:
+    """(card, binding): the model card after checking it against its seal and ledger event, and
+    that event's payload (subject, grant, performer, release, org, file hashes), see
+    ``likeness.train.swap_model.verified_model_card``."""
+    from likeness.train.swap_model import verified_model_card
+
+    return verified_model_card(workspace, model_dir)
 
 
 def _precision_of(model: Any) -> dict[str, str]:

@@ -26,6 +26,7 @@ _WHERE = {
     "SwapModel": "swap_model",
     "load_swap_model": "swap_model",
     "read_model_card": "swap_model",
+    "verified_model_card": "swap_model",
     "generated_face_samples": "generated",
     "TrainConfig": "loop",
     "TrainProgress": "loop",
@@ -69,5 +70,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.metrics import expression_fidelity, identity_transfer
     from likeness.train.recipes import RECIPES, recipe_options
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples
-    from likeness.train.swap_model import CARD_NAME, ONNX_NAME, SwapModel, load_swap_model, read_model_card
+    from likeness.train.swap_model import (
+        CARD_NAME,
+        ONNX_NAME,
+        SwapModel,
+        load_swap_model,
+        read_model_card,
+        verified_model_card,
+    )
     from likeness.train.workflow import export_from_folder, resume_training, train_from_facesets

@@ -8,6 +8,7 @@ durable on disk.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import pickle
@@ -81,25 +82,68 @@ def discard_unstarted_run(folder: Path, *, created: bool, files: tuple[str, ...]
             folder.rmdir()
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Serialise ``state`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """The bytes :func:`save_checkpoint` writes for ``state`` (hashed for the ledger before writing)."""
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
-    write_bytes_atomic(Path(path), buffer.getvalue())
+    return buffer.getvalue()
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; ``ModelError`` if missing or corrupt.
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Serialise ``state`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
+    write_bytes_atomic(Path(path), checkpoint_bytes(state))
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
+    """(state, SHA-256 of the file's bytes): the file is read once, so the hash is of what was loaded.
 
     Uses ``weights_only=True``: a checkpoint is data (tensors and plain containers), never code.
+    ``ModelError`` if missing or corrupt.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no checkpoint here")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        payload = path.read_bytes()
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: checkpoint unreadable ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a likeness checkpoint (expected format {CHECKPOINT_FORMAT})")
-    return state
+    return state, hashlib.sha256(payload).hexdigest()
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`; ``ModelError`` if missing or corrupt."""
+    return read_checkpoint(path)[0]
+
+
+def checkpoint_record(state: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint says about its consent and data, in the ``model.checkpointed`` event's terms."""
+    consent, data = state.get("consent") or {}, state.get("data") or {}
+    return {
+        "subject_id": consent.get("subject_id"), "grant_id": consent.get("grant_id"),
+        "org_id": consent.get("org_id"), "performer_id": consent.get("performer_id"),
+        "release_id": consent.get("release_id"), "source_faceset_sha256": data.get("source_sha256"),
+        "target_faceset_sha256": data.get("target_sha256"),
+    }
+
+
+def load_bound_checkpoint(ledger: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state, consent) of the checkpoint at ``path``, where ``consent`` comes from the
+    ``model.checkpointed`` ledger event recorded for exactly these bytes, not from the checkpoint's
+    own (editable) consent dict: ``subject_id``, ``subject_slug``, ``grant_id``, ``org_id``,
+    ``performer_id``, ``performer_slug``, ``release_id``, ``source_faceset_sha256``,
+    ``target_faceset_sha256``, ``checkpoint_sha256``.
+
+    Raises ``ConsentError`` ``artefact_altered`` naming what differs (or that no event knows the
+    file: altered, from another workspace, or saved before checkpoints were recorded).
+    """
+    from likeness.consent.artefacts import verify_checkpoint
+
+    path = Path(path)
+    state, digest = read_checkpoint(path)
+    event = verify_checkpoint(ledger, path, digest, checkpoint_record(state))
+    keys = ("subject_id", "subject_slug", "grant_id", "org_id", "performer_id", "performer_slug", "release_id",
+            "source_faceset_sha256", "target_faceset_sha256", "checkpoint_sha256")
+    return state, {k: event.payload.get(k) for k in keys}

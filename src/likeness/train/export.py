@@ -4,12 +4,18 @@ ONNX contract (docs/architecture.md): input ``face`` float32 (N,3,R,R) RGB in [0
 ``swapped`` float32 (N,3,R,R) and ``mask`` float32 (N,1,R,R), both in [0,1]. One file, no
 external data. Given the performer's faces, an int8 copy with the same contract is written
 beside it when it passes its fidelity check (``likeness.train.quantize``).
+
+The card is signed with the organisation's key and bound to its ``model.exported`` ledger event
+(``likeness.consent.artefacts``): the seal and the event name the card's digest, the ONNX, int8
+and checkpoint SHA-256s, both faceset digests and the consent. The consent itself comes from the
+checkpoint's ``model.checkpointed`` event, never from the checkpoint's own consent dict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from likeness.consent.artefacts import event_fields, seal_document
 from likeness.errors import ConsentError, ModelError
 from likeness.models import architecture_options, create_model
-from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_bytes_atomic
+from likeness.train.checkpoint import CHECKPOINT_NAME, load_bound_checkpoint, write_bytes_atomic
 from likeness.train.swap_model import (
     CARD_NAME,
     EXPORT_TOLERANCE,
@@ -85,27 +92,34 @@ def _int8_copy(payload: bytes, faces: Any, resolution: int) -> tuple[dict[str, A
 
 
 def export_model(
-    authz: Any, model_dir: str | Path, *, out_dir: str | Path | None = None, performer_faces: Any = None
+    workspace: Any, authz: Any, release_authz: Any, model_dir: str | Path, *, out_dir: str | Path | None = None,
+    performer_faces: Any = None,
 ) -> ExportResult:
-    """Export the checkpoint in ``model_dir`` to ``model.onnx`` + ``model_card.json``.
+    """Export the checkpoint in ``model_dir`` to ``model.onnx`` + a signed ``model_card.json``.
 
-    ``authz`` must be a current ``training`` authorization of the model's subject; the export is
-    checked against PyTorch (max abs difference <= 1e-4) and recorded as ``model.exported``.
+    ``authz`` must be a current ``training`` authorization of the model's subject and
+    ``release_authz`` a current release of its performer (export is refused once either is
+    revoked), both as the checkpoint's ``model.checkpointed`` ledger event records them; a
+    checkpoint that is not the one its event records is refused (``artefact_altered``). The
+    export is checked against PyTorch (max abs difference <= 1e-4), the card is sealed with the
+    organisation's key and recorded as ``model.exported`` with the same digests and signature.
     ``performer_faces`` (the target ``FaceSamples`` or faceset the model was trained on) adds an
     int8 copy calibrated on half of up to 64 of them and checked on the other half; the card's
     ``int8`` entry records the check either way (None: not attempted).
     """
-    from likeness.consent import require_authorization
+    from likeness.consent import require_authorization, require_release
 
     require_authorization(authz, step="export")
+    require_release(release_authz, step="export")
     model_dir = Path(model_dir)
     out = Path(out_dir) if out_dir is not None else model_dir
-    state = load_checkpoint(model_dir / CHECKPOINT_NAME)
-    consent = state["consent"]
+    state, consent = load_bound_checkpoint(workspace.ledger, model_dir / CHECKPOINT_NAME)
     if authz.subject_id != consent["subject_id"]:
         raise ConsentError("no_grant", f"{model_dir}: model is of subject {consent['subject_slug']!r}, "
                                        f"authorization is for {authz.subject_slug!r}")
-    authz.recheck()
+    if release_authz.performer_id != consent["performer_id"]:
+        raise ConsentError("no_release", f"{model_dir}: model was trained on performer {consent['performer_slug']!r}, "
+                                         f"the release is for {release_authz.performer_slug!r}")
     config = state["model_config"]
     model = create_model(state["model_name"], **architecture_options(config))
     # The weight average when training kept one: it is what evaluation and previews showed.
@@ -129,19 +143,11 @@ def export_model(
         from likeness.train.samples import as_face_source
 
         faces = as_face_source(performer_faces)
-        if faces.content_sha256() != data["target_sha256"]:
+        if faces.content_sha256() != consent["target_faceset_sha256"]:
             raise ModelError(f"{model_dir}: the performer faces given for int8 calibration are not the ones "
                              "this model was trained on")
         int8, int8_payload = _int8_copy(payload, faces, resolution)
 
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / ONNX_NAME
-    write_bytes_atomic(onnx_path, payload)
-    if int8_payload is not None:
-        write_bytes_atomic(out / INT8_ONNX_NAME, int8_payload)
-    else:
-        # A copy left by an earlier export would not match this model.
-        (out / INT8_ONNX_NAME).unlink(missing_ok=True)
     card = {
         "architecture": {"name": state["model_name"], **config},
         "resolution": resolution,
@@ -149,8 +155,9 @@ def export_model(
         "iterations": int(state["iteration"]),
         "metrics": state["metrics"],
         "onnx_sha256": hashlib.sha256(payload).hexdigest(),
-        "source_faceset_sha256": data["source_sha256"],
-        "target_faceset_sha256": data["target_sha256"],
+        "source_faceset_sha256": consent["source_faceset_sha256"],
+        "target_faceset_sha256": consent["target_faceset_sha256"],
+        "checkpoint_sha256": consent["checkpoint_sha256"],
         "subject_id": consent["subject_id"],
         "subject_slug": consent["subject_slug"],
         "grant_id": consent["grant_id"],
@@ -165,14 +172,47 @@ def export_model(
         "int8": int8,
         "licence": config.get("licence"),
         "provenance": config.get("provenance"),
-        "org_id": consent.get("org_id"),
+        "org_id": consent["org_id"],
     }
+    card = _finite_json(card)
+    card["seal"] = seal = _seal_card(workspace, card)
+    # The event first (authz.record rechecks the grant): files on disk always have their event
+    # (a crash leaves at worst an event whose files were never written).
+    release_authz.recheck()
+    authz.record("model.exported", {
+        **event_fields(seal), "model_dir": str(out), "architecture": state["model_name"], "resolution": resolution,
+        "iterations": card["iterations"], "subject_slug": card["subject_slug"],
+        "performer_slug": card["performer_slug"],
+    })
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / ONNX_NAME
+    write_bytes_atomic(onnx_path, payload)
+    if int8_payload is not None:
+        write_bytes_atomic(out / INT8_ONNX_NAME, int8_payload)
+    else:
+        # A copy left by an earlier export would not match this model.
+        (out / INT8_ONNX_NAME).unlink(missing_ok=True)
     card_path = out / CARD_NAME
     write_bytes_atomic(card_path, (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-    authz.record("model.exported", {
-        "model_dir": str(out), "onnx_sha256": card["onnx_sha256"],
-        "int8_sha256": (int8 or {}).get("sha256"), "architecture": state["model_name"],
-        "resolution": resolution, "iterations": card["iterations"], "release_id": consent["release_id"],
-        "source_faceset_sha256": card["source_faceset_sha256"], "target_faceset_sha256": card["target_faceset_sha256"],
-    })
     return ExportResult(onnx_path, card_path, card, difference)
+
+
+def _seal_card(workspace: Any, card: dict[str, Any]) -> dict[str, Any]:
+    """The organisation's seal over ``card`` (without a seal): its digest and every file and
+    consent id it stands for."""
+    bound = {name: card[name] for name in (
+        "onnx_sha256", "checkpoint_sha256", "source_faceset_sha256", "target_faceset_sha256", "subject_id",
+        "grant_id", "performer_id", "release_id")}
+    bound["int8_sha256"] = (card.get("int8") or {}).get("sha256")
+    return seal_document(workspace, str(card["org_id"]), "model-card", card, bound)
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with non-finite floats (a diverged metric) as None: the card is canonical JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value

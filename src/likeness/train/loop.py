@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import math
@@ -30,10 +31,10 @@ from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
 from likeness.train.checkpoint import (
     CHECKPOINT_NAME,
+    checkpoint_bytes,
     discard_unstarted_run,
-    load_checkpoint,
+    load_bound_checkpoint,
     remove_stale_temp_files,
-    save_checkpoint,
     write_bytes_atomic,
 )
 from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
@@ -412,18 +413,39 @@ def require_training_consent(authz: Any, release_authz: Any) -> None:
     require_release(release_authz, step="train")
 
 
-def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target: FaceSource) -> dict[str, Any]:
+def faceset_consent(workspace: Any, faces: FaceSource) -> dict[str, Any] | None:
+    """Whose faces a faceset holds and under which grant or release, from its signed
+    ``faceset.created`` ledger event (never from the editable manifest); None for in-memory faces.
+
+    Raises ``ConsentError`` (``artefact_altered``/``artefact_unsigned``) for a manifest that does
+    not match its event, ``ConfigError`` when a faceset comes without the workspace to check it in.
+    """
+    if not isinstance(faces, FacesetFaces):
+        return None
+    if workspace is None:
+        raise ConfigError(f"{faces.faceset.path}: training from a faceset needs workspace= to check its manifest "
+                          "against its ledger event")
+    from likeness.faceset.format import verify_faceset
+
+    return dict(verify_faceset(workspace, faces.faceset).payload)
+
+
+def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target: FaceSource,
+                     workspace: Any = None) -> dict[str, Any]:
     require_training_consent(authz, release_authz)
-    if isinstance(source, FacesetFaces) and source.manifest.subject_id != authz.subject_id:
+    source_event, target_event = faceset_consent(workspace, source), faceset_consent(workspace, target)
+    if source_event is not None and source_event.get("subject_id") != authz.subject_id:
         raise ConsentError(
             "no_grant",
-            f"the source faceset is of subject {source.manifest.subject_slug!r}, "
+            f"the source faceset is of subject {source_event.get('subject_slug')!r}, "
             f"but the authorization is for {authz.subject_slug!r}",
         )
-    if isinstance(target, FacesetFaces) and target.manifest.subject_id != release_authz.performer_id:
+    if target_event is not None and (target_event.get("subject_id") != release_authz.performer_id
+                                     or target_event.get("release_id") is None):
         raise ConsentError(
             "no_release",
-            f"the target faceset is of {target.manifest.subject_slug!r}, "
+            f"the target faceset is of {target_event.get('subject_slug')!r}"
+            f"{'' if target_event.get('release_id') else ' (extracted under no performer release)'}, "
             f"but the release is for performer {release_authz.performer_slug!r}",
         )
     return {
@@ -469,6 +491,7 @@ class _Trainer:
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self.iteration = 0
+        self.checkpoint_sha256: str | None = None  # of the checkpoint on disk, as its ledger event records
         self.prior_seconds = 0.0
         self._references: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -748,6 +771,7 @@ class _Trainer:
         seconds = self.prior_seconds + time.monotonic() - session_start
         self.authz.record("model.trained", {
             "model_dir": str(self.out_dir),
+            "checkpoint_sha256": self.checkpoint_sha256,
             "architecture": config.model,
             "resolution": config.resolution,
             "iterations": self.iteration,
@@ -766,6 +790,26 @@ class _Trainer:
         if self.progress is not None:
             self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview"))
 
+    def save_bound_checkpoint(self, state: dict[str, Any]) -> None:
+        """Record the checkpoint's SHA-256 and consent as ``model.checkpointed``, then write it.
+
+        The event comes first: a checkpoint on disk always has its event (a kill in between
+        leaves the previous checkpoint, which has its own), and export and resume take the
+        consent from that event rather than from the file.
+        """
+        payload = checkpoint_bytes(state)
+        digest = hashlib.sha256(payload).hexdigest()
+        self.release_authz.recheck()
+        self.authz.record("model.checkpointed", {
+            "checkpoint_sha256": digest, "model_dir": str(self.out_dir.resolve()), "iteration": self.iteration,
+            "subject_slug": self.consent["subject_slug"], "performer_id": self.consent["performer_id"],
+            "performer_slug": self.consent["performer_slug"], "release_id": self.consent["release_id"],
+            "source_faceset_sha256": self.source.content_sha256(),
+            "target_faceset_sha256": self.target.content_sha256(),
+        })
+        write_bytes_atomic(self.out_dir / CHECKPOINT_NAME, payload)
+        self.checkpoint_sha256 = digest
+
     def checkpoint(self, session_start: float, loss_s: float, loss_t: float) -> None:
         # Consent first: after a revocation no further work is persisted; the previous
         # checkpoint stays as it was and the ConsentError propagates to the caller.
@@ -780,7 +824,7 @@ class _Trainer:
         else:
             self.history.append(row)
         seconds = self.prior_seconds + time.monotonic() - session_start
-        save_checkpoint(self.out_dir / CHECKPOINT_NAME, self.state(seconds))
+        self.save_bound_checkpoint(self.state(seconds))
         self.write_metrics_files()
         if self.config.preview_every:
             self.write_preview()
@@ -836,6 +880,7 @@ def train_swap_model(
     out_dir: str | os.PathLike[str],
     config: TrainConfig | None = None,
     *,
+    workspace: Any = None,
     resume: bool = False,
     progress: Callable[[TrainProgress], None] | None = None,
     embedder: IdentityEmbedder | None = None,
@@ -849,16 +894,23 @@ def train_swap_model(
     the start and at every checkpoint; a revocation raises ``ConsentError`` and keeps the previous
     checkpoint. ``source``/``target``: :class:`FaceSamples` or a ``Faceset``.
 
+    ``workspace`` is needed to train from a faceset (its manifest is checked against its signed
+    ``faceset.created`` event, which says whose faces it holds) and to resume (the checkpoint must
+    be the one its ``model.checkpointed`` event records, and that event, not the file, says whose
+    model it is). Every checkpoint is recorded as ``model.checkpointed`` before it is written.
+
     On resume the saved configuration is used; only ``iterations`` and ``minutes`` of ``config``
     (when given) replace the saved stopping rule, and ``threads`` (when set) the thread count. Same seed, same machine: N straight iterations
     give the same weights as N/2 + resume + N/2.
     """
     source_faces, target_faces = as_face_source(source), as_face_source(target)
     out = Path(out_dir)
-    consent = _consent_binding(authz, release_authz, source_faces, target_faces)
-    state = None
+    consent = _consent_binding(authz, release_authz, source_faces, target_faces, workspace)
+    state = bound = None
     if resume:
-        state = load_checkpoint(out / CHECKPOINT_NAME)
+        if workspace is None:
+            raise ConfigError(f"{out}: resuming needs workspace= to check the checkpoint against its ledger event")
+        state, bound = load_bound_checkpoint(workspace.ledger, out / CHECKPOINT_NAME)
         saved = TrainConfig.from_dict(state["train_config"])
         if config is not None and (config.iterations is not None or config.minutes is not None):
             saved.iterations, saved.minutes = config.iterations, config.minutes
@@ -866,13 +918,14 @@ def train_swap_model(
         if config is not None and config.threads is not None:
             saved.threads = config.threads
         config = saved
-        if state["consent"]["subject_id"] != consent["subject_id"]:
-            raise ConsentError("no_grant", f"{out}: this model was trained for subject {state['consent']['subject_slug']!r}")
-        if state["consent"]["performer_id"] != consent["performer_id"]:
-            raise ConsentError("no_release", f"{out}: this model was trained on performer {state['consent']['performer_slug']!r}")
-        for key, faces in (("source_sha256", source_faces), ("target_sha256", target_faces)):
-            if state["data"][key] != faces.content_sha256():
-                raise ModelError(f"{out}: {key.split('_')[0]} faces differ from the ones this model was trained on")
+        # Whose model this is comes from the checkpoint's ledger event (the file matched it).
+        if bound["subject_id"] != consent["subject_id"]:
+            raise ConsentError("no_grant", f"{out}: this model was trained for subject {bound['subject_slug']!r}")
+        if bound["performer_id"] != consent["performer_id"]:
+            raise ConsentError("no_release", f"{out}: this model was trained on performer {bound['performer_slug']!r}")
+        for which, faces in (("source", source_faces), ("target", target_faces)):
+            if bound[f"{which}_faceset_sha256"] != faces.content_sha256():
+                raise ModelError(f"{out}: {which} faces differ from the ones this model was trained on")
         remove_stale_temp_files(out)
     else:
         config = config or TrainConfig()
@@ -888,6 +941,7 @@ def train_swap_model(
                            out_dir=out, config=config, consent=consent, progress=progress, embedder=embedder,
                            landmarker=landmarker, identity_threshold=identity_threshold)
         trainer.build(state)
+        trainer.checkpoint_sha256 = bound["checkpoint_sha256"] if bound else None
         if config.batch_size is None:
             config.batch_size = trainer.batch_size
         write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())

@@ -6,6 +6,7 @@ would add about a second to every render call for nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -66,18 +67,53 @@ def ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool =
                          f"cannot be loaded ({str(exc)[:200]})") from None
 
 
-def read_model_card(model_dir: str | Path) -> dict[str, Any]:
-    path = Path(model_dir) / CARD_NAME
+def _parse_card(path: Path) -> dict[str, Any]:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path}: no model card (export the model first)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: unreadable model card ({exc})") from None
-    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    if not isinstance(card, dict):
+        raise ModelError(f"{path}: model card is not a JSON object")
+    return card
+
+
+def _check_card_keys(path: Path, card: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in CARD_KEYS if k not in card]
     if missing:
         raise ModelError(f"{path}: model card lacks {', '.join(missing)}")
     return card
+
+
+def read_model_card(model_dir: str | Path) -> dict[str, Any]:
+    """The card as written, NOT checked against its seal or ledger event: for display only.
+    Anything that decides consent uses :func:`verified_model_card`."""
+    path = Path(model_dir) / CARD_NAME
+    return _check_card_keys(path, _parse_card(path))
+
+
+def verified_model_card(workspace: Any, model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(card, binding) of an exported model folder, after checking the card against its
+    organisation seal and its ``model.exported`` event on ``workspace``'s ledger.
+
+    ``binding`` is that event's payload: ``subject_id``, ``subject_slug``, ``grant_id``,
+    ``performer_id``, ``performer_slug``, ``release_id``, ``org_id``, ``onnx_sha256``,
+    ``int8_sha256``, ``checkpoint_sha256`` and the faceset digests; whose model it is comes from
+    there, never from the editable card. Raises ``ModelError`` (no or unreadable card) or
+    ``ConsentError`` (``artefact_unsigned``: exported before cards were signed;
+    ``artefact_altered``: card, seal, event or signature disagree, or no event here knows it,
+    as for a folder copied from another workspace).
+    """
+    from likeness.consent.artefacts import MODEL_EVENT, MODEL_FIELDS, verify_document
+
+    path = Path(model_dir) / CARD_NAME
+    card = _parse_card(path)
+    int8 = card.get("int8")
+    view = {**card, "int8_sha256": int8.get("sha256") if isinstance(int8, dict) else None}
+    event = verify_document(workspace, path, card, MODEL_EVENT, compare=MODEL_FIELDS, view=view,
+                            remedy="export the model again to sign it (likeness model export)")
+    return _check_card_keys(path, card), dict(event.payload)
 
 
 def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
@@ -166,12 +202,17 @@ class SwapModel:
         return swapped, mask
 
 
-def _check_hash(path: Path, expected: Any) -> None:
+def _check_hash(path: Path, expected: Any, *, keep: bool = False) -> bytes | None:
+    """Refuse ``path`` unless its SHA-256 is ``expected`` (what the signed card and its ledger event
+    record); with ``keep`` return the bytes that were hashed, so the model loaded is the one checked."""
     if not path.is_file():
         raise ModelError(f"{path}: ONNX file missing")
-    actual = sha256_file(path)
+    payload = path.read_bytes() if keep else None
+    actual = hashlib.sha256(payload).hexdigest() if payload is not None else sha256_file(path)
     if actual != expected:
-        raise ModelError(f"{path}: hash {actual[:16]}… does not match the model card ({str(expected)[:16]}…)")
+        raise ConsentError("artefact_altered", f"{path}: hash {actual[:16]}… does not match the signed model card "
+                                               f"and its model.exported event ({str(expected)[:16]}…); it is refused")
+    return payload
 
 
 def load_swap_model(
@@ -180,32 +221,35 @@ def load_swap_model(
     """Load ``model_dir/model.onnx`` (or its int8 copy, see ``choose_precision``) for rendering
     after verifying card, hash and consent.
 
-    Checks: the ONNX file used hashes to the card's ``onnx_sha256`` (``int8.sha256`` for the
-    copy); ``authz`` is for the card's subject; the training grant named by the card is still
-    active (revocation bites); ``authz`` itself rechecks. Raises ``ModelError`` or ``ConsentError``.
+    Checks: the card matches its organisation seal and ``model.exported`` ledger event
+    (:func:`verified_model_card`); the ONNX file used hashes to the event's ``onnx_sha256``
+    (``int8_sha256`` for the copy; the bytes checked are the bytes loaded); ``authz`` is for the
+    subject the event names; the training grant the event names is still active (revocation
+    bites); ``authz`` itself rechecks. Raises ``ModelError`` or ``ConsentError``
+    (``artefact_altered``/``artefact_unsigned`` for a card or file that is not what was exported).
     """
     from likeness.consent import require_authorization
 
     require_authorization(authz, step="render")
     model_dir = Path(model_dir)
-    card = read_model_card(model_dir)
-    onnx_path = model_dir / ONNX_NAME
-    _check_hash(onnx_path, card["onnx_sha256"])
+    card, binding = verified_model_card(workspace, model_dir)
     try:
         chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True),
                                           int8_file=(model_dir / INT8_ONNX_NAME).is_file())
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
-    if chosen == "int8":  # a changed file is refused here, whichever precision chose it
-        onnx_path = model_dir / INT8_ONNX_NAME
-        _check_hash(onnx_path, card["int8"]["sha256"])
-    if authz.subject_id != card["subject_id"]:
-        raise ConsentError("no_grant", f"{model_dir}: model renders {card['subject_slug']!r}, "
+    # Both files are checked whichever precision runs: a changed file is refused either way.
+    float_bytes = _check_hash(model_dir / ONNX_NAME, binding["onnx_sha256"], keep=chosen == "float")
+    model_bytes = float_bytes
+    if chosen == "int8":
+        model_bytes = _check_hash(model_dir / INT8_ONNX_NAME, binding["int8_sha256"], keep=True)
+    if authz.subject_id != binding["subject_id"]:
+        raise ConsentError("no_grant", f"{model_dir}: model renders {binding['subject_slug']!r}, "
                                        f"authorization is for {authz.subject_slug!r}")
-    state = workspace.registry.grant_state(card["grant_id"])
+    state = workspace.registry.grant_state(binding["grant_id"])
     if state != "active":
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
-    return SwapModel(card, ort_session(onnx_path, threads=threads, prefer_gpu=chosen == "float"), chosen, reason,
+    return SwapModel(card, ort_session(model_bytes, threads=threads, prefer_gpu=chosen == "float"), chosen, reason,
                      authz=authz)

@@ -2,6 +2,9 @@
 
 The source faceset's subject needs a ``training`` grant to the organisation; the target faceset's
 performer needs a release to it. Both come from the policy engine; nothing here can skip them.
+Whose faces a faceset holds, and whose model a checkpoint is, come from their signed ledger
+events (``faceset.created``, ``model.checkpointed``), never from the editable manifest or
+checkpoint: a relabelled artefact is refused (``artefact_altered``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train.checkpoint import CHECKPOINT_NAME, discard_unstarted_run, load_checkpoint, write_bytes_atomic
+from likeness.train.checkpoint import CHECKPOINT_NAME, discard_unstarted_run, load_bound_checkpoint, write_bytes_atomic
 from likeness.train.export import ExportResult, export_model
-from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, train_swap_model
+from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, faceset_consent, train_swap_model
 from likeness.train.samples import faceset_samples
 
 FACESETS_NAME = "facesets.json"
@@ -26,12 +29,16 @@ def _grantee(workspace: Any, org: str | None) -> str:
 
 
 def authorize_training(workspace: Any, source: Any, target: Any, *, org: str | None) -> tuple[Any, Any]:
-    """(training Authorization of the source subject, ReleaseAuthorization of the target performer)."""
+    """(training Authorization of the source subject, ReleaseAuthorization of the target performer),
+    for the subjects the facesets' signed ledger events name (``ConsentError`` when a manifest does
+    not match its event)."""
     grantee = _grantee(workspace, org)
-    if target.release_id is None:
+    source_event = faceset_consent(workspace, faceset_samples(source))
+    target_event = faceset_consent(workspace, faceset_samples(target))
+    if target_event["release_id"] is None:
         raise ConsentError("no_release", f"{target.path}: the target faceset was not extracted under a performer release")
-    authz = workspace.policy.authorize(source.subject_slug, "training", grantee)
-    release_authz = workspace.policy.authorize_release(target.subject_slug, grantee)
+    authz = workspace.policy.authorize(source_event["subject_id"], "training", grantee)
+    release_authz = workspace.policy.authorize_release(target_event["subject_id"], grantee)
     return authz, release_authz
 
 
@@ -60,7 +67,7 @@ def train_from_facesets(
     write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
     try:
         return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
-                                progress=progress)
+                                workspace=workspace, progress=progress)
     except BaseException:
         discard_unstarted_run(out, created=created, files=(FACESETS_NAME,))
         raise
@@ -99,7 +106,7 @@ def resume_training(
     if iterations is not None or minutes is not None or threads is not None:
         override = TrainConfig(iterations=iterations, minutes=minutes, threads=threads)
     return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, override,
-                            resume=True, progress=progress)
+                            workspace=workspace, resume=True, progress=progress)
 
 
 def _performer_faceset(model_dir: Path, target_sha256: str) -> Any:
@@ -117,13 +124,17 @@ def _performer_faceset(model_dir: Path, target_sha256: str) -> Any:
 def export_from_folder(
     workspace: Any, model_dir: str | Path, *, out_dir: str | Path | None = None, org: str | None = None
 ) -> ExportResult:
-    """Authorize (training use of the model's subject) and export ``model_dir`` to ONNX + card.
+    """Authorize (training use of the model's subject, the performer's release) and export
+    ``model_dir`` to ONNX + a signed card.
 
+    Subject and performer are the ones the checkpoint's ``model.checkpointed`` event records.
     When the performer's faceset the run trained on is still where ``facesets.json`` says and
     unchanged, an int8 copy is calibrated on it and checked (``export_model(performer_faces=)``).
     """
     model_dir = Path(model_dir)
-    state = load_checkpoint(model_dir / CHECKPOINT_NAME)
-    authz = workspace.policy.authorize(state["consent"]["subject_slug"], "training", _grantee(workspace, org))
-    performer = _performer_faceset(model_dir, state["data"]["target_sha256"])
-    return export_model(authz, model_dir, out_dir=out_dir, performer_faces=performer)
+    _state, consent = load_bound_checkpoint(workspace.ledger, model_dir / CHECKPOINT_NAME)
+    grantee = _grantee(workspace, org)
+    authz = workspace.policy.authorize(consent["subject_id"], "training", grantee)
+    release_authz = workspace.policy.authorize_release(consent["performer_id"], grantee)
+    performer = _performer_faceset(model_dir, consent["target_faceset_sha256"])
+    return export_model(workspace, authz, release_authz, model_dir, out_dir=out_dir, performer_faces=performer)

@@ -1,0 +1,140 @@
+"""A model renders only the subject it was trained on, under that subject's grant, as its signed
+card and ``model.exported`` event record it: relabelled, edited, swapped, unsigned and foreign
+model folders are refused before anything is rendered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from likeness.consent import USES
+from likeness.consent.canonical import now_utc
+from likeness.errors import ConsentError
+from likeness.render import RenderOptions, render_media
+
+
+@pytest.fixture
+def model_copy(trained_world, tmp_path) -> Path:
+    copy = tmp_path / "model"
+    shutil.copytree(trained_world.model_dir, copy)
+    return copy
+
+
+@pytest.fixture
+def sora_grant(trained_world) -> str:
+    """A second artist, ``sora``, with a grant to studio for every use."""
+    registry = trained_world.workspace.registry
+    registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
+    return registry.issue_grant("sora", "studio", USES, valid_until=now_utc() + timedelta(days=30),
+                                purpose="second artist")
+
+
+def _edit_card(model_dir: Path, **changes) -> None:
+    path = model_dir / "model_card.json"
+    card = json.loads(path.read_text())
+    card.update(changes)
+    path.write_text(json.dumps(card, indent=2))
+
+
+def _refused(trained_world, model_dir: Path, clip: Path, out: Path) -> ConsentError:
+    with pytest.raises(ConsentError) as refused:
+        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
+                     options=RenderOptions(write_report=False))
+    assert not out.exists()
+    assert not trained_world.workspace.ledger.find("render.completed")
+    return refused.value
+
+
+def test_card_relabelled_as_another_enrolled_subject_is_refused(trained_world, sora_grant, model_copy,
+                                                                performer_clip, tmp_path) -> None:
+    # Mina revokes; her model is relabelled as sora, who has a grant for every use.
+    trained_world.revoke_grant()
+    sora = trained_world.workspace.registry.get_subject("sora")
+    _edit_card(model_copy, subject_id=sora.id, subject_slug="sora", grant_id=sora_grant)
+    error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
+    assert error.reason == "artefact_altered"
+    assert "model_card.json" in str(error) and "subject_id" in str(error)
+
+
+def test_edited_grant_id_is_refused(trained_world, model_copy, performer_clip, tmp_path) -> None:
+    registry = trained_world.workspace.registry
+    fresh = registry.issue_grant("mina", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="new")
+    trained_world.revoke_grant()  # the grant the model was trained under
+    _edit_card(model_copy, grant_id=fresh)
+    error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
+    assert error.reason == "artefact_altered" and "grant_id" in str(error)
+    # Unedited, the model stays bound to its revoked training grant: revocation bites.
+    with pytest.raises(ConsentError) as revoked:
+        render_media(trained_world.workspace, trained_world.model_dir, performer_clip, tmp_path / "p.mp4",
+                     use="music_video", org="studio", options=RenderOptions(write_report=False))
+    assert revoked.value.reason == "revoked"
+
+
+def test_swapped_onnx_with_the_card_hash_edited_is_refused(trained_world, model_copy, performer_clip,
+                                                           tmp_path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    # Another working model (weights changed), and the card's hash edited to match it.
+    model = onnx.load(str(model_copy / "model.onnx"))
+    weight = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    changed = numpy_helper.to_array(weight) * 0.5
+    weight.CopyFrom(numpy_helper.from_array(changed.astype(np.float32), weight.name))
+    payload = model.SerializeToString()
+    (model_copy / "model.onnx").write_bytes(payload)
+    _edit_card(model_copy, onnx_sha256=hashlib.sha256(payload).hexdigest())
+    error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
+    assert error.reason == "artefact_altered" and "onnx_sha256" in str(error)
+
+
+def test_model_folder_copied_to_another_workspace_is_refused(trained_world, model_copy, performer_clip,
+                                                            tmp_path) -> None:
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    # Another workspace with the same names and consent, but not the event that exported the model.
+    elsewhere = Workspace.init(Settings(home=tmp_path / "elsewhere"))
+    try:
+        registry = elsewhere.registry
+        registry.add_org("studio", "Studio Haneul")
+        registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
+        registry.add_subject("jun", "Jun", kind="performer")
+        until = now_utc() + timedelta(days=30)
+        registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="copy")
+        registry.issue_release("jun", "studio", valid_until=until, purpose="copy")
+        with pytest.raises(ConsentError) as refused:
+            render_media(elsewhere, model_copy, performer_clip, tmp_path / "o.mp4", use="music_video",
+                         org="studio", options=RenderOptions(write_report=False))
+        assert refused.value.reason == "artefact_altered"
+        assert "no model.exported event on this workspace's ledger" in str(refused.value)
+        assert not (tmp_path / "o.mp4").exists() and not elsewhere.ledger.find("render.completed")
+    finally:
+        elsewhere.close()
+
+
+def test_unsigned_model_card_is_refused_with_a_remedy(trained_world, model_copy, performer_clip, tmp_path) -> None:
+    path = model_copy / "model_card.json"
+    card = json.loads(path.read_text())
+    del card["seal"]  # as exported before cards were signed
+    path.write_text(json.dumps(card))
+    error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
+    assert error.reason == "artefact_unsigned" and "export the model again" in str(error)
+
+
+def test_render_records_the_subject_and_grant_of_the_model_event(trained_world, performer_clip, tmp_path) -> None:
+    card = json.loads((trained_world.model_dir / "model_card.json").read_text())
+    (exported,) = trained_world.workspace.ledger.find("model.exported", signature=card["seal"]["signature"])
+    assert exported.payload["content_sha256"] == card["seal"]["content_sha256"]
+    assert exported.payload["onnx_sha256"] == card["onnx_sha256"] == card["seal"]["onnx_sha256"]
+    assert exported.payload["checkpoint_sha256"] == card["checkpoint_sha256"]
+    report = render_media(trained_world.workspace, trained_world.model_dir, performer_clip, tmp_path / "ok.mp4",
+                          use="music_video", org="studio", options=RenderOptions(write_report=False))
+    assert report.subject_slug == "mina" and report.performer_slug == "jun"
+    (rendered,) = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)
+    assert rendered.payload["subject_id"] == exported.payload["subject_id"]

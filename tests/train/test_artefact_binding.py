@@ -1,0 +1,180 @@
+"""Facesets and checkpoints are bound to their ledger events: relabelled, unsigned or foreign
+artefacts are refused by training and export, and export needs the performer's release."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from likeness.consent import USES
+from likeness.consent.canonical import now_utc
+from likeness.errors import ConsentError
+from likeness.faceset import load_faceset, verify_faceset
+from likeness.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    export_from_folder,
+    export_model,
+    generated_face_samples,
+    load_checkpoint,
+    save_checkpoint,
+    train_from_facesets,
+    train_swap_model,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(model="df_tiny", resolution=32, iterations=2, batch_size=4, checkpoint_every=2, preview_every=0,
+                identity_metrics=False, expression_metrics=False, threads=1, workers=1, validation_fraction=0.2)
+    return TrainConfig(**(base | overrides))
+
+
+@pytest.fixture
+def sora(consent_world):
+    """A second enrolled artist, ``sora``, with a grant to studio for every use."""
+    registry = consent_world.workspace.registry
+    registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
+    return registry.issue_grant("sora", "studio", USES, valid_until=now_utc() + timedelta(days=30),
+                                purpose="second artist")
+
+
+def _edit_json(path, **changes) -> None:
+    document = json.loads(path.read_text())
+    document.update(changes)
+    path.write_text(json.dumps(document))
+
+
+def test_extracted_style_faceset_is_signed_and_bound_to_its_event(consent_world, faceset_writer, tmp_path):
+    folder = faceset_writer(tmp_path / "mina", consent_world.workspace, consent_world.authorize(), identity=1)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    event = verify_faceset(consent_world.workspace, load_faceset(folder))
+    assert event.event_type == "faceset.created"
+    assert event.payload["signature"] == manifest["seal"]["signature"]
+    assert event.payload["faceset_sha256"] == manifest["faceset_sha256"] == manifest["seal"]["faceset_sha256"]
+    assert event.payload["subject_id"] == consent_world.workspace.registry.get_subject("mina").id
+
+
+def test_relabelled_faceset_manifest_is_refused_by_training(consent_world, sora, faceset_writer, tmp_path):
+    # Sora's faces, extracted under her grant; she revokes; the manifest is relabelled as mina's.
+    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+    source = faceset_writer(tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"),
+                            identity=1)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
+    registry.revoke_grant(sora, reason="withdrawn")
+    mina = registry.get_subject("mina")
+    _edit_json(source / "manifest.json", subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
+
+    with pytest.raises(ConsentError) as refused:
+        train_from_facesets(workspace, source, target, tmp_path / "m", tiny_config(), org="studio")
+    assert refused.value.reason == "artefact_altered"
+    assert "manifest.json" in str(refused.value) and "subject_id" in str(refused.value)
+    assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()
+    # The library entry point checks the faceset too, whatever authorization it is handed.
+    with pytest.raises(ConsentError) as direct:
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), load_faceset(source),
+                         load_faceset(target), tmp_path / "d", tiny_config(), workspace=workspace)
+    assert direct.value.reason == "artefact_altered"
+    assert not workspace.ledger.find("model.checkpointed")
+
+
+def test_unsigned_faceset_is_refused_with_a_remedy(consent_world, faceset_writer, tmp_path):
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
+    manifest = json.loads((source / "manifest.json").read_text())
+    del manifest["seal"]  # as written before facesets were signed
+    (source / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConsentError) as refused:
+        train_from_facesets(workspace, source, target, tmp_path / "m", tiny_config(), org="studio")
+    assert refused.value.reason == "artefact_unsigned"
+    assert "extract the faceset again" in str(refused.value)
+
+
+def test_faceset_from_another_workspace_is_refused(consent_world, faceset_writer, tmp_path):
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    source = faceset_writer(tmp_path / "mina", consent_world.workspace, consent_world.authorize(), identity=1)
+    elsewhere = Workspace.init(Settings(home=tmp_path / "elsewhere"))
+    try:
+        elsewhere.registry.add_org("studio", "Studio Haneul")
+        with pytest.raises(ConsentError) as refused:
+            verify_faceset(elsewhere, load_faceset(source))
+        assert refused.value.reason == "artefact_altered"
+        assert "no faceset.created event on this workspace's ledger" in str(refused.value)
+    finally:
+        elsewhere.close()
+
+
+@pytest.fixture
+def sora_model(consent_world, sora, tmp_path):
+    """A checkpoint trained on sora's (generated) faces under her training grant."""
+    out = tmp_path / "sora-model"
+    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
+                                                                                             seed=1)
+    authz = consent_world.workspace.policy.authorize("sora", "training", "studio")
+    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config())
+    return out
+
+
+def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
+    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+    registry.revoke_grant(sora, reason="withdrawn")
+    state = load_checkpoint(sora_model / CHECKPOINT_NAME)
+    mina = registry.get_subject("mina")
+    state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
+    save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+
+    with pytest.raises(ConsentError) as refused:
+        export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
+    assert refused.value.reason == "artefact_altered"
+    assert "checkpoint.pt" in str(refused.value) and "subject_id" in str(refused.value)
+    with pytest.raises(ConsentError) as via_folder:
+        export_from_folder(workspace, sora_model, org="studio")
+    assert via_folder.value.reason == "artefact_altered"
+    assert not (sora_model / "model.onnx").exists() and not (sora_model / "model_card.json").exists()
+    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
+                                                                                             seed=1)
+    with pytest.raises(ConsentError) as resumed:
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, sora_model,
+                         TrainConfig(iterations=4), resume=True, workspace=workspace)
+    assert resumed.value.reason == "artefact_altered"
+
+
+def test_export_takes_the_subject_from_the_ledger_not_the_checkpoint(consent_world, sora, sora_model):
+    # Unedited: mina's authorization cannot export sora's model, whatever it asks for.
+    with pytest.raises(ConsentError) as refused:
+        export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
+    assert refused.value.reason == "no_grant" and "'sora'" in str(refused.value)
+
+
+def test_export_is_refused_after_the_performers_release_is_revoked(consent_world, sora_model, tmp_path):
+    workspace = consent_world.workspace
+    authz = workspace.policy.authorize("sora", "training", "studio")
+    release = consent_world.authorize_release()
+    consent_world.revoke_release()
+    with pytest.raises(ConsentError) as refused:
+        export_model(workspace, authz, release, sora_model)
+    assert refused.value.reason == "release_revoked"
+    with pytest.raises(ConsentError) as via_folder:
+        export_from_folder(workspace, sora_model, org="studio")
+    assert via_folder.value.reason == "release_revoked"
+    with pytest.raises(ConsentError) as without:
+        export_model(workspace, authz, None, sora_model)
+    assert without.value.reason == "no_release"
+    assert not (sora_model / "model.onnx").exists()
+    assert not workspace.ledger.find("model.exported")
+
+
+def test_checkpoints_are_recorded_before_they_are_written(consent_world, sora_model):
+    from likeness.digests import sha256_file
+
+    (event,) = consent_world.workspace.ledger.find("model.checkpointed")
+    assert event.payload["checkpoint_sha256"] == sha256_file(sora_model / CHECKPOINT_NAME)
+    assert event.payload["subject_slug"] == "sora" and event.payload["performer_slug"] == "jun"
+    (trained,) = consent_world.workspace.ledger.find("model.trained")
+    assert trained.payload["checkpoint_sha256"] == event.payload["checkpoint_sha256"]
