@@ -286,3 +286,38 @@ def test_group_readable_key_is_refused(consent_world):
     key_path.chmod(0o644)
     with pytest.raises(ConfigError, match="0600"):
         consent_world.revoke_grant()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("allow_unlabelled", True), ("use", "advertising"), ("grant_id", "0" * 32),
+    ("subject_id", "0" * 32), ("authorization_id", "f" * 32), ("valid_until", "2099-01-01T00:00:00Z"),
+])
+def test_authorization_mutated_with_object_setattr_is_refused(consent_world, field, value):
+    """Attack: change a genuine Authorization's slot with ``object.__setattr__``."""
+    authz = consent_world.authorize("music_video")
+    require_authorization(authz, step="render")
+    object.__setattr__(authz, field, value)
+    for attempt in (lambda: require_authorization(authz, step="render"), authz.recheck,
+                    lambda: authz.consume_render("job-mutated"), lambda: authz.record("x.y", {})):
+        assert refusal(attempt).reason == "authorization_altered"
+    assert consent_world.workspace.ledger.find("authorization.refused", reason="authorization_altered")
+
+
+def test_training_authorization_mutated_to_a_final_use_is_refused_before_the_use_check(consent_world):
+    authz = consent_world.authorize("training")
+    object.__setattr__(authz, "use", "music_video")
+    assert refusal(lambda: require_authorization(authz, step="render")).reason == "authorization_altered"
+
+
+def test_release_authorization_mutated_is_refused(consent_world):
+    from likeness.consent import require_release
+
+    release = consent_world.authorize_release()
+    object.__setattr__(release, "performer_id", "0" * 32)
+    assert refusal(lambda: require_release(release, step="render")).reason == "authorization_altered"
+    assert refusal(release.recheck).reason == "authorization_altered"
+
+
+def test_training_authorization_reserves_no_render_slot(consent_world):
+    authz = consent_world.authorize("training")
+    assert refusal(lambda: authz.consume_render("job-t")).reason == "use_not_for_step"

@@ -220,7 +220,7 @@ class LedgerConsent:
         if not created:
             return KeyHistory(holder_id, ())
         first = created[0]
-        problems = [f"ledger row {e.seq}: a second holder.created event is ignored" for e in created[1:]]
+        problems: list[str] = []  # (a second holder.created is named with the other duplicates)
         fp = first.payload.get("key_fingerprint")
         public = first.payload.get("public_key")
         history = [HolderKey(fp, public if _fingerprint_of(public) == fp else None, first.seq, first.event_type)]
@@ -453,12 +453,15 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
 
 
 def _missing_rows(session: Session, view: LedgerConsent, kind: str, event_type: str, model: type) -> list[ConsentProblem]:
+    """Events with no row, and later copies of an event for the same record (ignored)."""
     member = CONSENT_EVENTS[event_type]
     seen: set[str] = set()
     out = []
     for event in view.events_of(event_type):
         record_id = event.payload.get(member)
         if record_id in seen:
+            out.append(ConsentProblem(kind, str(record_id),
+                                      f"a second {event_type} event (ledger row {event.seq}) is ignored"))
             continue
         seen.add(record_id)
         if session.get(model, record_id) is None:

@@ -628,7 +628,7 @@ class Registry:
             max_renders=max_renders, allow_unlabelled=allow_unlabelled, purpose=purpose,
             issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
         )
-        payload = grant_payload(grant, holder.key_fingerprint)
+        payload = grant_payload(grant, keys.fingerprint(keys.public_raw(key)))  # the key in force
         message = canonical_bytes(payload)
         grant.payload_sha256 = canonical_sha256(payload)
         grant.signature = keys.sign(key, message)
@@ -740,7 +740,7 @@ class Registry:
             valid_from=utc_iso(start), valid_until=utc_iso(valid_until), purpose=purpose,
             issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
         )
-        payload = release_payload(release, holder.key_fingerprint)
+        payload = release_payload(release, keys.fingerprint(keys.public_raw(key)))  # the key in force
         release.payload_sha256 = canonical_sha256(payload)
         release.signature = keys.sign(key, canonical_bytes(payload))
         with self._session_factory() as session:

@@ -1,0 +1,353 @@
+"""Consent rows count only as their ledger events say: attacks by someone who can write the
+database (and read the workspace's key files), each refused with its reason and named by
+``consent_row_problems`` (what ``likeness audit verify`` reports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from likeness.consent import keys
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
+from likeness.consent.integrity import ConsentProblem, consent_row_problems
+from likeness.consent.registry import RecoveryAttestation, grant_payload, revocation_payload
+from likeness.consent.tables import Grant, RightsHolder
+from likeness.errors import ConsentError, RegistryError
+
+
+def refusal(call) -> ConsentError:
+    with pytest.raises(ConsentError) as info:
+        call()
+    return info.value
+
+
+def _sql(ws, statement: str, **params) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _kinds(ws) -> set[tuple[str, str]]:
+    return {(p.kind, p.record_id) for p in consent_row_problems(ws)}
+
+
+def _holder_id(ws, subject: str) -> str:
+    return ws.registry.get_subject(subject).holder_id
+
+
+def _save_key(path, key: Ed25519PrivateKey) -> None:
+    keys.write_private_key(path, key)
+
+
+def test_a_clean_world_has_no_consent_problems(consent_world):
+    ws = consent_world.workspace
+    consent_world.revoke_release()
+    assert consent_row_problems(ws) == []
+    problem = ConsentProblem("grant", "g", "why")
+    with pytest.raises(AttributeError):
+        problem.kind = "x"  # frozen
+
+
+def test_swapped_holder_key_with_resigned_grant_is_refused(consent_world):
+    """Attack: put one's own key (and fingerprint) on the holder row, re-sign the grant with it."""
+    ws = consent_world.workspace
+    attacker = Ed25519PrivateKey.generate()
+    raw = keys.public_raw(attacker)
+    holder_id = _holder_id(ws, "mina")
+    _sql(ws, "UPDATE rights_holders SET public_key = :k, key_fingerprint = :f WHERE id = :h",
+         k=raw.hex(), f=keys.fingerprint(raw), h=holder_id)
+    with Session(ws.engine) as session:
+        grant = session.get(Grant, consent_world.grant_id)
+        payload = grant_payload(grant, keys.fingerprint(raw))
+    _sql(ws, "UPDATE grants SET payload_sha256 = :d, signature = :s WHERE id = :g",
+         d=canonical_sha256(payload), s=keys.sign(attacker, canonical_bytes(payload)), g=consent_world.grant_id)
+
+    error = refusal(lambda: consent_world.authorize("training"))
+    assert error.reason == "holder_key_altered" and "mina-holder" in str(error)
+    assert ws.registry.grant_state(consent_world.grant_id) == "altered"
+    assert [g.state for g in ws.registry.list_grants(subject="mina")] == ["altered"]
+    assert ("holder", holder_id) in _kinds(ws) and ("grant", consent_world.grant_id) in _kinds(ws)
+
+    # Appending a "rotation" to the attacker's key does not help: the previous key never signed it.
+    body = {"type": "likeness.holder-key-rotation.v1", "holder_id": holder_id,
+            "previous_fingerprint": ws.registry.get_subject("mina").holder_fingerprint,
+            "previous_public_key": raw.hex(), "key_fingerprint": keys.fingerprint(raw),
+            "public_key": raw.hex(), "rotated_at": utc_iso(now_utc())}
+    ws.ledger.append("holder.key_rotated", {**body, "signature": keys.sign(attacker, canonical_bytes(body))})
+    assert refusal(lambda: consent_world.authorize("training")).reason == "holder_key_altered"
+    assert any("holder.key_rotated ignored" in p.problem for p in consent_row_problems(ws))
+
+
+def test_inserted_grant_signed_with_the_workspace_holder_key_is_refused(consent_world):
+    """Attack: sign a grant with the holder key file in HOME/keys/holders and insert the row only."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    record = reg.add_subject("ari", "Ari", kind="artist")
+    key = keys.load_private_key(reg.holder_key_path(record.holder_slug))
+    grant = Grant(
+        id=uuid.uuid4().hex, subject_id=record.id, org_id=reg.get_org("studio").id,
+        holder_id=record.holder_id, uses=json.dumps(["advertising"]),
+        valid_from=utc_iso(now_utc()), valid_until=utc_iso(now_utc() + timedelta(days=9)),
+        max_renders=None, allow_unlabelled=True, purpose="forged", issued_at=utc_iso(now_utc()),
+        payload_sha256="", signature="",
+    )
+    payload = grant_payload(grant, record.holder_fingerprint)
+    grant.payload_sha256 = canonical_sha256(payload)
+    grant.signature = keys.sign(key, canonical_bytes(payload))
+    forged_id = grant.id
+    with Session(ws.engine) as session:
+        session.add(grant)
+        session.commit()
+
+    error = refusal(lambda: ws.policy.authorize("ari", "advertising", "studio"))
+    assert error.reason == "grant_not_on_ledger" and forged_id in str(error)
+    assert reg.grant_state(forged_id) == "altered"
+    assert ("grant", forged_id) in _kinds(ws)
+    # The genuine grant of another subject is untouched.
+    assert consent_world.authorize("advertising").grant_id == consent_world.grant_id
+
+
+def test_deleted_revocation_rows_stay_revoked(consent_world):
+    """Attack: delete the revocation rows of a grant and a release; the ledger still revokes."""
+    ws = consent_world.workspace
+    authz = consent_world.authorize("training")
+    release = consent_world.authorize_release()
+    consent_world.revoke_grant()
+    consent_world.revoke_release()
+    _sql(ws, "DELETE FROM grant_revocations")
+    _sql(ws, "DELETE FROM release_revocations")
+
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert refusal(authz.recheck).reason == "revoked"
+    assert refusal(consent_world.authorize_release).reason == "release_revoked"
+    assert refusal(release.recheck).reason == "release_revoked"
+    assert ws.registry.grant_state(consent_world.grant_id) == "revoked"
+    record = ws.registry.grant_record(consent_world.grant_id)
+    assert record.state == "revoked" and record.revoked_at
+    assert [r.state for r in ws.registry.list_releases()] == ["revoked"]
+    problems = _kinds(ws)
+    assert ("grant_revocation", consent_world.grant_id) in problems
+    assert ("release_revocation", consent_world.release_id) in problems
+
+    # Deleting the grant row too leaves a live authorization revoked, not merely "altered".
+    _sql(ws, "DELETE FROM authorizations WHERE grant_id = :g", g=consent_world.grant_id)
+    _sql(ws, "DELETE FROM grants WHERE id = :g", g=consent_world.grant_id)
+    assert refusal(authz.recheck).reason == "revoked"
+    assert ws.registry.grant_state(consent_world.grant_id) == "revoked"
+    assert any("no grant row" in p.problem for p in consent_row_problems(ws))
+
+
+def test_revocation_row_with_a_bad_signature_is_not_taken_as_a_revocation(consent_world):
+    """A revocation row nobody signed (or signed by someone else) is refused as unverifiable,
+    not honoured as the holder's revocation."""
+    ws = consent_world.workspace
+    _sql(ws, "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) "
+             "VALUES (:i, :g, :t, 'x', :s)",
+         i=uuid.uuid4().hex, g=consent_world.grant_id, t=utc_iso(now_utc()), s="ab" * 64)
+    error = refusal(lambda: consent_world.authorize("training"))
+    assert error.reason == "revocation_invalid" and "does not verify" in str(error)
+    assert ws.registry.grant_state(consent_world.grant_id) == "altered"
+    assert ("grant_revocation", consent_world.grant_id) in _kinds(ws)
+
+
+def test_revocation_signed_by_another_key_is_refused(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    other = reg.add_holder("other-holder", "Other", kind="artist")
+    other_key = keys.load_private_key(reg.holder_key_path(other.slug))
+    revoked_at = utc_iso(now_utc())
+    body = revocation_payload("release", consent_world.release_id, revoked_at, "forged")
+    signature = keys.sign(other_key, canonical_bytes(body))
+    ws.ledger.append("release.revoked", {**body, "signature": signature})
+    _sql(ws, "INSERT INTO release_revocations (id, release_id, revoked_at, reason, signature) "
+             "VALUES (:i, :r, :t, 'forged', :s)",
+         i=uuid.uuid4().hex, r=consent_world.release_id, t=revoked_at, s=signature)
+    error = refusal(consent_world.authorize_release)
+    assert error.reason == "release_revocation_invalid" and "not signed by the holder" in str(error)
+    assert [r.state for r in reg.list_releases()] == ["altered"]
+
+
+def test_genuine_revocation_with_an_edited_row_is_still_revoked(consent_world):
+    ws = consent_world.workspace
+    consent_world.revoke_grant()
+    _sql(ws, "UPDATE grant_revocations SET signature = :s", s="cd" * 64)
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert ("grant_revocation", consent_world.grant_id) in _kinds(ws)
+
+
+def test_grant_event_and_row_disagree(consent_world):
+    """An edited row is named against its event; a second grant.issued copy is ignored."""
+    ws = consent_world.workspace
+    event = ws.ledger.find("grant.issued", grant_id=consent_world.grant_id)[0]
+    widened = {**event.payload, "max_renders": 999}
+    ws.ledger.append("grant.issued", widened)  # a later copy of the same grant id counts for nothing
+    consent_world.authorize("training")
+    _sql(ws, "UPDATE grants SET max_renders = 999 WHERE id = :g", g=consent_world.grant_id)
+    error = refusal(lambda: consent_world.authorize("music_video"))
+    assert error.reason == "grant_altered" and "ledger row" in str(error)
+    assert ("grant", consent_world.grant_id) in _kinds(ws)
+
+
+def test_subject_moved_to_another_holder_is_refused(consent_world):
+    """Attack: point the subject at a holder whose key one has, then issue a grant through it."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    other = reg.add_holder("other-holder", "Other", kind="artist")
+    _sql(ws, "UPDATE subjects SET holder_id = :h WHERE slug = 'mina'", h=other.id)
+    # The registry now signs mina's grants with other-holder's key file ...
+    grant_id = reg.issue_grant("mina", "studio", ["advertising"], valid_until=now_utc() + timedelta(days=1))
+    error = refusal(lambda: consent_world.authorize("advertising"))
+    assert error.reason == "signature_invalid"  # ... but the ledger enrolled mina with mina-holder
+    assert reg.grant_state(grant_id) == "altered"
+    assert ("subject", reg.get_subject("mina").id) in _kinds(ws)
+
+
+# --- holder key rotation and recovery --------------------------------------------------------
+
+
+def test_rotated_key_signs_from_the_rotation_on(consent_world, tmp_path):
+    ws = consent_world.workspace
+    reg = ws.registry
+    key_file = reg.holder_key_path("mina-holder")
+    old_copy = tmp_path / "old-mina.pem"
+    _save_key(old_copy, keys.load_private_key(key_file))
+    authz = consent_world.authorize("training")
+    before = reg.get_subject("mina").holder_fingerprint
+
+    new_fp = reg.rotate_holder_key("mina-holder")
+    assert new_fp != before and reg.get_subject("mina").holder_fingerprint == new_fp
+    assert keys.fingerprint(keys.public_raw(keys.load_private_key(key_file))) == new_fp
+    assert ws.ledger.find("holder.key_rotated", holder_id=_holder_id(ws, "mina"))
+    # What the old key signed before the rotation stays in force ...
+    authz.recheck()
+    assert consent_world.authorize("music_video").grant_id == consent_world.grant_id
+    # ... new grants are signed with the new key, and the old key signs nothing any more.
+    grant_id = reg.issue_grant("mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2))
+    assert reg.grant_state(grant_id) == "active"
+    assert reg.grant_record(grant_id).state == "active"
+    with pytest.raises(ConsentError) as stale:
+        reg.issue_grant("mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2),
+                        holder_key_path=old_copy)
+    assert stale.value.reason == "signature_invalid"
+    assert consent_row_problems(ws) == []
+
+
+def test_grant_signed_with_a_retired_key_after_rotation_is_refused(consent_world):
+    """Attack: keep the old key file and, after a rotation, put a grant it signed into the
+    database and onto the ledger."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    record = reg.add_subject("ari", "Ari", kind="artist")
+    old_key = keys.load_private_key(reg.holder_key_path(record.holder_slug))
+    old_fp = keys.fingerprint(keys.public_raw(old_key))
+    reg.rotate_holder_key(record.holder_slug)
+    grant = Grant(
+        id=uuid.uuid4().hex, subject_id=record.id, org_id=reg.get_org("studio").id,
+        holder_id=record.holder_id, uses=json.dumps(["advertising"]),
+        valid_from=utc_iso(now_utc()), valid_until=utc_iso(now_utc() + timedelta(days=9)),
+        max_renders=None, allow_unlabelled=True, purpose="signed with a retired key",
+        issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+    )
+    payload = grant_payload(grant, old_fp)
+    grant.payload_sha256 = canonical_sha256(payload)
+    grant.signature = keys.sign(old_key, canonical_bytes(payload))
+    forged_id, signed = grant.id, {"payload_sha256": grant.payload_sha256, "signature": grant.signature}
+    with Session(ws.engine) as session:
+        session.add(grant)
+        session.commit()
+    ws.ledger.append("grant.issued", {**payload, **signed})
+    error = refusal(lambda: ws.policy.authorize("ari", "advertising", "studio"))
+    assert error.reason == "signature_invalid" and "key" in str(error)
+    assert reg.grant_state(forged_id) == "altered"
+    assert ("grant", forged_id) in _kinds(ws)
+
+
+def test_rotation_to_a_key_the_holder_keeps(consent_world, tmp_path):
+    ws = consent_world.workspace
+    reg = ws.registry
+    holder_key = Ed25519PrivateKey.generate()
+    external = tmp_path / "holder-device.pem"
+    _save_key(external, holder_key)
+    pem = holder_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    reg.rotate_holder_key("mina-holder", new_public_key_pem=pem)
+    assert not reg.holder_key_path("mina-holder").exists()  # the retired workspace key is gone
+    reg.revoke_grant(consent_world.grant_id, reason="done", holder_key_path=external)
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert consent_row_problems(ws) == []
+
+
+def test_rotation_needs_the_current_key(consent_world, tmp_path):
+    reg = consent_world.workspace.registry
+    stranger = tmp_path / "stranger.pem"
+    _save_key(stranger, Ed25519PrivateKey.generate())
+    with pytest.raises(ConsentError) as info:
+        reg.rotate_holder_key("mina-holder", holder_key_path=stranger)
+    assert info.value.reason == "signature_invalid"
+    assert not consent_world.workspace.ledger.find("holder.key_rotated")
+
+
+def test_recovery_signed_by_the_organisation_with_an_attestation(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    os.remove(reg.holder_key_path("mina-holder"))  # the holder lost the key
+    with pytest.raises(RegistryError, match="statement"):
+        reg.recover_holder_key("mina-holder", org="studio",
+                               attestation=RecoveryAttestation(" ", "J. Park", "in_person"))
+    attestation = RecoveryAttestation("Mina's identity checked against her passport",
+                                      "J. Park (legal)", "in_person", "0" * 64)
+    new_fp = reg.recover_holder_key("mina-holder", org="studio", attestation=attestation)
+    event = ws.ledger.find("holder.key_recovered", holder_id=_holder_id(ws, "mina"))[0]
+    assert event.payload["attestation"]["verified_by"] == "J. Park (legal)"
+    assert event.payload["key_fingerprint"] == new_fp == reg.get_subject("mina").holder_fingerprint
+    consent_world.revoke_grant()  # the recovered key (the new workspace file) signs for mina now
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert consent_row_problems(ws) == []
+
+
+def test_recovery_not_signed_by_an_organisation_is_ignored(consent_world):
+    """Attack: append a 'recovery' to one's own key, signed by a key that is not the org's."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    attacker = Ed25519PrivateKey.generate()
+    raw = keys.public_raw(attacker).hex()
+    org = reg.get_org("studio")
+    from likeness.consent.registry import key_recovery_payload
+
+    body = key_recovery_payload(
+        holder_id=_holder_id(ws, "mina"), previous_fingerprint=reg.get_subject("mina").holder_fingerprint,
+        public_key=raw, org_id=org.id, org_fingerprint=org.key_fingerprint,
+        attestation=RecoveryAttestation("trust me", "me", "none").as_payload(), recovered_at=utc_iso(now_utc()),
+    )
+    ws.ledger.append("holder.key_recovered", {**body, "signature": keys.sign(attacker, canonical_bytes(body))})
+    assert reg.get_subject("mina").holder_fingerprint != body["key_fingerprint"]
+    revoke = revocation_payload("grant", consent_world.grant_id, utc_iso(now_utc()), "")
+    ws.ledger.append("grant.revoked", {**revoke, "signature": keys.sign(attacker, canonical_bytes(revoke))})
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revocation_invalid"
+    assert any("holder.key_recovered ignored" in p.problem for p in consent_row_problems(ws))
+
+
+def test_holder_row_without_ledger_event_is_not_in_force(consent_world):
+    """Attack: insert a holder row (one's own key) and re-point a subject at it."""
+    ws = consent_world.workspace
+    attacker = Ed25519PrivateKey.generate()
+    raw = keys.public_raw(attacker)
+    with Session(ws.engine) as session:
+        session.add(RightsHolder(id=uuid.uuid4().hex, slug="fake", name="Fake", kind="artist",
+                                 public_key=raw.hex(), key_fingerprint=keys.fingerprint(raw),
+                                 created_at=utc_iso(now_utc())))
+        session.commit()
+    fake = ws.registry.get_holder("fake")
+    _save_key(ws.registry.holder_key_path("fake"), attacker)
+    assert ("holder", fake.id) in _kinds(ws)
+    with pytest.raises(ConsentError) as info:
+        ws.registry.add_subject("ari", "Ari", holder="fake")
+        ws.registry.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    assert info.value.reason == "holder_key_altered"
