@@ -16,12 +16,28 @@ class ConfigError(LikenessError):
 class ConsentError(LikenessError):
     """The policy engine refused: ``reason`` is a stable machine code, the message says why.
 
-    Reason codes: no_grant, expired, not_yet_valid, revoked, use_not_granted, wrong_grantee,
-    signature_invalid, grant_altered, prohibited_use, render_limit_reached, no_release,
-    release_expired, release_not_yet_valid, release_revoked, unknown_subject, unknown_org,
-    not_issued_here, artefact_altered (a faceset manifest, model card, checkpoint or model file
-    that does not match its signed ledger event), artefact_unsigned (made before artefacts were
-    signed: extract or export it again).
+    Reason codes:
+
+    - who and what: unknown_subject, unknown_org, no_grant, wrong_grantee, use_not_granted,
+      unknown_use, prohibited_use (never grantable), use_not_for_step (e.g. a ``training``
+      authorization at render), prohibited_content (target footage the content check refuses);
+    - the grant against its ledger event: grant_not_on_ledger (no ``grant.issued`` event),
+      grant_altered (the row differs from what was signed, or was deleted), signature_invalid
+      (not signed by the subject's rights holder with the key the ledger had in force),
+      holder_key_altered (a holder row whose key is not the one on the ledger, or a holder
+      with no ``holder.created`` event);
+    - its standing: revoked (a verified revocation on the ledger, with or without its row),
+      revocation_invalid (a revocation row or event that does not verify: refused until
+      resolved), expired, not_yet_valid, render_limit_reached, render_completed (a completed
+      render's slot is not refunded);
+    - performer releases: no_release, release_not_on_ledger, release_altered,
+      release_signature_invalid, release_revoked, release_revocation_invalid, release_expired,
+      release_not_yet_valid;
+    - the Authorization object: not_issued_here (not issued by this engine, or forged),
+      authorization_altered (a field changed after issue, e.g. with ``object.__setattr__``);
+    - artefacts: artefact_altered (a faceset manifest, model card, checkpoint or model file
+      that does not match its signed ledger event), artefact_unsigned (made before artefacts
+      were signed: extract or export it again).
     """
 
     def __init__(self, reason: str, message: str) -> None:

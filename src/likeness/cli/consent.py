@@ -234,6 +234,64 @@ def consent_check(
                   f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})")
 
 
+@consent_app.command("rotate-key")
+def consent_rotate_key(
+    ctx: typer.Context,
+    holder: Annotated[str, typer.Argument(help="Rights holder slug, e.g. 'mina-holder'.")],
+    holder_key: Annotated[
+        Optional[Path],
+        typer.Option("--holder-key", help="The holder's current private key (default: the workspace key file)."),
+    ] = None,
+    new_public_key: Annotated[
+        Optional[Path],
+        typer.Option("--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."),
+    ] = None,
+) -> None:
+    """Move a rights holder to a new key, signed by the current key (a holder.key_rotated event)."""
+    with mapped_errors():
+        registry = open_workspace(ctx).registry
+        pem = new_public_key.read_bytes() if new_public_key else None
+        fingerprint = registry.rotate_holder_key(holder, holder_key_path=holder_key, new_public_key_pem=pem)
+    console.print(f"rights holder [bold]{holder}[/] now signs with key {fingerprint[:24]}…")
+
+
+@consent_app.command("recover-key")
+def consent_recover_key(
+    ctx: typer.Context,
+    holder: Annotated[str, typer.Argument(help="Rights holder slug whose key was lost.")],
+    statement: Annotated[str, typer.Option("--statement", help="What was established about the person, e.g. 'identity checked against passport'.")],
+    verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
+    method: Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")],
+    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")] = None,
+    evidence: Annotated[
+        Optional[Path],
+        typer.Option("--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."),
+    ] = None,
+    new_public_key: Annotated[
+        Optional[Path],
+        typer.Option("--new-public-key", help="The holder's new Ed25519 public key (PEM); default: a new workspace key file."),
+    ] = None,
+) -> None:
+    """Recover a rights holder who lost their key: a holder.key_recovered event signed by the
+    organisation, with an attestation (see docs/consent.md for what this does and does not prove)."""
+    import hashlib
+
+    from likeness.consent.registry import RecoveryAttestation
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        grantee = workspace.registry.default_org(org or settings_from(ctx).org)
+        attestation = RecoveryAttestation(
+            statement=statement, verified_by=verified_by, method=method,
+            evidence_sha256=hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None,
+        )
+        pem = new_public_key.read_bytes() if new_public_key else None
+        fingerprint = workspace.registry.recover_holder_key(
+            holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
+        )
+    console.print(f"rights holder [bold]{holder}[/] recovered by {grantee.slug}; new key {fingerprint[:24]}…")
+
+
 @release_app.command("add")
 def release_add(
     ctx: typer.Context,
