@@ -226,3 +226,17 @@ def test_truncated_tail_and_disabled_trigger_on_postgresql(postgres_url, tmp_pat
         assert {"tail_truncated", "trigger_missing"} <= kinds(audit_workspace(ws, anchor_dirs=[anchors]))
     finally:
         ws.close()
+
+
+def test_verify_names_every_consent_row_that_disagrees_with_the_ledger(consent_world):
+    ws = consent_world.workspace
+    consent_world.revoke_release()
+    with ws.engine.begin() as conn:
+        conn.execute(text("DELETE FROM release_revocations"))
+        conn.execute(text("UPDATE grants SET purpose = 'anything' WHERE id = :g"), {"g": consent_world.grant_id})
+    report = audit_workspace(ws)
+    assert ws.ledger.verify().ok and not report.ok
+    named = {(p.kind, p.subject) for p in report.problems}
+    assert ("grant", consent_world.grant_id) in named
+    assert ("release_revocation", consent_world.release_id) in named
+    assert all(p.message for p in report.problems)

@@ -87,6 +87,10 @@ def test_app_role_adds_but_cannot_change_remove_or_unguard(two_roles, tmp_path):
         authz = ws.policy.authorize("ari", "music_video", "studio")
         ws.policy.authorize_release("jun", "studio")
         authz.consume_render("job-1")
+        authz.consume_render("job-2")
+        assert authz.refund_render("job-2", "failed: test")  # a refund is a ledger event, no DELETE
+        authz.consume_render("job-3")
+        reg.rotate_holder_key(reg.get_subject("ari").holder_slug)
         reg.revoke_release(release_id, reason="ended")
         report = audit_workspace(ws)
         assert report.ok, report.problems

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from likeness.config import Settings
+from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import now_utc
 from likeness.errors import ConsentError
 from likeness.workspace import Workspace
@@ -38,6 +39,7 @@ def test_consent_and_ledger_on_postgresql(postgres_url, tmp_path):
         with pytest.raises(ConsentError) as refused:
             ws.policy.authorize("ari", "advertising", "studio")
         assert refused.value.reason == "grant_altered"
+        assert ("grant", grant_id) in {(p.kind, p.subject) for p in audit_workspace(ws).problems}
         reopened = Workspace.open(Settings(home=tmp_path / "home", database_url=postgres_url))
         assert reopened.ledger.verify().ok
         reopened.close()

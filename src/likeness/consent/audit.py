@@ -29,6 +29,7 @@ from likeness.consent.anchor import (
     outside_workspace,
     read_anchor,
 )
+from likeness.consent.integrity import consent_row_problems
 from likeness.consent.ledger import ChainReport
 from likeness.errors import ConfigError, LedgerError, RegistryError
 
@@ -92,10 +93,7 @@ def audit_workspace(
         problems.append(Problem("chain_broken", f"ledger row {chain.broken_seq}", chain.problem or ""))
     problems += append_only_problems(workspace.engine)
     warnings += role_warnings(workspace.engine)
-    try:
-        problems += consent_problems(workspace)
-    except ModuleNotFoundError:
-        warnings.append("consent rows were not compared with their ledger events (no check in this version)")
+    problems += consent_problems(workspace)
 
     folders = workspace.settings.anchor_dirs if anchor_dirs is None else anchor_dirs
     anchors: list[Anchor] = []
@@ -180,8 +178,6 @@ def _org_key(workspace: Workspace, anchor: Anchor) -> str | None:
 def consent_problems(workspace: Workspace) -> list[Problem]:
     """Consent rows (grants, releases, revocations, holder keys) that disagree with their
     ledger events, as ``likeness.consent.integrity`` finds them."""
-    from likeness.consent.integrity import consent_row_problems
-
     return [Problem(p.kind, p.record_id, p.problem) for p in consent_row_problems(workspace)]
 
 
