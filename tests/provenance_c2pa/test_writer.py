@@ -350,3 +350,68 @@ def test_video_rotation_is_kept_as_metadata(consent_world, tmp_path: Path, rotat
             consent_world.authorize("music_video"), RenderJob.new("video"), tmp_path / "bad.mp4",
             width=288, height=512, fps=25, rotation=45,
         )
+
+
+def _limited_grant(consent_world) -> None:
+    """A second subject whose music-video grant allows exactly one render."""
+    registry = consent_world.workspace.registry
+    registry.add_subject("yuna", "Yuna", kind="virtual_idol", owner_org="studio")
+    registry.issue_grant("yuna", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=3),
+                         max_renders=1, purpose="one music video")
+
+
+def test_a_render_that_fails_at_signing_gives_its_render_slot_back(consent_world, astronaut, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    _limited_grant(consent_world)
+    policy = consent_world.workspace.policy
+    writer = LabelledWriter(consent_world.workspace)
+    real_sign = writer_module.sign_file
+
+    def broken_sign(*args, **kwargs):
+        raise ProvenanceError("simulated signing failure")
+
+    monkeypatch.setattr(writer_module, "sign_file", broken_sign)
+    failed = RenderJob.new("image")
+    with pytest.raises(ProvenanceError):
+        writer.write_image(policy.authorize("yuna", "music_video", "studio"), failed, astronaut, tmp_path / "a.png")
+    with pytest.raises(ProvenanceError):
+        with writer.open_video(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("video"),
+                               tmp_path / "v.mp4", width=160, height=128, fps=8) as video:
+            video.write(astronaut[:128, :160].copy())
+    refunds = consent_world.workspace.ledger.find("render.refunded")
+    assert [e.payload["reason"] for e in refunds] == ["signing_failed", "signing_failed"]
+    assert refunds[0].payload["job_id"] == failed.job_id
+    monkeypatch.setattr(writer_module, "sign_file", real_sign)
+    # The one render the grant allows is still there, and only one.
+    writer.write_image(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("image"), astronaut,
+                       tmp_path / "b.png")
+    with pytest.raises(ConsentError) as refused:
+        policy.authorize("yuna", "music_video", "studio")
+    assert refused.value.reason == "render_limit_reached"
+
+
+def test_an_aborted_video_gives_its_render_slot_back(consent_world, astronaut, tmp_path: Path) -> None:
+    _limited_grant(consent_world)
+    policy = consent_world.workspace.policy
+    writer = LabelledWriter(consent_world.workspace)
+    video = writer.open_video(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("video"),
+                              tmp_path / "v.mp4", width=160, height=128, fps=8)
+    video.write(astronaut[:128, :160].copy())
+    video.abort(reason="no_face_swapped")
+    assert [e.payload["reason"] for e in consent_world.workspace.ledger.find("render.refunded")] == ["no_face_swapped"]
+    assert not [name for name in _only_file(tmp_path) if "v." in name]
+    assert policy.authorize("yuna", "music_video", "studio")  # the slot is free again
+
+
+def test_a_rerun_of_a_job_removes_what_a_killed_writer_left(consent_world, astronaut, renders: Path) -> None:
+    job = RenderJob.new("video")
+    renders.mkdir()
+    # What a writer killed mid-encode (SIGKILL: no cleanup ran) leaves beside the output.
+    stale = [renders / f"..v.{job.job_id}.unsigned.mp4.k1ll3d.part", renders / f".v.{job.job_id}.unsigned.mp4"]
+    for path in stale:
+        path.write_bytes(b"partial synthetic frames")
+    with LabelledWriter(consent_world.workspace).open_video(consent_world.authorize("music_video"), job,
+                                                            renders / "v.mp4", width=160, height=128, fps=8) as video:
+        for _ in range(2):
+            video.write(astronaut[:128, :160].copy())
+    assert _only_file(renders) == ["v.mp4"]

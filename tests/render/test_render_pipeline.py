@@ -159,7 +159,7 @@ def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, cl
         render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
                      options=options, progress=interrupt)
     assert not out.exists()
-    state = json.loads((tmp_path / ".resumed.mp4.render-checkpoint" / "state.json").read_text())
+    state = json.loads((tmp_path / ".resumed.mp4.render-checkpoint" / "job.json").read_text())
     report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options)
     assert report.resumed_from_frame == 20
     assert report.job_id == state["job_id"]  # same job: the grant counts the render once
@@ -310,7 +310,8 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
     source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
     wanted = pipeline.sample_indices(len(source), 4)
     assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0
-    for index, (before, after) in zip(wanted, captured):
+    for index, (before, after, job_id) in zip(wanted, captured):
+        assert job_id == report.job_id
         assert np.array_equal(before, source[index])  # the source frame, not the in-place render
         assert not np.array_equal(after, before)  # a swapped face went in
 

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import bisect
+import glob
 import math
 import os
 import queue
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_VIDEO_PIXELS",
     "ColourTags",
     "VideoEncoder",
+    "remove_stale_parts",
     "VideoFrame",
     "VideoInfo",
     "iter_video_frames",
@@ -675,6 +677,23 @@ def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
     return rate
 
 
+def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the ``.<name>.<random>.part`` temporaries a killed writer of ``path`` left beside it.
+
+    Encoders (and ``likeness.media.images``) write through such a same-folder temporary, named
+    with a random suffix, so a rerun never reuses a killed run's file. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        try:
+            stale.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(stale)
+    return removed
+
+
 class VideoEncoder:
     """Write RGB frames to an H.264 (libx264, yuv420p, limited range) MP4, optionally with the
     audio of ``audio_source``. Use as a context manager::
@@ -701,7 +720,10 @@ class VideoEncoder:
       frames so the invisible watermark survives (``docs/watermark.md``).
     * Atomic: frames go to a temporary file beside ``path`` that is renamed over ``path`` only
       when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
-      leaves no output file. The MP4 index is moved to the front (``faststart``) for streaming.
+      leaves no output file. A process killed outright (SIGKILL, out of memory, power loss)
+      never reaches that cleanup and leaves ``.<name>.<random>.part``; the next encoder for the
+      same ``path`` removes it (:func:`remove_stale_parts`). The MP4 index is moved to the
+      front (``faststart``) for streaming.
     * Overlapped: :meth:`write` converts the frame to YUV on the caller's thread and hands it to
       an encoding thread (H.264 and muxing), which keeps x264 fed while the caller prepares the
       next frame. A failure there is raised by the next :meth:`write` or by :meth:`close`.
@@ -766,6 +788,7 @@ class VideoEncoder:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_parts(self.path)
             handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
                                                  dir=self.path.parent)
             os.close(handle)

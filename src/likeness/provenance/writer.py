@@ -13,7 +13,9 @@
    place with ``os.replace``.
 
 Any failure at any step removes the temporaries: there is never a partial or unlabelled
-output. Render code receives pixels-in, nothing-out objects (``LabelledVideo.write`` takes a
+output. A failure after the render was counted (signing, encoding, the ledger, an abort, a
+render that swapped no face) gives the slot back (``authz.refund_render(job_id, reason)``): only
+outputs that were placed use up a grant's render limit. Render code receives pixels-in, nothing-out objects (``LabelledVideo.write`` takes a
 frame and returns nothing); it never gets a path-writing encoder.
 
 Example::
@@ -152,12 +154,15 @@ class LabelledWriter:
         authz.recheck()
         setup = self.signing_setup(authz)
         authz.consume_render(job.job_id)
-        marked = _mark(rgb, job, labelled, width, height)
         temps = _Temporaries(out_path, job.job_id)
         try:
+            marked = _mark(rgb, job, labelled, width, height)
             write_image(temps.unsigned, marked, quality=quality)
             return self._finish(authz, job, setup, temps, out_path, source_path, labelled, frames=1,
                                 width=width, height=height)
+        except BaseException as exc:
+            refund_render(authz, job.job_id, failure_reason(exc))
+            raise
         finally:
             temps.remove()
 
@@ -203,11 +208,15 @@ class LabelledWriter:
         authz.recheck()
         setup = self.signing_setup(authz)
         authz.consume_render(job.job_id)
-        return LabelledVideo(
-            self, authz, job, setup, out_path, width=width, height=height, fps=fps,
-            audio_source=audio_source, source_path=source_path, labelled=labelled, rotation=rotation % 360,
-            colour=colour,
-        )
+        try:
+            return LabelledVideo(
+                self, authz, job, setup, out_path, width=width, height=height, fps=fps,
+                audio_source=audio_source, source_path=source_path, labelled=labelled, rotation=rotation % 360,
+                colour=colour,
+            )
+        except BaseException as exc:
+            refund_render(authz, job.job_id, failure_reason(exc))
+            raise
 
     def _finish(
         self,
@@ -295,6 +304,7 @@ class LabelledVideo:
         self._label = VisibleLabel(width, height, job.label_corner) if labelled else None
         self._embedder = WatermarkEmbedder(job.watermark_payload, stored_width, stored_height)
         self._temps = _Temporaries(out_path, job.job_id)
+        self._temps.remove()  # what a killed earlier run of this job (a resume) left behind
         self.frames = 0
         self.result: RenderOutput | None = None
         self._closed = False
@@ -343,8 +353,8 @@ class LabelledVideo:
             # embed() on the RGB frame, for about a third of the memory traffic.
             self._encoder.write(frame, pts_s=pts_s, luma_offset=self._embedder.luma_offset(frame))
             self.frames += 1
-        except BaseException:
-            self.abort()
+        except BaseException as exc:
+            self.abort(reason=failure_reason(exc))
             raise
 
     def close(self) -> RenderOutput:
@@ -365,13 +375,19 @@ class LabelledVideo:
                 extra={"rotation": self.rotation, "padded_to_even": padded},
             )
             return self.result
+        except BaseException as exc:
+            refund_render(self._authz, self._job.job_id, failure_reason(exc))
+            raise
         finally:
             with contextlib.suppress(Exception):
                 self._encoder.abort()
             self._temps.remove()
 
-    def abort(self) -> None:
-        """Discard everything written so far; leaves no file."""
+    def abort(self, *, reason: str = "aborted") -> None:
+        """Discard everything written so far; leaves no file and gives the render slot back.
+
+        ``reason``: a short code for the ledger's refund event (e.g. ``no_face_swapped``).
+        """
         if self._closed:
             return
         self._closed = True
@@ -379,6 +395,7 @@ class LabelledVideo:
             self._encoder.abort()
         finally:
             self._temps.remove()
+            refund_render(self._authz, self._job.job_id, reason)
 
     def __enter__(self) -> LabelledVideo:
         return self
@@ -405,9 +422,40 @@ class _Temporaries:
         self.signed = folder / f".{stem}.{self.job_id}.signed{suffix}"
 
     def remove(self) -> None:
+        from likeness.media.video import remove_stale_parts
+
         for path in (self.unsigned, self.signed):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+            remove_stale_parts(path)  # a killed encoder's own temporary of this one
+
+
+def remove_job_temporaries(out_path: Path, job_id: str) -> None:
+    """Remove every temporary a killed writer of ``job_id`` left beside ``out_path``."""
+    _Temporaries(Path(out_path), job_id).remove()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short code saying why a counted render produced no output (for the refund event)."""
+    if isinstance(exc, ConsentError):
+        return f"refused: {exc.reason}"
+    if isinstance(exc, ProvenanceError):
+        return "signing_failed"
+    if isinstance(exc, MediaError):
+        return "encode_failed"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"failed: {type(exc).__name__}"
+
+
+def refund_render(authz: Authorization, job_id: str, reason: str) -> None:
+    """Give back the render slot ``job_id`` holds (``Authorization.refund_render``).
+
+    Called only while another error is on its way out or the render was abandoned, so a failing
+    refund (the database itself is down) never hides that error; the slot then stays used.
+    """
+    with contextlib.suppress(Exception):
+        authz.refund_render(job_id, reason)
 
 
 def _require_job(job: object, kind: JobKind) -> None:

@@ -16,9 +16,14 @@ Order of work for one call (see docs/render.md):
 
 Resume: every ``checkpoint_every`` frames the renderer's state and the per-frame swap recipes
 (affine, colour-corrected crop, blend mask) are saved in ``.<out name>.render-checkpoint/``
-beside the output. A rerun with the same target, model and options replays the recipes onto the
-decoded source (cheap: one warp and blend per face), then continues. The checkpoint holds no
-playable media, and is deleted when the output is written or when consent is withdrawn.
+beside the output, sealed with a per-job key (``likeness.render.checkpoint``). A rerun with the
+same target, model and options replays the recipes onto the decoded source (cheap: one warp and
+blend per face), then continues as the same job (counted once). The checkpoint holds no playable
+media and no swapped pixels in the clear; it and its key are deleted when the job ends (output
+written, render refused, consent withdrawn). A killed run's temporaries are removed by the rerun.
+
+Render limit: the writer counts the job when it opens the output and gives the slot back when
+no output is placed: any failure, and a video in which no face was swapped (``FaceError``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import hashlib
 import json
 import os
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,10 +46,18 @@ import numpy as np
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError, ModelError
 from likeness.render import content
 from likeness.render.blend import paste_face
+from likeness.render.checkpoint import RenderCheckpoint
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import MAX_BATCH_FRAMES, FaceOutcome, FrameInput, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
-from likeness.render.report import RenderReport, ShotQuality, colour_difference_in_roi, identity_sample, write_report
+from likeness.render.report import (
+    RenderReport,
+    ShotQuality,
+    StripFrame,
+    colour_difference_in_roi,
+    identity_sample,
+    write_report,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -348,7 +360,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
     writer = LabelledWriter(workspace)
-    strip: list[tuple[np.ndarray, np.ndarray]] = []
+    strip: list[StripFrame] = []
     started = time.perf_counter()
     try:
         for done, (source, destination, rgb) in enumerate(images):
@@ -368,7 +380,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
             report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
                                    "watermark_payload": result.watermark_payload_hex})
             if len(strip) < 4:
-                strip.append((rgb, rendered))
+                strip.append((rgb, rendered, job.job_id))
             if progress:
                 progress(done + 1, len(images))
     finally:
@@ -404,65 +416,6 @@ def _target_fingerprint(target: Path) -> str:
     return f"{stat.st_size}:{digest.hexdigest()[:32]}"
 
 
-class _Checkpoint:
-    """Atomic checkpoint of a video render: ``state.json`` + ``recipes-<first frame>.npz`` chunks."""
-
-    def __init__(self, folder: Path, key: dict) -> None:
-        self.folder = folder
-        self.key = key
-        self.job_id: str | None = None  # a resumed render reuses it, so the grant counts it once
-        self.pending: list[tuple[int, list[FaceOutcome]]] = []
-
-    def load(self) -> dict | None:
-        try:
-            state = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return state if state.get("key") == self.key else None
-
-    def add(self, frame_index: int, outcomes: list[FaceOutcome]) -> None:
-        self.pending.append((frame_index, [o for o in outcomes if o.swapped]))
-
-    def commit(self, next_index: int, renderer_state: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self.pending:
-            arrays: dict[str, np.ndarray] = {}
-            for frame_index, faces in self.pending:
-                for n, face in enumerate(faces):
-                    arrays[f"{frame_index}_{n}_affine"] = face.affine
-                    arrays[f"{frame_index}_{n}_crop"] = face.crop
-                    arrays[f"{frame_index}_{n}_mask"] = np.round(face.mask * 255).astype(np.uint8)
-            first = self.pending[0][0]
-            tmp = self.folder / f".recipes-{first:09d}.npz.tmp"
-            with tmp.open("wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, self.folder / f"recipes-{first:09d}.npz")
-        self.pending = []
-        tmp = self.folder / ".state.json.tmp"
-        tmp.write_text(json.dumps({"key": self.key, "job_id": self.job_id, "next_index": next_index,
-                                   "renderer": renderer_state}), encoding="utf-8")
-        os.replace(tmp, self.folder / "state.json")
-
-    def recipes(self, upto: int) -> dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        by_frame: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-        for chunk in sorted(self.folder.glob("recipes-*.npz")):
-            with np.load(chunk) as arrays:
-                for name in arrays.files:
-                    if not name.endswith("_affine"):
-                        continue
-                    frame_index, n = (int(v) for v in name.split("_")[:2])
-                    if frame_index >= upto:
-                        continue
-                    base = f"{frame_index}_{n}"
-                    by_frame.setdefault(frame_index, []).append(
-                        (arrays[f"{base}_affine"], arrays[f"{base}_crop"], arrays[f"{base}_mask"].astype(np.float32) / 255.0)
-                    )
-        return by_frame
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def _content_frames(target: Path, frame_count: int, duration_s: float, samples: int) -> Iterator[np.ndarray]:
     """The frames the content check sees: at least one per second and at least ``samples`` over
     the clip (every frame of a clip with no more than ``samples``), plus the first frame after
@@ -486,7 +439,7 @@ def _content_frames(target: Path, frame_count: int, duration_s: float, samples: 
 
 def _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
     from likeness.media.video import ColourTags, iter_video_frames, probe_video
-    from likeness.provenance.writer import LabelledWriter, RenderJob
+    from likeness.provenance.writer import LabelledWriter, RenderJob, failure_reason, remove_job_temporaries
 
     if out.suffix.lower() != ".mp4":
         raise MediaError(out, "video output must be an .mp4 file")
@@ -506,17 +459,17 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     # The model file actually used: a resume must not mix float and int8 frames.
     model_sha256 = renderer.model.file_sha256
     key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
-    checkpoint = _Checkpoint(_checkpoint_dir(out), key)
-    resume_state = checkpoint.load()
+    checkpoint = RenderCheckpoint(_checkpoint_dir(out), workspace.keys_dir, key)
+    resume = checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
+    for abandoned in checkpoint.discarded:
+        remove_job_temporaries(out, abandoned)
     start_index = 0
     recipes: dict[int, list] = {}
-    if resume_state is not None:
-        start_index = int(resume_state["next_index"])
-        renderer.restore(resume_state["renderer"])
-        recipes = checkpoint.recipes(start_index)
+    if resume is not None and resume.renderer_state is not None:
+        start_index = resume.next_index
+        renderer.restore(resume.renderer_state)
+        recipes = resume.recipes
         report.resumed_from_frame = start_index
-    else:
-        checkpoint.remove()  # stale or foreign checkpoint
 
     frames_in: queue.Queue = queue.Queue(maxsize=8)
     frames_out: queue.Queue = queue.Queue(maxsize=8)
@@ -555,17 +508,16 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         finally:
             frames_in.put(_END)
 
-    saved_job = resume_state.get("job_id") if resume_state is not None else None
-    if saved_job:
+    if resume is not None:
         # Same job id: consume_render is idempotent per job, so the resumed render counts once,
         # and the output carries the watermark payload the interrupted run would have had.
-        job = RenderJob(saved_job, "video", unlabelled_requested=options.unlabelled)
+        job = RenderJob(resume.job_id, "video", unlabelled_requested=options.unlabelled)
     else:
         job = RenderJob.new("video", unlabelled_requested=options.unlabelled)
-    checkpoint.job_id = job.job_id
+    checkpoint.start(job.job_id)
     report.job_id = job.job_id
     writer = LabelledWriter(workspace)
-    strip: list[tuple[np.ndarray, np.ndarray]] = []
+    strip: list[StripFrame] = []
     strip_at = set(sample_indices(expected, 4))
     started = time.perf_counter()
     decoder = threading.Thread(target=decode_and_detect, name="render-decode", daemon=True)
@@ -575,7 +527,9 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         video = writer.open_video(authz, job, out, width=width, height=height, fps=info.frame_rate or info.fps,
                                   audio_source=target, source_path=target, rotation=info.rotation,
                                   colour=ColourTags.of(info))
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, LikenessError):
+            checkpoint.remove()  # refused (limit reached, revoked) or failed for good: the job ends here
         renderer.detector.close()
         quality.close()
         raise
@@ -603,6 +557,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     decoder.start()
     encoder.start()
     finished = False
+    abort_reason = "aborted"
     next_index = start_index
     batch: list[tuple[Any, Any, np.ndarray | None]] = []  # (frame, faces, copy for the strip)
 
@@ -616,7 +571,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             quality.observe(frame.index, rendered, outcomes)
             checkpoint.add(frame.index, outcomes)
             if before is not None:
-                strip.append((before, rendered.copy()))
+                strip.append((before, rendered.copy(), job.job_id))
             next_index = frame.index + 1
         # Batches end at checkpoint boundaries, so the saved state is exactly that of next_index.
         if next_index % options.checkpoint_every == 0:
@@ -644,6 +599,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
                 rendered = frame.rgb
                 for affine, crop, mask in recipes.get(index, []):
                     rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend, in_place=True)
+                report.frames_with_swaps += bool(recipes.get(index))
                 emit(rendered, frame.pts_s)
                 continue
             # The renderer rechecks both authorizations every options.recheck_every frames.
@@ -658,12 +614,22 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             raise failures[0]
         if report.frames_rendered == 0:
             raise MediaError(target, report.decode_error or "no frame could be decoded")
+        if report.frames_with_swaps == 0:
+            # Nothing synthetic to label: refuse, write nothing, and give the render slot back.
+            video.abort(reason="no_face_swapped")
+            checkpoint.remove()
+            raise FaceError(f"{target}: nothing to render (no face of the released performer was swapped "
+                            f"in {report.frames_rendered} frames); no output was written and the render was not counted")
         authz.recheck()
         release.recheck()
         result = video.close()
         finished = True
-    except ConsentError:
-        checkpoint.remove()  # consent withdrawn: keep no synthetic material around
+    except BaseException as exc:
+        abort_reason = failure_reason(exc)
+        if isinstance(exc, LikenessError):
+            # Consent withdrawn, or a failure a rerun would repeat (model, media, signing): the
+            # job ends and no synthetic material stays. An interruption keeps it for the resume.
+            checkpoint.remove()
         raise
     finally:
         stop.set()
@@ -671,7 +637,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             frames_out.put(_END)  # the encoder drains, so this cannot block for long
             encoder.join()
         if not finished:
-            video.abort()
+            video.abort(reason=abort_reason)  # gives the render slot back
         _join_draining(decoder, frames_in)
         if not decoder.is_alive():  # never close MediaPipe under a running detect()
             renderer.detector.close()

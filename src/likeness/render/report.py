@@ -137,33 +137,78 @@ class RenderReport:
         return payload
 
 
-def _thumbnail_png(rgb: np.ndarray, height: int = 120) -> str:
+#: Short side of the report's thumbnails: the watermark of the "after" thumbnails reads back
+#: reliably from 256 px (two tiles), not from the 120 px used before.
+THUMBNAIL_SHORT_SIDE = 256
+
+#: (before frame, after frame, job id of the output the after frame belongs to).
+StripFrame = tuple[np.ndarray, np.ndarray, str]
+
+
+def thumbnail(rgb: np.ndarray, short_side: int = THUMBNAIL_SHORT_SIDE) -> np.ndarray:
+    """uint8 (h, w, 3) copy of ``rgb`` scaled so its shorter side is ``short_side`` px."""
+    scale = short_side / min(rgb.shape[:2])
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def marked_thumbnail(after: np.ndarray, job_id: str) -> np.ndarray:
+    """A thumbnail of a synthetic frame, marked like the output it comes from: the visible
+    AI-generated label, then the invisible watermark of render job ``job_id`` (whose payload
+    the ledger's ``render.completed`` event records), so a thumbnail cut out of the report
+    still verifies as that job's synthetic media."""
+    from likeness.provenance.visible_label import burn_visible_label
+    from likeness.provenance.watermark import WatermarkEmbedder
+    from likeness.provenance.writer import watermark_payload_for
+
+    small = burn_visible_label(thumbnail(after))
+    return WatermarkEmbedder(watermark_payload_for(job_id), small.shape[1], small.shape[0]).embed(small)
+
+
+def _data_uri(rgb: np.ndarray, suffix: str) -> str:
     from likeness.media.images import encode_image
 
-    scale = height / rgb.shape[0]
-    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
-    return base64.b64encode(encode_image(small, suffix=".png")).decode("ascii")
+    mime = "png" if suffix == ".png" else "jpeg"
+    return f"data:image/{mime};base64,{base64.b64encode(encode_image(rgb, suffix=suffix, quality=85)).decode('ascii')}"
 
 
-def write_report(report: RenderReport, folder: Path, stem: str, strip: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Write ``stem.render.json`` and ``stem.render.html`` into ``folder``.
+def report_paths(folder: Path, stem: str, report: RenderReport) -> tuple[Path, Path]:
+    """``(json, html)`` names for a new report in ``folder`` that no earlier report holds:
+    ``<stem>.render.*``, else ``<output name>.render.*`` (``a.mp4`` beside ``a.png``), else with
+    the job id (two renders to one name), never overwriting one (created exclusively)."""
+    output_name = Path(report.output).name if report.output else stem
+    bases = [stem, output_name, f"{output_name}.{report.job_id}"] + [
+        f"{output_name}.{report.job_id}.{k}" for k in range(2, 100)]
+    for base in dict.fromkeys(bases):
+        json_path, html_path = folder / f"{base}.render.json", folder / f"{base}.render.html"
+        try:
+            json_path.open("x").close()
+        except FileExistsError:
+            continue
+        try:
+            html_path.open("x").close()
+        except FileExistsError:
+            json_path.unlink()
+            continue
+        return json_path, html_path
+    raise FileExistsError(f"{folder}: no free name for the render report of {output_name}")
 
-    ``strip``: (before, after) frames for the before/after strip; the "after" thumbnails carry
-    the visible AI-generated label (they show synthetic faces, small).
+
+def write_report(report: RenderReport, folder: Path, stem: str, strip: list[StripFrame]) -> None:
+    """Write ``stem.render.json`` and ``stem.render.html`` into ``folder`` (another free name
+    when those are taken, see :func:`report_paths`).
+
+    ``strip``: (before, after, job id) frames for the before/after strip; the "after" thumbnails
+    carry the visible AI-generated label and the job's invisible watermark (:func:`marked_thumbnail`).
     """
-    from likeness.provenance.visible_label import burn_visible_label
-
-    json_path = folder / f"{stem}.render.json"
-    html_path = folder / f"{stem}.render.html"
+    json_path, html_path = report_paths(folder, stem, report)
     report.report_json, report.report_html = str(json_path), str(html_path)
     json_path.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
     rows = []
-    for before, after in strip[:4]:
-        small_after = cv2.resize(after, (max(2, round(after.shape[1] * 240 / after.shape[0])), 240), interpolation=cv2.INTER_AREA)
-        labelled = burn_visible_label(small_after)
+    for before, after, job_id in strip[:4]:
         rows.append(
-            f'<tr><td><img alt="before" src="data:image/png;base64,{_thumbnail_png(before)}"></td>'
-            f'<td><img alt="after (AI-generated)" src="data:image/png;base64,{_thumbnail_png(labelled)}"></td></tr>'
+            f'<tr><td><img alt="before" src="{_data_uri(thumbnail(before), ".jpg")}"></td>'
+            f'<td><img alt="after (AI-generated)" src="{_data_uri(marked_thumbnail(after, job_id), ".png")}"></td></tr>'
         )
     data = report.to_json()
     shots = "".join(

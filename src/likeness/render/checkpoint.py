@@ -1,0 +1,249 @@
+"""Resume checkpoints of a video render, encrypted with a key that lives only as long as the job.
+
+A checkpoint must let a killed render resume without redoing the swap, so it holds the per-frame
+swap recipes (affine, colour-corrected swapped crop, blend mask) and the renderer's state. The
+crops are synthetic faces: kept in the clear, anyone who can read the output folder could paste
+them back into the source and get an unlabelled frame. So every chunk is sealed with AES-GCM
+under a per-job key kept apart from the media, in ``<keys>/jobs/<job id>.key`` (0600, folder
+0700), and the key is deleted when the job ends (output written, render refused, consent
+withdrawn). Without its key, or with any file altered, swapped, added or removed, a checkpoint
+is discarded and the render starts over; it is never trusted.
+
+Folder layout (``.<output name>.render-checkpoint/`` beside the output)::
+
+    job.json                  clear: job id and fingerprint (target, model file, options); no pixels
+    state.bin                 sealed: next frame, renderer state, names of the recipe chunks
+    recipes-<first frame>.bin sealed: an ``.npz`` of ``<frame>_<n>_{affine,crop,mask}`` arrays
+
+Each sealed file is ``nonce (12 bytes) || AES-256-GCM(plaintext)`` with the job id and the file
+name as associated data, so a chunk cannot be moved to another name or another job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+JOB_FILE, STATE_FILE = "job.json", "state.bin"
+#: A face recipe: (affine float (2, 3), colour-corrected crop uint8 (R, R, 3), mask float32 (R, R) in [0, 1]).
+Recipe = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class CheckpointInvalid(Exception):
+    """A checkpoint that cannot be trusted (no key, altered, incomplete); it is discarded."""
+
+
+def job_key_path(keys_dir: Path, job_id: str) -> Path:
+    """Where the key of render job ``job_id`` lives: ``<keys>/jobs/<job id>.key``."""
+    if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
+        raise CheckpointInvalid(f"not a render job id: {job_id[:40]!r}")
+    return Path(keys_dir) / "jobs" / f"{job_id}.key"
+
+
+def create_job_key(keys_dir: Path, job_id: str) -> bytes:
+    """A fresh random key for ``job_id``, written 0600 (folder 0700) and never with wider rights."""
+    path = job_key_path(keys_dir, job_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    key = secrets.token_bytes(KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+def read_job_key(keys_dir: Path, job_id: str) -> bytes | None:
+    try:
+        key = job_key_path(keys_dir, job_id).read_bytes()
+    except (OSError, CheckpointInvalid):
+        return None
+    return key if len(key) == KEY_BYTES else None
+
+
+def delete_job_key(keys_dir: Path, job_id: str) -> None:
+    with contextlib.suppress(OSError, CheckpointInvalid):
+        job_key_path(keys_dir, job_id).unlink()
+
+
+def seal(key: bytes, job_id: str, name: str, plaintext: bytes) -> bytes:
+    """``nonce || AES-GCM(plaintext)``, bound to ``job_id`` and the file ``name``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, _associated(job_id, name))
+
+
+def unseal(key: bytes, job_id: str, name: str, sealed: bytes) -> bytes:
+    """The plaintext of :func:`seal`'s output; ``CheckpointInvalid`` when anything was altered."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _associated(job_id, name))
+    except (InvalidTag, ValueError):
+        raise CheckpointInvalid(f"{name}: does not authenticate (altered, or sealed for another job)") from None
+
+
+def _associated(job_id: str, name: str) -> bytes:
+    return f"likeness-render-checkpoint:{job_id}:{name}".encode("ascii")
+
+
+def recipes_to_npz(faces: Iterable[tuple[int, int, Recipe]]) -> bytes:
+    """``.npz`` bytes of ``(frame index, face number, recipe)`` items (masks stored as uint8)."""
+    arrays: dict[str, np.ndarray] = {}
+    for frame_index, n, (affine, crop, mask) in faces:
+        arrays[f"{frame_index}_{n}_affine"] = np.asarray(affine)
+        arrays[f"{frame_index}_{n}_crop"] = np.asarray(crop)
+        arrays[f"{frame_index}_{n}_mask"] = np.round(np.asarray(mask) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def recipes_from_npz(data: bytes, upto: int) -> dict[int, list[Recipe]]:
+    """Frame index -> recipes, for frames before ``upto``, from :func:`recipes_to_npz` bytes."""
+    by_frame: dict[int, list[Recipe]] = {}
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        for name in arrays.files:  # in the order saved: faces of a frame are pasted in that order
+            if not name.endswith("_affine"):
+                continue
+            frame_index, n = (int(v) for v in name.split("_")[:2])
+            if frame_index >= upto:
+                continue
+            base = f"{frame_index}_{n}"
+            by_frame.setdefault(frame_index, []).append(
+                (arrays[f"{base}_affine"], arrays[f"{base}_crop"], arrays[f"{base}_mask"].astype(np.float32) / 255.0)
+            )
+    return by_frame
+
+
+@dataclass
+class ResumePoint:
+    """Where a render job stopped. ``renderer_state`` is None when it stopped before its first
+    commit: the job (and its counted render slot) goes on from frame 0."""
+
+    job_id: str
+    next_index: int = 0
+    renderer_state: dict | None = None
+    recipes: dict[int, list[Recipe]] = field(default_factory=dict)
+
+
+class RenderCheckpoint:
+    """The checkpoint of one video render job in ``folder``; keys under ``keys_dir/jobs``.
+
+    ``fingerprint``: what the output depends on (target, model file, options); a checkpoint made
+    for anything else is discarded. Use: :meth:`open` (a resume point or None), :meth:`start` with
+    the job id, :meth:`add` each frame's swapped faces, :meth:`commit` at a frame boundary,
+    :meth:`remove` when the job ends.
+    """
+
+    def __init__(self, folder: Path, keys_dir: Path, fingerprint: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.keys_dir = Path(keys_dir)
+        self.fingerprint = fingerprint
+        self.job_id: str | None = None
+        self.discarded: list[str] = []  # job ids of discarded checkpoints (their temporaries go too)
+        self._key: bytes | None = None
+        self._chunks: list[str] = []
+        self._pending: list[tuple[int, list[Recipe]]] = []
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def open(self) -> ResumePoint | None:
+        """The job to resume, or None (nothing here, or a checkpoint that was discarded)."""
+        if not self.folder.exists():
+            return None
+        job_id = None
+        try:
+            job = json.loads((self.folder / JOB_FILE).read_text(encoding="utf-8"))
+            job_id = str(job["job_id"])
+            key = read_job_key(self.keys_dir, job_id)
+            if job.get("fingerprint") != self.fingerprint:
+                raise CheckpointInvalid("made for another target, model or options")
+            if key is None:
+                raise CheckpointInvalid("its job key is gone (the job ended)")
+            point = self._read(key, job_id)
+        except (OSError, ValueError, KeyError, TypeError, CheckpointInvalid):
+            self._discard(job_id)
+            return None
+        self.job_id, self._key = job_id, key
+        return point
+
+    def _read(self, key: bytes, job_id: str) -> ResumePoint:
+        state_path = self.folder / STATE_FILE
+        if not state_path.exists():
+            if any(self.folder.glob("recipes-*")):
+                raise CheckpointInvalid("recipe chunks without a state")
+            return ResumePoint(job_id)
+        state = json.loads(unseal(key, job_id, STATE_FILE, state_path.read_bytes()))
+        chunks = [str(name) for name in state["chunks"]]
+        on_disk = sorted(p.name for p in self.folder.glob("recipes-*"))
+        if sorted(chunks) != on_disk:
+            raise CheckpointInvalid("recipe chunks missing or added")
+        next_index = int(state["next_index"])
+        recipes: dict[int, list[Recipe]] = {}
+        for name in chunks:
+            recipes.update(recipes_from_npz(unseal(key, job_id, name, (self.folder / name).read_bytes()), next_index))
+        self._chunks = chunks
+        return ResumePoint(job_id, next_index, state["renderer"], recipes)
+
+    def _discard(self, job_id: str | None) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if job_id:
+            delete_job_key(self.keys_dir, job_id)
+            self.discarded.append(job_id)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def start(self, job_id: str) -> None:
+        """Bind the folder to ``job_id`` (a resumed job keeps its key; a new one gets one)."""
+        if self.job_id == job_id and self._key is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.job_id, self._key, self._chunks = job_id, create_job_key(self.keys_dir, job_id), []
+        _write_atomic(self.folder / JOB_FILE,
+                      json.dumps({"job_id": job_id, "fingerprint": self.fingerprint}).encode("utf-8"))
+
+    def add(self, frame_index: int, outcomes: list[Any]) -> None:
+        """Keep the swapped faces (``FaceOutcome`` with ``affine``, ``crop``, ``mask``) of a frame."""
+        self._pending.append((frame_index, [(o.affine, o.crop, o.mask) for o in outcomes if o.swapped]))
+
+    def commit(self, next_index: int, renderer_state: dict) -> None:
+        """Seal what was added since the last commit, then the state that points at it."""
+        if self._key is None or self.job_id is None:
+            raise RuntimeError("RenderCheckpoint.commit before start")
+        faces = [(i, n, r) for i, recipes in self._pending for n, r in enumerate(recipes)]
+        if faces:
+            name = f"recipes-{self._pending[0][0]:09d}.bin"
+            _write_atomic(self.folder / name, seal(self._key, self.job_id, name, recipes_to_npz(faces)))
+            if name not in self._chunks:
+                self._chunks.append(name)
+        self._pending = []
+        state = {"next_index": next_index, "renderer": renderer_state, "chunks": self._chunks}
+        _write_atomic(self.folder / STATE_FILE,
+                      seal(self._key, self.job_id, STATE_FILE, json.dumps(state).encode("utf-8")))
+
+    def remove(self) -> None:
+        """The job ended: delete the folder and the job's key."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.job_id:
+            delete_job_key(self.keys_dir, self.job_id)
+        self._key = None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,153 @@
+"""A killed render leaves nothing usable (issue 24, attack 7): its checkpoint is sealed with a
+per-job key that dies with the job, its temporaries go on the rerun, and a render that fails or
+swaps no face gives its render slot back."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import likeness.render.checkpoint as checkpoint_module
+from likeness.errors import FaceError
+from likeness.media.synthetic import astronaut, write_clip
+from likeness.media.video import iter_video_frames
+from likeness.provenance.writer import LabelledVideo
+from likeness.render import RenderOptions, render_media
+
+
+def _options() -> RenderOptions:
+    return RenderOptions(quality_every=10, checkpoint_every=10, write_report=False)
+
+
+def _interrupt_at(frames: int):
+    def progress(done: int, total) -> None:
+        if done == frames:
+            raise KeyboardInterrupt
+    return progress
+
+
+def _render(world, clip, out, **kwargs):
+    return render_media(world.workspace, world.model_dir, clip, out, use="music_video", org="studio",
+                        options=_options(), **kwargs)
+
+
+def _capture_frames(monkeypatch) -> list[np.ndarray]:
+    """Frames handed to the labelled writer (before its label and watermark)."""
+    frames: list[np.ndarray] = []
+    original = LabelledVideo.write
+
+    def write(self, rgb, **kwargs):
+        frames.append(rgb.copy())
+        return original(self, rgb, **kwargs)
+
+    monkeypatch.setattr(LabelledVideo, "write", write)
+    return frames
+
+
+def test_a_killed_render_s_checkpoint_holds_no_swapped_pixels_and_resumes_to_the_same_frames(
+    trained_world, performer_clip, tmp_path, monkeypatch
+) -> None:
+    crops: list[np.ndarray] = []
+    original_add = checkpoint_module.RenderCheckpoint.add
+
+    def add(self, frame_index, outcomes):
+        crops.extend(o.crop.copy() for o in outcomes if o.swapped)
+        return original_add(self, frame_index, outcomes)
+
+    monkeypatch.setattr(checkpoint_module.RenderCheckpoint, "add", add)
+    out = tmp_path / "resumed.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        _render(trained_world, performer_clip, out, progress=_interrupt_at(22))
+    folder = tmp_path / ".resumed.mp4.render-checkpoint"
+    job_id = json.loads((folder / "job.json").read_text())["job_id"]
+    key = trained_world.workspace.keys_dir / "jobs" / f"{job_id}.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert len(crops) >= 10
+    saved = [p.read_bytes() for p in sorted(folder.iterdir())]
+    assert len(saved) == 4  # job.json, state.bin, two sealed recipe chunks
+    # The same crops stored the old way (a plain .npz) are found by this search ...
+    plain = checkpoint_module.recipes_to_npz((0, n, (np.eye(2, 3), c, np.ones(c.shape[:2]))) for n, c in enumerate(crops))
+    assert crops[3].tobytes()[1000:1400] in plain
+    # ... and not in anything the killed render left.
+    for blob in saved:
+        with pytest.raises(ValueError):
+            np.load(io.BytesIO(blob), allow_pickle=False)
+        for crop in crops[:20]:
+            assert crop.tobytes()[1000:1400] not in blob
+
+    written = _capture_frames(monkeypatch)
+    report = _render(trained_world, performer_clip, out)
+    assert report.resumed_from_frame == 20 and report.job_id == job_id
+    assert not folder.exists() and not key.exists()  # the job ended: its key goes with it
+    resumed_frames = list(written)
+    written.clear()
+    _render(trained_world, performer_clip, tmp_path / "straight.mp4")
+    straight_frames = list(written)
+    assert len(resumed_frames) == len(straight_frames) == 30
+    for index, (resumed, straight) in enumerate(zip(resumed_frames, straight_frames)):
+        difference = np.abs(resumed.astype(int) - straight.astype(int))
+        if index < 20:  # replayed from the sealed recipes: only the 8-bit blend mask differs
+            assert difference.max() <= 1, index
+        else:  # rendered again: MediaPipe's video-mode tracking restarts at the resume point
+            assert difference.mean() < 0.5 and difference.max() <= 16, index
+
+
+@pytest.mark.parametrize("damage", ["key deleted", "chunk altered"])
+def test_a_checkpoint_without_its_key_or_altered_is_discarded(trained_world, performer_clip, tmp_path, damage) -> None:
+    out = tmp_path / "again.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        _render(trained_world, performer_clip, out, progress=_interrupt_at(22))
+    folder = tmp_path / ".again.mp4.render-checkpoint"
+    job_id = json.loads((folder / "job.json").read_text())["job_id"]
+    if damage == "key deleted":
+        (trained_world.workspace.keys_dir / "jobs" / f"{job_id}.key").unlink()
+    else:
+        chunk = sorted(folder.glob("recipes-*"))[0]
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        chunk.write_bytes(bytes(data))
+    report = _render(trained_world, performer_clip, out)
+    assert report.resumed_from_frame is None and report.job_id != job_id  # started over, never trusted
+    assert report.frames_rendered == 30 and out.exists()
+    assert not folder.exists() and not list((trained_world.workspace.keys_dir / "jobs").iterdir())
+
+
+def test_a_killed_render_s_part_file_is_removed_by_the_rerun(trained_world, performer_clip, tmp_path, monkeypatch) -> None:
+    original_abort = LabelledVideo.abort
+
+    def abort_as_if_killed(self, **kwargs) -> None:
+        # A killed process never reaches the cleanup: put back the encoder's partial file.
+        part: Path = self._encoder._temporary
+        partial = part.read_bytes()
+        original_abort(self, **kwargs)
+        part.write_bytes(partial)
+
+    monkeypatch.setattr(LabelledVideo, "abort", abort_as_if_killed)
+    out = tmp_path / "killed.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        _render(trained_world, performer_clip, out, progress=_interrupt_at(12))
+    assert len(list(tmp_path.glob(".*.part"))) == 1
+    monkeypatch.setattr(LabelledVideo, "abort", original_abort)
+    report = _render(trained_world, performer_clip, out)
+    assert report.resumed_from_frame == 10 and out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["killed.mp4"]
+
+
+def test_a_render_that_swaps_no_face_writes_nothing_and_is_not_counted(trained_world, tmp_path) -> None:
+    clip = write_clip(tmp_path / "nobody.mp4", astronaut(), seconds=0.4, fps=25, size=(320, 240), seed=1)
+    out = tmp_path / "nobody-out.mp4"
+    with pytest.raises(FaceError, match="no face of the released performer was swapped"):
+        _render(trained_world, clip, out)
+    assert not out.exists() and not list(tmp_path.glob(".nobody-out*"))
+    ledger = trained_world.workspace.ledger
+    reserved = ledger.find("render.reserved")
+    assert len(reserved) == 1
+    refunds = ledger.find("render.refunded", job_id=reserved[0].payload["job_id"])
+    assert [e.payload["reason"] for e in refunds] == ["no_face_swapped"]
+    assert not ledger.find("render.completed")
+    assert len(list(iter_video_frames(clip))) == 10
