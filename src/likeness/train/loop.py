@@ -47,7 +47,7 @@ from likeness.train.metrics import (
     expression_fidelity,
     identity_transfer,
 )
-from likeness.train.preview import metrics_plot, preview_grid
+from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
 from likeness.train.samples import FaceSource, FacesetFaces, as_face_source
 
 CONFIG_NAME = "train_config.json"
@@ -685,8 +685,6 @@ class _Trainer:
 
     # -- artefacts --------------------------------------------------------------------------
     def write_preview(self) -> Path | None:
-        from likeness.media import write_image
-
         if not hasattr(self, "_last_preview"):
             self.evaluate()
         src_val, src_rec, dst_val, swapped = self._last_preview
@@ -699,8 +697,8 @@ class _Trainer:
         folder = self.out_dir / PREVIEW_DIR
         folder.mkdir(exist_ok=True)
         path = folder / f"preview_{self.iteration:07d}.png"
-        write_image(path, grid)
-        write_image(self.out_dir / "preview_latest.png", grid)
+        # Marked like a render: visible label plus the watermark of a ledger-recorded preview job.
+        write_training_preview(self.authz, grid, [path, self.out_dir / "preview_latest.png"], iteration=self.iteration)
         return path
 
     def write_metrics_files(self) -> None:
