@@ -351,3 +351,20 @@ def test_holder_row_without_ledger_event_is_not_in_force(consent_world):
         ws.registry.add_subject("ari", "Ari", holder="fake")
         ws.registry.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
     assert info.value.reason == "holder_key_altered"
+
+
+def test_holder_can_revoke_past_a_planted_revocation_row_and_a_tampered_holder_row(consent_world):
+    """A planted (unverifiable) revocation row and an edited holder row do not stop the holder
+    from revoking with their ledger key: the revocation is on the ledger and in force."""
+    ws = consent_world.workspace
+    _sql(ws, "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) "
+             "VALUES (:i, :g, :t, 'planted', :s)",
+         i=uuid.uuid4().hex, g=consent_world.grant_id, t=utc_iso(now_utc()), s="ab" * 64)
+    _sql(ws, "UPDATE rights_holders SET name = 'Someone else', key_fingerprint = 'ed25519:00' "
+             "WHERE slug = 'mina-holder'")
+    consent_world.revoke_grant()
+    assert ws.registry.grant_state(consent_world.grant_id) == "revoked"
+    assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
+    assert ("holder", ws.registry.get_subject("mina").holder_id) in _kinds(ws)
+    with pytest.raises(RegistryError, match="already revoked"):
+        consent_world.revoke_grant()

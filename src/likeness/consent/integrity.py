@@ -452,7 +452,9 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
         ]
 
 
-def _missing_rows(session: Session, view: LedgerConsent, kind: str, event_type: str, model: type) -> list[ConsentProblem]:
+def _missing_rows(
+    session: Session, view: LedgerConsent, kind: str, event_type: str, model: type
+) -> list[ConsentProblem]:
     """Events with no row, and later copies of an event for the same record (ignored)."""
     member = CONSENT_EVENTS[event_type]
     seen: set[str] = set()
@@ -477,8 +479,10 @@ def _organisation_problems(session: Session, view: LedgerConsent) -> list[Consen
         if key is None:
             out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}' has no org.created event"))
         elif key[0] != org.key_fingerprint or _fingerprint_of(org.public_key) != key[0]:
-            out.append(ConsentProblem("organisation", org.id,
-                                      f"organisation '{org.slug}': its key in the database is not the key on the ledger"))
+            out.append(ConsentProblem(
+                "organisation", org.id,
+                f"organisation '{org.slug}': its key in the database is not the key on the ledger",
+            ))
     return out + _missing_rows(session, view, "organisation", "org.created", Organisation)
 
 

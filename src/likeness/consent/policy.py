@@ -78,18 +78,29 @@ def state_of_reason(reason: str | None) -> str:
     return _STATES.get(reason, "altered")
 
 
+def _signer_id(view: LedgerConsent, kind: str, record_id: str, row_holder_id: str) -> str:
+    """The holder who signed a grant or release, per its ledger event (else its row)."""
+    signed = view.issued(kind, record_id)
+    holder_id = signed.payload.get("holder_id") if signed else None
+    return holder_id if isinstance(holder_id, str) else row_holder_id
+
+
 def grant_standing(session: Session, view: LedgerConsent, grant: Grant, moment: datetime) -> Finding | None:
     """``None`` if ``grant`` is in force at ``moment`` (ledger-bound, not revoked, in its
-    window), else why not. Uses and the render limit are the caller's."""
-    problem = grant_problem(session, view, grant)
-    if problem:
-        return problem
+    window), else why not. Uses and the render limit are the caller's.
+
+    A verified revocation comes first: it is checked with the holder (per the grant's ledger
+    event) and keys on the ledger alone, so whatever else was done to the rows, it is revoked.
+    """
     revocation = view.revocation(
-        "grant", grant.id, grant.holder_id,
+        "grant", grant.id, _signer_id(view, "grant", grant.id, grant.holder_id),
         session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant.id)),
     )
     if revocation.revoked_at:
         return Finding("revoked", revocation.revoked_at)
+    problem = grant_problem(session, view, grant)
+    if problem:
+        return problem
     if revocation.problems:
         return Finding("revocation_invalid", revocation.problems[0])
     if moment < parse_utc(grant.valid_from):
@@ -103,15 +114,15 @@ def release_standing(
     session: Session, view: LedgerConsent, release: Release, moment: datetime
 ) -> Finding | None:
     """As ``grant_standing`` for a performer release (``release_*`` reasons)."""
-    problem = release_problem(session, view, release)
-    if problem:
-        return problem
     revocation = view.revocation(
-        "release", release.id, release.holder_id,
+        "release", release.id, _signer_id(view, "release", release.id, release.holder_id),
         session.scalar(select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)),
     )
     if revocation.revoked_at:
         return Finding("release_revoked", revocation.revoked_at)
+    problem = release_problem(session, view, release)
+    if problem:
+        return problem
     if revocation.problems:
         return Finding("release_revocation_invalid", revocation.problems[0])
     if moment < parse_utc(release.valid_from):

@@ -454,11 +454,13 @@ class Registry:
         return [(r.id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
 
     # --- grants --------------------------------------------------------------------------
-    def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None):
-        """The holder's private key, checked against the key the ledger says is in force."""
+    def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None, *, row_must_match: bool = True):
+        """The holder's private key, checked against the key the ledger says is in force.
+        ``row_must_match=False`` (revocations) signs even when the holder row was tampered with:
+        a holder can always take consent back with their ledger key."""
         path = holder_key_path or self.holder_key_path(holder.slug)
         key = keys.load_private_key(path)
-        current = self._ledger_key(holder)
+        current = self._ledger_key(holder, row_must_match=row_must_match)
         if keys.fingerprint(keys.public_raw(key)) != current.fingerprint:
             raise ConsentError(
                 "signature_invalid",
@@ -466,15 +468,16 @@ class Registry:
             )
         return key
 
-    def _ledger_key(self, holder: RightsHolder):
-        """The holder's current key per the ledger; ``holder_key_altered`` if the row differs."""
+    def _ledger_key(self, holder: RightsHolder, *, row_must_match: bool = True):
+        """The holder's current key per the ledger; ``holder_key_altered`` if the holder is not
+        on the ledger or (``row_must_match``) its row differs from it."""
         from likeness.consent.integrity import LedgerConsent, holder_key_problem
 
         with self._session_factory() as session:
             history = LedgerConsent(session).holder_keys(holder.id)
             row = session.get(RightsHolder, holder.id)
             problem = holder_key_problem(history, row) if row is not None else "its row is missing"
-        if problem:
+        if history.current is None or (problem and row_must_match):
             raise ConsentError(
                 "holder_key_altered", f"rights holder '{holder.slug}': {problem}; nothing is signed with it"
             )
@@ -760,26 +763,39 @@ class Registry:
         self, kind: str, record_model: type, revocation_model: type, target_id: str, reason: str,
         holder_key_path: Path | None,
     ) -> None:
+        """Sign a revocation with the holder's key per the ledger and put it on the ledger (in
+        force from then on), then add its row. The holder is the one the record's ledger event
+        names, so an edited row cannot point the revocation at someone else; a row already
+        there that does not verify (planted to block this) is left for audit to name."""
+        from likeness.consent.integrity import LedgerConsent
+
         target_column = getattr(revocation_model, f"{kind}_id")
         with self._session_factory() as session:
+            view = LedgerConsent(session)
             record = session.get(record_model, target_id)
-            if record is None:
+            signed = view.issued(kind, target_id)
+            if record is None and signed is None:
                 raise RegistryError(f"no {kind} '{target_id}'")
-            if session.scalar(select(revocation_model).where(target_column == target_id)):
+            holder_id = signed.payload.get("holder_id") if signed else record.holder_id
+            row = session.scalar(select(revocation_model).where(target_column == target_id))
+            if view.revocation(kind, target_id, holder_id, row).revoked_at:
                 raise RegistryError(f"{kind} '{target_id}' is already revoked")
-            holder = session.get(RightsHolder, record.holder_id)
+            holder = session.get(RightsHolder, holder_id)
+            if holder is None:
+                raise RegistryError(f"{kind} '{target_id}': its rights holder '{holder_id}' has no row")
             session.expunge(holder)
-        key = self._signing_key(holder, holder_key_path)
+        key = self._signing_key(holder, holder_key_path, row_must_match=False)
         revoked_at = utc_iso(now_utc())
         payload = revocation_payload(kind, target_id, revoked_at, reason)
-        revocation = revocation_model(
-            id=_new_id(), revoked_at=revoked_at, reason=reason,
-            signature=keys.sign(key, canonical_bytes(payload)), **{f"{kind}_id": target_id},
-        )
-        with self._session_factory() as session:
-            session.add(revocation)
-            session.commit()
-        self._ledger.append(f"{kind}.revoked", {**payload, "signature": revocation.signature})
+        signature = keys.sign(key, canonical_bytes(payload))
+        self._ledger.append(f"{kind}.revoked", {**payload, "signature": signature})
+        if row is None:
+            with self._session_factory() as session:
+                session.add(revocation_model(
+                    id=_new_id(), revoked_at=revoked_at, reason=reason, signature=signature,
+                    **{f"{kind}_id": target_id},
+                ))
+                session.commit()
 
     def find_release_id(self, prefix: str) -> str:
         with self._session_factory() as session:
