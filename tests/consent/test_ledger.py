@@ -118,3 +118,52 @@ def test_find_matches_exact_members_only(consent_world):
     assert jobs(n=3) == ["j1"] and jobs(n=None) == ["j4"]
     assert jobs(watermark_payload="ab12", n=30) == []
     assert jobs() == ["j1", "j2", "j3", "j4"]
+
+
+def test_find_takes_several_event_types(consent_world):
+    ledger = consent_world.workspace.ledger
+    ledger.append("render.reserved", {"job_id": "j1", "grant_id": "g"})
+    ledger.append("render.refunded", {"job_id": "j1", "grant_id": "g"})
+    ledger.append("render.reserved", {"job_id": "j2", "grant_id": "h"})
+    found = ledger.find(("render.reserved", "render.refunded"), grant_id="g")
+    assert [e.event_type for e in found] == ["render.reserved", "render.refunded"]
+
+
+def test_append_in_commits_or_rolls_back_with_the_callers_transaction(consent_world):
+    from sqlalchemy.orm import Session
+
+    from likeness.consent.ledger import Ledger, begin_serialized
+
+    ws = consent_world.workspace
+    before = ws.ledger.count()
+    with Session(ws.engine) as session:
+        begin_serialized(session, "test")
+        Ledger.append_in(session, "test.event", {"kept": False})
+        session.rollback()
+    assert ws.ledger.count() == before
+    with Session(ws.engine) as session:
+        begin_serialized(session, "test")
+        event = Ledger.append_in(session, "test.event", {"kept": True})
+        session.commit()
+    assert ws.ledger.count() == before + 1 and event.seq == before + 1
+    assert ws.ledger.verify().ok
+
+
+def test_parallel_appends_keep_one_chain(consent_world):
+    import threading
+
+    ws = consent_world.workspace
+    barrier = threading.Barrier(16)
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        for j in range(5):
+            ws.ledger.append("test.event", {"writer": i, "j": j})
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(ws.ledger.find("test.event")) == 80
+    assert ws.ledger.verify().ok
