@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -47,10 +47,18 @@ from likeness.provenance.watermark_code import (
     encode_payload,
 )
 
-WATERMARK_ALGORITHM = "likeness.tiled-ss.v1"
+WATERMARK_ALGORITHM = "likeness.tiled-ss.v2"
+READABLE_ALGORITHMS = ("likeness.tiled-ss.v1", WATERMARK_ALGORITHM)
+"""Marks the reader recognises: v2 is v1's tile drawn at a resolution-relative scale, so v1
+marks (128 px tiles at every frame size) are v2 marks of frames up to 360 px and read the same."""
 
 TILE_SIZE = 128
-"""Tile side in pixels; a frame must be at least this large in both sides to be read."""
+"""Tile side in pixels at the reference resolution; a frame must be at least this large in both
+sides to be read."""
+REFERENCE_SHORT_SIDE = 360
+"""Frames up to this short side carry 128 px tiles; larger ones carry the same tile scaled by
+``short side / 360`` (a 1080p frame: 384 px tiles of 12 px chips), so any downscaled copy down to
+360 px still resolves the 4 px chips the reader is tuned to (:func:`tile_period`)."""
 CHIP_SIZE = 4
 PILOT_CHIPS = 192
 MARK_RMS = 2.3
@@ -62,7 +70,9 @@ _LUMA_PER_RGB_LEVEL = 219.0 / 255.0
 SYNC_THRESHOLD = 6.0
 """Minimum pilot correlation peak, in standard deviations of the correlation surface."""
 SYNC_CANDIDATES = 3
-"""Distinct pilot peaks tried before answering "no mark" (each is one CRC-32 trial)."""
+"""Distinct pilot peaks per fold (period x mirror) tried before answering "no mark"."""
+MAX_DECODES = 48
+"""Hard cap on CRC-32 trials per image or clip: P(false mark) <= 48 * 2**-32 = 1.1e-8."""
 FRAME_SYNC_THRESHOLD = 4.5
 """Pilot peak (z) a single video frame needs to add its own-phase soft bits to the aggregate."""
 SMALL_FRAME_TILES = 10.0
@@ -87,6 +97,22 @@ _LOCAL_ENERGY_SIGMA = 2.0
 _BLOCK_PERIOD = 16
 _STRIP_ROWS = 8 * TILE_SIZE  # a multiple of the tile keeps every strip at tile phase 0
 _STRIP_MARGIN = 24  # > reach of the two Gaussians in _whitened_luma (6 + 8 px)
+# Reading at an unknown scale: the content (bars stripped) is brought to a short side of at most
+# 360 px, where an uncropped copy of any v2 mark has a 128 px period; crops and copies below
+# 360 px change it, so the period is measured from the autocorrelation of rows and columns.
+_WORK_SHORT_SIDE = REFERENCE_SHORT_SIDE
+_MIN_PERIOD = 56  # work px: a 320x180 copy of a 640x360 frame has 64
+_MIN_PERIODS_IN_AXIS = 1.6  # an axis counts for lags up to its length / 1.6
+_PERIOD_PEAKS = 3
+_PERIOD_STEP = 0.002  # relative; a fold over ~5 tiles of 128 px tolerates about this error
+_SPECTRUM_SMOOTHING = 31  # bins of the running mean that flattens the spectrum
+_SPECTRUM_CLIP = 4.0
+_BAR_PROBE_SIDE = 480  # bars are found on a thumbnail of at most this long side
+_BAR_RANGE = 6  # grey levels: a row or column of the thumbnail this uniform is padding
+_BAR_MARGIN = 3  # px stripped beyond a bar edge (codec ringing)
+_MIN_CONTENT = 64
+_CLIP_PROBE_FRAMES = 8
+_CLIP_NATIVE_FRAMES = 25  # v1 marks of large clips: native folds of the first frames
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,8 @@ class WatermarkReading:
     correlation peak in standard deviations of the correlation surface (also reported when no
     mark is found; 6 or more is needed to try decoding). ``offset`` is the tile phase ``(dy,
     dx)`` the payload was read at: a crop that starts at (y0, x0) of a marked frame reads at
-    ``(-y0 % 128, -x0 % 128)``. ``tiles`` is the frame area folded, in tiles, summed over frames.
+    ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
+    work resolution, summed over frames.
     """
 
     payload: bytes | None
@@ -108,6 +135,10 @@ class WatermarkReading:
     offset: tuple[int, int] | None
     tiles: float
     algorithm: str = WATERMARK_ALGORITHM
+    period: float | None = None
+    """Tile period found, in the read frame's pixels (384 for an untouched 1080p mark)."""
+    mirrored: bool = False
+    """True when the mark was read from the horizontally mirrored picture."""
 
     @property
     def detected(self) -> bool:
@@ -191,6 +222,27 @@ def _cached_tile(payload: bytes) -> np.ndarray:
     return tile
 
 
+def tile_period(width: int, height: int) -> float:
+    """Tile period in pixels of the mark of a ``width`` x ``height`` frame: 128 up to 360 px on
+    the short side, ``128 * short / 360`` above (a copy downscaled to 360 px has 128 again)."""
+    return TILE_SIZE * max(1.0, min(width, height) / REFERENCE_SHORT_SIDE)
+
+
+def _frame_pattern(tile: np.ndarray, width: int, height: int, period: float) -> np.ndarray:
+    """The tile repeated from the top-left corner at ``period`` px: float32 (height, width)."""
+    if period == TILE_SIZE:
+        reps = (-(-height // TILE_SIZE), -(-width // TILE_SIZE))
+        return np.ascontiguousarray(np.tile(tile, reps)[:height, :width])
+    scale = TILE_SIZE / period
+    # Pixel-centre convention, as cv2.resize and the reader's resampling use.
+    xs = (((np.arange(width) + 0.5) * scale - 0.5) % TILE_SIZE).astype(np.float32)
+    ys = (((np.arange(height) + 0.5) * scale - 0.5) % TILE_SIZE).astype(np.float32)
+    map_x = np.ascontiguousarray(np.broadcast_to(xs[None, :], (height, width)))
+    map_y = np.ascontiguousarray(np.broadcast_to(ys[:, None], (height, width)))
+    pattern = cv2.remap(np.ascontiguousarray(tile), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP)
+    return np.ascontiguousarray(pattern)
+
+
 def _check_rgb(rgb: object, *, name: str = "rgb") -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise ProvenanceError(f"{name} must be a numpy uint8 (H, W, 3) array, got {type(rgb).__name__}")
@@ -242,18 +294,20 @@ class WatermarkEmbedder:
         (240, 320, 3)
     """
 
-    def __init__(self, payload: bytes, width: int, height: int) -> None:
+    def __init__(self, payload: bytes, width: int, height: int, *, period: float | None = None) -> None:
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
                    for v in (width, height)):
             raise ProvenanceError(f"frame size must be positive integers, got {width!r}x{height!r}")
         width, height = int(width), int(height)
         payload = check_payload(payload)
-        tile = watermark_tile(payload)
-        reps = (-(-height // TILE_SIZE), -(-width // TILE_SIZE))
         self.payload = payload
         self.width = width
         self.height = height
-        self._pattern = np.ascontiguousarray(np.tile(tile, reps)[:height, :width])
+        # ``period`` (px) overrides the resolution-relative tile period; 128 gives a v1 mark.
+        self.period = tile_period(width, height) if period is None else float(period)
+        if not TILE_SIZE / 4 <= self.period <= 16 * TILE_SIZE:
+            raise ProvenanceError(f"tile period must be 32..2048 px, got {period!r}")
+        self._pattern = _frame_pattern(watermark_tile(payload), width, height, self.period)
         # Mean pattern energy per mask cell: with it the mark's RMS is set exactly per frame even
         # where a small frame's pattern is locally stronger than its tile average.
         self._pattern_cell_energy = cv2.resize(
@@ -338,9 +392,9 @@ def embed_watermark(rgb: np.ndarray, payload: bytes) -> np.ndarray:
     return WatermarkEmbedder(check_payload(payload), width, height).embed(rgb)
 
 
-def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
-    """Band-passed, locally normalised luma: float32 (H, W), about unit local RMS."""
-    luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+def _whiten(luma: np.ndarray) -> np.ndarray:
+    """Band-passed, locally normalised luma: float32 (H, W) -> float32 (H, W), about unit
+    local RMS, tuned to 4 px chips."""
     residual = luma - cv2.GaussianBlur(luma, (0, 0), _BACKGROUND_SIGMA, borderType=cv2.BORDER_REFLECT)
     energy = cv2.GaussianBlur(residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA,
                               borderType=cv2.BORDER_REFLECT)
@@ -349,8 +403,27 @@ def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
     return residual / np.sqrt(energy + 1.0)
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
+    """Band-passed, locally normalised luma of ``rgb``: float32 (H, W), about unit local RMS."""
+    return _whiten(_luma(rgb))
+
+
+def _fold_whitened(whitened: np.ndarray) -> np.ndarray:
+    """Sum of a whitened image over all its 128 px tiles (phase 0 at its top-left): float64 (T, T)."""
+    pad_y, pad_x = -whitened.shape[0] % TILE_SIZE, -whitened.shape[1] % TILE_SIZE
+    if pad_y or pad_x:
+        whitened = np.pad(whitened, ((0, pad_y), (0, pad_x)))
+    tiles_y, tiles_x = whitened.shape[0] // TILE_SIZE, whitened.shape[1] // TILE_SIZE
+    return whitened.reshape(tiles_y, TILE_SIZE, tiles_x, TILE_SIZE).sum(axis=(0, 2), dtype=np.float64)
+
+
 def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Sum of whitened luma over all tiles: (float64 (T, T), number of tiles covered).
+    """Native-scale fold (tile period 128 px, as ``v1`` marks and ``v2`` marks of frames up to
+    360 px on the short side are embedded): (float64 (T, T), number of tiles covered).
 
     Works in horizontal strips of :data:`_STRIP_ROWS` rows (plus a margin covering the filters'
     reach, so the result equals a whole-frame pass): memory stays a few float32 copies of one
@@ -358,18 +431,12 @@ def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """
     height, width = rgb.shape[:2]
     folded = np.zeros((TILE_SIZE, TILE_SIZE))
-    pad_x = -width % TILE_SIZE
     for top in range(0, height, _STRIP_ROWS):
         bottom = min(height, top + _STRIP_ROWS)
         above = min(top, _STRIP_MARGIN)
         below = min(height - bottom, _STRIP_MARGIN)
         whitened = _whitened_luma(rgb[top - above:bottom + below])[above:above + bottom - top]
-        pad_y = -whitened.shape[0] % TILE_SIZE
-        if pad_y or pad_x:
-            whitened = np.pad(whitened, ((0, pad_y), (0, pad_x)))
-        tiles_y = whitened.shape[0] // TILE_SIZE
-        tiles_x = whitened.shape[1] // TILE_SIZE
-        folded += whitened.reshape(tiles_y, TILE_SIZE, tiles_x, TILE_SIZE).sum(axis=(0, 2), dtype=np.float64)
+        folded += _fold_whitened(whitened)
     return folded, height * width / TILE_SIZE**2
 
 
@@ -419,6 +486,213 @@ def _soft_coded_bits(folded: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
     return np.bincount(layout.payload_chip_bit, weights=contributions, minlength=CODED_BITS)
 
 
+# ---------------------------------------------------------------- geometry: bars, scale, mirror
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where the marked picture sits in a frame: content box (top, left, height, width) after
+    stripping letterbox / pillarbox bars, and ``work_scale`` (<= 1) taking the box to the work
+    resolution (short side at most :data:`_WORK_SHORT_SIDE`)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    work_scale: float
+
+    @property
+    def work_size(self) -> tuple[int, int]:
+        """(width, height) of the content at work resolution."""
+        return (max(1, round(self.width * self.work_scale)), max(1, round(self.height * self.work_scale)))
+
+
+def _flat_border(profile_range: np.ndarray) -> int:
+    """Number of leading entries of a per-row (per-column) luma range profile that are padding."""
+    flat = profile_range <= _BAR_RANGE
+    return int(np.argmin(flat)) if not flat.all() else flat.size
+
+
+def _content_box(luma_small: np.ndarray, factor: float, height: int, width: int) -> tuple[int, int, int, int]:
+    """Letterbox / pillarbox bars: uniform rows / columns at the edges of ``luma_small`` (a
+    ``factor``-times downscaled luma of a ``height`` x ``width`` frame). Returns (top, left,
+    height, width) in frame pixels, shrunk by a small margin for codec ringing at the bar edge."""
+    rows = luma_small.max(axis=1) - luma_small.min(axis=1)
+    cols = luma_small.max(axis=0) - luma_small.min(axis=0)
+    top, bottom = _flat_border(rows), _flat_border(rows[::-1])
+    left, right = _flat_border(cols), _flat_border(cols[::-1])
+
+    def to_frame(lo: int, hi: int, size: int, small: int) -> tuple[int, int]:
+        if lo == 0 and hi == 0:
+            return 0, size
+        if lo + hi >= small:  # uniform frame: nothing to strip
+            return 0, size
+        start = 0 if lo == 0 else min(size - 1, int(np.ceil(lo / factor)) + _BAR_MARGIN)
+        stop = size if hi == 0 else max(start + 1, int((small - hi) / factor) - _BAR_MARGIN)
+        return start, stop
+
+    y0, y1 = to_frame(top, bottom, height, rows.size)
+    x0, x1 = to_frame(left, right, width, cols.size)
+    if y1 - y0 < _MIN_CONTENT or x1 - x0 < _MIN_CONTENT:
+        return 0, 0, height, width
+    return y0, x0, y1 - y0, x1 - x0
+
+
+def _geometry(rgb: np.ndarray) -> _Geometry:
+    height, width = rgb.shape[:2]
+    factor = min(1.0, _BAR_PROBE_SIDE / max(height, width))
+    probe = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))),
+                       interpolation=cv2.INTER_AREA) if factor < 1.0 else rgb
+    luma_small = cv2.cvtColor(probe, cv2.COLOR_RGB2GRAY).astype(np.int16)
+    top, left, box_h, box_w = _content_box(luma_small, factor, height, width)
+    return _Geometry(top, left, box_h, box_w, min(1.0, _WORK_SHORT_SIDE / min(box_h, box_w)))
+
+
+def _work_luma(rgb: np.ndarray, geometry: _Geometry) -> np.ndarray:
+    """Luma of the content box at work resolution: float32 (h, w)."""
+    box = rgb[geometry.top:geometry.top + geometry.height, geometry.left:geometry.left + geometry.width]
+    if geometry.work_scale < 1.0:
+        box = cv2.resize(box, geometry.work_size, interpolation=cv2.INTER_AREA)
+    return _luma(np.ascontiguousarray(box))
+
+
+def _axis_power(whitened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectra of the rows (summed over rows) and of the columns (summed over columns),
+    zero-padded to twice the length so their inverse is the linear autocorrelation."""
+    height, width = whitened.shape
+    rows = np.fft.rfft(whitened, n=2 * width, axis=1)
+    cols = np.fft.rfft(whitened, n=2 * height, axis=0)
+    return ((rows.real**2 + rows.imag**2).sum(axis=0), (cols.real**2 + cols.imag**2).sum(axis=1))
+
+
+def _flattened(power: np.ndarray) -> np.ndarray:
+    """A power spectrum divided by its envelope (5-bin median, then a 31-bin mean), clipped
+    at 4: the mark's comb of lines at multiples of 1/P keeps its shape, while a picture's few strong lines
+    (stripes, fences, a codec's block grid) cannot outweigh it in the autocorrelation."""
+    envelope = cv2.medianBlur(np.ascontiguousarray(power, np.float32)[None, :], 5)
+    envelope = np.convolve(envelope[0].astype(np.float64), np.ones(_SPECTRUM_SMOOTHING) / _SPECTRUM_SMOOTHING,
+                           mode="same")
+    return np.minimum(power / (envelope + 1e-12 * (float(envelope.max()) + 1e-30)), _SPECTRUM_CLIP)
+
+
+def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int, int],
+                       count: int = _PERIOD_PEAKS) -> list[float]:
+    """Tile periods (work pixels, sub-pixel) suggested by the autocorrelation of whitened rows
+    and columns: the tiled mark repeats every P pixels in both axes, the picture does not.
+
+    ``size`` is the (width, height) the spectra came from. Lags are scored in robust z units per
+    axis (only where the axis holds at least :data:`_MIN_PERIODS_IN_AXIS` periods), averaged over
+    the axes that count, with the second harmonic added (a tiled mark also repeats at 2P).
+    Returns up to ``count`` peaks, strongest first.
+    """
+    max_lag = int(max(size) / _MIN_PERIODS_IN_AXIS)
+    lags = np.arange(max_lag + 1)
+    total = np.zeros(lags.size)
+    weight = np.zeros(lags.size)
+    for power, length in ((power_x, size[0]), (power_y, size[1])):
+        acf = np.fft.irfft(_flattened(power))[:length]
+        usable = int(length / _MIN_PERIODS_IN_AXIS)
+        if usable < _MIN_PERIOD:
+            continue
+        acf = acf[:usable + 1] / (length - np.arange(usable + 1))  # mean product per lag
+        window = acf[_MIN_PERIOD // 2:]
+        centre = float(np.median(window))
+        spread = 1.4826 * float(np.median(np.abs(window - centre))) + 1e-12
+        z = (acf - centre) / spread
+        z[:_MIN_PERIOD // 2] = 0.0
+        total[:usable + 1] += z
+        weight[:usable + 1] += 1.0
+        doubled = lags[: usable // 2 + 1]
+        total[doubled] += 0.5 * z[2 * doubled]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(weight > 0, total / np.sqrt(np.maximum(weight, 1.0)), -np.inf)
+    score[:_MIN_PERIOD] = -np.inf
+    peaks: list[float] = []
+    for _ in range(count):
+        lag = int(np.argmax(score))
+        if not np.isfinite(score[lag]) or lag + 1 >= score.size:
+            break
+        left, centre, right = score[lag - 1], score[lag], score[lag + 1]
+        shift = 0.0
+        if np.isfinite(left) and np.isfinite(right) and left - 2 * centre + right < 0:
+            shift = float(np.clip(0.5 * (left - right) / (left - 2 * centre + right), -0.5, 0.5))
+        peaks.append(lag + shift)
+        score[max(0, lag - CHIP_SIZE):lag + CHIP_SIZE + 1] = -np.inf
+    return peaks
+
+
+def _fold_at_period(work_luma: np.ndarray, period: float) -> tuple[np.ndarray, float]:
+    """Resample work luma so the tile period ``period`` becomes 128 px, whiten and fold."""
+    scale = TILE_SIZE / period
+    if abs(scale - 1.0) > 1e-4:
+        height, width = work_luma.shape
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        # Pixel-centre convention; exact scale (a resize to a rounded size would not be).
+        affine = np.array([[scale, 0.0, 0.5 * (scale - 1.0)], [0.0, scale, 0.5 * (scale - 1.0)]])
+        work_luma = cv2.warpAffine(work_luma, affine, size, flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REFLECT)
+    whitened = _whiten(work_luma)
+    return _fold_whitened(whitened), whitened.size / TILE_SIZE**2
+
+
+@dataclass
+class _Candidate:
+    """One way of reading a folded tile: its pilot peaks, the period it was folded at (work
+    pixels; None for the native v1 fold), whether the tile was mirrored."""
+
+    folded: np.ndarray
+    peaks: list[tuple[float, tuple[int, int]]]
+    best: float
+    period: float | None
+    mirrored: bool
+
+
+def _sync_both_ways(folded: np.ndarray, period: float | None, *, threshold: float = SYNC_THRESHOLD,
+                    count: int = SYNC_CANDIDATES) -> list[_Candidate]:
+    """Pilot search on a folded tile and on its mirror image (a horizontally flipped frame folds
+    into the flipped tile, up to a circular shift the pilot search finds)."""
+    cleaned = _remove_block_component(folded)
+    found = []
+    for mirrored, tile in ((False, cleaned), (True, np.ascontiguousarray(cleaned[:, ::-1]))):
+        best, peaks = _sync_candidates(tile, threshold=threshold, count=count)
+        found.append(_Candidate(tile, peaks, best, period, mirrored))
+    return found
+
+
+def _frame_offset(offset: tuple[int, int], candidate: _Candidate, geometry: _Geometry | None) -> tuple[int, int]:
+    """Tile phase in the read frame's pixels (mod the tile period there) from a phase in the
+    folded tile."""
+    dy, dx = offset
+    if candidate.mirrored:
+        dx = (-dx - 1) % TILE_SIZE
+    if geometry is None or candidate.period is None:
+        return dy, dx
+    to_frame = candidate.period / TILE_SIZE / geometry.work_scale
+    period = TILE_SIZE * to_frame
+    return (round((geometry.top + dy * to_frame) % period) % max(1, round(period)),
+            round((geometry.left + dx * to_frame) % period) % max(1, round(period)))
+
+
+def _decode_candidates(candidates: list[_Candidate], tiles: float, geometry: _Geometry | None,
+                       budget: list[int]) -> WatermarkReading | None:
+    """Decode pilot peaks of all candidates, strongest first, while ``budget[0]`` (CRC-32
+    trials left) lasts. The first payload whose check matches wins."""
+    trials = sorted(((score, offset, c) for c in candidates for score, offset in c.peaks),
+                    key=lambda item: -item[0])
+    for score, offset, candidate in trials:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        reading = _reading_from_soft(_soft_coded_bits(candidate.folded, offset), score,
+                                     _frame_offset(offset, candidate, geometry), tiles)
+        if reading is not None:
+            period = None if candidate.period is None or geometry is None else (
+                candidate.period / geometry.work_scale)
+            return replace(reading, period=TILE_SIZE if period is None else period,
+                           mirrored=candidate.mirrored)
+    return None
+
+
 def _reading_from_soft(
     soft: np.ndarray, score: float, offset: tuple[int, int] | None, tiles: float
 ) -> WatermarkReading | None:
@@ -429,77 +703,189 @@ def _reading_from_soft(
     return WatermarkReading(payload, agreement, score, offset, tiles)
 
 
-def _read_folded(folded: np.ndarray, tiles: float) -> WatermarkReading:
-    folded = _remove_block_component(folded)
-    best, candidates = _sync_candidates(folded)
-    for score, offset in candidates:
-        reading = _reading_from_soft(_soft_coded_bits(folded, offset), score, offset, tiles)
-        if reading is not None:
-            return reading
-    return WatermarkReading(None, 0.0, best, None, tiles)
+def _scaled_candidates(work_luma: np.ndarray, periods: list[float]) -> tuple[list[_Candidate], float]:
+    candidates: list[_Candidate] = []
+    tiles = 0.0
+    for period in periods:
+        folded, tiles_here = _fold_at_period(work_luma, period)
+        tiles = max(tiles, tiles_here)
+        candidates.extend(_sync_both_ways(folded, period))
+    return candidates, tiles
+
+
+def _candidate_periods(work_luma: np.ndarray) -> list[float]:
+    """Periods to fold at: the autocorrelation's peaks, the strongest one +-0.2 % (a fold
+    over ~5 tiles tolerates about that much error), and 128 (an uncropped copy of a marked
+    frame, whatever its size, has exactly that period at work resolution)."""
+    power_x, power_y = _axis_power(_whiten(work_luma))
+    peaks = _period_candidates(power_x, power_y, (work_luma.shape[1], work_luma.shape[0]))
+    periods: list[float] = []
+    for period in ([peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] if peaks else []) \
+            + peaks[1:] + [float(TILE_SIZE)]:
+        if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
+            periods.append(period)
+    return periods
+
+
+def _best_score(candidates: list[_Candidate]) -> float:
+    return max((c.best for c in candidates), default=0.0)
 
 
 def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
-    """Read the likeness watermark from ``rgb`` (uint8 (H, W, 3)).
+    """Read the likeness watermark from ``rgb`` (uint8 (H, W, 3)), at whatever scale, crop,
+    padding or mirroring it was re-published with.
 
-    Returns a reading whose ``payload`` is None ("no mark") unless the pilot is found and the
-    CRC-32 check of the decoded payload matches. Frames smaller than one tile read as no mark.
+    Returns a reading whose ``payload`` is None ("no mark") unless a pilot is found and the
+    CRC-32 check of the decoded payload matches (at most :data:`MAX_DECODES` checks per image).
+    Frames smaller than one tile (128 px) in either side read as no mark.
     """
     rgb = _check_rgb(rgb)
     if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
         return WatermarkReading(None, 0.0, 0.0, None, 0.0)
-    folded, tiles = _fold(rgb)
-    return _read_folded(folded, tiles)
+    geometry = _geometry(rgb)
+    work = _work_luma(rgb, geometry)
+    budget = [MAX_DECODES]
+    candidates, tiles = _scaled_candidates(work, _candidate_periods(work))
+    reading = _decode_candidates(candidates, tiles, geometry, budget)
+    best = _best_score(candidates)
+    if reading is None and geometry.work_scale < 1.0:
+        # v1 marks (128 px tiles at every frame size) on a frame larger than the work size.
+        folded, native_tiles = _fold(rgb)
+        native = _sync_both_ways(folded, None)
+        reading = _decode_candidates(native, native_tiles, None, budget)
+        best = max(best, _best_score(native))
+    return reading or WatermarkReading(None, 0.0, best, None, tiles)
 
 
 def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     """Read one watermark from many frames of one video (uint8 (H, W, 3) each).
 
-    Two aggregates are built in one pass, in bounded memory:
-
-    * the folded tiles of all frames summed (every frame is marked at the same tile phase, so
-      the mark adds up while codec noise does not), decoded like a still;
-    * per-frame soft bits, each read at that frame's own pilot peak (z >= 4.5) and weighted by
-      the peak's strength. H.264 motion compensation drags an intra frame's mark along with
-      moving content for the rest of its group of pictures; each frame still holds the
-      payload, just at another phase.
-
-    The second is tried only if the first finds no mark (one more CRC-32 trial). Frames smaller
-    than one tile are skipped.
+    One pass, bounded memory. The first :data:`_CLIP_PROBE_FRAMES` frames are kept at work
+    resolution (at most 640x360 luma each) to find the bars and the tile period of the clip
+    from their summed autocorrelation; then every frame is folded at the candidate periods and
+    the folds are summed (every frame is marked at the same phase, codec noise averages out),
+    and each frame's own strongest pilot peak (z >= 4.5) adds its soft bits, weighted by the
+    peak's strength, to a second aggregate, tried if the first finds nothing: H.264 motion
+    compensation drags an intra frame's mark along with moving content for the rest of the
+    group of pictures, so in a panning shot each frame still holds the payload at another
+    phase. Frames of another size than the first, or smaller than one tile, are skipped.
     """
-    total: np.ndarray | None = None
-    tiles = 0.0
-    aligned_soft = np.zeros(CODED_BITS)
-    best_frame: tuple[float, tuple[int, int] | None] = (0.0, None)
+    probe: list[np.ndarray] = []
+    clip = _ClipReader()
     for index, rgb in enumerate(frames):
         rgb = _check_rgb(rgb, name=f"frame {index}")
         if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
             continue
-        folded, frame_tiles = _fold(rgb)
-        total = folded if total is None else total + folded
-        tiles += frame_tiles
-        cleaned = _remove_block_component(folded)
-        _, peaks = _sync_candidates(cleaned, threshold=FRAME_SYNC_THRESHOLD, count=1)
+        if clip.shape is None:
+            clip.shape = rgb.shape
+        if rgb.shape != clip.shape:
+            continue
+        if clip.periods is None:
+            probe.append(rgb)
+            if len(probe) >= _CLIP_PROBE_FRAMES:
+                clip.start(probe)
+                probe = []
+        else:
+            clip.add(rgb)
+    if clip.periods is None and probe:
+        clip.start(probe)
+    return clip.read()
+
+
+class _ClipReader:
+    """Aggregates of one clip (see :func:`extract_watermark_frames`)."""
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, ...] | None = None
+        self.periods: list[float] | None = None
+        self.geometry: _Geometry | None = None
+        self.folds: list[np.ndarray] = []
+        self.native: np.ndarray | None = None
+        self.native_frames = 0
+        self.tiles = 0.0
+        self.aligned_soft = np.zeros(CODED_BITS)
+        self.best_frame: tuple[float, tuple[int, int] | None, _Candidate | None] = (0.0, None, None)
+
+    def start(self, probe: list[np.ndarray]) -> None:
+        # Bars: the widest content box over the probe frames (a dark frame alone looks all bar).
+        boxes = [_geometry(rgb) for rgb in probe]
+        top = min(b.top for b in boxes)
+        left = min(b.left for b in boxes)
+        bottom = max(b.top + b.height for b in boxes)
+        right = max(b.left + b.width for b in boxes)
+        self.geometry = _Geometry(top, left, bottom - top, right - left,
+                                  min(1.0, _WORK_SHORT_SIDE / min(bottom - top, right - left)))
+        works = [_work_luma(rgb, self.geometry) for rgb in probe]
+        power_x = power_y = None
+        for work in works:
+            px, py = _axis_power(_whiten(work))
+            power_x = px if power_x is None else power_x + px
+            power_y = py if power_y is None else power_y + py
+        size = (works[0].shape[1], works[0].shape[0])
+        peaks = _period_candidates(power_x, power_y, size)
+        periods: list[float] = []
+        for period in ([peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] if peaks else []) \
+                + peaks[1:] + [float(TILE_SIZE)]:
+            if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
+                periods.append(period)
+        self.periods = periods
+        self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in periods]
+        for rgb, work in zip(probe, works):
+            self._add_work(rgb, work)
+
+    def add(self, rgb: np.ndarray) -> None:
+        assert self.geometry is not None
+        self._add_work(rgb, _work_luma(rgb, self.geometry))
+
+    def _add_work(self, rgb: np.ndarray, work: np.ndarray) -> None:
+        assert self.periods is not None and self.geometry is not None
+        frame_candidates: list[_Candidate] = []
+        for index, period in enumerate(self.periods):
+            folded, tiles = _fold_at_period(work, period)
+            self.folds[index] += folded
+            if index == 0:
+                self.tiles += tiles
+            frame_candidates.extend(_sync_both_ways(folded, period, threshold=FRAME_SYNC_THRESHOLD, count=1))
+        if self.geometry.work_scale < 1.0 and self.native_frames < _CLIP_NATIVE_FRAMES:
+            folded, _ = _fold(rgb)
+            self.native = folded if self.native is None else self.native + folded
+            self.native_frames += 1
+        peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
         if peaks:
-            score, offset = peaks[0]
-            soft = _soft_coded_bits(cleaned, offset)
+            score, offset, candidate = max(peaks, key=lambda item: item[0])
+            soft = _soft_coded_bits(candidate.folded, offset)
             spread = float(soft.std())
             if spread > 0.0:
-                aligned_soft += soft * ((score - FRAME_SYNC_THRESHOLD + 0.5) / spread)
-            if score > best_frame[0]:
-                best_frame = (score, offset)
-    if total is None:
-        return WatermarkReading(None, 0.0, 0.0, None, 0.0)
-    reading = _read_folded(total, tiles)
-    if reading.payload is None and best_frame[1] is not None:
-        aligned = _reading_from_soft(aligned_soft, best_frame[0], best_frame[1], tiles)
-        if aligned is not None:
-            return aligned
-    return reading
+                self.aligned_soft += soft * ((score - FRAME_SYNC_THRESHOLD + 0.5) / spread)
+            if score > self.best_frame[0]:
+                self.best_frame = (score, offset, candidate)
+
+    def read(self) -> WatermarkReading:
+        if self.periods is None or self.geometry is None:
+            return WatermarkReading(None, 0.0, 0.0, None, 0.0)
+        budget = [MAX_DECODES]
+        candidates = [c for period, folded in zip(self.periods, self.folds)
+                      for c in _sync_both_ways(folded, period)]
+        reading = _decode_candidates(candidates, self.tiles, self.geometry, budget)
+        best = _best_score(candidates)
+        if reading is None and self.native is not None:
+            native = _sync_both_ways(self.native, None)
+            reading = _decode_candidates(native, self.tiles, None, budget)
+            best = max(best, _best_score(native))
+        score, offset, candidate = self.best_frame
+        if reading is None and candidate is not None and offset is not None and budget[0] > 0:
+            aligned = _reading_from_soft(self.aligned_soft, score,
+                                         _frame_offset(offset, candidate, self.geometry), self.tiles)
+            if aligned is not None:
+                period = TILE_SIZE if candidate.period is None else candidate.period / self.geometry.work_scale
+                reading = replace(aligned, period=period, mirrored=candidate.mirrored)
+        return reading or WatermarkReading(None, 0.0, best, None, self.tiles)
 
 
 __all__ = [
     "PAYLOAD_BYTES",
+    "READABLE_ALGORITHMS",
+    "REFERENCE_SHORT_SIDE",
     "TILE_SIZE",
     "WATERMARK_ALGORITHM",
     "WatermarkEmbedder",
@@ -508,6 +894,7 @@ __all__ = [
     "extract_watermark",
     "extract_watermark_frames",
     "texture_mask",
+    "tile_period",
     "video_encoder_options",
     "watermark_tile",
 ]
