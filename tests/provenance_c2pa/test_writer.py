@@ -206,6 +206,25 @@ def test_existing_output_is_never_overwritten(consent_world, astronaut, renders:
     assert out.read_bytes() == b"earlier"
 
 
+def test_a_name_taken_during_the_render_is_kept_and_the_output_job_named(consent_world, renders: Path) -> None:
+    """Two renders to one path: the later never replaces the earlier (it is placed job-named)."""
+    out = renders / "clip.mp4"
+    job = RenderJob.new("video")
+    with LabelledWriter(consent_world.workspace).open_video(
+        consent_world.authorize("music_video"), job, out, width=64, height=64, fps=8,
+    ) as video:
+        for frame in _moving_frames(64, 64, 4, seed=1):
+            video.write(frame)
+        out.write_bytes(b"another render's output")  # the name is taken while this one encodes
+    result = video.result
+    assert out.read_bytes() == b"another render's output"
+    assert result is not None and result.path == renders / f"clip.{job.job_id}.mp4" and result.path.is_file()
+    event = consent_world.workspace.ledger.find("render.completed", job_id=job.job_id)[0]
+    assert event.payload["output_name"] == result.path.name
+    assert event.payload["output_sha256"] == _sha256(result.path)
+    assert sorted(_only_file(renders)) == sorted(["clip.mp4", result.path.name])
+
+
 def test_video_round_trip(consent_world, tmp_path: Path) -> None:
     from likeness.media.synthetic import write_clip
 

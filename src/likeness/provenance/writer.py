@@ -10,7 +10,7 @@
    payload identifies the job;
 3. encodes to a temporary file beside the output, signs a C2PA manifest into a second
    temporary file, hashes it, appends ``render.completed`` to the ledger, and renames it into
-   place with ``os.replace``.
+   place without overwriting (a hard link, else an exclusive create then rename).
 
 Any failure at any step removes the temporaries: there is never a partial or unlabelled
 output. A failure after the render was counted (signing, encoding, the ledger, an abort, a
@@ -245,6 +245,9 @@ class LabelledWriter:
         digest = sha256_file(temps.signed)
         # Last check before the output becomes real: a revocation during encoding still bites.
         authz.recheck()
+        # Another render may have taken the name since the job started: keep both, never overwrite.
+        if out_path.exists():
+            out_path = _job_named(out_path, job.job_id)
         event = authz.record(
             "render.completed",
             {
@@ -263,7 +266,7 @@ class LabelledWriter:
                 **(extra or {}),
             },
         )
-        os.replace(temps.signed, out_path)
+        out_path = _place_new(temps.signed, out_path, job.job_id)
         return RenderOutput(
             path=out_path, sha256=digest, job_id=job.job_id,
             watermark_payload_hex=job.watermark_payload.hex(), labelled=labelled,
@@ -474,6 +477,31 @@ def _labelled(authz: Authorization, job: RenderJob) -> bool:
             f"grant {authz.grant_id} does not allow output without the visible AI label",
         )
     return False
+
+
+def _job_named(out_path: Path, job_id: str) -> Path:
+    """``clip.mp4`` -> ``clip.<job id>.mp4``: unique, since job ids are."""
+    return out_path.with_name(f"{out_path.stem}.{job_id}{out_path.suffix}")
+
+
+def _place_new(signed: Path, out_path: Path, job_id: str) -> Path:
+    """Move the signed file to ``out_path`` without ever replacing an existing file; if the name
+    was taken in the meantime, to the job-named path. Returns where it went."""
+    for target in (out_path, _job_named(out_path, job_id)):
+        try:
+            os.link(signed, target)  # fails if target exists: no overwrite, atomic
+        except FileExistsError:
+            continue
+        except OSError:  # file systems without hard links: reserve the name, then replace it
+            try:
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            os.replace(signed, target)
+            return target
+        signed.unlink()
+        return target
+    raise MediaError(out_path, "output name and its job-named alternative are both taken")
 
 
 def _check_out_path(out_path: Path, suffixes: tuple[str, ...]) -> Path:
