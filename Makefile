@@ -17,11 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf demo-home
+	rm -rf demo-home demo-home-anchors
 	$(BIN)/likeness --home demo-home demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) demo-home .pytest_cache
+	rm -rf $(VENV) demo-home demo-home-anchors .pytest_cache

@@ -148,7 +148,15 @@ def verify_outputs(workspace: Workspace, files: dict[str, Path], console: Consol
 
 
 def print_audit_trail(workspace: Workspace, console: Console) -> None:
-    report = workspace.ledger.verify()
+    """Anchor the ledger's signed head beside the workspace, then run ``audit verify``'s checks."""
+    from rich.markup import escape
+
+    from likeness.consent.audit import anchor_workspace, audit_workspace
+
+    # Outside the workspace, one folder per demo world (a new organisation each run).
+    anchors = workspace.home.parent / f"{workspace.home.name}-anchors" / workspace.registry.default_org().id
+    anchor_workspace(workspace, folders=[anchors])
+    report = audit_workspace(workspace, anchor_dirs=[anchors])
     counts: dict[str, int] = {}
     for event in workspace.ledger.events():
         counts[event.event_type] = counts.get(event.event_type, 0) + 1
@@ -156,8 +164,11 @@ def print_audit_trail(workspace: Workspace, console: Console) -> None:
     for event_type, count in counts.items():
         table.add_row(event_type, str(count))
     console.print(table)
-    state = "[green]intact[/]" if report.ok else f"[red]BROKEN at row {report.broken_seq}[/]"
-    console.print(f"ledger {state}: {report.rows} rows, head {report.head_hash[:16]}…")
+    if report.ok:
+        console.print(f"ledger [green]intact[/]: {report.chain.rows} rows, head {report.chain.head_hash[:16]}…; "
+                      f"consent rows match their ledger events; signed head anchored in {anchors}")
+    for problem in report.problems:
+        console.print(f"[red]audit problem[/] {escape(f'{problem.kind}: {problem.subject}: {problem.message}')}")
 
 
 def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0) -> DemoResult:
