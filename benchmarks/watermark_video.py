@@ -1,40 +1,47 @@
-"""Benchmark: how often the labelled writer's own video output reads back, by frame size.
+"""Benchmark: the labelled writer's video output after what platforms do to re-uploads, every frame.
 
-Short clips of small frames are the hard case for the tiled mark: a 320x240 frame holds under
-five tiles, so the reader has little host image to average away, and x264's default inter
-deadzone rounds most of the mark's low-amplitude residual out of P and B frames.
+Default mode (``platform``): for each render size (360p, 480p, 720p, 1080p) and source clip
+(animated package portraits; clips under ``--media`` when given), a labelled clip of
+``--seconds`` at 25 fps is made as the labelled writer makes it (visible label, mark added to
+the Y plane with ``WatermarkEmbedder.luma_offset``, ``VideoEncoder`` with
+``video_encoder_options``), decoded, and put through every transform of :func:`transforms`:
+re-encodes with H.264, H.265 and VP9 at CRF 23-35, downscales kept small, letterbox to 9:16
+and 1:1, 20 % crops per side, mirroring, a frame-rate change, a screen-recording chain and a
+combination, each followed by the platform's re-encode. Every frame is read on its own
+(``extract_watermark``) and the whole clip once (``extract_watermark_frames``). Reported per
+size and transform: frames read exactly, wrong frame reads, clips read exactly, wrong clip
+reads, and the read time per frame. dwtDctSvd and rivaGan run on the same clips and
+transforms (embedded per frame in RGB, a clip read by majority vote over its frames); they
+take 0.2-7 s per frame, so they run on ``--baseline-frames`` frames of the first clip.
 
-For each generated clip (an animated package portrait with the visible label, as the labelled
-writer makes it) and each encoding variant, the clip is marked with many different payloads,
-encoded, decoded and read with ``extract_watermark_frames``. Variants, measured side by side:
-
-* ``default``: CRF 20 with x264's deadzones (21, 11), the baseline and what the writer uses
-  for frames of at least :data:`SMALL_FRAME_TILES` tiles;
-* ``small-frame``: CRF 18 without deadzones, what ``video_encoder_options`` gives the writer
-  for smaller frames;
-* either with the mark added to the Y plane after the YUV conversion (the writer's path) or
-  to R, G and B before it (``embed``), with ``--paths both``.
-
-Columns: read (share of payloads read back exactly; a wrong payload is counted separately and
-should be 0), median and worst agreement of the coded bits before Viterbi decoding, and the
-median file size relative to the baseline's.
+``--mode encoding`` keeps the earlier table of the writer's own encoding of small frames
+(CRF 20 with x264's deadzones against CRF 18 without), many payloads per clip.
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/watermark_video.py                  # 200 payloads per cell
-    .venv/bin/python benchmarks/watermark_video.py --payloads 1000 --paths both
+    .venv/bin/python benchmarks/watermark_video.py                             # full platform run
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 360p --seconds 1 --no-baselines
+    .venv/bin/python benchmarks/watermark_video.py --media ../shared/media/video
+    .venv/bin/python benchmarks/watermark_video.py --mode encoding --payloads 200
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 
 from likeness.media import iter_video_frames
@@ -45,11 +52,27 @@ from likeness.provenance.visible_label import VisibleLabel
 from likeness.provenance.watermark import (
     SMALL_FRAME_CRF,
     SMALL_FRAME_DEADZONES,
+    WATERMARK_ALGORITHM,
     WatermarkEmbedder,
+    extract_watermark,
     extract_watermark_frames,
+    video_encoder_options,
 )
 from likeness.provenance.watermark_code import encode_payload
 from likeness.provenance.writer import watermark_payload_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from watermark import (  # noqa: E402  (the stills benchmark's picture operations)
+    crop_frame,
+    fit_frame,
+    imwatermark_method,
+    jpeg,
+    mirror_frame,
+    pad_frame,
+    scale_frame,
+    screen_recording,
+    short_side,
+)
 
 
 @dataclass(frozen=True)
@@ -118,8 +141,9 @@ def measure(clip: Clip, crf: int, deadzones: tuple[int, int] | None, path: str, 
             "worst": min(agreements), "bytes": statistics.median(sizes)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def encoding_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="--mode encoding: the writer's encoding of small frames")
+    parser.add_argument("--mode", choices=("platform", "encoding"))
     parser.add_argument("--payloads", type=int, default=200, help="payloads (encodes) per cell")
     parser.add_argument("--paths", choices=("writer", "both"), default="writer",
                         help="'both' adds the RGB embed path beside the writer's Y-plane path")
@@ -147,6 +171,255 @@ def main(argv: list[str] | None = None) -> int:
                           f"| {row['wrong']} | {row['agreement']:.3f} / {row['worst']:.3f} "
                           f"| {row['bytes'] / baseline_bytes:.2f} ({row['bytes'] / 1e3:.0f} kB) |", flush=True)
     return 0
+
+
+
+# ---------------------------------------------------------------- platform re-uploads (default mode)
+
+RESOLUTIONS = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def platform_encode(frames: list[np.ndarray], codec: str, crf: int, fps: float = 25.0) -> list[np.ndarray]:
+    """Encode ``frames`` the way a platform re-encodes an upload and decode them again.
+
+    ``codec``: "h264" (libx264, preset medium), "h265" (libx265, preset fast) or "vp9"
+    (libvpx-vp9, constant quality, cpu-used 4); x264/x265 keep their default deadzones and
+    psychovisual tuning, which is what removes low-amplitude detail from P and B frames.
+    """
+    height, width = frames[0].shape[:2]
+    if width % 2 or height % 2:
+        frames = [np.ascontiguousarray(f[:height - height % 2, :width - width % 2]) for f in frames]
+        height, width = frames[0].shape[:2]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        if codec == "h264":
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.options = {"crf": str(crf), "preset": "medium"}
+        elif codec == "h265":
+            stream = container.add_stream("libx265", rate=Fraction(fps).limit_denominator(1001))
+            stream.options = {"crf": str(crf), "preset": "fast", "x265-params": "log-level=error"}
+        elif codec == "vp9":
+            stream = container.add_stream("libvpx-vp9", rate=Fraction(fps).limit_denominator(1001))
+            stream.bit_rate = 0
+            stream.options = {"crf": str(crf), "b": "0", "cpu-used": "4", "row-mt": "1", "deadline": "good"}
+        else:
+            raise ValueError(codec)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """What a platform (or a re-poster) does to an upload: a per-frame picture operation, an
+    optional frame-rate change, then a re-encode."""
+
+    name: str
+    frame_op: Callable[[np.ndarray], np.ndarray]
+    codec: str | None = "h264"
+    crf: int = 23
+    keep_every: float = 1.0  # > 1 drops frames (25 fps -> 25 / keep_every)
+
+
+def transforms(seed: int) -> list[Transform]:
+    rng = np.random.default_rng(seed)
+    fractions = tuple(float(v) for v in rng.uniform(0.0, 0.1, 4))
+    same = lambda rgb: rgb  # noqa: E731
+    return [
+        Transform("writer output", same, codec=None),
+        Transform("H.264 CRF 23", same, "h264", 23),
+        Transform("H.264 CRF 35", same, "h264", 35),
+        Transform("H.265 CRF 28", same, "h265", 28),
+        Transform("H.265 CRF 35", same, "h265", 35),
+        Transform("VP9 CRF 35", same, "vp9", 35),
+        Transform("75 % + H.264 23", lambda x: scale_frame(x, 0.75)),
+        Transform("50 % + H.264 23", lambda x: scale_frame(x, 0.5)),
+        Transform("360 p + H.264 23", lambda x: short_side(x, 360)),
+        Transform("9:16 pad 720x1280 + H.264 23", lambda x: pad_frame(x, 720, 1280)),
+        Transform("1:1 pad 720x720 + H.264 23", lambda x: pad_frame(x, 720, 720)),
+        Transform("crop 20 % per side + H.264 23", lambda x: crop_frame(x, (0.2, 0.2, 0.2, 0.2))),
+        Transform("mirror + H.264 23", mirror_frame),
+        Transform("25 -> 15 fps + H.264 28", same, "h264", 28, keep_every=25 / 15),
+        Transform("screen recording", screen_recording, "h264", 28),
+        Transform("combined: mirror, crop, 9:16, H.264 30",
+                  lambda x: pad_frame(crop_frame(mirror_frame(x), fractions), 720, 1280), "h264", 30),
+    ]
+
+
+def apply_transform(frames: list[np.ndarray], transform: Transform) -> list[np.ndarray]:
+    if transform.keep_every > 1.0:
+        count = int(len(frames) / transform.keep_every)
+        frames = [frames[int(i * transform.keep_every)] for i in range(count)]
+    changed = [np.ascontiguousarray(transform.frame_op(rgb)) for rgb in frames]
+    if transform.codec is None:
+        return changed
+    return platform_encode(changed, transform.codec, transform.crf, 25.0 / transform.keep_every)
+
+
+# ---------------------------------------------------------------- platform mode: measurement
+
+
+def source_clips(media: Path | None, count: int, frames: int, size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
+    """Natural clips at ``size``: animated package portraits, then clips under ``media``."""
+    clips = {"astronaut": list(animate_portrait(astronaut(), n_frames=frames, size=size, seed=1)),
+             "grace_hopper": list(animate_portrait(grace_hopper(), n_frames=frames, size=size, seed=2))}
+    if media is not None and media.is_dir():
+        for path in sorted(media.glob("*.mp4")):
+            decoded = []
+            for frame in iter_video_frames(path):
+                decoded.append(fit_frame(frame.rgb, *size))
+                if len(decoded) >= frames:
+                    break
+            if len(decoded) == frames:
+                clips[f"media:{path.stem}"] = decoded
+    return dict(list(clips.items())[:count])
+
+
+def writer_output(frames: list[np.ndarray], payload: bytes, out: Path) -> list[np.ndarray]:
+    """The labelled writer's video path: label, mark on the Y plane, its encoder settings."""
+    height, width = frames[0].shape[:2]
+    label = VisibleLabel(width, height, "bottom-right")
+    embedder = WatermarkEmbedder(payload, width, height)
+    out.unlink(missing_ok=True)
+    with VideoEncoder(out, width=width, height=height, fps=25, **video_encoder_options(width, height)) as encoder:
+        for rgb in frames:
+            labelled = label.apply(rgb)
+            encoder.write(labelled, luma_offset=embedder.luma_offset(labelled))
+    return [f.rgb for f in iter_video_frames(out)]
+
+
+def baseline_output(frames: list[np.ndarray], embed: Callable, bits: np.ndarray, out: Path) -> list[np.ndarray]:
+    """A baseline's marked clip: label, its RGB embedding per frame, the writer's encoder."""
+    height, width = frames[0].shape[:2]
+    label = VisibleLabel(width, height, "bottom-right")
+    out.unlink(missing_ok=True)
+    with VideoEncoder(out, width=width, height=height, fps=25, **video_encoder_options(width, height)) as encoder:
+        for rgb in frames:
+            encoder.write(embed(label.apply(rgb), bits))
+    return [f.rgb for f in iter_video_frames(out)]
+
+
+@dataclass
+class Row:
+    frames: int = 0
+    frames_read: int = 0
+    frames_wrong: int = 0
+    clips: int = 0
+    clips_read: int = 0
+    clips_wrong: int = 0
+    read_ms: list[float] = field(default_factory=list)
+
+    def text(self) -> str:
+        frame_rate = f"{self.frames_read / self.frames:.1%}" if self.frames else "-"
+        clip_rate = f"{self.clips_read}/{self.clips}" if self.clips else "-"
+        ms = f"{statistics.median(self.read_ms):.0f}" if self.read_ms else "-"
+        return f"{frame_rate} | {self.frames_wrong} | {clip_rate} | {self.clips_wrong} | {ms}"
+
+
+def read_ours(frames: list[np.ndarray], payload: bytes, row: Row, every: int = 1) -> None:
+    for rgb in frames[::every]:
+        start = time.perf_counter()
+        found = extract_watermark(rgb).payload
+        row.read_ms.append((time.perf_counter() - start) * 1e3)
+        row.frames += 1
+        row.frames_read += found == payload
+        row.frames_wrong += found is not None and found != payload
+    found = extract_watermark_frames(frames).payload
+    row.clips += 1
+    row.clips_read += found == payload
+    row.clips_wrong += found is not None and found != payload
+
+
+def read_baseline(frames: list[np.ndarray], decode: Callable, bits: np.ndarray, row: Row) -> None:
+    votes = []
+    for rgb in frames:
+        start = time.perf_counter()
+        found = decode(rgb)
+        row.read_ms.append((time.perf_counter() - start) * 1e3)
+        votes.append(found)
+        row.frames += 1
+        exact = bool(np.array_equal(found, bits))
+        row.frames_read += exact
+        row.frames_wrong += not exact
+    majority = (np.mean(votes, axis=0) > 0.5).astype(np.uint8)
+    row.clips += 1
+    exact = bool(np.array_equal(majority, bits))
+    row.clips_read += exact
+    row.clips_wrong += not exact
+
+
+def platform_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("platform", "encoding"), default="platform")
+    parser.add_argument("--resolutions", default=",".join(RESOLUTIONS), help="of: " + ", ".join(RESOLUTIONS))
+    parser.add_argument("--clips", type=int, default=2, help="source clips per resolution")
+    parser.add_argument("--seconds", type=float, default=3.0, help="clip length at 25 fps")
+    parser.add_argument("--media", type=Path, default=None, help="folder of extra .mp4 clips (benchmark only)")
+    parser.add_argument("--only", default="", help="comma-separated substrings of transform names to run")
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-riva", action="store_true", help="skip rivaGan (seconds per frame)")
+    parser.add_argument("--baseline-frames", type=int, default=10, help="frames of the first clip for dwtDctSvd")
+    parser.add_argument("--riva-frames", type=int, default=3, help="frames of the first clip for rivaGan")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    resolutions = [r.strip() for r in args.resolutions.split(",") if r.strip()]
+    if any(r not in RESOLUTIONS for r in resolutions):
+        parser.error(f"resolutions must be among {', '.join(RESOLUTIONS)}")
+    n_frames = max(1, int(round(args.seconds * 25)))
+    chosen = [t for t in transforms(args.seed) if not args.only or any(o in t.name for o in args.only.split(","))]
+    rng = np.random.default_rng(args.seed)
+    print(f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}; "
+          f"{args.clips} clip(s) of {n_frames} frames at 25 fps per size; every frame read")
+    baselines: list[tuple[str, int, Callable, Callable, int]] = []
+    if not args.no_baselines:
+        embed, decode = imwatermark_method("dwtDctSvd", 64)
+        baselines.append(("dwtDctSvd", 64, embed, decode, args.baseline_frames))
+        if not args.no_riva:
+            embed, decode = imwatermark_method("rivaGan", 32)
+            baselines.append(("rivaGan", 32, embed, decode, args.riva_frames))
+    rows: dict[tuple[str, str, str], Row] = {}
+    with tempfile.TemporaryDirectory(prefix="likeness-wm-platform-") as tmp:
+        out = Path(tmp) / "clip.mp4"
+        for resolution in resolutions:
+            size = RESOLUTIONS[resolution]
+            clips = source_clips(args.media, args.clips, n_frames, size)
+            for clip_index, (clip_name, frames) in enumerate(clips.items()):
+                payload = watermark_payload_for(uuid.UUID(int=int(rng.integers(1 << 62))).hex)
+                written = writer_output(frames, payload, out)
+                marked_baselines = []
+                if clip_index == 0:
+                    for name, bits_count, embed, decode, count in baselines:
+                        bits = rng.integers(0, 2, bits_count).astype(np.uint8)
+                        marked_baselines.append((name, decode, bits, baseline_output(frames[:count], embed, bits, out)))
+                for transform in chosen:
+                    row = rows.setdefault((resolution, transform.name, WATERMARK_ALGORITHM), Row())
+                    read_ours(apply_transform(written, transform), payload, row)
+                    for name, decode, bits, marked in marked_baselines:
+                        base_row = rows.setdefault((resolution, transform.name, name), Row())
+                        read_baseline(apply_transform(marked, transform), decode, bits, base_row)
+                    print(f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True)
+    print("\n| size | transform | method | frames read | wrong frames | clips read | wrong clips | read ms/frame |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (resolution, transform_name, method), row in rows.items():
+        print(f"| {resolution} | {transform_name} | {method} | {row.text()} |")
+    ours = [row for (_, _, method), row in rows.items() if method == WATERMARK_ALGORITHM]
+    frames = sum(r.frames for r in ours)
+    print(f"\n{WATERMARK_ALGORITHM}: {sum(r.frames_read for r in ours)}/{frames} frames read, "
+          f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
+          f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "encoding" in argv and "--mode" in argv:
+        return encoding_main(argv)
+    return platform_main(argv)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,9 @@ SMALL_FRAME_CRF = 18
 SMALL_FRAME_DEADZONES = (0, 0)
 """x264 (inter, intra) deadzones for small frames, against x264's (21, 11): P and B frames keep
 the mark's low-amplitude residual instead of rounding it away."""
+MID_FRAME_SHORT_SIDE = 480
+"""Other video frames up to this short side keep CRF 20 with deadzones :data:`MID_FRAME_DEADZONES`."""
+MID_FRAME_DEADZONES = (6, 6)
 
 # Product-wide key: changing it makes every earlier mark unreadable (bump the algorithm id).
 _PATTERN_SEED = 0x6C696B656E657373
@@ -109,10 +112,13 @@ _SPECTRUM_SMOOTHING = 31  # bins of the running mean that flattens the spectrum
 _SPECTRUM_CLIP = 4.0
 _BAR_PROBE_SIDE = 480  # bars are found on a thumbnail of at most this long side
 _BAR_RANGE = 6  # grey levels: a row or column of the thumbnail this uniform is padding
+_BAR_EDGE_RANGE = 24  # grey levels: at full resolution, a line busier than this is picture
 _BAR_MARGIN = 3  # px stripped beyond a bar edge (codec ringing)
 _MIN_CONTENT = 64
 _CLIP_PROBE_FRAMES = 8
-_CLIP_NATIVE_FRAMES = 25  # v1 marks of large clips: native folds of the first frames
+_CLIP_NATIVE_FRAMES = 25
+_CLIP_SINGLE_FRAMES = 4  # strongest single frames of a clip decoded on their own
+_CLIP_PERIODS = 4  # periods a clip is folded at after the probe frames  # v1 marks of large clips: native folds of the first frames
 
 
 @dataclass(frozen=True)
@@ -373,12 +379,16 @@ def video_encoder_options(width: int, height: int) -> dict[str, object]:
     Few tiles per frame leave the reader little picture to average away, and at CRF 20 x264's
     default deadzones drop most of the mark from P and B frames: a 1 s 320x240 clip at 25 fps
     read back 85 % of the time. Small frames therefore get CRF 18 and no deadzones (every read
-    succeeded in the benchmark, for 1.9-2.6x the bytes: 100-180 kB per second at these sizes);
-    larger frames keep the encoder's defaults ({}), which read every time and keep files smaller
+    succeeded in the benchmark, for 1.9-2.6x the bytes: 100-180 kB per second at these sizes).
+    Frames up to 480 px on the short side keep CRF 20 with deadzones (6, 6): with x264's, a
+    moving 640x360 clip kept the mark in only 7 of 25 single frames (all with (6, 6), for about
+    1.5x the bytes). Larger frames carry larger chips and keep the encoder's defaults ({})
     (``docs/watermark.md``, ``benchmarks/watermark_video.py``).
     """
     if width * height < SMALL_FRAME_TILES * TILE_SIZE**2:
         return {"crf": SMALL_FRAME_CRF, "deadzones": SMALL_FRAME_DEADZONES}
+    if min(width, height) <= MID_FRAME_SHORT_SIDE:
+        return {"deadzones": MID_FRAME_DEADZONES}
     return {}
 
 
@@ -513,39 +523,60 @@ def _flat_border(profile_range: np.ndarray) -> int:
     return int(np.argmin(flat)) if not flat.all() else flat.size
 
 
-def _content_box(luma_small: np.ndarray, factor: float, height: int, width: int) -> tuple[int, int, int, int]:
-    """Letterbox / pillarbox bars: uniform rows / columns at the edges of ``luma_small`` (a
-    ``factor``-times downscaled luma of a ``height`` x ``width`` frame). Returns (top, left,
-    height, width) in frame pixels, shrunk by a small margin for codec ringing at the bar edge."""
+def _bar_sizes(luma_small: np.ndarray) -> tuple[int, int, int, int]:
+    """Letterbox / pillarbox bars of a thumbnail: uniform (top, bottom, left, right) rows and
+    columns at its edges, (0, 0, 0, 0) for a uniform or nearly all-bar thumbnail."""
     rows = luma_small.max(axis=1) - luma_small.min(axis=1)
     cols = luma_small.max(axis=0) - luma_small.min(axis=0)
     top, bottom = _flat_border(rows), _flat_border(rows[::-1])
     left, right = _flat_border(cols), _flat_border(cols[::-1])
+    if top + bottom >= rows.size:
+        top = bottom = 0
+    if left + right >= cols.size:
+        left = right = 0
+    return top, bottom, left, right
 
-    def to_frame(lo: int, hi: int, size: int, small: int) -> tuple[int, int]:
-        if lo == 0 and hi == 0:
-            return 0, size
-        if lo + hi >= small:  # uniform frame: nothing to strip
-            return 0, size
-        start = 0 if lo == 0 else min(size - 1, int(np.ceil(lo / factor)) + _BAR_MARGIN)
-        stop = size if hi == 0 else max(start + 1, int((small - hi) / factor) - _BAR_MARGIN)
-        return start, stop
 
-    y0, y1 = to_frame(top, bottom, height, rows.size)
-    x0, x1 = to_frame(left, right, width, cols.size)
-    if y1 - y0 < _MIN_CONTENT or x1 - x0 < _MIN_CONTENT:
-        return 0, 0, height, width
-    return y0, x0, y1 - y0, x1 - x0
+def _refined_edge(rgb: np.ndarray, estimate: float, reach: int, *, axis: int, from_end: bool) -> int:
+    """Full-resolution position of a bar edge near ``estimate`` (frame px along ``axis``, 0 =
+    rows): the first line past the bar, counted from the frame's start (or from its end with
+    ``from_end``), whose luma range exceeds :data:`_BAR_EDGE_RANGE` (above codec ringing)."""
+    size = rgb.shape[axis]
+    lo = int(max(0, np.floor(estimate) - reach))
+    hi = int(min(size, np.ceil(estimate) + reach + 1))
+    if from_end:
+        lo, hi = size - hi, size - lo
+    strip = rgb[lo:hi] if axis == 0 else rgb[:, lo:hi]
+    luma = cv2.cvtColor(np.ascontiguousarray(strip), cv2.COLOR_RGB2GRAY)
+    spread = (luma.max(axis=1 - axis).astype(np.int16) - luma.min(axis=1 - axis))
+    busy = np.flatnonzero(spread > _BAR_EDGE_RANGE)
+    if busy.size == 0:
+        return int(round(estimate))
+    return int(size - (lo + busy[-1]) - 1) if from_end else int(lo + busy[0])
 
 
 def _geometry(rgb: np.ndarray) -> _Geometry:
+    """Bars found on a thumbnail, their edges refined at full resolution. The work scale comes
+    from the content's full extent (so an uncropped copy of any v2 mark has a period of exactly
+    128 work px); the box read is that extent less :data:`_BAR_MARGIN` px of ringing per bar."""
     height, width = rgb.shape[:2]
     factor = min(1.0, _BAR_PROBE_SIDE / max(height, width))
     probe = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))),
                        interpolation=cv2.INTER_AREA) if factor < 1.0 else rgb
-    luma_small = cv2.cvtColor(probe, cv2.COLOR_RGB2GRAY).astype(np.int16)
-    top, left, box_h, box_w = _content_box(luma_small, factor, height, width)
-    return _Geometry(top, left, box_h, box_w, min(1.0, _WORK_SHORT_SIDE / min(box_h, box_w)))
+    top, bottom, left, right = _bar_sizes(cv2.cvtColor(probe, cv2.COLOR_RGB2GRAY).astype(np.int16))
+    reach = int(np.ceil(2.0 / factor)) + 2
+    edges = [0, 0, 0, 0]  # bar thickness in frame px: top, bottom, left, right
+    for index, (bar, axis, from_end) in enumerate(((top, 0, False), (bottom, 0, True),
+                                                   (left, 1, False), (right, 1, True))):
+        if bar:
+            edges[index] = _refined_edge(rgb, bar / factor, reach, axis=axis, from_end=from_end)
+    extent_h, extent_w = height - edges[0] - edges[1], width - edges[2] - edges[3]
+    if extent_h < _MIN_CONTENT or extent_w < _MIN_CONTENT:
+        edges, extent_h, extent_w = [0, 0, 0, 0], height, width
+    margins = [_BAR_MARGIN if edge else 0 for edge in edges]
+    return _Geometry(edges[0] + margins[0], edges[2] + margins[2],
+                     extent_h - margins[0] - margins[1], extent_w - margins[2] - margins[3],
+                     min(1.0, _WORK_SHORT_SIDE / min(extent_h, extent_w)))
 
 
 def _work_luma(rgb: np.ndarray, geometry: _Geometry) -> np.ndarray:
@@ -713,15 +744,22 @@ def _scaled_candidates(work_luma: np.ndarray, periods: list[float]) -> tuple[lis
     return candidates, tiles
 
 
+def _with_neighbours(peaks: list[float]) -> list[float]:
+    """The strongest peak +-0.2 % (a fold over ~5 tiles tolerates about that much error), then
+    the others."""
+    if not peaks:
+        return []
+    return [peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
+
+
 def _candidate_periods(work_luma: np.ndarray) -> list[float]:
-    """Periods to fold at: the autocorrelation's peaks, the strongest one +-0.2 % (a fold
-    over ~5 tiles tolerates about that much error), and 128 (an uncropped copy of a marked
-    frame, whatever its size, has exactly that period at work resolution)."""
+    """Periods to fold at: the autocorrelation's peaks (the strongest with neighbours) and 128
+    (an uncropped copy of a marked frame, whatever its size, has exactly that period at work
+    resolution)."""
     power_x, power_y = _axis_power(_whiten(work_luma))
     peaks = _period_candidates(power_x, power_y, (work_luma.shape[1], work_luma.shape[0]))
     periods: list[float] = []
-    for period in ([peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] if peaks else []) \
-            + peaks[1:] + [float(TILE_SIZE)]:
+    for period in _with_neighbours(peaks) + [float(TILE_SIZE)]:
         if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
             periods.append(period)
     return periods
@@ -805,6 +843,9 @@ class _ClipReader:
         self.tiles = 0.0
         self.aligned_soft = np.zeros(CODED_BITS)
         self.best_frame: tuple[float, tuple[int, int] | None, _Candidate | None] = (0.0, None, None)
+        # The strongest single frames (an intra frame often holds the mark that re-encoded
+        # P and B frames of moving content lost): (z, soft bits, offset, candidate).
+        self.best_frames: list[tuple[float, np.ndarray, tuple[int, int], _Candidate]] = []
 
     def start(self, probe: list[np.ndarray]) -> None:
         # Bars: the widest content box over the probe frames (a dark frame alone looks all bar).
@@ -813,35 +854,42 @@ class _ClipReader:
         left = min(b.left for b in boxes)
         bottom = max(b.top + b.height for b in boxes)
         right = max(b.left + b.width for b in boxes)
-        self.geometry = _Geometry(top, left, bottom - top, right - left,
-                                  min(1.0, _WORK_SHORT_SIDE / min(bottom - top, right - left)))
+        self.geometry = _Geometry(top, left, bottom - top, right - left, min(b.work_scale for b in boxes))
         works = [_work_luma(rgb, self.geometry) for rgb in probe]
-        power_x = power_y = None
-        for work in works:
-            px, py = _axis_power(_whiten(work))
-            power_x = px if power_x is None else power_x + px
-            power_y = py if power_y is None else power_y + py
+        # Periods: what the summed autocorrelation and each probe frame's own suggest (in a
+        # re-encoded moving clip the intra frame may be the only one that still shows the
+        # mark), kept by the pilot peak they give on the probe frames, alone or summed.
+        powers = [_axis_power(_whiten(work)) for work in works]
         size = (works[0].shape[1], works[0].shape[0])
-        peaks = _period_candidates(power_x, power_y, size)
+        summed = _period_candidates(sum(p[0] for p in powers), sum(p[1] for p in powers), size)
+        suggested = _with_neighbours(summed)
+        for power_x, power_y in powers:
+            suggested += _with_neighbours(_period_candidates(power_x, power_y, size, count=1))
         periods: list[float] = []
-        for period in ([peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] if peaks else []) \
-                + peaks[1:] + [float(TILE_SIZE)]:
+        for period in suggested + [float(TILE_SIZE)]:
             if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
                 periods.append(period)
-        self.periods = periods
-        self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in periods]
-        for rgb, work in zip(probe, works):
-            self._add_work(rgb, work)
+        folds = [[_fold_at_period(work, period) for period in periods] for work in works]
+        scores = []
+        for index, period in enumerate(periods):
+            total = sum(frame[index][0] for frame in folds)
+            single = max(_best_score(_sync_both_ways(frame[index][0], period)) for frame in folds)
+            scores.append(max(_best_score(_sync_both_ways(total, period)), single))
+        keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
+        self.periods = [periods[i] for i in keep]
+        self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]
+        for rgb, frame in zip(probe, folds):
+            self._add_folds(rgb, [frame[i] for i in keep])
 
     def add(self, rgb: np.ndarray) -> None:
-        assert self.geometry is not None
-        self._add_work(rgb, _work_luma(rgb, self.geometry))
+        assert self.geometry is not None and self.periods is not None
+        work = _work_luma(rgb, self.geometry)
+        self._add_folds(rgb, [_fold_at_period(work, period) for period in self.periods])
 
-    def _add_work(self, rgb: np.ndarray, work: np.ndarray) -> None:
+    def _add_folds(self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]]) -> None:
         assert self.periods is not None and self.geometry is not None
         frame_candidates: list[_Candidate] = []
-        for index, period in enumerate(self.periods):
-            folded, tiles = _fold_at_period(work, period)
+        for index, (period, (folded, tiles)) in enumerate(zip(self.periods, folds)):
             self.folds[index] += folded
             if index == 0:
                 self.tiles += tiles
@@ -854,6 +902,10 @@ class _ClipReader:
         if peaks:
             score, offset, candidate = max(peaks, key=lambda item: item[0])
             soft = _soft_coded_bits(candidate.folded, offset)
+            if score >= SYNC_THRESHOLD:
+                self.best_frames.append((score, soft, offset, replace(candidate, folded=np.empty(0), peaks=[])))
+                self.best_frames.sort(key=lambda item: -item[0])
+                del self.best_frames[_CLIP_SINGLE_FRAMES:]
             spread = float(soft.std())
             if spread > 0.0:
                 self.aligned_soft += soft * ((score - FRAME_SYNC_THRESHOLD + 0.5) / spread)
@@ -863,7 +915,9 @@ class _ClipReader:
     def read(self) -> WatermarkReading:
         if self.periods is None or self.geometry is None:
             return WatermarkReading(None, 0.0, 0.0, None, 0.0)
-        budget = [MAX_DECODES]
+        # Trials kept back for the single-frame and own-phase aggregates below.
+        reserve = _CLIP_SINGLE_FRAMES + 1
+        budget = [MAX_DECODES - reserve]
         candidates = [c for period, folded in zip(self.periods, self.folds)
                       for c in _sync_both_ways(folded, period)]
         reading = _decode_candidates(candidates, self.tiles, self.geometry, budget)
@@ -872,8 +926,18 @@ class _ClipReader:
             native = _sync_both_ways(self.native, None)
             reading = _decode_candidates(native, self.tiles, None, budget)
             best = max(best, _best_score(native))
+        budget[0] += reserve
+        for score, soft, offset, candidate in self.best_frames:
+            if reading is not None or budget[0] <= 0:
+                break
+            budget[0] -= 1
+            single = _reading_from_soft(soft, score, _frame_offset(offset, candidate, self.geometry), self.tiles)
+            if single is not None:
+                period = TILE_SIZE if candidate.period is None else candidate.period / self.geometry.work_scale
+                reading = replace(single, period=period, mirrored=candidate.mirrored)
         score, offset, candidate = self.best_frame
         if reading is None and candidate is not None and offset is not None and budget[0] > 0:
+            budget[0] -= 1
             aligned = _reading_from_soft(self.aligned_soft, score,
                                          _frame_offset(offset, candidate, self.geometry), self.tiles)
             if aligned is not None:
