@@ -138,3 +138,42 @@ def test_render_records_the_subject_and_grant_of_the_model_event(trained_world, 
     assert report.subject_slug == "mina" and report.performer_slug == "jun"
     (rendered,) = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)
     assert rendered.payload["subject_id"] == exported.payload["subject_id"]
+
+
+def test_resealed_with_a_swapped_organisation_key_is_refused(trained_world, sora_grant, model_copy,
+                                                               performer_clip, tmp_path) -> None:
+    """A database editor without the organisation's key swaps the org row's public key for their
+    own, reseals a relabelled card with it and appends a matching model.exported event."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy import text
+
+    from likeness.consent import keys
+    from likeness.consent.artefacts import MODEL_EVENT, event_fields
+    from likeness.consent.canonical import canonical_bytes
+
+    workspace = trained_world.workspace
+    trained_world.revoke_grant()
+    own = Ed25519PrivateKey.generate()
+    raw = keys.public_raw(own)
+    org = workspace.registry.get_org("studio")
+    with workspace.engine.begin() as connection:
+        connection.execute(text("UPDATE organisations SET public_key = :k, key_fingerprint = :f WHERE id = :i"),
+                           {"k": raw.hex(), "f": keys.fingerprint(raw), "i": org.id})
+    sora = workspace.registry.get_subject("sora")
+    card_path = model_copy / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card.update(subject_id=sora.id, subject_slug="sora", grant_id=sora_grant)
+    seal = dict(card.pop("seal"))
+    seal.pop("signature")
+    seal.update(subject_id=sora.id, subject_slug="sora", grant_id=sora_grant, key_fingerprint=keys.fingerprint(raw))
+    from likeness.consent.artefacts import document_sha256
+
+    seal["content_sha256"] = document_sha256(card)
+    seal["signature"] = keys.sign(own, canonical_bytes(seal))
+    card["seal"] = seal
+    card_path.write_text(json.dumps(card, indent=2))
+    workspace.ledger.append(MODEL_EVENT, {**{k: card.get(k) for k in ("subject_id", "subject_slug", "grant_id")},
+                                          **event_fields(seal)})
+    error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
+    assert error.reason == "artefact_altered"
+    assert "org.created" in str(error)

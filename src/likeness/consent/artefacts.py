@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.consent import keys
+from likeness.consent.anchor import ledger_org_fingerprint
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
 from likeness.consent.ledger import Ledger, LedgerEvent
 from likeness.errors import ConsentError, LikenessError
@@ -132,6 +133,10 @@ def verify_document(
     except LikenessError:
         raise altered(path, f"signed by organisation {_short(seal.get('org_id'))}, unknown here") from None
     public = bytes.fromhex(organisation.public_key)
+    # The organisation's key as the ledger recorded it, not as its (editable) row says now.
+    if keys.fingerprint(public) != ledger_org_fingerprint(workspace.ledger, organisation.id):
+        raise altered(path, f"organisation '{organisation.slug}''s key in the database is not the key its "
+                            "org.created ledger event records")
     if keys.fingerprint(public) != seal.get("key_fingerprint") or not keys.verify(
         public, canonical_bytes(body), seal["signature"]
     ):
