@@ -161,3 +161,75 @@ def test_bad_input_and_closed_detector_raise_typed_errors():
     detector.close()
     with pytest.raises(FaceError, match="closed"):
         detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+# ---- verification options: tight crops and small faces (defaults off: the render path's speed)
+
+HOPPER_BOX = GRACE_HOPPER_FACE
+
+
+def tight_crop(rgb: np.ndarray, box: tuple[float, float, float, float], tightness: float, size: int = 250) -> np.ndarray:
+    """A ``size`` square crop ``tightness`` times the face box, centred on it (edges replicated)."""
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    scale = size / (tightness * max(box[2] - box[0], box[3] - box[1]))
+    affine = np.array([[scale, 0.0, size / 2.0 - scale * cx], [0.0, scale, size / 2.0 - scale * cy]])
+    return cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def small_face_group(face: int = 30) -> tuple[np.ndarray, int]:
+    """A 1600x900 frame with 24 heads (faces about ``face`` px wide) from the package portraits."""
+    heads = [tight_crop(skimage.data.astronaut(), ASTRONAUT_FACE, 2.2, size=int(face * 2.2)),
+             tight_crop(grace_hopper(), HOPPER_BOX, 2.2, size=int(face * 2.2))]
+    canvas = np.full((900, 1600, 3), 90, np.uint8)
+    count = 0
+    for row in range(3):
+        for col in range(8):
+            head = heads[count % 2]
+            y, x = 150 + row * 250, 80 + col * 190
+            canvas[y : y + head.shape[0], x : x + head.shape[1]] = head
+            count += 1
+    return canvas, count
+
+
+def test_verification_options_are_off_by_default():
+    with FaceDetector() as plain:
+        assert plain.crop_retry is False and plain.small_faces is False
+
+
+@pytest.mark.parametrize("tightness", [1.0, 1.1])
+def test_tight_face_crop_is_found_with_crop_retry(tightness):
+    crop = tight_crop(grace_hopper(), HOPPER_BOX, tightness)
+    with FaceDetector(max_faces=4) as plain, FaceDetector(max_faces=4, crop_retry=True) as retrying:
+        assert plain.detect(crop) == []  # the full-range detector misses a face that fills the frame
+        faces = retrying.detect(crop)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].bbox
+    assert x0 < 125 < x1 and y0 < 125 < y1  # the face in the middle of the crop, in crop pixels
+    assert (x1 - x0) > 150
+
+
+def test_crop_retry_finds_nothing_in_a_faceless_crop():
+    noise = np.random.default_rng(0).integers(0, 255, (250, 250, 3), dtype=np.uint8)
+    with FaceDetector(crop_retry=True) as retrying:
+        assert retrying.detect(noise) == []
+
+
+def test_small_faces_in_a_group_are_found_with_fine_tiles():
+    group, count = small_face_group(face=30)
+    with FaceDetector(max_faces=64, tile_side=1280) as plain, \
+            FaceDetector(max_faces=64, tile_side=1280, small_faces=True) as fine:
+        assert len(plain.detect(group)) < count // 2
+        faces = fine.detect(group)
+    assert len(faces) == count
+    widths = [f.bbox[2] - f.bbox[0] for f in faces]
+    assert max(widths) < 60  # every one a small face, no merged or spurious box
+
+
+def test_small_face_tile_plan():
+    from likeness.faces.detect import small_face_tile
+
+    assert small_face_tile(np.array([]), frame_short_side=1080) == 512
+    assert small_face_tile(np.array([]), frame_short_side=300) is None  # already one tile
+    assert small_face_tile(np.array([500.0]), frame_short_side=1080) is None
+    assert small_face_tile(np.array([60.0, 500.0]), frame_short_side=1080) == 480
+    assert small_face_tile(np.array([10.0]), frame_short_side=1080) == 256

@@ -6,6 +6,11 @@ Two modes, one interface:
   copy downscaled to ``max_side`` (and, for large frames, on overlapping tiles so small faces in
   group shots survive the detector's 192 px input); FaceMesh then runs on a padded crop around
   each face and its landmarks are mapped back to frame pixels.
+* Two options for finding faces where people put them (verification turns them on; the render
+  path keeps the defaults, its speed unchanged): ``crop_retry`` pads an image in which nothing
+  was found and looks again (the full-range detector misses a face that fills the frame), and
+  ``small_faces`` looks again in finer tiles when the faces found are small or none were found
+  (the detector sees 192 px, so a 25 px face in a group photo vanishes in a whole-frame pass).
 * ``mode="video"`` (consecutive frames of one clip): FaceMesh in tracking mode; its detector runs
   only when a face is lost, and landmarks of the previous frame seed the next, which is several
   times faster. Call ``reset()`` between clips.
@@ -116,6 +121,48 @@ def downscale_to(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), 1.0 / factor
 
 
+#: ``crop_retry``: the padded copy is this many times the image's longer side (the face that
+#: filled the frame then fills half of it, which the full-range detector finds). Grey, not
+#: replicated edges: smeared edge pixels made faces harder to find, not easier.
+CROP_RETRY_SCALE = 2.0
+CROP_RETRY_FILL = (128, 128, 128)
+#: ``small_faces``: faces narrower than this fraction of the frame's shorter side are "small"
+#: and ask for a finer tile pass.
+SMALL_FACE_FRACTION = 1.0 / 6.0
+#: Finer tiles are this many face widths across (the detector's 192 px input then sees a face
+#: of about 192 / 8 = 24 px, where the full-range model still finds it), within these bounds.
+SMALL_FACE_TILE_FACES = 8.0
+SMALL_FACE_TILE_RANGE = (256, 1024)
+#: Tile side of the search when the whole frame shows no face at all.
+NO_FACE_TILE = 512
+#: Most detector calls one fine pass may make; beyond it the tiles grow (larger faces only).
+MAX_FINE_TILES = 96
+
+
+def small_face_tile(face_sides: np.ndarray, *, frame_short_side: int) -> int | None:
+    """Tile side for the finer pass, or None when no finer pass is needed.
+
+    ``face_sides (N,)`` are the widths (pixels) of the faces found so far. No face: a pass with
+    :data:`NO_FACE_TILE` tiles. Any face narrower than :data:`SMALL_FACE_FRACTION` of the
+    frame's shorter side: tiles :data:`SMALL_FACE_TILE_FACES` times the smallest face.
+
+    >>> small_face_tile(np.array([]), frame_short_side=1080)
+    512
+    >>> small_face_tile(np.array([400.0]), frame_short_side=1080) is None
+    True
+    >>> small_face_tile(np.array([30.0, 400.0]), frame_short_side=1080)
+    256
+    """
+    sides = np.asarray(face_sides, dtype=np.float64).reshape(-1)
+    if sides.size == 0:
+        return NO_FACE_TILE if frame_short_side > NO_FACE_TILE * 0.75 else None
+    smallest = float(sides.min())
+    if smallest >= SMALL_FACE_FRACTION * frame_short_side:
+        return None
+    low, high = SMALL_FACE_TILE_RANGE
+    return int(np.clip(round(SMALL_FACE_TILE_FACES * smallest), low, high))
+
+
 def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     """Start offsets of tiles of side ``tile`` covering ``[0, length)`` with ``overlap``."""
     if length <= tile:
@@ -136,6 +183,13 @@ class FaceDetector:
         max_side: frames are analysed on a copy whose longer side is at most this many pixels.
         tile_side: image mode only; frames whose longer side exceeds ``1.5 * tile_side`` are
             also scanned in overlapping tiles of this side (small faces in group photos).
+        crop_retry: image mode only; when nothing is found in an image no more than twice as
+            long as wide (a likely face crop), look again on a grey-padded copy
+            (:data:`CROP_RETRY_SCALE`). Off by default (costs one detector call per faceless
+            image).
+        small_faces: image mode only; after the first pass, look again in finer overlapping
+            tiles when no face or a small one was found (:func:`small_face_tile`), for group
+            photos. Off by default (costs up to :data:`MAX_FINE_TILES` detector calls).
     """
 
     def __init__(
@@ -146,6 +200,8 @@ class FaceDetector:
         mode: DetectorMode = "image",
         max_side: int = 1280,
         tile_side: int = 640,
+        crop_retry: bool = False,
+        small_faces: bool = False,
     ) -> None:
         if not isinstance(max_faces, int) or max_faces < 1:
             raise FaceError(f"max_faces must be a positive integer, got {max_faces!r}")
@@ -160,6 +216,8 @@ class FaceDetector:
         self.mode: DetectorMode = mode
         self.max_side = int(max_side)
         self.tile_side = int(tile_side)
+        self.crop_retry = bool(crop_retry)
+        self.small_faces = bool(small_faces)
         self._detector: Any = None
         self._mesh: Any = None
         self._closed = False
@@ -242,27 +300,78 @@ class FaceDetector:
     def _candidate_boxes(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Detector boxes ``(N, 4)`` in frame pixels and their scores ``(N,)``."""
         height, width = rgb.shape[:2]
-        views: list[tuple[np.ndarray, float, float]] = [(rgb, 0.0, 0.0)]
+        boxes, scores = self._detections_in(rgb, 0.0, 0.0)
         if max(height, width) > 1.5 * self.tile_side:
-            for y in tile_origins(height, self.tile_side, 0.25):
-                for x in tile_origins(width, self.tile_side, 0.25):
-                    views.append((rgb[y : y + self.tile_side, x : x + self.tile_side], x, y))
-        boxes, scores = [], []
-        for view, off_x, off_y in views:
-            small, scale = downscale_to(view, self.max_side)
-            result = self._detector.process(np.ascontiguousarray(small))
-            vh, vw = view.shape[:2]
-            for detection in result.detections or []:
-                rel = detection.location_data.relative_bounding_box
-                x0 = off_x + rel.xmin * vw
-                y0 = off_y + rel.ymin * vh
-                boxes.append([x0, y0, x0 + rel.width * vw, y0 + rel.height * vh])
-                scores.append(float(detection.score[0]))
+            tiled = self._tiled(rgb, self.tile_side)
+            boxes, scores = boxes + tiled[0], scores + tiled[1]
+        if self.small_faces:
+            fine = self._fine_tiles(rgb, boxes)
+            boxes, scores = boxes + fine[0], scores + fine[1]
+        if not boxes and self.crop_retry and max(height, width) <= 2 * min(height, width):
+            boxes, scores = self._padded_retry(rgb)
         if not boxes:
             return np.zeros((0, 4)), np.zeros(0)
         boxes_arr, scores_arr = np.array(boxes), np.array(scores)
         keep = non_max_suppression(boxes_arr, scores_arr, iou_threshold=0.3)
         return boxes_arr[keep], scores_arr[keep]
+
+    def _detections_in(self, view: np.ndarray, off_x: float, off_y: float) -> tuple[list, list]:
+        """Detector boxes (frame pixels, offset by the view's origin) and scores of one view."""
+        small, _ = downscale_to(view, self.max_side)
+        result = self._detector.process(np.ascontiguousarray(small))
+        vh, vw = view.shape[:2]
+        boxes, scores = [], []
+        for detection in result.detections or []:
+            rel = detection.location_data.relative_bounding_box
+            x0 = off_x + rel.xmin * vw
+            y0 = off_y + rel.ymin * vh
+            boxes.append([x0, y0, x0 + rel.width * vw, y0 + rel.height * vh])
+            scores.append(float(detection.score[0]))
+        return boxes, scores
+
+    def _tiled(self, rgb: np.ndarray, tile: int) -> tuple[list, list]:
+        height, width = rgb.shape[:2]
+        boxes: list = []
+        scores: list = []
+        for y in tile_origins(height, tile, 0.25):
+            for x in tile_origins(width, tile, 0.25):
+                found = self._detections_in(rgb[y : y + tile, x : x + tile], x, y)
+                boxes += found[0]
+                scores += found[1]
+        return boxes, scores
+
+    def _fine_tiles(self, rgb: np.ndarray, boxes: list) -> tuple[list, list]:
+        """``small_faces``: finer tile passes sized to the smallest face found so far (at most
+        two: a faceless frame is searched in :data:`NO_FACE_TILE` tiles first, and the small
+        faces found there set the tile of the second pass)."""
+        height, width = rgb.shape[:2]
+        found: tuple[list, list] = ([], [])
+        previous = max(height, width)
+        for _ in range(2):
+            sides = np.array([b[2] - b[0] for b in boxes + found[0]], dtype=np.float64)
+            tile = small_face_tile(sides, frame_short_side=min(height, width))
+            if tile is None or tile >= previous:
+                break
+            while len(tile_origins(height, tile, 0.25)) * len(tile_origins(width, tile, 0.25)) > MAX_FINE_TILES:
+                tile = int(tile * 1.25)
+            if tile >= previous:
+                break
+            more = self._tiled(rgb, tile)
+            found = (found[0] + more[0], found[1] + more[1])
+            previous = tile
+        return found
+
+    def _padded_retry(self, rgb: np.ndarray) -> tuple[list, list]:
+        """``crop_retry``: detections on a grey-padded copy, mapped back to frame pixels.
+
+        The copy is padded after downscaling to half of ``max_side``, so a big faceless image
+        costs one small detector call, never a frame four times its size.
+        """
+        small, scale = downscale_to(rgb, max(64, self.max_side // 2))
+        pad = int(round((CROP_RETRY_SCALE - 1.0) / 2.0 * max(small.shape[:2])))
+        padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=CROP_RETRY_FILL)
+        boxes, scores = self._detections_in(padded, -pad, -pad)
+        return [[v / scale for v in box] for box in boxes], scores
 
     def _detect_image(self, rgb: np.ndarray) -> list[DetectedFace]:
         boxes, scores = self._candidate_boxes(rgb)
