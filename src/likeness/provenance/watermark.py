@@ -110,15 +110,19 @@ _PERIOD_PEAKS = 3
 _PERIOD_STEP = 0.002  # relative; a fold over ~5 tiles of 128 px tolerates about this error
 _SPECTRUM_SMOOTHING = 31  # bins of the running mean that flattens the spectrum
 _SPECTRUM_CLIP = 4.0
+_ACF_BASELINE_LAGS = 33  # running-median window subtracted from the autocorrelation
 _BAR_PROBE_SIDE = 480  # bars are found on a thumbnail of at most this long side
 _BAR_RANGE = 6  # grey levels: a row or column of the thumbnail this uniform is padding
 _BAR_EDGE_RANGE = 24  # grey levels: at full resolution, a line busier than this is picture
 _BAR_MARGIN = 3  # px stripped beyond a bar edge (codec ringing)
 _MIN_CONTENT = 64
 _CLIP_PROBE_FRAMES = 8
-_CLIP_NATIVE_FRAMES = 25
+_CLIP_NATIVE_FRAMES = 25  # v1 marks of large clips: native folds of the first frames
 _CLIP_SINGLE_FRAMES = 4  # strongest single frames of a clip decoded on their own
-_CLIP_PERIODS = 4  # periods a clip is folded at after the probe frames  # v1 marks of large clips: native folds of the first frames
+_CLIP_PERIODS = 4  # periods a clip is folded at after the probe frames
+# Candidate periods within this relative scale of 128 fold the once-whitened work image,
+# resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
+_REWHITEN_SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -424,11 +428,20 @@ def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
 
 def _fold_whitened(whitened: np.ndarray) -> np.ndarray:
     """Sum of a whitened image over all its 128 px tiles (phase 0 at its top-left): float64 (T, T)."""
-    pad_y, pad_x = -whitened.shape[0] % TILE_SIZE, -whitened.shape[1] % TILE_SIZE
-    if pad_y or pad_x:
-        whitened = np.pad(whitened, ((0, pad_y), (0, pad_x)))
-    tiles_y, tiles_x = whitened.shape[0] // TILE_SIZE, whitened.shape[1] // TILE_SIZE
-    return whitened.reshape(tiles_y, TILE_SIZE, tiles_x, TILE_SIZE).sum(axis=(0, 2), dtype=np.float64)
+    height, width = whitened.shape
+    full_h, full_w = height - height % TILE_SIZE, width - width % TILE_SIZE
+    folded = np.zeros((TILE_SIZE, TILE_SIZE))
+    if full_h and full_w:
+        folded += whitened[:full_h, :full_w].reshape(full_h // TILE_SIZE, TILE_SIZE, full_w // TILE_SIZE,
+                                                     TILE_SIZE).sum(axis=(0, 2), dtype=np.float64)
+    # Partial tiles along the bottom and right edges (no padded copy of the whole image).
+    for y0 in range(0, height, TILE_SIZE):
+        for x0 in range(0, width, TILE_SIZE):
+            if y0 + TILE_SIZE <= full_h and x0 + TILE_SIZE <= full_w:
+                continue
+            block = whitened[y0:y0 + TILE_SIZE, x0:x0 + TILE_SIZE]
+            folded[:block.shape[0], :block.shape[1]] += block
+    return folded
 
 
 def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -626,10 +639,17 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
         if usable < _MIN_PERIOD:
             continue
         acf = acf[:usable + 1] / (length - np.arange(usable + 1))  # mean product per lag
-        window = acf[_MIN_PERIOD // 2:]
+        # The picture's autocorrelation falls slowly with the lag; the mark's is a narrow peak
+        # (a chip wide). Subtracting a running median keeps the peak and drops the slope that
+        # would otherwise favour the shortest lags.
+        half = _ACF_BASELINE_LAGS // 2
+        padded = np.pad(acf, half, mode="edge")
+        baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+        detrended = acf - baseline
+        window = detrended[_MIN_PERIOD // 2:]
         centre = float(np.median(window))
         spread = 1.4826 * float(np.median(np.abs(window - centre))) + 1e-12
-        z = (acf - centre) / spread
+        z = (detrended - centre) / spread
         z[:_MIN_PERIOD // 2] = 0.0
         total[:usable + 1] += z
         weight[:usable + 1] += 1.0
@@ -639,9 +659,13 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
         score = np.where(weight > 0, total / np.sqrt(np.maximum(weight, 1.0)), -np.inf)
     score[:_MIN_PERIOD] = -np.inf
     peaks: list[float] = []
-    for _ in range(count):
+    # Only interior maxima count: a maximum at the end of the range is a slope, not a period.
+    interior = np.zeros(score.size, dtype=bool)
+    interior[1:-1] = np.isfinite(score[:-2]) & np.isfinite(score[2:]) & np.isfinite(score[1:-1])
+    score = np.where(interior, score, -np.inf)
+    while len(peaks) < count:
         lag = int(np.argmax(score))
-        if not np.isfinite(score[lag]) or lag + 1 >= score.size:
+        if not np.isfinite(score[lag]):
             break
         left, centre, right = score[lag - 1], score[lag], score[lag + 1]
         shift = 0.0
@@ -652,18 +676,31 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
     return peaks
 
 
-def _fold_at_period(work_luma: np.ndarray, period: float) -> tuple[np.ndarray, float]:
-    """Resample work luma so the tile period ``period`` becomes 128 px, whiten and fold."""
+def _resampled(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` (float32 (h, w)) scaled by exactly ``scale`` (pixel-centre convention; a resize
+    to a rounded size would change the scale by up to half a pixel over the width)."""
+    if abs(scale - 1.0) <= 1e-4:
+        return image
+    height, width = image.shape
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    affine = np.array([[scale, 0.0, 0.5 * (scale - 1.0)], [0.0, scale, 0.5 * (scale - 1.0)]])
+    return cv2.warpAffine(image, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _fold_at_period(work_luma: np.ndarray, period: float,
+                    whitened: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Resample work luma so the tile period ``period`` becomes 128 px, whiten and fold.
+
+    ``whitened``: the work luma already whitened; within 10 % of the work scale resampling it
+    is as good as whitening the resampled luma (the filters are broad) and saves most of the
+    cost, which matters for unmarked media, where every candidate period is tried.
+    """
     scale = TILE_SIZE / period
-    if abs(scale - 1.0) > 1e-4:
-        height, width = work_luma.shape
-        size = (max(1, int(width * scale)), max(1, int(height * scale)))
-        # Pixel-centre convention; exact scale (a resize to a rounded size would not be).
-        affine = np.array([[scale, 0.0, 0.5 * (scale - 1.0)], [0.0, scale, 0.5 * (scale - 1.0)]])
-        work_luma = cv2.warpAffine(work_luma, affine, size, flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REFLECT)
-    whitened = _whiten(work_luma)
-    return _fold_whitened(whitened), whitened.size / TILE_SIZE**2
+    if whitened is not None and abs(scale - 1.0) <= _REWHITEN_SCALE:
+        resampled = _resampled(whitened, scale)
+    else:
+        resampled = _whiten(_resampled(work_luma, scale))
+    return _fold_whitened(resampled), resampled.size / TILE_SIZE**2
 
 
 @dataclass
@@ -734,14 +771,21 @@ def _reading_from_soft(
     return WatermarkReading(payload, agreement, score, offset, tiles)
 
 
-def _scaled_candidates(work_luma: np.ndarray, periods: list[float]) -> tuple[list[_Candidate], float]:
-    candidates: list[_Candidate] = []
-    tiles = 0.0
-    for period in periods:
-        folded, tiles_here = _fold_at_period(work_luma, period)
-        tiles = max(tiles, tiles_here)
-        candidates.extend(_sync_both_ways(folded, period))
-    return candidates, tiles
+def _read_scaled(work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
+                 ) -> tuple[WatermarkReading | None, float, float]:
+    """Fold at each candidate period in turn and decode its pilot peaks (both mirrors) before
+    folding at the next: a marked frame usually reads at the first. Returns (reading or None,
+    best pilot z, tiles)."""
+    whitened = _whiten(work_luma)
+    best = tiles = 0.0
+    for period in _candidate_periods(work_luma, whitened):
+        folded, tiles = _fold_at_period(work_luma, period, whitened)
+        candidates = _sync_both_ways(folded, period)
+        best = max(best, _best_score(candidates))
+        reading = _decode_candidates(candidates, tiles, geometry, budget)
+        if reading is not None:
+            return reading, best, tiles
+    return None, best, tiles
 
 
 def _with_neighbours(peaks: list[float]) -> list[float]:
@@ -752,14 +796,17 @@ def _with_neighbours(peaks: list[float]) -> list[float]:
     return [peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
 
 
-def _candidate_periods(work_luma: np.ndarray) -> list[float]:
-    """Periods to fold at: the autocorrelation's peaks (the strongest with neighbours) and 128
-    (an uncropped copy of a marked frame, whatever its size, has exactly that period at work
-    resolution)."""
-    power_x, power_y = _axis_power(_whiten(work_luma))
+def _candidate_periods(work_luma: np.ndarray, whitened: np.ndarray) -> list[float]:
+    """Periods to fold at, most likely first: the autocorrelation's strongest peak, 128 (an
+    uncropped copy of a marked frame, whatever its size, has exactly that period at work
+    resolution), the strongest peak +-0.2 %, the other peaks."""
+    power_x, power_y = _axis_power(whitened)
     peaks = _period_candidates(power_x, power_y, (work_luma.shape[1], work_luma.shape[0]))
+    ordered = [float(TILE_SIZE)]
+    if peaks:
+        ordered = [peaks[0], float(TILE_SIZE), peaks[0] * (1 - _PERIOD_STEP), peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
     periods: list[float] = []
-    for period in _with_neighbours(peaks) + [float(TILE_SIZE)]:
+    for period in ordered:
         if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
             periods.append(period)
     return periods
@@ -783,9 +830,7 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
     geometry = _geometry(rgb)
     work = _work_luma(rgb, geometry)
     budget = [MAX_DECODES]
-    candidates, tiles = _scaled_candidates(work, _candidate_periods(work))
-    reading = _decode_candidates(candidates, tiles, geometry, budget)
-    best = _best_score(candidates)
+    reading, best, tiles = _read_scaled(work, geometry, budget)
     if reading is None and geometry.work_scale < 1.0:
         # v1 marks (128 px tiles at every frame size) on a frame larger than the work size.
         folded, native_tiles = _fold(rgb)
@@ -859,7 +904,8 @@ class _ClipReader:
         # Periods: what the summed autocorrelation and each probe frame's own suggest (in a
         # re-encoded moving clip the intra frame may be the only one that still shows the
         # mark), kept by the pilot peak they give on the probe frames, alone or summed.
-        powers = [_axis_power(_whiten(work)) for work in works]
+        whitened = [_whiten(work) for work in works]
+        powers = [_axis_power(white) for white in whitened]
         size = (works[0].shape[1], works[0].shape[0])
         summed = _period_candidates(sum(p[0] for p in powers), sum(p[1] for p in powers), size)
         suggested = _with_neighbours(summed)
@@ -869,7 +915,7 @@ class _ClipReader:
         for period in suggested + [float(TILE_SIZE)]:
             if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
                 periods.append(period)
-        folds = [[_fold_at_period(work, period) for period in periods] for work in works]
+        folds = [[_fold_at_period(work, period, white) for period in periods] for work, white in zip(works, whitened)]
         scores = []
         for index, period in enumerate(periods):
             total = sum(frame[index][0] for frame in folds)
@@ -884,7 +930,8 @@ class _ClipReader:
     def add(self, rgb: np.ndarray) -> None:
         assert self.geometry is not None and self.periods is not None
         work = _work_luma(rgb, self.geometry)
-        self._add_folds(rgb, [_fold_at_period(work, period) for period in self.periods])
+        whitened = _whiten(work)
+        self._add_folds(rgb, [_fold_at_period(work, period, whitened) for period in self.periods])
 
     def _add_folds(self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]]) -> None:
         assert self.periods is not None and self.geometry is not None
