@@ -67,6 +67,8 @@ VIEW_MARGIN = 0.75
 VIEW_FACE_SIDE = 320
 #: Faces analysed per still: a class or team photo holds dozens (each costs one embedding).
 MAX_FACES_PER_IMAGE = 64
+#: Image containers that may hold an animation, which is sampled as a clip.
+ANIMATED_CONTAINERS = frozenset({"gif", "png", "webp"})
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,7 @@ class Verifier:
         c2pa = self._read_c2pa(path, errors)
         before_analysis = len(errors)
         if kind.media_type == "image":
-            analysed = self._analyse_image(path, size, errors, evidence=evidence)
+            analysed = self._analyse_image(path, size, errors, evidence=evidence, container=kind.container)
         else:
             analysed = self._analyse_video(path, errors, evidence=evidence)
         if isinstance(analysed, str):
@@ -549,12 +551,22 @@ class Verifier:
             render=render, grant=grant,
         )
 
-    def _analyse_image(self, path: Path, size: int, errors: list[StageError], *, evidence: bool):
+    def _analyse_image(self, path: Path, size: int, errors: list[StageError], *, evidence: bool,
+                       container: str | None = None):
         from likeness.media import read_image
+        from likeness.media.animation import animation_timeline
         from likeness.provenance.watermark import extract_watermark
 
         if size > MAX_IMAGE_BYTES:
             return f"image file too large: {size} bytes > {MAX_IMAGE_BYTES}"
+        if container in ANIMATED_CONTAINERS:
+            try:
+                timeline = animation_timeline(path)
+            except MediaError as exc:
+                return exc.reason
+            if timeline is not None:
+                # An animated GIF, WebP or PNG is footage: sampled like a clip, faces tracked.
+                return self._analyse_video(path, errors, evidence=evidence, timeline=timeline)
         try:
             rgb = read_image(path)
         except MediaError as exc:
@@ -578,15 +590,22 @@ class Verifier:
             errors.append(StageError("watermark", str(exc)))
         return watermark, tracks, (0.0,), _media(rgb, evidence)
 
-    def _analyse_video(self, path: Path, errors: list[StageError], *, evidence: bool):
+    def _analyse_video(self, path: Path, errors: list[StageError], *, evidence: bool, timeline: Any = None):
         from likeness.faces import FaceTracker
         from likeness.media import sample_video_frames
+        from likeness.media.animation import sample_animation_frames
         from likeness.provenance.watermark import extract_watermark_frames
 
         try:
-            # Sparse: seeks to the keyframe before each target time and skips frames nothing
-            # refers to, instead of decoding the whole clip to keep one frame per second.
-            sampled = sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES)
+            if timeline is not None:
+                # An animated image (``AnimationTimeline``): frames decoded in order up to the
+                # last sample, within a decoding budget.
+                sampled = sample_animation_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS,
+                                                  max_frames=MAX_VIDEO_FRAMES, timeline=timeline)
+            else:
+                # Sparse: seeks to the keyframe before each target time and skips frames nothing
+                # refers to, instead of decoding the whole clip to keep one frame per second.
+                sampled = sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES)
         except MediaError as exc:
             return exc.reason
         tracker = FaceTracker(iou_threshold=0.2, max_missed=2)

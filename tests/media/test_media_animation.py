@@ -1,0 +1,175 @@
+"""Animated GIF, WebP and APNG read as clips, and hostile animations refused with MediaError."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from likeness.errors import MediaError
+from likeness.media.animation import (
+    AnimationTimeline,
+    animation_timeline,
+    sample_animation_frames,
+    sampled_indices,
+)
+from likeness.media.synthetic import astronaut
+
+FORMATS = {"gif": ("GIF", {}), "webp": ("WEBP", {"quality": 80}), "png": ("PNG", {})}
+
+
+def shifted_frames(count: int, side: int = 128) -> list[np.ndarray]:
+    base = np.ascontiguousarray(astronaut()[:: 512 // side, :: 512 // side])
+    return [np.roll(base, 4 * i, axis=1) for i in range(count)]
+
+
+def write_animation(path: Path, frames: list[np.ndarray], *, delay_ms: int = 100) -> Path:
+    fmt, options = FORMATS[path.suffix[1:]]
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, format=fmt, save_all=True, append_images=images[1:], duration=delay_ms, loop=0, **options)
+    return path
+
+
+def tiny_gif(frames: int, *, width: int = 1, height: int = 1, trailer: bool = True) -> bytes:
+    """A GIF of ``frames`` 1x1 frames on a ``width`` x ``height`` canvas, written by hand."""
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + bytes(6))
+    frame = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00"            # graphic control: 100 ms
+             + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+             + b"\x02\x02\x44\x01\x00")                       # LZW data of one pixel
+    out += frame * frames
+    if trailer:
+        out += b"\x3b"
+    return bytes(out)
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+def test_timeline_and_samples_of_each_format(tmp_path, suffix):
+    frames = shifted_frames(30)
+    path = write_animation(tmp_path / f"clip.{suffix}", frames)
+    timeline = animation_timeline(path)
+    assert timeline is not None and timeline.container == suffix
+    assert (timeline.width, timeline.height, timeline.frames) == (128, 128, 30)
+    assert timeline.duration_s == pytest.approx(3.0)
+    sampled = list(sample_animation_frames(path))
+    assert [round(f.pts_s, 3) for f in sampled] == [0.0, 1.0, 2.0]
+    for frame in sampled:
+        expected = frames[round(frame.pts_s * 10)].astype(np.int16)
+        assert frame.rgb.shape == (128, 128, 3) and frame.rgb.dtype == np.uint8
+        assert np.abs(frame.rgb.astype(np.int16) - expected).mean() < 8  # the right frame
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+def test_a_still_is_not_an_animation(tmp_path, suffix):
+    path = tmp_path / f"still.{suffix}"
+    Image.fromarray(shifted_frames(1)[0]).save(path, format=FORMATS[suffix][0])
+    assert animation_timeline(path) is None
+
+
+def test_zero_delays_play_as_100_ms(tmp_path):
+    path = tmp_path / "fast.gif"
+    path.write_bytes(tiny_gif(20).replace(b"\x21\xf9\x04\x00\x0a\x00", b"\x21\xf9\x04\x00\x00\x00"))
+    timeline = animation_timeline(path)
+    assert timeline.delays_s == (0.1,) * 20
+
+
+def test_sampled_indices_spread_over_long_animations():
+    timeline = AnimationTimeline("gif", 8, 8, (0.04,) * 1000)  # 40 s at 25 fps
+    indices = sampled_indices(timeline, every_s=1.0, max_frames=16)
+    assert len(indices) == 16 and indices[0] == 0 and indices[-1] > 900
+
+
+# ---- hostile animations: typed errors, quickly, never a hang
+
+
+def test_huge_frame_count_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "million.gif"
+    path.write_bytes(tiny_gif(20_001))
+    started = time.perf_counter()
+    with pytest.raises(MediaError, match="more than 10000 frames"):
+        animation_timeline(path)
+    with pytest.raises(MediaError, match="more than 10000 frames"):
+        sample_animation_frames(path)
+    assert time.perf_counter() - started < 5
+
+
+def test_huge_declared_canvas_is_refused(tmp_path):
+    path = tmp_path / "bomb.gif"
+    path.write_bytes(tiny_gif(3, width=65535, height=65535))
+    with pytest.raises(MediaError, match="animation too large"):
+        animation_timeline(path)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_apng_with_too_many_frame_chunks_is_refused(tmp_path):
+    fctl = png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 1, 1, 0, 0, 1, 10, 0, 0))
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + png_chunk(b"acTL", struct.pack(">II", 2**31 - 1, 0)) + fctl * 10_001 + png_chunk(b"IEND", b""))
+    path = tmp_path / "many.png"
+    path.write_bytes(data)
+    with pytest.raises(MediaError, match="more than 10000 frames"):
+        animation_timeline(path)
+
+
+def test_webp_with_too_many_frames_is_refused(tmp_path):
+    anmf = b"ANMF" + struct.pack("<I", 16) + bytes(12) + (100).to_bytes(3, "little") + b"\x00"
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x02\x00\x00\x00" + (0).to_bytes(3, "little") * 2
+    body = b"WEBP" + vp8x + anmf * 10_001
+    path = tmp_path / "many.webp"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(MediaError, match="more than 10000 frames"):
+        animation_timeline(path)
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+def test_truncated_animation_yields_frames_before_the_damage_then_a_media_error(tmp_path, suffix):
+    path = write_animation(tmp_path / f"clip.{suffix}", shifted_frames(40))
+    data = path.read_bytes()
+    cut = tmp_path / f"cut.{suffix}"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    timeline = animation_timeline(cut)
+    assert timeline is not None and timeline.truncated
+    frames = []
+    with pytest.raises(MediaError) as raised:
+        for frame in sample_animation_frames(cut):
+            frames.append(frame)
+    if suffix == "webp":
+        # libwebp's demuxer refuses a cut file as a whole: an error before the first frame.
+        assert not frames and "corrupt animation" in raised.value.reason
+        return
+    assert frames and frames[0].pts_s == 0.0
+    assert "truncated" in raised.value.reason or "stopped" in raised.value.reason
+
+
+def test_decoding_budget_drops_late_samples_with_a_media_error(tmp_path):
+    path = write_animation(tmp_path / "long.gif", shifted_frames(60), delay_ms=100)
+    frames = []
+    with pytest.raises(MediaError, match="decoding budget"):
+        for frame in sample_animation_frames(path, max_decode_pixels=128 * 128 * 25):
+            frames.append(frame)
+    assert [f.pts_s for f in frames] == pytest.approx([0.0, 1.0, 2.0])
+
+
+def test_corrupt_frame_data_is_a_media_error(tmp_path):
+    path = write_animation(tmp_path / "clip.gif", shifted_frames(20))
+    data = bytearray(path.read_bytes())
+    # Garble the LZW data of the later frames (after the first third of the file).
+    for i in range(len(data) // 3, len(data) - 1, 7):
+        data[i] = 0xFF
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(bytes(data))
+    try:
+        timeline = animation_timeline(broken)
+    except MediaError:
+        return  # refused by the walk: fine
+    if timeline is None:
+        return
+    with pytest.raises(MediaError):
+        list(sample_animation_frames(broken))
