@@ -79,8 +79,9 @@ class ConsentProblem:
     """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
 
     ``kind``: ``organisation``, ``holder``, ``subject``, ``grant``, ``release``,
-    ``grant_revocation`` or ``release_revocation``; ``record_id``: the organisation, holder,
-    subject, grant or release id (for a revocation: the id of what it revokes).
+    ``grant_revocation``, ``release_revocation`` or ``render_slot``; ``record_id``: the
+    organisation, holder, subject, grant or release id (for a revocation: the id of what it
+    revokes; for a render slot: the render job id).
     """
 
     kind: str
@@ -449,7 +450,31 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *_record_problems(session, view, "release", Release, release_problem),
             *_revocation_problems(session, view, "grant", Grant, GrantRevocation),
             *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
+            *forged_refund_problems(session),
         ]
+
+
+def forged_refund_problems(session: Session) -> list[ConsentProblem]:
+    """``render.refunded`` events that follow a ``render.completed`` event of the same job.
+
+    The engine never refunds a completed render (``PolicyEngine.refund_render``), so such an
+    event was appended by someone else; it frees no slot (``policy.render_slots`` counts every
+    completed job), and audit names it (kind ``render_slot``, record id: the job id).
+    """
+    completed: dict[str, int] = {}
+    out = []
+    for event in find_events(session, ("render.completed", "render.refunded"), {}):
+        job = str(event.payload.get("job_id"))
+        if event.event_type == "render.completed":
+            completed.setdefault(job, event.seq)
+        elif job in completed:
+            out.append(ConsentProblem(
+                "render_slot", job,
+                f"render job {job}: render.refunded on ledger row {event.seq} follows its "
+                f"render.completed (ledger row {completed[job]}): a completed render is never "
+                f"refunded, so this refund is forged; the slot stays in use",
+            ))
+    return out
 
 
 def _missing_rows(
@@ -551,6 +576,7 @@ __all__ = [
     "LedgerConsent",
     "RevocationStatus",
     "consent_row_problems",
+    "forged_refund_problems",
     "grant_problem",
     "holder_key_problem",
     "release_problem",

@@ -133,15 +133,30 @@ def release_standing(
 
 
 def render_slots(session: Session, grant_id: str) -> frozenset[str]:
-    """Job ids holding one of ``grant_id``'s render slots: those whose last ledger event is
-    ``render.reserved`` (not ``render.refunded``), and reservation rows from before slots were
-    on the ledger. Deleting rows gives nothing back."""
+    """Job ids holding one of ``grant_id``'s render slots.
+
+    A job holds a slot when it has a ``render.completed`` event (a render that completed always
+    counts, whatever refund events follow it: such a refund is forged, see
+    ``integrity.forged_refund_problems``), or when its last ``render.reserved`` /
+    ``render.refunded`` event is ``render.reserved``; and reservation rows from before slots
+    were on the ledger. Deleting rows gives nothing back.
+    """
     last: dict[str, str] = {}
-    for event in find_events(session, ("render.reserved", "render.refunded"), {"grant_id": grant_id}):
-        last[str(event.payload.get("job_id"))] = event.event_type
+    completed: set[str] = set()
+    events = find_events(
+        session, ("render.reserved", "render.refunded", "render.completed"), {"grant_id": grant_id}
+    )
+    for event in events:
+        job = str(event.payload.get("job_id"))
+        if event.event_type == "render.completed":
+            completed.add(job)
+        else:
+            last[job] = event.event_type
     rows = session.scalars(select(RenderConsumption.job_id).where(RenderConsumption.grant_id == grant_id))
     return frozenset(
-        {job for job, kind in last.items() if kind == "render.reserved"} | {job for job in rows if job not in last}
+        completed
+        | {job for job, kind in last.items() if kind == "render.reserved"}
+        | {job for job in rows if job not in last}
     )
 
 
@@ -547,14 +562,19 @@ class PolicyEngine:
     def refund_render(self, authz: Authorization, job_id: str, reason: str) -> bool:
         """Give back ``job_id``'s slot under ``authz``'s grant (see ``Authorization.refund_render``)."""
         self._check_issued(authz, Authorization)
-        completed = self.ledger.find("render.completed", job_id=job_id, grant_id=authz.grant_id)
-        if completed:
-            raise ConsentError(
-                "render_completed",
-                f"render job {job_id} completed (ledger row {completed[0].seq}); its slot is not refunded",
-            )
         with self._session_factory() as session:
             begin_serialized(session, f"likeness.grant.{authz.grant_id}")
+            # Checked inside the transaction that holds the grant: a render that completes
+            # meanwhile is never refunded.
+            completed = find_events(
+                session, "render.completed", {"job_id": job_id, "grant_id": authz.grant_id}
+            )
+            if completed:
+                session.rollback()
+                raise ConsentError(
+                    "render_completed",
+                    f"render job {job_id} completed (ledger row {completed[0].seq}); its slot is not refunded",
+                )
             if job_id not in render_slots(session, authz.grant_id):
                 session.rollback()
                 return False
