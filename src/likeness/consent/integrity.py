@@ -193,10 +193,15 @@ class LedgerConsent:
         found = self._find((f"{kind}.issued",), f"{kind}_id", record_id)
         return found[0] if found else None
 
+    def subject_created(self, subject_id: str) -> LedgerEvent | None:
+        """The subject's first ``subject.created`` event (later copies are ignored)."""
+        found = self._find(("subject.created",), "subject_id", subject_id)
+        return found[0] if found else None
+
     def subject_holder(self, subject_id: str) -> str | None:
         """The subject's rights holder as enrolled on the ledger."""
-        found = self._find(("subject.created",), "subject_id", subject_id)
-        return found[0].payload.get("holder_id") if found else None
+        created = self.subject_created(subject_id)
+        return created.payload.get("holder_id") if created else None
 
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
         """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``."""
@@ -347,6 +352,33 @@ def holder_key_problem(history: KeyHistory, holder: RightsHolder) -> str | None:
     return None
 
 
+#: Subject row columns that must be what its ``subject.created`` event recorded (the holder is
+#: checked with the grant or release it signed: ``signature_invalid``).
+SUBJECT_IDENTITY = ("slug", "kind", "owner_org_id")
+
+
+def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding | None:
+    """``None`` if the subject row's slug, kind and owning organisation are those of its
+    ``subject.created`` event, else ``subject_altered`` naming what differs. A slug swapped
+    between two rows (mina <-> sora) would otherwise make one subject's grant authorize, and
+    one subject's name label, the other's likeness."""
+    created = view.subject_created(subject.id)
+    if created is None:
+        return Finding("subject_altered", f"subject row {subject.id} has no subject.created event on the ledger")
+    differs = [
+        f"{column} {getattr(subject, column)!r} (the ledger says {created.payload.get(column)!r})"
+        for column in SUBJECT_IDENTITY
+        if getattr(subject, column) != created.payload.get(column)
+    ]
+    if differs:
+        return Finding(
+            "subject_altered",
+            f"subject row {subject.id} differs from its subject.created event (ledger row "
+            f"{created.seq}): {', '.join(differs)}",
+        )
+    return None
+
+
 def _signed_record_problem(
     kind: str, event: LedgerEvent, rebuilt: dict[str, Any], row_digest: str, row_signature: str,
     history: KeyHistory, *, altered: str, bad_signature: str, not_on_ledger: str,
@@ -375,7 +407,7 @@ def _signed_record_problem(
 def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Finding | None:
     """``None`` if the grant row is what its subject's rights holder signed and put on the
     ledger, else the finding (``holder_key_altered``, ``signature_invalid``,
-    ``grant_not_on_ledger`` or ``grant_altered``)."""
+    ``subject_altered``, ``grant_not_on_ledger`` or ``grant_altered``)."""
     holder = session.get(RightsHolder, grant.holder_id)
     subject = session.get(Subject, grant.subject_id)
     if holder is None or subject is None:
@@ -391,6 +423,9 @@ def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Findin
             f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
             f"for subject '{subject.slug}'",
         )
+    altered = subject_identity_problem(view, subject)
+    if altered:
+        return altered
     event = view.issued("grant", grant.id)
     if event is None:
         return Finding("grant_not_on_ledger", "it has no grant.issued event on the ledger")
@@ -421,6 +456,9 @@ def release_problem(session: Session, view: LedgerConsent, release: Release) -> 
             "release_signature_invalid",
             f"it is signed by holder '{holder.slug}', not by performer '{performer.slug}' as the ledger records",
         )
+    altered = subject_identity_problem(view, performer)
+    if altered:
+        return altered
     event = view.issued("release", release.id)
     if event is None:
         return Finding("release_not_on_ledger", "it has no release.issued event on the ledger")
@@ -532,6 +570,9 @@ def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProb
         elif ledger_holder != subject.holder_id:
             out.append(ConsentProblem("subject", subject.id,
                                       f"subject '{subject.slug}': its rights holder differs from the ledger"))
+        altered = subject_identity_problem(view, subject) if ledger_holder is not None else None
+        if altered:
+            out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}': {altered.detail}"))
     return out + _missing_rows(session, view, "subject", "subject.created", Subject)
 
 
@@ -580,4 +621,5 @@ __all__ = [
     "grant_problem",
     "holder_key_problem",
     "release_problem",
+    "subject_identity_problem",
 ]

@@ -31,7 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from likeness.consent.canonical import canonical_sha256, now_utc, parse_utc, utc_iso
-from likeness.consent.integrity import Finding, LedgerConsent, grant_problem, release_problem
+from likeness.consent.integrity import (
+    Finding,
+    LedgerConsent,
+    grant_problem,
+    release_problem,
+    subject_identity_problem,
+)
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
 from likeness.consent.registry import keys_sha
 from likeness.consent.tables import (
@@ -52,6 +58,7 @@ _SEAL = object()  # module-private capability: only this module can finish build
 # When several grants exist and all fail, the reported reason is the most specific one.
 _REASON_ORDER = (
     "holder_key_altered",
+    "subject_altered",
     "grant_not_on_ledger",
     "grant_altered",
     "signature_invalid",
@@ -62,7 +69,7 @@ _REASON_ORDER = (
     "not_yet_valid",
 )
 # Reasons that say the record itself cannot be trusted (reported whatever its uses say).
-_RECORD_REASONS = frozenset(_REASON_ORDER[:5])
+_RECORD_REASONS = frozenset(_REASON_ORDER[:6])
 
 _STATES = {
     None: "active",
@@ -179,6 +186,7 @@ _MESSAGES = {
     "grant_altered": "grant {grant} was altered after it was signed ({detail}); it is refused",
     "grant_not_on_ledger": "grant {grant} is not on the ledger ({detail}); it is not in force",
     "holder_key_altered": "consent record {grant} is refused: {detail}",
+    "subject_altered": "subject '{subject}' is refused: its record was altered ({detail})",
     "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
     "revocation_invalid": "grant {grant} has a revocation that does not verify ({detail}); "
                           "it is refused until this is resolved",
@@ -363,10 +371,10 @@ class PolicyEngine:
             use_key = normalise_use(use)
             context["use"] = use_key
             with self._session_factory() as session:
-                subject_row = self._subject(session, subject)
+                view = LedgerConsent(session)
+                subject_row = self._subject(session, view, subject)
                 org_row = self._org(session, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
-                view = LedgerConsent(session)
                 grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
                 signed = view.issued("grant", grant.id)
                 authorization_id = uuid.uuid4().hex
@@ -402,15 +410,22 @@ class PolicyEngine:
         )
         return authz
 
-    def _subject(self, session: Session, subject: str) -> Subject:
-        row = session.scalar(select(Subject).where((Subject.slug == subject) | (Subject.id == subject)))
+    def _subject(self, session: Session, view: LedgerConsent, subject: str) -> Subject:
+        """The subject with id ``subject``, else with that slug (an exact id wins over a slug
+        shaped like an id), refused (``subject_altered``) when its row's slug, kind or owning
+        organisation is not what its ``subject.created`` event recorded."""
+        row = session.get(Subject, subject) or session.scalar(select(Subject).where(Subject.slug == subject))
         if row is None:
             raise ConsentError("unknown_subject", f"no subject '{subject}' is enrolled")
+        altered = subject_identity_problem(view, row)
+        if altered:
+            raise self._refusal(altered.reason, {"subject": subject}, detail=altered.detail)
         return row
 
     def _org(self, session: Session, org: str) -> Organisation:
-        row = session.scalar(
-            select(Organisation).where((Organisation.slug == org) | (Organisation.id == org))
+        """The organisation with id ``org``, else with that slug."""
+        row = session.get(Organisation, org) or session.scalar(
+            select(Organisation).where(Organisation.slug == org)
         )
         if row is None:
             raise ConsentError("unknown_org", f"no organisation '{org}' is registered")
@@ -595,10 +610,10 @@ class PolicyEngine:
         context = {"subject": performer, "org": grantee}
         try:
             with self._session_factory() as session:
-                subject_row = self._subject(session, performer)
+                view = LedgerConsent(session)
+                subject_row = self._subject(session, view, performer)
                 org_row = self._org(session, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
-                view = LedgerConsent(session)
                 releases = list(
                     session.scalars(
                         select(Release).where(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,7 @@ from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS, normalise_u
 from likeness.errors import ConfigError, ConsentError, RegistryError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
 EMBEDDING_DIM = 128
 
 
@@ -50,9 +51,17 @@ def _new_id() -> str:
 
 
 def check_slug(slug: str, what: str) -> str:
+    """``slug`` if it is a valid slug; ``RegistryError`` otherwise, also for 32 lowercase hex
+    characters: lookups take a slug or an id, and a slug shaped like an id could be another
+    record's id."""
     if not SLUG.match(slug):
         raise RegistryError(
             f"{what} '{slug}': use 1-64 lowercase letters, digits, '-' or '_' (starting with a letter or digit)"
+        )
+    if ID_SHAPED.match(slug):
+        raise RegistryError(
+            f"{what} '{slug}': 32 hexadecimal characters is the form of a record id; choose a slug "
+            f"that is not id-shaped (add a letter outside a-f, or a '-')"
         )
     return slug
 
@@ -253,10 +262,9 @@ class Registry:
 
     def get_org(self, slug_or_id: str) -> Organisation:
         with self._session_factory() as session:
-            org = session.scalar(
-                select(Organisation).where(
-                    or_(Organisation.slug == slug_or_id, Organisation.id == slug_or_id)
-                )
+            # An exact id first, then a slug: a slug can never take over another record's id.
+            org = session.get(Organisation, slug_or_id) or session.scalar(
+                select(Organisation).where(Organisation.slug == slug_or_id)
             )
             if org is None:
                 raise RegistryError(f"no organisation '{slug_or_id}' (add it with: likeness org add)")
@@ -318,10 +326,8 @@ class Registry:
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
         with self._session_factory() as session:
-            holder = session.scalar(
-                select(RightsHolder).where(
-                    or_(RightsHolder.slug == slug_or_id, RightsHolder.id == slug_or_id)
-                )
+            holder = session.get(RightsHolder, slug_or_id) or session.scalar(
+                select(RightsHolder).where(RightsHolder.slug == slug_or_id)
             )
             if holder is None:
                 raise RegistryError(f"no rights holder '{slug_or_id}'")
@@ -369,11 +375,9 @@ class Registry:
 
     def get_subject(self, slug_or_id: str) -> SubjectRecord:
         with self._session_factory() as session:
-            row = session.execute(
-                select(Subject, RightsHolder)
-                .join(RightsHolder, RightsHolder.id == Subject.holder_id)
-                .where(or_(Subject.slug == slug_or_id, Subject.id == slug_or_id))
-            ).first()
+            query = select(Subject, RightsHolder).join(RightsHolder, RightsHolder.id == Subject.holder_id)
+            row = (session.execute(query.where(Subject.id == slug_or_id)).first()
+                   or session.execute(query.where(Subject.slug == slug_or_id)).first())
             if row is None:
                 raise RegistryError(f"no subject '{slug_or_id}' (enrol it with: likeness subject add)")
             subject, holder = row
