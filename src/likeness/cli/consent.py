@@ -351,16 +351,18 @@ def audit_verify(
     ctx: typer.Context,
     anchor: Annotated[
         Optional[list[Path]],
-        typer.Option("--anchor", help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS)."),
+        typer.Option("--anchor", help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS). "
+                     "A folder named here that holds no anchor fails the check."),
     ] = None,
     head: Annotated[Optional[Path], typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
 ) -> None:
     """Check the ledger: hash chain, latest anchor, consent rows against their events, guards.
 
-    Exit codes: 0 the ledger is intact (a warning, e.g. no anchor, is printed but does not fail);
-    1 anything is wrong: a broken chain, a truncated or rewritten tail, an anchor signed by
-    another key, a consent row that disagrees with its ledger event, a missing append-only
-    trigger. Each problem is printed with its kind and what it is about.
+    Exit codes: 0 the ledger is intact (a warning, e.g. no anchor in the configured folders, is
+    printed but does not fail); 1 anything is wrong: a broken chain, a truncated or rewritten
+    tail, an anchor signed by another key, a folder named with --anchor that holds no anchor, a
+    consent row that disagrees with its ledger event, a forged render refund, a missing
+    append-only trigger. Each problem is printed with its kind and what it is about.
     """
     from likeness.consent.audit import audit_workspace
 

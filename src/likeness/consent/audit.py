@@ -83,8 +83,10 @@ def audit_workspace(
 ) -> AuditReport:
     """Check the workspace's ledger and consent rows; never raises for what it finds.
 
-    ``anchor_dirs`` defaults to ``Settings.anchor_dirs``; ``head_files`` are heads exported with
-    ``audit head --out``, each checked like an anchor.
+    ``anchor_dirs`` defaults to ``Settings.anchor_dirs``, where no anchor at all is a warning;
+    a folder named in ``anchor_dirs`` that holds no anchor is a problem (``anchor_missing``):
+    whoever names a folder expects the ledger to be checked against it. ``head_files`` are
+    heads exported with ``audit head --out``, each checked like an anchor.
     """
     chain = workspace.ledger.verify()
     problems: list[Problem] = []
@@ -95,12 +97,15 @@ def audit_workspace(
     warnings += role_warnings(workspace.engine)
     problems += consent_problems(workspace)
 
+    named = anchor_dirs is not None
     folders = workspace.settings.anchor_dirs if anchor_dirs is None else anchor_dirs
     anchors: list[Anchor] = []
-    for store in anchor_stores(folders, workspace.home):
+    for folder, store in zip(folders, anchor_stores(folders, workspace.home), strict=True):
         found, unreadable = store.anchors()
         anchors += found
         problems += unreadable
+        if named and not found and not unreadable:
+            problems.append(no_anchor_in(folder))
     newest = latest(anchors)
     if newest is None:
         warnings.append(NO_ANCHOR_WARNING)
@@ -114,6 +119,15 @@ def audit_workspace(
             continue
         problems += check_head_file(workspace, head)
     return AuditReport(chain, tuple(problems), tuple(warnings), newest, len(anchors))
+
+
+def no_anchor_in(folder: Path) -> Problem:
+    """The problem for an explicitly named anchor folder without an anchor file."""
+    return Problem(
+        "anchor_missing", str(folder),
+        f"no anchor in {folder}: the ledger cannot be checked against it (is it the folder "
+        f"'likeness audit anchor --to' wrote to?)",
+    )
 
 
 def check_head_file(workspace: Workspace, head: Anchor) -> list[Problem]:
