@@ -21,6 +21,7 @@ from likeness.provenance.c2pa_manifest import (
     read_manifest,
 )
 from likeness.provenance.certificates import workspace_trust_anchors
+from likeness.provenance.visible_label import label_geometry
 from likeness.provenance.watermark import extract_watermark, extract_watermark_frames
 from likeness.provenance.writer import LabelledWriter, RenderJob, watermark_payload_for
 
@@ -76,10 +77,12 @@ def test_image_is_labelled_watermarked_signed_and_recorded(consent_world, astron
 
     pixels = read_image(out)
     assert extract_watermark(pixels).payload == job.watermark_payload
-    # The visible label sits in the bottom-right corner and nowhere else changes much.
+    # The visible label sits in the safe area (centred, lower band) and nowhere else changes much.
     diff = np.abs(pixels.astype(int) - astronaut.astype(int)).max(axis=-1)
-    assert diff[-60:, -300:].mean() > 20
+    x0, y0, x1, y1 = label_geometry(512, 512).box
+    assert diff[y0:y1, x0:x1].mean() > 20 and 0.2 * 512 <= x0 and y1 <= 0.8 * 512
     assert diff[:256, :256].max() < 20  # only the faint watermark elsewhere
+    assert diff[y1 + 2:].max() < 20 and diff[:, x1 + 2:].max() < 20
 
     events = workspace.ledger.find("render.completed", job_id=job.job_id)
     assert len(events) == 1
@@ -358,9 +361,12 @@ def test_video_rotation_is_kept_as_metadata(consent_world, tmp_path: Path, rotat
     assert (info.width, info.height) == (512, 288) and info.display_size == (288, 512)
     upright = [f.rgb for f in iter_video_frames(out, autorotate=True)]
     assert upright[0].shape == (512, 288, 3)
-    # The marker is top-left of the picture as shown, and the label bottom-right, readable upright.
+    # The marker is top-left of the picture as shown, and the label in the safe area of the
+    # upright picture (centred, lower band), readable upright.
     assert upright[0][:100, :50, 0].mean() > 200 and upright[0][:100, :50, 1].mean() < 80
-    assert np.abs(upright[0][-30:, -60:].astype(int) - frames[0][-30:, -60:].astype(int)).mean() > 15
+    x0, y0, x1, y1 = label_geometry(288, 512).box
+    assert y0 > 256 and abs((x0 + x1) / 2 - 144) <= 1
+    assert np.abs(upright[0][y0:y1, x0:x1].astype(int) - frames[0][y0:y1, x0:x1].astype(int)).mean() > 15
     # Verification reads stored frames: the watermark is found there.
     stored = [f.rgb for f in iter_video_frames(out)]
     assert extract_watermark_frames(stored).payload == job.watermark_payload

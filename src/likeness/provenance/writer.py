@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,7 +45,7 @@ from likeness.digests import sha256_file
 from likeness.errors import ConsentError, MediaError, ProvenanceError, RegistryError
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
-from likeness.provenance.visible_label import CORNERS, Corner, VisibleLabel
+from likeness.provenance.visible_label import PLACEMENTS, Box, FaceTag, Placement, VisibleLabel
 from likeness.provenance.watermark import WATERMARK_ALGORITHM, WatermarkEmbedder, video_encoder_options
 
 if TYPE_CHECKING:
@@ -69,20 +70,21 @@ class RenderJob:
     job_id: str
     kind: JobKind
     unlabelled_requested: bool = False
-    label_corner: Corner = "bottom-right"
+    label_placement: Placement = "safe"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.job_id, str) and len(self.job_id) == 32 and _is_hex(self.job_id)):
             raise ProvenanceError(f"job_id must be 32 lowercase hex characters (uuid4 hex), got {self.job_id!r}")
         if self.kind not in ("image", "video"):
             raise ProvenanceError(f"job kind must be 'image' or 'video', got {self.kind!r}")
-        if self.label_corner not in CORNERS:
-            raise ProvenanceError(f"label corner must be one of {', '.join(CORNERS)}; got {self.label_corner!r}")
+        if self.label_placement not in PLACEMENTS:
+            raise ProvenanceError(
+                f"label placement must be one of {', '.join(PLACEMENTS)}; got {self.label_placement!r}")
 
     @classmethod
-    def new(cls, kind: JobKind, *, unlabelled_requested: bool = False, label_corner: Corner = "bottom-right") -> RenderJob:
+    def new(cls, kind: JobKind, *, unlabelled_requested: bool = False, label_placement: Placement = "safe") -> RenderJob:
         """A job with a fresh uuid4 id."""
-        return cls(uuid.uuid4().hex, kind, unlabelled_requested, label_corner)
+        return cls(uuid.uuid4().hex, kind, unlabelled_requested, label_placement)
 
     @property
     def watermark_payload(self) -> bytes:
@@ -138,11 +140,13 @@ class LabelledWriter:
         *,
         source_path: Path | None = None,
         quality: int = 95,
+        faces: Sequence[Box] = (),
     ) -> RenderOutput:
         """Label, watermark, encode (by suffix: JPEG/PNG/WebP), sign, record and place ``rgb``.
 
         ``rgb``: uint8 (H, W, 3). ``source_path``: the target image a face was swapped into
         (parent ingredient, ``c2pa.edited``); without it the output is ``c2pa.created``.
+        ``faces``: face boxes ``(x0, y0, x1, y1)`` the visible label keeps clear of.
         """
         require_authorization(authz, step="render")
         _require_job(job, "image")
@@ -156,7 +160,7 @@ class LabelledWriter:
         authz.consume_render(job.job_id)
         temps = _Temporaries(out_path, job.job_id)
         try:
-            marked = _mark(rgb, job, labelled, width, height)
+            marked = _mark(rgb, job, labelled, width, height, faces)
             write_image(temps.unsigned, marked, quality=quality)
             return self._finish(authz, job, setup, temps, out_path, source_path, labelled, frames=1,
                                 width=width, height=height)
@@ -304,7 +308,10 @@ class LabelledVideo:
         self._quarter_turns = rotation // 90
         stored_width, stored_height = (height, width) if self._quarter_turns % 2 else (width, height)
         # The label and the watermark pattern are built once per size here, not per frame.
-        self._label = VisibleLabel(width, height, job.label_corner) if labelled else None
+        self._label = VisibleLabel(width, height, job.label_placement) if labelled else None
+        # The second, smaller label beside the synthetic face (drawn on frames that name faces).
+        self._tag = (FaceTag(width, height, fps=float(fps), label_box=self._label.geometry.box)
+                     if self._label is not None else None)
         self._embedder = WatermarkEmbedder(job.watermark_payload, stored_width, stored_height)
         self._temps = _Temporaries(out_path, job.job_id)
         self._temps.remove()  # what a killed earlier run of this job (a resume) left behind
@@ -331,8 +338,12 @@ class LabelledVideo:
         """``(width, height)`` of the encoded (stored) picture, after padding."""
         return tuple(self._encoder.encoded_size)  # type: ignore[return-value]
 
-    def write(self, rgb: np.ndarray, *, pts_s: float | None = None, owned: bool = False) -> None:
+    def write(self, rgb: np.ndarray, *, pts_s: float | None = None, owned: bool = False,
+              faces: Sequence[Box] | None = None) -> None:
         """Label, watermark and encode one frame (uint8 (height, width, 3)).
+
+        ``faces``: boxes ``(x0, y0, x1, y1)`` of the synthetic faces in this frame (upright
+        pixels); the face tag follows them (``None``: not known for this frame, the tag holds).
 
         ``pts_s``: presentation time in seconds (keeps a source's variable frame rate);
         default: the previous frame + 1 / fps. ``owned=True``: the caller hands ``rgb`` over and
@@ -349,6 +360,8 @@ class LabelledVideo:
             if self.frames and self.frames % RECHECK_EVERY_FRAMES == 0:
                 self._authz.recheck()
             frame = self._label.apply(rgb, in_place=owned) if self._label is not None else rgb
+            if self._tag is not None:
+                self._tag.apply(frame, faces, in_place=True)  # frame is ours now (owned or a copy)
             if self._quarter_turns:
                 # Verification reads frames as stored, so the mark goes on the stored orientation.
                 frame = np.ascontiguousarray(np.rot90(frame, -self._quarter_turns))
@@ -526,9 +539,10 @@ def _check_rgb(rgb: object) -> tuple[int, int]:
     return int(rgb.shape[0]), int(rgb.shape[1])
 
 
-def _mark(rgb: np.ndarray, job: RenderJob, labelled: bool, width: int, height: int) -> np.ndarray:
+def _mark(rgb: np.ndarray, job: RenderJob, labelled: bool, width: int, height: int,
+          faces: Sequence[Box] = ()) -> np.ndarray:
     # Label first, then watermark: the mark then also covers the label's pixels.
-    frame = VisibleLabel(width, height, job.label_corner).apply(rgb) if labelled else rgb
+    frame = VisibleLabel(width, height, job.label_placement, avoid=faces).apply(rgb) if labelled else rgb
     return WatermarkEmbedder(job.watermark_payload, width, height).embed(frame)
 
 

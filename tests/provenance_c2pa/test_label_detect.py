@@ -1,0 +1,155 @@
+"""Finding the visible label again after what a re-upload does to it, and nowhere else."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from likeness.errors import MediaError
+from likeness.media import synthetic
+from likeness.provenance.label_detect import detect_visible_label
+from likeness.provenance.visible_label import FaceTag, VisibleLabel, burn_visible_label, label_font_path
+
+SIDES = ("left", "right", "top", "bottom")
+SIDE_COMBINATIONS = [c for n in range(1, 5) for c in itertools.combinations(SIDES, n)]
+
+
+@pytest.fixture(scope="module")
+def frame_720p() -> np.ndarray:
+    return next(iter(synthetic.animate_portrait(synthetic.astronaut(), n_frames=1, size=(1280, 720), seed=3)))
+
+
+@pytest.fixture(scope="module")
+def frame_1080p() -> np.ndarray:
+    return next(iter(synthetic.animate_portrait(synthetic.grace_hopper(), n_frames=1, size=(1920, 1080), seed=5)))
+
+
+def crop(rgb: np.ndarray, sides: tuple[str, ...], fraction: float) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    dx, dy = round(width * fraction), round(height * fraction)
+    return np.ascontiguousarray(rgb[dy if "top" in sides else 0: height - dy if "bottom" in sides else height,
+                                    dx if "left" in sides else 0: width - dx if "right" in sides else width])
+
+
+def to_short_side(rgb: np.ndarray, short: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    scale = short / min(height, width)
+    return cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def letterbox_9x16(rgb: np.ndarray, width: int = 720) -> np.ndarray:
+    height = width * 16 // 9
+    content = cv2.resize(rgb, (width, round(rgb.shape[0] * width / rgb.shape[1])), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    top = (height - content.shape[0]) // 2
+    canvas[top:top + content.shape[0]] = content
+    return canvas
+
+
+def caption(rgb: np.ndarray, text: str, font_path: str, *, at: tuple[float, float] = (0.3, 0.72)) -> np.ndarray:
+    """White text on a 60 % dark box, like the label but saying something else."""
+    picture = Image.fromarray(rgb).convert("RGBA")
+    height, width = rgb.shape[:2]
+    font = ImageFont.truetype(font_path, max(14, round(0.045 * min(height, width))))
+    overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    x, y = at[0] * width, at[1] * height
+    left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+    draw.rectangle((left - 8, top - 8, right + 8, bottom + 8), fill=(16, 16, 16, 153))
+    draw.text((x, y), text, font=font, fill=(255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(picture, overlay).convert("RGB"))
+
+
+@pytest.mark.parametrize("fraction", [0.10, 0.20])
+def test_label_is_found_after_a_crop_of_any_sides(frame_720p: np.ndarray, fraction: float) -> None:
+    labelled = burn_visible_label(frame_720p)
+    for sides in SIDE_COMBINATIONS:
+        found = detect_visible_label(crop(labelled, sides, fraction))
+        assert found.present, (sides, fraction, found)
+
+
+def test_label_is_found_where_it_is_at_its_size(frame_1080p: np.ndarray) -> None:
+    label = VisibleLabel(1920, 1080)
+    found = detect_visible_label(label.apply(frame_1080p))
+    assert found.present and found.score > 0.6 and not found.mirrored
+    assert found.where is not None
+    for got, expected in zip(found.where, label.geometry.box):
+        assert abs(got - expected) <= 6
+    assert abs(found.font_px - label.geometry.font_px) <= 0.06 * label.geometry.font_px
+
+
+def test_label_is_found_after_reupload_transforms(frame_1080p: np.ndarray) -> None:
+    labelled = burn_visible_label(frame_1080p)
+    copies = {
+        "360p": to_short_side(labelled, 360),
+        "480p jpeg 60": jpeg(to_short_side(labelled, 480), 60),
+        "9:16 letterbox": letterbox_9x16(labelled),
+        "mirrored": np.ascontiguousarray(labelled[:, ::-1]),
+        "crop 15 % + 360p + jpeg 70": jpeg(to_short_side(crop(labelled, SIDES, 0.15), 360), 70),
+        "crop 20 % scaled back up": cv2.resize(crop(labelled, SIDES, 0.20), (1920, 1080)),
+    }
+    for name, copy in copies.items():
+        found = detect_visible_label(copy)
+        assert found.present, (name, found)
+    assert detect_visible_label(copies["mirrored"]).mirrored
+
+
+def test_face_tag_alone_is_found_when_a_reframe_cuts_the_label_off(frame_720p: np.ndarray) -> None:
+    label = VisibleLabel(1280, 720)
+    tag = FaceTag(1280, 720, label_box=label.geometry.box)
+    face = (1000.0, 120.0, 1180.0, 300.0)  # the performer off to the right
+    labelled = tag.apply(label.apply(frame_720p), [face])
+    vertical = np.ascontiguousarray(labelled[:, 1280 - 405:])  # a 9:16 reframe around the performer
+    assert label.geometry.box[2] < 1280 - 405  # the main label is gone from it
+    assert tag.box_at(tag.position)[0] >= 1280 - 405
+    found = detect_visible_label(vertical)
+    assert found.present, found
+
+
+def test_nothing_is_found_on_unlabelled_pictures(frame_720p: np.ndarray, frame_1080p: np.ndarray) -> None:
+    font = str(label_font_path())
+    pictures = {
+        "astronaut": synthetic.astronaut(),
+        "grace hopper": synthetic.grace_hopper(),
+        "720p frame": frame_720p,
+        "1080p frame 360p": to_short_side(frame_1080p, 360),
+        "9:16 letterbox": letterbox_9x16(frame_1080p),
+        "group": synthetic.compose_group([synthetic.astronaut(), synthetic.grace_hopper()]),
+        "caption, same font": caption(frame_720p, "오늘의 무대 · Today's stage", font),
+        "korean words, same font": caption(frame_1080p, "AI 기술 세미나 · AI seminar", font),
+        "black": np.zeros((360, 640, 3), np.uint8),
+        "noise": np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    }
+    for name, picture in pictures.items():
+        found = detect_visible_label(picture)
+        assert not found.present, (name, found)
+
+
+def test_clip_frames_without_the_label_are_clean() -> None:
+    frames = [
+        *list(synthetic.animate_portrait(synthetic.astronaut(), n_frames=30, size=(640, 360), seed=2))[::6],
+        *list(synthetic.animate_portrait(synthetic.grace_hopper(), n_frames=30, size=(360, 640), seed=9))[::10],
+    ]
+    assert not any(detect_visible_label(frame).present for frame in frames)
+
+
+def test_grey_pictures_and_bad_input() -> None:
+    grey = cv2.cvtColor(burn_visible_label(synthetic.astronaut()), cv2.COLOR_RGB2GRAY)
+    assert detect_visible_label(grey).present
+    assert not detect_visible_label(np.zeros((4, 4, 3), np.uint8)).present  # too small to hold it
+    with pytest.raises(MediaError, match="uint8"):
+        detect_visible_label(np.zeros((100, 100, 3), np.float32))
+    with pytest.raises(MediaError, match="channels"):
+        detect_visible_label(np.zeros((100, 100, 4), np.uint8))
+    with pytest.raises(MediaError, match="uint8"):
+        detect_visible_label([[1, 2, 3]])  # type: ignore[arg-type]
