@@ -68,3 +68,21 @@ def test_group_photo_with_small_faces_finds_the_enrolled_one(mina_world, tmp_pat
     assert [f.match.slug for f in matched] == ["mina"], result.verdict
     x0, y0, x1, y1 = matched[0].bbox
     assert 80 + 5 * 190 <= x0 and x1 <= 80 + 5 * 190 + 88 and 400 <= y0 and y1 <= 400 + 88
+
+
+def test_released_performers_raw_footage_is_a_known_performer_not_an_artist(enrolled_world, tmp_path):
+    """jun (grace_hopper) is an enrolled performer: his untouched photo used to come back as an
+    unlabelled *artist* (R6)."""
+    photo = tmp_path / "jun_raw.jpg"
+    write_image(photo, grace_hopper(), quality=90)
+    result = verify_path(enrolled_world.workspace, photo)
+    assert (result.verdict.code, result.verdict.rule) == ("no-enrolled-artist", "R7"), result.verdict
+    face = result.faces.faces[0]
+    assert face.match is None
+    assert face.performer.slug == "jun" and face.performer.kind == "performer"
+    assert any("known performer" in s and "jun" in s for s in result.verdict.evidence)
+    assert result.to_dict()["faces"]["faces"][0]["performer"]["slug"] == "jun"
+    # mina, the artist, is still an artist.
+    artist = tmp_path / "mina.jpg"
+    write_image(artist, astronaut(), quality=90)
+    assert verify_path(enrolled_world.workspace, artist).verdict.code == "enrolled-artist-unlabelled"

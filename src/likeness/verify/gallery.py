@@ -5,9 +5,22 @@ is brought up to date incrementally: each indexed reference row is remembered by
 its float32 bytes, new rows are appended, and only a removed or changed row forces a rebuild.
 
 Distances are dlib identity distances (Euclidean in 128-D; FAISS's flat L2 index returns squared
-distances, so we take the root). A face matches a subject when its nearest reference of that
-subject is within the calibrated threshold (``likeness.faces.IDENTITY_THRESHOLD``). For people,
-distances become a similarity in [0, 1]::
+distances, so we take the root). Every subject has its own threshold, calibrated from the spread
+of its own references (:func:`subject_threshold`, docs/calibration.md): the mean distance between
+its reference embeddings, within ``[SUBJECT_THRESHOLD_FLOOR, threshold]`` (the gallery's
+``threshold``, by default ``likeness.faces.IDENTITY_THRESHOLD``), and
+``SINGLE_REFERENCE_THRESHOLD`` for a subject with one reference. A face whose descriptor moves
+less between photos of one person than that person's own references do is accepted; a lookalike
+that is merely nearer than the global threshold is not.
+
+A face or a video track is scored per subject by :meth:`ArtistGallery.query_tracks`: the mean
+of its ``n`` embedded views (steadier than any one view) takes its nearest reference of the
+subject, and ``k`` of the ``n`` views on their own (``k = n // 2 + 1``: 1 of 1, 2 of 2, 2 of 3)
+must also come within ``VIEW_TOLERANCE`` times the threshold (:func:`track_distance`), so one
+lucky view of a lookalike, or a cut to another person inside one track, cannot make a match. The nearest subject within its threshold is the match;
+if that subject is a **performer** (subject kind ``performer``: footage owners, whose raw
+footage is expected anywhere) it is reported as a known performer, never as an artist. For
+people, distances become a similarity in [0, 1] against the subject's threshold::
 
     similarity = clip(1 - distance / (2 * threshold), 0, 1)
 
@@ -45,6 +58,19 @@ EMBEDDING_DIM = 128
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
 _IDS_VERSION = 1
+#: A subject with one reference has no spread to calibrate from: this threshold, below every
+#: impostor pair of the calibration (the closest, East Asian, at 0.383; docs/calibration.md).
+SINGLE_REFERENCE_THRESHOLD = 0.38
+#: Lowest per-subject threshold: references that nearly coincide (one photo saved twice, a burst)
+#: would otherwise reject the subject's own other photos.
+SUBJECT_THRESHOLD_FLOOR = 0.30
+#: Version of the matching rule, part of the gallery fingerprint: resumed scans re-verify when it
+#: changes.
+MATCH_RULE = "subject-spread+majority-of-views/1"
+SUBJECT_KINDS_NOT_ARTISTS = frozenset({"performer"})
+#: k of n views of a track must lie within this many times the subject's threshold (single
+#: views are noisier than the track's mean: the 2nd-best of 3 genuine views reached 1.15x).
+VIEW_TOLERANCE = 1.25
 #: Neighbours fetched per query before grouping by subject. A flat index scans every row anyway,
 #: so fetch enough that a subject with many references cannot crowd the others out of the
 #: candidate list of an agency-sized gallery.
@@ -53,18 +79,21 @@ _SEARCH_K = 2048
 
 @dataclass(frozen=True)
 class SubjectReferences:
-    """One enrolled subject's reference embeddings, float32 ``(K, 128)``."""
+    """One enrolled subject's reference embeddings, float32 ``(K, 128)``, and its kind
+    (``artist``, ``virtual_idol`` or ``performer``)."""
 
     subject_id: str
     slug: str
     name: str
     embeddings: np.ndarray
+    kind: str = "artist"
 
 
 @dataclass(frozen=True)
 class GalleryQuery:
-    """Candidates for one face, closest subject first; ``match`` is the first if within the
-    threshold."""
+    """Candidates for one face or track, closest subject first. ``match`` is the closest
+    candidate within its own threshold when it is an artist (or virtual idol); ``performer``
+    the same when it is a performer; ``threshold`` is the gallery's cap."""
 
     candidates: tuple[ArtistMatch, ...]
     threshold: float
@@ -74,9 +103,61 @@ class GalleryQuery:
         return self.candidates[0] if self.candidates else None
 
     @property
+    def within(self) -> ArtistMatch | None:
+        """The closest candidate within its threshold, whatever its kind."""
+        for candidate in self.candidates:
+            limit = candidate.threshold if candidate.threshold is not None else self.threshold
+            if candidate.distance <= limit:
+                return candidate
+        return None
+
+    @property
     def match(self) -> ArtistMatch | None:
-        nearest = self.nearest
-        return nearest if nearest is not None and nearest.distance <= self.threshold else None
+        found = self.within
+        return found if found is not None and found.kind not in SUBJECT_KINDS_NOT_ARTISTS else None
+
+    @property
+    def performer(self) -> ArtistMatch | None:
+        found = self.within
+        return found if found is not None and found.kind in SUBJECT_KINDS_NOT_ARTISTS else None
+
+
+def subject_threshold(references: np.ndarray, *, cap: float) -> float:
+    """A subject's identity threshold from its own references ``(K, 128)``: the mean pairwise
+    distance between them, within ``[SUBJECT_THRESHOLD_FLOOR, cap]``;
+    ``min(cap, SINGLE_REFERENCE_THRESHOLD)`` for one reference.
+
+    >>> refs = np.zeros((3, 128), np.float32); refs[1, 0] = refs[2, 1] = 0.35
+    >>> round(subject_threshold(refs, cap=0.40), 3)   # pairwise 0.35, 0.35, 0.495
+    0.398
+    >>> subject_threshold(refs[:1], cap=0.40)
+    0.38
+    """
+    rows = np.asarray(references, dtype=np.float64)
+    if len(rows) < 2:
+        return float(min(cap, SINGLE_REFERENCE_THRESHOLD))
+    pairwise = np.linalg.norm(rows[:, None, :] - rows[None, :, :], axis=2)
+    spread = float(pairwise[np.triu_indices(len(rows), 1)].mean())
+    return float(np.clip(spread, min(SUBJECT_THRESHOLD_FLOOR, cap), cap))
+
+
+def track_distance(view_distances: np.ndarray, mean_distance: float) -> float:
+    """A track's distance to one subject: its mean embedding's nearest-reference distance, or
+    more when fewer than ``k = n // 2 + 1`` of its views' distances ``(n,)`` (``inf`` where a
+    view has no reference of the subject among its neighbours) come within
+    ``VIEW_TOLERANCE`` of it: ``max(mean_distance, k-th smallest view / VIEW_TOLERANCE)``.
+    Checked against the subject's threshold T, this is "mean within T and k of n views within
+    VIEW_TOLERANCE x T"; a single face (n = 1) is just its own distance.
+
+    >>> track_distance(np.array([0.30]), 0.30)
+    0.3
+    >>> track_distance(np.array([0.2, 0.6, 0.7]), 0.35)   # one lucky view: 0.6 / 1.25
+    0.48
+    """
+    ordered = np.sort(np.asarray(view_distances, dtype=np.float64))
+    if len(ordered) == 1:
+        return float(max(mean_distance, ordered[0]))
+    return float(max(mean_distance, ordered[len(ordered) // 2] / VIEW_TOLERANCE))
 
 
 def distance_to_similarity(distance: float, *, threshold: float) -> float:
@@ -125,6 +206,18 @@ class ArtistGallery:
         self.folder = folder
         self.last_sync_added = 0
         self.last_sync_rebuilt = False
+        self.subject_thresholds = self._subject_thresholds()
+
+    def _subject_thresholds(self) -> dict[str, float]:
+        """Per-subject thresholds from the indexed references (:func:`subject_threshold`)."""
+        if not self._rows:
+            return {}
+        vectors = self._index.reconstruct_n(0, len(self._rows))
+        by_subject: dict[str, list[int]] = {}
+        for position, row in enumerate(self._rows):
+            by_subject.setdefault(row["subject_id"], []).append(position)
+        return {subject: subject_threshold(vectors[positions], cap=self.threshold)
+                for subject, positions in by_subject.items()}
 
     # ------------------------------------------------------------------ build / persist
 
@@ -146,7 +239,8 @@ class ArtistGallery:
             rows = _check_embeddings(subject.embeddings, what=f"references of {subject.slug}")
             for vector in rows:
                 key = row_key(subject.subject_id, vector)
-                meta = {"key": key, "subject_id": subject.subject_id, "slug": subject.slug, "name": subject.name}
+                meta = {"key": key, "subject_id": subject.subject_id, "slug": subject.slug, "name": subject.name,
+                        "kind": subject.kind}
                 wanted.append((key, meta, vector))
         # Duplicated photos give identical rows; one copy is enough for nearest-neighbour search.
         unique: dict[str, tuple[dict[str, str], np.ndarray]] = {}
@@ -158,8 +252,9 @@ class ArtistGallery:
         if index is None or any(row["key"] not in unique for row in rows):
             index, rows, rebuilt = faiss.IndexFlatL2(EMBEDDING_DIM), [], True
         indexed = {row["key"] for row in rows}
-        # Names can change without the embeddings changing; keep the labels current.
-        relabelled = [dict(row, slug=unique[row["key"]][0]["slug"], name=unique[row["key"]][0]["name"]) for row in rows]
+        # Names (and kinds) can change without the embeddings changing; keep the labels current.
+        relabelled = [dict(row, slug=unique[row["key"]][0]["slug"], name=unique[row["key"]][0]["name"],
+                           kind=unique[row["key"]][0]["kind"]) for row in rows]
         labels_changed = relabelled != rows
         rows = relabelled
         new = [(meta, vector) for key, (meta, vector) in unique.items() if key not in indexed]
@@ -233,39 +328,74 @@ class ArtistGallery:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 over the indexed row keys and the threshold: changes whenever a verdict that
-        depends on the gallery could change (used to invalidate resumed scans)."""
-        keys = sorted(row["key"] for row in self._rows)
-        return hashlib.sha256(json.dumps([keys, self.threshold]).encode()).hexdigest()
+        """SHA-256 over the indexed row keys and kinds, the threshold and the matching rule:
+        changes whenever a verdict that depends on the gallery could change (used to invalidate
+        resumed scans)."""
+        keys = sorted(f"{row['key']}:{row.get('kind', 'artist')}" for row in self._rows)
+        return hashlib.sha256(json.dumps([keys, self.threshold, MATCH_RULE]).encode()).hexdigest()
 
     def query(self, embedding: np.ndarray) -> GalleryQuery:
         """Candidates for one float32 ``(128,)`` face embedding, one per subject, closest first."""
         return self.query_many(np.asarray(embedding)[None, :])[0]
 
-    def query_many(self, embeddings: np.ndarray) -> list[GalleryQuery]:
-        """:meth:`query` for float32 ``(N, 128)`` embeddings in one FAISS call."""
+    def query_many(self, embeddings: np.ndarray, *, rule: str = "subject") -> list[GalleryQuery]:
+        """:meth:`query` for float32 ``(N, 128)`` embeddings (N single-view faces)."""
         vectors = _check_embeddings(embeddings, what="query embeddings")
-        if self.size == 0 or len(vectors) == 0:
-            return [GalleryQuery(candidates=(), threshold=self.threshold) for _ in range(len(vectors))]
+        return self.query_tracks([vector[None, :] for vector in vectors], rule=rule)
+
+    def query_tracks(self, tracks: Sequence[np.ndarray], *, rule: str = "subject") -> list[GalleryQuery]:
+        """Candidates for faces or video tracks, each float32 ``(n, 128)`` (its ``n`` embedded
+        views), in one FAISS call; per subject the track's distance is :func:`track_distance`.
+
+        ``rule="nearest"`` is the rule before per-subject thresholds (kept for the benchmark):
+        the track's mean embedding's nearest reference against the gallery's threshold.
+        """
+        if rule not in ("subject", "nearest"):
+            raise ValueError(f"rule must be 'subject' or 'nearest', got {rule!r}")
+        views = [_check_embeddings(track, what="query embeddings") for track in tracks]
+        if self.size == 0 or not views:
+            return [GalleryQuery(candidates=(), threshold=self.threshold) for _ in views]
+        means = [track.mean(axis=0, keepdims=True) for track in views]
+        flat = np.ascontiguousarray(np.concatenate(views + means, axis=0), dtype=np.float32)
         k = min(self.size, _SEARCH_K)
-        squared, positions = _search(self._index, vectors, k)
-        results = []
+        squared, positions = _search(self._index, flat, k)
+        per_view: list[dict[str, float]] = []
         for row_squared, row_positions in zip(squared, positions):
-            best: dict[str, tuple[float, dict[str, str]]] = {}
+            best: dict[str, float] = {}
             for sq, position in zip(row_squared, row_positions):
                 if position < 0:
                     continue
-                meta = self._rows[int(position)]
+                subject = self._rows[int(position)]["subject_id"]
                 distance = float(np.sqrt(max(float(sq), 0.0)))
-                if meta["subject_id"] not in best or distance < best[meta["subject_id"]][0]:
-                    best[meta["subject_id"]] = (distance, meta)
+                if distance < best.get(subject, np.inf):
+                    best[subject] = distance
+            per_view.append(best)
+        per_mean = per_view[sum(len(track) for track in views):]
+        meta = {row["subject_id"]: row for row in self._rows}
+        results, start = [], 0
+        for number, track in enumerate(views):
+            track_views = per_view[start : start + len(track)]
+            start += len(track)
+            mean_view = per_mean[number]
+            subjects = {subject for view in track_views for subject in view} | set(mean_view)
+            scored = []
+            for subject in subjects:
+                distances = np.array([view.get(subject, np.inf) for view in track_views])
+                mean_distance = mean_view.get(subject, np.inf)
+                if rule == "nearest":
+                    distance, limit = float(mean_distance), self.threshold
+                else:
+                    distance = track_distance(distances, mean_distance)
+                    limit = self.subject_thresholds[subject]
+                if np.isfinite(distance):
+                    scored.append((distance, limit, meta[subject]))
             candidates = tuple(
                 ArtistMatch(
-                    subject_id=meta["subject_id"], slug=meta["slug"], name=meta["name"],
-                    distance=distance,
-                    similarity=distance_to_similarity(distance, threshold=self.threshold),
+                    subject_id=row["subject_id"], slug=row["slug"], name=row["name"], distance=distance,
+                    similarity=distance_to_similarity(distance, threshold=limit),
+                    threshold=limit, kind=row.get("kind", "artist"),
                 )
-                for distance, meta in sorted(best.values(), key=lambda item: item[0])
+                for distance, limit, row in sorted(scored, key=lambda item: item[0])
             )
             results.append(GalleryQuery(candidates=candidates, threshold=self.threshold))
         return results
@@ -290,10 +420,14 @@ def _search(index: Any, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         faiss.omp_set_num_threads(previous)
 
 
-def references_from_registry(rows: Sequence[tuple[Any, str, str, np.ndarray]]) -> list[SubjectReferences]:
-    """Adapt ``Registry.all_reference_embeddings()`` rows ``(subject_id, slug, name, (K,128))``."""
+def references_from_registry(rows: Sequence[tuple[Any, str, str, np.ndarray]],
+                             kinds: dict[str, str] | None = None) -> list[SubjectReferences]:
+    """Adapt ``Registry.all_reference_embeddings()`` rows ``(subject_id, slug, name, (K,128))``;
+    ``kinds`` maps subject ids to their kind (default ``artist``)."""
+    kinds = kinds or {}
     return [
-        SubjectReferences(subject_id=str(subject_id), slug=slug, name=name, embeddings=embeddings)
+        SubjectReferences(subject_id=str(subject_id), slug=slug, name=name, embeddings=embeddings,
+                          kind=kinds.get(str(subject_id), "artist"))
         for subject_id, slug, name, embeddings in rows
         if embeddings is not None and len(embeddings) > 0
     ]
@@ -312,5 +446,6 @@ def open_gallery(workspace: Any, *, threshold: float | None = None) -> ArtistGal
         from likeness.faces import IDENTITY_THRESHOLD
 
         threshold = float(IDENTITY_THRESHOLD)
-    references = references_from_registry(workspace.registry.all_reference_embeddings())
+    kinds = {str(record.id): record.kind for record in workspace.registry.list_subjects()}
+    references = references_from_registry(workspace.registry.all_reference_embeddings(), kinds)
     return ArtistGallery.sync(gallery_folder(workspace.home), references, threshold=threshold)

@@ -41,6 +41,7 @@ from likeness.verify.result import (
     WatermarkEvidence,
     declares_ai_generation,
 )
+from likeness.verify.label_search import LabelSearch
 from likeness.verify.verdict import decide
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -343,6 +344,8 @@ class Verifier:
         # Matched subjects' reference pictures, read once per verifier (a scan meets the same
         # artists again and again); None where the workspace keeps none.
         self._reference_pictures: dict[str, np.ndarray | None] = {}
+        # The visible-label search of the file being verified (a fresh one per file in verify()).
+        self._labels = LabelSearch(None)
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -434,6 +437,7 @@ class Verifier:
 
         c2pa = self._read_c2pa(path, errors)
         before_analysis = len(errors)
+        self._labels = LabelSearch(self._background(), keep_crop=evidence)
         if kind.media_type == "image":
             analysed = self._analyse_image(path, size, errors, evidence=evidence, container=kind.container)
         else:
@@ -443,17 +447,23 @@ class Verifier:
                                                reason=analysed, media_type=kind.media_type, c2pa=c2pa)
             return _with_duration(result, started), None
         watermark, tracks, frame_times, media = analysed
+        try:
+            visible_label, label_crop = self._labels.result()
+        except LikenessError as exc:
+            errors.append(StageError("visible_label", str(exc)))
+            visible_label, label_crop = None, None
         faces = self._faces_evidence(tracks, frame_times, errors)
         damage = next((e.reason for e in errors[before_analysis:] if e.stage == "read"), None)
-        verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces, damage=damage)
+        verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces, damage=damage, visible_label=visible_label)
         result = VerificationResult(
             path=display, sha256=sha256, size_bytes=size, media_type=kind.media_type,
             verdict=verdict, c2pa=c2pa, watermark=watermark, faces=faces, errors=tuple(errors),
+            visible_label=visible_label,
         )
         if media is not None:
             media = EvidenceMedia(thumbnail=media.thumbnail, frames=media.frames,
                                   face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
-                                  references=self._reference_faces(faces))
+                                  references=self._reference_faces(faces), label_crop=label_crop)
         return _with_duration(result, started), media
 
     def _reference_faces(self, faces: FacesEvidence | None) -> dict[str, np.ndarray]:
@@ -574,6 +584,7 @@ class Verifier:
         # The watermark read (OpenCV and NumPy, which release the GIL) runs beside face
         # analysis; the ledger lookup stays on this thread (the database session is not shared).
         marking = self._background().submit(extract_watermark, rgb)
+        self._labels.offer(rgb, 0.0)  # on the same helper thread, after the watermark
         tracks: list[_Track] | None = []
         try:
             for face_id, (face, embedding) in enumerate(self._faces_in(rgb, "image")):
@@ -632,6 +643,7 @@ class Verifier:
                 if frame is None:
                     return
                 frame_times.append(frame.pts_s)
+                self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the helper thread
                 if not first_rgb:
                     first_rgb.append(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE))
                 if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
@@ -727,10 +739,12 @@ class Verifier:
         queries: list[GalleryQuery] = [no_match] * len(tracks)
         embedded = [i for i, t in enumerate(tracks) if t.embeddings]
         if embedded:
-            # A track is one person: its mean embedding is steadier than any single frame's.
-            means = np.stack([np.mean(np.stack(tracks[i].embeddings), axis=0) for i in embedded]).astype(np.float32)
+            # A track matches a subject when its mean embedding is within the subject's threshold
+            # and the majority of its views (k of n) come close too: one lucky view of a
+            # lookalike, or a cut to another person, cannot make the match alone.
+            views = [np.stack(tracks[i].embeddings).astype(np.float32) for i in embedded]
             try:
-                for i, query in zip(embedded, self.gallery.query_many(means)):
+                for i, query in zip(embedded, self.gallery.query_tracks(views)):
                     queries[i] = query
             except LikenessError as exc:
                 errors.append(StageError("faces", str(exc)))
@@ -739,7 +753,7 @@ class Verifier:
             FaceEvidence(
                 face_id=t.face_id, bbox=t.best_bbox, detection_score=t.best_score, frames=len(t.timestamps),
                 timestamps_s=tuple(t.timestamps), best_timestamp_s=t.best_timestamp,
-                match=q.match, nearest=q.nearest,
+                match=q.match, nearest=q.nearest, performer=q.performer,
             )
             for t, q in zip(tracks, queries)
         )
@@ -791,6 +805,7 @@ def verification_payload(result: VerificationResult) -> dict[str, Any]:
         "matched_subjects": sorted({f.match.slug for f in (result.faces.faces if result.faces else ()) if f.match}),
         "partial": any(e.stage == "read" for e in result.errors),
         "manipulation": result.manipulation,
+        "visible_label": None if result.visible_label is None else result.visible_label.present,
     }
 
 

@@ -153,9 +153,12 @@ class WatermarkEvidence:
 class ArtistMatch:
     """One enrolled subject as a gallery candidate for a face.
 
-    ``distance`` is the dlib identity distance (Euclidean, 128-D); ``similarity`` maps it to
-    [0, 1] with ``1 - distance / (2 * threshold)`` clipped, so 0.5 is exactly the calibrated
-    threshold and a match is ``similarity >= 0.5``.
+    ``distance`` is the dlib identity distance (Euclidean, 128-D) of the face, or of the
+    majority of a track's views; ``threshold`` is this subject's own threshold (calibrated from
+    its references' spread, docs/calibration.md); ``similarity`` maps the distance to [0, 1]
+    with ``1 - distance / (2 * threshold)`` clipped, so 0.5 is exactly the threshold and a match
+    is ``similarity >= 0.5``. ``kind`` is the subject's kind (``artist``, ``virtual_idol``,
+    ``performer``).
     """
 
     subject_id: str
@@ -163,6 +166,8 @@ class ArtistMatch:
     name: str
     distance: float
     similarity: float
+    threshold: float | None = None
+    kind: str = "artist"
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,10 @@ class FaceEvidence:
     """One face (images) or one face track (video).
 
     ``bbox`` is ``(x0, y0, x1, y1)`` pixels in the frame at ``best_timestamp_s`` (the sharpest,
-    highest-scoring sighting). ``match`` is the best enrolled subject within the threshold, or
-    ``None``; ``nearest`` is the closest subject regardless, for human review.
+    highest-scoring sighting). ``match`` is the best enrolled artist within its threshold, or
+    ``None``; ``performer`` is set instead when that subject is an enrolled performer (raw
+    footage of a performer is not an unlabelled artist); ``nearest`` is the closest subject
+    regardless, for human review.
     """
 
     face_id: int
@@ -182,6 +189,7 @@ class FaceEvidence:
     best_timestamp_s: float
     match: ArtistMatch | None
     nearest: ArtistMatch | None
+    performer: ArtistMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,25 @@ class FacesEvidence:
     @property
     def matched(self) -> tuple[FaceEvidence, ...]:
         return tuple(f for f in self.faces if f.match is not None)
+
+
+@dataclass(frozen=True)
+class LabelEvidence:
+    """Whether the product's visible "AI 생성 · AI-generated" label was found in the pixels.
+
+    ``score`` is the best normalised correlation of the label template (0..1; the label counts
+    as present from ``likeness.provenance.label_detect.PRESENT_SCORE``); ``where`` the label's
+    box ``(x0, y0, x1, y1)`` in pixels of the frame at ``frame_timestamp_s`` (0 for images);
+    ``mirrored`` when it reads mirror-wise; ``frames_searched`` how many frames were searched.
+    A label is a claim anyone can draw, never proof of who made the picture.
+    """
+
+    present: bool
+    score: float
+    where: tuple[int, int, int, int] | None = None
+    frame_timestamp_s: float | None = None
+    mirrored: bool = False
+    frames_searched: int = 1
 
 
 @dataclass(frozen=True)
@@ -236,6 +263,7 @@ class VerificationResult:
     watermark: WatermarkEvidence | None
     faces: FacesEvidence | None
     errors: tuple[StageError, ...] = ()
+    visible_label: LabelEvidence | None = None
     verified_at: str = field(default_factory=utc_now)
     duration_s: float | None = None
     resumed: bool = False
@@ -278,6 +306,7 @@ class VerificationResult:
             "c2pa": _c2pa_dict(self.c2pa),
             "watermark": _watermark_dict(self.watermark),
             "faces": _faces_dict(self.faces),
+            "visible_label": _label_dict(self.visible_label),
             "errors": [{"stage": e.stage, "reason": e.reason} for e in self.errors],
             "verified_at": self.verified_at,
             "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
@@ -305,6 +334,7 @@ class VerificationResult:
             c2pa=_c2pa_from(obj.get("c2pa")),
             watermark=_watermark_from(obj.get("watermark")),
             faces=_faces_from(obj.get("faces")),
+            visible_label=_label_from(obj.get("visible_label")),
             errors=tuple(StageError(**e) for e in obj.get("errors", ())),
             verified_at=obj["verified_at"],
             duration_s=obj.get("duration_s"),
@@ -390,6 +420,31 @@ def _watermark_from(obj: dict[str, Any] | None) -> WatermarkEvidence | None:
     )
 
 
+def _label_dict(label: LabelEvidence | None) -> dict[str, Any] | None:
+    if label is None:
+        return None
+    return {
+        "present": label.present,
+        "score": round(label.score, 4),
+        "where": None if label.where is None else list(label.where),
+        "frame_timestamp_s": None if label.frame_timestamp_s is None else round(label.frame_timestamp_s, 3),
+        "mirrored": label.mirrored,
+        "frames_searched": label.frames_searched,
+    }
+
+
+def _label_from(obj: dict[str, Any] | None) -> LabelEvidence | None:
+    if obj is None:
+        return None
+    where = obj.get("where")
+    return LabelEvidence(
+        present=bool(obj["present"]), score=float(obj.get("score", 0.0)),
+        where=None if where is None else tuple(int(v) for v in where),  # type: ignore[arg-type]
+        frame_timestamp_s=obj.get("frame_timestamp_s"), mirrored=bool(obj.get("mirrored", False)),
+        frames_searched=int(obj.get("frames_searched", 1)),
+    )
+
+
 def _match_dict(match: ArtistMatch | None) -> dict[str, Any] | None:
     if match is None:
         return None
@@ -399,6 +454,8 @@ def _match_dict(match: ArtistMatch | None) -> dict[str, Any] | None:
         "name": match.name,
         "distance": round(match.distance, 4),
         "similarity": round(match.similarity, 4),
+        "threshold": None if match.threshold is None else round(match.threshold, 4),
+        "kind": match.kind,
     }
 
 
@@ -426,6 +483,7 @@ def _faces_dict(faces: FacesEvidence | None) -> dict[str, Any] | None:
                 "best_timestamp_s": round(f.best_timestamp_s, 3),
                 "match": _match_dict(f.match),
                 "nearest": _match_dict(f.nearest),
+                "performer": _match_dict(f.performer),
             }
             for f in faces.faces
         ],
@@ -446,7 +504,7 @@ def _faces_from(obj: dict[str, Any] | None) -> FacesEvidence | None:
                 face_id=f["face_id"], bbox=tuple(f["bbox"]), detection_score=f["detection_score"],
                 frames=f["frames"], timestamps_s=tuple(f["timestamps_s"]),
                 best_timestamp_s=f["best_timestamp_s"], match=_match_from(f.get("match")),
-                nearest=_match_from(f.get("nearest")),
+                nearest=_match_from(f.get("nearest")), performer=_match_from(f.get("performer")),
             )
             for f in obj.get("faces", ())
         ),

@@ -19,7 +19,8 @@ R3    synthetic-consent-revoked      our provenance, but a grant it names is not
 R4    synthetic-other-issuer         a Valid/Trusted manifest, not ours, declares AI generation
 R5    no-face                        no face detected
 R6    enrolled-artist-unlabelled     a detected face matches an enrolled subject
-R7    no-enrolled-artist             faces, none of them an enrolled subject
+R7    no-enrolled-artist             faces, none of them an enrolled artist (enrolled performers
+                                     are reported as known performers)
 ====  =============================  =====================================================
 
 Example::
@@ -35,6 +36,7 @@ from likeness.verify.result import (
     C2paEvidence,
     FacesEvidence,
     GrantEvidence,
+    LabelEvidence,
     Verdict,
     WatermarkEvidence,
 )
@@ -68,7 +70,7 @@ SUMMARIES = {
     SYNTHETIC_OTHER_ISSUER: "A valid C2PA manifest from another issuer declares AI generation.",
     NO_FACE: "No face found and no provenance that decides; nothing to match.",
     ENROLLED_ARTIST_UNLABELLED: "An enrolled artist appears and there is no provenance: needs human review.",
-    NO_ENROLLED_ARTIST: "Faces found, none of them an enrolled subject; no provenance.",
+    NO_ENROLLED_ARTIST: "Faces found, none of them an enrolled artist; no provenance.",
 }
 
 
@@ -125,6 +127,7 @@ def decide(
     faces: FacesEvidence | None,
     read_error: str | None = None,
     damage: str | None = None,
+    visible_label: LabelEvidence | None = None,
 ) -> Verdict:
     """Apply the decision table (module docstring) to the evidence of one file.
 
@@ -132,11 +135,14 @@ def decide(
     the result's ``errors``); a stage that ran and found nothing is an evidence object saying so.
     ``damage``: why decoding stopped part-way in a file that was still analysed (truncated or
     corrupt); damage alone never makes a verdict, but a reviewer of ``tampered`` must see it.
+    ``visible_label``: the label search; it adds evidence sentences, never a verdict.
     """
     if read_error is not None:
         return error_verdict(read_error)
 
-    context = _context_sentences(c2pa, watermark, faces)
+    # A visible label never decides a row: anyone can draw one. It is said first among the
+    # context, so a label without provenance is never read as proof.
+    context = [*label_sentences(visible_label, c2pa, watermark), *_context_sentences(c2pa, watermark, faces)]
 
     # R1: a manifest that fails validation is the strongest signal we have that someone changed
     # the bytes after signing; it outranks our own watermark (which survives the edit) so the
@@ -194,15 +200,57 @@ def decide(
             sentences.append(
                 f"face {face.face_id} matches enrolled subject {face.match.slug} "
                 f"(similarity {face.match.similarity:.2f}, distance {face.match.distance:.3f} "
-                f"<= {faces.threshold:.3f})"
+                f"<= {_limit(face.match, faces):.3f})"
             )
-        return _verdict(ENROLLED_ARTIST_UNLABELLED, "R6", [*sentences, *context])
+        return _verdict(ENROLLED_ARTIST_UNLABELLED, "R6", [*sentences, *context, *_performer_sentences(faces)])
+    performers = _performer_sentences(faces)
+    if performers:
+        return _verdict(NO_ENROLLED_ARTIST, "R7", [*performers, *context])
     return _verdict(
         NO_ENROLLED_ARTIST,
         "R7",
         [f"{faces.detected} face(s), none within {faces.threshold:.3f} of the "
          f"{faces.gallery_subjects} enrolled subject(s)", *context],
     )
+
+
+def _limit(match, faces: FacesEvidence) -> float:
+    return match.threshold if match.threshold is not None else faces.threshold
+
+
+def _performer_sentences(faces: FacesEvidence) -> list[str]:
+    """Faces that are enrolled performers: known people whose raw footage is expected, never an
+    unlabelled artist."""
+    return [
+        f"face {face.face_id} is the enrolled performer {face.performer.slug} (known performer, not an "
+        f"artist; similarity {face.performer.similarity:.2f}, distance {face.performer.distance:.3f} "
+        f"<= {_limit(face.performer, faces):.3f})"
+        for face in faces.faces if face.performer is not None
+    ]
+
+
+#: The evidence sentence for a visible label with nothing behind it (docs/verify.md).
+LABEL_WITHOUT_PROVENANCE = (
+    "a visible AI label is present but no likeness watermark or C2PA manifest was found: "
+    "the label alone proves nothing about who made it"
+)
+
+
+def label_sentences(visible_label: LabelEvidence | None, c2pa: C2paEvidence | None,
+                    watermark: WatermarkEvidence | None) -> list[str]:
+    """What the visible label adds to the evidence: a claim, never proof.
+
+    >>> from likeness.verify.result import LabelEvidence
+    >>> label_sentences(LabelEvidence(present=True, score=0.8), C2paEvidence.absent(), None)[0][:31]
+    'a visible AI label is present b'
+    """
+    if visible_label is None or not visible_label.present:
+        return []
+    has_mark = watermark is not None and watermark.found
+    has_manifest = c2pa is not None and c2pa.present
+    if not has_mark and not has_manifest:
+        return [LABEL_WITHOUT_PROVENANCE]
+    return [f"a visible AI label is present too (score {visible_label.score:.2f})"]
 
 
 def _verdict(code: str, rule: str, evidence: list[str]) -> Verdict:
