@@ -128,7 +128,7 @@ def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSample
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         release = ws.policy.authorize_release("jun", "studio")
-        result = train_swap_model(authz, release, source, target, out, config)
+        result = train_swap_model(authz, release, source, target, out, config, workspace=ws)
         int8 = export_model(ws, authz, release, out, performer_faces=target).card["int8"]
     print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s; "
           f"int8 copy: worst {int8.get('psnr_db_min', float('nan')):.1f} dB, median {int8.get('psnr_db_median', float('nan')):.1f} dB "

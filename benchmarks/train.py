@@ -274,7 +274,8 @@ def bench_loop(args: argparse.Namespace) -> None:
                                  batch_size=args.batch, preview_every=0, identity_metrics=False,
                                  expression_metrics=False, threads=args.threads, workers=workers, loader=loader,
                                  device=args.device, precision=args.precision)
-            result = train_swap_model(authz, release, source, target, root / "model", config, progress=show)
+            result = train_swap_model(authz, release, source, target, root / "model", config, progress=show,
+                                      workspace=workspace)
             # Skip the first fifth (start-up, cuDNN autotuning, the auto batch trial); checkpoints count.
             if len(marks) < 10:
                 sys.exit(f"{name} {res}px: only {len(marks)} steps in {args.loop_seconds:.0f} s "
@@ -388,7 +389,8 @@ def bench_quality(args: argparse.Namespace) -> None:
         result = train_swap_model(authz, release, source, target, root / "model", override, resume=True,
                                   workspace=workspace, progress=show, **tools)
     else:
-        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show, **tools)
+        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show,
+                                  workspace=workspace, **tools)
     print(f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "
           f"{result.training_seconds / 60:.1f} min; model folder {root / 'model'}")
     workspace.close()

@@ -118,7 +118,7 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
         with warnings.catch_warnings():
             # torch.export's own pytree deprecation notice during ONNX export; not actionable here.
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            train_swap_model(training, release, source, target, model_dir, config)
+            train_swap_model(training, release, source, target, model_dir, config, workspace=workspace)
             export_model(workspace, training, release, model_dir)
     finally:
         workspace.close()

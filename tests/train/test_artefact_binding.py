@@ -117,7 +117,8 @@ def sora_model(consent_world, sora, tmp_path):
     faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
                                                                                              seed=1)
     authz = consent_world.workspace.policy.authorize("sora", "training", "studio")
-    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config())
+    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config(),
+                     workspace=consent_world.workspace)
     return out
 
 
@@ -178,3 +179,71 @@ def test_checkpoints_are_recorded_before_they_are_written(consent_world, sora_mo
     assert event.payload["subject_slug"] == "sora" and event.payload["performer_slug"] == "jun"
     (trained,) = consent_world.workspace.ledger.find("model.trained")
     assert trained.payload["checkpoint_sha256"] == event.payload["checkpoint_sha256"]
+
+
+def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent_world, sora, sora_model):
+    # The attack (INSERT-only, no keys): sora revokes; her checkpoint's consent dict is set to
+    # mina's, and a model.checkpointed event copied from the genuine one, with the new SHA-256 and
+    # mina's fields, is appended to the ledger. Export must not seal a mina card for sora's model.
+    from likeness.digests import sha256_file
+
+    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+    registry.revoke_grant(sora, reason="withdrawn")
+    state = load_checkpoint(sora_model / CHECKPOINT_NAME)
+    mina = registry.get_subject("mina")
+    state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
+    save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+    (genuine,) = workspace.ledger.find("model.checkpointed")
+    workspace.ledger.append("model.checkpointed", {
+        **genuine.payload, "checkpoint_sha256": sha256_file(sora_model / CHECKPOINT_NAME),
+        "subject_id": mina.id, "subject_slug": "mina", "grant_id": consent_world.grant_id,
+    })
+
+    with pytest.raises(ConsentError) as via_folder:
+        export_from_folder(workspace, sora_model, org="studio")
+    assert via_folder.value.reason == "artefact_altered"
+    assert "no valid organisation seal" in str(via_folder.value)
+    with pytest.raises(ConsentError) as direct:
+        export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
+    assert direct.value.reason == "artefact_altered"
+    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
+                                                                                             seed=1)
+    with pytest.raises(ConsentError) as resumed:
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, sora_model,
+                         TrainConfig(iterations=4), resume=True, workspace=workspace)
+    assert resumed.value.reason == "artefact_altered"
+    assert not (sora_model / "model_card.json").exists() and not workspace.ledger.find("model.exported")
+
+
+def test_genuine_checkpoint_events_are_sealed_by_the_organisation(consent_world, sora_model):
+    from likeness.consent import keys
+    from likeness.consent.artefacts import CHECKPOINT_BOUND
+    from likeness.consent.canonical import canonical_bytes
+
+    workspace = consent_world.workspace
+    (event,) = workspace.ledger.find("model.checkpointed")
+    body = {"type": "likeness.checkpoint.v1", **{k: event.payload[k] for k in
+                                                  ("org_id", "key_fingerprint", "content_sha256", *CHECKPOINT_BOUND)}}
+    public = bytes.fromhex(workspace.registry.get_org("studio").public_key)
+    assert keys.verify(public, canonical_bytes(body), event.payload["signature"])
+
+
+def test_a_checkpoint_of_one_subject_s_faceset_cannot_be_recorded_under_another_s_grant(
+    consent_world, sora, faceset_writer, tmp_path
+):
+    # Training lineage: the sealed faceset.created event says whose faces the source faceset holds.
+    from likeness.train.checkpoint import record_checkpoint
+
+    workspace = consent_world.workspace
+    sora_faces = faceset_writer(tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"),
+                                identity=1)
+    mina = workspace.registry.get_subject("mina")
+    authz = consent_world.authorize()
+    state = {"consent": {"subject_id": mina.id, "grant_id": consent_world.grant_id, "org_id": authz.org_id,
+                         "performer_id": authz.org_id, "release_id": consent_world.release_id},
+             "data": {"source_sha256": load_faceset(sora_faces).faceset_sha256, "target_sha256": "0" * 64}}
+    with pytest.raises(ConsentError) as refused:
+        record_checkpoint(workspace, authz, tmp_path / "m", state, "1" * 64)
+    assert refused.value.reason == "artefact_altered" and "faceset.created" in str(refused.value)
+    assert "'sora'" in str(refused.value)
+    assert not workspace.ledger.find("model.checkpointed")

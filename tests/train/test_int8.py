@@ -28,7 +28,8 @@ def trained(consent_world, faces, tmp_path):
     config = TrainConfig(model="df_tiny", resolution=32, iterations=30, batch_size=8, checkpoint_every=30,
                          preview_every=0, identity_metrics=False, expression_metrics=False, threads=1, workers=1,
                          seed=3, learning_rate=1e-3)
-    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config)
+    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
+                     workspace=consent_world.workspace)
     return out
 
 

@@ -49,7 +49,8 @@ def test_training_writes_marked_previews(consent_world, tmp_path) -> None:
     config = TrainConfig(model="df_tiny", resolution=32, iterations=2, batch_size=4, checkpoint_every=2,
                          preview_every=2, log_every=2, identity_metrics=False, expression_metrics=False,
                          threads=1, workers=1, seed=3)
-    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config)
+    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
+                     workspace=consent_world.workspace)
     events = consent_world.workspace.ledger.find(PREVIEW_EVENT)
     assert events
     payloads = {watermark_payload_for(e.payload["job_id"]) for e in events}

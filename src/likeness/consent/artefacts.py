@@ -9,9 +9,12 @@ with the organisation's Ed25519 key (its public key is in the organisations tabl
 
 The ledger event that recorded the artefact (``faceset.created``, ``model.exported``) holds the
 same fields and the same signature, so a document on disk is in force only when it, its seal,
-the event and the signature all agree. A training checkpoint carries no seal: its SHA-256 is
-recorded in a ``model.checkpointed`` event before the file is written, and that event, not the
-(editable) consent dict inside the checkpoint, says whose face it holds.
+the event and the signature all agree. A training checkpoint file carries no seal: its
+``model.checkpointed`` event does (:func:`seal_checkpoint`), over the checkpoint's SHA-256 and its
+consent and data fields, and that sealed event, not the (editable) consent dict inside the
+checkpoint, says whose face it holds. An event without a valid seal (appended by someone with
+write access to the ledger but not the organisation's key) is ignored. A checkpoint trained from
+a faceset must name the subject and grant of that faceset's sealed ``faceset.created`` event.
 
 Refusals are ``ConsentError`` with reason ``artefact_altered`` (the document, its files or its
 event disagree, or no event on this workspace's ledger knows it, as for a folder copied from
@@ -33,7 +36,7 @@ from typing import Any
 from likeness.consent import keys
 from likeness.consent.anchor import ledger_org_fingerprint
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
-from likeness.consent.ledger import Ledger, LedgerEvent
+from likeness.consent.ledger import LedgerEvent
 from likeness.errors import ConsentError, LikenessError
 
 SEAL = "seal"
@@ -54,6 +57,12 @@ CHECKPOINT_FIELDS = (
     "subject_id", "grant_id", "org_id", "performer_id", "release_id", "source_faceset_sha256",
     "target_faceset_sha256",
 )
+#: What a checkpoint's seal signs besides organisation, key fingerprint and digest.
+CHECKPOINT_BOUND = ("checkpoint_sha256", *(name for name in CHECKPOINT_FIELDS if name != "org_id"))
+#: What a faceset manifest's seal signs besides organisation, key fingerprint and digest
+#: (``likeness.faceset.extract.record_faceset``).
+FACESET_BOUND = ("faceset_sha256", "subject_id", "grant_id", "release_id")
+_SEAL_HEAD = ("org_id", "key_fingerprint", "content_sha256")
 
 
 def altered(path: str | Path, why: str) -> ConsentError:
@@ -128,45 +137,104 @@ def verify_document(
     if differences:
         raise altered(path, "; ".join(differences))
     body = {k: v for k, v in seal.items() if k != "signature"}
-    try:
-        organisation = workspace.registry.get_org(str(seal.get("org_id")))
-    except LikenessError:
-        raise altered(path, f"signed by organisation {_short(seal.get('org_id'))}, unknown here") from None
-    public = bytes.fromhex(organisation.public_key)
-    # The organisation's key as the ledger recorded it, not as its (editable) row says now.
-    if keys.fingerprint(public) != ledger_org_fingerprint(workspace.ledger, organisation.id):
-        raise altered(path, f"organisation '{organisation.slug}''s key in the database is not the key its "
-                            "org.created ledger event records")
-    if keys.fingerprint(public) != seal.get("key_fingerprint") or not keys.verify(
-        public, canonical_bytes(body), seal["signature"]
-    ):
-        raise altered(path, f"its signature does not verify with organisation '{organisation.slug}''s key")
+    problem = _seal_problem(workspace, body, seal["signature"])
+    if problem:
+        raise altered(path, problem)
     return event
 
 
-def verify_checkpoint(ledger: Ledger, path: str | Path, checkpoint_sha256: str, recorded: dict[str, Any]) -> LedgerEvent:
-    """The ``model.checkpointed`` event of the checkpoint file at ``path`` (bytes hashing to
-    ``checkpoint_sha256``), after checking that the consent and data digests the checkpoint
-    carries (``recorded``, keys ``CHECKPOINT_FIELDS``) are the ones the event records.
+def _seal_problem(workspace: Any, body: dict[str, Any], signature: str) -> str | None:
+    """Why ``signature`` is not the organisation's signature of ``body`` (None: it is), checked
+    with the organisation's key as its ``org.created`` ledger event records it, not as its
+    (editable) row says now."""
+    try:
+        organisation = workspace.registry.get_org(str(body.get("org_id")))
+    except LikenessError:
+        return f"signed by organisation {_short(body.get('org_id'))}, unknown here"
+    public = bytes.fromhex(organisation.public_key)
+    if keys.fingerprint(public) != ledger_org_fingerprint(workspace.ledger, organisation.id):
+        return (f"organisation '{organisation.slug}''s key in the database is not the key its "
+                "org.created ledger event records")
+    if keys.fingerprint(public) != body.get("key_fingerprint") or not keys.verify(
+        public, canonical_bytes(body), signature
+    ):
+        return f"its signature does not verify with organisation '{organisation.slug}''s key"
+    return None
 
-    Without an event for these bytes, the refusal names what differs from the last checkpoint
-    recorded for the same folder when there is one.
+
+def _event_seal_problem(workspace: Any, payload: dict[str, Any], kind: str, bound: tuple[str, ...]) -> str | None:
+    """Why ledger event ``payload`` does not carry a valid organisation seal of type ``kind``
+    over ``bound`` (None: it does). The seal's body is rebuilt from the event's own fields, so an
+    event whose consent or digest fields were written without the key never verifies."""
+    names = (*_SEAL_HEAD, *bound)
+    if not isinstance(payload.get("signature"), str) or any(name not in payload for name in names):
+        return "it carries no organisation seal"
+    body = {"type": f"likeness.{kind}.v1", **{name: payload[name] for name in names}}
+    return _seal_problem(workspace, body, payload["signature"])
+
+
+def seal_checkpoint(workspace: Any, org_id: str, checkpoint_sha256: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The organisation's seal of a training checkpoint: its SHA-256 and the consent and data
+    fields ``record`` gives (keys ``CHECKPOINT_FIELDS``), for its ``model.checkpointed`` event
+    (``event_fields(seal)`` goes into the event; the file itself is not changed)."""
+    bound = {"checkpoint_sha256": checkpoint_sha256, **{name: record.get(name) for name in CHECKPOINT_BOUND[1:]}}
+    return seal_document(workspace, org_id, "checkpoint", bound, bound)
+
+
+def checkpoint_lineage_problem(workspace: Any, record: dict[str, Any]) -> str | None:
+    """Why a checkpoint naming ``record``'s subject and grant cannot have been trained from its
+    source faces (None: it can). When the source faces are a faceset this workspace extracted
+    (a sealed ``faceset.created`` event with ``faceset_sha256`` = ``source_faceset_sha256``),
+    the checkpoint must name that event's subject and grant; faces held only in memory have no
+    such event."""
+    events = [e for e in workspace.ledger.find(FACESET_EVENT, faceset_sha256=record.get("source_faceset_sha256"))
+              if _event_seal_problem(workspace, e.payload, "faceset-manifest", FACESET_BOUND) is None]
+    if not events or any(e.payload.get("subject_id") == record.get("subject_id")
+                         and e.payload.get("grant_id") == record.get("grant_id") for e in events):
+        return None
+    source = events[-1].payload
+    return (f"its source faceset's faceset.created event (ledger row {events[-1].seq}) records subject "
+            f"{_short(source.get('subject_slug') or source.get('subject_id'))} under grant {_short(source.get('grant_id'))}, "
+            f"not subject {_short(record.get('subject_id'))} under grant {_short(record.get('grant_id'))}")
+
+
+def verify_checkpoint(workspace: Any, path: str | Path, checkpoint_sha256: str, recorded: dict[str, Any]) -> LedgerEvent:
+    """The sealed ``model.checkpointed`` event of the checkpoint file at ``path`` (bytes hashing
+    to ``checkpoint_sha256``), after checking that its organisation seal verifies, that the
+    consent and data digests the checkpoint carries (``recorded``, keys ``CHECKPOINT_FIELDS``)
+    are the ones the event records, and that the subject and grant are those of its source
+    faceset (:func:`checkpoint_lineage_problem`).
+
+    Events for these bytes without a valid seal are ignored: whoever can append to the ledger
+    without the organisation's key cannot vouch for a checkpoint. Without a sealed event for
+    these bytes, the refusal names what differs from the last one recorded for the same folder.
     """
+    ledger = workspace.ledger
     matches = ledger.find(CHECKPOINT_EVENT, checkpoint_sha256=checkpoint_sha256)
-    if not matches:
-        earlier = ledger.find(CHECKPOINT_EVENT, model_dir=str(Path(path).resolve().parent))
+    sealed = [e for e in matches if _event_seal_problem(workspace, e.payload, "checkpoint", CHECKPOINT_BOUND) is None]
+    if not sealed:
+        earlier = [e for e in ledger.find(CHECKPOINT_EVENT, model_dir=str(Path(path).resolve().parent))
+                   if _event_seal_problem(workspace, e.payload, "checkpoint", CHECKPOINT_BOUND) is None]
         differences = _differences(recorded, earlier[-1].payload, CHECKPOINT_FIELDS) if earlier else []
+        if matches:
+            differences.append(f"the {CHECKPOINT_EVENT} event{'s' if len(matches) > 1 else ''} for its SHA-256 "
+                               "carry no valid organisation seal (appended without the organisation's key, or "
+                               "recorded before checkpoint events were sealed: train it again)")
         raise altered(path, "; ".join(differences) if differences else (
             f"no {CHECKPOINT_EVENT} event on this workspace's ledger has its SHA-256 (altered after it was "
             "saved, copied from another workspace, or saved before checkpoints were recorded: train it again)"))
-    event = matches[-1]
+    event = sealed[-1]
     differences = _differences(recorded, event.payload, CHECKPOINT_FIELDS)
+    lineage = checkpoint_lineage_problem(workspace, event.payload)
+    if lineage:
+        differences.append(lineage)
     if differences:
         raise altered(path, "; ".join(differences))
     return event
 
 
 __all__ = [
+    "CHECKPOINT_BOUND",
     "CHECKPOINT_EVENT",
     "CHECKPOINT_FIELDS",
     "FACESET_EVENT",
@@ -175,8 +243,10 @@ __all__ = [
     "MODEL_FIELDS",
     "SEAL",
     "altered",
+    "checkpoint_lineage_problem",
     "document_sha256",
     "event_fields",
+    "seal_checkpoint",
     "seal_document",
     "verify_checkpoint",
     "verify_document",

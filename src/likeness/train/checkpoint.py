@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import torch
 
-from likeness.errors import ModelError
+from likeness.errors import ConsentError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "likeness.checkpoint/1"
@@ -129,21 +129,56 @@ def checkpoint_record(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_bound_checkpoint(ledger: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(state, consent) of the checkpoint at ``path``, where ``consent`` comes from the
-    ``model.checkpointed`` ledger event recorded for exactly these bytes, not from the checkpoint's
-    own (editable) consent dict: ``subject_id``, ``subject_slug``, ``grant_id``, ``org_id``,
-    ``performer_id``, ``performer_slug``, ``release_id``, ``source_faceset_sha256``,
+def record_checkpoint(workspace: Any, authz: Any, model_dir: Path, state: dict[str, Any], checkpoint_sha256: str,
+                      **extra: Any) -> Any:
+    """Seal the checkpoint whose bytes hash to ``checkpoint_sha256`` (``state`` serialised) with
+    the organisation's key and record it as ``model.checkpointed`` under ``authz`` (a live
+    ``training`` Authorization); ``extra`` adds display fields (iteration, slugs). Returns the
+    ledger event. Call it before the file is written.
+
+    The checkpoint's consent must be ``authz``'s (subject, grant, organisation) and, when it was
+    trained from a faceset, that faceset's (``checkpoint_lineage_problem``); otherwise
+    ``ConsentError`` (``no_grant``, ``artefact_altered``) and nothing is recorded.
+    """
+    from likeness.consent import require_authorization
+    from likeness.consent.artefacts import (
+        CHECKPOINT_EVENT,
+        altered,
+        checkpoint_lineage_problem,
+        event_fields,
+        seal_checkpoint,
+    )
+
+    require_authorization(authz, step="train")
+    record = checkpoint_record(state)
+    ours = {"subject_id": authz.subject_id, "grant_id": authz.grant_id, "org_id": authz.org_id}
+    if any(record[name] != value for name, value in ours.items()):
+        raise ConsentError("no_grant", f"{model_dir}: the checkpoint names subject {record['subject_id']!r} under "
+                                       f"grant {record['grant_id']!r}, the authorization is for "
+                                       f"{authz.subject_slug!r} under grant {authz.grant_id!r}")
+    lineage = checkpoint_lineage_problem(workspace, record)
+    if lineage:
+        raise altered(Path(model_dir) / CHECKPOINT_NAME, lineage)
+    seal = seal_checkpoint(workspace, authz.org_id, checkpoint_sha256, record)
+    return authz.record(CHECKPOINT_EVENT, {**event_fields(seal), "model_dir": str(Path(model_dir).resolve()), **extra})
+
+
+def load_bound_checkpoint(workspace: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state, consent) of the checkpoint at ``path``, where ``consent`` comes from the sealed
+    ``model.checkpointed`` ledger event recorded for exactly these bytes, not from the
+    checkpoint's own (editable) consent dict: ``subject_id``, ``subject_slug``, ``grant_id``,
+    ``org_id``, ``performer_id``, ``performer_slug``, ``release_id``, ``source_faceset_sha256``,
     ``target_faceset_sha256``, ``checkpoint_sha256``.
 
-    Raises ``ConsentError`` ``artefact_altered`` naming what differs (or that no event knows the
-    file: altered, from another workspace, or saved before checkpoints were recorded).
+    Raises ``ConsentError`` ``artefact_altered`` naming what differs (or that no event with a
+    valid organisation seal knows the file: altered, from another workspace, recorded without
+    the organisation's key, or saved before checkpoints were sealed).
     """
     from likeness.consent.artefacts import verify_checkpoint
 
     path = Path(path)
     state, digest = read_checkpoint(path)
-    event = verify_checkpoint(ledger, path, digest, checkpoint_record(state))
+    event = verify_checkpoint(workspace, path, digest, checkpoint_record(state))
     keys = ("subject_id", "subject_slug", "grant_id", "org_id", "performer_id", "performer_slug", "release_id",
             "source_faceset_sha256", "target_faceset_sha256", "checkpoint_sha256")
     return state, {k: event.payload.get(k) for k in keys}

@@ -8,7 +8,7 @@ beside it when it passes its fidelity check (``likeness.train.quantize``).
 The card is signed with the organisation's key and bound to its ``model.exported`` ledger event
 (``likeness.consent.artefacts``): the seal and the event name the card's digest, the ONNX, int8
 and checkpoint SHA-256s, both faceset digests and the consent. The consent itself comes from the
-checkpoint's ``model.checkpointed`` event, never from the checkpoint's own consent dict.
+checkpoint's sealed ``model.checkpointed`` event, never from the checkpoint's own consent dict.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def export_model(
     require_release(release_authz, step="export")
     model_dir = Path(model_dir)
     out = Path(out_dir) if out_dir is not None else model_dir
-    state, consent = load_bound_checkpoint(workspace.ledger, model_dir / CHECKPOINT_NAME)
+    state, consent = load_bound_checkpoint(workspace, model_dir / CHECKPOINT_NAME)
     if authz.subject_id != consent["subject_id"]:
         raise ConsentError("no_grant", f"{model_dir}: model is of subject {consent['subject_slug']!r}, "
                                        f"authorization is for {authz.subject_slug!r}")

@@ -34,6 +34,7 @@ from likeness.train.checkpoint import (
     checkpoint_bytes,
     discard_unstarted_run,
     load_bound_checkpoint,
+    record_checkpoint,
     remove_stale_temp_files,
     write_bytes_atomic,
 )
@@ -440,6 +441,13 @@ def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target:
             f"the source faceset is of subject {source_event.get('subject_slug')!r}, "
             f"but the authorization is for {authz.subject_slug!r}",
         )
+    if source_event is not None and source_event.get("grant_id") != authz.grant_id:
+        # The checkpoint's sealed event must name the faceset's grant (checkpoint_lineage_problem).
+        raise ConsentError(
+            "no_grant",
+            f"the source faceset was extracted under grant {str(source_event.get('grant_id'))[:8]}, "
+            f"but the authorization is under grant {authz.grant_id[:8]}",
+        )
     if target_event is not None and (target_event.get("subject_id") != release_authz.performer_id
                                      or target_event.get("release_id") is None):
         raise ConsentError(
@@ -470,6 +478,7 @@ class _Trainer:
         out_dir: Path,
         config: TrainConfig,
         consent: dict[str, Any],
+        workspace: Any,
         progress: Callable[[TrainProgress], None] | None,
         embedder: IdentityEmbedder | None,
         landmarker: Landmarker | None,
@@ -478,6 +487,7 @@ class _Trainer:
         self.authz, self.release_authz = authz, release_authz
         self.source, self.target = source, target
         self.out_dir, self.config, self.consent = out_dir, config, consent
+        self.workspace = workspace
         self.progress = progress
         self.embedder, self.landmarker = embedder, landmarker
         self.identity_threshold = identity_threshold
@@ -789,22 +799,18 @@ class _Trainer:
             self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview"))
 
     def save_bound_checkpoint(self, state: dict[str, Any]) -> None:
-        """Record the checkpoint's SHA-256 and consent as ``model.checkpointed``, then write it.
+        """Seal the checkpoint's SHA-256 and consent with the organisation's key, record them as
+        ``model.checkpointed``, then write the file.
 
         The event comes first: a checkpoint on disk always has its event (a kill in between
         leaves the previous checkpoint, which has its own), and export and resume take the
-        consent from that event rather than from the file.
+        consent from that sealed event rather than from the file.
         """
         payload = checkpoint_bytes(state)
         digest = hashlib.sha256(payload).hexdigest()
         self.release_authz.recheck()
-        self.authz.record("model.checkpointed", {
-            "checkpoint_sha256": digest, "model_dir": str(self.out_dir.resolve()), "iteration": self.iteration,
-            "subject_slug": self.consent["subject_slug"], "performer_id": self.consent["performer_id"],
-            "performer_slug": self.consent["performer_slug"], "release_id": self.consent["release_id"],
-            "source_faceset_sha256": self.source.content_sha256(),
-            "target_faceset_sha256": self.target.content_sha256(),
-        })
+        record_checkpoint(self.workspace, self.authz, self.out_dir, state, digest, iteration=self.iteration,
+                          subject_slug=self.consent["subject_slug"], performer_slug=self.consent["performer_slug"])
         write_bytes_atomic(self.out_dir / CHECKPOINT_NAME, payload)
         self.checkpoint_sha256 = digest
 
@@ -892,10 +898,11 @@ def train_swap_model(
     the start and at every checkpoint; a revocation raises ``ConsentError`` and keeps the previous
     checkpoint. ``source``/``target``: :class:`FaceSamples` or a ``Faceset``.
 
-    ``workspace`` is needed to train from a faceset (its manifest is checked against its signed
-    ``faceset.created`` event, which says whose faces it holds) and to resume (the checkpoint must
-    be the one its ``model.checkpointed`` event records, and that event, not the file, says whose
-    model it is). Every checkpoint is recorded as ``model.checkpointed`` before it is written.
+    ``workspace``: every checkpoint is sealed with its organisation's key and recorded as
+    ``model.checkpointed`` before it is written; a faceset's manifest is checked against its
+    signed ``faceset.created`` event (which says whose faces it holds, and under which grant: the
+    authorization must be under the same one); on resume the checkpoint must be the one its sealed
+    event records, and that event, not the file, says whose model it is.
 
     On resume the saved configuration is used; only ``iterations`` and ``minutes`` of ``config``
     (when given) replace the saved stopping rule, and ``threads`` (when set) the thread count. Same seed, same machine: N straight iterations
@@ -904,11 +911,11 @@ def train_swap_model(
     source_faces, target_faces = as_face_source(source), as_face_source(target)
     out = Path(out_dir)
     consent = _consent_binding(authz, release_authz, source_faces, target_faces, workspace)
+    if workspace is None:
+        raise ConfigError(f"{out}: training needs workspace= to seal its checkpoints with the organisation's key")
     state = bound = None
     if resume:
-        if workspace is None:
-            raise ConfigError(f"{out}: resuming needs workspace= to check the checkpoint against its ledger event")
-        state, bound = load_bound_checkpoint(workspace.ledger, out / CHECKPOINT_NAME)
+        state, bound = load_bound_checkpoint(workspace, out / CHECKPOINT_NAME)
         saved = TrainConfig.from_dict(state["train_config"])
         if config is not None and (config.iterations is not None or config.minutes is not None):
             saved.iterations, saved.minutes = config.iterations, config.minutes
@@ -936,7 +943,8 @@ def train_swap_model(
                                                                                identity_threshold)
     try:
         trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
-                           out_dir=out, config=config, consent=consent, progress=progress, embedder=embedder,
+                           out_dir=out, config=config, consent=consent, workspace=workspace, progress=progress,
+                           embedder=embedder,
                            landmarker=landmarker, identity_threshold=identity_threshold)
         trainer.build(state)
         trainer.checkpoint_sha256 = bound["checkpoint_sha256"] if bound else None

@@ -132,7 +132,7 @@ def export_from_folder(
     unchanged, an int8 copy is calibrated on it and checked (``export_model(performer_faces=)``).
     """
     model_dir = Path(model_dir)
-    _state, consent = load_bound_checkpoint(workspace.ledger, model_dir / CHECKPOINT_NAME)
+    _state, consent = load_bound_checkpoint(workspace, model_dir / CHECKPOINT_NAME)
     grantee = _grantee(workspace, org)
     authz = workspace.policy.authorize(consent["subject_id"], "training", grantee)
     release_authz = workspace.policy.authorize_release(consent["performer_id"], grantee)
