@@ -16,12 +16,18 @@ from sqlalchemy.orm import sessionmaker
 
 from likeness.config import Settings
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
-from likeness.consent.anchor import HEAD_TYPE, Anchor, ledger_org_fingerprint
+from likeness.consent.anchor import (
+    HEAD_TYPE,
+    Anchor,
+    AnchoredLedgerCheck,
+    ledger_org_fingerprint,
+    outside_workspace,
+)
 from likeness.consent.keys import fingerprint, load_private_key, public_raw, sign
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
-from likeness.errors import ConfigError
+from likeness.errors import ConfigError, RegistryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,6 +65,28 @@ def schema_is_current(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision() == head
+
+
+def _anchored_check(settings: Settings, ledger: Ledger, registry: Registry) -> AnchoredLedgerCheck | None:
+    """The policy engine's check against the anchors in ``Settings.anchor_dirs`` (``None``
+    without any). A folder inside the workspace proves nothing and is left out here; ``audit
+    verify`` and ``audit anchor`` refuse it with a ConfigError."""
+    folders = []
+    for folder in settings.anchor_dirs:
+        try:
+            folders.append(outside_workspace(folder, settings.resolved_home))
+        except ConfigError:
+            continue
+    if not folders:
+        return None
+
+    def org_public_key(org_id: str) -> str | None:  # heads made before heads carried their key
+        try:
+            return registry.get_org(org_id).public_key
+        except RegistryError:
+            return None
+
+    return AnchoredLedgerCheck(folders, ledger, org_public_key=org_public_key)
 
 
 @dataclass
@@ -108,10 +136,10 @@ class Workspace:
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:
         session_factory = sessionmaker(engine, expire_on_commit=False)
         ledger = Ledger(session_factory)
+        registry = Registry(session_factory, ledger, settings.keys_dir)
         return cls(
-            settings=settings, engine=engine,
-            registry=Registry(session_factory, ledger, settings.keys_dir),
-            ledger=ledger, policy=PolicyEngine(session_factory, ledger),
+            settings=settings, engine=engine, registry=registry, ledger=ledger,
+            policy=PolicyEngine(session_factory, ledger, ledger_check=_anchored_check(settings, ledger, registry)),
         )
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ import os
 import re
 import secrets
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,6 +114,20 @@ class FolderAnchors:
         except OSError as exc:
             raise ConfigError(f"{self.folder}: cannot write an anchor there ({exc.strerror or exc})") from None
         return str(path)
+
+    def latest(self) -> Anchor | None:
+        """The newest readable anchor by file name (names sort by ledger row, then time), read
+        without opening the older files; ``None`` when the folder holds none."""
+        try:
+            paths = sorted(self.folder.glob(ANCHOR_GLOB), reverse=True)
+        except OSError:
+            return None
+        for path in paths:
+            try:
+                return read_anchor(path)
+            except ConfigError:
+                continue
+        return None
 
     def anchors(self) -> tuple[list[Anchor], list[Problem]]:
         if not self.folder.is_dir():
@@ -265,3 +282,68 @@ def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None =
 def latest(anchors: list[Anchor]) -> Anchor | None:
     """The anchor of the newest ledger row (then the newest time)."""
     return max(anchors, key=lambda a: (a.seq, a.at), default=None)
+
+
+class LedgerCheck(Protocol):
+    """What the policy engine asks before a consent decision: ``None`` when the ledger still
+    holds what was anchored, else the problem. ``fresh=False`` may answer from a recent check."""
+
+    def __call__(self, *, fresh: bool = False) -> Problem | None: ...
+
+
+class AnchoredLedgerCheck:
+    """The ledger against the latest anchor in ``folders``, for the policy engine's decisions.
+
+    A decision needs the ledger as anchored: with a revocation's event deleted and the chain
+    rewritten from there, the rows still form a valid chain, and only an anchor taken after the
+    revocation shows that the ledger lost it. ``__call__`` returns the first problem of the
+    latest anchor (``check_anchor``: ``tail_truncated``, ``tail_rewritten``,
+    ``anchor_signature_invalid``, ``anchor_wrong_key``, ``anchor_unknown_org``), or
+    ``rows_deleted`` when fewer rows than the anchored row number lead up to it (rows deleted
+    and left out of the chain); ``None`` when it holds or when no folder holds an anchor.
+
+    ``fresh=True`` (issuing an authorization) always checks; otherwise (rechecks during a
+    render) a result younger than ``max_age_s`` seconds is reused. A full walk of the chain
+    (a row edited in the middle) is ``audit verify``'s: it costs a hash per row.
+    """
+
+    def __init__(
+        self, folders: Sequence[Path], ledger: Ledger, *,
+        org_public_key: Callable[[str], str | None] = lambda _org_id: None,
+        max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stores = [FolderAnchors(Path(folder)) for folder in folders]
+        self.ledger = ledger
+        self.max_age_s = max_age_s
+        self._org_public_key = org_public_key
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, Problem | None] | None = None
+
+    def __call__(self, *, fresh: bool = False) -> Problem | None:
+        now = self._clock()
+        with self._lock:
+            last = self._last
+        if not fresh and last is not None and now - last[0] < self.max_age_s:
+            return last[1]
+        problem = self._check()
+        with self._lock:
+            self._last = (now, problem)
+        return problem
+
+    def _check(self) -> Problem | None:
+        anchor = latest([a for a in (store.latest() for store in self.stores) if a is not None])
+        if anchor is None:
+            return None
+        org_key = None if anchor.head.get("public_key") else self._org_public_key(str(anchor.head.get("org_id")))
+        problems = check_anchor(anchor, ledger=self.ledger, org_public_key=org_key)
+        if problems:
+            return problems[0]
+        rows = self.ledger.rows_through(anchor.seq)
+        if rows != anchor.seq:
+            return Problem(
+                "rows_deleted", anchor.location,
+                f"the anchor (taken {anchor.at}) holds ledger row {anchor.seq}, but only {rows} rows "
+                f"lead up to it: {anchor.seq - rows} rows before it were deleted",
+            )
+        return None

@@ -218,6 +218,11 @@ class Ledger:
         with self._session_factory() as session:
             return session.scalar(select(LedgerRow.hash).where(LedgerRow.seq == seq))
 
+    def rows_through(self, seq: int) -> int:
+        """How many rows have a sequence number up to ``seq`` (``seq`` on an intact ledger)."""
+        with self._session_factory() as session:
+            return session.scalar(select(func.count()).select_from(LedgerRow).where(LedgerRow.seq <= seq)) or 0
+
     def count(self) -> int:
         with self._session_factory() as session:
             return session.scalar(select(func.count()).select_from(LedgerRow)) or 0

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from likeness.consent.anchor import LedgerCheck
 from likeness.consent.canonical import canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.integrity import (
     Finding,
@@ -187,6 +188,8 @@ _MESSAGES = {
     "grant_not_on_ledger": "grant {grant} is not on the ledger ({detail}); it is not in force",
     "holder_key_altered": "consent record {grant} is refused: {detail}",
     "subject_altered": "subject '{subject}' is refused: its record was altered ({detail})",
+    "ledger_rewritten": "consent decisions are refused: the ledger no longer holds anchor {anchor} "
+                        "({detail})",
     "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
     "revocation_invalid": "grant {grant} has a revocation that does not verify ({detail}); "
                           "it is refused until this is resolved",
@@ -356,9 +359,24 @@ class PolicyEngine:
     """Issues and re-checks authorizations against the registry and the ledger; logs every
     decision."""
 
-    def __init__(self, session_factory: Callable[[], Session], ledger: Ledger) -> None:
+    def __init__(
+        self, session_factory: Callable[[], Session], ledger: Ledger, *,
+        ledger_check: LedgerCheck | None = None,
+    ) -> None:
+        """``ledger_check``: asked before every decision whether the ledger still holds its
+        anchors (``anchor.AnchoredLedgerCheck``; ``None``: no anchors are kept)."""
         self._session_factory = session_factory
         self.ledger = ledger
+        self.ledger_check = ledger_check
+
+    def _ledger_refusal(self, context: dict[str, Any], *, fresh: bool) -> ConsentError | None:
+        """``ledger_rewritten`` when the ledger no longer holds what was anchored outside the
+        workspace: its consent events cannot be trusted, e.g. a revocation may be gone."""
+        problem = self.ledger_check(fresh=fresh) if self.ledger_check is not None else None
+        if problem is None:
+            return None
+        return self._refusal("ledger_rewritten", context, detail=f"{problem.kind}: {problem.message}",
+                             anchor=problem.subject)
 
     # --- grants --------------------------------------------------------------------------
     def authorize(
@@ -370,6 +388,9 @@ class PolicyEngine:
         try:
             use_key = normalise_use(use)
             context["use"] = use_key
+            rewritten = self._ledger_refusal(context, fresh=True)
+            if rewritten is not None:
+                raise rewritten
             with self._session_factory() as session:
                 view = LedgerConsent(session)
                 subject_row = self._subject(session, view, subject)
@@ -483,6 +504,17 @@ class PolicyEngine:
         fields = {"grant": "?", "detail": "", **context, **extra}
         return ConsentError(reason, _MESSAGES[reason].format(**fields))
 
+    def _log_recheck_refusal(
+        self, authz: Authorization | ReleaseAuthorization, kind: str, error: ConsentError, moment: datetime
+    ) -> None:
+        record = ({"grant_id": authz.grant_id} if isinstance(authz, Authorization)
+                  else {"release_id": authz.release_id})
+        self.ledger.append(
+            "authorization.refused",
+            {"authorization_id": authz.authorization_id, "kind": kind, **record, "reason": error.reason,
+             "message": str(error), "at": utc_iso(moment)},
+        )
+
     def _check_issued(self, authz: object, kind: type) -> None:
         if type(authz) is not kind or _issuer(authz) is not self:
             raise ConsentError(
@@ -493,6 +525,10 @@ class PolicyEngine:
         self._check_issued(authz, Authorization)
         moment = at or now_utc()
         context = {"subject": authz.subject_slug, "use": authz.use, "org": authz.org_slug}
+        error = self._ledger_refusal(context, fresh=False)
+        if error is not None:
+            self._log_recheck_refusal(authz, "recheck", error, moment)
+            raise error
         with self._session_factory() as session:
             view = LedgerConsent(session)
             grant = session.get(Grant, authz.grant_id)
@@ -609,6 +645,9 @@ class PolicyEngine:
         moment = at or now_utc()
         context = {"subject": performer, "org": grantee}
         try:
+            rewritten = self._ledger_refusal(context, fresh=True)
+            if rewritten is not None:
+                raise rewritten
             with self._session_factory() as session:
                 view = LedgerConsent(session)
                 subject_row = self._subject(session, view, performer)
@@ -675,6 +714,10 @@ class PolicyEngine:
         self._check_issued(authz, ReleaseAuthorization)
         moment = at or now_utc()
         context = {"subject": authz.performer_slug, "org": authz.org_slug}
+        error = self._ledger_refusal(context, fresh=False)
+        if error is not None:
+            self._log_recheck_refusal(authz, "release-recheck", error, moment)
+            raise error
         with self._session_factory() as session:
             view = LedgerConsent(session)
             release = session.get(Release, authz.release_id)
