@@ -25,7 +25,9 @@ class ConsentError(LikenessError):
       grant_altered (the row differs from what was signed, or was deleted), signature_invalid
       (not signed by the subject's rights holder with the key the ledger had in force),
       holder_key_altered (a holder row whose key is not the one on the ledger, or a holder
-      with no ``holder.created`` event);
+      with no ``holder.created`` event), subject_altered (a subject row whose slug, kind or
+      owning organisation is not its ``subject.created`` event's), ledger_rewritten (the
+      ledger no longer holds the latest anchor kept outside the workspace);
     - its standing: revoked (a verified revocation on the ledger, with or without its row),
       revocation_invalid (a revocation row or event that does not verify: refused until
       resolved), expired, not_yet_valid, render_limit_reached, render_completed (a completed
