@@ -14,6 +14,10 @@ Groups: the photos in ``--groups`` (default ``../shared/media/portraits/group``)
 were counted by hand once (``GROUP_FACES``). Recall = faces found / faces counted; the boxes of
 the "after" detector were drawn and checked by eye for the counts below (no false positive).
 
+Speed: the detector's wall time per still (median of ``--repeats``) on 1080p stills of the kinds
+a scan meets: two faces of ordinary size (the package portraits composed side by side), one
+faceless frame (a noisy gradient), a tight crop, measured before and after in the same run.
+
 "before" is the verifier's still detector as it was (at most 16 faces, fixed 1280 px tiles above
 1920 px); "after" is the one verify builds now (``crop_retry`` and ``small_faces``, 64 faces).
 ms per image is wall time of ``detect`` on this shared 2-core machine.
@@ -137,12 +141,46 @@ def group_recall(groups: Path) -> None:
               f"{totals['after'] / totals['count']:.3f} | | |")
 
 
+def still_speed(repeats: int) -> None:
+    import cv2
+
+    from likeness.media import synthetic
+
+    rng = np.random.default_rng(0)
+    gradient = np.linspace(0, 255, 1920, dtype=np.float32)[None, :, None] * np.ones((1080, 1, 3), np.float32)
+    stills = {
+        "1080p, two faces": synthetic.compose_group([synthetic.astronaut(), synthetic.grace_hopper()],
+                                                    size=(1920, 1080)),
+        "1080p, no face": np.clip(gradient + rng.normal(0, 8, gradient.shape), 0, 255).astype(np.uint8),
+        "250 px tight crop": cv2.resize(synthetic.grace_hopper()[130:336, 157:363], (250, 250),
+                                        interpolation=cv2.INTER_AREA),
+    }
+    dets = detectors()
+    print(f"\nDetector wall ms per still (median of {repeats})")
+    print("| still | faces before | faces after | before ms | after ms |")
+    print("|---|---|---|---|---|")
+    for name, rgb in stills.items():
+        row = [name]
+        spent = []
+        for det in dets.values():
+            samples = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                found = det.detect(rgb)
+                samples.append(time.perf_counter() - started)
+            row.append(str(len(found)))
+            spent.append(1000 * statistics.median(samples))
+        print("| " + " | ".join(row + [f"{ms:.1f}" for ms in spent]) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path)
     parser.add_argument("--groups", type=Path, default=Path("../shared/media/portraits/group"))
     parser.add_argument("--limit", type=int, default=None, help="images per folder (small samples)")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    still_speed(args.repeats)
     crop_recall(args.folders, args.limit)
     if args.groups.is_dir():
         group_recall(args.groups)

@@ -137,6 +137,12 @@ SMALL_FACE_TILE_RANGE = (256, 1024)
 NO_FACE_TILE = 512
 #: Most detector calls one fine pass may make; beyond it the tiles grow (larger faces only).
 MAX_FINE_TILES = 96
+#: The same bound for the search of a frame where no face was found at all (most such frames
+#: hold none: a 1080p one gets 6 tiles of 800 px, not 15 of 512).
+MAX_NO_FACE_TILES = 8
+#: ``crop_retry`` only for images up to this side: a face crop is rarely bigger, and a big
+#: faceless frame should not pay for a second look.
+CROP_RETRY_MAX_SIDE = 1280
 
 
 def small_face_tile(face_sides: np.ndarray, *, frame_short_side: int) -> int | None:
@@ -184,12 +190,14 @@ class FaceDetector:
         tile_side: image mode only; frames whose longer side exceeds ``1.5 * tile_side`` are
             also scanned in overlapping tiles of this side (small faces in group photos).
         crop_retry: image mode only; when nothing is found in an image no more than twice as
-            long as wide (a likely face crop), look again on a grey-padded copy
+            long as wide and at most ``CROP_RETRY_MAX_SIDE`` (a likely face crop), look again on
+            a grey-padded copy
             (:data:`CROP_RETRY_SCALE`). Off by default (costs one detector call per faceless
             image).
         small_faces: image mode only; after the first pass, look again in finer overlapping
             tiles when no face or a small one was found (:func:`small_face_tile`), for group
-            photos. Off by default (costs up to :data:`MAX_FINE_TILES` detector calls).
+            photos. Off by default (costs up to :data:`MAX_NO_FACE_TILES` detector calls on a
+            faceless frame, up to :data:`MAX_FINE_TILES` on a group photo).
     """
 
     def __init__(
@@ -307,7 +315,8 @@ class FaceDetector:
         if self.small_faces:
             fine = self._fine_tiles(rgb, boxes)
             boxes, scores = boxes + fine[0], scores + fine[1]
-        if not boxes and self.crop_retry and max(height, width) <= 2 * min(height, width):
+        if (not boxes and self.crop_retry and max(height, width) <= CROP_RETRY_MAX_SIDE
+                and max(height, width) <= 2 * min(height, width)):
             boxes, scores = self._padded_retry(rgb)
         if not boxes:
             return np.zeros((0, 4)), np.zeros(0)
@@ -352,7 +361,8 @@ class FaceDetector:
             tile = small_face_tile(sides, frame_short_side=min(height, width))
             if tile is None or tile >= previous:
                 break
-            while len(tile_origins(height, tile, 0.25)) * len(tile_origins(width, tile, 0.25)) > MAX_FINE_TILES:
+            limit = MAX_FINE_TILES if sides.size else MAX_NO_FACE_TILES
+            while len(tile_origins(height, tile, 0.25)) * len(tile_origins(width, tile, 0.25)) > limit:
                 tile = int(tile * 1.25)
             if tile >= previous:
                 break
