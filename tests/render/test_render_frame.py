@@ -3,6 +3,8 @@ everything else is bit-identical."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -10,21 +12,24 @@ from likeness.faces.detect import FaceDetector
 from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.media.synthetic import astronaut, compose_group, grace_hopper
 from likeness.render.frame import FrameRenderer, RefineOptions
+from likeness.train.swap_model import SwapModel
 
 
-class CountingModel:
-    """The real exported model, counting calls and checking what the renderer feeds it."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-        self.card = model.card
-        self.calls = 0
+@pytest.fixture(autouse=True)
+def swap_calls(monkeypatch) -> Counter:
+    """Calls of the real exported model's ``run`` per loaded model, checking what the renderer
+    feeds it (the renderer takes only models from load_swap_model, so the class is wrapped)."""
+    calls: Counter = Counter()
+    original = SwapModel.run
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert faces.dtype == np.float32 and faces.ndim == 4 and faces.shape[1:] == (3, 64, 64)
         assert 0.0 <= faces.min() and faces.max() <= 1.0
-        self.calls += 1
-        return self.model.run(faces)
+        calls[self] += 1
+        return original(self, faces)
+
+    monkeypatch.setattr(SwapModel, "run", run)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def embedder() -> FaceEmbedder:
 
 def _renderer(world, embedder, **kwargs) -> FrameRenderer:
     references = world.workspace.registry.reference_embeddings(world.performer)
-    return FrameRenderer(CountingModel(world.load_model()), FaceDetector(mode="image"), embedder, references,
+    return FrameRenderer(world.load_model(), FaceDetector(mode="image"), embedder, references,
                          authz=world.authorize(), release=world.authorize_release(),
                          identity_threshold=IDENTITY_THRESHOLD, **kwargs)
 
@@ -65,13 +70,13 @@ def test_in_place_render_pastes_into_the_given_frame_with_the_same_result(traine
     assert np.array_equal(out, copied) and not np.array_equal(out, group)
 
 
-def test_no_performer_in_frame_leaves_frame_identical(trained_world, embedder) -> None:
+def test_no_performer_in_frame_leaves_frame_identical(trained_world, embedder, swap_calls) -> None:
     frame = compose_group([astronaut()], size=(512, 512))
     renderer = _renderer(trained_world, embedder)
     out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
     assert np.array_equal(out, frame)
     assert [o.reason for o in outcomes] == ["not_target"]
-    assert renderer.model.calls == 0
+    assert swap_calls[renderer.model] == 0
 
 
 def test_small_faces_are_gated_and_counted(trained_world, embedder) -> None:
@@ -97,7 +102,7 @@ def test_renderer_state_roundtrip(trained_world, embedder) -> None:
     assert clone.counts["swapped"] == 2
 
 
-def test_batched_frames_render_like_one_frame_at_a_time(trained_world, embedder) -> None:
+def test_batched_frames_render_like_one_frame_at_a_time(trained_world, embedder, swap_calls) -> None:
     from likeness.render.frame import FrameInput
 
     group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
@@ -109,7 +114,7 @@ def test_batched_frames_render_like_one_frame_at_a_time(trained_world, embedder)
     got = []
     for chunk in (range(0, 4), range(4, 6)):
         got += batched.process_batch([FrameInput(frames[k].copy(), k, 0.04 * k) for k in chunk])
-    assert single.model.calls == 6 and batched.model.calls == 2
+    assert swap_calls[single.model] == 6 and swap_calls[batched.model] == 2
     for (want, want_outcomes), (out, outcomes) in zip(expected, got):
         assert [(o.swapped, o.reason) for o in outcomes] == [(o.swapped, o.reason) for o in want_outcomes]
         # Same pixels up to the model's float rounding on a batch of 4 instead of 1.
@@ -118,11 +123,11 @@ def test_batched_frames_render_like_one_frame_at_a_time(trained_world, embedder)
     assert batched.counts == single.counts == {"not_target": 6, "swapped": 6}
 
 
-def test_a_batch_longer_than_a_track_can_go_unseen_is_refused(trained_world, embedder) -> None:
+def test_a_batch_longer_than_a_track_can_go_unseen_is_refused(trained_world, embedder, swap_calls) -> None:
     from likeness.render.frame import MAX_BATCH_FRAMES, FrameInput
 
     frame = compose_group([grace_hopper()], size=(256, 256))
     renderer = _renderer(trained_world, embedder)
     with pytest.raises(ValueError, match="at most"):
         renderer.process_batch([FrameInput(frame, k, 0.04 * k) for k in range(MAX_BATCH_FRAMES + 1)])
-    assert renderer.model.calls == 0
+    assert swap_calls[renderer.model] == 0

@@ -256,20 +256,14 @@ def test_render_code_never_writes_media_itself() -> None:
                     assert alias.name not in {"write_image", "VideoEncoder", "imwrite"}, source.name
 
 
-class MalformedModel:
-    """Returns a mask of the wrong shape: what a broken or foreign ONNX file might do."""
+def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
+    from likeness.train.swap_model import SwapModel
 
-    def __init__(self, card: dict) -> None:
-        self.card = card
-        self.file_sha256 = card["onnx_sha256"]
-
-    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def malformed(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # A mask of the wrong shape: what a broken ONNX file might return.
         return faces, np.ones((faces.shape[0], 1, 8, 8), np.float32)
 
-
-def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip, tmp_path, monkeypatch) -> None:
-    card = json.loads((model_dir / "model_card.json").read_text())
-    monkeypatch.setattr(pipeline, "_load_model", lambda workspace, model_dir, authz, threads=1, precision="float": MalformedModel(card))
+    monkeypatch.setattr(SwapModel, "run", malformed)
     out = tmp_path / "broken.mp4"
     with pytest.raises(ModelError, match="mask"):
         render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",

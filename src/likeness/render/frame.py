@@ -7,7 +7,10 @@ bit-identical) and the pipeline feeds its output only to the labelled writer.
 
 Swapped pixels need consent here too, not only in the pipeline: a renderer is built with the
 render ``Authorization`` of the model's subject and the ``ReleaseAuthorization`` of the
-performer whose footage it swaps into, and rechecks both every ``recheck_every`` frames.
+performer whose footage it swaps into, and rechecks both every ``recheck_every`` frames. Its
+model must be a ``SwapModel`` made by ``likeness.train.load_swap_model`` (card, ledger event and
+file hash verified); a duck-typed object with ``card`` and ``run`` is refused
+(``not_issued_here``), when the renderer is built and at every swap.
 
 Identity is decided per *track*, not per frame: a track's face is embedded when it appears and
 again every ``identity_every`` frames, and the decision uses the running mean distance to the
@@ -30,14 +33,7 @@ from likeness.render.gating import GateOptions, gate_face
 from likeness.render.mask import blend_mask, landmark_hull
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.render.validation import require_rgb
-
-
-class SwapRunner(Protocol):
-    """What the renderer needs from ``likeness.train.SwapModel``."""
-
-    card: dict
-
-    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+from likeness.train.swap_model import SwapModel, require_issued_model
 
 
 class LandmarkDetector(Protocol):
@@ -170,7 +166,7 @@ class FrameRenderer:
     """Swap the released performer's faces in frames, leaving every other face untouched.
 
     Args:
-        model: the loaded swap model (``run(float32 (N,3,R,R)) -> (swapped, mask)``; ``card``).
+        model: a ``SwapModel`` from ``likeness.train.load_swap_model`` (nothing else is accepted).
         detector: landmark detector (``likeness.faces.FaceDetector``, video mode for clips).
         embedder: identity embedder (``likeness.faces.FaceEmbedder``).
         performer_embeddings: float32 ``(K, 128)`` reference embeddings of the released performer.
@@ -182,12 +178,13 @@ class FrameRenderer:
         recheck_every: recheck both authorizations every this many frames (revocation bites).
 
     Raises ``ConsentError`` when either authorization is missing, forged, not in force or for
-    someone other than the card names.
+    someone other than the card names, or when ``model`` was not made by ``load_swap_model``
+    (``not_issued_here``).
     """
 
     def __init__(
         self,
-        model: SwapRunner,
+        model: SwapModel,
         detector: LandmarkDetector,
         embedder: IdentityEmbedder,
         performer_embeddings: np.ndarray,
@@ -212,7 +209,7 @@ class FrameRenderer:
         self.identity_threshold = float(identity_threshold)
         self.options = options
         self.identity_every = int(identity_every)
-        card = getattr(model, "card", {}) or {}
+        card = model.card
         self.resolution = int(card.get("resolution", 64))
         self.coverage = str(card.get("coverage", "wf"))
         yaw_range = card.get("yaw_range")
@@ -310,7 +307,8 @@ class FrameRenderer:
         pending = [item for p in prepared for item in p.pending]
         if pending:
             batch = np.stack([a.image for _, a in pending]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-            swapped, learned = _checked_model_output(self.model.run(batch), len(pending), self.resolution)
+            model = require_issued_model(self.model)  # the attribute may have been replaced since
+            swapped, learned = _checked_model_output(model.run(batch), len(pending), self.resolution)
         results = []
         first = 0
         for p in prepared:
@@ -401,9 +399,7 @@ def _required_consent(model: Any, authz: Any, release: Any) -> tuple[Any, Any]:
 
     authz = require_authorization(authz, step="render")
     release = require_release(release, step="render")
-    card = getattr(model, "card", None)
-    if not isinstance(card, dict) or not card.get("subject_id") or not card.get("performer_id"):
-        raise ModelError("the swap model has no card naming its subject and performer; load it with load_swap_model")
+    card = require_issued_model(model).card
     if card["subject_id"] != authz.subject_id:
         raise ConsentError("no_grant", f"the model renders {card.get('subject_slug')!r}, "
                                        f"the authorization is for {authz.subject_slug!r}")

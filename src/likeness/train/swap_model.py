@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -152,41 +153,61 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
                     f"{info.get('check_faces')} held-out faces")
 
 
+class _Issued:
+    """What :func:`load_swap_model` verified for one model: the ONNX session it loaded from the
+    checked bytes, the render authorization, the card's digest and the last consent recheck.
+    Kept out of the model object, so editing its attributes changes nothing that runs."""
+
+    __slots__ = ("session", "authz", "card_sha256", "checked_at")
+
+    def __init__(self, session: Any, authz: Any, card_sha256: str) -> None:
+        self.session, self.authz, self.card_sha256 = session, authz, card_sha256
+        self.checked_at = time.monotonic()
+
+
+# Models made by load_swap_model (module-private; keyed by the object itself, so neither a copy,
+# an object built with object.__new__, nor a duck-typed stand-in is found here).
+_ISSUED: weakref.WeakKeyDictionary[Any, _Issued] = weakref.WeakKeyDictionary()
+
+
 class SwapModel:
     """An exported, verified swap model. ``run(faces float32 (N,3,R,R) in [0,1]) -> (swapped, mask)``.
 
-    Made by :func:`load_swap_model`, which verifies the card, the file hash and consent first.
-    Building one directly still needs ``authz``: a live render ``Authorization`` for the card's
-    subject (``require_authorization(authz, step="render")``); ``run`` rechecks it at least every
-    ``RECHECK_EVERY_S`` seconds, so a revoked grant stops a held model too. There is no other way
-    to swapped pixels; they leave the product only through ``likeness.provenance.writer``.
+    Made only by :func:`load_swap_model`, which verifies the card against its seal and
+    ``model.exported`` event, the file's hash and consent first: the class cannot be constructed,
+    subclassed, copied or pickled (``TypeError``), and ``FrameRenderer`` takes nothing else
+    (:func:`require_issued_model`). ``run`` uses the session and authorization load_swap_model
+    recorded for this object, not its attributes, and rechecks the render ``Authorization`` at
+    least every ``RECHECK_EVERY_S`` seconds, so a revoked grant stops a held model too. Swapped
+    pixels leave the product only through ``likeness.provenance.writer``.
 
     ``precision`` is ``"float"`` or ``"int8"`` (the model file used), ``precision_reason`` why,
     ``file_sha256`` the hash of that file (a resumed render must use the same one).
     """
 
+    __slots__ = ("card", "resolution", "precision", "precision_reason", "file_sha256", "__weakref__")
+
     #: Longest time between two consent rechecks while a held model keeps swapping.
     RECHECK_EVERY_S = 5.0
 
-    def __init__(self, card: dict[str, Any], session: Any, precision: str = "float", precision_reason: str = "",
-                 *, authz: Any = None) -> None:
-        from likeness.consent import require_authorization
+    def __new__(cls, *args: Any, **kwargs: Any) -> SwapModel:
+        raise TypeError("SwapModel objects are made only by load_swap_model (it verifies the card, its ledger "
+                        "event and the ONNX file); they cannot be constructed")
 
-        require_authorization(authz, step="render")
-        if not isinstance(card, dict):
-            raise ModelError(f"a model card is a dict, got {type(card).__name__}")
-        if authz.subject_id != card.get("subject_id"):
-            raise ConsentError("no_grant", f"model renders {card.get('subject_slug')!r}, "
-                                           f"authorization is for {authz.subject_slug!r}")
-        self.card = card
-        self.resolution = int(card["resolution"])
-        self._session = session
-        self._authz = authz
-        self._checked_at = time.monotonic()
-        self.precision, self.precision_reason = precision, precision_reason
-        self.file_sha256 = str(card["int8"]["sha256"] if precision == "int8" else card["onnx_sha256"])
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("SwapModel cannot be subclassed")
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("SwapModel cannot be pickled or copied")
+
+    def __copy__(self) -> Any:
+        raise TypeError("SwapModel cannot be copied")
+
+    def __deepcopy__(self, memo: object) -> Any:
+        raise TypeError("SwapModel cannot be copied")
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        issued = _issued(self)
         r = self.resolution
         if not isinstance(faces, np.ndarray) or faces.dtype != np.float32 or faces.ndim != 4 or faces.shape[1:] != (3, r, r):
             raise ModelError(f"swap model expects float32 (N, 3, {r}, {r}) faces, got "
@@ -195,11 +216,47 @@ class SwapModel:
             return np.zeros((0, 3, r, r), np.float32), np.zeros((0, 1, r, r), np.float32)
         if not np.isfinite(faces).all() or faces.min() < 0.0 or faces.max() > 1.0:
             raise ModelError("swap model expects finite face values in [0, 1]")
-        if time.monotonic() - self._checked_at >= self.RECHECK_EVERY_S:
-            self._authz.recheck()
-            self._checked_at = time.monotonic()
-        swapped, mask = self._session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(faces)})
+        if time.monotonic() - issued.checked_at >= self.RECHECK_EVERY_S:
+            issued.authz.recheck()
+            issued.checked_at = time.monotonic()
+        swapped, mask = issued.session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: np.ascontiguousarray(faces)})
         return swapped, mask
+
+
+def _issued(model: Any) -> _Issued:
+    issued = _ISSUED.get(model) if type(model) is SwapModel else None
+    if issued is None:
+        raise ConsentError("not_issued_here", f"the swap model ({type(model).__name__}) was not made by "
+                                              "load_swap_model, which verifies its card, ledger event and file")
+    return issued
+
+
+def require_issued_model(model: Any) -> SwapModel:
+    """``model`` when it is a :class:`SwapModel` made by :func:`load_swap_model` whose card is
+    unchanged since; else ``ConsentError`` ``not_issued_here`` (a duck-typed stand-in, an object
+    built around another ONNX session, or a card edited after loading)."""
+    from likeness.consent.canonical import canonical_sha256
+
+    issued = _issued(model)
+    try:
+        unchanged = canonical_sha256(model.card) == issued.card_sha256
+    except Exception:  # rfc8785 raises its own types for values that are not JSON
+        unchanged = False
+    if not unchanged:
+        raise ConsentError("not_issued_here", "the swap model's card was changed after load_swap_model verified it")
+    return model
+
+
+def _issue(card: dict[str, Any], session: Any, precision: str, precision_reason: str, authz: Any) -> SwapModel:
+    from likeness.consent.canonical import canonical_sha256
+
+    model = object.__new__(SwapModel)
+    model.card = card
+    model.resolution = int(card["resolution"])
+    model.precision, model.precision_reason = precision, precision_reason
+    model.file_sha256 = str(card["int8"]["sha256"] if precision == "int8" else card["onnx_sha256"])
+    _ISSUED[model] = _Issued(session, authz, canonical_sha256(card))
+    return model
 
 
 def _check_hash(path: Path, expected: Any, *, keep: bool = False) -> bytes | None:
@@ -251,5 +308,4 @@ def load_swap_model(
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
-    return SwapModel(card, ort_session(model_bytes, threads=threads, prefer_gpu=chosen == "float"), chosen, reason,
-                     authz=authz)
+    return _issue(card, ort_session(model_bytes, threads=threads, prefer_gpu=chosen == "float"), chosen, reason, authz)
