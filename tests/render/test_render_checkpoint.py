@@ -9,6 +9,7 @@ import json
 import stat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -151,3 +152,53 @@ def test_a_render_that_swaps_no_face_writes_nothing_and_is_not_counted(trained_w
     assert [e.payload["reason"] for e in refunds] == ["no_face_swapped"]
     assert not ledger.find("render.completed")
     assert len(list(iter_video_frames(clip))) == 10
+
+
+def test_a_killed_render_s_key_is_destroyed_by_the_next_render_once_the_grant_is_revoked(
+    trained_world, performer_clip, tmp_path
+) -> None:
+    # Review finding 25: a killed render's key stayed in keys/jobs until someone resumed; with it
+    # the sealed checkpoint decrypts to swapped crops.
+    from likeness.errors import ConsentError
+    from likeness.media.synthetic import compose_group, grace_hopper
+    from likeness.render.checkpoint import sweep_job_keys
+
+    out = tmp_path / "killed.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        _render(trained_world, performer_clip, out, progress=_interrupt_at(22))
+    folder = tmp_path / ".killed.mp4.render-checkpoint"
+    job_id = json.loads((folder / "job.json").read_text())["job_id"]
+    key = trained_world.workspace.keys_dir / "jobs" / f"{job_id}.key"
+    assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sweep_job_keys(trained_world.workspace) == {}  # consent in force: kept to resume
+    assert key.exists()
+
+    trained_world.revoke_grant()
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(compose_group([grace_hopper()], size=(256, 256)), cv2.COLOR_RGB2BGR))
+    with pytest.raises(ConsentError) as refused:  # any other render, here one the revocation refuses
+        _render(trained_world, still, tmp_path / "other.png")
+    assert refused.value.reason == "revoked"
+    assert not key.exists() and not folder.exists()
+    assert not list((trained_world.workspace.keys_dir / "jobs").iterdir())
+
+
+def test_job_keys_that_can_resume_nothing_are_swept(trained_world, tmp_path) -> None:
+    from likeness.render.checkpoint import JOB_FILE, create_job_key, job_key_path, sweep_job_keys
+
+    workspace = trained_world.workspace
+    consent = {"grant_id": trained_world.grant_id, "release_id": trained_world.release_id}
+    gone, completed, live = "a" * 32, "b" * 32, "c" * 32
+    for job_id in (completed, live):
+        folder = tmp_path / f".{job_id}.mp4.render-checkpoint"
+        folder.mkdir()
+        (folder / JOB_FILE).write_text(json.dumps({"job_id": job_id}))
+        create_job_key(workspace.keys_dir, job_id, {"checkpoint": str(folder), **consent})
+    create_job_key(workspace.keys_dir, gone, {"checkpoint": str(tmp_path / "nowhere"), **consent})
+    workspace.ledger.append("render.completed", {"job_id": completed, "grant_id": trained_world.grant_id})
+    swept = sweep_job_keys(workspace)
+    assert swept == {gone: "its checkpoint is gone", completed: "its render completed"}
+    assert job_key_path(workspace.keys_dir, live).exists()
+    assert not (tmp_path / f".{completed}.mp4.render-checkpoint").exists()
+    trained_world.revoke_release()
+    assert sweep_job_keys(workspace) == {live: "the performer's release it rendered under is revoked"}

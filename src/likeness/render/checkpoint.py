@@ -9,6 +9,13 @@ under a per-job key kept apart from the media, in ``<keys>/jobs/<job id>.key`` (
 withdrawn). Without its key, or with any file altered, swapped, added or removed, a checkpoint
 is discarded and the render starts over; it is never trusted.
 
+An interrupted job's key is kept only for resuming it. A killed process cannot delete its own
+key, so every render starts with :func:`sweep_job_keys`, which deletes each key that can no longer
+resume anything: its checkpoint folder is gone (or holds another job), its job completed or ended
+for good on the ledger, or the grant or release it rendered under is no longer in force (a
+revocation destroys the key, and the checkpoint with it). A key file is JSON: the key (hex) and
+what the sweep needs (checkpoint folder, output, grant and release ids); no pixels.
+
 Folder layout (``.<output name>.render-checkpoint/`` beside the output)::
 
     job.json                  clear: job id and fingerprint (target, model file, options); no pixels
@@ -34,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from likeness.errors import LikenessError
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 JOB_FILE, STATE_FILE = "job.json", "state.bin"
@@ -52,24 +61,35 @@ def job_key_path(keys_dir: Path, job_id: str) -> Path:
     return Path(keys_dir) / "jobs" / f"{job_id}.key"
 
 
-def create_job_key(keys_dir: Path, job_id: str) -> bytes:
-    """A fresh random key for ``job_id``, written 0600 (folder 0700) and never with wider rights."""
+def create_job_key(keys_dir: Path, job_id: str, job: dict[str, Any] | None = None) -> bytes:
+    """A fresh random key for ``job_id``, written 0600 (folder 0700) and never with wider rights,
+    with ``job``: what :func:`sweep_job_keys` checks (``checkpoint``, ``output``, ``grant_id``,
+    ``release_id``)."""
     path = job_key_path(keys_dir, job_id)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     key = secrets.token_bytes(KEY_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+        handle.write(json.dumps({**(job or {}), "job_id": job_id, "key": key.hex()}).encode("utf-8"))
     return key
+
+
+def _read_key_file(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_bytes())
+        key = bytes.fromhex(record["key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {**record, "key": key} if isinstance(record, dict) and len(key) == KEY_BYTES else None
 
 
 def read_job_key(keys_dir: Path, job_id: str) -> bytes | None:
     try:
-        key = job_key_path(keys_dir, job_id).read_bytes()
-    except (OSError, CheckpointInvalid):
+        record = _read_key_file(job_key_path(keys_dir, job_id))
+    except CheckpointInvalid:
         return None
-    return key if len(key) == KEY_BYTES else None
+    return record["key"] if record else None
 
 
 def delete_job_key(keys_dir: Path, job_id: str) -> None:
@@ -207,14 +227,19 @@ class RenderCheckpoint:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def start(self, job_id: str) -> None:
-        """Bind the folder to ``job_id`` (a resumed job keeps its key; a new one gets one)."""
+    def start(self, job_id: str, *, output: Path | None = None, grant_id: str | None = None,
+              release_id: str | None = None) -> None:
+        """Bind the folder to ``job_id`` (a resumed job keeps its key; a new one gets one that
+        records ``output`` and the grant and release it renders under, for :func:`sweep_job_keys`)."""
         if self.job_id == job_id and self._key is not None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.job_id, self._key, self._chunks = job_id, create_job_key(self.keys_dir, job_id), []
+        # job.json first: a sweep never finds this job's key beside another job's folder.
         _write_atomic(self.folder / JOB_FILE,
                       json.dumps({"job_id": job_id, "fingerprint": self.fingerprint}).encode("utf-8"))
+        job = {"checkpoint": str(self.folder.resolve()), "output": str(Path(output).resolve()) if output else None,
+               "grant_id": grant_id, "release_id": release_id}
+        self.job_id, self._key, self._chunks = job_id, create_job_key(self.keys_dir, job_id, job), []
 
     def add(self, frame_index: int, outcomes: list[Any]) -> None:
         """Keep the swapped faces (``FaceOutcome`` with ``affine``, ``crop``, ``mask``) of a frame."""
@@ -247,3 +272,78 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+#: Refund reasons after which the pipeline has removed the job's checkpoint: the job ended for
+#: good. An interruption ("interrupted") or an unexpected failure ("failed: ...") keeps it to resume.
+ENDED_REFUNDS = ("signing_failed", "encode_failed", "no_face_swapped")
+
+
+def job_ended(ledger: Any, job_id: str) -> str | None:
+    """Why render job ``job_id`` can no longer be resumed according to the ledger (None: it can)."""
+    if ledger.find("render.completed", job_id=job_id):
+        return "its render completed"
+    for event in ledger.find("render.refunded", job_id=job_id):
+        reason = str(event.payload.get("reason", ""))
+        if reason in ENDED_REFUNDS or reason.startswith("refused"):
+            return f"its render ended ({reason})"
+    return None
+
+
+def _useless_key(workspace: Any, job_id: str, record: dict[str, Any] | None, releases: dict[str, str]) -> str | None:
+    """Why the key of ``job_id`` (its key file's ``record``) can resume nothing (None: keep it)."""
+    if record is None or record.get("job_id") != job_id:
+        return "unreadable key file"
+    folder = Path(str(record.get("checkpoint") or ""))
+    try:
+        owner = json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id")
+    except (OSError, ValueError, AttributeError):
+        owner = None
+    if owner != job_id:
+        return "its checkpoint is gone"
+    ended = job_ended(workspace.ledger, job_id)
+    if ended:
+        return ended
+    grant = workspace.registry.grant_state(str(record.get("grant_id"))) if record.get("grant_id") else "unknown"
+    if grant != "active":
+        return f"the grant it rendered under is {grant}"
+    release = releases.get(str(record.get("release_id")), "unknown")
+    if release != "active":
+        return f"the performer's release it rendered under is {release}"
+    return None
+
+
+def sweep_job_keys(workspace: Any) -> dict[str, str]:
+    """Delete every render job key under ``workspace.keys_dir/jobs`` that can no longer resume
+    anything, with what its job left (the checkpoint folder, the output's temporaries).
+
+    A key goes when its checkpoint folder is gone or holds another job, when its job has a
+    ``render.completed`` event or a refund that ended it, or when the grant or release it was
+    rendering under is not in force (revoked, expired, altered, unknown). Returns ``{job id:
+    why}`` for the keys deleted. Runs at the start of every render; safe to run any time (a
+    running job's key stays while its consent is in force).
+    """
+    from likeness.provenance.writer import remove_job_temporaries
+
+    paths = sorted((Path(workspace.keys_dir) / "jobs").glob("*.key"))
+    if not paths:
+        return {}
+    releases = {r.id: r.state for r in workspace.registry.list_releases()}
+    removed: dict[str, str] = {}
+    for path in paths:
+        job_id = path.stem
+        record = _read_key_file(path)
+        why = _useless_key(workspace, job_id, record, releases)
+        if why is None:
+            continue
+        path.unlink(missing_ok=True)
+        removed[job_id] = why
+        folder = Path(str((record or {}).get("checkpoint") or ""))
+        if folder.name.endswith(".render-checkpoint") and (folder / JOB_FILE).is_file():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id") == job_id:
+                    shutil.rmtree(folder, ignore_errors=True)
+        if (record or {}).get("output") and len(job_id) == 32:
+            with contextlib.suppress(OSError, LikenessError):
+                remove_job_temporaries(Path(record["output"]), job_id)
+    return removed

@@ -21,6 +21,9 @@ same target, model and options replays the recipes onto the decoded source (chea
 blend per face), then continues as the same job (counted once). The checkpoint holds no playable
 media and no swapped pixels in the clear; it and its key are deleted when the job ends (output
 written, render refused, consent withdrawn). A killed run's temporaries are removed by the rerun.
+A killed run's key is kept only to resume it: every render first deletes the keys that can no
+longer resume anything (``likeness.render.checkpoint.sweep_job_keys``: checkpoint gone, job
+completed or ended, grant or release no longer in force), whatever it then renders.
 
 Render limit: the writer counts the job when it opens the output and gives the slot back when
 no output is placed: any failure, and a video in which no face was swapped (``FaceError``).
@@ -46,7 +49,7 @@ import numpy as np
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError, ModelError
 from likeness.render import content
 from likeness.render.blend import paste_face
-from likeness.render.checkpoint import RenderCheckpoint
+from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import MAX_BATCH_FRAMES, FaceOutcome, FrameInput, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
@@ -141,6 +144,9 @@ def render_media(
     """
     from likeness.consent.vocabulary import check_use_for_step
 
+    # First, whatever follows: keys of killed jobs that can no longer resume (revoked consent
+    # included) are destroyed, so their sealed checkpoints can never be read.
+    sweep_job_keys(workspace)
     use = check_use_for_step(use, "render")  # 'training' never yields final media
     model_dir, target, out = Path(model_dir), Path(target), Path(out)
     card, binding = read_card(workspace, model_dir)
@@ -514,7 +520,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         job = RenderJob(resume.job_id, "video", unlabelled_requested=options.unlabelled)
     else:
         job = RenderJob.new("video", unlabelled_requested=options.unlabelled)
-    checkpoint.start(job.job_id)
+    checkpoint.start(job.job_id, output=out, grant_id=authz.grant_id, release_id=release.release_id)
     report.job_id = job.job_id
     writer = LabelledWriter(workspace)
     strip: list[StripFrame] = []
