@@ -97,6 +97,10 @@ def _print_result(result) -> None:
     console.print(f"[{style}]{result.verdict.code}[/]  {result.path}{suffix}")
     for sentence in result.verdict.evidence[:4]:
         console.print(f"    {sentence}", markup=False)
+    label = result.visible_label
+    if label is not None and label.present:
+        console.print(f"    visible AI label: present (match {label.score:.2f} at {', '.join(map(str, label.where or ()))})",
+                      markup=False)
     for error in result.errors:
         if result.verdict.code != "error":
             console.print(f"    note ({error.stage}): {error.reason}", markup=False)

@@ -231,9 +231,12 @@ class FaceTag:
         """The tag's rectangle when its top-left is at ``position``."""
         return (position[0], position[1], position[0] + self.size[0], position[1] + self.size[1])
 
-    def update(self, faces: Sequence[Box] | None) -> tuple[int, int] | None:
+    def update(self, faces: Sequence[Box] | None, *, avoid: Sequence[Box] = ()) -> tuple[int, int] | None:
+        """Follow ``faces`` (the synthetic ones) for one frame, keeping clear of them and of
+        ``avoid`` (the frame's other faces); returns the tag's top-left or None."""
         if faces is None:  # unknown this frame (e.g. replayed from a checkpoint): hold
             return self.position
+        others = [b for b in _checked_boxes(avoid) if b[2] > b[0] and b[3] > b[1]]
         boxes = [b for b in _checked_boxes(faces) if b[2] > b[0] and b[3] > b[1]]
         if not boxes:
             self._missing += 1
@@ -246,7 +249,7 @@ class FaceTag:
             self._face, self._side = followed.copy(), None
         else:
             self._face += TAG_SMOOTHING * (followed - self._face)
-        target = self._target(tuple(self._face), boxes)
+        target = self._target(tuple(self._face), boxes + others)
         if self._position is None or switched:
             self._position, self._gliding = target, False
         else:
@@ -257,17 +260,19 @@ class FaceTag:
             if self._gliding:
                 self._position = self._position + TAG_GLIDE * offset if distance > 1.0 else target
                 self._gliding = distance > 1.0
-        if any(_overlap(self.box_at(self.position), _grown(b, FACE_CLEARANCE / 2)) for b in boxes):
+        if any(_overlap(self.box_at(self.position), _grown(b, FACE_CLEARANCE / 2)) for b in boxes + others):
             # Never over a face: jump beside the face as it is in this frame.
             self._side = None
-            self._position, self._gliding = self._target(tuple(followed), boxes), False
+            self._position, self._gliding = self._target(tuple(followed), boxes + others), False
         return self.position
 
-    def apply(self, rgb: np.ndarray, faces: Sequence[Box] | None, *, in_place: bool = False) -> np.ndarray:
-        """Update with this frame's ``faces`` and blend the tag into ``rgb`` (uint8 (H, W, 3))."""
+    def apply(self, rgb: np.ndarray, faces: Sequence[Box] | None, *, avoid: Sequence[Box] = (),
+              in_place: bool = False) -> np.ndarray:
+        """Update with this frame's ``faces`` (and other faces ``avoid``) and blend the tag into
+        ``rgb`` (uint8 (H, W, 3))."""
         _check_frame(rgb, expected=(self.height, self.width))
         out = rgb if in_place else rgb.copy()
-        position = self.update(faces)
+        position = self.update(faces, avoid=avoid)
         if position is not None:
             self._blender.blend(out, *position)
         return out

@@ -339,11 +339,12 @@ class LabelledVideo:
         return tuple(self._encoder.encoded_size)  # type: ignore[return-value]
 
     def write(self, rgb: np.ndarray, *, pts_s: float | None = None, owned: bool = False,
-              faces: Sequence[Box] | None = None) -> None:
+              faces: Sequence[Box] | None = None, other_faces: Sequence[Box] = ()) -> None:
         """Label, watermark and encode one frame (uint8 (height, width, 3)).
 
         ``faces``: boxes ``(x0, y0, x1, y1)`` of the synthetic faces in this frame (upright
-        pixels); the face tag follows them (``None``: not known for this frame, the tag holds).
+        pixels); the face tag follows them (``None``: not known for this frame, the tag holds)
+        and keeps clear of them and of ``other_faces``.
 
         ``pts_s``: presentation time in seconds (keeps a source's variable frame rate);
         default: the previous frame + 1 / fps. ``owned=True``: the caller hands ``rgb`` over and
@@ -361,7 +362,7 @@ class LabelledVideo:
                 self._authz.recheck()
             frame = self._label.apply(rgb, in_place=owned) if self._label is not None else rgb
             if self._tag is not None:
-                self._tag.apply(frame, faces, in_place=True)  # frame is ours now (owned or a copy)
+                self._tag.apply(frame, faces, avoid=other_faces, in_place=True)  # ours now (owned or a copy)
             if self._quarter_turns:
                 # Verification reads frames as stored, so the mark goes on the stored orientation.
                 frame = np.ascontiguousarray(np.rot90(frame, -self._quarter_turns))

@@ -381,7 +381,8 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
                 continue
             report.frames_with_swaps += 1
             job = RenderJob.new("image", unlabelled_requested=options.unlabelled)
-            result = writer.write_image(authz, job, rendered, destination, source_path=source)
+            result = writer.write_image(authz, job, rendered, destination, source_path=source,
+                                        faces=[o.bbox for o in outcomes])  # the label keeps off every face
             report.job_id = report.job_id or job.job_id
             report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
                                    "watermark_payload": result.watermark_payload_hex})
@@ -553,8 +554,9 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             if failures or stop.is_set():
                 continue
             try:
-                rgb, pts_s = item
-                video.write(rgb, pts_s=pts_s, owned=True)  # nothing reads a frame once queued
+                rgb, pts_s, swapped, others = item
+                # nothing reads a frame once queued; the face tag follows the swapped faces
+                video.write(rgb, pts_s=pts_s, owned=True, faces=swapped, other_faces=others)
             except BaseException as exc:
                 failures.append(exc)
                 stop.set()
@@ -582,12 +584,14 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         # Batches end at checkpoint boundaries, so the saved state is exactly that of next_index.
         if next_index % options.checkpoint_every == 0:
             checkpoint.commit(next_index, renderer.state())
-        for (frame, _, _), (rendered, _) in zip(batch, results):
-            emit(rendered, frame.pts_s)
+        for (frame, _, _), (rendered, outcomes) in zip(batch, results):
+            emit(rendered, frame.pts_s, [o.bbox for o in outcomes if o.swapped],
+                 [o.bbox for o in outcomes if not o.swapped])
         batch.clear()
 
-    def emit(rendered: np.ndarray, pts_s: float) -> None:
-        frames_out.put((rendered, clock.next(pts_s)))
+    def emit(rendered: np.ndarray, pts_s: float, swapped: list | None = None, others: tuple | list = ()) -> None:
+        # Face boxes of the frame for the writer's face tag (None: not known, the tag holds).
+        frames_out.put((rendered, clock.next(pts_s), swapped, others))
         report.frames_rendered += 1
         if progress:
             progress(report.frames_rendered, expected)

@@ -65,13 +65,15 @@ class EvidenceMedia:
     ``thumbnail``: the image, or the first analysed video frame. ``frames``: thumbnails of the
     analysed video frames with their timestamps as captions. ``face_crops``: per ``face_id``, the
     face as seen in the file. ``references``: per ``subject_id``, a reference face of the
-    enrolled subject when the workspace keeps one.
+    enrolled subject when the workspace keeps one. ``label_crop``: the visible AI label where
+    it was found.
     """
 
     thumbnail: np.ndarray | None = None
     frames: Sequence[EvidencePicture] = ()
     face_crops: Mapping[int, np.ndarray] = field(default_factory=dict)
     references: Mapping[str, np.ndarray] = field(default_factory=dict)
+    label_crop: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
         faces=faces,
         frames=frames,
         thumbnail_uri=None if media.thumbnail is None else data_uri(media.thumbnail, max_side=THUMBNAIL_SIDE),
+        label_uri=None if media.label_crop is None else data_uri(media.label_crop, max_side=THUMBNAIL_SIDE),
         colour=_VERDICT_COLOURS.get(result.verdict.code, "#374151"),
         generated_at=utc_now(),
         verdicts=[(code, SUMMARIES[code]) for code in VERDICTS],
