@@ -14,6 +14,12 @@ Groups: the photos in ``--groups`` (default ``../shared/media/portraits/group``)
 were counted by hand once (``GROUP_FACES``). Recall = faces found / faces counted; the boxes of
 the "after" detector were drawn and checked by eye for the counts below (no false positive).
 
+Animations: for each source face (the same as for the crops), an animated GIF of 4 s at 4 fps,
+640x360, whose first second shows an empty set and the face (at 1.5x its box, 250 px) then
+slides in from the right, as a reaction GIF cuts to a face. "before" is what verification did:
+the file read as a still (its first frame); "after" samples it as a clip (``sample_animation_frames``
+with the verifier's clip detector). Recall = animations in which the face is found.
+
 Speed: the detector's wall time per still (median of ``--repeats``) on 1080p stills of the kinds
 a scan meets: two faces of ordinary size (the package portraits composed side by side), one
 faceless frame (a noisy gradient), a tight crop, measured before and after in the same run.
@@ -141,6 +147,46 @@ def group_recall(groups: Path) -> None:
               f"{totals['after'] / totals['count']:.3f} | | |")
 
 
+def animation_recall(folders: list[Path], limit: int | None) -> None:
+    import tempfile
+
+    from PIL import Image
+
+    from likeness.faces import FaceDetector
+    from likeness.media import read_image
+    from likeness.media.animation import sample_animation_frames
+
+    still_detector = detectors()["before"]
+    clip_detector = FaceDetector(max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096,
+                                 crop_retry=True)
+    found = {"before": 0, "after": 0}
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (_, rgb) in enumerate(portraits(folders, limit)):
+            faces = still_detector.detect(rgb)
+            if not faces:
+                continue
+            largest = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+            head = tight_crop(rgb, largest.bbox, 1.5)
+            frames = []
+            for k in range(16):
+                canvas = np.full((360, 640, 3), 70, np.uint8)
+                if k >= 4:
+                    x = max(0, 640 - 250 - 40 * (k - 4))
+                    canvas[55:305, x : x + 250] = head[:, : min(250, 640 - x)]
+                frames.append(Image.fromarray(canvas))
+            path = Path(tmp) / f"{index}.gif"
+            frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=250, loop=0)
+            total += 1
+            found["before"] += bool(still_detector.detect(read_image(path)))
+            found["after"] += any(clip_detector.detect(f.rgb) for f in sample_animation_frames(path))
+    print(f"\nAnimated GIFs ({total}, the face after the first second)")
+    print("| detector | animations with the face found |")
+    print("|---|---|")
+    for name, hits in found.items():
+        print(f"| {name} | {hits}/{total} |")
+
+
 def still_speed(repeats: int) -> None:
     import cv2
 
@@ -182,6 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     still_speed(args.repeats)
     crop_recall(args.folders, args.limit)
+    animation_recall(args.folders, args.limit)
     if args.groups.is_dir():
         group_recall(args.groups)
 

@@ -128,7 +128,7 @@ CROP_RETRY_SCALE = 2.0
 CROP_RETRY_FILL = (128, 128, 128)
 #: ``small_faces``: faces narrower than this fraction of the frame's shorter side are "small"
 #: and ask for a finer tile pass.
-SMALL_FACE_FRACTION = 1.0 / 6.0
+SMALL_FACE_FRACTION = 1.0 / 8.0
 #: Finer tiles are this many face widths across (the detector's 192 px input then sees a face
 #: of about 192 / 8 = 24 px, where the full-range model still finds it), within these bounds.
 SMALL_FACE_TILE_FACES = 8.0
