@@ -328,12 +328,10 @@ def record_faceset(workspace: Any, authz: Any, out_dir: Path, manifest: FacesetM
     The event comes first: a manifest on disk always has its event, so a crash leaves at worst an
     event whose faceset has no manifest yet (and that is refused as unfinished).
     """
-    from likeness.consent.artefacts import event_fields, seal_document
+    from likeness.consent.artefacts import FACESET_BOUND, event_fields, seal_document
 
-    bound = {
-        "faceset_sha256": manifest.faceset_sha256, "subject_id": manifest.subject_id,
-        "grant_id": manifest.grant_id, "release_id": manifest.release_id,
-    }
+    # The fields the training lineage check rebuilds from the same constant.
+    bound = {name: getattr(manifest, name) for name in FACESET_BOUND}
     seal = seal_document(workspace, str(manifest.org_id), "faceset-manifest", manifest.document(), bound)
     event = authz.record(
         "faceset.created",
