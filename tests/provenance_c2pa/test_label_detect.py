@@ -153,3 +153,23 @@ def test_grey_pictures_and_bad_input() -> None:
         detect_visible_label(np.zeros((100, 100, 4), np.uint8))
     with pytest.raises(MediaError, match="uint8"):
         detect_visible_label([[1, 2, 3]])  # type: ignore[arg-type]
+
+
+def test_letterbox_bars_are_left_out_of_the_search() -> None:
+    from likeness.provenance.label_detect import content_box
+
+    picture = np.zeros((1280, 720), np.float32)
+    picture[300:900] = np.random.default_rng(0).uniform(0, 255, (600, 720))
+    x0, y0, x1, y1 = content_box(picture)
+    assert (x0, x1) == (0, 720) and 290 <= y0 <= 300 and 900 <= y1 <= 910
+    pillarbox = np.full((360, 640), 30, np.float32)
+    pillarbox[:, 100:540] = np.random.default_rng(1).uniform(0, 255, (360, 440))
+    assert content_box(pillarbox)[0] >= 90 and content_box(pillarbox)[2] <= 550
+    assert content_box(np.zeros((100, 100), np.float32)) == (0, 0, 100, 100)  # all flat: no bars
+    # Found in a letterbox, the label's box is given in the whole picture's pixels.
+    square = burn_visible_label(synthetic.astronaut())
+    boxed = np.zeros((910, 512, 3), np.uint8)
+    boxed[199:711] = square
+    found = detect_visible_label(boxed)
+    direct = detect_visible_label(square)
+    assert found.present and abs(found.where[1] - (direct.where[1] + 199)) <= 2

@@ -57,3 +57,19 @@ def test_render_job_placement_is_checked() -> None:
     assert RenderJob.new("image", label_placement="top-left").label_placement == "top-left"
     with pytest.raises(ProvenanceError, match="placement"):
         RenderJob.new("image", label_placement="middle")  # type: ignore[arg-type]
+
+
+def test_video_label_is_placed_off_the_first_frames_faces_and_stays(consent_world, tmp_path: Path) -> None:
+    frames = list(animate_portrait(astronaut(), n_frames=6, size=(640, 360), seed=2))
+    default = label_geometry(640, 360).box
+    chin = (default[0] - 10.0, default[1] - 100.0, default[2] + 10.0, default[3] + 5.0)
+    out = tmp_path / "close.mp4"
+    with LabelledWriter(consent_world.workspace).open_video(
+        consent_world.authorize("music_video"), RenderJob.new("video"), out, width=640, height=360, fps=10,
+    ) as video:
+        for index, frame in enumerate(frames):
+            # A face that was not swapped: the label keeps off it, no tag follows it.
+            video.write(frame, faces=[], other_faces=[chin] if index == 0 else ())
+    places = [detect_visible_label(f.rgb).where for f in iter_video_frames(out)]
+    assert all(p is not None and p[3] <= chin[1] for p in places)  # above the face, in every frame
+    assert max(abs(a - b) for p in places for a, b in zip(p, places[0])) <= 3  # and it stays put

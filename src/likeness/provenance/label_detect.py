@@ -51,6 +51,11 @@ PRESENT_SCORE = 0.55
 #: A window whose luma varies less than this (standard deviation) cannot hold the label: white
 #: text on its dark box varies by 50 or more, even blurred and after JPEG.
 MIN_WINDOW_STD = 20.0
+#: Bars: edge rows or columns of a thumbnail (long side BAR_PROBE_SIDE) that vary less than
+#: BAR_STD and match the outermost line, covering at least MIN_BAR_FRACTION of the side.
+BAR_PROBE_SIDE = 320
+BAR_STD = 3.0
+MIN_BAR_FRACTION = 0.03
 #: Flat grey the templates are composited over: the box darkens whatever lies behind it.
 TEMPLATE_BACKGROUND = 128.0
 
@@ -86,7 +91,11 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
     """Search ``picture`` (uint8 RGB ``(H, W, 3)`` or grey ``(H, W)``) for the visible label."""
     import cv2
 
-    luma = _luma(picture)
+    full = _luma(picture)
+    # Letterbox / pillarbox bars hold no label, and their edge against the picture looks like
+    # the bright-on-dark of a label to the coarse pass: search the content only.
+    left, top, right, bottom = content_box(full)
+    luma = full[top:bottom, left:right]
     height, width = luma.shape
     sizes = _font_sizes(min(height, width))
     coarse = _template(COARSE_FONT_PX, text, blur=True)
@@ -111,8 +120,41 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
         found = _refine(pyramid, hit, text)
         if found.score > best.score:
             best = found
-    return LabelDetection(present=best.score >= threshold, score=best.score, where=best.where,
+    where = None if best.where is None else (best.where[0] + left, best.where[1] + top,
+                                             best.where[2] + left, best.where[3] + top)
+    return LabelDetection(present=best.score >= threshold, score=best.score, where=where,
                           font_px=best.font_px, mirrored=best.mirrored)
+
+
+def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of ``luma`` without uniform bars along its edges (letterbox or
+    pillarbox, any flat colour, at least :data:`MIN_BAR_FRACTION` of the side), found on a
+    thumbnail; the whole picture when there are none."""
+    import cv2
+
+    height, width = luma.shape
+    scale = min(1.0, BAR_PROBE_SIDE / max(height, width))
+    small = luma if scale == 1.0 else cv2.resize(
+        luma, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+    def bars(lines: np.ndarray) -> tuple[int, int]:
+        spread, level = lines.std(axis=1), lines.mean(axis=1)
+
+        def run(order: slice) -> int:
+            flat = (spread[order] < BAR_STD) & (np.abs(level[order] - level[order][0]) < BAR_STD)
+            count = len(flat) if flat.all() else int(np.argmin(flat))
+            # One thumbnail line is given back to the picture: the bar's edge is blurred there.
+            return max(0, count - 1) if count >= MIN_BAR_FRACTION * len(lines) else 0
+
+        return run(slice(None)), run(slice(None, None, -1))
+
+    top, bottom = bars(small)
+    left, right = bars(small.T)
+    x0, y0 = int(left / scale), int(top / scale)
+    x1, y1 = width - int(right / scale), height - int(bottom / scale)
+    if x1 - x0 < width // 4 or y1 - y0 < height // 4:
+        return 0, 0, width, height
+    return x0, y0, x1, y1
 
 
 class _Pyramid:

@@ -307,11 +307,12 @@ class LabelledVideo:
         # Stored orientation: display = np.rot90(stored, k), so stored = np.rot90(display, -k).
         self._quarter_turns = rotation // 90
         stored_width, stored_height = (height, width) if self._quarter_turns % 2 else (width, height)
-        # The label and the watermark pattern are built once per size here, not per frame.
-        self._label = VisibleLabel(width, height, job.label_placement) if labelled else None
-        # The second, smaller label beside the synthetic face (drawn on frames that name faces).
-        self._tag = (FaceTag(width, height, fps=float(fps), label_box=self._label.geometry.box)
-                     if self._label is not None else None)
+        # The watermark pattern is built once per size here, the label at the first frame: neither
+        # per frame. The label is placed at the first frame, clear of the faces that frame names, and stays
+        # there; the second, smaller label (face tag) follows the synthetic face.
+        self._label: VisibleLabel | None = None
+        self._tag: FaceTag | None = None
+        self._fps = float(fps)
         self._embedder = WatermarkEmbedder(job.watermark_payload, stored_width, stored_height)
         self._temps = _Temporaries(out_path, job.job_id)
         self._temps.remove()  # what a killed earlier run of this job (a resume) left behind
@@ -360,6 +361,10 @@ class LabelledVideo:
                 raise MediaError(self.out_path, f"frame must be uint8 ({self.height}, {self.width}, 3), got {got}")
             if self.frames and self.frames % RECHECK_EVERY_FRAMES == 0:
                 self._authz.recheck()
+            if self.labelled and self._label is None:
+                self._label = VisibleLabel(self.width, self.height, self._job.label_placement,
+                                           avoid=[*(faces or ()), *other_faces])
+                self._tag = FaceTag(self.width, self.height, fps=self._fps, label_box=self._label.geometry.box)
             frame = self._label.apply(rgb, in_place=owned) if self._label is not None else rgb
             if self._tag is not None:
                 self._tag.apply(frame, faces, avoid=other_faces, in_place=True)  # ours now (owned or a copy)
