@@ -226,9 +226,12 @@ def imwatermark_method(method: str, bits: int) -> tuple[Callable, Callable]:
         bgr = encoder.encode(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), method)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def decode(rgb: np.ndarray) -> np.ndarray:
+    def decode(rgb: np.ndarray) -> np.ndarray | None:
         decoder = WatermarkDecoder("bits", bits)
-        return np.asarray(decoder.decode(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), method), dtype=np.uint8)
+        try:
+            return np.asarray(decoder.decode(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), method), dtype=np.uint8)
+        except RuntimeError:  # "image too small, should be larger than 256x256": no read
+            return None
 
     return embed, decode
 

@@ -210,8 +210,23 @@ def platform_encode(frames: list[np.ndarray], codec: str, crf: int, fps: float =
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode(None))
     buffer.seek(0)
-    with av.open(buffer) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return decode_with_types(buffer)
+
+
+class Decoded(list):
+    """Decoded RGB frames (uint8 (H, W, 3)) with ``intra``: whether each was an intra frame."""
+
+    intra: list[bool]
+
+
+def decode_with_types(source: io.BytesIO | Path) -> Decoded:
+    frames = Decoded()
+    frames.intra = []
+    with av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            frames.intra.append(bool(frame.key_frame) or str(frame.pict_type).endswith("I"))
+    return frames
 
 
 @dataclass(frozen=True)
@@ -251,13 +266,13 @@ def transforms(seed: int) -> list[Transform]:
     ]
 
 
-def apply_transform(frames: list[np.ndarray], transform: Transform) -> list[np.ndarray]:
+def apply_transform(frames: Decoded, transform: Transform) -> Decoded:
     if transform.keep_every > 1.0:
         count = int(len(frames) / transform.keep_every)
         frames = [frames[int(i * transform.keep_every)] for i in range(count)]
-    changed = [np.ascontiguousarray(transform.frame_op(rgb)) for rgb in frames]
     if transform.codec is None:
-        return changed
+        return frames
+    changed = [np.ascontiguousarray(transform.frame_op(rgb)) for rgb in frames]
     return platform_encode(changed, transform.codec, transform.crf, 25.0 / transform.keep_every)
 
 
@@ -265,9 +280,10 @@ def apply_transform(frames: list[np.ndarray], transform: Transform) -> list[np.n
 
 
 def source_clips(media: Path | None, count: int, frames: int, size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
-    """Natural clips at ``size``: animated package portraits, then clips under ``media``."""
-    clips = {"astronaut": list(animate_portrait(astronaut(), n_frames=frames, size=size, seed=1)),
-             "grace_hopper": list(animate_portrait(grace_hopper(), n_frames=frames, size=size, seed=2))}
+    """Natural clips at ``size``: an animated package portrait (the whole frame moves: rotation,
+    zoom and translation), the clips under ``media`` (first ``frames`` frames, fitted to
+    ``size``), then a second animated portrait."""
+    clips = {"astronaut": list(animate_portrait(astronaut(), n_frames=frames, size=size, seed=1))}
     if media is not None and media.is_dir():
         for path in sorted(media.glob("*.mp4")):
             decoded = []
@@ -277,6 +293,8 @@ def source_clips(media: Path | None, count: int, frames: int, size: tuple[int, i
                     break
             if len(decoded) == frames:
                 clips[f"media:{path.stem}"] = decoded
+    if len(clips) < count:
+        clips["grace_hopper"] = list(animate_portrait(grace_hopper(), n_frames=frames, size=size, seed=2))
     return dict(list(clips.items())[:count])
 
 
@@ -290,7 +308,7 @@ def writer_output(frames: list[np.ndarray], payload: bytes, out: Path) -> list[n
         for rgb in frames:
             labelled = label.apply(rgb)
             encoder.write(labelled, luma_offset=embedder.luma_offset(labelled))
-    return [f.rgb for f in iter_video_frames(out)]
+    return decode_with_types(out)
 
 
 def baseline_output(frames: list[np.ndarray], embed: Callable, bits: np.ndarray, out: Path) -> list[np.ndarray]:
@@ -301,7 +319,7 @@ def baseline_output(frames: list[np.ndarray], embed: Callable, bits: np.ndarray,
     with VideoEncoder(out, width=width, height=height, fps=25, **video_encoder_options(width, height)) as encoder:
         for rgb in frames:
             encoder.write(embed(label.apply(rgb), bits))
-    return [f.rgb for f in iter_video_frames(out)]
+    return decode_with_types(out)
 
 
 @dataclass
@@ -309,6 +327,8 @@ class Row:
     frames: int = 0
     frames_read: int = 0
     frames_wrong: int = 0
+    intra: int = 0
+    intra_read: int = 0
     clips: int = 0
     clips_read: int = 0
     clips_wrong: int = 0
@@ -316,41 +336,55 @@ class Row:
 
     def text(self) -> str:
         frame_rate = f"{self.frames_read / self.frames:.1%}" if self.frames else "-"
+        intra_rate = f"{self.intra_read}/{self.intra}" if self.intra else "-"
         clip_rate = f"{self.clips_read}/{self.clips}" if self.clips else "-"
         ms = f"{statistics.median(self.read_ms):.0f}" if self.read_ms else "-"
-        return f"{frame_rate} | {self.frames_wrong} | {clip_rate} | {self.clips_wrong} | {ms}"
+        return f"{frame_rate} | {intra_rate} | {self.frames_wrong} | {clip_rate} | {self.clips_wrong} | {ms}"
 
 
-def read_ours(frames: list[np.ndarray], payload: bytes, row: Row, every: int = 1) -> None:
-    for rgb in frames[::every]:
+def read_ours(frames: Decoded, payload: bytes, row: Row) -> None:
+    for rgb, intra in zip(frames, frames.intra):
         start = time.perf_counter()
         found = extract_watermark(rgb).payload
         row.read_ms.append((time.perf_counter() - start) * 1e3)
         row.frames += 1
         row.frames_read += found == payload
         row.frames_wrong += found is not None and found != payload
+        if intra:
+            row.intra += 1
+            row.intra_read += found == payload
     found = extract_watermark_frames(frames).payload
     row.clips += 1
     row.clips_read += found == payload
     row.clips_wrong += found is not None and found != payload
 
 
-def read_baseline(frames: list[np.ndarray], decode: Callable, bits: np.ndarray, row: Row) -> None:
+def merge(total: Row, part: Row) -> None:
+    for name in ("frames", "frames_read", "frames_wrong", "intra", "intra_read", "clips", "clips_read", "clips_wrong"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.read_ms.extend(part.read_ms)
+
+
+def read_baseline(frames: Decoded, decode: Callable, bits: np.ndarray, row: Row) -> None:
     votes = []
-    for rgb in frames:
+    for rgb, intra in zip(frames, frames.intra):
         start = time.perf_counter()
         found = decode(rgb)
         row.read_ms.append((time.perf_counter() - start) * 1e3)
         votes.append(found)
         row.frames += 1
-        exact = bool(np.array_equal(found, bits))
+        exact = found is not None and bool(np.array_equal(found, bits))
         row.frames_read += exact
-        row.frames_wrong += not exact
-    majority = (np.mean(votes, axis=0) > 0.5).astype(np.uint8)
+        row.frames_wrong += found is not None and not exact
+        if intra:
+            row.intra += 1
+            row.intra_read += exact
+    votes = [v for v in votes if v is not None]
     row.clips += 1
-    exact = bool(np.array_equal(majority, bits))
-    row.clips_read += exact
-    row.clips_wrong += not exact
+    if votes:
+        exact = bool(np.array_equal((np.mean(votes, axis=0) > 0.5).astype(np.uint8), bits))
+        row.clips_read += exact
+        row.clips_wrong += not exact
 
 
 def platform_main(argv: list[str]) -> int:
@@ -365,6 +399,8 @@ def platform_main(argv: list[str]) -> int:
     parser.add_argument("--no-riva", action="store_true", help="skip rivaGan (seconds per frame)")
     parser.add_argument("--baseline-frames", type=int, default=10, help="frames of the first clip for dwtDctSvd")
     parser.add_argument("--riva-frames", type=int, default=3, help="frames of the first clip for rivaGan")
+    parser.add_argument("--baseline-resolutions", default="360p,720p", help="sizes dwtDctSvd runs at")
+    parser.add_argument("--riva-resolutions", default="720p", help="sizes rivaGan runs at")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     resolutions = [r.strip() for r in args.resolutions.split(",") if r.strip()]
@@ -375,13 +411,13 @@ def platform_main(argv: list[str]) -> int:
     rng = np.random.default_rng(args.seed)
     print(f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}; "
           f"{args.clips} clip(s) of {n_frames} frames at 25 fps per size; every frame read")
-    baselines: list[tuple[str, int, Callable, Callable, int]] = []
+    baselines: list[tuple[str, int, Callable, Callable, int, str]] = []
     if not args.no_baselines:
         embed, decode = imwatermark_method("dwtDctSvd", 64)
-        baselines.append(("dwtDctSvd", 64, embed, decode, args.baseline_frames))
+        baselines.append(("dwtDctSvd", 64, embed, decode, args.baseline_frames, args.baseline_resolutions))
         if not args.no_riva:
             embed, decode = imwatermark_method("rivaGan", 32)
-            baselines.append(("rivaGan", 32, embed, decode, args.riva_frames))
+            baselines.append(("rivaGan", 32, embed, decode, args.riva_frames, args.riva_resolutions))
     rows: dict[tuple[str, str, str], Row] = {}
     with tempfile.TemporaryDirectory(prefix="likeness-wm-platform-") as tmp:
         out = Path(tmp) / "clip.mp4"
@@ -393,18 +429,24 @@ def platform_main(argv: list[str]) -> int:
                 written = writer_output(frames, payload, out)
                 marked_baselines = []
                 if clip_index == 0:
-                    for name, bits_count, embed, decode, count in baselines:
+                    for name, bits_count, embed, decode, count, at in baselines:
+                        if resolution not in at.split(","):
+                            continue
                         bits = rng.integers(0, 2, bits_count).astype(np.uint8)
                         marked_baselines.append((name, decode, bits, baseline_output(frames[:count], embed, bits, out)))
                 for transform in chosen:
                     row = rows.setdefault((resolution, transform.name, WATERMARK_ALGORITHM), Row())
-                    read_ours(apply_transform(written, transform), payload, row)
+                    clip_row = rows.setdefault((resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row())
+                    transformed = apply_transform(written, transform)
+                    read_ours(transformed, payload, clip_row)
+                    merge(row, clip_row)
                     for name, decode, bits, marked in marked_baselines:
                         base_row = rows.setdefault((resolution, transform.name, name), Row())
                         read_baseline(apply_transform(marked, transform), decode, bits, base_row)
                     print(f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True)
-    print("\n| size | transform | method | frames read | wrong frames | clips read | wrong clips | read ms/frame |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "
+          "| read ms/frame |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (resolution, transform_name, method), row in rows.items():
         print(f"| {resolution} | {transform_name} | {method} | {row.text()} |")
     ours = [row for (_, _, method), row in rows.items() if method == WATERMARK_ALGORITHM]
