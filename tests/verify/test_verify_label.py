@@ -12,6 +12,7 @@ import pytest
 
 from likeness.media import write_image
 from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
+from likeness.provenance.label_detect import PRESENT_SCORE
 from likeness.provenance.visible_label import burn_visible_label
 from likeness.provenance.writer import LabelledWriter, RenderJob
 from likeness.verify.pipeline import Verifier, verify_path
@@ -32,7 +33,7 @@ def test_label_only_image_is_called_a_claim_not_proof(consent_world, tmp_path: P
     finally:
         verifier.close()
     assert result.visible_label is not None and result.visible_label.present
-    assert result.visible_label.score >= 0.55 and result.visible_label.where is not None
+    assert result.visible_label.score >= PRESENT_SCORE and result.visible_label.where is not None
     assert not result.watermark.found and not result.c2pa.present
     assert result.verdict.code == "no-enrolled-artist"  # the label decides nothing
     assert result.verdict.evidence[1] == LABEL_WITHOUT_PROVENANCE

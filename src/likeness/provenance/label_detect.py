@@ -10,9 +10,10 @@ Two passes keep it cheap (docs/verify.md gives the timings):
 
 1. coarse: the picture is resized once per candidate font size so the label would be
    :data:`COARSE_FONT_PX` tall, and correlated with one small template and its mirror image
-   (both blurred, which tolerates the 5 % between the sizes tried);
-2. fine: around the best few coarse hits, at up to :data:`FINE_FONT_PX` and in 3 % steps of
-   size, the sharp template gives the score that decides (``score >= PRESENT_SCORE``).
+   (both blurred, which tolerates the 7 % between the sizes tried);
+2. fine: around the best few coarse hits, at up to :data:`FINE_FONT_PX`, at 0.88-1.12 times
+   the coarse size in 6 % steps and then halfway to the best one's neighbours, the sharp
+   template gives the score that decides (``score >= PRESENT_SCORE``).
 
 Example::
 
@@ -47,7 +48,7 @@ FINE_FONT_PX = 18
 FINE_STEPS = (0.88, 0.94, 1.0, 1.06, 1.12)
 #: The decision threshold on the fine correlation (calibrated in docs/verify.md: labelled
 #: frames under re-upload transforms score above, unlabelled pictures with text below).
-PRESENT_SCORE = 0.55
+PRESENT_SCORE = 0.58
 #: A window whose luma varies less than this (standard deviation) cannot hold the label: white
 #: text on its dark box varies by 50 or more, even blurred and after JPEG.
 MIN_WINDOW_STD = 20.0
@@ -107,7 +108,7 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         if size[0] < coarse.shape[1] or size[1] < coarse.shape[0]:
             break
-        # Each size is resized from the one before (1.1x larger): the cost shrinks with the size.
+        # Each size is resized from the one before (1.15x larger): the cost shrinks with the size.
         resized = cv2.resize(previous, size, interpolation=cv2.INTER_AREA if scale < previous_scale else cv2.INTER_LINEAR)
         previous, previous_scale = resized, scale
         blurred = cv2.GaussianBlur(resized, (0, 0), COARSE_BLUR_SIGMA)
@@ -242,6 +243,8 @@ def _distinct(hits: list[_Hit], count: int) -> list[_Hit]:
 def _refine(pyramid: _Pyramid, hit: _Hit, text: str) -> LabelDetection:
     """Correlate the sharp template (the way round the coarse hit says) at sizes around ``hit``
     in a window around it: :data:`FINE_STEPS` first, then halfway to the neighbours of the best."""
+    import cv2
+
     rendered_px = max(COARSE_FONT_PX, round(min(FINE_FONT_PX, hit.font_px)))
     template = _template(rendered_px, text, blur=False)
     t_h, t_w = template.shape
@@ -256,7 +259,7 @@ def _refine(pyramid: _Pyramid, hit: _Hit, text: str) -> LabelDetection:
         if window.shape[0] < t_h or window.shape[1] < t_w:
             return LabelDetection.nothing(-1.0)
         oriented = np.ascontiguousarray(template[:, ::-1]) if mirrored else template
-        _, score, _, (bx, by) = _max_loc(_correlate(window, oriented)[0])
+        _, score, _, (bx, by) = cv2.minMaxLoc(_correlate(window, oriented)[0])
         x, y = left + bx / scale, top + by / scale
         where = (int(round(x)), int(round(y)), int(round(x + t_w / scale)), int(round(y + t_h / scale)))
         return LabelDetection(present=False, score=float(score), where=where, font_px=float(font_px), mirrored=mirrored)
@@ -269,12 +272,6 @@ def _refine(pyramid: _Pyramid, hit: _Hit, text: str) -> LabelDetection:
         if found.score > best.score:
             best = found
     return best
-
-
-def _max_loc(scores: np.ndarray) -> tuple[float, float, tuple[int, int], tuple[int, int]]:
-    import cv2
-
-    return cv2.minMaxLoc(scores)
 
 
 @lru_cache(maxsize=32)
