@@ -172,3 +172,86 @@ def test_without_anchor_folders_there_is_no_check(tmp_path):
         assert inside.policy.ledger_check is None  # a folder inside the workspace proves nothing
     finally:
         inside.close()
+
+
+def _rewrite_ledger_row(ws, seq: int, statement: str, **params) -> None:
+    """Run ``statement`` on the ledger with its guards dropped, then restore them."""
+    with ws.engine.begin() as conn:
+        triggers = conn.execute(text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger'"
+        )).all()
+        for name, _ in triggers:
+            conn.execute(text(f"DROP TRIGGER {name}"))
+        conn.execute(text(statement), {"seq": seq, **params})
+        for _, sql in triggers:
+            conn.execute(text(sql))
+
+
+def _revoke_and_anchor(consent_world, *, rows_after: int) -> tuple[int, str]:
+    ws = consent_world.workspace
+    consent_world.revoke_grant()
+    for n in range(rows_after):
+        ws.ledger.append("test.event", {"n": n})
+    _, (anchor_path,) = anchor_workspace(ws)
+    (event,) = ws.ledger.find("grant.revoked", grant_id=consent_world.grant_id)
+    with ws.engine.begin() as conn:
+        conn.execute(text("DELETE FROM grant_revocations WHERE grant_id = :g"), {"g": consent_world.grant_id})
+    return event.seq, anchor_path
+
+
+@pytest.mark.parametrize("rows_after", [0, 2], ids=["anchored-row", "row-before-anchor"])
+def test_revocation_event_edited_in_place_keeping_its_hash_is_refused(consent_world, rows_after):
+    """Finding 3: the revocation's event_type is changed in place (stored hash kept), triggers
+    restored, the revocation row deleted: the grant looks unrevoked and check_anchor's stored
+    hash still matches; the recomputed hash (anchored row) or the walk (earlier row) does not."""
+    ws = consent_world.workspace
+    seq, anchor_path = _revoke_and_anchor(consent_world, rows_after=rows_after)
+    _rewrite_ledger_row(ws, seq, "UPDATE ledger SET event_type = 'grant.note' WHERE seq = :seq")
+    assert not ws.ledger.find("grant.revoked", grant_id=consent_world.grant_id)
+    assert ws.ledger.hash_at(ws.ledger.head()[0]) is not None
+
+    error = refusal(consent_world.authorize, "music_video")
+    assert error.reason == "ledger_rewritten"
+    assert anchor_path in str(error) and f"ledger row {seq}" in str(error)
+    assert ("anchored_row_edited" if rows_after == 0 else "chain_broken") in str(error)
+    kinds = {p.kind for p in audit_workspace(ws).problems}
+    assert "chain_broken" in kinds
+
+
+def test_revocation_replaced_by_a_filler_row_with_the_old_hashes_is_refused(consent_world):
+    """Finding 3 variant: the anchored revocation row is deleted and a filler row inserted at
+    the same seq, reusing the old prev_hash and hash."""
+    ws = consent_world.workspace
+    seq, anchor_path = _revoke_and_anchor(consent_world, rows_after=0)
+    with ws.engine.connect() as conn:
+        old = conn.execute(text("SELECT prev_hash, hash FROM ledger WHERE seq = :s"), {"s": seq}).one()
+    _rewrite_ledger_row(
+        ws, seq,
+        "DELETE FROM ledger WHERE seq = :seq",
+    )
+    _rewrite_ledger_row(
+        ws, seq,
+        "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
+        "VALUES (:seq, :event_id, 'test.event', '2025-01-01T00:00:00Z', '{}', :prev_hash, :hash)",
+        event_id="f" * 32, prev_hash=old.prev_hash, hash=old.hash,
+    )
+    assert ws.ledger.hash_at(seq) == old.hash
+    error = refusal(consent_world.authorize, "music_video")
+    assert error.reason == "ledger_rewritten" and f"ledger row {seq}" in str(error)
+    assert anchor_path in str(error)
+
+
+def test_the_walk_up_to_the_anchor_runs_once_per_anchor_and_row_count(consent_world, anchors):
+    ws = consent_world.workspace
+    anchor_workspace(ws)
+    check = AnchoredLedgerCheck([anchors], ws.ledger)
+    walks = []
+    real = ws.ledger.verify
+    ws.ledger.verify = lambda **kw: walks.append(kw) or real(**kw)
+    try:
+        assert check(fresh=True) is None and check(fresh=True) is None
+        assert len(walks) == 1 and walks[0]["through"] == ws.ledger.head()[0]
+        ws.ledger.append("test.event", {"n": 1})  # another row count: walk again
+        assert check(fresh=True) is None and len(walks) == 2
+    finally:
+        del ws.ledger.verify

@@ -276,6 +276,13 @@ def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None =
             f"ledger row {seq} differs from the anchor taken {anchor.at}: the ledger was "
             f"rewritten at or before row {seq}",
         )]
+    hashes = ledger.row_hashes(seq)
+    if hashes is None or hashes[0] != hashes[1]:  # the stored hash was kept, the content edited
+        return [Problem(
+            "anchored_row_edited", where,
+            f"ledger row {seq} (the row the anchor taken {anchor.at} holds) no longer matches its "
+            f"own hash: its content was edited, or the row replaced, after the anchor was taken",
+        )]
     return []
 
 
@@ -298,13 +305,16 @@ class AnchoredLedgerCheck:
     rewritten from there, the rows still form a valid chain, and only an anchor taken after the
     revocation shows that the ledger lost it. ``__call__`` returns the first problem of the
     latest anchor (``check_anchor``: ``tail_truncated``, ``tail_rewritten``,
-    ``anchor_signature_invalid``, ``anchor_wrong_key``, ``anchor_unknown_org``), or
-    ``rows_deleted`` when fewer rows than the anchored row number lead up to it (rows deleted
-    and left out of the chain); ``None`` when it holds or when no folder holds an anchor.
+    ``anchored_row_edited``, ``anchor_signature_invalid``, ``anchor_wrong_key``,
+    ``anchor_unknown_org``), then of the chain up to the anchored row (``rows_deleted``: a gap
+    in the row numbers; ``chain_broken``: a row edited, inserted or re-linked), each naming the
+    first broken row; ``None`` when it holds or when no folder holds an anchor.
 
-    ``fresh=True`` (issuing an authorization) always checks; otherwise (rechecks during a
-    render) a result younger than ``max_age_s`` seconds is reused. A full walk of the chain
-    (a row edited in the middle) is ``audit verify``'s: it costs a hash per row.
+    The anchored row's hash is recomputed at every check (one row). The walk up to it (a hash
+    per row) runs once per anchor and ledger row count in this process and is cached: a check
+    after rows were added or deleted, or against a new anchor, walks again. ``fresh=True``
+    (issuing an authorization) always checks; otherwise (rechecks during a render) a result
+    younger than ``max_age_s`` seconds is reused.
     """
 
     def __init__(
@@ -319,6 +329,8 @@ class AnchoredLedgerCheck:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: tuple[float, Problem | None] | None = None
+        # (anchor file, anchored row, anchored hash, ledger row count) -> the walk's problem
+        self._walks: dict[tuple[str, int, str, int], Problem | None] = {}
 
     def __call__(self, *, fresh: bool = False) -> Problem | None:
         now = self._clock()
@@ -339,11 +351,32 @@ class AnchoredLedgerCheck:
         problems = check_anchor(anchor, ledger=self.ledger, org_public_key=org_key)
         if problems:
             return problems[0]
-        rows = self.ledger.rows_through(anchor.seq)
-        if rows != anchor.seq:
-            return Problem(
-                "rows_deleted", anchor.location,
-                f"the anchor (taken {anchor.at}) holds ledger row {anchor.seq}, but only {rows} rows "
-                f"lead up to it: {anchor.seq - rows} rows before it were deleted",
-            )
+        if anchor.seq == 0:
+            return None
+        key = (anchor.location, anchor.seq, str(anchor.head["hash"]), self.ledger.count())
+        with self._lock:
+            if key in self._walks:
+                return self._walks[key]
+        problem = chain_problem(anchor, self.ledger)
+        with self._lock:
+            self._walks = {key: problem}  # only the latest anchor and row count matter
+        return problem
+
+
+def chain_problem(anchor: Anchor, ledger: Ledger) -> Problem | None:
+    """The first broken row of the chain up to ``anchor``'s row (seq continuity, previous
+    hashes, hashes recomputed from content), or ``None`` when it leads intact to the anchored
+    hash. ``rows_deleted`` for a gap in the row numbers, else ``chain_broken``."""
+    report = ledger.verify(through=anchor.seq)
+    if report.ok and report.rows == anchor.seq and report.head_hash == anchor.head["hash"]:
         return None
+    if not report.ok:
+        kind = "rows_deleted" if report.cause == "sequence" else "chain_broken"
+        return Problem(kind, anchor.location,
+                       f"the chain up to anchored row {anchor.seq} (anchor taken {anchor.at}) breaks at "
+                       f"ledger row {report.broken_seq}: {report.problem}")
+    return Problem(
+        "rows_deleted", anchor.location,
+        f"the anchor (taken {anchor.at}) holds ledger row {anchor.seq}, but only {report.rows} rows "
+        f"lead up to it: {anchor.seq - report.rows} rows before it were deleted",
+    )

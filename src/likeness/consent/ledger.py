@@ -55,6 +55,9 @@ class ChainReport:
     head_hash: str
     broken_seq: int | None = None
     problem: str | None = None
+    #: what broke at ``broken_seq``: ``sequence`` (a row deleted or inserted before it),
+    #: ``prev_hash`` (rows deleted, inserted or reordered) or ``content`` (the row was edited)
+    cause: str | None = None
 
 
 def event_hash(
@@ -227,40 +230,50 @@ class Ledger:
         with self._session_factory() as session:
             return session.scalar(select(func.count()).select_from(LedgerRow)) or 0
 
-    def verify(self) -> ChainReport:
-        """Recompute the chain from the first row; report the first row that breaks it."""
+    def row_hashes(self, seq: int) -> tuple[str, str] | None:
+        """``(stored hash, hash recomputed from the row's content)`` of ledger row ``seq``;
+        ``None`` when there is no such row. They differ when the row was edited in place."""
+        with self._session_factory() as session:
+            row = session.get(LedgerRow, seq)
+            return (row.hash, _recomputed(row)) if row is not None else None
+
+    def verify(self, *, through: int | None = None) -> ChainReport:
+        """Recompute the chain from the first row (up to row ``through`` when given); report
+        the first row that breaks it. Costs one hash per row (docs/consent.md gives rows/s)."""
         expected_prev = GENESIS_HASH
         expected_seq = 1
         rows = 0
         with self._session_factory() as session:
-            # Read in physical insertion order too, so a swapped pair of seq values shows up.
-            for row in session.scalars(select(LedgerRow).order_by(LedgerRow.seq)):
+            query = select(LedgerRow).order_by(LedgerRow.seq)
+            if through is not None:
+                query = query.where(LedgerRow.seq <= through)
+            for row in session.scalars(query.execution_options(yield_per=2000)):
                 rows += 1
                 if row.seq != expected_seq:
                     return ChainReport(
                         False, rows, expected_prev, row.seq,
                         f"row {row.seq}: expected sequence number {expected_seq} "
-                        f"(a row was deleted or inserted before it)",
+                        f"(a row was deleted or inserted before it)", "sequence",
                     )
                 if row.prev_hash != expected_prev:
                     return ChainReport(
                         False, rows, expected_prev, row.seq,
                         f"row {row.seq}: its previous-hash does not match row {row.seq - 1} "
-                        f"(rows were deleted, inserted or reordered)",
+                        f"(rows were deleted, inserted or reordered)", "prev_hash",
                     )
-                recomputed = event_hash(
-                    seq=row.seq,
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    created_at=row.created_at,
-                    payload_json=row.payload,
-                    prev_hash=row.prev_hash,
-                )
-                if recomputed != row.hash:
+                if _recomputed(row) != row.hash:
                     return ChainReport(
                         False, rows, expected_prev, row.seq,
-                        f"row {row.seq}: content does not match its hash (the row was edited)",
+                        f"row {row.seq}: content does not match its hash (the row was edited)", "content",
                     )
                 expected_prev = row.hash
                 expected_seq += 1
         return ChainReport(True, rows, expected_prev)
+
+
+def _recomputed(row: LedgerRow) -> str:
+    """The hash a ledger row should have, from its own content."""
+    return event_hash(
+        seq=row.seq, event_id=row.event_id, event_type=row.event_type, created_at=row.created_at,
+        payload_json=row.payload, prev_hash=row.prev_hash,
+    )
