@@ -26,7 +26,10 @@ class ConsentError(LikenessError):
       (not signed by the subject's rights holder with the key the ledger had in force),
       holder_key_altered (a holder row whose key is not the one on the ledger, or a holder
       with no ``holder.created`` event), subject_altered (a subject row whose slug, kind or
-      owning organisation is not its ``subject.created`` event's), ledger_rewritten (the
+      owning organisation is not its ``subject.created`` event's), org_altered (an
+      organisation row whose slug or name is not its ``org.created`` event's), holder_altered
+      (signing refused: a holder row whose slug, kind or name is not its ``holder.created``
+      event's), ledger_rewritten (the
       ledger no longer holds the latest anchor kept outside the workspace);
     - its standing: revoked (a verified revocation on the ledger, with or without its row),
       revocation_invalid (a revocation row or event that does not verify: refused until

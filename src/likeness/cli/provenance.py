@@ -33,7 +33,7 @@ def keys_init(
     with mapped_errors():
         workspace = open_workspace(ctx)
         organisation = workspace.registry.default_org(org or settings_from(ctx).org)
-        setup = ensure_signing_setup(workspace.keys_dir / "c2pa", organisation.name or organisation.slug)
+        setup = ensure_signing_setup(workspace.keys_dir / "c2pa", workspace.registry.org_display_name(organisation.id))
     console.print(f"[green]signing setup ready[/] for {setup.org_name}")
     _describe(setup)
 

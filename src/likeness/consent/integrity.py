@@ -203,6 +203,17 @@ class LedgerConsent:
         created = self.subject_created(subject_id)
         return created.payload.get("holder_id") if created else None
 
+    def org_created(self, org_id: str) -> LedgerEvent | None:
+        """The organisation's first ``org.created`` event (later copies are ignored)."""
+        found = self._find(("org.created",), "org_id", org_id)
+        return found[0] if found else None
+
+    def holder_created(self, holder_id: str) -> LedgerEvent | None:
+        """The holder's first ``holder.created`` event (later copies are ignored)."""
+        found = self._find(HOLDER_KEY_EVENTS, "holder_id", holder_id)
+        created = [e for e in found if e.event_type == "holder.created"]
+        return created[0] if created else None
+
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
         """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``."""
         found = self._find(("org.created",), "org_id", org_id)
@@ -379,6 +390,60 @@ def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding |
     return None
 
 
+#: Organisation row columns that must be what its ``org.created`` event recorded: the slug
+#: finds the grantee (``--org``), and the slug and name go into C2PA manifests and certificates.
+ORG_IDENTITY = ("slug", "name")
+#: Rights holder row columns compared with ``holder.created`` (``name`` only in events that
+#: record it: holders enrolled before it was recorded have slug and kind only). The slug also
+#: names the holder's key file.
+HOLDER_IDENTITY = ("slug", "kind", "name")
+
+
+def _identity_differs(row: Any, event: LedgerEvent, columns: Sequence[str]) -> list[str]:
+    """``column 'row value' (the ledger says 'event value')`` for each recorded column that differs."""
+    return [
+        f"{column} {getattr(row, column)!r} (the ledger says {event.payload.get(column)!r})"
+        for column in columns
+        if column in event.payload and getattr(row, column) != event.payload.get(column)
+    ]
+
+
+def org_identity_problem(view: LedgerConsent, org: Organisation) -> Finding | None:
+    """``None`` if the organisation row's slug and name are those of its ``org.created``
+    event, else ``org_altered``. Swapped slugs (studio <-> rival) would otherwise let ``--org
+    rival`` authorize under studio's grant, and an edited name would sign C2PA manifests."""
+    created = view.org_created(org.id)
+    if created is None:
+        return Finding("org_altered", f"organisation row {org.id} has no org.created event on the ledger")
+    differs = _identity_differs(org, created, ORG_IDENTITY)
+    if differs:
+        return Finding(
+            "org_altered",
+            f"organisation row {org.id} differs from its org.created event (ledger row "
+            f"{created.seq}): {', '.join(differs)}",
+        )
+    return None
+
+
+def holder_identity_problem(view: LedgerConsent, holder: RightsHolder) -> str | None:
+    """``None`` if the holder row's slug, kind (and name, where recorded) are those of its
+    ``holder.created`` event, else what differs (a missing event is ``holder_key_problem``'s)."""
+    created = view.holder_created(holder.id)
+    if created is None:
+        return None
+    differs = _identity_differs(holder, created, HOLDER_IDENTITY)
+    if differs:
+        return f"it differs from its holder.created event (ledger row {created.seq}): {', '.join(differs)}"
+    return None
+
+
+def _grantee_problem(session: Session, view: LedgerConsent, org_id: str) -> Finding | None:
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return Finding("org_altered", f"its organisation row {org_id} is missing")
+    return org_identity_problem(view, org)
+
+
 def _signed_record_problem(
     kind: str, event: LedgerEvent, rebuilt: dict[str, Any], row_digest: str, row_signature: str,
     history: KeyHistory, *, altered: str, bad_signature: str, not_on_ledger: str,
@@ -407,7 +472,8 @@ def _signed_record_problem(
 def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Finding | None:
     """``None`` if the grant row is what its subject's rights holder signed and put on the
     ledger, else the finding (``holder_key_altered``, ``signature_invalid``,
-    ``subject_altered``, ``grant_not_on_ledger`` or ``grant_altered``)."""
+    ``subject_altered``, ``org_altered`` (the grantee's row), ``grant_not_on_ledger`` or
+    ``grant_altered``)."""
     holder = session.get(RightsHolder, grant.holder_id)
     subject = session.get(Subject, grant.subject_id)
     if holder is None or subject is None:
@@ -423,7 +489,7 @@ def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Findin
             f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
             f"for subject '{subject.slug}'",
         )
-    altered = subject_identity_problem(view, subject)
+    altered = subject_identity_problem(view, subject) or _grantee_problem(session, view, grant.org_id)
     if altered:
         return altered
     event = view.issued("grant", grant.id)
@@ -456,7 +522,7 @@ def release_problem(session: Session, view: LedgerConsent, release: Release) -> 
             "release_signature_invalid",
             f"it is signed by holder '{holder.slug}', not by performer '{performer.slug}' as the ledger records",
         )
-    altered = subject_identity_problem(view, performer)
+    altered = subject_identity_problem(view, performer) or _grantee_problem(session, view, release.org_id)
     if altered:
         return altered
     event = view.issued("release", release.id)
@@ -546,6 +612,9 @@ def _organisation_problems(session: Session, view: LedgerConsent) -> list[Consen
                 "organisation", org.id,
                 f"organisation '{org.slug}': its key in the database is not the key on the ledger",
             ))
+        altered = org_identity_problem(view, org) if key is not None else None
+        if altered:
+            out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}': {altered.detail}"))
     return out + _missing_rows(session, view, "organisation", "org.created", Organisation)
 
 
@@ -556,6 +625,9 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         problem = holder_key_problem(history, holder)
         if problem:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {problem}"))
+        altered = holder_identity_problem(view, holder)
+        if altered:
+            out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
         out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
                    for p in history.problems)
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
@@ -619,7 +691,9 @@ __all__ = [
     "consent_row_problems",
     "forged_refund_problems",
     "grant_problem",
+    "holder_identity_problem",
     "holder_key_problem",
+    "org_identity_problem",
     "release_problem",
     "subject_identity_problem",
 ]

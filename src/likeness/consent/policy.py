@@ -36,6 +36,7 @@ from likeness.consent.integrity import (
     Finding,
     LedgerConsent,
     grant_problem,
+    org_identity_problem,
     release_problem,
     subject_identity_problem,
 )
@@ -60,6 +61,7 @@ _SEAL = object()  # module-private capability: only this module can finish build
 _REASON_ORDER = (
     "holder_key_altered",
     "subject_altered",
+    "org_altered",
     "grant_not_on_ledger",
     "grant_altered",
     "signature_invalid",
@@ -70,7 +72,7 @@ _REASON_ORDER = (
     "not_yet_valid",
 )
 # Reasons that say the record itself cannot be trusted (reported whatever its uses say).
-_RECORD_REASONS = frozenset(_REASON_ORDER[:6])
+_RECORD_REASONS = frozenset(_REASON_ORDER[:7])
 
 _STATES = {
     None: "active",
@@ -188,6 +190,7 @@ _MESSAGES = {
     "grant_not_on_ledger": "grant {grant} is not on the ledger ({detail}); it is not in force",
     "holder_key_altered": "consent record {grant} is refused: {detail}",
     "subject_altered": "subject '{subject}' is refused: its record was altered ({detail})",
+    "org_altered": "organisation '{org}' is refused: its record was altered ({detail})",
     "ledger_rewritten": "consent decisions are refused: the ledger no longer holds anchor {anchor} "
                         "({detail})",
     "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
@@ -394,7 +397,7 @@ class PolicyEngine:
             with self._session_factory() as session:
                 view = LedgerConsent(session)
                 subject_row = self._subject(session, view, subject)
-                org_row = self._org(session, grantee)
+                org_row = self._org(session, view, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
                 grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
                 signed = view.issued("grant", grant.id)
@@ -443,13 +446,17 @@ class PolicyEngine:
             raise self._refusal(altered.reason, {"subject": subject}, detail=altered.detail)
         return row
 
-    def _org(self, session: Session, org: str) -> Organisation:
-        """The organisation with id ``org``, else with that slug."""
+    def _org(self, session: Session, view: LedgerConsent, org: str) -> Organisation:
+        """The organisation with id ``org``, else with that slug, refused (``org_altered``)
+        when its row's slug or name is not what its ``org.created`` event recorded."""
         row = session.get(Organisation, org) or session.scalar(
             select(Organisation).where(Organisation.slug == org)
         )
         if row is None:
             raise ConsentError("unknown_org", f"no organisation '{org}' is registered")
+        altered = org_identity_problem(view, row)
+        if altered:
+            raise self._refusal(altered.reason, {"org": org}, detail=altered.detail)
         return row
 
     def _grant_failure(
@@ -651,7 +658,7 @@ class PolicyEngine:
             with self._session_factory() as session:
                 view = LedgerConsent(session)
                 subject_row = self._subject(session, view, performer)
-                org_row = self._org(session, grantee)
+                org_row = self._org(session, view, grantee)
                 context.update(subject=subject_row.slug, org=org_row.slug)
                 releases = list(
                     session.scalars(

@@ -271,6 +271,21 @@ class Registry:
             session.expunge(org)
             return org
 
+    def org_display_name(self, slug_or_id: str) -> str:
+        """The organisation's display name as its ``org.created`` event recorded it (what C2PA
+        certificates and manifests name); ``ConsentError('org_altered')`` when its row's slug or
+        name differs from the event, ``RegistryError`` when there is no such organisation."""
+        from likeness.consent.integrity import LedgerConsent, org_identity_problem
+
+        org = self.get_org(slug_or_id)
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            altered = org_identity_problem(view, org)
+            created = view.org_created(org.id)
+        if altered:
+            raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: {altered.detail}")
+        return str(created.payload.get("name") or created.payload.get("slug") or org.slug)
+
     def list_orgs(self) -> list[Organisation]:
         with self._session_factory() as session:
             orgs = list(session.scalars(select(Organisation).order_by(Organisation.slug)))
@@ -319,7 +334,7 @@ class Registry:
             session.expunge(holder)
         self._ledger.append(
             "holder.created",
-            {"holder_id": holder.id, "slug": slug, "kind": kind,
+            {"holder_id": holder.id, "slug": slug, "name": name, "kind": kind,
              "key_fingerprint": holder.key_fingerprint, "public_key": holder.public_key},
         )
         return holder
@@ -462,9 +477,9 @@ class Registry:
         """The holder's private key, checked against the key the ledger says is in force.
         ``row_must_match=False`` (revocations) signs even when the holder row was tampered with:
         a holder can always take consent back with their ledger key."""
-        path = holder_key_path or self.holder_key_path(holder.slug)
-        key = keys.load_private_key(path)
         current = self._ledger_key(holder, row_must_match=row_must_match)
+        path = holder_key_path or self.holder_key_path(self._enrolled_slug(holder))
+        key = keys.load_private_key(path)
         if keys.fingerprint(keys.public_raw(key)) != current.fingerprint:
             raise ConsentError(
                 "signature_invalid",
@@ -474,18 +489,33 @@ class Registry:
 
     def _ledger_key(self, holder: RightsHolder, *, row_must_match: bool = True):
         """The holder's current key per the ledger; ``holder_key_altered`` if the holder is not
-        on the ledger or (``row_must_match``) its row differs from it."""
-        from likeness.consent.integrity import LedgerConsent, holder_key_problem
+        on the ledger or (``row_must_match``) its row's key differs from it, ``holder_altered``
+        if (``row_must_match``) its row's slug, kind or name differs from ``holder.created``."""
+        from likeness.consent.integrity import LedgerConsent, holder_identity_problem, holder_key_problem
 
         with self._session_factory() as session:
-            history = LedgerConsent(session).holder_keys(holder.id)
+            view = LedgerConsent(session)
+            history = view.holder_keys(holder.id)
             row = session.get(RightsHolder, holder.id)
             problem = holder_key_problem(history, row) if row is not None else "its row is missing"
+            altered = holder_identity_problem(view, row) if row is not None else None
         if history.current is None or (problem and row_must_match):
             raise ConsentError(
                 "holder_key_altered", f"rights holder '{holder.slug}': {problem}; nothing is signed with it"
             )
+        if altered and row_must_match:
+            raise ConsentError("holder_altered", f"rights holder '{holder.slug}': {altered}; nothing is signed with it")
         return history.current
+
+    def _enrolled_slug(self, holder: RightsHolder) -> str:
+        """The holder's slug as ``holder.created`` recorded it (it names the key file), so a
+        holder row with another holder's slug never picks up that holder's key file."""
+        from likeness.consent.integrity import LedgerConsent
+
+        with self._session_factory() as session:
+            created = LedgerConsent(session).holder_created(holder.id)
+        slug = created.payload.get("slug") if created else None
+        return slug if isinstance(slug, str) and SLUG.match(slug) else holder.slug
 
     # --- holder keys -----------------------------------------------------------------------
     def rotate_holder_key(

@@ -42,7 +42,7 @@ import numpy as np
 
 from likeness.consent import Authorization, require_authorization
 from likeness.digests import sha256_file
-from likeness.errors import ConsentError, MediaError, ProvenanceError, RegistryError
+from likeness.errors import ConsentError, MediaError, ProvenanceError
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
 from likeness.provenance.visible_label import PLACEMENTS, Box, FaceTag, Placement, VisibleLabel
@@ -123,12 +123,13 @@ class LabelledWriter:
         return Path(self._workspace.keys_dir) / "c2pa"
 
     def signing_setup(self, authz: Authorization) -> SigningSetup:
-        """The workspace's C2PA signing setup, created for the grantee org on first use."""
+        """The workspace's C2PA signing setup, created for the grantee org on first use with
+        the display name its ``org.created`` event recorded (``org_altered`` when the row's
+        slug or name was edited: the name goes into the certificates)."""
         if self._setup is None:
-            org_name = authz.org_slug
-            with contextlib.suppress(RegistryError):  # display name is cosmetic; slug is enough
-                org_name = self._workspace.registry.get_org(authz.org_id).name or authz.org_slug
-            self._setup = ensure_signing_setup(self.signing_dir, org_name)
+            self._setup = ensure_signing_setup(
+                self.signing_dir, self._workspace.registry.org_display_name(authz.org_id)
+            )
         return self._setup
 
     def write_image(
