@@ -177,3 +177,38 @@ def test_resealed_with_a_swapped_organisation_key_is_refused(trained_world, sora
     error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
     assert error.reason == "artefact_altered"
     assert "org.created" in str(error)
+
+
+def test_replayed_checkpoint_event_with_another_performer_slug_swaps_onto_no_one_else(
+    trained_world, performer_clip, tmp_path
+) -> None:
+    """INSERT only, no keys: a copy of the genuine sealed ``model.checkpointed`` event is appended
+    with ``performer_slug`` changed to ``lee``, an enrolled performer without a release. Slugs are
+    not what the seal binds: export and render name and pick faces by the sealed ids, so the
+    card still says jun and render swaps onto jun's face only."""
+    import cv2
+
+    from likeness.errors import FaceError
+    from likeness.faceset import enroll_reference_photos
+    from likeness.media.synthetic import astronaut
+    from likeness.train import export_from_folder
+
+    workspace = trained_world.workspace
+    workspace.registry.add_subject("lee", "Lee", kind="performer")
+    lee_photo = tmp_path / "lee.png"
+    cv2.imwrite(str(lee_photo), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    assert enroll_reference_photos(workspace, "lee", [lee_photo]).added == 1
+    (genuine,) = workspace.ledger.find("model.checkpointed")
+    workspace.ledger.append("model.checkpointed", {**genuine.payload, "performer_slug": "lee"})
+
+    exported = tmp_path / "exported"
+    result = export_from_folder(workspace, trained_world.model_dir, out_dir=exported, org="studio")
+    assert result.card["performer_slug"] == "jun" and result.card["subject_slug"] == "mina"
+    (event,) = workspace.ledger.find("model.exported", signature=result.card["seal"]["signature"])
+    assert event.payload["performer_slug"] == "jun"
+    with pytest.raises(FaceError) as refused:
+        render_media(workspace, exported, lee_photo, tmp_path / "lee-swapped.png", use="music_video",
+                     org="studio", options=RenderOptions(write_report=False))
+    assert "no swappable face of the released performer" in str(refused.value)
+    assert not (tmp_path / "lee-swapped.png").exists()
+    assert not workspace.ledger.find("render.completed")

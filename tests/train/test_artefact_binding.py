@@ -247,3 +247,39 @@ def test_a_checkpoint_of_one_subject_s_faceset_cannot_be_recorded_under_another_
     assert refused.value.reason == "artefact_altered" and "faceset.created" in str(refused.value)
     assert "'sora'" in str(refused.value)
     assert not workspace.ledger.find("model.checkpointed")
+
+
+def test_a_checkpoint_cannot_be_recorded_for_a_performer_other_than_its_target_faceset_s(
+    consent_world, sora, faceset_writer, tmp_path
+):
+    # Training lineage, target side: jun's faceset was extracted under jun's release, so a
+    # checkpoint trained on it cannot name sora as its performer.
+    from likeness.train.checkpoint import record_checkpoint
+
+    workspace = consent_world.workspace
+    jun_faces = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
+    authz = consent_world.authorize()
+    state = {"consent": {"subject_id": authz.subject_id, "grant_id": consent_world.grant_id, "org_id": authz.org_id,
+                         "performer_id": workspace.registry.get_subject("sora").id,
+                         "release_id": consent_world.release_id},
+             "data": {"source_sha256": "0" * 64, "target_sha256": load_faceset(jun_faces).faceset_sha256}}
+    with pytest.raises(ConsentError) as refused:
+        record_checkpoint(workspace, authz, tmp_path / "m", state, "1" * 64)
+    assert refused.value.reason == "artefact_altered"
+    assert "target faceset" in str(refused.value) and "'jun'" in str(refused.value)
+    assert not workspace.ledger.find("model.checkpointed")
+
+
+def test_replayed_checkpoint_event_with_other_slugs_changes_no_name(consent_world, sora, sora_model):
+    # INSERT only, no keys: the genuine sealed event appended again with its (unsealed) slugs
+    # changed. Whose model it is, and the names export writes, come from the sealed ids.
+    from likeness.train.checkpoint import load_bound_checkpoint
+
+    workspace = consent_world.workspace
+    (genuine,) = workspace.ledger.find("model.checkpointed")
+    workspace.ledger.append("model.checkpointed", {**genuine.payload, "subject_slug": "mina",
+                                                   "performer_slug": "mina"})
+    _state, consent = load_bound_checkpoint(workspace, sora_model / CHECKPOINT_NAME)
+    assert (consent["subject_slug"], consent["performer_slug"]) == ("sora", "jun")
+    exported = export_from_folder(workspace, sora_model, org="studio")
+    assert (exported.card["subject_slug"], exported.card["performer_slug"]) == ("sora", "jun")

@@ -14,7 +14,9 @@ the event and the signature all agree. A training checkpoint file carries no sea
 consent and data fields, and that sealed event, not the (editable) consent dict inside the
 checkpoint, says whose face it holds. An event without a valid seal (appended by someone with
 write access to the ledger but not the organisation's key) is ignored. A checkpoint trained from
-a faceset must name the subject and grant of that faceset's sealed ``faceset.created`` event.
+a faceset must name the subject and grant of that faceset's sealed ``faceset.created`` event, and
+its performer must be the subject of its target faceset's. Seals bind ids, never slugs: a slug
+in an event is display only, and whoever needs one looks it up in the registry by the sealed id.
 
 Refusals are ``ConsentError`` with reason ``artefact_altered`` (the document, its files or its
 event disagree, or no event on this workspace's ledger knows it, as for a folder copied from
@@ -181,29 +183,44 @@ def seal_checkpoint(workspace: Any, org_id: str, checkpoint_sha256: str, record:
     return seal_document(workspace, org_id, "checkpoint", bound, bound)
 
 
+def _sealed_facesets(workspace: Any, faceset_sha256: Any) -> list[LedgerEvent]:
+    """The ``faceset.created`` events for ``faceset_sha256`` that carry a valid organisation seal."""
+    return [e for e in workspace.ledger.find(FACESET_EVENT, faceset_sha256=faceset_sha256)
+            if _event_seal_problem(workspace, e.payload, "faceset-manifest", FACESET_BOUND) is None]
+
+
 def checkpoint_lineage_problem(workspace: Any, record: dict[str, Any]) -> str | None:
-    """Why a checkpoint naming ``record``'s subject and grant cannot have been trained from its
-    source faces (None: it can). When the source faces are a faceset this workspace extracted
+    """Why a checkpoint naming ``record``'s subject, grant and performer cannot have been trained
+    from its faces (None: it can). When the source faces are a faceset this workspace extracted
     (a sealed ``faceset.created`` event with ``faceset_sha256`` = ``source_faceset_sha256``),
-    the checkpoint must name that event's subject and grant; faces held only in memory have no
-    such event."""
-    events = [e for e in workspace.ledger.find(FACESET_EVENT, faceset_sha256=record.get("source_faceset_sha256"))
-              if _event_seal_problem(workspace, e.payload, "faceset-manifest", FACESET_BOUND) is None]
-    if not events or any(e.payload.get("subject_id") == record.get("subject_id")
-                         and e.payload.get("grant_id") == record.get("grant_id") for e in events):
-        return None
-    source = events[-1].payload
-    return (f"its source faceset's faceset.created event (ledger row {events[-1].seq}) records subject "
-            f"{_short(source.get('subject_slug') or source.get('subject_id'))} under grant {_short(source.get('grant_id'))}, "
-            f"not subject {_short(record.get('subject_id'))} under grant {_short(record.get('grant_id'))}")
+    the checkpoint must name that event's subject and grant; when the target faces are one, that
+    event's subject must be the checkpoint's performer, extracted under a release. Faces held
+    only in memory have no such event."""
+    source_events = _sealed_facesets(workspace, record.get("source_faceset_sha256"))
+    if source_events and not any(e.payload.get("subject_id") == record.get("subject_id")
+                                 and e.payload.get("grant_id") == record.get("grant_id") for e in source_events):
+        source = source_events[-1].payload
+        return (f"its source faceset's faceset.created event (ledger row {source_events[-1].seq}) records subject "
+                f"{_short(source.get('subject_slug') or source.get('subject_id'))} under grant "
+                f"{_short(source.get('grant_id'))}, not subject {_short(record.get('subject_id'))} under grant "
+                f"{_short(record.get('grant_id'))}")
+    target_events = _sealed_facesets(workspace, record.get("target_faceset_sha256"))
+    if target_events and not any(e.payload.get("subject_id") == record.get("performer_id")
+                                 and e.payload.get("release_id") is not None for e in target_events):
+        target = target_events[-1].payload
+        return (f"its target faceset's faceset.created event (ledger row {target_events[-1].seq}) records subject "
+                f"{_short(target.get('subject_slug') or target.get('subject_id'))}"
+                f"{'' if target.get('release_id') else ' extracted under no performer release'}, not performer "
+                f"{_short(record.get('performer_id'))}")
+    return None
 
 
 def verify_checkpoint(workspace: Any, path: str | Path, checkpoint_sha256: str, recorded: dict[str, Any]) -> LedgerEvent:
     """The sealed ``model.checkpointed`` event of the checkpoint file at ``path`` (bytes hashing
     to ``checkpoint_sha256``), after checking that its organisation seal verifies, that the
     consent and data digests the checkpoint carries (``recorded``, keys ``CHECKPOINT_FIELDS``)
-    are the ones the event records, and that the subject and grant are those of its source
-    faceset (:func:`checkpoint_lineage_problem`).
+    are the ones the event records, and that its subject, grant and performer are those of its
+    source and target facesets (:func:`checkpoint_lineage_problem`).
 
     Events for these bytes without a valid seal are ignored: whoever can append to the ledger
     without the organisation's key cannot vouch for a checkpoint. Without a sealed event for

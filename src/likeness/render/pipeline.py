@@ -189,28 +189,32 @@ def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1, p
     return load_swap_model(workspace, model_dir, authz=authz, threads=threads, precision=precision)
 
 
-def _performer_embeddings(workspace: Any, performer: str) -> np.ndarray:
-    references = np.asarray(workspace.registry.reference_embeddings(performer), np.float32)
+def _performer_embeddings(workspace: Any, release: Any) -> np.ndarray:
+    """(K, 128) reference embeddings of the released performer: the faces render may swap onto.
+    Looked up by the release's ``performer_id`` (the model's verified ledger event named it),
+    never by a slug from a card or an event, which no seal binds."""
+    references = np.asarray(workspace.registry.reference_embeddings(release.performer_id), np.float32)
     if references.ndim != 2 or references.shape[0] == 0:
-        raise FaceError(f"performer {performer!r} has no reference photos: add them with `likeness subject photos add`")
+        raise FaceError(f"performer {release.performer_slug!r} has no reference photos: add them with "
+                        "`likeness subject photos add`")
     return references
 
 
-def _subject_embeddings(workspace: Any, subject: str) -> np.ndarray | None:
+def _subject_embeddings(workspace: Any, subject_id: str) -> np.ndarray | None:
+    """(K, 128) reference embeddings of the authorized subject (by id), None without any."""
     try:
-        references = np.asarray(workspace.registry.reference_embeddings(subject), np.float32)
+        references = np.asarray(workspace.registry.reference_embeddings(subject_id), np.float32)
     except LikenessError:
         return None
     return references if references.ndim == 2 and references.shape[0] else None
 
 
-def _make_renderer(workspace: Any, model: Any, card: dict, authz: Any, release: Any, options: RenderOptions, *,
+def _make_renderer(workspace: Any, model: Any, authz: Any, release: Any, options: RenderOptions, *,
                    video: bool) -> FrameRenderer:
     from likeness.faces.detect import FaceDetector
     from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 
-    performer = card.get("performer_slug") or card.get("performer_id")
-    references = _performer_embeddings(workspace, performer)
+    references = _performer_embeddings(workspace, release)
     detector = FaceDetector(options.max_faces, mode="video" if video else "image", max_side=options.detect_max_side)
     try:
         return FrameRenderer(
@@ -234,7 +238,7 @@ def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, releas
     """
     def build() -> FrameRenderer:
         model = _load_model(workspace, model_dir, authz, options.model_threads, options.precision)
-        return _make_renderer(workspace, model, card, authz, release, options, video=video)
+        return _make_renderer(workspace, model, authz, release, options, video=video)
 
     return _in_background(build, "render-setup")
 
@@ -461,7 +465,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
                                                    str(target)))
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
-    quality = _QualityTracker(renderer, _subject_embeddings(workspace, card.get("subject_slug") or card["subject_id"]),
+    quality = _QualityTracker(renderer, _subject_embeddings(workspace, authz.subject_id),
                               options.quality_every)
     # The model file actually used: a resume must not mix float and int8 frames.
     model_sha256 = renderer.model.file_sha256

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import torch
 
-from likeness.errors import ConsentError, ModelError
+from likeness.errors import ConsentError, LikenessError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "likeness.checkpoint/1"
@@ -163,22 +163,34 @@ def record_checkpoint(workspace: Any, authz: Any, model_dir: Path, state: dict[s
     return authz.record(CHECKPOINT_EVENT, {**event_fields(seal), "model_dir": str(Path(model_dir).resolve()), **extra})
 
 
+def subject_slug(workspace: Any, subject_id: Any) -> str:
+    """The registry's slug of subject ``subject_id``, for display (the id itself when the
+    registry no longer knows it). Slugs are never taken from ledger payloads or files: only the
+    ids are sealed, so a slug found there may have been written without the organisation's key."""
+    try:
+        return workspace.registry.get_subject(str(subject_id)).slug
+    except LikenessError:
+        return str(subject_id)
+
+
 def load_bound_checkpoint(workspace: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(state, consent) of the checkpoint at ``path``, where ``consent`` comes from the sealed
     ``model.checkpointed`` ledger event recorded for exactly these bytes, not from the
-    checkpoint's own (editable) consent dict: ``subject_id``, ``subject_slug``, ``grant_id``,
-    ``org_id``, ``performer_id``, ``performer_slug``, ``release_id``, ``source_faceset_sha256``,
-    ``target_faceset_sha256``, ``checkpoint_sha256``.
+    checkpoint's own (editable) consent dict: ``subject_id``, ``grant_id``, ``org_id``,
+    ``performer_id``, ``release_id``, ``source_faceset_sha256``, ``target_faceset_sha256``,
+    ``checkpoint_sha256`` (all bound by the event's seal), and ``subject_slug``/``performer_slug``
+    looked up in the registry by those ids (the event's own slug fields are unsealed display).
 
     Raises ``ConsentError`` ``artefact_altered`` naming what differs (or that no event with a
     valid organisation seal knows the file: altered, from another workspace, recorded without
     the organisation's key, or saved before checkpoints were sealed).
     """
-    from likeness.consent.artefacts import verify_checkpoint
+    from likeness.consent.artefacts import CHECKPOINT_BOUND, verify_checkpoint
 
     path = Path(path)
     state, digest = read_checkpoint(path)
     event = verify_checkpoint(workspace, path, digest, checkpoint_record(state))
-    keys = ("subject_id", "subject_slug", "grant_id", "org_id", "performer_id", "performer_slug", "release_id",
-            "source_faceset_sha256", "target_faceset_sha256", "checkpoint_sha256")
-    return state, {k: event.payload.get(k) for k in keys}
+    consent = {k: event.payload.get(k) for k in (*CHECKPOINT_BOUND, "org_id")}
+    consent["subject_slug"] = subject_slug(workspace, consent["subject_id"])
+    consent["performer_slug"] = subject_slug(workspace, consent["performer_id"])
+    return state, consent

@@ -8,7 +8,8 @@ beside it when it passes its fidelity check (``likeness.train.quantize``).
 The card is signed with the organisation's key and bound to its ``model.exported`` ledger event
 (``likeness.consent.artefacts``): the seal and the event name the card's digest, the ONNX, int8
 and checkpoint SHA-256s, both faceset digests and the consent. The consent itself comes from the
-checkpoint's sealed ``model.checkpointed`` event, never from the checkpoint's own consent dict.
+checkpoint's sealed ``model.checkpointed`` event, never from the checkpoint's own consent dict;
+the card's slugs are the registry's for those sealed ids (an event's slug fields are unsealed).
 """
 
 from __future__ import annotations
