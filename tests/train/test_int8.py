@@ -90,14 +90,14 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     psnr = output_psnr(float_model.run(fresh), int8_model.run(fresh))
     assert psnr.min() >= INT8_MIN_PSNR_DB - 3
 
-    # A changed int8 file is refused, as a changed float file is, by auto as well.
+    # A changed int8 file is refused, as a changed float file is, by auto and by float as well:
+    # a present copy is checked whichever precision runs.
     data = (trained / INT8_ONNX_NAME).read_bytes()
     (trained / INT8_ONNX_NAME).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    with pytest.raises(ConsentError, match="does not match the signed model card") as refused:
-        load_swap_model(consent_world.workspace, trained, authz=authz, precision="int8")
-    assert refused.value.reason == "artefact_altered"
-    with pytest.raises(ConsentError, match="does not match the signed model card"):
-        load_swap_model(consent_world.workspace, trained, authz=authz)
+    for precision in ("int8", "auto", "float"):
+        with pytest.raises(ConsentError, match="does not match the signed model card") as refused:
+            load_swap_model(consent_world.workspace, trained, authz=authz, precision=precision)
+        assert refused.value.reason == "artefact_altered" and INT8_ONNX_NAME in str(refused.value)
     # A folder copied without the int8 file: auto renders in float and says why; int8 is refused.
     (trained / INT8_ONNX_NAME).unlink()
     fallback = load_swap_model(consent_world.workspace, trained, authz=authz)

@@ -279,8 +279,9 @@ def load_swap_model(
     after verifying card, hash and consent.
 
     Checks: the card matches its organisation seal and ``model.exported`` ledger event
-    (:func:`verified_model_card`); the ONNX file used hashes to the event's ``onnx_sha256``
-    (``int8_sha256`` for the copy; the bytes checked are the bytes loaded); ``authz`` is for the
+    (:func:`verified_model_card`); ``model.onnx`` hashes to the event's ``onnx_sha256`` and the
+    int8 copy, when it is in the folder or asked for, to its ``int8_sha256``, whichever precision
+    runs (the bytes checked are the bytes loaded); ``authz`` is for the
     subject the event names; the training grant the event names is still active (revocation
     bites); ``authz`` itself rechecks. Raises ``ModelError`` or ``ConsentError``
     (``artefact_altered``/``artefact_unsigned`` for a card or file that is not what was exported).
@@ -295,11 +296,16 @@ def load_swap_model(
                                           int8_file=(model_dir / INT8_ONNX_NAME).is_file())
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
-    # Both files are checked whichever precision runs: a changed file is refused either way.
+    # Every model file present is checked whichever precision runs: the float file always, the
+    # int8 copy whenever it is in the folder (a folder copied without it still renders in float).
+    # A copy the sealed card records no digest for is never loaded (choose_precision).
     float_bytes = _check_hash(model_dir / ONNX_NAME, binding["onnx_sha256"], keep=chosen == "float")
     model_bytes = float_bytes
-    if chosen == "int8":
-        model_bytes = _check_hash(model_dir / INT8_ONNX_NAME, binding["int8_sha256"], keep=True)
+    int8_path = model_dir / INT8_ONNX_NAME
+    if chosen == "int8" or (int8_path.is_file() and binding.get("int8_sha256")):
+        int8_bytes = _check_hash(int8_path, binding["int8_sha256"], keep=chosen == "int8")
+        if chosen == "int8":
+            model_bytes = int8_bytes
     if authz.subject_id != binding["subject_id"]:
         raise ConsentError("no_grant", f"{model_dir}: model renders {binding['subject_slug']!r}, "
                                        f"authorization is for {authz.subject_slug!r}")
