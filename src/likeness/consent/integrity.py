@@ -35,6 +35,7 @@ from likeness.consent.registry import (
     grant_payload,
     key_recovery_payload,
     key_rotation_payload,
+    reference_statuses,
     release_payload,
     revocation_payload,
 )
@@ -78,10 +79,11 @@ class Finding:
 class ConsentProblem:
     """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
 
-    ``kind``: ``organisation``, ``holder``, ``subject``, ``grant``, ``release``,
-    ``grant_revocation``, ``release_revocation`` or ``render_slot``; ``record_id``: the
-    organisation, holder, subject, grant or release id (for a revocation: the id of what it
-    revokes; for a render slot: the render job id).
+    ``kind``: ``organisation``, ``holder``, ``subject``, ``reference``, ``grant``,
+    ``release``, ``grant_revocation``, ``release_revocation`` or ``render_slot``;
+    ``record_id``: the organisation, holder, subject, grant or release id (for a reference
+    embedding: its subject's id; for a revocation: the id of what it revokes; for a render
+    slot: the render job id).
     """
 
     kind: str
@@ -554,8 +556,37 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *_record_problems(session, view, "release", Release, release_problem),
             *_revocation_problems(session, view, "grant", Grant, GrantRevocation),
             *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
+            *reference_problems(session),
             *forged_refund_problems(session),
         ]
+
+
+_REFERENCE_PROBLEMS = {
+    "no_event": "has no subject.reference_added event on the ledger (inserted); it is not used",
+    "vector_differs": "its vector is not the one its subject.reference_added event (ledger row "
+                      "{seq}) recorded (replaced); it is not used",
+    "legacy": "its subject.reference_added event (ledger row {seq}) predates vector digests: it is "
+              "used but not bound to its vector, re-enrol the photo to bind it",
+}
+
+
+def reference_problems(session: Session) -> list[ConsentProblem]:
+    """Reference embedding rows not bound to their ledger event (kind ``reference``, record id:
+    the subject id): inserted or replaced rows, which are not used, and rows enrolled before
+    events recorded the vector digest, which are (``registry.reference_statuses``)."""
+    out = []
+    for status in reference_statuses(session):
+        if status.state == "bound":
+            continue
+        subject = session.get(Subject, status.subject_id)
+        who = subject.slug if subject is not None else status.subject_id
+        out.append(ConsentProblem(
+            "reference", status.subject_id,
+            f"reference embedding row {status.row_id} of subject '{who}' (photo {status.source_name!r}, "
+            f"sha256 {status.source_sha256[:16]}…) "
+            + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq),
+        ))
+    return out
 
 
 def forged_refund_problems(session: Session) -> list[ConsentProblem]:
@@ -690,6 +721,7 @@ __all__ = [
     "RevocationStatus",
     "consent_row_problems",
     "forged_refund_problems",
+    "reference_problems",
     "grant_problem",
     "holder_identity_problem",
     "holder_key_problem",

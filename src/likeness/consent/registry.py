@@ -10,6 +10,7 @@ recovery signed by an organisation with an attestation (docs/consent.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
-from likeness.consent.ledger import Ledger
+from likeness.consent.ledger import Ledger, LedgerEvent, find_events
 from likeness.consent.tables import (
     Grant,
     GrantRevocation,
@@ -415,7 +416,10 @@ class Registry:
     def add_reference_embedding(
         self, subject: str, embedding: np.ndarray, *, source_name: str, source_sha256: str
     ) -> bool:
-        """Store one reference embedding; returns False if this photo was already enrolled."""
+        """Store one reference embedding, bound to the ledger by a ``subject.reference_added``
+        event that records the digest of the stored vector bytes (``vector_sha256``); returns
+        False if this photo was already enrolled. Re-enrolling a photo whose row predates vector
+        digests binds it (a new event) when the stored vector is this photo's embedding."""
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
             raise RegistryError(
@@ -432,29 +436,38 @@ class Registry:
                 session.commit()
             except IntegrityError:
                 session.rollback()
+                self._bind_legacy_reference(record.id, source_name, source_sha256, vector)
                 return False
-        self._ledger.append(
-            "subject.reference_added",
-            {"subject_id": record.id, "source_name": source_name, "source_sha256": source_sha256},
-        )
+        self._ledger.append("subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector))
         return True
 
+    def _bind_legacy_reference(self, subject_id: str, source_name: str, source_sha256: str, vector: np.ndarray) -> None:
+        """Bind an already stored reference that predates vector digests, if its vector is this
+        photo's embedding (a vector changed since enrolment stays unbound and named by audit)."""
+        with self._session_factory() as session:
+            statuses = reference_statuses(session, subject_id)
+        for status in statuses:
+            if status.source_sha256 != source_sha256 or status.state != "legacy":
+                continue
+            stored = np.frombuffer(status.vector, dtype="<f4")
+            if np.allclose(stored, vector, atol=1e-4):
+                self._ledger.append(
+                    "subject.reference_added", reference_event(subject_id, source_name, source_sha256, status.vector)
+                )
+
     def reference_embeddings(self, subject: str) -> np.ndarray:
+        """``(K, 128)`` float32 references of ``subject`` that are bound to the ledger
+        (``reference_statuses``: ``bound`` or ``legacy``), in enrolment order."""
         record = self.get_subject(subject)
         with self._session_factory() as session:
-            blobs = list(
-                session.scalars(
-                    select(ReferenceEmbedding.vector)
-                    .where(ReferenceEmbedding.subject_id == record.id)
-                    .order_by(ReferenceEmbedding.id)
-                )
-            )
+            blobs = [r.vector for r in reference_statuses(session, record.id) if r.usable]
         if not blobs:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32)
 
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
-        """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references."""
+        """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references
+        bound to the ledger."""
         out = []
         for record in self.list_subjects():
             emb = self.reference_embeddings(record.id)
@@ -463,14 +476,11 @@ class Registry:
         return out
 
     def reference_rows(self) -> list[tuple[int, str, np.ndarray]]:
-        """``(row_id, subject_id, embedding)`` of every reference, in insertion order (for
-        incremental index rebuilds)."""
+        """``(row_id, subject_id, embedding)`` of every reference bound to the ledger, in
+        insertion order (for incremental index rebuilds)."""
         with self._session_factory() as session:
-            rows = session.execute(
-                select(ReferenceEmbedding.id, ReferenceEmbedding.subject_id, ReferenceEmbedding.vector)
-                .order_by(ReferenceEmbedding.id)
-            ).all()
-        return [(r.id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
+            rows = [r for r in reference_statuses(session) if r.usable]
+        return [(r.row_id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
 
     # --- grants --------------------------------------------------------------------------
     def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None, *, row_must_match: bool = True):
@@ -873,10 +883,79 @@ class Registry:
         return out
 
 
+def vector_sha256(vector: bytes) -> str:
+    """SHA-256 of a reference embedding's stored bytes (float32 little-endian, 128 values)."""
+    return hashlib.sha256(vector).hexdigest()
+
+
+def reference_event(subject_id: str, source_name: str, source_sha256: str, vector: bytes) -> dict[str, Any]:
+    """The ``subject.reference_added`` payload that binds a stored reference to the ledger."""
+    return {"subject_id": subject_id, "source_name": source_name, "source_sha256": source_sha256,
+            "vector_sha256": vector_sha256(vector)}
+
+
+@dataclass(frozen=True)
+class ReferenceStatus:
+    """A stored reference embedding and its binding to the ledger.
+
+    ``state``: ``bound`` (a ``subject.reference_added`` event of the same subject and photo
+    records this vector's digest), ``legacy`` (its event predates vector digests: used, but not
+    bound to its vector), ``vector_differs`` (events name the photo, none this vector) or
+    ``no_event``; only ``bound`` and ``legacy`` references are used. ``event_seq``: the
+    matching event's ledger row (or the photo's first event), ``None`` without one.
+    """
+
+    row_id: int
+    subject_id: str
+    source_name: str
+    source_sha256: str
+    vector: bytes
+    state: str
+    event_seq: int | None
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("bound", "legacy")
+
+
+def reference_state(vector: bytes, events: list[LedgerEvent]) -> tuple[str, int | None]:
+    """``(state, event row)`` of a stored vector given the ``subject.reference_added`` events
+    of its subject and photo (pure; see ``ReferenceStatus``)."""
+    digest = vector_sha256(vector)
+    for event in events:
+        if event.payload.get("vector_sha256") == digest:
+            return "bound", event.seq
+    for event in events:
+        if "vector_sha256" not in event.payload:
+            return "legacy", event.seq
+    return ("vector_differs", events[0].seq) if events else ("no_event", None)
+
+
+def reference_statuses(session: Session, subject_id: str | None = None) -> list[ReferenceStatus]:
+    """Every stored reference embedding (of ``subject_id``, or all) with its ledger binding,
+    in insertion order. Reference rows are facts anyone with the database can insert; only
+    the ledger says which photo and vector were enrolled for whom."""
+    query = select(ReferenceEmbedding).order_by(ReferenceEmbedding.id)
+    if subject_id is not None:
+        query = query.where(ReferenceEmbedding.subject_id == subject_id)
+    rows = list(session.scalars(query))
+    if not rows:
+        return []
+    events: dict[tuple[Any, Any], list[LedgerEvent]] = {}
+    for event in find_events(session, "subject.reference_added",
+                             {"subject_id": subject_id} if subject_id is not None else {}):
+        key = (event.payload.get("subject_id"), event.payload.get("source_sha256"))
+        events.setdefault(key, []).append(event)
+    out = []
+    for row in rows:
+        state, seq = reference_state(row.vector, events.get((row.subject_id, row.source_sha256), []))
+        out.append(ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256,
+                                   bytes(row.vector), state, seq))
+    return out
+
+
 def keys_sha(signature_hex: str) -> str:
     """Digest of a signature, as quoted in C2PA consent assertions."""
-    import hashlib
-
     return hashlib.sha256(bytes.fromhex(signature_hex)).hexdigest()
 
 

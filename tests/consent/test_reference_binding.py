@@ -1,0 +1,88 @@
+"""Reference embeddings count only when the ledger enrolled them (second review, finding 2).
+
+Attack: INSERT INTO reference_embeddings a stranger's vector under the released performer (no
+ledger event, INSERT only). Render would then find the stranger "the released performer" in a
+target photo. Only references whose ``subject.reference_added`` event records the same subject,
+photo digest and vector digest are used; the injected row is ignored and named by audit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from sqlalchemy import text
+
+from likeness.consent.integrity import consent_row_problems
+from likeness.consent.registry import EMBEDDING_DIM
+
+
+def _vector(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(EMBEDDING_DIM).astype("<f4")
+    return v / np.linalg.norm(v)
+
+
+def _sha(text_: str) -> str:
+    return hashlib.sha256(text_.encode()).hexdigest()
+
+
+def _insert_row(ws, subject_id: str, source: str, vector: np.ndarray) -> None:
+    with ws.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO reference_embeddings (subject_id, source_name, source_sha256, vector, created_at) "
+            "VALUES (:s, :n, :h, :v, '2025-01-01T00:00:00Z')"
+        ), {"s": subject_id, "n": f"{source}.jpg", "h": _sha(source), "v": vector.astype("<f4").tobytes()})
+
+
+def _reference_problems(ws) -> list:
+    return [p for p in consent_row_problems(ws) if p.kind == "reference"]
+
+
+def test_an_injected_reference_row_is_not_used_and_is_named(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    genuine = _vector(1)
+    assert reg.add_reference_embedding("jun", genuine, source_name="jun.jpg", source_sha256=_sha("jun"))
+    (event,) = ws.ledger.find("subject.reference_added", subject_id=jun.id)
+    assert event.payload["vector_sha256"] == hashlib.sha256(genuine.astype("<f4").tobytes()).hexdigest()
+    assert _reference_problems(ws) == []
+
+    _insert_row(ws, jun.id, "stranger", _vector(2))
+
+    np.testing.assert_array_equal(reg.reference_embeddings("jun"), genuine[None, :])
+    assert [(sid, len(emb)) for sid, _, _, emb in reg.all_reference_embeddings()] == [(jun.id, 1)]
+    assert [sid for _, sid, _ in reg.reference_rows()] == [jun.id]
+    (problem,) = _reference_problems(ws)
+    assert problem.record_id == jun.id
+    assert "'stranger.jpg'" in problem.problem and "no subject.reference_added event" in problem.problem
+
+
+def test_a_replaced_vector_is_not_used_and_is_named(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE reference_embeddings SET vector = :v"), {"v": _vector(2).tobytes()})
+    assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
+    (problem,) = _reference_problems(ws)
+    assert "its vector is not the one" in problem.problem
+
+
+def test_references_enrolled_before_vector_digests_still_count_and_rebind(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    old = _vector(3)
+    _insert_row(ws, jun.id, "old", old)  # as enrolled before events recorded the vector
+    ws.ledger.append("subject.reference_added",
+                     {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")})
+
+    np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
+    (problem,) = _reference_problems(ws)
+    assert "not bound to its vector, re-enrol" in problem.problem
+
+    # Re-enrolling the photo (same embedding) binds the stored vector with a new event.
+    assert not reg.add_reference_embedding("jun", old + 1e-6, source_name="old.jpg", source_sha256=_sha("old"))
+    assert _reference_problems(ws) == []
+    np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
