@@ -123,6 +123,9 @@ _CLIP_PERIODS = 4  # periods a clip is folded at after the probe frames
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
 _REWHITEN_SCALE = 0.5
+_MAX_CROP_SCALE = 0.6  # crops of up to 20 % per side lengthen the period by up to 1 / 0.6
+_SEARCH_STEP = 0.01  # relative period step of the pilot search's coarse grid
+_SEARCH_KEEP = 2  # coarse maxima refined and tried
 
 
 @dataclass(frozen=True)
@@ -523,6 +526,15 @@ class _Geometry:
     height: int
     width: int
     work_scale: float
+    short_extent: float = _WORK_SHORT_SIDE
+    """Short side of the content's full extent (bars excluded), in work pixels."""
+
+    @property
+    def uncropped_period(self) -> float:
+        """Work-resolution tile period of an uncropped copy of a v2 mark: 128, or less for a
+        copy smaller than 360 px. Crops can only make it longer (up to 1 / 0.6 of it for 20 %
+        off each side of the short dimension)."""
+        return TILE_SIZE * min(1.0, self.short_extent / _WORK_SHORT_SIDE)
 
     @property
     def work_size(self) -> tuple[int, int]:
@@ -587,9 +599,10 @@ def _geometry(rgb: np.ndarray) -> _Geometry:
     if extent_h < _MIN_CONTENT or extent_w < _MIN_CONTENT:
         edges, extent_h, extent_w = [0, 0, 0, 0], height, width
     margins = [_BAR_MARGIN if edge else 0 for edge in edges]
+    work_scale = min(1.0, _WORK_SHORT_SIDE / min(extent_h, extent_w))
     return _Geometry(edges[0] + margins[0], edges[2] + margins[2],
                      extent_h - margins[0] - margins[1], extent_w - margins[2] - margins[3],
-                     min(1.0, _WORK_SHORT_SIDE / min(extent_h, extent_w)))
+                     work_scale, min(extent_h, extent_w) * work_scale)
 
 
 def _work_luma(rgb: np.ndarray, geometry: _Geometry) -> np.ndarray:
@@ -778,14 +791,50 @@ def _read_scaled(work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
     best pilot z, tiles)."""
     whitened = _whiten(work_luma)
     best = tiles = 0.0
-    for period in _candidate_periods(work_luma, whitened):
+    tried: list[float] = []
+    for period in _candidate_periods(work_luma, whitened, geometry.uncropped_period):
+        tried.append(period)
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period)
         best = max(best, _best_score(candidates))
         reading = _decode_candidates(candidates, tiles, geometry, budget)
         if reading is not None:
             return reading, best, tiles
+    # A weak mark may not show in the autocorrelation (a second-order statistic) while its
+    # pilot still does: search the periods a crop of this copy can have by pilot strength.
+    for period in _pilot_search([(work_luma, whitened)], geometry.uncropped_period, tried):
+        folded, tiles = _fold_at_period(work_luma, period, whitened)
+        candidates = _sync_both_ways(folded, period, count=1)  # 4 trials at most in all
+        best = max(best, _best_score(candidates))
+        reading = _decode_candidates(candidates, tiles, geometry, budget)
+        if reading is not None:
+            return reading, best, tiles
     return None, best, tiles
+
+
+def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float,
+                  tried: list[float]) -> list[float]:
+    """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
+    by pilot strength: a 1 % grid, then the best :data:`_SEARCH_KEEP` refined to 0.25 %.
+    ``frames``: (work luma, whitened) pairs whose folds are scored summed and alone (the best
+    of either counts). Periods within 0.1 % of ``tried`` ones are left out."""
+
+    def strength(period: float) -> float:
+        folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
+        single = max(_best_score(_sync_both_ways(f, period, count=0)) for f in folds)
+        if len(folds) == 1:
+            return single
+        return max(single, _best_score(_sync_both_ways(sum(folds), period, count=0)))
+
+    steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
+    grid = uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)
+    coarse = sorted(((strength(p), float(p)) for p in grid), reverse=True)[:_SEARCH_KEEP]
+    found = []
+    for score, period in coarse:
+        refined = max(((strength(period * f), period * f) for f in (0.995, 0.9975, 1.0025, 1.005)),
+                      default=(score, period))
+        found.append(refined[1] if refined[0] > score else period)
+    return [p for p in found if all(abs(p - t) > 0.001 * t for t in tried)]
 
 
 def _with_neighbours(peaks: list[float]) -> list[float]:
@@ -796,15 +845,15 @@ def _with_neighbours(peaks: list[float]) -> list[float]:
     return [peaks[0] * (1 - _PERIOD_STEP), peaks[0], peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
 
 
-def _candidate_periods(work_luma: np.ndarray, whitened: np.ndarray) -> list[float]:
-    """Periods to fold at, most likely first: the autocorrelation's strongest peak, 128 (an
-    uncropped copy of a marked frame, whatever its size, has exactly that period at work
-    resolution), the strongest peak +-0.2 %, the other peaks."""
+def _candidate_periods(work_luma: np.ndarray, whitened: np.ndarray, uncropped: float) -> list[float]:
+    """Periods to fold at, most likely first: the autocorrelation's strongest peak, the period
+    of an uncropped copy (128 at work resolution whatever size the copy was brought to; less
+    below 360 px), the strongest peak +-0.2 %, the other peaks."""
     power_x, power_y = _axis_power(whitened)
     peaks = _period_candidates(power_x, power_y, (work_luma.shape[1], work_luma.shape[0]))
-    ordered = [float(TILE_SIZE)]
+    ordered = [uncropped]
     if peaks:
-        ordered = [peaks[0], float(TILE_SIZE), peaks[0] * (1 - _PERIOD_STEP), peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
+        ordered = [peaks[0], uncropped, peaks[0] * (1 - _PERIOD_STEP), peaks[0] * (1 + _PERIOD_STEP)] + peaks[1:]
     periods: list[float] = []
     for period in ordered:
         if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
@@ -899,7 +948,8 @@ class _ClipReader:
         left = min(b.left for b in boxes)
         bottom = max(b.top + b.height for b in boxes)
         right = max(b.left + b.width for b in boxes)
-        self.geometry = _Geometry(top, left, bottom - top, right - left, min(b.work_scale for b in boxes))
+        widest = min(boxes, key=lambda b: b.work_scale)
+        self.geometry = _Geometry(top, left, bottom - top, right - left, widest.work_scale, widest.short_extent)
         works = [_work_luma(rgb, self.geometry) for rgb in probe]
         # Periods: what the summed autocorrelation and each probe frame's own suggest (in a
         # re-encoded moving clip the intra frame may be the only one that still shows the
@@ -911,10 +961,12 @@ class _ClipReader:
         suggested = _with_neighbours(summed)
         for power_x, power_y in powers:
             suggested += _with_neighbours(_period_candidates(power_x, power_y, size, count=1))
+        uncropped = self.geometry.uncropped_period
         periods: list[float] = []
-        for period in suggested + [float(TILE_SIZE)]:
+        for period in suggested + [uncropped]:
             if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
                 periods.append(period)
+        periods += _pilot_search(list(zip(works, whitened)), uncropped, periods)
         folds = [[_fold_at_period(work, period, white) for period in periods] for work, white in zip(works, whitened)]
         scores = []
         for index, period in enumerate(periods):
