@@ -227,7 +227,7 @@ def _make_renderer(workspace: Any, model: Any, authz: Any, release: Any, options
         raise
 
 
-def _start_setup(workspace: Any, model_dir: Path, card: dict, authz: Any, release: Any, options: RenderOptions, *,
+def _start_setup(workspace: Any, model_dir: Path, authz: Any, release: Any, options: RenderOptions, *,
                  video: bool) -> Future:
     """Load the model and build the renderer on a helper thread while the content check runs.
 
@@ -365,7 +365,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
                 raise
             report.skipped_inputs.append({"path": str(source), "reason": exc.reason})
     report.frames_total = len(inputs)
-    setup = _start_setup(workspace, model_dir, card, authz, release, options, video=False)
+    setup = _start_setup(workspace, model_dir, authz, release, options, video=False)
     report.content_check = asdict(_checked_content(setup, (rgb for _, _, rgb in images), str(target)))
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
@@ -460,7 +460,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.frames_total = expected
     # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
     samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
-    setup = _start_setup(workspace, model_dir, card, authz, release, options, video=True)
+    setup = _start_setup(workspace, model_dir, authz, release, options, video=True)
     report.content_check = asdict(_checked_content(setup, _content_frames(target, expected, info.duration_s, samples),
                                                    str(target)))
     renderer = setup.result()
