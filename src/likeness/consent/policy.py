@@ -102,43 +102,36 @@ def grant_standing(session: Session, view: LedgerConsent, grant: Grant, moment: 
     A verified revocation comes first: it is checked with the holder (per the grant's ledger
     event) and keys on the ledger alone, so whatever else was done to the rows, it is revoked.
     """
-    revocation = view.revocation(
-        "grant", grant.id, _signer_id(view, "grant", grant.id, grant.holder_id),
-        session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant.id)),
-    )
-    if revocation.revoked_at:
-        return Finding("revoked", revocation.revoked_at)
-    problem = grant_problem(session, view, grant)
-    if problem:
-        return problem
-    if revocation.problems:
-        return Finding("revocation_invalid", revocation.problems[0])
-    if moment < parse_utc(grant.valid_from):
-        return Finding("not_yet_valid", grant.valid_from)
-    if moment >= parse_utc(grant.valid_until):
-        return Finding("expired", grant.valid_until)
-    return None
+    return _standing(session, view, "grant", grant, GrantRevocation, grant_problem, moment)
 
 
 def release_standing(
     session: Session, view: LedgerConsent, release: Release, moment: datetime
 ) -> Finding | None:
     """As ``grant_standing`` for a performer release (``release_*`` reasons)."""
+    return _standing(session, view, "release", release, ReleaseRevocation, release_problem, moment)
+
+
+def _standing(
+    session: Session, view: LedgerConsent, kind: str, record: Grant | Release, revocation_model: type,
+    problem_of: Callable[[Session, LedgerConsent, Any], Finding | None], moment: datetime,
+) -> Finding | None:
+    prefix = "" if kind == "grant" else f"{kind}_"  # grant reasons are bare: revoked, expired, ...
     revocation = view.revocation(
-        "release", release.id, _signer_id(view, "release", release.id, release.holder_id),
-        session.scalar(select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)),
+        kind, record.id, _signer_id(view, kind, record.id, record.holder_id),
+        session.scalar(select(revocation_model).where(getattr(revocation_model, f"{kind}_id") == record.id)),
     )
     if revocation.revoked_at:
-        return Finding("release_revoked", revocation.revoked_at)
-    problem = release_problem(session, view, release)
+        return Finding(f"{prefix}revoked", revocation.revoked_at)
+    problem = problem_of(session, view, record)
     if problem:
         return problem
     if revocation.problems:
-        return Finding("release_revocation_invalid", revocation.problems[0])
-    if moment < parse_utc(release.valid_from):
-        return Finding("release_not_yet_valid", release.valid_from)
-    if moment >= parse_utc(release.valid_until):
-        return Finding("release_expired", release.valid_until)
+        return Finding(f"{prefix}revocation_invalid", revocation.problems[0])
+    if moment < parse_utc(record.valid_from):
+        return Finding(f"{prefix}not_yet_valid", record.valid_from)
+    if moment >= parse_utc(record.valid_until):
+        return Finding(f"{prefix}expired", record.valid_until)
     return None
 
 
