@@ -1,22 +1,24 @@
-"""Invisible watermark ``likeness.tiled-ss.v1``: a tiled spread-spectrum mark in luma.
+"""Invisible watermark ``likeness.tiled-ss.v2``: a tiled spread-spectrum mark in luma that reads
+back from re-uploads (copies kept at another size, letterboxed, cropped, mirrored, re-encoded).
 
-Design (details and the false-mark derivation in ``docs/watermark.md``):
+Design (details, measurements and the false-mark derivation in ``docs/watermark.md``):
 
-* A 128x128 px tile holds 1024 chips of 4x4 px. 192 chips carry a fixed pseudo-random
-  **pilot** (for finding the crop offset); 832 chips carry the 204 coded bits of the payload
+* A 128x128 tile holds 1024 chips of 4x4. 192 chips carry a fixed pseudo-random **pilot**
+  (for finding the tile phase); 832 chips carry the 204 coded bits of the payload
   (:mod:`likeness.provenance.watermark_code`: 64 bits + CRC-32, K=7 rate-1/2 convolutional
   code), each coded bit spread over 4-5 chips at pseudo-random places with pseudo-random signs.
-  The chip grid is smoothed with a periodic Gaussian so the mark lives in the low/mid
-  frequencies that JPEG, downscaling and H.264 keep.
-* The tile repeats over the whole frame, so any crop of at least one tile holds every chip.
+* The tile repeats over the whole frame at :func:`tile_period` px: 128 up to 360 px on the short
+  side, ``128 * short / 360`` above, so a copy downscaled to 360 px still has 4 px chips. (v1
+  drew 128 px tiles at every size; a v1 mark is a v2 mark of a frame up to 360 px.)
 * Embedding adds the same signed luma offset to R, G and B (no chroma change), scaled by a
-  cheap texture mask (busy areas take more, flat areas less) and normalised so the mark's RMS
-  is :data:`MARK_RMS` grey levels; the rounded offset is checked against :data:`MAX_MARK_RMS`,
-  so PSNR >= 40.2 dB by construction (0..255 clipping only lowers the error).
-* Extraction band-passes and locally normalises luma, folds it modulo the tile (summing every
-  tile), finds the crop offset by FFT circular cross-correlation with the pilot, correlates each
-  chip, soft-decodes with Viterbi and accepts the payload only if the pilot peak is significant
-  and the CRC-32 matches. Everything else is "no mark".
+  cheap texture mask and normalised so the mark's RMS is :data:`MARK_RMS` grey levels; the
+  rounded offset is checked against :data:`MAX_MARK_RMS`, so PSNR >= 40.2 dB by construction.
+* Reading strips letterbox / pillarbox bars, brings the content to 360 px on the short side,
+  measures the tile period (row / column autocorrelation, then a pilot-guided search), folds
+  the whitened picture modulo the period, finds the tile phase of the picture and of its mirror
+  image by FFT cross-correlation with the pilot, soft-decodes with Viterbi and accepts a payload
+  only if the CRC-32 matches (at most :data:`MAX_DECODES` checks per read). Everything else is
+  "no mark".
 
 The key (pattern seed) is a product-wide constant: any likeness install decodes any likeness
 output; the payload identifies the render job.
