@@ -341,6 +341,7 @@ class Verifier:
         self._video_detector: Any = None
         self._embedder: Any = None
         self._executor: Any = None
+        self._label_executor: Any = None
         # Matched subjects' reference pictures, read once per verifier (a scan meets the same
         # artists again and again); None where the workspace keeps none.
         self._reference_pictures: dict[str, np.ndarray | None] = {}
@@ -386,14 +387,25 @@ class Verifier:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-verify")
         return self._executor
 
+    def _label_background(self) -> Any:
+        """A second helper thread, for the visible-label search (built on first use): on a
+        still it runs beside the watermark read and face analysis rather than after the
+        watermark, so the three longest stages share both cores."""
+        if self._label_executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._label_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-verify-label")
+        return self._label_executor
+
     def close(self) -> None:
         for detector in (self._image_detector, self._video_detector):
             if detector is not None:
                 detector.close()
         self._image_detector = self._video_detector = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        for executor in (self._executor, self._label_executor):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._executor = self._label_executor = None
 
     # ---- one file
 
@@ -437,7 +449,7 @@ class Verifier:
 
         c2pa = self._read_c2pa(path, errors)
         before_analysis = len(errors)
-        self._labels = LabelSearch(self._background(), keep_crop=evidence)
+        self._labels = LabelSearch(self._label_background(), keep_crop=evidence)
         if kind.media_type == "image":
             analysed = self._analyse_image(path, size, errors, evidence=evidence, container=kind.container)
         else:
@@ -584,7 +596,7 @@ class Verifier:
         # The watermark read (OpenCV and NumPy, which release the GIL) runs beside face
         # analysis; the ledger lookup stays on this thread (the database session is not shared).
         marking = self._background().submit(extract_watermark, rgb)
-        self._labels.offer(rgb, 0.0)  # on the same helper thread, after the watermark
+        self._labels.offer(rgb, 0.0)  # on its own helper thread, beside the watermark
         tracks: list[_Track] | None = []
         try:
             for face_id, (face, embedding) in enumerate(self._faces_in(rgb, "image")):
@@ -643,7 +655,7 @@ class Verifier:
                 if frame is None:
                     return
                 frame_times.append(frame.pts_s)
-                self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the helper thread
+                self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the label thread
                 if not first_rgb:
                     first_rgb.append(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE))
                 if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
