@@ -363,7 +363,7 @@ class Verifier:
             return self._video_detector
         if self._image_detector is None:
             # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is
-            # analysed whole, which keeps stills near the 10 images/s goal on two cores.
+            # analysed whole (tiling it would cost several detector calls per still).
             # small_faces: finer tiles when the faces found are small or none were found (group
             # photos); crop_retry: a padded second look at a close face crop. Both cost only
             # where they find what the first pass missed (benchmarks/face_recall.py).
