@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from likeness.consent.canonical import canonical_bytes
 from likeness.consent.keys import fingerprint, verify
 from likeness.consent.ledger import Ledger
+from likeness.durable import fsync_folder
 from likeness.errors import ConfigError
 
 HEAD_TYPE = "likeness.ledger-head.v1"
@@ -170,21 +171,8 @@ def _write_new_file(folder: Path, name: str, text: str) -> Path:
             os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return final
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_anchor(path: Path) -> Anchor:

@@ -20,7 +20,7 @@ states and ``consent_row_problems`` (``likeness audit verify``) all decide throu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -476,65 +476,55 @@ def grant_problem(session: Session, view: LedgerConsent, grant: Grant) -> Findin
     ledger, else the finding (``holder_key_altered``, ``signature_invalid``,
     ``subject_altered``, ``org_altered`` (the grantee's row), ``grant_not_on_ledger`` or
     ``grant_altered``)."""
-    holder = session.get(RightsHolder, grant.holder_id)
-    subject = session.get(Subject, grant.subject_id)
-    if holder is None or subject is None:
-        return Finding("grant_altered", "its subject or rights holder row is missing")
-    history = view.holder_keys(holder.id)
-    key_issue = holder_key_problem(history, holder)
-    if key_issue:
-        return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
-    ledger_holder = view.subject_holder(subject.id)
-    if ledger_holder is None or ledger_holder != subject.holder_id or subject.holder_id != grant.holder_id:
-        return Finding(
-            "signature_invalid",
-            f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
-            f"for subject '{subject.slug}'",
-        )
-    altered = subject_identity_problem(view, subject) or _grantee_problem(session, view, grant.org_id)
-    if altered:
-        return altered
-    event = view.issued("grant", grant.id)
-    if event is None:
-        return Finding("grant_not_on_ledger", "it has no grant.issued event on the ledger")
-    try:
-        rebuilt = grant_payload(grant, event.payload.get("holder_fingerprint"))
-    except (ValueError, TypeError):
-        return Finding("grant_altered", "its row cannot be read back into a grant")
-    return _signed_record_problem(
-        "grant", event, rebuilt, grant.payload_sha256, grant.signature, history,
-        altered="grant_altered", bad_signature="signature_invalid", not_on_ledger="grant_not_on_ledger",
-    )
+    return _consent_record_problem(session, view, "grant", grant, grant.subject_id, grant_payload)
 
 
 def release_problem(session: Session, view: LedgerConsent, release: Release) -> Finding | None:
     """As ``grant_problem`` for a performer release (``release_altered``,
     ``release_signature_invalid``, ``release_not_on_ledger``, ``holder_key_altered``)."""
-    holder = session.get(RightsHolder, release.holder_id)
-    performer = session.get(Subject, release.performer_id)
-    if holder is None or performer is None:
-        return Finding("release_altered", "its performer or rights holder row is missing")
+    return _consent_record_problem(session, view, "release", release, release.performer_id, release_payload)
+
+
+#: kind -> (altered, bad signature, not on the ledger) reasons; a grant's are the bare names.
+_RECORD_REASONS = {
+    "grant": ("grant_altered", "signature_invalid", "grant_not_on_ledger"),
+    "release": ("release_altered", "release_signature_invalid", "release_not_on_ledger"),
+}
+
+
+def _consent_record_problem(
+    session: Session, view: LedgerConsent, kind: str, record: Grant | Release, subject_id: str,
+    payload_of: Callable[[Any, Any], dict[str, Any]],
+) -> Finding | None:
+    altered, bad_signature, not_on_ledger = _RECORD_REASONS[kind]
+    holder = session.get(RightsHolder, record.holder_id)
+    subject = session.get(Subject, subject_id)
+    if holder is None or subject is None:
+        return Finding(altered, "its subject or rights holder row is missing")
     history = view.holder_keys(holder.id)
     key_issue = holder_key_problem(history, holder)
     if key_issue:
         return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
-    ledger_holder = view.subject_holder(performer.id)
-    if ledger_holder is None or ledger_holder != performer.holder_id or performer.holder_id != release.holder_id:
+    ledger_holder = view.subject_holder(subject.id)
+    if ledger_holder is None or ledger_holder != subject.holder_id or subject.holder_id != record.holder_id:
         return Finding(
-            "release_signature_invalid",
-            f"it is signed by holder '{holder.slug}', not by performer '{performer.slug}' as the ledger records",
+            bad_signature,
+            f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
+            f"for '{subject.slug}'",
         )
-    altered = subject_identity_problem(view, performer) or _grantee_problem(session, view, release.org_id)
-    if altered:
-        return altered
-    event = view.issued("release", release.id)
+    identity = subject_identity_problem(view, subject) or _grantee_problem(session, view, record.org_id)
+    if identity:
+        return identity
+    event = view.issued(kind, record.id)
     if event is None:
-        return Finding("release_not_on_ledger", "it has no release.issued event on the ledger")
-    rebuilt = release_payload(release, event.payload.get("holder_fingerprint"))
+        return Finding(not_on_ledger, f"it has no {kind}.issued event on the ledger")
+    try:
+        rebuilt = payload_of(record, event.payload.get("holder_fingerprint"))
+    except (ValueError, TypeError):
+        return Finding(altered, f"its row cannot be read back into a {kind}")
     return _signed_record_problem(
-        "release", event, rebuilt, release.payload_sha256, release.signature, history,
-        altered="release_altered", bad_signature="release_signature_invalid",
-        not_on_ledger="release_not_on_ledger",
+        kind, event, rebuilt, record.payload_sha256, record.signature, history,
+        altered=altered, bad_signature=bad_signature, not_on_ledger=not_on_ledger,
     )
 
 

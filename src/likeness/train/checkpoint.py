@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import torch
 
+from likeness.durable import fsync_folder
 from likeness.errors import ConsentError, LikenessError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -43,21 +44,7 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not supported on every platform, harmless to skip there.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_folder(path.parent)
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
