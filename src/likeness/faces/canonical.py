@@ -24,6 +24,8 @@ NOSE_TIP, SUBNASALE, NOSE_BRIDGE = 1, 2, 168
 MOUTH_RIGHT, MOUTH_LEFT = 61, 291
 INNER_LIP_RIGHT, INNER_LIP_LEFT = 78, 308
 INNER_LIP_UPPER, INNER_LIP_LOWER = 13, 14
+# The inner-lip contour as one closed loop: the upper lip right to left, then the lower lip back.
+INNER_LIP_LOOP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 CHIN, FOREHEAD_TOP = 152, 10
 
 # Upper/lower lid pairs, each eye ordered outer to inner.

@@ -30,7 +30,7 @@ from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
-from likeness.render.mask import blend_mask, landmark_hull
+from likeness.render.mask import blend_mask, inner_mouth_mask, landmark_hull
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.render.validation import require_rgb
 from likeness.train.swap_model import SwapModel, require_issued_model
@@ -55,6 +55,9 @@ class RefineOptions:
     blend: str = "alpha"
     erode: float = 0.03
     feather: float = 0.08
+    # Keep the performer's open inner mouth (teeth, tongue) through the swap, for speech and
+    # singing; a model trained on closed-mouth photos draws closed lips there (docs/render.md).
+    mouth: bool = False
     smoothing: SmoothingOptions = SmoothingOptions()
     gate: GateOptions = GateOptions()
 
@@ -379,6 +382,8 @@ class FrameRenderer:
             mask = blend_mask(np.clip(np.asarray(mask_out)[0], 0.0, 1.0).astype(np.float32), aligned.landmarks,
                               erode_px=max(1, round(self.options.erode * size)),
                               feather_px=max(1, round(self.options.feather * size)))
+            if self.options.mouth:
+                mask = mask * (1.0 - inner_mouth_mask(aligned.landmarks, size=size))
             # After the first paste ``out`` is already this call's own copy: paste into it.
             out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend,
                              in_place=in_place or out is not rgb)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from likeness.errors import MediaError
+from likeness.errors import FaceError, MediaError
+from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_LOWER, INNER_LIP_RIGHT, INNER_LIP_UPPER
 from likeness.render.validation import require_landmarks, require_mask
 
 
@@ -98,3 +99,56 @@ def blend_mask(
         combined = np.minimum(combined, landmark_hull(landmarks, size=int(size)))
     combined = erode_dilate(combined, pixels=-int(erode_px))
     return feather(combined, pixels=int(feather_px))
+
+
+def inner_mouth_mask(
+    landmarks: np.ndarray,
+    *,
+    size: int,
+    open_from: float = 0.04,
+    open_full: float = 0.10,
+    grow: float = 0.05,
+    feather_width: float = 0.15,
+) -> np.ndarray:
+    """Where the performer's own inner mouth (teeth, tongue) should show through the swap.
+
+    A swap model draws only the mouths it saw in the source faceset, usually closed or smiling,
+    so on a singing or talking performer it paints closed lips over an open mouth. Cutting the
+    inner-lip region out of the blend mask keeps the performer's teeth and tongue at the frame's
+    own resolution, as Deep-Live-Cam's mouth mask does; the lips themselves stay the swap's.
+
+    ``landmarks``: ``(478, 2)`` FaceMesh points in crop pixels. Returns float32 ``(size, size)``
+    in [0, 1]: the inner-lip polygon grown by ``grow`` and feathered over ``feather_width`` (both
+    fractions of the inner mouth width), weighted by how open the mouth is: 0 at an inner-lip
+    gap of ``open_from`` x the mouth width or less (a closed mouth keeps the swapped lips whole;
+    a hole there would show the performer's lip line), 1 from ``open_full`` on.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from likeness.faces.canonical import INNER_LIP_LOOP
+        >>> points = np.zeros((478, 2), np.float32)
+        >>> angles = np.linspace(np.pi, -np.pi, len(INNER_LIP_LOOP), endpoint=False)
+        >>> points[list(INNER_LIP_LOOP)] = np.stack([32 + 10 * np.cos(angles), 40 + 4 * np.sin(angles)], 1)
+        >>> mask = inner_mouth_mask(points, size=64)
+        >>> float(mask[40, 32]), float(mask[10, 10])
+        (1.0, 0.0)
+    """
+    if size < 1:
+        raise MediaError(None, f"size: expected a positive crop size, got {size}")
+    if not 0.0 <= open_from < open_full:
+        raise MediaError(None, f"inner_mouth_mask: need 0 <= open_from < open_full, got {open_from}, {open_full}")
+    points = require_landmarks("landmarks", landmarks, min_points=max(INNER_LIP_LOOP) + 1)
+    width = float(np.linalg.norm(points[INNER_LIP_LEFT] - points[INNER_LIP_RIGHT]))
+    if width < 1e-6:
+        raise FaceError("landmarks: degenerate mouth (the inner lip corners coincide)")
+    openness = float(np.linalg.norm(points[INNER_LIP_UPPER] - points[INNER_LIP_LOWER])) / width
+    weight = float(np.clip((openness - open_from) / (open_full - open_from), 0.0, 1.0))
+    mask = np.zeros((size, size), np.float32)
+    if weight == 0.0:
+        return mask
+    shift = 4  # sub-pixel polygon vertices: a 64 px crop's mouth is only ~20 px wide
+    loop = np.round(points[list(INNER_LIP_LOOP)] * (1 << shift)).astype(np.int32)
+    cv2.fillPoly(mask, [loop], 1.0, lineType=cv2.LINE_AA, shift=shift)
+    grown = erode_dilate(mask, pixels=max(1, round(grow * width)))
+    return feather(grown, pixels=max(1, round(feather_width * width))) * np.float32(weight)
