@@ -135,9 +135,9 @@ def faceset_show(
 def photos_add(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
-    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face.")],
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face, or videos of the subject alone (up to 8 frames spread over each clip are used).")],
 ) -> None:
-    """Enrol reference photos: store the subject's identity embeddings used to filter footage."""
+    """Enrol reference photos or videos: store the subject's identity embeddings used to filter footage."""
     from likeness.faceset import enroll_reference_photos
 
     with mapped_errors():
