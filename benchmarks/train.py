@@ -11,6 +11,7 @@
     .venv/bin/python benchmarks/train.py memory [--faces 50000]   # peak RSS, lazy vs parsed faceset index
     .venv/bin/python benchmarks/train.py ceiling [--res 64]       # what real photos score on the identity metric
     .venv/bin/python benchmarks/train.py threads [--compete 1]    # it/s by thread count and OpenMP wait policy
+    .venv/bin/python benchmarks/train.py gate [--media ../shared/media]  # the coverage gate on the issue's case
 
 ``quality`` trains ``df`` at 64 px on two synthetic people (DigiFace-1M id1_variety as the source
 subject, id2_variety as the target performer; faces detected and aligned with likeness.faces), in a
@@ -674,10 +675,53 @@ def bench_threads(args: argparse.Namespace) -> None:
               f"{statistics.median(rates) / old:.1f}x |", flush=True)
 
 
+
+def bench_gate(args: argparse.Namespace) -> None:
+    """The coverage gate on the issue's case: a handful of photos of one synthetic East Asian
+    identity (seeprettyface ``wanghong``: two edit strips and two portraits) as the source, the
+    consenting actor's talking clip (every ``--every``-th frame) as the performer. Extracts both
+    in a throw-away workspace (real grant and release) and prints what the gate says."""
+    from likeness.faceset import ExtractOptions, enroll_reference_photos, extract_faceset, load_faceset
+    from likeness.faceset.report import CoverageRefused, coverage_check, coverage_summary
+
+    media = Path(args.media)
+    photos = media / "synthetic_people" / "seeprettyface_1024"
+    source_inputs = [photos / "edit_strips" / "wanghong_edit_angle.jpg", photos / "edit_strips" / "wanghong_edit_smile.jpg",
+                     photos / "wanghong_example1.png", photos / "wanghong_example2.png"]
+    clip = media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        workspace, authz, release = _benchmark_consent(root)
+        try:
+            enroll_reference_photos(workspace, "idol", [photos / "wanghong_example1.png", photos / "wanghong_example2.png"])
+            enroll_reference_photos(workspace, "performer", [clip])
+            start = time.perf_counter()
+            report = extract_faceset(workspace, authz, source_inputs, root / "source", options=ExtractOptions())
+            print("source extraction: rejected", {k: v for k, v in report.rejected.items() if v},
+                  "near-duplicates:", [(Path(d["face"]).name, d["reason"]) for d in report.duplicates_dropped])
+            extract_faceset(workspace, release, [clip], root / "performer", options=ExtractOptions(frame_step=args.every))
+            seconds = time.perf_counter() - start
+            source, performer = list(load_faceset(root / "source")), list(load_faceset(root / "performer"))
+            print(f"# coverage gate: source {len(source)} faces from {len(source_inputs)} photos, performer "
+                  f"{len(performer)} faces from every {args.every}. frame of {clip.name}; extraction {seconds:.0f} s")
+            for name, records in (("source", source), ("performer", performer)):
+                share = coverage_summary(records)["share"]
+                print(f"{name}: mouth open {share['mouth_open']:.0%}, eyes closed {share['eyes_closed']:.0%}, "
+                      f"left {share['looking_subject_left']:.0%}, right {share['looking_subject_right']:.0%}, "
+                      f"up {share['looking_up']:.0%}, down {share['looking_down']:.0%}")
+            try:
+                checked = coverage_check(performer, source, accept_gaps=False)
+                print("not refused; gaps:", [gap["sentence"] for gap in checked["gaps"]])
+            except CoverageRefused as refused:
+                print(refused)
+        finally:
+            workspace.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "threads",
-                                         "threads-step", "all"], nargs="?", default="all")
+                                         "threads-step", "gate", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
     parser.add_argument("--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes")
@@ -725,11 +769,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="quality: keep the workspace and model here")
     parser.add_argument("--compete", type=int, default=0, help="threads: busy-looping processes to run meanwhile")
     parser.add_argument("--rounds", type=int, default=3, help="threads: interleaved rounds")
+    parser.add_argument("--every", type=int, default=2, help="gate: use every n-th frame of the performer's clip")
     args = parser.parse_args()
     if args.what == "threads":
         bench_threads(args)
     if args.what == "threads-step":
         bench_threads_step(args)
+    if args.what == "gate":
+        bench_gate(args)
     if args.what in ("speed", "all"):
         bench_speed(args)
     if args.what == "loop":
