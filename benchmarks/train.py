@@ -10,6 +10,8 @@
     .venv/bin/python benchmarks/train.py score-swaps --swaps SW
     .venv/bin/python benchmarks/train.py memory [--faces 50000]   # peak RSS, lazy vs parsed faceset index
     .venv/bin/python benchmarks/train.py ceiling [--res 64]       # what real photos score on the identity metric
+    .venv/bin/python benchmarks/train.py threads [--compete 1]    # it/s by thread count and OpenMP wait policy
+    .venv/bin/python benchmarks/train.py gate [--media ../shared/media]  # the coverage gate on the issue's case
 
 ``quality`` trains ``df`` at 64 px on two synthetic people (DigiFace-1M id1_variety as the source
 subject, id2_variety as the target performer; faces detected and aligned with likeness.faces), in a
@@ -587,9 +589,139 @@ def _option_value(text: str):
     return text
 
 
+
+#: ``threads`` rows: (label, --threads or None for the product's choice, OMP_WAIT_POLICY or None).
+_THREAD_ROWS = (
+    ("old default: all cores, OpenMP default wait", "cores", None),
+    ("1 thread, OpenMP default wait", 1, None),
+    ("1 thread, passive wait", 1, "PASSIVE"),
+    ("all cores, passive wait", "cores", "PASSIVE"),
+    ("new default: threads from the load, passive wait", None, "PASSIVE"),
+)
+
+
+def bench_threads_step(args: argparse.Namespace) -> None:
+    """Child of ``threads``: time the cpu-64 recipe's step with the thread count the arguments ask
+    for (``--threads 0``: the product's choice from the load average); prints one JSON line."""
+    from likeness.train.loop import autocast_dtype, configure_cpu_threads, cpu_supports_bfloat16, make_optimizer
+    from likeness.train.losses import reconstruction_loss
+    from likeness.train.recipes import RECIPES
+
+    recipe = RECIPES["cpu-64"]
+    choice = configure_cpu_threads(args.threads or None)
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    model = create_model(recipe["model"], resolution=recipe["resolution"], **recipe["model_options"])
+    batch, res = recipe["batch_size"], recipe["resolution"]
+    x = torch.rand(batch, 3, res, res)
+    mask = torch.ones(batch, 1, res, res)
+    opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=device)
+    dtype = autocast_dtype("auto", device, cpu_bfloat16=cpu_supports_bfloat16())
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            (a, am), (b, bm) = model.reconstruct_pair(x, x)
+        la, _ = reconstruction_loss(a.float(), am.float(), x, mask, mask)
+        lb, _ = reconstruction_loss(b.float(), bm.float(), x, mask, mask)
+        opt.zero_grad(set_to_none=True)
+        (la + lb).backward()
+        opt.step()
+
+    seconds = _median_step_seconds(step, warmup=args.warmup, repeats=args.repeats)
+    print(json.dumps({"threads": choice.threads, "reason": choice.reason, "step_s": seconds,
+                      "wait": os.environ.get("OMP_WAIT_POLICY")}))
+
+
+def bench_threads(args: argparse.Namespace) -> None:
+    """it/s of the cpu-64 recipe's step (batch 4, 64 px, the loop's arithmetic) by thread count and
+    OpenMP wait policy, each row in a fresh process (OpenMP reads the policy when torch loads),
+    rows interleaved round by round so all see the same load; median over ``--rounds``.
+    ``--compete N`` runs N busy-looping processes meanwhile, standing in for other people's jobs."""
+    import subprocess
+
+    from likeness.train.loop import available_cores
+
+    cores = available_cores()
+    competitors = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.compete)]
+    try:
+        time.sleep(5 if competitors else 0)
+        load_start = os.getloadavg()[0]
+        results: dict[str, list[dict]] = {label: [] for label, _, _ in _THREAD_ROWS}
+        for _ in range(args.rounds):
+            for label, threads, wait in _THREAD_ROWS:
+                env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                if wait:
+                    env["OMP_WAIT_POLICY"] = wait
+                count = cores if threads == "cores" else (threads or 0)
+                done = subprocess.run(
+                    [sys.executable, __file__, "threads-step", "--threads", str(count), "--warmup", str(args.warmup),
+                     "--repeats", str(args.repeats)], env=env, capture_output=True, text=True, check=True)
+                results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        load_end = os.getloadavg()[0]
+    finally:
+        for competitor in competitors:
+            competitor.kill()
+            competitor.wait()
+    print(f"# cpu-64 recipe step (df 64 px, batch 4), {cores} cores, {args.compete} busy-looping competitor(s); "
+          f"median of {args.rounds} rounds x {args.repeats} steps after {args.warmup} warm-up; "
+          f"load average {load_start:.1f} at start, {load_end:.1f} at end")
+    print("| setting | threads used | it/s (median) | it/s per round | vs old default |")
+    print("|---|---|---|---|---|")
+    old = statistics.median(1 / r["step_s"] for r in results[_THREAD_ROWS[0][0]])
+    for label, _, _ in _THREAD_ROWS:
+        rates = [1 / r["step_s"] for r in results[label]]
+        used = ", ".join(sorted({str(r["threads"]) for r in results[label]}))
+        print(f"| {label} | {used} | {statistics.median(rates):.2f} | {' / '.join(f'{v:.2f}' for v in rates)} | "
+              f"{statistics.median(rates) / old:.1f}x |", flush=True)
+
+
+
+def bench_gate(args: argparse.Namespace) -> None:
+    """The coverage gate on the issue's case: a handful of photos of one synthetic East Asian
+    identity (seeprettyface ``wanghong``: two edit strips and two portraits) as the source, the
+    consenting actor's talking clip (every ``--every``-th frame) as the performer. Extracts both
+    in a throw-away workspace (real grant and release) and prints what the gate says."""
+    from likeness.faceset import ExtractOptions, enroll_reference_photos, extract_faceset, load_faceset
+    from likeness.faceset.report import CoverageRefused, coverage_check, coverage_summary
+
+    media = Path(args.media)
+    photos = media / "synthetic_people" / "seeprettyface_1024"
+    source_inputs = [photos / "edit_strips" / "wanghong_edit_angle.jpg", photos / "edit_strips" / "wanghong_edit_smile.jpg",
+                     photos / "wanghong_example1.png", photos / "wanghong_example2.png"]
+    clip = media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        workspace, authz, release = _benchmark_consent(root)
+        try:
+            enroll_reference_photos(workspace, "idol", [photos / "wanghong_example1.png", photos / "wanghong_example2.png"])
+            enroll_reference_photos(workspace, "performer", [clip])
+            start = time.perf_counter()
+            report = extract_faceset(workspace, authz, source_inputs, root / "source", options=ExtractOptions())
+            print("source extraction: rejected", {k: v for k, v in report.rejected.items() if v},
+                  "near-duplicates:", [(Path(d["face"]).name, d["reason"]) for d in report.duplicates_dropped])
+            extract_faceset(workspace, release, [clip], root / "performer", options=ExtractOptions(frame_step=args.every))
+            seconds = time.perf_counter() - start
+            source, performer = list(load_faceset(root / "source")), list(load_faceset(root / "performer"))
+            print(f"# coverage gate: source {len(source)} faces from {len(source_inputs)} photos, performer "
+                  f"{len(performer)} faces from every {args.every}. frame of {clip.name}; extraction {seconds:.0f} s")
+            for name, records in (("source", source), ("performer", performer)):
+                share = coverage_summary(records)["share"]
+                print(f"{name}: mouth open {share['mouth_open']:.0%}, eyes closed {share['eyes_closed']:.0%}, "
+                      f"left {share['looking_subject_left']:.0%}, right {share['looking_subject_right']:.0%}, "
+                      f"up {share['looking_up']:.0%}, down {share['looking_down']:.0%}")
+            try:
+                checked = coverage_check(performer, source, accept_gaps=False)
+                print("not refused; gaps:", [gap["sentence"] for gap in checked["gaps"]])
+            except CoverageRefused as refused:
+                print(refused)
+        finally:
+            workspace.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "threads",
+                                         "threads-step", "gate", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
     parser.add_argument("--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes")
@@ -635,7 +767,16 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true",
                         help="quality: continue the run kept in --out for --minutes more (saved recipe wins)")
     parser.add_argument("--out", default=None, help="quality: keep the workspace and model here")
+    parser.add_argument("--compete", type=int, default=0, help="threads: busy-looping processes to run meanwhile")
+    parser.add_argument("--rounds", type=int, default=3, help="threads: interleaved rounds")
+    parser.add_argument("--every", type=int, default=2, help="gate: use every n-th frame of the performer's clip")
     args = parser.parse_args()
+    if args.what == "threads":
+        bench_threads(args)
+    if args.what == "threads-step":
+        bench_threads_step(args)
+    if args.what == "gate":
+        bench_gate(args)
     if args.what in ("speed", "all"):
         bench_speed(args)
     if args.what == "loop":

@@ -89,3 +89,14 @@ def test_photos_add_with_no_usable_photo_fails(studio: dict[str, Path], tmp_path
     noise = write_image(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
     result = run(studio["home"], "subject", "photos", "add", "mina", str(noise), code=1)
     assert "no face found" in result
+
+
+def test_extract_names_each_near_duplicate_it_drops(studio: dict[str, Path], tmp_path: Path) -> None:
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    copy = tmp_path / "again" / "mina_copy.png"
+    copy.parent.mkdir()
+    copy.write_bytes(studio["mina"].read_bytes())
+    result = " ".join(run(home, "extract", "mina", str(studio["mina"]), str(copy), "--out", str(tmp_path / "fs")).split())
+    assert f"near-duplicate dropped {copy}: repeats {studio['mina']}: 0 of 64 hash bits differ (limit 3)" in result
+    assert "same expression" in result

@@ -75,3 +75,22 @@ def test_reference_faces_round_trip_and_tolerate_damage(tmp_path: Path, astronau
     with pytest.raises(ValueError, match="photo_sha256"):
         save_reference_face(tmp_path, "s1", "../x", astronaut, landmarks)
 
+
+
+def test_a_video_is_a_reference_source_with_the_same_identity_filter(consent_world, tmp_path: Path, astronaut,
+                                                                      grace_hopper) -> None:
+    ws = consent_world.workspace
+    clip = synthetic.write_clip(tmp_path / "mina_turns.mp4", astronaut, seconds=2.0, size=(480, 360),
+                                with_audio=False)
+    report = enroll_reference_photos(ws, "mina", [clip])
+    assert report.added >= 3 and report.ok, report.skipped
+    assert all(label.startswith(f"{clip} @ ") and label.endswith(" s") for label in report.enrolled)
+    assert ws.registry.reference_embeddings("mina").shape == (report.added, 128)
+    # Enrolling the same clip again finds the same frames; someone else's clip is refused frame by frame.
+    again = enroll_reference_photos(ws, "mina", [clip])
+    assert again.added == 0 and len(again.already_enrolled) == report.added
+    other = synthetic.write_clip(tmp_path / "someone_else.mp4", grace_hopper, seconds=1.0, size=(480, 360),
+                                 with_audio=False)
+    refused = enroll_reference_photos(ws, "mina", [other])
+    assert refused.added == 0 and refused.skipped
+    assert all("does not match mina" in reason for _, reason in refused.skipped)

@@ -235,3 +235,22 @@ def test_options_are_validated() -> None:
         ExtractOptions(size=8)
     with pytest.raises(FacesetError, match="crop_format"):
         ExtractOptions(crop_format="gif")
+
+
+def test_small_photo_sets_keep_expression_variants_and_name_what_was_dropped(enrolled_world, tmp_path: Path,
+                                                                             astronaut, monkeypatch) -> None:
+    """Three copies of one photo: the second measured with lips apart is an expression variant and
+    kept; the third repeats the first's look and expression and is dropped, by name, with why."""
+    import likeness.faces
+
+    photos = [write_image(tmp_path / "inputs" / f"photo_{i}.png", astronaut) for i in (1, 2, 3)]
+    mouths = iter([0.02, 0.20, 0.03])
+    monkeypatch.setattr(likeness.faces, "mouth_openness", lambda landmarks: next(mouths))
+    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), photos, tmp_path / "fs",
+                             options=ExtractOptions(min_face=48))
+    assert report.faces_kept == 2 and report.rejected["duplicate"] == 1
+    assert [d["face"] for d in report.duplicates_dropped] == [str(photos[2])]
+    reason = report.duplicates_dropped[0]["reason"]
+    assert reason.startswith(f"repeats {photos[0]}: 0 of 64 hash bits differ (limit 3); same expression (mouth 0.03 vs 0.02")
+    kept = sorted(record.mouth_openness for record in load_faceset(tmp_path / "fs"))
+    assert kept == [0.02, 0.20]

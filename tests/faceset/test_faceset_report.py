@@ -136,3 +136,22 @@ def test_write_coverage_report_is_self_contained(tmp_path: Path) -> None:
     assert summary["coverage"]["faces"] == 6
     assert summary["gaps"] == report.gaps and report.gaps
     assert report.contact_sheet_path is not None and report.contact_sheet_path.stat().st_size > 0
+
+
+def test_a_toothy_smile_counts_as_an_open_mouth(astronaut, grace_hopper) -> None:
+    """scikit-image's astronaut smiles showing her teeth: no 'no open-mouth frames' gap for her."""
+    from likeness.faces import FaceDetector, align_face, mouth_openness
+
+    detector = FaceDetector(max_faces=1)
+    try:
+        measured = []
+        for rgb in (astronaut, grace_hopper):
+            landmarks = np.asarray(detector.detect(rgb)[0].landmarks, np.float32)
+            measured.append(mouth_openness(align_face(rgb, landmarks, size=256).landmarks))
+    finally:
+        detector.close()
+    smile, closed = measured
+    summary = coverage_summary(records(1, mouth_openness=[smile]))
+    assert summary["share"]["mouth_open"] == 1.0
+    assert not any("open-mouth" in gap for gap in coverage_gaps(summary))
+    assert coverage_summary(records(1, mouth_openness=[closed]))["share"]["mouth_open"] == 0.0

@@ -71,3 +71,18 @@ def test_pose_limits() -> None:
     assert not selection.pose_is_extreme(40.0, -10.0, max_yaw=75, max_pitch=50)
     assert selection.pose_is_extreme(-80.0, 0.0, max_yaw=75, max_pitch=50)
     assert selection.pose_is_extreme(0.0, 55.0, max_yaw=75, max_pitch=50)
+
+
+def test_a_look_alike_with_another_expression_is_a_variant_not_a_duplicate() -> None:
+    dedup = selection.DuplicateFilter(max_distance=3)
+    dedup.keep(0b0000, mouth=0.02, eyes=0.30, label="closed_smile.jpg")
+    # Same look, lips apart (a smile with teeth) or eyes shut: kept as an expression variant.
+    assert dedup.find(0b0001, mouth=0.18, eyes=0.30) is None
+    assert dedup.find(0b0001, mouth=0.02, eyes=0.08) is None
+    # Same look and expression: dropped, naming the face it repeats and why.
+    match = dedup.find(0b0011, mouth=0.03, eyes=0.31)
+    assert match is not None and match.kept.label == "closed_smile.jpg"
+    assert match.reason() == ("repeats closed_smile.jpg: 2 of 64 hash bits differ (limit 3); same expression "
+                              "(mouth 0.03 vs 0.02, eyes 0.31 vs 0.30)")
+    # Without an expression measure, appearance alone decides (as before).
+    assert dedup.is_duplicate(0b0011)

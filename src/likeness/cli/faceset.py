@@ -6,10 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from likeness.cli.common import console, err_console, mapped_errors, open_workspace
+
+#: Near-duplicates named one per line after an extraction; the rest are counted.
+_DUPLICATES_SHOWN = 20
 
 faceset_app = typer.Typer(help="Facesets: coverage reports and contents.", no_args_is_help=True)
 photos_app = typer.Typer(help="Reference photos that identify a subject.", no_args_is_help=True)
@@ -71,6 +75,12 @@ def extract(
                 raise typer.Exit(130) from None
     for skipped in report.skipped_inputs:
         console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}")
+    shown = report.duplicates_dropped[:_DUPLICATES_SHOWN]
+    for dropped in shown:
+        console.print(f"  [yellow]near-duplicate dropped[/] {escape(dropped['face'])}: {escape(dropped['reason'])}")
+    more = report.rejected.get("duplicate", 0) - len(shown)
+    if more > 0:
+        console.print(f"  … and {more} more near-duplicate(s) dropped (--dedup -1 keeps them)")
     rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
     console.print(
         f"{report.frames_read} frames, {report.faces_seen} faces seen"
@@ -135,9 +145,9 @@ def faceset_show(
 def photos_add(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
-    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face.")],
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face, or videos of the subject alone (up to 8 frames spread over each clip are used).")],
 ) -> None:
-    """Enrol reference photos: store the subject's identity embeddings used to filter footage."""
+    """Enrol reference photos or videos: store the subject's identity embeddings used to filter footage."""
     from likeness.faceset import enroll_reference_photos
 
     with mapped_errors():

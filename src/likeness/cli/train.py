@@ -7,10 +7,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    open_workspace,
+)
 from likeness.train.recipes import CLEARED, RECIPES, describe_recipe
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
@@ -46,13 +58,26 @@ def train(
     priority: Annotated[float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")] = 1.0,
     identity_metrics: Annotated[bool, typer.Option("--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints.")] = True,
     expression_metrics: Annotated[bool, typer.Option("--expression-metrics/--no-expression-metrics", help="Measure expression fidelity (landmarks) at checkpoints.")] = True,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for PyTorch (default: the cores available).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for PyTorch (default: one per core the load average leaves free, at least 1; shown in the progress line).")] = None,
     precision: Annotated[str, typer.Option("--precision", help="Arithmetic: auto (float16 on CUDA; bfloat16 on CPUs with native bfloat16, else float32), float32, bfloat16 or float16.")] = "auto",
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).")] = None,
+    accept_gaps: Annotated[bool, typer.Option("--accept-gaps", help="Train even when the source faceset lacks what the performer does (open mouth, blinks, head turns in at least 10 % of the performer's frames and on fewer than 3 source faces); the gaps are recorded in the model folder and model card (docs/training.md, 'Coverage gate').")] = False,
     org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
 ) -> None:
     """Train a face-swap model from a consented source faceset to a released performer's faceset."""
-    from likeness.train import TrainConfig, recipe_options, resume_training, train_from_facesets
+    import os
+
+    from likeness.train.cpu_threads import prefer_passive_openmp_wait
+
+    # Before anything imports PyTorch: its OpenMP runtime reads the wait policy once, when it loads.
+    prefer_passive_openmp_wait(os.environ)
+    from likeness.train import (
+        TrainConfig,
+        TrainingInterrupted,
+        recipe_options,
+        resume_training,
+        train_from_facesets,
+    )
 
     if iters is not None and minutes is not None:
         fail("give --iters or --minutes, not both")
@@ -64,24 +89,45 @@ def train(
                                 true_face_power=true_face_power, augment={"flip": flip, "warp_until": _warp_until(warp_until)},
                                 model_options=model_options)
         workspace = open_workspace(ctx)
-        with _TrainProgressBar(iters) as show:
-            if resume is not None:
-                result = resume_training(workspace, resume, iterations=iters, minutes=minutes, threads=threads, org=org,
-                                         progress=show)
-            else:
-                if source is None or target is None or out is None:
-                    fail("--source, --target and --out are required (or --resume MODEL_DIR)")
-                config = TrainConfig(
-                    **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
-                    ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
-                    seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
-                    eyes_mouth_priority=priority, identity_metrics=identity_metrics,
-                    expression_metrics=expression_metrics, workers=workers, precision=precision,
-                    threads=threads,
-                )
-                result = train_from_facesets(workspace, source, target, out, config, org=org, progress=show)
+        try:
+            with _TrainProgressBar(iters) as show:
+                if resume is not None:
+                    result = resume_training(workspace, resume, iterations=iters, minutes=minutes, threads=threads,
+                                             org=org, progress=show)
+                else:
+                    if source is None or target is None or out is None:
+                        fail("--source, --target and --out are required (or --resume MODEL_DIR)")
+                    config = TrainConfig(
+                        **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
+                        ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
+                        seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                        eyes_mouth_priority=priority, identity_metrics=identity_metrics,
+                        expression_metrics=expression_metrics, workers=workers, precision=precision,
+                        threads=threads,
+                    )
+                    result = train_from_facesets(workspace, source, target, out, config, org=org,
+                                                 accept_gaps=accept_gaps, progress=show)
+        except TrainingInterrupted as stopped:
+            model_dir = stopped.checkpoint_path.parent
+            err_console.print(f"[yellow]interrupted[/] at iteration {stopped.iteration}: checkpoint saved to "
+                              f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}")
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            folder = resume or out
+            kept = folder is not None and (folder / "checkpoint.pt").is_file()
+            err_console.print("[yellow]interrupted[/] before a checkpoint could be saved"
+                              + (f"; the last one is {folder / 'checkpoint.pt'} (likeness train --resume {folder})"
+                                 if kept else "; nothing was kept"))
+            raise typer.Exit(130) from None
     console.print(f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
                   f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
+    checked = result.coverage_check or {}
+    for gap in checked.get("gaps", []):
+        label = "[bold yellow]gap accepted[/]" if gap["severe"] else "[yellow]gap[/]"
+        err_console.print(f"  {label} {gap['sentence']}")
+    if checked.get("accepted"):
+        err_console.print(f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
+                          f"{result.model_dir / 'coverage_check.json'} and the model card")
     metrics = held_out_summary(result.metrics)
     if metrics:
         console.print(f"held-out: {metrics}")
@@ -141,7 +187,7 @@ class _TrainProgressBar:
             TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.fields[total_text]}"),
             TextColumn("src {task.fields[loss_s]:.3f} dst {task.fields[loss_t]:.3f}"),
             TextColumn("{task.fields[rate]:.2f} it/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[note]}"),
+            TextColumn("{task.fields[threads]}"), TextColumn("{task.fields[note]}"),
         )
         self.bar = Progress(*columns, console=err_console, transient=False)
         self.total = total
@@ -152,7 +198,7 @@ class _TrainProgressBar:
         self.status.__exit__(None, None, None)
         self.bar.__enter__()
         self.task = self.bar.add_task("train", total=self.total, total_text=self.total or "?", loss_s=0.0,
-                                      loss_t=0.0, rate=0.0, note="")
+                                      loss_t=0.0, rate=0.0, note="", threads="")
         self.started = True
 
     def __enter__(self):
@@ -162,9 +208,12 @@ class _TrainProgressBar:
             if not self.started:
                 self._start()
             if event.event != "step":
-                self.bar.update(self.task, note=f"{event.event} @ {event.iteration}")
+                note = ("interrupted: saving a checkpoint (Ctrl-C again: quit without it)"
+                        if event.event == "interrupted" else f"{event.event} @ {event.iteration}")
+                self.bar.update(self.task, note=note)
                 return
-            fields = {"loss_s": event.loss_source, "loss_t": event.loss_target, "rate": event.it_per_s}
+            fields = {"loss_s": event.loss_source, "loss_t": event.loss_target, "rate": event.it_per_s,
+                      "threads": f"cpu {event.cpu_threads}" if event.cpu_threads else ""}
             if event.total is None and event.eta_s is not None and math.isfinite(event.eta_s) and event.it_per_s > 0:
                 fields["total_text"] = f"~{event.iteration + int(event.eta_s * event.it_per_s)}"
             self.bar.update(self.task, completed=event.iteration, total=event.total, **fields)

@@ -76,7 +76,8 @@ def eye_openness(landmarks: np.ndarray) -> float:
 
 
 def mouth_openness(landmarks: np.ndarray) -> float:
-    """Inner-lip gap / inner mouth width (0 closed, about 0.5+ wide open)."""
+    """Inner-lip gap / inner mouth width: about 0-0.06 closed (closed smiles too), 0.1-0.3 lips apart
+    (speech, a smile showing teeth; a smile stretches the width, so it stays low), 0.5+ wide open."""
     points = check_landmarks(landmarks)
     width = float(np.linalg.norm(points[INNER_LIP_LEFT] - points[INNER_LIP_RIGHT]))
     if width < 1e-6:

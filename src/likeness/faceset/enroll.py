@@ -5,16 +5,23 @@ several faces are skipped with a reason rather than guessed at, because a wrong 
 make the identity filter keep someone else's face. A photo whose face clearly belongs to someone
 other than the subject's already enrolled references is skipped too.
 
+A video is a reference source as well: up to ``REFERENCE_VIDEO_FRAMES`` frames spread over the
+clip (one per ``REFERENCE_VIDEO_EVERY_S`` seconds at most) are each treated as a photo, with the
+same rules: one face, large enough, and consistent with the references already enrolled,
+including frames of the same clip enrolled just before (so a clip that cuts to someone else
+enrols only the frames of the person it starts with, or of the subject's earlier references).
+
 Example::
 
-    report = enroll_reference_photos(workspace, "mina", ["mina_front.jpg", "mina_left.jpg"])
+    report = enroll_reference_photos(workspace, "mina", ["mina_front.jpg", "mina_left.jpg", "mina_turn.mp4"])
     print(report.added, report.skipped)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,10 @@ MIN_REFERENCE_FACE_PX = 48
 # often 0.4-0.55 apart (benchmarks/identity_filter.py), and rejecting them would starve the
 # extraction filter of references. It only catches an obviously different person handed in.
 REFERENCE_CONSISTENCY_THRESHOLD = 0.6
+# A reference video gives at most this many frames, at least this many seconds apart, spread over
+# the whole clip: a few poses of the subject, not hundreds of near-identical embeddings.
+REFERENCE_VIDEO_FRAMES = 8
+REFERENCE_VIDEO_EVERY_S = 0.5
 
 
 @dataclass
@@ -62,8 +73,9 @@ def enroll_reference_photos(
     embedder: Any | None = None,
     identity_threshold: float | None = None,
 ) -> EnrollmentReport:
-    """Compute and store one 128-D reference embedding per usable photo of ``subject``, and keep
-    an upright head crop of it for evidence pages (:mod:`likeness.faceset.reference_faces`).
+    """Compute and store one 128-D reference embedding per usable photo of ``subject`` (or per
+    sampled frame of a video, see the module docstring), and keep an upright head crop of it for
+    evidence pages (:mod:`likeness.faceset.reference_faces`).
 
     Unreadable files (``MediaError``), photos with no face, several faces, or a face too small
     are skipped with a plain-language reason; so is a photo whose face is farther than
@@ -71,7 +83,6 @@ def enroll_reference_photos(
     already enrolled for the subject, which catches a wrong photo handed in by mistake.
     """
     from likeness import faces
-    from likeness.media import read_image
 
     record = workspace.registry.get_subject(subject)
     detector = detector if detector is not None else faces.FaceDetector(max_faces=4, min_confidence=0.5)
@@ -82,62 +93,88 @@ def enroll_reference_photos(
 
     for raw in paths:
         path = Path(raw)
+        for label, picture_sha256, rgb in _reference_pictures(path, report):
+            detected = _one_subject_face(label, rgb, detector, report)
+            if detected is None:
+                continue
+            landmarks = np.asarray(detected.landmarks, dtype=np.float32)
+            extent = float(np.ptp(landmarks, axis=0).max())
+            if extent < MIN_REFERENCE_FACE_PX:
+                report.skipped.append(
+                    (label, f"face too small ({extent:.0f} px; need {MIN_REFERENCE_FACE_PX} px or more)")
+                )
+                continue
+            try:
+                embedding = np.asarray(embedder.embed(rgb, landmarks), dtype=np.float32)
+            except FaceError as exc:
+                report.skipped.append((label, f"could not compute an identity embedding ({exc})"))
+                continue
+            if len(existing):
+                distance, same = faces.match_identity(embedding, existing, threshold=threshold)
+                if not same:
+                    reason = (f"face does not match {record.slug}'s other reference photos "
+                              f"(distance {distance:.2f} > {threshold:.2f})")
+                    report.skipped.append((label, reason))
+                    continue
+            try:
+                # The picture evidence pages show beside a matched face; kept before the embedding so
+                # that every stored reference has one (re-enrolling a photo writes it again).
+                save_reference_face(workspace.home, record.id, picture_sha256, rgb, landmarks)
+            except (FaceError, MediaError) as exc:
+                report.skipped.append((label, f"could not keep the reference picture ({exc})"))
+                continue
+            added = workspace.registry.add_reference_embedding(
+                record.slug, embedding, source_name=Path(label).name, source_sha256=picture_sha256
+            )
+            if added:
+                report.added += 1
+                report.enrolled.append(label)
+                existing = np.vstack([existing.reshape(-1, embedding.shape[0]), embedding[None, :]])
+            else:
+                report.already_enrolled.append(label)
+    return report
+
+
+def _reference_pictures(path: Path, report: EnrollmentReport) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(label, SHA-256 naming the picture, RGB) for a photo, or for each sampled frame of a video
+    (label ``"clip.mp4 @ 2.5 s"``, digest of the file's digest and the frame time, so enrolling the
+    same clip again finds the same frames already enrolled). Unreadable input is added to
+    ``report.skipped``; a video that breaks part-way keeps the frames before the break."""
+    from likeness.faceset.extract import VIDEO_SUFFIXES
+    from likeness.media import read_image, sample_video_frames
+
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
         try:
             rgb = read_image(path)
         except MediaError as exc:
             report.skipped.append((str(path), exc.reason))
-            continue
-        try:
-            detected = detector.detect(rgb)
-        except FaceError as exc:
-            report.skipped.append((str(path), f"face detection failed ({exc})"))
-            continue
-        if not detected:
-            report.skipped.append((str(path), "no face found"))
-            continue
-        if len(detected) > 1:
-            report.skipped.append(
-                (str(path), f"{len(detected)} faces found; a reference photo must show only the subject")
-            )
-            continue
-        landmarks = np.asarray(detected[0].landmarks, dtype=np.float32)
-        extent = float(np.ptp(landmarks, axis=0).max())
-        if extent < MIN_REFERENCE_FACE_PX:
-            report.skipped.append(
-                (str(path), f"face too small ({extent:.0f} px; need {MIN_REFERENCE_FACE_PX} px or more)")
-            )
-            continue
-        try:
-            embedding = np.asarray(embedder.embed(rgb, landmarks), dtype=np.float32)
-        except FaceError as exc:
-            report.skipped.append((str(path), f"could not compute an identity embedding ({exc})"))
-            continue
-        if len(existing):
-            distance, same = faces.match_identity(embedding, existing, threshold=threshold)
-            if not same:
-                report.skipped.append(
-                    (
-                        str(path),
-                        f"face does not match {record.slug}'s other reference photos "
-                        f"(distance {distance:.2f} > {threshold:.2f})",
-                    )
-                )
-                continue
-        photo_sha256 = sha256_file(path)
-        try:
-            # The picture evidence pages show beside a matched face; kept before the embedding so
-            # that every stored reference has one (re-enrolling a photo writes it again).
-            save_reference_face(workspace.home, record.id, photo_sha256, rgb, landmarks)
-        except (FaceError, MediaError) as exc:
-            report.skipped.append((str(path), f"could not keep the reference picture ({exc})"))
-            continue
-        added = workspace.registry.add_reference_embedding(
-            record.slug, embedding, source_name=path.name, source_sha256=photo_sha256
-        )
-        if added:
-            report.added += 1
-            report.enrolled.append(str(path))
-            existing = np.vstack([existing.reshape(-1, embedding.shape[0]), embedding[None, :]])
-        else:
-            report.already_enrolled.append(str(path))
-    return report
+            return
+        yield str(path), sha256_file(path), rgb
+        return
+    try:
+        file_sha256 = sha256_file(path)
+        frames = sample_video_frames(path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES)
+        for frame in frames:
+            seconds = float(frame.pts_s or 0.0)
+            frame_sha256 = hashlib.sha256(f"{file_sha256}:{seconds:.3f}".encode()).hexdigest()
+            yield f"{path} @ {seconds:.1f} s", frame_sha256, frame.rgb
+    except MediaError as exc:
+        report.skipped.append((str(path), exc.reason))
+    except OSError as exc:
+        report.skipped.append((str(path), f"cannot read ({exc.strerror or exc})"))
+
+
+def _one_subject_face(label: str, rgb: np.ndarray, detector: Any, report: EnrollmentReport) -> Any | None:
+    """The single face in ``rgb``, or None with the reason added to ``report.skipped``."""
+    try:
+        detected = detector.detect(rgb)
+    except FaceError as exc:
+        report.skipped.append((label, f"face detection failed ({exc})"))
+        return None
+    if not detected:
+        report.skipped.append((label, "no face found"))
+        return None
+    if len(detected) > 1:
+        report.skipped.append((label, f"{len(detected)} faces found; a reference photo must show only the subject"))
+        return None
+    return detected[0]

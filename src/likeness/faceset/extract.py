@@ -52,6 +52,9 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".m4v", ".m4a", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".3gp", ".flv"}
 )
 CROP_FORMATS = ("png", "jpg")
+#: Near-duplicates dropped are listed by name (face, the kept face it repeats, why) up to this many;
+#: past it (long videos) only the count in ``rejected["duplicate"]`` grows.
+DUPLICATES_LISTED = 200
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,9 @@ class ExtractionReport:
     frames_before_resume: int
     elapsed_s: float
     ledger_event_id: str | None = None
+    #: Faces dropped as near-duplicates, ``{"face": "photo_3.jpg", "reason": "repeats photo_2.jpg: ..."}``,
+    #: the first ``DUPLICATES_LISTED`` of ``rejected["duplicate"]``.
+    duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -192,6 +198,7 @@ class _RunState:
     # Per-input tallies of the input in progress, so a resumed video is judged as a whole.
     input_seen: dict[str, int] = field(default_factory=dict)
     input_kept: dict[str, int] = field(default_factory=dict)
+    duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -284,6 +291,7 @@ def extract_faceset(
         resumed=resumed,
         frames_before_resume=frames_before_resume,
         elapsed_s=elapsed,
+        duplicates_dropped=list(state.duplicates_dropped),
     )
     if state.index_lines == 0:
         _discard_unfinished(out_dir)
@@ -420,7 +428,11 @@ class _Pipeline:
         )
         index_path = out_dir / INDEX_NAME
         if index_path.exists():
-            self.duplicates.seed(int(r.perceptual_hash, 16) for r in read_index(index_path) if r.perceptual_hash)
+            self.duplicates.seed(
+                selection.KeptFace(int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness,
+                                   face_label(r.source, r.frame_index))
+                for r in read_index(index_path) if r.perceptual_hash
+            )
         self.index = open(index_path, "a", encoding="utf-8")
         self.frames_since_checkpoint = 0
         self.started = time.monotonic()
@@ -691,10 +703,15 @@ class _Pipeline:
             rejected[selection.TOO_BLURRY] += 1
             return
         phash = selection.perceptual_hash(gray)
-        if self.duplicates.is_duplicate(phash):
-            rejected[selection.DUPLICATE] += 1
-            return
         crop_landmarks = np.asarray(aligned.landmarks, dtype=np.float32)
+        eye, mouth = float(fa.eye_openness(crop_landmarks)), float(fa.mouth_openness(crop_landmarks))
+        label = face_label(source, frame_index)
+        repeated = self.duplicates.find(phash, mouth=mouth, eyes=eye)
+        if repeated is not None:
+            rejected[selection.DUPLICATE] += 1
+            if len(self.state.duplicates_dropped) < DUPLICATES_LISTED:
+                self.state.duplicates_dropped.append({"face": label, "reason": repeated.reason()})
+            return
         mask = fa.hull_mask(crop_landmarks, self.options.size)
         record = self._write_face(
             crop,
@@ -707,13 +724,13 @@ class _Pipeline:
             pose=(float(yaw), float(pitch), float(roll)),
             sharpness=sharp,
             face_size=face_size,
-            eye=float(fa.eye_openness(crop_landmarks)),
-            mouth=float(fa.mouth_openness(crop_landmarks)),
+            eye=eye,
+            mouth=mouth,
             brightness=float(fa.brightness(crop, mask)),
             distance=identity.distance,
             phash=phash,
         )
-        self.duplicates.keep(phash)
+        self.duplicates.keep(phash, mouth=mouth, eyes=eye, label=label)
         self.index.write(record.to_json() + "\n")
         self.state.index_lines += 1
         self.state.input_kept[source] = self.state.input_kept.get(source, 0) + 1
@@ -764,6 +781,11 @@ class _Pipeline:
             image_sha256=sha256_file(path),
             perceptual_hash=f"{phash:016x}",
         )
+
+
+def face_label(source: str, frame_index: int) -> str:
+    """How reports name a face: the photo's path, or ``"clip.mp4 frame 12"`` for a video frame."""
+    return f"{source} frame {frame_index}" if Path(source).suffix.lower() in VIDEO_SUFFIXES else source
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:

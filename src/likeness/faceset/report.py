@@ -33,7 +33,13 @@ from likeness.faceset.format import FaceRecord, Faceset, atomic_write_text
 # likeness.faces.eye_openness / mouth_openness (gap height over width).
 TURN_DEGREES = 30.0
 TILT_DEGREES = 20.0
-MOUTH_OPEN = 0.35
+# "Mouth open" means the lips are apart: teeth or the inside of the mouth show, which a model that
+# never saw it cannot draw. The ratio divides the inner-lip gap by the inner mouth width, which a
+# smile stretches, so a toothy smile sits low: measured (MediaPipe landmarks) 0.15-0.24 on toothy
+# smiles (scikit-image's astronaut 0.18, two synthetic smile strips), 0.10-0.27 (10th-90th
+# percentile) on the consenting actor talking, 0.001-0.06 on closed lips, closed smiles included.
+# The earlier 0.35 ("wide open") counted none of those as open, not even the actor speaking.
+MOUTH_OPEN = 0.10
 EYES_CLOSED = 0.12
 # Brightness is likeness.faces.brightness: mean luma inside the face hull, 0 (black) .. 1 (white).
 DARK_BRIGHTNESS = 0.31
@@ -83,6 +89,18 @@ def coverage_summary(records: Sequence[FaceRecord | Mapping[str, Any]]) -> dict[
     def share(mask: np.ndarray) -> float:
         return round(float(mask.mean()), 4)
 
+    conditions = {
+        "looking_subject_left": yaw > TURN_DEGREES,
+        "looking_subject_right": yaw < -TURN_DEGREES,
+        "looking_up": pitch > TILT_DEGREES,
+        "looking_down": pitch < -TILT_DEGREES,
+        "frontal": (np.abs(yaw) <= 15) & (np.abs(pitch) <= 15),
+        "mouth_open": mouth >= MOUTH_OPEN,
+        "eyes_closed": eyes <= EYES_CLOSED,
+        "dark": light < DARK_BRIGHTNESS,
+        "bright": light > BRIGHT_BRIGHTNESS,
+    }
+
     def stats(values: np.ndarray) -> dict[str, float]:
         p5, p50, p95 = np.percentile(values, [5, 50, 95])
         return {
@@ -109,17 +127,8 @@ def coverage_summary(records: Sequence[FaceRecord | Mapping[str, Any]]) -> dict[
             "brightness": stats(light),
             "sharpness": stats(_column(records, "sharpness")),
             "face_size": stats(_column(records, "face_size")),
-            "share": {
-                "looking_subject_left": share(yaw > TURN_DEGREES),
-                "looking_subject_right": share(yaw < -TURN_DEGREES),
-                "looking_up": share(pitch > TILT_DEGREES),
-                "looking_down": share(pitch < -TILT_DEGREES),
-                "frontal": share((np.abs(yaw) <= 15) & (np.abs(pitch) <= 15)),
-                "mouth_open": share(mouth >= MOUTH_OPEN),
-                "eyes_closed": share(eyes <= EYES_CLOSED),
-                "dark": share(light < DARK_BRIGHTNESS),
-                "bright": share(light > BRIGHT_BRIGHTNESS),
-            },
+            "share": {name: share(mask) for name, mask in conditions.items()},
+            "count": {name: int(mask.sum()) for name, mask in conditions.items()},
             "pose_grid": {
                 "yaw_edges": YAW_BINS.tolist(),
                 "pitch_edges": PITCH_BINS.tolist(),
@@ -179,6 +188,149 @@ def coverage_gaps(summary: Mapping[str, Any]) -> list[str]:
     if summary.get("sources", 0) == 1 and count >= 2:
         gaps.append("All faces come from a single source file; vary shoots, make-up and lighting.")
     return gaps
+
+
+# --- Coverage gate: the performer's faceset against the source's, before training ------------------
+# A face model draws what it saw: a performer's open mouth, blink or turned head that no source
+# face shows comes out as a blur or a closed mouth. Shares are of each faceset's faces.
+
+#: A condition is a gap when the performer shows it in at least this share of frames (blinks last
+#: a few frames, so 2 % of frames is already regular blinking) ...
+GATE_MIN_PERFORMER_SHARE = {"mouth_open": 0.05, "eyes_closed": 0.02, "looking_subject_left": 0.05,
+                            "looking_subject_right": 0.05, "looking_up": 0.05, "looking_down": 0.05}
+#: ... and the source shows it less than a quarter as often.
+GATE_SOURCE_RATIO = 0.25
+#: Severe (training refused unless the gaps are accepted): at least a tenth of the performance
+#: would be drawn from (almost) nothing: the performer shows it in >= 10 % of frames and the source
+#: has fewer than 3 faces showing it.
+SEVERE_PERFORMER_SHARE = 0.10
+SEVERE_SOURCE_FACES = 3
+
+_GATE_WORDING = {
+    # condition: (what the performer does, what the source faces are called)
+    "mouth_open": ("the performer's mouth is open", "open-mouth faces"),
+    "eyes_closed": ("the performer's eyes are closed (blinks)", "closed-eye faces"),
+    "looking_subject_left": (f"the performer looks to their left beyond {TURN_DEGREES:.0f} degrees",
+                             "faces looking left that far"),
+    "looking_subject_right": (f"the performer looks to their right beyond {TURN_DEGREES:.0f} degrees",
+                              "faces looking right that far"),
+    "looking_up": (f"the performer looks up beyond {TILT_DEGREES:.0f} degrees", "faces looking up that far"),
+    "looking_down": (f"the performer looks down beyond {TILT_DEGREES:.0f} degrees", "faces looking down that far"),
+}
+
+
+@dataclass(frozen=True)
+class CoverageGap:
+    """Something the performer does that the source faceset (almost) never shows.
+
+    ``condition``: a key of ``coverage_summary(...)["share"]`` (``mouth_open``, ``eyes_closed``,
+    ``looking_subject_left`` ...); counts are faces, shares fractions of each faceset.
+    """
+
+    condition: str
+    performer_faces: int
+    performer_total: int
+    source_faces: int
+    source_total: int
+    severe: bool
+
+    @property
+    def performer_share(self) -> float:
+        return self.performer_faces / self.performer_total
+
+    @property
+    def source_share(self) -> float:
+        return self.source_faces / self.source_total
+
+    def sentence(self) -> str:
+        """E.g. "the performer's mouth is open in 62 % of frames (310 of 500); the source has 0
+        open-mouth faces (of 7)"."""
+        doing, called = _GATE_WORDING[self.condition]
+        source = (f"the source has {self.source_faces} {called} (of {self.source_total})" if self.source_faces == 0
+                  else f"the source has {self.source_faces} {called} ({_percent(self.source_share)} of "
+                       f"{self.source_total})")
+        return (f"{doing} in {_percent(self.performer_share)} of frames ({self.performer_faces} of "
+                f"{self.performer_total}); {source}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"condition": self.condition, "severe": self.severe, "sentence": self.sentence(),
+                "performer_faces": self.performer_faces, "performer_total": self.performer_total,
+                "source_faces": self.source_faces, "source_total": self.source_total}
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %" if share >= 0.01 or share == 0 else f"{100 * share:.1f} %"
+
+
+def compare_coverage(performer: Mapping[str, Any], source: Mapping[str, Any]) -> list[CoverageGap]:
+    """What the performer's faceset shows that the source's lacks, severe gaps first.
+
+    ``performer``/``source``: ``coverage_summary(records)`` of the target (performer) and source
+    (subject) facesets. A condition (open mouth, closed eyes, head turned or tilted beyond the
+    report's angles) is a gap when the performer shows it in at least
+    ``GATE_MIN_PERFORMER_SHARE`` of frames and the source less than ``GATE_SOURCE_RATIO`` times as
+    often; severe when the performer shows it in at least ``SEVERE_PERFORMER_SHARE`` of frames and
+    the source has fewer than ``SEVERE_SOURCE_FACES`` faces showing it.
+
+    Example:
+        >>> talking = {"faces": 50, "count": {"mouth_open": 31}}
+        >>> photos = {"faces": 7, "count": {"mouth_open": 0}}
+        >>> compare_coverage(talking, photos)[0].sentence()
+        "the performer's mouth is open in 62 % of frames (31 of 50); the source has 0 open-mouth faces (of 7)"
+    """
+    performer_total, source_total = int(performer.get("faces", 0)), int(source.get("faces", 0))
+    if performer_total == 0 or source_total == 0:
+        return []
+    gaps = []
+    for condition, least in GATE_MIN_PERFORMER_SHARE.items():
+        shown = int(performer.get("count", {}).get(condition, 0))
+        have = int(source.get("count", {}).get(condition, 0))
+        performer_share, source_share = shown / performer_total, have / source_total
+        if performer_share < least or source_share >= GATE_SOURCE_RATIO * performer_share:
+            continue
+        severe = performer_share >= SEVERE_PERFORMER_SHARE and have < SEVERE_SOURCE_FACES
+        gaps.append(CoverageGap(condition, shown, performer_total, have, source_total, severe))
+    return sorted(gaps, key=lambda gap: (not gap.severe, -gap.performer_share))
+
+
+class CoverageRefused(FacesetError):
+    """Training refused: the source faceset lacks what the performer does (severe coverage gaps).
+
+    ``gaps``: every gap found, severe ones first. ``--accept-gaps`` (``accept_gaps=True``) trains
+    anyway and records them.
+    """
+
+    def __init__(self, gaps: Sequence[CoverageGap]) -> None:
+        self.gaps = list(gaps)
+        lines = "".join(f"\n  - {'SEVERE: ' if gap.severe else ''}{gap.sentence()}" for gap in self.gaps)
+        super().__init__(
+            "training refused: the source faceset does not show what the performer does, so the model "
+            f"could not draw it:{lines}\nAdd source footage that shows these, or pass --accept-gaps to train "
+            "anyway (the gaps are recorded in the model folder and its model card).")
+
+
+def coverage_check(performer: Sequence[FaceRecord | Mapping[str, Any]],
+                   source: Sequence[FaceRecord | Mapping[str, Any]], *, accept_gaps: bool) -> dict[str, Any]:
+    """The coverage gate before training: compare the performer's faces with the source's.
+
+    Returns the record a model keeps (``coverage_check.json``, the checkpoint and the model card):
+    ``{"gaps": [CoverageGap.to_dict(), ...], "severe": n, "accepted": bool, "thresholds": {...}}``,
+    where ``accepted`` says that severe gaps were overridden. Raises :class:`CoverageRefused`
+    when a gap is severe and ``accept_gaps`` is False.
+    """
+    gaps = compare_coverage(coverage_summary(performer), coverage_summary(source))
+    severe = sum(gap.severe for gap in gaps)
+    if severe and not accept_gaps:
+        raise CoverageRefused(gaps)
+    return {
+        "gaps": [gap.to_dict() for gap in gaps],
+        "severe": severe,
+        "accepted": bool(severe and accept_gaps),
+        "thresholds": {"min_performer_share": GATE_MIN_PERFORMER_SHARE, "source_ratio": GATE_SOURCE_RATIO,
+                       "severe_performer_share": SEVERE_PERFORMER_SHARE, "severe_source_faces": SEVERE_SOURCE_FACES,
+                       "mouth_open": MOUTH_OPEN, "eyes_closed": EYES_CLOSED, "turn_degrees": TURN_DEGREES,
+                       "tilt_degrees": TILT_DEGREES},
+    }
 
 
 def contact_sheet(images: Sequence[np.ndarray], *, columns: int = 10, thumb: int = 96, gap: int = 4) -> np.ndarray:

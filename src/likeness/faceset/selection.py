@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,12 +64,62 @@ def hamming(a: int, b: int) -> int:
     return int((a ^ b).bit_count())
 
 
-class DuplicateFilter:
-    """Remembers the hashes of recently kept faces and flags near-duplicates.
+#: Faces that look alike (perceptual hash) are still different training examples when their
+#: expression differs by at least this much (ratios of ``likeness.faces.mouth_openness`` and
+#: ``eye_openness``): closed lips measure 0-0.06 and lips apart 0.1-0.3, open eyes 0.25-0.35 and a
+#: blink under 0.12, so 0.05 separates a smile with teeth from one without, or a half blink. The
+#: 8x9-cell hash barely sees a mouth: in a small photo set it would drop exactly the expression
+#: variants a model needs.
+MOUTH_VARIANT = 0.05
+EYES_VARIANT = 0.05
 
-    ``max_distance``: hashes within this many bits count as duplicates (None disables the
-    filter). ``window``: how many recent kept faces to compare against; bounded so memory and
-    time stay flat on long videos.
+
+@dataclass(frozen=True)
+class KeptFace:
+    """A kept face as the duplicate filter remembers it: hash, expression (None: unknown) and a label
+    naming it for people (``"photo.jpg"`` or ``"clip.mp4 frame 12"``)."""
+
+    phash: int
+    mouth: float | None = None
+    eyes: float | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    """Why a face was dropped as a near-duplicate: the kept face it repeats and how close they are."""
+
+    kept: KeptFace
+    bits: int
+    max_bits: int
+    mouth: float | None
+    eyes: float | None
+
+    def reason(self) -> str:
+        """E.g. "repeats photo_2.jpg: 1 of 64 hash bits differ (limit 3); same expression (mouth
+        0.02 vs 0.03, eyes 0.30 vs 0.31)"."""
+        text = f"repeats {self.kept.label or 'a kept face'}: {self.bits} of 64 hash bits differ (limit {self.max_bits})"
+        if None not in (self.mouth, self.eyes, self.kept.mouth, self.kept.eyes):
+            text += (f"; same expression (mouth {self.mouth:.2f} vs {self.kept.mouth:.2f}, "
+                     f"eyes {self.eyes:.2f} vs {self.kept.eyes:.2f})")
+        return text
+
+
+def same_expression(a: KeptFace, mouth: float | None, eyes: float | None) -> bool:
+    """Whether a face with ``mouth``/``eyes`` openness shows the expression of kept face ``a``
+    (True when either is unmeasured: then appearance alone decides)."""
+    if None in (mouth, eyes, a.mouth, a.eyes):
+        return True
+    return abs(mouth - a.mouth) < MOUTH_VARIANT and abs(eyes - a.eyes) < EYES_VARIANT  # type: ignore[operator]
+
+
+class DuplicateFilter:
+    """Remembers recently kept faces and flags near-duplicates: the same look (perceptual hashes
+    within ``max_distance`` bits) *and* the same expression (:func:`same_expression`), so a smile
+    with teeth beside one without, or a blink, is kept even when the hash barely changes.
+
+    ``max_distance``: None disables the filter. ``window``: how many recent kept faces to compare
+    against; bounded so memory and time stay flat on long videos.
     """
 
     def __init__(self, *, max_distance: int | None, window: int = 512) -> None:
@@ -77,20 +128,29 @@ class DuplicateFilter:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.max_distance = max_distance
-        self._recent: deque[int] = deque(maxlen=window)
+        self._recent: deque[KeptFace] = deque(maxlen=window)
 
-    def seed(self, hashes: Iterable[int]) -> None:
-        """Restore state (e.g. from the index when resuming)."""
-        for value in hashes:
-            self._recent.append(value)
+    def seed(self, kept: Iterable[int | KeptFace]) -> None:
+        """Restore state (e.g. from the index when resuming): hashes or :class:`KeptFace`."""
+        for value in kept:
+            self._recent.append(value if isinstance(value, KeptFace) else KeptFace(int(value)))
 
-    def is_duplicate(self, value: int) -> bool:
+    def find(self, value: int, *, mouth: float | None = None, eyes: float | None = None) -> DuplicateMatch | None:
+        """The nearest kept face that this one repeats (same look and expression), or None."""
         if self.max_distance is None:
-            return False
-        return any(hamming(value, kept) <= self.max_distance for kept in self._recent)
+            return None
+        best: DuplicateMatch | None = None
+        for kept in self._recent:
+            bits = hamming(value, kept.phash)
+            if bits <= self.max_distance and same_expression(kept, mouth, eyes) and (best is None or bits < best.bits):
+                best = DuplicateMatch(kept, bits, self.max_distance, mouth, eyes)
+        return best
 
-    def keep(self, value: int) -> None:
-        self._recent.append(value)
+    def is_duplicate(self, value: int, *, mouth: float | None = None, eyes: float | None = None) -> bool:
+        return self.find(value, mouth=mouth, eyes=eyes) is not None
+
+    def keep(self, value: int, *, mouth: float | None = None, eyes: float | None = None, label: str = "") -> None:
+        self._recent.append(KeptFace(int(value), mouth, eyes, label))
 
 
 def pose_is_extreme(yaw: float, pitch: float, *, max_yaw: float, max_pitch: float) -> bool:

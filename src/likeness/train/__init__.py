@@ -31,6 +31,7 @@ _WHERE = {
     "TrainConfig": "loop",
     "TrainProgress": "loop",
     "TrainResult": "loop",
+    "TrainingInterrupted": "loop",
     "train_swap_model": "loop",
     "expression_fidelity": "metrics",
     "identity_transfer": "metrics",
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
     from likeness.train.export import ExportResult, export_model
     from likeness.train.generated import generated_face_samples
-    from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, train_swap_model
+    from likeness.train.loop import TrainConfig, TrainingInterrupted, TrainProgress, TrainResult, train_swap_model
     from likeness.train.metrics import expression_fidelity, identity_transfer
     from likeness.train.recipes import RECIPES, recipe_options
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples

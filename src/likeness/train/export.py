@@ -153,6 +153,8 @@ def export_model(
         "architecture": {"name": state["model_name"], **config},
         "resolution": resolution,
         "coverage": state.get("coverage", "wf"),
+        # The coverage gate before training: what the source lacked, and whether severe gaps were accepted.
+        "coverage_check": state.get("coverage_check"),
         "iterations": int(state["iteration"]),
         "metrics": state["metrics"],
         "onnx_sha256": hashlib.sha256(payload).hexdigest(),

@@ -15,11 +15,13 @@ import math
 import os
 import platform
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -38,8 +40,14 @@ from likeness.train.checkpoint import (
     remove_stale_temp_files,
     write_bytes_atomic,
 )
+from likeness.train.cpu_threads import ThreadChoice, choose_cpu_threads
 from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
-from likeness.train.losses import code_discriminator_loss, per_face_dssim, reconstruction_loss, true_face_loss
+from likeness.train.losses import (
+    code_discriminator_loss,
+    per_face_dssim,
+    reconstruction_loss,
+    true_face_loss,
+)
 from likeness.train.metrics import (
     IdentityEmbedder,
     Landmarker,
@@ -49,7 +57,7 @@ from likeness.train.metrics import (
     identity_transfer,
 )
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
-from likeness.train.samples import FaceSource, FacesetFaces, as_face_source
+from likeness.train.samples import FacesetFaces, FaceSource, as_face_source
 
 CONFIG_NAME = "train_config.json"
 METRICS_CSV = "metrics.csv"
@@ -175,7 +183,9 @@ class TrainProgress:
     loss_target: float
     it_per_s: float
     eta_s: float | None
-    event: str = "step"  # "step", "checkpoint", "preview"
+    event: str = "step"  # "step", "checkpoint", "preview", "interrupted"
+    #: CPU threads of the step and why, e.g. "1 thread (load 2.3 on 2 cores; OpenMP wait passive)".
+    cpu_threads: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,50 @@ class TrainResult:
     batch_size: int
     device: str
     checkpoint_path: Path
+    #: The coverage gate's result (gaps, whether severe ones were accepted); None for in-memory faces.
+    coverage_check: dict[str, Any] | None = None
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after the step in flight, and a checkpoint was saved.
+
+    A ``KeyboardInterrupt`` still (callers that know nothing of it stop as before); the CLI says
+    where the checkpoint is and exits 130. ``checkpoint_path``: the saved checkpoint;
+    ``iteration``: the iterations it holds. Resume with ``train_swap_model(..., resume=True)``
+    (``likeness train --resume MODEL_DIR``).
+    """
+
+    def __init__(self, checkpoint_path: Path, iteration: int) -> None:
+        super().__init__(f"training interrupted at iteration {iteration}; checkpoint saved to {checkpoint_path}")
+        self.checkpoint_path = Path(checkpoint_path)
+        self.iteration = iteration
+
+
+class _InterruptRequest:
+    """While entered (on the main thread), the first SIGINT only asks training to stop after the
+    step in flight and save a checkpoint; a second one interrupts at once (``KeyboardInterrupt``,
+    no checkpoint). Elsewhere (a worker thread, where Python delivers no signals) it does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._installed = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            # None: a handler not set from Python; the default is the closest we can restore.
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+            self._installed = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -259,21 +313,38 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_cpu_threads(threads: int | None = None) -> int:
-    """Intra-op threads: ``threads`` or the cores this process may run on; OpenCV single-threaded.
+def configure_cpu_threads(threads: int | None = None, *, load: float | None = None) -> ThreadChoice:
+    """Intra-op threads: ``threads``, else one per core the load average leaves free
+    (:func:`likeness.train.cpu_threads.choose_cpu_threads`); OpenCV single-threaded.
 
-    Never more threads than cores: OpenMP workers spin while waiting, and on a busy 2-core machine
-    an oversubscribed step was measured 50x slower than a single-threaded one.
+    ``load``: the 1-minute load average (default: ``os.getloadavg()`` now). Never more threads
+    than cores, and on a loaded machine fewer: OpenMP threads wait for each other at every
+    barrier, and a thread that shares a core with another process holds up the whole step (on
+    the busy 2-core development machine 2 threads ran 7-20x slower than 1).
 
     The data workers run OpenCV concurrently, so letting OpenCV spawn its own pool per call would
     oversubscribe a small CPU.
     """
     import cv2
 
-    cores = available_cores()
-    torch.set_num_threads(max(1, min(cores, threads or cores)))
+    if load is None and threads is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average on this system
+            load = None
+    choice = choose_cpu_threads(threads, cores=available_cores(), load=load)
+    torch.set_num_threads(choice.threads)
     cv2.setNumThreads(1)
-    return torch.get_num_threads()
+    return choice
+
+
+def openmp_wait_policy() -> str | None:
+    """The ``OMP_WAIT_POLICY`` OpenMP started with, for display (None: its default, active).
+
+    OpenMP read it when PyTorch loaded; ``likeness train`` sets it before that
+    (:func:`likeness.train.cpu_threads.prefer_passive_openmp_wait`).
+    """
+    return os.environ.get("OMP_WAIT_POLICY")
 
 
 #: CPU batch sizes by resolution: large enough for stable AdamW steps, small enough to keep a step
@@ -493,7 +564,8 @@ class _Trainer:
         self.identity_threshold = identity_threshold
         self.device = resolve_device(config.device)
         # On CUDA too: the main process still decodes, evaluates and writes previews on the CPU.
-        configure_cpu_threads(config.threads)
+        self.thread_choice = configure_cpu_threads(config.threads)
+        self.cpu_threads = self.thread_choice.describe(openmp_wait_policy())
         self.source_split = split_indices(source.count, seed=config.seed, stream=0,
                                           fraction=config.validation_fraction, max_validation=config.validation_max)
         self.target_split = split_indices(target.count, seed=config.seed, stream=1,
@@ -503,6 +575,7 @@ class _Trainer:
         self.iteration = 0
         self.checkpoint_sha256: str | None = None  # of the checkpoint on disk, as its ledger event records
         self.prior_seconds = 0.0
+        self.coverage_check: dict[str, Any] | None = None
         self._references: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- state ------------------------------------------------------------------------------
@@ -585,6 +658,7 @@ class _Trainer:
             "device": self.device.type,
             "hardware": hardware_description(self.device, self.autocast),
             "coverage": getattr(getattr(self.source, "manifest", None), "coverage", "wf"),
+            "coverage_check": self.coverage_check,
         }
 
     # -- one step ---------------------------------------------------------------------------
@@ -740,42 +814,60 @@ class _Trainer:
         stop_reason = "iterations"
         rate_window: list[float] = []
         last = time.monotonic()
+        interrupt = _InterruptRequest()
         if total is not None and self.iteration >= total:
             stop_reason = "iterations"
         else:
             loss_s = loss_t = math.nan
-            for iteration, source_batch, target_batch in loader.iterate(self.iteration):
-                step_losses = self.step(source_batch, target_batch)
-                self.iteration = iteration + 1
-                now = time.monotonic()
-                rate_window = (rate_window + [now - last])[-20:]
-                last = now
-                it_per_s = len(rate_window) / max(sum(rate_window), 1e-9)
-                logged = self.iteration % config.log_every == 0
-                done_iters = total is not None and self.iteration >= total
-                done_time = deadline is not None and now >= deadline
-                saving = self.iteration % config.checkpoint_every == 0 or done_iters or done_time
-                if logged or saving or math.isnan(loss_s):
-                    # Reading a loss waits for the GPU; between logged steps the next batch is
-                    # queued while this one runs, and the progress shows the last logged losses.
-                    loss_s, loss_t = (float(v) for v in step_losses)
-                if logged:
-                    self.history.append({"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
-                                         "seconds": round(self.prior_seconds + now - session_start, 3)})
-                if self.progress is not None:
-                    eta = None
-                    if total is not None:
-                        eta = (total - self.iteration) / it_per_s
-                    if deadline is not None:
-                        eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
-                    self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, it_per_s, eta))
-                if saving:
-                    self.checkpoint(session_start, loss_s, loss_t)
-                elif config.preview_every and self.iteration % config.preview_every == 0:
-                    self.evaluate_preview_only()
-                if done_iters or done_time:
-                    stop_reason = "iterations" if done_iters else "minutes"
-                    break
+            saved_at = -1
+            done_iters = done_time = False
+            with interrupt:
+                for iteration, source_batch, target_batch in loader.iterate(self.iteration):
+                    step_losses = self.step(source_batch, target_batch)
+                    self.iteration = iteration + 1
+                    now = time.monotonic()
+                    rate_window = (rate_window + [now - last])[-20:]
+                    last = now
+                    it_per_s = len(rate_window) / max(sum(rate_window), 1e-9)
+                    logged = self.iteration % config.log_every == 0
+                    done_iters = total is not None and self.iteration >= total
+                    done_time = deadline is not None and now >= deadline
+                    saving = self.iteration % config.checkpoint_every == 0 or done_iters or done_time
+                    if logged or saving or interrupt.requested or math.isnan(loss_s):
+                        # Reading a loss waits for the GPU; between logged steps the next batch is
+                        # queued while this one runs, and the progress shows the last logged losses.
+                        loss_s, loss_t = (float(v) for v in step_losses)
+                    if logged:
+                        self.history.append({"iteration": self.iteration, "loss_source": loss_s,
+                                             "loss_target": loss_t,
+                                             "seconds": round(self.prior_seconds + now - session_start, 3)})
+                    if self.progress is not None:
+                        eta = None
+                        if total is not None:
+                            eta = (total - self.iteration) / it_per_s
+                        if deadline is not None:
+                            eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
+                        self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, it_per_s, eta,
+                                                    cpu_threads=self.cpu_threads))
+                    if saving:
+                        self.checkpoint(session_start, loss_s, loss_t)
+                        saved_at = self.iteration
+                    elif config.preview_every and self.iteration % config.preview_every == 0:
+                        self.evaluate_preview_only()
+                    if done_iters or done_time:
+                        stop_reason = "iterations" if done_iters else "minutes"
+                        break
+                    if interrupt.requested:
+                        break
+                if interrupt.requested and not (done_iters or done_time):
+                    # Ctrl-C: keep what was learnt since the last checkpoint. The step in flight
+                    # was finished first, so the checkpoint resumes exactly like a planned one.
+                    if self.progress is not None:
+                        self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, 0.0, None,
+                                                    "interrupted", cpu_threads=self.cpu_threads))
+                    if saved_at != self.iteration:
+                        self.checkpoint(session_start, loss_s, loss_t)
+                    raise TrainingInterrupted(self.out_dir / CHECKPOINT_NAME, self.iteration)
         seconds = self.prior_seconds + time.monotonic() - session_start
         self.authz.record("model.trained", {
             "model_dir": str(self.out_dir),
@@ -790,13 +882,14 @@ class _Trainer:
             "metrics": {k: v for k, v in self.metrics.items() if isinstance(v, (int, float)) or v is None},
         })
         return TrainResult(self.out_dir, self.iteration, stop_reason, dict(self.metrics), seconds,
-                           self.batch_size, self.device.type, self.out_dir / CHECKPOINT_NAME)
+                           self.batch_size, self.device.type, self.out_dir / CHECKPOINT_NAME, self.coverage_check)
 
     def evaluate_preview_only(self) -> None:
         self.evaluate()
         self.write_preview()
         if self.progress is not None:
-            self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview"))
+            self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview",
+                                        cpu_threads=self.cpu_threads))
 
     def save_bound_checkpoint(self, state: dict[str, Any]) -> None:
         """Seal the checkpoint's SHA-256 and consent with the organisation's key, record them as
@@ -833,7 +926,8 @@ class _Trainer:
         if self.config.preview_every:
             self.write_preview()
         if self.progress is not None:
-            self.progress(TrainProgress(self.iteration, self.config.iterations, loss_s, loss_t, 0.0, None, "checkpoint"))
+            self.progress(TrainProgress(self.iteration, self.config.iterations, loss_s, loss_t, 0.0, None, "checkpoint",
+                                        cpu_threads=self.cpu_threads))
 
 
 def _python_rng_to_lists(state: tuple) -> list:
@@ -890,8 +984,13 @@ def train_swap_model(
     embedder: IdentityEmbedder | None = None,
     landmarker: Landmarker | None = None,
     identity_threshold: float | None = None,
+    coverage_check: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or with ``resume=True`` continue) a face-swap model from ``source`` to ``target``.
+
+    ``coverage_check``: the coverage gate's result for a new run (gaps found, whether severe ones
+    were accepted); kept in every checkpoint and copied into the model card at export. A resumed
+    run keeps the one saved.
 
     ``authz``: a ``likeness.consent.Authorization`` for use ``training`` of the source subject;
     ``release_authz``: a ``ReleaseAuthorization`` for the target performer. Both are rechecked at
@@ -947,6 +1046,7 @@ def train_swap_model(
                            embedder=embedder,
                            landmarker=landmarker, identity_threshold=identity_threshold)
         trainer.build(state)
+        trainer.coverage_check = (state or {}).get("coverage_check") if resume else coverage_check
         trainer.checkpoint_sha256 = bound["checkpoint_sha256"] if bound else None
         if config.batch_size is None:
             config.batch_size = trainer.batch_size

@@ -15,12 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train.checkpoint import CHECKPOINT_NAME, discard_unstarted_run, load_bound_checkpoint, write_bytes_atomic
+from likeness.train.checkpoint import (
+    CHECKPOINT_NAME,
+    discard_unstarted_run,
+    load_bound_checkpoint,
+    write_bytes_atomic,
+)
 from likeness.train.export import ExportResult, export_model
-from likeness.train.loop import TrainConfig, TrainProgress, TrainResult, faceset_consent, train_swap_model
+from likeness.train.loop import (
+    TrainConfig,
+    TrainProgress,
+    TrainResult,
+    faceset_consent,
+    train_swap_model,
+)
 from likeness.train.samples import faceset_samples
 
 FACESETS_NAME = "facesets.json"
+#: The coverage gate's result for this run (what was missing, whether severe gaps were accepted).
+COVERAGE_CHECK_NAME = "coverage_check.json"
 
 
 def _grantee(workspace: Any, org: str | None) -> str:
@@ -50,10 +63,19 @@ def train_from_facesets(
     config: TrainConfig,
     *,
     org: str | None = None,
+    accept_gaps: bool = False,
     progress: Callable[[TrainProgress], None] | None = None,
 ) -> TrainResult:
-    """Load both facesets, authorize, remember their paths in ``out_dir`` and train."""
+    """Load both facesets, authorize, check coverage, remember their paths in ``out_dir`` and train.
+
+    Coverage gate (after consent): the performer's (target) faces are compared with the source's
+    (:func:`likeness.faceset.report.coverage_check`); severe gaps refuse the run
+    (``CoverageRefused``, naming each with figures) unless ``accept_gaps``. The result, gaps and
+    whether they were accepted, is written to ``coverage_check.json`` and kept in the checkpoint,
+    from which export copies it into the model card.
+    """
     from likeness.faceset import load_faceset
+    from likeness.faceset.report import coverage_check
 
     config.validate()  # a bad option fails before any faceset is read
     source, target = load_faceset(source_path), load_faceset(target_path)
@@ -61,15 +83,17 @@ def train_from_facesets(
     out = Path(out_dir)
     if (out / CHECKPOINT_NAME).exists():
         raise ModelError(f"{out}: already holds a checkpoint; use --resume {out}")
+    checked = coverage_check(list(target), list(source), accept_gaps=accept_gaps)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     paths = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
     write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
+    write_bytes_atomic(out / COVERAGE_CHECK_NAME, (json.dumps(checked, indent=2) + "\n").encode())
     try:
         return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
-                                workspace=workspace, progress=progress)
+                                workspace=workspace, progress=progress, coverage_check=checked)
     except BaseException:
-        discard_unstarted_run(out, created=created, files=(FACESETS_NAME,))
+        discard_unstarted_run(out, created=created, files=(FACESETS_NAME, COVERAGE_CHECK_NAME))
         raise
 
 
