@@ -32,6 +32,7 @@ def render(
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
     smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks, colour and the swap model's frame-to-frame noise.")] = True,
     mouth: Annotated[bool, typer.Option("--mouth/--no-mouth", help="Keep the performer's open inner mouth (teeth, tongue) through the swap: for speech and singing when the source photos show few open mouths.")] = False,
+    occlusion: Annotated[bool, typer.Option("--occlusion/--no-occlusion", help="Keep what covers the face (glasses frames, hands, microphones, hair) in front of the swap.")] = True,
     unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay).")] = False,
     precision: Annotated[str, typer.Option("--precision", help="Swap model: auto (the int8 copy made at export on a CPU when there is one, 2-3.5x faster per face; else float), float or int8.")] = "auto",
 ) -> None:
@@ -52,7 +53,7 @@ def render(
     if precision not in PRECISIONS:
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options = RenderOptions(
-        refine=RefineOptions(colour=colour, blend=blend, mouth=mouth, smoothing=SmoothingOptions(enabled=smoothing)),
+        refine=RefineOptions(colour=colour, blend=blend, mouth=mouth, occlusion=occlusion, smoothing=SmoothingOptions(enabled=smoothing)),
         unlabelled=unlabelled, precision=precision,
     )
     with mapped_errors():

@@ -20,6 +20,8 @@ make the swap flicker on and off.
 
 from __future__ import annotations
 
+import functools
+
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,7 +32,7 @@ from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
-from likeness.render.mask import blend_mask, inner_mouth_mask, landmark_hull
+from likeness.render.mask import blend_mask, inner_mouth_mask, keep_occluders, landmark_hull
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.render.validation import require_rgb
 from likeness.train.swap_model import SwapModel, require_issued_model
@@ -58,6 +60,9 @@ class RefineOptions:
     # Keep the performer's open inner mouth (teeth, tongue) through the swap, for speech and
     # singing; a model trained on closed-mouth photos draws closed lips there (docs/render.md).
     mouth: bool = False
+    # Take what covers the face (glasses frames, hands, microphones, hair) out of the blend mask
+    # with the shipped occlusion mask (likeness.faces.occlusion), so the swap never paints over it.
+    occlusion: bool = True
     smoothing: SmoothingOptions = SmoothingOptions()
     gate: GateOptions = GateOptions()
 
@@ -221,6 +226,7 @@ class FrameRenderer:
         self.smoother = TrackSmoother(options.smoothing)
         self.identities: dict[int, _TrackIdentity] = {}
         self.counts: Counter[str] = Counter()
+        self.occlusion = _occlusion_segmenter() if options.occlusion else None
 
     # -- state for checkpoints ------------------------------------------------------------------
 
@@ -371,7 +377,10 @@ class FrameRenderer:
         rgb = prepared.rgb
         out = rgb
         size = self.resolution
-        for (outcome, aligned), face_out, mask_out in zip(prepared.pending, swapped, learned):
+        occluders: Any = [None] * len(prepared.pending)
+        if self.occlusion is not None and prepared.pending:
+            occluders = self.occlusion.occluders(np.stack([aligned.image for _, aligned in prepared.pending]))
+        for (outcome, aligned), face_out, mask_out, occluder in zip(prepared.pending, swapped, learned, occluders):
             face_out = self.smoother.denoise_swap(outcome.track_id, face_out)
             crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             hull = landmark_hull(aligned.landmarks, size=size)
@@ -384,6 +393,8 @@ class FrameRenderer:
                               feather_px=max(1, round(self.options.feather * size)))
             if self.options.mouth:
                 mask = mask * (1.0 - inner_mouth_mask(aligned.landmarks, size=size))
+            if occluder is not None:
+                mask = keep_occluders(mask, occluder)
             # After the first paste ``out`` is already this call's own copy: paste into it.
             out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend,
                              in_place=in_place or out is not rgb)
@@ -396,6 +407,14 @@ class FrameRenderer:
         if out is rgb and not in_place:
             out = rgb.copy()
         return out, prepared.outcomes
+
+
+@functools.cache
+def _occlusion_segmenter() -> Any:
+    """One shipped occlusion mask per process (its card and SHA-256 are checked on load)."""
+    from likeness.faces.occlusion import OcclusionSegmenter
+
+    return OcclusionSegmenter()
 
 
 def _required_consent(model: Any, authz: Any, release: Any) -> tuple[Any, Any]:

@@ -152,3 +152,16 @@ def inner_mouth_mask(
     cv2.fillPoly(mask, [loop], 1.0, lineType=cv2.LINE_AA, shift=shift)
     grown = erode_dilate(mask, pixels=max(1, round(grow * width)))
     return feather(grown, pixels=max(1, round(feather_width * width))) * np.float32(weight)
+
+
+def keep_occluders(mask: np.ndarray, occluder: np.ndarray, *, grow_px: int = 1, feather_px: int = 1) -> np.ndarray:
+    """The blend mask with what covers the face taken out: ``mask * (1 - occluder)``.
+
+    ``occluder``: float32 ``(R, R)`` probability from ``likeness.faces.occlusion``; it is grown
+    by ``grow_px`` and softened over ``feather_px`` (never below its own value) so the edge of a
+    glasses rim or a finger is not painted over either.
+    """
+    mask = require_mask("mask", mask)
+    covered = require_mask("occluder", np.clip(np.asarray(occluder, np.float32), 0.0, 1.0), mask.shape)
+    spread = feather(erode_dilate(covered, pixels=grow_px), pixels=feather_px)
+    return (mask * (1.0 - np.maximum(spread, covered))).astype(np.float32)

@@ -1,0 +1,108 @@
+"""The shipped occlusion mask: it finds synthetic occluders on faces it never saw (package
+portraits), leaves a clear face alone, and refuses weights that do not match their card."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from likeness.errors import FaceError, MediaError, ModelError
+from likeness.faces.align import align_face
+from likeness.faces.detect import FaceDetector
+from likeness.faces.occluders import OCCLUDERS, occlude
+from likeness.faces.occlusion import CARD_FILE, ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter, load_card
+from likeness.media.synthetic import astronaut
+from likeness.render.mask import keep_occluders
+
+
+@pytest.fixture(scope="module")
+def segmenter() -> OcclusionSegmenter:
+    return OcclusionSegmenter()
+
+
+@pytest.fixture(scope="module")
+def aligned_astronaut():
+    rgb = astronaut()
+    face = FaceDetector(mode="image").detect(rgb)[0]
+    return align_face(rgb, face.landmarks, size=128, coverage="wf")
+
+
+def _face_area(landmarks: np.ndarray, size: int) -> np.ndarray:
+    hull = cv2.convexHull(np.round(landmarks).astype(np.int32))
+    area = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(area, hull, 1)
+    return area.astype(bool)
+
+
+def test_a_clear_face_is_left_alone(segmenter, aligned_astronaut) -> None:
+    covered = segmenter.occluders(aligned_astronaut.image[None])[0]
+    face = _face_area(aligned_astronaut.landmarks, 128)
+    assert covered.shape == (128, 128) and covered.dtype == np.float32
+    assert (covered[face] >= 0.5).mean() < 0.03
+
+
+@pytest.mark.parametrize("kind", ["hand", "microphone", "glasses", "hair"])
+def test_occluders_on_an_unseen_face_are_found(segmenter, aligned_astronaut, kind: str) -> None:
+    recalls, false_flags = [], []
+    for seed in range(6):
+        image, drawn = occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind=kind)
+        covered = segmenter.occluders(image[None])[0] >= 0.5
+        face = _face_area(aligned_astronaut.landmarks, 128)
+        target = (drawn >= 0.5) & face
+        if target.sum() < 20:
+            continue
+        recalls.append((covered & target).sum() / target.sum())
+        clear = face & (drawn < 0.05)
+        false_flags.append((covered & clear).sum() / clear.sum())
+    assert recalls, "no occluder landed on the face"
+    # Thin hair strands and rims lose pixels to the 64 px network; hands and microphones do not.
+    floor = {"hand": 0.85, "microphone": 0.85, "glasses": 0.5, "hair": 0.3}[kind]
+    assert np.median(recalls) >= floor
+    assert np.median(false_flags) < 0.05
+
+
+def test_weights_that_do_not_match_their_card_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    assert load_card(folder)["file"] == ONNX_FILE
+    data = bytearray((folder / ONNX_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / ONNX_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its card"):
+        OcclusionSegmenter(folder)
+    (folder / CARD_FILE).write_text("{")
+    with pytest.raises(ModelError, match="unreadable occlusion-mask card"):
+        OcclusionSegmenter(folder)
+
+
+def test_bad_crops_are_a_typed_error(segmenter) -> None:
+    with pytest.raises(FaceError, match="square RGB crops"):
+        segmenter.occluders(np.zeros((1, 64, 32, 3), np.uint8))
+    with pytest.raises(FaceError, match="square RGB crops"):
+        segmenter.occluders(np.zeros((1, 64, 64, 3), np.float32))
+
+
+def test_keep_occluders_takes_the_occluder_and_its_edge_out_of_the_blend_mask() -> None:
+    mask = np.ones((32, 32), np.float32)
+    occluder = np.zeros((32, 32), np.float32)
+    occluder[10:20, 10:20] = 1.0
+    kept = keep_occluders(mask, occluder)
+    assert kept[15, 15] == 0.0 and kept[0, 0] == 1.0
+    assert kept[15, 9] < 0.5  # the grown edge
+    with pytest.raises(MediaError, match="occluder"):
+        keep_occluders(mask, occluder[:16])
+
+
+def test_every_occluder_kind_draws_inside_the_crop_with_a_typed_error_for_bad_input(aligned_astronaut) -> None:
+    for kind in OCCLUDERS:
+        image, drawn = occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(3), kind=kind)
+        assert image.shape == aligned_astronaut.image.shape and drawn.max() > 0.5
+        assert np.array_equal(image[drawn == 0], aligned_astronaut.image[drawn == 0]) or kind == "glasses"
+    with pytest.raises(FaceError, match="unknown occluder"):
+        occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(0), kind="hat")
+    with pytest.raises(FaceError, match="landmarks"):
+        occlude(aligned_astronaut.image, np.zeros((5, 2)), np.random.default_rng(0))
