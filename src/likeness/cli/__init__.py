@@ -13,7 +13,9 @@ app = typer.Typer(
     name="likeness",
     help="Consent-first synthetic media: make it, label it, verify it.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain Click help: it wraps to the terminal (80 columns included) without cutting option
+    # names, and shows no value placeholder for on/off flags.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
