@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from likeness.cli.common import console, err_console, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -117,6 +117,12 @@ def subject_add(
             console.print(f"reference photos: {report.added} enrolled")
             for path, reason in report.skipped:
                 console.print(f"  [yellow]skipped[/] {path}: {reason}")
+            if not report.ok:
+                reasons = "; ".join(f"{path}: {reason}" for path, reason in report.skipped)
+                fail(
+                    f"no usable reference photo ({reasons}); subject '{record.slug}' is enrolled without one: "
+                    f"add one with 'likeness subject photos add {record.slug} PHOTO'"
+                )
 
 
 @subject_app.command("list")
