@@ -73,6 +73,10 @@ _REASON_ORDER = (
 )
 # Reasons that say the record itself cannot be trusted (reported whatever its uses say).
 _RECORD_REASONS = frozenset(_REASON_ORDER[:7])
+# A grant that fails only for these is in force (standing checked: on the ledger, signed, not
+# revoked, in its window); one that fails for _STALE_REASONS is history once another is in force.
+_IN_FORCE_REASONS = frozenset({"use_not_granted", "render_limit_reached"})
+_STALE_REASONS = frozenset({"revoked", "expired"})
 
 _STATES = {
     None: "active",
@@ -488,6 +492,10 @@ class PolicyEngine:
             (f, g) for f, g in failures
             if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in json.loads(g.uses))
         ]
+        if any(f.reason in _IN_FORCE_REASONS for f, _ in failures):
+            # A grant is in force: its own reason is the one that matters, not that an older
+            # grant which covered the use was revoked or has expired.
+            covering = [(f, g) for f, g in covering if f.reason not in _STALE_REASONS]
         if not covering:
             raise self._refusal("use_not_granted", context)
         finding, grant = min(covering, key=lambda fg: _REASON_ORDER.index(fg[0].reason))
