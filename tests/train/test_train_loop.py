@@ -458,3 +458,18 @@ def test_identity_metrics_record_why_held_out_swaps_fail(consent_world, faces, t
     assert last["iteration"] == "10" and float(last["identity_transfer"]) == 0.0
     assert int(last["swap_faces_nearer_performer"]) == held_out
     assert float(last["swap_distance_to_source_max"]) == 0.0
+
+
+def test_training_puts_the_callers_thread_settings_back(consent_world, faces, tmp_path):
+    import cv2
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(3)
+    try:
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path / "model",
+                         tiny_config(iterations=2, checkpoint_every=2, threads=1), workspace=consent_world.workspace)
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 3)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

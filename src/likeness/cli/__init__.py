@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,9 +59,27 @@ def _quiet_third_party_logs() -> None:
     os.environ["PYTHONWARNINGS"] = f"{inherited},{quiet}" if inherited else quiet
 
 
+def configure_logging(level: int = logging.WARNING) -> None:
+    """The library logs through ``logging.getLogger(__name__)`` and configures nothing; the CLI
+    shows its warnings and errors on stderr, as one line each (the root logger is left alone)."""
+    from rich.logging import RichHandler
+
+    from likeness.cli.common import err_console
+
+    library = logging.getLogger("likeness")
+    if any(getattr(handler, "likeness_cli", False) for handler in library.handlers):
+        return
+    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.likeness_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(level)
+    library.addHandler(handler)
+    library.setLevel(level)
+
+
 def main() -> None:
     from likeness.cli.native_logs import filter_native_stderr
 
     _quiet_third_party_logs()
+    configure_logging()
     filter_native_stderr()
     app()

@@ -21,6 +21,7 @@ where the application role may only SELECT and INSERT, so it cannot ``SELECT ...
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 import weakref
 from collections.abc import Callable
@@ -54,6 +55,8 @@ from likeness.consent.tables import (
 )
 from likeness.consent.vocabulary import FINAL_MEDIA_USES, check_use_for_step, normalise_use
 from likeness.errors import ConsentError
+
+logger = logging.getLogger(__name__)
 
 _SEAL = object()  # module-private capability: only this module can finish building an Authorization
 
@@ -418,6 +421,7 @@ class PolicyEngine:
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
+            logger.info("authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
                 "authorization.refused", {**context, "kind": "grant", "reason": exc.reason,
                                           "message": str(exc), "at": utc_iso(moment)},
@@ -700,6 +704,7 @@ class PolicyEngine:
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
+            logger.info("release authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
                 "authorization.refused", {**context, "kind": "release", "reason": exc.reason,
                                           "message": str(exc), "at": utc_iso(moment)},

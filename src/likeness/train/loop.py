@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -50,6 +51,8 @@ from likeness.train.metrics import (
 )
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
 from likeness.train.samples import FaceSource, FacesetFaces, as_face_source
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_config.json"
 METRICS_CSV = "metrics.csv"
@@ -274,6 +277,21 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     torch.set_num_threads(max(1, min(cores, threads or cores)))
     cv2.setNumThreads(1)
     return torch.get_num_threads()
+
+
+def cpu_thread_settings() -> tuple[int, int]:
+    """The process's (torch intra-op, OpenCV) thread counts, to put back with
+    :func:`restore_cpu_thread_settings` after :func:`configure_cpu_threads`."""
+    import cv2
+
+    return torch.get_num_threads(), cv2.getNumThreads()
+
+
+def restore_cpu_thread_settings(settings: tuple[int, int]) -> None:
+    import cv2
+
+    torch.set_num_threads(settings[0])
+    cv2.setNumThreads(settings[1])
 
 
 #: CPU batch sizes by resolution: large enough for stable AdamW steps, small enough to keep a step
@@ -829,6 +847,7 @@ class _Trainer:
             self.history.append(row)
         seconds = self.prior_seconds + time.monotonic() - session_start
         self.save_bound_checkpoint(self.state(seconds))
+        logger.info("%s: checkpoint at iteration %d", self.out_dir, self.iteration)
         self.write_metrics_files()
         if self.config.preview_every:
             self.write_preview()
@@ -941,6 +960,8 @@ def train_swap_model(
     out.mkdir(parents=True, exist_ok=True)
     embedder, landmarker, identity_threshold, detector = _default_metric_tools(config, embedder, landmarker,
                                                                                identity_threshold)
+    # Training sets torch's and OpenCV's thread counts for its own run; the caller's are put back.
+    thread_settings = cpu_thread_settings()
     try:
         trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
                            out_dir=out, config=config, consent=consent, workspace=workspace, progress=progress,
@@ -958,5 +979,6 @@ def train_swap_model(
         discard_unstarted_run(out, created=created)
         raise
     finally:
+        restore_cpu_thread_settings(thread_settings)
         if detector is not None:  # MediaPipe graphs: released on success and on every error
             detector.close()

@@ -99,16 +99,32 @@ def output_psnr(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarra
     return worst
 
 
+class _DropQuantizationAdvice(logging.Filter):
+    """Drops onnxruntime.quantization's own info/warning records (it logs through the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_quantizer = "onnxruntime" in record.pathname and "quantization" in record.pathname
+        return not (from_quantizer and record.levelno < logging.ERROR)
+
+
 @contextmanager
 def _quiet_root_logger() -> Iterator[None]:
     # onnxruntime.quantization advises "pre-processing" through the root logger on every call.
+    # Only its records are dropped: the root logger's level and everyone else's records are left
+    # alone. A root logger without handlers gets a NullHandler meanwhile, so that its
+    # ``logging.warning`` does not install a stderr handler (basicConfig) for the whole process.
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    quiet = _DropQuantizationAdvice()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    root.addFilter(quiet)
+    if placeholder is not None:
+        root.addHandler(placeholder)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(quiet)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 class _FaceBatches:
