@@ -14,15 +14,15 @@ from likeness.consent import (
     USES,
     Authorization,
     ReleaseAuthorization,
+    keys,
     require_authorization,
     require_extraction_consent,
 )
-from likeness.consent.vocabulary import check_use_for_step
-from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import grant_payload
 from likeness.consent.tables import Grant, RightsHolder
+from likeness.consent.vocabulary import check_use_for_step
 from likeness.errors import ConsentError, RegistryError
 
 
@@ -231,8 +231,8 @@ def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
 
 def test_synthesis_guard_requires_real_authorization(consent_world):
     for step in ("extract", "train", "export", "render"):
-        assert refusal(lambda: require_authorization(None, step=step)).reason == "not_issued_here"
-        assert refusal(lambda: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
+        assert refusal(lambda step=step: require_authorization(None, step=step)).reason == "not_issued_here"
+        assert refusal(lambda step=step: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
             "not_issued_here"
         )
     authz = consent_world.authorize("training")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from likeness.consent import integrity, policy
-from likeness.train import swap_model
 from likeness.errors import ConsentError, ConsentReason
+from likeness.train import swap_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

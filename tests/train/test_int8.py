@@ -9,8 +9,14 @@ import onnx
 import pytest
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
-from likeness.train import quantize
+from likeness.train import (
+    TrainConfig,
+    export_model,
+    generated_face_samples,
+    load_swap_model,
+    quantize,
+    train_swap_model,
+)
 from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, output_tail_nodes, split_calibration
 from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_NAME, choose_precision
 

@@ -400,7 +400,7 @@ def test_every_public_training_name_resolves():
 class _RecordingDetector:
     """Stands in for FaceDetector: finds no face, records whether it was closed."""
 
-    made: list["_RecordingDetector"] = []
+    made: list[_RecordingDetector] = []
 
     def __init__(self, *args, **kwargs) -> None:
         self.closed = False
@@ -417,7 +417,6 @@ def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_erro
                                                                                 monkeypatch):
     # Its MediaPipe graphs keep native threads (and their log lines) alive until closed.
     import likeness.faces
-
     from likeness.errors import FacesetError
     from likeness.train import FaceSamples
 

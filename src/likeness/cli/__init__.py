@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,7 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     home: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--home", help="Workspace folder (default ./likeness-home, env LIKENESS_HOME)."),
     ] = None,
 ) -> None:

@@ -421,7 +421,7 @@ class _Pipeline:
         index_path = out_dir / INDEX_NAME
         if index_path.exists():
             self.duplicates.seed(int(r.perceptual_hash, 16) for r in read_index(index_path) if r.perceptual_hash)
-        self.index = open(index_path, "a", encoding="utf-8")
+        self.index = open(index_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run; close() closes it
         self.frames_since_checkpoint = 0
         self.started = time.monotonic()
         self.elapsed_s = 0.0

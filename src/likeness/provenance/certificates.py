@@ -134,7 +134,7 @@ def ensure_signing_setup(
     if not any(present):
         if not org_name:
             raise ProvenanceError("signing setup needs an organisation name")
-        _create_setup(keys_dir, org_name, now=now or dt.datetime.now(dt.timezone.utc))
+        _create_setup(keys_dir, org_name, now=now or dt.datetime.now(dt.UTC))
     elif not all(present):
         missing = ", ".join(p.name for p, ok in zip(paths, present) if not ok)
         raise ProvenanceError(f"{keys_dir}: incomplete signing setup (missing {missing})")
@@ -302,8 +302,8 @@ def workspace_trust_anchors(workspace: object) -> list[str]:
     ``*.pem`` / ``*.crt`` file in ``home/trust`` (partner agencies' roots, added by hand).
     Files there that hold no PEM certificate raise ``ProvenanceError`` naming the file.
     """
-    keys_dir = Path(getattr(workspace, "keys_dir"))
-    home = Path(getattr(workspace, "home"))
+    keys_dir = Path(workspace.keys_dir)
+    home = Path(workspace.home)
     anchors: list[str] = []
     own_root = keys_dir / "c2pa" / ROOT_CERT_NAME
     if own_root.is_file():

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError, ModelError
+from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
 from likeness.render import content
 from likeness.render.blend import paste_face
 from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys

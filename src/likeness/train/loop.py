@@ -50,7 +50,7 @@ from likeness.train.metrics import (
     identity_transfer,
 )
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
-from likeness.train.samples import FaceSource, FacesetFaces, as_face_source
+from likeness.train.samples import FacesetFaces, FaceSource, as_face_source
 
 logger = logging.getLogger(__name__)
 

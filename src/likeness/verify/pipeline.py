@@ -29,6 +29,7 @@ import numpy as np
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
+from likeness.verify.label_search import LabelSearch
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
 from likeness.verify.result import (
     C2paEvidence,
@@ -41,7 +42,6 @@ from likeness.verify.result import (
     WatermarkEvidence,
     declares_ai_generation,
 )
-from likeness.verify.label_search import LabelSearch
 from likeness.verify.verdict import decide
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
