@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -212,15 +212,11 @@ _MESSAGES = {
 }
 
 
-def _sealed_init(cls_name: str):
-    def __new__(cls, *args: Any, **kwargs: Any):  # noqa: N807
-        raise TypeError(f"{cls_name} objects are issued only by PolicyEngine; they cannot be constructed")
-
-    return __new__
-
-
 class _SealedBase:
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # never returns: see _build
+        raise TypeError(f"{cls.__name__} objects are issued only by PolicyEngine; they cannot be constructed")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if cls.__module__ != __name__:
@@ -252,7 +248,21 @@ class Authorization(_SealedBase):
         "grant_signature_sha256", "allow_unlabelled", "valid_until", "issued_at",
         "__weakref__",
     )
-    __new__ = _sealed_init("Authorization")
+    # The slots' types (set once, by _build).
+    authorization_id: str
+    grant_id: str
+    subject_id: str
+    subject_slug: str
+    subject_name: str
+    subject_kind: str
+    use: str
+    org_id: str
+    org_slug: str
+    holder_fingerprint: str
+    grant_signature_sha256: str
+    allow_unlabelled: bool
+    valid_until: str
+    issued_at: str
 
     def recheck(self, *, at: datetime | None = None) -> None:
         """Re-verify through the issuing engine (fields as issued, ledger binding, signature,
@@ -295,7 +305,17 @@ class ReleaseAuthorization(_SealedBase):
         "org_id", "org_slug", "holder_fingerprint", "valid_until", "issued_at",
         "__weakref__",
     )
-    __new__ = _sealed_init("ReleaseAuthorization")
+    # The slots' types (set once, by _build).
+    authorization_id: str
+    release_id: str
+    performer_id: str
+    performer_slug: str
+    performer_name: str
+    org_id: str
+    org_slug: str
+    holder_fingerprint: str
+    valid_until: str
+    issued_at: str
 
     def recheck(self, *, at: datetime | None = None) -> None:
         _issuer(self).recheck_release(self, at=at)
@@ -315,19 +335,23 @@ class ReleaseAuthorization(_SealedBase):
 
 # Who issued each live authorization, and the digest of its fields at issue. Module-private and
 # keyed by the object itself, so neither a copy of the fields nor an edited slot passes.
-_ISSUED: weakref.WeakKeyDictionary[Any, tuple[PolicyEngine, str]] = weakref.WeakKeyDictionary()
+_ISSUED: weakref.WeakKeyDictionary[Any, tuple[PolicyEngine, str | None]] = weakref.WeakKeyDictionary()
 
 
 def _fields_digest(authz: object) -> str | None:
     """Digest of every field of an authorization (``None`` if one is not plain data)."""
-    fields = {name: getattr(authz, name, "\0unset") for name in type(authz).__slots__ if name != "__weakref__"}
+    slots: tuple[str, ...] = getattr(type(authz), "__slots__", ())
+    fields = {name: getattr(authz, name, "\0unset") for name in slots if name != "__weakref__"}
     try:
         return canonical_sha256(fields)
     except Exception:  # rfc8785 raises its own types for values that are not JSON
         return None
 
 
-def _build(cls: type, seal: object, engine: PolicyEngine, **fields: Any):
+_Sealed = TypeVar("_Sealed", bound=_SealedBase)
+
+
+def _build(cls: type[_Sealed], seal: object, engine: PolicyEngine, **fields: Any) -> _Sealed:
     if seal is not _SEAL:
         raise TypeError("authorizations are issued only by PolicyEngine")
     obj = object.__new__(cls)
@@ -401,6 +425,7 @@ class PolicyEngine:
                 context.update(subject=subject_row.slug, org=org_row.slug)
                 grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
                 signed = view.issued("grant", grant.id)
+                assert signed is not None  # a chosen grant matched its grant.issued event
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -544,6 +569,7 @@ class PolicyEngine:
         with self._session_factory() as session:
             view = LedgerConsent(session)
             grant = session.get(Grant, authz.grant_id)
+            finding: Finding | None
             if grant is None:  # a deleted row: the ledger still knows whether it was revoked
                 signed = view.issued("grant", authz.grant_id)
                 revoked = view.revocation(
@@ -686,6 +712,7 @@ class PolicyEngine:
                     finding, release = failures[0]
                     raise self._release_refusal(finding, release, context)
                 signed = view.issued("release", chosen.id)
+                assert signed is not None  # a chosen release matched its release.issued event
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -734,6 +761,7 @@ class PolicyEngine:
         with self._session_factory() as session:
             view = LedgerConsent(session)
             release = session.get(Release, authz.release_id)
+            finding: Finding | None
             if release is None:  # a deleted row: the ledger still knows whether it was revoked
                 signed = view.issued("release", authz.release_id)
                 revoked = view.revocation(
