@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
-from pathlib import Path
 
 
 class LikenessError(Exception):
@@ -86,7 +86,7 @@ class LedgerError(LikenessError):
 class MediaError(LikenessError):
     """A media file could not be used; names the file and the reason."""
 
-    def __init__(self, path: str | Path | None, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
         self.path = str(path) if path is not None else None
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)

@@ -30,8 +30,7 @@ def root(
     ] = None,
 ) -> None:
     """likeness: consent registry, synthesis, labelling and verification."""
-    overrides = {"home": home} if home is not None else {}
-    ctx.obj = Settings(**overrides)
+    ctx.obj = Settings(home=home) if home is not None else Settings()
 
 
 def _register_all() -> None:

@@ -83,7 +83,7 @@ def extract(
         raise typer.Exit(1)
     console.print(
         f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] faces "
-        f"from {report.inputs_used} input(s), sha256 {report.faceset_sha256[:16]}…"
+        f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…"
     )
 
 
