@@ -399,7 +399,7 @@ def ema_decay_at(decay: float, updates: int) -> float:
 @torch.no_grad()
 def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied."""
-    ema_params = [p for p in average.parameters()]
+    ema_params: list[torch.Tensor] = list(average.parameters())
     params = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
     for ema_buffer, buffer in zip(average.buffers(), model.buffers()):
@@ -542,8 +542,11 @@ class _Trainer:
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
         self.true_face: TrueFace | None = None
+        code_shape = self.model.code_shape
         if config.true_face_power > 0:
-            self.true_face = TrueFace(self.model.code_shape, config.true_face_power, learning_rate=config.learning_rate,
+            if code_shape is None:  # TrainConfig.validate allows true face for df models only
+                raise ConfigError("true_face_power needs a df model (one code shared by both identities)")
+            self.true_face = TrueFace(code_shape, config.true_face_power, learning_rate=config.learning_rate,
                                       weight_decay=config.weight_decay, device=self.device)
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
@@ -586,7 +589,8 @@ class _Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             "python_rng": _python_rng_to_lists(random.getstate()),
-            "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),
+            # numpy's stub says get_state() returns a dict; by default (legacy=True) it is the tuple.
+            "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),  # type: ignore[arg-type]
             "train_config": self.config.to_dict(),
             "batch_size": self.batch_size,
             "training_seconds": seconds,
@@ -675,7 +679,7 @@ class _Trainer:
         }
         swapped_u8 = _to_uint8_images(swapped)
         dst_landmarks = self._landmarks_at(self.target, self.target_split.validation)
-        if self.embedder is not None:
+        if self.embedder is not None and self.identity_threshold is not None:
             src_refs, dst_refs = self._identity_references()
             transfer = identity_transfer(
                 embed_faces(self.embedder, swapped_u8, dst_landmarks), src_refs, dst_refs,

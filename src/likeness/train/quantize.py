@@ -91,11 +91,12 @@ def split_calibration(count: int, *, max_faces: int = INT8_MAX_FACES) -> tuple[n
 
 def output_psnr(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Per-face PSNR (dB, peak 1) of ``other`` against ``reference``, the worse of face and mask."""
-    worst = None
+    worst: np.ndarray | None = None
     for ref, out in zip(reference, other):
         mse = np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2, axis=(1, 2, 3))
         psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-12))
         worst = psnr if worst is None else np.minimum(worst, psnr)
+    assert worst is not None  # two outputs (face, mask) were compared
     return worst
 
 
