@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,10 @@ from likeness.faceset.format import (
     index_sha256,
     read_index,
 )
+
+if TYPE_CHECKING:
+    from likeness.faces.align import Coverage
+    from likeness.faces.detect import DetectorMode
 
 PROGRESS_NAME = ".progress.json"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
@@ -69,7 +73,7 @@ class ExtractOptions:
     """
 
     size: int = 256
-    coverage: str = "wf"
+    coverage: Coverage = "wf"
     min_face: int = 64
     min_sharpness: float = 10.0
     max_yaw: float = 75.0
@@ -434,7 +438,7 @@ class _Pipeline:
         self._detectors.clear()
         self.elapsed_s = time.monotonic() - self.started
 
-    def detector(self, mode: str) -> Any:
+    def detector(self, mode: DetectorMode) -> Any:
         """Photos use the full detector per image; clips use FaceMesh tracking (several x faster)."""
         if mode not in self._detectors:
             from likeness.faces import FaceDetector
