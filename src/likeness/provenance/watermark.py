@@ -33,9 +33,9 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-import operator
 from functools import lru_cache, reduce
 from typing import Any
 
