@@ -283,7 +283,7 @@ def speed_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, P
     for name, clip in clips.items():
         transcode_fps, render_fps = [], {m: [] for m in runs}
         steady: dict[str, list[float]] = {m: [] for m in steady_models}
-        for r in range(args.repeats):
+        for _r in range(args.repeats):
             started = time.perf_counter()
             frames = transcode(clip, tmp / f"tc-{n}.mp4")
             transcode_fps.append(frames / (time.perf_counter() - started))

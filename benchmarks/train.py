@@ -108,7 +108,11 @@ def _sync(device: torch.device) -> None:
 
 def bench_speed(args: argparse.Namespace) -> None:
     from likeness.train.loop import (
-        autocast_dtype, cpu_supports_bfloat16, hardware_description, make_optimizer, resolve_device,
+        autocast_dtype,
+        cpu_supports_bfloat16,
+        hardware_description,
+        make_optimizer,
+        resolve_device,
     )
     from likeness.train.losses import reconstruction_loss
 
@@ -249,7 +253,12 @@ def bench_loop(args: argparse.Namespace) -> None:
     """Whole training loop (data workers, augmentation, steps, checkpoints) on generated faces."""
     from likeness.train import TrainConfig, generated_face_samples, train_swap_model
     from likeness.train.loop import (
-        autocast_dtype, available_cores, cpu_supports_bfloat16, data_loading, hardware_description, resolve_device,
+        autocast_dtype,
+        available_cores,
+        cpu_supports_bfloat16,
+        data_loading,
+        hardware_description,
+        resolve_device,
     )
 
     device = resolve_device(args.device)

@@ -106,8 +106,8 @@ def cpu_timed(fn, *args, **kwargs):
 
 def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, float, float | None, float | None]]:
     """Rows (stage, median wall ms, ratio to decode, median CPU ms)."""
-    from likeness.media import read_image
     from likeness.digests import sha256_file
+    from likeness.media import read_image
     from likeness.provenance.c2pa_manifest import read_manifest
     from likeness.provenance.watermark import extract_watermark
     from likeness.verify.gallery import ArtistGallery

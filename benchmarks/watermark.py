@@ -43,7 +43,6 @@ from likeness.provenance.visible_label import VisibleLabel
 from likeness.provenance.watermark import (
     MAX_DECODES,
     SYNC_THRESHOLD,
-    TILE_SIZE,
     WATERMARK_ALGORITHM,
     WatermarkEmbedder,
     extract_watermark,

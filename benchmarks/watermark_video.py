@@ -66,7 +66,6 @@ from watermark import (  # noqa: E402  (the stills benchmark's picture operation
     crop_frame,
     fit_frame,
     imwatermark_method,
-    jpeg,
     mirror_frame,
     pad_frame,
     scale_frame,

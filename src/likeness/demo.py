@@ -92,9 +92,9 @@ def enroll_and_extract(workspace: Workspace, paths: dict[str, Path], out: Path, 
     from likeness.faceset import ExtractOptions, authorize_extraction, enroll_reference_photos, extract_faceset
 
     for subject, photo in ((ARTIST, paths["mina_reference"]), (PERFORMER, paths["jun_reference"])):
-        report = enroll_reference_photos(workspace, subject, [photo])
-        if report.added != 1:
-            raise RuntimeError(f"could not enrol {photo}: {report.skipped}")
+        enrolled = enroll_reference_photos(workspace, subject, [photo])
+        if enrolled.added != 1:
+            raise RuntimeError(f"could not enrol {photo}: {enrolled.skipped}")
     facesets = {}
     for subject, footage in ((ARTIST, paths["mina_footage"]), (PERFORMER, paths["jun_performance"])):
         authz = authorize_extraction(workspace, subject, ORG)

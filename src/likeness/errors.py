@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from enum import StrEnum
 
 
 class LikenessError(Exception):
@@ -13,41 +14,65 @@ class ConfigError(LikenessError):
     """Settings or workspace are missing or inconsistent."""
 
 
+class ConsentReason(StrEnum):
+    """Every reason the consent checks refuse with: the stable machine code in
+    ``ConsentError.reason``, on the ledger's ``authorization.refused`` events and in the CLI's
+    "refused (reason)" line. docs/consent.md (Refusal reasons) lists each one."""
+
+    # who and what
+    UNKNOWN_SUBJECT = "unknown_subject"
+    UNKNOWN_ORG = "unknown_org"
+    NO_GRANT = "no_grant"
+    WRONG_GRANTEE = "wrong_grantee"
+    USE_NOT_GRANTED = "use_not_granted"
+    UNKNOWN_USE = "unknown_use"
+    PROHIBITED_USE = "prohibited_use"
+    USE_NOT_FOR_STEP = "use_not_for_step"
+    PROHIBITED_CONTENT = "prohibited_content"
+    # the grant against its ledger event, and the records around it
+    GRANT_NOT_ON_LEDGER = "grant_not_on_ledger"
+    GRANT_ALTERED = "grant_altered"
+    SIGNATURE_INVALID = "signature_invalid"
+    HOLDER_KEY_ALTERED = "holder_key_altered"
+    SUBJECT_ALTERED = "subject_altered"
+    ORG_ALTERED = "org_altered"
+    HOLDER_ALTERED = "holder_altered"
+    LEDGER_REWRITTEN = "ledger_rewritten"
+    # the grant's standing
+    REVOKED = "revoked"
+    REVOCATION_INVALID = "revocation_invalid"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    RENDER_LIMIT_REACHED = "render_limit_reached"
+    RENDER_COMPLETED = "render_completed"
+    # performer releases
+    NO_RELEASE = "no_release"
+    RELEASE_NOT_ON_LEDGER = "release_not_on_ledger"
+    RELEASE_ALTERED = "release_altered"
+    RELEASE_SIGNATURE_INVALID = "release_signature_invalid"
+    RELEASE_REVOKED = "release_revoked"
+    RELEASE_REVOCATION_INVALID = "release_revocation_invalid"
+    RELEASE_EXPIRED = "release_expired"
+    RELEASE_NOT_YET_VALID = "release_not_yet_valid"
+    # the Authorization object
+    NOT_ISSUED_HERE = "not_issued_here"
+    AUTHORIZATION_ALTERED = "authorization_altered"
+    # artefacts made under a grant
+    ARTEFACT_ALTERED = "artefact_altered"
+    ARTEFACT_UNSIGNED = "artefact_unsigned"
+
+
 class ConsentError(LikenessError):
-    """The policy engine refused: ``reason`` is a stable machine code, the message says why.
+    """The policy engine refused: ``reason`` is one of :class:`ConsentReason` (as its string
+    value, e.g. ``"revoked"``), the message says why in words. docs/consent.md (Refusal
+    reasons) says what each reason means.
 
-    Reason codes:
-
-    - who and what: unknown_subject, unknown_org, no_grant, wrong_grantee, use_not_granted,
-      unknown_use, prohibited_use (never grantable), use_not_for_step (e.g. a ``training``
-      authorization at render), prohibited_content (target footage the content check refuses);
-    - the grant against its ledger event: grant_not_on_ledger (no ``grant.issued`` event),
-      grant_altered (the row differs from what was signed, or was deleted), signature_invalid
-      (not signed by the subject's rights holder with the key the ledger had in force),
-      holder_key_altered (a holder row whose key is not the one on the ledger, or a holder
-      with no ``holder.created`` event), subject_altered (a subject row whose slug, kind or
-      owning organisation is not its ``subject.created`` event's), org_altered (an
-      organisation row whose slug or name is not its ``org.created`` event's), holder_altered
-      (signing refused: a holder row whose slug, kind or name is not its ``holder.created``
-      event's), ledger_rewritten (the
-      ledger no longer holds the latest anchor kept outside the workspace);
-    - its standing: revoked (a verified revocation on the ledger, with or without its row),
-      revocation_invalid (a revocation row or event that does not verify: refused until
-      resolved), expired, not_yet_valid, render_limit_reached, render_completed (a completed
-      render's slot is not refunded);
-    - performer releases: no_release, release_not_on_ledger, release_altered,
-      release_signature_invalid, release_revoked, release_revocation_invalid, release_expired,
-      release_not_yet_valid;
-    - the Authorization object: not_issued_here (not issued by this engine, or forged),
-      authorization_altered (a field changed after issue, e.g. with ``object.__setattr__``);
-    - artefacts: artefact_altered (a faceset manifest, model card, checkpoint or model file
-      that does not match its signed ledger event), artefact_unsigned (made before artefacts
-      were signed: extract or export it again).
+    A reason outside :class:`ConsentReason` is a programming error (``ValueError``).
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: ConsentReason | str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason: str = ConsentReason(reason).value
 
 
 class RegistryError(LikenessError):
@@ -61,7 +86,7 @@ class LedgerError(LikenessError):
 class MediaError(LikenessError):
     """A media file could not be used; names the file and the reason."""
 
-    def __init__(self, path: str | Path | None, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
         self.path = str(path) if path is not None else None
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)

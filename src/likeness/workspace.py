@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from likeness.config import Settings
-from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.anchor import (
     HEAD_TYPE,
     Anchor,
@@ -23,6 +22,7 @@ from likeness.consent.anchor import (
     ledger_org_fingerprint,
     outside_workspace,
 )
+from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.keys import fingerprint, load_private_key, public_raw, sign
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine

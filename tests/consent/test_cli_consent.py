@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from likeness.cli import app
+from likeness.media import write_image
 
 runner = CliRunner()
 
@@ -129,3 +131,11 @@ def test_audit_anchor_refuses_a_folder_inside_the_workspace(home):
 def test_audit_verify_help_documents_exit_codes():
     text = runner.invoke(app, ["audit", "verify", "--help"]).output
     assert "Exit codes" in text and "0" in text and "1 anything is wrong" in text
+
+
+def test_subject_add_with_no_usable_photo_fails_with_the_reason(home, tmp_path):
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((256, 256, 3), 128, np.uint8))
+    result = run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio", "--photo", str(blank), code=1)
+    assert "no usable reference photo" in result.output and "no face found" in result.output
+    assert "likeness subject photos add mina" in result.output and "Traceback" not in result.output

@@ -14,15 +14,15 @@ from likeness.consent import (
     USES,
     Authorization,
     ReleaseAuthorization,
+    keys,
     require_authorization,
     require_extraction_consent,
 )
-from likeness.consent.vocabulary import check_use_for_step
-from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import grant_payload
 from likeness.consent.tables import Grant, RightsHolder
+from likeness.consent.vocabulary import check_use_for_step
 from likeness.errors import ConsentError, RegistryError
 
 
@@ -231,8 +231,8 @@ def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
 
 def test_synthesis_guard_requires_real_authorization(consent_world):
     for step in ("extract", "train", "export", "render"):
-        assert refusal(lambda: require_authorization(None, step=step)).reason == "not_issued_here"
-        assert refusal(lambda: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
+        assert refusal(lambda step=step: require_authorization(None, step=step)).reason == "not_issued_here"
+        assert refusal(lambda step=step: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
             "not_issued_here"
         )
     authz = consent_world.authorize("training")
@@ -321,3 +321,29 @@ def test_release_authorization_mutated_is_refused(consent_world):
 def test_training_authorization_reserves_no_render_slot(consent_world):
     authz = consent_world.authorize("training")
     assert refusal(lambda: authz.consume_render("job-t")).reason == "use_not_for_step"
+
+
+def test_refusal_names_the_grant_in_force_not_a_stale_one(workspace):
+    """An older grant covered the use and was revoked (or expired); the grant in force does not
+    cover it: the refusal says the use is not granted, not that some grant was revoked."""
+    reg = workspace.registry
+    reg.add_org("studio")
+    reg.add_subject("ari", "Ari", kind="artist")
+    reg.add_subject("bo", "Bo", kind="artist")
+    start = now_utc()
+    old = reg.issue_grant("ari", "studio", ["training", "tribute"], valid_until=start + timedelta(days=30))
+    reg.revoke_grant(old, reason="contract renegotiated")
+    reg.issue_grant("ari", "studio", ["training"], valid_until=start + timedelta(days=30))
+    assert workspace.policy.authorize("ari", "training", "studio")
+    assert refusal(lambda: workspace.policy.authorize("ari", "tribute", "studio")).reason == "use_not_granted"
+
+    reg.issue_grant("bo", "studio", ["training", "tribute"], valid_from=start - timedelta(days=10),
+                    valid_until=start - timedelta(days=5))
+    reg.issue_grant("bo", "studio", ["training"], valid_until=start + timedelta(days=30))
+    assert refusal(lambda: workspace.policy.authorize("bo", "tribute", "studio")).reason == "use_not_granted"
+
+    # With no grant in force, the covering grant's own reason is still the one named.
+    reg.add_subject("cy", "Cy", kind="artist")
+    only = reg.issue_grant("cy", "studio", ["tribute"], valid_until=start + timedelta(days=30))
+    reg.revoke_grant(only, reason="withdrawn")
+    assert refusal(lambda: workspace.policy.authorize("cy", "tribute", "studio")).reason == "revoked"

@@ -12,8 +12,7 @@ import pytest
 import skimage.data
 
 from likeness.errors import FaceError, ModelError
-from likeness.faces import FaceDetector, FaceEmbedder, identity_distance
-from likeness.faces import dlib_resnet, identity
+from likeness.faces import FaceDetector, FaceEmbedder, dlib_resnet, identity, identity_distance
 from likeness.faces.dlib_resnet import (
     AddPrevLayer,
     AffineLayer,

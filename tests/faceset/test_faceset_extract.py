@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from likeness.errors import ConsentError, FacesetError
+from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder, transform_points
 from likeness.faceset import ExtractOptions, extract_faceset, load_faceset
 from likeness.faceset.extract import PROGRESS_NAME
-from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder, transform_points
 from likeness.media import synthetic, write_image
 
 # Generated clips are small and near-identical after alignment: keep every frame.

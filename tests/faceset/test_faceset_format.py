@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likeness.errors import FacesetError
 from likeness.digests import sha256_file
+from likeness.errors import FacesetError
 from likeness.faceset import FaceRecord, load_faceset
 from likeness.faceset.format import (
     FacesetManifest,

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from likeness.errors import MediaError
-from likeness.media import encode_image, read_image, read_image_bytes, require_rgb, write_image
-from likeness.media import synthetic
+from likeness.media import encode_image, read_image, read_image_bytes, require_rgb, synthetic, write_image
 
 
 @pytest.fixture(scope="module")

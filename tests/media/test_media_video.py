@@ -17,9 +17,9 @@ from likeness.media import (
     VideoEncoder,
     iter_video_frames,
     probe_video,
+    synthetic,
     transcode,
 )
-from likeness.media import synthetic
 
 SIZE = (320, 180)
 FPS = 25

@@ -112,7 +112,7 @@ def test_double_res_tiny_models_give_unit_range_outputs_and_need_a_multiple_of_3
     with torch.no_grad():
         rgb, mask = model(torch.rand(2, 3, 32, 32))
     assert rgb.shape == (2, 3, 32, 32) and mask.shape == (2, 1, 32, 32)
-    assert 0.0 <= float(rgb.min()) and float(rgb.max()) <= 1.0
+    assert float(rgb.min()) >= 0.0 and float(rgb.max()) <= 1.0
     with pytest.raises(ModelError, match="multiple of 32"):
         create_model(name, resolution=48, double_res=True)
     with pytest.raises(ModelError, match="True or False"):

@@ -11,6 +11,7 @@ import pytest
 from skimage import data as skdata
 
 from likeness.errors import ProvenanceError
+from likeness.media.synthetic import grace_hopper
 from likeness.provenance.watermark import (
     MAX_MARK_RMS,
     TILE_SIZE,
@@ -32,7 +33,6 @@ from likeness.provenance.watermark_code import (
     encode_payload,
     viterbi_decode,
 )
-from likeness.media.synthetic import grace_hopper
 
 PAYLOAD = bytes.fromhex("5a17c0ffee42b00b")
 

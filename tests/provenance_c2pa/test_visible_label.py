@@ -133,8 +133,8 @@ def test_portrait_and_narrow_frames_keep_the_label_inside() -> None:
     for height, width in ((1920, 1080), (568, 320), (180, 320), (64, 64)):
         label = VisibleLabel(width, height)
         geometry = label.geometry
-        assert 0 <= geometry.x0 and geometry.x0 + geometry.box_width <= width
-        assert 0 <= geometry.y0 and geometry.y0 + geometry.box_height <= height
+        assert geometry.x0 >= 0 and geometry.x0 + geometry.box_width <= width
+        assert geometry.y0 >= 0 and geometry.y0 + geometry.box_height <= height
         out = label.apply(np.zeros((height, width, 3), np.uint8))
         assert np.any(out != 0)
 
@@ -178,7 +178,7 @@ def test_face_tag_never_covers_a_face_and_stays_beside_it() -> None:
         assert position is not None
         box = tag.box_at(position)
         assert not _overlaps(box, face) and not _overlaps(box, other)
-        assert 0 <= box[0] and box[2] <= 1280 and 0 <= box[1] and box[3] <= 720
+        assert box[0] >= 0 and box[2] <= 1280 and box[1] >= 0 and box[3] <= 720
         # Near the face: within one face size of it.
         side = face[2] - face[0]
         gap_x = max(face[0] - box[2], box[0] - face[2], 0)

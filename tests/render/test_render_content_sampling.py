@@ -102,7 +102,7 @@ def test_a_60_s_clip_is_sampled_at_least_once_per_second(tmp_path: Path) -> None
 def test_every_frame_of_a_clip_shorter_than_the_floor_is_checked(tmp_path: Path) -> None:
     clip = tmp_path / "short.mp4"
     with VideoEncoder(clip, width=64, height=36, fps=25) as encoder:
-        for i in range(6):
+        for _i in range(6):
             encoder.write(np.full((36, 64, 3), 80, np.uint8))
     assert len(list(_content_frames(clip, 6, 0.24, MIN_CONTENT_SAMPLES))) == 6
 

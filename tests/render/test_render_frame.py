@@ -24,7 +24,7 @@ def swap_calls(monkeypatch) -> Counter:
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert faces.dtype == np.float32 and faces.ndim == 4 and faces.shape[1:] == (3, 64, 64)
-        assert 0.0 <= faces.min() and faces.max() <= 1.0
+        assert faces.min() >= 0.0 and faces.max() <= 1.0
         calls[self] += 1
         return original(self, faces)
 

@@ -8,7 +8,7 @@ from skimage.data import astronaut
 
 from likeness.errors import FaceError, MediaError
 from likeness.render.blend import paste_face, poisson_blend, warp_to_frame
-from likeness.render.colour import COLOUR_MODES, lab_statistics, lct, rct, transfer_colour, histogram_match
+from likeness.render.colour import COLOUR_MODES, histogram_match, lab_statistics, lct, rct, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
 from likeness.render.mask import blend_mask, erode_dilate, feather, landmark_hull
 from likeness.render.quality import expression_fidelity, flicker_ratio, identity_transfer, ring_colour_difference

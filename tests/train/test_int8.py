@@ -9,8 +9,14 @@ import onnx
 import pytest
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train import TrainConfig, export_model, generated_face_samples, load_swap_model, train_swap_model
-from likeness.train import quantize
+from likeness.train import (
+    TrainConfig,
+    export_model,
+    generated_face_samples,
+    load_swap_model,
+    quantize,
+    train_swap_model,
+)
 from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, output_tail_nodes, split_calibration
 from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_NAME, choose_precision
 
@@ -158,3 +164,21 @@ def test_precision_choice():
         choose_precision({"int8": {"passed": False, "reason": "only 3 performer faces; need at least 4"}}, "int8")
     with pytest.raises(ModelError, match="precision must be one of"):
         choose_precision(passed, "fp16")
+
+
+def test_quantization_quiets_only_its_own_records():
+    import logging
+
+    from likeness.train.quantize import _quiet_root_logger
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+
+    def record(path: str) -> logging.LogRecord:
+        return logging.LogRecord("root", logging.WARNING, path, 1, "advice", None, None)
+
+    with _quiet_root_logger():
+        assert root.level == level
+        assert not root.filter(record("/venv/site-packages/onnxruntime/quantization/quantize.py"))
+        assert root.filter(record("/app/likeness/train/loop.py"))
+    assert root.level == level and root.handlers == handlers and not root.filters

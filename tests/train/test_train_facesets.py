@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 from likeness.cli import app
 from likeness.cli.train import held_out_summary
 from likeness.errors import ConsentError
-from likeness.train.recipes import describe_recipe
 from likeness.train import (
-    AugmentOptions,
     CHECKPOINT_NAME,
+    AugmentOptions,
     TrainConfig,
     faceset_samples,
     load_checkpoint,
     train_from_facesets,
 )
+from likeness.train.recipes import describe_recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 

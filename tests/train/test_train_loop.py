@@ -400,7 +400,7 @@ def test_every_public_training_name_resolves():
 class _RecordingDetector:
     """Stands in for FaceDetector: finds no face, records whether it was closed."""
 
-    made: list["_RecordingDetector"] = []
+    made: list[_RecordingDetector] = []
 
     def __init__(self, *args, **kwargs) -> None:
         self.closed = False
@@ -417,7 +417,6 @@ def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_erro
                                                                                 monkeypatch):
     # Its MediaPipe graphs keep native threads (and their log lines) alive until closed.
     import likeness.faces
-
     from likeness.errors import FacesetError
     from likeness.train import FaceSamples
 
@@ -458,3 +457,18 @@ def test_identity_metrics_record_why_held_out_swaps_fail(consent_world, faces, t
     assert last["iteration"] == "10" and float(last["identity_transfer"]) == 0.0
     assert int(last["swap_faces_nearer_performer"]) == held_out
     assert float(last["swap_distance_to_source_max"]) == 0.0
+
+
+def test_training_puts_the_callers_thread_settings_back(consent_world, faces, tmp_path):
+    import cv2
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(3)
+    try:
+        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path / "model",
+                         tiny_config(iterations=2, checkpoint_every=2, threads=1), workspace=consent_world.workspace)
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 3)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

@@ -67,7 +67,7 @@ def test_group_photo_with_small_faces_finds_the_enrolled_one(mina_world, tmp_pat
     matched = [f for f in result.faces.faces if f.match is not None]
     assert [f.match.slug for f in matched] == ["mina"], result.verdict
     x0, y0, x1, y1 = matched[0].bbox
-    assert 80 + 5 * 190 <= x0 and x1 <= 80 + 5 * 190 + 88 and 400 <= y0 and y1 <= 400 + 88
+    assert x0 >= 80 + 5 * 190 and x1 <= 80 + 5 * 190 + 88 and y0 >= 400 and y1 <= 400 + 88
 
 
 def test_released_performers_raw_footage_is_a_known_performer_not_an_artist(enrolled_world, tmp_path):

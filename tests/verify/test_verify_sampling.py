@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from likeness.errors import MediaError
-from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.media import write_image
+from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.provenance.writer import LabelledWriter, RenderJob
 from likeness.verify.pipeline import EMBEDDINGS_PER_TRACK, Verifier, _FramesAhead, face_view, verify_path
 
@@ -185,8 +185,7 @@ def test_frames_ahead_stops_the_decoder_when_the_consumer_stops():
 
     def frames():
         try:
-            for number in range(1000):
-                yield number
+            yield from range(1000)
         finally:
             closed.append(True)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +14,9 @@ app = typer.Typer(
     name="likeness",
     help="Consent-first synthetic media: make it, label it, verify it.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain Click help: it wraps to the terminal (80 columns included) without cutting option
+    # names, and shows no value placeholder for on/off flags.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -22,13 +25,12 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     home: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--home", help="Workspace folder (default ./likeness-home, env LIKENESS_HOME)."),
     ] = None,
 ) -> None:
     """likeness: consent registry, synthesis, labelling and verification."""
-    overrides = {"home": home} if home is not None else {}
-    ctx.obj = Settings(**overrides)
+    ctx.obj = Settings(home=home) if home is not None else Settings()
 
 
 def _register_all() -> None:
@@ -43,22 +45,44 @@ _register_all()
 
 
 def _quiet_third_party_logs() -> None:
-    """Native face-model logs (TFLite/absl) and a protobuf deprecation notice are noise to users."""
+    """Native face-model logs (TFLite/absl), a protobuf deprecation notice and the ONNX
+    exporter's torchvision notices are noise to users (the CLI's settings, not the library's)."""
     import os
     import warnings
 
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
+    # ONNX export: "torchvision is not installed. Skipping torchvision::nms" and the like, one
+    # line per torchvision operator (the product's models use none of them).
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     # Worker processes (folder scans) start fresh interpreters: pass the same filter on.
     quiet = "ignore:SymbolDatabase.GetPrototype:UserWarning"
     inherited = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = f"{inherited},{quiet}" if inherited else quiet
 
 
+def configure_logging(level: int = logging.WARNING) -> None:
+    """The library logs through ``logging.getLogger(__name__)`` and configures nothing; the CLI
+    shows its warnings and errors on stderr, as one line each (the root logger is left alone)."""
+    from rich.logging import RichHandler
+
+    from likeness.cli.common import err_console
+
+    library = logging.getLogger("likeness")
+    if any(getattr(handler, "likeness_cli", False) for handler in library.handlers):
+        return
+    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.likeness_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(level)
+    library.addHandler(handler)
+    library.setLevel(level)
+
+
 def main() -> None:
     from likeness.cli.native_logs import filter_native_stderr
 
     _quiet_third_party_logs()
+    configure_logging()
     filter_native_stderr()
     app()

@@ -52,8 +52,9 @@ def _warning_as_notice(message: Warning | str, category: type[Warning], filename
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Turn product errors into a one-line message and exit code 1 (2 for consent refusals),
-    and warnings shown meanwhile (by the filters in force) into one-line notices."""
+    """Turn product errors into a one-line message and exit code 1 (a consent refusal too, as
+    ``refused (reason): message``; exit code 2 is Click's, for usage errors), and warnings shown
+    meanwhile (by the filters in force) into one-line notices."""
     with warnings.catch_warnings():
         warnings.showwarning = _warning_as_notice
         try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from likeness.cli.common import console, err_console, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -18,15 +18,15 @@ release_app = typer.Typer(help="Performer releases for swap-target footage.", no
 audit_app = typer.Typer(help="The hash-chained ledger: verify, anchor, signed head, log.", no_args_is_help=True)
 
 HolderKey = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--holder-key", help="Rights holder's Ed25519 private key (default: the workspace key file)."),
 ]
 
 
 def init(
     ctx: typer.Context,
-    org: Annotated[Optional[str], typer.Option("--org", help="Also register this organisation (slug).")] = None,
-    org_name: Annotated[Optional[str], typer.Option("--org-name", help="Display name of --org.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Also register this organisation (slug).")] = None,
+    org_name: Annotated[str | None, typer.Option("--org-name", help="Display name of --org.")] = None,
 ) -> None:
     """Create a workspace: database, keys folder (0700), outputs folder."""
     from likeness.workspace import Workspace
@@ -57,7 +57,7 @@ def _signing_setup(workspace, org_slug: str) -> None:
 def org_add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Short id, e.g. 'haneul-ent'.")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
 ) -> None:
     """Register an organisation and create its signing key (0600) and C2PA certificates."""
     with mapped_errors():
@@ -82,17 +82,17 @@ def org_list(ctx: typer.Context) -> None:
 def subject_add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Short id, e.g. 'mina'.")],
-    name: Annotated[Optional[str], typer.Option("--name", help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
     virtual: Annotated[bool, typer.Option("--virtual", help="A virtual idol owned by --owner-org.")] = False,
     performer: Annotated[bool, typer.Option("--performer", help="A performer whose footage is a swap target.")] = False,
-    owner_org: Annotated[Optional[str], typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
-    holder: Annotated[Optional[str], typer.Option("--holder", help="Existing rights holder slug (else one is created).")] = None,
-    holder_kind: Annotated[Optional[str], typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")] = None,
+    owner_org: Annotated[str | None, typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
+    holder: Annotated[str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")] = None,
+    holder_kind: Annotated[str | None, typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")] = None,
     holder_public_key: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--holder-public-key", help="Take the holder's Ed25519 public key (PEM); the private key stays with them."),
     ] = None,
-    photo: Annotated[Optional[list[Path]], typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")] = None,
+    photo: Annotated[list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")] = None,
 ) -> None:
     """Enrol a subject with its rights holder (a new 0600 key pair unless one is given)."""
     if virtual and performer:
@@ -117,6 +117,12 @@ def subject_add(
             console.print(f"reference photos: {report.added} enrolled")
             for path, reason in report.skipped:
                 console.print(f"  [yellow]skipped[/] {path}: {reason}")
+            if not report.ok:
+                reasons = "; ".join(f"{path}: {reason}" for path, reason in report.skipped)
+                fail(
+                    f"no usable reference photo ({reasons}); subject '{record.slug}' is enrolled without one: "
+                    f"add one with 'likeness subject photos add {record.slug} PHOTO'"
+                )
 
 
 @subject_app.command("list")
@@ -138,9 +144,9 @@ def consent_grant(
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
     use: Annotated[list[str], typer.Option("--use", help="Granted use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.")],
     until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
-    valid_from: Annotated[Optional[str], typer.Option("--from", help="Start of validity (default now).")] = None,
-    max_renders: Annotated[Optional[int], typer.Option("--max-renders", help="Maximum number of renders.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
+    valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
+    max_renders: Annotated[int | None, typer.Option("--max-renders", help="Maximum number of renders.")] = None,
     allow_unlabelled: Annotated[bool, typer.Option("--allow-unlabelled", help="Allow omitting the visible AI label (watermark and C2PA stay).")] = False,
     purpose: Annotated[str, typer.Option("--purpose", help="Free-text purpose, shown to the rights holder.")] = "",
     holder_key: HolderKey = None,
@@ -177,8 +183,8 @@ def consent_revoke(
 @consent_app.command("list")
 def consent_list(
     ctx: typer.Context,
-    subject: Annotated[Optional[str], typer.Option("--subject", help="Only this subject.")] = None,
-    org: Annotated[Optional[str], typer.Option("--org", help="Only this grantee.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Only this subject.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Only this grantee.")] = None,
 ) -> None:
     """List grants with their current state."""
     with mapped_errors():
@@ -217,7 +223,7 @@ def consent_check(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
     use: Annotated[str, typer.Option("--use", help="The use to check.")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation.")] = None,
 ) -> None:
     """Exit 0 if SUBJECT may be used for USE by ORG now, else 1 with the reason."""
     from likeness.errors import ConsentError
@@ -239,11 +245,11 @@ def consent_rotate_key(
     ctx: typer.Context,
     holder: Annotated[str, typer.Argument(help="Rights holder slug, e.g. 'mina-holder'.")],
     holder_key: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--holder-key", help="The holder's current private key (default: the workspace key file)."),
     ] = None,
     new_public_key: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."),
     ] = None,
 ) -> None:
@@ -262,13 +268,13 @@ def consent_recover_key(
     statement: Annotated[str, typer.Option("--statement", help="What was established about the person, e.g. 'identity checked against passport'.")],
     verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
     method: Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")] = None,
     evidence: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."),
     ] = None,
     new_public_key: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--new-public-key", help="The holder's new Ed25519 public key (PEM); default: a new workspace key file."),
     ] = None,
 ) -> None:
@@ -297,8 +303,8 @@ def release_add(
     ctx: typer.Context,
     performer: Annotated[str, typer.Argument(help="Performer slug.")],
     until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Organisation (default: the only one).")] = None,
-    valid_from: Annotated[Optional[str], typer.Option("--from", help="Start of validity (default now).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation (default: the only one).")] = None,
+    valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
     purpose: Annotated[str, typer.Option("--purpose", help="What the footage may be used for.")] = "",
     holder_key: HolderKey = None,
 ) -> None:
@@ -334,7 +340,7 @@ def release_revoke(
 @release_app.command("list")
 def release_list(
     ctx: typer.Context,
-    performer: Annotated[Optional[str], typer.Option("--performer", help="Only this performer.")] = None,
+    performer: Annotated[str | None, typer.Option("--performer", help="Only this performer.")] = None,
 ) -> None:
     """List performer releases with their current state."""
     with mapped_errors():
@@ -350,11 +356,11 @@ def release_list(
 def audit_verify(
     ctx: typer.Context,
     anchor: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--anchor", help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS). "
                      "A folder named here that holds no anchor fails the check."),
     ] = None,
-    head: Annotated[Optional[Path], typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
+    head: Annotated[Path | None, typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
 ) -> None:
     """Check the ledger: hash chain, latest anchor, consent rows against their events, guards.
 
@@ -387,10 +393,10 @@ def audit_verify(
 def audit_anchor(
     ctx: typer.Context,
     to: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--to", help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS)."),
     ] = None,
-    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,
 ) -> None:
     """Keep the signed ledger head in folders outside the workspace (one new file each time).
 
@@ -408,8 +414,8 @@ def audit_anchor(
 @audit_app.command("head")
 def audit_head(
     ctx: typer.Context,
-    org: Annotated[Optional[str], typer.Option("--org", help="Organisation whose key signs the head.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the signed head to this file.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the signed head to this file.")] = None,
 ) -> None:
     """Print the current ledger head, signed with the organisation key."""
     with mapped_errors():
@@ -423,7 +429,7 @@ def audit_head(
 @audit_app.command("log")
 def audit_log(
     ctx: typer.Context,
-    event_type: Annotated[Optional[str], typer.Option("--type", help="Only this event type, e.g. grant.issued.")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type, e.g. grant.issued.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show the last N events.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -24,7 +24,7 @@ def extract(
     subject: Annotated[str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")],
     inputs: Annotated[list[Path], typer.Argument(help="Image files, folders and videos, in any mix.")],
     out: Annotated[Path, typer.Option("--out", help="New faceset folder (rerun with the same folder to resume).")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
     size: Annotated[int, typer.Option("--size", help="Side of the aligned square crops in pixels.")] = 256,
     min_face: Annotated[int, typer.Option("--min-face", help="Smallest face kept, in source pixels.")] = 64,
     min_sharpness: Annotated[float, typer.Option("--min-sharpness", help="Blur limit: least variance of the Laplacian.")] = 10.0,
@@ -93,14 +93,14 @@ def extract(
         raise typer.Exit(1)
     console.print(
         f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] faces "
-        f"from {report.inputs_used} input(s), sha256 {report.faceset_sha256[:16]}…"
+        f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…"
     )
 
 
 @faceset_app.command("report")
 def faceset_report(
     faceset: Annotated[Path, typer.Argument(help="Faceset folder.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Report folder (default FACESET/report).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default FACESET/report).")] = None,
 ) -> None:
     """Write a coverage report (report.html + summary.json): contact sheet, pose, expression, gaps."""
     from likeness.faceset import load_faceset

@@ -7,7 +7,7 @@ fingerprints, subjects, expiry and file paths.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ keys_app = typer.Typer(
 def keys_init(
     ctx: typer.Context,
     org: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--org", help="Organisation (slug) the certificates are issued to; default: the only one."),
     ] = None,
 ) -> None:

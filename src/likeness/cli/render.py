@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,7 +27,7 @@ def render(
     target: Annotated[Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")],
     use: Annotated[str, typer.Option("--use", help=USE_HELP)],
     out: Annotated[Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")],
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
     colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
     smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks, colour and the swap model's frame-to-frame noise.")] = True,

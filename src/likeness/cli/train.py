@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -35,34 +35,34 @@ model_app = typer.Typer(help="Face-swap models: architectures and export.", no_a
 
 def train(
     ctx: typer.Context,
-    source: Annotated[Optional[Path], typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
-    target: Annotated[Optional[Path], typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
-    recipe: Annotated[Optional[str], typer.Option("--recipe", help=_RECIPE_HELP)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
-    res: Annotated[Optional[int], typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
+    target: Annotated[Path | None, typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help=_RECIPE_HELP)] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
+    res: Annotated[int | None, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
+    iters: Annotated[int | None, typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)] = None,
     ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
-    lr_decay_iters: Annotated[Optional[int], typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
-    true_face_power: Annotated[Optional[float], typer.Option("--true-face-power", min=0.0, max=1.0, help="df only: weight of a code discriminator that makes swaps look more like the subject (DeepFaceLab's true face; try 0.01; default: off).", show_default=False)] = None,
-    flip: Annotated[Optional[bool], typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
-    warp_until: Annotated[Optional[str], typer.Option("--warp-until", metavar="ITERATION|never", help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).", show_default=False)] = None,
-    model_option: Annotated[Optional[list[str]], typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
+    lr_decay_iters: Annotated[int | None, typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
+    true_face_power: Annotated[float | None, typer.Option("--true-face-power", min=0.0, max=1.0, help="df only: weight of a code discriminator that makes swaps look more like the subject (DeepFaceLab's true face; try 0.01; default: off).", show_default=False)] = None,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
+    warp_until: Annotated[str | None, typer.Option("--warp-until", metavar="ITERATION|never", help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).", show_default=False)] = None,
+    model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
     preview_every: Annotated[int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")] = 250,
     priority: Annotated[float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")] = 1.0,
     identity_metrics: Annotated[bool, typer.Option("--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints.")] = True,
     expression_metrics: Annotated[bool, typer.Option("--expression-metrics/--no-expression-metrics", help="Measure expression fidelity (landmarks) at checkpoints.")] = True,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for PyTorch (default: one per core the load average leaves free, at least 1; shown in the progress line).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for PyTorch (default: one per core the load average leaves free, at least 1; shown in the progress line).")] = None,
     precision: Annotated[str, typer.Option("--precision", help="Arithmetic: auto (float16 on CUDA; bfloat16 on CPUs with native bfloat16, else float32), float32, bfloat16 or float16.")] = "auto",
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).")] = None,
     accept_gaps: Annotated[bool, typer.Option("--accept-gaps", help="Train even when the source faceset lacks what the performer does (open mouth, blinks, head turns in at least 10 % of the performer's frames and on fewer than 3 source faces); the gaps are recorded in the model folder and model card (docs/training.md, 'Coverage gate').")] = False,
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
 ) -> None:
     """Train a face-swap model from a consented source faceset to a released performer's faceset."""
     import os
@@ -231,8 +231,8 @@ class _TrainProgressBar:
 def export(
     ctx: typer.Context,
     model_dir: Annotated[Path, typer.Argument(help="Model folder written by `likeness train`.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for model.onnx and model_card.json (default: the model folder).")] = None,
-    org: Annotated[Optional[str], typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for model.onnx and model_card.json (default: the model folder).")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
 ) -> None:
     """Export the swap path to ONNX with a model card; records model.exported on the ledger."""
     from likeness.train import export_from_folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -27,13 +27,13 @@ def verify(
     paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders to scan (no URLs).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")] = False,
     report: Annotated[
-        Optional[Path], typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder.")
+        Path | None, typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder.")
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting).")
+        int | None, typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting).")
     ] = None,
     anchors: Annotated[
-        Optional[list[Path]], typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
+        list[Path] | None, typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Verify again files already verified with the same hash.")] = False,
 ) -> None:

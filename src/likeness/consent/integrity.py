@@ -221,7 +221,7 @@ class LedgerConsent:
         found = self._find(("org.created",), "org_id", org_id)
         if not found:
             return None
-        fp = found[0].payload.get("key_fingerprint")
+        fp: str = found[0].payload.get("key_fingerprint") or ""
         public = found[0].payload.get("public_key")
         if _fingerprint_of(public) != fp:
             row = self._session.get(Organisation, org_id)
@@ -240,7 +240,7 @@ class LedgerConsent:
             return KeyHistory(holder_id, ())
         first = created[0]
         problems: list[str] = []  # (a second holder.created is named with the other duplicates)
-        fp = first.payload.get("key_fingerprint")
+        fp: str = first.payload.get("key_fingerprint") or ""
         public = first.payload.get("public_key")
         history = [HolderKey(fp, public if _fingerprint_of(public) == fp else None, first.seq, first.event_type)]
         for event in events:
@@ -277,9 +277,10 @@ class LedgerConsent:
             if event.event_type == "holder.key_rotated":
                 if _fingerprint_of(body.get("previous_public_key")) != current.fingerprint:
                     return "its previous key is not the key in force"
+                # Rebuilt from the event's own fields (str(): a missing one makes it differ).
                 expected = key_rotation_payload(
-                    holder_id=body.get("holder_id"), previous_public_key=body["previous_public_key"],
-                    public_key=body.get("public_key"), rotated_at=body.get("rotated_at"),
+                    holder_id=str(body.get("holder_id")), previous_public_key=body["previous_public_key"],
+                    public_key=str(body.get("public_key")), rotated_at=str(body.get("rotated_at")),
                 )
                 if body != expected:
                     return "it is malformed"
@@ -295,10 +296,10 @@ class LedgerConsent:
             if org[0] != body.get("org_fingerprint"):
                 return "it is not signed with the organisation's key per the ledger"
             expected = key_recovery_payload(
-                holder_id=body.get("holder_id"), previous_fingerprint=current.fingerprint,
-                public_key=body.get("public_key"), org_id=body.get("org_id"),
-                org_fingerprint=org[0], attestation=body.get("attestation"),
-                recovered_at=body.get("recovered_at"),
+                holder_id=str(body.get("holder_id")), previous_fingerprint=current.fingerprint,
+                public_key=str(body.get("public_key")), org_id=str(body.get("org_id")),
+                org_fingerprint=org[0], attestation=body["attestation"],
+                recovered_at=str(body.get("recovered_at")),
             )
             if body != expected:
                 return "it is malformed"
@@ -338,7 +339,7 @@ def _revocation_event_problem(
     event: LedgerEvent, kind: str, target_id: str, history: KeyHistory
 ) -> str | None:
     body = {k: v for k, v in event.payload.items() if k != "signature"}
-    if body != revocation_payload(kind, target_id, body.get("revoked_at"), body.get("reason")):
+    if body != revocation_payload(kind, target_id, str(body.get("revoked_at")), str(body.get("reason"))):
         return "is malformed"
     key = history.at(event.seq)
     if key is None:
@@ -607,7 +608,7 @@ def _missing_rows(
 ) -> list[ConsentProblem]:
     """Events with no row, and later copies of an event for the same record (ignored)."""
     member = CONSENT_EVENTS[event_type]
-    seen: set[str] = set()
+    seen: set[Any] = set()
     out = []
     for event in view.events_of(event_type):
         record_id = event.payload.get(member)
@@ -669,7 +670,10 @@ def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProb
     return out + _missing_rows(session, view, "subject", "subject.created", Subject)
 
 
-def _record_problems(session: Session, view: LedgerConsent, kind: str, model: type, check) -> list[ConsentProblem]:
+def _record_problems(
+    session: Session, view: LedgerConsent, kind: str, model: type[Any],  # Grant or Release
+    check: Callable[[Session, LedgerConsent, Any], Finding | None],
+) -> list[ConsentProblem]:
     out = []
     for row in session.scalars(select(model).order_by(model.issued_at, model.id)):
         finding = check(session, view, row)
@@ -679,14 +683,15 @@ def _record_problems(session: Session, view: LedgerConsent, kind: str, model: ty
 
 
 def _revocation_problems(
-    session: Session, view: LedgerConsent, kind: str, model: type, revocation_model: type
+    session: Session, view: LedgerConsent, kind: str, model: type[Any],  # Grant or Release
+    revocation_model: type[GrantRevocation] | type[ReleaseRevocation],
 ) -> list[ConsentProblem]:
-    rows = {getattr(r, f"{kind}_id"): r for r in session.scalars(select(revocation_model))}
+    rows: dict[Any, Any] = {getattr(r, f"{kind}_id"): r for r in session.scalars(select(revocation_model))}
     targets = list(rows) + [
         e.payload.get(f"{kind}_id") for e in view.events_of(f"{kind}.revoked")
         if e.payload.get(f"{kind}_id") not in rows
     ]
-    out = []
+    out: list[ConsentProblem] = []
     for target_id in dict.fromkeys(targets):
         record = session.get(model, target_id)
         issued = view.issued(kind, str(target_id))

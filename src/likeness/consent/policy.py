@@ -21,11 +21,12 @@ where the application role may only SELECT and INSERT, so it cannot ``SELECT ...
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 import weakref
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -55,6 +56,8 @@ from likeness.consent.tables import (
 from likeness.consent.vocabulary import FINAL_MEDIA_USES, check_use_for_step, normalise_use
 from likeness.errors import ConsentError
 
+logger = logging.getLogger(__name__)
+
 _SEAL = object()  # module-private capability: only this module can finish building an Authorization
 
 # When several grants exist and all fail, the reported reason is the most specific one.
@@ -73,6 +76,10 @@ _REASON_ORDER = (
 )
 # Reasons that say the record itself cannot be trusted (reported whatever its uses say).
 _RECORD_REASONS = frozenset(_REASON_ORDER[:7])
+# A grant that fails only for these is in force (standing checked: on the ledger, signed, not
+# revoked, in its window); one that fails for _STALE_REASONS is history once another is in force.
+_IN_FORCE_REASONS = frozenset({"use_not_granted", "render_limit_reached"})
+_STALE_REASONS = frozenset({"revoked", "expired"})
 
 _STATES = {
     None: "active",
@@ -205,15 +212,11 @@ _MESSAGES = {
 }
 
 
-def _sealed_init(cls_name: str):
-    def __new__(cls, *args: Any, **kwargs: Any):  # noqa: N807
-        raise TypeError(f"{cls_name} objects are issued only by PolicyEngine; they cannot be constructed")
-
-    return __new__
-
-
 class _SealedBase:
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # never returns: see _build
+        raise TypeError(f"{cls.__name__} objects are issued only by PolicyEngine; they cannot be constructed")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if cls.__module__ != __name__:
@@ -245,7 +248,21 @@ class Authorization(_SealedBase):
         "grant_signature_sha256", "allow_unlabelled", "valid_until", "issued_at",
         "__weakref__",
     )
-    __new__ = _sealed_init("Authorization")
+    # The slots' types (set once, by _build).
+    authorization_id: str
+    grant_id: str
+    subject_id: str
+    subject_slug: str
+    subject_name: str
+    subject_kind: str
+    use: str
+    org_id: str
+    org_slug: str
+    holder_fingerprint: str
+    grant_signature_sha256: str
+    allow_unlabelled: bool
+    valid_until: str
+    issued_at: str
 
     def recheck(self, *, at: datetime | None = None) -> None:
         """Re-verify through the issuing engine (fields as issued, ledger binding, signature,
@@ -288,7 +305,17 @@ class ReleaseAuthorization(_SealedBase):
         "org_id", "org_slug", "holder_fingerprint", "valid_until", "issued_at",
         "__weakref__",
     )
-    __new__ = _sealed_init("ReleaseAuthorization")
+    # The slots' types (set once, by _build).
+    authorization_id: str
+    release_id: str
+    performer_id: str
+    performer_slug: str
+    performer_name: str
+    org_id: str
+    org_slug: str
+    holder_fingerprint: str
+    valid_until: str
+    issued_at: str
 
     def recheck(self, *, at: datetime | None = None) -> None:
         _issuer(self).recheck_release(self, at=at)
@@ -308,19 +335,23 @@ class ReleaseAuthorization(_SealedBase):
 
 # Who issued each live authorization, and the digest of its fields at issue. Module-private and
 # keyed by the object itself, so neither a copy of the fields nor an edited slot passes.
-_ISSUED: weakref.WeakKeyDictionary[Any, tuple[PolicyEngine, str]] = weakref.WeakKeyDictionary()
+_ISSUED: weakref.WeakKeyDictionary[Any, tuple[PolicyEngine, str | None]] = weakref.WeakKeyDictionary()
 
 
 def _fields_digest(authz: object) -> str | None:
     """Digest of every field of an authorization (``None`` if one is not plain data)."""
-    fields = {name: getattr(authz, name, "\0unset") for name in type(authz).__slots__ if name != "__weakref__"}
+    slots: tuple[str, ...] = getattr(type(authz), "__slots__", ())
+    fields = {name: getattr(authz, name, "\0unset") for name in slots if name != "__weakref__"}
     try:
         return canonical_sha256(fields)
     except Exception:  # rfc8785 raises its own types for values that are not JSON
         return None
 
 
-def _build(cls: type, seal: object, engine: PolicyEngine, **fields: Any):
+_Sealed = TypeVar("_Sealed", bound=_SealedBase)
+
+
+def _build(cls: type[_Sealed], seal: object, engine: PolicyEngine, **fields: Any) -> _Sealed:
     if seal is not _SEAL:
         raise TypeError("authorizations are issued only by PolicyEngine")
     obj = object.__new__(cls)
@@ -394,6 +425,7 @@ class PolicyEngine:
                 context.update(subject=subject_row.slug, org=org_row.slug)
                 grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
                 signed = view.issued("grant", grant.id)
+                assert signed is not None  # a chosen grant matched its grant.issued event
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -414,6 +446,7 @@ class PolicyEngine:
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
+            logger.info("authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
                 "authorization.refused", {**context, "kind": "grant", "reason": exc.reason,
                                           "message": str(exc), "at": utc_iso(moment)},
@@ -488,6 +521,10 @@ class PolicyEngine:
             (f, g) for f, g in failures
             if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in json.loads(g.uses))
         ]
+        if any(f.reason in _IN_FORCE_REASONS for f, _ in failures):
+            # A grant is in force: its own reason is the one that matters, not that an older
+            # grant which covered the use was revoked or has expired.
+            covering = [(f, g) for f, g in covering if f.reason not in _STALE_REASONS]
         if not covering:
             raise self._refusal("use_not_granted", context)
         finding, grant = min(covering, key=lambda fg: _REASON_ORDER.index(fg[0].reason))
@@ -532,6 +569,7 @@ class PolicyEngine:
         with self._session_factory() as session:
             view = LedgerConsent(session)
             grant = session.get(Grant, authz.grant_id)
+            finding: Finding | None
             if grant is None:  # a deleted row: the ledger still knows whether it was revoked
                 signed = view.issued("grant", authz.grant_id)
                 revoked = view.revocation(
@@ -674,6 +712,7 @@ class PolicyEngine:
                     finding, release = failures[0]
                     raise self._release_refusal(finding, release, context)
                 signed = view.issued("release", chosen.id)
+                assert signed is not None  # a chosen release matched its release.issued event
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
@@ -692,6 +731,7 @@ class PolicyEngine:
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
+            logger.info("release authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
                 "authorization.refused", {**context, "kind": "release", "reason": exc.reason,
                                           "message": str(exc), "at": utc_iso(moment)},
@@ -721,6 +761,7 @@ class PolicyEngine:
         with self._session_factory() as session:
             view = LedgerConsent(session)
             release = session.get(Release, authz.release_id)
+            finding: Finding | None
             if release is None:  # a deleted row: the ledger still knows whether it was revoked
                 signed = view.issued("release", authz.release_id)
                 revoked = view.revocation(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -285,6 +285,8 @@ class Registry:
             created = view.org_created(org.id)
         if altered:
             raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: {altered.detail}")
+        if created is None:  # (org_identity_problem names a missing event; this keeps it so)
+            raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: it has no org.created event")
         return str(created.payload.get("name") or created.payload.get("slug") or org.slug)
 
     def list_orgs(self) -> list[Organisation]:
@@ -714,9 +716,9 @@ class Registry:
             grant = session.get(Grant, grant_id)
             if grant is None:
                 raise RegistryError(f"no grant '{grant_id}'")
-            subject = session.get(Subject, grant.subject_id)
-            org = session.get(Organisation, grant.org_id)
-            holder = session.get(RightsHolder, grant.holder_id)
+            subject = _existing(session, Subject, grant.subject_id)
+            org = _existing(session, Organisation, grant.org_id)
+            holder = _existing(session, RightsHolder, grant.holder_id)
             revocation = session.scalar(
                 select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)
             )
@@ -804,7 +806,7 @@ class Registry:
         self._revoke("release", Release, ReleaseRevocation, release_id, reason, holder_key_path)
 
     def _revoke(
-        self, kind: str, record_model: type, revocation_model: type, target_id: str, reason: str,
+        self, kind: str, record_model: type[Any], revocation_model: type[Any], target_id: str, reason: str,
         holder_key_path: Path | None,
     ) -> None:
         """Sign a revocation with the holder's key per the ledger and put it on the ledger (in
@@ -820,7 +822,7 @@ class Registry:
             signed = view.issued(kind, target_id)
             if record is None and signed is None:
                 raise RegistryError(f"no {kind} '{target_id}'")
-            holder_id = signed.payload.get("holder_id") if signed else record.holder_id
+            holder_id = signed.payload.get("holder_id") if signed else (record.holder_id if record else None)
             row = session.scalar(select(revocation_model).where(target_column == target_id))
             if view.revocation(kind, target_id, holder_id, row).revoked_at:
                 raise RegistryError(f"{kind} '{target_id}' is already revoked")
@@ -873,8 +875,8 @@ class Registry:
                 state = state_of_reason(finding.reason if finding else None)
                 out.append(
                     ReleaseRecord(
-                        id=release.id, performer_slug=session.get(Subject, release.performer_id).slug,
-                        org_slug=session.get(Organisation, release.org_id).slug,
+                        id=release.id, performer_slug=_existing(session, Subject, release.performer_id).slug,
+                        org_slug=_existing(session, Organisation, release.org_id).slug,
                         valid_from=release.valid_from, valid_until=release.valid_until,
                         purpose=release.purpose, issued_at=release.issued_at, state=state,
                         revoked_at=revocation.revoked_at,
@@ -952,6 +954,17 @@ def reference_statuses(session: Session, subject_id: str | None = None) -> list[
         out.append(ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256,
                                    bytes(row.vector), state, seq))
     return out
+
+
+_Row = TypeVar("_Row")
+
+
+def _existing(session: Session, model: type[_Row], row_id: str) -> _Row:
+    """The ``model`` row ``row_id``; ``RegistryError`` when it is missing (deleted)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise RegistryError(f"no {model.__name__.lower()} row '{row_id}' (deleted from the database?)")
+    return row
 
 
 def keys_sha(signature_hex: str) -> str:

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import cv2
 import numpy as np
@@ -33,6 +33,13 @@ COVERAGES: dict[str, tuple[float, float]] = {
     "wf": (-0.06, 2.4),
     "head": (-0.15, 3.2),
 }
+
+
+def as_coverage(value: object) -> Coverage:
+    """``value`` (e.g. read from a model card) as a :data:`Coverage`; ``FaceError`` if it is none."""
+    if not isinstance(value, str) or value not in COVERAGES:
+        raise FaceError(f"unknown coverage {value!r}; expected one of {sorted(COVERAGES)}")
+    return cast(Coverage, value)
 
 
 @dataclass(frozen=True, eq=False)

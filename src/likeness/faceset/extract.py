@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,10 @@ from likeness.faceset.format import (
     index_sha256,
     read_index,
 )
+
+if TYPE_CHECKING:
+    from likeness.faces.align import Coverage
+    from likeness.faces.detect import DetectorMode
 
 PROGRESS_NAME = ".progress.json"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
@@ -72,7 +76,7 @@ class ExtractOptions:
     """
 
     size: int = 256
-    coverage: str = "wf"
+    coverage: Coverage = "wf"
     min_face: int = 64
     min_sharpness: float = 10.0
     max_yaw: float = 75.0
@@ -433,7 +437,7 @@ class _Pipeline:
                                    face_label(r.source, r.frame_index))
                 for r in read_index(index_path) if r.perceptual_hash
             )
-        self.index = open(index_path, "a", encoding="utf-8")
+        self.index = open(index_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run; close() closes it
         self.frames_since_checkpoint = 0
         self.started = time.monotonic()
         self.elapsed_s = 0.0
@@ -446,7 +450,7 @@ class _Pipeline:
         self._detectors.clear()
         self.elapsed_s = time.monotonic() - self.started
 
-    def detector(self, mode: str) -> Any:
+    def detector(self, mode: DetectorMode) -> Any:
         """Photos use the full detector per image; clips use FaceMesh tracking (several x faster)."""
         if mode not in self._detectors:
             from likeness.faces import FaceDetector

@@ -247,7 +247,7 @@ class FaceIndex(Sequence[FaceRecord]):
             raise FacesetError(f"{self.path}: index record {i} changed after the faceset was loaded")
         return _parse_line(line, where=f"{self.path}: record {i}")
 
-    def __getitem__(self, i: int | slice) -> Any:  # type: ignore[override]
+    def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         n = len(self)

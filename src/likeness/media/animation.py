@@ -234,6 +234,7 @@ def animation_timeline(
     except OSError as exc:
         raise MediaError(path, exc.strerror or type(exc).__name__) from exc
     walk = _Structure(data, path, max_frames)
+    found: tuple[int, int, bool] | None
     try:
         if data[:6] in (b"GIF87a", b"GIF89a"):
             container, found = "gif", _walk_gif(walk)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import av
 import av.error
@@ -275,7 +276,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             codec=context.name,
             pix_fmt=context.pix_fmt,
             container_format=container.format.name,
-            bit_rate=int(stream.bit_rate) if getattr(stream, "bit_rate", None) else None,
+            bit_rate=int(bit_rate) if (bit_rate := getattr(stream, "bit_rate", None)) else None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             audio_sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
             audio_channels=int(audio.codec_context.channels) if audio is not None else None,
@@ -303,9 +304,9 @@ def _first_frame(
     raise MediaError(path, "video stream has no decodable frame")
 
 
-def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, object]:
+def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, Any]:
     """Reformat arguments that convert ``frame`` to RGB with the matrix its stream declares."""
-    options: dict[str, object] = {"format": "rgb24"}
+    options: dict[str, Any] = {"format": "rgb24"}
     if frame.format.name not in ("rgb24", "bgr24", "rgba", "bgra", "gbrp", "gray"):
         matrix = _SWS_MATRIX.get(int(frame.colorspace))
         if matrix is None:
@@ -324,7 +325,7 @@ def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, object
 
 
 def _to_rgb(frame: av.VideoFrame, *, max_side: int | None, autorotate: bool) -> np.ndarray:
-    rgb = frame.to_ndarray(**_rgb_options(frame, max_side))
+    rgb: np.ndarray = frame.to_ndarray(**_rgb_options(frame, max_side))
     if autorotate:
         quarter_turns = _normalise_rotation(frame.rotation) // 90
         if quarter_turns:
@@ -404,7 +405,7 @@ def _iter_frames(
             return int(round(float((frame.pts - origin) * time_base * rate)))
 
         seek_ok = allow_seek and start > 0 and rate is not None and time_base is not None and _looks_cfr(stream)
-        if seek_ok:
+        if seek_ok and rate is not None and time_base is not None:
             target_pts = origin + int(math.floor((start - 0.5) / rate / time_base))
             try:
                 container.seek(max(target_pts, origin), stream=stream, backward=True, any_frame=False)
@@ -608,7 +609,7 @@ def _sample_frames(
                 continue  # the frame already yielded is this target's frame too
             if frames is None:
                 frames = _decoded(container, stream)
-            elif keyframe is not None and keyframe > decoded_until + tolerance_s:
+            elif keyframe is not None and time_base is not None and keyframe > decoded_until + tolerance_s:
                 # Everything between what was decoded and the keyframe before the target is
                 # skipped: a seek (decoder flush) costs far less than decoding it.
                 try:
@@ -778,8 +779,8 @@ class VideoEncoder:
         self._audio_input: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
-        self._audio_in_stream = None
-        self._audio_out_stream = None
+        self._audio_in_stream: av.audio.stream.AudioStream | None = None
+        self._audio_out_stream: av.audio.stream.AudioStream | None = None
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
         self._pending: queue.Queue = queue.Queue(maxsize=4)
@@ -938,7 +939,8 @@ class VideoEncoder:
             rgb = np.pad(rgb, ((0, self.encoded_size[1] - self.height),
                                (0, self.encoded_size[0] - self.width), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=self._matrix,
+        # PyAV takes a colorspace name too; its stub says int only.
+        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=self._matrix,  # type: ignore[arg-type]
                                           dst_color_range="MPEG")
 
     # -- audio ------------------------------------------------------------------------------
@@ -980,6 +982,8 @@ class VideoEncoder:
                 self._output.mux(packet)
             else:
                 for audio_frame in packet.decode():
+                    if not isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
+                        continue
                     audio_frame.pts = None
                     self._output.mux(self._audio_out_stream.encode(audio_frame))
 
@@ -1043,7 +1047,8 @@ class VideoEncoder:
 def _add_to_luma(frame: av.VideoFrame, offset: np.ndarray) -> None:
     """Add int16 ``offset`` (H, W) to the top-left of ``frame``'s 8-bit Y plane, in place, saturating."""
     plane = frame.planes[0]
-    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    # A VideoPlane is a buffer (PyAV implements the buffer protocol; its stub does not declare it).
+    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)  # type: ignore[call-overload]
     region = luma[: offset.shape[0], : offset.shape[1]]
     result = cv2.add(region, offset, dst=region, dtype=cv2.CV_8U)
     if not np.shares_memory(result, luma):  # a copy would leave the frame unmarked

@@ -116,8 +116,8 @@ class Decoder(nn.Module):
             Upscale(d_mask_dims * 4, d_mask_dims * 2),
         )
         if double_res:
-            self.to_rgb = nn.Sequential(nn.Conv2d(d_dims * 2, 3 * 4, 3, padding=1), nn.PixelShuffle(2))
-            self.to_mask = nn.Sequential(nn.Conv2d(d_mask_dims * 2, 4, 3, padding=1), nn.PixelShuffle(2))
+            self.to_rgb: nn.Module = nn.Sequential(nn.Conv2d(d_dims * 2, 3 * 4, 3, padding=1), nn.PixelShuffle(2))
+            self.to_mask: nn.Module = nn.Sequential(nn.Conv2d(d_mask_dims * 2, 4, 3, padding=1), nn.PixelShuffle(2))
         else:
             self.to_rgb = nn.Conv2d(d_dims * 2, 3, 1)
             self.to_mask = nn.Conv2d(d_mask_dims * 2, 1, 1)

@@ -7,6 +7,8 @@ expression and lighting, and ``decoder_source`` applied to a target's code rende
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from likeness.models.blocks import Decoder, Encoder, Inter
@@ -23,7 +25,7 @@ class DFModel(SwapAutoencoder):
         self.inter = Inter(
             in_features=self.encoder.out_ch * (res // 16) ** 2, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims
         )
-        kwargs = dict(in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims,
+        kwargs: dict[str, Any] = dict(in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims,
                       double_res=config.double_res)
         self.decoder_source = Decoder(**kwargs)
         self.decoder_target = Decoder(**kwargs)

@@ -154,7 +154,7 @@ def build_manifest(
     if not watermark_algorithm:
         raise ProvenanceError("watermark algorithm id is empty")
     if composite:
-        action = {"action": "c2pa.edited", "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA}
+        action: dict[str, Any] = {"action": "c2pa.edited", "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA}
         description = "face replaced with a consented synthetic likeness"
     else:
         action = {"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA}

@@ -27,6 +27,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -134,7 +135,7 @@ def ensure_signing_setup(
     if not any(present):
         if not org_name:
             raise ProvenanceError("signing setup needs an organisation name")
-        _create_setup(keys_dir, org_name, now=now or dt.datetime.now(dt.timezone.utc))
+        _create_setup(keys_dir, org_name, now=now or dt.datetime.now(dt.UTC))
     elif not all(present):
         missing = ", ".join(p.name for p, ok in zip(paths, present) if not ok)
         raise ProvenanceError(f"{keys_dir}: incomplete signing setup (missing {missing})")
@@ -148,7 +149,7 @@ def load_signing_setup(keys_dir: Path) -> SigningSetup:
     signer_cert = _load_cert(keys_dir / SIGNER_CERT_NAME)
     signer_key = _load_key(keys_dir / SIGNER_KEY_NAME)
     _load_key(keys_dir / ROOT_KEY_NAME)
-    if signer_key.public_key().public_numbers() != signer_cert.public_key().public_numbers():
+    if _public_der(signer_key.public_key()) != _public_der(signer_cert.public_key()):
         raise ProvenanceError(f"{keys_dir / SIGNER_KEY_NAME}: key does not match {SIGNER_CERT_NAME}")
     try:
         signer_cert.verify_directly_issued_by(root_cert)
@@ -282,6 +283,12 @@ def _load_cert(path: Path) -> x509.Certificate:
         raise ProvenanceError(f"{path}: not a PEM certificate") from None
 
 
+def _public_der(key: Any) -> bytes:
+    """A public key's SubjectPublicKeyInfo (DER): equal exactly when the keys are the same."""
+    der: bytes = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
+
+
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -295,15 +302,15 @@ def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def workspace_trust_anchors(workspace: object) -> list[str]:
+def workspace_trust_anchors(workspace: Any) -> list[str]:
     """PEM trust anchors a workspace verifies C2PA signatures against.
 
     Its own root (``keys_dir/c2pa/root-ca.pem``, when a signing setup exists) plus every
     ``*.pem`` / ``*.crt`` file in ``home/trust`` (partner agencies' roots, added by hand).
     Files there that hold no PEM certificate raise ``ProvenanceError`` naming the file.
     """
-    keys_dir = Path(getattr(workspace, "keys_dir"))
-    home = Path(getattr(workspace, "home"))
+    keys_dir = Path(workspace.keys_dir)
+    home = Path(workspace.home)
     anchors: list[str] = []
     own_root = keys_dir / "c2pa" / ROOT_CERT_NAME
     if own_root.is_file():

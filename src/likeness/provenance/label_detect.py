@@ -113,8 +113,8 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
         previous, previous_scale = resized, scale
         blurred = cv2.GaussianBlur(resized, (0, 0), COARSE_BLUR_SIGMA)
         for mirrored, scores in zip((False, True), _correlate(blurred, coarse, coarse_mirrored)):
-            _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-            hits.append(_Hit(float(best), bx / scale, by / scale, font_px, mirrored))
+            _, peak, _, (bx, by) = cv2.minMaxLoc(scores)
+            hits.append(_Hit(float(peak), bx / scale, by / scale, font_px, mirrored))
     pyramid = _Pyramid(luma)
     best = LabelDetection.nothing()
     for hit in _distinct(sorted(hits, key=lambda h: -h.score), FINE_CANDIDATES):

@@ -260,7 +260,9 @@ class FaceTag:
             if self._gliding:
                 self._position = self._position + TAG_GLIDE * offset if distance > 1.0 else target
                 self._gliding = distance > 1.0
-        if any(_overlap(self.box_at(self.position), _grown(b, FACE_CLEARANCE / 2)) for b in boxes + others):
+        current = self.position  # set just above
+        if current is not None and any(_overlap(self.box_at(current), _grown(b, FACE_CLEARANCE / 2))
+                                       for b in boxes + others):
             # Never over a face: jump beside the face as it is in this frame.
             self._side = None
             self._position, self._gliding = self._target(tuple(followed), boxes + others), False
@@ -409,7 +411,7 @@ def _label_patch(font_px: int, text: str) -> LabelPatch:
 
 
 def _box(font_px: int, text: str) -> tuple[int, int, int, int, int]:
-    left, top, right, bottom = _font(font_px).getbbox(text)
+    left, top, right, bottom = (int(v) for v in _font(font_px).getbbox(text))  # whole pixels for a TrueType font
     pad = max(2, round(font_px * 0.35))
     margin = max(2, round(font_px * 0.6))
     return (right - left) + 2 * pad, (bottom - top) + 2 * pad, pad, margin, bottom - top
@@ -475,7 +477,7 @@ def _checked_boxes(boxes: Sequence[Box] | None) -> list[Box]:
             raise ProvenanceError(f"face box must be four numbers (x0, y0, x1, y1), got {box!r}") from None
         if len(values) != 4 or not all(math.isfinite(v) for v in values):
             raise ProvenanceError(f"face box must be four finite numbers (x0, y0, x1, y1), got {box!r}")
-        checked.append(values)  # type: ignore[arg-type]
+        checked.append(values)
     return checked
 
 

@@ -33,9 +33,11 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, reduce
+from typing import Any
 
 import cv2
 import numpy as np
@@ -366,7 +368,7 @@ class WatermarkEmbedder:
         # mark's RMS to MARK_RMS for every frame, whatever its content.
         mark_energy = float(np.mean(mask.astype(np.float64) ** 2 * self._pattern_cell_energy))
         gain = mask * np.float32(scale * MARK_RMS / np.sqrt(max(mark_energy, 1e-12)))
-        full_gain = cv2.resize(gain, (self.width, self.height), dst=self._full_gain,
+        full_gain: np.ndarray = cv2.resize(gain, (self.width, self.height), dst=self._full_gain,
                                interpolation=cv2.INTER_LINEAR)
         # Rounding to whole levels (done by the int16 multiply) adds up to 0.5 per pixel and, on
         # plateau-like patterns, more than the textbook 1/12 variance: check the integer
@@ -382,7 +384,7 @@ class WatermarkEmbedder:
         return offset
 
 
-def video_encoder_options(width: int, height: int) -> dict[str, object]:
+def video_encoder_options(width: int, height: int) -> dict[str, Any]:
     """``VideoEncoder`` options for a marked video of ``width`` x ``height`` stored pixels.
 
     Few tiles per frame leave the reader little picture to average away, and at CRF 20 x264's
@@ -826,7 +828,7 @@ def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float,
         single = max(_best_score(_sync_both_ways(f, period, count=0)) for f in folds)
         if len(folds) == 1:
             return single
-        return max(single, _best_score(_sync_both_ways(sum(folds), period, count=0)))
+        return max(single, _best_score(_sync_both_ways(_summed(folds), period, count=0)))
 
     steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
     grid = uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)
@@ -861,6 +863,12 @@ def _candidate_periods(work_luma: np.ndarray, whitened: np.ndarray, uncropped: f
         if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
             periods.append(period)
     return periods
+
+
+def _summed(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """Element-wise sum of one or more arrays (``sum()`` without its leading ``0``)."""
+    total: np.ndarray = reduce(operator.add, arrays)
+    return total
 
 
 def _best_score(candidates: list[_Candidate]) -> float:
@@ -959,7 +967,7 @@ class _ClipReader:
         whitened = [_whiten(work) for work in works]
         powers = [_axis_power(white) for white in whitened]
         size = (works[0].shape[1], works[0].shape[0])
-        summed = _period_candidates(sum(p[0] for p in powers), sum(p[1] for p in powers), size)
+        summed = _period_candidates(_summed(p[0] for p in powers), _summed(p[1] for p in powers), size)
         suggested = _with_neighbours(summed)
         for power_x, power_y in powers:
             suggested += _with_neighbours(_period_candidates(power_x, power_y, size, count=1))
@@ -972,7 +980,7 @@ class _ClipReader:
         folds = [[_fold_at_period(work, period, white) for period in periods] for work, white in zip(works, whitened)]
         scores = []
         for index, period in enumerate(periods):
-            total = sum(frame[index][0] for frame in folds)
+            total = _summed(frame[index][0] for frame in folds)
             single = max(_best_score(_sync_both_ways(frame[index][0], period)) for frame in folds)
             scores.append(max(_best_score(_sync_both_ways(total, period)), single))
         keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
@@ -1036,14 +1044,15 @@ class _ClipReader:
             if single is not None:
                 period = TILE_SIZE if candidate.period is None else candidate.period / self.geometry.work_scale
                 reading = replace(single, period=period, mirrored=candidate.mirrored)
-        score, offset, candidate = self.best_frame
-        if reading is None and candidate is not None and offset is not None and budget[0] > 0:
+        best_score, best_offset, best_candidate = self.best_frame
+        if reading is None and best_candidate is not None and best_offset is not None and budget[0] > 0:
             budget[0] -= 1
-            aligned = _reading_from_soft(self.aligned_soft, score,
-                                         _frame_offset(offset, candidate, self.geometry), self.tiles)
+            aligned = _reading_from_soft(self.aligned_soft, best_score,
+                                         _frame_offset(best_offset, best_candidate, self.geometry), self.tiles)
             if aligned is not None:
-                period = TILE_SIZE if candidate.period is None else candidate.period / self.geometry.work_scale
-                reading = replace(aligned, period=period, mirrored=candidate.mirrored)
+                period = (TILE_SIZE if best_candidate.period is None
+                          else best_candidate.period / self.geometry.work_scale)
+                reading = replace(aligned, period=period, mirrored=best_candidate.mirrored)
         return reading or WatermarkReading(None, 0.0, best, None, self.tiles)
 
 

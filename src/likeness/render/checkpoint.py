@@ -128,7 +128,8 @@ def recipes_to_npz(faces: Iterable[tuple[int, int, Recipe]]) -> bytes:
         arrays[f"{frame_index}_{n}_crop"] = np.asarray(crop)
         arrays[f"{frame_index}_{n}_mask"] = np.round(np.asarray(mask) * 255).astype(np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    # numpy's stub reads **arrays as if it could hold the allow_pickle keyword.
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
@@ -343,7 +344,7 @@ def sweep_job_keys(workspace: Any) -> dict[str, str]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 if json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id") == job_id:
                     shutil.rmtree(folder, ignore_errors=True)
-        if (record or {}).get("output") and len(job_id) == 32:
+        if record and record.get("output") and len(job_id) == 32:
             with contextlib.suppress(OSError, LikenessError):
                 remove_job_temporaries(Path(record["output"]), job_id)
     return removed

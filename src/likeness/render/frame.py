@@ -38,6 +38,12 @@ from likeness.render.validation import require_rgb
 from likeness.train.swap_model import SwapModel, require_issued_model
 
 
+def _box(values: Any) -> tuple[float, float, float, float]:
+    """A face box ``(x0, y0, x1, y1)`` as four floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
+
 class LandmarkDetector(Protocol):
     def detect(self, rgb: np.ndarray) -> list[Any]: ...
 
@@ -148,7 +154,7 @@ class TrackIds:
                 self._render_id[tracker_id] = self.next_id
                 self.next_id += 1
             ids.append(self._render_id[tracker_id])
-            self._boxes[self._render_id[tracker_id]] = tuple(float(v) for v in box)
+            self._boxes[self._render_id[tracker_id]] = _box(box)
         live = set(self._tracker.active_ids)
         self._render_id = {k: v for k, v in self._render_id.items() if k in live}
         kept = set(self._render_id.values())
@@ -161,7 +167,7 @@ class TrackIds:
     @classmethod
     def from_state(cls, state: dict, *, iou_threshold: float = 0.3, max_missed: int = TRACK_MAX_MISSED) -> TrackIds:
         tracks = cls(iou_threshold=iou_threshold, max_missed=max_missed)
-        saved = [(int(k), tuple(float(x) for x in v)) for k, v in state["tracks"].items()]
+        saved = [(int(k), _box(v)) for k, v in state["tracks"].items()]
         if saved:
             seeded = tracks._tracker.update([box for _, box in saved])
             tracks._render_id = {tracker_id: render_id for tracker_id, (render_id, _) in zip(seeded, saved)}
@@ -219,7 +225,9 @@ class FrameRenderer:
         self.identity_every = int(identity_every)
         card = model.card
         self.resolution = int(card.get("resolution", 64))
-        self.coverage = str(card.get("coverage", "wf"))
+        from likeness.faces.align import as_coverage
+
+        self.coverage = as_coverage(card.get("coverage", "wf"))
         yaw_range = card.get("yaw_range")
         self.yaw_range = (float(yaw_range[0]), float(yaw_range[1])) if yaw_range else None
         self.tracker = TrackIds()
@@ -342,14 +350,14 @@ class FrameRenderer:
         rgb = require_rgb("frame", frame.rgb)
         height, width = rgb.shape[:2]
         faces = self.detector.detect(rgb) if frame.faces is None else frame.faces
-        track_ids = self.tracker.update([tuple(map(float, f.bbox)) for f in faces])
+        track_ids = self.tracker.update([_box(f.bbox) for f in faces])
         active = self.tracker.active_ids
         self.smoother.keep_only(active)
         # Ended tracks' identity decisions go too, so memory stays bounded on long videos.
         self.identities = {k: v for k, v in self.identities.items() if k in active}
         prepared = _PreparedFrame(rgb, frame.t_s)
         for face, track_id in zip(faces, track_ids):
-            bbox = tuple(float(v) for v in face.bbox)
+            bbox = _box(face.bbox)
             landmarks = np.asarray(face.landmarks, np.float32)
             outcome = FaceOutcome(track_id, bbox, False, None, landmarks=landmarks)
             prepared.outcomes.append(outcome)

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError, ModelError
+from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
 from likeness.render import content
 from likeness.render.blend import paste_face
 from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys
@@ -292,10 +292,13 @@ class _QualityTracker:
                     self.shots[outcome.track_id].break_continuity()
                 continue
             shot = self.shots.setdefault(outcome.track_id, ShotQuality(outcome.track_id))
-            size = outcome.crop.shape[0]
-            output_crop = cv2.warpAffine(rgb_out, outcome.affine, (size, size), flags=cv2.INTER_LINEAR,
+            crop, affine, source_crop, mask = outcome.crop, outcome.affine, outcome.source_crop, outcome.mask
+            # A swapped face carries its crop, affine, aligned target and mask (FrameRenderer).
+            assert crop is not None and affine is not None and source_crop is not None and mask is not None
+            size = crop.shape[0]
+            output_crop = cv2.warpAffine(rgb_out, affine, (size, size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REPLICATE)
-            shot.add_crops(outcome.source_crop, output_crop, outcome.mask)
+            shot.add_crops(source_crop, output_crop, mask)
             if shot.frames_swapped % 5 == 1:
                 placed = frame_mask(outcome, rgb_out.shape)
                 if placed is not None:
@@ -321,7 +324,8 @@ class _QualityTracker:
             return
         face = faces[0]
         landmarks = face.landmarks + np.array([cx0, cy0], np.float32)
-        if box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0], np.array(outcome.bbox))[0, 0] < 0.3:
+        if outcome.landmarks is None or box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0],
+                                                np.array(outcome.bbox))[0, 0] < 0.3:
             return
         shot.landmark_pairs.append((outcome.landmarks, landmarks))
         identity = self.renderer.identities.get(outcome.track_id)
@@ -545,7 +549,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         quality.close()
         raise
     report.padded_to_even = video.padded
-    clock = _OutputClock(info.frame_rate or info.fps or 25.0)
+    clock = _OutputClock(float(info.frame_rate or info.fps or 25.0))
 
     def encode() -> None:
         # Keeps taking frames until _END even after a failure, so the main thread never blocks

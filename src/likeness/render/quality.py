@@ -46,8 +46,10 @@ def ring_colour_difference(frame: np.ndarray, mask: np.ndarray, *, ring_px: int 
     if ring_px < 1:
         raise MediaError(None, f"ring_px: expected >= 1, got {ring_px}")
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
-    inner = inside & (1 - cv2.erode(inside, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0))
-    outer = cv2.dilate(inside, kernel) & (1 - inside)
+    eroded: np.ndarray = cv2.erode(inside, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    dilated: np.ndarray = cv2.dilate(inside, kernel)
+    inner = inside & (1 - eroded)
+    outer = dilated & (1 - inside)
     if inner.sum() == 0 or outer.sum() == 0:
         return None
     # Only the two bands are converted (a few thousand pixels, not the whole region).

@@ -90,7 +90,7 @@ def feature_priority_map(landmarks: np.ndarray, *, size: int, weight: float) -> 
     weights = np.ones((size, size), np.float32)
     if weight <= 0:
         return weights
-    region = np.zeros((size, size), np.uint8)
+    region: np.ndarray = np.zeros((size, size), np.uint8)
     for ring in (lr.RIGHT_EYE_RING + lr.RIGHT_BROW, lr.LEFT_EYE_RING + lr.LEFT_BROW, lr.OUTER_LIPS):
         hull = cv2.convexHull(np.round(landmarks[list(ring)] * 16).astype(np.int32))
         cv2.fillConvexPoly(region, hull, 1, cv2.LINE_AA, 4)
@@ -104,7 +104,7 @@ def random_affine(*, size: int, rng: np.random.Generator, options: AugmentOption
     """float64 (2, 3) affine around the crop centre: rotation, scale, shift, optional flip."""
     angle = rng.uniform(-options.rotation_deg, options.rotation_deg)
     scale = 1.0 + rng.uniform(-options.scale, options.scale)
-    affine = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    affine = np.asarray(cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale), dtype=np.float64)
     affine[:, 2] += rng.uniform(-options.shift, options.shift, size=2) * size
     if options.flip and rng.random() < 0.5:
         flip = np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]])
@@ -168,7 +168,7 @@ def prepare_training_pair(
         interp = cv2.INTER_AREA if src_size > resolution else cv2.INTER_CUBIC
         rgb = cv2.resize(aligned_face, (resolution, resolution), interpolation=interp)
     points = landmarks.astype(np.float64) * (resolution / src_size)
-    image = rgb.astype(np.float32) / 255.0
+    image: np.ndarray = rgb.astype(np.float32) / 255.0
     if augment:
         affine = random_affine(size=resolution, rng=rng, options=options)
         image = cv2.warpAffine(image, affine, (resolution, resolution), flags=cv2.INTER_LINEAR,

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -153,8 +154,11 @@ class PairLoader:
         import torch.utils.data
 
         # "spawn": the parent may hold CUDA and many threads, which fork would copy half-alive.
-        loader = torch.utils.data.DataLoader(
-            _IterationBatches(self), batch_size=None, sampler=_CountFrom(start), num_workers=self.workers,
+        # A map-style dataset (__getitem__, __len__) is all DataLoader needs; its stub asks for
+        # a Dataset subclass, which would import torch with this module.
+        loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+            _IterationBatches(self),  # type: ignore[arg-type]
+            batch_size=None, sampler=_CountFrom(start), num_workers=self.workers,
             prefetch_factor=max(1, -(-self.prefetch // self.workers)), pin_memory=self.pin_memory,
             multiprocessing_context="spawn", worker_init_fn=_init_data_worker,
         )

@@ -9,18 +9,42 @@ training core, losses and metrics be tested without a face detector or real foot
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from likeness.train import landmark_regions as lr
 from likeness.train.samples import LANDMARK_COUNT, FaceSamples
 
 
-def _ellipse_points(cx: float, cy: float, rx: float, ry: float, angles: np.ndarray) -> np.ndarray:
+def _ellipse_points(
+    cx: float | np.ndarray, cy: float | np.ndarray, rx: float | np.ndarray, ry: float | np.ndarray,
+    angles: np.ndarray,
+) -> np.ndarray:
+    """Points (N, 2) on ellipses; centre and radii are scalars or one value per angle."""
     return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
 
 
-def _identity_traits(identity: int) -> dict[str, np.ndarray | float]:
+class _Traits(TypedDict):
+    """An identity's colours (RGB float arrays (3,)) and proportions (fractions of the size)."""
+
+    skin: np.ndarray
+    hair: np.ndarray
+    iris: np.ndarray
+    lips: np.ndarray
+    face_rx: float
+    face_ry: float
+    eye_sep: float
+    eye_w: float
+    mouth_w: float
+    nose_len: float
+    brow_thick: float
+    fringe: float
+
+
+def _identity_traits(identity: int) -> _Traits:
     rng = np.random.default_rng([9173, identity])
     return {
         "skin": rng.uniform([90, 60, 40], [235, 200, 170]),
@@ -105,14 +129,15 @@ def generated_face(
     canvas = np.empty((size, size, 3), np.float64)
     bg = rng.uniform(30, 220, size=3)
     canvas[:] = bg
-    image = canvas.astype(np.uint8)
+    image: np.ndarray = canvas.astype(np.uint8)
     scale = 16  # draw with sub-pixel precision via cv2's shift argument
 
-    def p(xy: np.ndarray) -> np.ndarray:
+    def p(xy: ArrayLike) -> np.ndarray:
         return np.round(np.asarray(xy) * scale).astype(np.int32)
 
     def col(c: np.ndarray) -> tuple[float, float, float]:
-        return tuple(float(v) for v in c)
+        r, g, b = (float(v) for v in c)
+        return r, g, b
 
     cv2.ellipse(image, tuple(p([cx, cy - ry * 0.25])), tuple(p([rx * 1.12, ry * 0.95])), 0, 0, 360,
                 col(t["hair"]), -1, cv2.LINE_AA, 4)
@@ -140,7 +165,7 @@ def generated_face(
     # Small in-plane rotation/translation as head motion; image and landmarks move together.
     angle_deg = float(rng.uniform(-6, 6))
     shift = rng.uniform(-0.03, 0.03, size=2) * s
-    affine = cv2.getRotationMatrix2D((cx, cy), angle_deg, 1.0)
+    affine = np.asarray(cv2.getRotationMatrix2D((cx, cy), angle_deg, 1.0), dtype=np.float64)
     affine[:, 2] += shift
     image = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderValue=col(bg))
     landmarks = landmarks @ affine[:, :2].T + affine[:, 2]

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import platform
@@ -58,6 +59,8 @@ from likeness.train.metrics import (
 )
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
 from likeness.train.samples import FacesetFaces, FaceSource, as_face_source
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_config.json"
 METRICS_CSV = "metrics.csv"
@@ -347,6 +350,21 @@ def openmp_wait_policy() -> str | None:
     return os.environ.get("OMP_WAIT_POLICY")
 
 
+def cpu_thread_settings() -> tuple[int, int]:
+    """The process's (torch intra-op, OpenCV) thread counts, to put back with
+    :func:`restore_cpu_thread_settings` after :func:`configure_cpu_threads`."""
+    import cv2
+
+    return torch.get_num_threads(), cv2.getNumThreads()
+
+
+def restore_cpu_thread_settings(settings: tuple[int, int]) -> None:
+    import cv2
+
+    torch.set_num_threads(settings[0])
+    cv2.setNumThreads(settings[1])
+
+
 #: CPU batch sizes by resolution: large enough for stable AdamW steps, small enough to keep a step
 #: around a second on a laptop-class CPU.
 _CPU_BATCH = {16: 16, 32: 16, 48: 16, 64: 16, 96: 8, 128: 8, 256: 4}
@@ -452,7 +470,7 @@ def ema_decay_at(decay: float, updates: int) -> float:
 @torch.no_grad()
 def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied."""
-    ema_params = [p for p in average.parameters()]
+    ema_params: list[torch.Tensor] = list(average.parameters())
     params = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
     for ema_buffer, buffer in zip(average.buffers(), model.buffers()):
@@ -597,8 +615,11 @@ class _Trainer:
         self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
                                         weight_decay=config.weight_decay, device=self.device)
         self.true_face: TrueFace | None = None
+        code_shape = self.model.code_shape
         if config.true_face_power > 0:
-            self.true_face = TrueFace(self.model.code_shape, config.true_face_power, learning_rate=config.learning_rate,
+            if code_shape is None:  # TrainConfig.validate allows true face for df models only
+                raise ConfigError("true_face_power needs a df model (one code shared by both identities)")
+            self.true_face = TrueFace(code_shape, config.true_face_power, learning_rate=config.learning_rate,
                                       weight_decay=config.weight_decay, device=self.device)
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
@@ -641,7 +662,8 @@ class _Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             "python_rng": _python_rng_to_lists(random.getstate()),
-            "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),
+            # numpy's stub says get_state() returns a dict; by default (legacy=True) it is the tuple.
+            "numpy_rng": _numpy_rng_to_lists(np.random.get_state()),  # type: ignore[arg-type]
             "train_config": self.config.to_dict(),
             "batch_size": self.batch_size,
             "training_seconds": seconds,
@@ -731,7 +753,7 @@ class _Trainer:
         }
         swapped_u8 = _to_uint8_images(swapped)
         dst_landmarks = self._landmarks_at(self.target, self.target_split.validation)
-        if self.embedder is not None:
+        if self.embedder is not None and self.identity_threshold is not None:
             src_refs, dst_refs = self._identity_references()
             transfer = identity_transfer(
                 embed_faces(self.embedder, swapped_u8, dst_landmarks), src_refs, dst_refs,
@@ -922,6 +944,7 @@ class _Trainer:
             self.history.append(row)
         seconds = self.prior_seconds + time.monotonic() - session_start
         self.save_bound_checkpoint(self.state(seconds))
+        logger.info("%s: checkpoint at iteration %d", self.out_dir, self.iteration)
         self.write_metrics_files()
         if self.config.preview_every:
             self.write_preview()
@@ -1040,6 +1063,8 @@ def train_swap_model(
     out.mkdir(parents=True, exist_ok=True)
     embedder, landmarker, identity_threshold, detector = _default_metric_tools(config, embedder, landmarker,
                                                                                identity_threshold)
+    # Training sets torch's and OpenCV's thread counts for its own run; the caller's are put back.
+    thread_settings = cpu_thread_settings()
     try:
         trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
                            out_dir=out, config=config, consent=consent, workspace=workspace, progress=progress,
@@ -1058,5 +1083,6 @@ def train_swap_model(
         discard_unstarted_run(out, created=created)
         raise
     finally:
+        restore_cpu_thread_settings(thread_settings)
         if detector is not None:  # MediaPipe graphs: released on success and on every error
             detector.close()

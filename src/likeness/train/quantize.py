@@ -91,24 +91,41 @@ def split_calibration(count: int, *, max_faces: int = INT8_MAX_FACES) -> tuple[n
 
 def output_psnr(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Per-face PSNR (dB, peak 1) of ``other`` against ``reference``, the worse of face and mask."""
-    worst = None
+    worst: np.ndarray | None = None
     for ref, out in zip(reference, other):
         mse = np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2, axis=(1, 2, 3))
         psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-12))
         worst = psnr if worst is None else np.minimum(worst, psnr)
+    assert worst is not None  # two outputs (face, mask) were compared
     return worst
+
+
+class _DropQuantizationAdvice(logging.Filter):
+    """Drops onnxruntime.quantization's own info/warning records (it logs through the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_quantizer = "onnxruntime" in record.pathname and "quantization" in record.pathname
+        return not (from_quantizer and record.levelno < logging.ERROR)
 
 
 @contextmanager
 def _quiet_root_logger() -> Iterator[None]:
     # onnxruntime.quantization advises "pre-processing" through the root logger on every call.
+    # Only its records are dropped: the root logger's level and everyone else's records are left
+    # alone. A root logger without handlers gets a NullHandler meanwhile, so that its
+    # ``logging.warning`` does not install a stderr handler (basicConfig) for the whole process.
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+    quiet = _DropQuantizationAdvice()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    root.addFilter(quiet)
+    if placeholder is not None:
+        root.addHandler(placeholder)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(quiet)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 class _FaceBatches:

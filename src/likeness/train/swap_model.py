@@ -130,13 +130,14 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
         raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     if requested == "float":
         return "float", "asked for"
-    info = card.get("int8")
-    usable = isinstance(info, dict) and bool(info.get("passed") and info.get("sha256"))
+    raw_info = card.get("int8")
+    info: dict[str, Any] | None = raw_info if isinstance(raw_info, dict) else None
+    usable = info is not None and bool(info.get("passed") and info.get("sha256"))
     if requested == "auto":
         if gpu:
             return "float", "auto: a GPU runs the float model"
-        if not usable:
-            why = "none was made at export" if not isinstance(info, dict) else (
+        if not usable or info is None:
+            why = "none was made at export" if info is None else (
                 info.get("reason") or "it failed its fidelity check")
             return "float", f"auto: no usable int8 copy ({why})"
         if not info.get("faster", True):
@@ -186,6 +187,11 @@ class SwapModel:
     """
 
     __slots__ = ("card", "resolution", "precision", "precision_reason", "file_sha256", "__weakref__")
+    card: dict[str, Any]
+    resolution: int
+    precision: str
+    precision_reason: str
+    file_sha256: str
 
     #: Longest time between two consent rechecks while a held model keeps swapping.
     RECHECK_EVERY_S = 5.0
@@ -314,4 +320,5 @@ def load_swap_model(
         raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
                            f"{model_dir}: the grant this model was trained under is {state}")
     authz.recheck()
+    assert model_bytes is not None  # _check_hash(keep=True) returned the chosen file's bytes
     return _issue(card, ort_session(model_bytes, threads=threads, prefer_gpu=chosen == "float"), chosen, reason, authz)

@@ -48,6 +48,8 @@ def authorize_training(workspace: Any, source: Any, target: Any, *, org: str | N
     grantee = _grantee(workspace, org)
     source_event = faceset_consent(workspace, faceset_samples(source))
     target_event = faceset_consent(workspace, faceset_samples(target))
+    # Facesets on disk always have their event (faceset_consent raises otherwise); None is in-memory faces.
+    assert source_event is not None and target_event is not None
     if target_event["release_id"] is None:
         raise ConsentError("no_release", f"{target.path}: the target faceset was not extracted under a performer release")
     authz = workspace.policy.authorize(source_event["subject_id"], "training", grantee)

@@ -236,8 +236,8 @@ class ArtistGallery:
         folder = Path(folder)
         wanted: list[tuple[str, dict[str, str], np.ndarray]] = []
         for subject in references:
-            rows = _check_embeddings(subject.embeddings, what=f"references of {subject.slug}")
-            for vector in rows:
+            vectors = _check_embeddings(subject.embeddings, what=f"references of {subject.slug}")
+            for vector in vectors:
                 key = row_key(subject.subject_id, vector)
                 meta = {"key": key, "subject_id": subject.subject_id, "slug": subject.slug, "name": subject.name,
                         "kind": subject.kind}

@@ -29,6 +29,7 @@ import numpy as np
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
+from likeness.verify.label_search import LabelSearch
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
 from likeness.verify.result import (
     C2paEvidence,
@@ -41,7 +42,6 @@ from likeness.verify.result import (
     WatermarkEvidence,
     declares_ai_generation,
 )
-from likeness.verify.label_search import LabelSearch
 from likeness.verify.verdict import decide
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -489,8 +489,9 @@ class Verifier:
                 continue
             if subject_id not in self._reference_pictures:
                 self._reference_pictures[subject_id] = load_reference_face(self.workspace.home, subject_id)
-            if self._reference_pictures[subject_id] is not None:
-                pictures[subject_id] = self._reference_pictures[subject_id]
+            picture = self._reference_pictures[subject_id]
+            if picture is not None:
+                pictures[subject_id] = picture
         return pictures
 
     # ---- stages
@@ -597,12 +598,13 @@ class Verifier:
         # analysis; the ledger lookup stays on this thread (the database session is not shared).
         marking = self._background().submit(extract_watermark, rgb)
         self._labels.offer(rgb, 0.0)  # on its own helper thread, beside the watermark
-        tracks: list[_Track] | None = []
+        found: list[_Track] = []
+        tracks: list[_Track] | None = found
         try:
             for face_id, (face, embedding) in enumerate(self._faces_in(rgb, "image")):
                 track = _Track(face_id)
                 self._observe(track, face, rgb, 0.0, evidence=evidence, embedding=embedding)
-                tracks.append(track)
+                found.append(track)
         except LikenessError as exc:
             errors.append(StageError("faces", str(exc)))
             tracks = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from likeness import __version__
@@ -44,7 +44,7 @@ AI_DIGITAL_SOURCE_TYPES = frozenset(
 
 def utc_now() -> str:
     """Current time as ISO-8601 UTC with a ``Z`` suffix, second precision."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def declares_ai_generation(digital_source_type: str | None) -> bool:

@@ -16,6 +16,7 @@ result lives in ``HOME/verify/state/SHA256.json`` and the ledger holds its
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import tempfile
@@ -31,6 +32,8 @@ from likeness.errors import LikenessError
 from likeness.verify.gallery import ArtistGallery, gallery_folder, open_gallery
 from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
 from likeness.verify.result import SCHEMA_VERSION, VerificationResult
+
+logger = logging.getLogger(__name__)
 
 #: ``progress(done, total, result)`` after each file.
 ProgressCallback = Callable[[int, int, VerificationResult], None]
@@ -150,6 +153,7 @@ def _verify_and_report(verifier: Verifier, path: Path, report_dir: Path | None) 
         except (OSError, LikenessError) as exc:
             from likeness.verify.result import StageError
 
+            logger.info("%s: evidence pack not written: %s", path, exc)
             result = replace(result, errors=(*result.errors, StageError("report", str(exc))))
     return result
 

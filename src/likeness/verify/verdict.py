@@ -282,9 +282,9 @@ def _context_sentences(
     if faces is not None:
         for face in faces.faces:
             if face.match is not None and watermark is not None and watermark.traced:
-                render = watermark.render
-                assert render is not None
-                if render.subject_id is not None and face.match.subject_id != render.subject_id:
+                traced = watermark.render
+                assert traced is not None
+                if traced.subject_id is not None and face.match.subject_id != traced.subject_id:
                     sentences.append(
                         f"face {face.face_id} looks like {face.match.slug}, not the subject of the render's grant"
                     )
