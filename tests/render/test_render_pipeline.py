@@ -62,10 +62,18 @@ def test_video_render_is_labelled_complete_and_keeps_audio(trained_world, model_
     saved = json.loads((out.parent / "render.render.json").read_text())
     assert saved["faces_swapped"] == report.faces["swapped"]
     assert saved["shots"] and saved["shots"][0]["flicker"] is not None
+    # Each track: identity, mouth, eyes, sharpness, flicker, border, each with a verdict, and
+    # before/after face crops; the generated portrait neither talks nor blinks.
+    metrics = saved["shots"][0]["metrics"]
+    assert metrics["identity"]["samples"] >= 1 and metrics["identity"]["threshold"] == 0.40
+    assert metrics["mouth"]["verdict"] == "not_measured" and metrics["eyes"]["verdict"] == "not_measured"
+    assert metrics["sharpness"]["value"] is not None and metrics["flicker"]["verdict"] != "not_measured"
+    assert saved["shots"][0]["expression_samples"] >= 10 and saved["shots"][0]["frames_shown"]
     # This model was exported without the performer's faces, so it has no int8 copy to choose.
     assert saved["model_precision"] == {"used": "float", "why": "auto: no usable int8 copy (none was made at export)"}
     html = (out.parent / "render.render.html").read_text()
     assert "AI-generated" in html and "data:image/png;base64" in html
+    assert 'alt="before: the performer"' in html and "@font-face" in html
     assert "swap model: float" in html
     assert not list(out.parent.glob(".*render-checkpoint"))
 
