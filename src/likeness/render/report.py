@@ -227,8 +227,9 @@ def _metric_rows(shot: dict[str, Any]) -> str:
         note = line.get("reason") or ""
         rows.append(
             f'<tr><th scope="row">{html.escape(METRIC_TEXT.get(name, name))}</th>'
-            f"<td>{html.escape(_value_text(name, line))}</td><td>{html.escape(_threshold_text(name, line))}</td>"
-            f'<td><span class="v {verdict}">{html.escape(VERDICT_TEXT[verdict])}</span>'
+            f'<td data-label="value">{html.escape(_value_text(name, line))}</td>'
+            f'<td data-label="threshold">{html.escape(_threshold_text(name, line))}</td>'
+            f'<td data-label="verdict"><span class="v {verdict}">{html.escape(VERDICT_TEXT[verdict])}</span>'
             f'{"<br><small>" + html.escape(note) + "</small>" if note else ""}</td></tr>')
     return "".join(rows)
 
@@ -255,7 +256,8 @@ def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
 PAGE_CSS = """
 *{box-sizing:border-box}
 body{font-family:'NanumGothic',sans-serif;margin:0 auto;padding:16px;max-width:1100px;line-height:1.45;
-  overflow-wrap:anywhere;color:#1b1b1b}
+  overflow-wrap:break-word;color:#1b1b1b}
+li,code,figcaption{overflow-wrap:anywhere}
 h1{font-size:1.5em}h2{font-size:1.25em;margin-top:1.6em}h3{font-size:1.1em}
 code{font-size:.92em}
 .scroll{overflow-x:auto}
@@ -270,6 +272,15 @@ th[scope=row]{font-weight:normal;width:28%}
 .crops img{width:100%;height:auto;display:block;image-rendering:auto}
 .crops span{font-size:.85em;color:#555}
 .strip img{max-width:100%;height:auto}
+@media (max-width:640px){
+  body{padding:10px}
+  .metrics tr.head{display:none}
+  .metrics,.metrics tbody,.metrics tr,.metrics th,.metrics td{display:block;width:100%}
+  .metrics tr{border:1px solid #ccc;border-radius:6px;margin-bottom:8px;padding:4px 0}
+  .metrics th,.metrics td{border:none;padding:2px 8px}
+  .metrics th[scope=row]{font-weight:bold;width:100%}
+  .metrics td::before{content:attr(data-label) ": ";color:#666}
+}
 """
 
 
@@ -307,7 +318,8 @@ def write_report(report: RenderReport, folder: Path, stem: str, strip: list[Stri
             f'<section class="track"><h3>Track {track}{source}: <span class="v {verdict}">'
             f'{html.escape(VERDICT_TEXT[verdict])}</span></h3><p>{shot["frames_swapped"]} faces swapped; '
             f'{shot.get("expression_samples", 0)} frames measured for expression.</p>'
-            f'<div class="scroll"><table><tr><th>metric</th><th>value</th><th>threshold</th><th>verdict</th></tr>'
+            f'<div class="scroll"><table class="metrics"><tr class="head"><th>metric</th><th>value</th><th>threshold</th>'
+            f'<th>verdict</th></tr>'
             f'{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>')
     skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
     body = f"""<h1>Render report</h1>
