@@ -61,12 +61,20 @@ from likeness.consent import USES
 from likeness.consent.canonical import now_utc
 from likeness.faces.align import align_face
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import FaceEmbedder
+from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.faces.pose import head_pose
 from likeness.media.images import read_image
 from likeness.media.synthetic import animate_portrait, grace_hopper, write_clip
 from likeness.media.video import VideoEncoder, iter_video_frames, probe_video, transcode
 from likeness.render import RefineOptions, RenderOptions, render_media
+from likeness.render.quality import (
+    BLINKS_KEPT,
+    BORDER_COLOUR,
+    EXPRESSION_AMPLITUDE,
+    EXPRESSION_CORRELATION,
+    FLICKER,
+    SHARPNESS,
+)
 from likeness.render.smoothing import SmoothingOptions
 from likeness.train import RECIPES, FaceSamples, TrainConfig, export_model, train_swap_model
 from likeness.workspace import Workspace
@@ -431,8 +439,10 @@ def metrics_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path]
                   report_dir: Path | None) -> None:
     """Table 5: the render report's per-track metrics (default options), as a reader sees them."""
     print("\n## Report metrics per track (default render options; verdicts against the report's thresholds)\n")
-    print("| clip | model | track | faces | identity: distance to the idol (≤ 0.40) | mouth (r ≥ 0.6, ×≥ 0.5) | "
-          "eyes (r ≥ 0.6, ×≥ 0.5) | sharpness (≥ 0.75) | flicker (≤ 1.25) | border CIEDE2000 (≤ 2) |")
+    print(f"| clip | model | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
+          f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
+          f"eyes (same, and ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
+          f"flicker (≤ {FLICKER.pass_at}) | border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, (model_name, model) in enumerate(models.items()):
         for name in ("dfdc 720p", "dfdc 1080p"):

@@ -36,7 +36,12 @@ from likeness.render.quality import (
     mouth_opening,
     sharpness_ratio,
 )
-from likeness.render.report import RenderReport, font_face_css, write_report
+from likeness.render.report import (
+    LABEL_BAND_PX,
+    RenderReport,
+    font_face_css,
+    write_report,
+)
 from likeness.render.track_quality import FACE_CROP_SIDE, ShotQuality, measure_sample
 
 FRAMES = 60  # 2.4 s at 25 fps, sampled every other frame as the render does
@@ -146,6 +151,10 @@ def test_missing_blinks_fail_and_blinks_are_counted() -> None:
     assert eyes["performer_blinks"] == 3 and eyes["output_blinks"] == 0
     good = _shot(performer, blinking)["metrics"]["eyes"]
     assert good["verdict"] == "pass" and good["output_blinks"] == 3
+    # Eyes that narrow in time but never close correlate well and still stare.
+    narrowing = _track(_face_3d(2), mouth=np.zeros(FRAMES), eyes=0.3 * _blinking(), seed=3)
+    squint = _shot(performer, narrowing)["metrics"]["eyes"]
+    assert squint["value"] > 0.6 and squint["output_blinks"] == 0 and squint["verdict"] == "fail", squint
 
 
 def _face_frame() -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +250,10 @@ def test_report_shows_each_metric_with_threshold_verdict_and_face_crops(tmp_path
              re.findall(r'alt="after, face \(AI-generated\)" src="data:image/png;base64,([^"]+)"', page)]
     before = re.findall(r'alt="before: the performer" src="data:image/jpeg;base64,([^"]+)"', page)
     assert len(after) == len(before) >= 2  # worst and median identity, widest mouth disagreement
-    assert all(a.shape[:2] == (FACE_CROP_SIDE, FACE_CROP_SIDE) for a in after)
+    # 256 px faces; the visible label sits in the band below the face, not over lips or eyes.
+    assert all(a.shape[:2] == (FACE_CROP_SIDE + LABEL_BAND_PX, FACE_CROP_SIDE) for a in after)
+    band = after[0][FACE_CROP_SIDE:].astype(int)
+    assert band.max() > 200 and np.median(band) < 60
     assert extract_watermark(after[0]).payload == watermark_payload_for(JOB_ID)
 
 

@@ -92,7 +92,7 @@ def thumbnail(rgb: np.ndarray, short_side: int = THUMBNAIL_SHORT_SIDE) -> np.nda
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
-def marked_thumbnail(after: np.ndarray, job_id: str) -> np.ndarray:
+def marked_thumbnail(after: np.ndarray, job_id: str, *, placement: str = "safe") -> np.ndarray:
     """A thumbnail of a synthetic frame, marked like the output it comes from: the visible
     AI-generated label, then the invisible watermark of render job ``job_id`` (whose payload
     the ledger's ``render.completed`` event records), so a thumbnail cut out of the report
@@ -101,7 +101,7 @@ def marked_thumbnail(after: np.ndarray, job_id: str) -> np.ndarray:
     from likeness.provenance.watermark import WatermarkEmbedder
     from likeness.provenance.writer import watermark_payload_for
 
-    small = burn_visible_label(thumbnail(after))
+    small = burn_visible_label(thumbnail(after), placement=placement)
     return WatermarkEmbedder(watermark_payload_for(job_id), small.shape[1], small.shape[0]).embed(small)
 
 
@@ -234,6 +234,17 @@ def _metric_rows(shot: dict[str, Any]) -> str:
     return "".join(rows)
 
 
+#: Height (px) of the band under each 256 px face crop: the "after" crop's visible label sits in
+#: it (a bottom corner placement lands below the face), so the label hides no lip or eye.
+LABEL_BAND_PX = 72
+
+
+def with_label_band(face: np.ndarray) -> np.ndarray:
+    """``face`` (uint8 (S, S, 3)) with a dark :data:`LABEL_BAND_PX` band added below it."""
+    band = np.full((LABEL_BAND_PX, face.shape[1], 3), 32, np.uint8)
+    return np.ascontiguousarray(np.vstack([face, band]))
+
+
 def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
     figures = []
     for why, sample in frames:
@@ -247,8 +258,9 @@ def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
         figures.append(
             f'<figure class="pair"><figcaption><strong>{html.escape(why)}</strong><br>{html.escape("; ".join(facts))}'
             f'</figcaption><div class="crops"><div><img alt="before: the performer" '
-            f'src="{_data_uri(sample.before, ".jpg")}"><span>before</span></div>'
-            f'<div><img alt="after, face (AI-generated)" src="{_data_uri(marked_thumbnail(sample.after, job_id), ".png")}">'
+            f'src="{_data_uri(with_label_band(sample.before), ".jpg")}"><span>before</span></div>'
+            f'<div><img alt="after, face (AI-generated)" '
+            f'src="{_data_uri(marked_thumbnail(with_label_band(sample.after), job_id, placement="bottom-right"), ".png")}">'
             f"<span>after · AI 생성</span></div></div></figure>")
     return "".join(figures)
 

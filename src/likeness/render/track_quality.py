@@ -42,8 +42,9 @@ FACE_CROP_SIDE = 256
 #: Most openness samples kept per track; beyond it every other one is dropped and the stride
 #: doubles (a 25 fps track sampled every 2nd frame fills it after 4 minutes).
 MAX_SERIES_SAMPLES = 3000
-#: Most sampled frames (with their crops) kept per track for the median pick; same halving.
-MAX_FRAME_SAMPLES = 32
+#: Most sampled frames (with their crops, 2 x 192 KB) kept per track for the median pick; same
+#: halving, which keeps the worst frames.
+MAX_FRAME_SAMPLES = 16
 #: Face region compared for sharpness: where the blend mask is at least this (the inner face;
 #: the feathered edge mixes in the footage's own pixels).
 INNER_MASK = 0.9
