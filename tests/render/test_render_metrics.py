@@ -271,3 +271,33 @@ def test_report_embeds_nanumgothic_with_the_page_s_hangul(tmp_path) -> None:
     assert all(ord(ch) in cmap for ch in hangul)
     assert "NanumGothic" in font["name"].getDebugName(1)
     assert len(font_face_css("AI 생성")) < 20_000  # a subset, not the 4.7 MB face
+
+
+def test_report_fits_a_phone_and_renders_hangul_in_nanumgothic(tmp_path) -> None:
+    """In Debian's chromium (no CJK font on these machines): no sideways scrolling at 390 px, the
+    embedded NanumGothic is the face in use, face crops side by side."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed")
+    report = _report_with_one_track(tmp_path)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            for width, crop_px in ((390, (150, 190)), (1280, (256, 256))):
+                page = browser.new_page(viewport={"width": width, "height": 844})
+                page.goto(f"file://{report.report_html}")
+                page.evaluate("document.fonts.ready")
+                scroll_width = page.evaluate("document.documentElement.scrollWidth")
+                assert scroll_width <= width
+                # The page's Hangul is drawn: the embedded face loaded (its glyphs: the test above).
+                loaded = page.evaluate("[...document.fonts].filter(f => f.status === 'loaded')"
+                                       ".map(f => f.family.replace(/[\"']/g, ''))")
+                assert loaded == ["NanumGothic"]
+                widths = page.evaluate("[...document.querySelectorAll('.crops img')].map(i => i.getBoundingClientRect().width)")
+                assert widths and all(crop_px[0] <= w <= crop_px[1] for w in widths), widths
+                page.close()
+        finally:
+            browser.close()

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from likeness.render.quality import ring_colour_difference
+from likeness.render.quality import BLINKS_KEPT, ring_colour_difference
 from likeness.render.track_quality import FrameSample
 
 
@@ -215,7 +215,8 @@ def _threshold_text(name: str, line: dict[str, Any]) -> str:
     if name == "identity":
         return f"≤ {line['threshold']:.2f}"
     if name in ("mouth", "eyes"):
-        return f"r ≥ {line['threshold']:.1f} and ≥ {line['min_amplitude_ratio']:.1f}×"
+        text = f"r ≥ {line['threshold']:.1f} and ≥ {line['min_amplitude_ratio']:.1f}×"
+        return text + (f"; ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks" if name == "eyes" else "")
     sign = "≥" if line.get("better") == "higher" else "≤"
     return f"{sign} {line['threshold']:g} (warn {sign} {line['warn_at']:g})"
 
