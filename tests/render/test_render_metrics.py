@@ -39,10 +39,10 @@ from likeness.render.quality import (
 from likeness.render.report import (
     LABEL_BAND_PX,
     RenderReport,
-    font_face_css,
     write_report,
 )
 from likeness.render.track_quality import FACE_CROP_SIDE, ShotQuality, measure_sample
+from likeness.report_font import embedded_font_css
 
 FRAMES = 60  # 2.4 s at 25 fps, sampled every other frame as the render does
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -270,7 +270,7 @@ def test_report_embeds_nanumgothic_with_the_page_s_hangul(tmp_path) -> None:
     assert {"생", "성", "실", "패", "한", "글"} <= hangul
     assert all(ord(ch) in cmap for ch in hangul)
     assert "NanumGothic" in font["name"].getDebugName(1)
-    assert len(font_face_css("AI 생성")) < 20_000  # a subset, not the 4.7 MB face
+    assert len(embedded_font_css("AI 생성")) < 20_000  # a subset, not the 4.7 MB face
 
 
 def test_report_fits_a_phone_and_renders_hangul_in_nanumgothic(tmp_path) -> None:

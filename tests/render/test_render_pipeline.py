@@ -302,9 +302,12 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
     captured: list = []
     original = pipeline.write_report
 
-    def capture(report, folder, stem, strip):
+    faces: list = []
+
+    def capture(report, folder, stem, strip, face_frames=None, track_jobs=None):
         captured.extend(strip)
-        return original(report, folder, stem, strip)
+        faces.extend(sample for picks in (face_frames or {}).values() for _, sample in picks)
+        return original(report, folder, stem, strip, face_frames, track_jobs)
 
     monkeypatch.setattr(pipeline, "write_report", capture)
     report = render_media(trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video",
@@ -316,6 +319,14 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
         assert job_id == report.job_id
         assert np.array_equal(before, source[index])  # the source frame, not the in-place render
         assert not np.array_equal(after, before)  # a swapped face went in
+    # The report's face crops too: "before" is cut from the source frame, "after" holds the swap.
+    from likeness.render.track_quality import FACE_CROP_SIDE, crop_from_region
+
+    assert faces
+    for sample in faces:
+        expected = crop_from_region(source[sample.frame_index], (0, 0), sample.crop_affine, FACE_CROP_SIDE)
+        assert np.mean(np.abs(sample.before.astype(int) - expected) <= 2) > 0.95
+        assert np.abs(sample.after.astype(int) - expected).mean() > 1.0
 
 
 @pytest.mark.parametrize("batch", [0, -1, 16, 2.0, True, "4"])

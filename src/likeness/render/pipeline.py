@@ -354,6 +354,8 @@ class _QualityTracker:
 
     def _sample(self, shot: ShotQuality, shot_key: Any, frame_index: int, rgb_out: np.ndarray,
                 outcome: FaceOutcome, region: SourceRegion) -> None:
+        if outcome.landmarks is None or outcome.affine is None or outcome.crop is None or outcome.mask is None:
+            return
         landmarks = self._output_landmarks(rgb_out, outcome)
         if landmarks is None:
             return

@@ -25,8 +25,9 @@ nothing to measure, e.g. the performer barely moved their mouth: that is never a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import cv2
 import numpy as np
@@ -93,9 +94,13 @@ BORDER_COLOUR = Bound(pass_at=2.0, warn_at=5.0, better="lower")
 IDENTITY_WITHIN_SHARE = 0.75
 
 
-def worst_verdict(verdicts: list[str]) -> Verdict:
+def worst_verdict(verdicts: Iterable[str]) -> Verdict:
     """The worst of ``verdicts`` (``fail`` > ``warn`` > ``pass`` > ``not_measured``)."""
-    return max(verdicts, key=lambda v: VERDICT_ORDER[v], default="not_measured")  # type: ignore[return-value]
+    worst: Verdict = "not_measured"
+    for verdict in verdicts:
+        if VERDICT_ORDER[verdict] > VERDICT_ORDER[worst]:
+            worst = cast(Verdict, verdict)
+    return worst
 
 
 def flicker_ratio(source_regions: np.ndarray, output_regions: np.ndarray, *, eps: float = 0.5) -> float:

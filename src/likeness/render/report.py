@@ -12,13 +12,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from likeness.render.quality import BLINKS_KEPT, ring_colour_difference
 from likeness.render.track_quality import FrameSample
+from likeness.report_font import embedded_font_css
+
+if TYPE_CHECKING:
+    from likeness.provenance.visible_label import Placement
 
 
 def colour_difference_in_roi(frame: np.ndarray, slices: tuple[slice, slice], alpha: np.ndarray) -> float | None:
@@ -92,7 +96,7 @@ def thumbnail(rgb: np.ndarray, short_side: int = THUMBNAIL_SHORT_SIDE) -> np.nda
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
-def marked_thumbnail(after: np.ndarray, job_id: str, *, placement: str = "safe") -> np.ndarray:
+def marked_thumbnail(after: np.ndarray, job_id: str, *, placement: Placement = "safe") -> np.ndarray:
     """A thumbnail of a synthetic frame, marked like the output it comes from: the visible
     AI-generated label, then the invisible watermark of render job ``job_id`` (whose payload
     the ledger's ``render.completed`` event records), so a thumbnail cut out of the report
@@ -137,9 +141,6 @@ def report_paths(folder: Path, stem: str, report: RenderReport) -> tuple[Path, P
 #: Per track, the before/after face crops shown: (why picked, sample).
 FaceFrames = dict[int, list[tuple[str, FrameSample]]]
 
-#: Regular NanumGothic beside the label's bold face in koreanize-matplotlib (SIL OFL).
-REPORT_FONT_FILE = "NanumGothic.ttf"
-
 VERDICT_TEXT = {"pass": "통과 · pass", "warn": "주의 · warn", "fail": "실패 · fail", "not_measured": "측정 불가 · not measured"}
 
 METRIC_TEXT = {
@@ -150,46 +151,6 @@ METRIC_TEXT = {
     "flicker": "flicker vs the footage",
     "border_colour": "border colour (CIEDE2000)",
 }
-
-
-def report_font_path() -> Path:
-    """The regular NanumGothic TTF shipped beside the label font (``visible_label.label_font_path``)."""
-    from likeness.provenance.visible_label import label_font_path
-
-    bold = label_font_path()
-    regular = bold.with_name(REPORT_FONT_FILE)
-    return regular if regular.is_file() else bold
-
-
-def font_face_css(text: str, *, family: str = "NanumGothic") -> str:
-    """An ``@font-face`` rule embedding NanumGothic, cut down to the characters of ``text``, as a
-    ``data:`` URL (a few tens of KB), so Hangul renders in a browser with no CJK font installed."""
-    import io
-    import logging
-
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    options = subset.Options()
-    options.flavor = "woff"
-    options.notdef_outline = True
-    options.name_IDs = ["*"]
-    logger = logging.getLogger("fontTools.subset")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # it names each hinting table it drops
-    try:
-        with TTFont(str(report_font_path()), lazy=True) as font:
-            subsetter = subset.Subsetter(options)
-            subsetter.populate(text="".join(sorted(set(text) | set(" ?"))))
-            subsetter.subset(font)
-            font.flavor = "woff"
-            buffer = io.BytesIO()
-            font.save(buffer)
-    finally:
-        logger.setLevel(level)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f"@font-face{{font-family:'{family}';src:url(data:font/woff;base64,{data}) format('woff');"
-            "font-weight:normal;font-style:normal}")
 
 
 def _value_text(name: str, line: dict[str, Any]) -> str:
@@ -307,7 +268,7 @@ def write_report(report: RenderReport, folder: Path, stem: str, strip: list[Stri
     256 px side by side; ``track_jobs``: the job id each track's output belongs to (default the
     report's). Every "after" image carries the visible AI-generated label and the job's invisible
     watermark (:func:`marked_thumbnail`). The page embeds the NanumGothic it uses
-    (:func:`font_face_css`) and fits a 390 px wide phone.
+    (``likeness.report_font.embedded_font_css``) and fits a 390 px wide phone.
     """
     json_path, html_path = report_paths(folder, stem, report)
     report.report_json, report.report_html = str(json_path), str(html_path)
@@ -349,7 +310,7 @@ see docs/render.md. Face crops: before (the performer) and after (the output), a
 {''.join(tracks) or '<p>No track was swapped.</p>'}
 <h2>Before / after (AI-generated)</h2><div class="strip scroll"><table>{''.join(rows)}</table></div>"""
     title = f"Render report {html.escape(str(report.job_id))}"
-    font_css = font_face_css(title + body + "".join(VERDICT_TEXT.values()))
+    font_css = embedded_font_css(title + body + "".join(VERDICT_TEXT.values()))
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
             f"<style>{font_css}{PAGE_CSS}</style></head><body>{body}</body></html>")

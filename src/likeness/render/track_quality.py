@@ -61,6 +61,7 @@ class FrameSample:
     frame_index: int
     before: np.ndarray
     after: np.ndarray
+    crop_affine: np.ndarray | None = None  # float64 (2, 3): frame pixels -> these crops
     identity_distance: float | None = None
     sharpness: float | None = None
     mouth_performer: float | None = None
@@ -202,28 +203,36 @@ class ShotQuality:
 
     # -- results ---------------------------------------------------------------------------------
 
+    def _by_identity(self) -> list[tuple[float, FrameSample]]:
+        """Samples with an identity distance, nearest first."""
+        return sorted(((s.identity_distance, s) for s in self.samples if s.identity_distance is not None),
+                      key=lambda pair: pair[0])
+
+    def _least_sharp(self) -> FrameSample | None:
+        scored = [(s.sharpness, s) for s in self.samples if s.sharpness is not None]
+        return min(scored, key=lambda pair: pair[0])[1] if scored else None
+
     def _extremes(self) -> list[FrameSample]:
         picks = []
-        with_identity = [s for s in self.samples if s.identity_distance is not None]
-        if with_identity:
-            picks.append(max(with_identity, key=lambda s: s.identity_distance))
-        with_sharpness = [s for s in self.samples if s.sharpness is not None]
-        if with_sharpness:
-            picks.append(min(with_sharpness, key=lambda s: s.sharpness))
+        by_identity = self._by_identity()
+        if by_identity:
+            picks.append(by_identity[-1][1])
+        least_sharp = self._least_sharp()
+        if least_sharp is not None:
+            picks.append(least_sharp)
         return picks
 
     def picked_frames(self) -> list[tuple[str, FrameSample]]:
         """(why, sample) for the report's before/after crops: the worst identity, the median
         identity, the least sharp and the widest mouth disagreement, each frame once."""
         picks: list[tuple[str, FrameSample]] = []
-        with_identity = sorted((s for s in self.samples if s.identity_distance is not None),
-                               key=lambda s: s.identity_distance)
-        if with_identity:
-            picks.append(("worst identity distance", with_identity[-1]))
-            picks.append(("median identity distance", with_identity[(len(with_identity) - 1) // 2]))
-        with_sharpness = [s for s in self.samples if s.sharpness is not None]
-        if with_sharpness:
-            picks.append(("least sharp", min(with_sharpness, key=lambda s: s.sharpness)))
+        by_identity = self._by_identity()
+        if by_identity:
+            picks.append(("worst identity distance", by_identity[-1][1]))
+            picks.append(("median identity distance", by_identity[(len(by_identity) - 1) // 2][1]))
+        least_sharp = self._least_sharp()
+        if least_sharp is not None:
+            picks.append(("least sharp", least_sharp))
         if self.worst_mouth is not None:
             picks.append(("widest mouth disagreement", self.worst_mouth))
         if not picks and self.samples:
@@ -293,4 +302,4 @@ def measure_sample(frame_index: int, before_region: np.ndarray, origin: tuple[in
     native = scaled_affine(affine, crop_size, side)
     ratio = sharpness_ratio(crop_from_region(before_region, origin, native, side),
                             crop_from_region(rgb_out, (0, 0), native, side), inner_face_mask(blend_mask, side))
-    return FrameSample(frame_index, before, after, sharpness=ratio)
+    return FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio)
