@@ -128,6 +128,21 @@ def test_a_frozen_mouth_fails_however_the_head_moves() -> None:
     assert mouth_opening(performer[4]) > 0.15 and mouth_opening(frozen[4]) < 0.08
 
 
+def test_an_output_face_facemesh_cannot_find_fails_expression() -> None:
+    performer = _track(_face_3d(1), mouth=_talking(), eyes=_blinking(), seed=1)
+    shot = ShotQuality(track_id=0)
+    for t in range(0, FRAMES, 2):
+        if t % 6:
+            shot.miss_output_face()
+        else:
+            shot.add_expression(t, performer[t], performer[t])
+    summary = shot.summary()
+    assert summary["output_face_missed"] == 20
+    for name in ("mouth", "eyes"):
+        assert summary["metrics"][name]["verdict"] == "fail"
+        assert "no face in the output in 20 of 30" in summary["metrics"][name]["reason"]
+
+
 def test_a_performer_who_barely_moves_is_not_measured_never_a_pass() -> None:
     still = np.full(FRAMES, 0.01)
     performer = _track(_face_3d(1), mouth=still, eyes=np.zeros(FRAMES), seed=1)

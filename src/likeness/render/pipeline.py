@@ -333,7 +333,9 @@ class _QualityTracker:
                 if region is not None:
                     self._sample(shot, shot_key, frame_index, rgb_out, outcome, region)
 
-    def _output_landmarks(self, rgb_out: np.ndarray, outcome: FaceOutcome) -> np.ndarray | None:
+    def _output_landmarks(self, rgb_out: np.ndarray, outcome: FaceOutcome) -> np.ndarray | None | bool:
+        """FaceMesh landmarks of the rendered face; None for a face too small to look at, False
+        when FaceMesh found no face where the swap put one."""
         from likeness.faces.detect import FaceDetector, box_iou
 
         if self._output_detector is None:
@@ -346,10 +348,10 @@ class _QualityTracker:
             return None
         faces = self._output_detector.detect(np.ascontiguousarray(rgb_out[cy0:cy1, cx0:cx1]))
         if not faces:
-            return None
+            return False
         face = faces[0]
         if box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0], np.array(outcome.bbox))[0, 0] < 0.3:
-            return None
+            return False
         return face.landmarks + np.array([cx0, cy0], np.float32)
 
     def _sample(self, shot: ShotQuality, shot_key: Any, frame_index: int, rgb_out: np.ndarray,
@@ -357,7 +359,10 @@ class _QualityTracker:
         if outcome.landmarks is None or outcome.affine is None or outcome.crop is None or outcome.mask is None:
             return
         landmarks = self._output_landmarks(rgb_out, outcome)
-        if landmarks is None:
+        if landmarks is False:
+            shot.miss_output_face()
+            return
+        if not isinstance(landmarks, np.ndarray):
             return
         mouths = shot.add_expression(frame_index, outcome.landmarks, landmarks)
         count = self._expression_count.get(shot_key, 0)

@@ -27,6 +27,7 @@ from likeness.faces.quality import eye_openness
 from likeness.render.quality import (
     BORDER_COLOUR,
     FLICKER,
+    MIN_SERIES_SAMPLES,
     SHARPNESS,
     bounded_line,
     count_blinks,
@@ -127,6 +128,7 @@ class ShotQuality:
     samples_stride: int = 1
     _samples_seen: int = 0
     worst_mouth: FrameSample | None = None
+    output_face_missed: int = 0  # sampled frames where FaceMesh found no face in the output
 
     # -- every swapped face --------------------------------------------------------------------
 
@@ -165,6 +167,10 @@ class ShotQuality:
                 self.series = self.series[::2]
                 self.series_stride *= 2
         return values[0], values[1]
+
+    def miss_output_face(self) -> None:
+        """A sampled frame where FaceMesh found no face in the rendered face's place."""
+        self.output_face_missed += 1
 
     def add_sample(self, sample: FrameSample) -> None:
         """A sampled frame with its crops (kept for the median pick, decimated when full)."""
@@ -257,6 +263,13 @@ class ShotQuality:
         series = np.array([s[1:] for s in self.series], np.float64).reshape(-1, 4)
         mouth = motion_agreement(series[:, 0], series[:, 1], kind="mouth").to_json()
         eyes = motion_agreement(series[:, 2], series[:, 3], kind="eyes").to_json()
+        tried = self._series_seen + self.output_face_missed
+        if tried >= MIN_SERIES_SAMPLES and self.output_face_missed > tried / 2:
+            # A face the landmark model cannot find is broken, whatever the frames it did find say.
+            for line in (mouth, eyes):
+                line["verdict"] = "fail"
+                line["reason"] = (f"FaceMesh found no face in the output in {self.output_face_missed} of "
+                                  f"{tried} sampled frames")
         eyes["performer_blinks"] = count_blinks(series[:, 2])
         eyes["output_blinks"] = count_blinks(series[:, 3])
         identity = identity_verdict(np.array([d["distance_to_subject"] for d in self.identity], np.float64),
@@ -281,6 +294,7 @@ class ShotQuality:
             "flicker": metrics["flicker"]["value"],
             "colour_difference_ciede2000": metrics["border_colour"]["value"],
             "expression_samples": len(self.series),
+            "output_face_missed": self.output_face_missed,
             "expression_sample_stride": self.series_stride,
             "frames_shown": [{"why": why, **sample.scores()} for why, sample in self.picked_frames()],
         }
