@@ -316,3 +316,13 @@ def test_report_fits_a_phone_and_renders_hangul_in_nanumgothic(tmp_path) -> None
                 page.close()
         finally:
             browser.close()
+
+
+def test_the_terminal_line_names_each_failing_metric_and_why(tmp_path) -> None:
+    from likeness.render.report import track_verdict_line
+
+    report = _report_with_one_track(tmp_path)
+    line = track_verdict_line(report.shots[0])
+    assert line.startswith("track 3: fail (")
+    assert "identity fail: median distance" in line and "mouth fail:" in line and "eyes fail:" in line
+    assert "flicker" not in line  # not measured is not a problem to report, nor a pass

@@ -153,6 +153,22 @@ METRIC_TEXT = {
 }
 
 
+def track_verdict_line(shot: dict[str, Any]) -> str:
+    """One line for a terminal: ``track 0: fail (identity fail: ...; sharpness warn)``.
+
+    >>> track_verdict_line({"track_id": 2, "verdict": "pass", "metrics": {}})
+    'track 2: pass'
+    """
+    problems = []
+    for name, line in shot.get("metrics", {}).items():
+        if line.get("verdict") in ("fail", "warn"):
+            reason = line.get("reason") or f"{_value_text(name, line)}, threshold {_threshold_text(name, line)}"
+            problems.append(f"{name} {line['verdict']}: {reason}")
+    source = f" ({shot['source']})" if shot.get("source") else ""
+    return f"track {shot['track_id']}{source}: {shot.get('verdict', 'not_measured')}" + (
+        f" ({'; '.join(problems)})" if problems else "")
+
+
 def _value_text(name: str, line: dict[str, Any]) -> str:
     value = line.get("value")
     if value is None:
