@@ -1,7 +1,8 @@
 """Render speed and quality, measured side by side in one run.
 
     .venv/bin/python benchmarks/render.py [--media ../shared/media] [--frames 90] [--repeats 2]
-                                          [--train-minutes 2] [--skip-quality]
+                                          [--train-minutes 2] [--skip-quality] [--metrics-only]
+                                          [--report-dir DIR]
 
 Models: every model is a real exported folder made through the product's own API
 (``train_swap_model`` + ``export_model``) and loaded by ``render_media`` through
@@ -26,6 +27,11 @@ as long): flicker with and without temporal smoothing (and with it but without d
 model's output, ``SmoothingOptions.swap_damping=0``), with landmarks interpolated between every-other-frame FaceMesh runs (the default) and
 with FaceMesh on every frame, border CIEDE2000 per colour-transfer mode, and the float against
 the int8 swap model (per face: the report's tracks weighted by the faces each swapped).
+
+Table 5 (with the quality table, or alone with ``--metrics-only``): the render report's per-track
+metrics for a default render of the dfdc clip at 720p and 1080p (identity against the
+threshold, mouth and blink agreement, sharpness at output resolution, flicker, border colour),
+each with its verdict; ``--report-dir`` keeps those reports to look at.
 
 Table 3 (``--ab``, pipeline choices, dfdc clips, the trained df_tiny 64 px and, unless
 ``--skip-speed``, the ``cpu-64`` recipe's widths): transcode, FaceMesh on every frame
@@ -55,12 +61,20 @@ from likeness.consent import USES
 from likeness.consent.canonical import now_utc
 from likeness.faces.align import align_face
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import FaceEmbedder
+from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.faces.pose import head_pose
 from likeness.media.images import read_image
 from likeness.media.synthetic import animate_portrait, grace_hopper, write_clip
 from likeness.media.video import VideoEncoder, iter_video_frames, probe_video, transcode
 from likeness.render import RefineOptions, RenderOptions, render_media
+from likeness.render.quality import (
+    BLINKS_KEPT,
+    BORDER_COLOUR,
+    EXPRESSION_AMPLITUDE,
+    EXPRESSION_CORRELATION,
+    FLICKER,
+    SHARPNESS,
+)
 from likeness.render.smoothing import SmoothingOptions
 from likeness.train import RECIPES, FaceSamples, TrainConfig, export_model, train_swap_model
 from likeness.workspace import Workspace
@@ -78,7 +92,7 @@ def cut_clip(source: Path, out: Path, *, frames: int, size: tuple[int, int] | No
     return out
 
 
-def setup_world(home: Path, performer_faces: list[np.ndarray]) -> Workspace:
+def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: list[np.ndarray] = ()) -> Workspace:
     ws = Workspace.init(Settings(home=home))
     registry = ws.registry
     registry.add_org("studio", "Studio")
@@ -89,11 +103,14 @@ def setup_world(home: Path, performer_faces: list[np.ndarray]) -> Workspace:
     registry.issue_release("jun", "studio", valid_until=until, purpose="benchmark")
     embedder = FaceEmbedder()
     with FaceDetector(mode="image") as detector:
-        for n, rgb in enumerate(performer_faces):
-            faces = detector.detect(rgb)
-            if faces:
-                registry.add_reference_embedding("jun", embedder.embed(rgb, faces[0].landmarks), source_name=f"ref{n}",
-                                                 source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest())
+        # The idol's references let the report measure identity (distance to the subject).
+        for slug, photos in (("jun", performer_faces), ("mina", subject_faces)):
+            for n, rgb in enumerate(photos):
+                faces = detector.detect(rgb)
+                if faces:
+                    registry.add_reference_embedding(slug, embedder.embed(rgb, faces[0].landmarks),
+                                                     source_name=f"ref{n}",
+                                                     source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest())
     return ws
 
 
@@ -158,6 +175,10 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch folder (clips, models, renders; hundreds of MB) and print its path")
+    parser.add_argument("--metrics-only", action="store_true",
+                        help="train df_tiny 64 only and print table 5 (per-track report metrics)")
+    parser.add_argument("--report-dir", type=Path, default=None,
+                        help="copy table 5's render reports (HTML + JSON) here, to look at")
     parser.add_argument("--precisions", nargs="+", default=["float", "int8"], choices=["float", "int8"],
                         help="swap model precisions timed side by side in table 1")
     args = parser.parse_args()
@@ -190,10 +211,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         wanted = {n.strip() for n in args.only.split(",")}
         clips = {k: v for k, v in clips.items() if k in wanted or k == "dfdc 720p"}
     first_dfdc = next(iter_video_frames(clips["dfdc 720p"])).rgb
-    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc])
-
     idol_dir = args.media / "synthetic_people" / "seeprettyface_1024"
     idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
+    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc], idols)
+
     source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
     target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
     source64, target64 = aligned_samples(source_frames, 64), aligned_samples(target_frames, 64)
@@ -203,6 +224,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         "df_tiny 64 (trained)": make_model(ws, tmp / "m_tiny64", source64, target64, family="df_tiny", resolution=64,
                                            iterations=None, minutes=args.train_minutes)[0],
     }
+    if args.metrics_only:
+        metrics_table(ws, clips, models, tmp, args.report_dir)
+        ws.close()
+        return 0
     quality_models = {"df_tiny 64 (trained)": models["df_tiny 64 (trained)"]}
     if not args.skip_quality:
         # The cpu-64 recipe's widths, trained as long, for the precision and denoising rows.
@@ -233,6 +258,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         stage_profile(ws, clips["dfdc 720p"], models["df_tiny 64 (trained)"], tmp)
     if not args.skip_quality:
         quality_table(ws, clips, quality_models, tmp)
+        metrics_table(ws, clips, quality_models, tmp, args.report_dir)
     ws.close()
     return 0
 
@@ -394,6 +420,46 @@ def quality_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path]
                   f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
                   f"{rep['faces_swapped']} | {len(rep['shots'])} |")
             sys.stdout.flush()
+
+
+def metric_cell(line: dict) -> str:
+    """``value (verdict)`` of one report metric line; correlations with the spread ratio."""
+    value = line.get("value")
+    if value is None:
+        return f"– ({line['verdict']})"
+    if "amplitude_ratio" in line:
+        text = f"r {value:.2f}, ×{line['amplitude_ratio']:.2f}"
+        if "performer_blinks" in line:
+            text += f", blinks {line['performer_blinks']}→{line['output_blinks']}"
+        return f"{text} ({line['verdict']})"
+    return f"{value:.3f} ({line['verdict']})"
+
+
+def metrics_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path,
+                  report_dir: Path | None) -> None:
+    """Table 5: the render report's per-track metrics (default options), as a reader sees them."""
+    print("\n## Report metrics per track (default render options; verdicts against the report's thresholds)\n")
+    print(f"| clip | model | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
+          f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
+          f"eyes (same, and ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
+          f"flicker (≤ {FLICKER.pass_at}) | border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for n, (model_name, model) in enumerate(models.items()):
+        for name in ("dfdc 720p", "dfdc 1080p"):
+            if name not in clips:
+                continue
+            out = tmp / f"metrics-{n}-{name.replace(' ', '')}.mp4"
+            _, _, rep = timed_render(ws, model, clips[name], out, RenderOptions(precision="float"))
+            for shot in rep["shots"]:
+                m = shot["metrics"]
+                print(f"| {name} | {model_name} | {shot['track_id']} | {shot['frames_swapped']} | "
+                      f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
+                      f"{metric_cell(m['sharpness'])} | {metric_cell(m['flicker'])} | {metric_cell(m['border_colour'])} |")
+            sys.stdout.flush()
+            if report_dir is not None:
+                report_dir.mkdir(parents=True, exist_ok=True)
+                for path in (rep["report_html"], rep["report_json"]):
+                    shutil.copy2(path, report_dir / f"{n}-{Path(path).name}")
 
 
 def per_face(shots: list[dict], key: str) -> float:

@@ -62,10 +62,18 @@ def test_video_render_is_labelled_complete_and_keeps_audio(trained_world, model_
     saved = json.loads((out.parent / "render.render.json").read_text())
     assert saved["faces_swapped"] == report.faces["swapped"]
     assert saved["shots"] and saved["shots"][0]["flicker"] is not None
+    # Each track: identity, mouth, eyes, sharpness, flicker, border, each with a verdict, and
+    # before/after face crops; the generated portrait neither talks nor blinks.
+    metrics = saved["shots"][0]["metrics"]
+    assert metrics["identity"]["samples"] >= 1 and metrics["identity"]["threshold"] == 0.40
+    assert metrics["mouth"]["verdict"] == "not_measured" and metrics["eyes"]["verdict"] == "not_measured"
+    assert metrics["sharpness"]["value"] is not None and metrics["flicker"]["verdict"] != "not_measured"
+    assert saved["shots"][0]["expression_samples"] >= 10 and saved["shots"][0]["frames_shown"]
     # This model was exported without the performer's faces, so it has no int8 copy to choose.
     assert saved["model_precision"] == {"used": "float", "why": "auto: no usable int8 copy (none was made at export)"}
     html = (out.parent / "render.render.html").read_text()
     assert "AI-generated" in html and "data:image/png;base64" in html
+    assert 'alt="before: the performer"' in html and "@font-face" in html
     assert "swap model: float" in html
     assert not list(out.parent.glob(".*render-checkpoint"))
 
@@ -294,9 +302,12 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
     captured: list = []
     original = pipeline.write_report
 
-    def capture(report, folder, stem, strip):
+    faces: list = []
+
+    def capture(report, folder, stem, strip, face_frames=None, track_jobs=None):
         captured.extend(strip)
-        return original(report, folder, stem, strip)
+        faces.extend(sample for picks in (face_frames or {}).values() for _, sample in picks)
+        return original(report, folder, stem, strip, face_frames, track_jobs)
 
     monkeypatch.setattr(pipeline, "write_report", capture)
     report = render_media(trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video",
@@ -308,6 +319,14 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
         assert job_id == report.job_id
         assert np.array_equal(before, source[index])  # the source frame, not the in-place render
         assert not np.array_equal(after, before)  # a swapped face went in
+    # The report's face crops too: "before" is cut from the source frame, "after" holds the swap.
+    from likeness.render.track_quality import FACE_CROP_SIDE, crop_from_region
+
+    assert faces
+    for sample in faces:
+        expected = crop_from_region(source[sample.frame_index], (0, 0), sample.crop_affine, FACE_CROP_SIDE)
+        assert np.mean(np.abs(sample.before.astype(int) - expected) <= 2) > 0.95
+        assert np.abs(sample.after.astype(int) - expected).mean() > 1.0
 
 
 @pytest.mark.parametrize("batch", [0, -1, 16, 2.0, True, "4"])

@@ -18,9 +18,9 @@ from likeness.render import render_media
 from likeness.render.report import RenderReport, report_paths
 
 
-def _thumbnails(html: str) -> list[np.ndarray]:
+def _thumbnails(html: str, alt: str = "after") -> list[np.ndarray]:
     return [read_image_bytes(base64.b64decode(data))
-            for data in re.findall(r'alt="after \(AI-generated\)" src="data:image/png;base64,([^"]+)"', html)]
+            for data in re.findall(rf'alt="{alt} \(AI-generated\)" src="data:image/png;base64,([^"]+)"', html)]
 
 
 def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not_collide(trained_world, tmp_path) -> None:
@@ -36,10 +36,16 @@ def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not
     assert sorted(p.name for p in out.iterdir()) == [
         "a.jpg", "a.jpg.render.html", "a.jpg.render.json", "a.png", "a.render.html", "a.render.json"]
     for report in (first, second):
-        thumbnails = _thumbnails(Path(report.report_html).read_text(encoding="utf-8"))
+        page = Path(report.report_html).read_text(encoding="utf-8")
+        thumbnails = _thumbnails(page)
         assert len(thumbnails) == 1
+        # The face crops of the swapped face (one track: the image) are marked the same way.
+        faces = _thumbnails(page, "after, face")
+        assert len(faces) >= 1
+        thumbnails += faces[:1]
+        for marked in thumbnails:
+            assert extract_watermark(marked).payload == watermark_payload_for(report.job_id)
         reading = extract_watermark(thumbnails[0])
-        assert reading.payload == watermark_payload_for(report.job_id)
         events = trained_world.workspace.ledger.find("render.completed", watermark_payload=reading.payload.hex())
         assert [e.payload["job_id"] for e in events] == [report.job_id]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
 from likeness.consent.vocabulary import FINAL_MEDIA_USES
@@ -42,6 +43,7 @@ def render(
     from likeness.render import RefineOptions, RenderOptions, render_media
     from likeness.render.blend import BLEND_METHODS
     from likeness.render.colour import COLOUR_MODES
+    from likeness.render.report import track_verdict_line
     from likeness.render.smoothing import SmoothingOptions
 
     if colour not in COLOUR_MODES:
@@ -80,6 +82,10 @@ def render(
     )
     for output in report.outputs:
         console.print(f"  {output['path']}  (job {output['job_id']}, watermark {output['watermark_payload']})")
+    for shot in report.shots:
+        line = track_verdict_line(shot)
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(shot.get("verdict", ""), "white")
+        console.print(f"[{colour}]quality[/] {escape(line)}")
     if report.decode_error:
         console.print(f"[yellow]warning:[/] {report.decode_error}; rendered what decoded")
     for skipped_input in report.skipped_inputs:

@@ -53,14 +53,9 @@ from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys
 from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import MAX_BATCH_FRAMES, FaceOutcome, FrameInput, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
-from likeness.render.report import (
-    RenderReport,
-    ShotQuality,
-    StripFrame,
-    colour_difference_in_roi,
-    identity_sample,
-    write_report,
-)
+from likeness.render.quality import identity_transfer
+from likeness.render.report import RenderReport, StripFrame, colour_difference_in_roi, write_report
+from likeness.render.track_quality import ShotQuality, measure_sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -92,6 +87,10 @@ class RenderOptions:
     ``swap_batch``: video frames whose faces go through the swap model in one call (1 to
     ``MAX_BATCH_FRAMES``); 4 costs about 12 % less per face than one call per frame on a 2-core
     CPU and more on a GPU. Output is the same up to the model's float rounding.
+    ``expression_every``: run FaceMesh on the rendered face every this many frames (even frames,
+    where the source's own FaceMesh ran) for the report's mouth and blink agreement; a blink
+    lasts 3-8 frames at 25 fps, so 2 sees it. ``quality_every``: of those, every this many frames
+    also get an identity embedding of the output, a sharpness ratio and report crops.
     """
 
     refine: RefineOptions = field(default_factory=RefineOptions)
@@ -100,7 +99,8 @@ class RenderOptions:
     recheck_every: int = 25
     checkpoint_every: int = 250
     identity_every: int = 15
-    quality_every: int = 50
+    quality_every: int = 10
+    expression_every: int = 2
     max_faces: int = 8
     detect_max_side: int = 960
     model_threads: int = 1
@@ -114,6 +114,10 @@ class RenderOptions:
         batch = self.swap_batch
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH_FRAMES:
             raise ConfigError(f"swap_batch must be an integer from 1 to {MAX_BATCH_FRAMES}, got {batch!r}")
+        for name in ("expression_every", "quality_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -274,24 +278,46 @@ def _checked_content(setup: Future, frames: Iterator[np.ndarray], source: str) -
 
 
 class _QualityTracker:
-    """Collects per-shot quality while frames render (sampled where it costs a model call)."""
+    """Collects per-track quality while frames render (``likeness.render.track_quality``).
 
-    def __init__(self, renderer: FrameRenderer, subject_refs: np.ndarray | None, every: int) -> None:
+    Every swapped face feeds flicker (and every 5th the border colour). On frames the caller
+    hands ``before_regions`` for (every ``expression_every``-th), FaceMesh runs again on the
+    rendered face, so mouth and eye openness of the output are measured from its pixels; every
+    ``every``-th of those also gets a dlib embedding of the output (identity), a sharpness
+    ratio and before/after crops for the report.
+    """
+
+    def __init__(self, renderer: FrameRenderer, subject_refs: np.ndarray | None, every: int,
+                 expression_every: int = 2) -> None:
         self.renderer = renderer
         self.subject_refs = subject_refs
-        self.every = max(1, every)
-        self.shots: dict[int, ShotQuality] = {}
+        self.expression_every = max(1, expression_every)
+        self.sample_every = max(1, every // self.expression_every)
+        self.shots: dict[Any, ShotQuality] = {}
+        self._expression_count: dict[Any, int] = {}
+        self.track_jobs: dict[int, str] = {}
         self._output_detector: Any = None
 
-    def observe(self, frame_index: int, rgb_out: np.ndarray, outcomes: list[FaceOutcome]) -> None:
+    def observe(self, frame_index: int, rgb_out: np.ndarray, outcomes: list[FaceOutcome],
+                before_regions: list[SourceRegion] | None = None, *, key: Any = None,
+                source: str | None = None, job_id: str | None = None) -> None:
+        """``before_regions``: parts of this frame as it was before the swap (:func:`source_regions`),
+        given on frames to sample; ``key`` keeps tracks of unrelated images apart, ``source``
+        names their file and ``job_id`` the output job their crops are marked for."""
         import cv2
 
         for outcome in outcomes:
+            shot_key = (key, outcome.track_id)
             if not outcome.swapped:
-                if outcome.track_id in self.shots:
-                    self.shots[outcome.track_id].break_continuity()
+                if shot_key in self.shots:
+                    self.shots[shot_key].break_continuity()
                 continue
-            shot = self.shots.setdefault(outcome.track_id, ShotQuality(outcome.track_id))
+            shot = self.shots.get(shot_key)
+            if shot is None:
+                shot = self.shots[shot_key] = ShotQuality(len(self.shots) if key is not None else outcome.track_id,
+                                                          source=source)
+                if job_id is not None:
+                    self.track_jobs[shot.track_id] = job_id
             crop, affine, source_crop, mask = outcome.crop, outcome.affine, outcome.source_crop, outcome.mask
             # A swapped face carries its crop, affine, aligned target and mask (FrameRenderer).
             assert crop is not None and affine is not None and source_crop is not None and mask is not None
@@ -305,10 +331,14 @@ class _QualityTracker:
                     value = colour_difference_in_roi(rgb_out, *placed)
                     if value is not None:
                         shot.colour_differences.append(value)
-            if shot.frames_swapped % self.every == 1 and len(shot.landmark_pairs) < 8:
-                self._sample_expensive(shot, rgb_out, outcome)
+            if before_regions is not None:
+                region = region_for(before_regions, outcome.bbox)
+                if region is not None:
+                    self._sample(shot, shot_key, frame_index, rgb_out, outcome, region)
 
-    def _sample_expensive(self, shot: ShotQuality, rgb_out: np.ndarray, outcome: FaceOutcome) -> None:
+    def _output_landmarks(self, rgb_out: np.ndarray, outcome: FaceOutcome) -> np.ndarray | None | bool:
+        """FaceMesh landmarks of the rendered face; None for a face too small to look at, False
+        when FaceMesh found no face where the swap put one."""
         from likeness.faces.detect import FaceDetector, box_iou
 
         if self._output_detector is None:
@@ -318,28 +348,95 @@ class _QualityTracker:
         cx0, cy0 = int(max(0, x0 - pad_x)), int(max(0, y0 - pad_y))
         cx1, cy1 = int(min(rgb_out.shape[1], x1 + pad_x)), int(min(rgb_out.shape[0], y1 + pad_y))
         if cx1 - cx0 < 32 or cy1 - cy0 < 32:
-            return
+            return None
         faces = self._output_detector.detect(np.ascontiguousarray(rgb_out[cy0:cy1, cx0:cx1]))
         if not faces:
-            return
+            return False
         face = faces[0]
-        landmarks = face.landmarks + np.array([cx0, cy0], np.float32)
-        if outcome.landmarks is None or box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0],
-                                                np.array(outcome.bbox))[0, 0] < 0.3:
+        if box_iou(np.array(face.bbox) + [cx0, cy0, cx0, cy0], np.array(outcome.bbox))[0, 0] < 0.3:
+            return False
+        return face.landmarks + np.array([cx0, cy0], np.float32)
+
+    def _sample(self, shot: ShotQuality, shot_key: Any, frame_index: int, rgb_out: np.ndarray,
+                outcome: FaceOutcome, region: SourceRegion) -> None:
+        if outcome.landmarks is None or outcome.affine is None or outcome.crop is None or outcome.mask is None:
             return
-        shot.landmark_pairs.append((outcome.landmarks, landmarks))
-        identity = self.renderer.identities.get(outcome.track_id)
-        try:
-            output_embedding = self.renderer.embedder.embed(rgb_out, landmarks)
-        except FaceError:
+        landmarks = self._output_landmarks(rgb_out, outcome)
+        if landmarks is False:
+            shot.miss_output_face()
             return
-        sample = identity_sample(output_embedding, self.subject_refs, identity.embedding if identity else None)
-        if sample is not None:
-            shot.identity.append(sample)
+        if not isinstance(landmarks, np.ndarray):
+            return
+        mouths = shot.add_expression(frame_index, outcome.landmarks, landmarks)
+        count = self._expression_count.get(shot_key, 0)
+        self._expression_count[shot_key] = count + 1
+        full = count % self.sample_every == 0
+        if not full and (mouths is None or not shot.wants_mouth_frame(*mouths)):
+            return
+        origin, pixels = region
+        sample = measure_sample(frame_index, pixels, origin, rgb_out, outcome.affine, outcome.crop.shape[0],
+                                outcome.mask)
+        if mouths is not None:
+            sample.mouth_performer, sample.mouth_output = mouths
+        shot.offer_mouth_frame(sample)
+        if not full:
+            return
+        if self.subject_refs is not None:
+            try:
+                output_embedding = self.renderer.embedder.embed(rgb_out, landmarks)
+            except FaceError:
+                output_embedding = None
+            if output_embedding is not None:
+                sample.identity_distance = identity_transfer(output_embedding, self.subject_refs, None)[
+                    "distance_to_subject"]
+        shot.add_sample(sample)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        from likeness.faces.identity import IDENTITY_THRESHOLD
+
+        return [shot.summary(identity_threshold=IDENTITY_THRESHOLD) for shot in self.shots.values()]
+
+    def picked_frames(self) -> dict[int, list[tuple[str, Any]]]:
+        return {shot.track_id: shot.picked_frames() for shot in self.shots.values()}
 
     def close(self) -> None:
         if self._output_detector is not None:
             self._output_detector.close()
+
+
+#: ``((x, y) origin in the frame, uint8 copy of that part of the frame before the swap)``.
+SourceRegion = tuple[tuple[int, int], np.ndarray]
+#: Margin around a face box copied for the quality sample, in box widths (covers the aligned crop).
+SOURCE_REGION_MARGIN = 0.6
+
+
+def source_regions(rgb: np.ndarray, faces: list[Any] | None) -> list[SourceRegion]:
+    """Copies of the parts of ``rgb`` around each detected face (the whole frame when the faces
+    are not known yet), taken before the swap pastes into the frame."""
+    if faces is None:
+        return [((0, 0), rgb.copy())]
+    regions = []
+    height, width = rgb.shape[:2]
+    for face in faces:
+        x0, y0, x1, y1 = face.bbox
+        mx, my = SOURCE_REGION_MARGIN * (x1 - x0), SOURCE_REGION_MARGIN * (y1 - y0)
+        cx0, cy0 = int(max(0, x0 - mx)), int(max(0, y0 - my))
+        cx1, cy1 = int(min(width, x1 + mx + 1)), int(min(height, y1 + my + 1))
+        if cx1 > cx0 and cy1 > cy0:
+            regions.append(((cx0, cy0), rgb[cy0:cy1, cx0:cx1].copy()))
+    return regions
+
+
+def region_for(regions: list[SourceRegion], bbox: tuple[float, float, float, float]) -> SourceRegion | None:
+    """The region that holds most of ``bbox``."""
+    best, best_area = None, 0.0
+    for origin, pixels in regions:
+        ox, oy = origin
+        w = min(bbox[2], ox + pixels.shape[1]) - max(bbox[0], ox)
+        h = min(bbox[3], oy + pixels.shape[0]) - max(bbox[1], oy)
+        if w > 0 and h > 0 and w * h > best_area:
+            best, best_area = (origin, pixels), w * h
+    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,6 +472,8 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
     report.model_precision = _precision_of(renderer.model)
     writer = LabelledWriter(workspace)
     strip: list[StripFrame] = []
+    quality = _QualityTracker(renderer, _subject_embeddings(workspace, authz.subject_id),
+                              options.quality_every, options.expression_every)
     started = time.perf_counter()
     try:
         for done, (source, destination, rgb) in enumerate(images):
@@ -389,6 +488,9 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
                 continue
             report.frames_with_swaps += 1
             job = RenderJob.new("image", unlabelled_requested=options.unlabelled)
+            # Each image is its own track: identity, sharpness and crops (no expression over time).
+            quality.observe(done, rendered, outcomes, [((0, 0), rgb)], key=done, source=source.name,
+                            job_id=job.job_id)
             result = writer.write_image(authz, job, rendered, destination, source_path=source,
                                         faces=[o.bbox for o in outcomes])  # the label keeps off every face
             report.job_id = report.job_id or job.job_id
@@ -400,7 +502,9 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
                 progress(done + 1, len(images))
     finally:
         renderer.detector.close()
+        quality.close()
     report.faces.update(renderer.counts)
+    report.shots = quality.summaries()
     report.seconds = time.perf_counter() - started
     report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
     if not report.outputs:
@@ -408,7 +512,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
         raise FaceError(f"{target}: nothing to render ({reasons})")
     if options.write_report:
         folder, stem = (out, "folder") if target.is_dir() else (out.parent, out.stem)
-        write_report(report, folder, stem, strip)
+        write_report(report, folder, stem, strip, quality.picked_frames(), quality.track_jobs)
     return report
 
 
@@ -470,7 +574,7 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
     quality = _QualityTracker(renderer, _subject_embeddings(workspace, authz.subject_id),
-                              options.quality_every)
+                              options.quality_every, options.expression_every)
     # The model file actually used: a resume must not mix float and int8 frames.
     model_sha256 = renderer.model.file_sha256
     key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
@@ -580,11 +684,14 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     def render_batch() -> None:
         # One swap-model call for the batch's faces; everything else stays frame by frame, in order.
         nonlocal next_index
+        # The faces as they were, on the frames quality samples (the swap pastes in place).
+        regions = {f.index: source_regions(f.rgb, faces) for f, faces, _ in batch
+                   if f.index % options.expression_every == 0}
         results = renderer.process_batch([FrameInput(f.rgb, f.index, f.pts_s, faces) for f, faces, _ in batch],
                                          in_place=True)
         for (frame, _, before), (rendered, outcomes) in zip(batch, results):
             report.frames_with_swaps += any(o.swapped for o in outcomes)
-            quality.observe(frame.index, rendered, outcomes)
+            quality.observe(frame.index, rendered, outcomes, regions.get(frame.index))
             checkpoint.add(frame.index, outcomes)
             if before is not None:
                 strip.append((before, rendered.copy(), job.job_id))
@@ -665,11 +772,11 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.seconds = time.perf_counter() - started
     report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
     report.faces.update(renderer.counts)
-    report.shots = [shot.summary() for shot in quality.shots.values()]
+    report.shots = quality.summaries()
     report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
                            "watermark_payload": result.watermark_payload_hex, "frames": result.frames})
     if options.write_report:
-        write_report(report, out.parent, out.stem, strip)
+        write_report(report, out.parent, out.stem, strip, quality.picked_frames())
     return report
 
 

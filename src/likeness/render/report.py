@@ -12,67 +12,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from likeness.render.quality import expression_fidelity, identity_transfer, ring_colour_difference
+from likeness.render.quality import BLINKS_KEPT, ring_colour_difference
+from likeness.render.track_quality import FrameSample
+from likeness.report_font import embedded_font_css
 
-
-@dataclass
-class ShotQuality:
-    """Streaming quality accumulator for one track (bounded memory)."""
-
-    track_id: int
-    frames_swapped: int = 0
-    _src_change: float = 0.0
-    _out_change: float = 0.0
-    _pairs: int = 0
-    _prev: tuple[np.ndarray, np.ndarray] | None = None
-    colour_differences: list[float] = field(default_factory=list)
-    identity: list[dict[str, float]] = field(default_factory=list)
-    landmark_pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-
-    def add_crops(self, source_crop: np.ndarray, output_crop: np.ndarray, weight: np.ndarray) -> None:
-        """Aligned (R, R, 3) crops of the source and the output at this frame, and the blend mask."""
-        self.frames_swapped += 1
-        source = source_crop.astype(np.float32)
-        output = output_crop.astype(np.float32)
-        if self._prev is not None:
-            w = weight[..., None]
-            total = float(w.sum()) * 3 + 1e-6
-            self._src_change += float((np.abs(source - self._prev[0]) * w).sum()) / total
-            self._out_change += float((np.abs(output - self._prev[1]) * w).sum()) / total
-            self._pairs += 1
-        self._prev = (source, output)
-
-    def break_continuity(self) -> None:
-        self._prev = None
-
-    def summary(self) -> dict[str, Any]:
-        flicker = None
-        if self._pairs:
-            # Same definition as quality.flicker_ratio, accumulated frame pair by frame pair.
-            flicker = (self._out_change / self._pairs + 0.5) / (self._src_change / self._pairs + 0.5)
-        fidelity = None
-        if len(self.landmark_pairs) >= 2:
-            target = np.stack([p[0] for p in self.landmark_pairs])
-            output = np.stack([p[1] for p in self.landmark_pairs])
-            fidelity = expression_fidelity(target, output)
-        transfer = None
-        if self.identity:
-            transfer = {k: float(np.mean([d[k] for d in self.identity])) for k in self.identity[0]}
-        return {
-            "track_id": self.track_id,
-            "frames_swapped": self.frames_swapped,
-            "flicker": None if flicker is None else round(float(flicker), 4),
-            "colour_difference_ciede2000": None if not self.colour_differences
-            else round(float(np.median(self.colour_differences)), 3),
-            "expression_fidelity": None if fidelity is None else round(float(fidelity), 4),
-            "identity_transfer": transfer,
-            "identity_samples": len(self.identity),
-        }
+if TYPE_CHECKING:
+    from likeness.provenance.visible_label import Placement
 
 
 def colour_difference_in_roi(frame: np.ndarray, slices: tuple[slice, slice], alpha: np.ndarray) -> float | None:
@@ -88,12 +38,6 @@ def colour_difference_in_roi(frame: np.ndarray, slices: tuple[slice, slice], alp
     # The face is where the blend weight is at least half its peak (a model's mask may never reach 1).
     mask[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0] = (alpha >= 0.5 * peak)
     return ring_colour_difference(np.ascontiguousarray(frame[y0:y1, x0:x1]), mask)
-
-
-def identity_sample(output_embedding, subject_embeddings, target_embedding) -> dict[str, float] | None:
-    if output_embedding is None or target_embedding is None or subject_embeddings is None or len(subject_embeddings) == 0:
-        return None
-    return identity_transfer(output_embedding, subject_embeddings, target_embedding)
 
 
 @dataclass
@@ -152,7 +96,7 @@ def thumbnail(rgb: np.ndarray, short_side: int = THUMBNAIL_SHORT_SIDE) -> np.nda
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
-def marked_thumbnail(after: np.ndarray, job_id: str) -> np.ndarray:
+def marked_thumbnail(after: np.ndarray, job_id: str, *, placement: Placement = "safe") -> np.ndarray:
     """A thumbnail of a synthetic frame, marked like the output it comes from: the visible
     AI-generated label, then the invisible watermark of render job ``job_id`` (whose payload
     the ledger's ``render.completed`` event records), so a thumbnail cut out of the report
@@ -161,7 +105,7 @@ def marked_thumbnail(after: np.ndarray, job_id: str) -> np.ndarray:
     from likeness.provenance.watermark import WatermarkEmbedder
     from likeness.provenance.writer import watermark_payload_for
 
-    small = burn_visible_label(thumbnail(after))
+    small = burn_visible_label(thumbnail(after), placement=placement)
     return WatermarkEmbedder(watermark_payload_for(job_id), small.shape[1], small.shape[0]).embed(small)
 
 
@@ -194,16 +138,159 @@ def report_paths(folder: Path, stem: str, report: RenderReport) -> tuple[Path, P
     raise FileExistsError(f"{folder}: no free name for the render report of {output_name}")
 
 
-def write_report(report: RenderReport, folder: Path, stem: str, strip: list[StripFrame]) -> None:
+#: Per track, the before/after face crops shown: (why picked, sample).
+FaceFrames = dict[int, list[tuple[str, FrameSample]]]
+
+VERDICT_TEXT = {"pass": "통과 · pass", "warn": "주의 · warn", "fail": "실패 · fail", "not_measured": "측정 불가 · not measured"}
+
+METRIC_TEXT = {
+    "identity": "identity: distance to the subject",
+    "mouth": "expression: mouth opening",
+    "eyes": "expression: eye openness (blinks)",
+    "sharpness": "sharpness vs the performer's face",
+    "flicker": "flicker vs the footage",
+    "border_colour": "border colour (CIEDE2000)",
+}
+
+
+def track_verdict_line(shot: dict[str, Any]) -> str:
+    """One line for a terminal: ``track 0: fail (identity fail: ...; sharpness warn)``.
+
+    >>> track_verdict_line({"track_id": 2, "verdict": "pass", "metrics": {}})
+    'track 2: pass'
+    """
+    problems = []
+    for name, line in shot.get("metrics", {}).items():
+        if line.get("verdict") in ("fail", "warn"):
+            reason = line.get("reason") or f"{_value_text(name, line)}, threshold {_threshold_text(name, line)}"
+            problems.append(f"{name} {line['verdict']}: {reason}")
+    source = f" ({shot['source']})" if shot.get("source") else ""
+    return f"track {shot['track_id']}{source}: {shot.get('verdict', 'not_measured')}" + (
+        f" ({'; '.join(problems)})" if problems else "")
+
+
+def _value_text(name: str, line: dict[str, Any]) -> str:
+    value = line.get("value")
+    if value is None:
+        return "–"
+    if name in ("mouth", "eyes"):
+        text = f"r = {value:.2f}, moves {line['amplitude_ratio']:.2f}× the performer"
+        if name == "eyes":
+            text += f"; blinks {line.get('performer_blinks', 0)} → {line.get('output_blinks', 0)}"
+        return text
+    if name == "identity":
+        return (f"{value:.3f} (median of {line['samples']}; worst {line['worst']:.3f}; "
+                f"{line['within_threshold_share']:.0%} within)")
+    if name == "sharpness":
+        return f"{value:.2f}× (median of {line['samples']})"
+    if name == "flicker":
+        return f"{value:.2f}×"
+    return f"{value:.2f}"
+
+
+def _threshold_text(name: str, line: dict[str, Any]) -> str:
+    if name == "identity":
+        return f"≤ {line['threshold']:.2f}"
+    if name in ("mouth", "eyes"):
+        text = f"r ≥ {line['threshold']:.1f} and ≥ {line['min_amplitude_ratio']:.1f}×"
+        return text + (f"; ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks" if name == "eyes" else "")
+    sign = "≥" if line.get("better") == "higher" else "≤"
+    return f"{sign} {line['threshold']:g} (warn {sign} {line['warn_at']:g})"
+
+
+def _metric_rows(shot: dict[str, Any]) -> str:
+    rows = []
+    for name, line in shot.get("metrics", {}).items():
+        verdict = line.get("verdict", "not_measured")
+        note = line.get("reason") or ""
+        rows.append(
+            f'<tr><th scope="row">{html.escape(METRIC_TEXT.get(name, name))}</th>'
+            f'<td data-label="value">{html.escape(_value_text(name, line))}</td>'
+            f'<td data-label="threshold">{html.escape(_threshold_text(name, line))}</td>'
+            f'<td data-label="verdict"><span class="v {verdict}">{html.escape(VERDICT_TEXT[verdict])}</span>'
+            f'{"<br><small>" + html.escape(note) + "</small>" if note else ""}</td></tr>')
+    return "".join(rows)
+
+
+#: Height (px) of the band under each 256 px face crop: the "after" crop's visible label sits in
+#: it (a bottom corner placement lands below the face), so the label hides no lip or eye.
+LABEL_BAND_PX = 72
+
+
+def with_label_band(face: np.ndarray) -> np.ndarray:
+    """``face`` (uint8 (S, S, 3)) with a dark :data:`LABEL_BAND_PX` band added below it."""
+    band = np.full((LABEL_BAND_PX, face.shape[1], 3), 32, np.uint8)
+    return np.ascontiguousarray(np.vstack([face, band]))
+
+
+def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
+    figures = []
+    for why, sample in frames:
+        facts = [f"frame {sample.frame_index}"]
+        if sample.identity_distance is not None:
+            facts.append(f"identity distance {sample.identity_distance:.3f}")
+        if sample.sharpness is not None:
+            facts.append(f"sharpness {sample.sharpness:.2f}×")
+        if sample.mouth_performer is not None and sample.mouth_output is not None:
+            facts.append(f"mouth {sample.mouth_performer:.2f} → {sample.mouth_output:.2f}")
+        figures.append(
+            f'<figure class="pair"><figcaption><strong>{html.escape(why)}</strong><br>{html.escape("; ".join(facts))}'
+            f'</figcaption><div class="crops"><div><img alt="before: the performer" '
+            f'src="{_data_uri(with_label_band(sample.before), ".jpg")}"><span>before</span></div>'
+            f'<div><img alt="after, face (AI-generated)" '
+            f'src="{_data_uri(marked_thumbnail(with_label_band(sample.after), job_id, placement="bottom-right"), ".png")}">'
+            f"<span>after · AI 생성</span></div></div></figure>")
+    return "".join(figures)
+
+
+PAGE_CSS = """
+*{box-sizing:border-box}
+body{font-family:'NanumGothic',sans-serif;margin:0 auto;padding:16px;max-width:1100px;line-height:1.45;
+  overflow-wrap:break-word;color:#1b1b1b}
+li,code,figcaption{overflow-wrap:anywhere}
+h1{font-size:1.5em}h2{font-size:1.25em;margin-top:1.6em}h3{font-size:1.1em}
+code{font-size:.92em}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%}
+td,th{border:1px solid #ccc;padding:6px;text-align:left;vertical-align:top}
+th[scope=row]{font-weight:normal;width:28%}
+.v{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:bold;white-space:nowrap}
+.pass{background:#d8f0dc;color:#14532d}.warn{background:#fdf0c4;color:#6b4e00}
+.fail{background:#f9d3d0;color:#7f1d1d}.not_measured{background:#e6e6e6;color:#333}
+.pair{margin:12px 0;padding:0}
+.crops{display:grid;grid-template-columns:repeat(2,minmax(0,256px));gap:8px}
+.crops img{width:100%;height:auto;display:block;image-rendering:auto}
+.crops span{font-size:.85em;color:#555}
+.strip img{max-width:100%;height:auto}
+@media (max-width:640px){
+  body{padding:10px}
+  .metrics tr.head{display:none}
+  .metrics,.metrics tbody,.metrics tr,.metrics th,.metrics td{display:block;width:100%}
+  .metrics tr{border:1px solid #ccc;border-radius:6px;margin-bottom:8px;padding:4px 0}
+  .metrics th,.metrics td{border:none;padding:2px 8px}
+  .metrics th[scope=row]{font-weight:bold;width:100%}
+  .metrics td::before{content:attr(data-label) ": ";color:#666}
+}
+"""
+
+
+def write_report(report: RenderReport, folder: Path, stem: str, strip: list[StripFrame],
+                 face_frames: FaceFrames | None = None, track_jobs: dict[int, str] | None = None) -> None:
     """Write ``stem.render.json`` and ``stem.render.html`` into ``folder`` (another free name
     when those are taken, see :func:`report_paths`).
 
-    ``strip``: (before, after, job id) frames for the before/after strip; the "after" thumbnails
-    carry the visible AI-generated label and the job's invisible watermark (:func:`marked_thumbnail`).
+    ``strip``: (before, after, job id) frames for the before/after strip; ``face_frames``: per
+    track, face crops at its worst and median frames (``ShotQuality.picked_frames``), shown at
+    256 px side by side; ``track_jobs``: the job id each track's output belongs to (default the
+    report's). Every "after" image carries the visible AI-generated label and the job's invisible
+    watermark (:func:`marked_thumbnail`). The page embeds the NanumGothic it uses
+    (``likeness.report_font.embedded_font_css``) and fits a 390 px wide phone.
     """
     json_path, html_path = report_paths(folder, stem, report)
     report.report_json, report.report_html = str(json_path), str(html_path)
     json_path.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
+    face_frames = face_frames or {}
+    track_jobs = track_jobs or {}
     rows = []
     for before, after, job_id in strip[:4]:
         rows.append(
@@ -211,15 +298,21 @@ def write_report(report: RenderReport, folder: Path, stem: str, strip: list[Stri
             f'<td><img alt="after (AI-generated)" src="{_data_uri(marked_thumbnail(after, job_id), ".png")}"></td></tr>'
         )
     data = report.to_json()
-    shots = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(shot.get(k)))}</td>" for k in
-                         ("track_id", "frames_swapped", "flicker", "colour_difference_ciede2000", "expression_fidelity", "identity_transfer"))
-        + "</tr>" for shot in report.shots
-    )
+    tracks = []
+    for shot in report.shots:
+        track = shot["track_id"]
+        verdict = shot.get("verdict", "not_measured")
+        job_id = track_jobs.get(track) or str(report.job_id)
+        source = f" · {html.escape(str(shot['source']))}" if shot.get("source") else ""
+        tracks.append(
+            f'<section class="track"><h3>Track {track}{source}: <span class="v {verdict}">'
+            f'{html.escape(VERDICT_TEXT[verdict])}</span></h3><p>{shot["frames_swapped"]} faces swapped; '
+            f'{shot.get("expression_samples", 0)} frames measured for expression.</p>'
+            f'<div class="scroll"><table class="metrics"><tr class="head"><th>metric</th><th>value</th><th>threshold</th>'
+            f'<th>verdict</th></tr>'
+            f'{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>')
     skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Render report {html.escape(str(report.job_id))}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px}}table{{border-collapse:collapse}}</style></head><body>
-<h1>Render report</h1>
+    body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
 <ul><li>target: {html.escape(report.target)}</li><li>output: {html.escape(str(report.output))}</li>
@@ -227,6 +320,14 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
 <li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
-<h2>Per shot</h2><table><tr><th>track</th><th>frames</th><th>flicker</th><th>CIEDE2000 border</th><th>expression fidelity</th><th>identity transfer</th></tr>{shots}</table>
-<h2>Before / after (AI-generated)</h2><table>{''.join(rows)}</table></body></html>"""
+<h2>Quality per track (트랙별 품질)</h2>
+<p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;
+see docs/render.md. Face crops: before (the performer) and after (the output), aligned the same way.</p>
+{''.join(tracks) or '<p>No track was swapped.</p>'}
+<h2>Before / after (AI-generated)</h2><div class="strip scroll"><table>{''.join(rows)}</table></div>"""
+    title = f"Render report {html.escape(str(report.job_id))}"
+    font_css = embedded_font_css(title + body + "".join(VERDICT_TEXT.values()))
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+            f"<style>{font_css}{PAGE_CSS}</style></head><body>{body}</body></html>")
     html_path.write_text(page, encoding="utf-8")
