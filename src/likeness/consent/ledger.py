@@ -223,6 +223,27 @@ class Ledger:
                 return _event(row)
         raise LedgerError("could not append to the ledger: too much concurrent writing")
 
+    def append_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[LedgerEvent]:
+        """Append several events, in order, in one transaction (a scan's results: one commit
+        for a batch instead of one per file). All or none are appended."""
+        if not events:
+            return []
+        prepared = [(event_type, payload, _payload_json(event_type, payload)) for event_type, payload in events]
+        for _attempt in range(20):
+            with self._session_factory() as session:
+                try:
+                    begin_serialized(session, LEDGER_LOCK)
+                    rows = []
+                    for event_type, payload, payload_json in prepared:
+                        rows.append(_add_event(session, event_type, payload, payload_json))
+                        session.flush()  # the next row's seq and prev_hash come from this one
+                    session.commit()
+                except (IntegrityError, OperationalError):
+                    session.rollback()
+                    continue
+                return [_event(row) for row in rows]
+        raise LedgerError("could not append to the ledger: too much concurrent writing")
+
     @staticmethod
     def append_in(session: Session, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
         """Append one event inside the caller's transaction, so it commits or rolls back with
