@@ -33,7 +33,7 @@ def _render(world, out: Path, rgb: np.ndarray):
 
 @pytest.fixture
 def collection(mina_world, tmp_path) -> Path:
-    """``tmp_path/collection`` with 10 files; the copies of ``render.png`` are the case."""
+    """``tmp_path/collection`` with 10 files; ``render.png`` and its 4 copies are one case."""
     import cv2
 
     folder = tmp_path / "collection"
@@ -45,7 +45,8 @@ def collection(mina_world, tmp_path) -> Path:
     small = cv2.resize(rgb, (rgb.shape[1] * 360 // rgb.shape[0], 360), interpolation=cv2.INTER_AREA)
     write_image(folder / "reposts" / "render_360p.jpg", small, quality=85)
     (folder / "reposts" / "render_same_bytes.png").write_bytes(render.path.read_bytes())
-    write_image(folder / "mina_portrait.jpg", astronaut(), quality=90)
+    # a close crop of mina's portrait: her face, not a copy of the render's picture
+    write_image(folder / "mina_portrait.jpg", np.ascontiguousarray(astronaut()[20:340, 80:400]), quality=90)
     write_image(folder / "stranger.jpg", grace_hopper(), quality=90)
     rng = np.random.default_rng(3)
     gradient = np.linspace(0, 255, 320, dtype=np.float32)[None, :, None] * np.ones((240, 1, 3), np.float32)
