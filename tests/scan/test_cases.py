@@ -73,3 +73,28 @@ def test_a_chain_of_near_duplicates_is_one_case_and_strangers_stay_apart():
     assert {m.row["location"] for m in case.members} == {"a", "b", "c", "e"}
     assert {m.row["location"] for m in case.members if m.mirrored} == {"e"}
     assert group_cases(rows, max_distance=3) == []
+
+
+def test_a_mirrored_downscaled_reencode_of_a_clip_joins_its_case(tmp_path):
+    import numpy as np
+
+    from likeness.media.synthetic import animate_portrait, astronaut
+    from likeness.media.video import VideoEncoder
+    from likeness.scan.perceptual import file_hashes
+
+    frames = list(animate_portrait(astronaut(), n_frames=30, size=(320, 240), seed=1))
+    with VideoEncoder(tmp_path / "clip.mp4", width=320, height=240, fps=10, crf=20) as encoder:
+        for frame in frames:
+            encoder.write(frame)
+    with VideoEncoder(tmp_path / "repost.mp4", width=160, height=120, fps=10, crf=32) as encoder:
+        for frame in frames:
+            encoder.write(np.ascontiguousarray(frame[::2, ::-2]))
+    rows = []
+    for index, name in enumerate(("clip.mp4", "repost.mp4")):
+        hashes = file_hashes(tmp_path / name, "video")
+        assert len(hashes) >= 3  # sampled frames, each hashed
+        rows.append({"location": name, "sha256": f"{index}" * 64, "verdict": "no-enrolled-artist",
+                     "scanned_at": str(index), "phashes": [h.phash for h in hashes],
+                     "phashes_mirror": [h.mirror for h in hashes], "size_bytes": 1})
+    (case,) = group_cases(rows)
+    assert [m.mirrored for m in case.members] == [False, True]
