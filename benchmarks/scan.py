@@ -192,6 +192,12 @@ def main() -> None:
         client.close()
         cluster.close()
     ledger_rate = ledger_batch_rate(workspace)
+    from likeness.scan.sources import collect_items
+
+    started = time.perf_counter()
+    items = collect_items([scratch / "collection"])
+    listing_s = time.perf_counter() - started
+    megabytes = sum((scratch / "collection" / Path(i.location).name).stat().st_size for i in items) / 1e6
     print(f"load average after: {os.getloadavg()[0]:.1f}\n")
     print("| engine | workers | files | wall s | files/s (wall) | files/s (steady) | first result s "
           "| median task ms/file | overhead ms/file | peak RSS per worker MB |")
@@ -202,6 +208,11 @@ def main() -> None:
               f"{r['peak_rss_mb']:.0f} |")
     print(f"\nDask scheduler + client per task (no-op futures, 2000): {per_task:.2f} ms")
     print(f"ledger: verification.completed appended in batches of 32: {ledger_rate:.0f} events/s (SQLite)")
+    print(f"parent listing + SHA-256 (page cache warm): {len(items) / listing_s:.0f} files/s, "
+          f"{megabytes / listing_s:.0f} MB/s ({megabytes / len(items) * 1000:.0f} KB/file)")
+    import shutil
+
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
