@@ -120,3 +120,34 @@ def test_scan_cli_on_the_local_pool(mina_world, collection, tmp_path):
     assert again.exit_code == 0 and "0 verified" in again.output and "4 skipped" in again.output
     refused = runner.invoke(app, ["--home", home, "scan", str(collection), "--out", str(out), "--scheduler", "tcp://x:8786"])
     assert refused.exit_code == 1 and "--engine dask" in refused.output
+
+
+def test_a_pool_worker_killed_mid_scan_costs_a_retry_not_a_row(mina_world, collection, tmp_path):
+    import os
+    import signal
+
+    import psutil
+
+    compared = ("sha256", "verdict", "rule", "watermark_payload", "matched_subjects", "errors", "phashes")
+
+    def rows_of(out):
+        rows = ResultsDataset(out).rows()
+        assert len(rows) == len({r["location"] for r in rows}) == 10
+        return {r["location"]: tuple(str(r[c]) for c in compared) for r in rows}
+
+    scan_collection(mina_world.workspace, [collection], tmp_path / "a", engine="local", workers=1)
+    killed: list[int] = []
+
+    def kill_a_pool_worker(_row) -> None:
+        if killed:
+            return
+        workers = [p for p in psutil.Process().children(recursive=True)
+                   if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        assert workers
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed.append(workers[0].pid)
+
+    summary = scan_collection(mina_world.workspace, [collection], tmp_path / "b", engine="local", workers=2,
+                              on_file=kill_a_pool_worker)
+    assert killed and summary.verified + summary.copied == 10
+    assert rows_of(tmp_path / "b") == rows_of(tmp_path / "a")

@@ -116,20 +116,26 @@ class LocalPoolEngine(BaseEngine):
         in_flight: dict[Future[ScanOutcome], tuple[ScanItem, int]] = {}
         try:
             while queue or in_flight:
+                broken = False
                 while queue and len(in_flight) < 2 * self.workers:
                     item, attempt = queue.popleft()
-                    in_flight[pool.submit(scan_in_worker, item, version)] = (item, attempt)
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                broken = False
-                for future in finished:
-                    item, attempt = in_flight.pop(future)
                     try:
-                        yield future.result()
-                    except BrokenProcessPool:
+                        in_flight[pool.submit(scan_in_worker, item, version)] = (item, attempt)
+                    except BrokenProcessPool:  # a worker died while the caller held a result
+                        queue.appendleft((item, attempt))
                         broken = True
-                        queue.appendleft((item, attempt + 1))
-                    except Exception as exc:  # noqa: BLE001 - a task's own failure is that file's row
-                        yield failed_outcome(item, version, f"{type(exc).__name__}: {exc}")
+                        break
+                if not broken:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        item, attempt = in_flight.pop(future)
+                        try:
+                            yield future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            queue.appendleft((item, attempt + 1))
+                        except Exception as exc:  # noqa: BLE001 - a task's own failure is that file's row
+                            yield failed_outcome(item, version, f"{type(exc).__name__}: {exc}")
                 if broken:
                     # A worker died: every file in flight is run again (at least once), up to
                     # POOL_ATTEMPTS times each; the pool is rebuilt.

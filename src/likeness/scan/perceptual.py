@@ -3,7 +3,9 @@
 A re-upload is rescaled, re-encoded, cropped a little or mirrored; its pHash stays within a few
 bits of the original's, except for the mirror, whose pHash is unrelated. So each file gets the
 hash of its picture and of the picture flipped left-right: a mirrored copy's hash is close to the
-original's mirror hash. A clip is hashed at a few sampled frames.
+original's mirror hash. A clip is hashed at a few frames sampled evenly over its length, not at
+its keyframes: a re-encode places keyframes elsewhere, while the same instants of the same clip
+still hash alike.
 
 Example::
 

@@ -89,10 +89,15 @@ class ResultsDataset:
 
     def by_content(self, verifier_version: str) -> dict[str, dict[str, Any]]:
         """A verified row per sha256 under ``verifier_version`` (for identical bytes elsewhere)."""
+        import pyarrow.compute as pc
+
+        table = self.read()
+        verified = table.filter(pc.and_(pc.equal(table.column("verifier_version"), verifier_version),
+                                        pc.and_(pc.is_valid(table.column("sha256")),
+                                                pc.is_null(table.column("same_as")))))
         found: dict[str, dict[str, Any]] = {}
-        for row in self.read().to_pylist():
-            if row["verifier_version"] == verifier_version and row["sha256"] and row["same_as"] is None:
-                found.setdefault(row["sha256"], row)
+        for row in verified.to_pylist():
+            found.setdefault(row["sha256"], row)
         return found
 
     def append(self, rows: Iterable[dict[str, Any]]) -> Path | None:
