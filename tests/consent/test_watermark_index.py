@@ -171,3 +171,18 @@ def test_index_on_postgresql(postgres_url, tmp_path):
         assert [p.kind for p in _index_problems(ws)] == ["watermark_index_missing"]
     finally:
         ws.close()
+
+
+def test_audit_verify_command_names_a_removed_index_row(workspace):
+    from typer.testing import CliRunner
+
+    from likeness.cli import app
+
+    ws = workspace
+    event = _render(ws, "77" * 8)
+    runner = CliRunner()
+    home = str(ws.home)
+    assert runner.invoke(app, ["--home", home, "audit", "verify"]).exit_code == 0
+    _sql(ws, "DELETE FROM ledger_watermark_index WHERE seq = :s", s=event.seq)
+    result = runner.invoke(app, ["--home", home, "audit", "verify"])
+    assert result.exit_code == 1 and "watermark_index_missing" in result.output, result.output
