@@ -155,8 +155,8 @@ def main() -> None:
         "payload on no event": "f" * 16,
     }
     print(f"\nwatermark payload lookup, SQLite, {rows:,} ledger events (median ms)\n")
-    print(f"| case | full scan (before) | index (now) | speed-up | same events |")
-    print(f"|---|---:|---:|---:|---|")
+    print("| case | full scan (before) | index (now) | speed-up | same events |")
+    print("|---|---:|---:|---:|---|")
     for name, payload in cases.items():
         scan_ms, scan_found = _median_ms(
             lambda p=payload: workspace.ledger.find("render.completed", watermark_payload=p), args.scan_repeat

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -66,7 +66,7 @@ def show_case(results: ResultsArg, case_id: Annotated[str, typer.Argument(help="
 
 @app.command("export")
 def export_cases(results: ResultsArg,
-                 case_ids: Annotated[Optional[list[str]], typer.Argument(help="Cases to export (default: all).")] = None,
+                 case_ids: Annotated[list[str] | None, typer.Argument(help="Cases to export (default: all).")] = None,
                  to: Annotated[Path, typer.Option("--to", help="Folder for the takedown bundles.")] = Path("cases"),
                  max_distance: DistanceOpt = 12) -> None:
     """Write a takedown bundle per case: CASE-evidence.zip and CASE-locations.csv."""

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    open_workspace,
+    settings_from,
+)
 
 
 def scan(
@@ -16,20 +23,25 @@ def scan(
         help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/).")],
     out: Annotated[Path, typer.Option("--out", help="Results: a Parquet dataset folder (resumable).")],
     engine: Annotated[str, typer.Option("--engine", help="local (process pool) or dask.")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(
+    scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: a LocalCluster here).")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    workers: Annotated[int | None, typer.Option(
         "--workers", min=1, max=1024, help="Local processes, or LocalCluster workers (default: the workspace setting).")] = None,
-    report: Annotated[Optional[Path], typer.Option(
+    report: Annotated[Path | None, typer.Option(
         "--report", help="Write evidence packs for files that need review into this folder.")] = None,
-    anchors: Annotated[Optional[list[Path]], typer.Option(
+    anchors: Annotated[list[Path] | None, typer.Option(
         "--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")] = None,
 ) -> None:
     """Scan a media collection: one result row per file in a Parquet dataset; a re-run skips
     files already scanned with the same verifier version. Exit status 1 when a file got verdict
     ``error``."""
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 

@@ -143,7 +143,7 @@ class LocalPoolEngine(BaseEngine):
                         queue.appendleft((item, attempt + 1))
                     in_flight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    retry = deque()
+                    retry: deque[tuple[ScanItem, int]] = deque()
                     while queue:
                         item, attempt = queue.popleft()
                         if attempt > POOL_ATTEMPTS:

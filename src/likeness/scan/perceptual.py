@@ -64,4 +64,4 @@ def file_hashes(path: Path, media_type: str | None) -> list[PictureHashes]:
 
 def distance(a: str, b: str) -> int:
     """Hamming distance between two hex pHashes."""
-    return int(bin(int(a, 16) ^ int(b, 16)).count("1"))
+    return (int(a, 16) ^ int(b, 16)).bit_count()

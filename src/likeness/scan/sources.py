@@ -163,8 +163,7 @@ def fetch(item: ScanItem, folder: Path) -> tuple[Path, bool]:
     import fsspec
 
     with fsspec.open(item.location, "rb") as source, open(target, "wb") as sink:
-        for chunk in iter(lambda: source.read(_READ_CHUNK), b""):
-            sink.write(chunk)
+        sink.writelines(iter(lambda: source.read(_READ_CHUNK), b""))
     return target, True
 
 
