@@ -151,3 +151,18 @@ def test_a_pool_worker_killed_mid_scan_costs_a_retry_not_a_row(mina_world, colle
                               on_file=kill_a_pool_worker)
     assert killed and summary.verified + summary.copied == 10
     assert rows_of(tmp_path / "b") == rows_of(tmp_path / "a")
+
+
+def test_a_revocation_changes_the_verifier_version_and_the_file_is_verified_again(mina_world, collection, tmp_path):
+    from likeness.scan.results import latest_rows
+
+    out = tmp_path / "results"
+    render = collection / "render.png"
+    first = scan_collection(mina_world.workspace, [render], out, engine="local", workers=1)
+    mina_world.revoke_grant()
+    second = scan_collection(mina_world.workspace, [render], out, engine="local", workers=1)
+    assert second.verifier_version != first.verifier_version and second.verified == 1
+    rows = ResultsDataset(out).rows()
+    assert [r["verdict"] for r in rows] == ["authorized-synthetic", "synthetic-consent-revoked"]
+    assert latest_rows(rows)[str(render)]["verdict"] == "synthetic-consent-revoked"
+    assert scan_collection(mina_world.workspace, [render], out, engine="local", workers=1).skipped == 1

@@ -19,8 +19,8 @@ the part file: an interruption between the two costs one re-verification of thos
 next run (and a second ledger event for them), never a row without its verification.
 
 The verifier version changes when anything that decides a verdict changes: the software and
-result schema, the artist gallery, the trust anchors, and the set of revocations on the ledger
-(a revoked grant turns an authorized render into a revoked one).
+result schema, the artist gallery, the trust anchors, the revocations on the ledger and the
+state of every grant (a revoked or expired grant turns an authorized render into a revoked one).
 """
 
 from __future__ import annotations
@@ -66,12 +66,14 @@ class ScanStart:
 
 
 def verifier_version(workspace: Any, *, gallery_fingerprint: str, anchors_fingerprint: str) -> str:
-    """``likeness VERSION+DIGEST``: changes with the software, schema, gallery, trust anchors
-    and the ledger's revocations."""
+    """``likeness VERSION+DIGEST``: changes with the software, schema, gallery, trust anchors,
+    the ledger's revocations and every grant's state (an expiry changes verdicts too)."""
     revocations = sorted(e.event_id for t in REVOCATION_EVENTS for e in workspace.ledger.events(t))
+    grant_ids = {str(e.payload.get("grant_id")) for e in workspace.ledger.events("grant.issued")}
+    grants = sorted([grant_id, workspace.registry.grant_state(grant_id)] for grant_id in grant_ids)
     digest = canonical_sha256({
         "software": __version__, "schema": SCHEMA_VERSION, "gallery": gallery_fingerprint,
-        "anchors": anchors_fingerprint, "revocations": revocations,
+        "anchors": anchors_fingerprint, "revocations": revocations, "grants": grants,
     })
     return f"{__version__}+{digest[:16]}"
 
