@@ -108,7 +108,7 @@ def make_collection(workspace, folder: Path, files: int) -> dict[str, int]:
 def worker_rss_mb(engine_name: str, client=None) -> list[float]:
     import psutil
 
-    if engine_name == "dask" and client is not None:
+    if engine_name.startswith("dask") and client is not None:
         return sorted(v / 1e6 for v in client.run(lambda: __import__("psutil").Process().memory_info().rss).values())
     me = psutil.Process()
     if engine_name == "in-process":
@@ -117,7 +117,8 @@ def worker_rss_mb(engine_name: str, client=None) -> list[float]:
     return sorted(c.memory_info().rss / 1e6 for c in children)
 
 
-def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, client=None) -> dict:
+def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, client=None,
+               files_per_task: int = 1) -> dict:
     from likeness.scan import ResultsDataset, scan_collection
 
     stamps: list[float] = []
@@ -128,10 +129,10 @@ def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, 
         if len(stamps) % 8 == 4:
             rss.append(worker_rss_mb(name, client))
 
-    engine = "dask" if name == "dask" else "local"
+    engine = "dask" if name.startswith("dask") else "local"
     started = time.perf_counter()
     summary = scan_collection(workspace, [collection], out, engine=engine, workers=workers, client=client,
-                              on_file=on_file, dashboard_address=":0")
+                              on_file=on_file, dashboard_address=":0", files_per_task=files_per_task)
     wall = time.perf_counter() - started
     rows = ResultsDataset(out).rows()
     task_s = [(r["fetch_s"] or 0) + (r["verify_s"] or 0) + (r["hash_s"] or 0) for r in rows]
@@ -145,15 +146,17 @@ def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, 
             "task_ms": 1000 * statistics.median(task_s), "overhead_ms": 1000 * overhead, "peak_rss_mb": peak}
 
 
-def scheduler_overhead_ms(client, tasks: int = 2000) -> float:
-    """Per-task cost of the Dask scheduler and client: no-op futures submitted and gathered."""
-    def noop(x):
-        return x
+def scheduler_overhead_ms(client, files: int = 2000, files_per_task: int = 1) -> float:
+    """Dask scheduler and client cost per file: no-op futures of ``files_per_task`` items each,
+    submitted and gathered."""
+    def noop(batch):
+        return batch
 
-    client.gather(client.map(noop, range(50), pure=False))  # warm
+    batches = [list(range(i, min(i + files_per_task, files))) for i in range(0, files, files_per_task)]
+    client.gather(client.map(noop, batches[:50], pure=False))  # warm
     started = time.perf_counter()
-    client.gather(client.map(noop, range(tasks), pure=False))
-    return 1000 * (time.perf_counter() - started) / tasks
+    client.gather(client.map(noop, batches, pure=False))
+    return 1000 * (time.perf_counter() - started) / files
 
 
 def ledger_batch_rate(workspace, batches: int = 20, size: int = 32) -> float:
@@ -187,7 +190,10 @@ def main() -> None:
     try:
         results.append(run_engine(workspace, scratch / "collection", scratch / "out-dask", "dask", args.workers,
                                   client=client))
+        results.append(run_engine(workspace, scratch / "collection", scratch / "out-dask-8", "dask, 8 files/task",
+                                  args.workers, client=client, files_per_task=8))
         per_task = scheduler_overhead_ms(client)
+        per_file_batched = scheduler_overhead_ms(client, files_per_task=16)
     finally:
         client.close()
         cluster.close()
@@ -206,7 +212,8 @@ def main() -> None:
         print(f"| {r['engine']} | {r['workers']} | {r['files']} | {r['wall_s']:.1f} | {r['files_s']:.2f} | "
               f"{r['steady_files_s']:.2f} | {r['first_result_s']:.1f} | {r['task_ms']:.0f} | {r['overhead_ms']:.0f} | "
               f"{r['peak_rss_mb']:.0f} |")
-    print(f"\nDask scheduler + client per task (no-op futures, 2000): {per_task:.2f} ms")
+    print(f"\nDask scheduler + client per file (2000 no-op files): {per_task:.2f} ms at 1 file/task, "
+          f"{per_file_batched:.3f} ms at 16 files/task")
     print(f"ledger: verification.completed appended in batches of 32: {ledger_rate:.0f} events/s (SQLite)")
     print(f"parent listing + SHA-256 (page cache warm): {len(items) / listing_s:.0f} files/s, "
           f"{megabytes / listing_s:.0f} MB/s ({megabytes / len(items) * 1000:.0f} KB/file)")

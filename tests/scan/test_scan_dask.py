@@ -89,13 +89,13 @@ def test_dask_scan_interrupted_then_rerun_verifies_nothing_twice(mina_world, col
     assert len(recorded) == len(set(recorded))
 
 
-def test_scan_cli_reaches_a_scheduler_by_address(mina_world, collection, tmp_path, client):
+def test_scan_cli_reaches_a_scheduler_by_address_with_several_files_per_task(mina_world, collection, tmp_path, client):
     from likeness.cli import app
 
     out = tmp_path / "results"
     result = CliRunner().invoke(app, [
         "--home", str(mina_world.workspace.home), "scan", str(collection / "reposts"), "--out", str(out),
-        "--engine", "dask", "--scheduler", client.scheduler.address,
+        "--engine", "dask", "--scheduler", client.scheduler.address, "--files-per-task", "3",
     ])
     assert result.exit_code == 0, result.output
     assert "Dask dashboard: http" in result.output and "4 verified" in result.output

@@ -27,6 +27,9 @@ def scan(
         "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: a LocalCluster here).")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, max=1024, help="Local processes, or LocalCluster workers (default: the workspace setting).")] = None,
+    files_per_task: Annotated[int, typer.Option(
+        "--files-per-task", min=1, max=1024,
+        help="Dask: files per task (fewer, larger tasks for big clusters; a lost worker retries its batch).")] = 1,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Write evidence packs for files that need review into this folder.")] = None,
     anchors: Annotated[list[Path] | None, typer.Option(
@@ -84,7 +87,7 @@ def scan(
             summary = scan_collection(
                 workspace, sources, out, engine=engine, scheduler=scheduler,
                 workers=workers or settings_from(ctx).workers, report_dir=report, extra_anchors=extra_anchors,
-                on_start=started, on_file=advanced,
+                on_start=started, on_file=advanced, files_per_task=files_per_task,
             )
         except ValueError as exc:
             fail(str(exc))

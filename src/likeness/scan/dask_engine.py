@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
 from likeness.scan.engines import BaseEngine, WorkerSetup, failed_outcome
 from likeness.scan.sources import ScanItem
-from likeness.scan.task import ScanOutcome, scan_in_worker
+from likeness.scan.task import ScanOutcome, scan_batch_in_worker
 
 PLUGIN_NAME = "likeness-verifier"
 
@@ -48,10 +48,14 @@ class VerifierPlugin(WorkerPlugin):
 
 class DaskEngine(BaseEngine):
     """Dask futures: to ``scheduler`` (``tcp://HOST:8786``), to an existing ``client``, or to a
-    ``LocalCluster(n_workers=workers, processes=True)`` started here."""
+    ``LocalCluster(n_workers=workers, processes=True)`` started here; ``files_per_task`` files
+    per future."""
 
     def __init__(self, setup: WorkerSetup, *, scheduler: str | None = None, workers: int = 2,
-                 client: Any = None, dashboard_address: str | None = ":8787") -> None:
+                 client: Any = None, dashboard_address: str | None = ":8787", files_per_task: int = 1) -> None:
+        # Several files per task divide the scheduler's per-task cost (docs/scale.md); a worker
+        # that dies then costs a retry of its whole batch.
+        self.files_per_task = max(1, int(files_per_task))
         self._own_client = client is None
         self.cluster = None
         if client is None:
@@ -70,34 +74,35 @@ class DaskEngine(BaseEngine):
         return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
     def run(self, items: Sequence[ScanItem], *, version: str) -> Iterator[ScanOutcome]:
-        queue = deque(items)
-        if not queue:
+        batches = deque(tuple(items[i:i + self.files_per_task]) for i in range(0, len(items), self.files_per_task))
+        if not batches:
             return
         # A bounded window of futures: memory stays flat on millions of files, and an
         # interruption leaves little work in flight (cancelled below).
         window = 2 * self._threads()
-        in_flight: dict[str, tuple[Any, ScanItem]] = {}
+        in_flight: dict[str, tuple[Any, tuple[ScanItem, ...]]] = {}
         completed = as_completed(with_results=False)
 
         def submit_next() -> None:
-            item = queue.popleft()
-            future = self.client.submit(scan_in_worker, item, version, pure=False)
-            in_flight[future.key] = (future, item)
+            batch = batches.popleft()
+            future = self.client.submit(scan_batch_in_worker, batch, version, pure=False)
+            in_flight[future.key] = (future, batch)
             completed.add(future)
 
         try:
-            while queue and len(in_flight) < window:
+            while batches and len(in_flight) < window:
                 submit_next()
             for future in completed:
-                _, item = in_flight.pop(future.key)
+                _, batch = in_flight.pop(future.key)
                 try:
-                    yield future.result()
+                    outcomes = future.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-                    yield failed_outcome(item, version, f"{type(exc).__name__}: {exc}")
+                    outcomes = [failed_outcome(item, version, f"{type(exc).__name__}: {exc}") for item in batch]
                 finally:
                     future.release()
-                if queue:
+                if batches:
                     submit_next()
+                yield from outcomes
         finally:
             for future, _ in in_flight.values():
                 future.cancel()

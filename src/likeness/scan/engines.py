@@ -158,7 +158,8 @@ class LocalPoolEngine(BaseEngine):
 
 
 def make_engine(engine: str, setup: WorkerSetup, *, workers: int = 1, scheduler: str | None = None,
-                verifier: Any = None, client: Any = None, dashboard_address: str | None = ":8787") -> BaseEngine:
+                verifier: Any = None, client: Any = None, dashboard_address: str | None = ":8787",
+                files_per_task: int = 1) -> BaseEngine:
     """The engine named ``local`` (in-process for one worker, else a pool) or ``dask``."""
     if engine == "local":
         if scheduler:
@@ -170,5 +171,5 @@ def make_engine(engine: str, setup: WorkerSetup, *, workers: int = 1, scheduler:
         from likeness.scan.dask_engine import DaskEngine
 
         return DaskEngine(setup, scheduler=scheduler, workers=workers, client=client,
-                          dashboard_address=dashboard_address)
+                          dashboard_address=dashboard_address, files_per_task=files_per_task)
     raise ValueError(f"unknown engine {engine!r}: use 'local' or 'dask'")

@@ -94,12 +94,14 @@ def scan_collection(
     flush_every: int = 32,
     flush_seconds: float = 2.0,
     dashboard_address: str | None = ":8787",
+    files_per_task: int = 1,
 ) -> ScanSummary:
     """Scan every file of ``sources`` (folders, CSV/Parquet manifests, fsspec URLs) into the
     Parquet dataset ``out``; see the module docstring for what is skipped and written.
 
     ``engine``: ``local`` (``workers`` processes, 1 = this process) or ``dask`` (``scheduler``
-    address, an existing ``client``, or a LocalCluster of ``workers`` processes).
+    address, an existing ``client``, or a LocalCluster of ``workers`` processes; ``files_per_task``
+    files per Dask future).
     ``report_dir``: evidence packs for files that need review. ``on_start`` gets the counts
     and the Dask dashboard link before the first file; ``on_file`` each row as it is kept.
     """
@@ -163,7 +165,7 @@ def scan_collection(
     setup = WorkerSetup(workspace.settings, extra_anchors, gallery.threshold, report_dir)
     try:
         with make_engine(engine, setup, workers=workers, scheduler=scheduler, verifier=probe, client=client,
-                         dashboard_address=dashboard_address) as runner:
+                         dashboard_address=dashboard_address, files_per_task=files_per_task) as runner:
             summary.dashboard_link = runner.dashboard_link
             if on_start is not None:
                 on_start(ScanStart(total=len(items), skipped=summary.skipped, to_verify=len(pending),
