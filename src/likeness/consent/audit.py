@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from likeness.consent.anchor import (
     Anchor,
@@ -30,7 +31,7 @@ from likeness.consent.anchor import (
     read_anchor,
 )
 from likeness.consent.integrity import consent_row_problems
-from likeness.consent.ledger import ChainReport
+from likeness.consent.ledger import ChainReport, watermark_index_problems
 from likeness.errors import ConfigError, LedgerError, RegistryError
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def audit_workspace(
     problems += append_only_problems(workspace.engine)
     warnings += role_warnings(workspace.engine)
     problems += consent_problems(workspace)
+    problems += watermark_index_audit(workspace)
 
     named = anchor_dirs is not None
     folders = workspace.settings.anchor_dirs if anchor_dirs is None else anchor_dirs
@@ -193,6 +195,12 @@ def consent_problems(workspace: Workspace) -> list[Problem]:
     """Consent rows (grants, releases, revocations, holder keys) that disagree with their
     ledger events, as ``likeness.consent.integrity`` finds them."""
     return [Problem(p.kind, p.record_id, p.problem) for p in consent_row_problems(workspace)]
+
+
+def watermark_index_audit(workspace: Workspace) -> list[Problem]:
+    """Rows of the watermark-payload index missing, extra or altered against the ledger."""
+    with Session(workspace.engine) as session:
+        return [Problem(p.kind, f"ledger row {p.seq}", p.problem) for p in watermark_index_problems(session)]
 
 
 def append_only_problems(engine: Engine) -> list[Problem]:

@@ -20,10 +20,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
-from likeness.consent.tables import LedgerRow
+from likeness.consent.tables import LedgerRow, WatermarkIndexRow
 from likeness.errors import LedgerError
 
 GENESIS_HASH = "0" * 64
+
+#: Events whose ``watermark_payload`` member names the job a watermark read from a file points
+#: to; each gets a row in ``ledger_watermark_index`` in the transaction that appends it.
+WATERMARK_EVENTS = ("render.completed", "preview.written")
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,21 @@ def begin_serialized(session: Session, lock_name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(lock_name)})
 
 
-def _add_event(session: Session, event_type: str, payload_json: str) -> LedgerRow:
-    """Add the next row after the current tail to ``session`` (the caller holds the tail)."""
+def watermark_index_row(
+    *, seq: int, event_id: str, event_type: str, payload: dict[str, Any]
+) -> WatermarkIndexRow | None:
+    """The index row an event should have: one for a ``WATERMARK_EVENTS`` event whose payload
+    has a string ``watermark_payload``, else ``None`` (the migration's backfill, the append
+    path and ``audit verify`` all decide with this one function)."""
+    value = payload.get("watermark_payload") if event_type in WATERMARK_EVENTS else None
+    if not isinstance(value, str):
+        return None
+    return WatermarkIndexRow(seq=seq, watermark_payload=value, event_type=event_type, event_id=event_id)
+
+
+def _add_event(session: Session, event_type: str, payload: dict[str, Any], payload_json: str) -> LedgerRow:
+    """Add the next row after the current tail to ``session`` (the caller holds the tail), and
+    its watermark index row when it has one, so both commit or roll back together."""
     last = session.execute(
         select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
     ).first()
@@ -128,6 +145,9 @@ def _add_event(session: Session, event_type: str, payload_json: str) -> LedgerRo
         payload_json=payload_json, prev_hash=prev_hash,
     )
     session.add(row)
+    indexed = watermark_index_row(seq=seq, event_id=row.event_id, event_type=event_type, payload=payload)
+    if indexed is not None:
+        session.add(indexed)
     return row
 
 
@@ -158,6 +178,29 @@ def find_events(
     return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
 
 
+def find_watermark_events(
+    session_factory: Callable[[], Session], watermark_payload: str,
+    event_types: str | Sequence[str] = WATERMARK_EVENTS,
+) -> list[LedgerEvent]:
+    """``Ledger.find_watermark`` on a session factory."""
+    types = (event_types,) if isinstance(event_types, str) else tuple(event_types)
+    with session_factory() as session:
+        seqs = session.scalars(
+            select(WatermarkIndexRow.seq).where(WatermarkIndexRow.watermark_payload == watermark_payload)
+        ).all()
+        if not seqs:
+            return []
+        rows = session.scalars(select(LedgerRow).where(LedgerRow.seq.in_(sorted(set(seqs))))).all()
+        found = []
+        for row in sorted(rows, key=lambda r: r.seq):
+            if row.event_type not in types or _recomputed(row) != row.hash:
+                continue
+            event = _event(row)
+            if event.payload.get("watermark_payload") == watermark_payload:
+                found.append(event)
+        return found
+
+
 class Ledger:
     """The product's only writer and reader of ledger rows."""
 
@@ -172,12 +215,33 @@ class Ledger:
             with self._session_factory() as session:
                 try:
                     begin_serialized(session, LEDGER_LOCK)
-                    row = _add_event(session, event_type, payload_json)
+                    row = _add_event(session, event_type, payload, payload_json)
                     session.commit()
                 except (IntegrityError, OperationalError):
                     session.rollback()
                     continue
                 return _event(row)
+        raise LedgerError("could not append to the ledger: too much concurrent writing")
+
+    def append_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[LedgerEvent]:
+        """Append several events, in order, in one transaction (a scan's results: one commit
+        for a batch instead of one per file). All or none are appended."""
+        if not events:
+            return []
+        prepared = [(event_type, payload, _payload_json(event_type, payload)) for event_type, payload in events]
+        for _attempt in range(20):
+            with self._session_factory() as session:
+                try:
+                    begin_serialized(session, LEDGER_LOCK)
+                    rows = []
+                    for event_type, payload, payload_json in prepared:
+                        rows.append(_add_event(session, event_type, payload, payload_json))
+                        session.flush()  # the next row's seq and prev_hash come from this one
+                    session.commit()
+                except (IntegrityError, OperationalError):
+                    session.rollback()
+                    continue
+                return [_event(row) for row in rows]
         raise LedgerError("could not append to the ledger: too much concurrent writing")
 
     @staticmethod
@@ -189,7 +253,7 @@ class Ledger:
         payload_json = _payload_json(event_type, payload)
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(LEDGER_LOCK)})
-        row = _add_event(session, event_type, payload_json)
+        row = _add_event(session, event_type, payload, payload_json)
         session.flush()
         return _event(row)
 
@@ -209,6 +273,20 @@ class Ledger:
         one watermark payload among all renders)."""
         with self._session_factory() as session:
             return find_events(session, event_type, payload_equals)
+
+    def find_watermark(
+        self, watermark_payload: str, event_types: str | Sequence[str] = WATERMARK_EVENTS
+    ) -> list[LedgerEvent]:
+        """Events of ``event_types`` that carry ``watermark_payload`` (hex), in ledger order,
+        found through the watermark index (an index seek, then one row read per hit).
+
+        The index only says where to look: each event it points to is re-read, its hash
+        recomputed from its content and its own ``watermark_payload`` compared, so an index row
+        edited or inserted to point elsewhere resolves to nothing rather than to another job.
+        An index row that was removed hides its event from this lookup; ``audit verify``
+        names it (``watermark_index_missing``).
+        """
+        return find_watermark_events(self._session_factory, watermark_payload, event_types)
 
     def head(self) -> tuple[int, str]:
         with self._session_factory() as session:
@@ -269,6 +347,61 @@ class Ledger:
                 expected_prev = row.hash
                 expected_seq += 1
         return ChainReport(True, rows, expected_prev)
+
+
+@dataclass(frozen=True)
+class IndexProblem:
+    kind: str  # watermark_index_missing | watermark_index_extra | watermark_index_altered
+    seq: int
+    problem: str
+
+
+def watermark_index_problems(session: Session) -> list[IndexProblem]:
+    """Every difference between ``ledger_watermark_index`` and the ledger's watermark events,
+    both ways: an event without its index row (``missing``: removed, so lookups miss it), an
+    index row without such an event (``extra``: inserted, or its event was removed), and an index
+    row whose payload, event type or event id is not its event's (``altered``). Reads every
+    ``WATERMARK_EVENTS`` event once (a full pass, like the chain check)."""
+    expected: dict[int, WatermarkIndexRow] = {}
+    query = select(LedgerRow).where(LedgerRow.event_type.in_(WATERMARK_EVENTS)).order_by(LedgerRow.seq)
+    for row in session.scalars(query.execution_options(yield_per=2000)):
+        try:
+            payload = json.loads(row.payload)
+        except ValueError:
+            continue  # an unreadable payload is the chain check's finding (the row was edited)
+        indexed = watermark_index_row(
+            seq=row.seq, event_id=row.event_id, event_type=row.event_type,
+            payload=payload if isinstance(payload, dict) else {},
+        )
+        if indexed is not None:
+            expected[row.seq] = indexed
+    problems: list[IndexProblem] = []
+    present: set[int] = set()
+    for got in session.scalars(select(WatermarkIndexRow).order_by(WatermarkIndexRow.seq)):
+        present.add(got.seq)
+        want = expected.get(got.seq)
+        if want is None:
+            problems.append(IndexProblem(
+                "watermark_index_extra", got.seq,
+                f"the watermark index names ledger row {got.seq} for payload {got.watermark_payload}, "
+                "but that row is no watermark event (inserted, or its event was removed); lookups ignore it",
+            ))
+        elif (got.watermark_payload, got.event_type, got.event_id) != (
+            want.watermark_payload, want.event_type, want.event_id
+        ):
+            problems.append(IndexProblem(
+                "watermark_index_altered", got.seq,
+                f"the watermark index row for ledger row {got.seq} says payload {got.watermark_payload} "
+                f"({got.event_type}, event {got.event_id}), the event says {want.watermark_payload} "
+                f"({want.event_type}, event {want.event_id}); lookups follow the event",
+            ))
+    for seq in sorted(set(expected) - present):
+        problems.append(IndexProblem(
+            "watermark_index_missing", seq,
+            f"ledger row {seq} ({expected[seq].event_type}, payload {expected[seq].watermark_payload}) "
+            "has no watermark index row (removed): verify cannot find its render by the payload",
+        ))
+    return sorted(problems, key=lambda p: p.seq)
 
 
 def _recomputed(row: LedgerRow) -> str:

@@ -38,6 +38,7 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "authorizations": APPEND,
     "render_consumptions": APPEND,
     "ledger": APPEND,
+    "ledger_watermark_index": APPEND,
 }
 
 _ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")

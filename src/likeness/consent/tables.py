@@ -7,7 +7,7 @@ Alembic migrations in ``likeness/migrations``.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
@@ -143,3 +143,18 @@ class LedgerRow(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(HEX64)
     hash: Mapped[str] = mapped_column(HEX64)
+
+
+class WatermarkIndexRow(Base):
+    """One ledger event that carries a watermark payload (``render.completed``,
+    ``preview.written``), so a payload read from a file is found in O(log n) instead of by a
+    scan of every event. Written in the same transaction as its event; the event stays the
+    truth (a lookup re-reads it, ``audit verify`` compares the two). No foreign key: a ledger
+    row removed by a database editor must not take its index row with it unseen."""
+
+    __tablename__ = "ledger_watermark_index"
+    __table_args__ = (Index("ix_ledger_watermark_index_payload", "watermark_payload"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    watermark_payload: Mapped[str] = mapped_column(String(64))  # hex, as in the event
+    event_type: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(ID)

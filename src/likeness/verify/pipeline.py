@@ -554,7 +554,7 @@ class Verifier:
             return WatermarkEvidence.no_mark(reading.algorithm, bit_confidence=float(reading.bit_confidence),
                                              frame_timestamps_s=frame_times)
         payload_hex = bytes(reading.payload).hex()
-        events = self.workspace.ledger.find("render.completed", watermark_payload=payload_hex)
+        events = self.workspace.ledger.find_watermark(payload_hex, "render.completed")
         render = grant = None
         if events:
             event = events[-1]
