@@ -79,6 +79,8 @@ def export_cases(results: ResultsArg,
         if missing:
             fail("no such case: " + ", ".join(missing))
         for case in chosen:
+            if case is None:
+                continue
             csv_path, zip_path = export_case(case, to)
             console.print(f"{case.case_id}: {zip_path}, {csv_path}", markup=False)
 

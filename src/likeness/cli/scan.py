@@ -77,6 +77,8 @@ def scan(
         progress.start()
 
     def advanced(_row) -> None:
+        if task is None:  # on_start always comes first
+            return
         progress.advance(task)
         speed = progress.tasks[0].speed
         progress.update(task, rate=f"{speed:.1f} files/s" if speed else "")

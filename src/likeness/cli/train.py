@@ -114,10 +114,10 @@ def train(
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             folder = resume or out
-            kept = folder is not None and (folder / "checkpoint.pt").is_file()
+            saved = folder / "checkpoint.pt" if folder is not None else None
             err_console.print("[yellow]interrupted[/] before a checkpoint could be saved"
-                              + (f"; the last one is {folder / 'checkpoint.pt'} (likeness train --resume {folder})"
-                                 if kept else "; nothing was kept"))
+                              + (f"; the last one is {saved} (likeness train --resume {folder})"
+                                 if saved is not None and saved.is_file() else "; nothing was kept"))
             raise typer.Exit(130) from None
     console.print(f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
                   f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")

@@ -21,7 +21,6 @@ make the swap flicker on and off.
 from __future__ import annotations
 
 import functools
-
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol

@@ -23,7 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from likeness.errors import FaceError
+from likeness.errors import FaceError, ModelError
+from likeness.faces.align import Coverage
 from likeness.faces.occluders import OCCLUDERS, occlude
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ MASK_INPUT = 64
 #: Crops are aligned at this size, occluders drawn on them, then area-downscaled to MASK_INPUT
 #: (antialiased thin rims and strands).
 DRAW_SIZE = 128
-COVERAGES = ("f", "wf", "head")
+COVERAGES: tuple[Coverage, ...] = ("f", "wf", "head")
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,16 @@ def align_faces(paths: Sequence[Path], *, progress: Callable[[int, int], None] |
 
 def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Lighting, blur and compression a stage clip has, applied after the occluder is drawn."""
-    out = image.astype(np.float32)
-    out = out * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
+    lit = image.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)
     gamma = rng.uniform(0.75, 1.35)
-    out = 255.0 * (np.clip(out, 0, 255) / 255.0) ** gamma
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    out = np.clip(255.0 * (np.clip(lit, 0, 255) / 255.0) ** gamma, 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.4, 1.2))
     if rng.random() < 0.3:
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 90))])
-        if ok:
-            out = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            out = decoded
     return out
 
 
@@ -274,6 +274,8 @@ def train_occlusion_mask(
             net, (torch.rand(2, 3, MASK_INPUT, MASK_INPUT),), None, input_names=["crop"],
             output_names=["occluder_logit"], dynamo=True, external_data=False,
             dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},), verbose=False)
+    if program is None:
+        raise ModelError("occlusion mask: the ONNX export produced no model")
     onnx_path.write_bytes(program.model_proto.SerializeToString())
     card = {
         "model": "likeness.occlusion-mask.v1",
