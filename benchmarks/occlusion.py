@@ -79,6 +79,28 @@ def measure(image: np.ndarray, landmarks: np.ndarray, occluder: np.ndarray, segm
             float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0)
 
 
+def speed_table(segmenter: OcclusionSegmenter, rgb: np.ndarray, detector: FaceDetector, repeats: int = 200) -> str:
+    """Per-face cost of the renderer's mask without and with the occlusion mask, interleaved."""
+    import time
+
+    face = detector.detect(rgb)[0]
+    lines = ["| crop px | blend mask alone (ms, median) | blend mask + occlusion mask (ms, median) | ratio |",
+             "|---|---|---|---|"]
+    for size in SIZES:
+        crop = align_face(rgb, face.landmarks, size=size, coverage="wf")
+        alone, both = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            renderer_mask(crop.landmarks, size)
+            alone.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            keep_occluders(renderer_mask(crop.landmarks, size), segmenter.occluders(crop.image[None])[0])
+            both.append(time.perf_counter() - started)
+        a, b = statistics.median(alone) * 1e3, statistics.median(both) * 1e3
+        lines.append(f"| {size} | {a:.2f} | {b:.2f} | {b / a:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=Path, required=True, help="the portraits folder the mask was trained from")
@@ -153,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         lost = statistics.median(r[2] for r in results)
         ratio = f"{after / before:.2f}" if before > 0 else "n/a"
         print(f"| {name} | {size} | {count} | {before:.1%} | {after:.1%} | {ratio} | {lost:.1%} |")
+    print()
+    print(speed_table(segmenter, unseen[-1], detector))
     if args.sheet and sheet:
         cv2.imwrite(str(args.sheet), np.concatenate(sheet, 0)[..., ::-1])
     return 0
