@@ -437,29 +437,32 @@ def metric_cell(line: dict) -> str:
 
 def metrics_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path,
                   report_dir: Path | None) -> None:
-    """Table 5: the render report's per-track metrics (default options), as a reader sees them."""
-    print("\n## Report metrics per track (default render options; verdicts against the report's thresholds)\n")
-    print(f"| clip | model | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
+    """Table 5: the render report's per-track metrics, as a reader sees them, for the default
+    options, the mouth option and the renderer without its occlusion mask."""
+    print("\n## Report metrics per track (defaults, --mouth, --no-occlusion; verdicts against the report's thresholds)\n")
+    print(f"| clip | model | options | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
           f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
           f"eyes (same, and ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
           f"flicker (≤ {FLICKER.pass_at}) | border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for n, (model_name, model) in enumerate(models.items()):
-        for name in ("dfdc 720p", "dfdc 1080p"):
-            if name not in clips:
-                continue
-            out = tmp / f"metrics-{n}-{name.replace(' ', '')}.mp4"
-            _, _, rep = timed_render(ws, model, clips[name], out, RenderOptions(precision="float"))
-            for shot in rep["shots"]:
-                m = shot["metrics"]
-                print(f"| {name} | {model_name} | {shot['track_id']} | {shot['frames_swapped']} | "
-                      f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
-                      f"{metric_cell(m['sharpness'])} | {metric_cell(m['flicker'])} | {metric_cell(m['border_colour'])} |")
-            sys.stdout.flush()
-            if report_dir is not None:
-                report_dir.mkdir(parents=True, exist_ok=True)
-                for path in (rep["report_html"], rep["report_json"]):
-                    shutil.copy2(path, report_dir / f"{n}-{Path(path).name}")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    # The defaults, the mouth option and the renderer without its occlusion mask, side by side.
+    variants = {"defaults": RefineOptions(), "--mouth": RefineOptions(mouth=True),
+                "--no-occlusion": RefineOptions(occlusion=False)}
+    runs = [(model_name, model, name, label, refine) for model_name, model in models.items()
+            for name in ("dfdc 720p", "dfdc 1080p") if name in clips for label, refine in variants.items()]
+    for n, (model_name, model, name, label, refine) in enumerate(runs):
+        out = tmp / f"metrics-{n}-{name.replace(' ', '')}.mp4"
+        _, _, rep = timed_render(ws, model, clips[name], out, RenderOptions(precision="float", refine=refine))
+        for shot in rep["shots"]:
+            m = shot["metrics"]
+            print(f"| {name} | {model_name} | {label} | {shot['track_id']} | {shot['frames_swapped']} | "
+                  f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
+                  f"{metric_cell(m['sharpness'])} | {metric_cell(m['flicker'])} | {metric_cell(m['border_colour'])} |")
+        sys.stdout.flush()
+        if report_dir is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            for path in (rep["report_html"], rep["report_json"]):
+                shutil.copy2(path, report_dir / f"{n}-{Path(path).name}")
 
 
 def per_face(shots: list[dict], key: str) -> float:
