@@ -33,9 +33,9 @@ def root(
 
 def _register_all() -> None:
     # Each area owns one module with a ``register(app)`` function.
-    from likeness.cli import consent, db, demo, faceset, provenance, render, train, verify
+    from likeness.cli import consent, db, demo, faceset, provenance, render, service, train, verify
 
-    for module in (consent, faceset, train, render, provenance, verify, db, demo):
+    for module in (consent, faceset, train, render, provenance, verify, db, demo, service):
         module.register(app)
 
 
