@@ -66,6 +66,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
+                    # A route may set a CSP of its own (the evidence report's inline styles);
+                    # it stays, and it still forbids every script.
+                    if name == "content-security-policy" and name in headers:
+                        continue
                     headers[name] = value
                 if scope.get("scheme") == "https":
                     headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
