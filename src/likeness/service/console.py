@@ -8,6 +8,7 @@ problem type the API would send.
 from __future__ import annotations
 
 import secrets
+from functools import cache
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -139,15 +140,31 @@ def set_language(code: str, request: Request, next: str = "/") -> Response:  # n
     return response
 
 
-@router.get("/fonts/{name}", **public())
-def font(name: str) -> FileResponse:
+@router.get("/static/fonts/{name}", **public())
+def font(name: str) -> Response:
     """NanumGothic (SIL OFL), from the koreanize-matplotlib package the product ships."""
-    from likeness.provenance.visible_label import label_font_path
-
     if name not in FONT_FILES:
         raise NotFound(f"no font {name!r}")
-    return FileResponse(label_font_path().parent / name, media_type="font/ttf",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    return Response(web_font(name), media_type="font/ttf", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@cache
+def web_font(name: str) -> bytes:
+    """The TTF as browsers accept it: the package's files carry empty VTT hinting-source tables
+    (TSI0-TSI5) that Chromium's font sanitiser (OTS) rejects, so they are left out; the glyphs,
+    metrics and hinting are unchanged."""
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    from likeness.provenance.visible_label import label_font_path
+
+    font = TTFont(str(label_font_path().parent / name))
+    for tag in [t for t in font.keys() if t.startswith("TSI")]:
+        del font[tag]
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int,
