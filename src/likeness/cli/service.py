@@ -21,6 +21,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
     with_worker: Annotated[bool, typer.Option("--with-worker", help="Also run jobs in this process (a laptop).")] = False,
+    behind_proxy: Annotated[bool, typer.Option(
+        "--behind-proxy", help="Trust X-Forwarded-Proto/For from a TLS proxy on 127.0.0.1 (Secure cookies, HSTS).")] = False,
 ) -> None:
     """Run the agency's service: the API under /api/v1 and the console, over this workspace."""
     import uvicorn
@@ -32,7 +34,8 @@ def serve(
     err_console.print(f"likeness service on http://{host}:{port}/  (API: /api/v1, schema: /api/v1/openapi.json)")
     if not with_worker:
         err_console.print("jobs run in 'likeness worker' processes (or start this with --with-worker)")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False,
+                proxy_headers=behind_proxy, forwarded_allow_ips="127.0.0.1" if behind_proxy else None)
 
 
 def worker(
