@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.errors import Forbidden, NotFound, ServiceError
-from likeness.service.job_kinds import uploads_root
+from likeness.service.job_kinds import exported_models, render_output_folder, uploads_root
 from likeness.service.jobs import JobView
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
@@ -132,17 +132,26 @@ def job_out(job: JobView) -> dict[str, Any]:
     return job.as_dict()
 
 
-async def accept_verification_upload(request: Request, principal: Principal, *,
-                                     csrf_header: str | None) -> JobView:
-    """Stream an upload to the workspace and queue a ``verify`` job for it. The CSRF token
-    (sessions only) comes from the header or from a form field sent before the file."""
+#: A render target keeps the suffix of what its bytes are (render decides image or video by it).
+CONTAINER_SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif",
+                    "mp4": ".mp4", "matroska": ".mkv", "avi": ".avi"}
+
+
+async def accept_upload(request: Request, principal: Principal, *, kind: str, csrf_header: str | None,
+                        fields: tuple[str, ...] = ()) -> JobView:
+    """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
+    (sessions only) comes from the header or from a form field sent before the file, as do the
+    job's ``fields``."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
     folder = new_upload_folder(uploads_root(svc.workspace))
 
-    def before_file(fields: dict[str, str]) -> None:
-        check_csrf(principal, csrf_header or fields.get("csrf_token"))
+    def before_file(sent: dict[str, str]) -> None:
+        check_csrf(principal, csrf_header or sent.get("csrf_token"))
+        missing = [name for name in fields if not sent.get(name, "").strip()]
+        if missing:
+            raise ServiceError(f"send the form fields {', '.join(missing)} before the file")
 
     if csrf_header is not None:
         check_csrf(principal, csrf_header)
@@ -151,11 +160,20 @@ async def accept_verification_upload(request: Request, principal: Principal, *,
         request.headers.get("content-type"), request.stream(), folder, svc.limits,
         declared_length=int(length) if length and length.isdigit() else None, before_file=before_file,
     )
-    params = {"upload": f"{folder.name}/{upload.path.name}", "name": upload.original_name,
-              "media_type": upload.media_type, "container": upload.container, "size_bytes": upload.size_bytes}
+    path = upload.path
+    if kind == "render" and path.suffix.lower() != CONTAINER_SUFFIX.get(upload.container, path.suffix.lower()):
+        path = path.rename(path.with_name(path.stem + CONTAINER_SUFFIX[upload.container]))
+    params = {"upload": f"{folder.name}/{path.name}", "name": upload.original_name,
+              "media_type": upload.media_type, "container": upload.container, "size_bytes": upload.size_bytes,
+              **{name: upload.fields[name].strip() for name in fields}}
     return await run_in_threadpool(
-        svc.queue.enqueue, "verify", params, org_id=principal.user.org_id, created_by=principal.user.id,
+        svc.queue.enqueue, kind, params, org_id=principal.user.org_id, created_by=principal.user.id,
     )
+
+
+async def accept_verification_upload(request: Request, principal: Principal, *,
+                                     csrf_header: str | None) -> JobView:
+    return await accept_upload(request, principal, kind="verify", csrf_header=csrf_header)
 
 
 UPLOAD_BODY = {
@@ -255,6 +273,50 @@ async def create_verification(request: Request) -> JSONResponse:
     return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
+class ModelOut(BaseModel):
+    id: str = Field(description="the model.exported ledger event's id: pass it as 'model' to POST /renders")
+    subject: str | None
+    performer: str | None
+    architecture: str | None
+    resolution: int | None
+    exported_at: str
+
+
+@router.get("/models", response_model=list[ModelOut], **guard(READ))
+def list_models(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
+    """The face-swap models your organisation exported (from the ledger), newest first."""
+    models = exported_models(request.app.state.services.workspace, principal.user.org_id)
+    return [{k: v for k, v in m.items() if not k.startswith("_")} for m in models]
+
+
+RENDER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["model", "use", "file"],
+            "properties": {
+                "model": {"type": "string", "description": "a model id from GET /models (send before the file)"},
+                "use": {"type": "string", "description": "a final-media use the grant names (send before the file)"},
+                "file": {"type": "string", "format": "binary", "description": "the target image or video"},
+            },
+        }}},
+    }
+}
+
+
+@router.post("/renders", response_model=JobOut, status_code=202,
+             openapi_extra={**RENDER_BODY, "x-permission": Permission.RENDER.value},
+             dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))])
+async def create_render(request: Request) -> JSONResponse:
+    """Upload a target and queue a render of one of your models onto it. The job asks the
+    consent policy exactly as ``likeness render`` does (grant, use, release, render limit) for
+    your organisation; a refusal is the job's error."""
+    principal = require(Permission.RENDER, csrf_from_header=False)(request)
+    job = await accept_upload(request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"),
+                              fields=("model", "use"))
+    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
 @router.get("/jobs", response_model=JobList, **guard(READ))
 def list_jobs(request: Request, principal: Annotated[Principal, Depends(require(READ))],
               state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
@@ -343,6 +405,29 @@ def job_evidence(job_id: str, fmt: Literal["json", "html", "zip"], request: Requ
     disposition = "inline" if fmt in ("html", "json") else "attachment"
     return FileResponse(path, media_type=EVIDENCE_TYPES[fmt], headers=headers,
                         content_disposition_type=disposition, filename=path.name)
+
+
+@router.get("/jobs/{job_id}/outputs/{name}", **guard(READ),
+            responses={200: {"description": "a labelled render output or its report; header Digest-SHA256",
+                             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+def job_output(job_id: str, name: str, request: Request,
+               principal: Annotated[Principal, Depends(require(READ))]) -> FileResponse:
+    """A render's output (watermarked, C2PA-signed, labelled) or its report, with its SHA-256."""
+    services = request.app.state.services
+    job = services.queue.get(job_id, org_id=principal.user.org_id)
+    result = job.result or {}
+    known = {o["name"]: o.get("sha256") for o in result.get("outputs", [])}
+    known.update({n: None for n in (result.get("report") or {}).values() if n})
+    if job.kind != "render" or name not in known:
+        raise NotFound(f"job {job_id} has no output {name!r}")
+    path = render_output_folder(services.workspace, job.id) / Path(name).name
+    if not path.is_file():
+        raise NotFound(f"job {job_id}: {name} is gone")
+    headers = {"Digest-SHA256": known[name]} if known[name] else {}
+    if name.endswith(".html"):
+        headers["Content-Security-Policy"] = EVIDENCE_CSP
+    return FileResponse(path, headers=headers, filename=path.name,
+                        content_disposition_type="inline" if name.endswith((".html", ".json")) else "attachment")
 
 
 @router.get("/ledger", response_model=LedgerPage, **guard(READ))
