@@ -64,6 +64,8 @@ def test_render_job_writes_a_labelled_output_on_the_ledger(trained_world, servic
     events = trained_world.workspace.ledger.find("render.completed", job_id=result["render_job_id"])
     assert len(events) == 1 and events[0].payload["watermark_payload"] == output["watermark_payload"]
     assert legal.get(f"/api/v1/jobs/{job.id}/outputs/{result['report']['html']}").status_code == 200
+    page = legal.get(f"/jobs/{job.id}")
+    assert page.status_code == 200 and output["name"] in page.text and output["sha256"] in page.text
 
 
 @pytest.mark.parametrize(("use", "revoke", "reason"), [
