@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
+from likeness.service.consent_view import consent_overview
 from likeness.service.errors import Forbidden, NotFound, ServiceError
 from likeness.service.job_kinds import exported_models, render_output_folder, uploads_root
 from likeness.service.jobs import JobView
@@ -271,6 +272,67 @@ async def create_verification(request: Request) -> JSONResponse:
     principal = require(VERIFY, csrf_from_header=False)(request)
     job = await accept_verification_upload(request, principal, csrf_header=request.headers.get("x-csrf-token"))
     return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+class SubjectOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+    kind: str
+    holder: str
+    owned: bool = Field(description="the organisation owns this subject (a virtual idol)")
+    references: int = Field(description="reference photos bound to the ledger")
+
+
+class GrantOut(BaseModel):
+    id: str
+    subject_slug: str
+    org_slug: str
+    holder_slug: str
+    uses: list[str]
+    valid_from: str
+    valid_until: str
+    max_renders: int | None
+    renders_used: int
+    allow_unlabelled: bool
+    purpose: str
+    issued_at: str
+    signature_sha256: str
+    state: str = Field(description="active, revoked, expired, not_yet_valid or altered (docs/consent.md)")
+    revoked_at: str | None
+
+
+class ReleaseOut(BaseModel):
+    id: str
+    performer_slug: str
+    org_slug: str
+    valid_from: str
+    valid_until: str
+    purpose: str
+    issued_at: str
+    state: str
+    revoked_at: str | None
+
+
+@router.get("/subjects", response_model=list[SubjectOut], **guard(READ))
+def list_subjects(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
+    """Subjects your organisation owns or holds a grant or release for."""
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
+                            principal.user.org_slug)["subjects"]
+
+
+@router.get("/grants", response_model=list[GrantOut], **guard(READ))
+def list_grants(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
+    """Grants to your organisation, with their state as the policy engine decides it."""
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
+                            principal.user.org_slug)["grants"]
+
+
+@router.get("/releases", response_model=list[ReleaseOut], **guard(READ))
+def list_releases(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
+    """Performer releases to your organisation, with their state."""
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
+                            principal.user.org_slug)["releases"]
 
 
 class ModelOut(BaseModel):

@@ -259,6 +259,14 @@ async def verify_upload(request: Request) -> Response:
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
+@router.get("/consent", **guard(READ))
+def consent_page(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
+    from likeness.service.consent_view import consent_overview
+
+    overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
+    return render(request, "consent.html", overview, principal=principal)
+
+
 @router.get("/ledger", **guard(READ))
 def ledger_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
                 after: int | None = None) -> Response:
