@@ -86,3 +86,17 @@ def test_console_errors_are_pages_for_browsers_and_sign_in_redirects(service_wor
     missing = client.get("/nowhere", headers={"accept": "text/html"})
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert "404" in missing.text
+
+
+def test_a_large_json_body_is_refused_before_it_is_read_whole(service_world):
+    client = service_world.token_client(Role.VIEWER)
+    huge = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post("/api/v1/tokens", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
+
+    def chunks():  # no Content-Length: counted while it arrives
+        for _ in range(40):
+            yield b"x" * 65536
+
+    streamed = client.post("/api/v1/tokens", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413

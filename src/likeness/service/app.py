@@ -21,7 +21,7 @@ from likeness.config import Settings
 from likeness.service.accounts import Accounts
 from likeness.service.jobs import JobQueue
 from likeness.service.problems import PROBLEM_SCHEMA, CrashToProblem, MEDIA_TYPE, install_problem_handlers
-from likeness.service.security import RateLimiter, SecurityHeaders
+from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
 from likeness.service.uploads import UploadLimits
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, workspace: Any = None, accounts: Accounts 
     app.include_router(api_router)
     install_console(app)
     # Added last = outermost: the security headers wrap the crash handler's 500 too.
+    app.add_middleware(BodyLimit)
     app.add_middleware(CrashToProblem)
     app.add_middleware(SecurityHeaders)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -80,6 +80,58 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+#: Largest request body other than a multipart upload (JSON, forms): 1 MiB.
+MAX_PLAIN_BODY_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body that is not ``multipart/form-data`` (whose file parts
+    the upload code limits by type while streaming) may be at most ``MAX_PLAIN_BODY_BYTES``."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_PLAIN_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if headers.get(b"content-type", b"").startswith(b"multipart/form-data"):
+            await self.app(scope, receive, send)
+            return
+        from likeness.service.problems import problem
+
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await problem(413, detail=f"request bodies are limited to {self.limit} bytes",
+                          instance=scope.get("path"))(scope, receive, send)
+            return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            # Past the limit: answer 413 now and tell the app the client is gone, so it stops
+            # reading (whatever it sends afterwards is dropped).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await problem(413, detail=f"request bodies are limited to {self.limit} bytes",
+                                  instance=scope.get("path"))(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, guarded_send)
+
+
 class RateLimiter:
     """At most ``limit`` events per key within ``window_s`` seconds (a sliding window, kept in
     this process: one service process per workspace, see docs/service.md)."""

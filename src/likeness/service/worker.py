@@ -23,6 +23,8 @@ from likeness.service.jobs import CANCELLED, FAILED, SUCCEEDED, JobCancelled, Jo
 from likeness.service.roles import Permission
 
 log = logging.getLogger("likeness.worker")
+#: Progress reports are written to the job row at most this often (and at every heartbeat).
+REPORT_EVERY_S = 0.5
 
 
 @dataclass
@@ -72,6 +74,7 @@ class _Heartbeat(threading.Thread):
         self.lease_lost = False
         self.lock = threading.Lock()
         self.latest: tuple[float, str] | None = None
+        self.last_write = 0.0
 
     def run(self) -> None:
         interval = max(0.05, self.queue.lease_s / 3)
@@ -93,7 +96,11 @@ class _Heartbeat(threading.Thread):
     def report(self, progress: float, message: str) -> None:
         with self.lock:
             self.latest = (progress, message)
-        self.beat()
+            due = time.monotonic() - self.last_write >= REPORT_EVERY_S
+            if due:
+                self.last_write = time.monotonic()
+        if due:  # a render reports every frame: write at most twice a second, the heartbeat does the rest
+            self.beat()
         if self.lease_lost:
             raise LeaseLost(f"job {self.job_id} was taken over by another worker")
         if self.cancel_requested:
