@@ -144,3 +144,23 @@ def test_console_upload_needs_the_csrf_field_before_any_byte_is_written(service_
 ])
 def test_file_names_are_sanitised(name, expected):
     assert sanitise_filename(name) == expected
+
+
+def test_with_worker_runs_jobs_inside_the_service_process(settings, workspace, astronaut):
+    import time
+
+    from tests.service.conftest import build_service_world
+
+    world = build_service_world(settings, workspace)
+    world.app = create_app(settings, workspace=workspace, accounts=world.accounts, with_worker=True)
+    try:
+        legal = world.token_client(Role.LEGAL)
+        job = legal.post("/api/v1/verifications", files={"file": ("a.png", _png(astronaut))}).json()
+        deadline = time.monotonic() + 120
+        while (state := legal.get(f"/api/v1/jobs/{job['id']}").json())["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert state["state"] == "succeeded" and state["result"]["verification"]["verdict"] == "no-enrolled-artist"
+    finally:
+        world.app.state.services.worker.stop()
+        world.app.state.services.worker_thread.join(timeout=30)

@@ -38,6 +38,7 @@ class Services:
     limits: UploadLimits
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 300.0))
     upload_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(60, 60.0))
+    worker: Any = None
     worker_thread: threading.Thread | None = None
 
 
@@ -107,4 +108,4 @@ def _start_worker_thread(services: Services) -> None:
     worker = Worker(services.workspace)
     thread = threading.Thread(target=worker.run_forever, kwargs={"poll_s": 1.0}, daemon=True, name="likeness-worker")
     thread.start()
-    services.worker_thread = thread
+    services.worker, services.worker_thread = worker, thread
