@@ -4,10 +4,11 @@ stays intact and no event is lost (at least 200 interleaved appends)."""
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 
 from likeness.config import Settings
-from likeness.service.app import create_app
 from likeness.service.accounts import Accounts
+from likeness.service.app import create_app
 from likeness.service.jobs import JobQueue
 from likeness.service.roles import Permission, Role
 from likeness.service.worker import JOB_KINDS, JobKind, Worker, register_kind
@@ -68,7 +69,7 @@ def test_api_and_two_workers_append_concurrently_on_postgresql(postgres_url, tmp
         assert len({(e.payload["job"], e.payload["index"]) for e in worker_events}) == JOBS * EVENTS_PER_JOB
         # interleaved: the API's events sit between the workers' events, not after them
         kinds = [e.event_type for e in workspace.ledger.page(after=before, limit=expected)]
-        switches = sum(1 for a, b in zip(kinds, kinds[1:]) if a != b)
+        switches = sum(1 for a, b in pairwise(kinds) if a != b)
         assert switches >= 10
     finally:
         JOB_KINDS.pop("test-ledger", None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import cv2
@@ -30,9 +29,9 @@ def _uploaded_files(world):
 
 
 def test_verify_upload_runs_as_the_cli_does_and_is_on_the_ledger(service_world, astronaut, tmp_path):
-    service_world.workspace.settings  # the enrolled gallery: mina's reference is the astronaut
     from tests.conftest import ConsentWorld
 
+    # the enrolled gallery: mina's reference is the astronaut
     world = ConsentWorld(service_world.workspace, tmp_path)
     world.enroll_faces()
     legal = service_world.token_client(Role.LEGAL)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    open_workspace,
+    settings_from,
+)
 
 user_app = typer.Typer(help="The service's users and their roles (admin, studio, legal, viewer).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for scripts: stored hashed, scoped to a role, revocable.", no_args_is_help=True)
@@ -40,7 +47,7 @@ def serve(
 
 def worker(
     ctx: typer.Context,
-    max_jobs: Annotated[Optional[int], typer.Option("--max-jobs", min=1, help="Stop after this many jobs.")] = None,
+    max_jobs: Annotated[int | None, typer.Option("--max-jobs", min=1, help="Stop after this many jobs.")] = None,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between looks at an empty queue.")] = 1.0,
 ) -> None:
     """Run the service's jobs (verify, ...) from the database until stopped; run several for more throughput."""
@@ -69,8 +76,8 @@ def user_add(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="Lower-case user name (letters, digits, . _ -).")],
     role: Annotated[str, typer.Option("--role", help=ROLE_HELP)] = "viewer",
-    org: Annotated[Optional[str], typer.Option("--org", help="Organisation slug (default: the only one).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Display name.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation slug (default: the only one).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
 ) -> None:
     """Add a user (the first admin is made here); on the ledger."""
@@ -124,8 +131,8 @@ def token_create(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="Whose token it is.")],
     name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "script",
-    role: Annotated[Optional[str], typer.Option("--role", help="The user's own role (default) or viewer.")] = None,
-    days: Annotated[Optional[int], typer.Option("--days", min=1, max=3650, help="Expire after this many days.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="The user's own role (default) or viewer.")] = None,
+    days: Annotated[int | None, typer.Option("--days", min=1, max=3650, help="Expire after this many days.")] = None,
 ) -> None:
     """Create an API token (printed once on standard output); on the ledger."""
     from likeness.service.accounts import Accounts

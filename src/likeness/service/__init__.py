@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def create_app(*args: Any, **kwargs: Any):  # noqa: ANN201 (kept lazy: FastAPI imports on first use)
+def create_app(*args: Any, **kwargs: Any):
     from likeness.service.app import create_app as build
 
     return build(*args, **kwargs)

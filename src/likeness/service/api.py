@@ -16,11 +16,15 @@ from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.consent_view import consent_overview
 from likeness.service.errors import Forbidden, NotFound, ServiceError
-from likeness.service.job_kinds import exported_models, render_output_folder, uploads_root
+from likeness.service.job_kinds import (
+    exported_models,
+    render_output_folder,
+    uploads_root,
+)
 from likeness.service.jobs import JobView
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
-from likeness.service.uploads import UploadLimits, new_upload_folder, receive_upload
+from likeness.service.uploads import new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
 
 router = APIRouter(prefix="/api/v1")

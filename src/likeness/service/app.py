@@ -20,7 +20,12 @@ from likeness import __version__
 from likeness.config import Settings
 from likeness.service.accounts import Accounts
 from likeness.service.jobs import JobQueue
-from likeness.service.problems import PROBLEM_SCHEMA, CrashToProblem, MEDIA_TYPE, install_problem_handlers
+from likeness.service.problems import (
+    MEDIA_TYPE,
+    PROBLEM_SCHEMA,
+    CrashToProblem,
+    install_problem_handlers,
+)
 from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
 from likeness.service.uploads import UploadLimits
 

@@ -14,7 +14,12 @@ from fastapi import Depends, Request
 
 from likeness.service.errors import Forbidden, NotAuthenticated
 from likeness.service.roles import Permission, allows
-from likeness.service.security import SESSION_COOKIE, UNSAFE_METHODS, Principal, check_csrf
+from likeness.service.security import (
+    SESSION_COOKIE,
+    UNSAFE_METHODS,
+    Principal,
+    check_csrf,
+)
 
 
 def services(request: Request) -> Any:

@@ -8,8 +8,8 @@ problem type the API would send.
 from __future__ import annotations
 
 import secrets
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -18,16 +18,28 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 
 from likeness.service.accounts import same_secret
 from likeness.service.api import accept_verification_upload
 from likeness.service.auth import current_principal, guard, public, require
-from likeness.service.errors import CsrfFailed, Forbidden, LoginFailed, NotFound, RateLimited
+from likeness.service.errors import (
+    CsrfFailed,
+    Forbidden,
+    LoginFailed,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+)
 from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.roles import Permission, allows
-from likeness.service.security import LANG_COOKIE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, Principal, check_csrf
-from likeness.service.worker import JOB_KINDS, job_folder
+from likeness.service.security import (
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Principal,
+    check_csrf,
+)
+from likeness.service.worker import JOB_KINDS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -74,7 +86,7 @@ def error_page(request: Request, status: int, title: str, detail: str | None, he
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     try:
         principal = current_principal(request)
-    except Exception:  # a broken token header: show the page without a user
+    except NotAuthenticated:  # a broken token header: show the page without a user
         principal = None
     response = render(request, "error.html", {"status": status, "title": title, "detail": detail},
                       status=status, principal=principal)
@@ -85,7 +97,7 @@ def error_page(request: Request, status: int, title: str, detail: str | None, he
 
 # --- sign in and out, language -------------------------------------------------------------
 @router.get("/login", **public())
-def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 (the query parameter's name)
+def login_form(request: Request, next: str = "/") -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = render(request, "login.html", {"next": local_path(next), "login_csrf": token, "error": None})
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
@@ -94,7 +106,7 @@ def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 (th
 
 @router.post("/login", **public())
 def login(request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=1024)],
-          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=2000)] = "/") -> Response:  # noqa: A002
+          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
     services = request.app.state.services
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not same_secret(cookie, csrf_token):
@@ -114,7 +126,7 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)], pass
         return render(request, "login.html", {"next": local_path(next), "login_csrf": cookie,
                                               "error": _("Wrong user name or password.")}, status=401)
     services.login_limiter.reset(keys[1])
-    secret, session = services.accounts.start_session(user)
+    secret, _session = services.accounts.start_session(user)
     response = RedirectResponse(local_path(next), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, secret, max_age=12 * 3600)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -132,7 +144,7 @@ def logout(request: Request, principal: Annotated[Principal, Depends(require(REA
 
 
 @router.get("/lang/{code}", **public())
-def set_language(code: str, request: Request, next: str = "/") -> Response:  # noqa: A002
+def set_language(code: str, request: Request, next: str = "/") -> Response:
     if code not in LANGUAGES:
         raise NotFound(f"no language {code!r}: one of {', '.join(LANGUAGES)}")
     response = RedirectResponse(local_path(next), status_code=303)
@@ -160,7 +172,7 @@ def web_font(name: str) -> bytes:
     from likeness.provenance.visible_label import label_font_path
 
     font = TTFont(str(label_font_path().parent / name))
-    for tag in [t for t in font.keys() if t.startswith("TSI")]:
+    for tag in [t for t in font.keys() if t.startswith("TSI")]:  # noqa: SIM118 (a TTFont, not a dict)
         del font[tag]
     out = io.BytesIO()
     font.save(out)

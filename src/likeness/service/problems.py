@@ -20,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from likeness.errors import ConfigError, ConsentError, LikenessError, MediaError, RegistryError
+from likeness.errors import (
+    ConfigError,
+    ConsentError,
+    LikenessError,
+    MediaError,
+    RegistryError,
+)
 from likeness.service.errors import ServiceError
 
 #: Problem types are URNs: stable names, not pages to fetch.

@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
 from likeness.verify.pipeline import sniff
@@ -206,7 +208,8 @@ async def receive_upload(content_type: str | None, body: AsyncIterator[bytes], f
         form.close()
         _remove(folder)
         raise
-    except Exception as exc:  # malformed multipart from python-multipart, a client that went away
+    except (MultipartParseError, FormParserError, ClientDisconnect, OSError, ValueError) as exc:
+        # malformed multipart, a client that went away, a disk that filled up
         form.close()
         _remove(folder)
         raise ServiceError(f"could not read the upload: {exc}") from None

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from likeness.errors import LikenessError
-from likeness.service.jobs import CANCELLED, FAILED, SUCCEEDED, JobCancelled, JobQueue, JobView, LeaseLost
+from likeness.service.jobs import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    JobCancelled,
+    JobQueue,
+    JobView,
+    LeaseLost,
+)
 from likeness.service.roles import Permission
 
 log = logging.getLogger("likeness.worker")
