@@ -146,6 +146,19 @@ def test_admin_adds_users_and_changes_roles_on_the_ledger(service_world):
     assert {u["username"] for u in admin.get("/api/v1/users").json()} >= {"jiwoo", "admin", "legal"}
 
 
+def test_a_deactivated_user_s_sessions_and_tokens_stop_at_once(service_world):
+    browser = service_world.client()
+    service_world.login(browser, "legal")
+    legal = service_world.token_client(Role.LEGAL)
+    admin = service_world.token_client(Role.ADMIN)
+    assert admin.patch("/api/v1/users/legal", json={"active": False}).json()["active"] is False
+    assert legal.get("/api/v1/me").status_code == 401 and browser.get("/api/v1/me").status_code == 401
+    assert _events(service_world, "service.user_deactivated")[-1]["by"] == "admin"
+    assert admin.patch("/api/v1/users/admin", json={"active": False}).status_code == 403
+    assert admin.patch("/api/v1/users/legal", json={"active": True}).json()["active"] is True
+    assert legal.get("/api/v1/me").status_code == 200
+
+
 def test_a_token_outlives_no_role_change(service_world):
     """A legal token stops working when its user is made a viewer: it would hold more than the user."""
     legal = service_world.token_client(Role.LEGAL)

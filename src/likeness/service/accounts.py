@@ -177,6 +177,25 @@ class Accounts:
             })
         return user
 
+    def set_active(self, username: str, active: bool, *, actor: User | None = None) -> User:
+        """Deactivate a user (their sessions and tokens stop working at once) or reactivate
+        them; on the ledger. Not oneself."""
+        with self._sessions() as session:
+            row = session.scalar(select(ServiceUser).where(ServiceUser.username == username))
+            if row is None or (actor is not None and row.org_id != actor.org_id):
+                raise NotFound(f"no user {username!r}")
+            if actor is not None and row.id == actor.id:
+                raise Forbidden("you cannot deactivate yourself")
+            changed = row.active != active
+            row.active, row.updated_at = active, utc_stamp(self._clock())
+            session.commit()
+            user = self._user(row, self._org_slug(session, row.org_id))
+        if changed:
+            self.workspace.ledger.append("service.user_reactivated" if active else "service.user_deactivated", {
+                "user_id": user.id, "username": username, "by": actor.username if actor else None,
+            })
+        return user
+
     def authenticate(self, username: str, password: str, *, client: str | None = None) -> User:
         """The user, when the password is theirs and they are active; else ``LoginFailed``
         (the same message either way). Both outcomes go on the ledger."""

@@ -54,8 +54,9 @@ class UserIn(BaseModel):
     display_name: str | None = Field(default=None, max_length=200)
 
 
-class RoleIn(BaseModel):
-    role: Role
+class UserPatch(BaseModel):
+    role: Role | None = None
+    active: bool | None = Field(default=None, description="false: the user's sessions and tokens stop working")
 
 
 class TokenIn(BaseModel):
@@ -229,10 +230,18 @@ def add_user(body: UserIn, request: Request,
 
 
 @router.patch("/users/{username}", response_model=UserOut, **guard(USERS))
-def change_role(username: str, body: RoleIn, request: Request,
+def change_user(username: str, body: UserPatch, request: Request,
                 principal: Annotated[Principal, Depends(require(USERS))]) -> dict[str, Any]:
-    """Change a user's role (on the ledger). Not your own."""
-    return request.app.state.services.accounts.set_role(username, body.role, actor=principal.user).as_dict()
+    """Change a user's role, or deactivate or reactivate them (on the ledger). Not yourself."""
+    accounts = request.app.state.services.accounts
+    user = accounts.get_user(username)
+    if user.org_id != principal.user.org_id:
+        raise NotFound(f"no user {username!r}")
+    if body.role is not None:
+        user = accounts.set_role(username, body.role, actor=principal.user)
+    if body.active is not None:
+        user = accounts.set_active(username, body.active, actor=principal.user)
+    return user.as_dict()
 
 
 @router.get("/tokens", response_model=list[TokenOut], **guard(READ))
