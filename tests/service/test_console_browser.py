@@ -90,6 +90,7 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
     page = context.new_page()
     console_errors: list[str] = []
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
     try:
         page.goto(f"{live_service}/")
         assert page.url.endswith("/login?next=/")
@@ -110,6 +111,7 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         page.screenshot(path=str(shots / "3-verify-form.png"), full_page=True)
         page.click("form[data-upload-form] button[type=submit]")
         page.wait_for_url(f"{live_service}/jobs/*")
+        page.screenshot(path=str(shots / "4a-job-progress.png"), full_page=True)  # whatever state it is in now
         page.wait_for_selector(".verdict.big", timeout=120_000)
         verdict = page.locator(".verdict.big").inner_text()
         assert verdict in {"no-enrolled-artist", "enrolled-artist-unlabelled"}
@@ -121,6 +123,11 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         report = context.request.get(page.locator("a[href$='/evidence/html']").get_attribute("href")
                                      .replace("/api", f"{live_service}/api", 1))
         assert report.status == 200
+
+        page.click("nav >> a[href='/consent']")
+        assert page.locator("td", has_text="mina").count() >= 1
+        page.screenshot(path=str(shots / "5a-consent.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
 
         page.click("nav >> a[href='/ledger']")
         assert page.locator("[data-chain=ok]").is_visible()

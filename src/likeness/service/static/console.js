@@ -7,12 +7,16 @@ document.addEventListener("DOMContentLoaded", () => {
     const state = card.querySelector("[data-job-state]");
     const message = card.querySelector("[data-job-message]");
     const progress = card.querySelector("[data-job-progress]");
+    const labels = state && state.dataset.labels ? JSON.parse(state.dataset.labels) : {};
     const source = new EventSource(card.dataset.jobEvents);
     source.addEventListener("job", (event) => {
       const job = JSON.parse(event.data);
       if (progress) progress.value = job.progress;
-      if (message) message.textContent = job.message;
-      if (state) { state.className = "state " + job.state; }
+      if (message) message.textContent = job.message === job.state ? "" : job.message;
+      if (state) {
+        state.className = "state " + job.state;
+        state.textContent = labels[job.state] || job.state;
+      }
     });
     source.addEventListener("end", () => { source.close(); window.location.reload(); });
   }
