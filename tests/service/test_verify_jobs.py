@@ -163,3 +163,28 @@ def test_with_worker_runs_jobs_inside_the_service_process(settings, workspace, a
     finally:
         world.app.state.services.worker.stop()
         world.app.state.services.worker_thread.join(timeout=30)
+
+
+def test_a_video_upload_is_verified_and_a_too_large_one_refused_by_the_video_limit(settings, workspace, astronaut, tmp_path):
+    from likeness.media.synthetic import write_clip
+    from tests.service.conftest import build_service_world
+
+    clip = write_clip(tmp_path / "fancam.mp4", astronaut, seconds=1.0, fps=10, size=(320, 240), with_audio=False)
+    size = clip.stat().st_size
+    world = build_service_world(settings.model_copy(update={"upload_max_video_bytes": size - 1}), workspace)
+    small = world.settings
+    world.app = create_app(small, workspace=workspace, accounts=world.accounts)
+    legal = world.token_client(Role.LEGAL)
+    refused = legal.post("/api/v1/verifications", files={"file": ("fancam.png", clip.read_bytes(), "image/png")})
+    assert refused.status_code == 413 and f"video larger than {size - 1} bytes" in refused.json()["detail"]
+
+    roomy = settings.model_copy(update={"upload_max_video_bytes": size})
+    world.app = create_app(roomy, workspace=workspace, accounts=world.accounts)
+    legal = world.token_client(Role.LEGAL)
+    created = legal.post("/api/v1/verifications", files={"file": ("fancam.mp4", clip.read_bytes())})
+    assert created.status_code == 202 and created.json()["params"]["media_type"] == "video"
+    done = Worker(workspace).run_one()
+    assert done.state == "succeeded", done.error
+    verification = done.result["verification"]
+    assert verification["media_type"] == "video" and verification["verdict"] == "no-enrolled-artist"
+    assert legal.get(f"/jobs/{done.id}/upload").status_code == 404  # videos are not echoed back
