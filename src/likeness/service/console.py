@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from likeness.service.accounts import same_secret
-from likeness.service.api import accept_verification_upload
+from likeness.service.api import accept_upload, accept_verification_upload
 from likeness.service.auth import current_principal, guard, public, require
 from likeness.service.errors import (
     CsrfFailed,
@@ -44,7 +44,7 @@ from likeness.service.worker import JOB_KINDS
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-READ, VERIFY = Permission.READ, Permission.VERIFY
+READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
 
 VERDICT_TONES = {
@@ -64,6 +64,7 @@ def render(request: Request, name: str, context: dict[str, Any], *, status: int 
     base = {
         "lang": lang, "_": translator(lang), "principal": principal, "path": request.url.path,
         "can_verify": principal is not None and allows(principal.role, VERIFY),
+        "can_render": principal is not None and allows(principal.role, RENDER),
         "csrf_token": principal.session.csrf_token if principal and principal.session else "",
         "verdict_tones": VERDICT_TONES,
     }
@@ -224,13 +225,14 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
 
 @router.get("/jobs/{job_id}/upload", **guard(READ))
 def job_upload(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
-    """The uploaded still of a verification, for the result page (videos are not echoed back)."""
+    """The uploaded still of a verification or a render's target, for the result page (videos
+    are not echoed back)."""
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
     job = services.queue.get(job_id, org_id=principal.user.org_id)
     params = job.params
-    if job.kind != "verify" or params.get("media_type") != "image" or params.get("container") not in IMAGE_TYPES:
+    if job.kind not in ("verify", "render") or params.get("media_type") != "image" or params.get("container") not in IMAGE_TYPES:
         raise NotFound(f"job {job_id} has no image to show")
     path = uploads_root(services.workspace) / str(params["upload"])
     if not path.is_file():
@@ -277,6 +279,26 @@ def consent_page(request: Request, principal: Annotated[Principal, Depends(requi
 
     overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
     return render(request, "consent.html", overview, principal=principal)
+
+
+@router.get("/render", **guard(RENDER))
+def render_form(request: Request, principal: Annotated[Principal, Depends(require(RENDER))]) -> Response:
+    from likeness.consent.vocabulary import FINAL_MEDIA_USES
+    from likeness.service.job_kinds import exported_models
+
+    models = exported_models(request.app.state.services.workspace, principal.user.org_id)
+    limits = request.app.state.services.limits
+    return render(request, "render.html", {"models": models, "uses": FINAL_MEDIA_USES,
+                                           "image_mib": limits.image_bytes // (1024 * 1024),
+                                           "video_mib": limits.video_bytes // (1024 * 1024)}, principal=principal)
+
+
+@router.post("/render", openapi_extra={"x-permission": Permission.RENDER.value},
+             dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))])
+async def render_upload(request: Request) -> Response:
+    principal = require(RENDER, csrf_from_header=False)(request)
+    job = await accept_upload(request, principal, kind="render", csrf_header=None, fields=("model", "use"))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/ledger", **guard(READ))
