@@ -32,6 +32,20 @@ class Settings(BaseSettings):
         "ledger heads and 'audit verify' looks for the latest one",
     )
 
+    # --- the service (likeness serve / likeness worker) ----------------------------------
+    upload_max_image_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="largest image upload the service accepts (bytes)"
+    )
+    upload_max_video_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024, ge=1, description="largest video upload the service accepts (bytes)"
+    )
+    jobs_per_org: int = Field(
+        default=2, ge=1, le=256, description="jobs of one organisation that run at the same time, across all workers"
+    )
+    job_lease_s: float = Field(
+        default=30.0, gt=0, description="a running job whose worker sent no heartbeat for this long is taken over"
+    )
+
     @field_validator("anchor_dirs", mode="before")
     @classmethod
     def _split_folder_list(cls, value: Any) -> Any:
@@ -60,3 +74,8 @@ class Settings(BaseSettings):
     @property
     def outputs_dir(self) -> Path:
         return self.resolved_home / "outputs"
+
+    @property
+    def service_dir(self) -> Path:
+        """The service's uploads and job folders (inside the workspace)."""
+        return self.resolved_home / "service"

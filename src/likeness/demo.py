@@ -171,6 +171,26 @@ def print_audit_trail(workspace: Workspace, console: Console) -> None:
         console.print(f"[red]audit problem[/] {escape(f'{problem.kind}: {problem.subject}: {problem.message}')}")
 
 
+def console_login(workspace: Workspace, console: Console, *, username: str = "demo-legal") -> tuple[str, str]:
+    """A legal user with a fresh random password, so the console can open this workspace."""
+    import secrets
+
+    from likeness.service.accounts import Accounts
+    from likeness.service.errors import Conflict
+    from likeness.service.roles import Role
+
+    password = secrets.token_urlsafe(12)
+    accounts = Accounts(workspace)
+    try:
+        accounts.add_user(username, password, Role.LEGAL, display_name="Demo legal team", actor="demo")
+    except Conflict:  # a second demo run in the same workspace: a new user name
+        username = f"{username}-{secrets.token_hex(3)}"
+        accounts.add_user(username, password, Role.LEGAL, display_name="Demo legal team", actor="demo")
+    console.print(f"[bold]8. Console[/]  likeness --home {workspace.home} serve --with-worker\n"
+                  f"    then open http://127.0.0.1:8000/ and sign in as {username} / {password}")
+    return username, password
+
+
 def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0) -> DemoResult:
     """The whole story; returns where the labelled output and its reports are."""
     from likeness.media import iter_video_frames, write_image
@@ -205,6 +225,7 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
         except ConsentError as exc:
             console.print(f"render after revocation [red]refused[/] ({exc.reason})")
         print_audit_trail(workspace, console)
+        console_login(workspace, console)
         console.print(f"\n[bold]labelled output[/]: {output}\n[bold]render report[/]: "
                       f"{result.outputs['report']}\n[bold]workspace[/]: {workspace.home}")
         return result

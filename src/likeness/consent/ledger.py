@@ -267,6 +267,15 @@ class Ledger:
             rows = [_event(r) for r in session.scalars(query)]
         return sorted(rows, key=lambda e: e.seq)
 
+    def page(self, *, after: int = 0, limit: int = 100, event_type: str | None = None) -> list[LedgerEvent]:
+        """Up to ``limit`` events with a sequence number above ``after``, in ledger order (the
+        service pages through the ledger with it)."""
+        with self._session_factory() as session:
+            query = select(LedgerRow).where(LedgerRow.seq > after).order_by(LedgerRow.seq).limit(limit)
+            if event_type is not None:
+                query = query.where(LedgerRow.event_type == event_type)
+            return [_event(r) for r in session.scalars(query)]
+
     def find(self, event_type: str | Sequence[str], **payload_equals: Any) -> list[LedgerEvent]:
         """Events of ``event_type`` (or any of several types) whose payload has all the given
         top-level key/value pairs, in ledger order (``find_events``: one narrowed query, e.g.

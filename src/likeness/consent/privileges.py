@@ -41,6 +41,12 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "ledger_watermark_index": APPEND,
 }
 
+#: The service's own rows change (a role, a revoked token or session, a job's state and lease);
+#: they are operational state, not evidence: what is evidence about them (logins, role changes,
+#: tokens, verifications) is on the ledger. UPDATE only, never DELETE.
+SERVICE_STATE_TABLES = ("service_users", "service_sessions", "service_api_tokens", "jobs")
+TABLE_PRIVILEGES.update({table: ("SELECT", "INSERT", "UPDATE") for table in SERVICE_STATE_TABLES})
+
 _ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 

@@ -1,0 +1,116 @@
+"""The service's app factory: ``create_app(settings)`` over the same workspace as the CLI.
+
+Example::
+
+    from likeness.config import Settings
+    from likeness.service import create_app
+    app = create_app(Settings(home="likeness-home"))   # uvicorn.run(app)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from likeness import __version__
+from likeness.config import Settings
+from likeness.service.accounts import Accounts
+from likeness.service.jobs import JobQueue
+from likeness.service.problems import (
+    MEDIA_TYPE,
+    PROBLEM_SCHEMA,
+    CrashToProblem,
+    install_problem_handlers,
+)
+from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
+from likeness.service.uploads import UploadLimits
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+
+@dataclass
+class Services:
+    """What the routes use, built once per app."""
+
+    settings: Settings
+    workspace: Any
+    accounts: Accounts
+    queue: JobQueue
+    limits: UploadLimits
+    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 300.0))
+    upload_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(60, 60.0))
+    worker: Any = None
+    worker_thread: threading.Thread | None = None
+
+
+def create_app(settings: Settings, *, workspace: Any = None, accounts: Accounts | None = None,
+               with_worker: bool = False) -> FastAPI:
+    """The FastAPI app. ``workspace``: an open ``Workspace`` (default: open ``settings``'
+    workspace). ``with_worker``: also run jobs in a thread of this process (a laptop)."""
+    from likeness.service import job_kinds  # noqa: F401  (registers the job kinds)
+    from likeness.service.api import router as api_router
+    from likeness.service.console import install_console
+    from likeness.workspace import Workspace
+
+    workspace = workspace or Workspace.open(settings)
+    services = Services(
+        settings=settings, workspace=workspace, accounts=accounts or Accounts(workspace),
+        queue=JobQueue.for_workspace(workspace),
+        limits=UploadLimits(settings.upload_max_image_bytes, settings.upload_max_video_bytes),
+    )
+    app = FastAPI(
+        title="likeness", version=__version__, openapi_url=OPENAPI_PATH, docs_url=None, redoc_url=None,
+        description="Consent-bound face synthesis, labelling and verification: the agency's service.",
+    )
+    app.state.services = services
+    install_problem_handlers(app)
+    app.include_router(api_router)
+    install_console(app)
+    # Added last = outermost: the security headers wrap the crash handler's 500 too.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(CrashToProblem)
+    app.add_middleware(SecurityHeaders)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    if with_worker:
+        _start_worker_thread(services)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI 3.1 of the API routes, with RFC 9457 problems as every operation's error answer
+    (FastAPI's own 422 schema is not what this service sends)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components["schemas"].pop("HTTPValidationError", None)
+    components["schemas"].pop("ValidationError", None)
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (likeness token create)"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "likeness_session"},
+    }
+    problem_response = {"description": "a problem (RFC 9457)",
+                        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["default"] = problem_response
+            if operation.get("x-permission") != "public":
+                operation["security"] = [{"bearer": []}, {"session": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def _start_worker_thread(services: Services) -> None:
+    from likeness.service.worker import Worker
+
+    worker = Worker(services.workspace)
+    thread = threading.Thread(target=worker.run_forever, kwargs={"poll_s": 1.0}, daemon=True, name="likeness-worker")
+    thread.start()
+    services.worker, services.worker_thread = worker, thread

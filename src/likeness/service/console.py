@@ -1,0 +1,323 @@
+"""The console: server-rendered Jinja2 pages in Korean and English, a little plain JS.
+
+Pages only parse, call the same library and service functions as the API, and render. A page
+that needs a sign-in redirects to ``/login``; other errors render an error page with the same
+problem type the API would send.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from likeness.service.accounts import same_secret
+from likeness.service.api import accept_upload, accept_verification_upload
+from likeness.service.auth import current_principal, guard, public, require
+from likeness.service.errors import (
+    CsrfFailed,
+    Forbidden,
+    LoginFailed,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+)
+from likeness.service.i18n import LANGUAGES, pick_language, translator
+from likeness.service.roles import Permission, allows
+from likeness.service.security import (
+    LANG_COOKIE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Principal,
+    check_csrf,
+)
+from likeness.service.worker import JOB_KINDS
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
+FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
+
+VERDICT_TONES = {
+    "authorized-synthetic": "good", "no-enrolled-artist": "neutral", "no-face": "neutral",
+    "synthetic-other-issuer": "info", "synthetic-consent-revoked": "warn",
+    "enrolled-artist-unlabelled": "bad", "tampered": "bad", "error": "bad",
+}
+
+
+def language(request: Request) -> str:
+    return pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
+           principal: Principal | None = None) -> HTMLResponse:
+    lang = language(request)
+    base = {
+        "lang": lang, "_": translator(lang), "principal": principal, "path": request.url.path,
+        "can_verify": principal is not None and allows(principal.role, VERIFY),
+        "can_render": principal is not None and allows(principal.role, RENDER),
+        "csrf_token": principal.session.csrf_token if principal and principal.session else "",
+        "verdict_tones": VERDICT_TONES,
+    }
+    return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """``target`` when it is a path on this site (no scheme, host or ``//``), else ``default``."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def error_page(request: Request, status: int, title: str, detail: str | None, headers: dict[str, str] | None = None) -> Response:
+    """The console's answer for an error (sign-in needed: a redirect to the login page)."""
+    if status == 401:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    try:
+        principal = current_principal(request)
+    except NotAuthenticated:  # a broken token header: show the page without a user
+        principal = None
+    response = render(request, "error.html", {"status": status, "title": title, "detail": detail},
+                      status=status, principal=principal)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+# --- sign in and out, language -------------------------------------------------------------
+@router.get("/login", **public())
+def login_form(request: Request, next: str = "/") -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = render(request, "login.html", {"next": local_path(next), "login_csrf": token, "error": None})
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.post("/login", **public())
+def login(request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=1024)],
+          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+    services = request.app.state.services
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not same_secret(cookie, csrf_token):
+        raise CsrfFailed("the sign-in form expired; reload it and try again")
+    client = request.client.host if request.client else "unknown"
+    keys = (f"ip:{client}", f"user:{username.lower()}")
+    try:
+        services.login_limiter.check(*keys, what="sign-in attempts")
+    except RateLimited:
+        services.accounts.record_failed_login(username, "rate_limited", client=client)
+        raise
+    try:
+        user = services.accounts.authenticate(username.strip().lower(), password, client=client)
+    except LoginFailed:
+        services.login_limiter.hit(*keys)
+        _ = translator(language(request))
+        return render(request, "login.html", {"next": local_path(next), "login_csrf": cookie,
+                                              "error": _("Wrong user name or password.")}, status=401)
+    services.login_limiter.reset(keys[1])
+    secret, _session = services.accounts.start_session(user)
+    response = RedirectResponse(local_path(next), status_code=303)
+    _set_cookie(request, response, SESSION_COOKIE, secret, max_age=12 * 3600)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout", **guard(READ, csrf_from_header=False))
+def logout(request: Request, principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
+           csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    check_csrf(principal, csrf_token)
+    request.app.state.services.accounts.end_session(request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/lang/{code}", **public())
+def set_language(code: str, request: Request, next: str = "/") -> Response:
+    if code not in LANGUAGES:
+        raise NotFound(f"no language {code!r}: one of {', '.join(LANGUAGES)}")
+    response = RedirectResponse(local_path(next), status_code=303)
+    _set_cookie(request, response, LANG_COOKIE, code, max_age=365 * 86400, http_only=False)
+    return response
+
+
+@router.get("/static/fonts/{name}", **public())
+def font(name: str) -> Response:
+    """NanumGothic (SIL OFL), from the koreanize-matplotlib package the product ships."""
+    if name not in FONT_FILES:
+        raise NotFound(f"no font {name!r}")
+    return Response(web_font(name), media_type="font/ttf", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@cache
+def web_font(name: str) -> bytes:
+    """The TTF as browsers accept it: the package's files carry empty VTT hinting-source tables
+    (TSI0-TSI5) that Chromium's font sanitiser (OTS) rejects, so they are left out; the glyphs,
+    metrics and hinting are unchanged."""
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    from likeness.provenance.visible_label import label_font_path
+
+    font = TTFont(str(label_font_path().parent / name))
+    for tag in [t for t in font.keys() if t.startswith("TSI")]:  # noqa: SIM118 (a TTFont, not a dict)
+        del font[tag]
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int,
+                http_only: bool = True) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict",
+                        secure=request.url.scheme == "https")
+
+
+# --- pages ------------------------------------------------------------------------------
+@router.get("/", **guard(READ))
+def dashboard(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
+    services = request.app.state.services
+    org_id = principal.user.org_id
+    running = services.queue.list(org_id=org_id, state="running", limit=20)
+    queued = services.queue.list(org_id=org_id, state="queued", limit=20)
+    verifications = [j for j in services.queue.list(org_id=org_id, kind="verify", limit=10)]
+    soon = datetime.now(UTC) + timedelta(days=30)
+    expiring = [
+        g for g in services.workspace.registry.list_grants(org=principal.user.org_slug)
+        if g.state == "active" and g.valid_until <= soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ]
+    return render(request, "dashboard.html", {"running": running, "queued": queued,
+                                              "verifications": verifications, "expiring": expiring},
+                  principal=principal)
+
+
+@router.get("/jobs", **guard(READ))
+def jobs_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
+              before: str | None = None) -> Response:
+    jobs = request.app.state.services.queue.list(org_id=principal.user.org_id, limit=50, before=before)
+    return render(request, "jobs.html", {"jobs": jobs, "next_before": jobs[-1].created_at if len(jobs) == 50 else None},
+                  principal=principal)
+
+
+@router.get("/jobs/{job_id}", **guard(READ))
+def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
+    job = request.app.state.services.queue.get(job_id, org_id=principal.user.org_id)
+    kind = JOB_KINDS.get(job.kind)
+    can_cancel = not job.terminal and kind is not None and allows(principal.role, kind.permission)
+    verification = (job.result or {}).get("verification") if job.kind == "verify" else None
+    return render(request, "job.html", {"job": job, "verification": verification, "can_cancel": can_cancel,
+                                        "evidence": (job.result or {}).get("evidence") or {}},
+                  principal=principal)
+
+
+@router.get("/jobs/{job_id}/upload", **guard(READ))
+def job_upload(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
+    """The uploaded still of a verification or a render's target, for the result page (videos
+    are not echoed back)."""
+    from likeness.service.job_kinds import uploads_root
+
+    services = request.app.state.services
+    job = services.queue.get(job_id, org_id=principal.user.org_id)
+    params = job.params
+    if job.kind not in ("verify", "render") or params.get("media_type") != "image" or params.get("container") not in IMAGE_TYPES:
+        raise NotFound(f"job {job_id} has no image to show")
+    path = uploads_root(services.workspace) / str(params["upload"])
+    if not path.is_file():
+        raise NotFound(f"job {job_id}: the upload is gone")
+    return FileResponse(path, media_type=IMAGE_TYPES[params["container"]])
+
+
+IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "bmp": "image/bmp"}
+
+
+@router.post("/jobs/{job_id}/cancel", openapi_extra={"x-permission": "job-kind"},
+             dependencies=[Depends(require(READ, csrf_from_header=False))])
+def cancel_from_console(job_id: str, request: Request,
+                        principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
+                        csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    check_csrf(principal, csrf_token)
+    queue = request.app.state.services.queue
+    job = queue.get(job_id, org_id=principal.user.org_id)
+    kind = JOB_KINDS.get(job.kind)
+    if kind is None or not allows(principal.role, kind.permission):
+        raise Forbidden(f"the {principal.role.value} role may not cancel {job.kind} jobs")
+    queue.cancel(job_id, org_id=principal.user.org_id)
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.get("/verify", **guard(VERIFY))
+def verify_form(request: Request, principal: Annotated[Principal, Depends(require(VERIFY))]) -> Response:
+    limits = request.app.state.services.limits
+    return render(request, "verify.html", {"image_mib": limits.image_bytes // (1024 * 1024),
+                                           "video_mib": limits.video_bytes // (1024 * 1024)}, principal=principal)
+
+
+@router.post("/verify", openapi_extra={"x-permission": VERIFY.value},
+             dependencies=[Depends(require(VERIFY, csrf_from_header=False))])
+async def verify_upload(request: Request) -> Response:
+    principal = require(VERIFY, csrf_from_header=False)(request)
+    job = await accept_verification_upload(request, principal, csrf_header=None)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.get("/consent", **guard(READ))
+def consent_page(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
+    from likeness.service.consent_view import consent_overview
+
+    overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
+    return render(request, "consent.html", overview, principal=principal)
+
+
+@router.get("/render", **guard(RENDER))
+def render_form(request: Request, principal: Annotated[Principal, Depends(require(RENDER))]) -> Response:
+    from likeness.consent.vocabulary import FINAL_MEDIA_USES
+    from likeness.service.job_kinds import exported_models
+
+    models = exported_models(request.app.state.services.workspace, principal.user.org_id)
+    limits = request.app.state.services.limits
+    return render(request, "render.html", {"models": models, "uses": FINAL_MEDIA_USES,
+                                           "image_mib": limits.image_bytes // (1024 * 1024),
+                                           "video_mib": limits.video_bytes // (1024 * 1024)}, principal=principal)
+
+
+@router.post("/render", openapi_extra={"x-permission": Permission.RENDER.value},
+             dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))])
+async def render_upload(request: Request) -> Response:
+    principal = require(RENDER, csrf_from_header=False)(request)
+    job = await accept_upload(request, principal, kind="render", csrf_header=None, fields=("model", "use"))
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.get("/ledger", **guard(READ))
+def ledger_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
+                after: int | None = None) -> Response:
+    ledger = request.app.state.services.workspace.ledger
+    head_seq, head_hash = ledger.head()
+    page_size = 50
+    start = max(0, head_seq - page_size) if after is None else max(0, after)
+    events = ledger.page(after=start, limit=page_size)
+    chain = ledger.verify()
+    return render(request, "ledger.html", {
+        "events": list(reversed(events)), "head_seq": head_seq, "head_hash": head_hash, "chain": chain,
+        "older": max(0, start - page_size) if start > 0 else None,
+        "newer": start + page_size if start + page_size < head_seq else None,
+    }, principal=principal)
+
+
+def install_console(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.error_page = error_page

@@ -1,0 +1,57 @@
+"""Service errors: each one a problem type with an HTTP status (``likeness.service.problems``)."""
+
+from __future__ import annotations
+
+from likeness.errors import LikenessError
+
+
+class ServiceError(LikenessError):
+    """A request the service refuses. ``code`` is stable (the problem type's last segment)."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = headers or {}
+
+
+class NotAuthenticated(ServiceError):
+    status, code, title = 401, "not-authenticated", "Not signed in"
+
+
+class LoginFailed(ServiceError):
+    status, code, title = 401, "login-failed", "Wrong user name or password"
+
+
+class Forbidden(ServiceError):
+    status, code, title = 403, "forbidden", "Your role does not allow this"
+
+
+class CsrfFailed(ServiceError):
+    status, code, title = 403, "csrf-failed", "Missing or wrong CSRF token"
+
+
+class NotFound(ServiceError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(ServiceError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class UploadTooLarge(ServiceError):
+    status, code, title = 413, "upload-too-large", "Upload too large"
+
+
+class UnsupportedMedia(ServiceError):
+    status, code, title = 415, "unsupported-media", "Not an image or video this service reads"
+
+
+class RateLimited(ServiceError):
+    status, code, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
+        self.retry_after_s = retry_after_s

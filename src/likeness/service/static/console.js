@@ -1,0 +1,31 @@
+// likeness console: live job progress (Server-Sent Events) and upload feedback. No framework.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const card = document.querySelector("[data-job-events]");
+  if (card && "EventSource" in window) {
+    const state = card.querySelector("[data-job-state]");
+    const message = card.querySelector("[data-job-message]");
+    const progress = card.querySelector("[data-job-progress]");
+    const labels = state && state.dataset.labels ? JSON.parse(state.dataset.labels) : {};
+    const source = new EventSource(card.dataset.jobEvents);
+    source.addEventListener("job", (event) => {
+      const job = JSON.parse(event.data);
+      if (progress) progress.value = job.progress;
+      if (message) message.textContent = job.message === job.state ? "" : job.message;
+      if (state) {
+        state.className = "state " + job.state;
+        state.textContent = labels[job.state] || job.state;
+      }
+    });
+    source.addEventListener("end", () => { source.close(); window.location.reload(); });
+  }
+
+  const form = document.querySelector("[data-upload-form]");
+  if (form) {
+    form.addEventListener("submit", () => {
+      const button = form.querySelector("button[type=submit]");
+      if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+    });
+  }
+});

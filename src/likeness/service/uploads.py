@@ -1,0 +1,233 @@
+"""Uploads: streamed to disk part by part, with size limits, the type sniffed from the bytes,
+and the file name sanitised. Nothing is buffered whole in memory.
+
+The request body is ``multipart/form-data`` with small text fields (e.g. ``csrf_token``)
+before one file part named ``file``. The type is decided by the file's first bytes
+(``likeness.verify.pipeline.sniff``), never by its name or the declared content type, and the
+limit for that type (``Settings.upload_max_image_bytes`` / ``upload_max_video_bytes``) is
+enforced while the bytes arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_multipart.exceptions import FormParserError, MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
+
+from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
+from likeness.verify.pipeline import sniff
+
+SNIFF_BYTES = 16
+MAX_FIELD_BYTES = 4096
+MAX_FIELDS = 16
+
+_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+def sanitise_filename(name: str | None, *, fallback: str = "upload") -> str:
+    """A file name safe to create in a folder of ours: no folders, no traversal, no control or
+    shell characters, no leading dot, at most 120 characters (Hangul and other letters kept).
+
+    >>> sanitise_filename("../../etc/passwd")
+    'passwd'
+    >>> sanitise_filename("뮤비 컷 #1.mp4")
+    '뮤비 컷 _1.mp4'
+    """
+    text = unicodedata.normalize("NFC", name or "")
+    text = text.replace("\\", "/").split("/")[-1]
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    text = _UNSAFE.sub("_", text).strip(" ._")
+    if not text:
+        return fallback
+    if len(text) > 120:
+        stem, dot, suffix = text.rpartition(".")
+        text = (stem[: 110] + dot + suffix[:9]) if dot and len(suffix) <= 9 else text[:120]
+    return text
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    image_bytes: int
+    video_bytes: int
+
+    @property
+    def largest(self) -> int:
+        return max(self.image_bytes, self.video_bytes)
+
+    def for_type(self, media_type: str) -> int:
+        return self.image_bytes if media_type == "image" else self.video_bytes
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    path: Path
+    original_name: str
+    media_type: str
+    container: str
+    size_bytes: int
+    fields: dict[str, str]
+
+
+class _Form:
+    """Callbacks for python-multipart's streaming parser: small fields in memory, the one file
+    part straight to disk."""
+
+    def __init__(self, folder: Path, limits: UploadLimits,
+                 before_file: Callable[[dict[str, str]], None] | None) -> None:
+        self.folder, self.limits, self.before_file = folder, limits, before_file
+        self.fields: dict[str, str] = {}
+        self.headers: dict[bytes, bytes] = {}
+        self._field_name = b""
+        self._header_value = b""
+        self._name: str | None = None
+        self._filename: str | None = None
+        self._value = bytearray()
+        self._file = None
+        self._head = bytearray()
+        self._limit: int | None = None
+        self.size = 0
+        self.kind = None
+        self.path: Path | None = None
+        self.original_name: str | None = None
+        self.error: ServiceError | None = None
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished, "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self.headers, self._name, self._filename = {}, None, None
+        self._field_name, self._header_value = b"", b""
+        self._value = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self._field_name.lower()] = self._header_value
+        self._field_name, self._header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self._filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if self._filename is not None:
+            if self._name != "file" or self.path is not None:
+                raise ServiceError("send exactly one file, in the form field 'file'")
+            if self.before_file is not None:
+                self.before_file(dict(self.fields))
+            self.original_name = sanitise_filename(self._filename)
+            self.path = self.folder / self.original_name
+            self._file = open(self.path, "xb")  # noqa: SIM115 (closed at part end or on failure)
+        elif len(self.fields) >= MAX_FIELDS:
+            raise ServiceError("too many form fields")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._file is None:
+            self._value += chunk
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise ServiceError(f"form field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes")
+            return
+        self.size += len(chunk)
+        if self._limit is None:
+            self._head += chunk[: SNIFF_BYTES - len(self._head)]
+            if len(self._head) >= SNIFF_BYTES:
+                self._decide_type()
+        if self._limit is not None and self.size > self._limit:
+            raise UploadTooLarge(
+                f"{self.original_name}: a {self.kind.media_type} larger than {self._limit} bytes is refused"
+            )
+        if self.size > self.limits.largest:
+            raise UploadTooLarge(f"{self.original_name}: larger than {self.limits.largest} bytes")
+        self._file.write(chunk)
+
+    def _decide_type(self) -> None:
+        self.kind = sniff(bytes(self._head))
+        if self.kind.media_type is None:
+            raise UnsupportedMedia(f"{self.original_name}: its first bytes are not an image or video format this "
+                                   "service reads (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/AVIF, MP4/MOV, Matroska/WebM, AVI)")
+        self._limit = self.limits.for_type(self.kind.media_type)
+
+    def on_part_end(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            if self._limit is None:  # shorter than the sniffing window
+                if not self._head:
+                    raise ServiceError(f"{self.original_name}: the file is empty")
+                self._decide_type()
+        elif self._name is not None:
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+async def receive_upload(content_type: str | None, body: AsyncIterator[bytes], folder: Path,
+                         limits: UploadLimits, *, declared_length: int | None = None,
+                         before_file: Callable[[dict[str, str]], None] | None = None) -> StoredUpload:
+    """Stream a multipart body's file part into ``folder`` (created, and removed again when the
+    upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
+    may refuse (e.g. a CSRF check) before any byte of the file is written."""
+    mime, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise ServiceError("send the file as multipart/form-data, in the form field 'file'")
+    if declared_length is not None and declared_length > limits.largest + 64 * 1024:
+        raise UploadTooLarge(f"the request body is larger than {limits.largest} bytes")
+    folder.mkdir(parents=True, exist_ok=False)
+    form = _Form(folder, limits, before_file)
+    parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+        parser.finalize()
+        form.close()
+        if form.path is None or form.kind is None:
+            raise ServiceError("no file in the form field 'file'")
+    except ServiceError:
+        form.close()
+        _remove(folder)
+        raise
+    except (MultipartParseError, FormParserError, ClientDisconnect, OSError, ValueError) as exc:
+        # malformed multipart, a client that went away, a disk that filled up
+        form.close()
+        _remove(folder)
+        raise ServiceError(f"could not read the upload: {exc}") from None
+    return StoredUpload(form.path, form.original_name or form.path.name, form.kind.media_type,
+                        form.kind.container or "", form.size, form.fields)
+
+
+def new_upload_folder(uploads_root: Path) -> Path:
+    return uploads_root / uuid.uuid4().hex
+
+
+def _remove(folder: Path) -> None:
+    for child in folder.glob("*"):
+        try:
+            child.unlink()
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass

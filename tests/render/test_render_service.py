@@ -1,0 +1,101 @@
+"""Render jobs through the service: the same consent policy and labelled writer as
+``likeness render``, for the caller's organisation, with a model chosen from the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import pytest
+
+from likeness.media.synthetic import grace_hopper
+from likeness.service.accounts import Accounts
+from likeness.service.app import create_app
+from likeness.service.job_kinds import render_output_folder
+from likeness.service.roles import Role
+from likeness.service.worker import Worker
+
+
+@pytest.fixture
+def service(trained_world, tmp_path):
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    ws = trained_world.workspace
+    accounts = Accounts(ws, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    studio = accounts.add_user("studio", "a long studio password", Role.STUDIO)
+    legal = accounts.add_user("legal", "a long legal password", Role.LEGAL)
+    app = create_app(ws.settings, workspace=ws, accounts=accounts)
+    target = tmp_path / "jun on stage.png"
+    cv2.imwrite(str(target), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
+
+    def client(user):
+        return TestClient(app, headers={"Authorization": f"Bearer {accounts.create_token(user, 't')[0]}"})
+
+    return client(studio), client(legal), target
+
+
+def _render(client, target, model_id, use="music_video"):
+    with target.open("rb") as handle:
+        return client.post("/api/v1/renders", data={"model": model_id, "use": use},
+                           files={"file": (target.name, handle, "image/png")})
+
+
+def test_render_job_writes_a_labelled_output_on_the_ledger(trained_world, service):
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+
+    studio, legal, target = service
+    models = studio.get("/api/v1/models").json()
+    assert [(m["subject"], m["performer"]) for m in models] == [("mina", "jun")]
+    created = _render(studio, target, models[0]["id"])
+    assert created.status_code == 202, created.text
+    job = Worker(trained_world.workspace).run_one()
+    assert job.state == "succeeded", job.error
+    result = studio.get(f"/api/v1/jobs/{job.id}").json()["result"]
+    assert result["subject"] == "mina" and result["performer"] == "jun" and result["faces_swapped"] >= 1
+    output = result["outputs"][0]
+    download = legal.get(f"/api/v1/jobs/{job.id}/outputs/{output['name']}")
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == output["sha256"] == download.headers["digest-sha256"]
+    path = render_output_folder(trained_world.workspace, job.id) / output["name"]
+    reading = read_manifest(path, trust_anchors_pem=workspace_trust_anchors(trained_world.workspace))
+    assert reading.state == "Trusted" and reading.consent_assertion["grant_id"] == trained_world.grant_id
+    events = trained_world.workspace.ledger.find("render.completed", job_id=result["render_job_id"])
+    assert len(events) == 1 and events[0].payload["watermark_payload"] == output["watermark_payload"]
+    assert legal.get(f"/api/v1/jobs/{job.id}/outputs/{result['report']['html']}").status_code == 200
+    page = legal.get(f"/jobs/{job.id}")
+    assert page.status_code == 200 and output["name"] in page.text and output["sha256"] in page.text
+
+
+@pytest.mark.parametrize(("use", "revoke", "reason"), [
+    ("music_video", "grant", "revoked"),
+    ("music_video", "release", "revoked"),
+    ("training", None, "training"),
+    ("political_ad", None, "political_ad"),
+])
+def test_render_job_is_refused_by_the_consent_policy_and_writes_nothing(trained_world, service, use, revoke, reason):
+    studio, _, target = service
+    model_id = studio.get("/api/v1/models").json()[0]["id"]
+    if revoke == "grant":
+        trained_world.revoke_grant()
+    elif revoke == "release":
+        trained_world.revoke_release()
+    assert _render(studio, target, model_id, use=use).status_code == 202
+    job = Worker(trained_world.workspace).run_one()
+    assert job.state == "failed" and reason in job.error
+    folder = render_output_folder(trained_world.workspace, job.id)
+    assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+    assert trained_world.workspace.ledger.find("render.completed") == []
+
+
+def test_only_studio_renders_and_only_its_organisation_s_models(trained_world, service):
+    studio, legal, target = service
+    model_id = studio.get("/api/v1/models").json()[0]["id"]
+    assert _render(legal, target, model_id).status_code == 403
+    missing = _render(studio, target, "0" * 32)
+    assert missing.status_code == 202
+    job = Worker(trained_world.workspace).run_one()
+    assert job.state == "failed" and "no model" in job.error
+    no_fields = studio.post("/api/v1/renders", files={"file": (target.name, target.read_bytes(), "image/png")})
+    assert no_fields.status_code == 400 and "model, use" in no_fields.json()["detail"]

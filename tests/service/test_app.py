@@ -1,0 +1,102 @@
+"""The app's surface: OpenAPI 3.1, RFC 9457 problems for every error, security headers."""
+
+from __future__ import annotations
+
+from likeness.service.roles import Role
+from likeness.service.security import CSP
+
+PROBLEM = "application/problem+json"
+
+
+def test_openapi_is_3_1_and_every_operation_declares_its_permission_and_problems(service_world):
+    schema = service_world.client().get("/api/v1/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+    assert len(operations) >= 15
+    for operation in operations:
+        assert operation["x-permission"], operation["operationId"]
+        assert "default" in operation["responses"]
+        assert "422" not in operation["responses"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    # no console pages and no third-party documentation pages in the API
+    assert not any(p.startswith(("/login", "/docs", "/redoc")) for p in schema["paths"])
+    assert service_world.client().get("/docs").status_code == 404
+
+
+def test_unknown_path_wrong_method_and_bad_parameters_are_problems(service_world):
+    client = service_world.token_client(Role.VIEWER)
+    for response, status in (
+        (client.get("/api/v1/no-such-thing"), 404),
+        (client.delete("/api/v1/ledger"), 405),
+        (client.get("/api/v1/jobs", params={"limit": "many"}), 422),
+        (client.get("/api/v1/ledger", params={"after": -1}), 422),
+        (client.get("/api/v1/jobs/0123"), 404),
+    ):
+        assert response.status_code == status
+        assert response.headers["content-type"] == PROBLEM
+        body = response.json()
+        assert body["status"] == status and body["type"].startswith("urn:likeness:problem:")
+        assert body["title"] and body["detail"]
+    invalid = client.get("/api/v1/jobs", params={"limit": "many"}).json()
+    assert invalid["errors"] == [{"where": "query.limit", "problem": invalid["errors"][0]["problem"]}]
+
+
+def test_malformed_json_body_is_a_problem(service_world):
+    client = service_world.token_client(Role.VIEWER)
+    response = client.post("/api/v1/tokens", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+
+
+def test_unexpected_exception_is_a_500_problem_without_traceback(service_world, caplog):
+    app = service_world.app
+
+    @app.get("/api/v1/test-crash")
+    def crash() -> None:
+        raise RuntimeError("secret internals /srv/likeness/key.pem")
+
+    response = service_world.client(raise_server_exceptions=False).get("/api/v1/test-crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["error_id"] and body["error_id"] in body["detail"]
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert response.headers["content-security-policy"] == CSP  # headers even on a crash
+    assert any(body["error_id"] in r.getMessage() for r in caplog.records)
+
+
+def test_security_headers_and_strict_csp_on_api_console_and_errors(service_world):
+    client = service_world.client()
+    for path in ("/api/v1/health", "/login", "/api/v1/nothing", "/static/console.css"):
+        headers = client.get(path).headers
+        assert headers["content-security-policy"] == CSP
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["referrer-policy"] == "no-referrer"
+    assert "'unsafe-inline'" not in CSP and "default-src 'none'" in CSP and "frame-ancestors 'none'" in CSP
+    assert client.get("/api/v1/health").headers["cache-control"] == "no-store"
+    # over HTTPS (as behind a TLS terminator that sets the scheme): HSTS too
+    https = service_world.client(base_url="https://testserver")
+    assert "max-age" in https.get("/api/v1/health").headers["strict-transport-security"]
+
+
+def test_console_errors_are_pages_for_browsers_and_sign_in_redirects(service_world):
+    client = service_world.client()
+    page = client.get("/jobs", headers={"accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=/jobs"
+    missing = client.get("/nowhere", headers={"accept": "text/html"})
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "404" in missing.text
+
+
+def test_a_large_json_body_is_refused_before_it_is_read_whole(service_world):
+    client = service_world.token_client(Role.VIEWER)
+    huge = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post("/api/v1/tokens", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.headers["content-type"] == PROBLEM
+
+    def chunks():  # no Content-Length: counted while it arrives
+        for _ in range(40):
+            yield b"x" * 65536
+
+    streamed = client.post("/api/v1/tokens", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
