@@ -6,11 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
-from tests.scan.conftest import EXPECTED_VERDICTS
 from typer.testing import CliRunner
 
 from likeness.scan import ResultsDataset, scan_collection
 from likeness.scan.sources import collect_items
+from tests.scan.conftest import EXPECTED_VERDICTS
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 

@@ -9,10 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from tests.scan.conftest import EXPECTED_VERDICTS
 from typer.testing import CliRunner
 
 from likeness.scan import ResultsDataset, scan_collection
+from tests.scan.conftest import EXPECTED_VERDICTS
 
 pytestmark = [pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning"), pytest.mark.slow]
 

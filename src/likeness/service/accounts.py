@@ -213,6 +213,7 @@ class Accounts:
         if reason is not None:
             self.record_failed_login(username, reason, client=client)
             raise LoginFailed("wrong user name or password")
+        assert row is not None  # no row always sets a reason above
         user = self._user(row, org_slug or "")
         self.workspace.ledger.append("service.login", {
             "user_id": user.id, "username": user.username, "role": user.role.value, "client": client,

@@ -94,7 +94,7 @@ def run_render(context: JobContext) -> dict[str, Any]:
     org = workspace.registry.get_org(context.job.org_id)  # the job's organisation, not the request's
     model_dir = model_dir_for(workspace, org.id, str(params.get("model", "")))
     target = _upload_path(workspace, params)
-    suffix = ".mp4" if params.get("media_type") == "video" else _RENDER_SUFFIX.get(params.get("container"), ".png")
+    suffix = ".mp4" if params.get("media_type") == "video" else _RENDER_SUFFIX.get(str(params.get("container")), ".png")
     out_dir = render_output_folder(workspace, context.job.id)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{target.stem}.render{suffix}"

@@ -27,9 +27,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import CursorResult, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent.ledger import begin_serialized
@@ -49,6 +49,11 @@ class JobCancelled(Exception):
 class LeaseLost(Exception):
     """Raised inside a running job when another worker took it over (our lease ran out)."""
 
+
+
+def _changed(session: Session, statement: Any) -> int:
+    """Rows an UPDATE changed: how a guarded claim or transition knows it won."""
+    return int(cast("CursorResult[Any]", session.execute(statement)).rowcount)
 
 @dataclass(frozen=True)
 class JobView:
@@ -172,16 +177,16 @@ class JobQueue:
             row = session.get(Job, job_id)
             if row is None or (org_id is not None and row.org_id != org_id):
                 raise NotFound(f"no job {job_id}")
-            done = session.execute(
+            done = _changed(session,
                 update(Job).where(Job.id == job_id, Job.state == QUEUED)
                 .values(state=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now,
                         message="cancelled before it started")
-            ).rowcount
+            )
             if not done:
-                asked = session.execute(
+                asked = _changed(session,
                     update(Job).where(Job.id == job_id, Job.state == RUNNING)
                     .values(cancel_requested=True, updated_at=now, message="cancelling")
-                ).rowcount
+                )
                 if not asked:
                     session.rollback()
                     raise Conflict(f"job {job_id} has already finished ({row.state})")
@@ -234,13 +239,13 @@ class JobQueue:
             if self._running_in_org(session, candidate.org_id, now) >= self.per_org_limit:
                 session.rollback()
                 return None, True
-            claimed = session.execute(
+            claimed = _changed(session,
                 update(Job).where(Job.id == candidate.id, self._claimable(now))
                 .values(state=RUNNING, lease_owner=worker_id, lease_expires_at=self._lease_until(),
                         heartbeat_at=now, attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now),
                         updated_at=now,
                         message="running" if candidate.state == QUEUED else "taken over after its worker stopped")
-            ).rowcount
+            )
             if claimed != 1:
                 session.rollback()
                 return None, True
@@ -251,11 +256,11 @@ class JobQueue:
         """Fail running jobs whose lease ran out after their last allowed attempt."""
         now = self._now()
         with self._sessions() as session:
-            count = session.execute(
+            count = _changed(session,
                 update(Job).where(Job.state == RUNNING, Job.lease_expires_at < now, Job.attempts >= Job.max_attempts)
                 .values(state=FAILED, finished_at=now, updated_at=now, lease_owner=None,
                         error="its worker stopped while running it on every attempt", message="failed")
-            ).rowcount
+            )
             session.commit()
         return count
 
@@ -270,9 +275,9 @@ class JobQueue:
         if message is not None:
             values["message"] = message[:500]
         with self._sessions() as session:
-            held = session.execute(
+            held = _changed(session,
                 update(Job).where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id).values(**values)
-            ).rowcount
+            )
             cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
             session.commit()
         if not held:
@@ -293,8 +298,8 @@ class JobQueue:
         if state == SUCCEEDED:
             values["progress"] = 1.0
         with self._sessions() as session:
-            done = session.execute(
+            done = _changed(session,
                 update(Job).where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id).values(**values)
-            ).rowcount
+            )
             session.commit()
         return bool(done)

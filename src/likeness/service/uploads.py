@@ -17,13 +17,17 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
-from likeness.verify.pipeline import sniff
+from likeness.verify.pipeline import FileKind, sniff
+
+if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
+    from python_multipart.multipart import MultipartCallbacks
 
 SNIFF_BYTES = 16
 MAX_FIELD_BYTES = 4096
@@ -90,16 +94,16 @@ class _Form:
         self._name: str | None = None
         self._filename: str | None = None
         self._value = bytearray()
-        self._file = None
+        self._file: BinaryIO | None = None
         self._head = bytearray()
         self._limit: int | None = None
         self.size = 0
-        self.kind = None
+        self.kind: FileKind | None = None
         self.path: Path | None = None
         self.original_name: str | None = None
         self.error: ServiceError | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
             "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
@@ -151,8 +155,9 @@ class _Form:
             if len(self._head) >= SNIFF_BYTES:
                 self._decide_type()
         if self._limit is not None and self.size > self._limit:
+            media_type = self.kind.media_type if self.kind is not None else "file"
             raise UploadTooLarge(
-                f"{self.original_name}: a {self.kind.media_type} larger than {self._limit} bytes is refused"
+                f"{self.original_name}: a {media_type} larger than {self._limit} bytes is refused"
             )
         if self.size > self.limits.largest:
             raise UploadTooLarge(f"{self.original_name}: larger than {self.limits.largest} bytes")
@@ -202,7 +207,7 @@ async def receive_upload(content_type: str | None, body: AsyncIterator[bytes], f
             parser.write(chunk)
         parser.finalize()
         form.close()
-        if form.path is None or form.kind is None:
+        if form.path is None or form.kind is None or form.kind.media_type is None:
             raise ServiceError("no file in the form field 'file'")
     except ServiceError:
         form.close()
