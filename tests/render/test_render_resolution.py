@@ -32,7 +32,12 @@ def workspace_with_128_model(tmp_path_factory):
     from likeness.faceset import enroll_reference_photos
     from likeness.media import write_image
     from likeness.media.synthetic import astronaut
-    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
+    from likeness.train import (
+        TrainConfig,
+        export_model,
+        generated_face_samples,
+        train_swap_model,
+    )
 
     root = tmp_path_factory.mktemp("render-128")
     workspace = Workspace.init(Settings(home=root / "home"))

@@ -46,9 +46,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The name this recipe had before recipes were named by intent (workspaces and scripts use it).
     "cpu-64": _PREVIEW,
     # The preview recipe's widths at 128 px with DeepFaceLab's -d decoder (it runs to 64 px and
-    # predicts 2x2 blocks): a step costs about 2.5x the 64 px one, where the 128 px default widths
-    # without -d cost about 10x (docs/training.md, "128 px on a CPU"). The warp stop is the 64 px
-    # recipe's, scaled to a night's iterations (about a third of them), not tuned at 128 px.
+    # predicts 2x2 blocks): a step measured at 2.3-2.8x the 64 px one, where the 128 px default
+    # widths without -d cost about 10x (docs/training.md, "Resolution and recipes"). The warp stop
+    # is about a third of a night's iterations, as the 64 px recipe's is of its 30 minutes; not
+    # tuned at 128 px.
     "cpu-overnight-128": {
         "model": "df",
         "resolution": 128,
@@ -91,10 +92,12 @@ RECIPE_NOTES: dict[str, RecipeNote] = {
         "measured: identity transfer 0.9 in 11.7-24.4 min (median 17.6) on an idle 2-core CPU"),
     "cpu-overnight-128": RecipeNote(
         "the default for faces of 160 px or more without a GPU", False,
-        "extrapolated: about 8 h on an idle 2-core CPU (a step measured at 2.5x the 64 px one)"),
+        "extrapolated: about 100 000 iterations in 8 h on an idle 2-core CPU (3.1-3.9 it/s; its step "
+        "measured at 2.3-2.8x the preview's); quality at 128 px measured only over its first 355 iterations"),
     "gpu-256": RecipeNote(
         "full quality for large faces on a CUDA GPU", True,
-        "extrapolated, not measured: about 2 h for 100 000 iterations on one H200"),
+        "extrapolated, not measured on a GPU: 100 000 iterations in about 2-3 h on one H200; 4-9 days on "
+        "a 2-core CPU (its step measured at 26-67x the preview's)"),
 }
 
 
@@ -154,22 +157,23 @@ def choose_recipe(face_sizes: Sequence[float], *, cuda: bool) -> RecipeChoice:
                                        "and a CUDA device is available; gpu-256 (256 px)", median)
     return RecipeChoice("cpu-overnight-128", f"the performer's median face is {median:.0f} px "
                                              f"(>= {LARGE_FACE_PX:.0f} px), no CUDA device: cpu-overnight-128 "
-                                             "(128 px; about a night on a 2-core CPU)", median)
+                                             "(128 px; a night on a 2-core CPU)", median)
 
 
 def check_recipe_device(name: str, *, cuda: bool) -> None:
     """Refuse (``RecipeUnavailable``) a recipe that needs a CUDA device on a machine without one.
 
-    Why refuse rather than warn: at 256 px a 2-core CPU would need weeks for what the recipe
-    plans (about 16x the pixels of the 64 px step; extrapolated in docs/training.md), so a run
-    started by mistake would hold the machine without ever finishing. ``--res 256`` with explicit
+    Why refuse rather than warn: its step measured 26-67x the preview's on a 2-core CPU, so the
+    100 000 iterations it plans would take 4-9 days there (docs/training.md); a run started by
+    mistake, or by a default on a machine whose GPU went missing, would hold the machine for days
+    while a warning scrolls away. ``--res 256`` with explicit
     options still trains at 256 px on a CPU for whoever means it.
     """
     canonical = canonical_recipe(name)
     if RECIPE_NOTES[canonical].needs_cuda and not cuda:
         raise RecipeUnavailable(
             name, f"recipe {name!r} needs a CUDA GPU and none is available: at 256 px a 2-core CPU would "
-                  "take weeks (docs/training.md); use cpu-overnight-128 (128 px, about a night) or preview "
+                  "take 4-9 days for its 100 000 iterations (docs/training.md); use cpu-overnight-128 (128 px, about a night) or preview "
                   "(64 px), or give --res 256 and the other options explicitly to train on the CPU anyway")
 
 

@@ -29,7 +29,12 @@ from likeness.train.loop import (
     faceset_consent,
     train_swap_model,
 )
-from likeness.train.recipes import RecipeChoice, canonical_recipe, check_recipe_device, choose_recipe
+from likeness.train.recipes import (
+    RecipeChoice,
+    canonical_recipe,
+    check_recipe_device,
+    choose_recipe,
+)
 from likeness.train.samples import faceset_samples
 
 FACESETS_NAME = "facesets.json"
