@@ -32,6 +32,7 @@ from likeness.train.recipes import (
     describe_recipe,
     recipe_names,
     recipe_options,
+    recipe_stop,
 )
 from likeness.train.samples import FaceSamples
 
@@ -394,3 +395,9 @@ def test_gpu_recipe_is_refused_without_cuda_with_the_recipe_and_reason():
     with pytest.raises(RecipeUnavailable, match="'gpu-256' needs a CUDA GPU") as refused:
         check_recipe_device("gpu-256", cuda=False)
     assert refused.value.recipe == "gpu-256" and isinstance(refused.value, ConfigError)
+
+
+def test_recipes_for_long_runs_carry_their_stop_and_others_keep_1000_iterations():
+    assert recipe_stop("cpu-overnight-128") == {"iterations": None, "minutes": 480.0}
+    assert recipe_stop("gpu-256") == {"iterations": 100_000, "minutes": None}
+    assert recipe_stop("preview") == recipe_stop("cpu-64") == recipe_stop(None) == {"iterations": 1000, "minutes": None}

@@ -250,6 +250,32 @@ def test_cli_large_performer_faces_get_128_px_by_default_and_explicit_options_wi
     assert saved["resolution"] == 64 and saved["recipe"]["name"] == "preview"
 
 
+def test_cli_overnight_recipe_runs_for_a_night_unless_told_otherwise(
+    consent_world, faceset_writer, tmp_path, monkeypatch
+):
+    from likeness.errors import ConfigError
+
+    monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=220.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2,
+                            face_size=240.0)
+    configs = []
+
+    def capture(workspace, source, target, out, config, **kwargs):
+        configs.append(config)
+        raise ConfigError("captured")  # the stopping rule is all this test needs
+
+    monkeypatch.setattr("likeness.train.train_from_facesets", capture)
+    command = ["--home", str(workspace.settings.home), "train", "--source", str(source), "--target", str(target),
+               "--out", str(tmp_path / "night"), "--org", "studio"]
+    result = CliRunner().invoke(app, command)
+    assert "stops after 480 minutes unless --iters or --minutes is given" in " ".join(result.output.split())
+    assert (configs[-1].iterations, configs[-1].minutes, configs[-1].resolution) == (None, 480.0, 128)
+    CliRunner().invoke(app, [*command, "--iters", "50"])
+    assert (configs[-1].iterations, configs[-1].minutes) == (50, None)
+
+
 def test_cli_small_performer_faces_get_the_preview_by_default(consent_world, facesets, tmp_path, monkeypatch):
     monkeypatch.setattr("likeness.train.cuda_available", lambda: True)  # a GPU does not lift 48 px faces
     out = tmp_path / "small-faces"

@@ -43,7 +43,7 @@ def train(
     model: Annotated[Optional[str], typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
     res: Annotated[Optional[int], typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: the recipe's; without --recipe, chosen from the performer's face sizes, and 64 when those are small).", show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
+    iters: Annotated[Optional[int], typer.Option("--iters", help="Stop after this many iterations in total (default: the recipe's stop: 480 minutes for cpu-overnight-128, 100000 iterations for gpu-256, else 1000 iterations).", show_default=False)] = None,
     minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
@@ -76,8 +76,9 @@ def train(
     from likeness.train import (
         TrainConfig,
         TrainingInterrupted,
-        recipe_options,
         cuda_available,
+        recipe_options,
+        recipe_stop,
         resolve_recipe,
         resume_training,
         train_from_facesets,
@@ -90,9 +91,16 @@ def train(
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         choice = None
+        stop = {"iterations": iters, "minutes": minutes}
         if resume is None:
+            if source is None or target is None or out is None:
+                fail("--source, --target and --out are required (or --resume MODEL_DIR)")
             choice = resolve_recipe(recipe, resolution=res, target_path=target, cuda=cuda_available())
-            console.print(f"recipe: {choice.name or 'none'} ({choice.reason})")
+            if not (iters or minutes):
+                stop = recipe_stop(choice.name)
+            until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
+            console.print(f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until} "
+                          "unless --iters or --minutes is given")
         chosen = recipe_options(choice.name if choice else None, model=model, resolution=res, batch_size=batch, learning_rate=lr,
                                 true_face_power=true_face_power, augment={"flip": flip, "warp_until": _warp_until(warp_until)},
                                 model_options=model_options)
@@ -106,7 +114,7 @@ def train(
                     if source is None or target is None or out is None:
                         fail("--source, --target and --out are required (or --resume MODEL_DIR)")
                     config = TrainConfig(
-                        **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
+                        **chosen, iterations=stop["iterations"], minutes=stop["minutes"],
                         ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
                         seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                         eyes_mouth_priority=priority, identity_metrics=identity_metrics,

@@ -44,6 +44,7 @@ _WHERE = {
     "RecipeChoice": "recipes",
     "RecipeUnavailable": "recipes",
     "choose_recipe": "recipes",
+    "recipe_stop": "recipes",
     "cuda_available": "workflow",
     "export_from_folder": "workflow",
     "resolve_recipe": "workflow",
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.generated import generated_face_samples
     from likeness.train.loop import TrainConfig, TrainingInterrupted, TrainProgress, TrainResult, train_swap_model
     from likeness.train.metrics import expression_fidelity, identity_transfer
-    from likeness.train.recipes import RECIPES, RecipeChoice, RecipeUnavailable, choose_recipe, recipe_options
+    from likeness.train.recipes import RECIPES, RecipeChoice, RecipeUnavailable, choose_recipe, recipe_options, recipe_stop
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples
     from likeness.train.swap_model import (
         CARD_NAME,

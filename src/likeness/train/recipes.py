@@ -72,6 +72,28 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
+#: When a recipe's run stops unless ``--iters`` or ``--minutes`` says otherwise (``TrainConfig``
+#: ``iterations`` and ``minutes``); recipes not named here, and runs without one, stop after 1000
+#: iterations, as before recipes existed.
+RECIPE_STOPS: dict[str, dict[str, Any]] = {
+    "cpu-overnight-128": {"iterations": None, "minutes": 480.0},
+    "gpu-256": {"iterations": 100_000, "minutes": None},
+}
+
+
+def recipe_stop(name: str | None) -> dict[str, Any]:
+    """``{"iterations": ..., "minutes": ...}`` for a run of recipe ``name`` given neither.
+
+    Example:
+        >>> recipe_stop("cpu-overnight-128")
+        {'iterations': None, 'minutes': 480.0}
+        >>> recipe_stop(None)
+        {'iterations': 1000, 'minutes': None}
+    """
+    default = {"iterations": 1000, "minutes": None}
+    return dict(RECIPE_STOPS.get(canonical_recipe(name), default)) if name is not None else default
+
+
 #: Other names of a recipe (the first name of a recipe in :data:`RECIPES` is its own).
 RECIPE_ALIASES: dict[str, str] = {"cpu-64": "preview"}
 
