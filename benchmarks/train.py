@@ -12,6 +12,8 @@
     .venv/bin/python benchmarks/train.py ceiling [--res 64]       # what real photos score on the identity metric
     .venv/bin/python benchmarks/train.py threads [--compete 1]    # it/s by thread count and OpenMP wait policy
     .venv/bin/python benchmarks/train.py gate [--media ../shared/media]  # the coverage gate on the issue's case
+    .venv/bin/python benchmarks/train.py recipes [--rounds 3]     # each named recipe's step, interleaved; overnight extrapolation
+    .venv/bin/python benchmarks/train.py quality --recipe cpu-overnight-128 --minutes 13  # a recipe's time to quality
 
 ``quality`` trains ``df`` at 64 px on two synthetic people (DigiFace-1M id1_variety as the source
 subject, id2_variety as the target performer; faces detected and aligned with likeness.faces), in a
@@ -357,6 +359,14 @@ def bench_quality(args: argparse.Namespace) -> None:
     model_options = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.model_option)}
     augment = {k: _option_value(v) for k, v in (item.split("=", 1) for item in args.augment)}
     minutes = None if args.iterations else args.minutes
+    if args.recipe:
+        from likeness.train.recipes import recipe_options
+
+        named = recipe_options(args.recipe)
+        args.model, args.res, args.batch, args.lr = named["model"], named["resolution"], named["batch_size"], named["learning_rate"]
+        args.true_face_power = named.get("true_face_power", 0.0)
+        augment = {**named.get("augment", {}), **augment}
+        model_options = {**named.get("model_options", {}), **model_options}
     recorder = None
     if args.record_swaps:
         recorder = SwapRecorder(Path(args.record_swaps))
@@ -684,6 +694,107 @@ def bench_threads(args: argparse.Namespace) -> None:
               f"{statistics.median(rates) / old:.1f}x |", flush=True)
 
 
+#: The preview (cpu-64) recipe's whole loop on an idle 2-core CPU: 15 500-16 400 iterations in
+#: 30-minute runs (docs/training.md, "The warp fix"), about 8.9 it/s. The reference the CPU
+#: figures of ``recipes`` are scaled by, since this shared machine is rarely idle.
+PREVIEW_LOOP_IT_S_IDLE = 8.9
+#: The df 128 px step (full widths, fp16) measured on one H200 (docs/training.md, "GPU"): it/s by batch.
+H200_DF128_IT_S = {16: 40.6, 64: 13.7}
+OVERNIGHT_HOURS = 8.0
+
+
+def _recipe_step(name: str, *, threads: int):
+    """(step function, parameter count, batch) of recipe ``name``'s model on random faces, with the
+    loop's arithmetic (bfloat16 autocast where native), reconstruction loss and fused AdamW; no data
+    loading and no true-face discriminator (a small share of the step)."""
+    from likeness.train.loop import autocast_dtype, cpu_supports_bfloat16, make_optimizer
+    from likeness.train.losses import reconstruction_loss
+    from likeness.train.recipes import RECIPES
+
+    recipe = RECIPES[name]
+    torch.set_num_threads(threads)
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    model = create_model(recipe["model"], resolution=recipe["resolution"], **recipe["model_options"])
+    batch, res = recipe["batch_size"], recipe["resolution"]
+    x = torch.rand(batch, 3, res, res)
+    mask = torch.ones(batch, 1, res, res)
+    opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=device)
+    dtype = autocast_dtype("auto", device, cpu_bfloat16=cpu_supports_bfloat16())
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            (a, am), (b, bm) = model.reconstruct_pair(x, x)
+        la, _ = reconstruction_loss(a.float(), am.float(), x, mask, mask)
+        lb, _ = reconstruction_loss(b.float(), bm.float(), x, mask, mask)
+        opt.zero_grad(set_to_none=True)
+        (la + lb).backward()
+        opt.step()
+
+    return step, count_parameters(model), batch
+
+
+def bench_recipes(args: argparse.Namespace) -> None:
+    """Step time of each named recipe on this CPU, one step of each in turn (``--rounds`` x
+    ``--repeats`` turns, so neighbouring steps see the same load), and what that makes of each
+    recipe's time on an idle 2-core CPU: the median of the per-turn ratios against ``preview``
+    times the preview loop's idle speed. ``gpu-256`` is timed on the CPU too (``--rounds-256``
+    steps after the others) to show why it is refused there; its GPU time is an extrapolation
+    from the 128 px step measured on an H200, marked as such."""
+    from likeness.train.recipes import RECIPES, recipe_names
+
+    names = [n for n in recipe_names() if n != "gpu-256"]
+    steps = {name: _recipe_step(name, threads=args.threads) for name in names}
+    for name in names:
+        for _ in range(args.warmup):
+            steps[name][0]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    load_start = os.getloadavg()[0]
+    for _turn in range(args.rounds * args.repeats):
+        for name in names:
+            start = time.perf_counter()
+            steps[name][0]()
+            times[name].append(time.perf_counter() - start)
+    if args.rounds_256 > 0:
+        names.append("gpu-256")
+        steps["gpu-256"] = _recipe_step("gpu-256", threads=args.threads)
+        steps["gpu-256"][0]()  # warm-up
+        times["gpu-256"] = []
+        for _ in range(args.rounds_256):
+            start = time.perf_counter()
+            steps["gpu-256"][0]()
+            times["gpu-256"].append(time.perf_counter() - start)
+    load_end = os.getloadavg()[0]
+    turns = args.rounds * args.repeats
+    print(f"# recipe steps on this CPU ({os.cpu_count()} cores, {args.threads} threads): {turns} turns of one step "
+          f"each after {args.warmup} warm-up; gpu-256: {args.rounds_256} step(s) after one warm-up, after the "
+          f"others; load average {load_start:.1f} at start, {load_end:.1f} at end")
+    print("| recipe | res | batch | params (M) | fastest ms/step here | median ms/step here | step vs preview "
+          f"(median per turn) | idle 2-core loop it/s (extrapolated) | iterations in {OVERNIGHT_HOURS:.0f} h "
+          "(extrapolated) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        if name == "gpu-256":  # not timed in turns: against the fastest preview step
+            ratio = min(times[name]) / min(times["preview"])
+        else:
+            ratio = statistics.median(t / p for t, p in zip(times[name], times["preview"]))
+        idle_rate = PREVIEW_LOOP_IT_S_IDLE / ratio
+        _, params, batch = steps[name]
+        print(f"| {name} | {RECIPES[name]['resolution']} | {batch} | {params / 1e6:.1f} | {min(times[name]) * 1000:.0f} "
+              f"| {statistics.median(times[name]) * 1000:.0f} | {ratio:.2f}x | {idle_rate:.2f} | "
+              f"{idle_rate * OVERNIGHT_HOURS * 3600:,.0f} |", flush=True)
+    if "gpu-256" not in names:
+        return
+    # 256 px: 4x the pixels of 128 px per face; the H200 step is taken to scale with pixels x batch,
+    # from the 128 px step at batch 16 (as small a batch as the recipe's) and at batch 64.
+    batch_256 = RECIPES["gpu-256"]["batch_size"]
+    hours = {b: 100_000 * 2 * batch_256 / (rate * 2 * b / 4) / 3600 for b, rate in H200_DF128_IT_S.items()}
+    print(f"# gpu-256 on one H200 (EXTRAPOLATED, not measured: no GPU in this run): the df 128 px step at full "
+          f"widths ran {H200_DF128_IT_S[16]} it/s at batch 16 and {H200_DF128_IT_S[64]} at batch 64; at 4x the "
+          f"pixels, batch {batch_256}, 100 000 iterations take about {hours[64]:.1f}-{hours[16]:.1f} h "
+          f"(on this CPU, from the measured step above: {100_000 * statistics.median(times['gpu-256']) / 3600 / 24:.0f} "
+          "days at this load)")
+
 
 def bench_gate(args: argparse.Namespace) -> None:
     """The coverage gate on the issue's case: a handful of photos of one synthetic East Asian
@@ -730,7 +841,7 @@ def bench_gate(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "threads",
-                                         "threads-step", "gate", "all"], nargs="?", default="all")
+                                         "threads-step", "gate", "recipes", "all"], nargs="?", default="all")
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
     parser.add_argument("--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes")
@@ -777,7 +888,12 @@ def main() -> None:
                         help="quality: continue the run kept in --out for --minutes more (saved recipe wins)")
     parser.add_argument("--out", default=None, help="quality: keep the workspace and model here")
     parser.add_argument("--compete", type=int, default=0, help="threads: busy-looping processes to run meanwhile")
-    parser.add_argument("--rounds", type=int, default=3, help="threads: interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="threads/recipes: interleaved rounds")
+    parser.add_argument("--rounds-256", type=int, default=1,
+                        help="recipes: rounds of the gpu-256 step on the CPU (one step each; 0 leaves it out)")
+    parser.add_argument("--recipe", default=None,
+                        help="quality: start from this named recipe (its model, res, batch, lr, warp, true face and "
+                             "widths replace those options)")
     parser.add_argument("--every", type=int, default=2, help="gate: use every n-th frame of the performer's clip")
     args = parser.parse_args()
     if args.what == "threads":
@@ -786,6 +902,8 @@ def main() -> None:
         bench_threads_step(args)
     if args.what == "gate":
         bench_gate(args)
+    if args.what == "recipes":
+        bench_recipes(args)
     if args.what in ("speed", "all"):
         bench_speed(args)
     if args.what == "loop":

@@ -15,10 +15,12 @@ from likeness.media import write_image
 from likeness.train import generated_face_samples
 
 
-def write_faceset(folder: Path, workspace, authz, *, identity: int, n: int = 12, open_mouth: int = 0) -> Path:
+def write_faceset(folder: Path, workspace, authz, *, identity: int, n: int = 12, open_mouth: int = 0,
+                  face_size: float = 48.0) -> Path:
     """A faceset folder in the product's format, from generated faces of one identity, signed and
     recorded on the ledger under ``authz`` (a training Authorization or a performer's release).
-    The first ``open_mouth`` faces are recorded with an open mouth, the others closed."""
+    The first ``open_mouth`` faces are recorded with an open mouth, the others closed; every face
+    is recorded as ``face_size`` source pixels across (the crops stay 48 px)."""
     grant_id, release_id = getattr(authz, "grant_id", None), getattr(authz, "release_id", None)
     subject = workspace.registry.get_subject(getattr(authz, "subject_id", None) or authz.performer_id)
     samples = generated_face_samples(n, identity=identity, size=48, seed=identity)
@@ -30,7 +32,7 @@ def write_faceset(folder: Path, workspace, authz, *, identity: int, n: int = 12,
         record = FaceRecord(
             file=name, source="generated", frame_index=i, timestamp_s=None, track_id=0,
             landmarks=samples.landmarks[i], affine=np.eye(2, 3), yaw=float(samples.yaw[i]), pitch=0.0, roll=0.0,
-            sharpness=100.0, face_size=48.0, eye_openness=0.3, mouth_openness=0.6 if i < open_mouth else 0.02,
+            sharpness=100.0, face_size=face_size, eye_openness=0.3, mouth_openness=0.6 if i < open_mouth else 0.02,
             brightness=120.0,
             identity_distance=0.2, grant_id=grant_id, release_id=release_id,
             image_sha256=sha256_file(folder / name),
@@ -48,5 +50,5 @@ def write_faceset(folder: Path, workspace, authz, *, identity: int, n: int = 12,
 
 @pytest.fixture
 def faceset_writer() -> Callable[..., Path]:
-    """``write_faceset(folder, workspace, authz, *, identity, n=12, open_mouth=0) -> folder``."""
+    """``write_faceset(folder, workspace, authz, *, identity, n=12, open_mouth=0, face_size=48.0) -> folder``."""
     return write_faceset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,17 @@ from likeness.train.generated import generated_face_samples
 from likeness.train.loop import TrainConfig
 from likeness.train.losses import dssim, reconstruction_loss
 from likeness.train.metrics import expression_fidelity, identity_transfer
-from likeness.train.recipes import CLEARED, RECIPES, recipe_options
+from likeness.train.recipes import (
+    CLEARED,
+    RECIPES,
+    RecipeUnavailable,
+    check_recipe_device,
+    choose_recipe,
+    describe_recipe,
+    recipe_names,
+    recipe_options,
+    recipe_stop,
+)
 from likeness.train.samples import FaceSamples
 
 
@@ -347,3 +358,46 @@ def test_every_recipe_is_a_valid_config_and_unknown_names_are_refused():
         TrainConfig(**recipe_options(name)).validate()
     with pytest.raises(ConfigError, match="unknown training recipe 'gpu-9000'.*cpu-64"):
         recipe_options("gpu-9000")
+
+
+def test_recipes_are_named_by_intent_and_cpu_64_is_the_preview():
+    assert {"preview", "cpu-overnight-128", "gpu-256"} <= set(RECIPES)
+    assert recipe_options("cpu-64") == recipe_options("preview")
+    assert [RECIPES[name]["resolution"] for name in recipe_names()] == [64, 128, 256]
+    for name in recipe_names():
+        text = describe_recipe(name)
+        assert f"{RECIPES[name]['resolution']} px" in text
+        assert "measured" in text or "extrapolated" in text  # every recipe states its time and how it was got
+    assert "extrapolated" in describe_recipe("gpu-256") and "needs a CUDA GPU" in describe_recipe("gpu-256")
+    assert "(also cpu-64)" in describe_recipe("preview")
+
+
+@pytest.mark.parametrize("sizes, cuda, expected", [
+    ([200.0] * 5, False, "cpu-overnight-128"),
+    ([200.0] * 5, True, "gpu-256"),
+    ([160.0, 160.0, 20.0], False, "cpu-overnight-128"),  # the median decides, 160 px included
+    ([159.0] * 4, True, "preview"),
+    ([300.0, 300.0, 90.0, 90.0, 90.0], False, "preview"),  # most faces small: 64 px is enough
+    ([], False, "preview"),  # nothing measured
+    ([float("nan"), 0.0], True, "preview"),
+])
+def test_the_default_recipe_follows_the_performers_median_face_size(sizes, cuda, expected):
+    choice = choose_recipe(sizes, cuda=cuda)
+    assert choice.name == expected
+    assert expected in choice.reason
+    if sizes and expected != "preview":
+        assert f"{statistics.median(sizes):.0f} px" in choice.reason
+
+
+def test_gpu_recipe_is_refused_without_cuda_with_the_recipe_and_reason():
+    check_recipe_device("gpu-256", cuda=True)
+    check_recipe_device("cpu-overnight-128", cuda=False)
+    with pytest.raises(RecipeUnavailable, match="'gpu-256' needs a CUDA GPU") as refused:
+        check_recipe_device("gpu-256", cuda=False)
+    assert refused.value.recipe == "gpu-256" and isinstance(refused.value, ConfigError)
+
+
+def test_recipes_for_long_runs_carry_their_stop_and_others_keep_1000_iterations():
+    assert recipe_stop("cpu-overnight-128") == {"iterations": None, "minutes": 480.0}
+    assert recipe_stop("gpu-256") == {"iterations": 100_000, "minutes": None}
+    assert recipe_stop("preview") == recipe_stop("cpu-64") == recipe_stop(None) == {"iterations": 1000, "minutes": None}

@@ -197,12 +197,102 @@ def test_cli_train_help_states_the_config_defaults():
     # given values; their help must still state what applies without one.
     import re
 
-    output = re.sub(r"[\s│]+", " ", CliRunner().invoke(app, ["train", "--help"], terminal_width=200).output)
+    output = re.sub(r"[\s│]+", " ", CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output)
     defaults = TrainConfig()
-    assert f"(default: {defaults.model};" in output and f"(default: {defaults.resolution})" in output
+    assert f"(default: {defaults.model};" in output
+    assert "(default: the recipe's; without --recipe, chosen from the performer's face sizes" in output
     assert f"(default: {defaults.learning_rate})" in output and "(default: off;" in output
     assert AugmentOptions().flip is False
-    assert describe_recipe("cpu-64") in output  # the recipe's own values, from the table
+    for name in ("preview", "cpu-overnight-128", "gpu-256"):
+        assert describe_recipe(name) in output  # the recipe's own values, intent and time, from the table
+
+
+def _train_tiny_by_default(consent_world, source, target, out, *options):
+    """``likeness train`` with neither --recipe nor --res: the tiny model, narrow, one iteration."""
+    return CliRunner().invoke(app, [
+        "--home", str(consent_world.workspace.settings.home), "train", "--source", str(source),
+        "--target", str(target), "--model", "df_tiny", "--model-option", "ae_dims=16", "--model-option", "d_dims=4",
+        "--model-option", "d_mask_dims=4", "--batch", "2", "--iters", "1", "--out", str(out), "--preview-every", "0",
+        "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1", *options,
+    ], terminal_width=300)
+
+
+def test_cli_large_performer_faces_get_128_px_by_default_and_explicit_options_win(
+    consent_world, faceset_writer, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=210.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2,
+                            face_size=200.0)
+    out = tmp_path / "by-face-size"
+    result = _train_tiny_by_default(consent_world, source, target, out)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "recipe: cpu-overnight-128 (the performer's median face is 200 px (>= 160 px)" in flat
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["resolution"] == 128 and saved["model_options"]["double_res"] is True
+    assert saved["recipe"]["name"] == "cpu-overnight-128" and saved["recipe"]["median_face_px"] == 200.0
+    result = CliRunner().invoke(app, ["--home", str(workspace.settings.home), "model", "export", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["resolution"] == 128 and card["recipe"]["name"] == "cpu-overnight-128"
+    assert "200 px" in card["recipe"]["reason"]
+
+    # A resolution or a recipe given on the command line wins over the face sizes.
+    result = _train_tiny_by_default(consent_world, source, target, tmp_path / "res-given", "--res", "32")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "res-given" / "train_config.json").read_text())
+    assert saved["resolution"] == 32 and saved["recipe"]["name"] is None and "--res 32 given" in saved["recipe"]["reason"]
+    result = _train_tiny_by_default(consent_world, source, target, tmp_path / "preview", "--recipe", "preview")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "preview" / "train_config.json").read_text())
+    assert saved["resolution"] == 64 and saved["recipe"]["name"] == "preview"
+
+
+def test_cli_overnight_recipe_runs_for_a_night_unless_told_otherwise(
+    consent_world, faceset_writer, tmp_path, monkeypatch
+):
+    from likeness.errors import ConfigError
+
+    monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=220.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2,
+                            face_size=240.0)
+    configs = []
+
+    def capture(workspace, source, target, out, config, **kwargs):
+        configs.append(config)
+        raise ConfigError("captured")  # the stopping rule is all this test needs
+
+    monkeypatch.setattr("likeness.train.train_from_facesets", capture)
+    command = ["--home", str(workspace.settings.home), "train", "--source", str(source), "--target", str(target),
+               "--out", str(tmp_path / "night"), "--org", "studio"]
+    result = CliRunner().invoke(app, command)
+    assert "stops after 480 minutes unless --iters or --minutes is given" in " ".join(result.output.split())
+    assert (configs[-1].iterations, configs[-1].minutes, configs[-1].resolution) == (None, 480.0, 128)
+    CliRunner().invoke(app, [*command, "--iters", "50"])
+    assert (configs[-1].iterations, configs[-1].minutes) == (50, None)
+
+
+def test_cli_small_performer_faces_get_the_preview_by_default(consent_world, facesets, tmp_path, monkeypatch):
+    monkeypatch.setattr("likeness.train.cuda_available", lambda: True)  # a GPU does not lift 48 px faces
+    out = tmp_path / "small-faces"
+    result = _train_tiny_by_default(consent_world, *facesets, out, "--iters", "1")
+    assert result.exit_code == 0, result.output
+    assert "recipe: preview (the performer's median face is 48 px" in " ".join(result.output.split())
+    assert json.loads((out / "train_config.json").read_text())["resolution"] == 64
+
+
+def test_cli_refuses_the_gpu_recipe_without_cuda(consent_world, facesets, tmp_path, monkeypatch):
+    monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
+    out = tmp_path / "gpu"
+    result = _train_tiny_by_default(consent_world, *facesets, out, "--recipe", "gpu-256")
+    assert result.exit_code != 0
+    flat = " ".join(result.output.split())
+    assert "recipe 'gpu-256' needs a CUDA GPU and none is available" in flat and "Traceback" not in flat
+    assert not out.exists()
 
 
 def test_cli_every_train_command_has_help():

@@ -23,12 +23,14 @@ from likeness.cli.common import (
     mapped_errors,
     open_workspace,
 )
-from likeness.train.recipes import CLEARED, RECIPES, describe_recipe
+from likeness.train.recipes import CLEARED, LARGE_FACE_PX, describe_recipe, recipe_names
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
-_RECIPE_HELP = ("Start from a measured recipe; options given explicitly win. "
-                + "; ".join(describe_recipe(name) for name in sorted(RECIPES))
-                + " (cpu-64: the best identity within 30 minutes on a 2-core CPU; docs/training.md).")
+_RECIPE_HELP = ("Start from a named recipe; options given explicitly win. Without --recipe and --res the "
+                f"performer's median face size chooses: {LARGE_FACE_PX:.0f} px or more gets cpu-overnight-128 "
+                "(gpu-256 with a CUDA GPU), smaller faces preview. "
+                + " | ".join(describe_recipe(name) for name in recipe_names())
+                + " (docs/training.md).")
 
 model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
 
@@ -39,9 +41,9 @@ def train(
     target: Annotated[Path | None, typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", help=_RECIPE_HELP)] = None,
     model: Annotated[str | None, typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
-    res: Annotated[int | None, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
+    res: Annotated[int | None, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: the recipe's; without --recipe, chosen from the performer's face sizes, and 64 when those are small).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
-    iters: Annotated[int | None, typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
+    iters: Annotated[int | None, typer.Option("--iters", help="Stop after this many iterations in total (default: the recipe's stop: 480 minutes for cpu-overnight-128, 100000 iterations for gpu-256, else 1000 iterations).", show_default=False)] = None,
     minutes: Annotated[float | None, typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
@@ -74,7 +76,10 @@ def train(
     from likeness.train import (
         TrainConfig,
         TrainingInterrupted,
+        cuda_available,
         recipe_options,
+        recipe_stop,
+        resolve_recipe,
         resume_training,
         train_from_facesets,
     )
@@ -85,7 +90,18 @@ def train(
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
-        chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
+        choice = None
+        stop = {"iterations": iters, "minutes": minutes}
+        if resume is None:
+            if source is None or target is None or out is None:
+                fail("--source, --target and --out are required (or --resume MODEL_DIR)")
+            choice = resolve_recipe(recipe, resolution=res, target_path=target, cuda=cuda_available())
+            if not (iters or minutes):
+                stop = recipe_stop(choice.name)
+            until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
+            console.print(f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until} "
+                          "unless --iters or --minutes is given")
+        chosen = recipe_options(choice.name if choice else None, model=model, resolution=res, batch_size=batch, learning_rate=lr,
                                 true_face_power=true_face_power, augment={"flip": flip, "warp_until": _warp_until(warp_until)},
                                 model_options=model_options)
         workspace = open_workspace(ctx)
@@ -98,12 +114,12 @@ def train(
                     if source is None or target is None or out is None:
                         fail("--source, --target and --out are required (or --resume MODEL_DIR)")
                     config = TrainConfig(
-                        **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
+                        **chosen, iterations=stop["iterations"], minutes=stop["minutes"],
                         ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
                         seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
                         eyes_mouth_priority=priority, identity_metrics=identity_metrics,
                         expression_metrics=expression_metrics, workers=workers, precision=precision,
-                        threads=threads,
+                        threads=threads, recipe=choice.to_dict() if choice else None,
                     )
                     result = train_from_facesets(workspace, source, target, out, config, org=org,
                                                  accept_gaps=accept_gaps, progress=show)

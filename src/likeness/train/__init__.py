@@ -41,7 +41,13 @@ _WHERE = {
     "faceset_samples": "samples",
     "RECIPES": "recipes",
     "recipe_options": "recipes",
+    "RecipeChoice": "recipes",
+    "RecipeUnavailable": "recipes",
+    "choose_recipe": "recipes",
+    "recipe_stop": "recipes",
+    "cuda_available": "workflow",
     "export_from_folder": "workflow",
+    "resolve_recipe": "workflow",
     "resume_training": "workflow",
     "train_from_facesets": "workflow",
 }
@@ -69,7 +75,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.generated import generated_face_samples
     from likeness.train.loop import TrainConfig, TrainingInterrupted, TrainProgress, TrainResult, train_swap_model
     from likeness.train.metrics import expression_fidelity, identity_transfer
-    from likeness.train.recipes import RECIPES, recipe_options
+    from likeness.train.recipes import RECIPES, RecipeChoice, RecipeUnavailable, choose_recipe, recipe_options, recipe_stop
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples
     from likeness.train.swap_model import (
         CARD_NAME,
@@ -79,4 +85,10 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         read_model_card,
         verified_model_card,
     )
-    from likeness.train.workflow import export_from_folder, resume_training, train_from_facesets
+    from likeness.train.workflow import (
+        cuda_available,
+        export_from_folder,
+        resolve_recipe,
+        resume_training,
+        train_from_facesets,
+    )

@@ -169,6 +169,8 @@ def export_model(
         "release_id": consent["release_id"],
         "training_seconds": round(float(state["training_seconds"]), 1),
         "hardware": state["hardware"],
+        # Which recipe training started from and why (chosen from the performer's face sizes or given).
+        "recipe": (state.get("train_config") or {}).get("recipe"),
         "created_at": _utc_now(),
         "yaw_range": data["yaw_range"],
         "onnx": {"input": ONNX_INPUT, "outputs": list(ONNX_OUTPUTS), "max_abs_difference_vs_torch": difference},

@@ -89,6 +89,9 @@ class TrainConfig:
     The rate depends only on the iteration, so a resumed run follows the same schedule.
     ``true_face_power`` (0 = off; ``df`` only) weighs a code discriminator's loss that pulls the
     source codes towards the target codes' distribution (DeepFaceLab SAEHD's "true face").
+    ``recipe`` records which named recipe the options started from and why
+    (``likeness.train.recipes.RecipeChoice.to_dict()``; None: not recorded); export copies it
+    into the model card. It changes nothing in training.
     """
 
     model: str = "df"
@@ -119,6 +122,7 @@ class TrainConfig:
     expression_metrics: bool = True
     augment: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, int] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
 
     def validate(self) -> None:
         if self.iterations is None and self.minutes is None:

@@ -29,6 +29,12 @@ from likeness.train.loop import (
     faceset_consent,
     train_swap_model,
 )
+from likeness.train.recipes import (
+    RecipeChoice,
+    canonical_recipe,
+    check_recipe_device,
+    choose_recipe,
+)
 from likeness.train.samples import faceset_samples
 
 FACESETS_NAME = "facesets.json"
@@ -55,6 +61,45 @@ def authorize_training(workspace: Any, source: Any, target: Any, *, org: str | N
     authz = workspace.policy.authorize(source_event["subject_id"], "training", grantee)
     release_authz = workspace.policy.authorize_release(target_event["subject_id"], grantee)
     return authz, release_authz
+
+
+def performer_face_sizes(target_path: str | Path) -> list[float]:
+    """Every face's ``face_size`` (source pixels: the longer side of its landmark box, as extraction
+    recorded it in the faceset index) in the faceset at ``target_path``."""
+    from likeness.faceset import load_faceset
+
+    return [float(record.face_size) for record in load_faceset(target_path)]
+
+
+def cuda_available() -> bool:
+    """Whether training on ``device="auto"`` would run on a CUDA device."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_recipe(
+    recipe: str | None, *, resolution: int | None, target_path: str | Path | None, cuda: bool
+) -> RecipeChoice:
+    """The recipe a new run starts from, and why.
+
+    A ``recipe`` given wins, then a ``resolution`` given (no recipe: the options as given);
+    with neither, the choice follows the performer's (target faceset's) face sizes
+    (:func:`likeness.train.recipes.choose_recipe`). A recipe that needs a CUDA device is refused
+    on a machine without one (``RecipeUnavailable``), whether given or chosen.
+    """
+    if recipe is not None:
+        canonical = canonical_recipe(recipe)
+        choice = RecipeChoice(recipe, f"recipe {recipe!r} given" + (f" ({canonical})" if canonical != recipe else ""))
+    elif resolution is not None:
+        return RecipeChoice(None, f"--res {resolution} given without a recipe: the options as given")
+    elif target_path is None:
+        return RecipeChoice(None, "no performer faceset to measure: the options as given")
+    else:
+        choice = choose_recipe(performer_face_sizes(target_path), cuda=cuda)
+    assert choice.name is not None
+    check_recipe_device(choice.name, cuda=cuda)
+    return choice
 
 
 def train_from_facesets(
