@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -91,7 +91,7 @@ def train(
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         choice = None
-        stop = {"iterations": iters, "minutes": minutes}
+        stop: dict[str, Any] = {"iterations": iters, "minutes": minutes}
         if resume is None:
             if source is None or target is None or out is None:
                 fail("--source, --target and --out are required (or --resume MODEL_DIR)")

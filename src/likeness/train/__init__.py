@@ -75,7 +75,14 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from likeness.train.generated import generated_face_samples
     from likeness.train.loop import TrainConfig, TrainingInterrupted, TrainProgress, TrainResult, train_swap_model
     from likeness.train.metrics import expression_fidelity, identity_transfer
-    from likeness.train.recipes import RECIPES, RecipeChoice, RecipeUnavailable, choose_recipe, recipe_options, recipe_stop
+    from likeness.train.recipes import (
+        RECIPES,
+        RecipeChoice,
+        RecipeUnavailable,
+        choose_recipe,
+        recipe_options,
+        recipe_stop,
+    )
     from likeness.train.samples import FaceSamples, FacesetFaces, FaceSource, faceset_samples
     from likeness.train.swap_model import (
         CARD_NAME,
