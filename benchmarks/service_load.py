@@ -45,7 +45,7 @@ def make_files(folder: Path, images: int, clips: int, seed: int) -> list[Path]:
     for index in range(images):
         canvas = rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
         y, x = rng.integers(0, 1080 - 512).item(), rng.integers(0, 1920 - 512).item()
-        canvas[y:y + 512, x:x + 512] = face
+        canvas[y : y + 512, x : x + 512] = face
         path = folder / f"still-{index:03d}.jpg"
         cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
         files.append(path)
@@ -93,15 +93,21 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "LIKENESS_HOME": str(home),
-           "LIKENESS_JOBS_PER_ORG": str(args.workers)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "LIKENESS_HOME": str(home),
+        "LIKENESS_JOBS_PER_ORG": str(args.workers),
+    }
     if args.database_url:
         env["LIKENESS_DATABASE_URL"] = args.database_url
     launcher = "import sys; from likeness.cli import main; sys.argv[0] = 'likeness'; main()"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     server = subprocess.Popen([sys.executable, "-c", launcher, "serve", "--port", str(port)], env=env, **quiet)
-    workers = [subprocess.Popen([sys.executable, "-c", launcher, "worker", "--poll", "0.2"], env=env, **quiet)
-               for _ in range(args.workers)]
+    workers = [
+        subprocess.Popen([sys.executable, "-c", launcher, "worker", "--poll", "0.2"], env=env, **quiet)
+        for _ in range(args.workers)
+    ]
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -119,7 +125,7 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
         outcomes: dict[str, str] = {}
         errors: list[str] = []
         lock = threading.Lock()
-        shares = [files[i::args.clients] for i in range(args.clients)]
+        shares = [files[i :: args.clients] for i in range(args.clients)]
         started = time.perf_counter()
 
         def client(share: list[Path]) -> None:
@@ -157,9 +163,13 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
             thread.join()
         wall = time.perf_counter() - started
         return {
-            "upload_ms": upload_ms, "poll_ms": poll_ms, "wall_s": wall, "jobs": len(outcomes),
+            "upload_ms": upload_ms,
+            "poll_ms": poll_ms,
+            "wall_s": wall,
+            "jobs": len(outcomes),
             "succeeded": sum(s == "succeeded" for s in outcomes.values()),
-            "lost": sum(s != "succeeded" for s in outcomes.values()) + len(errors), "errors": errors,
+            "lost": sum(s != "succeeded" for s in outcomes.values()) + len(errors),
+            "errors": errors,
             "service_rss_mib": peak_rss_mib(server.pid),
         }
     finally:
@@ -210,11 +220,17 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     throughput = service["succeeded"] / service["wall_s"]
-    print(f"service load: {args.clients} clients, {args.images} 1080p stills + {args.clips} clips, "
-          f"{args.workers} worker process(es), {'PostgreSQL' if args.database_url else 'SQLite'}")
+    print(
+        f"service load: {args.clients} clients, {args.images} 1080p stills + {args.clips} clips, "
+        f"{args.workers} worker process(es), {'PostgreSQL' if args.database_url else 'SQLite'}"
+    )
     print("| measure | value |\n|---|---|")
-    print(f"| upload request p50 / p99 | {percentile(service['upload_ms'], .5):.0f} / {percentile(service['upload_ms'], .99):.0f} ms |")
-    print(f"| poll request p50 / p99 | {percentile(service['poll_ms'], .5):.0f} / {percentile(service['poll_ms'], .99):.0f} ms |")
+    print(
+        f"| upload request p50 / p99 | {percentile(service['upload_ms'], 0.5):.0f} / {percentile(service['upload_ms'], 0.99):.0f} ms |"
+    )
+    print(
+        f"| poll request p50 / p99 | {percentile(service['poll_ms'], 0.5):.0f} / {percentile(service['poll_ms'], 0.99):.0f} ms |"
+    )
     print(f"| jobs succeeded / lost | {service['succeeded']} / {service['lost']} |")
     print(f"| service throughput | {throughput:.2f} files/s ({service['wall_s']:.1f} s) |")
     print(f"| in-process verify_many | {in_process:.2f} files/s |")

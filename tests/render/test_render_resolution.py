@@ -53,10 +53,22 @@ def workspace_with_128_model(tmp_path_factory):
         assert enroll_reference_photos(workspace, who, [root / f"{who}.png"]).added == 1
     recipe = RECIPES["cpu-overnight-128"]
     config = TrainConfig(
-        model="df_tiny", resolution=recipe["resolution"], iterations=2, batch_size=2, checkpoint_every=2,
-        preview_every=0, identity_metrics=False, expression_metrics=False, threads=1, workers=1,
-        model_options={"ae_dims": 16, "d_dims": 4, "d_mask_dims": 4,
-                       "double_res": recipe["model_options"]["double_res"]},
+        model="df_tiny",
+        resolution=recipe["resolution"],
+        iterations=2,
+        batch_size=2,
+        checkpoint_every=2,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        model_options={
+            "ae_dims": 16,
+            "d_dims": 4,
+            "d_mask_dims": 4,
+            "double_res": recipe["model_options"]["double_res"],
+        },
     )
     training = workspace.policy.authorize("mina", "training", "studio")
     release = workspace.policy.authorize_release("jun", "studio")
@@ -88,10 +100,15 @@ def test_a_128_px_model_renders_a_frame_at_its_own_resolution(workspace_with_128
     monkeypatch.setattr(SwapModel, "run", run)
     authz = workspace.policy.authorize("mina", "music_video", "studio")
     model = load_swap_model(workspace, model_dir, authz=authz, threads=1)
-    renderer = FrameRenderer(model, FaceDetector(mode="image"), FaceEmbedder(),
-                             workspace.registry.reference_embeddings("jun"), authz=authz,
-                             release=workspace.policy.authorize_release("jun", "studio"),
-                             identity_threshold=IDENTITY_THRESHOLD)
+    renderer = FrameRenderer(
+        model,
+        FaceDetector(mode="image"),
+        FaceEmbedder(),
+        workspace.registry.reference_embeddings("jun"),
+        authz=authz,
+        release=workspace.policy.authorize_release("jun", "studio"),
+        identity_threshold=IDENTITY_THRESHOLD,
+    )
     frame = grace_hopper()
     out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
     assert [o.swapped for o in outcomes] == [True]

@@ -37,8 +37,9 @@ def service(trained_world, tmp_path):
 
 def _render(client, target, model_id, use="music_video"):
     with target.open("rb") as handle:
-        return client.post("/api/v1/renders", data={"model": model_id, "use": use},
-                           files={"file": (target.name, handle, "image/png")})
+        return client.post(
+            "/api/v1/renders", data={"model": model_id, "use": use}, files={"file": (target.name, handle, "image/png")}
+        )
 
 
 def test_render_job_writes_a_labelled_output_on_the_ledger(trained_world, service):
@@ -68,12 +69,15 @@ def test_render_job_writes_a_labelled_output_on_the_ledger(trained_world, servic
     assert page.status_code == 200 and output["name"] in page.text and output["sha256"] in page.text
 
 
-@pytest.mark.parametrize(("use", "revoke", "reason"), [
-    ("music_video", "grant", "revoked"),
-    ("music_video", "release", "revoked"),
-    ("training", None, "training"),
-    ("political_ad", None, "political_ad"),
-])
+@pytest.mark.parametrize(
+    ("use", "revoke", "reason"),
+    [
+        ("music_video", "grant", "revoked"),
+        ("music_video", "release", "revoked"),
+        ("training", None, "training"),
+        ("political_ad", None, "political_ad"),
+    ],
+)
 def test_render_job_is_refused_by_the_consent_policy_and_writes_nothing(trained_world, service, use, revoke, reason):
     studio, _, target = service
     model_id = studio.get("/api/v1/models").json()[0]["id"]

@@ -48,8 +48,11 @@ class ServiceWorld:
         page = client.get("/login")
         assert page.status_code == 200
         csrf = client.cookies.get("likeness_login_csrf")
-        response = client.post("/login", data={"username": username, "password": password,
-                                               "csrf_token": csrf, "next": "/"}, follow_redirects=False)
+        response = client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": csrf, "next": "/"},
+            follow_redirects=False,
+        )
         assert response.status_code == 303, response.text
         session = self.accounts.session_for(client.cookies.get("likeness_session"))
         return session.csrf_token

@@ -40,9 +40,12 @@ def test_fuzz_every_operation(service_world):
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(
-        index=st.integers(0, len(operations) - 1), who=st.sampled_from(list(clients)),
-        path_values=st.lists(TEXT, min_size=3, max_size=3), query=st.dictionaries(
-            st.sampled_from(["limit", "after", "before", "state", "kind", "event_type", "x"]), TEXT, max_size=3),
+        index=st.integers(0, len(operations) - 1),
+        who=st.sampled_from(list(clients)),
+        path_values=st.lists(TEXT, min_size=3, max_size=3),
+        query=st.dictionaries(
+            st.sampled_from(["limit", "after", "before", "state", "kind", "event_type", "x"]), TEXT, max_size=3
+        ),
         body=JSON_VALUE,
     )
     def probe(index, who, path_values, query, body):

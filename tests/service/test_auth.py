@@ -30,8 +30,11 @@ def test_console_login_sets_a_strict_httponly_cookie_and_goes_on_the_ledger(serv
     client = service_world.client()
     client.get("/login")
     csrf = client.cookies.get("likeness_login_csrf")
-    response = client.post("/login", data={"username": "legal", "password": PASSWORD, "csrf_token": csrf,
-                                           "next": "/ledger"}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": "legal", "password": PASSWORD, "csrf_token": csrf, "next": "/ledger"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303 and response.headers["location"] == "/ledger"
     cookie = response.headers["set-cookie"].lower()
     assert "likeness_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
@@ -46,9 +49,11 @@ def test_console_login_sets_a_strict_httponly_cookie_and_goes_on_the_ledger(serv
 def test_session_cookie_is_secure_over_https(service_world):
     client = service_world.client(base_url="https://testserver")
     client.get("/login")
-    response = client.post("/login", data={"username": "viewer", "password": PASSWORD,
-                                           "csrf_token": client.cookies.get("likeness_login_csrf")},
-                           follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": "viewer", "password": PASSWORD, "csrf_token": client.cookies.get("likeness_login_csrf")},
+        follow_redirects=False,
+    )
     assert "secure" in response.headers["set-cookie"].lower()
 
 
@@ -67,8 +72,11 @@ def test_failed_logins_go_on_the_ledger_and_are_rate_limited(service_world):
     for _ in range(5):
         bad = client.post("/login", data={"username": "legal", "password": "wrong password!", "csrf_token": csrf})
         assert bad.status_code == 401
-    limited = client.post("/login", data={"username": "legal", "password": PASSWORD, "csrf_token": csrf},
-                          headers={"accept": "application/json"})
+    limited = client.post(
+        "/login",
+        data={"username": "legal", "password": PASSWORD, "csrf_token": csrf},
+        headers={"accept": "application/json"},
+    )
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     assert limited.json()["type"].endswith("rate-limited")
     failed = _events(service_world, "service.login_failed")
@@ -81,8 +89,10 @@ def test_failed_logins_go_on_the_ledger_and_are_rate_limited(service_world):
 def test_a_failed_login_for_an_unknown_user_is_on_the_ledger(service_world):
     client = service_world.client()
     client.get("/login")
-    client.post("/login", data={"username": "nobody", "password": "x" * 12,
-                                "csrf_token": client.cookies.get("likeness_login_csrf")})
+    client.post(
+        "/login",
+        data={"username": "nobody", "password": "x" * 12, "csrf_token": client.cookies.get("likeness_login_csrf")},
+    )
     assert _events(service_world, "service.login_failed")[-1]["reason"] == "unknown_user"
 
 
@@ -133,10 +143,16 @@ def test_an_unknown_bearer_token_is_refused_even_with_a_session(service_world):
 
 def test_admin_adds_users_and_changes_roles_on_the_ledger(service_world):
     admin = service_world.token_client(Role.ADMIN)
-    added = admin.post("/api/v1/users", json={"username": "jiwoo", "password": "long enough password", "role": "viewer"})
+    added = admin.post(
+        "/api/v1/users", json={"username": "jiwoo", "password": "long enough password", "role": "viewer"}
+    )
     assert added.status_code == 201 and added.json()["org"] == "studio"
-    assert admin.post("/api/v1/users", json={"username": "jiwoo", "password": "long enough password",
-                                             "role": "viewer"}).status_code == 409
+    assert (
+        admin.post(
+            "/api/v1/users", json={"username": "jiwoo", "password": "long enough password", "role": "viewer"}
+        ).status_code
+        == 409
+    )
     assert admin.post("/api/v1/users", json={"username": "x", "password": "short", "role": "viewer"}).status_code == 422
     changed = admin.patch("/api/v1/users/jiwoo", json={"role": "legal"})
     assert changed.json()["role"] == "legal"

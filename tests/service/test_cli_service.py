@@ -37,11 +37,15 @@ def run(home, *args: str, code: int = 0, stdin: str | None = None):
 
 
 def test_user_add_bootstraps_the_first_admin_and_token_create_prints_a_secret(home):
-    assert "added root (admin) to studio" in run(home, "user", "add", "root", "--role", "admin", "--password-stdin",
-                                                 stdin=PASSWORD + "\n").output
+    assert (
+        "added root (admin) to studio"
+        in run(home, "user", "add", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n").output
+    )
     run(home, "user", "add", "root", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n", code=1)
-    assert "unknown role" in run(home, "user", "add", "x1", "--role", "god", "--password-stdin", stdin=PASSWORD + "\n",
-                                 code=1).output
+    assert (
+        "unknown role"
+        in run(home, "user", "add", "x1", "--role", "god", "--password-stdin", stdin=PASSWORD + "\n", code=1).output
+    )
     assert "at least 12" in run(home, "user", "add", "x2", "--password-stdin", stdin="short\n", code=1).output
     run(home, "user", "add", "jiwoo", "--role", "legal", "--password-stdin", stdin=PASSWORD + "\n")
     assert "jiwoo is now viewer" in run(home, "user", "role", "jiwoo", "viewer").output
@@ -83,10 +87,18 @@ def test_serve_and_worker_processes_verify_an_upload(home, astronaut, tmp_path):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC), "LIKENESS_HOME": str(home)}
     launcher = "import sys; from likeness.cli import main; sys.argv[0] = 'likeness'; main()"
-    server = subprocess.Popen([sys.executable, "-c", launcher, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    worker = subprocess.Popen([sys.executable, "-c", launcher, "worker", "--poll", "0.2", "--max-jobs", "1"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-c", launcher, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", launcher, "worker", "--poll", "0.2", "--max-jobs", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for(f"{base}/api/v1/health")
@@ -94,8 +106,12 @@ def test_serve_and_worker_processes_verify_an_upload(home, astronaut, tmp_path):
         cv2.imwrite(str(image), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
         headers = {"Authorization": f"Bearer {secret}"}
         with image.open("rb") as handle:
-            created = httpx.post(f"{base}/api/v1/verifications", headers=headers,
-                                 files={"file": ("photo.jpg", handle, "image/jpeg")}, timeout=30)
+            created = httpx.post(
+                f"{base}/api/v1/verifications",
+                headers=headers,
+                files={"file": ("photo.jpg", handle, "image/jpeg")},
+                timeout=30,
+            )
         assert created.status_code == 202, created.text
         job_url = base + created.headers["location"]
         deadline = time.monotonic() + 180

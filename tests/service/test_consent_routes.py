@@ -20,7 +20,9 @@ def test_subjects_grants_and_releases_with_their_state(service_world):
     # another organisation sees none of it
     service_world.workspace.registry.add_org("rival")
     rival = service_world.accounts.add_user("rival-viewer", "a long password!", Role.VIEWER, org="rival")
-    other = service_world.client(headers={"Authorization": f"Bearer {service_world.accounts.create_token(rival, 't')[0]}"})
+    other = service_world.client(
+        headers={"Authorization": f"Bearer {service_world.accounts.create_token(rival, 't')[0]}"}
+    )
     assert other.get("/api/v1/subjects").json() == [] and other.get("/api/v1/grants").json() == []
 
 

@@ -21,7 +21,9 @@ from likeness.service.worker import Worker
 
 from .conftest import PASSWORD
 
-ARTIFACTS = Path(os.environ.get("LIKENESS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")) / "console"
+ARTIFACTS = (
+    Path(os.environ.get("LIKENESS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")) / "console"
+)
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
 
 
@@ -120,8 +122,9 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         assert page.locator(".state").first.inner_text() == ("완료" if language == "ko" else "succeeded")
         page.screenshot(path=str(shots / "4-result.png"), full_page=True)
 
-        report = context.request.get(page.locator("a[href$='/evidence/html']").get_attribute("href")
-                                     .replace("/api", f"{live_service}/api", 1))
+        report = context.request.get(
+            page.locator("a[href$='/evidence/html']").get_attribute("href").replace("/api", f"{live_service}/api", 1)
+        )
         assert report.status == 200
 
         page.click("nav >> a[href='/consent']")

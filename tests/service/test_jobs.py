@@ -64,8 +64,11 @@ def test_kinds():
     def bug(context):
         raise RuntimeError("an internal detail")
 
-    kinds = [JobKind("test-steps", Permission.READ, steps), JobKind("test-media-error", Permission.READ, bad_media),
-             JobKind("test-bug", Permission.READ, bug)]
+    kinds = [
+        JobKind("test-steps", Permission.READ, steps),
+        JobKind("test-media-error", Permission.READ, bad_media),
+        JobKind("test-bug", Permission.READ, bug),
+    ]
     for kind in kinds:
         register_kind(kind)
     yield calls
@@ -242,8 +245,11 @@ def test_two_workers_on_postgresql_claim_each_job_once_within_the_org_limit(post
 
         def observing(context):
             with workspace.engine.connect() as conn:
-                running = conn.execute(select(func.count()).select_from(Job).where(
-                    Job.org_id == context.job.org_id, Job.state == "running")).scalar()
+                running = conn.execute(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.org_id == context.job.org_id, Job.state == "running")
+                ).scalar()
             with lock:
                 peak[context.job.org_id] = max(peak[context.job.org_id], running)
             time.sleep(0.05)

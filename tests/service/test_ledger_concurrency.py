@@ -54,7 +54,9 @@ def test_api_and_two_workers_append_concurrently_on_postgresql(postgres_url, tmp
                 assert client.post("/api/v1/tokens", json={"name": f"t{index}", "role": "viewer"}).status_code == 201
 
         threads = [threading.Thread(target=api_calls)]
-        threads += [threading.Thread(target=w.run_forever, kwargs={"poll_s": 0.05, "max_jobs": JOBS // 2}) for w in workers]
+        threads += [
+            threading.Thread(target=w.run_forever, kwargs={"poll_s": 0.05, "max_jobs": JOBS // 2}) for w in workers
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

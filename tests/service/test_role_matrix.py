@@ -47,6 +47,7 @@ def _requests(world):
         permission = (route.openapi_extra or {}).get("x-permission")
         assert permission, f"{route.path} declares no x-permission"
         for method in route.methods:
+
             def path_for(job_state: str, route: APIRoute = route) -> str:
                 def value(match: re.Match) -> str:
                     name = match.group(1)
@@ -57,6 +58,7 @@ def _requests(world):
                     if name == "token_id":
                         return token_id
                     return SAMPLE_ARGS[name]
+
                 return re.sub(r"\{(\w+)\}", value, route.path)
 
             kwargs: dict = {}

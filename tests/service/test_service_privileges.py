@@ -25,13 +25,15 @@ def test_service_runs_as_the_application_role(postgres_server, postgres_url, tmp
     database = make_url(postgres_url).database
     suffix = uuid.uuid4().hex[:8]
     owner, app = f"owner_{suffix}", f"app_{suffix}"
-    postgres_server.execute(f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {app} LOGIN",
-                            f"ALTER DATABASE {database} OWNER TO {owner}")
+    postgres_server.execute(
+        f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {app} LOGIN", f"ALTER DATABASE {database} OWNER TO {owner}"
+    )
     postgres_server.execute(f"ALTER SCHEMA public OWNER TO {owner}", database=database)
     home = tmp_path / "home"
     Workspace.init(Settings(home=home, database_url=postgres_server.url(database, user=owner))).close()
-    with psycopg.connect(host=str(postgres_server.sock), port=postgres_server.port, user=owner, dbname=database,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=str(postgres_server.sock), port=postgres_server.port, user=owner, dbname=database, autocommit=True
+    ) as conn:
         conn.execute(app_role_sql(app))
 
     ws = Workspace.open(Settings(home=home, database_url=postgres_server.url(database, user=app)))
@@ -55,8 +57,13 @@ def test_service_runs_as_the_application_role(postgres_server, postgres_url, tmp
         assert queue.finish(job.id, "w1", state="succeeded", result={})
         assert ws.ledger.verify().ok
 
-        for attack in ("DELETE FROM jobs", "DELETE FROM service_users", "TRUNCATE jobs",
-                       "UPDATE ledger SET payload = '{}'", "DELETE FROM service_api_tokens"):
+        for attack in (
+            "DELETE FROM jobs",
+            "DELETE FROM service_users",
+            "TRUNCATE jobs",
+            "UPDATE ledger SET payload = '{}'",
+            "DELETE FROM service_api_tokens",
+        ):
             with pytest.raises(DBAPIError, match="permission denied|append-only"), ws.engine.begin() as conn:
                 conn.execute(text(attack))
     finally:

@@ -35,7 +35,9 @@ def test_verify_upload_runs_as_the_cli_does_and_is_on_the_ledger(service_world, 
     world = ConsentWorld(service_world.workspace, tmp_path)
     world.enroll_faces()
     legal = service_world.token_client(Role.LEGAL)
-    response = legal.post("/api/v1/verifications", files={"file": ("../../mina at the show.png", _png(astronaut), "text/plain")})
+    response = legal.post(
+        "/api/v1/verifications", files={"file": ("../../mina at the show.png", _png(astronaut), "text/plain")}
+    )
     assert response.status_code == 202, response.text
     job = response.json()
     assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
@@ -101,7 +103,9 @@ def test_upload_limits_by_sniffed_type(settings, workspace):
     assert _uploaded_files(world) == []
 
 
-@pytest.mark.parametrize("content", [b"#!/bin/sh\nrm -rf /\n" * 4, b"<svg xmlns='http://www.w3.org/2000/svg'/>" * 2, b"\x00" * 32])
+@pytest.mark.parametrize(
+    "content", [b"#!/bin/sh\nrm -rf /\n" * 4, b"<svg xmlns='http://www.w3.org/2000/svg'/>" * 2, b"\x00" * 32]
+)
 def test_files_that_are_not_media_are_refused_whatever_their_name(service_world, content):
     legal = service_world.token_client(Role.LEGAL)
     response = legal.post("/api/v1/verifications", files={"file": ("photo.jpg", content, "image/jpeg")})
@@ -115,7 +119,11 @@ def test_bad_forms_are_problems(service_world):
         legal.post("/api/v1/verifications", files={"other": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(16))}),
         legal.post("/api/v1/verifications", data={"note": "no file"}),
         legal.post("/api/v1/verifications", content=b"raw bytes", headers={"content-type": "application/octet-stream"}),
-        legal.post("/api/v1/verifications", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}),
+        legal.post(
+            "/api/v1/verifications",
+            content=b"--x\r\nbroken",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        ),
         legal.post("/api/v1/verifications", files={"file": ("empty.png", b"")}),
     ]
     for response in cases:
@@ -127,20 +135,31 @@ def test_bad_forms_are_problems(service_world):
 def test_console_upload_needs_the_csrf_field_before_any_byte_is_written(service_world, astronaut):
     client = service_world.client()
     csrf = service_world.login(client, "legal")
-    refused = client.post("/verify", files={"file": ("a.png", _png(astronaut))}, data={"csrf_token": "forged"},
-                          follow_redirects=False)
+    refused = client.post(
+        "/verify", files={"file": ("a.png", _png(astronaut))}, data={"csrf_token": "forged"}, follow_redirects=False
+    )
     assert refused.status_code == 403 and _uploaded_files(service_world) == []
-    accepted = client.post("/verify", data={"csrf_token": csrf}, files={"file": ("a.png", _png(astronaut))},
-                           follow_redirects=False)
+    accepted = client.post(
+        "/verify", data={"csrf_token": csrf}, files={"file": ("a.png", _png(astronaut))}, follow_redirects=False
+    )
     assert accepted.status_code == 303 and accepted.headers["location"].startswith("/jobs/")
     assert len(_uploaded_files(service_world)) == 1
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("../../etc/passwd", "passwd"), ("..\\..\\win.ini", "win.ini"), ("", "upload"), ("...", "upload"),
-    (".hidden.png", "hidden.png"), ("a\x00b\nc.png", "abc.png"), ("뮤직비디오 1.mp4", "뮤직비디오 1.mp4"),
-    ("x" * 300 + ".png", "x" * 110 + ".png"), ("$(rm -rf).jpg", "rm -rf_.jpg"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\win.ini", "win.ini"),
+        ("", "upload"),
+        ("...", "upload"),
+        (".hidden.png", "hidden.png"),
+        ("a\x00b\nc.png", "abc.png"),
+        ("뮤직비디오 1.mp4", "뮤직비디오 1.mp4"),
+        ("x" * 300 + ".png", "x" * 110 + ".png"),
+        ("$(rm -rf).jpg", "rm -rf_.jpg"),
+    ],
+)
 def test_file_names_are_sanitised(name, expected):
     assert sanitise_filename(name) == expected
 
@@ -165,7 +184,9 @@ def test_with_worker_runs_jobs_inside_the_service_process(settings, workspace, a
         world.app.state.services.worker_thread.join(timeout=30)
 
 
-def test_a_video_upload_is_verified_and_a_too_large_one_refused_by_the_video_limit(settings, workspace, astronaut, tmp_path):
+def test_a_video_upload_is_verified_and_a_too_large_one_refused_by_the_video_limit(
+    settings, workspace, astronaut, tmp_path
+):
     from likeness.media.synthetic import write_clip
     from tests.service.conftest import build_service_world
 

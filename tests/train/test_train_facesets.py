@@ -33,8 +33,19 @@ def facesets(consent_world, faceset_writer, tmp_path):
 
 
 def small_config(**overrides) -> TrainConfig:
-    base = dict(model="df_tiny", resolution=32, iterations=6, batch_size=4, checkpoint_every=3, preview_every=0,
-                identity_metrics=False, expression_metrics=False, threads=1, workers=1, validation_fraction=0.2)
+    base = dict(
+        model="df_tiny",
+        resolution=32,
+        iterations=6,
+        batch_size=4,
+        checkpoint_every=3,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        validation_fraction=0.2,
+    )
     return TrainConfig(**(base | overrides))
 
 
@@ -63,17 +74,56 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     out = tmp_path / "cli-model"
     runner = CliRunner()
     common = ["--home", home]
-    result = runner.invoke(app, common + [
-        "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
-        "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
-        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip", "--lr-decay-iters", "5",
-        "--warp-until", "3",
-    ])
+    result = runner.invoke(
+        app,
+        common
+        + [
+            "train",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--out",
+            str(out),
+            "--iters",
+            "4",
+            "--batch",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--preview-every",
+            "0",
+            "--no-identity-metrics",
+            "--no-expression-metrics",
+            "--org",
+            "studio",
+            "--threads",
+            "1",
+            "--lr",
+            "1e-3",
+            "--ema-decay",
+            "0.99",
+            "--model-option",
+            "ae_dims=24",
+            "--flip",
+            "--lr-decay-iters",
+            "5",
+            "--warp-until",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True, "warp_until": 3}
+    assert (
+        saved["learning_rate"] == 1e-3
+        and saved["ema_decay"] == 0.99
+        and saved["augment"] == {"flip": True, "warp_until": 3}
+    )
     assert saved["lr_decay_iters"] == 5
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
@@ -97,10 +147,17 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
 
 
 def test_held_out_line_shows_counts_as_well_as_rates():
-    metrics = {"identity_transfer": 0.75, "swap_distance_to_source_max": 0.3649, "swap_faces_nearer_performer": 1,
-               "expression_faces_measured": 4, "validation_faces": {"source": 4, "target": 4}}
-    assert held_out_summary(metrics) == ("identity_transfer=0.750, swap_distance_to_source_max=0.365, "
-                                         "swap_faces_nearer_performer=1, expression_faces_measured=4")
+    metrics = {
+        "identity_transfer": 0.75,
+        "swap_distance_to_source_max": 0.3649,
+        "swap_faces_nearer_performer": 1,
+        "expression_faces_measured": 4,
+        "validation_faces": {"source": 4, "target": 4},
+    }
+    assert held_out_summary(metrics) == (
+        "identity_transfer=0.750, swap_distance_to_source_max=0.365, "
+        "swap_faces_nearer_performer=1, expression_faces_measured=4"
+    )
 
 
 def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world, facesets, tmp_path):
@@ -109,30 +166,53 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     weights = {}
     for loader in ("threads", "processes"):
         out = tmp_path / loader
-        train_from_facesets(consent_world.workspace, *facesets, out,
-                            small_config(iterations=4, loader=loader, workers=2), org="studio")
+        train_from_facesets(
+            consent_world.workspace, *facesets, out, small_config(iterations=4, loader=loader, workers=2), org="studio"
+        )
         weights[loader] = load_checkpoint(out / CHECKPOINT_NAME)["model_state"]
     assert weights["threads"].keys() == weights["processes"].keys()
     assert all(torch.equal(weights["threads"][k], weights["processes"][k]) for k in weights["threads"])
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--workers", "0"], "--workers"),
-    (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
-    (["--model-option", "ae_dims"], "expected KEY=VALUE"),
-    (["--model-option", "ae_dims=wide"], "must be an integer"),
-    (["--model-option", "bogus=3"], "unknown option"),
-    (["--ema-decay", "1.5"], "ema_decay"),
-    (["--lr-decay-iters", "0"], "lr_decay_iters"),
-    (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
-    (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
-    (["--warp-until", "-5"], "--warp-until '-5'"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
+        (["--model-option", "ae_dims"], "expected KEY=VALUE"),
+        (["--model-option", "ae_dims=wide"], "must be an integer"),
+        (["--model-option", "bogus=3"], "unknown option"),
+        (["--ema-decay", "1.5"], "ema_decay"),
+        (["--lr-decay-iters", "0"], "lr_decay_iters"),
+        (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
+        (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
+        (["--warp-until", "-5"], "--warp-until '-5'"),
+    ],
+)
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
-                                      "--source", str(facesets[0]), "--target", str(facesets[1]),
-                                      "--model", "df_tiny", "--res", "32", "--out", str(tmp_path / "m"),
-                                      "--iters", "2", "--org", "studio", *option])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--out",
+            str(tmp_path / "m"),
+            "--iters",
+            "2",
+            "--org",
+            "studio",
+            *option,
+        ],
+    )
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert "it/s" not in result.output  # refused before training: no progress bar line
@@ -141,18 +221,44 @@ def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_
 
 def _train_tiny_with_recipe(consent_world, facesets, out, *options):
     """``likeness train --recipe cpu-64`` on the tiny model at 32 px, batch 2, no metrics."""
-    return CliRunner().invoke(app, [
-        "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
-        "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--batch", "2", "--out", str(out), "--preview-every", "0", "--no-identity-metrics",
-        "--no-expression-metrics", "--org", "studio", "--threads", "1", *options,
-    ])
+    return CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--recipe",
+            "cpu-64",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--batch",
+            "2",
+            "--out",
+            str(out),
+            "--preview-every",
+            "0",
+            "--no-identity-metrics",
+            "--no-expression-metrics",
+            "--org",
+            "studio",
+            "--threads",
+            "1",
+            *options,
+        ],
+    )
 
 
 def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, facesets, tmp_path):
     out = tmp_path / "recipe-model"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "2",
-                                     "--model-option", "ae_dims=24", "--model-option", "d_dims=8")
+    result = _train_tiny_with_recipe(
+        consent_world, facesets, out, "--iters", "2", "--model-option", "ae_dims=24", "--model-option", "d_dims=8"
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
@@ -163,16 +269,39 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
     assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 2)
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["d_mask_dims"] == 8
 
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
-                                      "--resume", str(out), "--recipe", "cpu-64", "--iters", "4"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--resume",
+            str(out),
+            "--recipe",
+            "cpu-64",
+            "--iters",
+            "4",
+        ],
+    )
     assert result.exit_code != 0 and "--recipe applies to new runs" in result.output
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 2
 
 
 def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, facesets, tmp_path):
     out = tmp_path / "warp-throughout"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
-                                     "--model-option", "d_dims=4", "--warp-until", "Never")
+    result = _train_tiny_with_recipe(
+        consent_world,
+        facesets,
+        out,
+        "--iters",
+        "1",
+        "--model-option",
+        "ae_dims=16",
+        "--model-option",
+        "d_dims=4",
+        "--warp-until",
+        "Never",
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays
@@ -180,14 +309,26 @@ def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, fac
 
 def test_cli_true_face_power_is_saved_and_refused_for_liae(consent_world, facesets, tmp_path):
     out = tmp_path / "true-face"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
-                                     "--model-option", "d_dims=4", "--true-face-power", "0.05")
+    result = _train_tiny_with_recipe(
+        consent_world,
+        facesets,
+        out,
+        "--iters",
+        "1",
+        "--model-option",
+        "ae_dims=16",
+        "--model-option",
+        "d_dims=4",
+        "--true-face-power",
+        "0.05",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "train_config.json").read_text())["true_face_power"] == 0.05
     assert load_checkpoint(out / CHECKPOINT_NAME)["code_discriminator_state"]
 
-    result = _train_tiny_with_recipe(consent_world, facesets, tmp_path / "liae", "--iters", "1",
-                                     "--model", "liae_tiny", "--true-face-power", "0.05")
+    result = _train_tiny_with_recipe(
+        consent_world, facesets, tmp_path / "liae", "--iters", "1", "--model", "liae_tiny", "--true-face-power", "0.05"
+    )
     assert result.exit_code != 0 and "needs a df model" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "liae").exists()
 
@@ -211,12 +352,42 @@ def test_cli_train_help_states_the_config_defaults():
 
 def _train_tiny_by_default(consent_world, source, target, out, *options):
     """``likeness train`` with neither --recipe nor --res: the tiny model, narrow, one iteration."""
-    return CliRunner().invoke(app, [
-        "--home", str(consent_world.workspace.settings.home), "train", "--source", str(source),
-        "--target", str(target), "--model", "df_tiny", "--model-option", "ae_dims=16", "--model-option", "d_dims=4",
-        "--model-option", "d_mask_dims=4", "--batch", "2", "--iters", "1", "--out", str(out), "--preview-every", "0",
-        "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1", *options,
-    ], terminal_width=300)
+    return CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--source",
+            str(source),
+            "--target",
+            str(target),
+            "--model",
+            "df_tiny",
+            "--model-option",
+            "ae_dims=16",
+            "--model-option",
+            "d_dims=4",
+            "--model-option",
+            "d_mask_dims=4",
+            "--batch",
+            "2",
+            "--iters",
+            "1",
+            "--out",
+            str(out),
+            "--preview-every",
+            "0",
+            "--no-identity-metrics",
+            "--no-expression-metrics",
+            "--org",
+            "studio",
+            "--threads",
+            "1",
+            *options,
+        ],
+        terminal_width=300,
+    )
 
 
 def test_cli_large_performer_faces_get_128_px_by_default_and_explicit_options_win(
@@ -225,8 +396,7 @@ def test_cli_large_performer_faces_get_128_px_by_default_and_explicit_options_wi
     monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
     workspace = consent_world.workspace
     source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=210.0)
-    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2,
-                            face_size=200.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, face_size=200.0)
     out = tmp_path / "by-face-size"
     result = _train_tiny_by_default(consent_world, source, target, out)
     assert result.exit_code == 0, result.output
@@ -245,7 +415,9 @@ def test_cli_large_performer_faces_get_128_px_by_default_and_explicit_options_wi
     result = _train_tiny_by_default(consent_world, source, target, tmp_path / "res-given", "--res", "32")
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "res-given" / "train_config.json").read_text())
-    assert saved["resolution"] == 32 and saved["recipe"]["name"] is None and "--res 32 given" in saved["recipe"]["reason"]
+    assert (
+        saved["resolution"] == 32 and saved["recipe"]["name"] is None and "--res 32 given" in saved["recipe"]["reason"]
+    )
     result = _train_tiny_by_default(consent_world, source, target, tmp_path / "preview", "--recipe", "preview")
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "preview" / "train_config.json").read_text())
@@ -260,8 +432,7 @@ def test_cli_overnight_recipe_runs_for_a_night_unless_told_otherwise(
     monkeypatch.setattr("likeness.train.cuda_available", lambda: False)
     workspace = consent_world.workspace
     source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=220.0)
-    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2,
-                            face_size=240.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, face_size=240.0)
     configs = []
 
     def capture(workspace, source, target, out, config, **kwargs):
@@ -269,8 +440,19 @@ def test_cli_overnight_recipe_runs_for_a_night_unless_told_otherwise(
         raise ConfigError("captured")  # the stopping rule is all this test needs
 
     monkeypatch.setattr("likeness.train.train_from_facesets", capture)
-    command = ["--home", str(workspace.settings.home), "train", "--source", str(source), "--target", str(target),
-               "--out", str(tmp_path / "night"), "--org", "studio"]
+    command = [
+        "--home",
+        str(workspace.settings.home),
+        "train",
+        "--source",
+        str(source),
+        "--target",
+        str(target),
+        "--out",
+        str(tmp_path / "night"),
+        "--org",
+        "studio",
+    ]
     result = CliRunner().invoke(app, command)
     assert "stops after 480 minutes unless --iters or --minutes is given" in " ".join(result.output.split())
     assert (configs[-1].iterations, configs[-1].minutes, configs[-1].resolution) == (None, 480.0, 128)

@@ -18,18 +18,30 @@ from likeness.cli.common import (
 )
 
 user_app = typer.Typer(help="The service's users and their roles (admin, studio, legal, viewer).", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens for scripts: stored hashed, scoped to a role, revocable.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens for scripts: stored hashed, scoped to a role, revocable.", no_args_is_help=True
+)
 
-ROLE_HELP = "admin (users, tokens, settings), studio (extract, train, render), legal (verify, evidence), viewer (read only)"
+ROLE_HELP = (
+    "admin (users, tokens, settings), studio (extract, train, render), legal (verify, evidence), viewer (read only)"
+)
 
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0 for every interface).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    with_worker: Annotated[bool, typer.Option("--with-worker", help="Also run jobs in this process (a laptop).")] = False,
-    behind_proxy: Annotated[bool, typer.Option(
-        "--behind-proxy", help="Trust X-Forwarded-Proto/For from a TLS proxy on 127.0.0.1 (Secure cookies, HSTS).")] = False,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also run jobs in this process (a laptop).")
+    ] = False,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--behind-proxy", help="Trust X-Forwarded-Proto/For from a TLS proxy on 127.0.0.1 (Secure cookies, HSTS)."
+        ),
+    ] = False,
 ) -> None:
     """Run the agency's service: the API under /api/v1 and the console, over this workspace."""
     import uvicorn
@@ -41,8 +53,15 @@ def serve(
     err_console.print(f"likeness service on http://{host}:{port}/  (API: /api/v1, schema: /api/v1/openapi.json)")
     if not with_worker:
         err_console.print("jobs run in 'likeness worker' processes (or start this with --with-worker)")
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False,
-                proxy_headers=behind_proxy, forwarded_allow_ips="127.0.0.1" if behind_proxy else None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        proxy_headers=behind_proxy,
+        forwarded_allow_ips="127.0.0.1" if behind_proxy else None,
+    )
 
 
 def worker(
@@ -78,7 +97,9 @@ def user_add(
     role: Annotated[str, typer.Option("--role", help=ROLE_HELP)] = "viewer",
     org: Annotated[str | None, typer.Option("--org", help="Organisation slug (default: the only one).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
 ) -> None:
     """Add a user (the first admin is made here); on the ledger."""
     from likeness.service.accounts import Accounts
@@ -92,7 +113,9 @@ def user_add(
     with mapped_errors():
         workspace = open_workspace(ctx)
         try:
-            user = Accounts(workspace).add_user(username, password, parsed_role, org=org, display_name=name, actor="cli")
+            user = Accounts(workspace).add_user(
+                username, password, parsed_role, org=org, display_name=name, actor="cli"
+            )
         except ValueError as exc:
             fail(str(exc))
     console.print(f"added {user.username} ({user.role.value}) to {user.org_slug}")

@@ -76,8 +76,14 @@ class User:
     active: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.username, "display_name": self.display_name,
-                "role": self.role.value, "org": self.org_slug, "active": self.active}
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role.value,
+            "org": self.org_slug,
+            "active": self.active,
+        }
 
 
 @dataclass(frozen=True)
@@ -100,16 +106,28 @@ class TokenInfo:
     last_used_at: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "role": self.role.value, "user": self.username,
-                "created_at": self.created_at, "expires_at": self.expires_at,
-                "revoked_at": self.revoked_at, "last_used_at": self.last_used_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "user": self.username,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "last_used_at": self.last_used_at,
+        }
 
 
 class Accounts:
     """The service's only reader and writer of users, sessions and tokens."""
 
-    def __init__(self, workspace: Any, *, hasher: PasswordHasher | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        workspace: Any,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.workspace = workspace
         self._sessions = sessionmaker(workspace.engine, expire_on_commit=False)
         self._hasher = hasher or PasswordHasher()
@@ -118,8 +136,16 @@ class Accounts:
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
     # --- users ---------------------------------------------------------------------------
-    def add_user(self, username: str, password: str, role: Role | str, *, org: str | None = None,
-                 display_name: str | None = None, actor: str | None = None) -> User:
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        role: Role | str,
+        *,
+        org: str | None = None,
+        display_name: str | None = None,
+        actor: str | None = None,
+    ) -> User:
         """Add a user to ``org`` (default: the workspace's only organisation)."""
         check_username(username)
         check_password(password)
@@ -127,19 +153,31 @@ class Accounts:
         organisation = self.workspace.registry.default_org(org or self.workspace.settings.org)
         now = utc_stamp(self._clock())
         row = ServiceUser(
-            id=uuid.uuid4().hex, org_id=organisation.id, username=username,
-            display_name=(display_name or username)[:200], password_hash=self._hasher.hash(password),
-            role=role.value, active=True, created_at=now, updated_at=now,
+            id=uuid.uuid4().hex,
+            org_id=organisation.id,
+            username=username,
+            display_name=(display_name or username)[:200],
+            password_hash=self._hasher.hash(password),
+            role=role.value,
+            active=True,
+            created_at=now,
+            updated_at=now,
         )
         with self._sessions() as session:
             if session.scalar(select(ServiceUser.id).where(ServiceUser.username == username)):
                 raise Conflict(f"user {username!r} already exists")
             session.add(row)
             session.commit()
-        self.workspace.ledger.append("service.user_added", {
-            "user_id": row.id, "username": username, "role": role.value, "org_id": organisation.id,
-            "by": actor,
-        })
+        self.workspace.ledger.append(
+            "service.user_added",
+            {
+                "user_id": row.id,
+                "username": username,
+                "role": role.value,
+                "org_id": organisation.id,
+                "by": actor,
+            },
+        )
         return self._user(row, organisation.slug)
 
     def get_user(self, username: str) -> User:
@@ -171,10 +209,16 @@ class Accounts:
             session.commit()
             user = self._user(row, self._org_slug(session, row.org_id))
         if previous != role.value:
-            self.workspace.ledger.append("service.role_changed", {
-                "user_id": user.id, "username": username, "from": previous, "to": role.value,
-                "by": actor.username if actor else None,
-            })
+            self.workspace.ledger.append(
+                "service.role_changed",
+                {
+                    "user_id": user.id,
+                    "username": username,
+                    "from": previous,
+                    "to": role.value,
+                    "by": actor.username if actor else None,
+                },
+            )
         return user
 
     def set_active(self, username: str, active: bool, *, actor: User | None = None) -> User:
@@ -191,9 +235,14 @@ class Accounts:
             session.commit()
             user = self._user(row, self._org_slug(session, row.org_id))
         if changed:
-            self.workspace.ledger.append("service.user_reactivated" if active else "service.user_deactivated", {
-                "user_id": user.id, "username": username, "by": actor.username if actor else None,
-            })
+            self.workspace.ledger.append(
+                "service.user_reactivated" if active else "service.user_deactivated",
+                {
+                    "user_id": user.id,
+                    "username": username,
+                    "by": actor.username if actor else None,
+                },
+            )
         return user
 
     def authenticate(self, username: str, password: str, *, client: str | None = None) -> User:
@@ -215,15 +264,26 @@ class Accounts:
             raise LoginFailed("wrong user name or password")
         assert row is not None  # no row always sets a reason above
         user = self._user(row, org_slug or "")
-        self.workspace.ledger.append("service.login", {
-            "user_id": user.id, "username": user.username, "role": user.role.value, "client": client,
-        })
+        self.workspace.ledger.append(
+            "service.login",
+            {
+                "user_id": user.id,
+                "username": user.username,
+                "role": user.role.value,
+                "client": client,
+            },
+        )
         return user
 
     def record_failed_login(self, username: str, reason: str, *, client: str | None = None) -> None:
-        self.workspace.ledger.append("service.login_failed", {
-            "username": username[:64], "reason": reason, "client": client,
-        })
+        self.workspace.ledger.append(
+            "service.login_failed",
+            {
+                "username": username[:64],
+                "reason": reason,
+                "client": client,
+            },
+        )
 
     def _password_matches(self, password_hash: str, password: str) -> bool:
         try:
@@ -237,9 +297,13 @@ class Accounts:
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         row = ServiceSession(
-            id=uuid.uuid4().hex, token_sha256=secret_sha256(secret), user_id=user.id,
-            csrf_token=secrets.token_urlsafe(32), created_at=utc_stamp(now),
-            expires_at=utc_stamp(now + SESSION_LIFETIME), revoked_at=None,
+            id=uuid.uuid4().hex,
+            token_sha256=secret_sha256(secret),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=utc_stamp(now),
+            expires_at=utc_stamp(now + SESSION_LIFETIME),
+            revoked_at=None,
         )
         with self._sessions() as session:
             session.add(row)
@@ -269,31 +333,46 @@ class Accounts:
                 session.commit()
 
     # --- API tokens ----------------------------------------------------------------------
-    def create_token(self, user: User, name: str, role: Role | str | None = None, *,
-                     expires_in_days: int | None = None) -> tuple[str, TokenInfo]:
+    def create_token(
+        self, user: User, name: str, role: Role | str | None = None, *, expires_in_days: int | None = None
+    ) -> tuple[str, TokenInfo]:
         """A new bearer token for ``user``, scoped to ``role`` (their own, or ``viewer``).
         Returns (the secret, shown once; its record)."""
         role = user.role if role is None else (parse_role(role) if isinstance(role, str) else role)
         if role not in token_roles_for(user.role):
-            raise Forbidden(f"a {user.role.value} may create tokens for the roles "
-                            f"{', '.join(sorted(r.value for r in token_roles_for(user.role)))} only")
+            raise Forbidden(
+                f"a {user.role.value} may create tokens for the roles "
+                f"{', '.join(sorted(r.value for r in token_roles_for(user.role)))} only"
+            )
         name = name.strip()[:100] or "token"
         token_id = uuid.uuid4().hex
         secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
         now = self._clock()
         row = ApiToken(
-            id=token_id, user_id=user.id, name=name, token_sha256=secret_sha256(secret), role=role.value,
+            id=token_id,
+            user_id=user.id,
+            name=name,
+            token_sha256=secret_sha256(secret),
+            role=role.value,
             created_at=utc_stamp(now),
             expires_at=utc_stamp(now + timedelta(days=expires_in_days)) if expires_in_days else None,
-            revoked_at=None, last_used_at=None,
+            revoked_at=None,
+            last_used_at=None,
         )
         with self._sessions() as session:
             session.add(row)
             session.commit()
-        self.workspace.ledger.append("service.token_created", {
-            "token_id": token_id, "user_id": user.id, "username": user.username, "role": role.value,
-            "name": name, "expires_at": row.expires_at,
-        })
+        self.workspace.ledger.append(
+            "service.token_created",
+            {
+                "token_id": token_id,
+                "user_id": user.id,
+                "username": user.username,
+                "role": role.value,
+                "name": name,
+                "expires_at": row.expires_at,
+            },
+        )
         return secret, self._token(row, user.username)
 
     def token_principal(self, secret: str) -> tuple[User, Role, str] | None:
@@ -324,14 +403,17 @@ class Accounts:
                 query = query.where(ApiToken.user_id == user.id)
             if org_id is not None:
                 query = query.where(ServiceUser.org_id == org_id)
-            return [self._token(row, username) for row, username in session.execute(query.order_by(ApiToken.created_at))]
+            return [
+                self._token(row, username) for row, username in session.execute(query.order_by(ApiToken.created_at))
+            ]
 
     def revoke_token(self, token_id: str, *, actor: User, any_in_org: bool = False) -> TokenInfo:
         """Revoke a token: the actor's own, or (``any_in_org``, for admins) any token of their
         organisation. On the ledger."""
         with self._sessions() as session:
             found = session.execute(
-                select(ApiToken, ServiceUser).join(ServiceUser, ServiceUser.id == ApiToken.user_id)
+                select(ApiToken, ServiceUser)
+                .join(ServiceUser, ServiceUser.id == ApiToken.user_id)
                 .where(ApiToken.id == token_id)
             ).first()
             if found is None:
@@ -342,9 +424,14 @@ class Accounts:
             if row.revoked_at is None:
                 row.revoked_at = utc_stamp(self._clock())
                 session.commit()
-                self.workspace.ledger.append("service.token_revoked", {
-                    "token_id": row.id, "username": owner.username, "by": actor.username,
-                })
+                self.workspace.ledger.append(
+                    "service.token_revoked",
+                    {
+                        "token_id": row.id,
+                        "username": owner.username,
+                        "by": actor.username,
+                    },
+                )
             return self._token(row, owner.username)
 
     # --- helpers -------------------------------------------------------------------------
@@ -361,8 +448,9 @@ class Accounts:
 
     @staticmethod
     def _token(row: ApiToken, username: str) -> TokenInfo:
-        return TokenInfo(row.id, row.name, Role(row.role), username, row.created_at, row.expires_at,
-                         row.revoked_at, row.last_used_at)
+        return TokenInfo(
+            row.id, row.name, Role(row.role), username, row.created_at, row.expires_at, row.revoked_at, row.last_used_at
+        )
 
 
 def same_secret(a: str, b: str) -> bool:

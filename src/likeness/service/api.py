@@ -139,12 +139,22 @@ def job_out(job: JobView) -> dict[str, Any]:
 
 
 #: A render target keeps the suffix of what its bytes are (render decides image or video by it).
-CONTAINER_SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif",
-                    "mp4": ".mp4", "matroska": ".mkv", "avi": ".avi"}
+CONTAINER_SUFFIX = {
+    "jpeg": ".jpg",
+    "png": ".png",
+    "webp": ".webp",
+    "gif": ".gif",
+    "bmp": ".bmp",
+    "tiff": ".tif",
+    "mp4": ".mp4",
+    "matroska": ".mkv",
+    "avi": ".avi",
+}
 
 
-async def accept_upload(request: Request, principal: Principal, *, kind: str, csrf_header: str | None,
-                        fields: tuple[str, ...] = ()) -> JobView:
+async def accept_upload(
+    request: Request, principal: Principal, *, kind: str, csrf_header: str | None, fields: tuple[str, ...] = ()
+) -> JobView:
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
     job's ``fields``."""
@@ -163,33 +173,55 @@ async def accept_upload(request: Request, principal: Principal, *, kind: str, cs
         check_csrf(principal, csrf_header)
     length = request.headers.get("content-length")
     upload = await receive_upload(
-        request.headers.get("content-type"), request.stream(), folder, svc.limits,
-        declared_length=int(length) if length and length.isdigit() else None, before_file=before_file,
+        request.headers.get("content-type"),
+        request.stream(),
+        folder,
+        svc.limits,
+        declared_length=int(length) if length and length.isdigit() else None,
+        before_file=before_file,
     )
     path = upload.path
     if kind == "render" and path.suffix.lower() != CONTAINER_SUFFIX.get(upload.container, path.suffix.lower()):
         path = path.rename(path.with_name(path.stem + CONTAINER_SUFFIX[upload.container]))
-    params = {"upload": f"{folder.name}/{path.name}", "name": upload.original_name,
-              "media_type": upload.media_type, "container": upload.container, "size_bytes": upload.size_bytes,
-              **{name: upload.fields[name].strip() for name in fields}}
+    params = {
+        "upload": f"{folder.name}/{path.name}",
+        "name": upload.original_name,
+        "media_type": upload.media_type,
+        "container": upload.container,
+        "size_bytes": upload.size_bytes,
+        **{name: upload.fields[name].strip() for name in fields},
+    }
     return await run_in_threadpool(
-        svc.queue.enqueue, kind, params, org_id=principal.user.org_id, created_by=principal.user.id,
+        svc.queue.enqueue,
+        kind,
+        params,
+        org_id=principal.user.org_id,
+        created_by=principal.user.id,
     )
 
 
-async def accept_verification_upload(request: Request, principal: Principal, *,
-                                     csrf_header: str | None) -> JobView:
+async def accept_verification_upload(request: Request, principal: Principal, *, csrf_header: str | None) -> JobView:
     return await accept_upload(request, principal, kind="verify", csrf_header=csrf_header)
 
 
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary",
-                                    "description": "image or video; the type is read from its bytes"}},
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "image or video; the type is read from its bytes",
+                        }
+                    },
+                }
+            }
+        },
     }
 }
 
@@ -206,8 +238,12 @@ def health(request: Request) -> dict[str, Any]:
 @router.get("/me", response_model=MeOut, **guard(READ))
 def me(principal: Annotated[Principal, Depends(require(READ))]) -> dict[str, Any]:
     """Who is asking, with which role in force."""
-    return {**principal.user.as_dict(), "acting_role": principal.role.value, "via": principal.via,
-            "permissions": sorted(p.value for p in Permission if allows(principal.role, p))}
+    return {
+        **principal.user.as_dict(),
+        "acting_role": principal.role.value,
+        "via": principal.via,
+        "permissions": sorted(p.value for p in Permission if allows(principal.role, p)),
+    }
 
 
 @router.get("/users", response_model=list[UserOut], **guard(USERS))
@@ -217,21 +253,29 @@ def list_users(request: Request, principal: Annotated[Principal, Depends(require
 
 
 @router.post("/users", response_model=UserOut, status_code=201, **guard(USERS))
-def add_user(body: UserIn, request: Request,
-             principal: Annotated[Principal, Depends(require(USERS))]) -> dict[str, Any]:
+def add_user(
+    body: UserIn, request: Request, principal: Annotated[Principal, Depends(require(USERS))]
+) -> dict[str, Any]:
     """Add a user to your organisation (on the ledger)."""
     accounts = request.app.state.services.accounts
     try:
-        user = accounts.add_user(body.username, body.password, body.role, org=principal.user.org_id,
-                                 display_name=body.display_name, actor=principal.user.username)
+        user = accounts.add_user(
+            body.username,
+            body.password,
+            body.role,
+            org=principal.user.org_id,
+            display_name=body.display_name,
+            actor=principal.user.username,
+        )
     except ValueError as exc:
         raise ServiceError(str(exc)) from None
     return user.as_dict()
 
 
 @router.patch("/users/{username}", response_model=UserOut, **guard(USERS))
-def change_user(username: str, body: UserPatch, request: Request,
-                principal: Annotated[Principal, Depends(require(USERS))]) -> dict[str, Any]:
+def change_user(
+    username: str, body: UserPatch, request: Request, principal: Annotated[Principal, Depends(require(USERS))]
+) -> dict[str, Any]:
     """Change a user's role, or deactivate or reactivate them (on the ledger). Not yourself."""
     accounts = request.app.state.services.accounts
     user = accounts.get_user(username)
@@ -256,29 +300,37 @@ def list_tokens(request: Request, principal: Annotated[Principal, Depends(requir
 
 
 @router.post("/tokens", response_model=NewTokenOut, status_code=201, **guard(READ))
-def create_token(body: TokenIn, request: Request,
-                 principal: Annotated[Principal, Depends(require(READ))]) -> dict[str, Any]:
+def create_token(
+    body: TokenIn, request: Request, principal: Annotated[Principal, Depends(require(READ))]
+) -> dict[str, Any]:
     """A new API token for yourself, scoped to your role or to viewer (on the ledger). A token
     cannot make a token with more than its own role."""
     role = body.role or principal.role
     if principal.via == "token" and role != principal.role and role != Role.VIEWER:
         raise Forbidden("a token may only create tokens of its own role or viewer")
     secret, info = request.app.state.services.accounts.create_token(
-        principal.user, body.name, role, expires_in_days=body.expires_in_days)
+        principal.user, body.name, role, expires_in_days=body.expires_in_days
+    )
     return {**info.as_dict(), "token": secret}
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, **guard(READ))
-def revoke_token(token_id: str, request: Request,
-                 principal: Annotated[Principal, Depends(require(READ))]) -> dict[str, Any]:
+def revoke_token(
+    token_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]
+) -> dict[str, Any]:
     """Revoke one of your tokens (an admin: any token of the organisation)."""
     return request.app.state.services.accounts.revoke_token(
-        token_id, actor=principal.user, any_in_org=allows(principal.role, USERS)).as_dict()
+        token_id, actor=principal.user, any_in_org=allows(principal.role, USERS)
+    ).as_dict()
 
 
-@router.post("/verifications", response_model=JobOut, status_code=202,
-             openapi_extra={**UPLOAD_BODY, "x-permission": VERIFY.value},
-             dependencies=[Depends(require(VERIFY, csrf_from_header=False))])
+@router.post(
+    "/verifications",
+    response_model=JobOut,
+    status_code=202,
+    openapi_extra={**UPLOAD_BODY, "x-permission": VERIFY.value},
+    dependencies=[Depends(require(VERIFY, csrf_from_header=False))],
+)
 async def create_verification(request: Request) -> JSONResponse:
     """Upload an image or video and queue its verification (the job's result is what
     ``likeness verify --json`` prints, and an evidence pack)."""
@@ -330,22 +382,25 @@ class ReleaseOut(BaseModel):
 @router.get("/subjects", response_model=list[SubjectOut], **guard(READ))
 def list_subjects(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
     """Subjects your organisation owns or holds a grant or release for."""
-    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
-                            principal.user.org_slug)["subjects"]
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)[
+        "subjects"
+    ]
 
 
 @router.get("/grants", response_model=list[GrantOut], **guard(READ))
 def list_grants(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
     """Grants to your organisation, with their state as the policy engine decides it."""
-    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
-                            principal.user.org_slug)["grants"]
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)[
+        "grants"
+    ]
 
 
 @router.get("/releases", response_model=list[ReleaseOut], **guard(READ))
 def list_releases(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> list[dict[str, Any]]:
     """Performer releases to your organisation, with their state."""
-    return consent_overview(request.app.state.services.workspace, principal.user.org_id,
-                            principal.user.org_slug)["releases"]
+    return consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)[
+        "releases"
+    ]
 
 
 class ModelOut(BaseModel):
@@ -367,40 +422,60 @@ def list_models(request: Request, principal: Annotated[Principal, Depends(requir
 RENDER_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object", "required": ["model", "use", "file"],
-            "properties": {
-                "model": {"type": "string", "description": "a model id from GET /models (send before the file)"},
-                "use": {"type": "string", "description": "a final-media use the grant names (send before the file)"},
-                "file": {"type": "string", "format": "binary", "description": "the target image or video"},
-            },
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "use", "file"],
+                    "properties": {
+                        "model": {
+                            "type": "string",
+                            "description": "a model id from GET /models (send before the file)",
+                        },
+                        "use": {
+                            "type": "string",
+                            "description": "a final-media use the grant names (send before the file)",
+                        },
+                        "file": {"type": "string", "format": "binary", "description": "the target image or video"},
+                    },
+                }
+            }
+        },
     }
 }
 
 
-@router.post("/renders", response_model=JobOut, status_code=202,
-             openapi_extra={**RENDER_BODY, "x-permission": Permission.RENDER.value},
-             dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))])
+@router.post(
+    "/renders",
+    response_model=JobOut,
+    status_code=202,
+    openapi_extra={**RENDER_BODY, "x-permission": Permission.RENDER.value},
+    dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))],
+)
 async def create_render(request: Request) -> JSONResponse:
     """Upload a target and queue a render of one of your models onto it. The job asks the
     consent policy exactly as ``likeness render`` does (grant, use, release, render limit) for
     your organisation; a refusal is the job's error."""
     principal = require(Permission.RENDER, csrf_from_header=False)(request)
-    job = await accept_upload(request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"),
-                              fields=("model", "use"))
+    job = await accept_upload(
+        request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"), fields=("model", "use")
+    )
     return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 @router.get("/jobs", response_model=JobList, **guard(READ))
-def list_jobs(request: Request, principal: Annotated[Principal, Depends(require(READ))],
-              state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-              kind: str | None = Query(default=None, max_length=32),
-              limit: int = Query(default=50, ge=1, le=200),
-              before: str | None = Query(default=None, max_length=32)) -> dict[str, Any]:
+def list_jobs(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ))],
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    kind: str | None = Query(default=None, max_length=32),
+    limit: int = Query(default=50, ge=1, le=200),
+    before: str | None = Query(default=None, max_length=32),
+) -> dict[str, Any]:
     """Your organisation's jobs, newest first."""
-    jobs = request.app.state.services.queue.list(org_id=principal.user.org_id, state=state, kind=kind,
-                                                 limit=limit, before=before)
+    jobs = request.app.state.services.queue.list(
+        org_id=principal.user.org_id, state=state, kind=kind, limit=limit, before=before
+    )
     return {"jobs": [job_out(j) for j in jobs], "next_before": jobs[-1].created_at if len(jobs) == limit else None}
 
 
@@ -409,9 +484,15 @@ def get_job(job_id: str, request: Request, principal: Annotated[Principal, Depen
     return job_out(request.app.state.services.queue.get(job_id, org_id=principal.user.org_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
-             openapi_extra={"x-permission": "job-kind"}, dependencies=[Depends(require(READ))])
-def cancel_job(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> dict[str, Any]:
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    openapi_extra={"x-permission": "job-kind"},
+    dependencies=[Depends(require(READ))],
+)
+def cancel_job(
+    job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]
+) -> dict[str, Any]:
     """Cancel a job: needs the permission that creating its kind needs."""
     queue = request.app.state.services.queue
     job = queue.get(job_id, org_id=principal.user.org_id)
@@ -421,9 +502,16 @@ def cancel_job(job_id: str, request: Request, principal: Annotated[Principal, De
     return job_out(queue.cancel(job_id, org_id=principal.user.org_id))
 
 
-@router.get("/jobs/{job_id}/events", **guard(READ),
-            responses={200: {"description": "Server-Sent Events: 'job' with the job's state, then 'end'",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/jobs/{job_id}/events",
+    **guard(READ),
+    responses={
+        200: {
+            "description": "Server-Sent Events: 'job' with the job's state, then 'end'",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     """The job's state as Server-Sent Events, until it finishes."""
     principal = require(READ)(request)
@@ -468,25 +556,46 @@ def evidence_file(services: Any, principal: Principal, job_id: str, fmt: str) ->
     return path
 
 
-@router.get("/jobs/{job_id}/evidence/{fmt}", **guard(READ),
-            responses={200: {"description": "the evidence pack file",
-                             "content": {t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
-                                         for t in EVIDENCE_TYPES.values()}}})
-def job_evidence(job_id: str, fmt: Literal["json", "html", "zip"], request: Request,
-                 principal: Annotated[Principal, Depends(require(READ))]) -> FileResponse:
+@router.get(
+    "/jobs/{job_id}/evidence/{fmt}",
+    **guard(READ),
+    responses={
+        200: {
+            "description": "the evidence pack file",
+            "content": {
+                t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}} for t in EVIDENCE_TYPES.values()
+            },
+        }
+    },
+)
+def job_evidence(
+    job_id: str,
+    fmt: Literal["json", "html", "zip"],
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ))],
+) -> FileResponse:
     """A verification's evidence pack: the JSON result, the HTML report or the zip."""
     path = evidence_file(request.app.state.services, principal, job_id, fmt)
     headers = {"Content-Security-Policy": EVIDENCE_CSP} if fmt == "html" else {}
     disposition = "inline" if fmt in ("html", "json") else "attachment"
-    return FileResponse(path, media_type=EVIDENCE_TYPES[fmt], headers=headers,
-                        content_disposition_type=disposition, filename=path.name)
+    return FileResponse(
+        path, media_type=EVIDENCE_TYPES[fmt], headers=headers, content_disposition_type=disposition, filename=path.name
+    )
 
 
-@router.get("/jobs/{job_id}/outputs/{name}", **guard(READ),
-            responses={200: {"description": "a labelled render output or its report; header Digest-SHA256",
-                             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-def job_output(job_id: str, name: str, request: Request,
-               principal: Annotated[Principal, Depends(require(READ))]) -> FileResponse:
+@router.get(
+    "/jobs/{job_id}/outputs/{name}",
+    **guard(READ),
+    responses={
+        200: {
+            "description": "a labelled render output or its report; header Digest-SHA256",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def job_output(
+    job_id: str, name: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]
+) -> FileResponse:
     """A render's output (watermarked, C2PA-signed, labelled) or its report, with its SHA-256."""
     services = request.app.state.services
     job = services.queue.get(job_id, org_id=principal.user.org_id)
@@ -501,34 +610,57 @@ def job_output(job_id: str, name: str, request: Request,
     headers = {"Digest-SHA256": known[name]} if known[name] else {}
     if name.endswith(".html"):
         headers["Content-Security-Policy"] = EVIDENCE_CSP
-    return FileResponse(path, headers=headers, filename=path.name,
-                        content_disposition_type="inline" if name.endswith((".html", ".json")) else "attachment")
+    return FileResponse(
+        path,
+        headers=headers,
+        filename=path.name,
+        content_disposition_type="inline" if name.endswith((".html", ".json")) else "attachment",
+    )
 
 
 @router.get("/ledger", response_model=LedgerPage, **guard(READ))
-def ledger_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
-                after: int = Query(default=0, ge=0, description="events after this sequence number"),
-                limit: int = Query(default=100, ge=1, le=500),
-                event_type: str | None = Query(default=None, max_length=64)) -> dict[str, Any]:
+def ledger_page(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ))],
+    after: int = Query(default=0, ge=0, description="events after this sequence number"),
+    limit: int = Query(default=100, ge=1, le=500),
+    event_type: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
     """Page through the ledger in order."""
     services = request.app.state.services
     events = services.workspace.ledger.page(after=after, limit=limit, event_type=event_type)
     head_seq, _ = services.workspace.ledger.head()
-    return {"events": [e.as_dict() for e in events], "head_seq": head_seq,
-            "next_after": events[-1].seq if len(events) == limit and events[-1].seq < head_seq else None}
+    return {
+        "events": [e.as_dict() for e in events],
+        "head_seq": head_seq,
+        "next_after": events[-1].seq if len(events) == limit and events[-1].seq < head_seq else None,
+    }
 
 
 @router.get("/ledger/verify", response_model=ChainOut, **guard(READ))
 def ledger_verify(request: Request) -> dict[str, Any]:
     """Recompute the hash chain (``likeness audit verify``'s first check)."""
     report = request.app.state.services.workspace.ledger.verify()
-    return {"ok": report.ok, "rows": report.rows, "head_hash": report.head_hash, "broken_seq": report.broken_seq,
-            "problem": report.problem, "cause": report.cause}
+    return {
+        "ok": report.ok,
+        "rows": report.rows,
+        "head_hash": report.head_hash,
+        "broken_seq": report.broken_seq,
+        "problem": report.problem,
+        "cause": report.cause,
+    }
 
 
-@router.get("/ledger/head", **guard(READ),
-            responses={200: {"description": "the signed head (as 'likeness audit head' writes it)",
-                             "content": {"application/json": {"schema": {"type": "object"}}}}})
+@router.get(
+    "/ledger/head",
+    **guard(READ),
+    responses={
+        200: {
+            "description": "the signed head (as 'likeness audit head' writes it)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 def ledger_head(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> JSONResponse:
     """The ledger head signed with your organisation's key, to keep outside the workspace."""
     workspace = request.app.state.services.workspace

@@ -47,8 +47,9 @@ class Services:
     worker_thread: threading.Thread | None = None
 
 
-def create_app(settings: Settings, *, workspace: Any = None, accounts: Accounts | None = None,
-               with_worker: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, workspace: Any = None, accounts: Accounts | None = None, with_worker: bool = False
+) -> FastAPI:
     """The FastAPI app. ``workspace``: an open ``Workspace`` (default: open ``settings``'
     workspace). ``with_worker``: also run jobs in a thread of this process (a laptop)."""
     from likeness.service import job_kinds  # noqa: F401  (registers the job kinds)
@@ -58,12 +59,18 @@ def create_app(settings: Settings, *, workspace: Any = None, accounts: Accounts 
 
     workspace = workspace or Workspace.open(settings)
     services = Services(
-        settings=settings, workspace=workspace, accounts=accounts or Accounts(workspace),
+        settings=settings,
+        workspace=workspace,
+        accounts=accounts or Accounts(workspace),
         queue=JobQueue.for_workspace(workspace),
         limits=UploadLimits(settings.upload_max_image_bytes, settings.upload_max_video_bytes),
     )
     app = FastAPI(
-        title="likeness", version=__version__, openapi_url=OPENAPI_PATH, docs_url=None, redoc_url=None,
+        title="likeness",
+        version=__version__,
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
         description="Consent-bound face synthesis, labelling and verification: the agency's service.",
     )
     app.state.services = services
@@ -94,8 +101,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {"type": "http", "scheme": "bearer", "description": "an API token (likeness token create)"},
         "session": {"type": "apiKey", "in": "cookie", "name": "likeness_session"},
     }
-    problem_response = {"description": "a problem (RFC 9457)",
-                        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    problem_response = {
+        "description": "a problem (RFC 9457)",
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})

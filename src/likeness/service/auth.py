@@ -35,8 +35,9 @@ def current_principal(request: Request) -> Principal | None:
         scheme, _, secret = header.partition(" ")
         found = accounts.token_principal(secret.strip()) if scheme.lower() == "bearer" else None
         if found is None:
-            raise NotAuthenticated("the API token is unknown, expired or revoked",
-                                   headers={"WWW-Authenticate": 'Bearer realm="likeness"'})
+            raise NotAuthenticated(
+                "the API token is unknown, expired or revoked", headers={"WWW-Authenticate": 'Bearer realm="likeness"'}
+            )
         user, role, token_id = found
         return Principal(user=user, role=role, via="token", token_id=token_id)
     session = accounts.session_for(request.cookies.get(SESSION_COOKIE, ""))
@@ -53,8 +54,10 @@ def require(permission: Permission, *, csrf_from_header: bool = True):
     def dependency(request: Request) -> Principal:
         principal = current_principal(request)
         if principal is None:
-            raise NotAuthenticated("sign in, or send an API token (Authorization: Bearer ...)",
-                                   headers={"WWW-Authenticate": 'Bearer realm="likeness"'})
+            raise NotAuthenticated(
+                "sign in, or send an API token (Authorization: Bearer ...)",
+                headers={"WWW-Authenticate": 'Bearer realm="likeness"'},
+            )
         if not allows(principal.role, permission):
             raise Forbidden(f"the {principal.role.value} role may not do this (needs '{permission.value}')")
         if csrf_from_header and request.method in UNSAFE_METHODS:

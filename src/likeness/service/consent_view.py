@@ -16,9 +16,17 @@ def consent_overview(workspace: Any, org_id: str, org_slug: str) -> dict[str, li
     references = Counter(subject_id for _, subject_id, _ in registry.reference_rows())
     named = {g["subject_slug"] for g in grants} | {r["performer_slug"] for r in releases}
     subjects = [
-        {"id": s.id, "slug": s.slug, "name": s.name, "kind": s.kind, "holder": s.holder_slug,
-         "owned": s.owner_org_id == org_id, "references": references.get(s.id, 0)}
-        for s in registry.list_subjects() if s.owner_org_id == org_id or s.slug in named
+        {
+            "id": s.id,
+            "slug": s.slug,
+            "name": s.name,
+            "kind": s.kind,
+            "holder": s.holder_slug,
+            "owned": s.owner_org_id == org_id,
+            "references": references.get(s.id, 0),
+        }
+        for s in registry.list_subjects()
+        if s.owner_org_id == org_id or s.slug in named
     ]
     for grant in grants:
         grant["uses"] = list(grant["uses"])

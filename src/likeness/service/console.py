@@ -48,9 +48,14 @@ READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
 
 VERDICT_TONES = {
-    "authorized-synthetic": "good", "no-enrolled-artist": "neutral", "no-face": "neutral",
-    "synthetic-other-issuer": "info", "synthetic-consent-revoked": "warn",
-    "enrolled-artist-unlabelled": "bad", "tampered": "bad", "error": "bad",
+    "authorized-synthetic": "good",
+    "no-enrolled-artist": "neutral",
+    "no-face": "neutral",
+    "synthetic-other-issuer": "info",
+    "synthetic-consent-revoked": "warn",
+    "enrolled-artist-unlabelled": "bad",
+    "tampered": "bad",
+    "error": "bad",
 }
 
 
@@ -58,11 +63,15 @@ def language(request: Request) -> str:
     return pick_language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
 
-def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
-           principal: Principal | None = None) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any], *, status: int = 200, principal: Principal | None = None
+) -> HTMLResponse:
     lang = language(request)
     base = {
-        "lang": lang, "_": translator(lang), "principal": principal, "path": request.url.path,
+        "lang": lang,
+        "_": translator(lang),
+        "principal": principal,
+        "path": request.url.path,
         "can_verify": principal is not None and allows(principal.role, VERIFY),
         "can_render": principal is not None and allows(principal.role, RENDER),
         "csrf_token": principal.session.csrf_token if principal and principal.session else "",
@@ -81,7 +90,9 @@ def local_path(target: str | None, default: str = "/") -> str:
     return target
 
 
-def error_page(request: Request, status: int, title: str, detail: str | None, headers: dict[str, str] | None = None) -> Response:
+def error_page(
+    request: Request, status: int, title: str, detail: str | None, headers: dict[str, str] | None = None
+) -> Response:
     """The console's answer for an error (sign-in needed: a redirect to the login page)."""
     if status == 401:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
@@ -89,8 +100,9 @@ def error_page(request: Request, status: int, title: str, detail: str | None, he
         principal = current_principal(request)
     except NotAuthenticated:  # a broken token header: show the page without a user
         principal = None
-    response = render(request, "error.html", {"status": status, "title": title, "detail": detail},
-                      status=status, principal=principal)
+    response = render(
+        request, "error.html", {"status": status, "title": title, "detail": detail}, status=status, principal=principal
+    )
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -106,8 +118,13 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 
 @router.post("/login", **public())
-def login(request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=1024)],
-          csrf_token: Annotated[str, Form(max_length=200)] = "", next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
     services = request.app.state.services
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not same_secret(cookie, csrf_token):
@@ -124,8 +141,12 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)], pass
     except LoginFailed:
         services.login_limiter.hit(*keys)
         _ = translator(language(request))
-        return render(request, "login.html", {"next": local_path(next), "login_csrf": cookie,
-                                              "error": _("Wrong user name or password.")}, status=401)
+        return render(
+            request,
+            "login.html",
+            {"next": local_path(next), "login_csrf": cookie, "error": _("Wrong user name or password.")},
+            status=401,
+        )
     services.login_limiter.reset(keys[1])
     secret, _session = services.accounts.start_session(user)
     response = RedirectResponse(local_path(next), status_code=303)
@@ -135,8 +156,11 @@ def login(request: Request, username: Annotated[str, Form(max_length=200)], pass
 
 
 @router.post("/logout", **guard(READ, csrf_from_header=False))
-def logout(request: Request, principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
-           csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+def logout(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     check_csrf(principal, csrf_token)
     request.app.state.services.accounts.end_session(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
@@ -180,10 +204,18 @@ def web_font(name: str) -> bytes:
     return out.getvalue()
 
 
-def _set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int,
-                http_only: bool = True) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict",
-                        secure=request.url.scheme == "https")
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int, http_only: bool = True
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=http_only,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -196,20 +228,29 @@ def dashboard(request: Request, principal: Annotated[Principal, Depends(require(
     verifications = [j for j in services.queue.list(org_id=org_id, kind="verify", limit=10)]
     soon = datetime.now(UTC) + timedelta(days=30)
     expiring = [
-        g for g in services.workspace.registry.list_grants(org=principal.user.org_slug)
+        g
+        for g in services.workspace.registry.list_grants(org=principal.user.org_slug)
         if g.state == "active" and g.valid_until <= soon.strftime("%Y-%m-%dT%H:%M:%SZ")
     ]
-    return render(request, "dashboard.html", {"running": running, "queued": queued,
-                                              "verifications": verifications, "expiring": expiring},
-                  principal=principal)
+    return render(
+        request,
+        "dashboard.html",
+        {"running": running, "queued": queued, "verifications": verifications, "expiring": expiring},
+        principal=principal,
+    )
 
 
 @router.get("/jobs", **guard(READ))
-def jobs_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
-              before: str | None = None) -> Response:
+def jobs_page(
+    request: Request, principal: Annotated[Principal, Depends(require(READ))], before: str | None = None
+) -> Response:
     jobs = request.app.state.services.queue.list(org_id=principal.user.org_id, limit=50, before=before)
-    return render(request, "jobs.html", {"jobs": jobs, "next_before": jobs[-1].created_at if len(jobs) == 50 else None},
-                  principal=principal)
+    return render(
+        request,
+        "jobs.html",
+        {"jobs": jobs, "next_before": jobs[-1].created_at if len(jobs) == 50 else None},
+        principal=principal,
+    )
 
 
 @router.get("/jobs/{job_id}", **guard(READ))
@@ -218,9 +259,17 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
     kind = JOB_KINDS.get(job.kind)
     can_cancel = not job.terminal and kind is not None and allows(principal.role, kind.permission)
     verification = (job.result or {}).get("verification") if job.kind == "verify" else None
-    return render(request, "job.html", {"job": job, "verification": verification, "can_cancel": can_cancel,
-                                        "evidence": (job.result or {}).get("evidence") or {}},
-                  principal=principal)
+    return render(
+        request,
+        "job.html",
+        {
+            "job": job,
+            "verification": verification,
+            "can_cancel": can_cancel,
+            "evidence": (job.result or {}).get("evidence") or {},
+        },
+        principal=principal,
+    )
 
 
 @router.get("/jobs/{job_id}/upload", **guard(READ))
@@ -232,7 +281,11 @@ def job_upload(job_id: str, request: Request, principal: Annotated[Principal, De
     services = request.app.state.services
     job = services.queue.get(job_id, org_id=principal.user.org_id)
     params = job.params
-    if job.kind not in ("verify", "render") or params.get("media_type") != "image" or params.get("container") not in IMAGE_TYPES:
+    if (
+        job.kind not in ("verify", "render")
+        or params.get("media_type") != "image"
+        or params.get("container") not in IMAGE_TYPES
+    ):
         raise NotFound(f"job {job_id} has no image to show")
     path = uploads_root(services.workspace) / str(params["upload"])
     if not path.is_file():
@@ -243,11 +296,17 @@ def job_upload(job_id: str, request: Request, principal: Annotated[Principal, De
 IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "bmp": "image/bmp"}
 
 
-@router.post("/jobs/{job_id}/cancel", openapi_extra={"x-permission": "job-kind"},
-             dependencies=[Depends(require(READ, csrf_from_header=False))])
-def cancel_from_console(job_id: str, request: Request,
-                        principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
-                        csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+@router.post(
+    "/jobs/{job_id}/cancel",
+    openapi_extra={"x-permission": "job-kind"},
+    dependencies=[Depends(require(READ, csrf_from_header=False))],
+)
+def cancel_from_console(
+    job_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ, csrf_from_header=False))],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     check_csrf(principal, csrf_token)
     queue = request.app.state.services.queue
     job = queue.get(job_id, org_id=principal.user.org_id)
@@ -261,12 +320,19 @@ def cancel_from_console(job_id: str, request: Request,
 @router.get("/verify", **guard(VERIFY))
 def verify_form(request: Request, principal: Annotated[Principal, Depends(require(VERIFY))]) -> Response:
     limits = request.app.state.services.limits
-    return render(request, "verify.html", {"image_mib": limits.image_bytes // (1024 * 1024),
-                                           "video_mib": limits.video_bytes // (1024 * 1024)}, principal=principal)
+    return render(
+        request,
+        "verify.html",
+        {"image_mib": limits.image_bytes // (1024 * 1024), "video_mib": limits.video_bytes // (1024 * 1024)},
+        principal=principal,
+    )
 
 
-@router.post("/verify", openapi_extra={"x-permission": VERIFY.value},
-             dependencies=[Depends(require(VERIFY, csrf_from_header=False))])
+@router.post(
+    "/verify",
+    openapi_extra={"x-permission": VERIFY.value},
+    dependencies=[Depends(require(VERIFY, csrf_from_header=False))],
+)
 async def verify_upload(request: Request) -> Response:
     principal = require(VERIFY, csrf_from_header=False)(request)
     job = await accept_verification_upload(request, principal, csrf_header=None)
@@ -288,13 +354,24 @@ def render_form(request: Request, principal: Annotated[Principal, Depends(requir
 
     models = exported_models(request.app.state.services.workspace, principal.user.org_id)
     limits = request.app.state.services.limits
-    return render(request, "render.html", {"models": models, "uses": FINAL_MEDIA_USES,
-                                           "image_mib": limits.image_bytes // (1024 * 1024),
-                                           "video_mib": limits.video_bytes // (1024 * 1024)}, principal=principal)
+    return render(
+        request,
+        "render.html",
+        {
+            "models": models,
+            "uses": FINAL_MEDIA_USES,
+            "image_mib": limits.image_bytes // (1024 * 1024),
+            "video_mib": limits.video_bytes // (1024 * 1024),
+        },
+        principal=principal,
+    )
 
 
-@router.post("/render", openapi_extra={"x-permission": Permission.RENDER.value},
-             dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))])
+@router.post(
+    "/render",
+    openapi_extra={"x-permission": Permission.RENDER.value},
+    dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))],
+)
 async def render_upload(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
     job = await accept_upload(request, principal, kind="render", csrf_header=None, fields=("model", "use"))
@@ -302,19 +379,28 @@ async def render_upload(request: Request) -> Response:
 
 
 @router.get("/ledger", **guard(READ))
-def ledger_page(request: Request, principal: Annotated[Principal, Depends(require(READ))],
-                after: int | None = None) -> Response:
+def ledger_page(
+    request: Request, principal: Annotated[Principal, Depends(require(READ))], after: int | None = None
+) -> Response:
     ledger = request.app.state.services.workspace.ledger
     head_seq, head_hash = ledger.head()
     page_size = 50
     start = max(0, head_seq - page_size) if after is None else max(0, after)
     events = ledger.page(after=start, limit=page_size)
     chain = ledger.verify()
-    return render(request, "ledger.html", {
-        "events": list(reversed(events)), "head_seq": head_seq, "head_hash": head_hash, "chain": chain,
-        "older": max(0, start - page_size) if start > 0 else None,
-        "newer": start + page_size if start + page_size < head_seq else None,
-    }, principal=principal)
+    return render(
+        request,
+        "ledger.html",
+        {
+            "events": list(reversed(events)),
+            "head_seq": head_seq,
+            "head_hash": head_hash,
+            "chain": chain,
+            "older": max(0, start - page_size) if start > 0 else None,
+            "newer": start + page_size if start + page_size < head_seq else None,
+        },
+        principal=principal,
+    )
 
 
 def install_console(app: FastAPI) -> None:

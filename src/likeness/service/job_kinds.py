@@ -65,11 +65,17 @@ def exported_models(workspace: Any, org_id: str) -> list[dict[str, Any]]:
     models = []
     for event in reversed(workspace.ledger.find("model.exported", org_id=org_id)):
         payload = event.payload
-        models.append({
-            "id": event.event_id, "subject": payload.get("subject_slug"), "performer": payload.get("performer_slug"),
-            "architecture": payload.get("architecture"), "resolution": payload.get("resolution"),
-            "exported_at": event.created_at, "_model_dir": payload.get("model_dir"),
-        })
+        models.append(
+            {
+                "id": event.event_id,
+                "subject": payload.get("subject_slug"),
+                "performer": payload.get("performer_slug"),
+                "architecture": payload.get("architecture"),
+                "resolution": payload.get("resolution"),
+                "exported_at": event.created_at,
+                "_model_dir": payload.get("model_dir"),
+            }
+        )
     return models
 
 
@@ -104,19 +110,33 @@ def run_render(context: JobContext) -> dict[str, Any]:
         context.report(0.05 + 0.9 * fraction, f"{done}/{total or '?'} frames")
 
     context.report(0.02, "asking the consent policy")
-    report = render_media(workspace, model_dir, target, out, use=str(params.get("use", "")), org=org.slug,
-                          progress=progress)
+    report = render_media(
+        workspace, model_dir, target, out, use=str(params.get("use", "")), org=org.slug, progress=progress
+    )
     outputs = []
     for output in report.outputs:
         path = Path(output["path"])
-        outputs.append({"name": path.name, "sha256": output.get("sha256") or _sha256(path),
-                        "job_id": output.get("job_id"), "watermark_payload": output.get("watermark_payload")})
+        outputs.append(
+            {
+                "name": path.name,
+                "sha256": output.get("sha256") or _sha256(path),
+                "job_id": output.get("job_id"),
+                "watermark_payload": output.get("watermark_payload"),
+            }
+        )
     return {
-        "render_job_id": report.job_id, "subject": report.subject_slug, "performer": report.performer_slug,
-        "use": report.use, "frames_rendered": report.frames_rendered, "frames_total": report.frames_total,
-        "faces_swapped": int(report.faces.get("swapped", 0)), "outputs": outputs,
-        "report": {"json": Path(report.report_json).name if report.report_json else None,
-                   "html": Path(report.report_html).name if report.report_html else None},
+        "render_job_id": report.job_id,
+        "subject": report.subject_slug,
+        "performer": report.performer_slug,
+        "use": report.use,
+        "frames_rendered": report.frames_rendered,
+        "frames_total": report.frames_total,
+        "faces_swapped": int(report.faces.get("swapped", 0)),
+        "outputs": outputs,
+        "report": {
+            "json": Path(report.report_json).name if report.report_json else None,
+            "html": Path(report.report_html).name if report.report_html else None,
+        },
     }
 
 

@@ -50,10 +50,10 @@ class LeaseLost(Exception):
     """Raised inside a running job when another worker took it over (our lease ran out)."""
 
 
-
 def _changed(session: Session, statement: Any) -> int:
     """Rows an UPDATE changed: how a guarded claim or transition knows it won."""
     return int(cast("CursorResult[Any]", session.execute(statement)).rowcount)
+
 
 @dataclass(frozen=True)
 class JobView:
@@ -84,23 +84,45 @@ class JobView:
     def as_dict(self) -> dict[str, Any]:
         """The API's view (params shown without server paths)."""
         return {
-            "id": self.id, "kind": self.kind, "state": self.state, "progress": round(self.progress, 4),
-            "message": self.message, "attempts": self.attempts, "max_attempts": self.max_attempts,
-            "cancel_requested": self.cancel_requested, "created_at": self.created_at,
-            "updated_at": self.updated_at, "started_at": self.started_at, "finished_at": self.finished_at,
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "progress": round(self.progress, 4),
+            "message": self.message,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "cancel_requested": self.cancel_requested,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "params": {k: v for k, v in self.params.items() if not k.startswith("_")},
-            "result": self.result, "error": self.error,
+            "result": self.result,
+            "error": self.error,
         }
 
 
 def _view(row: Job) -> JobView:
     return JobView(
-        id=row.id, org_id=row.org_id, kind=row.kind, params=json.loads(row.params), state=row.state,
-        progress=row.progress, message=row.message, result=json.loads(row.result) if row.result else None,
-        error=row.error, attempts=row.attempts, max_attempts=row.max_attempts,
-        cancel_requested=row.cancel_requested, created_by=row.created_by, created_at=row.created_at,
-        updated_at=row.updated_at, started_at=row.started_at, finished_at=row.finished_at,
-        lease_owner=row.lease_owner, lease_expires_at=row.lease_expires_at,
+        id=row.id,
+        org_id=row.org_id,
+        kind=row.kind,
+        params=json.loads(row.params),
+        state=row.state,
+        progress=row.progress,
+        message=row.message,
+        result=json.loads(row.result) if row.result else None,
+        error=row.error,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        cancel_requested=row.cancel_requested,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
     )
 
 
@@ -111,8 +133,14 @@ def _org_lock_key(org_id: str) -> int:
 class JobQueue:
     """The product's only reader and writer of job rows."""
 
-    def __init__(self, engine: Any, *, lease_s: float = 30.0, per_org_limit: int = 2,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        lease_s: float = 30.0,
+        per_org_limit: int = 2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.lease_s = float(lease_s)
@@ -132,14 +160,37 @@ class JobQueue:
         return utc_stamp(self._clock() + timedelta(seconds=self.lease_s))
 
     # --- producers -----------------------------------------------------------------------
-    def enqueue(self, kind: str, params: dict[str, Any], *, org_id: str, created_by: str | None = None,
-                job_id: str | None = None, max_attempts: int = 3) -> JobView:
+    def enqueue(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        org_id: str,
+        created_by: str | None = None,
+        job_id: str | None = None,
+        max_attempts: int = 3,
+    ) -> JobView:
         now = self._now()
         row = Job(
-            id=job_id or uuid.uuid4().hex, org_id=org_id, kind=kind, params=json.dumps(params, sort_keys=True),
-            state=QUEUED, progress=0.0, message="queued", result=None, error=None, attempts=0,
-            max_attempts=max_attempts, cancel_requested=False, created_by=created_by, created_at=now,
-            updated_at=now, started_at=None, finished_at=None, lease_owner=None, lease_expires_at=None,
+            id=job_id or uuid.uuid4().hex,
+            org_id=org_id,
+            kind=kind,
+            params=json.dumps(params, sort_keys=True),
+            state=QUEUED,
+            progress=0.0,
+            message="queued",
+            result=None,
+            error=None,
+            attempts=0,
+            max_attempts=max_attempts,
+            cancel_requested=False,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            finished_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
             heartbeat_at=None,
         )
         with self._sessions() as session:
@@ -154,8 +205,15 @@ class JobQueue:
                 raise NotFound(f"no job {job_id}")
             return _view(row)
 
-    def list(self, *, org_id: str | None = None, state: str | None = None, kind: str | None = None,
-             limit: int = 50, before: str | None = None) -> list[JobView]:
+    def list(
+        self,
+        *,
+        org_id: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[JobView]:
         """Newest first; ``before`` (a created_at) pages back."""
         with self._sessions() as session:
             query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
@@ -177,15 +235,24 @@ class JobQueue:
             row = session.get(Job, job_id)
             if row is None or (org_id is not None and row.org_id != org_id):
                 raise NotFound(f"no job {job_id}")
-            done = _changed(session,
-                update(Job).where(Job.id == job_id, Job.state == QUEUED)
-                .values(state=CANCELLED, cancel_requested=True, finished_at=now, updated_at=now,
-                        message="cancelled before it started")
+            done = _changed(
+                session,
+                update(Job)
+                .where(Job.id == job_id, Job.state == QUEUED)
+                .values(
+                    state=CANCELLED,
+                    cancel_requested=True,
+                    finished_at=now,
+                    updated_at=now,
+                    message="cancelled before it started",
+                ),
             )
             if not done:
-                asked = _changed(session,
-                    update(Job).where(Job.id == job_id, Job.state == RUNNING)
-                    .values(cancel_requested=True, updated_at=now, message="cancelling")
+                asked = _changed(
+                    session,
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == RUNNING)
+                    .values(cancel_requested=True, updated_at=now, message="cancelling"),
                 )
                 if not asked:
                     session.rollback()
@@ -198,10 +265,14 @@ class JobQueue:
         return or_(Job.state == QUEUED, and_(Job.state == RUNNING, Job.lease_expires_at < now))
 
     def _running_in_org(self, session: Session, org_id: str, now: str) -> int:
-        return session.scalar(
-            select(func.count()).select_from(Job)
-            .where(Job.org_id == org_id, Job.state == RUNNING, Job.lease_expires_at >= now)
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.org_id == org_id, Job.state == RUNNING, Job.lease_expires_at >= now)
+            )
+            or 0
+        )
 
     def claim(self, worker_id: str, *, kinds: tuple[str, ...] | None = None) -> JobView | None:
         """Claim the oldest claimable job of an organisation under its limit; ``None`` when
@@ -219,11 +290,17 @@ class JobQueue:
             dialect = session.get_bind().dialect.name
             if dialect == "sqlite":
                 begin_serialized(session, CLAIM_LOCK)
-            full = select(Job.org_id).where(Job.state == RUNNING, Job.lease_expires_at >= now) \
-                .group_by(Job.org_id).having(func.count() >= self.per_org_limit)
+            full = (
+                select(Job.org_id)
+                .where(Job.state == RUNNING, Job.lease_expires_at >= now)
+                .group_by(Job.org_id)
+                .having(func.count() >= self.per_org_limit)
+            )
             query = (
-                select(Job.id, Job.org_id, Job.state).where(self._claimable(now), Job.org_id.not_in(full))
-                .order_by(Job.created_at, Job.id).limit(1)
+                select(Job.id, Job.org_id, Job.state)
+                .where(self._claimable(now), Job.org_id.not_in(full))
+                .order_by(Job.created_at, Job.id)
+                .limit(1)
             )
             if kinds:
                 query = query.where(Job.kind.in_(kinds))
@@ -239,12 +316,20 @@ class JobQueue:
             if self._running_in_org(session, candidate.org_id, now) >= self.per_org_limit:
                 session.rollback()
                 return None, True
-            claimed = _changed(session,
-                update(Job).where(Job.id == candidate.id, self._claimable(now))
-                .values(state=RUNNING, lease_owner=worker_id, lease_expires_at=self._lease_until(),
-                        heartbeat_at=now, attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now),
-                        updated_at=now,
-                        message="running" if candidate.state == QUEUED else "taken over after its worker stopped")
+            claimed = _changed(
+                session,
+                update(Job)
+                .where(Job.id == candidate.id, self._claimable(now))
+                .values(
+                    state=RUNNING,
+                    lease_owner=worker_id,
+                    lease_expires_at=self._lease_until(),
+                    heartbeat_at=now,
+                    attempts=Job.attempts + 1,
+                    started_at=func.coalesce(Job.started_at, now),
+                    updated_at=now,
+                    message="running" if candidate.state == QUEUED else "taken over after its worker stopped",
+                ),
             )
             if claimed != 1:
                 session.rollback()
@@ -256,16 +341,25 @@ class JobQueue:
         """Fail running jobs whose lease ran out after their last allowed attempt."""
         now = self._now()
         with self._sessions() as session:
-            count = _changed(session,
-                update(Job).where(Job.state == RUNNING, Job.lease_expires_at < now, Job.attempts >= Job.max_attempts)
-                .values(state=FAILED, finished_at=now, updated_at=now, lease_owner=None,
-                        error="its worker stopped while running it on every attempt", message="failed")
+            count = _changed(
+                session,
+                update(Job)
+                .where(Job.state == RUNNING, Job.lease_expires_at < now, Job.attempts >= Job.max_attempts)
+                .values(
+                    state=FAILED,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    error="its worker stopped while running it on every attempt",
+                    message="failed",
+                ),
             )
             session.commit()
         return count
 
-    def heartbeat(self, job_id: str, worker_id: str, *, progress: float | None = None,
-                  message: str | None = None) -> bool:
+    def heartbeat(
+        self, job_id: str, worker_id: str, *, progress: float | None = None, message: str | None = None
+    ) -> bool:
         """Extend the lease (and record progress). Returns whether a cancellation was asked
         for; raises ``LeaseLost`` when the job is no longer this worker's."""
         now = self._now()
@@ -275,8 +369,11 @@ class JobQueue:
         if message is not None:
             values["message"] = message[:500]
         with self._sessions() as session:
-            held = _changed(session,
-                update(Job).where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id).values(**values)
+            held = _changed(
+                session,
+                update(Job)
+                .where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id)
+                .values(**values),
             )
             cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
             session.commit()
@@ -284,22 +381,38 @@ class JobQueue:
             raise LeaseLost(f"job {job_id} is no longer held by {worker_id}")
         return bool(cancel)
 
-    def finish(self, job_id: str, worker_id: str, *, state: str, result: dict[str, Any] | None = None,
-               error: str | None = None, message: str | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        state: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        message: str | None = None,
+    ) -> bool:
         """Record the end of a job this worker holds; ``False`` when it no longer holds it."""
         if state not in TERMINAL:
             raise ValueError(f"not a final state: {state}")
         now = self._now()
         values: dict[str, Any] = {
-            "state": state, "finished_at": now, "updated_at": now, "lease_owner": None, "lease_expires_at": None,
-            "message": message or state, "error": error,
+            "state": state,
+            "finished_at": now,
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "message": message or state,
+            "error": error,
             "result": json.dumps(result, ensure_ascii=False) if result is not None else None,
         }
         if state == SUCCEEDED:
             values["progress"] = 1.0
         with self._sessions() as session:
-            done = _changed(session,
-                update(Job).where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id).values(**values)
+            done = _changed(
+                session,
+                update(Job)
+                .where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id)
+                .values(**values),
             )
             session.commit()
         return bool(done)

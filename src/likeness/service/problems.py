@@ -35,12 +35,18 @@ MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("likeness.service")
 
 _HTTP_TITLES = {
-    400: ("bad-request", "Bad request"), 401: ("not-authenticated", "Not signed in"),
-    403: ("forbidden", "Forbidden"), 404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"), 406: ("not-acceptable", "Not acceptable"),
-    409: ("conflict", "Conflict"), 413: ("upload-too-large", "Request too large"),
-    415: ("unsupported-media", "Unsupported media type"), 422: ("invalid-request", "Invalid request"),
-    429: ("rate-limited", "Too many requests"), 500: ("internal-error", "Internal error"),
+    400: ("bad-request", "Bad request"),
+    401: ("not-authenticated", "Not signed in"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("upload-too-large", "Request too large"),
+    415: ("unsupported-media", "Unsupported media type"),
+    422: ("invalid-request", "Invalid request"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal error"),
 }
 
 #: The JSON schema of a problem, for the OpenAPI document.
@@ -60,8 +66,16 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def problem(status: int, *, code: str | None = None, title: str | None = None, detail: str | None = None,
-            instance: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     default_code, default_title = _HTTP_TITLES.get(status, ("error", "Error"))
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (code or default_code),
@@ -92,8 +106,16 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def respond(request: Request, status: int, *, code: str | None = None, title: str | None = None,
-            detail: str | None = None, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def respond(
+    request: Request,
+    status: int,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
     """A problem for the API; for a browser on a console page, the console's error page."""
     error_page = getattr(request.app.state, "error_page", None)
     if error_page is not None and _wants_html(request):
@@ -109,8 +131,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LikenessError)
     async def _library_error(request: Request, exc: LikenessError) -> Response:
         status, code, title = _library_status(exc)
-        return respond(request, status, code=code, title=title, detail=str(exc),
-                       reason=getattr(exc, "reason", None) if isinstance(exc, ConsentError) else None)
+        return respond(
+            request,
+            status,
+            code=code,
+            title=title,
+            detail=str(exc),
+            reason=getattr(exc, "reason", None) if isinstance(exc, ConsentError) else None,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -158,8 +186,12 @@ class CrashToProblem:
             log.exception("unhandled error %s on %s %s", error_id, scope.get("method"), scope.get("path"))
             if started:  # the status line is gone; all we can do is end the response
                 return
-            response = problem(500, detail=f"an unexpected error; quote {error_id} to your administrator",
-                               instance=scope.get("path"), error_id=error_id)
+            response = problem(
+                500,
+                detail=f"an unexpected error; quote {error_id} to your administrator",
+                instance=scope.get("path"),
+                error_id=error_id,
+            )
             await response(scope, receive, send)
 
 

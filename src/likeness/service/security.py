@@ -96,8 +96,9 @@ class BodyLimit:
 
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            await problem(413, detail=f"request bodies are limited to {self.limit} bytes",
-                          instance=scope.get("path"))(scope, receive, send)
+            await problem(413, detail=f"request bodies are limited to {self.limit} bytes", instance=scope.get("path"))(
+                scope, receive, send
+            )
             return
         seen = 0
         refused = False
@@ -113,8 +114,9 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     refused = True
-                    await problem(413, detail=f"request bodies are limited to {self.limit} bytes",
-                                  instance=scope.get("path"))(scope, receive, send)
+                    await problem(
+                        413, detail=f"request bodies are limited to {self.limit} bytes", instance=scope.get("path")
+                    )(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 

@@ -53,7 +53,7 @@ def sanitise_filename(name: str | None, *, fallback: str = "upload") -> str:
         return fallback
     if len(text) > 120:
         stem, dot, suffix = text.rpartition(".")
-        text = (stem[: 110] + dot + suffix[:9]) if dot and len(suffix) <= 9 else text[:120]
+        text = (stem[:110] + dot + suffix[:9]) if dot and len(suffix) <= 9 else text[:120]
     return text
 
 
@@ -84,8 +84,9 @@ class _Form:
     """Callbacks for python-multipart's streaming parser: small fields in memory, the one file
     part straight to disk."""
 
-    def __init__(self, folder: Path, limits: UploadLimits,
-                 before_file: Callable[[dict[str, str]], None] | None) -> None:
+    def __init__(
+        self, folder: Path, limits: UploadLimits, before_file: Callable[[dict[str, str]], None] | None
+    ) -> None:
         self.folder, self.limits, self.before_file = folder, limits, before_file
         self.fields: dict[str, str] = {}
         self.headers: dict[bytes, bytes] = {}
@@ -105,9 +106,12 @@ class _Form:
 
     def callbacks(self) -> MultipartCallbacks:
         return {
-            "on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished, "on_part_data": self.on_part_data,
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
             "on_part_end": self.on_part_end,
         }
 
@@ -156,9 +160,7 @@ class _Form:
                 self._decide_type()
         if self._limit is not None and self.size > self._limit:
             media_type = self.kind.media_type if self.kind is not None else "file"
-            raise UploadTooLarge(
-                f"{self.original_name}: a {media_type} larger than {self._limit} bytes is refused"
-            )
+            raise UploadTooLarge(f"{self.original_name}: a {media_type} larger than {self._limit} bytes is refused")
         if self.size > self.limits.largest:
             raise UploadTooLarge(f"{self.original_name}: larger than {self.limits.largest} bytes")
         self._file.write(chunk)
@@ -166,8 +168,10 @@ class _Form:
     def _decide_type(self) -> None:
         self.kind = sniff(bytes(self._head))
         if self.kind.media_type is None:
-            raise UnsupportedMedia(f"{self.original_name}: its first bytes are not an image or video format this "
-                                   "service reads (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/AVIF, MP4/MOV, Matroska/WebM, AVI)")
+            raise UnsupportedMedia(
+                f"{self.original_name}: its first bytes are not an image or video format this "
+                "service reads (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/AVIF, MP4/MOV, Matroska/WebM, AVI)"
+            )
         self._limit = self.limits.for_type(self.kind.media_type)
 
     def on_part_end(self) -> None:
@@ -187,9 +191,15 @@ class _Form:
             self._file = None
 
 
-async def receive_upload(content_type: str | None, body: AsyncIterator[bytes], folder: Path,
-                         limits: UploadLimits, *, declared_length: int | None = None,
-                         before_file: Callable[[dict[str, str]], None] | None = None) -> StoredUpload:
+async def receive_upload(
+    content_type: str | None,
+    body: AsyncIterator[bytes],
+    folder: Path,
+    limits: UploadLimits,
+    *,
+    declared_length: int | None = None,
+    before_file: Callable[[dict[str, str]], None] | None = None,
+) -> StoredUpload:
     """Stream a multipart body's file part into ``folder`` (created, and removed again when the
     upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
     may refuse (e.g. a CSRF check) before any byte of the file is written."""
@@ -218,8 +228,14 @@ async def receive_upload(content_type: str | None, body: AsyncIterator[bytes], f
         form.close()
         _remove(folder)
         raise ServiceError(f"could not read the upload: {exc}") from None
-    return StoredUpload(form.path, form.original_name or form.path.name, form.kind.media_type,
-                        form.kind.container or "", form.size, form.fields)
+    return StoredUpload(
+        form.path,
+        form.original_name or form.path.name,
+        form.kind.media_type,
+        form.kind.container or "",
+        form.size,
+        form.fields,
+    )
 
 
 def new_upload_folder(uploads_root: Path) -> Path:

@@ -94,8 +94,10 @@ class _Heartbeat(threading.Thread):
             latest, self.latest = self.latest, None
         try:
             progress, message = latest if latest else (None, None)
-            self.cancel_requested = self.queue.heartbeat(self.job_id, self.worker_id, progress=progress, message=message) \
+            self.cancel_requested = (
+                self.queue.heartbeat(self.job_id, self.worker_id, progress=progress, message=message)
                 or self.cancel_requested
+            )
         except LeaseLost:
             self.lease_lost = True
         except Exception:  # a database hiccup: the next beat tries again within the lease
@@ -118,8 +120,14 @@ class _Heartbeat(threading.Thread):
 class Worker:
     """Claims and runs jobs of the kinds in ``JOB_KINDS`` (or ``kinds``)."""
 
-    def __init__(self, workspace: Any, *, queue: JobQueue | None = None, worker_id: str | None = None,
-                 kinds: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Any,
+        *,
+        queue: JobQueue | None = None,
+        worker_id: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+    ) -> None:
         self.workspace = workspace
         self.queue = queue or JobQueue.for_workspace(workspace)
         self.worker_id = worker_id or new_worker_id()
@@ -175,8 +183,13 @@ class Worker:
             self.queue.finish(job.id, self.worker_id, state=FAILED, error=str(exc), message="failed")
         except Exception as exc:  # a bug: the job fails with a plain reason, the log has the traceback
             log.exception("job %s (%s) crashed", job.id, job.kind)
-            self.queue.finish(job.id, self.worker_id, state=FAILED,
-                              error=f"internal error ({type(exc).__name__}); see the worker's log", message="failed")
+            self.queue.finish(
+                job.id,
+                self.worker_id,
+                state=FAILED,
+                error=f"internal error ({type(exc).__name__}); see the worker's log",
+                message="failed",
+            )
         else:
             self.queue.finish(job.id, self.worker_id, state=SUCCEEDED, result=result, message="done")
         finally:
@@ -184,8 +197,9 @@ class Worker:
             heartbeat.join(timeout=5)
 
 
-def run_worker(workspace: Any, *, poll_s: float = 1.0, max_jobs: int | None = None,
-               install_signals: bool = True) -> int:
+def run_worker(
+    workspace: Any, *, poll_s: float = 1.0, max_jobs: int | None = None, install_signals: bool = True
+) -> int:
     """Run jobs until SIGTERM/SIGINT (``likeness worker``)."""
     import signal
 

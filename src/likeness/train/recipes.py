@@ -110,16 +110,22 @@ class RecipeNote:
 
 RECIPE_NOTES: dict[str, RecipeNote] = {
     "preview": RecipeNote(
-        "fast previews and live use, faces under 160 px", False,
-        "measured: identity transfer 0.9 in 11.7-24.4 min (median 17.6) on an idle 2-core CPU"),
+        "fast previews and live use, faces under 160 px",
+        False,
+        "measured: identity transfer 0.9 in 11.7-24.4 min (median 17.6) on an idle 2-core CPU",
+    ),
     "cpu-overnight-128": RecipeNote(
-        "the default for faces of 160 px or more without a GPU", False,
+        "the default for faces of 160 px or more without a GPU",
+        False,
         "extrapolated: about 100 000 iterations in 8 h on an idle 2-core CPU (3.1-3.9 it/s; its step "
-        "measured at 2.3-2.8x the preview's); quality at 128 px measured only over its first 355 iterations"),
+        "measured at 2.3-2.8x the preview's); quality at 128 px measured only over its first 355 iterations",
+    ),
     "gpu-256": RecipeNote(
-        "full quality for large faces on a CUDA GPU", True,
+        "full quality for large faces on a CUDA GPU",
+        True,
         "extrapolated, not measured on a GPU: 100 000 iterations in about 2-3 h on one H200; 4-9 days on "
-        "a 2-core CPU (its step measured at 26-67x the preview's)"),
+        "a 2-core CPU (its step measured at 26-67x the preview's)",
+    ),
 }
 
 
@@ -172,14 +178,26 @@ def choose_recipe(face_sizes: Sequence[float], *, cuda: bool) -> RecipeChoice:
         return RecipeChoice("preview", "no performer face sizes recorded; preview (64 px)")
     median = float(statistics.median(sizes))
     if median < LARGE_FACE_PX:
-        return RecipeChoice("preview", f"the performer's median face is {median:.0f} px (< {LARGE_FACE_PX:.0f} px): "
-                                       "a 64 px model is enough; preview (64 px)", median)
+        return RecipeChoice(
+            "preview",
+            f"the performer's median face is {median:.0f} px (< {LARGE_FACE_PX:.0f} px): "
+            "a 64 px model is enough; preview (64 px)",
+            median,
+        )
     if cuda:
-        return RecipeChoice("gpu-256", f"the performer's median face is {median:.0f} px (>= {LARGE_FACE_PX:.0f} px) "
-                                       "and a CUDA device is available; gpu-256 (256 px)", median)
-    return RecipeChoice("cpu-overnight-128", f"the performer's median face is {median:.0f} px "
-                                             f"(>= {LARGE_FACE_PX:.0f} px), no CUDA device: cpu-overnight-128 "
-                                             "(128 px; a night on a 2-core CPU)", median)
+        return RecipeChoice(
+            "gpu-256",
+            f"the performer's median face is {median:.0f} px (>= {LARGE_FACE_PX:.0f} px) "
+            "and a CUDA device is available; gpu-256 (256 px)",
+            median,
+        )
+    return RecipeChoice(
+        "cpu-overnight-128",
+        f"the performer's median face is {median:.0f} px "
+        f"(>= {LARGE_FACE_PX:.0f} px), no CUDA device: cpu-overnight-128 "
+        "(128 px; a night on a 2-core CPU)",
+        median,
+    )
 
 
 def check_recipe_device(name: str, *, cuda: bool) -> None:
@@ -194,9 +212,11 @@ def check_recipe_device(name: str, *, cuda: bool) -> None:
     canonical = canonical_recipe(name)
     if RECIPE_NOTES[canonical].needs_cuda and not cuda:
         raise RecipeUnavailable(
-            name, f"recipe {name!r} needs a CUDA GPU and none is available: at 256 px a 2-core CPU would "
-                  "take 4-9 days for its 100 000 iterations (docs/training.md); use cpu-overnight-128 (128 px, about a night) or preview "
-                  "(64 px), or give --res 256 and the other options explicitly to train on the CPU anyway")
+            name,
+            f"recipe {name!r} needs a CUDA GPU and none is available: at 256 px a 2-core CPU would "
+            "take 4-9 days for its 100 000 iterations (docs/training.md); use cpu-overnight-128 (128 px, about a night) or preview "
+            "(64 px), or give --res 256 and the other options explicitly to train on the CPU anyway",
+        )
 
 
 def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
@@ -229,8 +249,11 @@ def describe_recipe(name: str) -> str:
     (``preview: fast previews ...; df 64 px, batch 4, ...; measured: ...``)."""
     canonical = canonical_recipe(name)
     recipe, note = RECIPES[canonical], RECIPE_NOTES[canonical]
-    parts = [f"{recipe['model']} {recipe['resolution']} px", f"batch {recipe['batch_size']}",
-             f"lr {recipe['learning_rate']:g}"]
+    parts = [
+        f"{recipe['model']} {recipe['resolution']} px",
+        f"batch {recipe['batch_size']}",
+        f"lr {recipe['learning_rate']:g}",
+    ]
     augment = recipe.get("augment", {})
     if augment.get("flip"):
         parts.append("flip")
