@@ -60,10 +60,10 @@ def filter_native_stderr() -> None:
         os.close(write_fd)
     except (OSError, AttributeError, ValueError):
         return
-    sys.stderr = open(
+    sys.stderr = open(  # noqa: SIM115 - the process's stderr for the rest of its life
         original,
         "w",
-        encoding=getattr(sys.stderr, "encoding", None) or "utf-8",  # noqa: SIM115
+        encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
         errors="backslashreplace",
         buffering=1,
         closefd=False,
