@@ -131,8 +131,8 @@ class SmoothingOptions:
     landmark_beta: float = 4.0
     colour_min_cutoff: float = 0.5
     colour_beta: float = 0.0
-    # ``denoise_swap`` on the model's output (grey levels; 0 damping turns it off). Measured on
-    # the consenting-actor clip, docs/render.md run 15.
+    # ``denoise_swap`` on the model's output (grey levels; 0 damping turns it off), chosen by the
+    # flicker of int8 and float renders of the consenting-actor clip (benchmarks/render.py).
     swap_threshold: float = 4.0
     swap_damping: float = 0.85
 

@@ -8,7 +8,7 @@ float model's on held-out faces of the performer. Renders on a CPU use it by def
 (``--precision auto``; ``float`` forces the float model): rounding noise that is small in one face
 (about 48 dB) made the swapped face change about a third more from frame to frame, which showed
 as flicker, until the render's swap denoising (``likeness.render.smoothing.denoise_swap``) took
-that back to within 0.002-0.013 of float on two clips (docs/render.md, run 15).
+that back to within 0.002-0.013 of float on two clips (docs/benchmarks.md, Render).
 
 The calibration faces are the target faceset's: what the swap path sees at render time is the
 performer's aligned face, so that is the range the activations must cover.

@@ -27,11 +27,11 @@ LARGE_FACE_PX = 160.0
 
 _PREVIEW: dict[str, Any] = {
     # The best-measured recipe for identity within 30 minutes at 64 px on a 2-core CPU
-    # (docs/training.md, "Batch 4 instead of 8" and "The warp fix"): with the warp stopped at 5000
+    # (docs/training.md, "Time to quality"): with the warp stopped at 5000
     # and true face 0.01, identity transfer 0.9 was reached on all six seeds measured (11.7-24.4
     # minutes, median 17.6); without true face on four of six. Batch 4 runs about 1.5x the
     # iterations of batch 8. Its decoder, twice as wide as d_dims=16, costs the render about 7 fps
-    # at 720p in float (docs/render.md, run 8).
+    # at 720p in float (docs/benchmarks.md, Render).
     "model": "df",
     "resolution": 64,
     "batch_size": 4,

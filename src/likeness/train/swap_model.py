@@ -25,7 +25,7 @@ CARD_NAME = "model_card.json"
 #: export when it passed its fidelity check. "auto" takes the int8 copy on a CPU when the export
 #: kept one and measured it faster (2-3.5x per face), else float (always float on a GPU). The copy's
 #: rounding noise moves from frame to frame; the render's swap denoising takes the flicker it
-#: added back to within 0.002-0.013 of float on two clips (docs/render.md, run 15).
+#: added back to within 0.002-0.013 of float on two clips (docs/benchmarks.md, Render).
 PRECISIONS = ("auto", "float", "int8")
 ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
 CARD_KEYS = (
