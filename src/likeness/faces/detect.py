@@ -19,8 +19,10 @@ Construct one detector per worker and close it (or use it as a context manager).
 
 Example:
     >>> import skimage.data
-    >>> with FaceDetector(max_faces=1) as detector:  # doctest: +SKIP
+    >>> with FaceDetector(max_faces=1) as detector:
     ...     faces = detector.detect(skimage.data.astronaut())
+    >>> len(faces), faces[0].landmarks.shape
+    (1, (478, 2))
 """
 
 from __future__ import annotations

@@ -25,10 +25,11 @@ the smaller one at the end of each axis (dlib's ``tt::add``), and the input laye
 ``(value - channel_mean) / 256``.
 
 Example:
-    >>> network = read_dlib_resnet(dlib_resnet_path())  # doctest: +SKIP
-    >>> session = DlibResnetSession(dlib_resnet_onnx(network))  # doctest: +SKIP
-    >>> session.descriptors(chips).shape  # chips: uint8 (N, 150, 150, 3)  # doctest: +SKIP
-    (N, 128)
+    >>> network = read_dlib_resnet(dlib_resnet_path())
+    >>> session = DlibResnetSession(dlib_resnet_onnx(network))
+    >>> chips = np.zeros((2, 150, 150, 3), np.uint8)  # aligned 150 px face chips
+    >>> session.descriptors(chips).shape
+    (2, 128)
 """
 
 from __future__ import annotations

@@ -11,8 +11,15 @@ calibrated on synthetic East Asian and other synthetic faces (see docs/calibrati
 benchmarks/identity_calibration.py) because dlib's customary 0.6 over-matches East Asian faces.
 
 Example:
-    >>> embedder = FaceEmbedder()  # doctest: +SKIP
-    >>> distance, same = match_identity(embedder.embed(rgb, landmarks), references)  # doctest: +SKIP
+    >>> from likeness.faces.detect import FaceDetector
+    >>> from likeness.media.synthetic import astronaut, grace_hopper
+    >>> embedder = FaceEmbedder()
+    >>> with FaceDetector(max_faces=1) as detector:
+    ...     faces = [(rgb, detector.detect(rgb)[0].landmarks) for rgb in (astronaut(), grace_hopper())]
+    >>> references = np.stack([embedder.embed(*faces[0])])   # one reference photo of the astronaut
+    >>> distance, same = match_identity(embedder.embed(*faces[1]), references)
+    >>> same, distance > IDENTITY_THRESHOLD
+    (False, True)
 """
 
 from __future__ import annotations

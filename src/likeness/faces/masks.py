@@ -1,7 +1,16 @@
 """Face masks from landmarks.
 
 Example:
-    >>> mask = hull_mask(aligned.landmarks, 256)  # doctest: +SKIP
+    >>> from likeness.faces.detect import FaceDetector
+    >>> from likeness.media.synthetic import astronaut
+    >>> rgb = astronaut()
+    >>> with FaceDetector(max_faces=1) as detector:
+    ...     face = detector.detect(rgb)[0]
+    >>> from likeness.faces.align import align_face
+    >>> aligned = align_face(rgb, face.landmarks, size=256)
+    >>> mask = hull_mask(aligned.landmarks, 256)
+    >>> mask.shape, mask.dtype, int(mask.max())
+    ((256, 256), dtype('uint8'), 255)
 """
 
 from __future__ import annotations

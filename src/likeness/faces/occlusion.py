@@ -7,10 +7,16 @@ the file's SHA-256 is checked against the card on load.
 
 Example::
 
-    >>> segmenter = OcclusionSegmenter()                      # doctest: +SKIP
-    >>> covered = segmenter.occluders(np.stack([aligned.image]))  # doctest: +SKIP
-    >>> covered.shape                                         # doctest: +SKIP
-    (1, 64, 64)
+    >>> from likeness.faces.detect import FaceDetector
+    >>> from likeness.media.synthetic import astronaut
+    >>> rgb = astronaut()
+    >>> with FaceDetector(max_faces=1) as detector:
+    ...     face = detector.detect(rgb)[0]
+    >>> from likeness.faces.align import align_face
+    >>> aligned = align_face(rgb, face.landmarks, size=64)
+    >>> covered = OcclusionSegmenter().occluders(np.stack([aligned.image]))
+    >>> covered.shape, float((covered >= 0.5).mean()) < 0.05   # nothing in front of this face
+    ((1, 64, 64), True)
 """
 
 from __future__ import annotations

@@ -9,7 +9,14 @@ Sign convention (angles in degrees, camera looking at the subject):
   subject's left eye, is lower than the other).
 
 Example:
-    >>> yaw, pitch, roll = head_pose(landmarks, (height, width))  # doctest: +SKIP
+    >>> from likeness.faces.detect import FaceDetector
+    >>> from likeness.media.synthetic import astronaut
+    >>> rgb = astronaut()
+    >>> with FaceDetector(max_faces=1) as detector:
+    ...     face = detector.detect(rgb)[0]
+    >>> yaw, pitch, roll = head_pose(face.landmarks, rgb.shape[:2])
+    >>> all(abs(angle) < 30 for angle in (yaw, pitch, roll))   # a frontal portrait
+    True
 """
 
 from __future__ import annotations

@@ -21,8 +21,16 @@ Delays follow what browsers show: a GIF or WebP delay under 20 ms (often 0) play
 
 Example::
 
-    >>> timeline = animation_timeline("reaction.gif")               # doctest: +SKIP
-    >>> [round(f.pts_s, 1) for f in sample_animation_frames("reaction.gif")]  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> gif = Path(tempfile.mkdtemp()) / "reaction.gif"
+    >>> frames = [Image.new("RGB", (64, 48), (60 * k, 90, 120)) for k in range(3)]
+    >>> frames[0].save(gif, save_all=True, append_images=frames[1:], duration=1000, loop=0)
+    >>> timeline = animation_timeline(gif)
+    >>> timeline.container, timeline.width, timeline.height, timeline.delays_s
+    ('gif', 64, 48, (1.0, 1.0, 1.0))
+    >>> [round(f.pts_s, 1) for f in sample_animation_frames(gif)]
     [0.0, 1.0, 2.0]
 """
 

@@ -7,9 +7,18 @@ a decompression bomb is refused without allocating its pixels.
 
 Example::
 
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from likeness.media import read_image, write_image
-    >>> rgb = read_image("portrait.jpg")            # doctest: +SKIP
-    >>> write_image("out/portrait.png", rgb)        # doctest: +SKIP
+    >>> from likeness.media.synthetic import grace_hopper_path
+    >>> rgb = read_image(grace_hopper_path())
+    >>> rgb.dtype, rgb.ndim
+    (dtype('uint8'), 3)
+    >>> out = Path(tempfile.mkdtemp()) / "portrait.png"
+    >>> write_image(out, rgb) == out
+    True
+    >>> read_image(out).shape == rgb.shape
+    True
 """
 
 from __future__ import annotations

@@ -6,9 +6,15 @@ gives the same pixels and samples.
 
 Example::
 
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from likeness.media import synthetic
-    >>> face = synthetic.astronaut()                                   # (512, 512, 3) uint8
-    >>> synthetic.write_clip("mina.mp4", face, seconds=1.0, size=(320, 180))  # doctest: +SKIP
+    >>> face = synthetic.astronaut()
+    >>> face.shape, face.dtype
+    ((512, 512, 3), dtype('uint8'))
+    >>> clip = synthetic.write_clip(Path(tempfile.mkdtemp()) / "mina.mp4", face, seconds=1.0, size=(320, 180))
+    >>> clip.name, clip.stat().st_size > 0
+    ('mina.mp4', True)
 """
 
 from __future__ import annotations
