@@ -12,7 +12,7 @@ import pytest
 import skimage.data
 
 from likeness.errors import FaceError, ModelError
-from likeness.faces import FaceDetector, FaceEmbedder, dlib_resnet, identity, identity_distance
+from likeness.faces import FaceDetector, FaceEmbedder, dlib_resnet, identity_distance
 from likeness.faces.dlib_resnet import (
     AddPrevLayer,
     AffineLayer,
@@ -187,7 +187,7 @@ def test_disagreeing_network_falls_back_to_dlib_with_one_warning(monkeypatch, we
     skewed = dataclasses.replace(network, layers=(*network.layers[:-1], FcLayer(weight=fc.weight * 1.05)))
     skewed_onnx = dlib_resnet_onnx(skewed)
     monkeypatch.setattr(dlib_resnet, "converted_dlib_resnet", lambda path=None: skewed_onnx)
-    monkeypatch.setattr(identity, "_fallback_warned", False)
+    monkeypatch.setattr(FaceEmbedder, "fallback_warned", False)
     with pytest.warns(EmbedderFallbackWarning, match="differs from dlib"):
         embedder = FaceEmbedder()
     assert embedder.backend == "dlib"
@@ -203,7 +203,7 @@ def test_unusable_network_falls_back_to_dlib(monkeypatch):
         raise ModelError("resnet.dat: not a dlib face-recognition network (truncated at byte 7)")
 
     monkeypatch.setattr(dlib_resnet, "converted_dlib_resnet", broken)
-    monkeypatch.setattr(identity, "_fallback_warned", False)
+    monkeypatch.setattr(FaceEmbedder, "fallback_warned", False)
     with pytest.warns(EmbedderFallbackWarning, match="unavailable.*truncated"):
         embedder = FaceEmbedder()
     assert embedder.backend == "dlib" and embedder.check_difference is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 
@@ -251,17 +252,15 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path: Path, mon
     before = path.read_bytes()
     written = []
 
-    def crash_after_first_chunk(handle, chunk):
-        if written:
-            raise KeyboardInterrupt("simulated kill mid-write")
-        handle.write(chunk[: len(chunk) // 2])
-        written.append(len(chunk))
+    def interrupted_fsync(fd: int) -> None:  # the new file is written but not yet durable
+        written.append(os.fstat(fd).st_size)
+        raise KeyboardInterrupt("simulated kill mid-save")
 
-    monkeypatch.setattr(ckpt, "_CHUNK_BYTES", 64)
-    monkeypatch.setattr(ckpt, "_write_chunk", crash_after_first_chunk)
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_checkpoint(path, {"iteration": 2, "weights": torch.ones(4096)})
-    assert written, "the writer never started"
+    monkeypatch.undo()
+    assert written and written[0] > len(before), "the new checkpoint was never written"
     assert path.read_bytes() == before
     assert ckpt.load_checkpoint(path)["iteration"] == 1
     assert not list(tmp_path.glob(".*.tmp"))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -67,9 +67,6 @@ _CHECK_FACE_POINTS = ((256, 104), (237, 105), (195, 101), (213, 104), (223, 133)
 
 class EmbedderFallbackWarning(RuntimeWarning):
     """The ONNX descriptor network could not be used or disagreed with dlib; dlib runs instead."""
-
-
-_fallback_warned = False
 
 
 def _model_paths() -> tuple[Path, Path]:
@@ -112,6 +109,10 @@ class FaceEmbedder:
         check_difference: largest per-component difference between the ONNX and dlib
             descriptors of the check face (``None`` when the ONNX backend was not tried).
     """
+
+    #: Whether this process has already warned that dlib runs instead of the ONNX network
+    #: (the warning is given once per process; a test that expects it sets this to False).
+    fallback_warned: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -216,9 +217,8 @@ def check_chip() -> np.ndarray:
 
 
 def _warn_fallback(message: str) -> None:
-    global _fallback_warned
-    if not _fallback_warned:
-        _fallback_warned = True
+    if not FaceEmbedder.fallback_warned:
+        FaceEmbedder.fallback_warned = True
         warnings.warn(message, EmbedderFallbackWarning, stacklevel=4)
 
 

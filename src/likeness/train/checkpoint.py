@@ -14,7 +14,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
@@ -23,11 +23,6 @@ from likeness.errors import ConsentError, LikenessError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "likeness.checkpoint/1"
-_CHUNK_BYTES = 1 << 20
-
-
-def _write_chunk(handle: IO[bytes], chunk: bytes) -> None:
-    handle.write(chunk)
 
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
@@ -36,8 +31,7 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
-            for start in range(0, len(payload), _CHUNK_BYTES):
-                _write_chunk(handle, payload[start : start + _CHUNK_BYTES])
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
