@@ -15,16 +15,14 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
-import cv2
 import pytest
 
 from likeness.config import Settings
-from likeness.consent import USES, Authorization, ReleaseAuthorization
-from likeness.consent.canonical import now_utc
+from likeness.consent import Authorization
 from likeness.workspace import Workspace
+from tests.conftest import ConsentWorld, build_consent_world
 
 MODEL_RESOLUTION = 64
 TRAIN_ITERATIONS = 12
@@ -39,32 +37,18 @@ class TrainedTemplate:
 
 
 @dataclass
-class TrainedWorld:
-    """A consented workspace (a private copy) holding an exported model of mina for jun."""
+class TrainedWorld(ConsentWorld):
+    """The consent world of tests/conftest.py (a private copy) holding an exported model of mina
+    for jun."""
 
-    workspace: Workspace
-    model_dir: Path
-    grant_id: str
-    release_id: str
-    org: str = "studio"
-    artist: str = "mina"
-    performer: str = "jun"
+    model_dir: Path | None = None
 
     def authorize(self, use: str = "music_video") -> Authorization:
-        return self.workspace.policy.authorize(self.artist, use, self.org)
+        return super().authorize(use)
 
     def performer_faces(self):
         """The target faces the model was trained on (regenerated: they are deterministic)."""
         return _performer_faces()
-
-    def authorize_release(self) -> ReleaseAuthorization:
-        return self.workspace.policy.authorize_release(self.performer, self.org)
-
-    def revoke_grant(self) -> None:
-        self.workspace.registry.revoke_grant(self.grant_id, reason="test revocation")
-
-    def revoke_release(self) -> None:
-        self.workspace.registry.revoke_release(self.release_id, reason="test revocation")
 
     def load_model(self):
         from likeness.train import load_swap_model
@@ -78,33 +62,15 @@ def _performer_faces():
     return generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
 
 
-def _portrait(tmp: Path, name: str) -> Path:
-    from likeness.media.synthetic import astronaut, grace_hopper
-
-    rgb = astronaut() if name == "mina" else grace_hopper()
-    out = tmp / f"{name}.png"
-    cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return out
-
-
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplate:
-    from likeness.faceset import enroll_reference_photos
     from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
 
     root = tmp_path_factory.mktemp("render-trained")
     workspace = Workspace.init(Settings(home=root / "home"))
     try:
-        registry = workspace.registry
-        registry.add_org("studio", "Studio Haneul")
-        registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-        registry.add_subject("jun", "Jun", kind="performer")
-        until = now_utc() + timedelta(days=30)
-        grant_id = registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="render tests")
-        release_id = registry.issue_release("jun", "studio", valid_until=until, purpose="render tests")
-        for who in ("mina", "jun"):
-            report = enroll_reference_photos(workspace, who, [_portrait(root, who)])
-            assert report.added == 1, report
+        world = build_consent_world(workspace, root)
+        world.enroll_faces()
         source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
         target = _performer_faces()
         config = TrainConfig(
@@ -132,7 +98,7 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
             export_model(workspace, training, release, model_dir)
     finally:
         workspace.close()
-    return TrainedTemplate(root / "home", model_dir, grant_id, release_id)
+    return TrainedTemplate(root / "home", model_dir, world.grant_id, world.release_id)
 
 
 @pytest.fixture
@@ -142,7 +108,11 @@ def trained_world(trained_template: TrainedTemplate, tmp_path: Path) -> Iterator
     workspace = Workspace.open(Settings(home=home))
     try:
         yield TrainedWorld(
-            workspace, trained_template.model_dir, trained_template.grant_id, trained_template.release_id
+            workspace,
+            tmp_path,
+            grant_id=trained_template.grant_id,
+            release_id=trained_template.release_id,
+            model_dir=trained_template.model_dir,
         )
     finally:
         workspace.close()
