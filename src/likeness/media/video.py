@@ -27,9 +27,7 @@ import bisect
 import glob
 import math
 import os
-import queue
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,6 +42,7 @@ import numpy as np
 
 from likeness.errors import MediaError
 from likeness.media.images import require_rgb
+from likeness.prefetch import WriteBehind
 
 __all__ = [
     "COPYABLE_AUDIO_CODECS",
@@ -783,8 +782,7 @@ class VideoEncoder:
         self._audio_out_stream: av.audio.stream.AudioStream | None = None
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
-        self._pending: queue.Queue = queue.Queue(maxsize=4)
-        self._worker: threading.Thread | None = None
+        self._worker: WriteBehind[tuple[av.VideoFrame, float, int]] | None = None
         self._failure: BaseException | None = None
 
         try:
@@ -897,40 +895,31 @@ class VideoEncoder:
         self._next_pts_s = time_s + float(1 / self.frame_rate)
         self._end_s = max(self._end_s, self._next_pts_s)
         if self._worker is None:
-            self._worker = threading.Thread(target=self._encode_pending, name="video-encode", daemon=True)
-            self._worker.start()
-        self._pending.put((frame, time_s, self.frames_written))
+            self._worker = WriteBehind(self._encode_one, depth=4, name="video-encode")
+        self._worker.put((frame, time_s, self.frames_written))
         self.frames_written += 1
 
-    def _encode_pending(self) -> None:
-        """Encoding thread: H.264-encode and mux queued frames (and the audio up to them) until
-        the ``None`` that close/abort sends. After a failure it only drains the queue, so a
-        writer blocked on a full queue is always released."""
-        while True:
-            item = self._pending.get()
-            if item is None:
-                return
-            if self._failure is not None or self._closed:
-                continue
-            frame, time_s, index = item
-            try:
-                self._output.mux(self._video.encode(frame))
-                self._pump_audio(until_s=time_s)
-            except _AV_ERRORS as exc:
-                self._failure = MediaError(self.path, f"encoding failed at frame {index}: {_describe(exc)}")
-            except BaseException as exc:  # raised again on the caller's thread
-                self._failure = exc
+    def _encode_one(self, item: tuple[av.VideoFrame, float, int]) -> None:
+        """On the encoding thread: H.264-encode and mux one queued frame (and the audio up to it).
+        A failure is kept by the ``WriteBehind`` and raised again on the caller's thread; the
+        frames after it are dropped, so a writer blocked on a full queue is always released."""
+        frame, time_s, index = item
+        try:
+            self._output.mux(self._video.encode(frame))
+            self._pump_audio(until_s=time_s)
+        except _AV_ERRORS as exc:
+            raise MediaError(self.path, f"encoding failed at frame {index}: {_describe(exc)}") from exc
 
     def _finish_pending(self) -> None:
         """Wait until every queued frame is encoded (or dropped after a failure)."""
-        if self._worker is not None:
-            self._pending.put(None)
-            self._worker.join()
-            self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+            self._failure = self._failure or worker.failure
 
     def _raise_failure(self) -> None:
-        if self._failure is not None:
-            failure = self._failure
+        failure = self._failure or (self._worker.failure if self._worker is not None else None)
+        if failure is not None:
             self.abort()
             raise failure
 
@@ -1015,8 +1004,10 @@ class VideoEncoder:
 
     def abort(self) -> None:
         """Stop without producing an output file (the temporary file is removed)."""
-        self._closed = True  # the encoding thread drops what is still queued
-        if getattr(self, "_worker", None) is not None and self._worker is not threading.current_thread():
+        self._closed = True
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.cancel()  # the encoding thread drops what is still queued
             self._finish_pending()
         for container in (getattr(self, "_output", None), self._audio_input):
             if container is not None:

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
+from likeness.prefetch import Prefetch, WriteBehind
 from likeness.render import content
 from likeness.render.blend import paste_face
 from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys
@@ -520,9 +520,6 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
 # video
 
 
-_END = object()
-
-
 def _checkpoint_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.render-checkpoint"
 
@@ -590,42 +587,33 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         recipes = resume.recipes
         report.resumed_from_frame = start_index
 
-    frames_in: queue.Queue = queue.Queue(maxsize=8)
-    frames_out: queue.Queue = queue.Queue(maxsize=8)
-    stop = threading.Event()
-    failures: list[BaseException] = []
     detector = renderer.detector
 
-    def fresh_frames() -> Iterator[Any]:
+    def decode_and_detect() -> Iterator[tuple[Any, Any]]:
+        # Runs on the decode thread: detection runs there, ahead of the frame the main thread
+        # is swapping; MediaPipe releases the GIL, so the two overlap on a 2-core machine.
         # Frames before a resume point are replayed from the checkpoint, never detected.
-        for frame in iter_video_frames(target, autorotate=True):
-            if stop.is_set():
-                return
-            if frame.index < start_index:
-                frames_in.put((frame, None))
-            else:
-                yield frame
-
-    def decode_and_detect() -> None:
-        # Detection runs here, ahead of the frame the main thread is swapping: MediaPipe
-        # releases the GIL, so the two overlap on a 2-core machine.
+        frames = iter_video_frames(target, autorotate=True)
         try:
-            if not options.detect_ahead:
-                for frame in fresh_frames():
-                    frames_in.put((frame, None))
-            elif options.interpolate_landmarks:
-                for frame, faces, interpolated in detect_alternate_frames(fresh_frames(), detector.detect):
-                    report.landmark_frames_interpolated += interpolated
-                    frames_in.put((frame, faces))
+            for frame in frames:
+                if frame.index >= start_index:
+                    fresh: Iterator[Any] = itertools.chain([frame], frames)
+                    break
+                yield frame, None
             else:
-                for frame in fresh_frames():
-                    frames_in.put((frame, detector.detect(frame.rgb)))
+                return
+            if not options.detect_ahead:
+                for frame in fresh:
+                    yield frame, None
+            elif options.interpolate_landmarks:
+                for frame, faces, interpolated in detect_alternate_frames(fresh, detector.detect):
+                    report.landmark_frames_interpolated += interpolated
+                    yield frame, faces
+            else:
+                for frame in fresh:
+                    yield frame, detector.detect(frame.rgb)
         except MediaError as exc:
             report.decode_error = exc.reason
-        except BaseException as exc:  # surfaced on the main thread
-            failures.append(exc)
-        finally:
-            frames_in.put(_END)
 
     if resume is not None:
         # Same job id: consume_render is idempotent per job, so the resumed render counts once,
@@ -639,7 +627,6 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     strip: list[StripFrame] = []
     strip_at = set(sample_indices(expected, 4))
     started = time.perf_counter()
-    decoder = threading.Thread(target=decode_and_detect, name="render-decode", daemon=True)
     # Frames are processed upright; the writer turns them back and keeps the display matrix, and
     # pads odd sizes itself.
     try:
@@ -655,27 +642,17 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.padded_to_even = video.padded
     clock = _OutputClock(float(info.frame_rate or info.fps or 25.0))
 
-    def encode() -> None:
-        # Keeps taking frames until _END even after a failure, so the main thread never blocks
-        # on a full queue; the video itself is closed or aborted only by the main thread, after
-        # this thread has stopped touching it.
-        while True:
-            item = frames_out.get()
-            if item is _END:
-                return
-            if failures or stop.is_set():
-                continue
-            try:
-                rgb, pts_s, swapped, others = item
-                # nothing reads a frame once queued; the face tag follows the swapped faces
-                video.write(rgb, pts_s=pts_s, owned=True, faces=swapped, other_faces=others)
-            except BaseException as exc:
-                failures.append(exc)
-                stop.set()
+    def encode(item: tuple[np.ndarray, float, list | None, tuple | list]) -> None:
+        # On the encode thread, which keeps taking frames after a failure, so the main thread
+        # never blocks on a full queue; the video itself is closed or aborted only by the main
+        # thread, after this thread has stopped touching it.
+        rgb, pts_s, swapped, others = item
+        # nothing reads a frame once queued; the face tag follows the swapped faces
+        video.write(rgb, pts_s=pts_s, owned=True, faces=swapped, other_faces=others)
 
-    encoder = threading.Thread(target=encode, name="render-encode", daemon=True)
-    decoder.start()
-    encoder.start()
+    decoder = Prefetch(decode_and_detect(), depth=8, name="render-decode")
+    encoder: WriteBehind[tuple[np.ndarray, float, list | None, tuple | list]] = WriteBehind(
+        encode, depth=8, name="render-encode")
     finished = False
     abort_reason = "aborted"
     next_index = start_index
@@ -706,17 +683,15 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
 
     def emit(rendered: np.ndarray, pts_s: float, swapped: list | None = None, others: tuple | list = ()) -> None:
         # Face boxes of the frame for the writer's face tag (None: not known, the tag holds).
-        frames_out.put((rendered, clock.next(pts_s), swapped, others))
+        encoder.put((rendered, clock.next(pts_s), swapped, others))
         report.frames_rendered += 1
         if progress:
             progress(report.frames_rendered, expected)
 
     try:
-        while True:
-            item = frames_in.get()
-            if item is _END or failures:
+        for frame, faces in decoder:
+            if encoder.failure is not None:
                 break
-            frame, faces = item
             index = frame.index
             # Decoded frames belong to this loop: faces are pasted into them and the writer labels
             # them in place, so no frame-sized copy is made per frame.
@@ -731,12 +706,10 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             batch.append((frame, faces, frame.rgb.copy() if index in strip_at else None))
             if len(batch) >= options.swap_batch or (index + 1) % options.checkpoint_every == 0:
                 render_batch()
-        if batch and not failures:
+        if batch and encoder.failure is None:
             render_batch()
-        frames_out.put(_END)
-        encoder.join()
-        if failures:
-            raise failures[0]
+        encoder.close()
+        encoder.raise_failure()
         if report.frames_rendered == 0:
             raise MediaError(target, report.decode_error or "no frame could be decoded")
         if report.frames_with_swaps == 0:
@@ -757,14 +730,11 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             checkpoint.remove()
         raise
     finally:
-        stop.set()
-        if encoder.is_alive():
-            frames_out.put(_END)  # the encoder drains, so this cannot block for long
-            encoder.join()
+        encoder.cancel()
+        encoder.close()  # the encoder drains, so this cannot block for long
         if not finished:
             video.abort(reason=abort_reason)  # gives the render slot back
-        _join_draining(decoder, frames_in)
-        if not decoder.is_alive():  # never close MediaPipe under a running detect()
+        if decoder.close(timeout_s=30.0):  # never close MediaPipe under a running detect()
             renderer.detector.close()
         quality.close()
     report.variable_frame_rate = clock.variable
@@ -804,20 +774,3 @@ class _OutputClock:
             self.variable = len(self._steps) > 1 and (max(self._steps) - min(self._steps)) > 1
         self.last = pts
         return pts
-
-
-def _join_draining(thread: threading.Thread, frames: queue.Queue, *, timeout_s: float = 30.0) -> None:
-    """Wait for a producer thread to end, emptying its queue so a blocked ``put`` can finish."""
-    deadline = time.monotonic() + timeout_s
-    while thread.is_alive() and time.monotonic() < deadline:
-        _drain(frames)
-        thread.join(timeout=0.05)
-    _drain(frames)
-
-
-def _drain(frames: queue.Queue) -> None:
-    try:
-        while True:
-            frames.get_nowait()
-    except queue.Empty:
-        return

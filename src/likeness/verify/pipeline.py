@@ -28,6 +28,7 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
+from likeness.prefetch import Prefetch
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
 from likeness.verify.label_search import LabelSearch
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
@@ -249,74 +250,6 @@ def face_view(rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MA
         cut = cv2.resize(cut, size, interpolation=cv2.INTER_AREA)
         shifted = shifted * np.float32(scale)
     return FaceView(np.ascontiguousarray(cut), shifted.astype(np.float32))
-
-
-class _FramesAhead:
-    """Iterate ``frames`` with the next one decoded in a background thread.
-
-    Decoding (PyAV releases the GIL) then overlaps the watermark and face analysis of the frame
-    before, which on two cores hides most of the decoding time. At most ``depth`` frames wait,
-    so memory stays bounded; an error raised while decoding is raised here, in order, after
-    the frames decoded before it.
-    """
-
-    _DONE = object()
-
-    def __init__(self, frames: Iterator[Any], *, depth: int = 1) -> None:
-        import queue
-        import threading
-
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(frames,), daemon=True,
-                                        name="likeness-verify-decode")
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, frames: Iterator[Any]) -> None:
-        try:
-            for frame in frames:
-                if not self._put(("frame", frame)):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put(("error", exc))
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> _FramesAhead:
-        return self
-
-    def __next__(self) -> Any:
-        kind, item = self._queue.get()
-        if kind == "frame":
-            return item
-        self.close()
-        if kind == "error":
-            raise item
-        raise StopIteration
-
-    def close(self) -> None:
-        self._stop.set()
-        # Unblock a producer waiting on a full queue, then wait for it to close the decoder.
-        while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except Exception:  # noqa: BLE001 - queue.Empty: nothing to drain yet
-                pass
-            self._thread.join(timeout=0.05)
 
 
 class Verifier:
@@ -641,7 +574,9 @@ class Verifier:
         face_failure: list[str] = []
         decode_failure: list[str] = []
         embed = self.gallery.size > 0
-        frames_ahead = _FramesAhead(sampled)
+        # The next sample decodes on a helper thread while this one is analysed (PyAV releases
+        # the GIL; on two cores that hides most of the decoding time).
+        frames_ahead = Prefetch(sampled, depth=1, name="likeness-verify-decode")
 
         def analysed_frames() -> Iterator[np.ndarray]:
             # One decode pass feeds both the watermark (which folds full-resolution frames) and
