@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import FaceError, ModelError
 from likeness.faces import dlib_resnet
-from likeness.faces.align import check_landmarks, check_rgb
+from likeness.faces.align import check_landmarks
 from likeness.faces.canonical import (
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
@@ -180,7 +181,7 @@ class FaceEmbedder:
 
     def embed_many(self, rgb: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors ``float32 (N, 128)`` of N faces of one frame (one batched network call)."""
-        check_rgb(rgb)
+        check_rgb(rgb, error=FaceError)
         if len(landmarks) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
         frame = np.ascontiguousarray(rgb)
