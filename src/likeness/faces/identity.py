@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from likeness.assets import check_asset_file
 from likeness.checks import check_rgb
 from likeness.errors import FaceError, ModelError
 from likeness.faces import dlib_resnet
@@ -129,6 +130,8 @@ class FaceEmbedder:
         for path in (recognition_path, predictor_path):
             if not path.is_file():
                 raise ModelError(f"{path}: dlib weights missing (reinstall face_recognition_models)")
+        check_asset_file("dlib-resnet-v1", recognition_path)
+        check_asset_file("dlib-5-point", predictor_path)
         self._dlib: Any = dlib
         self._recognizer: Any = dlib.face_recognition_model_v1(str(recognition_path))
         self._predictor: Any = dlib.shape_predictor(str(predictor_path)) if shape == "dlib5" else None

@@ -83,7 +83,9 @@ class ContentDetector:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        model = Path(reference.__file__).with_name("320n.onnx")
+        from likeness.assets import check_asset_file
+
+        model = check_asset_file("nudenet-320n", Path(reference.__file__).with_name("320n.onnx"))
         self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         # Module-level, so not name-mangled; read rather than copied so the classes follow the model.
