@@ -37,30 +37,54 @@ class Asset:
 
 
 ASSETS: tuple[Asset, ...] = (
-    Asset("dlib-resnet-v1", "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat",
-          "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-          "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
-          "likeness.faces.identity (identity embeddings; converted to ONNX by likeness.faces.dlib_resnet)"),
-    Asset("dlib-5-point", "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat",
-          "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
-          "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
-          "likeness.faces.identity (dlib's 5-point face chips)"),
-    Asset("nudenet-320n", "nudenet", "320n.onnx",
-          "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
-          "MIT (nudenet)",
-          "likeness.render.content (content check before rendering)"),
-    Asset("label-font", "koreanize_matplotlib", "fonts/NanumGothicBold.ttf",
-          "454eb3f503f377782a99eb84fc4bb7dde22a0f075d41b47427737f2985053bc9",
-          "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
-          "likeness.provenance.visible_label (visible AI label, face tag)"),
-    Asset("report-font", "koreanize_matplotlib", "fonts/NanumGothic.ttf",
-          "48a28e97b34fc8e5b157657633670cd1b7de126cfc414da65ce9c3d5bc8be733",
-          "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
-          "likeness.report_font (HTML reports)"),
-    Asset("occlusion-mask", "likeness", "faces/weights/occlusion_mask.onnx",
-          "41ef481bc050b2944356641fa38b7a92c81f2ea98319ef033c23c054eadc7e5c",
-          "the product's own (trained by likeness.train.occlusion; card beside it)",
-          "likeness.faces.occlusion (occluders kept in front of swapped faces)"),
+    Asset(
+        "dlib-resnet-v1",
+        "face_recognition_models",
+        "models/dlib_face_recognition_resnet_model_v1.dat",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
+        "likeness.faces.identity (identity embeddings; converted to ONNX by likeness.faces.dlib_resnet)",
+    ),
+    Asset(
+        "dlib-5-point",
+        "face_recognition_models",
+        "models/shape_predictor_5_face_landmarks.dat",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
+        "likeness.faces.identity (dlib's 5-point face chips)",
+    ),
+    Asset(
+        "nudenet-320n",
+        "nudenet",
+        "320n.onnx",
+        "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
+        "MIT (nudenet)",
+        "likeness.render.content (content check before rendering)",
+    ),
+    Asset(
+        "label-font",
+        "koreanize_matplotlib",
+        "fonts/NanumGothicBold.ttf",
+        "454eb3f503f377782a99eb84fc4bb7dde22a0f075d41b47427737f2985053bc9",
+        "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
+        "likeness.provenance.visible_label (visible AI label, face tag)",
+    ),
+    Asset(
+        "report-font",
+        "koreanize_matplotlib",
+        "fonts/NanumGothic.ttf",
+        "48a28e97b34fc8e5b157657633670cd1b7de126cfc414da65ce9c3d5bc8be733",
+        "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
+        "likeness.report_font (HTML reports)",
+    ),
+    Asset(
+        "occlusion-mask",
+        "likeness",
+        "faces/weights/occlusion_mask.onnx",
+        "41ef481bc050b2944356641fa38b7a92c81f2ea98319ef033c23c054eadc7e5c",
+        "the product's own (trained by likeness.train.occlusion; card beside it)",
+        "likeness.faces.occlusion (occluders kept in front of swapped faces)",
+    ),
 )
 
 _BY_NAME = {asset.name: asset for asset in ASSETS}
@@ -115,8 +139,10 @@ def check_asset_file(name: str, path: Path, *, error: ErrorFactory = ModelError)
     except OSError as exc:
         raise error(f"{path}: {row.name} cannot be read ({exc.strerror or exc}); reinstall {row.package}") from None
     if digest != row.sha256:
-        raise error(f"{path}: {row.name} has SHA-256 {digest[:16]}…, not the {row.sha256[:16]}… the asset table "
-                    f"names; reinstall {row.package}")
+        raise error(
+            f"{path}: {row.name} has SHA-256 {digest[:16]}…, not the {row.sha256[:16]}… the asset table "
+            f"names; reinstall {row.package}"
+        )
     return path
 
 

@@ -45,8 +45,9 @@ def check_rgb(image: object, *, name: str = "image", error: ErrorFactory = media
     return image
 
 
-def check_mask(mask: object, *, name: str = "mask", shape: tuple[int, int] | None = None,
-               error: ErrorFactory = media_error) -> np.ndarray:
+def check_mask(
+    mask: object, *, name: str = "mask", shape: tuple[int, int] | None = None, error: ErrorFactory = media_error
+) -> np.ndarray:
     """Return ``mask`` as float32 ``(H, W)`` in [0, 1]; accepts float and bool masks, and
     ``(H, W, 1)``. ``shape`` (H, W), when given, must match."""
     if not isinstance(mask, np.ndarray):
@@ -66,8 +67,9 @@ def check_mask(mask: object, *, name: str = "mask", shape: tuple[int, int] | Non
     return mask.astype(np.float32, copy=False)
 
 
-def check_landmarks(landmarks: object, *, name: str = "landmarks", min_points: int = 3,
-                    error: ErrorFactory = FaceError) -> np.ndarray:
+def check_landmarks(
+    landmarks: object, *, name: str = "landmarks", min_points: int = 3, error: ErrorFactory = FaceError
+) -> np.ndarray:
     """Return ``landmarks`` as float32 ``(N, 2)`` finite pixel coordinates, ``N >= min_points``."""
     if not isinstance(landmarks, np.ndarray):
         raise error(f"{name}: expected landmarks float32 (N, 2), got {type(landmarks).__name__}")

@@ -36,8 +36,12 @@ def test_a_clear_face_of_the_subject_passes_aligned(portrait) -> None:
 
 @pytest.mark.parametrize(
     ("face_size", "identity", "reason"),
-    [(None, True, selection.UNALIGNABLE), (10.0, True, selection.TOO_SMALL),
-     (None, False, selection.UNALIGNABLE), (10.0, False, selection.TOO_SMALL)],
+    [
+        (None, True, selection.UNALIGNABLE),
+        (10.0, True, selection.TOO_SMALL),
+        (None, False, selection.UNALIGNABLE),
+        (10.0, False, selection.TOO_SMALL),
+    ],
 )
 def test_size_is_judged_before_identity(portrait, face_size, identity, reason) -> None:
     rgb, landmarks, _ = portrait
@@ -47,13 +51,19 @@ def test_size_is_judged_before_identity(portrait, face_size, identity, reason) -
 def test_identity_is_judged_before_the_pixels(portrait) -> None:
     rgb, landmarks, size = portrait
     flat = np.zeros_like(rgb)  # would be too blurry, but identity comes first
-    assert filter_face(flat, landmarks, face_size=size, identity=None, options=ExtractOptions()) == selection.UNALIGNABLE
-    assert filter_face(flat, landmarks, face_size=size, identity=False,
-                       options=ExtractOptions()) == selection.OTHER_IDENTITY
+    assert (
+        filter_face(flat, landmarks, face_size=size, identity=None, options=ExtractOptions()) == selection.UNALIGNABLE
+    )
+    assert (
+        filter_face(flat, landmarks, face_size=size, identity=False, options=ExtractOptions())
+        == selection.OTHER_IDENTITY
+    )
 
 
 def test_a_blurred_face_is_too_blurry(portrait) -> None:
     rgb, landmarks, size = portrait
     blurred = cv2.GaussianBlur(rgb, (0, 0), 12)
-    assert filter_face(blurred, landmarks, face_size=size, identity=True,
-                       options=ExtractOptions(min_sharpness=50.0)) == selection.TOO_BLURRY
+    assert (
+        filter_face(blurred, landmarks, face_size=size, identity=True, options=ExtractOptions(min_sharpness=50.0))
+        == selection.TOO_BLURRY
+    )

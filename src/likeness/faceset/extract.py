@@ -358,7 +358,9 @@ def expand_inputs(
         path = Path(raw)
         if path.is_dir():
             candidates = sorted(
-                p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             candidates = [path]
@@ -376,9 +378,7 @@ def expand_inputs(
             elif suffix in VIDEO_SUFFIXES:
                 found.append((candidate, "video"))
             else:
-                skipped.append(
-                    SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'")
-                )
+                skipped.append(SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'"))
     return found, skipped
 
 
@@ -410,15 +410,15 @@ class _Pipeline:
         self.release_id = release_id
         self.authz = authz
         self.progress = progress
-        self.duplicates = selection.DuplicateFilter(
-            max_distance=options.dedup_hamming, window=options.dedup_window
-        )
+        self.duplicates = selection.DuplicateFilter(max_distance=options.dedup_hamming, window=options.dedup_window)
         index_path = out_dir / INDEX_NAME
         if index_path.exists():
             self.duplicates.seed(
-                selection.KeptFace(int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness,
-                                   face_label(r.source, r.frame_index))
-                for r in read_index(index_path) if r.perceptual_hash
+                selection.KeptFace(
+                    int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness, face_label(r.source, r.frame_index)
+                )
+                for r in read_index(index_path)
+                if r.perceptual_hash
             )
         self.index = open(index_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run; close() closes it
         self.frames_since_checkpoint = 0
@@ -631,16 +631,12 @@ class _Pipeline:
         if not due:
             return
         try:
-            embeddings = self.embedder.embed_many(
-                rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due]
-            )
+            embeddings = self.embedder.embed_many(rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due])
         except FaceError:
             return
         for i, embedding in zip(due, embeddings, strict=True):
             distance, same = match_identity(embedding, self.references, threshold=self.threshold)
-            decisions[track_ids[i]] = _Track(
-                accepted=bool(same), distance=float(distance), frames_since_embed=1
-            )
+            decisions[track_ids[i]] = _Track(accepted=bool(same), distance=float(distance), frames_since_embed=1)
 
     def _process_face(
         self,
@@ -657,8 +653,13 @@ class _Pipeline:
         from likeness import faces as fa
 
         rejected = self.state.rejected
-        candidate = filter_face(rgb, face.landmarks, face_size=face_size,
-                                identity=None if decision is None else decision.accepted, options=self.options)
+        candidate = filter_face(
+            rgb,
+            face.landmarks,
+            face_size=face_size,
+            identity=None if decision is None else decision.accepted,
+            options=self.options,
+        )
         if isinstance(candidate, str):
             rejected[candidate] += 1
             return

@@ -36,8 +36,9 @@ class Candidate:
     mouth_openness: float
 
 
-def filter_face(rgb: np.ndarray, landmarks: np.ndarray, *, face_size: float | None, identity: bool | None,
-                options: ExtractOptions) -> Candidate | str:
+def filter_face(
+    rgb: np.ndarray, landmarks: np.ndarray, *, face_size: float | None, identity: bool | None, options: ExtractOptions
+) -> Candidate | str:
     """Run one face of ``rgb`` through the chain; ``face_size`` is None when it could not be
     measured, ``identity`` None when no identity decision was made (too small to embed, or the
     embedding failed), else whether it is the subject. Returns the rejection reason or the
@@ -68,9 +69,14 @@ def filter_face(rgb: np.ndarray, landmarks: np.ndarray, *, face_size: float | No
         return selection.TOO_BLURRY
     crop_landmarks = np.asarray(aligned.landmarks, dtype=np.float32)
     return Candidate(
-        crop=crop, landmarks=crop_landmarks, affine=np.asarray(aligned.affine, dtype=np.float64),
-        pose=(float(yaw), float(pitch), float(roll)), sharpness=sharp, phash=selection.perceptual_hash(gray),
-        eye_openness=float(fa.eye_openness(crop_landmarks)), mouth_openness=float(fa.mouth_openness(crop_landmarks)),
+        crop=crop,
+        landmarks=crop_landmarks,
+        affine=np.asarray(aligned.affine, dtype=np.float64),
+        pose=(float(yaw), float(pitch), float(roll)),
+        sharpness=sharp,
+        phash=selection.perceptual_hash(gray),
+        eye_openness=float(fa.eye_openness(crop_landmarks)),
+        mouth_openness=float(fa.mouth_openness(crop_landmarks)),
     )
 
 

@@ -62,11 +62,12 @@ def open_run(out_dir: Path, subject_id: str, consent_id: str, shaping: dict[str,
             raw = json.loads(progress_path.read_text(encoding="utf-8"))
             state = RunState(**raw)
         except (OSError, ValueError, TypeError) as exc:
-            raise FacesetError(f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over") from None
+            raise FacesetError(
+                f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over"
+            ) from None
         if state.subject_id != subject_id or state.consent_id != consent_id:
             raise FacesetError(
-                f"{out_dir}: holds an unfinished extraction for another subject or grant; "
-                "choose another --out"
+                f"{out_dir}: holds an unfinished extraction for another subject or grant; choose another --out"
             )
         if state.shaping != shaping:
             raise FacesetError(

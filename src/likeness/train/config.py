@@ -19,11 +19,20 @@ METRICS_CSV = "metrics.csv"
 METRICS_PNG = "metrics.png"
 PREVIEW_DIR = "previews"
 METRIC_COLUMNS = (
-    "iteration", "seconds", "loss_source", "loss_target", "val_dssim_source", "val_dssim_target",
-    "identity_transfer", "swap_distance_to_source_median", "expression_eye_corr", "expression_mouth_corr",
+    "iteration",
+    "seconds",
+    "loss_source",
+    "loss_target",
+    "val_dssim_source",
+    "val_dssim_target",
+    "identity_transfer",
+    "swap_distance_to_source_median",
+    "expression_eye_corr",
+    "expression_mouth_corr",
     # Why held-out swaps fail: the worst one's distance to the artist (over the threshold?) and how
     # many are still nearer the performer's references than the artist's.
-    "swap_distance_to_source_max", "swap_faces_nearer_performer",
+    "swap_distance_to_source_max",
+    "swap_faces_nearer_performer",
 )
 
 
@@ -115,8 +124,10 @@ class TrainConfig:
         except ModelError as exc:
             raise ConfigError(str(exc)) from None
         if self.true_face_power > 0 and architecture.family != "df":
-            raise ConfigError(f"true_face_power needs a df model (one code shared by both identities), "
-                              f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)")
+            raise ConfigError(
+                f"true_face_power needs a df model (one code shared by both identities), "
+                f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -167,5 +167,7 @@ def hardware_description(device: torch.device, dtype: torch.dtype | None = None)
     arithmetic = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, {arithmetic})"
-    return (f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()}), "
-            f"{arithmetic}")
+    return (
+        f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()}), "
+        f"{arithmetic}"
+    )

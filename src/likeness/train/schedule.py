@@ -16,8 +16,9 @@ def make_optimizer(
 
     Fused and unfused AdamW keep the same state, so checkpoints move between them.
     """
-    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
-                             fused=device.type in ("cpu", "cuda"))
+    return torch.optim.AdamW(
+        model.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda")
+    )
 
 
 def learning_rate_at(base: float, iteration: int, decay_iters: int | None, floor: float) -> float:

@@ -26,8 +26,9 @@ class FaceView:
     landmarks: np.ndarray
 
 
-def face_view(rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MARGIN,
-              max_face_side: int = VIEW_FACE_SIDE) -> FaceView:
+def face_view(
+    rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MARGIN, max_face_side: int = VIEW_FACE_SIDE
+) -> FaceView:
     """Cut the face with ``landmarks (478, 2)`` out of the frame ``rgb (H, W, 3)`` with ``margin``
     (fraction of the face size) on every side, downscaled (area) so the face spans at most
     ``max_face_side`` pixels; landmarks are mapped into the cut. Memory per view stays a few

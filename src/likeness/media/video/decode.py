@@ -74,7 +74,6 @@ class VideoFrame:
     rgb: np.ndarray
 
 
-
 def _check_readable(path: Path) -> None:
     if not path.exists():
         raise MediaError(path, "file not found")
@@ -257,8 +256,9 @@ def iter_video_frames(
         raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
     # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
     _check_readable(path)
-    return _iter_frames(path, start=start, step=step, max_side=max_side, autorotate=autorotate,
-                        max_pixels=max_pixels, allow_seek=True)
+    return _iter_frames(
+        path, start=start, step=step, max_side=max_side, autorotate=autorotate, max_pixels=max_pixels, allow_seek=True
+    )
 
 
 def _bounded_video_stream(
@@ -327,13 +327,21 @@ def _iter_frames(
                         continue
                     if frame.width * frame.height > max_pixels:
                         raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
-                    yield VideoFrame(index=index, pts_s=pts_s,
-                                     rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate))
+                    yield VideoFrame(
+                        index=index, pts_s=pts_s, rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate)
+                    )
         except _SeekMissed:
             container.close()
             # The index could not be located from timestamps: fall back to decode-and-skip.
-            yield from _iter_frames(path, start=start, step=step, max_side=max_side,
-                                    autorotate=autorotate, max_pixels=max_pixels, allow_seek=False)
+            yield from _iter_frames(
+                path,
+                start=start,
+                step=step,
+                max_side=max_side,
+                autorotate=autorotate,
+                max_pixels=max_pixels,
+                allow_seek=False,
+            )
             return
         except MediaError:
             raise
@@ -357,8 +365,7 @@ class _SeekMissed(Exception):
     """Internal: timestamps after a seek did not identify the frame index."""
 
 
-def _decoded(container: av.container.InputContainer,
-             stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
     for packet in container.demux(stream):
         yield from packet.decode()
 

@@ -28,8 +28,7 @@ COPYABLE_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
 # Output clock: 1/90000 s represents 24, 25, 30, 50, 60 and the NTSC 1000/1001 rates exactly.
 _ENCODER_TIME_BASE = Fraction(1, 90_000)
 
-_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                 "slower", "veryslow")
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
@@ -119,7 +118,8 @@ class VideoEncoder:
         if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
             raise MediaError(self.path, f"rotation must be a multiple of 90 degrees, got {rotation!r}")
         if deadzones is not None and not (
-            isinstance(deadzones, tuple) and len(deadzones) == 2
+            isinstance(deadzones, tuple)
+            and len(deadzones) == 2
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 32 for v in deadzones)
         ):
             raise MediaError(self.path, f"deadzones must be (inter, intra) integers in 0..32, got {deadzones!r}")
@@ -153,15 +153,15 @@ class VideoEncoder:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_parts(self.path)
-            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
-                                                 dir=self.path.parent)
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
             os.close(handle)
         except OSError as exc:
             raise MediaError(self.path, f"cannot create output: {exc.strerror or exc}") from exc
         self._temporary = Path(temporary)
         try:
-            self._output = av.open(str(self._temporary), mode="w", format="mp4",
-                                   container_options={"movflags": "+faststart"})
+            self._output = av.open(
+                str(self._temporary), mode="w", format="mp4", container_options={"movflags": "+faststart"}
+            )
             self._video = self._add_video_stream(int(crf), preset)
             if audio_source is not None:
                 self._add_audio(Path(audio_source))
@@ -231,8 +231,7 @@ class VideoEncoder:
         if rgb.shape[:2] != (self.height, self.width):
             raise MediaError(
                 self.path,
-                f"frame {self.frames_written}: expected shape ({self.height}, {self.width}, 3), "
-                f"got {rgb.shape}",
+                f"frame {self.frames_written}: expected shape ({self.height}, {self.width}, 3), got {rgb.shape}",
             )
         time_s = self._next_pts_s if pts_s is None else float(pts_s)
         if not math.isfinite(time_s):
@@ -244,11 +243,20 @@ class VideoEncoder:
                 f"frame {self.frames_written}: timestamps must increase "
                 f"(got {time_s:.6f}s after {self._last_pts * float(_ENCODER_TIME_BASE):.6f}s)",
             )
-        if luma_offset is not None and (not isinstance(luma_offset, np.ndarray) or luma_offset.dtype != np.int16
-                                        or luma_offset.shape != (self.height, self.width)):
-            got = f"{luma_offset.dtype} {luma_offset.shape}" if isinstance(luma_offset, np.ndarray) else type(luma_offset).__name__
-            raise MediaError(self.path, f"frame {self.frames_written}: luma_offset must be int16 "
-                                        f"({self.height}, {self.width}), got {got}")
+        if luma_offset is not None and (
+            not isinstance(luma_offset, np.ndarray)
+            or luma_offset.dtype != np.int16
+            or luma_offset.shape != (self.height, self.width)
+        ):
+            got = (
+                f"{luma_offset.dtype} {luma_offset.shape}"
+                if isinstance(luma_offset, np.ndarray)
+                else type(luma_offset).__name__
+            )
+            raise MediaError(
+                self.path,
+                f"frame {self.frames_written}: luma_offset must be int16 ({self.height}, {self.width}), got {got}",
+            )
         self._raise_failure()
         frame = self._yuv_from_rgb(rgb)
         if luma_offset is not None:
@@ -290,12 +298,19 @@ class VideoEncoder:
 
     def _yuv_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
         if self.padded:
-            rgb = np.pad(rgb, ((0, self.encoded_size[1] - self.height),
-                               (0, self.encoded_size[0] - self.width), (0, 0)), mode="edge")
+            rgb = np.pad(
+                rgb,
+                ((0, self.encoded_size[1] - self.height), (0, self.encoded_size[0] - self.width), (0, 0)),
+                mode="edge",
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         # PyAV takes a colorspace name too; its stub says int only.
-        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=self._matrix,  # type: ignore[arg-type]
-                                          dst_color_range="MPEG")
+        return self._reformatter.reformat(
+            frame,
+            format="yuv420p",
+            dst_colorspace=self._matrix,  # type: ignore[arg-type]
+            dst_color_range="MPEG",
+        )
 
     # -- audio ------------------------------------------------------------------------------
 
@@ -426,9 +441,17 @@ def transcode(
     if max_frames is not None and max_frames < 1:
         raise MediaError(src, f"max_frames must be >= 1 or None, got {max_frames!r}")
     info = probe_video(src)
-    with VideoEncoder(dst, width=info.width, height=info.height,
-                      fps=info.frame_rate or Fraction(25), audio_source=src if info.has_audio else None,
-                      crf=crf, preset=preset, rotation=info.rotation, colour=ColourTags.of(info)) as encoder:
+    with VideoEncoder(
+        dst,
+        width=info.width,
+        height=info.height,
+        fps=info.frame_rate or Fraction(25),
+        audio_source=src if info.has_audio else None,
+        crf=crf,
+        preset=preset,
+        rotation=info.rotation,
+        colour=ColourTags.of(info),
+    ) as encoder:
         for frame in iter_video_frames(src):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break

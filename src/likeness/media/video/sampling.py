@@ -50,8 +50,7 @@ def sample_times(duration_s: float, *, every_s: float = 1.0, max_frames: int = 1
     return [k * interval for k in range(count)]
 
 
-def _keyframe_times(container: av.container.InputContainer,
-                    stream: av.video.stream.VideoStream) -> list[float] | None:
+def _keyframe_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[float] | None:
     """Presentation times (s, on the stream clock) of the keyframes, from a demux-only pass.
 
     Demuxing reads packets without decoding them, which costs a small fraction of decoding.
@@ -115,9 +114,15 @@ def sample_video_frames(
     if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
         raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
     _check_readable(path)
-    return _sample_frames(path, every_s=float(every_s), max_frames=max_frames,
-                          keyframes_only=bool(keyframes_only), max_side=max_side,
-                          autorotate=autorotate, max_pixels=max_pixels)
+    return _sample_frames(
+        path,
+        every_s=float(every_s),
+        max_frames=max_frames,
+        keyframes_only=bool(keyframes_only),
+        max_side=max_side,
+        autorotate=autorotate,
+        max_pixels=max_pixels,
+    )
 
 
 def _sample_frames(
@@ -175,8 +180,9 @@ def _sample_frames(
                 # Everything between what was decoded and the keyframe before the target is
                 # skipped: a seek (decoder flush) costs far less than decoding it.
                 try:
-                    container.seek(int(round(keyframe / float(time_base))), stream=stream,
-                                   backward=True, any_frame=False)
+                    container.seek(
+                        int(round(keyframe / float(time_base))), stream=stream, backward=True, any_frame=False
+                    )
                     frames = _decoded(container, stream)
                 except _AV_ERRORS:
                     pass  # not seekable here: keep decoding forward
@@ -189,22 +195,25 @@ def _sample_frames(
                         chosen = frame
                         break
             except _AV_ERRORS as exc:
-                raise MediaError(path, f"decoding stopped after t={max(decoded_until, 0.0):.3f}s: "
-                                       f"{_describe(exc)}") from exc
+                raise MediaError(
+                    path, f"decoding stopped after t={max(decoded_until, 0.0):.3f}s: {_describe(exc)}"
+                ) from exc
             if chosen is None:
                 missed_target = wanted
                 break  # the stream ended before this target
             if chosen.width * chosen.height > max_pixels:
                 raise MediaError(path, f"video frame too large: {chosen.width}x{chosen.height}")
             last_yielded_s = decoded_until
-            yield VideoFrame(index=yielded, pts_s=decoded_until,
-                             rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate))
+            yield VideoFrame(
+                index=yielded, pts_s=decoded_until, rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate)
+            )
             yielded += 1
         if yielded == 0:
             raise MediaError(path, "video stream has no decodable frame")
         end_s = origin_s + duration_s - 2 * frame_s
         if not keyframes_only and missed_target is not None and duration_s and missed_target < end_s:
-            raise MediaError(path, f"truncated or corrupt: no frame after t={decoded_until:.3f}s "
-                                   f"of a {duration_s:.3f}s stream")
+            raise MediaError(
+                path, f"truncated or corrupt: no frame after t={decoded_until:.3f}s of a {duration_s:.3f}s stream"
+            )
     finally:
         container.close()
