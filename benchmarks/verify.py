@@ -30,6 +30,7 @@ with the baseline of a per-subject numpy scan (`likeness.faces.match_identity`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -199,6 +200,37 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
     return rows
 
 
+def video_sampling(
+    *,
+    fps: float,
+    frame_count: int | None,
+    duration_s: float,
+    sample_fps: float | None = None,
+    max_frames: int | None = None,
+) -> int:
+    """Frame step so that about ``sample_fps`` frames per second, and at most ``max_frames``
+    frames over the whole clip, are analysed, for ``iter_video_frames(step=...)``.
+
+    The verifier samples by time with :func:`likeness.media.sample_video_frames`, which does
+    not decode the frames in between; this plan (moved here from ``likeness.verify.pipeline``)
+    is the side-by-side baseline's: the previous full-decode path.
+
+    >>> video_sampling(fps=30.0, frame_count=300, duration_s=10.0)
+    30
+    >>> video_sampling(fps=30.0, frame_count=None, duration_s=600.0)
+    1125
+    """
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, VIDEO_SAMPLE_FPS
+
+    sample_fps = VIDEO_SAMPLE_FPS if sample_fps is None else sample_fps
+    max_frames = MAX_VIDEO_FRAMES if max_frames is None else max_frames
+    if fps <= 0:
+        return 1
+    total = frame_count if frame_count else max(1, int(round(duration_s * fps)))
+    step = max(1, int(round(fps / sample_fps)))
+    return max(step, int(math.ceil(total / max_frames)))
+
+
 def previous_video_path(verifier, clip: Path) -> None:
     """The video path before sparse sampling, as the side-by-side baseline: decode every frame
     keeping one per second (``iter_video_frames(step=...)``), detect and embed on every sampled
@@ -206,7 +238,7 @@ def previous_video_path(verifier, clip: Path) -> None:
     from likeness.faces import FaceTracker
     from likeness.media import iter_video_frames, probe_video
     from likeness.provenance.watermark import extract_watermark_frames
-    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, video_sampling
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES
 
     info = probe_video(clip)
     step = video_sampling(fps=info.fps, frame_count=info.frame_count, duration_s=info.duration_s)
@@ -230,7 +262,7 @@ def previous_video_path(verifier, clip: Path) -> None:
 def video_speed(workspace, clip: Path, *, repeats: int = 3) -> list[tuple[str, float, float, float]]:
     """Rows (path, median wall ms, x real time, median CPU ms), baseline and candidate interleaved."""
     from likeness.media import iter_video_frames, probe_video, sample_video_frames
-    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, Verifier, video_sampling
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, Verifier
 
     info = probe_video(clip)
     step = video_sampling(fps=info.fps, frame_count=info.frame_count, duration_s=info.duration_s)

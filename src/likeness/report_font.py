@@ -26,11 +26,13 @@ REPORT_FONT_FAMILY = "NanumGothic"
 
 def report_font_path() -> Path:
     """The regular NanumGothic TTF, found where the label font is (bold when it is missing)."""
+    from likeness.assets import check_asset_file
+    from likeness.errors import ProvenanceError
     from likeness.provenance.visible_label import label_font_path
 
     bold = label_font_path()
     regular = bold.with_name(REPORT_FONT_FILE)
-    return regular if regular.is_file() else bold
+    return check_asset_file("report-font", regular, error=ProvenanceError) if regular.is_file() else bold
 
 
 def embedded_font_css(text: str, *, family: str = REPORT_FONT_FAMILY) -> str:

@@ -258,7 +258,7 @@ def test_a_failure_on_the_encoding_thread_surfaces_on_the_writer_and_leaves_no_f
 
 @pytest.mark.parametrize(("width", "height"), [(330, 180), (1080, 1920), (64, 48)])
 def test_luma_offset_is_added_to_the_y_plane_in_place_with_saturation(width: int, height: int) -> None:
-    from likeness.media.video import _add_to_luma
+    from likeness.media.video.encode import _add_to_luma
 
     rgb = np.full((height, width, 3), 100, np.uint8)
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

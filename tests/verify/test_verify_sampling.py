@@ -14,7 +14,7 @@ from likeness.errors import MediaError
 from likeness.media import write_image
 from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.provenance.writer import LabelledWriter, RenderJob
-from likeness.verify.pipeline import EMBEDDINGS_PER_TRACK, Verifier, _FramesAhead, face_view, verify_path
+from likeness.verify.pipeline import EMBEDDINGS_PER_TRACK, Verifier, face_view, verify_path
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -173,33 +173,6 @@ def test_face_view_rejects_bad_input():
         face_view(np.zeros((10, 10), np.uint8), np.zeros((478, 2), np.float32))
     with pytest.raises(MediaError):
         face_view(np.zeros((10, 10, 3), np.uint8), np.full((478, 2), np.nan, np.float32))
-
-
-def test_frames_ahead_keeps_order_then_raises_the_decoding_error():
-    def frames():
-        yield from range(5)
-        raise MediaError("clip.mp4", "decoding stopped after t=4.000s")
-
-    got = []
-    with pytest.raises(MediaError, match="decoding stopped"):
-        for item in _FramesAhead(frames()):
-            got.append(item)
-    assert got == [0, 1, 2, 3, 4]
-
-
-def test_frames_ahead_stops_the_decoder_when_the_consumer_stops():
-    closed = []
-
-    def frames():
-        try:
-            yield from range(1000)
-        finally:
-            closed.append(True)
-
-    ahead = _FramesAhead(frames(), depth=1)
-    assert next(ahead) == 0
-    ahead.close()
-    assert closed == [True] and not ahead._thread.is_alive()
 
 
 def test_small_gallery_searches_leave_faiss_threads_as_they_were(tmp_path):

@@ -19,6 +19,7 @@ from typing import Literal, cast
 import cv2
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import FaceError
 from likeness.faces.canonical import ALIGN_INDICES, N_LANDMARKS, canonical_points
 
@@ -113,15 +114,6 @@ def face_template(*, size: int = 256, coverage: Coverage = "wf") -> np.ndarray:
     return unit * float(size)
 
 
-def check_rgb(rgb: np.ndarray, name: str = "image") -> None:
-    """Raise ``FaceError`` unless ``rgb`` is a non-empty uint8 ``(H, W, 3)`` array."""
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise FaceError(f"{name}: expected uint8 RGB array (H, W, 3), got {got}")
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise FaceError(f"{name}: empty image {rgb.shape}")
-
-
 def check_landmarks(landmarks: np.ndarray, *, n: int | None = N_LANDMARKS) -> np.ndarray:
     """Return ``landmarks`` as float64 ``(N, 2)``; raise ``FaceError`` on a wrong shape or NaN."""
     points = np.asarray(landmarks)
@@ -174,7 +166,7 @@ def align_face(
     Returns:
         ``AlignedFace``; parts of the crop outside the frame repeat the frame's border pixels.
     """
-    check_rgb(rgb)
+    check_rgb(rgb, error=FaceError)
     affine = affine_to_crop(landmarks, size=size, coverage=coverage)
     # Cubic keeps detail when upsampling small faces; border replication avoids black wedges
     # for faces at the frame edge (the trainer would otherwise learn them).
@@ -196,8 +188,8 @@ def paste_back(frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, mask: np
         A new uint8 RGB ``(H, W, 3)`` frame. Only the frame region covered by the warped crop is
         touched, so faces at (or partly beyond) the frame edge are safe.
     """
-    check_rgb(frame, "frame")
-    check_rgb(crop, "crop")
+    check_rgb(frame, name="frame", error=FaceError)
+    check_rgb(crop, name="crop", error=FaceError)
     size = crop.shape[0]
     if crop.shape[1] != size:
         raise FaceError(f"crop must be square, got {crop.shape}")

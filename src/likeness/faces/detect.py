@@ -33,8 +33,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import FaceError
-from likeness.faces.align import check_rgb, invert_affine, transform_points
+from likeness.faces.align import invert_affine, transform_points
 from likeness.faces.canonical import N_LANDMARKS
 
 DetectorMode = Literal["image", "video"]
@@ -285,7 +286,7 @@ class FaceDetector:
         """Faces in a uint8 RGB frame ``(H, W, 3)``, highest score first (at most ``max_faces``)."""
         if self._closed:
             raise FaceError("detector is closed")
-        check_rgb(rgb)
+        check_rgb(rgb, error=FaceError)
         if min(rgb.shape[:2]) < 16:
             return []
         if self.mode == "video":

@@ -451,13 +451,15 @@ def parse_dlib_resnet(blob: bytes, *, source: str = "<bytes>") -> DlibResnet:
 
 
 def dlib_resnet_path() -> Path:
-    """The ResNet weight file shipped in ``face_recognition_models``."""
+    """The ResNet weight file shipped in ``face_recognition_models``, checked against the asset table."""
     # The package imports the deprecated pkg_resources at import time; the warning is not ours.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
         import face_recognition_models
 
-    return Path(face_recognition_models.face_recognition_model_location())
+    from likeness.assets import check_asset_file
+
+    return check_asset_file("dlib-resnet-v1", Path(face_recognition_models.face_recognition_model_location()))
 
 
 def read_dlib_resnet(path: str | Path) -> DlibResnet:

@@ -31,9 +31,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from likeness.assets import check_asset_file
+from likeness.checks import check_rgb
 from likeness.errors import FaceError, ModelError
 from likeness.faces import dlib_resnet
-from likeness.faces.align import check_landmarks, check_rgb
+from likeness.faces.align import check_landmarks
 from likeness.faces.canonical import (
     LEFT_EYE_INNER,
     LEFT_EYE_OUTER,
@@ -136,6 +138,8 @@ class FaceEmbedder:
         for path in (recognition_path, predictor_path):
             if not path.is_file():
                 raise ModelError(f"{path}: dlib weights missing (reinstall face_recognition_models)")
+        check_asset_file("dlib-resnet-v1", recognition_path)
+        check_asset_file("dlib-5-point", predictor_path)
         self._dlib: Any = dlib
         self._recognizer: Any = dlib.face_recognition_model_v1(str(recognition_path))
         self._predictor: Any = dlib.shape_predictor(str(predictor_path)) if shape == "dlib5" else None
@@ -186,7 +190,7 @@ class FaceEmbedder:
 
     def embed_many(self, rgb: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors ``float32 (N, 128)`` of N faces of one frame (one batched network call)."""
-        check_rgb(rgb)
+        check_rgb(rgb, error=FaceError)
         if len(landmarks) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
         frame = np.ascontiguousarray(rgb)

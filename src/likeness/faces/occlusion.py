@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from likeness.assets import check_asset_file
 from likeness.digests import sha256_file
 from likeness.errors import FaceError, ModelError
 
@@ -53,6 +54,8 @@ def load_card(folder: Path = WEIGHTS_DIR) -> dict[str, Any]:
         raise ModelError(f"{onnx_path}: cannot be read ({exc})") from None
     if digest != card["sha256"]:
         raise ModelError(f"{onnx_path}: SHA-256 {digest[:16]}… does not match its card ({card['sha256'][:16]}…)")
+    if folder == WEIGHTS_DIR:
+        check_asset_file("occlusion-mask", onnx_path)  # the shipped weights are also in the asset table
     return card
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import FaceError
-from likeness.faces.align import check_landmarks, check_rgb
+from likeness.faces.align import check_landmarks
 from likeness.faces.canonical import (
     INNER_LIP_LEFT,
     INNER_LIP_LOWER,
@@ -88,7 +89,7 @@ def mouth_openness(landmarks: np.ndarray) -> float:
 
 def brightness(rgb: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean Rec.601 luma in [0, 1] of ``rgb (H, W, 3) uint8`` where ``mask (H, W)`` is non-zero."""
-    check_rgb(rgb)
+    check_rgb(rgb, error=FaceError)
     luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if mask is None:
         return float(luma.mean()) / 255.0

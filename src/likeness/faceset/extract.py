@@ -20,9 +20,7 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +33,7 @@ import numpy as np
 from likeness.digests import sha256_file
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
+from likeness.faceset.filters import filter_face
 from likeness.faceset.format import (
     FACES_DIR,
     INDEX_NAME,
@@ -45,12 +44,18 @@ from likeness.faceset.format import (
     index_sha256,
     read_index,
 )
+from likeness.faceset.resume import (
+    PROGRESS_NAME,
+    RunState,
+    discard_unfinished,
+    open_run,
+    write_checkpoint,
+)
 
 if TYPE_CHECKING:
     from likeness.faces.align import Coverage
     from likeness.faces.detect import DetectorMode
 
-PROGRESS_NAME = ".progress.json"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".m4v", ".m4a", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".3gp", ".flv"}
@@ -184,28 +189,6 @@ class ExtractionReport:
 
 
 @dataclass
-class _RunState:
-    """Everything a checkpoint must restore; saved as ``.progress.json``."""
-
-    subject_id: str
-    consent_id: str
-    shaping: dict[str, Any]
-    finished_inputs: list[str] = field(default_factory=list)
-    next_frame: dict[str, int] = field(default_factory=dict)
-    index_lines: int = 0
-    next_track_id: int = 0
-    frames_read: int = 0
-    faces_seen: int = 0
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(selection.REJECTION_REASONS, 0))
-    skipped_inputs: list[dict[str, str]] = field(default_factory=list)
-    inputs_used: list[str] = field(default_factory=list)
-    # Per-input tallies of the input in progress, so a resumed video is judged as a whole.
-    input_seen: dict[str, int] = field(default_factory=dict)
-    input_kept: dict[str, int] = field(default_factory=dict)
-    duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
 class _Track:
     """Identity decision cached for one tracked face."""
 
@@ -253,7 +236,7 @@ def extract_faceset(
 
     out_dir = Path(out)
     references = _reference_embeddings(workspace, subject_slug)
-    state, resumed = _open_output(out_dir, subject_id, consent_id, options)
+    state, resumed = open_run(out_dir, subject_id, consent_id, options.output_shaping())
     frames_before_resume = state.frames_read
 
     from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
@@ -276,7 +259,7 @@ def extract_faceset(
         pipeline.run(inputs)
     except ConsentError:
         pipeline.close()
-        _discard_unfinished(out_dir)
+        discard_unfinished(out_dir)
         raise
     finally:
         pipeline.close()
@@ -298,7 +281,7 @@ def extract_faceset(
         duplicates_dropped=list(state.duplicates_dropped),
     )
     if state.index_lines == 0:
-        _discard_unfinished(out_dir)
+        discard_unfinished(out_dir)
         return report
 
     authz.recheck()
@@ -406,7 +389,7 @@ class _Pipeline:
         self,
         *,
         out_dir: Path,
-        state: _RunState,
+        state: RunState,
         options: ExtractOptions,
         embedder: Any,
         references: np.ndarray,
@@ -572,9 +555,7 @@ class _Pipeline:
         self.state.skipped_inputs.append({"path": key, "reason": reason})
 
     def _checkpoint(self) -> None:
-        self.index.flush()
-        os.fsync(self.index.fileno())
-        atomic_write_text(self.out_dir / PROGRESS_NAME, json.dumps(asdict(self.state), indent=1))
+        write_checkpoint(self.out_dir, self.state, self.index)
         self.frames_since_checkpoint = 0
 
     # -- faces --------------------------------------------------------------------------
@@ -671,40 +652,20 @@ class _Pipeline:
     ) -> None:
         from likeness import faces as fa
 
-        landmarks = np.asarray(face.landmarks, dtype=np.float32)
         rejected = self.state.rejected
-        if face_size is None:
-            rejected[selection.UNALIGNABLE] += 1
+        candidate = filter_face(
+            rgb,
+            face.landmarks,
+            face_size=face_size,
+            identity=None if decision is None else decision.accepted,
+            options=self.options,
+        )
+        if isinstance(candidate, str):
+            rejected[candidate] += 1
             return
-        if face_size < self.options.min_face:
-            rejected[selection.TOO_SMALL] += 1
-            return
-        if decision is None:
-            rejected[selection.UNALIGNABLE] += 1
-            return
-        identity = decision
-        if not identity.accepted:
-            rejected[selection.OTHER_IDENTITY] += 1
-            return
-        height, width = rgb.shape[:2]
-        try:
-            yaw, pitch, roll = fa.head_pose(landmarks, (height, width))
-            aligned = fa.align_face(rgb, landmarks, size=self.options.size, coverage=self.options.coverage)
-        except (FaceError, ValueError, np.linalg.LinAlgError):
-            rejected[selection.UNALIGNABLE] += 1
-            return
-        if selection.pose_is_extreme(yaw, pitch, max_yaw=self.options.max_yaw, max_pitch=self.options.max_pitch):
-            rejected[selection.EXTREME_POSE] += 1
-            return
-        crop = np.ascontiguousarray(aligned.image)
-        gray = _gray(crop)
-        sharp = float(fa.sharpness(gray))
-        if sharp < self.options.min_sharpness:
-            rejected[selection.TOO_BLURRY] += 1
-            return
-        phash = selection.perceptual_hash(gray)
-        crop_landmarks = np.asarray(aligned.landmarks, dtype=np.float32)
-        eye, mouth = float(fa.eye_openness(crop_landmarks)), float(fa.mouth_openness(crop_landmarks))
+        assert face_size is not None and decision is not None  # the filters rejected the others
+        crop, crop_landmarks, phash = candidate.crop, candidate.landmarks, candidate.phash
+        eye, mouth = candidate.eye_openness, candidate.mouth_openness
         label = face_label(source, frame_index)
         repeated = self.duplicates.find(phash, mouth=mouth, eyes=eye)
         if repeated is not None:
@@ -720,14 +681,14 @@ class _Pipeline:
             timestamp_s=timestamp_s,
             track_id=track_id,
             landmarks=crop_landmarks,
-            affine=np.asarray(aligned.affine, dtype=np.float64),
-            pose=(float(yaw), float(pitch), float(roll)),
-            sharpness=sharp,
+            affine=candidate.affine,
+            pose=candidate.pose,
+            sharpness=candidate.sharpness,
             face_size=face_size,
             eye=eye,
             mouth=mouth,
             brightness=float(fa.brightness(crop, mask)),
-            distance=identity.distance,
+            distance=decision.distance,
             phash=phash,
         )
         self.duplicates.keep(phash, mouth=mouth, eyes=eye, label=label)
@@ -788,12 +749,6 @@ def face_label(source: str, frame_index: int) -> str:
     return f"{source} frame {frame_index}" if Path(source).suffix.lower() in VIDEO_SUFFIXES else source
 
 
-def _gray(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of a uint8 RGB image, uint8 (H, W)."""
-    weights = np.array([0.299, 0.587, 0.114])
-    return np.clip(rgb.astype(np.float64) @ weights + 0.5, 0, 255).astype(np.uint8)
-
-
 def _consent_identity(authz: Any) -> tuple[str, str, str, str | None, str | None]:
     """(subject_id, subject_slug, consent_id, grant_id, release_id) of an accepted authorization."""
     from likeness.consent import Authorization, require_extraction_consent
@@ -812,66 +767,6 @@ def _reference_embeddings(workspace: Any, subject_slug: str) -> np.ndarray:
             f"add some with `likeness subject photos add {subject_slug} PHOTO...`"
         )
     return references
-
-
-def _open_output(out_dir: Path, subject_id: str, consent_id: str, options: ExtractOptions) -> tuple[_RunState, bool]:
-    """Create ``out_dir`` or reopen an unfinished run there; returns (state, resumed)."""
-    progress_path = out_dir / PROGRESS_NAME
-    if (out_dir / MANIFEST_NAME).exists():
-        raise FacesetError(f"{out_dir}: a finished faceset is already there; choose another --out")
-    if progress_path.exists():
-        try:
-            raw = json.loads(progress_path.read_text(encoding="utf-8"))
-            state = _RunState(**raw)
-        except (OSError, ValueError, TypeError) as exc:
-            raise FacesetError(
-                f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over"
-            ) from None
-        if state.subject_id != subject_id or state.consent_id != consent_id:
-            raise FacesetError(
-                f"{out_dir}: holds an unfinished extraction for another subject or grant; choose another --out"
-            )
-        if state.shaping != options.output_shaping():
-            raise FacesetError(
-                f"{out_dir}: unfinished extraction used options {state.shaping}; "
-                f"resume with the same options (got {options.output_shaping()})"
-            )
-        _truncate_to_checkpoint(out_dir, state.index_lines)
-        return state, True
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FacesetError(f"{out_dir}: folder is not empty; choose a new folder for the faceset")
-    try:
-        (out_dir / FACES_DIR).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FacesetError(f"{out_dir}: cannot create the faceset folder ({exc})") from None
-    (out_dir / INDEX_NAME).touch()
-    return _RunState(subject_id=subject_id, consent_id=consent_id, shaping=options.output_shaping()), False
-
-
-def _truncate_to_checkpoint(out_dir: Path, index_lines: int) -> None:
-    """Drop index lines and crops written after the last checkpoint (work that will be redone)."""
-    index_path = out_dir / INDEX_NAME
-    lines = index_path.read_text(encoding="utf-8").splitlines(keepends=True) if index_path.exists() else []
-    if len(lines) < index_lines:
-        raise FacesetError(f"{index_path}: shorter than its checkpoint; delete the folder to start over")
-    atomic_write_text(index_path, "".join(lines[:index_lines]))
-    faces_dir = out_dir / FACES_DIR
-    faces_dir.mkdir(exist_ok=True)
-    for crop in faces_dir.iterdir():
-        stem = crop.stem
-        if stem.isdigit() and int(stem) >= index_lines:
-            crop.unlink()
-
-
-def _discard_unfinished(out_dir: Path) -> None:
-    """Remove what this run wrote (crops, index, checkpoint); never anything else."""
-    shutil.rmtree(out_dir / FACES_DIR, ignore_errors=True)
-    for name in (INDEX_NAME, PROGRESS_NAME, f".{INDEX_NAME}.tmp", f".{PROGRESS_NAME}.tmp"):
-        (out_dir / name).unlink(missing_ok=True)
-    try:
-        out_dir.rmdir()
-    except OSError:
-        pass
 
 
 def _options_for_manifest(options: ExtractOptions, threshold: float) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from likeness.checks import check_rgb
 from likeness.errors import MediaError
 
 __all__ = [
@@ -63,15 +64,9 @@ def require_rgb(rgb: object, *, name: str = "image") -> np.ndarray:
     """Check that ``rgb`` is a ``uint8`` RGB array ``(H, W, 3)`` with ``H, W >= 1``.
 
     Returns the array unchanged; raises :class:`MediaError` (path ``None``) saying what was
-    expected and what came.
+    expected and what came (``likeness.checks.check_rgb``).
     """
-    if not isinstance(rgb, np.ndarray):
-        raise MediaError(None, f"{name}: expected a numpy uint8 array (H, W, 3), got {type(rgb).__name__}")
-    if rgb.dtype != np.uint8:
-        raise MediaError(None, f"{name}: expected dtype uint8, got {rgb.dtype}")
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise MediaError(None, f"{name}: expected shape (H, W, 3) with H, W >= 1, got {rgb.shape}")
-    return rgb
+    return check_rgb(rgb, name=name)
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

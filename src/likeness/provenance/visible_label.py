@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,13 +79,9 @@ TAG_HOLD_S = 1.0
 def label_font_path() -> Path:
     """Path of the bundled NanumGothic Bold TTF (found without importing the package,
     whose import reconfigures matplotlib)."""
-    spec = importlib.util.find_spec("koreanize_matplotlib")
-    if spec is None or not spec.submodule_search_locations:
-        raise ProvenanceError("koreanize-matplotlib is not installed: it ships the label font")
-    path = Path(next(iter(spec.submodule_search_locations))) / "fonts" / FONT_FILE
-    if not path.is_file():
-        raise ProvenanceError(f"{path}: label font missing from koreanize-matplotlib")
-    return path
+    from likeness.assets import checked_asset
+
+    return checked_asset("label-font", error=ProvenanceError)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import ProvenanceError
 from likeness.provenance.watermark_code import (
     CODED_BITS,
@@ -261,12 +262,8 @@ def _frame_pattern(tile: np.ndarray, width: int, height: int, period: float) -> 
 
 
 def _check_rgb(rgb: object, *, name: str = "rgb") -> np.ndarray:
-    if not isinstance(rgb, np.ndarray):
-        raise ProvenanceError(f"{name} must be a numpy uint8 (H, W, 3) array, got {type(rgb).__name__}")
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ProvenanceError(f"{name} must be uint8 (H, W, 3) RGB, got {rgb.dtype} {tuple(rgb.shape)}")
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ProvenanceError(f"{name} is empty: shape {tuple(rgb.shape)}")
+    """``rgb`` checked (``ProvenanceError``) and C-contiguous."""
+    rgb = check_rgb(rgb, name=name, error=ProvenanceError)
     return rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb)
 
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.consent import Authorization, require_authorization
 from likeness.digests import sha256_file
 from likeness.errors import ConsentError, MediaError, ProvenanceError
@@ -578,12 +579,8 @@ def _check_out_path(out_path: Path, suffixes: tuple[str, ...]) -> Path:
 
 
 def _check_rgb(rgb: object) -> tuple[int, int]:
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise MediaError(None, f"synthetic image must be uint8 (H, W, 3) RGB, got {got}")
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise MediaError(None, f"synthetic image is empty: {rgb.shape}")
-    return int(rgb.shape[0]), int(rgb.shape[1])
+    image = check_rgb(rgb, name="synthetic image")
+    return int(image.shape[0]), int(image.shape[1])
 
 
 def _mark(

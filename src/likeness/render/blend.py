@@ -27,8 +27,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from likeness.checks import check_affine, check_mask, check_rgb
 from likeness.errors import MediaError
-from likeness.render.validation import require_affine, require_mask, require_rgb
 
 BlendMethod = Literal["alpha", "poisson"]
 BLEND_METHODS: tuple[str, ...] = ("alpha", "poisson")
@@ -58,9 +58,9 @@ def warp_to_frame(
     Returns None when the crop lands entirely outside the frame. The patch is clipped to the frame,
     so faces that leave the picture are handled without padding the whole frame.
     """
-    crop = require_rgb("crop", crop)
-    mask = require_mask("mask", mask, crop.shape[:2])
-    affine = require_affine("affine", affine)
+    crop = check_rgb(crop, name="crop")
+    mask = check_mask(mask, name="mask", shape=crop.shape[:2])
+    affine = check_affine(affine, name="affine")
     height, width = int(frame_shape[0]), int(frame_shape[1])
     inverse = cv2.invertAffineTransform(affine)
     # Only the part of the crop where the mask is non-zero can change the frame: warping just
@@ -90,7 +90,7 @@ def warp_to_frame(
 def alpha_blend(frame: np.ndarray, patch: FramePatch, *, in_place: bool = False) -> np.ndarray:
     """Feathered alpha compositing of ``patch`` over a copy of ``frame`` (over ``frame`` itself
     with ``in_place=True``)."""
-    frame = require_rgb("frame", frame)
+    frame = check_rgb(frame, name="frame")
     out = frame if in_place else frame.copy()
     rows, cols = patch.slices
     # One fused OpenCV pass (float weights, uint8 in/out): weight 0 reproduces the frame pixel
@@ -115,7 +115,7 @@ def poisson_blend(
     mask stay identical to the input. Falls back to ``alpha_blend`` when the mask above
     ``threshold`` is too small to clone.
     """
-    frame = require_rgb("frame", frame)
+    frame = check_rgb(frame, name="frame")
     hard = (patch.alpha >= threshold).astype(np.uint8) * 255
     if int(hard.sum()) // 255 < 16:
         return alpha_blend(frame, patch, in_place=in_place)
@@ -150,7 +150,7 @@ def paste_face(
     ``method``: ``"alpha"`` (feathered alpha) or ``"poisson"`` (seamless cloning).
     ``in_place=True`` blends into ``frame`` itself and returns it (no frame-sized copy).
     """
-    frame = require_rgb("frame", frame)
+    frame = check_rgb(frame, name="frame")
     if method not in BLEND_METHODS:
         raise MediaError(None, f"blend method: expected one of {BLEND_METHODS}, got {method!r}")
     patch = warp_to_frame(crop, mask, affine, frame_shape=frame.shape)

@@ -34,8 +34,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from likeness.checks import check_mask, check_rgb
 from likeness.errors import MediaError
-from likeness.render.validation import require_mask, require_rgb
 
 ColourMode = Literal["rct", "lct", "hist", "none"]
 COLOUR_MODES: tuple[str, ...] = ("rct", "lct", "hist", "none")
@@ -56,7 +56,7 @@ def _from_lab(lab: np.ndarray) -> np.ndarray:
 def _weights(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
     if mask is None:
         return np.ones(shape, np.float32)
-    weights = require_mask("mask", mask, shape)
+    weights = check_mask(mask, name="mask", shape=shape)
     if float(weights.sum()) < _MIN_MASK_WEIGHT:
         return np.ones(shape, np.float32)
     return weights
@@ -69,7 +69,7 @@ def lab_statistics(rgb: np.ndarray, *, mask: np.ndarray | None = None) -> np.nda
     row 1 the standard deviations (same units). ``mask`` weights the pixels; an empty or
     near-empty mask falls back to the whole image.
     """
-    rgb = require_rgb("rgb", rgb)
+    rgb = check_rgb(rgb, name="rgb")
     return _lab_statistics_of(_to_lab(rgb), _weights(mask, rgb.shape[:2]))
 
 
@@ -99,7 +99,7 @@ def rct(
     statistics of ``reference``; the renderer passes temporally smoothed statistics this way so
     the face does not "breathe" from frame to frame.
     """
-    face = require_rgb("face", face)
+    face = check_rgb(face, name="face")
     if reference_stats is None:
         reference = _same_size("reference", reference, face)
         reference_stats = lab_statistics(reference, mask=mask)
@@ -121,7 +121,7 @@ def lct(face: np.ndarray, reference: np.ndarray, *, mask: np.ndarray | None = No
     The map is ``x -> Cr^1/2 Cf^-1/2 (x - mu_f) + mu_r`` with symmetric square roots of the
     weighted covariances, which is the least-distorting linear map between the two Gaussians.
     """
-    face = require_rgb("face", face)
+    face = check_rgb(face, name="face")
     reference = _same_size("reference", reference, face)
     weights = _weights(mask, face.shape[:2]).reshape(-1, 1).astype(np.float64)
     f = face.reshape(-1, 3).astype(np.float64) / 255.0
@@ -144,7 +144,7 @@ def histogram_match(face: np.ndarray, reference: np.ndarray, *, mask: np.ndarray
 
     The cumulative histograms are weighted by ``mask`` (pixels with weight > 0.5 count).
     """
-    face = require_rgb("face", face)
+    face = check_rgb(face, name="face")
     reference = _same_size("reference", reference, face)
     weights = _weights(mask, face.shape[:2])
     inside = weights.reshape(-1) > 0.5
@@ -180,12 +180,12 @@ def transfer_colour(
     if mode == "hist":
         return histogram_match(face, reference, mask=mask)
     if mode == "none":
-        return require_rgb("face", face).copy()
+        return check_rgb(face, name="face").copy()
     raise MediaError(None, f"colour mode: expected one of {COLOUR_MODES}, got {mode!r}")
 
 
 def _same_size(name: str, image: np.ndarray, like: np.ndarray) -> np.ndarray:
-    image = require_rgb(name, image)
+    image = check_rgb(image, name=name)
     if image.shape != like.shape:
         raise MediaError(None, f"{name}: expected shape {like.shape} (same as face), got {image.shape}")
     return image

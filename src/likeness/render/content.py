@@ -19,13 +19,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import ConsentError, ModelError
-from likeness.render.validation import require_rgb
+from likeness.stages import FrameDetector
 
 PROHIBITED_CONTENT_CLASSES: frozenset[str] = frozenset(
     {
@@ -61,12 +61,6 @@ class ContentCheck:
     max_scores: dict[str, float] = field(default_factory=dict)
 
 
-class FrameDetector(Protocol):
-    """What ``check_content`` needs: NudeNet-style detections for one uint8 RGB frame."""
-
-    def detect(self, rgb: np.ndarray) -> list[dict]: ...
-
-
 class ContentDetector:
     """NudeNet's detector (the ``320n.onnx`` model inside the ``nudenet`` wheel) on uint8 RGB frames.
 
@@ -89,7 +83,9 @@ class ContentDetector:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        model = Path(reference.__file__).with_name("320n.onnx")
+        from likeness.assets import check_asset_file
+
+        model = check_asset_file("nudenet-320n", Path(reference.__file__).with_name("320n.onnx"))
         self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         # Module-level, so not name-mangled; read rather than copied so the classes follow the model.
@@ -97,7 +93,7 @@ class ContentDetector:
 
     def detect(self, rgb: np.ndarray) -> list[dict]:
         """Detections ``[{"class", "score", "box": [x, y, w, h]}]`` for one uint8 RGB frame."""
-        rgb = require_rgb("frame", rgb)
+        rgb = check_rgb(rgb, name="frame")
         blob, side = letterbox_blob(rgb, self.INPUT_SIZE)
         (output,) = self._session.run(None, {self._input: blob})
         return decode_detections(
@@ -173,7 +169,7 @@ class FrameSignature:
 
 def frame_signature(rgb: np.ndarray) -> FrameSignature:
     """The :class:`FrameSignature` of one uint8 RGB frame (about 0.1 ms for a 640 px frame)."""
-    rgb = require_rgb("frame", rgb)
+    rgb = check_rgb(rgb, name="frame")
     small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     thumbnail = cv2.resize(grey, THUMBNAIL_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)

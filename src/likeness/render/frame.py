@@ -23,17 +23,18 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from likeness.checks import check_rgb
 from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
 from likeness.render.mask import blend_mask, inner_mouth_mask, keep_occluders, landmark_hull
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
-from likeness.render.validation import require_rgb
+from likeness.stages import IdentityEmbedder, LandmarkDetector
 from likeness.train.swap_model import SwapModel, require_issued_model
 
 
@@ -41,14 +42,6 @@ def _box(values: Any) -> tuple[float, float, float, float]:
     """A face box ``(x0, y0, x1, y1)`` as four floats."""
     x0, y0, x1, y1 = (float(v) for v in values)
     return x0, y0, x1, y1
-
-
-class LandmarkDetector(Protocol):
-    def detect(self, rgb: np.ndarray) -> list[Any]: ...
-
-
-class IdentityEmbedder(Protocol):
-    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -363,7 +356,7 @@ class FrameRenderer:
         from likeness.faces.align import align_face
         from likeness.faces.pose import head_pose
 
-        rgb = require_rgb("frame", frame.rgb)
+        rgb = check_rgb(frame.rgb, name="frame")
         height, width = rgb.shape[:2]
         faces = self.detector.detect(rgb) if frame.faces is None else frame.faces
         track_ids = self.tracker.update([_box(f.bbox) for f in faces])

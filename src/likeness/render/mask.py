@@ -20,16 +20,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from likeness.checks import check_landmarks, check_mask
 from likeness.errors import FaceError, MediaError
 from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_LOWER, INNER_LIP_RIGHT, INNER_LIP_UPPER
-from likeness.render.validation import require_landmarks, require_mask
 
 
 def landmark_hull(landmarks: np.ndarray, *, size: int) -> np.ndarray:
     """Filled convex hull of ``landmarks`` (crop pixel coordinates) as float32 ``(size, size)`` 0/1."""
     if size < 1:
         raise MediaError(None, f"size: expected a positive crop size, got {size}")
-    points = require_landmarks("landmarks", landmarks)
+    points = check_landmarks(landmarks, name="landmarks")
     hull = cv2.convexHull(np.round(points).astype(np.int32))
     mask = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8)
@@ -38,7 +38,7 @@ def landmark_hull(landmarks: np.ndarray, *, size: int) -> np.ndarray:
 
 def erode_dilate(mask: np.ndarray, *, pixels: int) -> np.ndarray:
     """Grow (``pixels`` > 0) or shrink (``pixels`` < 0) the mask by ``|pixels|`` with an elliptic kernel."""
-    mask = require_mask("mask", mask)
+    mask = check_mask(mask, name="mask")
     if pixels == 0:
         return mask.copy()
     radius = abs(int(pixels))
@@ -54,7 +54,7 @@ def feather(mask: np.ndarray, *, pixels: int) -> np.ndarray:
     The blur is taken with zero padding, so a mask that touches the crop border still fades out
     at the border instead of producing a hard edge when pasted back.
     """
-    mask = require_mask("mask", mask)
+    mask = check_mask(mask, name="mask")
     if pixels <= 0:
         return mask.copy()
     sigma = pixels / 2.0
@@ -86,7 +86,7 @@ def blend_mask(
     if learned_mask is None and landmarks is None:
         raise MediaError(None, "blend_mask: needs a learned mask, landmarks, or both")
     if learned_mask is not None:
-        learned = require_mask("learned_mask", learned_mask)
+        learned = check_mask(learned_mask, name="learned_mask")
         if learned.shape[0] != learned.shape[1]:
             raise MediaError(None, f"learned_mask: expected a square crop mask, got {learned.shape}")
         size = learned.shape[0]
@@ -138,7 +138,7 @@ def inner_mouth_mask(
         raise MediaError(None, f"size: expected a positive crop size, got {size}")
     if not 0.0 <= open_from < open_full:
         raise MediaError(None, f"inner_mouth_mask: need 0 <= open_from < open_full, got {open_from}, {open_full}")
-    points = require_landmarks("landmarks", landmarks, min_points=max(INNER_LIP_LOOP) + 1)
+    points = check_landmarks(landmarks, min_points=max(INNER_LIP_LOOP) + 1)
     width = float(np.linalg.norm(points[INNER_LIP_LEFT] - points[INNER_LIP_RIGHT]))
     if width < 1e-6:
         raise FaceError("landmarks: degenerate mouth (the inner lip corners coincide)")
@@ -161,7 +161,7 @@ def keep_occluders(mask: np.ndarray, occluder: np.ndarray, *, grow_px: int = 1, 
     by ``grow_px`` and softened over ``feather_px`` (never below its own value) so the edge of a
     glasses rim or a finger is not painted over either.
     """
-    mask = require_mask("mask", mask)
-    covered = require_mask("occluder", np.clip(np.asarray(occluder, np.float32), 0.0, 1.0), mask.shape)
+    mask = check_mask(mask, name="mask")
+    covered = check_mask(np.clip(np.asarray(occluder, np.float32), 0.0, 1.0), name="occluder", shape=mask.shape)
     spread = feather(erode_dilate(covered, pixels=grow_px), pixels=feather_px)
     return (mask * (1.0 - np.maximum(spread, covered))).astype(np.float32)

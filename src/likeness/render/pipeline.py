@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
+from likeness.prefetch import Prefetch, WriteBehind
 from likeness.render import content
 from likeness.render.blend import paste_face
 from likeness.render.checkpoint import RenderCheckpoint, sweep_job_keys
@@ -178,7 +178,17 @@ def render_media(
         options=json.loads(json.dumps(asdict(options), default=str)),
     )
     if kind == "video":
-        return _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress)
+        return _VideoRender(
+            workspace,
+            model_dir,
+            authz,
+            release,
+            target=target,
+            out=out,
+            options=options,
+            report=report,
+            progress=progress,
+        ).run()
     return _render_images(workspace, model_dir, card, authz, release, target, out, options, report, progress)
 
 
@@ -570,9 +580,6 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
 # video
 
 
-_END = object()
-
-
 def _checkpoint_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.render-checkpoint"
 
@@ -606,164 +613,268 @@ def _content_frames(target: Path, frame_count: int, duration_s: float, samples: 
         return  # decoding problems are reported by the render pass itself
 
 
-def _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress) -> RenderReport:
-    from likeness.media.video import ColourTags, iter_video_frames, probe_video
-    from likeness.provenance.writer import LabelledWriter, RenderJob, failure_reason, remove_job_temporaries
+#: One frame handed to the encode thread: (pixels, output time, swapped face boxes or None,
+#: boxes of the faces left alone).
+_EncodeItem = tuple[np.ndarray, float, list | None, tuple | list]
 
-    if out.suffix.lower() != ".mp4":
-        raise MediaError(out, "video output must be an .mp4 file")
-    info = probe_video(target)  # MediaError for audio-only, corrupt or unsupported files
-    width, height = info.display_size
-    expected = info.frame_count if info.frame_count else max(1, round(info.duration_s * info.fps))
-    report.frames_total = expected
-    # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
-    samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
-    setup = _start_setup(workspace, model_dir, authz, release, options, video=True)
-    report.content_check = asdict(
-        _checked_content(setup, _content_frames(target, expected, info.duration_s, samples), str(target))
-    )
-    renderer = setup.result()
-    report.model_precision = _precision_of(renderer.model)
-    quality = _QualityTracker(
-        renderer, _subject_embeddings(workspace, authz.subject_id), options.quality_every, options.expression_every
-    )
-    # The model file actually used: a resume must not mix float and int8 frames.
-    model_sha256 = renderer.model.file_sha256
-    key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
-    checkpoint = RenderCheckpoint(_checkpoint_dir(out), workspace.keys_dir, key)
-    resume = checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
-    for abandoned in checkpoint.discarded:
-        remove_job_temporaries(out, abandoned)
-    start_index = 0
-    recipes: dict[int, list] = {}
-    if resume is not None and resume.renderer_state is not None:
-        start_index = resume.next_index
-        renderer.restore(resume.renderer_state)
-        recipes = resume.recipes
-        report.resumed_from_frame = start_index
 
-    frames_in: queue.Queue = queue.Queue(maxsize=8)
-    frames_out: queue.Queue = queue.Queue(maxsize=8)
-    stop = threading.Event()
-    failures: list[BaseException] = []
-    detector = renderer.detector
+class _VideoRender:
+    """One video render (steps 2 to 6 of the module docstring); each stage is a method.
 
-    def fresh_frames() -> Iterator[Any]:
-        # Frames before a resume point are replayed from the checkpoint, never detected.
-        for frame in iter_video_frames(target, autorotate=True):
-            if stop.is_set():
-                return
-            if frame.index < start_index:
-                frames_in.put((frame, None))
-            else:
-                yield frame
+    ``run`` calls them in order: ``_probe`` (the target), ``_check_and_load`` (content check
+    while the model loads), ``_open_checkpoint`` (resume state), ``_start_job`` (job id, writer),
+    ``_open_video`` (the labelled output), ``_render_frames`` (decode + detect on one helper
+    thread, swap on this one, label + encode on another) and ``_finish`` (the report).
+    """
 
-    def decode_and_detect() -> None:
-        # Detection runs here, ahead of the frame the main thread is swapping: MediaPipe
-        # releases the GIL, so the two overlap on a 2-core machine.
-        try:
-            if not options.detect_ahead:
-                for frame in fresh_frames():
-                    frames_in.put((frame, None))
-            elif options.interpolate_landmarks:
-                for frame, faces, interpolated in detect_alternate_frames(fresh_frames(), detector.detect):
-                    report.landmark_frames_interpolated += interpolated
-                    frames_in.put((frame, faces))
-            else:
-                for frame in fresh_frames():
-                    frames_in.put((frame, detector.detect(frame.rgb)))
-        except MediaError as exc:
-            report.decode_error = exc.reason
-        except BaseException as exc:  # surfaced on the main thread
-            failures.append(exc)
-        finally:
-            frames_in.put(_END)
+    def __init__(
+        self,
+        workspace: Any,
+        model_dir: Path,
+        authz: Any,
+        release: Any,
+        *,
+        target: Path,
+        out: Path,
+        options: RenderOptions,
+        report: RenderReport,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.workspace, self.model_dir, self.authz, self.release = workspace, model_dir, authz, release
+        self.target, self.out, self.options, self.report, self.progress = target, out, options, report, progress
+        self.start_index = 0  # frames before it are replayed from the checkpoint's recipes
+        self.recipes: dict[int, list] = {}
+        self.resume: Any = None
+        self.next_index = 0
+        self.batch: list[tuple[Any, Any, np.ndarray | None]] = []  # (frame, faces, copy for the strip)
+        self.strip: list[StripFrame] = []
 
-    if resume is not None:
-        # Same job id: consume_render is idempotent per job, so the resumed render counts once,
-        # and the output carries the watermark payload the interrupted run would have had.
-        job = RenderJob(resume.job_id, "video", unlabelled_requested=options.unlabelled)
-    else:
-        job = RenderJob.new("video", unlabelled_requested=options.unlabelled)
-    checkpoint.start(job.job_id, output=out, grant_id=authz.grant_id, release_id=release.release_id)
-    report.job_id = job.job_id
-    writer = LabelledWriter(workspace)
-    strip: list[StripFrame] = []
-    strip_at = set(sample_indices(expected, 4))
-    started = time.perf_counter()
-    decoder = threading.Thread(target=decode_and_detect, name="render-decode", daemon=True)
-    # Frames are processed upright; the writer turns them back and keeps the display matrix, and
-    # pads odd sizes itself.
-    try:
-        video = writer.open_video(
-            authz,
-            job,
-            out,
-            width=width,
-            height=height,
-            fps=info.frame_rate or info.fps,
-            audio_source=target,
-            source_path=target,
-            rotation=info.rotation,
-            colour=ColourTags.of(info),
+    def run(self) -> RenderReport:
+        from likeness.media.video import ColourTags
+
+        info = self._probe()
+        self._check_and_load(info)
+        self._open_checkpoint()
+        self._start_job()
+        self.started = time.perf_counter()
+        video = self._open_video(info, ColourTags.of(info))
+        self.clock = _OutputClock(float(info.frame_rate or info.fps or 25.0))
+        return self._finish(self._render_frames(video))
+
+    # -- before the first frame -------------------------------------------------------------
+
+    def _probe(self) -> Any:
+        from likeness.media.video import probe_video
+
+        if self.out.suffix.lower() != ".mp4":
+            raise MediaError(self.out, "video output must be an .mp4 file")
+        info = probe_video(self.target)  # MediaError for audio-only, corrupt or unsupported files
+        self.expected = info.frame_count if info.frame_count else max(1, round(info.duration_s * info.fps))
+        self.report.frames_total = self.expected
+        return info
+
+    def _check_and_load(self, info: Any) -> None:
+        options = self.options
+        # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
+        samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
+        setup = _start_setup(self.workspace, self.model_dir, self.authz, self.release, options, video=True)
+        frames = _content_frames(self.target, self.expected, info.duration_s, samples)
+        self.report.content_check = asdict(_checked_content(setup, frames, str(self.target)))
+        self.renderer = setup.result()  # a FrameRenderer with a closable FaceDetector
+        self.report.model_precision = _precision_of(self.renderer.model)
+        self.quality = _QualityTracker(
+            self.renderer,
+            _subject_embeddings(self.workspace, self.authz.subject_id),
+            options.quality_every,
+            options.expression_every,
         )
-    except BaseException as exc:
-        if isinstance(exc, LikenessError):
-            checkpoint.remove()  # refused (limit reached, revoked) or failed for good: the job ends here
-        renderer.detector.close()
-        quality.close()
-        raise
-    report.padded_to_even = video.padded
-    clock = _OutputClock(float(info.frame_rate or info.fps or 25.0))
 
-    def encode() -> None:
-        # Keeps taking frames until _END even after a failure, so the main thread never blocks
-        # on a full queue; the video itself is closed or aborted only by the main thread, after
-        # this thread has stopped touching it.
-        while True:
-            item = frames_out.get()
-            if item is _END:
+    def _open_checkpoint(self) -> None:
+        from likeness.provenance.writer import remove_job_temporaries
+
+        # The model file actually used: a resume must not mix float and int8 frames.
+        model_sha256 = self.renderer.model.file_sha256
+        key = {
+            "target": _target_fingerprint(self.target),
+            "model": str(model_sha256),
+            "options": self.options.fingerprint(),
+        }
+        self.checkpoint = RenderCheckpoint(_checkpoint_dir(self.out), self.workspace.keys_dir, key)
+        self.resume = self.checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
+        for abandoned in self.checkpoint.discarded:
+            remove_job_temporaries(self.out, abandoned)
+        resume = self.resume
+        if resume is not None and resume.renderer_state is not None:
+            self.start_index = self.next_index = resume.next_index
+            self.renderer.restore(resume.renderer_state)
+            self.recipes = resume.recipes
+            self.report.resumed_from_frame = self.start_index
+
+    def _start_job(self) -> None:
+        from likeness.provenance.writer import LabelledWriter, RenderJob
+
+        if self.resume is not None:
+            # Same job id: consume_render is idempotent per job, so the resumed render counts once,
+            # and the output carries the watermark payload the interrupted run would have had.
+            self.job = RenderJob(self.resume.job_id, "video", unlabelled_requested=self.options.unlabelled)
+        else:
+            self.job = RenderJob.new("video", unlabelled_requested=self.options.unlabelled)
+        self.checkpoint.start(
+            self.job.job_id, output=self.out, grant_id=self.authz.grant_id, release_id=self.release.release_id
+        )
+        self.report.job_id = self.job.job_id
+        self.writer = LabelledWriter(self.workspace)
+        self.strip_at = set(sample_indices(self.expected, 4))
+
+    def _open_video(self, info: Any, colour: Any) -> Any:
+        # Frames are processed upright; the writer turns them back and keeps the display matrix, and
+        # pads odd sizes itself.
+        width, height = info.display_size
+        try:
+            video = self.writer.open_video(
+                self.authz,
+                self.job,
+                self.out,
+                width=width,
+                height=height,
+                fps=info.frame_rate or info.fps,
+                audio_source=self.target,
+                source_path=self.target,
+                rotation=info.rotation,
+                colour=colour,
+            )
+        except BaseException as exc:
+            if isinstance(exc, LikenessError):
+                self.checkpoint.remove()  # refused (limit reached, revoked) or failed for good: the job ends here
+            self.renderer.detector.close()
+            self.quality.close()
+            raise
+        self.report.padded_to_even = video.padded
+        return video
+
+    # -- the frames -------------------------------------------------------------------------
+
+    def _decode_and_detect(self) -> Iterator[tuple[Any, Any]]:
+        """(frame, faces or None) in order; runs on the decode thread.
+
+        Detection runs there, ahead of the frame the main thread is swapping; MediaPipe releases
+        the GIL, so the two overlap on a 2-core machine. Frames before a resume point are
+        replayed from the checkpoint, never detected."""
+        from likeness.media.video import iter_video_frames
+
+        options, detector = self.options, self.renderer.detector
+        frames = iter_video_frames(self.target, autorotate=True)
+        try:
+            for frame in frames:
+                if frame.index >= self.start_index:
+                    fresh: Iterator[Any] = itertools.chain([frame], frames)
+                    break
+                yield frame, None
+            else:
                 return
-            if failures or stop.is_set():
-                continue
-            try:
-                rgb, pts_s, swapped, others = item
-                # nothing reads a frame once queued; the face tag follows the swapped faces
-                video.write(rgb, pts_s=pts_s, owned=True, faces=swapped, other_faces=others)
-            except BaseException as exc:
-                failures.append(exc)
-                stop.set()
+            if not options.detect_ahead:
+                for frame in fresh:
+                    yield frame, None
+            elif options.interpolate_landmarks:
+                for frame, faces, interpolated in detect_alternate_frames(fresh, detector.detect):
+                    self.report.landmark_frames_interpolated += interpolated
+                    yield frame, faces
+            else:
+                for frame in fresh:
+                    yield frame, detector.detect(frame.rgb)
+        except MediaError as exc:
+            self.report.decode_error = exc.reason
 
-    encoder = threading.Thread(target=encode, name="render-encode", daemon=True)
-    decoder.start()
-    encoder.start()
-    finished = False
-    abort_reason = "aborted"
-    next_index = start_index
-    batch: list[tuple[Any, Any, np.ndarray | None]] = []  # (frame, faces, copy for the strip)
+    def _encode(self, video: Any, item: _EncodeItem) -> None:
+        # On the encode thread, which keeps taking frames after a failure, so the main thread
+        # never blocks on a full queue; the video itself is closed or aborted only by the main
+        # thread, after this thread has stopped touching it.
+        rgb, pts_s, swapped, others = item
+        # nothing reads a frame once queued; the face tag follows the swapped faces
+        video.write(rgb, pts_s=pts_s, owned=True, faces=swapped, other_faces=others)
 
-    def render_batch() -> None:
-        # One swap-model call for the batch's faces; everything else stays frame by frame, in order.
-        nonlocal next_index
+    def _render_frames(self, video: Any) -> Any:
+        """Render every frame into ``video`` and close it; the writer's result."""
+        from likeness.provenance.writer import failure_reason
+
+        options = self.options
+        decoder = Prefetch(self._decode_and_detect(), depth=8, name="render-decode")
+        self.encoder: WriteBehind[_EncodeItem] = WriteBehind(
+            lambda item: self._encode(video, item), depth=8, name="render-encode"
+        )
+        finished = False
+        abort_reason = "aborted"
+        try:
+            for frame, faces in decoder:
+                if self.encoder.failure is not None:
+                    break
+                index = frame.index
+                # Decoded frames belong to this loop: faces are pasted into them and the writer labels
+                # them in place, so no frame-sized copy is made per frame.
+                if index < self.start_index:
+                    self._replay(frame)
+                    continue
+                # The renderer rechecks both authorizations every options.recheck_every frames.
+                self.batch.append((frame, faces, frame.rgb.copy() if index in self.strip_at else None))
+                if len(self.batch) >= options.swap_batch or (index + 1) % options.checkpoint_every == 0:
+                    self._render_batch()
+            if self.batch and self.encoder.failure is None:
+                self._render_batch()
+            self.encoder.close()
+            self.encoder.raise_failure()
+            self._check_something_rendered(video)
+            self.authz.recheck()
+            self.release.recheck()
+            result = video.close()
+            finished = True
+        except BaseException as exc:
+            abort_reason = failure_reason(exc)
+            if isinstance(exc, LikenessError):
+                # Consent withdrawn, or a failure a rerun would repeat (model, media, signing): the
+                # job ends and no synthetic material stays. An interruption keeps it for the resume.
+                self.checkpoint.remove()
+            raise
+        finally:
+            self.encoder.cancel()
+            self.encoder.close()  # the encoder drains, so this cannot block for long
+            if not finished:
+                video.abort(reason=abort_reason)  # gives the render slot back
+            if decoder.close(timeout_s=30.0):  # never close MediaPipe under a running detect()
+                self.renderer.detector.close()
+            self.quality.close()
+        return result
+
+    def _replay(self, frame: Any) -> None:
+        """A frame before the resume point: the checkpoint's recipes pasted onto the decoded source."""
+        rendered = frame.rgb
+        recipes = self.recipes.get(frame.index, [])
+        for affine, crop, mask in recipes:
+            rendered = paste_face(rendered, crop, mask, affine, method=self.options.refine.blend, in_place=True)
+        self.report.frames_with_swaps += bool(recipes)
+        self._emit(rendered, frame.pts_s)
+
+    def _render_batch(self) -> None:
+        """One swap-model call for the batch's faces; everything else stays frame by frame, in order."""
+        batch, options, report = self.batch, self.options, self.report
         # The faces as they were, on the frames quality samples (the swap pastes in place).
         regions = {
             f.index: source_regions(f.rgb, faces) for f, faces, _ in batch if f.index % options.expression_every == 0
         }
-        results = renderer.process_batch(
+        results = self.renderer.process_batch(
             [FrameInput(f.rgb, f.index, f.pts_s, faces) for f, faces, _ in batch], in_place=True
         )
         for (frame, _, before), (rendered, outcomes) in zip(batch, results):
             report.frames_with_swaps += any(o.swapped for o in outcomes)
-            quality.observe(frame.index, rendered, outcomes, regions.get(frame.index))
-            checkpoint.add(frame.index, outcomes)
+            self.quality.observe(frame.index, rendered, outcomes, regions.get(frame.index))
+            self.checkpoint.add(frame.index, outcomes)
             if before is not None:
-                strip.append((before, rendered.copy(), job.job_id))
-            next_index = frame.index + 1
+                self.strip.append((before, rendered.copy(), self.job.job_id))
+            self.next_index = frame.index + 1
         # Batches end at checkpoint boundaries, so the saved state is exactly that of next_index.
-        if next_index % options.checkpoint_every == 0:
-            checkpoint.commit(next_index, renderer.state())
+        if self.next_index % options.checkpoint_every == 0:
+            self.checkpoint.commit(self.next_index, self.renderer.state())
         for (frame, _, _), (rendered, outcomes) in zip(batch, results):
-            emit(
+            self._emit(
                 rendered,
                 frame.pts_s,
                 [o.bbox for o in outcomes if o.swapped],
@@ -771,89 +882,48 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             )
         batch.clear()
 
-    def emit(rendered: np.ndarray, pts_s: float, swapped: list | None = None, others: tuple | list = ()) -> None:
+    def _emit(self, rendered: np.ndarray, pts_s: float, swapped: list | None = None, others: tuple | list = ()) -> None:
         # Face boxes of the frame for the writer's face tag (None: not known, the tag holds).
-        frames_out.put((rendered, clock.next(pts_s), swapped, others))
-        report.frames_rendered += 1
-        if progress:
-            progress(report.frames_rendered, expected)
+        self.encoder.put((rendered, self.clock.next(pts_s), swapped, others))
+        self.report.frames_rendered += 1
+        if self.progress:
+            self.progress(self.report.frames_rendered, self.expected)
 
-    try:
-        while True:
-            item = frames_in.get()
-            if item is _END or failures:
-                break
-            frame, faces = item
-            index = frame.index
-            # Decoded frames belong to this loop: faces are pasted into them and the writer labels
-            # them in place, so no frame-sized copy is made per frame.
-            if index < start_index:
-                rendered = frame.rgb
-                for affine, crop, mask in recipes.get(index, []):
-                    rendered = paste_face(rendered, crop, mask, affine, method=options.refine.blend, in_place=True)
-                report.frames_with_swaps += bool(recipes.get(index))
-                emit(rendered, frame.pts_s)
-                continue
-            # The renderer rechecks both authorizations every options.recheck_every frames.
-            batch.append((frame, faces, frame.rgb.copy() if index in strip_at else None))
-            if len(batch) >= options.swap_batch or (index + 1) % options.checkpoint_every == 0:
-                render_batch()
-        if batch and not failures:
-            render_batch()
-        frames_out.put(_END)
-        encoder.join()
-        if failures:
-            raise failures[0]
+    def _check_something_rendered(self, video: Any) -> None:
+        report = self.report
         if report.frames_rendered == 0:
-            raise MediaError(target, report.decode_error or "no frame could be decoded")
+            raise MediaError(self.target, report.decode_error or "no frame could be decoded")
         if report.frames_with_swaps == 0:
             # Nothing synthetic to label: refuse, write nothing, and give the render slot back.
             video.abort(reason="no_face_swapped")
-            checkpoint.remove()
+            self.checkpoint.remove()
             raise FaceError(
-                f"{target}: nothing to render (no face of the released performer was swapped "
+                f"{self.target}: nothing to render (no face of the released performer was swapped "
                 f"in {report.frames_rendered} frames); no output was written and the render was not counted"
             )
-        authz.recheck()
-        release.recheck()
-        result = video.close()
-        finished = True
-    except BaseException as exc:
-        abort_reason = failure_reason(exc)
-        if isinstance(exc, LikenessError):
-            # Consent withdrawn, or a failure a rerun would repeat (model, media, signing): the
-            # job ends and no synthetic material stays. An interruption keeps it for the resume.
-            checkpoint.remove()
-        raise
-    finally:
-        stop.set()
-        if encoder.is_alive():
-            frames_out.put(_END)  # the encoder drains, so this cannot block for long
-            encoder.join()
-        if not finished:
-            video.abort(reason=abort_reason)  # gives the render slot back
-        _join_draining(decoder, frames_in)
-        if not decoder.is_alive():  # never close MediaPipe under a running detect()
-            renderer.detector.close()
-        quality.close()
-    report.variable_frame_rate = clock.variable
-    checkpoint.remove()
-    report.seconds = time.perf_counter() - started
-    report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
-    report.faces.update(renderer.counts)
-    report.shots = quality.summaries()
-    report.outputs.append(
-        {
-            "path": str(result.path),
-            "job_id": job.job_id,
-            "sha256": result.sha256,
-            "watermark_payload": result.watermark_payload_hex,
-            "frames": result.frames,
-        }
-    )
-    if options.write_report:
-        write_report(report, out.parent, out.stem, strip, quality.picked_frames())
-    return report
+
+    # -- after the last frame ---------------------------------------------------------------
+
+    def _finish(self, result: Any) -> RenderReport:
+        report = self.report
+        report.variable_frame_rate = self.clock.variable
+        self.checkpoint.remove()
+        report.seconds = time.perf_counter() - self.started
+        report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
+        report.faces.update(self.renderer.counts)
+        report.shots = self.quality.summaries()
+        report.outputs.append(
+            {
+                "path": str(result.path),
+                "job_id": self.job.job_id,
+                "sha256": result.sha256,
+                "watermark_payload": result.watermark_payload_hex,
+                "frames": result.frames,
+            }
+        )
+        if self.options.write_report:
+            write_report(report, self.out.parent, self.out.stem, self.strip, self.quality.picked_frames())
+        return report
 
 
 class _OutputClock:
@@ -880,20 +950,3 @@ class _OutputClock:
             self.variable = len(self._steps) > 1 and (max(self._steps) - min(self._steps)) > 1
         self.last = pts
         return pts
-
-
-def _join_draining(thread: threading.Thread, frames: queue.Queue, *, timeout_s: float = 30.0) -> None:
-    """Wait for a producer thread to end, emptying its queue so a blocked ``put`` can finish."""
-    deadline = time.monotonic() + timeout_s
-    while thread.is_alive() and time.monotonic() < deadline:
-        _drain(frames)
-        thread.join(timeout=0.05)
-    _drain(frames)
-
-
-def _drain(frames: queue.Queue) -> None:
-    try:
-        while True:
-            frames.get_nowait()
-    except queue.Empty:
-        return

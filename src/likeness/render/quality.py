@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
+from likeness.checks import check_mask, check_rgb
 from likeness.errors import FaceError, MediaError
 from likeness.faces.canonical import (
     INNER_LIP_LOWER,
@@ -40,7 +41,6 @@ from likeness.faces.canonical import (
     LEFT_EYE_OUTER,
     RIGHT_EYE_OUTER,
 )
-from likeness.render.validation import require_mask, require_rgb
 
 Verdict = Literal["pass", "warn", "fail", "not_measured"]
 VERDICT_ORDER: dict[str, int] = {"not_measured": 0, "pass": 1, "warn": 2, "fail": 3}
@@ -128,8 +128,8 @@ def ring_colour_difference(frame: np.ndarray, mask: np.ndarray, *, ring_px: int 
     (the paste mask in frame coordinates; > 0.5 counts as face). Returns None when either band is
     empty (no face, or a face that fills the frame).
     """
-    frame = require_rgb("frame", frame)
-    inside = (require_mask("mask", mask, frame.shape[:2]) > 0.5).astype(np.uint8)
+    frame = check_rgb(frame, name="frame")
+    inside = (check_mask(mask, name="mask", shape=frame.shape[:2]) > 0.5).astype(np.uint8)
     if ring_px < 1:
         raise MediaError(None, f"ring_px: expected >= 1, got {ring_px}")
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
@@ -293,8 +293,8 @@ def high_frequency_energy(rgb: np.ndarray, mask: np.ndarray, *, sigma: float = 1
     minus its Gaussian blur of ``sigma`` px: what a soft or upscaled face lacks. None when the
     mask selects fewer than 16 pixels.
     """
-    rgb = require_rgb("rgb", rgb)
-    inside = require_mask("mask", mask, rgb.shape[:2]) > 0.5
+    rgb = check_rgb(rgb, name="rgb")
+    inside = check_mask(mask, name="mask", shape=rgb.shape[:2]) > 0.5
     if int(inside.sum()) < 16:
         return None
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)

@@ -24,7 +24,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
-from likeness.verify.pipeline import FileKind, sniff
+from likeness.verify.file_kind import FileKind, sniff
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks

@@ -14,13 +14,11 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,7 +26,7 @@ import numpy as np
 import torch
 
 from likeness.errors import ConfigError, ConsentError, ModelError
-from likeness.models import architecture_options, create_model, resolve_config
+from likeness.models import architecture_options, create_model
 from likeness.models.discriminator import CodeDiscriminator
 from likeness.models.registry import SwapAutoencoder
 from likeness.train.augment import AugmentOptions
@@ -41,8 +39,32 @@ from likeness.train.checkpoint import (
     remove_stale_temp_files,
     write_bytes_atomic,
 )
-from likeness.train.cpu_threads import ThreadChoice, choose_cpu_threads
+from likeness.train.config import (
+    CONFIG_NAME,
+    METRIC_COLUMNS,
+    METRICS_CSV,
+    METRICS_PNG,
+    PREVIEW_DIR,
+    TrainConfig,
+    TrainProgress,
+    TrainResult,
+)
 from likeness.train.data import Batch, PairLoader, split_indices, validation_batch
+from likeness.train.device import (
+    DATA_LOADERS,
+    TRAIN_PRECISIONS,
+    auto_batch_size,
+    autocast_dtype,
+    available_cores,
+    configure_cpu_threads,
+    cpu_supports_bfloat16,
+    cpu_thread_settings,
+    data_loading,
+    hardware_description,
+    openmp_wait_policy,
+    resolve_device,
+    restore_cpu_thread_settings,
+)
 from likeness.train.losses import (
     code_discriminator_loss,
     per_face_dssim,
@@ -59,165 +81,44 @@ from likeness.train.metrics import (
 )
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
 from likeness.train.samples import FacesetFaces, FaceSource, as_face_source
+from likeness.train.schedule import ema_decay_at, learning_rate_at, make_optimizer, update_ema
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "train_config.json"
-METRICS_CSV = "metrics.csv"
-METRICS_PNG = "metrics.png"
-PREVIEW_DIR = "previews"
-METRIC_COLUMNS = (
-    "iteration",
-    "seconds",
-    "loss_source",
-    "loss_target",
-    "val_dssim_source",
-    "val_dssim_target",
-    "identity_transfer",
-    "swap_distance_to_source_median",
-    "expression_eye_corr",
-    "expression_mouth_corr",
-    # Why held-out swaps fail: the worst one's distance to the artist (over the threshold?) and how
-    # many are still nearer the performer's references than the artist's.
-    "swap_distance_to_source_max",
-    "swap_faces_nearer_performer",
-)
-
-
-@dataclass
-class TrainConfig:
-    """Resolved training options; saved as ``train_config.json`` beside the checkpoint.
-
-    Stop after ``iterations`` total iterations or ``minutes`` of wall time in this session,
-    whichever comes first (at least one must be set). ``batch_size=None`` picks one for the
-    device. ``eyes_mouth_priority`` is the extra loss weight on eyes and mouth (0 = off).
-    ``ema_decay`` keeps an exponential moving average of the weights (0 = off); evaluation,
-    previews and export use the average, which damps the step-to-step wobble of small batches.
-    ``lr_decay_iters`` lowers the learning rate along a half cosine from ``learning_rate`` to
-    ``learning_rate * lr_floor`` over that many iterations, then holds it (None = constant).
-    The rate depends only on the iteration, so a resumed run follows the same schedule.
-    ``true_face_power`` (0 = off; ``df`` only) weighs a code discriminator's loss that pulls the
-    source codes towards the target codes' distribution (DeepFaceLab SAEHD's "true face").
-    ``recipe`` records which named recipe the options started from and why
-    (``likeness.train.recipes.RecipeChoice.to_dict()``; None: not recorded); export copies it
-    into the model card. It changes nothing in training.
-    """
-
-    model: str = "df"
-    resolution: int = 64
-    iterations: int | None = 1000
-    minutes: float | None = None
-    batch_size: int | None = None
-    learning_rate: float = 2e-4
-    weight_decay: float = 1e-4
-    ema_decay: float = 0.999
-    lr_decay_iters: int | None = None
-    lr_floor: float = 0.1
-    true_face_power: float = 0.0
-    seed: int = 0
-    checkpoint_every: int = 250
-    preview_every: int = 250
-    log_every: int = 10
-    eyes_mouth_priority: float = 1.0
-    validation_fraction: float = 0.1
-    validation_max: int = 32
-    workers: int | None = None
-    loader: str = "auto"
-    prefetch: int = 4
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int | None = None
-    identity_metrics: bool = True
-    expression_metrics: bool = True
-    augment: dict[str, Any] = field(default_factory=dict)
-    model_options: dict[str, int] = field(default_factory=dict)
-    recipe: dict[str, Any] | None = None
-
-    def validate(self) -> None:
-        if self.iterations is None and self.minutes is None:
-            raise ConfigError("set iterations or minutes (or both) to bound training")
-        if self.iterations is not None and self.iterations < 1:
-            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
-        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
-            raise ConfigError(f"minutes must be a positive number, got {self.minutes}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be >= 1 or unset, got {self.workers}")
-        if self.loader not in DATA_LOADERS:
-            raise ConfigError(f"loader must be one of {', '.join(DATA_LOADERS)}, got {self.loader!r}")
-        for name in ("checkpoint_every", "log_every", "prefetch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.lr_decay_iters is not None and self.lr_decay_iters < 1:
-            raise ConfigError(f"lr_decay_iters must be >= 1 or unset, got {self.lr_decay_iters}")
-        if not 0 <= self.lr_floor <= 1:
-            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
-        if not 0 <= self.true_face_power <= 1:
-            raise ConfigError(f"true_face_power must be in [0, 1], got {self.true_face_power}")
-        if self.preview_every < 0:
-            raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
-        if not 0 < self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.precision not in TRAIN_PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
-        try:
-            AugmentOptions(**self.augment)
-        except (TypeError, ConfigError) as exc:
-            raise ConfigError(f"augment: {exc}") from None
-        try:
-            architecture = resolve_config(self.model, resolution=self.resolution, **self.model_options)
-        except ModelError as exc:
-            raise ConfigError(str(exc)) from None
-        if self.true_face_power > 0 and architecture.family != "df":
-            raise ConfigError(
-                f"true_face_power needs a df model (one code shared by both identities), "
-                f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """What a progress display needs after each iteration. ``total`` is None for time-bounded runs;
-    the losses are those of the last logged iteration (every ``log_every``)."""
-
-    iteration: int
-    total: int | None
-    loss_source: float
-    loss_target: float
-    it_per_s: float
-    eta_s: float | None
-    event: str = "step"  # "step", "checkpoint", "preview", "interrupted"
-    #: CPU threads of the step and why, e.g. "1 thread (load 2.3 on 2 cores; OpenMP wait passive)".
-    cpu_threads: str = ""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    model_dir: Path
-    iterations: int
-    stop_reason: str  # "iterations" or "minutes"
-    metrics: dict[str, Any]
-    training_seconds: float
-    batch_size: int
-    device: str
-    checkpoint_path: Path
-    #: The coverage gate's result (gaps, whether severe ones were accepted); None for in-memory faces.
-    coverage_check: dict[str, Any] | None = None
+# Names this module has always offered; they now live in config, device and schedule.
+__all__ = [
+    "CONFIG_NAME",
+    "DATA_LOADERS",
+    "METRICS_CSV",
+    "METRICS_PNG",
+    "METRIC_COLUMNS",
+    "PREVIEW_DIR",
+    "TRAIN_PRECISIONS",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "TrainingInterrupted",
+    "TrueFace",
+    "auto_batch_size",
+    "autocast_dtype",
+    "available_cores",
+    "configure_cpu_threads",
+    "cpu_supports_bfloat16",
+    "cpu_thread_settings",
+    "data_loading",
+    "ema_decay_at",
+    "faceset_consent",
+    "hardware_description",
+    "identity_reference_count",
+    "learning_rate_at",
+    "make_optimizer",
+    "openmp_wait_policy",
+    "require_training_consent",
+    "resolve_device",
+    "restore_cpu_thread_settings",
+    "train_swap_model",
+    "update_ema",
+]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -262,172 +163,9 @@ class _InterruptRequest:
             self._installed = False
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-#: Arithmetic of the forward pass (autocast); weights, optimizer state and losses stay float32.
-TRAIN_PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-
-
-def cpu_supports_bfloat16() -> bool:
-    """Whether oneDNN has native bfloat16 kernels here (AVX-512 BF16 or AMX); elsewhere they are emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device, *, cpu_bfloat16: bool) -> torch.dtype | None:
-    """The autocast dtype of a run (None: plain float32).
-
-    "auto": float16 with a gradient scaler on CUDA; bfloat16 on a CPU with native bfloat16
-    kernels, where a training step of ``df`` 64 px ran 1.3-1.6x and at 128 px 3x faster than in
-    float32 (docs/training.md); float32 on other CPUs.
-    """
-    if precision == "float32":
-        return None
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if cpu_bfloat16 else None
-    if precision == "float16" and device.type != "cuda":
-        raise ConfigError("precision float16 needs CUDA; on a CPU use bfloat16 or float32")
-    if precision == "bfloat16" and device.type == "cpu" and not cpu_bfloat16:
-        raise ConfigError("precision bfloat16: this CPU has no native bfloat16 kernels (AVX-512 BF16 or AMX)")
-    return torch.float16 if precision == "float16" else torch.bfloat16
-
-
 def identity_reference_count(training_faces: int) -> int:
     """How many training faces per identity the identity metric embeds as references (spread evenly)."""
     return min(16, training_faces)
-
-
-#: How training batches are prepared: "auto" is processes on CUDA, threads on CPU (see PairLoader).
-DATA_LOADERS = ("auto", "threads", "processes")
-
-
-def data_loading(loader: str, workers: int | None, *, device: torch.device, cores: int) -> tuple[bool, int]:
-    """(use worker processes?, how many workers) for a run.
-
-    Unset ``workers``: 2 threads on CPU, where the step is the bottleneck and workers compete with
-    it for cores; on CUDA one process per core left after the training process and the GPU
-    feeder, at most 8.
-    """
-    processes = loader == "processes" or (loader == "auto" and device.type == "cuda")
-    if workers is None:
-        workers = min(8, max(2, cores - 2)) if processes else 2
-    return processes, workers
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def configure_cpu_threads(threads: int | None = None, *, load: float | None = None) -> ThreadChoice:
-    """Intra-op threads: ``threads``, else one per core the load average leaves free
-    (:func:`likeness.train.cpu_threads.choose_cpu_threads`); OpenCV single-threaded.
-
-    ``load``: the 1-minute load average (default: ``os.getloadavg()`` now). Never more threads
-    than cores, and on a loaded machine fewer: OpenMP threads wait for each other at every
-    barrier, and a thread that shares a core with another process holds up the whole step (on
-    the busy 2-core development machine 2 threads ran 7-20x slower than 1).
-
-    The data workers run OpenCV concurrently, so letting OpenCV spawn its own pool per call would
-    oversubscribe a small CPU.
-    """
-    import cv2
-
-    if load is None and threads is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # no load average on this system
-            load = None
-    choice = choose_cpu_threads(threads, cores=available_cores(), load=load)
-    torch.set_num_threads(choice.threads)
-    cv2.setNumThreads(1)
-    return choice
-
-
-def openmp_wait_policy() -> str | None:
-    """The ``OMP_WAIT_POLICY`` OpenMP started with, for display (None: its default, active).
-
-    OpenMP read it when PyTorch loaded; ``likeness train`` sets it before that
-    (:func:`likeness.train.cpu_threads.prefer_passive_openmp_wait`).
-    """
-    return os.environ.get("OMP_WAIT_POLICY")
-
-
-def cpu_thread_settings() -> tuple[int, int]:
-    """The process's (torch intra-op, OpenCV) thread counts, to put back with
-    :func:`restore_cpu_thread_settings` after :func:`configure_cpu_threads`."""
-    import cv2
-
-    return torch.get_num_threads(), cv2.getNumThreads()
-
-
-def restore_cpu_thread_settings(settings: tuple[int, int]) -> None:
-    import cv2
-
-    torch.set_num_threads(settings[0])
-    cv2.setNumThreads(settings[1])
-
-
-#: CPU batch sizes by resolution: large enough for stable AdamW steps, small enough to keep a step
-#: around a second on a laptop-class CPU.
-_CPU_BATCH = {16: 16, 32: 16, 48: 16, 64: 16, 96: 8, 128: 8, 256: 4}
-
-
-def auto_batch_size(model: SwapAutoencoder, device: torch.device) -> int:
-    """Batch size for this model on this device.
-
-    CPU: a table by resolution. CUDA: the largest power of two (<= 64) whose forward+backward
-    through both reconstructions fits in 80 % of free memory, measured with a trial step.
-    """
-    res = model.resolution
-    if device.type != "cuda":
-        return _CPU_BATCH.get(res, max(2, 16 * 64 * 64 // (res * res)))
-    free, _ = torch.cuda.mem_get_info(device)
-    best = 2
-    for batch in (4, 8, 16, 32, 64):
-        try:
-            torch.cuda.reset_peak_memory_stats(device)
-            x = torch.rand(batch, 3, res, res, device=device)
-            with torch.autocast("cuda", dtype=torch.float16):
-                a, _ = model.reconstruct_source(x)
-                b, _ = model.reconstruct_target(x)
-                (a.float().mean() + b.float().mean()).backward()
-            model.zero_grad(set_to_none=True)
-            # AdamW state adds two copies of the weights; peak covers activations.
-            if torch.cuda.max_memory_allocated(device) > 0.8 * free:
-                break
-            best = batch
-        except torch.cuda.OutOfMemoryError:
-            model.zero_grad(set_to_none=True)
-            break
-        finally:
-            torch.cuda.empty_cache()
-    return best
-
-
-def make_optimizer(
-    model: torch.nn.Module, *, learning_rate: float, weight_decay: float, device: torch.device
-) -> torch.optim.AdamW:
-    """AdamW with the fused kernel: on CPU the per-tensor update loop was about a tenth of a step,
-    and on CUDA one kernel replaces a launch per tensor.
-
-    Fused and unfused AdamW keep the same state, so checkpoints move between them.
-    """
-    return torch.optim.AdamW(
-        model.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda")
-    )
 
 
 class TrueFace:
@@ -478,40 +216,6 @@ class TrueFace:
         if state.get("code_discriminator_state"):  # none saved: true face switched on at resume, starts fresh
             self.discriminator.load_state_dict(state["code_discriminator_state"])
             self.optimizer.load_state_dict(state["code_optimizer_state"])
-
-
-def learning_rate_at(base: float, iteration: int, decay_iters: int | None, floor: float) -> float:
-    """Learning rate of step ``iteration`` (0-based): ``base`` without a schedule, else a half
-    cosine from ``base`` down to ``base * floor`` at ``decay_iters``, held after that."""
-    if decay_iters is None:
-        return base
-    progress = min(iteration, decay_iters) / decay_iters
-    return base * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def ema_decay_at(decay: float, updates: int) -> float:
-    """Averaging rate after ``updates`` steps: ramps up so the first steps are not averaged with the init."""
-    return min(decay, (1 + updates) / (10 + updates))
-
-
-@torch.no_grad()
-def update_ema(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``average <- decay * average + (1 - decay) * model`` for parameters; buffers are copied."""
-    ema_params: list[torch.Tensor] = list(average.parameters())
-    params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-    for ema_buffer, buffer in zip(average.buffers(), model.buffers()):
-        ema_buffer.copy_(buffer)
-
-
-def hardware_description(device: torch.device, dtype: torch.dtype | None = None) -> str:
-    arithmetic = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA, {arithmetic})"
-    return (
-        f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()}), "
-        f"{arithmetic}"
-    )
 
 
 def _to_tensor(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -6,7 +6,7 @@
 * expression fidelity: Pearson correlation of eye and mouth openness measured by a landmark
   detector on the swapped faces against the same measures on the input target faces.
 
-Embedders and landmark detectors are passed in (``Protocol``s), so tests can inject fakes and the
+Embedders and landmark detectors are passed in (``Protocol``s of ``likeness.stages``), so tests can inject fakes and the
 product uses ``likeness.faces.FaceEmbedder`` / ``FaceDetector``.
 """
 
@@ -14,20 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from likeness.errors import LikenessError, ModelError
-
-
-class IdentityEmbedder(Protocol):
-    def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
-
-
-#: ``rgb (H,W,3) uint8 -> landmarks float32 (478,2)`` of the main face, or ``None`` if none found.
-Landmarker = Callable[[np.ndarray], "np.ndarray | None"]
+from likeness.stages import IdentityEmbedder, Landmarker
 
 
 @dataclass(frozen=True)

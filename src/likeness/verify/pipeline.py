@@ -16,8 +16,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import math
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,16 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
+from likeness.prefetch import Prefetch
+from likeness.verify.face_views import FaceView, face_view
+from likeness.verify.file_kind import (
+    ANIMATED_CONTAINERS,
+    IMAGE_SUFFIXES,
+    MEDIA_SUFFIXES,
+    VIDEO_SUFFIXES,
+    holds_manifest_store,
+    sniff,
+)
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
 from likeness.verify.label_search import LabelSearch
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
@@ -44,10 +52,6 @@ from likeness.verify.result import (
 )
 from likeness.verify.verdict import decide
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
-MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-
 #: Image files bigger than this are refused before decoding: no legitimate still needs more,
 #: and Pillow would otherwise hold the whole encoded file in memory.
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
@@ -61,105 +65,8 @@ EVIDENCE_FRAMES = 8
 #: ones: detector score x face area). The dlib descriptor is the most expensive stage (tens of ms
 #: per face) and a track's mean over a few good views is as steady as over all of them.
 EMBEDDINGS_PER_TRACK = 3
-#: Video face views kept for the deferred embedding are cut with this margin around the face box
-#: (dlib's 150 px chip reaches 25 % beyond the eye/nose layout) and downscaled so the face is at
-#: most this many pixels across (twice dlib's chip: the descriptor does not change measurably).
-VIEW_MARGIN = 0.75
-VIEW_FACE_SIDE = 320
 #: Faces analysed per still: a class or team photo holds dozens (each costs one embedding).
 MAX_FACES_PER_IMAGE = 64
-#: Image containers that may hold an animation, which is sampled as a clip.
-ANIMATED_CONTAINERS = frozenset({"gif", "png", "webp"})
-
-
-@dataclass(frozen=True)
-class FileKind:
-    """What the first bytes say a file is (extensions lie)."""
-
-    media_type: str | None  # "image" | "video" | None
-    container: str | None
-
-
-def sniff(head: bytes) -> FileKind:
-    """Classify a file from its first 16+ bytes.
-
-    >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(8)).container
-    'png'
-    """
-    if head.startswith(b"\xff\xd8\xff"):
-        return FileKind("image", "jpeg")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return FileKind("image", "png")
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return FileKind("image", "webp")
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return FileKind("video", "avi")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return FileKind("image", "gif")
-    if head[:2] == b"BM":
-        return FileKind("image", "bmp")
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return FileKind("image", "tiff")
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
-            return FileKind("image", brand.decode("ascii", "replace"))
-        return FileKind("video", "mp4")
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return FileKind("video", "matroska")
-    return FileKind(None, None)
-
-
-def video_sampling(
-    *,
-    fps: float,
-    frame_count: int | None,
-    duration_s: float,
-    sample_fps: float = VIDEO_SAMPLE_FPS,
-    max_frames: int = MAX_VIDEO_FRAMES,
-) -> int:
-    """Frame step so that about ``sample_fps`` frames per second, and at most ``max_frames``
-    frames over the whole clip, are analysed, for ``iter_video_frames(step=...)``.
-
-    The verifier now samples by time with :func:`likeness.media.sample_video_frames`, which
-    does not decode the frames in between; this plan is kept for the benchmark's side-by-side
-    baseline (the previous full-decode path).
-
-    >>> video_sampling(fps=30.0, frame_count=300, duration_s=10.0)
-    30
-    >>> video_sampling(fps=30.0, frame_count=None, duration_s=600.0)
-    1125
-    """
-    if fps <= 0:
-        return 1
-    total = frame_count if frame_count else max(1, int(round(duration_s * fps)))
-    step = max(1, int(round(fps / sample_fps)))
-    return max(step, int(math.ceil(total / max_frames)))
-
-
-#: JUMBF type of a C2PA manifest store ("c2pa" then the ISO 19566-5 suffix): its 16 bytes stand
-#: at the head of the store in every container that carries one (MP4 uuid box, JPEG APP11, PNG
-#: caBX), so their absence proves a file was never signed.
-C2PA_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
-
-
-def holds_manifest_store(path: Path) -> bool:
-    """True when the bytes of ``path`` contain a C2PA manifest store's JUMBF type.
-
-    Positive evidence that a manifest was written into the file, for when the C2PA reader
-    cannot parse the container (truncated, garbage appended, broken box sizes). One read of the
-    file through a memory map (the hash already read it once).
-    """
-    import mmap
-
-    try:
-        with open(path, "rb") as stream:
-            if os.fstat(stream.fileno()).st_size == 0:
-                return False
-            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return mapped.find(C2PA_STORE_UUID) >= 0
-    except (OSError, ValueError):
-        return True  # absence not proven: the reader's finding stands
 
 
 def signer_name(signer: Any) -> str | None:
@@ -208,123 +115,6 @@ class _Track:
     best_crop: np.ndarray | None = None
     #: Video: the best views still to embed, as (quality, face view RGB, landmarks in the view).
     views: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FaceView:
-    """A face cut from a frame for a deferred embedding: ``rgb`` uint8 ``(h, w, 3)`` and the
-    face's 478 ``landmarks`` float32 ``(478, 2)`` in that cut's pixels."""
-
-    rgb: np.ndarray
-    landmarks: np.ndarray
-
-
-def face_view(
-    rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MARGIN, max_face_side: int = VIEW_FACE_SIDE
-) -> FaceView:
-    """Cut the face with ``landmarks (478, 2)`` out of the frame ``rgb (H, W, 3)`` with ``margin``
-    (fraction of the face size) on every side, downscaled (area) so the face spans at most
-    ``max_face_side`` pixels; landmarks are mapped into the cut. Memory per view stays a few
-    hundred kB whatever the frame size, so a video's best views can wait for the end of the
-    scan instead of being embedded on every frame.
-
-    >>> view = face_view(np.zeros((1080, 1920, 3), np.uint8),     # a 600 px face
-    ...                  np.array([[700, 240], [1300, 840]] * 239, np.float32))
-    >>> view.rgb.shape, view.landmarks.min(axis=0).round(1).tolist()  # cut 1500x1080, x 320/600
-    ((576, 800, 3), [240.0, 128.0])
-    """
-    import cv2
-
-    points = np.asarray(landmarks, dtype=np.float32)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise MediaError(None, f"face_view: expected uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
-        raise MediaError(None, f"face_view: expected finite (N, 2) landmarks, got {points.shape}")
-    height, width = rgb.shape[:2]
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
-    side = float(max(x1 - x0, y1 - y0, 1.0))
-    left = int(np.clip(np.floor(x0 - margin * side), 0, width - 1))
-    top = int(np.clip(np.floor(y0 - margin * side), 0, height - 1))
-    right = int(np.clip(np.ceil(x1 + margin * side), left + 1, width))
-    bottom = int(np.clip(np.ceil(y1 + margin * side), top + 1, height))
-    cut = rgb[top:bottom, left:right]
-    shifted = points - np.array([left, top], dtype=np.float32)
-    scale = min(1.0, max_face_side / side)
-    if scale < 1.0:
-        size = (max(1, round(cut.shape[1] * scale)), max(1, round(cut.shape[0] * scale)))
-        cut = cv2.resize(cut, size, interpolation=cv2.INTER_AREA)
-        shifted = shifted * np.float32(scale)
-    return FaceView(np.ascontiguousarray(cut), shifted.astype(np.float32))
-
-
-class _FramesAhead:
-    """Iterate ``frames`` with the next one decoded in a background thread.
-
-    Decoding (PyAV releases the GIL) then overlaps the watermark and face analysis of the frame
-    before, which on two cores hides most of the decoding time. At most ``depth`` frames wait,
-    so memory stays bounded; an error raised while decoding is raised here, in order, after
-    the frames decoded before it.
-    """
-
-    _DONE = object()
-
-    def __init__(self, frames: Iterator[Any], *, depth: int = 1) -> None:
-        import queue
-        import threading
-
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._produce, args=(frames,), daemon=True, name="likeness-verify-decode"
-        )
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, frames: Iterator[Any]) -> None:
-        try:
-            for frame in frames:
-                if not self._put(("frame", frame)):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            self._put(("error", exc))
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> _FramesAhead:
-        return self
-
-    def __next__(self) -> Any:
-        kind, item = self._queue.get()
-        if kind == "frame":
-            return item
-        self.close()
-        if kind == "error":
-            raise item
-        raise StopIteration
-
-    def close(self) -> None:
-        self._stop.set()
-        # Unblock a producer waiting on a full queue, then wait for it to close the decoder.
-        while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except Exception:  # noqa: BLE001 - queue.Empty: nothing to drain yet
-                pass
-            self._thread.join(timeout=0.05)
 
 
 class Verifier:
@@ -716,7 +506,9 @@ class Verifier:
         face_failure: list[str] = []
         decode_failure: list[str] = []
         embed = self.gallery.size > 0
-        frames_ahead = _FramesAhead(sampled)
+        # The next sample decodes on a helper thread while this one is analysed (PyAV releases
+        # the GIL; on two cores that hides most of the decoding time).
+        frames_ahead = Prefetch(sampled, depth=1, name="likeness-verify-decode")
 
         def analysed_frames() -> Iterator[np.ndarray]:
             # One decode pass feeds both the watermark (which folds full-resolution frames) and
@@ -959,5 +751,4 @@ __all__ = [
     "trust_anchors_for",
     "verification_payload",
     "verify_path",
-    "video_sampling",
 ]

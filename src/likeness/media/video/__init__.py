@@ -1,0 +1,47 @@
+"""Video and audio codec I/O through PyAV: probe, stream frames, encode H.264 + copied audio.
+
+Conventions:
+
+* Frames are ``uint8`` RGB ``(H, W, 3)`` *as stored* in the file. Phone footage often stores
+  landscape pixels plus a display rotation; :attr:`VideoInfo.rotation` gives it (degrees,
+  counter-clockwise, one of 0/90/180/270) and ``iter_video_frames(..., autorotate=True)`` turns
+  frames upright (then pass ``rotation=0`` to :class:`VideoEncoder`). Without autorotate, pass
+  ``rotation=info.rotation`` to the encoder to keep the original display orientation.
+* YUV -> RGB uses the matrix the stream declares (BT.709 when it declares none and is HD, else
+  BT.601); the encoder converts RGB -> YUV with BT.709 (limited range) and tags the stream so.
+* Timestamps are seconds (``pts_s``) on the source stream's clock.
+
+Example::
+
+    >>> from likeness.media import probe_video, iter_video_frames, VideoEncoder
+    >>> info = probe_video("clip.mp4")                                   # doctest: +SKIP
+    >>> with VideoEncoder("out.mp4", width=info.width, height=info.height,
+    ...                   fps=info.frame_rate, audio_source="clip.mp4") as enc:  # doctest: +SKIP
+    ...     for frame in iter_video_frames("clip.mp4"):
+    ...         enc.write(frame.rgb, pts_s=frame.pts_s)
+"""
+
+from likeness.media.video.colour import ColourTags
+from likeness.media.video.decode import DEFAULT_MAX_VIDEO_PIXELS, VideoFrame, VideoInfo, iter_video_frames, probe_video
+from likeness.media.video.encode import (
+    COPYABLE_AUDIO_CODECS,
+    VideoEncoder,
+    remove_stale_parts,
+    transcode,
+)
+from likeness.media.video.sampling import sample_times, sample_video_frames
+
+__all__ = [
+    "COPYABLE_AUDIO_CODECS",
+    "DEFAULT_MAX_VIDEO_PIXELS",
+    "ColourTags",
+    "VideoEncoder",
+    "remove_stale_parts",
+    "VideoFrame",
+    "VideoInfo",
+    "iter_video_frames",
+    "probe_video",
+    "sample_times",
+    "sample_video_frames",
+    "transcode",
+]

@@ -1,0 +1,377 @@
+"""Probe a video and stream its frames as RGB (:func:`probe_video`, :func:`iter_video_frames`)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from likeness.errors import MediaError
+from likeness.media.video.colour import _COLORSPACE_NAMES, _PRIMARIES_NAMES, _RANGE_NAMES, _SWS_MATRIX, _TRC_NAMES
+
+# 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
+DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
+
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """What :func:`probe_video` learns from the container header and the first frame.
+
+    ``width``/``height`` are the stored pixel size; ``rotation`` is the display rotation in
+    degrees counter-clockwise (0, 90, 180 or 270). ``fps`` is a float for arithmetic,
+    ``frame_rate`` the exact rational (None if the container does not say). ``frame_count`` is
+    the container's count (None when the format does not record it). Colour fields use FFmpeg's
+    names (e.g. ``"bt709"``, ``"tv"``) or None when unspecified.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_rate: Fraction | None
+    frame_count: int | None
+    duration_s: float
+    has_audio: bool
+    rotation: int
+    codec: str
+    pix_fmt: str | None
+    container_format: str
+    bit_rate: int | None
+    audio_codec: str | None
+    audio_sample_rate: int | None
+    audio_channels: int | None
+    audio_duration_s: float | None
+    color_primaries: str | None
+    color_trc: str | None
+    colorspace: str | None
+    color_range: str | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """``(width, height)`` as shown to a viewer, after applying ``rotation``."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """One decoded frame: ``index`` counts decoded frames from 0 in presentation order,
+    ``pts_s`` is its presentation time in seconds, ``rgb`` is ``uint8 (H, W, 3)``."""
+
+    index: int
+    pts_s: float
+    rgb: np.ndarray
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    _check_readable(path)
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.InvalidDataError as exc:
+        raise MediaError(path, "not a readable media file (corrupt or unsupported format)") from exc
+    except PermissionError as exc:
+        raise MediaError(path, "permission denied") from exc
+    except _AV_ERRORS as exc:
+        raise MediaError(path, f"cannot open media: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    # FFmpegError's str() carries an errno and the C function name; the message is enough.
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip() or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        # Cover art in audio files is an attached picture, not a video track.
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    if not container.streams:
+        raise MediaError(path, "corrupt or unsupported file: no media streams found")
+    raise MediaError(path, "no video stream")
+
+
+def _normalise_rotation(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a video's size, rate, length, rotation, codecs and colour tags.
+
+    Decodes at most the first frame (the display rotation lives in its side data). Raises
+    :class:`MediaError` for missing, empty, corrupt or unsupported files, files without a video
+    stream (``"no video stream"``), and video streams with no decodable frame.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        context = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        frame_rate = Fraction(rate) if rate else None
+        fps = float(frame_rate) if frame_rate else 0.0
+
+        duration_s = _seconds(stream.duration, stream.time_base)
+        if duration_s is None and container.duration is not None:
+            duration_s = container.duration / av.time_base
+        frame_count = int(stream.frames) if stream.frames and stream.frames > 0 else None
+
+        audio = next(iter(container.streams.audio), None)
+        audio_duration_s = None
+        if audio is not None:
+            audio_duration_s = _seconds(audio.duration, audio.time_base)
+
+        first = _first_frame(container, stream, path)
+        rotation = _normalise_rotation(first.rotation)
+        primaries = context.color_primaries or first.color_primaries
+        trc = context.color_trc or first.color_trc
+        colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
+        color_range = context.color_range or first.color_range
+
+        return VideoInfo(
+            path=str(path),
+            width=int(context.width or first.width),
+            height=int(context.height or first.height),
+            fps=fps,
+            frame_rate=frame_rate,
+            frame_count=frame_count,
+            duration_s=float(duration_s or 0.0),
+            has_audio=audio is not None,
+            rotation=rotation,
+            codec=context.name,
+            pix_fmt=context.pix_fmt,
+            container_format=container.format.name,
+            bit_rate=int(bit_rate) if (bit_rate := getattr(stream, "bit_rate", None)) else None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            audio_sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
+            audio_channels=int(audio.codec_context.channels) if audio is not None else None,
+            audio_duration_s=audio_duration_s,
+            color_primaries=_PRIMARIES_NAMES.get(int(primaries or 2)),
+            color_trc=_TRC_NAMES.get(int(trc or 2)),
+            colorspace=_COLORSPACE_NAMES.get(int(colorspace if colorspace is not None else 2)),
+            color_range=_RANGE_NAMES.get(int(color_range or 0)),
+        )
+    finally:
+        container.close()
+
+
+def _first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path
+) -> av.VideoFrame:
+    try:
+        for packet_number, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return frame
+            if packet_number > 256:
+                break
+    except _AV_ERRORS as exc:
+        raise MediaError(path, f"corrupt video: {_describe(exc)}") from exc
+    raise MediaError(path, "video stream has no decodable frame")
+
+
+def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, Any]:
+    """Reformat arguments that convert ``frame`` to RGB with the matrix its stream declares."""
+    options: dict[str, Any] = {"format": "rgb24"}
+    if frame.format.name not in ("rgb24", "bgr24", "rgba", "bgra", "gbrp", "gray"):
+        matrix = _SWS_MATRIX.get(int(frame.colorspace))
+        if matrix is None:
+            # Unspecified: what players assume (HD -> BT.709, SD -> BT.601).
+            matrix = "ITU709" if frame.height >= 720 else "ITU601"
+        options["src_colorspace"] = matrix
+        options["src_color_range"] = "JPEG" if int(frame.color_range) == 2 else "MPEG"
+        if frame.format.name.startswith("yuvj"):
+            options["src_color_range"] = "JPEG"
+    if max_side is not None and max(frame.width, frame.height) > max_side:
+        scale = max_side / max(frame.width, frame.height)
+        options["width"] = max(1, int(round(frame.width * scale)))
+        options["height"] = max(1, int(round(frame.height * scale)))
+        options["interpolation"] = "AREA"
+    return options
+
+
+def _to_rgb(frame: av.VideoFrame, *, max_side: int | None, autorotate: bool) -> np.ndarray:
+    rgb: np.ndarray = frame.to_ndarray(**_rgb_options(frame, max_side))
+    if autorotate:
+        quarter_turns = _normalise_rotation(frame.rotation) // 90
+        if quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+    return rgb
+
+
+def iter_video_frames(
+    path: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    step: int = 1,
+    max_side: int | None = None,
+    autorotate: bool = False,
+    max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
+) -> Iterator[VideoFrame]:
+    """Stream frames ``start, start + step, ...`` of ``path`` as :class:`VideoFrame`.
+
+    Memory stays bounded (one decoded frame plus the decoder's reference frames). ``start``
+    lets a resumed job skip finished frames: on a constant-frame-rate stream it seeks to the
+    keyframe before ``start`` and decodes forward; otherwise it decodes and discards the frames
+    before ``start`` (no RGB conversion). ``max_side`` downscales so ``max(H, W) <= max_side``;
+    ``autorotate`` turns frames upright using the stream's display rotation.
+
+    Errors: :class:`MediaError` before the first frame for missing/empty/corrupt files,
+    audio-only files (``"no video stream"``) and frames above ``max_pixels``. A file that breaks
+    part-way (corrupt packets, or truncated so that frames the header promises are missing)
+    yields every frame that decoded and *then* raises :class:`MediaError` whose reason names
+    the frame index where decoding stopped; callers keep the frames they got and report it.
+    """
+    path = Path(path)
+    if not isinstance(start, int) or start < 0:
+        raise MediaError(path, f"start must be an integer >= 0, got {start!r}")
+    if not isinstance(step, int) or step < 1:
+        raise MediaError(path, f"step must be an integer >= 1, got {step!r}")
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
+        raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
+    # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
+    _check_readable(path)
+    return _iter_frames(
+        path, start=start, step=step, max_side=max_side, autorotate=autorotate, max_pixels=max_pixels, allow_seek=True
+    )
+
+
+def _bounded_video_stream(
+    container: av.container.InputContainer, path: Path, max_pixels: int
+) -> av.video.stream.VideoStream:
+    """The video stream, refused before decoding when one frame would exceed ``max_pixels``."""
+    stream = _video_stream(container, path)
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > max_pixels:
+        raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+    return stream
+
+
+def _iter_frames(
+    path: Path,
+    *,
+    start: int,
+    step: int,
+    max_side: int | None,
+    autorotate: bool,
+    max_pixels: int,
+    allow_seek: bool,
+) -> Iterator[VideoFrame]:
+    container = _open_input(path)
+    try:
+        stream = _bounded_video_stream(container, path, max_pixels)
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate
+        expected = int(stream.frames) if stream.frames and stream.frames > 0 else None
+        time_base = stream.time_base
+        origin = stream.start_time or 0
+
+        def index_of(frame: av.VideoFrame) -> int | None:
+            if frame.pts is None or rate is None or time_base is None:
+                return None
+            return int(round(float((frame.pts - origin) * time_base * rate)))
+
+        seek_ok = allow_seek and start > 0 and rate is not None and time_base is not None and _looks_cfr(stream)
+        if seek_ok and rate is not None and time_base is not None:
+            target_pts = origin + int(math.floor((start - 0.5) / rate / time_base))
+            try:
+                container.seek(max(target_pts, origin), stream=stream, backward=True, any_frame=False)
+            except _AV_ERRORS:
+                seek_ok = False
+                container.seek(origin, stream=stream, backward=True)
+
+        next_index: int | None = None if seek_ok else 0
+        last_index = -1
+        last_pts_s = 0.0
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    if next_index is None:
+                        # After a seek, the first decoded frame's timestamp gives its index;
+                        # from there on we count, which is what a full decode would number.
+                        located = index_of(frame)
+                        if located is None or located > start:
+                            raise _SeekMissed()
+                        next_index = located
+                    index = next_index
+                    next_index += 1
+                    last_index = index
+                    pts_s = float(frame.time) if frame.time is not None else index / float(rate or 1)
+                    last_pts_s = pts_s
+                    if index < start or (index - start) % step:
+                        continue
+                    if frame.width * frame.height > max_pixels:
+                        raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
+                    yield VideoFrame(
+                        index=index, pts_s=pts_s, rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate)
+                    )
+        except _SeekMissed:
+            container.close()
+            # The index could not be located from timestamps: fall back to decode-and-skip.
+            yield from _iter_frames(
+                path,
+                start=start,
+                step=step,
+                max_side=max_side,
+                autorotate=autorotate,
+                max_pixels=max_pixels,
+                allow_seek=False,
+            )
+            return
+        except MediaError:
+            raise
+        except _AV_ERRORS as exc:
+            raise MediaError(path, f"decoding stopped at frame {last_index + 1}: {_describe(exc)}") from exc
+
+        if expected is not None and last_index + 1 < expected - 1:
+            duration_s = _seconds(stream.duration, time_base)
+            frame_s = 1.0 / float(rate) if rate else 0.0
+            if duration_s is None or last_pts_s < duration_s - 2 * frame_s:
+                raise MediaError(
+                    path,
+                    f"truncated or corrupt: decoding stopped at frame {last_index + 1} "
+                    f"of {expected} (t={last_pts_s:.3f}s)",
+                )
+    finally:
+        container.close()
+
+
+class _SeekMissed(Exception):
+    """Internal: timestamps after a seek did not identify the frame index."""
+
+
+def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    for packet in container.demux(stream):
+        yield from packet.decode()
+
+
+def _looks_cfr(stream: av.video.stream.VideoStream) -> bool:
+    average, base = stream.average_rate, stream.base_rate
+    if not average or not base:
+        return False
+    return abs(float(average) - float(base)) <= 0.001 * float(base)

@@ -1,0 +1,77 @@
+"""What a file is, from its bytes rather than its name: media suffixes, container sniffing, and
+whether the bytes hold a C2PA manifest store."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+#: Image containers that may hold an animation, which is sampled as a clip.
+ANIMATED_CONTAINERS = frozenset({"gif", "png", "webp"})
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What the first bytes say a file is (extensions lie)."""
+
+    media_type: str | None  # "image" | "video" | None
+    container: str | None
+
+
+def sniff(head: bytes) -> FileKind:
+    """Classify a file from its first 16+ bytes.
+
+    >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(8)).container
+    'png'
+    """
+    if head.startswith(b"\xff\xd8\xff"):
+        return FileKind("image", "jpeg")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return FileKind("image", "png")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return FileKind("image", "webp")
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return FileKind("video", "avi")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return FileKind("image", "gif")
+    if head[:2] == b"BM":
+        return FileKind("image", "bmp")
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return FileKind("image", "tiff")
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
+            return FileKind("image", brand.decode("ascii", "replace"))
+        return FileKind("video", "mp4")
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return FileKind("video", "matroska")
+    return FileKind(None, None)
+
+
+#: JUMBF type of a C2PA manifest store ("c2pa" then the ISO 19566-5 suffix): its 16 bytes stand
+#: at the head of the store in every container that carries one (MP4 uuid box, JPEG APP11, PNG
+#: caBX), so their absence proves a file was never signed.
+C2PA_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
+
+
+def holds_manifest_store(path: Path) -> bool:
+    """True when the bytes of ``path`` contain a C2PA manifest store's JUMBF type.
+
+    Positive evidence that a manifest was written into the file, for when the C2PA reader
+    cannot parse the container (truncated, garbage appended, broken box sizes). One read of the
+    file through a memory map (the hash already read it once).
+    """
+    import mmap
+
+    try:
+        with open(path, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return mapped.find(C2PA_STORE_UUID) >= 0
+    except (OSError, ValueError):
+        return True  # absence not proven: the reader's finding stands

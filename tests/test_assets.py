@@ -1,0 +1,71 @@
+"""``likeness.assets``: the table of shipped files, the check on load and ``likeness assets``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from likeness import assets
+from likeness.errors import ModelError, ProvenanceError
+
+
+def test_every_installed_asset_matches_its_table_row() -> None:
+    states = assets.asset_states()
+    assert [s.asset.name for s in states] == [a.name for a in assets.ASSETS]
+    assert {s.state for s in states} == {"ok"}, [(s.asset.name, s.state, s.path) for s in states]
+    for row in assets.ASSETS:
+        assert len(row.sha256) == 64 and row.licence and row.package and row.used_by
+
+
+def test_the_occlusion_row_and_the_occlusion_card_name_the_same_file() -> None:
+    from likeness.faces.occlusion import CARD_FILE, WEIGHTS_DIR
+
+    card = json.loads((WEIGHTS_DIR / CARD_FILE).read_text(encoding="utf-8"))
+    assert assets.asset("occlusion-mask").sha256 == card["sha256"]
+
+
+def test_an_altered_file_is_refused_with_the_callers_error(tmp_path: Path) -> None:
+    copy = tmp_path / "320n.onnx"
+    copy.write_bytes(b"not the detector")
+    with pytest.raises(ModelError, match="nudenet-320n has SHA-256 .* not the"):
+        assets.check_asset_file("nudenet-320n", copy)
+    with pytest.raises(ProvenanceError, match="cannot be read"):
+        assets.check_asset_file("label-font", tmp_path / "absent.ttf", error=ProvenanceError)
+
+
+def test_a_package_that_is_not_installed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(assets, "package_folder", lambda package: None)
+    with pytest.raises(ModelError, match="nudenet is not installed"):
+        assets.checked_asset("nudenet-320n")
+    assert {s.state for s in assets.asset_states()} == {"missing"}
+
+
+def test_loaders_ask_the_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from likeness.provenance.visible_label import label_font_path
+
+    assert label_font_path() == assets.checked_asset("label-font")
+    monkeypatch.setattr(assets, "package_folder", lambda package: tmp_path)
+    (tmp_path / "fonts").mkdir()
+    (tmp_path / "fonts" / "NanumGothicBold.ttf").write_bytes(b"another font")
+    with pytest.raises(ProvenanceError, match="label-font has SHA-256"):
+        label_font_path()
+
+
+def test_the_assets_command_lists_the_table() -> None:
+    from likeness.cli import app
+
+    result = CliRunner().invoke(app, ["assets"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for row in assets.ASSETS:
+        assert row.name in result.output
+
+
+def test_the_assets_command_fails_when_one_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from likeness.cli import app
+
+    monkeypatch.setattr(assets, "package_folder", lambda package: None)
+    result = CliRunner().invoke(app, ["assets"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 1
