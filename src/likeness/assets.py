@@ -8,7 +8,7 @@ each file (:func:`asset_states`). Nothing is ever downloaded: every file ships i
 
 Example::
 
-    >>> checked_asset("nudenet-320n").name  # doctest: +SKIP
+    >>> checked_asset("nudenet-320n").name
     '320n.onnx'
 """
 

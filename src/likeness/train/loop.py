@@ -1,7 +1,32 @@
 """The training loop: consent-bound, deterministic, checkpointed, resumable.
 
->>> result = train_swap_model(authz, release_authz, source, target, "models/mina-jun",  # doctest: +SKIP
-...                           TrainConfig(model="df", resolution=64, iterations=2000))
+Example (a tiny model on generated faces; a real run uses facesets and ``--recipe``)::
+
+    >>> import tempfile
+    >>> from datetime import timedelta
+    >>> from pathlib import Path
+    >>> from likeness.config import Settings
+    >>> from likeness.consent.canonical import now_utc
+    >>> from likeness.train.generated import generated_face_samples
+    >>> from likeness.workspace import Workspace
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ws = Workspace.init(Settings(home=folder / "home"))
+    >>> until = now_utc() + timedelta(days=30)
+    >>> _ = ws.registry.add_org("haneul", "Studio Haneul")
+    >>> _ = ws.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="haneul")
+    >>> _ = ws.registry.add_subject("jun", "Jun", kind="performer")
+    >>> _ = ws.registry.issue_grant("mina", "haneul", ["training"], valid_until=until, purpose="docs")
+    >>> _ = ws.registry.issue_release("jun", "haneul", valid_until=until, purpose="docs")
+    >>> authz = ws.policy.authorize("mina", "training", "haneul")
+    >>> release_authz = ws.policy.authorize_release("jun", "haneul")
+    >>> source = generated_face_samples(8, identity=1, size=32, seed=0)
+    >>> target = generated_face_samples(8, identity=2, size=32, seed=1)
+    >>> config = TrainConfig(model="df_tiny", resolution=32, iterations=2, batch_size=4, preview_every=0,
+    ...                      identity_metrics=False, expression_metrics=False, workers=1, threads=1)
+    >>> result = train_swap_model(authz, release_authz, source, target, folder / "mina-jun", config, workspace=ws)
+    >>> result.iterations, result.checkpoint_path.name
+    (2, 'checkpoint.pt')
+    >>> ws.close()
 """
 
 from __future__ import annotations

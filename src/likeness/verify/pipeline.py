@@ -8,9 +8,17 @@ ledger as verified.
 
 Example::
 
-    >>> result = verify_path(workspace, Path("found/clip.mp4"))   # doctest: +SKIP
-    >>> result.verdict.code                                       # doctest: +SKIP
-    'authorized-synthetic'
+    >>> import tempfile
+    >>> from likeness.config import Settings
+    >>> from likeness.media import write_image
+    >>> from likeness.media.synthetic import astronaut
+    >>> from likeness.workspace import Workspace
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> workspace = Workspace.init(Settings(home=folder / "home"))
+    >>> found = write_image(folder / "found.png", astronaut())
+    >>> verify_path(workspace, found).verdict.code   # a face, but no artist enrolled here
+    'no-enrolled-artist'
+    >>> workspace.close()
 """
 
 from __future__ import annotations

@@ -13,12 +13,21 @@ Conventions:
 
 Example::
 
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from likeness.media import probe_video, iter_video_frames, VideoEncoder
-    >>> info = probe_video("clip.mp4")                                   # doctest: +SKIP
-    >>> with VideoEncoder("out.mp4", width=info.width, height=info.height,
-    ...                   fps=info.frame_rate, audio_source="clip.mp4") as enc:  # doctest: +SKIP
-    ...     for frame in iter_video_frames("clip.mp4"):
+    >>> from likeness.media.synthetic import grace_hopper, write_clip
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> clip = write_clip(folder / "clip.mp4", grace_hopper(), seconds=1.0, size=(320, 180))
+    >>> info = probe_video(clip)
+    >>> info.width, info.height, info.frame_count
+    (320, 180, 25)
+    >>> with VideoEncoder(folder / "out.mp4", width=info.width, height=info.height,
+    ...                   fps=info.frame_rate, audio_source=clip) as enc:
+    ...     for frame in iter_video_frames(clip):
     ...         enc.write(frame.rgb, pts_s=frame.pts_s)
+    >>> probe_video(folder / "out.mp4").frame_count
+    25
 """
 
 from likeness.media.video.colour import ColourTags

@@ -103,8 +103,12 @@ def sample_video_frames(
 
     Example::
 
-        >>> [round(f.pts_s, 2) for f in sample_video_frames("clip.mp4")]   # doctest: +SKIP
-        [0.0, 1.0, 2.0, 3.0]
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from likeness.media.synthetic import grace_hopper, write_clip
+        >>> clip = write_clip(Path(tempfile.mkdtemp()) / "clip.mp4", grace_hopper(), seconds=4.0, size=(160, 90))
+        >>> [round(f.pts_s, 2) for f in sample_video_frames(clip)]
+        [0.0, 1.04, 2.0, 3.0]
     """
     path = Path(path)
     if not isinstance(every_s, (int, float)) or not math.isfinite(every_s) or every_s <= 0:
