@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", action="store_true", help="random initialisation (the benchmark's baseline)")
     parser.add_argument("--target-fpr", type=float, default=DetectorTrainConfig.target_fpr)
     parser.add_argument("--identity-from-folder", action="store_true")
+    parser.add_argument("--train-only", type=Path, nargs="*", default=[],
+                        help="folders of authentic faces used for training only, never held out (e.g. frames of "
+                             "an artist's own footage for a fine-tune)")
+    parser.add_argument("--init", type=Path, help="fine-tune from this detector checkpoint.pt")
     parser.add_argument("--work", type=Path, default=Path("detector-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
     paths = sorted(p for folder in args.real for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -47,15 +51,20 @@ def main(argv: list[str] | None = None) -> int:
                   TextColumn("{task.fields[note]}"), TimeRemainingColumn()) as bar:
         task = bar.add_task("align", total=len(paths), note="")
         faces = align_paths(paths, identity_of=identity, progress=lambda d, t: bar.update(task, completed=d))
-        train = [f for f in faces if f.identity not in held_out]
+        extra = sorted(p for folder in args.train_only for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        own = align_paths(extra, identity_of=lambda p: f"train-only:{p.parent.name}")
+        train = [f for f in faces if f.identity not in held_out] + own
         validation = [f for f in faces if f.identity in held_out]
         bar.update(task, description="train", completed=0, total=args.steps)
         card = train_detector(
             train, validation, args.work,
             config=DetectorTrainConfig(steps=args.steps, batch=args.batch, threads=args.threads,
-                                       pretrained=not args.scratch, target_fpr=args.target_fpr),
-            model_id="likeness.detector.sbi-scratch" if args.scratch else "likeness.detector.sbi",
-            data_note=f"{len(train)} faces from {', '.join(f.name for f in args.real)}; "
+                                       pretrained=not args.scratch, target_fpr=args.target_fpr,
+                                       init_checkpoint=str(args.init) if args.init else None),
+            model_id="likeness.detector.sbi-scratch" if args.scratch else
+                     "likeness.detector.sbi-finetune" if args.init else "likeness.detector.sbi",
+            data_note=f"{len(train) - len(own)} faces from {', '.join(f.name for f in args.real)}"
+                      f"{f' and {len(own)} from ' + ', '.join(f.name for f in args.train_only) if own else ''}; "
                       f"{len(validation)} faces of {len(held_out)} held-out identities for validation",
             progress=lambda d, t, loss: bar.update(task, completed=d, note=f"loss {loss:.3f}"))
     args.out.mkdir(parents=True, exist_ok=True)

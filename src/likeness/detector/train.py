@@ -62,6 +62,9 @@ class DetectorTrainConfig:
     pretrained: bool = True
     width: float = 1.0
     target_fpr: float = 0.05
+    #: Start from this detector checkpoint's weights (a fine-tune, e.g. of the general model on an
+    #: agency's own authentic footage) instead of ImageNet or random initialisation.
+    init_checkpoint: str | None = None
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
 
@@ -163,7 +166,9 @@ def train_detector(
     remove_stale_temp_files(out_dir)
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    net = build_detector(pretrained=config.pretrained, width=config.width)
+    net = build_detector(pretrained=config.pretrained and not config.init_checkpoint, width=config.width)
+    if config.init_checkpoint:
+        net.load_state_dict(load_checkpoint(Path(config.init_checkpoint))["net"], strict=True)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=config.steps,
                                                    pct_start=0.15)
@@ -226,7 +231,8 @@ def train_detector(
         "training": {**{k: v for k, v in asdict(config).items() if k != "sbi"}, "sbi": asdict(config.sbi),
                      "faces": len(train), "identities": len({s.identity for s in train}),
                      "seconds": round(seconds, 1), "data": data_note,
-                     "backbone": ("MobileNetV2 from torchvision's ImageNet weights "
+                     "backbone": f"fine-tuned from {config.init_checkpoint}" if config.init_checkpoint else
+                                 ("MobileNetV2 from torchvision's ImageNet weights "
                                   f"({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})") if config.pretrained
                                  else f"MobileNetV2 width {config.width}, random initialisation",
                      "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
