@@ -1,27 +1,25 @@
 """Train the learned manipulation detector (Self-Blended Images on pristine faces).
 
     PYTHONPATH=src .venv/bin/python scripts/train_detector.py --real ../shared/media/portraits/congress_pd \
-        --out detector-general [--steps 800] [--scratch] [--work detector-work]
+        --out detector-general [--steps 700] [--scratch] [--work detector-work]
+        [--train-only ARTIST_FRAMES... --init work-general/checkpoint.pt]
 
-Every image in the ``--real`` folders must be an authentic (unmanipulated) photo or frame; one
-face per file is used, and each file is its own identity unless ``--identity-from-folder`` says
-the folder name is. One identity in seven, by name order, is held out for the card's validation
-figures, calibration and threshold. Resumes from WORK/checkpoint.pt when it exists. Trains on the
-CPU with ``--threads`` threads at 128 px.
+Every image under ``--real`` must be an authentic (unmanipulated) photo or frame; one face per
+file is used, and each file is its own identity unless ``--identity-from-folder`` says the folder
+name is. One identity in seven, by name order, is held out for the card's validation figures,
+calibration and threshold. Resumes from WORK/checkpoint.pt when it exists. Trains on the CPU with
+``--threads`` threads at 128 px. ``likeness detector train`` runs the same function.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, align_paths, train_detector
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, train_from_folders
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,33 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="fine-tune from this detector checkpoint.pt")
     parser.add_argument("--work", type=Path, default=Path("detector-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
-    paths = sorted(p for folder in args.real for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    identity = (lambda p: p.parent.name) if args.identity_from_folder else (lambda p: p.stem)
-    identities = sorted({identity(p) for p in paths})
-    if len(identities) < 14:
-        print(f"need at least 14 identities, found {len(identities)}", file=sys.stderr)
-        return 2
-    held_out = set(identities[::7])
+    config = DetectorTrainConfig(steps=args.steps, batch=args.batch, threads=args.threads, pretrained=not args.scratch,
+                                 target_fpr=args.target_fpr, init_checkpoint=str(args.init) if args.init else None)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.fields[note]}"), TimeRemainingColumn()) as bar:
-        task = bar.add_task("align", total=len(paths), note="")
-        faces = align_paths(paths, identity_of=identity, progress=lambda d, t: bar.update(task, completed=d))
-        extra = sorted(p for folder in args.train_only for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        own = align_paths(extra, identity_of=lambda p: f"train-only:{p.parent.name}")
-        train = [f for f in faces if f.identity not in held_out] + own
-        validation = [f for f in faces if f.identity in held_out]
-        bar.update(task, description="train", completed=0, total=args.steps)
-        card = train_detector(
-            train, validation, args.work,
-            config=DetectorTrainConfig(steps=args.steps, batch=args.batch, threads=args.threads,
-                                       pretrained=not args.scratch, target_fpr=args.target_fpr,
-                                       init_checkpoint=str(args.init) if args.init else None),
-            model_id="likeness.detector.sbi-scratch" if args.scratch else
-                     "likeness.detector.sbi-finetune" if args.init else "likeness.detector.sbi",
-            data_note=f"{len(train) - len(own)} faces from {', '.join(f.name for f in args.real)}"
-                      f"{f' and {len(own)} from ' + ', '.join(f.name for f in args.train_only) if own else ''}; "
-                      f"{len(validation)} faces of {len(held_out)} held-out identities for validation",
-            progress=lambda d, t, loss: bar.update(task, completed=d, note=f"loss {loss:.3f}"))
+        task = bar.add_task("align", total=None, note="")
+        card = train_from_folders(
+            args.real, args.work, train_only=args.train_only, identity_from_folder=args.identity_from_folder,
+            config=config, progress=lambda stage, d, t, loss: bar.update(
+                task, description=stage, completed=d, total=t, note=f"loss {loss:.3f}" if stage == "train" else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, CARD_FILE):
         shutil.copyfile(args.work / name, args.out / name)

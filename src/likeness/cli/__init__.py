@@ -35,9 +35,9 @@ def root(
 
 def _register_all() -> None:
     # Each area owns one module with a ``register(app)`` function.
-    from likeness.cli import cases, consent, db, demo, faceset, provenance, render, scan, train, verify
+    from likeness.cli import cases, consent, db, demo, detector, faceset, provenance, render, scan, train, verify
 
-    for module in (consent, faceset, train, render, provenance, verify, scan, cases, db, demo):
+    for module in (consent, faceset, train, render, provenance, verify, scan, cases, db, demo, detector):
         module.register(app)
 
 

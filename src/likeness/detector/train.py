@@ -252,6 +252,49 @@ def train_detector(
     return card
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+
+def train_from_folders(
+    real: Sequence[Path], out_dir: Path, *, train_only: Sequence[Path] = (), identity_from_folder: bool = False,
+    config: DetectorTrainConfig = DetectorTrainConfig(), progress: Callable[[str, int, int, float], None] | None = None,
+) -> dict:
+    """Align every image under ``real`` and ``train_only``, hold out one identity in seven of
+    ``real`` (by name order) for validation, calibration and the threshold, and train into
+    ``out_dir`` (resuming its checkpoint). Returns the card.
+
+    Identity is the file stem, or the parent folder's name with ``identity_from_folder``. Faces
+    under ``train_only`` (e.g. an artist's own authentic footage) are used for training only.
+    ``progress(stage, done, total, loss)``: stage "align" or "train".
+    """
+    paths = sorted(p for folder in real for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    extra = sorted(p for folder in train_only for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def identity(path: Path) -> str:
+        return path.parent.name if identity_from_folder else path.stem
+
+    identities = sorted({identity(p) for p in paths})
+    if len(identities) < 14:
+        raise FaceError(f"detector training: need at least 14 identities under {', '.join(map(str, real))} "
+                        f"(one in seven is held out), found {len(identities)}")
+    held_out = set(identities[::7])
+    total = len(paths) + len(extra)
+    faces = align_paths(paths, identity_of=identity,
+                        progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None)
+    own = align_paths(extra, identity_of=lambda p: f"train-only:{p.parent.name}",
+                      progress=(lambda d, t: progress("align", len(paths) + d, total, 0.0)) if progress else None)
+    train = [f for f in faces if f.identity not in held_out] + own
+    validation = [f for f in faces if f.identity in held_out]
+    note = f"{len(train) - len(own)} faces from {', '.join(Path(f).name for f in real)}"
+    if own:
+        note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
+    note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
+    model_id = ("likeness.detector.sbi-finetune" if config.init_checkpoint else
+                "likeness.detector.sbi" if config.pretrained else "likeness.detector.sbi-scratch")
+    return train_detector(train, validation, out_dir, config=config, data_note=note, model_id=model_id,
+                          progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None)
+
+
 def export_onnx(net: Any, path: Path) -> None:
     """Export ``net`` (float32 ``(N, 3, S, S)`` -> ``(N, 1)``) with a dynamic batch axis."""
     import torch
