@@ -79,9 +79,7 @@ def measure(rows: int, repeat: int, warmup: int) -> dict:
             results = {
                 "authorize": _median_ms(lambda: policy.authorize("mina", "music_video", "studio"), repeat, warmup),
                 "recheck": _median_ms(authz.recheck, repeat, warmup),
-                "consume_render": _median_ms(
-                    lambda: authz.consume_render(f"bench-{uuid.uuid4().hex}"), repeat, warmup
-                ),
+                "consume_render": _median_ms(lambda: authz.consume_render(f"bench-{uuid.uuid4().hex}"), repeat, warmup),
             }
             return {
                 "likeness": str(Path(likeness.__file__).resolve().parent),
@@ -98,9 +96,21 @@ def measure(rows: int, repeat: int, warmup: int) -> dict:
 def _run_tree(src: Path, rows: int, repeat: int, warmup: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", "--rows", str(rows),
-         "--repeat", str(repeat), "--warmup", str(warmup)],
-        env=env, capture_output=True, text=True, cwd=str(ROOT),
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--rows",
+            str(rows),
+            "--repeat",
+            str(repeat),
+            "--warmup",
+            str(warmup),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
     )
     if proc.returncode != 0:
         raise SystemExit(f"measurement with PYTHONPATH={src} failed:\n{proc.stderr}")
@@ -113,10 +123,19 @@ def _run_tree(src: Path, rows: int, repeat: int, warmup: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline-src", type=Path, default=None,
-                        help="the src folder of the baseline tree (e.g. a worktree of e9a47f5)")
-    parser.add_argument("--rows", type=int, nargs="+", default=[200, 5000],
-                        help="filler rows appended to the ledger before timing (default 200 5000)")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="the src folder of the baseline tree (e.g. a worktree of e9a47f5)",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[200, 5000],
+        help="filler rows appended to the ledger before timing (default 200 5000)",
+    )
     parser.add_argument("--repeat", type=int, default=50, help="timed calls per operation")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls first")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -133,14 +152,18 @@ def main() -> None:
         cur = _run_tree(current_src, rows, args.repeat, args.warmup)
         for label, result in (("baseline", base), ("current", cur)):
             if result:
-                print(f"# {label}: {result['likeness']}, {rows} filler rows (ledger {result['ledger_rows_before']}"
-                      f" -> {result['ledger_rows_after']} rows during timing, fill {result['fill_s']} s)",
-                      file=sys.stderr)
+                print(
+                    f"# {label}: {result['likeness']}, {rows} filler rows (ledger {result['ledger_rows_before']}"
+                    f" -> {result['ledger_rows_after']} rows during timing, fill {result['fill_s']} s)",
+                    file=sys.stderr,
+                )
         for op in OPERATIONS:
             table.append((op, rows, base["ms"][op] if base else None, cur["ms"][op]))
 
-    print(f"median of {args.repeat} calls after {args.warmup} warm-up; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"median of {args.repeat} calls after {args.warmup} warm-up; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print()
     print("| operation | rows | baseline ms | current ms | ratio |")
     print("|---|---|---|---|---|")

@@ -105,7 +105,9 @@ def split_segments(source: Path, tmp: Path, *, segments: int, frames: int, size:
             encoder = VideoEncoder(paths[k], width=size[0], height=size[1], fps=fps, crf=12)
             encoder.__enter__()
         assert encoder is not None
-        encoder.write(cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA), pts_s=(frame.index % frames) / float(fps))
+        encoder.write(
+            cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA), pts_s=(frame.index % frames) / float(fps)
+        )
     if encoder is not None:
         encoder.close()
     return paths
@@ -127,7 +129,9 @@ class ClipFaces:
             self.sizes.append(float((box[2] - box[0]) * (box[3] - box[1]) / (frame.rgb.shape[0] * frame.rgb.shape[1])))
 
 
-def method_scores(models: dict[str, DetectorModel], crops: list[np.ndarray], sizes: list[float]) -> dict[str, np.ndarray]:
+def method_scores(
+    models: dict[str, DetectorModel], crops: list[np.ndarray], sizes: list[float]
+) -> dict[str, np.ndarray]:
     scores = {name: model.logits(np.stack(crops)) for name, model in models.items()}
     scores["face size"] = np.asarray(sizes, np.float64)
     scores["high-frequency energy"] = np.array([high_frequency_energy(c) for c in crops])
@@ -161,9 +165,12 @@ def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: li
             for n, rgb in enumerate(photos):
                 faces = detector.detect(rgb)
                 if faces:
-                    registry.add_reference_embedding(slug, embedder.embed(rgb, faces[0].landmarks),
-                                                     source_name=f"ref{n}",
-                                                     source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest())
+                    registry.add_reference_embedding(
+                        slug,
+                        embedder.embed(rgb, faces[0].landmarks),
+                        source_name=f"ref{n}",
+                        source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
+                    )
     return ws
 
 
@@ -183,8 +190,10 @@ def make_swaps(args: argparse.Namespace, segments: list[Path], tmp: Path) -> dic
     recipes = [("df_tiny", 64, "rct", "alpha"), ("liae_tiny", 64, "lct", "poisson")][: args.swap_models]
     swaps: dict[str, list[Path]] = {}
     for family, resolution, colour, blend in recipes:
-        source, target = (render_bench.aligned_samples(source_frames, resolution),
-                          render_bench.aligned_samples(target_frames, resolution))
+        source, target = (
+            render_bench.aligned_samples(source_frames, resolution),
+            render_bench.aligned_samples(target_frames, resolution),
+        )
         name = f"{family} {resolution} px, {colour}, {blend}"
         outs = [tmp / f"swap_{family}{resolution}_{segment.stem}.mp4" for segment in segments]
         if all(out.exists() for out in outs):  # a rerun with --work reuses its renders
@@ -192,12 +201,21 @@ def make_swaps(args: argparse.Namespace, segments: list[Path], tmp: Path) -> dic
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, _ = render_bench.make_model(ws, tmp / f"m_{family}{resolution}-{time.time_ns()}", source, target, family=family,
-                                               resolution=resolution, iterations=None, minutes=args.train_minutes)
+            model, _ = render_bench.make_model(
+                ws,
+                tmp / f"m_{family}{resolution}-{time.time_ns()}",
+                source,
+                target,
+                family=family,
+                resolution=resolution,
+                iterations=None,
+                minutes=args.train_minutes,
+            )
         swaps[name] = []
         for segment, out in zip(segments, outs):
-            options = RenderOptions(refine=RefineOptions(colour=colour, blend=blend), write_report=False,
-                                    unlabelled=True)
+            options = RenderOptions(
+                refine=RefineOptions(colour=colour, blend=blend), write_report=False, unlabelled=True
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 render_media(ws, model, segment, out, use="music_video", org="studio", options=options)
@@ -220,8 +238,12 @@ def main() -> int:
     parser.add_argument("--media", type=Path, default=Path("../shared/media"))
     parser.add_argument("--detector", type=Path, required=True)
     parser.add_argument("--scratch", type=Path, required=True)
-    parser.add_argument("--agency", type=Path, help="a fine-tune on the actor's own authentic frames (outside the "
-                        "evaluated segments), from scripts/train_detector.py --train-only ... --init ...")
+    parser.add_argument(
+        "--agency",
+        type=Path,
+        help="a fine-tune on the actor's own authentic frames (outside the "
+        "evaluated segments), from scripts/train_detector.py --train-only ... --init ...",
+    )
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--step", type=int, default=2, help="score every this many frames")
@@ -232,8 +254,10 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="keep clips here (default: a temporary folder)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
-    models = {"SBI, ImageNet MobileNetV2": load_detector(args.detector),
-              "SBI, MobileNetV2 from scratch": load_detector(args.scratch)}
+    models = {
+        "SBI, ImageNet MobileNetV2": load_detector(args.detector),
+        "SBI, MobileNetV2 from scratch": load_detector(args.scratch),
+    }
     if args.agency:
         models["SBI, ImageNet, fine-tuned on the actor"] = load_detector(args.agency)
     if args.work:
@@ -244,8 +268,11 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -> int:
-    results: dict = {"models": {name: {k: m.card[k] for k in ("model", "sha256", "calibration", "validation")}
-                                for name, m in models.items()}}
+    results: dict = {
+        "models": {
+            name: {k: m.card[k] for k in ("model", "sha256", "calibration", "validation")} for name, m in models.items()
+        }
+    }
     methods = [*models, "face size", "high-frequency energy"]
     results["ms_per_face"] = {}
     rng = np.random.default_rng(0)
@@ -258,10 +285,15 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
             model.logits(one)
             times.append(time.perf_counter() - started)
         results["ms_per_face"][name] = 1000 * float(np.median(times))
-    table("Table 0: ONNX Runtime, one face per call, 1 thread, median of 50 (ms per face)", ["model", "ms"],
-          [[name, f"{ms:.1f}"] for name, ms in results["ms_per_face"].items()])
+    table(
+        "Table 0: ONNX Runtime, one face per call, 1 thread, median of 50 (ms per face)",
+        ["model", "ms"],
+        [[name, f"{ms:.1f}"] for name, ms in results["ms_per_face"].items()],
+    )
     # Table 1: SBI validation on the held-out identities (the training script's split).
-    portraits = sorted(p for p in (args.media / "portraits" / "congress_pd").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    portraits = sorted(
+        p for p in (args.media / "portraits" / "congress_pd").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+    )
     held_out = portraits[::7]
     faces = align_paths(held_out)
     crops, labels = validation_set(faces)
@@ -270,20 +302,38 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
     sbi_rows = []
     results["sbi_validation"] = {}
     for method in methods:
-        auc = float("nan") if method == "face size" else (
-            best_direction_auc(labels, scores[method]) if method not in models else roc_auc(labels, scores[method]))
+        auc = (
+            float("nan")
+            if method == "face size"
+            else (
+                best_direction_auc(labels, scores[method]) if method not in models else roc_auc(labels, scores[method])
+            )
+        )
         results["sbi_validation"][method] = auc
         sbi_rows.append([method, f"{auc:.3f}"])
-    table(f"Table 1: SBI validation, {len(faces)} held-out identities (each pristine and self-blended), frame AUC",
-          ["method", "AUC"], sbi_rows)
+    table(
+        f"Table 1: SBI validation, {len(faces)} held-out identities (each pristine and self-blended), frame AUC",
+        ["method", "AUC"],
+        sbi_rows,
+    )
 
     # Footage.
     dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
     segments = split_segments(dfdc, tmp, segments=args.segments, frames=args.frames, size=(1280, 720))
     from likeness.media.synthetic import write_clip
 
-    animated = [write_clip(tmp / f"portrait_{k}.mp4", read_image(p), seconds=args.frames / 25, fps=25, size=(640, 480),
-                           seed=k, with_audio=False) for k, p in enumerate(held_out[: args.authentic_portraits])]
+    animated = [
+        write_clip(
+            tmp / f"portrait_{k}.mp4",
+            read_image(p),
+            seconds=args.frames / 25,
+            fps=25,
+            size=(640, 480),
+            seed=k,
+            with_audio=False,
+        )
+        for k, p in enumerate(held_out[: args.authentic_portraits])
+    ]
     started = time.perf_counter()
     swaps = make_swaps(args, segments, tmp)
     print(f"  swaps made in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -300,9 +350,14 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
                 for path in paths:
                     clips.append((name, 1, ClipFaces(detector, condition_copy(path, condition, tmp), args.step)))
             clips = [c for c in clips if c[2].crops]
-            per_clip = [(group, label, method_scores(models, faces.crops, faces.sizes)) for group, label, faces in clips]
+            per_clip = [
+                (group, label, method_scores(models, faces.crops, faces.sizes)) for group, label, faces in clips
+            ]
             per_condition[condition] = per_clip
-            print(f"  scored {condition}: {sum(len(c[2].crops) for c in clips)} faces in {len(clips)} clips", file=sys.stderr)
+            print(
+                f"  scored {condition}: {sum(len(c[2].crops) for c in clips)} faces in {len(clips)} clips",
+                file=sys.stderr,
+            )
 
     results["swaps"] = {}
     rows = []
@@ -320,9 +375,12 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
         results["swaps"][condition] = entry
         rows.append([condition] + [f"{entry[m]['frame_auc']:.3f} / {entry[m]['video_auc']:.3f}" for m in methods])
     n_fake = sum(len(v) for v in swaps.values())
-    table(f"Table 2: the product's swaps ({', '.join(swaps)}) on {args.segments} actor segments of {args.frames} frames "
-          f"({n_fake} fake and {args.segments} real clips per condition), frame AUC / video AUC",
-          ["condition", *methods], rows)
+    table(
+        f"Table 2: the product's swaps ({', '.join(swaps)}) on {args.segments} actor segments of {args.frames} frames "
+        f"({n_fake} fake and {args.segments} real clips per condition), frame AUC / video AUC",
+        ["condition", *methods],
+        rows,
+    )
 
     results["authentic_fpr"] = {}
     rows = []
@@ -336,16 +394,23 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
                 videos = np.array([float(np.mean(s[name])) for _, _, s in authentic])
                 frame_fpr = float((frames >= model.threshold_logit).mean())
                 video_fpr = float((videos >= model.threshold_logit).mean())
-                entry.setdefault(group, {})[name] = {"frame_fpr": frame_fpr, "video_fpr": video_fpr,
-                                                    "frames": int(len(frames)), "videos": int(len(videos))}
+                entry.setdefault(group, {})[name] = {
+                    "frame_fpr": frame_fpr,
+                    "video_fpr": video_fpr,
+                    "frames": int(len(frames)),
+                    "videos": int(len(videos)),
+                }
                 cells.append(f"{frame_fpr:.2f} / {video_fpr:.2f}")
         results["authentic_fpr"][condition] = entry
         rows.append([condition, *cells])
     target = next(iter(models.values())).card["calibration"]["target_false_positive_rate"]
-    table(f"Table 3: false-positive rate on authentic footage at each model's shipped threshold (target {target:.2f}), "
-          f"frame / video; actor = the {args.segments} untouched actor segments, portrait = {len(animated)} animated "
-          "held-out portraits (the identities the threshold was set on, as stills)",
-          ["condition", *[f"{g}: {m}" for g in ("actor", "portrait") for m in models]], rows)
+    table(
+        f"Table 3: false-positive rate on authentic footage at each model's shipped threshold (target {target:.2f}), "
+        f"frame / video; actor = the {args.segments} untouched actor segments, portrait = {len(animated)} animated "
+        "held-out portraits (the identities the threshold was set on, as stills)",
+        ["condition", *[f"{g}: {m}" for g in ("actor", "portrait") for m in models]],
+        rows,
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return 0

@@ -86,7 +86,9 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict
     for _ in range(repeats):
         for name, run in variants.items():
             samples[name].append(timed(run))
-    return {name: (float(np.median([s[0] for s in v])), float(np.median([s[1] for s in v]))) for name, v in samples.items()}
+    return {
+        name: (float(np.median([s[0] for s in v])), float(np.median([s[1] for s in v]))) for name, v in samples.items()
+    }
 
 
 def main() -> int:
@@ -132,8 +134,10 @@ def main() -> int:
         "FaceEmbedder.embed, backend=onnx": lambda: [onnx_embedder.embed(r, m) for r, m in timed_faces],
     }
     medians = interleaved(variants, args.repeats)
-    baseline = {"network": medians["network: dlib compute_face_descriptor(chip)"][0],
-                "FaceEmbedder": medians["FaceEmbedder.embed, backend=dlib"][0]}
+    baseline = {
+        "network": medians["network: dlib compute_face_descriptor(chip)"][0],
+        "FaceEmbedder": medians["FaceEmbedder.embed, backend=dlib"][0],
+    }
     print("| variant | wall ms/face | CPU ms/face | speed-up vs dlib (wall) |")
     print("|---|---|---|---|")
     for name, (wall, cpu) in medians.items():

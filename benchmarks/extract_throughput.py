@@ -49,8 +49,9 @@ def decode_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def timed_interleaved(runs: list[tuple[Callable[[list[np.ndarray]], int], list[np.ndarray]]],
-                      repeats: int) -> list[tuple[float, int]]:
+def timed_interleaved(
+    runs: list[tuple[Callable[[list[np.ndarray]], int], list[np.ndarray]]], repeats: int
+) -> list[tuple[float, int]]:
     """Median frames/s and last face count per run; repeats interleave the runs so that load
     from other processes on the machine hits every pipeline alike."""
     rates: list[list[float]] = [[] for _ in runs]
@@ -103,8 +104,7 @@ def main() -> int:
         for index, rgb in enumerate(frames):
             faces = detector.detect(rgb)
             ids = tracker.update([f.bbox for f in faces])
-            due = [f.landmarks for f, t in zip(faces, ids)
-                   if index - last_embedded.get(t, -every) >= every]
+            due = [f.landmarks for f, t in zip(faces, ids) if index - last_embedded.get(t, -every) >= every]
             for t in ids:
                 if index - last_embedded.get(t, -every) >= every:
                     last_embedded[t] = index
@@ -124,24 +124,28 @@ def main() -> int:
                 count += 1
         return count
 
-    print(f"# extraction throughput: {args.frames} frames ({args.baseline_frames} for the baseline), "
-          f"median of {args.repeats} repeats, {VIDEO}\n")
+    print(
+        f"# extraction throughput: {args.frames} frames ({args.baseline_frames} for the baseline), "
+        f"median of {args.repeats} repeats, {VIDEO}\n"
+    )
     print("| resolution | pipeline | frames/s | ms/frame | faces found | vs baseline |")
     print("|---|---|---|---|---|---|")
     short = args.baseline_frames
     for label, frames in (("720p", frames_720), ("1080p", frames_1080)):
         rows = [
             ("mediapipe detect+landmarks+align", mediapipe_align, frames),
-            (f"+ identity per track (every {args.embed_every} frames)",
-             lambda fr: mediapipe_identity(fr, args.embed_every), frames),
+            (
+                f"+ identity per track (every {args.embed_every} frames)",
+                lambda fr: mediapipe_identity(fr, args.embed_every),
+                frames,
+            ),
             ("+ identity every frame", lambda fr: mediapipe_identity(fr, 1), frames[:short]),
             ("baseline dlib HOG + 68 pts + chip", dlib_baseline, frames[:short]),
         ]
         results = timed_interleaved([(run, fr) for _, run, fr in rows], args.repeats)
         base_fps = results[-1][0]
         for (name, _, fr), (fps, faces) in zip(rows, results):
-            print(f"| {label} | {name} | {fps:.1f} | {1000 / fps:.1f} | {faces}/{len(fr)} | "
-                  f"{fps / base_fps:.1f}x |")
+            print(f"| {label} | {name} | {fps:.1f} | {1000 / fps:.1f} | {faces}/{len(fr)} | {fps / base_fps:.1f}x |")
     detector.close()
     return 0
 

@@ -61,8 +61,15 @@ def detectors():
     from likeness.verify.pipeline import MAX_FACES_PER_IMAGE
 
     before = FaceDetector(max_faces=16, min_confidence=0.5, mode="image", max_side=1280, tile_side=1280)
-    after = FaceDetector(max_faces=MAX_FACES_PER_IMAGE, min_confidence=0.5, mode="image", max_side=1280,
-                         tile_side=1280, crop_retry=True, small_faces=True)
+    after = FaceDetector(
+        max_faces=MAX_FACES_PER_IMAGE,
+        min_confidence=0.5,
+        mode="image",
+        max_side=1280,
+        tile_side=1280,
+        crop_retry=True,
+        small_faces=True,
+    )
     return {"before": before, "after": after}
 
 
@@ -115,8 +122,10 @@ def crop_recall(folders: list[Path], limit: int | None) -> None:
         cells = [f"{sum(found[name][t])}/{len(found[name][t])}" for t in TIGHTNESS]
         hits = sum(sum(v) for v in found[name].values())
         total = sum(len(v) for v in found[name].values())
-        print(f"| {name} | " + " | ".join(cells) + f" | {hits / max(total, 1):.3f} | "
-              f"{1000 * statistics.median(times[name]):.1f} |")
+        print(
+            f"| {name} | " + " | ".join(cells) + f" | {hits / max(total, 1):.3f} | "
+            f"{1000 * statistics.median(times[name]):.1f} |"
+        )
 
 
 def group_recall(groups: Path) -> None:
@@ -143,8 +152,10 @@ def group_recall(groups: Path) -> None:
         totals["count"] += count
         print("| " + " | ".join(row + [f"{ms:.0f}" for ms in spent]) + " |")
     if totals["count"]:
-        print(f"| **recall** | {totals['count']} | {totals['before'] / totals['count']:.3f} | "
-              f"{totals['after'] / totals['count']:.3f} | | |")
+        print(
+            f"| **recall** | {totals['count']} | {totals['before'] / totals['count']:.3f} | "
+            f"{totals['after'] / totals['count']:.3f} | | |"
+        )
 
 
 def animation_recall(folders: list[Path], limit: int | None) -> None:
@@ -157,8 +168,9 @@ def animation_recall(folders: list[Path], limit: int | None) -> None:
     from likeness.media.animation import sample_animation_frames
 
     still_detector = detectors()["before"]
-    clip_detector = FaceDetector(max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096,
-                                 crop_retry=True)
+    clip_detector = FaceDetector(
+        max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True
+    )
     found = {"before": 0, "after": 0}
     total = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,11 +207,13 @@ def still_speed(repeats: int) -> None:
     rng = np.random.default_rng(0)
     gradient = np.linspace(0, 255, 1920, dtype=np.float32)[None, :, None] * np.ones((1080, 1, 3), np.float32)
     stills = {
-        "1080p, two faces": synthetic.compose_group([synthetic.astronaut(), synthetic.grace_hopper()],
-                                                    size=(1920, 1080)),
+        "1080p, two faces": synthetic.compose_group(
+            [synthetic.astronaut(), synthetic.grace_hopper()], size=(1920, 1080)
+        ),
         "1080p, no face": np.clip(gradient + rng.normal(0, 8, gradient.shape), 0, 255).astype(np.uint8),
-        "250 px tight crop": cv2.resize(synthetic.grace_hopper()[130:336, 157:363], (250, 250),
-                                        interpolation=cv2.INTER_AREA),
+        "250 px tight crop": cv2.resize(
+            synthetic.grace_hopper()[130:336, 157:363], (250, 250), interpolation=cv2.INTER_AREA
+        ),
     }
     dets = detectors()
     print(f"\nDetector wall ms per still (median of {repeats})")

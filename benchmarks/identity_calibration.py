@@ -61,9 +61,7 @@ def collect_samples(root: Path) -> list[Sample]:
         width = rgb.shape[1] // 4
         for i in range(4):
             frame = np.ascontiguousarray(rgb[:, i * width : (i + 1) * width])
-            samples.append(
-                Sample(f"spf_strip_{generator}", generator != "model", f"{strip.stem}[{i}]", frame)
-            )
+            samples.append(Sample(f"spf_strip_{generator}", generator != "model", f"{strip.stem}[{i}]", frame))
     # Single samples: the "model" generator makes mostly non-Asian faces (model_example3 is a
     # Black woman); "wanghong" and "yellow" make East Asian faces.
     for path in sorted(spf.glob("*.png")):
@@ -76,8 +74,14 @@ def collect_samples(root: Path) -> list[Sample]:
         for path in sorted(digi.glob(f"{ident}_acc*.jpg")):
             row = "a" if int(path.stem[-1]) < 4 else "b"
             samples.append(Sample(f"digi_{ident}_acc{row}", False, path.name, load_rgb(path)))
-    for folder in ("stylegan1_teaser", "stylegan2_ffhq_samples", "stylegan2_teaser",
-                   "stylegan3_teaser", "facesynthetics", "diffusion_generated_sadtalker"):
+    for folder in (
+        "stylegan1_teaser",
+        "stylegan2_ffhq_samples",
+        "stylegan2_teaser",
+        "stylegan3_teaser",
+        "facesynthetics",
+        "diffusion_generated_sadtalker",
+    ):
         for path in sorted((people / folder).glob("*.*")):
             if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
                 samples.append(Sample(f"{folder}/{path.stem}", False, path.name, load_rgb(path)))
@@ -97,8 +101,7 @@ def embed_samples(samples: list[Sample], shape: str) -> tuple[list[Sample], np.n
             face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
             vector = embedder.embed(sample.rgb, face.landmarks)
             # The neutral frame appears in both the "angle" and the "smile" strip: count it once.
-            if any(k.identity == sample.identity and np.linalg.norm(v - vector) < 1e-3
-                   for k, v in zip(kept, vectors)):
+            if any(k.identity == sample.identity and np.linalg.norm(v - vector) < 1e-3 for k, v in zip(kept, vectors)):
                 skipped.append(f"{sample.name} (duplicate)")
                 continue
             kept.append(sample)
@@ -162,22 +165,27 @@ def main() -> int:
         results[shape] = (kept, vectors, genuine, impostor, impostor_ea)
         identities = {s.identity for s in kept}
         print(f"## 5-point source: {shape}")
-        print(f"faces embedded: {len(kept)} of {len(samples)} images, {len(identities)} identities "
-              f"({sum(s.east_asian for s in kept)} East Asian images in "
-              f"{len({s.identity for s in kept if s.east_asian})} identities); "
-              f"no face: {', '.join(skipped) or 'none'}")
-        print(f"pairs: genuine {genuine.size}, impostor {impostor.size} "
-              f"(East Asian vs East Asian {impostor_ea.size})")
-        print(f"genuine distance median {np.median(genuine):.3f} [p5 {np.percentile(genuine, 5):.3f}, "
-              f"p95 {np.percentile(genuine, 95):.3f}]; impostor median {np.median(impostor):.3f} "
-              f"[min {impostor.min():.3f}]; East Asian impostor median {np.median(impostor_ea):.3f} "
-              f"[min {impostor_ea.min():.3f}]\n")
+        print(
+            f"faces embedded: {len(kept)} of {len(samples)} images, {len(identities)} identities "
+            f"({sum(s.east_asian for s in kept)} East Asian images in "
+            f"{len({s.identity for s in kept if s.east_asian})} identities); "
+            f"no face: {', '.join(skipped) or 'none'}"
+        )
+        print(f"pairs: genuine {genuine.size}, impostor {impostor.size} (East Asian vs East Asian {impostor_ea.size})")
+        print(
+            f"genuine distance median {np.median(genuine):.3f} [p5 {np.percentile(genuine, 5):.3f}, "
+            f"p95 {np.percentile(genuine, 95):.3f}]; impostor median {np.median(impostor):.3f} "
+            f"[min {impostor.min():.3f}]; East Asian impostor median {np.median(impostor_ea):.3f} "
+            f"[min {impostor_ea.min():.3f}]\n"
+        )
         print("| threshold | FAR all impostors | FAR East Asian impostors | FRR genuine | TAR |")
         print("|---|---|---|---|---|")
         for threshold in THRESHOLDS:
             tar = (genuine <= threshold).mean()
-            print(f"| {threshold:.2f} | {rate(impostor, True, threshold)} | "
-                  f"{rate(impostor_ea, True, threshold)} | {rate(genuine, False, threshold)} | {tar:.3f} |")
+            print(
+                f"| {threshold:.2f} | {rate(impostor, True, threshold)} | "
+                f"{rate(impostor_ea, True, threshold)} | {rate(genuine, False, threshold)} | {tar:.3f} |"
+            )
         print()
     kept, vectors = results["mediapipe"][:2]
     print("## matching against a reference set (leave-one-out, identities with >= 4 images)\n")
@@ -186,8 +194,10 @@ def main() -> int:
     for method in ("min", "mean_of_k"):
         for threshold in (0.38, 0.40, 0.42, 0.45, 0.50, 0.55, 0.60):
             gh, gt, fa, it, ea, et = leave_one_out(kept, vectors, method, threshold)
-            print(f"| {method} | {threshold:.2f} | {gh}/{gt} ({gh / gt:.3f}) | {fa}/{it} ({fa / max(it, 1):.4f}) "
-                  f"| {ea}/{et} ({ea / max(et, 1):.3f}) |")
+            print(
+                f"| {method} | {threshold:.2f} | {gh}/{gt} ({gh / gt:.3f}) | {fa}/{it} ({fa / max(it, 1):.4f}) "
+                f"| {ea}/{et} ({ea / max(et, 1):.3f}) |"
+            )
     return 0
 
 

@@ -44,9 +44,7 @@ warnings.filterwarnings("ignore", category=UserWarning, module="face_recognition
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 BASELINE_THRESHOLD = 0.6
-OPEN_FILTERS = dict(
-    dedup_hamming=None, min_face=0, min_sharpness=0.0, max_yaw=180.0, max_pitch=180.0, max_faces=16
-)
+OPEN_FILTERS = dict(dedup_hamming=None, min_face=0, min_sharpness=0.0, max_yaw=180.0, max_pitch=180.0, max_faces=16)
 
 
 def build_world(home: Path):
@@ -169,7 +167,14 @@ def main() -> int:
 
         others = sorted(
             p
-            for folder in ("stylegan1_teaser", "stylegan2_ffhq_samples", "stylegan2_teaser", "stylegan3_teaser", "facesynthetics", "diffusion_generated_sadtalker")
+            for folder in (
+                "stylegan1_teaser",
+                "stylegan2_ffhq_samples",
+                "stylegan2_teaser",
+                "stylegan3_teaser",
+                "facesynthetics",
+                "diffusion_generated_sadtalker",
+            )
             for p in (people / folder).glob("*")
             if p.suffix.lower() in {".png", ".jpg"}
         )
@@ -212,7 +217,8 @@ def main() -> int:
                 lineup = [k for k in faces if k != subject]
                 lineup.insert(position, subject)
                 groups[(subject, position)] = write_image(
-                    work / f"group_{subject}_{position}.png", synthetic.compose_group([faces[k] for k in lineup], size=size)
+                    work / f"group_{subject}_{position}.png",
+                    synthetic.compose_group([faces[k] for k in lineup], size=size),
                 )
         for refs in ("", "x3"):
             for name, threshold in thresholds.items():
@@ -239,17 +245,23 @@ def main() -> int:
                 picks = {}
                 for slug in ("obama", "biden"):
                     records, judged, _ = run_filter(workspace, slug, [two], work / "r", threshold)
-                    picks[slug] = [
-                        f"x={crop_centre_in_frame(r)[0]:.0f} d={r.identity_distance:.3f}" for r in records
-                    ]
-                ok = len(picks["obama"]) == 1 and len(picks["biden"]) == 1 and picks["obama"][0][:6] != picks["biden"][0][:6]
-                real_rows.append((name, f"obama kept {picks['obama']}, biden kept {picks['biden']}: {'right' if ok else 'WRONG'}"))
+                    picks[slug] = [f"x={crop_centre_in_frame(r)[0]:.0f} d={r.identity_distance:.3f}" for r in records]
+                ok = (
+                    len(picks["obama"]) == 1
+                    and len(picks["biden"]) == 1
+                    and picks["obama"][0][:6] != picks["biden"][0][:6]
+                )
+                real_rows.append(
+                    (name, f"obama kept {picks['obama']}, biden kept {picks['biden']}: {'right' if ok else 'WRONG'}")
+                )
         workspace.close()
 
     cal, base = f"@{IDENTITY_THRESHOLD:.2f} calibrated", f"@{BASELINE_THRESHOLD:.2f} baseline"
     print(f"\nIdentity filter of extract_faceset; media: {root}")
     print("kept = share of faces reaching the identity filter that are kept (same: acceptance, diff: false accepts)\n")
-    print(f"{'case':<5} {'subject <- inputs':<44} {'faces':>5} {'median d':>9} | {'kept ' + cal:>22} | {'kept ' + base:>20}")
+    print(
+        f"{'case':<5} {'subject <- inputs':<44} {'faces':>5} {'median d':>9} | {'kept ' + cal:>22} | {'kept ' + base:>20}"
+    )
     print("-" * 114)
     totals: dict[str, list[float]] = {"same": [], "diff": []}
     for kind, label, distances in rows:
@@ -270,7 +282,9 @@ def main() -> int:
         )
     print("\nComposed groups (subject + another DigiFace identity + a StyleGAN2 person; subject in each of 3 cells):")
     for refs, name, total, right, wrong in group_rows:
-        print(f"  references {refs}  {name:<10} right face kept {right}/{total}, wrong face kept {wrong}/{total}, none kept {total - right - wrong}/{total}")
+        print(
+            f"  references {refs}  {name:<10} right face kept {right}/{total}, wrong face kept {wrong}/{total}, none kept {total - right - wrong}/{total}"
+        )
     for name, line in real_rows:
         print(f"  obama_biden_two_people.jpg {name:<10} {line}")
     print(f"\nmedian extraction time per judged face (open filters, image mode): {statistics.median(timings):.3f} s")

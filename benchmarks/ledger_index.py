@@ -34,35 +34,79 @@ import time
 import uuid
 from pathlib import Path
 
-CYCLE = ("render.reserved", "render.completed", "verification.completed", "verification.completed",
-         "render.reserved", "render.completed", "verification.completed", "verification.completed",
-         "verification.completed", "preview.written")
+CYCLE = (
+    "render.reserved",
+    "render.completed",
+    "verification.completed",
+    "verification.completed",
+    "render.reserved",
+    "render.completed",
+    "verification.completed",
+    "verification.completed",
+    "verification.completed",
+    "preview.written",
+)
 
 
 def _payload(event_type: str, i: int, rng, ids: dict) -> dict:
     job = f"{i:032x}"
     wm = f"{(i * 2654435761) % (1 << 64):016x}"  # distinct per event, spread like hashes
-    tag = {"authorization_id": ids["authz"], "grant_id": ids["grant"], "subject_id": ids["subject"],
-           "org_id": ids["org"], "use": "music_video"}
+    tag = {
+        "authorization_id": ids["authz"],
+        "grant_id": ids["grant"],
+        "subject_id": ids["subject"],
+        "org_id": ids["org"],
+        "use": "music_video",
+    }
     if event_type == "render.reserved":
         return {**tag, "job_id": job}
     if event_type == "render.completed":
-        return {**tag, "job_id": job, "output_sha256": uuid.UUID(int=rng.getrandbits(128)).hex * 2,
-                "output_name": f"mv_shot_{i}.mp4", "watermark_payload": wm, "watermark_algorithm": "likeness-dct-v3",
-                "c2pa": True, "labelled": True, "kind": "video", "frames": 240 + i % 97, "width": 1280,
-                "height": 720, "source_name": f"take_{i % 500}.mp4"}
+        return {
+            **tag,
+            "job_id": job,
+            "output_sha256": uuid.UUID(int=rng.getrandbits(128)).hex * 2,
+            "output_name": f"mv_shot_{i}.mp4",
+            "watermark_payload": wm,
+            "watermark_algorithm": "likeness-dct-v3",
+            "c2pa": True,
+            "labelled": True,
+            "kind": "video",
+            "frames": 240 + i % 97,
+            "width": 1280,
+            "height": 720,
+            "source_name": f"take_{i % 500}.mp4",
+        }
     if event_type == "preview.written":
-        return {**tag, "use": "training", "job_id": job, "watermark_payload": wm,
-                "watermark_algorithm": "likeness-dct-v3", "labelled": True, "kind": "training_preview",
-                "iteration": i % 10000, "output_names": [f"preview_{i}.png"]}
+        return {
+            **tag,
+            "use": "training",
+            "job_id": job,
+            "watermark_payload": wm,
+            "watermark_algorithm": "likeness-dct-v3",
+            "labelled": True,
+            "kind": "training_preview",
+            "iteration": i % 10000,
+            "output_names": [f"preview_{i}.png"],
+        }
     seen = ids["seen"][i % len(ids["seen"])] if ids["seen"] and i % 3 == 0 else None
-    return {"path": f"/crawl/batch{i // 10000}/{i}.jpg", "name": f"{i}.jpg",
-            "sha256": uuid.UUID(int=rng.getrandbits(128)).hex * 2, "size_bytes": 40000 + i % 90000,
-            "media_type": "image", "verdict": "authorized_synthetic" if seen else "authentic_or_unknown",
-            "verdict_rule": "watermark_on_ledger" if seen else "no_evidence", "schema": 3,
-            "c2pa_state": None, "watermark_payload": seen, "render_job_id": None, "grant_ids": [],
-            "matched_subjects": ["mina"] if seen else [], "partial": False, "manipulation": None,
-            "visible_label": None}
+    return {
+        "path": f"/crawl/batch{i // 10000}/{i}.jpg",
+        "name": f"{i}.jpg",
+        "sha256": uuid.UUID(int=rng.getrandbits(128)).hex * 2,
+        "size_bytes": 40000 + i % 90000,
+        "media_type": "image",
+        "verdict": "authorized_synthetic" if seen else "authentic_or_unknown",
+        "verdict_rule": "watermark_on_ledger" if seen else "no_evidence",
+        "schema": 3,
+        "c2pa_state": None,
+        "watermark_payload": seen,
+        "render_job_id": None,
+        "grant_ids": [],
+        "matched_subjects": ["mina"] if seen else [],
+        "partial": False,
+        "manipulation": None,
+        "visible_label": None,
+    }
 
 
 def build(workspace, events: int) -> dict[str, list[str]]:
@@ -88,8 +132,14 @@ def build(workspace, events: int) -> dict[str, list[str]]:
             payload = _payload(event_type, i, rng, ids)
             payload_json = canonical_bytes(payload).decode()
             event_id = uuid.UUID(int=rng.getrandbits(128)).hex
-            digest = event_hash(seq=seq, event_id=event_id, event_type=event_type, created_at=created,
-                                payload_json=payload_json, prev_hash=prev)
+            digest = event_hash(
+                seq=seq,
+                event_id=event_id,
+                event_type=event_type,
+                created_at=created,
+                payload_json=payload_json,
+                prev_hash=prev,
+            )
             ledger_batch.append((seq, event_id, event_type, created, payload_json, prev, digest))
             row = watermark_index_row(seq=seq, event_id=event_id, event_type=event_type, payload=payload)
             if row is not None:
@@ -144,8 +194,11 @@ def main() -> None:
     build_s = time.perf_counter() - start
     rows = workspace.ledger.count()
     size_mb = os.path.getsize(home / "likeness.db") / 1e6
-    print(f"ledger: {rows} events, {len(built['render_payloads'])} render.completed, "
-          f"database {size_mb:.0f} MB, built in {build_s:.0f} s", file=sys.stderr)
+    print(
+        f"ledger: {rows} events, {len(built['render_payloads'])} render.completed, "
+        f"database {size_mb:.0f} MB, built in {build_s:.0f} s",
+        file=sys.stderr,
+    )
 
     render_payloads = built["render_payloads"]
     cases = {

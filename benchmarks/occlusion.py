@@ -41,8 +41,9 @@ SIZES = (64, 128)
 
 def renderer_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     """The blend mask FrameRenderer uses (default erode 3 %, feather 8 % of R), hull only."""
-    return blend_mask(None, landmarks, size=size, erode_px=max(1, round(0.03 * size)),
-                      feather_px=max(1, round(0.08 * size)))
+    return blend_mask(
+        None, landmarks, size=size, erode_px=max(1, round(0.03 * size)), feather_px=max(1, round(0.08 * size))
+    )
 
 
 def hull(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -58,7 +59,10 @@ def dark_rims(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     span = float(np.linalg.norm(left - right))
     y = float((right[1] + left[1]) / 2)
     band = np.zeros((size, size), bool)
-    band[max(0, int(y - 0.45 * span)):int(y + 0.45 * span), max(0, int(right[0] - 0.75 * span)):int(left[0] + 0.75 * span)] = True
+    band[
+        max(0, int(y - 0.45 * span)) : int(y + 0.45 * span),
+        max(0, int(right[0] - 0.75 * span)) : int(left[0] + 0.75 * span),
+    ] = True
     luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     irises = np.zeros((size, size), np.uint8)
     for centre in (right, left):
@@ -75,8 +79,11 @@ def measure(image: np.ndarray, landmarks: np.ndarray, occluder: np.ndarray, segm
     masked = keep_occluders(base, segmenter.occluders(image[None])[0])
     swapped_base, swapped = base >= 0.5, masked >= 0.5
     clear = face & ~occluder & swapped_base
-    return (float(swapped_base[target].mean()), float(swapped[target].mean()),
-            float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0)
+    return (
+        float(swapped_base[target].mean()),
+        float(swapped[target].mean()),
+        float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0,
+    )
 
 
 def speed_table(segmenter: OcclusionSegmenter, rgb: np.ndarray, detector: FaceDetector, repeats: int = 200) -> str:
@@ -84,8 +91,10 @@ def speed_table(segmenter: OcclusionSegmenter, rgb: np.ndarray, detector: FaceDe
     import time
 
     face = detector.detect(rgb)[0]
-    lines = ["| crop px | blend mask alone (ms, median) | blend mask + occlusion mask (ms, median) | ratio |",
-             "|---|---|---|---|"]
+    lines = [
+        "| crop px | blend mask alone (ms, median) | blend mask + occlusion mask (ms, median) | ratio |",
+        "|---|---|---|---|",
+    ]
     for size in SIZES:
         crop = align_face(rgb, face.landmarks, size=size, coverage="wf")
         alone, both = [], []
@@ -142,8 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(measure(crop.image, crop.landmarks, rims, segmenter))
                 if args.sheet and size == 128 and len(sheet) < 16:
                     covered = segmenter.occluders(crop.image[None])[0]
-                    sheet.append(np.concatenate([crop.image, np.repeat((rims * 255).astype(np.uint8)[..., None], 3, 2),
-                                                 np.repeat((covered * 255).astype(np.uint8)[..., None], 3, 2)], 1))
+                    sheet.append(
+                        np.concatenate(
+                            [
+                                crop.image,
+                                np.repeat((rims * 255).astype(np.uint8)[..., None], 3, 2),
+                                np.repeat((covered * 255).astype(np.uint8)[..., None], 3, 2),
+                            ],
+                            1,
+                        )
+                    )
         rows.append(("real glasses (portraits)", size, len(results), results))
         if args.clip:
             import av
@@ -164,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         results.append(measure(crop.image, crop.landmarks, rims, segmenter))
             rows.append(("consenting actor's glasses (clip)", size, len(results), results))
 
-    print("| occluder | crop px | cases | overwritten, no occlusion mask (median) | overwritten, occlusion mask (median) | ratio | clear face lost (median) |")
+    print(
+        "| occluder | crop px | cases | overwritten, no occlusion mask (median) | overwritten, occlusion mask (median) | ratio | clear face lost (median) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, size, count, results in rows:
         if not results:

@@ -64,8 +64,12 @@ def stranger_images(root: Path):
 def embed_all(root: Path, cache: Path):
     if cache.is_file():
         data = np.load(cache, allow_pickle=False)
-        return (list(data["identities"]), data["identity_vectors"], list(data["stranger_names"]),
-                data["stranger_vectors"])
+        return (
+            list(data["identities"]),
+            data["identity_vectors"],
+            list(data["stranger_names"]),
+            data["stranger_vectors"],
+        )
     from likeness.faces import FaceDetector, FaceEmbedder
 
     embedder = FaceEmbedder()
@@ -82,8 +86,9 @@ def embed_all(root: Path, cache: Path):
         face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
         vector = embedder.embed(sample.rgb, face.landmarks)
         if counts[sample.identity] >= 4:
-            if any(i == sample.identity and np.linalg.norm(v - vector) < 1e-3
-                   for i, v in zip(identities, identity_vectors)):
+            if any(
+                i == sample.identity and np.linalg.norm(v - vector) < 1e-3 for i, v in zip(identities, identity_vectors)
+            ):
                 continue  # the neutral frame is in two strips
             identities.append(sample.identity)
             identity_vectors.append(vector)
@@ -98,8 +103,13 @@ def embed_all(root: Path, cache: Path):
             strangers.append(f"{name}#{k}")
             stranger_vectors.append(embedder.embed(rgb, face.landmarks))
     result = (identities, np.array(identity_vectors, np.float32), strangers, np.array(stranger_vectors, np.float32))
-    np.savez(cache, identities=np.array(identities), identity_vectors=result[1],
-             stranger_names=np.array(strangers), stranger_vectors=result[3])
+    np.savez(
+        cache,
+        identities=np.array(identities),
+        identity_vectors=result[1],
+        stranger_names=np.array(strangers),
+        stranger_vectors=result[3],
+    )
     return result
 
 
@@ -191,10 +201,15 @@ def pairwise_single_reference(identities, vectors, stranger_names, strangers) ->
     print(f"\nOne reference per subject, all pairs: {len(impostor)} impostor pairs, {len(genuine)} genuine pairs")
     print("| threshold | false matches | FMR | genuine pairs accepted |")
     print("|---|---|---|---|")
-    for label, t in (("before: 0.40", IDENTITY_THRESHOLD), (f"after: {SINGLE_REFERENCE_THRESHOLD:.2f}", SINGLE_REFERENCE_THRESHOLD)):
+    for label, t in (
+        ("before: 0.40", IDENTITY_THRESHOLD),
+        (f"after: {SINGLE_REFERENCE_THRESHOLD:.2f}", SINGLE_REFERENCE_THRESHOLD),
+    ):
         fm = int((impostor <= t).sum())
-        print(f"| {label} | {fm} | {fm / len(impostor):.2e} | {(genuine <= t).sum()}/{len(genuine)} = "
-              f"{(genuine <= t).mean():.3f} |")
+        print(
+            f"| {label} | {fm} | {fm / len(impostor):.2e} | {(genuine <= t).sum()}/{len(genuine)} = "
+            f"{(genuine <= t).mean():.3f} |"
+        )
     print("closest impostor pairs: " + ", ".join(f"{d:.3f}" for d in np.sort(impostor)[:5]))
 
 
@@ -210,31 +225,42 @@ def main() -> None:
 
     identities, vectors, stranger_names, strangers = embed_all(args.media, args.cache)
     enrolled, probes = split(identities, vectors, args.references)
-    print(f"enrolled identities: {len(enrolled)} ({args.references} references each); held-out genuine "
-          f"probes: {len(probes)}; stranger faces: {len(strangers)} "
-          f"(x {len(enrolled)} identities = {len(strangers) * len(enrolled)} impostor comparisons)")
+    print(
+        f"enrolled identities: {len(enrolled)} ({args.references} references each); held-out genuine "
+        f"probes: {len(probes)}; stranger faces: {len(strangers)} "
+        f"(x {len(enrolled)} identities = {len(strangers) * len(enrolled)} impostor comparisons)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         gallery = build_gallery(enrolled, Path(tmp), threshold=IDENTITY_THRESHOLD)
         print("| rule | TMR (held-out) | wrong identity | FMR (strangers matched) | us/query |")
         print("|---|---|---|---|---|")
-        for name, rule in (("before: nearest reference <= 0.40", "nearest"),
-                           ("after: per-subject threshold (reference spread)", "subject")):
+        for name, rule in (
+            ("before: nearest reference <= 0.40", "nearest"),
+            ("after: per-subject threshold (reference spread)", "subject"),
+        ):
             t, n, w, f, s, us = evaluate(gallery, probes, strangers, rule=rule)
             print(f"| {name} | {t}/{n} = {t / max(n, 1):.3f} | {w} | {f}/{s} = {f / max(s, 1):.4f} | {us:.0f} |")
         thresholds = ", ".join(f"{k} {v:.3f}" for k, v in sorted(gallery.subject_thresholds.items()))
         print(f"per-subject thresholds: {thresholds}")
         for rule in ("nearest", "subject"):
             scored = gallery.query_many(strangers, rule=rule)
-            margins = sorted((q.nearest.distance - q.nearest.threshold, name, q.nearest.slug, q.nearest.distance)
-                             for q, name in zip(scored, stranger_names) if q.nearest is not None)[:4]
-            print(f"closest strangers ({rule}): " + ", ".join(
-                f"{n} -> {s} {d:.3f} (margin {m:+.3f})" for m, n, s, d in margins))
+            margins = sorted(
+                (q.nearest.distance - q.nearest.threshold, name, q.nearest.slug, q.nearest.distance)
+                for q, name in zip(scored, stranger_names)
+                if q.nearest is not None
+            )[:4]
+            print(
+                f"closest strangers ({rule}): "
+                + ", ".join(f"{n} -> {s} {d:.3f} (margin {m:+.3f})" for m, n, s, d in margins)
+            )
         pairwise_single_reference(identities, vectors, stranger_names, strangers)
         tracks = evaluate_tracks(enrolled, probes, identities, vectors, args.references, Path(tmp))
         print("\n| tracks (3 views) | genuine tracks matched | impostor tracks matched (left-out identities) |")
         print("|---|---|---|")
-        for rule, label in (("nearest", "before: mean of views, nearest reference <= 0.40"),
-                            ("subject", "after: mean within the subject's threshold, 2 of 3 views within 1.25x")):
+        for rule, label in (
+            ("nearest", "before: mean of views, nearest reference <= 0.40"),
+            ("subject", "after: mean within the subject's threshold, 2 of 3 views within 1.25x"),
+        ):
             t, n, f, i = tracks[rule]
             print(f"| {label} | {t}/{n} | {f}/{i} |")
 

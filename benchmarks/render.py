@@ -108,9 +108,12 @@ def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: li
             for n, rgb in enumerate(photos):
                 faces = detector.detect(rgb)
                 if faces:
-                    registry.add_reference_embedding(slug, embedder.embed(rgb, faces[0].landmarks),
-                                                     source_name=f"ref{n}",
-                                                     source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest())
+                    registry.add_reference_embedding(
+                        slug,
+                        embedder.embed(rgb, faces[0].landmarks),
+                        source_name=f"ref{n}",
+                        source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
+                    )
     return ws
 
 
@@ -133,13 +136,35 @@ RECIPE_64_WIDTHS = {"ae_dims": 128, "d_dims": 16, "d_mask_dims": 8}
 BEST_RECIPE_64_WIDTHS = RECIPES["cpu-64"]["model_options"]
 
 
-def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSamples, *, family: str, resolution: int,
-               iterations: int | None, minutes: float | None,
-               model_options: dict[str, int] | None = None) -> tuple[Path, float]:
-    config = TrainConfig(model=family, resolution=resolution, iterations=iterations, minutes=minutes, batch_size=8,
-                         checkpoint_every=10_000, preview_every=0, log_every=50, identity_metrics=False,
-                         expression_metrics=False, threads=2, workers=1, seed=0, learning_rate=5e-4,
-                         model_options=model_options or {})
+def make_model(
+    ws: Workspace,
+    out: Path,
+    source: FaceSamples,
+    target: FaceSamples,
+    *,
+    family: str,
+    resolution: int,
+    iterations: int | None,
+    minutes: float | None,
+    model_options: dict[str, int] | None = None,
+) -> tuple[Path, float]:
+    config = TrainConfig(
+        model=family,
+        resolution=resolution,
+        iterations=iterations,
+        minutes=minutes,
+        batch_size=8,
+        checkpoint_every=10_000,
+        preview_every=0,
+        log_every=50,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=2,
+        workers=1,
+        seed=0,
+        learning_rate=5e-4,
+        model_options=model_options or {},
+    )
     authz = ws.policy.authorize("mina", "training", "studio")
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -147,14 +172,19 @@ def make_model(ws: Workspace, out: Path, source: FaceSamples, target: FaceSample
         release = ws.policy.authorize_release("jun", "studio")
         result = train_swap_model(authz, release, source, target, out, config, workspace=ws)
         int8 = export_model(ws, authz, release, out, performer_faces=target).card["int8"]
-    print(f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s; "
-          f"int8 copy: worst {int8.get('psnr_db_min', float('nan')):.1f} dB, median {int8.get('psnr_db_median', float('nan')):.1f} dB "
-          f"to float on {int8.get('check_faces')} held-out faces, {int8.get('ms_per_face_int8', float('nan')):.2f} vs "
-          f"{int8.get('ms_per_face_float', float('nan')):.2f} ms per face, kept: {int8.get('passed')}", file=sys.stderr)
+    print(
+        f"  trained {family} {resolution} px: {result.iterations} iterations in {time.perf_counter() - started:.0f} s; "
+        f"int8 copy: worst {int8.get('psnr_db_min', float('nan')):.1f} dB, median {int8.get('psnr_db_median', float('nan')):.1f} dB "
+        f"to float on {int8.get('check_faces')} held-out faces, {int8.get('ms_per_face_int8', float('nan')):.2f} vs "
+        f"{int8.get('ms_per_face_float', float('nan')):.2f} ms per face, kept: {int8.get('passed')}",
+        file=sys.stderr,
+    )
     return out, float(result.iterations)
 
 
-def timed_render(ws: Workspace, model: Path, clip: Path, out: Path, options: RenderOptions) -> tuple[float, float, dict]:
+def timed_render(
+    ws: Workspace, model: Path, clip: Path, out: Path, options: RenderOptions
+) -> tuple[float, float, dict]:
     started = time.perf_counter()
     report = render_media(ws, model, clip, out, use="music_video", org="studio", options=options)
     seconds = time.perf_counter() - started
@@ -170,17 +200,28 @@ def main() -> int:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--ab", action="store_true", help="also run table 3 (pipeline A/B)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also print where a 720p render spends wall and CPU time (table 4)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print where a 720p render spends wall and CPU time (table 4)"
+    )
     parser.add_argument("--only", default="", help="comma-separated clip names to run (default: all)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the scratch folder (clips, models, renders; hundreds of MB) and print its path")
-    parser.add_argument("--metrics-only", action="store_true",
-                        help="train df_tiny 64 only and print table 5 (per-track report metrics)")
-    parser.add_argument("--report-dir", type=Path, default=None,
-                        help="copy table 5's render reports (HTML + JSON) here, to look at")
-    parser.add_argument("--precisions", nargs="+", default=["float", "int8"], choices=["float", "int8"],
-                        help="swap model precisions timed side by side in table 1")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the scratch folder (clips, models, renders; hundreds of MB) and print its path",
+    )
+    parser.add_argument(
+        "--metrics-only", action="store_true", help="train df_tiny 64 only and print table 5 (per-track report metrics)"
+    )
+    parser.add_argument(
+        "--report-dir", type=Path, default=None, help="copy table 5's render reports (HTML + JSON) here, to look at"
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["float", "int8"],
+        choices=["float", "int8"],
+        help="swap model precisions timed side by side in table 1",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="likeness-bench-render-"))
     try:
@@ -202,10 +243,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     clips = {
         "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
         "dfdc 1080p": cut_clip(dfdc, tmp / "dfdc1080.mp4", frames=args.frames, size=None),
-        "generated 720p": write_clip(tmp / "gen720.mp4", grace_hopper(), seconds=args.frames / 25, fps=25,
-                                     size=(1280, 720), seed=1),
-        "generated 1080p": write_clip(tmp / "gen1080.mp4", grace_hopper(), seconds=args.frames / 25, fps=25,
-                                      size=(1920, 1080), seed=2),
+        "generated 720p": write_clip(
+            tmp / "gen720.mp4", grace_hopper(), seconds=args.frames / 25, fps=25, size=(1280, 720), seed=1
+        ),
+        "generated 1080p": write_clip(
+            tmp / "gen1080.mp4", grace_hopper(), seconds=args.frames / 25, fps=25, size=(1920, 1080), seed=2
+        ),
     }
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")}
@@ -218,11 +261,21 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
     target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
     source64, target64 = aligned_samples(source_frames, 64), aligned_samples(target_frames, 64)
-    print(f"  training faces: {len(source64.images)} idol (synthetic seeprettyface), {len(target64.images)} performer (dfdc)",
-          file=sys.stderr)
+    print(
+        f"  training faces: {len(source64.images)} idol (synthetic seeprettyface), {len(target64.images)} performer (dfdc)",
+        file=sys.stderr,
+    )
     models = {
-        "df_tiny 64 (trained)": make_model(ws, tmp / "m_tiny64", source64, target64, family="df_tiny", resolution=64,
-                                           iterations=None, minutes=args.train_minutes)[0],
+        "df_tiny 64 (trained)": make_model(
+            ws,
+            tmp / "m_tiny64",
+            source64,
+            target64,
+            family="df_tiny",
+            resolution=64,
+            iterations=None,
+            minutes=args.train_minutes,
+        )[0],
     }
     if args.metrics_only:
         metrics_table(ws, clips, models, tmp, args.report_dir)
@@ -232,22 +285,48 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     if not args.skip_quality:
         # The cpu-64 recipe's widths, trained as long, for the precision and denoising rows.
         quality_models["df 64 (ae 128, d 32), trained"] = make_model(
-            ws, tmp / "m_df64_recipe_trained", source64, target64, family="df", resolution=64, iterations=None,
-            minutes=args.train_minutes, model_options=BEST_RECIPE_64_WIDTHS)[0]
+            ws,
+            tmp / "m_df64_recipe_trained",
+            source64,
+            target64,
+            family="df",
+            resolution=64,
+            iterations=None,
+            minutes=args.train_minutes,
+            model_options=BEST_RECIPE_64_WIDTHS,
+        )[0]
     if not args.skip_speed:
-        models["df 64"] = make_model(ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1,
-                                     minutes=None)[0]
+        models["df 64"] = make_model(
+            ws, tmp / "m_df64", source64, target64, family="df", resolution=64, iterations=1, minutes=None
+        )[0]
         # The widths of the training time-to-quality recipes (docs/training.md): the README
         # recommends the wider decoder for identity, so users should see what it costs to render.
-        models["df 64 (ae 128)"] = make_model(ws, tmp / "m_df64_ae128", source64, target64, family="df",
-                                              resolution=64, iterations=1, minutes=None,
-                                              model_options=RECIPE_64_WIDTHS)[0]
-        models["df 64 (ae 128, d 32)"] = make_model(ws, tmp / "m_df64_ae128_d32", source64, target64, family="df",
-                                                    resolution=64, iterations=1, minutes=None,
-                                                    model_options=BEST_RECIPE_64_WIDTHS)[0]
+        models["df 64 (ae 128)"] = make_model(
+            ws,
+            tmp / "m_df64_ae128",
+            source64,
+            target64,
+            family="df",
+            resolution=64,
+            iterations=1,
+            minutes=None,
+            model_options=RECIPE_64_WIDTHS,
+        )[0]
+        models["df 64 (ae 128, d 32)"] = make_model(
+            ws,
+            tmp / "m_df64_ae128_d32",
+            source64,
+            target64,
+            family="df",
+            resolution=64,
+            iterations=1,
+            minutes=None,
+            model_options=BEST_RECIPE_64_WIDTHS,
+        )[0]
         source128, target128 = aligned_samples(source_frames[::4], 128), aligned_samples(target_frames[::8], 128)
-        models["df_tiny 128"] = make_model(ws, tmp / "m_tiny128", source128, target128, family="df_tiny",
-                                           resolution=128, iterations=1, minutes=None)[0]
+        models["df_tiny 128"] = make_model(
+            ws, tmp / "m_tiny128", source128, target128, family="df_tiny", resolution=128, iterations=1, minutes=None
+        )[0]
 
     if not args.skip_speed:
         speed_table(args, ws, clips, models, tmp)
@@ -301,8 +380,12 @@ def speed_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, P
     # "Steady": without the fixed start/finish cost, for the trained df_tiny and the cpu-64 recipe's widths.
     steady_models = [m for m in ("df_tiny 64 (trained)", "df 64 (ae 128, d 32)") if m in models]
     steady_labels = {f"{m} {args.precisions[0]}": m for m in steady_models}
-    header = ("| clip | frames | transcode fps | " + " | ".join(f"{m} fps | ratio" for m in runs)
-              + "".join(f" | {m} steady fps | ratio" for m in steady_models) + " |")
+    header = (
+        "| clip | frames | transcode fps | "
+        + " | ".join(f"{m} fps | ratio" for m in runs)
+        + "".join(f" | {m} steady fps | ratio" for m in steady_models)
+        + " |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     n = 0
@@ -326,8 +409,12 @@ def speed_table(args, ws: Workspace, clips: dict[str, Path], models: dict[str, P
                     steady[steady_labels[label]].append((rep["frames_rendered"] - 10) / max(seconds - short_s, 1e-6))
                     n += 1
         floor = statistics.median(transcode_fps)
-        cells = " | ".join(f"{statistics.median(v):.1f} | {statistics.median(v) / floor:.2f}" for v in render_fps.values())
-        steady_cells = "".join(f" | {statistics.median(v):.1f} | {statistics.median(v) / floor:.2f}" for v in steady.values())
+        cells = " | ".join(
+            f"{statistics.median(v):.1f} | {statistics.median(v) / floor:.2f}" for v in render_fps.values()
+        )
+        steady_cells = "".join(
+            f" | {statistics.median(v):.1f} | {statistics.median(v) / floor:.2f}" for v in steady.values()
+        )
         print(f"| {name} | {rep['frames_rendered']} | {floor:.1f} | {cells}{steady_cells} |")
         sys.stdout.flush()
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
@@ -368,29 +455,40 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
 
-    for owner, name, key in ((pipeline_module, "_checked_content", "content check (main)"),
-                             (pipeline_module, "_load_model", "load model (helper thread)"),
-                             (pipeline_module, "_make_renderer", "build renderer (helper thread)"),
-                             (detect_module.FaceDetector, "detect", "detect (decode thread)"),
-                             (frame_module.FrameRenderer, "process_batch", "swap + refine, 4 frames a call (main)"),
-                             (identity_module.FaceEmbedder, "embed", "dlib embedding"),
-                             (pipeline_module._QualityTracker, "observe", "quality (main)"),
-                             (writer_module.LabelledVideo, "write", "label + mark + encode (encode thread)")):
+    for owner, name, key in (
+        (pipeline_module, "_checked_content", "content check (main)"),
+        (pipeline_module, "_load_model", "load model (helper thread)"),
+        (pipeline_module, "_make_renderer", "build renderer (helper thread)"),
+        (detect_module.FaceDetector, "detect", "detect (decode thread)"),
+        (frame_module.FrameRenderer, "process_batch", "swap + refine, 4 frames a call (main)"),
+        (identity_module.FaceEmbedder, "embed", "dlib embedding"),
+        (pipeline_module._QualityTracker, "observe", "quality (main)"),
+        (writer_module.LabelledVideo, "write", "label + mark + encode (encode thread)"),
+    ):
         wrap(owner, name, key)
     try:
         cpu, wall = process_cpu(), time.perf_counter()
         frames = transcode(clip, tmp / "profile-tc.mp4")
         transcode_cpu, transcode_wall = process_cpu() - cpu, time.perf_counter() - wall
         cpu, wall = process_cpu(), time.perf_counter()
-        report = render_media(ws, model, clip, tmp / "profile.mp4", use="music_video", org="studio",
-                              options=RenderOptions(write_report=False))
+        report = render_media(
+            ws,
+            model,
+            clip,
+            tmp / "profile.mp4",
+            use="music_video",
+            org="studio",
+            options=RenderOptions(write_report=False),
+        )
         render_cpu, render_wall = process_cpu() - cpu, time.perf_counter() - wall
     finally:
         for owner, name, original in patched:
             setattr(owner, name, original)
     print(f"\n## Where the time goes ({clip.name}, {frames} frames, df_tiny 64 px; load {os.getloadavg()[0]:.2f})\n")
-    print(f"transcode: {transcode_wall:.2f} s wall, {transcode_cpu:.2f} s CPU (all threads); "
-          f"render: {render_wall:.2f} s wall, {render_cpu:.2f} s CPU, {report.frames_rendered / render_wall:.1f} fps\n")
+    print(
+        f"transcode: {transcode_wall:.2f} s wall, {transcode_cpu:.2f} s CPU (all threads); "
+        f"render: {render_wall:.2f} s wall, {render_cpu:.2f} s CPU, {report.frames_rendered / render_wall:.1f} fps\n"
+    )
     print("| stage | calls | calling-thread CPU s | wall s |")
     print("|---|---|---|---|")
     for key, (calls, cpu_s, wall_s) in totals.items():
@@ -399,26 +497,45 @@ def stage_profile(ws: Workspace, clip: Path, model: Path, tmp: Path) -> None:
 
 def quality_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path) -> None:
     print("\n## Quality (dfdc 720p; per face: tracks weighted by the faces they swapped)\n")
-    print("| model | colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | "
-          "border CIEDE2000 | faces swapped | tracks |")
+    print(
+        "| model | colour | smoothing | landmarks | swap model | flicker (1.0 = as steady as the source) | "
+        "border CIEDE2000 | faces swapped | tracks |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     clip = clips["dfdc 720p"]
     on, no_denoise, off = SmoothingOptions(), SmoothingOptions(swap_damping=0.0), SmoothingOptions(enabled=False)
-    rows = [("rct", on, True, "float"), ("rct", on, True, "int8"), ("rct", no_denoise, True, "float"),
-            ("rct", no_denoise, True, "int8"), ("rct", on, False, "float"), ("rct", off, True, "float"),
-            ("lct", on, True, "float"), ("hist", on, True, "float"), ("none", on, True, "float")]
+    rows = [
+        ("rct", on, True, "float"),
+        ("rct", on, True, "int8"),
+        ("rct", no_denoise, True, "float"),
+        ("rct", no_denoise, True, "int8"),
+        ("rct", on, False, "float"),
+        ("rct", off, True, "float"),
+        ("lct", on, True, "float"),
+        ("hist", on, True, "float"),
+        ("none", on, True, "float"),
+    ]
     for n, (model_name, model) in enumerate(models.items()):
         # The other models get the rows that compare precision and denoising only.
         for r, (colour, smoothing, interpolate, precision) in enumerate(rows if n == 0 else rows[:4]):
-            options = RenderOptions(refine=RefineOptions(colour=colour, smoothing=smoothing),
-                                    interpolate_landmarks=interpolate, write_report=False, precision=precision)
+            options = RenderOptions(
+                refine=RefineOptions(colour=colour, smoothing=smoothing),
+                interpolate_landmarks=interpolate,
+                write_report=False,
+                precision=precision,
+            )
             _, _, rep = timed_render(ws, model, clip, tmp / f"q-{n}-{r}.mp4", options)
-            landmarks = f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
-            smoothed = ("off" if not smoothing.enabled else
-                        "on" if smoothing.swap_damping else "landmarks and colour only")
-            print(f"| {model_name} | {colour} | {smoothed} | {landmarks} | {precision} | "
-                  f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
-                  f"{rep['faces_swapped']} | {len(rep['shots'])} |")
+            landmarks = (
+                f"{rep['landmark_frames_interpolated']} interpolated" if interpolate else "FaceMesh on every frame"
+            )
+            smoothed = (
+                "off" if not smoothing.enabled else "on" if smoothing.swap_damping else "landmarks and colour only"
+            )
+            print(
+                f"| {model_name} | {colour} | {smoothed} | {landmarks} | {precision} | "
+                f"{per_face(rep['shots'], 'flicker'):.3f} | {per_face(rep['shots'], 'colour_difference_ciede2000'):.2f} | "
+                f"{rep['faces_swapped']} | {len(rep['shots'])} |"
+            )
             sys.stdout.flush()
 
 
@@ -435,29 +552,44 @@ def metric_cell(line: dict) -> str:
     return f"{value:.3f} ({line['verdict']})"
 
 
-def metrics_table(ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path,
-                  report_dir: Path | None) -> None:
+def metrics_table(
+    ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path, report_dir: Path | None
+) -> None:
     """Table 5: the render report's per-track metrics, as a reader sees them, for the default
     options, the mouth option and the renderer without its occlusion mask."""
-    print("\n## Report metrics per track (defaults, --mouth, --no-occlusion; verdicts against the report's thresholds)\n")
-    print(f"| clip | model | options | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
-          f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
-          f"eyes (same, and ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
-          f"flicker (≤ {FLICKER.pass_at}) | border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |")
+    print(
+        "\n## Report metrics per track (defaults, --mouth, --no-occlusion; verdicts against the report's thresholds)\n"
+    )
+    print(
+        f"| clip | model | options | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
+        f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
+        f"eyes (same, and ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
+        f"flicker (≤ {FLICKER.pass_at}) | border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     # The defaults, the mouth option and the renderer without its occlusion mask, side by side.
-    variants = {"defaults": RefineOptions(), "--mouth": RefineOptions(mouth=True),
-                "--no-occlusion": RefineOptions(occlusion=False)}
-    runs = [(model_name, model, name, label, refine) for model_name, model in models.items()
-            for name in ("dfdc 720p", "dfdc 1080p") if name in clips for label, refine in variants.items()]
+    variants = {
+        "defaults": RefineOptions(),
+        "--mouth": RefineOptions(mouth=True),
+        "--no-occlusion": RefineOptions(occlusion=False),
+    }
+    runs = [
+        (model_name, model, name, label, refine)
+        for model_name, model in models.items()
+        for name in ("dfdc 720p", "dfdc 1080p")
+        if name in clips
+        for label, refine in variants.items()
+    ]
     for n, (model_name, model, name, label, refine) in enumerate(runs):
         out = tmp / f"metrics-{n}-{name.replace(' ', '')}.mp4"
         _, _, rep = timed_render(ws, model, clips[name], out, RenderOptions(precision="float", refine=refine))
         for shot in rep["shots"]:
             m = shot["metrics"]
-            print(f"| {name} | {model_name} | {label} | {shot['track_id']} | {shot['frames_swapped']} | "
-                  f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
-                  f"{metric_cell(m['sharpness'])} | {metric_cell(m['flicker'])} | {metric_cell(m['border_colour'])} |")
+            print(
+                f"| {name} | {model_name} | {label} | {shot['track_id']} | {shot['frames_swapped']} | "
+                f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
+                f"{metric_cell(m['sharpness'])} | {metric_cell(m['flicker'])} | {metric_cell(m['border_colour'])} |"
+            )
         sys.stdout.flush()
         if report_dir is not None:
             report_dir.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,18 @@ def make_collection(workspace, folder: Path, files: int) -> dict[str, int]:
 
     rng = np.random.default_rng(5)
     folder.mkdir(parents=True)
-    kinds = ["render", "render_copy", "render_copy", "portrait", "stranger", "stranger", "no_face", "no_face",
-             "portrait", "corrupt"]
+    kinds = [
+        "render",
+        "render_copy",
+        "render_copy",
+        "portrait",
+        "stranger",
+        "stranger",
+        "no_face",
+        "no_face",
+        "portrait",
+        "corrupt",
+    ]
     counts: dict[str, int] = {}
     writer = LabelledWriter(workspace)
     renders: list[np.ndarray] = []
@@ -90,11 +100,15 @@ def make_collection(workspace, folder: Path, files: int) -> dict[str, int]:
             write_image(folder / f"{index:05d}_repost.jpg", copy, quality=int(70 + rng.integers(0, 25)))
         elif kind == "portrait":
             top = int(rng.integers(0, 60))
-            write_image(folder / f"{index:05d}_portrait.jpg", np.ascontiguousarray(base_face[top:top + 400, 40:440]),
-                        quality=90)
+            write_image(
+                folder / f"{index:05d}_portrait.jpg",
+                np.ascontiguousarray(base_face[top : top + 400, 40:440]),
+                quality=90,
+            )
         elif kind == "stranger":
-            write_image(folder / f"{index:05d}_stranger.jpg", np.ascontiguousarray(np.roll(stranger, shift, axis=0)),
-                        quality=88)
+            write_image(
+                folder / f"{index:05d}_stranger.jpg", np.ascontiguousarray(np.roll(stranger, shift, axis=0)), quality=88
+            )
         elif kind == "no_face":
             gradient = np.linspace(0, 255, 512, dtype=np.float32)[None, :, None] * np.ones((384, 1, 3), np.float32)
             noisy = np.clip(gradient + rng.normal(0, 12, gradient.shape), 0, 255).astype(np.uint8)
@@ -117,8 +131,9 @@ def worker_rss_mb(engine_name: str, client=None) -> list[float]:
     return sorted(c.memory_info().rss / 1e6 for c in children)
 
 
-def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, client=None,
-               files_per_task: int = 1) -> dict:
+def run_engine(
+    workspace, collection: Path, out: Path, name: str, workers: int, client=None, files_per_task: int = 1
+) -> dict:
     from likeness.scan import ResultsDataset, scan_collection
 
     stamps: list[float] = []
@@ -131,8 +146,17 @@ def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, 
 
     engine = "dask" if name.startswith("dask") else "local"
     started = time.perf_counter()
-    summary = scan_collection(workspace, [collection], out, engine=engine, workers=workers, client=client,
-                              on_file=on_file, dashboard_address=":0", files_per_task=files_per_task)
+    summary = scan_collection(
+        workspace,
+        [collection],
+        out,
+        engine=engine,
+        workers=workers,
+        client=client,
+        on_file=on_file,
+        dashboard_address=":0",
+        files_per_task=files_per_task,
+    )
     wall = time.perf_counter() - started
     rows = ResultsDataset(out).rows()
     task_s = [(r["fetch_s"] or 0) + (r["verify_s"] or 0) + (r["hash_s"] or 0) for r in rows]
@@ -141,14 +165,24 @@ def run_engine(workspace, collection: Path, out: Path, name: str, workers: int, 
     # a worker's first file also loads its models: the median is the steady per-file cost
     overhead = busy / steady - statistics.median(task_s)
     peak = max((max(s) for s in rss if s), default=float("nan"))
-    return {"engine": name, "workers": busy, "files": summary.files, "wall_s": wall, "files_s": len(rows) / wall,
-            "steady_files_s": steady, "first_result_s": stamps[0] - started if stamps else float("nan"),
-            "task_ms": 1000 * statistics.median(task_s), "overhead_ms": 1000 * overhead, "peak_rss_mb": peak}
+    return {
+        "engine": name,
+        "workers": busy,
+        "files": summary.files,
+        "wall_s": wall,
+        "files_s": len(rows) / wall,
+        "steady_files_s": steady,
+        "first_result_s": stamps[0] - started if stamps else float("nan"),
+        "task_ms": 1000 * statistics.median(task_s),
+        "overhead_ms": 1000 * overhead,
+        "peak_rss_mb": peak,
+    }
 
 
 def scheduler_overhead_ms(client, files: int = 2000, files_per_task: int = 1) -> float:
     """Dask scheduler and client cost per file: no-op futures of ``files_per_task`` items each,
     submitted and gathered."""
+
     def noop(batch):
         return batch
 
@@ -161,10 +195,24 @@ def scheduler_overhead_ms(client, files: int = 2000, files_per_task: int = 1) ->
 
 def ledger_batch_rate(workspace, batches: int = 20, size: int = 32) -> float:
     """verification.completed events/s appended in batches of ``size`` (one transaction each)."""
-    payload = {"path": "/crawl/x.jpg", "name": "x.jpg", "sha256": "ab" * 32, "size_bytes": 1, "media_type": "image",
-               "verdict": "no-face", "verdict_rule": "R6", "schema": "3", "c2pa_state": None, "watermark_payload": None,
-               "render_job_id": None, "grant_ids": [], "matched_subjects": [], "partial": False,
-               "manipulation": "not analysed", "visible_label": None}
+    payload = {
+        "path": "/crawl/x.jpg",
+        "name": "x.jpg",
+        "sha256": "ab" * 32,
+        "size_bytes": 1,
+        "media_type": "image",
+        "verdict": "no-face",
+        "verdict_rule": "R6",
+        "schema": "3",
+        "c2pa_state": None,
+        "watermark_payload": None,
+        "render_job_id": None,
+        "grant_ids": [],
+        "matched_subjects": [],
+        "partial": False,
+        "manipulation": "not analysed",
+        "visible_label": None,
+    }
     started = time.perf_counter()
     for _ in range(batches):
         workspace.ledger.append_many([("verification.completed", payload)] * size)
@@ -183,15 +231,27 @@ def main() -> None:
     workspace = make_world(scratch / "home")
     counts = make_collection(workspace, scratch / "collection", args.files)
     print(f"collection: {args.files} files {counts}; load average {os.getloadavg()[0]:.1f}")
-    results = [run_engine(workspace, scratch / "collection", scratch / "out-1", "in-process", 1),
-               run_engine(workspace, scratch / "collection", scratch / "out-pool", "pool", args.workers)]
+    results = [
+        run_engine(workspace, scratch / "collection", scratch / "out-1", "in-process", 1),
+        run_engine(workspace, scratch / "collection", scratch / "out-pool", "pool", args.workers),
+    ]
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     try:
-        results.append(run_engine(workspace, scratch / "collection", scratch / "out-dask", "dask", args.workers,
-                                  client=client))
-        results.append(run_engine(workspace, scratch / "collection", scratch / "out-dask-8", "dask, 8 files/task",
-                                  args.workers, client=client, files_per_task=8))
+        results.append(
+            run_engine(workspace, scratch / "collection", scratch / "out-dask", "dask", args.workers, client=client)
+        )
+        results.append(
+            run_engine(
+                workspace,
+                scratch / "collection",
+                scratch / "out-dask-8",
+                "dask, 8 files/task",
+                args.workers,
+                client=client,
+                files_per_task=8,
+            )
+        )
         per_task = scheduler_overhead_ms(client)
         per_file_batched = scheduler_overhead_ms(client, files_per_task=16)
     finally:
@@ -205,18 +265,26 @@ def main() -> None:
     listing_s = time.perf_counter() - started
     megabytes = sum((scratch / "collection" / Path(i.location).name).stat().st_size for i in items) / 1e6
     print(f"load average after: {os.getloadavg()[0]:.1f}\n")
-    print("| engine | workers | files | wall s | files/s (wall) | files/s (steady) | first result s "
-          "| median task ms/file | overhead ms/file | peak RSS per worker MB |")
+    print(
+        "| engine | workers | files | wall s | files/s (wall) | files/s (steady) | first result s "
+        "| median task ms/file | overhead ms/file | peak RSS per worker MB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['engine']} | {r['workers']} | {r['files']} | {r['wall_s']:.1f} | {r['files_s']:.2f} | "
-              f"{r['steady_files_s']:.2f} | {r['first_result_s']:.1f} | {r['task_ms']:.0f} | {r['overhead_ms']:.0f} | "
-              f"{r['peak_rss_mb']:.0f} |")
-    print(f"\nDask scheduler + client per file (2000 no-op files): {per_task:.2f} ms at 1 file/task, "
-          f"{per_file_batched:.3f} ms at 16 files/task")
+        print(
+            f"| {r['engine']} | {r['workers']} | {r['files']} | {r['wall_s']:.1f} | {r['files_s']:.2f} | "
+            f"{r['steady_files_s']:.2f} | {r['first_result_s']:.1f} | {r['task_ms']:.0f} | {r['overhead_ms']:.0f} | "
+            f"{r['peak_rss_mb']:.0f} |"
+        )
+    print(
+        f"\nDask scheduler + client per file (2000 no-op files): {per_task:.2f} ms at 1 file/task, "
+        f"{per_file_batched:.3f} ms at 16 files/task"
+    )
     print(f"ledger: verification.completed appended in batches of 32: {ledger_rate:.0f} events/s (SQLite)")
-    print(f"parent listing + SHA-256 (page cache warm): {len(items) / listing_s:.0f} files/s, "
-          f"{megabytes / listing_s:.0f} MB/s ({megabytes / len(items) * 1000:.0f} KB/file)")
+    print(
+        f"parent listing + SHA-256 (page cache warm): {len(items) / listing_s:.0f} files/s, "
+        f"{megabytes / listing_s:.0f} MB/s ({megabytes / len(items) * 1000:.0f} KB/file)"
+    )
     import shutil
 
     shutil.rmtree(scratch, ignore_errors=True)

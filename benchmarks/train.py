@@ -62,16 +62,28 @@ class PlainAutoencoder(nn.Module):
         super().__init__()
         low = resolution // 16
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, width, 5, 2, 2), nn.LeakyReLU(0.1), nn.Conv2d(width, width * 2, 5, 2, 2), nn.LeakyReLU(0.1),
-            nn.Conv2d(width * 2, width * 4, 5, 2, 2), nn.LeakyReLU(0.1), nn.Conv2d(width * 4, width * 8, 5, 2, 2),
-            nn.LeakyReLU(0.1), nn.Flatten(), nn.Linear(width * 8 * low * low, 256),
-            nn.Linear(256, width * 8 * low * low), nn.Unflatten(1, (width * 8, low, low)),
+            nn.Conv2d(3, width, 5, 2, 2),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(width, width * 2, 5, 2, 2),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(width * 2, width * 4, 5, 2, 2),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(width * 4, width * 8, 5, 2, 2),
+            nn.LeakyReLU(0.1),
+            nn.Flatten(),
+            nn.Linear(width * 8 * low * low, 256),
+            nn.Linear(256, width * 8 * low * low),
+            nn.Unflatten(1, (width * 8, low, low)),
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(width * 8, width * 8, 4, 2, 1), nn.LeakyReLU(0.1),
-            nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1), nn.LeakyReLU(0.1),
-            nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1), nn.LeakyReLU(0.1),
-            nn.ConvTranspose2d(width * 2, 4, 4, 2, 1), nn.Sigmoid(),
+            nn.ConvTranspose2d(width * 8, width * 8, 4, 2, 1),
+            nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1),
+            nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1),
+            nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(width * 2, 4, 4, 2, 1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,10 +133,14 @@ def bench_speed(args: argparse.Namespace) -> None:
     # The training loop's arithmetic: autocast dtype and, for float16, a gradient scaler.
     dtype = autocast_dtype(args.precision, device, cpu_bfloat16=cpu_supports_bfloat16())
     autocast = dict(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-    print(f"# training step speed, {hardware_description(device, dtype)}, torch {torch.__version__}; "
-          f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces; "
-          f"load average at start {os.getloadavg()[0]:.1f}")
-    print("| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | plain/ours time |")
+    print(
+        f"# training step speed, {hardware_description(device, dtype)}, torch {torch.__version__}; "
+        f"median of {args.repeats} steps after {args.warmup} warm-up; one iteration = B source + B target faces; "
+        f"load average at start {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| model | res | batch | params (M) | it/s | faces/s | plain AE it/s | plain AE params (M) | plain/ours time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, res, options in _SPEED_ROWS:
         torch.manual_seed(0)
@@ -170,9 +186,12 @@ def bench_speed(args: argparse.Namespace) -> None:
                 t_ours.append(_median_step_seconds(ours, warmup=0, repeats=1))
                 t_ref.append(_median_step_seconds(reference, warmup=0, repeats=1))
             m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
-            print(f"| {label} | {res} | {batch} | {count_parameters(model) / 1e6:.1f} | {1 / m_ours:.2f} | "
-                  f"{2 * batch / m_ours:.1f} | {1 / m_ref:.2f} | {count_parameters(plain) / 1e6:.1f} | "
-                  f"{m_ref / m_ours:.2f} |", flush=True)
+            print(
+                f"| {label} | {res} | {batch} | {count_parameters(model) / 1e6:.1f} | {1 / m_ours:.2f} | "
+                f"{2 * batch / m_ours:.1f} | {1 / m_ref:.2f} | {count_parameters(plain) / 1e6:.1f} | "
+                f"{m_ref / m_ours:.2f} |",
+                flush=True,
+            )
 
 
 def bench_onnx(args: argparse.Namespace) -> None:
@@ -181,8 +200,10 @@ def bench_onnx(args: argparse.Namespace) -> None:
     from likeness.train.export import _onnx_bytes
 
     torch.set_num_threads(2)
-    print("# swap-path inference per face, batch 8, median of "
-          f"{args.repeats} runs; onnxruntime CPU 2 threads vs PyTorch eager 2 threads")
+    print(
+        "# swap-path inference per face, batch 8, median of "
+        f"{args.repeats} runs; onnxruntime CPU 2 threads vs PyTorch eager 2 threads"
+    )
     print("| model | res | onnx ms/face | torch ms/face | torch/onnx | max abs diff |")
     print("|---|---|---|---|---|---|")
     for name in ("df", "liae"):
@@ -191,8 +212,9 @@ def bench_onnx(args: argparse.Namespace) -> None:
             model = create_model(name, resolution=res).eval()
             options = ort.SessionOptions()
             options.intra_op_num_threads = 2
-            session = ort.InferenceSession(_onnx_bytes(model, res), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                _onnx_bytes(model, res), sess_options=options, providers=["CPUExecutionProvider"]
+            )
             faces = np.random.default_rng(0).random((8, 3, res, res), dtype=np.float32)
             tensor = torch.from_numpy(faces)
             with torch.no_grad():
@@ -200,8 +222,11 @@ def bench_onnx(args: argparse.Namespace) -> None:
                 want = model(tensor)[0].numpy()
             t_onnx = _median_step_seconds(lambda: session.run(None, {"face": faces}), warmup=2, repeats=args.repeats)
             got = session.run(None, {"face": faces})[0]
-            print(f"| {name} | {res} | {t_onnx / 8 * 1000:.2f} | {t_torch / 8 * 1000:.2f} | {t_torch / t_onnx:.2f} | "
-                  f"{np.abs(got - want).max():.1e} |", flush=True)
+            print(
+                f"| {name} | {res} | {t_onnx / 8 * 1000:.2f} | {t_torch / 8 * 1000:.2f} | {t_torch / t_onnx:.2f} | "
+                f"{np.abs(got - want).max():.1e} |",
+                flush=True,
+            )
 
 
 def _aligned_faces(folder: Path, *, size: int):
@@ -263,10 +288,12 @@ def bench_loop(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     dtype = autocast_dtype(args.precision, device, cpu_bfloat16=cpu_supports_bfloat16())
-    print(f"# whole training loop on generated faces (1000 per identity, warp + colour augmentation), "
-          f"{hardware_description(device, dtype)}; "
-          f"{args.loop_seconds:.0f} s per row, timed after its first fifth; "
-          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}")
+    print(
+        f"# whole training loop on generated faces (1000 per identity, warp + colour augmentation), "
+        f"{hardware_description(device, dtype)}; "
+        f"{args.loop_seconds:.0f} s per row, timed after its first fifth; "
+        f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}"
+    )
     print("| model | res | batch | loader | workers | it/s | faces/s |")
     print("|---|---|---|---|---|---|---|")
     for name, res in ((args.model, 64), (args.model, 128)):
@@ -281,22 +308,39 @@ def bench_loop(args: argparse.Namespace) -> None:
                 if event.event == "step":
                     marks.append((time.monotonic(), event.iteration))
 
-            config = TrainConfig(model=name, resolution=res, iterations=None, minutes=args.loop_seconds / 60,
-                                 batch_size=args.batch, preview_every=0, identity_metrics=False,
-                                 expression_metrics=False, threads=args.threads, workers=workers, loader=loader,
-                                 device=args.device, precision=args.precision)
-            result = train_swap_model(authz, release, source, target, root / "model", config, progress=show,
-                                      workspace=workspace)
+            config = TrainConfig(
+                model=name,
+                resolution=res,
+                iterations=None,
+                minutes=args.loop_seconds / 60,
+                batch_size=args.batch,
+                preview_every=0,
+                identity_metrics=False,
+                expression_metrics=False,
+                threads=args.threads,
+                workers=workers,
+                loader=loader,
+                device=args.device,
+                precision=args.precision,
+            )
+            result = train_swap_model(
+                authz, release, source, target, root / "model", config, progress=show, workspace=workspace
+            )
             # Skip the first fifth (start-up, cuDNN autotuning, the auto batch trial); checkpoints count.
             if len(marks) < 10:
-                sys.exit(f"{name} {res}px: only {len(marks)} steps in {args.loop_seconds:.0f} s "
-                         "(worker start-up takes seconds); give a longer --loop-seconds")
+                sys.exit(
+                    f"{name} {res}px: only {len(marks)} steps in {args.loop_seconds:.0f} s "
+                    "(worker start-up takes seconds); give a longer --loop-seconds"
+                )
             (t0, i0), (t1, i1) = marks[len(marks) // 5], marks[-1]
             rate = (i1 - i0) / (t1 - t0)
             processes, used = data_loading(loader, workers, device=device, cores=available_cores())
             kind = "processes" if processes else "threads"
-            print(f"| {name} | {res} | {result.batch_size} | {kind} | {used} | {rate:.2f} | "
-                  f"{2 * result.batch_size * rate:.0f} |", flush=True)
+            print(
+                f"| {name} | {res} | {result.batch_size} | {kind} | {used} | {rate:.2f} | "
+                f"{2 * result.batch_size * rate:.0f} |",
+                flush=True,
+            )
             workspace.close()
             shutil.rmtree(root)  # a model folder and workspace per row, nothing worth keeping
 
@@ -317,9 +361,13 @@ class SwapRecorder:
 
     def flush(self, iteration: int) -> None:
         chips, landmarks = zip(*self.pending)
-        np.savez_compressed(self.folder / f"checkpoint-{iteration:07d}.npz", chips=np.stack(chips),
-                            landmarks=np.stack(landmarks), iteration=iteration,
-                            seconds=time.monotonic() - self.started)
+        np.savez_compressed(
+            self.folder / f"checkpoint-{iteration:07d}.npz",
+            chips=np.stack(chips),
+            landmarks=np.stack(landmarks),
+            iteration=iteration,
+            seconds=time.monotonic() - self.started,
+        )
         self.pending.clear()
 
 
@@ -337,11 +385,19 @@ def _quality_faces(args: argparse.Namespace):
     media = Path(args.media) / "synthetic_people" / "digiface1m"
     source, skipped_s = _aligned_faces(media / "id1_variety", size=128)
     target, skipped_t = _aligned_faces(media / "id2_variety", size=128)
-    print(f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
-          f"(skipped {skipped_t})", flush=True)
+    print(
+        f"# faces: source id1_variety {source.count} (skipped {skipped_s}), target id2_variety {target.count} "
+        f"(skipped {skipped_t})",
+        flush=True,
+    )
     if cached is not None:
-        np.savez_compressed(cached, source_images=source.images, source_landmarks=source.landmarks,
-                            target_images=target.images, target_landmarks=target.landmarks)
+        np.savez_compressed(
+            cached,
+            source_images=source.images,
+            source_landmarks=source.landmarks,
+            target_images=target.images,
+            target_landmarks=target.landmarks,
+        )
     return source, target
 
 
@@ -361,23 +417,46 @@ def bench_quality(args: argparse.Namespace) -> None:
     if args.record_swaps:
         recorder = SwapRecorder(Path(args.record_swaps))
         recorder.folder.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(model=args.model, resolution=args.res, iterations=args.iterations, minutes=minutes,
-                         batch_size=args.batch, checkpoint_every=args.checkpoint_every,
-                         preview_every=args.checkpoint_every, validation_fraction=0.25, seed=args.seed,
-                         learning_rate=args.lr, ema_decay=args.ema_decay, threads=args.threads,
-                         lr_decay_iters=args.lr_decay_iters, true_face_power=args.true_face_power,
-                         precision=args.precision, device=args.device,
-                         workers=args.workers, expression_metrics=recorder is None,
-                         model_options=model_options,
-                         augment=augment)
+    config = TrainConfig(
+        model=args.model,
+        resolution=args.res,
+        iterations=args.iterations,
+        minutes=minutes,
+        batch_size=args.batch,
+        checkpoint_every=args.checkpoint_every,
+        preview_every=args.checkpoint_every,
+        validation_fraction=0.25,
+        seed=args.seed,
+        learning_rate=args.lr,
+        ema_decay=args.ema_decay,
+        threads=args.threads,
+        lr_decay_iters=args.lr_decay_iters,
+        true_face_power=args.true_face_power,
+        precision=args.precision,
+        device=args.device,
+        workers=args.workers,
+        expression_metrics=recorder is None,
+        model_options=model_options,
+        augment=augment,
+    )
     if recorder is not None:
         # What score-swaps needs to tell the references (first evaluation only) from the swaps.
-        splits = [split_indices(faces.count, seed=args.seed, stream=stream, fraction=config.validation_fraction,
-                                max_validation=config.validation_max)
-                  for stream, faces in enumerate((source, target))]
-        meta = {"references_source": identity_reference_count(len(splits[0].train)),
-                "references_target": identity_reference_count(len(splits[1].train)),
-                "validation_target": len(splits[1].validation), "config": config.to_dict()}
+        splits = [
+            split_indices(
+                faces.count,
+                seed=args.seed,
+                stream=stream,
+                fraction=config.validation_fraction,
+                max_validation=config.validation_max,
+            )
+            for stream, faces in enumerate((source, target))
+        ]
+        meta = {
+            "references_source": identity_reference_count(len(splits[0].train)),
+            "references_target": identity_reference_count(len(splits[1].train)),
+            "validation_target": len(splits[1].validation),
+            "config": config.to_dict(),
+        }
         (recorder.folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     if args.resume:
         more = f"up to iteration {args.iterations}" if args.iterations else f"{args.minutes} more minutes"
@@ -397,19 +476,34 @@ def bench_quality(args: argparse.Namespace) -> None:
     tools = {"embedder": recorder, "identity_threshold": 1.0} if recorder is not None else {}
     if args.resume:
         override = TrainConfig(iterations=args.iterations, minutes=minutes, threads=args.threads)
-        result = train_swap_model(authz, release, source, target, root / "model", override, resume=True,
-                                  workspace=workspace, progress=show, **tools)
+        result = train_swap_model(
+            authz,
+            release,
+            source,
+            target,
+            root / "model",
+            override,
+            resume=True,
+            workspace=workspace,
+            progress=show,
+            **tools,
+        )
     else:
-        result = train_swap_model(authz, release, source, target, root / "model", config, progress=show,
-                                  workspace=workspace, **tools)
-    print(f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "
-          f"{result.training_seconds / 60:.1f} min; model folder {root / 'model'}")
+        result = train_swap_model(
+            authz, release, source, target, root / "model", config, progress=show, workspace=workspace, **tools
+        )
+    print(
+        f"# {args.model} {args.res}px, batch {result.batch_size}, {result.iterations} iterations in "
+        f"{result.training_seconds / 60:.1f} min; model folder {root / 'model'}"
+    )
     workspace.close()
     if recorder is not None:
         print(f"# held-out swaps recorded in {recorder.folder}; score them with: score-swaps --swaps {recorder.folder}")
         return
-    print("| minutes | iteration | identity transfer | median dist to source | worst dist to source | nearer performer | "
-          "val DSSIM src | val DSSIM dst | eye corr | mouth corr |")
+    print(
+        "| minutes | iteration | identity transfer | median dist to source | worst dist to source | nearer performer | "
+        "val DSSIM src | val DSSIM dst | eye corr | mouth corr |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     from likeness.train import load_checkpoint
 
@@ -419,11 +513,13 @@ def bench_quality(args: argparse.Namespace) -> None:
         if row.get("identity_transfer") is None:
             continue
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"| {row['seconds'] / 60:.1f} | {row['iteration']} | {fmt(row.get('identity_transfer'))} | "
-              f"{fmt(row.get('swap_distance_to_source_median'))} | {fmt(row.get('swap_distance_to_source_max'))} | "
-              f"{row.get('swap_faces_nearer_performer', '-')} | {fmt(row.get('val_dssim_source'))} | "
-              f"{fmt(row.get('val_dssim_target'))} | {fmt(row.get('expression_eye_corr'))} | "
-              f"{fmt(row.get('expression_mouth_corr'))} |")
+        print(
+            f"| {row['seconds'] / 60:.1f} | {row['iteration']} | {fmt(row.get('identity_transfer'))} | "
+            f"{fmt(row.get('swap_distance_to_source_median'))} | {fmt(row.get('swap_distance_to_source_max'))} | "
+            f"{row.get('swap_faces_nearer_performer', '-')} | {fmt(row.get('val_dssim_source'))} | "
+            f"{fmt(row.get('val_dssim_target'))} | {fmt(row.get('expression_eye_corr'))} | "
+            f"{fmt(row.get('expression_mouth_corr'))} |"
+        )
         if reached is None and row["identity_transfer"] >= 0.9:
             reached = row["seconds"] / 60
     print(f"time to identity transfer >= 0.9: {'not reached' if reached is None else f'{reached:.1f} min'}")
@@ -444,9 +540,13 @@ def bench_score_swaps(args: argparse.Namespace) -> None:
     n_src, n_dst, n_val = meta["references_source"], meta["references_target"], meta["validation_target"]
     embedder = FaceEmbedder()
     references = None
-    print(f"# {folder}: {meta['config']['model']} {meta['config']['resolution']} px, seed {meta['config']['seed']}, "
-          f"model options {meta['config']['model_options']}, threshold {IDENTITY_THRESHOLD}")
-    print("| iteration | minutes (of its session) | identity transfer | median dist to source | median dist to target |")
+    print(
+        f"# {folder}: {meta['config']['model']} {meta['config']['resolution']} px, seed {meta['config']['seed']}, "
+        f"model options {meta['config']['model_options']}, threshold {IDENTITY_THRESHOLD}"
+    )
+    print(
+        "| iteration | minutes (of its session) | identity transfer | median dist to source | median dist to target |"
+    )
     print("|---|---|---|---|---|")
     reached = None
     for path in sorted(folder.glob("checkpoint-*.npz")):
@@ -456,13 +556,16 @@ def bench_score_swaps(args: argparse.Namespace) -> None:
         vectors = np.stack([embedder.embed(chip, points) for chip, points in zip(chips, landmarks)])
         # The loop embeds its references once per session (first checkpoint, and after a resume).
         if len(vectors) == n_src + n_dst + n_val:
-            references = (vectors[:n_src], vectors[n_src:n_src + n_dst])
-            vectors = vectors[n_src + n_dst:]
+            references = (vectors[:n_src], vectors[n_src : n_src + n_dst])
+            vectors = vectors[n_src + n_dst :]
         if references is None or len(vectors) != n_val:
             sys.exit(f"{path}: expected {n_val} swaps (plus {n_src}+{n_dst} references first), got {len(chips)} faces")
         transfer = identity_transfer(vectors, *references, threshold=IDENTITY_THRESHOLD)
-        print(f"| {iteration} | {seconds / 60:.1f} | {transfer.share:.2f} | {transfer.median_distance_to_source:.3f} | "
-              f"{np.median(transfer.distance_to_target):.3f} |", flush=True)
+        print(
+            f"| {iteration} | {seconds / 60:.1f} | {transfer.share:.2f} | {transfer.median_distance_to_source:.3f} | "
+            f"{np.median(transfer.distance_to_target):.3f} |",
+            flush=True,
+        )
         if reached is None and transfer.share >= 0.9:
             reached = iteration
     print(f"first iteration with identity transfer >= 0.9: {'not reached' if reached is None else reached}")
@@ -514,10 +617,23 @@ def bench_memory(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     (root / "faces").mkdir(parents=True)
     template = FaceRecord(
-        file="", source="clip.mp4", frame_index=0, timestamp_s=0.0, track_id=1,
-        landmarks=rng.uniform(0, 256, (478, 2)).astype(np.float32), affine=np.eye(2, 3),
-        yaw=0.0, pitch=0.0, roll=0.0, sharpness=100.0, face_size=200.0, eye_openness=0.2,
-        mouth_openness=0.1, brightness=0.5, identity_distance=0.3, grant_id="grant-1",
+        file="",
+        source="clip.mp4",
+        frame_index=0,
+        timestamp_s=0.0,
+        track_id=1,
+        landmarks=rng.uniform(0, 256, (478, 2)).astype(np.float32),
+        affine=np.eye(2, 3),
+        yaw=0.0,
+        pitch=0.0,
+        roll=0.0,
+        sharpness=100.0,
+        face_size=200.0,
+        eye_openness=0.2,
+        mouth_openness=0.1,
+        brightness=0.5,
+        identity_distance=0.3,
+        grant_id="grant-1",
     ).as_dict()
     with open(root / "index.jsonl", "w", encoding="utf-8") as handle:
         for i in range(args.faces):
@@ -525,14 +641,24 @@ def bench_memory(args: argparse.Namespace) -> None:
             (root / name).write_bytes(b"\0")
             template.update(file=name, frame_index=i, yaw=round(float(rng.uniform(-60, 60)), 4))
             handle.write(json.dumps(template, separators=(",", ":")) + "\n")
-    manifest = FacesetManifest(faceset_sha256=index_sha256(root / "index.jsonl"), subject_id="s", subject_slug="s",
-                               grant_id="g", release_id=None, org_id="o", created_at="2025-01-01T00:00:00Z",
-                               counts={"faces": args.faces}, size=256)
+    manifest = FacesetManifest(
+        faceset_sha256=index_sha256(root / "index.jsonl"),
+        subject_id="s",
+        subject_slug="s",
+        grant_id="g",
+        release_id=None,
+        org_id="o",
+        created_at="2025-01-01T00:00:00Z",
+        counts={"faces": args.faces},
+        size=256,
+    )
     (root / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     size_mb = (root / "index.jsonl").stat().st_size / 2**20
-    print(f"# faceset memory: {args.faces} records, index.jsonl {size_mb:.0f} MB, one-byte crops; peak RSS "
-          "(VmHWM) of a fresh process: load_faceset + yaw range + 2000 random records + one full iteration "
-          f"(lazy) vs parsing and keeping every record (the previous loader); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# faceset memory: {args.faces} records, index.jsonl {size_mb:.0f} MB, one-byte crops; peak RSS "
+        "(VmHWM) of a fresh process: load_faceset + yaw range + 2000 random records + one full iteration "
+        f"(lazy) vs parsing and keeping every record (the previous loader); load average {os.getloadavg()[0]:.1f}"
+    )
     print("| loader | faces | peak RSS (MB) | RSS after imports (MB) | growth (MB) | load s | total s |")
     print("|---|---|---|---|---|---|---|")
     for mode in ("lazy", "parsed"):
@@ -541,8 +667,11 @@ def bench_memory(args: argparse.Namespace) -> None:
             print(f"| {mode} | failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode} |")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"| {mode} | {row['faces']} | {row['peak_mb']:.0f} | {row['import_mb']:.0f} | "
-              f"{row['peak_mb'] - row['import_mb']:.0f} | {row['load_s']:.1f} | {row['total_s']:.1f} |", flush=True)
+        print(
+            f"| {mode} | {row['faces']} | {row['peak_mb']:.0f} | {row['import_mb']:.0f} | "
+            f"{row['peak_mb'] - row['import_mb']:.0f} | {row['load_s']:.1f} | {row['total_s']:.1f} |",
+            flush=True,
+        )
     if not args.out:
         shutil.rmtree(root)  # the generated faceset: one file per face
 
@@ -562,8 +691,10 @@ def bench_ceiling(args: argparse.Namespace) -> None:
     media = Path(args.media) / "synthetic_people" / "digiface1m"
     embedder = FaceEmbedder()
     print(f"# identity-transfer ceiling: real DigiFace faces scored like swaps (threshold {IDENTITY_THRESHOLD})")
-    print("| res | held-out id1 photos as id1 | their distance to id1 refs | held-out id2 photos as id1 | "
-          "leave-one-out id1 within threshold | median nearest same / other |")
+    print(
+        "| res | held-out id1 photos as id1 | their distance to id1 refs | held-out id2 photos as id1 | "
+        "leave-one-out id1 within threshold | median nearest same / other |"
+    )
     print("|---|---|---|---|---|---|")
     faces = {name: _aligned_faces(media / f"{name}_variety", size=128)[0] for name in ("id1", "id2")}
     for res in (128, args.res):
@@ -574,15 +705,23 @@ def bench_ceiling(args: argparse.Namespace) -> None:
             splits[name] = split_indices(samples.count, seed=0, stream=stream, fraction=0.25, max_validation=32)
         refs_1 = embeddings["id1"][splits["id1"].train]
         refs_2 = embeddings["id2"][splits["id2"].train]
-        own = identity_transfer(embeddings["id1"][splits["id1"].validation], refs_1, refs_2, threshold=IDENTITY_THRESHOLD)
-        other = identity_transfer(embeddings["id2"][splits["id2"].validation], refs_1, refs_2,
-                                  threshold=IDENTITY_THRESHOLD)
+        own = identity_transfer(
+            embeddings["id1"][splits["id1"].validation], refs_1, refs_2, threshold=IDENTITY_THRESHOLD
+        )
+        other = identity_transfer(
+            embeddings["id2"][splits["id2"].validation], refs_1, refs_2, threshold=IDENTITY_THRESHOLD
+        )
         all_1, all_2 = embeddings["id1"], embeddings["id2"]
-        nearest_same = np.array([np.linalg.norm(np.delete(all_1, i, 0) - all_1[i], axis=1).min() for i in range(len(all_1))])
+        nearest_same = np.array(
+            [np.linalg.norm(np.delete(all_1, i, 0) - all_1[i], axis=1).min() for i in range(len(all_1))]
+        )
         nearest_other = np.array([np.linalg.norm(all_2 - e, axis=1).min() for e in all_1])
-        print(f"| {res} | {own.share:.2f} | {', '.join(f'{d:.3f}' for d in own.distance_to_source)} | {other.share:.2f} | "
-              f"{np.mean(nearest_same <= IDENTITY_THRESHOLD):.2f} | {np.median(nearest_same):.3f} / "
-              f"{np.median(nearest_other):.3f} |", flush=True)
+        print(
+            f"| {res} | {own.share:.2f} | {', '.join(f'{d:.3f}' for d in own.distance_to_source)} | {other.share:.2f} | "
+            f"{np.mean(nearest_same <= IDENTITY_THRESHOLD):.2f} | {np.median(nearest_same):.3f} / "
+            f"{np.median(nearest_other):.3f} |",
+            flush=True,
+        )
 
 
 def _option_value(text: str):
@@ -596,7 +735,6 @@ def _option_value(text: str):
         except ValueError:
             pass
     return text
-
 
 
 #: ``threads`` rows: (label, --threads or None for the product's choice, OMP_WAIT_POLICY or None).
@@ -637,8 +775,16 @@ def bench_threads_step(args: argparse.Namespace) -> None:
         opt.step()
 
     seconds = _median_step_seconds(step, warmup=args.warmup, repeats=args.repeats)
-    print(json.dumps({"threads": choice.threads, "reason": choice.reason, "step_s": seconds,
-                      "wait": os.environ.get("OMP_WAIT_POLICY")}))
+    print(
+        json.dumps(
+            {
+                "threads": choice.threads,
+                "reason": choice.reason,
+                "step_s": seconds,
+                "wait": os.environ.get("OMP_WAIT_POLICY"),
+            }
+        )
+    )
 
 
 def bench_threads(args: argparse.Namespace) -> None:
@@ -663,26 +809,44 @@ def bench_threads(args: argparse.Namespace) -> None:
                     env["OMP_WAIT_POLICY"] = wait
                 count = cores if threads == "cores" else (threads or 0)
                 done = subprocess.run(
-                    [sys.executable, __file__, "threads-step", "--threads", str(count), "--warmup", str(args.warmup),
-                     "--repeats", str(args.repeats)], env=env, capture_output=True, text=True, check=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "threads-step",
+                        "--threads",
+                        str(count),
+                        "--warmup",
+                        str(args.warmup),
+                        "--repeats",
+                        str(args.repeats),
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
         load_end = os.getloadavg()[0]
     finally:
         for competitor in competitors:
             competitor.kill()
             competitor.wait()
-    print(f"# cpu-64 recipe step (df 64 px, batch 4), {cores} cores, {args.compete} busy-looping competitor(s); "
-          f"median of {args.rounds} rounds x {args.repeats} steps after {args.warmup} warm-up; "
-          f"load average {load_start:.1f} at start, {load_end:.1f} at end")
+    print(
+        f"# cpu-64 recipe step (df 64 px, batch 4), {cores} cores, {args.compete} busy-looping competitor(s); "
+        f"median of {args.rounds} rounds x {args.repeats} steps after {args.warmup} warm-up; "
+        f"load average {load_start:.1f} at start, {load_end:.1f} at end"
+    )
     print("| setting | threads used | it/s (median) | it/s per round | vs old default |")
     print("|---|---|---|---|---|")
     old = statistics.median(1 / r["step_s"] for r in results[_THREAD_ROWS[0][0]])
     for label, _, _ in _THREAD_ROWS:
         rates = [1 / r["step_s"] for r in results[label]]
         used = ", ".join(sorted({str(r["threads"]) for r in results[label]}))
-        print(f"| {label} | {used} | {statistics.median(rates):.2f} | {' / '.join(f'{v:.2f}' for v in rates)} | "
-              f"{statistics.median(rates) / old:.1f}x |", flush=True)
-
+        print(
+            f"| {label} | {used} | {statistics.median(rates):.2f} | {' / '.join(f'{v:.2f}' for v in rates)} | "
+            f"{statistics.median(rates) / old:.1f}x |",
+            flush=True,
+        )
 
 
 def bench_gate(args: argparse.Namespace) -> None:
@@ -695,29 +859,45 @@ def bench_gate(args: argparse.Namespace) -> None:
 
     media = Path(args.media)
     photos = media / "synthetic_people" / "seeprettyface_1024"
-    source_inputs = [photos / "edit_strips" / "wanghong_edit_angle.jpg", photos / "edit_strips" / "wanghong_edit_smile.jpg",
-                     photos / "wanghong_example1.png", photos / "wanghong_example2.png"]
+    source_inputs = [
+        photos / "edit_strips" / "wanghong_edit_angle.jpg",
+        photos / "edit_strips" / "wanghong_edit_smile.jpg",
+        photos / "wanghong_example1.png",
+        photos / "wanghong_example2.png",
+    ]
     clip = media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         workspace, authz, release = _benchmark_consent(root)
         try:
-            enroll_reference_photos(workspace, "idol", [photos / "wanghong_example1.png", photos / "wanghong_example2.png"])
+            enroll_reference_photos(
+                workspace, "idol", [photos / "wanghong_example1.png", photos / "wanghong_example2.png"]
+            )
             enroll_reference_photos(workspace, "performer", [clip])
             start = time.perf_counter()
             report = extract_faceset(workspace, authz, source_inputs, root / "source", options=ExtractOptions())
-            print("source extraction: rejected", {k: v for k, v in report.rejected.items() if v},
-                  "near-duplicates:", [(Path(d["face"]).name, d["reason"]) for d in report.duplicates_dropped])
-            extract_faceset(workspace, release, [clip], root / "performer", options=ExtractOptions(frame_step=args.every))
+            print(
+                "source extraction: rejected",
+                {k: v for k, v in report.rejected.items() if v},
+                "near-duplicates:",
+                [(Path(d["face"]).name, d["reason"]) for d in report.duplicates_dropped],
+            )
+            extract_faceset(
+                workspace, release, [clip], root / "performer", options=ExtractOptions(frame_step=args.every)
+            )
             seconds = time.perf_counter() - start
             source, performer = list(load_faceset(root / "source")), list(load_faceset(root / "performer"))
-            print(f"# coverage gate: source {len(source)} faces from {len(source_inputs)} photos, performer "
-                  f"{len(performer)} faces from every {args.every}. frame of {clip.name}; extraction {seconds:.0f} s")
+            print(
+                f"# coverage gate: source {len(source)} faces from {len(source_inputs)} photos, performer "
+                f"{len(performer)} faces from every {args.every}. frame of {clip.name}; extraction {seconds:.0f} s"
+            )
             for name, records in (("source", source), ("performer", performer)):
                 share = coverage_summary(records)["share"]
-                print(f"{name}: mouth open {share['mouth_open']:.0%}, eyes closed {share['eyes_closed']:.0%}, "
-                      f"left {share['looking_subject_left']:.0%}, right {share['looking_subject_right']:.0%}, "
-                      f"up {share['looking_up']:.0%}, down {share['looking_down']:.0%}")
+                print(
+                    f"{name}: mouth open {share['mouth_open']:.0%}, eyes closed {share['eyes_closed']:.0%}, "
+                    f"left {share['looking_subject_left']:.0%}, right {share['looking_subject_right']:.0%}, "
+                    f"up {share['looking_up']:.0%}, down {share['looking_down']:.0%}"
+                )
             try:
                 checked = coverage_check(performer, source, accept_gaps=False)
                 print("not refused; gaps:", [gap["sentence"] for gap in checked["gaps"]])
@@ -729,52 +909,119 @@ def bench_gate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "loop", "onnx", "quality", "score-swaps", "memory", "ceiling", "threads",
-                                         "threads-step", "gate", "all"], nargs="?", default="all")
+    parser.add_argument(
+        "what",
+        choices=[
+            "speed",
+            "loop",
+            "onnx",
+            "quality",
+            "score-swaps",
+            "memory",
+            "ceiling",
+            "threads",
+            "threads-step",
+            "gate",
+            "all",
+        ],
+        nargs="?",
+        default="all",
+    )
     parser.add_argument("--media", default="../shared/media", help="development media folder")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality: training minutes")
-    parser.add_argument("--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="quality: train this many iterations instead of --minutes"
+    )
     parser.add_argument("--workers", type=int, default=None, help="quality: data workers (default automatic)")
-    parser.add_argument("--faces-file", default=None,
-                        help="quality: aligned faces (.npz); read if it exists, else written after aligning "
-                             "(for machines without MediaPipe)")
-    parser.add_argument("--record-swaps", default=None, metavar="FOLDER",
-                        help="quality: record the held-out swaps at every checkpoint instead of embedding them "
-                             "(for machines without dlib); score them with score-swaps")
+    parser.add_argument(
+        "--faces-file",
+        default=None,
+        help="quality: aligned faces (.npz); read if it exists, else written after aligning "
+        "(for machines without MediaPipe)",
+    )
+    parser.add_argument(
+        "--record-swaps",
+        default=None,
+        metavar="FOLDER",
+        help="quality: record the held-out swaps at every checkpoint instead of embedding them "
+        "(for machines without dlib); score them with score-swaps",
+    )
     parser.add_argument("--swaps", default=None, metavar="FOLDER", help="score-swaps: folder from --record-swaps")
     parser.add_argument("--model", default="df", help="quality: architecture")
     parser.add_argument("--res", type=int, default=64, help="quality: resolution")
     parser.add_argument("--batch", type=int, default=None, help="quality: batch size (default automatic)")
     parser.add_argument("--lr", type=float, default=2e-4, help="quality: learning rate")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="quality: seed (held-out split, batches, augmentation, initial weights)")
-    parser.add_argument("--ema-decay", type=float, default=TRAIN_DEFAULTS.ema_decay,
-                        help="quality: weight-average decay (0 = evaluate the live weights)")
-    parser.add_argument("--lr-decay-iters", type=int, default=None,
-                        help="quality: cosine learning-rate decay to 0.1x over this many iterations (default: constant)")
-    parser.add_argument("--true-face-power", type=float, default=0.0,
-                        help="quality: weight of the code discriminator (df only; 0 = off)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="quality: seed (held-out split, batches, augmentation, initial weights)"
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=TRAIN_DEFAULTS.ema_decay,
+        help="quality: weight-average decay (0 = evaluate the live weights)",
+    )
+    parser.add_argument(
+        "--lr-decay-iters",
+        type=int,
+        default=None,
+        help="quality: cosine learning-rate decay to 0.1x over this many iterations (default: constant)",
+    )
+    parser.add_argument(
+        "--true-face-power",
+        type=float,
+        default=0.0,
+        help="quality: weight of the code discriminator (df only; 0 = off)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=150, help="quality: iterations between checkpoints")
-    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                        help="speed/loop/quality: training arithmetic, as likeness train --precision "
-                             "(auto: float16 on CUDA, bfloat16 on CPUs with native support)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="speed/loop/quality: training arithmetic, as likeness train --precision "
+        "(auto: float16 on CUDA, bfloat16 on CPUs with native support)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--faces", type=int, default=50_000, help="memory: records in the synthetic faceset")
     parser.add_argument("--warmup", type=int, default=2, help="speed: warm-up steps")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="speed/loop/quality: where to train")
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "auto"], help="speed/loop/quality: where to train"
+    )
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16], help="speed: batch sizes")
     parser.add_argument("--loop-seconds", type=float, default=60.0, help="loop: seconds timed per row")
-    parser.add_argument("--loop-workers", type=int, nargs="+", default=[None],
-                        help="loop: data worker counts to compare (default: the automatic count)")
-    parser.add_argument("--loaders", nargs="+", default=["auto"], choices=["auto", "threads", "processes"],
-                        help="loop: batch loaders to compare")
+    parser.add_argument(
+        "--loop-workers",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="loop: data worker counts to compare (default: the automatic count)",
+    )
+    parser.add_argument(
+        "--loaders",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "threads", "processes"],
+        help="loop: batch loaders to compare",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="speed/onnx: timed repeats")
-    parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="quality: architecture option, e.g. d_dims=16 (repeatable)")
-    parser.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
-                        help="quality: augmentation option, e.g. warp_strength=0.15 (repeatable)")
-    parser.add_argument("--resume", action="store_true",
-                        help="quality: continue the run kept in --out for --minutes more (saved recipe wins)")
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="quality: architecture option, e.g. d_dims=16 (repeatable)",
+    )
+    parser.add_argument(
+        "--augment",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="quality: augmentation option, e.g. warp_strength=0.15 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="quality: continue the run kept in --out for --minutes more (saved recipe wins)",
+    )
     parser.add_argument("--out", default=None, help="quality: keep the workspace and model here")
     parser.add_argument("--compete", type=int, default=0, help="threads: busy-looping processes to run meanwhile")
     parser.add_argument("--rounds", type=int, default=3, help="threads: interleaved rounds")

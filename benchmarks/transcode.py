@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print(f"no videos under {args.media}/video", file=sys.stderr)
         return 2
-    header = (f"{'video':42} {'size':>9} {'frames':>6} | {'baseline s':>10} {'likeness s':>10} "
-              f"{'decode s':>8} | {'base fps':>8} {'like fps':>8} {'ratio':>6} | "
-              f"{'shift base':>10} {'shift like':>10}")
+    header = (
+        f"{'video':42} {'size':>9} {'frames':>6} | {'baseline s':>10} {'likeness s':>10} "
+        f"{'decode s':>8} | {'base fps':>8} {'like fps':>8} {'ratio':>6} | "
+        f"{'shift base':>10} {'shift like':>10}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as scratch:
@@ -103,17 +105,19 @@ def main(argv: list[str] | None = None) -> int:
             info = probe_video(video)
             base_out = Path(scratch) / f"base_{video.stem}.mp4"
             like_out = Path(scratch) / f"like_{video.stem}.mp4"
-            base_s, n = timed(lambda: baseline_transcode(video, base_out, crf=args.crf,
-                                                         max_frames=args.frames), args.repeats)
-            like_s, m = timed(lambda: transcode(video, like_out, crf=args.crf,
-                                                max_frames=args.frames), args.repeats)
+            base_s, n = timed(
+                lambda: baseline_transcode(video, base_out, crf=args.crf, max_frames=args.frames), args.repeats
+            )
+            like_s, m = timed(lambda: transcode(video, like_out, crf=args.crf, max_frames=args.frames), args.repeats)
             dec_s, _ = timed(lambda: decode_only(video, max_frames=args.frames), args.repeats)
             assert n == m, (n, m)
             shift_base = colour_shift(video, base_out, frames=min(n, 30))
             shift_like = colour_shift(video, like_out, frames=min(n, 30))
-            print(f"{video.name[:42]:42} {info.width:>4}x{info.height:<4} {n:>6} | {base_s:>10.2f} "
-                  f"{like_s:>10.2f} {dec_s:>8.2f} | {n / base_s:>8.1f} {n / like_s:>8.1f} "
-                  f"{base_s / like_s:>6.2f} | {shift_base:>10.2f} {shift_like:>10.2f}")
+            print(
+                f"{video.name[:42]:42} {info.width:>4}x{info.height:<4} {n:>6} | {base_s:>10.2f} "
+                f"{like_s:>10.2f} {dec_s:>8.2f} | {n / base_s:>8.1f} {n / like_s:>8.1f} "
+                f"{base_s / like_s:>6.2f} | {shift_base:>10.2f} {shift_like:>10.2f}"
+            )
     return 0
 
 

@@ -118,8 +118,17 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
     empty = Verifier(workspace, gallery=ArtistGallery.sync(Path(tempfile.mkdtemp()), [], threshold=0.4))
     verifier.verify(paths[0])  # warm up: models load once per worker
     empty.verify(paths[0])
-    names = ("decode (baseline)", "sha256", "c2pa read", "watermark extract", "face detect",
-             "face embed (all faces)", "gallery query", "verify total", "verify total, empty gallery")
+    names = (
+        "decode (baseline)",
+        "sha256",
+        "c2pa read",
+        "watermark extract",
+        "face detect",
+        "face embed (all faces)",
+        "gallery query",
+        "verify total",
+        "verify total, empty gallery",
+    )
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
 
@@ -147,8 +156,14 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
     empty.close()
     base = median_ms(wall["decode (baseline)"])
     rows = [(name, median_ms(wall[name]), median_ms(wall[name]) / base, median_ms(cpu[name])) for name in names]
-    rows.append((f"  (faces per image: median {statistics.median(faces_per_image):.0f}; "
-                 f"capacity on 2 cores = 2 / CPU)", 1000 * statistics.median(cpu["verify total"]) / 2, None, None))
+    rows.append(
+        (
+            f"  (faces per image: median {statistics.median(faces_per_image):.0f}; capacity on 2 cores = 2 / CPU)",
+            1000 * statistics.median(cpu["verify total"]) / 2,
+            None,
+            None,
+        )
+    )
     # A longer scan: the images again under other names (verify_many skips repeated paths).
     batch = list(paths)
     for copy in range(1, 4):
@@ -159,16 +174,28 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
             batch.append(twin)
     for count in (1, workers):
         done_at: list[float] = []
-        _, t = timed(verify_many, workspace, batch, workers=count, force=True,
-                     progress=lambda d, n, r: done_at.append(time.perf_counter()))
+        _, t = timed(
+            verify_many,
+            workspace,
+            batch,
+            workers=count,
+            force=True,
+            progress=lambda d, n, r: done_at.append(time.perf_counter()),
+        )
         label = f"verify_many {count} worker{'s' if count > 1 else ''}"
         rows.append((f"{label}, {len(batch)} files incl. start", 1000 * t / len(batch), None, None))
         # Steady state: once every worker has finished its first file (spawn, imports and model
         # loading are behind it), as in a long scan.
         skip = 2 * count
         if len(done_at) > skip + 1:
-            rows.append((f"{label}, steady state (after the first {skip} files)",
-                         1000 * (done_at[-1] - done_at[skip]) / (len(done_at) - 1 - skip), None, None))
+            rows.append(
+                (
+                    f"{label}, steady state (after the first {skip} files)",
+                    1000 * (done_at[-1] - done_at[skip]) / (len(done_at) - 1 - skip),
+                    None,
+                    None,
+                )
+            )
     return rows
 
 
@@ -254,16 +281,19 @@ def embedder_cost(folder: Path, *, repeats: int = 15) -> list[tuple[str, float]]
     for _ in range(repeats):
         dlib_cpu.append(cpu_timed(baseline.embed, rgb, landmarks)[2])
         onnx_cpu.append(cpu_timed(product.embed, rgb, landmarks)[2])
-    return [("dlib ResNet as shipped, CPU ms per face (baseline)", median_ms(dlib_cpu)),
-            (f"FaceEmbedder() [{product.backend}], CPU ms per face", median_ms(onnx_cpu))]
+    return [
+        ("dlib ResNet as shipped, CPU ms per face (baseline)", median_ms(dlib_cpu)),
+        (f"FaceEmbedder() [{product.backend}], CPU ms per face", median_ms(onnx_cpu)),
+    ]
 
 
 def generated_clip(folder: Path) -> Path:
     """A 10 s 1080p clip animating a portrait, written with the product's encoder."""
     from likeness.media.synthetic import astronaut, write_clip
 
-    return write_clip(folder / "generated_1080p.mp4", astronaut(), seconds=10.0, fps=25,
-                      size=(1920, 1080), with_audio=False, seed=3)
+    return write_clip(
+        folder / "generated_1080p.mp4", astronaut(), seconds=10.0, fps=25, size=(1920, 1080), with_audio=False, seed=3
+    )
 
 
 def recognition_quality(media: Path) -> dict[str, float]:
@@ -281,13 +311,15 @@ def recognition_quality(media: Path) -> dict[str, float]:
     def strip_frames(path: Path) -> list[np.ndarray]:
         strip = read_image(path)
         width = strip.shape[1] // 4
-        return [np.ascontiguousarray(strip[:, i * width:(i + 1) * width]) for i in range(4)]
+        return [np.ascontiguousarray(strip[:, i * width : (i + 1) * width]) for i in range(4)]
 
     sp = media / "synthetic_people"
     identities: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for ident in ("id1", "id2"):
-        identities[ident] = ([read_image(sp / "digiface1m" / f"{ident}_main.jpg")],
-                             [read_image(p) for p in sorted((sp / "digiface1m" / f"{ident}_variety").glob("*.jpg"))])
+        identities[ident] = (
+            [read_image(sp / "digiface1m" / f"{ident}_main.jpg")],
+            [read_image(p) for p in sorted((sp / "digiface1m" / f"{ident}_variety").glob("*.jpg"))],
+        )
     for strip in ("model_edit_angle", "wanghong_edit_angle"):
         frames = strip_frames(sp / "seeprettyface_1024" / "edit_strips" / f"{strip}.jpg")
         identities[strip] = ([frames[0]], frames[1:])
@@ -310,10 +342,13 @@ def recognition_quality(media: Path) -> dict[str, float]:
             genuine_hit += int(best.match is not None and best.match.slug == name)
 
     impostor_paths = (
-        sorted((media / "portraits" / "single").glob("*")) + sorted((media / "portraits" / "group").glob("*"))
+        sorted((media / "portraits" / "single").glob("*"))
+        + sorted((media / "portraits" / "group").glob("*"))
         + sorted((media / "portraits" / "pd_paintings").glob("*"))
-        + sorted(sp.glob("stylegan*/*.png")) + sorted(sp.glob("diffusion_generated_sadtalker/*"))
-        + sorted(sp.glob("facesynthetics/*")) + sorted(sp.glob("seeprettyface_1024/*_example*.png"))
+        + sorted(sp.glob("stylegan*/*.png"))
+        + sorted(sp.glob("diffusion_generated_sadtalker/*"))
+        + sorted(sp.glob("facesynthetics/*"))
+        + sorted(sp.glob("seeprettyface_1024/*_example*.png"))
     )
     impostor_faces = impostor_false = 0
     impostor_vectors = []
@@ -364,11 +399,15 @@ def main() -> None:
             images = Path(tmp) / "images"
             images.mkdir()
             paths = build_images(workspace, media, images, args.images)
-            print(f"\n1080p JPEG verification ({len(paths)} images, half labelled renders), single process unless noted")
+            print(
+                f"\n1080p JPEG verification ({len(paths)} images, half labelled renders), single process unless noted"
+            )
             print(f"{'stage':62} {'wall ms':>9} {'x decode':>9} {'CPU ms':>8} {'images/s':>9}")
             for name, ms, ratio, cpu_ms in image_speed(workspace, paths, args.workers):
-                print(f"{name:62} {ms:9.1f} {'' if ratio is None else f'{ratio:9.2f}':>9} "
-                      f"{'' if cpu_ms is None else f'{cpu_ms:8.1f}':>8} {1000 / ms:9.2f}")
+                print(
+                    f"{name:62} {ms:9.1f} {'' if ratio is None else f'{ratio:9.2f}':>9} "
+                    f"{'' if cpu_ms is None else f'{cpu_ms:8.1f}':>8} {1000 / ms:9.2f}"
+                )
         if "video" not in args.skip:
             clips = [media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4", generated_clip(Path(tmp))]
             for clip in clips:

@@ -52,15 +52,19 @@ def letterbox_9x16(rgb: np.ndarray, width: int = 720) -> np.ndarray:
     content = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((height, width, 3), np.uint8)
     top, left = (height - content.shape[0]) // 2, (width - content.shape[1]) // 2
-    canvas[top:top + content.shape[0], left:left + content.shape[1]] = content
+    canvas[top : top + content.shape[0], left : left + content.shape[1]] = content
     return canvas
 
 
 def crop(rgb: np.ndarray, sides: str, fraction: float) -> np.ndarray:
     h, w = rgb.shape[:2]
     dx, dy = round(w * fraction), round(h * fraction)
-    return np.ascontiguousarray(rgb[dy if "t" in sides else 0:h - dy if "b" in sides else h,
-                                    dx if "l" in sides else 0:w - dx if "r" in sides else w])
+    return np.ascontiguousarray(
+        rgb[
+            dy if "t" in sides else 0 : h - dy if "b" in sides else h,
+            dx if "l" in sides else 0 : w - dx if "r" in sides else w,
+        ]
+    )
 
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -88,16 +92,24 @@ TRANSFORMS = {
 
 def sources(media: Path | None) -> list[tuple[str, np.ndarray, bool]]:
     """(name, RGB, is a video frame). Package portraits and generated clip frames always."""
-    found: list[tuple[str, np.ndarray, bool]] = [("astronaut", synthetic.astronaut(), False),
-                                                  ("grace_hopper", synthetic.grace_hopper(), False)]
+    found: list[tuple[str, np.ndarray, bool]] = [
+        ("astronaut", synthetic.astronaut(), False),
+        ("grace_hopper", synthetic.grace_hopper(), False),
+    ]
     for name, face in (("astronaut", synthetic.astronaut()), ("grace_hopper", synthetic.grace_hopper())):
         for size in ((640, 360), (1280, 720), (1920, 1080), (720, 1280)):
             for index, frame in enumerate(synthetic.animate_portrait(face, n_frames=40, size=size, seed=7)):
                 if index % 20 == 0:
                     found.append((f"clip {name} {size[0]}x{size[1]} #{index}", frame, True))
     if media is not None and media.is_dir():
-        patterns = ["synthetic_people/*/*.png", "synthetic_people/*/*.jpg", "portraits/single/*",
-                    "portraits/pd_paintings/*", "portraits/group/*", "portraits/congress_pd/*"]
+        patterns = [
+            "synthetic_people/*/*.png",
+            "synthetic_people/*/*.jpg",
+            "portraits/single/*",
+            "portraits/pd_paintings/*",
+            "portraits/group/*",
+            "portraits/congress_pd/*",
+        ]
         for pattern in patterns:
             for path in sorted(glob.glob(str(media / pattern)))[:8]:
                 try:
@@ -160,10 +172,13 @@ def cost(repeats: int) -> None:
 
     face = np.array([560.0, 140.0, 740.0, 320.0])
     old = run(lambda f, i: before.apply(f, in_place=True))
-    new = run(lambda f, i: (after.apply(f, in_place=True),
-                            tag.apply(f, [tuple(face + [i % 7, 0, i % 7, 0])], in_place=True)))
-    print(f"writer label cost per 720p frame: before (corner label) {old:.3f} ms, "
-          f"after (safe-area label + face tag) {new:.3f} ms  [{repeats} frames each, in place]")
+    new = run(
+        lambda f, i: (after.apply(f, in_place=True), tag.apply(f, [tuple(face + [i % 7, 0, i % 7, 0])], in_place=True))
+    )
+    print(
+        f"writer label cost per 720p frame: before (corner label) {old:.3f} ms, "
+        f"after (safe-area label + face tag) {new:.3f} ms  [{repeats} frames each, in place]"
+    )
     for size in ((640, 360), (1280, 720), (1920, 1080)):
         frame = next(iter(synthetic.animate_portrait(synthetic.astronaut(), n_frames=1, size=size, seed=2)))
         picture = labelled(frame, False)
@@ -174,8 +189,10 @@ def cost(repeats: int) -> None:
             detect_visible_label(picture)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
-        print(f"detect_visible_label {size[0]}x{size[1]}: {statistics.median(times) * 1e3:.0f} ms wall, "
-              f"{statistics.median(cpu) * 1e3:.0f} ms CPU (median of 5)")
+        print(
+            f"detect_visible_label {size[0]}x{size[1]}: {statistics.median(times) * 1e3:.0f} ms wall, "
+            f"{statistics.median(cpu) * 1e3:.0f} ms CPU (median of 5)"
+        )
 
 
 def detection(media: Path | None) -> None:
@@ -192,8 +209,9 @@ def detection(media: Path | None) -> None:
             positives.append(score)
             clean_scores.setdefault(name, []).append(detect_visible_label(transform(rgb)).score)
     font = str(label_font_path())
-    dejavu = next(iter(glob.glob(str(Path(np.__file__).parents[1] / "matplotlib/mpl-data/fonts/ttf/DejaVuSans-Bold.ttf"))),
-                  None)
+    dejavu = next(
+        iter(glob.glob(str(Path(np.__file__).parents[1] / "matplotlib/mpl-data/fonts/ttf/DejaVuSans-Bold.ttf"))), None
+    )
     texts = {
         "caption in the label's font": ("오늘의 무대 · Today's stage", font, (0.3, 0.72)),
         "Korean + English words, label's font": ("AI 기술 세미나 · AI seminar", font, (0.25, 0.7)),
@@ -211,12 +229,16 @@ def detection(media: Path | None) -> None:
     print(f"{'transform':32s} {'labelled found':>15s} {'min score':>10s} {'unlabelled FP':>14s} {'max score':>10s}")
     for name in TRANSFORMS:
         p, n = np.array(found_rates[name]), np.array(clean_scores[name])
-        print(f"{name:32s} {np.mean(p >= PRESENT_SCORE):15.3f} {p.min():10.3f} "
-              f"{int((n >= PRESENT_SCORE).sum()):>7d}/{n.size:<6d} {n.max():10.3f}")
+        print(
+            f"{name:32s} {np.mean(p >= PRESENT_SCORE):15.3f} {p.min():10.3f} "
+            f"{int((n >= PRESENT_SCORE).sum()):>7d}/{n.size:<6d} {n.max():10.3f}"
+        )
     all_pos = np.array(positives)
     all_neg = np.array([s for v in clean_scores.values() for s in v])
-    print(f"{'all labelled copies':32s} {np.mean(all_pos >= PRESENT_SCORE):15.3f} {all_pos.min():10.3f} "
-          f"{int((all_neg >= PRESENT_SCORE).sum()):>7d}/{all_neg.size:<6d} {all_neg.max():10.3f}")
+    print(
+        f"{'all labelled copies':32s} {np.mean(all_pos >= PRESENT_SCORE):15.3f} {all_pos.min():10.3f} "
+        f"{int((all_neg >= PRESENT_SCORE).sum()):>7d}/{all_neg.size:<6d} {all_neg.max():10.3f}"
+    )
     print("\nother text drawn like the label (false positives):")
     for name, scores in text_scores.items():
         s = np.array(scores)
@@ -224,8 +246,10 @@ def detection(media: Path | None) -> None:
     neg = np.concatenate([all_neg, *[np.array(v) for v in text_scores.values()]])
     print("\nthreshold sweep (found / false positives):")
     for threshold in (0.45, 0.5, 0.55, PRESENT_SCORE, 0.6, 0.65):
-        print(f"  {threshold:.2f}: {np.mean(all_pos >= threshold):.3f} found, "
-              f"{int((neg >= threshold).sum())}/{neg.size} false positives")
+        print(
+            f"  {threshold:.2f}: {np.mean(all_pos >= threshold):.3f} found, "
+            f"{int((neg >= threshold).sum())}/{neg.size} false positives"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,8 +48,13 @@ from likeness.provenance.watermark import (
     extract_watermark,
 )
 
-RESOLUTIONS = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
-               "9:16 1080x1920": (1080, 1920)}
+RESOLUTIONS = {
+    "360p": (640, 360),
+    "480p": (854, 480),
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+    "9:16 1080x1920": (1080, 1920),
+}
 
 
 # ---------------------------------------------------------------- media
@@ -61,11 +66,11 @@ def fit_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     target_h = int(round(w * height / width))
     if target_h <= h:
         y0 = (h - target_h) // 2
-        rgb = rgb[y0:y0 + target_h]
+        rgb = rgb[y0 : y0 + target_h]
     else:
         target_w = int(round(h * width / height))
         x0 = (w - target_w) // 2
-        rgb = rgb[:, x0:x0 + target_w]
+        rgb = rgb[:, x0 : x0 + target_w]
     interpolation = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interpolation))
 
@@ -84,8 +89,13 @@ def generated_texture(rng: np.random.Generator, size: tuple[int, int], sigma: fl
 def source_pictures(media: Path | None, count: int) -> dict[str, np.ndarray]:
     """Natural pictures to render stills from: package portraits and skimage pictures, then
     pictures under ``media`` (benchmark only)."""
-    pictures = {"astronaut": skdata.astronaut(), "grace_hopper": grace_hopper(), "coffee": skdata.coffee(),
-                "chelsea": skdata.chelsea(), "rocket": skdata.rocket()}
+    pictures = {
+        "astronaut": skdata.astronaut(),
+        "grace_hopper": grace_hopper(),
+        "coffee": skdata.coffee(),
+        "chelsea": skdata.chelsea(),
+        "rocket": skdata.rocket(),
+    }
     if media is not None and media.is_dir():
         for path in sorted(p for p in media.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
             rgb = read_rgb(path)
@@ -126,7 +136,7 @@ def pad_frame(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     inner = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.zeros((height, width, 3), np.uint8)
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
-    out[y0:y0 + size[1], x0:x0 + size[0]] = inner
+    out[y0 : y0 + size[1], x0 : x0 + size[0]] = inner
     return out
 
 
@@ -135,8 +145,8 @@ def crop_frame(rgb: np.ndarray, fractions: tuple[float, float, float, float]) ->
     h, w = rgb.shape[:2]
     top, bottom = int(h * fractions[0]), int(h * fractions[1])
     left, right = int(w * fractions[2]), int(w * fractions[3])
-    out = rgb[top:h - bottom, left:w - right]
-    return np.ascontiguousarray(out[:out.shape[0] // 2 * 2, :out.shape[1] // 2 * 2])
+    out = rgb[top : h - bottom, left : w - right]
+    return np.ascontiguousarray(out[: out.shape[0] // 2 * 2, : out.shape[1] // 2 * 2])
 
 
 def mirror_frame(rgb: np.ndarray) -> np.ndarray:
@@ -165,8 +175,9 @@ STILL_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "crop 20 %/side": lambda x: crop_frame(x, (0.2, 0.2, 0.2, 0.2)),
     "mirror": mirror_frame,
     "screen rec.": screen_recording,
-    "mirror+crop 10 %+9:16+JPEG 70": lambda x: jpeg(pad_frame(crop_frame(mirror_frame(x), (0.1, 0.05, 0.0, 0.1)),
-                                                             720, 1280), 70),
+    "mirror+crop 10 %+9:16+JPEG 70": lambda x: jpeg(
+        pad_frame(crop_frame(mirror_frame(x), (0.1, 0.05, 0.0, 0.1)), 720, 1280), 70
+    ),
     "360 p+crop 20 %+JPEG 70": lambda x: jpeg(crop_frame(short_side(x, 360), (0.2, 0.2, 0.2, 0.2)), 70),
 }
 
@@ -280,8 +291,15 @@ def timed(function: Callable, *args):
     return result, (time.perf_counter() - start) * 1e3
 
 
-def measure_stills(method: Method, pictures: dict[str, np.ndarray], resolutions: list[str], seed: int,
-                   cells: dict[tuple[str, str], Cell], read_ms: dict[str, list[float]], psnrs: list[float]) -> None:
+def measure_stills(
+    method: Method,
+    pictures: dict[str, np.ndarray],
+    resolutions: list[str],
+    seed: int,
+    cells: dict[tuple[str, str], Cell],
+    read_ms: dict[str, list[float]],
+    psnrs: list[float],
+) -> None:
     rng = np.random.default_rng(seed)
     for resolution in resolutions:
         width, height = RESOLUTIONS[resolution]
@@ -309,15 +327,26 @@ def false_mark_images(count: int, media: Path | None, seed: int) -> Iterable[tup
     the package portraits (and of ``media`` when given), a third of them transformed as a
     re-upload would be (downscaled, letterboxed, mirrored, JPEG). Sizes 128..1280 px."""
     rng = np.random.default_rng(seed)
-    sources = [skdata.astronaut(), grace_hopper(), skdata.coffee(), skdata.chelsea(), skdata.rocket(),
-               np.repeat(skdata.camera()[..., None], 3, axis=2), skdata.immunohistochemistry(),
-               np.repeat(skdata.moon()[..., None], 3, axis=2), skdata.retina()]
+    sources = [
+        skdata.astronaut(),
+        grace_hopper(),
+        skdata.coffee(),
+        skdata.chelsea(),
+        skdata.rocket(),
+        np.repeat(skdata.camera()[..., None], 3, axis=2),
+        skdata.immunohistochemistry(),
+        np.repeat(skdata.moon()[..., None], 3, axis=2),
+        skdata.retina(),
+    ]
     if media is not None and media.is_dir():
         for path in sorted(p for p in media.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}):
             rgb = read_rgb(path)
             if rgb is not None and min(rgb.shape[:2]) >= 128:
-                sources.append(rgb if max(rgb.shape[:2]) <= 1600 else
-                               cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+                sources.append(
+                    rgb
+                    if max(rgb.shape[:2]) <= 1600
+                    else cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+                )
     for index in range(count):
         height, width = int(rng.integers(128, 721)), int(rng.integers(128, 1281))
         kind = index % 6
@@ -328,24 +357,31 @@ def false_mark_images(count: int, media: Path | None, seed: int) -> Iterable[tup
             height, width = min(height, scaled.shape[0]), min(width, scaled.shape[1])
             y0 = int(rng.integers(0, scaled.shape[0] - height + 1))
             x0 = int(rng.integers(0, scaled.shape[1] - width + 1))
-            rgb = np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
+            rgb = np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
             if kind == 1 and min(rgb.shape[:2]) >= 256:
                 op = ("downscale", "letterbox", "mirror")[index // 6 % 3]
-                rgb = {"downscale": lambda x: scale_frame(x, 0.6), "mirror": mirror_frame,
-                       "letterbox": lambda x: pad_frame(x, _even(x.shape[0] * 9 / 16) + 2, _even(x.shape[0]))}[op](rgb)
+                rgb = {
+                    "downscale": lambda x: scale_frame(x, 0.6),
+                    "mirror": mirror_frame,
+                    "letterbox": lambda x: pad_frame(x, _even(x.shape[0] * 9 / 16) + 2, _even(x.shape[0])),
+                }[op](rgb)
                 yield f"transformed crop ({op})", rgb
                 continue
             if kind == 2:
                 rgb = jpeg(rgb, int(rng.integers(30, 95)))
             yield "portrait crop", rgb
         elif kind == 3:
-            yield "texture", generated_texture(rng, (height, width), float(rng.uniform(0.5, 6)),
-                                               float(rng.uniform(10, 250)))
+            yield (
+                "texture",
+                generated_texture(rng, (height, width), float(rng.uniform(0.5, 6)), float(rng.uniform(10, 250))),
+            )
         elif kind == 4:
             coarse = rng.uniform(0, 255, (int(rng.integers(2, 12)), int(rng.integers(2, 12)), 3))
             field_rgb = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-            yield "smooth field", np.clip(field_rgb + rng.normal(0, rng.uniform(0, 4), field_rgb.shape),
-                                          0, 255).astype(np.uint8)
+            yield (
+                "smooth field",
+                np.clip(field_rgb + rng.normal(0, rng.uniform(0, 4), field_rgb.shape), 0, 255).astype(np.uint8),
+            )
         else:
             if rng.random() < 0.5:
                 yield "noise", rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -383,10 +419,16 @@ def sync_gate_removed() -> Iterator[list[int]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--media", type=Path, default=Path("../shared/media/portraits"),
-                        help="folder of extra images (benchmark only; never copied)")
+    parser.add_argument(
+        "--media",
+        type=Path,
+        default=Path("../shared/media/portraits"),
+        help="folder of extra images (benchmark only; never copied)",
+    )
     parser.add_argument("--stills", type=int, default=8, help="pictures per resolution")
-    parser.add_argument("--resolutions", default=",".join(RESOLUTIONS), help="comma-separated, of: " + ", ".join(RESOLUTIONS))
+    parser.add_argument(
+        "--resolutions", default=",".join(RESOLUTIONS), help="comma-separated, of: " + ", ".join(RESOLUTIONS)
+    )
     parser.add_argument("--quick", action="store_true", help="720p, 3 pictures, no rivaGan, 300 unmarked images")
     parser.add_argument("--no-riva", action="store_true", help="skip rivaGan (seconds per frame)")
     parser.add_argument("--riva-stills", type=int, default=1, help="pictures per resolution rivaGan runs on")
@@ -405,10 +447,11 @@ def main(argv: list[str] | None = None) -> int:
 
     media = args.media if args.media.is_dir() else None
     pictures = source_pictures(media, args.stills)
-    print(f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, "
-          f"load average: {os.getloadavg()[0]:.1f}")
-    print(f"stills: {', '.join(pictures)} at {', '.join(resolutions)}, labelled and marked as the writer "
-          f"marks stills; every transform keeps its new size")
+    print(f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    print(
+        f"stills: {', '.join(pictures)} at {', '.join(resolutions)}, labelled and marked as the writer "
+        f"marks stills; every transform keeps its new size"
+    )
 
     table: list[tuple[Method, dict[tuple[str, str], Cell], dict[str, list[float]], list[float]]] = []
     for method in methods(not args.no_riva, args.riva_stills, args.dwt_stills):
@@ -426,15 +469,20 @@ def main(argv: list[str] | None = None) -> int:
         for method, cells, read_ms, psnrs in table:
             stills = cells.get((resolution, "none"), Cell()).reads
             ms = statistics.median(read_ms.get(resolution, [float("nan")]))
-            print(f"| {method.name} {resolution} | {stills} | {min(psnrs):.1f} | {ms:.0f} | "
-                  + " | ".join(cells.get((resolution, t), Cell()).text() for t in STILL_TRANSFORMS) + " |")
+            print(
+                f"| {method.name} {resolution} | {stills} | {min(psnrs):.1f} | {ms:.0f} | "
+                + " | ".join(cells.get((resolution, t), Cell()).text() for t in STILL_TRANSFORMS)
+                + " |"
+            )
     for method, cells, _, _ in table:
         reads = sum(c.reads for c in cells.values())
         exact = sum(c.exact for c in cells.values())
         wrong = sum(c.wrong for c in cells.values())
         accuracy = statistics.fmean(v for c in cells.values() for v in c.bit_accuracy)
-        print(f"{method.name}: {exact}/{reads} exact ({exact / reads:.1%}), {wrong} wrong, "
-              f"mean bit accuracy {accuracy:.3f}")
+        print(
+            f"{method.name}: {exact}/{reads} exact ({exact / reads:.1%}), {wrong} wrong, "
+            f"mean bit accuracy {accuracy:.3f}"
+        )
 
     # Per-frame embedding cost of a render job (embedder built once) next to a frame copy in
     # the same loop (exposes machine load); read cost per resolution of an untouched frame.
@@ -445,10 +493,12 @@ def main(argv: list[str] | None = None) -> int:
         embed_times.append(timed(embedder.embed, frame)[1])
         offset_times.append(timed(embedder.luma_offset, frame)[1])
         copy_times.append(timed(np.copy, frame)[1])
-    print(f"\n1280x720, {args.timing_reps} reps: embed median {statistics.median(embed_times):.2f} ms "
-          f"(p90 {np.percentile(embed_times, 90):.2f}); luma_offset (the writer's video path) median "
-          f"{statistics.median(offset_times):.2f} ms; frame copy {statistics.median(copy_times):.2f} ms; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n1280x720, {args.timing_reps} reps: embed median {statistics.median(embed_times):.2f} ms "
+        f"(p90 {np.percentile(embed_times, 90):.2f}); luma_offset (the writer's video path) median "
+        f"{statistics.median(offset_times):.2f} ms; frame copy {statistics.median(copy_times):.2f} ms; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
     if args.false_mark > 0:
         start = time.perf_counter()
@@ -470,15 +520,19 @@ def main(argv: list[str] | None = None) -> int:
                 ungated_passes += extract_watermark(rgb).payload is not None
         total = len(images)
         false_marks = sum(hits.values())
-        print(f"\nfalse marks on {total} unmarked images (128..1280 px): {false_marks} "
-              f"({', '.join(f'{k} {hits.get(k, 0)}/{n}' for k, n in counts.items())}); "
-              + (f"95% upper bound on the rate {3.0 / total:.1e}; " if false_marks == 0 else "")
-              + f"design bound {MAX_DECODES * 2.0**-32:.1e} (docs/watermark.md); "
-              f"read median {statistics.median(with_gate_ms):.1f} ms per image; "
-              f"{(time.perf_counter() - start) / total * 1e3:.0f} ms per image in all")
-        print(f"pilot peak >= {SYNC_THRESHOLD} (the sync gate) on {sync_passed}/{total} unmarked images; "
-              f"with the gate removed, {trials[0]} Viterbi decodes (at most {MAX_DECODES} per image) "
-              f"passed the CRC-32 {ungated_passes} times (expected {trials[0] * 2.0**-32:.1e})")
+        print(
+            f"\nfalse marks on {total} unmarked images (128..1280 px): {false_marks} "
+            f"({', '.join(f'{k} {hits.get(k, 0)}/{n}' for k, n in counts.items())}); "
+            + (f"95% upper bound on the rate {3.0 / total:.1e}; " if false_marks == 0 else "")
+            + f"design bound {MAX_DECODES * 2.0**-32:.1e} (docs/watermark.md); "
+            f"read median {statistics.median(with_gate_ms):.1f} ms per image; "
+            f"{(time.perf_counter() - start) / total * 1e3:.0f} ms per image in all"
+        )
+        print(
+            f"pilot peak >= {SYNC_THRESHOLD} (the sync gate) on {sync_passed}/{total} unmarked images; "
+            f"with the gate removed, {trials[0]} Viterbi decodes (at most {MAX_DECODES} per image) "
+            f"passed the CRC-32 {ungated_passes} times (expected {trials[0] * 2.0**-32:.1e})"
+        )
     return 0
 
 

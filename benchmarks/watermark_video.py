@@ -101,8 +101,15 @@ def labelled_frames(clip: Clip) -> list[np.ndarray]:
     return [label.apply(f) for f in animate_portrait(portrait, n_frames=clip.frames, size=clip.size, seed=clip.seed)]
 
 
-def encode_marked(frames: list[np.ndarray], payload: bytes, out: Path, fps: int, crf: int,
-                  deadzones: tuple[int, int] | None, path: str) -> None:
+def encode_marked(
+    frames: list[np.ndarray],
+    payload: bytes,
+    out: Path,
+    fps: int,
+    crf: int,
+    deadzones: tuple[int, int] | None,
+    path: str,
+) -> None:
     height, width = frames[0].shape[:2]
     embedder = WatermarkEmbedder(payload, width, height)
     out.unlink(missing_ok=True)
@@ -121,8 +128,9 @@ def coded_agreement(frames: list[np.ndarray], payload: bytes) -> float:
     return float(np.mean((soft > 0) == encode_payload(payload).astype(bool)))
 
 
-def measure(clip: Clip, crf: int, deadzones: tuple[int, int] | None, path: str, payloads: int,
-            offset: int, work: Path) -> dict[str, float]:
+def measure(
+    clip: Clip, crf: int, deadzones: tuple[int, int] | None, path: str, payloads: int, offset: int, work: Path
+) -> dict[str, float]:
     frames = labelled_frames(clip)
     out = work / "clip.mp4"
     read = wrong = 0
@@ -136,16 +144,25 @@ def measure(clip: Clip, crf: int, deadzones: tuple[int, int] | None, path: str, 
         read += found == payload
         wrong += found is not None and found != payload
         agreements.append(coded_agreement(decoded, payload))
-    return {"read": read / payloads, "wrong": wrong, "agreement": statistics.median(agreements),
-            "worst": min(agreements), "bytes": statistics.median(sizes)}
+    return {
+        "read": read / payloads,
+        "wrong": wrong,
+        "agreement": statistics.median(agreements),
+        "worst": min(agreements),
+        "bytes": statistics.median(sizes),
+    }
 
 
 def encoding_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="--mode encoding: the writer's encoding of small frames")
     parser.add_argument("--mode", choices=("platform", "encoding"))
     parser.add_argument("--payloads", type=int, default=200, help="payloads (encodes) per cell")
-    parser.add_argument("--paths", choices=("writer", "both"), default="writer",
-                        help="'both' adds the RGB embed path beside the writer's Y-plane path")
+    parser.add_argument(
+        "--paths",
+        choices=("writer", "both"),
+        default="writer",
+        help="'both' adds the RGB embed path beside the writer's Y-plane path",
+    )
     parser.add_argument("--only", default="", help="comma-separated clip names to run")
     parser.add_argument("--seed", type=int, default=0, help="offset of the payload sequence")
     args = parser.parse_args(argv)
@@ -155,8 +172,10 @@ def encoding_main(argv: list[str]) -> int:
     if not clips:
         parser.error(f"--only matches no clip; names: {', '.join(c.name for c in CLIPS)}")
     paths = ["Y plane"] + (["RGB embed"] if args.paths == "both" else [])
-    print(f"{args.payloads} payloads per cell; tiles per frame: "
-          + ", ".join(f"{c.name.split()[0]} {c.size[0] * c.size[1] / tiled_ss.TILE_SIZE**2:.1f}" for c in clips))
+    print(
+        f"{args.payloads} payloads per cell; tiles per frame: "
+        + ", ".join(f"{c.name.split()[0]} {c.size[0] * c.size[1] / tiled_ss.TILE_SIZE**2:.1f}" for c in clips)
+    )
     print("| clip | mark path | encoding | read | wrong | coded-bit agreement median / worst | bytes vs default |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="likeness-wm-video-") as tmp:
@@ -166,11 +185,13 @@ def encoding_main(argv: list[str]) -> int:
                 for name, (crf, deadzones) in VARIANTS.items():
                     row = measure(clip, crf, deadzones, path, args.payloads, args.seed * 1_000_003, Path(tmp))
                     baseline_bytes = baseline_bytes or row["bytes"]
-                    print(f"| {clip.name} | {path} | {name}: CRF {crf}, {deadzones or (21, 11)} | {row['read']:.1%} "
-                          f"| {row['wrong']} | {row['agreement']:.3f} / {row['worst']:.3f} "
-                          f"| {row['bytes'] / baseline_bytes:.2f} ({row['bytes'] / 1e3:.0f} kB) |", flush=True)
+                    print(
+                        f"| {clip.name} | {path} | {name}: CRF {crf}, {deadzones or (21, 11)} | {row['read']:.1%} "
+                        f"| {row['wrong']} | {row['agreement']:.3f} / {row['worst']:.3f} "
+                        f"| {row['bytes'] / baseline_bytes:.2f} ({row['bytes'] / 1e3:.0f} kB) |",
+                        flush=True,
+                    )
     return 0
-
 
 
 # ---------------------------------------------------------------- platform re-uploads (default mode)
@@ -187,7 +208,7 @@ def platform_encode(frames: list[np.ndarray], codec: str, crf: int, fps: float =
     """
     height, width = frames[0].shape[:2]
     if width % 2 or height % 2:
-        frames = [np.ascontiguousarray(f[:height - height % 2, :width - width % 2]) for f in frames]
+        frames = [np.ascontiguousarray(f[: height - height % 2, : width - width % 2]) for f in frames]
         height, width = frames[0].shape[:2]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
@@ -260,8 +281,12 @@ def transforms(seed: int) -> list[Transform]:
         Transform("mirror + H.264 23", mirror_frame),
         Transform("25 -> 15 fps + H.264 28", same, "h264", 28, keep_every=25 / 15),
         Transform("screen recording", screen_recording, "h264", 28),
-        Transform("combined: mirror, crop, 9:16, H.264 30",
-                  lambda x: pad_frame(crop_frame(mirror_frame(x), fractions), 720, 1280), "h264", 30),
+        Transform(
+            "combined: mirror, crop, 9:16, H.264 30",
+            lambda x: pad_frame(crop_frame(mirror_frame(x), fractions), 720, 1280),
+            "h264",
+            30,
+        ),
     ]
 
 
@@ -408,8 +433,10 @@ def platform_main(argv: list[str]) -> int:
     n_frames = max(1, int(round(args.seconds * 25)))
     chosen = [t for t in transforms(args.seed) if not args.only or any(o in t.name for o in args.only.split(","))]
     rng = np.random.default_rng(args.seed)
-    print(f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}; "
-          f"{args.clips} clip(s) of {n_frames} frames at 25 fps per size; every frame read")
+    print(
+        f"cv2 threads: {cv2.getNumThreads()}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}; "
+        f"{args.clips} clip(s) of {n_frames} frames at 25 fps per size; every frame read"
+    )
     baselines: list[tuple[str, int, Callable, Callable, int, str]] = []
     if not args.no_baselines:
         embed, decode = imwatermark_method("dwtDctSvd", 64)
@@ -435,7 +462,9 @@ def platform_main(argv: list[str]) -> int:
                         marked_baselines.append((name, decode, bits, baseline_output(frames[:count], embed, bits, out)))
                 for transform in chosen:
                     row = rows.setdefault((resolution, transform.name, WATERMARK_ALGORITHM), Row())
-                    clip_row = rows.setdefault((resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row())
+                    clip_row = rows.setdefault(
+                        (resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row()
+                    )
                     transformed = apply_transform(written, transform)
                     read_ours(transformed, payload, clip_row)
                     merge(row, clip_row)
@@ -443,16 +472,20 @@ def platform_main(argv: list[str]) -> int:
                         base_row = rows.setdefault((resolution, transform.name, name), Row())
                         read_baseline(apply_transform(marked, transform), decode, bits, base_row)
                     print(f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True)
-    print("\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "
-          "| read ms/frame |")
+    print(
+        "\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "
+        "| read ms/frame |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for (resolution, transform_name, method), row in rows.items():
         print(f"| {resolution} | {transform_name} | {method} | {row.text()} |")
     ours = [row for (_, _, method), row in rows.items() if method == WATERMARK_ALGORITHM]
     frames = sum(r.frames for r in ours)
-    print(f"\n{WATERMARK_ALGORITHM}: {sum(r.frames_read for r in ours)}/{frames} frames read, "
-          f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
-          f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{WATERMARK_ALGORITHM}: {sum(r.frames_read for r in ours)}/{frames} frames read, "
+        f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
+        f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -32,21 +32,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", action="store_true", help="random initialisation (the benchmark's baseline)")
     parser.add_argument("--target-fpr", type=float, default=DetectorTrainConfig.target_fpr)
     parser.add_argument("--identity-from-folder", action="store_true")
-    parser.add_argument("--train-only", type=Path, nargs="*", default=[],
-                        help="folders of authentic faces used for training only, never held out (e.g. frames of "
-                             "an artist's own footage for a fine-tune)")
+    parser.add_argument(
+        "--train-only",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="folders of authentic faces used for training only, never held out (e.g. frames of "
+        "an artist's own footage for a fine-tune)",
+    )
     parser.add_argument("--init", type=Path, help="fine-tune from this detector checkpoint.pt")
     parser.add_argument("--work", type=Path, default=Path("detector-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
-    config = DetectorTrainConfig(steps=args.steps, batch=args.batch, threads=args.threads, pretrained=not args.scratch,
-                                 target_fpr=args.target_fpr, init_checkpoint=str(args.init) if args.init else None)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[note]}"), TimeRemainingColumn()) as bar:
+    config = DetectorTrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        threads=args.threads,
+        pretrained=not args.scratch,
+        target_fpr=args.target_fpr,
+        init_checkpoint=str(args.init) if args.init else None,
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[note]}"),
+        TimeRemainingColumn(),
+    ) as bar:
         task = bar.add_task("align", total=None, note="")
         card = train_from_folders(
-            args.real, args.work, train_only=args.train_only, identity_from_folder=args.identity_from_folder,
-            config=config, progress=lambda stage, d, t, loss: bar.update(
-                task, description=stage, completed=d, total=t, note=f"loss {loss:.3f}" if stage == "train" else ""))
+            args.real,
+            args.work,
+            train_only=args.train_only,
+            identity_from_folder=args.identity_from_folder,
+            config=config,
+            progress=lambda stage, d, t, loss: bar.update(
+                task, description=stage, completed=d, total=t, note=f"loss {loss:.3f}" if stage == "train" else ""
+            ),
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, CARD_FILE):
         shutil.copyfile(args.work / name, args.out / name)

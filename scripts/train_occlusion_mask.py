@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("faces", type=Path, help="folder of portraits")
     parser.add_argument("--out", type=Path, required=True, help="where the ONNX file and its card go")
-    parser.add_argument("--exclude-list", type=Path, help="file names to leave out, one per line (e.g. wearing glasses)")
+    parser.add_argument(
+        "--exclude-list", type=Path, help="file names to leave out, one per line (e.g. wearing glasses)"
+    )
     parser.add_argument("--steps", type=int, default=OcclusionTrainConfig.steps)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("occlusion-work"), help="checkpoint folder")
@@ -40,17 +42,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     held_out = paths[::7]
     training = [p for p in paths if p not in set(held_out)]
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("{task.fields[note]}"), TimeRemainingColumn()) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[note]}"),
+        TimeRemainingColumn(),
+    ) as bar:
         task = bar.add_task("align", total=len(paths), note="")
         train = align_faces(training, progress=lambda d, t: bar.update(task, completed=d))
         validation = align_faces(held_out, progress=lambda d, t: bar.update(task, completed=len(training) + d))
         bar.update(task, description="train", completed=0, total=args.steps)
         card = train_occlusion_mask(
-            train, validation, args.work, config=OcclusionTrainConfig(steps=args.steps, threads=args.threads),
+            train,
+            validation,
+            args.work,
+            config=OcclusionTrainConfig(steps=args.steps, threads=args.threads),
             data_note=f"{len(training)} portraits of {args.faces.name} (public domain), {len(excluded)} excluded "
-                      f"(glasses); {len(held_out)} held out; every face aligned in coverages f, wf and head",
-            progress=lambda d, t, loss: bar.update(task, completed=d, note=f"loss {loss:.3f}"))
+            f"(glasses); {len(held_out)} held out; every face aligned in coverages f, wf and head",
+            progress=lambda d, t, loss: bar.update(task, completed=d, note=f"loss {loss:.3f}"),
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ("occlusion_mask.onnx", "occlusion_mask.card.json"):
         shutil.copyfile(args.work / name, args.out / name)

@@ -93,9 +93,7 @@ def build_consent_world(workspace: Workspace, tmp: Path) -> ConsentWorld:
     registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
     registry.add_subject("jun", "Jun", kind="performer")
     until = now_utc() + timedelta(days=30)
-    grant_id = registry.issue_grant(
-        "mina", "studio", USES, valid_until=until, purpose="test grant for all uses"
-    )
+    grant_id = registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="test grant for all uses")
     release_id = registry.issue_release("jun", "studio", valid_until=until, purpose="test release")
     return ConsentWorld(workspace=workspace, tmp=tmp, grant_id=grant_id, release_id=release_id)
 
@@ -155,8 +153,9 @@ class PostgresServer:
         """Run statements as the cluster's superuser ``likeness`` (autocommit)."""
         import psycopg
 
-        with psycopg.connect(host=str(self.sock), port=self.port, user="likeness", dbname=database,
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.sock), port=self.port, user="likeness", dbname=database, autocommit=True
+        ) as conn:
             for statement in statements:
                 conn.execute(statement)
 
@@ -177,13 +176,25 @@ def postgres_server() -> Iterator[PostgresServer]:
     port = "54329"
     run = lambda *a: subprocess.run(_as_postgres(list(a)), check=True, capture_output=True, timeout=120)  # noqa: E731
     run(str(bindir / "initdb"), "-D", str(data), "-U", "likeness", "--auth=trust", "-E", "UTF8")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-        f"-k {sock} -p {port} -c listen_addresses='' -c max_connections=200", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "-o",
+        f"-k {sock} -p {port} -c listen_addresses='' -c max_connections=200",
+        "start",
+    )
     try:
         yield PostgresServer(sock, port)
     finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -21,9 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIKENESS_", extra="forbid")
 
     home: Path = Field(default=Path("likeness-home"), description="workspace folder")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; defaults to SQLite at HOME/likeness.db"
-    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; defaults to SQLite at HOME/likeness.db")
     org: str | None = Field(default=None, description="default organisation (grantee) slug")
     workers: int = Field(default=2, ge=1, le=64, description="process pool size for scans")
     anchor_dirs: Annotated[list[Path], NoDecode] = Field(

@@ -41,14 +41,20 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
     registry.add_subject(PERFORMER, "Jun (performer)", kind="performer")
     until = now_utc() + timedelta(days=90)
     result.grant_id = registry.issue_grant(
-        ARTIST, ORG, ["training", "music_video", "fan_message"], valid_until=until, max_renders=20,
+        ARTIST,
+        ORG,
+        ["training", "music_video", "fan_message"],
+        valid_until=until,
+        max_renders=20,
         purpose="Debut music video and fan messages for the virtual idol Mina",
     )
     result.release_id = registry.issue_release(
         PERFORMER, ORG, valid_until=until, purpose="Body double footage for Mina's debut MV"
     )
-    console.print(f"[bold]1. Consent[/]  grant {result.grant_id[:8]} (training, music_video, fan_message; "
-                  f"20 renders) signed by Mina's rights holder; release {result.release_id[:8]} by Jun")
+    console.print(
+        f"[bold]1. Consent[/]  grant {result.grant_id[:8]} (training, music_video, fan_message; "
+        f"20 renders) signed by Mina's rights holder; release {result.release_id[:8]} by Jun"
+    )
     checks = Table("subject", "use", "grantee", "decision")
     for subject, use, org in (
         (ARTIST, "training", ORG),
@@ -80,10 +86,18 @@ def generate_footage(folder: Path, console: Console) -> dict[str, Path]:
     }
     write_image(paths["mina_reference"], synthetic.astronaut())
     write_image(paths["jun_reference"], synthetic.grace_hopper())
-    synthetic.write_clip(paths["mina_footage"], synthetic.astronaut(), seconds=4.0, fps=25,
-                         size=(640, 360), with_audio=False, seed=1)
-    synthetic.write_clip(paths["jun_performance"], synthetic.grace_hopper(), seconds=3.0, fps=25,
-                         size=(640, 360), with_audio=True, seed=2)
+    synthetic.write_clip(
+        paths["mina_footage"], synthetic.astronaut(), seconds=4.0, fps=25, size=(640, 360), with_audio=False, seed=1
+    )
+    synthetic.write_clip(
+        paths["jun_performance"],
+        synthetic.grace_hopper(),
+        seconds=3.0,
+        fps=25,
+        size=(640, 360),
+        with_audio=True,
+        seed=2,
+    )
     console.print(f"[bold]2. Footage[/]  generated from package portraits in {folder}")
     return paths
 
@@ -98,29 +112,36 @@ def enroll_and_extract(workspace: Workspace, paths: dict[str, Path], out: Path, 
     facesets = {}
     for subject, footage in ((ARTIST, paths["mina_footage"]), (PERFORMER, paths["jun_performance"])):
         authz = authorize_extraction(workspace, subject, ORG)
-        report = extract_faceset(workspace, authz, [footage], out / f"{subject}_faceset",
-                                 options=ExtractOptions(dedup_hamming=None))
+        report = extract_faceset(
+            workspace, authz, [footage], out / f"{subject}_faceset", options=ExtractOptions(dedup_hamming=None)
+        )
         facesets[subject] = out / f"{subject}_faceset"
-        console.print(f"[bold]3. Faceset[/]  {subject}: {report.faces_kept} aligned faces from "
-                      f"{report.frames_read} frames ({report.faces_per_s:.1f} faces/s)")
+        console.print(
+            f"[bold]3. Faceset[/]  {subject}: {report.faces_kept} aligned faces from "
+            f"{report.frames_read} frames ({report.faces_per_s:.1f} faces/s)"
+        )
     return facesets
 
 
-def train_and_export(workspace: Workspace, facesets: dict[str, Path], out: Path, console: Console,
-                     *, minutes: float) -> Path:
+def train_and_export(
+    workspace: Workspace, facesets: dict[str, Path], out: Path, console: Console, *, minutes: float
+) -> Path:
     from likeness.train import TrainConfig, export_from_folder, train_from_facesets
     from likeness.train.quantize import describe_int8
 
     model_dir = out / "mina_on_jun"
-    config = TrainConfig(model="df_tiny", resolution=64, iterations=None, minutes=minutes,
-                         checkpoint_every=100, preview_every=200)
+    config = TrainConfig(
+        model="df_tiny", resolution=64, iterations=None, minutes=minutes, checkpoint_every=100, preview_every=200
+    )
     result = train_from_facesets(workspace, facesets[ARTIST], facesets[PERFORMER], model_dir, config, org=ORG)
     exported = export_from_folder(workspace, model_dir, org=ORG)
     transfer = result.metrics.get("identity_transfer")
-    console.print(f"[bold]4. Model[/]  df_tiny 64 px, {result.iterations} iterations in "
-                  f"{result.training_seconds:.0f} s on {result.device}; identity transfer "
-                  f"{transfer if transfer is not None else 'n/a'}; ONNX {exported.onnx_path.name}; "
-                  f"{describe_int8(exported.card.get('int8'))}")
+    console.print(
+        f"[bold]4. Model[/]  df_tiny 64 px, {result.iterations} iterations in "
+        f"{result.training_seconds:.0f} s on {result.device}; identity transfer "
+        f"{transfer if transfer is not None else 'n/a'}; ONNX {exported.onnx_path.name}; "
+        f"{describe_int8(exported.card.get('int8'))}"
+    )
     return model_dir
 
 
@@ -129,8 +150,10 @@ def render_output(workspace: Workspace, model_dir: Path, target: Path, out: Path
 
     output = out / "mina_debut_mv.mp4"
     report = render_media(workspace, model_dir, target, output, use="music_video", org=ORG)
-    console.print(f"[bold]5. Render[/]  {report.frames_rendered} frames, faces {dict(report.faces)}, "
-                  f"{report.fps:.1f} fps → {output} (visible label, watermark, signed C2PA, ledger)")
+    console.print(
+        f"[bold]5. Render[/]  {report.frames_rendered} frames, faces {dict(report.faces)}, "
+        f"{report.fps:.1f} fps → {output} (visible label, watermark, signed C2PA, ledger)"
+    )
     return output
 
 
@@ -165,8 +188,10 @@ def print_audit_trail(workspace: Workspace, console: Console) -> None:
         table.add_row(event_type, str(count))
     console.print(table)
     if report.ok:
-        console.print(f"ledger [green]intact[/]: {report.chain.rows} rows, head {report.chain.head_hash[:16]}…; "
-                      f"consent rows match their ledger events; signed head anchored in {anchors}")
+        console.print(
+            f"ledger [green]intact[/]: {report.chain.rows} rows, head {report.chain.head_hash[:16]}…; "
+            f"consent rows match their ledger events; signed head anchored in {anchors}"
+        )
     for problem in report.problems:
         console.print(f"[red]audit problem[/] {escape(f'{problem.kind}: {problem.subject}: {problem.message}')}")
 
@@ -191,11 +216,15 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
         resaved = work / "reposted_still.jpg"
         write_image(resaved, still.rgb, quality=85)
         console.print("[bold]6. Verify[/]")
-        verify_outputs(workspace, {
-            "labelled render": output,
-            "re-posted still (no manifest)": resaved,
-            "Mina's untouched portrait": paths["mina_reference"],
-        }, console)
+        verify_outputs(
+            workspace,
+            {
+                "labelled render": output,
+                "re-posted still (no manifest)": resaved,
+                "Mina's untouched portrait": paths["mina_reference"],
+            },
+            console,
+        )
 
         console.print("[bold]7. Revocation[/]  Mina's rights holder revokes the grant")
         workspace.registry.revoke_grant(result.grant_id, reason="demo: consent withdrawn")
@@ -205,8 +234,10 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
         except ConsentError as exc:
             console.print(f"render after revocation [red]refused[/] ({exc.reason})")
         print_audit_trail(workspace, console)
-        console.print(f"\n[bold]labelled output[/]: {output}\n[bold]render report[/]: "
-                      f"{result.outputs['report']}\n[bold]workspace[/]: {workspace.home}")
+        console.print(
+            f"\n[bold]labelled output[/]: {output}\n[bold]render report[/]: "
+            f"{result.outputs['report']}\n[bold]workspace[/]: {workspace.home}"
+        )
         return result
     finally:
         workspace.close()

@@ -57,5 +57,7 @@ def embedded_font_css(text: str, *, family: str = REPORT_FONT_FAMILY) -> str:
     finally:
         logger.setLevel(level)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f"@font-face{{font-family:'{family}';src:url(data:font/woff;base64,{data}) format('woff');"
-            "font-weight:normal;font-style:normal}")
+    return (
+        f"@font-face{{font-family:'{family}';src:url(data:font/woff;base64,{data}) format('woff');"
+        "font-weight:normal;font-style:normal}"
+    )

@@ -138,7 +138,10 @@ class Workspace:
         ledger = Ledger(session_factory)
         registry = Registry(session_factory, ledger, settings.keys_dir)
         return cls(
-            settings=settings, engine=engine, registry=registry, ledger=ledger,
+            settings=settings,
+            engine=engine,
+            registry=registry,
+            ledger=ledger,
             policy=PolicyEngine(session_factory, ledger, ledger_check=_anchored_check(settings, ledger, registry)),
         )
 
@@ -161,9 +164,14 @@ class Workspace:
             )
         seq, head_hash = self.ledger.head()
         body = {
-            "type": HEAD_TYPE, "org_id": organisation.id, "org": organisation.slug,
-            "seq": seq, "hash": head_hash, "at": utc_iso(now_utc()),
-            "key_fingerprint": organisation.key_fingerprint, "public_key": public_hex,
+            "type": HEAD_TYPE,
+            "org_id": organisation.id,
+            "org": organisation.slug,
+            "seq": seq,
+            "hash": head_hash,
+            "at": utc_iso(now_utc()),
+            "key_fingerprint": organisation.key_fingerprint,
+            "public_key": public_hex,
         }
         return {**body, "signature": sign(key, canonical_bytes(body))}
 

@@ -56,4 +56,3 @@ def test_flags_show_no_value_placeholder() -> None:
     assert result.exit_code == 0, result.output
     flip = next(line for line in result.output.splitlines() if "--flip" in line)
     assert flip.split()[:3] == ["--flip", "/", "--no-flip"], flip
-

@@ -20,8 +20,9 @@ print("exported", file=sys.stderr)
 
 
 def _export_stderr(setup: str) -> str:
-    done = subprocess.run([sys.executable, "-c", EXPORT.format(setup=setup)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT.format(setup=setup)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stderr
 

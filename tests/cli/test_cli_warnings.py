@@ -21,12 +21,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:User
 
 def _declared_png(path: Path, width: int, height: int) -> Path:
     """A PNG of a few hundred bytes whose header declares ``width x height`` pixels."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -54,16 +59,16 @@ def test_read_image_refuses_by_name_without_a_warning(tmp_path, as_outside_pytes
 
 def test_verify_of_a_huge_declared_png_prints_no_python_warning(consent_world, tmp_path, as_outside_pytest):
     path = _declared_png(tmp_path / "poster.png", *BIG)
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(path),
-                                      "--workers", "1"])
+    result = CliRunner().invoke(
+        app, ["--home", str(consent_world.workspace.home), "verify", str(path), "--workers", "1"]
+    )
     output = result.stdout + result.stderr
     assert "Warning" not in output and "warnings.warn" not in output, output
     assert "poster.png" in result.stdout and "too large" in result.stdout
     assert result.exit_code == 1  # the file got no verdict
 
 
-def test_other_warnings_during_a_command_are_one_line_notices(consent_world, tmp_path, monkeypatch,
-                                                              as_outside_pytest):
+def test_other_warnings_during_a_command_are_one_line_notices(consent_world, tmp_path, monkeypatch, as_outside_pytest):
     import likeness.verify.scan as scan
 
     original = scan.verify_many
@@ -73,8 +78,9 @@ def test_other_warnings_during_a_command_are_one_line_notices(consent_world, tmp
         return original(*args, **kwargs)
 
     monkeypatch.setattr(scan, "verify_many", noisy)
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path),
-                                      "--workers", "1"])
+    result = CliRunner().invoke(
+        app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path), "--workers", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert "notice: a library speaks over two lines" in result.stderr
     assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr

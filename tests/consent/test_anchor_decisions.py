@@ -42,21 +42,44 @@ def _without_ledger_row(ws, seq: int, *, rechain: bool) -> None:
     with ws.engine.begin() as conn:
         trigger = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ledger_no_delete'")).scalar_one()
         conn.execute(text("DROP TRIGGER ledger_no_delete"))
-        later = conn.execute(text(
-            "SELECT event_id, event_type, created_at, payload FROM ledger WHERE seq > :seq ORDER BY seq"
-        ), {"seq": seq}).all() if rechain else []
-        conn.execute(text("DELETE FROM ledger WHERE seq >= :seq" if rechain else "DELETE FROM ledger WHERE seq = :seq"),
-                     {"seq": seq})
+        later = (
+            conn.execute(
+                text("SELECT event_id, event_type, created_at, payload FROM ledger WHERE seq > :seq ORDER BY seq"),
+                {"seq": seq},
+            ).all()
+            if rechain
+            else []
+        )
+        conn.execute(
+            text("DELETE FROM ledger WHERE seq >= :seq" if rechain else "DELETE FROM ledger WHERE seq = :seq"),
+            {"seq": seq},
+        )
         prev_hash = conn.execute(text("SELECT hash FROM ledger WHERE seq = :s"), {"s": seq - 1}).scalar_one()
         for offset, row in enumerate(later):
             new_seq = seq + offset
-            digest = event_hash(seq=new_seq, event_id=row.event_id, event_type=row.event_type,
-                                created_at=row.created_at, payload_json=row.payload, prev_hash=prev_hash)
-            conn.execute(text(
-                "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
-                "VALUES (:seq, :event_id, :event_type, :created_at, :payload, :prev_hash, :hash)"
-            ), {"seq": new_seq, "event_id": row.event_id, "event_type": row.event_type,
-                "created_at": row.created_at, "payload": row.payload, "prev_hash": prev_hash, "hash": digest})
+            digest = event_hash(
+                seq=new_seq,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                created_at=row.created_at,
+                payload_json=row.payload,
+                prev_hash=prev_hash,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
+                    "VALUES (:seq, :event_id, :event_type, :created_at, :payload, :prev_hash, :hash)"
+                ),
+                {
+                    "seq": new_seq,
+                    "event_id": row.event_id,
+                    "event_type": row.event_type,
+                    "created_at": row.created_at,
+                    "payload": row.payload,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                },
+            )
             prev_hash = digest
         conn.execute(text(trigger))
 
@@ -177,9 +200,9 @@ def test_without_anchor_folders_there_is_no_check(tmp_path):
 def _rewrite_ledger_row(ws, seq: int, statement: str, **params) -> None:
     """Run ``statement`` on the ledger with its guards dropped, then restore them."""
     with ws.engine.begin() as conn:
-        triggers = conn.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger'"
-        )).all()
+        triggers = conn.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger'")
+        ).all()
         for name, _ in triggers:
             conn.execute(text(f"DROP TRIGGER {name}"))
         conn.execute(text(statement), {"seq": seq, **params})
@@ -226,14 +249,18 @@ def test_revocation_replaced_by_a_filler_row_with_the_old_hashes_is_refused(cons
     with ws.engine.connect() as conn:
         old = conn.execute(text("SELECT prev_hash, hash FROM ledger WHERE seq = :s"), {"s": seq}).one()
     _rewrite_ledger_row(
-        ws, seq,
+        ws,
+        seq,
         "DELETE FROM ledger WHERE seq = :seq",
     )
     _rewrite_ledger_row(
-        ws, seq,
+        ws,
+        seq,
         "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
         "VALUES (:seq, :event_id, 'test.event', '2025-01-01T00:00:00Z', '{}', :prev_hash, :hash)",
-        event_id="f" * 32, prev_hash=old.prev_hash, hash=old.hash,
+        event_id="f" * 32,
+        prev_hash=old.prev_hash,
+        hash=old.hash,
     )
     assert ws.ledger.hash_at(seq) == old.hash
     error = refusal(consent_world.authorize, "music_video")

@@ -200,7 +200,8 @@ def test_dropped_or_emptied_sqlite_triggers_are_named(consent_world):
         conn.execute(text("CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT 1; END"))
     report = audit_workspace(ws)
     assert {(p.kind, p.subject) for p in report.problems} == {
-        ("trigger_missing", "ledger_no_delete"), ("trigger_altered", "ledger_no_update"),
+        ("trigger_missing", "ledger_no_delete"),
+        ("trigger_altered", "ledger_no_update"),
     }
 
 

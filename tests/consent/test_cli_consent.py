@@ -30,8 +30,20 @@ def run(home, *args: str, code: int = 0):
 
 def test_grant_check_revoke_cycle(home):
     run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio", "--name", "Mina")
-    out = run(home, "consent", "grant", "mina", "--use", "training", "--use", "music_video",
-              "--until", "+30d", "--purpose", "debut MV").output
+    out = run(
+        home,
+        "consent",
+        "grant",
+        "mina",
+        "--use",
+        "training",
+        "--use",
+        "music_video",
+        "--until",
+        "+30d",
+        "--purpose",
+        "debut MV",
+    ).output
     grant_id = out.split("grant ")[1].split()[0]
     assert "authorized" in run(home, "consent", "check", "mina", "--use", "training", "--org", "studio").output
     refused = run(home, "consent", "check", "mina", "--use", "tribute", "--org", "studio", code=1)

@@ -37,8 +37,11 @@ def test_rotate_key_then_grant_and_revoke(tmp_path):
 
     holder_key = Ed25519PrivateKey.generate()
     pem = tmp_path / "device.pub.pem"
-    pem.write_bytes(holder_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+    pem.write_bytes(
+        holder_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     run(home, "consent", "rotate-key", "mina-holder", "--new-public-key", str(pem))
     refused = run(home, "consent", "revoke", grant_id[:10], code=1)  # the workspace key is retired
     assert "private key file not found" in refused.output and "Traceback" not in refused.output
@@ -51,8 +54,20 @@ def test_recover_key_needs_an_attestation_and_records_it(tmp_path):
     assert "--verified-by" in missing.output
     evidence = tmp_path / "passport-check.pdf"
     evidence.write_bytes(b"scan")
-    out = run(home, "consent", "recover-key", "mina-holder", "--statement", "identity checked",
-              "--verified-by", "J. Park (legal)", "--method", "in_person", "--evidence", str(evidence)).output
+    out = run(
+        home,
+        "consent",
+        "recover-key",
+        "mina-holder",
+        "--statement",
+        "identity checked",
+        "--verified-by",
+        "J. Park (legal)",
+        "--method",
+        "in_person",
+        "--evidence",
+        str(evidence),
+    ).output
     assert "recovered by studio" in out
     run(home, "consent", "revoke", grant_id[:10], "--reason", "after recovery")
     assert "revoked" in run(home, "consent", "list").output

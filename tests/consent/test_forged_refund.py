@@ -26,32 +26,48 @@ def _append_raw(ws: Workspace, event_type: str, payload: dict) -> None:
     """Append a row with plain SQL INSERT, chained to the current head as the ledger would."""
     seq, prev_hash = ws.ledger.head()
     row = {
-        "seq": seq + 1, "event_id": uuid.uuid4().hex, "event_type": event_type,
-        "created_at": utc_iso(now_utc()), "payload": canonical_bytes(payload).decode(), "prev_hash": prev_hash,
+        "seq": seq + 1,
+        "event_id": uuid.uuid4().hex,
+        "event_type": event_type,
+        "created_at": utc_iso(now_utc()),
+        "payload": canonical_bytes(payload).decode(),
+        "prev_hash": prev_hash,
     }
     row["hash"] = event_hash(
-        seq=row["seq"], event_id=row["event_id"], event_type=event_type, created_at=row["created_at"],
-        payload_json=row["payload"], prev_hash=prev_hash,
+        seq=row["seq"],
+        event_id=row["event_id"],
+        event_type=event_type,
+        created_at=row["created_at"],
+        payload_json=row["payload"],
+        prev_hash=prev_hash,
     )
     with ws.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
-            "VALUES (:seq, :event_id, :event_type, :created_at, :payload, :prev_hash, :hash)"
-        ), row)
+        conn.execute(
+            text(
+                "INSERT INTO ledger (seq, event_id, event_type, created_at, payload, prev_hash, hash) "
+                "VALUES (:seq, :event_id, :event_type, :created_at, :payload, :prev_hash, :hash)"
+            ),
+            row,
+        )
 
 
 def _forge_refund_after_a_completed_render(ws: Workspace, via: str) -> str:
     reg = ws.registry
     reg.add_org("studio")
     reg.add_subject("ari", "Ari", kind="artist")
-    grant_id = reg.issue_grant("ari", "studio", ["music_video"], max_renders=1,
-                               valid_until=now_utc() + timedelta(days=1))
+    grant_id = reg.issue_grant(
+        "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
+    )
     authz = ws.policy.authorize("ari", "music_video", "studio")
     authz.consume_render("job-done")
     authz.record("render.completed", {"job_id": "job-done", "output_sha256": "0" * 64})
     forged = {
-        "authorization_id": authz.authorization_id, "grant_id": grant_id, "subject_id": authz.subject_id,
-        "org_id": authz.org_id, "job_id": "job-done", "reason": "render failed",
+        "authorization_id": authz.authorization_id,
+        "grant_id": grant_id,
+        "subject_id": authz.subject_id,
+        "org_id": authz.org_id,
+        "job_id": "job-done",
+        "reason": "render failed",
     }
     if via == "append":
         ws.ledger.append("render.refunded", forged)
@@ -92,8 +108,9 @@ def test_a_genuine_refund_is_not_named_and_frees_the_slot(workspace):
     reg = workspace.registry
     reg.add_org("studio")
     reg.add_subject("ari", "Ari", kind="artist")
-    grant_id = reg.issue_grant("ari", "studio", ["music_video"], max_renders=1,
-                               valid_until=now_utc() + timedelta(days=1))
+    grant_id = reg.issue_grant(
+        "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
+    )
     authz = workspace.policy.authorize("ari", "music_video", "studio")
     authz.consume_render("job-failed")
     assert authz.refund_render("job-failed", "no face swapped")

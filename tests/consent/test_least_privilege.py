@@ -22,8 +22,17 @@ from likeness.consent.canonical import now_utc
 from likeness.consent.privileges import TABLE_PRIVILEGES, app_role_sql, unlisted_tables
 from likeness.workspace import Workspace
 
-GUARDED = ("ledger", "grants", "grant_revocations", "releases", "release_revocations",
-           "rights_holders", "subjects", "organisations", "authorizations")
+GUARDED = (
+    "ledger",
+    "grants",
+    "grant_revocations",
+    "releases",
+    "release_revocations",
+    "rights_holders",
+    "subjects",
+    "organisations",
+    "authorizations",
+)
 
 
 def test_app_role_sql_grants_no_change_or_removal():
@@ -54,13 +63,15 @@ def two_roles(postgres_server, postgres_url):
     database = make_url(postgres_url).database
     suffix = uuid.uuid4().hex[:8]
     owner, app = f"owner_{suffix}", f"app_{suffix}"
-    postgres_server.execute(f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {app} LOGIN",
-                            f"ALTER DATABASE {database} OWNER TO {owner}")
+    postgres_server.execute(
+        f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {app} LOGIN", f"ALTER DATABASE {database} OWNER TO {owner}"
+    )
     postgres_server.execute(f"ALTER SCHEMA public OWNER TO {owner}", database=database)
 
     def run_as_owner(sql: str) -> None:
-        with psycopg.connect(host=str(postgres_server.sock), port=postgres_server.port, user=owner,
-                             dbname=database, autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(postgres_server.sock), port=postgres_server.port, user=owner, dbname=database, autocommit=True
+        ) as conn:
             conn.execute(sql)
 
     return postgres_server.url(database, user=owner), postgres_server.url(database, user=app), app, run_as_owner

@@ -61,13 +61,23 @@ def test_swapped_holder_key_with_resigned_grant_is_refused(consent_world):
     attacker = Ed25519PrivateKey.generate()
     raw = keys.public_raw(attacker)
     holder_id = _holder_id(ws, "mina")
-    _sql(ws, "UPDATE rights_holders SET public_key = :k, key_fingerprint = :f WHERE id = :h",
-         k=raw.hex(), f=keys.fingerprint(raw), h=holder_id)
+    _sql(
+        ws,
+        "UPDATE rights_holders SET public_key = :k, key_fingerprint = :f WHERE id = :h",
+        k=raw.hex(),
+        f=keys.fingerprint(raw),
+        h=holder_id,
+    )
     with Session(ws.engine) as session:
         grant = session.get(Grant, consent_world.grant_id)
         payload = grant_payload(grant, keys.fingerprint(raw))
-    _sql(ws, "UPDATE grants SET payload_sha256 = :d, signature = :s WHERE id = :g",
-         d=canonical_sha256(payload), s=keys.sign(attacker, canonical_bytes(payload)), g=consent_world.grant_id)
+    _sql(
+        ws,
+        "UPDATE grants SET payload_sha256 = :d, signature = :s WHERE id = :g",
+        d=canonical_sha256(payload),
+        s=keys.sign(attacker, canonical_bytes(payload)),
+        g=consent_world.grant_id,
+    )
 
     error = refusal(lambda: consent_world.authorize("training"))
     assert error.reason == "holder_key_altered" and "mina-holder" in str(error)
@@ -76,10 +86,15 @@ def test_swapped_holder_key_with_resigned_grant_is_refused(consent_world):
     assert ("holder", holder_id) in _kinds(ws) and ("grant", consent_world.grant_id) in _kinds(ws)
 
     # Appending a "rotation" to the attacker's key does not help: the previous key never signed it.
-    body = {"type": "likeness.holder-key-rotation.v1", "holder_id": holder_id,
-            "previous_fingerprint": ws.registry.get_subject("mina").holder_fingerprint,
-            "previous_public_key": raw.hex(), "key_fingerprint": keys.fingerprint(raw),
-            "public_key": raw.hex(), "rotated_at": utc_iso(now_utc())}
+    body = {
+        "type": "likeness.holder-key-rotation.v1",
+        "holder_id": holder_id,
+        "previous_fingerprint": ws.registry.get_subject("mina").holder_fingerprint,
+        "previous_public_key": raw.hex(),
+        "key_fingerprint": keys.fingerprint(raw),
+        "public_key": raw.hex(),
+        "rotated_at": utc_iso(now_utc()),
+    }
     ws.ledger.append("holder.key_rotated", {**body, "signature": keys.sign(attacker, canonical_bytes(body))})
     assert refusal(lambda: consent_world.authorize("training")).reason == "holder_key_altered"
     assert any("holder.key_rotated ignored" in p.problem for p in consent_row_problems(ws))
@@ -92,11 +107,19 @@ def test_inserted_grant_signed_with_the_workspace_holder_key_is_refused(consent_
     record = reg.add_subject("ari", "Ari", kind="artist")
     key = keys.load_private_key(reg.holder_key_path(record.holder_slug))
     grant = Grant(
-        id=uuid.uuid4().hex, subject_id=record.id, org_id=reg.get_org("studio").id,
-        holder_id=record.holder_id, uses=json.dumps(["advertising"]),
-        valid_from=utc_iso(now_utc()), valid_until=utc_iso(now_utc() + timedelta(days=9)),
-        max_renders=None, allow_unlabelled=True, purpose="forged", issued_at=utc_iso(now_utc()),
-        payload_sha256="", signature="",
+        id=uuid.uuid4().hex,
+        subject_id=record.id,
+        org_id=reg.get_org("studio").id,
+        holder_id=record.holder_id,
+        uses=json.dumps(["advertising"]),
+        valid_from=utc_iso(now_utc()),
+        valid_until=utc_iso(now_utc() + timedelta(days=9)),
+        max_renders=None,
+        allow_unlabelled=True,
+        purpose="forged",
+        issued_at=utc_iso(now_utc()),
+        payload_sha256="",
+        signature="",
     )
     payload = grant_payload(grant, record.holder_fingerprint)
     grant.payload_sha256 = canonical_sha256(payload)
@@ -148,9 +171,14 @@ def test_revocation_row_with_a_bad_signature_is_not_taken_as_a_revocation(consen
     """A revocation row nobody signed (or signed by someone else) is refused as unverifiable,
     not honoured as the holder's revocation."""
     ws = consent_world.workspace
-    _sql(ws, "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) "
-             "VALUES (:i, :g, :t, 'x', :s)",
-         i=uuid.uuid4().hex, g=consent_world.grant_id, t=utc_iso(now_utc()), s="ab" * 64)
+    _sql(
+        ws,
+        "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) VALUES (:i, :g, :t, 'x', :s)",
+        i=uuid.uuid4().hex,
+        g=consent_world.grant_id,
+        t=utc_iso(now_utc()),
+        s="ab" * 64,
+    )
     error = refusal(lambda: consent_world.authorize("training"))
     assert error.reason == "revocation_invalid" and "does not verify" in str(error)
     assert ws.registry.grant_state(consent_world.grant_id) == "altered"
@@ -166,9 +194,15 @@ def test_revocation_signed_by_another_key_is_refused(consent_world):
     body = revocation_payload("release", consent_world.release_id, revoked_at, "forged")
     signature = keys.sign(other_key, canonical_bytes(body))
     ws.ledger.append("release.revoked", {**body, "signature": signature})
-    _sql(ws, "INSERT INTO release_revocations (id, release_id, revoked_at, reason, signature) "
-             "VALUES (:i, :r, :t, 'forged', :s)",
-         i=uuid.uuid4().hex, r=consent_world.release_id, t=revoked_at, s=signature)
+    _sql(
+        ws,
+        "INSERT INTO release_revocations (id, release_id, revoked_at, reason, signature) "
+        "VALUES (:i, :r, :t, 'forged', :s)",
+        i=uuid.uuid4().hex,
+        r=consent_world.release_id,
+        t=revoked_at,
+        s=signature,
+    )
     error = refusal(consent_world.authorize_release)
     assert error.reason == "release_revocation_invalid" and "not signed by the holder" in str(error)
     assert [r.state for r in reg.list_releases()] == ["altered"]
@@ -233,8 +267,9 @@ def test_rotated_key_signs_from_the_rotation_on(consent_world, tmp_path):
     assert reg.grant_state(grant_id) == "active"
     assert reg.grant_record(grant_id).state == "active"
     with pytest.raises(ConsentError) as stale:
-        reg.issue_grant("mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2),
-                        holder_key_path=old_copy)
+        reg.issue_grant(
+            "mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2), holder_key_path=old_copy
+        )
     assert stale.value.reason == "signature_invalid"
     assert consent_row_problems(ws) == []
 
@@ -249,11 +284,19 @@ def test_grant_signed_with_a_retired_key_after_rotation_is_refused(consent_world
     old_fp = keys.fingerprint(keys.public_raw(old_key))
     reg.rotate_holder_key(record.holder_slug)
     grant = Grant(
-        id=uuid.uuid4().hex, subject_id=record.id, org_id=reg.get_org("studio").id,
-        holder_id=record.holder_id, uses=json.dumps(["advertising"]),
-        valid_from=utc_iso(now_utc()), valid_until=utc_iso(now_utc() + timedelta(days=9)),
-        max_renders=None, allow_unlabelled=True, purpose="signed with a retired key",
-        issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+        id=uuid.uuid4().hex,
+        subject_id=record.id,
+        org_id=reg.get_org("studio").id,
+        holder_id=record.holder_id,
+        uses=json.dumps(["advertising"]),
+        valid_from=utc_iso(now_utc()),
+        valid_until=utc_iso(now_utc() + timedelta(days=9)),
+        max_renders=None,
+        allow_unlabelled=True,
+        purpose="signed with a retired key",
+        issued_at=utc_iso(now_utc()),
+        payload_sha256="",
+        signature="",
     )
     payload = grant_payload(grant, old_fp)
     grant.payload_sha256 = canonical_sha256(payload)
@@ -275,8 +318,9 @@ def test_rotation_to_a_key_the_holder_keeps(consent_world, tmp_path):
     holder_key = Ed25519PrivateKey.generate()
     external = tmp_path / "holder-device.pem"
     _save_key(external, holder_key)
-    pem = holder_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = holder_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     reg.rotate_holder_key("mina-holder", new_public_key_pem=pem)
     assert not reg.holder_key_path("mina-holder").exists()  # the retired workspace key is gone
     reg.revoke_grant(consent_world.grant_id, reason="done", holder_key_path=external)
@@ -299,10 +343,12 @@ def test_recovery_signed_by_the_organisation_with_an_attestation(consent_world):
     reg = ws.registry
     os.remove(reg.holder_key_path("mina-holder"))  # the holder lost the key
     with pytest.raises(RegistryError, match="statement"):
-        reg.recover_holder_key("mina-holder", org="studio",
-                               attestation=RecoveryAttestation(" ", "J. Park", "in_person"))
-    attestation = RecoveryAttestation("Mina's identity checked against her passport",
-                                      "J. Park (legal)", "in_person", "0" * 64)
+        reg.recover_holder_key(
+            "mina-holder", org="studio", attestation=RecoveryAttestation(" ", "J. Park", "in_person")
+        )
+    attestation = RecoveryAttestation(
+        "Mina's identity checked against her passport", "J. Park (legal)", "in_person", "0" * 64
+    )
     new_fp = reg.recover_holder_key("mina-holder", org="studio", attestation=attestation)
     event = ws.ledger.find("holder.key_recovered", holder_id=_holder_id(ws, "mina"))[0]
     assert event.payload["attestation"]["verified_by"] == "J. Park (legal)"
@@ -322,9 +368,13 @@ def test_recovery_not_signed_by_an_organisation_is_ignored(consent_world):
     from likeness.consent.registry import key_recovery_payload
 
     body = key_recovery_payload(
-        holder_id=_holder_id(ws, "mina"), previous_fingerprint=reg.get_subject("mina").holder_fingerprint,
-        public_key=raw, org_id=org.id, org_fingerprint=org.key_fingerprint,
-        attestation=RecoveryAttestation("trust me", "me", "none").as_payload(), recovered_at=utc_iso(now_utc()),
+        holder_id=_holder_id(ws, "mina"),
+        previous_fingerprint=reg.get_subject("mina").holder_fingerprint,
+        public_key=raw,
+        org_id=org.id,
+        org_fingerprint=org.key_fingerprint,
+        attestation=RecoveryAttestation("trust me", "me", "none").as_payload(),
+        recovered_at=utc_iso(now_utc()),
     )
     ws.ledger.append("holder.key_recovered", {**body, "signature": keys.sign(attacker, canonical_bytes(body))})
     assert reg.get_subject("mina").holder_fingerprint != body["key_fingerprint"]
@@ -340,9 +390,17 @@ def test_holder_row_without_ledger_event_is_not_in_force(consent_world):
     attacker = Ed25519PrivateKey.generate()
     raw = keys.public_raw(attacker)
     with Session(ws.engine) as session:
-        session.add(RightsHolder(id=uuid.uuid4().hex, slug="fake", name="Fake", kind="artist",
-                                 public_key=raw.hex(), key_fingerprint=keys.fingerprint(raw),
-                                 created_at=utc_iso(now_utc())))
+        session.add(
+            RightsHolder(
+                id=uuid.uuid4().hex,
+                slug="fake",
+                name="Fake",
+                kind="artist",
+                public_key=raw.hex(),
+                key_fingerprint=keys.fingerprint(raw),
+                created_at=utc_iso(now_utc()),
+            )
+        )
         session.commit()
     fake = ws.registry.get_holder("fake")
     _save_key(ws.registry.holder_key_path("fake"), attacker)
@@ -357,11 +415,18 @@ def test_holder_can_revoke_past_a_planted_revocation_row_and_a_tampered_holder_r
     """A planted (unverifiable) revocation row and an edited holder row do not stop the holder
     from revoking with their ledger key: the revocation is on the ledger and in force."""
     ws = consent_world.workspace
-    _sql(ws, "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) "
-             "VALUES (:i, :g, :t, 'planted', :s)",
-         i=uuid.uuid4().hex, g=consent_world.grant_id, t=utc_iso(now_utc()), s="ab" * 64)
-    _sql(ws, "UPDATE rights_holders SET name = 'Someone else', key_fingerprint = 'ed25519:00' "
-             "WHERE slug = 'mina-holder'")
+    _sql(
+        ws,
+        "INSERT INTO grant_revocations (id, grant_id, revoked_at, reason, signature) "
+        "VALUES (:i, :g, :t, 'planted', :s)",
+        i=uuid.uuid4().hex,
+        g=consent_world.grant_id,
+        t=utc_iso(now_utc()),
+        s="ab" * 64,
+    )
+    _sql(
+        ws, "UPDATE rights_holders SET name = 'Someone else', key_fingerprint = 'ed25519:00' WHERE slug = 'mina-holder'"
+    )
     consent_world.revoke_grant()
     assert ws.registry.grant_state(consent_world.grant_id) == "revoked"
     assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"

@@ -55,8 +55,7 @@ def test_org_slug_swap_is_refused_and_named(consent_world):
     assert refusal(release.recheck).reason == "org_altered"
     assert ws.registry.grant_state(consent_world.grant_id) == "altered"
     problems = consent_row_problems(ws)
-    named = {p.record_id for p in problems
-             if p.kind == "organisation" and "differs from its org.created" in p.problem}
+    named = {p.record_id for p in problems if p.kind == "organisation" and "differs from its org.created" in p.problem}
     assert named == {studio_id, rival.id}
     assert ws.ledger.find("authorization.refused", reason="org_altered")
 
@@ -94,8 +93,7 @@ def test_holder_slug_swap_is_named_and_signs_nothing(consent_world):
     assert named == {mina_holder.id, jun_holder.id}
     assert any("slug 'jun-holder' (the ledger says 'mina-holder')" in p.problem for p in problems)
     # Signing a new grant says why (not a misleading signature_invalid from the other key file).
-    error = refusal(ws.registry.issue_grant, "mina", "studio", ["training"],
-                    valid_until=now_utc() + timedelta(days=1))
+    error = refusal(ws.registry.issue_grant, "mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
     assert error.reason == "holder_altered"
     # The holder can still revoke, with their own key file (named by the ledger's slug).
     consent_world.revoke_grant()

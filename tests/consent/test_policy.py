@@ -71,12 +71,14 @@ def test_use_not_granted(workspace):
     assert err.reason == "use_not_granted"
 
 
-@pytest.mark.parametrize("use", ["sexual_content", "political_persuasion", "defamation",
-                                 "fraud_impersonation", "porn", "impersonation"])
+@pytest.mark.parametrize(
+    "use", ["sexual_content", "political_persuasion", "defamation", "fraud_impersonation", "porn", "impersonation"]
+)
 def test_prohibited_use_can_be_neither_granted_nor_authorized(consent_world, use):
     reg = consent_world.workspace.registry
-    err = refusal(lambda: reg.issue_grant("mina", "studio", ["training", use],
-                                          valid_until=now_utc() + timedelta(days=1)))
+    err = refusal(
+        lambda: reg.issue_grant("mina", "studio", ["training", use], valid_until=now_utc() + timedelta(days=1))
+    )
     assert err.reason == "prohibited_use"
     assert refusal(lambda: consent_world.authorize(use)).reason == "prohibited_use"
 
@@ -90,13 +92,11 @@ def test_expired_and_not_yet_valid(workspace):
     reg.add_org("studio")
     reg.add_subject("ari", "Ari", kind="artist")
     start = now_utc() + timedelta(days=2)
-    reg.issue_grant("ari", "studio", ["training"], valid_from=start,
-                    valid_until=start + timedelta(days=5))
+    reg.issue_grant("ari", "studio", ["training"], valid_from=start, valid_until=start + timedelta(days=5))
     early = refusal(lambda: workspace.policy.authorize("ari", "training", "studio"))
     assert early.reason == "not_yet_valid"
     assert workspace.policy.authorize("ari", "training", "studio", at=start + timedelta(days=1))
-    late = refusal(lambda: workspace.policy.authorize("ari", "training", "studio",
-                                                      at=start + timedelta(days=6)))
+    late = refusal(lambda: workspace.policy.authorize("ari", "training", "studio", at=start + timedelta(days=6)))
     assert late.reason == "expired"
 
 
@@ -112,8 +112,7 @@ def test_render_limit(workspace):
     reg = workspace.registry
     reg.add_org("studio")
     reg.add_subject("ari", "Ari", kind="artist")
-    reg.issue_grant("ari", "studio", ["fan_message"], max_renders=2,
-                    valid_until=now_utc() + timedelta(days=1))
+    reg.issue_grant("ari", "studio", ["fan_message"], max_renders=2, valid_until=now_utc() + timedelta(days=1))
     authz = workspace.policy.authorize("ari", "fan_message", "studio")
     authz.consume_render("job-1")
     authz.consume_render("job-1")  # a resumed job counts once
@@ -154,9 +153,15 @@ def test_signature_from_another_holders_key(consent_world, tmp_path):
     reg = ws.registry
     # Signing with the wrong key file is refused at issue time ...
     other = reg.add_holder("other-holder", "Other", kind="artist")
-    err = refusal(lambda: reg.issue_grant(
-        "mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1),
-        holder_key_path=reg.holder_key_path(other.slug)))
+    err = refusal(
+        lambda: reg.issue_grant(
+            "mina",
+            "studio",
+            ["training"],
+            valid_until=now_utc() + timedelta(days=1),
+            holder_key_path=reg.holder_key_path(other.slug),
+        )
+    )
     assert err.reason == "signature_invalid"
     # ... and a stored grant re-signed over the same payload with another key is refused at use.
     with ws.engine.connect():
@@ -166,8 +171,10 @@ def test_signature_from_another_holders_key(consent_world, tmp_path):
     with Session(ws.engine) as session:
         grant = session.get(Grant, consent_world.grant_id)
         holder = session.get(RightsHolder, grant.holder_id)
-        forged = keys.sign(keys.load_private_key(reg.holder_key_path(other.slug)),
-                           canonical_bytes(grant_payload(grant, holder.key_fingerprint)))
+        forged = keys.sign(
+            keys.load_private_key(reg.holder_key_path(other.slug)),
+            canonical_bytes(grant_payload(grant, holder.key_fingerprint)),
+        )
     _sql(ws, "UPDATE grants SET signature = :s WHERE id = :g", s=forged, g=consent_world.grant_id)
     assert refusal(lambda: consent_world.authorize("training")).reason == "signature_invalid"
 
@@ -192,15 +199,15 @@ def test_no_release_and_release_edit(consent_world):
     ws = consent_world.workspace
     ws.registry.add_subject("kai", "Kai", kind="performer")
     assert refusal(lambda: ws.policy.authorize_release("kai", "studio")).reason == "no_release"
-    _sql(ws, "UPDATE releases SET valid_until = '2099-01-01T00:00:00Z' WHERE id = :r",
-         r=consent_world.release_id)
+    _sql(ws, "UPDATE releases SET valid_until = '2099-01-01T00:00:00Z' WHERE id = :r", r=consent_world.release_id)
     assert refusal(consent_world.authorize_release).reason == "release_altered"
 
 
 def test_performers_get_releases_not_grants(consent_world):
     with pytest.raises(RegistryError):
         consent_world.workspace.registry.issue_grant(
-            "jun", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+            "jun", "studio", ["training"], valid_until=now_utc() + timedelta(days=1)
+        )
 
 
 def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
@@ -209,8 +216,10 @@ def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
     with pytest.raises(TypeError):
         ReleaseAuthorization()
     with pytest.raises(TypeError):
+
         class Fake(Authorization):  # noqa: F841
             pass
+
     authz = consent_world.authorize()
     with pytest.raises(AttributeError):
         authz.use = "advertising"
@@ -232,9 +241,9 @@ def test_authorization_cannot_be_constructed_copied_or_forged(consent_world):
 def test_synthesis_guard_requires_real_authorization(consent_world):
     for step in ("extract", "train", "export", "render"):
         assert refusal(lambda step=step: require_authorization(None, step=step)).reason == "not_issued_here"
-        assert refusal(lambda step=step: require_authorization({"grant_id": consent_world.grant_id}, step=step)).reason == (
-            "not_issued_here"
-        )
+        assert refusal(
+            lambda step=step: require_authorization({"grant_id": consent_world.grant_id}, step=step)
+        ).reason == ("not_issued_here")
     authz = consent_world.authorize("training")
     for step in ("extract", "train", "export"):
         assert require_authorization(authz, step=step) is authz
@@ -288,17 +297,28 @@ def test_group_readable_key_is_refused(consent_world):
         consent_world.revoke_grant()
 
 
-@pytest.mark.parametrize("field, value", [
-    ("allow_unlabelled", True), ("use", "advertising"), ("grant_id", "0" * 32),
-    ("subject_id", "0" * 32), ("authorization_id", "f" * 32), ("valid_until", "2099-01-01T00:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("allow_unlabelled", True),
+        ("use", "advertising"),
+        ("grant_id", "0" * 32),
+        ("subject_id", "0" * 32),
+        ("authorization_id", "f" * 32),
+        ("valid_until", "2099-01-01T00:00:00Z"),
+    ],
+)
 def test_authorization_mutated_with_object_setattr_is_refused(consent_world, field, value):
     """Attack: change a genuine Authorization's slot with ``object.__setattr__``."""
     authz = consent_world.authorize("music_video")
     require_authorization(authz, step="render")
     object.__setattr__(authz, field, value)
-    for attempt in (lambda: require_authorization(authz, step="render"), authz.recheck,
-                    lambda: authz.consume_render("job-mutated"), lambda: authz.record("x.y", {})):
+    for attempt in (
+        lambda: require_authorization(authz, step="render"),
+        authz.recheck,
+        lambda: authz.consume_render("job-mutated"),
+        lambda: authz.record("x.y", {}),
+    ):
         assert refusal(attempt).reason == "authorization_altered"
     assert consent_world.workspace.ledger.find("authorization.refused", reason="authorization_altered")
 
@@ -337,8 +357,13 @@ def test_refusal_names_the_grant_in_force_not_a_stale_one(workspace):
     assert workspace.policy.authorize("ari", "training", "studio")
     assert refusal(lambda: workspace.policy.authorize("ari", "tribute", "studio")).reason == "use_not_granted"
 
-    reg.issue_grant("bo", "studio", ["training", "tribute"], valid_from=start - timedelta(days=10),
-                    valid_until=start - timedelta(days=5))
+    reg.issue_grant(
+        "bo",
+        "studio",
+        ["training", "tribute"],
+        valid_from=start - timedelta(days=10),
+        valid_until=start - timedelta(days=5),
+    )
     reg.issue_grant("bo", "studio", ["training"], valid_until=start + timedelta(days=30))
     assert refusal(lambda: workspace.policy.authorize("bo", "tribute", "studio")).reason == "use_not_granted"
 

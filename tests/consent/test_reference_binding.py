@@ -28,10 +28,13 @@ def _sha(text_: str) -> str:
 
 def _insert_row(ws, subject_id: str, source: str, vector: np.ndarray) -> None:
     with ws.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO reference_embeddings (subject_id, source_name, source_sha256, vector, created_at) "
-            "VALUES (:s, :n, :h, :v, '2025-01-01T00:00:00Z')"
-        ), {"s": subject_id, "n": f"{source}.jpg", "h": _sha(source), "v": vector.astype("<f4").tobytes()})
+        conn.execute(
+            text(
+                "INSERT INTO reference_embeddings (subject_id, source_name, source_sha256, vector, created_at) "
+                "VALUES (:s, :n, :h, :v, '2025-01-01T00:00:00Z')"
+            ),
+            {"s": subject_id, "n": f"{source}.jpg", "h": _sha(source), "v": vector.astype("<f4").tobytes()},
+        )
 
 
 def _reference_problems(ws) -> list:
@@ -75,8 +78,9 @@ def test_references_enrolled_before_vector_digests_still_count_and_rebind(consen
     jun = reg.get_subject("jun")
     old = _vector(3)
     _insert_row(ws, jun.id, "old", old)  # as enrolled before events recorded the vector
-    ws.ledger.append("subject.reference_added",
-                     {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")})
+    ws.ledger.append(
+        "subject.reference_added", {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")}
+    )
 
     np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
     (problem,) = _reference_problems(ws)

@@ -32,8 +32,13 @@ def _limited_subject(ws: Workspace, slug: str, max_renders: int = 1) -> str:
     if not reg.list_orgs():
         reg.add_org("studio")
     reg.add_subject(slug, slug.title(), kind="artist")
-    return reg.issue_grant(slug, "studio", ["music_video", "fan_message"], max_renders=max_renders,
-                           valid_until=now_utc() + timedelta(days=1))
+    return reg.issue_grant(
+        slug,
+        "studio",
+        ["music_video", "fan_message"],
+        max_renders=max_renders,
+        valid_until=now_utc() + timedelta(days=1),
+    )
 
 
 def _race(ws: Workspace, slug: str, round_no: int) -> Counter:
@@ -113,8 +118,12 @@ def test_parallel_render_processes_on_sqlite_get_exactly_one_slot(workspace, tmp
     grant_id = _limited_subject(workspace, "ari")
     go = tmp_path / "go"
     workers = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(workspace.home), str(go), f"proc-{i}"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(workspace.home), str(go), f"proc-{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(ATTEMPTS)
     ]
     try:

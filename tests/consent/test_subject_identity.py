@@ -106,12 +106,24 @@ def test_lookups_take_an_exact_id_before_a_slug(consent_world):
     reg = ws.registry
     mina = reg.get_subject("mina")
     jun = reg.get_subject("jun")
-    _sql(ws, "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at) "
-             "VALUES (:id, :slug, 'Impostor', 'performer', :holder, NULL, :at)",
-         id="f" * 32, slug=mina.id, holder=jun.holder_id, at="2020-01-01T00:00:00Z")
-    _sql(ws, "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at) "
-             "VALUES (:id, :slug, 'Impostor 2', 'performer', :holder, NULL, :at)",
-         id="e" * 32, slug=jun.id, holder=jun.holder_id, at="2020-01-01T00:00:00Z")
+    _sql(
+        ws,
+        "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at) "
+        "VALUES (:id, :slug, 'Impostor', 'performer', :holder, NULL, :at)",
+        id="f" * 32,
+        slug=mina.id,
+        holder=jun.holder_id,
+        at="2020-01-01T00:00:00Z",
+    )
+    _sql(
+        ws,
+        "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at) "
+        "VALUES (:id, :slug, 'Impostor 2', 'performer', :holder, NULL, :at)",
+        id="e" * 32,
+        slug=jun.id,
+        holder=jun.holder_id,
+        at="2020-01-01T00:00:00Z",
+    )
     assert reg.get_subject(mina.id).slug == "mina"
     assert reg.get_subject(jun.id).slug == "jun"
     assert reg.get_holder(mina.holder_id).id == mina.holder_id

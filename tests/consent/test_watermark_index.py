@@ -22,16 +22,25 @@ from likeness.workspace import Workspace
 
 
 def _render(ws, payload_hex: str, **extra):
-    return ws.ledger.append("render.completed", {
-        "job_id": uuid.uuid4().hex, "watermark_payload": payload_hex, "output_sha256": "ab" * 32, **extra,
-    })
+    return ws.ledger.append(
+        "render.completed",
+        {
+            "job_id": uuid.uuid4().hex,
+            "watermark_payload": payload_hex,
+            "output_sha256": "ab" * 32,
+            **extra,
+        },
+    )
 
 
 def _index(ws) -> list[tuple]:
     with ws.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "SELECT seq, watermark_payload, event_type, event_id FROM ledger_watermark_index ORDER BY seq"
-        ))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT seq, watermark_payload, event_type, event_id FROM ledger_watermark_index ORDER BY seq")
+            )
+        ]
 
 
 def _index_problems(ws) -> list:
@@ -82,8 +91,9 @@ def test_audit_names_a_missing_an_extra_and_an_altered_index_row(workspace):
     a, b, c = (_render(ws, f"{i:02x}" * 8) for i in (1, 2, 3))
     _sql(ws, "DELETE FROM ledger_watermark_index WHERE seq = :s", s=a.seq)
     _sql(ws, "UPDATE ledger_watermark_index SET watermark_payload = :p WHERE seq = :s", p="ff" * 8, s=b.seq)
-    _sql(ws, "INSERT INTO ledger_watermark_index VALUES (:s, :p, 'render.completed', :e)",
-         s=999, p="ee" * 8, e="0" * 32)
+    _sql(
+        ws, "INSERT INTO ledger_watermark_index VALUES (:s, :p, 'render.completed', :e)", s=999, p="ee" * 8, e="0" * 32
+    )
     problems = {(p.kind, p.subject) for p in _index_problems(ws)}
     assert problems == {
         ("watermark_index_missing", f"ledger row {a.seq}"),
@@ -119,10 +129,13 @@ def test_an_index_row_pointed_at_another_job_does_not_resolve_to_it(workspace):
 def _raw_append(conn, seq: int, prev: str, event_type: str, payload: dict) -> str:
     payload_json = canonical_bytes(payload).decode()
     event_id, created = uuid.uuid4().hex, utc_iso(now_utc())
-    digest = event_hash(seq=seq, event_id=event_id, event_type=event_type, created_at=created,
-                        payload_json=payload_json, prev_hash=prev)
-    conn.execute(text("INSERT INTO ledger VALUES (:s, :e, :t, :c, :p, :ph, :h)"),
-                 {"s": seq, "e": event_id, "t": event_type, "c": created, "p": payload_json, "ph": prev, "h": digest})
+    digest = event_hash(
+        seq=seq, event_id=event_id, event_type=event_type, created_at=created, payload_json=payload_json, prev_hash=prev
+    )
+    conn.execute(
+        text("INSERT INTO ledger VALUES (:s, :e, :t, :c, :p, :ph, :h)"),
+        {"s": seq, "e": event_id, "t": event_type, "c": created, "p": payload_json, "ph": prev, "h": digest},
+    )
     return digest
 
 
@@ -138,10 +151,13 @@ def test_migration_backfills_a_ledger_written_before_the_index(settings):
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-    events = [("note", {"i": 0}), ("render.completed", {"job_id": "j1", "watermark_payload": "44" * 8}),
-              ("preview.written", {"job_id": "p1", "watermark_payload": "55" * 8}),
-              ("render.completed", {"job_id": "j2", "watermark_payload": None}),
-              ("render.completed", {"job_id": "j3", "watermark_payload": "44" * 8})]
+    events = [
+        ("note", {"i": 0}),
+        ("render.completed", {"job_id": "j1", "watermark_payload": "44" * 8}),
+        ("preview.written", {"job_id": "p1", "watermark_payload": "55" * 8}),
+        ("render.completed", {"job_id": "j2", "watermark_payload": None}),
+        ("render.completed", {"job_id": "j3", "watermark_payload": "44" * 8}),
+    ]
     with engine.begin() as conn:
         prev = GENESIS_HASH
         for seq, (event_type, payload) in enumerate(events, start=1):
@@ -150,7 +166,9 @@ def test_migration_backfills_a_ledger_written_before_the_index(settings):
     ws = Workspace.init(settings)  # migrates to head
     try:
         assert [(seq, p, t) for seq, p, t, _ in _index(ws)] == [
-            (2, "44" * 8, "render.completed"), (3, "55" * 8, "preview.written"), (5, "44" * 8, "render.completed"),
+            (2, "44" * 8, "render.completed"),
+            (3, "55" * 8, "preview.written"),
+            (5, "44" * 8, "render.completed"),
         ]
         assert [e.payload["job_id"] for e in ws.ledger.find_watermark("44" * 8)] == ["j1", "j3"]
         assert _index_problems(ws) == []

@@ -30,8 +30,9 @@ def _write_faces(folder: Path, count: int) -> None:
 def test_train_writes_model_and_card(tmp_path: Path) -> None:
     _write_faces(tmp_path / "real", 14)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out),
-                                      "--steps", "1"])
+    result = CliRunner().invoke(
+        app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "1"]
+    )
     assert result.exit_code == 0, result.output
     card = json.loads((out / "detector.card.json").read_text())
     assert card["model"] == "likeness.detector.sbi" and card["training"]["steps"] == 1
@@ -41,8 +42,9 @@ def test_train_writes_model_and_card(tmp_path: Path) -> None:
 
 def test_too_few_identities_is_a_clear_error(tmp_path: Path) -> None:
     _write_faces(tmp_path / "real", 3)
-    result = CliRunner().invoke(app, ["detector", "train", "--real", str(tmp_path / "real"), "--out",
-                                      str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 1
     assert "need at least 14 identities" in result.output
     assert "Traceback" not in result.output

@@ -42,13 +42,16 @@ def test_imagenet_weights_load_strictly() -> None:
 @pytest.fixture(scope="module")
 def faces() -> list[AlignedFaceSample]:
     with FaceDetector(mode="image") as detector:
-        found = [align_largest(detector, rgb, identity=name) for name, rgb in
-                 (("astronaut", astronaut()), ("hopper", grace_hopper()))]
+        found = [
+            align_largest(detector, rgb, identity=name)
+            for name, rgb in (("astronaut", astronaut()), ("hopper", grace_hopper()))
+        ]
     samples = [s for s in found if s is not None]
     assert len(samples) == 2
     # Two more "identities": the same faces mirrored (enough for a split; the test checks plumbing).
-    mirrored = [AlignedFaceSample(s.image[:, ::-1].copy(), _mirror(s.landmarks), s.identity + "-mirror")
-                for s in samples]
+    mirrored = [
+        AlignedFaceSample(s.image[:, ::-1].copy(), _mirror(s.landmarks), s.identity + "-mirror") for s in samples
+    ]
     return samples + mirrored
 
 

@@ -30,9 +30,7 @@ def detector():
 
 def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
     a = np.radians(angle_deg)
-    return np.array(
-        [[scale * np.cos(a), -scale * np.sin(a), tx], [scale * np.sin(a), scale * np.cos(a), ty]]
-    )
+    return np.array([[scale * np.cos(a), -scale * np.sin(a), tx], [scale * np.sin(a), scale * np.cos(a), ty]])
 
 
 def test_umeyama_recovers_known_similarity_exactly():
@@ -65,9 +63,7 @@ def test_umeyama_rejects_bad_input():
 
 def test_template_scales_with_crop_size_and_rejects_unknown_coverage():
     for size in (64, 96, 128):
-        np.testing.assert_allclose(
-            face_template(size=size) * (256 / size), face_template(size=256), atol=1e-9
-        )
+        np.testing.assert_allclose(face_template(size=size) * (256 / size), face_template(size=256), atol=1e-9)
     template = face_template(size=256, coverage="wf")
     assert template.shape == (len(ALIGN_INDICES), 2)
     assert (template > 0).all() and (template < 256).all()

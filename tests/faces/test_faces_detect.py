@@ -168,7 +168,9 @@ def test_bad_input_and_closed_detector_raise_typed_errors():
 HOPPER_BOX = GRACE_HOPPER_FACE
 
 
-def tight_crop(rgb: np.ndarray, box: tuple[float, float, float, float], tightness: float, size: int = 250) -> np.ndarray:
+def tight_crop(
+    rgb: np.ndarray, box: tuple[float, float, float, float], tightness: float, size: int = 250
+) -> np.ndarray:
     """A ``size`` square crop ``tightness`` times the face box, centred on it (edges replicated)."""
     cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
     scale = size / (tightness * max(box[2] - box[0], box[3] - box[1]))
@@ -178,8 +180,10 @@ def tight_crop(rgb: np.ndarray, box: tuple[float, float, float, float], tightnes
 
 def small_face_group(face: int = 30) -> tuple[np.ndarray, int]:
     """A 1600x900 frame with 24 heads (faces about ``face`` px wide) from the package portraits."""
-    heads = [tight_crop(skimage.data.astronaut(), ASTRONAUT_FACE, 2.2, size=int(face * 2.2)),
-             tight_crop(grace_hopper(), HOPPER_BOX, 2.2, size=int(face * 2.2))]
+    heads = [
+        tight_crop(skimage.data.astronaut(), ASTRONAUT_FACE, 2.2, size=int(face * 2.2)),
+        tight_crop(grace_hopper(), HOPPER_BOX, 2.2, size=int(face * 2.2)),
+    ]
     canvas = np.full((900, 1600, 3), 90, np.uint8)
     count = 0
     for row in range(3):
@@ -216,8 +220,10 @@ def test_crop_retry_finds_nothing_in_a_faceless_crop():
 
 def test_small_faces_in_a_group_are_found_with_fine_tiles():
     group, count = small_face_group(face=30)
-    with FaceDetector(max_faces=64, tile_side=1280) as plain, \
-            FaceDetector(max_faces=64, tile_side=1280, small_faces=True) as fine:
+    with (
+        FaceDetector(max_faces=64, tile_side=1280) as plain,
+        FaceDetector(max_faces=64, tile_side=1280, small_faces=True) as fine,
+    ):
         assert len(plain.detect(group)) < count // 2
         faces = fine.detect(group)
     assert len(faces) == count

@@ -40,7 +40,9 @@ def embed_single(detector, embedder, rgb: np.ndarray) -> np.ndarray:
 def astronaut_variants() -> dict[str, np.ndarray]:
     portrait = skimage.data.astronaut()
     rotated = cv2.warpAffine(
-        portrait, cv2.getRotationMatrix2D((225.0, 125.0), 20.0, 1.0), (512, 512),
+        portrait,
+        cv2.getRotationMatrix2D((225.0, 125.0), 20.0, 1.0),
+        (512, 512),
         borderMode=cv2.BORDER_REFLECT,
     )
     resized = cv2.resize(portrait, (300, 300), interpolation=cv2.INTER_AREA)

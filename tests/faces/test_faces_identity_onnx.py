@@ -117,8 +117,9 @@ def test_network_matches_dlib_on_chips_including_noise(dlib_embedder):
             check_chip(),
             rng.integers(0, 256, (150, 150, 3), dtype=np.uint8),
             rng.integers(100, 140, (150, 150, 3), dtype=np.uint8),
-            np.stack([ramp[None, :].repeat(150, 0), ramp[:, None].repeat(150, 1), 255 - ramp[None, :].repeat(150, 0)], -1)
-            .astype(np.uint8),
+            np.stack(
+                [ramp[None, :].repeat(150, 0), ramp[:, None].repeat(150, 1), 255 - ramp[None, :].repeat(150, 0)], -1
+            ).astype(np.uint8),
             np.zeros((150, 150, 3), np.uint8),
         ]
     )

@@ -49,7 +49,9 @@ def test_a_clear_face_is_left_alone(segmenter, aligned_astronaut) -> None:
 def test_occluders_on_an_unseen_face_are_found(segmenter, aligned_astronaut, kind: str) -> None:
     recalls, false_flags = [], []
     for seed in range(6):
-        image, drawn = occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind=kind)
+        image, drawn = occlude(
+            aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind=kind
+        )
         covered = segmenter.occluders(image[None])[0] >= 0.5
         face = _face_area(aligned_astronaut.landmarks, 128)
         target = (drawn >= 0.5) & face
@@ -99,7 +101,9 @@ def test_keep_occluders_takes_the_occluder_and_its_edge_out_of_the_blend_mask() 
 
 def test_every_occluder_kind_draws_inside_the_crop_with_a_typed_error_for_bad_input(aligned_astronaut) -> None:
     for kind in OCCLUDERS:
-        image, drawn = occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(3), kind=kind)
+        image, drawn = occlude(
+            aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(3), kind=kind
+        )
         assert image.shape == aligned_astronaut.image.shape and drawn.max() > 0.5
         assert np.array_equal(image[drawn == 0], aligned_astronaut.image[drawn == 0]) or kind == "glasses"
     with pytest.raises(FaceError, match="unknown occluder"):

@@ -31,7 +31,9 @@ def studio(tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
         "home": home,
         "mina": write_image(tmp_path / "mina.png", astronaut),
         "hopper": write_image(tmp_path / "hopper.png", grace_hopper),
-        "group": write_image(tmp_path / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))),
+        "group": write_image(
+            tmp_path / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))
+        ),
     }
     run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio")
     run(home, "consent", "grant", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut")
@@ -45,7 +47,9 @@ def test_photos_add_then_extract_show_and_report(studio: dict[str, Path], tmp_pa
     assert "2 faces found" in added  # the group photo is not a usable reference
 
     out = tmp_path / "fs"
-    extracted = run(home, "extract", "mina", str(studio["group"]), str(tmp_path / "nope.jpg"), "--out", str(out), "--size", "128")
+    extracted = run(
+        home, "extract", "mina", str(studio["group"]), str(tmp_path / "nope.jpg"), "--out", str(out), "--size", "128"
+    )
     assert "1 faces" in extracted and "other identity" in extracted
     assert "nope.jpg: not found" in extracted
 
@@ -86,7 +90,9 @@ def test_altered_faceset_is_reported_not_shown(studio: dict[str, Path], tmp_path
 
 
 def test_photos_add_with_no_usable_photo_fails(studio: dict[str, Path], tmp_path: Path) -> None:
-    noise = write_image(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
+    noise = write_image(
+        tmp_path / "noise.png", np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    )
     result = run(studio["home"], "subject", "photos", "add", "mina", str(noise), code=1)
     assert "no face found" in result
 
@@ -97,6 +103,8 @@ def test_extract_names_each_near_duplicate_it_drops(studio: dict[str, Path], tmp
     copy = tmp_path / "again" / "mina_copy.png"
     copy.parent.mkdir()
     copy.write_bytes(studio["mina"].read_bytes())
-    result = " ".join(run(home, "extract", "mina", str(studio["mina"]), str(copy), "--out", str(tmp_path / "fs")).split())
+    result = " ".join(
+        run(home, "extract", "mina", str(studio["mina"]), str(copy), "--out", str(tmp_path / "fs")).split()
+    )
     assert f"near-duplicate dropped {copy}: repeats {studio['mina']}: 0 of 64 hash bits differ (limit 3)" in result
     assert "same expression" in result

@@ -18,13 +18,17 @@ from likeness.faceset.reference_faces import (
 from likeness.media import read_image, synthetic, write_image
 
 
-def test_enrollment_keeps_single_face_photos_and_explains_the_rest(consent_world, tmp_path: Path, astronaut, grace_hopper) -> None:
+def test_enrollment_keeps_single_face_photos_and_explains_the_rest(
+    consent_world, tmp_path: Path, astronaut, grace_hopper
+) -> None:
     ws = consent_world.workspace
     rng = np.random.default_rng(0)
     photos = {
         "front": write_image(tmp_path / "front.png", astronaut),
         "mirrored": write_image(tmp_path / "mirrored.jpg", np.ascontiguousarray(astronaut[:, ::-1])),
-        "group": write_image(tmp_path / "group.png", synthetic.compose_group([astronaut, grace_hopper], size=(1024, 512))),
+        "group": write_image(
+            tmp_path / "group.png", synthetic.compose_group([astronaut, grace_hopper], size=(1024, 512))
+        ),
         "noise": write_image(tmp_path / "noise.png", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)),
         "someone_else": write_image(tmp_path / "someone_else.png", grace_hopper),
         "empty": tmp_path / "empty.jpg",
@@ -75,12 +79,11 @@ def test_reference_faces_round_trip_and_tolerate_damage(tmp_path: Path, astronau
         save_reference_face(tmp_path, "s1", "../x", astronaut, landmarks)
 
 
-
-def test_a_video_is_a_reference_source_with_the_same_identity_filter(consent_world, tmp_path: Path, astronaut,
-                                                                      grace_hopper) -> None:
+def test_a_video_is_a_reference_source_with_the_same_identity_filter(
+    consent_world, tmp_path: Path, astronaut, grace_hopper
+) -> None:
     ws = consent_world.workspace
-    clip = synthetic.write_clip(tmp_path / "mina_turns.mp4", astronaut, seconds=2.0, size=(480, 360),
-                                with_audio=False)
+    clip = synthetic.write_clip(tmp_path / "mina_turns.mp4", astronaut, seconds=2.0, size=(480, 360), with_audio=False)
     report = enroll_reference_photos(ws, "mina", [clip])
     assert report.added >= 3 and report.ok, report.skipped
     assert all(label.startswith(f"{clip} @ ") and label.endswith(" s") for label in report.enrolled)
@@ -88,8 +91,9 @@ def test_a_video_is_a_reference_source_with_the_same_identity_filter(consent_wor
     # Enrolling the same clip again finds the same frames; someone else's clip is refused frame by frame.
     again = enroll_reference_photos(ws, "mina", [clip])
     assert again.added == 0 and len(again.already_enrolled) == report.added
-    other = synthetic.write_clip(tmp_path / "someone_else.mp4", grace_hopper, seconds=1.0, size=(480, 360),
-                                 with_audio=False)
+    other = synthetic.write_clip(
+        tmp_path / "someone_else.mp4", grace_hopper, seconds=1.0, size=(480, 360), with_audio=False
+    )
     refused = enroll_reference_photos(ws, "mina", [other])
     assert refused.added == 0 and refused.skipped
     assert all("does not match mina" in reason for _, reason in refused.skipped)

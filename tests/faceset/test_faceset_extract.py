@@ -21,13 +21,17 @@ NO_DEDUP = ExtractOptions(dedup_hamming=None, min_face=48)
 @pytest.fixture
 def group_image(tmp_path: Path, astronaut, grace_hopper) -> Path:
     """Two portraits side by side: grace_hopper (not the subject) left, astronaut (mina) right."""
-    return write_image(tmp_path / "inputs" / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512)))
+    return write_image(
+        tmp_path / "inputs" / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))
+    )
 
 
 @pytest.fixture
 def clip(tmp_path: Path, astronaut) -> Path:
     """A 1.2 s 25 fps clip of the astronaut portrait with head motion."""
-    return synthetic.write_clip(tmp_path / "inputs" / "mina_clip.mp4", astronaut, seconds=1.2, fps=25, size=(480, 320), seed=3)
+    return synthetic.write_clip(
+        tmp_path / "inputs" / "mina_clip.mp4", astronaut, seconds=1.2, fps=25, size=(480, 320), seed=3
+    )
 
 
 def test_group_photo_keeps_only_the_subject(enrolled_world, group_image: Path, tmp_path: Path) -> None:
@@ -66,7 +70,9 @@ def test_clip_faces_are_tracked_and_embedded_per_track(enrolled_world, clip: Pat
 
     monkeypatch.setattr(FaceEmbedder, "embed_many", counting)
     options = ExtractOptions(dedup_hamming=None, min_face=48, identity_every=10)
-    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs", options=options)
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs", options=options
+    )
     assert report.frames_read == 30
     assert report.faces_kept >= 27  # the portrait stays in view throughout
     # One embedding per track every 10 frames, not one per frame.
@@ -108,7 +114,9 @@ def test_bad_inputs_are_skipped_with_reasons(enrolled_world, tmp_path: Path, ast
     write_image(folder / "noise.png", rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
     (folder / "notes.txt").write_text("shot list")
     write_image(folder / "mina.png", astronaut)
-    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [folder, tmp_path / "missing.mp4"], tmp_path / "fs")
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [folder, tmp_path / "missing.mp4"], tmp_path / "fs"
+    )
     assert report.ok and report.faces_kept == 1
     reasons = {Path(s.path).name: s.reason for s in report.skipped_inputs}
     for path in variants.values():
@@ -152,7 +160,11 @@ def test_interrupted_extraction_resumes_without_redoing_frames(enrolled_world, c
 
     frames_seen_again = []
     report = extract_faceset(
-        ws, enrolled_world.authorize(), [clip], out, options=options,
+        ws,
+        enrolled_world.authorize(),
+        [clip],
+        out,
+        options=options,
         progress=lambda event: frames_seen_again.append(event.frame_index),
     )
     assert report.resumed and report.frames_before_resume == 8
@@ -202,7 +214,14 @@ def test_revocation_mid_run_stops_and_discards(enrolled_world, clip: Path, tmp_p
             enrolled_world.revoke_grant()
 
     with pytest.raises(ConsentError):
-        extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), [clip], tmp_path / "fs", options=options, progress=revoke_on_third_frame)
+        extract_faceset(
+            enrolled_world.workspace,
+            enrolled_world.authorize(),
+            [clip],
+            tmp_path / "fs",
+            options=options,
+            progress=revoke_on_third_frame,
+        )
     assert len(frames) == 4  # the recheck at the 5th frame refused, before it was reported
     assert not (tmp_path / "fs").exists()
     assert enrolled_world.workspace.ledger.find("faceset.created") == []
@@ -237,8 +256,9 @@ def test_options_are_validated() -> None:
         ExtractOptions(crop_format="gif")
 
 
-def test_small_photo_sets_keep_expression_variants_and_name_what_was_dropped(enrolled_world, tmp_path: Path,
-                                                                             astronaut, monkeypatch) -> None:
+def test_small_photo_sets_keep_expression_variants_and_name_what_was_dropped(
+    enrolled_world, tmp_path: Path, astronaut, monkeypatch
+) -> None:
     """Three copies of one photo: the second measured with lips apart is an expression variant and
     kept; the third repeats the first's look and expression and is dropped, by name, with why."""
     import likeness.faces
@@ -246,11 +266,18 @@ def test_small_photo_sets_keep_expression_variants_and_name_what_was_dropped(enr
     photos = [write_image(tmp_path / "inputs" / f"photo_{i}.png", astronaut) for i in (1, 2, 3)]
     mouths = iter([0.02, 0.20, 0.03])
     monkeypatch.setattr(likeness.faces, "mouth_openness", lambda landmarks: next(mouths))
-    report = extract_faceset(enrolled_world.workspace, enrolled_world.authorize(), photos, tmp_path / "fs",
-                             options=ExtractOptions(min_face=48))
+    report = extract_faceset(
+        enrolled_world.workspace,
+        enrolled_world.authorize(),
+        photos,
+        tmp_path / "fs",
+        options=ExtractOptions(min_face=48),
+    )
     assert report.faces_kept == 2 and report.rejected["duplicate"] == 1
     assert [d["face"] for d in report.duplicates_dropped] == [str(photos[2])]
     reason = report.duplicates_dropped[0]["reason"]
-    assert reason.startswith(f"repeats {photos[0]}: 0 of 64 hash bits differ (limit 3); same expression (mouth 0.03 vs 0.02")
+    assert reason.startswith(
+        f"repeats {photos[0]}: 0 of 64 hash bits differ (limit 3); same expression (mouth 0.03 vs 0.02"
+    )
     kept = sorted(record.mouth_openness for record in load_faceset(tmp_path / "fs"))
     assert kept == [0.02, 0.20]

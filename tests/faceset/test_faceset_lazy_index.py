@@ -19,12 +19,25 @@ SIZE = 32
 
 def _base_record(rng: np.random.Generator) -> dict:
     record = FaceRecord(
-        file="faces/000000.png", source="clip.mp4", frame_index=0, timestamp_s=0.0, track_id=1,
+        file="faces/000000.png",
+        source="clip.mp4",
+        frame_index=0,
+        timestamp_s=0.0,
+        track_id=1,
         landmarks=rng.uniform(0, SIZE, (478, 2)).astype(np.float32),
         affine=np.array([[0.5, 0.0, -10.0], [0.0, 0.5, -20.0]]),
-        yaw=0.0, pitch=1.0, roll=0.5, sharpness=100.0, face_size=120.0, eye_openness=0.2,
-        mouth_openness=0.1, brightness=0.5, identity_distance=0.3, grant_id="grant-1",
-        image_sha256="", perceptual_hash="",
+        yaw=0.0,
+        pitch=1.0,
+        roll=0.5,
+        sharpness=100.0,
+        face_size=120.0,
+        eye_openness=0.2,
+        mouth_openness=0.1,
+        brightness=0.5,
+        identity_distance=0.3,
+        grant_id="grant-1",
+        image_sha256="",
+        perceptual_hash="",
     )
     return record.as_dict()
 
@@ -49,9 +62,15 @@ def write_index_faceset(root: Path, n: int, *, seed: int = 0, blank_every: int =
             if blank_every and i % blank_every == 0:
                 handle.write("\n")
     manifest = FacesetManifest(
-        faceset_sha256=index_sha256(root / "index.jsonl"), subject_id="subject-1", subject_slug="mina",
-        grant_id="grant-1", release_id=None, org_id="org-1", created_at="2025-01-01T00:00:00Z",
-        counts={"faces": n}, size=SIZE,
+        faceset_sha256=index_sha256(root / "index.jsonl"),
+        subject_id="subject-1",
+        subject_slug="mina",
+        grant_id="grant-1",
+        release_id=None,
+        org_id="org-1",
+        created_at="2025-01-01T00:00:00Z",
+        counts={"faces": n},
+        size=SIZE,
     )
     (root / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     return root, yaws.astype(np.float32)

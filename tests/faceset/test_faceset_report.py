@@ -93,7 +93,9 @@ def test_empty_faceset() -> None:
 
 
 def test_summary_counts_pose_grid_and_shares() -> None:
-    summary = coverage_summary(records(4, yaw=[-45.0, 0.0, 40.0, 5.0], pitch=[0.0, 0.0, 0.0, 25.0], track_id=[1, 1, 2, 3]))
+    summary = coverage_summary(
+        records(4, yaw=[-45.0, 0.0, 40.0, 5.0], pitch=[0.0, 0.0, 0.0, 25.0], track_id=[1, 1, 2, 3])
+    )
     assert summary["faces"] == 4 and summary["tracks"] == 3 and summary["sources"] == 3
     assert summary["share"]["looking_subject_left"] == 0.25
     assert summary["share"]["looking_subject_right"] == 0.25

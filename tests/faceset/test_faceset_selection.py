@@ -82,7 +82,9 @@ def test_a_look_alike_with_another_expression_is_a_variant_not_a_duplicate() -> 
     # Same look and expression: dropped, naming the face it repeats and why.
     match = dedup.find(0b0011, mouth=0.03, eyes=0.31)
     assert match is not None and match.kept.label == "closed_smile.jpg"
-    assert match.reason() == ("repeats closed_smile.jpg: 2 of 64 hash bits differ (limit 3); same expression "
-                              "(mouth 0.03 vs 0.02, eyes 0.31 vs 0.30)")
+    assert match.reason() == (
+        "repeats closed_smile.jpg: 2 of 64 hash bits differ (limit 3); same expression "
+        "(mouth 0.03 vs 0.02, eyes 0.31 vs 0.30)"
+    )
     # Without an expression measure, appearance alone decides (as before).
     assert dedup.is_duplicate(0b0011)

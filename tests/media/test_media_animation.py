@@ -38,9 +38,12 @@ def write_animation(path: Path, frames: list[np.ndarray], *, delay_ms: int = 100
 def tiny_gif(frames: int, *, width: int = 1, height: int = 1, trailer: bool = True) -> bytes:
     """A GIF of ``frames`` 1x1 frames on a ``width`` x ``height`` canvas, written by hand."""
     out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + bytes(6))
-    frame = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00"            # graphic control: 100 ms
-             + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
-             + b"\x02\x02\x44\x01\x00")                       # LZW data of one pixel
+    frame = (
+        b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 100 ms
+        + b"\x2c"
+        + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+        + b"\x02\x02\x44\x01\x00"
+    )  # LZW data of one pixel
     out += frame * frames
     if trailer:
         out += b"\x3b"
@@ -110,8 +113,13 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def test_apng_with_too_many_frame_chunks_is_refused(tmp_path):
     fctl = png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 1, 1, 0, 0, 1, 10, 0, 0))
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + png_chunk(b"acTL", struct.pack(">II", 2**31 - 1, 0)) + fctl * 10_001 + png_chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + png_chunk(b"acTL", struct.pack(">II", 2**31 - 1, 0))
+        + fctl * 10_001
+        + png_chunk(b"IEND", b"")
+    )
     path = tmp_path / "many.png"
     path.write_bytes(data)
     with pytest.raises(MediaError, match="more than 10000 frames"):

@@ -159,9 +159,7 @@ def test_read_image_bytes_matches_file_and_names_source(portrait: np.ndarray) ->
         ("audio_only_m4a", "not a readable image"),
     ],
 )
-def test_bad_files_raise_media_error_naming_the_file(
-    bad_files: dict[str, Path], variant: str, reason: str
-) -> None:
+def test_bad_files_raise_media_error_naming_the_file(bad_files: dict[str, Path], variant: str, reason: str) -> None:
     path = bad_files[variant]
     with pytest.raises(MediaError, match=reason) as caught:
         read_image(path)

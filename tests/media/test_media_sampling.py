@@ -24,9 +24,15 @@ def write_gop_clip(path: Path, *, seconds: float, fps: int, gop: int, bframes: i
     frames exist), animating the astronaut with seeded head motion."""
     n_frames = int(round(seconds * fps))
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
-            "preset": "veryfast", "crf": "23"})
+        stream = container.add_stream(
+            "libx264",
+            rate=fps,
+            options={
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
+                "preset": "veryfast",
+                "crf": "23",
+            },
+        )
         stream.width, stream.height = SIZE
         stream.pix_fmt = "yuv420p"
         for rgb in synthetic.animate_portrait(synthetic.astronaut(), n_frames=n_frames, size=SIZE, seed=7):
@@ -38,8 +44,7 @@ def write_gop_clip(path: Path, *, seconds: float, fps: int, gop: int, bframes: i
 def keyframe_times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return sorted(float(p.pts * stream.time_base) for p in container.demux(stream)
-                      if p.is_keyframe and p.size)
+        return sorted(float(p.pts * stream.time_base) for p in container.demux(stream) if p.is_keyframe and p.size)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +77,7 @@ def test_sampled_frames_equal_a_full_decode_at_the_same_times(
     clip_name: str, request: pytest.FixtureRequest, full_decode: dict[float, np.ndarray]
 ) -> None:
     clip = request.getfixturevalue(clip_name)
-    reference = full_decode if clip_name == "gop_clip" else {
-        round(f.pts_s, 4): f.rgb for f in iter_video_frames(clip)}
+    reference = full_decode if clip_name == "gop_clip" else {round(f.pts_s, 4): f.rgb for f in iter_video_frames(clip)}
     frames = list(sample_video_frames(clip, every_s=1.0))
     assert [f.index for f in frames] == list(range(len(frames)))
     times = [f.pts_s for f in frames]
@@ -94,8 +98,9 @@ def test_at_most_max_frames_spread_evenly(gop_clip: Path) -> None:
     np.testing.assert_allclose([f.pts_s for f in frames], [0.0, 1.5, 3.0, 4.5], atol=3.0 / FPS)
 
 
-def test_keyframes_only_yields_keyframes(gop_clip: Path, long_gop_clip: Path,
-                                         full_decode: dict[float, np.ndarray]) -> None:
+def test_keyframes_only_yields_keyframes(
+    gop_clip: Path, long_gop_clip: Path, full_decode: dict[float, np.ndarray]
+) -> None:
     keyframes = keyframe_times(gop_clip)
     assert len(keyframes) == 6
     frames = list(sample_video_frames(gop_clip, every_s=1.0, keyframes_only=True))
@@ -118,14 +123,18 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return synthetic.write_corrupt_variants(tmp_path_factory.mktemp("bad"))
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("zero_byte_mp4", "empty"),
-    ("malformed_mp4", ""),
-    ("audio_only_m4a", "no video stream"),
-    ("random_bytes_jpg", ""),
-])
-def test_unreadable_files_raise_media_error_naming_the_file(bad_files: dict[str, Path], name: str,
-                                                            fragment: str) -> None:
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("zero_byte_mp4", "empty"),
+        ("malformed_mp4", ""),
+        ("audio_only_m4a", "no video stream"),
+        ("random_bytes_jpg", ""),
+    ],
+)
+def test_unreadable_files_raise_media_error_naming_the_file(
+    bad_files: dict[str, Path], name: str, fragment: str
+) -> None:
     with pytest.raises(MediaError) as caught:
         list(sample_video_frames(bad_files[name]))
     assert str(bad_files[name]) in str(caught.value)

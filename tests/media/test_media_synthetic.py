@@ -82,14 +82,16 @@ def test_tone_has_the_requested_length() -> None:
 
 
 def test_write_clip_frames_and_audio_length(tmp_path: Path) -> None:
-    path = synthetic.write_clip(tmp_path / "c.mp4", synthetic.grace_hopper(), seconds=0.8, fps=20,
-                                size=(128, 96), seed=1)
+    path = synthetic.write_clip(
+        tmp_path / "c.mp4", synthetic.grace_hopper(), seconds=0.8, fps=20, size=(128, 96), seed=1
+    )
     info = probe_video(path)
     assert info.frame_count == 16 and (info.width, info.height) == (128, 96)
     assert info.has_audio and info.audio_duration_s == pytest.approx(0.8, abs=1024 / 48_000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]  # the temporary tone is gone
-    silent = synthetic.write_clip(tmp_path / "s.mp4", synthetic.grace_hopper(), seconds=0.2,
-                                  size=(64, 48), with_audio=False)
+    silent = synthetic.write_clip(
+        tmp_path / "s.mp4", synthetic.grace_hopper(), seconds=0.2, size=(64, 48), with_audio=False
+    )
     assert not probe_video(silent).has_audio
 
 
@@ -105,8 +107,15 @@ def test_audio_only_file_has_only_audio(tmp_path: Path) -> None:
 def test_corrupt_variants_are_all_written(tmp_path: Path) -> None:
     variants = synthetic.write_corrupt_variants(tmp_path)
     assert set(variants) == {
-        "zero_byte_jpg", "zero_byte_mp4", "truncated_jpg", "random_bytes_jpg", "text_png",
-        "bomb_png", "truncated_mp4", "malformed_mp4", "audio_only_m4a",
+        "zero_byte_jpg",
+        "zero_byte_mp4",
+        "truncated_jpg",
+        "random_bytes_jpg",
+        "text_png",
+        "bomb_png",
+        "truncated_mp4",
+        "malformed_mp4",
+        "audio_only_m4a",
     }
     assert all(path.is_file() and path.parent == tmp_path for path in variants.values())
     assert variants["zero_byte_jpg"].stat().st_size == 0

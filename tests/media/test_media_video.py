@@ -31,8 +31,7 @@ AAC_FRAME_S = 1024 / synthetic.AUDIO_SAMPLE_RATE
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("clip")
-    return synthetic.write_clip(folder / "mina.mp4", synthetic.astronaut(), seconds=SECONDS,
-                                fps=FPS, size=SIZE, seed=4)
+    return synthetic.write_clip(folder / "mina.mp4", synthetic.astronaut(), seconds=SECONDS, fps=FPS, size=SIZE, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +65,11 @@ def test_probe_reports_the_clip(clip: Path) -> None:
     assert info.has_audio and info.audio_codec == "aac" and info.audio_sample_rate == 48_000
     assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.rotation == 0
     assert (info.colorspace, info.color_primaries, info.color_trc, info.color_range) == (
-        "bt709", "bt709", "bt709", "tv")
+        "bt709",
+        "bt709",
+        "bt709",
+        "tv",
+    )
     assert info.display_size == SIZE
 
 
@@ -174,8 +177,9 @@ def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     samples = (np.sin(np.arange(rate) * 0.05) * 8000).astype(np.int16)
     with av.open(str(source), "w") as container:
         stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
-        chunk = av.AudioFrame.from_ndarray(np.stack([samples, samples]).T.reshape(1, -1).copy(),
-                                           format="s16", layout="stereo")
+        chunk = av.AudioFrame.from_ndarray(
+            np.stack([samples, samples]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+        )
         chunk.sample_rate = rate
         chunk.pts = 0
         container.mux(stream.encode(chunk))
@@ -291,9 +295,16 @@ def test_abort_with_frames_still_queued_leaves_no_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("options", "reason"),
-    [({"crf": 99}, "crf"), ({"preset": "warp"}, "preset"), ({"rotation": 45}, "rotation"),
-     ({"fps": 0}, "fps"), ({"width": 0}, "width"), ({"deadzones": (6, 40)}, "deadzones"),
-     ({"deadzones": (6,)}, "deadzones"), ({"deadzones": [6, 6]}, "deadzones")],
+    [
+        ({"crf": 99}, "crf"),
+        ({"preset": "warp"}, "preset"),
+        ({"rotation": 45}, "rotation"),
+        ({"fps": 0}, "fps"),
+        ({"width": 0}, "width"),
+        ({"deadzones": (6, 40)}, "deadzones"),
+        ({"deadzones": (6,)}, "deadzones"),
+        ({"deadzones": [6, 6]}, "deadzones"),
+    ],
 )
 def test_encoder_rejects_bad_options(tmp_path: Path, options: dict[str, object], reason: str) -> None:
     arguments: dict[str, object] = {"width": 64, "height": 48, "fps": 25, **options}
@@ -337,8 +348,19 @@ def test_missing_video(tmp_path: Path) -> None:
 
 def _colour_bars(height: int = 240, width: int = 320) -> np.ndarray:
     """Saturated flat bars: where the BT.601 and BT.709 matrices disagree by tens of levels."""
-    bars = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255],
-                     [200, 120, 60], [128, 128, 128]], np.uint8)
+    bars = np.array(
+        [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [255, 255, 0],
+            [0, 255, 255],
+            [255, 0, 255],
+            [200, 120, 60],
+            [128, 128, 128],
+        ],
+        np.uint8,
+    )
     return np.repeat(np.repeat(bars[None], height, axis=0), width // len(bars), axis=1)
 
 
@@ -364,8 +386,11 @@ def test_colour_tags_are_written_and_the_matching_matrix_is_used(tmp_path: Path,
 def test_unspecified_or_unusable_colour_tags_fall_back_to_what_decoding_assumed(tmp_path: Path) -> None:
     assert ColourTags(None, None, None).resolved()[:3] == (1, 1, 1)
     assert ColourTags("bt709", "bt709", "ycgco").resolved()[:3] == (1, 1, 1)  # no such swscale matrix
-    sd = probe_video(synthetic.write_clip(tmp_path / "sd.mp4", synthetic.grace_hopper(), seconds=0.2, fps=10,
-                                          size=(320, 240), seed=1))
+    sd = probe_video(
+        synthetic.write_clip(
+            tmp_path / "sd.mp4", synthetic.grace_hopper(), seconds=0.2, fps=10, size=(320, 240), seed=1
+        )
+    )
     assert ColourTags.of(sd) == ColourTags("bt709", "bt709", "bt709")  # the encoder's tags are kept
     unspecified = {f: None for f in ("color_primaries", "color_trc", "colorspace")}
     assert ColourTags.of(replace(sd, **unspecified)) == ColourTags("smpte170m", "smpte170m", "smpte170m")
@@ -376,16 +401,19 @@ def test_unspecified_or_unusable_colour_tags_fall_back_to_what_decoding_assumed(
 
 def test_transcode_keeps_the_source_colour_tags(tmp_path: Path) -> None:
     source = tmp_path / "sd601.mp4"
-    with VideoEncoder(source, width=320, height=240, fps=25,
-                      colour=ColourTags("smpte170m", "smpte170m", "smpte170m")) as encoder:
+    with VideoEncoder(
+        source, width=320, height=240, fps=25, colour=ColourTags("smpte170m", "smpte170m", "smpte170m")
+    ) as encoder:
         for _ in range(3):
             encoder.write(_colour_bars())
     out = tmp_path / "copy.mp4"
     transcode(source, out)
     info = probe_video(out)
     assert (info.color_primaries, info.color_trc, info.colorspace) == ("smpte170m", "smpte170m", "smpte170m")
-    assert np.abs(next(iter_video_frames(out)).rgb.astype(int)
-                  - next(iter_video_frames(source)).rgb.astype(int)).mean() < 2.0
+    assert (
+        np.abs(next(iter_video_frames(out)).rgb.astype(int) - next(iter_video_frames(source)).rgb.astype(int)).mean()
+        < 2.0
+    )
 
 
 def test_smaller_deadzones_keep_low_amplitude_detail(source_frames: list[np.ndarray], tmp_path: Path) -> None:
@@ -404,8 +432,10 @@ def test_smaller_deadzones_keep_low_amplitude_detail(source_frames: list[np.ndar
                 encoder.write(frame)
         decoded = [f.rgb for f in iter_video_frames(out)]
         # Correlation of the decoded frames (minus the unmarked source) with the faint pattern.
-        kept = [np.mean((d.astype(np.float64) - s).mean(axis=2) * faint[..., 0]) / 4.0
-                for d, s in zip(decoded[1:], source_frames[1:])]
+        kept = [
+            np.mean((d.astype(np.float64) - s).mean(axis=2) * faint[..., 0]) / 4.0
+            for d, s in zip(decoded[1:], source_frames[1:])
+        ]
         residual_kept[deadzones], sizes[deadzones] = float(np.median(kept)), out.stat().st_size
     assert residual_kept[(6, 6)] > residual_kept[None] + 0.05
     assert sizes[(6, 6)] > sizes[None]

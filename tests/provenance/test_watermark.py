@@ -89,7 +89,7 @@ def crop_10_percent(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     keep_h, keep_w = int(height * 0.9), int(width * 0.9)
     y0 = int(rng.integers(0, height - keep_h + 1))
     x0 = int(rng.integers(0, width - keep_w + 1))
-    return rgb[y0:y0 + keep_h, x0:x0 + keep_w], y0, x0
+    return rgb[y0 : y0 + keep_h, x0 : x0 + keep_w], y0, x0
 
 
 def phase_matches(offset: tuple[int, int] | None, y0: int, x0: int, period: float) -> bool:
@@ -306,8 +306,11 @@ def test_combined_attack_jpeg_after_crop_and_brightness() -> None:
 
 def test_resaved_files_still_yield_the_payload(tmp_path) -> None:
     marked = embed_watermark(grace_hopper(), PAYLOAD)
-    for name, params in [("out.png", []), ("out.jpg", [cv2.IMWRITE_JPEG_QUALITY, 85]),
-                         ("out.webp", [cv2.IMWRITE_WEBP_QUALITY, 80])]:
+    for name, params in [
+        ("out.png", []),
+        ("out.jpg", [cv2.IMWRITE_JPEG_QUALITY, 85]),
+        ("out.webp", [cv2.IMWRITE_WEBP_QUALITY, 80]),
+    ]:
         path = tmp_path / name
         assert cv2.imwrite(str(path), cv2.cvtColor(marked, cv2.COLOR_RGB2BGR), params)
         reread = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -371,7 +374,7 @@ def unmarked_images(count: int) -> list[np.ndarray]:
             width = int(rng.integers(128, min(320, source.shape[1]) + 1))
             y0 = int(rng.integers(0, source.shape[0] - height + 1))
             x0 = int(rng.integers(0, source.shape[1] - width + 1))
-            images.append(source[y0:y0 + height, x0:x0 + width])
+            images.append(source[y0 : y0 + height, x0 : x0 + width])
         else:
             size = (int(rng.integers(128, 300)), int(rng.integers(128, 300)))
             images.append(generated_image(kinds[index % len(kinds)], rng, size))
@@ -411,7 +414,7 @@ def test_frames_at_different_phases_are_each_read_at_their_own() -> None:
     frames = []
     for step in range(10):
         y0, x0 = 3 * step, 7 * step
-        frames.append(jpeg(marked[y0:y0 + 384, x0:x0 + 512], 50))
+        frames.append(jpeg(marked[y0 : y0 + 384, x0 : x0 + 512], 50))
         phases.append((y0, x0))
     reading = extract_watermark_frames(frames)
     assert reading.payload == PAYLOAD
@@ -419,9 +422,20 @@ def test_frames_at_different_phases_are_each_read_at_their_own() -> None:
     assert any(phase_matches(reading.offset, y0, x0, period) for y0, x0 in phases), (reading.offset, phases)
 
 
-@pytest.mark.parametrize(("size", "expected"), [
-    ((320, 240), "small"), ((240, 320), "small"), ((404, 405), "small"), ((405, 405), "mid"),
-    ((640, 360), "mid"), ((854, 480), "mid"), ((480, 854), "mid"), ((1280, 720), "large"), ((1920, 1080), "large")])
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((320, 240), "small"),
+        ((240, 320), "small"),
+        ((404, 405), "small"),
+        ((405, 405), "mid"),
+        ((640, 360), "mid"),
+        ((854, 480), "mid"),
+        ((480, 854), "mid"),
+        ((1280, 720), "large"),
+        ((1920, 1080), "large"),
+    ],
+)
 def test_video_of_small_frames_is_encoded_to_keep_the_mark(size: tuple[int, int], expected: str) -> None:
     # Below 10 tiles per frame (163 840 px) x264's CRF 20 defaults lose too much of the mark; up to
     # 480 px on the short side its default deadzones drop it from most P and B frames.

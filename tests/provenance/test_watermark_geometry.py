@@ -29,11 +29,11 @@ def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     target_h = round(w * height / width)
     if target_h <= h:
         y0 = (h - target_h) // 2
-        rgb = rgb[y0:y0 + target_h]
+        rgb = rgb[y0 : y0 + target_h]
     else:
         target_w = round(h * width / height)
         x0 = (w - target_w) // 2
-        rgb = rgb[:, x0:x0 + target_w]
+        rgb = rgb[:, x0 : x0 + target_w]
     interpolation = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_CUBIC
     return np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interpolation))
 
@@ -58,7 +58,7 @@ def padded(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     inner = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.zeros((height, width, 3), np.uint8)
     y0, x0 = (height - size[1]) // 2, (width - size[0]) // 2
-    out[y0:y0 + size[1], x0:x0 + size[0]] = inner
+    out[y0 : y0 + size[1], x0 : x0 + size[0]] = inner
     return out
 
 
@@ -99,7 +99,7 @@ def test_vertical_render_pillarboxed() -> None:
 def test_crop_20_percent_per_side_of_a_smaller_copy(marked_540p: np.ndarray) -> None:
     copy = rescaled(marked_540p, 0.75)
     h, w = copy.shape[:2]
-    cropped = np.ascontiguousarray(copy[round(0.2 * h):h - round(0.2 * h), round(0.2 * w):w - round(0.15 * w)])
+    cropped = np.ascontiguousarray(copy[round(0.2 * h) : h - round(0.2 * h), round(0.2 * w) : w - round(0.15 * w)])
     assert extract_watermark(cropped).payload == PAYLOAD
 
 
@@ -122,13 +122,20 @@ def test_clip_letterboxed_and_downscaled() -> None:
 
 @pytest.mark.parametrize("transform", ["downscale", "letterbox", "mirror", "crop", "jpeg"])
 def test_unmarked_copies_read_as_no_mark(transform: str) -> None:
-    pictures = [fit(skdata.astronaut(), 960, 540), fit(skdata.coffee(), 960, 540),
-                fit(grace_hopper(), 640, 360), fit(skdata.chelsea(), 854, 480)]
+    pictures = [
+        fit(skdata.astronaut(), 960, 540),
+        fit(skdata.coffee(), 960, 540),
+        fit(grace_hopper(), 640, 360),
+        fit(skdata.chelsea(), 854, 480),
+    ]
     for rgb in pictures:
-        copy = {"downscale": lambda x: rescaled(x, 0.5), "letterbox": lambda x: padded(x, 405, 720),
-                "mirror": lambda x: np.ascontiguousarray(x[:, ::-1]),
-                "crop": lambda x: np.ascontiguousarray(x[40:-40, 90:-60]),
-                "jpeg": lambda x: jpeg(rescaled(x, 0.75), 40)}[transform](rgb)
+        copy = {
+            "downscale": lambda x: rescaled(x, 0.5),
+            "letterbox": lambda x: padded(x, 405, 720),
+            "mirror": lambda x: np.ascontiguousarray(x[:, ::-1]),
+            "crop": lambda x: np.ascontiguousarray(x[40:-40, 90:-60]),
+            "jpeg": lambda x: jpeg(rescaled(x, 0.75), 40),
+        }[transform](rgb)
         assert extract_watermark(copy).payload is None
     # A clip of black bars and flat frames is not a mark either.
     assert extract_watermark(np.zeros((720, 1280, 3), np.uint8)).payload is None
@@ -147,8 +154,11 @@ def test_crc_trials_per_read_are_capped(monkeypatch: pytest.MonkeyPatch) -> None
         return original_decode(soft)
 
     monkeypatch.setattr(wm, "decode_payload", counting_decode)
-    monkeypatch.setattr(wm, "_sync_candidates", lambda folded, threshold=0.0, count=3:
-                        original_sync(folded, threshold=-np.inf, count=count))
+    monkeypatch.setattr(
+        wm,
+        "_sync_candidates",
+        lambda folded, threshold=0.0, count=3: original_sync(folded, threshold=-np.inf, count=count),
+    )
     rng = np.random.default_rng(5)
     noise = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     assert extract_watermark(noise).payload is None

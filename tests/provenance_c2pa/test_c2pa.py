@@ -34,8 +34,14 @@ from likeness.provenance.certificates import (
 
 PAYLOAD = bytes.fromhex("0011223344556677")
 CLAIM = ConsentClaim(
-    grant_id="g-123", subject_id="s-1", subject_slug="mina", subject_kind="virtual_idol",
-    use="music_video", org_slug="studio", holder_fingerprint="ab" * 32, grant_signature_sha256="cd" * 32,
+    grant_id="g-123",
+    subject_id="s-1",
+    subject_slug="mina",
+    subject_kind="virtual_idol",
+    use="music_video",
+    org_slug="studio",
+    holder_fingerprint="ab" * 32,
+    grant_signature_sha256="cd" * 32,
 )
 
 
@@ -67,8 +73,14 @@ def _noise_mp4(path: Path, *, frames: int = 8, seed: int = 1) -> None:
 
 
 def _manifest(*, composite: bool = False, title: str = "out") -> dict:
-    return build_manifest(title=title, consent=CLAIM, watermark_algorithm="likeness.test-wm.v1",
-                          watermark_payload=PAYLOAD, job_id="f" * 32, composite=composite)
+    return build_manifest(
+        title=title,
+        consent=CLAIM,
+        watermark_algorithm="likeness.test-wm.v1",
+        watermark_payload=PAYLOAD,
+        job_id="f" * 32,
+        composite=composite,
+    )
 
 
 # --- signing setup -----------------------------------------------------------------------------
@@ -146,8 +158,9 @@ def test_build_manifest_states_what_was_made_and_under_which_grant() -> None:
     entries = created["assertions"][3]["data"]["entries"]
     assert entries and {e["use"] for e in entries.values()} == {"notAllowed"}
     with pytest.raises(ProvenanceError, match="8 bytes"):
-        build_manifest(title="x", consent=CLAIM, watermark_algorithm="a", watermark_payload=b"short",
-                       job_id="j", composite=False)
+        build_manifest(
+            title="x", consent=CLAIM, watermark_algorithm="a", watermark_payload=b"short", job_id="j", composite=False
+        )
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])

@@ -31,8 +31,12 @@ def frame_1080p() -> np.ndarray:
 def crop(rgb: np.ndarray, sides: tuple[str, ...], fraction: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     dx, dy = round(width * fraction), round(height * fraction)
-    return np.ascontiguousarray(rgb[dy if "top" in sides else 0: height - dy if "bottom" in sides else height,
-                                    dx if "left" in sides else 0: width - dx if "right" in sides else width])
+    return np.ascontiguousarray(
+        rgb[
+            dy if "top" in sides else 0 : height - dy if "bottom" in sides else height,
+            dx if "left" in sides else 0 : width - dx if "right" in sides else width,
+        ]
+    )
 
 
 def to_short_side(rgb: np.ndarray, short: int) -> np.ndarray:
@@ -52,7 +56,7 @@ def letterbox_9x16(rgb: np.ndarray, width: int = 720) -> np.ndarray:
     content = cv2.resize(rgb, (width, round(rgb.shape[0] * width / rgb.shape[1])), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((height, width, 3), np.uint8)
     top = (height - content.shape[0]) // 2
-    canvas[top:top + content.shape[0]] = content
+    canvas[top : top + content.shape[0]] = content
     return canvas
 
 
@@ -109,7 +113,7 @@ def test_face_tag_alone_is_found_when_a_reframe_cuts_the_label_off(frame_720p: n
     tag = FaceTag(1280, 720, label_box=label.geometry.box)
     face = (1000.0, 120.0, 1180.0, 300.0)  # the performer off to the right
     labelled = tag.apply(label.apply(frame_720p), [face])
-    vertical = np.ascontiguousarray(labelled[:, 1280 - 405:])  # a 9:16 reframe around the performer
+    vertical = np.ascontiguousarray(labelled[:, 1280 - 405 :])  # a 9:16 reframe around the performer
     assert label.geometry.box[2] < 1280 - 405  # the main label is gone from it
     assert tag.box_at(tag.position)[0] >= 1280 - 405
     found = detect_visible_label(vertical)

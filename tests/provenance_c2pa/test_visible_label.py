@@ -34,10 +34,12 @@ def _text_extent(labelled_black: np.ndarray) -> tuple[int, int, int, int]:
 
 def _kept(width: int, height: int, sides: tuple[str, ...], fraction: float) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of what a crop of ``fraction`` from each of ``sides`` keeps."""
-    return (round(width * fraction) if "left" in sides else 0,
-            round(height * fraction) if "top" in sides else 0,
-            width - (round(width * fraction) if "right" in sides else 0),
-            height - (round(height * fraction) if "bottom" in sides else 0))
+    return (
+        round(width * fraction) if "left" in sides else 0,
+        round(height * fraction) if "top" in sides else 0,
+        width - (round(width * fraction) if "right" in sides else 0),
+        height - (round(height * fraction) if "bottom" in sides else 0),
+    )
 
 
 @pytest.mark.parametrize("size", [(640, 360), (1280, 720), (1920, 1080), (1080, 1920), (512, 512), (360, 640)])
@@ -94,7 +96,7 @@ def test_safe_label_moves_off_the_faces_it_is_told_about() -> None:
     everywhere = label_geometry(width, height, avoid=[(0.0, 0.0, 640.0, 360.0)]).box
     assert everywhere == plain
     out = burn_visible_label(np.zeros((height, width, 3), np.uint8), avoid=[chin])
-    assert np.any(out[: height // 2] != 0) and not np.any(out[height // 2:] != 0)
+    assert np.any(out[: height // 2] != 0) and not np.any(out[height // 2 :] != 0)
 
 
 def test_label_in_place_draws_into_the_frame_itself() -> None:
@@ -165,7 +167,9 @@ def _face_path(frames: int, *, jitter: float, seed: int = 0) -> list[tuple[float
         cy = 300 + 40 * np.sin(t / 23)
         side = 180 + 20 * np.sin(t / 31)
         noise = rng.uniform(-jitter, jitter, 4)
-        boxes.append(tuple(float(v) for v in np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]) + noise))
+        boxes.append(
+            tuple(float(v) for v in np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]) + noise)
+        )
     return boxes
 
 

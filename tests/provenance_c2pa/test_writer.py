@@ -82,7 +82,7 @@ def test_image_is_labelled_watermarked_signed_and_recorded(consent_world, astron
     x0, y0, x1, y1 = label_geometry(512, 512).box
     assert diff[y0:y1, x0:x1].mean() > 20 and x0 >= 0.2 * 512 and y1 <= 0.8 * 512
     assert diff[:256, :256].max() < 20  # only the faint watermark elsewhere
-    assert diff[y1 + 2:].max() < 20 and diff[:, x1 + 2:].max() < 20
+    assert diff[y1 + 2 :].max() < 20 and diff[:, x1 + 2 :].max() < 20
 
     events = workspace.ledger.find("render.completed", job_id=job.job_id)
     assert len(events) == 1
@@ -154,8 +154,14 @@ def test_signing_failure_leaves_nothing_behind(consent_world, astronaut, tmp_pat
         writer.write_image(consent_world.authorize("music_video"), RenderJob.new("image"), astronaut, out_dir / "x.png")
     assert _only_file(out_dir) == []
     with pytest.raises(ProvenanceError, match="simulated"):
-        with writer.open_video(consent_world.authorize("music_video"), RenderJob.new("video"), out_dir / "v.mp4",
-                               width=160, height=128, fps=8) as video:
+        with writer.open_video(
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            out_dir / "v.mp4",
+            width=160,
+            height=128,
+            fps=8,
+        ) as video:
             for _ in range(3):
                 video.write(astronaut[:128, :160].copy())
     assert _only_file(out_dir) == []
@@ -185,8 +191,14 @@ def test_unlabelled_only_when_requested_and_granted(consent_world, astronaut, re
 
     registry = workspace.registry
     registry.add_subject("yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant("yuna", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=3),
-                         allow_unlabelled=True, purpose="unlabelled look allowed")
+    registry.issue_grant(
+        "yuna",
+        "studio",
+        ["tribute"],
+        valid_until=now_utc() + timedelta(days=3),
+        allow_unlabelled=True,
+        purpose="unlabelled look allowed",
+    )
     authz = workspace.policy.authorize("yuna", "tribute", "studio")
     assert authz.allow_unlabelled
     # Allowed by the grant but not requested: still labelled.
@@ -214,7 +226,12 @@ def test_a_name_taken_during_the_render_is_kept_and_the_output_job_named(consent
     out = renders / "clip.mp4"
     job = RenderJob.new("video")
     with LabelledWriter(consent_world.workspace).open_video(
-        consent_world.authorize("music_video"), job, out, width=64, height=64, fps=8,
+        consent_world.authorize("music_video"),
+        job,
+        out,
+        width=64,
+        height=64,
+        fps=8,
     ) as video:
         for frame in _moving_frames(64, 64, 4, seed=1):
             video.write(frame)
@@ -240,8 +257,14 @@ def test_video_round_trip(consent_world, tmp_path: Path) -> None:
     job = RenderJob.new("video")
     out = tmp_path / "out" / "clip.mp4"
     with LabelledWriter(workspace).open_video(
-        consent_world.authorize("virtual_stage"), job, out, width=320, height=240, fps=12,
-        audio_source=source, source_path=source,
+        consent_world.authorize("virtual_stage"),
+        job,
+        out,
+        width=320,
+        height=240,
+        fps=12,
+        audio_source=source,
+        source_path=source,
     ) as video:
         for frame in frames:
             video.write(frame)
@@ -267,17 +290,35 @@ def test_video_round_trip(consent_world, tmp_path: Path) -> None:
 def test_video_exception_leaves_nothing(consent_world, renders: Path) -> None:
     writer = LabelledWriter(consent_world.workspace)
     with pytest.raises(RuntimeError, match="render crashed"):
-        with writer.open_video(consent_world.authorize("music_video"), RenderJob.new("video"), renders / "v.mp4",
-                               width=160, height=128, fps=8) as video:
+        with writer.open_video(
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            renders / "v.mp4",
+            width=160,
+            height=128,
+            fps=8,
+        ) as video:
             video.write(np.zeros((128, 160, 3), np.uint8))
             raise RuntimeError("render crashed")
     with pytest.raises(MediaError, match="frame must be"):
-        with writer.open_video(consent_world.authorize("music_video"), RenderJob.new("video"), renders / "w.mp4",
-                               width=160, height=128, fps=8) as video:
+        with writer.open_video(
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            renders / "w.mp4",
+            width=160,
+            height=128,
+            fps=8,
+        ) as video:
             video.write(np.zeros((100, 160, 3), np.uint8))
     with pytest.raises(MediaError, match="no frames"):
-        with writer.open_video(consent_world.authorize("music_video"), RenderJob.new("video"), renders / "e.mp4",
-                               width=160, height=128, fps=8):
+        with writer.open_video(
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            renders / "e.mp4",
+            width=160,
+            height=128,
+            fps=8,
+        ):
             pass
     assert _only_file(renders) == []
     assert consent_world.workspace.ledger.find("render.completed") == []
@@ -337,8 +378,12 @@ def test_video_keeps_variable_timestamps(consent_world, tmp_path: Path) -> None:
     assert got == times
     with pytest.raises(MediaError, match="increase"):
         with LabelledWriter(consent_world.workspace).open_video(
-            consent_world.authorize("music_video"), RenderJob.new("video"), tmp_path / "back.mp4",
-            width=192, height=160, fps=25,
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            tmp_path / "back.mp4",
+            width=192,
+            height=160,
+            fps=25,
         ) as video:
             video.write(frames[0], pts_s=0.1)
             video.write(frames[1], pts_s=0.1)
@@ -372,8 +417,13 @@ def test_video_rotation_is_kept_as_metadata(consent_world, tmp_path: Path, rotat
     assert extract_watermark_frames(stored).payload == job.watermark_payload
     with pytest.raises(MediaError, match="rotation"):
         LabelledWriter(consent_world.workspace).open_video(
-            consent_world.authorize("music_video"), RenderJob.new("video"), tmp_path / "bad.mp4",
-            width=288, height=512, fps=25, rotation=45,
+            consent_world.authorize("music_video"),
+            RenderJob.new("video"),
+            tmp_path / "bad.mp4",
+            width=288,
+            height=512,
+            fps=25,
+            rotation=45,
         )
 
 
@@ -381,12 +431,19 @@ def _limited_grant(consent_world) -> None:
     """A second subject whose music-video grant allows exactly one render."""
     registry = consent_world.workspace.registry
     registry.add_subject("yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant("yuna", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=3),
-                         max_renders=1, purpose="one music video")
+    registry.issue_grant(
+        "yuna",
+        "studio",
+        ["music_video"],
+        valid_until=now_utc() + timedelta(days=3),
+        max_renders=1,
+        purpose="one music video",
+    )
 
 
-def test_a_render_that_fails_at_signing_gives_its_render_slot_back(consent_world, astronaut, tmp_path: Path,
-                                                                    monkeypatch) -> None:
+def test_a_render_that_fails_at_signing_gives_its_render_slot_back(
+    consent_world, astronaut, tmp_path: Path, monkeypatch
+) -> None:
     _limited_grant(consent_world)
     policy = consent_world.workspace.policy
     writer = LabelledWriter(consent_world.workspace)
@@ -400,16 +457,23 @@ def test_a_render_that_fails_at_signing_gives_its_render_slot_back(consent_world
     with pytest.raises(ProvenanceError):
         writer.write_image(policy.authorize("yuna", "music_video", "studio"), failed, astronaut, tmp_path / "a.png")
     with pytest.raises(ProvenanceError):
-        with writer.open_video(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("video"),
-                               tmp_path / "v.mp4", width=160, height=128, fps=8) as video:
+        with writer.open_video(
+            policy.authorize("yuna", "music_video", "studio"),
+            RenderJob.new("video"),
+            tmp_path / "v.mp4",
+            width=160,
+            height=128,
+            fps=8,
+        ) as video:
             video.write(astronaut[:128, :160].copy())
     refunds = consent_world.workspace.ledger.find("render.refunded")
     assert [e.payload["reason"] for e in refunds] == ["signing_failed", "signing_failed"]
     assert refunds[0].payload["job_id"] == failed.job_id
     monkeypatch.setattr(writer_module, "sign_file", real_sign)
     # The one render the grant allows is still there, and only one.
-    writer.write_image(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("image"), astronaut,
-                       tmp_path / "b.png")
+    writer.write_image(
+        policy.authorize("yuna", "music_video", "studio"), RenderJob.new("image"), astronaut, tmp_path / "b.png"
+    )
     with pytest.raises(ConsentError) as refused:
         policy.authorize("yuna", "music_video", "studio")
     assert refused.value.reason == "render_limit_reached"
@@ -419,8 +483,14 @@ def test_an_aborted_video_gives_its_render_slot_back(consent_world, astronaut, t
     _limited_grant(consent_world)
     policy = consent_world.workspace.policy
     writer = LabelledWriter(consent_world.workspace)
-    video = writer.open_video(policy.authorize("yuna", "music_video", "studio"), RenderJob.new("video"),
-                              tmp_path / "v.mp4", width=160, height=128, fps=8)
+    video = writer.open_video(
+        policy.authorize("yuna", "music_video", "studio"),
+        RenderJob.new("video"),
+        tmp_path / "v.mp4",
+        width=160,
+        height=128,
+        fps=8,
+    )
     video.write(astronaut[:128, :160].copy())
     video.abort(reason="no_face_swapped")
     assert [e.payload["reason"] for e in consent_world.workspace.ledger.find("render.refunded")] == ["no_face_swapped"]
@@ -435,8 +505,9 @@ def test_a_rerun_of_a_job_removes_what_a_killed_writer_left(consent_world, astro
     stale = [renders / f"..v.{job.job_id}.unsigned.mp4.k1ll3d.part", renders / f".v.{job.job_id}.unsigned.mp4"]
     for path in stale:
         path.write_bytes(b"partial synthetic frames")
-    with LabelledWriter(consent_world.workspace).open_video(consent_world.authorize("music_video"), job,
-                                                            renders / "v.mp4", width=160, height=128, fps=8) as video:
+    with LabelledWriter(consent_world.workspace).open_video(
+        consent_world.authorize("music_video"), job, renders / "v.mp4", width=160, height=128, fps=8
+    ) as video:
         for _ in range(2):
             video.write(astronaut[:128, :160].copy())
     assert _only_file(renders) == ["v.mp4"]

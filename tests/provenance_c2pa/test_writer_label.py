@@ -20,7 +20,8 @@ def test_image_label_keeps_clear_of_the_swapped_face(consent_world, tmp_path: Pa
     default = label_geometry(512, 512).box
     face = (default[0] - 10.0, default[1] - 150.0, default[2] + 10.0, default[3] + 5.0)  # over the default slot
     result = LabelledWriter(consent_world.workspace).write_image(
-        consent_world.authorize("music_video"), RenderJob.new("image"), rgb, tmp_path / "shot.png", faces=[face])
+        consent_world.authorize("music_video"), RenderJob.new("image"), rgb, tmp_path / "shot.png", faces=[face]
+    )
     out = read_image(result.path)
     changed = np.abs(out.astype(int) - rgb.astype(int)).max(axis=-1) > 40
     x0, y0, x1, y1 = (round(v) for v in face)
@@ -35,7 +36,12 @@ def test_video_tags_the_synthetic_face_beside_it(consent_world, tmp_path: Path) 
     job = RenderJob.new("video")
     out = tmp_path / "clip.mp4"
     with LabelledWriter(consent_world.workspace).open_video(
-        consent_world.authorize("music_video"), job, out, width=640, height=360, fps=10,
+        consent_world.authorize("music_video"),
+        job,
+        out,
+        width=640,
+        height=360,
+        fps=10,
     ) as video:
         for frame in frames:
             video.write(frame, faces=[face])
@@ -65,7 +71,12 @@ def test_video_label_is_placed_off_the_first_frames_faces_and_stays(consent_worl
     chin = (default[0] - 10.0, default[1] - 100.0, default[2] + 10.0, default[3] + 5.0)
     out = tmp_path / "close.mp4"
     with LabelledWriter(consent_world.workspace).open_video(
-        consent_world.authorize("music_video"), RenderJob.new("video"), out, width=640, height=360, fps=10,
+        consent_world.authorize("music_video"),
+        RenderJob.new("video"),
+        out,
+        width=640,
+        height=360,
+        fps=10,
     ) as video:
         for index, frame in enumerate(frames):
             # A face that was not swapped: the label keeps off it, no tag follows it.

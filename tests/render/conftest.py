@@ -108,9 +108,19 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
         source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
         target = _performer_faces()
         config = TrainConfig(
-            model="df_tiny", resolution=MODEL_RESOLUTION, iterations=TRAIN_ITERATIONS, batch_size=4,
-            checkpoint_every=TRAIN_ITERATIONS, preview_every=0, log_every=TRAIN_ITERATIONS,
-            identity_metrics=False, expression_metrics=False, threads=2, workers=1, seed=5, learning_rate=1e-3,
+            model="df_tiny",
+            resolution=MODEL_RESOLUTION,
+            iterations=TRAIN_ITERATIONS,
+            batch_size=4,
+            checkpoint_every=TRAIN_ITERATIONS,
+            preview_every=0,
+            log_every=TRAIN_ITERATIONS,
+            identity_metrics=False,
+            expression_metrics=False,
+            threads=2,
+            workers=1,
+            seed=5,
+            learning_rate=1e-3,
         )
         model_dir = root / "model"
         training = workspace.policy.authorize("mina", "training", "studio")
@@ -131,8 +141,9 @@ def trained_world(trained_template: TrainedTemplate, tmp_path: Path) -> Iterator
     shutil.copytree(trained_template.home, home)
     workspace = Workspace.open(Settings(home=home))
     try:
-        yield TrainedWorld(workspace, trained_template.model_dir, trained_template.grant_id,
-                           trained_template.release_id)
+        yield TrainedWorld(
+            workspace, trained_template.model_dir, trained_template.grant_id, trained_template.release_id
+        )
     finally:
         workspace.close()
 

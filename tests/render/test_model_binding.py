@@ -30,8 +30,9 @@ def sora_grant(trained_world) -> str:
     """A second artist, ``sora``, with a grant to studio for every use."""
     registry = trained_world.workspace.registry
     registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
-    return registry.issue_grant("sora", "studio", USES, valid_until=now_utc() + timedelta(days=30),
-                                purpose="second artist")
+    return registry.issue_grant(
+        "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
+    )
 
 
 def _edit_card(model_dir: Path, **changes) -> None:
@@ -43,15 +44,23 @@ def _edit_card(model_dir: Path, **changes) -> None:
 
 def _refused(trained_world, model_dir: Path, clip: Path, out: Path) -> ConsentError:
     with pytest.raises(ConsentError) as refused:
-        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
-                     options=RenderOptions(write_report=False))
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            clip,
+            out,
+            use="music_video",
+            org="studio",
+            options=RenderOptions(write_report=False),
+        )
     assert not out.exists()
     assert not trained_world.workspace.ledger.find("render.completed")
     return refused.value
 
 
-def test_card_relabelled_as_another_enrolled_subject_is_refused(trained_world, sora_grant, model_copy,
-                                                                performer_clip, tmp_path) -> None:
+def test_card_relabelled_as_another_enrolled_subject_is_refused(
+    trained_world, sora_grant, model_copy, performer_clip, tmp_path
+) -> None:
     # Mina revokes; her model is relabelled as sora, who has a grant for every use.
     trained_world.revoke_grant()
     sora = trained_world.workspace.registry.get_subject("sora")
@@ -70,13 +79,19 @@ def test_edited_grant_id_is_refused(trained_world, model_copy, performer_clip, t
     assert error.reason == "artefact_altered" and "grant_id" in str(error)
     # Unedited, the model stays bound to its revoked training grant: revocation bites.
     with pytest.raises(ConsentError) as revoked:
-        render_media(trained_world.workspace, trained_world.model_dir, performer_clip, tmp_path / "p.mp4",
-                     use="music_video", org="studio", options=RenderOptions(write_report=False))
+        render_media(
+            trained_world.workspace,
+            trained_world.model_dir,
+            performer_clip,
+            tmp_path / "p.mp4",
+            use="music_video",
+            org="studio",
+            options=RenderOptions(write_report=False),
+        )
     assert revoked.value.reason == "revoked"
 
 
-def test_swapped_onnx_with_the_card_hash_edited_is_refused(trained_world, model_copy, performer_clip,
-                                                           tmp_path) -> None:
+def test_swapped_onnx_with_the_card_hash_edited_is_refused(trained_world, model_copy, performer_clip, tmp_path) -> None:
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -93,8 +108,9 @@ def test_swapped_onnx_with_the_card_hash_edited_is_refused(trained_world, model_
     assert error.reason == "artefact_altered" and "onnx_sha256" in str(error)
 
 
-def test_model_folder_copied_to_another_workspace_is_refused(trained_world, model_copy, performer_clip,
-                                                            tmp_path) -> None:
+def test_model_folder_copied_to_another_workspace_is_refused(
+    trained_world, model_copy, performer_clip, tmp_path
+) -> None:
     from likeness.config import Settings
     from likeness.workspace import Workspace
 
@@ -109,8 +125,15 @@ def test_model_folder_copied_to_another_workspace_is_refused(trained_world, mode
         registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="copy")
         registry.issue_release("jun", "studio", valid_until=until, purpose="copy")
         with pytest.raises(ConsentError) as refused:
-            render_media(elsewhere, model_copy, performer_clip, tmp_path / "o.mp4", use="music_video",
-                         org="studio", options=RenderOptions(write_report=False))
+            render_media(
+                elsewhere,
+                model_copy,
+                performer_clip,
+                tmp_path / "o.mp4",
+                use="music_video",
+                org="studio",
+                options=RenderOptions(write_report=False),
+            )
         assert refused.value.reason == "artefact_altered"
         assert "no model.exported event on this workspace's ledger" in str(refused.value)
         assert not (tmp_path / "o.mp4").exists() and not elsewhere.ledger.find("render.completed")
@@ -133,15 +156,23 @@ def test_render_records_the_subject_and_grant_of_the_model_event(trained_world, 
     assert exported.payload["content_sha256"] == card["seal"]["content_sha256"]
     assert exported.payload["onnx_sha256"] == card["onnx_sha256"] == card["seal"]["onnx_sha256"]
     assert exported.payload["checkpoint_sha256"] == card["checkpoint_sha256"]
-    report = render_media(trained_world.workspace, trained_world.model_dir, performer_clip, tmp_path / "ok.mp4",
-                          use="music_video", org="studio", options=RenderOptions(write_report=False))
+    report = render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        performer_clip,
+        tmp_path / "ok.mp4",
+        use="music_video",
+        org="studio",
+        options=RenderOptions(write_report=False),
+    )
     assert report.subject_slug == "mina" and report.performer_slug == "jun"
     (rendered,) = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)
     assert rendered.payload["subject_id"] == exported.payload["subject_id"]
 
 
-def test_resealed_with_a_swapped_organisation_key_is_refused(trained_world, sora_grant, model_copy,
-                                                               performer_clip, tmp_path) -> None:
+def test_resealed_with_a_swapped_organisation_key_is_refused(
+    trained_world, sora_grant, model_copy, performer_clip, tmp_path
+) -> None:
     """A database editor without the organisation's key swaps the org row's public key for their
     own, reseals a relabelled card with it and appends a matching model.exported event."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -157,8 +188,10 @@ def test_resealed_with_a_swapped_organisation_key_is_refused(trained_world, sora
     raw = keys.public_raw(own)
     org = workspace.registry.get_org("studio")
     with workspace.engine.begin() as connection:
-        connection.execute(text("UPDATE organisations SET public_key = :k, key_fingerprint = :f WHERE id = :i"),
-                           {"k": raw.hex(), "f": keys.fingerprint(raw), "i": org.id})
+        connection.execute(
+            text("UPDATE organisations SET public_key = :k, key_fingerprint = :f WHERE id = :i"),
+            {"k": raw.hex(), "f": keys.fingerprint(raw), "i": org.id},
+        )
     sora = workspace.registry.get_subject("sora")
     card_path = model_copy / "model_card.json"
     card = json.loads(card_path.read_text())
@@ -172,8 +205,9 @@ def test_resealed_with_a_swapped_organisation_key_is_refused(trained_world, sora
     seal["signature"] = keys.sign(own, canonical_bytes(seal))
     card["seal"] = seal
     card_path.write_text(json.dumps(card, indent=2))
-    workspace.ledger.append(MODEL_EVENT, {**{k: card.get(k) for k in ("subject_id", "subject_slug", "grant_id")},
-                                          **event_fields(seal)})
+    workspace.ledger.append(
+        MODEL_EVENT, {**{k: card.get(k) for k in ("subject_id", "subject_slug", "grant_id")}, **event_fields(seal)}
+    )
     error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
     assert error.reason == "artefact_altered"
     assert "org.created" in str(error)
@@ -207,8 +241,15 @@ def test_replayed_checkpoint_event_with_another_performer_slug_swaps_onto_no_one
     (event,) = workspace.ledger.find("model.exported", signature=result.card["seal"]["signature"])
     assert event.payload["performer_slug"] == "jun"
     with pytest.raises(FaceError) as refused:
-        render_media(workspace, exported, lee_photo, tmp_path / "lee-swapped.png", use="music_video",
-                     org="studio", options=RenderOptions(write_report=False))
+        render_media(
+            workspace,
+            exported,
+            lee_photo,
+            tmp_path / "lee-swapped.png",
+            use="music_video",
+            org="studio",
+            options=RenderOptions(write_report=False),
+        )
     assert "no swappable face of the released performer" in str(refused.value)
     assert not (tmp_path / "lee-swapped.png").exists()
     assert not workspace.ledger.find("render.completed")

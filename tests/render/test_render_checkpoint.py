@@ -29,12 +29,14 @@ def _interrupt_at(frames: int):
     def progress(done: int, total) -> None:
         if done == frames:
             raise KeyboardInterrupt
+
     return progress
 
 
 def _render(world, clip, out, **kwargs):
-    return render_media(world.workspace, world.model_dir, clip, out, use="music_video", org="studio",
-                        options=_options(), **kwargs)
+    return render_media(
+        world.workspace, world.model_dir, clip, out, use="music_video", org="studio", options=_options(), **kwargs
+    )
 
 
 def _capture_frames(monkeypatch) -> list[np.ndarray]:
@@ -72,7 +74,9 @@ def test_a_killed_render_s_checkpoint_holds_no_swapped_pixels_and_resumes_to_the
     saved = [p.read_bytes() for p in sorted(folder.iterdir())]
     assert len(saved) == 4  # job.json, state.bin, two sealed recipe chunks
     # The same crops stored the old way (a plain .npz) are found by this search ...
-    plain = checkpoint_module.recipes_to_npz((0, n, (np.eye(2, 3), c, np.ones(c.shape[:2]))) for n, c in enumerate(crops))
+    plain = checkpoint_module.recipes_to_npz(
+        (0, n, (np.eye(2, 3), c, np.ones(c.shape[:2]))) for n, c in enumerate(crops)
+    )
     assert crops[3].tobytes()[1000:1400] in plain
     # ... and not in anything the killed render left.
     for blob in saved:
@@ -118,7 +122,9 @@ def test_a_checkpoint_without_its_key_or_altered_is_discarded(trained_world, per
     assert not folder.exists() and not list((trained_world.workspace.keys_dir / "jobs").iterdir())
 
 
-def test_a_killed_render_s_part_file_is_removed_by_the_rerun(trained_world, performer_clip, tmp_path, monkeypatch) -> None:
+def test_a_killed_render_s_part_file_is_removed_by_the_rerun(
+    trained_world, performer_clip, tmp_path, monkeypatch
+) -> None:
     original_abort = LabelledVideo.abort
 
     def abort_as_if_killed(self, **kwargs) -> None:

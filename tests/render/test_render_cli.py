@@ -17,14 +17,31 @@ def test_render_help_documents_every_option() -> None:
         assert option in result.output
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--colour", "sepia"], "--colour must be one of"),
-    (["--precision", "fp16"], "--precision must be one of auto, float, int8"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--colour", "sepia"], "--colour must be one of"),
+        (["--precision", "fp16"], "--precision must be one of auto, float, int8"),
+    ],
+)
 def test_render_rejects_unknown_option_values(tmp_path, option, message) -> None:
-    result = CliRunner().invoke(app, ["--home", str(tmp_path), "render", str(tmp_path), str(tmp_path),
-                                      "--use", "music_video", "--out", str(tmp_path / "o.mp4"),
-                                      "--org", "studio", *option])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(tmp_path),
+            "render",
+            str(tmp_path),
+            str(tmp_path),
+            "--use",
+            "music_video",
+            "--out",
+            str(tmp_path / "o.mp4"),
+            "--org",
+            "studio",
+            *option,
+        ],
+    )
     assert result.exit_code == 1
     assert message in result.output
 
@@ -35,8 +52,21 @@ def _render_card_only_model(consent_world, tmp_path, *org: str):
     model.mkdir()
     (model / "model_card.json").write_text(json.dumps({"subject_slug": "mina", "performer_slug": "jun"}))
     home = consent_world.workspace.settings.home
-    return CliRunner().invoke(app, ["--home", str(home), "render", str(model), str(tmp_path / "t.mp4"),
-                                    "--use", "music_video", "--out", str(tmp_path / "o.mp4"), *org])
+    return CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(home),
+            "render",
+            str(model),
+            str(tmp_path / "t.mp4"),
+            "--use",
+            "music_video",
+            "--out",
+            str(tmp_path / "o.mp4"),
+            *org,
+        ],
+    )
 
 
 def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:

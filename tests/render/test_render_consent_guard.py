@@ -42,6 +42,7 @@ def test_swap_model_cannot_be_built_around_an_onnx_session(trained_world) -> Non
 
         class Lookalike(SwapModel):
             pass
+
     # Built without its constructor: nothing was issued for it, so it swaps nothing.
     model = object.__new__(SwapModel)
     model.card, model.resolution = card, 64
@@ -66,8 +67,9 @@ def test_load_swap_model_needs_a_live_render_authorization_for_the_model_s_subje
     registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
     registry.issue_grant("sora", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=3), purpose="x")
     with pytest.raises(ConsentError) as refused:
-        load_swap_model(world.workspace, world.model_dir, authz=world.workspace.policy.authorize("sora", "music_video",
-                                                                                                  "studio"))
+        load_swap_model(
+            world.workspace, world.model_dir, authz=world.workspace.policy.authorize("sora", "music_video", "studio")
+        )
     assert refused.value.reason == "no_grant"
     authz = world.authorize()
     world.revoke_grant()
@@ -105,8 +107,14 @@ def test_a_held_swap_model_stops_after_revocation(trained_world, monkeypatch) ->
 
 def _frame_renderer(world, embedder, **consent) -> FrameRenderer:
     references = world.workspace.registry.reference_embeddings(world.performer)
-    return FrameRenderer(world.load_model(), FaceDetector(mode="image"), embedder, references,
-                         identity_threshold=IDENTITY_THRESHOLD, **consent)
+    return FrameRenderer(
+        world.load_model(),
+        FaceDetector(mode="image"),
+        embedder,
+        references,
+        identity_threshold=IDENTITY_THRESHOLD,
+        **consent,
+    )
 
 
 def test_frame_renderer_needs_the_render_authorization_and_the_performer_s_release(trained_world, embedder) -> None:
@@ -143,8 +151,15 @@ def test_frame_renderer_takes_only_a_model_from_load_swap_model(trained_world, e
     references = world.workspace.registry.reference_embeddings(world.performer)
     duck = DuckModel(read_model_card(world.model_dir))
     with pytest.raises(ConsentError) as refused:
-        FrameRenderer(duck, FaceDetector(mode="image"), embedder, references, identity_threshold=IDENTITY_THRESHOLD,
-                      authz=world.authorize(), release=world.authorize_release())
+        FrameRenderer(
+            duck,
+            FaceDetector(mode="image"),
+            embedder,
+            references,
+            identity_threshold=IDENTITY_THRESHOLD,
+            authz=world.authorize(),
+            release=world.authorize_release(),
+        )
     assert refused.value.reason == "not_issued_here"
     # A genuine renderer whose model is swapped for the stand-in afterwards swaps nothing with it.
     renderer = _frame_renderer(world, embedder, authz=world.authorize(), release=world.authorize_release())
@@ -156,8 +171,15 @@ def test_frame_renderer_takes_only_a_model_from_load_swap_model(trained_world, e
     model = world.load_model()
     model.card["subject_slug"] = "someone-else"
     with pytest.raises(ConsentError) as refused:
-        FrameRenderer(model, FaceDetector(mode="image"), embedder, references, identity_threshold=IDENTITY_THRESHOLD,
-                      authz=world.authorize(), release=world.authorize_release())
+        FrameRenderer(
+            model,
+            FaceDetector(mode="image"),
+            embedder,
+            references,
+            identity_threshold=IDENTITY_THRESHOLD,
+            authz=world.authorize(),
+            release=world.authorize_release(),
+        )
     assert refused.value.reason == "not_issued_here"
 
 
@@ -172,8 +194,13 @@ def test_frame_renderer_refuses_another_performer_s_release(trained_world, embed
 
 
 def test_frame_renderer_stops_when_the_release_is_revoked(trained_world, embedder) -> None:
-    renderer = _frame_renderer(trained_world, embedder, authz=trained_world.authorize(),
-                               release=trained_world.authorize_release(), recheck_every=2)
+    renderer = _frame_renderer(
+        trained_world,
+        embedder,
+        authz=trained_world.authorize(),
+        release=trained_world.authorize_release(),
+        recheck_every=2,
+    )
     frame = compose_group([grace_hopper()], size=(256, 256))
     renderer.process(frame, frame_index=0, t_s=0.0)
     trained_world.revoke_release()

@@ -69,21 +69,27 @@ def test_decoding_maps_boxes_to_the_frame_clips_them_and_suppresses_overlaps() -
     def candidate(cx, cy, w, h, a, b):
         columns.append([cx, cy, w, h, a, b])
 
-    candidate(100, 50, 40, 20, 0.9, 0.1)   # class A, box (80, 40, 40, 20) model px
-    candidate(101, 50, 40, 20, 0.8, 0.1)   # same object, lower score: suppressed
-    candidate(310, 10, 40, 40, 0.1, 0.6)   # class B, runs past the frame's right edge
+    candidate(100, 50, 40, 20, 0.9, 0.1)  # class A, box (80, 40, 40, 20) model px
+    candidate(101, 50, 40, 20, 0.8, 0.1)  # same object, lower score: suppressed
+    candidate(310, 10, 40, 40, 0.1, 0.6)  # class B, runs past the frame's right edge
     candidate(200, 200, 40, 40, 0.15, 0.1)  # below the candidate floor
     output = np.array(columns, np.float32).T  # the model's (4 + classes, candidates) layout
-    found = decode_detections(output, labels, frame_size=(640, 360), scale=2.0, min_score=0.2,
-                              nms_score=0.25, nms_iou=0.45)
+    found = decode_detections(
+        output, labels, frame_size=(640, 360), scale=2.0, min_score=0.2, nms_score=0.25, nms_iou=0.45
+    )
     by_class = {d["class"]: d for d in found}
     assert len(found) == 2 and set(by_class) == set(labels)
     assert by_class["A_EXPOSED"]["score"] == pytest.approx(0.9)
     assert by_class["A_EXPOSED"]["box"] == [160, 80, 80, 40]  # frame pixels: twice the model's
     # Clipped as NudeNet clips: the right edge trims the width; a top above the frame moves to 0.
     assert by_class["B_COVERED"]["box"] == [580, 0, 60, 80]
-    assert decode_detections(output[:, 3:], labels, frame_size=(640, 360), scale=2.0, min_score=0.2,
-                             nms_score=0.25, nms_iou=0.45) == []
+    assert (
+        decode_detections(
+            output[:, 3:], labels, frame_size=(640, 360), scale=2.0, min_score=0.2, nms_score=0.25, nms_iou=0.45
+        )
+        == []
+    )
     with pytest.raises(ModelError, match="expected"):
-        decode_detections(output[:5], labels, frame_size=(640, 360), scale=2.0, min_score=0.2,
-                          nms_score=0.25, nms_iou=0.45)
+        decode_detections(
+            output[:5], labels, frame_size=(640, 360), scale=2.0, min_score=0.2, nms_score=0.25, nms_iou=0.45
+        )

@@ -107,8 +107,9 @@ def test_every_frame_of_a_clip_shorter_than_the_floor_is_checked(tmp_path: Path)
     assert len(list(_content_frames(clip, 6, 0.24, MIN_CONTENT_SAMPLES))) == 6
 
 
-def test_render_refuses_a_clip_whose_only_explicit_frames_are_a_short_scene(trained_world, hidden_scene_clip,
-                                                                           tmp_path, monkeypatch):
+def test_render_refuses_a_clip_whose_only_explicit_frames_are_a_short_scene(
+    trained_world, hidden_scene_clip, tmp_path, monkeypatch
+):
     seen: list[bool] = []
 
     class _FlagsMagenta:
@@ -121,8 +122,9 @@ def test_render_refuses_a_clip_whose_only_explicit_frames_are_a_short_scene(trai
     monkeypatch.setattr(content, "ContentDetector", _FlagsMagenta)
     out = tmp_path / "out.mp4"
     with pytest.raises(ConsentError) as refused:
-        render_media(trained_world.workspace, trained_world.model_dir, hidden_scene_clip, out,
-                     use="music_video", org="studio")
+        render_media(
+            trained_world.workspace, trained_world.model_dir, hidden_scene_clip, out, use="music_video", org="studio"
+        )
     assert refused.value.reason == "prohibited_content"
     assert seen[-1] and len(seen) >= 5  # refused at the hidden scene, after the 1 s samples before it
     assert not out.exists()

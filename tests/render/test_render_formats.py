@@ -51,8 +51,7 @@ def portrait_frames(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray
 
 
 def render(world, target: Path, out: Path):
-    return render_media(world.workspace, world.model_dir, target, out, use="music_video", org="studio",
-                        options=OPTIONS)
+    return render_media(world.workspace, world.model_dir, target, out, use="music_video", org="studio", options=OPTIONS)
 
 
 def test_odd_width_and_height(trained_world, tmp_path: Path) -> None:
@@ -132,6 +131,8 @@ def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: 
     text.write_text("not a video at all")
     with pytest.raises(MediaError):
         render(trained_world, text, tmp_path / "b.mp4")
-    assert not any(p.suffix in (".mp4", ".mov") and p.name not in ("ok.mp4", "unknown_codec.mp4", "notes.mp4")
-                   for p in tmp_path.iterdir())
+    assert not any(
+        p.suffix in (".mp4", ".mov") and p.name not in ("ok.mp4", "unknown_codec.mp4", "notes.mp4")
+        for p in tmp_path.iterdir()
+    )
     assert not trained_world.workspace.ledger.find("render.completed")

@@ -39,9 +39,16 @@ def embedder() -> FaceEmbedder:
 
 def _renderer(world, embedder, **kwargs) -> FrameRenderer:
     references = world.workspace.registry.reference_embeddings(world.performer)
-    return FrameRenderer(world.load_model(), FaceDetector(mode="image"), embedder, references,
-                         authz=world.authorize(), release=world.authorize_release(),
-                         identity_threshold=IDENTITY_THRESHOLD, **kwargs)
+    return FrameRenderer(
+        world.load_model(),
+        FaceDetector(mode="image"),
+        embedder,
+        references,
+        authz=world.authorize(),
+        release=world.authorize_release(),
+        identity_threshold=IDENTITY_THRESHOLD,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("blend", ["alpha", "poisson"])

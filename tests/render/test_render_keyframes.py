@@ -86,8 +86,11 @@ def test_every_frame_comes_out_in_order_with_half_the_detections_for_steady_face
 
 
 def test_uneven_timestamps_weight_the_interpolation() -> None:
-    frames = [Frame(0, 0.0, np.full((4, 4, 3), 0, np.uint8)), Frame(1, 0.01, np.full((4, 4, 3), 1, np.uint8)),
-              Frame(2, 0.04, np.full((4, 4, 3), 2, np.uint8))]
+    frames = [
+        Frame(0, 0.0, np.full((4, 4, 3), 0, np.uint8)),
+        Frame(1, 0.01, np.full((4, 4, 3), 1, np.uint8)),
+        Frame(2, 0.04, np.full((4, 4, 3), 2, np.uint8)),
+    ]
     start = _face((200, 150))
     end = DetectedFace(start.bbox, 0.9, start.landmarks + np.float32([4.0, 0.0]))
     out = list(detect_alternate_frames(frames, ScriptedDetector({0: [start], 2: [end]})))
@@ -96,8 +99,14 @@ def test_uneven_timestamps_weight_the_interpolation() -> None:
 
 def test_frames_the_neighbours_disagree_on_and_a_trailing_frame_are_detected() -> None:
     frames = _frames(6)
-    script = {0: [_face((200, 150))], 1: [_face((200, 150))], 2: [_face((800, 500))],  # cut at 2
-              3: [_face((800, 500))], 4: [_face((800, 500))], 5: [_face((800, 500))]}
+    script = {
+        0: [_face((200, 150))],
+        1: [_face((200, 150))],
+        2: [_face((800, 500))],  # cut at 2
+        3: [_face((800, 500))],
+        4: [_face((800, 500))],
+        5: [_face((800, 500))],
+    }
     detector = ScriptedDetector(script)
     out = list(detect_alternate_frames(frames, detector))
     assert [f.index for f, _, _ in out] == list(range(6))

@@ -22,8 +22,15 @@ def _overlaps(a, b) -> bool:
 
 def test_video_render_has_the_label_and_a_face_tag(trained_world, performer_clip, tmp_path: Path) -> None:
     out = tmp_path / "render.mp4"
-    render_media(trained_world.workspace, trained_world.model_dir, performer_clip, out, use="music_video",
-                 org="studio", options=RenderOptions(quality_every=10, write_report=False))
+    render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        performer_clip,
+        out,
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=10, write_report=False),
+    )
     frames = [f.rgb for f in iter_video_frames(out)]
     last = frames[-1]
     height, width = last.shape[:2]
@@ -31,7 +38,7 @@ def test_video_render_has_the_label_and_a_face_tag(trained_world, performer_clip
     # Blank the main label out: the tag beside the face still says the picture is AI-made.
     x0, y0, x1, y1 = label_geometry(width, height).box
     without_label = last.copy()
-    without_label[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = 128
+    without_label[max(0, y0 - 2) : y1 + 2, max(0, x0 - 2) : x1 + 2] = 128
     found = detect_visible_label(without_label)
     assert found.present, found
     detector = FaceDetector(max_faces=2, mode="image")
@@ -46,8 +53,15 @@ def test_image_render_keeps_the_label_off_the_face(trained_world, tmp_path: Path
     target = tmp_path / "target.png"
     write_image(target, grace_hopper())
     out = tmp_path / "out.png"
-    render_media(trained_world.workspace, trained_world.model_dir, target, out, use="music_video", org="studio",
-                 options=RenderOptions(quality_every=10, write_report=False))
+    render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        target,
+        out,
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=10, write_report=False),
+    )
     rendered = read_image(out)
     found = detect_visible_label(rendered)
     assert found.present

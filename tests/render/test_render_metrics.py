@@ -103,7 +103,7 @@ def _talking(n: int = FRAMES) -> np.ndarray:
 def _blinking(n: int = FRAMES) -> np.ndarray:
     eyes = np.zeros(n)
     for start in (10, 30, 48):
-        eyes[start:start + 4] = 1.0
+        eyes[start : start + 4] = 1.0
     return eyes
 
 
@@ -235,9 +235,18 @@ def _report_with_one_track(tmp_path):
             sample.mouth_performer, sample.mouth_output = mouths
             shot.add_sample(sample)
             shot.offer_mouth_frame(sample)
-    report = RenderReport(job_id=JOB_ID, target="한글 무대.mp4", output=str(tmp_path / "out.mp4"), kind="video",
-                          model_dir="m", subject_slug="mina", performer_slug="jun", use="music_video",
-                          org="studio", options={})
+    report = RenderReport(
+        job_id=JOB_ID,
+        target="한글 무대.mp4",
+        output=str(tmp_path / "out.mp4"),
+        kind="video",
+        model_dir="m",
+        subject_slug="mina",
+        performer_slug="jun",
+        use="music_video",
+        org="studio",
+        options={},
+    )
     report.shots = [shot.summary()]
     write_report(report, tmp_path, "out", [], {3: shot.picked_frames()})
     return report
@@ -261,8 +270,10 @@ def test_report_shows_each_metric_with_threshold_verdict_and_face_crops(tmp_path
     assert "distance_to_subject" not in page and "{" not in page.split("<body>")[1].split("<img")[0]
     assert "≤ 0.40" in page and "실패 · fail" in page
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
-    after = [read_image_bytes(base64.b64decode(d)) for d in
-             re.findall(r'alt="after, face \(AI-generated\)" src="data:image/png;base64,([^"]+)"', page)]
+    after = [
+        read_image_bytes(base64.b64decode(d))
+        for d in re.findall(r'alt="after, face \(AI-generated\)" src="data:image/png;base64,([^"]+)"', page)
+    ]
     before = re.findall(r'alt="before: the performer" src="data:image/jpeg;base64,([^"]+)"', page)
     assert len(after) == len(before) >= 2  # worst and median identity, widest mouth disagreement
     # 256 px faces; the visible label sits in the band below the face, not over lips or eyes.
@@ -308,10 +319,13 @@ def test_report_fits_a_phone_and_renders_hangul_in_nanumgothic(tmp_path) -> None
                 scroll_width = page.evaluate("document.documentElement.scrollWidth")
                 assert scroll_width <= width
                 # The page's Hangul is drawn: the embedded face loaded (its glyphs: the test above).
-                loaded = page.evaluate("[...document.fonts].filter(f => f.status === 'loaded')"
-                                       ".map(f => f.family.replace(/[\"']/g, ''))")
+                loaded = page.evaluate(
+                    "[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family.replace(/[\"']/g, ''))"
+                )
                 assert loaded == ["NanumGothic"]
-                widths = page.evaluate("[...document.querySelectorAll('.crops img')].map(i => i.getBoundingClientRect().width)")
+                widths = page.evaluate(
+                    "[...document.querySelectorAll('.crops img')].map(i => i.getBoundingClientRect().width)"
+                )
                 assert widths and all(crop_px[0] <= w <= crop_px[1] for w in widths), widths
                 page.close()
         finally:

@@ -28,7 +28,10 @@ def _mouth_landmarks(gap: float, *, width: float = 20.0, centre=(32.0, 40.0)) ->
     points[list(INNER_LIP_LOOP)] = loop
     points[INNER_LIP_UPPER] = (centre[0], centre[1] - gap * width / 2)
     points[INNER_LIP_LOWER] = (centre[0], centre[1] + gap * width / 2)
-    points[INNER_LIP_RIGHT], points[INNER_LIP_LEFT] = (centre[0] - width / 2, centre[1]), (centre[0] + width / 2, centre[1])
+    points[INNER_LIP_RIGHT], points[INNER_LIP_LEFT] = (
+        (centre[0] - width / 2, centre[1]),
+        (centre[0] + width / 2, centre[1]),
+    )
     return points
 
 
@@ -75,9 +78,16 @@ def embedder() -> FaceEmbedder:
 def _render(world, embedder, detector, *, mouth: bool) -> tuple[np.ndarray, np.ndarray, object]:
     frame = compose_group([grace_hopper()], size=(512, 512))
     references = world.workspace.registry.reference_embeddings(world.performer)
-    renderer = FrameRenderer(world.load_model(), detector, embedder, references,
-                             authz=world.authorize(), release=world.authorize_release(),
-                             identity_threshold=IDENTITY_THRESHOLD, options=RefineOptions(mouth=mouth))
+    renderer = FrameRenderer(
+        world.load_model(),
+        detector,
+        embedder,
+        references,
+        authz=world.authorize(),
+        release=world.authorize_release(),
+        identity_threshold=IDENTITY_THRESHOLD,
+        options=RefineOptions(mouth=mouth),
+    )
     out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
     assert [o.swapped for o in outcomes] == [True]
     return frame, out, outcomes[0]

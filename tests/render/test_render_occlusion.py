@@ -40,9 +40,16 @@ def _render(world, embedder, clear: np.ndarray, occluded: np.ndarray, detector, 
     """Render the clear frame, then the occluded one, as two frames of a clip: the track's
     identity is settled on the clear frame (a face half hidden by a hand embeds poorly)."""
     references = world.workspace.registry.reference_embeddings(world.performer)
-    renderer = FrameRenderer(world.load_model(), detector, embedder, references,
-                             authz=world.authorize(), release=world.authorize_release(),
-                             identity_threshold=IDENTITY_THRESHOLD, options=RefineOptions(occlusion=occlusion))
+    renderer = FrameRenderer(
+        world.load_model(),
+        detector,
+        embedder,
+        references,
+        authz=world.authorize(),
+        release=world.authorize_release(),
+        identity_threshold=IDENTITY_THRESHOLD,
+        options=RefineOptions(occlusion=occlusion),
+    )
     renderer.process(clear, frame_index=0, t_s=0.0)
     out, outcomes = renderer.process(occluded, frame_index=1, t_s=0.04)
     assert [o.swapped for o in outcomes] == [True], "the occluded performer must still be swapped"

@@ -82,17 +82,36 @@ def test_int8_copy_renders_and_the_report_names_it(trained_world, model_dir, cli
     from likeness.train import export_model
 
     int8_dir = tmp_path / "int8-model"
-    exported = export_model(trained_world.workspace, trained_world.authorize("training"),
-                            trained_world.authorize_release(), model_dir, out_dir=int8_dir,
-                            performer_faces=trained_world.performer_faces())
+    exported = export_model(
+        trained_world.workspace,
+        trained_world.authorize("training"),
+        trained_world.authorize_release(),
+        model_dir,
+        out_dir=int8_dir,
+        performer_faces=trained_world.performer_faces(),
+    )
     assert exported.card["int8"]["passed"]
     out = tmp_path / "int8.mp4"
-    report = render_media(trained_world.workspace, int8_dir, clip, out, use="music_video", org="studio",
-                          options=_options(precision="int8"))
+    report = render_media(
+        trained_world.workspace,
+        int8_dir,
+        clip,
+        out,
+        use="music_video",
+        org="studio",
+        options=_options(precision="int8"),
+    )
     assert report.model_precision["used"] == "int8" and report.model_precision["why"].startswith("asked for")
     # The default, auto, takes the same copy on this CPU.
-    auto = render_media(trained_world.workspace, int8_dir, clip, tmp_path / "auto.mp4", use="music_video",
-                        org="studio", options=_options(write_report=False))
+    auto = render_media(
+        trained_world.workspace,
+        int8_dir,
+        clip,
+        tmp_path / "auto.mp4",
+        use="music_video",
+        org="studio",
+        options=_options(write_report=False),
+    )
     assert auto.model_precision["used"] == "int8" and auto.model_precision["why"].startswith("auto: CPU")
     assert probe_video(out).frame_count == 30 and report.faces["swapped"] >= 28
     assert "swap model: int8" in (tmp_path / "int8.render.html").read_text()
@@ -102,8 +121,15 @@ def test_video_output_carries_the_ledger_watermark(trained_world, model_dir, cli
     from likeness.provenance.watermark import extract_watermark_frames
 
     out = tmp_path / "marked.mp4"
-    report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
-                          options=_options(write_report=False))
+    report = render_media(
+        trained_world.workspace,
+        model_dir,
+        clip,
+        out,
+        use="music_video",
+        org="studio",
+        options=_options(write_report=False),
+    )
     event = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)[0]
     reading = extract_watermark_frames([f.rgb for f in iter_video_frames(out)])
     assert reading.payload is not None and reading.payload.hex() == event.payload["watermark_payload"]
@@ -147,8 +173,16 @@ def test_revocation_mid_render_stops_and_leaves_nothing(trained_world, model_dir
             trained_world.revoke_grant()
 
     with pytest.raises(ConsentError) as refused:
-        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
-                     options=_options(recheck_every=5), progress=revoke_at_ten)
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            clip,
+            out,
+            use="music_video",
+            org="studio",
+            options=_options(recheck_every=5),
+            progress=revoke_at_ten,
+        )
     assert refused.value.reason == "revoked"
     assert max(calls) < 20  # stopped within a recheck interval, not at the end
     assert not out.exists() and not list(tmp_path.glob("*revoked*")) and not list(tmp_path.glob(".*revoked*"))
@@ -164,11 +198,21 @@ def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, cl
 
     options = _options(checkpoint_every=10)
     with pytest.raises(KeyboardInterrupt):
-        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
-                     options=options, progress=interrupt)
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            clip,
+            out,
+            use="music_video",
+            org="studio",
+            options=options,
+            progress=interrupt,
+        )
     assert not out.exists()
     state = json.loads((tmp_path / ".resumed.mp4.render-checkpoint" / "job.json").read_text())
-    report = render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options)
+    report = render_media(
+        trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options
+    )
     assert report.resumed_from_frame == 20
     assert report.job_id == state["job_id"]  # same job: the grant counts the render once
     assert probe_video(out).frame_count == 30
@@ -184,7 +228,9 @@ def test_image_and_folder_render(trained_world, model_dir, tmp_path) -> None:
 
     group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
     cv2.imwrite(str(folder / "group.png"), cv2.cvtColor(group, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(folder / "astronaut.png"), cv2.cvtColor(compose_group([astronaut()], size=(400, 400)), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(folder / "astronaut.png"), cv2.cvtColor(compose_group([astronaut()], size=(400, 400)), cv2.COLOR_RGB2BGR)
+    )
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "rendered"
     report = render_media(trained_world.workspace, model_dir, folder, out, use="fan_message", org="studio")
@@ -196,8 +242,14 @@ def test_image_and_folder_render(trained_world, model_dir, tmp_path) -> None:
     rendered = read_image(out / "group.png")
     assert rendered.shape == group.shape
     with pytest.raises(FaceError, match="nothing to render"):
-        render_media(trained_world.workspace, model_dir, folder / "astronaut.png", tmp_path / "a.png",
-                     use="fan_message", org="studio")
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            folder / "astronaut.png",
+            tmp_path / "a.png",
+            use="fan_message",
+            org="studio",
+        )
 
 
 def test_bad_targets_give_typed_errors(trained_world, model_dir, tmp_path) -> None:
@@ -205,11 +257,23 @@ def test_bad_targets_give_typed_errors(trained_world, model_dir, tmp_path) -> No
     with pytest.raises(MediaError, match="no video stream"):
         render_media(trained_world.workspace, model_dir, audio, tmp_path / "o.mp4", use="music_video", org="studio")
     with pytest.raises(MediaError, match="does not exist"):
-        render_media(trained_world.workspace, model_dir, tmp_path / "missing.mp4", tmp_path / "o.mp4",
-                     use="music_video", org="studio")
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            tmp_path / "missing.mp4",
+            tmp_path / "o.mp4",
+            use="music_video",
+            org="studio",
+        )
     with pytest.raises(ModelError, match="model_card"):
-        render_media(trained_world.workspace, tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4",
-                     use="music_video", org="studio")
+        render_media(
+            trained_world.workspace,
+            tmp_path,
+            tmp_path / "missing.mp4",
+            tmp_path / "o.mp4",
+            use="music_video",
+            org="studio",
+        )
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -227,7 +291,9 @@ def test_explicit_content_is_refused_before_rendering(trained_world, model_dir, 
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_content_check_passes_portraits_and_truncated_video_renders_what_decodes(trained_world, model_dir, clip, tmp_path) -> None:
+def test_content_check_passes_portraits_and_truncated_video_renders_what_decodes(
+    trained_world, model_dir, clip, tmp_path
+) -> None:
     truncated = tmp_path / "truncated.mp4"
     data = clip.read_bytes()
     truncated.write_bytes(data[: int(len(data) * 0.6)])
@@ -274,8 +340,15 @@ def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip,
     monkeypatch.setattr(SwapModel, "run", malformed)
     out = tmp_path / "broken.mp4"
     with pytest.raises(ModelError, match="mask"):
-        render_media(trained_world.workspace, model_dir, clip, out, use="music_video", org="studio",
-                     options=_options(write_report=False))
+        render_media(
+            trained_world.workspace,
+            model_dir,
+            clip,
+            out,
+            use="music_video",
+            org="studio",
+            options=_options(write_report=False),
+        )
     assert not out.exists() and not list(tmp_path.glob(".broken*"))
 
 
@@ -310,8 +383,9 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
         return original(report, folder, stem, strip, face_frames, track_jobs)
 
     monkeypatch.setattr(pipeline, "write_report", capture)
-    report = render_media(trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video",
-                          org="studio")
+    report = render_media(
+        trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video", org="studio"
+    )
     source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
     wanted = pipeline.sample_indices(len(source), 4)
     assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0

@@ -304,7 +304,10 @@ def test_gate_reasons() -> None:
     assert gate_face((100, 100, 220, 240), frame_size=size, yaw=0.0, yaw_range=(-30, 30)).swap
     assert gate_face((100, 100, 120, 120), frame_size=size, yaw=0.0, yaw_range=None).reason == "too_small"
     assert gate_face((-60, 100, 60, 240), frame_size=size, yaw=0.0, yaw_range=None).reason == "out_of_frame"
-    assert gate_face((100, 100, 220, 240), frame_size=size, yaw=55.0, yaw_range=(-30, 30)).reason == "profile_beyond_coverage"
+    assert (
+        gate_face((100, 100, 220, 240), frame_size=size, yaw=55.0, yaw_range=(-30, 30)).reason
+        == "profile_beyond_coverage"
+    )
     assert gate_face((100, 100, 220, 240), frame_size=size, yaw=38.0, yaw_range=(-30, 30)).swap  # within margin
     assert not gate_face(
         (100, 100, 220, 240), frame_size=size, yaw=38.0, yaw_range=(-30, 30), options=GateOptions(yaw_margin_deg=0)

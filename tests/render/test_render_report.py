@@ -19,22 +19,34 @@ from likeness.render.report import RenderReport, report_paths
 
 
 def _thumbnails(html: str, alt: str = "after") -> list[np.ndarray]:
-    return [read_image_bytes(base64.b64decode(data))
-            for data in re.findall(rf'alt="{alt} \(AI-generated\)" src="data:image/png;base64,([^"]+)"', html)]
+    return [
+        read_image_bytes(base64.b64decode(data))
+        for data in re.findall(rf'alt="{alt} \(AI-generated\)" src="data:image/png;base64,([^"]+)"', html)
+    ]
 
 
-def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not_collide(trained_world, tmp_path) -> None:
+def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not_collide(
+    trained_world, tmp_path
+) -> None:
     target = tmp_path / "group.png"
     group = compose_group([astronaut(), grace_hopper()], size=(1024, 512))
     cv2.imwrite(str(target), cv2.cvtColor(group, cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
-    first = render_media(trained_world.workspace, trained_world.model_dir, target, out / "a.png",
-                         use="fan_message", org="studio")
-    second = render_media(trained_world.workspace, trained_world.model_dir, target, out / "a.jpg",
-                          use="fan_message", org="studio")
+    first = render_media(
+        trained_world.workspace, trained_world.model_dir, target, out / "a.png", use="fan_message", org="studio"
+    )
+    second = render_media(
+        trained_world.workspace, trained_world.model_dir, target, out / "a.jpg", use="fan_message", org="studio"
+    )
     assert Path(first.report_html).name == "a.render.html" and Path(second.report_html).name == "a.jpg.render.html"
     assert sorted(p.name for p in out.iterdir()) == [
-        "a.jpg", "a.jpg.render.html", "a.jpg.render.json", "a.png", "a.render.html", "a.render.json"]
+        "a.jpg",
+        "a.jpg.render.html",
+        "a.jpg.render.json",
+        "a.png",
+        "a.render.html",
+        "a.render.json",
+    ]
     for report in (first, second):
         page = Path(report.report_html).read_text(encoding="utf-8")
         thumbnails = _thumbnails(page)
@@ -52,13 +64,34 @@ def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not
 
 def test_report_names_fall_back_to_the_output_name_then_the_job_id(tmp_path) -> None:
     def report(output: str, job_id: str) -> RenderReport:
-        return RenderReport(job_id=job_id, target="t.mp4", output=str(tmp_path / output), kind="video",
-                            model_dir="m", subject_slug="mina", performer_slug="jun", use="music_video",
-                            org="studio", options={})
+        return RenderReport(
+            job_id=job_id,
+            target="t.mp4",
+            output=str(tmp_path / output),
+            kind="video",
+            model_dir="m",
+            subject_slug="mina",
+            performer_slug="jun",
+            use="music_video",
+            org="studio",
+            options={},
+        )
 
-    names = [report_paths(tmp_path, "a", report(output, job))[0].name
-             for output, job in (("a.mp4", "1" * 32), ("a.png", "2" * 32), ("a.mp4", "3" * 32), ("a.mp4", "4" * 32),
-                                 ("a.mp4", "4" * 32))]
-    assert names == ["a.render.json", "a.png.render.json", "a.mp4.render.json", f"a.mp4.{'4' * 32}.render.json",
-                     f"a.mp4.{'4' * 32}.2.render.json"]
+    names = [
+        report_paths(tmp_path, "a", report(output, job))[0].name
+        for output, job in (
+            ("a.mp4", "1" * 32),
+            ("a.png", "2" * 32),
+            ("a.mp4", "3" * 32),
+            ("a.mp4", "4" * 32),
+            ("a.mp4", "4" * 32),
+        )
+    ]
+    assert names == [
+        "a.render.json",
+        "a.png.render.json",
+        "a.mp4.render.json",
+        f"a.mp4.{'4' * 32}.render.json",
+        f"a.mp4.{'4' * 32}.2.render.json",
+    ]
     assert len({p.name for p in tmp_path.iterdir()}) == 10  # json and html of each, none overwritten

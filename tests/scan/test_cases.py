@@ -59,15 +59,22 @@ def test_reposts_of_a_render_are_one_case_and_export_as_a_bundle(mina_world, col
 
 def test_a_chain_of_near_duplicates_is_one_case_and_strangers_stay_apart():
     def row(name: str, phash: str, mirror: str, when: str) -> dict:
-        return {"location": name, "sha256": name * 4, "verdict": "no-face", "scanned_at": when,
-                "phashes": [phash], "phashes_mirror": [mirror], "size_bytes": 1}
+        return {
+            "location": name,
+            "sha256": name * 4,
+            "verdict": "no-face",
+            "scanned_at": when,
+            "phashes": [phash],
+            "phashes_mirror": [mirror],
+            "size_bytes": 1,
+        }
 
     rows = [
         row("a", "0000000000000000", "ffffffffffffffff", "1"),
-        row("b", "00000000000003ff", "fffffffffffffc00", "2"),   # 10 bits from a
-        row("c", "00000000000fffff", "fffffffffff00000", "3"),   # 10 bits from b, 20 from a
-        row("d", "f0f0f0f0f0f0f0f0", "0f0f0f0f0f0f0f0f", "4"),   # 28-36 bits from every hash
-        row("e", "fffffffffffffff0", "000000000000000f", "5"),   # its mirror is 4 bits from a
+        row("b", "00000000000003ff", "fffffffffffffc00", "2"),  # 10 bits from a
+        row("c", "00000000000fffff", "fffffffffff00000", "3"),  # 10 bits from b, 20 from a
+        row("d", "f0f0f0f0f0f0f0f0", "0f0f0f0f0f0f0f0f", "4"),  # 28-36 bits from every hash
+        row("e", "fffffffffffffff0", "000000000000000f", "5"),  # its mirror is 4 bits from a
     ]
     (case,) = group_cases(rows)
     assert {m.row["location"] for m in case.members} == {"a", "b", "c", "e"}
@@ -93,8 +100,16 @@ def test_a_mirrored_downscaled_reencode_of_a_clip_joins_its_case(tmp_path):
     for index, name in enumerate(("clip.mp4", "repost.mp4")):
         hashes = file_hashes(tmp_path / name, "video")
         assert len(hashes) >= 3  # sampled frames, each hashed
-        rows.append({"location": name, "sha256": f"{index}" * 64, "verdict": "no-enrolled-artist",
-                     "scanned_at": str(index), "phashes": [h.phash for h in hashes],
-                     "phashes_mirror": [h.mirror for h in hashes], "size_bytes": 1})
+        rows.append(
+            {
+                "location": name,
+                "sha256": f"{index}" * 64,
+                "verdict": "no-enrolled-artist",
+                "scanned_at": str(index),
+                "phashes": [h.phash for h in hashes],
+                "phashes_mirror": [h.mirror for h in hashes],
+                "size_bytes": 1,
+            }
+        )
     (case,) = group_cases(rows)
     assert [m.mirrored for m in case.members] == [False, True]

@@ -59,8 +59,9 @@ def test_an_interrupted_scan_resumes_without_verifying_anything_twice(mina_world
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        scan_collection(mina_world.workspace, [collection], out, engine="local", workers=1,
-                        on_file=interrupt_after_three)
+        scan_collection(
+            mina_world.workspace, [collection], out, engine="local", workers=1, on_file=interrupt_after_three
+        )
     first = {r["location"] for r in ResultsDataset(out).rows()}
     assert first == set(seen) and len(first) == 3  # what finished before the interruption was kept
 
@@ -83,23 +84,32 @@ def test_manifests_and_the_fsspec_memory_filesystem(mina_world, collection, tmp_
     memory.pipe("/tips/notes.txt", b"not media")
     manifest = tmp_path / "manifest.csv"
     with open(manifest, "w", newline="") as handle:
-        csv.writer(handle).writerows([["path", "source"], [str(collection / "mina_portrait.jpg"), "tip"],
-                                      ["memory://tips/stranger.jpg", "platform report"]])
+        csv.writer(handle).writerows(
+            [
+                ["path", "source"],
+                [str(collection / "mina_portrait.jpg"), "tip"],
+                ["memory://tips/stranger.jpg", "platform report"],
+            ]
+        )
     pq.write_table(pa.table({"location": [str(collection / "render.png")]}), tmp_path / "manifest.parquet")
     items = collect_items(["memory://tips", manifest, tmp_path / "manifest.parquet"])
     assert [i.location for i in items] == [
-        "memory:///tips/nested/landscape.png", "memory:///tips/stranger.jpg",
-        str(collection / "mina_portrait.jpg"), str(collection / "render.png"),
+        "memory:///tips/nested/landscape.png",
+        "memory:///tips/stranger.jpg",
+        str(collection / "mina_portrait.jpg"),
+        str(collection / "render.png"),
     ]
     assert all(i.sha256 for i in items) and items[0].data is not None
 
     out = tmp_path / "results"
-    summary = scan_collection(mina_world.workspace, ["memory://tips", manifest, tmp_path / "manifest.parquet"],
-                              out, engine="local", workers=1)
+    summary = scan_collection(
+        mina_world.workspace, ["memory://tips", manifest, tmp_path / "manifest.parquet"], out, engine="local", workers=1
+    )
     assert summary.files == 4
     verdicts = {r["location"]: r["verdict"] for r in ResultsDataset(out).rows()}
     assert verdicts == {
-        "memory:///tips/nested/landscape.png": "no-face", "memory:///tips/stranger.jpg": "no-enrolled-artist",
+        "memory:///tips/nested/landscape.png": "no-face",
+        "memory:///tips/stranger.jpg": "no-enrolled-artist",
         str(collection / "mina_portrait.jpg"): "enrolled-artist-unlabelled",
         str(collection / "render.png"): "authorized-synthetic",
     }
@@ -111,14 +121,30 @@ def test_scan_cli_on_the_local_pool(mina_world, collection, tmp_path):
     out = tmp_path / "results"
     home = str(mina_world.workspace.home)
     runner = CliRunner()
-    result = runner.invoke(app, ["--home", home, "scan", str(collection / "reposts"), str(collection / "empty.jpg"),
-                                 "--out", str(out), "--engine", "local", "--workers", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            home,
+            "scan",
+            str(collection / "reposts"),
+            str(collection / "empty.jpg"),
+            "--out",
+            str(out),
+            "--engine",
+            "local",
+            "--workers",
+            "2",
+        ],
+    )
     assert result.exit_code == 1, result.output  # empty.jpg: verdict error
     assert "5 file(s): 5 verified, 0 identical" in result.output
     assert len(ResultsDataset(out).rows()) == 5 and len({r["worker"] for r in ResultsDataset(out).rows()}) >= 1
     again = runner.invoke(app, ["--home", home, "scan", str(collection / "reposts"), "--out", str(out)])
     assert again.exit_code == 0 and "0 verified" in again.output and "4 skipped" in again.output
-    refused = runner.invoke(app, ["--home", home, "scan", str(collection), "--out", str(out), "--scheduler", "tcp://x:8786"])
+    refused = runner.invoke(
+        app, ["--home", home, "scan", str(collection), "--out", str(out), "--scheduler", "tcp://x:8786"]
+    )
     assert refused.exit_code == 1 and "--engine dask" in refused.output
 
 
@@ -141,14 +167,18 @@ def test_a_pool_worker_killed_mid_scan_costs_a_retry_not_a_row(mina_world, colle
     def kill_a_pool_worker(_row) -> None:
         if killed:
             return
-        workers = [p for p in psutil.Process().children(recursive=True)
-                   if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        workers = [
+            p
+            for p in psutil.Process().children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+        ]
         assert workers
         os.kill(workers[0].pid, signal.SIGKILL)
         killed.append(workers[0].pid)
 
-    summary = scan_collection(mina_world.workspace, [collection], tmp_path / "b", engine="local", workers=2,
-                              on_file=kill_a_pool_worker)
+    summary = scan_collection(
+        mina_world.workspace, [collection], tmp_path / "b", engine="local", workers=2, on_file=kill_a_pool_worker
+    )
     assert killed and summary.verified + summary.copied == 10
     assert rows_of(tmp_path / "b") == rows_of(tmp_path / "a")
 

@@ -16,8 +16,19 @@ from likeness.scan import ResultsDataset, scan_collection
 
 pytestmark = [pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning"), pytest.mark.slow]
 
-COMPARED = ("sha256", "verdict", "rule", "watermark_payload", "render_job_id", "c2pa_state", "matched_subjects",
-            "errors", "phashes", "phashes_mirror", "visible_label")
+COMPARED = (
+    "sha256",
+    "verdict",
+    "rule",
+    "watermark_payload",
+    "render_job_id",
+    "c2pa_state",
+    "matched_subjects",
+    "errors",
+    "phashes",
+    "phashes_mirror",
+    "visible_label",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +69,9 @@ def test_dask_scan_has_one_row_per_file_and_a_killed_worker_changes_no_row(mina_
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
-    disturbed = scan_collection(mina_world.workspace, [collection], tmp_path / "b", engine="dask", client=client,
-                                on_file=kill_a_busy_worker)
+    disturbed = scan_collection(
+        mina_world.workspace, [collection], tmp_path / "b", engine="dask", client=client, on_file=kill_a_busy_worker
+    )
     assert killed and disturbed.files == 10 and disturbed.verified + disturbed.copied == 10
     assert _compared(tmp_path / "b") == expected
     # the scan's rows after the kill came from live workers (the killed one's file was run again)
@@ -77,8 +89,9 @@ def test_dask_scan_interrupted_then_rerun_verifies_nothing_twice(mina_world, col
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        scan_collection(mina_world.workspace, [collection], out, engine="dask", client=client,
-                        on_file=interrupt_after_four)
+        scan_collection(
+            mina_world.workspace, [collection], out, engine="dask", client=client, on_file=interrupt_after_four
+        )
     first = {r["location"] for r in ResultsDataset(out).rows()}
     assert first == set(seen)
     resumed = scan_collection(mina_world.workspace, [collection], out, engine="dask", client=client)
@@ -93,10 +106,23 @@ def test_scan_cli_reaches_a_scheduler_by_address_with_several_files_per_task(min
     from likeness.cli import app
 
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, [
-        "--home", str(mina_world.workspace.home), "scan", str(collection / "reposts"), "--out", str(out),
-        "--engine", "dask", "--scheduler", client.scheduler.address, "--files-per-task", "3",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(mina_world.workspace.home),
+            "scan",
+            str(collection / "reposts"),
+            "--out",
+            str(out),
+            "--engine",
+            "dask",
+            "--scheduler",
+            client.scheduler.address,
+            "--files-per-task",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Dask dashboard: http" in result.output and "4 verified" in result.output
     assert len(ResultsDataset(out).rows()) == 4

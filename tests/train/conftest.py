@@ -28,19 +28,38 @@ def write_faceset(folder: Path, workspace, authz, *, identity: int, n: int = 12,
         name = f"faces/{i:06d}.png"
         write_image(folder / name, samples.images[i])
         record = FaceRecord(
-            file=name, source="generated", frame_index=i, timestamp_s=None, track_id=0,
-            landmarks=samples.landmarks[i], affine=np.eye(2, 3), yaw=float(samples.yaw[i]), pitch=0.0, roll=0.0,
-            sharpness=100.0, face_size=48.0, eye_openness=0.3, mouth_openness=0.6 if i < open_mouth else 0.02,
+            file=name,
+            source="generated",
+            frame_index=i,
+            timestamp_s=None,
+            track_id=0,
+            landmarks=samples.landmarks[i],
+            affine=np.eye(2, 3),
+            yaw=float(samples.yaw[i]),
+            pitch=0.0,
+            roll=0.0,
+            sharpness=100.0,
+            face_size=48.0,
+            eye_openness=0.3,
+            mouth_openness=0.6 if i < open_mouth else 0.02,
             brightness=120.0,
-            identity_distance=0.2, grant_id=grant_id, release_id=release_id,
+            identity_distance=0.2,
+            grant_id=grant_id,
+            release_id=release_id,
             image_sha256=sha256_file(folder / name),
         )
         lines.append(record.to_json())
     (folder / "index.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     manifest = FacesetManifest(
-        faceset_sha256=index_sha256(folder / "index.jsonl"), subject_id=subject.id, subject_slug=subject.slug,
-        grant_id=grant_id, release_id=release_id, org_id=authz.org_id, created_at="2026-01-01T00:00:00Z",
-        counts={"faces": n}, size=48,
+        faceset_sha256=index_sha256(folder / "index.jsonl"),
+        subject_id=subject.id,
+        subject_slug=subject.slug,
+        grant_id=grant_id,
+        release_id=release_id,
+        org_id=authz.org_id,
+        created_at="2026-01-01T00:00:00Z",
+        counts={"faces": n},
+        size=48,
     )
     record_faceset(workspace, authz, folder, manifest)
     return folder

@@ -28,8 +28,19 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    base = dict(model="df_tiny", resolution=32, iterations=2, batch_size=4, checkpoint_every=2, preview_every=0,
-                identity_metrics=False, expression_metrics=False, threads=1, workers=1, validation_fraction=0.2)
+    base = dict(
+        model="df_tiny",
+        resolution=32,
+        iterations=2,
+        batch_size=4,
+        checkpoint_every=2,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        validation_fraction=0.2,
+    )
     return TrainConfig(**(base | overrides))
 
 
@@ -38,8 +49,9 @@ def sora(consent_world):
     """A second enrolled artist, ``sora``, with a grant to studio for every use."""
     registry = consent_world.workspace.registry
     registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
-    return registry.issue_grant("sora", "studio", USES, valid_until=now_utc() + timedelta(days=30),
-                                purpose="second artist")
+    return registry.issue_grant(
+        "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
+    )
 
 
 def _edit_json(path, **changes) -> None:
@@ -61,8 +73,9 @@ def test_extracted_style_faceset_is_signed_and_bound_to_its_event(consent_world,
 def test_relabelled_faceset_manifest_is_refused_by_training(consent_world, sora, faceset_writer, tmp_path):
     # Sora's faces, extracted under her grant; she revokes; the manifest is relabelled as mina's.
     workspace, registry = consent_world.workspace, consent_world.workspace.registry
-    source = faceset_writer(tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"),
-                            identity=1)
+    source = faceset_writer(
+        tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"), identity=1
+    )
     target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
     registry.revoke_grant(sora, reason="withdrawn")
     mina = registry.get_subject("mina")
@@ -75,8 +88,15 @@ def test_relabelled_faceset_manifest_is_refused_by_training(consent_world, sora,
     assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()
     # The library entry point checks the faceset too, whatever authorization it is handed.
     with pytest.raises(ConsentError) as direct:
-        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), load_faceset(source),
-                         load_faceset(target), tmp_path / "d", tiny_config(), workspace=workspace)
+        train_swap_model(
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            load_faceset(source),
+            load_faceset(target),
+            tmp_path / "d",
+            tiny_config(),
+            workspace=workspace,
+        )
     assert direct.value.reason == "artefact_altered"
     assert not workspace.ledger.find("model.checkpointed")
 
@@ -114,11 +134,14 @@ def test_faceset_from_another_workspace_is_refused(consent_world, faceset_writer
 def sora_model(consent_world, sora, tmp_path):
     """A checkpoint trained on sora's (generated) faces under her training grant."""
     out = tmp_path / "sora-model"
-    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
-                                                                                             seed=1)
+    faces = (
+        generated_face_samples(12, identity=1, size=32, seed=0),
+        generated_face_samples(12, identity=2, size=32, seed=1),
+    )
     authz = consent_world.workspace.policy.authorize("sora", "training", "studio")
-    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config(),
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz, consent_world.authorize_release(), *faces, out, tiny_config(), workspace=consent_world.workspace
+    )
     return out
 
 
@@ -138,11 +161,20 @@ def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, so
         export_from_folder(workspace, sora_model, org="studio")
     assert via_folder.value.reason == "artefact_altered"
     assert not (sora_model / "model.onnx").exists() and not (sora_model / "model_card.json").exists()
-    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
-                                                                                             seed=1)
+    faces = (
+        generated_face_samples(12, identity=1, size=32, seed=0),
+        generated_face_samples(12, identity=2, size=32, seed=1),
+    )
     with pytest.raises(ConsentError) as resumed:
-        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, sora_model,
-                         TrainConfig(iterations=4), resume=True, workspace=workspace)
+        train_swap_model(
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            *faces,
+            sora_model,
+            TrainConfig(iterations=4),
+            resume=True,
+            workspace=workspace,
+        )
     assert resumed.value.reason == "artefact_altered"
 
 
@@ -194,10 +226,16 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
     save_checkpoint(sora_model / CHECKPOINT_NAME, state)
     (genuine,) = workspace.ledger.find("model.checkpointed")
-    workspace.ledger.append("model.checkpointed", {
-        **genuine.payload, "checkpoint_sha256": sha256_file(sora_model / CHECKPOINT_NAME),
-        "subject_id": mina.id, "subject_slug": "mina", "grant_id": consent_world.grant_id,
-    })
+    workspace.ledger.append(
+        "model.checkpointed",
+        {
+            **genuine.payload,
+            "checkpoint_sha256": sha256_file(sora_model / CHECKPOINT_NAME),
+            "subject_id": mina.id,
+            "subject_slug": "mina",
+            "grant_id": consent_world.grant_id,
+        },
+    )
 
     with pytest.raises(ConsentError) as via_folder:
         export_from_folder(workspace, sora_model, org="studio")
@@ -206,11 +244,20 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     with pytest.raises(ConsentError) as direct:
         export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
     assert direct.value.reason == "artefact_altered"
-    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32,
-                                                                                             seed=1)
+    faces = (
+        generated_face_samples(12, identity=1, size=32, seed=0),
+        generated_face_samples(12, identity=2, size=32, seed=1),
+    )
     with pytest.raises(ConsentError) as resumed:
-        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, sora_model,
-                         TrainConfig(iterations=4), resume=True, workspace=workspace)
+        train_swap_model(
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            *faces,
+            sora_model,
+            TrainConfig(iterations=4),
+            resume=True,
+            workspace=workspace,
+        )
     assert resumed.value.reason == "artefact_altered"
     assert not (sora_model / "model_card.json").exists() and not workspace.ledger.find("model.exported")
 
@@ -222,8 +269,10 @@ def test_genuine_checkpoint_events_are_sealed_by_the_organisation(consent_world,
 
     workspace = consent_world.workspace
     (event,) = workspace.ledger.find("model.checkpointed")
-    body = {"type": "likeness.checkpoint.v1", **{k: event.payload[k] for k in
-                                                  ("org_id", "key_fingerprint", "content_sha256", *CHECKPOINT_BOUND)}}
+    body = {
+        "type": "likeness.checkpoint.v1",
+        **{k: event.payload[k] for k in ("org_id", "key_fingerprint", "content_sha256", *CHECKPOINT_BOUND)},
+    }
     public = bytes.fromhex(workspace.registry.get_org("studio").public_key)
     assert keys.verify(public, canonical_bytes(body), event.payload["signature"])
 
@@ -235,13 +284,21 @@ def test_a_checkpoint_of_one_subject_s_faceset_cannot_be_recorded_under_another_
     from likeness.train.checkpoint import record_checkpoint
 
     workspace = consent_world.workspace
-    sora_faces = faceset_writer(tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"),
-                                identity=1)
+    sora_faces = faceset_writer(
+        tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"), identity=1
+    )
     mina = workspace.registry.get_subject("mina")
     authz = consent_world.authorize()
-    state = {"consent": {"subject_id": mina.id, "grant_id": consent_world.grant_id, "org_id": authz.org_id,
-                         "performer_id": authz.org_id, "release_id": consent_world.release_id},
-             "data": {"source_sha256": load_faceset(sora_faces).faceset_sha256, "target_sha256": "0" * 64}}
+    state = {
+        "consent": {
+            "subject_id": mina.id,
+            "grant_id": consent_world.grant_id,
+            "org_id": authz.org_id,
+            "performer_id": authz.org_id,
+            "release_id": consent_world.release_id,
+        },
+        "data": {"source_sha256": load_faceset(sora_faces).faceset_sha256, "target_sha256": "0" * 64},
+    }
     with pytest.raises(ConsentError) as refused:
         record_checkpoint(workspace, authz, tmp_path / "m", state, "1" * 64)
     assert refused.value.reason == "artefact_altered" and "faceset.created" in str(refused.value)
@@ -259,10 +316,16 @@ def test_a_checkpoint_cannot_be_recorded_for_a_performer_other_than_its_target_f
     workspace = consent_world.workspace
     jun_faces = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
     authz = consent_world.authorize()
-    state = {"consent": {"subject_id": authz.subject_id, "grant_id": consent_world.grant_id, "org_id": authz.org_id,
-                         "performer_id": workspace.registry.get_subject("sora").id,
-                         "release_id": consent_world.release_id},
-             "data": {"source_sha256": "0" * 64, "target_sha256": load_faceset(jun_faces).faceset_sha256}}
+    state = {
+        "consent": {
+            "subject_id": authz.subject_id,
+            "grant_id": consent_world.grant_id,
+            "org_id": authz.org_id,
+            "performer_id": workspace.registry.get_subject("sora").id,
+            "release_id": consent_world.release_id,
+        },
+        "data": {"source_sha256": "0" * 64, "target_sha256": load_faceset(jun_faces).faceset_sha256},
+    }
     with pytest.raises(ConsentError) as refused:
         record_checkpoint(workspace, authz, tmp_path / "m", state, "1" * 64)
     assert refused.value.reason == "artefact_altered"
@@ -277,8 +340,7 @@ def test_replayed_checkpoint_event_with_other_slugs_changes_no_name(consent_worl
 
     workspace = consent_world.workspace
     (genuine,) = workspace.ledger.find("model.checkpointed")
-    workspace.ledger.append("model.checkpointed", {**genuine.payload, "subject_slug": "mina",
-                                                   "performer_slug": "mina"})
+    workspace.ledger.append("model.checkpointed", {**genuine.payload, "subject_slug": "mina", "performer_slug": "mina"})
     _state, consent = load_bound_checkpoint(workspace, sora_model / CHECKPOINT_NAME)
     assert (consent["subject_slug"], consent["performer_slug"]) == ("sora", "jun")
     exported = export_from_folder(workspace, sora_model, org="studio")

@@ -26,21 +26,42 @@ def photos_and_talking(consent_world, faceset_writer, tmp_path):
     """The issue's case: 7 closed-mouth photos of the artist, a performer talking in 12 of 20 frames."""
     workspace = consent_world.workspace
     source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, n=7)
-    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, n=20,
-                            open_mouth=12)
+    target = faceset_writer(
+        tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, n=20, open_mouth=12
+    )
     return source, target
 
 
 def small_config(**overrides) -> TrainConfig:
-    base = {"model": "df_tiny", "resolution": 32, "iterations": 2, "batch_size": 4, "checkpoint_every": 2,
-            "preview_every": 0, "identity_metrics": False, "expression_metrics": False, "threads": 1, "workers": 1,
-            "validation_fraction": 0.2}
+    base = {
+        "model": "df_tiny",
+        "resolution": 32,
+        "iterations": 2,
+        "batch_size": 4,
+        "checkpoint_every": 2,
+        "preview_every": 0,
+        "identity_metrics": False,
+        "expression_metrics": False,
+        "threads": 1,
+        "workers": 1,
+        "validation_fraction": 0.2,
+    }
     return TrainConfig(**(base | overrides))
 
 
 def record(*, mouth=0.02, eyes=0.3, yaw=0.0, pitch=0.0):
-    return {"yaw": yaw, "pitch": pitch, "roll": 0.0, "eye_openness": eyes, "mouth_openness": mouth,
-            "brightness": 0.5, "sharpness": 100.0, "face_size": 200.0, "source": "a", "track_id": 0}
+    return {
+        "yaw": yaw,
+        "pitch": pitch,
+        "roll": 0.0,
+        "eye_openness": eyes,
+        "mouth_openness": mouth,
+        "brightness": 0.5,
+        "sharpness": 100.0,
+        "face_size": 200.0,
+        "source": "a",
+        "track_id": 0,
+    }
 
 
 def test_gaps_name_what_is_missing_with_figures_and_severity():
@@ -51,16 +72,21 @@ def test_gaps_name_what_is_missing_with_figures_and_severity():
     gaps = compare_coverage(performer, photos)
     by_condition = {gap.condition: gap for gap in gaps}
     assert by_condition["mouth_open"].sentence() == (
-        "the performer's mouth is open in 62 % of frames (31 of 50); the source has 0 open-mouth faces (of 7)")
+        "the performer's mouth is open in 62 % of frames (31 of 50); the source has 0 open-mouth faces (of 7)"
+    )
     assert by_condition["mouth_open"].severe and by_condition["looking_subject_left"].severe
     # Blinking in 4 % of frames is a gap, but not severe (under a tenth of the performance).
     assert not by_condition["eyes_closed"].severe
     assert [gap.severe for gap in gaps] == sorted((gap.severe for gap in gaps), reverse=True)
     # A source that shows it often enough is no gap; one that shows it rarely still is, not severe.
-    assert compare_coverage(performer, coverage_summary([record(mouth=0.6)] * 3 + [record()] * 4))[0].condition \
+    assert (
+        compare_coverage(performer, coverage_summary([record(mouth=0.6)] * 3 + [record()] * 4))[0].condition
         != "mouth_open"
-    rare = compare_coverage(coverage_summary([record(mouth=0.6)] * 30 + [record()] * 70),
-                            coverage_summary([record(mouth=0.6)] * 3 + [record()] * 297))
+    )
+    rare = compare_coverage(
+        coverage_summary([record(mouth=0.6)] * 30 + [record()] * 70),
+        coverage_summary([record(mouth=0.6)] * 3 + [record()] * 297),
+    )
     assert [(gap.condition, gap.severe) for gap in rare] == [("mouth_open", False)]
 
 
@@ -83,14 +109,16 @@ def test_closed_mouth_photos_against_a_talking_performer_are_refused(consent_wor
     assert not (tmp_path / "m").exists()  # nothing left behind
 
 
-def test_accepted_gaps_train_and_are_recorded_in_the_folder_checkpoint_and_card(consent_world, photos_and_talking,
-                                                                                 tmp_path):
+def test_accepted_gaps_train_and_are_recorded_in_the_folder_checkpoint_and_card(
+    consent_world, photos_and_talking, tmp_path
+):
     from likeness.train import export_from_folder
 
     source, target = photos_and_talking
     out = tmp_path / "m"
-    result = train_from_facesets(consent_world.workspace, source, target, out, small_config(), org="studio",
-                                 accept_gaps=True)
+    result = train_from_facesets(
+        consent_world.workspace, source, target, out, small_config(), org="studio", accept_gaps=True
+    )
     assert result.iterations == 2 and result.coverage_check["accepted"]
     written = json.loads((out / "coverage_check.json").read_text())
     assert written["accepted"] and written["gaps"][0]["sentence"] == MOUTH_GAP
@@ -102,10 +130,35 @@ def test_accepted_gaps_train_and_are_recorded_in_the_folder_checkpoint_and_card(
 def test_cli_refuses_then_trains_with_accept_gaps(consent_world, photos_and_talking, tmp_path):
     source, target = photos_and_talking
     out = tmp_path / "cli-model"
-    command = ["--home", str(consent_world.workspace.settings.home), "train", "--source", str(source),
-               "--target", str(target), "--model", "df_tiny", "--res", "32", "--out", str(out), "--iters", "2",
-               "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0", "--no-identity-metrics",
-               "--no-expression-metrics", "--org", "studio", "--threads", "1"]
+    command = [
+        "--home",
+        str(consent_world.workspace.settings.home),
+        "train",
+        "--source",
+        str(source),
+        "--target",
+        str(target),
+        "--model",
+        "df_tiny",
+        "--res",
+        "32",
+        "--out",
+        str(out),
+        "--iters",
+        "2",
+        "--batch",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--preview-every",
+        "0",
+        "--no-identity-metrics",
+        "--no-expression-metrics",
+        "--org",
+        "studio",
+        "--threads",
+        "1",
+    ]
     runner = CliRunner()
     refused = runner.invoke(app, command)
     assert refused.exit_code == 1

@@ -25,17 +25,36 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 @pytest.fixture(scope="module")
 def faces():
-    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(20, identity=2, size=48, seed=1)
+    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(
+        20, identity=2, size=48, seed=1
+    )
 
 
 @pytest.fixture
 def trained(consent_world, faces, tmp_path):
     out = tmp_path / "model"
-    config = TrainConfig(model="df_tiny", resolution=32, iterations=30, batch_size=8, checkpoint_every=30,
-                         preview_every=0, identity_metrics=False, expression_metrics=False, threads=1, workers=1,
-                         seed=3, learning_rate=1e-3)
-    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
-                     workspace=consent_world.workspace)
+    config = TrainConfig(
+        model="df_tiny",
+        resolution=32,
+        iterations=30,
+        batch_size=8,
+        checkpoint_every=30,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        seed=3,
+        learning_rate=1e-3,
+    )
+    train_swap_model(
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        *faces,
+        out,
+        config,
+        workspace=consent_world.workspace,
+    )
     return out
 
 
@@ -59,8 +78,13 @@ def test_psnr_takes_the_worse_of_face_and_mask():
 
 
 def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, faces, trained):
-    exported = export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
-                            trained, performer_faces=faces[1])
+    exported = export_model(
+        consent_world.workspace,
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        trained,
+        performer_faces=faces[1],
+    )
     int8 = exported.card["int8"]
     assert int8["passed"] and int8["psnr_db_min"] >= INT8_MIN_PSNR_DB
     assert int8["calibration_faces"] == 10 and int8["check_faces"] == 10
@@ -73,8 +97,11 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     graph = onnx.load(str(trained / INT8_ONNX_NAME)).graph
     producers = {name: node for node in graph.node for name in node.output}
     convs = {node.name: node for node in graph.node if node.op_type == "Conv"}
-    int8_weights = {name for name, node in convs.items()
-                    if getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"}
+    int8_weights = {
+        name
+        for name, node in convs.items()
+        if getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"
+    }
     float_convs = set(convs) - int8_weights
     assert float_convs == set(output_tail_nodes(onnx.load(str(trained / ONNX_NAME)))) & set(convs)
     assert len(float_convs) == 2 and len(int8_weights) >= 4
@@ -91,7 +118,9 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
     assert auto.precision == "int8" and auto.precision_reason.startswith("auto: CPU, int8 copy at worst")
     assert auto.file_sha256 == int8["sha256"]
     # Faces neither calibrated nor checked on: the int8 swap stays close to the float one.
-    fresh = (generated_face_samples(6, identity=2, size=32, seed=9).images.astype(np.float32) / 255).transpose(0, 3, 1, 2)
+    fresh = (generated_face_samples(6, identity=2, size=32, seed=9).images.astype(np.float32) / 255).transpose(
+        0, 3, 1, 2
+    )
     fresh = np.ascontiguousarray(fresh)
     psnr = output_psnr(float_model.run(fresh), int8_model.run(fresh))
     assert psnr.min() >= INT8_MIN_PSNR_DB - 3
@@ -121,8 +150,13 @@ def test_export_with_performer_faces_writes_a_checked_int8_copy(consent_world, f
 
 def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, trained, monkeypatch):
     monkeypatch.setattr(quantize, "INT8_MIN_PSNR_DB", 500.0)
-    exported = export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
-                            trained, performer_faces=faces[1])
+    exported = export_model(
+        consent_world.workspace,
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        trained,
+        performer_faces=faces[1],
+    )
     int8 = exported.card["int8"]
     assert not int8["passed"] and int8["sha256"] is None and int8["min_psnr_db_required"] == 500.0
     assert not (trained / INT8_ONNX_NAME).exists()
@@ -136,8 +170,13 @@ def test_int8_copy_below_the_fidelity_gate_is_not_kept(consent_world, faces, tra
 
 def test_calibration_faces_must_be_the_trained_performers(consent_world, faces, trained):
     with pytest.raises(ModelError, match="not the ones this model was trained on"):
-        export_model(consent_world.workspace, consent_world.authorize(), consent_world.authorize_release(),
-                     trained, performer_faces=faces[0])
+        export_model(
+            consent_world.workspace,
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            trained,
+            performer_faces=faces[0],
+        )
     assert not (trained / "model.onnx").exists()
 
 
@@ -146,15 +185,23 @@ def test_precision_choice():
     assert choose_precision(passed, "float") == ("float", "asked for")
     assert choose_precision(passed, "int8") == ("int8", "asked for; worst 51.2 dB to float on 32 held-out faces")
     # auto: the int8 copy on a CPU; float on a GPU, without a usable copy, or when int8 was not faster.
-    assert choose_precision(passed, "auto") == ("int8", "auto: CPU, int8 copy at worst 51.2 dB PSNR to float on 32 held-out faces")
+    assert choose_precision(passed, "auto") == (
+        "int8",
+        "auto: CPU, int8 copy at worst 51.2 dB PSNR to float on 32 held-out faces",
+    )
     assert choose_precision(passed, "auto", gpu=True) == ("float", "auto: a GPU runs the float model")
     assert choose_precision({"int8": None}, "auto") == ("float", "auto: no usable int8 copy (none was made at export)")
     failed = {"int8": {"passed": False, "sha256": None, "reason": "only 3 performer faces; need at least 4"}}
-    assert choose_precision(failed, "auto") == ("float", "auto: no usable int8 copy (only 3 performer faces; need at least 4)")
+    assert choose_precision(failed, "auto") == (
+        "float",
+        "auto: no usable int8 copy (only 3 performer faces; need at least 4)",
+    )
     slower = {"int8": dict(passed["int8"], faster=False)}
     assert choose_precision(slower, "auto") == ("float", "auto: the int8 copy was not faster than float when exported")
     assert choose_precision(passed, "auto", int8_file=False) == (
-        "float", "auto: the int8 copy's file (model.int8.onnx) is not in the model folder")
+        "float",
+        "auto: the int8 copy's file (model.int8.onnx) is not in the model folder",
+    )
     assert choose_precision(passed, "int8", int8_file=False)[0] == "int8"  # loading it then fails on the file
     with pytest.raises(ModelError, match="no int8 copy"):
         choose_precision({"int8": None}, "int8")

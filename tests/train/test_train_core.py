@@ -81,8 +81,14 @@ def test_warp_can_be_switched_off(faces):
 
 def test_random_warp_moves_pixels_locally_without_rescaling_the_face(faces):
     face, landmarks = faces.face(2)
-    still = prepare_training_pair(face, landmarks, resolution=32, rng=np.random.default_rng(3),
-                                  options=AugmentOptions(warp_strength=0.0), priority_weight=0.0)
+    still = prepare_training_pair(
+        face,
+        landmarks,
+        resolution=32,
+        rng=np.random.default_rng(3),
+        options=AugmentOptions(warp_strength=0.0),
+        priority_weight=0.0,
+    )
     assert np.array_equal(still.warped, still.target)
     # The input must stay the target's size: a systematic zoom teaches the network a mapping
     # that validation and rendering (unwarped crops) never ask for.
@@ -99,8 +105,17 @@ def test_random_warp_moves_pixels_locally_without_rescaling_the_face(faces):
 
 def test_warp_schedule_stops_the_warp_from_its_iteration_on(faces):
     split = split_indices(faces.count, seed=0, stream=0, fraction=0.2, max_validation=1)
-    loader = PairLoader(faces, faces, source_split=split, target_split=split, seed=5, batch_size=3, resolution=32,
-                        options=AugmentOptions(warp_until=4), priority_weight=0.0)
+    loader = PairLoader(
+        faces,
+        faces,
+        source_split=split,
+        target_split=split,
+        seed=5,
+        batch_size=3,
+        resolution=32,
+        options=AugmentOptions(warp_until=4),
+        priority_weight=0.0,
+    )
     for iteration in (0, 3):
         source, target = loader._make(iteration)
         assert np.abs(source.warped - source.target).mean() > 0.005
@@ -109,8 +124,17 @@ def test_warp_schedule_stops_the_warp_from_its_iteration_on(faces):
         source, target = loader._make(iteration)
         assert np.array_equal(source.warped, source.target) and np.array_equal(target.warped, target.target)
     # The schedule depends on the iteration alone: a resumed run gets the same batch.
-    again = PairLoader(faces, faces, source_split=split, target_split=split, seed=5, batch_size=3, resolution=32,
-                       options=AugmentOptions(warp_until=4), priority_weight=0.0)._make(3)[0]
+    again = PairLoader(
+        faces,
+        faces,
+        source_split=split,
+        target_split=split,
+        seed=5,
+        batch_size=3,
+        resolution=32,
+        options=AugmentOptions(warp_until=4),
+        priority_weight=0.0,
+    )._make(3)[0]
     assert np.array_equal(again.warped, loader._make(3)[0].warped)
 
 
@@ -252,7 +276,9 @@ def test_corrupt_checkpoint_is_a_model_error(tmp_path: Path, content: bytes):
 def test_identity_transfer_counts_only_closer_and_within_threshold():
     source_refs = np.zeros((2, 4), np.float32)
     target_refs = np.full((1, 4), 1.0, np.float32)
-    swapped = np.array([[0.1, 0, 0, 0], [0.9, 0.9, 0.9, 0.9], [0.45, 0.45, 0.45, 0.45], [0.3, 0.3, 0.3, 0.3]], np.float32)
+    swapped = np.array(
+        [[0.1, 0, 0, 0], [0.9, 0.9, 0.9, 0.9], [0.45, 0.45, 0.45, 0.45], [0.3, 0.3, 0.3, 0.3]], np.float32
+    )
     result = identity_transfer(swapped, source_refs, target_refs, threshold=0.7)
     # 0: close to source; 1: closer to target; 2: closer to source (0.9 vs 1.1) but beyond 0.7; 3: 0.6 ok.
     assert result.share == pytest.approx(0.5)
@@ -272,15 +298,25 @@ def test_expression_fidelity_correlates_openness_of_outputs_and_inputs():
     swapped = np.zeros((6, 16, 16, 3), np.uint8)
     swapped[:, 0, 0, 0] = np.arange(6)
     found = {k: inputs[k].copy() for k in range(5)}  # face 5 "not detected"
-    perfect = expression_fidelity(swapped, inputs, landmarker=lambda rgb: found.get(int(rgb[0, 0, 0])),
-                                  eye_openness=lambda p: float(p[0, 0]), mouth_openness=lambda p: float(-p[0, 0]),
-                                  detect_size=16)
+    perfect = expression_fidelity(
+        swapped,
+        inputs,
+        landmarker=lambda rgb: found.get(int(rgb[0, 0, 0])),
+        eye_openness=lambda p: float(p[0, 0]),
+        mouth_openness=lambda p: float(-p[0, 0]),
+        detect_size=16,
+    )
     assert perfect.faces_measured == 5
     assert perfect.eye_correlation == pytest.approx(1.0) and perfect.mouth_correlation == pytest.approx(1.0)
     shuffled = {k: inputs[(k + 2) % 5].copy() for k in range(5)}
-    poor = expression_fidelity(swapped, inputs, landmarker=lambda rgb: shuffled.get(int(rgb[0, 0, 0])),
-                               eye_openness=lambda p: float(p[0, 0]), mouth_openness=lambda p: float(p[0, 0]),
-                               detect_size=16)
+    poor = expression_fidelity(
+        swapped,
+        inputs,
+        landmarker=lambda rgb: shuffled.get(int(rgb[0, 0, 0])),
+        eye_openness=lambda p: float(p[0, 0]),
+        mouth_openness=lambda p: float(p[0, 0]),
+        detect_size=16,
+    )
     assert poor.eye_correlation is not None and poor.eye_correlation < 0.5
 
 
@@ -316,8 +352,15 @@ def test_kill_9_during_checkpoint_writes_never_corrupts_the_checkpoint(tmp_path:
 
 
 def test_recipe_fills_only_what_was_not_given_and_merges_options():
-    chosen = recipe_options("cpu-64", model=None, resolution=None, batch_size=16, learning_rate=None,
-                            augment={"flip": None, "warp_until": 4500}, model_options={"d_dims": 16})
+    chosen = recipe_options(
+        "cpu-64",
+        model=None,
+        resolution=None,
+        batch_size=16,
+        learning_rate=None,
+        augment={"flip": None, "warp_until": 4500},
+        model_options={"d_dims": 16},
+    )
     assert chosen["model"] == "df" and chosen["resolution"] == 64 and chosen["learning_rate"] == 5e-4
     assert chosen["batch_size"] == 16  # given explicitly
     assert chosen["augment"] == {"flip": True, "warp_until": 4500}
@@ -335,11 +378,20 @@ def test_a_cleared_merged_key_overrides_the_recipe_with_none():
 
 
 def test_no_recipe_leaves_the_config_defaults():
-    chosen = recipe_options(None, model=None, resolution=None, batch_size=None, learning_rate=None,
-                            augment={"flip": None, "warp_until": None}, model_options={})
+    chosen = recipe_options(
+        None,
+        model=None,
+        resolution=None,
+        batch_size=None,
+        learning_rate=None,
+        augment={"flip": None, "warp_until": None},
+        model_options={},
+    )
     assert chosen == {}
     assert recipe_options(None, learning_rate=1e-3, augment={"flip": False}) == {
-        "learning_rate": 1e-3, "augment": {"flip": False}}
+        "learning_rate": 1e-3,
+        "augment": {"flip": False},
+    }
 
 
 def test_every_recipe_is_a_valid_config_and_unknown_names_are_refused():

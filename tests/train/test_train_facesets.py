@@ -33,8 +33,19 @@ def facesets(consent_world, faceset_writer, tmp_path):
 
 
 def small_config(**overrides) -> TrainConfig:
-    base = dict(model="df_tiny", resolution=32, iterations=6, batch_size=4, checkpoint_every=3, preview_every=0,
-                identity_metrics=False, expression_metrics=False, threads=1, workers=1, validation_fraction=0.2)
+    base = dict(
+        model="df_tiny",
+        resolution=32,
+        iterations=6,
+        batch_size=4,
+        checkpoint_every=3,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        validation_fraction=0.2,
+    )
     return TrainConfig(**(base | overrides))
 
 
@@ -63,17 +74,56 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     out = tmp_path / "cli-model"
     runner = CliRunner()
     common = ["--home", home]
-    result = runner.invoke(app, common + [
-        "train", "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--out", str(out), "--iters", "4", "--batch", "4", "--checkpoint-every", "2", "--preview-every", "0",
-        "--no-identity-metrics", "--no-expression-metrics", "--org", "studio", "--threads", "1",
-        "--lr", "1e-3", "--ema-decay", "0.99", "--model-option", "ae_dims=24", "--flip", "--lr-decay-iters", "5",
-        "--warp-until", "3",
-    ])
+    result = runner.invoke(
+        app,
+        common
+        + [
+            "train",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--out",
+            str(out),
+            "--iters",
+            "4",
+            "--batch",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--preview-every",
+            "0",
+            "--no-identity-metrics",
+            "--no-expression-metrics",
+            "--org",
+            "studio",
+            "--threads",
+            "1",
+            "--lr",
+            "1e-3",
+            "--ema-decay",
+            "0.99",
+            "--model-option",
+            "ae_dims=24",
+            "--flip",
+            "--lr-decay-iters",
+            "5",
+            "--warp-until",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "trained 4 iterations" in result.output
     saved = json.loads((out / "train_config.json").read_text())
-    assert saved["learning_rate"] == 1e-3 and saved["ema_decay"] == 0.99 and saved["augment"] == {"flip": True, "warp_until": 3}
+    assert (
+        saved["learning_rate"] == 1e-3
+        and saved["ema_decay"] == 0.99
+        and saved["augment"] == {"flip": True, "warp_until": 3}
+    )
     assert saved["lr_decay_iters"] == 5
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["ae_dims"] == 24
     result = runner.invoke(app, common + ["train", "--resume", str(out), "--iters", "6"])
@@ -97,10 +147,17 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
 
 
 def test_held_out_line_shows_counts_as_well_as_rates():
-    metrics = {"identity_transfer": 0.75, "swap_distance_to_source_max": 0.3649, "swap_faces_nearer_performer": 1,
-               "expression_faces_measured": 4, "validation_faces": {"source": 4, "target": 4}}
-    assert held_out_summary(metrics) == ("identity_transfer=0.750, swap_distance_to_source_max=0.365, "
-                                         "swap_faces_nearer_performer=1, expression_faces_measured=4")
+    metrics = {
+        "identity_transfer": 0.75,
+        "swap_distance_to_source_max": 0.3649,
+        "swap_faces_nearer_performer": 1,
+        "expression_faces_measured": 4,
+        "validation_faces": {"source": 4, "target": 4},
+    }
+    assert held_out_summary(metrics) == (
+        "identity_transfer=0.750, swap_distance_to_source_max=0.365, "
+        "swap_faces_nearer_performer=1, expression_faces_measured=4"
+    )
 
 
 def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world, facesets, tmp_path):
@@ -109,30 +166,53 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     weights = {}
     for loader in ("threads", "processes"):
         out = tmp_path / loader
-        train_from_facesets(consent_world.workspace, *facesets, out,
-                            small_config(iterations=4, loader=loader, workers=2), org="studio")
+        train_from_facesets(
+            consent_world.workspace, *facesets, out, small_config(iterations=4, loader=loader, workers=2), org="studio"
+        )
         weights[loader] = load_checkpoint(out / CHECKPOINT_NAME)["model_state"]
     assert weights["threads"].keys() == weights["processes"].keys()
     assert all(torch.equal(weights["threads"][k], weights["processes"][k]) for k in weights["threads"])
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--workers", "0"], "--workers"),
-    (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
-    (["--model-option", "ae_dims"], "expected KEY=VALUE"),
-    (["--model-option", "ae_dims=wide"], "must be an integer"),
-    (["--model-option", "bogus=3"], "unknown option"),
-    (["--ema-decay", "1.5"], "ema_decay"),
-    (["--lr-decay-iters", "0"], "lr_decay_iters"),
-    (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
-    (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
-    (["--warp-until", "-5"], "--warp-until '-5'"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
+        (["--model-option", "ae_dims"], "expected KEY=VALUE"),
+        (["--model-option", "ae_dims=wide"], "must be an integer"),
+        (["--model-option", "bogus=3"], "unknown option"),
+        (["--ema-decay", "1.5"], "ema_decay"),
+        (["--lr-decay-iters", "0"], "lr_decay_iters"),
+        (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
+        (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
+        (["--warp-until", "-5"], "--warp-until '-5'"),
+    ],
+)
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
-                                      "--source", str(facesets[0]), "--target", str(facesets[1]),
-                                      "--model", "df_tiny", "--res", "32", "--out", str(tmp_path / "m"),
-                                      "--iters", "2", "--org", "studio", *option])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--out",
+            str(tmp_path / "m"),
+            "--iters",
+            "2",
+            "--org",
+            "studio",
+            *option,
+        ],
+    )
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
     assert "it/s" not in result.output  # refused before training: no progress bar line
@@ -141,18 +221,44 @@ def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_
 
 def _train_tiny_with_recipe(consent_world, facesets, out, *options):
     """``likeness train --recipe cpu-64`` on the tiny model at 32 px, batch 2, no metrics."""
-    return CliRunner().invoke(app, [
-        "--home", str(consent_world.workspace.settings.home), "train", "--recipe", "cpu-64",
-        "--source", str(facesets[0]), "--target", str(facesets[1]), "--model", "df_tiny", "--res", "32",
-        "--batch", "2", "--out", str(out), "--preview-every", "0", "--no-identity-metrics",
-        "--no-expression-metrics", "--org", "studio", "--threads", "1", *options,
-    ])
+    return CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--recipe",
+            "cpu-64",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--model",
+            "df_tiny",
+            "--res",
+            "32",
+            "--batch",
+            "2",
+            "--out",
+            str(out),
+            "--preview-every",
+            "0",
+            "--no-identity-metrics",
+            "--no-expression-metrics",
+            "--org",
+            "studio",
+            "--threads",
+            "1",
+            *options,
+        ],
+    )
 
 
 def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, facesets, tmp_path):
     out = tmp_path / "recipe-model"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "2",
-                                     "--model-option", "ae_dims=24", "--model-option", "d_dims=8")
+    result = _train_tiny_with_recipe(
+        consent_world, facesets, out, "--iters", "2", "--model-option", "ae_dims=24", "--model-option", "d_dims=8"
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     # From the recipe: learning rate, flip and warp stop, and the widths not given.
@@ -163,16 +269,39 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
     assert (saved["model"], saved["resolution"], saved["batch_size"]) == ("df_tiny", 32, 2)
     assert load_checkpoint(out / CHECKPOINT_NAME)["model_config"]["d_mask_dims"] == 8
 
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
-                                      "--resume", str(out), "--recipe", "cpu-64", "--iters", "4"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--resume",
+            str(out),
+            "--recipe",
+            "cpu-64",
+            "--iters",
+            "4",
+        ],
+    )
     assert result.exit_code != 0 and "--recipe applies to new runs" in result.output
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 2
 
 
 def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, facesets, tmp_path):
     out = tmp_path / "warp-throughout"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
-                                     "--model-option", "d_dims=4", "--warp-until", "Never")
+    result = _train_tiny_with_recipe(
+        consent_world,
+        facesets,
+        out,
+        "--iters",
+        "1",
+        "--model-option",
+        "ae_dims=16",
+        "--model-option",
+        "d_dims=4",
+        "--warp-until",
+        "Never",
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays
@@ -180,14 +309,26 @@ def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, fac
 
 def test_cli_true_face_power_is_saved_and_refused_for_liae(consent_world, facesets, tmp_path):
     out = tmp_path / "true-face"
-    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", "--model-option", "ae_dims=16",
-                                     "--model-option", "d_dims=4", "--true-face-power", "0.05")
+    result = _train_tiny_with_recipe(
+        consent_world,
+        facesets,
+        out,
+        "--iters",
+        "1",
+        "--model-option",
+        "ae_dims=16",
+        "--model-option",
+        "d_dims=4",
+        "--true-face-power",
+        "0.05",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "train_config.json").read_text())["true_face_power"] == 0.05
     assert load_checkpoint(out / CHECKPOINT_NAME)["code_discriminator_state"]
 
-    result = _train_tiny_with_recipe(consent_world, facesets, tmp_path / "liae", "--iters", "1",
-                                     "--model", "liae_tiny", "--true-face-power", "0.05")
+    result = _train_tiny_with_recipe(
+        consent_world, facesets, tmp_path / "liae", "--iters", "1", "--model", "liae_tiny", "--true-face-power", "0.05"
+    )
     assert result.exit_code != 0 and "needs a df model" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "liae").exists()
 

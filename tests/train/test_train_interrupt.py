@@ -58,8 +58,13 @@ def facesets(consent_world, faceset_writer, tmp_path):
 def test_sigint_saves_a_checkpoint_that_resumes(consent_world, facesets, tmp_path):
     home = str(consent_world.workspace.settings.home)
     out = tmp_path / "model"
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, home, str(facesets[0]), str(facesets[1]), str(out)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, home, str(facesets[0]), str(facesets[1]), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         for line in child.stdout:  # type: ignore[union-attr]
             if line.startswith("iteration ") and int(line.split()[1]) >= 3:
@@ -88,9 +93,22 @@ def test_cli_says_where_the_interrupted_run_was_saved(consent_world, facesets, t
         raise TrainingInterrupted(out / CHECKPOINT_NAME, 7)
 
     monkeypatch.setattr("likeness.train.train_from_facesets", interrupted)
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.settings.home), "train",
-                                      "--source", str(facesets[0]), "--target", str(facesets[1]),
-                                      "--out", str(out), "--org", "studio"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(consent_world.workspace.settings.home),
+            "train",
+            "--source",
+            str(facesets[0]),
+            "--target",
+            str(facesets[1]),
+            "--out",
+            str(out),
+            "--org",
+            "studio",
+        ],
+    )
     assert result.exit_code == 130
     assert "interrupted at iteration 7" in result.output
     assert str(out / CHECKPOINT_NAME) in result.output.replace("\n", "")
@@ -123,11 +141,21 @@ def test_progress_events_say_how_many_threads_and_why(consent_world, facesets, t
     from likeness.train import TrainConfig, train_from_facesets
 
     events = []
-    config = TrainConfig(model="df_tiny", resolution=32, iterations=2, batch_size=4, checkpoint_every=2,
-                         preview_every=0, identity_metrics=False, expression_metrics=False, workers=1,
-                         validation_fraction=0.2)
-    train_from_facesets(consent_world.workspace, facesets[0], facesets[1], tmp_path / "m", config, org="studio",
-                        progress=events.append)
+    config = TrainConfig(
+        model="df_tiny",
+        resolution=32,
+        iterations=2,
+        batch_size=4,
+        checkpoint_every=2,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        workers=1,
+        validation_fraction=0.2,
+    )
+    train_from_facesets(
+        consent_world.workspace, facesets[0], facesets[1], tmp_path / "m", config, org="studio", progress=events.append
+    )
     described = {event.cpu_threads for event in events}
     assert len(described) == 1
     assert described.pop().startswith(("1 thread (load", "2 threads (load"))

@@ -30,13 +30,27 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 @pytest.fixture(scope="module")
 def faces():
-    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(20, identity=2, size=48, seed=1)
+    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(
+        20, identity=2, size=48, seed=1
+    )
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    base = dict(model="df_tiny", resolution=32, iterations=20, batch_size=4, checkpoint_every=10, preview_every=0,
-                log_every=1, identity_metrics=False, expression_metrics=False, threads=1, workers=1, seed=11,
-                learning_rate=1e-3)
+    base = dict(
+        model="df_tiny",
+        resolution=32,
+        iterations=20,
+        batch_size=4,
+        checkpoint_every=10,
+        preview_every=0,
+        log_every=1,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        seed=11,
+        learning_rate=1e-3,
+    )
     return TrainConfig(**(base | overrides))
 
 
@@ -47,8 +61,14 @@ def weights(model_dir: Path, which: str = "model_state") -> dict[str, torch.Tens
 def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, tmp_path):
     out = tmp_path / "model"
     config = tiny_config(iterations=40, batch_size=8, checkpoint_every=20, preview_every=20, model="liae_tiny")
-    result = train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
-                              workspace=consent_world.workspace)
+    result = train_swap_model(
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        *faces,
+        out,
+        config,
+        workspace=consent_world.workspace,
+    )
     assert result.iterations == 40 and result.stop_reason == "iterations"
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -70,13 +90,26 @@ def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, t
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, faces, tmp_path, lr_decay_iters):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, lr_decay_iters=lr_decay_iters),
-                     workspace=consent_world.workspace)
-    first = train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, lr_decay_iters=lr_decay_iters),
-                             workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        straight,
+        tiny_config(iterations=20, lr_decay_iters=lr_decay_iters),
+        workspace=consent_world.workspace,
+    )
+    first = train_swap_model(
+        authz,
+        release,
+        *faces,
+        split,
+        tiny_config(iterations=10, lr_decay_iters=lr_decay_iters),
+        workspace=consent_world.workspace,
+    )
     assert first.iterations == 10
-    resumed = train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True,
-                               workspace=consent_world.workspace)
+    resumed = train_swap_model(
+        authz, release, *faces, split, TrainConfig(iterations=20), resume=True, workspace=consent_world.workspace
+    )
     assert resumed.iterations == 20
     for which in ("model_state", "ema_state"):
         a, b = weights(straight, which), weights(split, which)
@@ -93,12 +126,25 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(consent_world, fa
 def test_true_face_training_resumes_exactly_and_saves_its_discriminator(consent_world, faces, tmp_path):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
     straight, split, plain = tmp_path / "straight", tmp_path / "split", tmp_path / "plain"
-    train_swap_model(authz, release, *faces, straight, tiny_config(iterations=20, true_face_power=0.1),
-                     workspace=consent_world.workspace)
-    train_swap_model(authz, release, *faces, split, tiny_config(iterations=10, true_face_power=0.1),
-                     workspace=consent_world.workspace)
-    train_swap_model(authz, release, *faces, split, TrainConfig(iterations=20), resume=True,
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        straight,
+        tiny_config(iterations=20, true_face_power=0.1),
+        workspace=consent_world.workspace,
+    )
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        split,
+        tiny_config(iterations=10, true_face_power=0.1),
+        workspace=consent_world.workspace,
+    )
+    train_swap_model(
+        authz, release, *faces, split, TrainConfig(iterations=20), resume=True, workspace=consent_world.workspace
+    )
     train_swap_model(authz, release, *faces, plain, tiny_config(iterations=20), workspace=consent_world.workspace)
     for which in ("model_state", "ema_state", "code_discriminator_state"):
         a, b = weights(straight, which), weights(split, which)
@@ -107,7 +153,9 @@ def test_true_face_training_resumes_exactly_and_saves_its_discriminator(consent_
     assert saved["train_config"]["true_face_power"] == 0.1
     assert len(saved["code_optimizer_state"]["state"]) == len(saved["code_discriminator_state"])
     # The discriminator's loss reaches the model: the same seed without it ends elsewhere.
-    assert not torch.equal(weights(plain)["encoder.body.0.conv.weight"], weights(straight)["encoder.body.0.conv.weight"])
+    assert not torch.equal(
+        weights(plain)["encoder.body.0.conv.weight"], weights(straight)["encoder.body.0.conv.weight"]
+    )
     assert weights(plain, "code_discriminator_state") is None
 
 
@@ -159,10 +207,17 @@ def test_training_arithmetic_by_device_and_request():
 
 def test_the_checkpoint_records_the_arithmetic_used(consent_world, faces, tmp_path):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
-    train_swap_model(authz, release, *faces, tmp_path / "f32", tiny_config(iterations=2, precision="float32"),
-                     workspace=consent_world.workspace)
-    train_swap_model(authz, release, *faces, tmp_path / "auto", tiny_config(iterations=2),
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        tmp_path / "f32",
+        tiny_config(iterations=2, precision="float32"),
+        workspace=consent_world.workspace,
+    )
+    train_swap_model(
+        authz, release, *faces, tmp_path / "auto", tiny_config(iterations=2), workspace=consent_world.workspace
+    )
     assert load_checkpoint(tmp_path / "f32" / CHECKPOINT_NAME)["hardware"].endswith("float32")
     expected = "bfloat16 autocast" if cpu_supports_bfloat16() else "float32"
     assert load_checkpoint(tmp_path / "auto" / CHECKPOINT_NAME)["hardware"].endswith(expected)
@@ -183,11 +238,23 @@ def test_batches_come_from_threads_on_cpu_and_processes_on_cuda():
 
 def test_resume_takes_a_new_thread_count_but_keeps_the_saved_recipe(consent_world, faces, tmp_path):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
-    train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4, threads=1),
-                     workspace=consent_world.workspace)
-    resumed = train_swap_model(authz, release, *faces, tmp_path,
-                               TrainConfig(iterations=6, threads=2, learning_rate=0.5, model="liae"), resume=True,
-                               workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        tmp_path,
+        tiny_config(iterations=4, checkpoint_every=4, threads=1),
+        workspace=consent_world.workspace,
+    )
+    resumed = train_swap_model(
+        authz,
+        release,
+        *faces,
+        tmp_path,
+        TrainConfig(iterations=6, threads=2, learning_rate=0.5, model="liae"),
+        resume=True,
+        workspace=consent_world.workspace,
+    )
     assert resumed.iterations == 6
     saved = json.loads((tmp_path / "train_config.json").read_text())
     assert saved["threads"] == 2
@@ -210,29 +277,50 @@ def test_resume_rebuilds_the_saved_architecture_even_if_the_recipe_no_longer_nam
     from likeness.train.checkpoint import record_checkpoint
 
     record_checkpoint(consent_world.workspace, authz, tmp_path, state, sha256_file(tmp_path / CHECKPOINT_NAME))
-    resumed = train_swap_model(authz, release, *faces, tmp_path, TrainConfig(iterations=6), resume=True,
-                               workspace=consent_world.workspace)
+    resumed = train_swap_model(
+        authz, release, *faces, tmp_path, TrainConfig(iterations=6), resume=True, workspace=consent_world.workspace
+    )
     assert resumed.iterations == 6
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_config"]["double_res"] is True
 
 
 def test_new_run_refuses_a_folder_with_a_checkpoint_and_resume_checks_the_faces(consent_world, faces, tmp_path):
     authz, release = consent_world.authorize(), consent_world.authorize_release()
-    train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4, checkpoint_every=4),
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        tmp_path,
+        tiny_config(iterations=4, checkpoint_every=4),
+        workspace=consent_world.workspace,
+    )
     with pytest.raises(ModelError, match="already holds a checkpoint"):
         train_swap_model(authz, release, *faces, tmp_path, tiny_config(iterations=4), workspace=consent_world.workspace)
     other = generated_face_samples(20, identity=3, size=48, seed=0)
     with pytest.raises(ModelError, match="differ"):
-        train_swap_model(authz, release, other, faces[1], tmp_path, TrainConfig(iterations=8), resume=True,
-                         workspace=consent_world.workspace)
+        train_swap_model(
+            authz,
+            release,
+            other,
+            faces[1],
+            tmp_path,
+            TrainConfig(iterations=8),
+            resume=True,
+            workspace=consent_world.workspace,
+        )
 
 
 def test_training_refused_for_another_use_or_an_unissued_authorization(consent_world, faces, tmp_path):
     release = consent_world.authorize_release()
     with pytest.raises(ConsentError) as refused:
-        train_swap_model(consent_world.authorize("music_video"), release, *faces, tmp_path / "a", tiny_config(),
-                         workspace=consent_world.workspace)
+        train_swap_model(
+            consent_world.authorize("music_video"),
+            release,
+            *faces,
+            tmp_path / "a",
+            tiny_config(),
+            workspace=consent_world.workspace,
+        )
     assert refused.value.reason == "use_not_for_step"
 
     class LookalikeAuthorization:
@@ -242,8 +330,9 @@ def test_training_refused_for_another_use_or_an_unissued_authorization(consent_w
             return None
 
     with pytest.raises(ConsentError) as forged:
-        train_swap_model(LookalikeAuthorization(), release, *faces, tmp_path / "b", tiny_config(),
-                         workspace=consent_world.workspace)
+        train_swap_model(
+            LookalikeAuthorization(), release, *faces, tmp_path / "b", tiny_config(), workspace=consent_world.workspace
+        )
     assert forged.value.reason == "not_issued_here"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -281,9 +370,15 @@ def test_revocation_stops_training_at_the_next_checkpoint(consent_world, faces, 
             getattr(consent_world, revoke)()
 
     with pytest.raises(ConsentError):
-        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out,
-                         tiny_config(iterations=40), progress=revoke_after_first_checkpoint,
-                         workspace=consent_world.workspace)
+        train_swap_model(
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            *faces,
+            out,
+            tiny_config(iterations=40),
+            progress=revoke_after_first_checkpoint,
+            workspace=consent_world.workspace,
+        )
     assert max(seen) == 20  # stopped at the next checkpoint, not at the end
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 10
     assert not consent_world.workspace.ledger.find("model.trained")
@@ -292,8 +387,14 @@ def test_revocation_stops_training_at_the_next_checkpoint(consent_world, faces, 
 def test_export_round_trip_card_ledger_loading_and_refusals(consent_world, faces, tmp_path):
     out = tmp_path / "m"
     authz = consent_world.authorize()
-    train_swap_model(authz, consent_world.authorize_release(), *faces, out, tiny_config(iterations=10),
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        consent_world.authorize_release(),
+        *faces,
+        out,
+        tiny_config(iterations=10),
+        workspace=consent_world.workspace,
+    )
     exported = export_model(consent_world.workspace, authz, consent_world.authorize_release(), out)
     assert exported.onnx_path == out / ONNX_NAME and exported.card_path == out / CARD_NAME
     card = json.loads(exported.card_path.read_text())
@@ -372,8 +473,14 @@ def test_weight_average_ramps_up_then_follows_the_weights_slowly():
 def test_weight_average_can_be_turned_off_and_is_validated(consent_world, faces, tmp_path):
     with pytest.raises(ConfigError, match="ema_decay"):
         tiny_config(ema_decay=1.0).validate()
-    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path,
-                     tiny_config(iterations=4, checkpoint_every=4, ema_decay=0.0), workspace=consent_world.workspace)
+    train_swap_model(
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        *faces,
+        tmp_path,
+        tiny_config(iterations=4, checkpoint_every=4, ema_decay=0.0),
+        workspace=consent_world.workspace,
+    )
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["ema_state"] is None
 
 
@@ -382,8 +489,10 @@ def test_rendering_side_loads_models_without_importing_torch():
     import subprocess
     import sys
 
-    probe = ("import sys; from likeness.train import load_swap_model, SwapModel, read_model_card; "
-             "import likeness.render.pipeline; print('torch' in sys.modules)")
+    probe = (
+        "import sys; from likeness.train import load_swap_model, SwapModel, read_model_card; "
+        "import likeness.render.pipeline; print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
@@ -413,8 +522,9 @@ class _RecordingDetector:
         self.closed = True
 
 
-def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_error(consent_world, faces, tmp_path,
-                                                                                monkeypatch):
+def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_error(
+    consent_world, faces, tmp_path, monkeypatch
+):
     # Its MediaPipe graphs keep native threads (and their log lines) alive until closed.
     import likeness.faces
     from likeness.errors import FacesetError
@@ -423,13 +533,26 @@ def test_the_landmark_detector_made_for_metrics_is_closed_on_success_and_on_erro
     monkeypatch.setattr(likeness.faces, "FaceDetector", _RecordingDetector)
     _RecordingDetector.made = []
     authz, release = consent_world.authorize(), consent_world.authorize_release()
-    train_swap_model(authz, release, *faces, tmp_path / "ok", tiny_config(iterations=2, expression_metrics=True),
-                     workspace=consent_world.workspace)
+    train_swap_model(
+        authz,
+        release,
+        *faces,
+        tmp_path / "ok",
+        tiny_config(iterations=2, expression_metrics=True),
+        workspace=consent_world.workspace,
+    )
     source, target = faces
     lone = FaceSamples(source.images[:1], source.landmarks[:1])
     with pytest.raises(FacesetError, match="at least 2 faces"):
-        train_swap_model(authz, release, lone, target, tmp_path / "bad", tiny_config(expression_metrics=True),
-                         workspace=consent_world.workspace)
+        train_swap_model(
+            authz,
+            release,
+            lone,
+            target,
+            tmp_path / "bad",
+            tiny_config(expression_metrics=True),
+            workspace=consent_world.workspace,
+        )
     assert not (tmp_path / "bad").exists()  # refused before writing anything: no empty model folder
     assert len(_RecordingDetector.made) == 2
     assert all(detector.closed for detector in _RecordingDetector.made)
@@ -445,8 +568,16 @@ class _SameForEveryFace:
 def test_identity_metrics_record_why_held_out_swaps_fail(consent_world, faces, tmp_path):
     out = tmp_path / "model"
     config = tiny_config(iterations=10, checkpoint_every=10, identity_metrics=True)
-    result = train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
-                              embedder=_SameForEveryFace(), identity_threshold=0.4, workspace=consent_world.workspace)
+    result = train_swap_model(
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        *faces,
+        out,
+        config,
+        embedder=_SameForEveryFace(),
+        identity_threshold=0.4,
+        workspace=consent_world.workspace,
+    )
     held_out = result.metrics["validation_faces"]["target"]
     assert held_out > 0
     # A tie is not a transfer: every swap counts as still nearer the performer.
@@ -466,8 +597,14 @@ def test_training_puts_the_callers_thread_settings_back(consent_world, faces, tm
     torch.set_num_threads(2)
     cv2.setNumThreads(3)
     try:
-        train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, tmp_path / "model",
-                         tiny_config(iterations=2, checkpoint_every=2, threads=1), workspace=consent_world.workspace)
+        train_swap_model(
+            consent_world.authorize(),
+            consent_world.authorize_release(),
+            *faces,
+            tmp_path / "model",
+            tiny_config(iterations=2, checkpoint_every=2, threads=1),
+            workspace=consent_world.workspace,
+        )
         assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 3)
     finally:
         torch.set_num_threads(before[0])

@@ -45,12 +45,32 @@ def test_no_preview_is_written_after_revocation(consent_world, tmp_path) -> None
 
 def test_training_writes_marked_previews(consent_world, tmp_path) -> None:
     out = tmp_path / "model"
-    faces = generated_face_samples(12, identity=1, size=32, seed=0), generated_face_samples(12, identity=2, size=32, seed=1)
-    config = TrainConfig(model="df_tiny", resolution=32, iterations=2, batch_size=4, checkpoint_every=2,
-                         preview_every=2, log_every=2, identity_metrics=False, expression_metrics=False,
-                         threads=1, workers=1, seed=3)
-    train_swap_model(consent_world.authorize(), consent_world.authorize_release(), *faces, out, config,
-                     workspace=consent_world.workspace)
+    faces = (
+        generated_face_samples(12, identity=1, size=32, seed=0),
+        generated_face_samples(12, identity=2, size=32, seed=1),
+    )
+    config = TrainConfig(
+        model="df_tiny",
+        resolution=32,
+        iterations=2,
+        batch_size=4,
+        checkpoint_every=2,
+        preview_every=2,
+        log_every=2,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        seed=3,
+    )
+    train_swap_model(
+        consent_world.authorize(),
+        consent_world.authorize_release(),
+        *faces,
+        out,
+        config,
+        workspace=consent_world.workspace,
+    )
     events = consent_world.workspace.ledger.find(PREVIEW_EVENT)
     assert events
     payloads = {watermark_payload_for(e.payload["job_id"]) for e in events}

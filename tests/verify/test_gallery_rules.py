@@ -65,8 +65,7 @@ def test_lookalike_at_0_384_no_longer_matches_a_tight_subject(tmp_path):
 def test_single_reference_subject_uses_the_stricter_threshold(tmp_path):
     rng = np.random.default_rng(2)
     refs, axes = tight_subject(rng)
-    gallery = ArtistGallery.sync(tmp_path, [SubjectReferences("s-b", "bora", "Bora", refs[:1])],
-                                 threshold=THRESHOLD)
+    gallery = ArtistGallery.sync(tmp_path, [SubjectReferences("s-b", "bora", "Bora", refs[:1])], threshold=THRESHOLD)
     assert gallery.query(lookalike(refs, axes, 0.384)).match is None
     assert gallery.query(lookalike(refs, axes, 0.37)).match.slug == "bora"
 
@@ -99,10 +98,14 @@ def test_performers_are_reported_apart_from_artists(tmp_path):
     rng = np.random.default_rng(4)
     artist, _ = tight_subject(rng, spread=0.35)
     performer, paxes = tight_subject(np.random.default_rng(5), spread=0.35)
-    gallery = ArtistGallery.sync(tmp_path, [
-        SubjectReferences("s-mina", "mina", "Mina", artist),
-        SubjectReferences("s-jun", "jun", "Jun", performer, kind="performer"),
-    ], threshold=THRESHOLD)
+    gallery = ArtistGallery.sync(
+        tmp_path,
+        [
+            SubjectReferences("s-mina", "mina", "Mina", artist),
+            SubjectReferences("s-jun", "jun", "Jun", performer, kind="performer"),
+        ],
+        threshold=THRESHOLD,
+    )
     query = gallery.query(lookalike(performer, paxes, 0.2))
     assert query.match is None
     assert query.performer.slug == "jun" and query.performer.kind == "performer"
@@ -113,8 +116,9 @@ def test_kind_change_relabels_and_changes_the_fingerprint(tmp_path):
     rng = np.random.default_rng(6)
     refs, _ = tight_subject(rng)
     as_artist = ArtistGallery.sync(tmp_path, [SubjectReferences("s-d", "dan", "Dan", refs)], threshold=THRESHOLD)
-    as_performer = ArtistGallery.sync(tmp_path, [SubjectReferences("s-d", "dan", "Dan", refs, kind="performer")],
-                                      threshold=THRESHOLD)
+    as_performer = ArtistGallery.sync(
+        tmp_path, [SubjectReferences("s-d", "dan", "Dan", refs, kind="performer")], threshold=THRESHOLD
+    )
     assert as_artist.fingerprint != as_performer.fingerprint
     loaded = ArtistGallery.load(tmp_path, threshold=THRESHOLD)
     assert loaded.query(refs[0]).performer.slug == "dan"

@@ -38,22 +38,68 @@ REQUIRED_KEYS = {"path", "sha256", "verdict", "c2pa", "watermark", "faces", "err
 
 def sample_result(path: str = "/tmp/clip <script>.png", sha: str = "ab" * 32) -> VerificationResult:
     grant = GrantEvidence(grant_id="g1", state="active", subject_id="s1", subject_slug="mina", use="music_video")
-    render = RenderRecord(job_id="job1", grant_id="g1", subject_id="s1", org_id="o1", use="music_video",
-                          output_sha256=sha, output_name="out.png", ledger_seq=4, ledger_event_id="e4",
-                          recorded_at="2025-01-01T00:00:00Z")
-    c2pa = C2paEvidence(present=True, state="Trusted", signer="Studio Haneul", actions=("c2pa.created",),
-                        digital_source_type="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
-                        declares_ai=True, consent_assertion={"grant_id": "g1"}, consent=grant)
-    mark = WatermarkEvidence(algorithm="tiled-ss", found=True, payload="0123456789abcdef", bit_confidence=0.93,
-                             frame_timestamps_s=(0.0,), render=render, grant=grant)
+    render = RenderRecord(
+        job_id="job1",
+        grant_id="g1",
+        subject_id="s1",
+        org_id="o1",
+        use="music_video",
+        output_sha256=sha,
+        output_name="out.png",
+        ledger_seq=4,
+        ledger_event_id="e4",
+        recorded_at="2025-01-01T00:00:00Z",
+    )
+    c2pa = C2paEvidence(
+        present=True,
+        state="Trusted",
+        signer="Studio Haneul",
+        actions=("c2pa.created",),
+        digital_source_type="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+        declares_ai=True,
+        consent_assertion={"grant_id": "g1"},
+        consent=grant,
+    )
+    mark = WatermarkEvidence(
+        algorithm="tiled-ss",
+        found=True,
+        payload="0123456789abcdef",
+        bit_confidence=0.93,
+        frame_timestamps_s=(0.0,),
+        render=render,
+        grant=grant,
+    )
     match = ArtistMatch(subject_id="s1", slug="mina", name="Mina <b>", distance=0.31234, similarity=0.6876)
-    faces = FacesEvidence(frames_analysed=1, frame_timestamps_s=(0.0,), gallery_subjects=2, gallery_references=2,
-                          threshold=0.5, faces=(FaceEvidence(face_id=0, bbox=(10, 20, 110, 140), detection_score=0.97,
-                                                             frames=1, timestamps_s=(0.0,), best_timestamp_s=0.0,
-                                                             match=match, nearest=match),))
-    return VerificationResult(path=path, sha256=sha, size_bytes=1234, media_type="image",
-                              verdict=decide(c2pa=c2pa, watermark=mark, faces=faces),
-                              c2pa=c2pa, watermark=mark, faces=faces, duration_s=0.123456)
+    faces = FacesEvidence(
+        frames_analysed=1,
+        frame_timestamps_s=(0.0,),
+        gallery_subjects=2,
+        gallery_references=2,
+        threshold=0.5,
+        faces=(
+            FaceEvidence(
+                face_id=0,
+                bbox=(10, 20, 110, 140),
+                detection_score=0.97,
+                frames=1,
+                timestamps_s=(0.0,),
+                best_timestamp_s=0.0,
+                match=match,
+                nearest=match,
+            ),
+        ),
+    )
+    return VerificationResult(
+        path=path,
+        sha256=sha,
+        size_bytes=1234,
+        media_type="image",
+        verdict=decide(c2pa=c2pa, watermark=mark, faces=faces),
+        c2pa=c2pa,
+        watermark=mark,
+        faces=faces,
+        duration_s=0.123456,
+    )
 
 
 def test_json_has_documented_keys_and_round_trips():
@@ -99,13 +145,17 @@ def test_referenced_grants_lists_watermark_and_manifest_grants():
 def test_html_is_self_contained_and_escaped():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
-    media = EvidenceMedia(thumbnail=frame, frames=[EvidencePicture(frame, "0.00 s")],
-                          face_crops={0: frame[:100, :100]}, references={"s1": frame[100:, 100:]})
+    media = EvidenceMedia(
+        thumbnail=frame,
+        frames=[EvidencePicture(frame, "0.00 s")],
+        face_crops={0: frame[:100, :100]},
+        references={"s1": frame[100:, 100:]},
+    )
     html = render_html(sample_result(), media)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "Mina &lt;b&gt;" in html
     assert html.count("data:image/jpeg;base64,") == 4
-    assert "src=\"http" not in html and "href=" not in html
+    assert 'src="http' not in html and "href=" not in html
     assert "authorized-synthetic" in html and "job1" in html and "not analysed" in html
 
 
@@ -140,8 +190,10 @@ def test_zip_leaves_out_an_original_that_changed_or_is_too_big(tmp_path):
 
 
 def test_index_lists_every_result(tmp_path):
-    results = [sample_result(sha="aa" * 32), VerificationResult.failed("bad.jpg", sha256=None, size_bytes=0,
-                                                                       stage="read", reason="empty")]
+    results = [
+        sample_result(sha="aa" * 32),
+        VerificationResult.failed("bad.jpg", sha256=None, size_bytes=0, stage="read", reason="empty"),
+    ]
     index = json.loads(write_index(results, tmp_path).read_text())
     assert [r["verdict"] for r in index["results"]] == ["authorized-synthetic", "error"]
     assert index["results"][1]["evidence_stem"] == "bad.jpg-unhashed"

@@ -28,12 +28,23 @@ def mark(state: str | None = "active", *, grant_id: str = "g1", traced: bool = T
     if not traced:
         return WatermarkEvidence(algorithm="wm", found=True, payload="00" * 8, bit_confidence=0.9)
     render = RenderRecord(
-        job_id="job1", grant_id=grant_id, subject_id="s-mina", org_id="o1", use="music_video",
-        output_sha256="ab" * 32, output_name="out.png", ledger_seq=7, ledger_event_id="e7",
+        job_id="job1",
+        grant_id=grant_id,
+        subject_id="s-mina",
+        org_id="o1",
+        use="music_video",
+        output_sha256="ab" * 32,
+        output_name="out.png",
+        ledger_seq=7,
+        ledger_event_id="e7",
         recorded_at="2025-01-01T00:00:00Z",
     )
     return WatermarkEvidence(
-        algorithm="wm", found=True, payload="0123456789abcdef", bit_confidence=0.97, render=render,
+        algorithm="wm",
+        found=True,
+        payload="0123456789abcdef",
+        bit_confidence=0.97,
+        render=render,
         grant=None if state is None else grant(state, grant_id),
     )
 
@@ -44,23 +55,46 @@ NO_C2PA = C2paEvidence.absent()
 
 def manifest(state: str, *, ai: bool = True, consent: GrantEvidence | None = None, reasons=()) -> C2paEvidence:
     return C2paEvidence(
-        present=True, state=state, reasons=tuple(reasons), signer="Other Studio",
-        actions=("c2pa.created",), digital_source_type=AI if ai else "digitalCapture",
-        declares_ai=ai, consent=consent,
+        present=True,
+        state=state,
+        reasons=tuple(reasons),
+        signer="Other Studio",
+        actions=("c2pa.created",),
+        digital_source_type=AI if ai else "digitalCapture",
+        declares_ai=ai,
+        consent=consent,
     )
 
 
 def faces(*matches: str | None) -> FacesEvidence:
     entries = []
     for i, slug in enumerate(matches):
-        m = None if slug is None else ArtistMatch(subject_id=f"s-{slug}", slug=slug, name=slug, distance=0.3, similarity=0.7)
+        m = (
+            None
+            if slug is None
+            else ArtistMatch(subject_id=f"s-{slug}", slug=slug, name=slug, distance=0.3, similarity=0.7)
+        )
         nearest = m or ArtistMatch(subject_id="s-x", slug="x", name="x", distance=0.8, similarity=0.2)
         entries.append(
-            FaceEvidence(face_id=i, bbox=(0, 0, 10, 10), detection_score=0.9, frames=1, timestamps_s=(0.0,),
-                         best_timestamp_s=0.0, match=m, nearest=nearest)
+            FaceEvidence(
+                face_id=i,
+                bbox=(0, 0, 10, 10),
+                detection_score=0.9,
+                frames=1,
+                timestamps_s=(0.0,),
+                best_timestamp_s=0.0,
+                match=m,
+                nearest=nearest,
+            )
         )
-    return FacesEvidence(frames_analysed=1, frame_timestamps_s=(0.0,), gallery_subjects=2,
-                         gallery_references=3, threshold=0.5, faces=tuple(entries))
+    return FacesEvidence(
+        frames_analysed=1,
+        frame_timestamps_s=(0.0,),
+        gallery_subjects=2,
+        gallery_references=3,
+        threshold=0.5,
+        faces=tuple(entries),
+    )
 
 
 def decide(c2pa=NO_C2PA, watermark=NO_MARK, found=None, read_error=None):
@@ -68,6 +102,7 @@ def decide(c2pa=NO_C2PA, watermark=NO_MARK, found=None, read_error=None):
 
 
 # --- one test per row --------------------------------------------------------------------------
+
 
 def test_r0_read_error_is_error_with_reason():
     out = decide(c2pa=manifest("Invalid"), watermark=mark(), read_error="read: truncated JPEG")
@@ -139,6 +174,7 @@ def test_r7_faces_but_no_enrolled_artist():
 
 # --- precedence --------------------------------------------------------------------------------
 
+
 def test_invalid_manifest_beats_our_active_watermark_and_keeps_the_trace_as_evidence():
     out = decide(c2pa=manifest("Invalid", consent=grant("active")), watermark=mark("active"), found=faces("mina"))
     assert out.code == "tampered"
@@ -205,9 +241,16 @@ def test_authorized_render_showing_another_subject_is_flagged():
 
 
 def test_table_is_total_and_only_emits_known_verdicts():
-    c2pas = [None, NO_C2PA, manifest("Invalid"), manifest("Valid"), manifest("Valid", ai=False),
-             manifest("Trusted", consent=grant("active")), manifest("Trusted", consent=grant("revoked")),
-             manifest("Trusted", consent=grant("unknown"))]
+    c2pas = [
+        None,
+        NO_C2PA,
+        manifest("Invalid"),
+        manifest("Valid"),
+        manifest("Valid", ai=False),
+        manifest("Trusted", consent=grant("active")),
+        manifest("Trusted", consent=grant("revoked")),
+        manifest("Trusted", consent=grant("unknown")),
+    ]
     marks = [None, NO_MARK, mark("active"), mark("revoked"), mark(traced=False)]
     face_sets = [None, faces(), faces(None), faces("mina")]
     seen = set()

@@ -66,8 +66,9 @@ def tiny_gif(frames: int, *, width: int = 1, height: int = 1) -> bytes:
     import struct
 
     out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + bytes(6))
-    frame = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
-             + b"\x02\x02\x44\x01\x00")
+    frame = (
+        b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    )
     return bytes(out + frame * frames + b"\x3b")
 
 

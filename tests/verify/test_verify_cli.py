@@ -40,7 +40,9 @@ def test_json_lines_and_report(consent_world, tmp_path):
 
 
 def test_missing_path_fails_cleanly(consent_world, tmp_path):
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path / "nope.jpg")])
+    result = CliRunner().invoke(
+        app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path / "nope.jpg")]
+    )
     assert result.exit_code == 1
     assert "not found" in result.output and "Traceback" not in result.output
 

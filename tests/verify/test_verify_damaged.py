@@ -23,8 +23,9 @@ def clips(consent_world, tmp_path) -> dict[str, bytes]:
     """A labelled render and a plain clip (never signed) of the same moving portrait."""
     labelled = tmp_path / "labelled.mp4"
     authz = consent_world.authorize("music_video")
-    with LabelledWriter(consent_world.workspace).open_video(authz, RenderJob.new("video"), labelled,
-                                                            width=320, height=240, fps=10) as video:
+    with LabelledWriter(consent_world.workspace).open_video(
+        authz, RenderJob.new("video"), labelled, width=320, height=240, fps=10
+    ) as video:
         for frame in animate_portrait(astronaut(), n_frames=30, size=(320, 240), seed=1):
             video.write(frame)
     plain = write_clip(tmp_path / "plain.mp4", astronaut(), seconds=3, fps=10, size=(320, 240), with_audio=False)
@@ -44,7 +45,7 @@ def _garbage(n: int) -> bytes:
 def _box_offset(data: bytes, kind: bytes) -> int:
     offset = 0
     while offset + 8 <= len(data):
-        size, found = struct.unpack(">I4s", data[offset:offset + 8])
+        size, found = struct.unpack(">I4s", data[offset : offset + 8])
         if found == kind:
             return offset
         offset += size
@@ -87,7 +88,7 @@ def test_plain_clip_the_c2pa_reader_cannot_parse_is_not_tampered(consent_world, 
         broken = data + _garbage(3000)
     else:
         free = _box_offset(data, b"free")
-        broken = data[:free] + struct.pack(">I", 0x7FFFFFFF) + data[free + 4:]
+        broken = data[:free] + struct.pack(">I", 0x7FFFFFFF) + data[free + 4 :]
     result = _verify(consent_world, tmp_path, "broken.mp4", broken)
     assert result.verdict.code == "no-enrolled-artist", result.verdict
     assert result.c2pa is not None and not result.c2pa.present

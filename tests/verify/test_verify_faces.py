@@ -27,7 +27,9 @@ def mina_world(consent_world):
     return consent_world
 
 
-def tight_crop(rgb: np.ndarray, box: tuple[float, float, float, float], tightness: float, size: int = 250) -> np.ndarray:
+def tight_crop(
+    rgb: np.ndarray, box: tuple[float, float, float, float], tightness: float, size: int = 250
+) -> np.ndarray:
     cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
     scale = size / (tightness * max(box[2] - box[0], box[3] - box[1]))
     affine = np.array([[scale, 0.0, size / 2.0 - scale * cx], [0.0, scale, size / 2.0 - scale * cy]])
@@ -54,8 +56,10 @@ def test_group_photo_with_small_faces_finds_the_enrolled_one(mina_world, tmp_pat
     """24 heads with faces about 40 px wide on a 1600x900 frame, one of them mina's: before,
     the whole-frame pass found none (no-face); the fine tile pass finds all of them."""
     canvas = np.full((900, 1600, 3), 90, np.uint8)
-    heads = [tight_crop(grace_hopper(), GRACE_HOPPER_FACE, 2.2, size=88),
-             tight_crop(astronaut(), ASTRONAUT_FACE, 2.2, size=88)]
+    heads = [
+        tight_crop(grace_hopper(), GRACE_HOPPER_FACE, 2.2, size=88),
+        tight_crop(astronaut(), ASTRONAUT_FACE, 2.2, size=88),
+    ]
     for k in range(24):
         head = heads[1] if k == 13 else heads[0]
         y, x = 150 + (k // 8) * 250, 80 + (k % 8) * 190

@@ -32,7 +32,9 @@ def mina_world(consent_world):
 
 def render_image(world, out: Path, rgb: np.ndarray | None = None):
     authz = world.authorize("music_video")
-    return LabelledWriter(world.workspace).write_image(authz, RenderJob.new("image"), astronaut() if rgb is None else rgb, out)
+    return LabelledWriter(world.workspace).write_image(
+        authz, RenderJob.new("image"), astronaut() if rgb is None else rgb, out
+    )
 
 
 def verification_events(world):
@@ -131,14 +133,20 @@ def test_labelled_video_render_is_authorized_with_face_tracks(mina_world, tmp_pa
 
 # --- bad input -----------------------------------------------------------------------------------
 
+
 def bomb_png(path: Path) -> None:
     """A valid tiny PNG whose header claims 100000 x 100000 pixels."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def malformed_mp4(path: Path) -> None:
@@ -242,8 +250,12 @@ def test_resumed_files_keep_or_get_evidence_packs_with_pictures(mina_world, tmp_
 def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
     render = render_image(mina_world, bad_files / "render.png")
     report = tmp_path / "report"
-    results = verify_many(mina_world.workspace, [bad_files / "render.png", bad_files / "empty.jpg",
-                                                 bad_files / "portrait.mp4"], workers=2, report_dir=report)
+    results = verify_many(
+        mina_world.workspace,
+        [bad_files / "render.png", bad_files / "empty.jpg", bad_files / "portrait.mp4"],
+        workers=2,
+        report_dir=report,
+    )
     assert [r.verdict.code for r in results] == ["authorized-synthetic", "error", "enrolled-artist-unlabelled"]
     index = json.loads((report / "results.json").read_text())
     assert [r["verdict"] for r in index["results"]] == ["authorized-synthetic", "error", "enrolled-artist-unlabelled"]

@@ -48,7 +48,8 @@ def test_label_only_image_is_called_a_claim_not_proof(consent_world, tmp_path: P
 def test_render_has_label_and_provenance_and_plain_photo_has_no_label(mina_world_labels, tmp_path: Path) -> None:
     world = mina_world_labels
     out = LabelledWriter(world.workspace).write_image(
-        world.authorize("music_video"), RenderJob.new("image"), astronaut(), tmp_path / "render.png")
+        world.authorize("music_video"), RenderJob.new("image"), astronaut(), tmp_path / "render.png"
+    )
     rendered = verify_path(world.workspace, out.path)
     assert rendered.verdict.code == "authorized-synthetic"
     assert rendered.visible_label.present
@@ -80,8 +81,9 @@ def test_cropped_and_downscaled_reupload_still_shows_the_label(consent_world, tm
 def test_video_label_is_found_on_a_sampled_frame(consent_world, tmp_path: Path) -> None:
     job = RenderJob.new("video")
     out = tmp_path / "clip.mp4"
-    with LabelledWriter(consent_world.workspace).open_video(consent_world.authorize("music_video"), job, out,
-                                                             width=320, height=240, fps=10) as video:
+    with LabelledWriter(consent_world.workspace).open_video(
+        consent_world.authorize("music_video"), job, out, width=320, height=240, fps=10
+    ) as video:
         for frame in animate_portrait(astronaut(), n_frames=30, size=(320, 240), seed=1):
             video.write(frame)
     result = verify_path(consent_world.workspace, out, record=False)
@@ -107,8 +109,9 @@ def test_cli_prints_whether_the_label_is_there(consent_world, tmp_path: Path) ->
 
 
 def _faces() -> FacesEvidence:
-    return FacesEvidence(frames_analysed=1, frame_timestamps_s=(0.0,), gallery_subjects=0, gallery_references=0,
-                         threshold=0.4)
+    return FacesEvidence(
+        frames_analysed=1, frame_timestamps_s=(0.0,), gallery_subjects=0, gallery_references=0, threshold=0.4
+    )
 
 
 def test_label_sentences_never_change_the_verdict() -> None:

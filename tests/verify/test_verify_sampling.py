@@ -36,9 +36,15 @@ def reencode_with_keyframes(src: Path, dst: Path, *, gop: int) -> Path:
     B-frames; the C2PA manifest does not survive, only the pixels (and our watermark)."""
     with av.open(str(src)) as source, av.open(str(dst), mode="w") as target:
         in_stream = source.streams.video[0]
-        out = target.add_stream("libx264", rate=in_stream.average_rate, options={
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=2", "crf": "20",
-            "preset": "veryfast"})
+        out = target.add_stream(
+            "libx264",
+            rate=in_stream.average_rate,
+            options={
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=2",
+                "crf": "20",
+                "preset": "veryfast",
+            },
+        )
         out.width, out.height = in_stream.codec_context.width, in_stream.codec_context.height
         out.pix_fmt = "yuv420p"
         for frame in source.decode(in_stream):
@@ -52,8 +58,9 @@ def test_sparsely_sampled_reencoded_render_is_traced_by_the_watermark(mina_world
     authz = mina_world.authorize("music_video")
     job = RenderJob.new("video")
     render = tmp_path / "render.mp4"
-    with LabelledWriter(mina_world.workspace).open_video(authz, job, render, width=SIZE[0], height=SIZE[1],
-                                                         fps=FPS) as video:
+    with LabelledWriter(mina_world.workspace).open_video(
+        authz, job, render, width=SIZE[0], height=SIZE[1], fps=FPS
+    ) as video:
         for frame in animate_portrait(astronaut(), n_frames=6 * FPS, size=SIZE, seed=2):
             video.write(frame)
     reposted = reencode_with_keyframes(render, tmp_path / "reposted.mp4", gop=FPS)

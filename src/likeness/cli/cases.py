@@ -10,12 +10,18 @@ import typer
 
 from likeness.cli.common import console, fail, mapped_errors
 
-app = typer.Typer(help="Cases: near-duplicate files of a scan (re-uploads, re-encodes, crops, mirrors), "
-                       "grouped for takedowns.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cases: near-duplicate files of a scan (re-uploads, re-encodes, crops, mirrors), grouped for takedowns.",
+    no_args_is_help=True,
+)
 
 ResultsArg = Annotated[Path, typer.Argument(help="A scan's results folder (likeness scan --out).")]
-DistanceOpt = Annotated[int, typer.Option("--max-distance", min=0, max=32,
-                                          help="Largest pHash difference (bits of 64) between near-duplicates.")]
+DistanceOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-distance", min=0, max=32, help="Largest pHash difference (bits of 64) between near-duplicates."
+    ),
+]
 
 
 def _cases(results: Path, max_distance: int):
@@ -28,8 +34,11 @@ def _cases(results: Path, max_distance: int):
 
 
 @app.command("list")
-def list_cases(results: ResultsArg, max_distance: DistanceOpt = 12,
-               as_json: Annotated[bool, typer.Option("--json", help="One JSON object per case.")] = False) -> None:
+def list_cases(
+    results: ResultsArg,
+    max_distance: DistanceOpt = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per case.")] = False,
+) -> None:
     """List cases, largest first: members, first and last seen, verdicts, best evidence."""
     with mapped_errors():
         cases = _cases(results, max_distance)
@@ -39,15 +48,21 @@ def list_cases(results: ResultsArg, max_distance: DistanceOpt = 12,
             typer.echo(json.dumps(summary, ensure_ascii=False))
             continue
         verdicts = ", ".join(f"{code} {n}" for code, n in summary["verdicts"].items())
-        console.print(f"{case.case_id}  {summary['members']} files  {summary['first_seen']} .. "
-                      f"{summary['last_seen']}  {verdicts}", markup=False)
+        console.print(
+            f"{case.case_id}  {summary['members']} files  {summary['first_seen']} .. "
+            f"{summary['last_seen']}  {verdicts}",
+            markup=False,
+        )
     if not cases and not as_json:
         console.print("no cases (no two files are near-duplicates)")
 
 
 @app.command("show")
-def show_case(results: ResultsArg, case_id: Annotated[str, typer.Argument(help="A case id from 'cases list'.")],
-              max_distance: DistanceOpt = 12) -> None:
+def show_case(
+    results: ResultsArg,
+    case_id: Annotated[str, typer.Argument(help="A case id from 'cases list'.")],
+    max_distance: DistanceOpt = 12,
+) -> None:
     """Show one case: every member with its verdict, and the best evidence."""
     from likeness.scan.cases import find_case
 
@@ -56,8 +71,11 @@ def show_case(results: ResultsArg, case_id: Annotated[str, typer.Argument(help="
     if case is None:
         fail(f"no case {case_id!r} in {results}")
     summary = case.summary()
-    console.print(f"{case.case_id}: {summary['members']} files, first seen {summary['first_seen']}, last seen "
-                  f"{summary['last_seen']}; best evidence {summary['best_evidence']}", markup=False)
+    console.print(
+        f"{case.case_id}: {summary['members']} files, first seen {summary['first_seen']}, last seen "
+        f"{summary['last_seen']}; best evidence {summary['best_evidence']}",
+        markup=False,
+    )
     for member in case.members:
         row = member.row
         extra = " (mirrored)" if member.mirrored else ""
@@ -65,10 +83,12 @@ def show_case(results: ResultsArg, case_id: Annotated[str, typer.Argument(help="
 
 
 @app.command("export")
-def export_cases(results: ResultsArg,
-                 case_ids: Annotated[list[str] | None, typer.Argument(help="Cases to export (default: all).")] = None,
-                 to: Annotated[Path, typer.Option("--to", help="Folder for the takedown bundles.")] = Path("cases"),
-                 max_distance: DistanceOpt = 12) -> None:
+def export_cases(
+    results: ResultsArg,
+    case_ids: Annotated[list[str] | None, typer.Argument(help="Cases to export (default: all).")] = None,
+    to: Annotated[Path, typer.Option("--to", help="Folder for the takedown bundles.")] = Path("cases"),
+    max_distance: DistanceOpt = 12,
+) -> None:
     """Write a takedown bundle per case: CASE-evidence.zip and CASE-locations.csv."""
     from likeness.scan.cases import export_case, find_case
 

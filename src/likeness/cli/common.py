@@ -43,8 +43,14 @@ def notice(message: str) -> None:
     err_console.print(f"[yellow]notice:[/] {escape(message)}")
 
 
-def _warning_as_notice(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                       file: TextIO | None = None, line: str | None = None) -> None:
+def _warning_as_notice(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     # ``warnings.showwarning`` signature. Python's own format adds the library's file, line and
     # source text, which means nothing to a user; the message alone does.
     notice(" ".join(str(message).split()))

@@ -86,13 +86,21 @@ def subject_add(
     virtual: Annotated[bool, typer.Option("--virtual", help="A virtual idol owned by --owner-org.")] = False,
     performer: Annotated[bool, typer.Option("--performer", help="A performer whose footage is a swap target.")] = False,
     owner_org: Annotated[str | None, typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
-    holder: Annotated[str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")] = None,
-    holder_kind: Annotated[str | None, typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")] = None,
+    holder: Annotated[
+        str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")
+    ] = None,
+    holder_kind: Annotated[
+        str | None, typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")
+    ] = None,
     holder_public_key: Annotated[
         Path | None,
-        typer.Option("--holder-public-key", help="Take the holder's Ed25519 public key (PEM); the private key stays with them."),
+        typer.Option(
+            "--holder-public-key", help="Take the holder's Ed25519 public key (PEM); the private key stays with them."
+        ),
     ] = None,
-    photo: Annotated[list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")] = None,
+    photo: Annotated[
+        list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")
+    ] = None,
 ) -> None:
     """Enrol a subject with its rights holder (a new 0600 key pair unless one is given)."""
     if virtual and performer:
@@ -103,8 +111,13 @@ def subject_add(
         workspace = open_workspace(ctx)
         pem = holder_public_key.read_bytes() if holder_public_key else None
         record = workspace.registry.add_subject(
-            slug, name or slug, kind=kind, holder=holder, holder_kind=holder_kind,
-            holder_public_key_pem=pem, owner_org=owner_org or (settings_from(ctx).org if virtual else None),
+            slug,
+            name or slug,
+            kind=kind,
+            holder=holder,
+            holder_kind=holder_kind,
+            holder_public_key_pem=pem,
+            owner_org=owner_org or (settings_from(ctx).org if virtual else None),
         )
         console.print(
             f"subject [bold]{record.slug}[/] ({record.kind}) enrolled; rights holder "
@@ -133,8 +146,9 @@ def subject_list(ctx: typer.Context) -> None:
         subjects = workspace.registry.list_subjects()
         table = Table("slug", "name", "kind", "rights holder", "references")
         for s in subjects:
-            table.add_row(s.slug, s.name, s.kind, s.holder_slug,
-                          str(len(workspace.registry.reference_embeddings(s.id))))
+            table.add_row(
+                s.slug, s.name, s.kind, s.holder_slug, str(len(workspace.registry.reference_embeddings(s.id)))
+            )
     console.print(table)
 
 
@@ -142,12 +156,20 @@ def subject_list(ctx: typer.Context) -> None:
 def consent_grant(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
-    use: Annotated[list[str], typer.Option("--use", help="Granted use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.")],
+    use: Annotated[
+        list[str],
+        typer.Option(
+            "--use",
+            help="Granted use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.",
+        ),
+    ],
     until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
     org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
     valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
     max_renders: Annotated[int | None, typer.Option("--max-renders", help="Maximum number of renders.")] = None,
-    allow_unlabelled: Annotated[bool, typer.Option("--allow-unlabelled", help="Allow omitting the visible AI label (watermark and C2PA stay).")] = False,
+    allow_unlabelled: Annotated[
+        bool, typer.Option("--allow-unlabelled", help="Allow omitting the visible AI label (watermark and C2PA stay).")
+    ] = False,
     purpose: Annotated[str, typer.Option("--purpose", help="Free-text purpose, shown to the rights holder.")] = "",
     holder_key: HolderKey = None,
 ) -> None:
@@ -158,9 +180,15 @@ def consent_grant(
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
         grant_id = workspace.registry.issue_grant(
-            subject, grantee.slug, use, valid_until=parse_when(until, end_of_day=True),
-            valid_from=parse_when(valid_from) if valid_from else None, max_renders=max_renders,
-            allow_unlabelled=allow_unlabelled, purpose=purpose, holder_key_path=holder_key,
+            subject,
+            grantee.slug,
+            use,
+            valid_until=parse_when(until, end_of_day=True),
+            valid_from=parse_when(valid_from) if valid_from else None,
+            max_renders=max_renders,
+            allow_unlabelled=allow_unlabelled,
+            purpose=purpose,
+            holder_key_path=holder_key,
         )
     console.print(f"grant [bold]{grant_id}[/] signed for {subject} → {grantee.slug}")
 
@@ -193,8 +221,7 @@ def consent_list(
     table.columns[0].no_wrap = True
     for g in grants:
         renders = f"{g.renders_used}/{g.max_renders}" if g.max_renders else str(g.renders_used)
-        table.add_row(g.id[:8], g.subject_slug, g.org_slug, ", ".join(g.uses), g.valid_until,
-                      renders, g.state)
+        table.add_row(g.id[:8], g.subject_slug, g.org_slug, ", ".join(g.uses), g.valid_until, renders, g.state)
     console.print(table)
 
 
@@ -236,8 +263,10 @@ def consent_check(
         except ConsentError as exc:
             console.print(f"[red]not authorized[/] ({exc.reason}): {exc}")
             raise typer.Exit(1) from None
-    console.print(f"[green]authorized[/]: {authz.subject_slug} for {authz.use} by {authz.org_slug} "
-                  f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})")
+    console.print(
+        f"[green]authorized[/]: {authz.subject_slug} for {authz.use} by {authz.org_slug} "
+        f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})"
+    )
 
 
 @consent_app.command("rotate-key")
@@ -250,7 +279,9 @@ def consent_rotate_key(
     ] = None,
     new_public_key: Annotated[
         Path | None,
-        typer.Option("--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."),
+        typer.Option(
+            "--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."
+        ),
     ] = None,
 ) -> None:
     """Move a rights holder to a new key, signed by the current key (a holder.key_rotated event)."""
@@ -265,17 +296,30 @@ def consent_rotate_key(
 def consent_recover_key(
     ctx: typer.Context,
     holder: Annotated[str, typer.Argument(help="Rights holder slug whose key was lost.")],
-    statement: Annotated[str, typer.Option("--statement", help="What was established about the person, e.g. 'identity checked against passport'.")],
+    statement: Annotated[
+        str,
+        typer.Option(
+            "--statement", help="What was established about the person, e.g. 'identity checked against passport'."
+        ),
+    ],
     verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
-    method: Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")],
-    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")] = None,
+    method: Annotated[
+        str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")
+    ],
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
+    ] = None,
     evidence: Annotated[
         Path | None,
-        typer.Option("--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."),
+        typer.Option(
+            "--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."
+        ),
     ] = None,
     new_public_key: Annotated[
         Path | None,
-        typer.Option("--new-public-key", help="The holder's new Ed25519 public key (PEM); default: a new workspace key file."),
+        typer.Option(
+            "--new-public-key", help="The holder's new Ed25519 public key (PEM); default: a new workspace key file."
+        ),
     ] = None,
 ) -> None:
     """Recover a rights holder who lost their key: a holder.key_recovered event signed by the
@@ -288,7 +332,9 @@ def consent_recover_key(
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
         attestation = RecoveryAttestation(
-            statement=statement, verified_by=verified_by, method=method,
+            statement=statement,
+            verified_by=verified_by,
+            method=method,
             evidence_sha256=hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None,
         )
         pem = new_public_key.read_bytes() if new_public_key else None
@@ -315,8 +361,11 @@ def release_add(
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
         release_id = workspace.registry.issue_release(
-            performer, grantee.slug, valid_until=parse_when(until, end_of_day=True),
-            valid_from=parse_when(valid_from) if valid_from else None, purpose=purpose,
+            performer,
+            grantee.slug,
+            valid_until=parse_when(until, end_of_day=True),
+            valid_from=parse_when(valid_from) if valid_from else None,
+            purpose=purpose,
             holder_key_path=holder_key,
         )
     console.print(f"release [bold]{release_id}[/] signed by {performer} for {grantee.slug}")
@@ -357,10 +406,15 @@ def audit_verify(
     ctx: typer.Context,
     anchor: Annotated[
         list[Path] | None,
-        typer.Option("--anchor", help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS). "
-                     "A folder named here that holds no anchor fails the check."),
+        typer.Option(
+            "--anchor",
+            help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS). "
+            "A folder named here that holds no anchor fails the check.",
+        ),
     ] = None,
-    head: Annotated[Path | None, typer.Option("--head", help="A head exported earlier with 'audit head --out'.")] = None,
+    head: Annotated[
+        Path | None, typer.Option("--head", help="A head exported earlier with 'audit head --out'.")
+    ] = None,
 ) -> None:
     """Check the ledger: hash chain, latest anchor, consent rows against their events, guards.
 
@@ -384,7 +438,8 @@ def audit_verify(
         raise typer.Exit(1)
     anchored = (
         f", matches anchor at row {report.anchor.seq} ({report.anchor.at}, {report.anchors_found} anchors)"
-        if report.anchor else ""
+        if report.anchor
+        else ""
     )
     console.print(f"[green]ledger intact[/]: {report.chain.rows} rows, head {report.chain.head_hash}{anchored}")
 
@@ -394,7 +449,9 @@ def audit_anchor(
     ctx: typer.Context,
     to: Annotated[
         list[Path] | None,
-        typer.Option("--to", help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS)."),
+        typer.Option(
+            "--to", help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS)."
+        ),
     ] = None,
     org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,
 ) -> None:
@@ -443,7 +500,8 @@ def audit_log(
     table = Table("seq", "time", "event", "details", "hash")
     for e in events:
         details = ", ".join(
-            f"{k}={str(v)[:14]}" for k, v in e.payload.items()
+            f"{k}={str(v)[:14]}"
+            for k, v in e.payload.items()
             if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
         )
         table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])

@@ -21,16 +21,24 @@ photos_app = typer.Typer(help="Reference photos that identify a subject.", no_ar
 
 def extract(
     ctx: typer.Context,
-    subject: Annotated[str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")],
+    subject: Annotated[
+        str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")
+    ],
     inputs: Annotated[list[Path], typer.Argument(help="Image files, folders and videos, in any mix.")],
     out: Annotated[Path, typer.Option("--out", help="New faceset folder (rerun with the same folder to resume).")],
-    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")
+    ] = None,
     size: Annotated[int, typer.Option("--size", help="Side of the aligned square crops in pixels.")] = 256,
     min_face: Annotated[int, typer.Option("--min-face", help="Smallest face kept, in source pixels.")] = 64,
-    min_sharpness: Annotated[float, typer.Option("--min-sharpness", help="Blur limit: least variance of the Laplacian.")] = 10.0,
+    min_sharpness: Annotated[
+        float, typer.Option("--min-sharpness", help="Blur limit: least variance of the Laplacian.")
+    ] = 10.0,
     max_yaw: Annotated[float, typer.Option("--max-yaw", help="Most head turn kept, in degrees.")] = 75.0,
     max_pitch: Annotated[float, typer.Option("--max-pitch", help="Most head tilt kept, in degrees.")] = 50.0,
-    dedup: Annotated[int, typer.Option("--dedup", help="Near-duplicate limit in perceptual-hash bits (-1 keeps duplicates).")] = 3,
+    dedup: Annotated[
+        int, typer.Option("--dedup", help="Near-duplicate limit in perceptual-hash bits (-1 keeps duplicates).")
+    ] = 3,
     every: Annotated[int, typer.Option("--every", help="Use every n-th video frame.")] = 1,
     crop_format: Annotated[str, typer.Option("--format", help="Crop format: png (lossless) or jpg.")] = "png",
 ) -> None:
@@ -39,15 +47,23 @@ def extract(
 
     with mapped_errors():
         options = ExtractOptions(
-            size=size, min_face=min_face, min_sharpness=min_sharpness, max_yaw=max_yaw,
-            max_pitch=max_pitch, dedup_hamming=None if dedup < 0 else dedup, frame_step=every,
+            size=size,
+            min_face=min_face,
+            min_sharpness=min_sharpness,
+            max_yaw=max_yaw,
+            max_pitch=max_pitch,
+            dedup_hamming=None if dedup < 0 else dedup,
+            frame_step=every,
             crop_format=crop_format,
         )
         workspace = open_workspace(ctx)
         authz = authorize_extraction(workspace, subject, org)
         columns = (
-            TextColumn("[bold]{task.fields[name]}"), BarColumn(), TaskProgressColumn(),
-            TextColumn("{task.fields[faces]} faces · {task.fields[rate]:.1f} faces/s"), TimeElapsedColumn(),
+            TextColumn("[bold]{task.fields[name]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[faces]} faces · {task.fields[rate]:.1f} faces/s"),
+            TimeElapsedColumn(),
         )
         with Progress(*columns, console=err_console, transient=True) as bar:
             task = bar.add_task("extract", total=None, name="starting", faces=0, rate=0.0)
@@ -69,8 +85,7 @@ def extract(
             except KeyboardInterrupt:
                 bar.stop()
                 err_console.print(
-                    "[yellow]interrupted[/]: finished frames are checkpointed; "
-                    "rerun the same command to resume"
+                    "[yellow]interrupted[/]: finished frames are checkpointed; rerun the same command to resume"
                 )
                 raise typer.Exit(130) from None
     for skipped in report.skipped_inputs:
@@ -145,7 +160,12 @@ def faceset_show(
 def photos_add(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
-    photos: Annotated[list[Path], typer.Argument(help="Reference photos, each showing only the subject's face, or videos of the subject alone (up to 8 frames spread over each clip are used).")],
+    photos: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Reference photos, each showing only the subject's face, or videos of the subject alone (up to 8 frames spread over each clip are used)."
+        ),
+    ],
 ) -> None:
     """Enrol reference photos or videos: store the subject's identity embeddings used to filter footage."""
     from likeness.faceset import enroll_reference_photos

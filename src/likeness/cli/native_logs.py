@@ -60,8 +60,14 @@ def filter_native_stderr() -> None:
         os.close(write_fd)
     except (OSError, AttributeError, ValueError):
         return
-    sys.stderr = open(original, "w", encoding=getattr(sys.stderr, "encoding", None) or "utf-8",  # noqa: SIM115
-                      errors="backslashreplace", buffering=1, closefd=False)
+    sys.stderr = open(
+        original,
+        "w",
+        encoding=getattr(sys.stderr, "encoding", None) or "utf-8",  # noqa: SIM115
+        errors="backslashreplace",
+        buffering=1,
+        closefd=False,
+    )
     thread = threading.Thread(target=_forward, args=(read_fd, original), name="native-log-filter", daemon=True)
     thread.start()
 

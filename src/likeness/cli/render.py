@@ -13,29 +13,71 @@ from likeness.cli.common import console, fail, mapped_errors, open_workspace, se
 from likeness.consent.vocabulary import FINAL_MEDIA_USES
 
 # One vocabulary: the uses render accepts are the consent package's final-media uses.
-USE_HELP = (f"Granted final-media use: {', '.join(FINAL_MEDIA_USES)}. "
-            "('training' authorizes extraction and training only; it renders nothing.)")
+USE_HELP = (
+    f"Granted final-media use: {', '.join(FINAL_MEDIA_USES)}. "
+    "('training' authorizes extraction and training only; it renders nothing.)"
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-    app.command("render", help="Swap the model's subject onto the released performer in a video, image or folder.")(render)
+    app.command("render", help="Swap the model's subject onto the released performer in a video, image or folder.")(
+        render
+    )
 
 
 def render(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Exported model folder (model.onnx + model_card.json).")],
-    target: Annotated[Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")],
+    target: Annotated[
+        Path, typer.Argument(help="Target video, image, or folder of images showing the released performer.")
+    ],
     use: Annotated[str, typer.Option("--use", help=USE_HELP)],
-    out: Annotated[Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")],
-    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one).")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output file (.mp4 for video, .png/.jpg/.webp for an image) or folder.")
+    ],
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="Grantee organisation slug (default: the configured org, else the workspace's only one)."
+        ),
+    ] = None,
     colour: Annotated[str, typer.Option("--colour", help="Colour transfer: rct, lct, hist or none.")] = "rct",
     blend: Annotated[str, typer.Option("--blend", help="Blending: alpha (feathered) or poisson (seamless).")] = "alpha",
-    smoothing: Annotated[bool, typer.Option("--smoothing/--no-smoothing", help="Temporal smoothing of landmarks, colour and the swap model's frame-to-frame noise.")] = True,
-    mouth: Annotated[bool, typer.Option("--mouth/--no-mouth", help="Keep the performer's open inner mouth (teeth, tongue) through the swap: for speech and singing when the source photos show few open mouths.")] = False,
-    occlusion: Annotated[bool, typer.Option("--occlusion/--no-occlusion", help="Keep what covers the face (glasses frames, hands, microphones, hair) in front of the swap.")] = True,
-    unlabelled: Annotated[bool, typer.Option("--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay).")] = False,
-    precision: Annotated[str, typer.Option("--precision", help="Swap model: auto (the int8 copy made at export on a CPU when there is one, 2-3.5x faster per face; else float), float or int8.")] = "auto",
+    smoothing: Annotated[
+        bool,
+        typer.Option(
+            "--smoothing/--no-smoothing",
+            help="Temporal smoothing of landmarks, colour and the swap model's frame-to-frame noise.",
+        ),
+    ] = True,
+    mouth: Annotated[
+        bool,
+        typer.Option(
+            "--mouth/--no-mouth",
+            help="Keep the performer's open inner mouth (teeth, tongue) through the swap: for speech and singing when the source photos show few open mouths.",
+        ),
+    ] = False,
+    occlusion: Annotated[
+        bool,
+        typer.Option(
+            "--occlusion/--no-occlusion",
+            help="Keep what covers the face (glasses frames, hands, microphones, hair) in front of the swap.",
+        ),
+    ] = True,
+    unlabelled: Annotated[
+        bool,
+        typer.Option(
+            "--unlabelled", help="Ask for no visible label (only if the grant allows it; the watermark and C2PA stay)."
+        ),
+    ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="Swap model: auto (the int8 copy made at export on a CPU when there is one, 2-3.5x faster per face; else float), float or int8.",
+        ),
+    ] = "auto",
 ) -> None:
     """Render authorized synthetic media; output is always watermarked, C2PA-signed and on the ledger."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -55,16 +97,24 @@ def render(
     if precision not in PRECISIONS:
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options = RenderOptions(
-        refine=RefineOptions(colour=colour, blend=blend, mouth=mouth, occlusion=occlusion, smoothing=SmoothingOptions(enabled=smoothing)),
-        unlabelled=unlabelled, precision=precision,
+        refine=RefineOptions(
+            colour=colour, blend=blend, mouth=mouth, occlusion=occlusion, smoothing=SmoothingOptions(enabled=smoothing)
+        ),
+        unlabelled=unlabelled,
+        precision=precision,
     )
     with mapped_errors():
         workspace = open_workspace(ctx)
         # As `likeness train`: --org, else the configured org, else the workspace's only one.
         grantee = org or settings_from(ctx).org or workspace.registry.default_org().slug
         with Progress(
-            TextColumn("[bold]render"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-            TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(), console=console, transient=True,
+            TextColumn("[bold]render"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} frames"),
+            TextColumn("{task.fields[fps]:.1f} fps"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("render", total=None, fps=0.0)
             started = time.perf_counter()
@@ -73,7 +123,9 @@ def render(
                 elapsed = max(time.perf_counter() - started, 1e-6)
                 bar.update(task, completed=done, total=total, fps=done / elapsed)
 
-            report = render_media(workspace, model, target, out, use=use, org=grantee, options=options, progress=progress)
+            report = render_media(
+                workspace, model, target, out, use=use, org=grantee, options=options, progress=progress
+            )
     skipped = ", ".join(f"{k} {v}" for k, v in report.faces.items() if k != "swapped") or "none"
     console.print(
         f"[green]rendered[/] {report.frames_rendered}/{report.frames_total} frames at {report.fps:.1f} fps; "

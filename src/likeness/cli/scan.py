@@ -19,21 +19,42 @@ from likeness.cli.common import (
 
 def scan(
     ctx: typer.Context,
-    sources: Annotated[list[str], typer.Argument(
-        help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/).")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/)."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Results: a Parquet dataset folder (resumable).")],
     engine: Annotated[str, typer.Option("--engine", help="local (process pool) or dask.")] = "local",
-    scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: a LocalCluster here).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, max=1024, help="Local processes, or LocalCluster workers (default: the workspace setting).")] = None,
-    files_per_task: Annotated[int, typer.Option(
-        "--files-per-task", min=1, max=1024,
-        help="Dask: files per task (fewer, larger tasks for big clusters; a lost worker retries its batch).")] = 1,
-    report: Annotated[Path | None, typer.Option(
-        "--report", help="Write evidence packs for files that need review into this folder.")] = None,
-    anchors: Annotated[list[Path] | None, typer.Option(
-        "--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: a LocalCluster here)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=1024,
+            help="Local processes, or LocalCluster workers (default: the workspace setting).",
+        ),
+    ] = None,
+    files_per_task: Annotated[
+        int,
+        typer.Option(
+            "--files-per-task",
+            min=1,
+            max=1024,
+            help="Dask: files per task (fewer, larger tasks for big clusters; a lost worker retries its batch).",
+        ),
+    ] = 1,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write evidence packs for files that need review into this folder.")
+    ] = None,
+    anchors: Annotated[
+        list[Path] | None, typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
+    ] = None,
 ) -> None:
     """Scan a media collection: one result row per file in a Parquet dataset; a re-run skips
     files already scanned with the same verifier version. Exit status 1 when a file got verdict
@@ -61,9 +82,16 @@ def scan(
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"{anchor}: cannot read trust anchor ({exc})")
     progress = Progress(
-        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=err_console, transient=True,
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
     )
     task = None
 
@@ -71,8 +99,10 @@ def scan(
         nonlocal task
         if start.dashboard_link:
             err_console.print(f"Dask dashboard: {start.dashboard_link}")
-        err_console.print(f"{start.total} file(s): {start.skipped} already scanned, {start.to_verify} to verify "
-                          f"({start.engine} engine)")
+        err_console.print(
+            f"{start.total} file(s): {start.skipped} already scanned, {start.to_verify} to verify "
+            f"({start.engine} engine)"
+        )
         task = progress.add_task("", total=start.total, completed=start.skipped, rate="")
         progress.start()
 
@@ -87,16 +117,26 @@ def scan(
         workspace = open_workspace(ctx)
         try:
             summary = scan_collection(
-                workspace, sources, out, engine=engine, scheduler=scheduler,
-                workers=workers or settings_from(ctx).workers, report_dir=report, extra_anchors=extra_anchors,
-                on_start=started, on_file=advanced, files_per_task=files_per_task,
+                workspace,
+                sources,
+                out,
+                engine=engine,
+                scheduler=scheduler,
+                workers=workers or settings_from(ctx).workers,
+                report_dir=report,
+                extra_anchors=extra_anchors,
+                on_start=started,
+                on_file=advanced,
+                files_per_task=files_per_task,
             )
         except ValueError as exc:
             fail(str(exc))
         finally:
             progress.stop()
-    console.print(f"{summary.files} file(s): {summary.verified} verified, {summary.copied} identical to a file "
-                  f"verified before, {summary.skipped} skipped (already in {out}); verifier {summary.verifier_version}")
+    console.print(
+        f"{summary.files} file(s): {summary.verified} verified, {summary.copied} identical to a file "
+        f"verified before, {summary.skipped} skipped (already in {out}); verifier {summary.verifier_version}"
+    )
     if summary.errors:
         err_console.print(f"{summary.errors} file(s) could not be verified (verdict 'error'); see the 'errors' column")
         raise typer.Exit(1)
@@ -104,5 +144,8 @@ def scan(
 
 def register(app: typer.Typer) -> None:
     """Add ``likeness scan`` to the root app."""
-    app.command("scan", help="Scan a media collection (folders, manifests, fsspec URLs) on a process pool or "
-                             "Dask; resumable Parquet results, one row per file.")(scan)
+    app.command(
+        "scan",
+        help="Scan a media collection (folders, manifests, fsspec URLs) on a process pool or "
+        "Dask; resumable Parquet results, one row per file.",
+    )(scan)

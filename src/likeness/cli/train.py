@@ -26,43 +26,148 @@ from likeness.cli.common import (
 from likeness.train.recipes import CLEARED, RECIPES, describe_recipe
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
-_RECIPE_HELP = ("Start from a measured recipe; options given explicitly win. "
-                + "; ".join(describe_recipe(name) for name in sorted(RECIPES))
-                + " (cpu-64: the best identity within 30 minutes on a 2-core CPU; docs/training.md).")
+_RECIPE_HELP = (
+    "Start from a measured recipe; options given explicitly win. "
+    + "; ".join(describe_recipe(name) for name in sorted(RECIPES))
+    + " (cpu-64: the best identity within 30 minutes on a 2-core CPU; docs/training.md)."
+)
 
 model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
 
 
 def train(
     ctx: typer.Context,
-    source: Annotated[Path | None, typer.Option("--source", help="Faceset of the consenting subject (the face to render).")] = None,
-    target: Annotated[Path | None, typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")] = None,
+    source: Annotated[
+        Path | None, typer.Option("--source", help="Faceset of the consenting subject (the face to render).")
+    ] = None,
+    target: Annotated[
+        Path | None, typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")
+    ] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", help=_RECIPE_HELP)] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False)] = None,
-    res: Annotated[int | None, typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False
+        ),
+    ] = None,
+    res: Annotated[
+        int | None,
+        typer.Option("--res", help="Face resolution in pixels: 64, 96, 128 or 256 (default: 64).", show_default=False),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
     iters: Annotated[int | None, typer.Option("--iters", help="Stop after this many iterations in total.")] = None,
-    minutes: Annotated[float | None, typer.Option("--minutes", help="Stop after this many minutes of this session.")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")] = None,
+    minutes: Annotated[
+        float | None, typer.Option("--minutes", help="Stop after this many minutes of this session.")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")
+    ] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)] = None,
-    ema_decay: Annotated[float, typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off).")] = 0.999,
-    lr_decay_iters: Annotated[int | None, typer.Option("--lr-decay-iters", help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).")] = None,
-    true_face_power: Annotated[float | None, typer.Option("--true-face-power", min=0.0, max=1.0, help="df only: weight of a code discriminator that makes swaps look more like the subject (DeepFaceLab's true face; try 0.01; default: off).", show_default=False)] = None,
-    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).", show_default=False)] = None,
-    warp_until: Annotated[str | None, typer.Option("--warp-until", metavar="ITERATION|never", help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).", show_default=False)] = None,
-    model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="KEY=VALUE", help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)
+    ] = None,
+    ema_decay: Annotated[
+        float,
+        typer.Option("--ema-decay", help="Decay of the weight average used for metrics, previews and export (0: off)."),
+    ] = 0.999,
+    lr_decay_iters: Annotated[
+        int | None,
+        typer.Option(
+            "--lr-decay-iters",
+            help="Lower the learning rate along a cosine to 0.1x over this many iterations (default: constant).",
+        ),
+    ] = None,
+    true_face_power: Annotated[
+        float | None,
+        typer.Option(
+            "--true-face-power",
+            min=0.0,
+            max=1.0,
+            help="df only: weight of a code discriminator that makes swaps look more like the subject (DeepFaceLab's true face; try 0.01; default: off).",
+            show_default=False,
+        ),
+    ] = None,
+    flip: Annotated[
+        bool | None,
+        typer.Option(
+            "--flip/--no-flip",
+            help="Mirror training faces at random (default: off; more pose variety, but it also mirrors asymmetric features such as a mole or a hair parting).",
+            show_default=False,
+        ),
+    ] = None,
+    warp_until: Annotated[
+        str | None,
+        typer.Option(
+            "--warp-until",
+            metavar="ITERATION|never",
+            help="Stop the random warp from this iteration on, to sharpen the faces late in training; 'never' warps throughout, also over a recipe's stop (default: warp throughout; docs/training.md).",
+            show_default=False,
+        ),
+    ] = None,
+    model_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-option",
+            metavar="KEY=VALUE",
+            help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")] = 250,
-    preview_every: Annotated[int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")] = 250,
-    priority: Annotated[float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")] = 1.0,
-    identity_metrics: Annotated[bool, typer.Option("--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints.")] = True,
-    expression_metrics: Annotated[bool, typer.Option("--expression-metrics/--no-expression-metrics", help="Measure expression fidelity (landmarks) at checkpoints.")] = True,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for PyTorch (default: one per core the load average leaves free, at least 1; shown in the progress line).")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="Arithmetic: auto (float16 on CUDA; bfloat16 on CPUs with native bfloat16, else float32), float32, bfloat16 or float16.")] = "auto",
-    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).")] = None,
-    accept_gaps: Annotated[bool, typer.Option("--accept-gaps", help="Train even when the source faceset lacks what the performer does (open mouth, blinks, head turns in at least 10 % of the performer's frames and on fewer than 3 source faces); the gaps are recorded in the model folder and model card (docs/training.md, 'Coverage gate').")] = False,
-    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")
+    ] = 250,
+    preview_every: Annotated[
+        int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")
+    ] = 250,
+    priority: Annotated[
+        float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")
+    ] = 1.0,
+    identity_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--identity-metrics/--no-identity-metrics", help="Measure identity transfer (dlib) at checkpoints."
+        ),
+    ] = True,
+    expression_metrics: Annotated[
+        bool,
+        typer.Option(
+            "--expression-metrics/--no-expression-metrics",
+            help="Measure expression fidelity (landmarks) at checkpoints.",
+        ),
+    ] = True,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="CPU threads for PyTorch (default: one per core the load average leaves free, at least 1; shown in the progress line).",
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="Arithmetic: auto (float16 on CUDA; bfloat16 on CPUs with native bfloat16, else float32), float32, bfloat16 or float16.",
+        ),
+    ] = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Workers preparing training batches (default: 2 threads on CPU; with CUDA, one process per spare core, up to 8).",
+        ),
+    ] = None,
+    accept_gaps: Annotated[
+        bool,
+        typer.Option(
+            "--accept-gaps",
+            help="Train even when the source faceset lacks what the performer does (open mouth, blinks, head turns in at least 10 % of the performer's frames and on fewer than 3 source faces); the gaps are recorded in the model folder and model card (docs/training.md, 'Coverage gate').",
+        ),
+    ] = False,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")
+    ] = None,
 ) -> None:
     """Train a face-swap model from a consented source faceset to a released performer's faceset."""
     import os
@@ -85,49 +190,77 @@ def train(
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
-        chosen = recipe_options(recipe, model=model, resolution=res, batch_size=batch, learning_rate=lr,
-                                true_face_power=true_face_power, augment={"flip": flip, "warp_until": _warp_until(warp_until)},
-                                model_options=model_options)
+        chosen = recipe_options(
+            recipe,
+            model=model,
+            resolution=res,
+            batch_size=batch,
+            learning_rate=lr,
+            true_face_power=true_face_power,
+            augment={"flip": flip, "warp_until": _warp_until(warp_until)},
+            model_options=model_options,
+        )
         workspace = open_workspace(ctx)
         try:
             with _TrainProgressBar(iters) as show:
                 if resume is not None:
-                    result = resume_training(workspace, resume, iterations=iters, minutes=minutes, threads=threads,
-                                             org=org, progress=show)
+                    result = resume_training(
+                        workspace, resume, iterations=iters, minutes=minutes, threads=threads, org=org, progress=show
+                    )
                 else:
                     if source is None or target is None or out is None:
                         fail("--source, --target and --out are required (or --resume MODEL_DIR)")
                     config = TrainConfig(
-                        **chosen, iterations=iters if (iters or minutes) else 1000, minutes=minutes,
-                        ema_decay=ema_decay, lr_decay_iters=lr_decay_iters,
-                        seed=seed, checkpoint_every=checkpoint_every, preview_every=preview_every,
-                        eyes_mouth_priority=priority, identity_metrics=identity_metrics,
-                        expression_metrics=expression_metrics, workers=workers, precision=precision,
+                        **chosen,
+                        iterations=iters if (iters or minutes) else 1000,
+                        minutes=minutes,
+                        ema_decay=ema_decay,
+                        lr_decay_iters=lr_decay_iters,
+                        seed=seed,
+                        checkpoint_every=checkpoint_every,
+                        preview_every=preview_every,
+                        eyes_mouth_priority=priority,
+                        identity_metrics=identity_metrics,
+                        expression_metrics=expression_metrics,
+                        workers=workers,
+                        precision=precision,
                         threads=threads,
                     )
-                    result = train_from_facesets(workspace, source, target, out, config, org=org,
-                                                 accept_gaps=accept_gaps, progress=show)
+                    result = train_from_facesets(
+                        workspace, source, target, out, config, org=org, accept_gaps=accept_gaps, progress=show
+                    )
         except TrainingInterrupted as stopped:
             model_dir = stopped.checkpoint_path.parent
-            err_console.print(f"[yellow]interrupted[/] at iteration {stopped.iteration}: checkpoint saved to "
-                              f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}")
+            err_console.print(
+                f"[yellow]interrupted[/] at iteration {stopped.iteration}: checkpoint saved to "
+                f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}"
+            )
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             folder = resume or out
             saved = folder / "checkpoint.pt" if folder is not None else None
-            err_console.print("[yellow]interrupted[/] before a checkpoint could be saved"
-                              + (f"; the last one is {saved} (likeness train --resume {folder})"
-                                 if saved is not None and saved.is_file() else "; nothing was kept"))
+            err_console.print(
+                "[yellow]interrupted[/] before a checkpoint could be saved"
+                + (
+                    f"; the last one is {saved} (likeness train --resume {folder})"
+                    if saved is not None and saved.is_file()
+                    else "; nothing was kept"
+                )
+            )
             raise typer.Exit(130) from None
-    console.print(f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
-                  f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}")
+    console.print(
+        f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
+        f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}"
+    )
     checked = result.coverage_check or {}
     for gap in checked.get("gaps", []):
         label = "[bold yellow]gap accepted[/]" if gap["severe"] else "[yellow]gap[/]"
         err_console.print(f"  {label} {gap['sentence']}")
     if checked.get("accepted"):
-        err_console.print(f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
-                          f"{result.model_dir / 'coverage_check.json'} and the model card")
+        err_console.print(
+            f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
+            f"{result.model_dir / 'coverage_check.json'} and the model card"
+        )
     metrics = held_out_summary(result.metrics)
     if metrics:
         console.print(f"held-out: {metrics}")
@@ -184,10 +317,15 @@ class _TrainProgressBar:
 
     def __init__(self, total: int | None) -> None:
         columns = (
-            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.fields[total_text]}"),
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.fields[total_text]}"),
             TextColumn("src {task.fields[loss_s]:.3f} dst {task.fields[loss_t]:.3f}"),
-            TextColumn("{task.fields[rate]:.2f} it/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[threads]}"), TextColumn("{task.fields[note]}"),
+            TextColumn("{task.fields[rate]:.2f} it/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[threads]}"),
+            TextColumn("{task.fields[note]}"),
         )
         self.bar = Progress(*columns, console=err_console, transient=False)
         self.total = total
@@ -197,8 +335,16 @@ class _TrainProgressBar:
     def _start(self) -> None:
         self.status.__exit__(None, None, None)
         self.bar.__enter__()
-        self.task = self.bar.add_task("train", total=self.total, total_text=self.total or "?", loss_s=0.0,
-                                      loss_t=0.0, rate=0.0, note="", threads="")
+        self.task = self.bar.add_task(
+            "train",
+            total=self.total,
+            total_text=self.total or "?",
+            loss_s=0.0,
+            loss_t=0.0,
+            rate=0.0,
+            note="",
+            threads="",
+        )
         self.started = True
 
     def __enter__(self):
@@ -208,12 +354,19 @@ class _TrainProgressBar:
             if not self.started:
                 self._start()
             if event.event != "step":
-                note = ("interrupted: saving a checkpoint (Ctrl-C again: quit without it)"
-                        if event.event == "interrupted" else f"{event.event} @ {event.iteration}")
+                note = (
+                    "interrupted: saving a checkpoint (Ctrl-C again: quit without it)"
+                    if event.event == "interrupted"
+                    else f"{event.event} @ {event.iteration}"
+                )
                 self.bar.update(self.task, note=note)
                 return
-            fields = {"loss_s": event.loss_source, "loss_t": event.loss_target, "rate": event.it_per_s,
-                      "threads": f"cpu {event.cpu_threads}" if event.cpu_threads else ""}
+            fields = {
+                "loss_s": event.loss_source,
+                "loss_t": event.loss_target,
+                "rate": event.it_per_s,
+                "threads": f"cpu {event.cpu_threads}" if event.cpu_threads else "",
+            }
             if event.total is None and event.eta_s is not None and math.isfinite(event.eta_s) and event.it_per_s > 0:
                 fields["total_text"] = f"~{event.iteration + int(event.eta_s * event.it_per_s)}"
             self.bar.update(self.task, completed=event.iteration, total=event.total, **fields)
@@ -231,8 +384,13 @@ class _TrainProgressBar:
 def export(
     ctx: typer.Context,
     model_dir: Annotated[Path, typer.Argument(help="Model folder written by `likeness train`.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for model.onnx and model_card.json (default: the model folder).")] = None,
-    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for model.onnx and model_card.json (default: the model folder)."),
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")
+    ] = None,
 ) -> None:
     """Export the swap path to ONNX with a model card; records model.exported on the ledger."""
     from likeness.train import export_from_folder
@@ -240,8 +398,10 @@ def export(
 
     with mapped_errors():
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
-    console.print(f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
-                  f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}")
+    console.print(
+        f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
+        f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}"
+    )
     console.print(describe_int8(result.card.get("int8")))
 
 

@@ -25,17 +25,23 @@ _VERDICT_STYLES = {
 def verify(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders to scan (no URLs).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")
+    ] = False,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder.")
+        Path | None,
+        typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting).")
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting)."),
     ] = None,
     anchors: Annotated[
         list[Path] | None, typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Verify again files already verified with the same hash.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Verify again files already verified with the same hash.")
+    ] = False,
 ) -> None:
     """Verify media: C2PA provenance, likeness watermark, enrolled artists; print a verdict per file.
 
@@ -59,8 +65,13 @@ def verify(
         total = sum(1 for _ in iter_media_files(paths))
         worker_count = workers or settings_from(ctx).workers
         progress = Progress(
-            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            TextColumn("{task.description}"), console=err_console, transient=True,
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=err_console,
+            transient=True,
             disable=total <= 1,
         )
         with progress:
@@ -70,8 +81,13 @@ def verify(
                 progress.update(task, completed=done, description=Path(result.path).name[:40])
 
             results = verify_many(
-                workspace, paths, workers=worker_count, report_dir=report, progress=advance,
-                extra_anchors=extra_anchors, force=force,
+                workspace,
+                paths,
+                workers=worker_count,
+                report_dir=report,
+                progress=advance,
+                extra_anchors=extra_anchors,
+                force=force,
             )
     if as_json:
         # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
@@ -99,8 +115,10 @@ def _print_result(result) -> None:
         console.print(f"    {sentence}", markup=False)
     label = result.visible_label
     if label is not None and label.present:
-        console.print(f"    visible AI label: present (match {label.score:.2f} at {', '.join(map(str, label.where or ()))})",
-                      markup=False)
+        console.print(
+            f"    visible AI label: present (match {label.score:.2f} at {', '.join(map(str, label.where or ()))})",
+            markup=False,
+        )
     for error in result.errors:
         if result.verdict.code != "error":
             console.print(f"    note ({error.stage}): {error.reason}", markup=False)
@@ -108,5 +126,8 @@ def _print_result(result) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``likeness verify`` to the root app."""
-    app.command("verify", help="Verify media: C2PA provenance, likeness watermark, enrolled artists; a verdict "
-                                "per file (exit status 1 when a file could not be read: verdict 'error').")(verify)
+    app.command(
+        "verify",
+        help="Verify media: C2PA provenance, likeness watermark, enrolled artists; a verdict "
+        "per file (exit status 1 when a file could not be read: verdict 'error').",
+    )(verify)

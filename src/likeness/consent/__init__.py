@@ -25,10 +25,19 @@ if TYPE_CHECKING:
     from likeness.consent.registry import GrantRecord, Registry, ReleaseRecord, SubjectRecord
 
 _LAZY = {
-    "ChainReport": "ledger", "Ledger": "ledger", "LedgerEvent": "ledger",
-    "Authorization": "policy", "PolicyEngine": "policy", "ReleaseAuthorization": "policy",
-    "require_authorization": "policy", "require_extraction_consent": "policy", "require_release": "policy",
-    "GrantRecord": "registry", "Registry": "registry", "ReleaseRecord": "registry", "SubjectRecord": "registry",
+    "ChainReport": "ledger",
+    "Ledger": "ledger",
+    "LedgerEvent": "ledger",
+    "Authorization": "policy",
+    "PolicyEngine": "policy",
+    "ReleaseAuthorization": "policy",
+    "require_authorization": "policy",
+    "require_extraction_consent": "policy",
+    "require_release": "policy",
+    "GrantRecord": "registry",
+    "Registry": "registry",
+    "ReleaseRecord": "registry",
+    "SubjectRecord": "registry",
 }
 
 

@@ -132,8 +132,13 @@ class FolderAnchors:
 
     def anchors(self) -> tuple[list[Anchor], list[Problem]]:
         if not self.folder.is_dir():
-            return [], [Problem("anchor_folder_missing", str(self.folder),
-                                "anchor folder is missing or not mounted; the ledger's tail cannot be checked")]
+            return [], [
+                Problem(
+                    "anchor_folder_missing",
+                    str(self.folder),
+                    "anchor folder is missing or not mounted; the ledger's tail cannot be checked",
+                )
+            ]
         found: list[Anchor] = []
         problems: list[Problem] = []
         for path in sorted(self.folder.glob(ANCHOR_GLOB)):
@@ -230,47 +235,71 @@ def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None =
     except ValueError:
         public_raw = b""
     signed_fingerprint = str(body["key_fingerprint"])
-    if len(public_raw) != 32 or fingerprint(public_raw) != signed_fingerprint or not verify(
-        public_raw, canonical_bytes(body), str(anchor.head["signature"])
+    if (
+        len(public_raw) != 32
+        or fingerprint(public_raw) != signed_fingerprint
+        or not verify(public_raw, canonical_bytes(body), str(anchor.head["signature"]))
     ):
-        return [Problem("anchor_signature_invalid", where,
-                        f"the anchor's signature does not verify with key {signed_fingerprint[:32]}…")]
+        return [
+            Problem(
+                "anchor_signature_invalid",
+                where,
+                f"the anchor's signature does not verify with key {signed_fingerprint[:32]}…",
+            )
+        ]
     org_fingerprint = ledger_org_fingerprint(ledger, str(body["org_id"]))
     if org_fingerprint is None:
-        return [Problem("anchor_unknown_org", where,
-                        f"the anchor names organisation {body['org_id']}, which the ledger does not know")]
+        return [
+            Problem(
+                "anchor_unknown_org",
+                where,
+                f"the anchor names organisation {body['org_id']}, which the ledger does not know",
+            )
+        ]
     seq = int(body["seq"])
     current = ledger.hash_at(seq) if seq else None
     if org_fingerprint != signed_fingerprint:
         held = seq == 0 or current == body["hash"]
-        return [Problem(
-            "anchor_wrong_key", where,
-            f"the anchor is signed by key {signed_fingerprint[:32]}…, not by organisation "
-            f"'{body.get('org', body['org_id'])}''s key {org_fingerprint[:32]}… on the ledger"
-            + ("" if held else "; either the anchor is forged or the ledger was rewritten with a new key"),
-        )]
+        return [
+            Problem(
+                "anchor_wrong_key",
+                where,
+                f"the anchor is signed by key {signed_fingerprint[:32]}…, not by organisation "
+                f"'{body.get('org', body['org_id'])}''s key {org_fingerprint[:32]}… on the ledger"
+                + ("" if held else "; either the anchor is forged or the ledger was rewritten with a new key"),
+            )
+        ]
     if seq == 0:
         return []
     if current is None:
         last, _ = ledger.head()
-        return [Problem(
-            "tail_truncated", where,
-            f"the anchor (taken {anchor.at}) holds ledger row {seq}, but the ledger ends at row "
-            f"{last}: its tail was truncated (rows {last + 1} to {seq}, and any after, were removed)",
-        )]
+        return [
+            Problem(
+                "tail_truncated",
+                where,
+                f"the anchor (taken {anchor.at}) holds ledger row {seq}, but the ledger ends at row "
+                f"{last}: its tail was truncated (rows {last + 1} to {seq}, and any after, were removed)",
+            )
+        ]
     if current != body["hash"]:
-        return [Problem(
-            "tail_rewritten", where,
-            f"ledger row {seq} differs from the anchor taken {anchor.at}: the ledger was "
-            f"rewritten at or before row {seq}",
-        )]
+        return [
+            Problem(
+                "tail_rewritten",
+                where,
+                f"ledger row {seq} differs from the anchor taken {anchor.at}: the ledger was "
+                f"rewritten at or before row {seq}",
+            )
+        ]
     hashes = ledger.row_hashes(seq)
     if hashes is None or hashes[0] != hashes[1]:  # the stored hash was kept, the content edited
-        return [Problem(
-            "anchored_row_edited", where,
-            f"ledger row {seq} (the row the anchor taken {anchor.at} holds) no longer matches its "
-            f"own hash: its content was edited, or the row replaced, after the anchor was taken",
-        )]
+        return [
+            Problem(
+                "anchored_row_edited",
+                where,
+                f"ledger row {seq} (the row the anchor taken {anchor.at} holds) no longer matches its "
+                f"own hash: its content was edited, or the row replaced, after the anchor was taken",
+            )
+        ]
     return []
 
 
@@ -306,9 +335,13 @@ class AnchoredLedgerCheck:
     """
 
     def __init__(
-        self, folders: Sequence[Path], ledger: Ledger, *,
+        self,
+        folders: Sequence[Path],
+        ledger: Ledger,
+        *,
         org_public_key: Callable[[str], str | None] = lambda _org_id: None,
-        max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic,
+        max_age_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stores = [FolderAnchors(Path(folder)) for folder in folders]
         self.ledger = ledger
@@ -360,11 +393,15 @@ def chain_problem(anchor: Anchor, ledger: Ledger) -> Problem | None:
         return None
     if not report.ok:
         kind = "rows_deleted" if report.cause == "sequence" else "chain_broken"
-        return Problem(kind, anchor.location,
-                       f"the chain up to anchored row {anchor.seq} (anchor taken {anchor.at}) breaks at "
-                       f"ledger row {report.broken_seq}: {report.problem}")
+        return Problem(
+            kind,
+            anchor.location,
+            f"the chain up to anchored row {anchor.seq} (anchor taken {anchor.at}) breaks at "
+            f"ledger row {report.broken_seq}: {report.problem}",
+        )
     return Problem(
-        "rows_deleted", anchor.location,
+        "rows_deleted",
+        anchor.location,
         f"the anchor (taken {anchor.at}) holds ledger row {anchor.seq}, but only {report.rows} rows "
         f"lead up to it: {anchor.seq - report.rows} rows before it were deleted",
     )

@@ -51,12 +51,27 @@ FACESET_FIELDS = ("faceset_sha256", "subject_id", "subject_slug", "grant_id", "r
 #: Card fields a model's ``model.exported`` event records too (``int8_sha256`` is the card's
 #: ``int8.sha256``).
 MODEL_FIELDS = (
-    "subject_id", "subject_slug", "grant_id", "performer_id", "performer_slug", "release_id", "org_id",
-    "onnx_sha256", "int8_sha256", "checkpoint_sha256", "source_faceset_sha256", "target_faceset_sha256",
+    "subject_id",
+    "subject_slug",
+    "grant_id",
+    "performer_id",
+    "performer_slug",
+    "release_id",
+    "org_id",
+    "onnx_sha256",
+    "int8_sha256",
+    "checkpoint_sha256",
+    "source_faceset_sha256",
+    "target_faceset_sha256",
 )
 #: Consent and data a checkpoint's ``model.checkpointed`` event records.
 CHECKPOINT_FIELDS = (
-    "subject_id", "grant_id", "org_id", "performer_id", "release_id", "source_faceset_sha256",
+    "subject_id",
+    "grant_id",
+    "org_id",
+    "performer_id",
+    "release_id",
+    "source_faceset_sha256",
     "target_faceset_sha256",
 )
 #: What a checkpoint's seal signs besides organisation, key fingerprint and digest.
@@ -83,13 +98,19 @@ def seal_document(
     signed with organisation ``org_id``'s key (``workspace.registry.org_key_path``)."""
     organisation = workspace.registry.get_org(org_id)
     body = {
-        "type": f"likeness.{kind}.v1", "org_id": organisation.id, "key_fingerprint": organisation.key_fingerprint,
-        "content_sha256": document_sha256(document), **bound,
+        "type": f"likeness.{kind}.v1",
+        "org_id": organisation.id,
+        "key_fingerprint": organisation.key_fingerprint,
+        "content_sha256": document_sha256(document),
+        **bound,
     }
     key = keys.load_private_key(workspace.registry.org_key_path(organisation.slug))
     if keys.fingerprint(keys.public_raw(key)) != organisation.key_fingerprint:
-        raise ConsentError("artefact_altered", f"organisation '{organisation.slug}': its key file does not match "
-                                               "the registered public key; nothing was signed")
+        raise ConsentError(
+            "artefact_altered",
+            f"organisation '{organisation.slug}': its key file does not match "
+            "the registered public key; nothing was signed",
+        )
     return {**body, "signature": keys.sign(key, canonical_bytes(body))}
 
 
@@ -104,13 +125,22 @@ def _short(value: Any) -> str:
 
 
 def _differences(document: dict[str, Any], payload: dict[str, Any], names: tuple[str, ...]) -> list[str]:
-    return [f"{name} is {_short(document.get(name))} but the ledger event records {_short(payload.get(name))}"
-            for name in names if name in payload and document.get(name) != payload.get(name)]
+    return [
+        f"{name} is {_short(document.get(name))} but the ledger event records {_short(payload.get(name))}"
+        for name in names
+        if name in payload and document.get(name) != payload.get(name)
+    ]
 
 
 def verify_document(
-    workspace: Any, path: str | Path, document: dict[str, Any], event_type: str, *,
-    compare: tuple[str, ...], remedy: str, view: dict[str, Any] | None = None,
+    workspace: Any,
+    path: str | Path,
+    document: dict[str, Any],
+    event_type: str,
+    *,
+    compare: tuple[str, ...],
+    remedy: str,
+    view: dict[str, Any] | None = None,
 ) -> LedgerEvent:
     """The ledger event ``document`` (read from ``path``, seal included) is bound to, after checking
     that document, seal, event and organisation signature agree.
@@ -123,14 +153,20 @@ def verify_document(
     """
     seal = document.get(SEAL)
     if seal is None:
-        raise ConsentError("artefact_unsigned", f"{path}: carries no organisation signature (made before "
-                                                f"artefacts were signed and bound to the ledger); {remedy}")
+        raise ConsentError(
+            "artefact_unsigned",
+            f"{path}: carries no organisation signature (made before "
+            f"artefacts were signed and bound to the ledger); {remedy}",
+        )
     if not isinstance(seal, dict) or not isinstance(seal.get("signature"), str):
         raise altered(path, "its seal is malformed")
     matches = workspace.ledger.find(event_type, signature=seal["signature"])
     if not matches:
-        raise altered(path, f"no {event_type} event on this workspace's ledger carries its signature "
-                            "(a copy from another workspace, or its seal was edited)")
+        raise altered(
+            path,
+            f"no {event_type} event on this workspace's ledger carries its signature "
+            "(a copy from another workspace, or its seal was edited)",
+        )
     event = matches[-1]
     differences = _differences(document if view is None else view, event.payload, compare)
     differences += [f"seal {d}" for d in _differences(seal, event.payload, tuple(event_fields(seal)))]
@@ -155,8 +191,10 @@ def _seal_problem(workspace: Any, body: dict[str, Any], signature: str) -> str |
         return f"signed by organisation {_short(body.get('org_id'))}, unknown here"
     public = bytes.fromhex(organisation.public_key)
     if keys.fingerprint(public) != ledger_org_fingerprint(workspace.ledger, organisation.id):
-        return (f"organisation '{organisation.slug}''s key in the database is not the key its "
-                "org.created ledger event records")
+        return (
+            f"organisation '{organisation.slug}''s key in the database is not the key its "
+            "org.created ledger event records"
+        )
     if keys.fingerprint(public) != body.get("key_fingerprint") or not keys.verify(
         public, canonical_bytes(body), signature
     ):
@@ -185,8 +223,11 @@ def seal_checkpoint(workspace: Any, org_id: str, checkpoint_sha256: str, record:
 
 def _sealed_facesets(workspace: Any, faceset_sha256: Any) -> list[LedgerEvent]:
     """The ``faceset.created`` events for ``faceset_sha256`` that carry a valid organisation seal."""
-    return [e for e in workspace.ledger.find(FACESET_EVENT, faceset_sha256=faceset_sha256)
-            if _event_seal_problem(workspace, e.payload, "faceset-manifest", FACESET_BOUND) is None]
+    return [
+        e
+        for e in workspace.ledger.find(FACESET_EVENT, faceset_sha256=faceset_sha256)
+        if _event_seal_problem(workspace, e.payload, "faceset-manifest", FACESET_BOUND) is None
+    ]
 
 
 def checkpoint_lineage_problem(workspace: Any, record: dict[str, Any]) -> str | None:
@@ -197,25 +238,35 @@ def checkpoint_lineage_problem(workspace: Any, record: dict[str, Any]) -> str | 
     event's subject must be the checkpoint's performer, extracted under a release. Faces held
     only in memory have no such event."""
     source_events = _sealed_facesets(workspace, record.get("source_faceset_sha256"))
-    if source_events and not any(e.payload.get("subject_id") == record.get("subject_id")
-                                 and e.payload.get("grant_id") == record.get("grant_id") for e in source_events):
+    if source_events and not any(
+        e.payload.get("subject_id") == record.get("subject_id") and e.payload.get("grant_id") == record.get("grant_id")
+        for e in source_events
+    ):
         source = source_events[-1].payload
-        return (f"its source faceset's faceset.created event (ledger row {source_events[-1].seq}) records subject "
-                f"{_short(source.get('subject_slug') or source.get('subject_id'))} under grant "
-                f"{_short(source.get('grant_id'))}, not subject {_short(record.get('subject_id'))} under grant "
-                f"{_short(record.get('grant_id'))}")
+        return (
+            f"its source faceset's faceset.created event (ledger row {source_events[-1].seq}) records subject "
+            f"{_short(source.get('subject_slug') or source.get('subject_id'))} under grant "
+            f"{_short(source.get('grant_id'))}, not subject {_short(record.get('subject_id'))} under grant "
+            f"{_short(record.get('grant_id'))}"
+        )
     target_events = _sealed_facesets(workspace, record.get("target_faceset_sha256"))
-    if target_events and not any(e.payload.get("subject_id") == record.get("performer_id")
-                                 and e.payload.get("release_id") is not None for e in target_events):
+    if target_events and not any(
+        e.payload.get("subject_id") == record.get("performer_id") and e.payload.get("release_id") is not None
+        for e in target_events
+    ):
         target = target_events[-1].payload
-        return (f"its target faceset's faceset.created event (ledger row {target_events[-1].seq}) records subject "
-                f"{_short(target.get('subject_slug') or target.get('subject_id'))}"
-                f"{'' if target.get('release_id') else ' extracted under no performer release'}, not performer "
-                f"{_short(record.get('performer_id'))}")
+        return (
+            f"its target faceset's faceset.created event (ledger row {target_events[-1].seq}) records subject "
+            f"{_short(target.get('subject_slug') or target.get('subject_id'))}"
+            f"{'' if target.get('release_id') else ' extracted under no performer release'}, not performer "
+            f"{_short(record.get('performer_id'))}"
+        )
     return None
 
 
-def verify_checkpoint(workspace: Any, path: str | Path, checkpoint_sha256: str, recorded: dict[str, Any]) -> LedgerEvent:
+def verify_checkpoint(
+    workspace: Any, path: str | Path, checkpoint_sha256: str, recorded: dict[str, Any]
+) -> LedgerEvent:
     """The sealed ``model.checkpointed`` event of the checkpoint file at ``path`` (bytes hashing
     to ``checkpoint_sha256``), after checking that its organisation seal verifies, that the
     consent and data digests the checkpoint carries (``recorded``, keys ``CHECKPOINT_FIELDS``)
@@ -230,16 +281,27 @@ def verify_checkpoint(workspace: Any, path: str | Path, checkpoint_sha256: str, 
     matches = ledger.find(CHECKPOINT_EVENT, checkpoint_sha256=checkpoint_sha256)
     sealed = [e for e in matches if _event_seal_problem(workspace, e.payload, "checkpoint", CHECKPOINT_BOUND) is None]
     if not sealed:
-        earlier = [e for e in ledger.find(CHECKPOINT_EVENT, model_dir=str(Path(path).resolve().parent))
-                   if _event_seal_problem(workspace, e.payload, "checkpoint", CHECKPOINT_BOUND) is None]
+        earlier = [
+            e
+            for e in ledger.find(CHECKPOINT_EVENT, model_dir=str(Path(path).resolve().parent))
+            if _event_seal_problem(workspace, e.payload, "checkpoint", CHECKPOINT_BOUND) is None
+        ]
         differences = _differences(recorded, earlier[-1].payload, CHECKPOINT_FIELDS) if earlier else []
         if matches:
-            differences.append(f"the {CHECKPOINT_EVENT} event{'s' if len(matches) > 1 else ''} for its SHA-256 "
-                               "carry no valid organisation seal (appended without the organisation's key, or "
-                               "recorded before checkpoint events were sealed: train it again)")
-        raise altered(path, "; ".join(differences) if differences else (
-            f"no {CHECKPOINT_EVENT} event on this workspace's ledger has its SHA-256 (altered after it was "
-            "saved, copied from another workspace, or saved before checkpoints were recorded: train it again)"))
+            differences.append(
+                f"the {CHECKPOINT_EVENT} event{'s' if len(matches) > 1 else ''} for its SHA-256 "
+                "carry no valid organisation seal (appended without the organisation's key, or "
+                "recorded before checkpoint events were sealed: train it again)"
+            )
+        raise altered(
+            path,
+            "; ".join(differences)
+            if differences
+            else (
+                f"no {CHECKPOINT_EVENT} event on this workspace's ledger has its SHA-256 (altered after it was "
+                "saved, copied from another workspace, or saved before checkpoints were recorded: train it again)"
+            ),
+        )
     event = sealed[-1]
     differences = _differences(recorded, event.payload, CHECKPOINT_FIELDS)
     lineage = checkpoint_lineage_problem(workspace, event.payload)

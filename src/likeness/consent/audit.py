@@ -126,7 +126,8 @@ def audit_workspace(
 def no_anchor_in(folder: Path) -> Problem:
     """The problem for an explicitly named anchor folder without an anchor file."""
     return Problem(
-        "anchor_missing", str(folder),
+        "anchor_missing",
+        str(folder),
         f"no anchor in {folder}: the ledger cannot be checked against it (is it the folder "
         f"'likeness audit anchor --to' wrote to?)",
     )
@@ -215,9 +216,7 @@ def append_only_problems(engine: Engine) -> list[Problem]:
 
 def _sqlite_guard_problems(engine: Engine) -> list[Problem]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
-        ).all()
+        rows = connection.execute(text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
     present = {name: (table, " ".join(str(sql or "").upper().split())) for name, table, sql in rows}
     problems = []
     for name, (table, actions) in SQLITE_GUARDS.items():
@@ -233,11 +232,13 @@ def _sqlite_guard_problems(engine: Engine) -> list[Problem]:
 
 def _postgres_guard_problems(engine: Engine) -> list[Problem]:
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "SELECT t.tgname, c.relname, t.tgenabled, t.tgtype, p.prosrc FROM pg_trigger t "
-            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
-            "WHERE NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())"
-        )).all()
+        rows = connection.execute(
+            text(
+                "SELECT t.tgname, c.relname, t.tgenabled, t.tgtype, p.prosrc FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())"
+            )
+        ).all()
     present = {name: (table, enabled, int(kind), str(source)) for name, table, enabled, kind, source in rows}
     problems = []
     for name, (table, actions) in POSTGRES_GUARDS.items():
@@ -246,11 +247,14 @@ def _postgres_guard_problems(engine: Engine) -> list[Problem]:
             continue
         on_table, enabled, kind, source = present[name]
         if enabled == "D":
-            problems.append(Problem(
-                "trigger_disabled", name,
-                f"the append-only trigger {name} on {table} is disabled: {'/'.join(actions)} of its rows "
-                "would go through",
-            ))
+            problems.append(
+                Problem(
+                    "trigger_disabled",
+                    name,
+                    f"the append-only trigger {name} on {table} is disabled: {'/'.join(actions)} of its rows "
+                    "would go through",
+                )
+            )
             continue
         refuses_all = bool(kind & _PG_BEFORE) and all(kind & _PG_EVENT_BITS[a] for a in actions)
         if on_table != table or not refuses_all or "RAISE EXCEPTION" not in source.upper():
@@ -260,7 +264,8 @@ def _postgres_guard_problems(engine: Engine) -> list[Problem]:
 
 def _missing(name: str, table: str, actions: tuple[str, ...]) -> Problem:
     return Problem(
-        "trigger_missing", name,
+        "trigger_missing",
+        name,
         f"the append-only trigger {name} on {table} is missing (it was dropped): "
         f"{'/'.join(actions)} of its rows would go through",
     )
@@ -268,9 +273,9 @@ def _missing(name: str, table: str, actions: tuple[str, ...]) -> Problem:
 
 def _changed(name: str, table: str, actions: tuple[str, ...]) -> Problem:
     return Problem(
-        "trigger_altered", name,
-        f"the append-only trigger {name} on {table} no longer refuses {'/'.join(actions)} "
-        "as the migration created it",
+        "trigger_altered",
+        name,
+        f"the append-only trigger {name} on {table} no longer refuses {'/'.join(actions)} as the migration created it",
     )
 
 
@@ -280,12 +285,14 @@ def role_warnings(engine: Engine) -> list[str]:
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as connection:
-        role, superuser, owner, writable = connection.execute(text(
-            "SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
-            "pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = to_regclass('ledger')), 'USAGE'), "
-            "has_table_privilege('ledger', 'UPDATE') OR has_table_privilege('ledger', 'DELETE') "
-            "OR has_table_privilege('ledger', 'TRUNCATE')"
-        )).one()
+        role, superuser, owner, writable = connection.execute(
+            text(
+                "SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
+                "pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = to_regclass('ledger')), 'USAGE'), "
+                "has_table_privilege('ledger', 'UPDATE') OR has_table_privilege('ledger', 'DELETE') "
+                "OR has_table_privilege('ledger', 'TRUNCATE')"
+            )
+        ).one()
     if not (superuser or owner or writable):
         return []
     what = "is a superuser" if superuser else "owns the ledger table" if owner else "may change ledger rows"

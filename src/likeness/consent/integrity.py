@@ -174,8 +174,7 @@ class LedgerConsent:
         key = (tuple(event_types), member, value)
         if key not in self._cache:
             if self._index is not None:
-                found = [e for t in key[0] for e in self._index.get((t, value), ())
-                         if CONSENT_EVENTS[t] == member]
+                found = [e for t in key[0] for e in self._index.get((t, value), ()) if CONSENT_EVENTS[t] == member]
                 self._cache[key] = sorted(found, key=lambda e: e.seq)
             else:
                 self._cache[key] = find_events(self._session, key[0], {member: value})
@@ -185,8 +184,7 @@ class LedgerConsent:
         """All events of a consent type (preloaded views only)."""
         if self._index is None:
             raise RuntimeError("events_of needs LedgerConsent(session, preload=True)")
-        return sorted((e for (t, _), es in self._index.items() if t == event_type for e in es),
-                      key=lambda e: e.seq)
+        return sorted((e for (t, _), es in self._index.items() if t == event_type for e in es), key=lambda e: e.seq)
 
     # --- what the ledger says ------------------------------------------------------------
     def issued(self, kind: str, record_id: str) -> LedgerEvent | None:
@@ -247,23 +245,27 @@ class LedgerConsent:
             if event.event_type == "holder.created":
                 continue
             why = (
-                "it comes before the holder was created" if event.seq < first.seq
+                "it comes before the holder was created"
+                if event.seq < first.seq
                 else self._key_change_problem(event, history[-1])
             )
             if why:
                 problems.append(f"ledger row {event.seq}: {event.event_type} ignored: {why}")
                 continue
             if history[-1].public_key is None and event.event_type == "holder.key_rotated":
-                history[-1] = HolderKey(history[-1].fingerprint, event.payload["previous_public_key"],
-                                        history[-1].seq, history[-1].via)
-            history.append(HolderKey(event.payload["key_fingerprint"], event.payload["public_key"],
-                                     event.seq, event.event_type))
+                history[-1] = HolderKey(
+                    history[-1].fingerprint, event.payload["previous_public_key"], history[-1].seq, history[-1].via
+                )
+            history.append(
+                HolderKey(event.payload["key_fingerprint"], event.payload["public_key"], event.seq, event.event_type)
+            )
         row = self._session.get(RightsHolder, holder_id)
         if row is not None:  # a row key is usable where its fingerprint is the ledger's
             row_fp = _fingerprint_of(row.public_key)
             history = [
                 HolderKey(k.fingerprint, row.public_key, k.seq, k.via)
-                if k.public_key is None and k.fingerprint == row_fp else k
+                if k.public_key is None and k.fingerprint == row_fp
+                else k
                 for k in history
             ]
         return KeyHistory(holder_id, tuple(history), tuple(problems))
@@ -279,8 +281,10 @@ class LedgerConsent:
                     return "its previous key is not the key in force"
                 # Rebuilt from the event's own fields (str(): a missing one makes it differ).
                 expected = key_rotation_payload(
-                    holder_id=str(body.get("holder_id")), previous_public_key=body["previous_public_key"],
-                    public_key=str(body.get("public_key")), rotated_at=str(body.get("rotated_at")),
+                    holder_id=str(body.get("holder_id")),
+                    previous_public_key=body["previous_public_key"],
+                    public_key=str(body.get("public_key")),
+                    rotated_at=str(body.get("rotated_at")),
                 )
                 if body != expected:
                     return "it is malformed"
@@ -296,9 +300,12 @@ class LedgerConsent:
             if org[0] != body.get("org_fingerprint"):
                 return "it is not signed with the organisation's key per the ledger"
             expected = key_recovery_payload(
-                holder_id=str(body.get("holder_id")), previous_fingerprint=current.fingerprint,
-                public_key=str(body.get("public_key")), org_id=str(body.get("org_id")),
-                org_fingerprint=org[0], attestation=body["attestation"],
+                holder_id=str(body.get("holder_id")),
+                previous_fingerprint=current.fingerprint,
+                public_key=str(body.get("public_key")),
+                org_id=str(body.get("org_id")),
+                org_fingerprint=org[0],
+                attestation=body["attestation"],
                 recovered_at=str(body.get("recovered_at")),
             )
             if body != expected:
@@ -325,19 +332,17 @@ class LedgerConsent:
             else:
                 valid.append(event)
         if row is not None and not any(
-            e.payload.get("signature") == row.signature and e.payload.get("revoked_at") == row.revoked_at
-            and e.payload.get("reason") == row.reason for e in valid
+            e.payload.get("signature") == row.signature
+            and e.payload.get("revoked_at") == row.revoked_at
+            and e.payload.get("reason") == row.reason
+            for e in valid
         ):
-            problems.append(
-                f"revocation row {row.id} has no matching revocation on the ledger signed by the holder"
-            )
+            problems.append(f"revocation row {row.id} has no matching revocation on the ledger signed by the holder")
         revoked_at = min((str(e.payload.get("revoked_at")) for e in valid), default=None)
         return RevocationStatus(revoked_at, tuple(problems))
 
 
-def _revocation_event_problem(
-    event: LedgerEvent, kind: str, target_id: str, history: KeyHistory
-) -> str | None:
+def _revocation_event_problem(event: LedgerEvent, kind: str, target_id: str, history: KeyHistory) -> str | None:
     body = {k: v for k, v in event.payload.items() if k != "signature"}
     if body != revocation_payload(kind, target_id, str(body.get("revoked_at")), str(body.get("reason"))):
         return "is malformed"
@@ -448,8 +453,16 @@ def _grantee_problem(session: Session, view: LedgerConsent, org_id: str) -> Find
 
 
 def _signed_record_problem(
-    kind: str, event: LedgerEvent, rebuilt: dict[str, Any], row_digest: str, row_signature: str,
-    history: KeyHistory, *, altered: str, bad_signature: str, not_on_ledger: str,
+    kind: str,
+    event: LedgerEvent,
+    rebuilt: dict[str, Any],
+    row_digest: str,
+    row_signature: str,
+    history: KeyHistory,
+    *,
+    altered: str,
+    bad_signature: str,
+    not_on_ledger: str,
 ) -> Finding | None:
     """Compare a grant or release row (``rebuilt`` payload, digest, signature) with its event."""
     body = {k: v for k, v in event.payload.items() if k not in ("payload_sha256", "signature")}
@@ -494,7 +507,11 @@ _RECORD_REASONS = {
 
 
 def _consent_record_problem(
-    session: Session, view: LedgerConsent, kind: str, record: Grant | Release, subject_id: str,
+    session: Session,
+    view: LedgerConsent,
+    kind: str,
+    record: Grant | Release,
+    subject_id: str,
     payload_of: Callable[[Any, Any], dict[str, Any]],
 ) -> Finding | None:
     altered, bad_signature, not_on_ledger = _RECORD_REASONS[kind]
@@ -510,8 +527,7 @@ def _consent_record_problem(
     if ledger_holder is None or ledger_holder != subject.holder_id or subject.holder_id != record.holder_id:
         return Finding(
             bad_signature,
-            f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records "
-            f"for '{subject.slug}'",
+            f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records for '{subject.slug}'",
         )
     identity = subject_identity_problem(view, subject) or _grantee_problem(session, view, record.org_id)
     if identity:
@@ -524,8 +540,15 @@ def _consent_record_problem(
     except (ValueError, TypeError):
         return Finding(altered, f"its row cannot be read back into a {kind}")
     return _signed_record_problem(
-        kind, event, rebuilt, record.payload_sha256, record.signature, history,
-        altered=altered, bad_signature=bad_signature, not_on_ledger=not_on_ledger,
+        kind,
+        event,
+        rebuilt,
+        record.payload_sha256,
+        record.signature,
+        history,
+        altered=altered,
+        bad_signature=bad_signature,
+        not_on_ledger=not_on_ledger,
     )
 
 
@@ -555,9 +578,9 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
 _REFERENCE_PROBLEMS = {
     "no_event": "has no subject.reference_added event on the ledger (inserted); it is not used",
     "vector_differs": "its vector is not the one its subject.reference_added event (ledger row "
-                      "{seq}) recorded (replaced); it is not used",
+    "{seq}) recorded (replaced); it is not used",
     "legacy": "its subject.reference_added event (ledger row {seq}) predates vector digests: it is "
-              "used but not bound to its vector, re-enrol the photo to bind it",
+    "used but not bound to its vector, re-enrol the photo to bind it",
 }
 
 
@@ -571,12 +594,15 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
             continue
         subject = session.get(Subject, status.subject_id)
         who = subject.slug if subject is not None else status.subject_id
-        out.append(ConsentProblem(
-            "reference", status.subject_id,
-            f"reference embedding row {status.row_id} of subject '{who}' (photo {status.source_name!r}, "
-            f"sha256 {status.source_sha256[:16]}…) "
-            + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq),
-        ))
+        out.append(
+            ConsentProblem(
+                "reference",
+                status.subject_id,
+                f"reference embedding row {status.row_id} of subject '{who}' (photo {status.source_name!r}, "
+                f"sha256 {status.source_sha256[:16]}…) "
+                + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq),
+            )
+        )
     return out
 
 
@@ -594,12 +620,15 @@ def forged_refund_problems(session: Session) -> list[ConsentProblem]:
         if event.event_type == "render.completed":
             completed.setdefault(job, event.seq)
         elif job in completed:
-            out.append(ConsentProblem(
-                "render_slot", job,
-                f"render job {job}: render.refunded on ledger row {event.seq} follows its "
-                f"render.completed (ledger row {completed[job]}): a completed render is never "
-                f"refunded, so this refund is forged; the slot stays in use",
-            ))
+            out.append(
+                ConsentProblem(
+                    "render_slot",
+                    job,
+                    f"render job {job}: render.refunded on ledger row {event.seq} follows its "
+                    f"render.completed (ledger row {completed[job]}): a completed render is never "
+                    f"refunded, so this refund is forged; the slot stays in use",
+                )
+            )
     return out
 
 
@@ -613,13 +642,17 @@ def _missing_rows(
     for event in view.events_of(event_type):
         record_id = event.payload.get(member)
         if record_id in seen:
-            out.append(ConsentProblem(kind, str(record_id),
-                                      f"a second {event_type} event (ledger row {event.seq}) is ignored"))
+            out.append(
+                ConsentProblem(kind, str(record_id), f"a second {event_type} event (ledger row {event.seq}) is ignored")
+            )
             continue
         seen.add(record_id)
         if session.get(model, record_id) is None:
-            out.append(ConsentProblem(kind, str(record_id),
-                                      f"{event_type} on ledger row {event.seq} has no {kind} row (deleted)"))
+            out.append(
+                ConsentProblem(
+                    kind, str(record_id), f"{event_type} on ledger row {event.seq} has no {kind} row (deleted)"
+                )
+            )
     return out
 
 
@@ -630,10 +663,13 @@ def _organisation_problems(session: Session, view: LedgerConsent) -> list[Consen
         if key is None:
             out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}' has no org.created event"))
         elif key[0] != org.key_fingerprint or _fingerprint_of(org.public_key) != key[0]:
-            out.append(ConsentProblem(
-                "organisation", org.id,
-                f"organisation '{org.slug}': its key in the database is not the key on the ledger",
-            ))
+            out.append(
+                ConsentProblem(
+                    "organisation",
+                    org.id,
+                    f"organisation '{org.slug}': its key in the database is not the key on the ledger",
+                )
+            )
         altered = org_identity_problem(view, org) if key is not None else None
         if altered:
             out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}': {altered.detail}"))
@@ -650,8 +686,7 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         altered = holder_identity_problem(view, holder)
         if altered:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
-        out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
-                   for p in history.problems)
+        out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}") for p in history.problems)
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
 
 
@@ -662,8 +697,11 @@ def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProb
         if ledger_holder is None:
             out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}' has no subject.created event"))
         elif ledger_holder != subject.holder_id:
-            out.append(ConsentProblem("subject", subject.id,
-                                      f"subject '{subject.slug}': its rights holder differs from the ledger"))
+            out.append(
+                ConsentProblem(
+                    "subject", subject.id, f"subject '{subject.slug}': its rights holder differs from the ledger"
+                )
+            )
         altered = subject_identity_problem(view, subject) if ledger_holder is not None else None
         if altered:
             out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}': {altered.detail}"))
@@ -671,7 +709,10 @@ def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProb
 
 
 def _record_problems(
-    session: Session, view: LedgerConsent, kind: str, model: type[Any],  # Grant or Release
+    session: Session,
+    view: LedgerConsent,
+    kind: str,
+    model: type[Any],  # Grant or Release
     check: Callable[[Session, LedgerConsent, Any], Finding | None],
 ) -> list[ConsentProblem]:
     out = []
@@ -683,12 +724,16 @@ def _record_problems(
 
 
 def _revocation_problems(
-    session: Session, view: LedgerConsent, kind: str, model: type[Any],  # Grant or Release
+    session: Session,
+    view: LedgerConsent,
+    kind: str,
+    model: type[Any],  # Grant or Release
     revocation_model: type[GrantRevocation] | type[ReleaseRevocation],
 ) -> list[ConsentProblem]:
     rows: dict[Any, Any] = {getattr(r, f"{kind}_id"): r for r in session.scalars(select(revocation_model))}
     targets = list(rows) + [
-        e.payload.get(f"{kind}_id") for e in view.events_of(f"{kind}.revoked")
+        e.payload.get(f"{kind}_id")
+        for e in view.events_of(f"{kind}.revoked")
         if e.payload.get(f"{kind}_id") not in rows
     ]
     out: list[ConsentProblem] = []
@@ -700,9 +745,14 @@ def _revocation_problems(
         label = f"{kind}_revocation"
         out.extend(ConsentProblem(label, str(target_id), f"{kind} {target_id}: {p}") for p in status.problems)
         if target_id not in rows and status.revoked_at:
-            out.append(ConsentProblem(label, str(target_id),
-                                      f"{kind} {target_id}: revoked on the ledger at {status.revoked_at}, "
-                                      f"but its revocation row is missing (deleted)"))
+            out.append(
+                ConsentProblem(
+                    label,
+                    str(target_id),
+                    f"{kind} {target_id}: revoked on the ledger at {status.revoked_at}, "
+                    f"but its revocation row is missing (deleted)",
+                )
+            )
     return out
 
 

@@ -42,9 +42,7 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     """Write ``key`` as PKCS#8 PEM to a new file with mode 0600; never overwrite a key."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -68,9 +66,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except FileNotFoundError:
         raise ConfigError(f"{path}: private key file not found") from None
     if mode & 0o077:
-        raise ConfigError(
-            f"{path}: private key file has permissions {oct(mode)}; expected 0600 (chmod 600 it)"
-        )
+        raise ConfigError(f"{path}: private key file has permissions {oct(mode)}; expected 0600 (chmod 600 it)")
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
@@ -86,9 +82,7 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> str:
 
 def verify(public_key_raw: bytes, message: bytes, signature_hex: str) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public_key_raw).verify(
-            bytes.fromhex(signature_hex), message
-        )
+        Ed25519PublicKey.from_public_bytes(public_key_raw).verify(bytes.fromhex(signature_hex), message)
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -64,9 +64,7 @@ class ChainReport:
     cause: str | None = None
 
 
-def event_hash(
-    *, seq: int, event_id: str, event_type: str, created_at: str, payload_json: str, prev_hash: str
-) -> str:
+def event_hash(*, seq: int, event_id: str, event_type: str, created_at: str, payload_json: str, prev_hash: str) -> str:
     """Hash of one ledger row's canonical content (the payload as its stored canonical text)."""
     return canonical_sha256(
         {
@@ -131,18 +129,25 @@ def watermark_index_row(
 def _add_event(session: Session, event_type: str, payload: dict[str, Any], payload_json: str) -> LedgerRow:
     """Add the next row after the current tail to ``session`` (the caller holds the tail), and
     its watermark index row when it has one, so both commit or roll back together."""
-    last = session.execute(
-        select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
-    ).first()
+    last = session.execute(select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last else 1
     prev_hash = last.hash if last else GENESIS_HASH
     row = LedgerRow(
-        seq=seq, event_id=uuid.uuid4().hex, event_type=event_type, created_at=utc_iso(now_utc()),
-        payload=payload_json, prev_hash=prev_hash, hash="",
+        seq=seq,
+        event_id=uuid.uuid4().hex,
+        event_type=event_type,
+        created_at=utc_iso(now_utc()),
+        payload=payload_json,
+        prev_hash=prev_hash,
+        hash="",
     )
     row.hash = event_hash(
-        seq=seq, event_id=row.event_id, event_type=event_type, created_at=row.created_at,
-        payload_json=payload_json, prev_hash=prev_hash,
+        seq=seq,
+        event_id=row.event_id,
+        event_type=event_type,
+        created_at=row.created_at,
+        payload_json=payload_json,
+        prev_hash=prev_hash,
     )
     session.add(row)
     indexed = watermark_index_row(seq=seq, event_id=row.event_id, event_type=event_type, payload=payload)
@@ -179,7 +184,8 @@ def find_events(
 
 
 def find_watermark_events(
-    session_factory: Callable[[], Session], watermark_payload: str,
+    session_factory: Callable[[], Session],
+    watermark_payload: str,
     event_types: str | Sequence[str] = WATERMARK_EVENTS,
 ) -> list[LedgerEvent]:
     """``Ledger.find_watermark`` on a session factory."""
@@ -329,20 +335,32 @@ class Ledger:
                 rows += 1
                 if row.seq != expected_seq:
                     return ChainReport(
-                        False, rows, expected_prev, row.seq,
+                        False,
+                        rows,
+                        expected_prev,
+                        row.seq,
                         f"row {row.seq}: expected sequence number {expected_seq} "
-                        f"(a row was deleted or inserted before it)", "sequence",
+                        f"(a row was deleted or inserted before it)",
+                        "sequence",
                     )
                 if row.prev_hash != expected_prev:
                     return ChainReport(
-                        False, rows, expected_prev, row.seq,
+                        False,
+                        rows,
+                        expected_prev,
+                        row.seq,
                         f"row {row.seq}: its previous-hash does not match row {row.seq - 1} "
-                        f"(rows were deleted, inserted or reordered)", "prev_hash",
+                        f"(rows were deleted, inserted or reordered)",
+                        "prev_hash",
                     )
                 if _recomputed(row) != row.hash:
                     return ChainReport(
-                        False, rows, expected_prev, row.seq,
-                        f"row {row.seq}: content does not match its hash (the row was edited)", "content",
+                        False,
+                        rows,
+                        expected_prev,
+                        row.seq,
+                        f"row {row.seq}: content does not match its hash (the row was edited)",
+                        "content",
                     )
                 expected_prev = row.hash
                 expected_seq += 1
@@ -370,7 +388,9 @@ def watermark_index_problems(session: Session) -> list[IndexProblem]:
         except ValueError:
             continue  # an unreadable payload is the chain check's finding (the row was edited)
         indexed = watermark_index_row(
-            seq=row.seq, event_id=row.event_id, event_type=row.event_type,
+            seq=row.seq,
+            event_id=row.event_id,
+            event_type=row.event_type,
             payload=payload if isinstance(payload, dict) else {},
         )
         if indexed is not None:
@@ -381,32 +401,47 @@ def watermark_index_problems(session: Session) -> list[IndexProblem]:
         present.add(got.seq)
         want = expected.get(got.seq)
         if want is None:
-            problems.append(IndexProblem(
-                "watermark_index_extra", got.seq,
-                f"the watermark index names ledger row {got.seq} for payload {got.watermark_payload}, "
-                "but that row is no watermark event (inserted, or its event was removed); lookups ignore it",
-            ))
+            problems.append(
+                IndexProblem(
+                    "watermark_index_extra",
+                    got.seq,
+                    f"the watermark index names ledger row {got.seq} for payload {got.watermark_payload}, "
+                    "but that row is no watermark event (inserted, or its event was removed); lookups ignore it",
+                )
+            )
         elif (got.watermark_payload, got.event_type, got.event_id) != (
-            want.watermark_payload, want.event_type, want.event_id
+            want.watermark_payload,
+            want.event_type,
+            want.event_id,
         ):
-            problems.append(IndexProblem(
-                "watermark_index_altered", got.seq,
-                f"the watermark index row for ledger row {got.seq} says payload {got.watermark_payload} "
-                f"({got.event_type}, event {got.event_id}), the event says {want.watermark_payload} "
-                f"({want.event_type}, event {want.event_id}); lookups follow the event",
-            ))
+            problems.append(
+                IndexProblem(
+                    "watermark_index_altered",
+                    got.seq,
+                    f"the watermark index row for ledger row {got.seq} says payload {got.watermark_payload} "
+                    f"({got.event_type}, event {got.event_id}), the event says {want.watermark_payload} "
+                    f"({want.event_type}, event {want.event_id}); lookups follow the event",
+                )
+            )
     for seq in sorted(set(expected) - present):
-        problems.append(IndexProblem(
-            "watermark_index_missing", seq,
-            f"ledger row {seq} ({expected[seq].event_type}, payload {expected[seq].watermark_payload}) "
-            "has no watermark index row (removed): verify cannot find its render by the payload",
-        ))
+        problems.append(
+            IndexProblem(
+                "watermark_index_missing",
+                seq,
+                f"ledger row {seq} ({expected[seq].event_type}, payload {expected[seq].watermark_payload}) "
+                "has no watermark index row (removed): verify cannot find its render by the payload",
+            )
+        )
     return sorted(problems, key=lambda p: p.seq)
 
 
 def _recomputed(row: LedgerRow) -> str:
     """The hash a ledger row should have, from its own content."""
     return event_hash(
-        seq=row.seq, event_id=row.event_id, event_type=row.event_type, created_at=row.created_at,
-        payload_json=row.payload, prev_hash=row.prev_hash,
+        seq=row.seq,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        created_at=row.created_at,
+        payload_json=row.payload,
+        prev_hash=row.prev_hash,
     )

@@ -83,9 +83,12 @@ _STALE_REASONS = frozenset({"revoked", "expired"})
 
 _STATES = {
     None: "active",
-    "revoked": "revoked", "release_revoked": "revoked",
-    "expired": "expired", "release_expired": "expired",
-    "not_yet_valid": "not_yet_valid", "release_not_yet_valid": "not_yet_valid",
+    "revoked": "revoked",
+    "release_revoked": "revoked",
+    "expired": "expired",
+    "release_expired": "expired",
+    "not_yet_valid": "not_yet_valid",
+    "release_not_yet_valid": "not_yet_valid",
 }
 
 
@@ -112,20 +115,25 @@ def grant_standing(session: Session, view: LedgerConsent, grant: Grant, moment: 
     return _standing(session, view, "grant", grant, GrantRevocation, grant_problem, moment)
 
 
-def release_standing(
-    session: Session, view: LedgerConsent, release: Release, moment: datetime
-) -> Finding | None:
+def release_standing(session: Session, view: LedgerConsent, release: Release, moment: datetime) -> Finding | None:
     """As ``grant_standing`` for a performer release (``release_*`` reasons)."""
     return _standing(session, view, "release", release, ReleaseRevocation, release_problem, moment)
 
 
 def _standing(
-    session: Session, view: LedgerConsent, kind: str, record: Grant | Release, revocation_model: type,
-    problem_of: Callable[[Session, LedgerConsent, Any], Finding | None], moment: datetime,
+    session: Session,
+    view: LedgerConsent,
+    kind: str,
+    record: Grant | Release,
+    revocation_model: type,
+    problem_of: Callable[[Session, LedgerConsent, Any], Finding | None],
+    moment: datetime,
 ) -> Finding | None:
     prefix = "" if kind == "grant" else f"{kind}_"  # grant reasons are bare: revoked, expired, ...
     revocation = view.revocation(
-        kind, record.id, _signer_id(view, kind, record.id, record.holder_id),
+        kind,
+        record.id,
+        _signer_id(view, kind, record.id, record.holder_id),
         session.scalar(select(revocation_model).where(getattr(revocation_model, f"{kind}_id") == record.id)),
     )
     if revocation.revoked_at:
@@ -153,9 +161,7 @@ def render_slots(session: Session, grant_id: str) -> frozenset[str]:
     """
     last: dict[str, str] = {}
     completed: set[str] = set()
-    events = find_events(
-        session, ("render.reserved", "render.refunded", "render.completed"), {"grant_id": grant_id}
-    )
+    events = find_events(session, ("render.reserved", "render.refunded", "render.completed"), {"grant_id": grant_id})
     for event in events:
         job = str(event.payload.get("job_id"))
         if event.event_type == "render.completed":
@@ -191,11 +197,10 @@ _MESSAGES = {
     "holder_key_altered": "consent record {grant} is refused: {detail}",
     "subject_altered": "subject '{subject}' is refused: its record was altered ({detail})",
     "org_altered": "organisation '{org}' is refused: its record was altered ({detail})",
-    "ledger_rewritten": "consent decisions are refused: the ledger no longer holds anchor {anchor} "
-                        "({detail})",
+    "ledger_rewritten": "consent decisions are refused: the ledger no longer holds anchor {anchor} ({detail})",
     "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
     "revocation_invalid": "grant {grant} has a revocation that does not verify ({detail}); "
-                          "it is refused until this is resolved",
+    "it is refused until this is resolved",
     "revoked": "grant {grant} was revoked at {detail}",
     "expired": "grant {grant} expired at {valid_until}",
     "not_yet_valid": "grant {grant} is not valid before {valid_from}",
@@ -205,7 +210,7 @@ _MESSAGES = {
     "release_not_on_ledger": "release {grant} is not on the ledger ({detail}); it is not in force",
     "release_signature_invalid": "release {grant} is not signed by performer '{subject}' ({detail})",
     "release_revocation_invalid": "release {grant} has a revocation that does not verify ({detail}); "
-                                  "it is refused until this is resolved",
+    "it is refused until this is resolved",
     "release_revoked": "release {grant} was revoked at {detail}",
     "release_expired": "release {grant} expired at {valid_until}",
     "release_not_yet_valid": "release {grant} is not valid before {valid_from}",
@@ -243,9 +248,20 @@ class Authorization(_SealedBase):
     """Permission, issued by the policy engine, for one (subject, use, grantee) under one grant."""
 
     __slots__ = (
-        "authorization_id", "grant_id", "subject_id", "subject_slug", "subject_name",
-        "subject_kind", "use", "org_id", "org_slug", "holder_fingerprint",
-        "grant_signature_sha256", "allow_unlabelled", "valid_until", "issued_at",
+        "authorization_id",
+        "grant_id",
+        "subject_id",
+        "subject_slug",
+        "subject_name",
+        "subject_kind",
+        "use",
+        "org_id",
+        "org_slug",
+        "holder_fingerprint",
+        "grant_signature_sha256",
+        "allow_unlabelled",
+        "valid_until",
+        "issued_at",
         "__weakref__",
     )
     # The slots' types (set once, by _build).
@@ -285,8 +301,12 @@ class Authorization(_SealedBase):
         engine = _issuer(self)
         engine.recheck(self)
         tagged = {
-            "authorization_id": self.authorization_id, "grant_id": self.grant_id,
-            "subject_id": self.subject_id, "org_id": self.org_id, "use": self.use, **payload,
+            "authorization_id": self.authorization_id,
+            "grant_id": self.grant_id,
+            "subject_id": self.subject_id,
+            "org_id": self.org_id,
+            "use": self.use,
+            **payload,
         }
         return engine.ledger.append(event_type, tagged)
 
@@ -301,8 +321,16 @@ class ReleaseAuthorization(_SealedBase):
     """Permission, issued by the policy engine, to use a performer's footage as a swap target."""
 
     __slots__ = (
-        "authorization_id", "release_id", "performer_id", "performer_slug", "performer_name",
-        "org_id", "org_slug", "holder_fingerprint", "valid_until", "issued_at",
+        "authorization_id",
+        "release_id",
+        "performer_id",
+        "performer_slug",
+        "performer_name",
+        "org_id",
+        "org_slug",
+        "holder_fingerprint",
+        "valid_until",
+        "issued_at",
         "__weakref__",
     )
     # The slots' types (set once, by _build).
@@ -324,8 +352,11 @@ class ReleaseAuthorization(_SealedBase):
         engine = _issuer(self)
         engine.recheck_release(self)
         tagged = {
-            "authorization_id": self.authorization_id, "release_id": self.release_id,
-            "performer_id": self.performer_id, "org_id": self.org_id, **payload,
+            "authorization_id": self.authorization_id,
+            "release_id": self.release_id,
+            "performer_id": self.performer_id,
+            "org_id": self.org_id,
+            **payload,
         }
         return engine.ledger.append(event_type, tagged)
 
@@ -370,13 +401,17 @@ def _issuer(authz: object) -> PolicyEngine:
     if _fields_digest(authz) != digest:
         error = ConsentError(
             "authorization_altered",
-            f"authorization {getattr(authz, 'authorization_id', '?')} was changed after it was issued; "
-            f"it is refused",
+            f"authorization {getattr(authz, 'authorization_id', '?')} was changed after it was issued; it is refused",
         )
         engine.ledger.append(
             "authorization.refused",
-            {"authorization_id": str(getattr(authz, "authorization_id", "?")), "kind": "altered",
-             "reason": error.reason, "message": str(error), "at": utc_iso(now_utc())},
+            {
+                "authorization_id": str(getattr(authz, "authorization_id", "?")),
+                "kind": "altered",
+                "reason": error.reason,
+                "message": str(error),
+                "at": utc_iso(now_utc()),
+            },
         )
         raise error
     return engine
@@ -387,7 +422,10 @@ class PolicyEngine:
     decision."""
 
     def __init__(
-        self, session_factory: Callable[[], Session], ledger: Ledger, *,
+        self,
+        session_factory: Callable[[], Session],
+        ledger: Ledger,
+        *,
         ledger_check: LedgerCheck | None = None,
     ) -> None:
         """``ledger_check``: asked before every decision whether the ledger still holds its
@@ -402,13 +440,12 @@ class PolicyEngine:
         problem = self.ledger_check(fresh=fresh) if self.ledger_check is not None else None
         if problem is None:
             return None
-        return self._refusal("ledger_rewritten", context, detail=f"{problem.kind}: {problem.message}",
-                             anchor=problem.subject)
+        return self._refusal(
+            "ledger_rewritten", context, detail=f"{problem.kind}: {problem.message}", anchor=problem.subject
+        )
 
     # --- grants --------------------------------------------------------------------------
-    def authorize(
-        self, subject: str, use: str, grantee: str, *, at: datetime | None = None
-    ) -> Authorization:
+    def authorize(self, subject: str, use: str, grantee: str, *, at: datetime | None = None) -> Authorization:
         """Authorize ``use`` of ``subject``'s likeness by organisation ``grantee`` at ``at``."""
         moment = at or now_utc()
         context = {"subject": subject, "use": use, "org": grantee}
@@ -429,34 +466,54 @@ class PolicyEngine:
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
-                        id=authorization_id, kind="grant", grant_id=grant.id, release_id=None,
-                        subject_id=subject_row.id, use=use_key, org_id=org_row.id,
+                        id=authorization_id,
+                        kind="grant",
+                        grant_id=grant.id,
+                        release_id=None,
+                        subject_id=subject_row.id,
+                        use=use_key,
+                        org_id=org_row.id,
                         issued_at=utc_iso(moment),
                     )
                 )
                 session.commit()
                 authz = _build(
-                    Authorization, _SEAL, self, authorization_id=authorization_id, grant_id=grant.id,
-                    subject_id=subject_row.id, subject_slug=subject_row.slug,
-                    subject_name=subject_row.name, subject_kind=subject_row.kind, use=use_key,
-                    org_id=org_row.id, org_slug=org_row.slug,
+                    Authorization,
+                    _SEAL,
+                    self,
+                    authorization_id=authorization_id,
+                    grant_id=grant.id,
+                    subject_id=subject_row.id,
+                    subject_slug=subject_row.slug,
+                    subject_name=subject_row.name,
+                    subject_kind=subject_row.kind,
+                    use=use_key,
+                    org_id=org_row.id,
+                    org_slug=org_row.slug,
                     holder_fingerprint=signed.payload["holder_fingerprint"],
                     grant_signature_sha256=keys_sha(grant.signature),
-                    allow_unlabelled=bool(grant.allow_unlabelled), valid_until=grant.valid_until,
+                    allow_unlabelled=bool(grant.allow_unlabelled),
+                    valid_until=grant.valid_until,
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
             logger.info("authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
-                "authorization.refused", {**context, "kind": "grant", "reason": exc.reason,
-                                          "message": str(exc), "at": utc_iso(moment)},
+                "authorization.refused",
+                {**context, "kind": "grant", "reason": exc.reason, "message": str(exc), "at": utc_iso(moment)},
             )
             raise
         self.ledger.append(
             "authorization.issued",
-            {"authorization_id": authorization_id, "kind": "grant", "grant_id": authz.grant_id,
-             "subject_id": authz.subject_id, "use": use_key, "org_id": authz.org_id,
-             "at": utc_iso(moment)},
+            {
+                "authorization_id": authorization_id,
+                "kind": "grant",
+                "grant_id": authz.grant_id,
+                "subject_id": authz.subject_id,
+                "use": use_key,
+                "org_id": authz.org_id,
+                "at": utc_iso(moment),
+            },
         )
         return authz
 
@@ -475,9 +532,7 @@ class PolicyEngine:
     def _org(self, session: Session, view: LedgerConsent, org: str) -> Organisation:
         """The organisation with id ``org``, else with that slug, refused (``org_altered``)
         when its row's slug or name is not what its ``org.created`` event recorded."""
-        row = session.get(Organisation, org) or session.scalar(
-            select(Organisation).where(Organisation.slug == org)
-        )
+        row = session.get(Organisation, org) or session.scalar(select(Organisation).where(Organisation.slug == org))
         if row is None:
             raise ConsentError("unknown_org", f"no organisation '{org}' is registered")
         altered = org_identity_problem(view, row)
@@ -486,8 +541,14 @@ class PolicyEngine:
         return row
 
     def _grant_failure(
-        self, session: Session, view: LedgerConsent, grant: Grant, use: str | None,
-        moment: datetime, *, for_render: bool,
+        self,
+        session: Session,
+        view: LedgerConsent,
+        grant: Grant,
+        use: str | None,
+        moment: datetime,
+        *,
+        for_render: bool,
     ) -> Finding | None:
         finding = grant_standing(session, view, grant, moment)
         if finding:
@@ -499,8 +560,14 @@ class PolicyEngine:
         return None
 
     def _choose_grant(
-        self, session: Session, view: LedgerConsent, subject: Subject, org: Organisation, use: str,
-        moment: datetime, context: dict[str, Any],
+        self,
+        session: Session,
+        view: LedgerConsent,
+        subject: Subject,
+        org: Organisation,
+        use: str,
+        moment: datetime,
+        context: dict[str, Any],
     ) -> Grant:
         grants = list(session.scalars(select(Grant).where(Grant.subject_id == subject.id)))
         if not grants:
@@ -510,15 +577,14 @@ class PolicyEngine:
             raise self._refusal("wrong_grantee", context)
         failures: list[tuple[Finding, Grant]] = []
         for grant in sorted(mine, key=lambda g: g.issued_at, reverse=True):
-            finding = self._grant_failure(
-                session, view, grant, use, moment, for_render=use in FINAL_MEDIA_USES
-            )
+            finding = self._grant_failure(session, view, grant, use, moment, for_render=use in FINAL_MEDIA_USES)
             if finding is None:
                 return grant
             failures.append((finding, grant))
         # Report the failure of a grant that (as signed) covers this use, most specific first.
         covering = [
-            (f, g) for f, g in failures
+            (f, g)
+            for f, g in failures
             if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in json.loads(g.uses))
         ]
         if any(f.reason in _IN_FORCE_REASONS for f, _ in failures):
@@ -532,8 +598,13 @@ class PolicyEngine:
 
     def _grant_refusal(self, finding: Finding, grant: Grant, context: dict[str, Any]) -> ConsentError:
         return self._refusal(
-            finding.reason, context, grant=grant.id, valid_from=grant.valid_from,
-            valid_until=grant.valid_until, max_renders=grant.max_renders, detail=finding.detail,
+            finding.reason,
+            context,
+            grant=grant.id,
+            valid_from=grant.valid_from,
+            valid_until=grant.valid_until,
+            max_renders=grant.max_renders,
+            detail=finding.detail,
         )
 
     @staticmethod
@@ -544,19 +615,22 @@ class PolicyEngine:
     def _log_recheck_refusal(
         self, authz: Authorization | ReleaseAuthorization, kind: str, error: ConsentError, moment: datetime
     ) -> None:
-        record = ({"grant_id": authz.grant_id} if isinstance(authz, Authorization)
-                  else {"release_id": authz.release_id})
+        record = {"grant_id": authz.grant_id} if isinstance(authz, Authorization) else {"release_id": authz.release_id}
         self.ledger.append(
             "authorization.refused",
-            {"authorization_id": authz.authorization_id, "kind": kind, **record, "reason": error.reason,
-             "message": str(error), "at": utc_iso(moment)},
+            {
+                "authorization_id": authz.authorization_id,
+                "kind": kind,
+                **record,
+                "reason": error.reason,
+                "message": str(error),
+                "at": utc_iso(moment),
+            },
         )
 
     def _check_issued(self, authz: object, kind: type) -> None:
         if type(authz) is not kind or _issuer(authz) is not self:
-            raise ConsentError(
-                "not_issued_here", "this authorization was not issued by this policy engine"
-            )
+            raise ConsentError("not_issued_here", "this authorization was not issued by this policy engine")
 
     def recheck(self, authz: Authorization, *, at: datetime | None = None) -> None:
         self._check_issued(authz, Authorization)
@@ -586,8 +660,14 @@ class PolicyEngine:
                 error = self._grant_refusal(finding, grant, context)
         self.ledger.append(
             "authorization.refused",
-            {"authorization_id": authz.authorization_id, "kind": "recheck", "grant_id": authz.grant_id,
-             "reason": finding.reason, "message": str(error), "at": utc_iso(moment)},
+            {
+                "authorization_id": authz.authorization_id,
+                "kind": "recheck",
+                "grant_id": authz.grant_id,
+                "reason": finding.reason,
+                "message": str(error),
+                "at": utc_iso(moment),
+            },
         )
         raise error
 
@@ -609,14 +689,10 @@ class PolicyEngine:
             if grant is None:
                 session.rollback()
                 raise ConsentError("grant_altered", f"grant {authz.grant_id} no longer exists")
-            counted_under = session.scalar(
-                select(RenderConsumption.grant_id).where(RenderConsumption.job_id == job_id)
-            )
+            counted_under = session.scalar(select(RenderConsumption.grant_id).where(RenderConsumption.job_id == job_id))
             if counted_under is not None and counted_under != grant.id:
                 session.rollback()
-                raise ConsentError(
-                    "render_limit_reached", f"render job {job_id} was counted under another grant"
-                )
+                raise ConsentError("render_limit_reached", f"render job {job_id} was counted under another grant")
             slots = render_slots(session, grant.id)
             if job_id in slots:
                 session.rollback()
@@ -624,27 +700,45 @@ class PolicyEngine:
             if grant.max_renders is not None and len(slots) >= grant.max_renders:
                 session.rollback()
                 refusal = self._refusal(
-                    "render_limit_reached", {"subject": authz.subject_slug},
-                    grant=grant.id, max_renders=grant.max_renders,
+                    "render_limit_reached",
+                    {"subject": authz.subject_slug},
+                    grant=grant.id,
+                    max_renders=grant.max_renders,
                 )
             else:
                 if counted_under is None:
-                    session.add(RenderConsumption(
-                        grant_id=grant.id, authorization_id=authz.authorization_id, job_id=job_id,
-                        consumed_at=utc_iso(now_utc()),
-                    ))
-                Ledger.append_in(session, "render.reserved", {
-                    "authorization_id": authz.authorization_id, "grant_id": grant.id,
-                    "subject_id": authz.subject_id, "org_id": authz.org_id, "use": authz.use,
-                    "job_id": job_id,
-                })
+                    session.add(
+                        RenderConsumption(
+                            grant_id=grant.id,
+                            authorization_id=authz.authorization_id,
+                            job_id=job_id,
+                            consumed_at=utc_iso(now_utc()),
+                        )
+                    )
+                Ledger.append_in(
+                    session,
+                    "render.reserved",
+                    {
+                        "authorization_id": authz.authorization_id,
+                        "grant_id": grant.id,
+                        "subject_id": authz.subject_id,
+                        "org_id": authz.org_id,
+                        "use": authz.use,
+                        "job_id": job_id,
+                    },
+                )
                 session.commit()
         if refusal is not None:  # logged once the grant is released (SQLite: one writer at a time)
             self.ledger.append(
                 "authorization.refused",
-                {"authorization_id": authz.authorization_id, "kind": "render",
-                 "grant_id": authz.grant_id, "job_id": job_id, "reason": refusal.reason,
-                 "message": str(refusal)},
+                {
+                    "authorization_id": authz.authorization_id,
+                    "kind": "render",
+                    "grant_id": authz.grant_id,
+                    "job_id": job_id,
+                    "reason": refusal.reason,
+                    "message": str(refusal),
+                },
             )
             raise refusal
 
@@ -655,9 +749,7 @@ class PolicyEngine:
             begin_serialized(session, f"likeness.grant.{authz.grant_id}")
             # Checked inside the transaction that holds the grant: a render that completes
             # meanwhile is never refunded.
-            completed = find_events(
-                session, "render.completed", {"job_id": job_id, "grant_id": authz.grant_id}
-            )
+            completed = find_events(session, "render.completed", {"job_id": job_id, "grant_id": authz.grant_id})
             if completed:
                 session.rollback()
                 raise ConsentError(
@@ -667,18 +759,23 @@ class PolicyEngine:
             if job_id not in render_slots(session, authz.grant_id):
                 session.rollback()
                 return False
-            Ledger.append_in(session, "render.refunded", {
-                "authorization_id": authz.authorization_id, "grant_id": authz.grant_id,
-                "subject_id": authz.subject_id, "org_id": authz.org_id, "job_id": job_id,
-                "reason": str(reason),
-            })
+            Ledger.append_in(
+                session,
+                "render.refunded",
+                {
+                    "authorization_id": authz.authorization_id,
+                    "grant_id": authz.grant_id,
+                    "subject_id": authz.subject_id,
+                    "org_id": authz.org_id,
+                    "job_id": job_id,
+                    "reason": str(reason),
+                },
+            )
             session.commit()
         return True
 
     # --- performer releases --------------------------------------------------------------
-    def authorize_release(
-        self, performer: str, grantee: str, *, at: datetime | None = None
-    ) -> ReleaseAuthorization:
+    def authorize_release(self, performer: str, grantee: str, *, at: datetime | None = None) -> ReleaseAuthorization:
         """Authorize use of ``performer``'s footage as a swap target by ``grantee``."""
         moment = at or now_utc()
         context = {"subject": performer, "org": grantee}
@@ -693,9 +790,7 @@ class PolicyEngine:
                 context.update(subject=subject_row.slug, org=org_row.slug)
                 releases = list(
                     session.scalars(
-                        select(Release).where(
-                            Release.performer_id == subject_row.id, Release.org_id == org_row.id
-                        )
+                        select(Release).where(Release.performer_id == subject_row.id, Release.org_id == org_row.id)
                     )
                 )
                 if not releases:
@@ -716,38 +811,60 @@ class PolicyEngine:
                 authorization_id = uuid.uuid4().hex
                 session.add(
                     AuthorizationRow(
-                        id=authorization_id, kind="release", grant_id=None, release_id=chosen.id,
-                        subject_id=subject_row.id, use=None, org_id=org_row.id,
+                        id=authorization_id,
+                        kind="release",
+                        grant_id=None,
+                        release_id=chosen.id,
+                        subject_id=subject_row.id,
+                        use=None,
+                        org_id=org_row.id,
                         issued_at=utc_iso(moment),
                     )
                 )
                 session.commit()
                 authz = _build(
-                    ReleaseAuthorization, _SEAL, self, authorization_id=authorization_id,
-                    release_id=chosen.id, performer_id=subject_row.id,
-                    performer_slug=subject_row.slug, performer_name=subject_row.name,
-                    org_id=org_row.id, org_slug=org_row.slug,
-                    holder_fingerprint=signed.payload["holder_fingerprint"], valid_until=chosen.valid_until,
+                    ReleaseAuthorization,
+                    _SEAL,
+                    self,
+                    authorization_id=authorization_id,
+                    release_id=chosen.id,
+                    performer_id=subject_row.id,
+                    performer_slug=subject_row.slug,
+                    performer_name=subject_row.name,
+                    org_id=org_row.id,
+                    org_slug=org_row.slug,
+                    holder_fingerprint=signed.payload["holder_fingerprint"],
+                    valid_until=chosen.valid_until,
                     issued_at=utc_iso(moment),
                 )
         except ConsentError as exc:
             logger.info("release authorization refused (%s): %s", exc.reason, exc)
             self.ledger.append(
-                "authorization.refused", {**context, "kind": "release", "reason": exc.reason,
-                                          "message": str(exc), "at": utc_iso(moment)},
+                "authorization.refused",
+                {**context, "kind": "release", "reason": exc.reason, "message": str(exc), "at": utc_iso(moment)},
             )
             raise
         self.ledger.append(
             "authorization.issued",
-            {"authorization_id": authorization_id, "kind": "release", "release_id": authz.release_id,
-             "performer_id": authz.performer_id, "org_id": authz.org_id, "at": utc_iso(moment)},
+            {
+                "authorization_id": authorization_id,
+                "kind": "release",
+                "release_id": authz.release_id,
+                "performer_id": authz.performer_id,
+                "org_id": authz.org_id,
+                "at": utc_iso(moment),
+            },
         )
         return authz
 
     def _release_refusal(self, finding: Finding, release: Release, context: dict[str, Any]) -> ConsentError:
         return self._refusal(
-            finding.reason, context, grant=release.id, valid_from=release.valid_from,
-            valid_until=release.valid_until, detail=finding.detail,
+            finding.reason,
+            context,
+            grant=release.id,
+            valid_from=release.valid_from,
+            valid_until=release.valid_until,
+            detail=finding.detail,
         )
 
     def recheck_release(self, authz: ReleaseAuthorization, *, at: datetime | None = None) -> None:
@@ -767,8 +884,11 @@ class PolicyEngine:
                 revoked = view.revocation(
                     "release", authz.release_id, signed.payload.get("holder_id") if signed else None, None
                 ).revoked_at
-                finding = (Finding("release_revoked", revoked) if revoked
-                           else Finding("release_altered", "its row was deleted"))
+                finding = (
+                    Finding("release_revoked", revoked)
+                    if revoked
+                    else Finding("release_altered", "its row was deleted")
+                )
                 error = self._refusal(finding.reason, context, grant=authz.release_id, detail=finding.detail)
             else:
                 finding = release_standing(session, view, release, moment)
@@ -777,9 +897,14 @@ class PolicyEngine:
                 error = self._release_refusal(finding, release, context)
         self.ledger.append(
             "authorization.refused",
-            {"authorization_id": authz.authorization_id, "kind": "release-recheck",
-             "release_id": authz.release_id, "reason": finding.reason, "message": str(error),
-             "at": utc_iso(moment)},
+            {
+                "authorization_id": authz.authorization_id,
+                "kind": "release-recheck",
+                "release_id": authz.release_id,
+                "reason": finding.reason,
+                "message": str(error),
+                "at": utc_iso(moment),
+            },
         )
         raise error
 

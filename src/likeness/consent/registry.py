@@ -142,7 +142,9 @@ class RecoveryAttestation:
 
     def as_payload(self) -> dict[str, Any]:
         return {
-            "statement": self.statement, "verified_by": self.verified_by, "method": self.method,
+            "statement": self.statement,
+            "verified_by": self.verified_by,
+            "method": self.method,
             "evidence_sha256": self.evidence_sha256,
         }
 
@@ -162,8 +164,14 @@ def attestation_problem(attestation: Any) -> str | None:
 
 
 def key_recovery_payload(
-    *, holder_id: str, previous_fingerprint: str, public_key: str, org_id: str,
-    org_fingerprint: str, attestation: dict[str, Any], recovered_at: str,
+    *,
+    holder_id: str,
+    previous_fingerprint: str,
+    public_key: str,
+    org_id: str,
+    org_fingerprint: str,
+    attestation: dict[str, Any],
+    recovered_at: str,
 ) -> dict[str, Any]:
     """What an organisation signs to move a holder who lost their key to a new one."""
     return {
@@ -247,8 +255,12 @@ class Registry:
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
-            id=_new_id(), slug=slug, name=name or slug, public_key=raw.hex(),
-            key_fingerprint=keys.fingerprint(raw), created_at=utc_iso(now_utc()),
+            id=_new_id(),
+            slug=slug,
+            name=name or slug,
+            public_key=raw.hex(),
+            key_fingerprint=keys.fingerprint(raw),
+            created_at=utc_iso(now_utc()),
         )
         with self._session_factory() as session:
             session.add(org)
@@ -256,8 +268,14 @@ class Registry:
             session.refresh(org)
             session.expunge(org)
         self._ledger.append(
-            "org.created", {"org_id": org.id, "slug": slug, "name": org.name,
-                            "key_fingerprint": org.key_fingerprint, "public_key": org.public_key},
+            "org.created",
+            {
+                "org_id": org.id,
+                "slug": slug,
+                "name": org.name,
+                "key_fingerprint": org.key_fingerprint,
+                "public_key": org.public_key,
+            },
         )
         return org
 
@@ -305,14 +323,10 @@ class Registry:
             return orgs[0]
         if not orgs:
             raise RegistryError("no organisation yet (add one with: likeness org add SLUG)")
-        raise RegistryError(
-            f"several organisations ({', '.join(o.slug for o in orgs)}): pick one with --org"
-        )
+        raise RegistryError(f"several organisations ({', '.join(o.slug for o in orgs)}): pick one with --org")
 
     # --- rights holders ------------------------------------------------------------------
-    def add_holder(
-        self, slug: str, name: str, *, kind: str, public_key_pem: bytes | None = None
-    ) -> RightsHolder:
+    def add_holder(self, slug: str, name: str, *, kind: str, public_key_pem: bytes | None = None) -> RightsHolder:
         """Create a holder. Without ``public_key_pem`` a new key pair is made and the private
         key written to ``keys/holders/SLUG.pem`` (0600); with it, the private key stays with
         the holder and must be supplied when signing."""
@@ -327,8 +341,13 @@ class Registry:
         else:
             raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
-            id=_new_id(), slug=slug, name=name, kind=kind, public_key=raw.hex(),
-            key_fingerprint=keys.fingerprint(raw), created_at=utc_iso(now_utc()),
+            id=_new_id(),
+            slug=slug,
+            name=name,
+            kind=kind,
+            public_key=raw.hex(),
+            key_fingerprint=keys.fingerprint(raw),
+            created_at=utc_iso(now_utc()),
         )
         with self._session_factory() as session:
             session.add(holder)
@@ -337,8 +356,14 @@ class Registry:
             session.expunge(holder)
         self._ledger.append(
             "holder.created",
-            {"holder_id": holder.id, "slug": slug, "name": name, "kind": kind,
-             "key_fingerprint": holder.key_fingerprint, "public_key": holder.public_key},
+            {
+                "holder_id": holder.id,
+                "slug": slug,
+                "name": name,
+                "kind": kind,
+                "key_fingerprint": holder.key_fingerprint,
+                "public_key": holder.public_key,
+            },
         )
         return holder
 
@@ -354,8 +379,14 @@ class Registry:
 
     # --- subjects ------------------------------------------------------------------------
     def add_subject(
-        self, slug: str, name: str, *, kind: str = "artist", holder: str | None = None,
-        holder_kind: str | None = None, holder_public_key_pem: bytes | None = None,
+        self,
+        slug: str,
+        name: str,
+        *,
+        kind: str = "artist",
+        holder: str | None = None,
+        holder_kind: str | None = None,
+        holder_public_key_pem: bytes | None = None,
         owner_org: str | None = None,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
@@ -374,28 +405,42 @@ class Registry:
         else:
             default_kind = {"artist": "artist", "virtual_idol": "agency", "performer": "performer"}[kind]
             holder_row = self.add_holder(
-                f"{slug}-holder"[:64], f"{name} (rights holder)", kind=holder_kind or default_kind,
+                f"{slug}-holder"[:64],
+                f"{name} (rights holder)",
+                kind=holder_kind or default_kind,
                 public_key_pem=holder_public_key_pem,
             )
         subject = Subject(
-            id=_new_id(), slug=slug, name=name, kind=kind, holder_id=holder_row.id,
-            owner_org_id=owner.id if owner else None, created_at=utc_iso(now_utc()),
+            id=_new_id(),
+            slug=slug,
+            name=name,
+            kind=kind,
+            holder_id=holder_row.id,
+            owner_org_id=owner.id if owner else None,
+            created_at=utc_iso(now_utc()),
         )
         with self._session_factory() as session:
             session.add(subject)
             session.commit()
         self._ledger.append(
             "subject.created",
-            {"subject_id": subject.id, "slug": slug, "kind": kind, "holder_id": holder_row.id,
-             "owner_org_id": subject.owner_org_id},
+            {
+                "subject_id": subject.id,
+                "slug": slug,
+                "kind": kind,
+                "holder_id": holder_row.id,
+                "owner_org_id": subject.owner_org_id,
+            },
         )
         return self.get_subject(slug)
 
     def get_subject(self, slug_or_id: str) -> SubjectRecord:
         with self._session_factory() as session:
             query = select(Subject, RightsHolder).join(RightsHolder, RightsHolder.id == Subject.holder_id)
-            row = (session.execute(query.where(Subject.id == slug_or_id)).first()
-                   or session.execute(query.where(Subject.slug == slug_or_id)).first())
+            row = (
+                session.execute(query.where(Subject.id == slug_or_id)).first()
+                or session.execute(query.where(Subject.slug == slug_or_id)).first()
+            )
             if row is None:
                 raise RegistryError(f"no subject '{slug_or_id}' (enrol it with: likeness subject add)")
             subject, holder = row
@@ -403,8 +448,12 @@ class Registry:
 
             current = LedgerConsent(session).holder_keys(holder.id).current
             return SubjectRecord(
-                id=subject.id, slug=subject.slug, name=subject.name, kind=subject.kind,
-                holder_id=holder.id, holder_slug=holder.slug,
+                id=subject.id,
+                slug=subject.slug,
+                name=subject.name,
+                kind=subject.kind,
+                holder_id=holder.id,
+                holder_slug=holder.slug,
                 holder_fingerprint=current.fingerprint if current else holder.key_fingerprint,
                 owner_org_id=subject.owner_org_id,
             )
@@ -424,13 +473,14 @@ class Registry:
         digests binds it (a new event) when the stored vector is this photo's embedding."""
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
-            raise RegistryError(
-                f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}"
-            )
+            raise RegistryError(f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}")
         record = self.get_subject(subject)
         row = ReferenceEmbedding(
-            subject_id=record.id, source_name=source_name[:300], source_sha256=source_sha256,
-            vector=vector.tobytes(), created_at=utc_iso(now_utc()),
+            subject_id=record.id,
+            source_name=source_name[:300],
+            source_sha256=source_sha256,
+            vector=vector.tobytes(),
+            created_at=utc_iso(now_utc()),
         )
         with self._session_factory() as session:
             session.add(row)
@@ -440,7 +490,9 @@ class Registry:
                 session.rollback()
                 self._bind_legacy_reference(record.id, source_name, source_sha256, vector)
                 return False
-        self._ledger.append("subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector))
+        self._ledger.append(
+            "subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector)
+        )
         return True
 
     def _bind_legacy_reference(self, subject_id: str, source_name: str, source_sha256: str, vector: np.ndarray) -> None:
@@ -531,7 +583,10 @@ class Registry:
 
     # --- holder keys -----------------------------------------------------------------------
     def rotate_holder_key(
-        self, holder: str, *, holder_key_path: Path | None = None,
+        self,
+        holder: str,
+        *,
+        holder_key_path: Path | None = None,
         new_public_key_pem: bytes | None = None,
     ) -> str:
         """Move ``holder`` to a new key with a ``holder.key_rotated`` event signed by the current
@@ -549,8 +604,10 @@ class Registry:
             if new_raw == keys.public_raw(old_key):
                 raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
             payload = key_rotation_payload(
-                holder_id=row.id, previous_public_key=keys.public_raw(old_key).hex(),
-                public_key=new_raw.hex(), rotated_at=utc_iso(now_utc()),
+                holder_id=row.id,
+                previous_public_key=keys.public_raw(old_key).hex(),
+                public_key=new_raw.hex(),
+                rotated_at=utc_iso(now_utc()),
             )
             signature = keys.sign(old_key, canonical_bytes(payload))
         except BaseException:
@@ -561,7 +618,11 @@ class Registry:
         return self._install_holder_key(row, staged, retired=keys.public_raw(old_key))
 
     def recover_holder_key(
-        self, holder: str, *, org: str, attestation: RecoveryAttestation,
+        self,
+        holder: str,
+        *,
+        org: str,
+        attestation: RecoveryAttestation,
         new_public_key_pem: bytes | None = None,
     ) -> str:
         """Move ``holder``, who lost their key, to a new key with a ``holder.key_recovered``
@@ -589,9 +650,12 @@ class Registry:
             if keys.fingerprint(new_raw) == current.fingerprint:
                 raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
             payload = key_recovery_payload(
-                holder_id=row.id, previous_fingerprint=current.fingerprint,
-                public_key=new_raw.hex(), org_id=organisation.id,
-                org_fingerprint=keys.fingerprint(org_raw), attestation=attestation.as_payload(),
+                holder_id=row.id,
+                previous_fingerprint=current.fingerprint,
+                public_key=new_raw.hex(),
+                org_id=organisation.id,
+                org_fingerprint=keys.fingerprint(org_raw),
+                attestation=attestation.as_payload(),
                 recovered_at=utc_iso(now_utc()),
             )
             signature = keys.sign(org_key, canonical_bytes(payload))
@@ -642,9 +706,17 @@ class Registry:
         return self._ledger_key(self.get_holder(holder)).fingerprint
 
     def issue_grant(
-        self, subject: str, org: str, uses: Iterable[str], *, valid_until: datetime,
-        valid_from: datetime | None = None, max_renders: int | None = None,
-        allow_unlabelled: bool = False, purpose: str = "", holder_key_path: Path | None = None,
+        self,
+        subject: str,
+        org: str,
+        uses: Iterable[str],
+        *,
+        valid_until: datetime,
+        valid_from: datetime | None = None,
+        max_renders: int | None = None,
+        allow_unlabelled: bool = False,
+        purpose: str = "",
+        holder_key_path: Path | None = None,
     ) -> str:
         """Sign and store a grant; returns its id. Prohibited uses raise ConsentError."""
         requested = list(uses)
@@ -652,8 +724,8 @@ class Registry:
             normalised = sorted({normalise_use(u) for u in requested})
         except ConsentError as exc:
             self._ledger.append(
-                "grant.refused", {"subject": subject, "org": org, "uses": requested,
-                                  "reason": exc.reason, "message": str(exc)},
+                "grant.refused",
+                {"subject": subject, "org": org, "uses": requested, "reason": exc.reason, "message": str(exc)},
             )
             raise
         if not normalised:
@@ -672,10 +744,19 @@ class Registry:
             raise RegistryError("max renders must be at least 1")
         key = self._signing_key(holder, holder_key_path)
         grant = Grant(
-            id=_new_id(), subject_id=record.id, org_id=organisation.id, holder_id=holder.id,
-            uses=json.dumps(normalised), valid_from=utc_iso(start), valid_until=utc_iso(valid_until),
-            max_renders=max_renders, allow_unlabelled=allow_unlabelled, purpose=purpose,
-            issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+            id=_new_id(),
+            subject_id=record.id,
+            org_id=organisation.id,
+            holder_id=holder.id,
+            uses=json.dumps(normalised),
+            valid_from=utc_iso(start),
+            valid_until=utc_iso(valid_until),
+            max_renders=max_renders,
+            allow_unlabelled=allow_unlabelled,
+            purpose=purpose,
+            issued_at=utc_iso(now_utc()),
+            payload_sha256="",
+            signature="",
         )
         payload = grant_payload(grant, keys.fingerprint(keys.public_raw(key)))  # the key in force
         message = canonical_bytes(payload)
@@ -719,18 +800,23 @@ class Registry:
             subject = _existing(session, Subject, grant.subject_id)
             org = _existing(session, Organisation, grant.org_id)
             holder = _existing(session, RightsHolder, grant.holder_id)
-            revocation = session.scalar(
-                select(GrantRevocation).where(GrantRevocation.grant_id == grant_id)
-            )
+            revocation = session.scalar(select(GrantRevocation).where(GrantRevocation.grant_id == grant_id))
             from likeness.consent.integrity import LedgerConsent
 
             on_ledger = LedgerConsent(session).revocation("grant", grant_id, grant.holder_id, revocation)
             return GrantRecord(
-                id=grant.id, subject_slug=subject.slug, org_slug=org.slug, holder_slug=holder.slug,
-                uses=tuple(json.loads(grant.uses)), valid_from=grant.valid_from,
-                valid_until=grant.valid_until, max_renders=grant.max_renders,
-                renders_used=self.render_count(grant_id), allow_unlabelled=bool(grant.allow_unlabelled),
-                purpose=grant.purpose, issued_at=grant.issued_at,
+                id=grant.id,
+                subject_slug=subject.slug,
+                org_slug=org.slug,
+                holder_slug=holder.slug,
+                uses=tuple(json.loads(grant.uses)),
+                valid_from=grant.valid_from,
+                valid_until=grant.valid_until,
+                max_renders=grant.max_renders,
+                renders_used=self.render_count(grant_id),
+                allow_unlabelled=bool(grant.allow_unlabelled),
+                purpose=grant.purpose,
+                issued_at=grant.issued_at,
                 signature_sha256=keys_sha(grant.signature),
                 state=self.grant_state(grant_id, at=at),
                 revoked_at=on_ledger.revoked_at or (revocation.revoked_at if revocation else None),
@@ -770,8 +856,14 @@ class Registry:
 
     # --- performer releases --------------------------------------------------------------
     def issue_release(
-        self, performer: str, org: str, *, valid_until: datetime, valid_from: datetime | None = None,
-        purpose: str = "", holder_key_path: Path | None = None,
+        self,
+        performer: str,
+        org: str,
+        *,
+        valid_until: datetime,
+        valid_from: datetime | None = None,
+        purpose: str = "",
+        holder_key_path: Path | None = None,
     ) -> str:
         record = self.get_subject(performer)
         if record.kind != "performer":
@@ -785,9 +877,16 @@ class Registry:
             raise RegistryError("valid-until must be after valid-from")
         key = self._signing_key(holder, holder_key_path)
         release = Release(
-            id=_new_id(), performer_id=record.id, org_id=organisation.id, holder_id=holder.id,
-            valid_from=utc_iso(start), valid_until=utc_iso(valid_until), purpose=purpose,
-            issued_at=utc_iso(now_utc()), payload_sha256="", signature="",
+            id=_new_id(),
+            performer_id=record.id,
+            org_id=organisation.id,
+            holder_id=holder.id,
+            valid_from=utc_iso(start),
+            valid_until=utc_iso(valid_until),
+            purpose=purpose,
+            issued_at=utc_iso(now_utc()),
+            payload_sha256="",
+            signature="",
         )
         payload = release_payload(release, keys.fingerprint(keys.public_raw(key)))  # the key in force
         release.payload_sha256 = canonical_sha256(payload)
@@ -806,7 +905,12 @@ class Registry:
         self._revoke("release", Release, ReleaseRevocation, release_id, reason, holder_key_path)
 
     def _revoke(
-        self, kind: str, record_model: type[Any], revocation_model: type[Any], target_id: str, reason: str,
+        self,
+        kind: str,
+        record_model: type[Any],
+        revocation_model: type[Any],
+        target_id: str,
+        reason: str,
         holder_key_path: Path | None,
     ) -> None:
         """Sign a revocation with the holder's key per the ledger and put it on the ledger (in
@@ -837,10 +941,15 @@ class Registry:
         self._ledger.append(f"{kind}.revoked", {**payload, "signature": signature})
         if row is None:
             with self._session_factory() as session:
-                session.add(revocation_model(
-                    id=_new_id(), revoked_at=revoked_at, reason=reason, signature=signature,
-                    **{f"{kind}_id": target_id},
-                ))
+                session.add(
+                    revocation_model(
+                        id=_new_id(),
+                        revoked_at=revoked_at,
+                        reason=reason,
+                        signature=signature,
+                        **{f"{kind}_id": target_id},
+                    )
+                )
                 session.commit()
 
     def find_release_id(self, prefix: str) -> str:
@@ -866,19 +975,23 @@ class Registry:
                 query = query.where(Release.performer_id == self.get_subject(performer).id)
             for release in session.scalars(query):
                 revocation = view.revocation(
-                    "release", release.id, release.holder_id,
-                    session.scalar(
-                        select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)
-                    ),
+                    "release",
+                    release.id,
+                    release.holder_id,
+                    session.scalar(select(ReleaseRevocation).where(ReleaseRevocation.release_id == release.id)),
                 )
                 finding = release_standing(session, view, release, now)
                 state = state_of_reason(finding.reason if finding else None)
                 out.append(
                     ReleaseRecord(
-                        id=release.id, performer_slug=_existing(session, Subject, release.performer_id).slug,
+                        id=release.id,
+                        performer_slug=_existing(session, Subject, release.performer_id).slug,
                         org_slug=_existing(session, Organisation, release.org_id).slug,
-                        valid_from=release.valid_from, valid_until=release.valid_until,
-                        purpose=release.purpose, issued_at=release.issued_at, state=state,
+                        valid_from=release.valid_from,
+                        valid_until=release.valid_until,
+                        purpose=release.purpose,
+                        issued_at=release.issued_at,
+                        state=state,
                         revoked_at=revocation.revoked_at,
                     )
                 )
@@ -892,8 +1005,12 @@ def vector_sha256(vector: bytes) -> str:
 
 def reference_event(subject_id: str, source_name: str, source_sha256: str, vector: bytes) -> dict[str, Any]:
     """The ``subject.reference_added`` payload that binds a stored reference to the ledger."""
-    return {"subject_id": subject_id, "source_name": source_name, "source_sha256": source_sha256,
-            "vector_sha256": vector_sha256(vector)}
+    return {
+        "subject_id": subject_id,
+        "source_name": source_name,
+        "source_sha256": source_sha256,
+        "vector_sha256": vector_sha256(vector),
+    }
 
 
 @dataclass(frozen=True)
@@ -944,15 +1061,17 @@ def reference_statuses(session: Session, subject_id: str | None = None) -> list[
     if not rows:
         return []
     events: dict[tuple[Any, Any], list[LedgerEvent]] = {}
-    for event in find_events(session, "subject.reference_added",
-                             {"subject_id": subject_id} if subject_id is not None else {}):
+    for event in find_events(
+        session, "subject.reference_added", {"subject_id": subject_id} if subject_id is not None else {}
+    ):
         key = (event.payload.get("subject_id"), event.payload.get("source_sha256"))
         events.setdefault(key, []).append(event)
     out = []
     for row in rows:
         state, seq = reference_state(row.vector, events.get((row.subject_id, row.source_sha256), []))
-        out.append(ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256,
-                                   bytes(row.vector), state, seq))
+        out.append(
+            ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256, bytes(row.vector), state, seq)
+        )
     return out
 
 

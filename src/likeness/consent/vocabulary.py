@@ -61,9 +61,7 @@ def normalise_use(use: str) -> str:
             f"'{use}' is a prohibited use ({key}); it can never be granted or authorized",
         )
     if key not in USES:
-        raise ConsentError(
-            "unknown_use", f"'{use}' is not a known use; choose from: {', '.join(USES)}"
-        )
+        raise ConsentError("unknown_use", f"'{use}' is not a known use; choose from: {', '.join(USES)}")
     return key
 
 

@@ -40,7 +40,9 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
         tied = merged == value
         if tied.sum() > 1:
             ranks[tied] = ranks[tied].mean()
-    return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+    return float(
+        (ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative))
+    )
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:

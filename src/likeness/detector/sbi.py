@@ -102,8 +102,9 @@ def small_affine(face: np.ndarray, rng: np.random.Generator, *, options: SbiOpti
     return cv2.warpAffine(face, affine, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def sbi_mask(landmarks: np.ndarray, size: int, rng: np.random.Generator, *,
-             options: SbiOptions = SbiOptions()) -> np.ndarray:
+def sbi_mask(
+    landmarks: np.ndarray, size: int, rng: np.random.Generator, *, options: SbiOptions = SbiOptions()
+) -> np.ndarray:
     """The blend mask: landmark hull, outline warped, randomly eroded or dilated, then feathered.
 
     Returns float32 ``(size, size)`` in [0, 1].
@@ -125,8 +126,9 @@ def sbi_mask(landmarks: np.ndarray, size: int, rng: np.random.Generator, *,
     return feather(mask, pixels=max(1, int(round(rng.uniform(*options.mask_feather) * size))))
 
 
-def self_blend(face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *,
-               options: SbiOptions = SbiOptions()) -> tuple[np.ndarray, np.ndarray]:
+def self_blend(
+    face: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *, options: SbiOptions = SbiOptions()
+) -> tuple[np.ndarray, np.ndarray]:
     """One pseudo-fake: ``face`` blended with a colour-, sharpness- and position-jittered copy.
 
     Returns ``(uint8 RGB (S, S, 3), float32 (S, S) blend mask times the blend ratio)``; the mask
@@ -157,8 +159,9 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         side = out.shape[0]
         small = max(8, int(side * rng.uniform(0.5, 0.9)))
-        out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (side, side),
-                         interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(
+            cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (side, side), interpolation=cv2.INTER_LINEAR
+        )
     if rng.random() < 0.6:
         out = jpeg(out, int(rng.integers(40, 95)))
     return np.ascontiguousarray(out)

@@ -46,12 +46,16 @@ class DetectorModel:
         crops = list(crops)
         for crop in crops:
             if crop.dtype != np.uint8 or crop.shape != (DETECTOR_INPUT, DETECTOR_INPUT, 3):
-                raise ModelError(f"detector: expected uint8 ({DETECTOR_INPUT}, {DETECTOR_INPUT}, 3) aligned crops, "
-                                 f"got {crop.dtype} {crop.shape}")
+                raise ModelError(
+                    f"detector: expected uint8 ({DETECTOR_INPUT}, {DETECTOR_INPUT}, 3) aligned crops, "
+                    f"got {crop.dtype} {crop.shape}"
+                )
         if not crops:
             return np.zeros(0, np.float64)
-        out = [self.session.run(None, {"face": to_tensor_batch(crops[k:k + batch])})[0][:, 0]
-               for k in range(0, len(crops), batch)]
+        out = [
+            self.session.run(None, {"face": to_tensor_batch(crops[k : k + batch])})[0][:, 0]
+            for k in range(0, len(crops), batch)
+        ]
         return np.concatenate(out).astype(np.float64) / self.temperature
 
     def probability(self, calibrated_logits: np.ndarray) -> np.ndarray:

@@ -68,8 +68,12 @@ class DetectorTrainConfig:
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
 
-def align_paths(paths: Sequence[Path], *, identity_of: Callable[[Path], str] = lambda p: p.stem,
-                progress: Callable[[int, int], None] | None = None) -> list[AlignedFaceSample]:
+def align_paths(
+    paths: Sequence[Path],
+    *,
+    identity_of: Callable[[Path], str] = lambda p: p.stem,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AlignedFaceSample]:
     """Detect the largest face of each image and align it for the detector.
 
     Images without a face are skipped (logged); unreadable files raise ``MediaError``.
@@ -103,8 +107,9 @@ def align_largest(detector: Any, rgb: np.ndarray, *, identity: str) -> AlignedFa
     return AlignedFaceSample(aligned.image, aligned.landmarks, identity)
 
 
-def training_pair(sample: AlignedFaceSample, rng: np.random.Generator,
-                  options: SbiOptions = DEFAULT_SBI) -> tuple[np.ndarray, np.ndarray]:
+def training_pair(
+    sample: AlignedFaceSample, rng: np.random.Generator, options: SbiOptions = DEFAULT_SBI
+) -> tuple[np.ndarray, np.ndarray]:
     """(pristine, self-blended) uint8 RGB crops of one face, mirrored together and each degraded."""
     image, landmarks = sample.image, sample.landmarks
     if rng.random() < 0.5:
@@ -120,8 +125,9 @@ def to_tensor_batch(crops: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
 
 
-def validation_set(samples: Sequence[AlignedFaceSample], *, seed: int = 1234,
-                   options: SbiOptions = DEFAULT_SBI) -> tuple[np.ndarray, np.ndarray]:
+def validation_set(
+    samples: Sequence[AlignedFaceSample], *, seed: int = 1234, options: SbiOptions = DEFAULT_SBI
+) -> tuple[np.ndarray, np.ndarray]:
     """Fixed (crops, labels) for validation: every face once pristine and once self-blended,
     without the random degradations (label 1 = manipulated)."""
     rng = np.random.default_rng(seed)
@@ -140,13 +146,18 @@ def _predict_logits(net: Any, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(crops), batch):
-            out.append(net(torch.from_numpy(to_tensor_batch(list(crops[start:start + batch]))))[:, 0].numpy())
+            out.append(net(torch.from_numpy(to_tensor_batch(list(crops[start : start + batch]))))[:, 0].numpy())
     return np.concatenate(out).astype(np.float64)
 
 
 def train_detector(
-    train: Sequence[AlignedFaceSample], validation: Sequence[AlignedFaceSample], out_dir: Path, *,
-    config: DetectorTrainConfig = DetectorTrainConfig(), data_note: str = "", model_id: str = "likeness.detector.sbi",
+    train: Sequence[AlignedFaceSample],
+    validation: Sequence[AlignedFaceSample],
+    out_dir: Path,
+    *,
+    config: DetectorTrainConfig = DetectorTrainConfig(),
+    data_note: str = "",
+    model_id: str = "likeness.detector.sbi",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict:
     """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic; a rerun resumes exactly), calibrate,
@@ -157,8 +168,9 @@ def train_detector(
     from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 
     if len(train) < 2 or len(validation) < 2:
-        raise FaceError(f"train_detector: needs at least 2 training and 2 validation faces, got {len(train)} and "
-                        f"{len(validation)}")
+        raise FaceError(
+            f"train_detector: needs at least 2 training and 2 validation faces, got {len(train)} and {len(validation)}"
+        )
     overlap = {s.identity for s in train} & {s.identity for s in validation}
     if overlap:
         raise FaceError(f"train_detector: identities in both training and validation: {sorted(overlap)[:5]}")
@@ -170,8 +182,9 @@ def train_detector(
     if config.init_checkpoint:
         net.load_state_dict(load_checkpoint(Path(config.init_checkpoint))["net"], strict=True)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=config.steps,
-                                                   pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.15
+    )
     checkpoint = out_dir / "checkpoint.pt"
     step, seconds = 0, 0.0
     rng = np.random.default_rng(config.seed)
@@ -198,10 +211,18 @@ def train_detector(
         schedule.step()
         step += 1
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(checkpoint, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
-                                         "schedule": schedule.state_dict(), "rng": rng.bit_generator.state,
-                                         "torch_rng": torch.get_rng_state(), "step": step,
-                                         "seconds": time.perf_counter() - started})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "net": net.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "seconds": time.perf_counter() - started,
+                },
+            )
         if progress:
             progress(step, config.steps, float(loss.item()))
     seconds = time.perf_counter() - started
@@ -218,7 +239,7 @@ def train_detector(
         "file": onnx_path.name,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "input": f"float32 (N, 3, {DETECTOR_INPUT}, {DETECTOR_INPUT}) RGB in [0, 1]: a face aligned with "
-                 f"likeness.faces.align_face(size={DETECTOR_INPUT}, coverage={COVERAGE!r})",
+        f"likeness.faces.align_face(size={DETECTOR_INPUT}, coverage={COVERAGE!r})",
         "output": "float32 (N, 1) logit that the face was manipulated (blended into the frame)",
         "calibration": {
             "method": "temperature scaling on held-out self-blended and pristine faces",
@@ -228,25 +249,34 @@ def train_detector(
             "target_false_positive_rate": config.target_fpr,
             "threshold_set_on": f"{int((labels == 0).sum())} held-out pristine faces (calibrated logit quantile)",
         },
-        "training": {**{k: v for k, v in asdict(config).items() if k != "sbi"}, "sbi": asdict(config.sbi),
-                     "faces": len(train), "identities": len({s.identity for s in train}),
-                     "seconds": round(seconds, 1), "data": data_note,
-                     "backbone": f"fine-tuned from {config.init_checkpoint}" if config.init_checkpoint else
-                                 ("MobileNetV2 from torchvision's ImageNet weights "
-                                  f"({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})") if config.pretrained
-                                 else f"MobileNetV2 width {config.width}, random initialisation",
-                     "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
-                               "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
-                     "device": "cpu"},
+        "training": {
+            **{k: v for k, v in asdict(config).items() if k != "sbi"},
+            "sbi": asdict(config.sbi),
+            "faces": len(train),
+            "identities": len({s.identity for s in train}),
+            "seconds": round(seconds, 1),
+            "data": data_note,
+            "backbone": f"fine-tuned from {config.init_checkpoint}"
+            if config.init_checkpoint
+            else (
+                f"MobileNetV2 from torchvision's ImageNet weights ({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})"
+            )
+            if config.pretrained
+            else f"MobileNetV2 width {config.width}, random initialisation",
+            "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
+            "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
+            "device": "cpu",
+        },
         "validation": {
-            "faces": len(validation), "identities": len({s.identity for s in validation}),
+            "faces": len(validation),
+            "identities": len({s.identity for s in validation}),
             "sbi_auc": round(roc_auc(labels, logits), 4),
             "sbi_recall_at_threshold": round(float((logits[labels == 1] / temperature >= threshold_logit).mean()), 4),
             "pristine_fpr_at_threshold": round(float((real_scores >= threshold_logit).mean()), 4),
         },
         "trained": time.strftime("%Y-%m-%d", time.gmtime()),
         "licence": "weights trained by likeness from torchvision's MobileNetV2 ImageNet weights (BSD-3-Clause); "
-                   "training faces as in training.data",
+        "training faces as in training.data",
     }
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -256,8 +286,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
 
 def train_from_folders(
-    real: Sequence[Path], out_dir: Path, *, train_only: Sequence[Path] = (), identity_from_folder: bool = False,
-    config: DetectorTrainConfig = DetectorTrainConfig(), progress: Callable[[str, int, int, float], None] | None = None,
+    real: Sequence[Path],
+    out_dir: Path,
+    *,
+    train_only: Sequence[Path] = (),
+    identity_from_folder: bool = False,
+    config: DetectorTrainConfig = DetectorTrainConfig(),
+    progress: Callable[[str, int, int, float], None] | None = None,
 ) -> dict:
     """Align every image under ``real`` and ``train_only``, hold out one identity in seven of
     ``real`` (by name order) for validation, calibration and the threshold, and train into
@@ -275,24 +310,42 @@ def train_from_folders(
 
     identities = sorted({identity(p) for p in paths})
     if len(identities) < 14:
-        raise FaceError(f"detector training: need at least 14 identities under {', '.join(map(str, real))} "
-                        f"(one in seven is held out), found {len(identities)}")
+        raise FaceError(
+            f"detector training: need at least 14 identities under {', '.join(map(str, real))} "
+            f"(one in seven is held out), found {len(identities)}"
+        )
     held_out = set(identities[::7])
     total = len(paths) + len(extra)
-    faces = align_paths(paths, identity_of=identity,
-                        progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None)
-    own = align_paths(extra, identity_of=lambda p: f"train-only:{p.parent.name}",
-                      progress=(lambda d, t: progress("align", len(paths) + d, total, 0.0)) if progress else None)
+    faces = align_paths(
+        paths, identity_of=identity, progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None
+    )
+    own = align_paths(
+        extra,
+        identity_of=lambda p: f"train-only:{p.parent.name}",
+        progress=(lambda d, t: progress("align", len(paths) + d, total, 0.0)) if progress else None,
+    )
     train = [f for f in faces if f.identity not in held_out] + own
     validation = [f for f in faces if f.identity in held_out]
     note = f"{len(train) - len(own)} faces from {', '.join(Path(f).name for f in real)}"
     if own:
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
-    model_id = ("likeness.detector.sbi-finetune" if config.init_checkpoint else
-                "likeness.detector.sbi" if config.pretrained else "likeness.detector.sbi-scratch")
-    return train_detector(train, validation, out_dir, config=config, data_note=note, model_id=model_id,
-                          progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None)
+    model_id = (
+        "likeness.detector.sbi-finetune"
+        if config.init_checkpoint
+        else "likeness.detector.sbi"
+        if config.pretrained
+        else "likeness.detector.sbi-scratch"
+    )
+    return train_detector(
+        train,
+        validation,
+        out_dir,
+        config=config,
+        data_note=note,
+        model_id=model_id,
+        progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None,
+    )
 
 
 def export_onnx(net: Any, path: Path) -> None:
@@ -303,9 +356,16 @@ def export_onnx(net: Any, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = torch.onnx.export(
-            net, (torch.rand(2, 3, DETECTOR_INPUT, DETECTOR_INPUT),), None, input_names=["face"],
-            output_names=["manipulated_logit"], dynamo=True, external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},), verbose=False)
+            net,
+            (torch.rand(2, 3, DETECTOR_INPUT, DETECTOR_INPUT),),
+            None,
+            input_names=["face"],
+            output_names=["manipulated_logit"],
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},),
+            verbose=False,
+        )
     if program is None:
         raise ModelError("detector: the ONNX export produced no model")
     from likeness.train.checkpoint import write_bytes_atomic

@@ -73,8 +73,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, *, estimate_scale: bool = True) ->
     dst = np.asarray(dst, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or src.shape[0] < 2:
         raise FaceError(
-            f"umeyama expects two (N, 2) point arrays with N >= 2 of equal shape, "
-            f"got {src.shape} and {dst.shape}"
+            f"umeyama expects two (N, 2) point arrays with N >= 2 of equal shape, got {src.shape} and {dst.shape}"
         )
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         raise FaceError("umeyama: points contain NaN or infinity")
@@ -179,16 +178,12 @@ def align_face(
     affine = affine_to_crop(landmarks, size=size, coverage=coverage)
     # Cubic keeps detail when upsampling small faces; border replication avoids black wedges
     # for faces at the frame edge (the trainer would otherwise learn them).
-    image = cv2.warpAffine(
-        rgb, affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
+    image = cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     crop_landmarks = transform_points(check_landmarks(landmarks), affine).astype(np.float32)
     return AlignedFace(image=image, affine=affine, landmarks=crop_landmarks)
 
 
-def paste_back(
-    frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, mask: np.ndarray
-) -> np.ndarray:
+def paste_back(frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Composite an aligned ``crop`` back into ``frame`` through ``mask``.
 
     Args:
@@ -234,11 +229,13 @@ def paste_back(
     region_to_crop[:, 2] += region_to_crop[:, :2] @ np.array([x0, y0], dtype=np.float64)
     dsize = (x1 - x0, y1 - y0)
     inverse_flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped = cv2.warpAffine(
-        crop, region_to_crop, dsize, flags=inverse_flags, borderMode=cv2.BORDER_REPLICATE
-    )
+    warped = cv2.warpAffine(crop, region_to_crop, dsize, flags=inverse_flags, borderMode=cv2.BORDER_REPLICATE)
     warped_alpha = cv2.warpAffine(
-        alpha, region_to_crop, dsize, flags=inverse_flags, borderMode=cv2.BORDER_CONSTANT,
+        alpha,
+        region_to_crop,
+        dsize,
+        flags=inverse_flags,
+        borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )[..., None]
     region = result[y0:y1, x0:x1].astype(np.float32)

@@ -83,7 +83,9 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, *, iou_threshold:
     return keep
 
 
-def continuing_faces(faces: list[DetectedFace], previous_boxes: np.ndarray, *, iou_threshold: float = 0.5) -> list[DetectedFace]:
+def continuing_faces(
+    faces: list[DetectedFace], previous_boxes: np.ndarray, *, iou_threshold: float = 0.5
+) -> list[DetectedFace]:
     """``faces`` without duplicates: of faces whose boxes overlap by ``iou_threshold`` or more, the
     one that best continues a face of the previous frame (``previous_boxes (M, 4)``), else the first.
 
@@ -315,8 +317,12 @@ class FaceDetector:
         if self.small_faces:
             fine = self._fine_tiles(rgb, boxes)
             boxes, scores = boxes + fine[0], scores + fine[1]
-        if (not boxes and self.crop_retry and max(height, width) <= CROP_RETRY_MAX_SIDE
-                and max(height, width) <= 2 * min(height, width)):
+        if (
+            not boxes
+            and self.crop_retry
+            and max(height, width) <= CROP_RETRY_MAX_SIDE
+            and max(height, width) <= 2 * min(height, width)
+        ):
             boxes, scores = self._padded_retry(rgb)
         if not boxes:
             return np.zeros((0, 4)), np.zeros(0)
@@ -412,11 +418,12 @@ class FaceDetector:
         crop_size = 384
         scale = crop_size / side
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
-        to_crop = np.array(
-            [[scale, 0.0, crop_size / 2.0 - scale * cx], [0.0, scale, crop_size / 2.0 - scale * cy]]
-        )
+        to_crop = np.array([[scale, 0.0, crop_size / 2.0 - scale * cx], [0.0, scale, crop_size / 2.0 - scale * cy]])
         crop = cv2.warpAffine(
-            rgb, to_crop, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
+            rgb,
+            to_crop,
+            (crop_size, crop_size),
+            flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
         )
         result = self._mesh.process(crop)
@@ -430,7 +437,6 @@ def _landmarks_array(face_landmarks: Any) -> np.ndarray:
     points = np.array([(lm.x, lm.y) for lm in face_landmarks.landmark], dtype=np.float32)
     if points.shape != (N_LANDMARKS, 2):
         raise FaceError(
-            f"FaceMesh returned {points.shape[0]} landmarks, expected {N_LANDMARKS} "
-            "(refine_landmarks must be on)"
+            f"FaceMesh returned {points.shape[0]} landmarks, expected {N_LANDMARKS} (refine_landmarks must be on)"
         )
     return points

@@ -543,9 +543,7 @@ def dlib_resnet_onnx(network: DlibResnet) -> bytes:
                 weight = weight * affine.gamma.astype(np.float64)[:, None, None, None]
                 bias = bias * affine.gamma + affine.beta
             if weight.shape[1] != shape[0]:
-                raise ModelError(
-                    f"{network.source}: convolution expects {weight.shape[1]} channels, gets {shape[0]}"
-                )
+                raise ModelError(f"{network.source}: convolution expects {weight.shape[1]} channels, gets {shape[0]}")
             kh, kw = weight.shape[2:]
             (sy, sx), (py, px) = layer.stride, layer.padding
             current = graph.node(
@@ -599,9 +597,7 @@ def dlib_resnet_onnx(network: DlibResnet) -> bytes:
         elif isinstance(layer, FcLayer):
             flat = graph.node("Flatten", [current], "flat", axis=1)
             if layer.weight.shape[0] != shape[0] * shape[1] * shape[2]:
-                raise ModelError(
-                    f"{network.source}: fc_ expects {layer.weight.shape[0]} inputs, gets {shape}"
-                )
+                raise ModelError(f"{network.source}: fc_ expects {layer.weight.shape[0]} inputs, gets {shape}")
             current = graph.node("MatMul", [flat, graph.constant("fc_weight", layer.weight)], "descriptor")
             shape = (layer.weight.shape[1], 1, 1)
 
@@ -611,11 +607,7 @@ def dlib_resnet_onnx(network: DlibResnet) -> bytes:
             graph.nodes,
             "dlib_face_recognition_resnet_v1",
             [graph.helper.make_tensor_value_info("chips", onnx.TensorProto.UINT8, ["N", size, size, 3])],
-            [
-                graph.helper.make_tensor_value_info(
-                    "descriptors", onnx.TensorProto.FLOAT, ["N", DESCRIPTOR_SIZE]
-                )
-            ],
+            [graph.helper.make_tensor_value_info("descriptors", onnx.TensorProto.FLOAT, ["N", DESCRIPTOR_SIZE])],
             graph.initializers,
         ),
         opset_imports=[graph.helper.make_opsetid("", ONNX_OPSET)],
@@ -687,9 +679,7 @@ class DlibResnetSession:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(
-                onnx_model, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(onnx_model, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"dlib ResNet ONNX model rejected by onnxruntime: {exc}") from exc
         self.intra_op_threads = int(intra_op_threads)
@@ -698,9 +688,7 @@ class DlibResnetSession:
         """``float32 (N, 128)`` descriptors of ``uint8 (N, 150, 150, 3)`` RGB face chips."""
         batch = np.asarray(chips)
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
-            raise FaceError(
-                f"chips: expected uint8 (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {batch.dtype} {batch.shape}"
-            )
+            raise FaceError(f"chips: expected uint8 (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {batch.dtype} {batch.shape}")
         if batch.shape[0] == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
         (out,) = self._session.run(["descriptors"], {"chips": np.ascontiguousarray(batch)})

@@ -140,9 +140,7 @@ class FaceEmbedder:
             self._session = self._checked_session(recognition_path, int(intra_op_threads))
             self.backend = "onnx" if self._session is not None else "dlib"
 
-    def _checked_session(
-        self, recognition_path: Path, intra_op_threads: int
-    ) -> dlib_resnet.DlibResnetSession | None:
+    def _checked_session(self, recognition_path: Path, intra_op_threads: int) -> dlib_resnet.DlibResnetSession | None:
         """The ONNX session if it reproduces dlib on the check face, else ``None`` (warned once)."""
         try:
             session = dlib_resnet.DlibResnetSession(

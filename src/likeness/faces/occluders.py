@@ -100,11 +100,20 @@ def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
             cv2.ellipse(rims, ellipse[0], ellipse[1], tilt, 0, 360, 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
     inner_r, inner_l = right + drop + axis * width, left + drop - axis * width
     cv2.line(rims, tuple(_fixed(inner_r)), tuple(_fixed(inner_l)), 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
-    for outer, ear in ((right + drop - axis * width, landmarks[RIGHT_EYE_OUTER] - axis * span * 0.8),
-                       (left + drop + axis * width, landmarks[LEFT_EYE_OUTER] + axis * span * 0.8)):
+    for outer, ear in (
+        (right + drop - axis * width, landmarks[RIGHT_EYE_OUTER] - axis * span * 0.8),
+        (left + drop + axis * width, landmarks[LEFT_EYE_OUTER] + axis * span * 0.8),
+    ):
         cv2.line(rims, tuple(_fixed(outer)), tuple(_fixed(ear)), 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
-    frame_colour = rng.choice([np.array([20.0, 20, 22]), np.array([90.0, 55, 30]), np.array([170.0, 160, 150]),
-                               np.array([120.0, 30, 40]), rng.uniform(0, 255, 3)])
+    frame_colour = rng.choice(
+        [
+            np.array([20.0, 20, 22]),
+            np.array([90.0, 55, 30]),
+            np.array([170.0, 160, 150]),
+            np.array([120.0, 30, 40]),
+            rng.uniform(0, 255, 3),
+        ]
+    )
     tint = rng.choice([0.0, 0.0, 0.15, 0.5, 0.85])
     out = crop
     mask = rims
@@ -134,8 +143,18 @@ def draw_hand(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
     palm_centre = centre - direction * (face * 0.75 - reach)
     palm = np.zeros((size, size), np.float32)
     axes = (face * rng.uniform(0.22, 0.32), face * rng.uniform(0.28, 0.4))
-    cv2.ellipse(palm, tuple(_fixed(palm_centre)), (int(axes[0] * _SCALE), int(axes[1] * _SCALE)),
-                float(np.degrees(np.arctan2(direction[1], direction[0]))) + 90, 0, 360, 1.0, -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(
+        palm,
+        tuple(_fixed(palm_centre)),
+        (int(axes[0] * _SCALE), int(axes[1] * _SCALE)),
+        float(np.degrees(np.arctan2(direction[1], direction[0]))) + 90,
+        0,
+        360,
+        1.0,
+        -1,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
     side = np.array([-direction[1], direction[0]])
     fingers = int(rng.integers(2, 5))
     radius = face * rng.uniform(0.045, 0.065)
@@ -181,8 +200,15 @@ def draw_hair(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
     eyes_y = float((landmarks[RIGHT_IRIS_CENTER][1] + landmarks[LEFT_IRIS_CENTER][1]) / 2)
     span = float(np.linalg.norm(landmarks[LEFT_IRIS_CENTER] - landmarks[RIGHT_IRIS_CENTER]))
     mask = np.zeros((size, size), np.float32)
-    colour = rng.choice([np.array([25.0, 18, 15]), np.array([70.0, 45, 25]), np.array([200.0, 170, 110]),
-                         np.array([140.0, 60, 160]), np.array([230.0, 230, 235])])
+    colour = rng.choice(
+        [
+            np.array([25.0, 18, 15]),
+            np.array([70.0, 45, 25]),
+            np.array([200.0, 170, 110]),
+            np.array([140.0, 60, 160]),
+            np.array([230.0, 230, 235]),
+        ]
+    )
     strands = int(rng.integers(4, 16))
     sweep = rng.normal(0, 0.6) * span
     for _ in range(strands):
@@ -213,8 +239,13 @@ def occlude(
     ``crop``: uint8 RGB ``(S, S, 3)``; ``landmarks``: ``(478, 2)`` in crop pixels. Returns the
     occluded crop and the occluder's float32 ``(S, S)`` coverage mask.
     """
-    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3 \
-            or crop.shape[0] != crop.shape[1]:
+    if (
+        not isinstance(crop, np.ndarray)
+        or crop.dtype != np.uint8
+        or crop.ndim != 3
+        or crop.shape[2] != 3
+        or crop.shape[0] != crop.shape[1]
+    ):
         raise FaceError(f"occlude: expected a square uint8 RGB crop, got {getattr(crop, 'shape', type(crop))}")
     points = np.asarray(landmarks, np.float64)
     if points.shape != (478, 2) or not np.isfinite(points).all():

@@ -63,16 +63,24 @@ class OcclusionSegmenter:
     def occluders(self, crops: np.ndarray) -> np.ndarray:
         """Occluder probability float32 ``(N, R, R)`` for uint8 RGB crops ``(N, R, R, 3)``."""
         crops = np.asarray(crops)
-        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] \
-                or crops.shape[0] == 0 or crops.shape[1] < 8:
+        if (
+            crops.dtype != np.uint8
+            or crops.ndim != 4
+            or crops.shape[3] != 3
+            or crops.shape[1] != crops.shape[2]
+            or crops.shape[0] == 0
+            or crops.shape[1] < 8
+        ):
             raise FaceError(f"occluders: expected uint8 square RGB crops (N, R, R, 3), got {crops.dtype} {crops.shape}")
         size = crops.shape[1]
-        small = crops if size == MASK_INPUT else np.stack(
-            [cv2.resize(c, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) for c in crops])
+        small = (
+            crops
+            if size == MASK_INPUT
+            else np.stack([cv2.resize(c, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) for c in crops])
+        )
         batch = small.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
         logits = self.session.run(None, {self.input_name: batch})[0][:, 0]
         probability = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
         if size == MASK_INPUT:
             return probability
         return np.stack([cv2.resize(p, (size, size), interpolation=cv2.INTER_LINEAR) for p in probability])
-

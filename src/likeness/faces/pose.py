@@ -49,13 +49,17 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[float
     centre = image_points.mean(axis=0)
     distance = focal / eye_span
     tvec0 = np.array(
-        [[(centre[0] - width / 2.0) * distance / focal],
-         [(centre[1] - height / 2.0) * distance / focal],
-         [distance]]
+        [[(centre[0] - width / 2.0) * distance / focal], [(centre[1] - height / 2.0) * distance / focal], [distance]]
     )
     ok, rvec, tvec = cv2.solvePnP(
-        object_points, image_points, camera, None, rvec=np.zeros((3, 1)), tvec=tvec0,
-        useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE,
+        object_points,
+        image_points,
+        camera,
+        None,
+        rvec=np.zeros((3, 1)),
+        tvec=tvec0,
+        useExtrinsicGuess=True,
+        flags=cv2.SOLVEPNP_ITERATIVE,
     )
     if not ok:
         raise FaceError("head pose: solvePnP did not converge")

@@ -53,7 +53,8 @@ def sharpness(gray: np.ndarray, *, reference_size: int = SHARPNESS_REFERENCE_SIZ
         raise FaceError(f"sharpness expects uint8 or float pixels, got {gray.dtype}")
     shrinking = min(gray.shape) > reference_size
     resized = cv2.resize(
-        values, (reference_size, reference_size),
+        values,
+        (reference_size, reference_size),
         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
     )
     return float(cv2.Laplacian(resized, cv2.CV_32F, ksize=1).var())

@@ -112,8 +112,10 @@ def enroll_reference_photos(
             if len(existing):
                 distance, same = faces.match_identity(embedding, existing, threshold=threshold)
                 if not same:
-                    reason = (f"face does not match {record.slug}'s other reference photos "
-                              f"(distance {distance:.2f} > {threshold:.2f})")
+                    reason = (
+                        f"face does not match {record.slug}'s other reference photos "
+                        f"(distance {distance:.2f} > {threshold:.2f})"
+                    )
                     report.skipped.append((label, reason))
                     continue
             try:

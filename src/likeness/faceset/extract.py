@@ -375,7 +375,9 @@ def expand_inputs(
         path = Path(raw)
         if path.is_dir():
             candidates = sorted(
-                p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             candidates = [path]
@@ -393,9 +395,7 @@ def expand_inputs(
             elif suffix in VIDEO_SUFFIXES:
                 found.append((candidate, "video"))
             else:
-                skipped.append(
-                    SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'")
-                )
+                skipped.append(SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'"))
     return found, skipped
 
 
@@ -427,15 +427,15 @@ class _Pipeline:
         self.release_id = release_id
         self.authz = authz
         self.progress = progress
-        self.duplicates = selection.DuplicateFilter(
-            max_distance=options.dedup_hamming, window=options.dedup_window
-        )
+        self.duplicates = selection.DuplicateFilter(max_distance=options.dedup_hamming, window=options.dedup_window)
         index_path = out_dir / INDEX_NAME
         if index_path.exists():
             self.duplicates.seed(
-                selection.KeptFace(int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness,
-                                   face_label(r.source, r.frame_index))
-                for r in read_index(index_path) if r.perceptual_hash
+                selection.KeptFace(
+                    int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness, face_label(r.source, r.frame_index)
+                )
+                for r in read_index(index_path)
+                if r.perceptual_hash
             )
         self.index = open(index_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run; close() closes it
         self.frames_since_checkpoint = 0
@@ -650,16 +650,12 @@ class _Pipeline:
         if not due:
             return
         try:
-            embeddings = self.embedder.embed_many(
-                rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due]
-            )
+            embeddings = self.embedder.embed_many(rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due])
         except FaceError:
             return
         for i, embedding in zip(due, embeddings, strict=True):
             distance, same = match_identity(embedding, self.references, threshold=self.threshold)
-            decisions[track_ids[i]] = _Track(
-                accepted=bool(same), distance=float(distance), frames_since_embed=1
-            )
+            decisions[track_ids[i]] = _Track(accepted=bool(same), distance=float(distance), frames_since_embed=1)
 
     def _process_face(
         self,
@@ -828,11 +824,12 @@ def _open_output(out_dir: Path, subject_id: str, consent_id: str, options: Extra
             raw = json.loads(progress_path.read_text(encoding="utf-8"))
             state = _RunState(**raw)
         except (OSError, ValueError, TypeError) as exc:
-            raise FacesetError(f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over") from None
+            raise FacesetError(
+                f"{progress_path}: unreadable checkpoint ({exc}); delete the folder to start over"
+            ) from None
         if state.subject_id != subject_id or state.consent_id != consent_id:
             raise FacesetError(
-                f"{out_dir}: holds an unfinished extraction for another subject or grant; "
-                "choose another --out"
+                f"{out_dir}: holds an unfinished extraction for another subject or grant; choose another --out"
             )
         if state.shaping != options.output_shaping():
             raise FacesetError(

@@ -115,9 +115,7 @@ class FaceRecord:
         except (TypeError, ValueError) as exc:
             raise FacesetError(f"{where}: landmarks/affine are not numeric arrays ({exc})") from None
         if landmarks.shape != (LANDMARK_COUNT, 2):
-            raise FacesetError(
-                f"{where}: landmarks must be ({LANDMARK_COUNT}, 2), got {landmarks.shape}"
-            )
+            raise FacesetError(f"{where}: landmarks must be ({LANDMARK_COUNT}, 2), got {landmarks.shape}")
         if affine.shape != (2, 3):
             raise FacesetError(f"{where}: affine must be (2, 3), got {affine.shape}")
         values["landmarks"] = landmarks
@@ -361,9 +359,7 @@ class Faceset:
         except MediaError as exc:
             raise FacesetError(f"{path}: face image unreadable ({exc.reason})") from None
         if rgb.shape != (self.size, self.size, 3):
-            raise FacesetError(
-                f"{path}: expected a ({self.size}, {self.size}, 3) crop, got {rgb.shape}"
-            )
+            raise FacesetError(f"{path}: expected a ({self.size}, {self.size}, 3) crop, got {rgb.shape}")
         return rgb
 
     def mask(self, record: FaceRecord | int) -> np.ndarray:
@@ -428,8 +424,12 @@ def verify_faceset(workspace: Any, faceset: Faceset) -> Any:
     from likeness.consent.artefacts import FACESET_EVENT, FACESET_FIELDS, verify_document
 
     return verify_document(
-        workspace, faceset.path / MANIFEST_NAME, faceset.manifest.document(), FACESET_EVENT,
-        compare=FACESET_FIELDS, remedy="extract the faceset again to sign it",
+        workspace,
+        faceset.path / MANIFEST_NAME,
+        faceset.manifest.document(),
+        FACESET_EVENT,
+        compare=FACESET_FIELDS,
+        remedy="extract the faceset again to sign it",
     )
 
 

@@ -41,8 +41,7 @@ def reference_face_crop(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return align_face(rgb, landmarks, size=REFERENCE_FACE_SIDE, coverage="head").image
 
 
-def save_reference_face(home: Path, subject_id: str, photo_sha256: str, rgb: np.ndarray,
-                        landmarks: np.ndarray) -> Path:
+def save_reference_face(home: Path, subject_id: str, photo_sha256: str, rgb: np.ndarray, landmarks: np.ndarray) -> Path:
     """Write the reference crop of one enrolled photo (atomically); returns its path."""
     from likeness.media.images import write_image
 

@@ -114,7 +114,8 @@ def coverage_summary(records: Sequence[FaceRecord | Mapping[str, Any]]) -> dict[
     sources = Counter(str(r["source"] if isinstance(r, Mapping) else r.source) for r in records)
     tracks = {int(r["track_id"] if isinstance(r, Mapping) else r.track_id) for r in records}
     grid, _, _ = np.histogram2d(
-        np.clip(yaw, YAW_BINS[0], YAW_BINS[-1]), np.clip(pitch, PITCH_BINS[0], PITCH_BINS[-1]),
+        np.clip(yaw, YAW_BINS[0], YAW_BINS[-1]),
+        np.clip(pitch, PITCH_BINS[0], PITCH_BINS[-1]),
         bins=[YAW_BINS, PITCH_BINS],
     )
     summary.update(
@@ -155,10 +156,7 @@ def coverage_gaps(summary: Mapping[str, Any]) -> list[str]:
     share = summary["share"]
     gaps: list[str] = []
     if count < RECOMMENDED_FACES:
-        gaps.append(
-            f"Only {count} faces: a face model usually needs at least {RECOMMENDED_FACES}; "
-            "add more footage."
-        )
+        gaps.append(f"Only {count} faces: a face model usually needs at least {RECOMMENDED_FACES}; add more footage.")
     turn = f"{TURN_DEGREES:.0f} degrees"
     if share["looking_subject_left"] < MIN_SHARE:
         gaps.append(f"No faces looking left beyond {turn} (the subject's left).")
@@ -174,7 +172,11 @@ def coverage_gaps(summary: Mapping[str, Any]) -> list[str]:
     if share["eyes_closed"] < MIN_SHARE:
         gaps.append("No frames with closed eyes (blinks); swapped faces may not blink naturally.")
     light = summary["brightness"]
-    if share["dark"] < MIN_SHARE and share["bright"] < MIN_SHARE and light["p95"] - light["p5"] < NARROW_BRIGHTNESS_SPAN:
+    if (
+        share["dark"] < MIN_SHARE
+        and share["bright"] < MIN_SHARE
+        and light["p95"] - light["p5"] < NARROW_BRIGHTNESS_SPAN
+    ):
         gaps.append(
             f"All faces are similarly lit (brightness {100 * light['p5']:.0f} % to "
             f"{100 * light['p95']:.0f} %); "
@@ -196,8 +198,14 @@ def coverage_gaps(summary: Mapping[str, Any]) -> list[str]:
 
 #: A condition is a gap when the performer shows it in at least this share of frames (blinks last
 #: a few frames, so 2 % of frames is already regular blinking) ...
-GATE_MIN_PERFORMER_SHARE = {"mouth_open": 0.05, "eyes_closed": 0.02, "looking_subject_left": 0.05,
-                            "looking_subject_right": 0.05, "looking_up": 0.05, "looking_down": 0.05}
+GATE_MIN_PERFORMER_SHARE = {
+    "mouth_open": 0.05,
+    "eyes_closed": 0.02,
+    "looking_subject_left": 0.05,
+    "looking_subject_right": 0.05,
+    "looking_up": 0.05,
+    "looking_down": 0.05,
+}
 #: ... and the source shows it less than a quarter as often.
 GATE_SOURCE_RATIO = 0.25
 #: Severe (training refused unless the gaps are accepted): at least a tenth of the performance
@@ -210,10 +218,14 @@ _GATE_WORDING = {
     # condition: (what the performer does, what the source faces are called)
     "mouth_open": ("the performer's mouth is open", "open-mouth faces"),
     "eyes_closed": ("the performer's eyes are closed (blinks)", "closed-eye faces"),
-    "looking_subject_left": (f"the performer looks to their left beyond {TURN_DEGREES:.0f} degrees",
-                             "faces looking left that far"),
-    "looking_subject_right": (f"the performer looks to their right beyond {TURN_DEGREES:.0f} degrees",
-                              "faces looking right that far"),
+    "looking_subject_left": (
+        f"the performer looks to their left beyond {TURN_DEGREES:.0f} degrees",
+        "faces looking left that far",
+    ),
+    "looking_subject_right": (
+        f"the performer looks to their right beyond {TURN_DEGREES:.0f} degrees",
+        "faces looking right that far",
+    ),
     "looking_up": (f"the performer looks up beyond {TILT_DEGREES:.0f} degrees", "faces looking up that far"),
     "looking_down": (f"the performer looks down beyond {TILT_DEGREES:.0f} degrees", "faces looking down that far"),
 }
@@ -246,16 +258,26 @@ class CoverageGap:
         """E.g. "the performer's mouth is open in 62 % of frames (310 of 500); the source has 0
         open-mouth faces (of 7)"."""
         doing, called = _GATE_WORDING[self.condition]
-        source = (f"the source has {self.source_faces} {called} (of {self.source_total})" if self.source_faces == 0
-                  else f"the source has {self.source_faces} {called} ({_percent(self.source_share)} of "
-                       f"{self.source_total})")
-        return (f"{doing} in {_percent(self.performer_share)} of frames ({self.performer_faces} of "
-                f"{self.performer_total}); {source}")
+        source = (
+            f"the source has {self.source_faces} {called} (of {self.source_total})"
+            if self.source_faces == 0
+            else f"the source has {self.source_faces} {called} ({_percent(self.source_share)} of {self.source_total})"
+        )
+        return (
+            f"{doing} in {_percent(self.performer_share)} of frames ({self.performer_faces} of "
+            f"{self.performer_total}); {source}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"condition": self.condition, "severe": self.severe, "sentence": self.sentence(),
-                "performer_faces": self.performer_faces, "performer_total": self.performer_total,
-                "source_faces": self.source_faces, "source_total": self.source_total}
+        return {
+            "condition": self.condition,
+            "severe": self.severe,
+            "sentence": self.sentence(),
+            "performer_faces": self.performer_faces,
+            "performer_total": self.performer_total,
+            "source_faces": self.source_faces,
+            "source_total": self.source_total,
+        }
 
 
 def _percent(share: float) -> str:
@@ -306,11 +328,16 @@ class CoverageRefused(FacesetError):
         super().__init__(
             "training refused: the source faceset does not show what the performer does, so the model "
             f"could not draw it:{lines}\nAdd source footage that shows these, or pass --accept-gaps to train "
-            "anyway (the gaps are recorded in the model folder and its model card).")
+            "anyway (the gaps are recorded in the model folder and its model card)."
+        )
 
 
-def coverage_check(performer: Sequence[FaceRecord | Mapping[str, Any]],
-                   source: Sequence[FaceRecord | Mapping[str, Any]], *, accept_gaps: bool) -> dict[str, Any]:
+def coverage_check(
+    performer: Sequence[FaceRecord | Mapping[str, Any]],
+    source: Sequence[FaceRecord | Mapping[str, Any]],
+    *,
+    accept_gaps: bool,
+) -> dict[str, Any]:
     """The coverage gate before training: compare the performer's faces with the source's.
 
     Returns the record a model keeps (``coverage_check.json``, the checkpoint and the model card):
@@ -326,10 +353,16 @@ def coverage_check(performer: Sequence[FaceRecord | Mapping[str, Any]],
         "gaps": [gap.to_dict() for gap in gaps],
         "severe": severe,
         "accepted": bool(severe and accept_gaps),
-        "thresholds": {"min_performer_share": GATE_MIN_PERFORMER_SHARE, "source_ratio": GATE_SOURCE_RATIO,
-                       "severe_performer_share": SEVERE_PERFORMER_SHARE, "severe_source_faces": SEVERE_SOURCE_FACES,
-                       "mouth_open": MOUTH_OPEN, "eyes_closed": EYES_CLOSED, "turn_degrees": TURN_DEGREES,
-                       "tilt_degrees": TILT_DEGREES},
+        "thresholds": {
+            "min_performer_share": GATE_MIN_PERFORMER_SHARE,
+            "source_ratio": GATE_SOURCE_RATIO,
+            "severe_performer_share": SEVERE_PERFORMER_SHARE,
+            "severe_source_faces": SEVERE_SOURCE_FACES,
+            "mouth_open": MOUTH_OPEN,
+            "eyes_closed": EYES_CLOSED,
+            "turn_degrees": TURN_DEGREES,
+            "tilt_degrees": TILT_DEGREES,
+        },
     }
 
 
@@ -400,7 +433,9 @@ def _pose_scatter(records: Sequence[FaceRecord]) -> str:
     return _figure_png(draw, width=6.0, height=4.0)
 
 
-def _histogram(values: np.ndarray, *, title: str, xlabel: str, bins: Any, marker: float | None, marker_label: str) -> str:
+def _histogram(
+    values: np.ndarray, *, title: str, xlabel: str, bins: Any, marker: float | None, marker_label: str
+) -> str:
     def draw(ax: Any) -> None:
         ax.hist(values, bins=bins, color=_ACCENT, alpha=0.85, edgecolor="white")
         if marker is not None:
@@ -460,16 +495,28 @@ def write_coverage_report(
         sheet_b64 = base64.b64encode(sheet_path.read_bytes()).decode("ascii")
         plots["pose"] = _pose_scatter(records)
         plots["mouth"] = _histogram(
-            np.array([r.mouth_openness for r in records]), title="Mouth openness",
-            xlabel="closed → open", bins=20, marker=MOUTH_OPEN, marker_label="open",
+            np.array([r.mouth_openness for r in records]),
+            title="Mouth openness",
+            xlabel="closed → open",
+            bins=20,
+            marker=MOUTH_OPEN,
+            marker_label="open",
         )
         plots["eyes"] = _histogram(
-            np.array([r.eye_openness for r in records]), title="Eye openness",
-            xlabel="closed → open", bins=20, marker=EYES_CLOSED, marker_label="closed",
+            np.array([r.eye_openness for r in records]),
+            title="Eye openness",
+            xlabel="closed → open",
+            bins=20,
+            marker=EYES_CLOSED,
+            marker_label="closed",
         )
         plots["brightness"] = _histogram(
-            np.array([r.brightness for r in records]), title="Face brightness",
-            xlabel="dark → bright (mean luma, 0–1)", bins=np.linspace(0, 1, 26), marker=None, marker_label="",
+            np.array([r.brightness for r in records]),
+            title="Face brightness",
+            xlabel="dark → bright (mean luma, 0–1)",
+            bins=np.linspace(0, 1, 26),
+            marker=None,
+            marker_label="",
         )
     env = Environment(
         loader=PackageLoader("likeness.faceset", "templates"),
@@ -489,6 +536,9 @@ def write_coverage_report(
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
     return CoverageReport(
-        html_path=html_path, summary_path=summary_path, contact_sheet_path=sheet_path,
-        gaps=gaps, summary=summary,
+        html_path=html_path,
+        summary_path=summary_path,
+        contact_sheet_path=sheet_path,
+        gaps=gaps,
+        summary=summary,
     )

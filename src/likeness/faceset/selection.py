@@ -100,8 +100,10 @@ class DuplicateMatch:
         0.02 vs 0.03, eyes 0.30 vs 0.31)"."""
         text = f"repeats {self.kept.label or 'a kept face'}: {self.bits} of 64 hash bits differ (limit {self.max_bits})"
         if None not in (self.mouth, self.eyes, self.kept.mouth, self.kept.eyes):
-            text += (f"; same expression (mouth {self.mouth:.2f} vs {self.kept.mouth:.2f}, "
-                     f"eyes {self.eyes:.2f} vs {self.kept.eyes:.2f})")
+            text += (
+                f"; same expression (mouth {self.mouth:.2f} vs {self.kept.mouth:.2f}, "
+                f"eyes {self.eyes:.2f} vs {self.kept.eyes:.2f})"
+            )
         return text
 
 

@@ -117,9 +117,7 @@ class _Structure:
     def add_frame(self, delay_s: float) -> None:
         self.delays.append(delay_s)
         if len(self.delays) > self.max_frames:
-            raise MediaError(
-                self.source, f"animation has more than {self.max_frames} frames; refused before decoding"
-            )
+            raise MediaError(self.source, f"animation has more than {self.max_frames} frames; refused before decoding")
 
 
 def _walk_gif(walk: _Structure) -> tuple[int, int, bool]:
@@ -252,8 +250,11 @@ def animation_timeline(
     if width < 1 or height < 1:
         raise MediaError(path, f"invalid animation canvas {width}x{height}")
     if width * height > max_pixels:
-        raise MediaError(path, f"animation too large: {width}x{height} = {width * height} pixels per frame "
-                               f"exceeds the limit of {max_pixels}")
+        raise MediaError(
+            path,
+            f"animation too large: {width}x{height} = {width * height} pixels per frame "
+            f"exceeds the limit of {max_pixels}",
+        )
     return AnimationTimeline(container, width, height, tuple(walk.delays), truncated)
 
 
@@ -301,8 +302,9 @@ def sample_animation_frames(
     return _decode_frames(path, timeline, within, dropped=len(wanted) - len(within), affordable=affordable)
 
 
-def _decode_frames(path: Path, timeline: AnimationTimeline, wanted: list[int], *, dropped: int,
-                   affordable: int) -> Iterator[VideoFrame]:
+def _decode_frames(
+    path: Path, timeline: AnimationTimeline, wanted: list[int], *, dropped: int, affordable: int
+) -> Iterator[VideoFrame]:
     from PIL import Image
 
     starts = timeline.starts_s()
@@ -317,8 +319,9 @@ def _decode_frames(path: Path, timeline: AnimationTimeline, wanted: list[int], *
                 image.load()
                 rgb = _to_rgb8(image, source=path)
                 if rgb.shape[:2] != (timeline.height, timeline.width):
-                    raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, canvas "
-                                     f"{timeline.width}x{timeline.height}")
+                    raise ValueError(
+                        f"frame is {rgb.shape[1]}x{rgb.shape[0]}, canvas {timeline.width}x{timeline.height}"
+                    )
                 yield VideoFrame(index=number, pts_s=starts[index], rgb=rgb)
     except MediaError:
         raise
@@ -330,11 +333,17 @@ def _decode_frames(path: Path, timeline: AnimationTimeline, wanted: list[int], *
         reason = str(exc) or type(exc).__name__
         if position <= 0:
             raise MediaError(path, f"corrupt animation: no frame decodes ({reason})") from exc
-        raise MediaError(path, f"animation decoding stopped at frame {position} "
-                               f"({starts[min(position, len(starts) - 1)]:.2f} s): {reason}") from exc
+        raise MediaError(
+            path,
+            f"animation decoding stopped at frame {position} "
+            f"({starts[min(position, len(starts) - 1)]:.2f} s): {reason}",
+        ) from exc
     if dropped:
-        raise MediaError(path, f"animation longer than the decoding budget: frames after {affordable} "
-                               f"({starts[min(affordable, len(starts) - 1)]:.2f} s) not analysed "
-                               f"({dropped} samples dropped)")
+        raise MediaError(
+            path,
+            f"animation longer than the decoding budget: frames after {affordable} "
+            f"({starts[min(affordable, len(starts) - 1)]:.2f} s) not analysed "
+            f"({dropped} samples dropped)",
+        )
     if timeline.truncated:
         raise MediaError(path, f"truncated animation: its structure ends after frame {timeline.frames - 1}")

@@ -90,9 +90,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         raise MediaError(path, "not a regular file") from exc
 
 
-def read_image_bytes(
-    encoded: bytes, *, source: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+def read_image_bytes(encoded: bytes, *, source: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an in-memory image (e.g. an HTTP upload) exactly like :func:`read_image`.
 
     ``source`` is the name reported in a :class:`MediaError`.
@@ -116,8 +114,7 @@ def _decode(stream: BinaryIO, *, source: str | Path, max_pixels: int) -> np.ndar
             if width * height > max_pixels:
                 raise MediaError(
                     source,
-                    f"image too large: {width}x{height} = {width * height} pixels "
-                    f"exceeds the limit of {max_pixels}",
+                    f"image too large: {width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}",
                 )
             image.load()
             upright = _apply_exif_orientation(image)
@@ -129,8 +126,8 @@ def _decode(stream: BinaryIO, *, source: str | Path, max_pixels: int) -> np.ndar
         raise MediaError(source, f"image too large (decompression bomb): {exc}") from exc
     except UnidentifiedImageError as exc:
         raise MediaError(
-            source, "not a readable image (corrupt file or unsupported format; "
-            f"accepted: {', '.join(READABLE_IMAGE_FORMATS)})"
+            source,
+            f"not a readable image (corrupt file or unsupported format; accepted: {', '.join(READABLE_IMAGE_FORMATS)})",
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         # Pillow reports truncation and corrupt chunks as OSError/SyntaxError/ValueError.
@@ -180,9 +177,7 @@ def _to_rgb8(image: Image.Image, *, source: str | Path) -> np.ndarray:
         else:
             gray = np.clip(values, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in image.info
-    )
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
         alpha = rgba[:, :, 3:4] / 255.0
@@ -206,8 +201,7 @@ def encode_image(rgb: np.ndarray, *, suffix: str = ".png", quality: int = 95) ->
     if image_format is None:
         raise MediaError(
             None,
-            f"unsupported output format {suffix!r}; expected one of "
-            f"{', '.join(sorted(WRITABLE_IMAGE_SUFFIXES))}",
+            f"unsupported output format {suffix!r}; expected one of {', '.join(sorted(WRITABLE_IMAGE_SUFFIXES))}",
         )
     if not 1 <= int(quality) <= 100:
         raise MediaError(None, f"quality must be in 1..100, got {quality}")

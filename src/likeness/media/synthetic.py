@@ -141,8 +141,9 @@ def animate_portrait(
         gain = 1.0 + 0.08 * wave[4]
         affine = cv2.getRotationMatrix2D(tuple(portrait_centre), angle, scale)
         affine[:, 2] += frame_centre + shift - portrait_centre
-        frame = cv2.warpAffine(rgb, affine, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=background)
+        frame = cv2.warpAffine(
+            rgb, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=background
+        )
         yield cv2.convertScaleAbs(frame, alpha=gain)
 
 
@@ -171,9 +172,10 @@ def compose_group(
         require_rgb(image, name=f"images[{position}]")
         scale, offset_x, offset_y = _fit_into(image, (cell_width, height), cover=True, focus=focus)
         affine = np.array([[scale, 0.0, offset_x], [0.0, scale, offset_y]])
-        cell = cv2.warpAffine(image, affine, (cell_width, height), flags=cv2.INTER_AREA,
-                              borderMode=cv2.BORDER_REPLICATE)
-        canvas[:, position * cell_width:(position + 1) * cell_width] = cell
+        cell = cv2.warpAffine(
+            image, affine, (cell_width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
+        canvas[:, position * cell_width : (position + 1) * cell_width] = cell
     return canvas
 
 
@@ -192,7 +194,10 @@ def tone(seconds: float, *, sample_rate: int = AUDIO_SAMPLE_RATE, seed: int = 0)
 
 
 def write_audio_only(
-    path: str | os.PathLike[str], seconds: float, *, seed: int = 0,
+    path: str | os.PathLike[str],
+    seconds: float,
+    *,
+    seed: int = 0,
     sample_rate: int = AUDIO_SAMPLE_RATE,
 ) -> Path:
     """Write an AAC ``.m4a`` holding only :func:`tone` audio (no video), e.g. for the
@@ -205,7 +210,7 @@ def write_audio_only(
         chunk = 1024
         for first in range(0, samples.shape[1], chunk):
             frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples[:, first:first + chunk]), format="fltp", layout="mono"
+                np.ascontiguousarray(samples[:, first : first + chunk]), format="fltp", layout="mono"
             )
             frame.sample_rate = sample_rate
             frame.pts = first
@@ -237,8 +242,7 @@ def write_clip(
         audio_path = path.with_name(f".{path.stem}.tone.m4a")
         write_audio_only(audio_path, n_frames / fps, seed=seed)
     try:
-        with VideoEncoder(path, width=width, height=height, fps=fps, audio_source=audio_path,
-                          crf=crf) as encoder:
+        with VideoEncoder(path, width=width, height=height, fps=fps, audio_source=audio_path, crf=crf) as encoder:
             for frame in animate_portrait(rgb, n_frames=n_frames, size=(width, height), seed=seed):
                 encoder.write(frame)
     finally:
@@ -300,11 +304,11 @@ def _break_moov(clip: bytes) -> bytes:
     offset = 0
     broken = bytearray(clip)
     while offset + 8 <= len(clip):
-        box_size, box_type = struct.unpack(">I4s", clip[offset:offset + 8])
+        box_size, box_type = struct.unpack(">I4s", clip[offset : offset + 8])
         if box_type == b"moov":
             struct.pack_into(">I", broken, offset, 0x7FFFFFF0)
             # Also garble the first child header so the demuxer cannot resync inside it.
-            broken[offset + 8:offset + 16] = b"\xff" * 8
+            broken[offset + 8 : offset + 16] = b"\xff" * 8
             return bytes(broken)
         if box_size < 8:
             break

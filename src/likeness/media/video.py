@@ -70,20 +70,52 @@ DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
 _ENCODER_TIME_BASE = Fraction(1, 90_000)
 
 # FFmpeg's av_color_*_name() spellings, keyed by the AVCOL_* values PyAV exposes as ints.
-_PRIMARIES_NAMES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-                    8: "film", 9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432",
-                    22: "ebu3213"}
-_TRC_NAMES = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m",
-              8: "linear", 9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e",
-              13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
-              17: "smpte428", 18: "arib-std-b67"}
-_COLORSPACE_NAMES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
-                     7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+_PRIMARIES_NAMES = {
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+_TRC_NAMES = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",
+    12: "bt1361e",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
+}
+_COLORSPACE_NAMES = {
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 _RANGE_NAMES = {1: "tv", 2: "pc"}
 
 # AVCOL_SPC_* -> swscale matrix names understood by VideoFrame.reformat(src_colorspace=...).
-_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020",
-               10: "BT2020"}
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
 
@@ -365,8 +397,9 @@ def iter_video_frames(
         raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
     # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
     _check_readable(path)
-    return _iter_frames(path, start=start, step=step, max_side=max_side, autorotate=autorotate,
-                        max_pixels=max_pixels, allow_seek=True)
+    return _iter_frames(
+        path, start=start, step=step, max_side=max_side, autorotate=autorotate, max_pixels=max_pixels, allow_seek=True
+    )
 
 
 def _bounded_video_stream(
@@ -435,13 +468,21 @@ def _iter_frames(
                         continue
                     if frame.width * frame.height > max_pixels:
                         raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
-                    yield VideoFrame(index=index, pts_s=pts_s,
-                                     rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate))
+                    yield VideoFrame(
+                        index=index, pts_s=pts_s, rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate)
+                    )
         except _SeekMissed:
             container.close()
             # The index could not be located from timestamps: fall back to decode-and-skip.
-            yield from _iter_frames(path, start=start, step=step, max_side=max_side,
-                                    autorotate=autorotate, max_pixels=max_pixels, allow_seek=False)
+            yield from _iter_frames(
+                path,
+                start=start,
+                step=step,
+                max_side=max_side,
+                autorotate=autorotate,
+                max_pixels=max_pixels,
+                allow_seek=False,
+            )
             return
         except MediaError:
             raise
@@ -488,8 +529,7 @@ def sample_times(duration_s: float, *, every_s: float = 1.0, max_frames: int = 1
     return [k * interval for k in range(count)]
 
 
-def _keyframe_times(container: av.container.InputContainer,
-                    stream: av.video.stream.VideoStream) -> list[float] | None:
+def _keyframe_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[float] | None:
     """Presentation times (s, on the stream clock) of the keyframes, from a demux-only pass.
 
     Demuxing reads packets without decoding them, which costs a small fraction of decoding.
@@ -553,9 +593,15 @@ def sample_video_frames(
     if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
         raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
     _check_readable(path)
-    return _sample_frames(path, every_s=float(every_s), max_frames=max_frames,
-                          keyframes_only=bool(keyframes_only), max_side=max_side,
-                          autorotate=autorotate, max_pixels=max_pixels)
+    return _sample_frames(
+        path,
+        every_s=float(every_s),
+        max_frames=max_frames,
+        keyframes_only=bool(keyframes_only),
+        max_side=max_side,
+        autorotate=autorotate,
+        max_pixels=max_pixels,
+    )
 
 
 def _sample_frames(
@@ -613,8 +659,9 @@ def _sample_frames(
                 # Everything between what was decoded and the keyframe before the target is
                 # skipped: a seek (decoder flush) costs far less than decoding it.
                 try:
-                    container.seek(int(round(keyframe / float(time_base))), stream=stream,
-                                   backward=True, any_frame=False)
+                    container.seek(
+                        int(round(keyframe / float(time_base))), stream=stream, backward=True, any_frame=False
+                    )
                     frames = _decoded(container, stream)
                 except _AV_ERRORS:
                     pass  # not seekable here: keep decoding forward
@@ -627,29 +674,31 @@ def _sample_frames(
                         chosen = frame
                         break
             except _AV_ERRORS as exc:
-                raise MediaError(path, f"decoding stopped after t={max(decoded_until, 0.0):.3f}s: "
-                                       f"{_describe(exc)}") from exc
+                raise MediaError(
+                    path, f"decoding stopped after t={max(decoded_until, 0.0):.3f}s: {_describe(exc)}"
+                ) from exc
             if chosen is None:
                 missed_target = wanted
                 break  # the stream ended before this target
             if chosen.width * chosen.height > max_pixels:
                 raise MediaError(path, f"video frame too large: {chosen.width}x{chosen.height}")
             last_yielded_s = decoded_until
-            yield VideoFrame(index=yielded, pts_s=decoded_until,
-                             rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate))
+            yield VideoFrame(
+                index=yielded, pts_s=decoded_until, rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate)
+            )
             yielded += 1
         if yielded == 0:
             raise MediaError(path, "video stream has no decodable frame")
         end_s = origin_s + duration_s - 2 * frame_s
         if not keyframes_only and missed_target is not None and duration_s and missed_target < end_s:
-            raise MediaError(path, f"truncated or corrupt: no frame after t={decoded_until:.3f}s "
-                                   f"of a {duration_s:.3f}s stream")
+            raise MediaError(
+                path, f"truncated or corrupt: no frame after t={decoded_until:.3f}s of a {duration_s:.3f}s stream"
+            )
     finally:
         container.close()
 
 
-def _decoded(container: av.container.InputContainer,
-             stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
     for packet in container.demux(stream):
         yield from packet.decode()
 
@@ -664,8 +713,7 @@ def _looks_cfr(stream: av.video.stream.VideoStream) -> bool:
 # --------------------------------------------------------------------------------------------
 # writing
 
-_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                 "slower", "veryslow")
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
@@ -755,7 +803,8 @@ class VideoEncoder:
         if not isinstance(rotation, (int, np.integer)) or int(rotation) % 90:
             raise MediaError(self.path, f"rotation must be a multiple of 90 degrees, got {rotation!r}")
         if deadzones is not None and not (
-            isinstance(deadzones, tuple) and len(deadzones) == 2
+            isinstance(deadzones, tuple)
+            and len(deadzones) == 2
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 32 for v in deadzones)
         ):
             raise MediaError(self.path, f"deadzones must be (inter, intra) integers in 0..32, got {deadzones!r}")
@@ -790,15 +839,15 @@ class VideoEncoder:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_parts(self.path)
-            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
-                                                 dir=self.path.parent)
+            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
             os.close(handle)
         except OSError as exc:
             raise MediaError(self.path, f"cannot create output: {exc.strerror or exc}") from exc
         self._temporary = Path(temporary)
         try:
-            self._output = av.open(str(self._temporary), mode="w", format="mp4",
-                                   container_options={"movflags": "+faststart"})
+            self._output = av.open(
+                str(self._temporary), mode="w", format="mp4", container_options={"movflags": "+faststart"}
+            )
             self._video = self._add_video_stream(int(crf), preset)
             if audio_source is not None:
                 self._add_audio(Path(audio_source))
@@ -868,8 +917,7 @@ class VideoEncoder:
         if rgb.shape[:2] != (self.height, self.width):
             raise MediaError(
                 self.path,
-                f"frame {self.frames_written}: expected shape ({self.height}, {self.width}, 3), "
-                f"got {rgb.shape}",
+                f"frame {self.frames_written}: expected shape ({self.height}, {self.width}, 3), got {rgb.shape}",
             )
         time_s = self._next_pts_s if pts_s is None else float(pts_s)
         if not math.isfinite(time_s):
@@ -881,11 +929,20 @@ class VideoEncoder:
                 f"frame {self.frames_written}: timestamps must increase "
                 f"(got {time_s:.6f}s after {self._last_pts * float(_ENCODER_TIME_BASE):.6f}s)",
             )
-        if luma_offset is not None and (not isinstance(luma_offset, np.ndarray) or luma_offset.dtype != np.int16
-                                        or luma_offset.shape != (self.height, self.width)):
-            got = f"{luma_offset.dtype} {luma_offset.shape}" if isinstance(luma_offset, np.ndarray) else type(luma_offset).__name__
-            raise MediaError(self.path, f"frame {self.frames_written}: luma_offset must be int16 "
-                                        f"({self.height}, {self.width}), got {got}")
+        if luma_offset is not None and (
+            not isinstance(luma_offset, np.ndarray)
+            or luma_offset.dtype != np.int16
+            or luma_offset.shape != (self.height, self.width)
+        ):
+            got = (
+                f"{luma_offset.dtype} {luma_offset.shape}"
+                if isinstance(luma_offset, np.ndarray)
+                else type(luma_offset).__name__
+            )
+            raise MediaError(
+                self.path,
+                f"frame {self.frames_written}: luma_offset must be int16 ({self.height}, {self.width}), got {got}",
+            )
         self._raise_failure()
         frame = self._yuv_from_rgb(rgb)
         if luma_offset is not None:
@@ -936,12 +993,19 @@ class VideoEncoder:
 
     def _yuv_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
         if self.padded:
-            rgb = np.pad(rgb, ((0, self.encoded_size[1] - self.height),
-                               (0, self.encoded_size[0] - self.width), (0, 0)), mode="edge")
+            rgb = np.pad(
+                rgb,
+                ((0, self.encoded_size[1] - self.height), (0, self.encoded_size[0] - self.width), (0, 0)),
+                mode="edge",
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         # PyAV takes a colorspace name too; its stub says int only.
-        return self._reformatter.reformat(frame, format="yuv420p", dst_colorspace=self._matrix,  # type: ignore[arg-type]
-                                          dst_color_range="MPEG")
+        return self._reformatter.reformat(
+            frame,
+            format="yuv420p",
+            dst_colorspace=self._matrix,  # type: ignore[arg-type]
+            dst_color_range="MPEG",
+        )
 
     # -- audio ------------------------------------------------------------------------------
 
@@ -1070,9 +1134,17 @@ def transcode(
     if max_frames is not None and max_frames < 1:
         raise MediaError(src, f"max_frames must be >= 1 or None, got {max_frames!r}")
     info = probe_video(src)
-    with VideoEncoder(dst, width=info.width, height=info.height,
-                      fps=info.frame_rate or Fraction(25), audio_source=src if info.has_audio else None,
-                      crf=crf, preset=preset, rotation=info.rotation, colour=ColourTags.of(info)) as encoder:
+    with VideoEncoder(
+        dst,
+        width=info.width,
+        height=info.height,
+        fps=info.frame_rate or Fraction(25),
+        audio_source=src if info.has_audio else None,
+        crf=crf,
+        preset=preset,
+        rotation=info.rotation,
+        colour=ColourTags.of(info),
+    ) as encoder:
         for frame in iter_video_frames(src):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break

@@ -23,10 +23,14 @@ class DFModel(SwapAutoencoder):
         self.encoder = Encoder(e_dims=config.e_dims)
         low = config.low_res
         self.inter = Inter(
-            in_features=self.encoder.out_ch * (res // 16) ** 2, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims
+            in_features=self.encoder.out_ch * (res // 16) ** 2,
+            ae_dims=config.ae_dims,
+            low_res=low,
+            out_ch=config.ae_dims,
         )
-        kwargs: dict[str, Any] = dict(in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims,
-                      double_res=config.double_res)
+        kwargs: dict[str, Any] = dict(
+            in_ch=config.ae_dims, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims, double_res=config.double_res
+        )
         self.decoder_source = Decoder(**kwargs)
         self.decoder_target = Decoder(**kwargs)
 

@@ -25,8 +25,9 @@ class LIAEModel(SwapAutoencoder):
         features = self.encoder.out_ch * (res // 16) ** 2
         self.inter_shared = Inter(in_features=features, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims)
         self.inter_target = Inter(in_features=features, ae_dims=config.ae_dims, low_res=low, out_ch=config.ae_dims)
-        self.decoder = Decoder(in_ch=config.ae_dims * 2, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims,
-                               double_res=config.double_res)
+        self.decoder = Decoder(
+            in_ch=config.ae_dims * 2, d_dims=config.d_dims, d_mask_dims=config.d_mask_dims, double_res=config.double_res
+        )
 
     def reconstruct_source(self, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self.inter_shared(self.encoder(face))

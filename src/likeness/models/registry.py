@@ -183,8 +183,13 @@ def resolve_config(name: str, **cfg: Any) -> SwapModelConfig:
     res = cfg.get("resolution", entry.default.resolution)
     if entry.resolutions is not None and res in DIMS_BY_RESOLUTION:
         e_dims, ae_dims, d_dims, d_mask_dims = DIMS_BY_RESOLUTION[res]
-        cfg = {"e_dims": e_dims, "ae_dims": ae_dims, "d_dims": d_dims, "d_mask_dims": d_mask_dims,
-               "double_res": res in DOUBLE_RES_BY_DEFAULT} | cfg
+        cfg = {
+            "e_dims": e_dims,
+            "ae_dims": ae_dims,
+            "d_dims": d_dims,
+            "d_mask_dims": d_mask_dims,
+            "double_res": res in DOUBLE_RES_BY_DEFAULT,
+        } | cfg
     config = replace(entry.default, **cfg)
     if entry.resolutions is not None and res not in entry.resolutions:
         raise ModelError(f"model {name!r}: resolution must be one of {list(entry.resolutions)}, got {res}")

@@ -154,7 +154,10 @@ def build_manifest(
     if not watermark_algorithm:
         raise ProvenanceError("watermark algorithm id is empty")
     if composite:
-        action: dict[str, Any] = {"action": "c2pa.edited", "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA}
+        action: dict[str, Any] = {
+            "action": "c2pa.edited",
+            "digitalSourceType": COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+        }
         description = "face replaced with a consented synthetic likeness"
     else:
         action = {"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA}
@@ -183,9 +186,7 @@ def build_manifest(
                 "label": SOFT_BINDING_LABEL,
                 "data": {
                     "alg": watermark_algorithm,
-                    "blocks": [
-                        {"scope": {}, "value": base64.b64encode(bytes(watermark_payload)).decode("ascii")}
-                    ],
+                    "blocks": [{"scope": {}, "value": base64.b64encode(bytes(watermark_payload)).decode("ascii")}],
                 },
             },
             {
@@ -283,8 +284,12 @@ def read_manifest(path: Path, *, trust_anchors_pem: list[str] | tuple[str, ...])
     except c2pa.C2paError.NotSupported as exc:
         return C2paReading(present=False, state=None, reasons=(f"unsupported format: {_short(exc)}",))
     except c2pa.C2paError as exc:
-        return C2paReading(present=True, state="Invalid", reasons=(f"unreadable manifest: {_short(exc)}",),
-                           codes=("manifest.unreadable",))
+        return C2paReading(
+            present=True,
+            state="Invalid",
+            reasons=(f"unreadable manifest: {_short(exc)}",),
+            codes=("manifest.unreadable",),
+        )
     return reading_from_store(store)
 
 
@@ -317,9 +322,7 @@ def reading_from_store(store: dict[str, Any]) -> C2paReading:
         digital_source_type=digital_source_type,
         consent_assertion=_dict_or_none(assertions.get(CONSENT_ASSERTION_LABEL)),
         soft_binding=_dict_or_none(assertions.get(SOFT_BINDING_LABEL)),
-        training_mining=_dict_or_none(
-            assertions.get(TRAINING_MINING_LABEL) or assertions.get("c2pa.training-mining")
-        ),
+        training_mining=_dict_or_none(assertions.get(TRAINING_MINING_LABEL) or assertions.get("c2pa.training-mining")),
         ingredients=tuple(i for i in active.get("ingredients", []) if isinstance(i, dict)),
         raw=store,
     )
@@ -404,7 +407,9 @@ def _first_action(manifest: dict[str, Any]) -> str | None:
 def _mime_for(path: Path) -> str:
     mime = MIME_BY_SUFFIX.get(path.suffix.lower())
     if mime is None:
-        raise MediaError(path, f"C2PA signing supports {', '.join(sorted(MIME_BY_SUFFIX))}; got {path.suffix or 'no suffix'!r}")
+        raise MediaError(
+            path, f"C2PA signing supports {', '.join(sorted(MIME_BY_SUFFIX))}; got {path.suffix or 'no suffix'!r}"
+        )
     return mime
 
 

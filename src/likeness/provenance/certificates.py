@@ -118,9 +118,7 @@ def parse_trust_anchor(pem_text: str, *, source: str) -> list[str]:
     return certs
 
 
-def ensure_signing_setup(
-    keys_dir: Path, org_name: str, *, now: dt.datetime | None = None
-) -> SigningSetup:
+def ensure_signing_setup(keys_dir: Path, org_name: str, *, now: dt.datetime | None = None) -> SigningSetup:
     """Create the signing setup in ``keys_dir`` if absent, then load and check it.
 
     Idempotent: an existing setup is loaded as is (``org_name`` is only used when creating).
@@ -209,9 +207,15 @@ def _create_setup(keys_dir: Path, org_name: str, *, now: dt.datetime) -> None:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -229,9 +233,15 @@ def _create_setup(keys_dir: Path, org_name: str, *, now: dt.datetime) -> None:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -240,9 +250,7 @@ def _create_setup(keys_dir: Path, org_name: str, *, now: dt.datetime) -> None:
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer_key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False)
         .sign(root_key, hashes.SHA256())
     )
     # Keys first: a crash after this leaves an "incomplete" setup that is reported, not reused.

@@ -87,8 +87,9 @@ class _Hit:
     mirrored: bool
 
 
-def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
-                         threshold: float = PRESENT_SCORE) -> LabelDetection:
+def detect_visible_label(
+    picture: np.ndarray, *, text: str = LABEL_TEXT, threshold: float = PRESENT_SCORE
+) -> LabelDetection:
     """Search ``picture`` (uint8 RGB ``(H, W, 3)`` or grey ``(H, W)``) for the visible label."""
     import cv2
 
@@ -109,7 +110,9 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
         if size[0] < coarse.shape[1] or size[1] < coarse.shape[0]:
             break
         # Each size is resized from the one before (1.15x larger): the cost shrinks with the size.
-        resized = cv2.resize(previous, size, interpolation=cv2.INTER_AREA if scale < previous_scale else cv2.INTER_LINEAR)
+        resized = cv2.resize(
+            previous, size, interpolation=cv2.INTER_AREA if scale < previous_scale else cv2.INTER_LINEAR
+        )
         previous, previous_scale = resized, scale
         blurred = cv2.GaussianBlur(resized, (0, 0), COARSE_BLUR_SIGMA)
         for mirrored, scores in zip((False, True), _correlate(blurred, coarse, coarse_mirrored)):
@@ -121,10 +124,14 @@ def detect_visible_label(picture: np.ndarray, *, text: str = LABEL_TEXT,
         found = _refine(pyramid, hit, text)
         if found.score > best.score:
             best = found
-    where = None if best.where is None else (best.where[0] + left, best.where[1] + top,
-                                             best.where[2] + left, best.where[3] + top)
-    return LabelDetection(present=best.score >= threshold, score=best.score, where=where,
-                          font_px=best.font_px, mirrored=best.mirrored)
+    where = (
+        None
+        if best.where is None
+        else (best.where[0] + left, best.where[1] + top, best.where[2] + left, best.where[3] + top)
+    )
+    return LabelDetection(
+        present=best.score >= threshold, score=best.score, where=where, font_px=best.font_px, mirrored=best.mirrored
+    )
 
 
 def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
@@ -135,8 +142,13 @@ def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
 
     height, width = luma.shape
     scale = min(1.0, BAR_PROBE_SIDE / max(height, width))
-    small = luma if scale == 1.0 else cv2.resize(
-        luma, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    small = (
+        luma
+        if scale == 1.0
+        else cv2.resize(
+            luma, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )
+    )
 
     def bars(lines: np.ndarray) -> tuple[int, int]:
         spread, level = lines.std(axis=1), lines.mean(axis=1)
@@ -232,8 +244,10 @@ def _distinct(hits: list[_Hit], count: int) -> list[_Hit]:
     kept: list[_Hit] = []
     reach = math.log(FINE_STEPS[-1] / FINE_STEPS[0])  # sizes one fine pass covers
     for hit in hits:
-        if all(math.hypot(hit.x - k.x, hit.y - k.y) > 2 * k.font_px or abs(math.log(hit.font_px / k.font_px)) > reach / 2
-               for k in kept):
+        if all(
+            math.hypot(hit.x - k.x, hit.y - k.y) > 2 * k.font_px or abs(math.log(hit.font_px / k.font_px)) > reach / 2
+            for k in kept
+        ):
             kept.append(hit)
         if len(kept) == count:
             break

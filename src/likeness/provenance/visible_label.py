@@ -164,7 +164,12 @@ class VisibleLabel:
     """
 
     def __init__(
-        self, width: int, height: int, placement: Placement = "safe", *, text: str = LABEL_TEXT,
+        self,
+        width: int,
+        height: int,
+        placement: Placement = "safe",
+        *,
+        text: str = LABEL_TEXT,
         avoid: Sequence[Box] = (),
     ) -> None:
         _check_size(width, height)
@@ -202,7 +207,12 @@ class FaceTag:
     """
 
     def __init__(
-        self, width: int, height: int, *, fps: float = 25.0, label_box: Box | None = None,
+        self,
+        width: int,
+        height: int,
+        *,
+        fps: float = 25.0,
+        label_box: Box | None = None,
         text: str = LABEL_TEXT,
     ) -> None:
         _check_size(width, height)
@@ -261,15 +271,17 @@ class FaceTag:
                 self._position = self._position + TAG_GLIDE * offset if distance > 1.0 else target
                 self._gliding = distance > 1.0
         current = self.position  # set just above
-        if current is not None and any(_overlap(self.box_at(current), _grown(b, FACE_CLEARANCE / 2))
-                                       for b in boxes + others):
+        if current is not None and any(
+            _overlap(self.box_at(current), _grown(b, FACE_CLEARANCE / 2)) for b in boxes + others
+        ):
             # Never over a face: jump beside the face as it is in this frame.
             self._side = None
             self._position, self._gliding = self._target(tuple(followed), boxes + others), False
         return self.position
 
-    def apply(self, rgb: np.ndarray, faces: Sequence[Box] | None, *, avoid: Sequence[Box] = (),
-              in_place: bool = False) -> np.ndarray:
+    def apply(
+        self, rgb: np.ndarray, faces: Sequence[Box] | None, *, avoid: Sequence[Box] = (), in_place: bool = False
+    ) -> np.ndarray:
         """Update with this frame's ``faces`` (and other faces ``avoid``) and blend the tag into
         ``rgb`` (uint8 (H, W, 3))."""
         _check_frame(rgb, expected=(self.height, self.width))
@@ -370,7 +382,11 @@ def tag_font_px(width: int, height: int, text: str = LABEL_TEXT) -> int:
 
 
 def label_geometry(
-    width: int, height: int, placement: Placement = "safe", text: str = LABEL_TEXT, *,
+    width: int,
+    height: int,
+    placement: Placement = "safe",
+    text: str = LABEL_TEXT,
+    *,
     avoid: Sequence[Box] = (),
 ) -> LabelGeometry:
     """Font size, box and position of the label for a ``width`` x ``height`` frame."""

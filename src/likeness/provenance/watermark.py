@@ -264,9 +264,7 @@ def _check_rgb(rgb: object, *, name: str = "rgb") -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise ProvenanceError(f"{name} must be a numpy uint8 (H, W, 3) array, got {type(rgb).__name__}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ProvenanceError(
-            f"{name} must be uint8 (H, W, 3) RGB, got {rgb.dtype} {tuple(rgb.shape)}"
-        )
+        raise ProvenanceError(f"{name} must be uint8 (H, W, 3) RGB, got {rgb.dtype} {tuple(rgb.shape)}")
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ProvenanceError(f"{name} is empty: shape {tuple(rgb.shape)}")
     return rgb if rgb.flags.c_contiguous else np.ascontiguousarray(rgb)
@@ -312,8 +310,7 @@ class WatermarkEmbedder:
     """
 
     def __init__(self, payload: bytes, width: int, height: int, *, period: float | None = None) -> None:
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                   for v in (width, height)):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in (width, height)):
             raise ProvenanceError(f"frame size must be positive integers, got {width!r}x{height!r}")
         width, height = int(width), int(height)
         payload = check_payload(payload)
@@ -360,16 +357,16 @@ class WatermarkEmbedder:
         rgb = _check_rgb(rgb)
         if rgb.shape[:2] != (self.height, self.width):
             raise ProvenanceError(
-                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, embedder was built for "
-                f"{self.width}x{self.height}"
+                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, embedder was built for {self.width}x{self.height}"
             )
         mask = texture_mask(rgb)
         # Normalising by the mask's energy (weighted by the pattern's local energy) sets the
         # mark's RMS to MARK_RMS for every frame, whatever its content.
         mark_energy = float(np.mean(mask.astype(np.float64) ** 2 * self._pattern_cell_energy))
         gain = mask * np.float32(scale * MARK_RMS / np.sqrt(max(mark_energy, 1e-12)))
-        full_gain: np.ndarray = cv2.resize(gain, (self.width, self.height), dst=self._full_gain,
-                               interpolation=cv2.INTER_LINEAR)
+        full_gain: np.ndarray = cv2.resize(
+            gain, (self.width, self.height), dst=self._full_gain, interpolation=cv2.INTER_LINEAR
+        )
         # Rounding to whole levels (done by the int16 multiply) adds up to 0.5 per pixel and, on
         # plateau-like patterns, more than the textbook 1/12 variance: check the integer
         # offset's RMS and shrink it if needed, so PSNR >= 40.2 dB holds exactly for the RGB
@@ -417,8 +414,7 @@ def _whiten(luma: np.ndarray) -> np.ndarray:
     """Band-passed, locally normalised luma: float32 (H, W) -> float32 (H, W), about unit
     local RMS, tuned to 4 px chips."""
     residual = luma - cv2.GaussianBlur(luma, (0, 0), _BACKGROUND_SIGMA, borderType=cv2.BORDER_REFLECT)
-    energy = cv2.GaussianBlur(residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA,
-                              borderType=cv2.BORDER_REFLECT)
+    energy = cv2.GaussianBlur(residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA, borderType=cv2.BORDER_REFLECT)
     # Weighting by 1/local RMS: texture both carries more mark and more host noise, and the
     # floor keeps near-flat areas (pure quantisation noise) from being amplified.
     return residual / np.sqrt(energy + 1.0)
@@ -439,15 +435,18 @@ def _fold_whitened(whitened: np.ndarray) -> np.ndarray:
     full_h, full_w = height - height % TILE_SIZE, width - width % TILE_SIZE
     folded = np.zeros((TILE_SIZE, TILE_SIZE))
     if full_h and full_w:
-        folded += whitened[:full_h, :full_w].reshape(full_h // TILE_SIZE, TILE_SIZE, full_w // TILE_SIZE,
-                                                     TILE_SIZE).sum(axis=(0, 2), dtype=np.float64)
+        folded += (
+            whitened[:full_h, :full_w]
+            .reshape(full_h // TILE_SIZE, TILE_SIZE, full_w // TILE_SIZE, TILE_SIZE)
+            .sum(axis=(0, 2), dtype=np.float64)
+        )
     # Partial tiles along the bottom and right edges (no padded copy of the whole image).
     for y0 in range(0, height, TILE_SIZE):
         for x0 in range(0, width, TILE_SIZE):
             if y0 + TILE_SIZE <= full_h and x0 + TILE_SIZE <= full_w:
                 continue
-            block = whitened[y0:y0 + TILE_SIZE, x0:x0 + TILE_SIZE]
-            folded[:block.shape[0], :block.shape[1]] += block
+            block = whitened[y0 : y0 + TILE_SIZE, x0 : x0 + TILE_SIZE]
+            folded[: block.shape[0], : block.shape[1]] += block
     return folded
 
 
@@ -465,7 +464,7 @@ def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
         bottom = min(height, top + _STRIP_ROWS)
         above = min(top, _STRIP_MARGIN)
         below = min(height - bottom, _STRIP_MARGIN)
-        whitened = _whitened_luma(rgb[top - above:bottom + below])[above:above + bottom - top]
+        whitened = _whitened_luma(rgb[top - above : bottom + below])[above : above + bottom - top]
         folded += _fold_whitened(whitened)
     return folded, height * width / TILE_SIZE**2
 
@@ -577,7 +576,7 @@ def _refined_edge(rgb: np.ndarray, estimate: float, reach: int, *, axis: int, fr
         lo, hi = size - hi, size - lo
     strip = rgb[lo:hi] if axis == 0 else rgb[:, lo:hi]
     luma = cv2.cvtColor(np.ascontiguousarray(strip), cv2.COLOR_RGB2GRAY)
-    spread = (luma.max(axis=1 - axis).astype(np.int16) - luma.min(axis=1 - axis))
+    spread = luma.max(axis=1 - axis).astype(np.int16) - luma.min(axis=1 - axis)
     busy = np.flatnonzero(spread > _BAR_EDGE_RANGE)
     if busy.size == 0:
         return int(round(estimate))
@@ -590,13 +589,17 @@ def _geometry(rgb: np.ndarray) -> _Geometry:
     128 work px); the box read is that extent less :data:`_BAR_MARGIN` px of ringing per bar."""
     height, width = rgb.shape[:2]
     factor = min(1.0, _BAR_PROBE_SIDE / max(height, width))
-    probe = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))),
-                       interpolation=cv2.INTER_AREA) if factor < 1.0 else rgb
+    probe = (
+        cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+        if factor < 1.0
+        else rgb
+    )
     top, bottom, left, right = _bar_sizes(cv2.cvtColor(probe, cv2.COLOR_RGB2GRAY).astype(np.int16))
     reach = int(np.ceil(2.0 / factor)) + 2
     edges = [0, 0, 0, 0]  # bar thickness in frame px: top, bottom, left, right
-    for index, (bar, axis, from_end) in enumerate(((top, 0, False), (bottom, 0, True),
-                                                   (left, 1, False), (right, 1, True))):
+    for index, (bar, axis, from_end) in enumerate(
+        ((top, 0, False), (bottom, 0, True), (left, 1, False), (right, 1, True))
+    ):
         if bar:
             edges[index] = _refined_edge(rgb, bar / factor, reach, axis=axis, from_end=from_end)
     extent_h, extent_w = height - edges[0] - edges[1], width - edges[2] - edges[3]
@@ -604,14 +607,19 @@ def _geometry(rgb: np.ndarray) -> _Geometry:
         edges, extent_h, extent_w = [0, 0, 0, 0], height, width
     margins = [_BAR_MARGIN if edge else 0 for edge in edges]
     work_scale = min(1.0, _WORK_SHORT_SIDE / min(extent_h, extent_w))
-    return _Geometry(edges[0] + margins[0], edges[2] + margins[2],
-                     extent_h - margins[0] - margins[1], extent_w - margins[2] - margins[3],
-                     work_scale, min(extent_h, extent_w) * work_scale)
+    return _Geometry(
+        edges[0] + margins[0],
+        edges[2] + margins[2],
+        extent_h - margins[0] - margins[1],
+        extent_w - margins[2] - margins[3],
+        work_scale,
+        min(extent_h, extent_w) * work_scale,
+    )
 
 
 def _work_luma(rgb: np.ndarray, geometry: _Geometry) -> np.ndarray:
     """Luma of the content box at work resolution: float32 (h, w)."""
-    box = rgb[geometry.top:geometry.top + geometry.height, geometry.left:geometry.left + geometry.width]
+    box = rgb[geometry.top : geometry.top + geometry.height, geometry.left : geometry.left + geometry.width]
     if geometry.work_scale < 1.0:
         box = cv2.resize(box, geometry.work_size, interpolation=cv2.INTER_AREA)
     return _luma(np.ascontiguousarray(box))
@@ -631,13 +639,15 @@ def _flattened(power: np.ndarray) -> np.ndarray:
     at 4: the mark's comb of lines at multiples of 1/P keeps its shape, while a picture's few strong lines
     (stripes, fences, a codec's block grid) cannot outweigh it in the autocorrelation."""
     envelope = cv2.medianBlur(np.ascontiguousarray(power, np.float32)[None, :], 5)
-    envelope = np.convolve(envelope[0].astype(np.float64), np.ones(_SPECTRUM_SMOOTHING) / _SPECTRUM_SMOOTHING,
-                           mode="same")
+    envelope = np.convolve(
+        envelope[0].astype(np.float64), np.ones(_SPECTRUM_SMOOTHING) / _SPECTRUM_SMOOTHING, mode="same"
+    )
     return np.minimum(power / (envelope + 1e-12 * (float(envelope.max()) + 1e-30)), _SPECTRUM_CLIP)
 
 
-def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int, int],
-                       count: int = _PERIOD_PEAKS) -> list[float]:
+def _period_candidates(
+    power_x: np.ndarray, power_y: np.ndarray, size: tuple[int, int], count: int = _PERIOD_PEAKS
+) -> list[float]:
     """Tile periods (work pixels, sub-pixel) suggested by the autocorrelation of whitened rows
     and columns: the tiled mark repeats every P pixels in both axes, the picture does not.
 
@@ -655,7 +665,7 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
         usable = int(length / _MIN_PERIODS_IN_AXIS)
         if usable < _MIN_PERIOD:
             continue
-        acf = acf[:usable + 1] / (length - np.arange(usable + 1))  # mean product per lag
+        acf = acf[: usable + 1] / (length - np.arange(usable + 1))  # mean product per lag
         # The picture's autocorrelation falls slowly with the lag; the mark's is a narrow peak
         # (a chip wide). Subtracting a running median keeps the peak and drops the slope that
         # would otherwise favour the shortest lags.
@@ -663,13 +673,13 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
         padded = np.pad(acf, half, mode="edge")
         baseline = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
         detrended = acf - baseline
-        window = detrended[_MIN_PERIOD // 2:]
+        window = detrended[_MIN_PERIOD // 2 :]
         centre = float(np.median(window))
         spread = 1.4826 * float(np.median(np.abs(window - centre))) + 1e-12
         z = (detrended - centre) / spread
-        z[:_MIN_PERIOD // 2] = 0.0
-        total[:usable + 1] += z
-        weight[:usable + 1] += 1.0
+        z[: _MIN_PERIOD // 2] = 0.0
+        total[: usable + 1] += z
+        weight[: usable + 1] += 1.0
         doubled = lags[: usable // 2 + 1]
         total[doubled] += 0.5 * z[2 * doubled]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -689,7 +699,7 @@ def _period_candidates(power_x: np.ndarray, power_y: np.ndarray, size: tuple[int
         if np.isfinite(left) and np.isfinite(right) and left - 2 * centre + right < 0:
             shift = float(np.clip(0.5 * (left - right) / (left - 2 * centre + right), -0.5, 0.5))
         peaks.append(lag + shift)
-        score[max(0, lag - CHIP_SIZE):lag + CHIP_SIZE + 1] = -np.inf
+        score[max(0, lag - CHIP_SIZE) : lag + CHIP_SIZE + 1] = -np.inf
     return peaks
 
 
@@ -704,8 +714,9 @@ def _resampled(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.warpAffine(image, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def _fold_at_period(work_luma: np.ndarray, period: float,
-                    whitened: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def _fold_at_period(
+    work_luma: np.ndarray, period: float, whitened: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Resample work luma so the tile period ``period`` becomes 128 px, whiten and fold.
 
     ``whitened``: the work luma already whitened; within 10 % of the work scale resampling it
@@ -732,8 +743,9 @@ class _Candidate:
     mirrored: bool
 
 
-def _sync_both_ways(folded: np.ndarray, period: float | None, *, threshold: float = SYNC_THRESHOLD,
-                    count: int = SYNC_CANDIDATES) -> list[_Candidate]:
+def _sync_both_ways(
+    folded: np.ndarray, period: float | None, *, threshold: float = SYNC_THRESHOLD, count: int = SYNC_CANDIDATES
+) -> list[_Candidate]:
     """Pilot search on a folded tile and on its mirror image (a horizontally flipped frame folds
     into the flipped tile, up to a circular shift the pilot search finds)."""
     cleaned = _remove_block_component(folded)
@@ -754,27 +766,28 @@ def _frame_offset(offset: tuple[int, int], candidate: _Candidate, geometry: _Geo
         return dy, dx
     to_frame = candidate.period / TILE_SIZE / geometry.work_scale
     period = TILE_SIZE * to_frame
-    return (round((geometry.top + dy * to_frame) % period) % max(1, round(period)),
-            round((geometry.left + dx * to_frame) % period) % max(1, round(period)))
+    return (
+        round((geometry.top + dy * to_frame) % period) % max(1, round(period)),
+        round((geometry.left + dx * to_frame) % period) % max(1, round(period)),
+    )
 
 
-def _decode_candidates(candidates: list[_Candidate], tiles: float, geometry: _Geometry | None,
-                       budget: list[int]) -> WatermarkReading | None:
+def _decode_candidates(
+    candidates: list[_Candidate], tiles: float, geometry: _Geometry | None, budget: list[int]
+) -> WatermarkReading | None:
     """Decode pilot peaks of all candidates, strongest first, while ``budget[0]`` (CRC-32
     trials left) lasts. The first payload whose check matches wins."""
-    trials = sorted(((score, offset, c) for c in candidates for score, offset in c.peaks),
-                    key=lambda item: -item[0])
+    trials = sorted(((score, offset, c) for c in candidates for score, offset in c.peaks), key=lambda item: -item[0])
     for score, offset, candidate in trials:
         if budget[0] <= 0:
             break
         budget[0] -= 1
-        reading = _reading_from_soft(_soft_coded_bits(candidate.folded, offset), score,
-                                     _frame_offset(offset, candidate, geometry), tiles)
+        reading = _reading_from_soft(
+            _soft_coded_bits(candidate.folded, offset), score, _frame_offset(offset, candidate, geometry), tiles
+        )
         if reading is not None:
-            period = None if candidate.period is None or geometry is None else (
-                candidate.period / geometry.work_scale)
-            return replace(reading, period=TILE_SIZE if period is None else period,
-                           mirrored=candidate.mirrored)
+            period = None if candidate.period is None or geometry is None else (candidate.period / geometry.work_scale)
+            return replace(reading, period=TILE_SIZE if period is None else period, mirrored=candidate.mirrored)
     return None
 
 
@@ -788,8 +801,9 @@ def _reading_from_soft(
     return WatermarkReading(payload, agreement, score, offset, tiles)
 
 
-def _read_scaled(work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
-                 ) -> tuple[WatermarkReading | None, float, float]:
+def _read_scaled(
+    work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
+) -> tuple[WatermarkReading | None, float, float]:
     """Fold at each candidate period in turn and decode its pilot peaks (both mirrors) before
     folding at the next: a marked frame usually reads at the first. Returns (reading or None,
     best pilot z, tiles)."""
@@ -816,8 +830,7 @@ def _read_scaled(work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
     return None, best, tiles
 
 
-def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float,
-                  tried: list[float]) -> list[float]:
+def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float, tried: list[float]) -> list[float]:
     """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
     by pilot strength: a 1 % grid, then the best :data:`_SEARCH_KEEP` refined to 0.25 %.
     ``frames``: (work luma, whitened) pairs whose folds are scored summed and alone (the best
@@ -835,8 +848,9 @@ def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float,
     coarse = sorted(((strength(p), float(p)) for p in grid), reverse=True)[:_SEARCH_KEEP]
     found = []
     for score, period in coarse:
-        refined = max(((strength(period * f), period * f) for f in (0.995, 0.9975, 1.0025, 1.005)),
-                      default=(score, period))
+        refined = max(
+            ((strength(period * f), period * f) for f in (0.995, 0.9975, 1.0025, 1.005)), default=(score, period)
+        )
         found.append(refined[1] if refined[0] > score else period)
     return [p for p in found if all(abs(p - t) > 0.001 * t for t in tried)]
 
@@ -1027,8 +1041,7 @@ class _ClipReader:
         # Trials kept back for the single-frame and own-phase aggregates below.
         reserve = _CLIP_SINGLE_FRAMES + 1
         budget = [MAX_DECODES - reserve]
-        candidates = [c for period, folded in zip(self.periods, self.folds)
-                      for c in _sync_both_ways(folded, period)]
+        candidates = [c for period, folded in zip(self.periods, self.folds) for c in _sync_both_ways(folded, period)]
         reading = _decode_candidates(candidates, self.tiles, self.geometry, budget)
         best = _best_score(candidates)
         if reading is None and self.native is not None:
@@ -1047,11 +1060,13 @@ class _ClipReader:
         best_score, best_offset, best_candidate = self.best_frame
         if reading is None and best_candidate is not None and best_offset is not None and budget[0] > 0:
             budget[0] -= 1
-            aligned = _reading_from_soft(self.aligned_soft, best_score,
-                                         _frame_offset(best_offset, best_candidate, self.geometry), self.tiles)
+            aligned = _reading_from_soft(
+                self.aligned_soft, best_score, _frame_offset(best_offset, best_candidate, self.geometry), self.tiles
+            )
             if aligned is not None:
-                period = (TILE_SIZE if best_candidate.period is None
-                          else best_candidate.period / self.geometry.work_scale)
+                period = (
+                    TILE_SIZE if best_candidate.period is None else best_candidate.period / self.geometry.work_scale
+                )
                 reading = replace(aligned, period=period, mirrored=best_candidate.mirrored)
         return reading or WatermarkReading(None, 0.0, best, None, self.tiles)
 

@@ -68,8 +68,11 @@ def payload_check(payload: bytes) -> bytes:
 def check_payload(payload: object) -> bytes:
     """``payload`` as ``bytes`` if it is 8 bytes long; otherwise a ProvenanceError."""
     if not isinstance(payload, (bytes, bytearray)) or len(payload) != PAYLOAD_BYTES:
-        shown = f"{type(payload).__name__} of length {len(payload)}" if isinstance(
-            payload, (bytes, bytearray)) else type(payload).__name__
+        shown = (
+            f"{type(payload).__name__} of length {len(payload)}"
+            if isinstance(payload, (bytes, bytearray))
+            else type(payload).__name__
+        )
         raise ProvenanceError(f"watermark payload must be {PAYLOAD_BYTES} bytes, got {shown}")
     return bytes(payload)
 

@@ -79,10 +79,13 @@ class RenderJob:
             raise ProvenanceError(f"job kind must be 'image' or 'video', got {self.kind!r}")
         if self.label_placement not in PLACEMENTS:
             raise ProvenanceError(
-                f"label placement must be one of {', '.join(PLACEMENTS)}; got {self.label_placement!r}")
+                f"label placement must be one of {', '.join(PLACEMENTS)}; got {self.label_placement!r}"
+            )
 
     @classmethod
-    def new(cls, kind: JobKind, *, unlabelled_requested: bool = False, label_placement: Placement = "safe") -> RenderJob:
+    def new(
+        cls, kind: JobKind, *, unlabelled_requested: bool = False, label_placement: Placement = "safe"
+    ) -> RenderJob:
         """A job with a fresh uuid4 id."""
         return cls(uuid.uuid4().hex, kind, unlabelled_requested, label_placement)
 
@@ -163,8 +166,9 @@ class LabelledWriter:
         try:
             marked = _mark(rgb, job, labelled, width, height, faces)
             write_image(temps.unsigned, marked, quality=quality)
-            return self._finish(authz, job, setup, temps, out_path, source_path, labelled, frames=1,
-                                width=width, height=height)
+            return self._finish(
+                authz, job, setup, temps, out_path, source_path, labelled, frames=1, width=width, height=height
+            )
         except BaseException as exc:
             refund_render(authz, job.job_id, failure_reason(exc))
             raise
@@ -215,8 +219,18 @@ class LabelledWriter:
         authz.consume_render(job.job_id)
         try:
             return LabelledVideo(
-                self, authz, job, setup, out_path, width=width, height=height, fps=fps,
-                audio_source=audio_source, source_path=source_path, labelled=labelled, rotation=rotation % 360,
+                self,
+                authz,
+                job,
+                setup,
+                out_path,
+                width=width,
+                height=height,
+                fps=fps,
+                audio_source=audio_source,
+                source_path=source_path,
+                labelled=labelled,
+                rotation=rotation % 360,
                 colour=colour,
             )
         except BaseException as exc:
@@ -273,9 +287,14 @@ class LabelledWriter:
         )
         out_path = _place_new(temps.signed, out_path, job.job_id)
         return RenderOutput(
-            path=out_path, sha256=digest, job_id=job.job_id,
-            watermark_payload_hex=job.watermark_payload.hex(), labelled=labelled,
-            manifest_bytes=manifest_bytes, frames=frames, ledger_seq=getattr(event, "seq", None),
+            path=out_path,
+            sha256=digest,
+            job_id=job.job_id,
+            watermark_payload_hex=job.watermark_payload.hex(),
+            labelled=labelled,
+            manifest_bytes=manifest_bytes,
+            frames=frames,
+            ledger_seq=getattr(event, "seq", None),
         )
 
 
@@ -322,8 +341,13 @@ class LabelledVideo:
         self._closed = False
         try:
             self._encoder = VideoEncoder(
-                self._temps.unsigned, width=stored_width, height=stored_height, fps=fps,
-                audio_source=audio_source, rotation=rotation, colour=colour,
+                self._temps.unsigned,
+                width=stored_width,
+                height=stored_height,
+                fps=fps,
+                audio_source=audio_source,
+                rotation=rotation,
+                colour=colour,
                 **video_encoder_options(stored_width, stored_height),
             )
         except BaseException:
@@ -340,8 +364,15 @@ class LabelledVideo:
         """``(width, height)`` of the encoded (stored) picture, after padding."""
         return tuple(self._encoder.encoded_size)  # type: ignore[return-value]
 
-    def write(self, rgb: np.ndarray, *, pts_s: float | None = None, owned: bool = False,
-              faces: Sequence[Box] | None = None, other_faces: Sequence[Box] = ()) -> None:
+    def write(
+        self,
+        rgb: np.ndarray,
+        *,
+        pts_s: float | None = None,
+        owned: bool = False,
+        faces: Sequence[Box] | None = None,
+        other_faces: Sequence[Box] = (),
+    ) -> None:
         """Label, watermark and encode one frame (uint8 (height, width, 3)).
 
         ``faces``: boxes ``(x0, y0, x1, y1)`` of the synthetic faces in this frame (upright
@@ -363,8 +394,9 @@ class LabelledVideo:
             if self.frames and self.frames % RECHECK_EVERY_FRAMES == 0:
                 self._authz.recheck()
             if self.labelled and self._label is None:
-                self._label = VisibleLabel(self.width, self.height, self._job.label_placement,
-                                           avoid=[*(faces or ()), *other_faces])
+                self._label = VisibleLabel(
+                    self.width, self.height, self._job.label_placement, avoid=[*(faces or ()), *other_faces]
+                )
                 self._tag = FaceTag(self.width, self.height, fps=self._fps, label_box=self._label.geometry.box)
             frame = self._label.apply(rgb, in_place=owned) if self._label is not None else rgb
             if self._tag is not None:
@@ -393,8 +425,16 @@ class LabelledVideo:
             self._encoder.close()  # flush; the encoder renames onto our unsigned temporary
             padded = self.padded
             self.result = self._writer._finish(
-                self._authz, self._job, self._setup, self._temps, self.out_path, self._source_path,
-                self.labelled, frames=self.frames, width=self.width, height=self.height,
+                self._authz,
+                self._job,
+                self._setup,
+                self._temps,
+                self.out_path,
+                self._source_path,
+                self.labelled,
+                frames=self.frames,
+                width=self.width,
+                height=self.height,
                 extra={"rotation": self.rotation, "padded_to_even": padded},
             )
             return self.result
@@ -546,8 +586,9 @@ def _check_rgb(rgb: object) -> tuple[int, int]:
     return int(rgb.shape[0]), int(rgb.shape[1])
 
 
-def _mark(rgb: np.ndarray, job: RenderJob, labelled: bool, width: int, height: int,
-          faces: Sequence[Box] = ()) -> np.ndarray:
+def _mark(
+    rgb: np.ndarray, job: RenderJob, labelled: bool, width: int, height: int, faces: Sequence[Box] = ()
+) -> np.ndarray:
     # Label first, then watermark: the mark then also covers the label's pixels.
     frame = VisibleLabel(width, height, job.label_placement, avoid=faces).apply(rgb) if labelled else rgb
     return WatermarkEmbedder(job.watermark_payload, width, height).embed(frame)

@@ -228,18 +228,24 @@ class RenderCheckpoint:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def start(self, job_id: str, *, output: Path | None = None, grant_id: str | None = None,
-              release_id: str | None = None) -> None:
+    def start(
+        self, job_id: str, *, output: Path | None = None, grant_id: str | None = None, release_id: str | None = None
+    ) -> None:
         """Bind the folder to ``job_id`` (a resumed job keeps its key; a new one gets one that
         records ``output`` and the grant and release it renders under, for :func:`sweep_job_keys`)."""
         if self.job_id == job_id and self._key is not None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         # job.json first: a sweep never finds this job's key beside another job's folder.
-        _write_atomic(self.folder / JOB_FILE,
-                      json.dumps({"job_id": job_id, "fingerprint": self.fingerprint}).encode("utf-8"))
-        job = {"checkpoint": str(self.folder.resolve()), "output": str(Path(output).resolve()) if output else None,
-               "grant_id": grant_id, "release_id": release_id}
+        _write_atomic(
+            self.folder / JOB_FILE, json.dumps({"job_id": job_id, "fingerprint": self.fingerprint}).encode("utf-8")
+        )
+        job = {
+            "checkpoint": str(self.folder.resolve()),
+            "output": str(Path(output).resolve()) if output else None,
+            "grant_id": grant_id,
+            "release_id": release_id,
+        }
         self.job_id, self._key, self._chunks = job_id, create_job_key(self.keys_dir, job_id, job), []
 
     def add(self, frame_index: int, outcomes: list[Any]) -> None:
@@ -258,8 +264,9 @@ class RenderCheckpoint:
                 self._chunks.append(name)
         self._pending = []
         state = {"next_index": next_index, "renderer": renderer_state, "chunks": self._chunks}
-        _write_atomic(self.folder / STATE_FILE,
-                      seal(self._key, self.job_id, STATE_FILE, json.dumps(state).encode("utf-8")))
+        _write_atomic(
+            self.folder / STATE_FILE, seal(self._key, self.job_id, STATE_FILE, json.dumps(state).encode("utf-8"))
+        )
 
     def remove(self) -> None:
         """The job ended: delete the folder and the job's key."""

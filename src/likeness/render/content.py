@@ -100,9 +100,15 @@ class ContentDetector:
         rgb = require_rgb("frame", rgb)
         blob, side = letterbox_blob(rgb, self.INPUT_SIZE)
         (output,) = self._session.run(None, {self._input: blob})
-        return decode_detections(output[0], self.labels, frame_size=(rgb.shape[1], rgb.shape[0]),
-                                 scale=side / self.INPUT_SIZE, min_score=self.MIN_SCORE,
-                                 nms_score=self.NMS_SCORE, nms_iou=self.NMS_IOU)
+        return decode_detections(
+            output[0],
+            self.labels,
+            frame_size=(rgb.shape[1], rgb.shape[0]),
+            scale=side / self.INPUT_SIZE,
+            min_score=self.MIN_SCORE,
+            nms_score=self.NMS_SCORE,
+            nms_iou=self.NMS_IOU,
+        )
 
 
 def letterbox_blob(rgb: np.ndarray, size: int) -> tuple[np.ndarray, int]:
@@ -212,8 +218,13 @@ class ContentSampler:
     ['time', None, 'time']
     """
 
-    def __init__(self, *, interval_s: float, cut_threshold: float = SCENE_CUT_MAD,
-                 change_threshold: float = SCENE_CHANGE_HISTOGRAM) -> None:
+    def __init__(
+        self,
+        *,
+        interval_s: float,
+        cut_threshold: float = SCENE_CUT_MAD,
+        change_threshold: float = SCENE_CHANGE_HISTOGRAM,
+    ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
         self.interval_s = float(interval_s)

@@ -242,8 +242,11 @@ class FrameRenderer:
             "tracker": self.tracker.state(),
             "smoother": self.smoother.state(),
             "identities": {
-                str(k): {"distances": v.distances, "last_embedded": v.last_embedded,
-                         "embedding": None if v.embedding is None else v.embedding.tolist()}
+                str(k): {
+                    "distances": v.distances,
+                    "last_embedded": v.last_embedded,
+                    "embedding": None if v.embedding is None else v.embedding.tolist(),
+                }
                 for k, v in self.identities.items()
             },
             "counts": dict(self.counts),
@@ -259,8 +262,11 @@ class FrameRenderer:
         self.tracker = TrackIds.from_state(state["tracker"])
         self.smoother = TrackSmoother.from_state(state["smoother"], self.options.smoothing)
         self.identities = {
-            int(k): _TrackIdentity(list(v["distances"]), int(v["last_embedded"]),
-                                   None if v["embedding"] is None else np.asarray(v["embedding"], np.float32))
+            int(k): _TrackIdentity(
+                list(v["distances"]),
+                int(v["last_embedded"]),
+                None if v["embedding"] is None else np.asarray(v["embedding"], np.float32),
+            )
             for k, v in state["identities"].items()
         }
         self.counts = Counter(state["counts"])
@@ -290,7 +296,12 @@ class FrameRenderer:
         return identity.mean() <= self.identity_threshold
 
     def process(
-        self, rgb: np.ndarray, *, frame_index: int, t_s: float, faces: list[Any] | None = None,
+        self,
+        rgb: np.ndarray,
+        *,
+        frame_index: int,
+        t_s: float,
+        faces: list[Any] | None = None,
         in_place: bool = False,
     ) -> tuple[np.ndarray, list[FaceOutcome]]:
         """Render one frame. Returns the new frame (a copy, unless ``in_place``) and one outcome per
@@ -329,8 +340,14 @@ class FrameRenderer:
         first = 0
         for p in prepared:
             count = len(p.pending)
-            results.append(self._finish(p, swapped[first:first + count] if count else (),
-                                        learned[first:first + count] if count else (), in_place=in_place))
+            results.append(
+                self._finish(
+                    p,
+                    swapped[first : first + count] if count else (),
+                    learned[first : first + count] if count else (),
+                    in_place=in_place,
+                )
+            )
             first += count
         return results
 
@@ -367,8 +384,9 @@ class FrameRenderer:
                 yaw = head_pose(landmarks, (height, width))[0]
             except FaceError:
                 yaw = 0.0
-            decision = gate_face(bbox, frame_size=(width, height), yaw=yaw, yaw_range=self.yaw_range,
-                                 options=self.options.gate)
+            decision = gate_face(
+                bbox, frame_size=(width, height), yaw=yaw, yaw_range=self.yaw_range, options=self.options.gate
+            )
             if not decision.swap:
                 outcome.reason = decision.reason
                 continue
@@ -378,8 +396,9 @@ class FrameRenderer:
             prepared.pending.append((outcome, aligned))
         return prepared
 
-    def _finish(self, prepared: _PreparedFrame, swapped: Any, learned: Any, *,
-                in_place: bool) -> tuple[np.ndarray, list[FaceOutcome]]:
+    def _finish(
+        self, prepared: _PreparedFrame, swapped: Any, learned: Any, *, in_place: bool
+    ) -> tuple[np.ndarray, list[FaceOutcome]]:
         """Colour-correct, mask and paste one frame's swapped faces (everything after the model)."""
         rgb = prepared.rgb
         out = rgb
@@ -393,18 +412,27 @@ class FrameRenderer:
             hull = landmark_hull(aligned.landmarks, size=size)
             stats = lab_statistics(aligned.image, mask=hull)
             stats = self.smoother.smooth(outcome.track_id, "colour", stats, prepared.t_s)
-            corrected = transfer_colour(crop, aligned.image, mode=self.options.colour, mask=hull,
-                                        reference_stats=stats if self.options.colour == "rct" else None)
-            mask = blend_mask(np.clip(np.asarray(mask_out)[0], 0.0, 1.0).astype(np.float32), aligned.landmarks,
-                              erode_px=max(1, round(self.options.erode * size)),
-                              feather_px=max(1, round(self.options.feather * size)))
+            corrected = transfer_colour(
+                crop,
+                aligned.image,
+                mode=self.options.colour,
+                mask=hull,
+                reference_stats=stats if self.options.colour == "rct" else None,
+            )
+            mask = blend_mask(
+                np.clip(np.asarray(mask_out)[0], 0.0, 1.0).astype(np.float32),
+                aligned.landmarks,
+                erode_px=max(1, round(self.options.erode * size)),
+                feather_px=max(1, round(self.options.feather * size)),
+            )
             if self.options.mouth:
                 mask = mask * (1.0 - inner_mouth_mask(aligned.landmarks, size=size))
             if occluder is not None:
                 mask = keep_occluders(mask, occluder)
             # After the first paste ``out`` is already this call's own copy: paste into it.
-            out = paste_face(out, corrected, mask, aligned.affine, method=self.options.blend,
-                             in_place=in_place or out is not rgb)
+            out = paste_face(
+                out, corrected, mask, aligned.affine, method=self.options.blend, in_place=in_place or out is not rgb
+            )
             outcome.swapped = True
             outcome.affine = aligned.affine
             outcome.crop = corrected
@@ -432,11 +460,15 @@ def _required_consent(model: Any, authz: Any, release: Any) -> tuple[Any, Any]:
     release = require_release(release, step="render")
     card = require_issued_model(model).card
     if card["subject_id"] != authz.subject_id:
-        raise ConsentError("no_grant", f"the model renders {card.get('subject_slug')!r}, "
-                                       f"the authorization is for {authz.subject_slug!r}")
+        raise ConsentError(
+            "no_grant",
+            f"the model renders {card.get('subject_slug')!r}, the authorization is for {authz.subject_slug!r}",
+        )
     if card["performer_id"] != release.performer_id:
-        raise ConsentError("no_release", f"the model swaps onto {card.get('performer_slug')!r}, "
-                                         f"the release is for {release.performer_slug!r}")
+        raise ConsentError(
+            "no_release",
+            f"the model swaps onto {card.get('performer_slug')!r}, the release is for {release.performer_slug!r}",
+        )
     return authz, release
 
 
@@ -458,8 +490,10 @@ def _checked_model_output(output: Any, count: int, size: int) -> tuple[np.ndarra
     except (TypeError, ValueError):
         raise ModelError(f"swap model must return (swapped, mask), got {type(output).__name__}") from None
     if swapped.shape != (count, 3, size, size) or mask.shape != (count, 1, size, size):
-        raise ModelError(f"swap model output: expected swapped ({count}, 3, {size}, {size}) and mask "
-                         f"({count}, 1, {size}, {size}), got {swapped.shape} and {mask.shape}")
+        raise ModelError(
+            f"swap model output: expected swapped ({count}, 3, {size}, {size}) and mask "
+            f"({count}, 1, {size}, {size}), got {swapped.shape} and {mask.shape}"
+        )
     if not (np.isfinite(swapped).all() and np.isfinite(mask).all()):
         raise ModelError("swap model output contains NaN or infinity")
     return swapped, mask

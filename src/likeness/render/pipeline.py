@@ -157,17 +157,25 @@ def render_media(
     # Whose likeness, onto whom, for which organisation: the model's ledger event says, not the card.
     authz = workspace.policy.authorize(binding["subject_id"], use, org)
     if authz.org_id != binding["org_id"]:
-        raise ConsentError("wrong_grantee", f"{model_dir}: the model was exported for another organisation, "
-                                            f"not '{authz.org_slug}'")
+        raise ConsentError(
+            "wrong_grantee", f"{model_dir}: the model was exported for another organisation, not '{authz.org_slug}'"
+        )
     release = workspace.policy.authorize_release(binding["performer_id"], org)
     subject, performer = authz.subject_slug, release.performer_slug
     if not target.exists():
         raise MediaError(target, "target does not exist")
     kind = "folder" if target.is_dir() else ("image" if target.suffix.lower() in IMAGE_SUFFIXES else "video")
     report = RenderReport(
-        job_id=None, target=str(target), output=str(out), kind=kind, model_dir=str(model_dir),
-        subject_slug=subject, performer_slug=performer,
-        use=use, org=org, options=json.loads(json.dumps(asdict(options), default=str)),
+        job_id=None,
+        target=str(target),
+        output=str(out),
+        kind=kind,
+        model_dir=str(model_dir),
+        subject_slug=subject,
+        performer_slug=performer,
+        use=use,
+        org=org,
+        options=json.loads(json.dumps(asdict(options), default=str)),
     )
     if kind == "video":
         return _render_video(workspace, model_dir, card, authz, release, target, out, options, report, progress)
@@ -199,8 +207,9 @@ def _performer_embeddings(workspace: Any, release: Any) -> np.ndarray:
     never by a slug from a card or an event, which no seal binds."""
     references = np.asarray(workspace.registry.reference_embeddings(release.performer_id), np.float32)
     if references.ndim != 2 or references.shape[0] == 0:
-        raise FaceError(f"performer {release.performer_slug!r} has no reference photos: add them with "
-                        "`likeness subject photos add`")
+        raise FaceError(
+            f"performer {release.performer_slug!r} has no reference photos: add them with `likeness subject photos add`"
+        )
     return references
 
 
@@ -213,8 +222,9 @@ def _subject_embeddings(workspace: Any, subject_id: str) -> np.ndarray | None:
     return references if references.ndim == 2 and references.shape[0] else None
 
 
-def _make_renderer(workspace: Any, model: Any, authz: Any, release: Any, options: RenderOptions, *,
-                   video: bool) -> FrameRenderer:
+def _make_renderer(
+    workspace: Any, model: Any, authz: Any, release: Any, options: RenderOptions, *, video: bool
+) -> FrameRenderer:
     from likeness.faces.detect import FaceDetector
     from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 
@@ -222,8 +232,15 @@ def _make_renderer(workspace: Any, model: Any, authz: Any, release: Any, options
     detector = FaceDetector(options.max_faces, mode="video" if video else "image", max_side=options.detect_max_side)
     try:
         return FrameRenderer(
-            model, detector, FaceEmbedder(), references, authz=authz, release=release,
-            identity_threshold=IDENTITY_THRESHOLD, options=options.refine, identity_every=options.identity_every,
+            model,
+            detector,
+            FaceEmbedder(),
+            references,
+            authz=authz,
+            release=release,
+            identity_threshold=IDENTITY_THRESHOLD,
+            options=options.refine,
+            identity_every=options.identity_every,
             recheck_every=options.recheck_every,
         )
     except BaseException:
@@ -231,8 +248,9 @@ def _make_renderer(workspace: Any, model: Any, authz: Any, release: Any, options
         raise
 
 
-def _start_setup(workspace: Any, model_dir: Path, authz: Any, release: Any, options: RenderOptions, *,
-                 video: bool) -> Future:
+def _start_setup(
+    workspace: Any, model_dir: Path, authz: Any, release: Any, options: RenderOptions, *, video: bool
+) -> Future:
     """Load the model and build the renderer on a helper thread while the content check runs.
 
     Loading costs about a second (onnxruntime session, dlib and MediaPipe graphs, and the first
@@ -240,6 +258,7 @@ def _start_setup(workspace: Any, model_dir: Path, authz: Any, release: Any, opti
     onnxruntime. Nothing is rendered before both have finished, so the order of the invariants
     (consent, then content, then frames) is unchanged.
     """
+
     def build() -> FrameRenderer:
         model = _load_model(workspace, model_dir, authz, options.model_threads, options.precision)
         return _make_renderer(workspace, model, authz, release, options, video=video)
@@ -287,8 +306,9 @@ class _QualityTracker:
     ratio and before/after crops for the report.
     """
 
-    def __init__(self, renderer: FrameRenderer, subject_refs: np.ndarray | None, every: int,
-                 expression_every: int = 2) -> None:
+    def __init__(
+        self, renderer: FrameRenderer, subject_refs: np.ndarray | None, every: int, expression_every: int = 2
+    ) -> None:
         self.renderer = renderer
         self.subject_refs = subject_refs
         self.expression_every = max(1, expression_every)
@@ -298,9 +318,17 @@ class _QualityTracker:
         self.track_jobs: dict[int, str] = {}
         self._output_detector: Any = None
 
-    def observe(self, frame_index: int, rgb_out: np.ndarray, outcomes: list[FaceOutcome],
-                before_regions: list[SourceRegion] | None = None, *, key: Any = None,
-                source: str | None = None, job_id: str | None = None) -> None:
+    def observe(
+        self,
+        frame_index: int,
+        rgb_out: np.ndarray,
+        outcomes: list[FaceOutcome],
+        before_regions: list[SourceRegion] | None = None,
+        *,
+        key: Any = None,
+        source: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
         """``before_regions``: parts of this frame as it was before the swap (:func:`source_regions`),
         given on frames to sample; ``key`` keeps tracks of unrelated images apart, ``source``
         names their file and ``job_id`` the output job their crops are marked for."""
@@ -314,16 +342,18 @@ class _QualityTracker:
                 continue
             shot = self.shots.get(shot_key)
             if shot is None:
-                shot = self.shots[shot_key] = ShotQuality(len(self.shots) if key is not None else outcome.track_id,
-                                                          source=source)
+                shot = self.shots[shot_key] = ShotQuality(
+                    len(self.shots) if key is not None else outcome.track_id, source=source
+                )
                 if job_id is not None:
                     self.track_jobs[shot.track_id] = job_id
             crop, affine, source_crop, mask = outcome.crop, outcome.affine, outcome.source_crop, outcome.mask
             # A swapped face carries its crop, affine, aligned target and mask (FrameRenderer).
             assert crop is not None and affine is not None and source_crop is not None and mask is not None
             size = crop.shape[0]
-            output_crop = cv2.warpAffine(rgb_out, affine, (size, size), flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_REPLICATE)
+            output_crop = cv2.warpAffine(
+                rgb_out, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
             shot.add_crops(source_crop, output_crop, mask)
             if shot.frames_swapped % 5 == 1:
                 placed = frame_mask(outcome, rgb_out.shape)
@@ -357,8 +387,15 @@ class _QualityTracker:
             return False
         return face.landmarks + np.array([cx0, cy0], np.float32)
 
-    def _sample(self, shot: ShotQuality, shot_key: Any, frame_index: int, rgb_out: np.ndarray,
-                outcome: FaceOutcome, region: SourceRegion) -> None:
+    def _sample(
+        self,
+        shot: ShotQuality,
+        shot_key: Any,
+        frame_index: int,
+        rgb_out: np.ndarray,
+        outcome: FaceOutcome,
+        region: SourceRegion,
+    ) -> None:
         if outcome.landmarks is None or outcome.affine is None or outcome.crop is None or outcome.mask is None:
             return
         landmarks = self._output_landmarks(rgb_out, outcome)
@@ -374,8 +411,9 @@ class _QualityTracker:
         if not full and (mouths is None or not shot.wants_mouth_frame(*mouths)):
             return
         origin, pixels = region
-        sample = measure_sample(frame_index, pixels, origin, rgb_out, outcome.affine, outcome.crop.shape[0],
-                                outcome.mask)
+        sample = measure_sample(
+            frame_index, pixels, origin, rgb_out, outcome.affine, outcome.crop.shape[0], outcome.mask
+        )
         if mouths is not None:
             sample.mouth_performer, sample.mouth_output = mouths
         shot.offer_mouth_frame(sample)
@@ -388,7 +426,8 @@ class _QualityTracker:
                 output_embedding = None
             if output_embedding is not None:
                 sample.identity_distance = identity_transfer(output_embedding, self.subject_refs, None)[
-                    "distance_to_subject"]
+                    "distance_to_subject"
+                ]
         shot.add_sample(sample)
 
     def summaries(self) -> list[dict[str, Any]]:
@@ -452,7 +491,9 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
         if not inputs:
             raise MediaError(target, "folder holds no images (jpg, png, webp, bmp, tif)")
         out.mkdir(parents=True, exist_ok=True)
-        destinations = [out / (p.stem + (p.suffix.lower() if p.suffix.lower() in OUTPUT_IMAGE_SUFFIXES else ".png")) for p in inputs]
+        destinations = [
+            out / (p.stem + (p.suffix.lower() if p.suffix.lower() in OUTPUT_IMAGE_SUFFIXES else ".png")) for p in inputs
+        ]
     else:
         if out.suffix.lower() not in OUTPUT_IMAGE_SUFFIXES:
             raise MediaError(out, f"image output must end in one of {', '.join(OUTPUT_IMAGE_SUFFIXES)}")
@@ -472,8 +513,9 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
     report.model_precision = _precision_of(renderer.model)
     writer = LabelledWriter(workspace)
     strip: list[StripFrame] = []
-    quality = _QualityTracker(renderer, _subject_embeddings(workspace, authz.subject_id),
-                              options.quality_every, options.expression_every)
+    quality = _QualityTracker(
+        renderer, _subject_embeddings(workspace, authz.subject_id), options.quality_every, options.expression_every
+    )
     started = time.perf_counter()
     try:
         for done, (source, destination, rgb) in enumerate(images):
@@ -489,13 +531,19 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
             report.frames_with_swaps += 1
             job = RenderJob.new("image", unlabelled_requested=options.unlabelled)
             # Each image is its own track: identity, sharpness and crops (no expression over time).
-            quality.observe(done, rendered, outcomes, [((0, 0), rgb)], key=done, source=source.name,
-                            job_id=job.job_id)
-            result = writer.write_image(authz, job, rendered, destination, source_path=source,
-                                        faces=[o.bbox for o in outcomes])  # the label keeps off every face
+            quality.observe(done, rendered, outcomes, [((0, 0), rgb)], key=done, source=source.name, job_id=job.job_id)
+            result = writer.write_image(
+                authz, job, rendered, destination, source_path=source, faces=[o.bbox for o in outcomes]
+            )  # the label keeps off every face
             report.job_id = report.job_id or job.job_id
-            report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
-                                   "watermark_payload": result.watermark_payload_hex})
+            report.outputs.append(
+                {
+                    "path": str(result.path),
+                    "job_id": job.job_id,
+                    "sha256": result.sha256,
+                    "watermark_payload": result.watermark_payload_hex,
+                }
+            )
             if len(strip) < 4:
                 strip.append((rgb, rendered, job.job_id))
             if progress:
@@ -508,7 +556,9 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
     report.seconds = time.perf_counter() - started
     report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
     if not report.outputs:
-        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in report.skipped_inputs) or "nothing rendered"
+        reasons = (
+            "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in report.skipped_inputs) or "nothing rendered"
+        )
         raise FaceError(f"{target}: nothing to render ({reasons})")
     if options.write_report:
         folder, stem = (out, "folder") if target.is_dir() else (out.parent, out.stem)
@@ -569,12 +619,14 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
     samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
     setup = _start_setup(workspace, model_dir, authz, release, options, video=True)
-    report.content_check = asdict(_checked_content(setup, _content_frames(target, expected, info.duration_s, samples),
-                                                   str(target)))
+    report.content_check = asdict(
+        _checked_content(setup, _content_frames(target, expected, info.duration_s, samples), str(target))
+    )
     renderer = setup.result()
     report.model_precision = _precision_of(renderer.model)
-    quality = _QualityTracker(renderer, _subject_embeddings(workspace, authz.subject_id),
-                              options.quality_every, options.expression_every)
+    quality = _QualityTracker(
+        renderer, _subject_embeddings(workspace, authz.subject_id), options.quality_every, options.expression_every
+    )
     # The model file actually used: a resume must not mix float and int8 frames.
     model_sha256 = renderer.model.file_sha256
     key = {"target": _target_fingerprint(target), "model": str(model_sha256), "options": options.fingerprint()}
@@ -643,9 +695,18 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     # Frames are processed upright; the writer turns them back and keeps the display matrix, and
     # pads odd sizes itself.
     try:
-        video = writer.open_video(authz, job, out, width=width, height=height, fps=info.frame_rate or info.fps,
-                                  audio_source=target, source_path=target, rotation=info.rotation,
-                                  colour=ColourTags.of(info))
+        video = writer.open_video(
+            authz,
+            job,
+            out,
+            width=width,
+            height=height,
+            fps=info.frame_rate or info.fps,
+            audio_source=target,
+            source_path=target,
+            rotation=info.rotation,
+            colour=ColourTags.of(info),
+        )
     except BaseException as exc:
         if isinstance(exc, LikenessError):
             checkpoint.remove()  # refused (limit reached, revoked) or failed for good: the job ends here
@@ -685,10 +746,12 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         # One swap-model call for the batch's faces; everything else stays frame by frame, in order.
         nonlocal next_index
         # The faces as they were, on the frames quality samples (the swap pastes in place).
-        regions = {f.index: source_regions(f.rgb, faces) for f, faces, _ in batch
-                   if f.index % options.expression_every == 0}
-        results = renderer.process_batch([FrameInput(f.rgb, f.index, f.pts_s, faces) for f, faces, _ in batch],
-                                         in_place=True)
+        regions = {
+            f.index: source_regions(f.rgb, faces) for f, faces, _ in batch if f.index % options.expression_every == 0
+        }
+        results = renderer.process_batch(
+            [FrameInput(f.rgb, f.index, f.pts_s, faces) for f, faces, _ in batch], in_place=True
+        )
         for (frame, _, before), (rendered, outcomes) in zip(batch, results):
             report.frames_with_swaps += any(o.swapped for o in outcomes)
             quality.observe(frame.index, rendered, outcomes, regions.get(frame.index))
@@ -700,8 +763,12 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
         if next_index % options.checkpoint_every == 0:
             checkpoint.commit(next_index, renderer.state())
         for (frame, _, _), (rendered, outcomes) in zip(batch, results):
-            emit(rendered, frame.pts_s, [o.bbox for o in outcomes if o.swapped],
-                 [o.bbox for o in outcomes if not o.swapped])
+            emit(
+                rendered,
+                frame.pts_s,
+                [o.bbox for o in outcomes if o.swapped],
+                [o.bbox for o in outcomes if not o.swapped],
+            )
         batch.clear()
 
     def emit(rendered: np.ndarray, pts_s: float, swapped: list | None = None, others: tuple | list = ()) -> None:
@@ -743,8 +810,10 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
             # Nothing synthetic to label: refuse, write nothing, and give the render slot back.
             video.abort(reason="no_face_swapped")
             checkpoint.remove()
-            raise FaceError(f"{target}: nothing to render (no face of the released performer was swapped "
-                            f"in {report.frames_rendered} frames); no output was written and the render was not counted")
+            raise FaceError(
+                f"{target}: nothing to render (no face of the released performer was swapped "
+                f"in {report.frames_rendered} frames); no output was written and the render was not counted"
+            )
         authz.recheck()
         release.recheck()
         result = video.close()
@@ -773,8 +842,15 @@ def _render_video(workspace, model_dir, card, authz, release, target, out, optio
     report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
     report.faces.update(renderer.counts)
     report.shots = quality.summaries()
-    report.outputs.append({"path": str(result.path), "job_id": job.job_id, "sha256": result.sha256,
-                           "watermark_payload": result.watermark_payload_hex, "frames": result.frames})
+    report.outputs.append(
+        {
+            "path": str(result.path),
+            "job_id": job.job_id,
+            "sha256": result.sha256,
+            "watermark_payload": result.watermark_payload_hex,
+            "frames": result.frames,
+        }
+    )
     if options.write_report:
         write_report(report, out.parent, out.stem, strip, quality.picked_frames())
     return report

@@ -112,7 +112,10 @@ def flicker_ratio(source_regions: np.ndarray, output_regions: np.ndarray, *, eps
     source = np.asarray(source_regions)
     output = np.asarray(output_regions)
     if source.shape != output.shape or source.ndim != 4 or source.shape[0] < 2:
-        raise MediaError(None, f"flicker_ratio: expected two (T>=2, h, w, 3) stacks of equal shape, got {source.shape} and {output.shape}")
+        raise MediaError(
+            None,
+            f"flicker_ratio: expected two (T>=2, h, w, 3) stacks of equal shape, got {source.shape} and {output.shape}",
+        )
     source_change = np.abs(np.diff(source.astype(np.float32), axis=0)).mean()
     output_change = np.abs(np.diff(output.astype(np.float32), axis=0)).mean()
     return float((output_change + eps) / (source_change + eps))
@@ -228,20 +231,27 @@ def motion_agreement(performer: np.ndarray, output: np.ndarray, *, kind: Literal
     p, o = p[keep], o[keep]
     samples = int(p.size)
     if samples < MIN_SERIES_SAMPLES:
-        return MotionAgreement(None, None, 0.0, samples, "not_measured",
-                               f"{samples} samples (at least {MIN_SERIES_SAMPLES} needed)")
+        return MotionAgreement(
+            None, None, 0.0, samples, "not_measured", f"{samples} samples (at least {MIN_SERIES_SAMPLES} needed)"
+        )
     if kind == "mouth":
         spread = float(np.percentile(p, 90) - np.percentile(p, 10))
         if spread < MIN_MOUTH_RANGE:
-            return MotionAgreement(None, None, spread, samples, "not_measured",
-                                   f"the performer's mouth barely moves (spread {spread:.3f} < {MIN_MOUTH_RANGE} "
-                                   "of the eye distance)")
+            return MotionAgreement(
+                None,
+                None,
+                spread,
+                samples,
+                "not_measured",
+                f"the performer's mouth barely moves (spread {spread:.3f} < {MIN_MOUTH_RANGE} of the eye distance)",
+            )
     elif kind == "eyes":
         median = float(np.median(p))
         spread = (median - float(p.min())) / median if median > 1e-6 else 0.0
         if spread < BLINK_DEPTH:
-            return MotionAgreement(None, None, spread, samples, "not_measured",
-                                   "the performer does not blink in the sampled frames")
+            return MotionAgreement(
+                None, None, spread, samples, "not_measured", "the performer does not blink in the sampled frames"
+            )
     else:
         raise FaceError(f"motion_agreement: kind must be 'mouth' or 'eyes', got {kind!r}")
     p_std, o_std = float(p.std()), float(o.std())
@@ -301,7 +311,9 @@ def sharpness_ratio(performer_region: np.ndarray, output_region: np.ndarray, mas
     None when the performer's region is flat (nothing to compare) or the mask is too small.
     """
     if performer_region.shape != output_region.shape:
-        raise MediaError(None, f"sharpness_ratio: regions differ in shape, {performer_region.shape} and {output_region.shape}")
+        raise MediaError(
+            None, f"sharpness_ratio: regions differ in shape, {performer_region.shape} and {output_region.shape}"
+        )
     source = high_frequency_energy(performer_region, mask)
     output = high_frequency_energy(output_region, mask)
     if source is None or output is None or source < 0.25:
@@ -346,16 +358,24 @@ def identity_verdict(distances: np.ndarray, threshold: float) -> dict[str, Any]:
     """
     values = np.asarray(distances, np.float64).reshape(-1)
     values = values[np.isfinite(values)]
-    line: dict[str, Any] = {"value": None, "threshold": float(threshold), "samples": int(values.size),
-                            "within_threshold_share": None, "worst": None}
+    line: dict[str, Any] = {
+        "value": None,
+        "threshold": float(threshold),
+        "samples": int(values.size),
+        "within_threshold_share": None,
+        "worst": None,
+    }
     if values.size == 0:
         return {**line, "verdict": "not_measured", "reason": "no sampled output face could be embedded"}
     median = float(np.median(values))
     share = float(np.mean(values <= threshold))
     line.update(value=round(median, 4), within_threshold_share=round(share, 3), worst=round(float(values.max()), 4))
     if median > threshold:
-        return {**line, "verdict": "fail", "reason": f"median distance {median:.3f} > {threshold:.2f}: "
-                                                     "not the subject by the product's own measure"}
+        return {
+            **line,
+            "verdict": "fail",
+            "reason": f"median distance {median:.3f} > {threshold:.2f}: not the subject by the product's own measure",
+        }
     if share < IDENTITY_WITHIN_SHARE:
         return {**line, "verdict": "warn", "reason": f"only {share:.0%} of sampled frames within {threshold:.2f}"}
     return {**line, "verdict": "pass", "reason": ""}
@@ -363,6 +383,11 @@ def identity_verdict(distances: np.ndarray, threshold: float) -> dict[str, Any]:
 
 def bounded_line(value: float | None, bound: Bound, samples: int, *, digits: int = 4) -> dict[str, Any]:
     """``{"value", "threshold", "warn_at", "better", "samples", "verdict"}`` for one metric."""
-    return {"value": None if value is None else round(float(value), digits), "threshold": bound.pass_at,
-            "warn_at": bound.warn_at, "better": bound.better, "samples": int(samples),
-            "verdict": bound.verdict(value)}
+    return {
+        "value": None if value is None else round(float(value), digits),
+        "threshold": bound.pass_at,
+        "warn_at": bound.warn_at,
+        "better": bound.better,
+        "samples": int(samples),
+        "verdict": bound.verdict(value),
+    }

@@ -36,7 +36,7 @@ def colour_difference_in_roi(frame: np.ndarray, slices: tuple[slice, slice], alp
     if peak <= 0:
         return None
     # The face is where the blend weight is at least half its peak (a model's mask may never reach 1).
-    mask[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0] = (alpha >= 0.5 * peak)
+    mask[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0] = alpha >= 0.5 * peak
     return ring_colour_difference(np.ascontiguousarray(frame[y0:y1, x0:x1]), mask)
 
 
@@ -122,7 +122,8 @@ def report_paths(folder: Path, stem: str, report: RenderReport) -> tuple[Path, P
     the job id (two renders to one name), never overwriting one (created exclusively)."""
     output_name = Path(report.output).name if report.output else stem
     bases = [stem, output_name, f"{output_name}.{report.job_id}"] + [
-        f"{output_name}.{report.job_id}.{k}" for k in range(2, 100)]
+        f"{output_name}.{report.job_id}.{k}" for k in range(2, 100)
+    ]
     for base in dict.fromkeys(bases):
         json_path, html_path = folder / f"{base}.render.json", folder / f"{base}.render.html"
         try:
@@ -141,7 +142,12 @@ def report_paths(folder: Path, stem: str, report: RenderReport) -> tuple[Path, P
 #: Per track, the before/after face crops shown: (why picked, sample).
 FaceFrames = dict[int, list[tuple[str, FrameSample]]]
 
-VERDICT_TEXT = {"pass": "통과 · pass", "warn": "주의 · warn", "fail": "실패 · fail", "not_measured": "측정 불가 · not measured"}
+VERDICT_TEXT = {
+    "pass": "통과 · pass",
+    "warn": "주의 · warn",
+    "fail": "실패 · fail",
+    "not_measured": "측정 불가 · not measured",
+}
 
 METRIC_TEXT = {
     "identity": "identity: distance to the subject",
@@ -166,7 +172,8 @@ def track_verdict_line(shot: dict[str, Any]) -> str:
             problems.append(f"{name} {line['verdict']}: {reason}")
     source = f" ({shot['source']})" if shot.get("source") else ""
     return f"track {shot['track_id']}{source}: {shot.get('verdict', 'not_measured')}" + (
-        f" ({'; '.join(problems)})" if problems else "")
+        f" ({'; '.join(problems)})" if problems else ""
+    )
 
 
 def _value_text(name: str, line: dict[str, Any]) -> str:
@@ -179,8 +186,10 @@ def _value_text(name: str, line: dict[str, Any]) -> str:
             text += f"; blinks {line.get('performer_blinks', 0)} → {line.get('output_blinks', 0)}"
         return text
     if name == "identity":
-        return (f"{value:.3f} (median of {line['samples']}; worst {line['worst']:.3f}; "
-                f"{line['within_threshold_share']:.0%} within)")
+        return (
+            f"{value:.3f} (median of {line['samples']}; worst {line['worst']:.3f}; "
+            f"{line['within_threshold_share']:.0%} within)"
+        )
     if name == "sharpness":
         return f"{value:.2f}× (median of {line['samples']})"
     if name == "flicker":
@@ -208,7 +217,8 @@ def _metric_rows(shot: dict[str, Any]) -> str:
             f'<td data-label="value">{html.escape(_value_text(name, line))}</td>'
             f'<td data-label="threshold">{html.escape(_threshold_text(name, line))}</td>'
             f'<td data-label="verdict"><span class="v {verdict}">{html.escape(VERDICT_TEXT[verdict])}</span>'
-            f'{"<br><small>" + html.escape(note) + "</small>" if note else ""}</td></tr>')
+            f"{'<br><small>' + html.escape(note) + '</small>' if note else ''}</td></tr>"
+        )
     return "".join(rows)
 
 
@@ -239,7 +249,8 @@ def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
             f'src="{_data_uri(with_label_band(sample.before), ".jpg")}"><span>before</span></div>'
             f'<div><img alt="after, face (AI-generated)" '
             f'src="{_data_uri(marked_thumbnail(with_label_band(sample.after), job_id, placement="bottom-right"), ".png")}">'
-            f"<span>after · AI 생성</span></div></div></figure>")
+            f"<span>after · AI 생성</span></div></div></figure>"
+        )
     return "".join(figures)
 
 
@@ -274,8 +285,14 @@ th[scope=row]{font-weight:normal;width:28%}
 """
 
 
-def write_report(report: RenderReport, folder: Path, stem: str, strip: list[StripFrame],
-                 face_frames: FaceFrames | None = None, track_jobs: dict[int, str] | None = None) -> None:
+def write_report(
+    report: RenderReport,
+    folder: Path,
+    stem: str,
+    strip: list[StripFrame],
+    face_frames: FaceFrames | None = None,
+    track_jobs: dict[int, str] | None = None,
+) -> None:
     """Write ``stem.render.json`` and ``stem.render.html`` into ``folder`` (another free name
     when those are taken, see :func:`report_paths`).
 
@@ -306,11 +323,12 @@ def write_report(report: RenderReport, folder: Path, stem: str, strip: list[Stri
         source = f" · {html.escape(str(shot['source']))}" if shot.get("source") else ""
         tracks.append(
             f'<section class="track"><h3>Track {track}{source}: <span class="v {verdict}">'
-            f'{html.escape(VERDICT_TEXT[verdict])}</span></h3><p>{shot["frames_swapped"]} faces swapped; '
-            f'{shot.get("expression_samples", 0)} frames measured for expression.</p>'
+            f"{html.escape(VERDICT_TEXT[verdict])}</span></h3><p>{shot['frames_swapped']} faces swapped; "
+            f"{shot.get('expression_samples', 0)} frames measured for expression.</p>"
             f'<div class="scroll"><table class="metrics"><tr class="head"><th>metric</th><th>value</th><th>threshold</th>'
-            f'<th>verdict</th></tr>'
-            f'{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>')
+            f"<th>verdict</th></tr>"
+            f"{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>"
+        )
     skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
     body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
@@ -323,11 +341,13 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;
 see docs/render.md. Face crops: before (the performer) and after (the output), aligned the same way.</p>
-{''.join(tracks) or '<p>No track was swapped.</p>'}
-<h2>Before / after (AI-generated)</h2><div class="strip scroll"><table>{''.join(rows)}</table></div>"""
+{"".join(tracks) or "<p>No track was swapped.</p>"}
+<h2>Before / after (AI-generated)</h2><div class="strip scroll"><table>{"".join(rows)}</table></div>"""
     title = f"Render report {html.escape(str(report.job_id))}"
     font_css = embedded_font_css(title + body + "".join(VERDICT_TEXT.values()))
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
-            f"<style>{font_css}{PAGE_CSS}</style></head><body>{body}</body></html>")
+    page = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+        f"<style>{font_css}{PAGE_CSS}</style></head><body>{body}</body></html>"
+    )
     html_path.write_text(page, encoding="utf-8")

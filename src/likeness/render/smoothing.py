@@ -36,8 +36,7 @@ import numpy as np
 from likeness.errors import MediaError
 
 
-def denoise_swap(previous: np.ndarray | None, current: np.ndarray, *, threshold: float,
-                 damping: float) -> np.ndarray:
+def denoise_swap(previous: np.ndarray | None, current: np.ndarray, *, threshold: float, damping: float) -> np.ndarray:
     """This frame's swap output after a temporal soft threshold against the last frame's.
 
     ``previous`` and ``current``: float32 arrays in [0, 1] of one shape (the model's ``(3, R, R)``
@@ -139,8 +138,11 @@ class SmoothingOptions:
 
     def __post_init__(self) -> None:
         if not self.swap_threshold > 0 or not 0.0 <= self.swap_damping < 1.0:
-            raise MediaError(None, f"SmoothingOptions: expected swap_threshold > 0 and 0 <= swap_damping < 1, "
-                                   f"got {self.swap_threshold!r} and {self.swap_damping!r}")
+            raise MediaError(
+                None,
+                f"SmoothingOptions: expected swap_threshold > 0 and 0 <= swap_damping < 1, "
+                f"got {self.swap_threshold!r} and {self.swap_damping!r}",
+            )
 
 
 class TrackSmoother:
@@ -173,8 +175,12 @@ class TrackSmoother:
         when smoothing is disabled."""
         if not self.options.enabled or self.options.swap_damping <= 0.0:
             return np.asarray(output, np.float32)
-        denoised = denoise_swap(self._swaps.get(int(track_id)), output, threshold=self.options.swap_threshold,
-                                damping=self.options.swap_damping)
+        denoised = denoise_swap(
+            self._swaps.get(int(track_id)),
+            output,
+            threshold=self.options.swap_threshold,
+            damping=self.options.swap_damping,
+        )
         self._swaps[int(track_id)] = denoised
         return denoised
 
@@ -196,5 +202,6 @@ class TrackSmoother:
                 smoother._swaps[int(entry["track_id"])] = np.asarray(entry["swap"], np.float32)
             else:
                 smoother._filters[(int(entry["track_id"]), str(entry["stream"]))] = OneEuroFilter.from_state(
-                    entry["filter"])
+                    entry["filter"]
+                )
         return smoother

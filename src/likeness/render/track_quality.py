@@ -72,9 +72,13 @@ class FrameSample:
         def rounded(value: float | None) -> float | None:
             return None if value is None else round(float(value), 4)
 
-        return {"frame_index": self.frame_index, "identity_distance": rounded(self.identity_distance),
-                "sharpness": rounded(self.sharpness), "mouth_performer": rounded(self.mouth_performer),
-                "mouth_output": rounded(self.mouth_output)}
+        return {
+            "frame_index": self.frame_index,
+            "identity_distance": rounded(self.identity_distance),
+            "sharpness": rounded(self.sharpness),
+            "mouth_performer": rounded(self.mouth_performer),
+            "mouth_output": rounded(self.mouth_output),
+        }
 
 
 def scaled_affine(affine: np.ndarray, from_size: int, to_size: int) -> np.ndarray:
@@ -150,14 +154,19 @@ class ShotQuality:
 
     # -- sampled frames --------------------------------------------------------------------------
 
-    def add_expression(self, frame_index: int, performer_landmarks: np.ndarray,
-                       output_landmarks: np.ndarray) -> tuple[float, float] | None:
+    def add_expression(
+        self, frame_index: int, performer_landmarks: np.ndarray, output_landmarks: np.ndarray
+    ) -> tuple[float, float] | None:
         """Mouth opening and eye openness of the performer's and the output's face at one frame
         (both FaceMesh ``(478, 2)``). Returns (performer, output) mouth opening, None when
         either face's landmarks are degenerate."""
         try:
-            values = (mouth_opening(performer_landmarks), mouth_opening(output_landmarks),
-                      eye_openness(performer_landmarks), eye_openness(output_landmarks))
+            values = (
+                mouth_opening(performer_landmarks),
+                mouth_opening(output_landmarks),
+                eye_openness(performer_landmarks),
+                eye_openness(output_landmarks),
+            )
         except FaceError:
             return None
         self._series_seen += 1
@@ -189,6 +198,7 @@ class ShotQuality:
 
     def offer_mouth_frame(self, sample: FrameSample) -> bool:
         """Keep ``sample`` when its mouth openings differ more than the worst kept so far."""
+
         def gap(s: FrameSample | None) -> float:
             if s is None or s.mouth_performer is None or s.mouth_output is None:
                 return -1.0
@@ -211,8 +221,10 @@ class ShotQuality:
 
     def _by_identity(self) -> list[tuple[float, FrameSample]]:
         """Samples with an identity distance, nearest first."""
-        return sorted(((s.identity_distance, s) for s in self.samples if s.identity_distance is not None),
-                      key=lambda pair: pair[0])
+        return sorted(
+            ((s.identity_distance, s) for s in self.samples if s.identity_distance is not None),
+            key=lambda pair: pair[0],
+        )
 
     def _least_sharp(self) -> FrameSample | None:
         scored = [(s.sharpness, s) for s in self.samples if s.sharpness is not None]
@@ -268,14 +280,17 @@ class ShotQuality:
             # A face the landmark model cannot find is broken, whatever the frames it did find say.
             for line in (mouth, eyes):
                 line["verdict"] = "fail"
-                line["reason"] = (f"FaceMesh found no face in the output in {self.output_face_missed} of "
-                                  f"{tried} sampled frames")
+                line["reason"] = (
+                    f"FaceMesh found no face in the output in {self.output_face_missed} of {tried} sampled frames"
+                )
         eyes["performer_blinks"] = count_blinks(series[:, 2])
         eyes["output_blinks"] = count_blinks(series[:, 3])
-        identity = identity_verdict(np.array([d["distance_to_subject"] for d in self.identity], np.float64),
-                                    identity_threshold)
-        sharp = bounded_line(float(np.median(self.sharpness)) if self.sharpness else None, SHARPNESS,
-                             len(self.sharpness))
+        identity = identity_verdict(
+            np.array([d["distance_to_subject"] for d in self.identity], np.float64), identity_threshold
+        )
+        sharp = bounded_line(
+            float(np.median(self.sharpness)) if self.sharpness else None, SHARPNESS, len(self.sharpness)
+        )
         metrics = {
             "identity": identity,
             "mouth": mouth,
@@ -300,8 +315,15 @@ class ShotQuality:
         }
 
 
-def measure_sample(frame_index: int, before_region: np.ndarray, origin: tuple[int, int], rgb_out: np.ndarray,
-                   affine: np.ndarray, crop_size: int, blend_mask: np.ndarray) -> FrameSample:
+def measure_sample(
+    frame_index: int,
+    before_region: np.ndarray,
+    origin: tuple[int, int],
+    rgb_out: np.ndarray,
+    affine: np.ndarray,
+    crop_size: int,
+    blend_mask: np.ndarray,
+) -> FrameSample:
     """Crops and sharpness of one swapped face at one frame.
 
     ``before_region``: uint8 part of the source frame (before the swap) with its top-left corner
@@ -314,6 +336,9 @@ def measure_sample(frame_index: int, before_region: np.ndarray, origin: tuple[in
     after = crop_from_region(rgb_out, (0, 0), report_affine, FACE_CROP_SIDE)
     side = native_side(affine, crop_size)
     native = scaled_affine(affine, crop_size, side)
-    ratio = sharpness_ratio(crop_from_region(before_region, origin, native, side),
-                            crop_from_region(rgb_out, (0, 0), native, side), inner_face_mask(blend_mask, side))
+    ratio = sharpness_ratio(
+        crop_from_region(before_region, origin, native, side),
+        crop_from_region(rgb_out, (0, 0), native, side),
+        inner_face_mask(blend_mask, side),
+    )
     return FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio)

@@ -37,8 +37,20 @@ DEFAULT_MAX_DISTANCE = 12
 _BLOCK = 2048
 #: how strongly a member's row can back a takedown, best first
 _EVIDENCE_RANK = ("evidence", "watermark_payload", "c2pa_state")
-LOCATION_COLUMNS = ("location", "sha256", "verdict", "rule", "watermark_payload", "render_job_id", "c2pa_state",
-                    "matched_subjects", "mirrored", "same_as", "scanned_at", "evidence")
+LOCATION_COLUMNS = (
+    "location",
+    "sha256",
+    "verdict",
+    "rule",
+    "watermark_payload",
+    "render_job_id",
+    "c2pa_state",
+    "matched_subjects",
+    "mirrored",
+    "same_as",
+    "scanned_at",
+    "evidence",
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Case:
     def best(self) -> CaseMember:
         """The member whose row backs a takedown best: an evidence pack, then a watermark
         traced on the ledger, then a C2PA manifest, then the largest file."""
+
         def strength(member: CaseMember) -> tuple:
             row = member.row
             return (*(row.get(k) is not None for k in _EVIDENCE_RANK), row.get("size_bytes") or 0)
@@ -76,8 +89,12 @@ class Case:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "case_id": self.case_id, "members": len(self.members), "first_seen": self.first_seen,
-            "last_seen": self.last_seen, "verdicts": self.verdicts, "best_evidence": self.best.row["location"],
+            "case_id": self.case_id,
+            "members": len(self.members),
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "verdicts": self.verdicts,
+            "best_evidence": self.best.row["location"],
             "subjects": sorted({s for m in self.members for s in (m.row.get("matched_subjects") or ())}),
         }
 
@@ -90,12 +107,16 @@ def _hash_table(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray,
             owners.append(index)
             hashes.append(int(phash, 16))
             mirrors.append(int(mirror, 16))
-    return (np.asarray(owners, dtype=np.int64), np.asarray(hashes, dtype=np.uint64),
-            np.asarray(mirrors, dtype=np.uint64))
+    return (
+        np.asarray(owners, dtype=np.int64),
+        np.asarray(hashes, dtype=np.uint64),
+        np.asarray(mirrors, dtype=np.uint64),
+    )
 
 
-def group_cases(rows: Iterable[dict[str, Any]], *, max_distance: int = DEFAULT_MAX_DISTANCE,
-                min_members: int = 2) -> list[Case]:
+def group_cases(
+    rows: Iterable[dict[str, Any]], *, max_distance: int = DEFAULT_MAX_DISTANCE, min_members: int = 2
+) -> list[Case]:
     """Cases among the latest row of each location; groups smaller than ``min_members`` are
     left out. Sorted by size, then by first member."""
     files = sorted(latest_rows(rows).values(), key=lambda r: (r["scanned_at"], r["location"]))
@@ -119,7 +140,7 @@ def group_cases(rows: Iterable[dict[str, Any]], *, max_distance: int = DEFAULT_M
     owners, hashes, mirrors = _hash_table(files)
     mirrored_pairs: set[tuple[int, int]] = set()
     for start in range(0, len(hashes), _BLOCK):
-        block = hashes[start:start + _BLOCK, None]
+        block = hashes[start : start + _BLOCK, None]
         direct = np.bitwise_count(block ^ hashes[None, :]) <= max_distance
         flipped = np.bitwise_count(block ^ mirrors[None, :]) <= max_distance
         for a, b in zip(*np.nonzero(direct | flipped), strict=True):
@@ -136,10 +157,12 @@ def group_cases(rows: Iterable[dict[str, Any]], *, max_distance: int = DEFAULT_M
         if len(members) < min_members:
             continue
         first = files[root]
-        cases.append(Case(
-            case_id=f"case-{(first.get('sha256') or first['location'])[:12]}",
-            members=tuple(CaseMember(files[i], (min(root, i), max(root, i)) in mirrored_pairs) for i in members),
-        ))
+        cases.append(
+            Case(
+                case_id=f"case-{(first.get('sha256') or first['location'])[:12]}",
+                members=tuple(CaseMember(files[i], (min(root, i), max(root, i)) in mirrored_pairs) for i in members),
+            )
+        )
     return sorted(cases, key=lambda c: (-len(c.members), c.first_seen, c.case_id))
 
 
@@ -154,8 +177,12 @@ def locations_csv(case: Case) -> str:
     writer.writerow(LOCATION_COLUMNS)
     for member in case.members:
         row = {**member.row, "mirrored": member.mirrored}
-        writer.writerow([";".join(row[c]) if isinstance(row.get(c), list) else ("" if row.get(c) is None else row[c])
-                         for c in LOCATION_COLUMNS])
+        writer.writerow(
+            [
+                ";".join(row[c]) if isinstance(row.get(c), list) else ("" if row.get(c) is None else row[c])
+                for c in LOCATION_COLUMNS
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -171,9 +198,18 @@ def export_case(case: Case, folder: Path) -> tuple[Path, Path]:
     csv_path.write_text(locations_csv(case), encoding="utf-8")
     tmp = zip_path.with_suffix(".zip.part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("case.json", json.dumps({
-            **case.summary(), "members": [{**m.row, "mirrored": m.mirrored} for m in case.members],
-        }, indent=2, ensure_ascii=False, default=str))
+        bundle.writestr(
+            "case.json",
+            json.dumps(
+                {
+                    **case.summary(),
+                    "members": [{**m.row, "mirrored": m.mirrored} for m in case.members],
+                },
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            ),
+        )
         bundle.writestr("locations.csv", locations_csv(case))
         for member in case.members:
             pack = member.row.get("evidence")

@@ -51,8 +51,16 @@ class DaskEngine(BaseEngine):
     ``LocalCluster(n_workers=workers, processes=True)`` started here; ``files_per_task`` files
     per future."""
 
-    def __init__(self, setup: WorkerSetup, *, scheduler: str | None = None, workers: int = 2,
-                 client: Any = None, dashboard_address: str | None = ":8787", files_per_task: int = 1) -> None:
+    def __init__(
+        self,
+        setup: WorkerSetup,
+        *,
+        scheduler: str | None = None,
+        workers: int = 2,
+        client: Any = None,
+        dashboard_address: str | None = ":8787",
+        files_per_task: int = 1,
+    ) -> None:
         # Several files per task divide the scheduler's per-task cost (docs/scale.md); a worker
         # that dies then costs a retry of its whole batch.
         self.files_per_task = max(1, int(files_per_task))
@@ -62,8 +70,12 @@ class DaskEngine(BaseEngine):
             if scheduler:
                 client = Client(scheduler)
             else:
-                self.cluster = LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1,
-                                            processes=True, dashboard_address=dashboard_address)
+                self.cluster = LocalCluster(
+                    n_workers=max(1, int(workers)),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=dashboard_address,
+                )
                 client = Client(self.cluster)
         self.client = client
         self.client.register_plugin(VerifierPlugin(setup), name=PLUGIN_NAME)
@@ -74,7 +86,7 @@ class DaskEngine(BaseEngine):
         return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
     def run(self, items: Sequence[ScanItem], *, version: str) -> Iterator[ScanOutcome]:
-        batches = deque(tuple(items[i:i + self.files_per_task]) for i in range(0, len(items), self.files_per_task))
+        batches = deque(tuple(items[i : i + self.files_per_task]) for i in range(0, len(items), self.files_per_task))
         if not batches:
             return
         # A bounded window of futures: memory stays flat on millions of files, and an

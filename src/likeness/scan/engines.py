@@ -105,8 +105,9 @@ class LocalPoolEngine(BaseEngine):
         from likeness.verify.scan import _init_worker
 
         context = multiprocessing.get_context("spawn")  # fork + MediaPipe/OpenMP threads can deadlock
-        return ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_init_worker,
-                                   initargs=self.setup.args())
+        return ProcessPoolExecutor(
+            max_workers=size, mp_context=context, initializer=_init_worker, initargs=self.setup.args()
+        )
 
     def run(self, items: Sequence[ScanItem], *, version: str) -> Iterator[ScanOutcome]:
         queue: deque[tuple[ScanItem, int]] = deque((item, 1) for item in items)
@@ -147,8 +148,12 @@ class LocalPoolEngine(BaseEngine):
                     while queue:
                         item, attempt = queue.popleft()
                         if attempt > POOL_ATTEMPTS:
-                            yield failed_outcome(item, version, "a worker process died on this file "
-                                                         f"{POOL_ATTEMPTS} times (hostile or badly malformed media)")
+                            yield failed_outcome(
+                                item,
+                                version,
+                                "a worker process died on this file "
+                                f"{POOL_ATTEMPTS} times (hostile or badly malformed media)",
+                            )
                         else:
                             retry.append((item, attempt))
                     queue = retry
@@ -157,9 +162,17 @@ class LocalPoolEngine(BaseEngine):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_engine(engine: str, setup: WorkerSetup, *, workers: int = 1, scheduler: str | None = None,
-                verifier: Any = None, client: Any = None, dashboard_address: str | None = ":8787",
-                files_per_task: int = 1) -> BaseEngine:
+def make_engine(
+    engine: str,
+    setup: WorkerSetup,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    verifier: Any = None,
+    client: Any = None,
+    dashboard_address: str | None = ":8787",
+    files_per_task: int = 1,
+) -> BaseEngine:
     """The engine named ``local`` (in-process for one worker, else a pool) or ``dask``."""
     if engine == "local":
         if scheduler:
@@ -170,6 +183,12 @@ def make_engine(engine: str, setup: WorkerSetup, *, workers: int = 1, scheduler:
     if engine == "dask":
         from likeness.scan.dask_engine import DaskEngine
 
-        return DaskEngine(setup, scheduler=scheduler, workers=workers, client=client,
-                          dashboard_address=dashboard_address, files_per_task=files_per_task)
+        return DaskEngine(
+            setup,
+            scheduler=scheduler,
+            workers=workers,
+            client=client,
+            dashboard_address=dashboard_address,
+            files_per_task=files_per_task,
+        )
     raise ValueError(f"unknown engine {engine!r}: use 'local' or 'dask'")

@@ -53,8 +53,12 @@ def file_hashes(path: Path, media_type: str | None) -> list[PictureHashes]:
             from likeness.media.video import sample_video_frames
 
             every = 1.0
-            return [picture_hashes(frame.rgb) for frame in sample_video_frames(
-                path, every_s=every, max_frames=CLIP_FRAMES, max_side=256, autorotate=True)]
+            return [
+                picture_hashes(frame.rgb)
+                for frame in sample_video_frames(
+                    path, every_s=every, max_frames=CLIP_FRAMES, max_side=256, autorotate=True
+                )
+            ]
         from likeness.media import read_image
 
         return [picture_hashes(read_image(path))]

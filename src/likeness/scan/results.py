@@ -25,32 +25,34 @@ import pyarrow.parquet as pq
 
 from likeness.durable import fsync_folder
 
-SCHEMA = pa.schema([
-    pa.field("location", pa.string(), nullable=False),
-    pa.field("sha256", pa.string()),
-    pa.field("verifier_version", pa.string(), nullable=False),
-    pa.field("size_bytes", pa.int64()),
-    pa.field("media_type", pa.string()),
-    pa.field("verdict", pa.string(), nullable=False),
-    pa.field("rule", pa.string()),
-    pa.field("watermark_payload", pa.string()),
-    pa.field("render_job_id", pa.string()),
-    pa.field("c2pa_state", pa.string()),
-    pa.field("matched_subjects", pa.list_(pa.string())),
-    pa.field("manipulation", pa.string()),
-    pa.field("visible_label", pa.bool_()),
-    pa.field("errors", pa.list_(pa.string())),
-    # perceptual hashes (hex) of the image or of a clip's sampled frames, and of their mirror
-    pa.field("phashes", pa.list_(pa.string())),
-    pa.field("phashes_mirror", pa.list_(pa.string())),
-    pa.field("evidence", pa.string()),  # evidence pack (zip) for files that need review
-    pa.field("same_as", pa.string()),  # another location with the same bytes, verified once
-    pa.field("fetch_s", pa.float64()),
-    pa.field("verify_s", pa.float64()),
-    pa.field("hash_s", pa.float64()),
-    pa.field("worker", pa.string()),
-    pa.field("scanned_at", pa.string(), nullable=False),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("location", pa.string(), nullable=False),
+        pa.field("sha256", pa.string()),
+        pa.field("verifier_version", pa.string(), nullable=False),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("media_type", pa.string()),
+        pa.field("verdict", pa.string(), nullable=False),
+        pa.field("rule", pa.string()),
+        pa.field("watermark_payload", pa.string()),
+        pa.field("render_job_id", pa.string()),
+        pa.field("c2pa_state", pa.string()),
+        pa.field("matched_subjects", pa.list_(pa.string())),
+        pa.field("manipulation", pa.string()),
+        pa.field("visible_label", pa.bool_()),
+        pa.field("errors", pa.list_(pa.string())),
+        # perceptual hashes (hex) of the image or of a clip's sampled frames, and of their mirror
+        pa.field("phashes", pa.list_(pa.string())),
+        pa.field("phashes_mirror", pa.list_(pa.string())),
+        pa.field("evidence", pa.string()),  # evidence pack (zip) for files that need review
+        pa.field("same_as", pa.string()),  # another location with the same bytes, verified once
+        pa.field("fetch_s", pa.float64()),
+        pa.field("verify_s", pa.float64()),
+        pa.field("hash_s", pa.float64()),
+        pa.field("worker", pa.string()),
+        pa.field("scanned_at", pa.string(), nullable=False),
+    ]
+)
 COLUMNS = tuple(SCHEMA.names)
 
 Key = tuple[str, str, str]  # (location, sha256 or "", verifier_version)
@@ -83,18 +85,27 @@ class ResultsDataset:
 
     def keys(self) -> set[Key]:
         table = self.read(["location", "sha256", "verifier_version"])
-        return {(loc, sha or "", ver) for loc, sha, ver in zip(
-            table.column("location").to_pylist(), table.column("sha256").to_pylist(),
-            table.column("verifier_version").to_pylist(), strict=True)}
+        return {
+            (loc, sha or "", ver)
+            for loc, sha, ver in zip(
+                table.column("location").to_pylist(),
+                table.column("sha256").to_pylist(),
+                table.column("verifier_version").to_pylist(),
+                strict=True,
+            )
+        }
 
     def by_content(self, verifier_version: str) -> dict[str, dict[str, Any]]:
         """A verified row per sha256 under ``verifier_version`` (for identical bytes elsewhere)."""
         import pyarrow.compute as pc
 
         table = self.read()
-        verified = table.filter(pc.and_(pc.equal(table.column("verifier_version"), verifier_version),
-                                        pc.and_(pc.is_valid(table.column("sha256")),
-                                                pc.is_null(table.column("same_as")))))
+        verified = table.filter(
+            pc.and_(
+                pc.equal(table.column("verifier_version"), verifier_version),
+                pc.and_(pc.is_valid(table.column("sha256")), pc.is_null(table.column("same_as"))),
+            )
+        )
         found: dict[str, dict[str, Any]] = {}
         for row in verified.to_pylist():
             found.setdefault(row["sha256"], row)

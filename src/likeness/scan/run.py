@@ -71,10 +71,16 @@ def verifier_version(workspace: Any, *, gallery_fingerprint: str, anchors_finger
     revocations = sorted(e.event_id for t in REVOCATION_EVENTS for e in workspace.ledger.events(t))
     grant_ids = {str(e.payload.get("grant_id")) for e in workspace.ledger.events("grant.issued")}
     grants = sorted([grant_id, workspace.registry.grant_state(grant_id)] for grant_id in grant_ids)
-    digest = canonical_sha256({
-        "software": __version__, "schema": SCHEMA_VERSION, "gallery": gallery_fingerprint,
-        "anchors": anchors_fingerprint, "revocations": revocations, "grants": grants,
-    })
+    digest = canonical_sha256(
+        {
+            "software": __version__,
+            "schema": SCHEMA_VERSION,
+            "gallery": gallery_fingerprint,
+            "anchors": anchors_fingerprint,
+            "revocations": revocations,
+            "grants": grants,
+        }
+    )
     return f"{__version__}+{digest[:16]}"
 
 
@@ -109,8 +115,9 @@ def scan_collection(
     workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
     gallery = open_gallery(workspace)  # sync once here; workers only read it
     probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
-    version = verifier_version(workspace, gallery_fingerprint=gallery.fingerprint,
-                               anchors_fingerprint=probe.anchors_fingerprint)
+    version = verifier_version(
+        workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
+    )
     dataset = ResultsDataset(out)
     done = dataset.keys()
     verified_before = dataset.by_content(version)
@@ -164,12 +171,27 @@ def scan_collection(
 
     setup = WorkerSetup(workspace.settings, extra_anchors, gallery.threshold, report_dir)
     try:
-        with make_engine(engine, setup, workers=workers, scheduler=scheduler, verifier=probe, client=client,
-                         dashboard_address=dashboard_address, files_per_task=files_per_task) as runner:
+        with make_engine(
+            engine,
+            setup,
+            workers=workers,
+            scheduler=scheduler,
+            verifier=probe,
+            client=client,
+            dashboard_address=dashboard_address,
+            files_per_task=files_per_task,
+        ) as runner:
             summary.dashboard_link = runner.dashboard_link
             if on_start is not None:
-                on_start(ScanStart(total=len(items), skipped=summary.skipped, to_verify=len(pending),
-                                   engine=engine, dashboard_link=runner.dashboard_link))
+                on_start(
+                    ScanStart(
+                        total=len(items),
+                        skipped=summary.skipped,
+                        to_verify=len(pending),
+                        engine=engine,
+                        dashboard_link=runner.dashboard_link,
+                    )
+                )
             try:
                 for row, item in copies:
                     keep(copied_row(row, item))

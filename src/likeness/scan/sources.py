@@ -117,8 +117,12 @@ def _url_locations(url: str) -> Iterator[str]:
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"{url}: no fsspec filesystem for it ({exc})") from None
     if fs.isdir(root):
-        found = sorted(p for p in fs.find(root) if PurePosixPath(p).suffix.lower() in MEDIA_SUFFIXES
-                       and not any(part.startswith(".") for part in PurePosixPath(p).parts))
+        found = sorted(
+            p
+            for p in fs.find(root)
+            if PurePosixPath(p).suffix.lower() in MEDIA_SUFFIXES
+            and not any(part.startswith(".") for part in PurePosixPath(p).parts)
+        )
         yield from (fs.unstrip_protocol(p) for p in found)
     elif fs.exists(root):
         yield fs.unstrip_protocol(root)
@@ -165,5 +169,3 @@ def fetch(item: ScanItem, folder: Path) -> tuple[Path, bool]:
     with fsspec.open(item.location, "rb") as source, open(target, "wb") as sink:
         sink.writelines(iter(lambda: source.read(_READ_CHUNK), b""))
     return target, True
-
-

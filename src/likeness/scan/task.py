@@ -23,9 +23,14 @@ from likeness.scan.sources import ScanItem, fetch
 from likeness.verify.result import StageError, VerificationResult, utc_now
 
 #: verdicts a person should look at: an evidence pack is written for these only
-REVIEW_VERDICTS = frozenset({
-    "tampered", "enrolled-artist-unlabelled", "synthetic-consent-revoked", "synthetic-other-issuer",
-})
+REVIEW_VERDICTS = frozenset(
+    {
+        "tampered",
+        "enrolled-artist-unlabelled",
+        "synthetic-consent-revoked",
+        "synthetic-other-issuer",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,12 @@ def scan_item(verifier: Any, item: ScanItem, *, version: str, report_dir: Path |
         try:
             path, _copied = fetch(item, Path(scratch))
         except (OSError, ValueError) as exc:
-            result = VerificationResult.failed(item.location, sha256=item.sha256, size_bytes=None,
-                                               stage="read", reason=f"cannot fetch: {exc}")
-            return ScanOutcome(item, result_row(result, item, version=version, fetch_s=time.perf_counter() - started), result)
+            result = VerificationResult.failed(
+                item.location, sha256=item.sha256, size_bytes=None, stage="read", reason=f"cannot fetch: {exc}"
+            )
+            return ScanOutcome(
+                item, result_row(result, item, version=version, fetch_s=time.perf_counter() - started), result
+            )
         fetched = time.perf_counter()
         result, media = verifier.verify(path, evidence=report_dir is not None)
         verified = time.perf_counter()
@@ -63,14 +71,30 @@ def scan_item(verifier: Any, item: ScanItem, *, version: str, report_dir: Path |
                 evidence = str(write_evidence(result, media, report_dir).zip)
             except (OSError, LikenessError) as exc:
                 result = replace(result, errors=(*result.errors, StageError("report", str(exc))))
-    row = result_row(result, item, version=version, fetch_s=fetched - started, verify_s=verified - fetched,
-                     hash_s=hashed - verified, hashes=hashes, evidence=evidence)
+    row = result_row(
+        result,
+        item,
+        version=version,
+        fetch_s=fetched - started,
+        verify_s=verified - fetched,
+        hash_s=hashed - verified,
+        hashes=hashes,
+        evidence=evidence,
+    )
     return ScanOutcome(item, row, result)
 
 
-def result_row(result: VerificationResult, item: ScanItem, *, version: str, fetch_s: float | None = None,
-               verify_s: float | None = None, hash_s: float | None = None, hashes: list | None = None,
-               evidence: str | None = None) -> dict[str, Any]:
+def result_row(
+    result: VerificationResult,
+    item: ScanItem,
+    *,
+    version: str,
+    fetch_s: float | None = None,
+    verify_s: float | None = None,
+    hash_s: float | None = None,
+    hashes: list | None = None,
+    evidence: str | None = None,
+) -> dict[str, Any]:
     """The Parquet row (``likeness.scan.results.SCHEMA``) of one verified file."""
     watermark = result.watermark
     faces = result.faces.faces if result.faces else ()
@@ -103,8 +127,15 @@ def result_row(result: VerificationResult, item: ScanItem, *, version: str, fetc
 
 def copied_row(row: dict[str, Any], item: ScanItem) -> dict[str, Any]:
     """The row for ``item`` whose bytes are those of an already verified ``row``."""
-    return {**row, "location": item.location, "same_as": row["location"], "fetch_s": None, "verify_s": None,
-            "hash_s": None, "scanned_at": utc_now()}
+    return {
+        **row,
+        "location": item.location,
+        "same_as": row["location"],
+        "fetch_s": None,
+        "verify_s": None,
+        "hash_s": None,
+        "scanned_at": utc_now(),
+    }
 
 
 def scan_in_worker(item: ScanItem, version: str) -> ScanOutcome:

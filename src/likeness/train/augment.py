@@ -38,8 +38,9 @@ class AugmentOptions:
     warp_until: int | None = None
 
     def __post_init__(self) -> None:
-        if self.warp_until is not None and (isinstance(self.warp_until, bool) or not isinstance(self.warp_until, int)
-                                            or self.warp_until < 0):
+        if self.warp_until is not None and (
+            isinstance(self.warp_until, bool) or not isinstance(self.warp_until, int) or self.warp_until < 0
+        ):
             raise ConfigError(f"warp_until must be an iteration number >= 0 or None, got {self.warp_until!r}")
 
     def at_iteration(self, iteration: int) -> AugmentOptions:
@@ -65,8 +66,10 @@ class TrainingPair:
 
 def _check_face(aligned_face: np.ndarray, landmarks: np.ndarray) -> None:
     if not isinstance(aligned_face, np.ndarray) or aligned_face.dtype != np.uint8 or aligned_face.ndim != 3:
-        raise FacesetError(f"aligned_face: expected uint8 (S, S, 3), got {getattr(aligned_face, 'dtype', None)} "
-                           f"{getattr(aligned_face, 'shape', None)}")
+        raise FacesetError(
+            f"aligned_face: expected uint8 (S, S, 3), got {getattr(aligned_face, 'dtype', None)} "
+            f"{getattr(aligned_face, 'shape', None)}"
+        )
     if aligned_face.shape[0] != aligned_face.shape[1] or aligned_face.shape[2] != 3:
         raise FacesetError(f"aligned_face: expected a square RGB crop, got {aligned_face.shape}")
     if landmarks.shape != (LANDMARK_COUNT, 2):
@@ -129,9 +132,7 @@ def random_warp_maps(*, size: int, rng: np.random.Generator, strength: float) ->
     return grid[None, :] + dx, grid[:, None] + dy
 
 
-def colour_jitter(
-    rgb: np.ndarray, *, rng: np.random.Generator, options: AugmentOptions
-) -> np.ndarray:
+def colour_jitter(rgb: np.ndarray, *, rng: np.random.Generator, options: AugmentOptions) -> np.ndarray:
     """float32 (H,W,3) in [0,1] -> same shape: brightness, contrast, white balance, lighting ramp."""
     h, w, _ = rgb.shape
     out = rgb * (1.0 + rng.uniform(-options.channel_gain, options.channel_gain, size=3)).astype(np.float32)
@@ -171,8 +172,9 @@ def prepare_training_pair(
     image: np.ndarray = rgb.astype(np.float32) / 255.0
     if augment:
         affine = random_affine(size=resolution, rng=rng, options=options)
-        image = cv2.warpAffine(image, affine, (resolution, resolution), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+        image = cv2.warpAffine(
+            image, affine, (resolution, resolution), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         points = points @ affine[:, :2].T + affine[:, 2]
         image = colour_jitter(image, rng=rng, options=options)
         if options.warp:

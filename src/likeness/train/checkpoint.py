@@ -109,15 +109,19 @@ def checkpoint_record(state: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint says about its consent and data, in the ``model.checkpointed`` event's terms."""
     consent, data = state.get("consent") or {}, state.get("data") or {}
     return {
-        "subject_id": consent.get("subject_id"), "grant_id": consent.get("grant_id"),
-        "org_id": consent.get("org_id"), "performer_id": consent.get("performer_id"),
-        "release_id": consent.get("release_id"), "source_faceset_sha256": data.get("source_sha256"),
+        "subject_id": consent.get("subject_id"),
+        "grant_id": consent.get("grant_id"),
+        "org_id": consent.get("org_id"),
+        "performer_id": consent.get("performer_id"),
+        "release_id": consent.get("release_id"),
+        "source_faceset_sha256": data.get("source_sha256"),
         "target_faceset_sha256": data.get("target_sha256"),
     }
 
 
-def record_checkpoint(workspace: Any, authz: Any, model_dir: Path, state: dict[str, Any], checkpoint_sha256: str,
-                      **extra: Any) -> Any:
+def record_checkpoint(
+    workspace: Any, authz: Any, model_dir: Path, state: dict[str, Any], checkpoint_sha256: str, **extra: Any
+) -> Any:
     """Seal the checkpoint whose bytes hash to ``checkpoint_sha256`` (``state`` serialised) with
     the organisation's key and record it as ``model.checkpointed`` under ``authz`` (a live
     ``training`` Authorization); ``extra`` adds display fields (iteration, slugs). Returns the
@@ -140,9 +144,12 @@ def record_checkpoint(workspace: Any, authz: Any, model_dir: Path, state: dict[s
     record = checkpoint_record(state)
     ours = {"subject_id": authz.subject_id, "grant_id": authz.grant_id, "org_id": authz.org_id}
     if any(record[name] != value for name, value in ours.items()):
-        raise ConsentError("no_grant", f"{model_dir}: the checkpoint names subject {record['subject_id']!r} under "
-                                       f"grant {record['grant_id']!r}, the authorization is for "
-                                       f"{authz.subject_slug!r} under grant {authz.grant_id!r}")
+        raise ConsentError(
+            "no_grant",
+            f"{model_dir}: the checkpoint names subject {record['subject_id']!r} under "
+            f"grant {record['grant_id']!r}, the authorization is for "
+            f"{authz.subject_slug!r} under grant {authz.grant_id!r}",
+        )
     lineage = checkpoint_lineage_problem(workspace, record)
     if lineage:
         raise altered(Path(model_dir) / CHECKPOINT_NAME, lineage)

@@ -74,8 +74,13 @@ def build_batch(
         face, landmarks = source.face(int(index))
         pairs.append(
             prepare_training_pair(
-                face, landmarks, resolution=resolution, rng=np.random.default_rng(int(sample_seed)),
-                options=options, priority_weight=priority_weight, augment=augment,
+                face,
+                landmarks,
+                resolution=resolution,
+                rng=np.random.default_rng(int(sample_seed)),
+                options=options,
+                priority_weight=priority_weight,
+                augment=augment,
             )
         )
     return Batch(
@@ -125,10 +130,19 @@ class PairLoader:
         batches = []
         options = self.options.at_iteration(iteration)
         for stream, (faces, split) in enumerate(((self.source, self.source_split), (self.target, self.target_split))):
-            picks, seeds = plan_batch(iteration, seed=self.seed, train_indices=split.train,
-                                      batch_size=self.batch_size, stream=stream)
-            batches.append(build_batch(faces, picks, seeds, resolution=self.resolution, options=options,
-                                       priority_weight=self.priority_weight))
+            picks, seeds = plan_batch(
+                iteration, seed=self.seed, train_indices=split.train, batch_size=self.batch_size, stream=stream
+            )
+            batches.append(
+                build_batch(
+                    faces,
+                    picks,
+                    seeds,
+                    resolution=self.resolution,
+                    options=options,
+                    priority_weight=self.priority_weight,
+                )
+            )
         return batches[0], batches[1]
 
     def iterate(self, start: int) -> Iterator[tuple[int, Batch, Batch]]:
@@ -158,9 +172,13 @@ class PairLoader:
         # a Dataset subclass, which would import torch with this module.
         loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
             _IterationBatches(self),  # type: ignore[arg-type]
-            batch_size=None, sampler=_CountFrom(start), num_workers=self.workers,
-            prefetch_factor=max(1, -(-self.prefetch // self.workers)), pin_memory=self.pin_memory,
-            multiprocessing_context="spawn", worker_init_fn=_init_data_worker,
+            batch_size=None,
+            sampler=_CountFrom(start),
+            num_workers=self.workers,
+            prefetch_factor=max(1, -(-self.prefetch // self.workers)),
+            pin_memory=self.pin_memory,
+            multiprocessing_context="spawn",
+            worker_init_fn=_init_data_worker,
         )
         for iteration, source_parts, target_parts in loader:
             yield int(iteration), Batch(*source_parts), Batch(*target_parts)
@@ -202,5 +220,6 @@ class _IterationBatches:
 def validation_batch(source: FaceSource, indices: np.ndarray, *, resolution: int) -> Batch:
     """Clean (un-augmented) validation faces at ``resolution``."""
     zeros = np.zeros(len(indices), np.int64)
-    return build_batch(source, indices, zeros, resolution=resolution, options=AugmentOptions(),
-                       priority_weight=0.0, augment=False)
+    return build_batch(
+        source, indices, zeros, resolution=resolution, options=AugmentOptions(), priority_weight=0.0, augment=False
+    )

@@ -60,8 +60,15 @@ def _onnx_bytes(model: torch.nn.Module, resolution: int) -> bytes:
         # torch.export's own pytree deprecation notice; not actionable here.
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = torch.onnx.export(
-            model, (probe,), None, input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
-            dynamo=True, external_data=False, dynamic_shapes=({0: batch},), verbose=False,
+            model,
+            (probe,),
+            None,
+            input_names=[ONNX_INPUT],
+            output_names=list(ONNX_OUTPUTS),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=({0: batch},),
+            verbose=False,
         )
     if program is None or not hasattr(program, "model_proto"):
         raise ModelError("ONNX export produced no model")
@@ -93,7 +100,12 @@ def _int8_copy(payload: bytes, faces: Any, resolution: int) -> tuple[dict[str, A
 
 
 def export_model(
-    workspace: Any, authz: Any, release_authz: Any, model_dir: str | Path, *, out_dir: str | Path | None = None,
+    workspace: Any,
+    authz: Any,
+    release_authz: Any,
+    model_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
     performer_faces: Any = None,
 ) -> ExportResult:
     """Export the checkpoint in ``model_dir`` to ``model.onnx`` + a signed ``model_card.json``.
@@ -116,11 +128,17 @@ def export_model(
     out = Path(out_dir) if out_dir is not None else model_dir
     state, consent = load_bound_checkpoint(workspace, model_dir / CHECKPOINT_NAME)
     if authz.subject_id != consent["subject_id"]:
-        raise ConsentError("no_grant", f"{model_dir}: model is of subject {consent['subject_slug']!r}, "
-                                       f"authorization is for {authz.subject_slug!r}")
+        raise ConsentError(
+            "no_grant",
+            f"{model_dir}: model is of subject {consent['subject_slug']!r}, "
+            f"authorization is for {authz.subject_slug!r}",
+        )
     if release_authz.performer_id != consent["performer_id"]:
-        raise ConsentError("no_release", f"{model_dir}: model was trained on performer {consent['performer_slug']!r}, "
-                                         f"the release is for {release_authz.performer_slug!r}")
+        raise ConsentError(
+            "no_release",
+            f"{model_dir}: model was trained on performer {consent['performer_slug']!r}, "
+            f"the release is for {release_authz.performer_slug!r}",
+        )
     config = state["model_config"]
     model = create_model(state["model_name"], **architecture_options(config))
     # The weight average when training kept one: it is what evaluation and previews showed.
@@ -145,8 +163,10 @@ def export_model(
 
         faces = as_face_source(performer_faces)
         if faces.content_sha256() != consent["target_faceset_sha256"]:
-            raise ModelError(f"{model_dir}: the performer faces given for int8 calibration are not the ones "
-                             "this model was trained on")
+            raise ModelError(
+                f"{model_dir}: the performer faces given for int8 calibration are not the ones "
+                "this model was trained on"
+            )
         int8, int8_payload = _int8_copy(payload, faces, resolution)
 
     card = {
@@ -182,11 +202,18 @@ def export_model(
     # The event first (authz.record rechecks the grant): files on disk always have their event
     # (a crash leaves at worst an event whose files were never written).
     release_authz.recheck()
-    authz.record("model.exported", {
-        **event_fields(seal), "model_dir": str(out), "architecture": state["model_name"], "resolution": resolution,
-        "iterations": card["iterations"], "subject_slug": card["subject_slug"],
-        "performer_slug": card["performer_slug"],
-    })
+    authz.record(
+        "model.exported",
+        {
+            **event_fields(seal),
+            "model_dir": str(out),
+            "architecture": state["model_name"],
+            "resolution": resolution,
+            "iterations": card["iterations"],
+            "subject_slug": card["subject_slug"],
+            "performer_slug": card["performer_slug"],
+        },
+    )
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_NAME
     write_bytes_atomic(onnx_path, payload)
@@ -203,9 +230,19 @@ def export_model(
 def _seal_card(workspace: Any, card: dict[str, Any]) -> dict[str, Any]:
     """The organisation's seal over ``card`` (without a seal): its digest and every file and
     consent id it stands for."""
-    bound = {name: card[name] for name in (
-        "onnx_sha256", "checkpoint_sha256", "source_faceset_sha256", "target_faceset_sha256", "subject_id",
-        "grant_id", "performer_id", "release_id")}
+    bound = {
+        name: card[name]
+        for name in (
+            "onnx_sha256",
+            "checkpoint_sha256",
+            "source_faceset_sha256",
+            "target_faceset_sha256",
+            "subject_id",
+            "grant_id",
+            "performer_id",
+            "release_id",
+        )
+    }
     bound["int8_sha256"] = (card.get("int8") or {}).get("sha256")
     return seal_document(workspace, str(card["org_id"]), "model-card", card, bound)
 

@@ -20,7 +20,10 @@ from likeness.train.samples import LANDMARK_COUNT, FaceSamples
 
 
 def _ellipse_points(
-    cx: float | np.ndarray, cy: float | np.ndarray, rx: float | np.ndarray, ry: float | np.ndarray,
+    cx: float | np.ndarray,
+    cy: float | np.ndarray,
+    rx: float | np.ndarray,
+    ry: float | np.ndarray,
     angles: np.ndarray,
 ) -> np.ndarray:
     """Points (N, 2) on ellipses; centre and radii are scalars or one value per angle."""
@@ -139,13 +142,33 @@ def generated_face(
         r, g, b = (float(v) for v in c)
         return r, g, b
 
-    cv2.ellipse(image, tuple(p([cx, cy - ry * 0.25])), tuple(p([rx * 1.12, ry * 0.95])), 0, 0, 360,
-                col(t["hair"]), -1, cv2.LINE_AA, 4)
+    cv2.ellipse(
+        image,
+        tuple(p([cx, cy - ry * 0.25])),
+        tuple(p([rx * 1.12, ry * 0.95])),
+        0,
+        0,
+        360,
+        col(t["hair"]),
+        -1,
+        cv2.LINE_AA,
+        4,
+    )
     cv2.fillPoly(image, [p(landmarks[list(lr.FACE_OVAL)])], col(t["skin"]), cv2.LINE_AA, 4)
     fringe = float(t["fringe"])
     if fringe > 0.02:
-        cv2.ellipse(image, tuple(p([cx, cy - ry * 0.95])), tuple(p([rx * 0.9, ry * (0.2 + fringe)])), 0, 0, 180,
-                    col(t["hair"]), -1, cv2.LINE_AA, 4)
+        cv2.ellipse(
+            image,
+            tuple(p([cx, cy - ry * 0.95])),
+            tuple(p([rx * 0.9, ry * (0.2 + fringe)])),
+            0,
+            0,
+            180,
+            col(t["hair"]),
+            -1,
+            cv2.LINE_AA,
+            4,
+        )
     for ring, iris in ((lr.RIGHT_EYE_RING, lr.RIGHT_IRIS), (lr.LEFT_EYE_RING, lr.LEFT_IRIS)):
         cv2.fillPoly(image, [p(landmarks[list(ring)])], (245, 245, 245), cv2.LINE_AA, 4)
         if eye_h > 1.0:

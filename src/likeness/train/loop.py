@@ -67,11 +67,20 @@ METRICS_CSV = "metrics.csv"
 METRICS_PNG = "metrics.png"
 PREVIEW_DIR = "previews"
 METRIC_COLUMNS = (
-    "iteration", "seconds", "loss_source", "loss_target", "val_dssim_source", "val_dssim_target",
-    "identity_transfer", "swap_distance_to_source_median", "expression_eye_corr", "expression_mouth_corr",
+    "iteration",
+    "seconds",
+    "loss_source",
+    "loss_target",
+    "val_dssim_source",
+    "val_dssim_target",
+    "identity_transfer",
+    "swap_distance_to_source_median",
+    "expression_eye_corr",
+    "expression_mouth_corr",
     # Why held-out swaps fail: the worst one's distance to the artist (over the threshold?) and how
     # many are still nearer the performer's references than the artist's.
-    "swap_distance_to_source_max", "swap_faces_nearer_performer",
+    "swap_distance_to_source_max",
+    "swap_faces_nearer_performer",
 )
 
 
@@ -163,8 +172,10 @@ class TrainConfig:
         except ModelError as exc:
             raise ConfigError(str(exc)) from None
         if self.true_face_power > 0 and architecture.family != "df":
-            raise ConfigError(f"true_face_power needs a df model (one code shared by both identities), "
-                              f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)")
+            raise ConfigError(
+                f"true_face_power needs a df model (one code shared by both identities), "
+                f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -410,20 +421,29 @@ def make_optimizer(
 
     Fused and unfused AdamW keep the same state, so checkpoints move between them.
     """
-    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay,
-                             fused=device.type in ("cpu", "cuda"))
+    return torch.optim.AdamW(
+        model.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=device.type in ("cpu", "cuda")
+    )
 
 
 class TrueFace:
     """True-face training's own parts: the code discriminator, its optimizer and its side of the
     step, so the training step only asks it for a loss and to take its step."""
 
-    def __init__(self, code_shape: tuple[int, int, int], power: float, *, learning_rate: float, weight_decay: float,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        code_shape: tuple[int, int, int],
+        power: float,
+        *,
+        learning_rate: float,
+        weight_decay: float,
+        device: torch.device,
+    ) -> None:
         self.power = power
         self.discriminator = CodeDiscriminator(code_shape).to(device)
-        self.optimizer = make_optimizer(self.discriminator, learning_rate=learning_rate, weight_decay=weight_decay,
-                                        device=device)
+        self.optimizer = make_optimizer(
+            self.discriminator, learning_rate=learning_rate, weight_decay=weight_decay, device=device
+        )
 
     def model_loss(self, source_code: torch.Tensor) -> torch.Tensor:
         """``power`` times the model's loss; the discriminator gets no gradients from it."""
@@ -439,13 +459,16 @@ class TrueFace:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.optimizer.zero_grad(set_to_none=True)
-        code_discriminator_loss(self.discriminator(target_code.detach().float()),
-                                self.discriminator(source_code.detach().float())).backward()
+        code_discriminator_loss(
+            self.discriminator(target_code.detach().float()), self.discriminator(source_code.detach().float())
+        ).backward()
         self.optimizer.step()
 
     def state(self) -> dict[str, Any]:
-        return {"code_discriminator_state": {k: v.detach().cpu() for k, v in self.discriminator.state_dict().items()},
-                "code_optimizer_state": self.optimizer.state_dict()}
+        return {
+            "code_discriminator_state": {k: v.detach().cpu() for k, v in self.discriminator.state_dict().items()},
+            "code_optimizer_state": self.optimizer.state_dict(),
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         if state.get("code_discriminator_state"):  # none saved: true face switched on at resume, starts fresh
@@ -481,8 +504,10 @@ def hardware_description(device: torch.device, dtype: torch.dtype | None = None)
     arithmetic = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA, {arithmetic})"
-    return (f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()}), "
-            f"{arithmetic}")
+    return (
+        f"{platform.machine()} CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.system()}), "
+        f"{arithmetic}"
+    )
 
 
 def _to_tensor(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -513,15 +538,18 @@ def faceset_consent(workspace: Any, faces: FaceSource) -> dict[str, Any] | None:
     if not isinstance(faces, FacesetFaces):
         return None
     if workspace is None:
-        raise ConfigError(f"{faces.faceset.path}: training from a faceset needs workspace= to check its manifest "
-                          "against its ledger event")
+        raise ConfigError(
+            f"{faces.faceset.path}: training from a faceset needs workspace= to check its manifest "
+            "against its ledger event"
+        )
     from likeness.faceset.format import verify_faceset
 
     return dict(verify_faceset(workspace, faces.faceset).payload)
 
 
-def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target: FaceSource,
-                     workspace: Any = None) -> dict[str, Any]:
+def _consent_binding(
+    authz: Any, release_authz: Any, source: FaceSource, target: FaceSource, workspace: Any = None
+) -> dict[str, Any]:
     require_training_consent(authz, release_authz)
     source_event, target_event = faceset_consent(workspace, source), faceset_consent(workspace, target)
     if source_event is not None and source_event.get("subject_id") != authz.subject_id:
@@ -537,8 +565,9 @@ def _consent_binding(authz: Any, release_authz: Any, source: FaceSource, target:
             f"the source faceset was extracted under grant {str(source_event.get('grant_id'))[:8]}, "
             f"but the authorization is under grant {authz.grant_id[:8]}",
         )
-    if target_event is not None and (target_event.get("subject_id") != release_authz.performer_id
-                                     or target_event.get("release_id") is None):
+    if target_event is not None and (
+        target_event.get("subject_id") != release_authz.performer_id or target_event.get("release_id") is None
+    ):
         raise ConsentError(
             "no_release",
             f"the target faceset is of {target_event.get('subject_slug')!r}"
@@ -584,10 +613,20 @@ class _Trainer:
         # On CUDA too: the main process still decodes, evaluates and writes previews on the CPU.
         self.thread_choice = configure_cpu_threads(config.threads)
         self.cpu_threads = self.thread_choice.describe(openmp_wait_policy())
-        self.source_split = split_indices(source.count, seed=config.seed, stream=0,
-                                          fraction=config.validation_fraction, max_validation=config.validation_max)
-        self.target_split = split_indices(target.count, seed=config.seed, stream=1,
-                                          fraction=config.validation_fraction, max_validation=config.validation_max)
+        self.source_split = split_indices(
+            source.count,
+            seed=config.seed,
+            stream=0,
+            fraction=config.validation_fraction,
+            max_validation=config.validation_max,
+        )
+        self.target_split = split_indices(
+            target.count,
+            seed=config.seed,
+            stream=1,
+            fraction=config.validation_fraction,
+            max_validation=config.validation_max,
+        )
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
         self.iteration = 0
@@ -612,15 +651,21 @@ class _Trainer:
         self.ema_model: SwapAutoencoder | None = None
         if config.ema_decay > 0:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False)
-        self.optimizer = make_optimizer(self.model, learning_rate=config.learning_rate,
-                                        weight_decay=config.weight_decay, device=self.device)
+        self.optimizer = make_optimizer(
+            self.model, learning_rate=config.learning_rate, weight_decay=config.weight_decay, device=self.device
+        )
         self.true_face: TrueFace | None = None
         code_shape = self.model.code_shape
         if config.true_face_power > 0:
             if code_shape is None:  # TrainConfig.validate allows true face for df models only
                 raise ConfigError("true_face_power needs a df model (one code shared by both identities)")
-            self.true_face = TrueFace(code_shape, config.true_face_power, learning_rate=config.learning_rate,
-                                      weight_decay=config.weight_decay, device=self.device)
+            self.true_face = TrueFace(
+                code_shape,
+                config.true_face_power,
+                learning_rate=config.learning_rate,
+                weight_decay=config.weight_decay,
+                device=self.device,
+            )
         self.autocast = autocast_dtype(config.precision, self.device, cpu_bfloat16=cpu_supports_bfloat16())
         # float16 needs loss scaling against underflowing gradients; bfloat16 has float32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)  # CUDA only
@@ -653,11 +698,17 @@ class _Trainer:
             "model_name": self.config.model,
             "model_config": self.model.config.to_dict(),
             "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "ema_state": (None if self.ema_model is None
-                          else {k: v.detach().cpu() for k, v in self.ema_model.state_dict().items()}),
+            "ema_state": (
+                None
+                if self.ema_model is None
+                else {k: v.detach().cpu() for k, v in self.ema_model.state_dict().items()}
+            ),
             "optimizer_state": self.optimizer.state_dict(),
-            **(self.true_face.state() if self.true_face is not None
-               else {"code_discriminator_state": None, "code_optimizer_state": None}),
+            **(
+                self.true_face.state()
+                if self.true_face is not None
+                else {"code_discriminator_state": None, "code_optimizer_state": None}
+            ),
             "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
@@ -688,25 +739,31 @@ class _Trainer:
         """One optimiser step; returns the two detached losses (reading them waits for the device)."""
         self.model.train()
         dev = self.device
-        s_in, s_tgt, s_mask, s_pri = (_to_tensor(a, dev) for a in (source_batch.warped, source_batch.target,
-                                                                    source_batch.mask, source_batch.priority))
-        t_in, t_tgt, t_mask, t_pri = (_to_tensor(a, dev) for a in (target_batch.warped, target_batch.target,
-                                                                    target_batch.mask, target_batch.priority))
+        s_in, s_tgt, s_mask, s_pri = (
+            _to_tensor(a, dev)
+            for a in (source_batch.warped, source_batch.target, source_batch.mask, source_batch.priority)
+        )
+        t_in, t_tgt, t_mask, t_pri = (
+            _to_tensor(a, dev)
+            for a in (target_batch.warped, target_batch.target, target_batch.mask, target_batch.priority)
+        )
         true_face = self.true_face
         with torch.autocast(dev.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
             if true_face is None:
                 (s_rgb, s_pred_mask), (t_rgb, t_pred_mask) = self.model.reconstruct_pair(s_in, t_in)
             else:
-                (s_rgb, s_pred_mask), (t_rgb, t_pred_mask), (s_code, t_code) = \
-                    self.model.reconstruct_pair_with_codes(s_in, t_in)
+                (s_rgb, s_pred_mask), (t_rgb, t_pred_mask), (s_code, t_code) = self.model.reconstruct_pair_with_codes(
+                    s_in, t_in
+                )
         loss_s, _ = reconstruction_loss(s_rgb.float(), s_pred_mask.float(), s_tgt, s_mask, s_pri)
         loss_t, _ = reconstruction_loss(t_rgb.float(), t_pred_mask.float(), t_tgt, t_mask, t_pri)
         loss = loss_s + loss_t
         if true_face is not None:
             loss = loss + true_face.model_loss(s_code)
         self.optimizer.zero_grad(set_to_none=True)
-        rate = learning_rate_at(self.config.learning_rate, self.iteration, self.config.lr_decay_iters,
-                                self.config.lr_floor)
+        rate = learning_rate_at(
+            self.config.learning_rate, self.iteration, self.config.lr_decay_iters, self.config.lr_floor
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         self.scaler.scale(loss).backward()
@@ -747,16 +804,25 @@ class _Trainer:
         src_mask = torch.from_numpy(src_val.mask).to(self.device)
         dst_mask = torch.from_numpy(dst_val.mask).to(self.device)
         metrics: dict[str, Any] = {
-            "val_dssim_source": float(per_face_dssim(src_rec * src_mask, _to_tensor(src_val.target, self.device) * src_mask).mean()),
-            "val_dssim_target": float(per_face_dssim(dst_rec * dst_mask, _to_tensor(dst_val.target, self.device) * dst_mask).mean()),
-            "validation_faces": {"source": len(self.source_split.validation), "target": len(self.target_split.validation)},
+            "val_dssim_source": float(
+                per_face_dssim(src_rec * src_mask, _to_tensor(src_val.target, self.device) * src_mask).mean()
+            ),
+            "val_dssim_target": float(
+                per_face_dssim(dst_rec * dst_mask, _to_tensor(dst_val.target, self.device) * dst_mask).mean()
+            ),
+            "validation_faces": {
+                "source": len(self.source_split.validation),
+                "target": len(self.target_split.validation),
+            },
         }
         swapped_u8 = _to_uint8_images(swapped)
         dst_landmarks = self._landmarks_at(self.target, self.target_split.validation)
         if self.embedder is not None and self.identity_threshold is not None:
             src_refs, dst_refs = self._identity_references()
             transfer = identity_transfer(
-                embed_faces(self.embedder, swapped_u8, dst_landmarks), src_refs, dst_refs,
+                embed_faces(self.embedder, swapped_u8, dst_landmarks),
+                src_refs,
+                dst_refs,
                 threshold=float(self.identity_threshold),
             )
             metrics["identity_transfer"] = transfer.share
@@ -767,8 +833,13 @@ class _Trainer:
         if self.landmarker is not None:
             from likeness.faces import eye_openness, mouth_openness
 
-            fidelity = expression_fidelity(swapped_u8, dst_landmarks, landmarker=self.landmarker,
-                                           eye_openness=eye_openness, mouth_openness=mouth_openness)
+            fidelity = expression_fidelity(
+                swapped_u8,
+                dst_landmarks,
+                landmarker=self.landmarker,
+                eye_openness=eye_openness,
+                mouth_openness=mouth_openness,
+            )
             metrics["expression_eye_corr"] = fidelity.eye_correlation
             metrics["expression_mouth_corr"] = fidelity.mouth_correlation
             metrics["expression_faces_measured"] = fidelity.faces_measured
@@ -797,7 +868,12 @@ class _Trainer:
         n = min(4, len(src_val.target), len(dst_val.target))
         to_u8 = lambda a: (np.asarray(a)[:n].transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)  # noqa: E731
         grid = preview_grid(
-            [to_u8(src_val.target), _to_uint8_images(src_rec)[:n], to_u8(dst_val.target), _to_uint8_images(swapped)[:n]],
+            [
+                to_u8(src_val.target),
+                _to_uint8_images(src_rec)[:n],
+                to_u8(dst_val.target),
+                _to_uint8_images(swapped)[:n],
+            ],
             titles=["source", "src recon", "target", "target as source"],
         )
         folder = self.out_dir / PREVIEW_DIR
@@ -827,10 +903,18 @@ class _Trainer:
         deadline = session_start + config.minutes * 60 if config.minutes is not None else None
         processes, workers = data_loading(config.loader, config.workers, device=self.device, cores=available_cores())
         loader = PairLoader(
-            self.source, self.target, source_split=self.source_split, target_split=self.target_split,
-            seed=config.seed, batch_size=self.batch_size, resolution=config.resolution,
-            options=AugmentOptions(**config.augment), priority_weight=config.eyes_mouth_priority,
-            workers=workers, prefetch=config.prefetch, processes=processes,
+            self.source,
+            self.target,
+            source_split=self.source_split,
+            target_split=self.target_split,
+            seed=config.seed,
+            batch_size=self.batch_size,
+            resolution=config.resolution,
+            options=AugmentOptions(**config.augment),
+            priority_weight=config.eyes_mouth_priority,
+            workers=workers,
+            prefetch=config.prefetch,
+            processes=processes,
             pin_memory=processes and self.device.type == "cuda",
         )
         stop_reason = "iterations"
@@ -860,17 +944,25 @@ class _Trainer:
                         # queued while this one runs, and the progress shows the last logged losses.
                         loss_s, loss_t = (float(v) for v in step_losses)
                     if logged:
-                        self.history.append({"iteration": self.iteration, "loss_source": loss_s,
-                                             "loss_target": loss_t,
-                                             "seconds": round(self.prior_seconds + now - session_start, 3)})
+                        self.history.append(
+                            {
+                                "iteration": self.iteration,
+                                "loss_source": loss_s,
+                                "loss_target": loss_t,
+                                "seconds": round(self.prior_seconds + now - session_start, 3),
+                            }
+                        )
                     if self.progress is not None:
                         eta = None
                         if total is not None:
                             eta = (total - self.iteration) / it_per_s
                         if deadline is not None:
                             eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
-                        self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, it_per_s, eta,
-                                                    cpu_threads=self.cpu_threads))
+                        self.progress(
+                            TrainProgress(
+                                self.iteration, total, loss_s, loss_t, it_per_s, eta, cpu_threads=self.cpu_threads
+                            )
+                        )
                     if saving:
                         self.checkpoint(session_start, loss_s, loss_t)
                         saved_at = self.iteration
@@ -885,33 +977,65 @@ class _Trainer:
                     # Ctrl-C: keep what was learnt since the last checkpoint. The step in flight
                     # was finished first, so the checkpoint resumes exactly like a planned one.
                     if self.progress is not None:
-                        self.progress(TrainProgress(self.iteration, total, loss_s, loss_t, 0.0, None,
-                                                    "interrupted", cpu_threads=self.cpu_threads))
+                        self.progress(
+                            TrainProgress(
+                                self.iteration,
+                                total,
+                                loss_s,
+                                loss_t,
+                                0.0,
+                                None,
+                                "interrupted",
+                                cpu_threads=self.cpu_threads,
+                            )
+                        )
                     if saved_at != self.iteration:
                         self.checkpoint(session_start, loss_s, loss_t)
                     raise TrainingInterrupted(self.out_dir / CHECKPOINT_NAME, self.iteration)
         seconds = self.prior_seconds + time.monotonic() - session_start
-        self.authz.record("model.trained", {
-            "model_dir": str(self.out_dir),
-            "checkpoint_sha256": self.checkpoint_sha256,
-            "architecture": config.model,
-            "resolution": config.resolution,
-            "iterations": self.iteration,
-            "source_faceset_sha256": self.source.content_sha256(),
-            "target_faceset_sha256": self.target.content_sha256(),
-            "performer_id": self.consent["performer_id"],
-            "release_id": self.consent["release_id"],
-            "metrics": {k: v for k, v in self.metrics.items() if isinstance(v, (int, float)) or v is None},
-        })
-        return TrainResult(self.out_dir, self.iteration, stop_reason, dict(self.metrics), seconds,
-                           self.batch_size, self.device.type, self.out_dir / CHECKPOINT_NAME, self.coverage_check)
+        self.authz.record(
+            "model.trained",
+            {
+                "model_dir": str(self.out_dir),
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "architecture": config.model,
+                "resolution": config.resolution,
+                "iterations": self.iteration,
+                "source_faceset_sha256": self.source.content_sha256(),
+                "target_faceset_sha256": self.target.content_sha256(),
+                "performer_id": self.consent["performer_id"],
+                "release_id": self.consent["release_id"],
+                "metrics": {k: v for k, v in self.metrics.items() if isinstance(v, (int, float)) or v is None},
+            },
+        )
+        return TrainResult(
+            self.out_dir,
+            self.iteration,
+            stop_reason,
+            dict(self.metrics),
+            seconds,
+            self.batch_size,
+            self.device.type,
+            self.out_dir / CHECKPOINT_NAME,
+            self.coverage_check,
+        )
 
     def evaluate_preview_only(self) -> None:
         self.evaluate()
         self.write_preview()
         if self.progress is not None:
-            self.progress(TrainProgress(self.iteration, self.config.iterations, math.nan, math.nan, 0.0, None, "preview",
-                                        cpu_threads=self.cpu_threads))
+            self.progress(
+                TrainProgress(
+                    self.iteration,
+                    self.config.iterations,
+                    math.nan,
+                    math.nan,
+                    0.0,
+                    None,
+                    "preview",
+                    cpu_threads=self.cpu_threads,
+                )
+            )
 
     def save_bound_checkpoint(self, state: dict[str, Any]) -> None:
         """Seal the checkpoint's SHA-256 and consent with the organisation's key, record them as
@@ -924,8 +1048,16 @@ class _Trainer:
         payload = checkpoint_bytes(state)
         digest = hashlib.sha256(payload).hexdigest()
         self.release_authz.recheck()
-        record_checkpoint(self.workspace, self.authz, self.out_dir, state, digest, iteration=self.iteration,
-                          subject_slug=self.consent["subject_slug"], performer_slug=self.consent["performer_slug"])
+        record_checkpoint(
+            self.workspace,
+            self.authz,
+            self.out_dir,
+            state,
+            digest,
+            iteration=self.iteration,
+            subject_slug=self.consent["subject_slug"],
+            performer_slug=self.consent["performer_slug"],
+        )
         write_bytes_atomic(self.out_dir / CHECKPOINT_NAME, payload)
         self.checkpoint_sha256 = digest
 
@@ -935,8 +1067,12 @@ class _Trainer:
         self.authz.recheck()
         self.release_authz.recheck()
         self.metrics = self.evaluate()
-        row = {"iteration": self.iteration, "loss_source": loss_s, "loss_target": loss_t,
-               "seconds": round(self.prior_seconds + time.monotonic() - session_start, 3)}
+        row = {
+            "iteration": self.iteration,
+            "loss_source": loss_s,
+            "loss_target": loss_t,
+            "seconds": round(self.prior_seconds + time.monotonic() - session_start, 3),
+        }
         row.update({k: v for k, v in self.metrics.items() if k in METRIC_COLUMNS})
         if self.history and self.history[-1]["iteration"] == self.iteration:
             self.history[-1].update(row)
@@ -949,8 +1085,18 @@ class _Trainer:
         if self.config.preview_every:
             self.write_preview()
         if self.progress is not None:
-            self.progress(TrainProgress(self.iteration, self.config.iterations, loss_s, loss_t, 0.0, None, "checkpoint",
-                                        cpu_threads=self.cpu_threads))
+            self.progress(
+                TrainProgress(
+                    self.iteration,
+                    self.config.iterations,
+                    loss_s,
+                    loss_t,
+                    0.0,
+                    None,
+                    "checkpoint",
+                    cpu_threads=self.cpu_threads,
+                )
+            )
 
 
 def _python_rng_to_lists(state: tuple) -> list:
@@ -989,8 +1135,12 @@ def _default_metric_tools(config: TrainConfig, embedder: Any, landmarker: Any, t
 
         detector = FaceDetector(max_faces=1)
         landmarker = detector_landmarker(detector)
-    return (embedder if config.identity_metrics else None,
-            landmarker if config.expression_metrics else None, threshold, detector)
+    return (
+        embedder if config.identity_metrics else None,
+        landmarker if config.expression_metrics else None,
+        threshold,
+        detector,
+    )
 
 
 def train_swap_model(
@@ -1061,15 +1211,26 @@ def train_swap_model(
     config.validate()
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    embedder, landmarker, identity_threshold, detector = _default_metric_tools(config, embedder, landmarker,
-                                                                               identity_threshold)
+    embedder, landmarker, identity_threshold, detector = _default_metric_tools(
+        config, embedder, landmarker, identity_threshold
+    )
     # Training sets torch's and OpenCV's thread counts for its own run; the caller's are put back.
     thread_settings = cpu_thread_settings()
     try:
-        trainer = _Trainer(authz=authz, release_authz=release_authz, source=source_faces, target=target_faces,
-                           out_dir=out, config=config, consent=consent, workspace=workspace, progress=progress,
-                           embedder=embedder,
-                           landmarker=landmarker, identity_threshold=identity_threshold)
+        trainer = _Trainer(
+            authz=authz,
+            release_authz=release_authz,
+            source=source_faces,
+            target=target_faces,
+            out_dir=out,
+            config=config,
+            consent=consent,
+            workspace=workspace,
+            progress=progress,
+            embedder=embedder,
+            landmarker=landmarker,
+            identity_threshold=identity_threshold,
+        )
         trainer.build(state)
         trainer.coverage_check = (state or {}).get("coverage_check") if resume else coverage_check
         trainer.checkpoint_sha256 = bound["checkpoint_sha256"] if bound else None

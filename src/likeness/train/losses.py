@@ -37,7 +37,9 @@ def dssim_kernel_size(resolution: int) -> int:
 def dssim(pred: torch.Tensor, target: torch.Tensor, *, kernel_size: int | None = None) -> torch.Tensor:
     """Structural dissimilarity ``(1 - SSIM) / 2`` averaged over pixels, channels and batch."""
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ModelError(f"dssim: expected two equal (N,C,H,W) tensors, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ModelError(
+            f"dssim: expected two equal (N,C,H,W) tensors, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     k = kernel_size or dssim_kernel_size(pred.shape[-1])
     taps = _gaussian_taps(k, 1.5, pred)
     c1, c2 = 0.01**2, 0.03**2
@@ -83,8 +85,10 @@ def reconstruction_loss(
 def code_discriminator_loss(target_logits: torch.Tensor, source_logits: torch.Tensor) -> torch.Tensor:
     """The code discriminator's loss: target codes labelled 1, source codes 0 (mean of the two)."""
     ones, zeros = torch.ones_like(target_logits), torch.zeros_like(source_logits)
-    return 0.5 * (F.binary_cross_entropy_with_logits(target_logits, ones)
-                  + F.binary_cross_entropy_with_logits(source_logits, zeros))
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(target_logits, ones)
+        + F.binary_cross_entropy_with_logits(source_logits, zeros)
+    )
 
 
 def true_face_loss(source_logits: torch.Tensor) -> torch.Tensor:

@@ -126,8 +126,14 @@ def build_network():  # -> torch.nn.Module
     from torch import nn
 
     def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                             nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
 
     class OcclusionUNet(nn.Module):
         def __init__(self) -> None:
@@ -169,8 +175,13 @@ def _loss(logits, targets):
     return bce + 0.5 * dice.mean()
 
 
-def evaluate(predict: Callable[[np.ndarray], np.ndarray], samples: Sequence[AlignedSample], *,
-             seed: int = 1234, per_kind: int = 2) -> dict:
+def evaluate(
+    predict: Callable[[np.ndarray], np.ndarray],
+    samples: Sequence[AlignedSample],
+    *,
+    seed: int = 1234,
+    per_kind: int = 2,
+) -> dict:
     """Validation figures on ``samples`` with fixed occluders: per kind, the share of occluder
     pixels found (recall at 0.5), the share of clear face pixels wrongly flagged, and IoU.
 
@@ -197,8 +208,12 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], samples: Sequence[Alig
             "clear_face_flagged": round(float((predicted & clear).sum() / max(clear.sum(), 1)), 4),
             "iou_on_face": round(float(inter / max((predicted & face | on_face).sum(), 1)), 4),
         }
-    clean = predict(np.stack([cv2.resize(s.image, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA)
-                              for s in samples])) >= 0.5
+    clean = (
+        predict(
+            np.stack([cv2.resize(s.image, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) for s in samples])
+        )
+        >= 0.5
+    )
     face = np.stack([_face_area(s.landmarks) for s in samples])
     figures["no_occluder"] = {"clear_face_flagged": round(float((clean & face).sum() / max(face.sum(), 1)), 4)}
     return figures
@@ -214,8 +229,12 @@ def _face_area(landmarks: np.ndarray) -> np.ndarray:
 
 
 def train_occlusion_mask(
-    train: Sequence[AlignedSample], validation: Sequence[AlignedSample], out_dir: Path, *,
-    config: OcclusionTrainConfig = OcclusionTrainConfig(), data_note: str = "",
+    train: Sequence[AlignedSample],
+    validation: Sequence[AlignedSample],
+    out_dir: Path,
+    *,
+    config: OcclusionTrainConfig = OcclusionTrainConfig(),
+    data_note: str = "",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict:
     """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic, resumable), export
@@ -255,8 +274,16 @@ def train_occlusion_mask(
             progress(step, config.steps, loss.item())
         if step % config.checkpoint_every == 0 or step == config.steps:
             partial = checkpoint.with_suffix(".tmp")
-            torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "rng": rng.bit_generator.state, "step": step}, partial)
+            torch.save(
+                {
+                    "net": net.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "step": step,
+                },
+                partial,
+            )
             partial.replace(checkpoint)
     seconds = time.perf_counter() - started
     net.eval()
@@ -271,9 +298,16 @@ def train_occlusion_mask(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         program = torch.onnx.export(
-            net, (torch.rand(2, 3, MASK_INPUT, MASK_INPUT),), None, input_names=["crop"],
-            output_names=["occluder_logit"], dynamo=True, external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},), verbose=False)
+            net,
+            (torch.rand(2, 3, MASK_INPUT, MASK_INPUT),),
+            None,
+            input_names=["crop"],
+            output_names=["occluder_logit"],
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},),
+            verbose=False,
+        )
     if program is None:
         raise ModelError("occlusion mask: the ONNX export produced no model")
     onnx_path.write_bytes(program.model_proto.SerializeToString())
@@ -283,9 +317,14 @@ def train_occlusion_mask(
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "input": f"float32 (N, 3, {MASK_INPUT}, {MASK_INPUT}) RGB in [0, 1], an aligned face crop resized",
         "output": f"float32 (N, 1, {MASK_INPUT}, {MASK_INPUT}) logit that a pixel is an occluder in front of the face",
-        "training": {**asdict(config), "faces": len(train), "seconds": round(seconds, 1), "data": data_note,
-                     "occluders": list(OCCLUDERS), "method": "synthetic occluders on aligned faces "
-                     "(Nirkin et al. 2018), BCE + 0.5 soft Dice, AdamW one-cycle"},
+        "training": {
+            **asdict(config),
+            "faces": len(train),
+            "seconds": round(seconds, 1),
+            "data": data_note,
+            "occluders": list(OCCLUDERS),
+            "method": "synthetic occluders on aligned faces (Nirkin et al. 2018), BCE + 0.5 soft Dice, AdamW one-cycle",
+        },
         "validation": {"faces": len(validation), "figures": figures},
         "trained": time.strftime("%Y-%m-%d", time.gmtime()),
         "licence": "weights trained by likeness; training faces are public-domain portraits",

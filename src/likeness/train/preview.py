@@ -36,8 +36,16 @@ def preview_grid(columns: Sequence[np.ndarray], *, titles: Sequence[str]) -> np.
     header = np.full((18, body.shape[1], 3), 32, np.uint8)
     footer = np.full((18, body.shape[1], 3), 32, np.uint8)
     for k, title in enumerate(titles):
-        cv2.putText(header, title[: max(1, r // 7)], (k * r + 2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    (230, 230, 230), 1, cv2.LINE_AA)
+        cv2.putText(
+            header,
+            title[: max(1, r // 7)],
+            (k * r + 2, 13),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.35,
+            (230, 230, 230),
+            1,
+            cv2.LINE_AA,
+        )
     cv2.putText(footer, PREVIEW_LABEL, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 200, 0), 1, cv2.LINE_AA)
     del n
     return np.concatenate([header, body, footer], axis=0)
@@ -63,11 +71,18 @@ def write_training_preview(authz: Any, grid: np.ndarray, paths: Sequence[Path], 
 
     job_id = uuid.uuid4().hex
     payload = watermark_payload_for(job_id)
-    authz.record(PREVIEW_EVENT, {
-        "job_id": job_id, "watermark_payload": payload.hex(), "watermark_algorithm": WATERMARK_ALGORITHM,
-        "labelled": True, "kind": "training_preview", "iteration": int(iteration),
-        "output_names": [Path(p).name for p in paths],
-    })
+    authz.record(
+        PREVIEW_EVENT,
+        {
+            "job_id": job_id,
+            "watermark_payload": payload.hex(),
+            "watermark_algorithm": WATERMARK_ALGORITHM,
+            "labelled": True,
+            "kind": "training_preview",
+            "iteration": int(iteration),
+            "output_names": [Path(p).name for p in paths],
+        },
+    )
     marked = marked_preview(grid, payload)
     for path in paths:
         write_image(path, marked)
@@ -90,7 +105,13 @@ def metrics_plot(rows: Sequence[dict[str, float | int | None]], *, width_px: int
     left.set_xlabel("iteration")
     left.set_title("training loss")
     left.legend(loc="upper right")
-    for key in ("val_dssim_source", "val_dssim_target", "identity_transfer", "expression_eye_corr", "expression_mouth_corr"):
+    for key in (
+        "val_dssim_source",
+        "val_dssim_target",
+        "identity_transfer",
+        "expression_eye_corr",
+        "expression_mouth_corr",
+    ):
         values = [(i, row.get(key)) for i, row in zip(iters, rows) if row.get(key) is not None]
         if values:
             right.plot(*zip(*values), marker="o", label=key, linewidth=1)

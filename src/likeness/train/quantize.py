@@ -37,8 +37,10 @@ from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_INPUT, ONNX_OUTPUTS, 
 INT8_MIN_PSNR_DB = 40.0
 #: Faces read from the faceset: half calibrate, the other half check.
 INT8_MAX_FACES = 64
-QUANTIZATION = ("static QDQ: uint8 activations, int8 weights, per tensor, min-max calibration; "
-                "each output's last convolution and what follows it in float")
+QUANTIZATION = (
+    "static QDQ: uint8 activations, int8 weights, per tensor, min-max calibration; "
+    "each output's last convolution and what follows it in float"
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,13 @@ class Int8Check:
 
     def to_card(self, sha256: str | None) -> dict[str, Any]:
         return {
-            "file": INT8_ONNX_NAME if sha256 else None, "sha256": sha256, "quantization": QUANTIZATION,
+            "file": INT8_ONNX_NAME if sha256 else None,
+            "sha256": sha256,
+            "quantization": QUANTIZATION,
             **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()},
-            "min_psnr_db_required": INT8_MIN_PSNR_DB, "passed": self.passed, "faster": self.faster,
+            "min_psnr_db_required": INT8_MIN_PSNR_DB,
+            "passed": self.passed,
+            "faster": self.faster,
         }
 
 
@@ -75,9 +81,11 @@ def describe_int8(entry: dict[str, Any] | None) -> str:
         return "no int8 copy: the performer's faces were not at hand at export"
     if entry.get("reason"):
         return f"no int8 copy: {entry['reason']}"
-    measured = (f"{entry['psnr_db_min']:.1f} dB worst (median {entry['psnr_db_median']:.1f}) against float on "
-                f"{entry['check_faces']} held-out faces; {entry['ms_per_face_int8']:.1f} vs "
-                f"{entry['ms_per_face_float']:.1f} ms per face")
+    measured = (
+        f"{entry['psnr_db_min']:.1f} dB worst (median {entry['psnr_db_median']:.1f}) against float on "
+        f"{entry['check_faces']} held-out faces; {entry['ms_per_face_int8']:.1f} vs "
+        f"{entry['ms_per_face_float']:.1f} ms per face"
+    )
     if not entry.get("passed"):
         return f"no int8 copy: {measured}, below the {entry['min_psnr_db_required']:.0f} dB needed"
     return f"int8 copy {entry['file']}: {measured}; renders on a CPU use it (--precision float: not)"
@@ -169,9 +177,15 @@ def quantize_swap_model(float_onnx: bytes, calibration: np.ndarray) -> bytes:
             float_tail = output_tail_nodes(onnx.load_from_string(float_onnx))
             with _quiet_root_logger():
                 quantize_static(
-                    str(source), str(target), _FaceBatches(calibration), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=float_tail,
+                    str(source),
+                    str(target),
+                    _FaceBatches(calibration),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=False,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=float_tail,
                 )
         except Exception as exc:  # onnxruntime's quantizer raises assorted non-Python-typed errors
             raise ModelError(f"int8 quantization failed ({str(exc)[:200]})") from None
@@ -200,6 +214,11 @@ def check_int8(float_onnx: bytes, int8_onnx: bytes, faces: np.ndarray, *, calibr
     want, ms_float = _outputs_and_ms(float_session, faces)
     got, ms_int8 = _outputs_and_ms(int8_session, faces)
     psnr = output_psnr(want, got)
-    return Int8Check(calibration_faces=calibration_faces, check_faces=len(faces),
-                     psnr_db_median=float(np.median(psnr)), psnr_db_min=float(psnr.min()),
-                     ms_per_face_float=ms_float, ms_per_face_int8=ms_int8)
+    return Int8Check(
+        calibration_faces=calibration_faces,
+        check_faces=len(faces),
+        psnr_db_median=float(np.median(psnr)),
+        psnr_db_min=float(psnr.min()),
+        ms_per_face_float=ms_float,
+        ms_per_face_int8=ms_int8,
+    )

@@ -70,8 +70,11 @@ def recipe_options(name: str | None, **given: Any) -> dict[str, Any]:
 def describe_recipe(name: str) -> str:
     """One line naming a recipe's values, for help text (``cpu-64: df 64 px, batch 4, ...``)."""
     recipe = RECIPES[name]
-    parts = [f"{recipe['model']} {recipe['resolution']} px", f"batch {recipe['batch_size']}",
-             f"lr {recipe['learning_rate']:g}"]
+    parts = [
+        f"{recipe['model']} {recipe['resolution']} px",
+        f"batch {recipe['batch_size']}",
+        f"lr {recipe['learning_rate']:g}",
+    ]
     augment = recipe.get("augment", {})
     if augment.get("flip"):
         parts.append("flip")

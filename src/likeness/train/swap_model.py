@@ -29,17 +29,34 @@ CARD_NAME = "model_card.json"
 PRECISIONS = ("auto", "float", "int8")
 ONNX_INPUT, ONNX_OUTPUTS = "face", ("swapped", "mask")
 CARD_KEYS = (
-    "architecture", "resolution", "coverage", "iterations", "metrics", "onnx_sha256",
-    "source_faceset_sha256", "target_faceset_sha256", "subject_id", "subject_slug", "grant_id",
-    "performer_id", "performer_slug", "release_id", "training_seconds", "hardware", "created_at",
+    "architecture",
+    "resolution",
+    "coverage",
+    "iterations",
+    "metrics",
+    "onnx_sha256",
+    "source_faceset_sha256",
+    "target_faceset_sha256",
+    "subject_id",
+    "subject_slug",
+    "grant_id",
+    "performer_id",
+    "performer_slug",
+    "release_id",
+    "training_seconds",
+    "hardware",
+    "created_at",
     "yaw_range",
 )
 #: Largest |ONNX - PyTorch| accepted at export time on a probe batch.
 EXPORT_TOLERANCE = 1e-4
 
 _GRANT_STATE_REASON = {
-    "revoked": "revoked", "expired": "expired", "not_yet_valid": "not_yet_valid",
-    "altered": "grant_altered", "unknown": "no_grant",
+    "revoked": "revoked",
+    "expired": "expired",
+    "not_yet_valid": "not_yet_valid",
+    "altered": "grant_altered",
+    "unknown": "no_grant",
 }
 
 
@@ -64,8 +81,9 @@ def ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool =
     try:
         return ort.InferenceSession(source, sess_options=options, providers=execution_providers(prefer_gpu))
     except Exception as exc:  # onnxruntime raises its own non-Python-typed errors
-        raise ModelError(f"{path_or_bytes if isinstance(path_or_bytes, Path) else 'ONNX model'}: "
-                         f"cannot be loaded ({str(exc)[:200]})") from None
+        raise ModelError(
+            f"{path_or_bytes if isinstance(path_or_bytes, Path) else 'ONNX model'}: cannot be loaded ({str(exc)[:200]})"
+        ) from None
 
 
 def _parse_card(path: Path) -> dict[str, Any]:
@@ -112,13 +130,21 @@ def verified_model_card(workspace: Any, model_dir: str | Path) -> tuple[dict[str
     card = _parse_card(path)
     int8 = card.get("int8")
     view = {**card, "int8_sha256": int8.get("sha256") if isinstance(int8, dict) else None}
-    event = verify_document(workspace, path, card, MODEL_EVENT, compare=MODEL_FIELDS, view=view,
-                            remedy="export the model again to sign it (likeness model export)")
+    event = verify_document(
+        workspace,
+        path,
+        card,
+        MODEL_EVENT,
+        compare=MODEL_FIELDS,
+        view=view,
+        remedy="export the model again to sign it (likeness model export)",
+    )
     return _check_card_keys(path, card), dict(event.payload)
 
 
-def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
-                     int8_file: bool = True) -> tuple[str, str]:
+def choose_precision(
+    card: dict[str, Any], requested: str, *, gpu: bool = False, int8_file: bool = True
+) -> tuple[str, str]:
     """(``"float"`` or ``"int8"``, why) for a render; ``ModelError`` when int8 is asked for but unusable.
 
     ``gpu``: whether ONNX Runtime can run the float model on CUDA here (``"auto"`` then keeps float).
@@ -137,21 +163,23 @@ def choose_precision(card: dict[str, Any], requested: str, *, gpu: bool = False,
         if gpu:
             return "float", "auto: a GPU runs the float model"
         if not usable or info is None:
-            why = "none was made at export" if info is None else (
-                info.get("reason") or "it failed its fidelity check")
+            why = "none was made at export" if info is None else (info.get("reason") or "it failed its fidelity check")
             return "float", f"auto: no usable int8 copy ({why})"
         if not info.get("faster", True):
             return "float", "auto: the int8 copy was not faster than float when exported"
         if not int8_file:
             return "float", f"auto: the int8 copy's file ({INT8_ONNX_NAME}) is not in the model folder"
-        return "int8", (f"auto: CPU, int8 copy at worst {float(info['psnr_db_min']):.1f} dB PSNR to float on "
-                        f"{info.get('check_faces')} held-out faces")
+        return "int8", (
+            f"auto: CPU, int8 copy at worst {float(info['psnr_db_min']):.1f} dB PSNR to float on "
+            f"{info.get('check_faces')} held-out faces"
+        )
     if not isinstance(info, dict):
         raise ModelError("this model has no int8 copy (export it again with the performer's faceset at hand)")
     if not usable:
         raise ModelError(f"this model has no usable int8 copy ({info.get('reason') or 'it failed its fidelity check'})")
-    return "int8", (f"asked for; worst {float(info['psnr_db_min']):.1f} dB to float on "
-                    f"{info.get('check_faces')} held-out faces")
+    return "int8", (
+        f"asked for; worst {float(info['psnr_db_min']):.1f} dB to float on {info.get('check_faces')} held-out faces"
+    )
 
 
 class _Issued:
@@ -197,8 +225,10 @@ class SwapModel:
     RECHECK_EVERY_S = 5.0
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SwapModel:
-        raise TypeError("SwapModel objects are made only by load_swap_model (it verifies the card, its ledger "
-                        "event and the ONNX file); they cannot be constructed")
+        raise TypeError(
+            "SwapModel objects are made only by load_swap_model (it verifies the card, its ledger "
+            "event and the ONNX file); they cannot be constructed"
+        )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raise TypeError("SwapModel cannot be subclassed")
@@ -215,9 +245,16 @@ class SwapModel:
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         issued = _issued(self)
         r = self.resolution
-        if not isinstance(faces, np.ndarray) or faces.dtype != np.float32 or faces.ndim != 4 or faces.shape[1:] != (3, r, r):
-            raise ModelError(f"swap model expects float32 (N, 3, {r}, {r}) faces, got "
-                             f"{getattr(faces, 'dtype', type(faces).__name__)} {getattr(faces, 'shape', '')}")
+        if (
+            not isinstance(faces, np.ndarray)
+            or faces.dtype != np.float32
+            or faces.ndim != 4
+            or faces.shape[1:] != (3, r, r)
+        ):
+            raise ModelError(
+                f"swap model expects float32 (N, 3, {r}, {r}) faces, got "
+                f"{getattr(faces, 'dtype', type(faces).__name__)} {getattr(faces, 'shape', '')}"
+            )
         if len(faces) == 0:
             return np.zeros((0, 3, r, r), np.float32), np.zeros((0, 1, r, r), np.float32)
         if not np.isfinite(faces).all() or faces.min() < 0.0 or faces.max() > 1.0:
@@ -232,8 +269,11 @@ class SwapModel:
 def _issued(model: Any) -> _Issued:
     issued = _ISSUED.get(model) if type(model) is SwapModel else None
     if issued is None:
-        raise ConsentError("not_issued_here", f"the swap model ({type(model).__name__}) was not made by "
-                                              "load_swap_model, which verifies its card, ledger event and file")
+        raise ConsentError(
+            "not_issued_here",
+            f"the swap model ({type(model).__name__}) was not made by "
+            "load_swap_model, which verifies its card, ledger event and file",
+        )
     return issued
 
 
@@ -273,8 +313,11 @@ def _check_hash(path: Path, expected: Any, *, keep: bool = False) -> bytes | Non
     payload = path.read_bytes() if keep else None
     actual = hashlib.sha256(payload).hexdigest() if payload is not None else sha256_file(path)
     if actual != expected:
-        raise ConsentError("artefact_altered", f"{path}: hash {actual[:16]}… does not match the signed model card "
-                                               f"and its model.exported event ({str(expected)[:16]}…); it is refused")
+        raise ConsentError(
+            "artefact_altered",
+            f"{path}: hash {actual[:16]}… does not match the signed model card "
+            f"and its model.exported event ({str(expected)[:16]}…); it is refused",
+        )
     return payload
 
 
@@ -298,8 +341,12 @@ def load_swap_model(
     model_dir = Path(model_dir)
     card, binding = verified_model_card(workspace, model_dir)
     try:
-        chosen, reason = choose_precision(card, precision, gpu="CUDAExecutionProvider" in execution_providers(True),
-                                          int8_file=(model_dir / INT8_ONNX_NAME).is_file())
+        chosen, reason = choose_precision(
+            card,
+            precision,
+            gpu="CUDAExecutionProvider" in execution_providers(True),
+            int8_file=(model_dir / INT8_ONNX_NAME).is_file(),
+        )
     except ModelError as exc:
         raise ModelError(f"{model_dir}: {exc}") from None
     # Every model file present is checked whichever precision runs: the float file always, the
@@ -313,12 +360,16 @@ def load_swap_model(
         if chosen == "int8":
             model_bytes = int8_bytes
     if authz.subject_id != binding["subject_id"]:
-        raise ConsentError("no_grant", f"{model_dir}: model renders {binding['subject_slug']!r}, "
-                                       f"authorization is for {authz.subject_slug!r}")
+        raise ConsentError(
+            "no_grant",
+            f"{model_dir}: model renders {binding['subject_slug']!r}, authorization is for {authz.subject_slug!r}",
+        )
     state = workspace.registry.grant_state(binding["grant_id"])
     if state != "active":
-        raise ConsentError(_GRANT_STATE_REASON.get(state, "no_grant"),
-                           f"{model_dir}: the grant this model was trained under is {state}")
+        raise ConsentError(
+            _GRANT_STATE_REASON.get(state, "no_grant"),
+            f"{model_dir}: the grant this model was trained under is {state}",
+        )
     authz.recheck()
     assert model_bytes is not None  # _check_hash(keep=True) returned the chosen file's bytes
     return _issue(card, ort_session(model_bytes, threads=threads, prefer_gpu=chosen == "float"), chosen, reason, authz)

@@ -51,7 +51,9 @@ def authorize_training(workspace: Any, source: Any, target: Any, *, org: str | N
     # Facesets on disk always have their event (faceset_consent raises otherwise); None is in-memory faces.
     assert source_event is not None and target_event is not None
     if target_event["release_id"] is None:
-        raise ConsentError("no_release", f"{target.path}: the target faceset was not extracted under a performer release")
+        raise ConsentError(
+            "no_release", f"{target.path}: the target faceset was not extracted under a performer release"
+        )
     authz = workspace.policy.authorize(source_event["subject_id"], "training", grantee)
     release_authz = workspace.policy.authorize_release(target_event["subject_id"], grantee)
     return authz, release_authz
@@ -92,8 +94,17 @@ def train_from_facesets(
     write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
     write_bytes_atomic(out / COVERAGE_CHECK_NAME, (json.dumps(checked, indent=2) + "\n").encode())
     try:
-        return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, config,
-                                workspace=workspace, progress=progress, coverage_check=checked)
+        return train_swap_model(
+            authz,
+            release_authz,
+            faceset_samples(source),
+            faceset_samples(target),
+            out,
+            config,
+            workspace=workspace,
+            progress=progress,
+            coverage_check=checked,
+        )
     except BaseException:
         discard_unstarted_run(out, created=created, files=(FACESETS_NAME, COVERAGE_CHECK_NAME))
         raise
@@ -131,8 +142,17 @@ def resume_training(
     override = None
     if iterations is not None or minutes is not None or threads is not None:
         override = TrainConfig(iterations=iterations, minutes=minutes, threads=threads)
-    return train_swap_model(authz, release_authz, faceset_samples(source), faceset_samples(target), out, override,
-                            workspace=workspace, resume=True, progress=progress)
+    return train_swap_model(
+        authz,
+        release_authz,
+        faceset_samples(source),
+        faceset_samples(target),
+        out,
+        override,
+        workspace=workspace,
+        resume=True,
+        progress=progress,
+    )
 
 
 def _performer_faceset(model_dir: Path, target_sha256: str) -> Any:

@@ -216,15 +216,15 @@ class ArtistGallery:
         by_subject: dict[str, list[int]] = {}
         for position, row in enumerate(self._rows):
             by_subject.setdefault(row["subject_id"], []).append(position)
-        return {subject: subject_threshold(vectors[positions], cap=self.threshold)
-                for subject, positions in by_subject.items()}
+        return {
+            subject: subject_threshold(vectors[positions], cap=self.threshold)
+            for subject, positions in by_subject.items()
+        }
 
     # ------------------------------------------------------------------ build / persist
 
     @classmethod
-    def sync(
-        cls, folder: Path, references: Iterable[SubjectReferences], *, threshold: float
-    ) -> ArtistGallery:
+    def sync(cls, folder: Path, references: Iterable[SubjectReferences], *, threshold: float) -> ArtistGallery:
         """Bring the index in ``folder`` up to date with ``references`` and return it.
 
         New reference rows are appended to the persisted index; if any indexed row is gone
@@ -239,8 +239,13 @@ class ArtistGallery:
             vectors = _check_embeddings(subject.embeddings, what=f"references of {subject.slug}")
             for vector in vectors:
                 key = row_key(subject.subject_id, vector)
-                meta = {"key": key, "subject_id": subject.subject_id, "slug": subject.slug, "name": subject.name,
-                        "kind": subject.kind}
+                meta = {
+                    "key": key,
+                    "subject_id": subject.subject_id,
+                    "slug": subject.slug,
+                    "name": subject.name,
+                    "kind": subject.kind,
+                }
                 wanted.append((key, meta, vector))
         # Duplicated photos give identical rows; one copy is enough for nearest-neighbour search.
         unique: dict[str, tuple[dict[str, str], np.ndarray]] = {}
@@ -253,8 +258,15 @@ class ArtistGallery:
             index, rows, rebuilt = faiss.IndexFlatL2(EMBEDDING_DIM), [], True
         indexed = {row["key"] for row in rows}
         # Names (and kinds) can change without the embeddings changing; keep the labels current.
-        relabelled = [dict(row, slug=unique[row["key"]][0]["slug"], name=unique[row["key"]][0]["name"],
-                           kind=unique[row["key"]][0]["kind"]) for row in rows]
+        relabelled = [
+            dict(
+                row,
+                slug=unique[row["key"]][0]["slug"],
+                name=unique[row["key"]][0]["name"],
+                kind=unique[row["key"]][0]["kind"],
+            )
+            for row in rows
+        ]
         labels_changed = relabelled != rows
         rows = relabelled
         new = [(meta, vector) for key, (meta, vector) in unique.items() if key not in indexed]
@@ -370,7 +382,7 @@ class ArtistGallery:
                 if distance < best.get(subject, np.inf):
                     best[subject] = distance
             per_view.append(best)
-        per_mean = per_view[sum(len(track) for track in views):]
+        per_mean = per_view[sum(len(track) for track in views) :]
         meta = {row["subject_id"]: row for row in self._rows}
         results, start = [], 0
         for number, track in enumerate(views):
@@ -391,9 +403,13 @@ class ArtistGallery:
                     scored.append((distance, limit, meta[subject]))
             candidates = tuple(
                 ArtistMatch(
-                    subject_id=row["subject_id"], slug=row["slug"], name=row["name"], distance=distance,
+                    subject_id=row["subject_id"],
+                    slug=row["slug"],
+                    name=row["name"],
+                    distance=distance,
                     similarity=distance_to_similarity(distance, threshold=limit),
-                    threshold=limit, kind=row.get("kind", "artist"),
+                    threshold=limit,
+                    kind=row.get("kind", "artist"),
                 )
                 for distance, limit, row in sorted(scored, key=lambda item: item[0])
             )
@@ -420,14 +436,20 @@ def _search(index: Any, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         faiss.omp_set_num_threads(previous)
 
 
-def references_from_registry(rows: Sequence[tuple[Any, str, str, np.ndarray]],
-                             kinds: dict[str, str] | None = None) -> list[SubjectReferences]:
+def references_from_registry(
+    rows: Sequence[tuple[Any, str, str, np.ndarray]], kinds: dict[str, str] | None = None
+) -> list[SubjectReferences]:
     """Adapt ``Registry.all_reference_embeddings()`` rows ``(subject_id, slug, name, (K,128))``;
     ``kinds`` maps subject ids to their kind (default ``artist``)."""
     kinds = kinds or {}
     return [
-        SubjectReferences(subject_id=str(subject_id), slug=slug, name=name, embeddings=embeddings,
-                          kind=kinds.get(str(subject_id), "artist"))
+        SubjectReferences(
+            subject_id=str(subject_id),
+            slug=slug,
+            name=name,
+            embeddings=embeddings,
+            kind=kinds.get(str(subject_id), "artist"),
+        )
         for subject_id, slug, name, embeddings in rows
         if embeddings is not None and len(embeddings) > 0
     ]

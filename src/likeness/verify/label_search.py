@@ -76,7 +76,8 @@ class LabelSearch:
         for searched in self._searched:
             found = searched.future.result()
             evidence = LabelEvidence(
-                present=found.present, score=round(float(found.score), 4),
+                present=found.present,
+                score=round(float(found.score), 4),
                 where=tuple(found.where) if found.present and found.where is not None else None,
                 frame_timestamp_s=searched.timestamp_s if found.present else None,
                 mirrored=bool(found.mirrored) if found.present else False,

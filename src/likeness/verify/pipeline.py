@@ -110,8 +110,14 @@ def sniff(head: bytes) -> FileKind:
     return FileKind(None, None)
 
 
-def video_sampling(*, fps: float, frame_count: int | None, duration_s: float,
-                   sample_fps: float = VIDEO_SAMPLE_FPS, max_frames: int = MAX_VIDEO_FRAMES) -> int:
+def video_sampling(
+    *,
+    fps: float,
+    frame_count: int | None,
+    duration_s: float,
+    sample_fps: float = VIDEO_SAMPLE_FPS,
+    max_frames: int = MAX_VIDEO_FRAMES,
+) -> int:
     """Frame step so that about ``sample_fps`` frames per second, and at most ``max_frames``
     frames over the whole clip, are analysed, for ``iter_video_frames(step=...)``.
 
@@ -213,8 +219,9 @@ class FaceView:
     landmarks: np.ndarray
 
 
-def face_view(rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MARGIN,
-              max_face_side: int = VIEW_FACE_SIDE) -> FaceView:
+def face_view(
+    rgb: np.ndarray, landmarks: np.ndarray, *, margin: float = VIEW_MARGIN, max_face_side: int = VIEW_FACE_SIDE
+) -> FaceView:
     """Cut the face with ``landmarks (478, 2)`` out of the frame ``rgb (H, W, 3)`` with ``margin``
     (fraction of the face size) on every side, downscaled (area) so the face spans at most
     ``max_face_side`` pixels; landmarks are mapped into the cut. Memory per view stays a few
@@ -268,8 +275,9 @@ class _FramesAhead:
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(frames,), daemon=True,
-                                        name="likeness-verify-decode")
+        self._thread = threading.Thread(
+            target=self._produce, args=(frames,), daemon=True, name="likeness-verify-decode"
+        )
         self._thread.start()
 
     def _put(self, item: Any) -> bool:
@@ -358,8 +366,9 @@ class Verifier:
                 # Sampled frames are far apart in time: detect afresh on each (image mode), but
                 # without tiling, which is for small faces in big group stills.
                 # crop_retry: a close-up clip (or an animated face crop) fills the frame.
-                self._video_detector = FaceDetector(max_faces=8, min_confidence=0.5, mode="image",
-                                                    max_side=1280, tile_side=4096, crop_retry=True)
+                self._video_detector = FaceDetector(
+                    max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True
+                )
             return self._video_detector
         if self._image_detector is None:
             # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is
@@ -367,9 +376,15 @@ class Verifier:
             # small_faces: finer tiles when the faces found are small or none were found (group
             # photos); crop_retry: a padded second look at a close face crop. Both cost only
             # where they find what the first pass missed (benchmarks/face_recall.py).
-            self._image_detector = FaceDetector(max_faces=MAX_FACES_PER_IMAGE, min_confidence=0.5,
-                                                mode="image", max_side=1280, tile_side=1280,
-                                                crop_retry=True, small_faces=True)
+            self._image_detector = FaceDetector(
+                max_faces=MAX_FACES_PER_IMAGE,
+                min_confidence=0.5,
+                mode="image",
+                max_side=1280,
+                tile_side=1280,
+                crop_retry=True,
+                small_faces=True,
+            )
         return self._image_detector
 
     def _embedder_model(self) -> Any:
@@ -424,26 +439,37 @@ class Verifier:
                 raise MediaError(path, "not a regular file")
             size = path.stat().st_size
             if size == 0:
-                return VerificationResult.failed(display, sha256=None, size_bytes=0, stage="read",
-                                                 reason="empty file (0 bytes)"), None
+                return VerificationResult.failed(
+                    display, sha256=None, size_bytes=0, stage="read", reason="empty file (0 bytes)"
+                ), None
             sha256 = sha256_file(path)
             with open(path, "rb") as stream:
                 kind = sniff(stream.read(32))
         except MediaError as exc:
-            return VerificationResult.failed(display, sha256=None, size_bytes=None, stage="read",
-                                             reason=exc.reason), None
+            return VerificationResult.failed(
+                display, sha256=None, size_bytes=None, stage="read", reason=exc.reason
+            ), None
         except OSError as exc:
-            return VerificationResult.failed(display, sha256=None, size_bytes=None, stage="read",
-                                             reason=exc.strerror or type(exc).__name__), None
+            return VerificationResult.failed(
+                display, sha256=None, size_bytes=None, stage="read", reason=exc.strerror or type(exc).__name__
+            ), None
 
         if kind.media_type is None:
             return VerificationResult.failed(
-                display, sha256=sha256, size_bytes=size, stage="read",
+                display,
+                sha256=sha256,
+                size_bytes=size,
+                stage="read",
                 reason="not an image or video this product reads (unrecognised file signature)",
             ), None
         errors: list[StageError] = []
-        suffix_kind = ("image" if path.suffix.lower() in IMAGE_SUFFIXES
-                       else "video" if path.suffix.lower() in VIDEO_SUFFIXES else None)
+        suffix_kind = (
+            "image"
+            if path.suffix.lower() in IMAGE_SUFFIXES
+            else "video"
+            if path.suffix.lower() in VIDEO_SUFFIXES
+            else None
+        )
         if suffix_kind is not None and suffix_kind != kind.media_type:
             errors.append(StageError("read", f"extension {path.suffix!r} but the content is {kind.container}"))
 
@@ -455,8 +481,15 @@ class Verifier:
         else:
             analysed = self._analyse_video(path, errors, evidence=evidence)
         if isinstance(analysed, str):
-            result = VerificationResult.failed(display, sha256=sha256, size_bytes=size, stage="read",
-                                               reason=analysed, media_type=kind.media_type, c2pa=c2pa)
+            result = VerificationResult.failed(
+                display,
+                sha256=sha256,
+                size_bytes=size,
+                stage="read",
+                reason=analysed,
+                media_type=kind.media_type,
+                c2pa=c2pa,
+            )
             return _with_duration(result, started), None
         watermark, tracks, frame_times, media = analysed
         try:
@@ -468,14 +501,25 @@ class Verifier:
         damage = next((e.reason for e in errors[before_analysis:] if e.stage == "read"), None)
         verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces, damage=damage, visible_label=visible_label)
         result = VerificationResult(
-            path=display, sha256=sha256, size_bytes=size, media_type=kind.media_type,
-            verdict=verdict, c2pa=c2pa, watermark=watermark, faces=faces, errors=tuple(errors),
+            path=display,
+            sha256=sha256,
+            size_bytes=size,
+            media_type=kind.media_type,
+            verdict=verdict,
+            c2pa=c2pa,
+            watermark=watermark,
+            faces=faces,
+            errors=tuple(errors),
             visible_label=visible_label,
         )
         if media is not None:
-            media = EvidenceMedia(thumbnail=media.thumbnail, frames=media.frames,
-                                  face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
-                                  references=self._reference_faces(faces), label_crop=label_crop)
+            media = EvidenceMedia(
+                thumbnail=media.thumbnail,
+                frames=media.frames,
+                face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
+                references=self._reference_faces(faces),
+                label_crop=label_crop,
+            )
         return _with_duration(result, started), media
 
     def _reference_faces(self, faces: FacesEvidence | None) -> dict[str, np.ndarray]:
@@ -510,8 +554,14 @@ class Verifier:
         if reading.present and "manifest.unreadable" in reading.codes and not holds_manifest_store(path):
             # The reader could not parse the container at all and no manifest store is anywhere
             # in the bytes: nothing was signed, so a broken file is damaged, never "tampered".
-            errors.append(StageError("c2pa", "no C2PA manifest in the file (its container could not be parsed: "
-                                             + "; ".join(reading.reasons) + ")"))
+            errors.append(
+                StageError(
+                    "c2pa",
+                    "no C2PA manifest in the file (its container could not be parsed: "
+                    + "; ".join(reading.reasons)
+                    + ")",
+                )
+            )
             return C2paEvidence.absent()
         if not reading.present:
             if reading.reasons:
@@ -520,16 +570,24 @@ class Verifier:
         consent = None
         assertion = reading.consent_assertion
         if assertion and isinstance(assertion.get("grant_id"), str):
-            consent = self._grant(assertion["grant_id"], subject_slug=assertion.get("subject_slug"),
-                                  subject_id=assertion.get("subject_id"), use=assertion.get("use"),
-                                  org_slug=assertion.get("org_slug"))
+            consent = self._grant(
+                assertion["grant_id"],
+                subject_slug=assertion.get("subject_slug"),
+                subject_id=assertion.get("subject_id"),
+                use=assertion.get("use"),
+                org_slug=assertion.get("org_slug"),
+            )
         actions = tuple(str(a.get("action")) for a in reading.actions if a.get("action"))
         return C2paEvidence(
-            present=True, state=reading.state, reasons=tuple(reading.reasons),
-            signer=signer_name(reading.signer), actions=actions,
+            present=True,
+            state=reading.state,
+            reasons=tuple(reading.reasons),
+            signer=signer_name(reading.signer),
+            actions=actions,
             digital_source_type=reading.digital_source_type,
             declares_ai=declares_ai_generation(reading.digital_source_type),
-            consent_assertion=assertion, consent=consent,
+            consent_assertion=assertion,
+            consent=consent,
         )
 
     def _grant(self, grant_id: str, **known: Any) -> GrantEvidence:
@@ -545,14 +603,20 @@ class Verifier:
             except LikenessError:
                 pass  # an altered grant may not load; its state already says so
         return GrantEvidence(
-            grant_id=grant_id, state=state, subject_id=known.get("subject_id"), subject_slug=subject_slug,
-            org_id=known.get("org_id"), org_slug=org_slug, use=known.get("use"),
+            grant_id=grant_id,
+            state=state,
+            subject_id=known.get("subject_id"),
+            subject_slug=subject_slug,
+            org_id=known.get("org_id"),
+            org_slug=org_slug,
+            use=known.get("use"),
         )
 
     def _watermark_evidence(self, reading: Any, frame_times: tuple[float, ...]) -> WatermarkEvidence:
         if reading.payload is None:
-            return WatermarkEvidence.no_mark(reading.algorithm, bit_confidence=float(reading.bit_confidence),
-                                             frame_timestamps_s=frame_times)
+            return WatermarkEvidence.no_mark(
+                reading.algorithm, bit_confidence=float(reading.bit_confidence), frame_timestamps_s=frame_times
+            )
         payload_hex = bytes(reading.payload).hex()
         events = self.workspace.ledger.find_watermark(payload_hex, "render.completed")
         render = grant = None
@@ -560,22 +624,32 @@ class Verifier:
             event = events[-1]
             p = event.payload
             render = RenderRecord(
-                job_id=str(p.get("job_id")), grant_id=p.get("grant_id"), subject_id=p.get("subject_id"),
-                org_id=p.get("org_id"), use=p.get("use"), output_sha256=p.get("output_sha256"),
-                output_name=p.get("output_name"), ledger_seq=event.seq, ledger_event_id=event.event_id,
+                job_id=str(p.get("job_id")),
+                grant_id=p.get("grant_id"),
+                subject_id=p.get("subject_id"),
+                org_id=p.get("org_id"),
+                use=p.get("use"),
+                output_sha256=p.get("output_sha256"),
+                output_name=p.get("output_name"),
+                ledger_seq=event.seq,
+                ledger_event_id=event.event_id,
                 recorded_at=event.created_at,
             )
             if render.grant_id:
-                grant = self._grant(render.grant_id, subject_id=render.subject_id, org_id=render.org_id,
-                                    use=render.use)
+                grant = self._grant(render.grant_id, subject_id=render.subject_id, org_id=render.org_id, use=render.use)
         return WatermarkEvidence(
-            algorithm=reading.algorithm, found=True, payload=payload_hex,
-            bit_confidence=float(reading.bit_confidence), frame_timestamps_s=frame_times,
-            render=render, grant=grant,
+            algorithm=reading.algorithm,
+            found=True,
+            payload=payload_hex,
+            bit_confidence=float(reading.bit_confidence),
+            frame_timestamps_s=frame_times,
+            render=render,
+            grant=grant,
         )
 
-    def _analyse_image(self, path: Path, size: int, errors: list[StageError], *, evidence: bool,
-                       container: str | None = None):
+    def _analyse_image(
+        self, path: Path, size: int, errors: list[StageError], *, evidence: bool, container: str | None = None
+    ):
         from likeness.media import read_image
         from likeness.media.animation import animation_timeline
         from likeness.provenance.watermark import extract_watermark
@@ -625,8 +699,9 @@ class Verifier:
             if timeline is not None:
                 # An animated image (``AnimationTimeline``): frames decoded in order up to the
                 # last sample, within a decoding budget.
-                sampled = sample_animation_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS,
-                                                  max_frames=MAX_VIDEO_FRAMES, timeline=timeline)
+                sampled = sample_animation_frames(
+                    path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES, timeline=timeline
+                )
             else:
                 # Sparse: seeks to the keyframe before each target time and skips frames nothing
                 # refers to, instead of decoding the whole clip to keep one frame per second.
@@ -661,8 +736,9 @@ class Verifier:
                 if not first_rgb:
                     first_rgb.append(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE))
                 if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
-                    pictures.append(EvidencePicture(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE // 2),
-                                                    f"{frame.pts_s:.2f} s"))
+                    pictures.append(
+                        EvidencePicture(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE // 2), f"{frame.pts_s:.2f} s")
+                    )
                 if not face_failure:
                     try:
                         found = self._detector("video").detect(frame.rgb)
@@ -724,8 +800,9 @@ class Verifier:
         return iter(list(zip(faces, embeddings)))
 
     @staticmethod
-    def _observe(track: _Track, face: Any, rgb: np.ndarray, t: float, *, evidence: bool,
-                 embedding: np.ndarray | None = None) -> float:
+    def _observe(
+        track: _Track, face: Any, rgb: np.ndarray, t: float, *, evidence: bool, embedding: np.ndarray | None = None
+    ) -> float:
         """Add one sighting of the track's face; returns its quality (score x box area)."""
         if embedding is not None:
             track.embeddings.append(np.asarray(embedding, dtype=np.float32))
@@ -745,8 +822,9 @@ class Verifier:
         track.best_score = max(track.best_score, float(face.score))
         return quality
 
-    def _faces_evidence(self, tracks: list[_Track] | None, frame_times: tuple[float, ...],
-                        errors: list[StageError]) -> FacesEvidence | None:
+    def _faces_evidence(
+        self, tracks: list[_Track] | None, frame_times: tuple[float, ...], errors: list[StageError]
+    ) -> FacesEvidence | None:
         if tracks is None:
             return None
         no_match = GalleryQuery(candidates=(), threshold=self.gallery.threshold)
@@ -765,16 +843,25 @@ class Verifier:
                 return None
         faces = tuple(
             FaceEvidence(
-                face_id=t.face_id, bbox=t.best_bbox, detection_score=t.best_score, frames=len(t.timestamps),
-                timestamps_s=tuple(t.timestamps), best_timestamp_s=t.best_timestamp,
-                match=q.match, nearest=q.nearest, performer=q.performer,
+                face_id=t.face_id,
+                bbox=t.best_bbox,
+                detection_score=t.best_score,
+                frames=len(t.timestamps),
+                timestamps_s=tuple(t.timestamps),
+                best_timestamp_s=t.best_timestamp,
+                match=q.match,
+                nearest=q.nearest,
+                performer=q.performer,
             )
             for t, q in zip(tracks, queries)
         )
         return FacesEvidence(
-            frames_analysed=len(frame_times), frame_timestamps_s=frame_times,
-            gallery_subjects=self.gallery.subject_count, gallery_references=self.gallery.size,
-            threshold=self.gallery.threshold, faces=faces,
+            frames_analysed=len(frame_times),
+            frame_timestamps_s=frame_times,
+            gallery_subjects=self.gallery.subject_count,
+            gallery_references=self.gallery.size,
+            threshold=self.gallery.threshold,
+            faces=faces,
         )
 
 

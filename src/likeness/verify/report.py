@@ -157,9 +157,7 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
                 "reference_uri": None if reference is None else data_uri(reference, max_side=FACE_CROP_SIDE),
             }
         )
-    frames = [
-        {"uri": data_uri(p.rgb, max_side=THUMBNAIL_SIDE // 2), "caption": p.caption} for p in media.frames
-    ]
+    frames = [{"uri": data_uri(p.rgb, max_side=THUMBNAIL_SIDE // 2), "caption": p.caption} for p in media.frames]
     template = _environment().get_template("evidence.html.j2")
     return template.render(
         r=record,
@@ -243,9 +241,7 @@ def write_index(results: Sequence[VerificationResult], out_dir: Path) -> Path:
     path = out_dir / "results.json"
     body = {
         "generated_at": utc_now(),
-        "results": [
-            {**r.to_dict(), "evidence_stem": evidence_stem(r)} for r in results
-        ],
+        "results": [{**r.to_dict(), "evidence_stem": evidence_stem(r)} for r in results],
     }
     _write_atomic(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path

@@ -137,11 +137,15 @@ class WatermarkEvidence:
 
     @classmethod
     def no_mark(
-        cls, algorithm: str | None, *, bit_confidence: float | None = None,
+        cls,
+        algorithm: str | None,
+        *,
+        bit_confidence: float | None = None,
         frame_timestamps_s: tuple[float, ...] = (),
     ) -> WatermarkEvidence:
-        return cls(algorithm=algorithm, found=False, bit_confidence=bit_confidence,
-                   frame_timestamps_s=frame_timestamps_s)
+        return cls(
+            algorithm=algorithm, found=False, bit_confidence=bit_confidence, frame_timestamps_s=frame_timestamps_s
+        )
 
     @property
     def traced(self) -> bool:
@@ -278,15 +282,28 @@ class VerificationResult:
 
     @classmethod
     def failed(
-        cls, path: str, *, sha256: str | None, size_bytes: int | None, stage: str, reason: str,
-        media_type: str | None = None, c2pa: C2paEvidence | None = None,
+        cls,
+        path: str,
+        *,
+        sha256: str | None,
+        size_bytes: int | None,
+        stage: str,
+        reason: str,
+        media_type: str | None = None,
+        c2pa: C2paEvidence | None = None,
     ) -> VerificationResult:
         """A per-file error verdict: the file could not be read, the scan goes on."""
         from likeness.verify.verdict import error_verdict
 
         return cls(
-            path=path, sha256=sha256, size_bytes=size_bytes, media_type=media_type,
-            verdict=error_verdict(f"{stage}: {reason}"), c2pa=c2pa, watermark=None, faces=None,
+            path=path,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            media_type=media_type,
+            verdict=error_verdict(f"{stage}: {reason}"),
+            c2pa=c2pa,
+            watermark=None,
+            faces=None,
             errors=(StageError(stage=stage, reason=reason),),
         )
 
@@ -328,7 +345,9 @@ class VerificationResult:
             size_bytes=obj.get("size_bytes"),
             media_type=obj.get("media_type"),
             verdict=Verdict(
-                code=obj["verdict"], rule=obj["verdict_rule"], summary=obj["verdict_summary"],
+                code=obj["verdict"],
+                rule=obj["verdict_rule"],
+                summary=obj["verdict_summary"],
                 evidence=tuple(obj.get("verdict_evidence", ())),
             ),
             c2pa=_c2pa_from(obj.get("c2pa")),
@@ -385,11 +404,15 @@ def _c2pa_from(obj: dict[str, Any] | None) -> C2paEvidence | None:
     if obj is None:
         return None
     return C2paEvidence(
-        present=obj["present"], state=obj.get("state"), reasons=tuple(obj.get("reasons", ())),
-        signer=obj.get("signer"), actions=tuple(obj.get("actions", ())),
+        present=obj["present"],
+        state=obj.get("state"),
+        reasons=tuple(obj.get("reasons", ())),
+        signer=obj.get("signer"),
+        actions=tuple(obj.get("actions", ())),
         digital_source_type=obj.get("digital_source_type"),
         declares_ai=bool(obj.get("declares_ai", False)),
-        consent_assertion=obj.get("consent_assertion"), consent=_grant_from(obj.get("consent")),
+        consent_assertion=obj.get("consent_assertion"),
+        consent=_grant_from(obj.get("consent")),
     )
 
 
@@ -412,7 +435,9 @@ def _watermark_from(obj: dict[str, Any] | None) -> WatermarkEvidence | None:
         return None
     render = obj.get("ledger_entry")
     return WatermarkEvidence(
-        algorithm=obj.get("algorithm"), found=obj["found"], payload=obj.get("payload"),
+        algorithm=obj.get("algorithm"),
+        found=obj["found"],
+        payload=obj.get("payload"),
         bit_confidence=obj.get("bit_confidence"),
         frame_timestamps_s=tuple(obj.get("frame_timestamps_s", ())),
         render=None if render is None else RenderRecord(**render),
@@ -438,9 +463,11 @@ def _label_from(obj: dict[str, Any] | None) -> LabelEvidence | None:
         return None
     where = obj.get("where")
     return LabelEvidence(
-        present=bool(obj["present"]), score=float(obj.get("score", 0.0)),
+        present=bool(obj["present"]),
+        score=float(obj.get("score", 0.0)),
         where=None if where is None else tuple(int(v) for v in where),  # type: ignore[arg-type]
-        frame_timestamp_s=obj.get("frame_timestamp_s"), mirrored=bool(obj.get("mirrored", False)),
+        frame_timestamp_s=obj.get("frame_timestamp_s"),
+        mirrored=bool(obj.get("mirrored", False)),
         frames_searched=int(obj.get("frames_searched", 1)),
     )
 
@@ -501,10 +528,15 @@ def _faces_from(obj: dict[str, Any] | None) -> FacesEvidence | None:
         threshold=obj["threshold"],
         faces=tuple(
             FaceEvidence(
-                face_id=f["face_id"], bbox=tuple(f["bbox"]), detection_score=f["detection_score"],
-                frames=f["frames"], timestamps_s=tuple(f["timestamps_s"]),
-                best_timestamp_s=f["best_timestamp_s"], match=_match_from(f.get("match")),
-                nearest=_match_from(f.get("nearest")), performer=_match_from(f.get("performer")),
+                face_id=f["face_id"],
+                bbox=tuple(f["bbox"]),
+                detection_score=f["detection_score"],
+                frames=f["frames"],
+                timestamps_s=tuple(f["timestamps_s"]),
+                best_timestamp_s=f["best_timestamp_s"],
+                match=_match_from(f.get("match")),
+                nearest=_match_from(f.get("nearest")),
+                performer=_match_from(f.get("performer")),
             )
             for f in obj.get("faces", ())
         ),

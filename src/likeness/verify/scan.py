@@ -73,9 +73,7 @@ class ResumeState:
         self.folder = state_folder(workspace.home)
         self.context = {"gallery": gallery_fingerprint, "anchors": anchors_fingerprint, "schema": SCHEMA_VERSION}
         # One ledger read for the whole scan, not one per file.
-        self.verified = {
-            e.payload.get("sha256") for e in workspace.ledger.events("verification.completed")
-        }
+        self.verified = {e.payload.get("sha256") for e in workspace.ledger.events("verification.completed")}
 
     def lookup(self, sha256: str) -> VerificationResult | None:
         if sha256 not in self.verified:
@@ -183,8 +181,9 @@ def verify_many(
     workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
     gallery = open_gallery(workspace)  # sync once here; workers only read it
     probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
-    state = ResumeState(workspace, gallery_fingerprint=gallery.fingerprint,
-                        anchors_fingerprint=probe.anchors_fingerprint)
+    state = ResumeState(
+        workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
+    )
     report = Path(report_dir) if report_dir is not None else None
 
     results: list[VerificationResult | None] = [None] * len(files)
@@ -245,12 +244,24 @@ def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
         written = json.loads(pack.json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(written, dict) and written.get("sha256") == result.sha256 and pack.html.is_file() and pack.zip.is_file()
+    return (
+        isinstance(written, dict)
+        and written.get("sha256") == result.sha256
+        and pack.html.is_file()
+        and pack.zip.is_file()
+    )
 
 
-def _run_pool(files: list[Path], pending: list[int], workers: int, workspace: Any,
-              extra_anchors: Sequence[str], threshold: float, report: Path | None,
-              finish: Callable[..., None]) -> None:
+def _run_pool(
+    files: list[Path],
+    pending: list[int],
+    workers: int,
+    workspace: Any,
+    extra_anchors: Sequence[str],
+    threshold: float,
+    report: Path | None,
+    finish: Callable[..., None],
+) -> None:
     context = multiprocessing.get_context("spawn")  # fork + MediaPipe/OpenMP threads can deadlock
     initargs = (workspace.settings, tuple(extra_anchors), threshold, str(report) if report else None)
     queue = list(pending)
@@ -295,7 +306,10 @@ def _isolated(path: Path, new_pool: Callable[[int], ProcessPoolExecutor]) -> Ver
         return pool.submit(_verify_in_worker, str(path)).result()
     except BrokenProcessPool:
         return VerificationResult.failed(
-            str(path), sha256=_safe_sha256(path), size_bytes=_safe_size(path), stage="read",
+            str(path),
+            sha256=_safe_sha256(path),
+            size_bytes=_safe_size(path),
+            stage="read",
             reason="the decoder crashed on this file (hostile or badly malformed media)",
         )
     finally:

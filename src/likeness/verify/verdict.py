@@ -151,8 +151,9 @@ def decide(
         why = "; ".join(c2pa.reasons) or "no reason given by the validator"
         sentences = [f"C2PA manifest is Invalid: {why}"]
         if damage:
-            sentences.append(f"the file is also damaged ({damage}); a cut or corrupted copy fails the "
-                             "binding just as an edit does")
+            sentences.append(
+                f"the file is also damaged ({damage}); a cut or corrupted copy fails the binding just as an edit does"
+            )
         return _verdict(TAMPERED, "R1", [*sentences, *context])
 
     # R2/R3: our own provenance decides by the state of every grant it names, today. When the
@@ -163,8 +164,11 @@ def decide(
         grant_ids = {g.grant_id for _, g, _ in ours if g is not None}
         if len(grant_ids) > 1:
             sentences.append("watermark and manifest name different grants: " + ", ".join(sorted(grant_ids)))
-        if c2pa is not None and c2pa.present and c2pa.state in ("Valid", "Trusted") and not any(
-            source == "manifest" for source, _, _ in ours
+        if (
+            c2pa is not None
+            and c2pa.present
+            and c2pa.state in ("Valid", "Trusted")
+            and not any(source == "manifest" for source, _, _ in ours)
         ):
             sentences.append(
                 f"the file also carries a {c2pa.state} manifest from {c2pa.signer or 'an unknown signer'} "
@@ -209,8 +213,11 @@ def decide(
     return _verdict(
         NO_ENROLLED_ARTIST,
         "R7",
-        [f"{faces.detected} face(s), none within {faces.threshold:.3f} of the "
-         f"{faces.gallery_subjects} enrolled subject(s)", *context],
+        [
+            f"{faces.detected} face(s), none within {faces.threshold:.3f} of the "
+            f"{faces.gallery_subjects} enrolled subject(s)",
+            *context,
+        ],
     )
 
 
@@ -225,7 +232,8 @@ def _performer_sentences(faces: FacesEvidence) -> list[str]:
         f"face {face.face_id} is the enrolled performer {face.performer.slug} (known performer, not an "
         f"artist; similarity {face.performer.similarity:.2f}, distance {face.performer.distance:.3f} "
         f"<= {_limit(face.performer, faces):.3f})"
-        for face in faces.faces if face.performer is not None
+        for face in faces.faces
+        if face.performer is not None
     ]
 
 
@@ -236,8 +244,9 @@ LABEL_WITHOUT_PROVENANCE = (
 )
 
 
-def label_sentences(visible_label: LabelEvidence | None, c2pa: C2paEvidence | None,
-                    watermark: WatermarkEvidence | None) -> list[str]:
+def label_sentences(
+    visible_label: LabelEvidence | None, c2pa: C2paEvidence | None, watermark: WatermarkEvidence | None
+) -> list[str]:
     """What the visible label adds to the evidence: a claim, never proof.
 
     >>> from likeness.verify.result import LabelEvidence

@@ -38,8 +38,11 @@ def upgrade() -> None:
 
 def _backfill(index: sa.Table) -> None:
     ledger = sa.table(
-        "ledger", sa.column("seq", sa.Integer), sa.column("event_id", sa.String),
-        sa.column("event_type", sa.String), sa.column("payload", sa.Text),
+        "ledger",
+        sa.column("seq", sa.Integer),
+        sa.column("event_id", sa.String),
+        sa.column("event_type", sa.String),
+        sa.column("payload", sa.Text),
     )
     bind = op.get_bind()
     query = (
