@@ -35,9 +35,37 @@ def root(
 
 def _register_all() -> None:
     # Each area owns one module with a ``register(app)`` function.
-    from likeness.cli import assets, cases, consent, db, demo, faceset, provenance, render, scan, service, train, verify
+    from likeness.cli import (
+        assets,
+        cases,
+        consent,
+        db,
+        demo,
+        detector,
+        faceset,
+        provenance,
+        render,
+        scan,
+        service,
+        train,
+        verify,
+    )
 
-    for module in (consent, faceset, train, render, provenance, verify, scan, cases, db, demo, service, assets):
+    for module in (
+        consent,
+        faceset,
+        train,
+        render,
+        provenance,
+        verify,
+        scan,
+        cases,
+        db,
+        demo,
+        service,
+        assets,
+        detector,
+    ):
         module.register(app)
 
 

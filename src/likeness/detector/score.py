@@ -1,0 +1,96 @@
+"""Score aligned faces with a trained detector through ONNX Runtime, and aggregate over a track.
+
+A detector folder holds ``detector.onnx`` and ``detector.card.json`` (``likeness.detector.train``).
+The card's sha256 must match the ONNX bytes, or the model is refused.
+
+Example::
+
+    >>> model = load_detector(Path("detector-general"))  # doctest: +SKIP
+    >>> logits = model.logits(aligned_crops)              # (N,) float64
+    >>> model.probability(logits), model.flags(logits)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.detector.calibration import sigmoid
+from likeness.detector.train import CARD_FILE, DETECTOR_INPUT, MODEL_FILE, to_tensor_batch
+from likeness.errors import ModelError
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """A loaded detector: its card (id, sha256, calibration) and an ONNX Runtime session."""
+
+    card: dict[str, Any]
+    session: Any
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card["calibration"]["temperature"])
+
+    @property
+    def threshold_logit(self) -> float:
+        """Calibrated-logit threshold at the card's target false-positive rate on authentic faces."""
+        return float(self.card["calibration"]["threshold_logit"])
+
+    def logits(self, crops: np.ndarray | list[np.ndarray], *, batch: int = 32) -> np.ndarray:
+        """Calibrated logits (raw logit / temperature) for uint8 RGB aligned crops ``(N, S, S, 3)``."""
+        crops = list(crops)
+        for crop in crops:
+            if crop.dtype != np.uint8 or crop.shape != (DETECTOR_INPUT, DETECTOR_INPUT, 3):
+                raise ModelError(
+                    f"detector: expected uint8 ({DETECTOR_INPUT}, {DETECTOR_INPUT}, 3) aligned crops, "
+                    f"got {crop.dtype} {crop.shape}"
+                )
+        if not crops:
+            return np.zeros(0, np.float64)
+        out = [
+            self.session.run(None, {"face": to_tensor_batch(crops[k : k + batch])})[0][:, 0]
+            for k in range(0, len(crops), batch)
+        ]
+        return np.concatenate(out).astype(np.float64) / self.temperature
+
+    def probability(self, calibrated_logits: np.ndarray) -> np.ndarray:
+        return sigmoid(calibrated_logits)
+
+    def flags(self, calibrated_logits: np.ndarray) -> np.ndarray:
+        return np.asarray(calibrated_logits) >= self.threshold_logit
+
+
+def track_score(calibrated_logits: np.ndarray) -> float:
+    """One score for a track (or an image's faces): the mean calibrated logit of its faces."""
+    values = np.asarray(calibrated_logits, np.float64)
+    if not len(values):
+        raise ModelError("track_score: no faces")
+    return float(values.mean())
+
+
+def load_detector(folder: Path, *, threads: int = 1) -> DetectorModel:
+    """Load ``folder/detector.onnx`` after checking it against ``folder/detector.card.json``."""
+    import onnxruntime as ort
+
+    onnx_path, card_path = Path(folder) / MODEL_FILE, Path(folder) / CARD_FILE
+    if not onnx_path.is_file() or not card_path.is_file():
+        raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
+    try:
+        card = json.loads(card_path.read_text())
+        expected = card["sha256"]
+        card["calibration"]["temperature"], card["calibration"]["threshold_logit"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{card_path}: not a detector card ({type(exc).__name__}: {exc})") from None
+    payload = onnx_path.read_bytes()
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise ModelError(f"{onnx_path}: sha256 does not match its card")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return DetectorModel(card, ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"]))
