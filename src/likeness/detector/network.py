@@ -7,8 +7,9 @@ pretrained weights exist for it).
 
 Example::
 
-    >>> net = build_detector(pretrained=False, width=0.25)  # doctest: +SKIP
-    >>> net(torch.rand(2, 3, 128, 128)).shape  # doctest: +SKIP
+    >>> import torch
+    >>> net = build_detector(pretrained=False, width=0.25)
+    >>> net(torch.rand(2, 3, 128, 128)).shape
     torch.Size([2, 1])
 """
 

@@ -3,11 +3,12 @@
 A detector folder holds ``detector.onnx`` and ``detector.card.json`` (``likeness.detector.train``).
 The card's sha256 must match the ONNX bytes, or the model is refused.
 
-Example::
+Usage (no detector ships with the product yet, see docs/detector.md, so this needs a folder that
+``likeness detector train`` wrote)::
 
-    >>> model = load_detector(Path("detector-general"))  # doctest: +SKIP
-    >>> logits = model.logits(aligned_crops)              # (N,) float64
-    >>> model.probability(logits), model.flags(logits)    # doctest: +SKIP
+    model = load_detector(Path("detector-general"))
+    logits = model.logits(aligned_crops)          # (N,) float64
+    model.probability(logits), model.flags(logits)
 """
 
 from __future__ import annotations
