@@ -209,3 +209,23 @@ def test_a_video_upload_is_verified_and_a_too_large_one_refused_by_the_video_lim
     verification = done.result["verification"]
     assert verification["media_type"] == "video" and verification["verdict"] == "no-enrolled-artist"
     assert legal.get(f"/jobs/{done.id}/upload").status_code == 404  # videos are not echoed back
+
+
+def test_an_upload_path_edited_in_the_database_cannot_reach_files_outside_the_uploads(service_world, astronaut):
+    """A database editor points a job's upload at an organisation's private key: the console's
+    upload route must refuse it, not serve the key as an image."""
+    import sqlite3
+
+    legal = service_world.token_client(Role.LEGAL)
+    job = legal.post("/api/v1/verifications", files={"file": ("a.png", _png(astronaut), "image/png")}).json()
+    assert legal.get(f"/jobs/{job['id']}/upload").status_code == 200
+    key = next(service_world.workspace.keys_dir.rglob("*.pem"))
+    database = service_world.settings.resolved_home / "likeness.db"
+    for target in (str(key), f"../../keys/{key.relative_to(service_world.workspace.keys_dir)}"):
+        with sqlite3.connect(database) as connection:
+            connection.execute(
+                "UPDATE jobs SET params = json_set(params, '$.upload', ?) WHERE id = ?", (target, job["id"])
+            )
+        response = legal.get(f"/jobs/{job['id']}/upload")
+        assert response.status_code == 404, target
+        assert b"PRIVATE KEY" not in response.content

@@ -276,7 +276,8 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
 def job_upload(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
     """The uploaded still of a verification or a render's target, for the result page (videos
     are not echoed back)."""
-    from likeness.service.job_kinds import uploads_root
+    from likeness.errors import ConfigError
+    from likeness.service.job_kinds import job_upload_path
 
     services = request.app.state.services
     job = services.queue.get(job_id, org_id=principal.user.org_id)
@@ -287,9 +288,10 @@ def job_upload(job_id: str, request: Request, principal: Annotated[Principal, De
         or params.get("container") not in IMAGE_TYPES
     ):
         raise NotFound(f"job {job_id} has no image to show")
-    path = uploads_root(services.workspace) / str(params["upload"])
-    if not path.is_file():
-        raise NotFound(f"job {job_id}: the upload is gone")
+    try:
+        path = job_upload_path(services.workspace, params)
+    except ConfigError:
+        raise NotFound(f"job {job_id}: the upload is gone") from None
     return FileResponse(path, media_type=IMAGE_TYPES[params["container"]])
 
 

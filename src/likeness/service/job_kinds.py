@@ -24,8 +24,9 @@ def uploads_root(workspace: Any) -> Path:
     return Path(workspace.settings.service_dir) / "uploads"
 
 
-def _upload_path(workspace: Any, params: dict[str, Any]) -> Path:
-    """The job's upload, which must lie inside the workspace's uploads folder."""
+def job_upload_path(workspace: Any, params: dict[str, Any]) -> Path:
+    """The job's upload, which must lie inside the workspace's uploads folder (the job's
+    parameters live in the database, which an attacker may edit)."""
     root = uploads_root(workspace).resolve()
     path = (root / str(params.get("upload", ""))).resolve()
     if root not in path.parents or not path.is_file():
@@ -36,7 +37,7 @@ def _upload_path(workspace: Any, params: dict[str, Any]) -> Path:
 def run_verify(context: JobContext) -> dict[str, Any]:
     from likeness.verify.scan import verify_many
 
-    path = _upload_path(context.workspace, context.job.params)
+    path = job_upload_path(context.workspace, context.job.params)
     context.report(0.05, "verifying")
     evidence_dir = context.job_dir / "evidence"
     results = verify_many(context.workspace, [path], workers=1, report_dir=evidence_dir)
@@ -99,7 +100,7 @@ def run_render(context: JobContext) -> dict[str, Any]:
     workspace = context.workspace
     org = workspace.registry.get_org(context.job.org_id)  # the job's organisation, not the request's
     model_dir = model_dir_for(workspace, org.id, str(params.get("model", "")))
-    target = _upload_path(workspace, params)
+    target = job_upload_path(workspace, params)
     suffix = ".mp4" if params.get("media_type") == "video" else _RENDER_SUFFIX.get(str(params.get("container")), ".png")
     out_dir = render_output_folder(workspace, context.job.id)
     out_dir.mkdir(parents=True, exist_ok=True)
