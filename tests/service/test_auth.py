@@ -84,6 +84,27 @@ def test_failed_logins_go_on_the_ledger_and_are_rate_limited(service_world):
     # the limit holds for the address too: another user name from here waits as well
     other = client.post("/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": csrf})
     assert other.status_code == 429
+    # a flood of refused requests is one ledger event per window, not one per request
+    for _ in range(20):
+        assert client.post("/login", data={"username": "legal", "password": "x", "csrf_token": csrf}).status_code == 429
+    failed = _events(service_world, "service.login_failed")
+    assert [f["reason"] for f in failed] == ["wrong_password"] * 5 + ["rate_limited"]
+
+
+def test_the_user_limit_holds_whatever_spaces_surround_the_name(service_world):
+    """The limiter and the lookup see the same name: ' legal\t' from another address is still
+    the locked 'legal'."""
+
+    def attempt(host: str, username: str, password: str) -> int:
+        client = service_world.client(client=(host, 50000))
+        client.get("/login")
+        csrf = client.cookies.get("likeness_login_csrf")
+        return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf}).status_code
+
+    for k in range(5):
+        assert attempt(f"10.0.0.{k + 1}", "legal", "wrong password!") == 401
+    assert attempt("10.0.1.1", " Legal ", "wrong password!") == 429
+    assert attempt("10.0.1.2", "legal\t", PASSWORD) == 429
 
 
 def test_a_failed_login_for_an_unknown_user_is_on_the_ledger(service_world):

@@ -130,14 +130,16 @@ def login(
     if not cookie or not same_secret(cookie, csrf_token):
         raise CsrfFailed("the sign-in form expired; reload it and try again")
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"user:{username.lower()}")
+    name = username.strip().lower()  # one spelling for the limiter and the lookup
+    keys = (f"ip:{client}", f"user:{name}")
     try:
         services.login_limiter.check(*keys, what="sign-in attempts")
-    except RateLimited:
-        services.accounts.record_failed_login(username, "rate_limited", client=client)
+    except RateLimited as refused:
+        if refused.first:  # one ledger event per refused window, not one per request
+            services.accounts.record_failed_login(name, "rate_limited", client=client)
         raise
     try:
-        user = services.accounts.authenticate(username.strip().lower(), password, client=client)
+        user = services.accounts.authenticate(name, password, client=client)
     except LoginFailed:
         services.login_limiter.hit(*keys)
         _ = translator(language(request))

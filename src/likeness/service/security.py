@@ -134,6 +134,9 @@ class RateLimiter:
     def __init__(self, limit: int, window_s: float, *, clock=time.monotonic) -> None:
         self.limit, self.window_s, self._clock = limit, window_s, clock
         self._events: dict[str, deque[float]] = {}
+        # Per key, the oldest counted event when a refusal was last raised: a flood of refused
+        # requests is one refusal per window, not one per request.
+        self._refused: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -150,7 +153,9 @@ class RateLimiter:
                 events = self._recent(key, now)
                 if len(events) >= self.limit:
                     retry = int(events[0] + self.window_s - now) + 1
-                    raise RateLimited(f"too many {what}; try again in {retry} s", retry_after_s=retry)
+                    first = self._refused.get(key) != events[0]
+                    self._refused[key] = events[0]
+                    raise RateLimited(f"too many {what}; try again in {retry} s", retry_after_s=retry, first=first)
 
     def hit(self, *keys: str) -> None:
         now = self._clock()
@@ -160,11 +165,13 @@ class RateLimiter:
             if len(self._events) > 10_000:  # forget idle keys
                 for key in [k for k, v in self._events.items() if not v]:
                     del self._events[key]
+                    self._refused.pop(key, None)
 
     def reset(self, *keys: str) -> None:
         with self._lock:
             for key in keys:
                 self._events.pop(key, None)
+                self._refused.pop(key, None)
 
 
 @dataclass(frozen=True)
