@@ -208,3 +208,11 @@ def test_a_token_outlives_no_role_change(service_world):
 def test_user_names_are_checked(service_world, username):
     with pytest.raises(ValueError):
         service_world.accounts.add_user(username, PASSWORD, Role.VIEWER)
+
+
+def test_a_ledger_position_beyond_any_sequence_number_is_a_problem_not_a_crash(service_world):
+    viewer = service_world.token_client(Role.VIEWER)
+    for path in ("/api/v1/ledger?after=99999999999999999999999", "/ledger?after=99999999999999999999999"):
+        response = viewer.get(path, headers={"accept": "application/json"})
+        assert response.status_code == 422, (path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"

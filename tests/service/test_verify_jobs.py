@@ -125,11 +125,17 @@ def test_bad_forms_are_problems(service_world):
             headers={"content-type": "multipart/form-data; boundary=x"},
         ),
         legal.post("/api/v1/verifications", files={"file": ("empty.png", b"")}),
+        legal.post(
+            "/api/v1/verifications",
+            content=b"--" + b"b" * 5000 + b"\r\n",
+            headers={"content-type": "multipart/form-data; boundary=" + "b" * 5000},
+        ),
     ]
     for response in cases:
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
     assert _uploaded_files(service_world) == []
+    assert not any(uploads_root(service_world.workspace).glob("*/")), "an upload folder was left behind"
 
 
 def test_console_upload_needs_the_csrf_field_before_any_byte_is_written(service_world, astronaut):

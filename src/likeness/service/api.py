@@ -622,7 +622,7 @@ def job_output(
 def ledger_page(
     request: Request,
     principal: Annotated[Principal, Depends(require(READ))],
-    after: int = Query(default=0, ge=0, description="events after this sequence number"),
+    after: int = Query(default=0, ge=0, le=2**62, description="events after this sequence number"),
     limit: int = Query(default=100, ge=1, le=500),
     event_type: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:

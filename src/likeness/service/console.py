@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -384,7 +384,9 @@ async def render_upload(request: Request) -> Response:
 
 @router.get("/ledger", **guard(READ))
 def ledger_page(
-    request: Request, principal: Annotated[Principal, Depends(require(READ))], after: int | None = None
+    request: Request,
+    principal: Annotated[Principal, Depends(require(READ))],
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> Response:
     ledger = request.app.state.services.workspace.ledger
     head_seq, head_hash = ledger.head()

@@ -209,10 +209,12 @@ async def receive_upload(
         raise ServiceError("send the file as multipart/form-data, in the form field 'file'")
     if declared_length is not None and declared_length > limits.largest + 64 * 1024:
         raise UploadTooLarge(f"the request body is larger than {limits.largest} bytes")
+    if len(boundary) > 200:  # RFC 2046 allows 70 characters; the parser refuses far longer ones
+        raise ServiceError("the multipart boundary is too long")
     folder.mkdir(parents=True, exist_ok=False)
     form = _Form(folder, limits, before_file)
-    parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
     try:
+        parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
         async for chunk in body:
             parser.write(chunk)
         parser.finalize()
