@@ -193,15 +193,23 @@ def test_a_deactivated_user_s_sessions_and_tokens_stop_at_once(service_world):
     assert _events(service_world, "service.user_deactivated")[-1]["by"] == "admin"
     assert admin.patch("/api/v1/users/admin", json={"active": False}).status_code == 403
     assert admin.patch("/api/v1/users/legal", json={"active": True}).json()["active"] is True
-    assert legal.get("/api/v1/me").status_code == 200
+    # Deactivation revoked them: reactivating the user does not bring old credentials back.
+    assert legal.get("/api/v1/me").status_code == 401 and browser.get("/api/v1/me").status_code == 401
+    service_world.login(browser, "legal")
+    assert browser.get("/api/v1/me").status_code == 200
 
 
 def test_a_token_outlives_no_role_change(service_world):
     """A legal token stops working when its user is made a viewer: it would hold more than the user."""
     legal = service_world.token_client(Role.LEGAL)
     assert legal.get("/api/v1/me").status_code == 200
+    browser = service_world.client()
+    service_world.login(browser, "legal")
     service_world.accounts.set_role("legal", Role.VIEWER)
     assert legal.get("/api/v1/me").status_code == 401
+    # Giving the role back does not revive them: a role change revokes the user's tokens and sessions.
+    service_world.accounts.set_role("legal", Role.LEGAL)
+    assert legal.get("/api/v1/me").status_code == 401 and browser.get("/api/v1/me").status_code == 401
 
 
 @pytest.mark.parametrize("username", ["../admin", "Admin", "a", "x" * 65, "한글"])

@@ -26,7 +26,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent.tables import Organisation
@@ -206,6 +206,8 @@ class Accounts:
                 raise Forbidden("you cannot change your own role")
             previous = row.role
             row.role, row.updated_at = role.value, utc_stamp(self._clock())
+            if previous != role.value:
+                self._revoke_credentials(session, row.id)
             session.commit()
             user = self._user(row, self._org_slug(session, row.org_id))
         if previous != role.value:
@@ -221,6 +223,15 @@ class Accounts:
             )
         return user
 
+    def _revoke_credentials(self, session: Session, user_id: str) -> None:
+        """Revoke every live session and token of a user whose role or standing changed, so that
+        undoing the change later does not bring old credentials back."""
+        now = utc_stamp(self._clock())
+        for table in (ServiceSession, ApiToken):
+            session.execute(
+                update(table).where(table.user_id == user_id, table.revoked_at.is_(None)).values(revoked_at=now)
+            )
+
     def set_active(self, username: str, active: bool, *, actor: User | None = None) -> User:
         """Deactivate a user (their sessions and tokens stop working at once) or reactivate
         them; on the ledger. Not oneself."""
@@ -232,6 +243,8 @@ class Accounts:
                 raise Forbidden("you cannot deactivate yourself")
             changed = row.active != active
             row.active, row.updated_at = active, utc_stamp(self._clock())
+            if not active:
+                self._revoke_credentials(session, row.id)
             session.commit()
             user = self._user(row, self._org_slug(session, row.org_id))
         if changed:
