@@ -454,10 +454,11 @@ def test_cli_overnight_recipe_runs_for_a_night_unless_told_otherwise(
         "studio",
     ]
     result = CliRunner().invoke(app, command)
-    assert "stops after 480 minutes unless --iters or --minutes is given" in " ".join(result.output.split())
+    assert "stops after 480 minutes (the recipe's; --iters or --minutes to change)" in " ".join(result.output.split())
     assert (configs[-1].iterations, configs[-1].minutes, configs[-1].resolution) == (None, 480.0, 128)
-    CliRunner().invoke(app, [*command, "--iters", "50"])
+    given = CliRunner().invoke(app, [*command, "--iters", "50"])
     assert (configs[-1].iterations, configs[-1].minutes) == (50, None)
+    assert "stops after 50 iterations (as given)" in " ".join(given.output.split())
 
 
 def test_cli_small_performer_faces_get_the_preview_by_default(consent_world, facesets, tmp_path, monkeypatch):

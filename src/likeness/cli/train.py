@@ -215,9 +215,10 @@ def train(
             if not (iters or minutes):
                 stop = recipe_stop(choice.name)
             until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
+            given = iters or minutes
             console.print(
-                f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until} "
-                "unless --iters or --minutes is given"
+                f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until}"
+                + (" (as given)" if given else " (the recipe's; --iters or --minutes to change)")
             )
         chosen = recipe_options(
             choice.name if choice else None,
