@@ -13,7 +13,8 @@ import likeness
 MODULES = sorted(
     info.name
     for info in pkgutil.walk_packages(likeness.__path__, "likeness.")
-    if ".migrations." not in info.name  # alembic revision scripts: imported by alembic only
+    # alembic revision scripts are imported by alembic only; a __main__ module runs when imported
+    if ".migrations." not in info.name and not info.name.endswith(".__main__")
 )
 
 
