@@ -142,36 +142,9 @@ def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: li
     """``benchmarks/render.py``'s world, with a grant that allows output without the visible label:
     the label would sit under the chin, inside the detector's crop, and the threat is unlabelled
     footage anyway (the invisible watermark stays: it cannot be turned off)."""
-    import hashlib
-    from datetime import timedelta
+    import render as render_bench  # benchmarks/render.py
 
-    from likeness.config import Settings
-    from likeness.consent import USES
-    from likeness.consent.canonical import now_utc
-    from likeness.faces.identity import FaceEmbedder
-    from likeness.workspace import Workspace
-
-    ws = Workspace.init(Settings(home=home))
-    registry = ws.registry
-    registry.add_org("studio", "Studio")
-    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-    registry.add_subject("jun", "Jun", kind="performer")
-    until = now_utc() + timedelta(days=1)
-    registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="benchmark", allow_unlabelled=True)
-    registry.issue_release("jun", "studio", valid_until=until, purpose="benchmark")
-    embedder = FaceEmbedder()
-    with FaceDetector(mode="image") as detector:
-        for slug, photos in (("jun", performer_faces), ("mina", subject_faces)):
-            for n, rgb in enumerate(photos):
-                faces = detector.detect(rgb)
-                if faces:
-                    registry.add_reference_embedding(
-                        slug,
-                        embedder.embed(rgb, faces[0].landmarks),
-                        source_name=f"ref{n}",
-                        source_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
-                    )
-    return ws
+    return render_bench.setup_world(home, performer_faces, subject_faces, allow_unlabelled=True)
 
 
 def make_swaps(args: argparse.Namespace, segments: list[Path], tmp: Path) -> dict[str, list[Path]]:

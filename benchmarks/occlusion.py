@@ -34,7 +34,7 @@ from likeness.faces.occluders import OCCLUDERS, occlude
 from likeness.faces.occlusion import OcclusionSegmenter
 from likeness.media.images import read_image
 from likeness.media.synthetic import astronaut, grace_hopper
-from likeness.render.mask import blend_mask, keep_occluders
+from likeness.render.mask import blend_mask, keep_occluders, landmark_hull
 
 SIZES = (64, 128)
 
@@ -47,9 +47,7 @@ def renderer_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 
 def hull(landmarks: np.ndarray, size: int) -> np.ndarray:
-    area = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(area, cv2.convexHull(np.round(landmarks).astype(np.int32)), 1)
-    return area.astype(bool)
+    return landmark_hull(landmarks, size=size) > 0
 
 
 def dark_rims(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

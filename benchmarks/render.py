@@ -92,14 +92,22 @@ def cut_clip(source: Path, out: Path, *, frames: int, size: tuple[int, int] | No
     return out
 
 
-def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: list[np.ndarray] = ()) -> Workspace:
+def setup_world(
+    home: Path,
+    performer_faces: list[np.ndarray],
+    subject_faces: list[np.ndarray] = (),
+    *,
+    allow_unlabelled: bool = False,
+) -> Workspace:
     ws = Workspace.init(Settings(home=home))
     registry = ws.registry
     registry.add_org("studio", "Studio")
     registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
     registry.add_subject("jun", "Jun", kind="performer")
     until = now_utc() + timedelta(days=1)
-    registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="benchmark")
+    registry.issue_grant(
+        "mina", "studio", USES, valid_until=until, purpose="benchmark", allow_unlabelled=allow_unlabelled
+    )
     registry.issue_release("jun", "studio", valid_until=until, purpose="benchmark")
     embedder = FaceEmbedder()
     with FaceDetector(mode="image") as detector:

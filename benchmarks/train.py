@@ -765,30 +765,10 @@ _THREAD_ROWS = (
 def bench_threads_step(args: argparse.Namespace) -> None:
     """Child of ``threads``: time the cpu-64 recipe's step with the thread count the arguments ask
     for (``--threads 0``: the product's choice from the load average); prints one JSON line."""
-    from likeness.train.loop import autocast_dtype, configure_cpu_threads, cpu_supports_bfloat16, make_optimizer
-    from likeness.train.losses import reconstruction_loss
-    from likeness.train.recipes import RECIPES
+    from likeness.train.loop import configure_cpu_threads
 
-    recipe = RECIPES["cpu-64"]
     choice = configure_cpu_threads(args.threads or None)
-    device = torch.device("cpu")
-    torch.manual_seed(0)
-    model = create_model(recipe["model"], resolution=recipe["resolution"], **recipe["model_options"])
-    batch, res = recipe["batch_size"], recipe["resolution"]
-    x = torch.rand(batch, 3, res, res)
-    mask = torch.ones(batch, 1, res, res)
-    opt = make_optimizer(model, learning_rate=1e-4, weight_decay=1e-4, device=device)
-    dtype = autocast_dtype("auto", device, cpu_bfloat16=cpu_supports_bfloat16())
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-            (a, am), (b, bm) = model.reconstruct_pair(x, x)
-        la, _ = reconstruction_loss(a.float(), am.float(), x, mask, mask)
-        lb, _ = reconstruction_loss(b.float(), bm.float(), x, mask, mask)
-        opt.zero_grad(set_to_none=True)
-        (la + lb).backward()
-        opt.step()
-
+    step, _, _ = _recipe_step("cpu-64", threads=None)  # the threads just chosen
     seconds = _median_step_seconds(step, warmup=args.warmup, repeats=args.repeats)
     print(
         json.dumps(
@@ -873,16 +853,18 @@ H200_DF128_IT_S = {16: 40.6, 64: 13.7}
 OVERNIGHT_HOURS = 8.0
 
 
-def _recipe_step(name: str, *, threads: int):
+def _recipe_step(name: str, *, threads: int | None):
     """(step function, parameter count, batch) of recipe ``name``'s model on random faces, with the
     loop's arithmetic (bfloat16 autocast where native), reconstruction loss and fused AdamW; no data
-    loading and no true-face discriminator (a small share of the step)."""
+    loading and no true-face discriminator (a small share of the step). ``threads``: torch's
+    intra-op threads (None keeps the process's)."""
     from likeness.train.loop import autocast_dtype, cpu_supports_bfloat16, make_optimizer
     from likeness.train.losses import reconstruction_loss
     from likeness.train.recipes import RECIPES
 
     recipe = RECIPES[name]
-    torch.set_num_threads(threads)
+    if threads is not None:  # None: keep the process's thread count
+        torch.set_num_threads(threads)
     device = torch.device("cpu")
     torch.manual_seed(0)
     model = create_model(recipe["model"], resolution=recipe["resolution"], **recipe["model_options"])

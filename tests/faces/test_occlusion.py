@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from likeness.faces.detect import FaceDetector
 from likeness.faces.occluders import OCCLUDERS, occlude
 from likeness.faces.occlusion import CARD_FILE, ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter, load_card
 from likeness.media.synthetic import astronaut
-from likeness.render.mask import keep_occluders
+from likeness.render.mask import keep_occluders, landmark_hull
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +31,7 @@ def aligned_astronaut():
 
 
 def _face_area(landmarks: np.ndarray, size: int) -> np.ndarray:
-    hull = cv2.convexHull(np.round(landmarks).astype(np.int32))
-    area = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(area, hull, 1)
-    return area.astype(bool)
+    return landmark_hull(landmarks, size=size) > 0
 
 
 def test_a_clear_face_is_left_alone(segmenter, aligned_astronaut) -> None:

@@ -47,7 +47,7 @@ def test_an_open_mouth_is_cut_out_and_a_closed_one_is_not() -> None:
 
 
 def test_degenerate_mouth_landmarks_are_a_typed_error() -> None:
-    with pytest.raises(FaceError, match="inner lip corners coincide"):
+    with pytest.raises(FaceError, match="mouth corners coincide"):
         inner_mouth_mask(np.zeros((478, 2), np.float32), size=64)
     with pytest.raises(FaceError, match="landmarks"):
         inner_mouth_mask(np.zeros((10, 2), np.float32), size=64)

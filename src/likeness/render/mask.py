@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from likeness.checks import check_landmarks, check_mask
-from likeness.errors import FaceError, MediaError
-from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_LOWER, INNER_LIP_RIGHT, INNER_LIP_UPPER
+from likeness.errors import MediaError
+from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_RIGHT
 
 
 def landmark_hull(landmarks: np.ndarray, *, size: int) -> np.ndarray:
@@ -139,10 +139,10 @@ def inner_mouth_mask(
     if not 0.0 <= open_from < open_full:
         raise MediaError(None, f"inner_mouth_mask: need 0 <= open_from < open_full, got {open_from}, {open_full}")
     points = check_landmarks(landmarks, min_points=max(INNER_LIP_LOOP) + 1)
+    from likeness.faces.quality import mouth_openness
+
+    openness = mouth_openness(points)  # FaceError when the inner lip corners coincide
     width = float(np.linalg.norm(points[INNER_LIP_LEFT] - points[INNER_LIP_RIGHT]))
-    if width < 1e-6:
-        raise FaceError("landmarks: degenerate mouth (the inner lip corners coincide)")
-    openness = float(np.linalg.norm(points[INNER_LIP_UPPER] - points[INNER_LIP_LOWER])) / width
     weight = float(np.clip((openness - open_from) / (open_full - open_from), 0.0, 1.0))
     mask = np.zeros((size, size), np.float32)
     if weight == 0.0:

@@ -221,11 +221,9 @@ def evaluate(
 
 def _face_area(landmarks: np.ndarray) -> np.ndarray:
     """The landmark hull at MASK_INPUT, as bool (where an occluder matters to a swap)."""
-    scale = MASK_INPUT / DRAW_SIZE
-    hull = cv2.convexHull(np.round(landmarks * scale).astype(np.int32))
-    area = np.zeros((MASK_INPUT, MASK_INPUT), np.uint8)
-    cv2.fillConvexPoly(area, hull, 1)
-    return area.astype(bool)
+    from likeness.render.mask import landmark_hull
+
+    return landmark_hull(landmarks * (MASK_INPUT / DRAW_SIZE), size=MASK_INPUT) > 0
 
 
 def train_occlusion_mask(
@@ -241,6 +239,8 @@ def train_occlusion_mask(
     ``out_dir/occlusion_mask.onnx`` and write its card. Returns the card."""
     import torch
 
+    from likeness.train.checkpoint import load_checkpoint, save_checkpoint
+
     if not train or not validation:
         raise FaceError("train_occlusion_mask: needs training and validation faces")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -253,7 +253,7 @@ def train_occlusion_mask(
     step = 0
     rng = np.random.default_rng(config.seed)
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = load_checkpoint(checkpoint)
         net.load_state_dict(state["net"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
@@ -273,8 +273,8 @@ def train_occlusion_mask(
         if progress:
             progress(step, config.steps, loss.item())
         if step % config.checkpoint_every == 0 or step == config.steps:
-            partial = checkpoint.with_suffix(".tmp")
-            torch.save(
+            save_checkpoint(
+                checkpoint,
                 {
                     "net": net.state_dict(),
                     "optimiser": optimiser.state_dict(),
@@ -282,9 +282,7 @@ def train_occlusion_mask(
                     "rng": rng.bit_generator.state,
                     "step": step,
                 },
-                partial,
             )
-            partial.replace(checkpoint)
     seconds = time.perf_counter() - started
     net.eval()
 
