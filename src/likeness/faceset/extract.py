@@ -53,8 +53,10 @@ from likeness.faceset.resume import (
 )
 
 if TYPE_CHECKING:
+    from likeness.consent.policy import Authorization, ReleaseAuthorization
     from likeness.faces.align import Coverage
     from likeness.faces.detect import DetectorMode
+    from likeness.workspace import Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset(
@@ -213,7 +215,7 @@ def authorize_extraction(workspace: Any, subject: str, org: str | None = None) -
 
 def extract_faceset(
     workspace: Any,
-    authz: Any,
+    authz: Authorization | ReleaseAuthorization,
     inputs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
@@ -316,7 +318,9 @@ def extract_faceset(
     )
 
 
-def record_faceset(workspace: Any, authz: Any, out_dir: Path, manifest: FacesetManifest) -> Any:
+def record_faceset(
+    workspace: Workspace, authz: Authorization | ReleaseAuthorization, out_dir: Path, manifest: FacesetManifest
+) -> Any:
     """Sign ``manifest`` with the organisation's key, record ``faceset.created`` (same digests and
     signature) under ``authz`` and write ``out_dir/manifest.json``; returns the ledger event.
 
@@ -396,7 +400,7 @@ class _Pipeline:
         threshold: float,
         grant_id: str | None,
         release_id: str | None,
-        authz: Any,
+        authz: Authorization | ReleaseAuthorization,
         progress: Callable[[ExtractProgress], None] | None,
     ) -> None:
         self.out_dir = out_dir
@@ -749,7 +753,7 @@ def face_label(source: str, frame_index: int) -> str:
     return f"{source} frame {frame_index}" if Path(source).suffix.lower() in VIDEO_SUFFIXES else source
 
 
-def _consent_identity(authz: Any) -> tuple[str, str, str, str | None, str | None]:
+def _consent_identity(authz: Authorization | ReleaseAuthorization) -> tuple[str, str, str, str | None, str | None]:
     """(subject_id, subject_slug, consent_id, grant_id, release_id) of an accepted authorization."""
     from likeness.consent import Authorization, require_extraction_consent
 
