@@ -175,6 +175,8 @@ class ExtractionReport:
     #: Faces dropped as near-duplicates, ``{"face": "photo_3.jpg", "reason": "repeats photo_2.jpg: ..."}``,
     #: the first ``DUPLICATES_LISTED`` of ``rejected["duplicate"]``.
     duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
+    #: Near-duplicates dropped per input path, all of them.
+    duplicates_by_input: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -281,6 +283,7 @@ def extract_faceset(
         frames_before_resume=frames_before_resume,
         elapsed_s=elapsed,
         duplicates_dropped=list(state.duplicates_dropped),
+        duplicates_by_input=dict(state.duplicates_by_input),
     )
     if state.index_lines == 0:
         discard_unfinished(out_dir)
@@ -477,7 +480,7 @@ class _Pipeline:
                 if seen == 0:
                     self._skip(key, "no face found" if kind == "image" else "no face found in any frame")
                 elif kept == 0:
-                    self._skip(key, "no usable face of the subject (see rejected counts)")
+                    self._skip(key, no_face_kept_reason(seen, self.state.duplicates_by_input.get(key, 0)))
                 else:
                     self.state.inputs_used.append(key)
             self.state.finished_inputs.append(key)
@@ -674,6 +677,7 @@ class _Pipeline:
         repeated = self.duplicates.find(phash, mouth=mouth, eyes=eye)
         if repeated is not None:
             rejected[selection.DUPLICATE] += 1
+            self.state.duplicates_by_input[source] = self.state.duplicates_by_input.get(source, 0) + 1
             if len(self.state.duplicates_dropped) < DUPLICATES_LISTED:
                 self.state.duplicates_dropped.append({"face": label, "reason": repeated.reason()})
             return
@@ -746,6 +750,25 @@ class _Pipeline:
             image_sha256=sha256_file(path),
             perceptual_hash=f"{phash:016x}",
         )
+
+
+def no_face_kept_reason(seen: int, duplicates: int) -> str:
+    """Why an input with faces gave none to the faceset, from how many of them were near-duplicates.
+
+    >>> no_face_kept_reason(3, 3)
+    'all 3 faces repeat faces already kept (near-duplicates; --dedup -1 keeps them)'
+    >>> no_face_kept_reason(4, 1)
+    'no usable face of the subject: 1 near-duplicate, 3 rejected by the filters (counts below)'
+    """
+    if duplicates >= seen:
+        which = "its face repeats a face" if seen == 1 else f"all {seen} faces repeat faces"
+        return f"{which} already kept (near-duplicates; --dedup -1 keeps them)"
+    if duplicates:
+        return (
+            f"no usable face of the subject: {duplicates} near-duplicate{'s' if duplicates > 1 else ''}, "
+            f"{seen - duplicates} rejected by the filters (counts below)"
+        )
+    return "no usable face of the subject (rejected by the filters: counts below)"
 
 
 def face_label(source: str, frame_index: int) -> str:
