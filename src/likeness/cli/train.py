@@ -27,11 +27,10 @@ from likeness.train.recipes import CLEARED, LARGE_FACE_PX, describe_recipe, reci
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
 _RECIPE_HELP = (
-    "Start from a named recipe; options given explicitly win. Without --recipe and --res the "
-    f"performer's median face size chooses: {LARGE_FACE_PX:.0f} px or more gets cpu-overnight-128 "
-    "(gpu-256 with a CUDA GPU), smaller faces preview. "
-    + " | ".join(describe_recipe(name) for name in recipe_names())
-    + " (docs/training.md)."
+    f"Start from a named recipe: {', '.join(recipe_names())}; options given explicitly win. "
+    f"Without --recipe and --res the performer's median face size chooses: {LARGE_FACE_PX:.0f} px "
+    "or more gets cpu-overnight-128 (gpu-256 with a CUDA GPU), smaller faces preview. What each "
+    "sets and how long it takes: `likeness model recipes`."
 )
 
 model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
@@ -445,6 +444,16 @@ def list_architectures() -> None:
     for name in list_models():
         table.add_row(name, model_description(name))
     console.print(table)
+
+
+@model_app.command("recipes")
+def list_recipes() -> None:
+    """List the training recipes: resolution, settings, and measured or extrapolated time."""
+    table = Table("recipe", "what it sets and how long it takes")
+    for name in recipe_names():
+        table.add_row(name, describe_recipe(name))
+    console.print(table)
+    console.print("likeness train --recipe NAME (docs/training.md, 'Recipes')")
 
 
 def register(app: typer.Typer) -> None:
