@@ -453,7 +453,7 @@ def list_recipes() -> None:
     for name in recipe_names():
         table.add_row(name, describe_recipe(name))
     console.print(table)
-    console.print("likeness train --recipe NAME (docs/training.md, 'Recipes')")
+    console.print("likeness train --recipe NAME (docs/training.md, 'Resolution and recipes')")
 
 
 def register(app: typer.Typer) -> None:
