@@ -493,3 +493,19 @@ def test_cli_every_train_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
     listed = runner.invoke(app, ["model", "list"])
     assert "liae_tiny" in listed.output
+
+
+def test_cli_progress_piped_to_a_log_is_whole_lines(consent_world, faceset_writer, tmp_path, monkeypatch):
+    """Without a terminal the progress bar's one final line was cut at 80 columns (threads and
+    note lost); a log gets whole lines: iteration, losses, speed and the CPU threads."""
+    import re
+
+    monkeypatch.setenv("COLUMNS", "80")
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=90.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, face_size=90.0)
+    result = _train_tiny_by_default(consent_world, source, target, tmp_path / "piped")
+    assert result.exit_code == 0, result.output
+    line = next((ln for ln in result.output.splitlines() if ln.startswith("train 1/1 ")), None)
+    assert line is not None, result.output
+    assert re.fullmatch(r"train 1/1 src \d+\.\d{3} dst \d+\.\d{3} [\d.]+ it/s( eta .+)? cpu 1 thread.*", line), line

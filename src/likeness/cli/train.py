@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -345,7 +346,13 @@ class _TrainProgressBar:
     refused before training (consent, facesets, options) prints only its error line.
     """
 
+    #: Without a terminal (piped, logged, a service job) a bar cannot redraw and Rich cuts its
+    #: final line at 80 columns: print whole lines instead, at most this often, plus every event.
+    PLAIN_EVERY_S = 30.0
+
     def __init__(self, total: int | None) -> None:
+        self.plain = not err_console.is_terminal
+        self.last_plain = -math.inf
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -381,6 +388,9 @@ class _TrainProgressBar:
         self.status.__enter__()
 
         def show(event) -> None:
+            if self.plain:
+                self._show_plain(event)
+                return
             if not self.started:
                 self._start()
             if event.event != "step":
@@ -403,11 +413,40 @@ class _TrainProgressBar:
 
         return show
 
+    def _show_plain(self, event) -> None:
+        now = time.monotonic()
+        last = event.total is not None and event.iteration >= event.total
+        if event.event == "step" and not last and now - self.last_plain < self.PLAIN_EVERY_S:
+            return
+        self.last_plain = now
+        err_console.print(plain_progress_line(event), markup=False, highlight=False, soft_wrap=True)
+
     def __exit__(self, *exc) -> None:
         if self.started:
             self.bar.__exit__(*exc)
         else:
             self.status.__exit__(*exc)
+
+
+def plain_progress_line(event) -> str:
+    """One whole line of training progress, for logs and pipes.
+
+    >>> from likeness.train.config import TrainProgress
+    >>> plain_progress_line(TrainProgress(250, 1000, 0.1234, 0.2, 3.21, 233.6, cpu_threads="1 thread"))
+    'train 250/1000 src 0.123 dst 0.200 3.21 it/s eta 3 min 54 s cpu 1 thread'
+    >>> plain_progress_line(TrainProgress(500, None, 0.1, 0.2, 3.0, None, event="checkpoint"))
+    'train 500 src 0.100 dst 0.200 3.00 it/s checkpoint saved'
+    """
+    parts = [f"train {event.iteration}" + (f"/{event.total}" if event.total else "")]
+    parts.append(f"src {event.loss_source:.3f} dst {event.loss_target:.3f} {event.it_per_s:.2f} it/s")
+    if event.eta_s is not None and math.isfinite(event.eta_s):
+        minutes, seconds = divmod(round(event.eta_s), 60)
+        parts.append(f"eta {minutes} min {seconds} s" if minutes else f"eta {seconds} s")
+    if event.event != "step":
+        parts.append({"checkpoint": "checkpoint saved", "preview": "preview written"}.get(event.event, event.event))
+    if event.cpu_threads:
+        parts.append(f"cpu {event.cpu_threads}")
+    return " ".join(parts)
 
 
 @model_app.command("export")
