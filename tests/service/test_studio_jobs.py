@@ -94,6 +94,11 @@ def test_extract_train_export_and_render_through_the_api(service_world, media):
     assert viewer.get(f"/api/v1/jobs/{train['id']}/outputs/checkpoint.pt").status_code == 404
     trained = world.workspace.ledger.find("model.trained")
     assert [e.payload["model_dir"] for e in trained] == [str(model_folder(world.workspace, train["id"]))]
+    page = viewer.get(f"/jobs/{train['id']}", headers={"accept-language": "ko"})
+    assert page.status_code == 200 and "손실과 동일성" in page.text
+    assert (
+        f"/api/v1/jobs/{train['id']}/outputs/metrics.png" in page.text and train["result"]["previews"][-1] in page.text
+    )
     events = viewer.get(f"/api/v1/jobs/{train['id']}/events")
     assert "event: end" in events.text and '"state": "succeeded"' in events.text
 

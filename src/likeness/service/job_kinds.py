@@ -12,6 +12,7 @@ of the same name, so the service adds no path around what the library checks.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -283,9 +284,12 @@ def run_train(context: JobContext) -> dict[str, Any]:
     def progress(event: Any) -> None:
         total = event.total or params.get("iterations")
         fraction = event.iteration / total if total else 0.5
+        losses = (event.loss_source, event.loss_target)
+        logged = all(math.isfinite(loss) for loss in losses)  # not a number until the first logged step
         context.report(
             0.02 + 0.95 * min(1.0, fraction),
-            f"iteration {event.iteration}/{total or '?'} · loss {event.loss_source:.3f} / {event.loss_target:.3f}",
+            f"iteration {event.iteration}/{total or '?'}"
+            + (" · loss {:.3f} / {:.3f}".format(*losses) if logged else ""),
         )
 
     context.report(0.01, "asking the consent policy")
