@@ -95,7 +95,7 @@ def render_output_folder(workspace: Any, job_id: str) -> Path:
 
 
 def run_render(context: JobContext) -> dict[str, Any]:
-    from likeness.render import render_media
+    from likeness.render import RenderOptions, render_media
 
     params = context.job.params
     workspace = context.workspace
@@ -112,8 +112,18 @@ def run_render(context: JobContext) -> dict[str, Any]:
         context.report(0.05 + 0.9 * fraction, f"{done}/{total or '?'} frames")
 
     context.report(0.02, "asking the consent policy")
+    # A job taken over from a worker that died resumes from the render's last checkpoint: the same
+    # target, model and output path make render_media continue as the same render job.
+    options = RenderOptions(checkpoint_every=workspace.settings.render_checkpoint_frames)
     report = render_media(
-        workspace, model_dir, target, out, use=str(params.get("use", "")), org=org.slug, progress=progress
+        workspace,
+        model_dir,
+        target,
+        out,
+        use=str(params.get("use", "")),
+        org=org.slug,
+        options=options,
+        progress=progress,
     )
     outputs = []
     for output in report.outputs:
@@ -133,6 +143,7 @@ def run_render(context: JobContext) -> dict[str, Any]:
         "use": report.use,
         "frames_rendered": report.frames_rendered,
         "frames_total": report.frames_total,
+        "resumed_from_frame": report.resumed_from_frame,
         "faces_swapped": int(report.faces.get("swapped", 0)),
         "outputs": outputs,
         "report": {
