@@ -7,9 +7,7 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import cv2
 import pytest
@@ -21,6 +19,7 @@ from likeness.service.job_kinds import render_output_folder
 from likeness.service.jobs import JobQueue
 from likeness.service.roles import Role
 from likeness.service.worker import Worker
+from tests.service.conftest import worker_process
 
 
 @pytest.fixture
@@ -112,9 +111,7 @@ def test_only_studio_renders_and_only_its_organisation_s_models(trained_world, s
     assert no_fields.status_code == 400 and "model, use" in no_fields.json()["detail"]
 
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
+@pytest.mark.slow
 def test_a_render_whose_worker_is_killed_resumes_from_its_checkpoint_in_another_worker(
     trained_world, service, tmp_path
 ):
@@ -133,14 +130,7 @@ def test_a_render_whose_worker_is_killed_resumes_from_its_checkpoint_in_another_
     job_id = created.json()["id"]
     queue = JobQueue.for_workspace(workspace)
     out_dir = render_output_folder(workspace, job_id)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(SRC),
-        "LIKENESS_JOB_LEASE_S": "1",
-        "LIKENESS_RENDER_CHECKPOINT_FRAMES": "5",
-    }
-    command = [sys.executable, "-m", "likeness.cli", "--home", str(workspace.home), "worker", "--max-jobs", "1"]
-    command += ["--poll", "0.1"]
+    command, env = worker_process(workspace.home, job_lease_s=1, render_checkpoint_frames=5)
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180

@@ -39,7 +39,7 @@ def test_a_train_job_shows_its_previews_and_plot(browser, live_service, service_
     with httpx.Client(base_url=live_service, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
         faceset = {}
         for slug in ("mina", "jun"):
-            faceset[slug] = _upload(api, "/api/v1/extractions", media[f"{slug}.mp4"], subject=slug)
+            faceset[slug] = _upload(api, "/api/v1/extractions", media[f"{slug}.mp4"], subject=slug, dedup="-1")
             assert _wait(api, faceset[slug])["state"] == "succeeded"
         body = {**TINY_TRAINING, "iterations": 30, "preview_every": 5, "checkpoint_every": 10}
         train = api.post("/api/v1/trainings", json={"source": faceset["mina"], "target": faceset["jun"], **body})

@@ -4,6 +4,10 @@ CLI commands ask it, for the caller's organisation."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import cv2
@@ -13,6 +17,8 @@ from likeness.media.synthetic import astronaut, grace_hopper, write_clip
 from likeness.service.job_kinds import faceset_folder, model_folder
 from likeness.service.roles import Role
 from likeness.service.worker import Worker
+
+from .conftest import worker_process
 
 #: A tiny, fast training run: the point is the path through the service, not the model.
 TINY_TRAINING = {
@@ -73,9 +79,9 @@ def test_extract_train_export_and_render_through_the_api(service_world, media):
 
     extracted = {}
     for slug in ("mina", "jun"):
-        job = _run(world, _upload(studio, "/api/v1/extractions", media[f"{slug}.mp4"], subject=slug))
+        job = _run(world, _upload(studio, "/api/v1/extractions", media[f"{slug}.mp4"], subject=slug, dedup="-1"))
         assert job["state"] == "succeeded", job["error"]
-        assert job["result"]["subject"] == slug and job["result"]["faces"] >= 2
+        assert job["result"]["subject"] == slug and job["result"]["faces"] >= 12
         events = world.workspace.ledger.find("faceset.created")
         assert job["result"]["ledger_event_id"] in {e.event_id for e in events}
         assert (faceset_folder(world.workspace, job["id"]) / "manifest.json").is_file()
@@ -149,6 +155,8 @@ def test_a_performer_without_a_release_cannot_be_extracted_or_enrolled(service_w
 def test_studio_routes_refuse_what_is_not_the_organisation_s(service_world, media):
     world = service_world
     studio, legal = world.token_client(Role.STUDIO), world.token_client(Role.LEGAL)
+    odd = _run(world, _upload(studio, "/api/v1/extractions", media["mina.png"], subject="mina", dedup="lots"))
+    assert odd["state"] == "failed" and "dedup 'lots'" in odd["error"]
     world.workspace.registry.add_org("rival", "Rival Agency")
     world.workspace.registry.add_subject("hana", "Hana", kind="virtual_idol", owner_org="rival")
     missing = _upload(studio, "/api/v1/subjects/hana/references", media["mina.png"])
@@ -185,3 +193,47 @@ def test_a_queued_training_is_cancelled_by_studio_not_by_legal(service_world, me
     assert legal.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 403
     cancelled = studio.post(f"/api/v1/jobs/{job['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_training_whose_worker_is_killed_resumes_from_its_checkpoint(service_world, media):
+    """kill -9 of a ``likeness worker`` process mid-training: another takes the job over after
+    the lease and continues from the last checkpoint (``likeness train --resume``), so the
+    checkpoints on the ledger count on from where the killed worker stopped."""
+    world = service_world
+    studio = world.token_client(Role.STUDIO)
+    _enrol(world, studio, media)
+    extracted = {}
+    for slug in ("mina", "jun"):
+        extracted[slug] = _run(
+            world, _upload(studio, "/api/v1/extractions", media[f"{slug}.mp4"], subject=slug, dedup="-1")
+        )["id"]
+    body = {**TINY_TRAINING, "iterations": 20, "checkpoint_every": 5, "preview_every": 0}
+    created = studio.post("/api/v1/trainings", json={"source": extracted["mina"], "target": extracted["jun"], **body})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    queue = world.app.state.services.queue
+    command, env = worker_process(world.workspace.home, job_lease_s=1)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(world.workspace.ledger.find("model.checkpointed")) < 2:
+            assert first.poll() is None, (queue.get(job_id).state, queue.get(job_id).error)
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed_at = max(e.payload["iteration"] for e in world.workspace.ledger.find("model.checkpointed"))
+    assert queue.get(job_id).state == "running" and killed_at < 20
+
+    second = subprocess.run(command, env=env, timeout=600, check=False, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    done = queue.get(job_id)
+    assert done.state == "succeeded" and done.attempts == 2, done.error
+    assert done.result["iterations"] == 20
+    iterations = [e.payload["iteration"] for e in world.workspace.ledger.find("model.checkpointed")]
+    # A fresh start would checkpoint iteration 5 again: the run went on from where it was killed.
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 20 and killed_at in iterations
+    assert len(world.workspace.ledger.find("model.trained")) == 1

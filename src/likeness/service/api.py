@@ -166,11 +166,13 @@ async def accept_upload(
     kind: str,
     csrf_header: str | None,
     fields: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
 ) -> JobView:
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
-    job's ``fields``; ``extra`` are parameters the route already knows."""
+    job's ``fields`` (and ``optional`` ones, kept when sent); ``extra`` are parameters the route
+    already knows."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
@@ -203,6 +205,7 @@ async def accept_upload(
         "container": upload.container,
         "size_bytes": upload.size_bytes,
         **{name: upload.fields[name].strip() for name in fields},
+        **{name: upload.fields[name].strip() for name in optional if upload.fields.get(name, "").strip()},
         **(extra or {}),
     }
     return await run_in_threadpool(
@@ -477,9 +480,13 @@ async def create_render(request: Request) -> JSONResponse:
     return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
-def _multipart_body(fields: dict[str, str], file_description: str) -> dict[str, Any]:
-    """An ``openapi_extra`` request body: text ``fields`` (sent before the file), then ``file``."""
-    properties: dict[str, Any] = {name: {"type": "string", "description": text} for name, text in fields.items()}
+def _multipart_body(
+    fields: dict[str, str], file_description: str, optional: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An ``openapi_extra`` request body: text ``fields`` and ``optional`` ones (sent before the
+    file), then ``file``."""
+    described = {**fields, **(optional or {})}
+    properties: dict[str, Any] = {name: {"type": "string", "description": text} for name, text in described.items()}
     properties["file"] = {"type": "string", "format": "binary", "description": file_description}
     schema = {"type": "object", "required": [*fields, "file"], "properties": properties}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
@@ -531,6 +538,7 @@ async def add_reference(slug: Annotated[str, Path_(max_length=64)], request: Req
         **_multipart_body(
             {"subject": "the subject slug whose faces to extract (send before the file)"},
             "consented footage: an image or a video",
+            optional={"dedup": "near-duplicate limit in perceptual-hash bits, -1 keeps duplicates (default 3)"},
         ),
         "x-permission": RENDER.value,
     },
@@ -542,7 +550,12 @@ async def create_extraction(request: Request) -> JSONResponse:
     grant to your organisation, and rechecks it while it runs; a refusal is the job's error."""
     principal = require(RENDER, csrf_from_header=False)(request)
     job = await accept_upload(
-        request, principal, kind="extract", csrf_header=request.headers.get("x-csrf-token"), fields=("subject",)
+        request,
+        principal,
+        kind="extract",
+        csrf_header=request.headers.get("x-csrf-token"),
+        fields=("subject",),
+        optional=("dedup",),
     )
     return _queued(job)
 

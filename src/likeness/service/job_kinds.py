@@ -230,9 +230,10 @@ REFERENCES = register_kind(JobKind("references", Permission.RENDER, run_referenc
 def run_extract(context: JobContext) -> dict[str, Any]:
     """``likeness extract``: the subject's release (a performer) or training grant, rechecked
     while it runs; a rerun into the same folder (a worker taking the job over) resumes."""
-    from likeness.faceset import authorize_extraction, extract_faceset
+    from likeness.faceset import ExtractOptions, authorize_extraction, extract_faceset
 
     subject = str(context.job.params.get("subject", ""))
+    options = ExtractOptions(dedup_hamming=_dedup(context.job.params.get("dedup", "3")))
     context.report(0.01, "asking the consent policy")
     authz = authorize_extraction(context.workspace, subject, _org_slug(context))
     footage = job_upload_path(context.workspace, context.job.params)
@@ -243,7 +244,7 @@ def run_extract(context: JobContext) -> dict[str, Any]:
         fraction = (event.frame_index + 1) / event.frame_total if event.frame_total else 0.5
         context.report(0.02 + 0.95 * min(1.0, fraction), f"{event.frames_read} frames · {event.faces_kept} faces")
 
-    report = extract_faceset(context.workspace, authz, [footage], out, progress=progress)
+    report = extract_faceset(context.workspace, authz, [footage], out, options=options, progress=progress)
     if not report.ok:
         from likeness.errors import FaceError
 
@@ -258,6 +259,14 @@ def run_extract(context: JobContext) -> dict[str, Any]:
         "ledger_event_id": report.ledger_event_id,
         "resumed": report.resumed,
     }
+
+
+def _dedup(text: Any) -> int | None:
+    """``likeness extract --dedup``: bits of perceptual-hash distance (0-64); -1 keeps duplicates."""
+    value = str(text).strip()
+    if not value.lstrip("-").isdigit() or not -1 <= int(value) <= 64:
+        raise ConfigError(f"dedup {value[:20]!r}: expected a whole number from -1 (keep duplicates) to 64")
+    return None if int(value) < 0 else int(value)
 
 
 EXTRACT = register_kind(JobKind("extract", Permission.RENDER, run_extract))
