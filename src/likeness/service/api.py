@@ -140,6 +140,11 @@ def job_out(job: JobView) -> dict[str, Any]:
     return job.as_dict()
 
 
+def _queued(job: JobView) -> JSONResponse:
+    """202 with the queued job, and where to follow it."""
+    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
 #: A render target keeps the suffix of what its bytes are (render decides image or video by it).
 CONTAINER_SUFFIX = {
     "jpeg": ".jpg",
@@ -353,7 +358,7 @@ async def create_verification(request: Request) -> JSONResponse:
     ``likeness verify --json`` prints, and an evidence pack)."""
     principal = require(VERIFY, csrf_from_header=False)(request)
     job = await accept_verification_upload(request, principal, csrf_header=request.headers.get("x-csrf-token"))
-    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return _queued(job)
 
 
 class SubjectOut(BaseModel):
@@ -477,7 +482,7 @@ async def create_render(request: Request) -> JSONResponse:
     job = await accept_upload(
         request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"), fields=("model", "use")
     )
-    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return _queued(job)
 
 
 def _multipart_body(
@@ -490,10 +495,6 @@ def _multipart_body(
     properties["file"] = {"type": "string", "format": "binary", "description": file_description}
     schema = {"type": "object", "required": [*fields, "file"], "properties": properties}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
-
-
-def _queued(job: JobView) -> JSONResponse:
-    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 def _visible_subject(request: Request, principal: Principal, slug: str) -> str:
