@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(
         default=30.0, gt=0, description="a running job whose worker sent no heartbeat for this long is taken over"
     )
+    render_checkpoint_frames: int = Field(
+        default=250, ge=1, description="frames between a render job's checkpoints (a taken-over job resumes there)"
+    )
 
     @field_validator("anchor_dirs", mode="before")
     @classmethod
