@@ -4,6 +4,7 @@ machine, the organisation imports; each way an import can be wrong is refused wi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from datetime import timedelta
 
@@ -111,7 +112,7 @@ def test_round_trip_request_sign_on_the_holder_machine_import_then_render_is_aut
         authz.consume_render("job-1")  # the render slot a render reserves
         assert ws.registry.grant_record(authz.grant_id).max_renders == 20
         requested = ws.ledger.find("grant.requested", grant_id=authz.grant_id)[0]
-        assert requested.payload["previews"][0]["name"] == "shot-01.png"
+        assert requested.payload["preview_sha256"] == [hashlib.sha256(still.read_bytes()).hexdigest()]
         report = audit_workspace(ws)
         assert report.ok, report.problems
         assert not any("private key" in w for w in report.warnings)
@@ -283,7 +284,7 @@ def test_preview_stills_that_differ_from_the_request_are_refused(consent_world, 
         "--yes",
         code=1,
     ).output
-    assert "shot.png" in out and "sha256" in out and not (tmp_path / "s").exists()
+    assert request.preview_sha256[0] in out and "do not match" in out and not (tmp_path / "s").exists()
 
 
 def test_keys_are_never_made_or_used_inside_a_workspace(consent_world, tmp_path):

@@ -80,7 +80,9 @@ def holder_sign(
             problems = preview_problems(parsed, previews)
             if problems:
                 fail("preview stills do not match the request: " + "; ".join(problems))
-            console.print(f"preview stills in {previews}: all {len(parsed.previews)} match the request")
+            console.print(
+                f"preview stills in {previews}: all {len(parsed.preview_sha256)} named in the request are there"
+            )
         if not yes and not typer.confirm(f"Sign this {parsed.kind} with {key}?", default=False):
             fail("not signed", code=1)
         signed = sign_request(parsed, load_holder_key(key))

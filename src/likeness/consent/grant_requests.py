@@ -29,7 +29,8 @@ from likeness.consent.canonical import canonical_bytes, canonical_sha256
 from likeness.consent.vocabulary import PROHIBITED_USES, normalise_use
 from likeness.errors import ConsentError, ConsentRequestError
 
-REQUEST_TYPE = "likeness.consent-request.v1"
+# Request file types, per kind (the grant one is also the portal's, branch portal's requests.py).
+REQUEST_TYPES = {"grant": "likeness.grant-request.v1", "release": "likeness.release-request.v1"}
 SIGNED_TYPE = "likeness.signed-consent.v1"
 GRANT_TYPE = "likeness.grant.v1"
 RELEASE_TYPE = "likeness.release.v1"
@@ -83,16 +84,9 @@ USE_WORDS = {
 }
 
 
-@dataclass(frozen=True)
-class Preview:
-    """A preview still of what will be made: its file name and SHA-256."""
-
-    name: str
-    sha256: str
-
-
-def preview_of(path: Path) -> Preview:
-    return Preview(path.name, hashlib.sha256(path.read_bytes()).hexdigest())
+def preview_sha256(path: Path) -> str:
+    """The SHA-256 of a preview still, as a request names it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -102,14 +96,16 @@ class ConsentRequest:
     ``payload``: exactly what is signed and what the policy engine re-verifies (a grant or
     release payload); ``organisation``, ``subject``, ``holder``: ``{id, slug, name, kind}``
     records for the holder to read (``holder`` carries the ``key_fingerprint`` the request is
-    addressed to); ``previews``: digests of the preview stills.
+    addressed to); ``preview_sha256``: digests of the preview stills. Member names follow the
+    portal's grant request (``request_id``, ``preview_sha256``, ``requested_at``; the grant's
+    own members are those of the payload).
     """
 
     payload: dict[str, Any]
     organisation: dict[str, Any]
     subject: dict[str, Any]
     holder: dict[str, Any]
-    previews: tuple[Preview, ...] = ()
+    preview_sha256: tuple[str, ...] = ()
     requested_at: str = ""
 
     @property
@@ -127,13 +123,14 @@ class ConsentRequest:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "type": REQUEST_TYPE,
+            "type": REQUEST_TYPES[self.kind],
+            "request_id": self.record_id,
             "payload": self.payload,
             "payload_sha256": self.payload_sha256,
             "organisation": self.organisation,
             "subject": self.subject,
             "holder": self.holder,
-            "previews": [{"name": p.name, "sha256": p.sha256} for p in self.previews],
+            "preview_sha256": list(self.preview_sha256),
             "requested_at": self.requested_at,
         }
 
@@ -142,23 +139,25 @@ class ConsentRequest:
         """Parse a request file's JSON; ``ConsentRequestError`` naming what is wrong. A
         ``payload_sha256`` that is not the payload's digest means the file was changed."""
         body = _mapping(data, "request")
-        if body.get("type") != REQUEST_TYPE:
-            raise ConsentRequestError(f"not a likeness consent request (type {body.get('type')!r})")
+        if body.get("type") not in REQUEST_TYPES.values():
+            raise ConsentRequestError(f"not a likeness grant or release request (type {body.get('type')!r})")
         payload = _payload(body.get("payload"), (GRANT_TYPE, RELEASE_TYPE))
+        kind = "grant" if payload["type"] == GRANT_TYPE else "release"
+        if body.get("type") != REQUEST_TYPES[kind] or body.get("request_id") != payload.get(f"{kind}_id"):
+            raise ConsentRequestError("the request's type or request_id does not match its payload")
         if body.get("payload_sha256") != canonical_sha256(payload):
             raise ConsentRequestError(
                 "the request's payload does not match its payload_sha256: it was changed after it was drafted"
             )
-        previews = []
-        for item in body.get("previews") or []:
-            still = _mapping(item, "preview")
-            previews.append(Preview(str(still.get("name", "")), str(still.get("sha256", ""))))
+        stills = body.get("preview_sha256") or []
+        if not isinstance(stills, list) or not all(_is_hex(d, 64) for d in stills):
+            raise ConsentRequestError("the request's preview_sha256 is not a list of SHA-256 digests")
         return cls(
             payload=payload,
             organisation=dict(_mapping(body.get("organisation"), "organisation")),
             subject=dict(_mapping(body.get("subject"), "subject")),
             holder=dict(_mapping(body.get("holder"), "holder")),
-            previews=tuple(previews),
+            preview_sha256=tuple(stills),
             requested_at=str(body.get("requested_at", "")),
         )
 
@@ -299,19 +298,14 @@ def describe(request: ConsentRequest) -> list[str]:
     lines.append(f"Purpose: {p.get('purpose') or '(none given)'}")
     if request.kind == "grant":
         lines.append(f"Never grantable, whatever anyone signs: {', '.join(PROHIBITED_USES)}.")
-    for still in request.previews:
-        lines.append(f"Preview still: {still.name} (sha256 {still.sha256[:16]}…)")
+    for digest in request.preview_sha256:
+        lines.append(f"Preview still sha256 {digest} (check the stills with --previews FOLDER)")
     lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.")
     return lines
 
 
 def preview_problems(request: ConsentRequest, folder: Path) -> list[str]:
-    """What is wrong with the preview stills in ``folder`` against the request's digests."""
-    problems = []
-    for still in request.previews:
-        path = folder / Path(still.name).name
-        if not path.is_file():
-            problems.append(f"{still.name}: not in {folder}")
-        elif preview_of(path).sha256 != still.sha256:
-            problems.append(f"{still.name}: its sha256 is not the one in the request")
-    return problems
+    """The request's preview digests that no file in ``folder`` has (the stills the holder was
+    sent must be the ones the request names)."""
+    present = {preview_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else set()
+    return [f"no still in {folder} has sha256 {digest}" for digest in request.preview_sha256 if digest not in present]

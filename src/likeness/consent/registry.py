@@ -37,7 +37,7 @@ from likeness.consent.grant_requests import (
     SignedConsent,
     check_grantable,
     payload_differences,
-    preview_of,
+    preview_sha256,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
 from likeness.consent.tables import (
@@ -688,7 +688,7 @@ class Registry:
                 "kind": holder.kind,
                 "key_fingerprint": payload["holder_fingerprint"],
             },
-            previews=tuple(preview_of(Path(p)) for p in previews),
+            preview_sha256=tuple(preview_sha256(Path(p)) for p in previews),
             requested_at=utc_iso(now_utc()),
         )
         self._ledger.append(
@@ -697,7 +697,7 @@ class Registry:
                 f"{kind}_id": request.record_id,
                 "payload": payload,
                 "payload_sha256": request.payload_sha256,
-                "previews": [{"name": p.name, "sha256": p.sha256} for p in request.previews],
+                "preview_sha256": list(request.preview_sha256),
             },
         )
         return request
