@@ -44,7 +44,7 @@ def _request(world, **options) -> ConsentRequest:
     return world.workspace.registry.request_grant("mina", "studio", options.pop("uses", ["music_video"]), **options)
 
 
-def _forged(request: ConsentRequest, payload: dict, key: Ed25519PrivateKey) -> SignedConsent:
+def _forged(request: ConsentRequest | None, payload: dict, key: Ed25519PrivateKey) -> SignedConsent:
     """A signed consent over ``payload`` made with ``key``, bypassing the holder tool's checks."""
     return SignedConsent(payload, keys.sign(key, canonical_bytes(payload)), keys.public_raw(key).hex(), "", request)
 
@@ -328,7 +328,11 @@ def test_a_revocation_signed_by_another_key_is_refused_and_the_holder_s_own_work
     wrong = machine.revoke(consent_world.grant_id, name="other-holder")
     assert refusal(lambda: reg.import_signed(wrong)).reason == "signature_invalid"
     assert consent_world.authorize("training")
-    reg.import_signed(machine.revoke(consent_world.grant_id, reason="withdrawn"))
+    genuine = machine.revoke(consent_world.grant_id, reason="withdrawn")
+    backdated = _forged(None, {**genuine.payload, "revoked_at": "yesterday"}, machine.key("mina-holder"))
+    with pytest.raises(ConsentRequestError, match="not a revocation"):
+        reg.import_signed(backdated)
+    reg.import_signed(genuine)
     assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from likeness.consent import keys
-from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
     GRANT_TYPE,
     REVOCATION_TYPES,
@@ -51,7 +51,7 @@ from likeness.consent.tables import (
     Subject,
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS, normalise_use
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
@@ -984,6 +984,18 @@ class Registry:
         (planted to block this) is left for audit to name."""
         from likeness.consent.integrity import LedgerConsent
 
+        body = signed.payload
+        try:
+            well_formed = body == revocation_payload(
+                kind, str(body[f"{kind}_id"]), str(body["revoked_at"]), str(body["reason"])
+            )
+            parse_utc(str(body["revoked_at"]))
+        except ValueError:
+            well_formed = False
+        if not well_formed:
+            raise ConsentRequestError(
+                f"the {kind} revocation's members are not a revocation (revoked_at: UTC time, reason: text)"
+            )
         record_model: type[Any] = Grant if kind == "grant" else Release
         revocation_model: type[Any] = GrantRevocation if kind == "grant" else ReleaseRevocation
         target_id = str(signed.payload[f"{kind}_id"])
