@@ -366,3 +366,13 @@ def test_sign_request_is_the_canonical_payload_the_engine_verifies(consent_world
     event = consent_world.workspace.ledger.find("grant.issued", grant_id=grant_id)[0]
     assert event.payload["payload_sha256"] == request.payload_sha256 and event.payload["signature"] == signed.signature
     assert reg.grant_state(grant_id) == "active"
+
+
+def test_a_workspace_on_postgresql_is_recognised_without_its_sqlite_file(tmp_path):
+    """A PostgreSQL workspace has no likeness.db: its keys/ and outputs/ folders mark it."""
+    home = tmp_path / "pg-home"
+    (home / "keys").mkdir(parents=True)
+    (home / "outputs").mkdir()
+    with pytest.raises(ConfigError, match="inside the likeness workspace"):
+        keygen(home / "keys" / "holders", "mina")
+    assert keygen(tmp_path / "laptop", "mina").private_key.stat().st_mode & 0o777 == 0o600

@@ -42,10 +42,11 @@ class HolderKeyFiles:
 
 
 def workspace_around(folder: Path) -> Path | None:
-    """The likeness workspace that ``folder`` is in (a folder holding ``likeness.db`` and
-    ``keys/``), or ``None``."""
+    """The likeness workspace that ``folder`` is in (a folder holding ``keys/`` and either
+    ``likeness.db`` or, on PostgreSQL, ``outputs/``: what ``Workspace.init`` makes), or ``None``."""
     for candidate in (folder, *folder.parents):
-        if (candidate / "likeness.db").exists() and (candidate / "keys").is_dir():
+        marked = (candidate / "likeness.db").exists() or (candidate / "outputs").is_dir()
+        if marked and (candidate / "keys").is_dir():
             return candidate
     return None
 
