@@ -57,7 +57,8 @@ def old_home(tmp_path) -> Path:
 
 
 def test_old_workspace_keys_are_moved_out_and_what_they_signed_stays_valid(old_home, tmp_path):
-    run(old_home, "init")  # the upgrade path of an existing workspace
+    upgraded = run(old_home, "init").output  # the upgrade path of an existing workspace
+    assert "2 rights-holder private key file(s)" in upgraded and "migrate-keys" in upgraded
     held = sorted(p.name for p in (old_home / "keys" / "holders").iterdir())
     assert held == ["jun-holder.pem", "mina-holder.pem"]
     warned = run(old_home, "audit", "verify").output

@@ -35,6 +35,7 @@ def init(
     with mapped_errors():
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
+        _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
         if org:
             workspace.registry.add_org(org, org_name)
             _signing_setup(workspace, org)
