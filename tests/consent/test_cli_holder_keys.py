@@ -30,17 +30,28 @@ def _home(tmp_path):
 def test_rotate_key_then_grant_and_revoke(tmp_path):
     home, old_key, grant_id = _home(tmp_path)
     new_key, new_public = holder_key(home, "mina-device")
-    missing = run(home, "consent", "rotate-key", "mina-holder", code=2)  # no workspace key to fall back on
-    assert "--holder-key" in missing.output
+    receipt = next(p for p in (home.parent / "exchange").glob("signed-*.json") if grant_id in p.read_text())
+    rotation = tmp_path / "rotation.json"
     out = run(
-        home, "consent", "rotate-key", "mina-holder", "--holder-key", str(old_key), "--new-public-key", str(new_public)
+        home,
+        "holder",
+        "rotate",
+        str(receipt),
+        "--key",
+        str(old_key),
+        "--new-public-key",
+        str(new_public),
+        "--out",
+        str(rotation),
     ).output
-    assert "now signs with key ed25519:" in out
+    assert "key rotation signed" in out
+    assert "now signs with key ed25519:" in run(home, "consent", "import", str(rotation)).output
     assert "holder.key_rotated" in run(home, "audit", "log", "--json").output
+    replayed = run(home, "consent", "import", str(rotation), code=1).output
+    assert "signature_invalid" in replayed and "Traceback" not in replayed
     signed_by_holder(home, new_key, "consent", "request", "mina", "--use", "music_video", "--until", "+30d")
     assert "active" in run(home, "consent", "list").output
     # The old key is retired: a revocation it signs is refused, with the reason.
-    receipt = next(p for p in (home.parent / "exchange").glob("signed-*.json") if grant_id in p.read_text())
     stale = tmp_path / "stale-revocation.json"
     run(home, "holder", "revoke", str(receipt), "--key", str(old_key), "--out", str(stale))
     refused = run(home, "consent", "import", str(stale), code=1)

@@ -131,20 +131,6 @@ def test_a_key_file_left_in_the_workspace_signs_nothing(old_home, tmp_path):
         code=1,
     ).output
     assert "inside the likeness workspace" in out
-    new_public = tmp_path / "new.pub.pem"
-    run(tmp_path, "holder", "keygen", "--out", str(tmp_path), "--name", "new")
-    rotate = run(
-        old_home,
-        "consent",
-        "rotate-key",
-        "mina-holder",
-        "--holder-key",
-        str(inside),
-        "--new-public-key",
-        str(new_public),
-        code=1,
-    ).output
-    assert "inside the likeness workspace" in rotate
     notice = run(
         old_home, "consent", "request", "mina", "--use", "training", "--until", "+3d", "--out", str(tmp_path / "r")
     )

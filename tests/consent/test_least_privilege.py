@@ -107,10 +107,7 @@ def test_app_role_adds_but_cannot_change_remove_or_unguard(two_roles, tmp_path):
         authz.consume_render("job-2")
         assert authz.refund_render("job-2", "failed: test")  # a refund is a ledger event, no DELETE
         authz.consume_render("job-3")
-        machine = holder_machine(reg)
-        reg.rotate_holder_key(
-            "ari-holder", holder_key_path=machine.key_path("ari-holder"), new_public_key_pem=machine.public_key("ari-2")
-        )
+        reg.import_signed(holder_machine(reg).rotate(grant_id, "ari-holder", "ari-2"))
         revoke_release(reg, release_id, reason="ended")
         report = audit_workspace(ws)
         assert report.ok, report.problems

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
-from likeness.consent.holder import sign_revocation
+from likeness.consent.holder import load_holder_key, sign_revocation, sign_rotation
 from likeness.consent.integrity import ConsentProblem, consent_row_problems
 from likeness.consent.registry import RecoveryAttestation, grant_payload, revocation_payload
 from likeness.consent.tables import Grant, RightsHolder
@@ -256,13 +256,12 @@ def test_rotated_key_signs_from_the_rotation_on(consent_world):
     authz = consent_world.authorize("training")
     before = reg.get_subject("mina").holder_fingerprint
 
-    new_fp = reg.rotate_holder_key(
-        "mina-holder",
-        holder_key_path=machine.key_path("mina-holder"),
-        new_public_key_pem=machine.public_key("mina-holder-2"),
-    )
+    rotation = machine.rotate(consent_world.grant_id, "mina-holder", "mina-holder-2")  # on the holder's machine
+    new_fp = reg.import_signed(rotation)
     assert new_fp != before and reg.get_subject("mina").holder_fingerprint == new_fp
     assert ws.ledger.find("holder.key_rotated", holder_id=_holder_id(ws, "mina"))
+    replayed = refusal(lambda: reg.import_signed(rotation))  # the old key no longer moves anything
+    assert replayed.reason == "signature_invalid"
     # What the old key signed before the rotation stays in force ...
     authz.recheck()
     assert consent_world.authorize("music_video").grant_id == consent_world.grant_id
@@ -290,11 +289,8 @@ def test_grant_signed_with_a_retired_key_after_rotation_is_refused(consent_world
     machine = holder_machine(reg)
     old_key = machine.key(record.holder_slug)
     old_fp = keys.fingerprint(keys.public_raw(old_key))
-    reg.rotate_holder_key(
-        record.holder_slug,
-        holder_key_path=machine.key_path(record.holder_slug),
-        new_public_key_pem=machine.public_key(f"{record.holder_slug}-2"),
-    )
+    first = issue_grant(reg, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    reg.import_signed(machine.rotate(first, record.holder_slug, f"{record.holder_slug}-2"))
     grant = Grant(
         id=uuid.uuid4().hex,
         subject_id=record.id,
@@ -332,35 +328,38 @@ def test_rotation_to_a_key_the_holder_keeps(consent_world, tmp_path):
     pem = holder_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    reg.rotate_holder_key("mina-holder", holder_key_path=machine.key_path("mina-holder"), new_public_key_pem=pem)
+    receipt = machine.receipt(consent_world.grant_id)
+    reg.import_signed(sign_rotation(receipt, machine.key("mina-holder"), pem))
     assert not (ws.keys_dir / "holders").exists()  # nothing of the holder's is kept in the workspace
-    reg.import_signed(sign_revocation(machine.receipt(consent_world.grant_id), holder_key, reason="done"))
+    reg.import_signed(sign_revocation(receipt, holder_key, reason="done"))
     assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
     assert consent_row_problems(ws) == []
 
 
-def test_rotation_needs_the_current_key(consent_world, tmp_path):
+def test_rotation_needs_the_current_key(consent_world):
     reg = consent_world.workspace.registry
-    stranger = tmp_path / "stranger.pem"
-    _save_key(stranger, Ed25519PrivateKey.generate())
-    new_pem = holder_machine(reg).public_key("mina-holder-2")
-    with pytest.raises(ConsentError) as info:
-        reg.rotate_holder_key("mina-holder", holder_key_path=stranger, new_public_key_pem=new_pem)
-    assert info.value.reason == "signature_invalid"
+    machine = holder_machine(reg)
+    receipt = machine.receipt(consent_world.grant_id)
+    stranger = Ed25519PrivateKey.generate()
+    new_pem = machine.public_key("mina-holder-2")
+    # signed by a stranger's key: it names the stranger's key as the one it moves away from ...
+    error = refusal(lambda: reg.import_signed(sign_rotation(receipt, stranger, new_pem)))
+    assert error.reason == "signature_invalid" and "moves away from key" in str(error)
+    # ... and one that names the holder's key but is signed by the stranger does not verify.
+    genuine = machine.rotate(consent_world.grant_id, "mina-holder", "mina-holder-2")
+    forged = dataclasses.replace(genuine, signature=keys.sign(stranger, canonical_bytes(genuine.payload)))
+    assert refusal(lambda: reg.import_signed(forged)).reason == "signature_invalid"
     assert not consent_world.workspace.ledger.find("holder.key_rotated")
 
 
-def test_rotation_refuses_a_holder_key_inside_the_workspace(consent_world):
+def test_a_holder_key_inside_the_workspace_is_refused(consent_world):
     """A key file the workspace keeps is one the organisation holds: nothing signs with it."""
     ws = consent_world.workspace
     machine = holder_machine(ws.registry)
     inside = ws.keys_dir / "holders" / "mina-holder.pem"
     _save_key(inside, machine.key("mina-holder"))
     with pytest.raises(ConfigError, match="inside the likeness workspace"):
-        ws.registry.rotate_holder_key(
-            "mina-holder", holder_key_path=inside, new_public_key_pem=machine.public_key("mina-holder-2")
-        )
-    assert not ws.ledger.find("holder.key_rotated")
+        load_holder_key(inside)
 
 
 def test_recovery_signed_by_the_organisation_with_an_attestation(consent_world):

@@ -221,22 +221,27 @@ def _legacy_keys_notice(workspace) -> None:
 @consent_app.command("import")
 def consent_import(
     ctx: typer.Context,
-    signed: Annotated[Path, typer.Argument(help="A signed grant, release or revocation from the rights holder.")],
+    signed: Annotated[
+        Path, typer.Argument(help="A signed grant, release, revocation or key rotation from the rights holder.")
+    ],
 ) -> None:
-    """Import a grant, release or revocation signed on the rights holder's machine.
+    """Import a grant, release, revocation or key rotation signed on the rights holder's machine.
 
     Refused with the reason when it names a prohibited use (prohibited_use), answers no request
     of this workspace (not_requested), differs from the request (grant_altered,
     release_altered), or is not signed by the holder's registered key (signature_invalid,
     release_signature_invalid)."""
     from likeness.cli.holder import read_json
-    from likeness.consent.grant_requests import SignedConsent
+    from likeness.consent.grant_requests import ROTATION_TYPE, SignedConsent
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
         parsed = SignedConsent.from_json(read_json(signed))
         record_id = workspace.registry.import_signed(parsed)
+    if parsed.payload_type == ROTATION_TYPE:
+        console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
+        return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
     console.print(f"{what} [bold]{record_id}[/] imported (signature verified with the holder's registered key)")
 
@@ -323,31 +328,6 @@ def consent_check(
         f"[green]authorized[/]: {authz.subject_slug} for {authz.use} by {authz.org_slug} "
         f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})"
     )
-
-
-@consent_app.command("rotate-key")
-def consent_rotate_key(
-    ctx: typer.Context,
-    holder: Annotated[str, typer.Argument(help="Rights holder slug, e.g. 'mina-holder'.")],
-    holder_key: Annotated[
-        Path,
-        typer.Option(
-            "--holder-key", help="The holder's current private key, brought by the holder (never a workspace file)."
-        ),
-    ],
-    new_public_key: Annotated[
-        Path,
-        typer.Option(
-            "--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."
-        ),
-    ],
-) -> None:
-    """Move a rights holder to a new key, signed by the current key (a holder.key_rotated event)."""
-    with mapped_errors():
-        registry = open_workspace(ctx).registry
-        pem = new_public_key.read_bytes()
-        fingerprint = registry.rotate_holder_key(holder, holder_key_path=holder_key, new_public_key_pem=pem)
-    console.print(f"rights holder [bold]{holder}[/] now signs with key {fingerprint[:24]}…")
 
 
 @consent_app.command("recover-key")

@@ -108,5 +108,27 @@ def holder_revoke(
     console.print(f"revocation signed → {out} (the organisation imports it with 'likeness consent import')")
 
 
+@holder_app.command("rotate")
+def holder_rotate(
+    signed_file: Annotated[Path, typer.Argument(help="A grant or release you signed (it names you as holder).")],
+    key: KeyOption,
+    new_public_key: Annotated[
+        Path, typer.Option("--new-public-key", help="Your new public key (.pub.pem from 'likeness holder keygen').")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed key rotation.")],
+) -> None:
+    """Move to a new key, signed with your current key; the organisation imports it with
+    'likeness consent import'. What the old key signed stays valid; from then on only the new
+    key signs for you."""
+    from likeness.consent.grant_requests import SignedConsent
+    from likeness.consent.holder import load_holder_key, sign_rotation
+
+    with mapped_errors():
+        signed = SignedConsent.from_json(read_json(signed_file))
+        rotation = sign_rotation(signed, load_holder_key(key), new_public_key.read_bytes())
+        _write_new(out, rotation.as_json())
+    console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(holder_app, name="holder")

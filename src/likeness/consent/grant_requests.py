@@ -34,6 +34,7 @@ REQUEST_TYPES = {"grant": "likeness.grant-request.v1", "release": "likeness.rele
 SIGNED_TYPE = "likeness.signed-consent.v1"
 GRANT_TYPE = "likeness.grant.v1"
 RELEASE_TYPE = "likeness.release.v1"
+ROTATION_TYPE = "likeness.holder-key-rotation.v1"
 REVOCATION_TYPES = {"likeness.grant-revocation.v1": "grant", "likeness.release-revocation.v1": "release"}
 
 # The members of each payload a holder signs (what ``registry.grant_payload`` etc. build).
@@ -71,6 +72,17 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
     ),
     "likeness.grant-revocation.v1": frozenset({"type", "grant_id", "revoked_at", "reason"}),
     "likeness.release-revocation.v1": frozenset({"type", "release_id", "revoked_at", "reason"}),
+    ROTATION_TYPE: frozenset(
+        {
+            "type",
+            "holder_id",
+            "previous_fingerprint",
+            "previous_public_key",
+            "key_fingerprint",
+            "public_key",
+            "rotated_at",
+        }
+    ),
 }
 
 # Plain-language names of the uses, as the holder reads them.

@@ -118,6 +118,27 @@ def sign_revocation(signed: SignedConsent, key: Ed25519PrivateKey, *, reason: st
     return _signed(payload, key, None)
 
 
+def sign_rotation(signed: SignedConsent, key: Ed25519PrivateKey, new_public_key_pem: bytes) -> SignedConsent:
+    """Move to a new key: the current ``key`` signs a ``likeness.holder-key-rotation.v1``
+    naming the new public key (made on this machine). ``signed`` is any grant or release this
+    holder signed (it names the holder). From the organisation's import on, only the new key
+    signs for the holder; what the old key signed before stays valid."""
+    from likeness.consent.registry import key_rotation_payload
+
+    if signed.payload_type not in (GRANT_TYPE, "likeness.release.v1"):
+        raise ConsentRequestError(f"{signed.payload_type}: a signed grant or release names the holder")
+    new_raw = keys.public_raw_from_pem(new_public_key_pem)
+    if new_raw == keys.public_raw(key):
+        raise ConsentRequestError("the new key is the current key")
+    payload = key_rotation_payload(
+        holder_id=str(signed.payload["holder_id"]),
+        previous_public_key=keys.public_raw(key).hex(),
+        public_key=new_raw.hex(),
+        rotated_at=utc_iso(now_utc()),
+    )
+    return _signed(payload, key, None)
+
+
 def _signed(payload: dict[str, Any], key: Ed25519PrivateKey, request: ConsentRequest | None) -> SignedConsent:
     return SignedConsent(
         payload=payload,
@@ -176,6 +197,11 @@ class HolderMachine:
         signed = self.receipt(record_id)
         holder = name or (str(signed.request.holder["slug"]) if signed.request else "")
         return sign_revocation(signed, self.key(holder), reason=reason)
+
+    def rotate(self, record_id: str, name: str, new_name: str) -> SignedConsent:
+        """Sign, with key ``name``, the move to key ``new_name`` (made here on first use), for the
+        holder of the grant or release ``record_id`` this machine signed."""
+        return sign_rotation(self.receipt(record_id), self.key(name), self.public_key(new_name))
 
     # --- both sides in one script (benchmarks, tests): request here, sign there, import --------
     def enrol(self, registry: Registry, slug: str, name: str, **options: Any) -> SubjectRecord:

@@ -33,6 +33,7 @@ from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_ut
 from likeness.consent.grant_requests import (
     GRANT_TYPE,
     REVOCATION_TYPES,
+    ROTATION_TYPE,
     ConsentRequest,
     SignedConsent,
     check_grantable,
@@ -552,20 +553,6 @@ class Registry:
         return [(r.row_id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
 
     # --- holder keys -----------------------------------------------------------------------
-    def _signing_key(self, holder: RightsHolder, holder_key_path: Path, *, row_must_match: bool = True):
-        """The holder's private key from a file the holder brings (``holder_key_path``, never
-        one inside the workspace), checked against the key the ledger says is in force."""
-        from likeness.consent.holder import load_holder_key
-
-        current = self._ledger_key(holder, row_must_match=row_must_match)
-        key = load_holder_key(holder_key_path)
-        if keys.fingerprint(keys.public_raw(key)) != current.fingerprint:
-            raise ConsentError(
-                "signature_invalid",
-                f"{holder_key_path}: this key is not the key of rights holder '{holder.slug}'",
-            )
-        return key
-
     def _ledger_key(self, holder: RightsHolder, *, row_must_match: bool = True):
         """The holder's current key per the ledger; ``holder_key_altered`` if the holder is not
         on the ledger or (``row_must_match``) its row's key differs from it, ``holder_altered``
@@ -585,30 +572,6 @@ class Registry:
         if altered and row_must_match:
             raise ConsentError("holder_altered", f"rights holder '{holder.slug}': {altered}; nothing is signed with it")
         return history.current
-
-    def rotate_holder_key(self, holder: str, *, holder_key_path: Path, new_public_key_pem: bytes) -> str:
-        """Move ``holder`` to a new key with a ``holder.key_rotated`` event signed by the current
-        key, which the holder brings (``holder_key_path``, outside the workspace; it is read for
-        this signature and not kept). The new private key stays with the holder.
-
-        Grants, releases and revocations signed before stay valid; from the event on, only the
-        new key signs for the holder. Returns the new key's fingerprint.
-        """
-        row = self.get_holder(holder)
-        old_key = self._signing_key(row, holder_key_path)
-        new_raw = keys.public_raw_from_pem(new_public_key_pem)
-        if new_raw == keys.public_raw(old_key):
-            raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
-        payload = key_rotation_payload(
-            holder_id=row.id,
-            previous_public_key=keys.public_raw(old_key).hex(),
-            public_key=new_raw.hex(),
-            rotated_at=utc_iso(now_utc()),
-        )
-        self._ledger.append(
-            "holder.key_rotated", {**payload, "signature": keys.sign(old_key, canonical_bytes(payload))}
-        )
-        return self.holder_fingerprint(row.id)
 
     def recover_holder_key(
         self,
@@ -791,12 +754,15 @@ class Registry:
         return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
 
     def import_signed(self, signed: SignedConsent) -> str:
-        """Import a grant, release or revocation signed on the holder's machine; returns the
-        grant's or release's id. Refused, with the reason, when a grant names a prohibited use
-        (``prohibited_use``), answers no request of this workspace (``not_requested``), differs
-        from the request (``grant_altered`` / ``release_altered``, naming the members), or is
-        not signed by the holder's key in force per the ledger (``signature_invalid`` /
+        """Import a grant, release, revocation or key rotation signed on the holder's machine;
+        returns the grant's or release's id (a rotation: the new key's fingerprint). Refused,
+        with the reason, when a grant names a prohibited use (``prohibited_use``), answers no
+        request of this workspace (``not_requested``), differs from the request
+        (``grant_altered`` / ``release_altered``, naming the members), or is not signed by the
+        holder's key in force per the ledger (``signature_invalid`` /
         ``release_signature_invalid``, naming the key that did sign)."""
+        if signed.payload_type == ROTATION_TYPE:
+            return self._import_rotation(signed)
         kind_of_revocation = REVOCATION_TYPES.get(signed.payload_type)
         if kind_of_revocation is not None:
             return self._import_revocation(kind_of_revocation, signed)
@@ -976,6 +942,37 @@ class Registry:
             return state_of_reason(finding.reason if finding else None)
 
     # --- performer releases --------------------------------------------------------------
+    def _import_rotation(self, signed: SignedConsent) -> str:
+        """Put a key rotation the holder signed on their machine on the ledger
+        (``holder.key_rotated``); returns the new key's fingerprint. It must be signed by the
+        key in force per the ledger and name it as the previous key (``signature_invalid``)."""
+        body = signed.payload
+        holder = self.get_holder(str(body["holder_id"]))
+        current = self._ledger_key(holder)
+        try:
+            expected = key_rotation_payload(
+                holder_id=holder.id,
+                previous_public_key=str(body["previous_public_key"]),
+                public_key=str(body["public_key"]),
+                rotated_at=str(body["rotated_at"]),
+            )
+            parse_utc(str(body["rotated_at"]))
+        except ValueError:
+            expected = {}
+        if body != expected:
+            raise ConsentRequestError("the key rotation's members are not a rotation (keys: hex, rotated_at: UTC time)")
+        if body["previous_fingerprint"] != current.fingerprint:
+            raise ConsentError(
+                "signature_invalid",
+                f"the rotation moves away from key {body['previous_fingerprint']}, but rights holder "
+                f"'{holder.slug}' signs with {current.fingerprint}",
+            )
+        if body["key_fingerprint"] == current.fingerprint:
+            raise RegistryError(f"rights holder '{holder.slug}': the new key is the current key")
+        self._check_holder_signature("grant", holder, signed, None)
+        self._ledger.append("holder.key_rotated", {**body, "signature": signed.signature})
+        return self.holder_fingerprint(holder.id)
+
     def _import_revocation(self, kind: str, signed: SignedConsent) -> str:
         """Put a holder's signed revocation on the ledger (in force from then on), then add its
         row. The holder is the one the record's ledger event names, and the signature must
