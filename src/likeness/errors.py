@@ -60,6 +60,8 @@ class ConsentReason(StrEnum):
     # artefacts made under a grant
     ARTEFACT_ALTERED = "artefact_altered"
     ARTEFACT_UNSIGNED = "artefact_unsigned"
+    # a signed consent brought in from the rights holder's own machine
+    NOT_REQUESTED = "not_requested"
 
 
 class ConsentError(LikenessError):
@@ -77,6 +79,10 @@ class ConsentError(LikenessError):
 
 class RegistryError(LikenessError):
     """A registry object (organisation, subject, holder, grant) is missing or duplicated."""
+
+
+class ConsentRequestError(LikenessError):
+    """A consent request or a signed consent file is malformed, damaged or of the wrong kind."""
 
 
 class LedgerError(LikenessError):

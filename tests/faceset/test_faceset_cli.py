@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from likeness.cli import app
 from likeness.media import synthetic, write_image
+from tests.consent.test_cli_consent import enrol, signed_by_holder
 
 runner = CliRunner()
 
@@ -36,8 +37,10 @@ def studio(tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
             tmp_path / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))
         ),
     }
-    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio")
-    run(home, "consent", "grant", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut")
+    mina = enrol(home, "mina", "--virtual", "--owner-org", "studio")
+    signed_by_holder(
+        home, mina, "consent", "request", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut"
+    )
     return paths
 
 
@@ -73,7 +76,7 @@ def test_extract_exits_nonzero_when_nothing_usable(studio: dict[str, Path], tmp_
 
 def test_extract_refused_without_training_grant(studio: dict[str, Path], tmp_path: Path) -> None:
     home = studio["home"]
-    run(home, "subject", "add", "ari")
+    enrol(home, "ari")
     result = run(home, "extract", "ari", str(studio["hopper"]), "--out", str(tmp_path / "fs"), code=1)
     assert "refused" in result
     assert not (tmp_path / "fs").exists()

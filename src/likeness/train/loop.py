@@ -7,16 +7,21 @@ Example (a tiny model on generated faces; a real run uses facesets and ``--recip
     >>> from pathlib import Path
     >>> from likeness.config import Settings
     >>> from likeness.consent.canonical import now_utc
+    >>> from likeness.consent.holder import HolderMachine
     >>> from likeness.train.generated import generated_face_samples
     >>> from likeness.workspace import Workspace
     >>> folder = Path(tempfile.mkdtemp())
     >>> ws = Workspace.init(Settings(home=folder / "home"))
     >>> until = now_utc() + timedelta(days=30)
     >>> _ = ws.registry.add_org("haneul", "Studio Haneul")
-    >>> _ = ws.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="haneul")
-    >>> _ = ws.registry.add_subject("jun", "Jun", kind="performer")
-    >>> _ = ws.registry.issue_grant("mina", "haneul", ["training"], valid_until=until, purpose="docs")
-    >>> _ = ws.registry.issue_release("jun", "haneul", valid_until=until, purpose="docs")
+    >>> holders = HolderMachine(folder / "holders")  # the rights holders' own machine, not the workspace
+    >>> _ = ws.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="haneul",
+    ...                             holder_public_key_pem=holders.public_key("mina-holder"))
+    >>> _ = ws.registry.add_subject("jun", "Jun", kind="performer", holder_public_key_pem=holders.public_key("jun-holder"))
+    >>> grant = ws.registry.request_grant("mina", "haneul", ["training"], valid_until=until, purpose="docs")
+    >>> _ = ws.registry.import_signed(holders.sign(grant))
+    >>> release = ws.registry.request_release("jun", "haneul", valid_until=until, purpose="docs")
+    >>> _ = ws.registry.import_signed(holders.sign(release))
     >>> authz = ws.policy.authorize("mina", "training", "haneul")
     >>> release_authz = ws.policy.authorize_release("jun", "haneul")
     >>> source = generated_face_samples(8, identity=1, size=32, seed=0)
