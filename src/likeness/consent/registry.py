@@ -197,6 +197,8 @@ class SubjectRecord:
     holder_slug: str
     holder_fingerprint: str
     owner_org_id: str | None
+    #: The rights holder allows the public verification page to show ``name``.
+    public_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,9 +390,11 @@ class Registry:
         holder_kind: str | None = None,
         holder_public_key_pem: bytes | None = None,
         owner_org: str | None = None,
+        public_name: bool = False,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
-        with slug ``SLUG-holder`` (a new key pair, or the given public key)."""
+        with slug ``SLUG-holder`` (a new key pair, or the given public key). ``public_name``:
+        the rights holder allows the public verification page to show the subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
@@ -418,6 +422,7 @@ class Registry:
             holder_id=holder_row.id,
             owner_org_id=owner.id if owner else None,
             created_at=utc_iso(now_utc()),
+            public_name=bool(public_name),
         )
         with self._session_factory() as session:
             session.add(subject)
@@ -430,6 +435,7 @@ class Registry:
                 "kind": kind,
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,
+                "public_name": bool(public_name),
             },
         )
         return self.get_subject(slug)
@@ -456,6 +462,7 @@ class Registry:
                 holder_slug=holder.slug,
                 holder_fingerprint=current.fingerprint if current else holder.key_fingerprint,
                 owner_org_id=subject.owner_org_id,
+                public_name=bool(subject.public_name),
             )
 
     def list_subjects(self) -> list[SubjectRecord]:
