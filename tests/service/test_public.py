@@ -16,7 +16,7 @@ from likeness.service.app import create_app
 from likeness.service.public import public_upload_root
 from likeness.verify.pipeline import verify_path
 
-from .public_media import enroll_mina, verdict_media
+from .public_media import allow_many_checks, enroll_mina, verdict_media
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 VERIFY = "/api/v1/public/verify"
@@ -51,6 +51,7 @@ def test_the_page_is_public_and_the_dashboard_moved_to_console(service_world):
 
 def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world, tmp_path):
     media = verdict_media(service_world.consent, tmp_path / "media")
+    allow_many_checks(service_world.app)
     client = service_world.client()
     ledger = service_world.workspace.ledger
     before = len(ledger.events("verification.completed"))
@@ -76,6 +77,13 @@ def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world
         assert answer["verdict_rule"] == cli.verdict.rule
     assert len(ledger.events("verification.completed")) == before  # a public check is not on the ledger
     assert kept_uploads(service_world) == []  # and its file is gone
+
+    # mina may not be named: not in the answer for her labelled render either (grant, ledger entry,
+    # the manifest's consent assertion)
+    authorized = post(client, media["labelled"])
+    assert authorized.json()["watermark"]["ledger_entry"]["job_id"]
+    assert service_world.workspace.registry.get_subject("mina").id not in authorized.text
+    assert not re.search(r"\bmina\b", authorized.text, re.IGNORECASE)
 
     service_world.consent.revoke_grant()
     revoked = post(client, media["labelled"]).json()

@@ -152,7 +152,7 @@ def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
     for grant in (watermark.get("grant"), c2pa.get("consent")):
         if grant:
             note(grant.get("subject_id"), grant.get("subject_slug"))
-    render = watermark.get("render") or {}
+    render = watermark.get("ledger_entry") or {}
     note(render.get("subject_id"))
     return found
 

@@ -122,7 +122,7 @@
     const watermark = result.watermark || {};
     const c2pa = result.c2pa || {};
     const grant = watermark.grant || c2pa.consent || {};
-    const render = watermark.render || {};
+    const render = watermark.ledger_entry || {};
     const faces = (result.faces && result.faces.faces) || [];
     const matched = faces.find((face) => face.match) || {};
     const bySlug = faces.map((face) => face.match).find((match) => match && match.slug === grant.subject_slug);
@@ -182,7 +182,7 @@
       const list = el("dl", { class: "facts" });
       row(list, word("payload"), mark.payload);
       row(list, word("confidence"), mark.bit_confidence === null ? null : Number(mark.bit_confidence).toFixed(2));
-      const render = mark.render || {};
+      const render = mark.ledger_entry || {};
       row(list, word("render"), render.job_id);
       row(list, word("recorded"), render.recorded_at);
       box.append(list);
