@@ -104,3 +104,48 @@ def test_hostile_names_and_files_are_shown_as_text(browser, live_service, servic
         assert errors == ["Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)"]
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_report_a_case_through_to_the_console(browser, live_service, service_world, tmp_path, size):  # noqa: F811
+    from .conftest import PASSWORD
+
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    context, page, errors = open_page(browser, live_service, size, "en")
+    try:
+        assert check(page, media["unlabelled"]) == "enrolled-artist-unlabelled"
+        form = page.locator("[data-report-form]")
+        form.locator("input[name=contact]").fill("fan@example.org")
+        form.locator("textarea[name=note]").fill("Posted by a fan account <script>alert(1)</script>")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("[data-case]", timeout=20_000)
+        page.screenshot(path=str(SHOTS / f"report-sent-{size}.png"), full_page=True)
+
+        page.goto(f"{live_service}/login")
+        page.fill("input[name=username]", "legal")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_service}/console")
+        page.click("nav >> a[href='/cases']")
+        page.click("table.cases a")
+        assert "fan@example.org" in page.locator(".facts").inner_text()
+        assert "<script>alert(1)</script>" in page.locator(".note").inner_text()  # shown as text
+        for _ in range(120):  # the worker writes the evidence pack
+            if page.locator("[data-export]").count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        page.select_option("select[name=state]", "takedown-requested")
+        page.fill("input[name=comment]", "sent to the platform")
+        page.click("form[action$='/mark'] button[type=submit]")
+        assert page.locator("[data-case-state]").inner_text() == "takedown-requested"
+        with page.expect_download() as download:
+            page.click("[data-export]")
+        assert download.value.suggested_filename.endswith(".zip")
+        page.screenshot(path=str(SHOTS / f"case-{size}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert errors == []
+    finally:
+        context.close()
+    types = [e.event_type for e in service_world.workspace.ledger.events() if e.event_type.startswith("case.")]
+    assert types == ["case.opened", "case.marked", "case.evidence_exported"]

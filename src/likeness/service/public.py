@@ -232,6 +232,49 @@ async def public_verify(request: Request) -> JSONResponse:
     return JSONResponse(await check_upload(request))
 
 
+@router.post(
+    "/api/v1/public/reports",
+    status_code=201,
+    openapi_extra={"x-permission": "public", **PUBLIC_VERIFY_BODY},
+    responses={201: {"description": "the case opened: {case_id, state}"}},
+)
+async def public_report(request: Request) -> JSONResponse:
+    """Report a file to the agency (form fields ``contact`` and ``note``, both optional, before
+    ``file``): its upload is kept and verified with an evidence pack, and legal sees the case."""
+    from likeness.service.cases import open_case, report_response
+    from likeness.service.job_kinds import uploads_root
+
+    services = request.app.state.services
+    client = request.client.host if request.client else "unknown"
+    services.public_limiter.check(f"ip:{client}", what="checks")
+    services.public_limiter.hit(f"ip:{client}")
+    folder = new_upload_folder(uploads_root(services.workspace))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    length = request.headers.get("content-length")
+    upload = await receive_upload(
+        request.headers.get("content-type"),
+        request.stream(),
+        folder,
+        public_limits(services.settings),
+        declared_length=int(length) if length and length.isdigit() else None,
+    )
+    params = {
+        "upload": f"{folder.name}/{upload.path.name}",
+        "name": upload.original_name,
+        "media_type": upload.media_type,
+        "container": upload.container,
+        "size_bytes": upload.size_bytes,
+    }
+    job = await run_in_threadpool(
+        open_case,
+        services,
+        params,
+        contact=upload.fields.get("contact", ""),
+        note=upload.fields.get("note", ""),
+    )
+    return report_response(job)
+
+
 @router.get("/", include_in_schema=False, **public())
 def public_page(request: Request) -> Response:
     from likeness.service.console import render
@@ -265,4 +308,7 @@ def install_public(app: FastAPI) -> None:
     services = app.state.services
     services.public_checker = PublicChecker(services.workspace)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
+    from likeness.service.cases import router as cases_router
+
     app.include_router(router)
+    app.include_router(cases_router)

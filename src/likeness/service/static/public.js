@@ -146,12 +146,41 @@
     const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
     card.append(fill(template.content.cloneNode(true), facts(result)));
     card.append(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""]));
-    resultBox.replaceChildren(card, details(result, source));
+    resultBox.replaceChildren(card, details(result, source), reportForm(source));
     const again = el("button", { type: "button", class: "wide", text: word("check-another") });
     again.addEventListener("click", () => { resultBox.hidden = true; input.value = ""; choose(null); input.focus(); });
     resultBox.append(again);
     resultBox.hidden = false;
     resultBox.focus();
+  }
+
+  // "Report this to the agency": the same file again, with the visitor's optional contact and
+  // note sent before it (the server keeps this upload; a plain check keeps nothing).
+  function reportForm(source) {
+    const report = texts.querySelector("template[data-report]").content.firstElementChild.cloneNode(true);
+    report.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const button = report.querySelector("button[type=submit]");
+      button.disabled = true;
+      const body = new FormData();
+      body.append("contact", report.elements.contact.value);
+      body.append("note", report.elements.note.value);
+      body.append("file", source, source.name);
+      fetch(report.action, { method: "POST", body })
+        .then((response) => response.json().then((answer) => ({ ok: response.ok, answer })))
+        .then(({ ok, answer }) => {
+          if (!ok) throw answer;
+          report.replaceChildren(el("p", { class: "alert good", role: "status", "data-case": answer.case_id,
+            text: word("reported") }));
+        })
+        .catch((problem) => {
+          button.disabled = false;
+          const code = String((problem && problem.type) || "network").split(":").pop();
+          const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
+          report.append(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+        });
+    });
+    return report;
   }
 
   const row = (list, label, value) => {
