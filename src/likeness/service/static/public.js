@@ -201,7 +201,7 @@
       box.append(list);
       if (c2pa.consent_assertion) {
         box.append(el("p", { class: "muted small", text: word("consent") }),
-          el("pre", { class: "assertion", text: JSON.stringify(c2pa.consent_assertion, null, 2) }));
+          el("pre", { class: "assertion", tabindex: "0", text: JSON.stringify(c2pa.consent_assertion, null, 2) }));
       }
     } else box.append(el("p", { class: "muted", text: word("c2pa-none") }));
 
