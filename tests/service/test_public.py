@@ -174,3 +174,20 @@ def test_a_slow_analysis_ends_with_a_friendly_timeout(settings, workspace, tmp_p
     assert answer.status_code == 503 and answer.json()["type"].endswith("analysis-timeout")
     assert "took longer than 0.5 s" in answer.json()["detail"]
     assert time.monotonic() - started < 5
+
+
+def test_every_hangul_glyph_on_the_page_is_in_the_served_font(service_world):
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    client = service_world.client(headers={"accept-language": "ko-KR"})
+    page = client.get("/").text  # holds every text the script shows (the verdicts, the problems)
+    hangul = {ch for ch in page if "\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e"}
+    assert len(hangul) > 200
+    assert 'font-family: "NanumGothic"' in client.get("/static/console.css").text
+    for name in ("NanumGothic.ttf", "NanumGothicBold.ttf"):
+        served = client.get(f"/static/fonts/{name}")
+        assert served.status_code == 200 and served.headers["content-type"] == "font/ttf"
+        cmap = TTFont(io.BytesIO(served.content)).getBestCmap()
+        assert sorted(ch for ch in hangul if ord(ch) not in cmap) == [], name
