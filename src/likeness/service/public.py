@@ -20,6 +20,7 @@ import re
 import shutil
 import threading
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from likeness.service.auth import public
-from likeness.service.errors import AnalysisTimedOut
+from likeness.service.errors import AnalysisTimedOut, NotFound
 from likeness.service.security import CSP, RateLimiter
-from likeness.service.uploads import UploadLimits, new_upload_folder, receive_upload
+from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 
 router = APIRouter()
 #: What the card says for a subject whose rights holder did not allow public naming.
@@ -162,19 +163,7 @@ async def check_upload(request: Request) -> dict[str, Any]:
     public result."""
     services = request.app.state.services
     settings = services.settings
-    client = request.client.host if request.client else "unknown"
-    services.public_limiter.check(f"ip:{client}", what="checks")
-    services.public_limiter.hit(f"ip:{client}")
-    folder = new_upload_folder(public_upload_root(services.workspace))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    length = request.headers.get("content-length")
-    upload = await receive_upload(
-        request.headers.get("content-type"),
-        request.stream(),
-        folder,
-        public_limits(settings),
-        declared_length=int(length) if length and length.isdigit() else None,
-    )
+    folder, upload = await receive_public_upload(request, public_upload_root(services.workspace))
     deadline = time.monotonic() + settings.public_verify_timeout_s
 
     def verify_then_forget() -> Any:
@@ -194,6 +183,26 @@ async def check_upload(request: Request) -> dict[str, Any]:
         ) from None
     verification = result.to_dict()
     return public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+
+
+async def receive_public_upload(request: Request, root: Path) -> tuple[Path, StoredUpload]:
+    """A visitor's file streamed into a new folder under ``root``, within the per-address rate
+    limit and the public size limits."""
+    services = request.app.state.services
+    client = request.client.host if request.client else "unknown"
+    services.public_limiter.check(f"ip:{client}", what="checks")
+    services.public_limiter.hit(f"ip:{client}")
+    folder = new_upload_folder(root)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    length = request.headers.get("content-length")
+    upload = await receive_upload(
+        request.headers.get("content-type"),
+        request.stream(),
+        folder,
+        public_limits(services.settings),
+        declared_length=int(length) if length and length.isdigit() else None,
+    )
+    return folder, upload
 
 
 def public_limits(settings: Any) -> UploadLimits:
@@ -245,19 +254,7 @@ async def public_report(request: Request) -> JSONResponse:
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
-    client = request.client.host if request.client else "unknown"
-    services.public_limiter.check(f"ip:{client}", what="checks")
-    services.public_limiter.hit(f"ip:{client}")
-    folder = new_upload_folder(uploads_root(services.workspace))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    length = request.headers.get("content-length")
-    upload = await receive_upload(
-        request.headers.get("content-type"),
-        request.stream(),
-        folder,
-        public_limits(services.settings),
-        declared_length=int(length) if length and length.isdigit() else None,
-    )
+    folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
@@ -292,6 +289,32 @@ def public_page(request: Request) -> Response:
     )
     response.headers["content-security-policy"] = PAGE_CSP
     return response
+
+
+#: The page's own cut of NanumGothic (regular and bold): a phone should not fetch 9 MB of fonts.
+PAGE_FONTS = ("NanumGothic.woff", "NanumGothicBold.woff")
+
+
+@router.get("/fonts/page/{name}", include_in_schema=False, **public())
+def page_font(name: str) -> Response:
+    """NanumGothic cut down to every character the Korean catalogue and the page's English use
+    (tens of KB); anything else on the page (an artist's name) falls back to the full face."""
+    if name not in PAGE_FONTS:
+        raise NotFound(f"no font {name!r}")
+    return Response(page_font_bytes(name), media_type="font/woff", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@cache
+def page_font_bytes(name: str) -> bytes:
+    import string
+
+    from likeness.provenance.visible_label import label_font_path
+    from likeness.report_font import font_subset
+    from likeness.service.i18n import catalogue
+
+    # + the language switch, which base.html writes in its own language
+    text = "".join(catalogue("ko").values()) + string.printable + "·“”‘’…–—× 한국어"
+    return font_subset(label_font_path().parent / name.replace(".woff", ".ttf"), text)
 
 
 def slots(text: str) -> Markup:

@@ -253,7 +253,7 @@
         pen.strokeStyle = face.match ? "#b3261e" : "#3a4fd8";
         pen.strokeRect(x0, y0, x1 - x0, y1 - y0);
         pen.fillStyle = pen.strokeStyle;
-        pen.font = "bold 14px NanumGothic, sans-serif";
+        pen.font = "bold 14px NanumGothicPage, sans-serif";
         pen.fillText(`${word("face")} ${face.face_id}`, x0 + 2, Math.max(14, y0 - 4));
       }
       strip.append(canvas);
