@@ -42,7 +42,9 @@
 
   const choose = (picked) => {
     file = picked;
-    chosen.textContent = picked ? `${picked.name} · ${(picked.size / 1048576).toFixed(1)} MiB` : "";
+    const size = picked && picked.size < 1048576
+      ? `${Math.max(1, Math.round(picked.size / 1024))} KiB` : picked && `${(picked.size / 1048576).toFixed(1)} MiB`;
+    chosen.textContent = picked ? `${picked.name} · ${size}` : "";
   };
   input.addEventListener("change", () => choose(input.files[0] || null));
   ["dragenter", "dragover"].forEach((type) =>
@@ -116,6 +118,7 @@
     resultBox.hidden = false;
   }
 
+  const useWord = (use) => (use && texts.querySelector(`[data-word="use-${use}"]`) ? word(`use-${use}`) : use);
   const stateWord = (state) =>
     ["active", "revoked", "expired"].includes(state) ? word(`state-${state}`) : word("state-other");
 
@@ -136,7 +139,7 @@
       org: grant.org_slug,
       when: (render.recorded_at || "").slice(0, 10),
       grant: grant.grant_id,
-      use: grant.use || render.use,
+      use: useWord(grant.use || render.use),
       state: stateWord(grant.state),
       signer: c2pa.signer,
     };
