@@ -193,3 +193,17 @@ def test_every_hangul_glyph_on_the_page_is_in_the_served_font(service_world):
         assert served.status_code == 200 and served.headers["content-type"] == "font/ttf"
         cmap = TTFont(io.BytesIO(served.content)).getBestCmap()
         assert sorted(ch for ch in hangul if ord(ch) not in cmap) == [], name
+
+
+def test_an_animated_gif_is_checked_like_any_picture(service_world, tmp_path):
+    from PIL import Image
+
+    from likeness.media.synthetic import animate_portrait, astronaut
+
+    enroll_mina(service_world.consent)
+    frames = [Image.fromarray(f) for f in animate_portrait(astronaut(), n_frames=6, size=(240, 240), seed=2)]
+    gif = tmp_path / "reaction.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    answer = post(service_world.client(), gif).json()
+    assert answer["verdict"] == verify_path(service_world.workspace, gif, record=False).verdict.code
+    assert answer["verdict"] == "enrolled-artist-unlabelled" and answer["media_type"] in ("image", "video")
