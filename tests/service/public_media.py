@@ -61,7 +61,8 @@ def verdict_media(world, folder: Path) -> dict[str, Path]:
     encoded again: no C2PA, the watermark stays), ``still`` (a PNG of one of its frames),
     ``labelled_image`` (a labelled PNG still, checked again after a revocation),
     ``tampered`` (a labelled JPEG with one byte flipped), ``unlabelled`` (mina's photo),
-    ``stranger`` (grace_hopper), ``no_face`` and ``corrupt`` (a JPEG cut short)."""
+    ``stranger`` (grace_hopper), ``no_face``, ``corrupt`` (a JPEG cut short) and
+    ``other_issuer`` (a labelled still of another workspace)."""
     folder.mkdir(parents=True, exist_ok=True)
     enroll_mina(world)
     media: dict[str, Path] = {}
@@ -80,7 +81,23 @@ def verdict_media(world, folder: Path) -> dict[str, Path]:
     media["stranger"] = write_image(folder / "stranger.jpg", grace_hopper(), quality=90)
     media["no_face"] = write_image(folder / "landscape.png", no_face_picture())
     media["corrupt"] = write_corrupt_variants(folder / "bad")["truncated_jpg"]
+    media["other_issuer"] = other_issuers_render(folder / "elsewhere")
     return media
+
+
+def other_issuers_render(folder: Path) -> Path:
+    """A labelled still made by another workspace (its own organisation, signer and ledger):
+    its manifest is valid and declares AI, but nothing about it is ours."""
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+    from tests.conftest import build_consent_world
+
+    folder.mkdir(parents=True, exist_ok=True)
+    elsewhere = Workspace.init(Settings(home=folder / "home"))
+    try:
+        return render_image(build_consent_world(elsewhere, folder), folder / "their render.png").path
+    finally:
+        elsewhere.close()
 
 
 def reencoded_copy(path: Path, out: Path) -> Path:

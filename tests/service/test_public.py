@@ -65,6 +65,7 @@ def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world
         "stranger": "no-enrolled-artist",
         "no_face": "no-face",
         "corrupt": "error",
+        "other_issuer": "synthetic-other-issuer",
     }
     for name, verdict in expected.items():
         response = post(client, media[name])

@@ -22,12 +22,15 @@ EXPECTED = {
     "stranger": "no-enrolled-artist",
     "no_face": "no-face",
     "corrupt": "error",
+    "other_issuer": "synthetic-other-issuer",
 }
 HEADLINES = {
     ("authorized-synthetic", "en"): "Made with AI, with the artist’s consent",
     ("authorized-synthetic", "ko"): "아티스트의 동의를 받아 AI로 만든 콘텐츠입니다",
     ("synthetic-consent-revoked", "en"): "Made with AI, but the consent is no longer in force",
     ("synthetic-consent-revoked", "ko"): "AI로 만들었지만 동의가 더 이상 유효하지 않습니다",
+    ("synthetic-other-issuer", "en"): "Made with AI by someone else",
+    ("synthetic-other-issuer", "ko"): "다른 곳에서 AI로 만든 콘텐츠입니다",
 }
 
 
@@ -72,6 +75,8 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
                 # mina's rights holder did not allow public naming
                 unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"
                 assert unnamed in card.inner_text() and "mina" not in card.inner_text().lower()
+            if verdict == "synthetic-other-issuer":
+                assert "Studio Haneul likeness signer" in card.inner_text()  # who signed it
             if name in ("labelled", "unlabelled"):
                 page.click("[data-result] details summary")
                 page.wait_for_selector("[data-frames] canvas", timeout=20_000)
