@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     upload_max_video_bytes: int = Field(
         default=2 * 1024 * 1024 * 1024, ge=1, description="largest video upload the service accepts (bytes)"
     )
+    public_max_image_bytes: int = Field(
+        default=30 * 1024 * 1024, ge=1, description="largest image the public verification page accepts (bytes)"
+    )
+    public_max_video_bytes: int = Field(
+        default=500 * 1024 * 1024, ge=1, description="largest video the public verification page accepts (bytes)"
+    )
+    public_verify_timeout_s: float = Field(
+        default=60.0, gt=0, description="the public page gives up on an analysis after this long (a friendly message)"
+    )
+    public_checks_per_minute: int = Field(
+        default=10, ge=1, description="public verifications one client (IP address) may start per minute"
+    )
     jobs_per_org: int = Field(
         default=2, ge=1, le=256, description="jobs of one organisation that run at the same time, across all workers"
     )

@@ -38,28 +38,34 @@ def report_font_path() -> Path:
 def embedded_font_css(text: str, *, family: str = REPORT_FONT_FAMILY) -> str:
     """An ``@font-face`` rule for ``family`` embedding NanumGothic with the glyphs of ``text``
     (every character the page shows) as a WOFF ``data:`` URL."""
+    data = base64.b64encode(font_subset(report_font_path(), text)).decode("ascii")
+    return (
+        f"@font-face{{font-family:'{family}';src:url(data:font/woff;base64,{data}) format('woff');"
+        "font-weight:normal;font-style:normal}"
+    )
+
+
+def font_subset(path: Path, text: str, *, flavor: str = "woff") -> bytes:
+    """The font at ``path`` cut down to the glyphs of ``text`` (plus space and '?'), as
+    ``flavor`` (``woff``, or ``None`` for a plain TTF)."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
     options = subset.Options()
-    options.flavor = "woff"
+    options.flavor = flavor
     options.notdef_outline = True
     options.name_IDs = ["*"]
     logger = logging.getLogger("fontTools.subset")
     level = logger.level
     logger.setLevel(logging.ERROR)  # it names each hinting table it drops
     try:
-        with TTFont(str(report_font_path()), lazy=True) as font:
+        with TTFont(str(path), lazy=True) as font:
             subsetter = subset.Subsetter(options)
             subsetter.populate(text="".join(sorted(set(text) | set(" ?"))))
             subsetter.subset(font)
-            font.flavor = "woff"
+            font.flavor = flavor
             buffer = io.BytesIO()
             font.save(buffer)
     finally:
         logger.setLevel(level)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (
-        f"@font-face{{font-family:'{family}';src:url(data:font/woff;base64,{data}) format('woff');"
-        "font-weight:normal;font-style:normal}"
-    )
+    return buffer.getvalue()

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -46,6 +47,7 @@ class ServiceWorld:
     accounts: Accounts
     app: object
     tokens: dict[Role, str] = field(default_factory=dict)
+    consent: Any = None  # tests.conftest.ConsentWorld: studio, mina's grant, jun's release
 
     def client(self, **kwargs) -> TestClient:
         return TestClient(self.app, **kwargs)
@@ -62,7 +64,7 @@ class ServiceWorld:
         csrf = client.cookies.get("likeness_login_csrf")
         response = client.post(
             "/login",
-            data={"username": username, "password": password, "csrf_token": csrf, "next": "/"},
+            data={"username": username, "password": password, "csrf_token": csrf, "next": "/console"},
             follow_redirects=False,
         )
         assert response.status_code == 303, response.text
@@ -73,9 +75,10 @@ class ServiceWorld:
 def build_service_world(settings: Settings, workspace: Workspace) -> ServiceWorld:
     from tests.conftest import build_consent_world
 
-    build_consent_world(workspace, settings.resolved_home.parent)
+    consent = build_consent_world(workspace, settings.resolved_home.parent)
     accounts = Accounts(workspace, hasher=cheap_hasher())
     world = ServiceWorld(settings, workspace, accounts, create_app(settings, workspace=workspace, accounts=accounts))
+    world.consent = consent
     for role in Role:
         user = accounts.add_user(role.value, PASSWORD, role, display_name=f"{role.value.title()} user")
         world.tokens[role] = accounts.create_token(user, f"{role.value} tests")[0]

@@ -94,8 +94,8 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: console_errors.append(str(error)))
     try:
-        page.goto(f"{live_service}/")
-        assert page.url.endswith("/login?next=/")
+        page.goto(f"{live_service}/console")
+        assert page.url.endswith("/login?next=/console")
         if language == "ko":
             page.click("text=한국어")
             assert page.locator("html").get_attribute("lang") == "ko"
@@ -104,7 +104,7 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         page.fill("input[name=username]", "legal")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url(f"{live_service}/")
+        page.wait_for_url(f"{live_service}/console")
         assert page.locator("h1").inner_text() == ("대시보드" if language == "ko" else "Dashboard")
         page.screenshot(path=str(shots / "2-dashboard.png"), full_page=True)
 

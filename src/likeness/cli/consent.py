@@ -105,6 +105,14 @@ def subject_add(
     photo: Annotated[
         list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")
     ] = None,
+    public_name: Annotated[
+        bool,
+        typer.Option(
+            "--public-name",
+            help="The rights holder allows the public verification page to show the name "
+            "(else it says 'an artist this agency represents').",
+        ),
+    ] = False,
 ) -> None:
     """Enrol a subject with its rights holder, registered by their public key (the private key
     stays on the holder's machine)."""
@@ -123,6 +131,7 @@ def subject_add(
             holder_kind=holder_kind,
             holder_public_key_pem=pem,
             owner_org=owner_org or (settings_from(ctx).org if virtual else None),
+            public_name=public_name,
         )
         console.print(
             f"subject [bold]{record.slug}[/] ({record.kind}) enrolled; rights holder "

@@ -209,6 +209,8 @@ class SubjectRecord:
     holder_slug: str
     holder_fingerprint: str
     owner_org_id: str | None
+    #: The rights holder allows the public verification page to show ``name``.
+    public_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -399,9 +401,12 @@ class Registry:
         holder_kind: str | None = None,
         holder_public_key_pem: bytes | None = None,
         owner_org: str | None = None,
+        public_name: bool = False,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
-        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then)."""
+        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
+        ``public_name``: the rights holder allows the public verification page to show the
+        subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
@@ -434,6 +439,7 @@ class Registry:
             holder_id=holder_row.id,
             owner_org_id=owner.id if owner else None,
             created_at=utc_iso(now_utc()),
+            public_name=bool(public_name),
         )
         with self._session_factory() as session:
             session.add(subject)
@@ -446,6 +452,7 @@ class Registry:
                 "kind": kind,
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,
+                "public_name": bool(public_name),
             },
         )
         return self.get_subject(slug)
@@ -472,6 +479,7 @@ class Registry:
                 holder_slug=holder.slug,
                 holder_fingerprint=current.fingerprint if current else holder.key_fingerprint,
                 owner_org_id=subject.owner_org_id,
+                public_name=bool(subject.public_name),
             )
 
     def list_subjects(self) -> list[SubjectRecord]:

@@ -7,7 +7,7 @@ Alembic migrations in ``likeness/migrations``.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
@@ -51,6 +51,8 @@ class Subject(Base):
     holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
     owner_org_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
     created_at: Mapped[str] = mapped_column(TS)
+    #: The rights holder allows the public verification page to name this subject.
+    public_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ReferenceEmbedding(Base):

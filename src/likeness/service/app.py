@@ -43,6 +43,8 @@ class Services:
     limits: UploadLimits
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 300.0))
     upload_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(60, 60.0))
+    public_checker: Any = None  # likeness.service.public.PublicChecker
+    public_limiter: RateLimiter | None = None
     worker: Any = None
     worker_thread: threading.Thread | None = None
 
@@ -55,6 +57,7 @@ def create_app(
     from likeness.service import job_kinds  # noqa: F401  (registers the job kinds)
     from likeness.service.api import router as api_router
     from likeness.service.console import install_console
+    from likeness.service.public import install_public
     from likeness.workspace import Workspace
 
     workspace = workspace or Workspace.open(settings)
@@ -77,6 +80,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(api_router)
     install_console(app)
+    install_public(app)
     # Added last = outermost: the security headers wrap the crash handler's 500 too.
     app.add_middleware(BodyLimit)
     app.add_middleware(CrashToProblem)

@@ -46,6 +46,8 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
+#: The console's dashboard; ``/`` is the public verification page (``likeness.service.public``).
+CONSOLE_HOME = "/console"
 
 VERDICT_TONES = {
     "authorized-synthetic": "good",
@@ -110,9 +112,11 @@ def error_page(
 
 # --- sign in and out, language -------------------------------------------------------------
 @router.get("/login", **public())
-def login_form(request: Request, next: str = "/") -> Response:
+def login_form(request: Request, next: str = CONSOLE_HOME) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    response = render(request, "login.html", {"next": local_path(next), "login_csrf": token, "error": None})
+    response = render(
+        request, "login.html", {"next": local_path(next, CONSOLE_HOME), "login_csrf": token, "error": None}
+    )
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
 
@@ -123,7 +127,7 @@ def login(
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1024)],
     csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
+    next: Annotated[str, Form(max_length=2000)] = CONSOLE_HOME,
 ) -> Response:
     services = request.app.state.services
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -146,12 +150,12 @@ def login(
         return render(
             request,
             "login.html",
-            {"next": local_path(next), "login_csrf": cookie, "error": _("Wrong user name or password.")},
+            {"next": local_path(next, CONSOLE_HOME), "login_csrf": cookie, "error": _("Wrong user name or password.")},
             status=401,
         )
     services.login_limiter.reset(keys[1])
     secret, _session = services.accounts.start_session(user)
-    response = RedirectResponse(local_path(next), status_code=303)
+    response = RedirectResponse(local_path(next, CONSOLE_HOME), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, secret, max_age=12 * 3600)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
@@ -221,7 +225,7 @@ def _set_cookie(
 
 
 # --- pages ------------------------------------------------------------------------------
-@router.get("/", **guard(READ))
+@router.get(CONSOLE_HOME, **guard(READ))
 def dashboard(request: Request, principal: Annotated[Principal, Depends(require(READ))]) -> Response:
     services = request.app.state.services
     org_id = principal.user.org_id

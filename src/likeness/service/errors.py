@@ -49,6 +49,10 @@ class UnsupportedMedia(ServiceError):
     status, code, title = 415, "unsupported-media", "Not an image or video this service reads"
 
 
+class AnalysisTimedOut(ServiceError):
+    status, code, title = 503, "analysis-timeout", "The analysis took too long"
+
+
 class RateLimited(ServiceError):
     status, code, title = 429, "rate-limited", "Too many requests"
 

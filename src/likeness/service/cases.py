@@ -1,0 +1,174 @@
+"""Cases: a visitor of the public page reports a file to the agency; legal triages it.
+
+A case is a ``verify`` job of the receiving organisation (so the worker writes the evidence
+pack exactly as for the console's own verifications) whose upload is kept, because the visitor
+asked for it. What the reporter wrote (an optional contact and note) is personal data: it is
+kept in a 0600 file beside the job (``service/cases/<job id>.json``), shown only to roles that
+may verify (legal), and never written on the ledger. The ledger holds the life cycle:
+``case.opened``, ``case.marked`` (each triage step, the latest is the case's state) and
+``case.evidence_exported``.
+
+The receiving organisation is the workspace's default (``LIKENESS_ORG``), else its first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from likeness.service.auth import guard, require
+from likeness.service.errors import NotFound, ServiceError
+from likeness.service.roles import Permission
+from likeness.service.security import Principal, check_csrf
+
+router = APIRouter()
+VERIFY = Permission.VERIFY
+#: Triage states, in the order a case usually goes through them.
+CASE_STATES = ("new", "triaged", "takedown-requested", "police-report", "closed-no-action")
+MAX_CONTACT_CHARS = 200
+MAX_NOTE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Case:
+    job: Any  # JobView
+    state: str
+    opened_at: str
+    contact: str
+    note: str
+    history: list[dict[str, Any]]
+
+
+def cases_folder(workspace: Any) -> Path:
+    return Path(workspace.settings.service_dir) / "cases"
+
+
+def receiving_org(workspace: Any) -> Any:
+    """The organisation public reports go to: the configured default, else the first one."""
+    registry = workspace.registry
+    slug = workspace.settings.org
+    if slug:
+        return registry.get_org(slug)
+    orgs = registry.list_orgs()
+    if not orgs:
+        raise ServiceError("this service has no organisation to receive reports")
+    return min(orgs, key=lambda org: org.created_at)
+
+
+def open_case(services: Any, params: dict[str, Any], *, contact: str, note: str) -> Any:
+    """Queue the verification of a reported upload and put ``case.opened`` on the ledger."""
+    contact, note = contact.strip()[:MAX_CONTACT_CHARS], note.strip()[:MAX_NOTE_CHARS]
+    org = receiving_org(services.workspace)
+    job = services.queue.enqueue("verify", {**params, "case": True}, org_id=org.id)
+    folder = cases_folder(services.workspace)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job.id}.json"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump({"contact": contact, "note": note}, handle, ensure_ascii=False)
+    services.workspace.ledger.append(
+        "case.opened",
+        {
+            "case_id": job.id,
+            "org_id": org.id,
+            "name": params.get("name"),
+            "size_bytes": params.get("size_bytes"),
+            "has_contact": bool(contact),
+            "has_note": bool(note),
+        },
+    )
+    return job
+
+
+def load_case(services: Any, job_id: str, org_id: str) -> Case:
+    job = services.queue.get(job_id, org_id=org_id)
+    if job.kind != "verify" or not job.params.get("case"):
+        raise NotFound(f"no case {job_id}")
+    ledger = services.workspace.ledger
+    events = ledger.find(["case.opened", "case.marked", "case.evidence_exported"], case_id=job_id)
+    history = [{"type": e.event_type, "at": e.created_at, **e.payload} for e in events]
+    marks = [e for e in events if e.event_type == "case.marked"]
+    opened = next((e.created_at for e in events if e.event_type == "case.opened"), job.created_at)
+    reporter = {"contact": "", "note": ""}
+    path = cases_folder(services.workspace) / f"{job.id}.json"
+    if path.is_file():
+        reporter.update(json.loads(path.read_text("utf-8")))
+    state = marks[-1].payload.get("state", "new") if marks else "new"
+    return Case(job, state, opened, str(reporter["contact"]), str(reporter["note"]), history)
+
+
+def list_cases(services: Any, org_id: str) -> list[Case]:
+    jobs = services.queue.list(org_id=org_id, kind="verify", limit=200)
+    return [load_case(services, job.id, org_id) for job in jobs if job.params.get("case")]
+
+
+# --- the console's pages ---------------------------------------------------------------------
+@router.get("/cases", **guard(VERIFY))
+def cases_page(request: Request, principal: Annotated[Principal, Depends(require(VERIFY))]) -> Response:
+    from likeness.service.console import render
+
+    cases = list_cases(request.app.state.services, principal.user.org_id)
+    return render(request, "cases.html", {"cases": cases, "states": CASE_STATES}, principal=principal)
+
+
+@router.get("/cases/{job_id}", **guard(VERIFY))
+def case_page(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(VERIFY))]) -> Response:
+    from likeness.service.console import render
+
+    case = load_case(request.app.state.services, job_id, principal.user.org_id)
+    verification = (case.job.result or {}).get("verification")
+    return render(
+        request,
+        "case.html",
+        {"case": case, "states": CASE_STATES, "verification": verification},
+        principal=principal,
+    )
+
+
+@router.post(
+    "/cases/{job_id}/mark",
+    openapi_extra={"x-permission": VERIFY.value},
+    dependencies=[Depends(require(VERIFY, csrf_from_header=False))],
+)
+def mark_case(
+    job_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(VERIFY, csrf_from_header=False))],
+    state: Annotated[str, Form(max_length=40)],
+    comment: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    check_csrf(principal, csrf_token)
+    if state not in CASE_STATES:
+        raise ServiceError(f"unknown case state {state!r}: one of {', '.join(CASE_STATES)}")
+    services = request.app.state.services
+    load_case(services, job_id, principal.user.org_id)  # the organisation's own case, or 404
+    services.workspace.ledger.append(
+        "case.marked",
+        {"case_id": job_id, "state": state, "comment": comment.strip(), "by": principal.user.username},
+    )
+    return RedirectResponse(f"/cases/{job_id}", status_code=303)
+
+
+@router.get("/cases/{job_id}/evidence.zip", **guard(VERIFY))
+def export_case(job_id: str, request: Request, principal: Annotated[Principal, Depends(require(VERIFY))]) -> Response:
+    """The evidence zip for a takedown or a police complaint; the export goes on the ledger."""
+    from likeness.service.api import evidence_file
+
+    services = request.app.state.services
+    case = load_case(services, job_id, principal.user.org_id)
+    path = evidence_file(services, principal, case.job.id, "zip")
+    services.workspace.ledger.append(
+        "case.evidence_exported", {"case_id": job_id, "file": path.name, "by": principal.user.username}
+    )
+    return FileResponse(path, media_type="application/zip", filename=path.name)
+
+
+def report_response(job: Any) -> JSONResponse:
+    return JSONResponse({"case_id": job.id, "state": "new"}, status_code=201)

@@ -1,0 +1,337 @@
+"""The public verification page ("진짜일까? Is it real?") and its JSON twin, for fans and platforms.
+
+No account: ``GET /`` is the page, ``POST /api/v1/public/verify`` (multipart field ``file``)
+answers with the ``likeness.verify/1`` object that ``likeness verify --json`` prints. The page
+calls that endpoint (one way): a 10 s 1080p clip is verified within a request
+(benchmarks/public_verify.py), so a job queue would only add polling.
+
+What a visitor sends is not kept: the file is streamed to a private folder (type sniffed,
+size limited, ``likeness.service.uploads``), verified in this process by one shared
+``Verifier`` and deleted, and the check is not written on the ledger (a report to the agency
+is). The answer is the CLI's, with what the public may not see withheld
+(:func:`public_result`): the name of a subject whose rights holder did not allow public
+naming, the nearest non-matching artist, and the server's folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import threading
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
+
+from likeness.service.auth import public
+from likeness.service.errors import AnalysisTimedOut, NotFound
+from likeness.service.security import CSP, RateLimiter
+from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
+
+router = APIRouter()
+#: What the card says for a subject whose rights holder did not allow public naming.
+UNNAMED_ARTIST = "an artist this agency represents"
+#: Subject fields of the JSON that are withheld (set to null) for such a subject.
+_SUBJECT_FIELDS = ("slug", "name", "subject_slug", "subject_id")
+#: The page draws the visitor's own file (a video from a blob: URL) to show the analysed
+#: frames and faces, so nothing of the upload is sent back; everything else is the service's CSP.
+PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "; media-src blob:"
+
+
+def public_upload_root(workspace: Any) -> Path:
+    return Path(workspace.settings.service_dir) / "public"
+
+
+class PublicChecker:
+    """One ``Verifier`` for the page, built on first use and kept (its detector and embedder
+    are the slow part to load); its gallery is synced again when the ledger moved (a subject
+    or reference may have been added). One check at a time: the verifier is not re-entrant and
+    the machine's cores are already shared by its own helper threads."""
+
+    def __init__(self, workspace: Any) -> None:
+        self.workspace = workspace
+        self._lock = threading.Lock()
+        self._verifier: Any = None
+        self._ledger_head: tuple[int, str] | None = None
+
+    def verify(self, path: Path, *, wait_s: float) -> Any:
+        """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
+        the verifier for ``wait_s``."""
+        if not self._lock.acquire(timeout=max(0.0, wait_s)):
+            raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
+        try:
+            result, _media = self._current().verify(path)
+            return result
+        finally:
+            self._lock.release()
+
+    def _current(self) -> Any:
+        from likeness.verify.gallery import open_gallery
+        from likeness.verify.pipeline import Verifier
+
+        head = self.workspace.ledger.head()
+        if self._verifier is None:
+            self._verifier = Verifier(self.workspace)
+        elif head != self._ledger_head:
+            self._verifier.gallery = open_gallery(self.workspace)
+        self._ledger_head = head
+        return self._verifier
+
+    def close(self) -> None:
+        with self._lock:
+            if self._verifier is not None:
+                self._verifier.close()
+                self._verifier = None
+
+
+def named_publicly(workspace: Any, subject_id: str) -> bool:
+    """The rights holder allowed public naming: the subject's row says so, and so does its
+    ``subject.created`` ledger event (a database editor cannot switch a name on)."""
+    from likeness.errors import RegistryError
+
+    try:
+        record = workspace.registry.get_subject(subject_id)
+    except RegistryError:
+        return False
+    if not record.public_name:
+        return False
+    created = workspace.ledger.find("subject.created", subject_id=subject_id)
+    return bool(created) and created[0].payload.get("public_name") is True
+
+
+def public_result(verification: dict[str, Any], workspace: Any, *, name: str, folder: Path) -> dict[str, Any]:
+    """The ``likeness.verify/1`` object as the public may see it: ``path`` is the sanitised file
+    name; ``nearest`` (who a stranger looks most like) is dropped; a subject that may not be
+    named has its slug, name and id set to null and is "an enrolled artist" in the evidence
+    sentences; the upload's folder never appears."""
+    subjects = _subjects_in(verification)
+    hidden: dict[str, str] = {}
+    for subject_id, words in subjects.items():
+        if not named_publicly(workspace, subject_id):
+            for word in words | {subject_id}:
+                hidden[word] = "an enrolled artist"
+    pattern = re.compile(r"\b(" + "|".join(re.escape(w) for w in sorted(hidden, key=len, reverse=True)) + r")\b")
+    folder_text = str(folder)
+
+    def clean(value: Any, key: str | None = None) -> Any:
+        if isinstance(value, dict):
+            return {k: (None if k == "nearest" else clean(v, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str):
+            if key in _SUBJECT_FIELDS and value in hidden:
+                return None
+            value = value.replace(folder_text + "/", "").replace(folder_text, "")
+            return pattern.sub(lambda m: hidden[m.group(1)], value) if hidden else value
+        return value
+
+    cleaned = clean(verification)
+    cleaned["path"] = name
+    return cleaned
+
+
+def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
+    """subject id -> the slugs and names the result carries for it (faces, grants, renders)."""
+    found: dict[str, set[str]] = {}
+
+    def note(subject_id: Any, *words: Any) -> None:
+        if isinstance(subject_id, str) and subject_id:
+            found.setdefault(subject_id, set()).update(w for w in words if isinstance(w, str) and w)
+
+    for face in (verification.get("faces") or {}).get("faces") or ():
+        for role in ("match", "performer", "nearest"):
+            match = face.get(role) or {}
+            note(match.get("subject_id"), match.get("slug"), match.get("name"))
+    watermark = verification.get("watermark") or {}
+    c2pa = verification.get("c2pa") or {}
+    for grant in (watermark.get("grant"), c2pa.get("consent")):
+        if grant:
+            note(grant.get("subject_id"), grant.get("subject_slug"))
+    render = watermark.get("ledger_entry") or {}
+    note(render.get("subject_id"))
+    return found
+
+
+async def check_upload(request: Request) -> dict[str, Any]:
+    """Stream the visitor's file in, verify it within the timeout, delete it, and return the
+    public result."""
+    services = request.app.state.services
+    settings = services.settings
+    folder, upload = await receive_public_upload(request, public_upload_root(services.workspace))
+    deadline = time.monotonic() + settings.public_verify_timeout_s
+
+    def verify_then_forget() -> Any:
+        try:
+            return services.public_checker.verify(upload.path, wait_s=deadline - time.monotonic())
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        result = await asyncio.wait_for(
+            run_in_threadpool(verify_then_forget), timeout=max(0.1, deadline - time.monotonic())
+        )
+    except TimeoutError:
+        raise AnalysisTimedOut(
+            f"the analysis took longer than {settings.public_verify_timeout_s:g} s; "
+            "try a shorter clip or a still from it"
+        ) from None
+    verification = result.to_dict()
+    return public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+
+
+async def receive_public_upload(request: Request, root: Path) -> tuple[Path, StoredUpload]:
+    """A visitor's file streamed into a new folder under ``root``, within the per-address rate
+    limit and the public size limits."""
+    services = request.app.state.services
+    client = request.client.host if request.client else "unknown"
+    services.public_limiter.check(f"ip:{client}", what="checks")
+    services.public_limiter.hit(f"ip:{client}")
+    folder = new_upload_folder(root)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    length = request.headers.get("content-length")
+    upload = await receive_upload(
+        request.headers.get("content-type"),
+        request.stream(),
+        folder,
+        public_limits(services.settings),
+        declared_length=int(length) if length and length.isdigit() else None,
+    )
+    return folder, upload
+
+
+def public_limits(settings: Any) -> UploadLimits:
+    return UploadLimits(settings.public_max_image_bytes, settings.public_max_video_bytes)
+
+
+PUBLIC_VERIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "image or video; the type is read from its bytes",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/api/v1/public/verify",
+    openapi_extra={"x-permission": "public", **PUBLIC_VERIFY_BODY},
+    responses={200: {"description": "the likeness.verify/1 object, names withheld as the rights holders chose"}},
+)
+async def public_verify(request: Request) -> JSONResponse:
+    """Verify an image or video without an account: the ``likeness.verify/1`` object."""
+    return JSONResponse(await check_upload(request))
+
+
+@router.post(
+    "/api/v1/public/reports",
+    status_code=201,
+    openapi_extra={"x-permission": "public", **PUBLIC_VERIFY_BODY},
+    responses={201: {"description": "the case opened: {case_id, state}"}},
+)
+async def public_report(request: Request) -> JSONResponse:
+    """Report a file to the agency (form fields ``contact`` and ``note``, both optional, before
+    ``file``): its upload is kept and verified with an evidence pack, and legal sees the case."""
+    from likeness.service.cases import open_case, report_response
+    from likeness.service.job_kinds import uploads_root
+
+    services = request.app.state.services
+    folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
+    params = {
+        "upload": f"{folder.name}/{upload.path.name}",
+        "name": upload.original_name,
+        "media_type": upload.media_type,
+        "container": upload.container,
+        "size_bytes": upload.size_bytes,
+    }
+    job = await run_in_threadpool(
+        open_case,
+        services,
+        params,
+        contact=upload.fields.get("contact", ""),
+        note=upload.fields.get("note", ""),
+    )
+    return report_response(job)
+
+
+@router.get("/", include_in_schema=False, **public())
+def public_page(request: Request) -> Response:
+    from likeness.service.console import render
+
+    settings = request.app.state.services.settings
+    response = render(
+        request,
+        "public.html",
+        {
+            "image_mib": settings.public_max_image_bytes // (1024 * 1024),
+            "video_mib": settings.public_max_video_bytes // (1024 * 1024),
+            "timeout_s": int(settings.public_verify_timeout_s),
+            "slots": slots,
+        },
+    )
+    response.headers["content-security-policy"] = PAGE_CSP
+    return response
+
+
+#: The page's own cut of NanumGothic (regular and bold): a phone should not fetch 9 MB of fonts.
+PAGE_FONTS = ("NanumGothic.woff", "NanumGothicBold.woff")
+
+
+@router.get("/fonts/page/{name}", include_in_schema=False, **public())
+def page_font(name: str) -> Response:
+    """NanumGothic cut down to every character the Korean catalogue and the page's English use
+    (tens of KB); anything else on the page (an artist's name) falls back to the full face."""
+    if name not in PAGE_FONTS:
+        raise NotFound(f"no font {name!r}")
+    return Response(page_font_bytes(name), media_type="font/woff", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@cache
+def page_font_bytes(name: str) -> bytes:
+    import string
+
+    from likeness.provenance.visible_label import label_font_path
+    from likeness.report_font import font_subset
+    from likeness.service.i18n import catalogue
+
+    # + the language switch, which base.html writes in its own language
+    text = "".join(catalogue("ko").values()) + string.printable + "·“”‘’…–—× 한국어"
+    return font_subset(label_font_path().parent / name.replace(".woff", ".ttf"), text)
+
+
+def slots(text: str) -> Markup:
+    """A translated sentence with each ``{name}`` made an empty ``<span data-slot="name">`` that
+    the page's script fills with text (the sentence itself is escaped).
+
+    >>> str(slots("made by {org} <today>"))
+    'made by <span data-slot="org"></span> &lt;today&gt;'
+    """
+    return Markup(re.sub(r"\{(\w+)\}", r'<span data-slot="\1"></span>', str(escape(text))))
+
+
+def install_public(app: FastAPI) -> None:
+    services = app.state.services
+    services.public_checker = PublicChecker(services.workspace)
+    services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
+    from likeness.service.cases import router as cases_router
+
+    app.include_router(router)
+    app.include_router(cases_router)

@@ -1,0 +1,292 @@
+// The public verification page: send the file to /api/v1/public/verify with upload progress,
+// then show the verdict card and the details. Everything from the file or the answer is set
+// with textContent (never as HTML); the pictures are drawn from the visitor's own file.
+"use strict";
+
+(() => {
+  const form = document.querySelector("[data-public-check]");
+  if (!form) return;
+  const input = form.querySelector("[data-file]");
+  const zone = form.querySelector("[data-dropzone]");
+  const chosen = form.querySelector("[data-chosen]");
+  const progressCard = document.querySelector("[data-progress]");
+  const progressLabel = document.querySelector("[data-progress-label]");
+  const progressBar = document.querySelector("[data-progress-bar]");
+  const resultBox = document.querySelector("[data-result]");
+  const texts = document.querySelector("[data-texts]");
+  let file = null;
+
+  const word = (name) => {
+    const node = texts.querySelector(`[data-word="${name}"]`);
+    return node ? node.textContent : name;
+  };
+  const el = (tag, props = {}, children = []) => {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  };
+  // Fill the {name} slots of a cloned text with values, as text.
+  const fill = (root, values) => {
+    root.querySelectorAll("[data-slot]").forEach((slot) => {
+      const value = values[slot.dataset.slot];
+      slot.textContent = value === undefined || value === null || value === "" ? word("unknown") : String(value);
+      slot.classList.add("value");
+    });
+    return root;
+  };
+
+  const choose = (picked) => {
+    file = picked;
+    const size = picked && picked.size < 1048576
+      ? `${Math.max(1, Math.round(picked.size / 1024))} KiB` : picked && `${(picked.size / 1048576).toFixed(1)} MiB`;
+    chosen.textContent = picked ? `${picked.name} · ${size}` : "";
+  };
+  input.addEventListener("change", () => choose(input.files[0] || null));
+  ["dragenter", "dragover"].forEach((type) =>
+    zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((type) =>
+    zone.addEventListener(type, () => zone.classList.remove("over")));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const dropped = event.dataTransfer && event.dataTransfer.files[0];
+    if (dropped) {
+      choose(dropped);
+      check();
+    }
+  });
+  form.addEventListener("submit", (event) => { event.preventDefault(); check(); });
+
+  let timer = null;
+  const showProgress = (label, value) => {
+    progressCard.hidden = false;
+    progressLabel.textContent = label;
+    if (value === null) progressBar.removeAttribute("value"); else progressBar.value = value;
+  };
+  const analysing = () => {
+    const started = Date.now();
+    const line = fill(texts.querySelector('[data-word="analysing"]').cloneNode(true), {
+      seconds: 0, limit: word("limit"),
+    });
+    const tick = () => {
+      line.querySelector('[data-slot="seconds"]').textContent = String(Math.round((Date.now() - started) / 1000));
+      progressLabel.textContent = line.textContent;
+    };
+    progressCard.hidden = false;
+    progressBar.removeAttribute("value");
+    tick();
+    timer = setInterval(tick, 1000);
+  };
+
+  function check() {
+    if (!file) { input.focus(); return; }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    resultBox.hidden = true;
+    resultBox.replaceChildren();
+    showProgress(word("uploading"), 0);
+    const body = new FormData();
+    body.append("file", file, file.name);
+    const request = new XMLHttpRequest();
+    request.open("POST", form.action);
+    request.responseType = "json";
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) progressBar.value = event.loaded / event.total;
+    });
+    request.upload.addEventListener("load", () => { performance.mark("likeness:uploaded"); analysing(); });
+    const done = () => { clearInterval(timer); progressCard.hidden = true; button.disabled = false; };
+    request.addEventListener("load", () => {
+      done();
+      const answer = request.response || {};
+      if (request.status === 200 && answer.schema) showResult(answer, file);
+      else showProblem(answer);
+      // benchmarks/public_verify.py: from the end of the upload to the verdict on the page
+      performance.mark("likeness:verdict");
+    });
+    request.addEventListener("error", () => { done(); showProblem({ type: "network" }); });
+    request.send(body);
+  }
+
+  function showProblem(problem) {
+    const code = String(problem.type || "").split(":").pop();
+    const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
+    resultBox.replaceChildren(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+    resultBox.hidden = false;
+  }
+
+  const useWord = (use) => (use && texts.querySelector(`[data-word="use-${use}"]`) ? word(`use-${use}`) : use);
+  const stateWord = (state) =>
+    ["active", "revoked", "expired"].includes(state) ? word(`state-${state}`) : word("state-other");
+
+  // The values the verdict texts name, from the likeness.verify/1 object.
+  function facts(result) {
+    const watermark = result.watermark || {};
+    const c2pa = result.c2pa || {};
+    const grant = watermark.grant || c2pa.consent || {};
+    const render = watermark.ledger_entry || {};
+    const faces = (result.faces && result.faces.faces) || [];
+    const matched = faces.find((face) => face.match) || {};
+    const bySlug = faces.map((face) => face.match).find((match) => match && match.slug === grant.subject_slug);
+    let artist = word("unnamed");
+    if (grant.subject_slug) artist = (bySlug && bySlug.name) || grant.subject_slug;
+    else if (matched.match && matched.match.name) artist = matched.match.name;
+    return {
+      artist,
+      org: grant.org_slug,
+      when: (render.recorded_at || "").slice(0, 10),
+      grant: grant.grant_id,
+      use: useWord(grant.use || render.use),
+      state: stateWord(grant.state),
+      signer: c2pa.signer,
+    };
+  }
+
+  function showResult(result, source) {
+    const template = texts.querySelector(`template[data-verdict="${result.verdict}"]`)
+      || texts.querySelector('template[data-verdict="error"]');
+    const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
+    card.append(fill(template.content.cloneNode(true), facts(result)));
+    card.append(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""]));
+    resultBox.replaceChildren(card, details(result, source), reportForm(source));
+    const again = el("button", { type: "button", class: "wide", text: word("check-another") });
+    again.addEventListener("click", () => { resultBox.hidden = true; input.value = ""; choose(null); input.focus(); });
+    resultBox.append(again);
+    resultBox.hidden = false;
+    resultBox.focus();
+  }
+
+  // "Report this to the agency": the same file again, with the visitor's optional contact and
+  // note sent before it (the server keeps this upload; a plain check keeps nothing).
+  function reportForm(source) {
+    const report = texts.querySelector("template[data-report]").content.firstElementChild.cloneNode(true);
+    report.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const button = report.querySelector("button[type=submit]");
+      button.disabled = true;
+      const body = new FormData();
+      body.append("contact", report.elements.contact.value);
+      body.append("note", report.elements.note.value);
+      body.append("file", source, source.name);
+      fetch(report.action, { method: "POST", body })
+        .then((response) => response.json().then((answer) => ({ ok: response.ok, answer })))
+        .then(({ ok, answer }) => {
+          if (!ok) throw answer;
+          report.replaceChildren(el("p", { class: "alert good", role: "status", "data-case": answer.case_id,
+            text: word("reported") }));
+        })
+        .catch((problem) => {
+          button.disabled = false;
+          const code = String((problem && problem.type) || "network").split(":").pop();
+          const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
+          report.append(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+        });
+    });
+    return report;
+  }
+
+  const row = (list, label, value) => {
+    if (value === undefined || value === null || value === "") return;
+    list.append(el("dt", { text: label }), el("dd", { text: Array.isArray(value) ? value.join(", ") : String(value) }));
+  };
+
+  function details(result, source) {
+    const box = el("details", { class: "card more" }, [el("summary", { text: word("details") })]);
+    const c2pa = result.c2pa || {};
+    box.append(el("h3", { text: word("c2pa") }));
+    if (c2pa.present) {
+      const list = el("dl", { class: "facts" });
+      row(list, word("signer"), c2pa.signer);
+      row(list, word("c2pa-state"), c2pa.state);
+      row(list, word("actions"), c2pa.actions);
+      row(list, word("source-type"), (c2pa.digital_source_type || "").split("/").pop());
+      box.append(list);
+      if (c2pa.consent_assertion) {
+        box.append(el("p", { class: "muted small", text: word("consent") }),
+          el("pre", { class: "assertion", tabindex: "0", text: JSON.stringify(c2pa.consent_assertion, null, 2) }));
+      }
+    } else box.append(el("p", { class: "muted", text: word("c2pa-none") }));
+
+    const mark = result.watermark || {};
+    box.append(el("h3", { text: word("watermark") }));
+    if (mark.found) {
+      const list = el("dl", { class: "facts" });
+      row(list, word("payload"), mark.payload);
+      row(list, word("confidence"), mark.bit_confidence === null ? null : Number(mark.bit_confidence).toFixed(2));
+      const render = mark.ledger_entry || {};
+      row(list, word("render"), render.job_id);
+      row(list, word("recorded"), render.recorded_at);
+      box.append(list);
+    } else box.append(el("p", { class: "muted", text: word("watermark-none") }));
+    const label = result.visible_label;
+    if (label) {
+      const list = el("dl", { class: "facts" });
+      row(list, word("label"), label.present ? word("yes") : word("no"));
+      box.append(list);
+    }
+    const faces = (result.faces && result.faces.faces) || [];
+    if (faces.length || (result.faces && result.faces.frames_analysed)) {
+      box.append(el("h3", { text: word("frames") }));
+      const strip = el("div", { class: "frames", "data-frames": "" });
+      box.append(strip);
+      drawPictures(strip, source, result).catch(() => strip.remove());
+    }
+    return box;
+  }
+
+  // Thumbnails of the analysed picture or frames with the face boxes, drawn from the file the
+  // visitor chose (the server sends no pixels back).
+  async function drawPictures(strip, source, result) {
+    const faces = result.faces.faces || [];
+    const times = result.media_type === "video" ? [...new Set(faces.map((f) => f.best_timestamp_s))] : [0];
+    const frames = result.media_type === "video" ? await videoFrames(source, times) : [await createImageBitmap(source)];
+    frames.forEach((frame, index) => {
+      const here = faces.filter((face) => result.media_type !== "video" || face.best_timestamp_s === times[index]);
+      const scale = Math.min(1, 320 / Math.max(frame.width, frame.height));
+      const canvas = el("canvas", { width: Math.round(frame.width * scale), height: Math.round(frame.height * scale),
+        role: "img", "aria-label": `${word("frames")} ${index + 1}` });
+      const pen = canvas.getContext("2d");
+      pen.drawImage(frame, 0, 0, canvas.width, canvas.height);
+      pen.lineWidth = 3;
+      for (const face of here) {
+        const [x0, y0, x1, y1] = face.bbox.map((v) => v * scale);
+        pen.strokeStyle = face.match ? "#b3261e" : "#3a4fd8";
+        pen.strokeRect(x0, y0, x1 - x0, y1 - y0);
+        pen.fillStyle = pen.strokeStyle;
+        pen.font = "bold 14px NanumGothicPage, sans-serif";
+        pen.fillText(`${word("face")} ${face.face_id}`, x0 + 2, Math.max(14, y0 - 4));
+      }
+      strip.append(canvas);
+    });
+  }
+
+  function videoFrames(source, times) {
+    return new Promise((resolve, reject) => {
+      const video = document.createElement("video");
+      video.muted = true;
+      video.preload = "auto";
+      const url = URL.createObjectURL(source);
+      const frames = [];
+      let index = 0;
+      const next = () => {
+        if (index >= times.length) { URL.revokeObjectURL(url); resolve(frames); return; }
+        video.currentTime = Math.min(times[index], Math.max(0, video.duration - 0.05));
+      };
+      video.addEventListener("seeked", () => {
+        const canvas = document.createElement("canvas");
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        canvas.getContext("2d").drawImage(video, 0, 0);
+        frames.push(canvas);
+        index += 1;
+        next();
+      });
+      video.addEventListener("loadeddata", next, { once: true });
+      video.addEventListener("error", () => { URL.revokeObjectURL(url); reject(new Error("video")); });
+      video.src = url;
+    });
+  }
+})();

@@ -1,0 +1,210 @@
+"""The public verification page and ``POST /api/v1/public/verify``: no account, the CLI's
+answer with names withheld as the rights holders chose, limits and bad input."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from likeness.media import write_image
+from likeness.media.synthetic import grace_hopper
+from likeness.service.app import create_app
+from likeness.service.public import public_upload_root
+from likeness.verify.pipeline import verify_path
+
+from .public_media import allow_many_checks, enroll_mina, verdict_media
+
+pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
+VERIFY = "/api/v1/public/verify"
+
+
+def post(client, path, name=None):
+    return client.post(VERIFY, files={"file": (name or path.name, path.read_bytes(), "application/octet-stream")})
+
+
+def kept_uploads(world):
+    root = public_upload_root(world.workspace)
+    return sorted(p for p in root.rglob("*")) if root.exists() else []
+
+
+def test_the_page_is_public_and_the_dashboard_moved_to_console(service_world):
+    client = service_world.client()
+    page = client.get("/")
+    assert page.status_code == 200 and "Is it real?" in page.text
+    assert 'action="/api/v1/public/verify"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "media-src blob:" in csp and "unsafe-inline" not in csp
+    korean = client.get("/", headers={"accept-language": "ko-KR"})
+    assert "진짜일까?" in korean.text and "이 소속사의 아티스트" in korean.text
+    # the console's dashboard is at /console, and signing in lands there
+    assert client.get("/console", headers={"accept": "text/html"}, follow_redirects=False).status_code in (303, 401)
+    service_world.login(client, "viewer")
+    dashboard = client.get("/console")
+    assert dashboard.status_code == 200 and "Dashboard" in dashboard.text
+    assert client.get("/login").status_code == 200
+    assert 'name="next" value="/console"' in client.get("/login").text
+
+
+def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world, tmp_path):
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    allow_many_checks(service_world.app)
+    client = service_world.client()
+    ledger = service_world.workspace.ledger
+    before = len(ledger.events("verification.completed"))
+    expected = {
+        "labelled": "authorized-synthetic",
+        "reencoded": "authorized-synthetic",
+        "still": "authorized-synthetic",
+        "labelled_image": "authorized-synthetic",
+        "tampered": "tampered",
+        "unlabelled": "enrolled-artist-unlabelled",
+        "stranger": "no-enrolled-artist",
+        "no_face": "no-face",
+        "corrupt": "error",
+        "other_issuer": "synthetic-other-issuer",
+    }
+    for name, verdict in expected.items():
+        response = post(client, media[name])
+        assert response.status_code == 200, (name, response.text)
+        answer = response.json()
+        cli = verify_path(service_world.workspace, media[name], record=False)
+        assert answer["schema"] == "likeness.verify/1"
+        assert answer["verdict"] == cli.verdict.code == verdict, name
+        assert answer["sha256"] == cli.sha256 and answer["path"] == media[name].name
+        assert answer["verdict_rule"] == cli.verdict.rule
+    assert len(ledger.events("verification.completed")) == before  # a public check is not on the ledger
+    assert kept_uploads(service_world) == []  # and its file is gone
+
+    # mina may not be named: not in the answer for her labelled render either (grant, ledger entry,
+    # the manifest's consent assertion)
+    authorized = post(client, media["labelled"])
+    assert authorized.json()["watermark"]["ledger_entry"]["job_id"]
+    assert service_world.workspace.registry.get_subject("mina").id not in authorized.text
+    assert not re.search(r"\bmina\b", authorized.text, re.IGNORECASE)
+
+    service_world.consent.revoke_grant()
+    revoked = post(client, media["labelled"]).json()
+    assert revoked["verdict"] == "synthetic-consent-revoked"
+    assert revoked["watermark"]["grant"]["state"] == "revoked"
+
+
+def test_an_artist_is_named_only_when_the_rights_holder_allowed_it(service_world, tmp_path):
+    world = service_world.consent
+    enroll_mina(world)
+    from likeness.faceset import enroll_reference_photos
+
+    registry = service_world.workspace.registry
+    registry.add_subject("yuna", "Yuna", public_name=True)
+    assert registry.get_subject("yuna").public_name and not registry.get_subject("mina").public_name
+    assert enroll_reference_photos(service_world.workspace, "yuna", [world.portrait_path("jun")]).added == 1
+    client = service_world.client()
+
+    named = post(client, write_image(tmp_path / "yuna.jpg", grace_hopper(), quality=90)).json()
+    assert named["verdict"] == "enrolled-artist-unlabelled"
+    assert named["faces"]["faces"][0]["match"]["name"] == "Yuna"
+    assert named["faces"]["faces"][0]["match"]["slug"] == "yuna"
+
+    def withheld_mina() -> None:
+        answer = post(client, world.portrait_path("mina"))
+        assert answer.json()["verdict"] == "enrolled-artist-unlabelled"
+        match = answer.json()["faces"]["faces"][0]["match"]
+        assert match["name"] is None and match["slug"] is None and match["subject_id"] is None
+        assert not re.search(r"\bmina\b", answer.text, re.IGNORECASE)
+        assert registry.get_subject("mina").id not in answer.text
+        assert "an enrolled artist" in " ".join(answer.json()["verdict_evidence"])
+
+    withheld_mina()
+    # someone who edits the database cannot switch a name on: the ledger's subject.created says no
+    with service_world.workspace.engine.begin() as connection:
+        connection.execute(text("UPDATE subjects SET public_name = 1 WHERE slug = 'mina'"))
+    assert registry.get_subject("mina").public_name
+    withheld_mina()
+
+
+def test_a_stranger_never_shows_the_nearest_artist(service_world, tmp_path):
+    enroll_mina(service_world.consent)
+    answer = post(service_world.client(), write_image(tmp_path / "s.jpg", grace_hopper(), quality=90)).json()
+    assert answer["verdict"] == "no-enrolled-artist"
+    assert answer["faces"]["faces"][0]["nearest"] is None  # who a stranger looks like is not said
+
+
+def test_a_script_in_the_file_name_is_not_echoed(service_world, tmp_path):
+    enroll_mina(service_world.consent)
+    photo = write_image(tmp_path / "p.png", grace_hopper())
+    answer = post(service_world.client(), photo, name='<script>alert("x")</script>.png')
+    assert answer.status_code == 200
+    assert "<" not in answer.json()["path"] and "script" in answer.json()["path"]
+
+
+def test_limits_and_bad_input_are_problems_never_500(settings, workspace, tmp_path):
+    from tests.service.conftest import build_service_world
+
+    small = settings.model_copy(update={"public_max_image_bytes": 3000, "public_checks_per_minute": 3})
+    world = build_service_world(small, workspace)
+    world.app = create_app(small, workspace=workspace, accounts=world.accounts)
+    client = world.client()
+    big = write_image(tmp_path / "big.png", grace_hopper())
+    too_big = post(client, big)
+    assert too_big.status_code == 413 and too_big.json()["type"].endswith("upload-too-large")
+    script = client.post(VERIFY, files={"file": ("a.jpg", b"#!/bin/sh\necho hi\n" * 4, "image/jpeg")})
+    assert script.status_code == 415 and script.json()["type"].endswith("unsupported-media")
+    no_file = client.post(VERIFY, files={"other": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(16))})
+    assert no_file.status_code == 400 and no_file.headers["content-type"] == "application/problem+json"
+    limited = client.post(VERIFY, files={"file": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(16))})
+    assert limited.status_code == 429 and limited.json()["type"].endswith("rate-limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    assert kept_uploads(world) == []
+
+
+def test_a_slow_analysis_ends_with_a_friendly_timeout(settings, workspace, tmp_path, monkeypatch):
+    from tests.service.conftest import build_service_world
+
+    quick = settings.model_copy(update={"public_verify_timeout_s": 0.5})
+    world = build_service_world(quick, workspace)
+    world.app = create_app(quick, workspace=workspace, accounts=world.accounts)
+    checker = world.app.state.services.public_checker
+    release = threading.Event()
+    monkeypatch.setattr(checker, "_current", lambda: release.wait(10) and None)  # a verifier that hangs
+    started = time.monotonic()
+    answer = post(world.client(), write_image(tmp_path / "p.png", grace_hopper()))
+    release.set()
+    assert answer.status_code == 503 and answer.json()["type"].endswith("analysis-timeout")
+    assert "took longer than 0.5 s" in answer.json()["detail"]
+    assert time.monotonic() - started < 5
+
+
+def test_every_hangul_glyph_on_the_page_is_in_the_served_font(service_world):
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    client = service_world.client(headers={"accept-language": "ko-KR"})
+    # the Korean page holds every text the script shows (the verdicts, the problems); the
+    # English one names the other language in Korean
+    page = client.get("/").text + service_world.client().get("/").text
+    hangul = {ch for ch in page if "\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e"}
+    assert len(hangul) > 200
+    assert 'font-family: "NanumGothic"' in client.get("/static/console.css").text
+    for name in ("NanumGothic.ttf", "NanumGothicBold.ttf"):
+        served = client.get(f"/static/fonts/{name}")
+        assert served.status_code == 200 and served.headers["content-type"] == "font/ttf"
+        cmap = TTFont(io.BytesIO(served.content)).getBestCmap()
+        assert sorted(ch for ch in hangul if ord(ch) not in cmap) == [], name
+
+
+def test_an_animated_gif_is_checked_like_any_picture(service_world, tmp_path):
+    from PIL import Image
+
+    from likeness.media.synthetic import animate_portrait, astronaut
+
+    enroll_mina(service_world.consent)
+    frames = [Image.fromarray(f) for f in animate_portrait(astronaut(), n_frames=6, size=(240, 240), seed=2)]
+    gif = tmp_path / "reaction.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    answer = post(service_world.client(), gif).json()
+    assert answer["verdict"] == verify_path(service_world.workspace, gif, record=False).verdict.code
+    assert answer["verdict"] == "enrolled-artist-unlabelled" and answer["media_type"] in ("image", "video")

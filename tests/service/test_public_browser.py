@@ -1,0 +1,162 @@
+"""The public page in Debian's Chromium (Playwright): every verdict from generated media, at a
+phone's and a laptop's size, in Korean and English. Screenshots go to ``test-artifacts/public/``.
+Uses the console tests' ``browser`` and ``live_service`` fixtures (Uvicorn in a thread)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .public_media import allow_many_checks, verdict_media
+from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401 (fixtures)
+
+SHOTS = ARTIFACTS.parent / "public"
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")]
+
+#: What the page shows for each generated file (live_service enrols mina and the performer jun).
+EXPECTED = {
+    "labelled": "authorized-synthetic",
+    "reencoded": "authorized-synthetic",
+    "still": "authorized-synthetic",
+    "tampered": "tampered",
+    "unlabelled": "enrolled-artist-unlabelled",
+    "stranger": "no-enrolled-artist",
+    "no_face": "no-face",
+    "corrupt": "error",
+    "other_issuer": "synthetic-other-issuer",
+}
+HEADLINES = {
+    ("authorized-synthetic", "en"): "Made with AI, with the artist’s consent",
+    ("authorized-synthetic", "ko"): "아티스트의 동의를 받아 AI로 만든 콘텐츠입니다",
+    ("synthetic-consent-revoked", "en"): "Made with AI, but the consent is no longer in force",
+    ("synthetic-consent-revoked", "ko"): "AI로 만들었지만 동의가 더 이상 유효하지 않습니다",
+    ("synthetic-other-issuer", "en"): "Made with AI by someone else",
+    ("synthetic-other-issuer", "ko"): "다른 곳에서 AI로 만든 콘텐츠입니다",
+}
+
+
+def open_page(browser, base: str, size: str, language: str):  # noqa: F811 (the fixture's value)
+    context = browser.new_context(viewport=VIEWPORTS[size], locale="ko-KR" if language == "ko" else "en-GB")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
+    page.fonts = []  # type: ignore[attr-defined]  (the font files the page fetched)
+    page.on("request", lambda request: page.fonts.append(request.url) if "font" in request.url else None)
+    page.goto(f"{base}/")
+    assert page.locator("html").get_attribute("lang") == language
+    return context, page, errors
+
+
+def check(page, upload) -> str:
+    """Choose ``upload`` (a path, or Playwright's ``{name, mimeType, buffer}``) and send it."""
+    page.set_input_files("input[type=file]", upload if isinstance(upload, dict) else str(upload))
+    page.click("form[data-public-check] button[type=submit]")
+    card = page.wait_for_selector("[data-result] .verdict-card, [data-result] .alert", timeout=60_000)
+    return card.get_attribute("data-verdict") or "problem"
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_every_verdict_on_the_public_page(browser, live_service, service_world, tmp_path, size, language):  # noqa: F811
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    allow_many_checks(service_world.app)
+    shots = SHOTS / f"{size}-{language}"
+    shots.mkdir(parents=True, exist_ok=True)
+    context, page, errors = open_page(browser, live_service, size, language)
+    try:
+        page.screenshot(path=str(shots / "0-start.png"), full_page=True)
+        for name, verdict in EXPECTED.items():
+            assert check(page, media[name]) == verdict, name
+            card = page.locator("[data-result] .verdict-card")
+            if (verdict, language) in HEADLINES:
+                assert card.locator("h2").inner_text() == HEADLINES[(verdict, language)]
+            if verdict in ("authorized-synthetic", "enrolled-artist-unlabelled"):
+                # mina's rights holder did not allow public naming
+                unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"
+                assert unnamed in card.inner_text() and "mina" not in card.inner_text().lower()
+            if verdict == "synthetic-other-issuer":
+                assert "Studio Haneul likeness signer" in card.inner_text()  # who signed it
+            if name in ("labelled", "unlabelled"):
+                page.click("[data-result] details summary")
+                page.wait_for_selector("[data-frames] canvas", timeout=20_000)
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"], name
+        # the page's own cut of NanumGothic sets every Korean character; the 4.7 MB face is not fetched
+        assert page.evaluate("document.fonts.check('16px NanumGothicPage', '진짜일까')")
+        assert any(url.endswith("/fonts/page/NanumGothic.woff") for url in page.fonts)
+        assert not [url for url in page.fonts if "/static/fonts/" in url]
+        service_world.consent.revoke_grant()
+        assert check(page, media["labelled"]) == "synthetic-consent-revoked"
+        assert page.locator("[data-result] h2").first.inner_text() == HEADLINES[("synthetic-consent-revoked", language)]
+        page.screenshot(path=str(shots / "revoked.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_hostile_names_and_files_are_shown_as_text(browser, live_service, service_world, tmp_path):  # noqa: F811
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    hostile = {
+        "name": "<img src=x onerror=alert(1)><script>alert(2)</script>.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": media["unlabelled"].read_bytes(),
+    }
+    text_file = {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"<script>alert(3)</script>\n" * 10}
+    context, page, errors = open_page(browser, live_service, "phone", "en")
+    try:
+        assert check(page, hostile) == "enrolled-artist-unlabelled"
+        assert page.locator("img[src=x]").count() == 0 and page.locator("body script").count() == 0
+        assert "onerror" in page.locator("[data-chosen]").inner_text()  # the name, as text
+        assert check(page, text_file) == "problem"
+        assert "not a picture or video we can read" in page.locator("[data-result] .alert").inner_text()
+        page.screenshot(path=str(SHOTS / "hostile-phone-en.png"), full_page=True)
+        # Chromium logs the refused upload's 415; no script ran, no dialog opened
+        assert errors == ["Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)"]
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_report_a_case_through_to_the_console(browser, live_service, service_world, tmp_path, size):  # noqa: F811
+    from .conftest import PASSWORD
+
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    context, page, errors = open_page(browser, live_service, size, "en")
+    try:
+        assert check(page, media["unlabelled"]) == "enrolled-artist-unlabelled"
+        form = page.locator("[data-report-form]")
+        form.locator("input[name=contact]").fill("fan@example.org")
+        form.locator("textarea[name=note]").fill("Posted by a fan account <script>alert(1)</script>")
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("[data-case]", timeout=20_000)
+        page.screenshot(path=str(SHOTS / f"report-sent-{size}.png"), full_page=True)
+
+        page.goto(f"{live_service}/login")
+        page.fill("input[name=username]", "legal")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_service}/console")
+        page.click("nav >> a[href='/cases']")
+        page.click("table.cases a")
+        assert "fan@example.org" in page.locator(".facts").inner_text()
+        assert "<script>alert(1)</script>" in page.locator(".note").inner_text()  # shown as text
+        for _ in range(120):  # the worker writes the evidence pack
+            if page.locator("[data-export]").count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        page.select_option("select[name=state]", "takedown-requested")
+        page.fill("input[name=comment]", "sent to the platform")
+        page.click("form[action$='/mark'] button[type=submit]")
+        assert page.locator("[data-case-state]").inner_text() == "takedown-requested"
+        with page.expect_download() as download:
+            page.click("[data-export]")
+        assert download.value.suggested_filename.endswith(".zip")
+        page.screenshot(path=str(SHOTS / f"case-{size}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert errors == []
+    finally:
+        context.close()
+    types = [e.event_type for e in service_world.workspace.ledger.events() if e.event_type.startswith("case.")]
+    assert types == ["case.opened", "case.marked", "case.evidence_exported"]
