@@ -36,6 +36,7 @@ def make_world(home: Path, folder: Path):
     import cv2
 
     from likeness.config import Settings
+    from likeness.consent.holder import HolderMachine
     from likeness.faceset import enroll_reference_photos
     from likeness.media.synthetic import astronaut
     from likeness.workspace import Workspace
@@ -43,7 +44,8 @@ def make_world(home: Path, folder: Path):
     settings = Settings(home=home, public_checks_per_minute=10_000)
     workspace = Workspace.init(settings)
     workspace.registry.add_org("studio", "Studio Haneul")
-    workspace.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
+    holders = HolderMachine.beside(workspace.home)  # the rights holder signs on their own machine
+    holders.enrol(workspace.registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
     portrait = folder / "mina.png"
     cv2.imwrite(str(portrait), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     enroll_reference_photos(workspace, "mina", [portrait])

@@ -66,6 +66,9 @@ def test_fuzz_every_operation(service_world):
             problem = response.json()
             assert problem["status"] == response.status_code and problem["type"].startswith("urn:likeness:problem:")
         elif "application/json" in operation["responses"].get(str(response.status_code), {}).get("content", {}):
-            response.json()
+            try:
+                response.json()
+            except ValueError:
+                raise AssertionError((method, url, response.status_code, response.text[:200])) from None
 
     probe()

@@ -15,6 +15,7 @@ from likeness.media.synthetic import grace_hopper
 from likeness.service.app import create_app
 from likeness.service.public import public_upload_root
 from likeness.verify.pipeline import verify_path
+from tests.conftest import add_subject
 
 from .public_media import allow_many_checks, enroll_mina, verdict_media
 
@@ -98,7 +99,7 @@ def test_an_artist_is_named_only_when_the_rights_holder_allowed_it(service_world
     from likeness.faceset import enroll_reference_photos
 
     registry = service_world.workspace.registry
-    registry.add_subject("yuna", "Yuna", public_name=True)
+    add_subject(registry, "yuna", "Yuna", public_name=True)
     assert registry.get_subject("yuna").public_name and not registry.get_subject("mina").public_name
     assert enroll_reference_photos(service_world.workspace, "yuna", [world.portrait_path("jun")]).added == 1
     client = service_world.client()

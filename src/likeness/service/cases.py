@@ -27,7 +27,7 @@ from likeness.service.errors import NotFound, ServiceError
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)  # console pages, not the API
 VERIFY = Permission.VERIFY
 #: Triage states, in the order a case usually goes through them.
 CASE_STATES = ("new", "triaged", "takedown-requested", "police-report", "closed-no-action")
