@@ -675,9 +675,21 @@ class HolderPortal:
 
     def uses_of_grant(self, grant_id: str) -> list[LedgerEvent]:
         """Every authorization, faceset, model, preview and render made under ``grant_id``,
-        live from the ledger, in order."""
+        live from the ledger, in order; and every attempt refused since it was signed to use
+        its subject for its organisation (a refusal before a grant is chosen names the subject
+        and organisation, not a grant)."""
         with self._session() as session:
-            return find_events(session, USE_EVENTS, {"grant_id": grant_id})
+            found = find_events(session, USE_EVENTS, {"grant_id": grant_id})
+            issued = LedgerConsent(session).issued("grant", grant_id)
+            subject = session.get(Subject, issued.payload.get("subject_id")) if issued else None
+            if issued is not None and subject is not None:
+                org = self.registry.get_org(str(issued.payload.get("org_id")))
+                found += [
+                    e
+                    for e in find_events(session, "authorization.refused", {"subject": subject.slug, "org": org.slug})
+                    if e.seq > issued.seq and "grant_id" not in e.payload
+                ]
+        return sorted(found, key=lambda e: e.seq)
 
     def holder_events(self, holder_id: str) -> list[LedgerEvent]:
         """The holder's own trail: enrolment, invitations, passkeys, requests for their

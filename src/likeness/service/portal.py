@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from likeness.consent.canonical import now_utc, parse_utc
 from likeness.consent.holder_portal import (
@@ -96,7 +97,7 @@ Holder = Annotated[HolderSession, Depends(require_holder)]
 
 
 def page(request: Request, name: str, context: dict[str, Any], *, session: HolderSession | None = None) -> Response:
-    from likeness.service.console import render
+    from likeness.service.console import language, render
 
     holder = portal_of(request).registry.get_holder(session.holder_id) if session else None
     return render(
@@ -107,6 +108,7 @@ def page(request: Request, name: str, context: dict[str, Any], *, session: Holde
             "holder_csrf": session.csrf_token if session else "",
             "home": "/portal",
             "use_label": use_labeller(request),
+            "day": lambda stamp, end=True: _date(stamp, language(request), end=end),
             **context,
         },
     )
@@ -173,9 +175,10 @@ def _join(items: list[str], _: Any) -> str:
     return _("{first} and {last}", first=", ".join(items[:-1]), last=items[-1])
 
 
-def _date(stamp: str, lang: str) -> str:
-    """The last day of a validity window (its end is exclusive: midnight ends the day before)."""
-    moment = parse_utc(stamp) - timedelta(seconds=1)
+def _date(stamp: str, lang: str, *, end: bool = True) -> str:
+    """A day in words; for the ``end`` of a validity window its last day (the end is exclusive:
+    midnight ends the day before)."""
+    moment = parse_utc(stamp) - timedelta(seconds=1 if end else 0)
     if lang == "ko":
         return f"{moment.year}년 {moment.month}월 {moment.day}일"
     return f"{moment.day} {moment.strftime('%B')} {moment.year}"
@@ -733,17 +736,18 @@ async def request_from_console(request: Request) -> Response:
     from likeness.service.console import render
 
     principal = require(ASK, csrf_from_header=False)(request)
-    form = await request.form()
-    check_csrf(principal, str(form.get("csrf_token", "")))
-    previews = [await f.read() for f in form.getlist("previews") if isinstance(f, UploadFile) and f.filename]
-    body = RequestBody(
-        subject=str(form.get("subject", "")),
-        uses=[str(u) for u in form.getlist("uses")] or ["music_video"],
-        valid_until=str(form.get("valid_until", "")),
-        max_renders=int(str(form.get("max_renders"))) if str(form.get("max_renders") or "").isdigit() else None,
-        allow_unlabelled=form.get("allow_unlabelled") == "on",
-        purpose=str(form.get("purpose", "")),
-    )
+    async with request.form(max_files=10) as form:
+        check_csrf(principal, str(form.get("csrf_token", "")))
+        previews = [await f.read() for f in form.getlist("previews") if isinstance(f, UploadFile) and f.filename]
+        max_renders = str(form.get("max_renders") or "")
+        body = RequestBody(
+            subject=str(form.get("subject", "")),
+            uses=[str(u) for u in form.getlist("uses")] or ["music_video"],
+            valid_until=str(form.get("valid_until", "")),
+            max_renders=int(max_renders) if max_renders.isdigit() else None,
+            allow_unlabelled=form.get("allow_unlabelled") == "on",
+            purpose=str(form.get("purpose", "")),
+        )
     drafted = create_request(request, principal, body, [_png(p) for p in previews])
     return render(request, "holders.html", _holders_context(request, drafted=drafted), principal=principal)
 
