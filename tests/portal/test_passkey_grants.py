@@ -301,3 +301,34 @@ def test_the_holders_audit_export_is_signed(passkey_world) -> None:
     export["events"] = export["events"][:-1]
     assert not verify_export(export)
     assert RP.rp_id == "localhost"
+
+
+def test_audit_finds_nothing_wrong_with_passkey_records(passkey_world) -> None:
+    from likeness.consent.integrity import consent_row_problems
+
+    world = passkey_world
+    grant_id = world.sign(world.request())
+    payload = world.portal.revocation_to_sign(grant_id, world.holder_id)
+    world.portal.revoke_grant(grant_id, world.holder_id, payload, world.authenticator.sign(signing_challenge(payload)))
+    assert consent_row_problems(world.workspace) == []
+    with world.workspace.engine.begin() as connection:
+        connection.execute(text("UPDATE grants SET purpose = 'anything' WHERE id = :id"), {"id": grant_id})
+    assert [p.kind for p in consent_row_problems(world.workspace)] == ["grant"]
+
+
+def test_a_request_edited_in_sql_is_not_shown_or_signed(passkey_world) -> None:
+    world = passkey_world
+    request = world.request()
+    with world.workspace.engine.begin() as connection:
+        row = connection.execute(text("SELECT payload FROM grant_requests WHERE id = :id"), {"id": request.request_id})
+        edited = row.scalar_one().replace('"max_renders":20', '"max_renders":2000')
+        connection.execute(
+            text("UPDATE grant_requests SET payload = :p WHERE id = :id"), {"p": edited, "id": request.request_id}
+        )
+    assert refused(lambda: world.portal.request(request.request_id)) == "grant_altered"
+    assert (
+        refused(
+            lambda: world.portal.grant_to_sign(request.request_id, world.holder_id, world.authenticator.credential_id)
+        )
+        == "grant_altered"
+    )

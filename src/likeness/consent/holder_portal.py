@@ -480,7 +480,9 @@ class HolderPortal:
             if row is None:
                 raise RegistryError(f"no grant request '{request_id}'")
             request = request_from_payload(json.loads(row.payload))
-            if request_sha256(request) != row.request_sha256:
+            drafted = find_events(session, "grant.requested", {"request_id": request_id})
+            if not drafted or request_sha256(request) != drafted[0].payload.get("request_sha256"):
+                # the holder reads and signs only what the organisation put on the ledger
                 raise ConsentError("grant_altered", f"grant request {request_id} differs from what was drafted")
             subject = session.get(Subject, row.subject_id)
             holder = session.get(RightsHolder, subject.holder_id) if subject else None
