@@ -179,6 +179,12 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         page.click("[data-passkey-register]")
         page.wait_for_url(f"{url}/portal")
         assert "Lee Sora" in page.locator(".holder-bar").inner_text()
+        # signing out and back in takes the passkey (discoverable, user verified), no password
+        page.click(".holder-bar button[type=submit]")
+        page.wait_for_selector("[data-passkey-signin]")
+        page.click("[data-passkey-signin]")
+        page.wait_for_selector(".holder-bar")
+        assert "Lee Sora" in page.locator(".holder-bar").inner_text()
 
         # 3. the agency asks for a grant (console page, as legal, with a preview still)
         console = agency.new_page()

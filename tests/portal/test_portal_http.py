@@ -180,3 +180,46 @@ def test_the_holder_is_a_principal_of_its_own(world) -> None:
     for role in (Role.STUDIO, Role.VIEWER):
         client = world.token_client(role, base_url=ORIGIN)
         assert client.post("/api/v1/portal/invitations", json={"holder": "x-holder"}).status_code == 403
+
+
+def test_sign_in_with_a_passkey_and_add_a_recovery_passkey(world) -> None:
+    token = _invite(world)
+    first = TestClient(world.app, base_url=ORIGIN)
+    authenticator = SoftAuthenticator()
+    _register(first, token, authenticator)
+    csrf = _csrf(world, first)
+    # a second passkey, added while signed in
+    recovery = SoftAuthenticator()
+    options = first.post("/portal/api/passkeys/options", json={}, headers={"x-csrf-token": csrf}).json()
+    excluded = [c["id"] for c in options["publicKey"]["excludeCredentials"]]
+    assert excluded == [authenticator.response(authenticator.sign(b"x", count=0))["id"]]
+    added = first.post(
+        "/portal/api/passkeys",
+        json={
+            "ceremony_id": options["ceremony_id"],
+            "credential": recovery.register(_challenge(options["publicKey"]["challenge"])),
+        },
+        headers={"x-csrf-token": csrf},
+    )
+    assert added.status_code == 200, added.text
+    # a new browser signs in with the recovery passkey (discoverable: no user name)
+    second = TestClient(world.app, base_url=ORIGIN)
+    started = second.post("/portal/api/signin/options", json={}).json()
+    assert started["publicKey"]["allowCredentials"] == [] and started["publicKey"]["userVerification"] == "required"
+    assertion = recovery.sign(_challenge(started["publicKey"]["challenge"]))
+    signed_in = second.post(
+        "/portal/api/signin", json={"ceremony_id": started["ceremony_id"], "credential": recovery.response(assertion)}
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert "Signed in as Kim Haneul" in second.get("/portal").text
+    # the same sign-in ceremony cannot be used twice, and a replayed counter is refused
+    again = second.post(
+        "/portal/api/signin", json={"ceremony_id": started["ceremony_id"], "credential": recovery.response(assertion)}
+    )
+    assert again.status_code == 404 and "already used" in again.json()["detail"]
+    fresh = second.post("/portal/api/signin/options", json={}).json()
+    stale = recovery.sign(_challenge(fresh["publicKey"]["challenge"]), count=assertion.sign_count())
+    replayed = second.post(
+        "/portal/api/signin", json={"ceremony_id": fresh["ceremony_id"], "credential": recovery.response(stale)}
+    )
+    assert replayed.status_code == 403 and replayed.json()["reason"] == "counter_regressed"
