@@ -52,19 +52,34 @@ class PasskeyWorld:
         )
 
 
-def register(portal: HolderPortal, holder_id: str, authenticator: SoftAuthenticator, **kwargs) -> None:
+def register(portal: HolderPortal, holder_id: str, authenticator: SoftAuthenticator, *, invitation_id: str) -> None:
+    """Register ``authenticator``'s passkey through an invitation (the organisation signs it)."""
     ceremony = portal.new_ceremony("register", holder_id=holder_id)
-    verified = verify_registration(
-        authenticator.register(bytes.fromhex(ceremony.challenge)), bytes.fromhex(ceremony.challenge), RP
-    )
+    challenge = bytes.fromhex(ceremony.challenge)
+    verified = verify_registration(authenticator.register(challenge), challenge, RP)
     portal.register_passkey(
         holder_id=holder_id,
         credential_id=verified.credential_id,
         public_key=verified.public_key,
         sign_count=verified.sign_count,
         rp=RP,
-        **kwargs,
+        invitation_id=invitation_id,
     )
+
+
+def add_recovery(portal: HolderPortal, holder_id: str, current: SoftAuthenticator, new: SoftAuthenticator) -> None:
+    """Register ``new`` as a recovery passkey, its registration signed by ``current``."""
+    ceremony = portal.new_ceremony("register", holder_id=holder_id)
+    challenge = bytes.fromhex(ceremony.challenge)
+    verified = verify_registration(new.register(challenge), challenge, RP)
+    payload = portal.recovery_to_sign(
+        holder_id=holder_id,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        rp=RP,
+    )
+    portal.add_recovery_passkey(holder_id, payload, current.sign(signing_challenge(payload)))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from likeness.consent.passkeys import Assertion, unb64url
 from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import Grant
 from likeness.errors import ConfigError, ConsentError
-from tests.portal.conftest import RP, register
+from tests.portal.conftest import RP, add_recovery, register
 from tests.portal.softauthn import SoftAuthenticator
 
 
@@ -280,7 +280,7 @@ def test_a_revocation_signed_by_another_holders_passkey_does_not_count(passkey_w
 def test_a_recovery_passkey_signs_too(passkey_world) -> None:
     world = passkey_world
     recovery = SoftAuthenticator()
-    register(world.portal, world.holder_id, recovery, label="recovery")
+    add_recovery(world.portal, world.holder_id, world.authenticator, recovery)
     assert [p.label for p in world.portal.passkeys_of(world.holder_id)] == ["primary", "recovery"]
     world.sign(world.request(), recovery)
     world.workspace.policy.authorize("haneul", "music_video", "studio")
@@ -332,3 +332,61 @@ def test_a_request_edited_in_sql_is_not_shown_or_signed(passkey_world) -> None:
         )
         == "grant_altered"
     )
+
+
+def test_a_guardian_signs_for_a_minor_and_the_grant_records_it(passkey_world) -> None:
+    world = passkey_world
+    holder_id, authenticator = world.enrol("yuna-guardian", kind="guardian", subject="yuna")
+    grant_id = world.sign(world.request(subject="yuna"), authenticator, holder_id)
+    (event,) = world.workspace.ledger.find("grant.issued", grant_id=grant_id)
+    assert event.payload["passkey"]["signed_as"] == "guardian"
+    world.workspace.policy.authorize("yuna", "music_video", "studio")
+
+
+def test_a_passkey_appended_to_the_ledger_without_a_voucher_signs_nothing(passkey_world) -> None:
+    """A database editor appends a ``holder.passkey_registered`` event for their own key (no
+    organisation signature, or one by a stranger's passkey), then a grant signed with it."""
+    from likeness.consent.integrity import consent_row_problems
+    from likeness.consent.passkeys import passkey_fingerprint, registration_payload
+
+    world = passkey_world
+    intruder = SoftAuthenticator()
+    stranger = SoftAuthenticator()
+    for label, extra in (("primary", {}), ("recovery", "stranger")):
+        payload = registration_payload(
+            holder_id=world.holder_id,
+            credential_id=intruder.credential_id,
+            public_key=intruder.cose_key,
+            rp_id=RP.rp_id,
+            origin=RP.origin,
+            sign_count=0,
+            label=label,
+            invitation_id=None,
+            org_id=None,
+            org_fingerprint=None,
+            registered_at="2026-12-01T00:00:00Z",
+        )
+        if extra:
+            vouch = stranger.sign(signing_challenge(payload))
+            world.workspace.ledger.append(
+                "holder.passkey_registered", {**payload, "signature": vouch.digest(), "passkey": vouch.as_payload()}
+            )
+        else:
+            world.workspace.ledger.append("holder.passkey_registered", {**payload, "signature": "00" * 64})
+    request = world.request(uses=["advertising"])
+    payload = world.portal.grant_to_sign(request.request_id, world.holder_id, world.authenticator.credential_id)
+    payload["holder_fingerprint"] = passkey_fingerprint(intruder.cose_key)
+    forge(world, payload, intruder.sign(signing_challenge(payload)))
+    assert refused(lambda: world.workspace.policy.authorize("haneul", "advertising", "studio")) == (
+        "credential_not_holders"
+    )
+    problems = [p.problem for p in consent_row_problems(world.workspace) if p.kind == "holder"]
+    assert len(problems) == 2 and all("holder.passkey_registered ignored" in p for p in problems)
+
+
+def test_a_recovery_passkey_needs_the_holders_passkey_to_sign_it(passkey_world) -> None:
+    world = passkey_world
+    rival = _other_holders_passkey(world)
+    with pytest.raises(ConsentError) as caught:
+        add_recovery(world.portal, world.holder_id, rival, SoftAuthenticator())
+    assert caught.value.reason == "credential_not_holders"

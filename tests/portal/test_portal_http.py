@@ -193,12 +193,20 @@ def test_sign_in_with_a_passkey_and_add_a_recovery_passkey(world) -> None:
     options = first.post("/portal/api/passkeys/options", json={}, headers={"x-csrf-token": csrf}).json()
     excluded = [c["id"] for c in options["publicKey"]["excludeCredentials"]]
     assert excluded == [authenticator.response(authenticator.sign(b"x", count=0))["id"]]
-    added = first.post(
+    vouching = first.post(
         "/portal/api/passkeys",
         json={
             "ceremony_id": options["ceremony_id"],
             "credential": recovery.register(_challenge(options["publicKey"]["challenge"])),
         },
+        headers={"x-csrf-token": csrf},
+    )
+    assert vouching.status_code == 200, vouching.text
+    signing = vouching.json()  # the current passkey signs the new one's registration
+    vouch = authenticator.sign(_challenge(signing["publicKey"]["challenge"]))
+    added = first.post(
+        "/portal/api/passkeys/confirm",
+        json={"ceremony_id": signing["ceremony_id"], "credential": authenticator.response(vouch)},
         headers={"x-csrf-token": csrf},
     )
     assert added.status_code == 200, added.text

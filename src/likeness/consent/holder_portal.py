@@ -39,6 +39,7 @@ from likeness.consent.passkeys import (
     b64url,
     passkey_fingerprint,
     registration_payload,
+    unb64url,
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import check_slug, revocation_payload
@@ -277,52 +278,97 @@ class HolderPortal:
         public_key: bytes,
         sign_count: int,
         rp: RelyingParty,
-        label: str = "primary",
-        invitation_id: str | None = None,
+        invitation_id: str,
     ) -> HolderPasskey:
-        """Record a verified registration: the invitation is spent (once, atomically), the
-        passkey goes on the ledger (``holder.passkey_registered``), which is what counts."""
-        moment = utc_iso(now_utc())
+        """Record a verified registration through an invitation: the invitation is spent (once,
+        atomically) and the organisation that sent it signs the ``holder.passkey_registered``
+        event with its key (what makes the passkey count, see ``LedgerConsent.passkeys``)."""
         with self._session() as session:
-            if invitation_id is not None:
+            invitation = session.get(HolderInvitation, invitation_id)
+            if invitation is None or invitation.holder_id != holder_id:
+                raise ConsentError("invitation_unknown", "this invitation is not for this rights holder")
+            org_id = invitation.org_id
+        organisation = self.registry.get_org(org_id)
+        org_key = keys.load_private_key(self.registry.org_key_path(organisation.slug))
+        payload = registration_payload(
+            holder_id=holder_id,
+            credential_id=credential_id,
+            public_key=public_key,
+            rp_id=rp.rp_id,
+            origin=rp.origin,
+            sign_count=sign_count,
+            label="primary",
+            invitation_id=invitation_id,
+            org_id=organisation.id,
+            org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
+            registered_at=utc_iso(now_utc()),
+        )
+        row = self._store_passkey(payload, public_key, spend=invitation_id)
+        self.ledger.append(PASSKEY_REGISTERED, {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))})
+        return row
+
+    def recovery_to_sign(
+        self, *, holder_id: str, credential_id: bytes, public_key: bytes, sign_count: int, rp: RelyingParty
+    ) -> dict[str, Any]:
+        """The registration of a second (recovery) passkey, for a passkey the holder already
+        has to sign (the payload's digest is the challenge)."""
+        if self.passkey(credential_id) is not None:
+            raise RegistryError("this passkey is already registered")
+        return registration_payload(
+            holder_id=holder_id,
+            credential_id=credential_id,
+            public_key=public_key,
+            rp_id=rp.rp_id,
+            origin=rp.origin,
+            sign_count=sign_count,
+            label="recovery",
+            invitation_id=None,
+            org_id=None,
+            org_fingerprint=None,
+            registered_at=utc_iso(now_utc()),
+        )
+
+    def add_recovery_passkey(self, holder_id: str, payload: dict[str, Any], assertion: Assertion) -> HolderPasskey:
+        """Record a recovery passkey whose registration ``assertion`` (by a passkey the holder
+        has) signs; ``credential_not_holders`` and the other assertion refusals otherwise."""
+        if payload.get("holder_id") != holder_id or payload.get("label") != "recovery":
+            raise ConsentError("grant_altered", "the passkey registration to sign is not this holder's")
+        self._check_assertion(holder_id, assertion, payload)
+        row = self._store_passkey(payload, unb64url(str(payload["public_key"])), spend=None)
+        self.ledger.append(
+            PASSKEY_REGISTERED, {**payload, "signature": assertion.digest(), "passkey": assertion.as_payload()}
+        )
+        self.note_sign_count(assertion.credential_id, assertion.sign_count())
+        return row
+
+    def _store_passkey(self, payload: dict[str, Any], public_key: bytes, *, spend: str | None) -> HolderPasskey:
+        moment = str(payload["registered_at"])
+        with self._session() as session:
+            if spend is not None:
                 spent = session.execute(
                     update(HolderInvitation)
-                    .where(HolderInvitation.id == invitation_id, HolderInvitation.used_at.is_(None))
+                    .where(HolderInvitation.id == spend, HolderInvitation.used_at.is_(None))
                     .values(used_at=moment)
                 )
                 if not getattr(spent, "rowcount", 0):
                     session.rollback()
                     raise ConsentError("invitation_used", "this invitation was already used to register a passkey")
-            if session.scalar(select(HolderPasskey).where(HolderPasskey.credential_id == b64url(credential_id))):
+            if session.scalar(select(HolderPasskey).where(HolderPasskey.credential_id == payload["credential_id"])):
                 session.rollback()
                 raise RegistryError("this passkey is already registered")
             row = HolderPasskey(
                 id=_new_id(),
-                holder_id=holder_id,
-                credential_id=b64url(credential_id),
+                holder_id=str(payload["holder_id"]),
+                credential_id=str(payload["credential_id"]),
                 public_key=public_key,
-                rp_id=rp.rp_id,
-                origin=rp.origin,
-                sign_count=sign_count,
-                label=label,
+                rp_id=str(payload["rp_id"]),
+                origin=str(payload["origin"]),
+                sign_count=int(payload["sign_count"]),
+                label=str(payload["label"]),
                 created_at=moment,
             )
             session.add(row)
             session.commit()
-        self.ledger.append(
-            PASSKEY_REGISTERED,
-            registration_payload(
-                holder_id=holder_id,
-                credential_id=credential_id,
-                public_key=public_key,
-                rp_id=rp.rp_id,
-                origin=rp.origin,
-                sign_count=sign_count,
-                label=label,
-                invitation_id=invitation_id,
-                registered_at=moment,
-            ),
-        )
         return row
 
     def passkey(self, credential_id: bytes) -> HolderPasskey | None:

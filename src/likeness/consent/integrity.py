@@ -184,6 +184,7 @@ class LedgerConsent:
         self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
         self._histories: dict[str, KeyHistory] = {}
         self._passkey_events: dict[str, list[LedgerEvent]] = {}
+        self._passkey_histories: dict[str, tuple[list[Passkey], list[str]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
         if preload:
             self._index = {}
@@ -340,14 +341,57 @@ class LedgerConsent:
 
     # --- passkeys --------------------------------------------------------------------------
     def passkeys(self, holder_id: str) -> list[Passkey]:
-        """The passkeys ``holder_id`` registered on the ledger, in order (a credential id counts
-        from its first registration; malformed events are ignored)."""
+        """The passkeys ``holder_id`` registered on the ledger, in order: a registration counts
+        when the organisation's key (per ``org.created``) signed it (an invitation), or a
+        passkey the holder already had signed it (a recovery passkey). Anything else, e.g. an
+        event a database editor appended, is ignored (``passkey_problems`` names it)."""
+        return self._passkey_history(holder_id)[0]
+
+    def passkey_problems(self, holder_id: str) -> list[str]:
+        return self._passkey_history(holder_id)[1]
+
+    def _passkey_history(self, holder_id: str) -> tuple[list[Passkey], list[str]]:
+        if holder_id in self._passkey_histories:
+            return self._passkey_histories[holder_id]
         found: dict[bytes, Passkey] = {}
+        problems: list[str] = []
         for event in self._find((PASSKEY_REGISTERED,), "holder_id", holder_id):
-            passkey = passkey_of_event(event.payload, event.seq)
-            if passkey is not None and passkey.holder_id == holder_id:
-                found.setdefault(passkey.credential_id, passkey)
-        return list(found.values())
+            body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
+            passkey = passkey_of_event(body, event.seq)
+            why = (
+                "it is malformed"
+                if passkey is None or passkey.holder_id != holder_id
+                else "its credential is already registered"
+                if passkey.credential_id in found
+                else self._registration_problem(event, body, list(found.values()))
+            )
+            if why:
+                problems.append(f"ledger row {event.seq}: {PASSKEY_REGISTERED} ignored: {why}")
+            elif passkey is not None:
+                found[passkey.credential_id] = passkey
+        self._passkey_histories[holder_id] = (list(found.values()), problems)
+        return self._passkey_histories[holder_id]
+
+    def _registration_problem(self, event: LedgerEvent, body: dict[str, Any], earlier: list[Passkey]) -> str | None:
+        signature = event.payload.get("signature")
+        if "passkey" in event.payload:  # a recovery passkey, vouched for by one the holder has
+            try:
+                assertion = Assertion.from_payload(event.payload["passkey"])
+            except ValueError as exc:
+                return str(exc)
+            voucher = next((p for p in earlier if p.credential_id == assertion.credential_id), None)
+            if voucher is None:
+                return "it is not signed by a passkey the holder had"
+            found = assertion_problem(assertion, voucher, signing_challenge(body))
+            if found is not None or signature != assertion.digest():
+                return f"its passkey signature does not verify ({found.reason if found else 'digest'})"
+            return None
+        org = self.org_key(str(body.get("org_id")))
+        if org is None or org[0] != body.get("org_fingerprint"):
+            return "it is not signed with an organisation's key on the ledger"
+        if not _verifies(org[1], body, signature):
+            return "its organisation signature does not verify"
+        return None
 
     def credential_events(self, credential_id: bytes) -> list[LedgerEvent]:
         """Every event that registers ``credential_id`` or carries an assertion by it."""
@@ -829,6 +873,10 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         if altered:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
         out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}") for p in history.problems)
+        out.extend(
+            ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
+            for p in view.passkey_problems(holder.id)
+        )
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
 
 

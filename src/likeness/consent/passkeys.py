@@ -128,9 +128,14 @@ def registration_payload(
     sign_count: int,
     label: str,
     invitation_id: str | None,
+    org_id: str | None,
+    org_fingerprint: str | None,
     registered_at: str,
 ) -> dict[str, Any]:
-    """The ``holder.passkey_registered`` event (``label``: ``primary`` or ``recovery``)."""
+    """What vouches for a new passkey, signed: the organisation's key for a passkey registered
+    through its invitation (``org_id``, ``org_fingerprint``), or an assertion by a passkey the
+    holder already has (a recovery passkey; both ``None``). The ``holder.passkey_registered``
+    event is this payload with ``signature`` (and ``passkey``: the assertion)."""
     return {
         "holder_id": holder_id,
         "credential_id": b64url(credential_id),
@@ -141,6 +146,8 @@ def registration_payload(
         "sign_count": sign_count,
         "label": label,
         "invitation_id": invitation_id,
+        "org_id": org_id,
+        "org_fingerprint": org_fingerprint,
         "registered_at": registered_at,
     }
 

@@ -233,7 +233,7 @@ class PasskeyChallenge(Base):
 
     __tablename__ = "passkey_challenges"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(20))  # register | sign_in | grant | revoke
+    purpose: Mapped[str] = mapped_column(String(20))  # register | sign_in | grant | revoke | add_passkey
     holder_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     invitation_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     challenge: Mapped[str] = mapped_column(HEX64)

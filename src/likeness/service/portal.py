@@ -484,19 +484,35 @@ def recovery_options(request: Request, session: Holder) -> JSONResponse:
 
 
 @router.post("/portal/api/passkeys", **HOLDER)
-def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+def recovery_to_sign(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    """The new passkey is verified; its registration is then signed by the passkey the holder
+    is signed in with (options for that second ceremony)."""
     portal = portal_of(request)
     ceremony = portal.take_ceremony(body.ceremony_id, "register", holder_id=session.holder_id)
     rp = relying_party(request.app.state.services.settings)
     verified = verify_registration(body.credential, bytes.fromhex(ceremony.challenge), rp)
-    portal.register_passkey(
+    payload = portal.recovery_to_sign(
         holder_id=session.holder_id,
         credential_id=verified.credential_id,
         public_key=verified.public_key,
         sign_count=verified.sign_count,
         rp=rp,
-        label="recovery",
     )
+    signing = portal.new_ceremony("add_passkey", holder_id=session.holder_id, payload=payload)
+    return JSONResponse(
+        {
+            "ceremony_id": signing.id,
+            "publicKey": _request_options(rp, bytes.fromhex(signing.challenge), [unb64url(session.credential_id)]),
+        }
+    )
+
+
+@router.post("/portal/api/passkeys/confirm", **HOLDER)
+def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "add_passkey", holder_id=session.holder_id)
+    payload = json.loads(ceremony.payload or "{}")
+    portal.add_recovery_passkey(session.holder_id, payload, _assertion(portal, body.credential))
     return JSONResponse({"redirect": "/portal"})
 
 

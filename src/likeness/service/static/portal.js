@@ -83,7 +83,13 @@
 
   const actions = {
     "data-passkey-register": (b) => create("/portal/api/register/options", "/portal/api/register", { token: b.dataset.token }),
-    "data-passkey-add": (b) => create("/portal/api/passkeys/options", "/portal/api/passkeys", {}, b.dataset.csrf),
+    "data-passkey-add": async (b) => {
+      // the new passkey, then the current one signs its registration
+      const signing = await create("/portal/api/passkeys/options", "/portal/api/passkeys", {}, b.dataset.csrf);
+      const credential = await navigator.credentials.get({ publicKey: request(signing.publicKey) });
+      return post("/portal/api/passkeys/confirm",
+        { ceremony_id: signing.ceremony_id, credential: assertion(credential) }, b.dataset.csrf);
+    },
     "data-passkey-signin": () => get("/portal/api/signin/options", "/portal/api/signin", {}),
     "data-passkey-sign": (b) => {
       const base = `/portal/api/requests/${encodeURIComponent(b.dataset.request)}/sign`;
