@@ -390,3 +390,18 @@ def test_a_recovery_passkey_needs_the_holders_passkey_to_sign_it(passkey_world) 
     with pytest.raises(ConsentError) as caught:
         add_recovery(world.portal, world.holder_id, rival, SoftAuthenticator())
     assert caught.value.reason == "credential_not_holders"
+
+
+def test_counters_are_per_credential(passkey_world) -> None:
+    """The primary vouches for a recovery passkey at counter 41: the recovery passkey then signs
+    at its own counter 1 (no regression), and a clone of the primary still at 30 is refused."""
+    world = passkey_world
+    world.authenticator.sign_count = 40
+    recovery = SoftAuthenticator()
+    add_recovery(world.portal, world.holder_id, world.authenticator, recovery)  # the primary at 41
+    world.sign(world.request(), recovery)  # the recovery passkey at 1
+    world.workspace.policy.authorize("haneul", "music_video", "studio")
+    request = world.request(uses=["advertising"])
+    payload = world.portal.grant_to_sign(request.request_id, world.holder_id, world.authenticator.credential_id)
+    forge(world, payload, world.authenticator.sign(signing_challenge(payload), count=30))
+    assert refused(lambda: world.workspace.policy.authorize("haneul", "advertising", "studio")) == "counter_regressed"

@@ -456,7 +456,7 @@ class LedgerConsent:
             for e in earlier
         ):
             return Finding("assertion_replayed", f"ledger row {event.seq}: the same assertion is on an earlier record")
-        counter = counter_problem(assertion.sign_count(), (_sign_count(e) for e in earlier))
+        counter = counter_problem(assertion.sign_count(), (_sign_count(e, assertion.credential_id) for e in earlier))
         if counter is not None:
             return Finding(counter.reason, f"ledger row {event.seq}: {counter.detail}")
         return None
@@ -505,14 +505,18 @@ class LedgerConsent:
         return RevocationStatus(revoked_at, tuple(problems))
 
 
-def _sign_count(event: LedgerEvent) -> int:
-    """The signature counter an event shows for its credential (registration or assertion)."""
+def _sign_count(event: LedgerEvent, credential_id: bytes) -> int:
+    """The signature counter ``event`` shows for ``credential_id``: its assertion's (a grant,
+    a revocation, or a recovery passkey's registration it vouched for), or its registration's."""
     try:
-        if event.event_type == PASSKEY_REGISTERED:
+        vouching = event.payload.get("passkey")
+        if isinstance(vouching, dict) and vouching.get("credential_id") == b64url(credential_id):
+            return Assertion.from_payload(vouching).sign_count()
+        if event.event_type == PASSKEY_REGISTERED and event.payload.get("credential_id") == b64url(credential_id):
             return int(event.payload.get("sign_count") or 0)
-        return Assertion.from_payload(event.payload.get("passkey")).sign_count()
     except (ValueError, TypeError, WebAuthnException):  # a malformed event shows no count
-        return 0
+        pass
+    return 0
 
 
 def _revocation_event_problem(
