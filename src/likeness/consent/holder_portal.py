@@ -553,7 +553,7 @@ class HolderPortal:
             )
         return [self.request(i) for i in ids]
 
-    def _holder_request(self, request_id: str, holder_id: str) -> PendingRequest:
+    def holder_request(self, request_id: str, holder_id: str) -> PendingRequest:
         pending = self.request(request_id)
         with self._session() as session:
             subject = session.get(Subject, pending.request.subject_id)
@@ -565,7 +565,7 @@ class HolderPortal:
     def grant_to_sign(self, request_id: str, holder_id: str, credential_id: bytes) -> dict[str, Any]:
         """The grant payload the holder's passkey ``credential_id`` is asked to sign for a
         pending request (a new grant id; ``holder_fingerprint`` names the passkey)."""
-        pending = self._holder_request(request_id, holder_id)
+        pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
         passkey = self._holders_passkey(holder_id, credential_id)
@@ -610,7 +610,7 @@ class HolderPortal:
         """Store a grant the holder signed with a passkey: the row (its ``signature`` column:
         the assertion's digest) and its ``grant.issued`` event with the whole assertion. The
         request's terms must be exactly the payload's; returns the grant id."""
-        pending = self._holder_request(request_id, holder_id)
+        pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
         expected = grant_payload_for(
@@ -668,7 +668,7 @@ class HolderPortal:
         return grant.id
 
     def decline(self, request_id: str, holder_id: str, *, reason: str = "") -> None:
-        self._holder_request(request_id, holder_id)
+        self.holder_request(request_id, holder_id)
         with self._session() as session:
             decided = session.execute(
                 update(GrantRequestRow)
@@ -815,7 +815,7 @@ def verify_registration(credential: dict[str, Any], challenge: bytes, rp: Relyin
             require_user_verification=True,
         )
     except InvalidRegistrationResponse as exc:
-        raise ConsentError(_webauthn_reason(str(exc)), f"the passkey registration is refused: {exc}") from None
+        raise ConsentError(webauthn_reason(str(exc)), f"the passkey registration is refused: {exc}") from None
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         raise ConsentError("signature_invalid", f"the passkey registration cannot be read: {exc}") from None
     return VerifiedPasskey(verified.credential_id, verified.credential_public_key, verified.sign_count)
@@ -838,7 +838,7 @@ def assertion_from_response(credential: dict[str, Any], public_key: bytes) -> As
         raise ConsentError("signature_invalid", f"the passkey response cannot be read ({exc})") from None
 
 
-def _webauthn_reason(message: str) -> str:
+def webauthn_reason(message: str) -> str:
     lowered = message.lower()
     if "origin" in lowered:
         return "wrong_origin"

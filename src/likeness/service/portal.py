@@ -245,7 +245,7 @@ def request_page(request_id: str, request: Request, session: Holder) -> Response
 def _holders_request(request: Request, request_id: str, session: HolderSession) -> Any:
     portal = portal_of(request)
     try:
-        return portal._holder_request(request_id, session.holder_id)
+        return portal.holder_request(request_id, session.holder_id)
     except (RegistryError, ConsentError):
         raise NotFound(f"no grant request {request_id!r} for you") from None
 
@@ -552,9 +552,9 @@ def signin(request: Request, body: Ceremony) -> JSONResponse:
             require_user_verification=True,
         )
     except (InvalidAuthenticationResponse, ValueError, KeyError) as exc:
-        from likeness.consent.holder_portal import _webauthn_reason
+        from likeness.consent.holder_portal import webauthn_reason
 
-        raise ConsentError(_webauthn_reason(str(exc)), f"passkey sign-in refused: {exc}") from None
+        raise ConsentError(webauthn_reason(str(exc)), f"passkey sign-in refused: {exc}") from None
     portal.note_sign_count(credential_id, verified.new_sign_count)
     token, _session = portal.open_session(passkey.holder_id, credential_id)
     response = JSONResponse({"redirect": "/portal"})
