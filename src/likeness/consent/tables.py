@@ -201,6 +201,7 @@ class GrantRequestRow(Base):
     canonical JSON); ``state``: pending, signed or declined."""
 
     __tablename__ = "grant_requests"
+    __table_args__ = (Index("ix_grant_requests_subject_state", "subject_id", "state"),)
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
