@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import warnings
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -33,6 +34,12 @@ from tests.service.test_console_browser import ARTIFACTS, VIEWPORTS, browser  # 
 SHOTS = ARTIFACTS.parent / "portal"
 PASSWORD = "a long legal password"
 MODEL_RESOLUTION = 64
+#: The last day of the requested grant (the form's date; the grant runs to the end of it).
+LAST_DAY = (datetime.now(UTC) + timedelta(days=200)).date()
+
+
+def _words(day: date) -> str:
+    return f"{day.day} {day.strftime('%B')} {day.year}"
 
 
 def _free_port() -> int:
@@ -196,7 +203,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         console.fill("form[action='/consent/holders/request'] input[name=subject]", "sora")
         for use in ("music_video", "training"):
             console.check(f"input[name=uses][value={use}]")
-        console.fill("input[name=valid_until]", "2027-06-30")
+        console.fill("input[name=valid_until]", LAST_DAY.isoformat())
         console.fill("input[name=max_renders]", "20")
         console.fill("form[action='/consent/holders/request'] input[name=purpose]", "Spring comeback music video")
         preview = tmp / "preview.png"
@@ -212,7 +219,8 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         page.click("text=Read and decide")
         ask = page.locator("[data-ask]").inner_text()
         assert (
-            ask == "Haneul Entertainment asks to use your face in music videos until 30 June 2027, at most 20 videos."
+            ask
+            == f"Haneul Entertainment asks to use your face in music videos until {_words(LAST_DAY)}, at most 20 videos."
         )
         assert "Every video will carry a visible AI label." in page.locator("main").inner_text()
         assert page.locator(".previews img").evaluate("img => img.complete && img.naturalWidth > 0")
@@ -256,7 +264,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
             "sora",
             "studio",
             ["fan_message"],
-            valid_until=now_utc().replace(year=2027, month=12, day=31),
+            valid_until=now_utc() + timedelta(days=400),
             max_renders=5,
             purpose="Birthday message for the fan club",
             created_by="legal",

@@ -5,6 +5,7 @@ its own (no service role reaches the portal, no holder session reaches the agenc
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,8 @@ from fastapi.testclient import TestClient
 from likeness.service.roles import Role
 from tests.portal.softauthn import ORIGIN, SoftAuthenticator
 from tests.service.conftest import build_service_world
+
+LAST_DAY = (datetime.now(UTC) + timedelta(days=200)).date()
 
 
 @pytest.fixture
@@ -76,7 +79,7 @@ def _request(world, uses=("music_video", "training")) -> str:
         json={
             "subject": "haneul",
             "uses": list(uses),
-            "valid_until": "2027-06-30",
+            "valid_until": LAST_DAY.isoformat(),
             "max_renders": 20,
             "purpose": "Spring comeback music video",
         },
@@ -97,7 +100,8 @@ def test_the_whole_flow_over_http(world) -> None:
 
     request_id = _request(world)
     home = holder.get("/portal").text
-    assert "Studio Haneul asks to use your face in music videos until 30 June 2027, at most 20 videos." in home
+    words = f"{LAST_DAY.day} {LAST_DAY.strftime('%B')} {LAST_DAY.year}"
+    assert f"Studio Haneul asks to use your face in music videos until {words}, at most 20 videos." in home
     reading = holder.get(f"/portal/requests/{request_id}").text
     assert "They may not use it for virtual stage performances, fan messages, advertising and tributes." in reading
     assert "Every video will carry a visible AI label." in reading
