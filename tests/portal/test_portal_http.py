@@ -235,3 +235,27 @@ def test_sign_in_with_a_passkey_and_add_a_recovery_passkey(world) -> None:
         "/portal/api/signin", json={"ceremony_id": fresh["ceremony_id"], "credential": recovery.response(stale)}
     )
     assert replayed.status_code == 403 and replayed.json()["reason"] == "counter_regressed"
+
+
+def test_the_agency_invites_from_the_console_page(world) -> None:
+    client = world.client(base_url=ORIGIN)
+    csrf = world.login(client, "admin")
+    page = client.get("/consent/holders")
+    assert page.status_code == 200 and "Invite a rights holder" in page.text
+    made = client.post(
+        "/consent/holders/invite",
+        data={
+            "holder": "idol-holder",
+            "holder_name": "Studio Haneul (owner)",
+            "holder_kind": "agency",
+            "subject": "nova",
+            "subject_name": "NOVA",
+            "csrf_token": csrf,
+        },
+    )
+    assert made.status_code == 200 and "data-invitation-url" in made.text
+    assert f"{ORIGIN}/portal/invite/" in made.text
+    subject = world.workspace.registry.get_subject("nova")
+    assert subject.kind == "virtual_idol"  # an agency holds a virtual idol it owns
+    forged = client.post("/consent/holders/invite", data={"holder": "x-holder", "csrf_token": "wrong"})
+    assert forged.status_code == 403
