@@ -32,7 +32,7 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	touch $(DEV_STAMP)
 
 demo: $(STAMP)
-	rm -rf demo-home demo-home-anchors
+	rm -rf demo-home demo-home-anchors demo-home-holder-machine
 	$(BIN)/likeness --home demo-home demo
 
 test: $(DEV_STAMP)
@@ -47,4 +47,4 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) demo-home demo-home-anchors .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-home demo-home-anchors demo-home-holder-machine .pytest_cache .mypy_cache .ruff_cache

@@ -57,6 +57,7 @@ def measure(rows: int, repeat: int, warmup: int) -> dict:
     import likeness
     from likeness.config import Settings
     from likeness.consent.canonical import now_utc
+    from likeness.consent.holder import HolderMachine
     from likeness.workspace import Workspace
 
     with tempfile.TemporaryDirectory(prefix="consent-bench-") as tmp:
@@ -64,9 +65,10 @@ def measure(rows: int, repeat: int, warmup: int) -> dict:
         try:
             registry = workspace.registry
             registry.add_org("studio")
-            registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-            registry.issue_grant(
-                "mina", "studio", ["training", "music_video"], valid_until=now_utc() + timedelta(days=30)
+            holders = HolderMachine.beside(workspace.home)  # the rights holder signs on their own machine
+            holders.enrol(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+            holders.grant(
+                registry, "mina", "studio", ["training", "music_video"], valid_until=now_utc() + timedelta(days=30)
             )
             start = time.perf_counter()
             for i in range(rows):

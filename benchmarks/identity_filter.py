@@ -59,10 +59,12 @@ def build_world(home: Path):
 
 
 def enroll(workspace, uses, until, slug: str, *references: Path) -> None:
+    from likeness.consent.holder import HolderMachine
     from likeness.faceset import enroll_reference_photos
 
-    workspace.registry.add_subject(slug, slug, kind="virtual_idol", owner_org="bench")
-    workspace.registry.issue_grant(slug, "bench", uses, valid_until=until, purpose="benchmark")
+    holders = HolderMachine.beside(workspace.home)  # the rights holders sign on their own machine
+    holders.enrol(workspace.registry, slug, slug, kind="virtual_idol", owner_org="bench")
+    holders.grant(workspace.registry, slug, "bench", uses, valid_until=until, purpose="benchmark")
     report = enroll_reference_photos(workspace, slug, list(references))
     if report.added != len(references):
         raise SystemExit(f"{slug}: could not enrol every reference ({report.skipped})")

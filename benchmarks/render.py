@@ -59,6 +59,7 @@ import numpy as np
 from likeness.config import Settings
 from likeness.consent import USES
 from likeness.consent.canonical import now_utc
+from likeness.consent.holder import HolderMachine
 from likeness.faces.align import align_face
 from likeness.faces.detect import FaceDetector
 from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
@@ -102,13 +103,14 @@ def setup_world(
     ws = Workspace.init(Settings(home=home))
     registry = ws.registry
     registry.add_org("studio", "Studio")
-    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-    registry.add_subject("jun", "Jun", kind="performer")
+    holders = HolderMachine.beside(home)  # the rights holders sign on their own machine
+    holders.enrol(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+    holders.enrol(registry, "jun", "Jun", kind="performer")
     until = now_utc() + timedelta(days=1)
-    registry.issue_grant(
-        "mina", "studio", USES, valid_until=until, purpose="benchmark", allow_unlabelled=allow_unlabelled
+    holders.grant(
+        registry, "mina", "studio", USES, valid_until=until, purpose="benchmark", allow_unlabelled=allow_unlabelled
     )
-    registry.issue_release("jun", "studio", valid_until=until, purpose="benchmark")
+    holders.release(registry, "jun", "studio", valid_until=until, purpose="benchmark")
     embedder = FaceEmbedder()
     with FaceDetector(mode="image") as detector:
         # The idol's references let the report measure identity (distance to the subject).

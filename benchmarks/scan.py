@@ -38,6 +38,7 @@ def make_world(home: Path):
     from likeness.config import Settings
     from likeness.consent import USES
     from likeness.consent.canonical import now_utc
+    from likeness.consent.holder import HolderMachine
     from likeness.faceset import enroll_reference_photos
     from likeness.media import write_image
     from likeness.media.synthetic import astronaut
@@ -46,8 +47,9 @@ def make_world(home: Path):
     workspace = Workspace.init(Settings(home=home))
     registry = workspace.registry
     registry.add_org("studio", "Studio Haneul")
-    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant("mina", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="benchmark")
+    holders = HolderMachine.beside(home)  # the rights holder signs on their own machine
+    holders.enrol(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+    holders.grant(registry, "mina", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="benchmark")
     reference = home.parent / "mina_reference.png"
     write_image(reference, astronaut())
     enroll_reference_photos(workspace, "mina", [reference])

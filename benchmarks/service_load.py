@@ -56,8 +56,9 @@ def make_files(folder: Path, images: int, clips: int, seed: int) -> list[Path]:
     return files
 
 
-def new_workspace(home: Path, database_url: str | None) -> str:
-    """A workspace with organisation studio and a legal user; returns the user's API token."""
+def new_workspace(home: Path, database_url: str | None, users: int = 1) -> list[str]:
+    """A workspace with organisation studio and ``users`` legal users (one per client: the
+    service limits uploads per user, 60 a minute); returns their API tokens."""
     from likeness.config import Settings
     from likeness.service.accounts import Accounts
     from likeness.service.roles import Role
@@ -67,8 +68,11 @@ def new_workspace(home: Path, database_url: str | None) -> str:
     try:
         workspace.registry.add_org("studio", "Studio Haneul")
         accounts = Accounts(workspace)
-        user = accounts.add_user("legal", "a long benchmark password", Role.LEGAL)
-        return accounts.create_token(user, "load benchmark")[0]
+        tokens = []
+        for index in range(users):
+            user = accounts.add_user(f"legal-{index:02d}", "a long benchmark password", Role.LEGAL)
+            tokens.append(accounts.create_token(user, "load benchmark")[0])
+        return tokens
     finally:
         workspace.close()
 
@@ -89,7 +93,7 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
     import httpx
 
     home = work / "service-home"
-    token = new_workspace(home, args.database_url)
+    tokens = new_workspace(home, args.database_url, users=args.clients)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -128,7 +132,7 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
         shares = [files[i :: args.clients] for i in range(args.clients)]
         started = time.perf_counter()
 
-        def client(share: list[Path]) -> None:
+        def client(share: list[Path], token: str) -> None:
             headers = {"Authorization": f"Bearer {token}"}
             jobs = []
             with httpx.Client(base_url=base, headers=headers, timeout=120) as http:
@@ -156,7 +160,11 @@ def run_service(files: list[Path], args: argparse.Namespace, work: Path) -> dict
                     with lock:
                         outcomes[job_id] = state
 
-        threads = [threading.Thread(target=client, args=(share,)) for share in shares if share]
+        threads = [
+            threading.Thread(target=client, args=(share, token))
+            for share, token in zip(shares, tokens, strict=True)
+            if share
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -188,7 +196,7 @@ def run_in_process(files: list[Path], args: argparse.Namespace, work: Path) -> f
     from likeness.workspace import Workspace
 
     home = work / "cli-home"
-    new_workspace(home, None)
+    new_workspace(home, None, users=0)
     workspace = Workspace.open(Settings(home=home))
     try:
         started = time.perf_counter()
@@ -215,8 +223,11 @@ def main() -> None:
         media = work / "media"
         media.mkdir()
         files = make_files(media, args.images, args.clips, args.seed)
+        load_before = os.getloadavg()[0]
         service = run_service(files, args, work)
+        load_between = os.getloadavg()[0]
         in_process = run_in_process(files, args, work)
+        load_after = os.getloadavg()[0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     throughput = service["succeeded"] / service["wall_s"]
@@ -236,6 +247,10 @@ def main() -> None:
     print(f"| in-process verify_many | {in_process:.2f} files/s |")
     print(f"| ratio service / in-process | {throughput / in_process:.2f} |")
     print(f"| service process peak RSS | {service['service_rss_mib']:.0f} MiB |")
+    print(
+        f"| 1-min load average before / between / after | {load_before:.1f} / {load_between:.1f} / {load_after:.1f}"
+        f" ({os.cpu_count()} CPUs) |"
+    )
     for error in service["errors"][:5]:
         print(f"error: {error}", file=sys.stderr)
 

@@ -258,6 +258,7 @@ def _benchmark_consent(root: Path, *, reopen: bool = False):
     from likeness.config import Settings
     from likeness.consent import USES
     from likeness.consent.canonical import now_utc
+    from likeness.consent.holder import HolderMachine
     from likeness.workspace import Workspace
 
     if reopen:
@@ -266,11 +267,12 @@ def _benchmark_consent(root: Path, *, reopen: bool = False):
         workspace = Workspace.init(Settings(home=root / "home"))
         registry = workspace.registry
         registry.add_org("studio", "Studio")
-        registry.add_subject("idol", "Synthetic idol", kind="virtual_idol", owner_org="studio")
-        registry.add_subject("performer", "Synthetic performer", kind="performer")
+        holders = HolderMachine.beside(root / "home")  # the rights holders sign on their own machine
+        holders.enrol(registry, "idol", "Synthetic idol", kind="virtual_idol", owner_org="studio")
+        holders.enrol(registry, "performer", "Synthetic performer", kind="performer")
         until = now_utc() + timedelta(days=1)
-        registry.issue_grant("idol", "studio", USES, valid_until=until, purpose="benchmark")
-        registry.issue_release("performer", "studio", valid_until=until, purpose="benchmark")
+        holders.grant(registry, "idol", "studio", USES, valid_until=until, purpose="benchmark")
+        holders.release(registry, "performer", "studio", valid_until=until, purpose="benchmark")
     authz = workspace.policy.authorize("idol", "training", "studio")
     release = workspace.policy.authorize_release("performer", "studio")
     return workspace, authz, release

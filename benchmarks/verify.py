@@ -55,18 +55,20 @@ def make_world(home: Path, media: Path, *, artists: int = 3):
     from likeness.config import Settings
     from likeness.consent import USES
     from likeness.consent.canonical import now_utc
+    from likeness.consent.holder import HolderMachine
     from likeness.faceset import enroll_reference_photos
     from likeness.workspace import Workspace
 
     workspace = Workspace.init(Settings(home=home))
     registry = workspace.registry
     registry.add_org("studio", "Benchmark Studio")
-    registry.add_subject("idol", "Idol", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant("idol", "studio", USES, valid_until=now_utc() + timedelta(days=1), purpose="benchmark")
+    holders = HolderMachine.beside(home)  # the rights holders sign on their own machine
+    holders.enrol(registry, "idol", "Idol", kind="virtual_idol", owner_org="studio")
+    holders.grant(registry, "idol", "studio", USES, valid_until=now_utc() + timedelta(days=1), purpose="benchmark")
     # Enrolled artists: the last synthetic people (the images below use the first ones).
     for number, photo in enumerate(synthetic_people(media)[-artists:]):
         slug = f"artist{number}"
-        registry.add_subject(slug, f"Artist {number}", kind="virtual_idol", owner_org="studio")
+        holders.enrol(registry, slug, f"Artist {number}", kind="virtual_idol", owner_org="studio")
         enroll_reference_photos(workspace, slug, [photo])
     return workspace
 

@@ -14,10 +14,11 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +26,9 @@ import pytest
 from likeness.config import Settings
 from likeness.consent import USES, Authorization, ReleaseAuthorization
 from likeness.consent.canonical import now_utc
+from likeness.consent.holder import HolderMachine
+from likeness.consent.registry import Registry, SubjectRecord
+from likeness.consent.tables import RightsHolder
 from likeness.media.synthetic import astronaut as astronaut_rgb
 from likeness.media.synthetic import grace_hopper as grace_hopper_rgb
 from likeness.workspace import Workspace
@@ -60,10 +64,10 @@ class ConsentWorld:
         return self.workspace.policy.authorize_release(self.performer, self.org)
 
     def revoke_grant(self) -> None:
-        self.workspace.registry.revoke_grant(self.grant_id, reason="test revocation")
+        revoke_grant(self.workspace.registry, self.grant_id, reason="test revocation")
 
     def revoke_release(self) -> None:
-        self.workspace.registry.revoke_release(self.release_id, reason="test revocation")
+        revoke_release(self.workspace.registry, self.release_id, reason="test revocation")
 
     def portrait_path(self, who: str) -> Path:
         """A PNG of the subject's reference portrait inside the test's tmp folder."""
@@ -87,14 +91,51 @@ class ConsentWorld:
         self._enrolled = True
 
 
+# --- the rights holders' side, played on "their machine": a folder beside the workspace --------
+# Tests enrol holders by public key and sign requests there with the same functions as
+# ``likeness holder``; the workspace never sees a holder's private key.
+
+
+def holder_machine(registry: Registry) -> HolderMachine:
+    """The holders' machine of the workspace whose registry this is (beside its home)."""
+    return HolderMachine.beside(registry.keys_dir.parent)
+
+
+def add_holder(registry: Registry, slug: str, name: str, *, kind: str) -> RightsHolder:
+    return registry.add_holder(slug, name, kind=kind, public_key_pem=holder_machine(registry).public_key(slug))
+
+
+def add_subject(registry: Registry, slug: str, name: str, **options: Any) -> SubjectRecord:
+    """Enrol a subject; a new rights holder (``SLUG-holder``) gets a key on the holders' machine."""
+    return holder_machine(registry).enrol(registry, slug, name, **options)
+
+
+def issue_grant(registry: Registry, subject: str, org: str, uses: Iterable[str], **options: Any) -> str:
+    """Request a grant, have the holder sign it on their machine, import it; the grant id."""
+    return holder_machine(registry).grant(registry, subject, org, uses, **options)
+
+
+def issue_release(registry: Registry, performer: str, org: str, **options: Any) -> str:
+    return holder_machine(registry).release(registry, performer, org, **options)
+
+
+def revoke_grant(registry: Registry, grant_id: str, *, reason: str = "") -> None:
+    """The holder signs the revocation on their machine; the organisation imports it."""
+    registry.import_signed(holder_machine(registry).revoke(grant_id, reason=reason))
+
+
+def revoke_release(registry: Registry, release_id: str, *, reason: str = "") -> None:
+    registry.import_signed(holder_machine(registry).revoke(release_id, reason=reason))
+
+
 def build_consent_world(workspace: Workspace, tmp: Path) -> ConsentWorld:
     registry = workspace.registry
     registry.add_org("studio", "Studio Haneul")
-    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-    registry.add_subject("jun", "Jun", kind="performer")
+    add_subject(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+    add_subject(registry, "jun", "Jun", kind="performer")
     until = now_utc() + timedelta(days=30)
-    grant_id = registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="test grant for all uses")
-    release_id = registry.issue_release("jun", "studio", valid_until=until, purpose="test release")
+    grant_id = issue_grant(registry, "mina", "studio", USES, valid_until=until, purpose="test grant for all uses")
+    release_id = issue_release(registry, "jun", "studio", valid_until=until, purpose="test release")
     return ConsentWorld(workspace=workspace, tmp=tmp, grant_id=grant_id, release_id=release_id)
 
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     portal_rp_id: str | None = Field(
         default=None, description="the passkeys' relying-party id (a host name); default: the origin's host"
     )
+    render_checkpoint_frames: int = Field(
+        default=250, ge=1, description="frames between a render job's checkpoints (a taken-over job resumes there)"
+    )
 
     @field_validator("anchor_dirs", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from likeness.config import Settings
 from likeness.consent.canonical import now_utc
+from likeness.consent.holder import HolderMachine
 from likeness.errors import ConsentError
 from likeness.workspace import Workspace
 
@@ -36,11 +37,22 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
     """Enrol the organisation, the virtual idol and the performer; sign a grant and a release."""
     registry = workspace.registry
     result = DemoResult(home=workspace.home)
+    # The rights holders keep their keys on their own machine (here a folder beside the
+    # workspace); the workspace gets public keys and signed files only.
+    holders = HolderMachine.beside(workspace.home)
     registry.add_org(ORG, "Studio Haneul Entertainment")
-    registry.add_subject(ARTIST, "Mina (virtual idol)", kind="virtual_idol", owner_org=ORG)
-    registry.add_subject(PERFORMER, "Jun (performer)", kind="performer")
+    registry.add_subject(
+        ARTIST,
+        "Mina (virtual idol)",
+        kind="virtual_idol",
+        owner_org=ORG,
+        holder_public_key_pem=holders.public_key(f"{ARTIST}-holder"),
+    )
+    registry.add_subject(
+        PERFORMER, "Jun (performer)", kind="performer", holder_public_key_pem=holders.public_key(f"{PERFORMER}-holder")
+    )
     until = now_utc() + timedelta(days=90)
-    result.grant_id = registry.issue_grant(
+    grant_request = registry.request_grant(
         ARTIST,
         ORG,
         ["training", "music_video", "fan_message"],
@@ -48,9 +60,11 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
         max_renders=20,
         purpose="Debut music video and fan messages for the virtual idol Mina",
     )
-    result.release_id = registry.issue_release(
+    result.grant_id = registry.import_signed(holders.sign(grant_request))
+    release_request = registry.request_release(
         PERFORMER, ORG, valid_until=until, purpose="Body double footage for Mina's debut MV"
     )
+    result.release_id = registry.import_signed(holders.sign(release_request))
     console.print(
         f"[bold]1. Consent[/]  grant {result.grant_id[:8]} (training, music_video, fan_message; "
         f"20 renders) signed by Mina's rights holder; release {result.release_id[:8]} by Jun"
@@ -249,7 +263,8 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
         )
 
         console.print("[bold]7. Revocation[/]  Mina's rights holder revokes the grant")
-        workspace.registry.revoke_grant(result.grant_id, reason="demo: consent withdrawn")
+        revocation = HolderMachine.beside(workspace.home).revoke(result.grant_id, reason="demo: consent withdrawn")
+        workspace.registry.import_signed(revocation)
         verify_outputs(workspace, {"labelled render": output}, console)
         try:
             render_output(workspace, model_dir, paths["jun_performance"], workspace.outputs_dir, console)

@@ -71,6 +71,8 @@ class ConsentReason(StrEnum):
     INVITATION_UNKNOWN = "invitation_unknown"
     INVITATION_EXPIRED = "invitation_expired"
     INVITATION_USED = "invitation_used"
+    # a signed consent brought in from the rights holder's own machine
+    NOT_REQUESTED = "not_requested"
 
 
 class ConsentError(LikenessError):
@@ -88,6 +90,10 @@ class ConsentError(LikenessError):
 
 class RegistryError(LikenessError):
     """A registry object (organisation, subject, holder, grant) is missing or duplicated."""
+
+
+class ConsentRequestError(LikenessError):
+    """A consent request or a signed consent file is malformed, damaged or of the wrong kind."""
 
 
 class LedgerError(LikenessError):

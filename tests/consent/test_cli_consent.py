@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -28,12 +29,49 @@ def run(home, *args: str, code: int = 0):
     return result
 
 
+def holder_key(home, name: str):
+    """``(private, public)`` key files made with ``holder keygen`` on the holder's machine (a
+    folder beside the workspace)."""
+    machine = home.parent / "holder-machine"
+    if not (machine / f"{name}.pem").exists():
+        run(home, "holder", "keygen", "--out", str(machine), "--name", name)
+    return machine / f"{name}.pem", machine / f"{name}.pub.pem"
+
+
+def enrol(home, slug: str, *options: str):
+    """``subject add`` with a holder key made on the holder's machine; the private key file."""
+    private, public = holder_key(home, f"{slug}-holder")
+    run(home, "subject", "add", slug, "--holder-public-key", str(public), *options)
+    return private
+
+
+def signed_by_holder(home, private, *request: str, code: int = 0) -> str:
+    """``consent request|release request ARGS`` → ``holder sign --yes`` → ``consent import``;
+    the imported record's id."""
+    folder = home.parent / "exchange"
+    folder.mkdir(exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    request_file, signed_file = folder / f"request-{token}.json", folder / f"signed-{token}.json"
+    run(home, *request, "--out", str(request_file))
+    run(home, "holder", "sign", str(request_file), "--key", str(private), "--out", str(signed_file), "--yes")
+    out = run(home, "consent", "import", str(signed_file), code=code).output
+    return out.split(" imported")[0].split()[-1] if code == 0 else out
+
+
+def revoked_by_holder(home, private, record_id: str, reason: str = "") -> None:
+    receipt = next(p for p in (home.parent / "exchange").glob("signed-*.json") if record_id in p.read_text())
+    revocation = home.parent / "exchange" / f"revocation-{uuid.uuid4().hex[:8]}.json"
+    run(home, "holder", "revoke", str(receipt), "--key", str(private), "--out", str(revocation), "--reason", reason)
+    run(home, "consent", "import", str(revocation))
+
+
 def test_grant_check_revoke_cycle(home):
-    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio", "--name", "Mina")
-    out = run(
+    mina = enrol(home, "mina", "--virtual", "--owner-org", "studio", "--name", "Mina")
+    grant_id = signed_by_holder(
         home,
+        mina,
         "consent",
-        "grant",
+        "request",
         "mina",
         "--use",
         "training",
@@ -43,8 +81,7 @@ def test_grant_check_revoke_cycle(home):
         "+30d",
         "--purpose",
         "debut MV",
-    ).output
-    grant_id = out.split("grant ")[1].split()[0]
+    )
     assert "authorized" in run(home, "consent", "check", "mina", "--use", "training", "--org", "studio").output
     refused = run(home, "consent", "check", "mina", "--use", "tribute", "--org", "studio", code=1)
     assert "use_not_granted" in refused.output
@@ -52,28 +89,45 @@ def test_grant_check_revoke_cycle(home):
     assert grant_id[:8] in listing and "active" in listing
     shown = json.loads(run(home, "consent", "show", grant_id[:10], "--json").output)
     assert shown["uses"] == ["music_video", "training"] and shown["purpose"] == "debut MV"
-    run(home, "consent", "revoke", grant_id[:10], "--reason", "contract ended")
+    revoked_by_holder(home, mina, grant_id, "contract ended")
     assert "revoked" in run(home, "consent", "check", "mina", "--use", "training", code=1).output
 
 
-def test_prohibited_grant_is_an_error_not_a_traceback(home):
-    run(home, "subject", "add", "ari")
-    result = run(home, "consent", "grant", "ari", "--use", "sexual_content", "--until", "+3d", code=1)
+def test_prohibited_grant_is_an_error_not_a_traceback(home, tmp_path):
+    enrol(home, "ari")
+    result = run(
+        home,
+        "consent",
+        "request",
+        "ari",
+        "--use",
+        "sexual_content",
+        "--until",
+        "+3d",
+        "--out",
+        str(tmp_path / "r"),
+        code=1,
+    )
     assert "prohibited_use" in result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r").exists()
 
 
-def test_release_add_list_revoke(home):
-    run(home, "subject", "add", "jun", "--performer")
-    out = run(home, "release", "add", "jun", "--until", "2099-01-01").output
-    release_id = out.split("release ")[1].split()[0]
+def test_release_request_sign_import_list_revoke(home):
+    jun = enrol(home, "jun", "--performer")
+    release_id = signed_by_holder(home, jun, "release", "request", "jun", "--until", "2099-01-01")
     assert "active" in run(home, "release", "list").output
-    run(home, "release", "revoke", release_id)
+    revoked_by_holder(home, jun, release_id)
     assert "revoked" in run(home, "release", "list").output
 
 
+def test_subject_add_without_the_holder_public_key_is_refused(home):
+    result = run(home, "subject", "add", "ari", code=1)
+    assert "likeness holder keygen" in result.output and "Traceback" not in result.output
+    assert not (home / "keys" / "holders").exists()
+
+
 def test_audit_verify_head_and_log(home, tmp_path):
-    run(home, "subject", "add", "ari")
+    enrol(home, "ari")
     assert "ledger intact" in run(home, "audit", "verify").output
     head_file = tmp_path / "head.json"
     head = json.loads(run(home, "audit", "head", "--out", str(head_file)).output)
@@ -116,7 +170,7 @@ def test_audit_anchor_then_verify_names_a_truncated_tail(home, tmp_path):
     from sqlalchemy import create_engine, text
 
     anchors = tmp_path / "usb" / "anchors"
-    run(home, "subject", "add", "ari")
+    enrol(home, "ari")
     unanchored = run(home, "audit", "verify").output
     assert "ledger intact" in unanchored and "no anchor" in unanchored
     out = run(home, "audit", "anchor", "--to", str(anchors)).output
@@ -148,6 +202,20 @@ def test_audit_verify_help_documents_exit_codes():
 def test_subject_add_with_no_usable_photo_fails_with_the_reason(home, tmp_path):
     blank = tmp_path / "blank.png"
     write_image(blank, np.full((256, 256, 3), 128, np.uint8))
-    result = run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio", "--photo", str(blank), code=1)
+    _, public = holder_key(home, "mina-holder")
+    result = run(
+        home,
+        "subject",
+        "add",
+        "mina",
+        "--virtual",
+        "--owner-org",
+        "studio",
+        "--holder-public-key",
+        str(public),
+        "--photo",
+        str(blank),
+        code=1,
+    )
     assert "no usable reference photo" in result.output and "no face found" in result.output
     assert "likeness subject photos add mina" in result.output and "Traceback" not in result.output

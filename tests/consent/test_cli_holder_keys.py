@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from likeness.cli import app
+from tests.consent.test_cli_consent import enrol, holder_key, revoked_by_holder, signed_by_holder
 
 runner = CliRunner()
 
@@ -22,34 +22,48 @@ def run(home, *args: str, code: int = 0):
 def _home(tmp_path):
     home = tmp_path / "home"
     run(home, "init", "--org", "studio")
-    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio")
-    out = run(home, "consent", "grant", "mina", "--use", "training", "--until", "+30d").output
-    return home, out.split("grant ")[1].split()[0]
+    key = enrol(home, "mina", "--virtual", "--owner-org", "studio")
+    grant_id = signed_by_holder(home, key, "consent", "request", "mina", "--use", "training", "--until", "+30d")
+    return home, key, grant_id
 
 
 def test_rotate_key_then_grant_and_revoke(tmp_path):
-    home, grant_id = _home(tmp_path)
-    out = run(home, "consent", "rotate-key", "mina-holder").output
-    assert "now signs with key ed25519:" in out
-    run(home, "consent", "grant", "mina", "--use", "music_video", "--until", "+30d")
-    assert "active" in run(home, "consent", "list").output
+    home, old_key, grant_id = _home(tmp_path)
+    new_key, new_public = holder_key(home, "mina-device")
+    receipt = next(p for p in (home.parent / "exchange").glob("signed-*.json") if grant_id in p.read_text())
+    rotation = tmp_path / "rotation.json"
+    out = run(
+        home,
+        "holder",
+        "rotate",
+        str(receipt),
+        "--key",
+        str(old_key),
+        "--new-public-key",
+        str(new_public),
+        "--out",
+        str(rotation),
+    ).output
+    assert "key rotation signed" in out
+    assert "now signs with key ed25519:" in run(home, "consent", "import", str(rotation)).output
     assert "holder.key_rotated" in run(home, "audit", "log", "--json").output
-
-    holder_key = Ed25519PrivateKey.generate()
-    pem = tmp_path / "device.pub.pem"
-    pem.write_bytes(
-        holder_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    run(home, "consent", "rotate-key", "mina-holder", "--new-public-key", str(pem))
-    refused = run(home, "consent", "revoke", grant_id[:10], code=1)  # the workspace key is retired
-    assert "private key file not found" in refused.output and "Traceback" not in refused.output
+    replayed = run(home, "consent", "import", str(rotation), code=1).output
+    assert "signature_invalid" in replayed and "Traceback" not in replayed
+    signed_by_holder(home, new_key, "consent", "request", "mina", "--use", "music_video", "--until", "+30d")
+    assert "active" in run(home, "consent", "list").output
+    # The old key is retired: a revocation it signs is refused, with the reason.
+    stale = tmp_path / "stale-revocation.json"
+    run(home, "holder", "revoke", str(receipt), "--key", str(old_key), "--out", str(stale))
+    refused = run(home, "consent", "import", str(stale), code=1)
+    assert "signature_invalid" in refused.output and "Traceback" not in refused.output
+    revoked_by_holder(home, new_key, grant_id)
+    assert json.loads(run(home, "consent", "show", grant_id, "--json").output)["state"] == "revoked"
 
 
 def test_recover_key_needs_an_attestation_and_records_it(tmp_path):
-    home, grant_id = _home(tmp_path)
-    (home / "keys" / "holders" / "mina-holder.pem").unlink()
+    home, old_key, grant_id = _home(tmp_path)
+    old_key.unlink()  # the holder lost the key
+    new_key, new_public = holder_key(home, "mina-new")
     missing = run(home, "consent", "recover-key", "mina-holder", "--statement", "x", code=2)
     assert "--verified-by" in missing.output
     evidence = tmp_path / "passport-check.pdf"
@@ -67,15 +81,17 @@ def test_recover_key_needs_an_attestation_and_records_it(tmp_path):
         "in_person",
         "--evidence",
         str(evidence),
+        "--new-public-key",
+        str(new_public),
     ).output
     assert "recovered by studio" in out
-    run(home, "consent", "revoke", grant_id[:10], "--reason", "after recovery")
+    revoked_by_holder(home, new_key, grant_id, "after recovery")
     assert "revoked" in run(home, "consent", "list").output
 
 
 def test_consent_list_and_check_agree_after_a_deleted_revocation(tmp_path):
-    home, grant_id = _home(tmp_path)
-    run(home, "consent", "revoke", grant_id[:10])
+    home, key, grant_id = _home(tmp_path)
+    revoked_by_holder(home, key, grant_id)
     with sqlite3.connect(home / "likeness.db") as db:
         db.execute("DELETE FROM grant_revocations")
     assert "revoked" in run(home, "consent", "list").output

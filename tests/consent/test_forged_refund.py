@@ -20,6 +20,7 @@ from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.ledger import event_hash
 from likeness.errors import ConsentError
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, issue_grant
 
 
 def _append_raw(ws: Workspace, event_type: str, payload: dict) -> None:
@@ -54,9 +55,9 @@ def _append_raw(ws: Workspace, event_type: str, payload: dict) -> None:
 def _forge_refund_after_a_completed_render(ws: Workspace, via: str) -> str:
     reg = ws.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
-    grant_id = reg.issue_grant(
-        "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
+    add_subject(reg, "ari", "Ari", kind="artist")
+    grant_id = issue_grant(
+        reg, "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
     )
     authz = ws.policy.authorize("ari", "music_video", "studio")
     authz.consume_render("job-done")
@@ -107,9 +108,9 @@ def test_forged_refund_of_a_completed_render_on_postgresql(postgres_url, tmp_pat
 def test_a_genuine_refund_is_not_named_and_frees_the_slot(workspace):
     reg = workspace.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
-    grant_id = reg.issue_grant(
-        "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
+    add_subject(reg, "ari", "Ari", kind="artist")
+    grant_id = issue_grant(
+        reg, "ari", "studio", ["music_video"], max_renders=1, valid_until=now_utc() + timedelta(days=1)
     )
     authz = workspace.policy.authorize("ari", "music_video", "studio")
     authz.consume_render("job-failed")

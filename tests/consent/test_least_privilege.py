@@ -27,6 +27,7 @@ from likeness.consent.privileges import (
     unlisted_tables,
 )
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, holder_machine, issue_grant, issue_release, revoke_release
 
 GUARDED = (
     "ledger",
@@ -102,19 +103,19 @@ def test_app_role_adds_but_cannot_change_remove_or_unguard(two_roles, tmp_path):
     try:
         reg = ws.registry
         reg.add_org("studio")
-        reg.add_subject("ari", "Ari", kind="artist")
-        reg.add_subject("jun", "Jun", kind="performer")
+        add_subject(reg, "ari", "Ari", kind="artist")
+        add_subject(reg, "jun", "Jun", kind="performer")
         until = now_utc() + timedelta(days=1)
-        grant_id = reg.issue_grant("ari", "studio", ["music_video"], valid_until=until, max_renders=2)
-        release_id = reg.issue_release("jun", "studio", valid_until=until)
+        grant_id = issue_grant(reg, "ari", "studio", ["music_video"], valid_until=until, max_renders=2)
+        release_id = issue_release(reg, "jun", "studio", valid_until=until)
         authz = ws.policy.authorize("ari", "music_video", "studio")
         ws.policy.authorize_release("jun", "studio")
         authz.consume_render("job-1")
         authz.consume_render("job-2")
         assert authz.refund_render("job-2", "failed: test")  # a refund is a ledger event, no DELETE
         authz.consume_render("job-3")
-        reg.rotate_holder_key(reg.get_subject("ari").holder_slug)
-        reg.revoke_release(release_id, reason="ended")
+        reg.import_signed(holder_machine(reg).rotate(grant_id, "ari-holder", "ari-2"))
+        revoke_release(reg, release_id, reason="ended")
         report = audit_workspace(ws)
         assert report.ok, report.problems
         assert not any("could drop" in w for w in report.warnings)

@@ -4,6 +4,7 @@ database (and read the workspace's key files), each refused with its reason and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -17,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
+from likeness.consent.holder import load_holder_key, sign_revocation, sign_rotation
 from likeness.consent.integrity import ConsentProblem, consent_row_problems
 from likeness.consent.registry import RecoveryAttestation, grant_payload, revocation_payload
 from likeness.consent.tables import Grant, RightsHolder
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConfigError, ConsentError, RegistryError
+from tests.conftest import add_holder, add_subject, holder_machine, issue_grant
 
 
 def refusal(call) -> ConsentError:
@@ -100,12 +103,12 @@ def test_swapped_holder_key_with_resigned_grant_is_refused(consent_world):
     assert any("holder.key_rotated ignored" in p.problem for p in consent_row_problems(ws))
 
 
-def test_inserted_grant_signed_with_the_workspace_holder_key_is_refused(consent_world):
-    """Attack: sign a grant with the holder key file in HOME/keys/holders and insert the row only."""
+def test_inserted_grant_signed_with_the_holder_key_is_refused(consent_world):
+    """Attack: with a copy of the holder's key, sign a grant and insert the row only."""
     ws = consent_world.workspace
     reg = ws.registry
-    record = reg.add_subject("ari", "Ari", kind="artist")
-    key = keys.load_private_key(reg.holder_key_path(record.holder_slug))
+    record = add_subject(reg, "ari", "Ari", kind="artist")
+    key = holder_machine(reg).key(record.holder_slug)
     grant = Grant(
         id=uuid.uuid4().hex,
         subject_id=record.id,
@@ -188,8 +191,8 @@ def test_revocation_row_with_a_bad_signature_is_not_taken_as_a_revocation(consen
 def test_revocation_signed_by_another_key_is_refused(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
-    other = reg.add_holder("other-holder", "Other", kind="artist")
-    other_key = keys.load_private_key(reg.holder_key_path(other.slug))
+    other = add_holder(reg, "other-holder", "Other", kind="artist")
+    other_key = holder_machine(reg).key(other.slug)
     revoked_at = utc_iso(now_utc())
     body = revocation_payload("release", consent_world.release_id, revoked_at, "forged")
     signature = keys.sign(other_key, canonical_bytes(body))
@@ -233,10 +236,10 @@ def test_subject_moved_to_another_holder_is_refused(consent_world):
     """Attack: point the subject at a holder whose key one has, then issue a grant through it."""
     ws = consent_world.workspace
     reg = ws.registry
-    other = reg.add_holder("other-holder", "Other", kind="artist")
+    other = add_holder(reg, "other-holder", "Other", kind="artist")
     _sql(ws, "UPDATE subjects SET holder_id = :h WHERE slug = 'mina'", h=other.id)
     # The registry now signs mina's grants with other-holder's key file ...
-    grant_id = reg.issue_grant("mina", "studio", ["advertising"], valid_until=now_utc() + timedelta(days=1))
+    grant_id = issue_grant(reg, "mina", "studio", ["advertising"], valid_until=now_utc() + timedelta(days=1))
     error = refusal(lambda: consent_world.authorize("advertising"))
     assert error.reason == "signature_invalid"  # ... but the ledger enrolled mina with mina-holder
     assert reg.grant_state(grant_id) == "altered"
@@ -246,31 +249,34 @@ def test_subject_moved_to_another_holder_is_refused(consent_world):
 # --- holder key rotation and recovery --------------------------------------------------------
 
 
-def test_rotated_key_signs_from_the_rotation_on(consent_world, tmp_path):
+def test_rotated_key_signs_from_the_rotation_on(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
-    key_file = reg.holder_key_path("mina-holder")
-    old_copy = tmp_path / "old-mina.pem"
-    _save_key(old_copy, keys.load_private_key(key_file))
+    machine = holder_machine(reg)
     authz = consent_world.authorize("training")
     before = reg.get_subject("mina").holder_fingerprint
 
-    new_fp = reg.rotate_holder_key("mina-holder")
+    rotation = machine.rotate(consent_world.grant_id, "mina-holder", "mina-holder-2")  # on the holder's machine
+    new_fp = reg.import_signed(rotation)
     assert new_fp != before and reg.get_subject("mina").holder_fingerprint == new_fp
-    assert keys.fingerprint(keys.public_raw(keys.load_private_key(key_file))) == new_fp
     assert ws.ledger.find("holder.key_rotated", holder_id=_holder_id(ws, "mina"))
+    replayed = refusal(lambda: reg.import_signed(rotation))  # the old key no longer moves anything
+    assert replayed.reason == "signature_invalid"
     # What the old key signed before the rotation stays in force ...
     authz.recheck()
     assert consent_world.authorize("music_video").grant_id == consent_world.grant_id
-    # ... new grants are signed with the new key, and the old key signs nothing any more.
-    grant_id = reg.issue_grant("mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2))
+    # ... new grants are requested for the new key, and the old key signs nothing any more.
+    request = reg.request_grant("mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2))
+    assert request.payload["holder_fingerprint"] == new_fp
+    with pytest.raises(ConsentError) as stale:
+        machine.sign(request, "mina-holder")
+    assert stale.value.reason == "signature_invalid"
+    old_signature = keys.sign(machine.key("mina-holder"), canonical_bytes(request.payload))
+    forged = dataclasses.replace(machine.sign(request, "mina-holder-2"), signature=old_signature)
+    assert refusal(lambda: reg.import_signed(forged)).reason == "signature_invalid"
+    grant_id = reg.import_signed(machine.sign(request, "mina-holder-2"))
     assert reg.grant_state(grant_id) == "active"
     assert reg.grant_record(grant_id).state == "active"
-    with pytest.raises(ConsentError) as stale:
-        reg.issue_grant(
-            "mina", "studio", ["tribute"], valid_until=now_utc() + timedelta(days=2), holder_key_path=old_copy
-        )
-    assert stale.value.reason == "signature_invalid"
     assert consent_row_problems(ws) == []
 
 
@@ -279,10 +285,12 @@ def test_grant_signed_with_a_retired_key_after_rotation_is_refused(consent_world
     database and onto the ledger."""
     ws = consent_world.workspace
     reg = ws.registry
-    record = reg.add_subject("ari", "Ari", kind="artist")
-    old_key = keys.load_private_key(reg.holder_key_path(record.holder_slug))
+    record = add_subject(reg, "ari", "Ari", kind="artist")
+    machine = holder_machine(reg)
+    old_key = machine.key(record.holder_slug)
     old_fp = keys.fingerprint(keys.public_raw(old_key))
-    reg.rotate_holder_key(record.holder_slug)
+    first = issue_grant(reg, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    reg.import_signed(machine.rotate(first, record.holder_slug, f"{record.holder_slug}-2"))
     grant = Grant(
         id=uuid.uuid4().hex,
         subject_id=record.id,
@@ -315,45 +323,67 @@ def test_grant_signed_with_a_retired_key_after_rotation_is_refused(consent_world
 def test_rotation_to_a_key_the_holder_keeps(consent_world, tmp_path):
     ws = consent_world.workspace
     reg = ws.registry
+    machine = holder_machine(reg)
     holder_key = Ed25519PrivateKey.generate()
-    external = tmp_path / "holder-device.pem"
-    _save_key(external, holder_key)
     pem = holder_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    reg.rotate_holder_key("mina-holder", new_public_key_pem=pem)
-    assert not reg.holder_key_path("mina-holder").exists()  # the retired workspace key is gone
-    reg.revoke_grant(consent_world.grant_id, reason="done", holder_key_path=external)
+    receipt = machine.receipt(consent_world.grant_id)
+    reg.import_signed(sign_rotation(receipt, machine.key("mina-holder"), pem))
+    assert not (ws.keys_dir / "holders").exists()  # nothing of the holder's is kept in the workspace
+    reg.import_signed(sign_revocation(receipt, holder_key, reason="done"))
     assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
     assert consent_row_problems(ws) == []
 
 
-def test_rotation_needs_the_current_key(consent_world, tmp_path):
+def test_rotation_needs_the_current_key(consent_world):
     reg = consent_world.workspace.registry
-    stranger = tmp_path / "stranger.pem"
-    _save_key(stranger, Ed25519PrivateKey.generate())
-    with pytest.raises(ConsentError) as info:
-        reg.rotate_holder_key("mina-holder", holder_key_path=stranger)
-    assert info.value.reason == "signature_invalid"
+    machine = holder_machine(reg)
+    receipt = machine.receipt(consent_world.grant_id)
+    stranger = Ed25519PrivateKey.generate()
+    new_pem = machine.public_key("mina-holder-2")
+    # signed by a stranger's key: it names the stranger's key as the one it moves away from ...
+    error = refusal(lambda: reg.import_signed(sign_rotation(receipt, stranger, new_pem)))
+    assert error.reason == "signature_invalid" and "moves away from key" in str(error)
+    # ... and one that names the holder's key but is signed by the stranger does not verify.
+    genuine = machine.rotate(consent_world.grant_id, "mina-holder", "mina-holder-2")
+    forged = dataclasses.replace(genuine, signature=keys.sign(stranger, canonical_bytes(genuine.payload)))
+    assert refusal(lambda: reg.import_signed(forged)).reason == "signature_invalid"
     assert not consent_world.workspace.ledger.find("holder.key_rotated")
+
+
+def test_a_holder_key_inside_the_workspace_is_refused(consent_world):
+    """A key file the workspace keeps is one the organisation holds: nothing signs with it."""
+    ws = consent_world.workspace
+    machine = holder_machine(ws.registry)
+    inside = ws.keys_dir / "holders" / "mina-holder.pem"
+    _save_key(inside, machine.key("mina-holder"))
+    with pytest.raises(ConfigError, match="inside the likeness workspace"):
+        load_holder_key(inside)
 
 
 def test_recovery_signed_by_the_organisation_with_an_attestation(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
-    os.remove(reg.holder_key_path("mina-holder"))  # the holder lost the key
+    machine = holder_machine(reg)
+    os.remove(machine.key_path("mina-holder"))  # the holder lost the key
+    new_pem = machine.public_key("mina-holder-recovered")  # and made a new one on their machine
     with pytest.raises(RegistryError, match="statement"):
         reg.recover_holder_key(
-            "mina-holder", org="studio", attestation=RecoveryAttestation(" ", "J. Park", "in_person")
+            "mina-holder",
+            org="studio",
+            attestation=RecoveryAttestation(" ", "J. Park", "in_person"),
+            new_public_key_pem=new_pem,
         )
     attestation = RecoveryAttestation(
         "Mina's identity checked against her passport", "J. Park (legal)", "in_person", "0" * 64
     )
-    new_fp = reg.recover_holder_key("mina-holder", org="studio", attestation=attestation)
+    new_fp = reg.recover_holder_key("mina-holder", org="studio", attestation=attestation, new_public_key_pem=new_pem)
     event = ws.ledger.find("holder.key_recovered", holder_id=_holder_id(ws, "mina"))[0]
     assert event.payload["attestation"]["verified_by"] == "J. Park (legal)"
     assert event.payload["key_fingerprint"] == new_fp == reg.get_subject("mina").holder_fingerprint
-    consent_world.revoke_grant()  # the recovered key (the new workspace file) signs for mina now
+    # the recovered key (on the holder's machine) signs for mina now
+    reg.import_signed(machine.revoke(consent_world.grant_id, name="mina-holder-recovered"))
     assert refusal(lambda: consent_world.authorize("training")).reason == "revoked"
     assert consent_row_problems(ws) == []
 
@@ -403,11 +433,10 @@ def test_holder_row_without_ledger_event_is_not_in_force(consent_world):
         )
         session.commit()
     fake = ws.registry.get_holder("fake")
-    _save_key(ws.registry.holder_key_path("fake"), attacker)
     assert ("holder", fake.id) in _kinds(ws)
     with pytest.raises(ConsentError) as info:
-        ws.registry.add_subject("ari", "Ari", holder="fake")
-        ws.registry.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+        add_subject(ws.registry, "ari", "Ari", holder="fake")
+        issue_grant(ws.registry, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
     assert info.value.reason == "holder_key_altered"
 
 

@@ -93,9 +93,11 @@ def test_holder_slug_swap_is_named_and_signs_nothing(consent_world):
     assert named == {mina_holder.id, jun_holder.id}
     assert any("slug 'jun-holder' (the ledger says 'mina-holder')" in p.problem for p in problems)
     # Signing a new grant says why (not a misleading signature_invalid from the other key file).
-    error = refusal(ws.registry.issue_grant, "mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    error = refusal(
+        ws.registry.request_grant, "mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1)
+    )
     assert error.reason == "holder_altered"
-    # The holder can still revoke, with their own key file (named by the ledger's slug).
+    # The holder can still revoke, with their own key (checked against the ledger's holder).
     consent_world.revoke_grant()
     assert refusal(consent_world.authorize, "training").reason == "revoked"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import pickle
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from likeness.consent.registry import grant_payload
 from likeness.consent.tables import Grant, RightsHolder
 from likeness.consent.vocabulary import check_use_for_step
 from likeness.errors import ConsentError, RegistryError
+from tests.conftest import add_holder, add_subject, holder_machine, issue_grant, revoke_grant
 
 
 def refusal(call) -> ConsentError:
@@ -45,7 +47,7 @@ def test_authorized_grant_carries_its_facts(consent_world):
 
 def test_no_grant(workspace):
     workspace.registry.add_org("studio")
-    workspace.registry.add_subject("solo", "Solo", kind="artist")
+    add_subject(workspace.registry, "solo", "Solo", kind="artist")
     assert refusal(lambda: workspace.policy.authorize("solo", "training", "studio")).reason == "no_grant"
 
 
@@ -65,8 +67,8 @@ def test_wrong_grantee(consent_world):
 def test_use_not_granted(workspace):
     reg = workspace.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
-    reg.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    add_subject(reg, "ari", "Ari", kind="artist")
+    issue_grant(reg, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
     err = refusal(lambda: workspace.policy.authorize("ari", "advertising", "studio"))
     assert err.reason == "use_not_granted"
 
@@ -77,7 +79,7 @@ def test_use_not_granted(workspace):
 def test_prohibited_use_can_be_neither_granted_nor_authorized(consent_world, use):
     reg = consent_world.workspace.registry
     err = refusal(
-        lambda: reg.issue_grant("mina", "studio", ["training", use], valid_until=now_utc() + timedelta(days=1))
+        lambda: issue_grant(reg, "mina", "studio", ["training", use], valid_until=now_utc() + timedelta(days=1))
     )
     assert err.reason == "prohibited_use"
     assert refusal(lambda: consent_world.authorize(use)).reason == "prohibited_use"
@@ -90,9 +92,9 @@ def test_unknown_use(consent_world):
 def test_expired_and_not_yet_valid(workspace):
     reg = workspace.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
+    add_subject(reg, "ari", "Ari", kind="artist")
     start = now_utc() + timedelta(days=2)
-    reg.issue_grant("ari", "studio", ["training"], valid_from=start, valid_until=start + timedelta(days=5))
+    issue_grant(reg, "ari", "studio", ["training"], valid_from=start, valid_until=start + timedelta(days=5))
     early = refusal(lambda: workspace.policy.authorize("ari", "training", "studio"))
     assert early.reason == "not_yet_valid"
     assert workspace.policy.authorize("ari", "training", "studio", at=start + timedelta(days=1))
@@ -111,8 +113,8 @@ def test_revoked_grant_refuses_and_bites_live_authorizations(consent_world):
 def test_render_limit(workspace):
     reg = workspace.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
-    reg.issue_grant("ari", "studio", ["fan_message"], max_renders=2, valid_until=now_utc() + timedelta(days=1))
+    add_subject(reg, "ari", "Ari", kind="artist")
+    issue_grant(reg, "ari", "studio", ["fan_message"], max_renders=2, valid_until=now_utc() + timedelta(days=1))
     authz = workspace.policy.authorize("ari", "fan_message", "studio")
     authz.consume_render("job-1")
     authz.consume_render("job-1")  # a resumed job counts once
@@ -132,8 +134,8 @@ def _sql(workspace, statement: str, **params) -> None:
 def test_grant_row_edited_in_sql_after_signing(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
-    reg.add_subject("ari", "Ari", kind="artist")
-    grant_id = reg.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    add_subject(reg, "ari", "Ari", kind="artist")
+    grant_id = issue_grant(reg, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
     authz = ws.policy.authorize("ari", "training", "studio")
     # Someone with database access widens the grant to advertising.
     _sql(ws, "UPDATE grants SET uses = :u WHERE id = :g", u='["advertising", "training"]', g=grant_id)
@@ -151,15 +153,18 @@ def test_extended_validity_edited_in_sql_is_refused(consent_world):
 def test_signature_from_another_holders_key(consent_world, tmp_path):
     ws = consent_world.workspace
     reg = ws.registry
-    # Signing with the wrong key file is refused at issue time ...
-    other = reg.add_holder("other-holder", "Other", kind="artist")
+    # A grant signed on the holders' machine with another holder's key is refused at import ...
+    other = add_holder(reg, "other-holder", "Other", kind="artist")
+    machine = holder_machine(reg)
+    request = reg.request_grant("mina", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+    forged_request = dataclasses.replace(
+        request, payload={**request.payload, "holder_fingerprint": other.key_fingerprint}
+    )
+    err = refusal(lambda: reg.import_signed(machine.sign(forged_request, "other-holder")))
+    assert err.reason == "grant_altered"  # the payload names another key than the request did
     err = refusal(
-        lambda: reg.issue_grant(
-            "mina",
-            "studio",
-            ["training"],
-            valid_until=now_utc() + timedelta(days=1),
-            holder_key_path=reg.holder_key_path(other.slug),
+        lambda: reg.import_signed(
+            dataclasses.replace(machine.sign(request), signature=keys.sign(machine.key("other-holder"), b"x" * 8))
         )
     )
     assert err.reason == "signature_invalid"
@@ -172,7 +177,7 @@ def test_signature_from_another_holders_key(consent_world, tmp_path):
         grant = session.get(Grant, consent_world.grant_id)
         holder = session.get(RightsHolder, grant.holder_id)
         forged = keys.sign(
-            keys.load_private_key(reg.holder_key_path(other.slug)),
+            holder_machine(reg).key(other.slug),
             canonical_bytes(grant_payload(grant, holder.key_fingerprint)),
         )
     _sql(ws, "UPDATE grants SET signature = :s WHERE id = :g", s=forged, g=consent_world.grant_id)
@@ -181,7 +186,7 @@ def test_signature_from_another_holders_key(consent_world, tmp_path):
 
 def test_grant_moved_to_another_holder_is_refused(consent_world):
     ws = consent_world.workspace
-    other = ws.registry.add_holder("other-holder", "Other", kind="artist")
+    other = add_holder(ws.registry, "other-holder", "Other", kind="artist")
     _sql(ws, "UPDATE grants SET holder_id = :h WHERE id = :g", h=other.id, g=consent_world.grant_id)
     assert refusal(lambda: consent_world.authorize("training")).reason in ("grant_altered", "signature_invalid")
 
@@ -197,7 +202,7 @@ def test_release_matrix(consent_world):
 
 def test_no_release_and_release_edit(consent_world):
     ws = consent_world.workspace
-    ws.registry.add_subject("kai", "Kai", kind="performer")
+    add_subject(ws.registry, "kai", "Kai", kind="performer")
     assert refusal(lambda: ws.policy.authorize_release("kai", "studio")).reason == "no_release"
     _sql(ws, "UPDATE releases SET valid_until = '2099-01-01T00:00:00Z' WHERE id = :r", r=consent_world.release_id)
     assert refusal(consent_world.authorize_release).reason == "release_altered"
@@ -205,8 +210,8 @@ def test_no_release_and_release_edit(consent_world):
 
 def test_performers_get_releases_not_grants(consent_world):
     with pytest.raises(RegistryError):
-        consent_world.workspace.registry.issue_grant(
-            "jun", "studio", ["training"], valid_until=now_utc() + timedelta(days=1)
+        issue_grant(
+            consent_world.workspace.registry, "jun", "studio", ["training"], valid_until=now_utc() + timedelta(days=1)
         )
 
 
@@ -278,8 +283,10 @@ def test_every_decision_is_on_the_ledger(consent_world):
 
 def test_private_keys_are_0600_and_never_in_the_database(consent_world):
     ws = consent_world.workspace
-    key_path = ws.registry.holder_key_path("mina-holder")
+    key_path = holder_machine(ws.registry).key_path("mina-holder")
     assert key_path.stat().st_mode & 0o777 == 0o600
+    assert not key_path.is_relative_to(ws.home)  # the holder's key lives on the holder's machine
+    assert not (ws.keys_dir / "holders").exists()
     pem = key_path.read_bytes()
     secret_b64 = b"".join(pem.splitlines()[1:-1])
     db_bytes = (ws.home / "likeness.db").read_bytes()
@@ -291,7 +298,7 @@ def test_private_keys_are_0600_and_never_in_the_database(consent_world):
 def test_group_readable_key_is_refused(consent_world):
     from likeness.errors import ConfigError
 
-    key_path = consent_world.workspace.registry.holder_key_path("mina-holder")
+    key_path = holder_machine(consent_world.workspace.registry).key_path("mina-holder")
     key_path.chmod(0o644)
     with pytest.raises(ConfigError, match="0600"):
         consent_world.revoke_grant()
@@ -348,27 +355,28 @@ def test_refusal_names_the_grant_in_force_not_a_stale_one(workspace):
     cover it: the refusal says the use is not granted, not that some grant was revoked."""
     reg = workspace.registry
     reg.add_org("studio")
-    reg.add_subject("ari", "Ari", kind="artist")
-    reg.add_subject("bo", "Bo", kind="artist")
+    add_subject(reg, "ari", "Ari", kind="artist")
+    add_subject(reg, "bo", "Bo", kind="artist")
     start = now_utc()
-    old = reg.issue_grant("ari", "studio", ["training", "tribute"], valid_until=start + timedelta(days=30))
-    reg.revoke_grant(old, reason="contract renegotiated")
-    reg.issue_grant("ari", "studio", ["training"], valid_until=start + timedelta(days=30))
+    old = issue_grant(reg, "ari", "studio", ["training", "tribute"], valid_until=start + timedelta(days=30))
+    revoke_grant(reg, old, reason="contract renegotiated")
+    issue_grant(reg, "ari", "studio", ["training"], valid_until=start + timedelta(days=30))
     assert workspace.policy.authorize("ari", "training", "studio")
     assert refusal(lambda: workspace.policy.authorize("ari", "tribute", "studio")).reason == "use_not_granted"
 
-    reg.issue_grant(
+    issue_grant(
+        reg,
         "bo",
         "studio",
         ["training", "tribute"],
         valid_from=start - timedelta(days=10),
         valid_until=start - timedelta(days=5),
     )
-    reg.issue_grant("bo", "studio", ["training"], valid_until=start + timedelta(days=30))
+    issue_grant(reg, "bo", "studio", ["training"], valid_until=start + timedelta(days=30))
     assert refusal(lambda: workspace.policy.authorize("bo", "tribute", "studio")).reason == "use_not_granted"
 
     # With no grant in force, the covering grant's own reason is still the one named.
-    reg.add_subject("cy", "Cy", kind="artist")
-    only = reg.issue_grant("cy", "studio", ["tribute"], valid_until=start + timedelta(days=30))
-    reg.revoke_grant(only, reason="withdrawn")
+    add_subject(reg, "cy", "Cy", kind="artist")
+    only = issue_grant(reg, "cy", "studio", ["tribute"], valid_until=start + timedelta(days=30))
+    revoke_grant(reg, only, reason="withdrawn")
     assert refusal(lambda: workspace.policy.authorize("cy", "tribute", "studio")).reason == "revoked"

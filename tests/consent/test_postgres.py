@@ -17,6 +17,7 @@ from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import now_utc
 from likeness.errors import ConsentError
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, issue_grant
 
 
 def test_consent_and_ledger_on_postgresql(postgres_url, tmp_path):
@@ -24,8 +25,8 @@ def test_consent_and_ledger_on_postgresql(postgres_url, tmp_path):
     try:
         reg = ws.registry
         reg.add_org("studio")
-        reg.add_subject("ari", "Ari", kind="artist")
-        grant_id = reg.issue_grant("ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
+        add_subject(reg, "ari", "Ari", kind="artist")
+        grant_id = issue_grant(reg, "ari", "studio", ["training"], valid_until=now_utc() + timedelta(days=1))
         assert ws.policy.authorize("ari", "training", "studio").grant_id == grant_id
         assert ws.ledger.verify().ok
         with pytest.raises(DatabaseError, match="append-only"):

@@ -22,6 +22,7 @@ from likeness.config import Settings
 from likeness.consent.canonical import now_utc
 from likeness.errors import ConsentError
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, issue_grant
 
 ATTEMPTS = 20
 ROUNDS = 3
@@ -31,8 +32,9 @@ def _limited_subject(ws: Workspace, slug: str, max_renders: int = 1) -> str:
     reg = ws.registry
     if not reg.list_orgs():
         reg.add_org("studio")
-    reg.add_subject(slug, slug.title(), kind="artist")
-    return reg.issue_grant(
+    add_subject(reg, slug, slug.title(), kind="artist")
+    return issue_grant(
+        reg,
         slug,
         "studio",
         ["music_video", "fan_message"],

@@ -17,6 +17,7 @@ from likeness.consent import USES
 from likeness.consent.canonical import now_utc
 from likeness.consent.integrity import consent_row_problems
 from likeness.errors import ConsentError, RegistryError
+from tests.conftest import add_holder, add_subject, issue_grant, revoke_grant
 
 
 def _sql(ws, statement: str, **params) -> None:
@@ -34,9 +35,9 @@ def refusal(call, *args) -> ConsentError:
 def with_sora(consent_world):
     """consent_world plus artist sora, whose grant to studio is revoked."""
     reg = consent_world.workspace.registry
-    reg.add_subject("sora", "Sora", kind="artist")
-    sora_grant = reg.issue_grant("sora", "studio", USES, valid_until=now_utc() + timedelta(days=30))
-    reg.revoke_grant(sora_grant, reason="contract ended")
+    add_subject(reg, "sora", "Sora", kind="artist")
+    sora_grant = issue_grant(reg, "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30))
+    revoke_grant(reg, sora_grant, reason="contract ended")
     return consent_world
 
 
@@ -78,7 +79,7 @@ def test_changed_subject_kind_or_owner_is_refused(consent_world, column, value):
 
 def test_performer_with_a_swapped_slug_gives_no_release(consent_world):
     ws = consent_world.workspace
-    ws.registry.add_subject("kai", "Kai", kind="performer")
+    add_subject(ws.registry, "kai", "Kai", kind="performer")
     _sql(ws, "UPDATE subjects SET slug = 'swap-tmp' WHERE slug = 'jun'")
     _sql(ws, "UPDATE subjects SET slug = 'jun' WHERE slug = 'kai'")
     _sql(ws, "UPDATE subjects SET slug = 'kai' WHERE slug = 'swap-tmp'")
@@ -90,14 +91,14 @@ def test_id_shaped_slugs_are_refused(consent_world):
     mina_id = reg.get_subject("mina").id
     studio_id = reg.get_org("studio").id
     for call in (
-        lambda: reg.add_subject(mina_id, "Impostor"),
-        lambda: reg.add_holder(studio_id, "X", kind="artist"),
+        lambda: add_subject(reg, mina_id, "Impostor"),
+        lambda: add_holder(reg, studio_id, "X", kind="artist"),
         lambda: reg.add_org(studio_id),
     ):
         with pytest.raises(RegistryError, match="form of a record id"):
             call()
-    reg.add_subject("abcdef0123456789abcdef012345678g", "Not hex")  # 32 characters, not all hex
-    reg.add_subject("0123456789abcdef0123456789abcde", "Thirty-one")  # 31 hex characters
+    add_subject(reg, "abcdef0123456789abcdef012345678g", "Not hex")  # 32 characters, not all hex
+    add_subject(reg, "0123456789abcdef0123456789abcde", "Thirty-one")  # 31 hex characters
 
 
 def test_lookups_take_an_exact_id_before_a_slug(consent_world):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from likeness.cli import app
 from likeness.media import synthetic, write_image
+from tests.consent.test_cli_consent import enrol, signed_by_holder
 
 runner = CliRunner()
 
@@ -35,8 +37,10 @@ def studio(tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
             tmp_path / "group.png", synthetic.compose_group([grace_hopper, astronaut], size=(1024, 512))
         ),
     }
-    run(home, "subject", "add", "mina", "--virtual", "--owner-org", "studio")
-    run(home, "consent", "grant", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut")
+    mina = enrol(home, "mina", "--virtual", "--owner-org", "studio")
+    signed_by_holder(
+        home, mina, "consent", "request", "mina", "--use", "training", "--until", "+30d", "--purpose", "debut"
+    )
     return paths
 
 
@@ -72,7 +76,7 @@ def test_extract_exits_nonzero_when_nothing_usable(studio: dict[str, Path], tmp_
 
 def test_extract_refused_without_training_grant(studio: dict[str, Path], tmp_path: Path) -> None:
     home = studio["home"]
-    run(home, "subject", "add", "ari")
+    enrol(home, "ari")
     result = run(home, "extract", "ari", str(studio["hopper"]), "--out", str(tmp_path / "fs"), code=1)
     assert "refused" in result
     assert not (tmp_path / "fs").exists()
@@ -108,3 +112,23 @@ def test_extract_names_each_near_duplicate_it_drops(studio: dict[str, Path], tmp
     )
     assert f"near-duplicate dropped {copy}: repeats {studio['mina']}: 0 of 64 hash bits differ (limit 3)" in result
     assert "same expression" in result
+
+
+def test_a_video_s_near_duplicates_are_one_line_and_a_photo_that_only_repeats_says_so(
+    studio: dict[str, Path], tmp_path: Path, astronaut
+) -> None:
+    """The README tour's case: a clip whose frames barely change printed ~20 'near-duplicate
+    dropped' lines, and a photo that repeated a kept frame was 'skipped: no usable face'."""
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    clip = synthetic.write_clip(
+        tmp_path / "still.mp4", astronaut, seconds=1.0, fps=10, size=(640, 360), with_audio=False, seed=2
+    )
+    result = run(home, "extract", "mina", str(clip), str(studio["mina"]), "--out", str(tmp_path / "fs"))
+    assert result.count("near-duplicate dropped") == 1, result  # the photo, by name; no frame lines
+    assert re.search(
+        r"near-duplicates dropped still\.mp4: \d+ frame\(s\) repeat a kept face in pose and expression", result
+    )
+    assert f"skipped {studio['mina']}: its face repeats a face already kept (near-duplicates" in result
+    assert "no usable face" not in result
+    assert re.search(r"fs: \d+ faces? from 1 input\(s\)", result)

@@ -63,6 +63,19 @@ def test_write_is_atomic_and_overwrites(tmp_path: Path, portrait: np.ndarray) ->
     assert sorted(p.name for p in target.parent.iterdir()) == ["face.png"]
 
 
+def test_written_files_get_the_umask_permissions_not_a_temporary_files_0600(
+    tmp_path: Path, portrait: np.ndarray
+) -> None:
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        target = write_image(tmp_path / "face.png", portrait)
+    finally:
+        os.umask(previous)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_unsupported_output_suffix_writes_nothing(tmp_path: Path, portrait: np.ndarray) -> None:
     with pytest.raises(MediaError, match=r"face\.gif.*unsupported output format"):
         write_image(tmp_path / "face.gif", portrait)

@@ -56,6 +56,19 @@ def _audio_duration_s(path: Path) -> float:
         return float(stream.duration * stream.time_base)
 
 
+def test_a_written_video_gets_the_umask_permissions(tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        written = synthetic.write_clip(
+            tmp_path / "shared.mp4", synthetic.astronaut(), seconds=0.2, fps=10, size=(64, 64), with_audio=False
+        )
+    finally:
+        os.umask(previous)
+    assert written.stat().st_mode & 0o777 == 0o640
+
+
 def test_probe_reports_the_clip(clip: Path) -> None:
     info = probe_video(clip)
     assert (info.width, info.height) == SIZE

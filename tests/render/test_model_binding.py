@@ -16,6 +16,7 @@ from likeness.consent import USES
 from likeness.consent.canonical import now_utc
 from likeness.errors import ConsentError
 from likeness.render import RenderOptions, render_media
+from tests.conftest import add_subject, issue_grant, issue_release
 
 
 @pytest.fixture
@@ -29,9 +30,9 @@ def model_copy(trained_world, tmp_path) -> Path:
 def sora_grant(trained_world) -> str:
     """A second artist, ``sora``, with a grant to studio for every use."""
     registry = trained_world.workspace.registry
-    registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
-    return registry.issue_grant(
-        "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
+    add_subject(registry, "sora", "Sora", kind="virtual_idol", owner_org="studio")
+    return issue_grant(
+        registry, "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
     )
 
 
@@ -72,7 +73,7 @@ def test_card_relabelled_as_another_enrolled_subject_is_refused(
 
 def test_edited_grant_id_is_refused(trained_world, model_copy, performer_clip, tmp_path) -> None:
     registry = trained_world.workspace.registry
-    fresh = registry.issue_grant("mina", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="new")
+    fresh = issue_grant(registry, "mina", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="new")
     trained_world.revoke_grant()  # the grant the model was trained under
     _edit_card(model_copy, grant_id=fresh)
     error = _refused(trained_world, model_copy, performer_clip, tmp_path / "o.mp4")
@@ -119,11 +120,11 @@ def test_model_folder_copied_to_another_workspace_is_refused(
     try:
         registry = elsewhere.registry
         registry.add_org("studio", "Studio Haneul")
-        registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-        registry.add_subject("jun", "Jun", kind="performer")
+        add_subject(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+        add_subject(registry, "jun", "Jun", kind="performer")
         until = now_utc() + timedelta(days=30)
-        registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="copy")
-        registry.issue_release("jun", "studio", valid_until=until, purpose="copy")
+        issue_grant(registry, "mina", "studio", USES, valid_until=until, purpose="copy")
+        issue_release(registry, "jun", "studio", valid_until=until, purpose="copy")
         with pytest.raises(ConsentError) as refused:
             render_media(
                 elsewhere,
@@ -228,7 +229,7 @@ def test_replayed_checkpoint_event_with_another_performer_slug_swaps_onto_no_one
     from likeness.train import export_from_folder
 
     workspace = trained_world.workspace
-    workspace.registry.add_subject("lee", "Lee", kind="performer")
+    add_subject(workspace.registry, "lee", "Lee", kind="performer")
     lee_photo = tmp_path / "lee.png"
     cv2.imwrite(str(lee_photo), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     assert enroll_reference_photos(workspace, "lee", [lee_photo]).added == 1

@@ -20,6 +20,7 @@ from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.media.synthetic import compose_group, grace_hopper
 from likeness.render.frame import FrameRenderer
 from likeness.train.swap_model import ONNX_NAME, SwapModel, load_swap_model, ort_session, read_model_card
+from tests.conftest import add_subject, issue_grant, issue_release
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,8 @@ def test_load_swap_model_needs_a_live_render_authorization_for_the_model_s_subje
         load_swap_model(world.workspace, world.model_dir, authz=world.authorize("training"))
     assert refused.value.reason == "use_not_for_step"
     registry = world.workspace.registry
-    registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
-    registry.issue_grant("sora", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=3), purpose="x")
+    add_subject(registry, "sora", "Sora", kind="virtual_idol", owner_org="studio")
+    issue_grant(registry, "sora", "studio", ["music_video"], valid_until=now_utc() + timedelta(days=3), purpose="x")
     with pytest.raises(ConsentError) as refused:
         load_swap_model(
             world.workspace, world.model_dir, authz=world.workspace.policy.authorize("sora", "music_video", "studio")
@@ -185,8 +186,8 @@ def test_frame_renderer_takes_only_a_model_from_load_swap_model(trained_world, e
 
 def test_frame_renderer_refuses_another_performer_s_release(trained_world, embedder) -> None:
     registry = trained_world.workspace.registry
-    registry.add_subject("kai", "Kai", kind="performer")
-    registry.issue_release("kai", "studio", valid_until=now_utc() + timedelta(days=3), purpose="other footage")
+    add_subject(registry, "kai", "Kai", kind="performer")
+    issue_release(registry, "kai", "studio", valid_until=now_utc() + timedelta(days=3), purpose="other footage")
     other = trained_world.workspace.policy.authorize_release("kai", "studio")
     with pytest.raises(ConsentError) as refused:
         _frame_renderer(trained_world, embedder, authz=trained_world.authorize(), release=other)

@@ -23,6 +23,7 @@ from likeness.render.frame import FrameRenderer
 from likeness.train.recipes import RECIPES
 from likeness.train.swap_model import SwapModel
 from likeness.workspace import Workspace
+from tests.conftest import add_subject, issue_grant, issue_release
 
 RESOLUTION = 128
 
@@ -43,11 +44,11 @@ def workspace_with_128_model(tmp_path_factory):
     workspace = Workspace.init(Settings(home=root / "home"))
     registry = workspace.registry
     registry.add_org("studio", "Studio Haneul")
-    registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="studio")
-    registry.add_subject("jun", "Jun", kind="performer")
+    add_subject(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+    add_subject(registry, "jun", "Jun", kind="performer")
     until = now_utc() + timedelta(days=30)
-    registry.issue_grant("mina", "studio", USES, valid_until=until, purpose="render tests")
-    registry.issue_release("jun", "studio", valid_until=until, purpose="render tests")
+    issue_grant(registry, "mina", "studio", USES, valid_until=until, purpose="render tests")
+    issue_release(registry, "jun", "studio", valid_until=until, purpose="render tests")
     for who, rgb in (("mina", astronaut()), ("jun", grace_hopper())):
         write_image(root / f"{who}.png", rgb)
         assert enroll_reference_photos(workspace, who, [root / f"{who}.png"]).added == 1

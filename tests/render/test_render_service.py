@@ -4,16 +4,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import time
 
 import cv2
 import pytest
 
-from likeness.media.synthetic import grace_hopper
+from likeness.media.synthetic import grace_hopper, write_clip
 from likeness.service.accounts import Accounts
 from likeness.service.app import create_app
 from likeness.service.job_kinds import render_output_folder
+from likeness.service.jobs import JobQueue
 from likeness.service.roles import Role
 from likeness.service.worker import Worker
+from tests.service.conftest import worker_process
 
 
 @pytest.fixture
@@ -103,3 +109,56 @@ def test_only_studio_renders_and_only_its_organisation_s_models(trained_world, s
     assert job.state == "failed" and "no model" in job.error
     no_fields = studio.post("/api/v1/renders", files={"file": (target.name, target.read_bytes(), "image/png")})
     assert no_fields.status_code == 400 and "model, use" in no_fields.json()["detail"]
+
+
+@pytest.mark.slow
+def test_a_render_whose_worker_is_killed_resumes_from_its_checkpoint_in_another_worker(
+    trained_world, service, tmp_path
+):
+    """kill -9 of a ``likeness worker`` process mid-render: nothing playable is left in the
+    outputs folder, the lease runs out, a second worker process takes the job over and the
+    render resumes from its checkpoint as the same render job (one ledger event, one count)."""
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+
+    studio, _, _ = service
+    workspace = trained_world.workspace
+    clip = write_clip(tmp_path / "jun live.mp4", grace_hopper(), seconds=3.0, size=(320, 240), with_audio=False, seed=3)
+    model_id = studio.get("/api/v1/models").json()[0]["id"]
+    created = _render(studio, clip, model_id)
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    queue = JobQueue.for_workspace(workspace)
+    out_dir = render_output_folder(workspace, job_id)
+    command, env = worker_process(workspace.home, job_lease_s=1, render_checkpoint_frames=5)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not list(out_dir.glob(".*.render-checkpoint/state.bin")):
+            assert first.poll() is None, "the first worker ended before its render checkpointed"
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed = queue.get(job_id)
+    assert killed.state == "running" and killed.attempts == 1, killed
+    # Only the sealed, hidden checkpoint (and the writer's hidden temporaries): nothing to play.
+    assert [p.name for p in out_dir.iterdir() if not p.name.startswith(".")] == []
+
+    second = subprocess.run(command, env=env, timeout=300, check=False, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    done = queue.get(job_id)
+    assert done.state == "succeeded" and done.attempts == 2, done.error
+    result = done.result
+    assert result["resumed_from_frame"] >= 5 and result["frames_rendered"] == result["frames_total"] == 75
+    output = out_dir / result["outputs"][0]["name"]
+    assert hashlib.sha256(output.read_bytes()).hexdigest() == result["outputs"][0]["sha256"]
+    reading = read_manifest(output, trust_anchors_pem=workspace_trust_anchors(workspace))
+    assert reading.state == "Trusted" and reading.consent_assertion["grant_id"] == trained_world.grant_id
+    assert len(workspace.ledger.find("render.completed", job_id=result["render_job_id"])) == 1
+    assert len(workspace.ledger.find("render.completed")) == 1
+    # The checkpoint went with the finished job, and the killed run's partial file with the rerun.
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(".")] == []
+    assert workspace.ledger.verify().ok

@@ -7,8 +7,11 @@ defaults); everything else is the product's code.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -21,6 +24,15 @@ from likeness.service.roles import Role
 from likeness.workspace import Workspace
 
 PASSWORD = "correct horse battery staple"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def worker_process(home: Path, **settings: object) -> tuple[list[str], dict[str, str]]:
+    """(command, environment) of a ``likeness worker`` process that runs one job of the
+    workspace at ``home``, with ``settings`` as ``LIKENESS_...`` variables."""
+    command = [sys.executable, "-m", "likeness.cli", "--home", str(home), "worker", "--max-jobs", "1", "--poll", "0.1"]
+    env = {**os.environ, "PYTHONPATH": str(SRC), **{f"LIKENESS_{k.upper()}": str(v) for k, v in settings.items()}}
+    return command, env
 
 
 def cheap_hasher() -> PasswordHasher:

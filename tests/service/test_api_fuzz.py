@@ -1,7 +1,8 @@
-"""A small fuzz of every API operation from the OpenAPI document (Hypothesis; schemathesis is
-the issue's tool and is not installed here): random path parameters, query values and JSON
-bodies, as every role. No answer is a 5xx, every error is an RFC 9457 problem, and a success
-that declares a JSON schema answers JSON."""
+"""A small fuzz of every API operation from the OpenAPI document (Hypothesis): random path
+parameters, query values and JSON bodies that ignore the schema, as every role (schemathesis,
+in test_api_schemathesis.py, generates from the schema and checks answers against it). No
+answer is a 5xx, every error is an RFC 9457 problem, and a success that declares a JSON schema
+answers JSON."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from likeness.service.roles import Role
+from tests.conftest import revoke_grant
 
 
 def test_subjects_grants_and_releases_with_their_state(service_world):
@@ -15,7 +16,7 @@ def test_subjects_grants_and_releases_with_their_state(service_world):
     releases = viewer.get("/api/v1/releases").json()
     assert [(r["performer_slug"], r["state"]) for r in releases] == [("jun", "active")]
 
-    service_world.workspace.registry.revoke_grant(grants[0]["id"], reason="test")
+    revoke_grant(service_world.workspace.registry, grants[0]["id"], reason="test")
     assert viewer.get("/api/v1/grants").json()[0]["state"] == "revoked"
     # another organisation sees none of it
     service_world.workspace.registry.add_org("rival")

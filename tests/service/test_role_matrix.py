@@ -20,6 +20,7 @@ SAMPLE_ARGS = {
     "username": "viewer",
     "code": "en",
     "name": "NanumGothic.ttf",
+    "slug": "mina",
     # the rights-holder portal's routes (a holder session, never a service role, opens them)
     "token": "no-such-invitation",
     "request_id": "0" * 32,
@@ -79,6 +80,11 @@ def _requests(world):
             kwargs: dict = {}
             if route.path.endswith("/verifications") or (route.path == "/verify" and method == "POST"):
                 kwargs["files"] = {"file": ("probe.png", _png(), "image/png")}
+            elif route.path.endswith(("/references", "/extractions")):
+                kwargs["data"] = {"subject": "mina"}
+                kwargs["files"] = {"file": ("probe.png", _png(), "image/png")}
+            elif route.path in ("/api/v1/trainings", "/api/v1/exports"):
+                kwargs["json"] = {"source": finished.id, "target": finished.id, "model": finished.id}
             elif route.path == "/api/v1/users" and method == "POST":
                 kwargs["json"] = {"username": "probe-user", "password": "a long password", "role": "viewer"}
             elif route.path == "/api/v1/users/{username}":

@@ -23,6 +23,7 @@ from likeness.train import (
     train_from_facesets,
     train_swap_model,
 )
+from tests.conftest import add_subject, issue_grant, revoke_grant
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -48,9 +49,9 @@ def tiny_config(**overrides) -> TrainConfig:
 def sora(consent_world):
     """A second enrolled artist, ``sora``, with a grant to studio for every use."""
     registry = consent_world.workspace.registry
-    registry.add_subject("sora", "Sora", kind="virtual_idol", owner_org="studio")
-    return registry.issue_grant(
-        "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
+    add_subject(registry, "sora", "Sora", kind="virtual_idol", owner_org="studio")
+    return issue_grant(
+        registry, "sora", "studio", USES, valid_until=now_utc() + timedelta(days=30), purpose="second artist"
     )
 
 
@@ -77,7 +78,7 @@ def test_relabelled_faceset_manifest_is_refused_by_training(consent_world, sora,
         tmp_path / "sora", workspace, workspace.policy.authorize("sora", "training", "studio"), identity=1
     )
     target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
-    registry.revoke_grant(sora, reason="withdrawn")
+    revoke_grant(registry, sora, reason="withdrawn")
     mina = registry.get_subject("mina")
     _edit_json(source / "manifest.json", subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
 
@@ -147,7 +148,7 @@ def sora_model(consent_world, sora, tmp_path):
 
 def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
     workspace, registry = consent_world.workspace, consent_world.workspace.registry
-    registry.revoke_grant(sora, reason="withdrawn")
+    revoke_grant(registry, sora, reason="withdrawn")
     state = load_checkpoint(sora_model / CHECKPOINT_NAME)
     mina = registry.get_subject("mina")
     state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
@@ -220,7 +221,7 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     from likeness.digests import sha256_file
 
     workspace, registry = consent_world.workspace, consent_world.workspace.registry
-    registry.revoke_grant(sora, reason="withdrawn")
+    revoke_grant(registry, sora, reason="withdrawn")
     state = load_checkpoint(sora_model / CHECKPOINT_NAME)
     mina = registry.get_subject("mina")
     state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)

@@ -344,10 +344,16 @@ def test_cli_train_help_states_the_config_defaults():
     assert "(default: the recipe's; without --recipe, chosen from the performer's face sizes" in output
     assert f"(default: {defaults.learning_rate})" in output and "(default: off;" in output
     assert AugmentOptions().flip is False
-    # Help wraps at hyphens too ("2.3-" / "2.8x"), so the recipe texts are compared without spaces.
-    compact = output.replace(" ", "")
+    assert "`likeness model recipes`" in output
+    # The recipes' values, intent and time are one command away, not 34 lines of --help.
+    listed = CliRunner().invoke(app, ["model", "recipes"], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0, listed.output
+    # Tables wrap at hyphens too ("2.3-" / "2.8x"), so the recipe texts are compared without spaces.
+    compact = re.sub(r"[\s│]+", "", listed.output)
     for name in ("preview", "cpu-overnight-128", "gpu-256"):
-        assert re.sub(r"\s+", "", describe_recipe(name)) in compact  # the recipe's values, intent and time
+        assert re.sub(r"\s+", "", describe_recipe(name)) in compact
+    help_lines = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output.splitlines()
+    assert len(help_lines) < 100, len(help_lines)  # 115 with every recipe spelled out in --recipe
 
 
 def _train_tiny_by_default(consent_world, source, target, out, *options):
@@ -487,3 +493,19 @@ def test_cli_every_train_command_has_help():
         assert result.exit_code == 0 and "Usage" in result.output
     listed = runner.invoke(app, ["model", "list"])
     assert "liae_tiny" in listed.output
+
+
+def test_cli_progress_piped_to_a_log_is_whole_lines(consent_world, faceset_writer, tmp_path, monkeypatch):
+    """Without a terminal the progress bar's one final line was cut at 80 columns (threads and
+    note lost); a log gets whole lines: iteration, losses, speed and the CPU threads."""
+    import re
+
+    monkeypatch.setenv("COLUMNS", "80")
+    workspace = consent_world.workspace
+    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1, face_size=90.0)
+    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, face_size=90.0)
+    result = _train_tiny_by_default(consent_world, source, target, tmp_path / "piped")
+    assert result.exit_code == 0, result.output
+    line = next((ln for ln in result.output.splitlines() if ln.startswith("train 1/1 ")), None)
+    assert line is not None, result.output
+    assert re.fullmatch(r"train 1/1 src \d+\.\d{3} dst \d+\.\d{3} [\d.]+ it/s( eta .+)? cpu 1 thread.*", line), line

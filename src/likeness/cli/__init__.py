@@ -43,6 +43,7 @@ def _register_all() -> None:
         demo,
         detector,
         faceset,
+        holder,
         provenance,
         render,
         scan,
@@ -53,6 +54,7 @@ def _register_all() -> None:
 
     for module in (
         consent,
+        holder,
         faceset,
         train,
         render,

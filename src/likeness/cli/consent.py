@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -17,10 +17,11 @@ consent_app = typer.Typer(help="Consent grants signed by rights holders.", no_ar
 release_app = typer.Typer(help="Performer releases for swap-target footage.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained ledger: verify, anchor, signed head, log.", no_args_is_help=True)
 
-HolderKey = Annotated[
-    Path | None,
-    typer.Option("--holder-key", help="Rights holder's Ed25519 private key (default: the workspace key file)."),
+PreviewOption = Annotated[
+    list[Path] | None,
+    typer.Option("--preview", help="Preview still of what will be made (repeatable); its sha256 goes in the request."),
 ]
+RequestOut = Annotated[Path, typer.Option("--out", help="Where to write the request file for the rights holder.")]
 
 
 def init(
@@ -34,6 +35,7 @@ def init(
     with mapped_errors():
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
+        _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
         if org:
             workspace.registry.add_org(org, org_name)
             _signing_setup(workspace, org)
@@ -95,14 +97,17 @@ def subject_add(
     holder_public_key: Annotated[
         Path | None,
         typer.Option(
-            "--holder-public-key", help="Take the holder's Ed25519 public key (PEM); the private key stays with them."
+            "--holder-public-key",
+            help="The new rights holder's Ed25519 public key (PEM, from 'likeness holder keygen' on their machine); "
+            "required unless --holder names an enrolled holder.",
         ),
     ] = None,
     photo: Annotated[
         list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")
     ] = None,
 ) -> None:
-    """Enrol a subject with its rights holder (a new 0600 key pair unless one is given)."""
+    """Enrol a subject with its rights holder, registered by their public key (the private key
+    stays on the holder's machine)."""
     if virtual and performer:
         err_console.print("[red]error:[/] --virtual and --performer exclude each other")
         raise typer.Exit(2)
@@ -152,34 +157,37 @@ def subject_list(ctx: typer.Context) -> None:
     console.print(table)
 
 
-@consent_app.command("grant")
-def consent_grant(
+@consent_app.command("request")
+def consent_request(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
     use: Annotated[
         list[str],
         typer.Option(
             "--use",
-            help="Granted use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.",
+            help="Requested use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.",
         ),
     ],
     until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
+    out: RequestOut,
     org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
     valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
     max_renders: Annotated[int | None, typer.Option("--max-renders", help="Maximum number of renders.")] = None,
     allow_unlabelled: Annotated[
-        bool, typer.Option("--allow-unlabelled", help="Allow omitting the visible AI label (watermark and C2PA stay).")
+        bool, typer.Option("--allow-unlabelled", help="Ask to omit the visible AI label (watermark and C2PA stay).")
     ] = False,
     purpose: Annotated[str, typer.Option("--purpose", help="Free-text purpose, shown to the rights holder.")] = "",
-    holder_key: HolderKey = None,
+    preview: PreviewOption = None,
 ) -> None:
-    """Sign a consent grant with the subject's rights-holder key and store it."""
+    """Draft a grant request (REQUEST.json) for the subject's rights holder to read and sign on
+    their own machine ('likeness holder sign'); import the answer with 'consent import'."""
     from likeness.consent.registry import parse_when
 
     with mapped_errors():
         workspace = open_workspace(ctx)
+        _legacy_keys_notice(workspace)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
-        grant_id = workspace.registry.issue_grant(
+        request = workspace.registry.request_grant(
             subject,
             grantee.slug,
             use,
@@ -188,24 +196,77 @@ def consent_grant(
             max_renders=max_renders,
             allow_unlabelled=allow_unlabelled,
             purpose=purpose,
-            holder_key_path=holder_key,
+            previews=preview or (),
         )
-    console.print(f"grant [bold]{grant_id}[/] signed for {subject} → {grantee.slug}")
+        _write_request(out, request)
+    console.print(f"grant request [bold]{request.record_id}[/] for {subject} → {out} (send it to the rights holder)")
 
 
-@consent_app.command("revoke")
-def consent_revoke(
+def _write_request(path: Path, request) -> None:
+    from likeness.errors import ConfigError
+
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
+    path.write_text(json.dumps(request.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _legacy_keys_notice(workspace) -> None:
+    from likeness.consent.key_migration import legacy_keys_warning
+
+    warning = legacy_keys_warning(workspace.keys_dir)
+    if warning:
+        notice(warning)
+
+
+@consent_app.command("import")
+def consent_import(
     ctx: typer.Context,
-    grant: Annotated[str, typer.Argument(help="Grant id (or a unique prefix).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the ledger).")] = "",
-    holder_key: HolderKey = None,
+    signed: Annotated[
+        Path, typer.Argument(help="A signed grant, release, revocation or key rotation from the rights holder.")
+    ],
 ) -> None:
-    """Revoke a grant, signed by the rights holder; effective immediately."""
+    """Import a grant, release, revocation or key rotation signed on the rights holder's machine.
+
+    Refused with the reason when it names a prohibited use (prohibited_use), answers no request
+    of this workspace (not_requested), differs from the request (grant_altered,
+    release_altered), or is not signed by the holder's registered key (signature_invalid,
+    release_signature_invalid)."""
+    from likeness.cli.holder import read_json
+    from likeness.consent.grant_requests import ROTATION_TYPE, SignedConsent
+
     with mapped_errors():
         workspace = open_workspace(ctx)
-        grant_id = workspace.registry.find_grant_id(grant)
-        workspace.registry.revoke_grant(grant_id, reason=reason, holder_key_path=holder_key)
-    console.print(f"grant [bold]{grant_id}[/] revoked")
+        _legacy_keys_notice(workspace)
+        parsed = SignedConsent.from_json(read_json(signed))
+        record_id = workspace.registry.import_signed(parsed)
+    if parsed.payload_type == ROTATION_TYPE:
+        console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
+        return
+    what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
+    console.print(f"{what} [bold]{record_id}[/] imported (signature verified with the holder's registered key)")
+
+
+@consent_app.command("migrate-keys")
+def consent_migrate_keys(
+    ctx: typer.Context,
+    export: Annotated[
+        Path, typer.Option("--export", help="Folder outside the workspace to move holders' private keys to.")
+    ],
+) -> None:
+    """Move rights holders' private keys out of a workspace made before offline signing.
+
+    Each key file in HOME/keys/holders/ is copied to --export (0600), recorded on the ledger
+    (holder.key_exported: holder and fingerprint, never the key) and deleted from the workspace.
+    Hand each file to its holder, then delete the export. Grants already signed stay valid."""
+    from likeness.consent.key_migration import export_holder_keys
+
+    with mapped_errors():
+        moved = export_holder_keys(open_workspace(ctx), export)
+    if not moved:
+        console.print("no rights-holder private keys in this workspace: nothing to move")
+    for key in moved:
+        state = "in force" if key.in_force else "not in force"
+        console.print(f"moved {key.holder_slug}'s key ({key.fingerprint or 'unreadable'}, {state}) → {key.exported_to}")
 
 
 @consent_app.command("list")
@@ -269,29 +330,6 @@ def consent_check(
     )
 
 
-@consent_app.command("rotate-key")
-def consent_rotate_key(
-    ctx: typer.Context,
-    holder: Annotated[str, typer.Argument(help="Rights holder slug, e.g. 'mina-holder'.")],
-    holder_key: Annotated[
-        Path | None,
-        typer.Option("--holder-key", help="The holder's current private key (default: the workspace key file)."),
-    ] = None,
-    new_public_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--new-public-key", help="Move to this Ed25519 public key (PEM); the private key stays with the holder."
-        ),
-    ] = None,
-) -> None:
-    """Move a rights holder to a new key, signed by the current key (a holder.key_rotated event)."""
-    with mapped_errors():
-        registry = open_workspace(ctx).registry
-        pem = new_public_key.read_bytes() if new_public_key else None
-        fingerprint = registry.rotate_holder_key(holder, holder_key_path=holder_key, new_public_key_pem=pem)
-    console.print(f"rights holder [bold]{holder}[/] now signs with key {fingerprint[:24]}…")
-
-
 @consent_app.command("recover-key")
 def consent_recover_key(
     ctx: typer.Context,
@@ -306,6 +344,10 @@ def consent_recover_key(
     method: Annotated[
         str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")
     ],
+    new_public_key: Annotated[
+        Path,
+        typer.Option("--new-public-key", help="The holder's new Ed25519 public key (PEM), made on their own machine."),
+    ],
     org: Annotated[
         str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
     ] = None,
@@ -313,12 +355,6 @@ def consent_recover_key(
         Path | None,
         typer.Option(
             "--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."
-        ),
-    ] = None,
-    new_public_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--new-public-key", help="The holder's new Ed25519 public key (PEM); default: a new workspace key file."
         ),
     ] = None,
 ) -> None:
@@ -337,53 +373,41 @@ def consent_recover_key(
             method=method,
             evidence_sha256=hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None,
         )
-        pem = new_public_key.read_bytes() if new_public_key else None
+        pem = new_public_key.read_bytes()
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
         )
     console.print(f"rights holder [bold]{holder}[/] recovered by {grantee.slug}; new key {fingerprint[:24]}…")
 
 
-@release_app.command("add")
-def release_add(
+@release_app.command("request")
+def release_request(
     ctx: typer.Context,
     performer: Annotated[str, typer.Argument(help="Performer slug.")],
     until: Annotated[str, typer.Option("--until", help="End of validity: YYYY-MM-DD, ISO time, or +30d.")],
+    out: RequestOut,
     org: Annotated[str | None, typer.Option("--org", help="Organisation (default: the only one).")] = None,
     valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
     purpose: Annotated[str, typer.Option("--purpose", help="What the footage may be used for.")] = "",
-    holder_key: HolderKey = None,
+    preview: PreviewOption = None,
 ) -> None:
-    """Sign a performer's release of their footage as a swap target."""
+    """Draft a release request for the performer to sign on their own machine; import the
+    answer with 'consent import'."""
     from likeness.consent.registry import parse_when
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
-        release_id = workspace.registry.issue_release(
+        request = workspace.registry.request_release(
             performer,
             grantee.slug,
             valid_until=parse_when(until, end_of_day=True),
             valid_from=parse_when(valid_from) if valid_from else None,
             purpose=purpose,
-            holder_key_path=holder_key,
+            previews=preview or (),
         )
-    console.print(f"release [bold]{release_id}[/] signed by {performer} for {grantee.slug}")
-
-
-@release_app.command("revoke")
-def release_revoke(
-    ctx: typer.Context,
-    release: Annotated[str, typer.Argument(help="Release id (or a unique prefix).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the ledger).")] = "",
-    holder_key: HolderKey = None,
-) -> None:
-    """Revoke a performer release; effective immediately."""
-    with mapped_errors():
-        workspace = open_workspace(ctx)
-        release_id = workspace.registry.find_release_id(release)
-        workspace.registry.revoke_release(release_id, reason=reason, holder_key_path=holder_key)
-    console.print(f"release [bold]{release_id}[/] revoked")
+        _write_request(out, request)
+    console.print(f"release request [bold]{request.record_id}[/] for {performer} → {out} (send it to the performer)")
 
 
 @release_app.command("list")

@@ -90,12 +90,7 @@ def extract(
                 raise typer.Exit(130) from None
     for skipped in report.skipped_inputs:
         console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}")
-    shown = report.duplicates_dropped[:_DUPLICATES_SHOWN]
-    for dropped in shown:
-        console.print(f"  [yellow]near-duplicate dropped[/] {escape(dropped['face'])}: {escape(dropped['reason'])}")
-    more = report.rejected.get("duplicate", 0) - len(shown)
-    if more > 0:
-        console.print(f"  … and {more} more near-duplicate(s) dropped (--dedup -1 keeps them)")
+    _print_duplicates(report)
     rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
     console.print(
         f"{report.frames_read} frames, {report.faces_seen} faces seen"
@@ -107,9 +102,37 @@ def extract(
         err_console.print(f"[bold red]error:[/] no usable face of {subject} found; nothing written")
         raise typer.Exit(1)
     console.print(
-        f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] faces "
+        f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] face{'' if report.faces_kept == 1 else 's'} "
         f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…"
     )
+
+
+def _print_duplicates(report) -> None:
+    """Photos are named one by one (in a small photo set each dropped expression matters); a
+    video's frames repeat each other by nature, so each video gets one line with its count."""
+    from likeness.faceset.extract import VIDEO_SUFFIXES
+
+    def is_video(path: str) -> bool:
+        return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+    videos = [path for path in report.duplicates_by_input if is_video(path)]
+    photos = [d for d in report.duplicates_dropped if not any(d["face"].startswith(f"{v} frame ") for v in videos)]
+    for dropped in photos[:_DUPLICATES_SHOWN]:
+        console.print(f"  [yellow]near-duplicate dropped[/] {escape(dropped['face'])}: {escape(dropped['reason'])}")
+    photo_total = sum(n for path, n in report.duplicates_by_input.items() if not is_video(path))
+    if photo_total > _DUPLICATES_SHOWN:
+        console.print(f"  … and {photo_total - _DUPLICATES_SHOWN} more photo near-duplicate(s) dropped")
+    for path in videos:
+        count = report.duplicates_by_input[path]
+        if count:
+            example = next((d for d in report.duplicates_dropped if d["face"].startswith(f"{path} frame ")), None)
+            detail = f" (e.g. {example['face'][len(path) + 1 :]}: {example['reason']})" if example else ""
+            console.print(
+                f"  [yellow]near-duplicates dropped[/] {escape(Path(path).name)}: {count} frame(s) repeat a "
+                f"kept face in pose and expression{escape(detail)}"
+            )
+    if report.rejected.get("duplicate", 0):
+        console.print("  [dim]--dedup -1 keeps near-duplicates[/]")
 
 
 @faceset_app.command("report")

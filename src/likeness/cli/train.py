@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,11 +28,10 @@ from likeness.train.recipes import CLEARED, LARGE_FACE_PX, describe_recipe, reci
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
 _RECIPE_HELP = (
-    "Start from a named recipe; options given explicitly win. Without --recipe and --res the "
-    f"performer's median face size chooses: {LARGE_FACE_PX:.0f} px or more gets cpu-overnight-128 "
-    "(gpu-256 with a CUDA GPU), smaller faces preview. "
-    + " | ".join(describe_recipe(name) for name in recipe_names())
-    + " (docs/training.md)."
+    f"Start from a named recipe: {', '.join(recipe_names())}; options given explicitly win. "
+    f"Without --recipe and --res the performer's median face size chooses: {LARGE_FACE_PX:.0f} px "
+    "or more gets cpu-overnight-128 (gpu-256 with a CUDA GPU), smaller faces preview. What each "
+    "sets and how long it takes: `likeness model recipes`."
 )
 
 model_app = typer.Typer(help="Face-swap models: architectures and export.", no_args_is_help=True)
@@ -346,7 +346,13 @@ class _TrainProgressBar:
     refused before training (consent, facesets, options) prints only its error line.
     """
 
+    #: Without a terminal (piped, logged, a service job) a bar cannot redraw and Rich cuts its
+    #: final line at 80 columns: print whole lines instead, at most this often, plus every event.
+    PLAIN_EVERY_S = 30.0
+
     def __init__(self, total: int | None) -> None:
+        self.plain = not err_console.is_terminal
+        self.last_plain = -math.inf
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -382,6 +388,9 @@ class _TrainProgressBar:
         self.status.__enter__()
 
         def show(event) -> None:
+            if self.plain:
+                self._show_plain(event)
+                return
             if not self.started:
                 self._start()
             if event.event != "step":
@@ -404,11 +413,40 @@ class _TrainProgressBar:
 
         return show
 
+    def _show_plain(self, event) -> None:
+        now = time.monotonic()
+        last = event.total is not None and event.iteration >= event.total
+        if event.event == "step" and not last and now - self.last_plain < self.PLAIN_EVERY_S:
+            return
+        self.last_plain = now
+        err_console.print(plain_progress_line(event), markup=False, highlight=False, soft_wrap=True)
+
     def __exit__(self, *exc) -> None:
         if self.started:
             self.bar.__exit__(*exc)
         else:
             self.status.__exit__(*exc)
+
+
+def plain_progress_line(event) -> str:
+    """One whole line of training progress, for logs and pipes.
+
+    >>> from likeness.train.config import TrainProgress
+    >>> plain_progress_line(TrainProgress(250, 1000, 0.1234, 0.2, 3.21, 233.6, cpu_threads="1 thread"))
+    'train 250/1000 src 0.123 dst 0.200 3.21 it/s eta 3 min 54 s cpu 1 thread'
+    >>> plain_progress_line(TrainProgress(500, None, 0.1, 0.2, 3.0, None, event="checkpoint"))
+    'train 500 src 0.100 dst 0.200 3.00 it/s checkpoint saved'
+    """
+    parts = [f"train {event.iteration}" + (f"/{event.total}" if event.total else "")]
+    parts.append(f"src {event.loss_source:.3f} dst {event.loss_target:.3f} {event.it_per_s:.2f} it/s")
+    if event.eta_s is not None and math.isfinite(event.eta_s):
+        minutes, seconds = divmod(round(event.eta_s), 60)
+        parts.append(f"eta {minutes} min {seconds} s" if minutes else f"eta {seconds} s")
+    if event.event != "step":
+        parts.append({"checkpoint": "checkpoint saved", "preview": "preview written"}.get(event.event, event.event))
+    if event.cpu_threads:
+        parts.append(f"cpu {event.cpu_threads}")
+    return " ".join(parts)
 
 
 @model_app.command("export")
@@ -445,6 +483,16 @@ def list_architectures() -> None:
     for name in list_models():
         table.add_row(name, model_description(name))
     console.print(table)
+
+
+@model_app.command("recipes")
+def list_recipes() -> None:
+    """List the training recipes: resolution, settings, and measured or extrapolated time."""
+    table = Table("recipe", "what it sets and how long it takes")
+    for name in recipe_names():
+        table.add_row(name, describe_recipe(name))
+    console.print(table)
+    console.print("likeness train --recipe NAME (docs/training.md, 'Resolution and recipes')")
 
 
 def register(app: typer.Typer) -> None:

@@ -111,17 +111,26 @@ def _print_result(result) -> None:
     style = _VERDICT_STYLES.get(result.verdict.code, "white")
     suffix = " (unchanged since last verification)" if result.resumed else ""
     console.print(f"[{style}]{result.verdict.code}[/]  {result.path}{suffix}")
+    label = result.visible_label if result.visible_label is not None and result.visible_label.present else None
+    label_said = False
     for sentence in result.verdict.evidence[:4]:
+        if label is not None and sentence.startswith("a visible AI label"):
+            # The verdict's sentence says what the label means; the place is added to it, once.
+            sentence = f"{sentence} ({_label_place(label)})"
+            label_said = True
         console.print(f"    {sentence}", markup=False)
-    label = result.visible_label
-    if label is not None and label.present:
-        console.print(
-            f"    visible AI label: present (match {label.score:.2f} at {', '.join(map(str, label.where or ()))})",
-            markup=False,
-        )
+    if label is not None and not label_said:
+        console.print(f"    visible AI label: present ({_label_place(label)})", markup=False)
     for error in result.errors:
         if result.verdict.code != "error":
             console.print(f"    note ({error.stage}): {error.reason}", markup=False)
+
+
+def _label_place(label) -> str:
+    """Where the visible label was read: 'match 0.91 at 12, 300, 180, 330 (2.4 s)'."""
+    where = f" at {', '.join(map(str, label.where))}" if label.where else ""
+    when = f" ({label.frame_timestamp_s:.1f} s)" if label.frame_timestamp_s else ""
+    return f"match {label.score:.2f}{where}{when}"
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from likeness.consent.anchor import (
     read_anchor,
 )
 from likeness.consent.integrity import consent_row_problems
+from likeness.consent.key_migration import legacy_keys_warning
 from likeness.consent.ledger import ChainReport, watermark_index_problems
 from likeness.errors import ConfigError, LedgerError, RegistryError
 
@@ -98,6 +99,9 @@ def audit_workspace(
     warnings += role_warnings(workspace.engine)
     problems += consent_problems(workspace)
     problems += watermark_index_audit(workspace)
+    legacy_keys = legacy_keys_warning(workspace.keys_dir)
+    if legacy_keys:
+        warnings.append(legacy_keys)
 
     named = anchor_dirs is not None
     folders = workspace.settings.anchor_dirs if anchor_dirs is None else anchor_dirs

@@ -1,7 +1,10 @@
 """The consent registry: organisations, rights holders, subjects, grants, releases, revocations.
 
-Issuing a grant or release signs its canonical payload with the rights holder's Ed25519 key (a
-0600 file) and appends the payload, its digest and the signature to the ledger. The ledger is
+A grant or release is requested here (``request_grant`` / ``request_release``: the canonical
+payload, put on the ledger as ``grant.requested`` / ``release.requested``), signed by the rights
+holder on their own machine (``likeness.consent.holder``), and imported (``import_signed``),
+which appends the payload, its digest and the signature to the ledger. The workspace never
+makes, keeps or reads a holder's private key. The ledger is
 the source of truth: the policy engine re-verifies each row against its event (and the holder's
 key as the ledger records it) every time a grant is used (``likeness.consent.integrity``). A
 holder's key changes only through a ledger event: a rotation signed by the previous key, or a
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -27,7 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from likeness.consent import keys
-from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.grant_requests import (
+    GRANT_TYPE,
+    REVOCATION_TYPES,
+    ROTATION_TYPE,
+    ConsentRequest,
+    SignedConsent,
+    check_grantable,
+    payload_differences,
+    preview_sha256,
+)
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
 from likeness.consent.tables import (
     Grant,
@@ -40,7 +52,7 @@ from likeness.consent.tables import (
     Subject,
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS, normalise_use
-from likeness.errors import ConfigError, ConsentError, RegistryError
+from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
@@ -240,8 +252,11 @@ class Registry:
         self.keys_dir = keys_dir
 
     # --- key locations -------------------------------------------------------------------
-    def holder_key_path(self, holder_slug: str) -> Path:
-        return self.keys_dir / "holders" / f"{holder_slug}.pem"
+    @property
+    def legacy_holder_keys_dir(self) -> Path:
+        """Where workspaces made before offline signing kept holders' private keys (read only
+        by ``likeness consent migrate-keys``, which moves them out)."""
+        return self.keys_dir / "holders"
 
     def org_key_path(self, org_slug: str) -> Path:
         return self.keys_dir / "orgs" / f"{org_slug}.pem"
@@ -326,20 +341,16 @@ class Registry:
         raise RegistryError(f"several organisations ({', '.join(o.slug for o in orgs)}): pick one with --org")
 
     # --- rights holders ------------------------------------------------------------------
-    def add_holder(self, slug: str, name: str, *, kind: str, public_key_pem: bytes | None = None) -> RightsHolder:
-        """Create a holder. Without ``public_key_pem`` a new key pair is made and the private
-        key written to ``keys/holders/SLUG.pem`` (0600); with it, the private key stays with
-        the holder and must be supplied when signing."""
+    def add_holder(self, slug: str, name: str, *, kind: str, public_key_pem: bytes) -> RightsHolder:
+        """Register a holder by their Ed25519 public key (PEM), made on their own machine
+        (``likeness holder keygen``): the private key never comes to the workspace."""
         check_slug(slug, "rights holder")
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         with self._session_factory() as session:
             if session.scalar(select(RightsHolder).where(RightsHolder.slug == slug)):
                 raise RegistryError(f"rights holder '{slug}' already exists")
-        if public_key_pem is None:
-            raw = keys.public_raw(keys.generate_key(self.holder_key_path(slug)))
-        else:
-            raw = keys.public_raw_from_pem(public_key_pem)
+        raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
             id=_new_id(),
             slug=slug,
@@ -390,7 +401,7 @@ class Registry:
         owner_org: str | None = None,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
-        with slug ``SLUG-holder`` (a new key pair, or the given public key)."""
+        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then)."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
@@ -402,6 +413,11 @@ class Registry:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
         if holder is not None:
             holder_row = self.get_holder(holder)
+        elif holder_public_key_pem is None:
+            raise RegistryError(
+                f"subject '{slug}': its rights holder's public key is needed (the holder makes a key pair on their "
+                f"own machine with 'likeness holder keygen' and gives you the .pub.pem), or name an enrolled holder"
+            )
         else:
             default_kind = {"artist": "artist", "virtual_idol": "agency", "performer": "performer"}[kind]
             holder_row = self.add_holder(
@@ -536,21 +552,7 @@ class Registry:
             rows = [r for r in reference_statuses(session) if r.usable]
         return [(r.row_id, r.subject_id, np.frombuffer(r.vector, dtype="<f4").copy()) for r in rows]
 
-    # --- grants --------------------------------------------------------------------------
-    def _signing_key(self, holder: RightsHolder, holder_key_path: Path | None, *, row_must_match: bool = True):
-        """The holder's private key, checked against the key the ledger says is in force.
-        ``row_must_match=False`` (revocations) signs even when the holder row was tampered with:
-        a holder can always take consent back with their ledger key."""
-        current = self._ledger_key(holder, row_must_match=row_must_match)
-        path = holder_key_path or self.holder_key_path(self._enrolled_slug(holder))
-        key = keys.load_private_key(path)
-        if keys.fingerprint(keys.public_raw(key)) != current.fingerprint:
-            raise ConsentError(
-                "signature_invalid",
-                f"{path}: this key is not the key of rights holder '{holder.slug}'",
-            )
-        return key
-
+    # --- holder keys -----------------------------------------------------------------------
     def _ledger_key(self, holder: RightsHolder, *, row_must_match: bool = True):
         """The holder's current key per the ledger; ``holder_key_altered`` if the holder is not
         on the ledger or (``row_must_match``) its row's key differs from it, ``holder_altered``
@@ -571,62 +573,17 @@ class Registry:
             raise ConsentError("holder_altered", f"rights holder '{holder.slug}': {altered}; nothing is signed with it")
         return history.current
 
-    def _enrolled_slug(self, holder: RightsHolder) -> str:
-        """The holder's slug as ``holder.created`` recorded it (it names the key file), so a
-        holder row with another holder's slug never picks up that holder's key file."""
-        from likeness.consent.integrity import LedgerConsent
-
-        with self._session_factory() as session:
-            created = LedgerConsent(session).holder_created(holder.id)
-        slug = created.payload.get("slug") if created else None
-        return slug if isinstance(slug, str) and SLUG.match(slug) else holder.slug
-
-    # --- holder keys -----------------------------------------------------------------------
-    def rotate_holder_key(
-        self,
-        holder: str,
-        *,
-        holder_key_path: Path | None = None,
-        new_public_key_pem: bytes | None = None,
-    ) -> str:
-        """Move ``holder`` to a new key with a ``holder.key_rotated`` event signed by the current
-        key (``holder_key_path``, default the workspace key file).
-
-        Without ``new_public_key_pem`` a new key pair replaces the workspace key file (0600);
-        with it, the new private key stays with the holder and a workspace key file of the old
-        key is deleted. Grants, releases and revocations signed before stay valid; from the
-        event on, only the new key signs for the holder. Returns the new key's fingerprint.
-        """
-        row = self.get_holder(holder)
-        old_key = self._signing_key(row, holder_key_path)
-        new_raw, staged = self._new_holder_key(row.slug, new_public_key_pem)
-        try:
-            if new_raw == keys.public_raw(old_key):
-                raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
-            payload = key_rotation_payload(
-                holder_id=row.id,
-                previous_public_key=keys.public_raw(old_key).hex(),
-                public_key=new_raw.hex(),
-                rotated_at=utc_iso(now_utc()),
-            )
-            signature = keys.sign(old_key, canonical_bytes(payload))
-        except BaseException:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
-            raise
-        self._ledger.append("holder.key_rotated", {**payload, "signature": signature})
-        return self._install_holder_key(row, staged, retired=keys.public_raw(old_key))
-
     def recover_holder_key(
         self,
         holder: str,
         *,
         org: str,
         attestation: RecoveryAttestation,
-        new_public_key_pem: bytes | None = None,
+        new_public_key_pem: bytes,
     ) -> str:
-        """Move ``holder``, who lost their key, to a new key with a ``holder.key_recovered``
-        event signed by organisation ``org`` and carrying ``attestation``.
+        """Move ``holder``, who lost their key, to the new public key they made on their own
+        machine, with a ``holder.key_recovered`` event signed by organisation ``org`` and
+        carrying ``attestation``.
 
         This proves only that the organisation vouched for the recovery (docs/consent.md); it
         is on the ledger for the holder and any auditor to see. Returns the new key's fingerprint.
@@ -645,67 +602,70 @@ class Registry:
                 f"{self.org_key_path(organisation.slug)}: not the key the ledger records for "
                 f"organisation '{organisation.slug}'",
             )
-        new_raw, staged = self._new_holder_key(row.slug, new_public_key_pem)
-        try:
-            if keys.fingerprint(new_raw) == current.fingerprint:
-                raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
-            payload = key_recovery_payload(
-                holder_id=row.id,
-                previous_fingerprint=current.fingerprint,
-                public_key=new_raw.hex(),
-                org_id=organisation.id,
-                org_fingerprint=keys.fingerprint(org_raw),
-                attestation=attestation.as_payload(),
-                recovered_at=utc_iso(now_utc()),
-            )
-            signature = keys.sign(org_key, canonical_bytes(payload))
-        except BaseException:
-            if staged is not None:
-                staged.unlink(missing_ok=True)
-            raise
-        self._ledger.append("holder.key_recovered", {**payload, "signature": signature})
-        retired = bytes.fromhex(current.public_key) if current.public_key else None
-        return self._install_holder_key(row, staged, retired=retired)
+        new_raw = keys.public_raw_from_pem(new_public_key_pem)
+        if keys.fingerprint(new_raw) == current.fingerprint:
+            raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
+        payload = key_recovery_payload(
+            holder_id=row.id,
+            previous_fingerprint=current.fingerprint,
+            public_key=new_raw.hex(),
+            org_id=organisation.id,
+            org_fingerprint=keys.fingerprint(org_raw),
+            attestation=attestation.as_payload(),
+            recovered_at=utc_iso(now_utc()),
+        )
+        self._ledger.append(
+            "holder.key_recovered", {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))}
+        )
+        return self.holder_fingerprint(row.id)
 
     def _ledger_org_fingerprint(self, org_id: str) -> str | None:
         created = self._ledger.find("org.created", org_id=org_id)
         return created[0].payload.get("key_fingerprint") if created else None
 
-    def _new_holder_key(self, slug: str, public_key_pem: bytes | None) -> tuple[bytes, Path | None]:
-        """The new raw public key, and the staged 0600 private key file when made here."""
-        if public_key_pem is not None:
-            return keys.public_raw_from_pem(public_key_pem), None
-        staged = self.holder_key_path(slug).with_suffix(".pem.new")
-        if staged.exists():
-            raise ConfigError(
-                f"{staged}: a key from an unfinished key change exists; compare its fingerprint with "
-                f"the last holder.key_rotated/holder.key_recovered event (likeness audit log), then move "
-                f"it to {self.holder_key_path(slug).name} or delete it"
-            )
-        return keys.public_raw(keys.generate_key(staged)), staged
-
-    def _install_holder_key(self, row: RightsHolder, staged: Path | None, *, retired: bytes | None) -> str:
-        """After the ledger event, put key files in place; returns the new key's fingerprint.
-
-        The holder row is not changed: it keeps the key the holder enrolled with (rows are
-        facts, added and never edited), and the key in force is the ledger's.
-        """
-        workspace_file = self.holder_key_path(row.slug)
-        if staged is not None:
-            os.replace(staged, workspace_file)
-        elif retired is not None and workspace_file.exists():
-            try:  # a workspace file of the retired key signs nothing any more: remove it
-                if keys.public_raw(keys.load_private_key(workspace_file)) == retired:
-                    workspace_file.unlink()
-            except ConfigError:
-                pass
-        return self.holder_fingerprint(row.id)
-
     def holder_fingerprint(self, holder: str) -> str:
         """Fingerprint of the key ``holder`` signs with now, per the ledger."""
         return self._ledger_key(self.get_holder(holder)).fingerprint
 
-    def issue_grant(
+    # --- grants and releases: requested here, signed by the holder, imported -------------
+    def _request(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        org: Organisation,
+        subject: SubjectRecord,
+        holder: RightsHolder,
+        previews: Iterable[Path],
+    ) -> ConsentRequest:
+        """Build the request for ``payload`` and put it on the ledger (``KIND.requested``), so
+        an import can tell an altered payload (``KIND_altered``) from a wrong key."""
+        request = ConsentRequest(
+            payload=payload,
+            organisation={"id": org.id, "slug": org.slug, "name": org.name},
+            subject={"id": subject.id, "slug": subject.slug, "name": subject.name, "kind": subject.kind},
+            holder={
+                "id": holder.id,
+                "slug": holder.slug,
+                "name": holder.name,
+                "kind": holder.kind,
+                "key_fingerprint": payload["holder_fingerprint"],
+            },
+            preview_sha256=tuple(preview_sha256(Path(p)) for p in previews),
+            requested_at=utc_iso(now_utc()),
+        )
+        self._ledger.append(
+            f"{kind}.requested",
+            {
+                f"{kind}_id": request.record_id,
+                "payload": payload,
+                "payload_sha256": request.payload_sha256,
+                "preview_sha256": list(request.preview_sha256),
+            },
+        )
+        return request
+
+    def request_grant(
         self,
         subject: str,
         org: str,
@@ -716,9 +676,10 @@ class Registry:
         max_renders: int | None = None,
         allow_unlabelled: bool = False,
         purpose: str = "",
-        holder_key_path: Path | None = None,
-    ) -> str:
-        """Sign and store a grant; returns its id. Prohibited uses raise ConsentError."""
+        previews: Iterable[Path] = (),
+    ) -> ConsentRequest:
+        """Draft a grant request for the subject's rights holder to sign on their own machine.
+        Prohibited uses raise ``ConsentError`` (and a ``grant.refused`` event)."""
         requested = list(uses)
         try:
             normalised = sorted({normalise_use(u) for u in requested})
@@ -733,7 +694,7 @@ class Registry:
         record = self.get_subject(subject)
         if record.kind == "performer":
             raise RegistryError(
-                f"'{record.slug}' is a performer: performers give releases (likeness release add), not grants"
+                f"'{record.slug}' is a performer: performers give releases (likeness release request), not grants"
             )
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
@@ -742,7 +703,6 @@ class Registry:
             raise RegistryError("valid-until must be after valid-from")
         if max_renders is not None and max_renders < 1:
             raise RegistryError("max renders must be at least 1")
-        key = self._signing_key(holder, holder_key_path)
         grant = Grant(
             id=_new_id(),
             subject_id=record.id,
@@ -755,25 +715,152 @@ class Registry:
             allow_unlabelled=allow_unlabelled,
             purpose=purpose,
             issued_at=utc_iso(now_utc()),
-            payload_sha256="",
-            signature="",
         )
-        payload = grant_payload(grant, keys.fingerprint(keys.public_raw(key)))  # the key in force
-        message = canonical_bytes(payload)
-        grant.payload_sha256 = canonical_sha256(payload)
-        grant.signature = keys.sign(key, message)
+        payload = grant_payload(grant, self._ledger_key(holder).fingerprint)  # the key in force now
+        return self._request("grant", payload, org=organisation, subject=record, holder=holder, previews=previews)
+
+    def request_release(
+        self,
+        performer: str,
+        org: str,
+        *,
+        valid_until: datetime,
+        valid_from: datetime | None = None,
+        purpose: str = "",
+        previews: Iterable[Path] = (),
+    ) -> ConsentRequest:
+        """Draft a release request for the performer to sign on their own machine."""
+        record = self.get_subject(performer)
+        if record.kind != "performer":
+            raise RegistryError(
+                f"'{record.slug}' is not a performer (kind {record.kind}); releases are for target performers"
+            )
+        organisation = self.get_org(org)
+        holder = self.get_holder(record.holder_id)
+        start = valid_from or now_utc()
+        if valid_until <= start:
+            raise RegistryError("valid-until must be after valid-from")
+        release = Release(
+            id=_new_id(),
+            performer_id=record.id,
+            org_id=organisation.id,
+            holder_id=holder.id,
+            valid_from=utc_iso(start),
+            valid_until=utc_iso(valid_until),
+            purpose=purpose,
+            issued_at=utc_iso(now_utc()),
+        )
+        payload = release_payload(release, self._ledger_key(holder).fingerprint)
+        return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
+
+    def import_signed(self, signed: SignedConsent) -> str:
+        """Import a grant, release, revocation or key rotation signed on the holder's machine;
+        returns the grant's or release's id (a rotation: the new key's fingerprint). Refused,
+        with the reason, when a grant names a prohibited use (``prohibited_use``), answers no
+        request of this workspace (``not_requested``), differs from the request
+        (``grant_altered`` / ``release_altered``, naming the members), or is not signed by the
+        holder's key in force per the ledger (``signature_invalid`` /
+        ``release_signature_invalid``, naming the key that did sign)."""
+        if signed.payload_type == ROTATION_TYPE:
+            return self._import_rotation(signed)
+        kind_of_revocation = REVOCATION_TYPES.get(signed.payload_type)
+        if kind_of_revocation is not None:
+            return self._import_revocation(kind_of_revocation, signed)
+        kind = "grant" if signed.payload_type == GRANT_TYPE else "release"
+        record_id = str(signed.payload[f"{kind}_id"])
+        if kind == "grant":
+            try:
+                check_grantable(signed.payload)
+            except ConsentError as exc:
+                self._ledger.append(
+                    "grant.refused",
+                    {
+                        "grant_id": record_id,
+                        "uses": signed.payload.get("uses"),
+                        "reason": exc.reason,
+                        "message": str(exc),
+                    },
+                )
+                raise
+        requested = self._ledger.find(f"{kind}.requested", **{f"{kind}_id": record_id})
+        if not requested:
+            raise ConsentError(
+                "not_requested",
+                f"signed {kind} {record_id}: no {kind} request with this id was drafted in this workspace",
+            )
+        differences = payload_differences(signed.payload, requested[0].payload.get("payload") or {})
+        if differences or canonical_sha256(signed.payload) != requested[0].payload.get("payload_sha256"):
+            raise ConsentError(
+                f"{kind}_altered",
+                f"signed {kind} {record_id} is not what was requested ({'; '.join(differences) or 'digest differs'})",
+            )
+        if self._ledger.find(f"{kind}.issued", **{f"{kind}_id": record_id}):
+            raise RegistryError(f"{kind} {record_id} is already imported")
+        holder = self.get_holder(str(signed.payload["holder_id"]))
+        self._check_holder_signature(kind, holder, signed, signed.payload.get("holder_fingerprint"))
+        if kind == "grant":
+            row: Grant | Release = Grant(
+                id=record_id,
+                subject_id=signed.payload["subject_id"],
+                org_id=signed.payload["org_id"],
+                holder_id=holder.id,
+                uses=json.dumps(signed.payload["uses"]),
+                valid_from=signed.payload["valid_from"],
+                valid_until=signed.payload["valid_until"],
+                max_renders=signed.payload["max_renders"],
+                allow_unlabelled=bool(signed.payload["allow_unlabelled"]),
+                purpose=signed.payload["purpose"],
+                issued_at=signed.payload["issued_at"],
+            )
+        else:
+            row = Release(
+                id=record_id,
+                performer_id=signed.payload["performer_id"],
+                org_id=signed.payload["org_id"],
+                holder_id=holder.id,
+                valid_from=signed.payload["valid_from"],
+                valid_until=signed.payload["valid_until"],
+                purpose=signed.payload["purpose"],
+                issued_at=signed.payload["issued_at"],
+            )
+        row.payload_sha256 = canonical_sha256(signed.payload)
+        row.signature = signed.signature
         with self._session_factory() as session:
-            session.add(grant)
+            session.add(row)
             session.commit()
         self._ledger.append(
-            "grant.issued",
-            {**payload, "payload_sha256": grant.payload_sha256, "signature": grant.signature},
+            f"{kind}.issued", {**signed.payload, "payload_sha256": row.payload_sha256, "signature": signed.signature}
         )
-        return grant.id
+        return record_id
 
-    def revoke_grant(self, grant_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
-        """Revoke a grant, signed by its rights holder; effective for every later check."""
-        self._revoke("grant", Grant, GrantRevocation, grant_id, reason, holder_key_path)
+    def _check_holder_signature(
+        self, kind: str, holder: RightsHolder, signed: SignedConsent, addressed: Any, *, row_must_match: bool = True
+    ) -> None:
+        """``signature_invalid`` (``release_signature_invalid`` for releases) unless ``signed``
+        verifies with the holder's key in force per the ledger; the message names the key that
+        did sign when it is another one."""
+        reason = "signature_invalid" if kind == "grant" else "release_signature_invalid"
+        current = self._ledger_key(holder, row_must_match=row_must_match)
+        if addressed is not None and addressed != current.fingerprint:
+            raise ConsentError(
+                reason,
+                f"the {kind} was requested for key {addressed}, but rights holder '{holder.slug}' signs with "
+                f"{current.fingerprint} now (the key changed since the request): request it again",
+            )
+        if keys.verify(bytes.fromhex(current.public_key), signed.message(), signed.signature):
+            return
+        signer = keys.fingerprint(bytes.fromhex(signed.public_key))
+        if signer != current.fingerprint and keys.verify(
+            bytes.fromhex(signed.public_key), signed.message(), signed.signature
+        ):
+            raise ConsentError(
+                reason,
+                f"signed with key {signer}, which is not rights holder '{holder.slug}''s registered key "
+                f"{current.fingerprint}",
+            )
+        raise ConsentError(
+            reason, f"the signature does not verify with rights holder '{holder.slug}''s key {current.fingerprint}"
+        )
 
     def find_grant_id(self, prefix: str) -> str:
         """Resolve a full grant id from a unique prefix (as shown by ``consent list``)."""
@@ -855,78 +942,68 @@ class Registry:
             return state_of_reason(finding.reason if finding else None)
 
     # --- performer releases --------------------------------------------------------------
-    def issue_release(
-        self,
-        performer: str,
-        org: str,
-        *,
-        valid_until: datetime,
-        valid_from: datetime | None = None,
-        purpose: str = "",
-        holder_key_path: Path | None = None,
-    ) -> str:
-        record = self.get_subject(performer)
-        if record.kind != "performer":
-            raise RegistryError(
-                f"'{record.slug}' is not a performer (kind {record.kind}); releases are for target performers"
+    def _import_rotation(self, signed: SignedConsent) -> str:
+        """Put a key rotation the holder signed on their machine on the ledger
+        (``holder.key_rotated``); returns the new key's fingerprint. It must be signed by the
+        key in force per the ledger and name it as the previous key (``signature_invalid``)."""
+        body = signed.payload
+        holder = self.get_holder(str(body["holder_id"]))
+        current = self._ledger_key(holder)
+        try:
+            expected = key_rotation_payload(
+                holder_id=holder.id,
+                previous_public_key=str(body["previous_public_key"]),
+                public_key=str(body["public_key"]),
+                rotated_at=str(body["rotated_at"]),
             )
-        organisation = self.get_org(org)
-        holder = self.get_holder(record.holder_id)
-        start = valid_from or now_utc()
-        if valid_until <= start:
-            raise RegistryError("valid-until must be after valid-from")
-        key = self._signing_key(holder, holder_key_path)
-        release = Release(
-            id=_new_id(),
-            performer_id=record.id,
-            org_id=organisation.id,
-            holder_id=holder.id,
-            valid_from=utc_iso(start),
-            valid_until=utc_iso(valid_until),
-            purpose=purpose,
-            issued_at=utc_iso(now_utc()),
-            payload_sha256="",
-            signature="",
-        )
-        payload = release_payload(release, keys.fingerprint(keys.public_raw(key)))  # the key in force
-        release.payload_sha256 = canonical_sha256(payload)
-        release.signature = keys.sign(key, canonical_bytes(payload))
-        with self._session_factory() as session:
-            session.add(release)
-            session.commit()
-        self._ledger.append(
-            "release.issued",
-            {**payload, "payload_sha256": release.payload_sha256, "signature": release.signature},
-        )
-        return release.id
+            parse_utc(str(body["rotated_at"]))
+        except ValueError:
+            expected = {}
+        if body != expected:
+            raise ConsentRequestError("the key rotation's members are not a rotation (keys: hex, rotated_at: UTC time)")
+        if body["previous_fingerprint"] != current.fingerprint:
+            raise ConsentError(
+                "signature_invalid",
+                f"the rotation moves away from key {body['previous_fingerprint']}, but rights holder "
+                f"'{holder.slug}' signs with {current.fingerprint}",
+            )
+        if body["key_fingerprint"] == current.fingerprint:
+            raise RegistryError(f"rights holder '{holder.slug}': the new key is the current key")
+        self._check_holder_signature("grant", holder, signed, None)
+        self._ledger.append("holder.key_rotated", {**body, "signature": signed.signature})
+        return self.holder_fingerprint(holder.id)
 
-    def revoke_release(self, release_id: str, *, reason: str = "", holder_key_path: Path | None = None) -> None:
-        """Revoke a performer release, signed by the performer; effective immediately."""
-        self._revoke("release", Release, ReleaseRevocation, release_id, reason, holder_key_path)
-
-    def _revoke(
-        self,
-        kind: str,
-        record_model: type[Any],
-        revocation_model: type[Any],
-        target_id: str,
-        reason: str,
-        holder_key_path: Path | None,
-    ) -> None:
-        """Sign a revocation with the holder's key per the ledger and put it on the ledger (in
-        force from then on), then add its row. The holder is the one the record's ledger event
-        names, so an edited row cannot point the revocation at someone else; a row already
-        there that does not verify (planted to block this) is left for audit to name."""
+    def _import_revocation(self, kind: str, signed: SignedConsent) -> str:
+        """Put a holder's signed revocation on the ledger (in force from then on), then add its
+        row. The holder is the one the record's ledger event names, and the signature must
+        verify with that holder's key per the ledger even if their row was tampered with: a
+        holder can always take consent back. A row already there that does not verify
+        (planted to block this) is left for audit to name."""
         from likeness.consent.integrity import LedgerConsent
 
+        body = signed.payload
+        try:
+            well_formed = body == revocation_payload(
+                kind, str(body[f"{kind}_id"]), str(body["revoked_at"]), str(body["reason"])
+            )
+            parse_utc(str(body["revoked_at"]))
+        except ValueError:
+            well_formed = False
+        if not well_formed:
+            raise ConsentRequestError(
+                f"the {kind} revocation's members are not a revocation (revoked_at: UTC time, reason: text)"
+            )
+        record_model: type[Any] = Grant if kind == "grant" else Release
+        revocation_model: type[Any] = GrantRevocation if kind == "grant" else ReleaseRevocation
+        target_id = str(signed.payload[f"{kind}_id"])
         target_column = getattr(revocation_model, f"{kind}_id")
         with self._session_factory() as session:
             view = LedgerConsent(session)
             record = session.get(record_model, target_id)
-            signed = view.issued(kind, target_id)
-            if record is None and signed is None:
+            issued = view.issued(kind, target_id)
+            if record is None and issued is None:
                 raise RegistryError(f"no {kind} '{target_id}'")
-            holder_id = signed.payload.get("holder_id") if signed else (record.holder_id if record else None)
+            holder_id = issued.payload.get("holder_id") if issued else (record.holder_id if record else None)
             row = session.scalar(select(revocation_model).where(target_column == target_id))
             if view.revocation(kind, target_id, holder_id, row).revoked_at:
                 raise RegistryError(f"{kind} '{target_id}' is already revoked")
@@ -934,23 +1011,22 @@ class Registry:
             if holder is None:
                 raise RegistryError(f"{kind} '{target_id}': its rights holder '{holder_id}' has no row")
             session.expunge(holder)
-        key = self._signing_key(holder, holder_key_path, row_must_match=False)
-        revoked_at = utc_iso(now_utc())
-        payload = revocation_payload(kind, target_id, revoked_at, reason)
-        signature = keys.sign(key, canonical_bytes(payload))
-        self._ledger.append(f"{kind}.revoked", {**payload, "signature": signature})
+        self._check_holder_signature(kind, holder, signed, None, row_must_match=False)
+        payload = signed.payload
+        self._ledger.append(f"{kind}.revoked", {**payload, "signature": signed.signature})
         if row is None:
             with self._session_factory() as session:
                 session.add(
                     revocation_model(
                         id=_new_id(),
-                        revoked_at=revoked_at,
-                        reason=reason,
-                        signature=signature,
+                        revoked_at=payload["revoked_at"],
+                        reason=payload["reason"],
+                        signature=signed.signature,
                         **{f"{kind}_id": target_id},
                     )
                 )
                 session.commit()
+        return target_id
 
     def find_release_id(self, prefix: str) -> str:
         with self._session_factory() as session:

@@ -53,8 +53,10 @@ from likeness.faceset.resume import (
 )
 
 if TYPE_CHECKING:
+    from likeness.consent.policy import Authorization, ReleaseAuthorization
     from likeness.faces.align import Coverage
     from likeness.faces.detect import DetectorMode
+    from likeness.workspace import Workspace
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset(
@@ -173,6 +175,8 @@ class ExtractionReport:
     #: Faces dropped as near-duplicates, ``{"face": "photo_3.jpg", "reason": "repeats photo_2.jpg: ..."}``,
     #: the first ``DUPLICATES_LISTED`` of ``rejected["duplicate"]``.
     duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
+    #: Near-duplicates dropped per input path, all of them.
+    duplicates_by_input: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -213,7 +217,7 @@ def authorize_extraction(workspace: Any, subject: str, org: str | None = None) -
 
 def extract_faceset(
     workspace: Any,
-    authz: Any,
+    authz: Authorization | ReleaseAuthorization,
     inputs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
@@ -279,6 +283,7 @@ def extract_faceset(
         frames_before_resume=frames_before_resume,
         elapsed_s=elapsed,
         duplicates_dropped=list(state.duplicates_dropped),
+        duplicates_by_input=dict(state.duplicates_by_input),
     )
     if state.index_lines == 0:
         discard_unfinished(out_dir)
@@ -316,7 +321,9 @@ def extract_faceset(
     )
 
 
-def record_faceset(workspace: Any, authz: Any, out_dir: Path, manifest: FacesetManifest) -> Any:
+def record_faceset(
+    workspace: Workspace, authz: Authorization | ReleaseAuthorization, out_dir: Path, manifest: FacesetManifest
+) -> Any:
     """Sign ``manifest`` with the organisation's key, record ``faceset.created`` (same digests and
     signature) under ``authz`` and write ``out_dir/manifest.json``; returns the ledger event.
 
@@ -396,7 +403,7 @@ class _Pipeline:
         threshold: float,
         grant_id: str | None,
         release_id: str | None,
-        authz: Any,
+        authz: Authorization | ReleaseAuthorization,
         progress: Callable[[ExtractProgress], None] | None,
     ) -> None:
         self.out_dir = out_dir
@@ -473,7 +480,7 @@ class _Pipeline:
                 if seen == 0:
                     self._skip(key, "no face found" if kind == "image" else "no face found in any frame")
                 elif kept == 0:
-                    self._skip(key, "no usable face of the subject (see rejected counts)")
+                    self._skip(key, no_face_kept_reason(seen, self.state.duplicates_by_input.get(key, 0)))
                 else:
                     self.state.inputs_used.append(key)
             self.state.finished_inputs.append(key)
@@ -670,6 +677,7 @@ class _Pipeline:
         repeated = self.duplicates.find(phash, mouth=mouth, eyes=eye)
         if repeated is not None:
             rejected[selection.DUPLICATE] += 1
+            self.state.duplicates_by_input[source] = self.state.duplicates_by_input.get(source, 0) + 1
             if len(self.state.duplicates_dropped) < DUPLICATES_LISTED:
                 self.state.duplicates_dropped.append({"face": label, "reason": repeated.reason()})
             return
@@ -744,12 +752,31 @@ class _Pipeline:
         )
 
 
+def no_face_kept_reason(seen: int, duplicates: int) -> str:
+    """Why an input with faces gave none to the faceset, from how many of them were near-duplicates.
+
+    >>> no_face_kept_reason(3, 3)
+    'all 3 faces repeat faces already kept (near-duplicates; --dedup -1 keeps them)'
+    >>> no_face_kept_reason(4, 1)
+    'no usable face of the subject: 1 near-duplicate, 3 rejected by the filters (counts below)'
+    """
+    if duplicates >= seen:
+        which = "its face repeats a face" if seen == 1 else f"all {seen} faces repeat faces"
+        return f"{which} already kept (near-duplicates; --dedup -1 keeps them)"
+    if duplicates:
+        return (
+            f"no usable face of the subject: {duplicates} near-duplicate{'s' if duplicates > 1 else ''}, "
+            f"{seen - duplicates} rejected by the filters (counts below)"
+        )
+    return "no usable face of the subject (rejected by the filters: counts below)"
+
+
 def face_label(source: str, frame_index: int) -> str:
     """How reports name a face: the photo's path, or ``"clip.mp4 frame 12"`` for a video frame."""
     return f"{source} frame {frame_index}" if Path(source).suffix.lower() in VIDEO_SUFFIXES else source
 
 
-def _consent_identity(authz: Any) -> tuple[str, str, str, str | None, str | None]:
+def _consent_identity(authz: Authorization | ReleaseAuthorization) -> tuple[str, str, str, str | None, str | None]:
     """(subject_id, subject_slug, consent_id, grant_id, release_id) of an accepted authorization."""
     from likeness.consent import Authorization, require_extraction_consent
 

@@ -42,6 +42,8 @@ class RunState:
     input_seen: dict[str, int] = field(default_factory=dict)
     input_kept: dict[str, int] = field(default_factory=dict)
     duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
+    #: Near-duplicates dropped per input (all of them, unlike the capped list above).
+    duplicates_by_input: dict[str, int] = field(default_factory=dict)
 
 
 def write_checkpoint(out_dir: Path, state: RunState, index: IO[str]) -> None:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -238,11 +238,27 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int =
     return path
 
 
+def new_part_file(path: Path) -> tuple[int, Path]:
+    """A new ``.<name>.<random>.part`` file beside ``path``, opened for writing, to be renamed onto it.
+
+    Created with 0666 less the umask, like any file a user writes: ``tempfile.mkstemp`` makes
+    0600 files, and the rename would leave every rendered output unreadable to the user's group
+    and to a web server publishing it.
+    """
+    for _ in range(100):
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a same-folder temporary file and ``os.replace``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        handle, temporary = new_part_file(path)
     except OSError as exc:
         raise MediaError(path, f"cannot create output: {exc.strerror or exc}") from exc
     try:

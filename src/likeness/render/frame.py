@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from likeness.render.mask import blend_mask, inner_mouth_mask, keep_occluders, l
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.stages import IdentityEmbedder, LandmarkDetector
 from likeness.train.swap_model import SwapModel, require_issued_model
+
+if TYPE_CHECKING:
+    from likeness.consent.policy import Authorization, ReleaseAuthorization
 
 
 def _box(values: Any) -> tuple[float, float, float, float]:
@@ -195,8 +198,8 @@ class FrameRenderer:
         embedder: IdentityEmbedder,
         performer_embeddings: np.ndarray,
         *,
-        authz: Any = None,
-        release: Any = None,
+        authz: Authorization | None = None,
+        release: ReleaseAuthorization | None = None,
         identity_threshold: float,
         options: RefineOptions = RefineOptions(),
         identity_every: int = 15,
@@ -445,7 +448,9 @@ def _occlusion_segmenter() -> Any:
     return OcclusionSegmenter()
 
 
-def _required_consent(model: Any, authz: Any, release: Any) -> tuple[Any, Any]:
+def _required_consent(
+    model: Any, authz: Authorization | None, release: ReleaseAuthorization | None
+) -> tuple[Authorization, ReleaseAuthorization]:
     """``(authz, release)`` when both are live and name the card's subject and performer."""
     from likeness.consent import require_authorization, require_release
 

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,10 @@ from likeness.render.keyframes import detect_alternate_frames
 from likeness.render.quality import identity_transfer
 from likeness.render.report import RenderReport, StripFrame, colour_difference_in_roi, write_report
 from likeness.render.track_quality import ShotQuality, measure_sample
+
+if TYPE_CHECKING:
+    from likeness.consent.policy import Authorization, ReleaseAuthorization
+    from likeness.workspace import Workspace
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -205,13 +209,15 @@ def _precision_of(model: Any) -> dict[str, str]:
     return {"used": str(getattr(model, "precision", "float")), "why": str(getattr(model, "precision_reason", ""))}
 
 
-def _load_model(workspace: Any, model_dir: Path, authz: Any, threads: int = 1, precision: str = "auto") -> Any:
+def _load_model(
+    workspace: Workspace, model_dir: Path, authz: Authorization, threads: int = 1, precision: str = "auto"
+) -> Any:
     from likeness.train import load_swap_model
 
     return load_swap_model(workspace, model_dir, authz=authz, threads=threads, precision=precision)
 
 
-def _performer_embeddings(workspace: Any, release: Any) -> np.ndarray:
+def _performer_embeddings(workspace: Workspace, release: ReleaseAuthorization) -> np.ndarray:
     """(K, 128) reference embeddings of the released performer: the faces render may swap onto.
     Looked up by the release's ``performer_id`` (the model's verified ledger event named it),
     never by a slug from a card or an event, which no seal binds."""
@@ -233,7 +239,13 @@ def _subject_embeddings(workspace: Any, subject_id: str) -> np.ndarray | None:
 
 
 def _make_renderer(
-    workspace: Any, model: Any, authz: Any, release: Any, options: RenderOptions, *, video: bool
+    workspace: Workspace,
+    model: Any,
+    authz: Authorization,
+    release: ReleaseAuthorization,
+    options: RenderOptions,
+    *,
+    video: bool,
 ) -> FrameRenderer:
     from likeness.faces.detect import FaceDetector
     from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
@@ -259,7 +271,13 @@ def _make_renderer(
 
 
 def _start_setup(
-    workspace: Any, model_dir: Path, authz: Any, release: Any, options: RenderOptions, *, video: bool
+    workspace: Workspace,
+    model_dir: Path,
+    authz: Authorization,
+    release: ReleaseAuthorization,
+    options: RenderOptions,
+    *,
+    video: bool,
 ) -> Future:
     """Load the model and build the renderer on a helper thread while the content check runs.
 
@@ -631,8 +649,8 @@ class _VideoRender:
         self,
         workspace: Any,
         model_dir: Path,
-        authz: Any,
-        release: Any,
+        authz: Authorization,
+        release: ReleaseAuthorization,
         *,
         target: Path,
         out: Path,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as Path_
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from likeness.service.errors import Forbidden, NotFound, ServiceError
 from likeness.service.job_kinds import (
     exported_models,
     render_output_folder,
+    train_file,
     uploads_root,
 )
 from likeness.service.jobs import JobView
@@ -28,7 +30,7 @@ from likeness.service.uploads import new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
 
 router = APIRouter(prefix="/api/v1")
-READ, VERIFY, USERS = Permission.READ, Permission.VERIFY, Permission.MANAGE_USERS
+READ, VERIFY, RENDER, USERS = Permission.READ, Permission.VERIFY, Permission.RENDER, Permission.MANAGE_USERS
 
 
 # --- models ------------------------------------------------------------------------------
@@ -138,6 +140,11 @@ def job_out(job: JobView) -> dict[str, Any]:
     return job.as_dict()
 
 
+def _queued(job: JobView) -> JSONResponse:
+    """202 with the queued job, and where to follow it."""
+    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
 #: A render target keeps the suffix of what its bytes are (render decides image or video by it).
 CONTAINER_SUFFIX = {
     "jpeg": ".jpg",
@@ -152,12 +159,25 @@ CONTAINER_SUFFIX = {
 }
 
 
+#: Kinds whose library call picks image or video by the file's suffix: the upload keeps the
+#: suffix of what its bytes are.
+SUFFIX_FROM_BYTES = ("render", "extract", "references")
+
+
 async def accept_upload(
-    request: Request, principal: Principal, *, kind: str, csrf_header: str | None, fields: tuple[str, ...] = ()
+    request: Request,
+    principal: Principal,
+    *,
+    kind: str,
+    csrf_header: str | None,
+    fields: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
 ) -> JobView:
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
-    job's ``fields``."""
+    job's ``fields`` (and ``optional`` ones, kept when sent); ``extra`` are parameters the route
+    already knows."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
@@ -181,7 +201,7 @@ async def accept_upload(
         before_file=before_file,
     )
     path = upload.path
-    if kind == "render" and path.suffix.lower() != CONTAINER_SUFFIX.get(upload.container, path.suffix.lower()):
+    if kind in SUFFIX_FROM_BYTES and path.suffix.lower() != CONTAINER_SUFFIX.get(upload.container, path.suffix.lower()):
         path = path.rename(path.with_name(path.stem + CONTAINER_SUFFIX[upload.container]))
     params = {
         "upload": f"{folder.name}/{path.name}",
@@ -190,6 +210,8 @@ async def accept_upload(
         "container": upload.container,
         "size_bytes": upload.size_bytes,
         **{name: upload.fields[name].strip() for name in fields},
+        **{name: upload.fields[name].strip() for name in optional if upload.fields.get(name, "").strip()},
+        **(extra or {}),
     }
     return await run_in_threadpool(
         svc.queue.enqueue,
@@ -336,7 +358,7 @@ async def create_verification(request: Request) -> JSONResponse:
     ``likeness verify --json`` prints, and an evidence pack)."""
     principal = require(VERIFY, csrf_from_header=False)(request)
     job = await accept_verification_upload(request, principal, csrf_header=request.headers.get("x-csrf-token"))
-    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return _queued(job)
 
 
 class SubjectOut(BaseModel):
@@ -460,7 +482,139 @@ async def create_render(request: Request) -> JSONResponse:
     job = await accept_upload(
         request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"), fields=("model", "use")
     )
-    return JSONResponse(job_out(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return _queued(job)
+
+
+def _multipart_body(
+    fields: dict[str, str], file_description: str, optional: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An ``openapi_extra`` request body: text ``fields`` and ``optional`` ones (sent before the
+    file), then ``file``."""
+    described = {**fields, **(optional or {})}
+    properties: dict[str, Any] = {name: {"type": "string", "description": text} for name, text in described.items()}
+    properties["file"] = {"type": "string", "format": "binary", "description": file_description}
+    schema = {"type": "object", "required": [*fields, "file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def _visible_subject(request: Request, principal: Principal, slug: str) -> str:
+    """``slug`` when the organisation owns the subject or holds a grant or release for it."""
+    overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
+    if slug not in {s["slug"] for s in overview["subjects"]}:
+        raise NotFound(f"no subject {slug!r} for your organisation")
+    return slug
+
+
+@router.post(
+    "/subjects/{slug}/references",
+    response_model=JobOut,
+    status_code=202,
+    openapi_extra={
+        **_multipart_body({}, "a photo (or a short video) showing only the subject's face"),
+        "x-permission": RENDER.value,
+    },
+    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+)
+async def add_reference(slug: Annotated[str, Path_(max_length=64)], request: Request) -> JSONResponse:
+    """Upload a reference photo of a subject and queue its enrolment (``likeness subject photos
+    add``). It needs the consent an extraction of the subject needs (the performer's release, or
+    a training grant), checked by the job."""
+    principal = require(RENDER, csrf_from_header=False)(request)
+    subject = await run_in_threadpool(_visible_subject, request, principal, slug)
+    job = await accept_upload(
+        request,
+        principal,
+        kind="references",
+        csrf_header=request.headers.get("x-csrf-token"),
+        extra={"subject": subject},
+    )
+    return _queued(job)
+
+
+@router.post(
+    "/extractions",
+    response_model=JobOut,
+    status_code=202,
+    openapi_extra={
+        **_multipart_body(
+            {"subject": "the subject slug whose faces to extract (send before the file)"},
+            "consented footage: an image or a video",
+            optional={"dedup": "near-duplicate limit in perceptual-hash bits, -1 keeps duplicates (default 3)"},
+        ),
+        "x-permission": RENDER.value,
+    },
+    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+)
+async def create_extraction(request: Request) -> JSONResponse:
+    """Upload footage and queue the extraction of a subject's faces into a faceset (``likeness
+    extract``): the policy engine asks for the performer's release or the subject's training
+    grant to your organisation, and rechecks it while it runs; a refusal is the job's error."""
+    principal = require(RENDER, csrf_from_header=False)(request)
+    job = await accept_upload(
+        request,
+        principal,
+        kind="extract",
+        csrf_header=request.headers.get("x-csrf-token"),
+        fields=("subject",),
+        optional=("dedup",),
+    )
+    return _queued(job)
+
+
+class TrainingIn(BaseModel):
+    source: str = Field(pattern=r"^[0-9a-f]{32}$", description="the extract job of the consenting subject's faceset")
+    target: str = Field(pattern=r"^[0-9a-f]{32}$", description="the extract job of the released performer's faceset")
+    recipe: str | None = Field(default=None, max_length=40, description="a recipe name (docs/training.md)")
+    model: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,32}$", description="architecture: df, liae, ...")
+    resolution: Literal[64, 96, 128, 256] | None = None
+    iterations: int | None = Field(default=None, ge=1, le=10_000_000)
+    minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    batch_size: int | None = Field(default=None, ge=1, le=512)
+    checkpoint_every: int | None = Field(default=None, ge=1, le=1_000_000)
+    preview_every: int | None = Field(default=None, ge=0, le=1_000_000)
+    identity_metrics: bool | None = None
+    expression_metrics: bool | None = None
+    accept_gaps: bool = Field(default=False, description="train although the source lacks what the performer does")
+
+
+class ExportIn(BaseModel):
+    model: str = Field(pattern=r"^[0-9a-f]{32}$", description="the train job whose model to export")
+
+
+def _own_job(request: Request, principal: Principal, job_id: str, kind: str) -> JobView:
+    job = request.app.state.services.queue.get(job_id, org_id=principal.user.org_id)
+    if job.kind != kind:
+        raise NotFound(f"no {kind} job {job_id!r}")
+    return job
+
+
+@router.post("/trainings", response_model=JobOut, status_code=202, **guard(RENDER))
+def create_training(
+    body: TrainingIn, request: Request, principal: Annotated[Principal, Depends(require(RENDER))]
+) -> JSONResponse:
+    """Queue the training of a face-swap model (``likeness train``) on two facesets your
+    organisation extracted. The policy engine authorizes the subject's training use and the
+    performer's release; previews and the loss plot appear as the job's outputs."""
+    for job_id in (body.source, body.target):
+        _own_job(request, principal, job_id, "extract")
+    params = body.model_dump(exclude_none=True)
+    job = request.app.state.services.queue.enqueue(
+        "train", params, org_id=principal.user.org_id, created_by=principal.user.id
+    )
+    return _queued(job)
+
+
+@router.post("/exports", response_model=JobOut, status_code=202, **guard(RENDER))
+def create_export(
+    body: ExportIn, request: Request, principal: Annotated[Principal, Depends(require(RENDER))]
+) -> JSONResponse:
+    """Queue the ONNX export of a trained model (``likeness model export``); once done it is
+    listed by ``GET /models`` for renders."""
+    _own_job(request, principal, body.model, "train")
+    job = request.app.state.services.queue.enqueue(
+        "export", {"model": body.model}, org_id=principal.user.org_id, created_by=principal.user.id
+    )
+    return _queued(job)
 
 
 @router.get("/jobs", response_model=JobList, **guard(READ))
@@ -588,34 +742,51 @@ def job_evidence(
     **guard(READ),
     responses={
         200: {
-            "description": "a labelled render output or its report; header Digest-SHA256",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a labelled render output or its report (header Digest-SHA256), or a train job's preview or metrics",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/octet-stream", "image/png", "image/jpeg", "video/mp4", "text/csv")
+            },
         }
     },
 )
 def job_output(
     job_id: str, name: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]
 ) -> FileResponse:
-    """A render's output (watermarked, C2PA-signed, labelled) or its report, with its SHA-256."""
+    """A render's output (watermarked, C2PA-signed, labelled) or its report, with its SHA-256;
+    or a train job's preview grids (labelled and watermarked like a render), metrics plot and
+    table, available while it trains."""
     services = request.app.state.services
     job = services.queue.get(job_id, org_id=principal.user.org_id)
-    result = job.result or {}
-    known = {o["name"]: o.get("sha256") for o in result.get("outputs", [])}
-    known.update({n: None for n in (result.get("report") or {}).values() if n})
-    if job.kind != "render" or name not in known:
-        raise NotFound(f"job {job_id} has no output {name!r}")
-    path = render_output_folder(services.workspace, job.id) / Path(name).name
-    if not path.is_file():
-        raise NotFound(f"job {job_id}: {name} is gone")
-    headers = {"Digest-SHA256": known[name]} if known[name] else {}
+    path, digest = output_path(services.workspace, job, name)
+    headers = {"Digest-SHA256": digest} if digest else {}
     if name.endswith(".html"):
         headers["Content-Security-Policy"] = EVIDENCE_CSP
     return FileResponse(
         path,
         headers=headers,
         filename=path.name,
-        content_disposition_type="inline" if name.endswith((".html", ".json")) else "attachment",
+        content_disposition_type="inline" if name.endswith((".html", ".json", ".png", ".csv")) else "attachment",
     )
+
+
+def output_path(workspace: Any, job: JobView, name: str) -> tuple[Path, str | None]:
+    """(file, its SHA-256 when the job recorded one) of output ``name`` of ``job``; only names
+    the job's kind publishes, inside the job's own folder."""
+    if job.kind == "train":
+        found = train_file(workspace, job.id, name)
+        if found is None:
+            raise NotFound(f"job {job.id} has no output {name!r} (yet)")
+        return found, None
+    result = job.result or {}
+    known = {o["name"]: o.get("sha256") for o in result.get("outputs", [])}
+    known.update({n: None for n in (result.get("report") or {}).values() if n})
+    if job.kind != "render" or name not in known:
+        raise NotFound(f"job {job.id} has no output {name!r}")
+    path = render_output_folder(workspace, job.id) / Path(name).name
+    if not path.is_file():
+        raise NotFound(f"job {job.id}: {name} is gone")
+    return path, known[name]
 
 
 @router.get("/ledger", response_model=LedgerPage, **guard(READ))

@@ -271,9 +271,21 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
             "verification": verification,
             "can_cancel": can_cancel,
             "evidence": (job.result or {}).get("evidence") or {},
+            "train": train_outputs(request.app.state.services.workspace, job) if job.kind == "train" else {},
         },
         principal=principal,
     )
+
+
+def train_outputs(workspace: Any, job: Any) -> dict[str, Any]:
+    """What a train job's folder shows so far: the latest preview, the plot, the preview grids."""
+    from likeness.service.job_kinds import train_file, train_previews
+
+    return {
+        "latest": train_file(workspace, job.id, "preview_latest.png") is not None,
+        "plot": train_file(workspace, job.id, "metrics.png") is not None,
+        "previews": train_previews(workspace, job.id),
+    }
 
 
 @router.get("/jobs/{job_id}/upload", **guard(READ))

@@ -7,16 +7,21 @@ Example (a tiny model on generated faces; a real run uses facesets and ``--recip
     >>> from pathlib import Path
     >>> from likeness.config import Settings
     >>> from likeness.consent.canonical import now_utc
+    >>> from likeness.consent.holder import HolderMachine
     >>> from likeness.train.generated import generated_face_samples
     >>> from likeness.workspace import Workspace
     >>> folder = Path(tempfile.mkdtemp())
     >>> ws = Workspace.init(Settings(home=folder / "home"))
     >>> until = now_utc() + timedelta(days=30)
     >>> _ = ws.registry.add_org("haneul", "Studio Haneul")
-    >>> _ = ws.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="haneul")
-    >>> _ = ws.registry.add_subject("jun", "Jun", kind="performer")
-    >>> _ = ws.registry.issue_grant("mina", "haneul", ["training"], valid_until=until, purpose="docs")
-    >>> _ = ws.registry.issue_release("jun", "haneul", valid_until=until, purpose="docs")
+    >>> holders = HolderMachine(folder / "holders")  # the rights holders' own machine, not the workspace
+    >>> _ = ws.registry.add_subject("mina", "Mina", kind="virtual_idol", owner_org="haneul",
+    ...                             holder_public_key_pem=holders.public_key("mina-holder"))
+    >>> _ = ws.registry.add_subject("jun", "Jun", kind="performer", holder_public_key_pem=holders.public_key("jun-holder"))
+    >>> grant = ws.registry.request_grant("mina", "haneul", ["training"], valid_until=until, purpose="docs")
+    >>> _ = ws.registry.import_signed(holders.sign(grant))
+    >>> release = ws.registry.request_release("jun", "haneul", valid_until=until, purpose="docs")
+    >>> _ = ws.registry.import_signed(holders.sign(release))
     >>> authz = ws.policy.authorize("mina", "training", "haneul")
     >>> release_authz = ws.policy.authorize_release("jun", "haneul")
     >>> source = generated_face_samples(8, identity=1, size=32, seed=0)
@@ -45,7 +50,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import torch
@@ -107,6 +112,9 @@ from likeness.train.metrics import (
 from likeness.train.preview import metrics_plot, preview_grid, write_training_preview
 from likeness.train.samples import FacesetFaces, FaceSource, as_face_source
 from likeness.train.schedule import ema_decay_at, learning_rate_at, make_optimizer, update_ema
+
+if TYPE_CHECKING:
+    from likeness.consent.policy import Authorization, ReleaseAuthorization
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +261,7 @@ def _to_uint8_images(rgb: torch.Tensor) -> np.ndarray:
     return (rgb.detach().float().clamp(0, 1).cpu().numpy().transpose(0, 2, 3, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def require_training_consent(authz: Any, release_authz: Any) -> None:
+def require_training_consent(authz: Authorization, release_authz: ReleaseAuthorization) -> None:
     """Training needs a live ``training`` Authorization and the performer's ReleaseAuthorization."""
     from likeness.consent import require_authorization, require_release
 
@@ -281,7 +289,11 @@ def faceset_consent(workspace: Any, faces: FaceSource) -> dict[str, Any] | None:
 
 
 def _consent_binding(
-    authz: Any, release_authz: Any, source: FaceSource, target: FaceSource, workspace: Any = None
+    authz: Authorization,
+    release_authz: ReleaseAuthorization,
+    source: FaceSource,
+    target: FaceSource,
+    workspace: Any = None,
 ) -> dict[str, Any]:
     require_training_consent(authz, release_authz)
     source_event, target_event = faceset_consent(workspace, source), faceset_consent(workspace, target)
@@ -322,8 +334,8 @@ class _Trainer:
     def __init__(
         self,
         *,
-        authz: Any,
-        release_authz: Any,
+        authz: Authorization,
+        release_authz: ReleaseAuthorization,
         source: FaceSource,
         target: FaceSource,
         out_dir: Path,
@@ -877,8 +889,8 @@ def _default_metric_tools(config: TrainConfig, embedder: Any, landmarker: Any, t
 
 
 def train_swap_model(
-    authz: Any,
-    release_authz: Any,
+    authz: Authorization,
+    release_authz: ReleaseAuthorization,
     source: Any,
     target: Any,
     out_dir: str | os.PathLike[str],

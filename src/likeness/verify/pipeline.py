@@ -35,6 +35,7 @@ import numpy as np
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
 from likeness.prefetch import Prefetch
+from likeness.train.preview import PREVIEW_EVENT
 from likeness.verify.face_views import FaceView, face_view
 from likeness.verify.file_kind import (
     ANIMATED_CONTAINERS,
@@ -416,19 +417,22 @@ class Verifier:
                 reading.algorithm, bit_confidence=float(reading.bit_confidence), frame_timestamps_s=frame_times
             )
         payload_hex = bytes(reading.payload).hex()
-        events = self.workspace.ledger.find_watermark(payload_hex, "render.completed")
+        # Renders and training previews both carry a watermark (a preview can leak from a model folder).
+        events = self.workspace.ledger.find_watermark(payload_hex)
         render = grant = None
         if events:
             event = events[-1]
             p = event.payload
+            preview = event.event_type == PREVIEW_EVENT
             render = RenderRecord(
+                kind=str(p.get("kind", "training_preview")) if preview else "render",
                 job_id=str(p.get("job_id")),
                 grant_id=p.get("grant_id"),
                 subject_id=p.get("subject_id"),
                 org_id=p.get("org_id"),
                 use=p.get("use"),
                 output_sha256=p.get("output_sha256"),
-                output_name=p.get("output_name"),
+                output_name=p.get("output_name") or next(iter(p.get("output_names") or []), None),
                 ledger_seq=event.seq,
                 ledger_event_id=event.event_id,
                 recorded_at=event.created_at,

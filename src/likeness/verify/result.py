@@ -107,7 +107,8 @@ class C2paEvidence:
 
 @dataclass(frozen=True)
 class RenderRecord:
-    """The ``render.completed`` ledger event a watermark payload points to."""
+    """The ledger event a watermark payload points to: a render's ``render.completed`` or a
+    training preview's ``preview.written`` (``kind`` "training_preview"; no output hash)."""
 
     job_id: str
     grant_id: str | None
@@ -119,6 +120,12 @@ class RenderRecord:
     ledger_seq: int | None
     ledger_event_id: str | None
     recorded_at: str | None
+    kind: str = "render"
+
+    @property
+    def job_words(self) -> str:
+        """'render job' or 'training preview job', for evidence sentences."""
+        return "training preview job" if self.kind == "training_preview" else "render job"
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def our_provenance(
             (
                 "watermark",
                 grant,
-                f"watermark {watermark.payload} traced to render job {render.job_id} "
+                f"watermark {watermark.payload} traced to {render.job_words} {render.job_id} "
                 f"(ledger #{render.ledger_seq}) under grant {render.grant_id}, {state} today",
             )
         )
@@ -285,7 +285,7 @@ def _context_sentences(
         render = watermark.render
         grant = watermark.grant
         sentences.append(
-            f"the pixels still carry watermark {watermark.payload} of render job {render.job_id} "
+            f"the pixels still carry watermark {watermark.payload} of {render.job_words} {render.job_id} "
             f"under grant {render.grant_id} ({grant.state if grant else 'unknown'} today)"
         )
     if faces is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from likeness.errors import MediaError
-from likeness.media.images import require_rgb
+from likeness.media.images import new_part_file, require_rgb
 from likeness.media.video.colour import ColourTags
 from likeness.media.video.decode import _AV_ERRORS, _describe, _open_input, iter_video_frames, probe_video
 from likeness.prefetch import WriteBehind
@@ -153,7 +152,7 @@ class VideoEncoder:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_parts(self.path)
-            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+            handle, temporary = new_part_file(self.path)
             os.close(handle)
         except OSError as exc:
             raise MediaError(self.path, f"cannot create output: {exc.strerror or exc}") from exc

@@ -8,9 +8,17 @@ document.addEventListener("DOMContentLoaded", () => {
     const message = card.querySelector("[data-job-message]");
     const progress = card.querySelector("[data-job-progress]");
     const labels = state && state.dataset.labels ? JSON.parse(state.dataset.labels) : {};
+    // Training previews and the plot are rewritten as the job runs: reload them with its progress.
+    const live = document.querySelectorAll("[data-live-image]");
+    live.forEach((img) => {
+      img.dataset.base = img.getAttribute("src");
+      img.addEventListener("load", () => { img.hidden = false; });
+      img.addEventListener("error", () => { img.hidden = true; });
+    });
     const source = new EventSource(card.dataset.jobEvents);
     source.addEventListener("job", (event) => {
       const job = JSON.parse(event.data);
+      live.forEach((img) => { img.src = img.dataset.base + "?at=" + encodeURIComponent(job.updated_at); });
       if (progress) progress.value = job.progress;
       if (message) message.textContent = job.message === job.state ? "" : job.message;
       if (state) {

@@ -1,0 +1,134 @@
+"""CLI for the rights holder's own machine: make a key, read and sign a request, revoke.
+
+None of these commands opens a workspace: they run where the holder keeps their key (an
+air-gapped machine is fine), and only ``*.pub.pem`` and signed files travel to the organisation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from likeness.cli.common import console, fail, mapped_errors
+
+holder_app = typer.Typer(
+    help="For rights holders, on their own machine: keygen, sign a consent request, revoke.",
+    no_args_is_help=True,
+)
+
+KeyOption = Annotated[Path, typer.Option("--key", help="Your Ed25519 private key (from 'likeness holder keygen').")]
+
+
+def read_json(path: Path) -> Any:
+    from likeness.errors import ConsentRequestError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConsentRequestError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConsentRequestError(f"{path}: not JSON ({exc})") from None
+
+
+def _write_new(path: Path, data: dict[str, Any]) -> None:
+    from likeness.errors import ConfigError
+
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@holder_app.command("keygen")
+def holder_keygen(
+    out: Annotated[Path, typer.Option("--out", help="Folder on your own machine for the key pair.")],
+    name: Annotated[str, typer.Option("--name", help="File name of the key pair (NAME.pem, NAME.pub.pem).")] = "holder",
+) -> None:
+    """Create your Ed25519 key pair: the private key (0600) stays here; give the .pub.pem to
+    the organisation. Refused inside a likeness workspace."""
+    from likeness.consent.holder import keygen
+
+    with mapped_errors():
+        files = keygen(out, name)
+    console.print(f"private key [bold]{files.private_key}[/] (0600: keep it here, never send it)")
+    console.print(f"public key  [bold]{files.public_key}[/] (give this to the organisation)")
+    console.print(f"fingerprint {files.fingerprint}")
+
+
+@holder_app.command("sign")
+def holder_sign(
+    request: Annotated[Path, typer.Argument(help="The request file the organisation sent (REQUEST.json).")],
+    key: KeyOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed consent (SIGNED.json).")],
+    previews: Annotated[
+        Path | None, typer.Option("--previews", help="Folder with the preview stills; their digests are checked.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Sign without asking (you have read the request).")] = False,
+) -> None:
+    """Show a consent request in plain language and, once you confirm, sign it with your key."""
+    from likeness.consent.grant_requests import ConsentRequest, describe, preview_problems
+    from likeness.consent.holder import load_holder_key, sign_request
+
+    with mapped_errors():
+        parsed = ConsentRequest.from_json(read_json(request))
+        for line in describe(parsed):
+            console.print(escape(line))
+        if previews is not None:
+            problems = preview_problems(parsed, previews)
+            if problems:
+                fail("preview stills do not match the request: " + "; ".join(problems))
+            console.print(
+                f"preview stills in {previews}: all {len(parsed.preview_sha256)} named in the request are there"
+            )
+        if not yes and not typer.confirm(f"Sign this {parsed.kind} with {key}?", default=False):
+            fail("not signed", code=1)
+        signed = sign_request(parsed, load_holder_key(key))
+        _write_new(out, signed.as_json())
+    console.print(f"signed {parsed.kind} [bold]{parsed.record_id}[/] → {out} (send this file back)")
+
+
+@holder_app.command("revoke")
+def holder_revoke(
+    signed_file: Annotated[Path, typer.Argument(help="The signed grant or release you gave earlier (SIGNED.json).")],
+    key: KeyOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed revocation.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the organisation's ledger).")] = "",
+) -> None:
+    """Sign the revocation of a grant or release you signed; it takes effect when imported."""
+    from likeness.consent.grant_requests import SignedConsent
+    from likeness.consent.holder import load_holder_key, sign_revocation
+
+    with mapped_errors():
+        signed = SignedConsent.from_json(read_json(signed_file))
+        revocation = sign_revocation(signed, load_holder_key(key), reason=reason)
+        _write_new(out, revocation.as_json())
+    console.print(f"revocation signed → {out} (the organisation imports it with 'likeness consent import')")
+
+
+@holder_app.command("rotate")
+def holder_rotate(
+    signed_file: Annotated[Path, typer.Argument(help="A grant or release you signed (it names you as holder).")],
+    key: KeyOption,
+    new_public_key: Annotated[
+        Path, typer.Option("--new-public-key", help="Your new public key (.pub.pem from 'likeness holder keygen').")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed key rotation.")],
+) -> None:
+    """Move to a new key, signed with your current key; the organisation imports it with
+    'likeness consent import'. What the old key signed stays valid; from then on only the new
+    key signs for you."""
+    from likeness.consent.grant_requests import SignedConsent
+    from likeness.consent.holder import load_holder_key, sign_rotation
+
+    with mapped_errors():
+        signed = SignedConsent.from_json(read_json(signed_file))
+        rotation = sign_rotation(signed, load_holder_key(key), new_public_key.read_bytes())
+        _write_new(out, rotation.as_json())
+    console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(holder_app, name="holder")
