@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(
         default=30.0, gt=0, description="a running job whose worker sent no heartbeat for this long is taken over"
     )
+    portal_origin: str = Field(
+        default="http://localhost:8000",
+        description="the rights-holder portal's web origin, exactly as the browser shows it (passkeys are bound "
+        "to it; https in production, http only for localhost)",
+    )
+    portal_rp_id: str | None = Field(
+        default=None, description="the passkeys' relying-party id (a host name); default: the origin's host"
+    )
     render_checkpoint_frames: int = Field(
         default=250, ge=1, description="frames between a render job's checkpoints (a taken-over job resumes there)"
     )

@@ -60,6 +60,17 @@ class ConsentReason(StrEnum):
     # artefacts made under a grant
     ARTEFACT_ALTERED = "artefact_altered"
     ARTEFACT_UNSIGNED = "artefact_unsigned"
+    # passkey (WebAuthn) signatures, re-verified at every use (likeness.consent.passkeys)
+    ASSERTION_REPLAYED = "assertion_replayed"
+    WRONG_ORIGIN = "wrong_origin"
+    WRONG_RP = "wrong_rp"
+    USER_NOT_VERIFIED = "user_not_verified"
+    COUNTER_REGRESSED = "counter_regressed"
+    CREDENTIAL_NOT_HOLDERS = "credential_not_holders"
+    # rights-holder invitations (the portal's onboarding)
+    INVITATION_UNKNOWN = "invitation_unknown"
+    INVITATION_EXPIRED = "invitation_expired"
+    INVITATION_USED = "invitation_used"
     # a signed consent brought in from the rights holder's own machine
     NOT_REQUESTED = "not_requested"
 

@@ -19,7 +19,13 @@ from likeness.cli import app as cli_app
 from likeness.config import Settings
 from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import now_utc
-from likeness.consent.privileges import SERVICE_STATE_TABLES, TABLE_PRIVILEGES, app_role_sql, unlisted_tables
+from likeness.consent.privileges import (
+    PORTAL_STATE_TABLES,
+    SERVICE_STATE_TABLES,
+    TABLE_PRIVILEGES,
+    app_role_sql,
+    unlisted_tables,
+)
 from likeness.workspace import Workspace
 from tests.conftest import add_subject, holder_machine, issue_grant, issue_release, revoke_release
 
@@ -42,10 +48,11 @@ def test_app_role_sql_grants_no_change_or_removal():
     assert grants and all('TO "likeness_app"' in line for line in grants)
     for word in ("DELETE", "TRUNCATE", "TRIGGER", "ALL PRIVILEGES", "REFERENCES"):
         assert not any(word in line for line in grants), word
-    # UPDATE only on the service's operational state (users, sessions, tokens, jobs), never on
-    # the ledger or a consent record
+    # UPDATE only on the service's and the portal's operational state (users, sessions, tokens,
+    # jobs; passkey counters, invitations, requests, holder sessions), never on the ledger or a
+    # consent record
     updatable = {line.split('"public"."')[1].split('"')[0] for line in grants if "UPDATE" in line}
-    assert updatable == set(SERVICE_STATE_TABLES)
+    assert updatable == set(SERVICE_STATE_TABLES) | set(PORTAL_STATE_TABLES)
     assert not updatable & set(GUARDED)
     assert 'GRANT SELECT, INSERT ON TABLE "public"."ledger"' in sql
     for bad in ("app; DROP TABLE ledger", 'x"y', "Upper", "1role", ""):

@@ -15,7 +15,23 @@ from PIL import Image
 
 from likeness.service.roles import Permission, Role, allows
 
-SAMPLE_ARGS = {"fmt": "html", "username": "viewer", "code": "en", "name": "NanumGothic.ttf", "slug": "mina"}
+SAMPLE_ARGS = {
+    "fmt": "html",
+    "username": "viewer",
+    "code": "en",
+    "name": "NanumGothic.ttf",
+    "slug": "mina",
+    # the rights-holder portal's routes (a holder session, never a service role, opens them)
+    "token": "no-such-invitation",
+    "request_id": "0" * 32,
+    "grant_id": "0" * 32,
+    "seq": "1",
+    "digest": "0" * 64,
+}
+
+#: Where a rights holder starts (anyone may open them): the sign-in page and the start of a
+#: passkey sign-in, and the invitation page (which says the token is unknown).
+HOLDER_ENTRY_ROUTES = ("/portal", "/portal/invite/{token}", "/portal/api/signin/options")
 
 
 def _png() -> bytes:
@@ -80,7 +96,7 @@ def _requests(world):
 
 
 def _expected_permission(permission: str) -> Permission | None:
-    if permission == "public":
+    if permission in ("public", "holder"):  # holder routes: see test_no_role_opens_a_holder_route
         return None
     if permission == "job-kind":
         return Permission.VERIFY  # the matrix's jobs are verify jobs
@@ -93,6 +109,16 @@ def test_every_route_against_every_role(service_world):
     seen = set()
     for method, path, declared, path_for, kwargs in requests:
         needed = _expected_permission(declared)
+        if declared == "holder":  # a service user is no rights holder: nothing opens
+            for role in Role:
+                client = service_world.token_client(role, raise_server_exceptions=False)
+                response = client.request(method, path_for("finished"), follow_redirects=False, **kwargs)
+                assert response.status_code < 500, (method, path, role, response.text)
+                assert response.status_code in (200, 303, 401, 403, 404, 422) and (
+                    response.status_code != 200 or path in HOLDER_ENTRY_ROUTES
+                ), (method, path, role, response.status_code)
+                seen.add((method, path, role))
+            continue
         for role in Role:
             client = service_world.token_client(role, raise_server_exceptions=False)
             url = path_for("queued" if path.endswith("/cancel") else "finished")

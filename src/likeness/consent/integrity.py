@@ -20,16 +20,30 @@ states and ``consent_row_problems`` (``likeness audit verify``) all decide throu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from webauthn.helpers.exceptions import WebAuthnException
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
-from likeness.consent.ledger import LedgerEvent, find_events
+from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
+from likeness.consent.passkeys import (
+    PASSKEY_ONLY,
+    PASSKEY_REGISTERED,
+    Assertion,
+    Passkey,
+    assertion_problem,
+    b64url,
+    counter_problem,
+    is_passkey_fingerprint,
+    passkey_of_event,
+    unb64url,
+)
 from likeness.consent.registry import (
     attestation_problem,
     grant_payload,
@@ -39,9 +53,11 @@ from likeness.consent.registry import (
     release_payload,
     revocation_payload,
 )
+from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import (
     Grant,
     GrantRevocation,
+    LedgerRow,
     Organisation,
     Release,
     ReleaseRevocation,
@@ -64,7 +80,12 @@ CONSENT_EVENTS: dict[str, str] = {
     "grant.revoked": "grant_id",
     "release.issued": "release_id",
     "release.revoked": "release_id",
+    PASSKEY_REGISTERED: "holder_id",
 }
+#: Events that can carry a passkey assertion (``passkey`` member) or register a passkey.
+PASSKEY_EVENTS = (PASSKEY_REGISTERED, "grant.issued", "grant.revoked", "release.issued", "release.revoked")
+#: Event members that are not part of the signed body.
+UNSIGNED_MEMBERS = ("payload_sha256", "signature", "passkey")
 
 
 @dataclass(frozen=True)
@@ -162,6 +183,8 @@ class LedgerConsent:
         self._session = session
         self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
         self._histories: dict[str, KeyHistory] = {}
+        self._passkey_events: dict[str, list[LedgerEvent]] = {}
+        self._passkey_histories: dict[str, tuple[list[Passkey], list[str]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
         if preload:
             self._index = {}
@@ -316,6 +339,146 @@ class LedgerConsent:
         except (KeyError, TypeError, ValueError, AttributeError):
             return "it is malformed"
 
+    # --- passkeys --------------------------------------------------------------------------
+    def passkeys(self, holder_id: str) -> list[Passkey]:
+        """The passkeys ``holder_id`` registered on the ledger, in order: a registration counts
+        when the organisation's key (per ``org.created``) signed it (an invitation), or a
+        passkey the holder already had signed it (a recovery passkey). Anything else, e.g. an
+        event a database editor appended, is ignored (``passkey_problems`` names it)."""
+        return self._passkey_history(holder_id)[0]
+
+    def passkey_problems(self, holder_id: str) -> list[str]:
+        return self._passkey_history(holder_id)[1]
+
+    def _passkey_history(self, holder_id: str) -> tuple[list[Passkey], list[str]]:
+        if holder_id in self._passkey_histories:
+            return self._passkey_histories[holder_id]
+        found: dict[bytes, Passkey] = {}
+        problems: list[str] = []
+        for event in self._find((PASSKEY_REGISTERED,), "holder_id", holder_id):
+            body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
+            passkey = passkey_of_event(body, event.seq)
+            why = (
+                "it is malformed"
+                if passkey is None or passkey.holder_id != holder_id
+                else "its credential is already registered"
+                if passkey.credential_id in found
+                else self._registration_problem(event, body, list(found.values()))
+            )
+            if why:
+                problems.append(f"ledger row {event.seq}: {PASSKEY_REGISTERED} ignored: {why}")
+            elif passkey is not None:
+                found[passkey.credential_id] = passkey
+        self._passkey_histories[holder_id] = (list(found.values()), problems)
+        return self._passkey_histories[holder_id]
+
+    def _registration_problem(self, event: LedgerEvent, body: dict[str, Any], earlier: list[Passkey]) -> str | None:
+        signature = event.payload.get("signature")
+        if "passkey" in event.payload:  # a recovery passkey, vouched for by one the holder has
+            try:
+                assertion = Assertion.from_payload(event.payload["passkey"])
+            except ValueError as exc:
+                return str(exc)
+            voucher = next((p for p in earlier if p.credential_id == assertion.credential_id), None)
+            if voucher is None:
+                return "it is not signed by a passkey the holder had"
+            found = assertion_problem(assertion, voucher, signing_challenge(body))
+            if found is not None or signature != assertion.digest():
+                return f"its passkey signature does not verify ({found.reason if found else 'digest'})"
+            return None
+        org = self.org_key(str(body.get("org_id")))
+        if org is None or org[0] != body.get("org_fingerprint"):
+            return "it is not signed with an organisation's key on the ledger"
+        if not _verifies(org[1], body, signature):
+            return "its organisation signature does not verify"
+        return None
+
+    def credential_events(self, credential_id: bytes) -> list[LedgerEvent]:
+        """Every event that registers ``credential_id`` or carries an assertion by it."""
+        key = b64url(credential_id)
+        if key not in self._passkey_events:
+            member = f'"credential_id":"{key}"'
+            rows = self._session.scalars(
+                select(LedgerRow)
+                .where(LedgerRow.event_type.in_(PASSKEY_EVENTS), LedgerRow.payload.contains(member, autoescape=True))
+                .order_by(LedgerRow.seq)
+            )
+            events = [event_of_row(r) for r in rows]
+            self._passkey_events[key] = [
+                e
+                for e in events
+                if e.payload.get("credential_id") == key
+                or (isinstance(e.payload.get("passkey"), dict) and e.payload["passkey"].get("credential_id") == key)
+            ]
+        return self._passkey_events[key]
+
+    def passkey_problem(
+        self, event: LedgerEvent, body: dict[str, Any], holder_id: str | None, *, altered: str, bad_signature: str
+    ) -> Finding | None:
+        """``None`` if ``event`` carries a passkey assertion, by a passkey ``holder_id``
+        registered on the ledger before it, that signs ``body`` (see ``passkeys``); else why not.
+        A passkey that signed another payload is ``assertion_replayed`` when that payload is
+        another record's on the ledger, else ``altered`` (the stored payload was edited)."""
+        try:
+            assertion = Assertion.from_payload(event.payload.get("passkey"))
+        except ValueError as exc:
+            return Finding(bad_signature, f"ledger row {event.seq}: {exc}")
+        if event.payload.get("signature") != assertion.digest():
+            return Finding(
+                bad_signature, f"ledger row {event.seq}: its signature is not its passkey assertion's digest"
+            )
+        registered = next(
+            (
+                p
+                for p in (self.passkeys(holder_id) if holder_id else [])
+                if p.credential_id == assertion.credential_id and p.seq < event.seq
+            ),
+            None,
+        )
+        named = body.get("holder_fingerprint")
+        if registered is None or (named is not None and named != registered.fingerprint):
+            return Finding(
+                "credential_not_holders",
+                f"ledger row {event.seq}: the passkey that signed it is not one its rights holder registered before",
+            )
+        challenge = signing_challenge(body)
+        found = assertion_problem(assertion, registered, challenge)
+        if found is not None and found.reason == "challenge_mismatch":
+            if self.signed_elsewhere(assertion, event.seq):
+                return Finding("assertion_replayed", f"ledger row {event.seq}: the assertion signed another record")
+            return Finding(altered, f"ledger row {event.seq}: {found.detail}")
+        if found is not None:
+            return Finding(found.reason, f"ledger row {event.seq}: {found.detail}")
+        earlier = [e for e in self.credential_events(assertion.credential_id) if e.seq < event.seq]
+        if any(
+            isinstance(e.payload.get("passkey"), dict)
+            and e.payload["passkey"].get("signature") == b64url(assertion.signature)
+            for e in earlier
+        ):
+            return Finding("assertion_replayed", f"ledger row {event.seq}: the same assertion is on an earlier record")
+        counter = counter_problem(assertion.sign_count(), (_sign_count(e, assertion.credential_id) for e in earlier))
+        if counter is not None:
+            return Finding(counter.reason, f"ledger row {event.seq}: {counter.detail}")
+        return None
+
+    def signed_elsewhere(self, assertion: Assertion, seq: int) -> bool:
+        """Whether the assertion's challenge is the digest of another record's signed payload,
+        or the same assertion is on another event: it was lifted from there."""
+        try:
+            digest = unb64url(json.loads(assertion.client_data_json).get("challenge")).hex()
+        except (ValueError, AttributeError):
+            return False
+        for kind in ("grant", "release"):
+            if any(e.seq != seq for e in find_events(self._session, f"{kind}.issued", {"payload_sha256": digest})):
+                return True
+        signature = b64url(assertion.signature)
+        return any(
+            e.seq != seq
+            and isinstance(e.payload.get("passkey"), dict)
+            and e.payload["passkey"].get("signature") == signature
+            for e in self.credential_events(assertion.credential_id)
+        )
+
     def revocation(
         self, kind: str, target_id: str, holder_id: str | None, row: GrantRevocation | ReleaseRevocation | None
     ) -> RevocationStatus:
@@ -326,7 +489,7 @@ class LedgerConsent:
         valid: list[LedgerEvent] = []
         problems: list[str] = []
         for event in events:
-            why = _revocation_event_problem(event, kind, target_id, history)
+            why = _revocation_event_problem(self, event, kind, target_id, history)
             if why:
                 problems.append(f"revocation on ledger row {event.seq} {why}")
             else:
@@ -342,10 +505,31 @@ class LedgerConsent:
         return RevocationStatus(revoked_at, tuple(problems))
 
 
-def _revocation_event_problem(event: LedgerEvent, kind: str, target_id: str, history: KeyHistory) -> str | None:
-    body = {k: v for k, v in event.payload.items() if k != "signature"}
+def _sign_count(event: LedgerEvent, credential_id: bytes) -> int:
+    """The signature counter ``event`` shows for ``credential_id``: its assertion's (a grant,
+    a revocation, or a recovery passkey's registration it vouched for), or its registration's."""
+    try:
+        vouching = event.payload.get("passkey")
+        if isinstance(vouching, dict) and vouching.get("credential_id") == b64url(credential_id):
+            return Assertion.from_payload(vouching).sign_count()
+        if event.event_type == PASSKEY_REGISTERED and event.payload.get("credential_id") == b64url(credential_id):
+            return int(event.payload.get("sign_count") or 0)
+    except (ValueError, TypeError, WebAuthnException):  # a malformed event shows no count
+        pass
+    return 0
+
+
+def _revocation_event_problem(
+    view: LedgerConsent, event: LedgerEvent, kind: str, target_id: str, history: KeyHistory
+) -> str | None:
+    body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
     if body != revocation_payload(kind, target_id, str(body.get("revoked_at")), str(body.get("reason"))):
         return "is malformed"
+    if "passkey" in event.payload:
+        found = view.passkey_problem(
+            event, body, history.holder_id or None, altered="revocation_invalid", bad_signature="revocation_invalid"
+        )
+        return f"is not signed by the holder's passkey ({found.reason}: {found.detail})" if found else None
     key = history.at(event.seq)
     if key is None:
         return "comes from a holder with no key on the ledger"
@@ -360,7 +544,8 @@ def holder_key_problem(history: KeyHistory, holder: RightsHolder) -> str | None:
     if not history.keys:
         return "it has no holder.created event on the ledger"
     enrolled = history.keys[0].fingerprint
-    row_fp = _fingerprint_of(holder.public_key)
+    # A passkey-only holder has no key at all: an empty key and the PASSKEY_ONLY marker.
+    row_fp = PASSKEY_ONLY if holder.public_key == "" else _fingerprint_of(holder.public_key)
     if row_fp != holder.key_fingerprint:
         return "its public key does not match its fingerprint in the database"
     if row_fp != enrolled:
@@ -459,13 +644,15 @@ def _signed_record_problem(
     row_digest: str,
     row_signature: str,
     history: KeyHistory,
+    view: LedgerConsent,
     *,
     altered: str,
     bad_signature: str,
     not_on_ledger: str,
 ) -> Finding | None:
-    """Compare a grant or release row (``rebuilt`` payload, digest, signature) with its event."""
-    body = {k: v for k, v in event.payload.items() if k not in ("payload_sha256", "signature")}
+    """Compare a grant or release row (``rebuilt`` payload, digest, signature) with its event,
+    and verify the signature: the holder's Ed25519 key in force, or a passkey it registered."""
+    body = {k: v for k, v in event.payload.items() if k not in UNSIGNED_MEMBERS}
     digest = event.payload.get("payload_sha256")
     if canonical_sha256(body) != digest:
         return Finding(not_on_ledger, f"its {kind}.issued event (ledger row {event.seq}) does not match its own digest")
@@ -473,6 +660,8 @@ def _signed_record_problem(
         return Finding(altered, f"the row differs from what was signed (ledger row {event.seq})")
     if row_signature != event.payload.get("signature"):
         return Finding(bad_signature, f"the row's signature is not the one on the ledger (row {event.seq})")
+    if is_passkey_fingerprint(body.get("holder_fingerprint")) or "passkey" in event.payload:
+        return view.passkey_problem(event, body, history.holder_id, altered=altered, bad_signature=bad_signature)
     key = history.at(event.seq)
     if key is None or key.fingerprint != body.get("holder_fingerprint"):
         return Finding(
@@ -546,6 +735,7 @@ def _consent_record_problem(
         record.payload_sha256,
         record.signature,
         history,
+        view,
         altered=altered,
         bad_signature=bad_signature,
         not_on_ledger=not_on_ledger,
@@ -687,6 +877,10 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         if altered:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
         out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}") for p in history.problems)
+        out.extend(
+            ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
+            for p in view.passkey_problems(holder.id)
+        )
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
 
 

@@ -78,6 +78,11 @@ def event_hash(*, seq: int, event_id: str, event_type: str, created_at: str, pay
     )
 
 
+def event_of_row(row: LedgerRow) -> LedgerEvent:
+    """The event a ledger row holds (its payload parsed)."""
+    return _event(row)
+
+
 def _event(row: LedgerRow) -> LedgerEvent:
     return LedgerEvent(
         seq=row.seq,

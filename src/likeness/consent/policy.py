@@ -68,6 +68,12 @@ _REASON_ORDER = (
     "grant_not_on_ledger",
     "grant_altered",
     "signature_invalid",
+    "assertion_replayed",
+    "credential_not_holders",
+    "wrong_origin",
+    "wrong_rp",
+    "user_not_verified",
+    "counter_regressed",
     "revocation_invalid",
     "revoked",
     "render_limit_reached",
@@ -75,7 +81,7 @@ _REASON_ORDER = (
     "not_yet_valid",
 )
 # Reasons that say the record itself cannot be trusted (reported whatever its uses say).
-_RECORD_REASONS = frozenset(_REASON_ORDER[:7])
+_RECORD_REASONS = frozenset(_REASON_ORDER[: _REASON_ORDER.index("revoked")])
 # A grant that fails only for these is in force (standing checked: on the ledger, signed, not
 # revoked, in its window); one that fails for _STALE_REASONS is history once another is in force.
 _IN_FORCE_REASONS = frozenset({"use_not_granted", "render_limit_reached"})
@@ -199,6 +205,12 @@ _MESSAGES = {
     "org_altered": "organisation '{org}' is refused: its record was altered ({detail})",
     "ledger_rewritten": "consent decisions are refused: the ledger no longer holds anchor {anchor} ({detail})",
     "signature_invalid": "grant {grant} is not signed by the rights holder of subject '{subject}' ({detail})",
+    "assertion_replayed": "grant {grant} carries a passkey assertion made for another record ({detail})",
+    "credential_not_holders": "grant {grant} is not signed by a passkey of the rights holder of '{subject}' ({detail})",
+    "wrong_origin": "grant {grant} was signed with a passkey on another origin ({detail})",
+    "wrong_rp": "grant {grant} was signed for another relying party ({detail})",
+    "user_not_verified": "grant {grant} was signed without user verification ({detail})",
+    "counter_regressed": "grant {grant} was signed by a passkey whose counter went back ({detail})",
     "revocation_invalid": "grant {grant} has a revocation that does not verify ({detail}); "
     "it is refused until this is resolved",
     "revoked": "grant {grant} was revoked at {detail}",

@@ -46,6 +46,16 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
 #: tokens, verifications) is on the ledger. UPDATE only, never DELETE.
 SERVICE_STATE_TABLES = ("service_users", "service_sessions", "service_api_tokens", "jobs")
 TABLE_PRIVILEGES.update({table: ("SELECT", "INSERT", "UPDATE") for table in SERVICE_STATE_TABLES})
+#: The rights-holder portal's operational rows (a passkey's counter, an invitation used, a
+#: request decided, a session or ceremony ended); the evidence is on the ledger.
+PORTAL_STATE_TABLES = (
+    "holder_passkeys",
+    "holder_invitations",
+    "grant_requests",
+    "holder_sessions",
+    "passkey_challenges",
+)
+TABLE_PRIVILEGES.update({table: ("SELECT", "INSERT", "UPDATE") for table in PORTAL_STATE_TABLES})
 
 _ROLE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 

@@ -160,3 +160,87 @@ class WatermarkIndexRow(Base):
     watermark_payload: Mapped[str] = mapped_column(String(64))  # hex, as in the event
     event_type: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(ID)
+
+
+# --- the rights-holder portal (passkeys) ------------------------------------------------------
+# Operational state: what is evidence (an invitation, a registered passkey, a request, a signed
+# grant or revocation with its assertion) is on the ledger, and the ledger decides.
+
+
+class HolderPasskey(Base):
+    """A passkey a rights holder registered (its ``holder.passkey_registered`` event decides);
+    ``sign_count``: the highest signature counter seen, to refuse a cloned authenticator."""
+
+    __tablename__ = "holder_passkeys"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE
+    rp_id: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(255))
+    sign_count: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(20))  # primary | recovery
+    created_at: Mapped[str] = mapped_column(TS)
+    last_used_at: Mapped[str | None] = mapped_column(TS, nullable=True)
+
+
+class HolderInvitation(Base):
+    """A one-time, expiring link to register a holder's first passkey (the token's digest only)."""
+
+    __tablename__ = "holder_invitations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    token_sha256: Mapped[str] = mapped_column(HEX64, unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[str] = mapped_column(TS)
+    expires_at: Mapped[str] = mapped_column(TS)
+    used_at: Mapped[str | None] = mapped_column(TS, nullable=True)
+
+
+class GrantRequestRow(Base):
+    """A grant request an organisation drafted (``payload``: ``requests.request_payload`` as
+    canonical JSON); ``state``: pending, signed or declined."""
+
+    __tablename__ = "grant_requests"
+    __table_args__ = (Index("ix_grant_requests_subject_state", "subject_id", "state"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    payload: Mapped[str] = mapped_column(Text)
+    request_sha256: Mapped[str] = mapped_column(HEX64)
+    state: Mapped[str] = mapped_column(String(20))
+    grant_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[str] = mapped_column(TS)
+    decided_at: Mapped[str | None] = mapped_column(TS, nullable=True)
+
+
+class HolderSession(Base):
+    """A rights holder's portal session (their own cookie; not a service user's)."""
+
+    __tablename__ = "holder_sessions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(HEX64, unique=True)
+    holder_id: Mapped[str] = mapped_column(ForeignKey("rights_holders.id"))
+    credential_id: Mapped[str] = mapped_column(String(1400))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(TS)
+    expires_at: Mapped[str] = mapped_column(TS)
+    revoked_at: Mapped[str | None] = mapped_column(TS, nullable=True)
+
+
+class PasskeyChallenge(Base):
+    """A pending WebAuthn ceremony: its challenge and, for signing, the exact payload the
+    challenge is the digest of (so the signed bytes are the stored bytes). Used once."""
+
+    __tablename__ = "passkey_challenges"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # register | sign_in | grant | revoke | add_passkey
+    holder_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    invitation_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    challenge: Mapped[str] = mapped_column(HEX64)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(TS)
+    expires_at: Mapped[str] = mapped_column(TS)
+    used_at: Mapped[str | None] = mapped_column(TS, nullable=True)

@@ -58,6 +58,7 @@ def create_app(
     from likeness.service.api import router as api_router
     from likeness.service.console import install_console
     from likeness.service.public import install_public
+    from likeness.service.portal import install_portal
     from likeness.workspace import Workspace
 
     workspace = workspace or Workspace.open(settings)
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(api_router)
     install_console(app)
     install_public(app)
+    install_portal(app)
     # Added last = outermost: the security headers wrap the crash handler's 500 too.
     app.add_middleware(BodyLimit)
     app.add_middleware(CrashToProblem)

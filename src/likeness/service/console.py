@@ -97,6 +97,8 @@ def error_page(
 ) -> Response:
     """The console's answer for an error (sign-in needed: a redirect to the login page)."""
     if status == 401:
+        if request.url.path.startswith("/portal"):  # a rights holder signs in with their passkey
+            return RedirectResponse("/portal", status_code=303)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     try:
         principal = current_principal(request)

@@ -5,6 +5,8 @@ An organisation's people have one role each (docs/service.md):
 - ``admin``: users, API tokens, settings;
 - ``studio``: extract, train, render;
 - ``legal``: verify, cases, evidence;
+- ``admin`` and ``legal`` may also ask rights holders for consent (portal invitations, grant
+  requests); only the holder signs.
 - ``viewer``: read only.
 
 Every role reads (jobs, results, the ledger). The duties do not overlap on purpose: an admin
@@ -33,12 +35,15 @@ class Permission(StrEnum):
     RENDER = "render"
     #: add users, change roles, revoke anyone's token in the organisation
     MANAGE_USERS = "manage_users"
+    #: invite a rights holder to the portal and draft grant requests for them to sign (only the
+    #: holder signs: asking is all the organisation can do)
+    REQUEST_CONSENT = "request_consent"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE_USERS}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.MANAGE_USERS, Permission.REQUEST_CONSENT}),
     Role.STUDIO: frozenset({Permission.READ, Permission.RENDER}),
-    Role.LEGAL: frozenset({Permission.READ, Permission.VERIFY}),
+    Role.LEGAL: frozenset({Permission.READ, Permission.VERIFY, Permission.REQUEST_CONSENT}),
     Role.VIEWER: frozenset({Permission.READ}),
 }
 

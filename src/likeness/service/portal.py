@@ -1,0 +1,797 @@
+"""The rights-holder portal (``/portal``): passkeys, grant requests in plain words, signing,
+transparency and revocation, phone-first, in Korean and English.
+
+The holder is a principal of their own (cookie ``likeness_holder``, path ``/portal``), never a
+service user: no service role reaches these routes, and no holder session reaches the agency's.
+Every signature is a WebAuthn assertion over the digest of the exact payload shown
+(``likeness.consent.holder_portal``); the agency's side (``/api/v1/portal/...`` and the
+``/consent/holders`` page) can only invite and ask.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+
+from likeness.consent.canonical import now_utc, parse_utc
+from likeness.consent.holder_portal import (
+    HolderPortal,
+    RelyingParty,
+    assertion_from_response,
+    verify_registration,
+)
+from likeness.consent.passkeys import b64url, unb64url
+from likeness.consent.tables import HolderSession
+from likeness.consent.vocabulary import PROHIBITED_USES, USES
+from likeness.errors import ConsentError, RegistryError
+from likeness.service.auth import guard, require
+from likeness.service.errors import CsrfFailed, NotAuthenticated, NotFound
+from likeness.service.roles import Permission
+from likeness.service.security import Principal, check_csrf
+
+HOLDER_COOKIE = "likeness_holder"
+#: Each use and prohibited use in the words a holder reads (msgids of the Korean catalogue).
+USE_WORDS = {
+    "training": "training a model of your face",
+    "music_video": "music videos",
+    "virtual_stage": "virtual stage performances",
+    "fan_message": "fan messages",
+    "advertising": "advertising",
+    "tribute": "tributes",
+    "sexual_content": "sexual content",
+    "political_persuasion": "political persuasion",
+    "defamation": "defamation",
+    "fraud_impersonation": "fraud and impersonation",
+}
+HOLDER: dict[str, Any] = {"openapi_extra": {"x-permission": "holder"}}
+ASK = Permission.REQUEST_CONSENT
+router = APIRouter(include_in_schema=False)
+api = APIRouter(prefix="/api/v1/portal", tags=["portal"])
+
+
+def relying_party(settings: Any) -> RelyingParty:
+    origin = settings.portal_origin.rstrip("/")
+    return RelyingParty(settings.portal_rp_id or (urlsplit(origin).hostname or "localhost"), origin)
+
+
+def portal_of(request: Request) -> HolderPortal:
+    services = request.app.state.services
+    portal = getattr(services, "holder_portal", None)
+    if portal is None:
+        portal = HolderPortal(services.workspace)
+        services.holder_portal = portal
+    return portal
+
+
+def holder_session(request: Request) -> HolderSession | None:
+    return portal_of(request).session_for(request.cookies.get(HOLDER_COOKIE, ""))
+
+
+def require_holder(request: Request) -> HolderSession:
+    """The signed-in holder; JSON calls must carry the session's CSRF token in ``X-CSRF-Token``."""
+    session = holder_session(request)
+    if session is None:
+        raise NotAuthenticated("sign in to the portal with your passkey")
+    if request.method == "POST" and request.url.path.startswith("/portal/api/"):
+        _check_holder_csrf(session, request.headers.get("x-csrf-token"))
+    return session
+
+
+def _check_holder_csrf(session: HolderSession, supplied: str | None) -> None:
+    from likeness.service.accounts import same_secret
+
+    if not supplied or not same_secret(session.csrf_token, supplied):
+        raise CsrfFailed("missing or wrong CSRF token for the portal")
+
+
+Holder = Annotated[HolderSession, Depends(require_holder)]
+
+
+def page(request: Request, name: str, context: dict[str, Any], *, session: HolderSession | None = None) -> Response:
+    from likeness.service.console import language, render
+
+    holder = portal_of(request).registry.get_holder(session.holder_id) if session else None
+    return render(
+        request,
+        name,
+        {
+            "holder": holder,
+            "holder_csrf": session.csrf_token if session else "",
+            "home": "/portal",
+            "use_label": use_labeller(request),
+            "day": lambda stamp, end=True: _date(stamp, language(request), end=end),
+            **context,
+        },
+    )
+
+
+def use_labeller(request: Request) -> Any:
+    """``use_label(use)``: a use in the reader's language (``USE_WORDS``)."""
+    from likeness.service.console import language
+    from likeness.service.i18n import translator
+
+    _ = translator(language(request))
+    return lambda use: _(USE_WORDS.get(use, use))
+
+
+def _set_holder_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        HOLDER_COOKIE,
+        token,
+        max_age=12 * 3600,
+        path="/portal",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+# --- plain language ----------------------------------------------------------------------------
+
+
+def request_sentences(pending: Any, _: Any, lang: str) -> dict[str, Any]:
+    """The request in the words a holder reads: who asks, for what, until when, how many, what
+    they may not do, and the label."""
+    request = pending.request
+    uses = _join([_(USE_WORDS[u]) for u in request.uses if u != "training"] or [_(USE_WORDS["training"])], _)
+    until = _date(request.valid_until, lang)
+    if request.max_renders:
+        ask = _(
+            "{org} asks to use your face in {uses} until {until}, at most {count} videos.",
+            org=pending.org_name,
+            uses=uses,
+            until=until,
+            count=request.max_renders,
+        )
+    else:
+        ask = _("{org} asks to use your face in {uses} until {until}.", org=pending.org_name, uses=uses, until=until)
+    not_allowed = [_(USE_WORDS[u]) for u in USES if u not in request.uses and u != "training"]
+    return {
+        "ask": ask,
+        "training": "training" in request.uses,
+        "not_allowed": _("They may not use it for {uses}.", uses=_join(not_allowed, _)) if not_allowed else "",
+        "label": _("Every video will carry a visible AI label.")
+        if not request.allow_unlabelled
+        else _("They ask to leave the visible AI label off (the invisible watermark stays)."),
+        "purpose": request.purpose,
+        "prohibited": [_(USE_WORDS[u]) for u in PROHIBITED_USES],
+        "guardian": pending.holder_kind == "guardian",
+        "estate": pending.holder_kind == "estate",
+    }
+
+
+def _join(items: list[str], _: Any) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return _("{first} and {last}", first=", ".join(items[:-1]), last=items[-1])
+
+
+def _date(stamp: str, lang: str, *, end: bool = True) -> str:
+    """A day in words; for the ``end`` of a validity window its last day (the end is exclusive:
+    midnight ends the day before)."""
+    moment = parse_utc(stamp) - timedelta(seconds=1 if end else 0)
+    if lang == "ko":
+        return f"{moment.year}년 {moment.month}월 {moment.day}일"
+    return f"{moment.day} {moment.strftime('%B')} {moment.year}"
+
+
+# --- pages --------------------------------------------------------------------------------------
+@router.get("/portal", **HOLDER)
+def portal_home(request: Request) -> Response:
+    from likeness.service.console import language, translator
+
+    session = holder_session(request)
+    if session is None:
+        return page(request, "portal_signin.html", {})
+    portal = portal_of(request)
+    _ = translator(language(request))
+    requests = portal.requests_for_holder(session.holder_id)
+    return page(
+        request,
+        "portal_home.html",
+        {
+            "pending": [(r, request_sentences(r, _, language(request))) for r in requests if r.state == "pending"],
+            "grants": portal.grants_of_holder(session.holder_id),
+            "passkeys": portal.passkeys_of(session.holder_id),
+        },
+        session=session,
+    )
+
+
+@router.get("/portal/invite/{token}", **HOLDER)
+def invitation_page(token: str, request: Request) -> Response:
+    portal = portal_of(request)
+    try:
+        invitation = portal.open_invitation(token)
+    except ConsentError as refused:
+        return page(request, "portal_invite.html", {"refused": refused.reason, "token": ""})
+    holder = portal.registry.get_holder(invitation.holder_id)
+    return page(
+        request,
+        "portal_invite.html",
+        {
+            "refused": None,
+            "token": token,
+            "invited": holder,
+            "org_name": portal.registry.org_display_name(invitation.org_id),
+            "expires": invitation.expires_at,
+        },
+    )
+
+
+@router.get("/portal/requests/{request_id}", **HOLDER)
+def request_page(request_id: str, request: Request, session: Holder) -> Response:
+    from likeness.service.console import language, translator
+
+    pending = _holders_request(request, request_id, session)
+    _ = translator(language(request))
+    return page(
+        request,
+        "portal_request.html",
+        {"pending": pending, "words": request_sentences(pending, _, language(request))},
+        session=session,
+    )
+
+
+def _holders_request(request: Request, request_id: str, session: HolderSession) -> Any:
+    portal = portal_of(request)
+    try:
+        return portal.holder_request(request_id, session.holder_id)
+    except (RegistryError, ConsentError):
+        raise NotFound(f"no grant request {request_id!r} for you") from None
+
+
+@router.post("/portal/requests/{request_id}/decline", **HOLDER)
+def decline(
+    request_id: str,
+    request: Request,
+    session: Holder,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    _check_holder_csrf(session, csrf_token)
+    portal_of(request).decline(request_id, session.holder_id)
+    return RedirectResponse("/portal", status_code=303)
+
+
+@router.get("/portal/grants/{grant_id}", **HOLDER)
+def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
+    portal = portal_of(request)
+    grant = _holders_grant(request, grant_id, session)
+    uses = portal.uses_of_grant(grant_id)
+    renders = [e for e in uses if e.event_type == "render.completed"]
+    return page(
+        request,
+        "portal_grant.html",
+        {
+            "grant": grant,
+            "events": list(reversed(uses)),
+            "renders": list(reversed(renders)),
+            "counts": _counts(uses),
+            "signed": portal.ledger.find("grant.issued", grant_id=grant_id)[0].payload,
+        },
+        session=session,
+    )
+
+
+def _counts(events: list[Any]) -> dict[str, int]:
+    counts = {"authorizations": 0, "models": 0, "renders": 0, "refusals": 0}
+    for event in events:
+        key = {
+            "authorization.issued": "authorizations",
+            "model.trained": "models",
+            "render.completed": "renders",
+            "authorization.refused": "refusals",
+        }.get(event.event_type)
+        if key:
+            counts[key] += 1
+    return counts
+
+
+def _holders_grant(request: Request, grant_id: str, session: HolderSession) -> Any:
+    portal = portal_of(request)
+    for grant in portal.grants_of_holder(session.holder_id):
+        if grant.id == grant_id:
+            return grant
+    raise NotFound(f"no grant {grant_id!r} of yours")
+
+
+@router.get("/portal/grants/{grant_id}/renders/{seq}/thumb", **HOLDER)
+def render_thumbnail(grant_id: str, seq: int, request: Request, session: Holder) -> Response:
+    """A small JPEG of a render made under the holder's grant: the file whose SHA-256 its
+    ``render.completed`` event records (the first frame of a video)."""
+    _holders_grant(request, grant_id, session)
+    portal = portal_of(request)
+    event = next(
+        (e for e in portal.uses_of_grant(grant_id) if e.seq == seq and e.event_type == "render.completed"), None
+    )
+    if event is None:
+        raise NotFound("no such render under this grant")
+    path = _render_file(Path(portal.workspace.outputs_dir), event.payload)
+    if path is None:
+        raise NotFound("the render's file is not in this workspace")
+    return Response(_thumbnail(path), media_type="image/jpeg")
+
+
+def _render_file(outputs: Path, payload: dict[str, Any]) -> Path | None:
+    from likeness.digests import sha256_file
+
+    name = Path(str(payload.get("output_name") or "")).name
+    if not name:
+        return None
+    for candidate in sorted(outputs.rglob(name))[:20]:
+        if candidate.is_file() and sha256_file(candidate) == payload.get("output_sha256"):
+            return candidate
+    return None
+
+
+def _thumbnail(path: Path) -> bytes:
+    import cv2
+    from PIL import Image
+
+    if path.suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
+        capture = cv2.VideoCapture(str(path))
+        ok, frame = capture.read()
+        capture.release()
+        image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) if ok else Image.new("RGB", (8, 8))
+    else:
+        image = Image.open(path).convert("RGB")
+    image.thumbnail((360, 360))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+@router.get("/portal/previews/{digest}", **HOLDER)
+def preview(digest: str, request: Request, session: Holder) -> Response:
+    portal = portal_of(request)
+    mine = {d for r in portal.requests_for_holder(session.holder_id) for d in r.request.preview_sha256}
+    path = portal.preview_path(digest) if digest in mine else None
+    if path is None:
+        raise NotFound("no such preview")
+    return Response(path.read_bytes(), media_type="image/png")
+
+
+@router.get("/portal/audit.json", **HOLDER)
+def audit_export(request: Request, session: Holder) -> Response:
+    export = portal_of(request).audit_export(session.holder_id, request.app.state.services.settings.org)
+    return Response(
+        json.dumps(export, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="likeness-audit.json"'},
+    )
+
+
+@router.post("/portal/logout", **HOLDER)
+def holder_logout(request: Request, session: Holder, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    _check_holder_csrf(session, csrf_token)
+    portal_of(request).end_session(request.cookies.get(HOLDER_COOKIE, ""))
+    response = RedirectResponse("/portal", status_code=303)
+    response.delete_cookie(HOLDER_COOKIE, path="/portal")
+    return response
+
+
+# --- WebAuthn ceremonies (JSON) -----------------------------------------------------------------
+class Ceremony(BaseModel):
+    ceremony_id: str = Field(max_length=64)
+    credential: dict[str, Any]
+    token: str | None = Field(default=None, max_length=200)
+
+
+class RevokeBody(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+def _creation_options(rp: RelyingParty, challenge: bytes, holder: Any, exclude: list[bytes]) -> dict[str, Any]:
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
+    options = generate_registration_options(
+        rp_id=rp.rp_id,
+        rp_name=rp.name,
+        user_id=holder.id.encode("ascii"),
+        user_name=holder.slug,
+        user_display_name=holder.name,
+        challenge=challenge,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+        ),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in exclude],
+    )
+    return dict(json.loads(options_to_json(options)))
+
+
+def _request_options(rp: RelyingParty, challenge: bytes, allow: list[bytes]) -> dict[str, Any]:
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
+    options = generate_authentication_options(
+        rp_id=rp.rp_id,
+        challenge=challenge,
+        allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow],
+        user_verification=UserVerificationRequirement.REQUIRED,
+    )
+    return dict(json.loads(options_to_json(options)))
+
+
+@router.post("/portal/api/register/options", **HOLDER)
+def register_options(request: Request, body: dict[str, str]) -> JSONResponse:
+    """Options to create the first passkey, for a live invitation token."""
+    portal = portal_of(request)
+    invitation = portal.open_invitation(str(body.get("token", "")))
+    holder = portal.registry.get_holder(invitation.holder_id)
+    ceremony = portal.new_ceremony("register", holder_id=holder.id, invitation_id=invitation.id)
+    rp = relying_party(request.app.state.services.settings)
+    return JSONResponse(
+        {
+            "ceremony_id": ceremony.id,
+            "publicKey": _creation_options(rp, bytes.fromhex(ceremony.challenge), holder, []),
+        }
+    )
+
+
+@router.post("/portal/api/register", **HOLDER)
+def register(request: Request, body: Ceremony) -> JSONResponse:
+    portal = portal_of(request)
+    invitation = portal.open_invitation(body.token or "")
+    ceremony = portal.take_ceremony(body.ceremony_id, "register", holder_id=invitation.holder_id)
+    if ceremony.invitation_id != invitation.id:
+        raise ConsentError("invitation_unknown", "this passkey request belongs to another invitation")
+    rp = relying_party(request.app.state.services.settings)
+    verified = verify_registration(body.credential, bytes.fromhex(ceremony.challenge), rp)
+    portal.register_passkey(
+        holder_id=invitation.holder_id,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        rp=rp,
+        invitation_id=invitation.id,
+    )
+    token, _session = portal.open_session(invitation.holder_id, verified.credential_id)
+    response = JSONResponse({"redirect": "/portal"})
+    _set_holder_cookie(request, response, token)
+    return response
+
+
+@router.post("/portal/api/passkeys/options", **HOLDER)
+def recovery_options(request: Request, session: Holder) -> JSONResponse:
+    """Options to add a second passkey (for recovery), for a signed-in holder."""
+    portal = portal_of(request)
+    holder = portal.registry.get_holder(session.holder_id)
+    ceremony = portal.new_ceremony("register", holder_id=holder.id)
+    existing = [unb64url(p.credential_id) for p in portal.passkeys_of(holder.id)]
+    rp = relying_party(request.app.state.services.settings)
+    return JSONResponse(
+        {
+            "ceremony_id": ceremony.id,
+            "publicKey": _creation_options(rp, bytes.fromhex(ceremony.challenge), holder, existing),
+        }
+    )
+
+
+@router.post("/portal/api/passkeys", **HOLDER)
+def recovery_to_sign(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    """The new passkey is verified; its registration is then signed by the passkey the holder
+    is signed in with (options for that second ceremony)."""
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "register", holder_id=session.holder_id)
+    rp = relying_party(request.app.state.services.settings)
+    verified = verify_registration(body.credential, bytes.fromhex(ceremony.challenge), rp)
+    payload = portal.recovery_to_sign(
+        holder_id=session.holder_id,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        rp=rp,
+    )
+    signing = portal.new_ceremony("add_passkey", holder_id=session.holder_id, payload=payload)
+    return JSONResponse(
+        {
+            "ceremony_id": signing.id,
+            "publicKey": _request_options(rp, bytes.fromhex(signing.challenge), [unb64url(session.credential_id)]),
+        }
+    )
+
+
+@router.post("/portal/api/passkeys/confirm", **HOLDER)
+def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "add_passkey", holder_id=session.holder_id)
+    payload = json.loads(ceremony.payload or "{}")
+    portal.add_recovery_passkey(session.holder_id, payload, _assertion(portal, body.credential))
+    return JSONResponse({"redirect": "/portal"})
+
+
+@router.post("/portal/api/signin/options", **HOLDER)
+def signin_options(request: Request) -> JSONResponse:
+    portal = portal_of(request)
+    ceremony = portal.new_ceremony("sign_in")
+    rp = relying_party(request.app.state.services.settings)
+    return JSONResponse(
+        {"ceremony_id": ceremony.id, "publicKey": _request_options(rp, bytes.fromhex(ceremony.challenge), [])}
+    )
+
+
+@router.post("/portal/api/signin", **HOLDER)
+def signin(request: Request, body: Ceremony) -> JSONResponse:
+    from webauthn import verify_authentication_response
+    from webauthn.helpers.exceptions import InvalidAuthenticationResponse
+
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "sign_in")
+    try:
+        credential_id = unb64url(str(body.credential.get("rawId", "")))
+    except ValueError:
+        raise ConsentError("credential_not_holders", "this passkey is not registered here") from None
+    passkey = portal.passkey(credential_id)
+    if passkey is None:
+        raise ConsentError("credential_not_holders", "this passkey is not registered here")
+    rp = relying_party(request.app.state.services.settings)
+    try:
+        verified = verify_authentication_response(
+            credential=body.credential,
+            expected_challenge=bytes.fromhex(ceremony.challenge),
+            expected_rp_id=rp.rp_id,
+            expected_origin=rp.origin,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=passkey.sign_count,
+            require_user_verification=True,
+        )
+    except (InvalidAuthenticationResponse, ValueError, KeyError) as exc:
+        from likeness.consent.holder_portal import webauthn_reason
+
+        raise ConsentError(webauthn_reason(str(exc)), f"passkey sign-in refused: {exc}") from None
+    portal.note_sign_count(credential_id, verified.new_sign_count)
+    token, _session = portal.open_session(passkey.holder_id, credential_id)
+    response = JSONResponse({"redirect": "/portal"})
+    _set_holder_cookie(request, response, token)
+    return response
+
+
+@router.post("/portal/api/requests/{request_id}/sign/options", **HOLDER)
+def sign_options(request_id: str, request: Request, session: Holder) -> JSONResponse:
+    """The grant payload to sign and the WebAuthn options whose challenge is its digest."""
+    portal = portal_of(request)
+    credential_id = unb64url(session.credential_id)
+    payload = portal.grant_to_sign(request_id, session.holder_id, credential_id)
+    ceremony = portal.new_ceremony("grant", holder_id=session.holder_id, payload=payload)
+    rp = relying_party(request.app.state.services.settings)
+    return JSONResponse(
+        {
+            "ceremony_id": ceremony.id,
+            "payload": payload,
+            "publicKey": _request_options(rp, bytes.fromhex(ceremony.challenge), [credential_id]),
+        }
+    )
+
+
+@router.post("/portal/api/requests/{request_id}/sign", **HOLDER)
+def sign(request_id: str, request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "grant", holder_id=session.holder_id)
+    payload = json.loads(ceremony.payload or "{}")
+    assertion = _assertion(portal, body.credential)
+    grant_id = portal.sign_grant(request_id, session.holder_id, payload, assertion)
+    return JSONResponse({"grant_id": grant_id, "redirect": f"/portal/grants/{grant_id}"})
+
+
+def _assertion(portal: HolderPortal, credential: dict[str, Any]) -> Any:
+    try:
+        passkey = portal.passkey(unb64url(str(credential.get("rawId", ""))))
+    except ValueError:
+        passkey = None
+    if passkey is None:
+        raise ConsentError("credential_not_holders", "this passkey is not registered here")
+    return assertion_from_response(credential, passkey.public_key)
+
+
+@router.post("/portal/api/grants/{grant_id}/revoke/options", **HOLDER)
+def revoke_options(grant_id: str, request: Request, body: RevokeBody, session: Holder) -> JSONResponse:
+    portal = portal_of(request)
+    payload = portal.revocation_to_sign(grant_id, session.holder_id, reason=body.reason)
+    ceremony = portal.new_ceremony("revoke", holder_id=session.holder_id, payload=payload)
+    rp = relying_party(request.app.state.services.settings)
+    allow = [unb64url(p.credential_id) for p in portal.passkeys_of(session.holder_id)]
+    return JSONResponse(
+        {
+            "ceremony_id": ceremony.id,
+            "payload": payload,
+            "publicKey": _request_options(rp, bytes.fromhex(ceremony.challenge), allow),
+        }
+    )
+
+
+@router.post("/portal/api/grants/{grant_id}/revoke", **HOLDER)
+def revoke(grant_id: str, request: Request, body: Ceremony, session: Holder) -> JSONResponse:
+    portal = portal_of(request)
+    ceremony = portal.take_ceremony(body.ceremony_id, "revoke", holder_id=session.holder_id)
+    payload = json.loads(ceremony.payload or "{}")
+    portal.revoke_grant(grant_id, session.holder_id, payload, _assertion(portal, body.credential))
+    return JSONResponse({"redirect": f"/portal/grants/{grant_id}"})
+
+
+# --- the agency's side: invite and ask -----------------------------------------------------------
+class InvitationBody(BaseModel):
+    holder: str = Field(max_length=64, description="the rights holder's slug (created when new)")
+    holder_name: str | None = Field(default=None, max_length=200)
+    holder_kind: str = Field(default="artist", max_length=20)
+    subject: str | None = Field(default=None, max_length=64, description="a subject to enrol for a new holder")
+    subject_name: str | None = Field(default=None, max_length=200)
+    days: int = Field(default=7, ge=1, le=30)
+
+
+def create_invitation(request: Request, principal: Principal, body: InvitationBody) -> dict[str, Any]:
+    services = request.app.state.services
+    portal = portal_of(request)
+    registry = services.workspace.registry
+    try:
+        registry.get_holder(body.holder)
+    except RegistryError:
+        portal.add_passkey_holder(body.holder, body.holder_name or body.holder, kind=body.holder_kind)
+        if body.subject:
+            kind = "virtual_idol" if body.holder_kind == "agency" else "artist"
+            registry.add_subject(
+                body.subject,
+                body.subject_name or body.subject,
+                kind=kind,
+                holder=body.holder,
+                owner_org=principal.user.org_slug if kind == "virtual_idol" else None,
+            )
+    invitation_id, token = portal.invite(
+        body.holder, principal.user.org_slug, created_by=principal.user.username, ttl=timedelta(days=body.days)
+    )
+    origin = relying_party(services.settings).origin
+    return {
+        "invitation_id": invitation_id,
+        "url": f"{origin}/portal/invite/{token}",
+        "expires_at": (now_utc() + timedelta(days=body.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@api.post("/invitations", status_code=201, **guard(ASK))
+def invite_holder(
+    request: Request, body: InvitationBody, principal: Annotated[Principal, Depends(require(ASK))]
+) -> dict[str, Any]:
+    """Invite a rights holder to register a passkey (one-time link, expiring); a new holder is
+    created passkey-only (no key is made or kept for them)."""
+    return create_invitation(request, principal, body)
+
+
+class RequestBody(BaseModel):
+    subject: str = Field(max_length=64)
+    uses: list[str] = Field(min_length=1, max_length=10)
+    valid_until: str = Field(max_length=40, description="YYYY-MM-DD, an ISO time or +30d")
+    max_renders: int | None = Field(default=None, ge=1, le=1_000_000)
+    allow_unlabelled: bool = False
+    purpose: str = Field(default="", max_length=2000)
+
+
+def create_request(request: Request, principal: Principal, body: RequestBody, previews: list[bytes]) -> dict[str, Any]:
+    from likeness.consent.registry import parse_when
+    from likeness.consent.requests import request_payload
+
+    drafted = portal_of(request).draft_request(
+        body.subject,
+        principal.user.org_slug,
+        body.uses,
+        valid_until=parse_when(body.valid_until, end_of_day=True),
+        max_renders=body.max_renders,
+        allow_unlabelled=body.allow_unlabelled,
+        purpose=body.purpose,
+        previews=previews,
+        created_by=principal.user.username,
+    )
+    return request_payload(drafted)
+
+
+@api.post("/requests", status_code=201, **guard(ASK))
+def draft_grant_request(
+    request: Request, body: RequestBody, principal: Annotated[Principal, Depends(require(ASK))]
+) -> dict[str, Any]:
+    """Draft a grant request for the subject's rights holder to read and sign in the portal (a
+    prohibited use is refused: ``prohibited_use``)."""
+    return create_request(request, principal, body, [])
+
+
+@router.get("/consent/holders", **guard(ASK))
+def holders_page(request: Request, principal: Annotated[Principal, Depends(require(ASK))]) -> Response:
+    from likeness.service.console import render
+
+    return render(request, "holders.html", _holders_context(request, made=None), principal=principal)
+
+
+@router.post(
+    "/consent/holders/invite",
+    openapi_extra={"x-permission": ASK.value},
+    dependencies=[Depends(require(ASK, csrf_from_header=False))],
+)
+def invite_from_console(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(ASK, csrf_from_header=False))],
+    holder: Annotated[str, Form(max_length=64)],
+    holder_name: Annotated[str, Form(max_length=200)] = "",
+    holder_kind: Annotated[str, Form(max_length=20)] = "artist",
+    subject: Annotated[str, Form(max_length=64)] = "",
+    subject_name: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    from likeness.service.console import render
+
+    check_csrf(principal, csrf_token)
+    body = InvitationBody(
+        holder=holder.strip(),
+        holder_name=holder_name.strip() or None,
+        holder_kind=holder_kind,
+        subject=subject.strip() or None,
+        subject_name=subject_name.strip() or None,
+    )
+    made = create_invitation(request, principal, body)
+    return render(request, "holders.html", _holders_context(request, made=made), principal=principal)
+
+
+@router.post(
+    "/consent/holders/request",
+    openapi_extra={"x-permission": ASK.value},
+    dependencies=[Depends(require(ASK, csrf_from_header=False))],
+)
+async def request_from_console(request: Request) -> Response:
+    from likeness.service.console import render
+
+    principal = require(ASK, csrf_from_header=False)(request)
+    async with request.form(max_files=10) as form:
+        check_csrf(principal, str(form.get("csrf_token", "")))
+        previews = [await f.read() for f in form.getlist("previews") if isinstance(f, UploadFile) and f.filename]
+        max_renders = str(form.get("max_renders") or "")
+        body = RequestBody(
+            subject=str(form.get("subject", "")),
+            uses=[str(u) for u in form.getlist("uses")] or ["music_video"],
+            valid_until=str(form.get("valid_until", "")),
+            max_renders=int(max_renders) if max_renders.isdigit() else None,
+            allow_unlabelled=form.get("allow_unlabelled") == "on",
+            purpose=str(form.get("purpose", "")),
+        )
+    drafted = create_request(request, principal, body, [_png(p) for p in previews])
+    return render(request, "holders.html", _holders_context(request, drafted=drafted), principal=principal)
+
+
+def _holders_context(request: Request, **extra: Any) -> dict[str, Any]:
+    return {"uses": USES, "use_label": use_labeller(request), "made": None, "drafted": None, **extra}
+
+
+def _png(data: bytes) -> bytes:
+    """A preview still re-encoded as PNG (whatever image was uploaded), so the portal serves
+    only images it wrote."""
+    from PIL import Image, UnidentifiedImageError
+
+    from likeness.service.errors import UnsupportedMedia
+
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except (UnidentifiedImageError, OSError):
+        raise UnsupportedMedia("a preview still must be an image") from None
+    image.thumbnail((1280, 1280))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def install_portal(app: FastAPI) -> None:
+    app.include_router(router)
+    app.include_router(api)
+
+
+__all__ = ["HOLDER_COOKIE", "b64url", "install_portal", "relying_party", "request_sentences"]

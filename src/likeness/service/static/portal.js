@@ -1,0 +1,126 @@
+// The rights-holder portal: WebAuthn ceremonies. The server sends the options (for signing,
+// the challenge is the SHA-256 of the exact grant or revocation payload) and verifies the answer.
+(() => {
+  "use strict";
+  const enc = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const dec = (text) => {
+    const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
+    return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  };
+
+  async function post(url, body, csrf) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf || "" },
+      body: JSON.stringify(body || {}),
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error(data.detail || data.title || response.statusText);
+      error.reason = data.reason;
+      throw error;
+    }
+    return data;
+  }
+
+  function creation(options) {
+    options.challenge = dec(options.challenge);
+    options.user.id = dec(options.user.id);
+    (options.excludeCredentials || []).forEach((c) => { c.id = dec(c.id); });
+    return options;
+  }
+
+  function request(options) {
+    options.challenge = dec(options.challenge);
+    (options.allowCredentials || []).forEach((c) => { c.id = dec(c.id); });
+    return options;
+  }
+
+  const registration = (credential) => ({
+    id: credential.id,
+    rawId: enc(credential.rawId),
+    type: credential.type,
+    response: {
+      clientDataJSON: enc(credential.response.clientDataJSON),
+      attestationObject: enc(credential.response.attestationObject),
+    },
+    clientExtensionResults: {},
+  });
+
+  const assertion = (credential) => ({
+    id: credential.id,
+    rawId: enc(credential.rawId),
+    type: credential.type,
+    response: {
+      clientDataJSON: enc(credential.response.clientDataJSON),
+      authenticatorData: enc(credential.response.authenticatorData),
+      signature: enc(credential.response.signature),
+    },
+    clientExtensionResults: {},
+  });
+
+  function showError(error) {
+    const box = document.querySelector("[data-passkey-error]");
+    if (!box) return;
+    box.textContent = error.reason ? `${error.message} (${error.reason})` : error.message;
+    box.hidden = false;
+  }
+
+  async function create(optionsUrl, finishUrl, extra, csrf) {
+    const started = await post(optionsUrl, extra, csrf);
+    const credential = await navigator.credentials.create({ publicKey: creation(started.publicKey) });
+    return post(finishUrl, { ...extra, ceremony_id: started.ceremony_id, credential: registration(credential) }, csrf);
+  }
+
+  async function get(optionsUrl, finishUrl, extra, csrf) {
+    const started = await post(optionsUrl, extra, csrf);
+    const credential = await navigator.credentials.get({ publicKey: request(started.publicKey) });
+    return post(finishUrl, { ceremony_id: started.ceremony_id, credential: assertion(credential) }, csrf);
+  }
+
+  const actions = {
+    "data-passkey-register": (b) => create("/portal/api/register/options", "/portal/api/register", { token: b.dataset.token }),
+    "data-passkey-add": async (b) => {
+      // the new passkey, then the current one signs its registration
+      const signing = await create("/portal/api/passkeys/options", "/portal/api/passkeys", {}, b.dataset.csrf);
+      const credential = await navigator.credentials.get({ publicKey: request(signing.publicKey) });
+      return post("/portal/api/passkeys/confirm",
+        { ceremony_id: signing.ceremony_id, credential: assertion(credential) }, b.dataset.csrf);
+    },
+    "data-passkey-signin": () => get("/portal/api/signin/options", "/portal/api/signin", {}),
+    "data-passkey-sign": (b) => {
+      const base = `/portal/api/requests/${encodeURIComponent(b.dataset.request)}/sign`;
+      return get(`${base}/options`, base, {}, b.dataset.csrf);
+    },
+    "data-passkey-revoke": (b) => {
+      const base = `/portal/api/grants/${encodeURIComponent(b.dataset.grant)}/revoke`;
+      const reason = (document.querySelector("input[name=reason]") || {}).value || "";
+      return get(`${base}/options`, base, { reason }, b.dataset.csrf);
+    },
+  };
+
+  document.addEventListener("click", async (event) => {
+    for (const [attribute, action] of Object.entries(actions)) {
+      const button = event.target.closest(`[${attribute}]`);
+      if (!button) continue;
+      event.preventDefault();
+      if (!window.PublicKeyCredential) {
+        showError(new Error(document.documentElement.lang === "ko"
+          ? "이 브라우저는 패스키를 지원하지 않습니다." : "This browser does not support passkeys."));
+        return;
+      }
+      button.disabled = true;
+      try {
+        const done = await action(button);
+        window.location.assign(done.redirect || "/portal");
+      } catch (error) {
+        showError(error);
+        button.disabled = false;
+      }
+      return;
+    }
+  });
+})();
