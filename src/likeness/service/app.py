@@ -57,8 +57,8 @@ def create_app(
     from likeness.service import job_kinds  # noqa: F401  (registers the job kinds)
     from likeness.service.api import router as api_router
     from likeness.service.console import install_console
-    from likeness.service.public import install_public
     from likeness.service.portal import install_portal
+    from likeness.service.public import install_public
     from likeness.workspace import Workspace
 
     workspace = workspace or Workspace.open(settings)
