@@ -73,9 +73,11 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
 
 
 def generate_footage(folder: Path, console: Console) -> dict[str, Path]:
-    """Generated media only: Mina's 'consented footage' animates her reference portrait; Jun's
-    performer clip (with an audio track) animates his."""
+    """Generated media only: Mina and Jun are people who do not exist, composed by code from the
+    package portraits (:mod:`likeness.media.synthetic_identities`); Mina's 'consented footage'
+    animates her portrait, Jun's performer clip (with an audio track) animates his."""
     from likeness.media import synthetic, write_image
+    from likeness.media.synthetic_identities import synthetic_identity
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -84,21 +86,12 @@ def generate_footage(folder: Path, console: Console) -> dict[str, Path]:
         "mina_footage": folder / "mina_footage.mp4",
         "jun_performance": folder / "jun_performance.mp4",
     }
-    write_image(paths["mina_reference"], synthetic.astronaut())
-    write_image(paths["jun_reference"], synthetic.grace_hopper())
-    synthetic.write_clip(
-        paths["mina_footage"], synthetic.astronaut(), seconds=4.0, fps=25, size=(640, 360), with_audio=False, seed=1
-    )
-    synthetic.write_clip(
-        paths["jun_performance"],
-        synthetic.grace_hopper(),
-        seconds=3.0,
-        fps=25,
-        size=(640, 360),
-        with_audio=True,
-        seed=2,
-    )
-    console.print(f"[bold]2. Footage[/]  generated from package portraits in {folder}")
+    mina, jun = synthetic_identity(ARTIST), synthetic_identity(PERFORMER)
+    write_image(paths["mina_reference"], mina)
+    write_image(paths["jun_reference"], jun)
+    synthetic.write_clip(paths["mina_footage"], mina, seconds=4.0, fps=25, size=(640, 360), with_audio=False, seed=1)
+    synthetic.write_clip(paths["jun_performance"], jun, seconds=3.0, fps=25, size=(640, 360), with_audio=True, seed=2)
+    console.print(f"[bold]2. Footage[/]  synthetic people composed by code from package portraits, in {folder}")
     return paths
 
 
