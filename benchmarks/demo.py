@@ -128,9 +128,10 @@ def main() -> None:
             rows.append(row)
             print(f"round {round_ + 1} {row}", flush=True)
     print(
-        "\n| setup | runs | identity transfer (median, min–max) | swap→Mina distance | iterations | it/s | train+export s | demo s | load (1 min) |"
+        "\n| setup | runs | identity transfer (median, min–max) | swap→Mina distance | render identity distance "
+        "(share ≤ 0.40) | render sharpness | iterations | it/s | train+export s | consent→render s | load (1 min) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for setup in setups:
         mine = [r for r in rows if r["setup"] == setup]
         transfer = [float(r["identity_transfer"]) for r in mine]

@@ -12,8 +12,8 @@ packages (:func:`likeness.media.synthetic.astronaut`, :func:`~likeness.media.syn
    with the image border fixed).
 2. **Texture.** The donor's face, warped onto the same landmarks, is blended into the cheeks,
    nose, mouth and chin (not the eye band: the donor may wear glasses), feathered at the edges.
-3. **Colour.** Skin is shifted in CIE Lab inside the face and neck; hair (the pixels around the
-   head whose colour is near the base's hair) is recoloured.
+3. **Colour.** Skin is shifted in CIE Lab inside the face and neck; hair (around the head, what is
+   neither skin nor the backdrop beside the head) is recoloured, keeping its light and shade.
 
 :data:`DEMO_IDENTITIES` holds the demo's two recipes. Whether a composed face is a new person is
 not assumed but measured with the product's own recogniser: ``tests/demo`` checks that each
@@ -47,7 +47,7 @@ _RIGHT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160,
 _LEFT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466, 473, 474, 475, 476, 477)
 _NOSE_TIP, _NOSE_BRIDGE, _CHIN, _FOREHEAD = 1, 168, 152, 10
 _MOUTH_CORNERS = (61, 291)
-_UPPER_LIP, _LOWER_LIP = 0, 17
+_LOWER_LIP = 17
 _ALIGN_POINTS = (33, 133, 362, 263, 168, 1)
 _FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150,
@@ -230,8 +230,9 @@ def _head_region(points: np.ndarray, shape: tuple[int, int], height: float) -> n
 def _skin_and_hair(
     rgb: np.ndarray, points: np.ndarray, oval: np.ndarray, height: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Soft masks of skin (face and neck, by the cheeks' colour) and hair (around the head, by
-    the colour just above the forehead), both inside the head region."""
+    """Soft masks, inside the head region, of skin (face and neck, by the face's median colour)
+    and hair (above the lower lip and outside the face: neither skin nor the backdrop sampled
+    beside the head)."""
     lab = _lab(rgb)
     head = _head_region(points, oval.shape, height)
     skin = _colour_near(lab, np.median(lab[oval > 0], axis=0), 18.0) * head
