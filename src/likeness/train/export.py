@@ -191,6 +191,8 @@ def export_model(
         "hardware": state["hardware"],
         # Which recipe training started from and why (chosen from the performer's face sizes or given).
         "recipe": (state.get("train_config") or {}).get("recipe"),
+        # The shipped base model the run was fine-tuned from (None: random start), and its SHA-256.
+        "base_model": state.get("base_model"),
         "created_at": _utc_now(),
         "yaw_range": data["yaw_range"],
         "onnx": {"input": ONNX_INPUT, "outputs": list(ONNX_OUTPUTS), "max_abs_difference_vs_torch": difference},

@@ -379,6 +379,8 @@ class _Trainer:
         self.prior_seconds = 0.0
         self.coverage_check: dict[str, Any] | None = None
         self._references: tuple[np.ndarray, np.ndarray] | None = None
+        #: The shipped base model a fine-tune started from: {"name", "sha256"}; None for a random start.
+        self.base_model: dict[str, str] | None = None
 
     # -- state ------------------------------------------------------------------------------
     def build(self, state: dict[str, Any] | None) -> None:
@@ -392,6 +394,11 @@ class _Trainer:
         else:
             # Rebuild exactly what was saved: defaults may have changed since (e.g. double_res).
             self.model = create_model(state["model_name"], **architecture_options(state["model_config"]))
+        if state is None and config.base_model is not None:
+            # A fine-tune: consent was checked before build() (train_swap_model), as for any run.
+            from likeness.train.base_model import load_base_weights
+
+            self.base_model = {"name": config.base_model, "sha256": load_base_weights(config.base_model, self.model)}
         self.model = self.model.to(self.device)
         self.ema_model: SwapAutoencoder | None = None
         if config.ema_decay > 0:
@@ -427,6 +434,7 @@ class _Trainer:
         if state.get("scaler_state"):
             self.scaler.load_state_dict(state["scaler_state"])
         self.batch_size = int(state["batch_size"])
+        self.base_model = state.get("base_model")
         self.iteration = int(state["iteration"])
         self.prior_seconds = float(state["training_seconds"])
         self.history = list(state["history"])
@@ -477,6 +485,7 @@ class _Trainer:
             "hardware": hardware_description(self.device, self.autocast),
             "coverage": getattr(getattr(self.source, "manifest", None), "coverage", "wf"),
             "coverage_check": self.coverage_check,
+            "base_model": self.base_model,
         }
 
     # -- one step ---------------------------------------------------------------------------
