@@ -551,7 +551,13 @@ class HolderPortal:
                     .order_by(GrantRequestRow.created_at.desc(), GrantRequestRow.id)
                 )
             )
-        return [self.request(i) for i in ids]
+        pending = []
+        for request_id in ids:
+            try:
+                pending.append(self.request(request_id))
+            except ConsentError:  # edited after drafting: unsignable, and it must not hide the rest
+                continue
+        return pending
 
     def holder_request(self, request_id: str, holder_id: str) -> PendingRequest:
         pending = self.request(request_id)
@@ -568,7 +574,7 @@ class HolderPortal:
         pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
-        passkey = self._holders_passkey(holder_id, credential_id)
+        passkey = self.registered_passkey(holder_id, credential_id)
         check_uses_for_holder_kind(pending.request.uses, pending.holder_kind)
         return grant_payload_for(
             pending.request,
@@ -578,7 +584,8 @@ class HolderPortal:
             issued_at=utc_iso(now_utc()),
         )
 
-    def _holders_passkey(self, holder_id: str, credential_id: bytes) -> Any:
+    def registered_passkey(self, holder_id: str, credential_id: bytes) -> Any:
+        """The holder's passkey as the ledger registered it (its row may have been edited)."""
         with self._session() as session:
             for passkey in LedgerConsent(session).passkeys(holder_id):
                 if passkey.credential_id == credential_id:
@@ -588,7 +595,7 @@ class HolderPortal:
     def _check_assertion(self, holder_id: str, assertion: Assertion, payload: dict[str, Any]) -> None:
         """The checks the policy engine makes at use, made before anything is stored, plus the
         counter against the highest count seen (sign-ins included)."""
-        passkey = self._holders_passkey(holder_id, assertion.credential_id)
+        passkey = self.registered_passkey(holder_id, assertion.credential_id)
         found = _assertion_problem(assertion, passkey, signing_challenge(payload))
         if found is not None and found.reason == "challenge_mismatch":
             with self._session() as session:

@@ -537,9 +537,11 @@ def signin(request: Request, body: Ceremony) -> JSONResponse:
         credential_id = unb64url(str(body.credential.get("rawId", "")))
     except ValueError:
         raise ConsentError("credential_not_holders", "this passkey is not registered here") from None
-    passkey = portal.passkey(credential_id)
-    if passkey is None:
+    row = portal.passkey(credential_id)
+    if row is None:
         raise ConsentError("credential_not_holders", "this passkey is not registered here")
+    # the key and counter the ledger registered: a row a database editor planted or edited signs no one in
+    passkey = portal.registered_passkey(row.holder_id, credential_id)
     rp = relying_party(request.app.state.services.settings)
     try:
         verified = verify_authentication_response(
@@ -548,7 +550,7 @@ def signin(request: Request, body: Ceremony) -> JSONResponse:
             expected_rp_id=rp.rp_id,
             expected_origin=rp.origin,
             credential_public_key=passkey.public_key,
-            credential_current_sign_count=passkey.sign_count,
+            credential_current_sign_count=max(row.sign_count, passkey.sign_count),
             require_user_verification=True,
         )
     except (InvalidAuthenticationResponse, ValueError, KeyError) as exc:
