@@ -88,3 +88,28 @@ def test_one_edited_request_row_leaves_the_holders_grants_in_reach(world) -> Non
     assert f"/portal/grants/{grant_id}" in home.text  # where the holder revokes
     assert f"/portal/requests/{untouched}" in home.text and f"/portal/requests/{edited}" not in home.text
     assert browser.get(f"/portal/requests/{edited}").status_code in (403, 404)
+
+
+def test_audit_names_a_planted_or_edited_passkey_row(world) -> None:
+    from likeness.consent.integrity import consent_row_problems
+
+    holder = SoftAuthenticator()
+    _register(TestClient(world.app, base_url=ORIGIN), _invite(world), holder)
+    assert consent_row_problems(world.workspace) == []
+    intruder = SoftAuthenticator()
+    with world.workspace.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE holder_passkeys SET public_key = :k WHERE credential_id = :c"),
+            {"k": intruder.cose_key, "c": b64url(holder.credential_id)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO holder_passkeys (id, holder_id, credential_id, public_key, rp_id, origin, sign_count,"
+                " label, created_at) VALUES ('planted', :h, :c, :k, 'localhost', :o, 0, 'primary',"
+                " '2026-01-01T00:00:00Z')"
+            ),
+            {"h": _holder_of(world, holder), "c": b64url(intruder.credential_id), "k": intruder.cose_key, "o": ORIGIN},
+        )
+    named = [p.problem for p in consent_row_problems(world.workspace)]
+    assert any("passkey row planted (primary) has no registration on the ledger" in d for d in named), named
+    assert any("differs from its registration" in d for d in named), named

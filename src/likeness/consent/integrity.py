@@ -57,6 +57,7 @@ from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import (
     Grant,
     GrantRevocation,
+    HolderPasskey,
     LedgerRow,
     Organisation,
     Release,
@@ -881,7 +882,28 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
             ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
             for p in view.passkey_problems(holder.id)
         )
+        out.extend(
+            ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
+            for p in passkey_row_problems(session, view, holder.id)
+        )
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
+
+
+def passkey_row_problems(session: Session, view: LedgerConsent, holder_id: str) -> list[str]:
+    """``holder_passkeys`` rows that are not the passkeys the ledger registered for the holder
+    (planted, or their key, rpId or origin edited): nothing uses them, audit names them."""
+    registered = {b64url(p.credential_id): p for p in view.passkeys(holder_id)}
+    out = []
+    for row in session.scalars(select(HolderPasskey).where(HolderPasskey.holder_id == holder_id)):
+        passkey = registered.get(row.credential_id)
+        if passkey is None:
+            out.append(f"passkey row {row.id} ({row.label}) has no registration on the ledger; it is not used")
+        elif (bytes(row.public_key), row.rp_id, row.origin) != (passkey.public_key, passkey.rp_id, passkey.origin):
+            out.append(
+                f"passkey row {row.id} ({row.label}) differs from its registration (ledger row {passkey.seq}); "
+                "the ledger's key is used"
+            )
+    return out
 
 
 def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
