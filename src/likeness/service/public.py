@@ -39,6 +39,9 @@ router = APIRouter()
 UNNAMED_ARTIST = "an artist this agency represents"
 #: Subject fields of the JSON that are withheld (set to null) for such a subject.
 _SUBJECT_FIELDS = ("slug", "name", "subject_slug", "subject_id")
+#: Members always withheld: who a stranger looks most like, and the agency's own file name of a
+#: render (``mina_debut.mp4`` names the artist where the word match cannot see it).
+_WITHHELD = ("nearest", "output_name")
 #: The page draws the visitor's own file (a video from a blob: URL) to show the analysed
 #: frames and faces, so nothing of the upload is sent back; everything else is the service's CSP.
 PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "; media-src blob:"
@@ -107,9 +110,10 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
 
 def public_result(verification: dict[str, Any], workspace: Any, *, name: str, folder: Path) -> dict[str, Any]:
     """The ``likeness.verify/1`` object as the public may see it: ``path`` is the sanitised file
-    name; ``nearest`` (who a stranger looks most like) is dropped; a subject that may not be
-    named has its slug, name and id set to null and is "an enrolled artist" in the evidence
-    sentences; the upload's folder never appears."""
+    name; ``nearest`` (who a stranger looks most like) and a render's ``output_name`` (the
+    agency's file name) are dropped; a subject that may not be named has its slug, name and id
+    set to null and is "an enrolled artist" in the evidence sentences; the upload's folder
+    never appears."""
     subjects = _subjects_in(verification)
     hidden: dict[str, str] = {}
     for subject_id, words in subjects.items():
@@ -121,7 +125,7 @@ def public_result(verification: dict[str, Any], workspace: Any, *, name: str, fo
 
     def clean(value: Any, key: str | None = None) -> Any:
         if isinstance(value, dict):
-            return {k: (None if k == "nearest" else clean(v, k)) for k, v in value.items()}
+            return {k: (None if k in _WITHHELD else clean(v, k)) for k, v in value.items()}
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, str):
