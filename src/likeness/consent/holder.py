@@ -79,8 +79,8 @@ def keygen(out: Path, name: str = "holder") -> HolderKeyFiles:
 
 
 def load_holder_key(path: Path) -> Ed25519PrivateKey:
-    """The holder's private key (0600 file); refused inside a workspace."""
-    refuse_inside_workspace(path.parent, "private key")
+    """The holder's private key (0600 file); refused inside a workspace, also through a link."""
+    refuse_inside_workspace(path.expanduser().resolve(), "private key")  # names the key file
     return keys.load_private_key(path)
 
 
