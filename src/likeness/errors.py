@@ -71,6 +71,7 @@ class ConsentReason(StrEnum):
     INVITATION_UNKNOWN = "invitation_unknown"
     INVITATION_EXPIRED = "invitation_expired"
     INVITATION_USED = "invitation_used"
+    INVITATION_REFUSED = "invitation_refused"
     # a signed consent brought in from the rights holder's own machine
     NOT_REQUESTED = "not_requested"
 

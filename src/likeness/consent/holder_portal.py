@@ -173,6 +173,7 @@ class HolderPortal:
         id, token)``. Only the token's digest is stored; the token travels in the link."""
         row = self.registry.get_holder(holder)
         organisation = self.registry.get_org(org)
+        self._refuse_invitation_to(row)
         token = secrets.token_urlsafe(32)
         moment = at or now_utc()
         invitation = HolderInvitation(
@@ -199,6 +200,25 @@ class HolderPortal:
             },
         )
         return invitation.id, token
+
+    def _refuse_invitation_to(self, row: Any) -> None:
+        """``invitation_refused`` unless ``row`` is a passkey-only holder with no passkey yet:
+        an invitation is signed by the organisation alone, so it may only give a holder their
+        first passkey (the ledger ignores any other; ``LedgerConsent._registration_problem``)."""
+        if row.key_fingerprint != PASSKEY_ONLY:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} signs with an offline key: the organisation cannot invite them to a passkey "
+                "(their own key is their consent)",
+            )
+        with self._session() as session:
+            has_passkey = bool(LedgerConsent(session).passkeys(row.id))
+        if has_passkey:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} already has a passkey: a further one is added by the holder with a passkey "
+                "they have (recovery passkey), never by invitation",
+            )
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
@@ -288,6 +308,10 @@ class HolderPortal:
             if invitation is None or invitation.holder_id != holder_id:
                 raise ConsentError("invitation_unknown", "this invitation is not for this rights holder")
             org_id = invitation.org_id
+            holder_row = session.get(RightsHolder, holder_id)
+            spent = invitation.used_at is not None
+        if not spent:  # a spent link says so (invitation_used, when it is stored)
+            self._refuse_invitation_to(holder_row)  # invited before the holder got a key or a passkey
         organisation = self.registry.get_org(org_id)
         org_key = keys.load_private_key(self.registry.org_key_path(organisation.slug))
         payload = registration_payload(

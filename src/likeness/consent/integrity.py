@@ -387,6 +387,14 @@ class LedgerConsent:
             if found is not None or signature != assertion.digest():
                 return f"its passkey signature does not verify ({found.reason if found else 'digest'})"
             return None
+        # An invitation (signed by the organisation alone) may only give a passkey-only holder
+        # their first passkey: otherwise the organisation could add a passkey of its own to a
+        # holder who signs with an offline key or already has passkeys, and sign as them.
+        keys = self.holder_keys(str(body.get("holder_id")))
+        if not keys.keys or keys.keys[0].fingerprint != PASSKEY_ONLY:
+            return "an invitation cannot add a passkey to a holder who signs with an offline key"
+        if earlier:
+            return "an invitation cannot add a passkey to a holder who has one (a new passkey is vouched for by one they have)"
         org = self.org_key(str(body.get("org_id")))
         if org is None or org[0] != body.get("org_fingerprint"):
             return "it is not signed with an organisation's key on the ledger"
