@@ -77,6 +77,9 @@ def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world
         assert answer["verdict"] == cli.verdict.code == verdict, name
         assert answer["sha256"] == cli.sha256 and answer["path"] == media[name].name
         assert answer["verdict_rule"] == cli.verdict.rule
+        if verdict == "authorized-synthetic":  # the card names the organisation, not its slug
+            grant = answer["watermark"]["grant"] or answer["c2pa"]["consent"]
+            assert grant["org_slug"] == "studio" and grant["org_name"] == "Studio Haneul", name
     assert len(ledger.events("verification.completed")) == before  # a public check is not on the ledger
     assert kept_uploads(service_world) == []  # and its file is gone
 

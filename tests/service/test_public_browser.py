@@ -75,6 +75,8 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
                 # mina's rights holder did not allow public naming
                 unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"
                 assert unnamed in card.inner_text() and "mina" not in card.inner_text().lower()
+            if verdict == "authorized-synthetic":  # the organisation's name, never its slug
+                assert "Studio Haneul" in card.inner_text() and "studio" not in card.inner_text()
             if verdict == "synthetic-other-issuer":
                 assert "Studio Haneul likeness signer" in card.inner_text()  # who signed it
             if name in ("labelled", "unlabelled"):

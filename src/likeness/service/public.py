@@ -20,6 +20,7 @@ import re
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ _SUBJECT_FIELDS = ("slug", "name", "subject_slug", "subject_id")
 #: The page draws the visitor's own file (a video from a blob: URL) to show the analysed
 #: frames and faces, so nothing of the upload is sent back; everything else is the service's CSP.
 PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "; media-src blob:"
+#: How many recent checks the checker remembers (their results, never the files), so that a
+#: report of a file just checked is routed without verifying it again.
+RECENT_RESULTS = 64
 
 
 def public_upload_root(workspace: Any) -> Path:
@@ -59,6 +63,7 @@ class PublicChecker:
         self._lock = threading.Lock()
         self._verifier: Any = None
         self._ledger_head: tuple[int, str] | None = None
+        self._recent: OrderedDict[str, Any] = OrderedDict()
 
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
@@ -67,9 +72,17 @@ class PublicChecker:
             raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
         try:
             result, _media = self._current().verify(path)
+            self._recent[result.sha256] = result
+            self._recent.move_to_end(result.sha256)
+            while len(self._recent) > RECENT_RESULTS:
+                self._recent.popitem(last=False)
             return result
         finally:
             self._lock.release()
+
+    def recall(self, sha256: str) -> Any:
+        """The result of a recent check of the file with this digest, or None."""
+        return self._recent.get(sha256)
 
     def _current(self) -> Any:
         from likeness.verify.gallery import open_gallery
@@ -133,7 +146,22 @@ def public_result(verification: dict[str, Any], workspace: Any, *, name: str, fo
 
     cleaned = clean(verification)
     cleaned["path"] = name
+    for grant in ((cleaned.get("watermark") or {}).get("grant"), (cleaned.get("c2pa") or {}).get("consent")):
+        if grant:
+            grant["org_name"] = org_name(workspace, grant.get("org_id") or grant.get("org_slug"))
     return cleaned
+
+
+def org_name(workspace: Any, slug_or_id: str | None) -> str | None:
+    """The display name of an organisation this registry knows (the card names it, not its slug)."""
+    from likeness.errors import RegistryError
+
+    if not slug_or_id:
+        return None
+    try:
+        return str(workspace.registry.get_org(slug_or_id).name)
+    except RegistryError:
+        return None
 
 
 def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
@@ -255,6 +283,7 @@ async def public_report(request: Request) -> JSONResponse:
 
     services = request.app.state.services
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
+    verification = await run_in_threadpool(reported_verification, services, upload.path)
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
@@ -268,8 +297,25 @@ async def public_report(request: Request) -> JSONResponse:
         params,
         contact=upload.fields.get("contact", ""),
         note=upload.fields.get("note", ""),
+        verification=verification,
     )
     return report_response(job)
+
+
+def reported_verification(services: Any, path: Path) -> dict[str, Any] | None:
+    """What the verifier knows of a reported file, to route the report: the visitor's check of
+    it a moment ago, else a check now; None when the checker stays busy (the report then goes
+    to the default organisation rather than fail)."""
+    from likeness.digests import sha256_file
+
+    checker = services.public_checker
+    result = checker.recall(sha256_file(path))
+    if result is None:
+        try:
+            result = checker.verify(path, wait_s=services.settings.public_verify_timeout_s)
+        except AnalysisTimedOut:
+            return None
+    return dict(result.to_dict())
 
 
 @router.get("/", include_in_schema=False, **public())

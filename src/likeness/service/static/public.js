@@ -136,7 +136,7 @@
     else if (matched.match && matched.match.name) artist = matched.match.name;
     return {
       artist,
-      org: grant.org_slug,
+      org: grant.org_name || grant.org_slug,
       when: (render.recorded_at || "").slice(0, 10),
       grant: grant.grant_id,
       use: useWord(grant.use || render.use),
