@@ -34,6 +34,7 @@ from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, NotFound
 from likeness.service.security import CSP, RateLimiter
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
+from likeness.service.verdicts import VERDICT_HEADLINES
 
 router = APIRouter()
 #: What the card says for a subject whose rights holder did not allow public naming.
@@ -331,6 +332,7 @@ def public_page(request: Request) -> Response:
             "video_mib": settings.public_max_video_bytes // (1024 * 1024),
             "timeout_s": int(settings.public_verify_timeout_s),
             "slots": slots,
+            "verdict_headlines": VERDICT_HEADLINES,
         },
     )
     response.headers["content-security-policy"] = PAGE_CSP
