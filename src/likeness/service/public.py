@@ -16,6 +16,7 @@ naming, the nearest non-matching artist, and the server's folders.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import threading
@@ -65,6 +66,7 @@ class PublicChecker:
         self._verifier: Any = None
         self._ledger_head: tuple[int, str] | None = None
         self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
@@ -73,10 +75,7 @@ class PublicChecker:
             raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
         try:
             result, _media = self._current().verify(path)
-            self._recent[result.sha256] = result
-            self._recent.move_to_end(result.sha256)
-            while len(self._recent) > RECENT_RESULTS:
-                self._recent.popitem(last=False)
+            _remember(self._recent, result.sha256, result)
             return result
         finally:
             self._lock.release()
@@ -84,6 +83,13 @@ class PublicChecker:
     def recall(self, sha256: str) -> Any:
         """The result of a recent check of the file with this digest, or None."""
         return self._recent.get(sha256)
+
+    def remember_answer(self, answer: dict[str, Any]) -> None:
+        """Keep the public answer given for a file (a visitor may share it: ``permalinks``)."""
+        _remember(self._answers, answer["sha256"], answer)
+
+    def answer(self, sha256: str) -> dict[str, Any] | None:
+        return self._answers.get(sha256)
 
     def _current(self) -> Any:
         from likeness.verify.gallery import open_gallery
@@ -102,6 +108,13 @@ class PublicChecker:
             if self._verifier is not None:
                 self._verifier.close()
                 self._verifier = None
+
+
+def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
+    recent[key] = value
+    recent.move_to_end(key)
+    while len(recent) > RECENT_RESULTS:
+        recent.popitem(last=False)
 
 
 def named_publicly(workspace: Any, subject_id: str) -> bool:
@@ -211,7 +224,9 @@ async def check_upload(request: Request) -> dict[str, Any]:
             "try a shorter clip or a still from it"
         ) from None
     verification = result.to_dict()
-    return public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+    answer = public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+    services.public_checker.remember_answer(answer)
+    return answer
 
 
 async def receive_public_upload(request: Request, root: Path) -> tuple[Path, StoredUpload]:
@@ -321,6 +336,12 @@ def reported_verification(services: Any, path: Path) -> dict[str, Any] | None:
 
 @router.get("/", include_in_schema=False, **public())
 def public_page(request: Request) -> Response:
+    return render_public_page(request)
+
+
+def render_public_page(request: Request, shared_result: Any = None) -> Response:
+    """The page; with ``shared_result`` (a ``PublicResult`` row, from ``/r/<sha256>``) it opens
+    on that result's card."""
     from likeness.service.console import render
 
     settings = request.app.state.services.settings
@@ -333,6 +354,9 @@ def public_page(request: Request) -> Response:
             "timeout_s": int(settings.public_verify_timeout_s),
             "slots": slots,
             "verdict_headlines": VERDICT_HEADLINES,
+            "link_days": settings.public_link_days,
+            "shared": json.loads(shared_result.result) if shared_result else None,
+            "shared_on": shared_result.created_at[:10] if shared_result else "",
         },
     )
     response.headers["content-security-policy"] = PAGE_CSP
@@ -380,6 +404,8 @@ def install_public(app: FastAPI) -> None:
     services.public_checker = PublicChecker(services.workspace)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
     from likeness.service.cases import router as cases_router
+    from likeness.service.permalinks import router as links_router
 
     app.include_router(router)
     app.include_router(cases_router)
+    app.include_router(links_router)
