@@ -137,8 +137,10 @@ def test_concerned_organisations_from_what_the_verifier_found(service_world):
     def face(slug):
         return {"faces": {"faces": [{"match": {"subject_id": registry.get_subject(slug).id}}]}}
 
-    assert slugs({"watermark": {"grant": {"org_slug": "rival"}}, **face("mina")}) == ["rival"]
-    assert slugs({"c2pa": {"consent": {"org_slug": "nobody"}}, **face("mina")}) == ["studio"]
+    assert slugs({"watermark": {"grant": {"org_slug": "rival", "state": "revoked"}}, **face("mina")}) == ["rival"]
+    assert slugs({"c2pa": {"consent": {"org_slug": "nobody", "state": "active"}}, **face("mina")}) == ["studio"]
+    # a manifest naming a grant this registry does not know is a claim: the face decides
+    assert slugs({"c2pa": {"consent": {"org_slug": "rival", "state": "unknown"}}, **face("mina")}) == ["studio"]
     assert slugs(face("mina")) == ["studio"]
     assert sorted(slugs(face("hana"))) == ["rival", "studio"]
     assert slugs({"faces": {"faces": [{"match": None}]}}) == [] and slugs(None) == []

@@ -64,9 +64,10 @@ def receiving_org(workspace: Any) -> Any:
 
 
 def concerned_orgs(workspace: Any, verification: dict[str, Any] | None) -> list[Any]:
-    """The organisations a verified file concerns: the one whose grant its watermark or
-    manifest names; else, for each enrolled artist recognised in it, a virtual idol's owner or
-    the organisations holding an active grant for an artist. Unknown organisations are skipped."""
+    """The organisations a verified file concerns: the one whose grant (known to this registry)
+    its watermark or manifest names; else, for each enrolled artist recognised in it, a virtual
+    idol's owner or the organisations holding an active grant for an artist. Unknown
+    organisations are skipped."""
     from likeness.errors import RegistryError
 
     registry = workspace.registry
@@ -82,7 +83,7 @@ def concerned_orgs(workspace: Any, verification: dict[str, Any] | None) -> list[
 
     verification = verification or {}
     for grant in ((verification.get("watermark") or {}).get("grant"), (verification.get("c2pa") or {}).get("consent")):
-        if grant:
+        if grant and grant.get("state") not in (None, "unknown"):  # a grant of this registry, not a claim
             add(grant.get("org_id") or grant.get("org_slug"))
     if found:
         return list(found.values())
