@@ -67,6 +67,7 @@ class PublicChecker:
         self._ledger_head: tuple[int, str] | None = None
         self._recent: OrderedDict[str, Any] = OrderedDict()
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._answers_lock = threading.Lock()  # not the verifier's: that one is held for seconds
 
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
@@ -86,7 +87,8 @@ class PublicChecker:
 
     def remember_answer(self, answer: dict[str, Any]) -> None:
         """Keep the public answer given for a file (a visitor may share it: ``permalinks``)."""
-        _remember(self._answers, answer["sha256"], answer)
+        with self._answers_lock:
+            _remember(self._answers, answer["sha256"], answer)
 
     def answer(self, sha256: str) -> dict[str, Any] | None:
         return self._answers.get(sha256)
