@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     public_verify_timeout_s: float = Field(
         default=60.0, gt=0, description="the public page gives up on an analysis after this long (a friendly message)"
     )
+    public_link_days: int = Field(
+        default=30, ge=1, le=365, description="a shared public result (/r/<sha256>) is kept this many days"
+    )
     public_checks_per_minute: int = Field(
         default=10, ge=1, description="public verifications one client (IP address) may start per minute"
     )

@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import re
 import stat
+from datetime import timedelta
 
 import pytest
 
+from likeness.consent.canonical import now_utc
 from likeness.media import write_image
-from likeness.media.synthetic import astronaut
-from likeness.service.cases import cases_folder
+from likeness.media.synthetic import astronaut, grace_hopper
+from likeness.service.cases import cases_folder, concerned_orgs
 from likeness.service.roles import Role
 from likeness.service.worker import Worker
+from tests.conftest import add_subject, issue_grant, revoke_grant
 
 from .conftest import PASSWORD
 from .public_media import enroll_mina
@@ -81,3 +84,63 @@ def test_only_legal_sees_a_case_and_the_reporters_contact(service_world, tmp_pat
     other = service_world.client(headers={"Authorization": f"Bearer {secret}"})
     assert other.get(f"/cases/{case_id}").status_code == 404
     assert "fake.jpg" not in other.get("/cases").text
+
+
+def test_a_report_goes_to_the_organisation_the_file_concerns_and_the_reporter_is_not_told(service_world, tmp_path):
+    """mina (a virtual idol of studio) appears unlabelled; the default organisation is another
+    one, which gets a stranger's report but not mina's."""
+    enroll_mina(service_world.consent)
+    registry = service_world.workspace.registry
+    registry.add_org("rival", "Rival Entertainment")
+    service_world.workspace.settings.org = "rival"
+    mina = write_image(tmp_path / "mina.jpg", astronaut(), quality=90)
+    stranger = write_image(tmp_path / "stranger.jpg", grace_hopper(), quality=90)
+    public = service_world.client()
+    checked = public.post("/api/v1/public/verify", files={"file": (mina.name, mina.read_bytes(), "image/jpeg")})
+    assert checked.json()["verdict"] == "enrolled-artist-unlabelled"  # the card names no organisation
+    opened = report(public, mina, note="fake")
+    assert opened.status_code == 201
+    assert set(opened.json()) == {"case_id", "state"}
+    for word in ("studio", "rival", "Haneul", "Rival"):
+        assert word not in opened.text
+    stray = report(public, stranger).json()["case_id"]  # concerns nobody: the default organisation
+
+    cases = {e.payload["case_id"]: e.payload["org_id"] for e in service_world.workspace.ledger.find("case.opened")}
+    assert cases[opened.json()["case_id"]] == registry.get_org("studio").id
+    assert cases[stray] == registry.get_org("rival").id
+    studio_legal = service_world.token_client(Role.LEGAL)
+    listing = studio_legal.get("/cases").text
+    assert "mina.jpg" in listing and "stranger.jpg" not in listing
+    rival = service_world.accounts.add_user("rival-legal", PASSWORD, Role.LEGAL, org="rival")
+    secret, _ = service_world.accounts.create_token(rival, "rival")
+    rival_legal = service_world.client(headers={"Authorization": f"Bearer {secret}"})
+    listing = rival_legal.get("/cases").text
+    assert "stranger.jpg" in listing and "mina.jpg" not in listing
+
+
+def test_concerned_organisations_from_what_the_verifier_found(service_world):
+    """The grant's organisation first; else a virtual idol's owner, or every organisation with an
+    active grant for an artist (a revoked grant's organisation is not told); unknown ones skipped."""
+    registry = service_world.workspace.registry
+    registry.add_org("rival", "Rival Entertainment")
+    registry.add_org("third", "Third Label")
+    add_subject(registry, "hana", "Hana", kind="artist")
+    for org in ("studio", "rival"):
+        issue_grant(registry, "hana", org, ["fan_message"], valid_until=now_utc() + timedelta(days=5))
+    revoke_grant(
+        registry, issue_grant(registry, "hana", "third", ["fan_message"], valid_until=now_utc() + timedelta(days=5))
+    )
+
+    def slugs(verification):
+        return [org.slug for org in concerned_orgs(service_world.workspace, verification)]
+
+    def face(slug):
+        return {"faces": {"faces": [{"match": {"subject_id": registry.get_subject(slug).id}}]}}
+
+    assert slugs({"watermark": {"grant": {"org_slug": "rival", "state": "revoked"}}, **face("mina")}) == ["rival"]
+    assert slugs({"c2pa": {"consent": {"org_slug": "nobody", "state": "active"}}, **face("mina")}) == ["studio"]
+    # a manifest naming a grant this registry does not know is a claim: the face decides
+    assert slugs({"c2pa": {"consent": {"org_slug": "rival", "state": "unknown"}}, **face("mina")}) == ["studio"]
+    assert slugs(face("mina")) == ["studio"]
+    assert sorted(slugs(face("hana"))) == ["rival", "studio"]
+    assert slugs({"faces": {"faces": [{"match": None}]}}) == [] and slugs(None) == []

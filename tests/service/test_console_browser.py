@@ -8,6 +8,7 @@ Without a Chromium the tests are skipped, except where ``LIKENESS_REQUIRE_BROWSE
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -117,6 +118,8 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         page.wait_for_selector(".verdict.big", timeout=120_000)
         verdict = page.locator(".verdict.big").inner_text()
         assert verdict in {"no-enrolled-artist", "enrolled-artist-unlabelled"}
+        headline = page.locator("[data-verdict-headline]").inner_text()  # the public card's, translated
+        assert bool(re.search("[가-힣]", headline)) == (language == "ko"), headline
         assert "mina" in page.locator(".facts").inner_text()
         assert page.locator("img.thumb").evaluate("img => img.naturalWidth") > 0
         assert page.locator(".state").first.inner_text() == ("완료" if language == "ko" else "succeeded")

@@ -48,3 +48,39 @@ def test_language_switch_is_a_cookie_and_redirects_only_inside_the_site(service_
     assert client.get("/lang/fr").status_code == 404
     page = service_world.client().get("/login", headers={"accept-language": "ko-KR"})
     assert "로그인" in page.text
+
+
+def test_every_verdict_headline_has_its_korean_from_one_source():
+    from likeness.service.verdicts import VERDICT_HEADLINES
+    from likeness.verify.verdict import VERDICTS
+
+    korean = catalogue("ko")
+    assert [code for code, text in VERDICT_HEADLINES.items() if text not in korean] == []
+    assert set(VERDICTS) == set(VERDICT_HEADLINES)  # every verdict the verifier gives
+    page = (TEMPLATES / "public.html").read_text("utf-8")
+    assert not [text for text in VERDICT_HEADLINES.values() if text in page]  # the page does not copy them
+
+
+def test_the_consoles_verify_result_is_korean_on_korean_pages(service_world, tmp_path):
+    """A verification's headline on the job and case pages is the public card's, in the page's
+    language; the verifier's own sentences stay English, marked lang="en"."""
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+    from likeness.service.worker import Worker
+
+    from .public_media import enroll_mina
+
+    enroll_mina(service_world.consent)
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    files = {"file": (photo.name, photo.read_bytes(), "image/jpeg")}
+    case_id = service_world.client().post("/api/v1/public/reports", files=files).json()["case_id"]
+    assert Worker(service_world.workspace).run_one().state == "succeeded"
+    legal = service_world.token_client(Role.LEGAL)
+    for path in (f"/jobs/{case_id}", f"/cases/{case_id}"):
+        korean = legal.get(path, headers={"accept-language": "ko-KR"}).text
+        assert "Mina이(가) 나오지만 AI 표시나 기록이 없습니다" in korean, path
+        assert "appears, with no AI label" not in korean
+        english = legal.get(path, headers={"accept-language": "en"}).text
+        assert "Mina appears, with no AI label or record" in english, path
+    job_page = legal.get(f"/jobs/{case_id}", headers={"accept-language": "ko-KR"}).text
+    assert re.search(r'<ul class="evidence" lang="en">', job_page)

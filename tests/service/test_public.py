@@ -77,6 +77,9 @@ def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world
         assert answer["verdict"] == cli.verdict.code == verdict, name
         assert answer["sha256"] == cli.sha256 and answer["path"] == media[name].name
         assert answer["verdict_rule"] == cli.verdict.rule
+        if verdict == "authorized-synthetic":  # the card names the organisation, not its slug
+            grant = answer["watermark"]["grant"] or answer["c2pa"]["consent"]
+            assert grant["org_slug"] == "studio" and grant["org_name"] == "Studio Haneul", name
     assert len(ledger.events("verification.completed")) == before  # a public check is not on the ledger
     assert kept_uploads(service_world) == []  # and its file is gone
 
@@ -209,3 +212,69 @@ def test_an_animated_gif_is_checked_like_any_picture(service_world, tmp_path):
     answer = post(service_world.client(), gif).json()
     assert answer["verdict"] == verify_path(service_world.workspace, gif, record=False).verdict.code
     assert answer["verdict"] == "enrolled-artist-unlabelled" and answer["media_type"] in ("image", "video")
+
+
+def test_a_link_stores_the_answer_only_when_asked_and_never_the_file(service_world, tmp_path):
+    import json
+
+    from sqlalchemy import select, update
+    from sqlalchemy.orm import Session
+
+    from likeness.media.synthetic import astronaut
+    from likeness.service.tables import PublicResult
+
+    enroll_mina(service_world.consent)
+    engine = service_world.workspace.engine
+
+    def rows():
+        with Session(engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(PublicResult)))
+
+    client = service_world.client()
+    photo = write_image(tmp_path / "my holiday.jpg", astronaut(), quality=90)
+    answer = post(client, photo).json()
+    sha = answer["sha256"]
+    assert rows() == []  # a check stores nothing
+    assert client.get(f"/r/{sha}").status_code == 404
+    made = client.post("/api/v1/public/links", data={"sha256": sha})
+    assert made.status_code == 201 and made.json()["url"] == f"/r/{sha}"
+    [row] = rows()
+    stored = json.loads(row.result)
+    assert stored["verdict"] == answer["verdict"] == "enrolled-artist-unlabelled" and stored["path"] is None
+    assert "my holiday" not in row.result and "mina" not in row.result.lower()  # withheld as on the card
+    assert row.verifier.startswith("likeness ") and row.expires_at > row.created_at
+    page = client.get(f"/r/{sha}", headers={"accept-language": "ko-KR"})
+    assert page.status_code == 200 and "data-shared" in page.text and "enrolled-artist-unlabelled" in page.text
+    assert "my holiday" not in page.text and row.created_at[:10] in page.text
+    # only an answer this server just gave can be shared: a made-up digest, or a bad one
+    assert client.post("/api/v1/public/links", data={"sha256": "0" * 64}).status_code == 404
+    assert client.post("/api/v1/public/links", data={"sha256": "../etc/passwd"}).status_code in (400, 422)
+    assert client.get("/r/..%2Fsecret").status_code == 404
+    # an expired link is gone, and so is the answer it kept
+    with Session(engine) as session, session.begin():
+        session.execute(update(PublicResult).values(expires_at="2000-01-01T00:00:00.000000Z"))
+    assert client.get(f"/r/{sha}").status_code == 404 and [row.result for row in rows()] == [""]
+    assert client.post("/api/v1/public/links", data={"sha256": sha}).status_code == 201  # shared again
+    assert client.get(f"/r/{sha}").status_code == 200
+
+
+def test_migration_0006_makes_the_links_table_as_the_model_declares_it(settings):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from likeness import workspace as workspace_module
+    from likeness.consent.tables import Base
+    from tests.portal.test_migration import _tables, _to
+
+    settings.resolved_home.mkdir(parents=True)
+    workspace = workspace_module.Workspace.init(settings)
+    try:
+        assert "public_results" in inspect(workspace.engine).get_table_names()
+        with workspace.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert [d for d in differences if "public_results" in {getattr(x, "name", None) for x in _tables(d)}] == []
+        _to(workspace.engine, "0005_portal", down=True)
+        assert "public_results" not in inspect(workspace.engine).get_table_names()
+    finally:
+        workspace.close()

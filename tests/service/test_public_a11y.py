@@ -53,6 +53,13 @@ def test_public_page_has_no_axe_violations(browser, live_service, service_world,
             if page.locator("[data-result] details").count():
                 page.click("[data-result] details summary")
             assert violations(page, axe_source) == [], name
+        # a link to the result, and the shared result's own page
+        page.click("[data-result] [data-share]")
+        link = page.wait_for_selector("[data-result] [data-link]", timeout=20_000)
+        assert violations(page, axe_source) == [], "link made"
+        page.goto(link.get_attribute("href"))
+        page.wait_for_selector("[data-result] .verdict-card", timeout=20_000)
+        assert violations(page, axe_source) == [], "shared result"
         # a problem answer (not a picture at all)
         check(page, {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"plain text\n" * 8})
         assert violations(page, axe_source) == []

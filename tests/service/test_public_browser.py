@@ -75,6 +75,8 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
                 # mina's rights holder did not allow public naming
                 unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"
                 assert unnamed in card.inner_text() and "mina" not in card.inner_text().lower()
+            if verdict == "authorized-synthetic":  # the organisation's name, never its slug
+                assert "Studio Haneul" in card.inner_text() and "studio" not in card.inner_text()
             if verdict == "synthetic-other-issuer":
                 assert "Studio Haneul likeness signer" in card.inner_text()  # who signed it
             if name in ("labelled", "unlabelled"):
@@ -160,3 +162,35 @@ def test_report_a_case_through_to_the_console(browser, live_service, service_wor
         context.close()
     types = [e.event_type for e in service_world.workspace.ledger.events() if e.event_type.startswith("case.")]
     assert types == ["case.opened", "case.marked", "case.evidence_exported"]
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_a_shared_link_shows_the_card_without_the_file(browser, live_service, tmp_path, size, language):  # noqa: F811
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+
+    photo = write_image(tmp_path / "holiday.jpg", astronaut(), quality=90)
+    shots = SHOTS / f"{size}-{language}"
+    shots.mkdir(parents=True, exist_ok=True)
+    context, page, errors = open_page(browser, live_service, size, language)
+    try:
+        assert check(page, photo) == "enrolled-artist-unlabelled"
+        page.click("[data-result] [data-share]")
+        link = page.wait_for_selector("[data-result] [data-link]", timeout=20_000)
+        url = link.get_attribute("href")
+        assert "/r/" in url and link.inner_text() == url
+        page.screenshot(path=str(shots / "link-made.png"), full_page=True)
+        page.goto(url)
+        card = page.wait_for_selector("[data-result] .verdict-card", timeout=20_000)
+        assert card.get_attribute("data-verdict") == "enrolled-artist-unlabelled"
+        unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"
+        shared_on = "확인한 결과를 공유한 것입니다" if language == "ko" else "A shared result of a check on"
+        assert unnamed in card.inner_text() and shared_on in card.inner_text()
+        assert "holiday" not in page.content()  # the file's name is not kept
+        assert page.locator("[data-report-form], [data-share], [data-frames]").count() == 0  # no file here
+        page.screenshot(path=str(shots / "link-page.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert errors == []
+    finally:
+        context.close()

@@ -44,7 +44,8 @@ TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
 #: The service's own rows change (a role, a revoked token or session, a job's state and lease);
 #: they are operational state, not evidence: what is evidence about them (logins, role changes,
 #: tokens, verifications) is on the ledger. UPDATE only, never DELETE.
-SERVICE_STATE_TABLES = ("service_users", "service_sessions", "service_api_tokens", "jobs")
+#: ``public_results``: a shared public answer is erased in place when it expires.
+SERVICE_STATE_TABLES = ("service_users", "service_sessions", "service_api_tokens", "jobs", "public_results")
 TABLE_PRIVILEGES.update({table: ("SELECT", "INSERT", "UPDATE") for table in SERVICE_STATE_TABLES})
 #: The rights-holder portal's operational rows (a passkey's counter, an invitation used, a
 #: request decided, a session or ceremony ended); the evidence is on the ledger.

@@ -8,7 +8,9 @@ may verify (legal), and never written on the ledger. The ledger holds the life c
 ``case.opened``, ``case.marked`` (each triage step, the latest is the case's state) and
 ``case.evidence_exported``.
 
-The receiving organisation is the workspace's default (``LIKENESS_ORG``), else its first.
+A report goes to the organisations the file concerns, as far as the verifier knows
+(:func:`concerned_orgs`), one case each; else to the workspace's default organisation
+(``LIKENESS_ORG``), else its first. The reporter is told neither.
 """
 
 from __future__ import annotations
@@ -61,10 +63,59 @@ def receiving_org(workspace: Any) -> Any:
     return min(orgs, key=lambda org: org.created_at)
 
 
-def open_case(services: Any, params: dict[str, Any], *, contact: str, note: str) -> Any:
-    """Queue the verification of a reported upload and put ``case.opened`` on the ledger."""
+def concerned_orgs(workspace: Any, verification: dict[str, Any] | None) -> list[Any]:
+    """The organisations a verified file concerns: the one whose grant (known to this registry)
+    its watermark or manifest names; else, for each enrolled artist recognised in it, a virtual
+    idol's owner or the organisations holding an active grant for an artist. Unknown
+    organisations are skipped."""
+    from likeness.errors import RegistryError
+
+    registry = workspace.registry
+    found: dict[str, Any] = {}
+
+    def add(slug_or_id: Any) -> None:
+        if isinstance(slug_or_id, str) and slug_or_id:
+            try:
+                org = registry.get_org(slug_or_id)
+            except RegistryError:
+                return
+            found.setdefault(org.id, org)
+
+    verification = verification or {}
+    for grant in ((verification.get("watermark") or {}).get("grant"), (verification.get("c2pa") or {}).get("consent")):
+        if grant and grant.get("state") not in (None, "unknown"):  # a grant of this registry, not a claim
+            add(grant.get("org_id") or grant.get("org_slug"))
+    if found:
+        return list(found.values())
+    for face in (verification.get("faces") or {}).get("faces") or ():
+        subject_id = (face.get("match") or {}).get("subject_id")
+        if not subject_id:
+            continue
+        try:
+            subject = registry.get_subject(subject_id)
+        except RegistryError:
+            continue
+        if subject.owner_org_id:
+            add(subject.owner_org_id)
+        else:
+            for grant in registry.list_grants(subject=subject.id):
+                if grant.state == "active":
+                    add(grant.org_slug)
+    return list(found.values())
+
+
+def open_case(
+    services: Any, params: dict[str, Any], *, contact: str, note: str, verification: dict[str, Any] | None = None
+) -> Any:
+    """Queue the verification of a reported upload for each organisation it concerns (else the
+    default one), put ``case.opened`` on the ledger for each, and return the first job."""
     contact, note = contact.strip()[:MAX_CONTACT_CHARS], note.strip()[:MAX_NOTE_CHARS]
-    org = receiving_org(services.workspace)
+    orgs = concerned_orgs(services.workspace, verification) or [receiving_org(services.workspace)]
+    jobs = [_open_one(services, params, org, contact=contact, note=note) for org in orgs]
+    return jobs[0]
+
+
+def _open_one(services: Any, params: dict[str, Any], org: Any, *, contact: str, note: str) -> Any:
     job = services.queue.enqueue("verify", {**params, "case": True}, org_id=org.id)
     folder = cases_folder(services.workspace)
     folder.mkdir(parents=True, exist_ok=True)

@@ -39,10 +39,12 @@ from likeness.service.security import (
     Principal,
     check_csrf,
 )
+from likeness.service.verdicts import verdict_headline
 from likeness.service.worker import JOB_KINDS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["verdict_headline"] = verdict_headline
 router = APIRouter(include_in_schema=False)
 READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")

@@ -16,10 +16,12 @@ naming, the nearest non-matching artist, and the server's folders.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, NotFound
 from likeness.service.security import CSP, RateLimiter
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
+from likeness.service.verdicts import VERDICT_HEADLINES
 
 router = APIRouter()
 #: What the card says for a subject whose rights holder did not allow public naming.
@@ -45,6 +48,9 @@ _WITHHELD = ("nearest", "output_name")
 #: The page draws the visitor's own file (a video from a blob: URL) to show the analysed
 #: frames and faces, so nothing of the upload is sent back; everything else is the service's CSP.
 PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "; media-src blob:"
+#: How many recent checks the checker remembers (their results, never the files), so that a
+#: report of a file just checked is routed without verifying it again.
+RECENT_RESULTS = 64
 
 
 def public_upload_root(workspace: Any) -> Path:
@@ -62,6 +68,9 @@ class PublicChecker:
         self._lock = threading.Lock()
         self._verifier: Any = None
         self._ledger_head: tuple[int, str] | None = None
+        self._recent: OrderedDict[str, Any] = OrderedDict()
+        self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._answers_lock = threading.Lock()  # not the verifier's: that one is held for seconds
 
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
@@ -70,9 +79,22 @@ class PublicChecker:
             raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
         try:
             result, _media = self._current().verify(path)
+            _remember(self._recent, result.sha256, result)
             return result
         finally:
             self._lock.release()
+
+    def recall(self, sha256: str) -> Any:
+        """The result of a recent check of the file with this digest, or None."""
+        return self._recent.get(sha256)
+
+    def remember_answer(self, answer: dict[str, Any]) -> None:
+        """Keep the public answer given for a file (a visitor may share it: ``permalinks``)."""
+        with self._answers_lock:
+            _remember(self._answers, answer["sha256"], answer)
+
+    def answer(self, sha256: str) -> dict[str, Any] | None:
+        return self._answers.get(sha256)
 
     def _current(self) -> Any:
         from likeness.verify.gallery import open_gallery
@@ -91,6 +113,13 @@ class PublicChecker:
             if self._verifier is not None:
                 self._verifier.close()
                 self._verifier = None
+
+
+def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
+    recent[key] = value
+    recent.move_to_end(key)
+    while len(recent) > RECENT_RESULTS:
+        recent.popitem(last=False)
 
 
 def named_publicly(workspace: Any, subject_id: str) -> bool:
@@ -137,7 +166,22 @@ def public_result(verification: dict[str, Any], workspace: Any, *, name: str, fo
 
     cleaned = clean(verification)
     cleaned["path"] = name
+    for grant in ((cleaned.get("watermark") or {}).get("grant"), (cleaned.get("c2pa") or {}).get("consent")):
+        if grant:
+            grant["org_name"] = org_name(workspace, grant.get("org_id") or grant.get("org_slug"))
     return cleaned
+
+
+def org_name(workspace: Any, slug_or_id: str | None) -> str | None:
+    """The display name of an organisation this registry knows (the card names it, not its slug)."""
+    from likeness.errors import RegistryError
+
+    if not slug_or_id:
+        return None
+    try:
+        return str(workspace.registry.get_org(slug_or_id).name)
+    except RegistryError:
+        return None
 
 
 def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
@@ -186,7 +230,9 @@ async def check_upload(request: Request) -> dict[str, Any]:
             "try a shorter clip or a still from it"
         ) from None
     verification = result.to_dict()
-    return public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+    answer = public_result(verification, services.workspace, name=upload.original_name, folder=folder)
+    services.public_checker.remember_answer(answer)
+    return answer
 
 
 async def receive_public_upload(request: Request, root: Path) -> tuple[Path, StoredUpload]:
@@ -259,6 +305,7 @@ async def public_report(request: Request) -> JSONResponse:
 
     services = request.app.state.services
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
+    verification = await run_in_threadpool(reported_verification, services, upload.path)
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
@@ -272,12 +319,35 @@ async def public_report(request: Request) -> JSONResponse:
         params,
         contact=upload.fields.get("contact", ""),
         note=upload.fields.get("note", ""),
+        verification=verification,
     )
     return report_response(job)
 
 
+def reported_verification(services: Any, path: Path) -> dict[str, Any] | None:
+    """What the verifier knows of a reported file, to route the report: the visitor's check of
+    it a moment ago, else a check now; None when the checker stays busy (the report then goes
+    to the default organisation rather than fail)."""
+    from likeness.digests import sha256_file
+
+    checker = services.public_checker
+    result = checker.recall(sha256_file(path))
+    if result is None:
+        try:
+            result = checker.verify(path, wait_s=services.settings.public_verify_timeout_s)
+        except AnalysisTimedOut:
+            return None
+    return dict(result.to_dict())
+
+
 @router.get("/", include_in_schema=False, **public())
 def public_page(request: Request) -> Response:
+    return render_public_page(request)
+
+
+def render_public_page(request: Request, shared_result: Any = None) -> Response:
+    """The page; with ``shared_result`` (a ``PublicResult`` row, from ``/r/<sha256>``) it opens
+    on that result's card."""
     from likeness.service.console import render
 
     settings = request.app.state.services.settings
@@ -289,6 +359,10 @@ def public_page(request: Request) -> Response:
             "video_mib": settings.public_max_video_bytes // (1024 * 1024),
             "timeout_s": int(settings.public_verify_timeout_s),
             "slots": slots,
+            "verdict_headlines": VERDICT_HEADLINES,
+            "link_days": settings.public_link_days,
+            "shared": json.loads(shared_result.result) if shared_result else None,
+            "shared_on": shared_result.created_at[:10] if shared_result else "",
         },
     )
     response.headers["content-security-policy"] = PAGE_CSP
@@ -336,6 +410,8 @@ def install_public(app: FastAPI) -> None:
     services.public_checker = PublicChecker(services.workspace)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
     from likeness.service.cases import router as cases_router
+    from likeness.service.permalinks import router as links_router
 
     app.include_router(router)
     app.include_router(cases_router)
+    app.include_router(links_router)

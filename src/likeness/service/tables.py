@@ -89,3 +89,15 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
     lease_expires_at: Mapped[str | None] = mapped_column(WHEN, nullable=True)
     heartbeat_at: Mapped[str | None] = mapped_column(WHEN, nullable=True)
+
+
+class PublicResult(Base):
+    """A public page's answer (already withheld as the public may see it, no file name) that the
+    visitor chose to share: ``/r/<sha256>`` shows it until ``expires_at``. Never the file."""
+
+    __tablename__ = "public_results"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(WHEN)
+    expires_at: Mapped[str] = mapped_column(WHEN, index=True)

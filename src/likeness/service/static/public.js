@@ -136,7 +136,7 @@
     else if (matched.match && matched.match.name) artist = matched.match.name;
     return {
       artist,
-      org: grant.org_slug,
+      org: grant.org_name || grant.org_slug,
       when: (render.recorded_at || "").slice(0, 10),
       grant: grant.grant_id,
       use: useWord(grant.use || render.use),
@@ -145,18 +145,53 @@
     };
   }
 
+  // ``source`` is the visitor's file; null for a shared result (/r/<sha256>), which has no file
+  // to draw, report or share again.
   function showResult(result, source) {
     const template = texts.querySelector(`template[data-verdict="${result.verdict}"]`)
       || texts.querySelector('template[data-verdict="error"]');
     const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
     card.append(fill(template.content.cloneNode(true), facts(result)));
-    card.append(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""]));
-    resultBox.replaceChildren(card, details(result, source), reportForm(source));
+    if (source) {
+      card.append(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""]));
+      card.append(shareButton(result));
+    } else {
+      card.append(fill(texts.querySelector('[data-word="shared-on"]').cloneNode(true), { date: word("shared-date") }));
+    }
+    resultBox.replaceChildren(card, details(result, source));
+    if (source) resultBox.append(reportForm(source));
     const again = el("button", { type: "button", class: "wide", text: word("check-another") });
     again.addEventListener("click", () => { resultBox.hidden = true; input.value = ""; choose(null); input.focus(); });
     resultBox.append(again);
     resultBox.hidden = false;
     resultBox.focus();
+  }
+
+  // "Create a link": the server stores the answer it gave for this file (never the file).
+  function shareButton(result) {
+    const box = el("div", { class: "share" });
+    const button = el("button", { type: "button", class: "wide", "data-share": "", text: word("share") });
+    box.append(button, el("p", { class: "muted small", text: word("share-note") }));
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      const body = new FormData();
+      body.append("sha256", result.sha256);
+      fetch("/api/v1/public/links", { method: "POST", body })
+        .then((response) => response.json().then((answer) => ({ ok: response.ok, answer })))
+        .then(({ ok, answer }) => {
+          if (!ok) throw answer;
+          const url = new URL(answer.url, window.location.href).href;
+          box.replaceChildren(el("p", { class: "small", role: "status" },
+            [`${word("shared")} `, el("a", { href: url, class: "filename", "data-link": "", text: url })]));
+        })
+        .catch((problem) => {
+          button.disabled = false;
+          const code = String((problem && problem.type) || "network").split(":").pop();
+          const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
+          box.append(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+        });
+    });
+    return box;
   }
 
   // "Report this to the agency": the same file again, with the visitor's optional contact and
@@ -228,7 +263,7 @@
       box.append(list);
     }
     const faces = (result.faces && result.faces.faces) || [];
-    if (faces.length || (result.faces && result.faces.frames_analysed)) {
+    if (source && (faces.length || (result.faces && result.faces.frames_analysed))) {
       box.append(el("h3", { text: word("frames") }));
       const strip = el("div", { class: "frames", "data-frames": "" });
       box.append(strip);
@@ -261,6 +296,12 @@
       }
       strip.append(canvas);
     });
+  }
+
+  const sharedNode = document.querySelector("[data-shared]");
+  if (sharedNode) {
+    form.before(resultBox); // the shared card first: that is what the link was opened for
+    showResult(JSON.parse(sharedNode.textContent), null);
   }
 
   function videoFrames(source, times) {

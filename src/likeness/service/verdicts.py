@@ -1,0 +1,44 @@
+"""A verdict in words, one source for the public page's card and the console's result pages.
+
+The texts are English msgids that ``locales/ko`` translates (``N_`` marks them for
+``pybabel extract``); each page translates them with its own language's ``_``. The verifier's
+own summary and evidence sentences stay English (they come from ``likeness.verify``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def N_(text: str) -> str:  # noqa: N802 (gettext's marker name)
+    """Mark ``text`` for extraction; it is translated where it is shown."""
+    return text
+
+
+#: verdict code -> its headline; ``{artist}`` is the recognised artist.
+VERDICT_HEADLINES = {
+    "authorized-synthetic": N_("Made with AI, with the artist’s consent"),
+    "synthetic-consent-revoked": N_("Made with AI, but the consent is no longer in force"),
+    "synthetic-other-issuer": N_("Made with AI by someone else"),
+    "tampered": N_("Changed after it was signed"),
+    "enrolled-artist-unlabelled": N_("{artist} appears, with no AI label or record"),
+    "no-enrolled-artist": N_("No artist of this agency found"),
+    "no-face": N_("No face found"),
+    "error": N_("We could not read this file"),
+}
+
+
+def verdict_headline(gettext: Callable[..., str], verification: dict[str, Any]) -> str:
+    """The headline of a ``likeness.verify/1`` object's verdict in ``gettext``'s language, the
+    artist named by the first recognised face (the console's users may see names).
+
+    >>> verdict_headline(lambda text, **v: text.format(**v), {"verdict": "enrolled-artist-unlabelled",
+    ...     "faces": {"faces": [{"match": None}, {"match": {"slug": "mina", "name": "Mina"}}]}})
+    'Mina appears, with no AI label or record'
+    """
+    text = VERDICT_HEADLINES.get(str(verification.get("verdict")), VERDICT_HEADLINES["error"])
+    faces = (verification.get("faces") or {}).get("faces") or ()
+    match: dict[str, Any] = next((face["match"] for face in faces if face.get("match")), {})
+    artist = match.get("name") or match.get("slug") or gettext("an artist this agency represents")
+    return gettext(text, artist=artist) if "{artist}" in text else gettext(text)
