@@ -161,6 +161,12 @@ def test_holder_sign_reads_the_request_in_plain_language_and_asks(consent_world,
     run(tmp_path, "holder", "sign", str(request_file), "--key", str(key), "--out", str(tmp_path / "s"), stdin="y\n")
     assert SignedConsent.from_json(json.loads((tmp_path / "s").read_text())).payload == request.payload
     assert "MAY BE LEFT OFF" in " ".join(describe(_request(consent_world, allow_unlabelled=True)))
+    # Nothing to read a yes from (a script without --yes): say how, not Click's bare "Aborted!".
+    unanswered = run(
+        tmp_path, "holder", "sign", str(request_file), "--key", str(key), "--out", str(tmp_path / "t"), code=1, stdin=""
+    )
+    assert "then sign with --yes" in unanswered.output and "Aborted" not in unanswered.output
+    assert not (tmp_path / "t").exists()
 
 
 # --- refusals ---------------------------------------------------------------------------------

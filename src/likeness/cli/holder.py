@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.markup import escape
 
@@ -83,11 +84,21 @@ def holder_sign(
             console.print(
                 f"preview stills in {previews}: all {len(parsed.preview_sha256)} named in the request are there"
             )
-        if not yes and not typer.confirm(f"Sign this {parsed.kind} with {key}?", default=False):
+        if not yes and not _confirmed(f"Sign this {parsed.kind} with {key}?"):
             fail("not signed", code=1)
         signed = sign_request(parsed, load_holder_key(key))
         _write_new(out, signed.as_json())
     console.print(f"signed {parsed.kind} [bold]{parsed.record_id}[/] → {out} (send this file back)")
+
+
+def _confirmed(question: str) -> bool:
+    """The holder's yes or no; with nothing to read the answer from (no terminal, empty input),
+    say how to sign instead of Click's bare 'Aborted!'."""
+    try:
+        return typer.confirm(question, default=False)
+    except (typer.Abort, click.exceptions.Abort):
+        fail("no answer to the question (no terminal?): read the request above, then sign with --yes")
+        raise  # unreachable: fail() exits
 
 
 @holder_app.command("revoke")

@@ -48,9 +48,16 @@ def serve(
 
     from likeness.service.app import create_app
 
+    settings = settings_from(ctx)
     with mapped_errors():
-        app = create_app(settings_from(ctx), with_worker=with_worker)
-    err_console.print(f"likeness service on http://{host}:{port}/  (API: /api/v1, schema: /api/v1/openapi.json)")
+        app = create_app(settings, with_worker=with_worker)
+    err_console.print(
+        f"likeness service on http://{host}:{port}/  (public page /, console /console, rights-holder portal "
+        "/portal, API /api/v1, schema /api/v1/openapi.json)"
+    )
+    portal_note = portal_origin_note(settings.portal_origin, host, port)
+    if portal_note:
+        err_console.print(f"[yellow]note:[/] {portal_note}")
     if not with_worker:
         err_console.print("jobs run in 'likeness worker' processes (or start this with --with-worker)")
     uvicorn.run(
@@ -168,6 +175,31 @@ def token_create(
             fail(str(exc))
     err_console.print(f"token {info.id} ({info.role.value}) for {username}; it is shown only now:")
     typer.echo(secret)
+
+
+def portal_origin_note(origin: str, host: str, port: int) -> str | None:
+    """Why invitation links and passkeys would not work on this server, or None.
+
+    Passkeys are bound to ``LIKENESS_PORTAL_ORIGIN``: served elsewhere, invitation links point
+    at another address and browsers refuse the passkey ceremony.
+
+    >>> portal_origin_note("http://localhost:8000", "127.0.0.1", 8000) is None
+    True
+    >>> portal_origin_note("http://localhost:8000", "127.0.0.1", 8765)[:48]
+    'the rights-holder portal expects http://localhos'
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin)
+    expected_port = parts.port or (443 if parts.scheme == "https" else 80)
+    local = {"localhost", "127.0.0.1", "::1"}
+    same_host = parts.hostname == host or (parts.hostname in local and host in local) or host in ("0.0.0.0", "::")
+    if parts.scheme == "https" or (same_host and expected_port == port):
+        return None  # behind a TLS proxy the public origin differs from the bind address by design
+    return (
+        f"the rights-holder portal expects {origin} (LIKENESS_PORTAL_ORIGIN): invitation links point "
+        f"there and passkeys are bound to it; set it to this server's address, e.g. http://localhost:{port}"
+    )
 
 
 def register(app: typer.Typer) -> None:
