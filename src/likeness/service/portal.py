@@ -681,8 +681,8 @@ class RequestBody(BaseModel):
 
 
 def create_request(request: Request, principal: Principal, body: RequestBody, previews: list[bytes]) -> dict[str, Any]:
+    from likeness.consent.grant_requests import request_payload
     from likeness.consent.registry import parse_when
-    from likeness.consent.requests import request_payload
 
     drafted = portal_of(request).draft_request(
         body.subject,
