@@ -981,8 +981,8 @@ class Registry:
             if requested is not None and requested.payload is None:
                 raise ConsentError(
                     "not_requested",
-                    f"signed grant {record_id}: its request was drafted for a holder who signs with passkeys only "
-                    f"(in the portal), not with an Ed25519 key",
+                    f"signed grant {record_id}: its request names no payload for an Ed25519 key to sign (drafted "
+                    f"for a passkey in the portal, for a passkey-only holder or before requests named one)",
                 )
             payload = requested.payload if requested is not None else None
         else:
