@@ -307,3 +307,22 @@ def test_an_edited_request_event_is_refused_by_the_lookup(passkey_world):
     body = {**request_payload(drafted), "request_id": "d" * 32, "uses": ["advertising"]}
     world.workspace.ledger.append("grant.requested", {**body, "request_sha256": request_sha256(drafted)})
     assert refusal(lambda: world.workspace.registry.requested_grant("d" * 32)).reason == "grant_altered"
+
+
+def test_the_cli_exports_a_portal_request_as_request_json(passkey_world, tmp_path):
+    world = passkey_world
+    ed25519_holder_with_passkey(world)
+    drafted = world.request(uses=("music_video",), subject="mina")
+    home = str(world.workspace.home)
+    out = tmp_path / "request.json"
+    result = CliRunner().invoke(
+        app, ["--home", home, "consent", "export-request", drafted.request_id, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert ConsentRequest.from_json(json.loads(out.read_text())).terms == drafted
+    haneul = world.request()
+    refused = CliRunner().invoke(
+        app, ["--home", home, "consent", "export-request", haneul.request_id, "--out", str(tmp_path / "h.json")]
+    )
+    assert refused.exit_code != 0 and "passkeys only" in " ".join(refused.output.split())
+    assert "Traceback" not in refused.output

@@ -597,36 +597,99 @@ def payload_differences(signed: Mapping[str, Any], requested: Mapping[str, Any])
     return out
 
 
+@dataclass(frozen=True)
+class RequestFacts:
+    """What a holder must read before signing a grant request, whichever way they sign: the
+    CLI (``describe``) and the portal page (``service.portal.request_sentences``) word these
+    same facts. Uses are canonical names; ``not_asked``: grantable uses the request does not
+    name (in ``USES`` order); ``prohibited``: the uses no one can ever grant."""
+
+    org: str
+    subject: str
+    holder: str
+    holder_kind: str
+    uses: tuple[str, ...]
+    not_asked: tuple[str, ...]
+    max_renders: int | None
+    labelled: bool
+    valid_from: str
+    valid_until: str
+    purpose: str
+    prohibited: tuple[str, ...]
+    preview_sha256: tuple[str, ...]
+    request_id: str
+
+    @property
+    def training(self) -> bool:
+        return "training" in self.uses
+
+
+def request_facts(request: GrantRequest, *, org: str, subject: str, holder: str, holder_kind: str) -> RequestFacts:
+    """The facts of ``request`` for its holder to read (see ``RequestFacts``)."""
+    from likeness.consent.vocabulary import USES
+
+    return RequestFacts(
+        org=org,
+        subject=subject,
+        holder=holder,
+        holder_kind=holder_kind,
+        uses=request.uses,
+        not_asked=tuple(u for u in USES if u not in request.uses),
+        max_renders=request.max_renders,
+        labelled=not request.allow_unlabelled,
+        valid_from=request.valid_from,
+        valid_until=request.valid_until,
+        purpose=request.purpose,
+        prohibited=PROHIBITED_USES,
+        preview_sha256=request.preview_sha256,
+        request_id=request.request_id,
+    )
+
+
 def describe(request: ConsentRequest) -> list[str]:
-    """The request in plain language, one line each, for the holder to read before signing."""
+    """The request in plain language, one line each, for the holder to read before signing
+    (a grant's lines word ``request_facts``, the facts the portal shows)."""
     p = request.payload
-    org = request.organisation.get("name") or request.organisation.get("slug")
-    subject = request.subject.get("name") or request.subject.get("slug")
-    holder = request.holder.get("name") or request.holder.get("slug")
-    lines = []
-    if request.kind == "grant":
-        uses = [USE_WORDS.get(u, u) for u in p.get("uses", [])]
-        lines.append(f"{org} asks {holder} for consent to use the face and likeness of {subject}.")
-        lines.append(f"Uses: {', '.join(uses)}.")
-        not_asked = [USE_WORDS[u] for u in USE_WORDS if u not in p.get("uses", [])]
-        if not_asked:
-            lines.append(f"Not asked for (they may not use it for these): {', '.join(not_asked)}.")
-        limit = p.get("max_renders")
-        lines.append(f"At most {limit} rendered videos or images." if limit else "No limit on the number of renders.")
+    org = str(request.organisation.get("name") or request.organisation.get("slug"))
+    subject = str(request.subject.get("name") or request.subject.get("slug"))
+    holder = str(request.holder.get("name") or request.holder.get("slug"))
+    if request.kind != "grant":
+        return [
+            f"{org} asks {holder} to release the footage of {subject} as a face-swap target.",
+            f"Valid from {p.get('valid_from')} until {p.get('valid_until')} (UTC).",
+            f"Purpose: {p.get('purpose') or '(none given)'}",
+            *(f"Preview still sha256 {d} (check the stills with --previews FOLDER)" for d in request.preview_sha256),
+            f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.",
+        ]
+    facts = request_facts(
+        request.terms, org=org, subject=subject, holder=holder, holder_kind=str(request.holder.get("kind", ""))
+    )
+    lines = [
+        f"{facts.org} asks {facts.holder} for consent to use the face and likeness of {facts.subject}.",
+        f"Uses: {', '.join(USE_WORDS.get(u, u) for u in facts.uses)}.",
+    ]
+    if facts.not_asked:
         lines.append(
-            "The visible 'AI-generated' label MAY BE LEFT OFF (the invisible watermark and signed C2PA stay)."
-            if p.get("allow_unlabelled")
-            else "Every output will carry a visible 'AI 생성 · AI-generated' label."
+            f"Not asked for (they may not use it for these): {', '.join(USE_WORDS.get(u, u) for u in facts.not_asked)}."
         )
-    else:
-        lines.append(f"{org} asks {holder} to release the footage of {subject} as a face-swap target.")
-    lines.append(f"Valid from {p.get('valid_from')} until {p.get('valid_until')} (UTC).")
-    lines.append(f"Purpose: {p.get('purpose') or '(none given)'}")
-    if request.kind == "grant":
-        lines.append(f"Never grantable, whatever anyone signs: {', '.join(PROHIBITED_USES)}.")
-    for digest in request.preview_sha256:
+    lines.append(
+        f"At most {facts.max_renders} rendered videos or images."
+        if facts.max_renders
+        else "No limit on the number of renders."
+    )
+    lines.append(
+        "Every output will carry a visible 'AI 생성 · AI-generated' label."
+        if facts.labelled
+        else "The visible 'AI-generated' label MAY BE LEFT OFF (the invisible watermark and signed C2PA stay)."
+    )
+    if facts.holder_kind == "estate":
+        lines.append("You sign for an estate: only tributes, and what serves them, can be granted.")
+    lines.append(f"Valid from {facts.valid_from} until {facts.valid_until} (UTC).")
+    lines.append(f"Purpose: {facts.purpose or '(none given)'}")
+    lines.append(f"Never grantable, whatever anyone signs: {', '.join(facts.prohibited)}.")
+    for digest in facts.preview_sha256:
         lines.append(f"Preview still sha256 {digest} (check the stills with --previews FOLDER)")
-    lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.")
+    lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {facts.request_id}.")
     return lines
 
 
