@@ -326,3 +326,19 @@ def test_the_cli_exports_a_portal_request_as_request_json(passkey_world, tmp_pat
     )
     assert refused.exit_code != 0 and "passkeys only" in " ".join(refused.output.split())
     assert "Traceback" not in refused.output
+
+
+def test_a_request_set_back_to_pending_in_sql_is_not_signed_twice(passkey_world):
+    from sqlalchemy import text
+
+    world = passkey_world
+    holder_id, authenticator = ed25519_holder_with_passkey(world)
+    reg = world.workspace.registry
+    offline = reg.request_grant("mina", "studio", ["music_video"], valid_until=now_utc() + UNTIL)
+    reg.import_signed(holder_machine(reg).sign(offline, "mina-holder"))
+    with world.workspace.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE grant_requests SET state = 'pending' WHERE id = :id"), {"id": offline.record_id}
+        )
+    with pytest.raises(RegistryError, match="already signed"):
+        world.portal.grant_to_sign(offline.record_id, holder_id, authenticator.credential_id)

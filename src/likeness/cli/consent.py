@@ -191,8 +191,11 @@ def consent_request(
     """Draft a grant request (REQUEST.json) for the subject's rights holder to read and sign on
     their own machine ('likeness holder sign'); import the answer with 'consent import'."""
     from likeness.consent.registry import parse_when
+    from likeness.errors import ConfigError
 
     with mapped_errors():
+        if out.exists():  # before drafting: a request nobody receives would stay pending
+            raise ConfigError(f"{out}: already exists; refusing to overwrite it")
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)

@@ -529,6 +529,7 @@ class HolderPortal:
         pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
+        self._not_answered(request_id)
         passkey = self._holders_passkey(holder_id, credential_id)
         check_uses_for_holder_kind(pending.request.uses, pending.holder_kind)
         return grant_payload_for(
@@ -538,6 +539,12 @@ class HolderPortal:
             holder_fingerprint=passkey_fingerprint(passkey.public_key),
             issued_at=utc_iso(now_utc()),
         )
+
+    def _not_answered(self, request_id: str) -> None:
+        """Refuse a request whose grant is already on the ledger (signed the other way, even if
+        its row was set back to pending)."""
+        if self.ledger.find("grant.issued", grant_id=request_id):
+            raise RegistryError(f"grant request {request_id} was already signed")
 
     def _holders_passkey(self, holder_id: str, credential_id: bytes) -> Any:
         with self._session() as session:
@@ -574,9 +581,10 @@ class HolderPortal:
         pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
+        self._not_answered(request_id)
         expected = grant_payload_for(
             pending.request,
-            grant_id=str(payload.get("grant_id")),
+            grant_id=request_id,  # one request, one grant
             holder_id=holder_id,
             holder_fingerprint=str(payload.get("holder_fingerprint")),
             issued_at=str(payload.get("issued_at")),
