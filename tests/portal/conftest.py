@@ -11,8 +11,8 @@ import pytest
 
 from likeness.config import Settings
 from likeness.consent.canonical import now_utc
+from likeness.consent.grant_requests import GrantRequest, signing_challenge
 from likeness.consent.holder_portal import HolderPortal, RelyingParty, verify_registration
-from likeness.consent.requests import GrantRequest, signing_challenge
 from likeness.workspace import Workspace
 from tests.portal.softauthn import ORIGIN, RP_ID, SoftAuthenticator
 

@@ -15,9 +15,9 @@ from sqlalchemy import text
 
 from likeness.consent import require_authorization
 from likeness.consent.canonical import canonical_sha256, now_utc
+from likeness.consent.grant_requests import signing_challenge
 from likeness.consent.holder_portal import verify_export
 from likeness.consent.passkeys import Assertion, unb64url
-from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import Grant
 from likeness.errors import ConsentError
 from tests.portal.conftest import RP, add_recovery, register

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from likeness.consent.canonical import canonical_bytes
-from likeness.consent.requests import (
+from likeness.consent.grant_requests import (
     check_uses_for_holder_kind,
     grant_payload_for,
     make_request,

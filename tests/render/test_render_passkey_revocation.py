@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from likeness.consent.grant_requests import signing_challenge
 from likeness.consent.holder_portal import HolderPortal, RelyingParty, verify_registration
-from likeness.consent.requests import signing_challenge
 from likeness.errors import ConsentError
 from likeness.render import RenderOptions, render_media
 from tests.portal.softauthn import ORIGIN, RP_ID, SoftAuthenticator

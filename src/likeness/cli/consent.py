@@ -191,8 +191,11 @@ def consent_request(
     """Draft a grant request (REQUEST.json) for the subject's rights holder to read and sign on
     their own machine ('likeness holder sign'); import the answer with 'consent import'."""
     from likeness.consent.registry import parse_when
+    from likeness.errors import ConfigError
 
     with mapped_errors():
+        if out.exists():  # before drafting: a request nobody receives would stay pending
+            raise ConfigError(f"{out}: already exists; refusing to overwrite it")
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
@@ -209,6 +212,21 @@ def consent_request(
         )
         _write_request(out, request)
     console.print(f"grant request [bold]{request.record_id}[/] for {subject} → {out} (send it to the rights holder)")
+
+
+@consent_app.command("export-request")
+def consent_export_request(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The grant request's id (drafted here or in the portal).")],
+    out: RequestOut,
+) -> None:
+    """Write a pending grant request (drafted here or in the holder portal) as REQUEST.json for
+    a holder who signs offline with their Ed25519 key. Refused for a passkey-only holder."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        request = workspace.registry.request_file(request_id)
+        _write_request(out, request)
+    console.print(f"grant request [bold]{request.record_id}[/] → {out} (send it to the rights holder)")
 
 
 def _write_request(path: Path, request) -> None:

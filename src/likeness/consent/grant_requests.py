@@ -1,6 +1,15 @@
-"""Consent requests and the signed answers that come back from the rights holder's own machine.
+"""Grant (and release) requests, the one request model both signing paths share, and the signed
+answers that come back from the rights holder.
 
-The organisation drafts a **request** (``likeness consent request``): the exact canonical payload
+A grant request's **terms** (``GrantRequest``: subject, uses, validity window, render limit,
+whether the visible label may be omitted, purpose, digests of preview stills) are what the
+organisation asks, whichever way the holder signs: with a passkey in the portal (the WebAuthn
+challenge is ``signing_challenge(payload)``, the SHA-256 of the RFC 8785 canonical bytes of the
+``likeness.grant.v1`` payload) or offline with an Ed25519 key (``likeness holder sign
+REQUEST.json``). Both put the same ``grant.requested`` event on the ledger
+(``requested_event``) and read old events of either earlier shape (``requested_from_event``).
+
+For offline signing the organisation sends a **request file** (``ConsentRequest``): the exact canonical payload
 the policy engine verifies later (``likeness.grant.v1`` or ``likeness.release.v1``, the same
 members ``registry.grant_payload`` / ``release_payload`` rebuild from a row), plus what the
 holder needs to read it (who asks, for whom, the preview stills' digests). The holder signs the
@@ -20,17 +29,20 @@ it without a workspace. Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from likeness.consent.canonical import canonical_bytes, canonical_sha256
+from likeness.consent.canonical import canonical_bytes, canonical_sha256, parse_utc
 from likeness.consent.vocabulary import PROHIBITED_USES, normalise_use
-from likeness.errors import ConsentError, ConsentRequestError
+from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 
-# Request file types, per kind (the grant one is also the portal's, branch portal's requests.py).
-REQUEST_TYPES = {"grant": "likeness.grant-request.v1", "release": "likeness.release-request.v1"}
+# Request file types, per kind (the grant one is also the terms' type, ``REQUEST_TYPE``).
+REQUEST_TYPE = "likeness.grant-request.v1"
+REQUEST_TYPES = {"grant": REQUEST_TYPE, "release": "likeness.release-request.v1"}
 SIGNED_TYPE = "likeness.signed-consent.v1"
 GRANT_TYPE = "likeness.grant.v1"
 RELEASE_TYPE = "likeness.release.v1"
@@ -85,6 +97,301 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
     ),
 }
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+#: What an estate may grant for a deceased artist: ``tribute``, and the neighbours it may allow
+#: alongside it (training a model for the tribute, a stage or music video that is the tribute).
+#: Never advertising or fan messages in the artist's voice.
+ESTATE_USES: tuple[str, ...] = ("tribute", "training", "virtual_stage", "music_video")
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """A request for consent, as the organisation drafted it (timestamps: ``utc_iso`` text)."""
+
+    request_id: str
+    subject_id: str
+    org_id: str
+    uses: tuple[str, ...]
+    valid_from: str
+    valid_until: str
+    max_renders: int | None
+    allow_unlabelled: bool
+    purpose: str
+    preview_sha256: tuple[str, ...]
+    requested_at: str
+
+
+def normalise_request_uses(uses: Iterable[str]) -> tuple[str, ...]:
+    """Sorted canonical uses; ``ConsentError('prohibited_use' | 'unknown_use')`` for a use that
+    can never be granted or is not known, ``use_not_granted`` for none."""
+    normalised = tuple(sorted({normalise_use(u) for u in uses}))
+    if not normalised:
+        raise ConsentError("use_not_granted", "a grant request must name at least one use")
+    return normalised
+
+
+def check_uses_for_holder_kind(uses: Iterable[str], holder_kind: str) -> None:
+    """An estate signs only ``tribute`` and its neighbours (``ESTATE_USES``), and always
+    ``tribute``; other holder kinds may sign any grantable use."""
+    if holder_kind != "estate":
+        return
+    uses = tuple(uses)
+    outside = [u for u in uses if u not in ESTATE_USES]
+    if outside or "tribute" not in uses:
+        raise ConsentError(
+            "use_not_granted",
+            "an estate grants only 'tribute' and its neighbours ("
+            + ", ".join(ESTATE_USES)
+            + ")"
+            + (f"; not {', '.join(outside)}" if outside else "; the request must name 'tribute'"),
+        )
+
+
+def make_request(
+    *,
+    request_id: str,
+    subject_id: str,
+    org_id: str,
+    uses: Iterable[str],
+    valid_from: str,
+    valid_until: str,
+    max_renders: int | None,
+    allow_unlabelled: bool,
+    purpose: str,
+    preview_sha256: Iterable[str],
+    requested_at: str,
+) -> GrantRequest:
+    """A checked ``GrantRequest`` (prohibited uses, window, render limit, preview digests)."""
+    normalised = normalise_request_uses(uses)
+    if parse_utc(valid_until) <= parse_utc(valid_from):
+        raise RegistryError("valid-until must be after valid-from")
+    if max_renders is not None and (isinstance(max_renders, bool) or max_renders < 1):
+        raise RegistryError("max renders must be at least 1")
+    previews = tuple(preview_sha256)
+    if not all(isinstance(p, str) and _HEX64.match(p) for p in previews):
+        raise RegistryError("preview stills are named by their SHA-256 (64 lowercase hex characters)")
+    return GrantRequest(
+        request_id=request_id,
+        subject_id=subject_id,
+        org_id=org_id,
+        uses=normalised,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        max_renders=max_renders,
+        allow_unlabelled=bool(allow_unlabelled),
+        purpose=purpose,
+        preview_sha256=previews,
+        requested_at=requested_at,
+    )
+
+
+def request_payload(request: GrantRequest) -> dict[str, Any]:
+    """The request as canonical JSON members (what ``REQUEST.json`` holds, and its digest)."""
+    return {
+        "type": REQUEST_TYPE,
+        "request_id": request.request_id,
+        "subject_id": request.subject_id,
+        "org_id": request.org_id,
+        "uses": list(request.uses),
+        "valid_from": request.valid_from,
+        "valid_until": request.valid_until,
+        "max_renders": request.max_renders,
+        "allow_unlabelled": request.allow_unlabelled,
+        "purpose": request.purpose,
+        "preview_sha256": list(request.preview_sha256),
+        "requested_at": request.requested_at,
+    }
+
+
+#: The members of a request's terms (``request_payload``), as the event holds them.
+REQUEST_MEMBERS = (
+    "type",
+    "request_id",
+    "subject_id",
+    "org_id",
+    "uses",
+    "valid_from",
+    "valid_until",
+    "max_renders",
+    "allow_unlabelled",
+    "purpose",
+    "preview_sha256",
+    "requested_at",
+)
+
+
+def request_sha256(request: GrantRequest) -> str:
+    return canonical_sha256(request_payload(request))
+
+
+def request_from_payload(payload: Any) -> GrantRequest:
+    """Read a request payload back (``RegistryError`` naming what is wrong; uses re-checked)."""
+    if not isinstance(payload, dict) or payload.get("type") != REQUEST_TYPE:
+        raise RegistryError(f"not a grant request (expected type {REQUEST_TYPE})")
+    try:
+        return make_request(
+            request_id=str(payload["request_id"]),
+            subject_id=str(payload["subject_id"]),
+            org_id=str(payload["org_id"]),
+            uses=list(payload["uses"]),
+            valid_from=str(payload["valid_from"]),
+            valid_until=str(payload["valid_until"]),
+            max_renders=payload["max_renders"],
+            allow_unlabelled=bool(payload["allow_unlabelled"]),
+            purpose=str(payload["purpose"]),
+            preview_sha256=list(payload["preview_sha256"]),
+            requested_at=str(payload["requested_at"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RegistryError(f"grant request is malformed ({exc})") from None
+
+
+def request_to_json(request: GrantRequest) -> str:
+    return json.dumps(request_payload(request), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def request_from_json(text: str) -> GrantRequest:
+    try:
+        return request_from_payload(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"grant request is not JSON ({exc})") from None
+
+
+def grant_payload_for(
+    request: GrantRequest, *, grant_id: str, holder_id: str, holder_fingerprint: str, issued_at: str
+) -> dict[str, Any]:
+    """The ``likeness.grant.v1`` payload a holder signs to grant ``request`` (the same members
+    as ``registry.grant_payload`` builds from a grant row, so the policy engine rebuilds it)."""
+    return {
+        "type": GRANT_TYPE,
+        "grant_id": grant_id,
+        "subject_id": request.subject_id,
+        "org_id": request.org_id,
+        "holder_id": holder_id,
+        "holder_fingerprint": holder_fingerprint,
+        "uses": list(request.uses),
+        "valid_from": request.valid_from,
+        "valid_until": request.valid_until,
+        "max_renders": request.max_renders,
+        "allow_unlabelled": request.allow_unlabelled,
+        "purpose": request.purpose,
+        "issued_at": issued_at,
+    }
+
+
+def signing_challenge(payload: dict[str, Any]) -> bytes:
+    """What a passkey signs for ``payload``: the SHA-256 of its RFC 8785 canonical bytes (the
+    WebAuthn challenge); its hex is the payload digest stored with the grant."""
+    return hashlib.sha256(canonical_bytes(payload)).digest()
+
+
+def offline_payload(request: GrantRequest, *, holder_id: str, holder_fingerprint: str) -> dict[str, Any]:
+    """The exact payload an Ed25519 holder signs offline for ``request``: the grant id is the
+    request id (one request, at most one grant, whichever way it is signed) and ``issued_at``
+    the request's time, so the payload is fixed when the request is drafted."""
+    return grant_payload_for(
+        request,
+        grant_id=request.request_id,
+        holder_id=holder_id,
+        holder_fingerprint=holder_fingerprint,
+        issued_at=request.requested_at,
+    )
+
+
+def terms_of_payload(payload: Mapping[str, Any], preview_sha256: Iterable[str], requested_at: str) -> GrantRequest:
+    """The terms a ``likeness.grant.v1`` payload grants, as a request (its id: the grant id)."""
+    try:
+        return make_request(
+            request_id=str(payload["grant_id"]),
+            subject_id=str(payload["subject_id"]),
+            org_id=str(payload["org_id"]),
+            uses=list(payload["uses"]),
+            valid_from=str(payload["valid_from"]),
+            valid_until=str(payload["valid_until"]),
+            max_renders=payload["max_renders"],
+            allow_unlabelled=bool(payload["allow_unlabelled"]),
+            purpose=str(payload["purpose"]),
+            preview_sha256=list(preview_sha256),
+            requested_at=requested_at,
+        )
+    except (KeyError, TypeError) as exc:
+        raise RegistryError(f"grant payload is malformed ({exc})") from None
+
+
+# --- the ``grant.requested`` ledger event ---------------------------------------------------------
+REQUESTED_EVENT = "grant.requested"
+
+
+def requested_event(
+    request: GrantRequest, *, holder_id: str, created_by: str, payload: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The one shape of a ``grant.requested`` event, whichever path drafted the request: the
+    terms (``request_payload``'s members, flat), their digest, who drafted it, the holder asked,
+    the grant id it becomes (the request id), and, when the holder has an Ed25519 key, the
+    exact payload to sign offline and its digest (``None`` for a passkey-only holder). It holds
+    the members both earlier shapes were looked up by (``request_id`` and ``grant_id``)."""
+    return {
+        **request_payload(request),
+        "request_sha256": request_sha256(request),
+        "created_by": created_by,
+        "holder_id": holder_id,
+        "grant_id": request.request_id,
+        "payload": payload,
+        "payload_sha256": canonical_sha256(payload) if payload is not None else None,
+    }
+
+
+@dataclass(frozen=True)
+class RequestedGrant:
+    """A ``grant.requested`` event read, whatever its shape: ``terms``; ``payload``, the exact
+    payload an Ed25519 holder signs (``None`` when only a passkey can answer it); ``shape``:
+    ``v2`` (``requested_event``), ``portal-v1`` (terms keyed by ``request_id``, before both
+    paths shared the event) or ``offline-v1`` (the payload keyed by ``grant_id``)."""
+
+    terms: GrantRequest
+    payload: dict[str, Any] | None
+    holder_id: str | None
+    created_by: str
+    shape: str
+
+    @property
+    def request_id(self) -> str:
+        return self.terms.request_id
+
+
+def requested_from_event(body: Mapping[str, Any]) -> RequestedGrant:
+    """Read a ``grant.requested`` event's payload in any of its shapes. ``ConsentError``
+    ``grant_altered`` when its terms are not their recorded digest, or its payload not its
+    digest (only the organisation's own drafting writes these, so a mismatch is tampering)."""
+    payload = body.get("payload")
+    if payload is not None and (
+        not isinstance(payload, Mapping) or canonical_sha256(payload) != body.get("payload_sha256")
+    ):
+        raise ConsentError("grant_altered", "a grant.requested event's payload is not its recorded digest")
+    if "request_sha256" not in body:  # offline-v1: {grant_id, payload, payload_sha256, preview_sha256}
+        if payload is None:
+            raise RegistryError("a grant.requested event names neither terms nor a payload")
+        terms = terms_of_payload(payload, body.get("preview_sha256") or [], str(payload.get("issued_at", "")))
+        return RequestedGrant(terms, dict(payload), str(payload.get("holder_id")), "", "offline-v1")
+    terms = request_from_payload({k: body.get(k) for k in REQUEST_MEMBERS})
+    if request_sha256(terms) != body.get("request_sha256"):
+        raise ConsentError("grant_altered", f"grant request {terms.request_id} differs from what was drafted")
+    if payload is not None and payload != offline_payload(
+        terms, holder_id=str(payload.get("holder_id")), holder_fingerprint=str(payload.get("holder_fingerprint"))
+    ):
+        raise ConsentError("grant_altered", f"grant request {terms.request_id}: its payload is not its terms")
+    shape = "v2" if "grant_id" in body else "portal-v1"
+    holder = body.get("holder_id")
+    return RequestedGrant(
+        terms,
+        dict(payload) if payload is not None else None,
+        str(holder) if holder else None,
+        str(body.get("created_by", "")),
+        shape,
+    )
+
+
 # Plain-language names of the uses, as the holder reads them.
 USE_WORDS = {
     "training": "training a face model (no finished media)",
@@ -132,6 +439,13 @@ class ConsentRequest:
     @property
     def payload_sha256(self) -> str:
         return canonical_sha256(self.payload)
+
+    @property
+    def terms(self) -> GrantRequest:
+        """The grant request's terms (the same ``GrantRequest`` the portal shows)."""
+        if self.kind != "grant":
+            raise ConsentRequestError("a release request has no grant terms")
+        return terms_of_payload(self.payload, self.preview_sha256, self.requested_at or str(self.payload["issued_at"]))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -283,36 +597,99 @@ def payload_differences(signed: Mapping[str, Any], requested: Mapping[str, Any])
     return out
 
 
+@dataclass(frozen=True)
+class RequestFacts:
+    """What a holder must read before signing a grant request, whichever way they sign: the
+    CLI (``describe``) and the portal page (``service.portal.request_sentences``) word these
+    same facts. Uses are canonical names; ``not_asked``: grantable uses the request does not
+    name (in ``USES`` order); ``prohibited``: the uses no one can ever grant."""
+
+    org: str
+    subject: str
+    holder: str
+    holder_kind: str
+    uses: tuple[str, ...]
+    not_asked: tuple[str, ...]
+    max_renders: int | None
+    labelled: bool
+    valid_from: str
+    valid_until: str
+    purpose: str
+    prohibited: tuple[str, ...]
+    preview_sha256: tuple[str, ...]
+    request_id: str
+
+    @property
+    def training(self) -> bool:
+        return "training" in self.uses
+
+
+def request_facts(request: GrantRequest, *, org: str, subject: str, holder: str, holder_kind: str) -> RequestFacts:
+    """The facts of ``request`` for its holder to read (see ``RequestFacts``)."""
+    from likeness.consent.vocabulary import USES
+
+    return RequestFacts(
+        org=org,
+        subject=subject,
+        holder=holder,
+        holder_kind=holder_kind,
+        uses=request.uses,
+        not_asked=tuple(u for u in USES if u not in request.uses),
+        max_renders=request.max_renders,
+        labelled=not request.allow_unlabelled,
+        valid_from=request.valid_from,
+        valid_until=request.valid_until,
+        purpose=request.purpose,
+        prohibited=PROHIBITED_USES,
+        preview_sha256=request.preview_sha256,
+        request_id=request.request_id,
+    )
+
+
 def describe(request: ConsentRequest) -> list[str]:
-    """The request in plain language, one line each, for the holder to read before signing."""
+    """The request in plain language, one line each, for the holder to read before signing
+    (a grant's lines word ``request_facts``, the facts the portal shows)."""
     p = request.payload
-    org = request.organisation.get("name") or request.organisation.get("slug")
-    subject = request.subject.get("name") or request.subject.get("slug")
-    holder = request.holder.get("name") or request.holder.get("slug")
-    lines = []
-    if request.kind == "grant":
-        uses = [USE_WORDS.get(u, u) for u in p.get("uses", [])]
-        lines.append(f"{org} asks {holder} for consent to use the face and likeness of {subject}.")
-        lines.append(f"Uses: {', '.join(uses)}.")
-        not_asked = [USE_WORDS[u] for u in USE_WORDS if u not in p.get("uses", [])]
-        if not_asked:
-            lines.append(f"Not asked for (they may not use it for these): {', '.join(not_asked)}.")
-        limit = p.get("max_renders")
-        lines.append(f"At most {limit} rendered videos or images." if limit else "No limit on the number of renders.")
+    org = str(request.organisation.get("name") or request.organisation.get("slug"))
+    subject = str(request.subject.get("name") or request.subject.get("slug"))
+    holder = str(request.holder.get("name") or request.holder.get("slug"))
+    if request.kind != "grant":
+        return [
+            f"{org} asks {holder} to release the footage of {subject} as a face-swap target.",
+            f"Valid from {p.get('valid_from')} until {p.get('valid_until')} (UTC).",
+            f"Purpose: {p.get('purpose') or '(none given)'}",
+            *(f"Preview still sha256 {d} (check the stills with --previews FOLDER)" for d in request.preview_sha256),
+            f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.",
+        ]
+    facts = request_facts(
+        request.terms, org=org, subject=subject, holder=holder, holder_kind=str(request.holder.get("kind", ""))
+    )
+    lines = [
+        f"{facts.org} asks {facts.holder} for consent to use the face and likeness of {facts.subject}.",
+        f"Uses: {', '.join(USE_WORDS.get(u, u) for u in facts.uses)}.",
+    ]
+    if facts.not_asked:
         lines.append(
-            "The visible 'AI-generated' label MAY BE LEFT OFF (the invisible watermark and signed C2PA stay)."
-            if p.get("allow_unlabelled")
-            else "Every output will carry a visible 'AI 생성 · AI-generated' label."
+            f"Not asked for (they may not use it for these): {', '.join(USE_WORDS.get(u, u) for u in facts.not_asked)}."
         )
-    else:
-        lines.append(f"{org} asks {holder} to release the footage of {subject} as a face-swap target.")
-    lines.append(f"Valid from {p.get('valid_from')} until {p.get('valid_until')} (UTC).")
-    lines.append(f"Purpose: {p.get('purpose') or '(none given)'}")
-    if request.kind == "grant":
-        lines.append(f"Never grantable, whatever anyone signs: {', '.join(PROHIBITED_USES)}.")
-    for digest in request.preview_sha256:
+    lines.append(
+        f"At most {facts.max_renders} rendered videos or images."
+        if facts.max_renders
+        else "No limit on the number of renders."
+    )
+    lines.append(
+        "Every output will carry a visible 'AI 생성 · AI-generated' label."
+        if facts.labelled
+        else "The visible 'AI-generated' label MAY BE LEFT OFF (the invisible watermark and signed C2PA stay)."
+    )
+    if facts.holder_kind == "estate":
+        lines.append("You sign for an estate: only tributes, and what serves them, can be granted.")
+    lines.append(f"Valid from {facts.valid_from} until {facts.valid_until} (UTC).")
+    lines.append(f"Purpose: {facts.purpose or '(none given)'}")
+    lines.append(f"Never grantable, whatever anyone signs: {', '.join(facts.prohibited)}.")
+    for digest in facts.preview_sha256:
         lines.append(f"Preview still sha256 {digest} (check the stills with --previews FOLDER)")
-    lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.")
+    lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {facts.request_id}.")
     return lines
 
 

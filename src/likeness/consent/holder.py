@@ -27,6 +27,7 @@ from likeness.consent.grant_requests import (
     ConsentRequest,
     SignedConsent,
     check_grantable,
+    check_uses_for_holder_kind,
 )
 from likeness.errors import ConfigError, ConsentError, ConsentRequestError
 
@@ -87,13 +88,15 @@ def load_holder_key(path: Path) -> Ed25519PrivateKey:
 def sign_request(request: ConsentRequest, key: Ed25519PrivateKey) -> SignedConsent:
     """Sign ``request``'s canonical payload with the holder's key.
 
-    Refused when the request names a prohibited use (``prohibited_use``), when it is addressed
+    Refused when the request names a prohibited use (``prohibited_use``) or uses the holder's
+    kind cannot grant (an estate: ``use_not_granted``), when it is addressed
     to another key (``signature_invalid``: the payload names the key that must sign it, which
     the organisation checks against the holder's registered key), or when its payload no longer
     matches its digest (``ConsentRequestError``, raised when the file is read).
     """
     if request.payload["type"] == GRANT_TYPE:
         check_grantable(request.payload)
+        check_uses_for_holder_kind(request.payload["uses"], str(request.holder.get("kind", "")))
     fingerprint = keys.fingerprint(keys.public_raw(key))
     addressed = request.payload.get("holder_fingerprint")
     if addressed != fingerprint:

@@ -30,6 +30,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.grant_requests import (
+    REQUESTED_EVENT,
+    GrantRequest,
+    check_uses_for_holder_kind,
+    grant_payload_for,
+    request_from_payload,
+    request_sha256,
+    signing_challenge,
+)
 from likeness.consent.integrity import LedgerConsent, grant_problem
 from likeness.consent.ledger import LedgerEvent, find_events
 from likeness.consent.passkeys import (
@@ -42,17 +51,7 @@ from likeness.consent.passkeys import (
     unb64url,
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
-from likeness.consent.registry import check_slug, revocation_payload
-from likeness.consent.requests import (
-    GrantRequest,
-    check_uses_for_holder_kind,
-    grant_payload_for,
-    make_request,
-    request_from_payload,
-    request_payload,
-    request_sha256,
-    signing_challenge,
-)
+from likeness.consent.registry import check_slug, requested_grant, requested_of_subject, revocation_payload
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
@@ -475,60 +474,22 @@ class HolderPortal:
         previews: Iterable[bytes] = (),
         created_by: str,
     ) -> GrantRequest:
-        """Draft a request for the subject's rights holder to sign. A prohibited use is refused
-        here (``prohibited_use``, on the ledger as ``grant.refused``), as are uses an estate
-        cannot grant. Preview stills are kept by digest under ``HOME/portal/previews``."""
-        record = self.registry.get_subject(subject)
-        organisation = self.registry.get_org(org)
-        holder = self.registry.get_holder(record.holder_id)
-        requested = list(uses)
-        start = valid_from or now_utc()
-        try:
-            request = make_request(
-                request_id=_new_id(),
-                subject_id=record.id,
-                org_id=organisation.id,
-                uses=requested,
-                valid_from=utc_iso(start),
-                valid_until=utc_iso(valid_until),
-                max_renders=max_renders,
-                allow_unlabelled=allow_unlabelled,
-                purpose=purpose,
-                preview_sha256=[self._keep_preview(p) for p in previews],
-                requested_at=utc_iso(now_utc()),
-            )
-            check_uses_for_holder_kind(request.uses, holder.kind)
-        except ConsentError as exc:
-            self.ledger.append(
-                "grant.refused",
-                {
-                    "subject": record.slug,
-                    "org": organisation.slug,
-                    "uses": requested,
-                    "reason": exc.reason,
-                    "message": str(exc),
-                },
-            )
-            raise
-        with self._session() as session:
-            session.add(
-                GrantRequestRow(
-                    id=request.request_id,
-                    subject_id=record.id,
-                    org_id=organisation.id,
-                    payload=canonical_bytes(request_payload(request)).decode("utf-8"),
-                    request_sha256=request_sha256(request),
-                    state="pending",
-                    created_by=created_by,
-                    created_at=request.requested_at,
-                )
-            )
-            session.commit()
-        self.ledger.append(
-            "grant.requested",
-            {**request_payload(request), "request_sha256": request_sha256(request), "created_by": created_by},
+        """Draft a request for the subject's rights holder to sign (``Registry.draft_grant``, the
+        one drafting both signing paths share: a prohibited use is refused, on the ledger as
+        ``grant.refused``, as are uses an estate cannot grant). Preview stills are kept by
+        digest under ``HOME/portal/previews``."""
+        return self.registry.draft_grant(
+            subject,
+            org,
+            uses,
+            valid_until=valid_until,
+            valid_from=valid_from,
+            max_renders=max_renders,
+            allow_unlabelled=allow_unlabelled,
+            purpose=purpose,
+            preview_sha256=[self._keep_preview(p) for p in previews],
+            created_by=created_by,
         )
-        return request
 
     def _keep_preview(self, image: bytes) -> str:
         digest = hashlib.sha256(image).hexdigest()
@@ -550,8 +511,8 @@ class HolderPortal:
             if row is None:
                 raise RegistryError(f"no grant request '{request_id}'")
             request = request_from_payload(json.loads(row.payload))
-            drafted = find_events(session, "grant.requested", {"request_id": request_id})
-            if not drafted or request_sha256(request) != drafted[0].payload.get("request_sha256"):
+            drafted = requested_grant(session, request_id)
+            if drafted is None or request_sha256(request) != request_sha256(drafted.terms):
                 # the holder reads and signs only what the organisation put on the ledger
                 raise ConsentError("grant_altered", f"grant request {request_id} differs from what was drafted")
             subject = session.get(Subject, row.subject_id)
@@ -598,15 +559,22 @@ class HolderPortal:
         pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
+        self._not_answered(request_id)
         passkey = self.registered_passkey(holder_id, credential_id)
         check_uses_for_holder_kind(pending.request.uses, pending.holder_kind)
         return grant_payload_for(
             pending.request,
-            grant_id=_new_id(),
+            grant_id=pending.request.request_id,  # one request, one grant, whichever way it is signed
             holder_id=holder_id,
             holder_fingerprint=passkey_fingerprint(passkey.public_key),
             issued_at=utc_iso(now_utc()),
         )
+
+    def _not_answered(self, request_id: str) -> None:
+        """Refuse a request whose grant is already on the ledger (signed the other way, even if
+        its row was set back to pending)."""
+        if self.ledger.find("grant.issued", grant_id=request_id):
+            raise RegistryError(f"grant request {request_id} was already signed")
 
     def registered_passkey(self, holder_id: str, credential_id: bytes) -> Any:
         """The holder's passkey as the ledger registered it (its row may have been edited)."""
@@ -644,9 +612,10 @@ class HolderPortal:
         pending = self.holder_request(request_id, holder_id)
         if pending.state != "pending":
             raise RegistryError(f"grant request {request_id} was already {pending.state}")
+        self._not_answered(request_id)
         expected = grant_payload_for(
             pending.request,
-            grant_id=str(payload.get("grant_id")),
+            grant_id=request_id,  # one request, one grant
             holder_id=holder_id,
             holder_fingerprint=str(payload.get("holder_fingerprint")),
             issued_at=str(payload.get("issued_at")),
@@ -781,7 +750,12 @@ class HolderPortal:
                     session, ("holder.created", "holder.invited", PASSKEY_REGISTERED), {"holder_id": holder_id}
                 ),
                 *find_events(session, "grant.declined", {"holder_id": holder_id}),
-                *(e for s in subjects for e in find_events(session, "grant.requested", {"subject_id": s})),
+                *(
+                    e
+                    for r in {q.request_id for s in subjects for q in requested_of_subject(session, s)}
+                    for e in find_events(session, REQUESTED_EVENT, {"request_id": r})
+                    + find_events(session, REQUESTED_EVENT, {"grant_id": r})
+                ),
                 *(
                     e
                     for g in grants

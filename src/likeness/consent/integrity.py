@@ -31,6 +31,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
+from likeness.consent.grant_requests import signing_challenge
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -53,7 +54,6 @@ from likeness.consent.registry import (
     release_payload,
     revocation_payload,
 )
-from likeness.consent.requests import signing_challenge
 from likeness.consent.tables import (
     Grant,
     GrantRevocation,

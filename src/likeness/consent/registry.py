@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,17 +32,28 @@ from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
     GRANT_TYPE,
+    REQUESTED_EVENT,
     REVOCATION_TYPES,
     ROTATION_TYPE,
     ConsentRequest,
+    GrantRequest,
+    RequestedGrant,
     SignedConsent,
     check_grantable,
+    check_uses_for_holder_kind,
+    make_request,
+    offline_payload,
     payload_differences,
     preview_sha256,
+    request_payload,
+    request_sha256,
+    requested_event,
+    requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
 from likeness.consent.tables import (
     Grant,
+    GrantRequestRow,
     GrantRevocation,
     Organisation,
     ReferenceEmbedding,
@@ -51,7 +62,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
-from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS, normalise_use
+from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -673,6 +684,89 @@ class Registry:
         )
         return request
 
+    def draft_grant(
+        self,
+        subject: str,
+        org: str,
+        uses: Iterable[str],
+        *,
+        valid_until: datetime,
+        valid_from: datetime | None = None,
+        max_renders: int | None = None,
+        allow_unlabelled: bool = False,
+        purpose: str = "",
+        preview_sha256: Iterable[str] = (),
+        created_by: str = "cli",
+    ) -> GrantRequest:
+        """Draft a grant request for the subject's rights holder, for either signing path (the
+        portal's passkey or the holder's Ed25519 key offline): one ``grant_requests`` row
+        (pending) and one ``grant.requested`` event (``requested_event``). Refused, with a
+        ``grant.refused`` event, for a prohibited or unknown use (``prohibited_use`` /
+        ``unknown_use``) and for uses the holder's kind cannot grant (an estate:
+        ``use_not_granted``)."""
+        from likeness.consent.passkeys import PASSKEY_ONLY
+
+        record = self.get_subject(subject)
+        if record.kind == "performer":
+            raise RegistryError(
+                f"'{record.slug}' is a performer: performers give releases (likeness release request), not grants"
+            )
+        organisation = self.get_org(org)
+        holder = self.get_holder(record.holder_id)
+        requested = list(uses)
+        try:
+            request = make_request(
+                request_id=_new_id(),
+                subject_id=record.id,
+                org_id=organisation.id,
+                uses=requested,
+                valid_from=utc_iso(valid_from or now_utc()),
+                valid_until=utc_iso(valid_until),
+                max_renders=max_renders,
+                allow_unlabelled=allow_unlabelled,
+                purpose=purpose,
+                preview_sha256=preview_sha256,
+                requested_at=utc_iso(now_utc()),
+            )
+            check_uses_for_holder_kind(request.uses, holder.kind)
+        except ConsentError as exc:
+            self._ledger.append(
+                "grant.refused",
+                {
+                    "subject": record.slug,
+                    "org": organisation.slug,
+                    "uses": requested,
+                    "reason": exc.reason,
+                    "message": str(exc),
+                },
+            )
+            raise
+        # A holder with an Ed25519 key may sign offline: the exact payload, addressed to the
+        # key in force now per the ledger (a tampered holder row is refused here).
+        payload = (
+            None
+            if holder.key_fingerprint == PASSKEY_ONLY
+            else offline_payload(request, holder_id=holder.id, holder_fingerprint=self._ledger_key(holder).fingerprint)
+        )
+        with self._session_factory() as session:
+            session.add(
+                GrantRequestRow(
+                    id=request.request_id,
+                    subject_id=record.id,
+                    org_id=organisation.id,
+                    payload=canonical_bytes(request_payload(request)).decode("utf-8"),
+                    request_sha256=request_sha256(request),
+                    state="pending",
+                    created_by=created_by,
+                    created_at=request.requested_at,
+                )
+            )
+            session.commit()
+        self._ledger.append(
+            REQUESTED_EVENT, requested_event(request, holder_id=holder.id, created_by=created_by, payload=payload)
+        )
+        return request
+
     def request_grant(
         self,
         subject: str,
@@ -685,47 +779,80 @@ class Registry:
         allow_unlabelled: bool = False,
         purpose: str = "",
         previews: Iterable[Path] = (),
+        created_by: str = "cli",
     ) -> ConsentRequest:
-        """Draft a grant request for the subject's rights holder to sign on their own machine.
-        Prohibited uses raise ``ConsentError`` (and a ``grant.refused`` event)."""
-        requested = list(uses)
-        try:
-            normalised = sorted({normalise_use(u) for u in requested})
-        except ConsentError as exc:
-            self._ledger.append(
-                "grant.refused",
-                {"subject": subject, "org": org, "uses": requested, "reason": exc.reason, "message": str(exc)},
-            )
-            raise
-        if not normalised:
-            raise ConsentError("use_not_granted", "a grant must name at least one use")
-        record = self.get_subject(subject)
-        if record.kind == "performer":
-            raise RegistryError(
-                f"'{record.slug}' is a performer: performers give releases (likeness release request), not grants"
-            )
-        organisation = self.get_org(org)
-        holder = self.get_holder(record.holder_id)
-        start = valid_from or now_utc()
-        if valid_until <= start:
-            raise RegistryError("valid-until must be after valid-from")
-        if max_renders is not None and max_renders < 1:
-            raise RegistryError("max renders must be at least 1")
-        grant = Grant(
-            id=_new_id(),
-            subject_id=record.id,
-            org_id=organisation.id,
-            holder_id=holder.id,
-            uses=json.dumps(normalised),
-            valid_from=utc_iso(start),
-            valid_until=utc_iso(valid_until),
+        """Draft a grant request (``draft_grant``) and return it as the request file a holder
+        signs on their own machine. Refused before anything is drafted when the holder signs
+        with passkeys only (``offline_refusal``)."""
+        holder = self.get_holder(self.get_subject(subject).holder_id)
+        refusal = offline_refusal(holder)
+        if refusal:
+            raise RegistryError(refusal)
+        request = self.draft_grant(
+            subject,
+            org,
+            uses,
+            valid_until=valid_until,
+            valid_from=valid_from,
             max_renders=max_renders,
             allow_unlabelled=allow_unlabelled,
             purpose=purpose,
-            issued_at=utc_iso(now_utc()),
+            preview_sha256=[preview_sha256(Path(p)) for p in previews],
+            created_by=created_by,
         )
-        payload = grant_payload(grant, self._ledger_key(holder).fingerprint)  # the key in force now
-        return self._request("grant", payload, org=organisation, subject=record, holder=holder, previews=previews)
+        return self.request_file(request.request_id)
+
+    def requested_grant(self, request_id: str) -> RequestedGrant | None:
+        """The grant request ``request_id`` as its ``grant.requested`` event records it,
+        whichever path drafted it and whichever shape the event has (``None``: never
+        requested here). The first event counts; later ones with the same id count for
+        nothing."""
+        with self._session_factory() as session:
+            return requested_grant(session, request_id)
+
+    def grant_requests_of_subject(self, subject_id: str) -> list[RequestedGrant]:
+        """Every grant request for ``subject_id`` on the ledger, in order, whatever its shape."""
+        with self._session_factory() as session:
+            return requested_of_subject(session, subject_id)
+
+    def request_file(self, request_id: str) -> ConsentRequest:
+        """The request ``request_id`` (drafted in the portal or here) as the file an Ed25519
+        holder signs offline (``REQUEST.json``). Refused (``RegistryError``, naming why) when
+        the holder signs with passkeys only, when it was drafted before requests could be
+        signed offline, or when it is already answered."""
+        requested = self.requested_grant(request_id)
+        if requested is None:
+            raise ConsentError("not_requested", f"no grant request {request_id} was drafted in this workspace")
+        subject = self.get_subject(requested.terms.subject_id)
+        holder = self.get_holder(subject.holder_id)
+        refusal = offline_refusal(holder)
+        if refusal:
+            raise RegistryError(refusal)
+        if requested.payload is None:
+            raise RegistryError(
+                f"grant request {request_id} was drafted before portal requests named the payload to sign "
+                f"offline; draft it again to sign it offline"
+            )
+        with self._session_factory() as session:
+            row = session.get(GrantRequestRow, request_id)
+            state = row.state if row is not None else "pending"
+        if state != "pending" or self._ledger.find("grant.issued", grant_id=request_id):
+            raise RegistryError(f"grant request {request_id} was already {state if state != 'pending' else 'signed'}")
+        organisation = self.get_org(requested.terms.org_id)
+        return ConsentRequest(
+            payload=requested.payload,
+            organisation={"id": organisation.id, "slug": organisation.slug, "name": organisation.name},
+            subject={"id": subject.id, "slug": subject.slug, "name": subject.name, "kind": subject.kind},
+            holder={
+                "id": holder.id,
+                "slug": holder.slug,
+                "name": holder.name,
+                "kind": holder.kind,
+                "key_fingerprint": requested.payload["holder_fingerprint"],
+            },
+            preview_sha256=requested.terms.preview_sha256,
+            requested_at=requested.terms.requested_at,
+        )
 
     def request_release(
         self,
@@ -779,6 +906,10 @@ class Registry:
         if kind == "grant":
             try:
                 check_grantable(signed.payload)
+                # The estate rule, whatever the request said: the holder the payload names.
+                check_uses_for_holder_kind(
+                    signed.payload["uses"], self.get_holder(str(signed.payload["holder_id"])).kind
+                )
             except ConsentError as exc:
                 self._ledger.append(
                     "grant.refused",
@@ -790,14 +921,9 @@ class Registry:
                     },
                 )
                 raise
-        requested = self._ledger.find(f"{kind}.requested", **{f"{kind}_id": record_id})
-        if not requested:
-            raise ConsentError(
-                "not_requested",
-                f"signed {kind} {record_id}: no {kind} request with this id was drafted in this workspace",
-            )
-        differences = payload_differences(signed.payload, requested[0].payload.get("payload") or {})
-        if differences or canonical_sha256(signed.payload) != requested[0].payload.get("payload_sha256"):
+        requested_payload = self._requested_payload(kind, record_id)
+        differences = payload_differences(signed.payload, requested_payload)
+        if differences or canonical_sha256(signed.payload) != canonical_sha256(requested_payload):
             raise ConsentError(
                 f"{kind}_altered",
                 f"signed {kind} {record_id} is not what was requested ({'; '.join(differences) or 'digest differs'})",
@@ -835,11 +961,39 @@ class Registry:
         row.signature = signed.signature
         with self._session_factory() as session:
             session.add(row)
+            if kind == "grant":  # the portal no longer offers it for signing
+                session.execute(
+                    update(GrantRequestRow)
+                    .where(GrantRequestRow.id == record_id, GrantRequestRow.state == "pending")
+                    .values(state="signed", grant_id=record_id, decided_at=utc_iso(now_utc()))
+                )
             session.commit()
         self._ledger.append(
             f"{kind}.issued", {**signed.payload, "payload_sha256": row.payload_sha256, "signature": signed.signature}
         )
         return record_id
+
+    def _requested_payload(self, kind: str, record_id: str) -> dict[str, Any]:
+        """The exact payload the request ``record_id`` asked the holder to sign offline;
+        ``not_requested`` when no request of this workspace did."""
+        if kind == "grant":
+            requested = self.requested_grant(record_id)
+            if requested is not None and requested.payload is None:
+                raise ConsentError(
+                    "not_requested",
+                    f"signed grant {record_id}: its request names no payload for an Ed25519 key to sign (drafted "
+                    f"for a passkey in the portal, for a passkey-only holder or before requests named one)",
+                )
+            payload = requested.payload if requested is not None else None
+        else:
+            events = self._ledger.find("release.requested", release_id=record_id)
+            payload = events[0].payload.get("payload") if events else None
+        if not payload:
+            raise ConsentError(
+                "not_requested",
+                f"signed {kind} {record_id}: no {kind} request with this id was drafted in this workspace",
+            )
+        return dict(payload)
 
     def _check_holder_signature(
         self, kind: str, holder: RightsHolder, signed: SignedConsent, addressed: Any, *, row_must_match: bool = True
@@ -1080,6 +1234,48 @@ class Registry:
                     )
                 )
         return out
+
+
+def offline_refusal(holder: RightsHolder) -> str | None:
+    """Why ``holder`` cannot sign a request offline (a passkey-only holder has no Ed25519 key),
+    or ``None``."""
+    from likeness.consent.passkeys import PASSKEY_ONLY
+
+    if holder.key_fingerprint != PASSKEY_ONLY:
+        return None
+    return (
+        f"rights holder '{holder.slug}' signs with passkeys only: no Ed25519 key is registered for them, so a "
+        f"request cannot be signed offline (likeness holder sign); they sign it in the portal"
+    )
+
+
+def requested_grant(session: Session, request_id: str) -> RequestedGrant | None:
+    """The first ``grant.requested`` event of ``request_id``, read whatever its shape: the one
+    lookup both signing paths use (events keyed by ``request_id``, the portal's earlier shape
+    and today's, or by ``grant_id``, the offline earlier shape and today's)."""
+    found = {
+        e.seq: e
+        for member in ("request_id", "grant_id")
+        for e in find_events(session, REQUESTED_EVENT, {member: request_id})
+    }
+    for seq in sorted(found):
+        requested = requested_from_event(found[seq].payload)
+        if requested.request_id == request_id:
+            return requested
+    return None
+
+
+def requested_of_subject(session: Session, subject_id: str) -> list[RequestedGrant]:
+    """Every grant request for ``subject_id`` on the ledger (the offline earlier shape names
+    the subject inside its payload only, hence the scan), the first event of each id."""
+    seen: dict[str, RequestedGrant] = {}
+    for event in find_events(session, REQUESTED_EVENT, {}):
+        if subject_id not in json.dumps(event.payload):
+            continue
+        requested = requested_from_event(event.payload)
+        if requested.terms.subject_id == subject_id:
+            seen.setdefault(requested.request_id, requested)
+    return list(seen.values())
 
 
 def vector_sha256(vector: bytes) -> str:

@@ -199,7 +199,7 @@ class HolderInvitation(Base):
 
 
 class GrantRequestRow(Base):
-    """A grant request an organisation drafted (``payload``: ``requests.request_payload`` as
+    """A grant request an organisation drafted (``payload``: ``grant_requests.request_payload`` as
     canonical JSON); ``state``: pending, signed or declined."""
 
     __tablename__ = "grant_requests"

@@ -31,7 +31,7 @@ from likeness.consent.holder_portal import (
 )
 from likeness.consent.passkeys import b64url, unb64url
 from likeness.consent.tables import HolderSession
-from likeness.consent.vocabulary import PROHIBITED_USES, USES
+from likeness.consent.vocabulary import USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import CsrfFailed, NotAuthenticated, NotFound
@@ -140,32 +140,42 @@ def _set_holder_cookie(request: Request, response: Response, token: str) -> None
 
 def request_sentences(pending: Any, _: Any, lang: str) -> dict[str, Any]:
     """The request in the words a holder reads: who asks, for what, until when, how many, what
-    they may not do, and the label."""
-    request = pending.request
-    uses = _join([_(USE_WORDS[u]) for u in request.uses if u != "training"] or [_(USE_WORDS["training"])], _)
-    until = _date(request.valid_until, lang)
-    if request.max_renders:
+    they may not do, and the label. The facts are ``grant_requests.request_facts``, the ones
+    ``likeness holder sign`` prints offline."""
+    from likeness.consent.grant_requests import request_facts
+
+    facts = request_facts(
+        pending.request,
+        org=pending.org_name,
+        subject=pending.subject_name,
+        holder="",
+        holder_kind=pending.holder_kind,
+    )
+    shown = [u for u in facts.uses if u != "training"]
+    uses = _join([_(USE_WORDS[u]) for u in shown] or [_(USE_WORDS["training"])], _)
+    until = _date(facts.valid_until, lang)
+    if facts.max_renders:
         ask = _(
             "{org} asks to use your face in {uses} until {until}, at most {count} videos.",
-            org=pending.org_name,
+            org=facts.org,
             uses=uses,
             until=until,
-            count=request.max_renders,
+            count=facts.max_renders,
         )
     else:
-        ask = _("{org} asks to use your face in {uses} until {until}.", org=pending.org_name, uses=uses, until=until)
-    not_allowed = [_(USE_WORDS[u]) for u in USES if u not in request.uses and u != "training"]
+        ask = _("{org} asks to use your face in {uses} until {until}.", org=facts.org, uses=uses, until=until)
+    not_allowed = [_(USE_WORDS[u]) for u in facts.not_asked if u != "training"]
     return {
         "ask": ask,
-        "training": "training" in request.uses,
+        "training": facts.training,
         "not_allowed": _("They may not use it for {uses}.", uses=_join(not_allowed, _)) if not_allowed else "",
         "label": _("Every video will carry a visible AI label.")
-        if not request.allow_unlabelled
+        if facts.labelled
         else _("They ask to leave the visible AI label off (the invisible watermark stays)."),
-        "purpose": request.purpose,
-        "prohibited": [_(USE_WORDS[u]) for u in PROHIBITED_USES],
-        "guardian": pending.holder_kind == "guardian",
-        "estate": pending.holder_kind == "estate",
+        "purpose": facts.purpose,
+        "prohibited": [_(USE_WORDS[u]) for u in facts.prohibited],
+        "guardian": facts.holder_kind == "guardian",
+        "estate": facts.holder_kind == "estate",
     }
 
 
@@ -683,8 +693,8 @@ class RequestBody(BaseModel):
 
 
 def create_request(request: Request, principal: Principal, body: RequestBody, previews: list[bytes]) -> dict[str, Any]:
+    from likeness.consent.grant_requests import request_payload
     from likeness.consent.registry import parse_when
-    from likeness.consent.requests import request_payload
 
     drafted = portal_of(request).draft_request(
         body.subject,
