@@ -87,14 +87,15 @@ def model_choices(
     train_jobs: list[Any], facesets: dict[str, dict[str, Any]], exported: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Finished train jobs as the export form lists them: source and performer (from the
-    facesets they trained on), iterations, date, both standings, and the exported model's id
+    facesets they trained on), iterations, date, both sides' standings (``ok``: both allow
+    it, as the export job's authorization needs), and the exported model's id
     when it was exported already (``exported``: train job id -> model id)."""
     out = []
     for job in train_jobs:
         source = facesets.get(str(job.params.get("source")))
         target = facesets.get(str(job.params.get("target")))
-        sides = [side for side in (source, target) if side is not None]
-        refused = next((side["standing"] for side in sides if not side["standing"]["ok"]), None)
+        unknown = {"ok": False, "basis": "grant", "reason": "no_grant", "date": None}  # a faceset gone from the list
+        standings = [side["standing"] if side else unknown for side in (source, target)]
         out.append(
             {
                 "id": job.id,
@@ -102,7 +103,8 @@ def model_choices(
                 "performer": target["subject"] if target else None,
                 "iterations": (job.result or {}).get("iterations"),
                 "created_at": job.created_at,
-                "standing": refused or {"ok": len(sides) == 2, "reason": None if len(sides) == 2 else "no_grant"},
+                "standings": standings,
+                "ok": all(standing["ok"] for standing in standings),
                 "exported": exported.get(job.id),
             }
         )
