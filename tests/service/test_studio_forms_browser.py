@@ -46,7 +46,7 @@ def _shot(page, name: str, size: str, language: str) -> None:
 
 
 @pytest.mark.slow
-def test_reference_extract_train_export_render_through_the_forms(browser, live_service, media):  # noqa: F811
+def test_reference_extract_train_export_render_through_the_forms(browser, live_service, service_world, media):  # noqa: F811
     SHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     context = browser.new_context(viewport=VIEWPORTS["phone"], locale="ko-KR")
@@ -122,8 +122,16 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
     cookies = context.cookies()
     context.close()
 
-    # Every page of the walk at both sizes in both languages.
+    # Every page of the walk at both sizes in both languages; then the studio page once mina's
+    # grant is revoked: the refusal and its date, and nothing of mina's left to pick.
     pages = {"0-studio": f"{live_service}/studio", **pages, "6-consent": f"{live_service}/consent"}
+    _shoot_all(browser, cookies, live_service, pages, errors)
+    service_world.consent.revoke_grant()
+    _shoot_all(browser, cookies, live_service, {"7-studio-revoked": f"{live_service}/studio"}, errors)
+    assert errors == []
+
+
+def _shoot_all(browser, cookies, live_service: str, pages: dict[str, str], errors: list[str]) -> None:  # noqa: F811
     for size, viewport in VIEWPORTS.items():
         for language in ("ko", "en"):
             context = browser.new_context(viewport=viewport)
@@ -134,5 +142,11 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
                 page.goto(url)
                 page.wait_for_load_state("networkidle")
                 _shot(page, name, size, language)
+                if name == "7-studio-revoked":
+                    note = page.locator("#subjects li", has_text="mina").locator(".consent.refused")
+                    assert ("철회됨" if language == "ko" else "Revoked on") in note.inner_text()
+                    assert page.locator("#train input[name=source]:not([disabled])").count() == 0
+                    assert page.locator("#export input[name=model]:not([disabled])").count() == 0
+                    assert page.locator("#train button[type=submit]").is_disabled()
+                    assert page.locator("#export button[type=submit]").is_disabled()
             context.close()
-    assert errors == []
