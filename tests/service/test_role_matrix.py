@@ -21,6 +21,7 @@ SAMPLE_ARGS = {
     "code": "en",
     "name": "NanumGothic.ttf",
     "slug": "mina",
+    "photo": "0" * 64,
     # the rights-holder portal's routes (a holder session, never a service role, opens them)
     "token": "no-such-invitation",
     "request_id": "0" * 32,
@@ -85,6 +86,8 @@ def _requests(world):
                 kwargs["files"] = {"file": ("probe.png", _png(), "image/png")}
             elif route.path in ("/api/v1/trainings", "/api/v1/exports"):
                 kwargs["json"] = {"source": finished.id, "target": finished.id, "model": finished.id}
+            elif route.path in ("/studio/trainings", "/studio/exports"):  # the console's forms
+                kwargs["data"] = {"source": finished.id, "target": finished.id, "model": finished.id}
             elif route.path == "/api/v1/users" and method == "POST":
                 kwargs["json"] = {"username": "probe-user", "password": "a long password", "role": "viewer"}
             elif route.path == "/api/v1/users/{username}":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,7 @@ from likeness.service.job_kinds import (
     train_file,
     uploads_root,
 )
-from likeness.service.jobs import JobView
+from likeness.service.jobs import JobQueue, JobView
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
 from likeness.service.uploads import new_upload_folder, receive_upload
@@ -173,11 +174,13 @@ async def accept_upload(
     fields: tuple[str, ...] = (),
     optional: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
+    choices: dict[str, Collection[str]] | None = None,
 ) -> JobView:
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
     job's ``fields`` (and ``optional`` ones, kept when sent); ``extra`` are parameters the route
-    already knows."""
+    already knows; a field named in ``choices`` must be one of its values (else 404, before any
+    byte of the file is written)."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
@@ -188,6 +191,9 @@ async def accept_upload(
         missing = [name for name in fields if not sent.get(name, "").strip()]
         if missing:
             raise ServiceError(f"send the form fields {', '.join(missing)} before the file")
+        for name, allowed in (choices or {}).items():
+            if sent.get(name, "").strip() not in allowed:
+                raise NotFound(f"no {name} {sent.get(name, '').strip()[:64]!r} for your organisation")
 
     if csrf_header is not None:
         check_csrf(principal, csrf_header)
@@ -497,10 +503,15 @@ def _multipart_body(
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
+def visible_subjects(request: Request, principal: Principal) -> set[str]:
+    """The slugs of the subjects the organisation owns or holds a grant or release for."""
+    overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
+    return {s["slug"] for s in overview["subjects"]}
+
+
 def _visible_subject(request: Request, principal: Principal, slug: str) -> str:
     """``slug`` when the organisation owns the subject or holds a grant or release for it."""
-    overview = consent_overview(request.app.state.services.workspace, principal.user.org_id, principal.user.org_slug)
-    if slug not in {s["slug"] for s in overview["subjects"]}:
+    if slug not in visible_subjects(request, principal):
         raise NotFound(f"no subject {slug!r} for your organisation")
     return slug
 
@@ -581,11 +592,26 @@ class ExportIn(BaseModel):
     model: str = Field(pattern=r"^[0-9a-f]{32}$", description="the train job whose model to export")
 
 
-def _own_job(request: Request, principal: Principal, job_id: str, kind: str) -> JobView:
-    job = request.app.state.services.queue.get(job_id, org_id=principal.user.org_id)
+def _own_job(queue: JobQueue, principal: Principal, job_id: str, kind: str) -> JobView:
+    job = queue.get(job_id, org_id=principal.user.org_id)
     if job.kind != kind:
         raise NotFound(f"no {kind} job {job_id!r}")
     return job
+
+
+def queue_training(queue: JobQueue, principal: Principal, body: TrainingIn) -> JobView:
+    """Queue a train job on two of the organisation's extract jobs (the API's and the console's
+    one way to start training; the job asks the policy engine)."""
+    for job_id in (body.source, body.target):
+        _own_job(queue, principal, job_id, "extract")
+    params = body.model_dump(exclude_none=True)
+    return queue.enqueue("train", params, org_id=principal.user.org_id, created_by=principal.user.id)
+
+
+def queue_export(queue: JobQueue, principal: Principal, body: ExportIn) -> JobView:
+    """Queue the export of one of the organisation's train jobs (API and console alike)."""
+    _own_job(queue, principal, body.model, "train")
+    return queue.enqueue("export", {"model": body.model}, org_id=principal.user.org_id, created_by=principal.user.id)
 
 
 @router.post("/trainings", response_model=JobOut, status_code=202, **guard(RENDER))
@@ -595,13 +621,7 @@ def create_training(
     """Queue the training of a face-swap model (``likeness train``) on two facesets your
     organisation extracted. The policy engine authorizes the subject's training use and the
     performer's release; previews and the loss plot appear as the job's outputs."""
-    for job_id in (body.source, body.target):
-        _own_job(request, principal, job_id, "extract")
-    params = body.model_dump(exclude_none=True)
-    job = request.app.state.services.queue.enqueue(
-        "train", params, org_id=principal.user.org_id, created_by=principal.user.id
-    )
-    return _queued(job)
+    return _queued(queue_training(request.app.state.services.queue, principal, body))
 
 
 @router.post("/exports", response_model=JobOut, status_code=202, **guard(RENDER))
@@ -610,11 +630,7 @@ def create_export(
 ) -> JSONResponse:
     """Queue the ONNX export of a trained model (``likeness model export``); once done it is
     listed by ``GET /models`` for renders."""
-    _own_job(request, principal, body.model, "train")
-    job = request.app.state.services.queue.enqueue(
-        "export", {"model": body.model}, org_id=principal.user.org_id, created_by=principal.user.id
-    )
-    return _queued(job)
+    return _queued(queue_export(request.app.state.services.queue, principal, body))
 
 
 @router.get("/jobs", response_model=JobList, **guard(READ))

@@ -278,9 +278,21 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
             "can_cancel": can_cancel,
             "evidence": (job.result or {}).get("evidence") or {},
             "train": train_outputs(request.app.state.services.workspace, job) if job.kind == "train" else {},
+            "faceset_side": faceset_side(request.app.state.services.workspace, job) if job.kind == "extract" else "",
         },
         principal=principal,
     )
+
+
+def faceset_side(workspace: Any, job: Any) -> str:
+    """Where an extract job's faceset goes in a training: ``target`` for a performer's, else ``source``."""
+    from likeness.errors import LikenessError
+
+    try:
+        kind = workspace.registry.get_subject(str(job.params.get("subject", ""))).kind
+    except LikenessError:
+        return "source"
+    return "target" if kind == "performer" else "source"
 
 
 def train_outputs(workspace: Any, job: Any) -> dict[str, Any]:
@@ -371,8 +383,26 @@ def consent_page(request: Request, principal: Annotated[Principal, Depends(requi
     return render(request, "consent.html", overview, principal=principal)
 
 
+@router.get("/consent/photos/{slug}/{photo}", **guard(READ))
+def reference_photo(
+    slug: str, photo: str, request: Request, principal: Annotated[Principal, Depends(require(READ))]
+) -> Response:
+    """The kept head crop (160 px) of a reference photo of a subject the organisation sees."""
+    from likeness.service.consent_view import consent_overview, reference_picture
+
+    workspace = request.app.state.services.workspace
+    overview = consent_overview(workspace, principal.user.org_id, principal.user.org_slug)
+    subject = next((s for s in overview["subjects"] if s["slug"] == slug), None)
+    path = reference_picture(workspace, subject["id"], photo) if subject else None
+    if path is None:
+        raise NotFound(f"no reference photo {photo[:64]!r} of {slug[:64]!r}")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.get("/render", **guard(RENDER))
-def render_form(request: Request, principal: Annotated[Principal, Depends(require(RENDER))]) -> Response:
+def render_form(
+    request: Request, principal: Annotated[Principal, Depends(require(RENDER))], model: str = ""
+) -> Response:
     from likeness.consent.vocabulary import FINAL_MEDIA_USES
     from likeness.service.job_kinds import exported_models
 
@@ -383,6 +413,7 @@ def render_form(request: Request, principal: Annotated[Principal, Depends(requir
         "render.html",
         {
             "models": models,
+            "picked": model,
             "uses": FINAL_MEDIA_USES,
             "image_mib": limits.image_bytes // (1024 * 1024),
             "video_mib": limits.video_bytes // (1024 * 1024),
@@ -430,6 +461,9 @@ def ledger_page(
 
 
 def install_console(app: FastAPI) -> None:
+    from likeness.service.studio import router as studio_router
+
     app.include_router(router)
+    app.include_router(studio_router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.error_page = error_page

@@ -29,11 +29,10 @@ document.addEventListener("DOMContentLoaded", () => {
     source.addEventListener("end", () => { source.close(); window.location.reload(); });
   }
 
-  const form = document.querySelector("[data-upload-form]");
-  if (form) {
+  document.querySelectorAll("[data-upload-form]").forEach((form) => {
     form.addEventListener("submit", () => {
       const button = form.querySelector("button[type=submit]");
       if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
     });
-  }
+  });
 });
