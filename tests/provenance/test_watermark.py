@@ -426,14 +426,18 @@ def _read_all_at_once(frames: list[np.ndarray]) -> WatermarkReading:
     return clip.read()
 
 
-@pytest.mark.parametrize("case", ["marked", "unmarked", "bars-differ", "short"])
+@pytest.mark.parametrize(
+    "case", ["marked", "unmarked", "bars-differ", "short", "above-work-size", "unmarked-above-work-size"]
+)
 def test_clip_reader_scores_probe_frames_on_arrival_with_the_same_reading(case: str) -> None:
     """ClipWatermarkReader prepares each probe frame as it arrives (verify folds beside the
     decoder); its reading equals scoring the whole probe at once, bit for bit, also when a dark
     first frame makes the clip's bars differ from the first frame's (all redone)."""
-    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(360, 640))
-    if case != "unmarked":
-        embedder = WatermarkEmbedder(PAYLOAD, 640, 360)
+    # Above 360 px (the work size) the native fold of each probe frame is kept too.
+    height, width = (540, 960) if case.endswith("above-work-size") else (360, 640)
+    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(height, width))
+    if not case.startswith("unmarked"):
+        embedder = WatermarkEmbedder(PAYLOAD, width, height)
         frames = [embedder.embed(rgb) for rgb in frames]
     frames = h264_roundtrip(frames, crf=28)
     if case == "bars-differ":
@@ -446,7 +450,7 @@ def test_clip_reader_scores_probe_frames_on_arrival_with_the_same_reading(case: 
     incremental = reader.read()
     reference = _read_all_at_once(frames)
     assert incremental == reference
-    assert (incremental.payload == PAYLOAD) == (case != "unmarked")
+    assert (incremental.payload == PAYLOAD) == (not case.startswith("unmarked"))
 
 
 def test_frames_at_different_phases_are_each_read_at_their_own() -> None:

@@ -983,6 +983,8 @@ class _ProbeFrame:
     work: np.ndarray
     whitened: np.ndarray
     power: tuple[np.ndarray, np.ndarray]
+    native: np.ndarray | None
+    """The native (128 px) fold, where the work scale is below 1 (see ``_ClipReader._add_folds``)."""
 
 
 class ClipWatermarkReader:
@@ -1021,7 +1023,8 @@ class ClipWatermarkReader:
         if self._grid is None:
             self._grid = _GridStrength(assumed.uncropped_period)
         self._grid.add(work, whitened)
-        self._probe.append(_ProbeFrame(rgb, box, work, whitened, _axis_power(whitened)))
+        native = _fold(rgb)[0] if assumed.work_scale < 1.0 else None
+        self._probe.append(_ProbeFrame(rgb, box, work, whitened, _axis_power(whitened), native))
         if len(self._probe) >= _CLIP_PROBE_FRAMES:
             self._start()
 
@@ -1104,8 +1107,9 @@ class _ClipReader:
         keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
         self.periods = [periods[i] for i in keep]
         self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]
-        for rgb, frame in zip(probe, folds):
-            self._add_folds(rgb, [frame[i] for i in keep])
+        natives = [p.native for p in prepared] if prepared is not None and reuse else [None] * len(probe)
+        for rgb, frame, native in zip(probe, folds, natives):
+            self._add_folds(rgb, [frame[i] for i in keep], native)
 
     def add(self, rgb: np.ndarray) -> None:
         assert self.geometry is not None and self.periods is not None
@@ -1113,7 +1117,10 @@ class _ClipReader:
         whitened = _whiten(work)
         self._add_folds(rgb, [_fold_at_period(work, period, whitened) for period in self.periods])
 
-    def _add_folds(self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]]) -> None:
+    def _add_folds(
+        self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]], native: np.ndarray | None = None
+    ) -> None:
+        """``native``: this frame's native fold when already computed (a prepared probe frame)."""
         assert self.periods is not None and self.geometry is not None
         frame_candidates: list[_Candidate] = []
         for index, (period, (folded, tiles)) in enumerate(zip(self.periods, folds)):
@@ -1122,7 +1129,7 @@ class _ClipReader:
                 self.tiles += tiles
             frame_candidates.extend(_sync_both_ways(folded, period, threshold=FRAME_SYNC_THRESHOLD, count=1))
         if self.geometry.work_scale < 1.0 and self.native_frames < _CLIP_NATIVE_FRAMES:
-            folded, _ = _fold(rgb)
+            folded = _fold(rgb)[0] if native is None else native
             self.native = folded if self.native is None else self.native + folded
             self.native_frames += 1
         peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
