@@ -12,10 +12,12 @@ from skimage import data as skdata
 
 from likeness.errors import ProvenanceError
 from likeness.media.synthetic import grace_hopper
+from likeness.provenance import watermark as wm
 from likeness.provenance.watermark import (
     MAX_MARK_RMS,
     TILE_SIZE,
     WATERMARK_ALGORITHM,
+    ClipWatermarkReader,
     WatermarkEmbedder,
     WatermarkReading,
     embed_watermark,
@@ -403,6 +405,52 @@ def test_video_h264_crf28_aggregates_over_frames() -> None:
     assert reading.tiles > len(frames) * 10
     unmarked = h264_roundtrip(frames, crf=28)
     assert extract_watermark_frames(unmarked).payload is None
+
+
+def _read_all_at_once(frames: list[np.ndarray]) -> WatermarkReading:
+    """The reference: every probe frame prepared and scored only once the probe is complete."""
+    clip = wm._ClipReader()
+    probe: list[np.ndarray] = []
+    for rgb in frames:
+        if clip.shape is None:
+            clip.shape = rgb.shape
+        if clip.periods is None:
+            probe.append(rgb)
+            if len(probe) >= wm._CLIP_PROBE_FRAMES:
+                clip.start(probe)
+                probe = []
+        else:
+            clip.add(rgb)
+    if clip.periods is None and probe:
+        clip.start(probe)
+    return clip.read()
+
+
+@pytest.mark.parametrize(
+    "case", ["marked", "unmarked", "bars-differ", "short", "above-work-size", "unmarked-above-work-size"]
+)
+def test_clip_reader_scores_probe_frames_on_arrival_with_the_same_reading(case: str) -> None:
+    """ClipWatermarkReader prepares each probe frame as it arrives (verify folds beside the
+    decoder); its reading equals scoring the whole probe at once, bit for bit, also when a dark
+    first frame makes the clip's bars differ from the first frame's (all redone)."""
+    # Above 360 px (the work size) the native fold of each probe frame is kept too.
+    height, width = (540, 960) if case.endswith("above-work-size") else (360, 640)
+    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(height, width))
+    if not case.startswith("unmarked"):
+        embedder = WatermarkEmbedder(PAYLOAD, width, height)
+        frames = [embedder.embed(rgb) for rgb in frames]
+    frames = h264_roundtrip(frames, crf=28)
+    if case == "bars-differ":
+        frames[0] = np.ascontiguousarray(np.pad(frames[0][60:-60], ((60, 60), (0, 0), (0, 0))))
+    if case == "short":
+        frames = frames[:3]
+    reader = ClipWatermarkReader()
+    for rgb in frames:
+        reader.add(rgb)
+    incremental = reader.read()
+    reference = _read_all_at_once(frames)
+    assert incremental == reference
+    assert (incremental.payload == PAYLOAD) == (not case.startswith("unmarked"))
 
 
 def test_frames_at_different_phases_are_each_read_at_their_own() -> None:

@@ -827,11 +827,54 @@ def _read_scaled(
     return None, best, tiles
 
 
-def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float, tried: list[float]) -> list[float]:
+def _search_grid(uncropped: float) -> list[float]:
+    """The pilot search's coarse grid: 1 % steps from just below ``uncropped`` to past
+    ``uncropped / 0.6``."""
+    steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
+    return [float(p) for p in uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)]
+
+
+class _GridStrength:
+    """The coarse grid's pilot strengths over frames given one at a time: per period the running
+    sum of the frames' folds and the best single frame's score, so a clip's probe frames can be
+    scored as they arrive (while the next ones decode) with the same result as
+    :func:`_pilot_search` scoring them all at once."""
+
+    def __init__(self, uncropped: float) -> None:
+        self.grid = _search_grid(uncropped)
+        self.sums: list[np.ndarray | None] = [None] * len(self.grid)
+        self.single = [-np.inf] * len(self.grid)
+        self.frames = 0
+
+    def add(self, luma: np.ndarray, white: np.ndarray) -> None:
+        for index, period in enumerate(self.grid):
+            folded = _fold_at_period(luma, period, white)[0]
+            self.single[index] = max(self.single[index], _best_score(_sync_both_ways(folded, period, count=0)))
+            total = self.sums[index]
+            self.sums[index] = folded if total is None else total + folded
+        self.frames += 1
+
+    def strengths(self) -> list[tuple[float, float]]:
+        """(strength, period) per grid period, as ``strength`` in :func:`_pilot_search`."""
+        scored = []
+        for period, single, total in zip(self.grid, self.single, self.sums):
+            if self.frames > 1 and total is not None:
+                single = max(single, _best_score(_sync_both_ways(total, period, count=0)))
+            scored.append((single, period))
+        return scored
+
+
+def _pilot_search(
+    frames: list[tuple[np.ndarray, np.ndarray]],
+    uncropped: float,
+    tried: list[float],
+    coarse_scores: list[tuple[float, float]] | None = None,
+) -> list[float]:
     """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
     by pilot strength: a 1 % grid, then the best :data:`_SEARCH_KEEP` refined to 0.25 %.
     ``frames``: (work luma, whitened) pairs whose folds are scored summed and alone (the best
-    of either counts). Periods within 0.1 % of ``tried`` ones are left out."""
+    of either counts). Periods within 0.1 % of ``tried`` ones are left out. ``coarse_scores``:
+    the grid already scored on these frames (:class:`_GridStrength`)."""
 
     def strength(period: float) -> float:
         folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
@@ -840,9 +883,9 @@ def _pilot_search(frames: list[tuple[np.ndarray, np.ndarray]], uncropped: float,
             return single
         return max(single, _best_score(_sync_both_ways(_summed(folds), period, count=0)))
 
-    steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
-    grid = uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)
-    coarse = sorted(((strength(p), float(p)) for p in grid), reverse=True)[:_SEARCH_KEEP]
+    if coarse_scores is None:
+        coarse_scores = [(strength(p), p) for p in _search_grid(uncropped)]
+    coarse = sorted(coarse_scores, reverse=True)[:_SEARCH_KEEP]
     found = []
     for score, period in coarse:
         refined = max(
@@ -923,26 +966,78 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     group of pictures, so in a panning shot each frame still holds the payload at another
     phase. Frames of another size than the first, or smaller than one tile, are skipped.
     """
-    probe: list[np.ndarray] = []
-    clip = _ClipReader()
-    for index, rgb in enumerate(frames):
-        rgb = _check_rgb(rgb, name=f"frame {index}")
+    clip = ClipWatermarkReader()
+    for rgb in frames:
+        clip.add(rgb)
+    return clip.read()
+
+
+@dataclass
+class _ProbeFrame:
+    """A probe frame prepared as it arrives, under the geometry of the clip's first frame (the
+    clip's own geometry, unless bars differ between probe frames): work luma, whitened, axis
+    power spectra."""
+
+    rgb: np.ndarray
+    box: _Geometry
+    work: np.ndarray
+    whitened: np.ndarray
+    power: tuple[np.ndarray, np.ndarray]
+    native: np.ndarray | None
+    """The native (128 px) fold, where the work scale is below 1 (see ``_ClipReader._add_folds``)."""
+
+
+class ClipWatermarkReader:
+    """:func:`extract_watermark_frames` one frame at a time: :meth:`add` each frame in order
+    (on any one thread, e.g. beside the decoder), then :meth:`read`. The reading is the same as
+    the function's on the same frames: the probe frames are prepared and scored on the pilot
+    search's grid as they arrive, which is the work the function would do after the last probe
+    frame, under the first frame's geometry; when the probe frames' bars turn out to differ it
+    is all redone under the clip's geometry."""
+
+    def __init__(self) -> None:
+        self._clip = _ClipReader()
+        self._probe: list[_ProbeFrame] = []
+        self._grid: _GridStrength | None = None
+        self._frames = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Fold one frame (uint8 (H, W, 3)); frames of another size than the first, or smaller
+        than one tile, are skipped. Raises ProvenanceError for an array that is not RGB."""
+        clip = self._clip
+        rgb = _check_rgb(rgb, name=f"frame {self._frames}")
+        self._frames += 1
         if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
-            continue
+            return
         if clip.shape is None:
             clip.shape = rgb.shape
         if rgb.shape != clip.shape:
-            continue
-        if clip.periods is None:
-            probe.append(rgb)
-            if len(probe) >= _CLIP_PROBE_FRAMES:
-                clip.start(probe)
-                probe = []
-        else:
+            return
+        if clip.periods is not None:
             clip.add(rgb)
-    if clip.periods is None and probe:
-        clip.start(probe)
-    return clip.read()
+            return
+        box = _geometry(rgb)
+        assumed = self._probe[0].box if self._probe else box
+        work = _work_luma(rgb, assumed)
+        whitened = _whiten(work)
+        if self._grid is None:
+            self._grid = _GridStrength(assumed.uncropped_period)
+        self._grid.add(work, whitened)
+        native = _fold(rgb)[0] if assumed.work_scale < 1.0 else None
+        self._probe.append(_ProbeFrame(rgb, box, work, whitened, _axis_power(whitened), native))
+        if len(self._probe) >= _CLIP_PROBE_FRAMES:
+            self._start()
+
+    def _start(self) -> None:
+        probe, self._probe = self._probe, []
+        self._clip.start([p.rgb for p in probe], prepared=probe, grid=self._grid)
+        self._grid = None
+
+    def read(self) -> WatermarkReading:
+        """The clip's reading (the payload, or no mark)."""
+        if self._clip.periods is None and self._probe:
+            self._start()
+        return self._clip.read()
 
 
 class _ClipReader:
@@ -962,21 +1057,35 @@ class _ClipReader:
         # P and B frames of moving content lost): (z, soft bits, offset, candidate).
         self.best_frames: list[tuple[float, np.ndarray, tuple[int, int], _Candidate]] = []
 
-    def start(self, probe: list[np.ndarray]) -> None:
+    def start(
+        self,
+        probe: list[np.ndarray],
+        *,
+        prepared: list[_ProbeFrame] | None = None,
+        grid: _GridStrength | None = None,
+    ) -> None:
         # Bars: the widest content box over the probe frames (a dark frame alone looks all bar).
-        boxes = [_geometry(rgb) for rgb in probe]
+        boxes = [p.box for p in prepared] if prepared else [_geometry(rgb) for rgb in probe]
         top = min(b.top for b in boxes)
         left = min(b.left for b in boxes)
         bottom = max(b.top + b.height for b in boxes)
         right = max(b.left + b.width for b in boxes)
         widest = min(boxes, key=lambda b: b.work_scale)
         self.geometry = _Geometry(top, left, bottom - top, right - left, widest.work_scale, widest.short_extent)
-        works = [_work_luma(rgb, self.geometry) for rgb in probe]
+        # Frames prepared on arrival under the first frame's geometry count if it is the clip's.
+        reuse = prepared is not None and self.geometry == boxes[0]
+        if prepared is not None and reuse:
+            works = [p.work for p in prepared]
+            whitened = [p.whitened for p in prepared]
+            powers = [p.power for p in prepared]
+        else:
+            grid = None
+            works = [_work_luma(rgb, self.geometry) for rgb in probe]
+            whitened = [_whiten(work) for work in works]
+            powers = [_axis_power(white) for white in whitened]
         # Periods: what the summed autocorrelation and each probe frame's own suggest (in a
         # re-encoded moving clip the intra frame may be the only one that still shows the
         # mark), kept by the pilot peak they give on the probe frames, alone or summed.
-        whitened = [_whiten(work) for work in works]
-        powers = [_axis_power(white) for white in whitened]
         size = (works[0].shape[1], works[0].shape[0])
         summed = _period_candidates(_summed(p[0] for p in powers), _summed(p[1] for p in powers), size)
         suggested = _with_neighbours(summed)
@@ -987,7 +1096,8 @@ class _ClipReader:
         for period in suggested + [uncropped]:
             if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
                 periods.append(period)
-        periods += _pilot_search(list(zip(works, whitened)), uncropped, periods)
+        coarse = grid.strengths() if grid is not None else None
+        periods += _pilot_search(list(zip(works, whitened)), uncropped, periods, coarse)
         folds = [[_fold_at_period(work, period, white) for period in periods] for work, white in zip(works, whitened)]
         scores = []
         for index, period in enumerate(periods):
@@ -997,8 +1107,9 @@ class _ClipReader:
         keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
         self.periods = [periods[i] for i in keep]
         self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]
-        for rgb, frame in zip(probe, folds):
-            self._add_folds(rgb, [frame[i] for i in keep])
+        natives = [p.native for p in prepared] if prepared is not None and reuse else [None] * len(probe)
+        for rgb, frame, native in zip(probe, folds, natives):
+            self._add_folds(rgb, [frame[i] for i in keep], native)
 
     def add(self, rgb: np.ndarray) -> None:
         assert self.geometry is not None and self.periods is not None
@@ -1006,7 +1117,10 @@ class _ClipReader:
         whitened = _whiten(work)
         self._add_folds(rgb, [_fold_at_period(work, period, whitened) for period in self.periods])
 
-    def _add_folds(self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]]) -> None:
+    def _add_folds(
+        self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]], native: np.ndarray | None = None
+    ) -> None:
+        """``native``: this frame's native fold when already computed (a prepared probe frame)."""
         assert self.periods is not None and self.geometry is not None
         frame_candidates: list[_Candidate] = []
         for index, (period, (folded, tiles)) in enumerate(zip(self.periods, folds)):
@@ -1015,7 +1129,7 @@ class _ClipReader:
                 self.tiles += tiles
             frame_candidates.extend(_sync_both_ways(folded, period, threshold=FRAME_SYNC_THRESHOLD, count=1))
         if self.geometry.work_scale < 1.0 and self.native_frames < _CLIP_NATIVE_FRAMES:
-            folded, _ = _fold(rgb)
+            folded = _fold(rgb)[0] if native is None else native
             self.native = folded if self.native is None else self.native + folded
             self.native_frames += 1
         peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
@@ -1070,6 +1184,7 @@ class _ClipReader:
 
 __all__ = [
     "PAYLOAD_BYTES",
+    "ClipWatermarkReader",
     "READABLE_ALGORITHMS",
     "REFERENCE_SHORT_SIDE",
     "TILE_SIZE",

@@ -34,7 +34,7 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError
-from likeness.prefetch import Prefetch
+from likeness.prefetch import Prefetch, WriteBehind
 from likeness.train.preview import PREVIEW_EVENT
 from likeness.verify.face_views import FaceView, face_view
 from likeness.verify.file_kind import (
@@ -495,7 +495,7 @@ class Verifier:
         from likeness.faces import FaceTracker
         from likeness.media import sample_video_frames
         from likeness.media.animation import sample_animation_frames
-        from likeness.provenance.watermark import extract_watermark_frames
+        from likeness.provenance.watermark import ClipWatermarkReader
 
         try:
             if timeline is not None:
@@ -518,13 +518,15 @@ class Verifier:
         face_failure: list[str] = []
         decode_failure: list[str] = []
         embed = self.gallery.size > 0
-        # The next sample decodes on a helper thread while this one is analysed (PyAV releases
-        # the GIL; on two cores that hides most of the decoding time).
+        # Three threads share the work of one clip: the next sample decodes on one (PyAV releases
+        # the GIL), the watermark folds the frame before on another (NumPy FFTs and OpenCV
+        # filters release it too; the fold of the probe frames is most of a clip's CPU), and
+        # faces are detected here. Every sampled frame reaches the watermark reader, in order,
+        # so its reading is the same as folding them one after the other on this thread.
         frames_ahead = Prefetch(sampled, depth=1, name="likeness-verify-decode")
-
-        def analysed_frames() -> Iterator[np.ndarray]:
-            # One decode pass feeds both the watermark (which folds full-resolution frames) and
-            # face detection; each sampled frame is held in memory only while it is analysed.
+        marking = ClipWatermarkReader()
+        folding = WriteBehind(marking.add, depth=2, name="likeness-verify-watermark")
+        try:
             for number in range(MAX_VIDEO_FRAMES):
                 try:
                     frame = next(frames_ahead, None)
@@ -532,9 +534,10 @@ class Verifier:
                     # Frames decoded before the damage still count; the reason says where
                     # decoding stopped.
                     decode_failure.append(exc.reason)
-                    return
+                    break
                 if frame is None:
-                    return
+                    break
+                folding.put(frame.rgb)  # frames are only read from here on, on every thread
                 frame_times.append(frame.pts_s)
                 self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the label thread
                 if not first_rgb:
@@ -554,16 +557,16 @@ class Verifier:
                                 _keep_view(track, quality, frame.rgb, face.landmarks)
                     except (LikenessError, MediaError) as exc:
                         face_failure.append(str(exc))
-                yield frame.rgb
-
-        watermark = None
-        try:
-            reading = extract_watermark_frames(analysed_frames())
-        except LikenessError as exc:
-            reading = None
-            errors.append(StageError("watermark", str(exc)))
         finally:
             frames_ahead.close()
+            folding.close()
+        watermark = None
+        reading = None
+        try:
+            folding.raise_failure()
+            reading = marking.read()
+        except LikenessError as exc:
+            errors.append(StageError("watermark", str(exc)))
         if not frame_times:
             return decode_failure[0] if decode_failure else "no decodable video frame"
         if decode_failure:
