@@ -54,7 +54,7 @@ def test_photos_add_then_extract_show_and_report(studio: dict[str, Path], tmp_pa
     extracted = run(
         home, "extract", "mina", str(studio["group"]), str(tmp_path / "nope.jpg"), "--out", str(out), "--size", "128"
     )
-    assert "1 faces" in extracted and "other identity" in extracted
+    assert "1 face " in extracted and "other identity" in extracted
     assert "nope.jpg: not found" in extracted
 
     shown = run(home, "faceset", "show", str(out), "--verify")

@@ -28,8 +28,7 @@ from likeness.consent.grant_requests import (
 from likeness.consent.tables import GrantRequestRow
 from likeness.errors import ConsentError, RegistryError
 from tests.conftest import add_holder, holder_machine
-from tests.portal.conftest import PasskeyWorld, register
-from tests.portal.softauthn import SoftAuthenticator
+from tests.portal.conftest import PasskeyWorld
 
 UNTIL = timedelta(days=30)
 
@@ -40,20 +39,18 @@ def refusal(call) -> ConsentError:
     return info.value
 
 
-def ed25519_holder_with_passkey(world: PasskeyWorld, slug: str = "mina") -> tuple[str, SoftAuthenticator]:
-    """A holder enrolled with an Ed25519 key (on their machine) who also registered a passkey."""
+def ed25519_holder(world: PasskeyWorld, slug: str = "mina") -> str:
+    """A holder enrolled with an Ed25519 key on their own machine (no passkey: an invitation
+    cannot give them one, test_invitation_takeover.py)."""
     reg = world.workspace.registry
     holder = add_holder(reg, f"{slug}-holder", f"{slug.title()} Holder", kind="artist")
     reg.add_subject(slug, slug.title(), kind="artist", holder=holder.slug)
-    invitation_id, _token = world.portal.invite(holder.slug, "studio", created_by="admin")
-    authenticator = SoftAuthenticator()
-    register(world.portal, holder.id, authenticator, invitation_id=invitation_id)
-    return holder.id, authenticator
+    return holder.id
 
 
 def test_both_paths_write_one_event_shape_that_one_lookup_finds(passkey_world):
     world = passkey_world
-    ed25519_holder_with_passkey(world)
+    ed25519_holder(world)
     reg = world.workspace.registry
     in_portal = world.request()  # haneul: passkey-only holder
     offline = reg.request_grant("mina", "studio", ["music_video"], valid_until=now_utc() + UNTIL)
@@ -78,7 +75,7 @@ def test_both_paths_write_one_event_shape_that_one_lookup_finds(passkey_world):
 
 def test_a_portal_request_is_exported_signed_offline_and_imported(passkey_world, tmp_path):
     world = passkey_world
-    ed25519_holder_with_passkey(world)
+    ed25519_holder(world)
     reg = world.workspace.registry
     drafted = world.request(uses=("music_video",), subject="mina")
     exported = reg.request_file(drafted.request_id)
@@ -98,19 +95,22 @@ def test_a_portal_request_is_exported_signed_offline_and_imported(passkey_world,
         reg.request_file(drafted.request_id)
 
 
-def test_an_offline_request_shows_in_the_portal_and_is_signed_with_a_passkey(passkey_world):
+def test_an_offline_request_shows_in_the_portal_and_one_answer_makes_one_grant(passkey_world):
     world = passkey_world
-    holder_id, authenticator = ed25519_holder_with_passkey(world)
+    holder_id = ed25519_holder(world)
     reg = world.workspace.registry
     offline = reg.request_grant("mina", "studio", ["music_video"], valid_until=now_utc() + UNTIL, max_renders=5)
     (pending,) = world.portal.requests_for_holder(holder_id)
     assert pending.request == offline.terms and pending.state == "pending"
-    grant_id = world.sign(pending.request, authenticator, holder_id)
-    assert grant_id == offline.record_id
-    assert world.workspace.policy.authorize("mina", "music_video", "studio").grant_id == grant_id
-    # The Ed25519 answer to the same request comes too late: one request, one grant.
-    with pytest.raises(RegistryError, match="already imported"):
-        reg.import_signed(holder_machine(reg).sign(offline, "mina-holder"))
+    # The holder signs with their own key: the organisation cannot give them a passkey of its own.
+    assert refusal(lambda: world.portal.invite("mina-holder", "studio", created_by="admin")).reason == (
+        "invitation_refused"
+    )
+    signed = holder_machine(reg).sign(offline, "mina-holder")
+    assert reg.import_signed(signed) == offline.record_id
+    assert world.workspace.policy.authorize("mina", "music_video", "studio").grant_id == offline.record_id
+    with pytest.raises(RegistryError, match="already"):
+        reg.import_signed(signed)
     assert audit_workspace(world.workspace).ok
 
 
@@ -257,7 +257,7 @@ def _offline_v1(world: PasskeyWorld, subject: str) -> ConsentRequest:
 def test_requests_in_either_earlier_shape_are_still_found_signed_and_verified(passkey_world):
     world = passkey_world
     reg = world.workspace.registry
-    ed25519_holder_with_passkey(world)
+    ed25519_holder(world)
     portal_id = _portal_v1(world, "haneul")
     offline = _offline_v1(world, "mina")
     found_portal, found_offline = reg.requested_grant(portal_id), reg.requested_grant(offline.record_id)
@@ -311,7 +311,7 @@ def test_an_edited_request_event_is_refused_by_the_lookup(passkey_world):
 
 def test_the_cli_exports_a_portal_request_as_request_json(passkey_world, tmp_path):
     world = passkey_world
-    ed25519_holder_with_passkey(world)
+    ed25519_holder(world)
     drafted = world.request(uses=("music_video",), subject="mina")
     home = str(world.workspace.home)
     out = tmp_path / "request.json"
@@ -332,7 +332,7 @@ def test_a_request_set_back_to_pending_in_sql_is_not_signed_twice(passkey_world)
     from sqlalchemy import text
 
     world = passkey_world
-    holder_id, authenticator = ed25519_holder_with_passkey(world)
+    holder_id = ed25519_holder(world)
     reg = world.workspace.registry
     offline = reg.request_grant("mina", "studio", ["music_video"], valid_until=now_utc() + UNTIL)
     reg.import_signed(holder_machine(reg).sign(offline, "mina-holder"))
@@ -341,4 +341,4 @@ def test_a_request_set_back_to_pending_in_sql_is_not_signed_twice(passkey_world)
             text("UPDATE grant_requests SET state = 'pending' WHERE id = :id"), {"id": offline.record_id}
         )
     with pytest.raises(RegistryError, match="already signed"):
-        world.portal.grant_to_sign(offline.record_id, holder_id, authenticator.credential_id)
+        world.portal.grant_to_sign(offline.record_id, holder_id, b"any")
