@@ -230,19 +230,7 @@ def request_from_payload(payload: Any) -> GrantRequest:
     if not isinstance(payload, dict) or payload.get("type") != REQUEST_TYPE:
         raise RegistryError(f"not a grant request (expected type {REQUEST_TYPE})")
     try:
-        return make_request(
-            request_id=str(payload["request_id"]),
-            subject_id=str(payload["subject_id"]),
-            org_id=str(payload["org_id"]),
-            uses=list(payload["uses"]),
-            valid_from=str(payload["valid_from"]),
-            valid_until=str(payload["valid_until"]),
-            max_renders=payload["max_renders"],
-            allow_unlabelled=bool(payload["allow_unlabelled"]),
-            purpose=str(payload["purpose"]),
-            preview_sha256=list(payload["preview_sha256"]),
-            requested_at=str(payload["requested_at"]),
-        )
+        return _terms(payload, str(payload["request_id"]), payload["preview_sha256"], str(payload["requested_at"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise RegistryError(f"grant request is malformed ({exc})") from None
 
@@ -299,22 +287,29 @@ def offline_payload(request: GrantRequest, *, holder_id: str, holder_fingerprint
     )
 
 
+def _terms(
+    payload: Mapping[str, Any], request_id: str, preview_sha256: Iterable[str], requested_at: str
+) -> GrantRequest:
+    """The grant terms of a request or grant payload, checked by ``make_request``."""
+    return make_request(
+        request_id=request_id,
+        subject_id=str(payload["subject_id"]),
+        org_id=str(payload["org_id"]),
+        uses=list(payload["uses"]),
+        valid_from=str(payload["valid_from"]),
+        valid_until=str(payload["valid_until"]),
+        max_renders=payload["max_renders"],
+        allow_unlabelled=bool(payload["allow_unlabelled"]),
+        purpose=str(payload["purpose"]),
+        preview_sha256=list(preview_sha256),
+        requested_at=requested_at,
+    )
+
+
 def terms_of_payload(payload: Mapping[str, Any], preview_sha256: Iterable[str], requested_at: str) -> GrantRequest:
     """The terms a ``likeness.grant.v1`` payload grants, as a request (its id: the grant id)."""
     try:
-        return make_request(
-            request_id=str(payload["grant_id"]),
-            subject_id=str(payload["subject_id"]),
-            org_id=str(payload["org_id"]),
-            uses=list(payload["uses"]),
-            valid_from=str(payload["valid_from"]),
-            valid_until=str(payload["valid_until"]),
-            max_renders=payload["max_renders"],
-            allow_unlabelled=bool(payload["allow_unlabelled"]),
-            purpose=str(payload["purpose"]),
-            preview_sha256=list(preview_sha256),
-            requested_at=requested_at,
-        )
+        return _terms(payload, str(payload["grant_id"]), preview_sha256, requested_at)
     except (KeyError, TypeError) as exc:
         raise RegistryError(f"grant payload is malformed ({exc})") from None
 

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
+from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, NotFound
 from likeness.service.security import CSP, RateLimiter
@@ -259,31 +260,9 @@ def public_limits(settings: Any) -> UploadLimits:
     return UploadLimits(settings.public_max_image_bytes, settings.public_max_video_bytes)
 
 
-PUBLIC_VERIFY_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "image or video; the type is read from its bytes",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
-
-
 @router.post(
     "/api/v1/public/verify",
-    openapi_extra={"x-permission": "public", **PUBLIC_VERIFY_BODY},
+    openapi_extra={"x-permission": "public", **UPLOAD_BODY},
     responses={200: {"description": "the likeness.verify/1 object, names withheld as the rights holders chose"}},
 )
 async def public_verify(request: Request) -> JSONResponse:
@@ -294,7 +273,7 @@ async def public_verify(request: Request) -> JSONResponse:
 @router.post(
     "/api/v1/public/reports",
     status_code=201,
-    openapi_extra={"x-permission": "public", **PUBLIC_VERIFY_BODY},
+    openapi_extra={"x-permission": "public", **UPLOAD_BODY},
     responses={201: {"description": "the case opened: {case_id, state}"}},
 )
 async def public_report(request: Request) -> JSONResponse:
