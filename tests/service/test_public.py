@@ -181,23 +181,43 @@ def test_a_slow_analysis_ends_with_a_friendly_timeout(settings, workspace, tmp_p
     assert time.monotonic() - started < 5
 
 
-def test_every_hangul_glyph_on_the_page_is_in_the_served_font(service_world):
+def served_cmap(client, url: str) -> dict[int, str]:
     import io
 
     from fontTools.ttLib import TTFont
 
+    served = client.get(url)
+    assert served.status_code == 200, url
+    return TTFont(io.BytesIO(served.content)).getBestCmap()
+
+
+def test_every_character_on_the_page_is_in_the_page_font(service_world):
     client = service_world.client(headers={"accept-language": "ko-KR"})
     # the Korean page holds every text the script shows (the verdicts, the problems); the
     # English one names the other language in Korean
     page = client.get("/").text + service_world.client().get("/").text
-    hangul = {ch for ch in page if "\uac00" <= ch <= "\ud7a3" or "\u3131" <= ch <= "\u318e"}
-    assert len(hangul) > 200
+    shown = {ch for ch in page if not ch.isspace()}
+    assert len({ch for ch in shown if "\uac00" <= ch <= "\ud7a3"}) > 200
+    for name in ("NanumGothic.woff", "NanumGothicBold.woff"):
+        cmap = served_cmap(client, f"/fonts/page/{name}")
+        assert sorted(ch for ch in shown if ord(ch) not in cmap) == [], name
+        assert len(cmap) < 2000  # a cut, not the 4.7 MB face
+    # the console keeps the full face
     assert 'font-family: "NanumGothic"' in client.get("/static/console.css").text
-    for name in ("NanumGothic.ttf", "NanumGothicBold.ttf"):
-        served = client.get(f"/static/fonts/{name}")
-        assert served.status_code == 200 and served.headers["content-type"] == "font/ttf"
-        cmap = TTFont(io.BytesIO(served.content)).getBestCmap()
-        assert sorted(ch for ch in hangul if ord(ch) not in cmap) == [], name
+    assert len(served_cmap(client, "/static/fonts/NanumGothic.ttf")) > 10_000
+
+
+def test_the_page_font_sets_the_names_a_card_may_show_and_no_other(service_world):
+    """A publicly named artist's Korean name and the organisation's name are in the page's font
+    (the page never falls back to the 4.7 MB face); a name the rights holder withheld is not
+    (its characters would hint at it)."""
+    enroll_mina(service_world.consent)
+    registry = service_world.workspace.registry
+    add_subject(registry, "bwelt", "뷁똠", public_name=True)
+    add_subject(registry, "hidden", "쀍쫅", public_name=False)
+    cmap = served_cmap(service_world.client(), "/fonts/page/NanumGothic.woff")
+    assert all(ord(ch) in cmap for ch in "뷁똠" + "Studio Haneul")
+    assert not any(ord(ch) in cmap for ch in "쀍쫅")
 
 
 def test_an_animated_gif_is_checked_like_any_picture(service_world, tmp_path):

@@ -48,6 +48,17 @@ def open_page(browser, base: str, size: str, language: str):  # noqa: F811 (the 
     return context, page, errors
 
 
+def page_font_characters(page, base: str) -> set[str]:
+    """The characters the page's own cut of NanumGothic sets."""
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    served = page.request.get(f"{base}/fonts/page/NanumGothic.woff")
+    assert served.ok
+    return {chr(code) for code in TTFont(io.BytesIO(served.body())).getBestCmap()}
+
+
 def check(page, upload) -> str:
     """Choose ``upload`` (a path, or Playwright's ``{name, mimeType, buffer}``) and send it."""
     page.set_input_files("input[type=file]", upload if isinstance(upload, dict) else str(upload))
@@ -64,6 +75,7 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
     shots = SHOTS / f"{size}-{language}"
     shots.mkdir(parents=True, exist_ok=True)
     context, page, errors = open_page(browser, live_service, size, language)
+    font = page_font_characters(page, live_service)
     try:
         page.screenshot(path=str(shots / "0-start.png"), full_page=True)
         for name, verdict in EXPECTED.items():
@@ -83,6 +95,8 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
                 page.click("[data-result] details summary")
                 page.wait_for_selector("[data-frames] canvas", timeout=20_000)
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            shown = page.evaluate("document.body.innerText").replace(media[name].name, "")
+            assert sorted({ch for ch in shown if not ch.isspace()} - font) == [], name
             assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"], name
         # the page's own cut of NanumGothic sets every Korean character; the 4.7 MB face is not fetched
         assert page.evaluate("document.fonts.check('16px NanumGothicPage', '진짜일까')")
@@ -192,5 +206,33 @@ def test_a_shared_link_shows_the_card_without_the_file(browser, live_service, tm
         page.screenshot(path=str(shots / "link-page.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
         assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_a_slow_page_font_does_not_fetch_the_full_face(browser, live_service, service_world, tmp_path, language):  # noqa: F811
+    """On a slow link (or a loaded server) the page's cut of NanumGothic arrives late. While it
+    loads the page is set in the system face, not in the next web font down the list: a phone
+    must not start fetching the 4.7 MB face just because the small one was slow."""
+    import time
+
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="ko-KR" if language == "ko" else "en-GB")
+    page = context.new_page()
+    fonts: list[str] = []
+    page.on("request", lambda request: fonts.append(request.url) if "font" in request.url else None)
+
+    def slow(route):
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/fonts/page/*", slow)
+    try:
+        page.goto(f"{live_service}/")
+        page.wait_for_function("document.fonts.status === 'loaded'", timeout=20_000)
+        page.wait_for_timeout(300)
+        assert any(url.endswith("/fonts/page/NanumGothic.woff") for url in fonts)
+        assert page.evaluate("document.fonts.check('16px NanumGothicPage', '진짜일까')")
+        assert not [url for url in fonts if "/static/fonts/" in url]
     finally:
         context.close()
