@@ -83,6 +83,11 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
             card = page.locator("[data-result] .verdict-card")
             if (verdict, language) in HEADLINES:
                 assert card.locator("h2").inner_text() == HEADLINES[(verdict, language)]
+            if verdict == "enrolled-artist-unlabelled" and language == "ko":  # the particle fits the word
+                assert card.locator("h2").inner_text() == "이 소속사의 아티스트가 나오지만 AI 표시나 기록이 없습니다"
+                assert "이 소속사의 아티스트를 알아보았지만" in card.inner_text()
+            if verdict == "synthetic-other-issuer" and language == "ko":  # after a Latin name it stays
+                assert "Studio Haneul likeness signer이(가) 서명한" in card.inner_text()
             if verdict in ("authorized-synthetic", "enrolled-artist-unlabelled"):
                 # mina's rights holder did not allow public naming
                 unnamed = "이 소속사의 아티스트" if language == "ko" else "an artist this agency represents"

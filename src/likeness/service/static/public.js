@@ -30,12 +30,25 @@
     for (const child of children) if (child) node.append(child);
     return node;
   };
+  // A Korean particle written for either ending ("이(가)") after a value that ends in a Hangul
+  // syllable becomes the one that fits it: 이/을/은/과 after a final consonant, 가/를/는/와 after a
+  // vowel. After Latin letters or digits the written form stays (the reading decides).
+  const PARTICLES = { "이(가)": ["이", "가"], "을(를)": ["을", "를"], "은(는)": ["은", "는"], "과(와)": ["과", "와"] };
+  const fitParticle = (value, text) => {
+    const pair = Object.keys(PARTICLES).find((written) => text.startsWith(written));
+    const last = value.codePointAt(value.length - 1);
+    if (!pair || !(last >= 0xac00 && last <= 0xd7a3)) return text;
+    const [afterConsonant, afterVowel] = PARTICLES[pair];
+    return ((last - 0xac00) % 28 ? afterConsonant : afterVowel) + text.slice(pair.length);
+  };
   // Fill the {name} slots of a cloned text with values, as text.
   const fill = (root, values) => {
     root.querySelectorAll("[data-slot]").forEach((slot) => {
       const value = values[slot.dataset.slot];
       slot.textContent = value === undefined || value === null || value === "" ? word("unknown") : String(value);
       slot.classList.add("value");
+      const next = slot.nextSibling;
+      if (next && next.nodeType === Node.TEXT_NODE) next.textContent = fitParticle(slot.textContent, next.textContent);
     });
     return root;
   };
