@@ -1,0 +1,117 @@
+"""A holder adds a recovery passkey in Chromium, loses the first one, and still signs in and
+signs a grant with the recovery passkey. Two CDP virtual authenticators stand in for the
+holder's phone and their security key; which one answers a ceremony is chosen the way a person
+does it, by touching only that one (``WebAuthn.setAutomaticPresenceSimulation``)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+
+from likeness.consent.canonical import now_utc
+from likeness.consent.passkeys import b64url
+from likeness.service.roles import Role
+from tests.portal.test_portal_browser import _portal, _shoot, portal_service  # noqa: F401 (fixture)
+from tests.service.test_console_browser import VIEWPORTS, browser  # noqa: F401 (the fixture)
+
+AUTHENTICATOR = {
+    "protocol": "ctap2",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
+
+
+def _touch_only(cdp, chosen: str, every: list[str]) -> None:
+    for authenticator in every:
+        cdp.send(
+            "WebAuthn.setAutomaticPresenceSimulation",
+            {"authenticatorId": authenticator, "enabled": authenticator == chosen},
+        )
+
+
+@pytest.mark.slow
+def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, portal_service):  # noqa: F811
+    url, workspace, tokens = (portal_service[k] for k in ("url", "workspace", "tokens"))
+    errors: list[str] = []
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-GB")
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    phone = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})["authenticatorId"]
+    try:
+        made = context.request.post(
+            f"{url}/api/v1/portal/invitations",
+            headers={"Authorization": f"Bearer {tokens[Role.ADMIN]}"},
+            data={"holder": "sora-holder", "holder_name": "Lee Sora", "holder_kind": "artist", "subject": "sora"},
+        )
+        assert made.status == 201, made.text()
+        page.goto(made.json()["url"])
+        page.click("[data-passkey-register]")
+        page.wait_for_url(f"{url}/portal")
+        assert page.locator("text=Add a second passkey").count() == 1
+
+        # the security key is plugged in; the new passkey is made on it (the phone is not
+        # touched), then the phone's passkey signs its registration (the key is not touched)
+        security_key = {**AUTHENTICATOR, "transport": "usb"}
+        key = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": security_key})["authenticatorId"]
+        both = [phone, key]
+        _touch_only(cdp, key, both)
+
+        def then_touch_the_phone(route):
+            answer = route.fetch()
+            _touch_only(cdp, phone, both)
+            route.fulfill(response=answer)
+
+        page.route("**/portal/api/passkeys", then_touch_the_phone)
+        page.click("[data-passkey-add]")
+        page.wait_for_selector("main li:has-text('recovery'), [data-passkey-error]:not([hidden])")
+        assert page.locator("[data-passkey-error]:not([hidden])").count() == 0
+        page.unroute("**/portal/api/passkeys")
+        holder = _portal(workspace).registry.get_holder("sora-holder")
+        labels = sorted(p.label for p in _portal(workspace).passkeys_of(holder.id))
+        assert labels == ["primary", "recovery"]
+        on_key = cdp.send("WebAuthn.getCredentials", {"authenticatorId": key})["credentials"]
+        assert len(on_key) == 1
+        assert page.locator("text=Add a second passkey").count() == 0
+        _shoot(page, "g-two-passkeys", "phone", "en")
+
+        # the phone is lost: sign out, sign in with the security key alone
+        cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": phone})
+        _touch_only(cdp, key, [key])
+        page.click(".holder-bar button[type=submit]")
+        page.wait_for_selector("[data-passkey-signin]")
+        page.click("[data-passkey-signin]")
+        page.wait_for_selector(".holder-bar")
+        assert "Lee Sora" in page.locator(".holder-bar").inner_text()
+
+        # and signs a grant with it, which the policy engine accepts
+        portal = _portal(workspace)
+        portal.draft_request(
+            "sora",
+            "studio",
+            ["fan_message"],
+            valid_until=now_utc() + timedelta(days=90),
+            max_renders=3,
+            purpose="Birthday message for the fan club",
+            created_by="legal",
+        )
+        page.goto(f"{url}/portal")
+        page.click("text=Read and decide")
+        page.click("[data-passkey-sign]")
+        page.wait_for_url(f"{url}/portal/grants/*")
+        grant_id = page.url.rsplit("/", 1)[1]
+        (issued,) = workspace.ledger.find("grant.issued", grant_id=grant_id)
+        # the grant was signed on the security key (CDP gives credential ids in base64)
+        key_credential = base64.b64decode(on_key[0]["credentialId"])
+        assert issued.payload["passkey"]["credential_id"] == b64url(key_credential)
+        assert workspace.policy.authorize("sora", "fan_message", "studio").grant_id == grant_id
+        assert errors == []
+    finally:
+        context.close()
