@@ -148,12 +148,12 @@ def test_holder_sign_reads_the_request_in_plain_language_and_asks(consent_world,
     for words in (
         "Studio Haneul asks",
         "Mina",
-        "Uses: personalised fan messages, music videos.",
-        "they may not use it for these): training a face model (no finished media), virtual-stage",
+        "Uses: fan messages, music videos.",
+        "they may not use it for these): training a model of your face, virtual stage performances",
         "At most 20 rendered",
         "visible 'AI 생성 · AI-generated' label",
         "Purpose: Debut music video for Mina",
-        "sexual_content",
+        "Never grantable, whatever anyone signs: sexual content, political persuasion",
         "not signed",
     ):
         assert words in text, words

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from likeness.service.roles import Role
 from tests.conftest import revoke_grant
 
@@ -33,3 +35,7 @@ def test_consent_page_in_korean(service_world):
     page = client.get("/consent")
     assert page.status_code == 200
     assert "버추얼 아이돌" in page.text and "유효" in page.text and "mina" in page.text
+    # a grant's uses in words, not their codes
+    uses = re.findall(r"<td>([^<]*)<br><span class=\"muted small\">|<td>([^<]*)</td>", page.text)
+    shown = " ".join(a or b for a, b in uses)
+    assert "뮤직비디오" in shown and "music_video" not in shown

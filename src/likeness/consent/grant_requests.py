@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, parse_utc
-from likeness.consent.vocabulary import PROHIBITED_USES, normalise_use
+from likeness.consent.vocabulary import PROHIBITED_USES, normalise_use, use_words
 from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 
 # Request file types, per kind (the grant one is also the terms' type, ``REQUEST_TYPE``).
@@ -387,17 +387,6 @@ def requested_from_event(body: Mapping[str, Any]) -> RequestedGrant:
     )
 
 
-# Plain-language names of the uses, as the holder reads them.
-USE_WORDS = {
-    "training": "training a face model (no finished media)",
-    "music_video": "music videos",
-    "virtual_stage": "virtual-stage performances",
-    "fan_message": "personalised fan messages",
-    "advertising": "advertising",
-    "tribute": "tributes",
-}
-
-
 def preview_sha256(path: Path) -> str:
     """The SHA-256 of a preview still, as a request names it."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -661,11 +650,11 @@ def describe(request: ConsentRequest) -> list[str]:
     )
     lines = [
         f"{facts.org} asks {facts.holder} for consent to use the face and likeness of {facts.subject}.",
-        f"Uses: {', '.join(USE_WORDS.get(u, u) for u in facts.uses)}.",
+        f"Uses: {', '.join(use_words(u) for u in facts.uses)}.",
     ]
     if facts.not_asked:
         lines.append(
-            f"Not asked for (they may not use it for these): {', '.join(USE_WORDS.get(u, u) for u in facts.not_asked)}."
+            f"Not asked for (they may not use it for these): {', '.join(use_words(u) for u in facts.not_asked)}."
         )
     lines.append(
         f"At most {facts.max_renders} rendered videos or images."
@@ -681,7 +670,7 @@ def describe(request: ConsentRequest) -> list[str]:
         lines.append("You sign for an estate: only tributes, and what serves them, can be granted.")
     lines.append(f"Valid from {facts.valid_from} until {facts.valid_until} (UTC).")
     lines.append(f"Purpose: {facts.purpose or '(none given)'}")
-    lines.append(f"Never grantable, whatever anyone signs: {', '.join(facts.prohibited)}.")
+    lines.append(f"Never grantable, whatever anyone signs: {', '.join(use_words(u) for u in facts.prohibited)}.")
     for digest in facts.preview_sha256:
         lines.append(f"Preview still sha256 {digest} (check the stills with --previews FOLDER)")
     lines.append(f"Addressed to key {p.get('holder_fingerprint')}; request id {facts.request_id}.")

@@ -83,3 +83,28 @@ def check_use_for_step(use: str, step: str) -> str:
             + (" ('training' authorizes extraction and training only)" if key == "training" else ""),
         )
     return key
+
+
+#: Each use and prohibited use in the words a person reads (the portal, the console, the holder
+#: CLI); they are also the msgids of the Korean catalogue.
+USE_WORDS = {
+    "training": "training a model of your face",
+    "music_video": "music videos",
+    "virtual_stage": "virtual stage performances",
+    "fan_message": "fan messages",
+    "advertising": "advertising",
+    "tribute": "tributes",
+    "sexual_content": "sexual content",
+    "political_persuasion": "political persuasion",
+    "defamation": "defamation",
+    "fraud_impersonation": "fraud and impersonation",
+}
+
+
+def use_words(use: str) -> str:
+    """A use in plain words (its code when it has none).
+
+    >>> use_words("fan_message")
+    'fan messages'
+    """
+    return USE_WORDS.get(use, use)

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from likeness.consent.vocabulary import use_words
 from likeness.service.accounts import same_secret
 from likeness.service.api import accept_upload, accept_verification_upload
 from likeness.service.auth import current_principal, guard, public, require
@@ -71,15 +72,17 @@ def render(
     request: Request, name: str, context: dict[str, Any], *, status: int = 200, principal: Principal | None = None
 ) -> HTMLResponse:
     lang = language(request)
+    _ = translator(lang)
     base = {
         "lang": lang,
-        "_": translator(lang),
+        "_": _,
         "principal": principal,
         "path": request.url.path,
         "can_verify": principal is not None and allows(principal.role, VERIFY),
         "can_render": principal is not None and allows(principal.role, RENDER),
         "csrf_token": principal.session.csrf_token if principal and principal.session else "",
         "verdict_tones": VERDICT_TONES,
+        "use_label": lambda use: _(use_words(use)),
     }
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 

@@ -31,7 +31,7 @@ from likeness.consent.holder_portal import (
 )
 from likeness.consent.passkeys import b64url, unb64url
 from likeness.consent.tables import HolderSession
-from likeness.consent.vocabulary import USES
+from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import CsrfFailed, NotAuthenticated, NotFound
@@ -39,19 +39,6 @@ from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
 HOLDER_COOKIE = "likeness_holder"
-#: Each use and prohibited use in the words a holder reads (msgids of the Korean catalogue).
-USE_WORDS = {
-    "training": "training a model of your face",
-    "music_video": "music videos",
-    "virtual_stage": "virtual stage performances",
-    "fan_message": "fan messages",
-    "advertising": "advertising",
-    "tribute": "tributes",
-    "sexual_content": "sexual content",
-    "political_persuasion": "political persuasion",
-    "defamation": "defamation",
-    "fraud_impersonation": "fraud and impersonation",
-}
 HOLDER: dict[str, Any] = {"openapi_extra": {"x-permission": "holder"}}
 ASK = Permission.REQUEST_CONSENT
 router = APIRouter(include_in_schema=False)
@@ -107,20 +94,10 @@ def page(request: Request, name: str, context: dict[str, Any], *, session: Holde
             "holder": holder,
             "holder_csrf": session.csrf_token if session else "",
             "home": "/portal",
-            "use_label": use_labeller(request),
             "day": lambda stamp, end=True: _date(stamp, language(request), end=end),
             **context,
         },
     )
-
-
-def use_labeller(request: Request) -> Any:
-    """``use_label(use)``: a use in the reader's language (``USE_WORDS``)."""
-    from likeness.service.console import language
-    from likeness.service.i18n import translator
-
-    _ = translator(language(request))
-    return lambda use: _(USE_WORDS.get(use, use))
 
 
 def _set_holder_cookie(request: Request, response: Response, token: str) -> None:
@@ -781,7 +758,7 @@ async def request_from_console(request: Request) -> Response:
 
 
 def _holders_context(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"uses": USES, "use_label": use_labeller(request), "made": None, "drafted": None, **extra}
+    return {"uses": USES, "made": None, "drafted": None, **extra}
 
 
 def _png(data: bytes) -> bytes:
