@@ -9,9 +9,9 @@ Usage::
 The collection is generated from package-shipped faces (no ../shared media), 512 px stills,
 every file distinct bytes (so the scan's same-bytes shortcut never applies): labelled renders
 of an enrolled virtual idol and re-encoded, mirrored and downscaled copies of them, crops of
-the enrolled portrait, a stranger, faceless images, and corrupt files. The issue asks for at
-least 2,000 files; on the shared 2-core machine one engine over 2,000 files takes about half an
-hour, so the default is small and the table says how many files it measured.
+the enrolled portrait, a stranger, faceless images, and corrupt files. The figures in
+docs/scale.md are from ``--files 2000`` (about 2-3 minutes per engine on 2 cores); the default
+is small for a quick check, and the table says how many files it measured.
 
 Each engine scans the same collection into its own results folder (same workspace, so the
 gallery and verifier are the same). files/s is measured from the first result to the last
