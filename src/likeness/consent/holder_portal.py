@@ -49,6 +49,7 @@ from likeness.consent.passkeys import (
     passkey_fingerprint,
     registration_payload,
     unb64url,
+    vouch_statement,
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import check_slug, requested_grant, requested_of_subject, revocation_payload
@@ -349,6 +350,38 @@ class HolderPortal:
             org_id=None,
             org_fingerprint=None,
             registered_at=utc_iso(now_utc()),
+        )
+
+    def vouch_to_sign(
+        self, *, holder_id: str, credential_id: bytes, public_key: bytes, sign_count: int, rp: RelyingParty
+    ) -> dict[str, Any]:
+        """The registration statement of a passkey (verified by ``verify_registration``) for a
+        holder who signs offline: they vouch for it with their key on their own machine
+        (``likeness holder vouch-passkey``) and the organisation imports the signed statement
+        (``likeness consent import``). Until then the passkey counts for nothing, and the
+        organisation's key can never make it count (``LedgerConsent.passkeys``)."""
+        holder = self.registry.get_holder(holder_id)
+        if holder.key_fingerprint == PASSKEY_ONLY:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {holder.slug} has no offline key to vouch with: their first passkey comes by invitation, "
+                "a further one is vouched for by a passkey they have",
+            )
+        if self.passkey(credential_id) is not None:
+            raise RegistryError("this passkey is already registered")
+        with self._session() as session:
+            has_passkey = bool(LedgerConsent(session).passkeys(holder.id))
+        return vouch_statement(
+            holder_id=holder.id,
+            holder_fingerprint=self.registry.holder_fingerprint(holder.id),
+            credential_id=credential_id,
+            public_key=public_key,
+            rp_id=rp.rp_id,
+            origin=rp.origin,
+            sign_count=sign_count,
+            label="recovery" if has_passkey else "primary",
+            created_at=utc_iso(now_utc()),
+            nonce=secrets.token_hex(16),
         )
 
     def add_recovery_passkey(self, holder_id: str, payload: dict[str, Any], assertion: Assertion) -> HolderPasskey:

@@ -31,7 +31,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
-from likeness.consent.grant_requests import signing_challenge
+from likeness.consent.grant_requests import VOUCH_TYPE, signing_challenge
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -44,6 +44,7 @@ from likeness.consent.passkeys import (
     is_passkey_fingerprint,
     passkey_of_event,
     unb64url,
+    vouch_malformed,
 )
 from likeness.consent.registry import (
     attestation_problem,
@@ -355,6 +356,7 @@ class LedgerConsent:
         if holder_id in self._passkey_histories:
             return self._passkey_histories[holder_id]
         found: dict[bytes, Passkey] = {}
+        nonces: set[Any] = set()  # of the vouches counted: a statement vouches once
         problems: list[str] = []
         for event in self._find((PASSKEY_REGISTERED,), "holder_id", holder_id):
             body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
@@ -364,17 +366,23 @@ class LedgerConsent:
                 if passkey is None or passkey.holder_id != holder_id
                 else "its credential is already registered"
                 if passkey.credential_id in found
+                else "its vouch statement was already used"
+                if body.get("type") == VOUCH_TYPE and body.get("nonce") in nonces
                 else self._registration_problem(event, body, list(found.values()))
             )
             if why:
                 problems.append(f"ledger row {event.seq}: {PASSKEY_REGISTERED} ignored: {why}")
             elif passkey is not None:
                 found[passkey.credential_id] = passkey
+                if body.get("type") == VOUCH_TYPE:
+                    nonces.add(body.get("nonce"))
         self._passkey_histories[holder_id] = (list(found.values()), problems)
         return self._passkey_histories[holder_id]
 
     def _registration_problem(self, event: LedgerEvent, body: dict[str, Any], earlier: list[Passkey]) -> str | None:
         signature = event.payload.get("signature")
+        if body.get("type") == VOUCH_TYPE:  # vouched for by the holder's own offline key
+            return self._vouch_problem(event, body, signature)
         if "passkey" in event.payload:  # a recovery passkey, vouched for by one the holder has
             try:
                 assertion = Assertion.from_payload(event.payload["passkey"])
@@ -400,6 +408,25 @@ class LedgerConsent:
             return "it is not signed with an organisation's key on the ledger"
         if not _verifies(org[1], body, signature):
             return "its organisation signature does not verify"
+        return None
+
+    def _vouch_problem(self, event: LedgerEvent, body: dict[str, Any], signature: Any) -> str | None:
+        """Why a vouched registration does not count: it must verify with the Ed25519 key the
+        holder had at that point of the ledger (after ``holder rotate``, only the new key
+        vouches; what the old key vouched for before stays, as its grants do)."""
+        why = vouch_malformed(body)
+        if why:
+            return why
+        key = self.holder_keys(str(body["holder_id"])).at(event.seq)
+        if key is None or key.fingerprint == PASSKEY_ONLY:
+            return "its holder has no offline key to vouch with"
+        if body["holder_fingerprint"] != key.fingerprint:
+            return (
+                f"it is vouched for by key {_short(body['holder_fingerprint'])}, but the holder's key at "
+                f"ledger row {event.seq} was {_short(key.fingerprint)}"
+            )
+        if not _verifies(key.public_key, body, signature):
+            return f"its vouch signature does not verify with the holder's key {_short(key.fingerprint)}"
         return None
 
     def credential_events(self, credential_id: bytes) -> list[LedgerEvent]:
