@@ -24,12 +24,11 @@ from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import canonical_bytes, now_utc
 from likeness.consent.grant_requests import SignedConsent
 from likeness.consent.holder import sign_vouch
-from likeness.consent.holder_portal import verify_registration
 from likeness.consent.integrity import LedgerConsent
 from likeness.consent.passkeys import PASSKEY_REGISTERED, b64url, passkey_fingerprint
 from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 from tests.conftest import add_subject, holder_machine, issue_grant
-from tests.portal.conftest import RP, PasskeyWorld
+from tests.portal.conftest import RP, PasskeyWorld, vouch_statement_for
 from tests.portal.softauthn import SoftAuthenticator
 
 UNTIL = now_utc() + timedelta(days=30)
@@ -61,17 +60,7 @@ class Offline:
 
 
 def statement_for(world: PasskeyWorld, holder_id: str, authenticator: SoftAuthenticator) -> dict[str, Any]:
-    """A verified registration of ``authenticator``'s passkey, as a statement to vouch for."""
-    ceremony = world.portal.new_ceremony("register", holder_id=holder_id)
-    challenge = bytes.fromhex(ceremony.challenge)
-    verified = verify_registration(authenticator.register(challenge), challenge, RP)
-    return world.portal.vouch_to_sign(
-        holder_id=holder_id,
-        credential_id=verified.credential_id,
-        public_key=verified.public_key,
-        sign_count=verified.sign_count,
-        rp=RP,
-    )
+    return vouch_statement_for(world.portal, holder_id, authenticator)
 
 
 @pytest.fixture

@@ -1168,8 +1168,12 @@ class Registry:
             ):
                 raise RegistryError("this passkey is already registered")
         self._check_holder_signature("grant", holder, signed, body["holder_fingerprint"])
-        self._ledger.append(PASSKEY_REGISTERED, {**body, "signature": signed.signature})
-        with self._session_factory() as session:
+        event = self._ledger.append(PASSKEY_REGISTERED, {**body, "signature": signed.signature})
+        with self._session_factory() as session:  # what every later use reads, once now
+            view = LedgerConsent(session)
+            if not any(b64url(p.credential_id) == body["credential_id"] for p in view.passkeys(holder.id)):
+                why = "; ".join(p for p in view.passkey_problems(holder.id) if f"row {event.seq}:" in p)
+                raise ConsentError("signature_invalid", f"the vouched passkey does not count on the ledger: {why}")
             session.add(
                 HolderPasskey(
                     id=_new_id(),
