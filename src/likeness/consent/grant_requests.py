@@ -601,12 +601,15 @@ def check_grantable(payload: Mapping[str, Any]) -> None:
             raise ConsentRequestError(f"use '{use}' is not written in its canonical form")
 
 
-def payload_differences(signed: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """The members whose values differ between two payloads, e.g. ``uses: ['training'] -> [...]``."""
+def payload_differences(
+    signed: Mapping[str, Any], requested: Mapping[str, Any], *, names: tuple[str, str] = ("requested", "signed")
+) -> list[str]:
+    """The members whose values differ between two payloads, e.g. ``uses: requested
+    ['training'], signed [...]`` (``names``: what to call ``requested`` and ``signed``)."""
     out = []
     for member in sorted(set(signed) | set(requested)):
         if signed.get(member) != requested.get(member):
-            out.append(f"{member}: requested {requested.get(member)!r}, signed {signed.get(member)!r}")
+            out.append(f"{member}: {names[0]} {requested.get(member)!r}, {names[1]} {signed.get(member)!r}")
     return out
 
 

@@ -31,7 +31,14 @@ from webauthn.helpers.exceptions import WebAuthnException
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
-from likeness.consent.grant_requests import VOUCH_TYPE, signing_challenge
+from likeness.consent.grant_requests import (
+    VOUCH_TYPE,
+    payload_differences,
+    request_from_payload,
+    request_payload,
+    request_sha256,
+    signing_challenge,
+)
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -53,10 +60,12 @@ from likeness.consent.registry import (
     key_rotation_payload,
     reference_statuses,
     release_payload,
+    requested_grant,
     revocation_payload,
 )
 from likeness.consent.tables import (
     Grant,
+    GrantRequestRow,
     GrantRevocation,
     HolderPasskey,
     LedgerRow,
@@ -66,6 +75,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
+from likeness.errors import ConsentError, RegistryError
 
 if TYPE_CHECKING:
     from likeness.workspace import Workspace
@@ -103,7 +113,8 @@ class ConsentProblem:
     """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
 
     ``kind``: ``organisation``, ``holder``, ``subject``, ``reference``, ``grant``,
-    ``release``, ``grant_revocation``, ``release_revocation`` or ``render_slot``;
+    ``release``, ``grant_revocation``, ``release_revocation``, ``render_slot`` or
+    ``grant_request``;
     ``record_id``: the organisation, holder, subject, grant or release id (for a reference
     embedding: its subject's id; for a revocation: the id of what it revokes; for a render
     slot: the render job id).
@@ -798,7 +809,61 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
             *reference_problems(session),
             *forged_refund_problems(session),
+            *grant_request_problems(session),
         ]
+
+
+def grant_request_problems(session: Session) -> list[ConsentProblem]:
+    """``grant_requests`` rows that are not what the ledger says (kind ``grant_request``,
+    record id: the request id): inserted with no ``grant.requested`` event, terms or columns
+    edited after drafting, or a state the ledger contradicts. The portal already refuses to show
+    or sign an edited request (``grant_altered``); this names it."""
+    return [
+        ConsentProblem("grant_request", row.id, f"grant request {row.id}: {problem}")
+        for row in session.scalars(select(GrantRequestRow).order_by(GrantRequestRow.created_at, GrantRequestRow.id))
+        for problem in _grant_request_row_problems(session, row)
+    ]
+
+
+def _grant_request_row_problems(session: Session, row: GrantRequestRow) -> list[str]:
+    try:
+        drafted = requested_grant(session, row.id)
+    except (ConsentError, RegistryError) as exc:
+        return [f"its grant.requested event cannot be read ({exc})"]
+    if drafted is None:
+        return ["it has no grant.requested event on the ledger (inserted); it cannot be signed"]
+    problems = []
+    try:
+        terms = request_from_payload(json.loads(row.payload))
+    except (ValueError, RegistryError, ConsentError) as exc:  # (JSONDecodeError is a ValueError)
+        problems.append(f"its terms cannot be read ({exc})")
+    else:
+        differs = payload_differences(
+            request_payload(terms), request_payload(drafted.terms), names=("drafted", "the row says")
+        )
+        if differs:
+            problems.append(f"its terms differ from what was drafted ({'; '.join(differs)}); it cannot be signed")
+    recorded = {
+        "request_sha256": request_sha256(drafted.terms),
+        "subject_id": drafted.terms.subject_id,
+        "org_id": drafted.terms.org_id,
+        **({"created_by": drafted.created_by} if drafted.created_by else {}),
+    }
+    problems += [
+        f"its {column} {getattr(row, column)!r} is not the ledger's {value!r}"
+        for column, value in recorded.items()
+        if getattr(row, column) != value
+    ]
+    state = (
+        "signed"
+        if find_events(session, "grant.issued", {"grant_id": row.id})
+        else "declined"
+        if find_events(session, "grant.declined", {"request_id": row.id})
+        else "pending"
+    )
+    if row.state != state or (state == "signed" and row.grant_id != row.id):
+        problems.append(f"its state {row.state!r} (grant {row.grant_id}) is not the ledger's ({state})")
+    return problems
 
 
 _REFERENCE_PROBLEMS = {
