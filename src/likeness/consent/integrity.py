@@ -32,11 +32,14 @@ from webauthn.helpers.exceptions import WebAuthnException
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
 from likeness.consent.grant_requests import (
+    REQUESTED_EVENT,
     VOUCH_TYPE,
+    RequestedGrant,
     payload_differences,
     request_from_payload,
     request_payload,
     request_sha256,
+    requested_from_event,
     signing_challenge,
 )
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
@@ -60,7 +63,6 @@ from likeness.consent.registry import (
     key_rotation_payload,
     reference_statuses,
     release_payload,
-    requested_grant,
     revocation_payload,
 )
 from likeness.consent.tables import (
@@ -817,19 +819,44 @@ def grant_request_problems(session: Session) -> list[ConsentProblem]:
     """``grant_requests`` rows that are not what the ledger says (kind ``grant_request``,
     record id: the request id): inserted with no ``grant.requested`` event, terms or columns
     edited after drafting, or a state the ledger contradicts. The portal already refuses to show
-    or sign an edited request (``grant_altered``); this names it."""
+    or sign an edited request (``grant_altered``); this names it. The events are read once."""
+    drafted = _requests_on_ledger(session)
+    issued = {e.payload.get("grant_id") for e in find_events(session, "grant.issued", {})}
+    declined = {e.payload.get("request_id") for e in find_events(session, "grant.declined", {})}
     return [
         ConsentProblem("grant_request", row.id, f"grant request {row.id}: {problem}")
         for row in session.scalars(select(GrantRequestRow).order_by(GrantRequestRow.created_at, GrantRequestRow.id))
-        for problem in _grant_request_row_problems(session, row)
+        for problem in _grant_request_row_problems(
+            row,
+            drafted.get(row.id),
+            "signed" if row.id in issued else "declined" if row.id in declined else "pending",
+        )
     ]
 
 
-def _grant_request_row_problems(session: Session, row: GrantRequestRow) -> list[str]:
-    try:
-        drafted = requested_grant(session, row.id)
-    except (ConsentError, RegistryError) as exc:
-        return [f"its grant.requested event cannot be read ({exc})"]
+def _requests_on_ledger(session: Session) -> dict[str, RequestedGrant | Exception]:
+    """Each request id's first ``grant.requested`` event, read (as ``registry.requested_grant``
+    decides it, for all ids at once), or why it cannot be read."""
+    out: dict[str, RequestedGrant | Exception] = {}
+    for event in find_events(session, REQUESTED_EVENT, {}):
+        for named in dict.fromkeys((event.payload.get("request_id"), event.payload.get("grant_id"))):
+            if not isinstance(named, str) or named in out:
+                continue
+            try:
+                requested = requested_from_event(event.payload)
+            except (ConsentError, RegistryError) as exc:
+                out[named] = exc
+                continue
+            if requested.request_id == named:
+                out[named] = requested
+    return out
+
+
+def _grant_request_row_problems(
+    row: GrantRequestRow, drafted: RequestedGrant | Exception | None, ledger_state: str
+) -> list[str]:
+    if isinstance(drafted, Exception):
+        return [f"its grant.requested event cannot be read ({drafted})"]
     if drafted is None:
         return ["it has no grant.requested event on the ledger (inserted); it cannot be signed"]
     problems = []
@@ -854,15 +881,8 @@ def _grant_request_row_problems(session: Session, row: GrantRequestRow) -> list[
         for column, value in recorded.items()
         if getattr(row, column) != value
     ]
-    state = (
-        "signed"
-        if find_events(session, "grant.issued", {"grant_id": row.id})
-        else "declined"
-        if find_events(session, "grant.declined", {"request_id": row.id})
-        else "pending"
-    )
-    if row.state != state or (state == "signed" and row.grant_id != row.id):
-        problems.append(f"its state {row.state!r} (grant {row.grant_id}) is not the ledger's ({state})")
+    if row.state != ledger_state or (ledger_state == "signed" and row.grant_id != row.id):
+        problems.append(f"its state {row.state!r} (grant {row.grant_id}) is not the ledger's ({ledger_state})")
     return problems
 
 
