@@ -44,6 +44,9 @@ def _make_passkey(client: TestClient, token: str, authenticator: SoftAuthenticat
 
 def test_a_holder_who_signs_offline_takes_the_statement_vouches_and_signs_in(world) -> None:
     token = _vouch_link(world)
+    holder_id = world.workspace.registry.get_holder("mina-holder").id
+    (invited,) = world.workspace.ledger.find("holder.invited", holder_id=holder_id)
+    assert invited.payload["purpose"] == "vouch"  # the holder's trail says what the link was for
     browser = TestClient(world.app, base_url=ORIGIN)
     page = browser.get(f"/portal/invite/{token}", headers={"accept-language": "en"})
     assert page.status_code == 200 and "counts only after you vouch for it with that key" in page.text
