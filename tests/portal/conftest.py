@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,30 @@ def add_recovery(portal: HolderPortal, holder_id: str, current: SoftAuthenticato
         rp=RP,
     )
     portal.add_recovery_passkey(holder_id, payload, current.sign(signing_challenge(payload)))
+
+
+def vouch_statement_for(portal: HolderPortal, holder_id: str, authenticator: SoftAuthenticator) -> dict[str, Any]:
+    """A verified registration of ``authenticator``'s passkey for a holder who signs offline, as
+    the statement they vouch for with their key (``likeness holder vouch-passkey``)."""
+    ceremony = portal.new_ceremony("register", holder_id=holder_id)
+    challenge = bytes.fromhex(ceremony.challenge)
+    verified = verify_registration(authenticator.register(challenge), challenge, RP)
+    return portal.vouch_to_sign(
+        holder_id=holder_id,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        rp=RP,
+    )
+
+
+def vouch_passkey(portal: HolderPortal, holder_id: str, authenticator: SoftAuthenticator, key: Any) -> None:
+    """Register ``authenticator``'s passkey, vouched for with the holder's Ed25519 ``key`` (on
+    their machine) and imported by the organisation."""
+    from likeness.consent.holder import sign_vouch
+
+    statement = vouch_statement_for(portal, holder_id, authenticator)
+    portal.registry.import_signed(sign_vouch(statement, key))
 
 
 @pytest.fixture

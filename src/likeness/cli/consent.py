@@ -249,17 +249,21 @@ def _legacy_keys_notice(workspace) -> None:
 def consent_import(
     ctx: typer.Context,
     signed: Annotated[
-        Path, typer.Argument(help="A signed grant, release, revocation or key rotation from the rights holder.")
+        Path,
+        typer.Argument(
+            help="A signed grant, release, revocation, key rotation or passkey vouch from the rights holder."
+        ),
     ],
 ) -> None:
-    """Import a grant, release, revocation or key rotation signed on the rights holder's machine.
+    """Import a grant, release, revocation, key rotation or passkey vouch signed on the rights
+    holder's machine.
 
     Refused with the reason when it names a prohibited use (prohibited_use), answers no request
     of this workspace (not_requested), differs from the request (grant_altered,
     release_altered), or is not signed by the holder's registered key (signature_invalid,
     release_signature_invalid)."""
     from likeness.cli.holder import read_json
-    from likeness.consent.grant_requests import ROTATION_TYPE, SignedConsent
+    from likeness.consent.grant_requests import ROTATION_TYPE, VOUCH_TYPE, SignedConsent
 
     with mapped_errors():
         workspace = open_workspace(ctx)
@@ -268,6 +272,9 @@ def consent_import(
         record_id = workspace.registry.import_signed(parsed)
     if parsed.payload_type == ROTATION_TYPE:
         console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
+        return
+    if parsed.payload_type == VOUCH_TYPE:
+        console.print(f"passkey {record_id} registered (vouched for by the holder's registered key)")
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
     console.print(f"{what} [bold]{record_id}[/] imported (signature verified with the holder's registered key)")

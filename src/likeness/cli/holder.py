@@ -17,7 +17,7 @@ from rich.markup import escape
 from likeness.cli.common import console, fail, mapped_errors
 
 holder_app = typer.Typer(
-    help="For rights holders, on their own machine: keygen, sign a consent request, revoke.",
+    help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
     no_args_is_help=True,
 )
 
@@ -139,6 +139,34 @@ def holder_rotate(
         rotation = sign_rotation(signed, load_holder_key(key), new_public_key.read_bytes())
         _write_new(out, rotation.as_json())
     console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
+
+
+@holder_app.command("vouch-passkey")
+def holder_vouch_passkey(
+    statement: Annotated[
+        Path, typer.Argument(help="The passkey registration statement the organisation sent (STATEMENT.json).")
+    ],
+    key: KeyOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed vouch.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Vouch without asking (you have read the statement).")] = False,
+) -> None:
+    """Show a passkey registration statement and, once you confirm, vouch with your key that
+    the passkey is yours; the organisation imports it with 'likeness consent import'. From then
+    on that passkey signs in your name in the portal, as your key does."""
+    from likeness.consent.holder import describe_vouch, load_holder_key, sign_vouch
+    from likeness.errors import ConsentRequestError
+
+    with mapped_errors():
+        parsed = read_json(statement)
+        if not isinstance(parsed, dict):
+            raise ConsentRequestError(f"{statement}: not a passkey registration statement")
+        for line in describe_vouch(parsed):
+            console.print(escape(line))
+        if not yes and not _confirmed(f"Vouch for this passkey with {key}?"):
+            fail("not vouched", code=1)
+        signed = sign_vouch(parsed, load_holder_key(key))
+        _write_new(out, signed.as_json())
+    console.print(f"passkey {parsed['key_fingerprint']} vouched for → {out} (send this file back)")
 
 
 def register(app: typer.Typer) -> None:

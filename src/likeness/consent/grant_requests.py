@@ -47,6 +47,8 @@ SIGNED_TYPE = "likeness.signed-consent.v1"
 GRANT_TYPE = "likeness.grant.v1"
 RELEASE_TYPE = "likeness.release.v1"
 ROTATION_TYPE = "likeness.holder-key-rotation.v1"
+#: A passkey registration the holder vouches for with their offline key (``passkeys.vouch_statement``).
+VOUCH_TYPE = "likeness.passkey-vouch.v1"
 REVOCATION_TYPES = {"likeness.grant-revocation.v1": "grant", "likeness.release-revocation.v1": "release"}
 
 # The members of each payload a holder signs (what ``registry.grant_payload`` etc. build).
@@ -93,6 +95,22 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
             "key_fingerprint",
             "public_key",
             "rotated_at",
+        }
+    ),
+    VOUCH_TYPE: frozenset(
+        {
+            "type",
+            "holder_id",
+            "holder_fingerprint",
+            "credential_id",
+            "public_key",
+            "key_fingerprint",
+            "rp_id",
+            "origin",
+            "sign_count",
+            "label",
+            "created_at",
+            "nonce",
         }
     ),
 }
@@ -572,12 +590,15 @@ def check_grantable(payload: Mapping[str, Any]) -> None:
             raise ConsentRequestError(f"use '{use}' is not written in its canonical form")
 
 
-def payload_differences(signed: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """The members whose values differ between two payloads, e.g. ``uses: ['training'] -> [...]``."""
+def payload_differences(
+    signed: Mapping[str, Any], requested: Mapping[str, Any], *, names: tuple[str, str] = ("requested", "signed")
+) -> list[str]:
+    """The members whose values differ between two payloads, e.g. ``uses: requested
+    ['training'], signed [...]`` (``names``: what to call ``requested`` and ``signed``)."""
     out = []
     for member in sorted(set(signed) | set(requested)):
         if signed.get(member) != requested.get(member):
-            out.append(f"{member}: requested {requested.get(member)!r}, signed {signed.get(member)!r}")
+            out.append(f"{member}: {names[0]} {requested.get(member)!r}, {names[1]} {signed.get(member)!r}")
     return out
 
 

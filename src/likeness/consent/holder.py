@@ -142,6 +142,39 @@ def sign_rotation(signed: SignedConsent, key: Ed25519PrivateKey, new_public_key_
     return _signed(payload, key, None)
 
 
+def describe_vouch(statement: dict[str, Any]) -> list[str]:
+    """A passkey registration statement in plain language, for the holder to read before
+    vouching for it (what ``likeness holder vouch-passkey`` shows)."""
+    return [
+        "You vouch that this passkey is yours. From the organisation's import on it signs grants and revocations "
+        "in your name, as your key does; vouch only for a passkey you just made on your own device.",
+        f"Passkey {statement.get('key_fingerprint')} (credential {statement.get('credential_id')}, "
+        f"label {statement.get('label')!r}).",
+        f"Made for {statement.get('origin')} (rpId {statement.get('rp_id')}) at {statement.get('created_at')}.",
+        f"Rights holder id {statement.get('holder_id')}; statement nonce {statement.get('nonce')}.",
+        f"Addressed to key {statement.get('holder_fingerprint')}.",
+    ]
+
+
+def sign_vouch(statement: dict[str, Any], key: Ed25519PrivateKey) -> SignedConsent:
+    """Vouch for a passkey registration statement (``passkeys.vouch_statement``) with the
+    holder's key: ``ConsentRequestError`` for a statement that is not one,
+    ``signature_invalid`` when it is addressed to another key."""
+    from likeness.consent.passkeys import vouch_malformed
+
+    why = vouch_malformed(statement)
+    if why:
+        raise ConsentRequestError(f"the passkey registration statement is refused: {why}")
+    fingerprint = keys.fingerprint(keys.public_raw(key))
+    if statement["holder_fingerprint"] != fingerprint:
+        raise ConsentError(
+            "signature_invalid",
+            f"this statement is addressed to key {statement['holder_fingerprint']}; the key given is {fingerprint}: "
+            f"vouch with the key whose public half the organisation registered",
+        )
+    return _signed(statement, key, None)
+
+
 def _signed(payload: dict[str, Any], key: Ed25519PrivateKey, request: ConsentRequest | None) -> SignedConsent:
     return SignedConsent(
         payload=payload,

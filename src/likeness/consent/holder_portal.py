@@ -49,6 +49,7 @@ from likeness.consent.passkeys import (
     passkey_fingerprint,
     registration_payload,
     unb64url,
+    vouch_statement,
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import check_slug, requested_grant, requested_of_subject, revocation_payload
@@ -171,8 +172,36 @@ class HolderPortal:
         """A one-time invitation for ``holder`` to register a passkey; returns ``(invitation
         id, token)``. Only the token's digest is stored; the token travels in the link."""
         row = self.registry.get_holder(holder)
-        organisation = self.registry.get_org(org)
         self._refuse_invitation_to(row)
+        return self._new_invitation(row, org, created_by=created_by, ttl=ttl, at=at)
+
+    def invite_to_vouch(
+        self, holder: str, org: str, *, created_by: str, ttl: timedelta = INVITATION_TTL, at: datetime | None = None
+    ) -> tuple[str, str]:
+        """A one-time link for a holder who signs offline to make a passkey on their device and
+        take away its registration statement (``vouch_by_invitation``); the passkey counts only
+        once they vouch for it with their key and the organisation imports that. The link
+        registers nothing: ``register_passkey`` refuses such a holder (``invitation_refused``)."""
+        row = self.registry.get_holder(holder)
+        if row.key_fingerprint == PASSKEY_ONLY:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} signs with passkeys only: they have no key to vouch with (invite them to a "
+                "passkey instead)",
+            )
+        return self._new_invitation(row, org, created_by=created_by, ttl=ttl, at=at, purpose="vouch")
+
+    def _new_invitation(
+        self,
+        row: Any,
+        org: str,
+        *,
+        created_by: str,
+        ttl: timedelta,
+        at: datetime | None,
+        purpose: str = "register",
+    ) -> tuple[str, str]:
+        organisation = self.registry.get_org(org)
         token = secrets.token_urlsafe(32)
         moment = at or now_utc()
         invitation = HolderInvitation(
@@ -196,6 +225,7 @@ class HolderPortal:
                 "token_sha256": invitation.token_sha256,
                 "created_by": created_by,
                 "expires_at": invitation.expires_at,
+                **({"purpose": purpose} if purpose != "register" else {}),
             },
         )
         return invitation.id, token
@@ -350,6 +380,68 @@ class HolderPortal:
             org_fingerprint=None,
             registered_at=utc_iso(now_utc()),
         )
+
+    def vouch_to_sign(
+        self, *, holder_id: str, credential_id: bytes, public_key: bytes, sign_count: int, rp: RelyingParty
+    ) -> dict[str, Any]:
+        """The registration statement of a passkey (verified by ``verify_registration``) for a
+        holder who signs offline: they vouch for it with their key on their own machine
+        (``likeness holder vouch-passkey``) and the organisation imports the signed statement
+        (``likeness consent import``). Until then the passkey counts for nothing, and the
+        organisation's key can never make it count (``LedgerConsent.passkeys``)."""
+        holder = self.registry.get_holder(holder_id)
+        if holder.key_fingerprint == PASSKEY_ONLY:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {holder.slug} has no offline key to vouch with: their first passkey comes by invitation, "
+                "a further one is vouched for by a passkey they have",
+            )
+        if self.passkey(credential_id) is not None:
+            raise RegistryError("this passkey is already registered")
+        with self._session() as session:
+            has_passkey = bool(LedgerConsent(session).passkeys(holder.id))
+        return vouch_statement(
+            holder_id=holder.id,
+            holder_fingerprint=self.registry.holder_fingerprint(holder.id),
+            credential_id=credential_id,
+            public_key=public_key,
+            rp_id=rp.rp_id,
+            origin=rp.origin,
+            sign_count=sign_count,
+            label="recovery" if has_passkey else "primary",
+            created_at=utc_iso(now_utc()),
+            nonce=secrets.token_hex(16),
+        )
+
+    def vouch_by_invitation(
+        self,
+        *,
+        invitation_id: str,
+        holder_id: str,
+        credential_id: bytes,
+        public_key: bytes,
+        sign_count: int,
+        rp: RelyingParty,
+    ) -> dict[str, Any]:
+        """Spend a holder's invitation (once, atomically) on the registration statement of the
+        passkey they just made (``vouch_to_sign``); nothing is registered."""
+        statement = self.vouch_to_sign(
+            holder_id=holder_id, credential_id=credential_id, public_key=public_key, sign_count=sign_count, rp=rp
+        )
+        with self._session() as session:
+            spent = session.execute(
+                update(HolderInvitation)
+                .where(
+                    HolderInvitation.id == invitation_id,
+                    HolderInvitation.holder_id == holder_id,
+                    HolderInvitation.used_at.is_(None),
+                )
+                .values(used_at=statement["created_at"])
+            )
+            session.commit()
+        if not getattr(spent, "rowcount", 0):
+            raise ConsentError("invitation_used", "this invitation was already used to make a passkey")
+        return statement
 
     def add_recovery_passkey(self, holder_id: str, payload: dict[str, Any], assertion: Assertion) -> HolderPasskey:
         """Record a recovery passkey whose registration ``assertion`` (by a passkey the holder

@@ -31,7 +31,17 @@ from webauthn.helpers.exceptions import WebAuthnException
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
-from likeness.consent.grant_requests import signing_challenge
+from likeness.consent.grant_requests import (
+    REQUESTED_EVENT,
+    VOUCH_TYPE,
+    RequestedGrant,
+    payload_differences,
+    request_from_payload,
+    request_payload,
+    request_sha256,
+    requested_from_event,
+    signing_challenge,
+)
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -44,6 +54,7 @@ from likeness.consent.passkeys import (
     is_passkey_fingerprint,
     passkey_of_event,
     unb64url,
+    vouch_malformed,
 )
 from likeness.consent.registry import (
     attestation_problem,
@@ -56,6 +67,7 @@ from likeness.consent.registry import (
 )
 from likeness.consent.tables import (
     Grant,
+    GrantRequestRow,
     GrantRevocation,
     HolderPasskey,
     LedgerRow,
@@ -65,6 +77,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
+from likeness.errors import ConsentError, RegistryError
 
 if TYPE_CHECKING:
     from likeness.workspace import Workspace
@@ -102,7 +115,8 @@ class ConsentProblem:
     """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
 
     ``kind``: ``organisation``, ``holder``, ``subject``, ``reference``, ``grant``,
-    ``release``, ``grant_revocation``, ``release_revocation`` or ``render_slot``;
+    ``release``, ``grant_revocation``, ``release_revocation``, ``render_slot`` or
+    ``grant_request``;
     ``record_id``: the organisation, holder, subject, grant or release id (for a reference
     embedding: its subject's id; for a revocation: the id of what it revokes; for a render
     slot: the render job id).
@@ -355,6 +369,7 @@ class LedgerConsent:
         if holder_id in self._passkey_histories:
             return self._passkey_histories[holder_id]
         found: dict[bytes, Passkey] = {}
+        nonces: set[Any] = set()  # of the vouches counted: a statement vouches once
         problems: list[str] = []
         for event in self._find((PASSKEY_REGISTERED,), "holder_id", holder_id):
             body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
@@ -364,17 +379,23 @@ class LedgerConsent:
                 if passkey is None or passkey.holder_id != holder_id
                 else "its credential is already registered"
                 if passkey.credential_id in found
+                else "its vouch statement was already used"
+                if body.get("type") == VOUCH_TYPE and body.get("nonce") in nonces
                 else self._registration_problem(event, body, list(found.values()))
             )
             if why:
                 problems.append(f"ledger row {event.seq}: {PASSKEY_REGISTERED} ignored: {why}")
             elif passkey is not None:
                 found[passkey.credential_id] = passkey
+                if body.get("type") == VOUCH_TYPE:
+                    nonces.add(body.get("nonce"))
         self._passkey_histories[holder_id] = (list(found.values()), problems)
         return self._passkey_histories[holder_id]
 
     def _registration_problem(self, event: LedgerEvent, body: dict[str, Any], earlier: list[Passkey]) -> str | None:
         signature = event.payload.get("signature")
+        if body.get("type") == VOUCH_TYPE:  # vouched for by the holder's own offline key
+            return self._vouch_problem(event, body, signature)
         if "passkey" in event.payload:  # a recovery passkey, vouched for by one the holder has
             try:
                 assertion = Assertion.from_payload(event.payload["passkey"])
@@ -400,6 +421,25 @@ class LedgerConsent:
             return "it is not signed with an organisation's key on the ledger"
         if not _verifies(org[1], body, signature):
             return "its organisation signature does not verify"
+        return None
+
+    def _vouch_problem(self, event: LedgerEvent, body: dict[str, Any], signature: Any) -> str | None:
+        """Why a vouched registration does not count: it must verify with the Ed25519 key the
+        holder had at that point of the ledger (after ``holder rotate``, only the new key
+        vouches; what the old key vouched for before stays, as its grants do)."""
+        why = vouch_malformed(body)
+        if why:
+            return why
+        key = self.holder_keys(str(body["holder_id"])).at(event.seq)
+        if key is None or key.fingerprint == PASSKEY_ONLY:
+            return "its holder has no offline key to vouch with"
+        if body["holder_fingerprint"] != key.fingerprint:
+            return (
+                f"it is vouched for by key {_short(body['holder_fingerprint'])}, but the holder's key at "
+                f"ledger row {event.seq} was {_short(key.fingerprint)}"
+            )
+        if not _verifies(key.public_key, body, signature):
+            return f"its vouch signature does not verify with the holder's key {_short(key.fingerprint)}"
         return None
 
     def credential_events(self, credential_id: bytes) -> list[LedgerEvent]:
@@ -771,7 +811,79 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
             *reference_problems(session),
             *forged_refund_problems(session),
+            *grant_request_problems(session),
         ]
+
+
+def grant_request_problems(session: Session) -> list[ConsentProblem]:
+    """``grant_requests`` rows that are not what the ledger says (kind ``grant_request``,
+    record id: the request id): inserted with no ``grant.requested`` event, terms or columns
+    edited after drafting, or a state the ledger contradicts. The portal already refuses to show
+    or sign an edited request (``grant_altered``); this names it. The events are read once."""
+    drafted = _requests_on_ledger(session)
+    issued = {e.payload.get("grant_id") for e in find_events(session, "grant.issued", {})}
+    declined = {e.payload.get("request_id") for e in find_events(session, "grant.declined", {})}
+    return [
+        ConsentProblem("grant_request", row.id, f"grant request {row.id}: {problem}")
+        for row in session.scalars(select(GrantRequestRow).order_by(GrantRequestRow.created_at, GrantRequestRow.id))
+        for problem in _grant_request_row_problems(
+            row,
+            drafted.get(row.id),
+            "signed" if row.id in issued else "declined" if row.id in declined else "pending",
+        )
+    ]
+
+
+def _requests_on_ledger(session: Session) -> dict[str, RequestedGrant | Exception]:
+    """Each request id's first ``grant.requested`` event, read (as ``registry.requested_grant``
+    decides it, for all ids at once), or why it cannot be read."""
+    out: dict[str, RequestedGrant | Exception] = {}
+    for event in find_events(session, REQUESTED_EVENT, {}):
+        for named in dict.fromkeys((event.payload.get("request_id"), event.payload.get("grant_id"))):
+            if not isinstance(named, str) or named in out:
+                continue
+            try:
+                requested = requested_from_event(event.payload)
+            except (ConsentError, RegistryError) as exc:
+                out[named] = exc
+                continue
+            if requested.request_id == named:
+                out[named] = requested
+    return out
+
+
+def _grant_request_row_problems(
+    row: GrantRequestRow, drafted: RequestedGrant | Exception | None, ledger_state: str
+) -> list[str]:
+    if isinstance(drafted, Exception):
+        return [f"its grant.requested event cannot be read ({drafted})"]
+    if drafted is None:
+        return ["it has no grant.requested event on the ledger (inserted); it cannot be signed"]
+    problems = []
+    try:
+        terms = request_from_payload(json.loads(row.payload))
+    except (ValueError, RegistryError, ConsentError) as exc:  # (JSONDecodeError is a ValueError)
+        problems.append(f"its terms cannot be read ({exc})")
+    else:
+        differs = payload_differences(
+            request_payload(terms), request_payload(drafted.terms), names=("drafted", "the row says")
+        )
+        if differs:
+            problems.append(f"its terms differ from what was drafted ({'; '.join(differs)}); it cannot be signed")
+    recorded = {
+        "request_sha256": request_sha256(drafted.terms),
+        "subject_id": drafted.terms.subject_id,
+        "org_id": drafted.terms.org_id,
+        **({"created_by": drafted.created_by} if drafted.created_by else {}),
+    }
+    problems += [
+        f"its {column} {getattr(row, column)!r} is not the ledger's {value!r}"
+        for column, value in recorded.items()
+        if getattr(row, column) != value
+    ]
+    if row.state != ledger_state or (ledger_state == "signed" and row.grant_id != row.id):
+        problems.append(f"its state {row.state!r} (grant {row.grant_id}) is not the ledger's ({ledger_state})")
+    return problems
 
 
 _REFERENCE_PROBLEMS = {

@@ -28,6 +28,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.verify_signature import verify_signature
 
 from likeness.consent.canonical import canonical_sha256
+from likeness.consent.grant_requests import VOUCH_TYPE
 
 #: A holder fingerprint that names a passkey (the SHA-256 of its COSE public key).
 PASSKEY_PREFIX = "webauthn:"
@@ -150,6 +151,76 @@ def registration_payload(
         "org_fingerprint": org_fingerprint,
         "registered_at": registered_at,
     }
+
+
+def vouch_statement(
+    *,
+    holder_id: str,
+    holder_fingerprint: str,
+    credential_id: bytes,
+    public_key: bytes,
+    rp_id: str,
+    origin: str,
+    sign_count: int,
+    label: str,
+    created_at: str,
+    nonce: str,
+) -> dict[str, Any]:
+    """The registration statement a holder who signs offline vouches for with their Ed25519 key
+    (``holder_fingerprint``: the key it is addressed to): this passkey is theirs. Signed, it is
+    the body of the ``holder.passkey_registered`` event (plus ``signature``); the ``nonce``
+    makes each statement one of a kind."""
+    return {
+        "type": VOUCH_TYPE,
+        "holder_id": holder_id,
+        "holder_fingerprint": holder_fingerprint,
+        "credential_id": b64url(credential_id),
+        "public_key": b64url(public_key),
+        "key_fingerprint": passkey_fingerprint(public_key),
+        "rp_id": rp_id,
+        "origin": origin,
+        "sign_count": sign_count,
+        "label": label,
+        "created_at": created_at,
+        "nonce": nonce,
+    }
+
+
+def vouch_malformed(statement: Any) -> str | None:
+    """``None`` if ``statement`` is exactly what ``vouch_statement`` builds from its own
+    members, addressed to an Ed25519 key, with a COSE public key that decodes; else why not."""
+    if not isinstance(statement, dict) or statement.get("type") != VOUCH_TYPE:
+        return f"it is not a passkey vouch ({VOUCH_TYPE})"
+    try:
+        count = statement["sign_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return "its sign_count is not a count"
+        public_key = unb64url(statement["public_key"])
+        rebuilt = vouch_statement(
+            holder_id=str(statement["holder_id"]),
+            holder_fingerprint=str(statement["holder_fingerprint"]),
+            credential_id=unb64url(statement["credential_id"]),
+            public_key=public_key,
+            rp_id=str(statement["rp_id"]),
+            origin=str(statement["origin"]),
+            sign_count=count,
+            label=str(statement["label"]),
+            created_at=str(statement["created_at"]),
+            nonce=str(statement["nonce"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"it is malformed ({exc})"
+    if rebuilt != statement:
+        return "it is malformed (a member is not what its others make it)"
+    if is_passkey_fingerprint(statement["holder_fingerprint"]) or statement["holder_fingerprint"] == PASSKEY_ONLY:
+        return "it is not addressed to an Ed25519 key"
+    if len(str(statement["nonce"])) < 16:
+        return "its nonce is too short"
+    try:
+        decode_credential_public_key(public_key)
+    except (WebAuthnException, ValueError, KeyError, TypeError):
+        return "its public key is not a COSE key"
+    return None
 
 
 def passkey_of_event(payload: dict[str, Any], seq: int) -> Passkey | None:

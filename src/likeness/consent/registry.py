@@ -35,6 +35,7 @@ from likeness.consent.grant_requests import (
     REQUESTED_EVENT,
     REVOCATION_TYPES,
     ROTATION_TYPE,
+    VOUCH_TYPE,
     ConsentRequest,
     GrantRequest,
     RequestedGrant,
@@ -55,6 +56,7 @@ from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
     GrantRevocation,
+    HolderPasskey,
     Organisation,
     ReferenceEmbedding,
     Release,
@@ -889,8 +891,9 @@ class Registry:
         return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
 
     def import_signed(self, signed: SignedConsent) -> str:
-        """Import a grant, release, revocation or key rotation signed on the holder's machine;
-        returns the grant's or release's id (a rotation: the new key's fingerprint). Refused,
+        """Import a grant, release, revocation, key rotation or passkey vouch signed on the
+        holder's machine; returns the grant's or release's id (a rotation: the new key's
+        fingerprint; a vouch: the passkey's). Refused,
         with the reason, when a grant names a prohibited use (``prohibited_use``), answers no
         request of this workspace (``not_requested``), differs from the request
         (``grant_altered`` / ``release_altered``, naming the members), or is not signed by the
@@ -898,6 +901,8 @@ class Registry:
         ``release_signature_invalid``, naming the key that did sign)."""
         if signed.payload_type == ROTATION_TYPE:
             return self._import_rotation(signed)
+        if signed.payload_type == VOUCH_TYPE:
+            return self._import_passkey_vouch(signed)
         kind_of_revocation = REVOCATION_TYPES.get(signed.payload_type)
         if kind_of_revocation is not None:
             return self._import_revocation(kind_of_revocation, signed)
@@ -1134,6 +1139,56 @@ class Registry:
         self._check_holder_signature("grant", holder, signed, None)
         self._ledger.append("holder.key_rotated", {**body, "signature": signed.signature})
         return self.holder_fingerprint(holder.id)
+
+    def _import_passkey_vouch(self, signed: SignedConsent) -> str:
+        """Register the passkey a holder who signs offline vouched for with their key
+        (``holder.passkey_registered``: the statement and the signature); returns the passkey's
+        fingerprint. ``signature_invalid`` unless the key in force per the ledger signed it
+        (naming the key that did); ``ConsentRequestError`` for a statement that is not one,
+        ``RegistryError`` for a passkey already registered (a statement is one passkey's; an
+        event appended without import, signed or not, does not block the genuine one)."""
+        from likeness.consent.integrity import LedgerConsent
+        from likeness.consent.passkeys import PASSKEY_ONLY, PASSKEY_REGISTERED, b64url, unb64url, vouch_malformed
+
+        body = signed.payload
+        why = vouch_malformed(body)
+        if why:
+            raise ConsentRequestError(f"the passkey vouch is refused: {why}")
+        holder = self.get_holder(str(body["holder_id"]))
+        if holder.key_fingerprint == PASSKEY_ONLY:
+            raise ConsentError(
+                "signature_invalid",
+                f"rights holder '{holder.slug}' signs with passkeys only: a further passkey is vouched for by one "
+                f"they have (recovery passkey, in the portal)",
+            )
+        with self._session_factory() as session:
+            taken = session.scalar(select(HolderPasskey).where(HolderPasskey.credential_id == body["credential_id"]))
+            if taken is not None or any(
+                b64url(p.credential_id) == body["credential_id"] for p in LedgerConsent(session).passkeys(holder.id)
+            ):
+                raise RegistryError("this passkey is already registered")
+        self._check_holder_signature("grant", holder, signed, body["holder_fingerprint"])
+        event = self._ledger.append(PASSKEY_REGISTERED, {**body, "signature": signed.signature})
+        with self._session_factory() as session:  # what every later use reads, once now
+            view = LedgerConsent(session)
+            if not any(b64url(p.credential_id) == body["credential_id"] for p in view.passkeys(holder.id)):
+                why = "; ".join(p for p in view.passkey_problems(holder.id) if f"row {event.seq}:" in p)
+                raise ConsentError("signature_invalid", f"the vouched passkey does not count on the ledger: {why}")
+            session.add(
+                HolderPasskey(
+                    id=_new_id(),
+                    holder_id=holder.id,
+                    credential_id=body["credential_id"],
+                    public_key=unb64url(body["public_key"]),
+                    rp_id=body["rp_id"],
+                    origin=body["origin"],
+                    sign_count=body["sign_count"],
+                    label=body["label"],
+                    created_at=utc_iso(now_utc()),
+                )
+            )
+            session.commit()
+        return str(body["key_fingerprint"])
 
     def _import_revocation(self, kind: str, signed: SignedConsent) -> str:
         """Put a holder's signed revocation on the ledger (in force from then on), then add its

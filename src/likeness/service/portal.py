@@ -29,7 +29,7 @@ from likeness.consent.holder_portal import (
     assertion_from_response,
     verify_registration,
 )
-from likeness.consent.passkeys import b64url, unb64url
+from likeness.consent.passkeys import PASSKEY_ONLY, b64url, unb64url
 from likeness.consent.tables import HolderSession
 from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
@@ -209,6 +209,7 @@ def invitation_page(token: str, request: Request) -> Response:
             "refused": None,
             "token": token,
             "invited": holder,
+            "vouch": holder.key_fingerprint != PASSKEY_ONLY,
             "org_name": portal.registry.org_display_name(invitation.org_id),
             "expires": invitation.expires_at,
         },
@@ -440,6 +441,17 @@ def register(request: Request, body: Ceremony) -> JSONResponse:
         raise ConsentError("invitation_unknown", "this passkey request belongs to another invitation")
     rp = relying_party(request.app.state.services.settings)
     verified = verify_registration(body.credential, bytes.fromhex(ceremony.challenge), rp)
+    if portal.registry.get_holder(invitation.holder_id).key_fingerprint != PASSKEY_ONLY:
+        # A holder who signs offline takes the statement away to vouch for with their key.
+        statement = portal.vouch_by_invitation(
+            invitation_id=invitation.id,
+            holder_id=invitation.holder_id,
+            credential_id=verified.credential_id,
+            public_key=verified.public_key,
+            sign_count=verified.sign_count,
+            rp=rp,
+        )
+        return JSONResponse({"statement": statement})
     portal.register_passkey(
         holder_id=invitation.holder_id,
         credential_id=verified.credential_id,
@@ -640,7 +652,8 @@ def create_invitation(request: Request, principal: Principal, body: InvitationBo
                 holder=body.holder,
                 owner_org=principal.user.org_slug if kind == "virtual_idol" else None,
             )
-    invitation_id, token = portal.invite(
+    offline = registry.get_holder(body.holder).key_fingerprint != PASSKEY_ONLY
+    invitation_id, token = (portal.invite_to_vouch if offline else portal.invite)(
         body.holder, principal.user.org_slug, created_by=principal.user.username, ttl=timedelta(days=body.days)
     )
     origin = relying_party(services.settings).origin
@@ -656,7 +669,9 @@ def invite_holder(
     request: Request, body: InvitationBody, principal: Annotated[Principal, Depends(require(ASK))]
 ) -> dict[str, Any]:
     """Invite a rights holder to register a passkey (one-time link, expiring); a new holder is
-    created passkey-only (no key is made or kept for them)."""
+    created passkey-only (no key is made or kept for them). A holder who signs offline gets a
+    link that makes a passkey and its registration statement, which counts only once they vouch
+    for it with their own key (``likeness holder vouch-passkey``) and it is imported."""
     return create_invitation(request, principal, body)
 
 

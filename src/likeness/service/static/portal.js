@@ -69,6 +69,18 @@
     box.hidden = false;
   }
 
+  // A holder who signs offline gets the new passkey's registration statement to vouch for with
+  // their own key on their machine; the page offers it as a file and shows what to check.
+  function showStatement(statement) {
+    const box = document.querySelector("[data-vouch-statement]");
+    if (!box) return;
+    const file = new Blob([JSON.stringify(statement, null, 2) + "\n"], { type: "application/json" });
+    box.querySelector("[data-statement-download]").href = URL.createObjectURL(file);
+    box.querySelector("[data-statement-fingerprint]").textContent = statement.key_fingerprint;
+    document.querySelectorAll("[data-passkey-register], [data-link-note]").forEach((e) => { e.hidden = true; });
+    box.hidden = false;
+  }
+
   async function create(optionsUrl, finishUrl, extra, csrf) {
     const started = await post(optionsUrl, extra, csrf);
     const credential = await navigator.credentials.create({ publicKey: creation(started.publicKey) });
@@ -115,6 +127,10 @@
       button.disabled = true;
       try {
         const done = await action(button);
+        if (done.statement) {
+          showStatement(done.statement);
+          return;
+        }
         window.location.assign(done.redirect || "/portal");
       } catch (error) {
         showError(error);

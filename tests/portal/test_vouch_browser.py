@@ -1,0 +1,72 @@
+"""A holder who signs offline gets a passkey in Chromium (virtual authenticator over CDP): the
+agency's link makes the passkey and offers its registration statement as a file; the holder
+vouches for it with their key on their machine; after the import the passkey signs them in.
+Screenshots of the invitation and the statement at 390x844 and 1280x800, Korean and English,
+under ``test-artifacts/portal/``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from likeness.consent.holder import sign_vouch
+from likeness.service.roles import Role
+from tests.conftest import add_subject, holder_machine
+from tests.portal.test_portal_browser import _shoot, _with_authenticator, portal_service  # noqa: F401 (fixture)
+from tests.service.test_console_browser import VIEWPORTS, browser  # noqa: F401 (the fixture)
+
+LOCALES = {"en": "en-GB", "ko": "ko-KR"}
+
+
+def _vouch_link(context, url: str, token: str) -> str:
+    made = context.request.post(
+        f"{url}/api/v1/portal/invitations",
+        headers={"Authorization": f"Bearer {token}"},
+        data={"holder": "mina-holder"},
+    )
+    assert made.status == 201, made.text()
+    return made.json()["url"]
+
+
+@pytest.mark.slow
+def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_service, tmp_path) -> None:  # noqa: F811
+    url, workspace, tokens = (portal_service[k] for k in ("url", "workspace", "tokens"))
+    registry = workspace.registry
+    add_subject(registry, "mina", "Mina")  # mina-holder signs offline with their own key
+    agency = browser.new_context(viewport=VIEWPORTS["laptop"], locale="en-GB")
+    try:
+        for size in VIEWPORTS:
+            for language, locale in LOCALES.items():
+                context = browser.new_context(viewport=VIEWPORTS[size], locale=locale)
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+                _with_authenticator(context, page)
+                page.goto(_vouch_link(agency, url, tokens[Role.ADMIN]))
+                _shoot(page, "vouch-1-invitation", size, language)
+                page.click("[data-passkey-register]")
+                page.wait_for_selector("[data-vouch-statement]:not([hidden])")
+                assert page.locator("[data-passkey-register]").is_hidden()
+                fingerprint = page.locator("[data-statement-fingerprint]").inner_text()
+                assert fingerprint.startswith("webauthn:")
+                _shoot(page, "vouch-2-statement", size, language)
+                with page.expect_download() as saved:
+                    page.click("[data-statement-download]")
+                statement = json.loads(saved.value.path().read_text(encoding="utf-8"))
+                assert statement["key_fingerprint"] == fingerprint and not errors, errors
+                if (size, language) == ("phone", "en"):
+                    # Before the vouch the passkey signs nothing; after the import it signs in.
+                    page.goto(f"{url}/portal")
+                    page.click("[data-passkey-signin]")
+                    page.wait_for_selector("[data-passkey-error]:not([hidden])")
+                    assert "credential_not_holders" in page.locator("[data-passkey-error]").inner_text()
+                    key = holder_machine(registry).key("mina-holder")
+                    registry.import_signed(sign_vouch(statement, key))
+                    page.goto(f"{url}/portal")
+                    page.click("[data-passkey-signin]")
+                    page.wait_for_selector(".holder-bar")
+                    assert "Mina" in page.locator(".holder-bar").inner_text()
+                context.close()
+    finally:
+        agency.close()
