@@ -131,11 +131,13 @@ class HolderPortal:
         return Path(self.workspace.home) / "portal" / "previews"
 
     # --- holders ---------------------------------------------------------------------------
-    def add_passkey_holder(self, slug: str, name: str, *, kind: str) -> RightsHolder:
+    def add_passkey_holder(self, slug: str, name: str, *, kind: str, org: str | None = None) -> RightsHolder:
         """A rights holder who signs with passkeys only: no Ed25519 key is made or kept
         anywhere (its ``holder.created`` event names ``passkey-only``), so nothing in the
-        workspace can sign in their name."""
+        workspace can sign in their name. ``org``, the organisation enrolling them, is the only
+        one that may invite them to a passkey (``LedgerConsent.holder_owner``)."""
         check_slug(slug, "rights holder")
+        owner = self.registry.get_org(org).id if org else None
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         with self._session() as session:
@@ -161,6 +163,7 @@ class HolderPortal:
                 "kind": kind,
                 "key_fingerprint": PASSKEY_ONLY,
                 "public_key": "",
+                **({"org_id": owner} if owner else {}),
             },
         )
         return holder
@@ -173,6 +176,13 @@ class HolderPortal:
         id, token)``. Only the token's digest is stored; the token travels in the link."""
         row = self.registry.get_holder(holder)
         self._refuse_invitation_to(row)
+        with self._session() as session:
+            owner = LedgerConsent(session).holder_owner(row.id)
+        if owner is not None and owner != self.registry.get_org(org).id:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
+            )
         return self._new_invitation(row, org, created_by=created_by, ttl=ttl, at=at)
 
     def invite_to_vouch(
@@ -213,21 +223,22 @@ class HolderPortal:
             created_at=utc_iso(moment),
             expires_at=utc_iso(moment + ttl),
         )
+        org_key = keys.load_private_key(self.registry.org_key_path(organisation.slug))
+        event = {
+            "invitation_id": invitation.id,
+            "holder_id": row.id,
+            "org_id": organisation.id,
+            "org_fingerprint": keys.fingerprint(keys.public_raw(org_key)),
+            "token_sha256": invitation.token_sha256,
+            "created_by": created_by,
+            "expires_at": invitation.expires_at,
+            **({"purpose": purpose} if purpose != "register" else {}),
+        }
         with self._session() as session:
             session.add(invitation)
             session.commit()
-        self.ledger.append(
-            "holder.invited",
-            {
-                "invitation_id": invitation.id,
-                "holder_id": row.id,
-                "org_id": organisation.id,
-                "token_sha256": invitation.token_sha256,
-                "created_by": created_by,
-                "expires_at": invitation.expires_at,
-                **({"purpose": purpose} if purpose != "register" else {}),
-            },
-        )
+        # signed, so that a row a database editor inserts cannot pass for an invitation
+        self.ledger.append("holder.invited", {**event, "signature": keys.sign(org_key, canonical_bytes(event))})
         return invitation.id, token
 
     def _refuse_invitation_to(self, row: Any) -> None:
@@ -259,6 +270,15 @@ class HolderPortal:
             )
             if invitation is None:
                 raise ConsentError("invitation_unknown", "this invitation link is not valid")
+            forged = LedgerConsent(session).invitation_problem(
+                invitation.id,
+                holder_id=invitation.holder_id,
+                org_id=invitation.org_id,
+                row=invitation,
+                require_signature=True,
+            )
+            if forged:
+                raise ConsentError("invitation_unknown", f"this invitation link is not valid ({forged})")
             used = invitation.used_at is not None or bool(
                 find_events(session, PASSKEY_REGISTERED, {"invitation_id": invitation.id})
             )
@@ -336,6 +356,11 @@ class HolderPortal:
             invitation = session.get(HolderInvitation, invitation_id)
             if invitation is None or invitation.holder_id != holder_id:
                 raise ConsentError("invitation_unknown", "this invitation is not for this rights holder")
+            forged = LedgerConsent(session).invitation_problem(
+                invitation_id, holder_id=holder_id, org_id=invitation.org_id, row=invitation, require_signature=True
+            )
+            if forged:
+                raise ConsentError("invitation_unknown", f"this invitation is not valid ({forged})")
             org_id = invitation.org_id
             holder_row = session.get(RightsHolder, holder_id)
             spent = invitation.used_at is not None

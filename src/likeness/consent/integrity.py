@@ -252,6 +252,54 @@ class LedgerConsent:
         created = [e for e in found if e.event_type == "holder.created"]
         return created[0] if created else None
 
+    def holder_owner(self, holder_id: str) -> str | None:
+        """The organisation that onboards a passkey-only holder: the one their ``holder.created``
+        event names, else (holders created before events named one) the first to invite them.
+        Another organisation in the same workspace cannot invite them to a passkey."""
+        created = self.holder_created(holder_id)
+        if created is not None and created.payload.get("org_id"):
+            return str(created.payload["org_id"])
+        invited = find_events(self._session, "holder.invited", {"holder_id": holder_id})
+        return str(invited[0].payload.get("org_id")) if invited else None
+
+    def invitation_problem(
+        self,
+        invitation_id: str,
+        *,
+        holder_id: str,
+        org_id: str,
+        before_seq: int | None = None,
+        row: Any = None,
+        require_signature: bool = False,
+    ) -> str | None:
+        """Why the invitation ``invitation_id`` cannot onboard ``holder_id`` for ``org_id``, or
+        ``None``: its ``holder.invited`` event must be on the ledger (before ``before_seq``),
+        name that holder and organisation, come from the holder's owner (``holder_owner``),
+        agree with its ``holder_invitations`` row (``row``: token digest, expiry), and carry
+        the organisation's signature (``require_signature``; events written before invitations
+        were signed have none). A row a database editor inserted has no such event."""
+        found = find_events(self._session, "holder.invited", {"invitation_id": invitation_id})
+        if len(found) != 1:
+            return "its invitation is not on the ledger" if not found else "its invitation is on the ledger twice"
+        event = found[0]
+        body = {k: v for k, v in event.payload.items() if k != "signature"}
+        if before_seq is not None and event.seq >= before_seq:
+            return f"its invitation (ledger row {event.seq}) comes after it"
+        if body.get("holder_id") != holder_id or body.get("org_id") != org_id:
+            return f"its invitation (ledger row {event.seq}) names another holder or organisation"
+        owner = self.holder_owner(holder_id)
+        if owner is not None and owner != org_id:
+            return "the holder is onboarded by another organisation"
+        if row is not None and (body.get("token_sha256"), body.get("expires_at")) != (row.token_sha256, row.expires_at):
+            return f"its row differs from its holder.invited event (ledger row {event.seq})"
+        if require_signature or "signature" in event.payload:
+            org = self.org_key(org_id)
+            if org is None or org[0] != body.get("org_fingerprint"):
+                return "its invitation is not signed with the organisation's key on the ledger"
+            if not _verifies(org[1], body, event.payload.get("signature")):
+                return "its invitation's organisation signature does not verify"
+        return None
+
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
         """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``."""
         found = self._find(("org.created",), "org_id", org_id)
@@ -416,6 +464,14 @@ class LedgerConsent:
             return "an invitation cannot add a passkey to a holder who signs with an offline key"
         if earlier:
             return "an invitation cannot add a passkey to a holder who has one (a new passkey is vouched for by one they have)"
+        invitation = self.invitation_problem(
+            str(body.get("invitation_id")),
+            holder_id=str(body.get("holder_id")),
+            org_id=str(body.get("org_id")),
+            before_seq=event.seq,
+        )
+        if invitation:
+            return invitation
         org = self.org_key(str(body.get("org_id")))
         if org is None or org[0] != body.get("org_fingerprint"):
             return "it is not signed with an organisation's key on the ledger"

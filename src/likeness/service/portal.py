@@ -642,7 +642,9 @@ def create_invitation(request: Request, principal: Principal, body: InvitationBo
     try:
         registry.get_holder(body.holder)
     except RegistryError:
-        portal.add_passkey_holder(body.holder, body.holder_name or body.holder, kind=body.holder_kind)
+        portal.add_passkey_holder(
+            body.holder, body.holder_name or body.holder, kind=body.holder_kind, org=principal.user.org_slug
+        )
         if body.subject:
             kind = "virtual_idol" if body.holder_kind == "agency" else "artist"
             registry.add_subject(
