@@ -62,6 +62,10 @@ def test_an_invitation_row_inserted_in_the_database_registers_nothing(world):
     assert refused.status_code in (400, 403, 404), refused.text
     assert "invitation_unknown" in refused.text and "not on the ledger" in refused.text
     assert workspace.ledger.find("holder.passkey_registered") == []
+    from likeness.consent.integrity import consent_row_problems
+
+    (named,) = [p for p in consent_row_problems(workspace) if p.kind == "invitation"]
+    assert "not on the ledger" in named.problem
 
 
 def test_an_invitation_row_whose_expiry_was_extended_is_refused(world):

@@ -69,6 +69,7 @@ from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
     GrantRevocation,
+    HolderInvitation,
     HolderPasskey,
     LedgerRow,
     Organisation,
@@ -115,8 +116,8 @@ class ConsentProblem:
     """One disagreement between a consent row and the ledger, as ``audit verify`` names it.
 
     ``kind``: ``organisation``, ``holder``, ``subject``, ``reference``, ``grant``,
-    ``release``, ``grant_revocation``, ``release_revocation``, ``render_slot`` or
-    ``grant_request``;
+    ``release``, ``grant_revocation``, ``release_revocation``, ``render_slot``,
+    ``grant_request`` or ``invitation``;
     ``record_id``: the organisation, holder, subject, grant or release id (for a reference
     embedding: its subject's id; for a revocation: the id of what it revokes; for a render
     slot: the render job id).
@@ -868,7 +869,20 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *reference_problems(session),
             *forged_refund_problems(session),
             *grant_request_problems(session),
+            *invitation_problems(session, view),
         ]
+
+
+def invitation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
+    """``holder_invitations`` rows without a ``holder.invited`` event that agrees with them
+    (kind ``invitation``): a row a database editor inserted, or one whose token or expiry was
+    changed. The portal already refuses such a link (``invitation_unknown``); this names it."""
+    return [
+        ConsentProblem("invitation", row.id, f"invitation {row.id}: {problem}")
+        for row in session.scalars(select(HolderInvitation).order_by(HolderInvitation.created_at, HolderInvitation.id))
+        for problem in [view.invitation_problem(row.id, holder_id=row.holder_id, org_id=row.org_id, row=row)]
+        if problem
+    ]
 
 
 def grant_request_problems(session: Session) -> list[ConsentProblem]:
