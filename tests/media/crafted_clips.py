@@ -11,10 +11,14 @@ import av
 import numpy as np
 
 
-def skip_frame_clip(path: Path, frames: int, *, size: tuple[int, int] = (1920, 1080), fmt: str | None = None) -> Path:
+def skip_frame_clip(
+    path: Path, frames: int, *, size: tuple[int, int] = (1920, 1080), fmt: str | None = None, padding: int = 0
+) -> Path:
     """Write ``frames`` frames at 25 fps to ``path``: an x264 keyframe of a flat grey picture,
     then its next P-frame (about 25 bytes, 'nothing changed') repeated. ``fmt`` names the
-    container when the suffix does not (``"h264"``: a raw stream that declares no frame count)."""
+    container when the suffix does not (``"h264"``: a raw stream that declares no frame count).
+    ``padding`` > 0 appends a filler NAL unit of that many bytes to each P-frame (the decoder
+    ignores it): a file big enough for its frame count, which only the decode budget stops."""
     width, height = size
     encoded = io.BytesIO()
     with av.open(encoded, "w", format="mp4") as encoder:
@@ -36,6 +40,10 @@ def skip_frame_clip(path: Path, frames: int, *, size: tuple[int, int] = (1920, 1
         packets = [p for p in source.demux(template) if p.size]
         step = packets[1].pts - packets[0].pts
         keyframe, repeated = bytes(packets[0]), bytes(packets[-1])
+        if padding > 0 and fmt is None:
+            # MP4 holds length-prefixed NAL units: type 12 (filler data), 0xFF bytes, stop bit.
+            filler = b"\x0c" + b"\xff" * max(0, padding - 6) + b"\x80"
+            repeated += len(filler).to_bytes(4, "big") + filler
         with av.open(str(path), "w", format=fmt) as out:
             stream = out.add_stream_from_template(template)
             for number in range(frames):
