@@ -30,6 +30,31 @@ class Settings(BaseSettings):
         "ledger heads and 'audit verify' looks for the latest one",
     )
 
+    # --- video decoding: per-file limits (likeness.media.video.budget), everywhere frames are read
+    video_max_duration_s: float = Field(
+        default=4 * 3600.0, gt=0, description="a video declaring a longer duration is refused before decoding (s)"
+    )
+    video_max_frames: int = Field(
+        default=4 * 3600 * 60,
+        ge=1,
+        description="a video declaring (or holding) more frames is refused; 4 hours at 60 fps by default",
+    )
+    video_min_frame_bytes: int = Field(
+        default=48,
+        ge=0,
+        description="beyond 10 minutes at 60 fps, a video must hold at least this many bytes per declared frame "
+        "(a crafted file packs thousands of frames of a few bytes each); 0 turns the check off",
+    )
+    video_sample_max_frames: int = Field(
+        default=40_000,
+        ge=1,
+        description="frames the decoder may produce while sampling one video (verification, scans), reference "
+        "frames included; a 10-minute 60 fps clip with a single keyframe needs 36,000",
+    )
+    video_sample_max_decode_s: float = Field(
+        default=180.0, gt=0, description="seconds of decoding sampling one video may take"
+    )
+
     # --- the service (likeness serve / likeness worker) ----------------------------------
     upload_max_image_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1, description="largest image upload the service accepts (bytes)"

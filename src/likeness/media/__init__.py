@@ -15,6 +15,7 @@ from likeness.media.images import (
 from likeness.media.video import (
     COPYABLE_AUDIO_CODECS,
     ColourTags,
+    DecodeLimits,
     VideoEncoder,
     VideoFrame,
     VideoInfo,
@@ -29,6 +30,7 @@ __all__ = [
     "COPYABLE_AUDIO_CODECS",
     "DEFAULT_MAX_PIXELS",
     "ColourTags",
+    "DecodeLimits",
     "VideoEncoder",
     "VideoFrame",
     "VideoInfo",

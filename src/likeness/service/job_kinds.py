@@ -41,7 +41,11 @@ def run_verify(context: JobContext) -> dict[str, Any]:
     path = job_upload_path(context.workspace, context.job.params)
     context.report(0.05, "verifying")
     evidence_dir = context.job_dir / "evidence"
-    results = verify_many(context.workspace, [path], workers=1, report_dir=evidence_dir)
+    # A crafted clip can cost minutes of decoding: the decode loop asks whether the job was
+    # cancelled between packets, so a cancel stops it within about a second.
+    results = verify_many(
+        context.workspace, [path], workers=1, report_dir=evidence_dir, interrupt=context.stop_if_cancelled
+    )
     result = results[0]
     context.report(0.95, "writing the evidence pack")
     from likeness.verify.report import evidence_paths

@@ -2,7 +2,9 @@
 
 ``likeness worker`` runs one of these per process; run several processes (or machines) for
 more throughput. Each job runs in the worker's main thread while a heartbeat thread extends its
-lease and notices a cancellation; the job's own progress reports are where it stops.
+lease and notices a cancellation; the job's own progress reports are where it stops, and
+``JobContext.stop_if_cancelled`` (a decode loop's interrupt hook) asks the database itself, at
+most once a second, so that a cancelled job stops within about a second even between reports.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from likeness.service.roles import Permission
 log = logging.getLogger("likeness.worker")
 #: Progress reports are written to the job row at most this often (and at every heartbeat).
 REPORT_EVERY_S = 0.5
+#: ``stop_if_cancelled`` reads the job's cancel flag from the database at most this often.
+CANCEL_POLL_S = 1.0
 
 
 @dataclass
@@ -43,10 +47,16 @@ class JobContext:
     workspace: Any
     job_dir: Path
     _report: Callable[[float, str], None] = field(repr=False)
+    _check: Callable[[], None] = field(repr=False, default=lambda: None)
 
     def report(self, progress: float, message: str) -> None:
         """Record progress (0..1); raises ``JobCancelled`` / ``LeaseLost`` when the job must stop."""
         self._report(progress, message)
+
+    def stop_if_cancelled(self) -> None:
+        """Raise ``JobCancelled`` / ``LeaseLost`` when the job must stop, else return: the
+        ``interrupt`` hook a decode loop calls between packets (cheap, and safe from any thread)."""
+        self._check()
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class _Heartbeat(threading.Thread):
         self.lock = threading.Lock()
         self.latest: tuple[float, str] | None = None
         self.last_write = 0.0
+        self.last_poll = time.monotonic()
 
     def run(self) -> None:
         interval = max(0.05, self.queue.lease_s / 3)
@@ -111,6 +122,23 @@ class _Heartbeat(threading.Thread):
                 self.last_write = time.monotonic()
         if due:  # a render reports every frame: write at most twice a second, the heartbeat does the rest
             self.beat()
+        self.raise_if_stopping()
+
+    def check(self) -> None:
+        """``stop_if_cancelled``: reads the cancel flag (a read, not a lease write) at most every
+        ``CANCEL_POLL_S``; the heartbeat alone would notice only every third of the lease."""
+        with self.lock:
+            due = time.monotonic() - self.last_poll >= CANCEL_POLL_S
+            if due:
+                self.last_poll = time.monotonic()
+        if due:
+            try:
+                self.cancel_requested = self.queue.get(self.job_id).cancel_requested or self.cancel_requested
+            except Exception:  # a database hiccup: the heartbeat still asks within its interval
+                log.warning("cancel check for job %s failed", self.job_id, exc_info=True)
+        self.raise_if_stopping()
+
+    def raise_if_stopping(self) -> None:
         if self.lease_lost:
             raise LeaseLost(f"job {self.job_id} was taken over by another worker")
         if self.cancel_requested:
@@ -170,7 +198,9 @@ class Worker:
         heartbeat.start()
         folder = job_folder(self.workspace, job.id)
         folder.mkdir(parents=True, exist_ok=True)
-        context = JobContext(job=job, workspace=self.workspace, job_dir=folder, _report=heartbeat.report)
+        context = JobContext(
+            job=job, workspace=self.workspace, job_dir=folder, _report=heartbeat.report, _check=heartbeat.check
+        )
         try:
             if job.cancel_requested:
                 raise JobCancelled(f"job {job.id} was cancelled")

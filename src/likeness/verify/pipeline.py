@@ -24,8 +24,9 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,12 @@ class Verifier:
         self._reference_pictures: dict[str, np.ndarray | None] = {}
         # The visible-label search of the file being verified (a fresh one per file in verify()).
         self._labels = LabelSearch(None)
+        from likeness.media.video.budget import DecodeLimits
+
+        # What decoding one video may cost (settings video_*), and the caller's stop hook for
+        # the file being verified (verify(interrupt=)), both checked inside the decode loop.
+        self.decode_limits = DecodeLimits.of(workspace.settings)
+        self._interrupt: Callable[[], None] | None = None
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -223,12 +230,17 @@ class Verifier:
 
     # ---- one file
 
-    def verify(self, path: Path, *, evidence: bool = False) -> tuple[VerificationResult, EvidenceMedia | None]:
+    def verify(
+        self, path: Path, *, evidence: bool = False, interrupt: Callable[[], None] | None = None
+    ) -> tuple[VerificationResult, EvidenceMedia | None]:
         """Verify one file; never raises for anything wrong with the file itself.
 
         Returns the result and, when ``evidence`` is asked for, the pixels for the HTML page.
+        ``interrupt`` is called between the video decoder's packets and stops the verification
+        by raising (a cancelled job, a request past its deadline); what it raises propagates.
         """
         started = time.perf_counter()
+        self._interrupt = interrupt
         path = Path(path)
         display = str(path)
         try:
@@ -497,6 +509,17 @@ class Verifier:
         from likeness.media.animation import sample_animation_frames
         from likeness.provenance.watermark import ClipWatermarkReader
 
+        # Set when this clip's analysis ends early (an exception on this thread): the decoder,
+        # on its own thread, stops at its next packet instead of at its next sampled frame,
+        # which a crafted clip can put minutes of decoding away.
+        abandoned = threading.Event()
+
+        def keep_decoding() -> None:
+            if abandoned.is_set():
+                raise MediaError(path, "the analysis of this clip stopped")
+            if self._interrupt is not None:
+                self._interrupt()
+
         try:
             if timeline is not None:
                 # An animated image (``AnimationTimeline``): frames decoded in order up to the
@@ -507,7 +530,13 @@ class Verifier:
             else:
                 # Sparse: seeks to the keyframe before each target time and skips frames nothing
                 # refers to, instead of decoding the whole clip to keep one frame per second.
-                sampled = sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES)
+                sampled = sample_video_frames(
+                    path,
+                    every_s=1.0 / VIDEO_SAMPLE_FPS,
+                    max_frames=MAX_VIDEO_FRAMES,
+                    limits=self.decode_limits,
+                    interrupt=keep_decoding,
+                )
         except MediaError as exc:
             return exc.reason
         tracker = FaceTracker(iou_threshold=0.2, max_missed=2)
@@ -558,6 +587,7 @@ class Verifier:
                     except (LikenessError, MediaError) as exc:
                         face_failure.append(str(exc))
         finally:
+            abandoned.set()
             frames_ahead.close()
             folding.close()
         watermark = None

@@ -141,8 +141,10 @@ def _verify_in_worker(path: str) -> VerificationResult:
     return _verify_and_report(_WORKER["verifier"], Path(path), _WORKER["report_dir"])
 
 
-def _verify_and_report(verifier: Verifier, path: Path, report_dir: Path | None) -> VerificationResult:
-    result, media = verifier.verify(path, evidence=report_dir is not None)
+def _verify_and_report(
+    verifier: Verifier, path: Path, report_dir: Path | None, interrupt: Callable[[], None] | None = None
+) -> VerificationResult:
+    result, media = verifier.verify(path, evidence=report_dir is not None, interrupt=interrupt)
     if report_dir is not None:
         from likeness.verify.report import write_evidence
 
@@ -169,13 +171,16 @@ def verify_many(
     progress: ProgressCallback | None = None,
     extra_anchors: Sequence[str] = (),
     force: bool = False,
+    interrupt: Callable[[], None] | None = None,
 ) -> list[VerificationResult]:
     """Verify every file in ``paths`` (files and folders), in input order.
 
     ``workers``: processes (default ``workspace.settings.workers``; 1 = in this process).
     ``report_dir``: write an evidence pack per file and ``results.json``. ``force``: verify
-    again even when an unchanged earlier result exists. Each readable file gets one
-    ``verification.completed`` ledger event; unreadable files get an ``error`` result and none.
+    again even when an unchanged earlier result exists. ``interrupt`` stops the scan by raising:
+    it is called after each file, and in this process also inside each video's decode loop.
+    Each readable file gets one ``verification.completed`` ledger event; unreadable files get an
+    ``error`` result and none.
     """
     files = list(iter_media_files(paths))
     workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
@@ -198,6 +203,8 @@ def verify_many(
         done += 1
         if progress is not None:
             progress(done, len(files), result)
+        if interrupt is not None:
+            interrupt()  # after the file's result is kept: a stop between files loses none
 
     pending: list[int] = []
     for index, path in enumerate(files):
@@ -220,7 +227,7 @@ def verify_many(
     try:
         if workers == 1 or len(pending) <= 1:
             for index in pending:
-                finish(index, _verify_and_report(probe, files[index], report), fresh=True)
+                finish(index, _verify_and_report(probe, files[index], report, interrupt), fresh=True)
         else:
             _run_pool(files, pending, workers, workspace, extra_anchors, gallery.threshold, report, finish)
     finally:

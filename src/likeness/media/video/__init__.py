@@ -10,6 +10,9 @@ Conventions:
 * YUV -> RGB uses the matrix the stream declares (BT.709 when it declares none and is HD, else
   BT.601); the encoder converts RGB -> YUV with BT.709 (limited range) and tags the stream so.
 * Timestamps are seconds (``pts_s``) on the source stream's clock.
+* Every read is bounded per file (:class:`DecodeLimits`: what the container may declare, and
+  what sampling may decode) and takes an ``interrupt`` hook, called between packets, that
+  stops it by raising (a cancelled job, a request past its deadline).
 
 Example::
 
@@ -30,6 +33,7 @@ Example::
     25
 """
 
+from likeness.media.video.budget import DecodeLimits, Interrupt
 from likeness.media.video.colour import ColourTags
 from likeness.media.video.decode import DEFAULT_MAX_VIDEO_PIXELS, VideoFrame, VideoInfo, iter_video_frames, probe_video
 from likeness.media.video.encode import (
@@ -44,6 +48,8 @@ __all__ = [
     "COPYABLE_AUDIO_CODECS",
     "DEFAULT_MAX_VIDEO_PIXELS",
     "ColourTags",
+    "DecodeLimits",
+    "Interrupt",
     "VideoEncoder",
     "remove_stale_parts",
     "VideoFrame",

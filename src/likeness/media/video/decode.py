@@ -15,6 +15,7 @@ import av.error
 import numpy as np
 
 from likeness.errors import MediaError
+from likeness.media.video.budget import DecodeLimits, DecodeMeter, Interrupt, container_refusal
 from likeness.media.video.colour import _COLORSPACE_NAMES, _PRIMARIES_NAMES, _RANGE_NAMES, _SWS_MATRIX, _TRC_NAMES
 
 # 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
@@ -232,6 +233,8 @@ def iter_video_frames(
     max_side: int | None = None,
     autorotate: bool = False,
     max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
+    limits: DecodeLimits | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Iterator[VideoFrame]:
     """Stream frames ``start, start + step, ...`` of ``path`` as :class:`VideoFrame`.
 
@@ -239,10 +242,15 @@ def iter_video_frames(
     lets a resumed job skip finished frames: on a constant-frame-rate stream it seeks to the
     keyframe before ``start`` and decodes forward; otherwise it decodes and discards the frames
     before ``start`` (no RGB conversion). ``max_side`` downscales so ``max(H, W) <= max_side``;
-    ``autorotate`` turns frames upright using the stream's display rotation.
+    ``autorotate`` turns frames upright using the stream's display rotation. ``limits``
+    (default ``DecodeLimits()``) bound what the container may declare and how many frames are
+    decoded; ``interrupt`` is called between packets and stops the read by raising
+    (``likeness.media.video.budget``).
 
     Errors: :class:`MediaError` before the first frame for missing/empty/corrupt files,
-    audio-only files (``"no video stream"``) and frames above ``max_pixels``. A file that breaks
+    audio-only files (``"no video stream"``), frames above ``max_pixels`` and containers the
+    limits refuse (too long, or too many frames for the file's size); more decoded frames than
+    ``limits.max_frames`` raise it where they are reached. A file that breaks
     part-way (corrupt packets, or truncated so that frames the header promises are missing)
     yields every frame that decoded and *then* raises :class:`MediaError` whose reason names
     the frame index where decoding stopped; callers keep the frames they got and report it.
@@ -257,18 +265,39 @@ def iter_video_frames(
     # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
     _check_readable(path)
     return _iter_frames(
-        path, start=start, step=step, max_side=max_side, autorotate=autorotate, max_pixels=max_pixels, allow_seek=True
+        path,
+        start=start,
+        step=step,
+        max_side=max_side,
+        autorotate=autorotate,
+        max_pixels=max_pixels,
+        allow_seek=True,
+        limits=limits or DecodeLimits(),
+        interrupt=interrupt,
     )
 
 
 def _bounded_video_stream(
-    container: av.container.InputContainer, path: Path, max_pixels: int
+    container: av.container.InputContainer, path: Path, max_pixels: int, limits: DecodeLimits
 ) -> av.video.stream.VideoStream:
-    """The video stream, refused before decoding when one frame would exceed ``max_pixels``."""
+    """The video stream, refused before decoding when one frame would exceed ``max_pixels`` or
+    the container declares more than ``limits`` allow (``container_refusal``)."""
     stream = _video_stream(container, path)
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > max_pixels:
         raise MediaError(path, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+    duration_s = _seconds(stream.duration, stream.time_base)
+    if duration_s is None and container.duration is not None:
+        duration_s = container.duration / av.time_base
+    declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
+    rate = stream.average_rate or stream.guessed_rate
+    if declared is None and duration_s is not None and rate:
+        declared = int(math.ceil(duration_s * float(rate)))  # formats without a count (Matroska, MPEG-TS)
+    refusal = container_refusal(
+        declared_frames=declared, duration_s=duration_s, size_bytes=path.stat().st_size, limits=limits
+    )
+    if refusal is not None:
+        raise MediaError(path, refusal)
     return stream
 
 
@@ -281,11 +310,18 @@ def _iter_frames(
     autorotate: bool,
     max_pixels: int,
     allow_seek: bool,
+    limits: DecodeLimits,
+    interrupt: Interrupt | None,
 ) -> Iterator[VideoFrame]:
     container = _open_input(path)
     try:
-        stream = _bounded_video_stream(container, path, max_pixels)
+        stream = _bounded_video_stream(container, path, max_pixels, limits)
         stream.thread_type = "AUTO"
+        # A full read decodes every frame it returns: its cost is the footage's, so only the
+        # frame count is capped (formats without a declared count), not the time.
+        meter = DecodeMeter(
+            path, max_frames=limits.max_frames, max_decode_s=None, interrupt=interrupt, setting="video_max_frames"
+        )
         rate = stream.average_rate
         expected = int(stream.frames) if stream.frames and stream.frames > 0 else None
         time_base = stream.time_base
@@ -310,7 +346,9 @@ def _iter_frames(
         last_pts_s = 0.0
         try:
             for packet in container.demux(stream):
+                meter.packet()
                 for frame in packet.decode():
+                    meter.frame()
                     if next_index is None:
                         # After a seek, the first decoded frame's timestamp gives its index;
                         # from there on we count, which is what a full decode would number.
@@ -341,6 +379,8 @@ def _iter_frames(
                 autorotate=autorotate,
                 max_pixels=max_pixels,
                 allow_seek=False,
+                limits=limits,
+                interrupt=interrupt,
             )
             return
         except MediaError:
@@ -365,9 +405,16 @@ class _SeekMissed(Exception):
     """Internal: timestamps after a seek did not identify the frame index."""
 
 
-def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+def _decoded(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, meter: DecodeMeter
+) -> Iterator[av.VideoFrame]:
+    """Every frame the decoder produces, each counted by ``meter`` (skipped frames are not
+    produced; the interrupt is still called per packet)."""
     for packet in container.demux(stream):
-        yield from packet.decode()
+        meter.packet()
+        for frame in packet.decode():
+            meter.frame()
+            yield frame
 
 
 def _looks_cfr(stream: av.video.stream.VideoStream) -> bool:

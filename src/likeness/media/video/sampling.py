@@ -13,6 +13,7 @@ import av
 import av.error
 
 from likeness.errors import MediaError
+from likeness.media.video.budget import DecodeLimits, DecodeMeter, Interrupt
 from likeness.media.video.decode import (
     _AV_ERRORS,
     DEFAULT_MAX_VIDEO_PIXELS,
@@ -50,16 +51,28 @@ def sample_times(duration_s: float, *, every_s: float = 1.0, max_frames: int = 1
     return [k * interval for k in range(count)]
 
 
-def _keyframe_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[float] | None:
+def _keyframe_times(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    meter: DecodeMeter,
+    limits: DecodeLimits,
+) -> list[float] | None:
     """Presentation times (s, on the stream clock) of the keyframes, from a demux-only pass.
 
     Demuxing reads packets without decoding them, which costs a small fraction of decoding.
-    None when a keyframe has no timestamp (then seeking cannot be planned).
+    None when a keyframe has no timestamp (then seeking cannot be planned). The pass counts
+    against ``meter``'s time and interrupt, and more than ``limits.max_frames`` packets (a
+    container that declared no frame count) are refused.
     """
     times: list[float] = []
     time_base = stream.time_base
+    packets = 0
     try:
         for packet in container.demux(stream):
+            meter.packet()
+            packets += 1
+            if packets > limits.max_frames:
+                raise MediaError(meter.path, f"video holds more than {limits.max_frames:,} frames (video_max_frames)")
             if packet.is_keyframe and packet.size:
                 if packet.pts is None or time_base is None:
                     return None
@@ -80,6 +93,8 @@ def sample_video_frames(
     max_side: int | None = None,
     autorotate: bool = False,
     max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS,
+    limits: DecodeLimits | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Iterator[VideoFrame]:
     """Sparse frames of ``path``: about one every ``every_s`` seconds, at most ``max_frames``,
     spread evenly over the whole clip (targets from :func:`sample_times`), in time order.
@@ -96,10 +111,16 @@ def sample_video_frames(
     ``VideoFrame.index`` numbers the yielded frames 0, 1, ... (not the frame's position in the
     stream).
 
+    Budget (``limits``, default ``DecodeLimits()``): the container checks of
+    :func:`iter_video_frames`, then every frame the decoder produces on the way to the targets
+    (reference frames included) counts against ``limits.sample_max_frames`` and the time spent
+    decoding (not the time the caller holds a frame) against ``limits.sample_max_decode_s``;
+    ``interrupt`` is called between packets and stops the sampling by raising.
+
     Errors are those of :func:`iter_video_frames`: :class:`MediaError` before the first frame
-    for missing, empty, corrupt, audio-only or too-large input; damage part-way yields the
-    frames decoded before it and then raises :class:`MediaError` naming the time where
-    decoding stopped.
+    for missing, empty, corrupt, audio-only or too-large input; damage part-way, or a spent
+    budget, yields the frames decoded before it and then raises :class:`MediaError` naming the
+    time where decoding stopped (or the budget).
 
     Example::
 
@@ -126,6 +147,8 @@ def sample_video_frames(
         max_side=max_side,
         autorotate=autorotate,
         max_pixels=max_pixels,
+        limits=limits or DecodeLimits(),
+        interrupt=interrupt,
     )
 
 
@@ -138,10 +161,19 @@ def _sample_frames(
     max_side: int | None,
     autorotate: bool,
     max_pixels: int,
+    limits: DecodeLimits,
+    interrupt: Interrupt | None,
 ) -> Iterator[VideoFrame]:
+    meter = DecodeMeter(
+        path,
+        max_frames=limits.sample_max_frames,
+        max_decode_s=limits.sample_max_decode_s,
+        interrupt=interrupt,
+        setting="video_sample_max_frames",
+    )
     container = _open_input(path)
     try:
-        stream = _bounded_video_stream(container, path, max_pixels)
+        stream = _bounded_video_stream(container, path, max_pixels, limits)
         time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
         frame_s = 1.0 / float(rate) if rate else 0.04
@@ -151,7 +183,7 @@ def _sample_frames(
             duration_s = container.duration / av.time_base
         duration_s = float(duration_s or 0.0)
         targets = [origin_s + t for t in sample_times(duration_s, every_s=every_s, max_frames=max_frames)]
-        keyframes = _keyframe_times(container, stream) if time_base is not None else None
+        keyframes = _keyframe_times(container, stream, meter, limits) if time_base is not None else None
     except BaseException:
         container.close()
         raise
@@ -179,7 +211,7 @@ def _sample_frames(
             if wanted <= last_yielded_s + tolerance_s:
                 continue  # the frame already yielded is this target's frame too
             if frames is None:
-                frames = _decoded(container, stream)
+                frames = _decoded(container, stream, meter)
             elif keyframe is not None and time_base is not None and keyframe > decoded_until + tolerance_s:
                 # Everything between what was decoded and the keyframe before the target is
                 # skipped: a seek (decoder flush) costs far less than decoding it.
@@ -187,7 +219,7 @@ def _sample_frames(
                     container.seek(
                         int(round(keyframe / float(time_base))), stream=stream, backward=True, any_frame=False
                     )
-                    frames = _decoded(container, stream)
+                    frames = _decoded(container, stream, meter)
                 except _AV_ERRORS:
                     pass  # not seekable here: keep decoding forward
             chosen = None
@@ -208,9 +240,12 @@ def _sample_frames(
             if chosen.width * chosen.height > max_pixels:
                 raise MediaError(path, f"video frame too large: {chosen.width}x{chosen.height}")
             last_yielded_s = decoded_until
-            yield VideoFrame(
+            sampled = VideoFrame(
                 index=yielded, pts_s=decoded_until, rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate)
             )
+            meter.pause()  # the caller's time with the frame is not decoding
+            yield sampled
+            meter.resume()
             yielded += 1
         if yielded == 0:
             raise MediaError(path, "video stream has no decodable frame")

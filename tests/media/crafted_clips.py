@@ -1,0 +1,56 @@
+"""Hostile videos made in the test (the attack of trial finding 3, re-implemented): one keyframe,
+then thousands of copies of one tiny P-frame. Every copy is a reference frame, so even sparse
+sampling decodes them all; the file is a few bytes a frame."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def skip_frame_clip(
+    path: Path, frames: int, *, size: tuple[int, int] = (1920, 1080), fmt: str | None = None, padding: int = 0
+) -> Path:
+    """Write ``frames`` frames at 25 fps to ``path``: an x264 keyframe of a flat grey picture,
+    then its next P-frame (about 25 bytes, 'nothing changed') repeated. ``fmt`` names the
+    container when the suffix does not (``"h264"``: a raw stream that declares no frame count).
+    ``padding`` > 0 appends a filler NAL unit of that many bytes to each P-frame (the decoder
+    ignores it): a file big enough for its frame count, which only the decode budget stops."""
+    width, height = size
+    encoded = io.BytesIO()
+    with av.open(encoded, "w", format="mp4") as encoder:
+        stream = encoder.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        # One group of pictures, no B-frames: every frame after the first is a P-frame.
+        stream.options = {"preset": "ultrafast", "g": "100000", "bf": "0", "keyint_min": "100000", "sc_threshold": "0"}
+        grey = np.full((height, width, 3), 120, np.uint8)
+        for pts in range(4):
+            frame = av.VideoFrame.from_ndarray(grey, format="rgb24")
+            frame.pts = pts
+            for packet in stream.encode(frame):
+                encoder.mux(packet)
+        for packet in stream.encode(None):
+            encoder.mux(packet)
+    encoded.seek(0)
+    with av.open(encoded) as source:
+        template = source.streams.video[0]
+        packets = [p for p in source.demux(template) if p.size]
+        step = packets[1].pts - packets[0].pts
+        keyframe, repeated = bytes(packets[0]), bytes(packets[-1])
+        if padding > 0 and fmt is None:
+            # MP4 holds length-prefixed NAL units: type 12 (filler data), 0xFF bytes, stop bit.
+            filler = b"\x0c" + b"\xff" * max(0, padding - 6) + b"\x80"
+            repeated += len(filler).to_bytes(4, "big") + filler
+        with av.open(str(path), "w", format=fmt) as out:
+            stream = out.add_stream_from_template(template)
+            for number in range(frames):
+                packet = av.Packet(keyframe if number == 0 else repeated)
+                packet.pts = packet.dts = number * step
+                packet.time_base = template.time_base
+                packet.stream = stream
+                packet.is_keyframe = number == 0
+                out.mux(packet)
+    return path
