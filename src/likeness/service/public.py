@@ -144,7 +144,7 @@ def public_result(verification: dict[str, Any], workspace: Any, *, name: str, fo
     agency's file name) are dropped; a subject that may not be named has its slug, name and id
     set to null and is "an enrolled artist" in the evidence sentences; the upload's folder
     never appears."""
-    subjects = _subjects_in(verification)
+    subjects = _keyed_by_registry(workspace, _subjects_in(verification))
     hidden: dict[str, str] = {}
     for subject_id, words in subjects.items():
         if not named_publicly(workspace, subject_id):
@@ -186,12 +186,14 @@ def org_name(workspace: Any, slug_or_id: str | None) -> str | None:
 
 
 def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
-    """subject id -> the slugs and names the result carries for it (faces, grants, renders)."""
+    """subject id -> the slugs and names the result carries for it (faces, grants, renders);
+    words that come with no subject id are under ``""``."""
     found: dict[str, set[str]] = {}
 
     def note(subject_id: Any, *words: Any) -> None:
-        if isinstance(subject_id, str) and subject_id:
-            found.setdefault(subject_id, set()).update(w for w in words if isinstance(w, str) and w)
+        # words without an id (a file's claim may name none) go under "" for the registry to key
+        key = subject_id if isinstance(subject_id, str) else ""
+        found.setdefault(key, set()).update(w for w in words if isinstance(w, str) and w)
 
     for face in (verification.get("faces") or {}).get("faces") or ():
         for role in ("match", "performer", "nearest"):
@@ -205,6 +207,21 @@ def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
     render = watermark.get("ledger_entry") or {}
     note(render.get("subject_id"))
     return found
+
+
+def _keyed_by_registry(workspace: Any, subjects: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``subjects`` plus each slug under the id the registry knows it by: a file's own consent
+    claim may carry no subject id, or another artist's, beside the registry's slug for the grant,
+    so a word is withheld by whose it is, not by what the file says."""
+    from likeness.errors import RegistryError
+
+    keyed = {subject_id: set(words) for subject_id, words in subjects.items() if subject_id}
+    for word in set().union(*subjects.values()) if subjects else ():
+        try:
+            keyed.setdefault(workspace.registry.get_subject(word).id, set()).add(word)
+        except RegistryError:
+            continue  # a display name, or a slug this registry does not know
+    return keyed
 
 
 async def check_upload(request: Request) -> dict[str, Any]:
