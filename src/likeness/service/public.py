@@ -125,7 +125,8 @@ def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
 
 def named_publicly(workspace: Any, subject_id: str) -> bool:
     """The rights holder allowed public naming: the subject's row says so, and so does its
-    ``subject.created`` ledger event (a database editor cannot switch a name on)."""
+    ``subject.created`` ledger event, whose row still hashes and links into the chain (a
+    database editor cannot switch a name on, even with the ledger's triggers dropped)."""
     from likeness.errors import RegistryError
 
     try:
@@ -135,7 +136,9 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
     if not record.public_name:
         return False
     created = workspace.ledger.find("subject.created", subject_id=subject_id)
-    return bool(created) and created[0].payload.get("public_name") is True
+    if not created or created[0].payload.get("public_name") is not True:
+        return False
+    return bool(workspace.ledger.intact(created[0].seq))
 
 
 def public_result(verification: dict[str, Any], workspace: Any, *, name: str, folder: Path) -> dict[str, Any]:
