@@ -144,3 +144,19 @@ def test_concerned_organisations_from_what_the_verifier_found(service_world):
     assert slugs(face("mina")) == ["studio"]
     assert sorted(slugs(face("hana"))) == ["rival", "studio"]
     assert slugs({"faces": {"faces": [{"match": None}]}}) == [] and slugs(None) == []
+
+
+def test_a_case_stays_on_the_cases_page_after_many_ordinary_verifications(service_world, tmp_path):
+    """The trial's cases200: 200 ordinary verify jobs of the organisation pushed every case off
+    the page, which read only the newest 200 verify jobs."""
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    case_id = report(service_world.client(), photo).json()["case_id"]
+    services = service_world.app.state.services
+    org_id = services.queue.get(case_id).org_id
+    params = {"upload": "x/y.jpg", "media_type": "image", "container": "jpeg", "size_bytes": 1}
+    for i in range(201):
+        services.queue.enqueue("verify", {**params, "name": f"v{i}.jpg"}, org_id=org_id)
+    legal = service_world.client()
+    service_world.login(legal, "legal")
+    listing = legal.get("/cases")
+    assert listing.status_code == 200 and f"/cases/{case_id}" in listing.text

@@ -154,9 +154,22 @@ def load_case(services: Any, job_id: str, org_id: str) -> Case:
     return Case(job, state, opened, str(reporter["contact"]), str(reporter["note"]), history)
 
 
-def list_cases(services: Any, org_id: str) -> list[Case]:
-    jobs = services.queue.list(org_id=org_id, kind="verify", limit=200)
-    return [load_case(services, job.id, org_id) for job in jobs if job.params.get("case")]
+#: How many of an organisation's newest cases the Cases page lists.
+CASES_LISTED = 200
+
+
+def list_cases(services: Any, org_id: str, *, limit: int = CASES_LISTED) -> list[Case]:
+    """The organisation's newest cases, found by their ``case.opened`` events (not among the
+    newest verify jobs, where the team's ordinary verifications pushed them off the page)."""
+    opened = services.workspace.ledger.find("case.opened", org_id=org_id)
+    case_ids = list(dict.fromkeys(str(e.payload["case_id"]) for e in reversed(opened)))
+    cases = []
+    for case_id in case_ids[:limit]:
+        try:
+            cases.append(load_case(services, case_id, org_id))
+        except NotFound:
+            continue  # its job was removed
+    return cases
 
 
 # --- the console's pages ---------------------------------------------------------------------
