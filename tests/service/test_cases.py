@@ -160,3 +160,55 @@ def test_a_case_stays_on_the_cases_page_after_many_ordinary_verifications(servic
     service_world.login(legal, "legal")
     listing = legal.get("/cases")
     assert listing.status_code == 200 and f"/cases/{case_id}" in listing.text
+
+
+def _kept_reports(world) -> list:
+    from likeness.service.job_kinds import uploads_root
+
+    root = uploads_root(world.workspace)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_the_same_file_reported_twice_is_one_case_with_both_reports(service_world, tmp_path):
+    """The trial's finding 5: the same bytes reported twice were stored twice, opened two cases,
+    queued two jobs and put two case.opened on the ledger."""
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    client = service_world.client()
+    first = report(client, photo, contact=CONTACT, note=NOTE)
+    assert first.status_code == 201, first.text
+    again = report(client, photo, contact="second@example.org", note="also seen on another site")
+    assert again.status_code == 201, again.text
+    case_id = first.json()["case_id"]
+    assert again.json()["case_id"] == case_id
+    ledger = service_world.workspace.ledger
+    assert len(ledger.find("case.opened")) == 1
+    [added] = ledger.find("case.reported_again", case_id=case_id)
+    assert added.payload == {"case_id": case_id, "has_contact": True, "has_note": True}  # no personal data
+    services = service_world.app.state.services
+    assert [j.id for j in services.queue.list(kind="verify")] == [case_id]
+    assert len(_kept_reports(service_world)) == 1  # the second copy is deleted
+    kept = cases_folder(service_world.workspace) / f"{case_id}.json"
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    legal = service_world.client()
+    service_world.login(legal, "legal")
+    page = legal.get(f"/cases/{case_id}").text
+    assert CONTACT in page and "second@example.org" in page and "also seen on another site" in page
+    assert "case.reported_again" in page
+
+
+def test_reported_files_stop_at_the_daily_storage_quota(service_world, tmp_path):
+    from likeness.service.app import create_app
+
+    first = write_image(tmp_path / "a.jpg", astronaut(), quality=90)
+    second = write_image(tmp_path / "b.jpg", grace_hopper(), quality=90)
+    quota = first.stat().st_size + second.stat().st_size - 1  # room for the first, not for both
+    settings = service_world.settings.model_copy(update={"public_report_bytes_per_day": quota})
+    service_world.app = create_app(settings, workspace=service_world.workspace, accounts=service_world.accounts)
+    client = service_world.client()
+    assert report(client, first).status_code == 201
+    kept = _kept_reports(service_world)
+    refused = report(client, second)
+    assert refused.status_code == 429 and refused.json()["type"].endswith("rate-limited"), refused.text
+    assert int(refused.headers["retry-after"]) > 3600
+    assert _kept_reports(service_world) == kept  # nothing of the refused file is kept
+    assert report(client, first).status_code == 201  # a further report of a kept file still counts

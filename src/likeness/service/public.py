@@ -299,26 +299,29 @@ async def public_verify(request: Request) -> JSONResponse:
 async def public_report(request: Request) -> JSONResponse:
     """Report a file to the agency (form fields ``contact`` and ``note``, both optional, before
     ``file``): its upload is kept and verified with an evidence pack, and legal sees the case."""
-    from likeness.service.cases import open_case, report_response
+    from likeness.digests import sha256_file
+    from likeness.service.cases import check_report_quota, file_report, report_response
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
+    check_report_quota(services, 0)  # full for today: refused before any byte is kept
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
-    verification = await run_in_threadpool(reported_verification, services, upload.path)
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
         "media_type": upload.media_type,
         "container": upload.container,
         "size_bytes": upload.size_bytes,
+        "sha256": await run_in_threadpool(sha256_file, upload.path),
     }
     job = await run_in_threadpool(
-        open_case,
+        file_report,
         services,
+        folder,
         params,
         contact=upload.fields.get("contact", ""),
         note=upload.fields.get("note", ""),
-        verification=verification,
+        verification=lambda: reported_verification(services, upload.path),
     )
     return report_response(job)
 
