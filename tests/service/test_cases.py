@@ -212,3 +212,34 @@ def test_reported_files_stop_at_the_daily_storage_quota(service_world, tmp_path)
     assert int(refused.headers["retry-after"]) > 3600
     assert _kept_reports(service_world) == kept  # nothing of the refused file is kept
     assert report(client, first).status_code == 201  # a further report of a kept file still counts
+
+
+def test_a_file_closed_with_no_action_is_deleted_after_the_keep_days(service_world, tmp_path):
+    from likeness.service.app import create_app
+    from likeness.service.job_kinds import job_upload_path
+
+    settings = service_world.settings.model_copy(update={"public_report_keep_days": 0})  # at the next report
+    service_world.app = create_app(settings, workspace=service_world.workspace, accounts=service_world.accounts)
+    client = service_world.client()
+    services = service_world.app.state.services
+    closed, acted_on = (
+        report(client, write_image(tmp_path / f"{n}.jpg", picture, quality=90)).json()["case_id"]
+        for n, picture in (("closed", astronaut()), ("acted", grace_hopper()))
+    )
+    worker = Worker(service_world.workspace)
+    while worker.run_one() is not None:
+        pass
+    legal = service_world.client()
+    csrf = service_world.login(legal, "legal")
+    for case_id, state in ((closed, "closed-no-action"), (acted_on, "takedown-requested")):
+        legal.post(f"/cases/{case_id}/mark", data={"state": state, "csrf_token": csrf}, follow_redirects=False)
+    uploads = {c: job_upload_path(service_world.workspace, services.queue.get(c).params) for c in (closed, acted_on)}
+    fresh = write_image(tmp_path / "new.jpg", astronaut()[::2, ::2].copy(), quality=90)
+    assert report(client, fresh).status_code == 201
+    assert not uploads[closed].exists() and not uploads[closed].parent.exists()
+    assert uploads[acted_on].is_file()  # a case legal acts on keeps its file
+    ledger = service_world.workspace.ledger
+    assert [e.payload["case_id"] for e in ledger.find("case.upload_expired")] == [closed]
+    page = legal.get(f"/cases/{closed}")
+    assert page.status_code == 200 and "case.upload_expired" in page.text
+    assert legal.get(f"/cases/{closed}/evidence.zip").status_code == 200  # the evidence pack stays

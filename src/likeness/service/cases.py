@@ -180,9 +180,39 @@ def file_report(
         with _REPORTS:  # the same file may have come in meanwhile
             earlier = cases_of_file(services.workspace, sha256)
             if not earlier and _within_quota(services, folder, size):
+                expire_closed_uploads(services)
                 return open_case(services, params, contact=contact, note=note, verification=routing)
     shutil.rmtree(folder, ignore_errors=True)
     return add_report(services, earlier, contact=contact, note=note)
+
+
+def expire_closed_uploads(services: Any) -> list[str]:
+    """Delete the kept file of each case whose latest mark is ``closed-no-action`` and is older
+    than ``public_report_keep_days`` (its evidence pack, reporter file and history stay), with
+    ``case.upload_expired`` on the ledger; returns those cases' ids. Run when a new file is
+    kept, the only time reports take more space."""
+    from likeness.consent.canonical import now_utc, parse_utc
+    from likeness.service.job_kinds import uploads_root
+
+    ledger = services.workspace.ledger
+    latest = {str(e.payload.get("case_id")): e for e in ledger.find("case.marked")}  # ledger order: last wins
+    cutoff = now_utc() - timedelta(days=services.settings.public_report_keep_days)
+    root = uploads_root(services.workspace).resolve()
+    expired = []
+    for case_id, mark in latest.items():
+        if mark.payload.get("state") != "closed-no-action" or parse_utc(mark.created_at) > cutoff:
+            continue
+        try:
+            job = services.queue.get(case_id)
+        except NotFound:
+            continue
+        folder = (root / str(job.params.get("upload", ""))).resolve().parent
+        if not job.params.get("case") or not job.terminal or folder.parent != root or not folder.is_dir():
+            continue  # not a finished case, or already gone (the parameters may have been edited)
+        shutil.rmtree(folder, ignore_errors=True)
+        ledger.append("case.upload_expired", {"case_id": case_id})
+        expired.append(case_id)
+    return expired
 
 
 def _within_quota(services: Any, folder: Path, size_bytes: int) -> bool:
@@ -241,7 +271,8 @@ def load_case(services: Any, job_id: str, org_id: str) -> Case:
         raise NotFound(f"no case {job_id}")
     ledger = services.workspace.ledger
     events = ledger.find(
-        ["case.opened", "case.reported_again", "case.marked", "case.evidence_exported"], case_id=job_id
+        ["case.opened", "case.reported_again", "case.marked", "case.evidence_exported", "case.upload_expired"],
+        case_id=job_id,
     )
     history = [{"type": e.event_type, "at": e.created_at, **e.payload} for e in events]
     marks = [e for e in events if e.event_type == "case.marked"]
