@@ -173,17 +173,18 @@ def file_report(
     lock: it may take the public timeout) only for a new file. Over the daily quota the copy is
     deleted and ``RateLimited`` raised."""
     sha256, size = str(params["sha256"]), int(params["size_bytes"])
-    earlier = cases_of_file(services.workspace, sha256)
-    if not earlier:
+    routing = None
+    if not cases_of_file(services.workspace, sha256):
         _within_quota(services, folder, size)
         routing = verification()
-        with _REPORTS:  # the same file may have come in meanwhile
-            earlier = cases_of_file(services.workspace, sha256)
-            if not earlier and _within_quota(services, folder, size):
-                expire_closed_uploads(services)
-                return open_case(services, params, contact=contact, note=note, verification=routing)
-    shutil.rmtree(folder, ignore_errors=True)
-    return add_report(services, earlier, contact=contact, note=note)
+    with _REPORTS:  # the same file may have come in meanwhile; reporter files are rewritten
+        earlier = cases_of_file(services.workspace, sha256)
+        if not earlier:
+            _within_quota(services, folder, size)
+            expire_closed_uploads(services)
+            return open_case(services, params, contact=contact, note=note, verification=routing)
+        shutil.rmtree(folder, ignore_errors=True)
+        return add_report(services, earlier, contact=contact, note=note)
 
 
 def expire_closed_uploads(services: Any) -> list[str]:
@@ -215,14 +216,13 @@ def expire_closed_uploads(services: Any) -> list[str]:
     return expired
 
 
-def _within_quota(services: Any, folder: Path, size_bytes: int) -> bool:
-    """True, or the upload's folder deleted and ``RateLimited`` raised."""
+def _within_quota(services: Any, folder: Path, size_bytes: int) -> None:
+    """``check_report_quota``, deleting the upload's folder when it refuses."""
     try:
         check_report_quota(services, size_bytes)
     except RateLimited:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return True
 
 
 def open_case(
