@@ -243,3 +243,15 @@ def test_a_file_closed_with_no_action_is_deleted_after_the_keep_days(service_wor
     page = legal.get(f"/cases/{closed}")
     assert page.status_code == 200 and "case.upload_expired" in page.text
     assert legal.get(f"/cases/{closed}/evidence.zip").status_code == 200  # the evidence pack stays
+
+
+def test_the_same_file_reported_twice_at_once_is_one_case(service_world, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda n: report(service_world.client(), photo, note=f"report {n}"), range(2)))
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    assert len({a.json()["case_id"] for a in answers}) == 1
+    assert len(service_world.workspace.ledger.find("case.opened")) == 1
+    assert len(_kept_reports(service_world)) == 1
