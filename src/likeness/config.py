@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     public_checks_per_minute: int = Field(
         default=10, ge=1, description="public verifications one client (IP address) may start per minute"
     )
+    public_report_bytes_per_day: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1,
+        description="bytes of reported files (public reports) the service keeps per rolling 24 hours, all reporters together",
+    )
+    public_report_keep_days: int = Field(
+        default=90,
+        ge=0,
+        le=3650,
+        description="a reported file is deleted this many days after its case was closed with no action",
+    )
     jobs_per_org: int = Field(
         default=2, ge=1, le=256, description="jobs of one organisation that run at the same time, across all workers"
     )

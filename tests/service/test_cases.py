@@ -144,3 +144,114 @@ def test_concerned_organisations_from_what_the_verifier_found(service_world):
     assert slugs(face("mina")) == ["studio"]
     assert sorted(slugs(face("hana"))) == ["rival", "studio"]
     assert slugs({"faces": {"faces": [{"match": None}]}}) == [] and slugs(None) == []
+
+
+def test_a_case_stays_on_the_cases_page_after_many_ordinary_verifications(service_world, tmp_path):
+    """The trial's cases200: 200 ordinary verify jobs of the organisation pushed every case off
+    the page, which read only the newest 200 verify jobs."""
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    case_id = report(service_world.client(), photo).json()["case_id"]
+    services = service_world.app.state.services
+    org_id = services.queue.get(case_id).org_id
+    params = {"upload": "x/y.jpg", "media_type": "image", "container": "jpeg", "size_bytes": 1}
+    for i in range(201):
+        services.queue.enqueue("verify", {**params, "name": f"v{i}.jpg"}, org_id=org_id)
+    legal = service_world.client()
+    service_world.login(legal, "legal")
+    listing = legal.get("/cases")
+    assert listing.status_code == 200 and f"/cases/{case_id}" in listing.text
+
+
+def _kept_reports(world) -> list:
+    from likeness.service.job_kinds import uploads_root
+
+    root = uploads_root(world.workspace)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_the_same_file_reported_twice_is_one_case_with_both_reports(service_world, tmp_path):
+    """The trial's finding 5: the same bytes reported twice were stored twice, opened two cases,
+    queued two jobs and put two case.opened on the ledger."""
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    client = service_world.client()
+    first = report(client, photo, contact=CONTACT, note=NOTE)
+    assert first.status_code == 201, first.text
+    again = report(client, photo, contact="second@example.org", note="also seen on another site")
+    assert again.status_code == 201, again.text
+    case_id = first.json()["case_id"]
+    assert again.json()["case_id"] == case_id
+    ledger = service_world.workspace.ledger
+    assert len(ledger.find("case.opened")) == 1
+    [added] = ledger.find("case.reported_again", case_id=case_id)
+    assert added.payload == {"case_id": case_id, "has_contact": True, "has_note": True}  # no personal data
+    services = service_world.app.state.services
+    assert [j.id for j in services.queue.list(kind="verify")] == [case_id]
+    assert len(_kept_reports(service_world)) == 1  # the second copy is deleted
+    kept = cases_folder(service_world.workspace) / f"{case_id}.json"
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    legal = service_world.client()
+    service_world.login(legal, "legal")
+    page = legal.get(f"/cases/{case_id}").text
+    assert CONTACT in page and "second@example.org" in page and "also seen on another site" in page
+    assert "case.reported_again" in page
+
+
+def test_reported_files_stop_at_the_daily_storage_quota(service_world, tmp_path):
+    from likeness.service.app import create_app
+
+    first = write_image(tmp_path / "a.jpg", astronaut(), quality=90)
+    second = write_image(tmp_path / "b.jpg", grace_hopper(), quality=90)
+    quota = first.stat().st_size + second.stat().st_size - 1  # room for the first, not for both
+    settings = service_world.settings.model_copy(update={"public_report_bytes_per_day": quota})
+    service_world.app = create_app(settings, workspace=service_world.workspace, accounts=service_world.accounts)
+    client = service_world.client()
+    assert report(client, first).status_code == 201
+    kept = _kept_reports(service_world)
+    refused = report(client, second)
+    assert refused.status_code == 429 and refused.json()["type"].endswith("rate-limited"), refused.text
+    assert int(refused.headers["retry-after"]) > 3600
+    assert _kept_reports(service_world) == kept  # nothing of the refused file is kept
+    assert report(client, first).status_code == 201  # a further report of a kept file still counts
+
+
+def test_a_file_closed_with_no_action_is_deleted_after_the_keep_days(service_world, tmp_path):
+    from likeness.service.app import create_app
+    from likeness.service.job_kinds import job_upload_path
+
+    settings = service_world.settings.model_copy(update={"public_report_keep_days": 0})  # at the next report
+    service_world.app = create_app(settings, workspace=service_world.workspace, accounts=service_world.accounts)
+    client = service_world.client()
+    services = service_world.app.state.services
+    closed, acted_on = (
+        report(client, write_image(tmp_path / f"{n}.jpg", picture, quality=90)).json()["case_id"]
+        for n, picture in (("closed", astronaut()), ("acted", grace_hopper()))
+    )
+    worker = Worker(service_world.workspace)
+    while worker.run_one() is not None:
+        pass
+    legal = service_world.client()
+    csrf = service_world.login(legal, "legal")
+    for case_id, state in ((closed, "closed-no-action"), (acted_on, "takedown-requested")):
+        legal.post(f"/cases/{case_id}/mark", data={"state": state, "csrf_token": csrf}, follow_redirects=False)
+    uploads = {c: job_upload_path(service_world.workspace, services.queue.get(c).params) for c in (closed, acted_on)}
+    fresh = write_image(tmp_path / "new.jpg", astronaut()[::2, ::2].copy(), quality=90)
+    assert report(client, fresh).status_code == 201
+    assert not uploads[closed].exists() and not uploads[closed].parent.exists()
+    assert uploads[acted_on].is_file()  # a case legal acts on keeps its file
+    ledger = service_world.workspace.ledger
+    assert [e.payload["case_id"] for e in ledger.find("case.upload_expired")] == [closed]
+    page = legal.get(f"/cases/{closed}")
+    assert page.status_code == 200 and "case.upload_expired" in page.text
+    assert legal.get(f"/cases/{closed}/evidence.zip").status_code == 200  # the evidence pack stays
+
+
+def test_the_same_file_reported_twice_at_once_is_one_case(service_world, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda n: report(service_world.client(), photo, note=f"report {n}"), range(2)))
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    assert len({a.json()["case_id"] for a in answers}) == 1
+    assert len(service_world.workspace.ledger.find("case.opened")) == 1
+    assert len(_kept_reports(service_world)) == 1

@@ -313,7 +313,8 @@ class HolderPortal:
             expires_at=utc_iso(moment + CEREMONY_TTL),
         )
         with self._session() as session:
-            session.add(row)
+            if not _reused_expired(session, row):
+                session.add(row)
             session.commit()
         return row
 
@@ -971,3 +972,21 @@ def webauthn_reason(message: str) -> str:
     if "sign count" in lowered:
         return "counter_regressed"
     return "signature_invalid"
+
+
+def _reused_expired(session: Session, row: PasskeyChallenge) -> bool:
+    """Write the new ceremony ``row`` over one that has expired, if any: the table then holds at
+    most the ceremonies of one ``CEREMONY_TTL``, however often anyone asks for sign-in options.
+    An UPDATE, not a DELETE, which the PostgreSQL application role may not do on portal rows
+    (``consent.privileges``). The expired ceremony's id no longer exists, so it stays unusable."""
+    expired = select(PasskeyChallenge.id).where(PasskeyChallenge.expires_at <= row.created_at).limit(1)
+    stale = session.scalar(expired)
+    if stale is None:
+        return False
+    columns = ("id", "purpose", "holder_id", "invitation_id", "challenge", "payload", "created_at", "expires_at")
+    reused = session.execute(
+        update(PasskeyChallenge)
+        .where(PasskeyChallenge.id == stale, PasskeyChallenge.expires_at <= row.created_at)
+        .values(**{c: getattr(row, c) for c in columns}, used_at=None)
+    )
+    return bool(getattr(reused, "rowcount", 0))

@@ -335,6 +335,19 @@ class Ledger:
             row = session.get(LedgerRow, seq)
             return (row.hash, _recomputed(row)) if row is not None else None
 
+    def intact(self, seq: int) -> bool:
+        """Whether ledger row ``seq`` still hashes to its stored hash and sits in the chain: it
+        links to the row before it, and the row after it (if any) links to it. A row edited in
+        place, with or without its hash recomputed, fails; rewriting every later row as well is
+        what anchors catch (``audit verify --anchor``)."""
+        with self._session_factory() as session:
+            rows = {r.seq: r for r in session.scalars(select(LedgerRow).where(LedgerRow.seq.between(seq - 1, seq + 1)))}
+        row, before, after = rows.get(seq), rows.get(seq - 1), rows.get(seq + 1)
+        if row is None or _recomputed(row) != row.hash:
+            return False
+        linked_before = row.prev_hash == (before.hash if before is not None else GENESIS_HASH)
+        return linked_before and (after is None or after.prev_hash == row.hash)
+
     def verify(self, *, through: int | None = None) -> ChainReport:
         """Recompute the chain from the first row (up to row ``through`` when given); report
         the first row that breaks it. Costs one hash per row (docs/consent.md gives rows/s)."""

@@ -51,8 +51,9 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 64_000_000
 
 # Pillow format ids we accept. An allowlist keeps exotic, rarely audited decoders (PSD, EPS via
-# Ghostscript, ...) away from untrusted uploads. (Multi-picture phone JPEGs open as JPEG.)
-READABLE_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# Ghostscript, ...) away from untrusted uploads. (Multi-picture phone JPEGs open as JPEG.) AVIF
+# is Pillow's own plugin (libavif in its wheels); HEIC would need pillow-heif, which is not shipped.
+READABLE_IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF")
 
 WRITABLE_IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 

@@ -43,6 +43,8 @@ class Services:
     limits: UploadLimits
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 300.0))
     upload_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(60, 60.0))
+    #: Unauthenticated passkey sign-in ceremonies per client address (each one is a stored row).
+    ceremony_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(20, 60.0))
     public_checker: Any = None  # likeness.service.public.PublicChecker
     public_limiter: RateLimiter | None = None
     worker: Any = None

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +29,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from likeness.service.auth import guard, require
-from likeness.service.errors import NotFound, ServiceError
+from likeness.service.errors import NotFound, RateLimited, ServiceError
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
@@ -35,6 +39,9 @@ VERIFY = Permission.VERIFY
 CASE_STATES = ("new", "triaged", "takedown-requested", "police-report", "closed-no-action")
 MAX_CONTACT_CHARS = 200
 MAX_NOTE_CHARS = 2000
+#: One service process per workspace (docs/service.md): the same file reported twice at once
+#: still becomes one case.
+_REPORTS = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class Case:
     contact: str
     note: str
     history: list[dict[str, Any]]
+    #: Later reports of the same file: ``{"contact", "note", "at"}`` each.
+    further: list[dict[str, Any]] = field(default_factory=list)
 
 
 def cases_folder(workspace: Any) -> Path:
@@ -104,6 +113,118 @@ def concerned_orgs(workspace: Any, verification: dict[str, Any] | None) -> list[
     return list(found.values())
 
 
+def cases_of_file(workspace: Any, sha256: str) -> list[str]:
+    """The ids of the cases opened for a file with these bytes, oldest first."""
+    opened = workspace.ledger.find("case.opened", sha256=sha256)
+    return list(dict.fromkeys(str(e.payload["case_id"]) for e in opened))
+
+
+def add_report(services: Any, case_ids: list[str], *, contact: str, note: str) -> Any:
+    """A further report of a file already reported: its contact and note join each case's
+    reporter file and ``case.reported_again`` goes on the ledger; returns the first case's job."""
+    contact, note = contact.strip()[:MAX_CONTACT_CHARS], note.strip()[:MAX_NOTE_CHARS]
+    for case_id in case_ids:
+        path = cases_folder(services.workspace) / f"{case_id}.json"
+        reporters: dict[str, Any] = {"contact": "", "note": ""}
+        if path.is_file():
+            reporters.update(json.loads(path.read_text("utf-8")))
+        event = services.workspace.ledger.append(
+            "case.reported_again", {"case_id": case_id, "has_contact": bool(contact), "has_note": bool(note)}
+        )
+        reporters.setdefault("further", []).append({"contact": contact, "note": note, "at": event.created_at})
+        _write_private(path, reporters)
+    return services.queue.get(case_ids[0])
+
+
+def check_report_quota(services: Any, size_bytes: int) -> None:
+    """``RateLimited`` when keeping ``size_bytes`` more would pass the bytes of reported files
+    allowed per rolling 24 hours (``public_report_bytes_per_day``), counted from the
+    ``case.opened`` events of the last day."""
+    from likeness.consent.canonical import now_utc, parse_utc
+
+    now = now_utc()
+    since = now - timedelta(days=1)
+    recent = [
+        (parse_utc(e.created_at), int(e.payload.get("size_bytes") or 0))
+        for e in services.workspace.ledger.find("case.opened")
+        if parse_utc(e.created_at) > since
+    ]
+    quota = services.settings.public_report_bytes_per_day
+    if sum(size for _, size in recent) + size_bytes > quota:
+        oldest = min((at for at, _ in recent), default=now)
+        raise RateLimited(
+            f"reports are over the {quota} bytes the service keeps per day; try again later",
+            retry_after_s=int((oldest + timedelta(days=1) - now).total_seconds()) + 1,
+        )
+
+
+def file_report(
+    services: Any,
+    folder: Path,
+    params: dict[str, Any],
+    *,
+    contact: str,
+    note: str,
+    verification: Callable[[], dict[str, Any] | None],
+) -> Any:
+    """Open a case for a reported upload (``params`` carries its ``sha256``), or add the report
+    to the cases already opened for the same bytes: the new copy is deleted, so a file is kept
+    once however often it is reported. ``verification`` is called (for routing, outside the
+    lock: it may take the public timeout) only for a new file. Over the daily quota the copy is
+    deleted and ``RateLimited`` raised."""
+    sha256, size = str(params["sha256"]), int(params["size_bytes"])
+    routing = None
+    if not cases_of_file(services.workspace, sha256):
+        _within_quota(services, folder, size)
+        routing = verification()
+    with _REPORTS:  # the same file may have come in meanwhile; reporter files are rewritten
+        earlier = cases_of_file(services.workspace, sha256)
+        if not earlier:
+            _within_quota(services, folder, size)
+            expire_closed_uploads(services)
+            return open_case(services, params, contact=contact, note=note, verification=routing)
+        shutil.rmtree(folder, ignore_errors=True)
+        return add_report(services, earlier, contact=contact, note=note)
+
+
+def expire_closed_uploads(services: Any) -> list[str]:
+    """Delete the kept file of each case whose latest mark is ``closed-no-action`` and is older
+    than ``public_report_keep_days`` (its evidence pack, reporter file and history stay), with
+    ``case.upload_expired`` on the ledger; returns those cases' ids. Run when a new file is
+    kept, the only time reports take more space."""
+    from likeness.consent.canonical import now_utc, parse_utc
+    from likeness.service.job_kinds import uploads_root
+
+    ledger = services.workspace.ledger
+    latest = {str(e.payload.get("case_id")): e for e in ledger.find("case.marked")}  # ledger order: last wins
+    cutoff = now_utc() - timedelta(days=services.settings.public_report_keep_days)
+    root = uploads_root(services.workspace).resolve()
+    expired = []
+    for case_id, mark in latest.items():
+        if mark.payload.get("state") != "closed-no-action" or parse_utc(mark.created_at) > cutoff:
+            continue
+        try:
+            job = services.queue.get(case_id)
+        except NotFound:
+            continue
+        folder = (root / str(job.params.get("upload", ""))).resolve().parent
+        if not job.params.get("case") or not job.terminal or folder.parent != root or not folder.is_dir():
+            continue  # not a finished case, or already gone (the parameters may have been edited)
+        shutil.rmtree(folder, ignore_errors=True)
+        ledger.append("case.upload_expired", {"case_id": case_id})
+        expired.append(case_id)
+    return expired
+
+
+def _within_quota(services: Any, folder: Path, size_bytes: int) -> None:
+    """``check_report_quota``, deleting the upload's folder when it refuses."""
+    try:
+        check_report_quota(services, size_bytes)
+    except RateLimited:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def open_case(
     services: Any, params: dict[str, Any], *, contact: str, note: str, verification: dict[str, Any] | None = None
 ) -> Any:
@@ -119,10 +240,7 @@ def _open_one(services: Any, params: dict[str, Any], org: Any, *, contact: str, 
     job = services.queue.enqueue("verify", {**params, "case": True}, org_id=org.id)
     folder = cases_folder(services.workspace)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job.id}.json"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump({"contact": contact, "note": note}, handle, ensure_ascii=False)
+    _write_private(folder / f"{job.id}.json", {"contact": contact, "note": note})
     services.workspace.ledger.append(
         "case.opened",
         {
@@ -130,6 +248,7 @@ def _open_one(services: Any, params: dict[str, Any], org: Any, *, contact: str, 
             "org_id": org.id,
             "name": params.get("name"),
             "size_bytes": params.get("size_bytes"),
+            "sha256": params.get("sha256"),
             "has_contact": bool(contact),
             "has_note": bool(note),
         },
@@ -137,26 +256,51 @@ def _open_one(services: Any, params: dict[str, Any], org: Any, *, contact: str, 
     return job
 
 
+def _write_private(path: Path, reporters: dict[str, Any]) -> None:
+    """The reporters' words, replaced atomically in a 0600 file (personal data)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(reporters, handle, ensure_ascii=False)
+    os.replace(partial, path)
+
+
 def load_case(services: Any, job_id: str, org_id: str) -> Case:
     job = services.queue.get(job_id, org_id=org_id)
     if job.kind != "verify" or not job.params.get("case"):
         raise NotFound(f"no case {job_id}")
     ledger = services.workspace.ledger
-    events = ledger.find(["case.opened", "case.marked", "case.evidence_exported"], case_id=job_id)
+    events = ledger.find(
+        ["case.opened", "case.reported_again", "case.marked", "case.evidence_exported", "case.upload_expired"],
+        case_id=job_id,
+    )
     history = [{"type": e.event_type, "at": e.created_at, **e.payload} for e in events]
     marks = [e for e in events if e.event_type == "case.marked"]
     opened = next((e.created_at for e in events if e.event_type == "case.opened"), job.created_at)
-    reporter = {"contact": "", "note": ""}
+    reporter: dict[str, Any] = {"contact": "", "note": "", "further": []}
     path = cases_folder(services.workspace) / f"{job.id}.json"
     if path.is_file():
         reporter.update(json.loads(path.read_text("utf-8")))
     state = marks[-1].payload.get("state", "new") if marks else "new"
-    return Case(job, state, opened, str(reporter["contact"]), str(reporter["note"]), history)
+    return Case(job, state, opened, str(reporter["contact"]), str(reporter["note"]), history, list(reporter["further"]))
 
 
-def list_cases(services: Any, org_id: str) -> list[Case]:
-    jobs = services.queue.list(org_id=org_id, kind="verify", limit=200)
-    return [load_case(services, job.id, org_id) for job in jobs if job.params.get("case")]
+#: How many of an organisation's newest cases the Cases page lists.
+CASES_LISTED = 200
+
+
+def list_cases(services: Any, org_id: str, *, limit: int = CASES_LISTED) -> list[Case]:
+    """The organisation's newest cases, found by their ``case.opened`` events (not among the
+    newest verify jobs, where the team's ordinary verifications pushed them off the page)."""
+    opened = services.workspace.ledger.find("case.opened", org_id=org_id)
+    case_ids = list(dict.fromkeys(str(e.payload["case_id"]) for e in reversed(opened)))
+    cases = []
+    for case_id in case_ids[:limit]:
+        try:
+            cases.append(load_case(services, case_id, org_id))
+        except NotFound:
+            continue  # its job was removed
+    return cases
 
 
 # --- the console's pages ---------------------------------------------------------------------

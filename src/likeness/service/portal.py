@@ -34,7 +34,7 @@ from likeness.consent.tables import HolderSession
 from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
-from likeness.service.errors import CsrfFailed, NotAuthenticated, NotFound
+from likeness.service.errors import Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
@@ -517,6 +517,10 @@ def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> J
 
 @router.post("/portal/api/signin/options", **HOLDER)
 def signin_options(request: Request) -> JSONResponse:
+    address = f"ip:{request.client.host if request.client else 'unknown'}"
+    limiter = request.app.state.services.ceremony_limiter
+    limiter.check(address, what="passkey sign-in attempts")
+    limiter.hit(address)
     portal = portal_of(request)
     ceremony = portal.new_ceremony("sign_in")
     rp = relying_party(request.app.state.services.settings)
@@ -639,9 +643,7 @@ def create_invitation(request: Request, principal: Principal, body: InvitationBo
     services = request.app.state.services
     portal = portal_of(request)
     registry = services.workspace.registry
-    try:
-        registry.get_holder(body.holder)
-    except RegistryError:
+    if _new_holder(registry, body):
         portal.add_passkey_holder(
             body.holder, body.holder_name or body.holder, kind=body.holder_kind, org=principal.user.org_slug
         )
@@ -664,6 +666,43 @@ def create_invitation(request: Request, principal: Principal, body: InvitationBo
         "url": f"{origin}/portal/invite/{token}",
         "expires_at": (now_utc() + timedelta(days=body.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def _new_holder(registry: Any, body: InvitationBody) -> bool:
+    """Whether the invitation creates its holder (and subject), checked before anything is made
+    so a refusal leaves nothing behind: a malformed slug or holder kind is a ``ServiceError``
+    (400); a subject that exists, or a subject for a holder that exists and does not represent
+    it, is a ``Conflict`` (409). An existing holder with their own subject is a retry."""
+    from likeness.consent.registry import check_slug
+    from likeness.consent.vocabulary import HOLDER_KINDS
+
+    try:
+        check_slug(body.holder, "rights holder")
+        if body.subject:
+            check_slug(body.subject, "subject")
+    except RegistryError as exc:
+        raise ServiceError(str(exc)) from None
+    if body.holder_kind not in HOLDER_KINDS:
+        raise ServiceError(f"holder kind '{body.holder_kind}': expected one of {', '.join(HOLDER_KINDS)}")
+    holder = _found(registry.get_holder, body.holder)
+    subject = _found(registry.get_subject, body.subject) if body.subject else None
+    if holder is None:
+        if subject is not None:
+            raise Conflict(f"subject '{body.subject}' already exists: invite its rights holder instead")
+        return True
+    if body.subject and (subject is None or subject.holder_id != holder.id):
+        raise Conflict(
+            f"rights holder '{body.holder}' already exists: a subject is enrolled here only with a new holder "
+            "(enrol it with: likeness subject add)"
+        )
+    return False
+
+
+def _found(lookup: Any, slug: str) -> Any:
+    try:
+        return lookup(slug)
+    except RegistryError:
+        return None
 
 
 @api.post("/invitations", status_code=201, **guard(ASK))

@@ -135,7 +135,8 @@ def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
 
 def named_publicly(workspace: Any, subject_id: str) -> bool:
     """The rights holder allowed public naming: the subject's row says so, and so does its
-    ``subject.created`` ledger event (a database editor cannot switch a name on)."""
+    ``subject.created`` ledger event, whose row still hashes and links into the chain (a
+    database editor cannot switch a name on, even with the ledger's triggers dropped)."""
     from likeness.errors import RegistryError
 
     try:
@@ -145,7 +146,9 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
     if not record.public_name:
         return False
     created = workspace.ledger.find("subject.created", subject_id=subject_id)
-    return bool(created) and created[0].payload.get("public_name") is True
+    if not created or created[0].payload.get("public_name") is not True:
+        return False
+    return bool(workspace.ledger.intact(created[0].seq))
 
 
 def public_result(verification: dict[str, Any], workspace: Any, *, name: str, folder: Path) -> dict[str, Any]:
@@ -154,7 +157,7 @@ def public_result(verification: dict[str, Any], workspace: Any, *, name: str, fo
     agency's file name) are dropped; a subject that may not be named has its slug, name and id
     set to null and is "an enrolled artist" in the evidence sentences; the upload's folder
     never appears."""
-    subjects = _subjects_in(verification)
+    subjects = _keyed_by_registry(workspace, _subjects_in(verification))
     hidden: dict[str, str] = {}
     for subject_id, words in subjects.items():
         if not named_publicly(workspace, subject_id):
@@ -196,12 +199,14 @@ def org_name(workspace: Any, slug_or_id: str | None) -> str | None:
 
 
 def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
-    """subject id -> the slugs and names the result carries for it (faces, grants, renders)."""
+    """subject id -> the slugs and names the result carries for it (faces, grants, renders);
+    words that come with no subject id are under ``""``."""
     found: dict[str, set[str]] = {}
 
     def note(subject_id: Any, *words: Any) -> None:
-        if isinstance(subject_id, str) and subject_id:
-            found.setdefault(subject_id, set()).update(w for w in words if isinstance(w, str) and w)
+        # words without an id (a file's claim may name none) go under "" for the registry to key
+        key = subject_id if isinstance(subject_id, str) else ""
+        found.setdefault(key, set()).update(w for w in words if isinstance(w, str) and w)
 
     for face in (verification.get("faces") or {}).get("faces") or ():
         for role in ("match", "performer", "nearest"):
@@ -215,6 +220,21 @@ def _subjects_in(verification: dict[str, Any]) -> dict[str, set[str]]:
     render = watermark.get("ledger_entry") or {}
     note(render.get("subject_id"))
     return found
+
+
+def _keyed_by_registry(workspace: Any, subjects: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``subjects`` plus each slug under the id the registry knows it by: a file's own consent
+    claim may carry no subject id, or another artist's, beside the registry's slug for the grant,
+    so a word is withheld by whose it is, not by what the file says."""
+    from likeness.errors import RegistryError
+
+    keyed = {subject_id: set(words) for subject_id, words in subjects.items() if subject_id}
+    for word in set().union(*subjects.values()) if subjects else ():
+        try:
+            keyed.setdefault(workspace.registry.get_subject(word).id, set()).add(word)
+        except RegistryError:
+            continue  # a display name, or a slug this registry does not know
+    return keyed
 
 
 async def check_upload(request: Request) -> dict[str, Any]:
@@ -289,26 +309,29 @@ async def public_verify(request: Request) -> JSONResponse:
 async def public_report(request: Request) -> JSONResponse:
     """Report a file to the agency (form fields ``contact`` and ``note``, both optional, before
     ``file``): its upload is kept and verified with an evidence pack, and legal sees the case."""
-    from likeness.service.cases import open_case, report_response
+    from likeness.digests import sha256_file
+    from likeness.service.cases import check_report_quota, file_report, report_response
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
+    check_report_quota(services, 0)  # full for today: refused before any byte is kept
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
-    verification = await run_in_threadpool(reported_verification, services, upload.path)
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
         "media_type": upload.media_type,
         "container": upload.container,
         "size_bytes": upload.size_bytes,
+        "sha256": await run_in_threadpool(sha256_file, upload.path),
     }
     job = await run_in_threadpool(
-        open_case,
+        file_report,
         services,
+        folder,
         params,
         contact=upload.fields.get("contact", ""),
         note=upload.fields.get("note", ""),
-        verification=verification,
+        verification=lambda: reported_verification(services, upload.path),
     )
     return report_response(job)
 

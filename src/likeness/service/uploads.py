@@ -24,12 +24,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
-from likeness.verify.file_kind import FileKind, sniff
+from likeness.verify.file_kind import FileKind, sniff, unreadable_reason
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks
 
-SNIFF_BYTES = 16
+SNIFF_BYTES = 32  # an ftyp box's compatible brands tell AVIF from HEIC
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
 
@@ -168,10 +168,7 @@ class _Form:
     def _decide_type(self) -> None:
         self.kind = sniff(bytes(self._head))
         if self.kind.media_type is None:
-            raise UnsupportedMedia(
-                f"{self.original_name}: its first bytes are not an image or video format this "
-                "service reads (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/AVIF, MP4/MOV, Matroska/WebM, AVI)"
-            )
+            raise UnsupportedMedia(f"{self.original_name}: {unreadable_reason(self.kind)}")
         self._limit = self.limits.for_type(self.kind.media_type)
 
     def on_part_end(self) -> None:

@@ -7,11 +7,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 #: Image containers that may hold an animation, which is sampled as a clip.
 ANIMATED_CONTAINERS = frozenset({"gif", "png", "webp"})
+#: What the product reads, as a person names the formats (problem messages list them).
+READ_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, MP4/MOV, Matroska/WebM, AVI"
+#: ISOBMFF brands of AVIF (AV1 pictures, which Pillow decodes) ...
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+#: ... and of HEIF/HEIC (HEVC pictures: Pillow needs a plugin this product does not ship).
+HEIC_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,32 @@ def sniff(head: bytes) -> FileKind:
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return FileKind("image", "tiff")
     if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
-            return FileKind("image", brand.decode("ascii", "replace"))
-        return FileKind("video", "mp4")
+        return _isobmff_kind(head)
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return FileKind("video", "matroska")
     return FileKind(None, None)
+
+
+def _isobmff_kind(head: bytes) -> FileKind:
+    """An ``ftyp`` box: AVIF when its major or a compatible brand (as far as ``head`` goes) is
+    AVIF's, HEIC (unreadable, ``media_type`` None) for the other HEIF brands, else MP4/MOV."""
+    box_end = min(len(head), max(16, int.from_bytes(head[:4], "big")))
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, box_end - 3, 4)}
+    if brands & AVIF_BRANDS:
+        return FileKind("image", "avif")
+    if head[8:12] in HEIC_BRANDS:
+        return FileKind(None, "heic")
+    return FileKind("video", "mp4")
+
+
+def unreadable_reason(kind: FileKind) -> str:
+    """Why a file of ``kind`` (``media_type`` None) is not read, and what to do instead."""
+    if kind.container == "heic":
+        return (
+            "a HEIC/HEIF picture (an iPhone's default format), which this product cannot decode: "
+            "export it as JPEG (or share it as 'Most Compatible') and check that"
+        )
+    return f"not an image or video this product reads (unrecognised file signature; it reads {READ_FORMATS})"
 
 
 #: JUMBF type of a C2PA manifest store ("c2pa" then the ISO 19566-5 suffix): its 16 bytes stand

@@ -45,6 +45,7 @@ from likeness.verify.file_kind import (
     VIDEO_SUFFIXES,
     holds_manifest_store,
     sniff,
+    unreadable_reason,
 )
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
 from likeness.verify.label_search import LabelSearch
@@ -271,7 +272,7 @@ class Verifier:
                 sha256=sha256,
                 size_bytes=size,
                 stage="read",
-                reason="not an image or video this product reads (unrecognised file signature)",
+                reason=unreadable_reason(kind),
             ), None
         errors: list[StageError] = []
         suffix_kind = (
