@@ -124,3 +124,8 @@ class ModelError(LikenessError):
 
 class ProvenanceError(LikenessError):
     """Watermarking, signing or reading provenance failed."""
+
+
+class VerificationTimedOut(LikenessError):
+    """A verification passed the deadline its caller gave and stopped (between frames or
+    stages), so that whatever it held (the public checker's lock) is free again."""

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
+from likeness.errors import VerificationTimedOut
 from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, NotFound
@@ -74,12 +75,15 @@ class PublicChecker:
         self._answers_lock = threading.Lock()  # not the verifier's: that one is held for seconds
 
     def verify(self, path: Path, *, wait_s: float) -> Any:
-        """The ``VerificationResult`` for ``path``; ``AnalysisTimedOut`` when another check held
-        the verifier for ``wait_s``."""
+        """The ``VerificationResult`` for ``path`` within ``wait_s`` seconds: ``AnalysisTimedOut``
+        when another check held the verifier that long, ``VerificationTimedOut`` when the
+        analysis itself ran past it. Either way the verifier is free again a frame or a stage
+        after the deadline: a request that gave up must not keep the next visitor waiting."""
+        deadline = time.monotonic() + max(0.0, wait_s)
         if not self._lock.acquire(timeout=max(0.0, wait_s)):
             raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
         try:
-            result, _media = self._current().verify(path)
+            result, _media = self._current().verify(path, deadline=deadline)
             _remember(self._recent, result.sha256, result)
             return result
         finally:
@@ -225,7 +229,7 @@ async def check_upload(request: Request) -> dict[str, Any]:
         result = await asyncio.wait_for(
             run_in_threadpool(verify_then_forget), timeout=max(0.1, deadline - time.monotonic())
         )
-    except TimeoutError:
+    except (TimeoutError, VerificationTimedOut):
         raise AnalysisTimedOut(
             f"the analysis took longer than {settings.public_verify_timeout_s:g} s; "
             "try a shorter clip or a still from it"
@@ -314,7 +318,7 @@ def reported_verification(services: Any, path: Path) -> dict[str, Any] | None:
     if result is None:
         try:
             result = checker.verify(path, wait_s=services.settings.public_verify_timeout_s)
-        except AnalysisTimedOut:
+        except (AnalysisTimedOut, VerificationTimedOut):
             return None
     return dict(result.to_dict())
 

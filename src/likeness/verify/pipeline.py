@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from likeness.digests import sha256_file
-from likeness.errors import LikenessError, MediaError
+from likeness.errors import LikenessError, MediaError, VerificationTimedOut
 from likeness.prefetch import Prefetch, WriteBehind
 from likeness.train.preview import PREVIEW_EVENT
 from likeness.verify.face_views import FaceView, face_view
@@ -154,6 +154,8 @@ class Verifier:
         self._reference_pictures: dict[str, np.ndarray | None] = {}
         # The visible-label search of the file being verified (a fresh one per file in verify()).
         self._labels = LabelSearch(None)
+        # When the file being verified must be given up (``verify(deadline=)``), monotonic s.
+        self._deadline: float | None = None
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -223,12 +225,18 @@ class Verifier:
 
     # ---- one file
 
-    def verify(self, path: Path, *, evidence: bool = False) -> tuple[VerificationResult, EvidenceMedia | None]:
+    def verify(
+        self, path: Path, *, evidence: bool = False, deadline: float | None = None
+    ) -> tuple[VerificationResult, EvidenceMedia | None]:
         """Verify one file; never raises for anything wrong with the file itself.
 
         Returns the result and, when ``evidence`` is asked for, the pixels for the HTML page.
+        ``deadline`` (a ``time.monotonic()`` instant): past it, the verification stops at the
+        next stage or sampled frame with ``VerificationTimedOut`` (a stage under way, such as
+        hashing or one frame's analysis, finishes first).
         """
         started = time.perf_counter()
+        self._deadline = deadline
         path = Path(path)
         display = str(path)
         try:
@@ -244,6 +252,7 @@ class Verifier:
             sha256 = sha256_file(path)
             with open(path, "rb") as stream:
                 kind = sniff(stream.read(32))
+            self._check_deadline()
         except MediaError as exc:
             return VerificationResult.failed(
                 display, sha256=None, size_bytes=None, stage="read", reason=exc.reason
@@ -273,6 +282,7 @@ class Verifier:
             errors.append(StageError("read", f"extension {path.suffix!r} but the content is {kind.container}"))
 
         c2pa = self._read_c2pa(path, errors)
+        self._check_deadline()
         before_analysis = len(errors)
         self._labels = LabelSearch(self._label_background(), keep_crop=evidence)
         if kind.media_type == "image":
@@ -470,6 +480,7 @@ class Verifier:
             rgb = read_image(path)
         except MediaError as exc:
             return exc.reason
+        self._check_deadline()
         # The watermark read (OpenCV and NumPy, which release the GIL) runs beside face
         # analysis; the ledger lookup stays on this thread (the database session is not shared).
         marking = self._background().submit(extract_watermark, rgb)
@@ -537,6 +548,7 @@ class Verifier:
                     break
                 if frame is None:
                     break
+                self._check_deadline()
                 folding.put(frame.rgb)  # frames are only read from here on, on every thread
                 frame_times.append(frame.pts_s)
                 self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the label thread
@@ -574,6 +586,7 @@ class Verifier:
         times = tuple(frame_times)
         if reading is not None:
             watermark = self._watermark_evidence(reading, times)
+        self._check_deadline()
         if embed and not face_failure:
             try:
                 self._embed_views(tracks.values())
@@ -586,6 +599,10 @@ class Verifier:
             media = EvidenceMedia(thumbnail=first_rgb[0] if first_rgb else None, frames=tuple(pictures))
         ordered = [tracks[k] for k in sorted(tracks)]
         return watermark, (None if face_failure else ordered), times, media
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise VerificationTimedOut("the verification passed its deadline")
 
     def _embed_views(self, tracks: Iterable[_Track]) -> None:
         """Embed every track's kept views (best first) once the whole clip has been seen."""
