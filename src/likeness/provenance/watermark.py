@@ -888,19 +888,26 @@ def _fold_strength(frames: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[flo
     return strength
 
 
-def _screen_image(whitened: np.ndarray) -> np.ndarray:
-    """The whitened work image at half resolution (means of 2x2 pixels), for the screen."""
-    return _resampled(whitened, 0.5)
+def _screen_image(whitened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The whitened work image and the same at half resolution (means of 2x2 pixels), for
+    :func:`_screen_fold`."""
+    return whitened, _resampled(whitened, 0.5)
 
 
-def _screen_fold(screen: np.ndarray, period: float) -> np.ndarray:
-    """Half-resolution fold of a :func:`_screen_image` at ``period`` (work px): (64, 64)."""
-    return _fold_whitened(_resampled(screen, TILE_SIZE / period), _SCREEN_TILE)
+def _screen_fold(screen: tuple[np.ndarray, np.ndarray], period: float) -> np.ndarray:
+    """Fold of a :func:`_screen_image` at ``period`` (work px) into a 64 px tile (2 px chips).
+    Periods of 128 px and more are folded from the half-resolution image (the 2x2 means are the
+    anti-aliasing of the downscale); shorter ones (copies smaller than 360 px: their chips are
+    under 4 px already, and halving would average them away) from the whitened image itself."""
+    whitened, half = screen
+    if period >= TILE_SIZE:
+        return _fold_whitened(_resampled(half, TILE_SIZE / period), _SCREEN_TILE)
+    return _fold_whitened(_resampled(whitened, _SCREEN_TILE / period), _SCREEN_TILE)
 
 
-def _screen_strength(screens: list[np.ndarray]) -> Callable[[float], float]:
-    """:func:`_fold_strength` on half-resolution folds (:data:`_SCREEN_TILE`): a clip ranks
-    its many candidate periods this way, then folds only the best at full resolution."""
+def _screen_strength(screens: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
+    """:func:`_fold_strength` on :func:`_screen_fold` folds: a clip ranks its many candidate
+    periods this way, then folds only the best at full resolution."""
 
     def strength(period: float) -> float:
         folds = [_screen_fold(screen, period) for screen in screens]
@@ -923,7 +930,7 @@ class _GridStrength:
         self.single = [-np.inf] * len(self.grid)
         self.frames = 0
 
-    def add(self, screen: np.ndarray) -> None:
+    def add(self, screen: tuple[np.ndarray, np.ndarray]) -> None:
         folds = [_screen_fold(screen, period) for period in self.grid]
         for index, (folded, score) in enumerate(zip(folds, _pilot_strengths(folds))):
             self.single[index] = max(self.single[index], score)
@@ -1050,7 +1057,7 @@ class _ProbeFrame:
     box: _Geometry
     work: np.ndarray
     whitened: np.ndarray
-    screen: np.ndarray
+    screen: tuple[np.ndarray, np.ndarray]
     power: tuple[np.ndarray, np.ndarray]
     native: np.ndarray | None
     """The native (128 px) fold, where the work scale is below 1 (see ``_ClipReader._add_folds``)."""
