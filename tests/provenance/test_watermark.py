@@ -472,6 +472,22 @@ def test_clip_folds_only_the_screens_best_periods_at_full_resolution(monkeypatch
     assert reading.period is not None and abs(reading.period - tile_period(960, 540)) < 0.01 * 192
 
 
+def test_a_small_copys_period_survives_the_screen() -> None:
+    """A clip kept at 50 % of 640x360 (period 64 work px, 2 px chips) and re-encoded at CRF 28:
+    its period is among the 4 the clip is folded at. The screen folds periods under 128 px
+    without halving the picture first; halving averaged such chips away and kept only
+    spurious periods (about 90 px) for this clip."""
+    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(360, 640))
+    embedder = WatermarkEmbedder(PAYLOAD, 640, 360)
+    small = [cv2.resize(embedder.embed(rgb), (320, 180), interpolation=cv2.INTER_AREA) for rgb in frames]
+    reader = ClipWatermarkReader()
+    for rgb in h264_roundtrip(small, crf=28):
+        reader.add(rgb)
+    assert reader.read().payload in (None, PAYLOAD)
+    periods = reader._clip.periods
+    assert periods is not None and any(abs(period - 64) < 0.01 * 64 for period in periods), periods
+
+
 def test_frames_at_different_phases_are_each_read_at_their_own() -> None:
     """Frames whose mark sits at different tile phases (as when H.264 drags an intra frame's
     mark along with a pan) still aggregate: each frame is read at its own pilot peak."""
