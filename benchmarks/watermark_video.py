@@ -357,6 +357,7 @@ class Row:
     clips_read: int = 0
     clips_wrong: int = 0
     read_ms: list[float] = field(default_factory=list)
+    clip_ms: list[float] = field(default_factory=list)
 
     def text(self) -> str:
         frame_rate = f"{self.frames_read / self.frames:.1%}" if self.frames else "-"
@@ -366,7 +367,33 @@ class Row:
         return f"{frame_rate} | {intra_rate} | {self.frames_wrong} | {clip_rate} | {self.clips_wrong} | {ms}"
 
 
-def read_ours(frames: Decoded, payload: bytes, row: Row) -> None:
+def read_clip(frames: list[np.ndarray], payload: bytes, row: Row, reader: Callable = extract_watermark_frames) -> None:
+    """One read of the whole clip with ``reader`` (an ``extract_watermark_frames``)."""
+    start = time.perf_counter()
+    found = reader(frames).payload
+    row.clip_ms.append((time.perf_counter() - start) * 1e3)
+    row.clips += 1
+    row.clips_read += found == payload
+    row.clips_wrong += found is not None and found != payload
+
+
+def load_reader(path: Path) -> Callable:
+    """``extract_watermark_frames`` of another copy of ``likeness/provenance/watermark.py`` (say
+    main's, from ``git show``), loaded beside this one: both read the same transformed clips."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"compared_watermark_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.extract_watermark_frames
+
+
+def read_ours(frames: Decoded, payload: bytes, row: Row, *, every_frame: bool = True) -> None:
+    if not every_frame:
+        read_clip(frames, payload, row)
+        return
     for rgb, intra in zip(frames, frames.intra):
         start = time.perf_counter()
         found = extract_watermark(rgb).payload
@@ -377,16 +404,14 @@ def read_ours(frames: Decoded, payload: bytes, row: Row) -> None:
         if intra:
             row.intra += 1
             row.intra_read += found == payload
-    found = extract_watermark_frames(frames).payload
-    row.clips += 1
-    row.clips_read += found == payload
-    row.clips_wrong += found is not None and found != payload
+    read_clip(frames, payload, row)
 
 
 def merge(total: Row, part: Row) -> None:
     for name in ("frames", "frames_read", "frames_wrong", "intra", "intra_read", "clips", "clips_read", "clips_wrong"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.read_ms.extend(part.read_ms)
+    total.clip_ms.extend(part.clip_ms)
 
 
 def read_baseline(frames: Decoded, decode: Callable, bits: np.ndarray, row: Row) -> None:
@@ -426,7 +451,22 @@ def platform_main(argv: list[str]) -> int:
     parser.add_argument("--baseline-resolutions", default="360p,720p", help="sizes dwtDctSvd runs at")
     parser.add_argument("--riva-resolutions", default="720p", help="sizes rivaGan runs at")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clips-only", action="store_true", help="read each clip as a whole only (no single-frame reads)"
+    )
+    parser.add_argument(
+        "--compare-reader",
+        type=Path,
+        help="another watermark.py whose extract_watermark_frames reads every clip too (same clips, same run)",
+    )
+    parser.add_argument(
+        "--clip-stride",
+        type=int,
+        default=0,
+        help="also read each clip from every Nth frame only (N > 1), as verify samples a clip sparsely",
+    )
     args = parser.parse_args(argv)
+    compared = load_reader(args.compare_reader) if args.compare_reader else None
     resolutions = [r.strip() for r in args.resolutions.split(",") if r.strip()]
     if any(r not in RESOLUTIONS for r in resolutions):
         parser.error(f"resolutions must be among {', '.join(RESOLUTIONS)}")
@@ -466,8 +506,22 @@ def platform_main(argv: list[str]) -> int:
                         (resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row()
                     )
                     transformed = apply_transform(written, transform)
-                    read_ours(transformed, payload, clip_row)
+                    read_ours(transformed, payload, clip_row, every_frame=not args.clips_only)
                     merge(row, clip_row)
+                    strided = transformed[:: args.clip_stride] if args.clip_stride > 1 else None
+                    if strided is not None:
+                        method = f"{WATERMARK_ALGORITHM}, every {args.clip_stride}th frame"
+                        read_clip(strided, payload, rows.setdefault((resolution, transform.name, method), Row()))
+                    if compared is not None:
+                        method = f"compared reader ({args.compare_reader})"
+                        read_clip(
+                            transformed, payload, rows.setdefault((resolution, transform.name, method), Row()), compared
+                        )
+                        if strided is not None:
+                            method += f", every {args.clip_stride}th frame"
+                            read_clip(
+                                strided, payload, rows.setdefault((resolution, transform.name, method), Row()), compared
+                            )
                     for name, decode, bits, marked in marked_baselines:
                         base_row = rows.setdefault((resolution, transform.name, name), Row())
                         read_baseline(apply_transform(marked, transform), decode, bits, base_row)
@@ -486,6 +540,18 @@ def platform_main(argv: list[str]) -> int:
         f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
         f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}"
     )
+    print("\n| clip reader | size | clips read | wrong clips | clip read ms (median) |\n|---|---|---|---|---|")
+    methods = dict.fromkeys(
+        m for (_, _, m) in rows if m == WATERMARK_ALGORITHM or m.startswith(("compared", f"{WATERMARK_ALGORITHM},"))
+    )
+    for method in methods:
+        for resolution in resolutions:
+            cells = [r for (size, _, m), r in rows.items() if m == method and size == resolution]
+            ms = [t for r in cells for t in r.clip_ms]
+            print(
+                f"| {method} | {resolution} | {sum(r.clips_read for r in cells)}/{sum(r.clips for r in cells)} "
+                f"| {sum(r.clips_wrong for r in cells)} | {statistics.median(ms) if ms else float('nan'):.0f} |"
+            )
     return 0
 
 

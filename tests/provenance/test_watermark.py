@@ -453,6 +453,41 @@ def test_clip_reader_scores_probe_frames_on_arrival_with_the_same_reading(case: 
     assert (incremental.payload == PAYLOAD) == (not case.startswith("unmarked"))
 
 
+def test_clip_folds_only_the_screens_best_periods_at_full_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip's candidate periods (20 or more for an unmarked one) and the pilot search's grid
+    are ranked on half-resolution folds: at full resolution each probe frame is folded at no more
+    than _SCREEN_KEEP periods and each later frame at the clip's 4 (the unmarked clip's read
+    was about 700 full folds). A mark whose period only the screen can rank (a 15 % crop per
+    side of a re-encoded 540p clip: 183 work px) still reads, at its period."""
+    calls = []
+    original = wm._fold_at_period
+    monkeypatch.setattr(wm, "_fold_at_period", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(540, 960))
+    assert extract_watermark_frames(h264_roundtrip(frames, crf=28)).payload is None
+    assert 0 < len(calls) <= wm._CLIP_PROBE_FRAMES * wm._SCREEN_KEEP + 2 * wm._CLIP_PERIODS
+    embedder = WatermarkEmbedder(PAYLOAD, 960, 540)
+    cropped = [np.ascontiguousarray(embedder.embed(rgb)[81:-81, 144:-144]) for rgb in frames]
+    reading = extract_watermark_frames(h264_roundtrip(cropped, crf=28))
+    assert reading.payload == PAYLOAD
+    assert reading.period is not None and abs(reading.period - tile_period(960, 540)) < 0.01 * 192
+
+
+def test_a_small_copys_period_survives_the_screen() -> None:
+    """A clip kept at 50 % of 640x360 (period 64 work px, 2 px chips) and re-encoded at CRF 28:
+    its period is among the 4 the clip is folded at. The screen folds periods under 128 px
+    without halving the picture first; halving averaged such chips away and kept only
+    spurious periods (about 90 px) for this clip."""
+    frames = moving_clip(skdata.astronaut(), n_frames=10, size=(360, 640))
+    embedder = WatermarkEmbedder(PAYLOAD, 640, 360)
+    small = [cv2.resize(embedder.embed(rgb), (320, 180), interpolation=cv2.INTER_AREA) for rgb in frames]
+    reader = ClipWatermarkReader()
+    for rgb in h264_roundtrip(small, crf=28):
+        reader.add(rgb)
+    assert reader.read().payload in (None, PAYLOAD)
+    periods = reader._clip.periods
+    assert periods is not None and any(abs(period - 64) < 0.01 * 64 for period in periods), periods
+
+
 def test_frames_at_different_phases_are_each_read_at_their_own() -> None:
     """Frames whose mark sits at different tile phases (as when H.264 drags an intra frame's
     mark along with a pan) still aggregate: each frame is read at its own pilot peak."""

@@ -181,6 +181,40 @@ def test_a_slow_analysis_ends_with_a_friendly_timeout(settings, workspace, tmp_p
     assert time.monotonic() - started < 5
 
 
+def test_a_timed_out_analysis_frees_the_checker_for_the_next_visitor(settings, workspace, tmp_path, monkeypatch):
+    """The verification of a clip that outlives the request stops at its next frame, so the
+    checker's lock is free again at once instead of when the clip is done (the next visitor
+    would otherwise wait for an answer nobody reads)."""
+    from likeness.media.synthetic import astronaut, write_clip
+    from likeness.verify.pipeline import Verifier
+    from tests.service.conftest import build_service_world
+
+    quick = settings.model_copy(update={"public_verify_timeout_s": 1.0})
+    world = build_service_world(quick, workspace)
+    world.app = create_app(quick, workspace=workspace, accounts=world.accounts)
+    checker = world.app.state.services.public_checker
+    clip = write_clip(tmp_path / "long.mp4", astronaut(), seconds=10.0, fps=2, size=(320, 180), with_audio=False)
+    frames_analysed = []
+
+    class SlowDetector:  # 0.5 s a frame: the 10 sampled frames would hold the checker 5 s
+        def detect(self, rgb):
+            frames_analysed.append(time.monotonic())
+            time.sleep(0.5)
+            return []
+
+    monkeypatch.setattr(Verifier, "_detector", lambda self, media_type: SlowDetector())
+    answer = post(world.client(), clip)
+    answered = time.monotonic()
+    assert answer.status_code == 503 and "took longer than 1 s" in answer.json()["detail"]
+    assert checker._lock.acquire(timeout=1.5), "the timed-out analysis still holds the checker"
+    freed = time.monotonic() - answered
+    checker._lock.release()
+    assert freed < 1.5
+    time.sleep(0.6)
+    assert 1 <= len(frames_analysed) < 5 and frames_analysed[-1] < answered + 0.6  # it stopped
+    assert kept_uploads(world) == []
+
+
 def served_cmap(client, url: str) -> dict[int, str]:
     import io
 

@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache, reduce
 from typing import Any
@@ -131,6 +131,11 @@ _REWHITEN_SCALE = 0.5
 _MAX_CROP_SCALE = 0.6  # crops of up to 20 % per side lengthen the period by up to 1 / 0.6
 _SEARCH_STEP = 0.01  # relative period step of the pilot search's coarse grid
 _SEARCH_KEEP = 2  # coarse maxima refined and tried
+# A clip's probe frames suggest many periods (an unmarked clip: 20 or more, each folded on every
+# probe frame); they are ranked on half-resolution folds first (64 px tiles of 2 px chips, a
+# quarter of the pixels and FFT work) and only the best are folded at full resolution.
+_SCREEN_TILE = TILE_SIZE // 2
+_SCREEN_KEEP = 6
 
 
 @dataclass(frozen=True)
@@ -426,23 +431,24 @@ def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
     return _whiten(_luma(rgb))
 
 
-def _fold_whitened(whitened: np.ndarray) -> np.ndarray:
-    """Sum of a whitened image over all its 128 px tiles (phase 0 at its top-left): float64 (T, T)."""
+def _fold_whitened(whitened: np.ndarray, tile: int = TILE_SIZE) -> np.ndarray:
+    """Sum of a whitened image over all its ``tile`` px tiles (phase 0 at its top-left):
+    float64 (tile, tile)."""
     height, width = whitened.shape
-    full_h, full_w = height - height % TILE_SIZE, width - width % TILE_SIZE
-    folded = np.zeros((TILE_SIZE, TILE_SIZE))
+    full_h, full_w = height - height % tile, width - width % tile
+    folded = np.zeros((tile, tile))
     if full_h and full_w:
         folded += (
             whitened[:full_h, :full_w]
-            .reshape(full_h // TILE_SIZE, TILE_SIZE, full_w // TILE_SIZE, TILE_SIZE)
+            .reshape(full_h // tile, tile, full_w // tile, tile)
             .sum(axis=(0, 2), dtype=np.float64)
         )
     # Partial tiles along the bottom and right edges (no padded copy of the whole image).
-    for y0 in range(0, height, TILE_SIZE):
-        for x0 in range(0, width, TILE_SIZE):
-            if y0 + TILE_SIZE <= full_h and x0 + TILE_SIZE <= full_w:
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            if y0 + tile <= full_h and x0 + tile <= full_w:
                 continue
-            block = whitened[y0 : y0 + TILE_SIZE, x0 : x0 + TILE_SIZE]
+            block = whitened[y0 : y0 + tile, x0 : x0 + tile]
             folded[: block.shape[0], : block.shape[1]] += block
     return folded
 
@@ -467,8 +473,10 @@ def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _remove_block_component(folded: np.ndarray) -> np.ndarray:
-    reps = TILE_SIZE // _BLOCK_PERIOD
-    periodic = folded.reshape(reps, _BLOCK_PERIOD, reps, _BLOCK_PERIOD).mean(axis=(0, 2))
+    """``folded`` (a 128 px tile, or a screen's 64 px one) less its block-grid component."""
+    block = _BLOCK_PERIOD * folded.shape[0] // TILE_SIZE
+    reps = folded.shape[0] // block
+    periodic = folded.reshape(reps, block, reps, block).mean(axis=(0, 2))
     return folded - np.tile(periodic, (reps, reps))
 
 
@@ -753,6 +761,39 @@ def _sync_both_ways(
     return found
 
 
+@lru_cache(maxsize=2)
+def _strength_filters(tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """For folds of ``tile`` px (128, or a screen's 64): the pilot's conjugate spectrum at that
+    scale, and per rfft column the phase that turns a tile's spectrum at (-ky, kx), conjugated,
+    into its horizontal mirror image's at (ky, kx) (x -> tile - 1 - x)."""
+    layout = _layout()
+    phase = np.exp(2j * np.pi * np.arange(tile // 2 + 1) / tile)
+    if tile == TILE_SIZE:
+        return layout.pilot_spectrum_conj, phase
+    pilot = cv2.resize(layout.pilot_wave, (tile, tile), interpolation=cv2.INTER_AREA)
+    return np.conj(np.fft.rfft2(pilot.astype(np.float64))), phase
+
+
+def _pilot_strengths(folds: list[np.ndarray]) -> list[float]:
+    """The strongest pilot peak (z) of each folded tile, either way round: for 128 px tiles the
+    ``_best_score(_sync_both_ways(fold, period))`` of each. The mirror's spectrum is derived from
+    the tile's (one forward FFT per tile, not two): the period and pilot searches score hundreds
+    of folds per clip and only their strength matters there."""
+    strengths = []
+    for folded in folds:
+        tile = folded.shape[0]
+        pilot, phase = _strength_filters(tile)
+        spectrum = np.fft.rfft2(_remove_block_component(folded))
+        best = 0.0
+        for half in (spectrum, phase * np.conj(spectrum[(-np.arange(tile)) % tile])):
+            surface = np.fft.irfft2(half * pilot, s=(tile, tile))
+            spread = float(surface.std())
+            if np.isfinite(spread) and spread > 1e-12:
+                best = max(best, float(surface.max()) / spread)
+        strengths.append(best)
+    return strengths
+
+
 def _frame_offset(offset: tuple[int, int], candidate: _Candidate, geometry: _Geometry | None) -> tuple[int, int]:
     """Tile phase in the read frame's pixels (mod the tile period there) from a phase in the
     folded tile."""
@@ -817,7 +858,7 @@ def _read_scaled(
             return reading, best, tiles
     # A weak mark may not show in the autocorrelation (a second-order statistic) while its
     # pilot still does: search the periods a crop of this copy can have by pilot strength.
-    for period in _pilot_search([(work_luma, whitened)], geometry.uncropped_period, tried):
+    for period in _pilot_search(_fold_strength([(work_luma, whitened)]), geometry.uncropped_period, tried):
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period, count=1)  # 4 trials at most in all
         best = max(best, _best_score(candidates))
@@ -834,11 +875,54 @@ def _search_grid(uncropped: float) -> list[float]:
     return [float(p) for p in uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)]
 
 
+def _fold_strength(frames: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
+    """Pilot strength of a period on (work luma, whitened) frames: the best of each frame's
+    fold and of their sum (a re-encoded moving clip may show the mark in its intra frame only)."""
+
+    def strength(period: float) -> float:
+        folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
+        if len(folds) > 1:
+            folds.append(_summed(folds))
+        return max(_pilot_strengths(folds))
+
+    return strength
+
+
+def _screen_image(whitened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The whitened work image and the same at half resolution (means of 2x2 pixels), for
+    :func:`_screen_fold`."""
+    return whitened, _resampled(whitened, 0.5)
+
+
+def _screen_fold(screen: tuple[np.ndarray, np.ndarray], period: float) -> np.ndarray:
+    """Fold of a :func:`_screen_image` at ``period`` (work px) into a 64 px tile (2 px chips).
+    Periods of 128 px and more are folded from the half-resolution image (the 2x2 means are the
+    anti-aliasing of the downscale); shorter ones (copies smaller than 360 px: their chips are
+    under 4 px already, and halving would average them away) from the whitened image itself."""
+    whitened, half = screen
+    if period >= TILE_SIZE:
+        return _fold_whitened(_resampled(half, TILE_SIZE / period), _SCREEN_TILE)
+    return _fold_whitened(_resampled(whitened, _SCREEN_TILE / period), _SCREEN_TILE)
+
+
+def _screen_strength(screens: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
+    """:func:`_fold_strength` on :func:`_screen_fold` folds: a clip ranks its many candidate
+    periods this way, then folds only the best at full resolution."""
+
+    def strength(period: float) -> float:
+        folds = [_screen_fold(screen, period) for screen in screens]
+        if len(folds) > 1:
+            folds.append(_summed(folds))
+        return max(_pilot_strengths(folds))
+
+    return strength
+
+
 class _GridStrength:
-    """The coarse grid's pilot strengths over frames given one at a time: per period the running
-    sum of the frames' folds and the best single frame's score, so a clip's probe frames can be
-    scored as they arrive (while the next ones decode) with the same result as
-    :func:`_pilot_search` scoring them all at once."""
+    """The coarse grid's screen strengths over frames given one at a time: per period the
+    running sum of the frames' half-resolution folds and the best single frame's score, so a
+    clip's probe frames can be scored as they arrive (while the next ones decode) with the
+    same result as :func:`_pilot_search` with :func:`_screen_strength` scoring them all at once."""
 
     def __init__(self, uncropped: float) -> None:
         self.grid = _search_grid(uncropped)
@@ -846,43 +930,34 @@ class _GridStrength:
         self.single = [-np.inf] * len(self.grid)
         self.frames = 0
 
-    def add(self, luma: np.ndarray, white: np.ndarray) -> None:
-        for index, period in enumerate(self.grid):
-            folded = _fold_at_period(luma, period, white)[0]
-            self.single[index] = max(self.single[index], _best_score(_sync_both_ways(folded, period, count=0)))
+    def add(self, screen: tuple[np.ndarray, np.ndarray]) -> None:
+        folds = [_screen_fold(screen, period) for period in self.grid]
+        for index, (folded, score) in enumerate(zip(folds, _pilot_strengths(folds))):
+            self.single[index] = max(self.single[index], score)
             total = self.sums[index]
             self.sums[index] = folded if total is None else total + folded
         self.frames += 1
 
     def strengths(self) -> list[tuple[float, float]]:
         """(strength, period) per grid period, as ``strength`` in :func:`_pilot_search`."""
-        scored = []
-        for period, single, total in zip(self.grid, self.single, self.sums):
-            if self.frames > 1 and total is not None:
-                single = max(single, _best_score(_sync_both_ways(total, period, count=0)))
-            scored.append((single, period))
-        return scored
+        singles = list(self.single)
+        if self.frames > 1:
+            summed = [(i, total) for i, total in enumerate(self.sums) if total is not None]
+            for (index, _), score in zip(summed, _pilot_strengths([total for _, total in summed])):
+                singles[index] = max(singles[index], score)
+        return list(zip(singles, self.grid))
 
 
 def _pilot_search(
-    frames: list[tuple[np.ndarray, np.ndarray]],
+    strength: Callable[[float], float],
     uncropped: float,
     tried: list[float],
     coarse_scores: list[tuple[float, float]] | None = None,
 ) -> list[float]:
     """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
-    by pilot strength: a 1 % grid, then the best :data:`_SEARCH_KEEP` refined to 0.25 %.
-    ``frames``: (work luma, whitened) pairs whose folds are scored summed and alone (the best
-    of either counts). Periods within 0.1 % of ``tried`` ones are left out. ``coarse_scores``:
-    the grid already scored on these frames (:class:`_GridStrength`)."""
-
-    def strength(period: float) -> float:
-        folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
-        single = max(_best_score(_sync_both_ways(f, period, count=0)) for f in folds)
-        if len(folds) == 1:
-            return single
-        return max(single, _best_score(_sync_both_ways(_summed(folds), period, count=0)))
-
+    by pilot ``strength`` (:func:`_fold_strength` or :func:`_screen_strength`): a 1 % grid, then
+    the best :data:`_SEARCH_KEEP` refined to 0.25 %. Periods within 0.1 % of ``tried`` ones are
+    left out. ``coarse_scores``: the grid already scored with ``strength`` (:class:`_GridStrength`)."""
     if coarse_scores is None:
         coarse_scores = [(strength(p), p) for p in _search_grid(uncropped)]
     coarse = sorted(coarse_scores, reverse=True)[:_SEARCH_KEEP]
@@ -982,6 +1057,7 @@ class _ProbeFrame:
     box: _Geometry
     work: np.ndarray
     whitened: np.ndarray
+    screen: tuple[np.ndarray, np.ndarray]
     power: tuple[np.ndarray, np.ndarray]
     native: np.ndarray | None
     """The native (128 px) fold, where the work scale is below 1 (see ``_ClipReader._add_folds``)."""
@@ -1020,11 +1096,12 @@ class ClipWatermarkReader:
         assumed = self._probe[0].box if self._probe else box
         work = _work_luma(rgb, assumed)
         whitened = _whiten(work)
+        screen = _screen_image(whitened)
         if self._grid is None:
             self._grid = _GridStrength(assumed.uncropped_period)
-        self._grid.add(work, whitened)
+        self._grid.add(screen)
         native = _fold(rgb)[0] if assumed.work_scale < 1.0 else None
-        self._probe.append(_ProbeFrame(rgb, box, work, whitened, _axis_power(whitened), native))
+        self._probe.append(_ProbeFrame(rgb, box, work, whitened, screen, _axis_power(whitened), native))
         if len(self._probe) >= _CLIP_PROBE_FRAMES:
             self._start()
 
@@ -1077,11 +1154,13 @@ class _ClipReader:
         if prepared is not None and reuse:
             works = [p.work for p in prepared]
             whitened = [p.whitened for p in prepared]
+            screens = [p.screen for p in prepared]
             powers = [p.power for p in prepared]
         else:
             grid = None
             works = [_work_luma(rgb, self.geometry) for rgb in probe]
             whitened = [_whiten(work) for work in works]
+            screens = [_screen_image(white) for white in whitened]
             powers = [_axis_power(white) for white in whitened]
         # Periods: what the summed autocorrelation and each probe frame's own suggest (in a
         # re-encoded moving clip the intra frame may be the only one that still shows the
@@ -1096,14 +1175,17 @@ class _ClipReader:
         for period in suggested + [uncropped]:
             if all(abs(period - p) > 0.5 * _PERIOD_STEP * p for p in periods):
                 periods.append(period)
+        screen = _screen_strength(screens)
         coarse = grid.strengths() if grid is not None else None
-        periods += _pilot_search(list(zip(works, whitened)), uncropped, periods, coarse)
+        periods += _pilot_search(screen, uncropped, periods, coarse)
+        if len(periods) > _SCREEN_KEEP:
+            ranked = np.argsort([screen(period) for period in periods], kind="stable")[::-1][:_SCREEN_KEEP]
+            periods = [periods[i] for i in sorted(ranked.tolist())]
         folds = [[_fold_at_period(work, period, white) for period in periods] for work, white in zip(works, whitened)]
         scores = []
-        for index, period in enumerate(periods):
-            total = _summed(frame[index][0] for frame in folds)
-            single = max(_best_score(_sync_both_ways(frame[index][0], period)) for frame in folds)
-            scores.append(max(_best_score(_sync_both_ways(total, period)), single))
+        for index in range(len(periods)):
+            alone = [frame[index][0] for frame in folds]
+            scores.append(max(_pilot_strengths([*alone, _summed(alone)])))
         keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
         self.periods = [periods[i] for i in keep]
         self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]

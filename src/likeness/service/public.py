@@ -78,8 +78,9 @@ class PublicChecker:
         """The ``VerificationResult`` for ``path`` within ``wait_s`` seconds: ``AnalysisTimedOut``
         when another check held the verifier that long, ``VerificationTimedOut`` when the
         analysis itself ran past it. The video decoder asks between packets whether time is
-        up, so the verifier is free again a frame after the deadline: a request that gave up
-        must not keep the next visitor waiting (a crafted clip can cost minutes of decoding)."""
+        up, and the analysis checks it at each stage, so the verifier is free again a frame or a
+        stage after the deadline: a request that gave up must not keep the next visitor waiting
+        (a crafted clip can cost minutes of decoding)."""
         deadline = time.monotonic() + max(0.0, wait_s)
         if not self._lock.acquire(timeout=max(0.0, wait_s)):
             raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
@@ -89,7 +90,7 @@ class PublicChecker:
                 raise VerificationTimedOut("the verification passed its deadline")
 
         try:
-            result, _media = self._current().verify(path, interrupt=out_of_time)
+            result, _media = self._current().verify(path, interrupt=out_of_time, deadline=deadline)
             _remember(self._recent, result.sha256, result)
             return result
         finally:

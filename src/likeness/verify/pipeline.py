@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from likeness.digests import sha256_file
-from likeness.errors import LikenessError, MediaError
+from likeness.errors import LikenessError, MediaError, VerificationTimedOut
 from likeness.prefetch import Prefetch, WriteBehind
 from likeness.train.preview import PREVIEW_EVENT
 from likeness.verify.face_views import FaceView, face_view
@@ -162,6 +162,8 @@ class Verifier:
         # the file being verified (verify(interrupt=)), both checked inside the decode loop.
         self.decode_limits = DecodeLimits.of(workspace.settings)
         self._interrupt: Callable[[], None] | None = None
+        # When the file being verified must be given up (``verify(deadline=)``), monotonic s.
+        self._deadline: float | None = None
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -232,16 +234,25 @@ class Verifier:
     # ---- one file
 
     def verify(
-        self, path: Path, *, evidence: bool = False, interrupt: Callable[[], None] | None = None
+        self,
+        path: Path,
+        *,
+        evidence: bool = False,
+        interrupt: Callable[[], None] | None = None,
+        deadline: float | None = None,
     ) -> tuple[VerificationResult, EvidenceMedia | None]:
         """Verify one file; never raises for anything wrong with the file itself.
 
         Returns the result and, when ``evidence`` is asked for, the pixels for the HTML page.
         ``interrupt`` is called between the video decoder's packets and stops the verification
         by raising (a cancelled job, a request past its deadline); what it raises propagates.
+        ``deadline`` (a ``time.monotonic()`` instant): past it, the verification stops at the
+        next stage or sampled frame with ``VerificationTimedOut`` (a stage under way, such as
+        hashing or one frame's analysis, finishes first).
         """
         started = time.perf_counter()
         self._interrupt = interrupt
+        self._deadline = deadline
         path = Path(path)
         display = str(path)
         try:
@@ -257,6 +268,7 @@ class Verifier:
             sha256 = sha256_file(path)
             with open(path, "rb") as stream:
                 kind = sniff(stream.read(32))
+            self._check_deadline()
         except MediaError as exc:
             return VerificationResult.failed(
                 display, sha256=None, size_bytes=None, stage="read", reason=exc.reason
@@ -286,6 +298,7 @@ class Verifier:
             errors.append(StageError("read", f"extension {path.suffix!r} but the content is {kind.container}"))
 
         c2pa = self._read_c2pa(path, errors)
+        self._check_deadline()
         before_analysis = len(errors)
         self._labels = LabelSearch(self._label_background(), keep_crop=evidence)
         if kind.media_type == "image":
@@ -483,6 +496,7 @@ class Verifier:
             rgb = read_image(path)
         except MediaError as exc:
             return exc.reason
+        self._check_deadline()
         # The watermark read (OpenCV and NumPy, which release the GIL) runs beside face
         # analysis; the ledger lookup stays on this thread (the database session is not shared).
         marking = self._background().submit(extract_watermark, rgb)
@@ -567,6 +581,7 @@ class Verifier:
                     break
                 if frame is None:
                     break
+                self._check_deadline()
                 folding.put(frame.rgb)  # frames are only read from here on, on every thread
                 frame_times.append(frame.pts_s)
                 self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the label thread
@@ -605,6 +620,7 @@ class Verifier:
         times = tuple(frame_times)
         if reading is not None:
             watermark = self._watermark_evidence(reading, times)
+        self._check_deadline()
         if embed and not face_failure:
             try:
                 self._embed_views(tracks.values())
@@ -617,6 +633,10 @@ class Verifier:
             media = EvidenceMedia(thumbnail=first_rgb[0] if first_rgb else None, frames=tuple(pictures))
         ordered = [tracks[k] for k in sorted(tracks)]
         return watermark, (None if face_failure else ordered), times, media
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise VerificationTimedOut("the verification passed its deadline")
 
     def _embed_views(self, tracks: Iterable[_Track]) -> None:
         """Embed every track's kept views (best first) once the whole clip has been seen."""
