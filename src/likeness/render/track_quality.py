@@ -349,8 +349,8 @@ class ShotQuality:
             "mouth": mouth,
             "eyes": eyes,
             "sharpness": sharp,
-            "flicker": bounded_line(flicker, FLICKER, self._pairs),
             "occlusion": self._occlusion_line(),
+            "flicker": bounded_line(flicker, FLICKER, self._pairs),
             "border_colour": bounded_line(colour, BORDER_COLOUR, len(self.colour_differences), digits=3),
         }
         return {
