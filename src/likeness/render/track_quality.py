@@ -3,8 +3,9 @@
 One :class:`ShotQuality` per face track. The pipeline feeds it every swapped face (flicker),
 and on sampled frames the performer's landmarks (from the source frame), the output's landmarks
 (FaceMesh run again on the rendered frame), the identity distance of the output face, the
-occluder pixels the output changed, and face-aligned crops of the source and the output. ``summary()`` is the JSON of the track in the
-render report: each metric with its value, threshold and verdict (``likeness.render.quality``);
+occluder pixels the output changed, and face-aligned crops of the source and the output.
+``summary()`` is the JSON of the track in the render report: each metric with its value,
+threshold and verdict (``likeness.render.quality``);
 ``picked_frames()`` the before/after crops at the worst and median frames for the HTML page.
 
 Example:
