@@ -120,3 +120,23 @@ def test_corrupt_variants_are_all_written(tmp_path: Path) -> None:
     assert all(path.is_file() and path.parent == tmp_path for path in variants.values())
     assert variants["zero_byte_jpg"].stat().st_size == 0
     assert variants["bomb_png"].stat().st_size < 4096
+
+
+def test_a_talking_portrait_opens_its_mouth_as_speech_says() -> None:
+    """The open-mouth speech clip of the render benchmark: FaceMesh reads the mouth opening the
+    generator drew, frame by frame, and the head still moves as in ``animate_portrait``."""
+    from likeness.faces.detect import FaceDetector
+    from likeness.render.quality import mouth_opening
+
+    openings = synthetic.speech_openings(30, seed=1)
+    assert openings.min() == 0.0 and 0.3 < openings.max() <= 0.45  # closed pauses, open syllables
+    frames = list(synthetic.talking_portrait(synthetic.grace_hopper(), n_frames=30, size=(640, 360), seed=1))
+    still = list(synthetic.animate_portrait(synthetic.grace_hopper(), n_frames=30, size=(640, 360), seed=1))
+    closed = int(np.argmin(openings))
+    np.testing.assert_array_equal(frames[closed], still[closed])  # a closed mouth is the portrait itself
+    with FaceDetector(mode="image") as detector:
+        measured = np.array([mouth_opening(detector.detect(f)[0].landmarks) for f in frames])
+    assert np.corrcoef(openings, measured)[0, 1] > 0.9
+    assert measured.max() > 0.15 and measured[closed] < 0.05
+    with pytest.raises(MediaError, match="no face"):
+        next(synthetic.talking_portrait(np.full((200, 200, 3), 90, np.uint8), n_frames=1))

@@ -258,12 +258,13 @@ def test_report_shows_each_metric_with_threshold_verdict_and_face_crops(tmp_path
     report = _report_with_one_track(tmp_path)
     saved = json.loads((tmp_path / "out.render.json").read_text(encoding="utf-8"))
     metrics = saved["shots"][0]["metrics"]
-    assert {"identity", "mouth", "eyes", "sharpness", "flicker", "border_colour"} <= set(metrics)
+    assert {"identity", "mouth", "eyes", "sharpness", "occlusion", "flicker", "border_colour"} <= set(metrics)
     for line in metrics.values():
         assert line["verdict"] in ("pass", "warn", "fail", "not_measured") and "threshold" in line
     assert metrics["identity"]["verdict"] == "fail" and metrics["mouth"]["verdict"] == "fail"
     assert metrics["eyes"]["verdict"] == "fail" and saved["shots"][0]["verdict"] == "fail"
-    assert "occlusion" not in metrics  # not measured honestly yet: no field at all
+    # Nothing covers this face: not measured, and not a pass (tests/render/test_render_occlusion_damage.py).
+    assert metrics["occlusion"]["verdict"] == "not_measured"
 
     page = (tmp_path / "out.render.html").read_text(encoding="utf-8")
     assert report.report_html.endswith("out.render.html")

@@ -23,7 +23,7 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,6 +43,9 @@ __all__ = [
     "compose_group",
     "grace_hopper",
     "grace_hopper_path",
+    "open_mouth",
+    "speech_openings",
+    "talking_portrait",
     "tone",
     "write_audio_only",
     "write_clip",
@@ -125,9 +128,23 @@ def animate_portrait(
     face stays whole and detectable in every frame; uncovered edges show a flat background.
     """
     require_rgb(rgb, name="portrait")
+    return _animate(lambda t: rgb, rgb.shape, n_frames=n_frames, size=size, seed=seed, focus=focus)
+
+
+def _animate(
+    portrait_at: Callable[[int], np.ndarray],
+    shape: tuple[int, ...],
+    *,
+    n_frames: int,
+    size: tuple[int, int],
+    seed: int,
+    focus: tuple[float, float],
+) -> Iterator[np.ndarray]:
+    """:func:`animate_portrait`'s head motion over ``portrait_at(t)``, a portrait of ``shape`` per frame."""
     width, height = _check_size(size)
     if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
         raise MediaError(None, f"n_frames must be an integer >= 1, got {n_frames!r}")
+    rgb = np.empty(shape, np.uint8)  # only its shape is used below
     rng = np.random.default_rng(seed)
     # Two incommensurate sinusoids per parameter give smooth, non-repeating motion.
     frequencies = rng.uniform(0.15, 0.45, size=(5, 2)) * 2.0 * math.pi / 25.0
@@ -148,9 +165,96 @@ def animate_portrait(
         affine = cv2.getRotationMatrix2D(tuple(portrait_centre), angle, scale)
         affine[:, 2] += frame_centre + shift - portrait_centre
         frame = cv2.warpAffine(
-            rgb, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=background
+            portrait_at(t),
+            affine,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=background,
         )
         yield cv2.convertScaleAbs(frame, alpha=gain)
+
+
+def speech_openings(n_frames: int, *, fps: float = 25, seed: int = 0, widest: float = 0.45) -> np.ndarray:
+    """float ``(n_frames,)`` mouth openings of seeded speech, in [0, ``widest``] (lip gap over
+    mouth width): about 4 syllables a second in phrases of 1-2 s with short closed pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(n_frames)) / float(fps)
+    syllable = np.clip(np.sin(2 * math.pi * rng.uniform(3.5, 4.5) * t + rng.uniform(0, 2 * math.pi)), 0, None)
+    loudness = rng.uniform(0.55, 1.0, size=len(t) // 6 + 2)[(np.arange(len(t)) // 6)]
+    phrase = np.sin(2 * math.pi * t / rng.uniform(1.6, 2.4) + rng.uniform(0, 2 * math.pi)) > -0.6
+    return (widest * syllable**0.8 * loudness * phrase).astype(np.float32)
+
+
+def open_mouth(rgb: np.ndarray, landmarks: np.ndarray, opening: float) -> np.ndarray:
+    """``rgb`` with the mouth opened by ``opening`` (inner-lip gap over the mouth's width): the
+    lower lip and jaw move down, and the gap shows a dark mouth with a row of upper teeth.
+
+    ``landmarks``: FaceMesh ``(478, 2)`` of ``rgb`` with the mouth closed. A drawing, not a
+    face model: enough for FaceMesh to see an open mouth and for a swap to be asked to draw one.
+    """
+    from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOWER, INNER_LIP_RIGHT, INNER_LIP_UPPER
+
+    image = require_rgb(rgb, name="portrait")
+    points = np.asarray(landmarks, np.float64)
+    if opening <= 0:
+        return image.copy()
+    left, right = points[INNER_LIP_LEFT], points[INNER_LIP_RIGHT]
+    width = float(np.linalg.norm(left - right))
+    centre = (points[INNER_LIP_UPPER] + points[INNER_LIP_LOWER]) / 2
+    drop = opening * width
+    height, wide = image.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:wide].astype(np.float32)
+    across = (xs - centre[0]) / (0.5 * width)
+    # 1 between the mouth corners, fading to 0 a mouth width beyond them (the cheeks stretch).
+    sideways = np.exp(-(np.clip(np.abs(across) - 0.8, 0, None) ** 2) / 0.8)
+    below = ys - centre[1]
+    # The lower lip and the jaw move down as one; the neck under the chin stays. Beyond the
+    # corners the skin stretches over a longer ramp instead of tearing along the lip line.
+    ramp = 2.0 + 0.6 * width * np.clip(np.abs(across) - 0.9, 0, None)
+    downward = np.clip(below / ramp, 0, 1) * np.exp(-(np.clip(below - 1.6 * width, 0, None) ** 2) / (0.5 * width) ** 2)
+    shift = (drop * sideways * downward).astype(np.float32)
+    moved = cv2.remap(image, xs, ys - shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # The gap: pixels whose content would come from above the lip line, between the corners.
+    gap_depth = drop * np.clip(1 - across**2, 0, None) ** 0.6
+    inside = (below >= 0) & (below < gap_depth)
+    mouth = np.zeros(image.shape, np.float32)
+    mouth[:] = (70, 25, 30)
+    teeth = inside & (below < np.minimum(0.3 * gap_depth, 0.12 * width)) & (np.abs(across) < 0.75)
+    mouth[teeth] = (228, 222, 210)
+    alpha = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(0.8, 0.02 * width))[..., None]
+    return np.clip(moved * (1 - alpha) + mouth * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def talking_portrait(
+    rgb: np.ndarray,
+    *,
+    n_frames: int,
+    size: tuple[int, int] = (640, 360),
+    seed: int = 0,
+    fps: float = 25,
+    focus: tuple[float, float] = DEFAULT_FOCUS,
+) -> Iterator[np.ndarray]:
+    """:func:`animate_portrait` of a face that talks: the mouth opens and closes as
+    :func:`speech_openings` says (teeth and a dark mouth showing), for open-mouth speech tests
+    and benchmarks. Finds the portrait's face once with FaceMesh (``MediaError`` if none)."""
+    from likeness.faces.detect import FaceDetector
+
+    image = require_rgb(rgb, name="portrait")
+    with FaceDetector(mode="image", max_faces=1) as detector:
+        faces = detector.detect(image)
+    if not faces:
+        raise MediaError(None, "talking_portrait: no face found in the portrait")
+    landmarks = np.asarray(faces[0].landmarks, np.float64)
+    openings = speech_openings(int(n_frames), fps=fps, seed=seed)
+    return _animate(
+        lambda t: open_mouth(image, landmarks, float(openings[t])),
+        image.shape,
+        n_frames=n_frames,
+        size=size,
+        seed=seed,
+        focus=focus,
+    )
 
 
 def compose_group(
@@ -236,10 +340,11 @@ def write_clip(
     with_audio: bool = True,
     seed: int = 0,
     crf: int = 20,
+    talking: bool = False,
 ) -> Path:
-    """Write an H.264 MP4 of :func:`animate_portrait` lasting ``seconds`` (``round(seconds *
-    fps)`` frames at ``size = (W, H)``), with an AAC :func:`tone` track of the same length
-    when ``with_audio``. Returns ``path``."""
+    """Write an H.264 MP4 of :func:`animate_portrait` (:func:`talking_portrait` when
+    ``talking``) lasting ``seconds`` (``round(seconds * fps)`` frames at ``size = (W, H)``),
+    with an AAC :func:`tone` track of the same length when ``with_audio``. Returns ``path``."""
     path = Path(path)
     width, height = _check_size(size)
     n_frames = max(1, int(round(seconds * fps)))
@@ -249,7 +354,8 @@ def write_clip(
         write_audio_only(audio_path, n_frames / fps, seed=seed)
     try:
         with VideoEncoder(path, width=width, height=height, fps=fps, audio_source=audio_path, crf=crf) as encoder:
-            for frame in animate_portrait(rgb, n_frames=n_frames, size=(width, height), seed=seed):
+            animate = talking_portrait if talking else animate_portrait
+            for frame in animate(rgb, n_frames=n_frames, size=(width, height), seed=seed):
                 encoder.write(frame)
     finally:
         if audio_path is not None:

@@ -229,7 +229,7 @@ class FrameRenderer:
         self.smoother = TrackSmoother(options.smoothing)
         self.identities: dict[int, _TrackIdentity] = {}
         self.counts: Counter[str] = Counter()
-        self.occlusion = _occlusion_segmenter() if options.occlusion else None
+        self.occlusion = occlusion_segmenter() if options.occlusion else None
 
     # -- state for checkpoints ------------------------------------------------------------------
 
@@ -441,7 +441,7 @@ class FrameRenderer:
 
 
 @functools.cache
-def _occlusion_segmenter() -> Any:
+def occlusion_segmenter() -> Any:
     """One shipped occlusion mask per process (its card and SHA-256 are checked on load)."""
     from likeness.faces.occlusion import OcclusionSegmenter
 

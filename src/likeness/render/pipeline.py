@@ -427,27 +427,32 @@ class _QualityTracker:
         if outcome.landmarks is None or outcome.affine is None or outcome.crop is None or outcome.mask is None:
             return
         landmarks = self._output_landmarks(rgb_out, outcome)
+        mouths = None
         if landmarks is False:
             shot.miss_output_face()
-            return
-        if not isinstance(landmarks, np.ndarray):
-            return
-        mouths = shot.add_expression(frame_index, outcome.landmarks, landmarks)
+        elif isinstance(landmarks, np.ndarray):
+            mouths = shot.add_expression(frame_index, outcome.landmarks, landmarks)
+        # Full samples do not wait for FaceMesh to find the output face: a hand the swap painted
+        # over, or a broken face, is exactly what the crops and the occluder damage must show.
         count = self._expression_count.get(shot_key, 0)
         self._expression_count[shot_key] = count + 1
         full = count % self.sample_every == 0
         if not full and (mouths is None or not shot.wants_mouth_frame(*mouths)):
             return
         origin, pixels = region
+        size = outcome.crop.shape[0]
+        occluder = face_region = None
+        if full and outcome.source_crop is not None:
+            occluder, face_region = self._occluder_and_face(outcome, size)
         sample = measure_sample(
-            frame_index, pixels, origin, rgb_out, outcome.affine, outcome.crop.shape[0], outcome.mask
+            frame_index, pixels, origin, rgb_out, outcome.affine, size, outcome.mask, occluder, face_region
         )
         if mouths is not None:
             sample.mouth_performer, sample.mouth_output = mouths
         shot.offer_mouth_frame(sample)
         if not full:
             return
-        if self.subject_refs is not None:
+        if self.subject_refs is not None and isinstance(landmarks, np.ndarray):
             try:
                 output_embedding = self.renderer.embedder.embed(rgb_out, landmarks)
             except FaceError:
@@ -457,6 +462,20 @@ class _QualityTracker:
                     "distance_to_subject"
                 ]
         shot.add_sample(sample)
+
+    @staticmethod
+    def _occluder_and_face(outcome: FaceOutcome, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The shipped occlusion mask on the *input* face (the crop the renderer aligned, whatever
+        the render's own ``occlusion`` option) and the performer's landmark hull, both (R, R)."""
+        import cv2
+
+        from likeness.render.frame import occlusion_segmenter
+        from likeness.render.mask import landmark_hull
+
+        assert outcome.source_crop is not None and outcome.affine is not None and outcome.landmarks is not None
+        occluder = occlusion_segmenter().occluders(outcome.source_crop[None])[0]
+        in_crop = cv2.transform(np.asarray(outcome.landmarks, np.float64)[:, None, :], outcome.affine)[:, 0]
+        return occluder, landmark_hull(in_crop, size=size)
 
     def summaries(self) -> list[dict[str, Any]]:
         from likeness.faces.identity import IDENTITY_THRESHOLD

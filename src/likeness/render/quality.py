@@ -17,6 +17,10 @@ nothing to measure, e.g. the performer barely moved their mouth: that is never a
   region of the source. 1.0 means the swap moves exactly as much as the original footage;
   above 1 the swap adds jitter or breathing (below 1 is often a blurred swap: read it with the
   sharpness ratio).
+* ``occluder_damage``: of the pixels inside the performer's face that the shipped occlusion
+  segmenter marks as covered on the *input* frame (glasses, hands, microphones, hair), how many
+  the output changed by more than :data:`OCCLUDER_TOLERANCE` CIEDE2000: an occluder the swap
+  painted over. It sees only what the segmenter finds (see docs/render.md).
 * ``ring_colour_difference``: CIEDE2000 between the swapped face just inside its mask border and
   the skin just outside it. Below ~2 is hard to see, above ~5 is a visible seam.
 * ``identity_transfer``: distances of the output face to the subject and to the performer it
@@ -41,6 +45,7 @@ from likeness.faces.canonical import (
     LEFT_EYE_OUTER,
     RIGHT_EYE_OUTER,
 )
+from likeness.render.mask import erode_dilate
 
 Verdict = Literal["pass", "warn", "fail", "not_measured"]
 VERDICT_ORDER: dict[str, int] = {"not_measured": 0, "pass": 1, "warn": 2, "fail": 3}
@@ -90,6 +95,22 @@ SHARPNESS = Bound(pass_at=0.8, warn_at=0.6, better="higher")
 FLICKER = Bound(pass_at=1.25, warn_at=1.75, better="lower")
 #: Border colour difference, CIEDE2000: ~2 is a just-noticeable difference, 5 a visible seam.
 BORDER_COLOUR = Bound(pass_at=2.0, warn_at=5.0, better="lower")
+#: Occluder pixels (the core of what the occlusion mask marks inside the performer's face on the
+#: input frame, see :func:`occluder_damage`) the output changed beyond :data:`OCCLUDER_TOLERANCE`,
+#: as a share of them. Painted over (the face shown where a generated hand, microphone or thick
+#: glasses frame was) measures 0.97-1.0; the same occluders kept exactly, with the face around
+#: them changed, 0.0-0.04. A third painted over is a visibly broken occluder (a rim with gaps, a
+#: finger smeared into skin); a tenth is the edge of one.
+OCCLUSION_DAMAGE = Bound(pass_at=0.1, warn_at=0.33, better="lower")
+#: CIEDE2000 from which an occluder pixel counts as changed: 5 is a visible difference (the
+#: border-colour seam threshold); the swapped face over a rim or a finger differs by 20-60, a
+#: pixel a quarter blended by the mask's feathered edge by about 5-15.
+OCCLUDER_TOLERANCE = 5.0
+#: Occluder probability (the segmenter's, on the input crop) from which a pixel is an occluder.
+OCCLUDER_PROBABILITY = 0.5
+#: Least share of the face region a frame's occluder must cover to be measured: isolated
+#: segmenter specks (0.03 % of a clear face on the card's validation) are not an occluder.
+MIN_OCCLUDER_SHARE = 0.01
 #: Share of a track's identity samples that must be within the threshold for a pass.
 IDENTITY_WITHIN_SHARE = 0.75
 
@@ -143,6 +164,50 @@ def ring_colour_difference(frame: np.ndarray, mask: np.ndarray, *, ring_px: int 
     inner_lab = rgb2lab(frame[inner.astype(bool)][None]).reshape(-1, 3).mean(axis=0)
     outer_lab = rgb2lab(frame[outer.astype(bool)][None]).reshape(-1, 3).mean(axis=0)
     return float(deltaE_ciede2000(inner_lab[None], outer_lab[None])[0])
+
+
+def occluder_damage(
+    before: np.ndarray,
+    after: np.ndarray,
+    occluder: np.ndarray,
+    face: np.ndarray,
+    *,
+    tolerance: float = OCCLUDER_TOLERANCE,
+    core_px: int = 0,
+) -> tuple[int, int]:
+    """``(occluder pixels, of them changed)`` between the input and the output face.
+
+    ``before`` and ``after``: uint8 ``(H, W, 3)`` crops of the same place of the source and the
+    rendered frame; ``occluder``: float32 ``(H, W)`` occluder probability of the *input* crop
+    (``likeness.faces.occlusion``); ``face``: float ``(H, W)``, the performer's face region
+    (> 0.5; the landmark hull). An occluder pixel is one inside the face with probability
+    >= :data:`OCCLUDER_PROBABILITY`, at least ``core_px`` from the occluder's edge: the mask's
+    edge is only as precise as its own pixel (``side / 64`` frame pixels), and a swap that keeps
+    the occluder exactly may change the skin right beside it. It is changed when its CIEDE2000 to
+    the input exceeds ``tolerance``. Returns ``(0, 0)`` when the occluder's core covers less
+    than :data:`MIN_OCCLUDER_SHARE` of the face (nothing to measure: a rim thinner than two of
+    the mask's pixels has no core, so it is never judged, neither as kept nor as erased).
+
+    >>> before = np.full((8, 8, 3), 200, np.uint8); before[2:4] = 20   # a dark bar over the face
+    >>> covered = np.zeros((8, 8), np.float32); covered[2:4] = 1.0
+    >>> after = np.full((8, 8, 3), 180, np.uint8)                      # painted over with skin
+    >>> occluder_damage(before, after, covered, np.ones((8, 8))), occluder_damage(before, before, covered, np.ones((8, 8)))
+    ((16, 16), (16, 0))
+    """
+    before = check_rgb(before, name="before")
+    after = check_rgb(after, name="after")
+    if before.shape != after.shape:
+        raise MediaError(None, f"occluder_damage: crops differ in shape, {before.shape} and {after.shape}")
+    covered = check_mask(np.asarray(occluder, np.float32), name="occluder", shape=before.shape[:2])
+    inside = check_mask(np.asarray(face, np.float32), name="face", shape=before.shape[:2]) > 0.5
+    core = erode_dilate((covered >= OCCLUDER_PROBABILITY).astype(np.float32), pixels=-max(0, int(core_px)))
+    pixels = inside & (core > 0.5)
+    count = int(pixels.sum())
+    if count == 0 or count < MIN_OCCLUDER_SHARE * int(inside.sum()):
+        return 0, 0
+    # Only the occluder's pixels are converted to L*a*b*.
+    difference = deltaE_ciede2000(rgb2lab(before[pixels][None]), rgb2lab(after[pixels][None]))
+    return count, int(np.count_nonzero(difference > tolerance))
 
 
 # --------------------------------------------------------------------------------------------

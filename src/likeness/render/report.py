@@ -154,6 +154,7 @@ METRIC_TEXT = {
     "mouth": "expression: mouth opening",
     "eyes": "expression: eye openness (blinks)",
     "sharpness": "sharpness vs the performer's face",
+    "occlusion": "occlusion damage: occluder pixels painted over",
     "flicker": "flicker vs the footage",
     "border_colour": "border colour (CIEDE2000)",
 }
@@ -194,6 +195,9 @@ def _value_text(name: str, line: dict[str, Any]) -> str:
         return f"{value:.2f}× (median of {line['samples']})"
     if name == "flicker":
         return f"{value:.2f}×"
+    if name == "occlusion":
+        worst = line.get("worst_frame") or {}
+        return f"{value:.0%} ({line['samples']} frames with an occluder; worst frame {worst.get('value', 0):.0%})"
     return f"{value:.2f}"
 
 
@@ -203,6 +207,11 @@ def _threshold_text(name: str, line: dict[str, Any]) -> str:
     if name in ("mouth", "eyes"):
         text = f"r ≥ {line['threshold']:.1f} and ≥ {line['min_amplitude_ratio']:.1f}×"
         return text + (f"; ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks" if name == "eyes" else "")
+    if name == "occlusion":
+        return (
+            f"≤ {line['threshold']:.0%} changed by more than ΔE00 {line['tolerance_ciede2000']:g} "
+            f"(warn ≤ {line['warn_at']:.0%})"
+        )
     sign = "≥" if line.get("better") == "higher" else "≤"
     return f"{sign} {line['threshold']:g} (warn {sign} {line['warn_at']:g})"
 
@@ -243,6 +252,8 @@ def _face_figures(frames: list[tuple[str, FrameSample]], job_id: str) -> str:
             facts.append(f"sharpness {sample.sharpness:.2f}×")
         if sample.mouth_performer is not None and sample.mouth_output is not None:
             facts.append(f"mouth {sample.mouth_performer:.2f} → {sample.mouth_output:.2f}")
+        if sample.occlusion_damage is not None:
+            facts.append(f"occluder painted over {sample.occlusion_damage:.0%}")
         figures.append(
             f'<figure class="pair"><figcaption><strong>{html.escape(why)}</strong><br>{html.escape("; ".join(facts))}'
             f'</figcaption><div class="crops"><div><img alt="before: the performer" '

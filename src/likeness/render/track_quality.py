@@ -2,9 +2,10 @@
 
 One :class:`ShotQuality` per face track. The pipeline feeds it every swapped face (flicker),
 and on sampled frames the performer's landmarks (from the source frame), the output's landmarks
-(FaceMesh run again on the rendered frame), the identity distance of the output face, and
-face-aligned crops of the source and the output. ``summary()`` is the JSON of the track in the
-render report: each metric with its value, threshold and verdict (``likeness.render.quality``);
+(FaceMesh run again on the rendered frame), the identity distance of the output face, the
+occluder pixels the output changed, and face-aligned crops of the source and the output.
+``summary()`` is the JSON of the track in the render report: each metric with its value,
+threshold and verdict (``likeness.render.quality``);
 ``picked_frames()`` the before/after crops at the worst and median frames for the HTML page.
 
 Example:
@@ -23,17 +24,21 @@ import numpy as np
 
 from likeness.errors import FaceError
 from likeness.faces.identity import IDENTITY_THRESHOLD
+from likeness.faces.occlusion import MASK_INPUT
 from likeness.faces.quality import eye_openness
 from likeness.render.quality import (
     BORDER_COLOUR,
     FLICKER,
     MIN_SERIES_SAMPLES,
+    OCCLUDER_TOLERANCE,
+    OCCLUSION_DAMAGE,
     SHARPNESS,
     bounded_line,
     count_blinks,
     identity_verdict,
     motion_agreement,
     mouth_opening,
+    occluder_damage,
     sharpness_ratio,
     worst_verdict,
 )
@@ -67,6 +72,13 @@ class FrameSample:
     sharpness: float | None = None
     mouth_performer: float | None = None
     mouth_output: float | None = None
+    occluder_pixels: int = 0  # occluder pixels inside the face on the input (0: none found)
+    occluder_changed: int = 0  # of them, changed by the output beyond OCCLUDER_TOLERANCE
+
+    @property
+    def occlusion_damage(self) -> float | None:
+        """Share of this frame's occluder pixels the output changed (None: no occluder)."""
+        return self.occluder_changed / self.occluder_pixels if self.occluder_pixels else None
 
     def scores(self) -> dict[str, Any]:
         def rounded(value: float | None) -> float | None:
@@ -78,6 +90,7 @@ class FrameSample:
             "sharpness": rounded(self.sharpness),
             "mouth_performer": rounded(self.mouth_performer),
             "mouth_output": rounded(self.mouth_output),
+            "occlusion_damage": rounded(self.occlusion_damage),
         }
 
 
@@ -128,6 +141,8 @@ class ShotQuality:
     _series_seen: int = 0
     identity: list[dict[str, float | None]] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
+    # (frame index, occluder pixels, of them changed) on sampled frames with an occluder.
+    occlusion: list[tuple[int, int, int]] = field(default_factory=list)
     samples: list[FrameSample] = field(default_factory=list)
     samples_stride: int = 1
     _samples_seen: int = 0
@@ -187,6 +202,12 @@ class ShotQuality:
             self.identity.append({"distance_to_subject": sample.identity_distance})
         if sample.sharpness is not None:
             self.sharpness.append(sample.sharpness)
+        if sample.occluder_pixels:
+            self.occlusion.append((sample.frame_index, sample.occluder_pixels, sample.occluder_changed))
+            if len(self.occlusion) > MAX_SERIES_SAMPLES:
+                # Thinned like the series, but the most damaged frame stays.
+                worst = max(self.occlusion, key=lambda o: o[2] / o[1])
+                self.occlusion = [o for n, o in enumerate(self.occlusion) if n % 2 == 0 or o is worst]
         self._samples_seen += 1
         if (self._samples_seen - 1) % self.samples_stride == 0:
             self.samples.append(sample)
@@ -230,8 +251,16 @@ class ShotQuality:
         scored = [(s.sharpness, s) for s in self.samples if s.sharpness is not None]
         return min(scored, key=lambda pair: pair[0])[1] if scored else None
 
+    def _most_occluder_damage(self) -> FrameSample | None:
+        scored = [(s.occlusion_damage, s) for s in self.samples if s.occlusion_damage is not None]
+        worst = max(scored, key=lambda pair: pair[0], default=None)
+        return worst[1] if worst is not None and worst[0] > 0 else None
+
     def _extremes(self) -> list[FrameSample]:
         picks = []
+        damaged = self._most_occluder_damage()
+        if damaged is not None:
+            picks.append(damaged)
         by_identity = self._by_identity()
         if by_identity:
             picks.append(by_identity[-1][1])
@@ -253,6 +282,9 @@ class ShotQuality:
             picks.append(("least sharp", least_sharp))
         if self.worst_mouth is not None:
             picks.append(("widest mouth disagreement", self.worst_mouth))
+        damaged = self._most_occluder_damage()
+        if damaged is not None:
+            picks.append(("most of the occluder painted over", damaged))
         if not picks and self.samples:
             picks.append(("sampled frame", self.samples[len(self.samples) // 2]))
         seen: dict[int, int] = {}
@@ -265,6 +297,28 @@ class ShotQuality:
                 seen[sample.frame_index] = len(merged)
                 merged.append((why, sample))
         return merged
+
+    def _occlusion_line(self) -> dict[str, Any]:
+        """The occlusion-damage line: the share of all sampled occluder pixels the output changed;
+        one frame with a third of its occluder painted over is at least a warning, however many
+        frames kept theirs (an erased hand is seen even when the glasses in the other frames stay)."""
+        pixels = sum(o[1] for o in self.occlusion)
+        changed = sum(o[2] for o in self.occlusion)
+        line = bounded_line(changed / pixels if pixels else None, OCCLUSION_DAMAGE, len(self.occlusion))
+        line["tolerance_ciede2000"] = OCCLUDER_TOLERANCE
+        if not pixels:
+            line["reason"] = "the occlusion mask found nothing covering the face on the sampled frames"
+            return line
+        frame, frame_pixels, frame_changed = max(self.occlusion, key=lambda o: o[2] / o[1])
+        line["worst_frame"] = {"frame_index": frame, "value": round(frame_changed / frame_pixels, 4)}
+        if line["verdict"] == "pass" and frame_changed / frame_pixels > OCCLUSION_DAMAGE.warn_at:
+            line["verdict"] = "warn"
+        if line["verdict"] != "pass":
+            line["reason"] = (
+                f"the output changed {changed / pixels:.0%} of the occluder pixels on the face; "
+                f"frame {frame}: {frame_changed / frame_pixels:.0%} of its occluder"
+            )
+        return line
 
     def summary(self, *, identity_threshold: float = IDENTITY_THRESHOLD) -> dict[str, Any]:
         flicker = None
@@ -296,6 +350,7 @@ class ShotQuality:
             "mouth": mouth,
             "eyes": eyes,
             "sharpness": sharp,
+            "occlusion": self._occlusion_line(),
             "flicker": bounded_line(flicker, FLICKER, self._pairs),
             "border_colour": bounded_line(colour, BORDER_COLOUR, len(self.colour_differences), digits=3),
         }
@@ -323,22 +378,39 @@ def measure_sample(
     affine: np.ndarray,
     crop_size: int,
     blend_mask: np.ndarray,
+    occluder: np.ndarray | None = None,
+    face_region: np.ndarray | None = None,
 ) -> FrameSample:
-    """Crops and sharpness of one swapped face at one frame.
+    """Crops, sharpness and occluder damage of one swapped face at one frame.
 
     ``before_region``: uint8 part of the source frame (before the swap) with its top-left corner
     at ``origin`` (x, y); ``rgb_out`` the rendered frame; ``affine`` (2, 3) frame -> model crop of
     ``crop_size``; ``blend_mask`` float32 ``(crop_size, crop_size)``. Sharpness compares the inner
     face (:func:`inner_face_mask`) of both at the face's own size in the frame (:func:`native_side`).
+    ``occluder`` (float32 occluder probability of the input's model crop, ``likeness.faces.occlusion``)
+    and ``face_region`` (float32 performer's landmark hull in that crop), both ``(crop_size,
+    crop_size)``: the occluder pixels the output changed (:func:`~likeness.render.quality.occluder_damage`),
+    also at the face's own size.
     """
     report_affine = scaled_affine(affine, crop_size, FACE_CROP_SIDE)
     before = crop_from_region(before_region, origin, report_affine, FACE_CROP_SIDE)
     after = crop_from_region(rgb_out, (0, 0), report_affine, FACE_CROP_SIDE)
     side = native_side(affine, crop_size)
     native = scaled_affine(affine, crop_size, side)
-    ratio = sharpness_ratio(
-        crop_from_region(before_region, origin, native, side),
-        crop_from_region(rgb_out, (0, 0), native, side),
-        inner_face_mask(blend_mask, side),
-    )
-    return FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio)
+    native_before = crop_from_region(before_region, origin, native, side)
+    native_after = crop_from_region(rgb_out, (0, 0), native, side)
+    ratio = sharpness_ratio(native_before, native_after, inner_face_mask(blend_mask, side))
+    sample = FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio)
+    if occluder is not None and face_region is not None:
+
+        def at_native(mask: np.ndarray) -> np.ndarray:
+            return cv2.resize(np.asarray(mask, np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+
+        sample.occluder_pixels, sample.occluder_changed = occluder_damage(
+            native_before,
+            native_after,
+            at_native(occluder),
+            at_native(face_region),
+            core_px=max(1, round(side / MASK_INPUT)),
+        )
+    return sample
