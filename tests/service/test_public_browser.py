@@ -241,3 +241,23 @@ def test_a_slow_page_font_does_not_fetch_the_full_face(browser, live_service, se
         assert not [url for url in fonts if "/static/fonts/" in url]
     finally:
         context.close()
+
+
+def test_a_korean_file_name_outside_the_cut_is_set_in_the_apps_own_face(browser, live_service, service_world, tmp_path):  # noqa: F811
+    """Korean text is set in NanumGothic served by the app, a visitor's file name too: a name
+    with Hangul the page's cut lacks brings in the full face (for that name only), not the
+    system's font; an ASCII name never does (test_every_verdict_on_the_public_page)."""
+    media = verdict_media(service_world.consent, tmp_path / "media")
+    named = {"name": "뷁 직캠.jpg", "mimeType": "image/jpeg", "buffer": media["unlabelled"].read_bytes()}
+    context, page, errors = open_page(browser, live_service, "phone", "ko")
+    try:
+        assert "뷁" not in page_font_characters(page, live_service)
+        assert check(page, named) == "enrolled-artist-unlabelled"
+        page.wait_for_timeout(500)
+        assert any(url.endswith("/static/fonts/NanumGothic.ttf") for url in page.fonts)
+        assert page.evaluate("document.fonts.check('16px NanumGothic', '뷁')")
+        assert "뷁 직캠.jpg" in page.locator("[data-chosen]").inner_text()
+        page.screenshot(path=str(SHOTS / "korean-file-name-phone-ko.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()

@@ -390,8 +390,9 @@ PAGE_FONTS = ("NanumGothic.woff", "NanumGothicBold.woff")
 def page_font(name: str, request: Request) -> Response:
     """NanumGothic cut down to every character the page can show: the Korean catalogue, the
     page's English, and the names a verdict card may carry (organisations, and artists whose
-    rights holder allowed public naming). Tens of KB; the page never falls back to the 4.7 MB
-    face (a visitor's own file name in an unusual script is set in the system's font)."""
+    rights holder allowed public naming). Tens of KB; only a name the page cannot know in
+    advance (the visitor's file, another issuer's signer) that holds Hangul outside the cut
+    brings in the app's full face, for that name."""
     if name not in PAGE_FONTS:
         raise NotFound(f"no font {name!r}")
     names = page_names(request.app.state.services.workspace)
