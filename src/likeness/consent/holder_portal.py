@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent import keys
-from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
+from likeness.consent.canonical import canonical_bytes, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
     REQUESTED_EVENT,
     GrantRequest,
@@ -52,7 +52,13 @@ from likeness.consent.passkeys import (
     vouch_statement,
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
-from likeness.consent.registry import check_slug, requested_grant, requested_of_subject, revocation_payload
+from likeness.consent.registry import (
+    check_slug,
+    grant_row,
+    requested_grant,
+    requested_of_subject,
+    revocation_payload,
+)
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
@@ -175,14 +181,7 @@ class HolderPortal:
         """A one-time invitation for ``holder`` to register a passkey; returns ``(invitation
         id, token)``. Only the token's digest is stored; the token travels in the link."""
         row = self.registry.get_holder(holder)
-        self._refuse_invitation_to(row)
-        with self._session() as session:
-            owner = LedgerConsent(session).holder_owner(row.id)
-        if owner is not None and owner != self.registry.get_org(org).id:
-            raise ConsentError(
-                "invitation_refused",
-                f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
-            )
+        self._refuse_invitation_to(row, self.registry.get_org(org).id)
         return self._new_invitation(row, org, created_by=created_by, ttl=ttl, at=at)
 
     def invite_to_vouch(
@@ -241,10 +240,11 @@ class HolderPortal:
         self.ledger.append("holder.invited", {**event, "signature": keys.sign(org_key, canonical_bytes(event))})
         return invitation.id, token
 
-    def _refuse_invitation_to(self, row: Any) -> None:
-        """``invitation_refused`` unless ``row`` is a passkey-only holder with no passkey yet:
-        an invitation is signed by the organisation alone, so it may only give a holder their
-        first passkey (the ledger ignores any other; ``LedgerConsent._registration_problem``)."""
+    def _refuse_invitation_to(self, row: Any, org_id: str) -> None:
+        """``invitation_refused`` unless ``row`` is a passkey-only holder with no passkey yet,
+        onboarded by ``org_id``: an invitation is signed by the organisation alone, so it may only
+        give a holder their first passkey, and only from the organisation that enrolled them (the
+        ledger ignores any other; ``LedgerConsent._registration_problem``)."""
         if row.key_fingerprint != PASSKEY_ONLY:
             raise ConsentError(
                 "invitation_refused",
@@ -252,12 +252,18 @@ class HolderPortal:
                 "(their own key is their consent)",
             )
         with self._session() as session:
-            has_passkey = bool(LedgerConsent(session).passkeys(row.id))
+            view = LedgerConsent(session)
+            has_passkey, owner = bool(view.passkeys(row.id)), view.holder_owner(row.id)
         if has_passkey:
             raise ConsentError(
                 "invitation_refused",
                 f"holder {row.slug} already has a passkey: a further one is added by the holder with a passkey "
                 "they have (recovery passkey), never by invitation",
+            )
+        if owner is not None and owner != org_id:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
             )
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
@@ -366,7 +372,7 @@ class HolderPortal:
             holder_row = session.get(RightsHolder, holder_id)
             spent = invitation.used_at is not None
         if not spent:  # a spent link says so (invitation_used, when it is stored)
-            self._refuse_invitation_to(holder_row)  # invited before the holder got a key or a passkey
+            self._refuse_invitation_to(holder_row, org_id)  # invited before the holder got a key or a passkey
         organisation = self.registry.get_org(org_id)
         org_key = keys.load_private_key(self.registry.org_key_path(organisation.slug))
         payload = registration_payload(
@@ -742,21 +748,7 @@ class HolderPortal:
             raise ConsentError("grant_altered", "the payload to sign is not the request's terms")
         check_uses_for_holder_kind(pending.request.uses, pending.holder_kind)
         self._check_assertion(holder_id, assertion, payload)
-        grant = Grant(
-            id=payload["grant_id"],
-            subject_id=payload["subject_id"],
-            org_id=payload["org_id"],
-            holder_id=holder_id,
-            uses=json.dumps(payload["uses"]),
-            valid_from=payload["valid_from"],
-            valid_until=payload["valid_until"],
-            max_renders=payload["max_renders"],
-            allow_unlabelled=payload["allow_unlabelled"],
-            purpose=payload["purpose"],
-            issued_at=payload["issued_at"],
-            payload_sha256=canonical_sha256(payload),
-            signature=assertion.digest(),
-        )
+        grant = grant_row(payload, assertion.digest())
         with self._session() as session:
             decided = session.execute(
                 update(GrantRequestRow)

@@ -96,6 +96,7 @@ CONSENT_EVENTS: dict[str, str] = {
     "release.issued": "release_id",
     "release.revoked": "release_id",
     PASSKEY_REGISTERED: "holder_id",
+    "holder.invited": "invitation_id",
 }
 #: Events that can carry a passkey assertion (``passkey`` member) or register a passkey.
 PASSKEY_EVENTS = (PASSKEY_REGISTERED, "grant.issued", "grant.revoked", "release.issued", "release.revoked")
@@ -279,7 +280,7 @@ class LedgerConsent:
         agree with its ``holder_invitations`` row (``row``: token digest, expiry), and carry
         the organisation's signature (``require_signature``; events written before invitations
         were signed have none). A row a database editor inserted has no such event."""
-        found = find_events(self._session, "holder.invited", {"invitation_id": invitation_id})
+        found = self._find(("holder.invited",), "invitation_id", invitation_id)
         if len(found) != 1:
             return "its invitation is not on the ledger" if not found else "its invitation is on the ledger twice"
         event = found[0]

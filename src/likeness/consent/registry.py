@@ -128,6 +128,42 @@ def release_payload(release: Release, holder_fingerprint: str) -> dict[str, Any]
     }
 
 
+def grant_row(payload: dict[str, Any], signature: str) -> Grant:
+    """The ``grants`` row of a signed grant payload (``grant_payload`` read back), whichever way
+    it was signed: ``signature`` is the Ed25519 signature or the passkey assertion's digest."""
+    return Grant(
+        id=payload["grant_id"],
+        subject_id=payload["subject_id"],
+        org_id=payload["org_id"],
+        holder_id=payload["holder_id"],
+        uses=json.dumps(payload["uses"]),
+        valid_from=payload["valid_from"],
+        valid_until=payload["valid_until"],
+        max_renders=payload["max_renders"],
+        allow_unlabelled=bool(payload["allow_unlabelled"]),
+        purpose=payload["purpose"],
+        issued_at=payload["issued_at"],
+        payload_sha256=canonical_sha256(payload),
+        signature=signature,
+    )
+
+
+def release_row(payload: dict[str, Any], signature: str) -> Release:
+    """The ``releases`` row of a signed release payload (``release_payload`` read back)."""
+    return Release(
+        id=payload["release_id"],
+        performer_id=payload["performer_id"],
+        org_id=payload["org_id"],
+        holder_id=payload["holder_id"],
+        valid_from=payload["valid_from"],
+        valid_until=payload["valid_until"],
+        purpose=payload["purpose"],
+        issued_at=payload["issued_at"],
+        payload_sha256=canonical_sha256(payload),
+        signature=signature,
+    )
+
+
 def revocation_payload(kind: str, target_id: str, revoked_at: str, reason: str) -> dict[str, Any]:
     return {
         "type": f"likeness.{kind}-revocation.v1",
@@ -937,33 +973,7 @@ class Registry:
             raise RegistryError(f"{kind} {record_id} is already imported")
         holder = self.get_holder(str(signed.payload["holder_id"]))
         self._check_holder_signature(kind, holder, signed, signed.payload.get("holder_fingerprint"))
-        if kind == "grant":
-            row: Grant | Release = Grant(
-                id=record_id,
-                subject_id=signed.payload["subject_id"],
-                org_id=signed.payload["org_id"],
-                holder_id=holder.id,
-                uses=json.dumps(signed.payload["uses"]),
-                valid_from=signed.payload["valid_from"],
-                valid_until=signed.payload["valid_until"],
-                max_renders=signed.payload["max_renders"],
-                allow_unlabelled=bool(signed.payload["allow_unlabelled"]),
-                purpose=signed.payload["purpose"],
-                issued_at=signed.payload["issued_at"],
-            )
-        else:
-            row = Release(
-                id=record_id,
-                performer_id=signed.payload["performer_id"],
-                org_id=signed.payload["org_id"],
-                holder_id=holder.id,
-                valid_from=signed.payload["valid_from"],
-                valid_until=signed.payload["valid_until"],
-                purpose=signed.payload["purpose"],
-                issued_at=signed.payload["issued_at"],
-            )
-        row.payload_sha256 = canonical_sha256(signed.payload)
-        row.signature = signed.signature
+        row = (grant_row if kind == "grant" else release_row)(signed.payload, signed.signature)
         with self._session_factory() as session:
             session.add(row)
             if kind == "grant":  # the portal no longer offers it for signing

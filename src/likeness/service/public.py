@@ -402,11 +402,23 @@ def page_font(name: str, request: Request) -> Response:
 
 
 def page_names(workspace: Any) -> str:
-    """The characters of every name a verdict card may show, sorted (the font cache's key)."""
+    """The characters of every name a verdict card may show, sorted (the font cache's key).
+    Worked out again only when the ledger moved (a new organisation or subject is on it): every
+    page load asks, and each subject's naming is a ledger read."""
+    head = workspace.ledger.head()
+    known = _PAGE_NAMES.get(id(workspace))
+    if known is not None and known[0] == head:
+        return known[1]
     registry = workspace.registry
     names = [org.name for org in registry.list_orgs()]
     names += [subject.name for subject in registry.list_subjects() if named_publicly(workspace, subject.id)]
-    return "".join(sorted(set("".join(names))))
+    characters = "".join(sorted(set("".join(names))))
+    _PAGE_NAMES[id(workspace)] = (head, characters)
+    return characters
+
+
+#: id(workspace) -> (the ledger head it was worked out at, page_names)
+_PAGE_NAMES: dict[int, tuple[Any, str]] = {}
 
 
 @lru_cache(maxsize=8)
