@@ -328,8 +328,7 @@ def case_page(job_id: str, request: Request, principal: Annotated[Principal, Dep
 
 @router.post(
     "/cases/{job_id}/mark",
-    openapi_extra={"x-permission": VERIFY.value},
-    dependencies=[Depends(require(VERIFY, csrf_from_header=False))],
+    **guard(VERIFY, csrf_from_header=False),
 )
 def mark_case(
     job_id: str,

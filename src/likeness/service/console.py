@@ -369,8 +369,7 @@ def verify_form(request: Request, principal: Annotated[Principal, Depends(requir
 
 @router.post(
     "/verify",
-    openapi_extra={"x-permission": VERIFY.value},
-    dependencies=[Depends(require(VERIFY, csrf_from_header=False))],
+    **guard(VERIFY, csrf_from_header=False),
 )
 async def verify_upload(request: Request) -> Response:
     principal = require(VERIFY, csrf_from_header=False)(request)
@@ -427,8 +426,7 @@ def render_form(
 
 @router.post(
     "/render",
-    openapi_extra={"x-permission": Permission.RENDER.value},
-    dependencies=[Depends(require(Permission.RENDER, csrf_from_header=False))],
+    **guard(Permission.RENDER, csrf_from_header=False),
 )
 async def render_upload(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)

@@ -761,8 +761,7 @@ def holders_page(request: Request, principal: Annotated[Principal, Depends(requi
 
 @router.post(
     "/consent/holders/invite",
-    openapi_extra={"x-permission": ASK.value},
-    dependencies=[Depends(require(ASK, csrf_from_header=False))],
+    **guard(ASK, csrf_from_header=False),
 )
 def invite_from_console(
     request: Request,
@@ -790,8 +789,7 @@ def invite_from_console(
 
 @router.post(
     "/consent/holders/request",
-    openapi_extra={"x-permission": ASK.value},
-    dependencies=[Depends(require(ASK, csrf_from_header=False))],
+    **guard(ASK, csrf_from_header=False),
 )
 async def request_from_console(request: Request) -> Response:
     from likeness.service.console import render

@@ -102,8 +102,7 @@ async def _upload_for_subject(request: Request, kind: str) -> Response:
 
 @router.post(
     "/studio/references",
-    openapi_extra={"x-permission": RENDER.value},
-    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+    **guard(RENDER, csrf_from_header=False),
 )
 async def references_upload(request: Request) -> Response:
     """A reference photo of a subject: ``POST /api/v1/subjects/{slug}/references``'s job."""
@@ -112,8 +111,7 @@ async def references_upload(request: Request) -> Response:
 
 @router.post(
     "/studio/extractions",
-    openapi_extra={"x-permission": RENDER.value},
-    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+    **guard(RENDER, csrf_from_header=False),
 )
 async def extraction_upload(request: Request) -> Response:
     """Footage to extract a subject's faces from: ``POST /api/v1/extractions``'s job."""
@@ -156,8 +154,7 @@ def _valid(model: type[TrainingIn] | type[ExportIn], fields: dict[str, Any]) -> 
 
 @router.post(
     "/studio/trainings",
-    openapi_extra={"x-permission": RENDER.value},
-    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+    **guard(RENDER, csrf_from_header=False),
 )
 async def training_form(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
@@ -168,8 +165,7 @@ async def training_form(request: Request) -> Response:
 
 @router.post(
     "/studio/exports",
-    openapi_extra={"x-permission": RENDER.value},
-    dependencies=[Depends(require(RENDER, csrf_from_header=False))],
+    **guard(RENDER, csrf_from_header=False),
 )
 async def export_form(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
