@@ -34,6 +34,9 @@ HEADLINES = {
 }
 
 
+PICK = {"en": "Choose a file", "ko": "파일 고르기"}
+
+
 def open_page(browser, base: str, size: str, language: str):  # noqa: F811 (the fixture's value)
     context = browser.new_context(viewport=VIEWPORTS[size], locale="ko-KR" if language == "ko" else "en-GB")
     page = context.new_page()
@@ -78,8 +81,14 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
     font = page_font_characters(page, live_service)
     try:
         page.screenshot(path=str(shots / "0-start.png"), full_page=True)
+        # the picker speaks the page's language (the browser's own button speaks the browser's)
+        assert page.locator(".pick").inner_text() == PICK[language]
+        native = page.locator("input[type=file]").bounding_box()
+        assert native is not None and native["width"] <= 1 and native["height"] <= 1
         for name, verdict in EXPECTED.items():
             assert check(page, media[name]) == verdict, name
+            # ASCII names: nothing on the page calls for the full face
+            assert page.locator(".outside-cut").count() == 0, name
             card = page.locator("[data-result] .verdict-card")
             if (verdict, language) in HEADLINES:
                 assert card.locator("h2").inner_text() == HEADLINES[(verdict, language)]
@@ -257,6 +266,9 @@ def test_a_korean_file_name_outside_the_cut_is_set_in_the_apps_own_face(browser,
         assert any(url.endswith("/static/fonts/NanumGothic.ttf") for url in page.fonts)
         assert page.evaluate("document.fonts.check('16px NanumGothic', '뷁')")
         assert "뷁 직캠.jpg" in page.locator("[data-chosen]").inner_text()
+        # that name, where it shows, and nothing else
+        marked = page.locator(".outside-cut")
+        assert marked.count() == 2 and all("뷁 직캠.jpg" in text for text in marked.all_inner_texts())
         page.screenshot(path=str(SHOTS / "korean-file-name-phone-ko.png"), full_page=True)
         assert errors == []
     finally:

@@ -363,7 +363,8 @@ def render_public_page(request: Request, shared_result: Any = None) -> Response:
     on that result's card."""
     from likeness.service.console import render
 
-    settings = request.app.state.services.settings
+    services = request.app.state.services
+    settings = services.settings
     response = render(
         request,
         "public.html",
@@ -376,6 +377,7 @@ def render_public_page(request: Request, shared_result: Any = None) -> Response:
             "link_days": settings.public_link_days,
             "shared": json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
+            "font_cut": page_cut_text(page_names(services.workspace)),
         },
     )
     response.headers["content-security-policy"] = PAGE_CSP
@@ -422,16 +424,24 @@ _PAGE_NAMES: dict[int, tuple[Any, str]] = {}
 
 
 @lru_cache(maxsize=8)
-def page_font_bytes(name: str, names: str) -> bytes:
+def page_cut_text(names: str) -> str:
+    """Every character the page's cut of NanumGothic sets, sorted: the page's script names the
+    full face only on a name holding one outside it."""
     import string
 
-    from likeness.provenance.visible_label import label_font_path
-    from likeness.report_font import font_subset
     from likeness.service.i18n import catalogue
 
     # + the language switch, which base.html writes in its own language
     text = "".join(catalogue("ko").values()) + string.printable + "·“”‘’…–—× 한국어" + names
-    return font_subset(label_font_path().parent / name.replace(".woff", ".ttf"), text)
+    return "".join(sorted({ch for ch in text if not ch.isspace()} | {" "}))
+
+
+@lru_cache(maxsize=8)
+def page_font_bytes(name: str, names: str) -> bytes:
+    from likeness.provenance.visible_label import label_font_path
+    from likeness.report_font import font_subset
+
+    return font_subset(label_font_path().parent / name.replace(".woff", ".ttf"), page_cut_text(names))
 
 
 def slots(text: str) -> Markup:

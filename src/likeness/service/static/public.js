@@ -15,6 +15,13 @@
   const resultBox = document.querySelector("[data-result]");
   const texts = document.querySelector("[data-texts]");
   let file = null;
+  // The characters of the page's own cut of NanumGothic: a name holding one outside it (the
+  // visitor's file name, another issuer's signer) is set in the app's full face, fetched then.
+  const cut = new Set(form.dataset.fontCut || "");
+  const fitFace = (node) => {
+    node.classList.toggle("outside-cut", [...node.textContent].some((ch) => !cut.has(ch) && !/\s/.test(ch)));
+    return node;
+  };
 
   const word = (name) => {
     const node = texts.querySelector(`[data-word="${name}"]`);
@@ -47,6 +54,7 @@
       const value = values[slot.dataset.slot];
       slot.textContent = value === undefined || value === null || value === "" ? word("unknown") : String(value);
       slot.classList.add("value");
+      fitFace(slot);
       const next = slot.nextSibling;
       if (next && next.nodeType === Node.TEXT_NODE) next.textContent = fitParticle(slot.textContent, next.textContent);
     });
@@ -58,6 +66,7 @@
     const size = picked && picked.size < 1048576
       ? `${Math.max(1, Math.round(picked.size / 1024))} KiB` : picked && `${(picked.size / 1048576).toFixed(1)} MiB`;
     chosen.textContent = picked ? `${picked.name} · ${size}` : "";
+    fitFace(chosen);
   };
   input.addEventListener("change", () => choose(input.files[0] || null));
   ["dragenter", "dragover"].forEach((type) =>
@@ -166,7 +175,7 @@
     const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
     card.append(fill(template.content.cloneNode(true), facts(result)));
     if (source) {
-      card.append(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""]));
+      card.append(fitFace(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""])));
       card.append(shareButton(result));
     } else {
       card.append(fill(texts.querySelector('[data-word="shared-on"]').cloneNode(true), { date: word("shared-date") }));
