@@ -31,6 +31,7 @@ import numpy as np
 from likeness.digests import sha256_file
 from likeness.errors import FaceError, MediaError
 from likeness.faceset.reference_faces import save_reference_face
+from likeness.media.video.budget import DecodeLimits
 
 # Reference photos are portraits: a face smaller than this is too little detail to anchor an
 # identity on.
@@ -93,7 +94,7 @@ def enroll_reference_photos(
 
     for raw in paths:
         path = Path(raw)
-        for label, picture_sha256, rgb in _reference_pictures(path, report):
+        for label, picture_sha256, rgb in _reference_pictures(path, report, DecodeLimits.of(workspace.settings)):
             detected = _one_subject_face(label, rgb, detector, report)
             if detected is None:
                 continue
@@ -137,7 +138,9 @@ def enroll_reference_photos(
     return report
 
 
-def _reference_pictures(path: Path, report: EnrollmentReport) -> Iterator[tuple[str, str, np.ndarray]]:
+def _reference_pictures(
+    path: Path, report: EnrollmentReport, limits: DecodeLimits
+) -> Iterator[tuple[str, str, np.ndarray]]:
     """(label, SHA-256 naming the picture, RGB) for a photo, or for each sampled frame of a video
     (label ``"clip.mp4 @ 2.5 s"``, digest of the file's digest and the frame time, so enrolling the
     same clip again finds the same frames already enrolled). Unreadable input is added to
@@ -155,7 +158,9 @@ def _reference_pictures(path: Path, report: EnrollmentReport) -> Iterator[tuple[
         return
     try:
         file_sha256 = sha256_file(path)
-        frames = sample_video_frames(path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES)
+        frames = sample_video_frames(
+            path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, limits=limits
+        )
         for frame in frames:
             seconds = float(frame.pts_s or 0.0)
             frame_sha256 = hashlib.sha256(f"{file_sha256}:{seconds:.3f}".encode()).hexdigest()

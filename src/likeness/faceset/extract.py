@@ -51,6 +51,7 @@ from likeness.faceset.resume import (
     open_run,
     write_checkpoint,
 )
+from likeness.media.video.budget import DecodeLimits
 
 if TYPE_CHECKING:
     from likeness.consent.policy import Authorization, ReleaseAuthorization
@@ -258,6 +259,7 @@ def extract_faceset(
         release_id=release_id,
         authz=authz,
         progress=progress,
+        decode_limits=DecodeLimits.of(workspace.settings),
     )
     try:
         pipeline.run(inputs)
@@ -405,8 +407,10 @@ class _Pipeline:
         release_id: str | None,
         authz: Authorization | ReleaseAuthorization,
         progress: Callable[[ExtractProgress], None] | None,
+        decode_limits: DecodeLimits,
     ) -> None:
         self.out_dir = out_dir
+        self.decode_limits = decode_limits
         self.state = state
         self.options = options
         self._detectors: dict[str, Any] = {}
@@ -514,7 +518,7 @@ class _Pipeline:
         self.detector("video").reset()
         decisions: dict[int, _Track] = {}
         global_ids: dict[int, int] = {}
-        for frame in iter_video_frames(path, start=start, step=self.options.frame_step):
+        for frame in iter_video_frames(path, start=start, step=self.options.frame_step, limits=self.decode_limits):
             if frame.index < start:
                 continue
             self._process_frame(

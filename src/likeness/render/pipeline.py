@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
+from likeness.media.video.budget import DecodeLimits
 from likeness.prefetch import Prefetch, WriteBehind
 from likeness.render import content
 from likeness.render.blend import paste_face
@@ -629,7 +630,9 @@ def _target_fingerprint(target: Path) -> str:
     return f"{stat.st_size}:{digest.hexdigest()[:32]}"
 
 
-def _content_frames(target: Path, frame_count: int, duration_s: float, samples: int) -> Iterator[np.ndarray]:
+def _content_frames(
+    target: Path, frame_count: int, duration_s: float, samples: int, limits: DecodeLimits
+) -> Iterator[np.ndarray]:
     """The frames the content check sees: at least one per second and at least ``samples`` over
     the clip (every frame of a clip with no more than ``samples``), plus the first frame after
     each cut or change of scene (``content.ContentSampler``), so a short scene between two cuts
@@ -643,7 +646,7 @@ def _content_frames(target: Path, frame_count: int, duration_s: float, samples: 
     sampler = content.ContentSampler(interval_s=content.content_sample_interval(duration_s, floor=samples))
     every_frame = 0 < frame_count <= samples
     try:
-        for frame in iter_video_frames(target, autorotate=True, max_side=CONTENT_FRAME_SIDE):
+        for frame in iter_video_frames(target, autorotate=True, max_side=CONTENT_FRAME_SIDE, limits=limits):
             if sampler.pick(frame.pts_s, content.frame_signature(frame.rgb)) is not None or every_frame:
                 yield frame.rgb
     except MediaError:
@@ -715,7 +718,9 @@ class _VideoRender:
         # The content check cannot be turned off: at least MIN_CONTENT_SAMPLES frames, whatever the options say.
         samples = max(options.content_samples, MIN_CONTENT_SAMPLES)
         setup = _start_setup(self.workspace, self.model_dir, self.authz, self.release, options, video=True)
-        frames = _content_frames(self.target, self.expected, info.duration_s, samples)
+        frames = _content_frames(
+            self.target, self.expected, info.duration_s, samples, DecodeLimits.of(self.workspace.settings)
+        )
         self.report.content_check = asdict(_checked_content(setup, frames, str(self.target)))
         self.renderer = setup.result()  # a FrameRenderer with a closable FaceDetector
         self.report.model_precision = _precision_of(self.renderer.model)
@@ -800,7 +805,7 @@ class _VideoRender:
         from likeness.media.video import iter_video_frames
 
         options, detector = self.options, self.renderer.detector
-        frames = iter_video_frames(self.target, autorotate=True)
+        frames = iter_video_frames(self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings))
         try:
             for frame in frames:
                 if frame.index >= self.start_index:

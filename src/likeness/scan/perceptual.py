@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from likeness.media.video.budget import DecodeLimits
 
 #: frames hashed per clip, spread over its length
 CLIP_FRAMES = 4
@@ -43,7 +47,7 @@ def picture_hashes(rgb: np.ndarray) -> PictureHashes:
     )
 
 
-def file_hashes(path: Path, media_type: str | None) -> list[PictureHashes]:
+def file_hashes(path: Path, media_type: str | None, limits: DecodeLimits | None = None) -> list[PictureHashes]:
     """Hashes of an image, or of up to ``CLIP_FRAMES`` sampled frames of a clip; empty when the
     file cannot be decoded (its verdict already says why)."""
     from likeness.errors import MediaError
@@ -56,7 +60,7 @@ def file_hashes(path: Path, media_type: str | None) -> list[PictureHashes]:
             return [
                 picture_hashes(frame.rgb)
                 for frame in sample_video_frames(
-                    path, every_s=every, max_frames=CLIP_FRAMES, max_side=256, autorotate=True
+                    path, every_s=every, max_frames=CLIP_FRAMES, max_side=256, autorotate=True, limits=limits
                 )
             ]
         from likeness.media import read_image

@@ -59,7 +59,7 @@ def scan_item(verifier: Any, item: ScanItem, *, version: str, report_dir: Path |
         fetched = time.perf_counter()
         result, media = verifier.verify(path, evidence=report_dir is not None)
         verified = time.perf_counter()
-        hashes = file_hashes(path, result.media_type) if result.readable else []
+        hashes = file_hashes(path, result.media_type, verifier.decode_limits) if result.readable else []
         hashed = time.perf_counter()
         result = replace(result, path=item.location)
         evidence = None
