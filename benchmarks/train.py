@@ -14,6 +14,7 @@
     .venv/bin/python benchmarks/train.py gate [--media ../shared/media]  # the coverage gate on the issue's case
     .venv/bin/python benchmarks/train.py recipes [--rounds 3]     # each named recipe's step, interleaved; overnight extrapolation
     .venv/bin/python benchmarks/train.py quality --recipe cpu-overnight-128 --minutes 13  # a recipe's time to quality
+    .venv/bin/python benchmarks/train.py priority --iterations 1500 --checkpoint-every 250  # eyes/mouth priority curve
 
 ``quality`` trains ``df`` at 64 px on two synthetic people (DigiFace-1M id1_variety as the source
 subject, id2_variety as the target performer; faces detected and aligned with likeness.faces), in a
@@ -232,24 +233,109 @@ def bench_onnx(args: argparse.Namespace) -> None:
 
 
 def _aligned_faces(folder: Path, *, size: int):
-    from likeness.faces import FaceDetector, align_face
     from likeness.media import read_image
+
+    paths = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
+    return _aligned_pictures(((path.name, read_image(path)) for path in paths), size=size, where=str(folder))
+
+
+def _aligned_pictures(named, *, size: int, where: str):
+    """(FaceSamples of the main face of each ``(name, rgb)``, names with no face)."""
+    from likeness.faces import FaceDetector, align_face
     from likeness.train import FaceSamples
 
     detector = FaceDetector(max_faces=1)
     images, landmarks, skipped = [], [], []
-    for path in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
-        rgb = read_image(path)
+    for name, rgb in named:
         found = detector.detect(rgb)
         if not found:
-            skipped.append(path.name)
+            skipped.append(name)
             continue
         aligned = align_face(rgb, found[0].landmarks, size=size)
         images.append(aligned.image)
         landmarks.append(aligned.landmarks)
     if len(images) < 4:
-        sys.exit(f"{folder}: only {len(images)} faces detected; need at least 4")
+        sys.exit(f"{where}: only {len(images)} faces detected; need at least 4")
     return FaceSamples(np.stack(images), np.stack(landmarks).astype(np.float32)), skipped
+
+
+def bench_priority(args: argparse.Namespace) -> None:
+    """Does the eyes/mouth priority (a landmark-weighted L1 on eyes, brows and lips) move the
+    mouth metric? The ``preview`` recipe trained for the same iterations and seed with each
+    ``--priorities`` weight (0 = off; 1.0 is the default), on faces that talk on both sides: a
+    model cannot draw an open mouth it never saw, so here the source idols (seeprettyface, from
+    ``--media``) talk too (``talking_portrait``), as does the performer (grace_hopper). At every
+    checkpoint the loop's own held-out metrics: mouth-opening correlation between the performer's
+    validation faces and their swaps, eye correlation, identity transfer."""
+    from likeness.media import read_image
+    from likeness.media.synthetic import grace_hopper, talking_portrait
+    from likeness.train import TrainConfig, load_checkpoint, train_swap_model
+    from likeness.train.recipes import recipe_options
+
+    idols = sorted((Path(args.media) / "synthetic_people" / "seeprettyface_1024").glob("*.png"))[:3]
+    if not idols:
+        sys.exit(f"{args.media}: no synthetic_people/seeprettyface_1024/*.png")
+    resolution = int(recipe_options("preview")["resolution"])
+    talking = (
+        (f"{path.stem}-{i}", rgb)
+        for n, path in enumerate(idols)
+        for i, rgb in enumerate(talking_portrait(read_image(path), n_frames=args.frames, size=(512, 512), seed=10 + n))
+    )
+    source, _ = _aligned_pictures(talking, size=resolution, where="talking idols")
+    performer = talking_portrait(grace_hopper(), n_frames=2 * args.frames, size=(512, 512), seed=3)
+    target, _ = _aligned_pictures(
+        ((str(i), rgb) for i, rgb in enumerate(performer)), size=resolution, where="performer"
+    )
+    root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="likeness-priority-bench-"))
+    print(
+        f"# {source.count} talking idol faces, {target.count} performer faces; preview recipe, "
+        f"{args.iterations} iterations, seed {args.seed}, {args.threads} thread(s); load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    curves: dict[float, list[dict]] = {}
+    for weight in args.priorities:
+        workspace, authz, release = _benchmark_consent(root / f"priority-{weight:g}")
+        config = TrainConfig(
+            **recipe_options("preview"),
+            iterations=args.iterations,
+            checkpoint_every=args.checkpoint_every,
+            preview_every=0,
+            log_every=args.checkpoint_every,
+            validation_fraction=0.25,
+            eyes_mouth_priority=weight,
+            expression_metrics=True,
+            threads=args.threads,
+            workers=1,
+            seed=args.seed,
+        )
+        started = time.monotonic()
+        train_swap_model(authz, release, source, target, root / f"model-{weight:g}", config, workspace=workspace)
+        workspace.close()
+        history = load_checkpoint(root / f"model-{weight:g}" / "checkpoint.pt")["history"]
+        curves[weight] = [row for row in history if row.get("expression_mouth_corr", "absent") != "absent"]
+        print(f"  priority {weight:g}: {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
+    weights = list(curves)
+    print(
+        "\n| iteration | "
+        + " | ".join(f"mouth r, priority {w:g}" for w in weights)
+        + " | "
+        + " | ".join(f"eyes r, priority {w:g}" for w in weights)
+        + " | "
+        + " | ".join(f"identity, priority {w:g}" for w in weights)
+        + " |"
+    )
+    print("|---|" + "---|" * (3 * len(weights)))
+    rows = {w: {row["iteration"]: row for row in curves[w]} for w in weights}
+    for iteration in sorted(set().union(*(r.keys() for r in rows.values()))):
+        cells = []
+        for key in ("expression_mouth_corr", "expression_eye_corr", "identity_transfer"):
+            cells += [_cell(rows[w].get(iteration, {}).get(key)) for w in weights]
+        print(f"| {iteration} | " + " | ".join(cells) + " |")
+    print(f"\n# models and workspaces in {root}")
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _benchmark_consent(root: Path, *, reopen: bool = False):
@@ -1033,6 +1119,7 @@ def main() -> None:
             "threads-step",
             "gate",
             "recipes",
+            "priority",
             "all",
         ],
         nargs="?",
@@ -1149,6 +1236,10 @@ def main() -> None:
         "widths replace those options)",
     )
     parser.add_argument("--every", type=int, default=2, help="gate: use every n-th frame of the performer's clip")
+    parser.add_argument(
+        "--priorities", type=float, nargs="+", default=[0.0, 1.0, 3.0], help="priority: eyes/mouth weights compared"
+    )
+    parser.add_argument("--frames", type=int, default=60, help="priority: talking frames per idol (performer: twice)")
     args = parser.parse_args()
     if args.what == "threads":
         bench_threads(args)
@@ -1158,6 +1249,8 @@ def main() -> None:
         bench_gate(args)
     if args.what == "recipes":
         bench_recipes(args)
+    if args.what == "priority":
+        bench_priority(args)
     if args.what in ("speed", "all"):
         bench_speed(args)
     if args.what == "loop":
