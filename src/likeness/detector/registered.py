@@ -142,6 +142,16 @@ def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
     return sorted((_registered(e, workspace.home) for e in latest.values()), key=lambda r: r.ledger_seq)
 
 
+def detectors_fingerprint(workspace: Any) -> str:
+    """What verify's manipulation field depends on: each current registration and whether it is
+    usable now (a scan re-verifies files when a detector is registered, replaced or edited)."""
+    state = [
+        (r.subject_id, r.ledger_seq, r.onnx_sha256, r.card_sha256, isinstance(check_registered(workspace, r), str))
+        for r in registered_detectors(workspace)
+    ]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
+
+
 def any_registered(workspace: Any) -> bool:
     return bool(workspace.ledger.events(REGISTERED_EVENT, limit=1))
 

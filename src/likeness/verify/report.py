@@ -46,6 +46,8 @@ _VERDICT_COLOURS = {
     "synthetic-other-issuer": "#1d4ed8",
     "no-face": "#6b7280",
     "enrolled-artist-unlabelled": "#c2410c",
+    "enrolled-artist-suspected-manipulation": "#b91c1c",
+    "suspected-manipulation": "#b91c1c",
     "no-enrolled-artist": "#374151",
 }
 
