@@ -149,3 +149,17 @@ def test_a_version_1_object_still_reads() -> None:
     old["schema"], old["manipulation"] = "likeness.verify/1", "not analysed"
     read = VerificationResult.from_dict(old)
     assert read.manipulation.status == "not analysed" and not read.manipulation.analysed
+
+
+def test_a_video_track_is_scored_on_each_sampled_sighting(mina_detector, tmp_path) -> None:
+    from likeness.media.synthetic import write_clip
+
+    world, _ = mina_detector
+    clip = write_clip(tmp_path / "fake.mp4", tinted_astronaut(), seconds=3.0, fps=10, size=(480, 480), with_audio=False)
+    result = verify_path(world.workspace, clip)
+    assert result.verdict.code == "enrolled-artist-suspected-manipulation", result.verdict
+    m = result.to_dict()["manipulation"]
+    track = m["tracks"][0]
+    assert len(track["face_scores"]) == len(track["face_timestamps_s"]) == result.faces.faces[0].frames >= 2
+    assert m["analysed_frames"] == sum(len(t["face_scores"]) for t in m["tracks"])
+    assert track["score"] == pytest.approx(float(np.mean(track["face_scores"])), abs=1e-3)
