@@ -132,15 +132,20 @@ def gate_media(root: Path, *, units: int = 5, frames: int = 2, seed: int = 11) -
     return GateMedia(real, fake, calibration, box)
 
 
-def write_detector(folder: Path, kind: str, calibration: Path, *, target_fpr: float = 0.05) -> Path:
-    """``detector.onnx`` + a card whose threshold is set on ``calibration``'s authentic faces."""
+def write_detector(
+    folder: Path, kind: str, calibration: Path, *, target_fpr: float = 0.05, payload: bytes | None = None
+) -> Path:
+    """``detector.onnx`` + a card whose threshold is set on ``calibration``'s authentic faces.
+
+    ``payload``: another ONNX graph computing the same statistic (``benchmarks/verify.py`` adds
+    a full MobileNetV2 to it, to time a detector of the real one's size)."""
     from likeness.detector.evaluation import unit_faces
     from likeness.detector.score import session_for
     from likeness.detector.train import to_tensor_batch
     from likeness.faces.detect import FaceDetector
 
     folder.mkdir(parents=True, exist_ok=True)
-    payload = statistic_onnx(kind)
+    payload = payload if payload is not None else statistic_onnx(kind)
     (folder / MODEL_FILE).write_bytes(payload)
     with FaceDetector(mode="image") as detector:
         crops = unit_faces(detector, calibration).crops

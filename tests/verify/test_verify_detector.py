@@ -74,6 +74,7 @@ def test_unlabelled_fake_of_the_artist_is_suspected_with_per_face_scores(mina_de
     assert again.manipulation.suspected and again.to_dict()["manipulation"] == m
     html = next((tmp_path / "evidence").glob("*.html")).read_text()
     assert "Manipulation analysis: <strong>suspected</strong>" in html
+    assert 'alt="detector heatmap of face 0"' in html and "occlusion sensitivity" in html
     payload = world.workspace.ledger.events("verification.completed")[-1].payload
     assert payload["manipulation"] == "suspected" and payload["schema"] == SCHEMA_VERSION
 
@@ -163,3 +164,43 @@ def test_a_video_track_is_scored_on_each_sampled_sighting(mina_detector, tmp_pat
     assert len(track["face_scores"]) == len(track["face_timestamps_s"]) == result.faces.faces[0].frames >= 2
     assert m["analysed_frames"] == sum(len(t["face_scores"]) for t in m["tracks"])
     assert track["score"] == pytest.approx(float(np.mean(track["face_scores"])), abs=1e-3)
+
+
+def test_occlusion_heat_is_where_the_detector_looks(evaluated) -> None:
+    """The chroma detector reads the crop's centre (48:80): greying a cell elsewhere changes
+    nothing, greying the tinted centre lowers the score."""
+    from likeness.detector.heatmap import heat_overlay, occlusion_heat
+    from likeness.detector.score import load_detector
+    from likeness.detector.train import COVERAGE, DETECTOR_INPUT
+    from likeness.faces.align import align_face
+    from likeness.faces.detect import FaceDetector
+
+    rgb = tinted_astronaut()
+    with FaceDetector(mode="image") as detector:
+        crop = align_face(rgb, detector.detect(rgb)[0].landmarks, size=DETECTOR_INPUT, coverage=COVERAGE).image
+    heat = occlusion_heat(load_detector(evaluated), crop)
+    assert heat.shape == (8, 8)
+    centre = np.zeros((8, 8), bool)
+    centre[3:5, 3:5] = True  # cells 3 and 4 of 16 px cover pixels 48..79
+    assert np.abs(heat[~centre]).max() < 1e-4
+    assert heat[centre].min() > 0.5
+    overlay = heat_overlay(crop, heat)
+    assert overlay.shape == crop.shape and overlay.dtype == np.uint8
+    assert np.array_equal(overlay[:32, :32], crop[:32, :32])  # no heat, no colour
+
+
+def test_a_running_verifier_notices_an_edited_file(mina_detector, tmp_path) -> None:
+    """A scan's verifier keeps the loaded model, but files edited mid-scan stop its use."""
+    from likeness.verify.pipeline import Verifier
+
+    world, registered = mina_detector
+    fake = write_image(tmp_path / "fake.png", tinted_astronaut())
+    verifier = Verifier(world.workspace)
+    try:
+        assert verifier.verify(fake)[0].manipulation.suspected
+        assert verifier.verify(fake)[0].manipulation.suspected  # unchanged files: not hashed again
+        why = _edit_onnx(world, registered)
+        again, _ = verifier.verify(fake)
+    finally:
+        verifier.close()
+    assert again.manipulation.status == "not analysed" and why in again.manipulation.reason

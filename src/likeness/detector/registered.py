@@ -156,12 +156,19 @@ def any_registered(workspace: Any) -> bool:
     return bool(workspace.ledger.events(REGISTERED_EVENT, limit=1))
 
 
+def ledger_row_problem(workspace: Any, registered: RegisteredDetector) -> str | None:
+    if workspace.ledger.intact(registered.ledger_seq):
+        return None
+    return f"the ledger row of its registered detector (ledger #{registered.ledger_seq}) does not verify (edited)"
+
+
 def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[bytes, dict[str, Any]] | str:
     """The ONNX bytes and card of a registration when everything still matches its ledger event;
     otherwise the reason it must not be used (said in verify's ``manipulation``)."""
     where = f"registered detector (ledger #{registered.ledger_seq})"
-    if not workspace.ledger.intact(registered.ledger_seq):
-        return f"the ledger row of its {where} does not verify (edited)"
+    row_problem = ledger_row_problem(workspace, registered)
+    if row_problem:
+        return row_problem
     onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
     try:
         onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
@@ -189,6 +196,10 @@ class WorkspaceDetectors:
     def __init__(self, workspace: Any) -> None:
         self.workspace = workspace
         self._loaded: dict[tuple[str, int], Any] = {}
+        # The files' stat (inode, size, mtime, ctime) when their bytes last matched the ledger:
+        # while it is unchanged they are not hashed again (a write changes ctime, which no
+        # user can set back).
+        self._checked_stat: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
     def for_subject(self, subject_id: str) -> tuple[RegisteredDetector, Any] | str | None:
         """``(registration, DetectorModel)``; the reason (a string) when a registration exists
@@ -202,10 +213,15 @@ class WorkspaceDetectors:
             registered = _registered(event, self.workspace.home)
         except (KeyError, TypeError) as exc:
             return f"its detector's ledger event (#{event.seq}) is malformed ({type(exc).__name__})"
+        key = (subject_id, registered.ledger_seq)
+        stat = _files_stat(registered.folder)
+        if key in self._loaded and stat is not None and self._checked_stat.get(key) == stat:
+            return ledger_row_problem(self.workspace, registered) or (registered, self._loaded[key])
         checked = check_registered(self.workspace, registered)
         if isinstance(checked, str):
+            self._checked_stat.pop(key, None)
             return checked
-        key = (subject_id, registered.ledger_seq)
+        self._checked_stat[key] = stat
         if key not in self._loaded:
             onnx_bytes, card = checked
             try:
@@ -213,3 +229,11 @@ class WorkspaceDetectors:
             except ModelError as exc:
                 return f"its registered detector (ledger #{registered.ledger_seq}) cannot be loaded: {exc}"
         return registered, self._loaded[key]
+
+
+def _files_stat(folder: Path) -> tuple[int, ...] | None:
+    try:
+        stats = [(folder / name).stat() for name in (MODEL_FILE, CARD_FILE)]
+    except OSError:
+        return None
+    return tuple(v for st in stats for v in (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))

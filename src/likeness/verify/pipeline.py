@@ -175,6 +175,10 @@ class Verifier:
         # at least one is registered (looked up per file: a registration may land mid-scan).
         self.detectors = WorkspaceDetectors(workspace)
         self._score_faces = False
+        # The file being verified: whether its evidence pack was asked for, and the flagged
+        # faces' detector heatmaps for it.
+        self._evidence = False
+        self._heatmaps: dict[int, np.ndarray] = {}
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -264,6 +268,8 @@ class Verifier:
         started = time.perf_counter()
         self._interrupt = interrupt
         self._deadline = deadline
+        self._evidence = evidence
+        self._heatmaps = {}
         path = Path(path)
         display = str(path)
         try:
@@ -367,6 +373,7 @@ class Verifier:
                 face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
                 references=self._reference_faces(faces),
                 label_crop=label_crop,
+                heatmaps=dict(self._heatmaps),
             )
         return _with_duration(result, started), media
 
@@ -752,6 +759,8 @@ class Verifier:
                 skipped.append(f"face {face.face_id}: its detector failed ({exc})")
                 continue
             score = track_score(logits)
+            if self._evidence and score >= model.threshold_logit:
+                self._heatmaps[face.face_id] = _heatmap(model, track.detector_crops[int(np.argmax(logits))])
             scored.append(
                 TrackManipulation(
                     face_id=face.face_id,
@@ -815,6 +824,13 @@ class Verifier:
             threshold=self.gallery.threshold,
             faces=faces,
         )
+
+
+def _heatmap(model: Any, crop: np.ndarray) -> np.ndarray:
+    """Occlusion sensitivity of a flagged face's highest-scoring sighting, for the evidence pack."""
+    from likeness.detector.heatmap import heat_overlay, occlusion_heat
+
+    return heat_overlay(crop, occlusion_heat(model, crop))
 
 
 def _keep_view(track: _Track, quality: float, rgb: np.ndarray, landmarks: np.ndarray) -> None:
