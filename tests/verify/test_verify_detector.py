@@ -74,7 +74,7 @@ def test_unlabelled_fake_of_the_artist_is_suspected_with_per_face_scores(mina_de
     assert again.manipulation.suspected and again.to_dict()["manipulation"] == m
     html = next((tmp_path / "evidence").glob("*.html")).read_text()
     assert "Manipulation analysis: <strong>suspected</strong>" in html
-    assert 'alt="detector heatmap of face 0"' in html and "occlusion sensitivity" in html
+    assert 'alt="detector heatmap of face 0"' in html and "red = greying there lowers its score most" in html
     payload = world.workspace.ledger.events("verification.completed")[-1].payload
     assert payload["manipulation"] == "suspected" and payload["schema"] == SCHEMA_VERSION
 
