@@ -167,3 +167,17 @@ def test_cli_evaluate_register_list_and_replace(
     (folder / CARD_FILE).write_text("{}")
     listed = runner.invoke(app, [*home, "detector", "list"])
     assert "NOT used by verify: the card of its registered detector" in listed.output
+
+
+def test_audit_names_an_edited_registered_detector(chroma: Path, media: GateMedia, workspace) -> None:
+    from likeness.consent.audit import audit_workspace
+    from tests.conftest import add_subject
+
+    add_subject(workspace.registry, "mina", "Mina", kind="artist")
+    evaluate_detector(chroma, media.real, media.fake)
+    registered = register_detector(workspace, chroma, "mina")
+    assert not [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
+    (registered.folder / MODEL_FILE).write_bytes(b"not the registered model")
+    problems = [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
+    assert len(problems) == 1 and problems[0].subject == "detector of mina"
+    assert "ONNX file of its registered detector" in problems[0].message
