@@ -46,29 +46,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from likeness.detector.calibration import roc_auc  # noqa: E402
+from likeness.detector.evaluation import UnitFaces, best_direction_auc, high_frequency_energy  # noqa: E402
 from likeness.detector.score import DetectorModel, load_detector  # noqa: E402
-from likeness.detector.train import align_largest, align_paths, validation_set  # noqa: E402
+from likeness.detector.train import align_paths, validation_set  # noqa: E402
 from likeness.faces.detect import FaceDetector  # noqa: E402
 from likeness.media.images import read_image  # noqa: E402
 from likeness.media.video import VideoEncoder, iter_video_frames, probe_video  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 CONDITIONS = ("crf23", "crf28", "crf35", "half-crf23")
-
-
-def high_frequency_energy(crop: np.ndarray) -> float:
-    """Share of the grey crop's spectral energy above a quarter of Nyquist."""
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(grey - grey.mean()))) ** 2
-    h, w = grey.shape
-    yy, xx = np.mgrid[:h, :w]
-    radius = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
-    return float(spectrum[radius > 0.25].sum() / max(spectrum.sum(), 1e-12))
-
-
-def best_direction_auc(labels: np.ndarray, values: np.ndarray) -> float:
-    auc = roc_auc(labels, values)
-    return max(auc, 1 - auc)
 
 
 def reencode(source: Path, out: Path, *, crf: int, scale: float = 1.0) -> Path:
@@ -113,20 +99,13 @@ def split_segments(source: Path, tmp: Path, *, segments: int, frames: int, size:
     return paths
 
 
-class ClipFaces:
-    """Aligned crops and face sizes of one clip (every ``step``-th frame)."""
+class ClipFaces(UnitFaces):
+    """Aligned crops and face sizes of one clip (every ``step``-th frame), as ``likeness detector evaluate`` takes them."""
 
     def __init__(self, detector: FaceDetector, clip: Path, step: int) -> None:
-        self.crops: list[np.ndarray] = []
-        self.sizes: list[float] = []
+        super().__init__(clip)
         for frame in iter_video_frames(clip, step=step):
-            sample = align_largest(detector, frame.rgb, identity=clip.stem)
-            if sample is None:
-                continue
-            faces = detector.detect(frame.rgb)
-            box = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])).bbox
-            self.crops.append(sample.image)
-            self.sizes.append(float((box[2] - box[0]) * (box[3] - box[1]) / (frame.rgb.shape[0] * frame.rgb.shape[1])))
+            self.add(detector, frame.rgb)
 
 
 def method_scores(

@@ -19,6 +19,15 @@ frame and keep one per second, detect and embed on every sampled frame), against
 (sparse sampling with seeks and non-reference frames skipped, decoding one frame ahead in a
 thread, each face track embedded on its 3 best views).
 
+Speed with a registered manipulation detector (``--skip detector`` leaves it out): 1080p JPEGs of
+two *enrolled* artists each (half labelled renders), verified one after the other by a verifier
+that scores their faces with the artists' registered detector and by one that does not (as where
+none is registered), interleaved per image in the same process. The detector has the real one's
+size: the full MobileNetV2 (ImageNet weights) at 128 px runs on every face, and its logit is the
+tests' hand-built chroma statistic plus 1e-6 x the network's, so that it passes its gates on the
+tests' generated media (``tests/detector/handmade.py``) and can be registered at all. It times
+the cost, not the accuracy. Per face: ONNX Runtime, one face per call, 1 thread, median of 50.
+
 Quality: the artist gallery is built from one reference photo per synthetic identity (DigiFace
 id1/id2 main renders, the first frame of the seeprettyface angle strips); genuine probes are the
 other photos of those identities, impostor probes every face in the portraits, paintings, group
@@ -200,6 +209,120 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
                 )
             )
     return rows
+
+
+def sized_detector_onnx(path: Path) -> bytes:
+    """ONNX of the full MobileNetV2 detector whose logit is the tests' chroma statistic plus
+    1e-6 x the network's logit (see the module docstring: it times the real network's cost)."""
+    import torch
+
+    from likeness.detector.network import build_detector
+    from likeness.detector.train import DETECTOR_INPUT, export_onnx
+
+    lo, hi = DETECTOR_INPUT * 3 // 8, DETECTOR_INPUT * 5 // 8
+
+    class SizedDetector(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = build_detector(pretrained=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            centre = x[:, :, lo:hi, lo:hi]
+            chroma = (centre[:, 0] - centre[:, 1]).mean(dim=(1, 2))
+            return (40.0 * (chroma - 0.03)).unsqueeze(1) + 1e-6 * self.net(x)
+
+    export_onnx(SizedDetector(), path)
+    return path.read_bytes()
+
+
+def register_sized_detector(workspace, folder: Path, subjects: list[str]) -> tuple[float, int]:
+    """Evaluate the sized detector on the tests' generated media and register it for ``subjects``;
+    returns (ms per face, ONNX bytes)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' generated media
+    from likeness.detector.evaluation import evaluate_detector
+    from likeness.detector.registered import register_detector
+    from likeness.detector.score import load_detector
+    from tests.detector.handmade import gate_media, write_detector
+
+    generated = gate_media(folder / "media")
+    payload = sized_detector_onnx(folder / "sized.onnx")
+    detector = write_detector(folder / "detector", "chroma", generated.calibration, payload=payload)
+    evaluation = evaluate_detector(detector, generated.real, generated.fake)
+    if not evaluation["passed"]:
+        raise SystemExit(f"the sized detector fails its gates: {evaluation['gates']}")
+    for subject in subjects:
+        register_detector(workspace, detector, subject)
+    model = load_detector(detector)
+    one = np.random.default_rng(0).integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
+    model.logits(one)
+    times = []
+    for _ in range(50):
+        started = time.perf_counter()
+        model.logits(one)
+        times.append(time.perf_counter() - started)
+    return median_ms(times), len(payload)
+
+
+def detector_speed(workspace, media: Path, tmp: Path, count: int) -> list[tuple[str, float, float]]:
+    """Rows (what, median wall ms, median CPU ms) of verify with and without the registered detector."""
+    from likeness.media import read_image, write_image
+    from likeness.media.synthetic import compose_group
+    from likeness.provenance.writer import LabelledWriter, RenderJob
+    from likeness.verify.pipeline import Verifier
+    from likeness.verify.result import ManipulationEvidence
+
+    class WithoutDetectors(Verifier):
+        """The verifier where no detector is registered: no alignment for it, no scoring."""
+
+        def _keep_detector_crop(self, *args, **kwargs) -> None:
+            return None
+
+        def _manipulation(self, tracks, faces):
+            return ManipulationEvidence.not_analysed("benchmark: detectors off")
+
+    artists = [f"artist{n}" for n in range(3)]
+    face_ms, onnx_bytes = register_sized_detector(workspace, tmp / "detector", artists)
+    photos = [read_image(p) for p in synthetic_people(media)[-3:]]
+    writer = LabelledWriter(workspace)
+    folder = tmp / "artist-images"
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        canvas = compose_group([photos[i % 3], photos[(i + 1) % 3]], size=(1920, 1080))
+        path = folder / f"artists{i:02d}.jpg"
+        if i % 2 == 0:
+            authz = workspace.policy.authorize("idol", "music_video", "studio")
+            writer.write_image(authz, RenderJob.new("image"), canvas, path, quality=90)
+        else:
+            write_image(path, canvas, quality=90)
+        paths.append(path)
+    with_detector, without = Verifier(workspace), WithoutDetectors(workspace)
+    with_detector.verify(paths[0])  # warm up both
+    without.verify(paths[0])
+    wall: dict[str, list[float]] = {"with": [], "without": []}
+    cpu: dict[str, list[float]] = {"with": [], "without": []}
+    scored = []
+    for path in paths:
+        for name, verifier in (("without", without), ("with", with_detector)):
+            (result, _), w, c = cpu_timed(verifier.verify, path)
+            wall[name].append(w)
+            cpu[name].append(c)
+            if name == "with":
+                scored.append(sum(len(t.face_scores) for t in result.manipulation.tracks))
+    with_detector.close()
+    without.close()
+    return [
+        ("verify, no registered detector", median_ms(wall["without"]), median_ms(cpu["without"])),
+        ("verify, the artists' registered detector", median_ms(wall["with"]), median_ms(cpu["with"])),
+        (
+            f"  faces scored per image (median {statistics.median(scored):.0f}); ONNX {onnx_bytes / 1e6:.1f} MB",
+            0.0,
+            0.0,
+        ),
+        ("  detector per face (ONNX Runtime, 1 thread, median of 50)", face_ms, 0.0),
+    ]
 
 
 def video_sampling(
@@ -423,7 +546,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="video runs per path (median)")
-    parser.add_argument("--skip", choices=("images", "video", "quality", "embedder"), action="append", default=[])
+    parser.add_argument(
+        "--skip", choices=("images", "detector", "video", "quality", "embedder"), action="append", default=[]
+    )
     args = parser.parse_args()
     media = args.media.resolve()
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
@@ -442,6 +567,17 @@ def main() -> None:
                     f"{name:62} {ms:9.1f} {'' if ratio is None else f'{ratio:9.2f}':>9} "
                     f"{'' if cpu_ms is None else f'{cpu_ms:8.1f}':>8} {1000 / ms:9.2f}"
                 )
+        if "detector" not in args.skip:
+            print(
+                f"\nManipulation detector cost: {args.images} 1080p JPEGs of two enrolled artists each, single process"
+            )
+            print(f"{'stage':62} {'wall ms':>9} {'CPU ms':>8} {'images/s':>9}")
+            rows = detector_speed(workspace, media, Path(tmp), args.images)
+            for name, ms, cpu_ms in rows:
+                rate = f"{1000 / ms:9.2f}" if cpu_ms else ""
+                print(f"{name:62} {ms:9.1f} {'' if not cpu_ms else f'{cpu_ms:8.1f}':>8} {rate:>9}")
+            drop = 1 - rows[0][1] / rows[1][1]
+            print(f"{'throughput drop with the detector (wall)':62} {100 * drop:8.1f} %")
         if "video" not in args.skip:
             clips = [media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4", generated_clip(Path(tmp))]
             for clip in clips:

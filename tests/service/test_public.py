@@ -73,7 +73,7 @@ def test_every_verdict_is_the_clis_and_nothing_is_kept_or_recorded(service_world
         assert response.status_code == 200, (name, response.text)
         answer = response.json()
         cli = verify_path(service_world.workspace, media[name], record=False)
-        assert answer["schema"] == "likeness.verify/1"
+        assert answer["schema"] == "likeness.verify/1.1"
         assert answer["verdict"] == cli.verdict.code == verdict, name
         assert answer["sha256"] == cli.sha256 and answer["path"] == media[name].name
         assert answer["verdict_rule"] == cli.verdict.rule

@@ -108,7 +108,7 @@ def test_json_has_documented_keys_and_round_trips():
     assert set(obj) >= REQUIRED_KEYS
     assert obj["schema"] == SCHEMA_VERSION
     assert obj["verdict"] == "authorized-synthetic" and obj["verdict_rule"] == "R2"
-    assert obj["manipulation"] == "not analysed"
+    assert obj["manipulation"]["status"] == "not analysed" and "score" not in obj["manipulation"]
     assert obj["watermark"]["ledger_entry"]["job_id"] == "job1"
     assert obj["faces"]["faces"][0]["match"]["similarity"] == 0.6876
     assert obj["faces"]["detected"] == 1

@@ -13,7 +13,9 @@ from likeness.verify.result import (
     FaceEvidence,
     FacesEvidence,
     GrantEvidence,
+    ManipulationEvidence,
     RenderRecord,
+    TrackManipulation,
     WatermarkEvidence,
 )
 
@@ -97,6 +99,28 @@ def faces(*matches: str | None) -> FacesEvidence:
     )
 
 
+def scored(score: float, face_id: int = 0) -> ManipulationEvidence:
+    """Face ``face_id`` scored by a registered detector whose threshold is 1.0."""
+    track = TrackManipulation(
+        face_id=face_id,
+        model="agency.mina",
+        sha256="ab" * 32,
+        ledger_seq=7,
+        threshold_logit=1.0,
+        threshold_probability=0.73,
+        target_false_positive_rate=0.05,
+        score=score,
+        calibrated_probability=0.9 if score >= 1 else 0.5,
+        suspected=score >= 1.0,
+        face_scores=(score,),
+        face_timestamps_s=(0.0,),
+    )
+    return ManipulationEvidence(status="analysed", tracks=(track,))
+
+
+SUSPECTED = scored(2.0)
+
+
 def decide(c2pa=NO_C2PA, watermark=NO_MARK, found=None, read_error=None):
     return v.decide(c2pa=c2pa, watermark=watermark, faces=faces() if found is None else found, read_error=read_error)
 
@@ -165,6 +189,34 @@ def test_r6_enrolled_artist_without_provenance():
     out = decide(found=faces(None, "mina"))
     assert (out.code, out.rule) == ("enrolled-artist-unlabelled", "R6")
     assert "mina" in out.evidence[0] and "face 1" in out.evidence[0]
+
+
+def test_r5a_enrolled_artist_over_the_threshold_of_a_registered_detector():
+    out = v.decide(c2pa=NO_C2PA, watermark=NO_MARK, faces=faces("mina"), manipulation=SUSPECTED)
+    assert (out.code, out.rule) == ("enrolled-artist-suspected-manipulation", "R5a")
+    assert "face 0 (mina, similarity 0.70): detector agency.mina scores 2.00" in out.evidence[0]
+
+
+def test_r5b_a_face_over_the_threshold_that_is_not_an_enrolled_artist():
+    out = v.decide(c2pa=NO_C2PA, watermark=NO_MARK, faces=faces(None), manipulation=SUSPECTED)
+    assert (out.code, out.rule) == ("suspected-manipulation", "R5b")
+
+
+def test_a_score_under_the_threshold_is_evidence_not_a_verdict():
+    out = v.decide(c2pa=NO_C2PA, watermark=NO_MARK, faces=faces("mina"), manipulation=scored(0.5))
+    assert out.code == "enrolled-artist-unlabelled"
+    assert "face 0: detector agency.mina scores 0.50, under its threshold 1.00" in out.evidence
+
+
+@pytest.mark.parametrize("state", ["active", "revoked"])
+def test_our_watermark_still_decides_over_a_suspected_score(state):
+    out = v.decide(c2pa=NO_C2PA, watermark=mark(state), faces=faces("mina"), manipulation=SUSPECTED)
+    assert out.code == ("authorized-synthetic" if state == "active" else "synthetic-consent-revoked")
+
+
+def test_another_issuers_ai_manifest_still_decides_over_a_suspected_score():
+    out = v.decide(c2pa=manifest("Valid"), watermark=NO_MARK, faces=faces("mina"), manipulation=SUSPECTED)
+    assert out.code == "synthetic-other-issuer"
 
 
 def test_r7_faces_but_no_enrolled_artist():
@@ -253,9 +305,10 @@ def test_table_is_total_and_only_emits_known_verdicts():
     ]
     marks = [None, NO_MARK, mark("active"), mark("revoked"), mark(traced=False)]
     face_sets = [None, faces(), faces(None), faces("mina")]
+    scores = [None, ManipulationEvidence.not_analysed("none registered"), scored(0.5), SUSPECTED]
     seen = set()
-    for c2pa, watermark, found in itertools.product(c2pas, marks, face_sets):
-        out = v.decide(c2pa=c2pa, watermark=watermark, faces=found)
+    for c2pa, watermark, found, manipulation in itertools.product(c2pas, marks, face_sets, scores):
+        out = v.decide(c2pa=c2pa, watermark=watermark, faces=found, manipulation=manipulation)
         assert out.code in v.VERDICTS and out.summary == v.SUMMARIES[out.code] and out.evidence
         seen.add(out.code)
     assert seen == set(v.VERDICTS) - {"error"}

@@ -48,7 +48,7 @@ def test_render_is_authorized_then_revoked(mina_world, tmp_path):
     assert result.sha256 == out.sha256
     assert result.c2pa.state == "Trusted" and result.c2pa.declares_ai
     assert result.c2pa.consent.grant_id == mina_world.grant_id
-    assert result.manipulation == "not analysed"
+    assert result.manipulation.status == "not analysed" and not result.manipulation.analysed
     assert result.faces.detected == 1 and result.faces.faces[0].match.slug == "mina"
     events = verification_events(mina_world)
     assert len(events) == 1 and events[0].payload["sha256"] == out.sha256

@@ -1,4 +1,4 @@
-"""CLI for the learned manipulation detector: ``likeness detector train``."""
+"""CLI for the learned manipulation detector: ``likeness detector train | evaluate | register | list``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from likeness.cli.common import console, err_console, mapped_errors
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
 
 detector_app = typer.Typer(
-    help="The learned manipulation detector (measured in docs/detector.md; verify does not use it yet).",
+    help="The learned manipulation detector: train, evaluate on held-out media, register per artist "
+    "(verify uses a registered one only while its measured gates hold; docs/detector.md).",
     no_args_is_help=True,
 )
 
@@ -77,6 +78,94 @@ def train(
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
         f"{card['calibration']['target_false_positive_rate']:.0%} false positives"
     )
+
+
+@detector_app.command("evaluate")
+def evaluate(
+    detector: Annotated[Path, typer.Argument(help="Folder with detector.onnx and detector.card.json.")],
+    real: Annotated[
+        list[Path],
+        typer.Option("--real", help="Held-out authentic video, or folder of frames of one clip (repeatable)."),
+    ],
+    fake: Annotated[
+        list[Path],
+        typer.Option("--fake", help="Held-out manipulated video, or folder of frames of one clip (repeatable)."),
+    ],
+) -> None:
+    """Measure a detector on held-out media against the shortcut baselines; write the gates into its card.
+
+    Exit status 1 when a gate fails (the card still records the evaluation).
+    """
+    from rich.table import Table
+
+    from likeness.detector.evaluation import evaluate_detector
+
+    with mapped_errors():
+        evaluation = evaluate_detector(detector, real, fake)
+    figures = evaluation["figures"]
+    table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
+    for column in ("method", "frame AUC", "video AUC"):
+        table.add_column(column)
+    table.add_row("detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}")
+    for name, words in (("face_size", "face size"), ("high_frequency_energy", "high-frequency energy")):
+        baseline = figures["baselines"][name]
+        table.add_row(f"{words} (best direction)", f"{baseline['frame_auc']:.3f}", f"{baseline['video_auc']:.3f}")
+    console.print(table)
+    fpr = figures["authentic_false_positive_rate"]
+    console.print(
+        f"false-positive rate on authentic faces at the card's threshold: {fpr['frame']:.3f} of faces, {fpr['video']:.3f} of units"
+    )
+    for gate in evaluation["gates"]:
+        console.print(f"{'[green]holds[/]' if gate['holds'] else '[bold red]fails[/]'}  {gate['gate']}: {gate['says']}")
+    if not evaluation["passed"]:
+        fail("the gates do not hold: verify will not use this detector (the card records why)")
+
+
+@detector_app.command("register")
+def register_command(
+    ctx: typer.Context,
+    detector: Annotated[Path, typer.Argument(help="Folder with detector.onnx and its evaluated card.")],
+    subject: Annotated[str, typer.Option("--subject", help="The enrolled subject (slug or id) it is for.")],
+) -> None:
+    """Copy an evaluated detector into the workspace for one subject and record it on the ledger.
+
+    Refused unless its card's evaluation passes every gate. A later registration for the same
+    subject replaces this one.
+    """
+    from likeness.detector.registered import register_detector
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        try:
+            registered = register_detector(workspace, detector, subject)
+        finally:
+            workspace.close()
+    console.print(
+        f"registered {registered.model} for {registered.subject_slug} (ledger #{registered.ledger_seq}): "
+        f"{registered.folder}"
+    )
+
+
+@detector_app.command("list")
+def list_command(ctx: typer.Context) -> None:
+    """Show each subject's registered detector and whether verify can use it now."""
+    from likeness.detector.registered import check_registered, registered_detectors
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        try:
+            rows = [(r, check_registered(workspace, r)) for r in registered_detectors(workspace)]
+        finally:
+            workspace.close()
+    if not rows:
+        console.print("no detector is registered")
+        return
+    for registered, checked in rows:
+        used = f"NOT used by verify: {checked}" if isinstance(checked, str) else "used by verify"
+        console.print(
+            f"{registered.subject_slug}  {registered.model}  onnx {registered.onnx_sha256[:16]}  "
+            f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}"
+        )
 
 
 def register(app: typer.Typer) -> None:

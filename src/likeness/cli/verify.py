@@ -17,6 +17,8 @@ _VERDICT_STYLES = {
     "synthetic-consent-revoked": "bold yellow",
     "synthetic-other-issuer": "bold blue",
     "no-face": "dim",
+    "enrolled-artist-suspected-manipulation": "bold red",
+    "suspected-manipulation": "bold red",
     "enrolled-artist-unlabelled": "bold magenta",
     "no-enrolled-artist": "white",
 }

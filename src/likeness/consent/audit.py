@@ -99,6 +99,7 @@ def audit_workspace(
     warnings += role_warnings(workspace.engine)
     problems += consent_problems(workspace)
     problems += watermark_index_audit(workspace)
+    problems += detector_problems(workspace)
     legacy_keys = legacy_keys_warning(workspace.keys_dir)
     if legacy_keys:
         warnings.append(legacy_keys)
@@ -206,6 +207,18 @@ def watermark_index_audit(workspace: Workspace) -> list[Problem]:
     """Rows of the watermark-payload index missing, extra or altered against the ledger."""
     with Session(workspace.engine) as session:
         return [Problem(p.kind, f"ledger row {p.seq}", p.problem) for p in watermark_index_problems(session)]
+
+
+def detector_problems(workspace: Workspace) -> list[Problem]:
+    """Registered manipulation detectors that verify would not use: files or ledger row no
+    longer matching (``detector_altered``); verify makes the same check at use."""
+    from likeness.detector.registered import check_registered, registered_detectors
+
+    return [
+        Problem("detector_altered", f"detector of {r.subject_slug}", why)
+        for r in registered_detectors(workspace)
+        if isinstance(why := check_registered(workspace, r), str)
+    ]
 
 
 def append_only_problems(engine: Engine) -> list[Problem]:

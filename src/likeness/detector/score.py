@@ -76,8 +76,6 @@ def track_score(calibrated_logits: np.ndarray) -> float:
 
 def load_detector(folder: Path, *, threads: int = 1) -> DetectorModel:
     """Load ``folder/detector.onnx`` after checking it against ``folder/detector.card.json``."""
-    import onnxruntime as ort
-
     onnx_path, card_path = Path(folder) / MODEL_FILE, Path(folder) / CARD_FILE
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
@@ -90,8 +88,18 @@ def load_detector(folder: Path, *, threads: int = 1) -> DetectorModel:
     payload = onnx_path.read_bytes()
     if hashlib.sha256(payload).hexdigest() != expected:
         raise ModelError(f"{onnx_path}: sha256 does not match its card")
+    return DetectorModel(card, session_for(payload, threads=threads))
+
+
+def session_for(onnx_bytes: bytes, *, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session for bytes already checked against a sha256."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return DetectorModel(card, ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"]))
+    try:
+        return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors on bad graphs
+        raise ModelError(f"detector: ONNX Runtime cannot load it ({type(exc).__name__})") from None

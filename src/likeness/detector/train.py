@@ -26,6 +26,7 @@ import numpy as np
 
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
+from likeness.digests import sha256_file
 from likeness.errors import FaceError, ModelError
 from likeness.faces.align import Coverage
 
@@ -158,10 +159,14 @@ def train_detector(
     config: DetectorTrainConfig = DetectorTrainConfig(),
     data_note: str = "",
     model_id: str = "likeness.detector.sbi",
+    training_files: Sequence[str] = (),
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict:
     """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic; a rerun resumes exactly), calibrate,
-    export ``out_dir/detector.onnx`` and write ``out_dir/detector.card.json``. Returns the card."""
+    export ``out_dir/detector.onnx`` and write ``out_dir/detector.card.json``. Returns the card.
+
+    ``training_files``: sha256 of every file the faces came from (training and calibration), kept
+    in the card so that ``likeness detector evaluate`` can refuse them as held-out media."""
     import torch
 
     from likeness.detector.network import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_PACKAGE, build_detector
@@ -266,6 +271,7 @@ def train_detector(
             "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
             "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
             "device": "cpu",
+            "files_sha256": sorted(set(training_files)),
         },
         "validation": {
             "faces": len(validation),
@@ -330,6 +336,7 @@ def train_from_folders(
     if own:
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
+    files = [sha256_file(p) for p in [*paths, *extra]] + inherited_training_files(config.init_checkpoint)
     model_id = (
         "likeness.detector.sbi-finetune"
         if config.init_checkpoint
@@ -344,8 +351,24 @@ def train_from_folders(
         config=config,
         data_note=note,
         model_id=model_id,
+        training_files=files,
         progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None,
     )
+
+
+def inherited_training_files(init_checkpoint: str | None) -> list[str]:
+    """A fine-tune has also seen what its starting model saw: the files listed by the card
+    beside ``init_checkpoint`` (none when there is no card there)."""
+    if not init_checkpoint:
+        return []
+    card_path = Path(init_checkpoint).parent / CARD_FILE
+    if not card_path.is_file():
+        return []
+    try:
+        files = json.loads(card_path.read_text()).get("training", {}).get("files_sha256", [])
+    except ValueError:
+        raise ModelError(f"{card_path}: not a detector card") from None
+    return [str(f) for f in files] if isinstance(files, list) else []
 
 
 def export_onnx(net: Any, path: Path) -> None:

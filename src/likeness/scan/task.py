@@ -27,6 +27,8 @@ REVIEW_VERDICTS = frozenset(
     {
         "tampered",
         "enrolled-artist-unlabelled",
+        "enrolled-artist-suspected-manipulation",
+        "suspected-manipulation",
         "synthetic-consent-revoked",
         "synthetic-other-issuer",
     }
@@ -110,7 +112,7 @@ def result_row(
         "render_job_id": watermark.render.job_id if watermark is not None and watermark.render else None,
         "c2pa_state": result.c2pa.state if result.c2pa is not None else None,
         "matched_subjects": sorted({f.match.slug for f in faces if f.match}),
-        "manipulation": result.manipulation,
+        "manipulation": result.manipulation.summary,
         "visible_label": None if result.visible_label is None else bool(result.visible_label.present),
         "errors": [f"{e.stage}: {e.reason}" for e in result.errors],
         "phashes": [h.phash for h in hashes or ()],

@@ -59,6 +59,8 @@ VERDICT_TONES = {
     "synthetic-other-issuer": "info",
     "synthetic-consent-revoked": "warn",
     "enrolled-artist-unlabelled": "bad",
+    "enrolled-artist-suspected-manipulation": "bad",
+    "suspected-manipulation": "bad",
     "tampered": "bad",
     "error": "bad",
 }

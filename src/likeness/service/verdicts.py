@@ -22,6 +22,8 @@ VERDICT_HEADLINES = {
     "synthetic-consent-revoked": N_("Made with AI, but the consent is no longer in force"),
     "synthetic-other-issuer": N_("Made with AI by someone else"),
     "tampered": N_("Changed after it was signed"),
+    "enrolled-artist-suspected-manipulation": N_("{artist} appears, and the face looks manipulated"),
+    "suspected-manipulation": N_("A face here looks manipulated"),
     "enrolled-artist-unlabelled": N_("{artist} appears, with no AI label or record"),
     "no-enrolled-artist": N_("No artist of this agency found"),
     "no-face": N_("No face found"),
@@ -30,7 +32,7 @@ VERDICT_HEADLINES = {
 
 
 def verdict_headline(gettext: Callable[..., str], verification: dict[str, Any]) -> str:
-    """The headline of a ``likeness.verify/1`` object's verdict in ``gettext``'s language, the
+    """The headline of a ``likeness.verify/1.1`` object's verdict in ``gettext``'s language, the
     artist named by the first recognised face (the console's users may see names).
 
     >>> verdict_headline(lambda text, **v: text.format(**v), {"verdict": "enrolled-artist-unlabelled",

@@ -55,8 +55,10 @@ from likeness.verify.result import (
     FaceEvidence,
     FacesEvidence,
     GrantEvidence,
+    ManipulationEvidence,
     RenderRecord,
     StageError,
+    TrackManipulation,
     VerificationResult,
     WatermarkEvidence,
     declares_ai_generation,
@@ -126,6 +128,9 @@ class _Track:
     best_crop: np.ndarray | None = None
     #: Video: the best views still to embed, as (quality, face view RGB, landmarks in the view).
     views: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: Every sighting aligned for the manipulation detector (only while one is registered), and when.
+    detector_crops: list[np.ndarray] = field(default_factory=list)
+    detector_times: list[float] = field(default_factory=list)
 
 
 class Verifier:
@@ -164,6 +169,16 @@ class Verifier:
         self._interrupt: Callable[[], None] | None = None
         # When the file being verified must be given up (``verify(deadline=)``), monotonic s.
         self._deadline: float | None = None
+        from likeness.detector.registered import WorkspaceDetectors
+
+        # The agency's registered manipulation detectors; faces are aligned for them only while
+        # at least one is registered (looked up per file: a registration may land mid-scan).
+        self.detectors = WorkspaceDetectors(workspace)
+        self._score_faces = False
+        # The file being verified: whether its evidence pack was asked for, and the flagged
+        # faces' detector heatmaps for it.
+        self._evidence = False
+        self._heatmaps: dict[int, np.ndarray] = {}
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -253,6 +268,8 @@ class Verifier:
         started = time.perf_counter()
         self._interrupt = interrupt
         self._deadline = deadline
+        self._evidence = evidence
+        self._heatmaps = {}
         path = Path(path)
         display = str(path)
         try:
@@ -299,6 +316,9 @@ class Verifier:
 
         c2pa = self._read_c2pa(path, errors)
         self._check_deadline()
+        from likeness.detector.registered import any_registered
+
+        self._score_faces = any_registered(self.workspace)
         before_analysis = len(errors)
         self._labels = LabelSearch(self._label_background(), keep_crop=evidence)
         if kind.media_type == "image":
@@ -323,8 +343,16 @@ class Verifier:
             errors.append(StageError("visible_label", str(exc)))
             visible_label, label_crop = None, None
         faces = self._faces_evidence(tracks, frame_times, errors)
+        manipulation = self._manipulation(tracks, faces)
         damage = next((e.reason for e in errors[before_analysis:] if e.stage == "read"), None)
-        verdict = decide(c2pa=c2pa, watermark=watermark, faces=faces, damage=damage, visible_label=visible_label)
+        verdict = decide(
+            c2pa=c2pa,
+            watermark=watermark,
+            faces=faces,
+            damage=damage,
+            visible_label=visible_label,
+            manipulation=manipulation,
+        )
         result = VerificationResult(
             path=display,
             sha256=sha256,
@@ -336,6 +364,7 @@ class Verifier:
             faces=faces,
             errors=tuple(errors),
             visible_label=visible_label,
+            manipulation=manipulation,
         )
         if media is not None:
             media = EvidenceMedia(
@@ -344,6 +373,7 @@ class Verifier:
                 face_crops={t.face_id: t.best_crop for t in tracks or () if t.best_crop is not None},
                 references=self._reference_faces(faces),
                 label_crop=label_crop,
+                heatmaps=dict(self._heatmaps),
             )
         return _with_duration(result, started), media
 
@@ -507,6 +537,7 @@ class Verifier:
             for face_id, (face, embedding) in enumerate(self._faces_in(rgb, "image")):
                 track = _Track(face_id)
                 self._observe(track, face, rgb, 0.0, evidence=evidence, embedding=embedding)
+                self._keep_detector_crop(track, face, rgb, 0.0)
                 found.append(track)
         except LikenessError as exc:
             errors.append(StageError("faces", str(exc)))
@@ -598,6 +629,7 @@ class Verifier:
                         for track_id, face in zip(ids, found):
                             track = tracks.setdefault(track_id, _Track(track_id))
                             quality = self._observe(track, face, frame.rgb, frame.pts_s, evidence=evidence)
+                            self._keep_detector_crop(track, face, frame.rgb, frame.pts_s)
                             if embed:
                                 _keep_view(track, quality, frame.rgb, face.landmarks)
                     except (LikenessError, MediaError) as exc:
@@ -680,6 +712,77 @@ class Verifier:
         track.best_score = max(track.best_score, float(face.score))
         return quality
 
+    def _keep_detector_crop(self, track: _Track, face: Any, rgb: np.ndarray, t: float) -> None:
+        """Align this sighting the way the detectors were trained (only while one is registered)."""
+        if not self._score_faces:
+            return
+        from likeness.detector.train import COVERAGE, DETECTOR_INPUT
+        from likeness.faces.align import align_face
+
+        try:
+            track.detector_crops.append(align_face(rgb, face.landmarks, size=DETECTOR_INPUT, coverage=COVERAGE).image)
+        except LikenessError:
+            return
+        track.detector_times.append(float(t))
+
+    def _manipulation(self, tracks: list[_Track] | None, faces: FacesEvidence | None) -> ManipulationEvidence:
+        """Score each track of a subject with a registered detector (docs/detector.md); a
+        registration whose files or ledger row no longer match is not used, and says why."""
+        from likeness.detector.calibration import sigmoid
+        from likeness.detector.score import track_score
+
+        if faces is None or tracks is None:
+            return ManipulationEvidence.not_analysed("face analysis did not run")
+        if not self._score_faces:
+            return ManipulationEvidence.not_analysed("no detector is registered in this workspace")
+        by_id = {t.face_id: t for t in tracks}
+        scored: list[TrackManipulation] = []
+        skipped: list[str] = []
+        for face in faces.faces:
+            subject = face.match or face.performer
+            if subject is None:
+                continue
+            found = self.detectors.for_subject(subject.subject_id)
+            if found is None:
+                continue
+            if isinstance(found, str):
+                skipped.append(f"face {face.face_id}: {found}")
+                continue
+            registered, model = found
+            track = by_id.get(face.face_id)
+            if track is None or not track.detector_crops:
+                skipped.append(f"face {face.face_id}: no sighting could be aligned for its detector")
+                continue
+            try:
+                logits = model.logits(track.detector_crops)
+            except LikenessError as exc:
+                skipped.append(f"face {face.face_id}: its detector failed ({exc})")
+                continue
+            score = track_score(logits)
+            if self._evidence and score >= model.threshold_logit:
+                self._heatmaps[face.face_id] = _heatmap(model, track.detector_crops[int(np.argmax(logits))])
+            scored.append(
+                TrackManipulation(
+                    face_id=face.face_id,
+                    model=registered.model,
+                    sha256=registered.onnx_sha256,
+                    ledger_seq=registered.ledger_seq,
+                    threshold_logit=model.threshold_logit,
+                    threshold_probability=float(sigmoid(np.array(model.threshold_logit))),
+                    target_false_positive_rate=float(model.card["calibration"]["target_false_positive_rate"]),
+                    score=score,
+                    calibrated_probability=float(sigmoid(np.array(score))),
+                    suspected=score >= model.threshold_logit,
+                    face_scores=tuple(float(v) for v in logits),
+                    face_timestamps_s=tuple(track.detector_times),
+                )
+            )
+        if scored:
+            return ManipulationEvidence(status="analysed", tracks=tuple(scored), skipped=tuple(skipped))
+        if skipped:
+            return ManipulationEvidence.not_analysed("; ".join(skipped), tuple(skipped))
+        return ManipulationEvidence.not_analysed("no face of a subject with a registered detector")
+
     def _faces_evidence(
         self, tracks: list[_Track] | None, frame_times: tuple[float, ...], errors: list[StageError]
     ) -> FacesEvidence | None:
@@ -723,6 +826,13 @@ class Verifier:
         )
 
 
+def _heatmap(model: Any, crop: np.ndarray) -> np.ndarray:
+    """Occlusion sensitivity of a flagged face's highest-scoring sighting, for the evidence pack."""
+    from likeness.detector.heatmap import heat_overlay, occlusion_heat
+
+    return heat_overlay(crop, occlusion_heat(model, crop))
+
+
 def _keep_view(track: _Track, quality: float, rgb: np.ndarray, landmarks: np.ndarray) -> None:
     """Keep this sighting for the track's deferred embedding if it is among its
     :data:`EMBEDDINGS_PER_TRACK` best (cut small, so the frame itself is not held)."""
@@ -763,7 +873,7 @@ def verification_payload(result: VerificationResult) -> dict[str, Any]:
         "grant_ids": sorted({g.grant_id for g in result.referenced_grants()}),
         "matched_subjects": sorted({f.match.slug for f in (result.faces.faces if result.faces else ()) if f.match}),
         "partial": any(e.stage == "read" for e in result.errors),
-        "manipulation": result.manipulation,
+        "manipulation": result.manipulation.summary,
         "visible_label": None if result.visible_label is None else result.visible_label.present,
     }
 

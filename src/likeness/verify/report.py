@@ -46,6 +46,8 @@ _VERDICT_COLOURS = {
     "synthetic-other-issuer": "#1d4ed8",
     "no-face": "#6b7280",
     "enrolled-artist-unlabelled": "#c2410c",
+    "enrolled-artist-suspected-manipulation": "#b91c1c",
+    "suspected-manipulation": "#b91c1c",
     "no-enrolled-artist": "#374151",
 }
 
@@ -66,7 +68,8 @@ class EvidenceMedia:
     analysed video frames with their timestamps as captions. ``face_crops``: per ``face_id``, the
     face as seen in the file. ``references``: per ``subject_id``, a reference face of the
     enrolled subject when the workspace keeps one. ``label_crop``: the visible AI label where
-    it was found.
+    it was found. ``heatmaps``: per flagged ``face_id``, its detector's occlusion sensitivity
+    over the aligned face (``likeness.detector.heatmap``).
     """
 
     thumbnail: np.ndarray | None = None
@@ -74,6 +77,7 @@ class EvidenceMedia:
     face_crops: Mapping[int, np.ndarray] = field(default_factory=dict)
     references: Mapping[str, np.ndarray] = field(default_factory=dict)
     label_crop: np.ndarray | None = None
+    heatmaps: Mapping[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,11 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
         crop = media.face_crops.get(face["face_id"])
         subject = (face["match"] or {}).get("subject_id")
         reference = media.references.get(subject) if subject else None
+        heatmap = media.heatmaps.get(face["face_id"])
         faces.append(
             {
                 **face,
+                "heatmap_uri": None if heatmap is None else data_uri(heatmap, max_side=FACE_CROP_SIDE),
                 "crop_uri": None if crop is None else data_uri(crop, max_side=FACE_CROP_SIDE),
                 "reference_uri": None if reference is None else data_uri(reference, max_side=FACE_CROP_SIDE),
             }

@@ -22,11 +22,15 @@ from typing import Any
 
 from likeness import __version__
 
-SCHEMA_VERSION = "likeness.verify/1"
+SCHEMA_VERSION = "likeness.verify/1.1"
+#: Versions ``from_dict`` reads. 1.1 made ``manipulation`` an object (it was the string "not
+#: analysed" in 1); a 1 object reads as not analysed, with no reason given.
+READABLE_SCHEMAS = ("likeness.verify/1", SCHEMA_VERSION)
 
-#: The design forbids a placeholder score: until a detector trained on real data exists, every
-#: result says so in words.
+#: The design forbids a placeholder score: where no detector that passed its gates applies, the
+#: result says so in words, with the reason.
 MANIPULATION_NOT_ANALYSED = "not analysed"
+MANIPULATION_ANALYSED = "analysed"
 
 #: States ``Registry.grant_state`` can report. Only ``active`` means consent is in force today.
 GRANT_STATES = ("active", "expired", "revoked", "not_yet_valid", "altered", "unknown")
@@ -243,6 +247,75 @@ class LabelEvidence:
 
 
 @dataclass(frozen=True)
+class TrackManipulation:
+    """One face track scored by its subject's registered detector (``likeness.detector``).
+
+    Scores are calibrated logits (raw logit / the card's temperature); ``score`` is the mean over
+    the track's ``face_scores`` (one per sampled sighting, at ``face_timestamps_s``) and
+    ``suspected`` is ``score >= threshold_logit``, the threshold set on authentic faces at
+    ``target_false_positive_rate``.
+    """
+
+    face_id: int
+    model: str
+    sha256: str
+    ledger_seq: int
+    threshold_logit: float
+    threshold_probability: float
+    target_false_positive_rate: float
+    score: float
+    calibrated_probability: float
+    suspected: bool
+    face_scores: tuple[float, ...]
+    face_timestamps_s: tuple[float, ...]
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.threshold_logit
+
+
+@dataclass(frozen=True)
+class ManipulationEvidence:
+    """The learned manipulation score, or why there is none.
+
+    ``status`` is ``"analysed"`` when at least one face track was scored by a registered detector
+    whose files match the ledger and whose measured gates hold; otherwise ``"not analysed"`` and
+    ``reason`` says why. ``skipped`` names tracks a detector would have applied to but did not
+    (e.g. its files were edited). The headline (``model``, ``score``...) is the track with the
+    highest score over its own threshold.
+    """
+
+    status: str = MANIPULATION_NOT_ANALYSED
+    reason: str | None = None
+    tracks: tuple[TrackManipulation, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    @classmethod
+    def not_analysed(cls, reason: str | None, skipped: tuple[str, ...] = ()) -> ManipulationEvidence:
+        return cls(status=MANIPULATION_NOT_ANALYSED, reason=reason, skipped=skipped)
+
+    @property
+    def analysed(self) -> bool:
+        return self.status == MANIPULATION_ANALYSED and bool(self.tracks)
+
+    @property
+    def headline(self) -> TrackManipulation | None:
+        return max(self.tracks, key=lambda t: t.margin) if self.tracks else None
+
+    @property
+    def suspected(self) -> tuple[TrackManipulation, ...]:
+        return tuple(t for t in self.tracks if t.suspected)
+
+    @property
+    def summary(self) -> str:
+        """One word for tables (the scan's Parquet column, the ledger): "not analysed",
+        "not suspected" or "suspected"."""
+        if not self.analysed:
+            return MANIPULATION_NOT_ANALYSED
+        return "suspected" if self.suspected else "not suspected"
+
+
+@dataclass(frozen=True)
 class StageError:
     """A stage that could not run on this file, and why (the file name is the result's path)."""
 
@@ -278,7 +351,9 @@ class VerificationResult:
     verified_at: str = field(default_factory=utc_now)
     duration_s: float | None = None
     resumed: bool = False
-    manipulation: str = MANIPULATION_NOT_ANALYSED
+    manipulation: ManipulationEvidence = field(
+        default_factory=lambda: ManipulationEvidence.not_analysed("no registered detector was applied")
+    )
     schema: str = SCHEMA_VERSION
     software: str = f"likeness {__version__}"
 
@@ -326,7 +401,7 @@ class VerificationResult:
             "verdict_rule": self.verdict.rule,
             "verdict_summary": self.verdict.summary,
             "verdict_evidence": list(self.verdict.evidence),
-            "manipulation": self.manipulation,
+            "manipulation": _manipulation_dict(self.manipulation),
             "c2pa": _c2pa_dict(self.c2pa),
             "watermark": _watermark_dict(self.watermark),
             "faces": _faces_dict(self.faces),
@@ -344,8 +419,8 @@ class VerificationResult:
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> VerificationResult:
         """Inverse of :meth:`to_dict` (used to resume a scan from the local state)."""
-        if obj.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"expected schema {SCHEMA_VERSION!r}, got {obj.get('schema')!r}")
+        if obj.get("schema") not in READABLE_SCHEMAS:
+            raise ValueError(f"expected schema {' or '.join(map(repr, READABLE_SCHEMAS))}, got {obj.get('schema')!r}")
         return cls(
             path=obj["path"],
             sha256=obj["sha256"],
@@ -365,7 +440,7 @@ class VerificationResult:
             verified_at=obj["verified_at"],
             duration_s=obj.get("duration_s"),
             resumed=bool(obj.get("resumed", False)),
-            manipulation=obj.get("manipulation", MANIPULATION_NOT_ANALYSED),
+            manipulation=_manipulation_from(obj.get("manipulation")),
             software=obj.get("software", f"likeness {__version__}"),
         )
 
@@ -449,6 +524,59 @@ def _watermark_from(obj: dict[str, Any] | None) -> WatermarkEvidence | None:
         frame_timestamps_s=tuple(obj.get("frame_timestamps_s", ())),
         render=None if render is None else RenderRecord(**render),
         grant=_grant_from(obj.get("grant")),
+    )
+
+
+def _manipulation_dict(manipulation: ManipulationEvidence) -> dict[str, Any]:
+    head = manipulation.headline
+    obj: dict[str, Any] = {"status": manipulation.status, "reason": manipulation.reason}
+    if manipulation.analysed and head is not None:
+        obj.update(
+            {
+                "suspected": bool(manipulation.suspected),
+                "model": {"id": head.model, "sha256": head.sha256, "ledger_seq": head.ledger_seq},
+                "threshold": {
+                    "calibrated_logit": round(head.threshold_logit, 4),
+                    "probability": round(head.threshold_probability, 4),
+                    "target_false_positive_rate": head.target_false_positive_rate,
+                },
+                "score": round(head.score, 4),
+                "calibrated_probability": round(head.calibrated_probability, 4),
+                "analysed_frames": sum(len(t.face_scores) for t in manipulation.tracks),
+                "tracks": [
+                    {
+                        **dataclasses.asdict(t),
+                        "score": round(t.score, 4),
+                        "calibrated_probability": round(t.calibrated_probability, 4),
+                        "face_scores": [round(v, 4) for v in t.face_scores],
+                        "face_timestamps_s": [round(v, 3) for v in t.face_timestamps_s],
+                    }
+                    for t in manipulation.tracks
+                ],
+            }
+        )
+    obj["skipped"] = list(manipulation.skipped)
+    return obj
+
+
+def _manipulation_from(obj: Any) -> ManipulationEvidence:
+    if not isinstance(obj, dict):  # likeness.verify/1: the string "not analysed"
+        return ManipulationEvidence.not_analysed(None)
+    tracks = tuple(
+        TrackManipulation(
+            **{
+                **t,
+                "face_scores": tuple(t.get("face_scores", ())),
+                "face_timestamps_s": tuple(t.get("face_timestamps_s", ())),
+            }
+        )
+        for t in obj.get("tracks") or ()
+    )
+    return ManipulationEvidence(
+        status=str(obj.get("status", MANIPULATION_NOT_ANALYSED)),
+        reason=obj.get("reason"),
+        tracks=tracks,
+        skipped=tuple(obj.get("skipped") or ()),
     )
 
 

@@ -71,7 +71,14 @@ class ResumeState:
     def __init__(self, workspace: Any, *, gallery_fingerprint: str, anchors_fingerprint: str) -> None:
         self.workspace = workspace
         self.folder = state_folder(workspace.home)
-        self.context = {"gallery": gallery_fingerprint, "anchors": anchors_fingerprint, "schema": SCHEMA_VERSION}
+        from likeness.detector.registered import detectors_fingerprint
+
+        self.context = {
+            "gallery": gallery_fingerprint,
+            "anchors": anchors_fingerprint,
+            "schema": SCHEMA_VERSION,
+            "detectors": detectors_fingerprint(workspace),
+        }
         # One ledger read for the whole scan, not one per file.
         self.verified = {e.payload.get("sha256") for e in workspace.ledger.events("verification.completed")}
 

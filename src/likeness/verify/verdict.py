@@ -18,6 +18,12 @@ R3    synthetic-consent-revoked      our provenance, but a grant it names is not
                                      (revoked, expired, not yet valid, altered, unknown)
 R4    synthetic-other-issuer         a Valid/Trusted manifest, not ours, declares AI generation
 R5    no-face                        no face detected
+R5a   enrolled-artist-suspected-     a face track that matches an enrolled artist scores over
+      manipulation                   the threshold of the artist's registered detector (one
+                                     that passed its measured gates: docs/detector.md)
+R5b   suspected-manipulation         a face track scores over its registered detector's
+                                     threshold, and it is not an enrolled artist (an enrolled
+                                     performer's own detector)
 R6    enrolled-artist-unlabelled     a detected face matches an enrolled subject
 R7    no-enrolled-artist             faces, none of them an enrolled artist (enrolled performers
                                      are reported as known performers)
@@ -37,6 +43,7 @@ from likeness.verify.result import (
     FacesEvidence,
     GrantEvidence,
     LabelEvidence,
+    ManipulationEvidence,
     Verdict,
     WatermarkEvidence,
 )
@@ -47,6 +54,8 @@ AUTHORIZED_SYNTHETIC = "authorized-synthetic"
 SYNTHETIC_CONSENT_REVOKED = "synthetic-consent-revoked"
 SYNTHETIC_OTHER_ISSUER = "synthetic-other-issuer"
 NO_FACE = "no-face"
+ENROLLED_ARTIST_SUSPECTED_MANIPULATION = "enrolled-artist-suspected-manipulation"
+SUSPECTED_MANIPULATION = "suspected-manipulation"
 ENROLLED_ARTIST_UNLABELLED = "enrolled-artist-unlabelled"
 NO_ENROLLED_ARTIST = "no-enrolled-artist"
 
@@ -58,6 +67,8 @@ VERDICTS = (
     SYNTHETIC_CONSENT_REVOKED,
     SYNTHETIC_OTHER_ISSUER,
     NO_FACE,
+    ENROLLED_ARTIST_SUSPECTED_MANIPULATION,
+    SUSPECTED_MANIPULATION,
     ENROLLED_ARTIST_UNLABELLED,
     NO_ENROLLED_ARTIST,
 )
@@ -69,6 +80,10 @@ SUMMARIES = {
     SYNTHETIC_CONSENT_REVOKED: "Synthetic media made by this workspace, but its consent grant is no longer in force.",
     SYNTHETIC_OTHER_ISSUER: "A valid C2PA manifest from another issuer declares AI generation.",
     NO_FACE: "No face found and no provenance that decides; nothing to match.",
+    ENROLLED_ARTIST_SUSPECTED_MANIPULATION: "An enrolled artist appears, with no provenance, and the artist's own "
+    "detector scores the face over its threshold: suspected manipulation, needs human review.",
+    SUSPECTED_MANIPULATION: "No provenance, and a registered detector scores a face over its threshold: "
+    "suspected manipulation, needs human review.",
     ENROLLED_ARTIST_UNLABELLED: "An enrolled artist appears and there is no provenance: needs human review.",
     NO_ENROLLED_ARTIST: "Faces found, none of them an enrolled artist; no provenance.",
 }
@@ -128,6 +143,7 @@ def decide(
     read_error: str | None = None,
     damage: str | None = None,
     visible_label: LabelEvidence | None = None,
+    manipulation: ManipulationEvidence | None = None,
 ) -> Verdict:
     """Apply the decision table (module docstring) to the evidence of one file.
 
@@ -136,13 +152,19 @@ def decide(
     ``damage``: why decoding stopped part-way in a file that was still analysed (truncated or
     corrupt); damage alone never makes a verdict, but a reviewer of ``tampered`` must see it.
     ``visible_label``: the label search; it adds evidence sentences, never a verdict.
+    ``manipulation``: registered detectors' scores; only below our provenance and R4 can a
+    score decide (a watermark or a valid manifest still decides for our own media).
     """
     if read_error is not None:
         return error_verdict(read_error)
 
     # A visible label never decides a row: anyone can draw one. It is said first among the
     # context, so a label without provenance is never read as proof.
-    context = [*label_sentences(visible_label, c2pa, watermark), *_context_sentences(c2pa, watermark, faces)]
+    context = [
+        *label_sentences(visible_label, c2pa, watermark),
+        *_context_sentences(c2pa, watermark, faces),
+        *_manipulation_context(manipulation),
+    ]
 
     # R1: a manifest that fails validation is the strongest signal we have that someone changed
     # the bytes after signing; it outranks our own watermark (which survives the edit) so the
@@ -197,6 +219,13 @@ def decide(
     if faces is None or faces.detected == 0:
         return _verdict(NO_FACE, "R5", ["no face detected", *context])
     matched = faces.matched
+    flagged = manipulation.suspected if manipulation is not None else ()
+    if flagged:
+        by_id = {face.face_id: face for face in faces.faces}
+        sentences = [_suspected_sentence(track, by_id.get(track.face_id)) for track in flagged]
+        artist = any(by_id.get(t.face_id) is not None and by_id[t.face_id].match is not None for t in flagged)
+        code, rule = (ENROLLED_ARTIST_SUSPECTED_MANIPULATION, "R5a") if artist else (SUSPECTED_MANIPULATION, "R5b")
+        return _verdict(code, rule, [*sentences, *context, *_performer_sentences(faces)])
     if matched:
         sentences = []
         for face in matched:
@@ -218,6 +247,31 @@ def decide(
             f"{faces.gallery_subjects} enrolled subject(s)",
             *context,
         ],
+    )
+
+
+def _manipulation_context(manipulation: ManipulationEvidence | None) -> list[str]:
+    """Scores under their threshold, and detectors that were not used, beside any verdict."""
+    if manipulation is None:
+        return []
+    sentences = [
+        f"face {t.face_id}: detector {t.model} scores {t.score:.2f}, under its threshold {t.threshold_logit:.2f}"
+        for t in manipulation.tracks
+        if not t.suspected
+    ]
+    return sentences + [f"manipulation not analysed for {why}" for why in manipulation.skipped]
+
+
+def _suspected_sentence(track, face) -> str:
+    who = ""
+    if face is not None and (face.match or face.performer) is not None:
+        subject = face.match or face.performer
+        who = f" ({subject.slug}, similarity {subject.similarity:.2f})"
+    return (
+        f"face {track.face_id}{who}: detector {track.model} scores {track.score:.2f} "
+        f"(probability {track.calibrated_probability:.2f}) over {len(track.face_scores)} sighting(s), "
+        f">= its threshold {track.threshold_logit:.2f} (set at {track.target_false_positive_rate:.0%} false "
+        "positives on authentic faces)"
     )
 
 

@@ -1,0 +1,333 @@
+"""Measure a detector on held-out authentic and manipulated media, and decide its gates.
+
+The gates (issue #31) say when a detector's score may enter a verdict at all:
+
+* video AUC >= 0.90 on the held-out swaps;
+* the detector's video AUC beats each shortcut baseline (face size, high-frequency energy),
+  scored on the very same files, by at least 0.10;
+* the false-positive rate on the authentic faces at the card's threshold is at most 1.5x the
+  card's target.
+
+Each "unit" (a video, or a folder of images treated as the frames of one clip) gives aligned
+faces; a unit's score is the mean calibrated logit of its faces (``score.track_score``), the
+way verify scores a face track. The shortcut baselines are scored in whichever direction gives
+the higher AUC on these files: an upper bound on what the shortcut can do, generous to it.
+
+Example (the pure part)::
+
+    >>> gates = gate_results(
+    ...     video_auc=0.95, face_size_video_auc=0.6, high_frequency_video_auc=0.7,
+    ...     authentic_frame_fpr=0.05, target_fpr=0.05)
+    >>> all(g["holds"] for g in gates)
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from likeness.detector.calibration import roc_auc
+from likeness.digests import sha256_file
+from likeness.errors import ModelError
+
+#: The gates' limits (issue #31).
+MIN_VIDEO_AUC = 0.90
+MIN_MARGIN_OVER_BASELINES = 0.10
+MAX_FPR_FACTOR = 1.5
+#: Fewer units than this per class cannot give an AUC at all.
+MIN_UNITS_PER_CLASS = 2
+#: Frames sampled per video unit (every ``VIDEO_FRAME_STEP``-th frame from the start).
+MAX_FRAMES_PER_VIDEO = 32
+VIDEO_FRAME_STEP = 2
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+
+class GateFailed(ModelError):
+    """A detector whose measured evaluation does not pass a gate (``gate`` names which)."""
+
+    def __init__(self, gate: str, message: str) -> None:
+        super().__init__(message)
+        self.gate = gate
+
+
+def high_frequency_energy(crop: np.ndarray) -> float:
+    """Share of the grey crop's spectral energy above a quarter of Nyquist (a shortcut baseline)."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(grey - grey.mean()))) ** 2
+    h, w = grey.shape
+    yy, xx = np.mgrid[:h, :w]
+    radius = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2))
+    return float(spectrum[radius > 0.25].sum() / max(spectrum.sum(), 1e-12))
+
+
+def best_direction_auc(labels: np.ndarray, values: np.ndarray) -> float:
+    """AUC of a single feature in whichever direction separates better (a baseline's upper bound)."""
+    auc = roc_auc(labels, values)
+    return max(auc, 1 - auc)
+
+
+@dataclass
+class UnitFaces:
+    """The largest face of each sampled frame of one unit: detector crops and face-box shares."""
+
+    path: Path
+    crops: list[np.ndarray] = field(default_factory=list)
+    sizes: list[float] = field(default_factory=list)
+
+    def add(self, detector: Any, rgb: np.ndarray) -> None:
+        """Align the frame's largest face as verify does for the detector, and note its box's share."""
+        from likeness.detector.train import COVERAGE, DETECTOR_INPUT
+        from likeness.faces.align import align_face
+
+        faces = detector.detect(rgb)
+        if not faces:
+            return
+        face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+        x0, y0, x1, y1 = (float(v) for v in face.bbox)
+        self.crops.append(align_face(rgb, face.landmarks, size=DETECTOR_INPUT, coverage=COVERAGE).image)
+        self.sizes.append((x1 - x0) * (y1 - y0) / (rgb.shape[0] * rgb.shape[1]))
+
+
+def unit_files(path: Path) -> list[Path]:
+    """The files a unit is made of: the video itself, or a folder's images in name order."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
+
+
+def unit_faces(detector: Any, path: Path) -> UnitFaces:
+    """Aligned faces of one unit: a folder of images (its frames) or a video (sampled frames)."""
+    from likeness.media.images import read_image
+    from likeness.media.video import iter_video_frames
+    from likeness.verify.file_kind import VIDEO_SUFFIXES
+
+    unit = UnitFaces(path)
+    if path.is_dir():
+        for image in unit_files(path):
+            unit.add(detector, read_image(image))
+    elif path.suffix.lower() in VIDEO_SUFFIXES:
+        for k, frame in enumerate(iter_video_frames(path, step=VIDEO_FRAME_STEP)):
+            if k >= MAX_FRAMES_PER_VIDEO:
+                break
+            unit.add(detector, frame.rgb)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        unit.add(detector, read_image(path))
+    else:
+        raise ModelError(f"{path}: not a video, an image or a folder of images")
+    return unit
+
+
+def gate_results(
+    *,
+    video_auc: float,
+    face_size_video_auc: float,
+    high_frequency_video_auc: float,
+    authentic_frame_fpr: float,
+    target_fpr: float,
+) -> list[dict[str, Any]]:
+    """Each gate with its figure, its limit and whether it holds (pure: the figures decide)."""
+    fpr_limit = MAX_FPR_FACTOR * target_fpr
+
+    def gate(name: str, figure: float, limit: float, holds: bool, says: str) -> dict[str, Any]:
+        return {"gate": name, "figure": round(figure, 4), "limit": round(limit, 4), "holds": holds, "says": says}
+
+    margins = [
+        ("beats_face_size", "face size", face_size_video_auc),
+        ("beats_high_frequency_energy", "high-frequency energy", high_frequency_video_auc),
+    ]
+    return [
+        gate(
+            "video_auc",
+            video_auc,
+            MIN_VIDEO_AUC,
+            bool(np.isfinite(video_auc) and video_auc >= MIN_VIDEO_AUC),
+            f"video AUC {video_auc:.3f} (needs >= {MIN_VIDEO_AUC:.2f})",
+        ),
+        *(
+            gate(
+                name,
+                video_auc - baseline,
+                MIN_MARGIN_OVER_BASELINES,
+                bool(np.isfinite(video_auc - baseline) and video_auc - baseline >= MIN_MARGIN_OVER_BASELINES),
+                f"video AUC {video_auc:.3f} against {words} {baseline:.3f}: margin {video_auc - baseline:+.3f} "
+                f"(needs >= {MIN_MARGIN_OVER_BASELINES:.2f})",
+            )
+            for name, words, baseline in margins
+        ),
+        gate(
+            "authentic_false_positive_rate",
+            authentic_frame_fpr,
+            fpr_limit,
+            bool(authentic_frame_fpr <= fpr_limit + 1e-12),
+            f"false-positive rate on authentic faces {authentic_frame_fpr:.3f} "
+            f"(needs <= {MAX_FPR_FACTOR}x target {target_fpr:.3f} = {fpr_limit:.3f})",
+        ),
+    ]
+
+
+def recheck_gates(evaluation: dict[str, Any], *, target_fpr: float) -> list[dict[str, Any]]:
+    """The gates worked out again from an evaluation's figures (a card's stored booleans are not trusted)."""
+    try:
+        figures = evaluation["figures"]
+        return gate_results(
+            video_auc=float(figures["video_auc"]),
+            face_size_video_auc=float(figures["baselines"]["face_size"]["video_auc"]),
+            high_frequency_video_auc=float(figures["baselines"]["high_frequency_energy"]["video_auc"]),
+            authentic_frame_fpr=float(figures["authentic_false_positive_rate"]["frame"]),
+            target_fpr=target_fpr,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the card's evaluation is incomplete ({type(exc).__name__}: {exc})") from None
+
+
+def first_failed_gate(evaluation: dict[str, Any] | None, *, target_fpr: float) -> dict[str, Any] | None:
+    """The first gate that does not hold, or a pseudo-gate ``evaluated`` when there is no evaluation."""
+    if not evaluation:
+        return {"gate": "evaluated", "says": "the card holds no evaluation (run: likeness detector evaluate)"}
+    return next((g for g in recheck_gates(evaluation, target_fpr=target_fpr) if not g["holds"]), None)
+
+
+def training_sha256s(card: dict[str, Any]) -> frozenset[str]:
+    """The sha256 of every file the card says its detector was trained or calibrated on."""
+    files = card.get("training", {}).get("files_sha256")
+    if not isinstance(files, list):
+        raise ModelError(
+            "the detector's card lists no training files (training.files_sha256), so held-out evaluation "
+            "files cannot be told from training ones: retrain it with this version"
+        )
+    return frozenset(str(f) for f in files)
+
+
+def evaluate_detector(
+    folder: Path,
+    real: Sequence[Path],
+    fake: Sequence[Path],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every unit of ``real`` (authentic) and ``fake`` (manipulated) with the detector in
+    ``folder`` and with both shortcut baselines; work out the gates; write the result into the
+    card as ``evaluation`` and return it.
+
+    ``ModelError`` when an evaluation file was in the detector's training data, when a file is
+    both real and fake, or when fewer than two units per class hold a face.
+    """
+    from likeness.detector.score import load_detector
+    from likeness.detector.train import CARD_FILE
+    from likeness.faces.detect import FaceDetector
+
+    model = load_detector(folder)
+    card_path = Path(folder) / CARD_FILE
+    trained_on = training_sha256s(model.card)
+    labelled = [(Path(p), 0) for p in real] + [(Path(p), 1) for p in fake]
+    digests: dict[str, list[str]] = {"real": [], "fake": []}
+    seen: dict[str, int] = {}  # digest -> the unit it belongs to
+    for unit, (path, label) in enumerate(labelled):
+        if not path.exists():
+            raise ModelError(f"{path}: not found")
+        files = unit_files(path)
+        if not files:
+            raise ModelError(f"{path}: no images in this folder")
+        for file in files:
+            digest = sha256_file(file)
+            if digest in trained_on:
+                raise ModelError(f"{file}: this file was in the detector's training data; evaluate on held-out media")
+            if seen.get(digest, unit) != unit:
+                raise ModelError(
+                    f"{file}: the same bytes as a file of {labelled[seen[digest]][0]}; "
+                    "a file is either real or fake, and counted once"
+                )
+            seen[digest] = unit
+            digests["fake" if label else "real"].append(digest)
+
+    units: list[tuple[int, UnitFaces]] = []
+    with FaceDetector(mode="image") as detector:
+        for k, (path, label) in enumerate(labelled):
+            units.append((label, unit_faces(detector, path)))
+            if progress:
+                progress(k + 1, len(labelled))
+    faceless = [str(u.path) for _, u in units if not u.crops]
+    units = [(label, u) for label, u in units if u.crops]
+    for label, words in ((0, "real"), (1, "fake")):
+        if sum(1 for lab, _ in units if lab == label) < MIN_UNITS_PER_CLASS:
+            raise ModelError(
+                f"evaluation: needs at least {MIN_UNITS_PER_CLASS} {words} videos or folders with a face, "
+                f"got {sum(1 for lab, _ in units if lab == label)}"
+                + (f" (no face in: {', '.join(faceless)})" if faceless else "")
+            )
+    figures = measure(model, units)
+    target = float(model.card["calibration"]["target_false_positive_rate"])
+    gates = gate_results(
+        video_auc=figures["video_auc"],
+        face_size_video_auc=figures["baselines"]["face_size"]["video_auc"],
+        high_frequency_video_auc=figures["baselines"]["high_frequency_energy"]["video_auc"],
+        authentic_frame_fpr=figures["authentic_false_positive_rate"]["frame"],
+        target_fpr=target,
+    )
+    evaluation = {
+        "onnx_sha256": model.card["sha256"],
+        "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": figures,
+        "files_sha256": digests,
+        "units": {
+            "real": [str(u.path) for lab, u in units if lab == 0],
+            "fake": [str(u.path) for lab, u in units if lab],
+        },
+        "no_face": faceless,
+        "gates": gates,
+        "passed": all(g["holds"] for g in gates),
+    }
+    card = json.loads(card_path.read_text())
+    card["evaluation"] = evaluation
+    from likeness.train.checkpoint import write_bytes_atomic
+
+    write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    return evaluation
+
+
+def measure(model: Any, units: Sequence[tuple[int, UnitFaces]]) -> dict[str, Any]:
+    """Frame and video AUC of the detector and of both baselines, and the authentic FPR."""
+    from likeness.detector.score import track_score
+
+    logits = [model.logits(np.stack(u.crops)) for _, u in units]
+    sizes = [np.asarray(u.sizes, np.float64) for _, u in units]
+    energies = [np.array([high_frequency_energy(c) for c in u.crops]) for _, u in units]
+    unit_labels = np.array([label for label, _ in units])
+    frame_labels = np.concatenate([np.full(len(u.crops), label) for label, u in units])
+
+    def aucs(per_unit: list[np.ndarray], auc: Callable[[np.ndarray, np.ndarray], float]) -> dict[str, float]:
+        return {
+            "frame_auc": round(auc(frame_labels, np.concatenate(per_unit)), 4),
+            "video_auc": round(auc(unit_labels, np.array([float(np.mean(v)) for v in per_unit])), 4),
+        }
+
+    detector = aucs(logits, roc_auc)
+    threshold = model.threshold_logit
+    real_frames = np.concatenate([v for v, (label, _) in zip(logits, units) if label == 0])
+    real_videos = np.array([track_score(v) for v, (label, _) in zip(logits, units) if label == 0])
+    fake_videos = np.array([track_score(v) for v, (label, _) in zip(logits, units) if label == 1])
+    return {
+        "frame_auc": detector["frame_auc"],
+        "video_auc": detector["video_auc"],
+        "baselines": {
+            "face_size": aucs(sizes, best_direction_auc),
+            "high_frequency_energy": aucs(energies, best_direction_auc),
+        },
+        "authentic_false_positive_rate": {
+            "frame": round(float((real_frames >= threshold).mean()), 4),
+            "video": round(float((real_videos >= threshold).mean()), 4),
+        },
+        "fake_recall_at_threshold": {"video": round(float((fake_videos >= threshold).mean()), 4)},
+        "threshold_logit": threshold,
+        "units": {"real": int((unit_labels == 0).sum()), "fake": int((unit_labels == 1).sum())},
+        "faces": {"real": int((frame_labels == 0).sum()), "fake": int((frame_labels == 1).sum())},
+    }

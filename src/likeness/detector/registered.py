@@ -1,0 +1,239 @@
+"""An agency's own detectors in the workspace: registered per subject, used by verify only while
+their files match the ledger.
+
+``register_detector`` copies a detector's ONNX file and card into ``HOME/detectors/<subject-id>/``
+and appends ``detector.registered`` (subject, model id, both files' sha256, the gates worked out
+again from the card's evaluation). It refuses a detector whose evaluation does not pass every
+gate (``likeness.detector.evaluation``). A later registration for the same subject replaces the
+earlier one: verify uses the subject's latest ``detector.registered`` event.
+
+``WorkspaceDetectors.for_subject`` is verify's only way to a detector: it re-reads the subject's
+latest event, checks that its ledger row is intact, that both files on disk hash to the sha256s
+it names and that the gates still hold, and answers the loaded model or the reason it is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from likeness.detector.evaluation import GateFailed, first_failed_gate, recheck_gates
+from likeness.detector.train import CARD_FILE, MODEL_FILE
+from likeness.errors import ModelError
+
+REGISTERED_EVENT = "detector.registered"
+DETECTORS_DIR = "detectors"
+
+
+@dataclass(frozen=True)
+class RegisteredDetector:
+    """One subject's current detector as its ledger event names it."""
+
+    subject_id: str
+    subject_slug: str
+    model: str
+    onnx_sha256: str
+    card_sha256: str
+    ledger_seq: int
+    registered_at: str
+    folder: Path
+    gates: tuple[dict[str, Any], ...]
+
+
+def detector_folder(home: Path, subject_id: str) -> Path:
+    return Path(home) / DETECTORS_DIR / subject_id
+
+
+def _write_file(path: Path, payload: bytes) -> None:
+    """Write via a temporary name and rename: a reader never sees half a model. 0644: not secrets."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_bytes(payload)
+    os.chmod(temp, 0o644)
+    os.replace(temp, path)
+
+
+def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredDetector:
+    """Register the detector in ``folder`` (``detector.onnx`` + its evaluated card) for ``subject``.
+
+    ``GateFailed`` names the first gate that fails (with its figure); ``ModelError`` when the files
+    do not match each other or the evaluation was of another ONNX file.
+    """
+    folder = Path(folder)
+    onnx_path, card_path = folder / MODEL_FILE, folder / CARD_FILE
+    if not onnx_path.is_file() or not card_path.is_file():
+        raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
+    onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
+    card = _parse_card(card_bytes, card_path)
+    onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+    if card.get("sha256") != onnx_sha256:
+        raise ModelError(f"{onnx_path}: sha256 does not match its card")
+    evaluation = card.get("evaluation")
+    if evaluation and evaluation.get("onnx_sha256") != onnx_sha256:
+        raise ModelError(f"{card_path}: its evaluation was of another ONNX file; evaluate this one")
+    target = float(card["calibration"]["target_false_positive_rate"])
+    failed = first_failed_gate(evaluation, target_fpr=target)
+    if failed is not None or not evaluation:
+        failed = failed or {"gate": "evaluated", "says": "no evaluation"}
+        raise GateFailed(failed["gate"], f"{folder}: not registered: gate {failed['gate']} fails: {failed['says']}")
+    record = workspace.registry.get_subject(subject)
+    destination = detector_folder(workspace.home, record.id)
+    destination.mkdir(parents=True, exist_ok=True)
+    _write_file(destination / MODEL_FILE, onnx_bytes)
+    _write_file(destination / CARD_FILE, card_bytes)
+    previous = current_event(workspace, record.id)
+    gates = recheck_gates(evaluation, target_fpr=target)
+    event = workspace.ledger.append(
+        REGISTERED_EVENT,
+        {
+            "subject_id": record.id,
+            "subject_slug": record.slug,
+            "model": str(card.get("model")),
+            "onnx_sha256": onnx_sha256,
+            "card_sha256": hashlib.sha256(card_bytes).hexdigest(),
+            "threshold_logit": float(card["calibration"]["threshold_logit"]),
+            "target_false_positive_rate": target,
+            "evaluated": evaluation.get("evaluated"),
+            "gates": gates,
+            "replaces_seq": previous.seq if previous is not None else None,
+        },
+    )
+    return _registered(event, workspace.home)
+
+
+def _parse_card(card_bytes: bytes, card_path: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(card_bytes)
+        float(card["calibration"]["target_false_positive_rate"]), float(card["calibration"]["threshold_logit"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{card_path}: not a detector card ({type(exc).__name__}: {exc})") from None
+    return card
+
+
+def current_event(workspace: Any, subject_id: str) -> Any | None:
+    """The subject's latest ``detector.registered`` event (a later one replaces an earlier one)."""
+    events = workspace.ledger.find(REGISTERED_EVENT, subject_id=subject_id)
+    return events[-1] if events else None
+
+
+def _registered(event: Any, home: Path) -> RegisteredDetector:
+    p = event.payload
+    return RegisteredDetector(
+        subject_id=str(p["subject_id"]),
+        subject_slug=str(p.get("subject_slug")),
+        model=str(p.get("model")),
+        onnx_sha256=str(p["onnx_sha256"]),
+        card_sha256=str(p["card_sha256"]),
+        ledger_seq=event.seq,
+        registered_at=event.created_at,
+        folder=detector_folder(home, str(p["subject_id"])),
+        gates=tuple(p.get("gates") or ()),
+    )
+
+
+def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
+    """Every subject's current detector, in order of registration."""
+    latest: dict[str, Any] = {}
+    for event in workspace.ledger.events(REGISTERED_EVENT):
+        latest[str(event.payload.get("subject_id"))] = event
+    return sorted((_registered(e, workspace.home) for e in latest.values()), key=lambda r: r.ledger_seq)
+
+
+def detectors_fingerprint(workspace: Any) -> str:
+    """What verify's manipulation field depends on: each current registration and whether it is
+    usable now (a scan re-verifies files when a detector is registered, replaced or edited)."""
+    state = [
+        (r.subject_id, r.ledger_seq, r.onnx_sha256, r.card_sha256, isinstance(check_registered(workspace, r), str))
+        for r in registered_detectors(workspace)
+    ]
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest()
+
+
+def any_registered(workspace: Any) -> bool:
+    return bool(workspace.ledger.events(REGISTERED_EVENT, limit=1))
+
+
+def ledger_row_problem(workspace: Any, registered: RegisteredDetector) -> str | None:
+    if workspace.ledger.intact(registered.ledger_seq):
+        return None
+    return f"the ledger row of its registered detector (ledger #{registered.ledger_seq}) does not verify (edited)"
+
+
+def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[bytes, dict[str, Any]] | str:
+    """The ONNX bytes and card of a registration when everything still matches its ledger event;
+    otherwise the reason it must not be used (said in verify's ``manipulation``)."""
+    where = f"registered detector (ledger #{registered.ledger_seq})"
+    row_problem = ledger_row_problem(workspace, registered)
+    if row_problem:
+        return row_problem
+    onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
+    try:
+        onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
+    except OSError as exc:
+        return f"the files of its {where} cannot be read ({exc.strerror or type(exc).__name__})"
+    if hashlib.sha256(onnx_bytes).hexdigest() != registered.onnx_sha256:
+        return f"the ONNX file of its {where} no longer matches the sha256 on the ledger"
+    if hashlib.sha256(card_bytes).hexdigest() != registered.card_sha256:
+        return f"the card of its {where} no longer matches the sha256 on the ledger"
+    try:
+        card = _parse_card(card_bytes, card_path)
+        target = float(card["calibration"]["target_false_positive_rate"])
+        failed = first_failed_gate(card.get("evaluation"), target_fpr=target)
+    except ModelError as exc:
+        return f"its {where} has an unusable card: {exc}"
+    if failed is not None:
+        return f"its {where} fails gate {failed['gate']}: {failed['says']}"
+    return onnx_bytes, card
+
+
+class WorkspaceDetectors:
+    """Verify's view of the registered detectors: each subject's model, loaded once per
+    registration, or the reason it is not used (re-checked at every lookup against the ledger)."""
+
+    def __init__(self, workspace: Any) -> None:
+        self.workspace = workspace
+        self._loaded: dict[tuple[str, int], Any] = {}
+        # The files' stat (inode, size, mtime, ctime) when their bytes last matched the ledger:
+        # while it is unchanged they are not hashed again (a write changes ctime, which no
+        # user can set back).
+        self._checked_stat: dict[tuple[str, int], tuple[int, ...] | None] = {}
+
+    def for_subject(self, subject_id: str) -> tuple[RegisteredDetector, Any] | str | None:
+        """``(registration, DetectorModel)``; the reason (a string) when a registration exists
+        but must not be used; ``None`` when none was ever registered for the subject."""
+        from likeness.detector.score import DetectorModel, session_for
+
+        event = current_event(self.workspace, subject_id)
+        if event is None:
+            return None
+        try:
+            registered = _registered(event, self.workspace.home)
+        except (KeyError, TypeError) as exc:
+            return f"its detector's ledger event (#{event.seq}) is malformed ({type(exc).__name__})"
+        key = (subject_id, registered.ledger_seq)
+        stat = _files_stat(registered.folder)
+        if key in self._loaded and stat is not None and self._checked_stat.get(key) == stat:
+            return ledger_row_problem(self.workspace, registered) or (registered, self._loaded[key])
+        checked = check_registered(self.workspace, registered)
+        if isinstance(checked, str):
+            self._checked_stat.pop(key, None)
+            return checked
+        self._checked_stat[key] = stat
+        if key not in self._loaded:
+            onnx_bytes, card = checked
+            try:
+                self._loaded[key] = DetectorModel(card, session_for(onnx_bytes))
+            except ModelError as exc:
+                return f"its registered detector (ledger #{registered.ledger_seq}) cannot be loaded: {exc}"
+        return registered, self._loaded[key]
+
+
+def _files_stat(folder: Path) -> tuple[int, ...] | None:
+    try:
+        stats = [(folder / name).stat() for name in (MODEL_FILE, CARD_FILE)]
+    except OSError:
+        return None
+    return tuple(v for st in stats for v in (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
