@@ -331,7 +331,38 @@ def bench_priority(args: argparse.Namespace) -> None:
         for key in ("expression_mouth_corr", "expression_eye_corr", "identity_transfer"):
             cells += [_cell(rows[w].get(iteration, {}).get(key)) for w in weights]
         print(f"| {iteration} | " + " | ".join(cells) + " |")
-    print(f"\n# models and workspaces in {root}")
+    sheet = _mouth_sheet(root, performer_frames=target, weights=weights)
+    print(f"\n# the performer's widest, median and closed mouths, then each weight's swap of them: {sheet}")
+    print(f"# models and workspaces in {root}")
+
+
+def _mouth_sheet(root: Path, *, performer_frames, weights) -> Path:
+    """A picture to judge the table by: the performer's faces at their widest openings (4), the
+    median and the most closed (top row), then each priority's final swap of those faces."""
+    import cv2
+
+    from likeness.models import architecture_options, create_model
+    from likeness.render.quality import mouth_opening
+    from likeness.train import load_checkpoint
+
+    order = np.argsort([-mouth_opening(points) for points in performer_frames.landmarks])
+    picked = order[[0, 2, 4, 6, len(order) // 2, len(order) - 1]]
+    faces = performer_frames.images[picked]
+    rows = [np.concatenate(list(faces), axis=1)]
+    batch = torch.from_numpy(faces.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    for weight in weights:
+        state = load_checkpoint(root / f"model-{weight:g}" / "checkpoint.pt")
+        model = create_model(state["model_name"], **architecture_options(state["model_config"]))
+        model.load_state_dict(state["ema_state"] or state["model_state"])
+        model.eval()
+        with torch.no_grad():
+            swapped, _ = model.swap(batch)
+        swapped_u8 = (swapped.float().numpy().transpose(0, 2, 3, 1).clip(0, 1) * 255 + 0.5).astype(np.uint8)
+        rows.append(np.concatenate(list(swapped_u8), axis=1))
+    sheet = cv2.resize(np.concatenate(rows, axis=0), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    path = root / "priority_mouths.png"
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
 
 
 def _cell(value) -> str:
