@@ -159,6 +159,25 @@ def test_html_is_self_contained_and_escaped():
     assert "authorized-synthetic" in html and "job1" in html and "not analysed" in html
 
 
+def test_evidence_page_embeds_nanumgothic_for_its_hangul():
+    """A legal team's or a police officer's browser may have no CJK font: the page carries the
+    NanumGothic cut to the characters it shows (a Korean file name here)."""
+    import base64
+    import io
+    import re
+
+    from fontTools.ttLib import TTFont
+
+    page = render_html(sample_result(path="/tmp/직캠 원본.mp4"))
+    match = re.search(r"@font-face\{font-family:'NanumGothic';src:url\(data:font/woff;base64,([^)]+)\)", page)
+    assert match and 'font-family: "NanumGothic", sans-serif' in page
+    cmap = TTFont(io.BytesIO(base64.b64decode(match.group(1)))).getBestCmap()
+    hangul = {ch for ch in re.sub(r"<[^>]+>", "", page) if "\uac00" <= ch <= "\ud7a3"}
+    assert {"직", "캠", "원", "본"} <= hangul
+    assert all(ord(ch) in cmap for ch in hangul)
+    assert len(match.group(1)) < 40_000  # a cut, not the 4.7 MB face
+
+
 def test_write_evidence_writes_json_html_and_zip_with_original(tmp_path):
     original = tmp_path / "found.png"
     original.write_bytes(b"\x89PNG fake bytes for the pack")

@@ -29,6 +29,7 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import MediaError
+from likeness.report_font import embedded_font_css
 from likeness.verify.result import VerificationResult, utc_now
 from likeness.verify.verdict import SUMMARIES, VERDICTS
 
@@ -165,7 +166,7 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
         )
     frames = [{"uri": data_uri(p.rgb, max_side=THUMBNAIL_SIDE // 2), "caption": p.caption} for p in media.frames]
     template = _environment().get_template("evidence.html.j2")
-    return template.render(
+    page = template.render(
         r=record,
         faces=faces,
         frames=frames,
@@ -176,6 +177,13 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
         verdicts=[(code, SUMMARIES[code]) for code in VERDICTS],
         json_text=json.dumps(record, indent=2, ensure_ascii=False),
     )
+    # The page embeds the NanumGothic it shows (a file name or an artist's name may be Korean):
+    # a browser without a CJK font, a police officer's or a platform's, would show empty boxes.
+    return page.replace(FONT_MARK, embedded_font_css(page), 1)
+
+
+#: Where the evidence template's style sheet takes the embedded font.
+FONT_MARK = "/*report-font*/"
 
 
 def evidence_paths(result: VerificationResult, out_dir: Path) -> EvidencePaths:
