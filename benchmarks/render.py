@@ -84,7 +84,9 @@ from likeness.render.quality import (
     EXPRESSION_CORRELATION,
     FLICKER,
     OCCLUSION_DAMAGE,
+    PEAK_OPENING,
     SHARPNESS,
+    worst_verdict,
 )
 from likeness.render.smoothing import SmoothingOptions
 from likeness.train import RECIPES, FaceSamples, TrainConfig, export_model, recipe_options, train_swap_model
@@ -573,6 +575,8 @@ def metric_cell(line: dict) -> str:
         return f"– ({line['verdict']})"
     if "amplitude_ratio" in line:
         text = f"r {value:.2f}, ×{line['amplitude_ratio']:.2f}"
+        if line.get("peak_opening_ratio") is not None:
+            text += f", peak ×{line['peak_opening_ratio']:.2f}"
         if "performer_blinks" in line:
             text += f", blinks {line['performer_blinks']}→{line['output_blinks']}"
         return f"{text} ({line['verdict']})"
@@ -628,6 +632,62 @@ def metrics_table(
 
 #: The recipes table 6 compares, each trained for the same wall-clock budget.
 TABLE6_RECIPES = ("preview", "cpu-overnight-128")
+#: The sharpness bound before issue 26 replaced the measure (high-frequency energy ratio).
+REPLACED_SHARPNESS_PASS = 0.8
+
+
+def replaced_sharpness(performer_region: np.ndarray, output_region: np.ndarray, mask: np.ndarray) -> float | None:
+    """The sharpness measure the report used before issue 26, printed beside the new one only:
+    RMS of the grey face minus its 1 px Gaussian blur, output over performer (an upscaled 64 px
+    face's pixel grid counted as detail)."""
+
+    def energy(rgb: np.ndarray) -> float:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.sqrt(np.mean((grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[mask > 0.5] ** 2)))
+
+    if int((mask > 0.5).sum()) < 16 or energy(performer_region) < 0.25:
+        return None
+    return energy(output_region) / energy(performer_region)
+
+
+class ReplacedMeasures:
+    """While active, every sharpness sample the render takes is also measured the old way
+    (:func:`replaced_sharpness`), so table 6 prints old and new from the same frames."""
+
+    def __init__(self) -> None:
+        self.sharpness: list[float] = []
+
+    def __enter__(self) -> ReplacedMeasures:
+        import likeness.render.track_quality as track_quality
+
+        self._module, self._new = track_quality, track_quality.sharpness_ratio
+
+        def both(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float | None:
+            old = replaced_sharpness(before, after, mask)
+            if old is not None:
+                self.sharpness.append(old)
+            return self._new(before, after, mask)
+
+        track_quality.sharpness_ratio = both
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._module.sharpness_ratio = self._new
+
+    def sharpness_cell(self) -> str:
+        if not self.sharpness:
+            return "–"
+        value = statistics.median(self.sharpness)
+        return f"{value:.3f} ({'pass' if value >= REPLACED_SHARPNESS_PASS else 'not pass'})"
+
+
+def replaced_mouth_verdict(line: dict) -> str:
+    """The mouth verdict before issue 26 added the peak opening: correlation and spread only."""
+    if line.get("value") is None:
+        return line["verdict"]
+    return worst_verdict(
+        [EXPRESSION_CORRELATION.verdict(line["value"]), EXPRESSION_AMPLITUDE.verdict(line["amplitude_ratio"])]
+    )
 
 
 def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
@@ -667,11 +727,13 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     )
     print(
         f"| clip | recipe (px, iterations) | --mouth | faces | identity (≤ {IDENTITY_THRESHOLD:.2f}) | "
-        f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
-        f"eyes (same, ≥ {BLINKS_KEPT.pass_at:.0%} of blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
+        f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}, "
+        f"peak ×≥ {PEAK_OPENING.pass_at}) | mouth verdict before the peak | "
+        f"eyes (same, ≥ {BLINKS_KEPT.pass_at:.0%} of blinks) | sharpness: effective resolution (≥ {SHARPNESS.pass_at}) | "
+        f"old sharpness: high-frequency ratio (≥ {REPLACED_SHARPNESS_PASS}) | "
         f"occlusion damage (≤ {OCCLUSION_DAMAGE.pass_at:.0%}) | flicker (≤ {FLICKER.pass_at}) | track verdict | fps |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     n = 0
     for clip_name, clip in clips.items():
         for recipe, (model, iterations) in models.items():
@@ -679,14 +741,16 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
                 n += 1
                 out = tmp / f"recipe-{n}.mp4"
                 options = RenderOptions(refine=RefineOptions(mouth=mouth))
-                fps, _, rep = timed_render(ws, model, clip, out, options)
+                with ReplacedMeasures() as replaced:
+                    fps, _, rep = timed_render(ws, model, clip, out, options)
                 label = f"{recipe} ({RECIPES[recipe]['resolution']} px, {iterations} it)"
                 for shot in sorted(rep["shots"], key=lambda s: -s["frames_swapped"])[:1]:  # the shot, not strays
                     m = shot["metrics"]
                     print(
                         f"| {clip_name} | {label} | {'on' if mouth else 'off'} | {shot['frames_swapped']} | "
-                        f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
-                        f"{metric_cell(m['sharpness'])} | {metric_cell(m['occlusion'])} | "
+                        f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | "
+                        f"{replaced_mouth_verdict(m['mouth'])} | {metric_cell(m['eyes'])} | "
+                        f"{metric_cell(m['sharpness'])} | {replaced.sharpness_cell()} | {metric_cell(m['occlusion'])} | "
                         f"{metric_cell(m['flicker'])} | {shot['verdict']} | {fps:.1f} |"
                     )
                 sys.stdout.flush()
