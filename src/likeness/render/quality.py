@@ -442,7 +442,8 @@ def sharpness_ratio(performer_region: np.ndarray, output_region: np.ndarray, mas
     (:func:`detail_spectrum`, quarter-octave rings from ``N / 16`` cycles, the scale of eyes and
     lips, to the crop's Nyquist ``N / 2``); the effective resolution is the frequency where the
     output first keeps less than :data:`RESOLVED_AMPLITUDE` of the performer's detail amplitude
-    (interpolated between rings), as a share of ``N / 2``: 1.0 when every ring is kept.
+    (interpolated between rings), as a share of ``N / 2``: 1.0 when every ring is kept, and at
+    least the first ring's centre (2 ** (-11.5 / 4), about 0.136) when even that is lost.
 
     Why not the energy of the finest band, as before: an undertrained decoder's checkerboard and
     the pixel grid of a 64 px face stretched over 200 px are high-frequency energy too, and scored
