@@ -33,6 +33,7 @@ nothing to measure, e.g. the performer barely moved their mouth: that is never a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
@@ -412,25 +413,42 @@ def count_blinks(eye_openness: np.ndarray, *, depth: float = BLINK_DEPTH) -> int
 # sharpness
 
 
-def detail_spectrum(rgb: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Median spectral power of the grey face in each ring ``edges[i] <= |f| < edges[i + 1]``.
+@functools.lru_cache(maxsize=16)
+def detail_rings(side: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The rings :func:`sharpness_ratio` compares on an ``side`` x ``side`` crop: their centres
+    (cycles per crop, quarter octaves from ``side / 16``, the scale of eyes and lips, to the
+    Nyquist ``side / 2``) and, for each, the flat indices of its frequencies in ``rfft2``'s
+    ``(side, side // 2 + 1)`` output. A ring that holds no frequency (small crops) is left out."""
+    nyquist = side / 2
+    edges = nyquist * 2.0 ** (-np.arange(12, -1, -1) / 4)
+    radius = np.hypot((np.fft.fftfreq(side) * side)[:, None], (np.fft.rfftfreq(side) * side)[None, :]).ravel()
+    rings = [np.flatnonzero((radius >= low) & (radius < high)) for low, high in zip(edges[:-1], edges[1:])]
+    kept = [n for n, ring in enumerate(rings) if ring.size]
+    centres = np.sqrt(edges[:-1] * edges[1:])[kept]
+    return centres, tuple(rings[n] for n in kept)
 
-    ``rgb`` uint8 ``(N, N, 3)``; ``mask`` float ``(N, N)``, the face (> 0.5); ``edges`` float
-    ``(B + 1,)`` in cycles per crop, increasing (NaN for a ring with no frequency). The face is weighted by its mask feathered over
-    ``N / 48`` px (a hard edge would spread power over every ring). The *median* over a ring, not
-    the sum: a natural face spreads its detail over every direction of a ring, a decoder's
-    checkerboard or pixel grid puts its power into a few peaks, which the median ignores.
+
+def face_weight(mask: np.ndarray) -> np.ndarray:
+    """float64 ``(N, N)``: the face (``mask`` > 0.5) feathered over ``N / 48`` px, the window
+    :func:`detail_spectrum` looks through (a hard edge would spread power over every ring)."""
+    side = mask.shape[0]
+    return cv2.GaussianBlur((mask > 0.5).astype(np.float32), (0, 0), side / 48).astype(np.float64)
+
+
+def detail_spectrum(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Median spectral power of the grey face in each of :func:`detail_rings`' rings.
+
+    ``rgb`` uint8 ``(N, N, 3)``; ``weight`` float ``(N, N)``, the face's window
+    (:func:`face_weight`). The *median* over a ring, not the sum: a natural face spreads its
+    detail over every direction of a ring, a decoder's checkerboard or pixel grid puts its power
+    into a few peaks, which the median ignores.
     """
     grey = cv2.cvtColor(check_rgb(rgb, name="rgb"), cv2.COLOR_RGB2GRAY).astype(np.float64)
     side = grey.shape[0]
-    weight = cv2.GaussianBlur((mask > 0.5).astype(np.float32), (0, 0), side / 48).astype(np.float64)
     centred = (grey - float((grey * weight).sum() / max(float(weight.sum()), 1e-9))) * weight
-    power = np.abs(np.fft.fft2(centred)) ** 2
-    frequency = np.fft.fftfreq(side) * side
-    radius = np.hypot(frequency[:, None], frequency[None, :])
-    rings = [power[(radius >= low) & (radius < high)] for low, high in zip(edges[:-1], edges[1:])]
-    # A ring of a small crop may hold no frequency at all: NaN, skipped by the caller.
-    return np.array([float(np.median(ring)) if ring.size else np.nan for ring in rings])
+    # A real image's spectrum is symmetric: half of it (rfft2) holds every ring's values.
+    power = (np.abs(np.fft.rfft2(centred)) ** 2).ravel()
+    return np.array([float(np.median(power[ring])) for ring in detail_rings(side)[1]])
 
 
 def sharpness_ratio(performer_region: np.ndarray, output_region: np.ndarray, mask: np.ndarray) -> float | None:
@@ -466,12 +484,10 @@ def sharpness_ratio(performer_region: np.ndarray, output_region: np.ndarray, mas
     if int(inside.sum()) < 16 or float(grey[inside].std()) < 1.0:
         return None
     nyquist = side / 2
-    edges = nyquist * 2.0 ** (-np.arange(12, -1, -1) / 4)  # N/16 .. N/2 in quarter octaves
-    centres = np.sqrt(edges[:-1] * edges[1:])
-    performer = detail_spectrum(performer_region, inside, edges)
-    output = detail_spectrum(output_region, inside, edges)
-    rings = np.isfinite(performer) & np.isfinite(output)
-    centres, performer, output = centres[rings], performer[rings], output[rings]
+    centres = detail_rings(side)[0]
+    weight = face_weight(inside)
+    performer = detail_spectrum(performer_region, weight)
+    output = detail_spectrum(output_region, weight)
     kept = np.sqrt(output / np.maximum(performer, 1e-12))
     lost = np.flatnonzero(kept < RESOLVED_AMPLITUDE)
     if lost.size == 0:
