@@ -254,6 +254,11 @@ def test_a_64px_face_fails_sharpness_however_busy_its_pixel_grid(portrait) -> No
         for upscale in (cv2.INTER_LINEAR, cv2.INTER_CUBIC):
             value, verdict = shot_of(_pasted_at(frame, affine, 64, grid=grid, upscale=upscale))
             assert verdict == "fail" and 0.25 < value < 0.4, (grid, upscale, value)
+    # Read in pixels: the detail of a face about 64 px wide, on the 220 px face.
+    shot = ShotQuality(track_id=0)
+    shot.add_sample(measure_sample(0, frame, (0, 0), _pasted_at(frame, affine, 64, grid=20.0), affine, 64, mask))
+    line = shot.summary()["metrics"]["sharpness"]
+    assert line["face_px"] == 220 and 60 <= line["effective_px"] <= 85, line
     # A 128 px model over the same face: visibly softer than the footage, not broken.
     value, verdict = shot_of(_pasted_at(frame, affine, 128))
     assert verdict == "warn" and 0.4 < value < 0.55, value
@@ -384,6 +389,7 @@ def test_report_shows_each_metric_with_threshold_verdict_and_face_crops(tmp_path
     assert report.report_html.endswith("out.render.html")
     assert "distance_to_subject" not in page and "{" not in page.split("<body>")[1].split("<img")[0]
     assert "≤ 0.40" in page and "실패 · fail" in page
+    assert "effective resolution (median of 6; detail of a 220 px face on a 220 px one)" in page
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     after = [
         read_image_bytes(base64.b64decode(d))

@@ -194,7 +194,10 @@ def _value_text(name: str, line: dict[str, Any]) -> str:
             f"{line['within_threshold_share']:.0%} within)"
         )
     if name == "sharpness":
-        return f"{value:.2f}× the performer's effective resolution (median of {line['samples']})"
+        pixels = (
+            f"; detail of a {line['effective_px']} px face on a {line['face_px']} px one" if "face_px" in line else ""
+        )
+        return f"{value:.2f}× the performer's effective resolution (median of {line['samples']}{pixels})"
     if name == "flicker":
         return f"{value:.2f}×"
     if name == "occlusion":
