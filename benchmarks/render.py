@@ -41,6 +41,10 @@ clip at 720p and a generated 720p clip of a face that talks with its mouth open
 (``likeness.media.synthetic.talking_portrait``), with ``--mouth`` off and on: identity against
 the threshold, mouth and blink agreement, sharpness, occlusion damage and flicker, each with its
 verdict. The 64 px render without ``--mouth`` (today's default) is the baseline row of each clip.
+Beside the report's sharpness and mouth verdict, the measures issue 26 replaced, from the same
+frames: the high-frequency sharpness ratio (``replaced_sharpness``) and the mouth verdict
+without the peak opening. ``--recipe-names`` picks other recipes (e.g. ``preview`` alone, for a
+longer training).
 
 Table 3 (``--ab``, pipeline choices, dfdc clips, the trained df_tiny 64 px and, unless
 ``--skip-speed``, the ``cpu-64`` recipe's widths): transcode, FaceMesh on every frame
@@ -84,7 +88,9 @@ from likeness.render.quality import (
     EXPRESSION_CORRELATION,
     FLICKER,
     OCCLUSION_DAMAGE,
+    PEAK_OPENING,
     SHARPNESS,
+    worst_verdict,
 )
 from likeness.render.smoothing import SmoothingOptions
 from likeness.train import RECIPES, FaceSamples, TrainConfig, export_model, recipe_options, train_swap_model
@@ -236,6 +242,13 @@ def main() -> int:
         "--recipes",
         action="store_true",
         help="train the preview (64 px) and cpu-overnight-128 recipes for --train-minutes each and print table 6",
+    )
+    parser.add_argument(
+        "--recipe-names",
+        nargs="+",
+        default=list(TABLE6_RECIPES),
+        choices=sorted(RECIPES),
+        help="the recipes table 6 trains and compares (default: preview and cpu-overnight-128)",
     )
     parser.add_argument(
         "--report-dir", type=Path, default=None, help="copy table 5's render reports (HTML + JSON) here, to look at"
@@ -573,6 +586,8 @@ def metric_cell(line: dict) -> str:
         return f"– ({line['verdict']})"
     if "amplitude_ratio" in line:
         text = f"r {value:.2f}, ×{line['amplitude_ratio']:.2f}"
+        if line.get("peak_opening_ratio") is not None:
+            text += f", peak ×{line['peak_opening_ratio']:.2f}"
         if "performer_blinks" in line:
             text += f", blinks {line['performer_blinks']}→{line['output_blinks']}"
         return f"{text} ({line['verdict']})"
@@ -628,6 +643,62 @@ def metrics_table(
 
 #: The recipes table 6 compares, each trained for the same wall-clock budget.
 TABLE6_RECIPES = ("preview", "cpu-overnight-128")
+#: The sharpness bound before issue 26 replaced the measure (high-frequency energy ratio).
+REPLACED_SHARPNESS_PASS = 0.8
+
+
+def replaced_sharpness(performer_region: np.ndarray, output_region: np.ndarray, mask: np.ndarray) -> float | None:
+    """The sharpness measure the report used before issue 26, printed beside the new one only:
+    RMS of the grey face minus its 1 px Gaussian blur, output over performer (an upscaled 64 px
+    face's pixel grid counted as detail)."""
+
+    def energy(rgb: np.ndarray) -> float:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.sqrt(np.mean((grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[mask > 0.5] ** 2)))
+
+    if int((mask > 0.5).sum()) < 16 or energy(performer_region) < 0.25:
+        return None
+    return energy(output_region) / energy(performer_region)
+
+
+class ReplacedMeasures:
+    """While active, every sharpness sample the render takes is also measured the old way
+    (:func:`replaced_sharpness`), so table 6 prints old and new from the same frames."""
+
+    def __init__(self) -> None:
+        self.sharpness: list[float] = []
+
+    def __enter__(self) -> ReplacedMeasures:
+        import likeness.render.track_quality as track_quality
+
+        self._module, self._new = track_quality, track_quality.sharpness_ratio
+
+        def both(before: np.ndarray, after: np.ndarray, mask: np.ndarray) -> float | None:
+            old = replaced_sharpness(before, after, mask)
+            if old is not None:
+                self.sharpness.append(old)
+            return self._new(before, after, mask)
+
+        track_quality.sharpness_ratio = both
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._module.sharpness_ratio = self._new
+
+    def sharpness_cell(self) -> str:
+        if not self.sharpness:
+            return "–"
+        value = statistics.median(self.sharpness)
+        return f"{value:.3f} ({'pass' if value >= REPLACED_SHARPNESS_PASS else 'not pass'})"
+
+
+def replaced_mouth_verdict(line: dict) -> str:
+    """The mouth verdict before issue 26 added the peak opening: correlation and spread only."""
+    if line.get("value") is None:
+        return line["verdict"]
+    return worst_verdict(
+        [EXPRESSION_CORRELATION.verdict(line["value"]), EXPRESSION_AMPLITUDE.verdict(line["amplitude_ratio"])]
+    )
 
 
 def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
@@ -655,7 +726,7 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
     target_frames += list(talking_portrait(grace_hopper(), n_frames=120, size=(512, 512), seed=3))
     models: dict[str, tuple[Path, int]] = {}
-    for recipe in TABLE6_RECIPES:
+    for recipe in args.recipe_names:
         resolution = int(RECIPES[recipe]["resolution"])
         source, target = aligned_samples(source_frames, resolution), aligned_samples(target_frames, resolution)
         models[recipe] = train_recipe(
@@ -667,11 +738,13 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     )
     print(
         f"| clip | recipe (px, iterations) | --mouth | faces | identity (≤ {IDENTITY_THRESHOLD:.2f}) | "
-        f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}) | "
-        f"eyes (same, ≥ {BLINKS_KEPT.pass_at:.0%} of blinks) | sharpness (≥ {SHARPNESS.pass_at}) | "
+        f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}, "
+        f"peak ×≥ {PEAK_OPENING.pass_at}) | mouth verdict before the peak | "
+        f"eyes (same, ≥ {BLINKS_KEPT.pass_at:.0%} of blinks) | sharpness: effective resolution (≥ {SHARPNESS.pass_at}) | "
+        f"old sharpness: high-frequency ratio (≥ {REPLACED_SHARPNESS_PASS}) | "
         f"occlusion damage (≤ {OCCLUSION_DAMAGE.pass_at:.0%}) | flicker (≤ {FLICKER.pass_at}) | track verdict | fps |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     n = 0
     for clip_name, clip in clips.items():
         for recipe, (model, iterations) in models.items():
@@ -679,14 +752,16 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
                 n += 1
                 out = tmp / f"recipe-{n}.mp4"
                 options = RenderOptions(refine=RefineOptions(mouth=mouth))
-                fps, _, rep = timed_render(ws, model, clip, out, options)
+                with ReplacedMeasures() as replaced:
+                    fps, _, rep = timed_render(ws, model, clip, out, options)
                 label = f"{recipe} ({RECIPES[recipe]['resolution']} px, {iterations} it)"
                 for shot in sorted(rep["shots"], key=lambda s: -s["frames_swapped"])[:1]:  # the shot, not strays
                     m = shot["metrics"]
                     print(
                         f"| {clip_name} | {label} | {'on' if mouth else 'off'} | {shot['frames_swapped']} | "
-                        f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | {metric_cell(m['eyes'])} | "
-                        f"{metric_cell(m['sharpness'])} | {metric_cell(m['occlusion'])} | "
+                        f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | "
+                        f"{replaced_mouth_verdict(m['mouth'])} | {metric_cell(m['eyes'])} | "
+                        f"{metric_cell(m['sharpness'])} | {replaced.sharpness_cell()} | {metric_cell(m['occlusion'])} | "
                         f"{metric_cell(m['flicker'])} | {shot['verdict']} | {fps:.1f} |"
                     )
                 sys.stdout.flush()

@@ -153,7 +153,7 @@ METRIC_TEXT = {
     "identity": "identity: distance to the subject",
     "mouth": "expression: mouth opening",
     "eyes": "expression: eye openness (blinks)",
-    "sharpness": "sharpness vs the performer's face",
+    "sharpness": "sharpness: effective resolution vs the performer's face",
     "occlusion": "occlusion damage: occluder pixels painted over",
     "flicker": "flicker vs the footage",
     "border_colour": "border colour (CIEDE2000)",
@@ -183,6 +183,8 @@ def _value_text(name: str, line: dict[str, Any]) -> str:
         return "–"
     if name in ("mouth", "eyes"):
         text = f"r = {value:.2f}, moves {line['amplitude_ratio']:.2f}× the performer"
+        if line.get("peak_opening_ratio") is not None:
+            text += f"; opens {line['peak_opening_ratio']:.2f}× as wide at the performer's widest"
         if name == "eyes":
             text += f"; blinks {line.get('performer_blinks', 0)} → {line.get('output_blinks', 0)}"
         return text
@@ -192,7 +194,10 @@ def _value_text(name: str, line: dict[str, Any]) -> str:
             f"{line['within_threshold_share']:.0%} within)"
         )
     if name == "sharpness":
-        return f"{value:.2f}× (median of {line['samples']})"
+        pixels = (
+            f"; detail of a {line['effective_px']} px face on a {line['face_px']} px one" if "face_px" in line else ""
+        )
+        return f"{value:.2f}× the performer's effective resolution (median of {line['samples']}{pixels})"
     if name == "flicker":
         return f"{value:.2f}×"
     if name == "occlusion":
@@ -206,6 +211,8 @@ def _threshold_text(name: str, line: dict[str, Any]) -> str:
         return f"≤ {line['threshold']:.2f}"
     if name in ("mouth", "eyes"):
         text = f"r ≥ {line['threshold']:.1f} and ≥ {line['min_amplitude_ratio']:.1f}×"
+        if line.get("min_peak_opening_ratio") is not None:
+            text += f"; ≥ {line['min_peak_opening_ratio']:.1f}× at the widest"
         return text + (f"; ≥ {BLINKS_KEPT.pass_at:.0%} of the blinks" if name == "eyes" else "")
     if name == "occlusion":
         return (

@@ -70,6 +70,7 @@ class FrameSample:
     crop_affine: np.ndarray | None = None  # float64 (2, 3): frame pixels -> these crops
     identity_distance: float | None = None
     sharpness: float | None = None
+    face_px: int | None = None  # side of the face region sharpness was measured on, in frame pixels
     mouth_performer: float | None = None
     mouth_output: float | None = None
     occluder_pixels: int = 0  # occluder pixels inside the face on the input (0: none found)
@@ -141,6 +142,7 @@ class ShotQuality:
     _series_seen: int = 0
     identity: list[dict[str, float | None]] = field(default_factory=list)
     sharpness: list[float] = field(default_factory=list)
+    face_px: list[int] = field(default_factory=list)  # with each sharpness sample
     # (frame index, occluder pixels, of them changed) on sampled frames with an occluder.
     occlusion: list[tuple[int, int, int]] = field(default_factory=list)
     samples: list[FrameSample] = field(default_factory=list)
@@ -202,6 +204,8 @@ class ShotQuality:
             self.identity.append({"distance_to_subject": sample.identity_distance})
         if sample.sharpness is not None:
             self.sharpness.append(sample.sharpness)
+            if sample.face_px is not None:
+                self.face_px.append(sample.face_px)
         if sample.occluder_pixels:
             self.occlusion.append((sample.frame_index, sample.occluder_pixels, sample.occluder_changed))
             if len(self.occlusion) > MAX_SERIES_SAMPLES:
@@ -345,6 +349,11 @@ class ShotQuality:
         sharp = bounded_line(
             float(np.median(self.sharpness)) if self.sharpness else None, SHARPNESS, len(self.sharpness)
         )
+        if sharp["value"] is not None and self.face_px:
+            # The ratio read in pixels: the output carries the footage's detail down to the scale
+            # of an ``effective_px`` face, where the footage has ``face_px``.
+            sharp["face_px"] = int(np.median(self.face_px))
+            sharp["effective_px"] = round(sharp["value"] * sharp["face_px"])
         metrics = {
             "identity": identity,
             "mouth": mouth,
@@ -400,7 +409,7 @@ def measure_sample(
     native_before = crop_from_region(before_region, origin, native, side)
     native_after = crop_from_region(rgb_out, (0, 0), native, side)
     ratio = sharpness_ratio(native_before, native_after, inner_face_mask(blend_mask, side))
-    sample = FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio)
+    sample = FrameSample(frame_index, before, after, crop_affine=report_affine, sharpness=ratio, face_px=side)
     if occluder is not None and face_region is not None:
 
         def at_native(mask: np.ndarray) -> np.ndarray:
