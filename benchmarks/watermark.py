@@ -394,11 +394,12 @@ def false_mark_images(count: int, media: Path | None, seed: int) -> Iterable[tup
 @contextlib.contextmanager
 def sync_gate_removed() -> Iterator[list[int]]:
     """Within the block, reads decode every candidate peak whatever its pilot score (up to the
-    reader's cap of MAX_DECODES CRC-32 trials) and count the trials in the yielded list: this
-    exercises the check itself, which alone bounds the false-mark rate. Patches the module's
-    internals on purpose (a diagnostic, not an API)."""
+    reader's cap of MAX_DECODES CRC-32 trials; a still's screen is removed too) and count the
+    trials in the yielded list: this exercises the check itself, which alone bounds the
+    false-mark rate. Patches the module's internals on purpose (a diagnostic, not an API)."""
     trials = [0]
     original_sync, original_decode = tiled_ss._sync_candidates, tiled_ss.decode_payload
+    original_screen = getattr(tiled_ss, "SCREEN_THRESHOLD", None)
 
     def any_peak(folded: np.ndarray, threshold: float = 0.0, count: int = 3):
         return original_sync(folded, threshold=-np.inf, count=count)
@@ -408,10 +409,14 @@ def sync_gate_removed() -> Iterator[list[int]]:
         return original_decode(soft)
 
     tiled_ss._sync_candidates, tiled_ss.decode_payload = any_peak, counted
+    if original_screen is not None:
+        tiled_ss.SCREEN_THRESHOLD = -np.inf
     try:
         yield trials
     finally:
         tiled_ss._sync_candidates, tiled_ss.decode_payload = original_sync, original_decode
+        if original_screen is not None:
+            tiled_ss.SCREEN_THRESHOLD = original_screen
 
 
 # ---------------------------------------------------------------- report

@@ -14,7 +14,8 @@ Design (details, measurements and the false-mark derivation in ``docs/watermark.
   cheap texture mask and normalised so the mark's RMS is :data:`MARK_RMS` grey levels; the
   rounded offset is checked against :data:`MAX_MARK_RMS`, so PSNR >= 40.2 dB by construction.
 * Reading strips letterbox / pillarbox bars, brings the content to 360 px on the short side,
-  measures the tile period (row / column autocorrelation, then a pilot-guided search), folds
+  measures the tile period (row / column autocorrelation, then a pilot-guided search, both
+  scored on a half-resolution screen that refuses most unmarked media outright), folds
   the whitened picture modulo the period, finds the tile phase of the picture and of its mirror
   image by FFT cross-correlation with the pilot, soft-decodes with Viterbi and accepts a payload
   only if the CRC-32 matches (at most :data:`MAX_DECODES` checks per read). Everything else is
@@ -74,6 +75,12 @@ MAX_MARK_RMS = 2.5
 _LUMA_PER_RGB_LEVEL = 219.0 / 255.0
 SYNC_THRESHOLD = 6.0
 """Minimum pilot correlation peak, in standard deviations of the correlation surface."""
+SCREEN_THRESHOLD = 5.0
+"""Pilot peak (z) a still's half-resolution screen must show at one of its candidate periods or
+on the pilot search's grid before it is folded at full resolution: below it the still is "no
+mark". A marked copy that the full read decodes shows 7 or more on the screen (the screen's z
+tracks the full fold's within about 0.5); unmarked images rarely pass 5 (about 7 % in the
+benchmark's), and those are read in full as before."""
 SYNC_CANDIDATES = 3
 """Distinct pilot peaks per fold (period x mirror) tried before answering "no mark"."""
 MAX_DECODES = 48
@@ -842,14 +849,33 @@ def _reading_from_soft(
 def _read_scaled(
     work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
 ) -> tuple[WatermarkReading | None, float, float]:
-    """Fold at each candidate period in turn and decode its pilot peaks (both mirrors) before
-    folding at the next: a marked frame usually reads at the first. Returns (reading or None,
-    best pilot z, tiles)."""
+    """Read a still at work resolution, screened first.
+
+    The candidate periods and the pilot search's grid are scored on the half-resolution screen
+    (:func:`_screen_strength`, as a clip's are); an image none of whose periods reaches
+    :data:`SCREEN_THRESHOLD` there is "no mark" without a single full-resolution fold. Otherwise
+    each candidate period is folded in turn and its pilot peaks (both mirrors) decoded before
+    the next is folded (a marked frame usually reads at the first), then the pilot search's
+    best periods. Returns (reading or None, best pilot z, tiles); the best z is the screen's
+    where no full-resolution fold was made.
+    """
     whitened = _whiten(work_luma)
+    strength = _screen_strength([_screen_image(whitened)])
+    screened: dict[float, float] = {}  # period -> screen strength, each scored once
+
+    def screen(period: float) -> float:
+        if period not in screened:
+            screened[period] = strength(period)
+        return screened[period]
+
+    uncropped = geometry.uncropped_period
+    periods = _candidate_periods(work_luma, whitened, uncropped)
+    if all(screen(period) < SCREEN_THRESHOLD for period in periods):  # stops at the first that passes
+        _pilot_search(screen, uncropped, periods)  # scores the grid (kept for the search below)
+        if max(screened.values()) < SCREEN_THRESHOLD:
+            return None, max(screened.values()), work_luma.size / TILE_SIZE**2
     best = tiles = 0.0
-    tried: list[float] = []
-    for period in _candidate_periods(work_luma, whitened, geometry.uncropped_period):
-        tried.append(period)
+    for period in periods:
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period)
         best = max(best, _best_score(candidates))
@@ -858,7 +884,7 @@ def _read_scaled(
             return reading, best, tiles
     # A weak mark may not show in the autocorrelation (a second-order statistic) while its
     # pilot still does: search the periods a crop of this copy can have by pilot strength.
-    for period in _pilot_search(_fold_strength([(work_luma, whitened)]), geometry.uncropped_period, tried):
+    for period in _pilot_search(screen, uncropped, periods):
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period, count=1)  # 4 trials at most in all
         best = max(best, _best_score(candidates))
@@ -873,19 +899,6 @@ def _search_grid(uncropped: float) -> list[float]:
     ``uncropped / 0.6``."""
     steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
     return [float(p) for p in uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)]
-
-
-def _fold_strength(frames: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
-    """Pilot strength of a period on (work luma, whitened) frames: the best of each frame's
-    fold and of their sum (a re-encoded moving clip may show the mark in its intra frame only)."""
-
-    def strength(period: float) -> float:
-        folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
-        if len(folds) > 1:
-            folds.append(_summed(folds))
-        return max(_pilot_strengths(folds))
-
-    return strength
 
 
 def _screen_image(whitened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -906,8 +919,10 @@ def _screen_fold(screen: tuple[np.ndarray, np.ndarray], period: float) -> np.nda
 
 
 def _screen_strength(screens: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
-    """:func:`_fold_strength` on :func:`_screen_fold` folds: a clip ranks its many candidate
-    periods this way, then folds only the best at full resolution."""
+    """Pilot strength of a period on screened frames (:func:`_screen_fold` folds): the best of
+    each frame's fold and of their sum (a re-encoded moving clip may show the mark in its intra
+    frame only). A clip ranks its many candidate periods this way, then folds only the best at
+    full resolution; a still is refused here when no period reaches :data:`SCREEN_THRESHOLD`."""
 
     def strength(period: float) -> float:
         folds = [_screen_fold(screen, period) for screen in screens]
@@ -955,8 +970,8 @@ def _pilot_search(
     coarse_scores: list[tuple[float, float]] | None = None,
 ) -> list[float]:
     """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
-    by pilot ``strength`` (:func:`_fold_strength` or :func:`_screen_strength`): a 1 % grid, then
-    the best :data:`_SEARCH_KEEP` refined to 0.25 %. Periods within 0.1 % of ``tried`` ones are
+    by pilot ``strength`` (:func:`_screen_strength`): a 1 % grid, then the best
+    :data:`_SEARCH_KEEP` refined to 0.25 %. Periods within 0.1 % of ``tried`` ones are
     left out. ``coarse_scores``: the grid already scored with ``strength`` (:class:`_GridStrength`)."""
     if coarse_scores is None:
         coarse_scores = [(strength(p), p) for p in _search_grid(uncropped)]
