@@ -153,7 +153,8 @@ class WatermarkReading:
     of the 204 raw coded-bit decisions that agree with the accepted codeword (1.0 for a clean
     read, about 0.5 would be chance; 0.0 when no mark). ``sync_score`` is the strongest pilot
     correlation peak in standard deviations of the correlation surface (also reported when no
-    mark is found; 6 or more is needed to try decoding). ``offset`` is the tile phase ``(dy,
+    mark is found; 6 or more is needed to try decoding; for a still refused on the
+    half-resolution screen, the screen's strongest, under :data:`SCREEN_THRESHOLD`). ``offset`` is the tile phase ``(dy,
     dx)`` the payload was read at: a crop that starts at (y0, x0) of a marked frame reads at
     ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
     work resolution, summed over frames.
@@ -1025,7 +1026,8 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
 
     Returns a reading whose ``payload`` is None ("no mark") unless a pilot is found and the
     CRC-32 check of the decoded payload matches (at most :data:`MAX_DECODES` checks per image).
-    Frames smaller than one tile (128 px) in either side read as no mark.
+    Most unmarked images stop at the half-resolution screen (:data:`SCREEN_THRESHOLD`), before
+    any full-resolution fold. Frames smaller than one tile (128 px) in either side read as no mark.
     """
     rgb = _check_rgb(rgb)
     if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
