@@ -78,9 +78,9 @@ SYNC_THRESHOLD = 6.0
 SCREEN_THRESHOLD = 5.0
 """Pilot peak (z) a still's half-resolution screen must show at one of its candidate periods or
 on the pilot search's grid before it is folded at full resolution: below it the still is "no
-mark". A marked copy that the full read decodes shows 7 or more on the screen (the screen's z
-tracks the full fold's within about 0.5); unmarked images rarely pass 5 (about 7 % in the
-benchmark's), and those are read in full as before."""
+mark". Every marked copy of the stills benchmark showed 7.1 or more on the screen (the
+screen's z is about 0.4 below the full fold's, s.d. 0.6); unmarked images rarely pass 5 (7.5 %
+of the benchmark's), and those are read in full as before (``benchmarks/watermark_screen.py``)."""
 SYNC_CANDIDATES = 3
 """Distinct pilot peaks per fold (period x mirror) tried before answering "no mark"."""
 MAX_DECODES = 48
