@@ -573,12 +573,25 @@ def test_an_unmarked_still_is_refused_by_the_screen_without_a_full_read(
         generated_image("texture", rng, (size[1], size[0])),
     ]
     full_folds = _counting(monkeypatch, "_fold_at_period")
+    native_folds = _counting(monkeypatch, "_fold")
     decodes = _counting(monkeypatch, "decode_payload")
     screen_folds = _counting(monkeypatch, "_screen_fold")
     readings = [extract_watermark(still) for still in stills]
-    assert full_folds == [] and decodes == []
+    assert full_folds == [] and native_folds == [] and decodes == []
     assert all(r.payload is None and 0.0 < r.sync_score < wm.SCREEN_THRESHOLD for r in readings)
     assert len(screen_folds) >= len(stills) * len(wm._search_grid(128.0))
     monkeypatch.setattr(wm, "SCREEN_THRESHOLD", 0.0)
     assert all(extract_watermark(still).payload is None for still in stills)
     assert len(full_folds) >= len(stills)
+    assert len(native_folds) == (len(stills) if min(size) > wm.REFERENCE_SHORT_SIDE else 0)
+
+
+def test_a_v1_mark_on_a_large_still_passes_its_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 mark (128 px tiles at 1920x1080) mirrored and re-saved as JPEG 70: the work image's
+    screen cannot see its 4 px chips (1.3 px there; a 42.7 px period), the native fold's own
+    half-resolution screen does, and the native fold reads it."""
+    native_folds = _counting(monkeypatch, "_fold")
+    still = cv2.resize(grace_hopper(), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    v1 = WatermarkEmbedder(PAYLOAD, 1920, 1080, period=TILE_SIZE).embed(still)
+    assert extract_watermark(jpeg(np.ascontiguousarray(v1[:, ::-1]), 70)).payload == PAYLOAD
+    assert len(native_folds) == 1

@@ -480,6 +480,17 @@ def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return folded, height * width / TILE_SIZE**2
 
 
+def _native_screen(rgb: np.ndarray) -> float:
+    """Pilot strength (z, either way round) of a v1 mark, 128 px tiles at the frame's own
+    resolution, on a half-resolution copy folded into a 64 px tile: the screen of :func:`_fold`
+    for a still. The copy is whitened after halving (2 px chips), not before as a work image's
+    screen is: whitening the full-resolution frame is most of what the native fold costs (at
+    1080p about 5 ms against 15)."""
+    height, width = rgb.shape[:2]
+    half = cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    return _pilot_strengths([_fold_whitened(_whitened_luma(half), _SCREEN_TILE)])[0]
+
+
 def _remove_block_component(folded: np.ndarray) -> np.ndarray:
     """``folded`` (a 128 px tile, or a screen's 64 px one) less its block-grid component."""
     block = _BLOCK_PERIOD * folded.shape[0] // TILE_SIZE
@@ -1026,8 +1037,8 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
 
     Returns a reading whose ``payload`` is None ("no mark") unless a pilot is found and the
     CRC-32 check of the decoded payload matches (at most :data:`MAX_DECODES` checks per image).
-    Most unmarked images stop at the half-resolution screen (:data:`SCREEN_THRESHOLD`), before
-    any full-resolution fold. Frames smaller than one tile (128 px) in either side read as no mark.
+    Most unmarked images stop at the half-resolution screens (:data:`SCREEN_THRESHOLD`; the v1
+    fallback of frames above 360 px has its own), before any full-resolution fold. Frames smaller than one tile (128 px) in either side read as no mark.
     """
     rgb = _check_rgb(rgb)
     if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
@@ -1036,7 +1047,7 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
     work = _work_luma(rgb, geometry)
     budget = [MAX_DECODES]
     reading, best, tiles = _read_scaled(work, geometry, budget)
-    if reading is None and geometry.work_scale < 1.0:
+    if reading is None and geometry.work_scale < 1.0 and _native_screen(rgb) >= SCREEN_THRESHOLD:
         # v1 marks (128 px tiles at every frame size) on a frame larger than the work size.
         folded, native_tiles = _fold(rgb)
         native = _sync_both_ways(folded, None)
