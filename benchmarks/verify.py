@@ -173,7 +173,9 @@ def image_speed(
         turns = [(stage, ours)]
         if compared is not None:
             turns.append((f"{stage}, compared reader", theirs))
-        for name, fn in turns[:: 1 if index % 2 == 0 else -1]:
+        # Per pair of images, so labelled renders and unlabelled stills (every other image) each
+        # get both orders.
+        for name, fn in turns[:: 1 if index // 2 % 2 == 0 else -1]:
             measure(name, fn, *args)
 
     def verify_compared(path: Path):
