@@ -78,7 +78,7 @@ SYNC_THRESHOLD = 6.0
 SCREEN_THRESHOLD = 5.0
 """Pilot peak (z) a still's half-resolution screen must show at one of its candidate periods or
 on the pilot search's grid before it is folded at full resolution: below it the still is "no
-mark". Every marked copy of the stills benchmark showed 7.1 or more on the screen (the
+mark" (and the v1 fallback's native fold has a screen of its own with the same threshold). Every marked copy of the stills benchmark showed 7.1 or more on the screen (the
 screen's z is about 0.4 below the full fold's, s.d. 0.6); unmarked images rarely pass 5 (7.5 %
 of the benchmark's), and those are read in full as before (``benchmarks/watermark_screen.py``)."""
 SYNC_CANDIDATES = 3
@@ -154,9 +154,9 @@ class WatermarkReading:
     read, about 0.5 would be chance; 0.0 when no mark). ``sync_score`` is the strongest pilot
     correlation peak in standard deviations of the correlation surface (also reported when no
     mark is found; 6 or more is needed to try decoding; for a still refused on the
-    half-resolution screen, the screen's strongest, under :data:`SCREEN_THRESHOLD`). ``offset`` is the tile phase ``(dy,
-    dx)`` the payload was read at: a crop that starts at (y0, x0) of a marked frame reads at
-    ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
+    half-resolution screen, the screen's strongest, under :data:`SCREEN_THRESHOLD`).
+    ``offset`` is the tile phase ``(dy, dx)`` the payload was read at: a crop that starts at
+    (y0, x0) of a marked frame reads at ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
     work resolution, summed over frames.
     """
 
@@ -1038,7 +1038,8 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
     Returns a reading whose ``payload`` is None ("no mark") unless a pilot is found and the
     CRC-32 check of the decoded payload matches (at most :data:`MAX_DECODES` checks per image).
     Most unmarked images stop at the half-resolution screens (:data:`SCREEN_THRESHOLD`; the v1
-    fallback of frames above 360 px has its own), before any full-resolution fold. Frames smaller than one tile (128 px) in either side read as no mark.
+    fallback of frames above 360 px has its own), before any full-resolution fold. Frames
+    smaller than one tile (128 px) in either side read as no mark.
     """
     rgb = _check_rgb(rgb)
     if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
