@@ -39,9 +39,11 @@ with the baseline of a per-subject numpy scan (`likeness.faces.match_identity`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -116,8 +118,27 @@ def cpu_timed(fn, *args, **kwargs):
     return value, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, float, float | None, float | None]]:
-    """Rows (stage, median wall ms, ratio to decode, median CPU ms)."""
+@contextlib.contextmanager
+def watermark_reader(extract):
+    """Within the block, the verifier reads watermarks with ``extract`` (another copy's
+    ``extract_watermark``, to compare readers in one process; it looks the function up at call
+    time)."""
+    from likeness.provenance import watermark
+
+    original = watermark.extract_watermark
+    watermark.extract_watermark = extract
+    try:
+        yield
+    finally:
+        watermark.extract_watermark = original
+
+
+def image_speed(
+    workspace, paths: list[Path], workers: int, *, compared=None, repeats: int = 1, scan: bool = True
+) -> list[tuple[str, float, float | None, float | None]]:
+    """Rows (stage, median wall ms, ratio to decode, median CPU ms). ``compared``: another
+    ``watermark.py`` module whose reader is timed beside this one's, image by image, the two
+    taking turns to go first; ``repeats``: passes over the images."""
     from likeness.digests import sha256_file
     from likeness.media import read_image
     from likeness.provenance.c2pa_manifest import read_manifest
@@ -141,6 +162,8 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
         "verify total",
         "verify total, empty gallery",
     )
+    if compared is not None:
+        names += ("watermark extract, compared reader", "verify total, compared reader")
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
 
@@ -152,22 +175,48 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
 
     detector = verifier._detector("image")
     embedder = verifier._embedder_model()
+
+    def both_readers(index: int, stage: str, ours, theirs, *args) -> None:
+        """``stage`` with this reader and, when one is compared, with the other, taking turns
+        to go first."""
+        turns = [(stage, ours)]
+        if compared is not None:
+            turns.append((f"{stage}, compared reader", theirs))
+        # Per pair of images, so labelled renders and unlabelled stills (every other image) each
+        # get both orders.
+        for name, fn in turns[:: 1 if index // 2 % 2 == 0 else -1]:
+            measure(name, fn, *args)
+
+    def verify_compared(path: Path):
+        with watermark_reader(compared.extract_watermark):
+            return verifier.verify(path)
+
+    theirs_extract = None if compared is None else compared.extract_watermark
     faces_per_image = []
-    for path in paths:
+    for index, path in enumerate(paths * repeats):
         rgb = measure("decode (baseline)", read_image, path)
         measure("sha256", sha256_file, path)
         measure("c2pa read", read_manifest, path, trust_anchors_pem=verifier.anchors)
-        measure("watermark extract", extract_watermark, rgb)
+        both_readers(index, "watermark extract", extract_watermark, theirs_extract, rgb)
         faces = measure("face detect", detector.detect, rgb)
         faces_per_image.append(len(faces))
         emb = measure("face embed (all faces)", embedder.embed_many, rgb, [f.landmarks for f in faces])
         measure("gallery query", verifier.gallery.query_many, emb if len(emb) else np.zeros((1, 128), np.float32))
-        measure("verify total", verifier.verify, path)
+        both_readers(index, "verify total", verifier.verify, verify_compared, path)
         measure("verify total, empty gallery", empty.verify, path)
     verifier.close()
     empty.close()
     base = median_ms(wall["decode (baseline)"])
     rows = [(name, median_ms(wall[name]), median_ms(wall[name]) / base, median_ms(cpu[name])) for name in names]
+    # build_images labels every other image (even indices): the watermark read costs the two
+    # kinds very differently (a mark usually reads at the first period; no mark tries them all).
+    labelled = [index % len(paths) % 2 == 0 for index in range(len(paths) * repeats)]
+    for name in names:
+        if name.startswith(("watermark extract", "verify total")) and "empty" not in name:
+            for kind, keep in (("labelled renders", True), ("unlabelled", False)):
+                w = [t for t, flag in zip(wall[name], labelled) if flag == keep]
+                c = [t for t, flag in zip(cpu[name], labelled) if flag == keep]
+                rows.append((f"  {name}: {kind}", median_ms(w), median_ms(w) / base, median_ms(c)))
     rows.append(
         (
             f"  (faces per image: median {statistics.median(faces_per_image):.0f}; capacity on 2 cores = 2 / CPU)",
@@ -176,6 +225,8 @@ def image_speed(workspace, paths: list[Path], workers: int) -> list[tuple[str, f
             None,
         )
     )
+    if not scan:
+        return rows
     # A longer scan: the images again under other names (verify_many skips repeated paths).
     batch = list(paths)
     for copy in range(1, 4):
@@ -549,6 +600,13 @@ def main() -> None:
     parser.add_argument(
         "--skip", choices=("images", "detector", "video", "quality", "embedder"), action="append", default=[]
     )
+    parser.add_argument(
+        "--compare-reader",
+        type=Path,
+        help="another watermark.py (say main's, from git show) whose reader is timed beside this one on the stills",
+    )
+    parser.add_argument("--image-repeats", type=int, default=1, help="passes over the stills (medians over all)")
+    parser.add_argument("--no-scan", action="store_true", help="skip the verify_many rows (worker processes)")
     args = parser.parse_args()
     media = args.media.resolve()
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
@@ -562,7 +620,21 @@ def main() -> None:
                 f"\n1080p JPEG verification ({len(paths)} images, half labelled renders), single process unless noted"
             )
             print(f"{'stage':62} {'wall ms':>9} {'x decode':>9} {'CPU ms':>8} {'images/s':>9}")
-            for name, ms, ratio, cpu_ms in image_speed(workspace, paths, args.workers):
+            compared = None
+            if args.compare_reader:
+                sys.path.insert(0, str(Path(__file__).resolve().parent))
+                from watermark import load_watermark_module
+
+                compared = load_watermark_module(args.compare_reader)
+            rows = image_speed(
+                workspace,
+                paths,
+                args.workers,
+                compared=compared,
+                repeats=args.image_repeats,
+                scan=not args.no_scan,
+            )
+            for name, ms, ratio, cpu_ms in rows:
                 print(
                     f"{name:62} {ms:9.1f} {'' if ratio is None else f'{ratio:9.2f}':>9} "
                     f"{'' if cpu_ms is None else f'{cpu_ms:8.1f}':>8} {1000 / ms:9.2f}"

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -185,6 +186,19 @@ STILL_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 # ---------------------------------------------------------------- methods
 
 
+def load_watermark_module(path: Path) -> ModuleType:
+    """Another copy of ``likeness/provenance/watermark.py`` (say main's, from ``git show``),
+    loaded beside this one, so both readers read the same media in the same run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"compared_watermark_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass
 class Method:
     """One watermark under test: bits in, marked frame out; frame in, bits (or None) out."""
@@ -205,10 +219,12 @@ def payload_to_bits(payload: bytes | None) -> np.ndarray | None:
 
 
 class Ours:
-    """The labelled writer's still path: one embedder per job and frame size."""
+    """The labelled writer's still path: one embedder per job and frame size; read back by
+    ``reader`` (this checkout's ``extract_watermark`` unless another is compared)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader: Callable[[np.ndarray], tiled_ss.WatermarkReading] = extract_watermark) -> None:
         self._embedders: dict[tuple[bytes, int, int], WatermarkEmbedder] = {}
+        self.reader = reader
 
     def embedder(self, bits: np.ndarray, width: int, height: int) -> WatermarkEmbedder:
         key = (bits_to_payload(bits), width, height)
@@ -219,9 +235,8 @@ class Ours:
     def embed(self, rgb: np.ndarray, bits: np.ndarray) -> np.ndarray:
         return self.embedder(bits, rgb.shape[1], rgb.shape[0]).embed(rgb)
 
-    @staticmethod
-    def decode(rgb: np.ndarray) -> np.ndarray | None:
-        return payload_to_bits(extract_watermark(rgb).payload)
+    def decode(self, rgb: np.ndarray) -> np.ndarray | None:
+        return payload_to_bits(self.reader(rgb).payload)
 
 
 def imwatermark_method(method: str, bits: int) -> tuple[Callable, Callable]:
@@ -246,9 +261,14 @@ def imwatermark_method(method: str, bits: int) -> tuple[Callable, Callable]:
     return embed, decode
 
 
-def methods(include_riva: bool, riva_stills: int, dwt_stills: int | None) -> list[Method]:
+def methods(
+    include_riva: bool, riva_stills: int, dwt_stills: int | None, compared: ModuleType | None = None
+) -> list[Method]:
     ours = Ours()
     listed = [Method(WATERMARK_ALGORITHM, 64, ours.embed, ours.decode)]
+    if compared is not None:
+        theirs = Ours(compared.extract_watermark)
+        listed.append(Method(f"{WATERMARK_ALGORITHM}, compared reader", 64, theirs.embed, theirs.decode))
     embed, decode = imwatermark_method("dwtDctSvd", 64)
     listed.append(Method("dwtDctSvd", 64, embed, decode, max_stills=dwt_stills))
     if include_riva:
@@ -391,14 +411,37 @@ def false_mark_images(count: int, media: Path | None, seed: int) -> Iterable[tup
                 yield "stripes", np.repeat(np.clip(wave, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
+def read_timing(
+    readers: dict[str, Callable[[np.ndarray], tiled_ss.WatermarkReading]],
+    pictures: dict[str, np.ndarray],
+    resolutions: list[str],
+    repeats: int,
+) -> dict[tuple[str, str, str], float]:
+    """Median read ms per (reader, resolution, "unmarked" | "marked") of the labelled stills of
+    each resolution, the readers taking turns on every image (so load affects them alike)."""
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    for resolution in resolutions:
+        width, height = RESOLUTIONS[resolution]
+        label = VisibleLabel(width, height, "bottom-right")
+        embedder = WatermarkEmbedder(b"timing!!", width, height)
+        for picture in pictures.values():
+            frame = label.apply(fit_frame(picture, width, height))
+            for kind, rgb in (("unmarked", frame), ("marked", embedder.embed(frame))):
+                for _ in range(repeats):
+                    for name, reader in readers.items():
+                        samples.setdefault((name, resolution, kind), []).append(timed(reader, rgb)[1])
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
 @contextlib.contextmanager
 def sync_gate_removed() -> Iterator[list[int]]:
     """Within the block, reads decode every candidate peak whatever its pilot score (up to the
-    reader's cap of MAX_DECODES CRC-32 trials) and count the trials in the yielded list: this
-    exercises the check itself, which alone bounds the false-mark rate. Patches the module's
-    internals on purpose (a diagnostic, not an API)."""
+    reader's cap of MAX_DECODES CRC-32 trials; a still's screen is removed too) and count the
+    trials in the yielded list: this exercises the check itself, which alone bounds the
+    false-mark rate. Patches the module's internals on purpose (a diagnostic, not an API)."""
     trials = [0]
     original_sync, original_decode = tiled_ss._sync_candidates, tiled_ss.decode_payload
+    original_screen = getattr(tiled_ss, "SCREEN_THRESHOLD", None)
 
     def any_peak(folded: np.ndarray, threshold: float = 0.0, count: int = 3):
         return original_sync(folded, threshold=-np.inf, count=count)
@@ -408,10 +451,14 @@ def sync_gate_removed() -> Iterator[list[int]]:
         return original_decode(soft)
 
     tiled_ss._sync_candidates, tiled_ss.decode_payload = any_peak, counted
+    if original_screen is not None:
+        tiled_ss.SCREEN_THRESHOLD = -np.inf
     try:
         yield trials
     finally:
         tiled_ss._sync_candidates, tiled_ss.decode_payload = original_sync, original_decode
+        if original_screen is not None:
+            tiled_ss.SCREEN_THRESHOLD = original_screen
 
 
 # ---------------------------------------------------------------- report
@@ -436,7 +483,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--false-mark", type=int, default=3000, help="unmarked images to read")
     parser.add_argument("--timing-reps", type=int, default=200, help="repetitions of the embed timing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--compare-reader",
+        type=Path,
+        help="another watermark.py (say main's, from git show) whose extract_watermark reads the same stills, "
+        "transforms and unmarked images in the same run",
+    )
+    parser.add_argument("--read-reps", type=int, default=3, help="repetitions of the read timing per still")
     args = parser.parse_args(argv)
+    compared = load_watermark_module(args.compare_reader) if args.compare_reader else None
     resolutions = [r.strip() for r in args.resolutions.split(",") if r.strip()]
     if args.quick:
         resolutions, args.stills, args.false_mark, args.no_riva = ["720p"], 3, min(args.false_mark, 300), True
@@ -454,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     table: list[tuple[Method, dict[tuple[str, str], Cell], dict[str, list[float]], list[float]]] = []
-    for method in methods(not args.no_riva, args.riva_stills, args.dwt_stills):
+    for method in methods(not args.no_riva, args.riva_stills, args.dwt_stills, compared):
         cells: dict[tuple[str, str], Cell] = {}
         read_ms: dict[str, list[float]] = {}
         psnrs: list[float] = []
@@ -500,38 +555,56 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.1f}"
     )
 
+    readers = {"this reader": extract_watermark}
+    if compared is not None:
+        readers["compared reader"] = compared.extract_watermark
+    if args.read_reps > 0:
+        timing = read_timing(readers, pictures, resolutions, args.read_reps)
+        print(
+            f"\nread ms of the labelled stills (median of {len(pictures)} stills x {args.read_reps} reps, "
+            f"readers taking turns; load average {os.getloadavg()[0]:.1f})"
+        )
+        print("| resolution | " + " | ".join(f"{n}: unmarked | {n}: marked" for n in readers) + " |")
+        print("|---" * (1 + 2 * len(readers)) + "|")
+        for resolution in resolutions:
+            cells = [f"{timing[(n, resolution, k)]:.1f}" for n in readers for k in ("unmarked", "marked")]
+            print(f"| {resolution} | " + " | ".join(cells) + " |")
+
     if args.false_mark > 0:
         start = time.perf_counter()
-        hits: dict[str, int] = {}
+        hits: dict[tuple[str, str], int] = {}
         counts: dict[str, int] = {}
-        sync_passed = 0
-        ungated_passes = 0
-        with_gate_ms = []
+        sync_passed = dict.fromkeys(readers, 0)
+        with_gate_ms: dict[str, list[float]] = {name: [] for name in readers}
         images = list(false_mark_images(args.false_mark, media, args.seed + 7))
         for kind, rgb in images:
             counts[kind] = counts.get(kind, 0) + 1
-            reading, ms = timed(extract_watermark, rgb)
-            with_gate_ms.append(ms)
-            if reading.payload is not None:
-                hits[kind] = hits.get(kind, 0) + 1
-            sync_passed += reading.sync_score >= SYNC_THRESHOLD
+            for name, reader in readers.items():
+                reading, ms = timed(reader, rgb)
+                with_gate_ms[name].append(ms)
+                if reading.payload is not None:
+                    hits[(name, kind)] = hits.get((name, kind), 0) + 1
+                sync_passed[name] += reading.sync_score >= SYNC_THRESHOLD
+        total = len(images)
+        for name in readers:
+            false_marks = sum(v for (n, _), v in hits.items() if n == name)
+            print(
+                f"\n{name}: false marks on {total} unmarked images (128..1280 px): {false_marks} "
+                f"({', '.join(f'{k} {hits.get((name, k), 0)}/{n}' for k, n in counts.items())}); "
+                + (f"95% upper bound on the rate {3.0 / total:.1e}; " if false_marks == 0 else "")
+                + f"design bound {MAX_DECODES * 2.0**-32:.1e} (docs/watermark.md); "
+                f"read median {statistics.median(with_gate_ms[name]):.1f} ms, "
+                f"mean {statistics.fmean(with_gate_ms[name]):.1f} ms per image; "
+                f"reported pilot peak >= {SYNC_THRESHOLD} on {sync_passed[name]}/{total}"
+            )
+        ungated_passes = 0
         with sync_gate_removed() as trials:
             for _, rgb in images:
                 ungated_passes += extract_watermark(rgb).payload is not None
-        total = len(images)
-        false_marks = sum(hits.values())
         print(
-            f"\nfalse marks on {total} unmarked images (128..1280 px): {false_marks} "
-            f"({', '.join(f'{k} {hits.get(k, 0)}/{n}' for k, n in counts.items())}); "
-            + (f"95% upper bound on the rate {3.0 / total:.1e}; " if false_marks == 0 else "")
-            + f"design bound {MAX_DECODES * 2.0**-32:.1e} (docs/watermark.md); "
-            f"read median {statistics.median(with_gate_ms):.1f} ms per image; "
-            f"{(time.perf_counter() - start) / total * 1e3:.0f} ms per image in all"
-        )
-        print(
-            f"pilot peak >= {SYNC_THRESHOLD} (the sync gate) on {sync_passed}/{total} unmarked images; "
-            f"with the gate removed, {trials[0]} Viterbi decodes (at most {MAX_DECODES} per image) "
-            f"passed the CRC-32 {ungated_passes} times (expected {trials[0] * 2.0**-32:.1e})"
+            f"this reader with the sync gate and the screen removed: {trials[0]} Viterbi decodes "
+            f"(at most {MAX_DECODES} per image) passed the CRC-32 {ungated_passes} times "
+            f"(expected {trials[0] * 2.0**-32:.1e}); {(time.perf_counter() - start) / total * 1e3:.0f} ms per image in all"
         )
     return 0
 

@@ -66,6 +66,7 @@ from watermark import (  # noqa: E402  (the stills benchmark's picture operation
     crop_frame,
     fit_frame,
     imwatermark_method,
+    load_watermark_module,
     mirror_frame,
     pad_frame,
     scale_frame,
@@ -234,18 +235,24 @@ def platform_encode(frames: list[np.ndarray], codec: str, crf: int, fps: float =
 
 
 class Decoded(list):
-    """Decoded RGB frames (uint8 (H, W, 3)) with ``intra``: whether each was an intra frame."""
+    """Decoded RGB frames (uint8 (H, W, 3)) with ``intra``: whether each was an intra frame, and
+    ``types``: each frame's picture type as the decoder reports it ("I", "P", "B", ...)."""
 
     intra: list[bool]
+    types: list[str]
 
 
 def decode_with_types(source: io.BytesIO | Path) -> Decoded:
     frames = Decoded()
     frames.intra = []
+    frames.types = []
     with av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
         for frame in container.decode(video=0):
             frames.append(frame.to_ndarray(format="rgb24"))
-            frames.intra.append(bool(frame.key_frame) or str(frame.pict_type).endswith("I"))
+            # An enum member in some PyAV versions, FFmpeg's AVPictureType number in others.
+            kind = getattr(frame.pict_type, "name", None) or {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?")
+            frames.intra.append(bool(frame.key_frame) or kind.endswith("I"))
+            frames.types.append("I" if frames.intra[-1] else kind)
     return frames
 
 
@@ -377,27 +384,53 @@ def read_clip(frames: list[np.ndarray], payload: bytes, row: Row, reader: Callab
     row.clips_wrong += found is not None and found != payload
 
 
-def load_reader(path: Path) -> Callable:
-    """``extract_watermark_frames`` of another copy of ``likeness/provenance/watermark.py`` (say
-    main's, from ``git show``), loaded beside this one: both read the same transformed clips."""
-    import importlib.util
+@dataclass
+class FrameTypeRow:
+    """Single-frame reads of one picture type (I, P, B) under one size and transform: frames
+    read exactly and each read's pilot peak (z; for a still the screen refused, the screen's),
+    by this reader and, when one is compared, by the other."""
 
-    spec = importlib.util.spec_from_file_location(f"compared_watermark_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.extract_watermark_frames
+    read: list[bool] = field(default_factory=list)
+    z: list[float] = field(default_factory=list)
+    compared_read: list[bool] = field(default_factory=list)
+    compared_z: list[float] = field(default_factory=list)
+
+    def text(self) -> str:
+        def cell(read: list[bool], z: list[float]) -> str:
+            if not read:
+                return "- | -"
+            return f"{sum(read)}/{len(read)} | {statistics.median(z):.1f} [{min(z):.1f}, {max(z):.1f}]"
+
+        return f"{cell(self.read, self.z)} | {cell(self.compared_read, self.compared_z)}"
 
 
-def read_ours(frames: Decoded, payload: bytes, row: Row, *, every_frame: bool = True) -> None:
+def read_ours(
+    frames: Decoded,
+    payload: bytes,
+    row: Row,
+    *,
+    every_frame: bool = True,
+    by_type: dict[str, FrameTypeRow] | None = None,
+    compared_still: Callable | None = None,
+) -> None:
+    """Every frame on its own (then the clip). ``by_type``: also record each frame's read and
+    pilot peak by picture type, with ``compared_still`` (another ``extract_watermark``) too."""
     if not every_frame:
         read_clip(frames, payload, row)
         return
-    for rgb, intra in zip(frames, frames.intra):
+    for index, (rgb, intra) in enumerate(zip(frames, frames.intra)):
         start = time.perf_counter()
-        found = extract_watermark(rgb).payload
+        reading = extract_watermark(rgb)
+        found = reading.payload
         row.read_ms.append((time.perf_counter() - start) * 1e3)
+        if by_type is not None:
+            kind = by_type.setdefault(getattr(frames, "types", ["?"] * len(frames))[index], FrameTypeRow())
+            kind.read.append(found == payload)
+            kind.z.append(reading.sync_score)
+            if compared_still is not None:
+                other = compared_still(rgb)
+                kind.compared_read.append(other.payload == payload)
+                kind.compared_z.append(other.sync_score)
         row.frames += 1
         row.frames_read += found == payload
         row.frames_wrong += found is not None and found != payload
@@ -460,13 +493,22 @@ def platform_main(argv: list[str]) -> int:
         help="another watermark.py whose extract_watermark_frames reads every clip too (same clips, same run)",
     )
     parser.add_argument(
+        "--frame-types",
+        action="store_true",
+        help="single-frame reads and pilot peaks per picture type (I, P, B); with --compare-reader, "
+        "that reader's extract_watermark reads every frame too",
+    )
+    parser.add_argument(
         "--clip-stride",
         type=int,
         default=0,
         help="also read each clip from every Nth frame only (N > 1), as verify samples a clip sparsely",
     )
     args = parser.parse_args(argv)
-    compared = load_reader(args.compare_reader) if args.compare_reader else None
+    compared_module = load_watermark_module(args.compare_reader) if args.compare_reader else None
+    compared = None if compared_module is None else compared_module.extract_watermark_frames
+    compared_still = None if compared_module is None else compared_module.extract_watermark
+    by_type: dict[tuple[str, str, str], dict[str, FrameTypeRow]] = {}
     resolutions = [r.strip() for r in args.resolutions.split(",") if r.strip()]
     if any(r not in RESOLUTIONS for r in resolutions):
         parser.error(f"resolutions must be among {', '.join(RESOLUTIONS)}")
@@ -506,7 +548,16 @@ def platform_main(argv: list[str]) -> int:
                         (resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row()
                     )
                     transformed = apply_transform(written, transform)
-                    read_ours(transformed, payload, clip_row, every_frame=not args.clips_only)
+                    read_ours(
+                        transformed,
+                        payload,
+                        clip_row,
+                        every_frame=not args.clips_only,
+                        by_type=by_type.setdefault((resolution, transform.name, clip_name), {})
+                        if args.frame_types
+                        else None,
+                        compared_still=compared_still,
+                    )
                     merge(row, clip_row)
                     strided = transformed[:: args.clip_stride] if args.clip_stride > 1 else None
                     if strided is not None:
@@ -540,6 +591,17 @@ def platform_main(argv: list[str]) -> int:
         f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
         f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}"
     )
+    if by_type:
+        print(
+            "\nsingle frames by picture type: frames read exactly | pilot peak z, median [min, max] "
+            "(this reader; then the compared reader, if any)"
+        )
+        print(
+            "| size | transform | clip | type | read | z | compared: read | compared: z |\n|---|---|---|---|---|---|---|---|"
+        )
+        for (resolution, transform_name, clip_name), kinds in by_type.items():
+            for kind in sorted(kinds):
+                print(f"| {resolution} | {transform_name} | {clip_name} | {kind} | {kinds[kind].text()} |")
     print("\n| clip reader | size | clips read | wrong clips | clip read ms (median) |\n|---|---|---|---|---|")
     methods = dict.fromkeys(
         m for (_, _, m) in rows if m == WATERMARK_ALGORITHM or m.startswith(("compared", f"{WATERMARK_ALGORITHM},"))

@@ -532,3 +532,66 @@ def test_frames_edge_cases() -> None:
     assert extract_watermark_frames(tiny).payload is None
     with pytest.raises(ProvenanceError, match="frame 1"):
         extract_watermark_frames([np.zeros((200, 200, 3), np.uint8), np.zeros((200, 200), np.uint8)])
+
+
+# ---------------------------------------------------------------- stills through the screen
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count calls to the watermark module's function ``name`` (the reader looks it up there)."""
+    calls: list[int] = []
+    original = getattr(wm, name)
+    monkeypatch.setattr(wm, name, lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    return calls
+
+
+def test_a_still_is_screened_and_reads_after_a_re_upload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 720p still kept at 75 % and re-saved as JPEG 70 (period 192 px, 5 work px chips) is
+    scored on the half-resolution screen first, passes it and reads at full resolution."""
+    screen_folds = _counting(monkeypatch, "_screen_fold")
+    full_folds = _counting(monkeypatch, "_fold_at_period")
+    still = cv2.resize(skdata.astronaut(), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    copy = jpeg(cv2.resize(embed_watermark(still, PAYLOAD), (960, 540), interpolation=cv2.INTER_AREA), 70)
+    reading = extract_watermark(copy)
+    assert reading.payload == PAYLOAD
+    assert len(screen_folds) >= 1 and len(full_folds) >= 1
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720)])
+def test_an_unmarked_still_is_refused_by_the_screen_without_a_full_read(
+    monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]
+) -> None:
+    """Unmarked stills (a portrait, a JPEG re-save, a texture) stop at the screen: no period is
+    folded at full resolution and nothing is decoded. (Before the screen each was folded at every
+    candidate period and on the pilot search's whole grid, about 60 full folds.) With the
+    screen's threshold out of the way the same stills are folded in full, so it is the screen
+    that refuses them."""
+    rng = np.random.default_rng(90)
+    stills = [
+        cv2.resize(skdata.astronaut(), size, interpolation=cv2.INTER_CUBIC),
+        jpeg(cv2.resize(grace_hopper(), size, interpolation=cv2.INTER_CUBIC), 60),
+        generated_image("texture", rng, (size[1], size[0])),
+    ]
+    full_folds = _counting(monkeypatch, "_fold_at_period")
+    native_folds = _counting(monkeypatch, "_fold")
+    decodes = _counting(monkeypatch, "decode_payload")
+    screen_folds = _counting(monkeypatch, "_screen_fold")
+    readings = [extract_watermark(still) for still in stills]
+    assert full_folds == [] and native_folds == [] and decodes == []
+    assert all(r.payload is None and 0.0 < r.sync_score < wm.SCREEN_THRESHOLD for r in readings)
+    assert len(screen_folds) >= len(stills) * len(wm._search_grid(128.0))
+    monkeypatch.setattr(wm, "SCREEN_THRESHOLD", 0.0)
+    assert all(extract_watermark(still).payload is None for still in stills)
+    assert len(full_folds) >= len(stills)
+    assert len(native_folds) == (len(stills) if min(size) > wm.REFERENCE_SHORT_SIDE else 0)
+
+
+def test_a_v1_mark_on_a_large_still_passes_its_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 mark (128 px tiles at 1920x1080) mirrored and re-saved as JPEG 70: the work image's
+    screen cannot see its 4 px chips (1.3 px there; a 42.7 px period), the native fold's own
+    half-resolution screen does, and the native fold reads it."""
+    native_folds = _counting(monkeypatch, "_fold")
+    still = cv2.resize(grace_hopper(), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    v1 = WatermarkEmbedder(PAYLOAD, 1920, 1080, period=TILE_SIZE).embed(still)
+    assert extract_watermark(jpeg(np.ascontiguousarray(v1[:, ::-1]), 70)).payload == PAYLOAD
+    assert len(native_folds) == 1

@@ -14,7 +14,8 @@ Design (details, measurements and the false-mark derivation in ``docs/watermark.
   cheap texture mask and normalised so the mark's RMS is :data:`MARK_RMS` grey levels; the
   rounded offset is checked against :data:`MAX_MARK_RMS`, so PSNR >= 40.2 dB by construction.
 * Reading strips letterbox / pillarbox bars, brings the content to 360 px on the short side,
-  measures the tile period (row / column autocorrelation, then a pilot-guided search), folds
+  measures the tile period (row / column autocorrelation, then a pilot-guided search, both
+  scored on a half-resolution screen that refuses most unmarked media outright), folds
   the whitened picture modulo the period, finds the tile phase of the picture and of its mirror
   image by FFT cross-correlation with the pilot, soft-decodes with Viterbi and accepts a payload
   only if the CRC-32 matches (at most :data:`MAX_DECODES` checks per read). Everything else is
@@ -74,6 +75,12 @@ MAX_MARK_RMS = 2.5
 _LUMA_PER_RGB_LEVEL = 219.0 / 255.0
 SYNC_THRESHOLD = 6.0
 """Minimum pilot correlation peak, in standard deviations of the correlation surface."""
+SCREEN_THRESHOLD = 5.0
+"""Pilot peak (z) a still's half-resolution screen must show at one of its candidate periods or
+on the pilot search's grid before it is folded at full resolution: below it the still is "no
+mark" (and the v1 fallback's native fold has a screen of its own with the same threshold). Every marked copy of the stills benchmark showed 7.1 or more on the screen (the
+screen's z is about 0.4 below the full fold's, s.d. 0.6); unmarked images rarely pass 5 (7.5 %
+of the benchmark's), and those are read in full as before (``benchmarks/watermark_screen.py``)."""
 SYNC_CANDIDATES = 3
 """Distinct pilot peaks per fold (period x mirror) tried before answering "no mark"."""
 MAX_DECODES = 48
@@ -146,9 +153,10 @@ class WatermarkReading:
     of the 204 raw coded-bit decisions that agree with the accepted codeword (1.0 for a clean
     read, about 0.5 would be chance; 0.0 when no mark). ``sync_score`` is the strongest pilot
     correlation peak in standard deviations of the correlation surface (also reported when no
-    mark is found; 6 or more is needed to try decoding). ``offset`` is the tile phase ``(dy,
-    dx)`` the payload was read at: a crop that starts at (y0, x0) of a marked frame reads at
-    ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
+    mark is found; 6 or more is needed to try decoding; for a still refused on the
+    half-resolution screen, the screen's strongest, under :data:`SCREEN_THRESHOLD`).
+    ``offset`` is the tile phase ``(dy, dx)`` the payload was read at: a crop that starts at
+    (y0, x0) of a marked frame reads at ``(-y0 % P, -x0 % P)`` for a tile period P. ``tiles`` is the area folded, in tiles of the
     work resolution, summed over frames.
     """
 
@@ -470,6 +478,17 @@ def _fold(rgb: np.ndarray) -> tuple[np.ndarray, float]:
         whitened = _whitened_luma(rgb[top - above : bottom + below])[above : above + bottom - top]
         folded += _fold_whitened(whitened)
     return folded, height * width / TILE_SIZE**2
+
+
+def _native_screen(rgb: np.ndarray) -> float:
+    """Pilot strength (z, either way round) of a v1 mark, 128 px tiles at the frame's own
+    resolution, on a half-resolution copy folded into a 64 px tile: the screen of :func:`_fold`
+    for a still. The copy is whitened after halving (2 px chips), not before as a work image's
+    screen is: whitening the full-resolution frame is most of what the native fold costs (at
+    1080p about 5 ms against 15)."""
+    height, width = rgb.shape[:2]
+    half = cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    return _pilot_strengths([_fold_whitened(_whitened_luma(half), _SCREEN_TILE)])[0]
 
 
 def _remove_block_component(folded: np.ndarray) -> np.ndarray:
@@ -842,14 +861,33 @@ def _reading_from_soft(
 def _read_scaled(
     work_luma: np.ndarray, geometry: _Geometry, budget: list[int]
 ) -> tuple[WatermarkReading | None, float, float]:
-    """Fold at each candidate period in turn and decode its pilot peaks (both mirrors) before
-    folding at the next: a marked frame usually reads at the first. Returns (reading or None,
-    best pilot z, tiles)."""
+    """Read a still at work resolution, screened first.
+
+    The candidate periods and the pilot search's grid are scored on the half-resolution screen
+    (:func:`_screen_strength`, as a clip's are); an image none of whose periods reaches
+    :data:`SCREEN_THRESHOLD` there is "no mark" without a single full-resolution fold. Otherwise
+    each candidate period is folded in turn and its pilot peaks (both mirrors) decoded before
+    the next is folded (a marked frame usually reads at the first), then the pilot search's
+    best periods. Returns (reading or None, best pilot z, tiles); the best z is the screen's
+    where no full-resolution fold was made.
+    """
     whitened = _whiten(work_luma)
+    strength = _screen_strength([_screen_image(whitened)])
+    screened: dict[float, float] = {}  # period -> screen strength, each scored once
+
+    def screen(period: float) -> float:
+        if period not in screened:
+            screened[period] = strength(period)
+        return screened[period]
+
+    uncropped = geometry.uncropped_period
+    periods = _candidate_periods(work_luma, whitened, uncropped)
+    if all(screen(period) < SCREEN_THRESHOLD for period in periods):  # stops at the first that passes
+        _pilot_search(screen, uncropped, periods)  # scores the grid (kept for the search below)
+        if max(screened.values()) < SCREEN_THRESHOLD:
+            return None, max(screened.values()), work_luma.size / TILE_SIZE**2
     best = tiles = 0.0
-    tried: list[float] = []
-    for period in _candidate_periods(work_luma, whitened, geometry.uncropped_period):
-        tried.append(period)
+    for period in periods:
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period)
         best = max(best, _best_score(candidates))
@@ -858,7 +896,7 @@ def _read_scaled(
             return reading, best, tiles
     # A weak mark may not show in the autocorrelation (a second-order statistic) while its
     # pilot still does: search the periods a crop of this copy can have by pilot strength.
-    for period in _pilot_search(_fold_strength([(work_luma, whitened)]), geometry.uncropped_period, tried):
+    for period in _pilot_search(screen, uncropped, periods):
         folded, tiles = _fold_at_period(work_luma, period, whitened)
         candidates = _sync_both_ways(folded, period, count=1)  # 4 trials at most in all
         best = max(best, _best_score(candidates))
@@ -873,19 +911,6 @@ def _search_grid(uncropped: float) -> list[float]:
     ``uncropped / 0.6``."""
     steps = int(np.ceil(np.log(1.0 / _MAX_CROP_SCALE) / np.log1p(_SEARCH_STEP))) + 2
     return [float(p) for p in uncropped * (1.0 + _SEARCH_STEP) ** np.arange(-1, steps)]
-
-
-def _fold_strength(frames: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
-    """Pilot strength of a period on (work luma, whitened) frames: the best of each frame's
-    fold and of their sum (a re-encoded moving clip may show the mark in its intra frame only)."""
-
-    def strength(period: float) -> float:
-        folds = [_fold_at_period(luma, period, white)[0] for luma, white in frames]
-        if len(folds) > 1:
-            folds.append(_summed(folds))
-        return max(_pilot_strengths(folds))
-
-    return strength
 
 
 def _screen_image(whitened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -906,8 +931,10 @@ def _screen_fold(screen: tuple[np.ndarray, np.ndarray], period: float) -> np.nda
 
 
 def _screen_strength(screens: list[tuple[np.ndarray, np.ndarray]]) -> Callable[[float], float]:
-    """:func:`_fold_strength` on :func:`_screen_fold` folds: a clip ranks its many candidate
-    periods this way, then folds only the best at full resolution."""
+    """Pilot strength of a period on screened frames (:func:`_screen_fold` folds): the best of
+    each frame's fold and of their sum (a re-encoded moving clip may show the mark in its intra
+    frame only). A clip ranks its many candidate periods this way, then folds only the best at
+    full resolution; a still is refused here when no period reaches :data:`SCREEN_THRESHOLD`."""
 
     def strength(period: float) -> float:
         folds = [_screen_fold(screen, period) for screen in screens]
@@ -955,8 +982,8 @@ def _pilot_search(
     coarse_scores: list[tuple[float, float]] | None = None,
 ) -> list[float]:
     """Periods from ``uncropped`` to ``uncropped / 0.6`` (crops of up to 20 % per side) ranked
-    by pilot ``strength`` (:func:`_fold_strength` or :func:`_screen_strength`): a 1 % grid, then
-    the best :data:`_SEARCH_KEEP` refined to 0.25 %. Periods within 0.1 % of ``tried`` ones are
+    by pilot ``strength`` (:func:`_screen_strength`): a 1 % grid, then the best
+    :data:`_SEARCH_KEEP` refined to 0.25 %. Periods within 0.1 % of ``tried`` ones are
     left out. ``coarse_scores``: the grid already scored with ``strength`` (:class:`_GridStrength`)."""
     if coarse_scores is None:
         coarse_scores = [(strength(p), p) for p in _search_grid(uncropped)]
@@ -1010,7 +1037,9 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
 
     Returns a reading whose ``payload`` is None ("no mark") unless a pilot is found and the
     CRC-32 check of the decoded payload matches (at most :data:`MAX_DECODES` checks per image).
-    Frames smaller than one tile (128 px) in either side read as no mark.
+    Most unmarked images stop at the half-resolution screens (:data:`SCREEN_THRESHOLD`; the v1
+    fallback of frames above 360 px has its own), before any full-resolution fold. Frames
+    smaller than one tile (128 px) in either side read as no mark.
     """
     rgb = _check_rgb(rgb)
     if rgb.shape[0] < TILE_SIZE or rgb.shape[1] < TILE_SIZE:
@@ -1019,7 +1048,7 @@ def extract_watermark(rgb: np.ndarray) -> WatermarkReading:
     work = _work_luma(rgb, geometry)
     budget = [MAX_DECODES]
     reading, best, tiles = _read_scaled(work, geometry, budget)
-    if reading is None and geometry.work_scale < 1.0:
+    if reading is None and geometry.work_scale < 1.0 and _native_screen(rgb) >= SCREEN_THRESHOLD:
         # v1 marks (128 px tiles at every frame size) on a frame larger than the work size.
         folded, native_tiles = _fold(rgb)
         native = _sync_both_ways(folded, None)
