@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from likeness.errors import ConsentError
-from likeness.media import VideoEncoder
+from likeness.media import DecodeLimits, VideoEncoder
 from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.render import content
 from likeness.render.content import ContentSampler, content_sample_interval, frame_signature, sample_indices
@@ -84,7 +84,7 @@ def test_samples_scale_with_length_and_keep_the_floor(seconds: float, fps: int, 
 
 
 def test_content_frames_of_a_real_clip_include_the_hidden_scene(hidden_scene_clip: Path) -> None:
-    frames = list(_content_frames(hidden_scene_clip, 100, 10.0, MIN_CONTENT_SAMPLES))
+    frames = list(_content_frames(hidden_scene_clip, 100, 10.0, MIN_CONTENT_SAMPLES, DecodeLimits()))
     assert any(_is_magenta(rgb) for rgb in frames)
     assert 10 <= len(frames) <= 14
     assert max(frames[0].shape[:2]) == SIZE[0]  # small clips are not upscaled
@@ -95,7 +95,7 @@ def test_a_60_s_clip_is_sampled_at_least_once_per_second(tmp_path: Path) -> None
     with VideoEncoder(clip, width=64, height=36, fps=5, crf=35) as encoder:
         for i in range(300):
             encoder.write(np.full((36, 64, 3), 60 + (i // 50) * 5, np.uint8))
-    frames = list(_content_frames(clip, 300, 60.0, MIN_CONTENT_SAMPLES))
+    frames = list(_content_frames(clip, 300, 60.0, MIN_CONTENT_SAMPLES, DecodeLimits()))
     assert 60 <= len(frames) <= 66
 
 
@@ -104,7 +104,7 @@ def test_every_frame_of_a_clip_shorter_than_the_floor_is_checked(tmp_path: Path)
     with VideoEncoder(clip, width=64, height=36, fps=25) as encoder:
         for _i in range(6):
             encoder.write(np.full((36, 64, 3), 80, np.uint8))
-    assert len(list(_content_frames(clip, 6, 0.24, MIN_CONTENT_SAMPLES))) == 6
+    assert len(list(_content_frames(clip, 6, 0.24, MIN_CONTENT_SAMPLES, DecodeLimits()))) == 6
 
 
 def test_render_refuses_a_clip_whose_only_explicit_frames_are_a_short_scene(
