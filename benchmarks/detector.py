@@ -3,6 +3,8 @@
     PYTHONPATH=src .venv/bin/python benchmarks/detector.py --media ../shared/media \
         --detector detector-general --scratch detector-scratch [--segments 4] [--frames 32] \
         [--train-minutes 1.5] [--json results.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/detector.py --agency-example --media ../shared/media \
+        --init work-general/checkpoint.pt [--train-minutes 4] [--segments 6] [--frames 20] [--work DIR]
 
 ``--detector`` and ``--scratch`` are folders written by ``scripts/train_detector.py`` (the second
 with ``--scratch``: the same network from random initialisation, the "from scratch" baseline),
@@ -23,6 +25,24 @@ scored face; video AUC over the segments (mean calibrated logit per segment).
 Table 3 (authentic footage): the false-positive rate at each detector's shipped threshold on the
 actor segments and on animated clips of the held-out portraits, per condition.
 
+``--agency-example`` (instead of the tables; needs only ``--init``, the general model's
+``checkpoint.pt``): the agency fine-tune the way verify uses it. Verify applies a subject's
+registered detector to face tracks *recognised as that subject*, so the fakes are the artist's
+face swapped onto someone else. The consenting-actor clip is split by time: frames 0-89 are the
+swap's source identity (and the actor's enrolment photos), ``--segments`` x ``--frames`` frames
+from 96 are the held-out authentic segments, frames 222-298 (every 2nd) the detector's training
+frames. A ``preview`` swap model (actor as source, 1 thread, ``--train-minutes``) is trained onto
+a talking ``grace_hopper`` clip framed like the actor (a small pane in a grey 1280x720 frame, so
+that the face's share of the frame is about the actor's) and renders that clip's held-out half with
+``render_media`` unlabelled (the whole clip in one render, then cut); fakes and real segments
+are both re-encoded at CRF 23. The pane zooms slowly (+-15 %) so that the fakes' face sizes lie
+on both sides of the actor's. The detector
+is fine-tuned from ``--init`` on the training frames (``train_from_folders``, ``--finetune-steps``),
+evaluated with ``likeness.detector.evaluation.evaluate_detector``, registered for the actor in the
+throw-away workspace (or refused, with the failing gate) and every unit is verified: the table
+says how many tracks verify recognised as the actor and the manipulation score. ``faces.png`` in
+``--work`` shows a few faces of every fake and real unit.
+
 Baselines, side by side: ``face size`` (the face box's share of the frame) and ``high-frequency
 energy`` (the share of the aligned crop's spectral energy above a quarter of Nyquist) are single
 features scored in whichever direction gives the higher AUC on that very condition: an upper bound
@@ -34,6 +54,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -75,24 +96,37 @@ def condition_copy(clip: Path, condition: str, tmp: Path) -> Path:
     return out
 
 
-def split_segments(source: Path, tmp: Path, *, segments: int, frames: int, size: tuple[int, int]) -> list[Path]:
-    """The first ``segments * frames`` frames of ``source`` at ``size``, as separate near-lossless clips."""
+def split_segments(
+    source: Path,
+    tmp: Path,
+    *,
+    segments: int,
+    frames: int,
+    size: tuple[int, int],
+    start: int = 0,
+    prefix: str = "actor",
+) -> list[Path]:
+    """``segments * frames`` frames of ``source`` from frame ``start`` at ``size``, as separate
+    near-lossless clips of ``frames`` frames each."""
     info = probe_video(source)
     fps = info.frame_rate or info.fps
-    paths = [tmp / f"actor_{k}.mp4" for k in range(segments)]
+    paths = [tmp / f"{prefix}_{k}.mp4" for k in range(segments)]
     encoder = None
     for frame in iter_video_frames(source):
-        k = frame.index // frames
+        if frame.index < start:
+            continue
+        k = (frame.index - start) // frames
         if k >= segments:
             break
-        if frame.index % frames == 0:
+        if (frame.index - start) % frames == 0:
             if encoder is not None:
                 encoder.close()
             encoder = VideoEncoder(paths[k], width=size[0], height=size[1], fps=fps, crf=12)
             encoder.__enter__()
         assert encoder is not None
         encoder.write(
-            cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA), pts_s=(frame.index % frames) / float(fps)
+            cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA),
+            pts_s=((frame.index - start) % frames) / float(fps),
         )
     if encoder is not None:
         encoder.close()
@@ -188,8 +222,17 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--media", type=Path, default=Path("../shared/media"))
-    parser.add_argument("--detector", type=Path, required=True)
-    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--detector", type=Path)
+    parser.add_argument("--scratch", type=Path)
+    parser.add_argument(
+        "--agency-example",
+        action="store_true",
+        help="instead of the tables: the agency fine-tune example (the actor's face swapped onto someone else)",
+    )
+    parser.add_argument(
+        "--init", type=Path, default=Path("work-general/checkpoint.pt"), help="the general model's checkpoint"
+    )
+    parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument(
         "--agency",
         type=Path,
@@ -206,6 +249,14 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="keep clips here (default: a temporary folder)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
+    if args.agency_example:
+        if args.work:
+            args.work.mkdir(parents=True, exist_ok=True)
+            return agency_example(args, args.work)
+        with tempfile.TemporaryDirectory(prefix="detector-agency-") as tmp:
+            return agency_example(args, Path(tmp))
+    if not args.detector or not args.scratch:
+        parser.error("--detector and --scratch are required (except with --agency-example)")
     models = {
         "SBI, ImageNet MobileNetV2": load_detector(args.detector),
         "SBI, MobileNetV2 from scratch": load_detector(args.scratch),
@@ -365,6 +416,263 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return 0
+
+
+# --- The agency example (``--agency-example``): the artist's face swapped onto someone else. ---
+
+#: Frames of the consenting-actor clip (300 frames, 29.97 fps) by use, disjoint in time, with a
+#: few frames between parts so that no held-out frame is a near-copy of a training one.
+SWAP_SOURCE_FRAMES = range(0, 90)  # the actor as the swap's source identity (and the enrolment photos)
+HELD_OUT_REAL_START = 96  # then ``--segments`` segments of ``--frames`` frames: authentic, held out
+DETECTOR_TRAIN_FRAMES = range(222, 300, 2)  # the detector fine-tune's authentic frames
+#: The actor's face box covers about 2 % of a 1280x720 frame; the performer's clip is scaled into
+#: a grey frame to match, with a slow zoom (+-15 % over 80 frames) so that the fakes' face sizes
+#: lie on both sides of the actor's: with one fixed framing, face size alone told every fake segment
+#: from every real one (video AUC 1.00), and the detector could not be told from that shortcut.
+FRAME_SIZE = (1280, 720)
+PERFORMER_PANE = (350, 198)
+ZOOM, ZOOM_PERIOD = 0.15, 80
+
+
+def actor_frames(dfdc: Path, frames: range, *, max_side: int = 1280) -> list[np.ndarray]:
+    wanted = set(frames)
+    return [f.rgb for f in iter_video_frames(dfdc, max_side=max_side) if f.index in wanted]
+
+
+def performer_clip(out: Path, *, n_frames: int, fps: float) -> Path:
+    """Someone else (``grace_hopper``, talking), framed like the actor: a small pane in a grey frame."""
+    from likeness.media.synthetic import grace_hopper, talking_portrait
+
+    if out.exists():
+        return out
+    w, h = FRAME_SIZE
+    with VideoEncoder(out, width=w, height=h, fps=fps, crf=12) as enc:
+        for k, rgb in enumerate(talking_portrait(grace_hopper(), n_frames=n_frames, size=FRAME_SIZE, seed=3)):
+            zoom = 1 + ZOOM * np.sin(2 * np.pi * k / ZOOM_PERIOD)
+            px, py = (int(round(v * zoom / 2) * 2) for v in PERFORMER_PANE)
+            x0, y0 = (w - px) // 2, (h - py) // 3
+            frame = np.full((h, w, 3), 118, np.uint8)
+            frame[y0 : y0 + py, x0 : x0 + px] = cv2.resize(rgb, (px, py), interpolation=cv2.INTER_AREA)
+            enc.write(frame, pts_s=k / fps)
+    return out
+
+
+def swapped_frames(original: Path, rendered: Path, frames: range) -> str:
+    """How many of ``frames`` the render changed (a face it did not swap is left untouched)."""
+    changed = [
+        float(np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).max(axis=2).mean()) > 1.0
+        for a, b in zip(iter_video_frames(original), iter_video_frames(rendered))
+        if a.index in frames
+    ]
+    return f"{sum(changed)} of {len(changed)}"
+
+
+def render_fakes(args: argparse.Namespace, ws, performer: Path, tmp: Path) -> tuple[list[Path], dict]:
+    """Train a swap model with the actor as the SOURCE identity onto the performer's first half,
+    render the performer's clip unlabelled, and cut its held-out half into segments re-encoded at
+    CRF 23 (a re-upload)."""
+    import render as render_bench  # benchmarks/render.py: the same aligned samples and trainer
+    from likeness.render import RenderOptions, render_media
+
+    dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
+    n = args.segments * args.frames
+    model = tmp / "swap-actor-onto-performer"
+    info: dict = {"recipe": "preview", "minutes": args.train_minutes}
+    if not model.exists():
+        source = render_bench.aligned_samples(actor_frames(dfdc, SWAP_SOURCE_FRAMES), 64)
+        target_frames = [f.rgb for f in iter_video_frames(performer) if f.index < n]
+        target = render_bench.aligned_samples(target_frames, 64)
+        partial = tmp / "swap-training"
+        shutil.rmtree(partial, ignore_errors=True)
+        _, iterations = render_bench.train_recipe(
+            ws, partial, source, target, recipe="preview", minutes=args.train_minutes
+        )
+        partial.rename(model)
+        info.update(iterations=iterations, source_faces=len(source.images), target_faces=len(target.images))
+    # One render of the whole performer clip, then cut: the video-mode face detector needs a few
+    # frames to find a face this small, so rendering each short segment alone would leave its
+    # first frames (in one case all 20) untouched.
+    rendered = tmp / "performer.swapped.mp4"
+    if not rendered.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = render_media(
+                ws,
+                model,
+                performer,
+                rendered,
+                use="music_video",
+                org="studio",
+                options=RenderOptions(write_report=False, unlabelled=True),
+            )
+        info.update(frames_rendered=report.frames_rendered, frames_with_swaps=report.frames_with_swaps)
+    info["held_out_frames_swapped"] = swapped_frames(performer, rendered, range(n, 2 * n))
+    fakes = [
+        condition_copy(p, "crf23", tmp)
+        for p in split_segments(
+            rendered, tmp, segments=args.segments, frames=args.frames, size=FRAME_SIZE, start=n, prefix="fake"
+        )
+    ]
+    return fakes, info
+
+
+def face_sheet(clips: list[Path], out: Path, *, per_clip: int = 3) -> Path:
+    """The largest face of a few frames of each clip, side by side, to look at."""
+    rows = []
+    with FaceDetector(mode="image") as detector:
+        for clip in clips:
+            frames = list(iter_video_frames(clip))
+            tiles = []
+            for frame in frames[:: max(1, len(frames) // per_clip)][:per_clip]:
+                faces = detector.detect(frame.rgb)
+                tile = np.zeros((192, 192, 3), np.uint8)
+                if faces:
+                    x0, y0, x1, y1 = (int(v) for v in max(faces, key=lambda f: f.bbox[2] - f.bbox[0]).bbox)
+                    m = (x1 - x0) // 3
+                    crop = frame.rgb[max(0, y0 - m) : y1 + m, max(0, x0 - m) : x1 + m]
+                    tile = cv2.resize(crop, (192, 192), interpolation=cv2.INTER_CUBIC)
+                tiles.append(tile)
+            rows.append(np.concatenate(tiles, axis=1))
+    cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    return out
+
+
+def fine_tune(args: argparse.Namespace, dfdc: Path, tmp: Path) -> Path:
+    """The detector fine-tuned on the actor's training frames, from the general model's checkpoint."""
+    from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, train_from_folders
+
+    folder = tmp / "detector-agency"
+    if (folder / CARD_FILE).exists():
+        return folder
+    frames_dir = tmp / "actor_train_frames"
+    frames_dir.mkdir(exist_ok=True)
+    for k, rgb in zip(DETECTOR_TRAIN_FRAMES, actor_frames(dfdc, DETECTOR_TRAIN_FRAMES, max_side=1920)):
+        cv2.imwrite(str(frames_dir / f"frame_{k:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    started = time.process_time()
+    config = DetectorTrainConfig(steps=args.finetune_steps, threads=1, init_checkpoint=str(args.init))
+    train_from_folders(
+        [args.media / "portraits" / "congress_pd"], tmp / "detector-work", train_only=[frames_dir], config=config
+    )
+    print(f"  detector fine-tune: {time.process_time() - started:.0f} CPU s", file=sys.stderr)
+    folder.mkdir(exist_ok=True)
+    for name in (MODEL_FILE, CARD_FILE):
+        shutil.copyfile(tmp / "detector-work" / name, folder / name)
+    return folder
+
+
+def verify_row(ws, clip: Path, slug: str) -> tuple[list[str], dict]:
+    from likeness.verify import verify_path
+
+    result = json.loads(verify_path(ws, clip, record=False).to_json())
+    faces = (result.get("faces") or {}).get("faces") or []
+    matched = [f for f in faces if (f.get("match") or {}).get("slug") == slug]
+    nearest = [f["nearest"] for f in faces if f.get("nearest")]
+    manipulation = result["manipulation"]
+    score = (
+        f"{manipulation['score']:.2f} (threshold {manipulation['threshold']['calibrated_logit']:.2f}), "
+        f"suspected: {manipulation['suspected']}"
+        if manipulation.get("status") == "analysed"
+        else manipulation["status"]
+    )
+    distances = ", ".join(f"{n['slug']} {n['distance']:.3f}/{n.get('threshold') or 0:.3f}" for n in nearest)
+    row = [clip.name, result["verdict"], f"{len(matched)} of {len(faces)}", distances or "-", score]
+    return row, result
+
+
+def agency_example(args: argparse.Namespace, tmp: Path) -> int:
+    """The artist's face swapped onto someone else, a fine-tune on the artist's own frames, its
+    evaluation on held-out real segments and those fakes, registration, and verify."""
+    import render as render_bench  # benchmarks/render.py
+    from likeness.detector.evaluation import evaluate_detector
+    from likeness.detector.registered import register_detector
+    from likeness.errors import ModelError
+
+    dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
+    fps = probe_video(dfdc).frame_rate or probe_video(dfdc).fps
+    n = args.segments * args.frames
+    real_end = HELD_OUT_REAL_START + n - 1
+    if real_end >= DETECTOR_TRAIN_FRAMES.start - 2:
+        raise SystemExit(f"--segments x --frames reaches frame {real_end}: the detector's frames start at 222")
+    print(
+        f"actor clip frames: swap source {SWAP_SOURCE_FRAMES.start}-{SWAP_SOURCE_FRAMES.stop - 1}; held-out real "
+        f"{HELD_OUT_REAL_START}-{real_end} ({args.segments} x {args.frames}); detector training "
+        f"{DETECTOR_TRAIN_FRAMES.start}-{DETECTOR_TRAIN_FRAMES[-1]} every {DETECTOR_TRAIN_FRAMES.step} "
+        f"({len(DETECTOR_TRAIN_FRAMES)} frames); performer frames 0-{n - 1} train the swap, {n}-{2 * n - 1} are faked"
+    )
+    reals = [
+        condition_copy(p, "crf23", tmp)
+        for p in split_segments(
+            dfdc, tmp, segments=args.segments, frames=args.frames, size=FRAME_SIZE, start=HELD_OUT_REAL_START
+        )
+    ]
+    performer = performer_clip(tmp / "performer.mp4", n_frames=2 * n, fps=fps)
+    enrolment = actor_frames(dfdc, SWAP_SOURCE_FRAMES[::10])
+    home = tmp / "home"  # throw-away, kept with the swap model whose grant it holds (a rerun reuses both)
+    if home.exists():
+        from likeness.config import Settings
+        from likeness.workspace import Workspace
+
+        ws = Workspace.open(Settings(home=home))
+    else:
+        # The performer is released with faces from the frames the swap trains on (one is not enough
+        # for the render to know her in every held-out segment).
+        performer_refs = [f.rgb for f in iter_video_frames(performer) if f.index < n and f.index % 20 == 0]
+        ws = render_bench.setup_world(home, performer_refs, enrolment, allow_unlabelled=True)
+    started = time.perf_counter()
+    fakes, swap_info = render_fakes(args, ws, performer, tmp)
+    print(f"  swap model and {len(fakes)} fakes in {time.perf_counter() - started:.0f} s: {swap_info}", file=sys.stderr)
+    print(f"face sheet (rows: fakes, then real segments): {face_sheet(fakes + reals, tmp / 'faces.png')}")
+
+    detector = fine_tune(args, dfdc, tmp)
+    evaluation = evaluate_detector(detector, reals, fakes)
+    figures = evaluation["figures"]
+    table(
+        f"Evaluation ({figures['units']['real']} real and {figures['units']['fake']} fake units, "
+        f"{figures['faces']['real']} and {figures['faces']['fake']} faces)",
+        ["method", "frame AUC", "video AUC"],
+        [
+            ["fine-tuned detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}"],
+            *[
+                [name.replace("_", " "), f"{b['frame_auc']:.3f}", f"{b['video_auc']:.3f}"]
+                for name, b in figures["baselines"].items()
+            ],
+        ],
+    )
+    fpr = figures["authentic_false_positive_rate"]
+    print(
+        f"\nauthentic FPR at the card's threshold {figures['threshold_logit']:.3f}: frames {fpr['frame']:.3f}, "
+        f"videos {fpr['video']:.3f}; fake videos at or over it: {figures['fake_recall_at_threshold']['video']:.3f}"
+    )
+    table(
+        "Gates",
+        ["gate", "figure", "limit", "holds"],
+        [
+            [g["gate"], f"{g['figure']:.3f}", f"{g['limit']:.3f}", "yes" if g["holds"] else "**no**"]
+            for g in evaluation["gates"]
+        ],
+    )
+    try:
+        registered = register_detector(ws, detector, "mina")
+        print(
+            f"\nregistered for mina: {registered.model} {registered.onnx_sha256[:16]} (ledger #{registered.ledger_seq})"
+        )
+    except ModelError as exc:
+        print(f"\nregister refused: {exc}")
+    rows, shown = [], {}
+    for clip in [*fakes, *reals]:
+        row, result = verify_row(ws, clip, "mina")
+        rows.append(row)
+        shown.setdefault("fake" if clip in fakes else "real", result)
+    table(
+        "verify on every unit (the actor is enrolled as `mina`)",
+        ["file", "verdict", "tracks recognised as the actor", "nearest (distance / threshold)", "manipulation"],
+        rows,
+    )
+    for kind, result in shown.items():
+        print(f"\n{kind} {Path(result['path']).name}: verdict {result['verdict']} ({result['verdict_rule']})")
+        print(json.dumps(result["manipulation"], indent=2))
+    ws.close()
     return 0
 
 
