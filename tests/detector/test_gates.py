@@ -181,3 +181,31 @@ def test_audit_names_an_edited_registered_detector(chroma: Path, media: GateMedi
     problems = [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
     assert len(problems) == 1 and problems[0].subject == "detector of mina"
     assert "ONNX file of its registered detector" in problems[0].message
+
+
+def test_the_false_positive_gate_counts_flagged_clips_as_verify_flags_tracks() -> None:
+    """Few flagged faces can still flag a clip: verify's verdict is per track, so the gate is too."""
+    from likeness.detector.evaluation import recheck_gates
+
+    figures = {
+        "video_auc": 0.95,
+        "baselines": {"face_size": {"video_auc": 0.6}, "high_frequency_energy": {"video_auc": 0.7}},
+        "authentic_false_positive_rate": {"frame": 0.02, "video": 0.2},
+    }
+    gates = {g["gate"]: g for g in recheck_gates({"figures": figures}, target_fpr=0.05)}
+    assert gates["video_auc"]["holds"] and not gates["authentic_false_positive_rate"]["holds"]
+    assert gates["authentic_false_positive_rate"]["figure"] == 0.2
+
+
+def test_a_video_unit_is_sampled_as_verify_samples_it(tmp_path: Path) -> None:
+    """The gates must measure the scores verify computes: a 3 s clip gives verify's 1-per-second
+    faces (3), not an average over 30 frames verify never scores."""
+    from likeness.detector.evaluation import unit_faces
+    from likeness.faces import FaceDetector
+    from likeness.media.synthetic import grace_hopper, write_clip
+    from likeness.verify.pipeline import VIDEO_SAMPLE_FPS
+
+    clip = write_clip(tmp_path / "real.mp4", grace_hopper(), seconds=3.0, fps=25, size=(320, 240), seed=3)
+    with FaceDetector(mode="image", max_faces=2) as detector:
+        unit = unit_faces(detector, clip)
+    assert len(unit.crops) == round(3.0 * VIDEO_SAMPLE_FPS) == len(unit.sizes)

@@ -5,11 +5,11 @@ The gates (issue #31) say when a detector's score may enter a verdict at all:
 * video AUC >= 0.90 on the held-out swaps;
 * the detector's video AUC beats each shortcut baseline (face size, high-frequency energy),
   scored on the very same files, by at least 0.10;
-* the false-positive rate on the authentic faces at the card's threshold is at most 1.5x the
-  card's target.
+* the false-positive rate on the authentic units at the card's threshold (verify flags a face
+  track, not a frame) is at most 1.5x the card's target.
 
-Each "unit" (a video, or a folder of images treated as the frames of one clip) gives aligned
-faces; a unit's score is the mean calibrated logit of its faces (``score.track_score``), the
+Each "unit" (a video, sampled as verify samples one, or a folder of images treated as the frames
+of one clip) gives aligned faces; a unit's score is the mean calibrated logit of its faces (``score.track_score``), the
 way verify scores a face track. The shortcut baselines are scored in whichever direction gives
 the higher AUC on these files: an upper bound on what the shortcut can do, generous to it.
 
@@ -17,7 +17,7 @@ Example (the pure part)::
 
     >>> gates = gate_results(
     ...     video_auc=0.95, face_size_video_auc=0.6, high_frequency_video_auc=0.7,
-    ...     authentic_frame_fpr=0.05, target_fpr=0.05)
+    ...     authentic_video_fpr=0.05, target_fpr=0.05)
     >>> all(g["holds"] for g in gates)
     True
 """
@@ -43,9 +43,6 @@ MIN_MARGIN_OVER_BASELINES = 0.10
 MAX_FPR_FACTOR = 1.5
 #: Fewer units than this per class cannot give an AUC at all.
 MIN_UNITS_PER_CLASS = 2
-#: Frames sampled per video unit (every ``VIDEO_FRAME_STEP``-th frame from the start).
-MAX_FRAMES_PER_VIDEO = 32
-VIDEO_FRAME_STEP = 2
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
 
@@ -105,19 +102,20 @@ def unit_files(path: Path) -> list[Path]:
 
 
 def unit_faces(detector: Any, path: Path) -> UnitFaces:
-    """Aligned faces of one unit: a folder of images (its frames) or a video (sampled frames)."""
+    """Aligned faces of one unit: a folder of images (its frames) or a video, sampled as verify
+    samples it (``VIDEO_SAMPLE_FPS``, at most ``MAX_VIDEO_FRAMES``): the gates must measure the
+    scores verify will compute, not an average over more frames than verify ever sees."""
     from likeness.media.images import read_image
-    from likeness.media.video import iter_video_frames
+    from likeness.media.video import sample_video_frames
     from likeness.verify.file_kind import VIDEO_SUFFIXES
+    from likeness.verify.pipeline import MAX_VIDEO_FRAMES, VIDEO_SAMPLE_FPS
 
     unit = UnitFaces(path)
     if path.is_dir():
         for image in unit_files(path):
             unit.add(detector, read_image(image))
     elif path.suffix.lower() in VIDEO_SUFFIXES:
-        for k, frame in enumerate(iter_video_frames(path, step=VIDEO_FRAME_STEP)):
-            if k >= MAX_FRAMES_PER_VIDEO:
-                break
+        for frame in sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES):
             unit.add(detector, frame.rgb)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         unit.add(detector, read_image(path))
@@ -131,7 +129,7 @@ def gate_results(
     video_auc: float,
     face_size_video_auc: float,
     high_frequency_video_auc: float,
-    authentic_frame_fpr: float,
+    authentic_video_fpr: float,
     target_fpr: float,
 ) -> list[dict[str, Any]]:
     """Each gate with its figure, its limit and whether it holds (pure: the figures decide)."""
@@ -163,12 +161,13 @@ def gate_results(
             )
             for name, words, baseline in margins
         ),
+        # verify flags a track, not a frame: the rate that matters is of authentic units flagged
         gate(
             "authentic_false_positive_rate",
-            authentic_frame_fpr,
+            authentic_video_fpr,
             fpr_limit,
-            bool(authentic_frame_fpr <= fpr_limit + 1e-12),
-            f"false-positive rate on authentic faces {authentic_frame_fpr:.3f} "
+            bool(authentic_video_fpr <= fpr_limit + 1e-12),
+            f"false-positive rate on authentic clips {authentic_video_fpr:.3f} "
             f"(needs <= {MAX_FPR_FACTOR}x target {target_fpr:.3f} = {fpr_limit:.3f})",
         ),
     ]
@@ -182,7 +181,7 @@ def recheck_gates(evaluation: dict[str, Any], *, target_fpr: float) -> list[dict
             video_auc=float(figures["video_auc"]),
             face_size_video_auc=float(figures["baselines"]["face_size"]["video_auc"]),
             high_frequency_video_auc=float(figures["baselines"]["high_frequency_energy"]["video_auc"]),
-            authentic_frame_fpr=float(figures["authentic_false_positive_rate"]["frame"]),
+            authentic_video_fpr=float(figures["authentic_false_positive_rate"]["video"]),
             target_fpr=target_fpr,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -270,7 +269,7 @@ def evaluate_detector(
         video_auc=figures["video_auc"],
         face_size_video_auc=figures["baselines"]["face_size"]["video_auc"],
         high_frequency_video_auc=figures["baselines"]["high_frequency_energy"]["video_auc"],
-        authentic_frame_fpr=figures["authentic_false_positive_rate"]["frame"],
+        authentic_video_fpr=figures["authentic_false_positive_rate"]["video"],
         target_fpr=target,
     )
     evaluation = {
