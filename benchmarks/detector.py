@@ -658,7 +658,15 @@ def agency_example(args: argparse.Namespace, tmp: Path) -> int:
             f"\nregistered for mina: {registered.model} {registered.onnx_sha256[:16]} (ledger #{registered.ledger_seq})"
         )
     except ModelError as exc:
+        from likeness.detector.registered import registered_detectors
+
+        mina = ws.registry.get_subject("mina").id
+        earlier = next((r for r in registered_detectors(ws) if r.subject_id == mina), None)
         print(f"\nregister refused: {exc}")
+        print(
+            "verify below uses "
+            + (f"the registration this workspace already held (ledger #{earlier.ledger_seq})" if earlier else "none")
+        )
     rows, shown = [], {}
     for clip in [*fakes, *reals]:
         row, result = verify_row(ws, clip, "mina")
