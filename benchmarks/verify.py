@@ -91,17 +91,26 @@ def synthetic_people(media: Path) -> list[Path]:
 
 
 def build_images(workspace, media: Path, out: Path, count: int) -> list[Path]:
-    from likeness.media import read_image, write_image
+    from likeness.media import read_image
+
+    people = synthetic_people(media)
+    pairs = [
+        [read_image(people[(2 * i) % len(people)]), read_image(people[(2 * i + 1) % len(people)])] for i in range(count)
+    ]
+    return group_stills(workspace, pairs, out, "img")
+
+
+def group_stills(workspace, pairs: list[list[np.ndarray]], out: Path, stem: str) -> list[Path]:
+    """A 1920x1080 JPEG of each pair of faces side by side; every other one a labelled render."""
+    from likeness.media import write_image
     from likeness.media.synthetic import compose_group
     from likeness.provenance.writer import LabelledWriter, RenderJob
 
-    people = synthetic_people(media)
     writer = LabelledWriter(workspace)
     paths = []
-    for i in range(count):
-        faces = [read_image(people[(2 * i) % len(people)]), read_image(people[(2 * i + 1) % len(people)])]
+    for i, faces in enumerate(pairs):
         canvas = compose_group(faces, size=(1920, 1080))
-        path = out / f"img{i:02d}.jpg"
+        path = out / f"{stem}{i:02d}.jpg"
         if i % 2 == 0:
             authz = workspace.policy.authorize("idol", "music_video", "studio")
             writer.write_image(authz, RenderJob.new("image"), canvas, path, quality=90)
@@ -318,9 +327,7 @@ def register_sized_detector(workspace, folder: Path, subjects: list[str]) -> tup
 
 def detector_speed(workspace, media: Path, tmp: Path, count: int) -> list[tuple[str, float, float]]:
     """Rows (what, median wall ms, median CPU ms) of verify with and without the registered detector."""
-    from likeness.media import read_image, write_image
-    from likeness.media.synthetic import compose_group
-    from likeness.provenance.writer import LabelledWriter, RenderJob
+    from likeness.media import read_image
     from likeness.verify.pipeline import Verifier
     from likeness.verify.result import ManipulationEvidence
 
@@ -336,19 +343,9 @@ def detector_speed(workspace, media: Path, tmp: Path, count: int) -> list[tuple[
     artists = [f"artist{n}" for n in range(3)]
     face_ms, onnx_bytes = register_sized_detector(workspace, tmp / "detector", artists)
     photos = [read_image(p) for p in synthetic_people(media)[-3:]]
-    writer = LabelledWriter(workspace)
     folder = tmp / "artist-images"
     folder.mkdir()
-    paths = []
-    for i in range(count):
-        canvas = compose_group([photos[i % 3], photos[(i + 1) % 3]], size=(1920, 1080))
-        path = folder / f"artists{i:02d}.jpg"
-        if i % 2 == 0:
-            authz = workspace.policy.authorize("idol", "music_video", "studio")
-            writer.write_image(authz, RenderJob.new("image"), canvas, path, quality=90)
-        else:
-            write_image(path, canvas, quality=90)
-        paths.append(path)
+    paths = group_stills(workspace, [[photos[i % 3], photos[(i + 1) % 3]] for i in range(count)], folder, "artists")
     with_detector, without = Verifier(workspace), WithoutDetectors(workspace)
     with_detector.verify(paths[0])  # warm up both
     without.verify(paths[0])
