@@ -51,6 +51,7 @@ def test_a_detector_that_separates_passes_every_gate(chroma: Path, media: GateMe
         "beats_face_size",
         "beats_high_frequency_energy",
         "authentic_false_positive_rate",
+        "fake_recall",
     ]
     assert evaluation["passed"] and all(g["holds"] for g in evaluation["gates"])
     card = json.loads((chroma / CARD_FILE).read_text())
@@ -122,8 +123,10 @@ def test_evaluation_files_from_the_training_data_are_refused(chroma: Path, media
 
 
 def test_a_file_cannot_be_both_real_and_fake(chroma: Path, media: GateMedia) -> None:
-    with pytest.raises(ModelError, match="either real or fake"):
+    with pytest.raises(ModelError, match="given as both real and fake; a file is either real or fake"):
         evaluate_detector(chroma, media.real, [media.real[0], *media.fake])
+    with pytest.raises(ModelError, match="given twice; "):
+        evaluate_detector(chroma, [*media.real, media.real[0]], media.fake)
 
 
 def test_too_few_units_is_a_clear_error(chroma: Path, media: GateMedia) -> None:
@@ -191,6 +194,7 @@ def test_the_false_positive_gate_counts_flagged_clips_as_verify_flags_tracks() -
         "video_auc": 0.95,
         "baselines": {"face_size": {"video_auc": 0.6}, "high_frequency_energy": {"video_auc": 0.7}},
         "authentic_false_positive_rate": {"frame": 0.02, "video": 0.2},
+        "fake_recall_at_threshold": {"video": 1.0},
     }
     gates = {g["gate"]: g for g in recheck_gates({"figures": figures}, target_fpr=0.05)}
     assert gates["video_auc"]["holds"] and not gates["authentic_false_positive_rate"]["holds"]

@@ -6,7 +6,12 @@ The gates (issue #31) say when a detector's score may enter a verdict at all:
 * the detector's video AUC beats each shortcut baseline (face size, high-frequency energy),
   scored on the very same files, by at least 0.10;
 * the false-positive rate on the authentic units at the card's threshold (verify flags a face
-  track, not a frame) is at most 1.5x the card's target.
+  track, not a frame) is at most 1.5x the card's target (itself at most 0.2);
+* at that threshold it flags at least half the fake units (a threshold nothing reaches meets
+  the false-positive gate and catches nothing).
+
+The evaluation records the calibration (temperature, threshold, target) it measured; a card
+whose calibration differs from it, or is not a usable one, passes no gate.
 
 Each "unit" (a video, sampled as verify samples one, or a folder of images treated as the frames
 of one clip) gives aligned faces; a unit's score is the mean calibrated logit of its faces (``score.track_score``), the
@@ -17,7 +22,7 @@ Example (the pure part)::
 
     >>> gates = gate_results(
     ...     video_auc=0.95, face_size_video_auc=0.6, high_frequency_video_auc=0.7,
-    ...     authentic_video_fpr=0.05, target_fpr=0.05)
+    ...     authentic_video_fpr=0.05, fake_video_recall=0.8, target_fpr=0.05)
     >>> all(g["holds"] for g in gates)
     True
 """
@@ -41,6 +46,14 @@ from likeness.errors import ModelError
 MIN_VIDEO_AUC = 0.90
 MIN_MARGIN_OVER_BASELINES = 0.10
 MAX_FPR_FACTOR = 1.5
+#: Share of held-out fake units a detector must flag at its own threshold. Neither AUC (blind to
+#: the threshold) nor the false-positive gate (met by a threshold nothing reaches) sees a detector
+#: that never flags; below half the fakes it misses more than it finds.
+MIN_FAKE_RECALL = 0.5
+#: The highest false-positive target a card may state: the FPR gate is relative to it.
+MAX_TARGET_FPR = 0.2
+#: The card's calibration an evaluation was measured with; the card must still hold exactly these.
+CALIBRATION_KEYS = ("temperature", "threshold_logit", "target_false_positive_rate")
 #: Fewer units than this per class cannot give an AUC at all.
 MIN_UNITS_PER_CLASS = 2
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
@@ -130,6 +143,7 @@ def gate_results(
     face_size_video_auc: float,
     high_frequency_video_auc: float,
     authentic_video_fpr: float,
+    fake_video_recall: float,
     target_fpr: float,
 ) -> list[dict[str, Any]]:
     """Each gate with its figure, its limit and whether it holds (pure: the figures decide)."""
@@ -170,6 +184,13 @@ def gate_results(
             f"false-positive rate on authentic clips {authentic_video_fpr:.3f} "
             f"(needs <= {MAX_FPR_FACTOR}x target {target_fpr:.3f} = {fpr_limit:.3f})",
         ),
+        gate(
+            "fake_recall",
+            fake_video_recall,
+            MIN_FAKE_RECALL,
+            bool(np.isfinite(fake_video_recall) and fake_video_recall >= MIN_FAKE_RECALL),
+            f"fake clips flagged at the card's threshold {fake_video_recall:.3f} (needs >= {MIN_FAKE_RECALL:.2f})",
+        ),
     ]
 
 
@@ -182,17 +203,45 @@ def recheck_gates(evaluation: dict[str, Any], *, target_fpr: float) -> list[dict
             face_size_video_auc=float(figures["baselines"]["face_size"]["video_auc"]),
             high_frequency_video_auc=float(figures["baselines"]["high_frequency_energy"]["video_auc"]),
             authentic_video_fpr=float(figures["authentic_false_positive_rate"]["video"]),
+            fake_video_recall=float(figures["fake_recall_at_threshold"]["video"]),
             target_fpr=target_fpr,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"the card's evaluation is incomplete ({type(exc).__name__}: {exc})") from None
 
 
-def first_failed_gate(evaluation: dict[str, Any] | None, *, target_fpr: float) -> dict[str, Any] | None:
-    """The first gate that does not hold, or a pseudo-gate ``evaluated`` when there is no evaluation."""
+def calibration_problem(calibration: Any) -> str | None:
+    """Why a card's calibration cannot be used (a temperature that is not a positive number, a
+    threshold that is not finite, a false-positive target outside (0, ``MAX_TARGET_FPR``]), or None."""
+    try:
+        temperature, threshold, target = (float(calibration[key]) for key in CALIBRATION_KEYS)
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"its calibration is incomplete ({type(exc).__name__}: {exc})"
+    if not (np.isfinite(temperature) and temperature > 0):
+        return f"its temperature {temperature} is not a positive number"
+    if not np.isfinite(threshold):
+        return f"its threshold {threshold} is not a number"
+    if not (0 < target <= MAX_TARGET_FPR):
+        return f"its false-positive target {target} is outside (0, {MAX_TARGET_FPR}]"
+    return None
+
+
+def first_failed_gate(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The first gate a card's detector does not pass, worked out again from its evaluation's
+    figures; pseudo-gates ``evaluated`` (no evaluation) and ``calibration`` (an unusable
+    calibration, or not the one the evaluation measured: a threshold, temperature or target
+    edited after evaluating moves what the figures say)."""
+    evaluation = card.get("evaluation")
     if not evaluation:
         return {"gate": "evaluated", "says": "the card holds no evaluation (run: likeness detector evaluate)"}
-    return next((g for g in recheck_gates(evaluation, target_fpr=target_fpr) if not g["holds"]), None)
+    calibration = card.get("calibration") or {}
+    problem = calibration_problem(calibration)
+    if problem is None and evaluation.get("calibration") != {k: calibration.get(k) for k in CALIBRATION_KEYS}:
+        problem = "its calibration is not the one its evaluation measured (evaluate it again)"
+    if problem is not None:
+        return {"gate": "calibration", "says": problem}
+    target = float(calibration["target_false_positive_rate"])
+    return next((g for g in recheck_gates(evaluation, target_fpr=target) if not g["holds"]), None)
 
 
 def training_sha256s(card: dict[str, Any]) -> frozenset[str]:
@@ -241,10 +290,10 @@ def evaluate_detector(
             if digest in trained_on:
                 raise ModelError(f"{file}: this file was in the detector's training data; evaluate on held-out media")
             if seen.get(digest, unit) != unit:
-                raise ModelError(
-                    f"{file}: the same bytes as a file of {labelled[seen[digest]][0]}; "
-                    "a file is either real or fake, and counted once"
-                )
+                first = labelled[seen[digest]]
+                how = "given as both real and fake" if first[1] != label else "given twice"
+                where = "" if first[0] == path else f" (the same bytes as a file of {first[0]})"
+                raise ModelError(f"{file}: {how}{where}; a file is either real or fake, and counted once")
             seen[digest] = unit
             digests["fake" if label else "real"].append(digest)
 
@@ -263,6 +312,9 @@ def evaluate_detector(
                 f"got {sum(1 for lab, _ in units if lab == label)}"
                 + (f" (no face in: {', '.join(faceless)})" if faceless else "")
             )
+    problem = calibration_problem(model.card.get("calibration"))
+    if problem is not None:
+        raise ModelError(f"{card_path}: {problem}")
     figures = measure(model, units)
     target = float(model.card["calibration"]["target_false_positive_rate"])
     gates = gate_results(
@@ -270,10 +322,12 @@ def evaluate_detector(
         face_size_video_auc=figures["baselines"]["face_size"]["video_auc"],
         high_frequency_video_auc=figures["baselines"]["high_frequency_energy"]["video_auc"],
         authentic_video_fpr=figures["authentic_false_positive_rate"]["video"],
+        fake_video_recall=figures["fake_recall_at_threshold"]["video"],
         target_fpr=target,
     )
     evaluation = {
         "onnx_sha256": model.card["sha256"],
+        "calibration": {key: model.card["calibration"][key] for key in CALIBRATION_KEYS},
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "figures": figures,
         "files_sha256": digests,

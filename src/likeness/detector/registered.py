@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,20 +50,16 @@ def detector_folder(home: Path, subject_id: str) -> Path:
     return Path(home) / DETECTORS_DIR / subject_id
 
 
-def _write_file(path: Path, payload: bytes) -> None:
-    """Write via a temporary name and rename: a reader never sees half a model. 0644: not secrets."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(payload)
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
-
-
 def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredDetector:
     """Register the detector in ``folder`` (``detector.onnx`` + its evaluated card) for ``subject``.
 
     ``GateFailed`` names the first gate that fails (with its figure); ``ModelError`` when the files
-    do not match each other or the evaluation was of another ONNX file.
+    do not match each other, the evaluation was of another ONNX file, or ONNX Runtime cannot load
+    it. Until the ledger holds the new event the subject's earlier registration stays in place,
+    untouched: the files are written to a new folder beside it and swapped in after the append.
     """
+    from likeness.detector.score import session_for
+
     folder = Path(folder)
     onnx_path, card_path = folder / MODEL_FILE, folder / CARD_FILE
     if not onnx_path.is_file() or not card_path.is_file():
@@ -74,34 +72,65 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     evaluation = card.get("evaluation")
     if evaluation and evaluation.get("onnx_sha256") != onnx_sha256:
         raise ModelError(f"{card_path}: its evaluation was of another ONNX file; evaluate this one")
-    target = float(card["calibration"]["target_false_positive_rate"])
-    failed = first_failed_gate(evaluation, target_fpr=target)
+    failed = first_failed_gate(card)
     if failed is not None or not evaluation:
         failed = failed or {"gate": "evaluated", "says": "no evaluation"}
         raise GateFailed(failed["gate"], f"{folder}: not registered: gate {failed['gate']} fails: {failed['says']}")
+    try:
+        session_for(onnx_bytes)
+    except ModelError as exc:
+        raise ModelError(f"{onnx_path}: {exc}") from None
     record = workspace.registry.get_subject(subject)
     destination = detector_folder(workspace.home, record.id)
-    destination.mkdir(parents=True, exist_ok=True)
-    _write_file(destination / MODEL_FILE, onnx_bytes)
-    _write_file(destination / CARD_FILE, card_bytes)
+    staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
     previous = current_event(workspace, record.id)
-    gates = recheck_gates(evaluation, target_fpr=target)
-    event = workspace.ledger.append(
-        REGISTERED_EVENT,
-        {
-            "subject_id": record.id,
-            "subject_slug": record.slug,
-            "model": str(card.get("model")),
-            "onnx_sha256": onnx_sha256,
-            "card_sha256": hashlib.sha256(card_bytes).hexdigest(),
-            "threshold_logit": float(card["calibration"]["threshold_logit"]),
-            "target_false_positive_rate": target,
-            "evaluated": evaluation.get("evaluated"),
-            "gates": gates,
-            "replaces_seq": previous.seq if previous is not None else None,
-        },
-    )
+    target = float(card["calibration"]["target_false_positive_rate"])
+    try:
+        event = workspace.ledger.append(
+            REGISTERED_EVENT,
+            {
+                "subject_id": record.id,
+                "subject_slug": record.slug,
+                "model": str(card.get("model")),
+                "onnx_sha256": onnx_sha256,
+                "card_sha256": hashlib.sha256(card_bytes).hexdigest(),
+                "threshold_logit": float(card["calibration"]["threshold_logit"]),
+                "target_false_positive_rate": target,
+                "evaluated": evaluation.get("evaluated"),
+                "gates": recheck_gates(evaluation, target_fpr=target),
+                "replaces_seq": previous.seq if previous is not None else None,
+            },
+        )
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    _swap_in(staged, destination)
     return _registered(event, workspace.home)
+
+
+def _stage(destination: Path, files: dict[str, bytes]) -> Path:
+    """A new private folder beside ``destination`` holding ``files`` (0644: not secrets), each
+    created exclusively in it, so nothing planted in the workspace is followed or overwritten."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    for name, payload in files.items():
+        fd = os.open(staged / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.chmod(staged, 0o755)
+    return staged
+
+
+def _swap_in(staged: Path, destination: Path) -> None:
+    """Put the staged folder where the registration's files live (the old folder, a planted
+    link included, moved aside and removed, never written through)."""
+    if destination.is_symlink() or destination.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
+        os.replace(destination, aside / "folder")
+        shutil.rmtree(aside, ignore_errors=True)
+    os.replace(staged, destination)
 
 
 def _parse_card(card_bytes: bytes, card_path: Path) -> dict[str, Any]:
@@ -180,8 +209,7 @@ def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[by
         return f"the card of its {where} no longer matches the sha256 on the ledger"
     try:
         card = _parse_card(card_bytes, card_path)
-        target = float(card["calibration"]["target_false_positive_rate"])
-        failed = first_failed_gate(card.get("evaluation"), target_fpr=target)
+        failed = first_failed_gate(card)
     except ModelError as exc:
         return f"its {where} has an unusable card: {exc}"
     if failed is not None:
