@@ -271,6 +271,18 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def idol_world(media: Path, dfdc: Path, dfdc_cut: Path, tmp: Path) -> tuple[Workspace, list, list]:
+    """The benchmark's workspace (three synthetic idols, enrolled with the performers) and the
+    training frames: the idols' stills animated (source), the actor's clip every 2nd frame (target)."""
+    first_dfdc = next(iter_video_frames(dfdc_cut)).rgb
+    idol_dir = media / "synthetic_people" / "seeprettyface_1024"
+    idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
+    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc], idols)
+    source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
+    target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
+    return ws, source_frames, target_frames
+
+
 def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"load average at start: {os.getloadavg()}", file=sys.stderr)
 
@@ -293,13 +305,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     if args.only:
         wanted = {n.strip() for n in args.only.split(",")}
         clips = {k: v for k, v in clips.items() if k in wanted or k == "dfdc 720p"}
-    first_dfdc = next(iter_video_frames(clips["dfdc 720p"])).rgb
-    idol_dir = args.media / "synthetic_people" / "seeprettyface_1024"
-    idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
-    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc], idols)
-
-    source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
-    target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
+    ws, source_frames, target_frames = idol_world(args.media, dfdc, clips["dfdc 720p"], tmp)
     source64, target64 = aligned_samples(source_frames, 64), aligned_samples(target_frames, 64)
     print(
         f"  training faces: {len(source64.images)} idol (synthetic seeprettyface), {len(target64.images)} performer (dfdc)",
@@ -716,14 +722,9 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
             talking=True,
         ),
     }
-    first_dfdc = next(iter_video_frames(clips["dfdc 720p"])).rgb
-    idol_dir = args.media / "synthetic_people" / "seeprettyface_1024"
-    idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
-    ws = setup_world(tmp / "home", [grace_hopper(), first_dfdc], idols)
+    ws, source_frames, target_frames = idol_world(args.media, dfdc, clips["dfdc 720p"], tmp)
     # The idols are stills: closed mouths only, as in the issue's 7-photo case. The performers'
     # footage (the training target) talks: the actor's clip and the generated speech.
-    source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=40, size=(512, 512), seed=7)]
-    target_frames = [f.rgb for f in iter_video_frames(dfdc, step=2, max_side=1280)]
     target_frames += list(talking_portrait(grace_hopper(), n_frames=120, size=(512, 512), seed=3))
     models: dict[str, tuple[Path, int]] = {}
     for recipe in args.recipe_names:

@@ -119,6 +119,21 @@ class Passkey:
         return passkey_fingerprint(self.public_key)
 
 
+def _credential_fields(
+    credential_id: bytes, public_key: bytes, rp_id: str, origin: str, sign_count: int, label: str
+) -> dict[str, Any]:
+    """The new passkey as both signed registration payloads name it."""
+    return {
+        "credential_id": b64url(credential_id),
+        "public_key": b64url(public_key),
+        "key_fingerprint": passkey_fingerprint(public_key),
+        "rp_id": rp_id,
+        "origin": origin,
+        "sign_count": sign_count,
+        "label": label,
+    }
+
+
 def registration_payload(
     *,
     holder_id: str,
@@ -139,13 +154,7 @@ def registration_payload(
     event is this payload with ``signature`` (and ``passkey``: the assertion)."""
     return {
         "holder_id": holder_id,
-        "credential_id": b64url(credential_id),
-        "public_key": b64url(public_key),
-        "key_fingerprint": passkey_fingerprint(public_key),
-        "rp_id": rp_id,
-        "origin": origin,
-        "sign_count": sign_count,
-        "label": label,
+        **_credential_fields(credential_id, public_key, rp_id, origin, sign_count, label),
         "invitation_id": invitation_id,
         "org_id": org_id,
         "org_fingerprint": org_fingerprint,
@@ -174,13 +183,7 @@ def vouch_statement(
         "type": VOUCH_TYPE,
         "holder_id": holder_id,
         "holder_fingerprint": holder_fingerprint,
-        "credential_id": b64url(credential_id),
-        "public_key": b64url(public_key),
-        "key_fingerprint": passkey_fingerprint(public_key),
-        "rp_id": rp_id,
-        "origin": origin,
-        "sign_count": sign_count,
-        "label": label,
+        **_credential_fields(credential_id, public_key, rp_id, origin, sign_count, label),
         "created_at": created_at,
         "nonce": nonce,
     }

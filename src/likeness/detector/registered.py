@@ -69,13 +69,12 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     if card.get("sha256") != onnx_sha256:
         raise ModelError(f"{onnx_path}: sha256 does not match its card")
-    evaluation = card.get("evaluation")
-    if evaluation and evaluation.get("onnx_sha256") != onnx_sha256:
-        raise ModelError(f"{card_path}: its evaluation was of another ONNX file; evaluate this one")
     failed = first_failed_gate(card)
-    if failed is not None or not evaluation:
-        failed = failed or {"gate": "evaluated", "says": "no evaluation"}
+    if failed is not None:
         raise GateFailed(failed["gate"], f"{folder}: not registered: gate {failed['gate']} fails: {failed['says']}")
+    evaluation: dict[str, Any] = card["evaluation"]
+    if evaluation.get("onnx_sha256") != onnx_sha256:
+        raise ModelError(f"{card_path}: its evaluation was of another ONNX file; evaluate this one")
     try:
         session_for(onnx_bytes)
     except ModelError as exc:
