@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from likeness.consent.ledger import event_hash
+from likeness.consent.ledger import GENESIS_HASH, event_hash
 
 
 def _sql(ws, statement: str, **params) -> None:
@@ -87,6 +87,29 @@ def test_inserted_row_is_named(consent_world):
     report = ws.ledger.verify()
     assert not report.ok and report.broken_seq == 4
     assert ws.ledger.count() == last + 1
+
+
+def test_a_row_claiming_to_start_the_chain_after_a_gap_is_not_intact(consent_world):
+    """Rows before it deleted and the row re-hashed onto the genesis hash: a row with no row
+    before it is the chain's start only at sequence number 1."""
+    ws = _seeded(consent_world)
+    _drop_triggers(ws)
+    seq = ws.ledger.count()
+    with ws.engine.connect() as conn:
+        row = dict(conn.execute(text("SELECT * FROM ledger WHERE seq = :s"), {"s": seq}).mappings().one())
+    _sql(ws, "DELETE FROM ledger WHERE seq < :s", s=seq)
+    prev = GENESIS_HASH
+    forged = event_hash(
+        seq=seq,
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        created_at=row["created_at"],
+        payload_json=row["payload"],
+        prev_hash=prev,
+    )
+    _sql(ws, "UPDATE ledger SET prev_hash = :p, hash = :h WHERE seq = :s", p=prev, h=forged, s=seq)
+    assert not ws.ledger.intact(seq)
+    assert not ws.ledger.verify().ok
 
 
 def test_reordered_rows_are_named(consent_world):

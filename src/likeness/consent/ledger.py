@@ -337,13 +337,16 @@ class Ledger:
 
     def intact(self, seq: int) -> bool:
         """Whether ledger row ``seq`` still hashes to its stored hash and sits in the chain: it
-        links to the row before it, and the row after it (if any) links to it. A row edited in
-        place, with or without its hash recomputed, fails; rewriting every later row as well is
-        what anchors catch (``audit verify --anchor``)."""
+        links to the row before it (the genesis hash for row 1 only), and the row after it (if any)
+        links to it. A row edited in place, with or without its hash recomputed, fails; rewriting
+        every later row as well is what anchors catch (``audit verify --anchor``)."""
         with self._session_factory() as session:
             rows = {r.seq: r for r in session.scalars(select(LedgerRow).where(LedgerRow.seq.between(seq - 1, seq + 1)))}
         row, before, after = rows.get(seq), rows.get(seq - 1), rows.get(seq + 1)
         if row is None or _recomputed(row) != row.hash:
+            return False
+        # Only row 1 starts the chain: a later row with none before it lost its predecessors.
+        if before is None and seq != 1:
             return False
         linked_before = row.prev_hash == (before.hash if before is not None else GENESIS_HASH)
         return linked_before and (after is None or after.prev_hash == row.hash)
