@@ -61,7 +61,7 @@ def _mirror(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
-TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, pretrained=False, width=0.25)
+TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, start="scratch", width=0.25)
 
 
 def test_tiny_detector_trains_resumes_exactly_and_exports(faces, tmp_path: Path) -> None:
