@@ -7,9 +7,10 @@ general detector (``likeness.detector.general``, the default: an agency fine-tun
 packaged ImageNet weights (how the general model is trained), from another detector's checkpoint,
 or from scratch (the benchmark's baseline); the card records the start's name and sha256.
 Training state (weights, optimiser, schedule, data RNG, step) is checkpointed atomically
-(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped. At the end the logit is calibrated by temperature on held-out
-self-blends, the threshold is set at a fixed false-positive rate on held-out pristine faces, the
-network is exported to ONNX and a card is written beside it.
+(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped. At the end the
+logit is calibrated by temperature on held-out self-blends, the threshold is set at a fixed
+false-positive rate on held-out pristine faces, the network is exported to ONNX and a card is
+written beside it.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def train_detector(
     export ``out_dir/detector.onnx`` and write ``out_dir/detector.card.json``. Returns the card.
 
     ``training_files``: sha256 of every file the faces came from (training and calibration), kept
-    in the card so that ``likeness detector evaluate`` can refuse them as held-out media."""
+    in the card with those its start's card lists (a fine-tune has seen them too) so that
+    ``likeness detector evaluate`` can refuse them as held-out media."""
     import torch
 
     from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
@@ -270,7 +272,7 @@ def train_detector(
             "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
             "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
             "device": "cpu",
-            "files_sha256": sorted(set(training_files)),
+            "files_sha256": sorted(set(training_files) | set(inherited_training_files(config))),
         },
         "validation": {
             "faces": len(validation),
@@ -320,7 +322,7 @@ def train_from_folders(
         )
     held_out = held_out_identities(identities)
     # An edited shipped model or an unreadable checkpoint is refused before minutes of alignment.
-    inherited = inherited_training_files(config)
+    inherited_training_files(config)
     initial_network(config)
     total = len(paths) + len(extra)
     faces = align_paths(
@@ -337,7 +339,7 @@ def train_from_folders(
     if own:
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
-    files = [sha256_file(p) for p in [*paths, *extra]] + inherited
+    files = [sha256_file(p) for p in [*paths, *extra]]
     return train_detector(
         train,
         validation,
