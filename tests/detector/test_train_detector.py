@@ -61,7 +61,7 @@ def _mirror(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
-TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, pretrained=False, width=0.25)
+TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, start="scratch", width=0.25)
 
 
 def test_tiny_detector_trains_resumes_exactly_and_exports(faces, tmp_path: Path) -> None:
@@ -130,3 +130,13 @@ def test_identities_may_not_leak_into_validation(faces, tmp_path: Path) -> None:
         train_detector([faces[0], faces[1]], [faces[0], faces[3]], tmp_path / "x", config=TINY)
     with pytest.raises(FaceError):
         train_detector([faces[0]], [faces[1]], tmp_path / "y", config=TINY)
+
+
+def test_a_fine_tune_through_the_library_lists_the_general_models_files(faces, tmp_path: Path) -> None:
+    from likeness.detector.general import GENERAL_BASE_NAME, general_card
+
+    card = train_detector(
+        [faces[0], faces[2]], [faces[1], faces[3]], tmp_path / "ft", config=DetectorTrainConfig(steps=1, batch=2)
+    )
+    assert card["training"]["base"]["name"] == GENERAL_BASE_NAME
+    assert set(general_card()["training"]["files_sha256"]) <= set(card["training"]["files_sha256"])
