@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from likeness.cli import app
-from likeness.detector.evaluation import GateFailed, evaluate_detector, evaluation_subject
+from likeness.detector.evaluation import GateFailed, TooFewUnits, evaluate_detector, evaluation_subject
 from likeness.detector.registered import (
     REGISTERED_EVENT,
     check_registered,
@@ -109,8 +109,10 @@ def test_a_unit_recognised_as_another_enrolled_subject_says_so(
 def test_fewer_than_two_recognised_units_is_a_typed_error_naming_how_many(
     chroma: Path, media: GateMedia, others: GateMedia, mina
 ) -> None:
-    with pytest.raises(ModelError) as refused:
+    with pytest.raises(TooFewUnits) as refused:
         evaluate_detector(chroma, media.real, media.fake[:1] + others.fake, subject=mina)
+    assert isinstance(refused.value, ModelError)
+    assert [seen["analysed_by_verify"] for seen in refused.value.recognition] == [True] * 6 + [False] * 2
     message = str(refused.value)
     assert "needs at least 2 fake videos or folders recognised as mina" in message
     assert "got 1 of 3 with a face" in message

@@ -73,6 +73,15 @@ class GateFailed(ModelError):
         self.gate = gate
 
 
+class TooFewUnits(ModelError):
+    """Fewer than ``MIN_UNITS_PER_CLASS`` usable units of a class (with a face; with a subject,
+    recognised as it). ``recognition`` holds each unit's recognition, as an evaluation records it."""
+
+    def __init__(self, message: str, recognition: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.recognition = list(recognition)
+
+
 def high_frequency_energy(crop: np.ndarray) -> float:
     """Share of the grey crop's spectral energy above a quarter of Nyquist (a shortcut baseline)."""
     import cv2
@@ -377,9 +386,9 @@ def evaluate_detector(
     detector; the others are listed (``verify_would_not_analyse``). Without it every unit counts
     and the evaluation cannot be registered.
 
-    ``ModelError`` when an evaluation file was in the detector's training data, when a file is
-    both real and fake, or when fewer than two units per class hold a face (recognised as the
-    subject, with ``subject``).
+    ``ModelError`` when an evaluation file was in the detector's training data or when a file is
+    both real and fake; ``TooFewUnits`` when fewer than two units per class hold a face
+    (recognised as the subject, with ``subject``).
     """
     from likeness.detector.score import load_detector
     from likeness.detector.train import CARD_FILE
@@ -422,7 +431,7 @@ def evaluate_detector(
         units = [unit for unit, seen in zip(units, recognition) if seen["analysed_by_verify"]]
     for label, words in ((0, "real"), (1, "fake")):
         if sum(1 for lab, _ in units if lab == label) < MIN_UNITS_PER_CLASS:
-            raise ModelError(too_few_units(label, words, units, recognition, faceless, subject))
+            raise TooFewUnits(too_few_units(label, words, units, recognition, faceless, subject), recognition)
     problem = calibration_problem(model.card.get("calibration"))
     if problem is not None:
         raise ModelError(f"{card_path}: {problem}")
