@@ -392,7 +392,7 @@ def evaluate_detector(
     """
     from likeness.detector.score import load_detector
     from likeness.detector.train import CARD_FILE
-    from likeness.faces.detect import FaceDetector
+    from likeness.verify.pipeline import clip_face_detector, still_face_detector
 
     model = load_detector(folder)
     card_path = Path(folder) / CARD_FILE
@@ -419,8 +419,11 @@ def evaluate_detector(
             digests["fake" if label else "real"].append(digest)
 
     units: list[tuple[int, UnitFaces]] = []
-    with FaceDetector(mode="image") as detector:
+    # verify's own detectors, so that the faces (and their landmarks, hence crops and views)
+    # are the ones verify finds: a still is a still, a folder of frames is a clip
+    with still_face_detector() as still_detector, clip_face_detector() as clip_detector:
         for k, (path, label) in enumerate(labelled):
+            detector = still_detector if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES else clip_detector
             units.append((label, unit_faces(detector, path, keep_views=subject is not None)))
             if progress:
                 progress(k + 1, len(labelled))

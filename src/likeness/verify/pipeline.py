@@ -187,32 +187,12 @@ class Verifier:
     # ---- lazily built models (a scan of only bad files never loads them)
 
     def _detector(self, media_type: str) -> Any:
-        from likeness.faces import FaceDetector
-
         if media_type == "video":
             if self._video_detector is None:
-                # Sampled frames are far apart in time: detect afresh on each (image mode), but
-                # without tiling, which is for small faces in big group stills.
-                # crop_retry: a close-up clip (or an animated face crop) fills the frame.
-                self._video_detector = FaceDetector(
-                    max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True
-                )
+                self._video_detector = clip_face_detector()
             return self._video_detector
         if self._image_detector is None:
-            # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is
-            # analysed whole (tiling it would cost several detector calls per still).
-            # small_faces: finer tiles when the faces found are small or none were found (group
-            # photos); crop_retry: a padded second look at a close face crop. Both cost only
-            # where they find what the first pass missed (benchmarks/face_recall.py).
-            self._image_detector = FaceDetector(
-                max_faces=MAX_FACES_PER_IMAGE,
-                min_confidence=0.5,
-                mode="image",
-                max_side=1280,
-                tile_side=1280,
-                crop_retry=True,
-                small_faces=True,
-            )
+            self._image_detector = still_face_detector()
         return self._image_detector
 
     def _embedder_model(self) -> Any:
@@ -834,6 +814,36 @@ def _heatmap(model: Any, crop: np.ndarray) -> np.ndarray:
     from likeness.detector.heatmap import heat_overlay, occlusion_heat
 
     return heat_overlay(crop, occlusion_heat(model, crop))
+
+
+def clip_face_detector() -> Any:
+    """The face detector verify runs on a clip's (or an animation's) sampled frames."""
+    from likeness.faces import FaceDetector
+
+    # Sampled frames are far apart in time: detect afresh on each (image mode), but without
+    # tiling, which is for small faces in big group stills. crop_retry: a close-up clip (or an
+    # animated face crop) fills the frame.
+    return FaceDetector(max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True)
+
+
+def still_face_detector() -> Any:
+    """The face detector verify runs on a still."""
+    from likeness.faces import FaceDetector
+
+    # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is analysed
+    # whole (tiling it would cost several detector calls per still). small_faces: finer tiles
+    # when the faces found are small or none were found (group photos); crop_retry: a padded
+    # second look at a close face crop. Both cost only where they find what the first pass
+    # missed (benchmarks/face_recall.py).
+    return FaceDetector(
+        max_faces=MAX_FACES_PER_IMAGE,
+        min_confidence=0.5,
+        mode="image",
+        max_side=1280,
+        tile_side=1280,
+        crop_retry=True,
+        small_faces=True,
+    )
 
 
 def sighting_quality(face: Any) -> float:
