@@ -38,8 +38,11 @@ that the face's share of the frame is about the actor's) and renders that clip's
 are both re-encoded at CRF 23. The pane zooms slowly (+-15 %) so that the fakes' face sizes lie
 on both sides of the actor's. The detector
 is fine-tuned from the shipped general model (or ``--init``) on the training frames (``train_from_folders``, ``--finetune-steps``),
-evaluated with ``likeness.detector.evaluation.evaluate_detector``, registered for the actor in the
-throw-away workspace (or refused, with the failing gate) and every unit is verified: the table
+evaluated for the actor with ``likeness.detector.evaluation.evaluate_detector(subject=...)`` (each
+unit recognised as verify recognises a track, against the actor's enrolment as ``mina``; the
+gates measured on the units recognised as her, printed unit by unit; refused with
+``TooFewUnits`` when fewer than 2 of either class are), registered for the actor in the
+throw-away workspace (or refused, with the reason) and every unit is verified: the table
 says how many tracks verify recognised as the actor and the manipulation score. ``faces.png`` in
 ``--work`` shows a few faces of every fake and real unit.
 
@@ -582,11 +585,59 @@ def verify_row(ws, clip: Path, slug: str) -> tuple[list[str], dict]:
     return row, result
 
 
+def recognition_table(recognition: list[dict]) -> None:
+    """Each evaluation unit as verify recognises it: only those recognised as the actor count."""
+    table(
+        "Recognition of each evaluation unit (verify's gallery and track rule; only units recognised as mina are measured)",
+        ["unit", "class", "recognised as", "distance to mina / threshold", "measured"],
+        [
+            [
+                Path(seen["unit"]).name,
+                seen["class"],
+                seen["recognised_as"] or "no enrolled match",
+                "-" if seen["distance"] is None else f"{seen['distance']:.3f} / {seen['threshold']:.3f}",
+                "yes" if seen["analysed_by_verify"] else "no",
+            ]
+            for seen in recognition
+        ],
+    )
+
+
+def evaluation_tables(evaluation: dict) -> None:
+    """The evaluation's figures and gates, on the units recognised as the actor."""
+    figures = evaluation["figures"]
+    table(
+        f"Evaluation ({figures['units']['real']} real and {figures['units']['fake']} fake units, "
+        f"{figures['faces']['real']} and {figures['faces']['fake']} faces)",
+        ["method", "frame AUC", "video AUC"],
+        [
+            ["fine-tuned detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}"],
+            *[
+                [name.replace("_", " "), f"{b['frame_auc']:.3f}", f"{b['video_auc']:.3f}"]
+                for name, b in figures["baselines"].items()
+            ],
+        ],
+    )
+    fpr = figures["authentic_false_positive_rate"]
+    print(
+        f"\nauthentic FPR at the card's threshold {figures['threshold_logit']:.3f}: frames {fpr['frame']:.3f}, "
+        f"videos {fpr['video']:.3f}; fake videos at or over it: {figures['fake_recall_at_threshold']['video']:.3f}"
+    )
+    table(
+        "Gates",
+        ["gate", "figure", "limit", "holds"],
+        [
+            [g["gate"], f"{g['figure']:.3f}", f"{g['limit']:.3f}", "yes" if g["holds"] else "**no**"]
+            for g in evaluation["gates"]
+        ],
+    )
+
+
 def agency_example(args: argparse.Namespace, tmp: Path) -> int:
     """The artist's face swapped onto someone else, a fine-tune on the artist's own frames, its
     evaluation on held-out real segments and those fakes, registration, and verify."""
     import render as render_bench  # benchmarks/render.py
-    from likeness.detector.evaluation import evaluate_detector
+    from likeness.detector.evaluation import TooFewUnits, evaluate_detector, evaluation_subject
     from likeness.detector.registered import register_detector
     from likeness.errors import ModelError
 
@@ -627,33 +678,14 @@ def agency_example(args: argparse.Namespace, tmp: Path) -> int:
     print(f"face sheet (rows: fakes, then real segments): {face_sheet(fakes + reals, tmp / 'faces.png')}")
 
     detector = fine_tune(args, dfdc, tmp)
-    evaluation = evaluate_detector(detector, reals, fakes)
-    figures = evaluation["figures"]
-    table(
-        f"Evaluation ({figures['units']['real']} real and {figures['units']['fake']} fake units, "
-        f"{figures['faces']['real']} and {figures['faces']['fake']} faces)",
-        ["method", "frame AUC", "video AUC"],
-        [
-            ["fine-tuned detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}"],
-            *[
-                [name.replace("_", " "), f"{b['frame_auc']:.3f}", f"{b['video_auc']:.3f}"]
-                for name, b in figures["baselines"].items()
-            ],
-        ],
-    )
-    fpr = figures["authentic_false_positive_rate"]
-    print(
-        f"\nauthentic FPR at the card's threshold {figures['threshold_logit']:.3f}: frames {fpr['frame']:.3f}, "
-        f"videos {fpr['video']:.3f}; fake videos at or over it: {figures['fake_recall_at_threshold']['video']:.3f}"
-    )
-    table(
-        "Gates",
-        ["gate", "figure", "limit", "holds"],
-        [
-            [g["gate"], f"{g['figure']:.3f}", f"{g['limit']:.3f}", "yes" if g["holds"] else "**no**"]
-            for g in evaluation["gates"]
-        ],
-    )
+    try:
+        evaluation = evaluate_detector(detector, reals, fakes, subject=evaluation_subject(ws, "mina"))
+    except TooFewUnits as exc:
+        recognition_table(exc.recognition)
+        print(f"\nevaluate refused: {exc}")
+    else:
+        recognition_table(evaluation["recognition"])
+        evaluation_tables(evaluation)
     try:
         registered = register_detector(ws, detector, "mina")
         print(

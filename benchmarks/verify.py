@@ -25,8 +25,9 @@ that scores their faces with the artists' registered detector and by one that do
 none is registered), interleaved per image in the same process. The detector has the real one's
 size: the full MobileNetV2 (ImageNet weights) at 128 px runs on every face, and its logit is the
 tests' hand-built chroma statistic plus 1e-6 x the network's, so that it passes its gates on the
-tests' generated media (``tests/detector/handmade.py``) and can be registered at all. It times
-the cost, not the accuracy. Per face: ONNX Runtime, one face per call, 1 thread, median of 50.
+tests' generated media (``tests/detector/handmade.py``, made from each artist's reference photo,
+three varied frames of which are enrolled beside it: ``register`` takes only an evaluation for
+the subject) and can be registered at all. It times the cost, not the accuracy. Per face: ONNX Runtime, one face per call, 1 thread, median of 50.
 
 Quality: the artist gallery is built from one reference photo per synthetic identity (DigiFace
 id1/id2 main renders, the first frame of the seeprettyface angle strips); genuine probes are the
@@ -295,24 +296,31 @@ def sized_detector_onnx(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def register_sized_detector(workspace, folder: Path, subjects: list[str]) -> tuple[float, int]:
-    """Evaluate the sized detector on the tests' generated media and register it for ``subjects``;
-    returns (ms per face, ONNX bytes)."""
+def register_sized_detector(workspace, folder: Path, subjects: list[str], photos: list[Path]) -> tuple[float, int]:
+    """Evaluate the sized detector for each of ``subjects`` on the tests' generated media of its
+    reference photo in ``photos`` (``register`` takes only an evaluation for the subject: units
+    verify recognises as it) and register it; returns (ms per face, ONNX bytes)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' generated media
     from likeness.detector.evaluation import evaluate_detector
     from likeness.detector.registered import register_detector
     from likeness.detector.score import load_detector
-    from tests.detector.handmade import gate_media, write_detector
+    from likeness.media import read_image
+    from tests.detector.handmade import enrol_as_units, gate_media, write_detector
 
-    generated = gate_media(folder / "media")
+    folder.mkdir(parents=True, exist_ok=True)
     payload = sized_detector_onnx(folder / "sized.onnx")
-    detector = write_detector(folder / "detector", "chroma", generated.calibration, payload=payload)
-    evaluation = evaluate_detector(detector, generated.real, generated.fake)
-    if not evaluation["passed"]:
-        raise SystemExit(f"the sized detector fails its gates: {evaluation['gates']}")
-    for subject in subjects:
+    for subject, photo in zip(subjects, photos, strict=True):
+        portrait = read_image(photo)
+        generated = gate_media(folder / f"media-{subject}", portrait=portrait)
+        detector = write_detector(folder / f"detector-{subject}", "chroma", generated.calibration, payload=payload)
+        # three more references like the generated units (the one enrolment photo alone gives a
+        # threshold the 256 px units sit at the edge of)
+        evaluated_for = enrol_as_units(workspace, subject, folder / f"references-{subject}", portrait=portrait)
+        evaluation = evaluate_detector(detector, generated.real, generated.fake, subject=evaluated_for)
+        if not evaluation["passed"]:
+            raise SystemExit(f"the sized detector fails its gates for {subject}: {evaluation['gates']}")
         register_detector(workspace, detector, subject)
     model = load_detector(detector)
     one = np.random.default_rng(0).integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
@@ -341,7 +349,7 @@ def detector_speed(workspace, media: Path, tmp: Path, count: int) -> list[tuple[
             return ManipulationEvidence.not_analysed("benchmark: detectors off")
 
     artists = [f"artist{n}" for n in range(3)]
-    face_ms, onnx_bytes = register_sized_detector(workspace, tmp / "detector", artists)
+    face_ms, onnx_bytes = register_sized_detector(workspace, tmp / "detector", artists, synthetic_people(media)[-3:])
     photos = [read_image(p) for p in synthetic_people(media)[-3:]]
     folder = tmp / "artist-images"
     folder.mkdir()

@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -116,8 +117,12 @@ class GateMedia:
     box: tuple[int, int, int, int]
 
 
-def gate_media(root: Path, *, units: int = 5, frames: int = 2, seed: int = 11) -> GateMedia:
-    base = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+def gate_media(
+    root: Path, *, units: int = 5, frames: int = 2, seed: int = 11, portrait: np.ndarray | None = None
+) -> GateMedia:
+    """``units`` real and fake units of ``frames`` frames each of ``portrait`` (astronaut: the
+    tests' ``mina``), and its calibration frames."""
+    base = cv2.resize(astronaut() if portrait is None else portrait, (256, 256), interpolation=cv2.INTER_AREA)
     box = face_box(base)
     rng = np.random.default_rng(seed)
     real, fake = [], []
@@ -166,4 +171,38 @@ def write_detector(
         },
     }
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    return folder
+
+
+#: The look of ``enrol_as_units``'s reference frames (a seed whose frames enrolment accepts).
+REFERENCE_SEED = 5
+
+
+def enrol_as_units(workspace: Any, slug: str, folder: Path, *, portrait: np.ndarray | None = None) -> Any:
+    """Enrol the workspace's subject ``slug`` with three frames of ``portrait`` (astronaut: the
+    tests' ``mina``) varied as ``gate_media``'s units are (one full-size portrait alone gives a
+    threshold the 256 px units sit at the edge of), and return it as an ``EvaluationSubject``:
+    such units are then recognised as it at about half its threshold."""
+    from likeness.detector.evaluation import evaluation_subject
+    from likeness.faceset import enroll_reference_photos
+
+    base = cv2.resize(astronaut() if portrait is None else portrait, (256, 256), interpolation=cv2.INTER_AREA)
+    look = np.random.default_rng(REFERENCE_SEED)
+    references = write_frames(folder, [varied(base, look) for _ in range(3)])
+    report = enroll_reference_photos(workspace, slug, sorted(references.iterdir()))
+    assert report.added >= 2, report
+    return evaluation_subject(workspace, slug)
+
+
+def evaluated_for_mina(workspace: Any, detector: Path, media: GateMedia, folder: Path) -> Path:
+    """A copy of ``detector`` in ``folder``, evaluated on ``media`` for the workspace's ``mina``
+    (enrolled by ``enrol_as_units`` beside whatever she has): the only kind of evaluation
+    ``register`` accepts for her. Subject ids differ per workspace, so each test evaluates."""
+    import shutil
+
+    from likeness.detector.evaluation import evaluate_detector
+
+    shutil.copytree(detector, folder)
+    mina = enrol_as_units(workspace, "mina", folder.parent / f"{folder.name}-mina-references")
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
     return folder

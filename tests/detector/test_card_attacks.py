@@ -21,7 +21,7 @@ from likeness.detector.registered import (
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
-from .handmade import GateMedia, gate_media, write_detector
+from .handmade import GateMedia, enrol_as_units, gate_media, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -32,18 +32,20 @@ def media(tmp_path_factory) -> GateMedia:
 
 
 @pytest.fixture
-def evaluated(media: GateMedia, tmp_path: Path) -> Path:
-    """A detector that separates real from fake, evaluated: it passes every gate."""
-    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
-    assert evaluate_detector(folder, media.real, media.fake)["passed"]
-    return folder
+def mina(workspace, tmp_path):
+    """The artist ``mina`` (the astronaut of the gate media), enrolled: the subject to evaluate for."""
+    from tests.conftest import add_subject
+
+    add_subject(workspace.registry, "mina", "Mina", kind="artist")
+    return enrol_as_units(workspace, "mina", tmp_path / "mina-references")
 
 
 @pytest.fixture
-def mina(workspace):
-    from tests.conftest import add_subject
-
-    return add_subject(workspace.registry, "mina", "Mina", kind="artist")
+def evaluated(media: GateMedia, tmp_path: Path, mina) -> Path:
+    """A detector that separates real from fake, evaluated for mina: it passes every gate."""
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    return folder
 
 
 def edit_calibration(folder: Path, **changes: float) -> None:
@@ -57,7 +59,7 @@ def test_a_threshold_nothing_reaches_fails_the_fake_recall_gate(media: GateMedia
     every gate held for a detector that flags nothing."""
     folder = write_detector(tmp_path / "deaf", "chroma", media.calibration)
     edit_calibration(folder, threshold_logit=1000.0)
-    evaluation = evaluate_detector(folder, media.real, media.fake)
+    evaluation = evaluate_detector(folder, media.real, media.fake, subject=mina)
     gates = {g["gate"]: g for g in evaluation["gates"]}
     assert gates["video_auc"]["holds"] and gates["authentic_false_positive_rate"]["holds"]
     assert not gates["fake_recall"]["holds"] and gates["fake_recall"]["figure"] == 0.0
@@ -85,7 +87,7 @@ def test_a_calibration_edited_after_evaluating_is_refused(evaluated: Path, works
         register_detector(workspace, evaluated, "mina")
     assert refused.value.gate == "calibration"
     assert workspace.ledger.events(REGISTERED_EVENT) == []
-    assert not detector_folder(workspace.home, mina.id).exists()
+    assert not detector_folder(workspace.home, mina.subject_id).exists()
 
 
 def test_a_failed_registration_leaves_the_working_one_in_use(
@@ -95,7 +97,7 @@ def test_a_failed_registration_leaves_the_working_one_in_use(
     assert not isinstance(check_registered(workspace, first), str)
     # another card (its threshold set at 10 %), so its files differ from the working one's
     other = write_detector(tmp_path / "other", "chroma", media.calibration, target_fpr=0.1)
-    assert evaluate_detector(other, media.real, media.fake)["passed"]
+    assert evaluate_detector(other, media.real, media.fake, subject=mina)["passed"]
 
     def refuse(*args, **kwargs):
         raise RuntimeError("the ledger is busy")
@@ -107,14 +109,16 @@ def test_a_failed_registration_leaves_the_working_one_in_use(
     [current] = registered_detectors(workspace)
     assert current.ledger_seq == first.ledger_seq
     assert not isinstance(check_registered(workspace, current), str)  # its files are untouched
-    assert sorted(p.name for p in detector_folder(workspace.home, mina.id).parent.iterdir()) == [mina.id]
+    assert sorted(p.name for p in detector_folder(workspace.home, mina.subject_id).parent.iterdir()) == [
+        mina.subject_id
+    ]
 
 
 def test_links_planted_in_the_detector_folder_are_not_written_through(
     evaluated: Path, workspace, mina, tmp_path
 ) -> None:
     register_detector(workspace, evaluated, "mina")
-    folder = detector_folder(workspace.home, mina.id)
+    folder = detector_folder(workspace.home, mina.subject_id)
     victim = tmp_path / "victim.txt"
     victim.write_text("secret")
     victim.chmod(0o600)

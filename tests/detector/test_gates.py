@@ -16,7 +16,7 @@ from likeness.detector.registered import REGISTERED_EVENT, register_detector, re
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
-from .handmade import GateMedia, gate_media, write_detector
+from .handmade import GateMedia, enrol_as_units, gate_media, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -60,11 +60,17 @@ def test_a_detector_that_separates_passes_every_gate(chroma: Path, media: GateMe
     assert len(evaluation["files_sha256"]["real"]) == 10 and len(evaluation["files_sha256"]["fake"]) == 10
 
 
-def test_a_failing_evaluation_is_refused_at_register(luma: Path, media: GateMedia, workspace, tmp_path) -> None:
+@pytest.fixture
+def mina(workspace, tmp_path):
+    """The artist ``mina`` (the astronaut of the gate media), enrolled: the subject to evaluate for."""
     from tests.conftest import add_subject
 
     add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    evaluation = evaluate_detector(luma, media.real, media.fake)
+    return enrol_as_units(workspace, "mina", tmp_path / "mina-references")
+
+
+def test_a_failing_evaluation_is_refused_at_register(luma: Path, media: GateMedia, workspace, mina) -> None:
+    evaluation = evaluate_detector(luma, media.real, media.fake, subject=mina)
     assert not evaluation["passed"]
     video_gate = evaluation["gates"][0]
     assert video_gate["gate"] == "video_auc" and not video_gate["holds"] and video_gate["figure"] < 0.9
@@ -76,11 +82,8 @@ def test_a_failing_evaluation_is_refused_at_register(luma: Path, media: GateMedi
     assert not (workspace.home / "detectors").exists()
 
 
-def test_a_card_that_claims_a_pass_its_figures_do_not_support_is_refused(luma, media, workspace) -> None:
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    evaluate_detector(luma, media.real, media.fake)
+def test_a_card_that_claims_a_pass_its_figures_do_not_support_is_refused(luma, media, workspace, mina) -> None:
+    evaluate_detector(luma, media.real, media.fake, subject=mina)
     card = json.loads((luma / CARD_FILE).read_text())
     card["evaluation"]["passed"] = True
     for gate in card["evaluation"]["gates"]:
@@ -90,21 +93,16 @@ def test_a_card_that_claims_a_pass_its_figures_do_not_support_is_refused(luma, m
         register_detector(workspace, luma, "mina")
 
 
-def test_an_unevaluated_detector_is_refused(chroma: Path, workspace) -> None:
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
+def test_an_unevaluated_detector_is_refused(chroma: Path, workspace, mina) -> None:
     with pytest.raises(GateFailed, match="no evaluation") as refused:
         register_detector(workspace, chroma, "mina")
     assert refused.value.gate == "evaluated"
 
 
-def test_an_evaluation_of_another_onnx_file_is_refused(chroma: Path, media: GateMedia, workspace) -> None:
-    from tests.conftest import add_subject
+def test_an_evaluation_of_another_onnx_file_is_refused(chroma: Path, media: GateMedia, workspace, mina) -> None:
     from tests.detector.handmade import statistic_onnx
 
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    evaluate_detector(chroma, media.real, media.fake)
+    evaluate_detector(chroma, media.real, media.fake, subject=mina)
     card = json.loads((chroma / CARD_FILE).read_text())
     swapped = statistic_onnx("luma")
     (chroma / MODEL_FILE).write_bytes(swapped)
@@ -135,23 +133,20 @@ def test_too_few_units_is_a_clear_error(chroma: Path, media: GateMedia) -> None:
 
 
 def test_cli_evaluate_register_list_and_replace(
-    chroma: Path, luma: Path, media: GateMedia, settings, workspace
+    chroma: Path, luma: Path, media: GateMedia, settings, workspace, mina
 ) -> None:
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
     runner = CliRunner()
     home = ["--home", str(settings.home)]
 
     def fakes_and_reals() -> list[str]:
         return [a for p in media.real for a in ("--real", str(p))] + [a for p in media.fake for a in ("--fake", str(p))]
 
-    failed = runner.invoke(app, ["detector", "evaluate", str(luma), *fakes_and_reals()])
+    failed = runner.invoke(app, [*home, "detector", "evaluate", str(luma), *fakes_and_reals(), "--subject", "mina"])
     assert failed.exit_code == 1 and "fails  video_auc" in failed.output and "Traceback" not in failed.output
     refused = runner.invoke(app, [*home, "detector", "register", str(luma), "--subject", "mina"])
     assert refused.exit_code == 1 and "gate video_auc fails" in refused.output
 
-    passed = runner.invoke(app, ["detector", "evaluate", str(chroma), *fakes_and_reals()])
+    passed = runner.invoke(app, [*home, "detector", "evaluate", str(chroma), *fakes_and_reals(), "--subject", "mina"])
     assert passed.exit_code == 0, passed.output
     assert "high-frequency energy" in passed.output and "holds  authentic_false_positive_rate" in passed.output
     for _ in range(2):  # a second registration for the same subject replaces the first
@@ -172,12 +167,10 @@ def test_cli_evaluate_register_list_and_replace(
     assert "NOT used by verify: the card of its registered detector" in listed.output
 
 
-def test_audit_names_an_edited_registered_detector(chroma: Path, media: GateMedia, workspace) -> None:
+def test_audit_names_an_edited_registered_detector(chroma: Path, media: GateMedia, workspace, mina) -> None:
     from likeness.consent.audit import audit_workspace
-    from tests.conftest import add_subject
 
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    evaluate_detector(chroma, media.real, media.fake)
+    evaluate_detector(chroma, media.real, media.fake, subject=mina)
     registered = register_detector(workspace, chroma, "mina")
     assert not [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
     (registered.folder / MODEL_FILE).write_bytes(b"not the registered model")

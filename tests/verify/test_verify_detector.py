@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likeness.detector.evaluation import evaluate_detector
 from likeness.detector.registered import register_detector
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.media import write_image
@@ -18,26 +17,25 @@ from likeness.media.synthetic import astronaut
 from likeness.provenance.writer import LabelledWriter, RenderJob
 from likeness.verify.pipeline import verify_path
 from likeness.verify.result import SCHEMA_VERSION, VerificationResult
-from tests.detector.handmade import face_box, gate_media, tint_face, write_detector
+from tests.detector.handmade import GateMedia, evaluated_for_mina, face_box, gate_media, tint_face, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory) -> Path:
-    """The chroma detector, evaluated on generated held-out media (it passes every gate)."""
+def chroma(tmp_path_factory) -> tuple[Path, GateMedia]:
+    """The chroma detector and generated held-out media (evaluated for mina, it passes every gate)."""
     root = tmp_path_factory.mktemp("detector")
     media = gate_media(root / "media")
-    folder = write_detector(root / "chroma", "chroma", media.calibration)
-    assert evaluate_detector(folder, media.real, media.fake)["passed"]
-    return folder
+    return write_detector(root / "chroma", "chroma", media.calibration), media
 
 
 @pytest.fixture
-def mina_detector(consent_world, evaluated):
+def mina_detector(consent_world, chroma, tmp_path):
     from likeness.faceset import enroll_reference_photos
 
     assert enroll_reference_photos(consent_world.workspace, "mina", [consent_world.portrait_path("mina")]).added == 1
+    evaluated = evaluated_for_mina(consent_world.workspace, *chroma, tmp_path / "chroma")
     registered = register_detector(consent_world.workspace, evaluated, "mina")
     return consent_world, registered
 
@@ -166,7 +164,7 @@ def test_a_video_track_is_scored_on_each_sampled_sighting(mina_detector, tmp_pat
     assert track["score"] == pytest.approx(float(np.mean(track["face_scores"])), abs=1e-3)
 
 
-def test_occlusion_heat_is_where_the_detector_looks(evaluated) -> None:
+def test_occlusion_heat_is_where_the_detector_looks(chroma) -> None:
     """The chroma detector reads the crop's centre (48:80): greying a cell elsewhere changes
     nothing, greying the tinted centre lowers the score."""
     from likeness.detector.heatmap import heat_overlay, occlusion_heat
@@ -178,7 +176,7 @@ def test_occlusion_heat_is_where_the_detector_looks(evaluated) -> None:
     rgb = tinted_astronaut()
     with FaceDetector(mode="image") as detector:
         crop = align_face(rgb, detector.detect(rgb)[0].landmarks, size=DETECTOR_INPUT, coverage=COVERAGE).image
-    heat = occlusion_heat(load_detector(evaluated), crop)
+    heat = occlusion_heat(load_detector(chroma[0]), crop)
     assert heat.shape == (8, 8)
     centre = np.zeros((8, 8), bool)
     centre[3:5, 3:5] = True  # cells 3 and 4 of 16 px cover pixels 48..79

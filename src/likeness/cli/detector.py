@@ -103,6 +103,7 @@ def train(
 
 @detector_app.command("evaluate")
 def evaluate(
+    ctx: typer.Context,
     detector: Annotated[Path, typer.Argument(help="Folder with detector.onnx and detector.card.json.")],
     real: Annotated[
         list[Path],
@@ -112,17 +113,39 @@ def evaluate(
         list[Path],
         typer.Option("--fake", help="Held-out manipulated video, or folder of frames of one clip (repeatable)."),
     ],
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            help="The enrolled subject (slug or id) it is for: only units verify recognises as them are measured "
+            "(needed to register it).",
+        ),
+    ] = None,
 ) -> None:
     """Measure a detector on held-out media against the shortcut baselines; write the gates into its card.
 
-    Exit status 1 when a gate fails (the card still records the evaluation).
+    With --subject, each unit's faces are recognised as verify recognises a face track, and the
+    gates are measured on the units recognised as that subject (the only ones verify gives its
+    detector); the others are listed. Exit status 1 when a gate fails (the card still records
+    the evaluation).
     """
+    from rich.markup import escape
     from rich.table import Table
 
-    from likeness.detector.evaluation import evaluate_detector
+    from likeness.detector.evaluation import evaluate_detector, evaluation_subject
 
     with mapped_errors():
-        evaluation = evaluate_detector(detector, real, fake)
+        if subject is None:
+            evaluation = evaluate_detector(detector, real, fake)
+        else:
+            workspace = open_workspace(ctx)
+            try:
+                evaluation = evaluate_detector(detector, real, fake, subject=evaluation_subject(workspace, subject))
+            finally:
+                workspace.close()
+    for seen in evaluation["recognition"]:
+        mark = "analysed" if seen["analysed_by_verify"] else "[yellow]verify would not analyse[/]"
+        console.print(f"{seen['class']:4}  {escape(seen['unit'])}: {mark}: {escape(seen['says'])}")
     figures = evaluation["figures"]
     table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
     for column in ("method", "frame AUC", "video AUC"):
@@ -138,6 +161,11 @@ def evaluate(
     )
     for gate in evaluation["gates"]:
         console.print(f"{'[green]holds[/]' if gate['holds'] else '[bold red]fails[/]'}  {gate['gate']}: {gate['says']}")
+    if evaluation["subject"] is None:
+        console.print(
+            "[yellow]not for a subject[/]: every unit was measured, whoever is in it; to register it, "
+            "evaluate with --subject SUBJECT"
+        )
     if not evaluation["passed"]:
         fail("the gates do not hold: verify will not use this detector (the card records why)")
 
@@ -150,8 +178,8 @@ def register_command(
 ) -> None:
     """Copy an evaluated detector into the workspace for one subject and record it on the ledger.
 
-    Refused unless its card's evaluation passes every gate. A later registration for the same
-    subject replaces this one.
+    Refused unless its card's evaluation was made for this subject (evaluate --subject) and passes
+    every gate. A later registration for the same subject replaces this one.
     """
     from likeness.detector.registered import register_detector
 

@@ -13,6 +13,12 @@ The gates (issue #31) say when a detector's score may enter a verdict at all:
 The evaluation records the calibration (temperature, threshold, target) it measured; a card
 whose calibration differs from it, or is not a usable one, passes no gate.
 
+Verify applies subject S's registered detector only to face tracks it recognises as S, so an
+evaluation *for* S (``subject=``) recognises each unit's faces with verify's gallery and track rule
+and measures the gates on the units recognised as S only; the others are listed as ones verify
+would not analyse. Only an evaluation that names S can be registered for S (pseudo-gate
+``subject``).
+
 Each "unit" (a video, sampled as verify samples one, or a folder of images treated as the frames
 of one clip) gives aligned faces; a unit's score is the mean calibrated logit of its faces (``score.track_score``), the
 way verify scores a face track. The shortcut baselines are scored in whichever direction gives
@@ -67,6 +73,15 @@ class GateFailed(ModelError):
         self.gate = gate
 
 
+class TooFewUnits(ModelError):
+    """Fewer than ``MIN_UNITS_PER_CLASS`` usable units of a class (with a face; with a subject,
+    recognised as it). ``recognition`` holds each unit's recognition, as an evaluation records it."""
+
+    def __init__(self, message: str, recognition: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.recognition = list(recognition)
+
+
 def high_frequency_energy(crop: np.ndarray) -> float:
     """Share of the grey crop's spectral energy above a quarter of Nyquist (a shortcut baseline)."""
     import cv2
@@ -87,14 +102,18 @@ def best_direction_auc(labels: np.ndarray, values: np.ndarray) -> float:
 
 @dataclass
 class UnitFaces:
-    """The largest face of each sampled frame of one unit: detector crops and face-box shares."""
+    """The largest face of each sampled frame of one unit: detector crops and face-box shares,
+    and (when recognising) the best views kept as verify keeps a face track's."""
 
     path: Path
     crops: list[np.ndarray] = field(default_factory=list)
     sizes: list[float] = field(default_factory=list)
+    #: (sighting quality, face view, landmarks) of the unit's best sightings, as ``verify.pipeline.keep_view``.
+    views: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
 
-    def add(self, detector: Any, rgb: np.ndarray) -> None:
-        """Align the frame's largest face as verify does for the detector, and note its box's share."""
+    def add(self, detector: Any, rgb: np.ndarray, *, keep_views: bool = False) -> None:
+        """Align the frame's largest face as verify does for the detector, and note its box's share;
+        ``keep_views``: also keep the sighting for recognition if it is among the unit's best."""
         from likeness.detector.train import COVERAGE, DETECTOR_INPUT
         from likeness.faces.align import align_face
 
@@ -105,6 +124,78 @@ class UnitFaces:
         x0, y0, x1, y1 = (float(v) for v in face.bbox)
         self.crops.append(align_face(rgb, face.landmarks, size=DETECTOR_INPUT, coverage=COVERAGE).image)
         self.sizes.append((x1 - x0) * (y1 - y0) / (rgb.shape[0] * rgb.shape[1]))
+        if keep_views:
+            from likeness.verify.pipeline import keep_view, sighting_quality
+
+            keep_view(self.views, sighting_quality(face), rgb, face.landmarks)
+
+
+@dataclass(frozen=True)
+class EvaluationSubject:
+    """The subject a detector is evaluated for, and the gallery verify recognises faces with
+    (``likeness.verify.gallery.ArtistGallery``)."""
+
+    subject_id: str
+    slug: str
+    gallery: Any
+
+
+def evaluation_subject(workspace: Any, subject: str) -> EvaluationSubject:
+    """``subject`` (slug or id) resolved as ``register`` resolves it, with the workspace's gallery
+    synced as verify syncs it. ``ModelError`` when the subject has no reference enrolled: verify
+    could recognise no face as it."""
+    from likeness.verify.gallery import open_gallery
+
+    record = workspace.registry.get_subject(subject)
+    gallery = open_gallery(workspace)
+    if not gallery.subject_references(str(record.id))["references"]:
+        raise ModelError(
+            f"{record.slug} has no reference photo enrolled, so verify recognises no face as {record.slug} and "
+            f"would analyse no unit (enrol some first: likeness subject photos add {record.slug} PHOTO...)"
+        )
+    return EvaluationSubject(str(record.id), record.slug, gallery)
+
+
+def unit_recognition(subject: EvaluationSubject, label: int, path: Path, query: Any) -> dict[str, Any]:
+    """Whether verify would give ``subject``'s detector this unit, from the gallery's answer
+    ``query`` (``GalleryQuery``) for its faces: only when the subject is the match (artist) or
+    performer verify reports, as ``Verifier._manipulation`` looks the detector up."""
+    within = query.within
+    own = next((c for c in query.candidates if c.subject_id == subject.subject_id), None)
+    threshold = subject.gallery.subject_thresholds.get(subject.subject_id)
+    analysed = within is not None and within.subject_id == subject.subject_id
+    if analysed:
+        says = f"recognised as {subject.slug}"
+    elif within is not None:
+        says = f"recognised as {within.slug}"
+    else:
+        says = "no enrolled match"
+    if own is not None and not analysed:
+        says += f" (distance to {subject.slug} {own.distance:.3f}, threshold {own.threshold:.3f})"
+    elif own is not None:
+        says += f" (distance {own.distance:.3f}, threshold {own.threshold:.3f})"
+    return {
+        "unit": str(path),
+        "class": "fake" if label else "real",
+        "analysed_by_verify": analysed,
+        "recognised_as": within.slug if within is not None else None,
+        "recognised_as_id": within.subject_id if within is not None else None,
+        "distance": round(float(own.distance), 4) if own is not None else None,
+        "threshold": round(float(threshold), 4) if threshold is not None else None,
+        "says": says,
+    }
+
+
+def recognise_units(subject: EvaluationSubject, units: Sequence[tuple[int, UnitFaces]]) -> list[dict[str, Any]]:
+    """Each unit recognised as verify recognises a face track: its best views embedded
+    (``embed_views``) and matched by the gallery's track rule (``ArtistGallery.query_tracks``)."""
+    from likeness.faces import FaceEmbedder
+    from likeness.verify.pipeline import embed_views
+
+    embedder = FaceEmbedder()
+    tracks = [np.stack(embed_views(embedder, u.views)) for _, u in units]
+    queries = subject.gallery.query_tracks(tracks)
+    return [unit_recognition(subject, label, u.path, q) for (label, u), q in zip(units, queries)]
 
 
 def unit_files(path: Path) -> list[Path]:
@@ -114,10 +205,11 @@ def unit_files(path: Path) -> list[Path]:
     return [path]
 
 
-def unit_faces(detector: Any, path: Path) -> UnitFaces:
+def unit_faces(detector: Any, path: Path, *, keep_views: bool = False) -> UnitFaces:
     """Aligned faces of one unit: a folder of images (its frames) or a video, sampled as verify
     samples it (``VIDEO_SAMPLE_FPS``, at most ``MAX_VIDEO_FRAMES``): the gates must measure the
-    scores verify will compute, not an average over more frames than verify ever sees."""
+    scores verify will compute, not an average over more frames than verify ever sees.
+    ``keep_views``: also keep its best views for recognition (``UnitFaces.add``)."""
     from likeness.media.images import read_image
     from likeness.media.video import sample_video_frames
     from likeness.verify.file_kind import VIDEO_SUFFIXES
@@ -126,12 +218,12 @@ def unit_faces(detector: Any, path: Path) -> UnitFaces:
     unit = UnitFaces(path)
     if path.is_dir():
         for image in unit_files(path):
-            unit.add(detector, read_image(image))
+            unit.add(detector, read_image(image), keep_views=keep_views)
     elif path.suffix.lower() in VIDEO_SUFFIXES:
         for frame in sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES):
-            unit.add(detector, frame.rgb)
+            unit.add(detector, frame.rgb, keep_views=keep_views)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        unit.add(detector, read_image(path))
+        unit.add(detector, read_image(path), keep_views=keep_views)
     else:
         raise ModelError(f"{path}: not a video, an image or a folder of images")
     return unit
@@ -226,14 +318,36 @@ def calibration_problem(calibration: Any) -> str | None:
     return None
 
 
-def first_failed_gate(card: dict[str, Any]) -> dict[str, Any] | None:
+def subject_problem(evaluation: dict[str, Any], subject_id: str, slug: str) -> str | None:
+    """Why an evaluation does not measure the detector for the subject ``subject_id`` (verify
+    scores only faces it recognises as that subject), or None."""
+    named = evaluation.get("subject")
+    again = f"evaluate it with --subject {slug}"
+    if not isinstance(named, dict) or not named.get("id"):
+        return (
+            f"its evaluation names no subject, so it measured faces verify may never give this detector; {again} "
+            "(the gates are then measured on the units verify recognises as the subject)"
+        )
+    if str(named["id"]) != subject_id:
+        return f"it was evaluated for {named.get('slug')} ({named['id']}), not {slug}; {again}"
+    return None
+
+
+def first_failed_gate(
+    card: dict[str, Any], *, subject_id: str | None = None, subject_slug: str | None = None
+) -> dict[str, Any] | None:
     """The first gate a card's detector does not pass, worked out again from its evaluation's
-    figures; pseudo-gates ``evaluated`` (no evaluation) and ``calibration`` (an unusable
-    calibration, or not the one the evaluation measured: a threshold, temperature or target
-    edited after evaluating moves what the figures say)."""
+    figures; pseudo-gates ``evaluated`` (no evaluation), ``subject`` (given ``subject_id``: the
+    evaluation was not made for that subject) and ``calibration`` (an unusable calibration, or
+    not the one the evaluation measured: a threshold, temperature or target edited after
+    evaluating moves what the figures say)."""
     evaluation = card.get("evaluation")
     if not evaluation:
         return {"gate": "evaluated", "says": "the card holds no evaluation (run: likeness detector evaluate)"}
+    if subject_id is not None:
+        mismatch = subject_problem(evaluation, subject_id, subject_slug or subject_id)
+        if mismatch is not None:
+            return {"gate": "subject", "says": mismatch}
     calibration = card.get("calibration") or {}
     problem = calibration_problem(calibration)
     if problem is None and evaluation.get("calibration") != {k: calibration.get(k) for k in CALIBRATION_KEYS}:
@@ -260,18 +374,25 @@ def evaluate_detector(
     real: Sequence[Path],
     fake: Sequence[Path],
     *,
+    subject: EvaluationSubject | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score every unit of ``real`` (authentic) and ``fake`` (manipulated) with the detector in
     ``folder`` and with both shortcut baselines; work out the gates; write the result into the
     card as ``evaluation`` and return it.
 
-    ``ModelError`` when an evaluation file was in the detector's training data, when a file is
-    both real and fake, or when fewer than two units per class hold a face.
+    ``subject`` (``evaluation_subject``): recognise each unit's faces as verify recognises a
+    track and measure only the units recognised as that subject, the ones verify would give its
+    detector; the others are listed (``verify_would_not_analyse``). Without it every unit counts
+    and the evaluation cannot be registered.
+
+    ``ModelError`` when an evaluation file was in the detector's training data or when a file is
+    both real and fake; ``TooFewUnits`` when fewer than two units per class hold a face
+    (recognised as the subject, with ``subject``).
     """
     from likeness.detector.score import load_detector
     from likeness.detector.train import CARD_FILE
-    from likeness.faces.detect import FaceDetector
+    from likeness.verify.pipeline import clip_face_detector, still_face_detector
 
     model = load_detector(folder)
     card_path = Path(folder) / CARD_FILE
@@ -298,20 +419,22 @@ def evaluate_detector(
             digests["fake" if label else "real"].append(digest)
 
     units: list[tuple[int, UnitFaces]] = []
-    with FaceDetector(mode="image") as detector:
+    # verify's own detectors, so that the faces (and their landmarks, hence crops and views)
+    # are the ones verify finds: a still is a still, a folder of frames is a clip
+    with still_face_detector() as still_detector, clip_face_detector() as clip_detector:
         for k, (path, label) in enumerate(labelled):
-            units.append((label, unit_faces(detector, path)))
+            detector = still_detector if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES else clip_detector
+            units.append((label, unit_faces(detector, path, keep_views=subject is not None)))
             if progress:
                 progress(k + 1, len(labelled))
     faceless = [str(u.path) for _, u in units if not u.crops]
     units = [(label, u) for label, u in units if u.crops]
+    recognition = recognise_units(subject, units) if subject is not None and units else []
+    if subject is not None:
+        units = [unit for unit, seen in zip(units, recognition) if seen["analysed_by_verify"]]
     for label, words in ((0, "real"), (1, "fake")):
         if sum(1 for lab, _ in units if lab == label) < MIN_UNITS_PER_CLASS:
-            raise ModelError(
-                f"evaluation: needs at least {MIN_UNITS_PER_CLASS} {words} videos or folders with a face, "
-                f"got {sum(1 for lab, _ in units if lab == label)}"
-                + (f" (no face in: {', '.join(faceless)})" if faceless else "")
-            )
+            raise TooFewUnits(too_few_units(label, words, units, recognition, faceless, subject), recognition)
     problem = calibration_problem(model.card.get("calibration"))
     if problem is not None:
         raise ModelError(f"{card_path}: {problem}")
@@ -336,6 +459,15 @@ def evaluate_detector(
             "fake": [str(u.path) for lab, u in units if lab],
         },
         "no_face": faceless,
+        "subject": None
+        if subject is None
+        else {"id": subject.subject_id, "slug": subject.slug, **subject.gallery.subject_references(subject.subject_id)},
+        "recognition": recognition,
+        "verify_would_not_analyse": [
+            f"{seen['unit']} ({seen['class']}): {seen['says']}"
+            for seen in recognition
+            if not seen["analysed_by_verify"]
+        ],
         "gates": gates,
         "passed": all(g["holds"] for g in gates),
     }
@@ -345,6 +477,31 @@ def evaluate_detector(
 
     write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())
     return evaluation
+
+
+def too_few_units(
+    label: int,
+    words: str,
+    units: Sequence[tuple[int, UnitFaces]],
+    recognition: Sequence[dict[str, Any]],
+    faceless: Sequence[str],
+    subject: EvaluationSubject | None,
+) -> str:
+    """The "too few units" message for one class, naming how many were usable and why the rest were not."""
+    counted = sum(1 for lab, _ in units if lab == label)
+    if subject is None:
+        return (
+            f"evaluation: needs at least {MIN_UNITS_PER_CLASS} {words} videos or folders with a face, got {counted}"
+            + (f" (no face in: {', '.join(faceless)})" if faceless else "")
+        )
+    mine = [seen for seen in recognition if seen["class"] == words]
+    left_out = [f"{Path(seen['unit']).name}: {seen['says']}" for seen in mine if not seen["analysed_by_verify"]]
+    return (
+        f"evaluation: needs at least {MIN_UNITS_PER_CLASS} {words} videos or folders recognised as {subject.slug} "
+        f"(verify scores only faces it recognises as {subject.slug}), got {counted} of {len(mine)} with a face"
+        + (f"; verify would not analyse {'; '.join(left_out)}" if left_out else "")
+        + (f" (no face in: {', '.join(faceless)})" if faceless else "")
+    )
 
 
 def measure(model: Any, units: Sequence[tuple[int, UnitFaces]]) -> dict[str, Any]:

@@ -4,12 +4,13 @@ their files match the ledger.
 ``register_detector`` copies a detector's ONNX file and card into ``HOME/detectors/<subject-id>/``
 and appends ``detector.registered`` (subject, model id, both files' sha256, the gates worked out
 again from the card's evaluation). It refuses a detector whose evaluation does not pass every
-gate (``likeness.detector.evaluation``). A later registration for the same subject replaces the
+gate (``likeness.detector.evaluation``), or was not made for that subject (``evaluate --subject``:
+the gates measured on the units verify recognises as the subject, the only ones it scores). A later registration for the same subject replaces the
 earlier one: verify uses the subject's latest ``detector.registered`` event.
 
 ``WorkspaceDetectors.for_subject`` is verify's only way to a detector: it re-reads the subject's
 latest event, checks that its ledger row is intact, that both files on disk hash to the sha256s
-it names and that the gates still hold, and answers the loaded model or the reason it is not used.
+it names, that its evaluation was made for the subject and that the gates still hold, and answers the loaded model or the reason it is not used.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def detector_folder(home: Path, subject_id: str) -> Path:
 def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredDetector:
     """Register the detector in ``folder`` (``detector.onnx`` + its evaluated card) for ``subject``.
 
-    ``GateFailed`` names the first gate that fails (with its figure); ``ModelError`` when the files
+    ``GateFailed`` names the first gate that fails (with its figure), ``subject`` when the
+    evaluation was not made for ``subject`` (``evaluate_detector(subject=...)``); ``ModelError`` when the files
     do not match each other, the evaluation was of another ONNX file, or ONNX Runtime cannot load
     it. Until the ledger holds the new event the subject's earlier registration stays in place,
     untouched: the files are written to a new folder beside it and swapped in after the append.
@@ -69,7 +71,8 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     if card.get("sha256") != onnx_sha256:
         raise ModelError(f"{onnx_path}: sha256 does not match its card")
-    failed = first_failed_gate(card)
+    record = workspace.registry.get_subject(subject)
+    failed = first_failed_gate(card, subject_id=str(record.id), subject_slug=record.slug)
     if failed is not None:
         raise GateFailed(failed["gate"], f"{folder}: not registered: gate {failed['gate']} fails: {failed['says']}")
     evaluation: dict[str, Any] = card["evaluation"]
@@ -79,7 +82,6 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
         session_for(onnx_bytes)
     except ModelError as exc:
         raise ModelError(f"{onnx_path}: {exc}") from None
-    record = workspace.registry.get_subject(subject)
     destination = detector_folder(workspace.home, record.id)
     staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
     previous = current_event(workspace, record.id)
@@ -96,6 +98,8 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
                 "threshold_logit": float(card["calibration"]["threshold_logit"]),
                 "target_false_positive_rate": target,
                 "evaluated": evaluation.get("evaluated"),
+                # what "recognised as the subject" meant when the gates were measured
+                "evaluation_subject": evaluation.get("subject"),
                 "gates": recheck_gates(evaluation, target_fpr=target),
                 "replaces_seq": previous.seq if previous is not None else None,
             },
@@ -208,7 +212,7 @@ def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[by
         return f"the card of its {where} no longer matches the sha256 on the ledger"
     try:
         card = _parse_card(card_bytes, card_path)
-        failed = first_failed_gate(card)
+        failed = first_failed_gate(card, subject_id=registered.subject_id, subject_slug=registered.subject_slug)
     except ModelError as exc:
         return f"its {where} has an unusable card: {exc}"
     if failed is not None:

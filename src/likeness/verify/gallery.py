@@ -346,6 +346,17 @@ class ArtistGallery:
         keys = sorted(f"{row['key']}:{row.get('kind', 'artist')}" for row in self._rows)
         return hashlib.sha256(json.dumps([keys, self.threshold, MATCH_RULE]).encode()).hexdigest()
 
+    def subject_references(self, subject_id: str) -> dict[str, Any]:
+        """What a face is recognised as ``subject_id`` against: how many of its reference rows
+        are indexed, the SHA-256 over their sorted row keys, its threshold and the match rule."""
+        keys = sorted(row["key"] for row in self._rows if row["subject_id"] == subject_id)
+        return {
+            "references": len(keys),
+            "references_sha256": hashlib.sha256(json.dumps(keys).encode()).hexdigest(),
+            "threshold": self.subject_thresholds.get(subject_id),
+            "match_rule": MATCH_RULE,
+        }
+
     def query(self, embedding: np.ndarray) -> GalleryQuery:
         """Candidates for one float32 ``(128,)`` face embedding, one per subject, closest first."""
         return self.query_many(np.asarray(embedding)[None, :])[0]

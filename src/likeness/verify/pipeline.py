@@ -114,6 +114,10 @@ def anchors_fingerprint(anchors: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(anchors)).encode()).hexdigest()
 
 
+#: A kept view of a track: (sighting quality, face view RGB, landmarks in the view).
+TrackView = tuple[float, np.ndarray, np.ndarray]
+
+
 @dataclass
 class _Track:
     """One face (image) or face track (video) being accumulated."""
@@ -127,7 +131,7 @@ class _Track:
     best_timestamp: float = 0.0
     best_crop: np.ndarray | None = None
     #: Video: the best views still to embed, as (quality, face view RGB, landmarks in the view).
-    views: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
+    views: list[TrackView] = field(default_factory=list)
     #: Every sighting aligned for the manipulation detector (only while one is registered), and when.
     detector_crops: list[np.ndarray] = field(default_factory=list)
     detector_times: list[float] = field(default_factory=list)
@@ -183,32 +187,12 @@ class Verifier:
     # ---- lazily built models (a scan of only bad files never loads them)
 
     def _detector(self, media_type: str) -> Any:
-        from likeness.faces import FaceDetector
-
         if media_type == "video":
             if self._video_detector is None:
-                # Sampled frames are far apart in time: detect afresh on each (image mode), but
-                # without tiling, which is for small faces in big group stills.
-                # crop_retry: a close-up clip (or an animated face crop) fills the frame.
-                self._video_detector = FaceDetector(
-                    max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True
-                )
+                self._video_detector = clip_face_detector()
             return self._video_detector
         if self._image_detector is None:
-            # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is
-            # analysed whole (tiling it would cost several detector calls per still).
-            # small_faces: finer tiles when the faces found are small or none were found (group
-            # photos); crop_retry: a padded second look at a close face crop. Both cost only
-            # where they find what the first pass missed (benchmarks/face_recall.py).
-            self._image_detector = FaceDetector(
-                max_faces=MAX_FACES_PER_IMAGE,
-                min_confidence=0.5,
-                mode="image",
-                max_side=1280,
-                tile_side=1280,
-                crop_retry=True,
-                small_faces=True,
-            )
+            self._image_detector = still_face_detector()
         return self._image_detector
 
     def _embedder_model(self) -> Any:
@@ -631,7 +615,7 @@ class Verifier:
                             quality = self._observe(track, face, frame.rgb, frame.pts_s, evidence=evidence)
                             self._keep_detector_crop(track, face, frame.rgb, frame.pts_s)
                             if embed:
-                                _keep_view(track, quality, frame.rgb, face.landmarks)
+                                keep_view(track.views, quality, frame.rgb, face.landmarks)
                     except (LikenessError, MediaError) as exc:
                         face_failure.append(str(exc))
         finally:
@@ -674,8 +658,7 @@ class Verifier:
         """Embed every track's kept views (best first) once the whole clip has been seen."""
         embedder = self._embedder_model()
         for track in tracks:
-            for _, view_rgb, view_landmarks in sorted(track.views, key=lambda v: -v[0]):
-                track.embeddings.append(np.asarray(embedder.embed(view_rgb, view_landmarks), dtype=np.float32))
+            track.embeddings.extend(embed_views(embedder, track.views))
             track.views.clear()
 
     def _faces_in(self, rgb: np.ndarray, media_type: str) -> Iterator[tuple[Any, np.ndarray | None]]:
@@ -698,7 +681,7 @@ class Verifier:
             track.embeddings.append(np.asarray(embedding, dtype=np.float32))
         track.timestamps.append(float(t))
         x0, y0, x1, y1 = (float(v) for v in face.bbox)
-        quality = float(face.score) * max(0.0, (x1 - x0) * (y1 - y0))
+        quality = sighting_quality(face)
         if quality > track.best_quality:
             track.best_quality = quality
             track.best_score = float(face.score)
@@ -833,16 +816,61 @@ def _heatmap(model: Any, crop: np.ndarray) -> np.ndarray:
     return heat_overlay(crop, occlusion_heat(model, crop))
 
 
-def _keep_view(track: _Track, quality: float, rgb: np.ndarray, landmarks: np.ndarray) -> None:
-    """Keep this sighting for the track's deferred embedding if it is among its
+def clip_face_detector() -> Any:
+    """The face detector verify runs on a clip's (or an animation's) sampled frames."""
+    from likeness.faces import FaceDetector
+
+    # Sampled frames are far apart in time: detect afresh on each (image mode), but without
+    # tiling, which is for small faces in big group stills. crop_retry: a close-up clip (or an
+    # animated face crop) fills the frame.
+    return FaceDetector(max_faces=8, min_confidence=0.5, mode="image", max_side=1280, tile_side=4096, crop_retry=True)
+
+
+def still_face_detector() -> Any:
+    """The face detector verify runs on a still."""
+    from likeness.faces import FaceDetector
+
+    # Fixed tiles start above 1920 px; a 1080p frame with a face of ordinary size is analysed
+    # whole (tiling it would cost several detector calls per still). small_faces: finer tiles
+    # when the faces found are small or none were found (group photos); crop_retry: a padded
+    # second look at a close face crop. Both cost only where they find what the first pass
+    # missed (benchmarks/face_recall.py).
+    return FaceDetector(
+        max_faces=MAX_FACES_PER_IMAGE,
+        min_confidence=0.5,
+        mode="image",
+        max_side=1280,
+        tile_side=1280,
+        crop_retry=True,
+        small_faces=True,
+    )
+
+
+def sighting_quality(face: Any) -> float:
+    """How good one sighting of a face is for recognition: detector score x box area (pixels)."""
+    x0, y0, x1, y1 = (float(v) for v in face.bbox)
+    return float(face.score) * max(0.0, (x1 - x0) * (y1 - y0))
+
+
+def keep_view(views: list[TrackView], quality: float, rgb: np.ndarray, landmarks: np.ndarray) -> None:
+    """Keep this sighting in ``views`` for the track's deferred embedding if it is among its
     :data:`EMBEDDINGS_PER_TRACK` best (cut small, so the frame itself is not held)."""
-    if len(track.views) >= EMBEDDINGS_PER_TRACK:
-        worst = min(range(len(track.views)), key=lambda i: track.views[i][0])
-        if quality <= track.views[worst][0]:
+    if len(views) >= EMBEDDINGS_PER_TRACK:
+        worst = min(range(len(views)), key=lambda i: views[i][0])
+        if quality <= views[worst][0]:
             return
-        track.views.pop(worst)
+        views.pop(worst)
     view = face_view(rgb, landmarks)
-    track.views.append((quality, view.rgb, view.landmarks))
+    views.append((quality, view.rgb, view.landmarks))
+
+
+def embed_views(embedder: Any, views: Sequence[TrackView]) -> list[np.ndarray]:
+    """The 128-D embeddings of a track's kept views, best first: what the gallery's track rule
+    (``ArtistGallery.query_tracks``) recognises the track by."""
+    return [
+        np.asarray(embedder.embed(view_rgb, view_landmarks), dtype=np.float32)
+        for _, view_rgb, view_landmarks in sorted(views, key=lambda v: -v[0])
+    ]
 
 
 def _media(rgb: np.ndarray, evidence: bool) -> EvidenceMedia | None:
