@@ -120,6 +120,28 @@ def test_face_tag_alone_is_found_when_a_reframe_cuts_the_label_off(frame_720p: n
     assert found.present, found
 
 
+def test_the_search_stops_at_the_first_candidate_that_shows_the_label(
+    frame_1080p: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from likeness.provenance import label_detect
+
+    refined: list[float] = []
+    refine = label_detect._refine
+
+    def counted(*args, **kwargs):
+        found = refine(*args, **kwargs)
+        refined.append(found.score)
+        return found
+
+    monkeypatch.setattr(label_detect, "_refine", counted)
+    found = detect_visible_label(burn_visible_label(frame_1080p))
+    # The best coarse hit is the label: once it reads as present, no other candidate is refined.
+    assert found.present and refined == [found.score]
+    refined.clear()
+    assert not detect_visible_label(frame_1080p).present
+    assert len(refined) == label_detect.FINE_CANDIDATES  # absent: every candidate was looked at
+
+
 def test_nothing_is_found_on_unlabelled_pictures(frame_720p: np.ndarray, frame_1080p: np.ndarray) -> None:
     font = str(label_font_path())
     pictures = {
