@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from likeness.errors import MediaError
 from likeness.media import synthetic
 from likeness.provenance.label_detect import detect_visible_label
-from likeness.provenance.visible_label import FaceTag, VisibleLabel, burn_visible_label, label_font_path
+from likeness.provenance.visible_label import LABEL_TEXT, FaceTag, VisibleLabel, burn_visible_label, label_font_path
 
 SIDES = ("left", "right", "top", "bottom")
 SIDE_COMBINATIONS = [c for n in range(1, 5) for c in itertools.combinations(SIDES, n)]
@@ -120,9 +120,7 @@ def test_face_tag_alone_is_found_when_a_reframe_cuts_the_label_off(frame_720p: n
     assert found.present, found
 
 
-def test_the_search_stops_at_the_first_candidate_that_shows_the_label(
-    frame_1080p: np.ndarray, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_coarse_hits_a_label_could_have_are_refined(monkeypatch: pytest.MonkeyPatch) -> None:
     from likeness.provenance import label_detect
 
     refined: list[float] = []
@@ -134,12 +132,17 @@ def test_the_search_stops_at_the_first_candidate_that_shows_the_label(
         return found
 
     monkeypatch.setattr(label_detect, "_refine", counted)
-    found = detect_visible_label(burn_visible_label(frame_1080p))
-    # The best coarse hit is the label: once it reads as present, no other candidate is refined.
-    assert found.present and refined == [found.score]
+    group = synthetic.compose_group([synthetic.astronaut(), synthetic.grace_hopper()], size=(1920, 1080))
+    hits = label_detect._coarse_hits(cv2.cvtColor(group, cv2.COLOR_RGB2GRAY).astype(np.float32), LABEL_TEXT)
+    coarse = [hit.score for hit in label_detect._distinct(sorted(hits, key=lambda h: -h.score), 4)]
+    kept = sum(score >= label_detect.FINE_MIN_COARSE for score in coarse)
+    assert 0 < kept < len(coarse) == label_detect.FINE_CANDIDATES  # this picture has both kinds
+    assert not detect_visible_label(group).present and len(refined) == kept
     refined.clear()
-    assert not detect_visible_label(frame_1080p).present
-    assert len(refined) == label_detect.FINE_CANDIDATES  # absent: every candidate was looked at
+    monkeypatch.setattr(label_detect, "FINE_MIN_COARSE", 0.0)
+    assert not detect_visible_label(group).present and len(refined) == label_detect.FINE_CANDIDATES
+    monkeypatch.undo()
+    assert detect_visible_label(burn_visible_label(group)).present
 
 
 def test_the_screen_finds_what_correlating_every_coarse_image_whole_finds(

@@ -13,9 +13,11 @@ Two passes keep it cheap (docs/verify.md gives the timings):
    (both blurred, which tolerates the 7 % between the sizes tried);
 2. fine: around the best few coarse hits, at up to :data:`FINE_FONT_PX`, at 0.88-1.12 times
    the coarse size in 6 % steps and then halfway to the best one's neighbours, the sharp
-   template gives the score that decides (``score >= PRESENT_SCORE``). The hits are refined
-   best first, and the search stops at the first that shows the label (a labelled picture's
-   best coarse hit is its label in 822 of 823 found copies, docs/verify.md).
+   template gives the score that decides (``score >= PRESENT_SCORE``). Hits under
+   :data:`FINE_MIN_COARSE` are not refined.
+
+The coarse images of the small font sizes, which cost the most, are screened at half their
+resolution first and correlated only around the screen's best spots (``_coarse_hits``).
 
 Example::
 
@@ -54,6 +56,10 @@ SCREEN_CANDIDATES = 24
 SCREEN_REACH = 3
 #: Coarse hits kept for the fine pass (the best per scale and orientation, far enough apart).
 FINE_CANDIDATES = 4
+#: Coarse hits below this are not refined: the label's own coarse hit scored 0.45 or more on
+#: every labelled copy the fine pass found (826 copies, docs/verify.md), and no hit below 0.40
+#: reached a fine score of 0.38.
+FINE_MIN_COARSE = 0.40
 #: The sharp template is rendered at the candidate's size, between these bounds.
 FINE_MIN_FONT_PX = 10
 FINE_FONT_PX = 18
@@ -114,11 +120,11 @@ def detect_visible_label(
     pyramid = _Pyramid(luma)
     best = LabelDetection.nothing()
     for hit in _distinct(sorted(hits, key=lambda h: -h.score), FINE_CANDIDATES):
+        if hit.score < FINE_MIN_COARSE:
+            break  # no label scores this low on the coarse pass; the rest are lower still
         found = _refine(pyramid, hit, text)
         if found.score > best.score:
             best = found
-        if best.score >= threshold:
-            break  # present: the candidates left could only say so again
     where = (
         None
         if best.where is None
