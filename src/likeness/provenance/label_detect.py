@@ -51,8 +51,8 @@ COARSE_BLUR_SIGMA = 0.7
 #: and the SCREEN_CANDIDATES best of them are correlated at the coarse resolution, in a window
 #: SCREEN_REACH coarse pixels wider than the template on every side.
 SCREEN_MIN_PIXELS = 40_000
-SCREEN_PEAKS = 3
-SCREEN_CANDIDATES = 24
+SCREEN_PEAKS = 5
+SCREEN_CANDIDATES = 48
 SCREEN_REACH = 3
 #: Coarse hits kept for the fine pass (the best per scale and orientation, far enough apart).
 FINE_CANDIDATES = 4
