@@ -56,9 +56,9 @@ SCREEN_CANDIDATES = 48
 SCREEN_REACH = 3
 #: Coarse hits kept for the fine pass (the best per scale and orientation, far enough apart).
 FINE_CANDIDATES = 4
-#: Coarse hits below this are not refined: the label's own coarse hit scored 0.45 or more on
-#: every labelled copy the fine pass found (826 copies, docs/verify.md), and no hit below 0.40
-#: reached a fine score of 0.38.
+#: Coarse hits below this are not refined: every hit that the fine pass found to be the label
+#: scored 0.449 or more on the coarse pass (the benchmark's 826 labelled copies, docs/verify.md),
+#: and no hit below 0.40 reached a fine score of 0.38.
 FINE_MIN_COARSE = 0.40
 #: The sharp template is rendered at the candidate's size, between these bounds.
 FINE_MIN_FONT_PX = 10
@@ -109,13 +109,11 @@ def detect_visible_label(
     picture: np.ndarray, *, text: str = LABEL_TEXT, threshold: float = PRESENT_SCORE
 ) -> LabelDetection:
     """Search ``picture`` (uint8 RGB ``(H, W, 3)`` or grey ``(H, W)``) for the visible label."""
-
     full = _luma(picture)
     # Letterbox / pillarbox bars hold no label, and their edge against the picture looks like
     # the bright-on-dark of a label to the coarse pass: search the content only.
     left, top, right, bottom = content_box(full)
     luma = full[top:bottom, left:right]
-    height, width = luma.shape
     hits = _coarse_hits(luma, text)
     pyramid = _Pyramid(luma)
     best = LabelDetection.nothing()
