@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/visible_label.py [--media ../shared/media] [--repeats 200]
+        [--compare-detector OLD_label_detect.py]
 
 Cost: ms per 720p frame for the writer's label, before (the previous corner label: one patch
 blended) and after (the safe-area label plus the face tag that follows a face), measured side by
@@ -17,6 +18,10 @@ with other text drawn the same way (white on a 60 % dark box): captions in the l
 another product's "AI-generated" label in DejaVu Sans, a news ticker. Sources: the package
 portraits and frames of generated clips (always), plus the development media under ``--media``
 (synthetic people, portraits, paintings, group photos, frames of the DFDC clip).
+
+``--compare-detector``: another copy of ``label_detect.py`` (say main's, from ``git show``)
+searches every picture too, the two taking turns to go first; the tables get its columns, the
+CPU ms per picture of both, and every picture on which they decide differently.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -155,7 +161,7 @@ def other_text(rgb: np.ndarray, text: str, font_path: str, at: tuple[float, floa
     return np.asarray(Image.alpha_composite(picture, overlay).convert("RGB"))
 
 
-def cost(repeats: int) -> None:
+def cost(repeats: int, compared: ModuleType | None = None) -> None:
     frames = list(synthetic.animate_portrait(synthetic.astronaut(), n_frames=8, size=(1280, 720), seed=1))
     before = VisibleLabel(1280, 720, "bottom-right")
     after = VisibleLabel(1280, 720)
@@ -179,35 +185,59 @@ def cost(repeats: int) -> None:
         f"writer label cost per 720p frame: before (corner label) {old:.3f} ms, "
         f"after (safe-area label + face tag) {new:.3f} ms  [{repeats} frames each, in place]"
     )
+    detectors = {"this": detect_visible_label}
+    if compared is not None:
+        detectors["compared"] = compared.detect_visible_label
     for size in ((640, 360), (1280, 720), (1920, 1080)):
         frame = next(iter(synthetic.animate_portrait(synthetic.astronaut(), n_frames=1, size=size, seed=2)))
-        picture = labelled(frame, False)
-        detect_visible_label(picture)
-        times, cpu = [], []
-        for _ in range(5):
-            started, started_cpu = time.perf_counter(), time.process_time()
-            detect_visible_label(picture)
-            times.append(time.perf_counter() - started)
-            cpu.append(time.process_time() - started_cpu)
-        print(
-            f"detect_visible_label {size[0]}x{size[1]}: {statistics.median(times) * 1e3:.0f} ms wall, "
-            f"{statistics.median(cpu) * 1e3:.0f} ms CPU (median of 5)"
-        )
+        for kind, picture in (("labelled", labelled(frame, False)), ("unlabelled", frame)):
+            cpu: dict[str, list[float]] = {key: [] for key in detectors}
+            wall: dict[str, list[float]] = {key: [] for key in detectors}
+            for detect in detectors.values():
+                detect(picture)
+            for turn in range(6):  # the detectors take turns to go first
+                for key, detect in list(detectors.items())[:: 1 if turn % 2 == 0 else -1]:
+                    started, started_cpu = time.perf_counter(), time.process_time()
+                    detect(picture)
+                    wall[key].append(time.perf_counter() - started)
+                    cpu[key].append(time.process_time() - started_cpu)
+            print(
+                f"detect_visible_label {size[0]}x{size[1]} {kind}: "
+                + "; ".join(
+                    f"{key} {statistics.median(wall[key]) * 1e3:.0f} ms wall, "
+                    f"{statistics.median(cpu[key]) * 1e3:.0f} ms CPU"
+                    for key in detectors
+                )
+                + " (medians of 6)"
+            )
 
 
-def detection(media: Path | None) -> None:
+def detection(media: Path | None, compared: ModuleType | None = None) -> None:
     pictures = sources(media)
     print(f"{len(pictures)} source pictures ({sum(v for _, _, v in pictures)} video frames)")
-    found_rates: dict[str, list[float]] = {}
-    clean_scores: dict[str, list[float]] = {}
-    positives: list[float] = []
-    for _, rgb, video in pictures:
-        marked = labelled(rgb, video)
-        for name, transform in TRANSFORMS.items():
-            score = detect_visible_label(transform(marked)).score
-            found_rates.setdefault(name, []).append(score)
-            positives.append(score)
-            clean_scores.setdefault(name, []).append(detect_visible_label(transform(rgb)).score)
+    detectors = {"this": detect_visible_label}
+    if compared is not None:
+        detectors["compared"] = compared.detect_visible_label
+    # Per detector: transform -> scores of the labelled copies / of the unlabelled ones.
+    found_rates: dict[str, dict[str, list[float]]] = {name: {} for name in detectors}
+    clean_scores: dict[str, dict[str, list[float]]] = {name: {} for name in detectors}
+    text_scores: dict[str, dict[str, list[float]]] = {name: {} for name in detectors}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in detectors}
+    differ: list[str] = []
+
+    def search(what: str, name: str, picture: np.ndarray) -> dict[str, float]:
+        order = list(detectors.items())
+        if len(cpu_ms["this"]) % 2:
+            order.reverse()  # taking turns to go first
+        scores = {}
+        for key, detect in order:
+            started = time.process_time()
+            scores[key] = detect(picture).score
+            cpu_ms[key].append(1000 * (time.process_time() - started))
+        if len({s >= PRESENT_SCORE for s in scores.values()}) > 1:
+            differ.append(f"{what}, {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        return scores
+
     font = str(label_font_path())
     dejavu = next(
         iter(glob.glob(str(Path(np.__file__).parents[1] / "matplotlib/mpl-data/fonts/ttf/DejaVuSans-Bold.ttf"))), None
@@ -220,36 +250,49 @@ def detection(media: Path | None) -> None:
     if dejavu:
         texts["another product's 'AI-generated' (DejaVu)"] = ("AI-generated", dejavu, (0.6, 0.85))
         texts["news ticker (DejaVu)"] = ("BREAKING NEWS 속보 | LIVE", dejavu, (0.05, 0.85))
-    text_scores: dict[str, list[float]] = {}
-    for _, rgb, _ in pictures:
+    for source, rgb, video in pictures:
+        marked = labelled(rgb, video)
+        for name, transform in TRANSFORMS.items():
+            for key, score in search(f"{source} labelled", name, transform(marked)).items():
+                found_rates[key].setdefault(name, []).append(score)
+            for key, score in search(f"{source} unlabelled", name, transform(rgb)).items():
+                clean_scores[key].setdefault(name, []).append(score)
         for name, (text, path, at) in texts.items():
-            text_scores.setdefault(name, []).append(detect_visible_label(other_text(rgb, text, path, at)).score)
+            for key, score in search(source, name, other_text(rgb, text, path, at)).items():
+                text_scores[key].setdefault(name, []).append(score)
 
-    print(f"\nthreshold PRESENT_SCORE = {PRESENT_SCORE}")
-    print(f"{'transform':32s} {'labelled found':>15s} {'min score':>10s} {'unlabelled FP':>14s} {'max score':>10s}")
-    for name in TRANSFORMS:
-        p, n = np.array(found_rates[name]), np.array(clean_scores[name])
+    for key in detectors:
+        print(f"\n[{key} detector] threshold PRESENT_SCORE = {PRESENT_SCORE}")
+        print(f"{'transform':32s} {'labelled found':>15s} {'min score':>10s} {'unlabelled FP':>14s} {'max score':>10s}")
+        for name in TRANSFORMS:
+            p, n = np.array(found_rates[key][name]), np.array(clean_scores[key][name])
+            print(
+                f"{name:32s} {np.mean(p >= PRESENT_SCORE):15.3f} {p.min():10.3f} "
+                f"{int((n >= PRESENT_SCORE).sum()):>7d}/{n.size:<6d} {n.max():10.3f}"
+            )
+        all_pos = np.concatenate([np.array(v) for v in found_rates[key].values()])
+        all_neg = np.concatenate([np.array(v) for v in clean_scores[key].values()])
         print(
-            f"{name:32s} {np.mean(p >= PRESENT_SCORE):15.3f} {p.min():10.3f} "
-            f"{int((n >= PRESENT_SCORE).sum()):>7d}/{n.size:<6d} {n.max():10.3f}"
+            f"{'all labelled copies':32s} {np.mean(all_pos >= PRESENT_SCORE):15.3f} {all_pos.min():10.3f} "
+            f"{int((all_neg >= PRESENT_SCORE).sum()):>7d}/{all_neg.size:<6d} {all_neg.max():10.3f}"
         )
-    all_pos = np.array(positives)
-    all_neg = np.array([s for v in clean_scores.values() for s in v])
-    print(
-        f"{'all labelled copies':32s} {np.mean(all_pos >= PRESENT_SCORE):15.3f} {all_pos.min():10.3f} "
-        f"{int((all_neg >= PRESENT_SCORE).sum()):>7d}/{all_neg.size:<6d} {all_neg.max():10.3f}"
-    )
-    print("\nother text drawn like the label (false positives):")
-    for name, scores in text_scores.items():
-        s = np.array(scores)
-        print(f"  {name:44s} {int((s >= PRESENT_SCORE).sum())}/{s.size} found, max score {s.max():.3f}")
-    neg = np.concatenate([all_neg, *[np.array(v) for v in text_scores.values()]])
-    print("\nthreshold sweep (found / false positives):")
-    for threshold in (0.45, 0.5, 0.55, PRESENT_SCORE, 0.6, 0.65):
-        print(
-            f"  {threshold:.2f}: {np.mean(all_pos >= threshold):.3f} found, "
-            f"{int((neg >= threshold).sum())}/{neg.size} false positives"
-        )
+        print("other text drawn like the label (false positives):")
+        for name, scores in text_scores[key].items():
+            s = np.array(scores)
+            print(f"  {name:44s} {int((s >= PRESENT_SCORE).sum())}/{s.size} found, max score {s.max():.3f}")
+        neg = np.concatenate([all_neg, *[np.array(v) for v in text_scores[key].values()]])
+        print("threshold sweep (found / false positives):")
+        for threshold in (0.45, 0.5, 0.55, PRESENT_SCORE, 0.6, 0.65):
+            print(
+                f"  {threshold:.2f}: {np.mean(all_pos >= threshold):.3f} found, "
+                f"{int((neg >= threshold).sum())}/{neg.size} false positives"
+            )
+        times = np.array(cpu_ms[key])
+        print(f"CPU ms per picture: median {np.median(times):.1f}, mean {times.mean():.1f} ({times.size} searches)")
+    if compared is not None:
+        print(f"\npictures the two detectors decide differently: {len(differ)}")
+        for line in differ:
+            print(f"  {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,10 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media", type=Path, default=Path("../shared/media"))
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--skip-detection", action="store_true")
+    parser.add_argument(
+        "--compare-detector", type=Path, help="another label_detect.py searching the same pictures, side by side"
+    )
     args = parser.parse_args(argv)
-    cost(args.repeats)
+    compared = None
+    if args.compare_detector:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from watermark import load_watermark_module
+
+        compared = load_watermark_module(args.compare_detector)
+    cost(args.repeats, compared)
     if not args.skip_detection:
-        detection(args.media if args.media.is_dir() else None)
+        detection(args.media if args.media.is_dir() else None, compared)
     return 0
 
 

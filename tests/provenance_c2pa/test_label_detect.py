@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from likeness.errors import MediaError
 from likeness.media import synthetic
 from likeness.provenance.label_detect import detect_visible_label
-from likeness.provenance.visible_label import FaceTag, VisibleLabel, burn_visible_label, label_font_path
+from likeness.provenance.visible_label import LABEL_TEXT, FaceTag, VisibleLabel, burn_visible_label, label_font_path
 
 SIDES = ("left", "right", "top", "bottom")
 SIDE_COMBINATIONS = [c for n in range(1, 5) for c in itertools.combinations(SIDES, n)]
@@ -118,6 +118,68 @@ def test_face_tag_alone_is_found_when_a_reframe_cuts_the_label_off(frame_720p: n
     assert tag.box_at(tag.position)[0] >= 1280 - 405
     found = detect_visible_label(vertical)
     assert found.present, found
+
+
+def test_only_coarse_hits_a_label_could_have_are_refined(monkeypatch: pytest.MonkeyPatch) -> None:
+    from likeness.provenance import label_detect
+
+    refined: list[float] = []
+    refine = label_detect._refine
+
+    def counted(*args, **kwargs):
+        found = refine(*args, **kwargs)
+        refined.append(found.score)
+        return found
+
+    monkeypatch.setattr(label_detect, "_refine", counted)
+    group = synthetic.compose_group([synthetic.astronaut(), synthetic.grace_hopper()], size=(1920, 1080))
+    hits = label_detect._coarse_hits(cv2.cvtColor(group, cv2.COLOR_RGB2GRAY).astype(np.float32), LABEL_TEXT)
+    coarse = [hit.score for hit in label_detect._distinct(sorted(hits, key=lambda h: -h.score), 4)]
+    kept = sum(score >= label_detect.FINE_MIN_COARSE for score in coarse)
+    assert 0 < kept < len(coarse) == label_detect.FINE_CANDIDATES  # this picture has both kinds
+    assert not detect_visible_label(group).present and len(refined) == kept
+    refined.clear()
+    monkeypatch.setattr(label_detect, "FINE_MIN_COARSE", 0.0)
+    assert not detect_visible_label(group).present and len(refined) == label_detect.FINE_CANDIDATES
+    monkeypatch.undo()
+    assert detect_visible_label(burn_visible_label(group)).present
+
+
+def test_the_screen_finds_what_correlating_every_coarse_image_whole_finds(
+    frame_1080p: np.ndarray, frame_720p: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from likeness.provenance import label_detect
+
+    labelled = burn_visible_label(frame_1080p)
+    pictures = {
+        "1080p labelled": labelled,
+        "crop 20 % + 720p": to_short_side(crop(labelled, SIDES, 0.20), 720),
+        "9:16 letterbox": letterbox_9x16(labelled),
+        "mirrored, jpeg 60": jpeg(np.ascontiguousarray(labelled[:, ::-1]), 60),
+        "tag": FaceTag(1280, 720).apply(frame_720p, [(540.0, 160.0, 740.0, 360.0)]),
+        "unlabelled 1080p": frame_1080p,
+        "caption": caption(frame_1080p, "AI 기술 세미나 · AI seminar", str(label_font_path())),
+    }
+    coarse = label_detect._template(label_detect.COARSE_FONT_PX, label_detect.LABEL_TEXT, blur=True).shape
+    at_coarse_resolution: list[tuple[int, ...]] = []
+    correlate = label_detect._correlate
+
+    def recorded(image: np.ndarray, *templates: np.ndarray) -> list[np.ndarray]:
+        if templates[0].shape == coarse:
+            at_coarse_resolution.append(image.shape)
+        return correlate(image, *templates)
+
+    monkeypatch.setattr(label_detect, "_correlate", recorded)
+    screened = {name: detect_visible_label(picture) for name, picture in pictures.items()}
+    # Coarse images of SCREEN_MIN_PIXELS or more are correlated only in windows around the screen's spots.
+    window = (coarse[0] + 2 * label_detect.SCREEN_REACH, coarse[1] + 2 * label_detect.SCREEN_REACH)
+    assert any(s[0] <= window[0] and s[1] <= window[1] for s in at_coarse_resolution)
+    assert all(s[0] * s[1] < label_detect.SCREEN_MIN_PIXELS for s in at_coarse_resolution)
+    monkeypatch.setattr(label_detect, "SCREEN_MIN_PIXELS", 10**9)  # every coarse image whole
+    for name, picture in pictures.items():
+        whole = detect_visible_label(picture)
+        assert screened[name].present == whole.present, (name, screened[name], whole)
+        assert screened[name].where == whole.where and abs(screened[name].score - whole.score) < 1e-4, name
 
 
 def test_nothing_is_found_on_unlabelled_pictures(frame_720p: np.ndarray, frame_1080p: np.ndarray) -> None:

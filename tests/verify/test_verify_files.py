@@ -264,3 +264,33 @@ def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
     assert len(list(report.glob("*.zip"))) == 3
     # The matched artist's enrolled reference picture sits beside the face found in the file.
     assert 'alt="reference of mina"' in html and "no reference picture kept" not in html
+
+
+def test_a_render_names_its_grant_twice_and_it_is_looked_up_once_per_file(mina_world, tmp_path, monkeypatch):
+    from likeness.consent.registry import Registry
+    from likeness.verify.pipeline import Verifier
+
+    calls = {"grant_record": 0, "grant_state": 0}
+    for name in calls:
+        original = getattr(Registry, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Registry, name, counted)
+    out = render_image(mina_world, tmp_path / "render.png")  # manifest and watermark both name the grant
+    verifier = Verifier(mina_world.workspace)
+    try:
+        first, _ = verifier.verify(out.path)
+        assert first.c2pa.consent.grant_id == first.watermark.grant.grant_id == mina_world.grant_id
+        assert first.c2pa.consent.state == first.watermark.grant.state == "active"
+        assert first.watermark.grant.subject_slug == "mina" and first.c2pa.consent.org_slug is not None
+        # grant_record computes the state itself: one record, no separate state query.
+        assert calls == {"grant_record": 1, "grant_state": 1}, calls
+        mina_world.revoke_grant()
+        second, _ = verifier.verify(out.path)  # the same verifier, the next file: looked up afresh
+        assert second.c2pa.consent.state == second.watermark.grant.state == "revoked"
+        assert second.verdict.code == "synthetic-consent-revoked"
+    finally:
+        verifier.close()

@@ -13,7 +13,11 @@ Two passes keep it cheap (docs/verify.md gives the timings):
    (both blurred, which tolerates the 7 % between the sizes tried);
 2. fine: around the best few coarse hits, at up to :data:`FINE_FONT_PX`, at 0.88-1.12 times
    the coarse size in 6 % steps and then halfway to the best one's neighbours, the sharp
-   template gives the score that decides (``score >= PRESENT_SCORE``).
+   template gives the score that decides (``score >= PRESENT_SCORE``). Hits under
+   :data:`FINE_MIN_COARSE` are not refined.
+
+The coarse images of the small font sizes, which cost the most, are screened at half their
+resolution first and correlated only around the screen's best spots (``_coarse_hits``).
 
 Example::
 
@@ -42,8 +46,22 @@ MIN_FONT_SEEN_PX = 7.0
 COARSE_FONT_PX = 10
 COARSE_STEP = 1.15
 COARSE_BLUR_SIGMA = 0.7
+#: The screen (``_coarse_hits``): coarse images of at least SCREEN_MIN_PIXELS are correlated
+#: at half resolution first; the SCREEN_PEAKS best spots of each size and orientation compete,
+#: and the SCREEN_CANDIDATES best of them are correlated at the coarse resolution, in a window
+#: SCREEN_REACH coarse pixels wider than the template on every side.
+SCREEN_MIN_PIXELS = 40_000
+SCREEN_PEAKS = 5
+SCREEN_CANDIDATES = 48
+SCREEN_REACH = 3
 #: Coarse hits kept for the fine pass (the best per scale and orientation, far enough apart).
 FINE_CANDIDATES = 4
+#: Coarse hits below this are not refined: every hit that the fine pass found to be the label
+#: scored 0.449 or more on the coarse pass (the benchmark's 826 labelled copies, docs/verify.md),
+#: and no hit below 0.40 reached a fine score of 0.38.
+FINE_MIN_COARSE = 0.40
+#: The sharp template is rendered at the candidate's size, between these bounds.
+FINE_MIN_FONT_PX = 10
 FINE_FONT_PX = 18
 FINE_STEPS = (0.88, 0.94, 1.0, 1.06, 1.12)
 #: The decision threshold on the fine correlation (calibrated in docs/verify.md: labelled
@@ -91,36 +109,17 @@ def detect_visible_label(
     picture: np.ndarray, *, text: str = LABEL_TEXT, threshold: float = PRESENT_SCORE
 ) -> LabelDetection:
     """Search ``picture`` (uint8 RGB ``(H, W, 3)`` or grey ``(H, W)``) for the visible label."""
-    import cv2
-
     full = _luma(picture)
     # Letterbox / pillarbox bars hold no label, and their edge against the picture looks like
     # the bright-on-dark of a label to the coarse pass: search the content only.
     left, top, right, bottom = content_box(full)
     luma = full[top:bottom, left:right]
-    height, width = luma.shape
-    sizes = _font_sizes(min(height, width))
-    coarse = _template(COARSE_FONT_PX, text, blur=True)
-    coarse_mirrored = np.ascontiguousarray(coarse[:, ::-1])
-    hits: list[_Hit] = []
-    previous, previous_scale = luma, 1.0
-    for font_px in sizes:
-        scale = COARSE_FONT_PX / font_px
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if size[0] < coarse.shape[1] or size[1] < coarse.shape[0]:
-            break
-        # Each size is resized from the one before (1.15x larger): the cost shrinks with the size.
-        resized = cv2.resize(
-            previous, size, interpolation=cv2.INTER_AREA if scale < previous_scale else cv2.INTER_LINEAR
-        )
-        previous, previous_scale = resized, scale
-        blurred = cv2.GaussianBlur(resized, (0, 0), COARSE_BLUR_SIGMA)
-        for mirrored, scores in zip((False, True), _correlate(blurred, coarse, coarse_mirrored)):
-            _, peak, _, (bx, by) = cv2.minMaxLoc(scores)
-            hits.append(_Hit(float(peak), bx / scale, by / scale, font_px, mirrored))
+    hits = _coarse_hits(luma, text)
     pyramid = _Pyramid(luma)
     best = LabelDetection.nothing()
     for hit in _distinct(sorted(hits, key=lambda h: -h.score), FINE_CANDIDATES):
+        if hit.score < FINE_MIN_COARSE:
+            break  # no label scores this low on the coarse pass; the rest are lower still
         found = _refine(pyramid, hit, text)
         if found.score > best.score:
             best = found
@@ -132,6 +131,88 @@ def detect_visible_label(
     return LabelDetection(
         present=best.score >= threshold, score=best.score, where=where, font_px=best.font_px, mirrored=best.mirrored
     )
+
+
+def _coarse_hits(luma: np.ndarray, text: str) -> list[_Hit]:
+    """The coarse pass: per candidate font size and orientation, where the blurred template
+    correlates best with the picture resized so that the label would be COARSE_FONT_PX tall.
+
+    Large sizes are correlated whole. Where that costs most (the picture resized for the small
+    font sizes), a screen goes first: the same correlation at half that resolution, whose
+    :data:`SCREEN_PEAKS` best spots per size and orientation compete over all sizes; only the
+    :data:`SCREEN_CANDIDATES` best are correlated at the coarse resolution, in a window around
+    each (docs/verify.md)."""
+    import cv2
+
+    height, width = luma.shape
+    coarse = _template(COARSE_FONT_PX, text, blur=True)
+    templates = (coarse, np.ascontiguousarray(coarse[:, ::-1]))
+    screens = _screen_templates(text)
+    hits: list[_Hit] = []
+    screened: list[tuple[float, float, np.ndarray, bool, int, int]] = []
+    previous, previous_scale = luma, 1.0
+    for font_px in _font_sizes(min(height, width)):
+        scale = COARSE_FONT_PX / font_px
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size[0] < coarse.shape[1] or size[1] < coarse.shape[0]:
+            break
+        # Each size is resized from the one before (1.15x larger): the cost shrinks with the size.
+        resized = cv2.resize(
+            previous, size, interpolation=cv2.INTER_AREA if scale < previous_scale else cv2.INTER_LINEAR
+        )
+        previous, previous_scale = resized, scale
+        blurred = cv2.GaussianBlur(resized, (0, 0), COARSE_BLUR_SIGMA)
+        if blurred.size < SCREEN_MIN_PIXELS:
+            for mirrored, scores in zip((False, True), _correlate(blurred, *templates)):
+                _, peak, _, (bx, by) = cv2.minMaxLoc(scores)
+                hits.append(_Hit(float(peak), bx / scale, by / scale, font_px, mirrored))
+            continue
+        half = cv2.pyrDown(blurred)
+        for mirrored, scores in zip((False, True), _correlate(half, *screens)):
+            for score, sx, sy in _peaks(scores, screens[0].shape, SCREEN_PEAKS):
+                screened.append((score, font_px, blurred, mirrored, 2 * sx, 2 * sy))
+    best: dict[tuple[float, bool], _Hit] = {}
+    t_h, t_w = coarse.shape
+    for _, font_px, blurred, mirrored, cx, cy in sorted(screened, key=lambda s: -s[0])[:SCREEN_CANDIDATES]:
+        x0, y0 = max(0, cx - SCREEN_REACH), max(0, cy - SCREEN_REACH)
+        window = blurred[y0 : cy + SCREEN_REACH + t_h, x0 : cx + SCREEN_REACH + t_w]
+        if window.shape[0] < t_h or window.shape[1] < t_w:
+            continue
+        _, peak, _, (bx, by) = cv2.minMaxLoc(_correlate(window, templates[mirrored])[0])
+        scale = COARSE_FONT_PX / font_px
+        hit = _Hit(float(peak), (x0 + bx) / scale, (y0 + by) / scale, font_px, mirrored)
+        if (font_px, mirrored) not in best or hit.score > best[(font_px, mirrored)].score:
+            best[(font_px, mirrored)] = hit
+    return hits + list(best.values())
+
+
+def _peaks(scores: np.ndarray, shape: tuple[int, ...], count: int) -> list[tuple[float, int, int]]:
+    """The ``count`` best spots of a correlation map, each at least half a template from the
+    ones before (``(score, x, y)``, best first)."""
+    import cv2
+
+    scores = scores.copy()
+    reach_y, reach_x = max(1, shape[0] // 2), max(1, shape[1] // 2)
+    found = []
+    for _ in range(count):
+        _, peak, _, (x, y) = cv2.minMaxLoc(scores)
+        if peak <= 0.0:
+            break
+        found.append((float(peak), int(x), int(y)))
+        scores[max(0, y - reach_y) : y + reach_y + 1, max(0, x - reach_x) : x + reach_x + 1] = -1.0
+    return found
+
+
+@lru_cache(maxsize=8)
+def _screen_templates(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The coarse template at half its resolution, and its mirror image."""
+    import cv2
+
+    half = cv2.pyrDown(_template(COARSE_FONT_PX, text, blur=True))
+    half.flags.writeable = False
+    mirrored = np.ascontiguousarray(half[:, ::-1])
+    mirrored.flags.writeable = False
+    return half, mirrored
 
 
 def content_box(luma: np.ndarray) -> tuple[int, int, int, int]:
@@ -259,7 +340,7 @@ def _refine(pyramid: _Pyramid, hit: _Hit, text: str) -> LabelDetection:
     in a window around it: :data:`FINE_STEPS` first, then halfway to the neighbours of the best."""
     import cv2
 
-    rendered_px = max(COARSE_FONT_PX, round(min(FINE_FONT_PX, hit.font_px)))
+    rendered_px = max(FINE_MIN_FONT_PX, round(min(FINE_FONT_PX, hit.font_px)))
     template = _template(rendered_px, text, blur=False)
     t_h, t_w = template.shape
     box_w, box_h = t_w * hit.font_px / rendered_px, t_h * hit.font_px / rendered_px

@@ -183,6 +183,8 @@ class Verifier:
         # faces' detector heatmaps for it.
         self._evidence = False
         self._heatmaps: dict[int, np.ndarray] = {}
+        # The file being verified: the grants it names, looked up once (_grant_standing).
+        self._grants: dict[str, tuple[str, tuple[str, str] | None]] = {}
 
     # ---- lazily built models (a scan of only bad files never loads them)
 
@@ -254,6 +256,7 @@ class Verifier:
         self._deadline = deadline
         self._evidence = evidence
         self._heatmaps = {}
+        self._grants = {}
         path = Path(path)
         display = str(path)
         try:
@@ -430,17 +433,8 @@ class Verifier:
         )
 
     def _grant(self, grant_id: str, **known: Any) -> GrantEvidence:
-        try:
-            state = self.workspace.registry.grant_state(grant_id)
-        except LikenessError:
-            state = "unknown"
-        subject_slug, org_slug = known.get("subject_slug"), known.get("org_slug")
-        if state != "unknown":
-            try:
-                record = self.workspace.registry.grant_record(grant_id)
-                subject_slug, org_slug = record.subject_slug, record.org_slug
-            except LikenessError:
-                pass  # an altered grant may not load; its state already says so
+        state, names = self._grant_standing(grant_id)
+        subject_slug, org_slug = names or (known.get("subject_slug"), known.get("org_slug"))
         return GrantEvidence(
             grant_id=grant_id,
             state=state,
@@ -450,6 +444,22 @@ class Verifier:
             org_slug=org_slug,
             use=known.get("use"),
         )
+
+    def _grant_standing(self, grant_id: str) -> tuple[str, tuple[str, str] | None]:
+        """A grant's state and, when its record loads, its subject's and organisation's slugs;
+        looked up once per file (a labelled render names its grant in both the manifest and the
+        watermark), afresh for the next file (a revocation mid-scan counts from there on)."""
+        if grant_id not in self._grants:
+            registry = self.workspace.registry
+            try:
+                record = registry.grant_record(grant_id)  # computes the state too
+                self._grants[grant_id] = (record.state, (record.subject_slug, record.org_slug))
+            except LikenessError:
+                try:  # an unknown grant, or an altered one that no longer loads: its state says so
+                    self._grants[grant_id] = (registry.grant_state(grant_id), None)
+                except LikenessError:
+                    self._grants[grant_id] = ("unknown", None)
+        return self._grants[grant_id]
 
     def _watermark_evidence(self, reading: Any, frame_times: tuple[float, ...]) -> WatermarkEvidence:
         if reading.payload is None:
