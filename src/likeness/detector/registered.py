@@ -45,6 +45,9 @@ class RegisteredDetector:
     registered_at: str
     folder: Path
     gates: tuple[dict[str, Any], ...]
+    #: Why the event cannot be used as a registration (a field missing or of the wrong type: a row
+    #: written by hand, the chain recomputed), or None.
+    malformed: str | None = None
 
 
 def detector_folder(home: Path, subject_id: str) -> Path:
@@ -151,18 +154,30 @@ def current_event(workspace: Any, subject_id: str) -> Any | None:
     return events[-1] if events else None
 
 
+#: The fields a usable ``detector.registered`` payload holds as strings.
+REQUIRED_FIELDS = ("subject_id", "onnx_sha256", "card_sha256")
+
+
 def _registered(event: Any, home: Path) -> RegisteredDetector:
     p = event.payload
+    missing = [name for name in REQUIRED_FIELDS if not isinstance(p.get(name), str)]
+    gates = p.get("gates") or ()
+    if not isinstance(gates, list | tuple):
+        missing.append("gates")
     return RegisteredDetector(
-        subject_id=str(p["subject_id"]),
+        subject_id=str(p.get("subject_id")),
         subject_slug=str(p.get("subject_slug")),
         model=str(p.get("model")),
-        onnx_sha256=str(p["onnx_sha256"]),
-        card_sha256=str(p["card_sha256"]),
+        onnx_sha256=str(p.get("onnx_sha256")),
+        card_sha256=str(p.get("card_sha256")),
         ledger_seq=event.seq,
         registered_at=event.created_at,
-        folder=detector_folder(home, str(p["subject_id"])),
-        gates=tuple(p.get("gates") or ()),
+        folder=detector_folder(home, str(p.get("subject_id"))),
+        gates=tuple(gates) if not missing else (),
+        malformed=f"its detector's ledger event (#{event.seq}) is malformed ({', '.join(missing)} missing or "
+        "not of its type): it was not written by detector register"
+        if missing
+        else None,
     )
 
 
@@ -198,7 +213,7 @@ def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[by
     """The ONNX bytes and card of a registration when everything still matches its ledger event;
     otherwise the reason it must not be used (said in verify's ``manipulation``)."""
     where = f"registered detector (ledger #{registered.ledger_seq})"
-    row_problem = ledger_row_problem(workspace, registered)
+    row_problem = ledger_row_problem(workspace, registered) or registered.malformed
     if row_problem:
         return row_problem
     onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
@@ -240,10 +255,7 @@ class WorkspaceDetectors:
         event = current_event(self.workspace, subject_id)
         if event is None:
             return None
-        try:
-            registered = _registered(event, self.workspace.home)
-        except (KeyError, TypeError) as exc:
-            return f"its detector's ledger event (#{event.seq}) is malformed ({type(exc).__name__})"
+        registered = _registered(event, self.workspace.home)
         key = (subject_id, registered.ledger_seq)
         stat = _files_stat(registered.folder)
         if key in self._loaded and stat is not None and self._checked_stat.get(key) == stat:
