@@ -4,19 +4,28 @@ Each case crashed ``detector list`` / ``audit verify`` or kept the detector in u
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from likeness.cli import app
+from likeness.detector.evaluation import evaluate_detector, evaluation_subject
 from likeness.detector.registered import (
     REGISTERED_EVENT,
     WorkspaceDetectors,
     check_registered,
     detectors_fingerprint,
+    register_detector,
     registered_detectors,
 )
+from likeness.faceset import enroll_reference_photos
+from likeness.media.synthetic import astronaut
 
-from .handmade import GateMedia, enrol_as_units, gate_media
+from .handmade import REFERENCE_SEED, GateMedia, enrol_as_units, gate_media, varied, write_detector, write_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -65,3 +74,60 @@ def test_a_malformed_registration_row_is_named_not_a_traceback(workspace, settin
     audited = CliRunner().invoke(app, ["--home", str(settings.home), "audit", "verify"])
     assert audited.exit_code == 1 and "Traceback" not in audited.output
     assert "detector_altered" in audited.output
+
+
+@pytest.fixture
+def registered_for_mina(media: GateMedia, tmp_path: Path, workspace, mina) -> Path:
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    register_detector(workspace, folder, "mina")
+    [registered] = registered_detectors(workspace)
+    assert not isinstance(check_registered(workspace, registered), str)
+    return folder
+
+
+def more_references(workspace, folder: Path, seed: int) -> int:
+    """Enrol two more pictures of mina (astronaut, another look): what an agency does when it
+    adds photos, and what changes which tracks verify recognises as her and her threshold."""
+    base = cv2.resize(astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    look = np.random.default_rng(REFERENCE_SEED + seed)
+    frames = write_frames(folder, [varied(base, look) for _ in range(2)])
+    return enroll_reference_photos(workspace, "mina", sorted(frames.iterdir())).added
+
+
+def test_references_changed_after_the_evaluation_stop_the_detector(
+    registered_for_mina: Path, media: GateMedia, workspace, settings, tmp_path
+) -> None:
+    """The gates were measured on the units verify recognised as mina *with the references she had
+    then*; references added since (or removed from the database) change which tracks verify
+    recognises as mina and her threshold, and verify went on scoring them with a detector whose
+    gates no one measured on them. Evaluated again for the new references, it is used again."""
+    from likeness.consent.audit import audit_workspace
+
+    mina_id = str(workspace.registry.get_subject("mina").id)
+    assert not isinstance(WorkspaceDetectors(workspace).for_subject(mina_id), str)
+    added = more_references(workspace, tmp_path / "more", seed=1)
+    assert added >= 1
+
+    [registered] = registered_detectors(workspace)
+    why = check_registered(workspace, registered)
+    assert isinstance(why, str), "still used after mina's references changed"
+    assert "mina's references are not the ones its evaluation recognised them with" in why
+    assert re.search(r"\((\d+) then, (\d+) now; threshold 0\.\d{3} then, 0\.\d{3} now\)", why), why
+    assert "evaluate it again with --subject mina" in why
+    found = WorkspaceDetectors(workspace).for_subject(mina_id)
+    assert isinstance(found, str) and "references are not the ones" in found
+    problems = [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
+    assert len(problems) == 1 and "references are not the ones" in problems[0].message
+    listed = CliRunner().invoke(app, ["--home", str(settings.home), "detector", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "NOT used by verify: its registered detector (ledger #5): mina's references" in " ".join(
+        listed.output.split()
+    )
+
+    mina = evaluation_subject(workspace, "mina")
+    assert evaluate_detector(registered_for_mina, media.real, media.fake, subject=mina)["passed"]
+    register_detector(workspace, registered_for_mina, "mina")
+    [registered] = registered_detectors(workspace)
+    assert not isinstance(check_registered(workspace, registered), str)
+    assert not isinstance(WorkspaceDetectors(workspace).for_subject(mina_id), str)

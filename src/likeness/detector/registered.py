@@ -209,9 +209,14 @@ def ledger_row_problem(workspace: Any, registered: RegisteredDetector) -> str | 
     return f"the ledger row of its registered detector (ledger #{registered.ledger_seq}) does not verify (edited)"
 
 
-def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[bytes, dict[str, Any]] | str:
-    """The ONNX bytes and card of a registration when everything still matches its ledger event;
-    otherwise the reason it must not be used (said in verify's ``manipulation``)."""
+def check_registered(
+    workspace: Any, registered: RegisteredDetector, gallery: Any = None
+) -> tuple[bytes, dict[str, Any]] | str:
+    """The ONNX bytes and card of a registration when everything still matches its ledger event
+    and the subject is recognised against the references its evaluation was measured with;
+    otherwise the reason it must not be used (said in verify's ``manipulation``).
+
+    ``gallery``: the one verify recognises faces with (default: the workspace's, synced)."""
     where = f"registered detector (ledger #{registered.ledger_seq})"
     row_problem = ledger_row_problem(workspace, registered) or registered.malformed
     if row_problem:
@@ -232,15 +237,56 @@ def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[by
         return f"its {where} has an unusable card: {exc}"
     if failed is not None:
         return f"its {where} fails gate {failed['gate']}: {failed['says']}"
+    if gallery is None:
+        from likeness.verify.gallery import open_gallery
+
+        gallery = open_gallery(workspace)
+    changed = references_problem(card["evaluation"]["subject"], registered, gallery)
+    if changed is not None:
+        return f"its {where}: {changed}"
     return onnx_bytes, card
+
+
+def references_problem(measured: dict[str, Any], registered: RegisteredDetector, gallery: Any) -> str | None:
+    """Why faces are no longer recognised as the subject the way they were when the gates were
+    measured (references added or removed since, hence other tracks and another threshold), or None.
+
+    ``measured``: the evaluation's ``subject`` record (``ArtistGallery.subject_references``)."""
+    now = gallery.subject_references(registered.subject_id)
+    then_threshold, now_threshold = measured.get("threshold"), now["threshold"]
+    # the threshold follows from the same references; summed in another row order after the
+    # index is rebuilt it may differ in the last bits
+    same = (
+        now["references"] == measured.get("references")
+        and now["references_sha256"] == measured.get("references_sha256")
+        and isinstance(then_threshold, float)
+        and isinstance(now_threshold, float)
+        and abs(now_threshold - then_threshold) <= 1e-6
+    )
+    if same:
+        return None
+    return (
+        f"{registered.subject_slug}'s references are not the ones its evaluation recognised them with "
+        f"({measured.get('references')} then, {now['references']} now; threshold {_figure(then_threshold)} "
+        f"then, {_figure(now_threshold)} now), so verify would score tracks the gates were not measured on; "
+        f"evaluate it again with --subject {registered.subject_slug} and register it"
+    )
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 class WorkspaceDetectors:
     """Verify's view of the registered detectors: each subject's model, loaded once per
     registration, or the reason it is not used (re-checked at every lookup against the ledger)."""
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Any, gallery: Any = None) -> None:
+        """``gallery``: the one verify recognises faces with (default: the workspace's, synced
+        at the first lookup); a registration is used only while it recognises the subject
+        against the references its evaluation was measured with."""
         self.workspace = workspace
+        self.gallery = gallery
         self._loaded: dict[tuple[str, int], Any] = {}
         # The files' stat (inode, size, mtime, ctime) when their bytes last matched the ledger:
         # while it is unchanged they are not hashed again (a write changes ctime, which no
@@ -260,7 +306,11 @@ class WorkspaceDetectors:
         stat = _files_stat(registered.folder)
         if key in self._loaded and stat is not None and self._checked_stat.get(key) == stat:
             return ledger_row_problem(self.workspace, registered) or (registered, self._loaded[key])
-        checked = check_registered(self.workspace, registered)
+        if self.gallery is None:
+            from likeness.verify.gallery import open_gallery
+
+            self.gallery = open_gallery(self.workspace)
+        checked = check_registered(self.workspace, registered, self.gallery)
         if isinstance(checked, str):
             self._checked_stat.pop(key, None)
             return checked
