@@ -131,3 +131,43 @@ def test_references_changed_after_the_evaluation_stop_the_detector(
     [registered] = registered_detectors(workspace)
     assert not isinstance(check_registered(workspace, registered), str)
     assert not isinstance(WorkspaceDetectors(workspace).for_subject(mina_id), str)
+
+
+class _RunsCode:
+    """What a crafted pickle carries: a call made while it is unpickled."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(_RunsCode.marker),))
+
+    marker = ""
+
+
+@pytest.mark.parametrize("seed", [17, 62, 54, 0], ids=["IndexError", "KeyError", "UnicodeDecodeError", "Unpickling"])
+def test_init_from_garbage_bytes_is_a_model_error_naming_the_file(tmp_path: Path, seed: int) -> None:
+    """``detector train --init FILE`` with bytes that are not a checkpoint: torch's weights-only
+    unpickler raises IndexError or KeyError on some of them, which escaped as a traceback."""
+    from likeness.detector.train import DetectorTrainConfig, initial_network
+    from likeness.errors import ModelError
+
+    crafted = tmp_path / "checkpoint.pt"
+    crafted.write_bytes(np.random.default_rng(seed).bytes(2000))
+    with pytest.raises(ModelError, match="checkpoint unreadable") as refused:
+        initial_network(DetectorTrainConfig(init_checkpoint=str(crafted)))
+    assert str(crafted) in str(refused.value)
+
+
+def test_init_from_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path: Path) -> None:
+    """The checkpoint is loaded weights-only, and the refusal does not advise turning that off
+    (torch's own message says to re-run with ``weights_only=False``)."""
+    import torch
+
+    from likeness.detector.train import DetectorTrainConfig, initial_network
+    from likeness.errors import ModelError
+
+    _RunsCode.marker = str(tmp_path / "ran")
+    crafted = tmp_path / "checkpoint.pt"
+    torch.save({"format": "likeness.checkpoint/1", "net": _RunsCode()}, crafted)
+    with pytest.raises(ModelError) as refused:
+        initial_network(DetectorTrainConfig(init_checkpoint=str(crafted)))
+    assert not (tmp_path / "ran").exists()
+    assert "weights_only" not in str(refused.value) and "holds objects other than tensors" in str(refused.value)

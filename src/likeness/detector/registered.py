@@ -192,9 +192,19 @@ def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
 def detectors_fingerprint(workspace: Any) -> str:
     """What verify's manipulation field depends on: each current registration and whether it is
     usable now (a scan re-verifies files when a detector is registered, replaced or edited)."""
+    from likeness.verify.gallery import open_gallery
+
+    registered = registered_detectors(workspace)
+    gallery = open_gallery(workspace) if registered else None
     state = [
-        (r.subject_id, r.ledger_seq, r.onnx_sha256, r.card_sha256, isinstance(check_registered(workspace, r), str))
-        for r in registered_detectors(workspace)
+        (
+            r.subject_id,
+            r.ledger_seq,
+            r.onnx_sha256,
+            r.card_sha256,
+            isinstance(check_registered(workspace, r, gallery), str),
+        )
+        for r in registered
     ]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
