@@ -171,3 +171,28 @@ def test_init_from_a_pickle_that_runs_code_is_refused_without_running_it(tmp_pat
         initial_network(DetectorTrainConfig(init_checkpoint=str(crafted)))
     assert not (tmp_path / "ran").exists()
     assert "weights_only" not in str(refused.value) and "holds objects other than tensors" in str(refused.value)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["unit", "frame-in-folder"])
+def test_a_unit_that_is_an_endless_stream_is_refused_not_hashed_forever(
+    media: GateMedia, tmp_path: Path, where: str
+) -> None:
+    """``--real clip.mp4`` where clip.mp4 links to ``/dev/zero``: evaluate hashed every file
+    before reading any, and the hash never ended (verify itself says "not a regular file")."""
+    from likeness.errors import MediaError
+
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    if where == "unit":
+        endless = tmp_path / "clip.mp4"
+        endless.symlink_to("/dev/zero")
+        real = [*media.real[:2], endless]
+    else:
+        frames = tmp_path / "frames"
+        frames.mkdir()
+        endless = frames / "frame9.png"
+        endless.symlink_to("/dev/zero")
+        real = [*media.real[:2], frames]
+    with pytest.raises(MediaError, match="not a regular file") as refused:
+        evaluate_detector(folder, real, media.fake)
+    assert str(endless) in str(refused.value)
