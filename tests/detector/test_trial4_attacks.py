@@ -196,3 +196,54 @@ def test_a_unit_that_is_an_endless_stream_is_refused_not_hashed_forever(
     with pytest.raises(MediaError, match="not a regular file") as refused:
         evaluate_detector(folder, real, media.fake)
     assert str(endless) in str(refused.value)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("swap", ["link-to-dev-zero", "sparse-file", "fifo"])
+def test_a_registered_file_swapped_for_an_endless_or_huge_one_is_named_not_read(
+    registered_for_mina: Path, workspace, settings, swap: str
+) -> None:
+    """A workspace file editor replaces the registered ONNX file with a link to ``/dev/zero``, a
+    FIFO or a 64 GiB sparse file: ``detector list``, ``audit verify`` and verify read it whole,
+    and were killed for memory (the link, by hand: 20 s and gone), so nothing named the detector."""
+    import os
+
+    from likeness.consent.audit import audit_workspace
+    from likeness.detector.registered import detector_folder
+    from likeness.detector.train import MODEL_FILE
+
+    mina_id = str(workspace.registry.get_subject("mina").id)
+    onnx = detector_folder(workspace.home, mina_id) / MODEL_FILE
+    onnx.unlink()
+    if swap == "link-to-dev-zero":
+        onnx.symlink_to("/dev/zero")
+    elif swap == "fifo":
+        os.mkfifo(onnx)
+    else:
+        with open(onnx, "wb") as handle:
+            handle.truncate(64 << 30)
+    [registered] = registered_detectors(workspace)
+    why = check_registered(workspace, registered)
+    expected = "over the" if swap == "sparse-file" else "not a regular file"
+    assert isinstance(why, str) and "cannot be read" in why and expected in why, why
+    found = WorkspaceDetectors(workspace).for_subject(mina_id)
+    assert isinstance(found, str) and expected in found
+    problems = [p for p in audit_workspace(workspace).problems if p.kind == "detector_altered"]
+    assert len(problems) == 1 and expected in problems[0].message
+    listed = CliRunner().invoke(app, ["--home", str(settings.home), "detector", "list"])
+    assert listed.exit_code == 0 and "NOT used by verify" in listed.output
+
+
+def test_register_refuses_a_detector_folder_whose_onnx_is_a_sparse_giant(
+    media: GateMedia, workspace, mina, tmp_path: Path
+) -> None:
+    from likeness.detector.train import MODEL_FILE
+    from likeness.errors import ModelError
+
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    with open(folder / MODEL_FILE, "wb") as handle:
+        handle.truncate(64 << 30)
+    with pytest.raises(ModelError, match="over the"):
+        register_detector(workspace, folder, "mina")
+    assert registered_detectors(workspace) == []

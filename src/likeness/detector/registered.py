@@ -63,13 +63,13 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     it. Until the ledger holds the new event the subject's earlier registration stays in place,
     untouched: the files are written to a new folder beside it and swapped in after the append.
     """
-    from likeness.detector.score import session_for
+    from likeness.detector.score import read_detector_file, session_for
 
     folder = Path(folder)
     onnx_path, card_path = folder / MODEL_FILE, folder / CARD_FILE
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
-    onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
+    onnx_bytes, card_bytes = read_detector_file(onnx_path), read_detector_file(card_path)
     card = _parse_card(card_bytes, card_path)
     onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     if card.get("sha256") != onnx_sha256:
@@ -227,15 +227,17 @@ def check_registered(
     otherwise the reason it must not be used (said in verify's ``manipulation``).
 
     ``gallery``: the one verify recognises faces with (default: the workspace's, synced)."""
+    from likeness.detector.score import read_detector_file
+
     where = f"registered detector (ledger #{registered.ledger_seq})"
     row_problem = ledger_row_problem(workspace, registered) or registered.malformed
     if row_problem:
         return row_problem
     onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
     try:
-        onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
-    except OSError as exc:
-        return f"the files of its {where} cannot be read ({exc.strerror or type(exc).__name__})"
+        onnx_bytes, card_bytes = read_detector_file(onnx_path), read_detector_file(card_path)
+    except ModelError as exc:
+        return f"the files of its {where} cannot be read ({exc})"
     if hashlib.sha256(onnx_bytes).hexdigest() != registered.onnx_sha256:
         return f"the ONNX file of its {where} no longer matches the sha256 on the ledger"
     if hashlib.sha256(card_bytes).hexdigest() != registered.card_sha256:
