@@ -247,3 +247,36 @@ def test_register_refuses_a_detector_folder_whose_onnx_is_a_sparse_giant(
     with pytest.raises(ModelError, match="over the"):
         register_detector(workspace, folder, "mina")
     assert registered_detectors(workspace) == []
+
+
+def test_gallery_vectors_moved_under_their_row_keys_are_rebuilt_from_the_registry(
+    registered_for_mina: Path, media: GateMedia, workspace
+) -> None:
+    """A workspace file editor shifts every one of mina's vectors in ``HOME/gallery/index.faiss``
+    by the same offset, keeping ``ids.json``: the row keys (and so the references' sha256 the
+    evaluation records) and her threshold (pairwise distances) stay the same, but verify
+    recognised her in nothing, so her detector never ran, and ``detector list`` / ``audit
+    verify`` said it was in use. The index is a cache: vectors that do not hash to their row
+    keys make it rebuild from the registry."""
+    import faiss
+
+    from likeness.verify.gallery import INDEX_FILE, gallery_folder, open_gallery
+
+    mina_id = str(workspace.registry.get_subject("mina").id)
+    before = open_gallery(workspace)
+    threshold = before.subject_thresholds[mina_id]
+    index_path = gallery_folder(workspace.home) / INDEX_FILE
+    index = faiss.read_index(str(index_path))
+    vectors = index.reconstruct_n(0, index.ntotal)
+    moved = faiss.IndexFlatL2(vectors.shape[1])
+    moved.add((vectors + 0.5).astype(np.float32))
+    faiss.write_index(moved, str(index_path))
+
+    after = open_gallery(workspace)
+    assert after.last_sync_rebuilt, "a tampered index was trusted"
+    assert after.subject_thresholds[mina_id] == pytest.approx(threshold)
+    own = workspace.registry.reference_embeddings("mina")
+    [query] = after.query_many(own[:1].astype(np.float32))
+    assert query.candidates[0].subject_id == mina_id and query.candidates[0].distance < 1e-3
+    [registered] = registered_detectors(workspace)
+    assert not isinstance(check_registered(workspace, registered), str)
