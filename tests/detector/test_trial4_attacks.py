@@ -280,3 +280,28 @@ def test_gallery_vectors_moved_under_their_row_keys_are_rebuilt_from_the_registr
     assert query.candidates[0].subject_id == mina_id and query.candidates[0].distance < 1e-3
     [registered] = registered_detectors(workspace)
     assert not isinstance(check_registered(workspace, registered), str)
+
+
+def test_cli_evaluate_names_a_unit_with_no_face(media: GateMedia, settings, workspace, mina, tmp_path: Path) -> None:
+    """New-user trial: a third real unit without a face vanished from the output ("2 real and
+    ... units" after three were given), with no line saying why."""
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    blank = write_frames(tmp_path / "blank", [np.full((256, 256, 3), 128, np.uint8)])
+    units = [a for p in media.real for a in ("--real", str(p))] + [a for p in media.fake for a in ("--fake", str(p))]
+    result = CliRunner().invoke(
+        app,
+        [
+            "--home",
+            str(settings.home),
+            "detector",
+            "evaluate",
+            str(folder),
+            *units,
+            "--real",
+            str(blank),
+            "--subject",
+            "mina",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"not measured: {blank}: no face found" in " ".join(result.output.split())

@@ -146,6 +146,8 @@ def evaluate(
     for seen in evaluation["recognition"]:
         mark = "analysed" if seen["analysed_by_verify"] else "[yellow]verify would not analyse[/]"
         console.print(f"{seen['class']:4}  {escape(seen['unit'])}: {mark}: {escape(seen['says'])}")
+    for unit in evaluation["no_face"]:
+        console.print(f"[yellow]not measured[/]: {escape(unit)}: no face found in its frames (as verify samples them)")
     figures = evaluation["figures"]
     table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
     for column in ("method", "frame AUC", "video AUC"):
