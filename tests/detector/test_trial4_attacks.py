@@ -283,8 +283,8 @@ def test_gallery_vectors_moved_under_their_row_keys_are_rebuilt_from_the_registr
 
 
 def test_cli_evaluate_names_a_unit_with_no_face(media: GateMedia, settings, workspace, mina, tmp_path: Path) -> None:
-    """New-user trial: a third real unit without a face vanished from the output ("2 real and
-    ... units" after three were given), with no line saying why."""
+    """New-user trial: a unit without a face vanished from the output ("5 real and ... units"
+    after six were given), with no line saying why; and nothing showed progress meanwhile."""
     folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
     blank = write_frames(tmp_path / "blank", [np.full((256, 256, 3), 128, np.uint8)])
     units = [a for p in media.real for a in ("--real", str(p))] + [a for p in media.fake for a in ("--fake", str(p))]
@@ -305,3 +305,5 @@ def test_cli_evaluate_names_a_unit_with_no_face(media: GateMedia, settings, work
     )
     assert result.exit_code == 0, result.output
     assert f"not measured: {blank}: no face found" in " ".join(result.output.split())
+    # and a progress bar over the units (decoding a few clips takes minutes; nothing was shown)
+    assert "units" in result.output and "11/11" in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -134,13 +136,15 @@ def evaluate(
 
     from likeness.detector.evaluation import evaluate_detector, evaluation_subject
 
-    with mapped_errors():
+    with mapped_errors(), units_progress() as progress:
         if subject is None:
-            evaluation = evaluate_detector(detector, real, fake)
+            evaluation = evaluate_detector(detector, real, fake, progress=progress)
         else:
             workspace = open_workspace(ctx)
             try:
-                evaluation = evaluate_detector(detector, real, fake, subject=evaluation_subject(workspace, subject))
+                evaluation = evaluate_detector(
+                    detector, real, fake, subject=evaluation_subject(workspace, subject), progress=progress
+                )
             finally:
                 workspace.close()
     for seen in evaluation["recognition"]:
@@ -170,6 +174,17 @@ def evaluate(
         )
     if not evaluation["passed"]:
         fail("the gates do not hold: verify will not use this detector (the card records why)")
+
+
+@contextmanager
+def units_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over evaluation units (each video decoded and its faces found: minutes for a
+    few clips), as ``evaluate_detector(progress=)`` reports them."""
+    with Progress(
+        TextColumn("units"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=err_console
+    ) as bar:
+        task = bar.add_task("units", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @detector_app.command("register")
