@@ -216,11 +216,15 @@ def register_command(
 def list_command(ctx: typer.Context) -> None:
     """Show each subject's registered detector and whether verify can use it now."""
     from likeness.detector.registered import check_registered, registered_detectors
+    from likeness.verify.gallery import open_gallery
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         try:
-            rows = [(r, check_registered(workspace, r)) for r in registered_detectors(workspace)]
+            registered_now = registered_detectors(workspace)
+            # the gallery verify would recognise faces with (opened once, only when needed)
+            gallery = open_gallery(workspace) if registered_now else None
+            rows = [(r, check_registered(workspace, r, gallery)) for r in registered_now]
         finally:
             workspace.close()
     if not rows:
