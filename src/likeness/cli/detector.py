@@ -29,7 +29,12 @@ def train(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for detector.onnx, its card and the checkpoint (a rerun resumes).")
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for detector.onnx, its card and the checkpoint (a rerun with the same options and "
+            "files resumes; with others it is refused).",
+        ),
     ],
     train_only: Annotated[
         list[Path] | None,
