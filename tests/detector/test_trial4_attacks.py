@@ -307,3 +307,16 @@ def test_cli_evaluate_names_a_unit_with_no_face(media: GateMedia, settings, work
     assert f"not measured: {blank}: no face found" in " ".join(result.output.split())
     # and a progress bar over the units (decoding a few clips takes minutes; nothing was shown)
     assert "units" in result.output and "11/11" in result.output
+
+
+def test_train_says_when_its_threshold_was_set_on_too_few_faces() -> None:
+    """New-user trial: 16 portraits hold out 3 faces, and train printed "threshold 0.071 at 5%
+    false positives" for a threshold that is just above the highest of 3 scores."""
+    from likeness.cli.detector import threshold_note
+
+    few = {"validation": {"faces": 3}, "calibration": {"target_false_positive_rate": 0.05}}
+    note = threshold_note(few)
+    assert note is not None and "set on 3 held-out faces, too few to resolve a 5% false-positive rate" in note
+    assert "20 or more are needed" in note
+    enough = {"validation": {"faces": 42}, "calibration": {"target_false_positive_rate": 0.05}}
+    assert threshold_note(enough) is None

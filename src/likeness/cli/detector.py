@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +106,22 @@ def train(
         f"{out / card['file']}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
         f"{card['calibration']['target_false_positive_rate']:.0%} false positives"
+    )
+    note = threshold_note(card)
+    if note:
+        err_console.print(f"[yellow]note[/]: {note}")
+
+
+def threshold_note(card: dict) -> str | None:
+    """What to say when the held-out faces are too few for the card's false-positive target to
+    mean anything (the threshold is then just above the highest of them), or None."""
+    faces, target = int(card["validation"]["faces"]), float(card["calibration"]["target_false_positive_rate"])
+    if faces * target >= 1:
+        return None
+    return (
+        f"the threshold was set on {faces} held-out faces, too few to resolve a {target:.0%} false-positive rate "
+        f"(it lies just above the highest of them; {math.ceil(1 / target)} or more are needed): give --real "
+        "more identities (one in seven is held out); evaluate's gates decide whether verify may use it"
     )
 
 
