@@ -140,3 +140,43 @@ def test_a_fine_tune_through_the_library_lists_the_general_models_files(faces, t
     )
     assert card["training"]["base"]["name"] == GENERAL_BASE_NAME
     assert set(general_card()["training"]["files_sha256"]) <= set(card["training"]["files_sha256"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"config": {"start": "imagenet", "width": 1.0}},
+        {"config": {"steps": 6}},
+        {"training_files": ["b" * 64]},
+    ],
+    ids=["start", "steps", "files"],
+)
+def test_a_rerun_with_another_start_or_data_does_not_resume_the_old_weights(
+    faces, tmp_path: Path, change: dict
+) -> None:
+    """New-user trial 4: ``detector train --out det`` run again with ``--from-imagenet`` (or
+    without the ``--train-only`` frames) loaded det's checkpoint, exported the old weights and
+    wrote a card naming ImageNet as the start and listing none of the artist frames it was
+    trained on, which ``evaluate`` would then accept as held-out media."""
+    from dataclasses import replace
+
+    train, validation = [faces[0], faces[2]], [faces[1], faces[3]]
+    out = tmp_path / "det"
+    train_detector(train, validation, out, config=TINY, training_files=["a" * 64])
+    card_before = (out / CARD_FILE).read_bytes()
+    config = replace(TINY, **change.get("config", {}))
+    if change.get("validation"):
+        train, validation = [faces[1], faces[3]], [faces[0], faces[2]]
+    with pytest.raises(ModelError, match="not a checkpoint of this training run") as refused:
+        train_detector(train, validation, out, config=config, training_files=change.get("training_files", ["a" * 64]))
+    assert "another --out folder" in str(refused.value)
+    assert (out / CARD_FILE).read_bytes() == card_before
+    # the same run again resumes (and finds nothing left to do)
+    again = train_detector(
+        train if not change.get("validation") else [faces[0], faces[2]],
+        validation if not change.get("validation") else [faces[1], faces[3]],
+        out,
+        config=TINY,
+        training_files=["a" * 64],
+    )
+    assert again["training"]["files_sha256"] == ["a" * 64]

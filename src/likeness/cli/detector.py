@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +30,12 @@ def train(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for detector.onnx, its card and the checkpoint (a rerun resumes).")
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for detector.onnx, its card and the checkpoint (a rerun with the same options and "
+            "files resumes; with others it is refused).",
+        ),
     ],
     train_only: Annotated[
         list[Path] | None,
@@ -99,6 +107,22 @@ def train(
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
         f"{card['calibration']['target_false_positive_rate']:.0%} false positives"
     )
+    note = threshold_note(card)
+    if note:
+        err_console.print(f"[yellow]note[/]: {note}")
+
+
+def threshold_note(card: dict) -> str | None:
+    """What to say when the held-out faces are too few for the card's false-positive target to
+    mean anything (the threshold is then just above the highest of them), or None."""
+    faces, target = int(card["validation"]["faces"]), float(card["calibration"]["target_false_positive_rate"])
+    if faces * target >= 1:
+        return None
+    return (
+        f"the threshold was set on {faces} held-out faces, too few to resolve a {target:.0%} false-positive rate "
+        f"(it lies just above the highest of them; {math.ceil(1 / target)} or more are needed): give --real "
+        "more identities (one in seven is held out); evaluate's gates decide whether verify may use it"
+    )
 
 
 @detector_app.command("evaluate")
@@ -134,18 +158,22 @@ def evaluate(
 
     from likeness.detector.evaluation import evaluate_detector, evaluation_subject
 
-    with mapped_errors():
+    with mapped_errors(), units_progress() as progress:
         if subject is None:
-            evaluation = evaluate_detector(detector, real, fake)
+            evaluation = evaluate_detector(detector, real, fake, progress=progress)
         else:
             workspace = open_workspace(ctx)
             try:
-                evaluation = evaluate_detector(detector, real, fake, subject=evaluation_subject(workspace, subject))
+                evaluation = evaluate_detector(
+                    detector, real, fake, subject=evaluation_subject(workspace, subject), progress=progress
+                )
             finally:
                 workspace.close()
     for seen in evaluation["recognition"]:
         mark = "analysed" if seen["analysed_by_verify"] else "[yellow]verify would not analyse[/]"
         console.print(f"{seen['class']:4}  {escape(seen['unit'])}: {mark}: {escape(seen['says'])}")
+    for unit in evaluation["no_face"]:
+        console.print(f"[yellow]not measured[/]: {escape(unit)}: no face found in its frames (as verify samples them)")
     figures = evaluation["figures"]
     table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
     for column in ("method", "frame AUC", "video AUC"):
@@ -168,6 +196,17 @@ def evaluate(
         )
     if not evaluation["passed"]:
         fail("the gates do not hold: verify will not use this detector (the card records why)")
+
+
+@contextmanager
+def units_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over evaluation units (each video decoded and its faces found: minutes for a
+    few clips), as ``evaluate_detector(progress=)`` reports them."""
+    with Progress(
+        TextColumn("units"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=err_console
+    ) as bar:
+        task = bar.add_task("units", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @detector_app.command("register")
@@ -199,11 +238,15 @@ def register_command(
 def list_command(ctx: typer.Context) -> None:
     """Show each subject's registered detector and whether verify can use it now."""
     from likeness.detector.registered import check_registered, registered_detectors
+    from likeness.verify.gallery import open_gallery
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         try:
-            rows = [(r, check_registered(workspace, r)) for r in registered_detectors(workspace)]
+            registered_now = registered_detectors(workspace)
+            # the gallery verify would recognise faces with (opened once, only when needed)
+            gallery = open_gallery(workspace) if registered_now else None
+            rows = [(r, check_registered(workspace, r, gallery)) for r in registered_now]
         finally:
             workspace.close()
     if not rows:

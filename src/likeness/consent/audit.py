@@ -213,11 +213,14 @@ def detector_problems(workspace: Workspace) -> list[Problem]:
     """Registered manipulation detectors that verify would not use: files or ledger row no
     longer matching (``detector_altered``); verify makes the same check at use."""
     from likeness.detector.registered import check_registered, registered_detectors
+    from likeness.verify.gallery import open_gallery
 
+    registered = registered_detectors(workspace)
+    gallery = open_gallery(workspace) if registered else None
     return [
         Problem("detector_altered", f"detector of {r.subject_slug}", why)
-        for r in registered_detectors(workspace)
-        if isinstance(why := check_registered(workspace, r), str)
+        for r in registered
+        if isinstance(why := check_registered(workspace, r, gallery), str)
     ]
 
 

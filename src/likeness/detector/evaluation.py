@@ -46,7 +46,7 @@ import numpy as np
 
 from likeness.detector.calibration import roc_auc
 from likeness.digests import sha256_file
-from likeness.errors import ModelError
+from likeness.errors import MediaError, ModelError
 
 #: The gates' limits (issue #31).
 MIN_VIDEO_AUC = 0.90
@@ -199,10 +199,15 @@ def recognise_units(subject: EvaluationSubject, units: Sequence[tuple[int, UnitF
 
 
 def unit_files(path: Path) -> list[Path]:
-    """The files a unit is made of: the video itself, or a folder's images in name order."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [path]
+    """The files a unit is made of: the video itself, or a folder's images in name order.
+
+    ``MediaError`` for one that is not a regular file (a device, a FIFO, a link to one): hashing
+    ``/dev/zero`` never ends."""
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+    for file in files:
+        if not file.is_file():
+            raise MediaError(file, "not a regular file")
+    return files
 
 
 def unit_faces(detector: Any, path: Path, *, keep_views: bool = False) -> UnitFaces:

@@ -45,6 +45,9 @@ class RegisteredDetector:
     registered_at: str
     folder: Path
     gates: tuple[dict[str, Any], ...]
+    #: Why the event cannot be used as a registration (a field missing or of the wrong type: a row
+    #: written by hand, the chain recomputed), or None.
+    malformed: str | None = None
 
 
 def detector_folder(home: Path, subject_id: str) -> Path:
@@ -60,13 +63,13 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     it. Until the ledger holds the new event the subject's earlier registration stays in place,
     untouched: the files are written to a new folder beside it and swapped in after the append.
     """
-    from likeness.detector.score import session_for
+    from likeness.detector.score import read_detector_file, session_for
 
     folder = Path(folder)
     onnx_path, card_path = folder / MODEL_FILE, folder / CARD_FILE
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
-    onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
+    onnx_bytes, card_bytes = read_detector_file(onnx_path), read_detector_file(card_path)
     card = _parse_card(card_bytes, card_path)
     onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     if card.get("sha256") != onnx_sha256:
@@ -151,18 +154,30 @@ def current_event(workspace: Any, subject_id: str) -> Any | None:
     return events[-1] if events else None
 
 
+#: The fields a usable ``detector.registered`` payload holds as strings.
+REQUIRED_FIELDS = ("subject_id", "onnx_sha256", "card_sha256")
+
+
 def _registered(event: Any, home: Path) -> RegisteredDetector:
     p = event.payload
+    missing = [name for name in REQUIRED_FIELDS if not isinstance(p.get(name), str)]
+    gates = p.get("gates") or ()
+    if not isinstance(gates, list | tuple):
+        missing.append("gates")
     return RegisteredDetector(
-        subject_id=str(p["subject_id"]),
+        subject_id=str(p.get("subject_id")),
         subject_slug=str(p.get("subject_slug")),
         model=str(p.get("model")),
-        onnx_sha256=str(p["onnx_sha256"]),
-        card_sha256=str(p["card_sha256"]),
+        onnx_sha256=str(p.get("onnx_sha256")),
+        card_sha256=str(p.get("card_sha256")),
         ledger_seq=event.seq,
         registered_at=event.created_at,
-        folder=detector_folder(home, str(p["subject_id"])),
-        gates=tuple(p.get("gates") or ()),
+        folder=detector_folder(home, str(p.get("subject_id"))),
+        gates=tuple(gates) if not missing else (),
+        malformed=f"its detector's ledger event (#{event.seq}) is malformed ({', '.join(missing)} missing or "
+        "not of its type): it was not written by detector register"
+        if missing
+        else None,
     )
 
 
@@ -177,9 +192,19 @@ def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
 def detectors_fingerprint(workspace: Any) -> str:
     """What verify's manipulation field depends on: each current registration and whether it is
     usable now (a scan re-verifies files when a detector is registered, replaced or edited)."""
+    from likeness.verify.gallery import open_gallery
+
+    registered = registered_detectors(workspace)
+    gallery = open_gallery(workspace) if registered else None
     state = [
-        (r.subject_id, r.ledger_seq, r.onnx_sha256, r.card_sha256, isinstance(check_registered(workspace, r), str))
-        for r in registered_detectors(workspace)
+        (
+            r.subject_id,
+            r.ledger_seq,
+            r.onnx_sha256,
+            r.card_sha256,
+            isinstance(check_registered(workspace, r, gallery), str),
+        )
+        for r in registered
     ]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
@@ -194,18 +219,25 @@ def ledger_row_problem(workspace: Any, registered: RegisteredDetector) -> str | 
     return f"the ledger row of its registered detector (ledger #{registered.ledger_seq}) does not verify (edited)"
 
 
-def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[bytes, dict[str, Any]] | str:
-    """The ONNX bytes and card of a registration when everything still matches its ledger event;
-    otherwise the reason it must not be used (said in verify's ``manipulation``)."""
+def check_registered(
+    workspace: Any, registered: RegisteredDetector, gallery: Any = None
+) -> tuple[bytes, dict[str, Any]] | str:
+    """The ONNX bytes and card of a registration when everything still matches its ledger event
+    and the subject is recognised against the references its evaluation was measured with;
+    otherwise the reason it must not be used (said in verify's ``manipulation``).
+
+    ``gallery``: the one verify recognises faces with (default: the workspace's, synced)."""
+    from likeness.detector.score import read_detector_file
+
     where = f"registered detector (ledger #{registered.ledger_seq})"
-    row_problem = ledger_row_problem(workspace, registered)
+    row_problem = ledger_row_problem(workspace, registered) or registered.malformed
     if row_problem:
         return row_problem
     onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
     try:
-        onnx_bytes, card_bytes = onnx_path.read_bytes(), card_path.read_bytes()
-    except OSError as exc:
-        return f"the files of its {where} cannot be read ({exc.strerror or type(exc).__name__})"
+        onnx_bytes, card_bytes = read_detector_file(onnx_path), read_detector_file(card_path)
+    except ModelError as exc:
+        return f"the files of its {where} cannot be read ({exc})"
     if hashlib.sha256(onnx_bytes).hexdigest() != registered.onnx_sha256:
         return f"the ONNX file of its {where} no longer matches the sha256 on the ledger"
     if hashlib.sha256(card_bytes).hexdigest() != registered.card_sha256:
@@ -217,15 +249,56 @@ def check_registered(workspace: Any, registered: RegisteredDetector) -> tuple[by
         return f"its {where} has an unusable card: {exc}"
     if failed is not None:
         return f"its {where} fails gate {failed['gate']}: {failed['says']}"
+    if gallery is None:
+        from likeness.verify.gallery import open_gallery
+
+        gallery = open_gallery(workspace)
+    changed = references_problem(card["evaluation"]["subject"], registered, gallery)
+    if changed is not None:
+        return f"its {where}: {changed}"
     return onnx_bytes, card
+
+
+def references_problem(measured: dict[str, Any], registered: RegisteredDetector, gallery: Any) -> str | None:
+    """Why faces are no longer recognised as the subject the way they were when the gates were
+    measured (references added or removed since, hence other tracks and another threshold), or None.
+
+    ``measured``: the evaluation's ``subject`` record (``ArtistGallery.subject_references``)."""
+    now = gallery.subject_references(registered.subject_id)
+    then_threshold, now_threshold = measured.get("threshold"), now["threshold"]
+    # the threshold follows from the same references; summed in another row order after the
+    # index is rebuilt it may differ in the last bits
+    same = (
+        now["references"] == measured.get("references")
+        and now["references_sha256"] == measured.get("references_sha256")
+        and isinstance(then_threshold, float)
+        and isinstance(now_threshold, float)
+        and abs(now_threshold - then_threshold) <= 1e-6
+    )
+    if same:
+        return None
+    return (
+        f"{registered.subject_slug}'s references are not the ones its evaluation recognised them with "
+        f"({measured.get('references')} then, {now['references']} now; threshold {_figure(then_threshold)} "
+        f"then, {_figure(now_threshold)} now), so verify would score tracks the gates were not measured on; "
+        f"evaluate it again with --subject {registered.subject_slug} and register it"
+    )
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 class WorkspaceDetectors:
     """Verify's view of the registered detectors: each subject's model, loaded once per
     registration, or the reason it is not used (re-checked at every lookup against the ledger)."""
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Any, gallery: Any = None) -> None:
+        """``gallery``: the one verify recognises faces with (default: the workspace's, synced
+        at the first lookup); a registration is used only while it recognises the subject
+        against the references its evaluation was measured with."""
         self.workspace = workspace
+        self.gallery = gallery
         self._loaded: dict[tuple[str, int], Any] = {}
         # The files' stat (inode, size, mtime, ctime) when their bytes last matched the ledger:
         # while it is unchanged they are not hashed again (a write changes ctime, which no
@@ -240,15 +313,16 @@ class WorkspaceDetectors:
         event = current_event(self.workspace, subject_id)
         if event is None:
             return None
-        try:
-            registered = _registered(event, self.workspace.home)
-        except (KeyError, TypeError) as exc:
-            return f"its detector's ledger event (#{event.seq}) is malformed ({type(exc).__name__})"
+        registered = _registered(event, self.workspace.home)
         key = (subject_id, registered.ledger_seq)
         stat = _files_stat(registered.folder)
         if key in self._loaded and stat is not None and self._checked_stat.get(key) == stat:
             return ledger_row_problem(self.workspace, registered) or (registered, self._loaded[key])
-        checked = check_registered(self.workspace, registered)
+        if self.gallery is None:
+            from likeness.verify.gallery import open_gallery
+
+            self.gallery = open_gallery(self.workspace)
+        checked = check_registered(self.workspace, registered, self.gallery)
         if isinstance(checked, str):
             self._checked_stat.pop(key, None)
             return checked

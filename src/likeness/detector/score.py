@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,45 @@ def track_score(calibrated_logits: np.ndarray) -> float:
     return float(values.mean())
 
 
+#: The most bytes a detector's ONNX file or card may hold (the general model's ONNX is 9 MB): a
+#: file is read whole, so a link to ``/dev/zero`` or a sparse file must not be.
+MAX_DETECTOR_FILE_BYTES = 256 * 1024 * 1024
+
+
+def read_detector_file(path: Path) -> bytes:
+    """The bytes of a detector's ONNX file or card; ``ModelError`` naming ``path`` when it cannot
+    be read, is not a regular file (a device, a FIFO, a link to one) or is over
+    :data:`MAX_DETECTOR_FILE_BYTES`."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"{path}: not a regular file")
+        if info.st_size > MAX_DETECTOR_FILE_BYTES:
+            raise ModelError(
+                f"{path}: {info.st_size} bytes, over the {MAX_DETECTOR_FILE_BYTES} a detector file may hold"
+            )
+        with open(path, "rb") as handle:
+            payload = handle.read(MAX_DETECTOR_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(payload) > MAX_DETECTOR_FILE_BYTES:  # grew while it was read
+        raise ModelError(f"{path}: over the {MAX_DETECTOR_FILE_BYTES} bytes a detector file may hold")
+    return payload
+
+
 def load_detector(folder: Path, *, threads: int = 1) -> DetectorModel:
     """Load ``folder/detector.onnx`` after checking it against ``folder/detector.card.json``."""
     onnx_path, card_path = Path(folder) / MODEL_FILE, Path(folder) / CARD_FILE
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(read_detector_file(card_path))
         expected = card["sha256"]
         card["calibration"]["temperature"], card["calibration"]["threshold_logit"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{card_path}: not a detector card ({type(exc).__name__}: {exc})") from None
-    payload = onnx_path.read_bytes()
+    payload = read_detector_file(onnx_path)
     if hashlib.sha256(payload).hexdigest() != expected:
         raise ModelError(f"{onnx_path}: sha256 does not match its card")
     return DetectorModel(card, session_for(payload, threads=threads))

@@ -199,8 +199,10 @@ def train_detector(
     checkpoint = out_dir / "checkpoint.pt"
     step, seconds = 0, 0.0
     rng = np.random.default_rng(config.seed)
+    run = run_record(config, base, training_files, train, validation)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
+        refuse_other_run(checkpoint, state.get("run"), run)
         net.load_state_dict(state["net"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
@@ -232,6 +234,7 @@ def train_detector(
                     "torch_rng": torch.get_rng_state(),
                     "step": step,
                     "seconds": time.perf_counter() - started,
+                    "run": run,
                 },
             )
         if progress:
@@ -287,6 +290,46 @@ def train_detector(
     }
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def run_record(
+    config: DetectorTrainConfig,
+    base: dict[str, Any],
+    training_files: Sequence[str],
+    train: Sequence[AlignedFaceSample],
+    validation: Sequence[AlignedFaceSample],
+) -> str:
+    """What a training run is (settings but threads, start, files, faces and split), as JSON kept
+    in its checkpoint: a resume must be the same run, or the weights would be the old run's and
+    the card would name the new one's start and files (e.g. not the artist frames trained on)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "threads"}
+    return json.dumps(
+        {
+            "settings": settings,
+            "base": {"name": base["name"], "sha256": base["sha256"]},
+            "files_sha256": sorted(set(training_files)),
+            "faces": {"train": len(train), "validation": len(validation)},
+            "validation_identities": sorted({s.identity for s in validation}),
+        },
+        sort_keys=True,
+    )
+
+
+def refuse_other_run(checkpoint: Path, saved: Any, run: str) -> None:
+    """``ModelError`` unless the checkpoint was written by this very run (``run_record``)."""
+    if saved == run:
+        return
+    if not isinstance(saved, str):
+        differs = "it does not record its run (written by an earlier version)"
+    else:
+        then, now = json.loads(saved), json.loads(run)
+        keys = [k for k in now if then.get(k) != now[k]]
+        keys += [f"settings.{k}" for k in now["settings"] if then.get("settings", {}).get(k) != now["settings"][k]]
+        differs = "it differs in " + ", ".join(k for k in keys if k != "settings")
+    raise ModelError(
+        f"{checkpoint}: not a checkpoint of this training run, so it cannot be resumed ({differs}); "
+        f"train into another --out folder, or remove {checkpoint.name} there to start over"
+    )
 
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})

@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 import pickle
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,29 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
         raise ModelError(f"{path}: no checkpoint here")
     try:
         payload = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: checkpoint unreadable ({exc.strerror or type(exc).__name__})") from None
+    try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: checkpoint unreadable ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            # torch's own message goes on to suggest weights_only=False: never here
+            raise ModelError(
+                f"{path}: checkpoint unreadable: it holds objects other than tensors and plain containers "
+                "(a checkpoint is data, never code; refused without loading them)"
+            ) from None
+        raise ModelError(f"{path}: checkpoint unreadable (not a checkpoint: {_first_line(exc)})") from None
+    except Exception as exc:  # the weights-only unpickler raises IndexError, KeyError, ... on stray bytes
+        raise ModelError(f"{path}: checkpoint unreadable ({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a likeness checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state, hashlib.sha256(payload).hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, printable (torch's carry terminal colour codes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return "".join(ch for ch in (text.splitlines() or [type(exc).__name__])[0] if ch.isprintable())[:200]
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -177,6 +177,17 @@ def row_key(subject_id: str, embedding: np.ndarray) -> str:
     return f"{subject_id}:{digest}"
 
 
+def _vectors_match_keys(index: Any, rows: list[dict[str, str]]) -> bool:
+    """Whether every indexed vector hashes to its row's key (:func:`row_key`)."""
+    if not rows:
+        return True
+    vectors = index.reconstruct_n(0, len(rows))
+    try:
+        return all(row_key(str(row["subject_id"]), vector) == row["key"] for row, vector in zip(rows, vectors))
+    except (KeyError, TypeError):
+        return False
+
+
 def _check_embeddings(embeddings: np.ndarray, *, what: str) -> np.ndarray:
     array = np.asarray(embeddings)
     if array.ndim == 1:
@@ -307,6 +318,10 @@ class ArtistGallery:
             # A damaged gallery is a cache: rebuild it from the registry rather than fail.
             return None, []
         if index.ntotal != len(rows) or index.d != EMBEDDING_DIM:
+            return None, []
+        if not _vectors_match_keys(index, rows):
+            # Vectors edited under their row keys (which name the same references, so nothing
+            # else notices) would make verify recognise other faces, or none, as a subject.
             return None, []
         return index, rows
 

@@ -177,7 +177,7 @@ class Verifier:
 
         # The agency's registered manipulation detectors; faces are aligned for them only while
         # at least one is registered (looked up per file: a registration may land mid-scan).
-        self.detectors = WorkspaceDetectors(workspace)
+        self.detectors = WorkspaceDetectors(workspace, self.gallery)
         self._score_faces = False
         # The file being verified: whether its evidence pack was asked for, and the flagged
         # faces' detector heatmaps for it.
