@@ -21,23 +21,9 @@ from likeness.detector.registered import (
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
-from .handmade import GateMedia, enrol_as_units, gate_media, write_detector
+from .handmade import GateMedia, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> GateMedia:
-    return gate_media(tmp_path_factory.mktemp("gate-media"))
-
-
-@pytest.fixture
-def mina(workspace, tmp_path):
-    """The artist ``mina`` (the astronaut of the gate media), enrolled: the subject to evaluate for."""
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    return enrol_as_units(workspace, "mina", tmp_path / "mina-references")
 
 
 @pytest.fixture

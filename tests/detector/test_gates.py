@@ -16,14 +16,9 @@ from likeness.detector.registered import REGISTERED_EVENT, register_detector, re
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
-from .handmade import GateMedia, enrol_as_units, gate_media, write_detector
+from .handmade import GateMedia, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> GateMedia:
-    return gate_media(tmp_path_factory.mktemp("gate-media"))
 
 
 @pytest.fixture
@@ -58,15 +53,6 @@ def test_a_detector_that_separates_passes_every_gate(chroma: Path, media: GateMe
     assert card["evaluation"] == evaluation  # written into the card
     assert evaluation["onnx_sha256"] == card["sha256"]
     assert len(evaluation["files_sha256"]["real"]) == 10 and len(evaluation["files_sha256"]["fake"]) == 10
-
-
-@pytest.fixture
-def mina(workspace, tmp_path):
-    """The artist ``mina`` (the astronaut of the gate media), enrolled: the subject to evaluate for."""
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    return enrol_as_units(workspace, "mina", tmp_path / "mina-references")
 
 
 def test_a_failing_evaluation_is_refused_at_register(luma: Path, media: GateMedia, workspace, mina) -> None:

@@ -33,12 +33,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:User
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory) -> GateMedia:
-    """mina's (astronaut) real and tinted units."""
-    return gate_media(tmp_path_factory.mktemp("gate-media"))
-
-
-@pytest.fixture(scope="module")
 def others(tmp_path_factory) -> GateMedia:
     """Units of someone else (grace_hopper): verify would not give them mina's detector."""
     return gate_media(tmp_path_factory.mktemp("other-media"), units=2, portrait=grace_hopper(), seed=12)

@@ -25,22 +25,9 @@ from likeness.detector.registered import (
 from likeness.faceset import enroll_reference_photos
 from likeness.media.synthetic import astronaut
 
-from .handmade import REFERENCE_SEED, GateMedia, enrol_as_units, gate_media, varied, write_detector, write_frames
+from .handmade import REFERENCE_SEED, GateMedia, varied, write_detector, write_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> GateMedia:
-    return gate_media(tmp_path_factory.mktemp("gate-media"))
-
-
-@pytest.fixture
-def mina(workspace, tmp_path):
-    from tests.conftest import add_subject
-
-    add_subject(workspace.registry, "mina", "Mina", kind="artist")
-    return enrol_as_units(workspace, "mina", tmp_path / "mina-references")
 
 
 @pytest.mark.parametrize(
