@@ -294,3 +294,32 @@ def test_a_render_names_its_grant_twice_and_it_is_looked_up_once_per_file(mina_w
         assert second.verdict.code == "synthetic-consent-revoked"
     finally:
         verifier.close()
+
+
+def test_pool_workers_recognise_with_the_gallery_the_scan_synced(mina_world, tmp_path, monkeypatch):
+    """The scan syncs and checks the gallery once; its workers used to load ``HOME/gallery`` again
+    on their own. An index edited in between (vectors shifted under their row keys) loaded there
+    as empty, and every worker recognised nobody, without a word. Workers now get the scan's
+    gallery itself."""
+    import faiss
+
+    import likeness.verify.scan as scan
+    from likeness.verify.gallery import INDEX_FILE, gallery_folder, open_gallery
+
+    astronaut_jpg = tmp_path / "mina.jpg"
+    write_image(astronaut_jpg, astronaut())
+    hopper_jpg = tmp_path / "stranger.jpg"
+    write_image(hopper_jpg, grace_hopper())
+
+    def synced_then_edited(workspace, **kwargs):
+        gallery = open_gallery(workspace, **kwargs)
+        index_path = gallery_folder(workspace.home) / INDEX_FILE
+        vectors = faiss.read_index(str(index_path)).reconstruct_n(0, gallery.size)
+        moved = faiss.IndexFlatL2(vectors.shape[1])
+        moved.add((vectors + 0.5).astype(np.float32))
+        faiss.write_index(moved, str(index_path))
+        return gallery
+
+    monkeypatch.setattr(scan, "open_gallery", synced_then_edited)
+    results = verify_many(mina_world.workspace, [astronaut_jpg, hopper_jpg], workers=2)
+    assert [r.verdict.code for r in results] == ["enrolled-artist-unlabelled", "no-enrolled-artist"]

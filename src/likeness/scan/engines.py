@@ -29,10 +29,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from likeness.scan.sources import ScanItem
 from likeness.scan.task import ScanOutcome, result_row, scan_in_worker, scan_item
+
+if TYPE_CHECKING:
+    from likeness.verify.gallery import GallerySnapshot
 from likeness.verify.result import VerificationResult
 
 #: attempts per file in the local pool before it gets an error row (a decoder that kills its
@@ -51,17 +54,20 @@ class ScanEngine(Protocol):
 
 
 class WorkerSetup:
-    """What a worker needs to build its verifier: settings, extra trust anchors, the gallery's
-    threshold, and where evidence packs go."""
+    """What a worker needs to build its verifier: settings, extra trust anchors, the gallery the
+    scan synced (a snapshot: every worker recognises with it, not with the folder as it is when
+    the worker starts), and where evidence packs go."""
 
-    def __init__(self, settings: Any, extra_anchors: Sequence[str], threshold: float, report_dir: Path | None) -> None:
+    def __init__(
+        self, settings: Any, extra_anchors: Sequence[str], gallery: GallerySnapshot, report_dir: Path | None
+    ) -> None:
         self.settings = settings
         self.extra_anchors = tuple(extra_anchors)
-        self.threshold = float(threshold)
+        self.gallery = gallery
         self.report_dir = str(report_dir) if report_dir is not None else None
 
     def args(self) -> tuple:
-        return (self.settings, self.extra_anchors, self.threshold, self.report_dir)
+        return (self.settings, self.extra_anchors, self.gallery, self.report_dir)
 
 
 def failed_outcome(item: ScanItem, version: str, reason: str) -> ScanOutcome:

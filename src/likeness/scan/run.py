@@ -113,7 +113,7 @@ def scan_collection(
     """
     items = collect_items(sources)
     workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
-    gallery = open_gallery(workspace)  # sync once here; workers only read it
+    gallery = open_gallery(workspace)  # synced once here; workers get this very gallery
     probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
     version = verifier_version(
         workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
@@ -169,7 +169,7 @@ def scan_collection(
         if len(buffer) >= flush_every or time.monotonic() - last_flush >= flush_seconds:
             flush()
 
-    setup = WorkerSetup(workspace.settings, extra_anchors, gallery.threshold, report_dir)
+    setup = WorkerSetup(workspace.settings, extra_anchors, gallery.snapshot(), report_dir)
     try:
         with make_engine(
             engine,

@@ -201,6 +201,16 @@ def _check_embeddings(embeddings: np.ndarray, *, what: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class GallerySnapshot:
+    """An :class:`ArtistGallery` handed to worker processes (``ArtistGallery.snapshot``)."""
+
+    index: np.ndarray  # faiss.serialize_index
+    rows: tuple[dict[str, str], ...]
+    threshold: float
+    folder: str | None
+
+
 class ArtistGallery:
     """A persisted FAISS index of reference embeddings with the subject of every row.
 
@@ -291,9 +301,35 @@ class ArtistGallery:
         gallery.last_sync_rebuilt = rebuilt
         return gallery
 
+    def snapshot(self) -> GallerySnapshot:
+        """This gallery as it is now, picklable, for worker processes: they recognise with
+        exactly the index this process synced and checked, never with whatever the folder holds
+        when they start (an index edited in between loaded as empty, and a worker recognised
+        nobody without a word)."""
+        import faiss
+
+        return GallerySnapshot(
+            index=np.asarray(faiss.serialize_index(self._index)),
+            rows=tuple(dict(row) for row in self._rows),
+            threshold=self.threshold,
+            folder=str(self.folder) if self.folder is not None else None,
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: GallerySnapshot) -> ArtistGallery:
+        import faiss
+
+        folder = Path(snapshot.folder) if snapshot.folder is not None else None
+        return cls(
+            faiss.deserialize_index(snapshot.index),
+            [dict(row) for row in snapshot.rows],
+            threshold=snapshot.threshold,
+            folder=folder,
+        )
+
     @classmethod
     def load(cls, folder: Path, *, threshold: float) -> ArtistGallery:
-        """Open a persisted index without syncing (worker processes)."""
+        """Open a persisted index without syncing."""
         import faiss
 
         index, rows = cls._load_files(Path(folder))

@@ -29,7 +29,7 @@ from typing import Any
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError
-from likeness.verify.gallery import ArtistGallery, gallery_folder, open_gallery
+from likeness.verify.gallery import ArtistGallery, GallerySnapshot, open_gallery
 from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
 from likeness.verify.result import SCHEMA_VERSION, VerificationResult
 
@@ -125,7 +125,9 @@ class ResumeState:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(settings: Any, extra_anchors: tuple[str, ...], threshold: float, report_dir: str | None) -> None:
+def _init_worker(
+    settings: Any, extra_anchors: tuple[str, ...], gallery: GallerySnapshot, report_dir: str | None
+) -> None:
     import faiss
 
     from likeness.workspace import Workspace
@@ -139,8 +141,7 @@ def _init_worker(settings: Any, extra_anchors: tuple[str, ...], threshold: float
     except ImportError:  # pragma: no cover - cv2 is a dependency
         pass
     workspace = Workspace.open(settings)
-    gallery = ArtistGallery.load(gallery_folder(workspace.home), threshold=threshold)
-    _WORKER["verifier"] = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
+    _WORKER["verifier"] = Verifier(workspace, extra_anchors=extra_anchors, gallery=ArtistGallery.from_snapshot(gallery))
     _WORKER["report_dir"] = Path(report_dir) if report_dir else None
 
 
@@ -191,7 +192,7 @@ def verify_many(
     """
     files = list(iter_media_files(paths))
     workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
-    gallery = open_gallery(workspace)  # sync once here; workers only read it
+    gallery = open_gallery(workspace)  # synced once here; workers get this very gallery
     probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
     state = ResumeState(
         workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
@@ -236,7 +237,7 @@ def verify_many(
             for index in pending:
                 finish(index, _verify_and_report(probe, files[index], report, interrupt), fresh=True)
         else:
-            _run_pool(files, pending, workers, workspace, extra_anchors, gallery.threshold, report, finish)
+            _run_pool(files, pending, workers, workspace, extra_anchors, gallery.snapshot(), report, finish)
     finally:
         probe.close()
 
@@ -272,12 +273,12 @@ def _run_pool(
     workers: int,
     workspace: Any,
     extra_anchors: Sequence[str],
-    threshold: float,
+    gallery: GallerySnapshot,
     report: Path | None,
     finish: Callable[..., None],
 ) -> None:
     context = multiprocessing.get_context("spawn")  # fork + MediaPipe/OpenMP threads can deadlock
-    initargs = (workspace.settings, tuple(extra_anchors), threshold, str(report) if report else None)
+    initargs = (workspace.settings, tuple(extra_anchors), gallery, str(report) if report else None)
     queue = list(pending)
     suspects: list[int] = []
 
