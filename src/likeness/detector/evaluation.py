@@ -395,15 +395,10 @@ def evaluate_detector(
     both real and fake; ``TooFewUnits`` when fewer than two units per class hold a face
     (recognised as the subject, with ``subject``).
     """
-    from likeness.detector.general import general_folder
     from likeness.detector.score import load_detector
     from likeness.detector.train import CARD_FILE
     from likeness.verify.pipeline import clip_face_detector, still_face_detector
 
-    if Path(folder).resolve() == general_folder().resolve():
-        # The card is part of the installed package (the asset table holds its sha256): writing an
-        # evaluation into it would break every later fine-tune ("reinstall likeness").
-        raise ModelError(f"{folder}: the shipped general detector is read-only; copy the folder and evaluate the copy")
     model = load_detector(folder)
     card_path = Path(folder) / CARD_FILE
     trained_on = training_sha256s(model.card)
