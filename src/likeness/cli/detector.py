@@ -43,18 +43,7 @@ def train(
             "--train-only", help="Folder of an artist's own authentic frames, for training only (repeatable)."
         ),
     ] = None,
-    init: Annotated[
-        Path | None,
-        typer.Option("--init", help="Fine-tune from this detector checkpoint.pt instead of the shipped general model."),
-    ] = None,
-    from_imagenet: Annotated[
-        bool,
-        typer.Option(
-            "--from-imagenet",
-            help="Start from the ImageNet MobileNetV2 backbone (how the general model is trained) instead of "
-            "the shipped general model.",
-        ),
-    ] = False,
+    init: Annotated[Path | None, typer.Option("--init", help="Fine-tune from this detector checkpoint.pt.")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps.")] = 700,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for torch.")] = 1,
     target_fpr: Annotated[
@@ -67,21 +56,11 @@ def train(
         ),
     ] = 0.05,
 ) -> None:
-    """Train a detector on authentic faces only (Self-Blended Images), calibrate it and export ONNX.
-
-    Starts from the general detector shipped in the package (a fine-tune; its card records the
-    start and inherits the general model's training files) unless --init or --from-imagenet says
-    otherwise."""
+    """Train a detector on authentic faces only (Self-Blended Images), calibrate it and export ONNX."""
     from likeness.detector.train import DetectorTrainConfig, train_from_folders
 
-    if init and from_imagenet:
-        fail("--init and --from-imagenet each choose where training starts: give one")
     config = DetectorTrainConfig(
-        steps=steps,
-        threads=threads,
-        target_fpr=target_fpr,
-        start="imagenet" if from_imagenet else "general",
-        init_checkpoint=str(init) if init else None,
+        steps=steps, threads=threads, target_fpr=target_fpr, init_checkpoint=str(init) if init else None
     )
     with (
         mapped_errors(),

@@ -2,15 +2,12 @@
 
 Each batch holds aligned pristine faces and, for the same faces, their self-blends
 (``likeness.detector.sbi``); both go through the same platform degradations. The network is
-MobileNetV2 with a one-logit head, trained with BCE and AdamW one-cycle, starting from the shipped
-general detector (``likeness.detector.general``, the default: an agency fine-tune), from the
-packaged ImageNet weights (how the general model is trained), from another detector's checkpoint,
-or from scratch (the benchmark's baseline); the card records the start's name and sha256.
-Training state (weights, optimiser, schedule, data RNG, step) is checkpointed atomically
-(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped. At the end the
-logit is calibrated by temperature on held-out self-blends, the threshold is set at a fixed
-false-positive rate on held-out pristine faces, the network is exported to ONNX and a card is
-written beside it.
+MobileNetV2 from the packaged ImageNet weights (or from scratch, the benchmark's baseline) with a
+one-logit head, trained with BCE and AdamW one-cycle. Training state (weights, optimiser,
+schedule, data RNG, step) is checkpointed atomically (``likeness.train.checkpoint``) and a rerun
+resumes exactly where it stopped. At the end the logit is calibrated by temperature on held-out
+self-blends, the threshold is set at a fixed false-positive rate on held-out pristine faces, the
+network is exported to ONNX and a card is written beside it.
 """
 
 from __future__ import annotations
@@ -23,14 +20,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
 from likeness.digests import sha256_file
-from likeness.errors import ConfigError, FaceError, ModelError
+from likeness.errors import FaceError, ModelError
 from likeness.faces.align import Coverage
 
 logger = logging.getLogger(__name__)
@@ -43,8 +40,6 @@ COVERAGE: Coverage = "head"
 DEFAULT_SBI = SbiOptions()
 MODEL_FILE = "detector.onnx"
 CARD_FILE = "detector.card.json"
-DetectorStart = Literal["general", "imagenet", "scratch"]
-DETECTOR_STARTS: tuple[DetectorStart, ...] = ("general", "imagenet", "scratch")
 
 
 @dataclass(frozen=True)
@@ -65,14 +60,11 @@ class DetectorTrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     threads: int = 1
-    #: Where the weights start: ``general`` (the shipped general detector, ``likeness.detector.general``:
-    #: an agency fine-tune), ``imagenet`` (torchvision's ImageNet MobileNetV2: how the general model
-    #: itself is trained) or ``scratch`` (random initialisation, the benchmark's baseline).
-    start: DetectorStart = "general"
+    pretrained: bool = True
     width: float = 1.0
     target_fpr: float = 0.05
-    #: Start from this detector checkpoint's weights instead of ``start`` (a fine-tune of another
-    #: detector, e.g. a retrained general model or an earlier fine-tune).
+    #: Start from this detector checkpoint's weights (a fine-tune, e.g. of the general model on an
+    #: agency's own authentic footage) instead of ImageNet or random initialisation.
     init_checkpoint: str | None = None
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
@@ -174,10 +166,10 @@ def train_detector(
     export ``out_dir/detector.onnx`` and write ``out_dir/detector.card.json``. Returns the card.
 
     ``training_files``: sha256 of every file the faces came from (training and calibration), kept
-    in the card with those its start's card lists (a fine-tune has seen them too) so that
-    ``likeness detector evaluate`` can refuse them as held-out media."""
+    in the card so that ``likeness detector evaluate`` can refuse them as held-out media."""
     import torch
 
+    from likeness.detector.network import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_PACKAGE
     from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 
     if len(train) < 2 or len(validation) < 2:
@@ -191,7 +183,8 @@ def train_detector(
     remove_stale_temp_files(out_dir)
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    net, base = initial_network(config)
+    net = initial_network(config)
+    base = start_of(config)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.15
@@ -270,12 +263,17 @@ def train_detector(
             "identities": len({s.identity for s in train}),
             "seconds": round(seconds, 1),
             "data": data_note,
-            "backbone": f"MobileNetV2 width {config.width}, {base['started_from']}",
-            "base": {"name": base["name"], "sha256": base["sha256"]},
+            "backbone": f"fine-tuned from {config.init_checkpoint}"
+            if config.init_checkpoint
+            else (
+                f"MobileNetV2 from torchvision's ImageNet weights ({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})"
+            )
+            if config.pretrained
+            else f"MobileNetV2 width {config.width}, random initialisation",
             "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
             "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
             "device": "cpu",
-            "files_sha256": sorted(set(training_files) | set(inherited_training_files(config))),
+            "files_sha256": sorted(set(training_files)),
         },
         "validation": {
             "faces": len(validation),
@@ -290,6 +288,35 @@ def train_detector(
     }
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def initial_network(config: DetectorTrainConfig) -> Any:
+    """The network training starts from: ``init_checkpoint``'s weights (loaded weights-only and
+    strictly; an unreadable file or weights of another shape are a ``ModelError`` naming it), or
+    ImageNet's, or random ones."""
+    from likeness.detector.network import build_detector
+    from likeness.train.checkpoint import load_checkpoint
+
+    net = build_detector(pretrained=config.pretrained and not config.init_checkpoint, width=config.width)
+    if config.init_checkpoint:
+        path = Path(config.init_checkpoint)
+        state = load_checkpoint(path).get("net")
+        if not isinstance(state, dict):
+            raise ModelError(f"{path}: holds no detector network state ('net')")
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise ModelError(f"{path}: its weights do not fit this detector network ({first})") from None
+    return net
+
+
+def start_of(config: DetectorTrainConfig) -> dict[str, Any]:
+    """The weights training starts from, as a run records it: ``name`` and ``sha256`` (of the
+    checkpoint file; None for ImageNet, a packaged asset, and for a random start)."""
+    if config.init_checkpoint:
+        return {"name": str(config.init_checkpoint), "sha256": sha256_file(Path(config.init_checkpoint))}
+    return {"name": "mobilenet-v2-imagenet" if config.pretrained else "random initialisation", "sha256": None}
 
 
 def run_record(
@@ -352,7 +379,8 @@ def train_from_folders(
     under ``train_only`` (e.g. an artist's own authentic footage) are used for training only.
     ``progress(stage, done, total, loss)``: stage "align" or "train".
     """
-    paths, extra = image_paths(real), image_paths(train_only)
+    paths = sorted(p for folder in real for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    extra = sorted(p for folder in train_only for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
     def identity(path: Path) -> str:
         return path.parent.name if identity_from_folder else path.stem
@@ -363,10 +391,8 @@ def train_from_folders(
             f"detector training: need at least 14 identities under {', '.join(map(str, real))} "
             f"(one in seven is held out), found {len(identities)}"
         )
-    held_out = held_out_identities(identities)
-    # An edited shipped model or an unreadable checkpoint is refused before minutes of alignment.
-    inherited_training_files(config)
-    initial_network(config)
+    held_out = set(identities[::7])
+    initial_network(config)  # an unreadable --init is refused before minutes of alignment
     total = len(paths) + len(extra)
     faces = align_paths(
         paths, identity_of=identity, progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None
@@ -382,99 +408,32 @@ def train_from_folders(
     if own:
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
-    files = [sha256_file(p) for p in [*paths, *extra]]
+    files = [sha256_file(p) for p in [*paths, *extra]] + inherited_training_files(config.init_checkpoint)
+    model_id = (
+        "likeness.detector.sbi-finetune"
+        if config.init_checkpoint
+        else "likeness.detector.sbi"
+        if config.pretrained
+        else "likeness.detector.sbi-scratch"
+    )
     return train_detector(
         train,
         validation,
         out_dir,
         config=config,
         data_note=note,
-        model_id=model_id_of(config),
+        model_id=model_id,
         training_files=files,
         progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None,
     )
 
 
-def model_id_of(config: DetectorTrainConfig) -> str:
-    """The card's model id: a fine-tune of a detector, the general recipe, or the scratch baseline."""
-    if config.init_checkpoint or config.start == "general":
-        return "likeness.detector.sbi-finetune"
-    return "likeness.detector.sbi" if config.start == "imagenet" else "likeness.detector.sbi-scratch"
-
-
-def initial_network(config: DetectorTrainConfig) -> tuple[Any, dict[str, Any]]:
-    """The network training starts from and what the card says of that start: ``name``,
-    ``sha256`` (of the weights file; None for a random start) and ``started_from`` (prose).
-
-    ``init_checkpoint`` wins over ``start``. Weights that do not fit the network (another width
-    or architecture) and an edited shipped file are a ``ModelError`` naming the file."""
-    from likeness.assets import asset
-    from likeness.detector.general import GENERAL_BASE_NAME, general_network
-    from likeness.detector.network import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_PACKAGE, build_detector
-    from likeness.train.checkpoint import read_checkpoint
-
-    if config.start not in DETECTOR_STARTS:
-        raise ConfigError(f"detector start {config.start!r}: expected one of {', '.join(DETECTOR_STARTS)}")
-    if config.init_checkpoint:
-        path = Path(config.init_checkpoint)
-        state, digest = read_checkpoint(path)
-        net = _load_strictly(build_detector(pretrained=False, width=config.width), state.get("net"), str(path))
-        return net, {"name": str(path), "sha256": digest, "started_from": f"fine-tuned from {path}"}
-    if config.start == "general":
-        if config.width != 1.0:
-            raise ConfigError(f"the general detector is MobileNetV2 width 1.0, not {config.width}: start elsewhere")
-        net, digest = general_network()
-        return net, {
-            "name": GENERAL_BASE_NAME,
-            "sha256": digest,
-            "started_from": "fine-tuned from the shipped general detector (likeness.detector.general)",
-        }
-    if config.start == "imagenet":
-        return build_detector(pretrained=True, width=config.width), {
-            "name": "mobilenet-v2-imagenet",
-            "sha256": asset("mobilenet-v2-imagenet").sha256,
-            "started_from": f"from torchvision's ImageNet weights ({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})",
-        }
-    return build_detector(pretrained=False, width=config.width), {
-        "name": "random initialisation",
-        "sha256": None,
-        "started_from": "random initialisation",
-    }
-
-
-def _load_strictly(net: Any, state: Any, source: str) -> Any:
-    if not isinstance(state, dict):
-        raise ModelError(f"{source}: holds no detector network state ('net')")
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0][:200]
-        raise ModelError(f"{source}: its weights do not fit this detector network ({first})") from None
-    return net
-
-
-def image_paths(folders: Sequence[Path]) -> list[Path]:
-    """Every image under ``folders`` (recursively), in name order: the order the split relies on."""
-    return sorted(p for folder in folders for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def held_out_identities(identities: Sequence[str]) -> set[str]:
-    """One identity in seven by name order (the first, the eighth, ...): validation, calibration
-    and the threshold use these and training never sees them."""
-    return set(sorted(identities)[::7])
-
-
-def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
-    """A fine-tune has also seen what its starting model saw: the files listed by the shipped
-    general model's card, or by the card beside ``init_checkpoint`` (none when there is no card
-    there)."""
-    if not config.init_checkpoint:
-        if config.start == "general":
-            from likeness.detector.general import general_training_files
-
-            return general_training_files()
+def inherited_training_files(init_checkpoint: str | None) -> list[str]:
+    """A fine-tune has also seen what its starting model saw: the files listed by the card
+    beside ``init_checkpoint`` (none when there is no card there)."""
+    if not init_checkpoint:
         return []
-    card_path = Path(config.init_checkpoint).parent / CARD_FILE
+    card_path = Path(init_checkpoint).parent / CARD_FILE
     if not card_path.is_file():
         return []
     try:
