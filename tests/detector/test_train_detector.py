@@ -61,7 +61,7 @@ def _mirror(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
-TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, pretrained=False, width=0.25)
+TINY = DetectorTrainConfig(steps=4, batch=4, checkpoint_every=2, start="scratch", width=0.25)
 
 
 def test_tiny_detector_trains_resumes_exactly_and_exports(faces, tmp_path: Path) -> None:
@@ -132,10 +132,20 @@ def test_identities_may_not_leak_into_validation(faces, tmp_path: Path) -> None:
         train_detector([faces[0]], [faces[1]], tmp_path / "y", config=TINY)
 
 
+def test_a_fine_tune_through_the_library_lists_the_general_models_files(faces, tmp_path: Path) -> None:
+    from likeness.detector.general import GENERAL_BASE_NAME, general_card
+
+    card = train_detector(
+        [faces[0], faces[2]], [faces[1], faces[3]], tmp_path / "ft", config=DetectorTrainConfig(steps=1, batch=2)
+    )
+    assert card["training"]["base"]["name"] == GENERAL_BASE_NAME
+    assert set(general_card()["training"]["files_sha256"]) <= set(card["training"]["files_sha256"])
+
+
 @pytest.mark.parametrize(
     "change",
     [
-        {"config": {"pretrained": True, "width": 1.0}},
+        {"config": {"start": "imagenet", "width": 1.0}},
         {"config": {"steps": 6}},
         {"training_files": ["b" * 64]},
     ],
@@ -144,7 +154,7 @@ def test_identities_may_not_leak_into_validation(faces, tmp_path: Path) -> None:
 def test_a_rerun_with_another_start_or_data_does_not_resume_the_old_weights(
     faces, tmp_path: Path, change: dict
 ) -> None:
-    """New-user trial 4: ``detector train --out det`` run again from another start (or
+    """New-user trial 4: ``detector train --out det`` run again with ``--from-imagenet`` (or
     without the ``--train-only`` frames) loaded det's checkpoint, exported the old weights and
     wrote a card naming ImageNet as the start and listing none of the artist frames it was
     trained on, which ``evaluate`` would then accept as held-out media."""

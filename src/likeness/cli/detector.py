@@ -1,4 +1,4 @@
-"""CLI for the learned manipulation detector: ``likeness detector train | evaluate | register | list``."""
+"""CLI for the learned manipulation detector: ``likeness detector train | export-general | evaluate | register | list``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,18 @@ def train(
             "--train-only", help="Folder of an artist's own authentic frames, for training only (repeatable)."
         ),
     ] = None,
-    init: Annotated[Path | None, typer.Option("--init", help="Fine-tune from this detector checkpoint.pt.")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option("--init", help="Fine-tune from this detector checkpoint.pt instead of the shipped general model."),
+    ] = None,
+    from_imagenet: Annotated[
+        bool,
+        typer.Option(
+            "--from-imagenet",
+            help="Start from the ImageNet MobileNetV2 backbone (how the general model is trained) instead of "
+            "the shipped general model.",
+        ),
+    ] = False,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps.")] = 700,
     threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads for torch.")] = 1,
     target_fpr: Annotated[
@@ -56,11 +67,21 @@ def train(
         ),
     ] = 0.05,
 ) -> None:
-    """Train a detector on authentic faces only (Self-Blended Images), calibrate it and export ONNX."""
+    """Train a detector on authentic faces only (Self-Blended Images), calibrate it and export ONNX.
+
+    Starts from the general detector shipped in the package (a fine-tune; its card records the
+    start and inherits the general model's training files) unless --init or --from-imagenet says
+    otherwise."""
     from likeness.detector.train import DetectorTrainConfig, train_from_folders
 
+    if init and from_imagenet:
+        fail("--init and --from-imagenet each choose where training starts: give one")
     config = DetectorTrainConfig(
-        steps=steps, threads=threads, target_fpr=target_fpr, init_checkpoint=str(init) if init else None
+        steps=steps,
+        threads=threads,
+        target_fpr=target_fpr,
+        start="imagenet" if from_imagenet else "general",
+        init_checkpoint=str(init) if init else None,
     )
     with (
         mapped_errors(),
@@ -89,6 +110,25 @@ def train(
     note = threshold_note(card)
     if note:
         err_console.print(f"[yellow]note[/]: {note}")
+
+
+@detector_app.command("export-general")
+def export_general_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write detector.onnx and its card into.")],
+) -> None:
+    """Write the general detector shipped in the package as a detector folder (ONNX and card), to
+    evaluate it on your own media with `likeness detector evaluate`. Verify never uses it unless
+    it is registered, and register refuses it while its gates fail (docs/detector.md)."""
+    from likeness.detector.general import export_general
+
+    with mapped_errors():
+        card = export_general(out)
+    validation = card["validation"]
+    console.print(
+        f"{out / card['file']}: the general detector (weights sha256 {card['exported_from']['weights_sha256'][:12]}); "
+        f"SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
+        f"threshold {card['calibration']['threshold_probability']:.3f}"
+    )
 
 
 def threshold_note(card: dict) -> str | None:

@@ -2,12 +2,15 @@
 
 Each batch holds aligned pristine faces and, for the same faces, their self-blends
 (``likeness.detector.sbi``); both go through the same platform degradations. The network is
-MobileNetV2 from the packaged ImageNet weights (or from scratch, the benchmark's baseline) with a
-one-logit head, trained with BCE and AdamW one-cycle. Training state (weights, optimiser,
-schedule, data RNG, step) is checkpointed atomically (``likeness.train.checkpoint``) and a rerun
-resumes exactly where it stopped. At the end the logit is calibrated by temperature on held-out
-self-blends, the threshold is set at a fixed false-positive rate on held-out pristine faces, the
-network is exported to ONNX and a card is written beside it.
+MobileNetV2 with a one-logit head, trained with BCE and AdamW one-cycle, starting from the shipped
+general detector (``likeness.detector.general``, the default: an agency fine-tune), from the
+packaged ImageNet weights (how the general model is trained), from another detector's checkpoint,
+or from scratch (the benchmark's baseline); the card records the start's name and sha256.
+Training state (weights, optimiser, schedule, data RNG, step) is checkpointed atomically
+(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped. At the end the
+logit is calibrated by temperature on held-out self-blends, the threshold is set at a fixed
+false-positive rate on held-out pristine faces, the network is exported to ONNX and a card is
+written beside it.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
 from likeness.digests import sha256_file
-from likeness.errors import FaceError, ModelError
+from likeness.errors import ConfigError, FaceError, ModelError
 from likeness.faces.align import Coverage
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ COVERAGE: Coverage = "head"
 DEFAULT_SBI = SbiOptions()
 MODEL_FILE = "detector.onnx"
 CARD_FILE = "detector.card.json"
+DetectorStart = Literal["general", "imagenet", "scratch"]
+DETECTOR_STARTS: tuple[DetectorStart, ...] = ("general", "imagenet", "scratch")
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,14 @@ class DetectorTrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     threads: int = 1
-    pretrained: bool = True
+    #: Where the weights start: ``general`` (the shipped general detector, ``likeness.detector.general``:
+    #: an agency fine-tune), ``imagenet`` (torchvision's ImageNet MobileNetV2: how the general model
+    #: itself is trained) or ``scratch`` (random initialisation, the benchmark's baseline).
+    start: DetectorStart = "general"
     width: float = 1.0
     target_fpr: float = 0.05
-    #: Start from this detector checkpoint's weights (a fine-tune, e.g. of the general model on an
-    #: agency's own authentic footage) instead of ImageNet or random initialisation.
+    #: Start from this detector checkpoint's weights instead of ``start`` (a fine-tune of another
+    #: detector, e.g. a retrained general model or an earlier fine-tune).
     init_checkpoint: str | None = None
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
@@ -161,15 +169,17 @@ def train_detector(
     model_id: str = "likeness.detector.sbi",
     training_files: Sequence[str] = (),
     progress: Callable[[int, int, float], None] | None = None,
+    initial: tuple[Any, dict[str, Any]] | None = None,
 ) -> dict:
     """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic; a rerun resumes exactly), calibrate,
     export ``out_dir/detector.onnx`` and write ``out_dir/detector.card.json``. Returns the card.
 
     ``training_files``: sha256 of every file the faces came from (training and calibration), kept
-    in the card so that ``likeness detector evaluate`` can refuse them as held-out media."""
+    in the card with those its start's card lists (a fine-tune has seen them too) so that
+    ``likeness detector evaluate`` can refuse them as held-out media. ``initial``: the network
+    and start :func:`initial_network` gave for ``config``, when the caller built it already."""
     import torch
 
-    from likeness.detector.network import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_PACKAGE
     from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 
     if len(train) < 2 or len(validation) < 2:
@@ -181,10 +191,9 @@ def train_detector(
         raise FaceError(f"train_detector: identities in both training and validation: {sorted(overlap)[:5]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
-    torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
-    net = initial_network(config)
-    base = start_of(config)
+    net, base = initial or initial_network(config)
+    torch.manual_seed(config.seed)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.15
@@ -234,13 +243,9 @@ def train_detector(
             progress(step, config.steps, float(loss.item()))
     seconds = time.perf_counter() - started
 
-    crops, labels = validation_set(validation, options=config.sbi)
-    logits = _predict_logits(net, crops)
-    temperature = fit_temperature(logits, labels)
-    real_scores = logits[labels == 0] / temperature
-    threshold_logit = threshold_at_fpr(real_scores, config.target_fpr)
     onnx_path = out_dir / MODEL_FILE
     export_onnx(net, onnx_path)
+    calibration, validation_figures = calibrate(net, validation, config)
     card = {
         "model": model_id,
         "file": onnx_path.name,
@@ -248,14 +253,7 @@ def train_detector(
         "input": f"float32 (N, 3, {DETECTOR_INPUT}, {DETECTOR_INPUT}) RGB in [0, 1]: a face aligned with "
         f"likeness.faces.align_face(size={DETECTOR_INPUT}, coverage={COVERAGE!r})",
         "output": "float32 (N, 1) logit that the face was manipulated (blended into the frame)",
-        "calibration": {
-            "method": "temperature scaling on held-out self-blended and pristine faces",
-            "temperature": round(float(temperature), 6),
-            "threshold_logit": round(float(threshold_logit), 6),
-            "threshold_probability": round(float(1 / (1 + np.exp(-threshold_logit))), 6),
-            "target_false_positive_rate": config.target_fpr,
-            "threshold_set_on": f"{int((labels == 0).sum())} held-out pristine faces (calibrated logit quantile)",
-        },
+        "calibration": calibration,
         "training": {
             **{k: v for k, v in asdict(config).items() if k != "sbi"},
             "sbi": asdict(config.sbi),
@@ -263,25 +261,14 @@ def train_detector(
             "identities": len({s.identity for s in train}),
             "seconds": round(seconds, 1),
             "data": data_note,
-            "backbone": f"fine-tuned from {config.init_checkpoint}"
-            if config.init_checkpoint
-            else (
-                f"MobileNetV2 from torchvision's ImageNet weights ({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})"
-            )
-            if config.pretrained
-            else f"MobileNetV2 width {config.width}, random initialisation",
+            "backbone": f"MobileNetV2 width {config.width}, {base['started_from']}",
+            "base": {"name": base["name"], "sha256": base["sha256"]},
             "method": "Self-Blended Images (Shiohara & Yamasaki 2022) on pristine faces only; BCE, "
             "AdamW one-cycle; mirrored, brightness/blur/rescale/JPEG on both classes",
             "device": "cpu",
-            "files_sha256": sorted(set(training_files)),
+            "files_sha256": sorted(set(training_files) | set(inherited_training_files(config))),
         },
-        "validation": {
-            "faces": len(validation),
-            "identities": len({s.identity for s in validation}),
-            "sbi_auc": round(roc_auc(labels, logits), 4),
-            "sbi_recall_at_threshold": round(float((logits[labels == 1] / temperature >= threshold_logit).mean()), 4),
-            "pristine_fpr_at_threshold": round(float((real_scores >= threshold_logit).mean()), 4),
-        },
+        "validation": validation_figures,
         "trained": time.strftime("%Y-%m-%d", time.gmtime()),
         "licence": "weights trained by likeness from torchvision's MobileNetV2 ImageNet weights (BSD-3-Clause); "
         "training faces as in training.data",
@@ -290,33 +277,33 @@ def train_detector(
     return card
 
 
-def initial_network(config: DetectorTrainConfig) -> Any:
-    """The network training starts from: ``init_checkpoint``'s weights (loaded weights-only and
-    strictly; an unreadable file or weights of another shape are a ``ModelError`` naming it), or
-    ImageNet's, or random ones."""
-    from likeness.detector.network import build_detector
-    from likeness.train.checkpoint import load_checkpoint
-
-    net = build_detector(pretrained=config.pretrained and not config.init_checkpoint, width=config.width)
-    if config.init_checkpoint:
-        path = Path(config.init_checkpoint)
-        state = load_checkpoint(path).get("net")
-        if not isinstance(state, dict):
-            raise ModelError(f"{path}: holds no detector network state ('net')")
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0][:200]
-            raise ModelError(f"{path}: its weights do not fit this detector network ({first})") from None
-    return net
-
-
-def start_of(config: DetectorTrainConfig) -> dict[str, Any]:
-    """The weights training starts from, as a run records it: ``name`` and ``sha256`` (of the
-    checkpoint file; None for ImageNet, a packaged asset, and for a random start)."""
-    if config.init_checkpoint:
-        return {"name": str(config.init_checkpoint), "sha256": sha256_file(Path(config.init_checkpoint))}
-    return {"name": "mobilenet-v2-imagenet" if config.pretrained else "random initialisation", "sha256": None}
+def calibrate(
+    net: Any, validation: Sequence[AlignedFaceSample], config: DetectorTrainConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The card's ``calibration`` and ``validation`` of ``net`` on the held-out faces: temperature
+    fitted on their pristine and self-blended crops, the threshold at ``config.target_fpr`` of the
+    pristine ones, the SBI AUC and the rates at that threshold."""
+    crops, labels = validation_set(validation, options=config.sbi)
+    logits = _predict_logits(net, crops)
+    temperature = fit_temperature(logits, labels)
+    real_scores = logits[labels == 0] / temperature
+    threshold_logit = threshold_at_fpr(real_scores, config.target_fpr)
+    calibration = {
+        "method": "temperature scaling on held-out self-blended and pristine faces",
+        "temperature": round(float(temperature), 6),
+        "threshold_logit": round(float(threshold_logit), 6),
+        "threshold_probability": round(float(1 / (1 + np.exp(-threshold_logit))), 6),
+        "target_false_positive_rate": config.target_fpr,
+        "threshold_set_on": f"{int((labels == 0).sum())} held-out pristine faces (calibrated logit quantile)",
+    }
+    figures = {
+        "faces": len(validation),
+        "identities": len({s.identity for s in validation}),
+        "sbi_auc": round(roc_auc(labels, logits), 4),
+        "sbi_recall_at_threshold": round(float((logits[labels == 1] / temperature >= threshold_logit).mean()), 4),
+        "pristine_fpr_at_threshold": round(float((real_scores >= threshold_logit).mean()), 4),
+    }
+    return calibration, figures
 
 
 def run_record(
@@ -379,8 +366,7 @@ def train_from_folders(
     under ``train_only`` (e.g. an artist's own authentic footage) are used for training only.
     ``progress(stage, done, total, loss)``: stage "align" or "train".
     """
-    paths = sorted(p for folder in real for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    extra = sorted(p for folder in train_only for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths, extra = image_paths(real), image_paths(train_only)
 
     def identity(path: Path) -> str:
         return path.parent.name if identity_from_folder else path.stem
@@ -391,8 +377,10 @@ def train_from_folders(
             f"detector training: need at least 14 identities under {', '.join(map(str, real))} "
             f"(one in seven is held out), found {len(identities)}"
         )
-    held_out = set(identities[::7])
-    initial_network(config)  # an unreadable --init is refused before minutes of alignment
+    held_out = held_out_identities(identities)
+    # An edited shipped model or an unreadable checkpoint is refused before minutes of alignment.
+    inherited_training_files(config)
+    initial = initial_network(config)
     total = len(paths) + len(extra)
     faces = align_paths(
         paths, identity_of=identity, progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None
@@ -408,32 +396,103 @@ def train_from_folders(
     if own:
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
-    files = [sha256_file(p) for p in [*paths, *extra]] + inherited_training_files(config.init_checkpoint)
-    model_id = (
-        "likeness.detector.sbi-finetune"
-        if config.init_checkpoint
-        else "likeness.detector.sbi"
-        if config.pretrained
-        else "likeness.detector.sbi-scratch"
-    )
+    files = [sha256_file(p) for p in [*paths, *extra]]
     return train_detector(
         train,
         validation,
         out_dir,
         config=config,
         data_note=note,
-        model_id=model_id,
+        model_id=model_id_of(config),
         training_files=files,
         progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None,
+        initial=initial,
     )
 
 
-def inherited_training_files(init_checkpoint: str | None) -> list[str]:
-    """A fine-tune has also seen what its starting model saw: the files listed by the card
-    beside ``init_checkpoint`` (none when there is no card there)."""
-    if not init_checkpoint:
+def model_id_of(config: DetectorTrainConfig) -> str:
+    """The card's model id: a fine-tune of a detector, the general recipe, or the scratch baseline."""
+    if config.init_checkpoint or config.start == "general":
+        return "likeness.detector.sbi-finetune"
+    return "likeness.detector.sbi" if config.start == "imagenet" else "likeness.detector.sbi-scratch"
+
+
+def initial_network(config: DetectorTrainConfig) -> tuple[Any, dict[str, Any]]:
+    """The network training starts from and what the card says of that start: ``name``,
+    ``sha256`` (of the weights file; None for a random start) and ``started_from`` (prose).
+
+    ``init_checkpoint`` wins over ``start``. Weights that do not fit the network (another width
+    or architecture) and an edited shipped file are a ``ModelError`` naming the file."""
+    import torch
+
+    from likeness.assets import asset
+    from likeness.detector.general import GENERAL_BASE_NAME, general_network
+    from likeness.detector.network import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_PACKAGE, build_detector
+    from likeness.train.checkpoint import read_checkpoint
+
+    if config.start not in DETECTOR_STARTS:
+        raise ConfigError(f"detector start {config.start!r}: expected one of {', '.join(DETECTOR_STARTS)}")
+    torch.manual_seed(config.seed)  # a random start is the same on every run of a config
+    if config.init_checkpoint:
+        path = Path(config.init_checkpoint)
+        state, digest = read_checkpoint(path)
+        net = _load_strictly(build_detector(pretrained=False, width=config.width), state.get("net"), str(path))
+        return net, {"name": str(path), "sha256": digest, "started_from": f"fine-tuned from {path}"}
+    if config.start == "general":
+        if config.width != 1.0:
+            raise ConfigError(f"the general detector is MobileNetV2 width 1.0, not {config.width}: start elsewhere")
+        net, digest = general_network()
+        return net, {
+            "name": GENERAL_BASE_NAME,
+            "sha256": digest,
+            "started_from": "fine-tuned from the shipped general detector (likeness.detector.general)",
+        }
+    if config.start == "imagenet":
+        return build_detector(pretrained=True, width=config.width), {
+            "name": "mobilenet-v2-imagenet",
+            "sha256": asset("mobilenet-v2-imagenet").sha256,
+            "started_from": f"from torchvision's ImageNet weights ({IMAGENET_WEIGHTS_PACKAGE}/{IMAGENET_WEIGHTS_FILE})",
+        }
+    return build_detector(pretrained=False, width=config.width), {
+        "name": "random initialisation",
+        "sha256": None,
+        "started_from": "random initialisation",
+    }
+
+
+def _load_strictly(net: Any, state: Any, source: str) -> Any:
+    if not isinstance(state, dict):
+        raise ModelError(f"{source}: holds no detector network state ('net')")
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ModelError(f"{source}: its weights do not fit this detector network ({first})") from None
+    return net
+
+
+def image_paths(folders: Sequence[Path]) -> list[Path]:
+    """Every image under ``folders`` (recursively), in name order: the order the split relies on."""
+    return sorted(p for folder in folders for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def held_out_identities(identities: Sequence[str]) -> set[str]:
+    """One identity in seven by name order (the first, the eighth, ...): validation, calibration
+    and the threshold use these and training never sees them."""
+    return set(sorted(identities)[::7])
+
+
+def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
+    """A fine-tune has also seen what its starting model saw: the files listed by the shipped
+    general model's card, or by the card beside ``init_checkpoint`` (none when there is no card
+    there)."""
+    if not config.init_checkpoint:
+        if config.start == "general":
+            from likeness.detector.general import general_training_files
+
+            return general_training_files()
         return []
-    card_path = Path(init_checkpoint).parent / CARD_FILE
+    card_path = Path(config.init_checkpoint).parent / CARD_FILE
     if not card_path.is_file():
         return []
     try:
