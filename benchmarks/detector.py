@@ -719,4 +719,7 @@ def agency_example(args: argparse.Namespace, tmp: Path) -> int:
 
 
 if __name__ == "__main__":
+    from likeness.cli.native_logs import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe's TFLite/absl lines, as the CLI drops them
     raise SystemExit(main())

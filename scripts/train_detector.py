@@ -89,4 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from likeness.cli.native_logs import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe's TFLite/absl lines, as the CLI drops them
     raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""CLI for the learned manipulation detector: ``likeness detector train | export-general | evaluate | register | list``."""
+"""CLI for the learned manipulation detector:
+``likeness detector train | export-general | evaluate | register | unregister | list``."""
 
 from __future__ import annotations
 
@@ -175,7 +176,7 @@ def evaluate(
     from rich.markup import escape
     from rich.table import Table
 
-    from likeness.detector.evaluation import evaluate_detector, evaluation_subject
+    from likeness.detector.evaluation import bound_says, evaluate_detector, evaluation_subject
 
     with mapped_errors(), units_progress() as progress:
         if subject is None:
@@ -206,6 +207,7 @@ def evaluate(
     console.print(
         f"false-positive rate on authentic faces at the card's threshold: {fpr['frame']:.3f} of faces, {fpr['video']:.3f} of units"
     )
+    console.print(f"false-positive bound: {bound_says(evaluation['false_positive_bound'])}")
     for gate in evaluation["gates"]:
         console.print(f"{'[green]holds[/]' if gate['holds'] else '[bold red]fails[/]'}  {gate['gate']}: {gate['says']}")
     if evaluation["subject"] is None:
@@ -253,10 +255,49 @@ def register_command(
     )
 
 
+@detector_app.command("unregister")
+def unregister_command(
+    ctx: typer.Context,
+    subject: Annotated[
+        str, typer.Option("--subject", help="The enrolled subject (slug or id) whose detector to withdraw.")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is withdrawn (recorded on the ledger).")],
+) -> None:
+    """Withdraw a subject's registered detector: verify stops using it at once.
+
+    Records detector.unregistered on the ledger (subject, reason, who, the detector's sha256) and
+    removes its files from the workspace. Register a detector again to resume.
+    """
+    import getpass
+
+    from likeness.detector.registered import unregister_detector
+
+    try:
+        by = getpass.getuser()  # the local account, as this machine knows it (no login of its own)
+    except (OSError, KeyError):
+        by = None
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        try:
+            withdrawn = unregister_detector(workspace, subject, reason, by=by)
+        finally:
+            workspace.close()
+    console.print(
+        f"withdrew {withdrawn.model} (onnx {withdrawn.onnx_sha256[:16]}, registered at ledger "
+        f"#{withdrawn.withdraws_seq}) for {withdrawn.subject_slug} (ledger #{withdrawn.ledger_seq}): verify no "
+        "longer analyses their faces for manipulation"
+    )
+
+
 @detector_app.command("list")
 def list_command(ctx: typer.Context) -> None:
-    """Show each subject's registered detector and whether verify can use it now."""
-    from likeness.detector.registered import check_registered, registered_detectors
+    """Show each subject's registered detector and whether verify can use it now, and the withdrawn ones."""
+    from likeness.detector.registered import (
+        check_registered,
+        registered_detectors,
+        withdrawal_says,
+        withdrawn_detectors,
+    )
     from likeness.verify.gallery import open_gallery
 
     with mapped_errors():
@@ -266,9 +307,10 @@ def list_command(ctx: typer.Context) -> None:
             # the gallery verify would recognise faces with (opened once, only when needed)
             gallery = open_gallery(workspace) if registered_now else None
             rows = [(r, check_registered(workspace, r, gallery)) for r in registered_now]
+            withdrawn = [(w, withdrawal_says(workspace, w)) for w in withdrawn_detectors(workspace)]
         finally:
             workspace.close()
-    if not rows:
+    if not rows and not withdrawn:
         console.print("no detector is registered")
         return
     for registered, checked in rows:
@@ -277,6 +319,26 @@ def list_command(ctx: typer.Context) -> None:
             f"{registered.subject_slug}  {registered.model}  onnx {registered.onnx_sha256[:16]}  "
             f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}"
         )
+        if not isinstance(checked, str):
+            console.print(f"    false-positive bound: {listed_bound(checked[1])}")
+    for entry, says in withdrawn:
+        by = f" by {entry.by}" if entry.by else ""
+        console.print(
+            f"{entry.subject_slug}  withdrawn{by}: {entry.model}  onnx {entry.onnx_sha256[:16]}  "
+            f"NOT used by verify: {says}"
+        )
+
+
+def listed_bound(card: dict) -> str:
+    """The false-positive bound of a registered detector's card, worked out again from its figures."""
+    from likeness.detector.evaluation import bound_says, false_positive_bound
+    from likeness.errors import ModelError
+
+    target = float(card["calibration"]["target_false_positive_rate"])
+    try:
+        return bound_says(false_positive_bound(card["evaluation"], target_fpr=target))
+    except ModelError as exc:
+        return f"not worked out: {exc}"
 
 
 def register(app: typer.Typer) -> None:

@@ -211,8 +211,14 @@ def watermark_index_audit(workspace: Workspace) -> list[Problem]:
 
 def detector_problems(workspace: Workspace) -> list[Problem]:
     """Registered manipulation detectors that verify would not use: files or ledger row no
-    longer matching (``detector_altered``); verify makes the same check at use."""
-    from likeness.detector.registered import check_registered, registered_detectors
+    longer matching, or a withdrawal's row gone from under them (``detector_altered``); verify
+    makes the same check at use. A withdrawal whose own row was edited is named too."""
+    from likeness.detector.registered import (
+        check_registered,
+        registered_detectors,
+        withdrawal_says,
+        withdrawn_detectors,
+    )
     from likeness.verify.gallery import open_gallery
 
     registered = registered_detectors(workspace)
@@ -221,6 +227,10 @@ def detector_problems(workspace: Workspace) -> list[Problem]:
         Problem("detector_altered", f"detector of {r.subject_slug}", why)
         for r in registered
         if isinstance(why := check_registered(workspace, r, gallery), str)
+    ] + [
+        Problem("detector_altered", f"detector of {w.subject_slug}", withdrawal_says(workspace, w))
+        for w in withdrawn_detectors(workspace)
+        if not workspace.ledger.intact(w.ledger_seq)
     ]
 
 

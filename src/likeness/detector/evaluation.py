@@ -13,6 +13,11 @@ The gates (issue #31) say when a detector's score may enter a verdict at all:
 The evaluation records the calibration (temperature, threshold, target) it measured; a card
 whose calibration differs from it, or is not a usable one, passes no gate.
 
+The false-positive gate compares the point estimate with its limit, which on a handful of
+authentic units says little (0 of 2 flagged passes it). Beside it the evaluation reports the
+one-sided 95 % Clopper-Pearson upper bound of the authentic false-positive rate and how many
+authentic units, none flagged, would bring that bound within the gate (``false_positive_bound``).
+
 Verify applies subject S's registered detector only to face tracks it recognises as S, so an
 evaluation *for* S (``subject=``) recognises each unit's faces with verify's gallery and track rule
 and measures the gates on the units recognised as S only; the others are listed as ones verify
@@ -36,6 +41,7 @@ Example (the pure part)::
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +66,8 @@ MIN_FAKE_RECALL = 0.5
 MAX_TARGET_FPR = 0.2
 #: The card's calibration an evaluation was measured with; the card must still hold exactly these.
 CALIBRATION_KEYS = ("temperature", "threshold_logit", "target_false_positive_rate")
+#: Confidence of the reported upper bound of the authentic false-positive rate.
+FPR_BOUND_CONFIDENCE = 0.95
 #: Fewer units than this per class cannot give an AUC at all.
 MIN_UNITS_PER_CLASS = 2
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
@@ -291,6 +299,75 @@ def gate_results(
     ]
 
 
+def false_positive_upper_bound(flagged: int, units: int, *, confidence: float = FPR_BOUND_CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate with ``flagged`` of ``units`` observed: the
+    highest true rate under which seeing so few is still at least ``1 - confidence`` likely.
+
+    >>> round(false_positive_upper_bound(0, 2), 3), round(false_positive_upper_bound(0, 39), 4)
+    (0.776, 0.0739)
+    """
+    if units < 1 or not 0 <= flagged <= units:
+        raise ValueError(f"needs 0 <= flagged <= units and units >= 1, got {flagged} of {units}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if flagged == units:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, flagged + 1, units - flagged))
+
+
+def units_for_bound(limit: float, *, confidence: float = FPR_BOUND_CONFIDENCE) -> int:
+    """How many units, none flagged, bring the upper bound to ``limit`` or under (39 for 7.5 %).
+
+    With none flagged the bound is ``1 - (1 - confidence) ** (1 / n)``, hence the logarithms;
+    the loop only absorbs their rounding."""
+    if not 0 < limit < 1:
+        raise ValueError(f"limit must lie in (0, 1), got {limit}")
+    units = max(1, math.ceil(math.log(1 - confidence) / math.log(1 - limit)) - 1)
+    while false_positive_upper_bound(0, units, confidence=confidence) > limit:
+        units += 1
+    return units
+
+
+def false_positive_bound(evaluation: dict[str, Any], *, target_fpr: float) -> dict[str, Any]:
+    """The bound of an evaluation's authentic false-positive rate (from its figures: units and
+    the rate of them flagged), the gate's limit, and the units needed to bound it within that."""
+    try:
+        figures = evaluation["figures"]
+        units = int(figures["units"]["real"])
+        flagged = round(float(figures["authentic_false_positive_rate"]["video"]) * units)
+        limit = MAX_FPR_FACTOR * target_fpr
+        upper = false_positive_upper_bound(flagged, units)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the card's evaluation is incomplete ({type(exc).__name__}: {exc})") from None
+    return {
+        "method": "one-sided Clopper-Pearson",
+        "confidence": FPR_BOUND_CONFIDENCE,
+        "flagged": flagged,
+        "units": units,
+        "upper": round(upper, 4),
+        "limit": round(limit, 4),
+        "within_limit": upper <= limit,
+        "units_needed_none_flagged": units_for_bound(limit),
+    }
+
+
+def bound_says(bound: dict[str, Any]) -> str:
+    """One sentence on what the false-positive gate's figure is worth."""
+    rate = f"{bound['flagged']} of {bound['units']} authentic units flagged"
+    says = (
+        f"{rate}: the true rate may be up to {bound['upper']:.3f} ({bound['confidence']:.0%} one-sided "
+        f"Clopper-Pearson upper bound; the gate's limit is {bound['limit']:.3f})"
+    )
+    if bound["within_limit"]:
+        return says
+    return (
+        f"{says}; {bound['units_needed_none_flagged']} authentic units with none flagged would bound it within "
+        "the limit (the gate itself uses the point estimate)"
+    )
+
+
 def recheck_gates(evaluation: dict[str, Any], *, target_fpr: float) -> list[dict[str, Any]]:
     """The gates worked out again from an evaluation's figures (a card's stored booleans are not trusted)."""
     try:
@@ -476,6 +553,7 @@ def evaluate_detector(
         "gates": gates,
         "passed": all(g["holds"] for g in gates),
     }
+    evaluation["false_positive_bound"] = false_positive_bound(evaluation, target_fpr=target)
     card = json.loads(card_path.read_text())
     card["evaluation"] = evaluation
     from likeness.train.checkpoint import write_bytes_atomic

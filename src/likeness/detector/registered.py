@@ -6,11 +6,21 @@ and appends ``detector.registered`` (subject, model id, both files' sha256, the 
 again from the card's evaluation). It refuses a detector whose evaluation does not pass every
 gate (``likeness.detector.evaluation``), or was not made for that subject (``evaluate --subject``:
 the gates measured on the units verify recognises as the subject, the only ones it scores). A later registration for the same subject replaces the
-earlier one: verify uses the subject's latest ``detector.registered`` event.
+earlier one: verify uses the subject's latest event.
+
+``unregister_detector`` withdraws a subject's detector: it appends ``detector.unregistered``
+(subject, reason, who, the withdrawn registration's ledger number and sha256s) and replaces the
+detector's files in the workspace with a withdrawal note (``withdrawn.json``). The subject's
+latest event of either kind is the one in force, so a later ``register`` works again.
 
 ``WorkspaceDetectors.for_subject`` is verify's only way to a detector: it re-reads the subject's
 latest event, checks that its ledger row is intact, that both files on disk hash to the sha256s
 it names, that its evaluation was made for the subject and that the gates still hold, and answers the loaded model or the reason it is not used.
+
+Why the files go on withdrawal: the ledger alone cannot show that a row at its tail was removed
+(only anchors kept outside the workspace can), so a deleted or edited withdrawal row would
+otherwise bring the registration before it back in silence. With the files gone and the note in
+their place, such a registration is named and not used (``check_registered``).
 """
 
 from __future__ import annotations
@@ -29,7 +39,16 @@ from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
 REGISTERED_EVENT = "detector.registered"
+UNREGISTERED_EVENT = "detector.unregistered"
+#: A subject's latest event of these is the one in force.
+DETECTOR_EVENTS = (REGISTERED_EVENT, UNREGISTERED_EVENT)
 DETECTORS_DIR = "detectors"
+#: What stays in a subject's detector folder after a withdrawal, in place of its files.
+WITHDRAWN_FILE = "withdrawn.json"
+
+
+class NotRegistered(ModelError):
+    """Unregister for a subject that has no detector in force (never registered, or withdrawn)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,26 @@ class RegisteredDetector:
     #: Why the event cannot be used as a registration (a field missing or of the wrong type: a row
     #: written by hand, the chain recomputed), or None.
     malformed: str | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawnDetector:
+    """A subject whose latest detector event is a withdrawal (``detector.unregistered``)."""
+
+    subject_id: str
+    subject_slug: str
+    reason: str
+    by: str | None
+    ledger_seq: int
+    withdrawn_at: str
+    #: The registration it withdrew: its ledger number, model id and ONNX sha256.
+    withdraws_seq: int | None
+    model: str
+    onnx_sha256: str
+
+    def says(self) -> str:
+        """Why verify does not use the subject's detector (in ``manipulation``'s reason)."""
+        return f"its detector was withdrawn on {self.withdrawn_at} (ledger #{self.ledger_seq}): {self.reason}"
 
 
 def detector_folder(home: Path, subject_id: str) -> Path:
@@ -104,7 +143,9 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
                 # what "recognised as the subject" meant when the gates were measured
                 "evaluation_subject": evaluation.get("subject"),
                 "gates": recheck_gates(evaluation, target_fpr=target),
-                "replaces_seq": previous.seq if previous is not None else None,
+                "replaces_seq": previous.seq
+                if previous is not None and previous.event_type == REGISTERED_EVENT
+                else None,
             },
         )
     except BaseException:
@@ -149,9 +190,71 @@ def _parse_card(card_bytes: bytes, card_path: Path) -> dict[str, Any]:
 
 
 def current_event(workspace: Any, subject_id: str) -> Any | None:
-    """The subject's latest ``detector.registered`` event (a later one replaces an earlier one)."""
-    events = workspace.ledger.find(REGISTERED_EVENT, subject_id=subject_id)
+    """The subject's latest ``detector.registered`` or ``detector.unregistered`` event: the one
+    in force (a registration replaces an earlier one; a withdrawal ends it until the next)."""
+    events = workspace.ledger.find(DETECTOR_EVENTS, subject_id=subject_id)
     return events[-1] if events else None
+
+
+def unregister_detector(workspace: Any, subject: str, reason: str, *, by: str | None = None) -> WithdrawnDetector:
+    """Withdraw ``subject``'s registered detector: verify, ``detector list`` and ``audit verify``
+    treat the subject as having none until it is registered again.
+
+    Appends ``detector.unregistered`` (``by``: who asked, as the caller knows them), then puts a
+    withdrawal note in place of the detector's files. ``NotRegistered`` when the subject has no
+    detector in force; ``ModelError`` for an empty reason, or (after the append, which already
+    withdrew it) when the files could not be removed.
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ModelError("unregister needs a reason (it goes on the ledger with the withdrawal)")
+    record = workspace.registry.get_subject(subject)
+    previous = current_event(workspace, record.id)
+    if previous is None or previous.event_type != REGISTERED_EVENT:
+        already = "" if previous is None else f" (withdrawn already, ledger #{previous.seq})"
+        raise NotRegistered(f"{record.slug} has no registered detector to unregister{already}")
+    withdrawn = _registered(previous, workspace.home)
+    event = workspace.ledger.append(
+        UNREGISTERED_EVENT,
+        {
+            "subject_id": record.id,
+            "subject_slug": record.slug,
+            "reason": reason,
+            "by": by,
+            "withdraws_seq": previous.seq,
+            # named apart from a registration's members, so this row edited into a
+            # ``detector.registered`` one is malformed rather than a registration of these files
+            "withdrawn_model": withdrawn.model,
+            "withdrawn_onnx_sha256": withdrawn.onnx_sha256,
+            "withdrawn_card_sha256": withdrawn.card_sha256,
+        },
+    )
+    destination = detector_folder(workspace.home, record.id)
+    note = {"subject_id": record.id, "withdrawn_seq": event.seq, "withdraws_seq": previous.seq, "reason": reason}
+    try:
+        _swap_in(_stage(destination, {WITHDRAWN_FILE: (json.dumps(note, indent=2) + "\n").encode()}), destination)
+    except OSError as exc:
+        raise ModelError(
+            f"{record.slug}'s detector is withdrawn (ledger #{event.seq}) and verify no longer uses it, but its "
+            f"files in {destination} could not be removed ({exc})"
+        ) from None
+    return _withdrawn(event)
+
+
+def _withdrawn(event: Any) -> WithdrawnDetector:
+    p = event.payload
+    withdraws = p.get("withdraws_seq")
+    return WithdrawnDetector(
+        subject_id=str(p.get("subject_id")),
+        subject_slug=str(p.get("subject_slug")),
+        reason=str(p.get("reason")),
+        by=p.get("by") if isinstance(p.get("by"), str) else None,
+        ledger_seq=event.seq,
+        withdrawn_at=event.created_at,
+        withdraws_seq=withdraws if isinstance(withdraws, int) else None,
+        model=str(p.get("withdrawn_model")),
+        onnx_sha256=str(p.get("withdrawn_onnx_sha256")),
+    )
 
 
 #: The fields a usable ``detector.registered`` payload holds as strings.
@@ -181,22 +284,33 @@ def _registered(event: Any, home: Path) -> RegisteredDetector:
     )
 
 
-def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
-    """Every subject's current detector, in order of registration."""
+def _latest_events(workspace: Any) -> list[Any]:
+    """Each subject's latest detector event (registration or withdrawal), in ledger order."""
     latest: dict[str, Any] = {}
-    for event in workspace.ledger.events(REGISTERED_EVENT):
+    for event in workspace.ledger.find(DETECTOR_EVENTS):
         latest[str(event.payload.get("subject_id"))] = event
-    return sorted((_registered(e, workspace.home) for e in latest.values()), key=lambda r: r.ledger_seq)
+    return sorted(latest.values(), key=lambda e: e.seq)
+
+
+def registered_detectors(workspace: Any) -> list[RegisteredDetector]:
+    """Every subject's current detector, in order of registration (withdrawn ones left out)."""
+    return [_registered(e, workspace.home) for e in _latest_events(workspace) if e.event_type == REGISTERED_EVENT]
+
+
+def withdrawn_detectors(workspace: Any) -> list[WithdrawnDetector]:
+    """Every subject whose detector was withdrawn and not registered again, in ledger order."""
+    return [_withdrawn(e) for e in _latest_events(workspace) if e.event_type == UNREGISTERED_EVENT]
 
 
 def detectors_fingerprint(workspace: Any) -> str:
     """What verify's manipulation field depends on: each current registration and whether it is
-    usable now (a scan re-verifies files when a detector is registered, replaced or edited)."""
+    usable now, and each withdrawal (a scan re-verifies files when a detector is registered,
+    replaced, withdrawn or edited)."""
     from likeness.verify.gallery import open_gallery
 
     registered = registered_detectors(workspace)
     gallery = open_gallery(workspace) if registered else None
-    state = [
+    state: list[tuple[Any, ...]] = [
         (
             r.subject_id,
             r.ledger_seq,
@@ -206,6 +320,8 @@ def detectors_fingerprint(workspace: Any) -> str:
         )
         for r in registered
     ]
+    # a withdrawal changes the reason verify gives for the subject's faces
+    state += [(w.subject_id, w.ledger_seq, "withdrawn") for w in withdrawn_detectors(workspace)]
     return hashlib.sha256(json.dumps(state).encode()).hexdigest()
 
 
@@ -233,6 +349,9 @@ def check_registered(
     row_problem = ledger_row_problem(workspace, registered) or registered.malformed
     if row_problem:
         return row_problem
+    withdrawn = withdrawal_note_problem(registered, where)
+    if withdrawn:
+        return withdrawn
     onnx_path, card_path = registered.folder / MODEL_FILE, registered.folder / CARD_FILE
     try:
         onnx_bytes, card_bytes = read_detector_file(onnx_path), read_detector_file(card_path)
@@ -257,6 +376,26 @@ def check_registered(
     if changed is not None:
         return f"its {where}: {changed}"
     return onnx_bytes, card
+
+
+def withdrawal_note_problem(registered: RegisteredDetector, where: str) -> str | None:
+    """Why a registration in force must not be used because its folder holds a withdrawal note:
+    the ledger row that withdrew it was deleted or edited (a registration made after a
+    withdrawal swaps the note out), or None."""
+    from likeness.detector.score import read_detector_file
+
+    note = registered.folder / WITHDRAWN_FILE
+    if not (note.exists() or note.is_symlink()):
+        return None
+    try:
+        withdrawn_seq = json.loads(read_detector_file(note)).get("withdrawn_seq")
+    except (ModelError, ValueError, AttributeError):
+        withdrawn_seq = None  # whatever the note says, its presence is what counts
+    which = f"ledger #{withdrawn_seq}" if isinstance(withdrawn_seq, int) else "a ledger row"
+    return (
+        f"its {where} was withdrawn ({which}, as {WITHDRAWN_FILE} in its folder records), but the ledger no "
+        "longer holds that withdrawal: the row was deleted or edited (run: likeness audit verify)"
+    )
 
 
 def references_problem(measured: dict[str, Any], registered: RegisteredDetector, gallery: Any) -> str | None:
@@ -313,6 +452,8 @@ class WorkspaceDetectors:
         event = current_event(self.workspace, subject_id)
         if event is None:
             return None
+        if event.event_type == UNREGISTERED_EVENT:
+            return withdrawal_says(self.workspace, _withdrawn(event))
         registered = _registered(event, self.workspace.home)
         key = (subject_id, registered.ledger_seq)
         stat = _files_stat(registered.folder)
@@ -334,6 +475,14 @@ class WorkspaceDetectors:
             except ModelError as exc:
                 return f"its registered detector (ledger #{registered.ledger_seq}) cannot be loaded: {exc}"
         return registered, self._loaded[key]
+
+
+def withdrawal_says(workspace: Any, withdrawn: WithdrawnDetector) -> str:
+    """Why verify does not use a withdrawn subject's detector; an edited withdrawal row is named
+    too (it stays withdrawn either way: nothing registered after it)."""
+    if workspace.ledger.intact(withdrawn.ledger_seq):
+        return withdrawn.says()
+    return f"{withdrawn.says()} (that ledger row does not verify: edited)"
 
 
 def _files_stat(folder: Path) -> tuple[int, ...] | None:
