@@ -43,6 +43,7 @@ from likeness.digests import sha256_file
 RERUN = [" ".join(line.split()) for line in (__doc__ or "").split("\n\n")[1].splitlines()]
 INTENDED_USE = "base for agency fine-tunes; not used by verify: fails the gates, see docs/detector.md"
 
+
 def gate_figures(benchmark: dict[str, Any], calibration: dict[str, Any], source: str) -> dict[str, Any]:
     """The gates of ``likeness.detector.evaluation`` per condition of a ``benchmarks/detector.py
     --json`` run whose ``--detector`` was this model (its first model, checked by calibration).
@@ -51,8 +52,10 @@ def gate_figures(benchmark: dict[str, Any], calibration: dict[str, Any], source:
 
     name, measured = next(iter(benchmark["models"].items()))
     if measured["calibration"] != calibration:
-        raise SystemExit(f"{source}: its first model is not this one (calibration differs): run the benchmark on "
-                         "the folder likeness detector export-general writes")
+        raise SystemExit(
+            f"{source}: its first model is not this one (calibration differs): run the benchmark on "
+            "the folder likeness detector export-general writes"
+        )
     conditions, holds = [], {}
     for condition, swaps in benchmark["swaps"].items():
         authentic = benchmark["authentic_fpr"][condition]
