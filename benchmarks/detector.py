@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/detector.py --media ../shared/media \
         --detector detector-general --scratch detector-scratch [--segments 4] [--frames 32] \
-        [--train-minutes 1.5] [--json results.json]
+        [--train-minutes 1.5] [--json results.json] [--swap-models df_tiny-64 ...]
     PYTHONPATH=src .venv/bin/python benchmarks/detector.py --agency-example --media ../shared/media \
         [--init CHECKPOINT] [--train-minutes 4] [--segments 6] [--frames 20] [--work DIR]
 
@@ -13,17 +13,24 @@ both trained on ``portraits/congress_pd`` with one identity in seven (by name or
 Table 1 (SBI validation): the held-out identities' portraits, each once pristine and once
 self-blended with a fixed seed, scored by every method.
 
-Table 2 (the product's own swaps): swap models are trained with the product's API
-(``train_swap_model`` + ``export_model``, as ``benchmarks/render.py`` does: synthetic idols from
-``synthetic_people/seeprettyface_1024`` onto the consenting-actor clip) for ``--train-minutes``
-each, in recipes the detector never saw (it saw no swap at all), and rendered with
-``render_media`` onto ``--segments`` segments of the actor clip at 720p (each model with a
-different colour mode and blend). Fakes are scored against their untouched source segments, after
-re-encoding both at CRF 23, 28 and 35 and after a 0.5x rescale at CRF 23. Frame AUC over every
-scored face; video AUC over the segments (mean calibrated logit per segment).
+Table 2 (the product's own swaps), one table per footage: swap models are trained with the
+product's API (``train_swap_model`` + ``export_model``, as ``benchmarks/render.py`` does: synthetic
+idols from ``synthetic_people/seeprettyface_1024`` onto the actor clip's frames and a talking
+``grace_hopper``'s) for ``--train-minutes`` each, in recipes the detector never saw (it saw no swap
+at all): ``SWAP_MODELS``, df and liae families at 64 and 128 px (``--swap-models`` picks some),
+each rendered with its refine options (every colour mode and both blends appear once). Each is
+rendered with ``render_media`` onto ``--segments`` segments of two footages at 720p: the
+consenting-actor clip (real camera footage) and a generated one (``grace_hopper`` talking,
+``likeness.media.synthetic``; the released performer holds a reference face of each, or render
+would not swap onto it). Fakes are scored against their own footage's untouched segments, after
+re-encoding both at CRF 23, 28 and 35, after a 0.5x rescale at CRF 23 and after a crop of 10 % per
+side at CRF 23. Frame AUC over every scored face; video AUC over the segments (mean calibrated
+logit per segment). Table 2c: video AUC per swap group (its fakes against their footage's real
+segments). ``faces.png`` in the work folder shows a few faces of one fake per swap group and
+footage, then of one real segment per footage.
 
 Table 3 (authentic footage): the false-positive rate at each detector's shipped threshold on the
-actor segments and on animated clips of the held-out portraits, per condition.
+actor segments, the generated segments and animated clips of the held-out portraits, per condition.
 
 ``--agency-example`` (instead of the tables; the fine-tune starts from the general model shipped in
 the package, or from ``--init``, another detector's ``checkpoint.pt``): the agency fine-tune the way verify uses it. Verify applies a subject's
@@ -78,24 +85,52 @@ from likeness.media.images import read_image  # noqa: E402
 from likeness.media.video import VideoEncoder, iter_video_frames, probe_video  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-CONDITIONS = ("crf23", "crf28", "crf35", "half-crf23")
+#: Each condition's re-encode: (CRF, scale, crop fraction per side); the crop comes first.
+CONDITIONS: dict[str, tuple[int, float, float]] = {
+    "crf23": (23, 1.0, 0.0),
+    "crf28": (28, 1.0, 0.0),
+    "crf35": (35, 1.0, 0.0),
+    "half-crf23": (23, 0.5, 0.0),
+    "crop10-crf23": (23, 1.0, 0.1),
+}
+#: The swap models (family, px) and the refine options (colour, blend) each is rendered with:
+#: 64 and 128 px, df and liae, every colour mode and both blends at least once.
+SWAP_MODELS: dict[str, tuple[str, int, tuple[tuple[str, str], ...]]] = {
+    "df_tiny-64": ("df_tiny", 64, (("rct", "alpha"),)),
+    "liae_tiny-64": ("liae_tiny", 64, (("lct", "poisson"),)),
+    "df_tiny-128": ("df_tiny", 128, (("hist", "alpha"),)),
+    "liae_tiny-128": ("liae_tiny", 128, (("none", "poisson"),)),
+}
+#: The footage swaps are rendered onto and matched against (``portrait`` clips are authentic only).
+FOOTAGES = ("actor", "generated")
+#: The generated footage: a package portrait, talking, at the actor segments' size and a video frame rate.
+GENERATED_FPS = 25
 
 
-def reencode(source: Path, out: Path, *, crf: int, scale: float = 1.0) -> Path:
+def crop_box(width: int, height: int, crop: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) keeping the middle of the frame, ``crop`` of each side cut, even sizes."""
+    dx, dy = int(round(width * crop)), int(round(height * crop))
+    return dx, dy, dx + (width - 2 * dx) // 2 * 2, dy + (height - 2 * dy) // 2 * 2
+
+
+def reencode(source: Path, out: Path, *, crf: int, scale: float = 1.0, crop: float = 0.0) -> Path:
     info = probe_video(source)
-    width, height = int(round(info.width * scale / 2) * 2), int(round(info.height * scale / 2) * 2)
+    x0, y0, x1, y1 = crop_box(info.width, info.height, crop)
+    width, height = int(round((x1 - x0) * scale / 2) * 2), int(round((y1 - y0) * scale / 2) * 2)
     with VideoEncoder(out, width=width, height=height, fps=info.frame_rate or info.fps, crf=crf) as enc:
         for frame in iter_video_frames(source):
-            rgb = frame.rgb if scale == 1.0 else cv2.resize(frame.rgb, (width, height), interpolation=cv2.INTER_AREA)
-            enc.write(rgb, pts_s=frame.pts_s)
+            rgb = frame.rgb[y0:y1, x0:x1]
+            if scale != 1.0:
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            enc.write(np.ascontiguousarray(rgb), pts_s=frame.pts_s)
     return out
 
 
 def condition_copy(clip: Path, condition: str, tmp: Path) -> Path:
     out = tmp / f"{clip.stem}.{condition}.mp4"
     if not out.exists():
-        crf = int(condition.split("crf")[1])
-        reencode(clip, out, crf=crf, scale=0.5 if condition.startswith("half") else 1.0)
+        crf, scale, crop = CONDITIONS[condition]
+        reencode(clip, out, crf=crf, scale=scale, crop=crop)
     return out
 
 
@@ -163,55 +198,102 @@ def setup_world(home: Path, performer_faces: list[np.ndarray], subject_faces: li
     return render_bench.setup_world(home, performer_faces, subject_faces, allow_unlabelled=True)
 
 
-def make_swaps(args: argparse.Namespace, segments: list[Path], tmp: Path) -> dict[str, list[Path]]:
-    """Render every segment with each swap model through the product's own pipeline."""
+def generated_footage(tmp: Path, *, segments: int, frames: int) -> Path:
+    """The generated footage: ``grace_hopper`` talking (``benchmarks/render.py``'s second performer),
+    filling a 1280x720 frame, near-lossless, ``segments * frames`` frames."""
+    from likeness.media.synthetic import grace_hopper, write_clip
+
+    out = tmp / "generated_source.mp4"
+    if out.exists():
+        return out
+    return write_clip(
+        out,
+        grace_hopper(),
+        seconds=segments * frames / GENERATED_FPS,
+        fps=GENERATED_FPS,
+        size=(1280, 720),
+        with_audio=False,
+        seed=3,
+        crf=12,
+        talking=True,
+    )
+
+
+def swap_name(family: str, resolution: int, colour: str, blend: str) -> str:
+    return f"{family} {resolution} px, {colour}, {blend}"
+
+
+def make_swaps(args: argparse.Namespace, footage: dict[str, list[Path]], tmp: Path) -> dict[str, dict[str, list[Path]]]:
+    """Render every segment of each footage with each swap model and refine option through the
+    product's own pipeline: ``{footage: {swap group: [rendered segment, ...]}}``."""
     import render as render_bench  # benchmarks/render.py: the same aligned samples and trainer
-    from likeness.media.synthetic import animate_portrait
+    from likeness.media.synthetic import animate_portrait, grace_hopper, talking_portrait
     from likeness.render import RefineOptions, RenderOptions, render_media
 
     idol_dir = args.media / "synthetic_people" / "seeprettyface_1024"
     idols = [read_image(p) for p in sorted(idol_dir.glob("*.png"))[:3]]
-    first = next(iter_video_frames(segments[0])).rgb
-    ws = setup_world(tmp / f"home-{time.time_ns()}", [first], idols)
+    # The released performer's references: a face of each footage, or render would not swap onto it
+    # (the generated face stands in for a second consenting performer, as in benchmarks/render.py).
+    performer_refs = [next(iter_video_frames(segments[0])).rgb for segments in footage.values()]
+    ws = setup_world(tmp / f"home-{time.time_ns()}", performer_refs, idols)
     source_frames = [f for rgb in idols for f in animate_portrait(rgb, n_frames=30, size=(512, 512), seed=7)]
     dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
     target_frames = [f.rgb for f in iter_video_frames(dfdc, step=3, max_side=1280)]
-    recipes = [("df_tiny", 64, "rct", "alpha"), ("liae_tiny", 64, "lct", "poisson")][: args.swap_models]
-    swaps: dict[str, list[Path]] = {}
-    for family, resolution, colour, blend in recipes:
-        source, target = (
-            render_bench.aligned_samples(source_frames, resolution),
-            render_bench.aligned_samples(target_frames, resolution),
-        )
-        name = f"{family} {resolution} px, {colour}, {blend}"
-        outs = [tmp / f"swap_{family}{resolution}_{segment.stem}.mp4" for segment in segments]
-        if all(out.exists() for out in outs):  # a rerun with --work reuses its renders
-            swaps[name] = outs
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model, _ = render_bench.make_model(
-                ws,
-                tmp / f"m_{family}{resolution}-{time.time_ns()}",
-                source,
-                target,
-                family=family,
-                resolution=resolution,
-                iterations=None,
-                minutes=args.train_minutes,
-            )
-        swaps[name] = []
-        for segment, out in zip(segments, outs):
-            options = RenderOptions(
-                refine=RefineOptions(colour=colour, blend=blend), write_report=False, unlabelled=True
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                render_media(ws, model, segment, out, use="music_video", org="studio", options=options)
-            swaps[name].append(out)
-        print(f"  rendered {name} onto {len(segments)} segments", file=sys.stderr)
+    if "generated" in footage:  # the swap trains on its target footage, as a deepfake maker would
+        target_frames += list(talking_portrait(grace_hopper(), n_frames=60, size=(512, 512), seed=3))
+    swaps: dict[str, dict[str, list[Path]]] = {name: {} for name in footage}
+    samples: dict[int, tuple] = {}  # aligned (source, target) faces per resolution, aligned once
+    for key in args.swap_models:
+        family, resolution, refinements = SWAP_MODELS[key]
+        model = None
+        for colour, blend in refinements:
+            name = swap_name(family, resolution, colour, blend)
+            for source_name, segments in footage.items():
+                outs = [tmp / f"swap_{key}_{colour}_{blend}_{segment.stem}.mp4" for segment in segments]
+                swaps[source_name][name] = outs
+                if all(out.exists() for out in outs):  # a rerun with --work reuses its renders
+                    continue
+                if model is None:
+                    if resolution not in samples:
+                        samples[resolution] = tuple(
+                            render_bench.aligned_samples(frames, resolution)
+                            for frames in (source_frames, target_frames)
+                        )
+                    model = train_swap(ws, args, tmp, *samples[resolution], family, resolution)
+                options = RenderOptions(
+                    refine=RefineOptions(colour=colour, blend=blend), write_report=False, unlabelled=True
+                )
+                started = time.perf_counter()
+                for segment, out in zip(segments, outs):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        render_media(ws, model, segment, out, use="music_video", org="studio", options=options)
+                print(
+                    f"  rendered {name} onto {len(segments)} {source_name} segments "
+                    f"in {time.perf_counter() - started:.0f} s",
+                    file=sys.stderr,
+                )
     ws.close()
     return swaps
+
+
+def train_swap(ws, args: argparse.Namespace, tmp: Path, source, target, family: str, resolution: int) -> Path:
+    """One swap model trained for ``--train-minutes`` and exported (``benchmarks/render.py``'s trainer)."""
+    import render as render_bench  # benchmarks/render.py
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = render_bench.make_model(
+            ws,
+            tmp / f"m_{family}{resolution}-{time.time_ns()}",
+            source,
+            target,
+            family=family,
+            resolution=resolution,
+            iterations=None,
+            minutes=args.train_minutes,
+        )
+    return model
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -245,7 +327,13 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--step", type=int, default=2, help="score every this many frames")
-    parser.add_argument("--swap-models", type=int, default=2)
+    parser.add_argument(
+        "--swap-models",
+        nargs="+",
+        choices=list(SWAP_MODELS),
+        default=list(SWAP_MODELS),
+        help="the swap models to train and render (default: all)",
+    )
     parser.add_argument("--train-minutes", type=float, default=1.5)
     parser.add_argument("--authentic-portraits", type=int, default=6)
     parser.add_argument("--json", type=Path)
@@ -323,9 +411,15 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
         sbi_rows,
     )
 
-    # Footage.
+    # Footage: the actor's segments and the generated clip's, each the real side of its own fakes.
     dfdc = args.media / "video" / "dfdc_consenting_actor_lynaeydofd.mp4"
-    segments = split_segments(dfdc, tmp, segments=args.segments, frames=args.frames, size=(1280, 720))
+    generated = generated_footage(tmp, segments=args.segments, frames=args.frames)
+    footage = {
+        "actor": split_segments(dfdc, tmp, segments=args.segments, frames=args.frames, size=(1280, 720)),
+        "generated": split_segments(
+            generated, tmp, segments=args.segments, frames=args.frames, size=(1280, 720), prefix="generated"
+        ),
+    }
     from likeness.media.synthetic import write_clip
 
     animated = [
@@ -341,66 +435,99 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
         for k, p in enumerate(held_out[: args.authentic_portraits])
     ]
     started = time.perf_counter()
-    swaps = make_swaps(args, segments, tmp)
+    swaps = make_swaps(args, footage, tmp)
     print(f"  swaps made in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    sheet = [paths[0] for groups in swaps.values() for paths in groups.values()]
+    sheet += [segments[0] for segments in footage.values()]
+    print(
+        f"face sheet (rows: each swap group's first fake per footage, then the real ones): "
+        f"{face_sheet(sheet, tmp / 'faces.png')}"
+    )
 
-    per_condition: dict = {}
+    # Each scored clip: (footage, group, label, scores); group "real" for untouched clips.
+    per_condition: dict[str, list[tuple[str, str, int, dict[str, np.ndarray]]]] = {}
     with FaceDetector(mode="image") as detector:
         for condition in CONDITIONS:
-            clips: list[tuple[str, int, ClipFaces]] = []  # (group, label, faces)
-            for segment in segments:
-                clips.append(("actor", 0, ClipFaces(detector, condition_copy(segment, condition, tmp), args.step)))
+            clips: list[tuple[str, str, int, ClipFaces]] = []
+            for source_name, segments in footage.items():
+                for segment in segments:
+                    clip = condition_copy(segment, condition, tmp)
+                    clips.append((source_name, "real", 0, ClipFaces(detector, clip, args.step)))
+                for name, paths in swaps[source_name].items():
+                    for path in paths:
+                        clip = condition_copy(path, condition, tmp)
+                        clips.append((source_name, name, 1, ClipFaces(detector, clip, args.step)))
             for clip in animated:
-                clips.append(("portrait", 0, ClipFaces(detector, condition_copy(clip, condition, tmp), args.step)))
-            for name, paths in swaps.items():
-                for path in paths:
-                    clips.append((name, 1, ClipFaces(detector, condition_copy(path, condition, tmp), args.step)))
-            clips = [c for c in clips if c[2].crops]
-            per_clip = [
-                (group, label, method_scores(models, faces.crops, faces.sizes)) for group, label, faces in clips
+                faces = ClipFaces(detector, condition_copy(clip, condition, tmp), args.step)
+                clips.append(("portrait", "real", 0, faces))
+            clips = [c for c in clips if c[3].crops]
+            per_condition[condition] = [
+                (source_name, group, label, method_scores(models, faces.crops, faces.sizes))
+                for source_name, group, label, faces in clips
             ]
-            per_condition[condition] = per_clip
             print(
-                f"  scored {condition}: {sum(len(c[2].crops) for c in clips)} faces in {len(clips)} clips",
+                f"  scored {condition}: {sum(len(c[3].crops) for c in clips)} faces in {len(clips)} clips",
                 file=sys.stderr,
             )
 
+    results["footage"] = {
+        "actor": f"{args.segments} segments of {args.frames} frames of {dfdc.name}, 1280x720",
+        "generated": f"{args.segments} segments of {args.frames} frames of grace_hopper talking "
+        f"(likeness.media.synthetic), 1280x720, {GENERATED_FPS} fps",
+        "swap_models": {key: SWAP_MODELS[key] for key in args.swap_models},
+    }
     results["swaps"] = {}
+    for source_name in footage:
+        rows = []
+        for condition in CONDITIONS:
+            # Fakes against their own untouched sources.
+            matched = [c for c in per_condition[condition] if c[0] == source_name]
+            entry = {method: swap_aucs(matched, method, learned=method in models) for method in methods}
+            results["swaps"].setdefault(condition, {})[source_name] = entry
+            rows.append([condition] + [f"{entry[m]['video_auc']:.3f} / {entry[m]['frame_auc']:.3f}" for m in methods])
+        groups = list(swaps[source_name])
+        n_real = sum(1 for c in per_condition["crf23"] if c[0] == source_name and c[2] == 0)
+        n_fake = sum(1 for c in per_condition["crf23"] if c[0] == source_name and c[2] == 1)
+        table(
+            f"Table 2 ({source_name} footage): the product's swaps ({'; '.join(groups)}) on {args.segments} "
+            f"{source_name} segments of {args.frames} frames ({n_fake} fake and {n_real} real clips per condition), "
+            "video AUC / frame AUC",
+            ["condition", *methods],
+            rows,
+        )
+
+    # Per swap group: that group's fakes against their footage's real clips, for the learned models.
+    results["swaps_per_group"] = {}
     rows = []
-    for condition in CONDITIONS:
-        # Fakes against their untouched sources: the actor segments (the portraits are not swap targets).
-        matched = [c for c in per_condition[condition] if c[0] != "portrait"]
-        entry: dict = {}
-        for method in methods:
-            frame_labels = np.concatenate([np.full(len(s[method]), label) for _, label, s in matched])
-            frame_values = np.concatenate([s[method] for _, _, s in matched])
-            video_labels = np.array([label for _, label, _ in matched])
-            video_values = np.array([float(np.mean(s[method])) for _, _, s in matched])
-            auc = best_direction_auc if method not in models else roc_auc
-            entry[method] = {"frame_auc": auc(frame_labels, frame_values), "video_auc": auc(video_labels, video_values)}
-        results["swaps"][condition] = entry
-        rows.append([condition] + [f"{entry[m]['frame_auc']:.3f} / {entry[m]['video_auc']:.3f}" for m in methods])
-    n_fake = sum(len(v) for v in swaps.values())
+    for source_name in footage:
+        for group in swaps[source_name]:
+            cells = []
+            for condition in CONDITIONS:
+                matched = [c for c in per_condition[condition] if c[0] == source_name and c[1] in ("real", group)]
+                entry = {name: swap_aucs(matched, name, learned=True) for name in models}
+                results["swaps_per_group"].setdefault(source_name, {}).setdefault(group, {})[condition] = entry
+                cells.append(" / ".join(f"{entry[name]['video_auc']:.2f}" for name in models))
+            rows.append([source_name, group, *cells])
     table(
-        f"Table 2: the product's swaps ({', '.join(swaps)}) on {args.segments} actor segments of {args.frames} frames "
-        f"({n_fake} fake and {args.segments} real clips per condition), frame AUC / video AUC",
-        ["condition", *methods],
+        f"Table 2c: video AUC per swap group against its footage's real segments ({' / '.join(models)})",
+        ["footage", "swap group", *CONDITIONS],
         rows,
     )
 
     results["authentic_fpr"] = {}
     rows = []
+    groups = [*footage, "portrait"]
     for condition in CONDITIONS:
         entry: dict = {}
         cells = []
-        for group in ("actor", "portrait"):
-            authentic = [c for c in per_condition[condition] if c[1] == 0 and c[0] == group]
+        for source_name in groups:
+            authentic = [c for c in per_condition[condition] if c[2] == 0 and c[0] == source_name]
             for name, model in models.items():
-                frames = np.concatenate([s[name] for _, _, s in authentic])
-                videos = np.array([float(np.mean(s[name])) for _, _, s in authentic])
+                frames = np.concatenate([s[name] for *_, s in authentic])
+                videos = np.array([float(np.mean(s[name])) for *_, s in authentic])
                 frame_fpr = float((frames >= model.threshold_logit).mean())
                 video_fpr = float((videos >= model.threshold_logit).mean())
-                entry.setdefault(group, {})[name] = {
+                entry.setdefault(source_name, {})[name] = {
                     "frame_fpr": frame_fpr,
                     "video_fpr": video_fpr,
                     "frames": int(len(frames)),
@@ -412,14 +539,26 @@ def run(args: argparse.Namespace, models: dict[str, DetectorModel], tmp: Path) -
     target = next(iter(models.values())).card["calibration"]["target_false_positive_rate"]
     table(
         f"Table 3: false-positive rate on authentic footage at each model's shipped threshold (target {target:.2f}), "
-        f"frame / video; actor = the {args.segments} untouched actor segments, portrait = {len(animated)} animated "
-        "held-out portraits (the identities the threshold was set on, as stills)",
-        ["condition", *[f"{g}: {m}" for g in ("actor", "portrait") for m in models]],
+        f"frame / video; actor = the {args.segments} untouched actor segments, generated = the {args.segments} "
+        f"untouched generated segments, portrait = {len(animated)} animated held-out portraits (the identities the "
+        "threshold was set on, as stills)",
+        ["condition", *[f"{g}: {m}" for g in groups for m in models]],
         rows,
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return 0
+
+
+def swap_aucs(clips: list, method: str, *, learned: bool) -> dict[str, float]:
+    """Frame and video AUC of ``method`` over ``clips`` ((footage, group, label, scores)): a learned
+    model's logits as they are, a baseline's feature in whichever direction is higher."""
+    auc = roc_auc if learned else best_direction_auc
+    frame_labels = np.concatenate([np.full(len(s[method]), label) for _, _, label, s in clips])
+    frame_values = np.concatenate([s[method] for *_, s in clips])
+    video_labels = np.array([label for _, _, label, _ in clips])
+    video_values = np.array([float(np.mean(s[method])) for *_, s in clips])
+    return {"frame_auc": auc(frame_labels, frame_values), "video_auc": auc(video_labels, video_values)}
 
 
 # --- The agency example (``--agency-example``): the artist's face swapped onto someone else. ---

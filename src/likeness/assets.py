@@ -113,7 +113,7 @@ ASSETS: tuple[Asset, ...] = (
         "detector-general-card",
         "likeness",
         "detector/general/detector.card.json",
-        "f12dd107b386bce6edcd22aecc8facc5038944f75f5c3a42280c1e126afc44a3",
+        "af0f09a541ca1d07e47f7743106523ee44c34c2ce582b4026d0f165464eae462",
         "the product's own (scripts/ship_general_detector.py)",
         "likeness.detector.general (the training files a fine-tune inherits, so evaluate refuses them)",
     ),

@@ -44,6 +44,10 @@ def test_the_shipped_card_names_the_shipped_files() -> None:
     )
     assert "evaluation" not in card  # nothing that register could take for a measured pass
     assert not any(card["gate_figures"]["holds"].values()) and card["gate_figures"]["run"]
+    # measured on both footages under every condition of benchmarks/detector.py, the crop included
+    measured = {(c["footage"], c["condition"]) for c in card["gate_figures"]["conditions"]}
+    conditions = ("crf23", "crf28", "crf35", "half-crf23", "crop10-crf23")
+    assert measured == {(footage, c) for footage in ("actor", "generated") for c in conditions}
     assert card["training"]["start"] == "imagenet" and len(card["training"]["files_sha256"]) >= 249
     assert any("--from-imagenet" in line for line in card["rerun"])
     assert {"validation", "calibration", "trained", "licence", "storage"} <= card.keys()
