@@ -77,6 +77,30 @@ class DetectorTrainConfig:
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
 
+def detector_out_folder(out_dir: Path) -> Path:
+    """``out_dir`` made ready for a detector's files (``ModelError`` naming it otherwise): never a
+    folder of the installed package, whose shipped general model every fine-tune starts from (a
+    file written there replaces a shipped one, or sits beside it as if shipped), and never a path
+    that is a file or cannot be made. Called before any face is aligned."""
+    from likeness.assets import asset_path, package_folder
+    from likeness.detector.general import GENERAL_CARD_ASSET
+
+    out_dir = Path(out_dir)
+    general = asset_path(GENERAL_CARD_ASSET)
+    installed = [f.resolve() for f in (package_folder("likeness"), general and general.parent) if f is not None]
+    resolved = out_dir.resolve()
+    inside = next((f for f in installed if resolved == f or resolved.is_relative_to(f)), None)
+    if inside is not None:
+        raise ModelError(f"{out_dir}: inside the installed likeness package ({inside}); write detectors elsewhere")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelError(f"{out_dir}: not a folder (give a folder for the detector's files)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{out_dir}: cannot make this folder ({exc.strerror or type(exc).__name__})") from None
+    return out_dir
+
+
 def align_paths(
     paths: Sequence[Path],
     *,
@@ -189,7 +213,7 @@ def train_detector(
     overlap = {s.identity for s in train} & {s.identity for s in validation}
     if overlap:
         raise FaceError(f"train_detector: identities in both training and validation: {sorted(overlap)[:5]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    detector_out_folder(out_dir)
     remove_stale_temp_files(out_dir)
     torch.set_num_threads(max(1, config.threads))
     net, base = initial or initial_network(config)
@@ -378,7 +402,9 @@ def train_from_folders(
             f"(one in seven is held out), found {len(identities)}"
         )
     held_out = held_out_identities(identities)
-    # An edited shipped model or an unreadable checkpoint is refused before minutes of alignment.
+    # An edited shipped model, an unreadable checkpoint or an unusable --out is refused before
+    # minutes of alignment.
+    detector_out_folder(out_dir)
     inherited_training_files(config)
     initial = initial_network(config)
     total = len(paths) + len(extra)
@@ -504,6 +530,13 @@ def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
 
 def export_onnx(net: Any, path: Path) -> None:
     """Export ``net`` (float32 ``(N, 3, S, S)`` -> ``(N, 1)``) with a dynamic batch axis."""
+    from likeness.train.checkpoint import write_bytes_atomic
+
+    write_bytes_atomic(path, onnx_bytes(net))
+
+
+def onnx_bytes(net: Any) -> bytes:
+    """The ONNX model :func:`export_onnx` writes for ``net``."""
     import torch
 
     net.eval()
@@ -522,6 +555,4 @@ def export_onnx(net: Any, path: Path) -> None:
         )
     if program is None:
         raise ModelError("detector: the ONNX export produced no model")
-    from likeness.train.checkpoint import write_bytes_atomic
-
-    write_bytes_atomic(path, program.model_proto.SerializeToString())
+    return program.model_proto.SerializeToString()

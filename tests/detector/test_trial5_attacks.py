@@ -1,0 +1,133 @@
+"""Attacker trial 5 on the detector path (issue #31): the shipped general detector's files, the
+folder ``export-general`` and ``train`` write into, and malformed figures in a registered card.
+Each case wrote over files it must not touch, read a file without end, or stopped with a
+traceback before its fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from likeness.assets import asset_path
+from likeness.cli import app
+from likeness.detector.general import GENERAL_CARD_ASSET, GENERAL_WEIGHTS_ASSET, WEIGHTS_FILE, export_general
+from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, initial_network
+from likeness.digests import sha256_file
+from likeness.errors import ModelError
+
+pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args), terminal_width=400)
+
+
+@pytest.fixture
+def installed_copy(monkeypatch, tmp_path) -> Path:
+    """A copy of the installed general folder, where the asset table looks for the general model
+    (so a test that writes into "the package" writes into this copy, never the real install)."""
+    folder = tmp_path / "site-packages" / "likeness" / "detector" / "general"
+    folder.mkdir(parents=True)
+    for name in (GENERAL_WEIGHTS_ASSET, GENERAL_CARD_ASSET):
+        shutil.copy(asset_path(name), folder)
+    real = asset_path
+    files = {GENERAL_WEIGHTS_ASSET: folder / WEIGHTS_FILE, GENERAL_CARD_ASSET: folder / CARD_FILE}
+    monkeypatch.setattr("likeness.assets.asset_path", lambda name: files.get(name) or real(name))
+    return folder
+
+
+def fourteen_faces(tmp_path: Path) -> Path:
+    """A --real folder train accepts up to alignment (empty files: alignment must never be reached)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    for k in range(14):
+        (real / f"person{k:02d}.png").write_bytes(b"")
+    return real
+
+
+@pytest.fixture
+def no_alignment(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("aligned faces for a run that cannot start")
+
+    monkeypatch.setattr("likeness.detector.train.align_paths", refuse)
+
+
+# --- export-general and train: where they write ---------------------------------------------------
+
+
+def test_export_general_into_the_installed_folder_is_refused_and_the_shipped_files_stay(installed_copy) -> None:
+    """Before: export wrote detector.onnx into the package and replaced the shipped card with the
+    exported one, so every later fine-tune was refused ("reinstall likeness")."""
+    before = {p.name: sha256_file(p) for p in installed_copy.iterdir()}
+    result = cli("detector", "export-general", "--out", str(installed_copy))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "installed" in result.output
+    assert {p.name: sha256_file(p) for p in installed_copy.iterdir()} == before
+    initial_network(DetectorTrainConfig())  # the shipped model still loads
+
+
+def test_train_into_the_installed_folder_is_refused_before_aligning(installed_copy, no_alignment, tmp_path) -> None:
+    before = {p.name: sha256_file(p) for p in installed_copy.iterdir()}
+    result = cli("detector", "train", "--real", str(fourteen_faces(tmp_path)), "--out", str(installed_copy))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "installed" in result.output
+    assert {p.name: sha256_file(p) for p in installed_copy.iterdir()} == before
+
+
+def test_export_general_does_not_overwrite_a_trained_detector(tmp_path) -> None:
+    """Before: exporting into an agency's fine-tune folder replaced its detector.onnx and card by
+    the general model's, beside the fine-tune's checkpoint, and said nothing."""
+    trained = tmp_path / "det"
+    trained.mkdir()
+    for name in (MODEL_FILE, CARD_FILE, "checkpoint.pt"):
+        (trained / name).write_bytes(name.encode())
+    result = cli("detector", "export-general", "--out", str(trained))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "already holds" in result.output
+    assert {p.name: p.read_bytes() for p in trained.iterdir()} == {
+        name: name.encode() for name in (MODEL_FILE, CARD_FILE, "checkpoint.pt")
+    }
+
+
+def test_export_general_beside_unrelated_files_writes_its_two_files(tmp_path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    card = export_general(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([CARD_FILE, MODEL_FILE, "notes.txt"])
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert card["sha256"] == sha256_file(folder / MODEL_FILE)
+
+
+def test_export_general_does_not_write_through_a_planted_link(tmp_path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    victim = tmp_path / "victim.txt"
+    (folder / CARD_FILE).symlink_to(victim)  # dangling: a plain write would create the victim
+    with pytest.raises(ModelError, match="already holds"):
+        export_general(folder)
+    assert not victim.exists()
+
+
+@pytest.mark.parametrize("where", ["a-file", "under-a-file", "read-only"])
+def test_export_general_into_a_path_it_cannot_make_is_a_typed_error(tmp_path, where) -> None:
+    """Before: FileExistsError / NotADirectoryError / FileNotFoundError tracebacks."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    out = {"a-file": a_file, "under-a-file": a_file / "sub", "read-only": Path("/proc/likeness-trial5")}[where]
+    result = cli("detector", "export-general", "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert str(out) in result.output
+
+
+def test_train_into_a_file_path_is_refused_before_aligning(tmp_path, no_alignment) -> None:
+    """Before: minutes of alignment, then a FileExistsError traceback."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    result = cli("detector", "train", "--real", str(fourteen_faces(tmp_path)), "--out", str(a_file))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert str(a_file) in result.output and "not a folder" in result.output
