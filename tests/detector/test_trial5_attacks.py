@@ -5,6 +5,7 @@ traceback before its fix."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -131,3 +132,30 @@ def test_train_into_a_file_path_is_refused_before_aligning(tmp_path, no_alignmen
     result = cli("detector", "train", "--real", str(fourteen_faces(tmp_path)), "--out", str(a_file))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert str(a_file) in result.output and "not a folder" in result.output
+
+
+# --- the shipped files replaced by something endless ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sparse-64GiB", "dev-zero", "fifo"])
+def test_shipped_weights_swapped_for_an_endless_or_huge_file_are_refused_at_once(
+    installed_copy, monkeypatch, kind
+) -> None:
+    """Before: a 64 GiB sparse file was hashed whole (minutes, no progress) before the refusal;
+    /dev/zero or a FIFO was called "missing from likeness"."""
+    weights = installed_copy / WEIGHTS_FILE
+    weights.unlink()
+    if kind == "sparse-64GiB":
+        with weights.open("wb") as handle:
+            handle.truncate(64 << 30)
+    elif kind == "dev-zero":
+        weights.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(weights)
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed a file whose size already differs")
+
+    monkeypatch.setattr("likeness.assets.sha256_file", no_hashing)
+    with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET}"):
+        initial_network(DetectorTrainConfig())
