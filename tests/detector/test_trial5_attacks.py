@@ -5,6 +5,7 @@ traceback before its fix."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,10 +15,14 @@ from typer.testing import CliRunner
 
 from likeness.assets import asset_path
 from likeness.cli import app
+from likeness.detector.evaluation import evaluate_detector
 from likeness.detector.general import GENERAL_CARD_ASSET, GENERAL_WEIGHTS_ASSET, WEIGHTS_FILE, export_general
+from likeness.detector.registered import register_detector
 from likeness.detector.train import CARD_FILE, MODEL_FILE, DetectorTrainConfig, initial_network
 from likeness.digests import sha256_file
 from likeness.errors import ModelError
+
+from .handmade import GateMedia, write_detector
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -159,3 +164,56 @@ def test_shipped_weights_swapped_for_an_endless_or_huge_file_are_refused_at_once
     monkeypatch.setattr("likeness.assets.sha256_file", no_hashing)
     with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET}"):
         initial_network(DetectorTrainConfig())
+
+
+# --- malformed figures in a registered card ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"units": {"real": "Infinity"}},
+        {"units": {"real": -5}},
+        {"units": {"real": "five"}},
+        {"authentic_false_positive_rate": {"video": -0.4}},
+        {"video_auc": 7.0},
+    ],
+    ids=["units-infinite", "units-negative", "units-string", "fpr-negative", "auc-over-one"],
+)
+def test_impossible_figures_in_a_card_are_refused_at_register(
+    media: GateMedia, tmp_path: Path, workspace, settings, mina, edit
+) -> None:
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    card_path = folder / CARD_FILE
+    card = json.loads(card_path.read_text())
+    for key, value in edit.items():
+        if isinstance(value, dict):
+            card["evaluation"]["figures"][key].update(value)
+        else:
+            card["evaluation"]["figures"][key] = value
+    text = json.dumps(card).replace('"Infinity"', "Infinity")
+    card_path.write_text(text)
+    with pytest.raises(ModelError):
+        register_detector(workspace, folder, "mina")
+    listed = CliRunner().invoke(app, ["--home", str(settings.home), "detector", "list"])
+    assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
+
+
+@pytest.mark.parametrize("units", [float("inf"), float("nan"), -5, "five", True])
+def test_the_bound_of_impossible_figures_is_a_model_error(units) -> None:
+    """``detector list`` works the bound out of a registered card's figures: an infinite unit
+    count raised ``OverflowError`` there (a traceback), a boolean one counted as 1 unit."""
+    from likeness.detector.evaluation import false_positive_bound
+
+    evaluation = {
+        "figures": {
+            "video_auc": 1.0,
+            "baselines": {"face_size": {"video_auc": 0.5}, "high_frequency_energy": {"video_auc": 0.5}},
+            "authentic_false_positive_rate": {"video": 0.0},
+            "fake_recall_at_threshold": {"video": 1.0},
+            "units": {"real": units, "fake": 5},
+        }
+    }
+    with pytest.raises(ModelError, match="real units"):
+        false_positive_bound(evaluation, target_fpr=0.05)
