@@ -162,7 +162,8 @@ def test_shipped_weights_swapped_for_an_endless_or_huge_file_are_refused_at_once
         raise AssertionError("hashed a file whose size already differs")
 
     monkeypatch.setattr("likeness.assets.sha256_file", no_hashing)
-    with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET}"):
+    says = "has 68,719,476,736 bytes, not the" if kind == "sparse-64GiB" else "is not a regular file"
+    with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET} {says}"):
         initial_network(DetectorTrainConfig())
 
 
@@ -217,3 +218,34 @@ def test_the_bound_of_impossible_figures_is_a_model_error(units) -> None:
     }
     with pytest.raises(ModelError, match="real units"):
         false_positive_bound(evaluation, target_fpr=0.05)
+
+
+# --- --init: the card beside the checkpoint ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "card", ["[1, 2]", '{"training": [1]}', '{"training": {"files_sha256": "abc"}}', "fifo"], ids=str
+)
+def test_a_malformed_card_beside_the_init_checkpoint_is_a_model_error(tmp_path, no_alignment, card) -> None:
+    """The fine-tune inherits the training files the card beside ``--init`` lists; a card that
+    was a JSON list stopped train with an ``AttributeError`` traceback, and a FIFO there was
+    taken as "no card" (so nothing inherited)."""
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "checkpoint.pt").write_bytes(b"")
+    if card == "fifo":
+        os.mkfifo(start / CARD_FILE)
+    else:
+        (start / CARD_FILE).write_text(card)
+    result = cli(
+        "detector",
+        "train",
+        "--real",
+        str(fourteen_faces(tmp_path)),
+        "--out",
+        str(tmp_path / "out"),
+        "--init",
+        str(start / "checkpoint.pt"),
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert str(start / CARD_FILE) in result.output

@@ -519,13 +519,19 @@ def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
             return general_training_files()
         return []
     card_path = Path(config.init_checkpoint).parent / CARD_FILE
-    if not card_path.is_file():
+    if not (card_path.exists() or card_path.is_symlink()):
         return []
+    from likeness.detector.score import read_detector_file
+
     try:
-        files = json.loads(card_path.read_text()).get("training", {}).get("files_sha256", [])
+        card = json.loads(read_detector_file(card_path))
     except ValueError:
-        raise ModelError(f"{card_path}: not a detector card") from None
-    return [str(f) for f in files] if isinstance(files, list) else []
+        raise ModelError(f"{card_path}: not a detector card (not JSON)") from None
+    training = card.get("training", {}) if isinstance(card, dict) else None
+    files = training.get("files_sha256", []) if isinstance(training, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ModelError(f"{card_path}: not a detector card (no list of sha256s at training.files_sha256)")
+    return files
 
 
 def export_onnx(net: Any, path: Path) -> None:
