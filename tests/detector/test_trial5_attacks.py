@@ -249,3 +249,70 @@ def test_a_malformed_card_beside_the_init_checkpoint_is_a_model_error(tmp_path, 
     )
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert str(start / CARD_FILE) in result.output
+
+
+# --- register and unregister at once -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["register", "unregister"])
+def test_register_and_unregister_at_once_leave_files_that_match_the_ledger(
+    media: GateMedia, tmp_path: Path, workspace, settings, mina, monkeypatch, first
+) -> None:
+    """Each appends its event, then swaps its files in. Interleaved (one between the other's
+    append and swap), the folder ended up holding the files of the event that is *not* in force:
+    a withdrawn detector's files with no withdrawal note (so deleting the withdrawal row brings
+    it back in silence), or a fresh registration's folder holding the note (refused as "the
+    ledger no longer holds that withdrawal", a false tampering alarm)."""
+    import threading
+    import time
+
+    from likeness.detector import registered as module
+    from likeness.detector.registered import WITHDRAWN_FILE, current_event, unregister_detector
+    from likeness.workspace import Workspace
+
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    register_detector(workspace, folder, "mina")
+
+    reached, go = threading.Event(), threading.Event()
+    real_swap = module._swap_in
+    paused: list[str] = []
+
+    def swap_in(staged: Path, destination: Path) -> None:
+        if not paused:  # the first swap waits, between its ledger append and its files
+            paused.append(threading.current_thread().name)
+            reached.set()
+            go.wait(10)
+        real_swap(staged, destination)
+
+    monkeypatch.setattr(module, "_swap_in", swap_in)
+
+    def act(which: str) -> None:
+        ws = Workspace.open(settings)
+        try:
+            if which == "register":
+                register_detector(ws, folder, "mina")
+            else:
+                unregister_detector(ws, "mina", "flags stage lighting")
+        finally:
+            ws.close()
+
+    second = "unregister" if first == "register" else "register"
+    one = threading.Thread(target=act, args=(first,), name=first)
+    two = threading.Thread(target=act, args=(second,), name=second)
+    one.start()
+    assert reached.wait(30)
+    two.start()
+    time.sleep(1.0)  # the second runs to its end now, unless it waits for the first
+    go.set()
+    one.join(60)
+    two.join(60)
+
+    latest = current_event(workspace, mina.subject_id)
+    held = sorted(p.name for p in module.detector_folder(workspace.home, mina.subject_id).iterdir())
+    if latest.event_type == module.UNREGISTERED_EVENT:
+        assert held == [WITHDRAWN_FILE]
+    else:
+        assert held == [CARD_FILE, MODEL_FILE]
+        [now] = module.registered_detectors(workspace)
+        assert not isinstance(module.check_registered(workspace, now), str)
