@@ -136,8 +136,8 @@ ASSETS: tuple[Asset, ...] = (
 _BY_NAME = {asset.name: asset for asset in ASSETS}
 ErrorFactory = Callable[[str], LikenessError]
 
-# Files already hashed in this process: (path, size, mtime_ns) -> sha256.
-_hashed: dict[tuple[str, int, int], str] = {}
+# Files already hashed in this process: (path, size, mtime_ns, ctime_ns, inode) -> sha256.
+_hashed: dict[tuple[str, int, int, int, int], str] = {}
 _hashed_lock = threading.Lock()
 
 
@@ -166,7 +166,8 @@ def asset_path(name: str) -> Path | None:
 
 def _sha256(path: Path) -> str:
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    # ctime and inode too: an edit with the modification time set back (os.utime) changes them
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
     with _hashed_lock:
         known = _hashed.get(key)
     if known is None:
@@ -189,7 +190,7 @@ def _size_problem(path: Path, size: int) -> str | None:
 
 def check_asset_file(name: str, path: Path, *, error: ErrorFactory = ModelError) -> Path:
     """Return ``path`` once its SHA-256 is the table's for ``name`` (hashed once per process
-    while the file's size and time stay); raise ``error`` naming the file otherwise."""
+    while the file's size, times and inode stay); raise ``error`` naming the file otherwise."""
     row = asset(name)
     try:
         problem = _size_problem(path, row.size)

@@ -316,3 +316,18 @@ def test_register_and_unregister_at_once_leave_files_that_match_the_ledger(
         assert held == [CARD_FILE, MODEL_FILE]
         [now] = module.registered_detectors(workspace)
         assert not isinstance(module.check_registered(workspace, now), str)
+
+
+def test_an_asset_edited_in_place_with_its_time_set_back_is_hashed_again(installed_copy) -> None:
+    """A long-running process hashes each asset once and trusts it while (path, size, mtime)
+    stay: an edit of the same size with the modification time put back (``os.utime``) was never
+    hashed again, so the edited file was loaded as the shipped one."""
+    weights = installed_copy / WEIGHTS_FILE
+    initial_network(DetectorTrainConfig())  # hashed and trusted
+    before = weights.stat()
+    payload = bytearray(weights.read_bytes())
+    payload[len(payload) // 2] ^= 1
+    weights.write_bytes(payload)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET} has SHA-256"):
+        initial_network(DetectorTrainConfig())
