@@ -331,3 +331,27 @@ def test_an_asset_edited_in_place_with_its_time_set_back_is_hashed_again(install
     os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(ModelError, match=f"{weights}: {GENERAL_WEIGHTS_ASSET} has SHA-256"):
         initial_network(DetectorTrainConfig())
+
+
+def test_train_does_not_write_its_card_through_a_link_planted_in_out(tmp_path: Path) -> None:
+    """A workspace file editor links ``det/detector.card.json`` to a file the operator may write
+    and they may not (the installed package's card, say): train wrote its card through the link."""
+    import numpy as np
+
+    from likeness.detector.train import AlignedFaceSample, align_largest, train_detector
+    from likeness.faces.detect import FaceDetector
+    from likeness.media.synthetic import astronaut, grace_hopper
+
+    with FaceDetector(mode="image") as detector:
+        found = [align_largest(detector, rgb, identity=n) for n, rgb in (("a", astronaut()), ("h", grace_hopper()))]
+    faces = [s for s in found if s is not None]
+    faces += [AlignedFaceSample(s.image[:, ::-1].copy(), np.array(s.landmarks), s.identity + "-m") for s in faces]
+    out = tmp_path / "det"
+    out.mkdir()
+    victim = tmp_path / "victim.json"
+    victim.write_text("{}")
+    (out / CARD_FILE).symlink_to(victim)
+    config = DetectorTrainConfig(steps=2, batch=4, checkpoint_every=2, start="scratch", width=0.25)
+    train_detector(faces[:2], faces[2:], out, config=config)
+    assert victim.read_text() == "{}"
+    assert not (out / CARD_FILE).is_symlink() and json.loads((out / CARD_FILE).read_text())["file"] == MODEL_FILE

@@ -204,7 +204,12 @@ def train_detector(
     and start :func:`initial_network` gave for ``config``, when the caller built it already."""
     import torch
 
-    from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+    from likeness.train.checkpoint import (
+        load_checkpoint,
+        remove_stale_temp_files,
+        save_checkpoint,
+        write_bytes_atomic,
+    )
 
     if len(train) < 2 or len(validation) < 2:
         raise FaceError(
@@ -297,7 +302,8 @@ def train_detector(
         "licence": "weights trained by likeness from torchvision's MobileNetV2 ImageNet weights (BSD-3-Clause); "
         "training faces as in training.data",
     }
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    # replaced, never written through: a link planted at the card's name is not followed
+    write_bytes_atomic(out_dir / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
     return card
 
 
