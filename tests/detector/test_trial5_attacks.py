@@ -355,3 +355,38 @@ def test_train_does_not_write_its_card_through_a_link_planted_in_out(tmp_path: P
     train_detector(faces[:2], faces[2:], out, config=config)
     assert victim.read_text() == "{}"
     assert not (out / CARD_FILE).is_symlink() and json.loads((out / CARD_FILE).read_text())["file"] == MODEL_FILE
+
+
+# --- text from the ledger, cards and paths printed as Rich markup ----------------------------------
+
+
+def test_a_withdrawal_reason_with_markup_is_printed_as_written(
+    media: GateMedia, tmp_path: Path, workspace, settings, mina
+) -> None:
+    """``detector list`` printed the reason (and model ids, paths) as Rich markup: a reason
+    holding "[/x]" stopped it with a ``MarkupError`` traceback, and "[green]..." restyled it."""
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    register_detector(workspace, folder, "mina")
+    home = ["--home", str(settings.home)]
+    reason = "flags [/x] stage [bold]light"
+    withdrawn = cli(*home, "detector", "unregister", "--subject", "mina", "--reason", reason)
+    assert withdrawn.exit_code == 0, withdrawn.output
+    listed = cli(*home, "detector", "list")
+    assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
+    assert reason in listed.output
+
+
+def test_verify_prints_a_path_with_markup_as_written(tmp_path: Path, settings, workspace) -> None:
+    """A found file under a folder named "clip[" whose name starts "x]": its path holds "[/x]",
+    which Rich read as a closing tag and stopped ``likeness verify`` with a traceback."""
+    import cv2
+
+    from likeness.media.synthetic import grace_hopper
+
+    odd = tmp_path / "clip[" / "x].png"
+    odd.parent.mkdir()
+    cv2.imwrite(str(odd), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
+    result = cli("--home", str(settings.home), "verify", str(odd))
+    assert "Traceback" not in result.output and result.exception is None, result.output
+    assert str(odd) in result.output
