@@ -375,6 +375,9 @@ def test_a_withdrawal_reason_with_markup_is_printed_as_written(
     listed = cli(*home, "detector", "list")
     assert listed.exit_code == 0 and "Traceback" not in listed.output, listed.output
     assert reason in listed.output
+    logged = cli(*home, "audit", "log", "--limit", "3")  # shows the reason's first 14 characters
+    assert logged.exit_code == 0 and "Traceback" not in logged.output, logged.output
+    assert "[/x]" in logged.output
 
 
 def test_verify_prints_a_path_with_markup_as_written(tmp_path: Path, settings, workspace) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
@@ -562,7 +563,8 @@ def audit_log(
             for k, v in e.payload.items()
             if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
         )
-        table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])
+        # payload text (a holder's revocation reason, a withdrawal's) is shown as written, not as markup
+        table.add_row(str(e.seq), e.created_at, escape(e.event_type), escape(details), e.hash[:12])
     console.print(table)
 
 
