@@ -379,6 +379,22 @@ def test_a_withdrawal_reason_with_markup_is_printed_as_written(
     assert logged.exit_code == 0 and "Traceback" not in logged.output, logged.output
     assert "[/x]" in logged.output
 
+    # a database editor edits the withdrawal row in place: audit verify names it, quoting the reason
+    from sqlalchemy import text
+
+    from likeness.detector.registered import UNREGISTERED_EVENT
+
+    [withdrawal] = workspace.ledger.events(UNREGISTERED_EVENT)
+    with workspace.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER ledger_no_update"))
+        conn.execute(
+            text("UPDATE ledger SET payload = replace(payload, 'stage', 'Stage') WHERE seq = :s"), {"s": withdrawal.seq}
+        )
+    audited = cli(*home, "audit", "verify")
+    assert audited.exit_code == 1 and isinstance(audited.exception, SystemExit | None), audited.exception
+    assert "Traceback" not in audited.output and "detector_altered" in audited.output, audited.output
+    assert "[/x]" in audited.output
+
 
 def test_verify_prints_a_path_with_markup_as_written(tmp_path: Path, settings, workspace) -> None:
     """A found file under a folder named "clip[" whose name starts "x]": its path holds "[/x]",

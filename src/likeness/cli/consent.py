@@ -489,9 +489,10 @@ def audit_verify(
         workspace = open_workspace(ctx)
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}")
+        console.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
     for problem in report.problems:
-        console.print(f"[red]{problem.kind}[/] {problem.subject}: {problem.message}")
+        # messages quote ledger and file text (a withdrawal's reason): shown as written
+        console.print(f"[red]{escape(str(problem.kind))}[/] {escape(str(problem.subject))}: {escape(problem.message)}")
     if not report.ok:
         console.print(f"[red]ledger NOT intact[/]: {len(report.problems)} problem(s)")
         raise typer.Exit(1)
