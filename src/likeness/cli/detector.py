@@ -27,7 +27,8 @@ def train(
         list[Path],
         typer.Option(
             "--real",
-            help="Folder of authentic face images (repeatable); one identity in seven is held out for calibration.",
+            help="Folder of authentic face images, one person per file: the file name is the identity (repeatable); "
+            "one identity in seven is held out for calibration.",
         ),
     ],
     out: Annotated[
