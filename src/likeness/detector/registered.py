@@ -128,9 +128,12 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     except ModelError as exc:
         raise ModelError(f"{onnx_path}: {exc}") from None
     destination = detector_folder(workspace.home, record.id)
-    staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
     target = float(card["calibration"]["target_false_positive_rate"])
     with detectors_lock(workspace.home):
+        try:
+            staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
+        except OSError as exc:
+            raise ModelError(f"{destination}: cannot write the detector's files ({exc.strerror or exc})") from None
         previous = current_event(workspace, record.id)
         try:
             event = workspace.ledger.append(
@@ -167,8 +170,11 @@ def detectors_lock(home: Path) -> Iterator[None]:
     the event not in force (a withdrawn detector's files without the note; a new registration's
     folder holding a note)."""
     folder = Path(home) / DETECTORS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ModelError(f"{folder}: the workspace's detector folder cannot be used ({exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
