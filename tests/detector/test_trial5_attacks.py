@@ -428,3 +428,24 @@ def test_a_file_in_place_of_the_detectors_folder_is_a_typed_error(
         result = cli("--home", str(settings.home), "detector", *args, "--subject", "mina")
         refused(result)
         assert "detectors" in result.output
+
+
+def test_who_withdrew_is_the_process_account_not_what_the_environment_says(
+    media: GateMedia, tmp_path: Path, workspace, settings, mina, monkeypatch
+) -> None:
+    """``by`` came from ``getpass.getuser()``, which reads LOGNAME (then USER, ...) before the
+    account database: ``LOGNAME=legal-team likeness detector unregister ...`` put another name
+    on the ledger as the one who withdrew it."""
+    import pwd
+
+    from likeness.detector.registered import UNREGISTERED_EVENT
+
+    folder = write_detector(tmp_path / "chroma", "chroma", media.calibration)
+    assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
+    register_detector(workspace, folder, "mina")
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "legal-team")
+    result = cli("--home", str(settings.home), "detector", "unregister", "--subject", "mina", "--reason", "r")
+    assert result.exit_code == 0, result.output
+    [event] = workspace.ledger.events(UNREGISTERED_EVENT)
+    assert event.payload["by"] == pwd.getpwuid(os.getuid()).pw_name != "legal-team"

@@ -274,13 +274,16 @@ def unregister_command(
     Records detector.unregistered on the ledger (subject, reason, who, the detector's sha256) and
     removes its files from the workspace. Register a detector again to resume.
     """
-    import getpass
+    import os
+    import pwd
 
     from likeness.detector.registered import unregister_detector
 
     try:
-        by = getpass.getuser()  # the local account, as this machine knows it (no login of its own)
-    except (OSError, KeyError):
+        # the local account, as this machine knows it (no login of its own): the process's user
+        # id, not getpass.getuser(), which takes LOGNAME or USER from the environment first
+        by: str | None = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a user id with no account entry
         by = None
     with mapped_errors():
         workspace = open_workspace(ctx)
