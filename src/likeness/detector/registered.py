@@ -25,7 +25,6 @@ their place, such a registration is named and not used (``check_registered``).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -169,6 +168,8 @@ def detectors_lock(home: Path) -> Iterator[None]:
     and swaps its files in as one step. Interleaved, the folder could end up with the files of
     the event not in force (a withdrawn detector's files without the note; a new registration's
     folder holding a note)."""
+    import fcntl  # POSIX; imported here so that verify, which imports this module, does not need it
+
     folder = Path(home) / DETECTORS_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
