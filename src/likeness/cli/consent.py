@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
@@ -488,9 +489,10 @@ def audit_verify(
         workspace = open_workspace(ctx)
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}")
+        console.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
     for problem in report.problems:
-        console.print(f"[red]{problem.kind}[/] {problem.subject}: {problem.message}")
+        # messages quote ledger and file text (a withdrawal's reason): shown as written
+        console.print(f"[red]{escape(str(problem.kind))}[/] {escape(str(problem.subject))}: {escape(problem.message)}")
     if not report.ok:
         console.print(f"[red]ledger NOT intact[/]: {len(report.problems)} problem(s)")
         raise typer.Exit(1)
@@ -562,7 +564,8 @@ def audit_log(
             for k, v in e.payload.items()
             if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
         )
-        table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])
+        # payload text (a holder's revocation reason, a withdrawal's) is shown as written, not as markup
+        table.add_row(str(e.seq), e.created_at, escape(e.event_type), escape(details), e.hash[:12])
     console.print(table)
 
 

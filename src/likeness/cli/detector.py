@@ -27,7 +27,8 @@ def train(
         list[Path],
         typer.Option(
             "--real",
-            help="Folder of authentic face images (repeatable); one identity in seven is held out for calibration.",
+            help="Folder of authentic face images, one person per file: the file name is the identity (repeatable); "
+            "one identity in seven is held out for calibration.",
         ),
     ],
     out: Annotated[
@@ -106,7 +107,8 @@ def train(
     console.print(
         f"{out / card['file']}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
-        f"{card['calibration']['target_false_positive_rate']:.0%} false positives"
+        f"{card['calibration']['target_false_positive_rate']:.0%} false positives",
+        markup=False,  # paths, card text and ledger text are printed as they are: "[/x]" is no markup
     )
     note = threshold_note(card)
     if note:
@@ -128,7 +130,8 @@ def export_general_command(
     console.print(
         f"{out / card['file']}: the general detector (weights sha256 {card['exported_from']['weights_sha256'][:12]}); "
         f"SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
-        f"threshold {card['calibration']['threshold_probability']:.3f}"
+        f"threshold {card['calibration']['threshold_probability']:.3f}",
+        markup=False,
     )
 
 
@@ -195,7 +198,9 @@ def evaluate(
     for unit in evaluation["no_face"]:
         console.print(f"[yellow]not measured[/]: {escape(unit)}: no face found in its frames (as verify samples them)")
     figures = evaluation["figures"]
-    table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
+    table = Table(
+        title=f"{escape(str(detector))}: {figures['units']['real']} real and {figures['units']['fake']} fake units"
+    )
     for column in ("method", "frame AUC", "video AUC"):
         table.add_column(column)
     table.add_row("detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}")
@@ -251,7 +256,8 @@ def register_command(
             workspace.close()
     console.print(
         f"registered {registered.model} for {registered.subject_slug} (ledger #{registered.ledger_seq}): "
-        f"{registered.folder}"
+        f"{registered.folder}",
+        markup=False,
     )
 
 
@@ -268,13 +274,16 @@ def unregister_command(
     Records detector.unregistered on the ledger (subject, reason, who, the detector's sha256) and
     removes its files from the workspace. Register a detector again to resume.
     """
-    import getpass
+    import os
+    import pwd
 
     from likeness.detector.registered import unregister_detector
 
     try:
-        by = getpass.getuser()  # the local account, as this machine knows it (no login of its own)
-    except (OSError, KeyError):
+        # the local account, as this machine knows it (no login of its own): the process's user
+        # id, not getpass.getuser(), which takes LOGNAME or USER from the environment first
+        by: str | None = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a user id with no account entry
         by = None
     with mapped_errors():
         workspace = open_workspace(ctx)
@@ -285,7 +294,8 @@ def unregister_command(
     console.print(
         f"withdrew {withdrawn.model} (onnx {withdrawn.onnx_sha256[:16]}, registered at ledger "
         f"#{withdrawn.withdraws_seq}) for {withdrawn.subject_slug} (ledger #{withdrawn.ledger_seq}): verify no "
-        "longer analyses their faces for manipulation"
+        "longer analyses their faces for manipulation",
+        markup=False,
     )
 
 
@@ -317,15 +327,17 @@ def list_command(ctx: typer.Context) -> None:
         used = f"NOT used by verify: {checked}" if isinstance(checked, str) else "used by verify"
         console.print(
             f"{registered.subject_slug}  {registered.model}  onnx {registered.onnx_sha256[:16]}  "
-            f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}"
+            f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}",
+            markup=False,
         )
         if not isinstance(checked, str):
-            console.print(f"    false-positive bound: {listed_bound(checked[1])}")
+            console.print(f"    false-positive bound: {listed_bound(checked[1])}", markup=False)
     for entry, says in withdrawn:
         by = f" by {entry.by}" if entry.by else ""
         console.print(
             f"{entry.subject_slug}  withdrawn{by}: {entry.model}  onnx {entry.onnx_sha256[:16]}  "
-            f"NOT used by verify: {says}"
+            f"NOT used by verify: {says}",
+            markup=False,
         )
 
 

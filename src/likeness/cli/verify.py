@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
 
@@ -99,7 +100,7 @@ def verify(
         for result in results:
             _print_result(result)
         if report is not None:
-            console.print(f"evidence packs in {report}")
+            console.print(f"evidence packs in {report}", markup=False)
     if total == 0:
         err_console.print("no image or video files found")
     unreadable = sum(result.verdict.code == "error" for result in results)
@@ -112,7 +113,7 @@ def verify(
 def _print_result(result) -> None:
     style = _VERDICT_STYLES.get(result.verdict.code, "white")
     suffix = " (unchanged since last verification)" if result.resumed else ""
-    console.print(f"[{style}]{result.verdict.code}[/]  {result.path}{suffix}")
+    console.print(f"[{style}]{result.verdict.code}[/]  {escape(str(result.path))}{suffix}")
     label = result.visible_label if result.visible_label is not None and result.visible_label.present else None
     label_said = False
     for sentence in result.verdict.evidence[:4]:

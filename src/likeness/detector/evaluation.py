@@ -335,8 +335,11 @@ def false_positive_bound(evaluation: dict[str, Any], *, target_fpr: float) -> di
     the rate of them flagged), the gate's limit, and the units needed to bound it within that."""
     try:
         figures = evaluation["figures"]
-        units = int(figures["units"]["real"])
-        flagged = round(float(figures["authentic_false_positive_rate"]["video"]) * units)
+        units, rate = figures["units"]["real"], figures["authentic_false_positive_rate"]["video"]
+        problem = count_problem("real", units) or share_problem("authentic false-positive rate", rate, units)
+        if problem is not None:
+            raise ModelError(f"the card's evaluation holds figures no evaluation gives: {problem}")
+        flagged = round(rate * units)
         limit = MAX_FPR_FACTOR * target_fpr
         upper = false_positive_upper_bound(flagged, units)
     except (KeyError, TypeError, ValueError) as exc:
@@ -368,10 +371,61 @@ def bound_says(bound: dict[str, Any]) -> str:
     )
 
 
+def figures_problem(figures: Any) -> str | None:
+    """Why an evaluation's figures cannot have come from :func:`measure`, or None: a rate or AUC
+    that is not a number in [0, 1], a unit count that is not a whole number of at least
+    ``MIN_UNITS_PER_CLASS``, a rate of units that is no fraction of their count. Typed into a card,
+    such figures passed gates (a negative false-positive rate is "within" any limit) or stopped
+    ``detector list`` with a traceback (an infinite count)."""
+    try:
+        units = {label: figures["units"][label] for label in ("real", "fake")}
+        aucs = {
+            "video AUC": figures["video_auc"],
+            "face-size video AUC": figures["baselines"]["face_size"]["video_auc"],
+            "high-frequency video AUC": figures["baselines"]["high_frequency_energy"]["video_auc"],
+        }
+        rates = {
+            "authentic false-positive rate": (figures["authentic_false_positive_rate"]["video"], "real"),
+            "fake recall": (figures["fake_recall_at_threshold"]["video"], "fake"),
+        }
+    except (KeyError, TypeError) as exc:
+        return f"the card's evaluation is incomplete ({type(exc).__name__}: {exc})"
+    problems = [count_problem(label, count) for label, count in units.items()]
+    # an AUC of NaN (undefined) fails its gate; any other value outside [0, 1] is typed
+    problems += [share_problem(words, value, nan_allowed=True) for words, value in aucs.items()]
+    problems += [share_problem(words, value, units[label]) for words, (value, label) in rates.items()]
+    return next((p for p in problems if p is not None), None)
+
+
+def count_problem(label: str, count: Any) -> str | None:
+    """Why ``count`` is not a number of units an evaluation measured, or None."""
+    if type(count) is not int or count < MIN_UNITS_PER_CLASS:
+        return f"{label} units {count!r}: not a count of at least {MIN_UNITS_PER_CLASS}"
+    return None
+
+
+def share_problem(words: str, value: Any, of_units: Any = None, *, nan_allowed: bool = False) -> str | None:
+    """Why ``value`` is not a share in [0, 1] (of ``of_units`` units when given: k / n, to the 4
+    decimals :func:`measure` rounds to), or None."""
+    if nan_allowed and type(value) is float and math.isnan(value):
+        return None
+    if type(value) not in (int, float) or not 0 <= value <= 1:
+        return f"{words} {value!r}: not a number in [0, 1]"
+    if type(of_units) is int and of_units > 0:
+        k = value * of_units
+        if abs(k - round(k)) > of_units * 5e-5 + 1e-9:
+            return f"{words} {value!r}: not a share of {of_units} units"
+    return None
+
+
 def recheck_gates(evaluation: dict[str, Any], *, target_fpr: float) -> list[dict[str, Any]]:
-    """The gates worked out again from an evaluation's figures (a card's stored booleans are not trusted)."""
+    """The gates worked out again from an evaluation's figures (a card's stored booleans are not
+    trusted; figures no evaluation can produce are a ``ModelError``: :func:`figures_problem`)."""
     try:
         figures = evaluation["figures"]
+        problem = figures_problem(figures)
+        if problem is not None:
+            raise ModelError(f"the card's evaluation holds figures no evaluation gives: {problem}")
         return gate_results(
             video_auc=float(figures["video_auc"]),
             face_size_video_auc=float(figures["baselines"]["face_size"]["video_auc"]),

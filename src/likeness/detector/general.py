@@ -20,6 +20,7 @@ loaded.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,21 +117,48 @@ def export_general(out_dir: Path) -> dict[str, Any]:
     """Write the general model as a detector folder (``detector.onnx`` exported from the shipped
     weights, and its card naming that file) into ``out_dir``, for ``likeness detector evaluate``
     or the benchmark. Returns the card. The folder is a copy: evaluating it never touches the
-    package."""
-    from likeness.detector.train import CARD_FILE, MODEL_FILE, export_onnx
-    from likeness.digests import sha256_file
+    package, and ``out_dir`` may not lie in the package.
 
+    ``ModelError`` naming the path when ``out_dir`` is in the installed package, is not a folder or
+    cannot be made, or already holds a detector's files (an agency's fine-tune is never replaced
+    by the general model; a planted link is never written through)."""
+    import hashlib
+
+    from likeness.detector.train import CARD_FILE, MODEL_FILE, detector_out_folder, onnx_bytes
+
+    detector_out_folder(out_dir)
+    taken = [name for name in (MODEL_FILE, CARD_FILE) if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+    if taken:
+        raise ModelError(f"{out_dir}: already holds {', '.join(taken)}; export the general detector into a new folder")
     net, digest = general_network()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export_onnx(net, out_dir / MODEL_FILE)
+    model = onnx_bytes(net)
     card = {
         **general_card(),
         "file": MODEL_FILE,
-        "sha256": sha256_file(out_dir / MODEL_FILE),
+        "sha256": hashlib.sha256(model).hexdigest(),
         "exported_from": {"name": GENERAL_BASE_NAME, "weights_sha256": digest},
     }
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    written: list[Path] = []
+    try:
+        for name, payload in ((MODEL_FILE, model), (CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())):
+            written.append(_create_new(out_dir / name, payload))
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise ModelError(f"{out_dir}: cannot write the general detector here ({exc.strerror or exc})") from None
     return card
+
+
+def _create_new(path: Path, payload: bytes) -> Path:
+    """Write ``payload`` to a file that did not exist (never through a link, never over a file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def general_training_files() -> list[str]:

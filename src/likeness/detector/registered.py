@@ -30,6 +30,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,34 +127,60 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
     except ModelError as exc:
         raise ModelError(f"{onnx_path}: {exc}") from None
     destination = detector_folder(workspace.home, record.id)
-    staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
-    previous = current_event(workspace, record.id)
     target = float(card["calibration"]["target_false_positive_rate"])
-    try:
-        event = workspace.ledger.append(
-            REGISTERED_EVENT,
-            {
-                "subject_id": record.id,
-                "subject_slug": record.slug,
-                "model": str(card.get("model")),
-                "onnx_sha256": onnx_sha256,
-                "card_sha256": hashlib.sha256(card_bytes).hexdigest(),
-                "threshold_logit": float(card["calibration"]["threshold_logit"]),
-                "target_false_positive_rate": target,
-                "evaluated": evaluation.get("evaluated"),
-                # what "recognised as the subject" meant when the gates were measured
-                "evaluation_subject": evaluation.get("subject"),
-                "gates": recheck_gates(evaluation, target_fpr=target),
-                "replaces_seq": previous.seq
-                if previous is not None and previous.event_type == REGISTERED_EVENT
-                else None,
-            },
-        )
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    _swap_in(staged, destination)
+    with detectors_lock(workspace.home):
+        try:
+            staged = _stage(destination, {MODEL_FILE: onnx_bytes, CARD_FILE: card_bytes})
+        except OSError as exc:
+            raise ModelError(f"{destination}: cannot write the detector's files ({exc.strerror or exc})") from None
+        previous = current_event(workspace, record.id)
+        try:
+            event = workspace.ledger.append(
+                REGISTERED_EVENT,
+                {
+                    "subject_id": record.id,
+                    "subject_slug": record.slug,
+                    "model": str(card.get("model")),
+                    "onnx_sha256": onnx_sha256,
+                    "card_sha256": hashlib.sha256(card_bytes).hexdigest(),
+                    "threshold_logit": float(card["calibration"]["threshold_logit"]),
+                    "target_false_positive_rate": target,
+                    "evaluated": evaluation.get("evaluated"),
+                    # what "recognised as the subject" meant when the gates were measured
+                    "evaluation_subject": evaluation.get("subject"),
+                    "gates": recheck_gates(evaluation, target_fpr=target),
+                    "replaces_seq": previous.seq
+                    if previous is not None and previous.event_type == REGISTERED_EVENT
+                    else None,
+                },
+            )
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        _swap_in(staged, destination)
     return _registered(event, workspace.home)
+
+
+@contextmanager
+def detectors_lock(home: Path) -> Iterator[None]:
+    """Hold the workspace's detector lock (``flock`` on ``HOME/detectors`` itself, so no file is
+    left there): a registration or a withdrawal reads the subject's latest event, appends its own
+    and swaps its files in as one step. Interleaved, the folder could end up with the files of
+    the event not in force (a withdrawn detector's files without the note; a new registration's
+    folder holding a note)."""
+    import fcntl  # POSIX; imported here so that verify, which imports this module, does not need it
+
+    folder = Path(home) / DETECTORS_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise ModelError(f"{folder}: the workspace's detector folder cannot be used ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _stage(destination: Path, files: dict[str, bytes]) -> Path:
@@ -209,6 +237,11 @@ def unregister_detector(workspace: Any, subject: str, reason: str, *, by: str | 
     if not reason:
         raise ModelError("unregister needs a reason (it goes on the ledger with the withdrawal)")
     record = workspace.registry.get_subject(subject)
+    with detectors_lock(workspace.home):
+        return _withdraw(workspace, record, reason, by)
+
+
+def _withdraw(workspace: Any, record: Any, reason: str, by: str | None) -> WithdrawnDetector:
     previous = current_event(workspace, record.id)
     if previous is None or previous.event_type != REGISTERED_EVENT:
         already = "" if previous is None else f" (withdrawn already, ledger #{previous.seq})"

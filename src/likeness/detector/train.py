@@ -77,6 +77,30 @@ class DetectorTrainConfig:
     sbi: SbiOptions = field(default_factory=SbiOptions)
 
 
+def detector_out_folder(out_dir: Path) -> Path:
+    """``out_dir`` made ready for a detector's files (``ModelError`` naming it otherwise): never a
+    folder of the installed package, whose shipped general model every fine-tune starts from (a
+    file written there replaces a shipped one, or sits beside it as if shipped), and never a path
+    that is a file or cannot be made. Called before any face is aligned."""
+    from likeness.assets import asset_path, package_folder
+    from likeness.detector.general import GENERAL_CARD_ASSET
+
+    out_dir = Path(out_dir)
+    general = asset_path(GENERAL_CARD_ASSET)
+    installed = [f.resolve() for f in (package_folder("likeness"), general and general.parent) if f is not None]
+    resolved = out_dir.resolve()
+    inside = next((f for f in installed if resolved == f or resolved.is_relative_to(f)), None)
+    if inside is not None:
+        raise ModelError(f"{out_dir}: inside the installed likeness package ({inside}); write detectors elsewhere")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelError(f"{out_dir}: not a folder (give a folder for the detector's files)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{out_dir}: cannot make this folder ({exc.strerror or type(exc).__name__})") from None
+    return out_dir
+
+
 def align_paths(
     paths: Sequence[Path],
     *,
@@ -180,7 +204,12 @@ def train_detector(
     and start :func:`initial_network` gave for ``config``, when the caller built it already."""
     import torch
 
-    from likeness.train.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+    from likeness.train.checkpoint import (
+        load_checkpoint,
+        remove_stale_temp_files,
+        save_checkpoint,
+        write_bytes_atomic,
+    )
 
     if len(train) < 2 or len(validation) < 2:
         raise FaceError(
@@ -189,7 +218,7 @@ def train_detector(
     overlap = {s.identity for s in train} & {s.identity for s in validation}
     if overlap:
         raise FaceError(f"train_detector: identities in both training and validation: {sorted(overlap)[:5]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    detector_out_folder(out_dir)
     remove_stale_temp_files(out_dir)
     torch.set_num_threads(max(1, config.threads))
     net, base = initial or initial_network(config)
@@ -273,7 +302,8 @@ def train_detector(
         "licence": "weights trained by likeness from torchvision's MobileNetV2 ImageNet weights (BSD-3-Clause); "
         "training faces as in training.data",
     }
-    (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    # replaced, never written through: a link planted at the card's name is not followed
+    write_bytes_atomic(out_dir / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
     return card
 
 
@@ -378,7 +408,9 @@ def train_from_folders(
             f"(one in seven is held out), found {len(identities)}"
         )
     held_out = held_out_identities(identities)
-    # An edited shipped model or an unreadable checkpoint is refused before minutes of alignment.
+    # An edited shipped model, an unreadable checkpoint or an unusable --out is refused before
+    # minutes of alignment.
+    detector_out_folder(out_dir)
     inherited_training_files(config)
     initial = initial_network(config)
     total = len(paths) + len(extra)
@@ -493,17 +525,30 @@ def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
             return general_training_files()
         return []
     card_path = Path(config.init_checkpoint).parent / CARD_FILE
-    if not card_path.is_file():
+    if not (card_path.exists() or card_path.is_symlink()):
         return []
+    from likeness.detector.score import read_detector_file
+
     try:
-        files = json.loads(card_path.read_text()).get("training", {}).get("files_sha256", [])
+        card = json.loads(read_detector_file(card_path))
     except ValueError:
-        raise ModelError(f"{card_path}: not a detector card") from None
-    return [str(f) for f in files] if isinstance(files, list) else []
+        raise ModelError(f"{card_path}: not a detector card (not JSON)") from None
+    training = card.get("training", {}) if isinstance(card, dict) else None
+    files = training.get("files_sha256", []) if isinstance(training, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ModelError(f"{card_path}: not a detector card (no list of sha256s at training.files_sha256)")
+    return files
 
 
 def export_onnx(net: Any, path: Path) -> None:
     """Export ``net`` (float32 ``(N, 3, S, S)`` -> ``(N, 1)``) with a dynamic batch axis."""
+    from likeness.train.checkpoint import write_bytes_atomic
+
+    write_bytes_atomic(path, onnx_bytes(net))
+
+
+def onnx_bytes(net: Any) -> bytes:
+    """The ONNX model :func:`export_onnx` writes for ``net``."""
     import torch
 
     net.eval()
@@ -522,6 +567,4 @@ def export_onnx(net: Any, path: Path) -> None:
         )
     if program is None:
         raise ModelError("detector: the ONNX export produced no model")
-    from likeness.train.checkpoint import write_bytes_atomic
-
-    write_bytes_atomic(path, program.model_proto.SerializeToString())
+    return program.model_proto.SerializeToString()
