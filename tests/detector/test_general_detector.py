@@ -114,6 +114,12 @@ def test_export_general_command_writes_a_detector_folder(tmp_path) -> None:
     card = json.loads((tmp_path / "g" / CARD_FILE).read_text())
     assert card["sha256"] == sha256_file(tmp_path / "g" / MODEL_FILE)
     assert general_card()["files"] == {WEIGHTS_FILE: card["exported_from"]["weights_sha256"]}
+    # the file holds the computation only: no stack traces naming where likeness is installed,
+    # so the same weights export to the same bytes from any install
+    import likeness
+
+    onnx_file = (tmp_path / "g" / MODEL_FILE).read_bytes()
+    assert str(Path(likeness.__file__).parent).encode() not in onnx_file and b'File "' not in onnx_file
 
 
 def test_each_start_is_recorded_by_name_and_sha256() -> None:

@@ -567,4 +567,11 @@ def onnx_bytes(net: Any) -> bytes:
         )
     if program is None:
         raise ModelError("detector: the ONNX export produced no model")
-    return program.model_proto.SerializeToString()
+    model = program.model_proto
+    # The exporter records each node's Python stack trace, with the absolute paths of the
+    # exporting code: the same weights exported from two installs gave different bytes (and
+    # told a reader where likeness was installed). Only the computation is kept.
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    return model.SerializeToString()
