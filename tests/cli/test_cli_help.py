@@ -41,6 +41,8 @@ def test_help_reads_at_80_columns(words: list[str], command: Any) -> None:
     assert max(len(line) for line in lines) <= WIDTH, text
     assert "…" not in text, text  # nothing cut short
     assert "<bool>" not in text, text  # a flag takes no value
+    # a repeatable option names what each value is (DIR, FILE, PEM), not the Python type
+    assert not any(line.lstrip().startswith("-") and "<list[" in line for line in lines), text
     for param in command.params:
         if param.param_type_name == "option":
             for name in [*param.opts, *param.secondary_opts]:

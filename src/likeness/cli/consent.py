@@ -20,7 +20,11 @@ audit_app = typer.Typer(help="The hash-chained ledger: verify, anchor, signed he
 
 PreviewOption = Annotated[
     list[Path] | None,
-    typer.Option("--preview", help="Preview still of what will be made (repeatable); its sha256 goes in the request."),
+    typer.Option(
+        "--preview",
+        metavar="FILE",
+        help="Preview still of what will be made (repeatable); its sha256 goes in the request.",
+    ),
 ]
 RequestOut = Annotated[Path, typer.Option("--out", help="Where to write the request file for the rights holder.")]
 
@@ -104,7 +108,7 @@ def subject_add(
         ),
     ] = None,
     photo: Annotated[
-        list[Path] | None, typer.Option("--photo", help="Reference photo(s) for identity (repeatable).")
+        list[Path] | None, typer.Option("--photo", metavar="FILE", help="Reference photo(s) for identity (repeatable).")
     ] = None,
     public_name: Annotated[
         bool,
@@ -175,6 +179,7 @@ def consent_request(
         list[str],
         typer.Option(
             "--use",
+            metavar="USE",
             help="Requested use (repeatable): training, music_video, virtual_stage, fan_message, advertising, tribute.",
         ),
     ],
@@ -467,6 +472,7 @@ def audit_verify(
         list[Path] | None,
         typer.Option(
             "--anchor",
+            metavar="DIR",
             help="Anchor folder to check against (repeatable; default: LIKENESS_ANCHOR_DIRS). "
             "A folder named here that holds no anchor fails the check.",
         ),
@@ -510,7 +516,9 @@ def audit_anchor(
     to: Annotated[
         list[Path] | None,
         typer.Option(
-            "--to", help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS)."
+            "--to",
+            metavar="DIR",
+            help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS).",
         ),
     ] = None,
     org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,

@@ -27,6 +27,7 @@ def train(
         list[Path],
         typer.Option(
             "--real",
+            metavar="DIR",
             help="Folder of authentic face images, one person per file: the file name is the identity (repeatable); "
             "one identity in seven is held out for calibration.",
         ),
@@ -42,7 +43,9 @@ def train(
     train_only: Annotated[
         list[Path] | None,
         typer.Option(
-            "--train-only", help="Folder of an artist's own authentic frames, for training only (repeatable)."
+            "--train-only",
+            metavar="DIR",
+            help="Folder of an artist's own authentic frames, for training only (repeatable).",
         ),
     ] = None,
     init: Annotated[
@@ -154,11 +157,15 @@ def evaluate(
     detector: Annotated[Path, typer.Argument(help="Folder with detector.onnx and detector.card.json.")],
     real: Annotated[
         list[Path],
-        typer.Option("--real", help="Held-out authentic video, or folder of frames of one clip (repeatable)."),
+        typer.Option(
+            "--real", metavar="PATH", help="Held-out authentic video, or folder of frames of one clip (repeatable)."
+        ),
     ],
     fake: Annotated[
         list[Path],
-        typer.Option("--fake", help="Held-out manipulated video, or folder of frames of one clip (repeatable)."),
+        typer.Option(
+            "--fake", metavar="PATH", help="Held-out manipulated video, or folder of frames of one clip (repeatable)."
+        ),
     ],
     subject: Annotated[
         str | None,

@@ -53,7 +53,8 @@ def scan(
         Path | None, typer.Option("--report", help="Write evidence packs for files that need review into this folder.")
     ] = None,
     anchors: Annotated[
-        list[Path] | None, typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
+        list[Path] | None,
+        typer.Option("--anchor", metavar="PEM", help="Extra C2PA trust anchor (PEM file); repeatable."),
     ] = None,
 ) -> None:
     """Scan a media collection: one result row per file in a Parquet dataset; a re-run skips

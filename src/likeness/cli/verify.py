@@ -40,7 +40,8 @@ def verify(
         typer.Option("--workers", min=1, max=64, help="Parallel processes (default: the workspace setting)."),
     ] = None,
     anchors: Annotated[
-        list[Path] | None, typer.Option("--anchor", help="Extra C2PA trust anchor (PEM file); repeatable.")
+        list[Path] | None,
+        typer.Option("--anchor", metavar="PEM", help="Extra C2PA trust anchor (PEM file); repeatable."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Verify again files already verified with the same hash.")
