@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from likeness.config import Settings
 from likeness.consent.canonical import now_utc
@@ -72,8 +73,11 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
     )
     result.release_id = registry.import_signed(holders.sign(release_request))
     console.print(
-        f"[bold]1. Consent[/]  grant {result.grant_id[:8]} (training, music_video, fan_message; "
-        f"20 renders) signed by Mina's rights holder; release {result.release_id[:8]} by Jun"
+        Text.assemble(
+            ("1. Consent", "bold"),
+            f"  grant {result.grant_id[:8]} (training, music_video, fan_message; "
+            f"20 renders) signed by Mina's rights holder; release {result.release_id[:8]} by Jun",
+        )
     )
     checks = Table("subject", "use", "grantee", "decision")
     for subject, use, org in (
@@ -84,9 +88,9 @@ def setup_consent(workspace: Workspace, console: Console) -> DemoResult:
     ):
         try:
             authz = workspace.policy.authorize(subject, use, org)
-            decision = f"[green]authorized[/] (grant {authz.grant_id[:8]})"
+            decision = Text.assemble(("authorized", "green"), f" (grant {authz.grant_id[:8]})")
         except ConsentError as exc:
-            decision = f"[red]refused[/]: {exc.reason}"
+            decision = Text.assemble(("refused", "red"), f": {exc.reason}")
         checks.add_row(subject, use, org, decision)
     console.print(checks)
     return result
@@ -111,7 +115,11 @@ def generate_footage(folder: Path, console: Console) -> dict[str, Path]:
     write_image(paths["jun_reference"], jun)
     synthetic.write_clip(paths["mina_footage"], mina, seconds=4.0, fps=25, size=(640, 360), with_audio=False, seed=1)
     synthetic.write_clip(paths["jun_performance"], jun, seconds=3.0, fps=25, size=(640, 360), with_audio=True, seed=2)
-    console.print(f"[bold]2. Footage[/]  synthetic people composed by code from package portraits, in {folder}")
+    console.print(
+        Text.assemble(
+            ("2. Footage", "bold"), f"  synthetic people composed by code from package portraits, in {folder}"
+        )
+    )
     return paths
 
 
@@ -130,8 +138,11 @@ def enroll_and_extract(workspace: Workspace, paths: dict[str, Path], out: Path, 
         )
         facesets[subject] = out / f"{subject}_faceset"
         console.print(
-            f"[bold]3. Faceset[/]  {subject}: {report.faces_kept} aligned faces from "
-            f"{report.frames_read} frames ({report.faces_per_s:.1f} faces/s)"
+            Text.assemble(
+                ("3. Faceset", "bold"),
+                f"  {subject}: {report.faces_kept} aligned faces from "
+                f"{report.frames_read} frames ({report.faces_per_s:.1f} faces/s)",
+            )
         )
     return facesets
 
@@ -189,13 +200,16 @@ def train_and_export(
     start = f"fine-tuned from base {config.base_model}" if config.base_model else "from random weights"
     last = seen.get("last")
     console.print(
-        f"[bold]4. Model[/]  df_tiny 64 px {start}: {result.iterations} iterations in "
-        f"{result.training_seconds:.0f} s on {result.device} ({result.iterations / max(result.training_seconds, 1e-9):.1f} it/s"
-        f"{'; ' + last.cpu_threads if last is not None and last.cpu_threads else ''}); "
-        f"identity transfer {_share(transfer)} of held-out frames "
-        f"(median distance to Mina {_figure(result.metrics.get('swap_distance_to_source_median'))}, "
-        f"threshold {_figure(result.metrics.get('identity_threshold'))}); ONNX {exported.onnx_path.name}; "
-        f"{describe_int8(exported.card.get('int8'))}"
+        Text.assemble(
+            ("4. Model", "bold"),
+            f"  df_tiny 64 px {start}: {result.iterations} iterations in "
+            f"{result.training_seconds:.0f} s on {result.device} ({result.iterations / max(result.training_seconds, 1e-9):.1f} it/s"
+            f"{'; ' + last.cpu_threads if last is not None and last.cpu_threads else ''}); "
+            f"identity transfer {_share(transfer)} of held-out frames "
+            f"(median distance to Mina {_figure(result.metrics.get('swap_distance_to_source_median'))}, "
+            f"threshold {_figure(result.metrics.get('identity_threshold'))}); ONNX {exported.onnx_path.name}; "
+            f"{describe_int8(exported.card.get('int8'))}",
+        )
     )
     return model_dir
 
@@ -214,8 +228,11 @@ def render_output(workspace: Workspace, model_dir: Path, target: Path, out: Path
     output = out / "mina_debut_mv.mp4"
     report = render_media(workspace, model_dir, target, output, use="music_video", org=ORG)
     console.print(
-        f"[bold]5. Render[/]  {report.frames_rendered} frames, faces {dict(report.faces)}, "
-        f"{report.fps:.1f} fps → {output} (visible label, watermark, signed C2PA, ledger)"
+        Text.assemble(
+            ("5. Render", "bold"),
+            f"  {report.frames_rendered} frames, faces {dict(report.faces)}, "
+            f"{report.fps:.1f} fps → {output} (visible label, watermark, signed C2PA, ledger)",
+        )
     )
     return output
 
@@ -235,7 +252,6 @@ def verify_outputs(workspace: Workspace, files: dict[str, Path], console: Consol
 
 def print_audit_trail(workspace: Workspace, console: Console) -> None:
     """Anchor the ledger's signed head beside the workspace, then run ``audit verify``'s checks."""
-    from rich.markup import escape
 
     from likeness.consent.audit import anchor_workspace, audit_workspace
 
@@ -252,11 +268,15 @@ def print_audit_trail(workspace: Workspace, console: Console) -> None:
     console.print(table)
     if report.ok:
         console.print(
-            f"ledger [green]intact[/]: {report.chain.rows} rows, head {report.chain.head_hash[:16]}…; "
-            f"consent rows match their ledger events; signed head anchored in {anchors}"
+            Text.assemble(
+                "ledger ",
+                ("intact", "green"),
+                f": {report.chain.rows} rows, head {report.chain.head_hash[:16]}…; "
+                f"consent rows match their ledger events; signed head anchored in {anchors}",
+            )
         )
     for problem in report.problems:
-        console.print(f"[red]audit problem[/] {escape(f'{problem.kind}: {problem.subject}: {problem.message}')}")
+        console.print(Text.assemble(("audit problem", "red"), f" {problem.kind}: {problem.subject}: {problem.message}"))
 
 
 def console_login(workspace: Workspace, console: Console, *, username: str = "demo-legal") -> tuple[str, str]:
@@ -275,8 +295,11 @@ def console_login(workspace: Workspace, console: Console, *, username: str = "de
         username = f"{username}-{secrets.token_hex(3)}"
         accounts.add_user(username, password, Role.LEGAL, display_name="Demo legal team", actor="demo")
     console.print(
-        f"[bold]8. Console[/]  likeness --home {workspace.home} serve --with-worker\n"
-        f"    then open http://127.0.0.1:8000/ and sign in as {username} / {password}"
+        Text.assemble(
+            ("8. Console", "bold"),
+            f"  likeness --home {workspace.home} serve --with-worker\n"
+            f"    then open http://127.0.0.1:8000/ and sign in as {username} / {password}",
+        )
     )
     return username, password
 
@@ -300,7 +323,7 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
         still = next(iter(iter_video_frames(output, start=10)))
         resaved = work / "reposted_still.jpg"
         write_image(resaved, still.rgb, quality=85)
-        console.print("[bold]6. Verify[/]")
+        console.print(Text.assemble(("6. Verify", "bold")))
         verify_outputs(
             workspace,
             {
@@ -311,19 +334,26 @@ def run_demo(settings: Settings, console: Console, *, train_minutes: float = 2.0
             console,
         )
 
-        console.print("[bold]7. Revocation[/]  Mina's rights holder revokes the grant")
+        console.print(Text.assemble(("7. Revocation", "bold"), "  Mina's rights holder revokes the grant"))
         revocation = HolderMachine.beside(workspace.home).revoke(result.grant_id, reason="demo: consent withdrawn")
         workspace.registry.import_signed(revocation)
         verify_outputs(workspace, {"labelled render": output}, console)
         try:
             render_output(workspace, model_dir, paths["jun_performance"], workspace.outputs_dir, console)
         except ConsentError as exc:
-            console.print(f"render after revocation [red]refused[/] ({exc.reason})")
+            console.print(Text.assemble("render after revocation ", ("refused", "red"), f" ({exc.reason})"))
         print_audit_trail(workspace, console)
         console_login(workspace, console)
         console.print(
-            f"\n[bold]labelled output[/]: {output}\n[bold]render report[/]: "
-            f"{result.outputs['report']}\n[bold]workspace[/]: {workspace.home}"
+            Text.assemble(
+                "\n",
+                ("labelled output", "bold"),
+                f": {output}\n",
+                ("render report", "bold"),
+                f": {result.outputs['report']}\n",
+                ("workspace", "bold"),
+                f": {workspace.home}",
+            )
         )
         return result
     finally:

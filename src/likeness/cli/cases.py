@@ -51,7 +51,6 @@ def list_cases(
         console.print(
             f"{case.case_id}  {summary['members']} files  {summary['first_seen']} .. "
             f"{summary['last_seen']}  {verdicts}",
-            markup=False,
         )
     if not cases and not as_json:
         console.print("no cases (no two files are near-duplicates)")
@@ -74,12 +73,11 @@ def show_case(
     console.print(
         f"{case.case_id}: {summary['members']} files, first seen {summary['first_seen']}, last seen "
         f"{summary['last_seen']}; best evidence {summary['best_evidence']}",
-        markup=False,
     )
     for member in case.members:
         row = member.row
         extra = " (mirrored)" if member.mirrored else ""
-        console.print(f"  {row['verdict']}  {row['location']}{extra}", markup=False)
+        console.print(f"  {row['verdict']}  {row['location']}{extra}")
 
 
 @app.command("export")
@@ -102,7 +100,7 @@ def export_cases(
             if case is None:
                 continue
             csv_path, zip_path = export_case(case, to)
-            console.print(f"{case.case_id}: {zip_path}, {csv_path}", markup=False)
+            console.print(f"{case.case_id}: {zip_path}, {csv_path}")
 
 
 def register(root: typer.Typer) -> None:

@@ -9,14 +9,16 @@ from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from likeness.config import Settings
 from likeness.errors import ConsentError, LikenessError
 
 # soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: what the commands print carries paths, names and library text, where "[/x]"
+# would be read as Rich markup (and crash); styles are given as Text.assemble parts instead.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def settings_from(ctx: typer.Context) -> Settings:
@@ -33,14 +35,13 @@ def open_workspace(ctx: typer.Context):  # -> Workspace (import kept lazy for fa
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    # Escaped: messages carry paths and library text, where "[/x]" would be read as markup.
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    err_console.print(Text.assemble(("error:", "bold red"), f" {message}"))
     raise typer.Exit(code)
 
 
 def notice(message: str) -> None:
     """One line on stderr for something the user should know that is not a failure."""
-    err_console.print(f"[yellow]notice:[/] {escape(message)}")
+    err_console.print(Text.assemble(("notice:", "yellow"), f" {message}"))
 
 
 def _warning_as_notice(
@@ -66,7 +67,7 @@ def mapped_errors() -> Iterator[None]:
         try:
             yield
         except ConsentError as exc:
-            err_console.print(f"[bold red]refused[/] ({escape(exc.reason)}): {escape(str(exc))}")
+            err_console.print(Text.assemble(("refused", "bold red"), f" ({exc.reason}): {exc}"))
             raise typer.Exit(1) from None
         except LikenessError as exc:
             fail(str(exc))

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
 
@@ -44,7 +44,7 @@ def init(
         if org:
             workspace.registry.add_org(org, org_name)
             _signing_setup(workspace, org)
-    console.print(f"[green]workspace ready[/] at {settings.resolved_home}")
+    console.print(Text.assemble(("workspace ready", "green"), f" at {settings.resolved_home}"))
     console.print(f"  database  {settings.resolved_database_url}")
     console.print(f"  keys      {settings.keys_dir}")
     console.print(f"  outputs   {settings.outputs_dir}")
@@ -71,7 +71,7 @@ def org_add(
         workspace = open_workspace(ctx)
         org = workspace.registry.add_org(slug, name)
         _signing_setup(workspace, slug)
-    console.print(f"organisation [bold]{org.slug}[/] added (key {org.key_fingerprint[:24]}…)")
+    console.print(f"organisation {org.slug} added (key {org.key_fingerprint[:24]}…)")
 
 
 @org_app.command("list")
@@ -122,7 +122,7 @@ def subject_add(
     """Enrol a subject with its rights holder, registered by their public key (the private key
     stays on the holder's machine)."""
     if virtual and performer:
-        err_console.print("[red]error:[/] --virtual and --performer exclude each other")
+        err_console.print(Text.assemble(("error:", "red"), " --virtual and --performer exclude each other"))
         raise typer.Exit(2)
     kind = "virtual_idol" if virtual else "performer" if performer else "artist"
     with mapped_errors():
@@ -139,8 +139,8 @@ def subject_add(
             public_name=public_name,
         )
         console.print(
-            f"subject [bold]{record.slug}[/] ({record.kind}) enrolled; rights holder "
-            f"[bold]{record.holder_slug}[/] key {record.holder_fingerprint[:24]}…"
+            f"subject {record.slug} ({record.kind}) enrolled; rights holder "
+            f"{record.holder_slug} key {record.holder_fingerprint[:24]}…"
         )
         if photo:
             from likeness.faceset import enroll_reference_photos
@@ -148,7 +148,7 @@ def subject_add(
             report = enroll_reference_photos(workspace, record.slug, photo)
             console.print(f"reference photos: {report.added} enrolled")
             for path, reason in report.skipped:
-                console.print(f"  [yellow]skipped[/] {path}: {reason}")
+                console.print(Text.assemble("  ", ("skipped", "yellow"), f" {path}: {reason}"))
             if not report.ok:
                 reasons = "; ".join(f"{path}: {reason}" for path, reason in report.skipped)
                 fail(
@@ -217,7 +217,7 @@ def consent_request(
             previews=preview or (),
         )
         _write_request(out, request)
-    console.print(f"grant request [bold]{request.record_id}[/] for {subject} → {out} (send it to the rights holder)")
+    console.print(f"grant request {request.record_id} for {subject} → {out} (send it to the rights holder)")
 
 
 @consent_app.command("export-request")
@@ -232,7 +232,7 @@ def consent_export_request(
         workspace = open_workspace(ctx)
         request = workspace.registry.request_file(request_id)
         _write_request(out, request)
-    console.print(f"grant request [bold]{request.record_id}[/] → {out} (send it to the rights holder)")
+    console.print(f"grant request {request.record_id} → {out} (send it to the rights holder)")
 
 
 def _write_request(path: Path, request) -> None:
@@ -283,7 +283,7 @@ def consent_import(
         console.print(f"passkey {record_id} registered (vouched for by the holder's registered key)")
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
-    console.print(f"{what} [bold]{record_id}[/] imported (signature verified with the holder's registered key)")
+    console.print(f"{what} {record_id} imported (signature verified with the holder's registered key)")
 
 
 @consent_app.command("migrate-keys")
@@ -343,7 +343,7 @@ def consent_show(
         typer.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        console.print(f"[bold]{key:>18}[/]  {', '.join(value) if isinstance(value, tuple) else value}")
+        console.print(f"{key:>18}  {', '.join(value) if isinstance(value, tuple) else value}")
 
 
 @consent_app.command("check")
@@ -362,11 +362,14 @@ def consent_check(
         try:
             authz = workspace.policy.authorize(subject, use, grantee)
         except ConsentError as exc:
-            console.print(f"[red]not authorized[/] ({exc.reason}): {exc}")
+            console.print(Text.assemble(("not authorized", "red"), f" ({exc.reason}): {exc}"))
             raise typer.Exit(1) from None
     console.print(
-        f"[green]authorized[/]: {authz.subject_slug} for {authz.use} by {authz.org_slug} "
-        f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})"
+        Text.assemble(
+            ("authorized", "green"),
+            f": {authz.subject_slug} for {authz.use} by {authz.org_slug} "
+            f"under grant {authz.grant_id[:12]} (valid until {authz.valid_until})",
+        )
     )
 
 
@@ -417,7 +420,7 @@ def consent_recover_key(
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
         )
-    console.print(f"rights holder [bold]{holder}[/] recovered by {grantee.slug}; new key {fingerprint[:24]}…")
+    console.print(f"rights holder {holder} recovered by {grantee.slug}; new key {fingerprint[:24]}…")
 
 
 @release_app.command("request")
@@ -447,7 +450,7 @@ def release_request(
             previews=preview or (),
         )
         _write_request(out, request)
-    console.print(f"release request [bold]{request.record_id}[/] for {performer} → {out} (send it to the performer)")
+    console.print(f"release request {request.record_id} for {performer} → {out} (send it to the performer)")
 
 
 @release_app.command("list")
@@ -495,19 +498,23 @@ def audit_verify(
         workspace = open_workspace(ctx)
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
-        console.print(f"[bold yellow]warning:[/] {escape(str(warning))}")
+        console.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"))
     for problem in report.problems:
         # messages quote ledger and file text (a withdrawal's reason): shown as written
-        console.print(f"[red]{escape(str(problem.kind))}[/] {escape(str(problem.subject))}: {escape(problem.message)}")
+        console.print(Text.assemble((str(problem.kind), "red"), f" {problem.subject}: {problem.message}"))
     if not report.ok:
-        console.print(f"[red]ledger NOT intact[/]: {len(report.problems)} problem(s)")
+        console.print(Text.assemble(("ledger NOT intact", "red"), f": {len(report.problems)} problem(s)"))
         raise typer.Exit(1)
     anchored = (
         f", matches anchor at row {report.anchor.seq} ({report.anchor.at}, {report.anchors_found} anchors)"
         if report.anchor
         else ""
     )
-    console.print(f"[green]ledger intact[/]: {report.chain.rows} rows, head {report.chain.head_hash}{anchored}")
+    console.print(
+        Text.assemble(
+            ("ledger intact", "green"), f": {report.chain.rows} rows, head {report.chain.head_hash}{anchored}"
+        )
+    )
 
 
 @audit_app.command("anchor")
@@ -573,7 +580,7 @@ def audit_log(
             if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
         )
         # payload text (a holder's revocation reason, a withdrawal's) is shown as written, not as markup
-        table.add_row(str(e.seq), e.created_at, escape(e.event_type), escape(details), e.hash[:12])
+        table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
 
@@ -111,11 +112,10 @@ def train(
         f"{out / card['file']}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
         f"{card['calibration']['target_false_positive_rate']:.0%} false positives",
-        markup=False,  # paths, card text and ledger text are printed as they are: "[/x]" is no markup
     )
     note = threshold_note(card)
     if note:
-        err_console.print(f"[yellow]note[/]: {note}")
+        err_console.print(Text.assemble(("note", "yellow"), f": {note}"))
 
 
 @detector_app.command("export-general")
@@ -134,7 +134,6 @@ def export_general_command(
         f"{out / card['file']}: the general detector (weights sha256 {card['exported_from']['weights_sha256'][:12]}); "
         f"SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f}",
-        markup=False,
     )
 
 
@@ -183,7 +182,6 @@ def evaluate(
     detector); the others are listed. Exit status 1 when a gate fails (the card still records
     the evaluation).
     """
-    from rich.markup import escape
     from rich.table import Table
 
     from likeness.detector.evaluation import bound_says, evaluate_detector, evaluation_subject
@@ -200,14 +198,14 @@ def evaluate(
             finally:
                 workspace.close()
     for seen in evaluation["recognition"]:
-        mark = "analysed" if seen["analysed_by_verify"] else "[yellow]verify would not analyse[/]"
-        console.print(f"{seen['class']:4}  {escape(seen['unit'])}: {mark}: {escape(seen['says'])}")
+        mark = ("analysed", "") if seen["analysed_by_verify"] else ("verify would not analyse", "yellow")
+        console.print(Text.assemble(f"{seen['class']:4}  {seen['unit']}: ", mark, f": {seen['says']}"))
     for unit in evaluation["no_face"]:
-        console.print(f"[yellow]not measured[/]: {escape(unit)}: no face found in its frames (as verify samples them)")
+        console.print(
+            Text.assemble(("not measured", "yellow"), f": {unit}: no face found in its frames (as verify samples them)")
+        )
     figures = evaluation["figures"]
-    table = Table(
-        title=f"{escape(str(detector))}: {figures['units']['real']} real and {figures['units']['fake']} fake units"
-    )
+    table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
     for column in ("method", "frame AUC", "video AUC"):
         table.add_column(column)
     table.add_row("detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}")
@@ -221,11 +219,14 @@ def evaluate(
     )
     console.print(f"false-positive bound: {bound_says(evaluation['false_positive_bound'])}")
     for gate in evaluation["gates"]:
-        console.print(f"{'[green]holds[/]' if gate['holds'] else '[bold red]fails[/]'}  {gate['gate']}: {gate['says']}")
+        verdict = ("holds", "green") if gate["holds"] else ("fails", "bold red")
+        console.print(Text.assemble(verdict, f"  {gate['gate']}: {gate['says']}"))
     if evaluation["subject"] is None:
         console.print(
-            "[yellow]not for a subject[/]: every unit was measured, whoever is in it; to register it, "
-            "evaluate with --subject SUBJECT"
+            Text.assemble(
+                ("not for a subject", "yellow"),
+                ": every unit was measured, whoever is in it; to register it, evaluate with --subject SUBJECT",
+            )
         )
     if not evaluation["passed"]:
         fail("the gates do not hold: verify will not use this detector (the card records why)")
@@ -264,7 +265,6 @@ def register_command(
     console.print(
         f"registered {registered.model} for {registered.subject_slug} (ledger #{registered.ledger_seq}): "
         f"{registered.folder}",
-        markup=False,
     )
 
 
@@ -302,7 +302,6 @@ def unregister_command(
         f"withdrew {withdrawn.model} (onnx {withdrawn.onnx_sha256[:16]}, registered at ledger "
         f"#{withdrawn.withdraws_seq}) for {withdrawn.subject_slug} (ledger #{withdrawn.ledger_seq}): verify no "
         "longer analyses their faces for manipulation",
-        markup=False,
     )
 
 
@@ -335,16 +334,14 @@ def list_command(ctx: typer.Context) -> None:
         console.print(
             f"{registered.subject_slug}  {registered.model}  onnx {registered.onnx_sha256[:16]}  "
             f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}",
-            markup=False,
         )
         if not isinstance(checked, str):
-            console.print(f"    false-positive bound: {listed_bound(checked[1])}", markup=False)
+            console.print(f"    false-positive bound: {listed_bound(checked[1])}")
     for entry, says in withdrawn:
         by = f" by {entry.by}" if entry.by else ""
         console.print(
             f"{entry.subject_slug}  withdrawn{by}: {entry.model}  onnx {entry.onnx_sha256[:16]}  "
             f"NOT used by verify: {says}",
-            markup=False,
         )
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from likeness.cli.common import console, err_console, mapped_errors, open_workspace
 
@@ -59,7 +59,7 @@ def extract(
         workspace = open_workspace(ctx)
         authz = authorize_extraction(workspace, subject, org)
         columns = (
-            TextColumn("[bold]{task.fields[name]}"),
+            TextColumn("{task.fields[name]}", style="bold", markup=False),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[faces]} faces · {task.fields[rate]:.1f} faces/s"),
@@ -85,25 +85,33 @@ def extract(
             except KeyboardInterrupt:
                 bar.stop()
                 err_console.print(
-                    "[yellow]interrupted[/]: finished frames are checkpointed; rerun the same command to resume"
+                    Text.assemble(
+                        ("interrupted", "yellow"),
+                        ": finished frames are checkpointed; rerun the same command to resume",
+                    )
                 )
                 raise typer.Exit(130) from None
     for skipped in report.skipped_inputs:
-        console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}")
+        console.print(Text.assemble("  ", ("skipped", "yellow"), f" {skipped.path}: {skipped.reason}"))
     _print_duplicates(report)
     rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
     console.print(
-        f"{report.frames_read} frames, {report.faces_seen} faces seen"
-        + (f" ({rejected})" if rejected else "")
-        + f", {report.faces_per_s:.1f} faces/s"
-        + (" [dim](resumed)[/]" if report.resumed else "")
+        Text.assemble(
+            f"{report.frames_read} frames, {report.faces_seen} faces seen"
+            + (f" ({rejected})" if rejected else "")
+            + f", {report.faces_per_s:.1f} faces/s",
+            (" (resumed)" if report.resumed else "", "dim"),
+        )
     )
     if not report.ok:
-        err_console.print(f"[bold red]error:[/] no usable face of {subject} found; nothing written")
+        err_console.print(Text.assemble(("error:", "bold red"), f" no usable face of {subject} found; nothing written"))
         raise typer.Exit(1)
     console.print(
-        f"[green]faceset[/] {report.out}: [bold]{report.faces_kept}[/] face{'' if report.faces_kept == 1 else 's'} "
-        f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…"
+        Text.assemble(
+            ("faceset", "green"),
+            f" {report.out}: {report.faces_kept} face{'' if report.faces_kept == 1 else 's'} "
+            f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…",
+        )
     )
 
 
@@ -118,7 +126,9 @@ def _print_duplicates(report) -> None:
     videos = [path for path in report.duplicates_by_input if is_video(path)]
     photos = [d for d in report.duplicates_dropped if not any(d["face"].startswith(f"{v} frame ") for v in videos)]
     for dropped in photos[:_DUPLICATES_SHOWN]:
-        console.print(f"  [yellow]near-duplicate dropped[/] {escape(dropped['face'])}: {escape(dropped['reason'])}")
+        console.print(
+            Text.assemble("  ", ("near-duplicate dropped", "yellow"), f" {dropped['face']}: {dropped['reason']}")
+        )
     photo_total = sum(n for path, n in report.duplicates_by_input.items() if not is_video(path))
     if photo_total > _DUPLICATES_SHOWN:
         console.print(f"  … and {photo_total - _DUPLICATES_SHOWN} more photo near-duplicate(s) dropped")
@@ -128,11 +138,14 @@ def _print_duplicates(report) -> None:
             example = next((d for d in report.duplicates_dropped if d["face"].startswith(f"{path} frame ")), None)
             detail = f" (e.g. {example['face'][len(path) + 1 :]}: {example['reason']})" if example else ""
             console.print(
-                f"  [yellow]near-duplicates dropped[/] {escape(Path(path).name)}: {count} frame(s) repeat a "
-                f"kept face in pose and expression{escape(detail)}"
+                Text.assemble(
+                    "  ",
+                    ("near-duplicates dropped", "yellow"),
+                    f" {Path(path).name}: {count} frame(s) repeat a kept face in pose and expression{detail}",
+                )
             )
     if report.rejected.get("duplicate", 0):
-        console.print("  [dim]--dedup -1 keeps near-duplicates[/]")
+        console.print(Text.assemble("  ", ("--dedup -1 keeps near-duplicates", "dim")))
 
 
 @faceset_app.command("report")
@@ -147,8 +160,8 @@ def faceset_report(
     with mapped_errors():
         report = write_coverage_report(load_faceset(faceset), out or faceset / "report")
     for gap in report.gaps:
-        console.print(f"  [yellow]gap[/] {gap}")
-    console.print(f"[green]report[/] {report.html_path}  summary {report.summary_path}")
+        console.print(Text.assemble("  ", ("gap", "yellow"), f" {gap}"))
+    console.print(Text.assemble(("report", "green"), f" {report.html_path}  summary {report.summary_path}"))
 
 
 @faceset_app.command("show")
@@ -197,12 +210,12 @@ def photos_add(
         workspace = open_workspace(ctx)
         report = enroll_reference_photos(workspace, subject, photos)
     for path, reason in report.skipped:
-        console.print(f"  [yellow]skipped[/] {path}: {reason}")
+        console.print(Text.assemble("  ", ("skipped", "yellow"), f" {path}: {reason}"))
     for path in report.already_enrolled:
-        console.print(f"  [dim]already enrolled[/] {path}")
+        console.print(Text.assemble("  ", ("already enrolled", "dim"), f" {path}"))
     console.print(f"reference photos for {report.subject_slug}: {report.added} enrolled")
     if not report.ok:
-        err_console.print("[bold red]error:[/] no usable reference photo")
+        err_console.print(Text.assemble(("error:", "bold red"), " no usable reference photo"))
         raise typer.Exit(1)
 
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import click
 import typer
-from rich.markup import escape
 
 from likeness.cli.common import console, fail, mapped_errors
 
@@ -54,8 +53,8 @@ def holder_keygen(
 
     with mapped_errors():
         files = keygen(out, name)
-    console.print(f"private key [bold]{files.private_key}[/] (0600: keep it here, never send it)")
-    console.print(f"public key  [bold]{files.public_key}[/] (give this to the organisation)")
+    console.print(f"private key {files.private_key} (0600: keep it here, never send it)")
+    console.print(f"public key  {files.public_key} (give this to the organisation)")
     console.print(f"fingerprint {files.fingerprint}")
 
 
@@ -76,7 +75,7 @@ def holder_sign(
     with mapped_errors():
         parsed = ConsentRequest.from_json(read_json(request))
         for line in describe(parsed):
-            console.print(escape(line))
+            console.print(line)
         if previews is not None:
             problems = preview_problems(parsed, previews)
             if problems:
@@ -88,7 +87,7 @@ def holder_sign(
             fail("not signed", code=1)
         signed = sign_request(parsed, load_holder_key(key))
         _write_new(out, signed.as_json())
-    console.print(f"signed {parsed.kind} [bold]{parsed.record_id}[/] → {out} (send this file back)")
+    console.print(f"signed {parsed.kind} {parsed.record_id} → {out} (send this file back)")
 
 
 def _confirmed(question: str) -> bool:
@@ -161,7 +160,7 @@ def holder_vouch_passkey(
         if not isinstance(parsed, dict):
             raise ConsentRequestError(f"{statement}: not a passkey registration statement")
         for line in describe_vouch(parsed):
-            console.print(escape(line))
+            console.print(line)
         if not yes and not _confirmed(f"Vouch for this passkey with {key}?"):
             fail("not vouched", code=1)
         signed = sign_vouch(parsed, load_holder_key(key))

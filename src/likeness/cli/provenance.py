@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
 
@@ -34,7 +35,7 @@ def keys_init(
         workspace = open_workspace(ctx)
         organisation = workspace.registry.default_org(org or settings_from(ctx).org)
         setup = ensure_signing_setup(workspace.keys_dir / "c2pa", workspace.registry.org_display_name(organisation.id))
-    console.print(f"[green]signing setup ready[/] for {setup.org_name}")
+    console.print(Text.assemble(("signing setup ready", "green"), f" for {setup.org_name}"))
     _describe(setup)
 
 

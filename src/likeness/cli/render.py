@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
 from likeness.consent.vocabulary import FINAL_MEDIA_USES
@@ -108,7 +108,7 @@ def render(
         # As `likeness train`: --org, else the configured org, else the workspace's only one.
         grantee = org or settings_from(ctx).org or workspace.registry.default_org().slug
         with Progress(
-            TextColumn("[bold]render"),
+            TextColumn("render", style="bold"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} frames"),
             TextColumn("{task.fields[fps]:.1f} fps"),
@@ -128,19 +128,22 @@ def render(
             )
     skipped = ", ".join(f"{k} {v}" for k, v in report.faces.items() if k != "swapped") or "none"
     console.print(
-        f"[green]rendered[/] {report.frames_rendered}/{report.frames_total} frames at {report.fps:.1f} fps; "
-        f"faces swapped {report.faces.get('swapped', 0)}, skipped: {skipped}; "
-        f"swap model {report.model_precision.get('used', 'float')}"
+        Text.assemble(
+            ("rendered", "green"),
+            f" {report.frames_rendered}/{report.frames_total} frames at {report.fps:.1f} fps; "
+            f"faces swapped {report.faces.get('swapped', 0)}, skipped: {skipped}; "
+            f"swap model {report.model_precision.get('used', 'float')}",
+        )
     )
     for output in report.outputs:
         console.print(f"  {output['path']}  (job {output['job_id']}, watermark {output['watermark_payload']})")
     for shot in report.shots:
         line = track_verdict_line(shot)
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(shot.get("verdict", ""), "white")
-        console.print(f"[{colour}]quality[/] {escape(line)}")
+        console.print(Text.assemble(("quality", colour), f" {line}"))
     if report.decode_error:
-        console.print(f"[yellow]warning:[/] {report.decode_error}; rendered what decoded")
+        console.print(Text.assemble(("warning:", "yellow"), f" {report.decode_error}; rendered what decoded"))
     for skipped_input in report.skipped_inputs:
-        console.print(f"[yellow]skipped[/] {skipped_input['path']}: {skipped_input['reason']}")
+        console.print(Text.assemble(("skipped", "yellow"), f" {skipped_input['path']}: {skipped_input['reason']}"))
     if report.report_html:
         console.print(f"report: {report.report_html}")

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from likeness.cli.common import (
     console,
@@ -57,7 +58,7 @@ def serve(
     )
     portal_note = portal_origin_note(settings.portal_origin, host, port)
     if portal_note:
-        err_console.print(f"[yellow]note:[/] {portal_note}")
+        err_console.print(Text.assemble(("note:", "yellow"), f" {portal_note}"))
     if not with_worker:
         err_console.print("jobs run in 'likeness worker' processes (or start this with --with-worker)")
     uvicorn.run(

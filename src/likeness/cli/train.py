@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from likeness.cli.common import (
     console,
@@ -272,15 +273,18 @@ def train(
         except TrainingInterrupted as stopped:
             model_dir = stopped.checkpoint_path.parent
             err_console.print(
-                f"[yellow]interrupted[/] at iteration {stopped.iteration}: checkpoint saved to "
-                f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}"
+                Text.assemble(
+                    ("interrupted", "yellow"),
+                    f" at iteration {stopped.iteration}: checkpoint saved to "
+                    f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}",
+                )
             )
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
             folder = resume or out
             saved = folder / "checkpoint.pt" if folder is not None else None
             err_console.print(
-                "[yellow]interrupted[/] before a checkpoint could be saved"
+                Text.assemble(("interrupted", "yellow"), " before a checkpoint could be saved")
                 + (
                     f"; the last one is {saved} (likeness train --resume {folder})"
                     if saved is not None and saved.is_file()
@@ -294,8 +298,8 @@ def train(
     )
     checked = result.coverage_check or {}
     for gap in checked.get("gaps", []):
-        label = "[bold yellow]gap accepted[/]" if gap["severe"] else "[yellow]gap[/]"
-        err_console.print(f"  {label} {gap['sentence']}")
+        label = ("gap accepted", "bold yellow") if gap["severe"] else ("gap", "yellow")
+        err_console.print(Text.assemble("  ", label, f" {gap['sentence']}"))
     if checked.get("accepted"):
         err_console.print(
             f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
@@ -363,7 +367,7 @@ class _TrainProgressBar:
         self.plain = not err_console.is_terminal
         self.last_plain = -math.inf
         columns = (
-            TextColumn("[bold]train"),
+            TextColumn("train", style="bold"),
             BarColumn(),
             TextColumn("{task.completed}/{task.fields[total_text]}"),
             TextColumn("src {task.fields[loss_s]:.3f} dst {task.fields[loss_t]:.3f}"),
@@ -375,7 +379,9 @@ class _TrainProgressBar:
         )
         self.bar = Progress(*columns, console=err_console, transient=False)
         self.total = total
-        self.status = err_console.status("[bold]train[/] checking consent, loading facesets, building the model…")
+        self.status = err_console.status(
+            Text.assemble(("train", "bold"), " checking consent, loading facesets, building the model…")
+        )
         self.started = False
 
     def _start(self) -> None:
@@ -428,7 +434,7 @@ class _TrainProgressBar:
         if event.event == "step" and not last and now - self.last_plain < self.PLAIN_EVERY_S:
             return
         self.last_plain = now
-        err_console.print(plain_progress_line(event), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(plain_progress_line(event))
 
     def __exit__(self, *exc) -> None:
         if self.started:

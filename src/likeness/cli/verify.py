@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
 
@@ -101,7 +101,7 @@ def verify(
         for result in results:
             _print_result(result)
         if report is not None:
-            console.print(f"evidence packs in {report}", markup=False)
+            console.print(f"evidence packs in {report}")
     if total == 0:
         err_console.print("no image or video files found")
     unreadable = sum(result.verdict.code == "error" for result in results)
@@ -114,7 +114,7 @@ def verify(
 def _print_result(result) -> None:
     style = _VERDICT_STYLES.get(result.verdict.code, "white")
     suffix = " (unchanged since last verification)" if result.resumed else ""
-    console.print(f"[{style}]{result.verdict.code}[/]  {escape(str(result.path))}{suffix}")
+    console.print(Text.assemble((result.verdict.code, style), f"  {result.path}{suffix}"))
     label = result.visible_label if result.visible_label is not None and result.visible_label.present else None
     label_said = False
     for sentence in result.verdict.evidence[:4]:
@@ -122,12 +122,12 @@ def _print_result(result) -> None:
             # The verdict's sentence says what the label means; the place is added to it, once.
             sentence = f"{sentence} ({_label_place(label)})"
             label_said = True
-        console.print(f"    {sentence}", markup=False)
+        console.print(f"    {sentence}")
     if label is not None and not label_said:
-        console.print(f"    visible AI label: present ({_label_place(label)})", markup=False)
+        console.print(f"    visible AI label: present ({_label_place(label)})")
     for error in result.errors:
         if result.verdict.code != "error":
-            console.print(f"    note ({error.stage}): {error.reason}", markup=False)
+            console.print(f"    note ({error.stage}): {error.reason}")
 
 
 def _label_place(label) -> str:
