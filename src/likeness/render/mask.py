@@ -167,15 +167,15 @@ def inner_mouth_mask(
 EYE_CORNERS = ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), (LEFT_EYE_OUTER, LEFT_EYE_INNER))
 
 
-def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.6, closed_full: float = 0.35) -> float:
+def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55, closed_full: float = 0.3) -> float:
     """How closed one eye is, 0 (open) to 1 (shut), relative to the performer's own open level.
 
     ``openness`` and ``open_level`` are eye aspect ratios (``likeness.faces.quality``). Relative,
     not absolute, because open eyes differ: on the package and shared portraits open eyes measure
     0.16-0.52, while the consenting actor's eyes are open at 0.26 and shut at 0.04-0.10, so no
     fixed ratio tells a narrow open eye from a closing one. The defaults come from that clip
-    (docs/render.md): its open frames never fall below 0.78 of the running open level, its three
-    blinks reach 0.17-0.35.
+    (docs/render.md): against its running open level (``FrameRenderer``'s per-track median) no
+    frame outside a blink falls below 0.60, while the deepest frame of each blink reaches 0.16-0.30.
     """
     if not 0.0 <= closed_full < closed_from <= 1.0:
         raise MediaError(
@@ -193,8 +193,8 @@ def closed_eye_mask(
     size: int,
     open_levels: tuple[float, float],
     openness: tuple[float, float] | None = None,
-    closed_from: float = 0.6,
-    closed_full: float = 0.35,
+    closed_from: float = 0.55,
+    closed_full: float = 0.3,
     half_width: float = 0.7,
     half_height: float = 0.45,
     feather_width: float = 0.2,
