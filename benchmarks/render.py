@@ -38,9 +38,11 @@ Table 6 (``--recipes``, alone): the quality table per recipe. The ``preview`` (6
 clock on the same faces (the synthetic idols' closed-mouth stills as the source; the
 consenting actor and the talking generated face as the performers), render the consenting-actor
 clip at 720p and a generated 720p clip of a face that talks with its mouth open
-(``likeness.media.synthetic.talking_portrait``), with ``--mouth`` off and on: identity against
-the threshold, mouth and blink agreement, sharpness, occlusion damage and flicker, each with its
-verdict. The 64 px render without ``--mouth`` (today's default) is the baseline row of each clip.
+(``likeness.media.synthetic.talking_portrait``), with the defaults, ``--mouth`` and ``--eyes``:
+identity against the threshold, mouth and blink agreement, sharpness, occlusion damage and flicker,
+each with its verdict. The 64 px render with the defaults is the baseline row of each clip. With
+``--report-dir``, also a picture per clip and recipe of each blink's deepest frame: the performer
+beside each render.
 Beside the report's sharpness and mouth verdict, the measures issue 26 replaced, from the same
 frames: the high-frequency sharpness ratio (``replaced_sharpness``) and the mouth verdict
 without the peak opening. ``--recipe-names`` picks other recipes (e.g. ``preview`` alone, for a
@@ -604,9 +606,9 @@ def metrics_table(
     ws: Workspace, clips: dict[str, Path], models: dict[str, Path], tmp: Path, report_dir: Path | None
 ) -> None:
     """Table 5: the render report's per-track metrics, as a reader sees them, for the default
-    options, the mouth option and the renderer without its occlusion mask."""
+    options, the mouth option, the eyes option and the renderer without its occlusion mask."""
     print(
-        "\n## Report metrics per track (defaults, --mouth, --no-occlusion; verdicts against the report's thresholds)\n"
+        "\n## Report metrics per track (defaults, --mouth, --eyes, --no-occlusion; verdicts against the report's thresholds)\n"
     )
     print(
         f"| clip | model | options | track | faces | identity: distance to the idol (≤ {IDENTITY_THRESHOLD:.2f}) | "
@@ -616,10 +618,11 @@ def metrics_table(
         f"border CIEDE2000 (≤ {BORDER_COLOUR.pass_at:g}) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    # The defaults, the mouth option and the renderer without its occlusion mask, side by side.
+    # The defaults, the mouth and eyes options and the renderer without its occlusion mask, side by side.
     variants = {
         "defaults": RefineOptions(),
         "--mouth": RefineOptions(mouth=True),
+        "--eyes": RefineOptions(eyes=True),
         "--no-occlusion": RefineOptions(occlusion=False),
     }
     runs = [
@@ -708,8 +711,9 @@ def replaced_mouth_verdict(line: dict) -> str:
 
 
 def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
-    """Table 6: quality per recipe (64 vs 128 px for the same training minutes), ``--mouth`` off
-    and on, on the consenting-actor clip and a generated talking face, side by side in one run."""
+    """Table 6: quality per recipe (64 vs 128 px for the same training minutes), the defaults,
+    ``--mouth`` and ``--eyes``, on the consenting-actor clip and a generated talking face, side by
+    side in one run."""
     clips = {
         "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
         "talking 720p": write_clip(
@@ -738,7 +742,7 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
         f"load {os.getloadavg()[0]:.2f} at the first render)\n"
     )
     print(
-        f"| clip | recipe (px, iterations) | --mouth | faces | identity (≤ {IDENTITY_THRESHOLD:.2f}) | "
+        f"| clip | recipe (px, iterations) | options | faces | identity (≤ {IDENTITY_THRESHOLD:.2f}) | "
         f"mouth (r ≥ {EXPRESSION_CORRELATION.pass_at}, ×≥ {EXPRESSION_AMPLITUDE.pass_at}, "
         f"peak ×≥ {PEAK_OPENING.pass_at}) | mouth verdict before the peak | "
         f"eyes (same, ≥ {BLINKS_KEPT.pass_at:.0%} of blinks) | sharpness: effective resolution (≥ {SHARPNESS.pass_at}) | "
@@ -749,17 +753,19 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     n = 0
     for clip_name, clip in clips.items():
         for recipe, (model, iterations) in models.items():
-            for mouth in (False, True):
+            renders = {}
+            for variant, refine in TABLE6_VARIANTS.items():
                 n += 1
                 out = tmp / f"recipe-{n}.mp4"
-                options = RenderOptions(refine=RefineOptions(mouth=mouth))
+                renders[variant] = out
+                options = RenderOptions(refine=refine)
                 with ReplacedMeasures() as replaced:
                     fps, _, rep = timed_render(ws, model, clip, out, options)
                 label = f"{recipe} ({RECIPES[recipe]['resolution']} px, {iterations} it)"
                 for shot in sorted(rep["shots"], key=lambda s: -s["frames_swapped"])[:1]:  # the shot, not strays
                     m = shot["metrics"]
                     print(
-                        f"| {clip_name} | {label} | {'on' if mouth else 'off'} | {shot['frames_swapped']} | "
+                        f"| {clip_name} | {label} | {variant} | {shot['frames_swapped']} | "
                         f"{metric_cell(m['identity'])} | {metric_cell(m['mouth'])} | "
                         f"{replaced_mouth_verdict(m['mouth'])} | {metric_cell(m['eyes'])} | "
                         f"{metric_cell(m['sharpness'])} | {replaced.sharpness_cell()} | {metric_cell(m['occlusion'])} | "
@@ -770,9 +776,62 @@ def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
                     args.report_dir.mkdir(parents=True, exist_ok=True)
                     for path in (rep["report_html"], rep["report_json"]):
                         shutil.copy2(path, args.report_dir / f"{n}-{Path(path).name}")
+            if args.report_dir is not None:
+                blink_crops(clip, renders, args.report_dir / f"blinks-{clip_name.replace(' ', '')}-{recipe}.png")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     ws.close()
     return 0
+
+
+#: Table 6's renders per clip and recipe: the defaults, then each expression option alone.
+TABLE6_VARIANTS = {
+    "defaults": RefineOptions(),
+    "--mouth": RefineOptions(mouth=True),
+    "--eyes": RefineOptions(eyes=True),
+}
+
+
+def blink_crops(clip: Path, renders: dict[str, Path], out: Path) -> None:
+    """A picture to look at: the performer's face at the deepest frame of each blink (eye
+    openness below ``BLINK_DEPTH`` of the clip's median, ``likeness.render.quality``) beside the
+    same region of each render, one row per blink, columns in ``renders`` order."""
+    from likeness.faces.quality import eye_openness
+    from likeness.render.quality import BLINK_DEPTH
+
+    detector = FaceDetector(mode="video")
+    frames, boxes, openness = [], [], []
+    for frame in iter_video_frames(clip):
+        faces = detector.detect(frame.rgb)
+        face = max(faces, key=lambda f: f.bbox[2] - f.bbox[0]) if faces else None
+        frames.append(frame.index)
+        boxes.append(None if face is None else face.bbox)
+        openness.append(np.nan if face is None else eye_openness(np.asarray(face.landmarks, np.float32)))
+    level = np.asarray(openness)
+    closed = level < (1.0 - BLINK_DEPTH) * np.nanmedian(level)
+    deepest, run = [], []
+    for i, shut in enumerate(closed):  # the deepest frame of each run of closed frames
+        if shut:
+            run.append(i)
+        elif run:
+            deepest.append(min(run, key=lambda j: level[j]))
+            run = []
+    if run:
+        deepest.append(min(run, key=lambda j: level[j]))
+    wanted = {frames[i]: boxes[i] for i in deepest}
+    columns = {"performer": clip, **renders}
+    crops: dict[int, list[np.ndarray]] = {i: [] for i in wanted}
+    for path in columns.values():
+        for frame in iter_video_frames(path):
+            if frame.index in wanted:
+                x0, y0, x1, y1 = (int(v) for v in wanted[frame.index])
+                crop = frame.rgb[max(y0, 0) : y1, max(x0, 0) : x1]
+                crops[frame.index].append(cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA))
+    rows = [np.hstack(c) for i, c in sorted(crops.items()) if len(c) == len(columns)]
+    if not rows:
+        print(f"  no blink frames in {clip.name}", file=sys.stderr)
+        return
+    cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    print(f"  blink crops (frames {sorted(wanted)}; columns {', '.join(columns)}): {out}", file=sys.stderr)
 
 
 def train_recipe(

@@ -13,7 +13,18 @@ from likeness.cli import app
 def test_render_help_documents_every_option() -> None:
     result = CliRunner().invoke(app, ["render", "--help"])
     assert result.exit_code == 0
-    for option in ("--use", "--out", "--org", "--colour", "--blend", "--smoothing", "--unlabelled", "--precision"):
+    for option in (
+        "--use",
+        "--out",
+        "--org",
+        "--colour",
+        "--blend",
+        "--smoothing",
+        "--mouth",
+        "--eyes",
+        "--unlabelled",
+        "--precision",
+    ):
         assert option in result.output
 
 
@@ -67,6 +78,23 @@ def _render_card_only_model(consent_world, tmp_path, *org: str):
             *org,
         ],
     )
+
+
+@pytest.mark.parametrize("flags, eyes", [([], False), (["--eyes"], True), (["--no-eyes"], False)])
+def test_render_eyes_flag_reaches_the_render_options(consent_world, tmp_path, monkeypatch, flags, eyes) -> None:
+    import likeness.render
+    from likeness.errors import ConsentError
+
+    seen = {}
+
+    def stop_at_render(workspace, model, target, out, *, options, **_):
+        seen["options"] = options
+        raise ConsentError("no_grant", "stopped by the test once the options were built")
+
+    monkeypatch.setattr(likeness.render, "render_media", stop_at_render)
+    result = _render_card_only_model(consent_world, tmp_path, *flags)
+    assert result.exit_code == 1 and "stopped by the test" in result.output
+    assert seen["options"].refine.eyes is eyes
 
 
 def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:

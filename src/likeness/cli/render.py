@@ -58,6 +58,13 @@ def render(
             help="Keep the performer's open inner mouth (teeth, tongue) through the swap: for speech and singing when the source photos show few open mouths.",
         ),
     ] = False,
+    eyes: Annotated[
+        bool,
+        typer.Option(
+            "--eyes/--no-eyes",
+            help="Let the performer's own eyelids show through the swap while the eyes close, so the output blinks: for models whose source photos show few closed eyes. Open eyes stay the swap's; video only (needs the track's open-eye level).",
+        ),
+    ] = False,
     occlusion: Annotated[
         bool,
         typer.Option(
@@ -98,7 +105,12 @@ def render(
         fail(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     options = RenderOptions(
         refine=RefineOptions(
-            colour=colour, blend=blend, mouth=mouth, occlusion=occlusion, smoothing=SmoothingOptions(enabled=smoothing)
+            colour=colour,
+            blend=blend,
+            mouth=mouth,
+            eyes=eyes,
+            occlusion=occlusion,
+            smoothing=SmoothingOptions(enabled=smoothing),
         ),
         unlabelled=unlabelled,
         precision=precision,

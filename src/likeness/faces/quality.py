@@ -69,11 +69,17 @@ def _eye_ratio(points: np.ndarray, lids: tuple[tuple[int, int], ...], outer: int
     return float(np.mean(gaps)) / width
 
 
-def eye_openness(landmarks: np.ndarray) -> float:
-    """Mean eye aspect ratio of both eyes: lid gap / eye width (about 0.25-0.35 open, < 0.1 shut)."""
+def eye_openness_each(landmarks: np.ndarray) -> tuple[float, float]:
+    """Eye aspect ratio (lid gap / eye width) of the subject's right and left eye, in that order."""
     points = check_landmarks(landmarks)
     right = _eye_ratio(points, RIGHT_EYE_LIDS, RIGHT_EYE_OUTER, RIGHT_EYE_INNER)
     left = _eye_ratio(points, LEFT_EYE_LIDS, LEFT_EYE_OUTER, LEFT_EYE_INNER)
+    return right, left
+
+
+def eye_openness(landmarks: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes: lid gap / eye width (about 0.25-0.35 open, < 0.1 shut)."""
+    right, left = eye_openness_each(landmarks)
     return (right + left) / 2.0
 
 

@@ -32,7 +32,7 @@ from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
-from likeness.render.mask import blend_mask, inner_mouth_mask, keep_occluders, landmark_hull
+from likeness.render.mask import blend_mask, closed_eye_mask, inner_mouth_mask, keep_occluders, landmark_hull
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.stages import IdentityEmbedder, LandmarkDetector
 from likeness.train.swap_model import SwapModel, require_issued_model
@@ -61,6 +61,10 @@ class RefineOptions:
     # Keep the performer's open inner mouth (teeth, tongue) through the swap, for speech and
     # singing; a model trained on closed-mouth photos draws closed lips there (docs/render.md).
     mouth: bool = False
+    # Let the performer's own eyelids show through the swap while an eye closes, weighted by how
+    # closed it is against the track's open level; a model trained on photos paints open eyes over
+    # every blink (docs/render.md). Open eyes stay the swap's.
+    eyes: bool = False
     # Take what covers the face (glasses frames, hands, microphones, hair) out of the blend mask
     # with the shipped occlusion mask (likeness.faces.occlusion), so the swap never paints over it.
     occlusion: bool = True
@@ -81,12 +85,21 @@ class FaceOutcome:
     mask: np.ndarray | None = None  # blend mask, float32 (R, R)
     source_crop: np.ndarray | None = None  # the target face aligned the same way
     landmarks: np.ndarray | None = None  # target landmarks in frame pixels
+    # With ``RefineOptions.eyes``: this frame's (right, left) eye aspect ratios and the track's open
+    # levels, None until the track has ``EYE_MIN_SAMPLES`` samples.
+    eye_openness: tuple[float, float] | None = None
+    eye_open_levels: tuple[float, float] | None = None
 
 
 # A render track stays active this many frames after its last face.
 TRACK_MAX_MISSED = 15
 # ``process_batch`` relies on no track ending inside a batch (see there).
 MAX_BATCH_FRAMES = TRACK_MAX_MISSED
+# A track's open-eye level is the median of its last EYE_WINDOW eye samples (3 s at 25 fps; a
+# blink lasts 0.1-0.4 s, so blinks never move it), once it has EYE_MIN_SAMPLES of them. A lone
+# frame cannot tell a narrow open eye from a closing one, so a still image never gets the eye mask.
+EYE_WINDOW = 75
+EYE_MIN_SAMPLES = 8
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,21 @@ class _TrackIdentity:
 
     def mean(self) -> float:
         return float(np.mean(self.distances)) if self.distances else float("inf")
+
+
+@dataclass
+class _TrackEyes:
+    """A track's recent (right, left) eye aspect ratios, for its open-eye level."""
+
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, openness: tuple[float, float]) -> tuple[float, float] | None:
+        """Record this frame's openness; returns the open levels (per-eye medians) or None."""
+        self.samples = (self.samples + [openness])[-EYE_WINDOW:]
+        if len(self.samples) < EYE_MIN_SAMPLES:
+            return None
+        right, left = np.median(np.asarray(self.samples, np.float64), axis=0)
+        return float(right), float(left)
 
 
 class TrackIds:
@@ -228,6 +256,7 @@ class FrameRenderer:
         self.tracker = TrackIds()
         self.smoother = TrackSmoother(options.smoothing)
         self.identities: dict[int, _TrackIdentity] = {}
+        self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
         self.occlusion = occlusion_segmenter() if options.occlusion else None
 
@@ -245,6 +274,7 @@ class FrameRenderer:
                 }
                 for k, v in self.identities.items()
             },
+            "eyes": {str(k): [list(s) for s in v.samples] for k, v in self.eyes.items()},
             "counts": dict(self.counts),
         }
 
@@ -253,6 +283,7 @@ class FrameRenderer:
         self.tracker = TrackIds()
         self.smoother = TrackSmoother(self.options.smoothing)
         self.identities = {}
+        self.eyes = {}
 
     def restore(self, state: dict) -> None:
         self.tracker = TrackIds.from_state(state["tracker"])
@@ -264,6 +295,11 @@ class FrameRenderer:
                 None if v["embedding"] is None else np.asarray(v["embedding"], np.float32),
             )
             for k, v in state["identities"].items()
+        }
+        # Checkpoints written before the eyes option have no eye samples: the levels rebuild.
+        self.eyes = {
+            int(k): _TrackEyes([(float(right), float(left)) for right, left in v])
+            for k, v in state.get("eyes", {}).items()
         }
         self.counts = Counter(state["counts"])
 
@@ -367,6 +403,7 @@ class FrameRenderer:
         self.smoother.keep_only(active)
         # Ended tracks' identity decisions go too, so memory stays bounded on long videos.
         self.identities = {k: v for k, v in self.identities.items() if k in active}
+        self.eyes = {k: v for k, v in self.eyes.items() if k in active}
         prepared = _PreparedFrame(rgb, frame.t_s)
         for face, track_id in zip(faces, track_ids):
             bbox = _box(face.bbox)
@@ -389,8 +426,21 @@ class FrameRenderer:
             face_width = max(bbox[2] - bbox[0], 1.0)
             smoothed = self.smoother.smooth(track_id, "landmarks", landmarks, frame.t_s, scale=face_width)
             aligned = align_face(rgb, smoothed.astype(np.float32), size=self.resolution, coverage=self.coverage)
+            if self.options.eyes:
+                self._measure_eyes(outcome, landmarks)
             prepared.pending.append((outcome, aligned))
         return prepared
+
+    def _measure_eyes(self, outcome: FaceOutcome, landmarks: np.ndarray) -> None:
+        """This frame's eye openness and the track's open levels, from the unsmoothed landmarks:
+        landmark smoothing shares one cutoff over the whole face, so it flattens a blink."""
+        from likeness.faces.quality import eye_openness_each
+
+        try:
+            outcome.eye_openness = eye_openness_each(landmarks)
+        except FaceError:
+            return  # degenerate eye corners: no sample, no eye mask this frame
+        outcome.eye_open_levels = self.eyes.setdefault(outcome.track_id, _TrackEyes()).add(outcome.eye_openness)
 
     def _finish(
         self, prepared: _PreparedFrame, swapped: Any, learned: Any, *, in_place: bool
@@ -423,6 +473,11 @@ class FrameRenderer:
             )
             if self.options.mouth:
                 mask = mask * (1.0 - inner_mouth_mask(aligned.landmarks, size=size))
+            if outcome.eye_openness is not None and outcome.eye_open_levels is not None:
+                closed = closed_eye_mask(
+                    aligned.landmarks, size=size, open_levels=outcome.eye_open_levels, openness=outcome.eye_openness
+                )
+                mask = mask * (1.0 - closed)
             if occluder is not None:
                 mask = keep_occluders(mask, occluder)
             # After the first paste ``out`` is already this call's own copy: paste into it.

@@ -21,8 +21,17 @@ import cv2
 import numpy as np
 
 from likeness.checks import check_landmarks, check_mask
-from likeness.errors import MediaError
-from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_RIGHT
+from likeness.errors import FaceError, MediaError
+from likeness.faces.canonical import (
+    INNER_LIP_LEFT,
+    INNER_LIP_LOOP,
+    INNER_LIP_RIGHT,
+    LEFT_EYE_INNER,
+    LEFT_EYE_OUTER,
+    N_LANDMARKS,
+    RIGHT_EYE_INNER,
+    RIGHT_EYE_OUTER,
+)
 
 
 def landmark_hull(landmarks: np.ndarray, *, size: int) -> np.ndarray:
@@ -152,6 +161,99 @@ def inner_mouth_mask(
     cv2.fillPoly(mask, [loop], 1.0, lineType=cv2.LINE_AA, shift=shift)
     grown = erode_dilate(mask, pixels=max(1, round(grow * width)))
     return feather(grown, pixels=max(1, round(feather_width * width))) * np.float32(weight)
+
+
+#: Each eye's corners (outer, inner), the subject's right eye first as in ``eye_openness_each``.
+EYE_CORNERS = ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), (LEFT_EYE_OUTER, LEFT_EYE_INNER))
+
+
+def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55, closed_full: float = 0.3) -> float:
+    """How closed one eye is, 0 (open) to 1 (shut), relative to the performer's own open level.
+
+    ``openness`` and ``open_level`` are eye aspect ratios (``likeness.faces.quality``). Relative,
+    not absolute, because open eyes differ: on the package and shared portraits open eyes measure
+    0.16-0.52, while the consenting actor's eyes are open at 0.26 and shut at 0.04-0.10, so no
+    fixed ratio tells a narrow open eye from a closing one. The defaults come from that clip
+    (docs/render.md): against its running open level (``FrameRenderer``'s per-track median) no
+    frame outside a blink falls below 0.60, while the deepest frame of each blink reaches 0.16-0.30.
+    """
+    if not 0.0 <= closed_full < closed_from <= 1.0:
+        raise MediaError(
+            None, f"eye_closure: need 0 <= closed_full < closed_from <= 1, got {closed_full}, {closed_from}"
+        )
+    if not (np.isfinite(open_level) and open_level > 0.0) or not (np.isfinite(openness) and openness >= 0.0):
+        raise FaceError(f"eye_closure: expected openness >= 0 and an open level > 0, got {openness}, {open_level}")
+    relative = openness / open_level
+    return float(np.clip((closed_from - relative) / (closed_from - closed_full), 0.0, 1.0))
+
+
+def closed_eye_mask(
+    landmarks: np.ndarray,
+    *,
+    size: int,
+    open_levels: tuple[float, float],
+    openness: tuple[float, float] | None = None,
+    closed_from: float = 0.55,
+    closed_full: float = 0.3,
+    half_width: float = 0.7,
+    half_height: float = 0.45,
+    feather_width: float = 0.2,
+) -> np.ndarray:
+    """Where the performer's own eyelids should show through the swap while the eyes close.
+
+    A swap model trained on photos has seen few closed eyes, so it paints open eyes over a
+    blink and the render never blinks. Cutting each closing eye out of the blend mask keeps the
+    performer's lids, as ``inner_mouth_mask`` keeps an open mouth; an open eye is not touched,
+    so the swap's eyes (much of the identity) stay.
+
+    ``landmarks``: ``(478, 2)`` FaceMesh points in crop pixels, which place the masks.
+    ``open_levels``: the performer's open-eye aspect ratio per eye (right, left), e.g. the
+    track's running median; ``openness``: this frame's ratios (None: measured from
+    ``landmarks``; the renderer passes the unsmoothed detection's, since landmark smoothing
+    flattens a blink). Returns float32 ``(size, size)`` in [0, 1]: per eye an ellipse around the
+    corners' midpoint, ``half_width`` and ``half_height`` x the eye width (the lids and lashes,
+    whose corners barely move in a blink), feathered over ``feather_width`` x the eye width and
+    weighted by :func:`eye_closure`.
+
+    Example::
+
+        >>> import numpy as np
+        >>> points = np.zeros((478, 2), np.float32)
+        >>> points[[33, 133, 362, 263]] = [[12, 30], [26, 30], [38, 30], [52, 30]]
+        >>> mask = closed_eye_mask(points, size=64, open_levels=(0.3, 0.3), openness=(0.05, 0.3))
+        >>> float(mask[30, 19]), float(mask[30, 45])
+        (1.0, 0.0)
+    """
+    if size < 1:
+        raise MediaError(None, f"size: expected a positive crop size, got {size}")
+    points = check_landmarks(landmarks, min_points=N_LANDMARKS)
+    if openness is None:
+        from likeness.faces.quality import eye_openness_each
+
+        openness = eye_openness_each(points)  # FaceError when an eye's corners coincide
+    if len(openness) != 2 or len(open_levels) != 2:
+        raise FaceError(f"closed_eye_mask: expected (right, left) values, got {openness!r} and {open_levels!r}")
+    weights = [
+        eye_closure(float(o), float(level), closed_from=closed_from, closed_full=closed_full)
+        for o, level in zip(openness, open_levels)
+    ]
+    mask = np.zeros((size, size), np.float32)
+    for (outer, inner), weight in zip(EYE_CORNERS, weights):
+        width = float(np.linalg.norm(points[outer] - points[inner]))
+        if width < 1e-6:
+            raise FaceError("landmarks are degenerate (eye corners coincide)")
+        if weight == 0.0:
+            continue
+        eye = np.zeros((size, size), np.float32)
+        shift = 4  # sub-pixel ellipse: a 64 px crop's eye is only ~12 px wide
+        centre = np.round((points[outer] + points[inner]) / 2 * (1 << shift)).astype(int)
+        axes = np.round(np.array([half_width, half_height]) * width * (1 << shift)).astype(int)
+        dx, dy = points[inner] - points[outer]
+        angle = float(np.degrees(np.arctan2(dy, dx)))
+        cv2.ellipse(eye, tuple(centre), tuple(axes), angle, 0, 360, 1.0, -1, cv2.LINE_AA, shift)
+        eye = feather(eye, pixels=max(1, round(feather_width * width))) * np.float32(weight)
+        np.maximum(mask, eye, out=mask)
+    return mask
 
 
 def keep_occluders(mask: np.ndarray, occluder: np.ndarray, *, grow_px: int = 1, feather_px: int = 1) -> np.ndarray:

@@ -1,0 +1,197 @@
+"""The eyes option: while the performer's eyes close, their own eyelids show through the swap
+(so the output blinks); open eyes, narrow ones included, and stills are not touched."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from likeness.errors import FaceError, MediaError
+from likeness.faces.canonical import (
+    LEFT_EYE_INNER,
+    LEFT_EYE_LIDS,
+    LEFT_EYE_OUTER,
+    RIGHT_EYE_INNER,
+    RIGHT_EYE_LIDS,
+    RIGHT_EYE_OUTER,
+)
+from likeness.faces.detect import FaceDetector
+from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.quality import eye_openness_each
+from likeness.media.synthetic import compose_group, grace_hopper
+from likeness.render.frame import EYE_MIN_SAMPLES, FrameRenderer, RefineOptions
+from likeness.render.mask import closed_eye_mask, eye_closure
+
+RIGHT_CENTRE, LEFT_CENTRE = (19, 30), (45, 30)  # (x, y) of each eye in _eye_landmarks
+
+
+def _eye_landmarks(right_open: float, left_open: float) -> np.ndarray:
+    """478 points with two 14 px wide eyes at y = 30 whose lid gaps are ``*_open`` x the width."""
+    points = np.zeros((478, 2), np.float32)
+    for (outer, inner), lids, (cx, cy), ratio in (
+        ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), RIGHT_EYE_LIDS, RIGHT_CENTRE, right_open),
+        ((LEFT_EYE_OUTER, LEFT_EYE_INNER), LEFT_EYE_LIDS, LEFT_CENTRE, left_open),
+    ):
+        points[outer], points[inner] = (cx - 7, cy), (cx + 7, cy)
+        for n, (upper, lower) in enumerate(lids):
+            x = cx - 3 + 3 * n
+            points[upper], points[lower] = (x, cy - 7 * ratio), (x, cy + 7 * ratio)
+    return points
+
+
+def _at(mask: np.ndarray, xy: tuple[int, int]) -> float:
+    return float(mask[xy[1], xy[0]])
+
+
+def test_a_closed_eye_is_cut_out_and_an_open_one_is_not() -> None:
+    # The right eye shut (5 % of its width), the left open at the performer's own level.
+    mask = closed_eye_mask(_eye_landmarks(0.05, 0.3), size=64, open_levels=(0.3, 0.3))
+    assert _at(mask, RIGHT_CENTRE) == pytest.approx(1.0)
+    assert _at(mask, (RIGHT_CENTRE[0], RIGHT_CENTRE[1] - 4)) > 0.9  # the upper lid is the performer's too
+    assert _at(mask, LEFT_CENTRE) == 0.0  # the open eye stays the swap's
+    assert _at(mask, (32, 55)) == 0.0 and _at(mask, (32, 5)) == 0.0  # mouth and forehead untouched
+    # Both eyes open: no mask at all, so the render is exactly as without the option.
+    assert not closed_eye_mask(_eye_landmarks(0.3, 0.3), size=64, open_levels=(0.3, 0.3)).any()
+
+
+def test_closure_is_relative_to_the_performers_own_open_level() -> None:
+    # A narrow eye open at 0.17 (the narrowest open eye on the measured portraits) is untouched
+    # against its own level; the same lids against a wide-eyed level of 0.4 count as closing.
+    narrow = _eye_landmarks(0.17, 0.17)
+    assert not closed_eye_mask(narrow, size=64, open_levels=(0.17, 0.17)).any()
+    assert closed_eye_mask(narrow, size=64, open_levels=(0.4, 0.4)).max() > 0.3
+    # Half way down the mask fades in, so a closing eye does not pop.
+    assert eye_closure(0.3, 0.3) == 0.0 and eye_closure(0.05, 0.3) == 1.0
+    assert 0.3 < eye_closure(0.13, 0.3) < 0.7
+
+
+def test_measured_and_given_openness_agree() -> None:
+    points = _eye_landmarks(0.05, 0.3)
+    assert eye_openness_each(points) == pytest.approx((0.05, 0.3), abs=1e-3)
+    given = closed_eye_mask(points, size=64, open_levels=(0.3, 0.3), openness=(0.05, 0.3))
+    assert np.array_equal(given, closed_eye_mask(points, size=64, open_levels=(0.3, 0.3)))
+
+
+def test_bad_landmarks_and_levels_are_typed_errors() -> None:
+    with pytest.raises(FaceError, match="landmarks"):
+        closed_eye_mask(np.zeros((10, 2), np.float32), size=64, open_levels=(0.3, 0.3))
+    nan = _eye_landmarks(0.05, 0.3)
+    nan[RIGHT_EYE_OUTER] = np.nan
+    with pytest.raises(FaceError, match="NaN"):
+        closed_eye_mask(nan, size=64, open_levels=(0.3, 0.3))
+    with pytest.raises(FaceError, match="eye corners coincide"):
+        closed_eye_mask(np.zeros((478, 2), np.float32), size=64, open_levels=(0.3, 0.3))
+    with pytest.raises(FaceError, match="eye corners coincide"):
+        closed_eye_mask(np.zeros((478, 2), np.float32), size=64, open_levels=(0.3, 0.3), openness=(0.0, 0.0))
+    with pytest.raises(FaceError, match="open level"):
+        closed_eye_mask(_eye_landmarks(0.05, 0.3), size=64, open_levels=(0.0, 0.3))
+    with pytest.raises(FaceError, match="right, left"):
+        closed_eye_mask(_eye_landmarks(0.05, 0.3), size=64, open_levels=(0.3,))  # type: ignore[arg-type]
+    with pytest.raises(MediaError, match="closed_full"):
+        eye_closure(0.1, 0.3, closed_from=0.3, closed_full=0.6)
+    with pytest.raises(MediaError, match="size"):
+        closed_eye_mask(_eye_landmarks(0.05, 0.3), size=0, open_levels=(0.3, 0.3))
+
+
+def _close_eyes(face):
+    """The detection with both upper lids moved down onto the lower ones: a blink."""
+    points = np.array(face.landmarks, np.float32)
+    for upper, lower in RIGHT_EYE_LIDS + LEFT_EYE_LIDS:
+        points[upper] = points[lower] + 0.03 * (points[upper] - points[lower])
+    return replace(face, landmarks=points)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> FaceEmbedder:
+    return FaceEmbedder()
+
+
+@pytest.fixture(scope="module")
+def performer():
+    """A generated performer frame and its detections, open and with the eyes closed."""
+    frame = compose_group([grace_hopper()], size=(512, 512))
+    faces = FaceDetector(mode="image").detect(frame)
+    assert len(faces) == 1
+    return frame, faces, [_close_eyes(f) for f in faces]
+
+
+def _renderer(world, embedder, *, eyes: bool) -> FrameRenderer:
+    return FrameRenderer(
+        world.load_model(),
+        FaceDetector(mode="image"),
+        embedder,
+        world.workspace.registry.reference_embeddings(world.performer),
+        authz=world.authorize(),
+        release=world.authorize_release(),
+        identity_threshold=IDENTITY_THRESHOLD,
+        options=RefineOptions(eyes=eyes),
+    )
+
+
+def _blink(world, embedder, performer, *, eyes: bool):
+    """Render EYE_MIN_SAMPLES open-eyed frames (the track's open level), then a closed-eye frame."""
+    frame, open_faces, closed_faces = performer
+    renderer = _renderer(world, embedder, eyes=eyes)
+    opened = [renderer.process(frame, frame_index=i, t_s=i / 25, faces=open_faces)[0] for i in range(EYE_MIN_SAMPLES)]
+    closed, outcomes = renderer.process(
+        frame, frame_index=EYE_MIN_SAMPLES, t_s=EYE_MIN_SAMPLES / 25, faces=closed_faces
+    )
+    assert [o.swapped for o in outcomes] == [True]
+    return opened, closed, outcomes[0]
+
+
+def _eye_centres(outcome) -> list[tuple[int, int]]:
+    points = outcome.landmarks
+    centres = [
+        (points[RIGHT_EYE_OUTER] + points[RIGHT_EYE_INNER]) / 2,
+        (points[LEFT_EYE_OUTER] + points[LEFT_EYE_INNER]) / 2,
+    ]
+    return [(int(round(y)), int(round(x))) for x, y in centres]
+
+
+def test_the_performers_closing_eyelids_show_through_the_swap(trained_world, embedder, performer) -> None:
+    frame = performer[0]
+    opened_on, kept, outcome = _blink(trained_world, embedder, performer, eyes=True)
+    opened_off, painted, _ = _blink(trained_world, embedder, performer, eyes=False)
+    for y, x in _eye_centres(outcome):
+        inside = (slice(y - 2, y + 3), slice(x - 2, x + 3))
+        # With the option the closed eye is the performer's own pixels; without it, the swap's.
+        assert np.array_equal(kept[inside], frame[inside])
+        assert not np.array_equal(painted[inside], frame[inside])
+    # Open eyes render exactly as without the option: the swap's eyes (its identity) stay.
+    assert all(np.array_equal(a, b) for a, b in zip(opened_on, opened_off))
+    # On the blink frame the two renders differ only around the eyes.
+    differs = np.abs(kept.astype(int) - painted.astype(int)).sum(axis=2) > 0
+    rows, cols = np.nonzero(differs)
+    x0, y0, x1, y1 = outcome.bbox
+    eye_ys = [y for y, _ in _eye_centres(outcome)]
+    height = y1 - y0
+    assert rows.size and min(eye_ys) - 0.25 * height < rows.min() and rows.max() < max(eye_ys) + 0.2 * height
+    assert (cols.max() - cols.min()) < 0.9 * (x1 - x0)
+
+
+def test_a_still_with_closed_eyes_is_not_cut(trained_world, embedder, performer) -> None:
+    # A lone frame has no open level to compare with: narrow open eyes look like closing ones.
+    frame, _, closed_faces = performer
+    with_option, outcomes = _renderer(trained_world, embedder, eyes=True).process(
+        frame, frame_index=0, t_s=0.0, faces=closed_faces
+    )
+    without, _ = _renderer(trained_world, embedder, eyes=False).process(
+        frame, frame_index=0, t_s=0.0, faces=closed_faces
+    )
+    assert outcomes[0].eye_open_levels is None
+    assert np.array_equal(with_option, without)
+
+
+def test_the_open_level_survives_a_checkpoint(trained_world, embedder, performer) -> None:
+    frame, open_faces, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(EYE_MIN_SAMPLES):
+        renderer.process(frame, frame_index=i, t_s=i / 25, faces=open_faces)
+    resumed = _renderer(trained_world, embedder, eyes=True)
+    resumed.restore(renderer.state())
+    _, outcomes = resumed.process(frame, frame_index=EYE_MIN_SAMPLES, t_s=EYE_MIN_SAMPLES / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels is not None
+    assert outcomes[0].eye_open_levels == pytest.approx(eye_openness_each(open_faces[0].landmarks), rel=1e-6)
