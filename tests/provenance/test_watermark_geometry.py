@@ -167,10 +167,9 @@ def test_crc_trials_per_read_are_capped(monkeypatch: pytest.MonkeyPatch) -> None
     calls.clear()
     assert extract_watermark_frames([noise, noise[::-1].copy(), noise[:, ::-1].copy()]).payload is None
     assert 0 < len(calls) <= MAX_DECODES
-    # A clip long enough for the host-cancelled first frame (later frames warped back onto it)
-    # spends that aggregate's trials within the same cap.
+    # A clip whose later frames follow the first (ECC finds their motion) also reads its
+    # host-cancelled first frame, whose trials count within the same cap.
     calls.clear()
-    jittered = [np.clip(noise + rng.integers(-8, 9, noise.shape), 0, 255).astype(np.uint8) for _ in range(12)]
+    jittered = [np.clip(noise + rng.integers(-8, 9, noise.shape), 0, 255).astype(np.uint8) for _ in range(4)]
     assert extract_watermark_frames(jittered).payload is None
-    assert len(jittered) > wm._HOST_FIRST_FRAME
     assert 0 < len(calls) <= MAX_DECODES

@@ -136,7 +136,7 @@ _MOTION_SCALE = 0.25  # global motion is estimated on the work luma at this scal
 _MOTION_ITERATIONS = 20
 _MOTION_EPSILON = 1e-4
 _MOTION_MIN_CORRELATION = 0.6  # ECC correlation below this: the anchor's content is gone
-_HOST_FIRST_FRAME = 8  # frames before this still carry much of the first frame's mark
+_HOST_EARLY_FRAMES = 7  # frames after the first that still carry much of its mark
 _HOST_PERIODS = 4  # periods the host-cancelled first frame is folded at (2 trials each)
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
@@ -1127,8 +1127,10 @@ class _HostCancelledAnchor:
     and fade, so folding them at the fixed grid adds nothing, and the intra frame alone may
     fall under the sync gate because its own picture interferes with the mark. Warped back
     onto the first frame by their global motion, later frames show the same picture with
-    little of the mark; their mean, subtracted, removes most of the interference. Only frames
-    from :data:`_HOST_FIRST_FRAME` on count: earlier ones still hold much of the dragged mark.
+    little of the mark; their mean, subtracted, removes most of the interference. The frames
+    just after the first still carry much of its mark: they are left out of the mean when at
+    least :data:`_HOST_EARLY_FRAMES` frames come after them, kept where a clip is short or
+    sampled sparsely (verify: a frame a second), where fewer frames would be worse.
     In a still shot the later frames hold the same fixed mark and the difference cancels it:
     harmless, as the summed folds read those clips."""
 
@@ -1136,8 +1138,10 @@ class _HostCancelledAnchor:
         self.anchor: np.ndarray | None = None  # whitened work image of the first frame
         self.anchor_motion: np.ndarray | None = None  # its motion luma
         self.warp = np.eye(2, 3)  # latest frame's warp onto the anchor (motion-luma px)
-        self.host = np.zeros(0, np.float32)
-        self.coverage = np.zeros(0, np.float32)
+        # Warped-back sums and coverage (frames per pixel, at motion scale): [early, late].
+        self.host: list[np.ndarray] = []
+        self.coverage: list[np.ndarray] = []
+        self.counts = [0, 0]
         self.frames = 0
 
     def add(self, work_luma: np.ndarray, whitened: np.ndarray) -> None:
@@ -1145,27 +1149,29 @@ class _HostCancelledAnchor:
         small = _motion_luma(work_luma)
         if self.anchor_motion is None:
             self.anchor, self.anchor_motion = whitened, small
-            self.host = np.zeros_like(whitened, dtype=np.float32)
-            self.coverage = np.zeros_like(small, dtype=np.float32)
+            self.host = [np.zeros_like(whitened, dtype=np.float32) for _ in range(2)]
+            self.coverage = [np.zeros_like(small, dtype=np.float32) for _ in range(2)]
             return
         warp = _estimate_motion(self.anchor_motion, small, self.warp)
         if warp is None:  # the anchor's picture is gone (a cut) or the motion is not global
             return
         self.warp = warp
-        if self.frames <= _HOST_FIRST_FRAME:
-            return
+        part = int(self.frames > 1 + _HOST_EARLY_FRAMES)  # frame 1 + n is the nth after the first
         height, width = whitened.shape
-        self.host += _warped_back(whitened, _to_work_scale(warp), (width, height))
-        # Where this frame covers the anchor, counted at motion scale (a quarter of the pixels).
-        self.coverage += _warped_back(np.ones_like(small), warp, (small.shape[1], small.shape[0]))
+        self.host[part] += _warped_back(whitened, _to_work_scale(warp), (width, height))
+        self.coverage[part] += _warped_back(np.ones_like(small), warp, (small.shape[1], small.shape[0]))
+        self.counts[part] += 1
 
     def residual(self) -> np.ndarray | None:
         """The anchor less the mean warped-back picture where later frames cover it."""
-        if self.anchor is None or not self.coverage.any():
+        if self.anchor is None or not any(self.counts):
             return None
+        late_only = self.counts[1] >= _HOST_EARLY_FRAMES
+        host = self.host[1] if late_only else self.host[0] + self.host[1]
+        coverage = self.coverage[1] if late_only else self.coverage[0] + self.coverage[1]
         height, width = self.anchor.shape
-        coverage = cv2.resize(self.coverage, (width, height), interpolation=cv2.INTER_LINEAR)
-        mean = np.where(coverage >= 0.5, self.host / np.maximum(coverage, 1e-6), 0.0)
+        coverage = cv2.resize(coverage, (width, height), interpolation=cv2.INTER_LINEAR)
+        mean = np.where(coverage >= 0.5, host / np.maximum(coverage, 1e-6), 0.0)
         return (self.anchor - mean).astype(np.float32)
 
     def candidates(self, uncropped: float) -> list[_Candidate]:
