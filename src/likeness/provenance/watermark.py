@@ -1074,7 +1074,9 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     peak's strength, to a second aggregate, tried if the first finds nothing: H.264 motion
     compensation drags an intra frame's mark along with moving content for the rest of the
     group of pictures, so in a panning shot each frame still holds the payload at another
-    phase. Frames of another size than the first, or smaller than one tile, are skipped.
+    phase. Where the whole picture moves, the first frame less the later frames warped back
+    onto it by their global motion is read too (:class:`_HostCancelledAnchor`). Frames of
+    another size than the first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
     for rgb in frames:
@@ -1082,7 +1084,7 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     return clip.read()
 
 
-# ---------------------------------------------------------------- clips: motion-aligned sum
+# ---------------------------------------------------------------- clips: host-cancelled first frame
 
 
 def _motion_luma(work_luma: np.ndarray) -> np.ndarray:
