@@ -415,7 +415,7 @@ def test_moving_clip_after_crf35_reads_from_its_first_frame_less_the_picture(por
     (the reader before issue #25 read neither clip). The later frames warped back onto the
     first by their global motion estimate its picture; the first frame less that reads."""
     picture = astronaut() if portrait == "astronaut" else grace_hopper()
-    frames = list(animate_portrait(picture, n_frames=30, size=(640, 360), seed=1))
+    frames = list(animate_portrait(picture, n_frames=40, size=(640, 360), seed=1))
     embedder = WatermarkEmbedder(PAYLOAD, 640, 360)
     marked = h264_roundtrip([embedder.embed(rgb) for rgb in frames], crf=35)
     reader = ClipWatermarkReader()
