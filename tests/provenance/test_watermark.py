@@ -11,7 +11,7 @@ import pytest
 from skimage import data as skdata
 
 from likeness.errors import ProvenanceError
-from likeness.media.synthetic import grace_hopper
+from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.provenance import watermark as wm
 from likeness.provenance.watermark import (
     MAX_MARK_RMS,
@@ -405,6 +405,28 @@ def test_video_h264_crf28_aggregates_over_frames() -> None:
     assert reading.tiles > len(frames) * 10
     unmarked = h264_roundtrip(frames, crf=28)
     assert extract_watermark_frames(unmarked).payload is None
+
+
+@pytest.mark.parametrize("portrait", ["astronaut", "grace_hopper"])
+def test_moving_clip_after_crf35_reads_from_its_first_frame_less_the_picture(portrait: str) -> None:
+    """The whole picture moves (rotation, zoom, shift) and a re-encode at CRF 35 keeps the mark
+    in the intra frame only, under its picture: P and B frames carry it along with the content
+    and let it fade, so no fold at the fixed grid, summed or per frame, reaches the sync gate
+    (the reader before issue #25 read neither clip). The later frames warped back onto the
+    first by their global motion estimate its picture; the first frame less that reads."""
+    picture = astronaut() if portrait == "astronaut" else grace_hopper()
+    frames = list(animate_portrait(picture, n_frames=40, size=(640, 360), seed=1))
+    embedder = WatermarkEmbedder(PAYLOAD, 640, 360)
+    marked = h264_roundtrip([embedder.embed(rgb) for rgb in frames], crf=35)
+    reader = ClipWatermarkReader()
+    for rgb in marked:
+        reader.add(rgb)
+    assert reader.read().payload == PAYLOAD
+    # Not the summed folds: only the host-cancelled first frame shows the mark.
+    clip = reader._clip
+    summed = [c for period, folded in zip(clip.periods, clip.folds) for c in wm._sync_both_ways(folded, period)]
+    assert not any(c.peaks for c in summed)
+    assert extract_watermark_frames(h264_roundtrip(frames, crf=35)).payload is None
 
 
 def _read_all_at_once(frames: list[np.ndarray]) -> WatermarkReading:

@@ -132,6 +132,12 @@ _CLIP_PROBE_FRAMES = 8
 _CLIP_NATIVE_FRAMES = 25  # v1 marks of large clips: native folds of the first frames
 _CLIP_SINGLE_FRAMES = 4  # strongest single frames of a clip decoded on their own
 _CLIP_PERIODS = 4  # periods a clip is folded at after the probe frames
+_MOTION_SCALE = 0.25  # global motion is estimated on the work luma at this scale
+_MOTION_ITERATIONS = 20
+_MOTION_EPSILON = 1e-4
+_MOTION_MIN_CORRELATION = 0.6  # ECC correlation below this: the anchor's content is gone
+_HOST_EARLY_FRAMES = 7  # frames after the first that still carry much of its mark
+_HOST_PERIODS = 4  # periods the host-cancelled first frame is folded at (2 trials each)
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
 _REWHITEN_SCALE = 0.5
@@ -1068,12 +1074,138 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     peak's strength, to a second aggregate, tried if the first finds nothing: H.264 motion
     compensation drags an intra frame's mark along with moving content for the rest of the
     group of pictures, so in a panning shot each frame still holds the payload at another
-    phase. Frames of another size than the first, or smaller than one tile, are skipped.
+    phase. Where the whole picture moves, the first frame less the later frames warped back
+    onto it by their global motion is read too (:class:`_HostCancelledAnchor`). Frames of
+    another size than the first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
     for rgb in frames:
         clip.add(rgb)
     return clip.read()
+
+
+# ---------------------------------------------------------------- clips: host-cancelled first frame
+
+
+def _motion_luma(work_luma: np.ndarray) -> np.ndarray:
+    """The work luma at :data:`_MOTION_SCALE`, for motion estimation: float32 (h, w)."""
+    height, width = work_luma.shape
+    size = (max(8, round(width * _MOTION_SCALE)), max(8, round(height * _MOTION_SCALE)))
+    return cv2.resize(work_luma, size, interpolation=cv2.INTER_AREA)
+
+
+def _estimate_motion(anchor: np.ndarray, current: np.ndarray, guess: np.ndarray) -> np.ndarray | None:
+    """Affine warp W (2x3, motion-luma px) with ``current(W x) ~ anchor(x)``, refined from
+    ``guess`` by ECC; None where ECC fails or the pictures no longer correlate."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _MOTION_ITERATIONS, _MOTION_EPSILON)
+    try:
+        correlation, found = cv2.findTransformECC(
+            anchor, current, guess.astype(np.float32), cv2.MOTION_AFFINE, criteria
+        )
+    except cv2.error:
+        return None
+    warp = np.asarray(found, dtype=np.float64)
+    if not np.isfinite(correlation) or correlation < _MOTION_MIN_CORRELATION or not np.all(np.isfinite(warp)):
+        return None
+    return warp
+
+
+def _to_work_scale(warp: np.ndarray) -> np.ndarray:
+    """A motion-luma warp as the same warp on work pixels (pixel centres: x_work = x / s + c)."""
+    factor = 1.0 / _MOTION_SCALE
+    centre = 0.5 * (factor - 1.0)
+    linear = warp[:, :2]
+    shift = factor * warp[:, 2] + centre * (1.0 - linear.sum(axis=1))
+    return np.hstack([linear, shift[:, None]])
+
+
+class _HostCancelledAnchor:
+    """The clip's first frame less the picture around its mark, the picture estimated from
+    later frames warped back onto it.
+
+    A platform's re-encode of moving content keeps the mark in its intra frame (the first
+    frame of a file is one) but lets P and B frames carry it along with the picture (motion
+    compensation copies it; the residual restoring the fixed tiling falls in the deadzones)
+    and fade, so folding them at the fixed grid adds nothing, and the intra frame alone may
+    fall under the sync gate because its own picture interferes with the mark. Warped back
+    onto the first frame by their global motion, later frames show the same picture with
+    little of the mark; their mean, subtracted, removes most of the interference. The frames
+    just after the first still carry much of its mark: they are left out of the mean when at
+    least :data:`_HOST_EARLY_FRAMES` frames come after them, kept where a clip is short or
+    sampled sparsely (verify: a frame a second), where fewer frames would be worse.
+    In a still shot the later frames hold the same fixed mark and the difference cancels it:
+    harmless, as the summed folds read those clips."""
+
+    def __init__(self) -> None:
+        self.anchor: np.ndarray | None = None  # whitened work image of the first frame
+        self.anchor_motion: np.ndarray | None = None  # its motion luma
+        self.warp = np.eye(2, 3)  # latest frame's warp onto the anchor (motion-luma px)
+        # Warped-back sums and coverage (frames per pixel, at motion scale): [early, late].
+        self.host: list[np.ndarray] = []
+        self.coverage: list[np.ndarray] = []
+        self.counts = [0, 0]
+        self.frames = 0
+
+    def add(self, work_luma: np.ndarray, whitened: np.ndarray) -> None:
+        self.frames += 1
+        small = _motion_luma(work_luma)
+        if self.anchor_motion is None:
+            self.anchor, self.anchor_motion = whitened, small
+            self.host = [np.zeros_like(whitened, dtype=np.float32) for _ in range(2)]
+            self.coverage = [np.zeros_like(small, dtype=np.float32) for _ in range(2)]
+            return
+        warp = _estimate_motion(self.anchor_motion, small, self.warp)
+        if warp is None:  # the anchor's picture is gone (a cut) or the motion is not global
+            return
+        self.warp = warp
+        part = int(self.frames > 1 + _HOST_EARLY_FRAMES)  # frame 1 + n is the nth after the first
+        height, width = whitened.shape
+        self.host[part] += _warped_back(whitened, _to_work_scale(warp), (width, height))
+        self.coverage[part] += _warped_back(np.ones_like(small), warp, (small.shape[1], small.shape[0]))
+        self.counts[part] += 1
+
+    def residual(self) -> np.ndarray | None:
+        """The anchor less the mean warped-back picture where later frames cover it."""
+        if self.anchor is None or not any(self.counts):
+            return None
+        late_only = self.counts[1] >= _HOST_EARLY_FRAMES
+        host = self.host[1] if late_only else self.host[0] + self.host[1]
+        coverage = self.coverage[1] if late_only else self.coverage[0] + self.coverage[1]
+        height, width = self.anchor.shape
+        coverage = cv2.resize(coverage, (width, height), interpolation=cv2.INTER_LINEAR)
+        mean = np.where(coverage >= 0.5, host / np.maximum(coverage, 1e-6), 0.0)
+        return (self.anchor - mean).astype(np.float32)
+
+    def candidates(self, uncropped: float) -> list[_Candidate]:
+        """The residual read as a still is (its own candidate periods and the pilot search's,
+        ranked on the half-resolution screen): the strongest pilot peak either way round at
+        each of the best :data:`_HOST_PERIODS` periods. The probe frames' periods do not serve:
+        in the clips this reads, the mark shows in none of them but the first, under its picture."""
+        residual = self.residual()
+        if residual is None:
+            return []
+        strength = _screen_strength([_screen_image(residual)])
+        periods = _candidate_periods(residual, residual, uncropped)
+        periods += _pilot_search(strength, uncropped, periods)
+        ranked = sorted(periods, key=strength, reverse=True)[:_HOST_PERIODS]
+        return [
+            candidate
+            for period in ranked
+            for candidate in _sync_both_ways(_fold_whitened(_resampled(residual, TILE_SIZE / period)), period, count=1)
+        ]
+
+
+def _warped_back(image: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` sampled at ``warp`` of each output pixel (zero outside): the frame in the
+    anchor's coordinates."""
+    return cv2.warpAffine(
+        image,
+        warp,
+        size,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
 
 
 @dataclass
@@ -1162,6 +1294,7 @@ class _ClipReader:
         # The strongest single frames (an intra frame often holds the mark that re-encoded
         # P and B frames of moving content lost): (z, soft bits, offset, candidate).
         self.best_frames: list[tuple[float, np.ndarray, tuple[int, int], _Candidate]] = []
+        self.host_cancelled = _HostCancelledAnchor()
 
     def start(
         self,
@@ -1219,17 +1352,22 @@ class _ClipReader:
         self.periods = [periods[i] for i in keep]
         self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]
         natives = [p.native for p in prepared] if prepared is not None and reuse else [None] * len(probe)
-        for rgb, frame, native in zip(probe, folds, natives):
-            self._add_folds(rgb, [frame[i] for i in keep], native)
+        for rgb, frame, native, work, white in zip(probe, folds, natives, works, whitened):
+            self._add_folds(rgb, [frame[i] for i in keep], work, white, native)
 
     def add(self, rgb: np.ndarray) -> None:
         assert self.geometry is not None and self.periods is not None
         work = _work_luma(rgb, self.geometry)
         whitened = _whiten(work)
-        self._add_folds(rgb, [_fold_at_period(work, period, whitened) for period in self.periods])
+        self._add_folds(rgb, [_fold_at_period(work, period, whitened) for period in self.periods], work, whitened)
 
     def _add_folds(
-        self, rgb: np.ndarray, folds: list[tuple[np.ndarray, float]], native: np.ndarray | None = None
+        self,
+        rgb: np.ndarray,
+        folds: list[tuple[np.ndarray, float]],
+        work: np.ndarray,
+        whitened: np.ndarray,
+        native: np.ndarray | None = None,
     ) -> None:
         """``native``: this frame's native fold when already computed (a prepared probe frame)."""
         assert self.periods is not None and self.geometry is not None
@@ -1243,6 +1381,7 @@ class _ClipReader:
             folded = _fold(rgb)[0] if native is None else native
             self.native = folded if self.native is None else self.native + folded
             self.native_frames += 1
+        self.host_cancelled.add(work, whitened)
         peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
         if peaks:
             score, offset, candidate = max(peaks, key=lambda item: item[0])
@@ -1260,8 +1399,10 @@ class _ClipReader:
     def read(self) -> WatermarkReading:
         if self.periods is None or self.geometry is None:
             return WatermarkReading(None, 0.0, 0.0, None, 0.0)
-        # Trials kept back for the single-frame and own-phase aggregates below.
-        reserve = _CLIP_SINGLE_FRAMES + 1
+        # Trials kept back for the host-cancelled first frame, the single frames and the
+        # own-phase aggregate below: MAX_DECODES bounds them all together.
+        host_trials = 2 * _HOST_PERIODS
+        reserve = host_trials + _CLIP_SINGLE_FRAMES + 1
         budget = [MAX_DECODES - reserve]
         candidates = [c for period, folded in zip(self.periods, self.folds) for c in _sync_both_ways(folded, period)]
         reading = _decode_candidates(candidates, self.tiles, self.geometry, budget)
@@ -1270,7 +1411,12 @@ class _ClipReader:
             native = _sync_both_ways(self.native, None)
             reading = _decode_candidates(native, self.tiles, None, budget)
             best = max(best, _best_score(native))
-        budget[0] += reserve
+        budget[0] += host_trials
+        if reading is None:
+            host_cancelled = self.host_cancelled.candidates(self.geometry.uncropped_period)
+            reading = _decode_candidates(host_cancelled, self.tiles, self.geometry, budget)
+            best = max(best, _best_score(host_cancelled))
+        budget[0] += reserve - host_trials
         for score, soft, offset, candidate in self.best_frames:
             if reading is not None or budget[0] <= 0:
                 break
