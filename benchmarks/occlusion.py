@@ -1,7 +1,8 @@
 """How much of what covers a face the swap paints over, with and without the occlusion mask.
 
     .venv/bin/python benchmarks/occlusion.py --faces ../shared/media/portraits/congress_pd \
-        --glasses-list GLASSES.txt --clip ../shared/media/video/dfdc_consenting_actor_lynaeydofd.mp4
+        --glasses-list GLASSES.txt --clip ../shared/media/video/dfdc_consenting_actor_lynaeydofd.mp4 \
+        [--compare-weights OLD_WEIGHTS_FOLDER] [--sheet SHEET.png]
 
 The swap replaces a pixel where its blend mask is >= 0.5, so "overwritten" is the share of
 occluder pixels inside the face (landmark hull) where the renderer's mask reaches 0.5; "face
@@ -15,7 +16,12 @@ Three sets:
 * real glasses (never in training): the portraits of people wearing glasses
   (``--glasses-list``), the rims taken as the dark pixels (luma < 70) of the band around the
   eyes, minus the irises: an approximation, looked at in ``--sheet``;
-* the consenting-actor clip's glasses, the same approximation, every 5th frame.
+* the consenting-actor clip's glasses, the same approximation, every 5th frame;
+* the generated talking close-up (``talking_portrait`` of the package's Grace Hopper at 720p,
+  as benchmarks/render.py renders it): her glasses, the same approximation, every 5th frame.
+
+``--compare-weights`` names a folder of other weights (an ONNX file and its card, e.g. the
+previous release's): both masks are measured on the same crops, side by side, cost included.
 """
 
 from __future__ import annotations
@@ -68,44 +74,77 @@ def dark_rims(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return band & (luma < 70) & ~irises.astype(bool)
 
 
-def measure(image: np.ndarray, landmarks: np.ndarray, occluder: np.ndarray, segmenter: OcclusionSegmenter) -> tuple:
-    """(overwritten without, overwritten with, face lost) for one crop."""
+def measure(image: np.ndarray, landmarks: np.ndarray, occluder: np.ndarray, masks: list[np.ndarray]) -> tuple:
+    """(overwritten without, then per occlusion mask: overwritten with, face lost) for one crop."""
     size = image.shape[0]
     face = hull(landmarks, size)
     target = occluder & face
     base = renderer_mask(landmarks, size)
-    masked = keep_occluders(base, segmenter.occluders(image[None])[0])
-    swapped_base, swapped = base >= 0.5, masked >= 0.5
+    swapped_base = base >= 0.5
     clear = face & ~occluder & swapped_base
-    return (
-        float(swapped_base[target].mean()),
-        float(swapped[target].mean()),
-        float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0,
-    )
+    row = [float(swapped_base[target].mean())]
+    for covered in masks:
+        swapped = keep_occluders(base, covered) >= 0.5
+        row += [float(swapped[target].mean()), float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0]
+    return tuple(row)
 
 
-def speed_table(segmenter: OcclusionSegmenter, rgb: np.ndarray, detector: FaceDetector, repeats: int = 200) -> str:
-    """Per-face cost of the renderer's mask without and with the occlusion mask, interleaved."""
+def speed_table(
+    segmenters: dict[str, OcclusionSegmenter], rgb: np.ndarray, detector: FaceDetector, repeats: int = 200
+) -> str:
+    """Per-face cost of the renderer's mask alone and with each occlusion mask, interleaved."""
     import time
 
     face = detector.detect(rgb)[0]
+    names = list(segmenters)
     lines = [
-        "| crop px | blend mask alone (ms, median) | blend mask + occlusion mask (ms, median) | ratio |",
-        "|---|---|---|---|",
+        "| crop px | blend mask alone (ms, median) | "
+        + " | ".join(f"+ occlusion mask {n} (ms, median, runs at px)" for n in names)
+        + " |",
+        "|---" * (2 + len(names)) + "|",
     ]
     for size in SIZES:
         crop = align_face(rgb, face.landmarks, size=size, coverage="wf")
-        alone, both = [], []
+        times: list[list[float]] = [[] for _ in range(1 + len(names))]
         for _ in range(repeats):
             started = time.perf_counter()
             renderer_mask(crop.landmarks, size)
-            alone.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            keep_occluders(renderer_mask(crop.landmarks, size), segmenter.occluders(crop.image[None])[0])
-            both.append(time.perf_counter() - started)
-        a, b = statistics.median(alone) * 1e3, statistics.median(both) * 1e3
-        lines.append(f"| {size} | {a:.2f} | {b:.2f} | {b / a:.1f} |")
+            times[0].append(time.perf_counter() - started)
+            for k, name in enumerate(names):
+                started = time.perf_counter()
+                keep_occluders(renderer_mask(crop.landmarks, size), segmenters[name].occluders(crop.image[None])[0])
+                times[k + 1].append(time.perf_counter() - started)
+        cells = [f"{statistics.median(t) * 1e3:.2f}" for t in times]
+        cells[1:] = [f"{c} ({segmenters[n].input_size(size)})" for c, n in zip(cells[1:], names)]
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def clip_frames(path: Path, every: int = 5):
+    import av
+
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % every == 0:
+                yield frame.to_ndarray(format="rgb24")
+
+
+def talking_closeup(frames: int = 60, every: int = 5):
+    """benchmarks/render.py's "talking 720p" performer, every ``every``-th frame."""
+    from likeness.media.synthetic import talking_portrait
+
+    for index, rgb in enumerate(talking_portrait(grace_hopper(), n_frames=frames, size=(1280, 720), seed=1)):
+        if index % every == 0:
+            yield rgb
+
+
+def version(segmenter: OcclusionSegmenter) -> str:
+    """The weights' version from their card (``likeness.occlusion-mask.v2`` -> ``v2``)."""
+    return str(segmenter.card.get("model", "?")).rsplit(".", 1)[-1]
+
+
+def _grey(mask: np.ndarray) -> np.ndarray:
+    return np.repeat((np.clip(mask, 0, 1) * 255).astype(np.uint8)[..., None], 3, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,21 +152,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=Path, required=True, help="the portraits folder the mask was trained from")
     parser.add_argument("--glasses-list", type=Path, required=True, help="file names of its people wearing glasses")
     parser.add_argument("--clip", type=Path, help="a clip of a person wearing glasses")
+    parser.add_argument("--compare-weights", type=Path, help="a folder of other weights to measure beside the shipped")
     parser.add_argument("--sheet", type=Path, help="write a picture of the real-glasses cases here")
     args = parser.parse_args(argv)
     detector = FaceDetector(mode="image")
-    segmenter = OcclusionSegmenter()
+    shipped = OcclusionSegmenter()
+    segmenters = {f"{version(shipped)} shipped": shipped}
+    if args.compare_weights:
+        compared = OcclusionSegmenter(args.compare_weights)
+        segmenters = {f"{version(compared)} compared": compared, **segmenters}
     glasses = set(args.glasses_list.read_text().split())
     portraits = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     plain = [p for p in portraits if p.name not in glasses]
     unseen = [read_image(p) for p in plain[::7]] + [astronaut()]
     real_glasses = [read_image(p) for p in portraits if p.name in glasses] + [grace_hopper()]
+    real_sets: list[tuple[str, list[np.ndarray]]] = [("real glasses (portraits)", real_glasses)]
+    if args.clip:
+        real_sets.append(("consenting actor's glasses (clip)", list(clip_frames(args.clip))))
+    real_sets.append(("talking close-up's glasses (generated 720p)", list(talking_closeup())))
 
     def aligned_faces(images, size):
         for rgb in images:
             faces = detector.detect(rgb)
             if faces:
                 yield align_face(rgb, faces[0].landmarks, size=size, coverage="wf")
+
+    def masks(image: np.ndarray) -> list[np.ndarray]:
+        return [segmenter.occluders(image[None])[0] for segmenter in segmenters.values()]
 
     rows = []
     sheet = []
@@ -140,62 +191,42 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(3):
                     image, drawn = occlude(crop.image, crop.landmarks, rng, kind=kind)
                     if (drawn >= 0.5).sum() >= 10:
-                        results.append(measure(image, crop.landmarks, drawn >= 0.5, segmenter))
-            rows.append((f"synthetic {kind}", size, len(results), results))
-        results = []
-        for crop in aligned_faces(real_glasses, size):
-            rims = dark_rims(crop.image, crop.landmarks)
-            if rims.sum() >= 5:
-                results.append(measure(crop.image, crop.landmarks, rims, segmenter))
-                if args.sheet and size == 128 and len(sheet) < 16:
-                    covered = segmenter.occluders(crop.image[None])[0]
-                    sheet.append(
-                        np.concatenate(
-                            [
-                                crop.image,
-                                np.repeat((rims * 255).astype(np.uint8)[..., None], 3, 2),
-                                np.repeat((covered * 255).astype(np.uint8)[..., None], 3, 2),
-                            ],
-                            1,
-                        )
-                    )
-        rows.append(("real glasses (portraits)", size, len(results), results))
-        if args.clip:
-            import av
-
+                        results.append(measure(image, crop.landmarks, drawn >= 0.5, masks(image)))
+            rows.append((f"synthetic {kind}", size, results))
+        for name, images in real_sets:
             results = []
-            video = FaceDetector(mode="image")
-            with av.open(str(args.clip)) as container:
-                for index, frame in enumerate(container.decode(video=0)):
-                    if index % 5:
-                        continue
-                    rgb = frame.to_ndarray(format="rgb24")
-                    faces = video.detect(rgb)
-                    if not faces:
-                        continue
-                    crop = align_face(rgb, faces[0].landmarks, size=size, coverage="wf")
-                    rims = dark_rims(crop.image, crop.landmarks)
-                    if rims.sum() >= 5:
-                        results.append(measure(crop.image, crop.landmarks, rims, segmenter))
-            rows.append(("consenting actor's glasses (clip)", size, len(results), results))
+            for k, crop in enumerate(aligned_faces(images, size)):
+                rims = dark_rims(crop.image, crop.landmarks)
+                if rims.sum() < 5:
+                    continue
+                covered = masks(crop.image)
+                results.append(measure(crop.image, crop.landmarks, rims, covered))
+                if args.sheet and size == 128 and k < (12 if name.startswith("real") else 3):
+                    sheet.append(np.concatenate([crop.image, _grey(rims)] + [_grey(c) for c in covered], 1))
+            rows.append((name, size, results))
 
+    names = list(segmenters)
     print(
-        "| occluder | crop px | cases | overwritten, no occlusion mask (median) | overwritten, occlusion mask (median) | ratio | clear face lost (median) |"
+        "| occluder | crop px | cases | overwritten, no occlusion mask | "
+        + " | ".join(f"overwritten, {n}" for n in names)
+        + " | "
+        + " | ".join(f"clear face lost, {n}" for n in names)
+        + " |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for name, size, count, results in rows:
+    print("|---" * (4 + 2 * len(names)) + "|")
+    for name, size, results in rows:
         if not results:
-            print(f"| {name} | {size} | 0 | | | | |")
+            print(f"| {name} | {size} | 0 |" + " |" * (1 + 2 * len(names)))
             continue
-        before = statistics.median(r[0] for r in results)
-        after = statistics.median(r[1] for r in results)
-        lost = statistics.median(r[2] for r in results)
-        ratio = f"{after / before:.2f}" if before > 0 else "n/a"
-        print(f"| {name} | {size} | {count} | {before:.1%} | {after:.1%} | {ratio} | {lost:.1%} |")
+        medians = [statistics.median(r[k] for r in results) for k in range(len(results[0]))]
+        overwritten = [f"{medians[1 + 2 * k]:.1%}" for k in range(len(names))]
+        lost = [f"{medians[2 + 2 * k]:.1%}" for k in range(len(names))]
+        print(f"| {name} | {size} | {len(results)} | {medians[0]:.1%} | " + " | ".join(overwritten + lost) + " |")
     print()
-    print(speed_table(segmenter, unseen[-1], detector))
+    print(speed_table(segmenters, unseen[-1], detector))
     if args.sheet and sheet:
         cv2.imwrite(str(args.sheet), np.concatenate(sheet, 0)[..., ::-1])
+        print(f"\n{args.sheet}: per row the 128 px crop, the approximate rims, then the masks of " + ", ".join(names))
     return 0
 
 

@@ -2,12 +2,13 @@
 
     .venv/bin/python scripts/train_occlusion_mask.py ../shared/media/portraits/congress_pd \
         --exclude-list benchmarks/occlusion_glasses_congress_pd.txt \
-        --out src/likeness/faces/weights [--steps 3000]
+        --out src/likeness/faces/weights [--steps 3000] [--init OLD.onnx]
 
 The folder holds pristine, public-domain portraits (this project used the development media's
 official congressional portraits without glasses; real glasses would be labelled "face" and
 contradict the synthetic ones). One face in seven, by file name order, is held out for the
-card's validation figures. Resumes from WORK/checkpoint.pt when it exists.
+card's validation figures. Resumes from WORK/checkpoint.pt when it exists. ``--init`` starts
+from earlier weights of this network (a copy of the shipped ONNX file) and fine-tunes them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--steps", type=int, default=OcclusionTrainConfig.steps)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=OcclusionTrainConfig.learning_rate)
+    parser.add_argument("--init", type=Path, help="ONNX weights of this network to fine-tune (a copy, not --out's)")
     parser.add_argument("--work", type=Path, default=Path("occlusion-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
     excluded = set(args.exclude_list.read_text().split()) if args.exclude_list else set()
@@ -57,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             train,
             validation,
             args.work,
-            config=OcclusionTrainConfig(steps=args.steps, threads=args.threads),
+            config=OcclusionTrainConfig(
+                steps=args.steps,
+                threads=args.threads,
+                learning_rate=args.learning_rate,
+                init_onnx=str(args.init or ""),
+            ),
             data_note=f"{len(training)} portraits of {args.faces.name} (public domain), {len(excluded)} excluded "
             f"(glasses); {len(held_out)} held out; every face aligned in coverages f, wf and head",
             progress=lambda d, t, loss: bar.update(task, completed=d, note=f"loss {loss:.3f}"),
@@ -65,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ("occlusion_mask.onnx", "occlusion_mask.card.json"):
         shutil.copyfile(args.work / name, args.out / name)
-    for kind, figures in card["validation"]["figures"].items():
-        print(f"{kind:12s} {figures}")
+    for size, table in card["validation"]["figures"].items():
+        for kind, figures in table.items():
+            print(f"{size:>4s} px {kind:12s} {figures}")
     return 0
 
 

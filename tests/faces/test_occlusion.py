@@ -3,9 +3,11 @@ portraits), leaves a clear face alone, and refuses weights that do not match the
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -101,8 +103,105 @@ def test_every_occluder_kind_draws_inside_the_crop_with_a_typed_error_for_bad_in
             aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(3), kind=kind
         )
         assert image.shape == aligned_astronaut.image.shape and drawn.max() > 0.5
-        assert np.array_equal(image[drawn == 0], aligned_astronaut.image[drawn == 0]) or kind == "glasses"
+        tinted_lenses = kind in ("glasses", "thin_frames")
+        assert np.array_equal(image[drawn == 0], aligned_astronaut.image[drawn == 0]) or tinted_lenses
     with pytest.raises(FaceError, match="unknown occluder"):
         occlude(aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(0), kind="hat")
     with pytest.raises(FaceError, match="landmarks"):
         occlude(aligned_astronaut.image, np.zeros((5, 2)), np.random.default_rng(0))
+
+
+def test_thin_frames_are_thin_labelled_whole_and_the_same_for_the_same_seed(aligned_astronaut) -> None:
+    face = _face_area(aligned_astronaut.landmarks, 128)
+    for seed in range(8):
+        image, drawn = occlude(
+            aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind="thin_frames"
+        )
+        again, same = occlude(
+            aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind="thin_frames"
+        )
+        assert np.array_equal(image, again) and np.array_equal(drawn, same)
+        assert drawn.max() == 1.0  # a rim fainter than a pixel is still wholly occluder
+        rims = (drawn >= 0.5) & face
+        # a thin rim: its pixels are mostly its own edge (nothing like a dark lens, which is solid)
+        inner = cv2.erode(rims.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert rims.sum() > 0 and (inner.sum() < 0.5 * rims.sum() or drawn[face].mean() > 0.05)
+
+
+def _thin_metal_frames(aligned, colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Thin metal frames (one pixel wide at 128 px, the size of a real metal rim on a large
+    face) drawn by hand, not by the training generator: (the crop with them, their pixels)."""
+    from likeness.faces.canonical import LEFT_EYE_OUTER, LEFT_IRIS_CENTER, RIGHT_EYE_OUTER, RIGHT_IRIS_CENTER
+
+    points = aligned.landmarks
+    right, left = points[RIGHT_IRIS_CENTER], points[LEFT_IRIS_CENTER]
+    span = float(np.linalg.norm(left - right))
+    rims = np.zeros(aligned.image.shape[:2], np.float32)
+    for centre in (right, left):
+        cv2.ellipse(
+            rims,
+            (int(centre[0]), int(centre[1] + 0.08 * span)),
+            (int(0.42 * span), int(0.3 * span)),
+            0,
+            0,
+            360,
+            1.0,
+            1,
+            cv2.LINE_AA,
+        )
+    gap = np.array([0.42 * span, 0.0])
+    cv2.line(rims, tuple(int(v) for v in right + gap), tuple(int(v) for v in left - gap), 1.0, 1, cv2.LINE_AA)
+    cv2.line(
+        rims,
+        tuple(int(v) for v in right - gap),
+        tuple(int(v) for v in points[RIGHT_EYE_OUTER] - 2 * gap),
+        1.0,
+        1,
+        cv2.LINE_AA,
+    )
+    cv2.line(
+        rims,
+        tuple(int(v) for v in left + gap),
+        tuple(int(v) for v in points[LEFT_EYE_OUTER] + 2 * gap),
+        1.0,
+        1,
+        cv2.LINE_AA,
+    )
+    image = aligned.image.astype(np.float32) * (1 - rims[..., None]) + np.float32(colour) * rims[..., None]
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8), rims >= 0.5
+
+
+# Issue 26: the shipped (v1) weights see a 128 px crop shrunk to 64 px, where this rim is half a
+# pixel, and saw no light metal in training; they keep 9 % (silver) and 2 % (gold) of it (dark
+# rims of the same width: 86 %). A 64 + 128 px fine-tune on the widened generator kept 91 % of the
+# silver rim, but took far more clear face on the consenting-actor clip (docs/benchmarks.md
+# "Occlusion mask"), so it did not ship: strict, so the test says when shipped weights find them.
+@pytest.mark.xfail(strict=True, reason="issue 26: thin light-metal rims are not found by the shipped weights")
+@pytest.mark.parametrize(("metal", "colour"), [("silver", (200.0, 200.0, 205.0)), ("gold", (205.0, 170.0, 95.0))])
+def test_thin_metal_frames_on_a_128_px_crop_are_kept_from_the_swap(
+    segmenter, aligned_astronaut, metal: str, colour: tuple[float, float, float]
+) -> None:
+    image, rims = _thin_metal_frames(aligned_astronaut, colour)
+    face = _face_area(aligned_astronaut.landmarks, 128)
+    target = rims & face
+    assert target.sum() > 150
+    covered = segmenter.occluders(image[None])[0]
+    kept = keep_occluders(np.ones((128, 128), np.float32), covered) < 0.5
+    assert kept[target].mean() >= 0.8, f"{metal}: {kept[target].mean():.0%} of the rim kept"
+    clear = face & ~cv2.dilate(rims.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert (covered[clear] >= 0.5).mean() < 0.03
+
+
+def test_the_mask_runs_at_the_crop_size_it_was_trained_at(segmenter, tmp_path: Path) -> None:
+    # The shipped card names no sizes (v1, trained at 64 px): every crop runs at 64 and back.
+    assert segmenter.sizes == (64,)
+    assert segmenter.input_size(128) == 64
+    assert segmenter.occluders(np.zeros((2, 128, 128, 3), np.uint8)).shape == (2, 128, 128)
+    # A card naming sizes (weights trained at 64 and 128 px: tests/train/test_train_occlusion.py)
+    # runs each crop at the nearest of them.
+    folder = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    (folder / CARD_FILE).write_text(json.dumps({**card, "sizes": [64, 128]}))
+    both = OcclusionSegmenter(folder)
+    assert [both.input_size(s) for s in (48, 64, 90, 96, 128, 256)] == [64, 64, 64, 128, 128, 128]

@@ -3,7 +3,8 @@
 After Nirkin et al. (2018), who trained face segmentation with synthetic hand occlusions, and in
 the spirit of DeepFaceLab's XSeg: glasses frames, hands, microphones and hair strands are drawn
 over a face whose landmarks are known, so the pixels they cover are known exactly and no face
-has to be labelled by hand. Shapes, sizes and colours are randomised from the landmarks (eye
+has to be labelled by hand. Thin frames (metal, light, half-rim, browline; issue 26) are a kind
+of their own, so the thick glasses stay what they were. Shapes, sizes and colours are randomised from the landmarks (eye
 distance, mouth, chin), so an occluder sits where it would on a stage.
 
 Pure functions: ``(crop, landmarks, rng) -> (occluded crop, occluder mask)``. The mask is
@@ -126,6 +127,114 @@ def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
     return out, np.clip(mask, 0, 1)
 
 
+#: Thin frame colours (RGB): black, brown, grey, burgundy; metal silver, gold, gunmetal; light
+#: translucent acetate (tortoiseshell, honey) that lets the skin show through.
+FRAME_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (20.0, 20.0, 22.0),
+    (90.0, 55.0, 30.0),
+    (170.0, 160.0, 150.0),
+    (120.0, 30.0, 40.0),
+    (200.0, 200.0, 205.0),
+    (205.0, 170.0, 95.0),
+    (78.0, 80.0, 88.0),
+    (185.0, 135.0, 95.0),
+)
+#: Frame styles: full rims (twice as likely), half-rim (the top of each lens only) and browline
+#: (a thick top over a thin full rim).
+FRAME_STYLES = ("full", "full", "half", "browline")
+
+
+def _upper_half(size: int, centre: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """1 above the line through ``centre`` along ``axis`` (the lens's top half), else 0."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    below = (xx - centre[0]) * -axis[1] + (yy - centre[1]) * axis[0]
+    return (below < 0).astype(np.float32)
+
+
+def _lens_rim(size: int, centre: np.ndarray, width: float, height: float, tilt: float, rounded: bool, thick: int):
+    """(lens area, rim) of one lens, float32 coverage."""
+    lens = np.zeros((size, size), np.float32)
+    rim = np.zeros((size, size), np.float32)
+    if rounded:
+        box = _fixed(cv2.boxPoints(((float(centre[0]), float(centre[1])), (2 * width, 2 * height), tilt)))
+        cv2.fillPoly(lens, [box], 1.0, cv2.LINE_AA, _SHIFT)
+        cv2.polylines(rim, [box], True, 1.0, thick, cv2.LINE_AA, _SHIFT)
+    else:
+        at, axes = tuple(int(v) for v in _fixed(centre)), (int(width * _SCALE), int(height * _SCALE))
+        cv2.ellipse(lens, at, axes, tilt, 0, 360, 1.0, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(rim, at, axes, tilt, 0, 360, 1.0, thick, cv2.LINE_AA, _SHIFT)
+    return lens, rim
+
+
+def draw_thin_frames(
+    crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thin spectacle frames (issue 26: the real frames the glasses above miss): metal, light or
+    translucent rims from about a pixel to a third of the thick ones, full, half-rim or browline,
+    sometimes nose pads, on lenses like :func:`draw_glasses`'.
+
+    A rim thinner than a pixel is drawn one pixel wide and faint (as a real one looks in the
+    crop) but its pixels are labelled whole, since the swap must not paint over them.
+    """
+    size = crop.shape[0]
+    right, left = landmarks[RIGHT_IRIS_CENTER].astype(np.float64), landmarks[LEFT_IRIS_CENTER].astype(np.float64)
+    span = float(np.linalg.norm(left - right))
+    if span < 2:
+        raise FaceError("draw_glasses: the eyes are too close together in this crop")
+    axis = (left - right) / span
+    tilt = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    width = span * rng.uniform(0.36, 0.5)
+    height = width * rng.uniform(0.55, 0.85)
+    drop = np.array([-axis[1], axis[0]]) * height * rng.uniform(0.0, 0.25)  # lenses sit a bit low
+    rim = span * float(np.exp(rng.uniform(np.log(0.012), np.log(0.035))))  # under a pixel at 64 px
+    thick = max(1, int(round(rim)))
+    style = str(rng.choice(FRAME_STYLES))
+    rounded = rng.random() < 0.5
+    rims = np.zeros((size, size), np.float32)
+    lenses = np.zeros((size, size), np.float32)
+    for centre in (right + drop, left + drop):
+        lens, lens_rim = _lens_rim(size, centre, width, height, tilt, rounded, thick)
+        lenses = np.maximum(lenses, lens)
+        if style == "half":
+            lens_rim *= _upper_half(size, centre, axis)
+        elif style == "browline":
+            _, brow = _lens_rim(size, centre, width, height, tilt, rounded, max(2, int(round(span * 0.08))))
+            _, thin = _lens_rim(size, centre, width, height, tilt, rounded, 1)
+            lens_rim = np.maximum(brow * _upper_half(size, centre, axis), thin)
+        rims = np.maximum(rims, lens_rim)
+    inner_r, inner_l = right + drop + axis * width, left + drop - axis * width
+    cv2.line(rims, tuple(_fixed(inner_r)), tuple(_fixed(inner_l)), 1.0, thick, cv2.LINE_AA, _SHIFT)
+    for outer, ear in (
+        (right + drop - axis * width, landmarks[RIGHT_EYE_OUTER] - axis * span * 0.8),
+        (left + drop + axis * width, landmarks[LEFT_EYE_OUTER] + axis * span * 0.8),
+    ):
+        cv2.line(rims, tuple(_fixed(outer)), tuple(_fixed(ear)), 1.0, thick, cv2.LINE_AA, _SHIFT)
+    if rng.random() < 0.4:  # nose pads on the sides of the nose, below the bridge
+        down = np.array([-axis[1], axis[0]])
+        for inner, side in ((inner_r, -1.0), (inner_l, 1.0)):
+            pad = inner + down * height * 0.55 + side * axis * span * 0.03
+            axes = (max(1, int(span * 0.025 * _SCALE)), max(1, int(span * 0.045 * _SCALE)))
+            cv2.ellipse(rims, tuple(_fixed(pad)), axes, tilt, 0, 360, 1.0, -1, cv2.LINE_AA, _SHIFT)
+    frame_colour = (
+        np.array(FRAME_COLOURS[int(rng.integers(len(FRAME_COLOURS)))])
+        if rng.random() < 0.85
+        else rng.uniform(0, 255, 3)
+    )
+    # Faint where thinner than a pixel; light acetate is translucent.
+    opacity = min(1.0, max(0.5, rim)) * (rng.uniform(0.6, 0.95) if rng.random() < 0.25 else 1.0)
+    tint = rng.choice([0.0, 0.0, 0.15, 0.5, 0.85])
+    out = crop
+    mask = rims
+    if tint > 0:
+        lens_colour = rng.uniform(10, 80, 3)
+        out = _composite(out, lens_colour, np.clip(lenses * tint, 0, 1))
+        if tint >= 0.5:  # the eyes behind dark lenses are hidden: the lens is occluder
+            mask = np.maximum(mask, lenses)
+    layer = _shade(np.broadcast_to(frame_colour, crop.shape).astype(np.float32), rng)
+    out = _composite(out, layer, rims * opacity)
+    return out, np.clip(mask, 0, 1)
+
+
 def _capsule(mask: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
     cv2.line(mask, tuple(_fixed(a)), tuple(_fixed(b)), 1.0, max(1, int(round(2 * radius))), cv2.LINE_AA, _SHIFT)
 
@@ -225,6 +334,7 @@ def draw_hair(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
 
 OCCLUDERS: dict[str, Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
     "glasses": draw_glasses,
+    "thin_frames": draw_thin_frames,
     "hand": draw_hand,
     "microphone": draw_microphone,
     "hair": draw_hair,

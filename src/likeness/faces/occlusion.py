@@ -35,7 +35,7 @@ from likeness.errors import FaceError, ModelError
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ONNX_FILE = "occlusion_mask.onnx"
 CARD_FILE = "occlusion_mask.card.json"
-#: The network's input side (crops of other sizes are resized to it and back).
+#: The network's input side when its card names no ``sizes`` (weights before v2).
 MASK_INPUT = 64
 
 
@@ -68,6 +68,13 @@ class OcclusionSegmenter:
         self.card = load_card(folder)
         self.session = ort_session(folder / ONNX_FILE, threads=threads)
         self.input_name = self.session.get_inputs()[0].name
+        #: The sides it was trained at: a crop of one of them runs as it is (a thin rim of a
+        #: 128 px crop is lost when shrunk to 64), others are resized to the nearest and back.
+        self.sizes: tuple[int, ...] = tuple(int(s) for s in self.card.get("sizes", [MASK_INPUT]))
+
+    def input_size(self, size: int) -> int:
+        """The side a crop of ``size`` runs at: itself when trained, else the nearest trained."""
+        return min(self.sizes, key=lambda trained: (abs(trained - size), -trained))
 
     def occluders(self, crops: np.ndarray) -> np.ndarray:
         """Occluder probability float32 ``(N, R, R)`` for uint8 RGB crops ``(N, R, R, 3)``."""
@@ -82,14 +89,15 @@ class OcclusionSegmenter:
         ):
             raise FaceError(f"occluders: expected uint8 square RGB crops (N, R, R, 3), got {crops.dtype} {crops.shape}")
         size = crops.shape[1]
+        side = self.input_size(size)
         small = (
             crops
-            if size == MASK_INPUT
-            else np.stack([cv2.resize(c, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) for c in crops])
+            if size == side
+            else np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops])
         )
         batch = small.astype(np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
         logits = self.session.run(None, {self.input_name: batch})[0][:, 0]
         probability = (1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))).astype(np.float32)
-        if size == MASK_INPUT:
+        if size == side:
             return probability
         return np.stack([cv2.resize(p, (size, size), interpolation=cv2.INTER_LINEAR) for p in probability])

@@ -24,7 +24,6 @@ import numpy as np
 
 from likeness.errors import FaceError
 from likeness.faces.identity import IDENTITY_THRESHOLD
-from likeness.faces.occlusion import MASK_INPUT
 from likeness.faces.quality import eye_openness
 from likeness.render.quality import (
     BORDER_COLOUR,
@@ -379,6 +378,14 @@ class ShotQuality:
         }
 
 
+def mask_side(crop_size: int) -> int:
+    """The side the shipped occlusion mask ran at for a crop of ``crop_size``: one of its pixels
+    is the occluder core's depth (its edge is no finer)."""
+    from likeness.render.frame import occlusion_segmenter
+
+    return int(occlusion_segmenter().input_size(crop_size))
+
+
 def measure_sample(
     frame_index: int,
     before_region: np.ndarray,
@@ -420,6 +427,6 @@ def measure_sample(
             native_after,
             at_native(occluder),
             at_native(face_region),
-            core_px=max(1, round(side / MASK_INPUT)),
+            core_px=max(1, round(side / mask_side(crop_size))),
         )
     return sample

@@ -2,7 +2,8 @@
 
 Self-supervised (Nirkin et al. 2018; DeepFaceLab's XSeg without hand labels): aligned faces get
 synthetic occluders from ``likeness.faces.occluders`` (glasses frames, hands, microphones, hair
-strands), whose pixels are known, and the network learns to segment them at 64 px. The product
+strands), whose pixels are known, and the network learns to segment them at 64 and 128 px
+(one fully convolutional network for both render sizes: it runs at the size of the crop). The product
 ships the weights it trained this way (``likeness/faces/weights/occlusion_mask.onnx`` and its
 card); ``scripts/train_occlusion_mask.py`` reruns the training.
 
@@ -23,16 +24,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from likeness.digests import sha256_file
 from likeness.errors import FaceError, ModelError
 from likeness.faces.align import Coverage
 from likeness.faces.occluders import OCCLUDERS, occlude
 
 logger = logging.getLogger(__name__)
 
-#: Side of the network's input and output. Swap crops of any size are resized to it.
+#: Sides the network is trained at (a 128 px crop is no longer shrunk to 64, where a thin rim
+#: of a large face is under a pixel). Crops of other sizes are resized to the nearest.
+MASK_SIZES: tuple[int, ...] = (64, 128)
+#: The size of the validation figures' first table, and of the examples in the docstrings.
 MASK_INPUT = 64
-#: Crops are aligned at this size, occluders drawn on them, then area-downscaled to MASK_INPUT
-#: (antialiased thin rims and strands).
+#: Crops are aligned at this size, occluders drawn on them, then area-downscaled to the training
+#: size (antialiased thin rims and strands).
 DRAW_SIZE = 128
 COVERAGES: tuple[Coverage, ...] = ("f", "wf", "head")
 
@@ -53,6 +58,11 @@ class OcclusionTrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     threads: int = 1
+    #: Steps alternate between the sizes; a 128 px batch holds half the crops (twice the pixels).
+    sizes: tuple[int, ...] = MASK_SIZES
+    #: Start from these ONNX weights (the shipped mask) rather than from scratch; their batch
+    #: norms are folded into the convolutions, so the fine-tune keeps them frozen at identity.
+    init_onnx: str = ""
 
 
 def align_faces(paths: Sequence[Path], *, progress: Callable[[int, int], None] | None = None) -> list[AlignedSample]:
@@ -96,8 +106,10 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def make_example(sample: AlignedSample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One training pair at MASK_INPUT: (uint8 RGB crop, float32 occluder mask).
+def make_example(
+    sample: AlignedSample, rng: np.random.Generator, size: int = MASK_INPUT
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair at ``size``: (uint8 RGB crop, float32 occluder mask).
 
     A fifth of the examples carry no occluder (the mask must stay empty on a clear face), most
     one, some two of different kinds.
@@ -115,13 +127,17 @@ def make_example(sample: AlignedSample, rng: np.random.Generator) -> tuple[np.nd
     for kind in kinds:
         image, drawn = occlude(image, landmarks, rng, kind=str(kind))
         mask = np.maximum(mask, drawn)
-    small = cv2.resize(image, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA)
-    target = cv2.resize(mask, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA)
-    return _photometric(small, rng), target
+    return _photometric(_resized(image, size), rng), _resized(mask, size)
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size:
+        return image
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def build_network():  # -> torch.nn.Module
-    """The U-Net: 64 px in, 4 scales (16-32-64-96 channels), one logit per pixel out."""
+    """The U-Net: any side that is a multiple of 8 in (64 and 128 trained), 4 scales (16-32-64-96 channels), one logit per pixel out."""
     import torch
     from torch import nn
 
@@ -156,10 +172,48 @@ def build_network():  # -> torch.nn.Module
     return OcclusionUNet()
 
 
-def _batch(samples: Sequence[AlignedSample], rng: np.random.Generator, size: int):
+def init_from_onnx(net, path: Path) -> None:
+    """Load ONNX weights exported from this network (batch norms folded into the convolutions)
+    and set every batch norm to identity, so ``net`` in eval mode computes what the file does."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    weights = {
+        i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer
+    }
+    state = net.state_dict()
+    missing = [name for name in state if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    for name in missing:
+        if name in weights:
+            state[name] = weights[name]
+        elif name.endswith(".weight"):  # a batch norm's scale
+            state[name] = torch.ones_like(state[name])
+        elif name.endswith(".bias"):
+            state[name] = torch.zeros_like(state[name])
+    for name in state:
+        if name.endswith("running_mean"):
+            state[name] = torch.zeros_like(state[name])
+        elif name.endswith("running_var"):
+            state[name] = torch.ones_like(state[name])
+    unused = set(weights) - set(state)
+    if unused:
+        raise ModelError(f"{path}: weights this network does not have: {sorted(unused)[:3]}")
+    net.load_state_dict(state)
+
+
+def _freeze_batch_norms(net) -> None:
+    from torch import nn
+
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+
+
+def _batch(samples: Sequence[AlignedSample], rng: np.random.Generator, count: int, size: int = MASK_INPUT):
     import torch
 
-    pairs = [make_example(samples[int(i)], rng) for i in rng.integers(0, len(samples), size)]
+    pairs = [make_example(samples[int(i)], rng, size) for i in rng.integers(0, len(samples), count)]
     images = np.stack([p[0] for p in pairs]).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     targets = np.stack([p[1] for p in pairs])[:, None]
     return torch.from_numpy(images), torch.from_numpy(targets)
@@ -181,11 +235,12 @@ def evaluate(
     *,
     seed: int = 1234,
     per_kind: int = 2,
+    size: int = MASK_INPUT,
 ) -> dict:
-    """Validation figures on ``samples`` with fixed occluders: per kind, the share of occluder
-    pixels found (recall at 0.5), the share of clear face pixels wrongly flagged, and IoU.
+    """Validation figures on ``samples`` with fixed occluders at ``size``: per kind, the share of
+    occluder pixels found (recall at 0.5), the share of clear face pixels wrongly flagged, and IoU.
 
-    ``predict``: uint8 RGB ``(N, 64, 64, 3)`` -> float32 occluder probability ``(N, 64, 64)``.
+    ``predict``: uint8 RGB ``(N, S, S, 3)`` -> float32 occluder probability ``(N, S, S)``.
     """
     figures: dict = {}
     for kind in OCCLUDERS:
@@ -194,9 +249,9 @@ def evaluate(
         for sample in samples:
             for _ in range(per_kind):
                 image, mask = occlude(sample.image, sample.landmarks, rng, kind=kind)
-                images.append(cv2.resize(image, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA))
-                targets.append(cv2.resize(mask, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) >= 0.5)
-                faces.append(_face_area(sample.landmarks))
+                images.append(_resized(image, size))
+                targets.append(_resized(mask, size) >= 0.5)
+                faces.append(_face_area(sample.landmarks, size))
         predicted = predict(np.stack(images)) >= 0.5
         target = np.stack(targets)
         face = np.stack(faces)
@@ -208,22 +263,17 @@ def evaluate(
             "clear_face_flagged": round(float((predicted & clear).sum() / max(clear.sum(), 1)), 4),
             "iou_on_face": round(float(inter / max((predicted & face | on_face).sum(), 1)), 4),
         }
-    clean = (
-        predict(
-            np.stack([cv2.resize(s.image, (MASK_INPUT, MASK_INPUT), interpolation=cv2.INTER_AREA) for s in samples])
-        )
-        >= 0.5
-    )
-    face = np.stack([_face_area(s.landmarks) for s in samples])
+    clean = predict(np.stack([_resized(s.image, size) for s in samples])) >= 0.5
+    face = np.stack([_face_area(s.landmarks, size) for s in samples])
     figures["no_occluder"] = {"clear_face_flagged": round(float((clean & face).sum() / max(face.sum(), 1)), 4)}
     return figures
 
 
-def _face_area(landmarks: np.ndarray) -> np.ndarray:
-    """The landmark hull at MASK_INPUT, as bool (where an occluder matters to a swap)."""
+def _face_area(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The landmark hull at ``size``, as bool (where an occluder matters to a swap)."""
     from likeness.render.mask import landmark_hull
 
-    return landmark_hull(landmarks * (MASK_INPUT / DRAW_SIZE), size=MASK_INPUT) > 0
+    return landmark_hull(landmarks * (size / DRAW_SIZE), size=size) > 0
 
 
 def train_occlusion_mask(
@@ -247,6 +297,8 @@ def train_occlusion_mask(
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     net = build_network()
+    if config.init_onnx:
+        init_from_onnx(net, Path(config.init_onnx))
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=config.steps)
     checkpoint = out_dir / "checkpoint.pt"
@@ -262,8 +314,11 @@ def train_occlusion_mask(
         logger.info("resumed occlusion-mask training at step %d", step)
     started = time.perf_counter()
     net.train()
+    if config.init_onnx:
+        _freeze_batch_norms(net)
     while step < config.steps:
-        images, targets = _batch(train, rng, config.batch)
+        size = config.sizes[step % len(config.sizes)]
+        images, targets = _batch(train, rng, max(1, config.batch * MASK_INPUT // size), size)
         loss = _loss(net(images), targets)
         optimiser.zero_grad()
         loss.backward()
@@ -291,10 +346,13 @@ def train_occlusion_mask(
             x = torch.from_numpy(batch.astype(np.float32).transpose(0, 3, 1, 2) / 255.0)
             return torch.sigmoid(net(x))[:, 0].numpy()
 
-    figures = evaluate(predict, validation)
+    figures = {str(size): evaluate(predict, validation, size=size) for size in config.sizes}
     onnx_path = out_dir / "occlusion_mask.onnx"
+    side = 8 * torch.export.Dim("eighths", min=2, max=64)  # the U-Net pools three times
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        # Height and width are one square side: the exporter names it once and says so.
+        warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
         program = torch.onnx.export(
             net,
             (torch.rand(2, 3, MASK_INPUT, MASK_INPUT),),
@@ -303,25 +361,31 @@ def train_occlusion_mask(
             output_names=["occluder_logit"],
             dynamo=True,
             external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},),
+            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096), 2: side, 3: side},),
             verbose=False,
         )
     if program is None:
         raise ModelError("occlusion mask: the ONNX export produced no model")
     onnx_path.write_bytes(program.model_proto.SerializeToString())
     card = {
-        "model": "likeness.occlusion-mask.v1",
+        "model": "likeness.occlusion-mask.v2",
         "file": onnx_path.name,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "input": f"float32 (N, 3, {MASK_INPUT}, {MASK_INPUT}) RGB in [0, 1], an aligned face crop resized",
-        "output": f"float32 (N, 1, {MASK_INPUT}, {MASK_INPUT}) logit that a pixel is an occluder in front of the face",
+        "sizes": list(config.sizes),
+        "input": "float32 (N, 3, S, S) RGB in [0, 1], an aligned face crop at S in sizes (others resized)",
+        "output": "float32 (N, 1, S, S) logit that a pixel is an occluder in front of the face",
         "training": {
             **asdict(config),
             "faces": len(train),
             "seconds": round(seconds, 1),
             "data": data_note,
             "occluders": list(OCCLUDERS),
-            "method": "synthetic occluders on aligned faces (Nirkin et al. 2018), BCE + 0.5 soft Dice, AdamW one-cycle",
+            "method": "synthetic occluders on aligned faces (Nirkin et al. 2018), BCE + 0.5 soft Dice, AdamW one-cycle"
+            + (
+                f"; fine-tuned from {Path(config.init_onnx).name} {sha256_file(Path(config.init_onnx))[:16]}…"
+                if config.init_onnx
+                else ""
+            ),
         },
         "validation": {"faces": len(validation), "figures": figures},
         "trained": time.strftime("%Y-%m-%d", time.gmtime()),

@@ -1,0 +1,65 @@
+"""Training the occlusion mask: it starts from the shipped weights exactly, trains at 64 and
+128 px, and exports one ONNX network that runs at both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from likeness.faces.align import align_face
+from likeness.faces.detect import FaceDetector
+from likeness.faces.occlusion import ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter
+from likeness.media.synthetic import astronaut
+from likeness.train.occlusion import (
+    COVERAGES,
+    DRAW_SIZE,
+    AlignedSample,
+    OcclusionTrainConfig,
+    build_network,
+    init_from_onnx,
+    make_example,
+    train_occlusion_mask,
+)
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[AlignedSample]:
+    rgb = astronaut()
+    face = FaceDetector(mode="image").detect(rgb)[0]
+    aligned = [align_face(rgb, face.landmarks, size=DRAW_SIZE, coverage=c) for c in COVERAGES]
+    return [AlignedSample(a.image, a.landmarks) for a in aligned]
+
+
+def test_the_network_starts_from_the_shipped_weights_exactly() -> None:
+    net = build_network()
+    init_from_onnx(net, WEIGHTS_DIR / ONNX_FILE)
+    net.eval()
+    crops = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0))[:, 0]
+    shipped = OcclusionSegmenter()
+    expected = shipped.session.run(None, {shipped.input_name: crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0})
+    assert np.abs(logits.numpy() - expected[0][:, 0]).max() < 1e-3
+
+
+def test_examples_come_at_both_sizes_the_same_for_the_same_seed(samples) -> None:
+    for size in (64, 128):
+        image, target = make_example(samples[0], np.random.default_rng(5), size)
+        again, same = make_example(samples[0], np.random.default_rng(5), size)
+        assert image.shape == (size, size, 3) and target.shape == (size, size)
+        assert np.array_equal(image, again) and np.array_equal(target, same)
+
+
+def test_a_fine_tune_exports_one_network_for_both_sizes(samples, tmp_path: Path) -> None:
+    config = OcclusionTrainConfig(steps=2, batch=2, checkpoint_every=1, init_onnx=str(WEIGHTS_DIR / ONNX_FILE))
+    card = train_occlusion_mask(samples, samples[:1], tmp_path, config=config)
+    assert card["sizes"] == [64, 128] and set(card["validation"]["figures"]) == {"64", "128"}
+    assert "fine-tuned from occlusion_mask.onnx" in card["training"]["method"]
+    segmenter = OcclusionSegmenter(tmp_path)
+    for size in (64, 128):
+        assert segmenter.input_size(size) == size
+        assert segmenter.occluders(np.zeros((3, size, size, 3), np.uint8)).shape == (3, size, size)
