@@ -71,12 +71,9 @@ def _composite(crop: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.nd
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Spectacle frames over the eyes: lenses (ellipses or rounded boxes), bridge and temples.
-
-    Clear lenses let the eyes through and are not occluder; tinted ones (sunglasses) are.
-    """
-    size = crop.shape[0]
+def _lens_placement(landmarks: np.ndarray, rng: np.random.Generator) -> tuple:
+    """Where spectacle lenses sit on a face: (right iris, left iris, their span, the unit axis
+    between them, its tilt in degrees, lens half-width, half-height, the drop below the irises)."""
     right, left = landmarks[RIGHT_IRIS_CENTER].astype(np.float64), landmarks[LEFT_IRIS_CENTER].astype(np.float64)
     span = float(np.linalg.norm(left - right))
     if span < 2:
@@ -86,26 +83,56 @@ def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
     width = span * rng.uniform(0.36, 0.5)
     height = width * rng.uniform(0.55, 0.85)
     drop = np.array([-axis[1], axis[0]]) * height * rng.uniform(0.0, 0.25)  # lenses sit a bit low
-    rim = max(1.0, span * rng.uniform(0.025, 0.07))
-    rims = np.zeros((size, size), np.float32)
-    lenses = np.zeros((size, size), np.float32)
-    rounded = rng.random() < 0.5
-    for centre in (right + drop, left + drop):
-        if rounded:
-            box = cv2.boxPoints(((float(centre[0]), float(centre[1])), (2 * width, 2 * height), tilt))
-            cv2.fillPoly(lenses, [_fixed(box)], 1.0, cv2.LINE_AA, _SHIFT)
-            cv2.polylines(rims, [_fixed(box)], True, 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
-        else:
-            ellipse = (tuple(int(v) for v in _fixed(centre)), (int(width * _SCALE), int(height * _SCALE)))
-            cv2.ellipse(lenses, ellipse[0], ellipse[1], tilt, 0, 360, 1.0, -1, cv2.LINE_AA, _SHIFT)
-            cv2.ellipse(rims, ellipse[0], ellipse[1], tilt, 0, 360, 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
+    return right, left, span, axis, tilt, width, height, drop
+
+
+def _bridge_and_temples(
+    rims: np.ndarray, landmarks: np.ndarray, lenses_at: tuple, thickness: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the bridge between the lenses and the temples to the ears into ``rims``; returns
+    the lenses' inner ends (right, left)."""
+    right, left, span, axis, _, width, _, drop = lenses_at
     inner_r, inner_l = right + drop + axis * width, left + drop - axis * width
-    cv2.line(rims, tuple(_fixed(inner_r)), tuple(_fixed(inner_l)), 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
+    cv2.line(rims, tuple(_fixed(inner_r)), tuple(_fixed(inner_l)), 1.0, thickness, cv2.LINE_AA, _SHIFT)
     for outer, ear in (
         (right + drop - axis * width, landmarks[RIGHT_EYE_OUTER] - axis * span * 0.8),
         (left + drop + axis * width, landmarks[LEFT_EYE_OUTER] + axis * span * 0.8),
     ):
-        cv2.line(rims, tuple(_fixed(outer)), tuple(_fixed(ear)), 1.0, int(round(rim)), cv2.LINE_AA, _SHIFT)
+        cv2.line(rims, tuple(_fixed(outer)), tuple(_fixed(ear)), 1.0, thickness, cv2.LINE_AA, _SHIFT)
+    return inner_r, inner_l
+
+
+def _tinted_lenses(
+    crop: np.ndarray, rims: np.ndarray, lenses: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clear, tinted or dark lenses over ``crop``; returns it and the occluder mask (the rims,
+    and the lenses too where they are dark enough to hide the eyes)."""
+    tint = rng.choice([0.0, 0.0, 0.15, 0.5, 0.85])
+    out = crop
+    mask = rims
+    if tint > 0:
+        lens_colour = rng.uniform(10, 80, 3)
+        out = _composite(out, lens_colour, np.clip(lenses * tint, 0, 1))
+        if tint >= 0.5:  # the eyes behind dark lenses are hidden: the lens is occluder
+            mask = np.maximum(mask, lenses)
+    return out, mask
+
+
+def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Spectacle frames over the eyes: lenses (ellipses or rounded boxes), bridge and temples.
+
+    Clear lenses let the eyes through and are not occluder; tinted ones (sunglasses) are.
+    """
+    size = crop.shape[0]
+    lenses_at = _lens_placement(landmarks, rng)
+    right, left, span, _, tilt, width, height, drop = lenses_at
+    thick = int(round(max(1.0, span * rng.uniform(0.025, 0.07))))
+    rounded = rng.random() < 0.5
+    (lens_r, rim_r), (lens_l, rim_l) = (
+        _lens_rim(size, centre, width, height, tilt, rounded, thick) for centre in (right + drop, left + drop)
+    )
+    lenses, rims = np.maximum(lens_r, lens_l), np.maximum(rim_r, rim_l)
+    _bridge_and_temples(rims, landmarks, lenses_at, thick)
     frame_colour = rng.choice(
         [
             np.array([20.0, 20, 22]),
@@ -115,14 +142,7 @@ def draw_glasses(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
             rng.uniform(0, 255, 3),
         ]
     )
-    tint = rng.choice([0.0, 0.0, 0.15, 0.5, 0.85])
-    out = crop
-    mask = rims
-    if tint > 0:
-        lens_colour = rng.uniform(10, 80, 3)
-        out = _composite(out, lens_colour, np.clip(lenses * tint, 0, 1))
-        if tint >= 0.5:  # the eyes behind dark lenses are hidden: the lens is occluder
-            mask = np.maximum(mask, lenses)
+    out, mask = _tinted_lenses(crop, rims, lenses, rng)
     out = _composite(out, _shade(np.broadcast_to(frame_colour, crop.shape).astype(np.float32), rng), rims)
     return out, np.clip(mask, 0, 1)
 
@@ -177,15 +197,8 @@ def draw_thin_frames(
     crop) but its pixels are labelled whole, since the swap must not paint over them.
     """
     size = crop.shape[0]
-    right, left = landmarks[RIGHT_IRIS_CENTER].astype(np.float64), landmarks[LEFT_IRIS_CENTER].astype(np.float64)
-    span = float(np.linalg.norm(left - right))
-    if span < 2:
-        raise FaceError("draw_glasses: the eyes are too close together in this crop")
-    axis = (left - right) / span
-    tilt = float(np.degrees(np.arctan2(axis[1], axis[0])))
-    width = span * rng.uniform(0.36, 0.5)
-    height = width * rng.uniform(0.55, 0.85)
-    drop = np.array([-axis[1], axis[0]]) * height * rng.uniform(0.0, 0.25)  # lenses sit a bit low
+    lenses_at = _lens_placement(landmarks, rng)
+    right, left, span, axis, tilt, width, height, drop = lenses_at
     rim = span * float(np.exp(rng.uniform(np.log(0.012), np.log(0.035))))  # under a pixel at 64 px
     thick = max(1, int(round(rim)))
     style = str(rng.choice(FRAME_STYLES))
@@ -202,13 +215,7 @@ def draw_thin_frames(
             _, thin = _lens_rim(size, centre, width, height, tilt, rounded, 1)
             lens_rim = np.maximum(brow * _upper_half(size, centre, axis), thin)
         rims = np.maximum(rims, lens_rim)
-    inner_r, inner_l = right + drop + axis * width, left + drop - axis * width
-    cv2.line(rims, tuple(_fixed(inner_r)), tuple(_fixed(inner_l)), 1.0, thick, cv2.LINE_AA, _SHIFT)
-    for outer, ear in (
-        (right + drop - axis * width, landmarks[RIGHT_EYE_OUTER] - axis * span * 0.8),
-        (left + drop + axis * width, landmarks[LEFT_EYE_OUTER] + axis * span * 0.8),
-    ):
-        cv2.line(rims, tuple(_fixed(outer)), tuple(_fixed(ear)), 1.0, thick, cv2.LINE_AA, _SHIFT)
+    inner_r, inner_l = _bridge_and_temples(rims, landmarks, lenses_at, thick)
     if rng.random() < 0.4:  # nose pads on the sides of the nose, below the bridge
         down = np.array([-axis[1], axis[0]])
         for inner, side in ((inner_r, -1.0), (inner_l, 1.0)):
@@ -222,14 +229,7 @@ def draw_thin_frames(
     )
     # Faint where thinner than a pixel; light acetate is translucent.
     opacity = min(1.0, max(0.5, rim)) * (rng.uniform(0.6, 0.95) if rng.random() < 0.25 else 1.0)
-    tint = rng.choice([0.0, 0.0, 0.15, 0.5, 0.85])
-    out = crop
-    mask = rims
-    if tint > 0:
-        lens_colour = rng.uniform(10, 80, 3)
-        out = _composite(out, lens_colour, np.clip(lenses * tint, 0, 1))
-        if tint >= 0.5:  # the eyes behind dark lenses are hidden: the lens is occluder
-            mask = np.maximum(mask, lenses)
+    out, mask = _tinted_lenses(crop, rims, lenses, rng)
     layer = _shade(np.broadcast_to(frame_colour, crop.shape).astype(np.float32), rng)
     out = _composite(out, layer, rims * opacity)
     return out, np.clip(mask, 0, 1)
