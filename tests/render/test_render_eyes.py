@@ -22,7 +22,7 @@ from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.faces.quality import eye_openness_each
 from likeness.media.synthetic import compose_group, grace_hopper
 from likeness.render.frame import EYE_MIN_SAMPLES, FrameRenderer, RefineOptions
-from likeness.render.mask import closed_eye_mask, eye_closure, open_eye_levels
+from likeness.render.mask import OPEN_EYE_FLOOR, closed_eye_mask, eye_closure, open_eye_levels
 
 RIGHT_CENTRE, LEFT_CENTRE = (19, 30), (45, 30)  # (x, y) of each eye in _eye_landmarks
 
@@ -227,3 +227,17 @@ def test_the_open_level_is_the_open_eyes_median_whatever_the_closed_share() -> N
     assert open_eye_levels(looking_down) == pytest.approx(tuple(np.median(looking_down, axis=0)))
     with pytest.raises(FaceError, match="samples"):
         open_eye_levels(np.zeros((0, 2)))
+
+
+def test_a_shot_that_opens_on_closed_eyes_still_shows_the_performers_lids(trained_world, embedder, performer) -> None:
+    # A cut to a singer with the eyes already shut: the track's own samples are all closed, so
+    # its level is the closed lids. No open eye measures under OPEN_EYE_FLOOR (the narrowest
+    # measured portraits are at 0.16), so the level is at least that and the lids stay.
+    frame, _, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(2 * EYE_MIN_SAMPLES):
+        rendered, outcomes = renderer.process(frame, frame_index=i, t_s=i / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels is not None and min(outcomes[0].eye_open_levels) >= OPEN_EYE_FLOOR
+    for y, x in _eye_centres(outcomes[0]):
+        inside = (slice(y - 2, y + 3), slice(x - 2, x + 3))
+        assert np.array_equal(rendered[inside], frame[inside])

@@ -191,12 +191,16 @@ def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55
 #: window: the ramp's start (``eye_closure``'s ``closed_from``), so a sample left out of the level
 #: is one the mask would cut.
 EYE_OPEN_PERCENTILE = 95.0
+#: The lowest open level: no open eye measures under it (the narrowest open eyes on the 38
+#: measured portraits are 0.16-0.17, closed ones 0.04-0.10), so a track whose samples are all
+#: closed (a shot that opens on shut eyes) still has its lids cut, if not whole.
+OPEN_EYE_FLOOR = 0.16
 
 
 def open_eye_levels(samples: np.ndarray, *, closed_from: float = 0.55) -> tuple[float, float]:
     """The performer's open-eye aspect ratio per eye (right, left) from a track's recent
     ``(n, 2)`` eye samples: the median of the samples that are open against the window's
-    95th percentile (not under ``closed_from`` of it).
+    95th percentile (not under ``closed_from`` of it), and at least :data:`OPEN_EYE_FLOOR`.
 
     Not the plain median: singers keep their eyes shut for seconds (a ballad line), and once
     half the window is shut the median is the closed lids, so the mask stops firing on exactly
@@ -210,7 +214,7 @@ def open_eye_levels(samples: np.ndarray, *, closed_from: float = 0.55) -> tuple[
     levels = []
     for column in values.T:
         opened = column[column >= closed_from * np.percentile(column, EYE_OPEN_PERCENTILE)]
-        levels.append(float(np.median(opened)))
+        levels.append(max(float(np.median(opened)), OPEN_EYE_FLOOR))
     return levels[0], levels[1]
 
 
