@@ -98,7 +98,9 @@ def _edge_clips() -> dict[str, tuple[list[np.ndarray], bool]]:
     return {
         "cut after 1 s": (h264(first + second, crf=35), True),
         "fade-in from black": (h264(fade, crf=35), True),
-        "black first frame": (h264([black] + first[1:], crf=35), False),
+        # A clip that opens on black: the host-cancelled frame is the first with a picture
+        # (before trial 6 the black frame was the anchor and the clip was missed at CRF 35).
+        "black first frame": (h264([black] + first[1:], crf=35), True),
         "two frames": (h264(first[:2], crf=35), False),
         "flat grey": ([grey] * 10, False),
         "flat grey first frame": ([grey] + first[1:], True),
