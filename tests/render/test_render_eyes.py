@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -241,3 +242,20 @@ def test_a_shot_that_opens_on_closed_eyes_still_shows_the_performers_lids(traine
     for y, x in _eye_centres(outcomes[0]):
         inside = (slice(y - 2, y + 3), slice(x - 2, x + 3))
         assert np.array_equal(rendered[inside], frame[inside])
+
+
+def test_a_render_resumed_mid_blink_continues_the_blink(trained_world, embedder, performer) -> None:
+    # Checkpointed between two closed frames of a blink: the resumed renderer's next frame is
+    # the uninterrupted one's, eye mask included, and the state is plain JSON.
+    frame, open_faces, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(EYE_MIN_SAMPLES):
+        renderer.process(frame, frame_index=i, t_s=i / 25, faces=open_faces)
+    renderer.process(frame, frame_index=EYE_MIN_SAMPLES, t_s=EYE_MIN_SAMPLES / 25, faces=closed_faces)
+    resumed = _renderer(trained_world, embedder, eyes=True)
+    resumed.restore(json.loads(json.dumps(renderer.state())))
+    index = EYE_MIN_SAMPLES + 1
+    expected, expected_outcomes = renderer.process(frame, frame_index=index, t_s=index / 25, faces=closed_faces)
+    got, outcomes = resumed.process(frame, frame_index=index, t_s=index / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels == pytest.approx(expected_outcomes[0].eye_open_levels)
+    assert np.array_equal(got, expected)
