@@ -81,6 +81,17 @@ def test_unmarked_clips_in_strong_motion_never_read_and_stay_within_the_trial_ca
     clip = h264(list(animate_portrait(astronaut(), n_frames=16, size=SIZE, seed=crf)), crf=crf)
     assert extract_watermark_frames(clip).payload is None
     assert len(calls) <= MAX_DECODES
+    # With the sync gate and the screen removed every candidate is decoded: still within the cap.
+    original_sync = wm._sync_candidates
+    monkeypatch.setattr(
+        wm,
+        "_sync_candidates",
+        lambda folded, threshold=0.0, count=3: original_sync(folded, threshold=-np.inf, count=count),
+    )
+    monkeypatch.setattr(wm, "SCREEN_THRESHOLD", -np.inf)
+    calls.clear()
+    assert extract_watermark_frames(h264(strong_motion(astronaut(), kind, n_frames=16), crf=crf)).payload is None
+    assert 0 < len(calls) <= MAX_DECODES
 
 
 def _marked(picture: np.ndarray, *, n_frames: int, seed: int) -> list[np.ndarray]:
