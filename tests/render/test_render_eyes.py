@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +23,7 @@ from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
 from likeness.faces.quality import eye_openness_each
 from likeness.media.synthetic import compose_group, grace_hopper
 from likeness.render.frame import EYE_MIN_SAMPLES, FrameRenderer, RefineOptions
-from likeness.render.mask import closed_eye_mask, eye_closure
+from likeness.render.mask import OPEN_EYE_FLOOR, closed_eye_mask, eye_closure, open_eye_levels
 
 RIGHT_CENTRE, LEFT_CENTRE = (19, 30), (45, 30)  # (x, y) of each eye in _eye_landmarks
 
@@ -195,3 +196,66 @@ def test_the_open_level_survives_a_checkpoint(trained_world, embedder, performer
     _, outcomes = resumed.process(frame, frame_index=EYE_MIN_SAMPLES, t_s=EYE_MIN_SAMPLES / 25, faces=closed_faces)
     assert outcomes[0].eye_open_levels is not None
     assert outcomes[0].eye_open_levels == pytest.approx(eye_openness_each(open_faces[0].landmarks), rel=1e-6)
+
+
+def test_eyes_closed_through_a_ballad_line_stay_the_performers(trained_world, embedder, performer) -> None:
+    # Singers keep their eyes shut for seconds on stage. With the open level a running median,
+    # 1.5 s of closed eyes dragged the level down to the closed lids and the swap painted open
+    # eyes over them again: the level must stay the performer's open eyes through 4 s shut.
+    frame, open_faces, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(EYE_MIN_SAMPLES):
+        renderer.process(frame, frame_index=i, t_s=i / 25, faces=open_faces)
+    open_levels = eye_openness_each(open_faces[0].landmarks)
+    closed_seconds = 4
+    for i in range(EYE_MIN_SAMPLES, EYE_MIN_SAMPLES + 25 * closed_seconds):
+        rendered, outcomes = renderer.process(frame, frame_index=i, t_s=i / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels == pytest.approx(open_levels, rel=1e-6)
+    for y, x in _eye_centres(outcomes[0]):
+        inside = (slice(y - 2, y + 3), slice(x - 2, x + 3))
+        assert np.array_equal(rendered[inside], frame[inside])
+
+
+def test_the_open_level_is_the_open_eyes_median_whatever_the_closed_share() -> None:
+    rng = np.random.default_rng(6)
+    opened = 0.26 + 0.01 * rng.standard_normal((60, 2))
+    shut = 0.07 + 0.01 * rng.standard_normal((125, 2))  # 5 s at 25 fps
+    median = tuple(np.median(opened, axis=0))
+    # Open eyes, then shut for 5 s (longer than the open stretch): the level stays the open one.
+    assert open_eye_levels(np.vstack([opened, shut])) == pytest.approx(median)
+    # Narrow open frames (looking down, 0.65 of the level) count as open: the level does not rise.
+    looking_down = np.vstack([opened, 0.17 + 0.0 * opened[:20]])
+    assert open_eye_levels(looking_down) == pytest.approx(tuple(np.median(looking_down, axis=0)))
+    with pytest.raises(FaceError, match="samples"):
+        open_eye_levels(np.zeros((0, 2)))
+
+
+def test_a_shot_that_opens_on_closed_eyes_still_shows_the_performers_lids(trained_world, embedder, performer) -> None:
+    # A cut to a singer with the eyes already shut: the track's own samples are all closed, so
+    # its level is the closed lids. No open eye measures under OPEN_EYE_FLOOR (the narrowest
+    # measured portraits are at 0.16), so the level is at least that and the lids stay.
+    frame, _, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(2 * EYE_MIN_SAMPLES):
+        rendered, outcomes = renderer.process(frame, frame_index=i, t_s=i / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels is not None and min(outcomes[0].eye_open_levels) >= OPEN_EYE_FLOOR
+    for y, x in _eye_centres(outcomes[0]):
+        inside = (slice(y - 2, y + 3), slice(x - 2, x + 3))
+        assert np.array_equal(rendered[inside], frame[inside])
+
+
+def test_a_render_resumed_mid_blink_continues_the_blink(trained_world, embedder, performer) -> None:
+    # Checkpointed between two closed frames of a blink: the resumed renderer's next frame is
+    # the uninterrupted one's, eye mask included, and the state is plain JSON.
+    frame, open_faces, closed_faces = performer
+    renderer = _renderer(trained_world, embedder, eyes=True)
+    for i in range(EYE_MIN_SAMPLES):
+        renderer.process(frame, frame_index=i, t_s=i / 25, faces=open_faces)
+    renderer.process(frame, frame_index=EYE_MIN_SAMPLES, t_s=EYE_MIN_SAMPLES / 25, faces=closed_faces)
+    resumed = _renderer(trained_world, embedder, eyes=True)
+    resumed.restore(json.loads(json.dumps(renderer.state())))
+    index = EYE_MIN_SAMPLES + 1
+    expected, expected_outcomes = renderer.process(frame, frame_index=index, t_s=index / 25, faces=closed_faces)
+    got, outcomes = resumed.process(frame, frame_index=index, t_s=index / 25, faces=closed_faces)
+    assert outcomes[0].eye_open_levels == pytest.approx(expected_outcomes[0].eye_open_levels)
+    assert np.array_equal(got, expected)

@@ -62,7 +62,7 @@ def render(
         bool,
         typer.Option(
             "--eyes/--no-eyes",
-            help="Let the performer's own eyelids show through the swap while the eyes close, so the output blinks: for models whose source photos show few closed eyes. Open eyes stay the swap's; video only (needs the track's open-eye level).",
+            help="Let the performer's own eyelids show through the swap while the eyes close, so the output blinks: for models whose source photos show few closed eyes. Open eyes stay the swap's; video only: each face's own open eyes are learnt from its first 8 frames, so stills and those frames are never cut.",
         ),
     ] = False,
     occlusion: Annotated[

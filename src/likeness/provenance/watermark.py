@@ -137,6 +137,7 @@ _MOTION_ITERATIONS = 20
 _MOTION_EPSILON = 1e-4
 _MOTION_MIN_CORRELATION = 0.6  # ECC correlation below this: the anchor's content is gone
 _HOST_EARLY_FRAMES = 7  # frames after the first that still carry much of its mark
+_ANCHOR_MIN_CONTRAST = 4.0  # luma std (0-255) of the motion luma under which a frame is flat
 _HOST_PERIODS = 4  # periods the host-cancelled first frame is folded at (2 trials each)
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
@@ -1139,6 +1140,7 @@ class _HostCancelledAnchor:
     def __init__(self) -> None:
         self.anchor: np.ndarray | None = None  # whitened work image of the first frame
         self.anchor_motion: np.ndarray | None = None  # its motion luma
+        self.anchor_flat = False  # the anchor has no picture (black): the next frame replaces it
         self.warp = np.eye(2, 3)  # latest frame's warp onto the anchor (motion-luma px)
         # Warped-back sums and coverage (frames per pixel, at motion scale): [early, late].
         self.host: list[np.ndarray] = []
@@ -1149,8 +1151,12 @@ class _HostCancelledAnchor:
     def add(self, work_luma: np.ndarray, whitened: np.ndarray) -> None:
         self.frames += 1
         small = _motion_luma(work_luma)
-        if self.anchor_motion is None:
+        if self.anchor_motion is None or self.anchor_flat:
+            # A flat first frame (black, a fade's start) carries no mark and no motion to follow:
+            # the first frame with a picture is the anchor, as if the clip started there.
+            self.frames = 1
             self.anchor, self.anchor_motion = whitened, small
+            self.anchor_flat = float(small.std()) < _ANCHOR_MIN_CONTRAST
             self.host = [np.zeros_like(whitened, dtype=np.float32) for _ in range(2)]
             self.coverage = [np.zeros_like(small, dtype=np.float32) for _ in range(2)]
             return

@@ -32,7 +32,14 @@ from likeness.errors import ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
-from likeness.render.mask import blend_mask, closed_eye_mask, inner_mouth_mask, keep_occluders, landmark_hull
+from likeness.render.mask import (
+    blend_mask,
+    closed_eye_mask,
+    inner_mouth_mask,
+    keep_occluders,
+    landmark_hull,
+    open_eye_levels,
+)
 from likeness.render.smoothing import SmoothingOptions, TrackSmoother
 from likeness.stages import IdentityEmbedder, LandmarkDetector
 from likeness.train.swap_model import SwapModel, require_issued_model
@@ -95,10 +102,11 @@ class FaceOutcome:
 TRACK_MAX_MISSED = 15
 # ``process_batch`` relies on no track ending inside a batch (see there).
 MAX_BATCH_FRAMES = TRACK_MAX_MISSED
-# A track's open-eye level is the median of its last EYE_WINDOW eye samples (3 s at 25 fps; a
-# blink lasts 0.1-0.4 s, so blinks never move it), once it has EYE_MIN_SAMPLES of them. A lone
-# frame cannot tell a narrow open eye from a closing one, so a still image never gets the eye mask.
-EYE_WINDOW = 75
+# A track's open-eye level is the median of the open samples among its last EYE_WINDOW eye
+# samples (``open_eye_levels``: 10 s at 25 fps, so eyes shut for most of a ballad line do not
+# become the level), once it has EYE_MIN_SAMPLES of them. A lone frame cannot tell a narrow open
+# eye from a closing one, so a still image never gets the eye mask.
+EYE_WINDOW = 250
 EYE_MIN_SAMPLES = 8
 
 
@@ -138,12 +146,11 @@ class _TrackEyes:
     samples: list[tuple[float, float]] = field(default_factory=list)
 
     def add(self, openness: tuple[float, float]) -> tuple[float, float] | None:
-        """Record this frame's openness; returns the open levels (per-eye medians) or None."""
+        """Record this frame's openness; returns the open levels (right, left) or None."""
         self.samples = (self.samples + [openness])[-EYE_WINDOW:]
         if len(self.samples) < EYE_MIN_SAMPLES:
             return None
-        right, left = np.median(np.asarray(self.samples, np.float64), axis=0)
-        return float(right), float(left)
+        return open_eye_levels(np.asarray(self.samples, np.float64))
 
 
 class TrackIds:

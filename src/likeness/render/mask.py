@@ -174,7 +174,7 @@ def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55
     not absolute, because open eyes differ: on the package and shared portraits open eyes measure
     0.16-0.52, while the consenting actor's eyes are open at 0.26 and shut at 0.04-0.10, so no
     fixed ratio tells a narrow open eye from a closing one. The defaults come from that clip
-    (docs/render.md): against its running open level (``FrameRenderer``'s per-track median) no
+    (docs/render.md): against its running open level (``open_eye_levels`` of the track) no
     frame outside a blink falls below 0.60, while the deepest frame of each blink reaches 0.16-0.30.
     """
     if not 0.0 <= closed_full < closed_from <= 1.0:
@@ -185,6 +185,37 @@ def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55
         raise FaceError(f"eye_closure: expected openness >= 0 and an open level > 0, got {openness}, {open_level}")
     relative = openness / open_level
     return float(np.clip((closed_from - relative) / (closed_from - closed_full), 0.0, 1.0))
+
+
+#: The open level's cut between closed and open samples, as a share of a high percentile of the
+#: window: the ramp's start (``eye_closure``'s ``closed_from``), so a sample left out of the level
+#: is one the mask would cut.
+EYE_OPEN_PERCENTILE = 95.0
+#: The lowest open level: no open eye measures under it (the narrowest open eyes on the 38
+#: measured portraits are 0.16-0.17, closed ones 0.04-0.10), so a track whose samples are all
+#: closed (a shot that opens on shut eyes) still has its lids cut, if not whole.
+OPEN_EYE_FLOOR = 0.16
+
+
+def open_eye_levels(samples: np.ndarray, *, closed_from: float = 0.55) -> tuple[float, float]:
+    """The performer's open-eye aspect ratio per eye (right, left) from a track's recent
+    ``(n, 2)`` eye samples: the median of the samples that are open against the window's
+    95th percentile (not under ``closed_from`` of it), and at least :data:`OPEN_EYE_FLOOR`.
+
+    Not the plain median: singers keep their eyes shut for seconds (a ballad line), and once
+    half the window is shut the median is the closed lids, so the mask stops firing on exactly
+    the frames it is for. The percentile only picks which samples are open, so it holds while
+    at least 5 % of the window is open; the level itself stays the open eyes' median, as high as
+    before, so narrow open eyes (looking down) are not cut more often (docs/render.md).
+    """
+    values = np.asarray(samples, np.float64)
+    if values.ndim != 2 or values.shape[1] != 2 or not len(values) or not np.all(np.isfinite(values)):
+        raise FaceError(f"open_eye_levels: expected finite (n >= 1, 2) eye samples, got shape {values.shape}")
+    levels = []
+    for column in values.T:
+        opened = column[column >= closed_from * np.percentile(column, EYE_OPEN_PERCENTILE)]
+        levels.append(max(float(np.median(opened)), OPEN_EYE_FLOOR))
+    return levels[0], levels[1]
 
 
 def closed_eye_mask(
