@@ -52,12 +52,12 @@ def model_id(service_world, tmp_path) -> str:
 
 @pytest.fixture
 def rendered(monkeypatch) -> list[RenderOptions]:
-    """The options each render_media call got; each call writes a one-byte output."""
+    """The options each render_media call got; each call "renders" the target unchanged."""
     calls: list[RenderOptions] = []
 
     def record(workspace, model_dir, target, out, *, use, org, options, progress=None):
         calls.append(options)
-        out.write_bytes(b"x")
+        out.write_bytes(target.read_bytes())
         return SimpleNamespace(
             job_id="r1",
             subject_slug="mina",
