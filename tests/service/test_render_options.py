@@ -93,7 +93,7 @@ def _run(world, job_id: str) -> dict:
         ({}, False, False),
         ({"mouth": "true"}, True, False),
         ({"eyes": "1"}, False, True),
-        ({"mouth": "on", "eyes": "TRUE"}, True, True),
+        ({"mouth": "on", "eyes": "true"}, True, True),
         ({"mouth": "false", "eyes": "0"}, False, False),
         ({"mouth": ""}, False, False),
     ],
@@ -120,6 +120,8 @@ def test_render_fields_reach_render_media(service_world, target, model_id, rende
         ({"eyes": "2"}, "eyes"),
         ({"mouth": "true", "eyes": "off"}, "eyes"),
         ({"eyes": "true" * 100}, "eyes"),
+        ({"mouth": "True"}, "mouth"),  # the exact words only: the schema's enum says which
+        ({"eyes": " 1"}, "eyes"),
     ],
 )
 def test_a_bad_render_flag_is_a_422_naming_the_field(service_world, target, model_id, rendered, fields, named):
@@ -129,7 +131,7 @@ def test_a_bad_render_flag_is_a_422_naming_the_field(service_world, target, mode
     problem = refused.json()
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert problem["status"] == 422 and problem["type"].endswith(":invalid-request")
-    assert problem["detail"].startswith(f"{named} ") and "true, on, 1, false, 0" in problem["detail"]
+    assert problem["detail"].startswith(f"{named} ") and "expected true, on or 1, or false or 0" in problem["detail"]
     assert service_world.workspace.ledger.find("render.completed") == []
     assert Worker(service_world.workspace).run_one() is None  # nothing was queued
     assert not any(path.is_file() for path in uploads_root(service_world.workspace).rglob("*"))
@@ -193,3 +195,12 @@ def test_the_console_form_sends_the_check_boxes(service_world, target, model_id,
     assert kept == "눈 깜빡임"
     english = client.get(f"/jobs/{job_id}", headers={"accept-language": "en"})
     assert english.text.split("data-render-options>", 1)[1].split("</dd>", 1)[0] == "blinks"
+
+
+def test_the_openapi_body_documents_the_render_flags(service_world):
+    document = service_world.client().get("/api/v1/openapi.json").json()
+    body = document["paths"]["/api/v1/renders"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    for name in ("mouth", "eyes"):
+        assert body["properties"][name]["enum"] == ["true", "on", "1", "false", "0", ""]
+        assert f"--{name}" in body["properties"][name]["description"]
+    assert "mouth" not in body["required"] and "eyes" not in body["required"]

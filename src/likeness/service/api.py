@@ -166,23 +166,23 @@ CONTAINER_SUFFIX = {
 #: suffix of what its bytes are.
 SUFFIX_FROM_BYTES = ("render", "extract", "references")
 
-#: What a yes/no form field takes: a check box sends "on" when ticked (and nothing when not), an
-#: API client "true"/"false" or "1"/"0" (any case). Absent or empty is no.
-FLAG_VALUES = {"true": True, "on": True, "1": True, "false": False, "0": False}
+#: What a yes/no form field takes, exactly: a check box sends "on" when ticked (and nothing when
+#: not), an API client "true"/"false" or "1"/"0". Absent or empty is no.
+FLAG_VALUES = {"true": True, "on": True, "1": True, "false": False, "0": False, "": False}
 
 
 def form_flags(sent: dict[str, str], names: Collection[str]) -> dict[str, bool]:
     """The yes/no fields ``names`` of a form as booleans; another value is a 422 naming the field.
 
-    >>> form_flags({"mouth": "on", "eyes": "FALSE"}, ("mouth", "eyes", "other"))
+    >>> form_flags({"mouth": "on", "eyes": "false"}, ("mouth", "eyes", "other"))
     {'mouth': True, 'eyes': False, 'other': False}
     """
     flags = {}
     for name in names:
-        text = sent.get(name, "").strip()
-        if text and text.lower() not in FLAG_VALUES:
-            raise InvalidField(f"{name} {text[:20]!r}: expected one of {', '.join(FLAG_VALUES)} (or leave it out)")
-        flags[name] = bool(text) and FLAG_VALUES[text.lower()]
+        text = sent.get(name, "")
+        if text not in FLAG_VALUES:
+            raise InvalidField(f"{name} {text[:20]!r}: expected true, on or 1, or false or 0 (or leave it out)")
+        flags[name] = FLAG_VALUES[text]
     return flags
 
 
