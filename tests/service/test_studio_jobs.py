@@ -114,8 +114,15 @@ def test_extract_train_export_and_render_through_the_api(service_world, media):
     models = studio.get("/api/v1/models").json()
     assert [(m["id"], m["subject"], m["performer"]) for m in models] == [(export["result"]["model"], "mina", "jun")]
 
-    render = _run(world, _upload(studio, "/api/v1/renders", media["jun.png"], model=models[0]["id"], use="music_video"))
+    # likeness render --mouth through the service: the render report records the option it ran with
+    render = _run(
+        world,
+        _upload(studio, "/api/v1/renders", media["jun.png"], model=models[0]["id"], use="music_video", mouth="on"),
+    )
     assert render["state"] == "succeeded", render["error"]
+    assert render["result"]["options"] == {"mouth": True, "eyes": False}
+    report = viewer.get(f"/api/v1/jobs/{render['id']}/outputs/{render['result']['report']['json']}").json()
+    assert (report["options"]["refine"]["mouth"], report["options"]["refine"]["eyes"]) == (True, False)
     output = render["result"]["outputs"][0]
     assert output["watermark_payload"] and world.workspace.ledger.find("render.completed")
     assert world.workspace.ledger.verify().ok

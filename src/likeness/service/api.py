@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.consent_view import consent_overview
-from likeness.service.errors import Forbidden, NotFound, ServiceError
+from likeness.service.errors import Forbidden, InvalidField, NotFound, ServiceError
 from likeness.service.job_kinds import (
+    RENDER_FLAGS,
     exported_models,
     render_output_folder,
     train_file,
@@ -164,6 +166,25 @@ CONTAINER_SUFFIX = {
 #: suffix of what its bytes are.
 SUFFIX_FROM_BYTES = ("render", "extract", "references")
 
+#: What a yes/no form field takes, exactly: a check box sends "on" when ticked (and nothing when
+#: not), an API client "true"/"false" or "1"/"0". Absent or empty is no.
+FLAG_VALUES = {"true": True, "on": True, "1": True, "false": False, "0": False, "": False}
+
+
+def form_flags(sent: dict[str, str], names: Collection[str]) -> dict[str, bool]:
+    """The yes/no fields ``names`` of a form as booleans; another value is a 422 naming the field.
+
+    >>> form_flags({"mouth": "on", "eyes": "false"}, ("mouth", "eyes", "other"))
+    {'mouth': True, 'eyes': False, 'other': False}
+    """
+    flags = {}
+    for name in names:
+        text = sent.get(name, "")
+        if text not in FLAG_VALUES:
+            raise InvalidField(f"{name} {text[:20]!r}: expected true, on or 1, or false or 0 (or leave it out)")
+        flags[name] = FLAG_VALUES[text]
+    return flags
+
 
 async def accept_upload(
     request: Request,
@@ -173,14 +194,16 @@ async def accept_upload(
     csrf_header: str | None,
     fields: tuple[str, ...] = (),
     optional: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
     choices: dict[str, Collection[str]] | None = None,
 ) -> JobView:
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
-    job's ``fields`` (and ``optional`` ones, kept when sent); ``extra`` are parameters the route
-    already knows; a field named in ``choices`` must be one of its values (else 404, before any
-    byte of the file is written)."""
+    job's ``fields`` (and ``optional`` ones, kept when sent; ``flags``, yes/no fields kept as
+    booleans, see ``form_flags``); ``extra`` are parameters the route already knows; a field
+    named in ``choices`` must be one of its values (else 404, before any byte of the file is
+    written)."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
@@ -194,6 +217,7 @@ async def accept_upload(
         for name, allowed in (choices or {}).items():
             if sent.get(name, "").strip() not in allowed:
                 raise NotFound(f"no {name} {sent.get(name, '').strip()[:64]!r} for your organisation")
+        form_flags(sent, flags)
 
     if csrf_header is not None:
         check_csrf(principal, csrf_header)
@@ -206,6 +230,11 @@ async def accept_upload(
         declared_length=int(length) if length and length.isdigit() else None,
         before_file=before_file,
     )
+    try:  # a flag sent after the file is read only now
+        booleans = form_flags(upload.fields, flags)
+    except InvalidField:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     path = upload.path
     if kind in SUFFIX_FROM_BYTES and path.suffix.lower() != CONTAINER_SUFFIX.get(upload.container, path.suffix.lower()):
         path = path.rename(path.with_name(path.stem + CONTAINER_SUFFIX[upload.container]))
@@ -217,6 +246,7 @@ async def accept_upload(
         "size_bytes": upload.size_bytes,
         **{name: upload.fields[name].strip() for name in fields},
         **{name: upload.fields[name].strip() for name in optional if upload.fields.get(name, "").strip()},
+        **booleans,
         **(extra or {}),
     }
     return await run_in_threadpool(
@@ -464,6 +494,18 @@ RENDER_BODY = {
                             "type": "string",
                             "description": "a final-media use the grant names (send before the file)",
                         },
+                        "mouth": {
+                            "type": "string",
+                            "enum": list(FLAG_VALUES),
+                            "description": "likeness render --mouth: keep the performer's open inner mouth (teeth, "
+                            "tongue), for speech and singing (default false; send before the file)",
+                        },
+                        "eyes": {
+                            "type": "string",
+                            "enum": list(FLAG_VALUES),
+                            "description": "likeness render --eyes: let the performer's closing eyelids show "
+                            "through, so the output blinks; video only (default false; send before the file)",
+                        },
                         "file": {"type": "string", "format": "binary", "description": "the target image or video"},
                     },
                 }
@@ -483,10 +525,16 @@ RENDER_BODY = {
 async def create_render(request: Request) -> JSONResponse:
     """Upload a target and queue a render of one of your models onto it. The job asks the
     consent policy exactly as ``likeness render`` does (grant, use, release, render limit) for
-    your organisation; a refusal is the job's error."""
+    your organisation; a refusal is the job's error. ``mouth`` and ``eyes`` are ``likeness
+    render --mouth/--eyes``."""
     principal = require(Permission.RENDER, csrf_from_header=False)(request)
     job = await accept_upload(
-        request, principal, kind="render", csrf_header=request.headers.get("x-csrf-token"), fields=("model", "use")
+        request,
+        principal,
+        kind="render",
+        csrf_header=request.headers.get("x-csrf-token"),
+        fields=("model", "use"),
+        flags=RENDER_FLAGS,
     )
     return _queued(job)
 

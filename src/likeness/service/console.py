@@ -32,6 +32,7 @@ from likeness.service.errors import (
     RateLimited,
 )
 from likeness.service.i18n import LANGUAGES, pick_language, translator
+from likeness.service.job_kinds import RENDER_FLAGS
 from likeness.service.roles import Permission, allows
 from likeness.service.security import (
     LANG_COOKIE,
@@ -432,7 +433,9 @@ def render_form(
 )
 async def render_upload(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
-    job = await accept_upload(request, principal, kind="render", csrf_header=None, fields=("model", "use"))
+    job = await accept_upload(
+        request, principal, kind="render", csrf_header=None, fields=("model", "use"), flags=RENDER_FLAGS
+    )
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 

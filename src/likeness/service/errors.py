@@ -61,3 +61,9 @@ class RateLimited(ServiceError):
         self.retry_after_s = retry_after_s
         #: The first refusal of this key's current window (later ones are not worth recording).
         self.first = first
+
+
+class InvalidField(ServiceError):
+    """A form field whose value the route does not take (the JSON bodies' 422, for multipart)."""
+
+    status, code, title = 422, "invalid-request", "Invalid request"

@@ -98,10 +98,31 @@ def render_output_folder(workspace: Any, job_id: str) -> Path:
     return Path(workspace.settings.outputs_dir) / "service" / job_id
 
 
+#: The refinements a render job may ask for (``likeness render --mouth/--eyes``); the rest of
+#: RenderOptions stays the library's default.
+RENDER_FLAGS = ("mouth", "eyes")
+
+
+def render_flags(params: dict[str, Any]) -> dict[str, bool]:
+    """A render job's ``RENDER_FLAGS`` as queued: JSON booleans, absent for no (jobs queued before
+    these existed). The params come back from the database, which someone may have edited, so
+    anything else fails the job with a ConfigError instead of a truthiness guess.
+
+    >>> render_flags({"mouth": True})
+    {'mouth': True, 'eyes': False}
+    """
+    flags = {name: params.get(name, False) for name in RENDER_FLAGS}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"render job parameter {name} {str(value)[:20]!r}: expected true or false")
+    return flags
+
+
 def run_render(context: JobContext) -> dict[str, Any]:
-    from likeness.render import RenderOptions, render_media
+    from likeness.render import RefineOptions, RenderOptions, render_media
 
     params = context.job.params
+    flags = render_flags(params)
     workspace = context.workspace
     org = workspace.registry.get_org(context.job.org_id)  # the job's organisation, not the request's
     model_dir = model_dir_for(workspace, org.id, str(params.get("model", "")))
@@ -118,7 +139,10 @@ def run_render(context: JobContext) -> dict[str, Any]:
     context.report(0.02, "asking the consent policy")
     # A job taken over from a worker that died resumes from the render's last checkpoint: the same
     # target, model and output path make render_media continue as the same render job.
-    options = RenderOptions(checkpoint_every=workspace.settings.render_checkpoint_frames)
+    options = RenderOptions(
+        refine=RefineOptions(mouth=flags["mouth"], eyes=flags["eyes"]),
+        checkpoint_every=workspace.settings.render_checkpoint_frames,
+    )
     report = render_media(
         workspace,
         model_dir,
@@ -149,6 +173,7 @@ def run_render(context: JobContext) -> dict[str, Any]:
         "frames_total": report.frames_total,
         "resumed_from_frame": report.resumed_from_frame,
         "faces_swapped": int(report.faces.get("swapped", 0)),
+        "options": flags,
         "outputs": outputs,
         "report": {
             "json": Path(report.report_json).name if report.report_json else None,
