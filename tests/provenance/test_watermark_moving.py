@@ -4,10 +4,8 @@ two-frame clips, flat grey and frames of changing size read without error and in
 
 from __future__ import annotations
 
-import io
 import time
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -15,25 +13,10 @@ import pytest
 from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.provenance import watermark as wm
 from likeness.provenance.watermark import MAX_DECODES, WatermarkEmbedder, extract_watermark_frames
+from tests.provenance.test_watermark import h264_roundtrip as h264
 
 PAYLOAD = bytes.fromhex("7e57c1a55e5ca1ed")
 SIZE = (640, 360)  # (W, H)
-
-
-def h264(frames: list[np.ndarray], *, crf: int) -> list[np.ndarray]:
-    """Frames through one x264 encode at ``crf`` and back, as a platform's re-encode."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for rgb in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode(None))
-    buffer.seek(0)
-    with av.open(buffer) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
 def strong_motion(rgb: np.ndarray, kind: str, *, n_frames: int) -> list[np.ndarray]:
