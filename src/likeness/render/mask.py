@@ -238,8 +238,8 @@ def closed_eye_mask(
     so the swap's eyes (much of the identity) stay.
 
     ``landmarks``: ``(478, 2)`` FaceMesh points in crop pixels, which place the masks.
-    ``open_levels``: the performer's open-eye aspect ratio per eye (right, left), e.g. the
-    track's running median; ``openness``: this frame's ratios (None: measured from
+    ``open_levels``: the performer's open-eye aspect ratio per eye (right, left), e.g.
+    :func:`open_eye_levels` of the track's recent samples; ``openness``: this frame's ratios (None: measured from
     ``landmarks``; the renderer passes the unsmoothed detection's, since landmark smoothing
     flattens a blink). Returns float32 ``(size, size)`` in [0, 1]: per eye an ellipse around the
     corners' midpoint, ``half_width`` and ``half_height`` x the eye width (the lids and lashes,
