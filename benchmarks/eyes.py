@@ -5,8 +5,8 @@
 
 Runs the renderer's own detection path on ``CLIP`` (FaceMesh in video mode at the renderer's
 ``detect_max_side``, landmarks interpolated between every-other-frame detections unless
-``--every-frame``; with ``--size`` the frames are first scaled as ``benchmarks/render.py``'s
-cut does), feeds the largest face's eye samples and head yaw to the renderer's own open-level
+``--every-frame``; with ``--size`` the clip is first cut and encoded as ``benchmarks/render.py``
+cuts it, since the encode changes what FaceMesh reads), feeds the largest face's eye samples and head yaw to the renderer's own open-level
 tracker (``likeness.render.frame._TrackEyes``) and prints per frame: the (right, left) eye
 aspect ratios, the track's open levels, each eye's ratio to its level, the eye mask's weight
 per eye (``eye_closures``), and whether the frame's landmarks were interpolated. Then, per
@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from likeness.faces.detect import FaceDetector
@@ -63,7 +62,9 @@ def main() -> int:
     parser.add_argument("--rerender", type=Path, default=None, help="a kept benchmarks/render.py scratch folder")
     parser.add_argument("--old-eyes", type=Path, default=None, help="an earlier --eyes render of the same clip")
     parser.add_argument("--report-dir", type=Path, default=None)
-    parser.add_argument("--size", default="", help="scale frames to WxH first (e.g. 1280x720)")
+    parser.add_argument(
+        "--size", default="", help="first cut the clip to WxH as benchmarks/render.py does (H.264), e.g. 1280x720"
+    )
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--every-frame", action="store_true", help="FaceMesh on every frame (no interpolation)")
     args = parser.parse_args()
@@ -71,22 +72,31 @@ def main() -> int:
         return rerender(args.rerender, args.old_eyes, args.report_dir)
     if args.clip is None:
         parser.error("a CLIP or --rerender SCRATCH is needed")
-    size = tuple(int(v) for v in args.size.split("x")) if args.size else None
+    clip = args.clip
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.size:
+            from render import cut_clip
 
-    def frames():
-        for frame in iter_video_frames(args.clip):
-            if frame.index >= args.frames:
+            width, height = (int(v) for v in args.size.split("x"))
+            clip = cut_clip(args.clip, Path(tmp) / "cut.mp4", frames=args.frames, size=(width, height))
+        return report(clip, frames=args.frames, every_frame=args.every_frame)
+
+
+def report(clip: Path, *, frames: int, every_frame: bool) -> int:
+    """Print the per-frame table, the per-blink table and the margins outside the blinks."""
+
+    def decoded() -> Iterator[Any]:
+        for frame in iter_video_frames(clip):
+            if frame.index >= frames:
                 return
-            if size is not None:
-                frame = replace(frame, rgb=cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA))
             yield frame
 
     detector = FaceDetector(RenderOptions().max_faces, mode="video", max_side=RenderOptions().detect_max_side)
     stream: Iterator[tuple[Any, list[Any], bool]]
-    if args.every_frame:
-        stream = ((f, detector.detect(f.rgb), False) for f in frames())
+    if every_frame:
+        stream = ((f, detector.detect(f.rgb), False) for f in decoded())
     else:
-        stream = detect_alternate_frames(frames(), detector.detect)
+        stream = detect_alternate_frames(decoded(), detector.detect)
     track = _TrackEyes()
     rows: list[tuple[tuple[float, float], tuple[float, float] | None, float, bool] | None] = []
     for frame, faces, interpolated in stream:

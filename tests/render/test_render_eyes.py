@@ -72,15 +72,16 @@ def test_closure_is_relative_to_the_performers_own_open_level() -> None:
 
 
 # (right, left) eye ratios and open levels of two frames of the consenting-actor clip as the
-# renderer reads them (720p, docs/render.md): frame 66 in its third blink, both eyes shut but the
-# left read as half open behind the glasses; frame 212 looking down, eyes open, the left narrowed.
-THIRD_BLINK = ((0.089, 0.110), (0.212, 0.201))
-LOOKING_DOWN = ((0.213, 0.129), (0.256, 0.264))
+# benchmark renders it (720p H.264, docs/render.md): frame 67 in its third blink, both eyes shut
+# on screen but the left read at 0.55 of its level; frame 54 looking down, both eyes open, the
+# left narrowed to 0.49 of its level.
+THIRD_BLINK = ((0.086, 0.104), (0.207, 0.188))
+LOOKING_DOWN = ((0.217, 0.094), (0.206, 0.191))
 
 
 def test_a_blink_read_weakly_in_one_eye_still_cuts_both_eyes() -> None:
     # A blink closes both eyes: the eye FaceMesh reads at 0.55 of its level borrows the
-    # closure the pair shows. Read one eye at a time it kept the swap's open eye (weight 0.01).
+    # closure the pair shows. Read one eye at a time it kept the swap's open eye (weight 0).
     openness, levels = THIRD_BLINK
     right, left = eye_closures(openness, levels)
     assert left > 0.5 and right > 0.5
@@ -91,7 +92,7 @@ def test_a_blink_read_weakly_in_one_eye_still_cuts_both_eyes() -> None:
 
 
 def test_one_eye_narrowed_while_the_other_stays_open_is_not_cut() -> None:
-    # Looking down, the left eye read at 0.49 of its level while the right stayed at 0.83: an open
+    # Looking down, the left eye read at 0.49 of its level while the right stayed at 1.05: an open
     # eye, which the one-eye ramp from 0.55 cut by a quarter. A wink (one eye shut) is still cut.
     openness, levels = LOOKING_DOWN
     assert eye_closures(openness, levels) == (0.0, 0.0)

@@ -168,13 +168,14 @@ EYE_CORNERS = ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), (LEFT_EYE_OUTER, LEFT_EYE_INN
 
 
 #: One eye's own ramp (:func:`eye_closure`): cut from 0.45 of its open level, whole from 0.25.
-#: Below the narrowest reading of an open eye on the consenting-actor clip as the renderer sees it
-#: (0.49: the left eye looking down, 720p, landmarks of every other frame interpolated).
+#: Under the narrowest reading of an open eye on the consenting-actor clip as the benchmark
+#: renders it (0.49: one eye while looking down, 720p H.264, every other frame's landmarks
+#: interpolated; docs/render.md).
 EYE_CLOSED_FROM, EYE_CLOSED_FULL = 0.45, 0.25
 #: Both eyes' ramp, on the more open eye of the two: a blink closes both, and FaceMesh reads one
-#: of them weakly (the actor's left eye behind the glasses reads 0.55-0.63 of its level while
-#: shut), so the pair is cut as far as both eyes agree. On that clip the more open eye never
-#: falls under 0.79 of its level outside a blink, and reaches 0.31-0.65 in each blink.
+#: of them weakly behind the actor's glasses (0.49-0.73 of its level while shut on screen), so
+#: the pair is cut as far as both eyes agree. On that clip the more open eye never falls under
+#: 0.80 of its level outside a blink, and reaches 0.24-0.56 in each of its four blinks.
 PAIR_CLOSED_FROM, PAIR_CLOSED_FULL = 0.70, 0.45
 
 
