@@ -219,7 +219,7 @@ def eye_closures(openness: tuple[float, float], open_levels: tuple[float, float]
 
 
 #: A sample counts toward the open level unless it is under ``OPEN_SAMPLE_SHARE`` of the window's
-#: ``EYE_OPEN_PERCENTILE``: a sample this low is a closing eye (the ramps start under it).
+#: ``EYE_OPEN_PERCENTILE``: a sample this low is a closing eye, not one of the open eyes.
 EYE_OPEN_PERCENTILE = 95.0
 OPEN_SAMPLE_SHARE = 0.55
 #: The lowest open level: no open eye measures under it (the narrowest open eyes on the 38
