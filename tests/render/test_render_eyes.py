@@ -11,19 +11,22 @@ import pytest
 
 from likeness.errors import FaceError, MediaError
 from likeness.faces.canonical import (
+    CANONICAL_POINTS,
     LEFT_EYE_INNER,
     LEFT_EYE_LIDS,
     LEFT_EYE_OUTER,
+    POSE_INDICES,
     RIGHT_EYE_INNER,
     RIGHT_EYE_LIDS,
     RIGHT_EYE_OUTER,
 )
 from likeness.faces.detect import FaceDetector
 from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.pose import head_pose
 from likeness.faces.quality import eye_openness_each
 from likeness.media.synthetic import compose_group, grace_hopper
-from likeness.render.frame import EYE_MIN_SAMPLES, FrameRenderer, RefineOptions
-from likeness.render.mask import OPEN_EYE_FLOOR, closed_eye_mask, eye_closure, open_eye_levels
+from likeness.render.frame import EYE_MIN_SAMPLES, EYE_WINDOW, FrameRenderer, RefineOptions, _TrackEyes
+from likeness.render.mask import OPEN_EYE_FLOOR, closed_eye_mask, eye_closure, eye_closures, open_eye_levels
 
 RIGHT_CENTRE, LEFT_CENTRE = (19, 30), (45, 30)  # (x, y) of each eye in _eye_landmarks
 
@@ -65,7 +68,35 @@ def test_closure_is_relative_to_the_performers_own_open_level() -> None:
     assert closed_eye_mask(narrow, size=64, open_levels=(0.4, 0.4)).max() > 0.3
     # Half way down the mask fades in, so a closing eye does not pop.
     assert eye_closure(0.3, 0.3) == 0.0 and eye_closure(0.05, 0.3) == 1.0
-    assert 0.3 < eye_closure(0.13, 0.3) < 0.7
+    assert 0.3 < eye_closure(0.105, 0.3) < 0.7
+
+
+# (right, left) eye ratios and open levels of two frames of the consenting-actor clip as the
+# benchmark renders it (720p H.264, docs/render.md): frame 67 in its third blink, both eyes shut
+# on screen but the left read at 0.55 of its level; frame 54 looking down, both eyes open, the
+# left narrowed to 0.49 of its level.
+THIRD_BLINK = ((0.086, 0.104), (0.207, 0.188))
+LOOKING_DOWN = ((0.217, 0.094), (0.206, 0.191))
+
+
+def test_a_blink_read_weakly_in_one_eye_still_cuts_both_eyes() -> None:
+    # A blink closes both eyes: the eye FaceMesh reads at 0.55 of its level borrows the
+    # closure the pair shows. Read one eye at a time it kept the swap's open eye (weight 0).
+    openness, levels = THIRD_BLINK
+    right, left = eye_closures(openness, levels)
+    assert left > 0.5 and right > 0.5
+    mask = closed_eye_mask(
+        _eye_landmarks(*(o / lv * 0.3 for o, lv in zip(openness, levels))), size=64, open_levels=(0.3, 0.3)
+    )
+    assert _at(mask, LEFT_CENTRE) > 0.5 and _at(mask, RIGHT_CENTRE) > 0.5
+
+
+def test_one_eye_narrowed_while_the_other_stays_open_is_not_cut() -> None:
+    # Looking down, the left eye read at 0.49 of its level while the right stayed at 1.05: an open
+    # eye, which the one-eye ramp from 0.55 cut by a quarter. A wink (one eye shut) is still cut.
+    openness, levels = LOOKING_DOWN
+    assert eye_closures(openness, levels) == (0.0, 0.0)
+    assert eye_closures((0.3, 0.05), (0.3, 0.3)) == (0.0, 1.0)
 
 
 def test_measured_and_given_openness_agree() -> None:
@@ -259,3 +290,64 @@ def test_a_render_resumed_mid_blink_continues_the_blink(trained_world, embedder,
     got, outcomes = resumed.process(frame, frame_index=index, t_s=index / 25, faces=closed_faces)
     assert outcomes[0].eye_open_levels == pytest.approx(expected_outcomes[0].eye_open_levels)
     assert np.array_equal(got, expected)
+
+
+def _head_landmarks(yaw_deg: float, eye_ratio: float, *, size: int = 720) -> np.ndarray:
+    """478 frame points of the canonical face turned ``yaw_deg`` about the vertical axis, its
+    lid gaps ``eye_ratio`` x the eye width in 3D, seen by ``head_pose``'s pinhole camera (focal =
+    frame width) with the eyes 150 px apart; points the pose and eye ratios do not use stay 0."""
+    points3d = {int(i): np.array(CANONICAL_POINTS[int(i)]) for i in POSE_INDICES}
+    for (outer, inner), lids in (
+        ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), RIGHT_EYE_LIDS),
+        ((LEFT_EYE_OUTER, LEFT_EYE_INNER), LEFT_EYE_LIDS),
+    ):
+        start, end = np.array(CANONICAL_POINTS[outer]), np.array(CANONICAL_POINTS[inner])
+        gap = np.array([0.0, eye_ratio * float(np.linalg.norm(end - start)) / 2, 0.0])
+        for n, (upper, lower) in enumerate(lids):
+            on_line = start + (end - start) * (n + 1) / 4
+            points3d[upper], points3d[lower] = on_line - gap, on_line + gap
+    angle = np.radians(yaw_deg)
+    turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    distance = size / 150  # canonical units: outer eye corners 1 apart
+    points = np.zeros((478, 2), np.float32)
+    for index, xyz in points3d.items():
+        x, y, z = turn @ xyz + np.array([0.0, 0.0, distance])
+        points[index] = (size / 2 + size * x / z, size / 2 + size * y / z)
+    return points
+
+
+def test_turned_faces_do_not_raise_the_open_level() -> None:
+    # A 10 s window of one performer: frontal (|yaw| under 6 degrees) with open eyes (3D lid gap
+    # 0.28 of the eye width), turned past 55 degrees for a third of it, where the foreshortened
+    # corners make the same open eyes read about twice as wide, with two blinks in the frontal part.
+    rng = np.random.default_rng(26)
+    track = _TrackEyes()
+    for i in range(EYE_WINDOW):
+        turned = i % 3 == 0
+        yaw = float(rng.uniform(55, 65) * rng.choice([-1, 1]) if turned else rng.uniform(-6, 6))
+        ratio = 0.28 * (1 + 0.03 * rng.standard_normal())
+        if not turned and i % 100 in (50, 51, 52):
+            ratio = 0.04  # a blink
+        points = _head_landmarks(yaw, ratio)
+        levels = track.add(eye_openness_each(points), yaw=head_pose(points, (720, 720))[0])
+    frontal = _head_landmarks(0.0, 0.28)
+    assert abs(head_pose(frontal, (720, 720))[0]) < 1 and abs(head_pose(_head_landmarks(60, 0.28), (720, 720))[0]) > 55
+    open_ratio = eye_openness_each(frontal)
+    assert eye_openness_each(_head_landmarks(60, 0.28))[0] > 1.8 * open_ratio[0]  # why the level rose
+    # The level stays the frontal open eyes', so a frontal open eye is not cut; a blink still is.
+    assert levels == pytest.approx(open_ratio, rel=0.05)
+    assert eye_closures(open_ratio, levels) == (0.0, 0.0)
+    assert eye_closures(eye_openness_each(_head_landmarks(0.0, 0.04)), levels) == (1.0, 1.0)
+
+
+def test_a_shot_turned_throughout_compares_turned_eyes_with_turned_eyes() -> None:
+    # Too few frontal samples for a frontal level: the level is the turned eyes' own, so a turned
+    # open eye is not cut and a turned blink is.
+    rng = np.random.default_rng(27)
+    track = _TrackEyes()
+    for _ in range(2 * EYE_MIN_SAMPLES):
+        points = _head_landmarks(float(rng.uniform(40, 50)), 0.28 * (1 + 0.03 * rng.standard_normal()))
+        levels = track.add(eye_openness_each(points), yaw=head_pose(points, (720, 720))[0])
+    assert levels is not None
+    assert eye_closures(eye_openness_each(_head_landmarks(45.0, 0.28)), levels) == (0.0, 0.0)
+    assert eye_closures(eye_openness_each(_head_landmarks(45.0, 0.04)), levels) == (1.0, 1.0)

@@ -141,16 +141,17 @@ class _TrackIdentity:
 
 @dataclass
 class _TrackEyes:
-    """A track's recent (right, left) eye aspect ratios, for its open-eye level."""
+    """A track's recent (right, left) eye aspect ratios and head yaws, for its open-eye level."""
 
-    samples: list[tuple[float, float]] = field(default_factory=list)
+    samples: list[tuple[float, float, float]] = field(default_factory=list)
 
-    def add(self, openness: tuple[float, float]) -> tuple[float, float] | None:
-        """Record this frame's openness; returns the open levels (right, left) or None."""
-        self.samples = (self.samples + [openness])[-EYE_WINDOW:]
+    def add(self, openness: tuple[float, float], *, yaw: float) -> tuple[float, float] | None:
+        """Record this frame's openness and yaw (degrees); returns the open levels (right, left) or None."""
+        self.samples = (self.samples + [(openness[0], openness[1], yaw)])[-EYE_WINDOW:]
         if len(self.samples) < EYE_MIN_SAMPLES:
             return None
-        return open_eye_levels(np.asarray(self.samples, np.float64))
+        values = np.asarray(self.samples, np.float64)
+        return open_eye_levels(values[:, :2], yaws=values[:, 2], min_frontal=EYE_MIN_SAMPLES)
 
 
 class TrackIds:
@@ -304,8 +305,9 @@ class FrameRenderer:
             for k, v in state["identities"].items()
         }
         # Checkpoints written before the eyes option have no eye samples: the levels rebuild.
+        # Samples saved before the yaw was kept are (right, left): taken as frontal.
         self.eyes = {
-            int(k): _TrackEyes([(float(right), float(left)) for right, left in v])
+            int(k): _TrackEyes([(float(s[0]), float(s[1]), float(s[2]) if len(s) > 2 else 0.0) for s in v])
             for k, v in state.get("eyes", {}).items()
         }
         self.counts = Counter(state["counts"])
@@ -434,20 +436,22 @@ class FrameRenderer:
             smoothed = self.smoother.smooth(track_id, "landmarks", landmarks, frame.t_s, scale=face_width)
             aligned = align_face(rgb, smoothed.astype(np.float32), size=self.resolution, coverage=self.coverage)
             if self.options.eyes:
-                self._measure_eyes(outcome, landmarks)
+                self._measure_eyes(outcome, landmarks, yaw)
             prepared.pending.append((outcome, aligned))
         return prepared
 
-    def _measure_eyes(self, outcome: FaceOutcome, landmarks: np.ndarray) -> None:
+    def _measure_eyes(self, outcome: FaceOutcome, landmarks: np.ndarray, yaw: float) -> None:
         """This frame's eye openness and the track's open levels, from the unsmoothed landmarks:
-        landmark smoothing shares one cutoff over the whole face, so it flattens a blink."""
+        landmark smoothing shares one cutoff over the whole face, so it flattens a blink. ``yaw``
+        keeps turned faces' samples out of the level (``open_eye_levels``)."""
         from likeness.faces.quality import eye_openness_each
 
         try:
             outcome.eye_openness = eye_openness_each(landmarks)
         except FaceError:
             return  # degenerate eye corners: no sample, no eye mask this frame
-        outcome.eye_open_levels = self.eyes.setdefault(outcome.track_id, _TrackEyes()).add(outcome.eye_openness)
+        track = self.eyes.setdefault(outcome.track_id, _TrackEyes())
+        outcome.eye_open_levels = track.add(outcome.eye_openness, yaw=yaw)
 
     def _finish(
         self, prepared: _PreparedFrame, swapped: Any, learned: Any, *, in_place: bool

@@ -167,15 +167,28 @@ def inner_mouth_mask(
 EYE_CORNERS = ((RIGHT_EYE_OUTER, RIGHT_EYE_INNER), (LEFT_EYE_OUTER, LEFT_EYE_INNER))
 
 
-def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55, closed_full: float = 0.3) -> float:
-    """How closed one eye is, 0 (open) to 1 (shut), relative to the performer's own open level.
+#: One eye's own ramp (:func:`eye_closure`): cut from 0.45 of its open level, whole from 0.25.
+#: Under the narrowest reading of an open eye on the consenting-actor clip as the benchmark
+#: renders it (0.49: one eye while looking down, 720p H.264, every other frame's landmarks
+#: interpolated; docs/render.md).
+EYE_CLOSED_FROM, EYE_CLOSED_FULL = 0.45, 0.25
+#: Both eyes' ramp, on the more open eye of the two: a blink closes both, and FaceMesh reads one
+#: of them weakly behind the actor's glasses (0.49-0.73 of its level while shut on screen), so
+#: the pair is cut as far as both eyes agree. On that clip the more open eye never falls under
+#: 0.80 of its level outside a blink, and reaches 0.24-0.56 in each of its four blinks.
+PAIR_CLOSED_FROM, PAIR_CLOSED_FULL = 0.70, 0.45
+
+
+def eye_closure(
+    openness: float, open_level: float, *, closed_from: float = EYE_CLOSED_FROM, closed_full: float = EYE_CLOSED_FULL
+) -> float:
+    """How closed one eye is, 0 (open) to 1 (shut), by its own ratio to the performer's open level.
 
     ``openness`` and ``open_level`` are eye aspect ratios (``likeness.faces.quality``). Relative,
     not absolute, because open eyes differ: on the package and shared portraits open eyes measure
-    0.16-0.52, while the consenting actor's eyes are open at 0.26 and shut at 0.04-0.10, so no
-    fixed ratio tells a narrow open eye from a closing one. The defaults come from that clip
-    (docs/render.md): against its running open level (``open_eye_levels`` of the track) no
-    frame outside a blink falls below 0.60, while the deepest frame of each blink reaches 0.16-0.30.
+    0.16-0.52, while the consenting actor's eyes are open at 0.21-0.27 and shut at 0.04-0.10, so no
+    fixed ratio tells a narrow open eye from a closing one. This is one eye alone (a wink); a
+    blink is :func:`eye_closures`, which also reads the pair.
     """
     if not 0.0 <= closed_full < closed_from <= 1.0:
         raise MediaError(
@@ -187,33 +200,69 @@ def eye_closure(openness: float, open_level: float, *, closed_from: float = 0.55
     return float(np.clip((closed_from - relative) / (closed_from - closed_full), 0.0, 1.0))
 
 
-#: The open level's cut between closed and open samples, as a share of a high percentile of the
-#: window: the ramp's start (``eye_closure``'s ``closed_from``), so a sample left out of the level
-#: is one the mask would cut.
+def eye_closures(openness: tuple[float, float], open_levels: tuple[float, float]) -> tuple[float, float]:
+    """How closed each eye is (right, left), 0 (open) to 1 (shut): the larger of the eye's own
+    :func:`eye_closure` and the pair's, read on the more open eye (``PAIR_CLOSED_*``).
+
+    One eye alone must be clearly shut to be cut (a wink; an eye narrowed while the other stays
+    open is an open eye looking down); both eyes closing together is a blink even where one of
+    them reads only half shut (docs/render.md).
+    """
+    if len(openness) != 2 or len(open_levels) != 2:
+        raise FaceError(f"eye_closures: expected (right, left) values, got {openness!r} and {open_levels!r}")
+    own = [eye_closure(float(o), float(level)) for o, level in zip(openness, open_levels)]
+    more_open = max(zip(openness, open_levels), key=lambda pair: float(pair[0]) / float(pair[1]))
+    pair = eye_closure(
+        float(more_open[0]), float(more_open[1]), closed_from=PAIR_CLOSED_FROM, closed_full=PAIR_CLOSED_FULL
+    )
+    return max(own[0], pair), max(own[1], pair)
+
+
+#: A sample counts toward the open level unless it is under ``OPEN_SAMPLE_SHARE`` of the window's
+#: ``EYE_OPEN_PERCENTILE``: a sample this low is a closing eye, not one of the open eyes.
 EYE_OPEN_PERCENTILE = 95.0
+OPEN_SAMPLE_SHARE = 0.55
 #: The lowest open level: no open eye measures under it (the narrowest open eyes on the 38
 #: measured portraits are 0.16-0.17, closed ones 0.04-0.10), so a track whose samples are all
 #: closed (a shot that opens on shut eyes) still has its lids cut, if not whole.
 OPEN_EYE_FLOOR = 0.16
+#: Samples of a face turned further than this (degrees of yaw) are left out of the open level
+#: while the window has enough frontal ones: the eye ratio grows about as 1 / cos(yaw) (the
+#: corners foreshorten, the lid gap does not), 6 % at 20 degrees and 30 % at 40 (docs/render.md).
+FRONTAL_YAW = 20.0
 
 
-def open_eye_levels(samples: np.ndarray, *, closed_from: float = 0.55) -> tuple[float, float]:
+def open_eye_levels(
+    samples: np.ndarray, *, yaws: np.ndarray | None = None, min_frontal: int = 8
+) -> tuple[float, float]:
     """The performer's open-eye aspect ratio per eye (right, left) from a track's recent
     ``(n, 2)`` eye samples: the median of the samples that are open against the window's
-    95th percentile (not under ``closed_from`` of it), and at least :data:`OPEN_EYE_FLOOR`.
+    95th percentile (not under :data:`OPEN_SAMPLE_SHARE` of it), and at least :data:`OPEN_EYE_FLOOR`.
 
     Not the plain median: singers keep their eyes shut for seconds (a ballad line), and once
     half the window is shut the median is the closed lids, so the mask stops firing on exactly
     the frames it is for. The percentile only picks which samples are open, so it holds while
     at least 5 % of the window is open; the level itself stays the open eyes' median, as high as
     before, so narrow open eyes (looking down) are not cut more often (docs/render.md).
+
+    ``yaws``: each sample's head yaw in degrees (None: all frontal). Only the samples within
+    :data:`FRONTAL_YAW` make the level when there are at least ``min_frontal`` of them: a turned
+    face's wide-reading eyes would raise it, and frontal open eyes would then read as closing. A
+    window with fewer frontal samples (a shot turned throughout) uses them all, so a turned face
+    is compared with its own turned eyes.
     """
     values = np.asarray(samples, np.float64)
     if values.ndim != 2 or values.shape[1] != 2 or not len(values) or not np.all(np.isfinite(values)):
         raise FaceError(f"open_eye_levels: expected finite (n >= 1, 2) eye samples, got shape {values.shape}")
+    if yaws is not None:
+        turn = np.abs(np.asarray(yaws, np.float64))
+        if turn.shape != (len(values),) or not np.all(np.isfinite(turn)):
+            raise FaceError(f"open_eye_levels: expected one finite yaw per sample, got shape {turn.shape}")
+        if np.count_nonzero(turn <= FRONTAL_YAW) >= min_frontal:
+            values = values[turn <= FRONTAL_YAW]
     levels = []
     for column in values.T:
-        opened = column[column >= closed_from * np.percentile(column, EYE_OPEN_PERCENTILE)]
+        opened = column[column >= OPEN_SAMPLE_SHARE * np.percentile(column, EYE_OPEN_PERCENTILE)]
         levels.append(max(float(np.median(opened)), OPEN_EYE_FLOOR))
     return levels[0], levels[1]
 
@@ -224,8 +273,6 @@ def closed_eye_mask(
     size: int,
     open_levels: tuple[float, float],
     openness: tuple[float, float] | None = None,
-    closed_from: float = 0.55,
-    closed_full: float = 0.3,
     half_width: float = 0.7,
     half_height: float = 0.45,
     feather_width: float = 0.2,
@@ -244,7 +291,7 @@ def closed_eye_mask(
     flattens a blink). Returns float32 ``(size, size)`` in [0, 1]: per eye an ellipse around the
     corners' midpoint, ``half_width`` and ``half_height`` x the eye width (the lids and lashes,
     whose corners barely move in a blink), feathered over ``feather_width`` x the eye width and
-    weighted by :func:`eye_closure`.
+    weighted by :func:`eye_closures`.
 
     Example::
 
@@ -262,12 +309,7 @@ def closed_eye_mask(
         from likeness.faces.quality import eye_openness_each
 
         openness = eye_openness_each(points)  # FaceError when an eye's corners coincide
-    if len(openness) != 2 or len(open_levels) != 2:
-        raise FaceError(f"closed_eye_mask: expected (right, left) values, got {openness!r} and {open_levels!r}")
-    weights = [
-        eye_closure(float(o), float(level), closed_from=closed_from, closed_full=closed_full)
-        for o, level in zip(openness, open_levels)
-    ]
+    weights = eye_closures(openness, open_levels)
     mask = np.zeros((size, size), np.float32)
     for (outer, inner), weight in zip(EYE_CORNERS, weights):
         width = float(np.linalg.norm(points[outer] - points[inner]))
