@@ -458,7 +458,10 @@ class FrameRenderer:
         size = self.resolution
         occluders: Any = [None] * len(prepared.pending)
         if self.occlusion is not None and prepared.pending:
-            occluders = self.occlusion.occluders(np.stack([aligned.image for _, aligned in prepared.pending]))
+            occluders = self.occlusion.occluders(
+                np.stack([aligned.image for _, aligned in prepared.pending]),
+                np.stack([aligned.landmarks for _, aligned in prepared.pending]),
+            )
         for (outcome, aligned), face_out, mask_out, occluder in zip(prepared.pending, swapped, learned, occluders):
             face_out = self.smoother.denoise_swap(outcome.track_id, face_out)
             crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
