@@ -22,9 +22,10 @@ The shipped network runs at 64 px, where a thin metal rim of a large face is und
 (issue 26). ``OcclusionSegmenter(thin=...)`` adds, for crops of 128 px and more, what is thin
 (a white top-hat) in a second network's 128 px output, and only inside the spectacle zone the
 landmarks give (around the eyes, over the nose bridge, up to the brows and temples), where rims
-can be; shaded cheeks, wrinkles and the face's edge outside it stay the 64 px network's. No such
-add-on ships yet: measured in docs/benchmarks.md, it takes more clear face than the bar for
-shipping allows on the real-glasses sets.
+can be; shaded cheeks, wrinkles and the face's edge outside it stay the 64 px network's. The
+add-on ships as ``THIN_ONNX_FILE`` and is opt-in (``likeness render --thin-rims``): it halves the
+real thin rims painted over at 128 px but also marks some clear face (rings round each rim, and
+wrinkle arcs inside the lenses), over the bar for a default (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ from likeness.faces.canonical import BROW_POINTS, LEFT_IRIS_CENTER, NOSE_TIP, RI
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ONNX_FILE = "occlusion_mask.onnx"
 CARD_FILE = "occlusion_mask.card.json"
+#: The thin-rim add-on (``OcclusionSegmenter(thin=WEIGHTS_DIR / THIN_ONNX_FILE)``), card beside it.
+THIN_ONNX_FILE = "occlusion_thin_rims.onnx"
+#: The shipped networks' rows in ``likeness.assets``.
+ASSET_NAMES = {ONNX_FILE: "occlusion-mask", THIN_ONNX_FILE: "occlusion-thin-rims"}
 #: The network's input side when its card names no ``sizes`` (weights before v2).
 MASK_INPUT = 64
 #: Crops from this side up get the thin add-on; smaller ones are the 64 px network's alone.
@@ -74,8 +79,8 @@ def load_card(folder: Path = WEIGHTS_DIR, onnx_file: str = ONNX_FILE) -> dict[st
         raise ModelError(f"{onnx_path}: cannot be read ({exc})") from None
     if digest != card["sha256"]:
         raise ModelError(f"{onnx_path}: SHA-256 {digest[:16]}… does not match its card ({card['sha256'][:16]}…)")
-    if onnx_path == WEIGHTS_DIR / ONNX_FILE:
-        check_asset_file("occlusion-mask", onnx_path)  # the shipped weights are also in the asset table
+    if folder == WEIGHTS_DIR and onnx_file in ASSET_NAMES:
+        check_asset_file(ASSET_NAMES[onnx_file], onnx_path)  # the shipped weights are also in the asset table
     return card
 
 
@@ -139,7 +144,8 @@ class OcclusionSegmenter:
     """The shipped occlusion mask on ONNX Runtime (CPU, one thread unless told otherwise).
 
     ``thin``: the ONNX file of a thin-structure add-on for crops of THIN_FROM px and more (its
-    card beside it, :func:`card_file`), or None (what the renderer uses: none ships).
+    card beside it, :func:`card_file`; the shipped one is ``WEIGHTS_DIR / THIN_ONNX_FILE``, what
+    the renderer passes with ``RefineOptions.thin_rims``), or None (the default).
     """
 
     def __init__(self, folder: Path = WEIGHTS_DIR, *, thin: Path | None = None, threads: int = 1) -> None:
