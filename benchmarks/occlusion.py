@@ -20,8 +20,17 @@ Three sets:
 * the generated talking close-up (``talking_portrait`` of the package's Grace Hopper at 720p,
   as benchmarks/render.py renders it): her glasses, the same approximation, every 5th frame.
 
+* faces with nothing in front of them (the held-out plain portraits and the package astronaut;
+  the astronaut as a talking 720p close-up): every pixel a mask takes there is clear face, exactly.
+
+"Clear face lost" is also given farther than RING_PX from the occluder: the mask grows what it
+finds on purpose, so the ring around a found rim or strand is lost by design.
+
 ``--compare-weights`` names a folder of other weights (an ONNX file and its card, e.g. the
 previous release's): both masks are measured on the same crops, side by side, cost included.
+``--thin-weights`` (repeatable) names the ONNX file of a thin-structure add-on (its card beside
+it, e.g. a training run's ``occlusion_mask.onnx``): the shipped mask with that add-on, zoned to
+the spectacles (``likeness.faces.occlusion``), is measured beside the rest.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from likeness.faces.align import align_face
 from likeness.faces.canonical import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
 from likeness.faces.detect import FaceDetector
 from likeness.faces.occluders import OCCLUDERS, occlude
-from likeness.faces.occlusion import OcclusionSegmenter
+from likeness.faces.occlusion import THIN_FROM, OcclusionSegmenter, spectacle_zone
 from likeness.media.images import read_image
 from likeness.media.synthetic import astronaut, grace_hopper
 from likeness.render.mask import blend_mask, keep_occluders, landmark_hull
@@ -50,6 +59,11 @@ def renderer_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     return blend_mask(
         None, landmarks, size=size, erode_px=max(1, round(0.03 * size)), feather_px=max(1, round(0.08 * size))
     )
+
+
+#: The mask grows what it finds by a pixel and feathers it by one, on purpose (an occluder's edge
+#: stays): clear face within this many pixels of an occluder is that ring.
+RING_PX = 2
 
 
 def hull(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -75,18 +89,31 @@ def dark_rims(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 def measure(image: np.ndarray, landmarks: np.ndarray, occluder: np.ndarray, masks: list[np.ndarray]) -> tuple:
-    """(overwritten without, then per occlusion mask: overwritten with, face lost) for one crop."""
+    """(overwritten without, then per occlusion mask: overwritten with, face lost, face lost
+    farther than RING_PX from the occluder) for one crop."""
     size = image.shape[0]
     face = hull(landmarks, size)
     target = occluder & face
     base = renderer_mask(landmarks, size)
     swapped_base = base >= 0.5
     clear = face & ~occluder & swapped_base
-    row = [float(swapped_base[target].mean())]
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING_PX + 1, 2 * RING_PX + 1))
+    far = clear & ~(cv2.dilate(occluder.astype(np.uint8), disc) > 0)
+    row = [float(swapped_base[target].mean()) if target.any() else float("nan")]
     for covered in masks:
-        swapped = keep_occluders(base, covered) >= 0.5
-        row += [float(swapped[target].mean()), float((swapped_base & ~swapped)[clear].mean()) if clear.any() else 0.0]
+        taken = swapped_base & ~(keep_occluders(base, covered) >= 0.5)
+        row += [
+            float((swapped_base & ~taken)[target].mean()) if target.any() else float("nan"),
+            float(taken[clear].mean()) if clear.any() else 0.0,
+            float(taken[far].mean()) if far.any() else 0.0,
+        ]
     return tuple(row)
+
+
+def runs_at(segmenter: OcclusionSegmenter, size: int) -> str:
+    """The sides its networks run at for a crop of ``size`` ("64", or "64 + 128" with an add-on)."""
+    sides = str(segmenter.input_size(size))
+    return sides + (" + 128" if segmenter.thin_session is not None and size >= THIN_FROM else "")
 
 
 def speed_table(
@@ -99,7 +126,7 @@ def speed_table(
     names = list(segmenters)
     lines = [
         "| crop px | blend mask alone (ms, median) | "
-        + " | ".join(f"+ occlusion mask {n} (ms, median, runs at px)" for n in names)
+        + " | ".join(f"+ occlusion mask {n} (ms, median; networks at px)" for n in names)
         + " |",
         "|---" * (2 + len(names)) + "|",
     ]
@@ -112,10 +139,11 @@ def speed_table(
             times[0].append(time.perf_counter() - started)
             for k, name in enumerate(names):
                 started = time.perf_counter()
-                keep_occluders(renderer_mask(crop.landmarks, size), segmenters[name].occluders(crop.image[None])[0])
+                covered = segmenters[name].occluders(crop.image[None], crop.landmarks[None])[0]
+                keep_occluders(renderer_mask(crop.landmarks, size), covered)
                 times[k + 1].append(time.perf_counter() - started)
         cells = [f"{statistics.median(t) * 1e3:.2f}" for t in times]
-        cells[1:] = [f"{c} ({segmenters[n].input_size(size)})" for c, n in zip(cells[1:], names)]
+        cells[1:] = [f"{c} ({runs_at(segmenters[n], size)})" for c, n in zip(cells[1:], names)]
         lines.append(f"| {size} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -129,18 +157,32 @@ def clip_frames(path: Path, every: int = 5):
                 yield frame.to_ndarray(format="rgb24")
 
 
-def talking_closeup(frames: int = 60, every: int = 5):
-    """benchmarks/render.py's "talking 720p" performer, every ``every``-th frame."""
+def talking_closeup(frames: int = 60, every: int = 5, portrait: np.ndarray | None = None):
+    """benchmarks/render.py's "talking 720p" performer (or ``portrait`` talking the same way),
+    every ``every``-th frame."""
     from likeness.media.synthetic import talking_portrait
 
-    for index, rgb in enumerate(talking_portrait(grace_hopper(), n_frames=frames, size=(1280, 720), seed=1)):
+    face = grace_hopper() if portrait is None else portrait
+    for index, rgb in enumerate(talking_portrait(face, n_frames=frames, size=(1280, 720), seed=1)):
         if index % every == 0:
             yield rgb
 
 
 def version(segmenter: OcclusionSegmenter) -> str:
-    """The weights' version from their card (``likeness.occlusion-mask.v2`` -> ``v2``)."""
-    return str(segmenter.card.get("model", "?")).rsplit(".", 1)[-1]
+    """The weights' version from their cards (``likeness.occlusion-mask.v2`` -> ``v2``), with
+    the thin add-on's after a ``+``."""
+    name = str(segmenter.card.get("model", "?")).rsplit(".", 1)[-1]
+    if segmenter.thin_card is not None:
+        name += " + zoned thin " + str(segmenter.thin_card.get("model", "?")).rsplit(".", 1)[-1]
+    return name
+
+
+def zone_shown(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The crop, dimmed outside the spectacle zone (where the thin add-on may add occluders)."""
+    if image.shape[0] < THIN_FROM:
+        return image
+    zone = spectacle_zone(landmarks, image.shape[0])[..., None]
+    return (image * (0.45 + 0.55 * zone)).astype(np.uint8)
 
 
 def _grey(mask: np.ndarray) -> np.ndarray:
@@ -153,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--glasses-list", type=Path, required=True, help="file names of its people wearing glasses")
     parser.add_argument("--clip", type=Path, help="a clip of a person wearing glasses")
     parser.add_argument("--compare-weights", type=Path, help="a folder of other weights to measure beside the shipped")
+    parser.add_argument(
+        "--thin-weights",
+        type=Path,
+        action="append",
+        help="a thin add-on's ONNX file (its card beside it): the shipped mask with it, zoned; repeatable",
+    )
     parser.add_argument("--sheet", type=Path, help="write a picture of the real-glasses cases here")
     args = parser.parse_args(argv)
     detector = FaceDetector(mode="image")
@@ -161,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_weights:
         compared = OcclusionSegmenter(args.compare_weights)
         segmenters = {f"{version(compared)} compared": compared, **segmenters}
+    for path in args.thin_weights or []:
+        zoned = OcclusionSegmenter(thin=path)
+        segmenters[f"{version(zoned)} ({path.parent.name})"] = zoned
     glasses = set(args.glasses_list.read_text().split())
     portraits = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     plain = [p for p in portraits if p.name not in glasses]
@@ -170,6 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.clip:
         real_sets.append(("consenting actor's glasses (clip)", list(clip_frames(args.clip))))
     real_sets.append(("talking close-up's glasses (generated 720p)", list(talking_closeup())))
+    # Nothing in front of these faces: every pixel a mask takes is clear face, exactly.
+    clear_sets = [
+        ("plain portraits (held out) and the astronaut", unseen),
+        (
+            "talking close-up without glasses (the astronaut, generated 720p)",
+            list(talking_closeup(portrait=astronaut())),
+        ),
+    ]
 
     def aligned_faces(images, size):
         for rgb in images:
@@ -177,10 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             if faces:
                 yield align_face(rgb, faces[0].landmarks, size=size, coverage="wf")
 
-    def masks(image: np.ndarray) -> list[np.ndarray]:
-        return [segmenter.occluders(image[None])[0] for segmenter in segmenters.values()]
+    def masks(image: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
+        return [segmenter.occluders(image[None], landmarks[None])[0] for segmenter in segmenters.values()]
 
     rows = []
+    clear_rows = []
     sheet = []
     for size in SIZES:
         crops = list(aligned_faces(unseen, size))
@@ -191,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(3):
                     image, drawn = occlude(crop.image, crop.landmarks, rng, kind=kind)
                     if (drawn >= 0.5).sum() >= 10:
-                        results.append(measure(image, crop.landmarks, drawn >= 0.5, masks(image)))
+                        results.append(measure(image, crop.landmarks, drawn >= 0.5, masks(image, crop.landmarks)))
             rows.append((f"synthetic {kind}", size, results))
         for name, images in real_sets:
             results = []
@@ -199,11 +259,18 @@ def main(argv: list[str] | None = None) -> int:
                 rims = dark_rims(crop.image, crop.landmarks)
                 if rims.sum() < 5:
                     continue
-                covered = masks(crop.image)
+                covered = masks(crop.image, crop.landmarks)
                 results.append(measure(crop.image, crop.landmarks, rims, covered))
                 if args.sheet and size == 128 and k < (12 if name.startswith("real") else 3):
-                    sheet.append(np.concatenate([crop.image, _grey(rims)] + [_grey(c) for c in covered], 1))
+                    shown = [zone_shown(crop.image, crop.landmarks), _grey(rims)] + [_grey(c) for c in covered]
+                    sheet.append(np.concatenate(shown, 1))
             rows.append((name, size, results))
+        for name, images in clear_sets:
+            taken = []
+            for crop in aligned_faces(images, size):
+                nothing = np.zeros(crop.image.shape[:2], bool)
+                taken.append(measure(crop.image, crop.landmarks, nothing, masks(crop.image, crop.landmarks))[2::3])
+            clear_rows.append((name, size, taken))
 
     names = list(segmenters)
     print(
@@ -211,22 +278,41 @@ def main(argv: list[str] | None = None) -> int:
         + " | ".join(f"overwritten, {n}" for n in names)
         + " | "
         + " | ".join(f"clear face lost, {n}" for n in names)
+        + " | "
+        + " | ".join(f"of it farther than {RING_PX} px from the occluder, {n}" for n in names)
         + " |"
     )
-    print("|---" * (4 + 2 * len(names)) + "|")
+    print("|---" * (4 + 3 * len(names)) + "|")
     for name, size, results in rows:
         if not results:
-            print(f"| {name} | {size} | 0 |" + " |" * (1 + 2 * len(names)))
+            print(f"| {name} | {size} | 0 |" + " |" * (1 + 3 * len(names)))
             continue
         medians = [statistics.median(r[k] for r in results) for k in range(len(results[0]))]
-        overwritten = [f"{medians[1 + 2 * k]:.1%}" for k in range(len(names))]
-        lost = [f"{medians[2 + 2 * k]:.1%}" for k in range(len(names))]
-        print(f"| {name} | {size} | {len(results)} | {medians[0]:.1%} | " + " | ".join(overwritten + lost) + " |")
+        overwritten = [f"{medians[1 + 3 * k]:.1%}" for k in range(len(names))]
+        lost = [f"{medians[2 + 3 * k]:.1%}" for k in range(len(names))]
+        far = [f"{medians[3 + 3 * k]:.1%}" for k in range(len(names))]
+        print(f"| {name} | {size} | {len(results)} | {medians[0]:.1%} | " + " | ".join(overwritten + lost + far) + " |")
+    print()
+    print(
+        "| nothing in front of the face | crop px | cases | "
+        + " | ".join(f"clear face lost, {n} (median / mean / 90th percentile)" for n in names)
+        + " |"
+    )
+    print("|---" * (3 + len(names)) + "|")
+    for name, size, taken in clear_rows:
+        spread = [
+            " / ".join(f"{v:.1%}" for v in (np.median(col), np.mean(col), np.percentile(col, 90)))
+            for col in np.array(taken).T
+        ]
+        print(f"| {name} | {size} | {len(taken)} | " + " | ".join(spread) + " |")
     print()
     print(speed_table(segmenters, unseen[-1], detector))
     if args.sheet and sheet:
         cv2.imwrite(str(args.sheet), np.concatenate(sheet, 0)[..., ::-1])
-        print(f"\n{args.sheet}: per row the 128 px crop, the approximate rims, then the masks of " + ", ".join(names))
+        print(
+            f"\n{args.sheet}: per row the 128 px crop (dimmed outside the spectacle zone), the approximate "
+            "rims, then the masks of " + ", ".join(names)
+        )
     return 0
 
 

@@ -48,6 +48,16 @@ frames: the high-frequency sharpness ratio (``replaced_sharpness``) and the mout
 without the peak opening. ``--recipe-names`` picks other recipes (e.g. ``preview`` alone, for a
 longer training).
 
+Table 7 (``--thin-rims``, alone): ``cpu-overnight-128`` trained for ``--train-minutes`` (as
+table 6) renders the talking 720p close-up of Grace Hopper (her frames have light amber lower
+rims) and the consenting-actor clip at 720p with the defaults and with ``--thin-rims``,
+interleaved over ``--repeats``: identity, the report's occlusion damage (against the mask without
+the add-on), the share of the rim pixels the swap changed (CIEDE2000 > 5) where a rim pixel is
+one the mask *with* the add-on marks on the input inside the spectacle zone (so it also holds
+the wrinkle arcs the add-on marks, docs/benchmarks.md), of them those only the add-on marks, and
+median fps. With ``--report-dir``, a picture per clip of the eye band at three frames: input,
+defaults, ``--thin-rims``, each grown 3x.
+
 Table 3 (``--ab``, pipeline choices, dfdc clips, the trained df_tiny 64 px and, unless
 ``--skip-speed``, the ``cpu-64`` recipe's widths): transcode, FaceMesh on every frame
 (``interpolate_landmarks=False``), one swap-model call per frame (``swap_batch=1``) and the
@@ -246,6 +256,11 @@ def main() -> int:
         help="train the preview (64 px) and cpu-overnight-128 recipes for --train-minutes each and print table 6",
     )
     parser.add_argument(
+        "--thin-rims",
+        action="store_true",
+        help="train cpu-overnight-128 for --train-minutes and print table 7 (defaults against --thin-rims)",
+    )
+    parser.add_argument(
         "--recipe-names",
         nargs="+",
         default=list(TABLE6_RECIPES),
@@ -294,6 +309,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         return 2
     if args.recipes:
         return recipes_run(args, dfdc, tmp)
+    if args.thin_rims:
+        return thin_rims_run(args, dfdc, tmp)
     clips = {
         "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
         "dfdc 1080p": cut_clip(dfdc, tmp / "dfdc1080.mp4", frames=args.frames, size=None),
@@ -789,6 +806,129 @@ TABLE6_VARIANTS = {
     "--mouth": RefineOptions(mouth=True),
     "--eyes": RefineOptions(eyes=True),
 }
+
+
+THIN_RIMS_RECIPE = "cpu-overnight-128"
+#: Table 7 measures every this many frames, and pictures these frames' eye bands.
+THIN_RIMS_EVERY = 5
+THIN_RIMS_PICTURED = (10, 30, 50)
+
+
+def thin_rims_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
+    """Table 7: the defaults against ``--thin-rims`` with one 128 px model, interleaved."""
+    clips = {
+        "talking 720p close-up": write_clip(
+            tmp / "talk720.mp4",
+            grace_hopper(),
+            seconds=args.frames / 25,
+            fps=25,
+            size=(1280, 720),
+            seed=1,
+            talking=True,
+        ),
+        "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
+    }
+    ws, source_frames, target_frames = idol_world(args.media, dfdc, clips["dfdc 720p"], tmp)
+    target_frames += list(talking_portrait(grace_hopper(), n_frames=120, size=(512, 512), seed=3))
+    resolution = int(RECIPES[THIN_RIMS_RECIPE]["resolution"])
+    source, target = aligned_samples(source_frames, resolution), aligned_samples(target_frames, resolution)
+    model, iterations = train_recipe(
+        ws, tmp / "m_thin", source, target, recipe=THIN_RIMS_RECIPE, minutes=args.train_minutes
+    )
+    variants = {"defaults": RefineOptions(), "--thin-rims": RefineOptions(thin_rims=True)}
+    print(
+        f"\n## --thin-rims against the defaults ({THIN_RIMS_RECIPE}, {resolution} px, {iterations} iterations; "
+        f"load {os.getloadavg()[0]:.2f} at the first render)\n"
+    )
+    print(
+        f"| clip | options | faces | identity (≤ {IDENTITY_THRESHOLD:.2f}) | "
+        f"occlusion damage, report (≤ {OCCLUSION_DAMAGE.pass_at:.0%}) | rim pixels changed | "
+        "of them only the add-on's | rim pixels measured (add-on's) | fps (median of repeats) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for clip_name, clip in clips.items():
+        fps: dict[str, list[float]] = {v: [] for v in variants}
+        reports, outs = {}, {}
+        for repeat in range(args.repeats):
+            for variant, refine in variants.items():  # interleaved: load drifts alike
+                out = tmp / f"thin-{clip_name.replace(' ', '')}-{variant.strip('-')}-{repeat}.mp4"
+                rate, _, reports[variant] = timed_render(ws, model, clip, out, RenderOptions(refine=refine))
+                fps[variant].append(rate)
+                outs[variant] = out
+        for variant in variants:
+            shot = max(reports[variant]["shots"], key=lambda s: s["frames_swapped"])
+            m = shot["metrics"]
+            rims, changed, added, added_changed = rim_pixels_changed(clip, outs[variant], resolution)
+            print(
+                f"| {clip_name} | {variant} | {shot['frames_swapped']} | {metric_cell(m['identity'])} | "
+                f"{metric_cell(m['occlusion'])} | {changed / max(rims, 1):.1%} | "
+                f"{added_changed / max(added, 1):.1%} | {rims} ({added}) | "
+                f"{statistics.median(fps[variant]):.2f} |"
+            )
+            sys.stdout.flush()
+        if args.report_dir is not None:
+            args.report_dir.mkdir(parents=True, exist_ok=True)
+            eye_band_sheet(clip, list(outs.values()), args.report_dir / f"thin-rims-{clip_name.replace(' ', '')}.png")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    ws.close()
+    return 0
+
+
+def _aligned_pairs(clip: Path, render: Path, size: int):
+    """(frame index, input crop, output crop, crop landmarks) every THIN_RIMS_EVERY frames: both
+    frames aligned with the input face's transform, as the renderer aligns it (``wf``)."""
+    detector = FaceDetector(mode="video", max_faces=1)
+    for before, after in zip(iter_video_frames(clip), iter_video_frames(render)):
+        if before.index % THIN_RIMS_EVERY:
+            continue
+        faces = detector.detect(before.rgb)
+        if not faces:
+            continue
+        aligned = align_face(before.rgb, faces[0].landmarks, size=size, coverage="wf")
+        out = cv2.warpAffine(
+            after.rgb, aligned.affine, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+        )
+        yield before.index, aligned.image, out, aligned.landmarks
+
+
+def rim_pixels_changed(clip: Path, render: Path, size: int) -> tuple[int, int, int, int]:
+    """(rim pixels, of them changed, rim pixels only the add-on marks, of them changed) over the
+    measured frames: a rim pixel is one the occlusion mask with the thin add-on marks (>= 0.5) on
+    the input crop inside the spectacle zone; changed is CIEDE2000 > OCCLUDER_TOLERANCE."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from likeness.faces.occlusion import spectacle_zone
+    from likeness.render.frame import occlusion_segmenter
+    from likeness.render.quality import OCCLUDER_TOLERANCE
+
+    totals = np.zeros(4, np.int64)
+    for _, before, after, points in _aligned_pairs(clip, render, size):
+        with_addon = occlusion_segmenter(thin_rims=True).occluders(before[None], points[None])[0] >= 0.5
+        alone = occlusion_segmenter().occluders(before[None], points[None])[0] >= 0.5
+        rims = with_addon & (spectacle_zone(points, size) > 0.5)
+        changed = deltaE_ciede2000(rgb2lab(before), rgb2lab(after)) > OCCLUDER_TOLERANCE
+        added = rims & ~alone
+        totals += [rims.sum(), (rims & changed).sum(), added.sum(), (added & changed).sum()]
+    return tuple(int(v) for v in totals)  # type: ignore[return-value]
+
+
+def eye_band_sheet(clip: Path, renders: list[Path], out: Path) -> None:
+    """The eye band (brows to below the eyes) of THIN_RIMS_PICTURED frames, input then each
+    render, grown 3x: one row per frame."""
+    from likeness.faces.canonical import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
+
+    size = 256
+    rows = []
+    pairs = {i: (b, p) for i, b, _, p in _aligned_pairs(clip, clip, size) if i in THIN_RIMS_PICTURED}
+    outs = [{i: a for i, _, a, _ in _aligned_pairs(clip, r, size) if i in THIN_RIMS_PICTURED} for r in renders]
+    for index, (before, points) in sorted(pairs.items()):
+        eyes_y = int((points[RIGHT_IRIS_CENTER][1] + points[LEFT_IRIS_CENTER][1]) / 2)
+        top, bottom = max(0, eyes_y - size // 6), min(size, eyes_y + size // 8)
+        band = [before[top:bottom]] + [o[index][top:bottom] for o in outs if index in o]
+        rows.append(np.hstack([cv2.resize(b, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST) for b in band]))
+    if rows:
+        cv2.imwrite(str(out), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+        print(f"  eye bands (frames {sorted(pairs)}; input, then {len(renders)} renders): {out}", file=sys.stderr)
 
 
 def blink_crops(clip: Path, renders: dict[str, Path], out: Path) -> None:

@@ -20,11 +20,15 @@ def test_every_installed_asset_matches_its_table_row() -> None:
         assert len(row.sha256) == 64 and row.licence and row.package and row.used_by and row.size > 0
 
 
-def test_the_occlusion_row_and_the_occlusion_card_name_the_same_file() -> None:
-    from likeness.faces.occlusion import CARD_FILE, WEIGHTS_DIR
+def test_the_occlusion_rows_and_the_occlusion_cards_name_the_same_files() -> None:
+    from likeness.faces.occlusion import ASSET_NAMES, WEIGHTS_DIR, card_file
 
-    card = json.loads((WEIGHTS_DIR / CARD_FILE).read_text(encoding="utf-8"))
-    assert assets.asset("occlusion-mask").sha256 == card["sha256"]
+    assert sorted(ASSET_NAMES.values()) == ["occlusion-mask", "occlusion-thin-rims"]
+    for onnx_file, name in ASSET_NAMES.items():
+        card = json.loads((WEIGHTS_DIR / card_file(onnx_file)).read_text(encoding="utf-8"))
+        row = assets.asset(name)
+        assert (row.sha256, row.path, card["file"]) == (card["sha256"], f"faces/weights/{onnx_file}", onnx_file)
+        assert row.size == (WEIGHTS_DIR / onnx_file).stat().st_size
 
 
 def test_an_altered_file_is_refused_with_the_callers_error(tmp_path: Path) -> None:

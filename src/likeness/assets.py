@@ -96,6 +96,15 @@ ASSETS: tuple[Asset, ...] = (
         size=1_622_740,
     ),
     Asset(
+        "occlusion-thin-rims",
+        "likeness",
+        "faces/weights/occlusion_thin_rims.onnx",
+        "5f72c1d65a68f3dd7a9ea23e74661a1d8c930cc19f63b1ed804189a27a00627b",
+        "the product's own (trained by likeness.train.occlusion from occlusion_mask.onnx; card beside it)",
+        "likeness.faces.occlusion (thin spectacle rims, opt-in: likeness render --thin-rims)",
+        size=1_623_514,
+    ),
+    Asset(
         "df-tiny-64-base",
         "likeness",
         "train/weights/df_tiny_64_base.pt",

@@ -13,9 +13,19 @@ import pytest
 
 from likeness.errors import FaceError, MediaError, ModelError
 from likeness.faces.align import align_face
+from likeness.faces.canonical import LEFT_IRIS_CENTER, NOSE_BRIDGE, NOSE_TIP, RIGHT_IRIS_CENTER
 from likeness.faces.detect import FaceDetector
 from likeness.faces.occluders import OCCLUDERS, occlude
-from likeness.faces.occlusion import CARD_FILE, ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter, load_card
+from likeness.faces.occlusion import (
+    CARD_FILE,
+    ONNX_FILE,
+    WEIGHTS_DIR,
+    OcclusionSegmenter,
+    load_card,
+    spectacle_zone,
+    thin_in_zone,
+    thin_structures,
+)
 from likeness.media.synthetic import astronaut
 from likeness.render.mask import keep_occluders, landmark_hull
 
@@ -37,7 +47,7 @@ def _face_area(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 
 def test_a_clear_face_is_left_alone(segmenter, aligned_astronaut) -> None:
-    covered = segmenter.occluders(aligned_astronaut.image[None])[0]
+    covered = segmenter.occluders(aligned_astronaut.image[None], aligned_astronaut.landmarks[None])[0]
     face = _face_area(aligned_astronaut.landmarks, 128)
     assert covered.shape == (128, 128) and covered.dtype == np.float32
     assert (covered[face] >= 0.5).mean() < 0.03
@@ -50,7 +60,7 @@ def test_occluders_on_an_unseen_face_are_found(segmenter, aligned_astronaut, kin
         image, drawn = occlude(
             aligned_astronaut.image, aligned_astronaut.landmarks, np.random.default_rng(seed), kind=kind
         )
-        covered = segmenter.occluders(image[None])[0] >= 0.5
+        covered = segmenter.occluders(image[None], aligned_astronaut.landmarks[None])[0] >= 0.5
         face = _face_area(aligned_astronaut.landmarks, 128)
         target = (drawn >= 0.5) & face
         if target.sum() < 20:
@@ -79,11 +89,14 @@ def test_weights_that_do_not_match_their_card_are_refused(tmp_path: Path) -> Non
         OcclusionSegmenter(folder)
 
 
-def test_bad_crops_are_a_typed_error(segmenter) -> None:
+def test_bad_crops_are_a_typed_error(segmenter, aligned_astronaut) -> None:
+    points = aligned_astronaut.landmarks[None] / 2
     with pytest.raises(FaceError, match="square RGB crops"):
-        segmenter.occluders(np.zeros((1, 64, 32, 3), np.uint8))
+        segmenter.occluders(np.zeros((1, 64, 32, 3), np.uint8), points)
     with pytest.raises(FaceError, match="square RGB crops"):
-        segmenter.occluders(np.zeros((1, 64, 64, 3), np.float32))
+        segmenter.occluders(np.zeros((1, 64, 64, 3), np.float32), points)
+    with pytest.raises(FaceError, match="landmarks"):
+        segmenter.occluders(np.zeros((2, 64, 64, 3), np.uint8), points)
 
 
 def test_keep_occluders_takes_the_occluder_and_its_edge_out_of_the_blend_mask() -> None:
@@ -128,11 +141,12 @@ def test_thin_frames_are_thin_labelled_whole_and_the_same_for_the_same_seed(alig
         assert rims.sum() > 0 and (inner.sum() < 0.5 * rims.sum() or drawn[face].mean() > 0.05)
 
 
-def test_the_mask_runs_at_the_crop_size_it_was_trained_at(segmenter, tmp_path: Path) -> None:
+def test_the_mask_runs_at_the_crop_size_it_was_trained_at(segmenter, aligned_astronaut, tmp_path: Path) -> None:
     # The shipped card names no sizes (v1, trained at 64 px): every crop runs at 64 and back.
     assert segmenter.sizes == (64,)
     assert segmenter.input_size(128) == 64
-    assert segmenter.occluders(np.zeros((2, 128, 128, 3), np.uint8)).shape == (2, 128, 128)
+    points = np.repeat(aligned_astronaut.landmarks[None], 2, 0)
+    assert segmenter.occluders(np.zeros((2, 128, 128, 3), np.uint8), points).shape == (2, 128, 128)
     # A card naming sizes (weights trained at 64 and 128 px: tests/train/test_train_occlusion.py)
     # runs each crop at the nearest of them.
     folder = tmp_path / "weights"
@@ -141,3 +155,47 @@ def test_the_mask_runs_at_the_crop_size_it_was_trained_at(segmenter, tmp_path: P
     (folder / CARD_FILE).write_text(json.dumps({**card, "sizes": [64, 128]}))
     both = OcclusionSegmenter(folder)
     assert [both.input_size(s) for s in (48, 64, 90, 96, 128, 256)] == [64, 64, 64, 128, 128, 128]
+
+
+def test_the_spectacle_zone_is_around_the_eyes_and_the_bridge_not_the_cheeks_or_the_jaw(aligned_astronaut) -> None:
+    marks = aligned_astronaut.landmarks
+    zone = spectacle_zone(marks, 128)
+    assert zone.shape == (128, 128) and zone.dtype == np.float32
+    for point in (RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER, NOSE_BRIDGE):
+        x, y = np.round(marks[point]).astype(int)
+        assert zone[y, x] == 1.0, point
+    nose_y = int(round(marks[NOSE_TIP][1]))
+    assert zone[nose_y + 3 :].max() == 0.0  # nothing below the nose tip: no cheeks, mouth or jaw
+    # Below the eyes, the cheek's outline (the hull's edge) is not in the zone.
+    hull = _face_area(marks, 128)
+    y = int(round((marks[RIGHT_IRIS_CENTER][1] + nose_y) / 2 + 4))
+    edge = int(np.flatnonzero(hull[y])[0])
+    assert zone[y, edge : edge + 3].max() < 0.5
+    with pytest.raises(FaceError, match="eyes are too close"):
+        spectacle_zone(np.zeros((478, 2)), 128)
+
+
+def test_thin_structures_keep_a_rim_and_drop_a_patch() -> None:
+    found = np.zeros((64, 64), np.float32)
+    found[10, 5:60] = 0.9  # a 1 px rim
+    found[30:45, 20:35] = 0.9  # a broad patch (a shaded cheek the network took for a hand)
+    thin = thin_structures(found)
+    assert thin[10, 10:55].min() > 0.85
+    assert thin[32:43, 22:33].max() == 0.0
+
+
+def test_the_thin_add_on_keeps_thin_lines_inside_the_spectacle_zone_only(aligned_astronaut) -> None:
+    marks = aligned_astronaut.landmarks
+    found = np.zeros((128, 128), np.float32)
+    found[::6] = 0.9  # thin lines all over the crop, as a 128 px network might find on a wrinkled face
+    found[80:100, 30:60] = 0.9  # and a broad patch on the cheek
+    added = thin_in_zone(found, marks)
+    zone = spectacle_zone(marks, 128)
+    assert added[zone == 0].max() == 0.0
+    right = np.round(marks[RIGHT_IRIS_CENTER]).astype(int)
+    row = right[1] - right[1] % 6
+    assert added[row, right[0] - 5 : right[0] + 5].min() > 0.85  # a rim across the eye stays
+    assert added[int(marks[NOSE_TIP][1]) + 3 :].max() == 0.0  # cheek lines and the patch do not
+    # At 256 px the opening is as wide in the face: a 2 px line there is a 1 px line at 128.
+    large = cv2.resize(found, (256, 256), interpolation=cv2.INTER_NEAREST)
+    assert thin_in_zone(large, marks * 2)[2 * row, 2 * right[0]] > 0.85

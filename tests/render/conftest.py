@@ -128,3 +128,64 @@ def performer_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("clips") / "jun.mp4"
     return write_clip(path, grace_hopper(), seconds=1.2, fps=25, size=(320, 240), with_audio=True, seed=3)
+
+
+@pytest.fixture(scope="session")
+def workspace_with_128_model(tmp_path_factory: pytest.TempPathFactory):
+    """(workspace, model folder): ``df_tiny`` at 128 px with the ``cpu-overnight-128`` recipe's
+    ``-d`` decoder, trained two iterations (mina from the astronaut; jun, the performer, is
+    grace_hopper, enrolled from her portrait), so the renderer's crops are 128 px."""
+    from datetime import timedelta
+
+    from likeness.consent import USES
+    from likeness.consent.canonical import now_utc
+    from likeness.faceset import enroll_reference_photos
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut, grace_hopper
+    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
+    from likeness.train.recipes import RECIPES
+    from tests.conftest import add_subject, issue_grant, issue_release
+
+    root = tmp_path_factory.mktemp("render-128")
+    workspace = Workspace.init(Settings(home=root / "home"))
+    registry = workspace.registry
+    registry.add_org("studio", "Studio Haneul")
+    add_subject(registry, "mina", "Mina", kind="virtual_idol", owner_org="studio")
+    add_subject(registry, "jun", "Jun", kind="performer")
+    until = now_utc() + timedelta(days=30)
+    issue_grant(registry, "mina", "studio", USES, valid_until=until, purpose="render tests")
+    issue_release(registry, "jun", "studio", valid_until=until, purpose="render tests")
+    for who, rgb in (("mina", astronaut()), ("jun", grace_hopper())):
+        write_image(root / f"{who}.png", rgb)
+        assert enroll_reference_photos(workspace, who, [root / f"{who}.png"]).added == 1
+    recipe = RECIPES["cpu-overnight-128"]
+    config = TrainConfig(
+        model="df_tiny",
+        resolution=recipe["resolution"],
+        iterations=2,
+        batch_size=2,
+        checkpoint_every=2,
+        preview_every=0,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=1,
+        workers=1,
+        model_options={
+            "ae_dims": 16,
+            "d_dims": 4,
+            "d_mask_dims": 4,
+            "double_res": recipe["model_options"]["double_res"],
+        },
+    )
+    training = workspace.policy.authorize("mina", "training", "studio")
+    release = workspace.policy.authorize_release("jun", "studio")
+    source = generated_face_samples(8, identity=1, size=recipe["resolution"], seed=0)
+    target = generated_face_samples(8, identity=2, size=recipe["resolution"], seed=1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        train_swap_model(training, release, source, target, root / "model", config, workspace=workspace)
+        export_model(workspace, training, release, root / "model")
+    try:
+        yield workspace, root / "model"
+    finally:
+        workspace.close()

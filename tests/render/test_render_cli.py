@@ -22,6 +22,7 @@ def test_render_help_documents_every_option() -> None:
         "--smoothing",
         "--mouth",
         "--eyes",
+        "--thin-rims",
         "--unlabelled",
         "--precision",
     ):
@@ -80,8 +81,17 @@ def _render_card_only_model(consent_world, tmp_path, *org: str):
     )
 
 
-@pytest.mark.parametrize("flags, eyes", [([], False), (["--eyes"], True), (["--no-eyes"], False)])
-def test_render_eyes_flag_reaches_the_render_options(consent_world, tmp_path, monkeypatch, flags, eyes) -> None:
+@pytest.mark.parametrize(
+    "flags, name, value",
+    [
+        ([], "eyes", False),
+        (["--eyes"], "eyes", True),
+        (["--no-eyes"], "eyes", False),
+        ([], "thin_rims", False),
+        (["--thin-rims"], "thin_rims", True),
+    ],
+)
+def test_render_mask_flags_reach_the_render_options(consent_world, tmp_path, monkeypatch, flags, name, value) -> None:
     import likeness.render
     from likeness.errors import ConsentError
 
@@ -94,7 +104,12 @@ def test_render_eyes_flag_reaches_the_render_options(consent_world, tmp_path, mo
     monkeypatch.setattr(likeness.render, "render_media", stop_at_render)
     result = _render_card_only_model(consent_world, tmp_path, *flags)
     assert result.exit_code == 1 and "stopped by the test" in result.output
-    assert seen["options"].refine.eyes is eyes
+    assert getattr(seen["options"].refine, name) is value
+
+
+def test_render_refuses_thin_rims_without_the_occlusion_mask(consent_world, tmp_path) -> None:
+    result = _render_card_only_model(consent_world, tmp_path, "--no-occlusion", "--thin-rims")
+    assert result.exit_code == 1 and "thin_rims adds to the occlusion mask" in result.output
 
 
 def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:

@@ -60,8 +60,9 @@ def _sample(occluded: np.ndarray, output: np.ndarray, face, frame_index: int = 0
     shipped occlusion mask run on the input as the render does)."""
     affine = _crop_affine(face)
     crop = cv2.warpAffine(occluded, affine, (64, 64), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    occluder = occlusion_segmenter().occluders(crop[None])[0]
-    hull = landmark_hull(cv2.transform(face.landmarks[:, None, :].astype(np.float64), affine)[:, 0], size=64)
+    in_crop = cv2.transform(face.landmarks[:, None, :].astype(np.float64), affine)[:, 0]
+    occluder = occlusion_segmenter().occluders(crop[None], in_crop[None])[0]
+    hull = landmark_hull(in_crop, size=64)
     mask = np.ones((64, 64), np.float32)
     return measure_sample(frame_index, occluded, (0, 0), output, affine, 64, mask, occluder, hull)
 

@@ -95,3 +95,32 @@ def test_report_names_fall_back_to_the_output_name_then_the_job_id(tmp_path) -> 
         f"a.mp4.{'4' * 32}.2.render.json",
     ]
     assert len({p.name for p in tmp_path.iterdir()}) == 10  # json and html of each, none overwritten
+
+
+def test_the_report_records_the_mask_options_in_json_and_html(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from likeness.render import RefineOptions, RenderOptions
+    from likeness.render.report import write_report
+
+    options = json.loads(
+        json.dumps(asdict(RenderOptions(refine=RefineOptions(eyes=True, thin_rims=True))), default=str)
+    )
+    report = RenderReport(
+        job_id="5" * 32,
+        target="t.mp4",
+        output=str(tmp_path / "o.mp4"),
+        kind="video",
+        model_dir="m",
+        subject_slug="mina",
+        performer_slug="jun",
+        use="music_video",
+        org="studio",
+        options=options,
+    )
+    write_report(report, tmp_path, "o", [])
+    saved = json.loads((tmp_path / "o.render.json").read_text(encoding="utf-8"))["options"]["refine"]
+    assert (saved["mouth"], saved["eyes"], saved["occlusion"], saved["thin_rims"]) == (False, True, True, True)
+    page = (tmp_path / "o.render.html").read_text(encoding="utf-8")
+    assert "mask options: --mouth off, --eyes on, --occlusion on, --thin-rims on" in page

@@ -1,5 +1,5 @@
-"""``likeness render --mouth/--eyes`` through the service (issue #26): the render API and the
-console's /render form take ``mouth`` and ``eyes``, the job carries them as booleans and its
+"""``likeness render --mouth/--eyes/--thin-rims`` through the service (issue #26): the render API
+and the console's /render form take ``mouth``, ``eyes`` and ``thin_rims``, the job carries them as booleans and its
 worker hands them to ``render_media`` as ``RefineOptions``; a bad value is a 422 naming the
 field, and a job whose parameters someone edited in the database fails with the reason.
 
@@ -88,29 +88,31 @@ def _run(world, job_id: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("fields", "mouth", "eyes"),
+    ("fields", "mouth", "eyes", "thin_rims"),
     [
-        ({}, False, False),
-        ({"mouth": "true"}, True, False),
-        ({"eyes": "1"}, False, True),
-        ({"mouth": "on", "eyes": "true"}, True, True),
-        ({"mouth": "false", "eyes": "0"}, False, False),
-        ({"mouth": ""}, False, False),
+        ({}, False, False, False),
+        ({"mouth": "true"}, True, False, False),
+        ({"eyes": "1"}, False, True, False),
+        ({"mouth": "on", "eyes": "true"}, True, True, False),
+        ({"mouth": "false", "eyes": "0", "thin_rims": "false"}, False, False, False),
+        ({"mouth": ""}, False, False, False),
+        ({"thin_rims": "on"}, False, False, True),
     ],
 )
-def test_render_fields_reach_render_media(service_world, target, model_id, rendered, fields, mouth, eyes):
+def test_render_fields_reach_render_media(service_world, target, model_id, rendered, fields, mouth, eyes, thin_rims):
     studio = service_world.token_client(Role.STUDIO)
     queued = _render(studio, target, model=model_id, use="music_video", **fields)
     assert queued.status_code == 202, queued.text
-    assert (queued.json()["params"]["mouth"], queued.json()["params"]["eyes"]) == (mouth, eyes)
+    params = queued.json()["params"]
+    assert (params["mouth"], params["eyes"], params["thin_rims"]) == (mouth, eyes, thin_rims)
     job = _run(service_world, queued.json()["id"])
     assert job["state"] == "succeeded", job["error"]
     (options,) = rendered
-    # only the two refinements differ from the defaults ``likeness render`` uses
-    assert options.refine == RefineOptions(mouth=mouth, eyes=eyes)
+    # only the refinements differ from the defaults ``likeness render`` uses
+    assert options.refine == RefineOptions(mouth=mouth, eyes=eyes, thin_rims=thin_rims)
     default = RenderOptions(checkpoint_every=service_world.workspace.settings.render_checkpoint_frames)
     assert {**vars(options), "refine": None} == {**vars(default), "refine": None}
-    assert job["result"]["options"] == {"mouth": mouth, "eyes": eyes}
+    assert job["result"]["options"] == {"mouth": mouth, "eyes": eyes, "thin_rims": thin_rims}
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,7 @@ def test_render_fields_reach_render_media(service_world, target, model_id, rende
         ({"eyes": "true" * 100}, "eyes"),
         ({"mouth": "True"}, "mouth"),  # the exact words only: the schema's enum says which
         ({"eyes": " 1"}, "eyes"),
+        ({"thin_rims": "yes"}, "thin_rims"),
     ],
 )
 def test_a_bad_render_flag_is_a_422_naming_the_field(service_world, target, model_id, rendered, fields, named):
@@ -176,12 +179,12 @@ def test_the_console_form_sends_the_check_boxes(service_world, target, model_id,
     csrf = service_world.login(client, Role.STUDIO.value)
     form = client.get("/render", headers={"accept-language": "ko"})
     assert form.status_code == 200
-    assert 'name="mouth"' in form.text and 'name="eyes"' in form.text and "벌린 입" in form.text
+    assert all(f'name="{name}"' in form.text for name in ("mouth", "eyes", "thin_rims")) and "벌린 입" in form.text
     assert "checked" not in form.text.split("data-render-options", 1)[1].split("</fieldset>", 1)[0]
     with target.open("rb") as handle:
         sent = client.post(
             "/render",
-            data={"csrf_token": csrf, "model": model_id, "use": "music_video", "eyes": "on"},
+            data={"csrf_token": csrf, "model": model_id, "use": "music_video", "eyes": "on", "thin_rims": "on"},
             files={"file": (target.name, handle, "image/png")},
             follow_redirects=False,
         )
@@ -189,18 +192,18 @@ def test_the_console_form_sends_the_check_boxes(service_world, target, model_id,
     job_id = sent.headers["location"].rsplit("/", 1)[1]
     job = _run(service_world, job_id)
     assert job["state"] == "succeeded", job["error"]
-    assert rendered[0].refine == RefineOptions(mouth=False, eyes=True)
+    assert rendered[0].refine == RefineOptions(mouth=False, eyes=True, thin_rims=True)
     page = client.get(f"/jobs/{job_id}", headers={"accept-language": "ko"})
     kept = page.text.split("data-render-options>", 1)[1].split("</dd>", 1)[0]
-    assert kept == "눈 깜빡임"
+    assert kept == "눈 깜빡임 · 얇은 안경테"
     english = client.get(f"/jobs/{job_id}", headers={"accept-language": "en"})
-    assert english.text.split("data-render-options>", 1)[1].split("</dd>", 1)[0] == "blinks"
+    assert english.text.split("data-render-options>", 1)[1].split("</dd>", 1)[0] == "blinks · thin spectacle rims"
 
 
 def test_the_openapi_body_documents_the_render_flags(service_world):
     document = service_world.client().get("/api/v1/openapi.json").json()
     body = document["paths"]["/api/v1/renders"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    for name in ("mouth", "eyes"):
+    for name in ("mouth", "eyes", "thin_rims"):
         assert body["properties"][name]["enum"] == ["true", "on", "1", "false", "0", ""]
-        assert f"--{name}" in body["properties"][name]["description"]
-    assert "mouth" not in body["required"] and "eyes" not in body["required"]
+        assert f"--{name.replace('_', '-')}" in body["properties"][name]["description"]
+        assert name not in body["required"]

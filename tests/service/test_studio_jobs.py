@@ -120,7 +120,7 @@ def test_extract_train_export_and_render_through_the_api(service_world, media):
         _upload(studio, "/api/v1/renders", media["jun.png"], model=models[0]["id"], use="music_video", mouth="on"),
     )
     assert render["state"] == "succeeded", render["error"]
-    assert render["result"]["options"] == {"mouth": True, "eyes": False}
+    assert render["result"]["options"] == {"mouth": True, "eyes": False, "thin_rims": False}
     report = viewer.get(f"/api/v1/jobs/{render['id']}/outputs/{render['result']['report']['json']}").json()
     assert (report["options"]["refine"]["mouth"], report["options"]["refine"]["eyes"]) == (True, False)
     output = render["result"]["outputs"][0]

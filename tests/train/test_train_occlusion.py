@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from likeness.errors import ModelError
 from likeness.faces.align import align_face
 from likeness.faces.detect import FaceDetector
-from likeness.faces.occlusion import ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter
+from likeness.faces.occlusion import ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter, spectacle_zone
 from likeness.media.synthetic import astronaut
 from likeness.train.occlusion import (
     COVERAGES,
@@ -62,4 +64,18 @@ def test_a_fine_tune_exports_one_network_for_both_sizes(samples, tmp_path: Path)
     segmenter = OcclusionSegmenter(tmp_path)
     for size in (64, 128):
         assert segmenter.input_size(size) == size
-        assert segmenter.occluders(np.zeros((3, size, size, 3), np.uint8)).shape == (3, size, size)
+        points = np.repeat(samples[0].landmarks[None] * (size / DRAW_SIZE), 3, 0)
+        assert segmenter.occluders(np.zeros((3, size, size, 3), np.uint8), points).shape == (3, size, size)
+    # As a thin add-on to the shipped mask: it adds only inside the spectacle zone of 128 px crops.
+    alone, zoned = OcclusionSegmenter(), OcclusionSegmenter(thin=tmp_path / ONNX_FILE)
+    image, marks = samples[1].image.copy(), samples[1].landmarks
+    for y in range(20, 120, 6):  # thin lines everywhere: spectacles' zone and cheeks alike
+        cv2.line(image, (10, y), (118, y + 3), (200, 200, 205), 1)
+    small = cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA)[None]
+    assert np.array_equal(zoned.occluders(small, marks[None] / 2), alone.occluders(small, marks[None] / 2))
+    with_add_on = zoned.occluders(image[None], marks[None])[0]
+    without = alone.occluders(image[None], marks[None])[0]
+    outside = spectacle_zone(marks, 128) == 0
+    assert np.array_equal(with_add_on[outside], without[outside]) and (with_add_on >= without).all()
+    with pytest.raises(ModelError, match="trained at 128 px"):
+        OcclusionSegmenter(thin=WEIGHTS_DIR / ONNX_FILE)  # the shipped network runs at 64 px only

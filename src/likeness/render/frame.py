@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.checks import check_rgb
-from likeness.errors import ConsentError, FaceError, ModelError
+from likeness.errors import ConfigError, ConsentError, FaceError, ModelError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
@@ -75,8 +75,17 @@ class RefineOptions:
     # Take what covers the face (glasses frames, hands, microphones, hair) out of the blend mask
     # with the shipped occlusion mask (likeness.faces.occlusion), so the swap never paints over it.
     occlusion: bool = True
+    # Add the thin-rim network to the occlusion mask for crops of 128 px and more (models of
+    # 128 px and up): thin metal and light spectacle rims the 64 px mask misses stay the
+    # performer's, at a ring of clear face round each rim, some wrinkle arcs inside the lenses and
+    # about 4 times the mask's cost per face (docs/render.md). Needs ``occlusion``.
+    thin_rims: bool = False
     smoothing: SmoothingOptions = SmoothingOptions()
     gate: GateOptions = GateOptions()
+
+    def __post_init__(self) -> None:
+        if self.thin_rims and not self.occlusion:
+            raise ConfigError("thin_rims adds to the occlusion mask: it needs occlusion on")
 
 
 @dataclass
@@ -266,7 +275,7 @@ class FrameRenderer:
         self.identities: dict[int, _TrackIdentity] = {}
         self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
-        self.occlusion = occlusion_segmenter() if options.occlusion else None
+        self.occlusion = occlusion_segmenter(thin_rims=options.thin_rims) if options.occlusion else None
 
     # -- state for checkpoints ------------------------------------------------------------------
 
@@ -462,7 +471,10 @@ class FrameRenderer:
         size = self.resolution
         occluders: Any = [None] * len(prepared.pending)
         if self.occlusion is not None and prepared.pending:
-            occluders = self.occlusion.occluders(np.stack([aligned.image for _, aligned in prepared.pending]))
+            occluders = self.occlusion.occluders(
+                np.stack([aligned.image for _, aligned in prepared.pending]),
+                np.stack([aligned.landmarks for _, aligned in prepared.pending]),
+            )
         for (outcome, aligned), face_out, mask_out, occluder in zip(prepared.pending, swapped, learned, occluders):
             face_out = self.smoother.denoise_swap(outcome.track_id, face_out)
             crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -506,12 +518,18 @@ class FrameRenderer:
         return out, prepared.outcomes
 
 
-@functools.cache
-def occlusion_segmenter() -> Any:
-    """One shipped occlusion mask per process (its card and SHA-256 are checked on load)."""
-    from likeness.faces.occlusion import OcclusionSegmenter
+def occlusion_segmenter(*, thin_rims: bool = False) -> Any:
+    """One shipped occlusion mask per process, with or without the shipped thin-rim add-on
+    (cards and SHA-256 checked on load). The render report's occlusion damage always measures
+    against the mask without it, so renders with and without compare on the same pixels."""
+    return _occlusion_segmenter(bool(thin_rims))
 
-    return OcclusionSegmenter()
+
+@functools.cache
+def _occlusion_segmenter(thin_rims: bool) -> Any:
+    from likeness.faces.occlusion import THIN_ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter
+
+    return OcclusionSegmenter(thin=WEIGHTS_DIR / THIN_ONNX_FILE if thin_rims else None)
 
 
 def _required_consent(

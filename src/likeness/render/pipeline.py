@@ -474,8 +474,8 @@ class _QualityTracker:
         from likeness.render.mask import landmark_hull
 
         assert outcome.source_crop is not None and outcome.affine is not None and outcome.landmarks is not None
-        occluder = occlusion_segmenter().occluders(outcome.source_crop[None])[0]
         in_crop = cv2.transform(np.asarray(outcome.landmarks, np.float64)[:, None, :], outcome.affine)[:, 0]
+        occluder = occlusion_segmenter().occluders(outcome.source_crop[None], in_crop[None])[0]
         return occluder, landmark_hull(in_crop, size=size)
 
     def summaries(self) -> list[dict[str, Any]]:

@@ -303,6 +303,16 @@ th[scope=row]{font-weight:normal;width:28%}
 """
 
 
+#: The refinement options the HTML report lists (the JSON holds them all under ``options``).
+REFINE_SHOWN = (("mouth", "--mouth"), ("eyes", "--eyes"), ("occlusion", "--occlusion"), ("thin_rims", "--thin-rims"))
+
+
+def refine_text(options: dict[str, Any]) -> str:
+    """The mask options a render used, as ``--mouth off, --eyes on, ...`` (those it records)."""
+    refine = options.get("refine") or {}
+    return ", ".join(f"{flag} {'on' if refine[name] else 'off'}" for name, flag in REFINE_SHOWN if name in refine)
+
+
 def write_report(
     report: RenderReport,
     folder: Path,
@@ -355,6 +365,7 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <li>frames: {report.frames_rendered} rendered of {report.frames_total}; {report.fps:.1f} fps</li>
 <li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
+<li>mask options: {html.escape(refine_text(report.options) or "not recorded")}</li>
 <li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;

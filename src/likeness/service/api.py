@@ -506,6 +506,14 @@ RENDER_BODY = {
                             "description": "likeness render --eyes: let the performer's closing eyelids show "
                             "through, so the output blinks; video only (default false; send before the file)",
                         },
+                        "thin_rims": {
+                            "type": "string",
+                            "enum": list(FLAG_VALUES),
+                            "description": "likeness render --thin-rims: also keep thin metal and light spectacle "
+                            "rims in front of the swap, models of 128 px and more; costs a ring of the swap round "
+                            "each rim, some wrinkle lines inside the lenses and about 4x the occlusion mask's time "
+                            "(default false; send before the file)",
+                        },
                         "file": {"type": "string", "format": "binary", "description": "the target image or video"},
                     },
                 }
@@ -525,8 +533,8 @@ RENDER_BODY = {
 async def create_render(request: Request) -> JSONResponse:
     """Upload a target and queue a render of one of your models onto it. The job asks the
     consent policy exactly as ``likeness render`` does (grant, use, release, render limit) for
-    your organisation; a refusal is the job's error. ``mouth`` and ``eyes`` are ``likeness
-    render --mouth/--eyes``."""
+    your organisation; a refusal is the job's error. ``mouth``, ``eyes`` and ``thin_rims`` are
+    ``likeness render --mouth/--eyes/--thin-rims``."""
     principal = require(Permission.RENDER, csrf_from_header=False)(request)
     job = await accept_upload(
         request,

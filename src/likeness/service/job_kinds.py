@@ -98,9 +98,9 @@ def render_output_folder(workspace: Any, job_id: str) -> Path:
     return Path(workspace.settings.outputs_dir) / "service" / job_id
 
 
-#: The refinements a render job may ask for (``likeness render --mouth/--eyes``); the rest of
-#: RenderOptions stays the library's default.
-RENDER_FLAGS = ("mouth", "eyes")
+#: The refinements a render job may ask for (``likeness render --mouth/--eyes/--thin-rims``;
+#: ``RefineOptions`` fields of the same names); the rest of RenderOptions stays the library's default.
+RENDER_FLAGS = ("mouth", "eyes", "thin_rims")
 
 
 def render_flags(params: dict[str, Any]) -> dict[str, bool]:
@@ -109,7 +109,7 @@ def render_flags(params: dict[str, Any]) -> dict[str, bool]:
     anything else fails the job with a ConfigError instead of a truthiness guess.
 
     >>> render_flags({"mouth": True})
-    {'mouth': True, 'eyes': False}
+    {'mouth': True, 'eyes': False, 'thin_rims': False}
     """
     flags = {name: params.get(name, False) for name in RENDER_FLAGS}
     for name, value in flags.items():
@@ -140,7 +140,7 @@ def run_render(context: JobContext) -> dict[str, Any]:
     # A job taken over from a worker that died resumes from the render's last checkpoint: the same
     # target, model and output path make render_media continue as the same render job.
     options = RenderOptions(
-        refine=RefineOptions(mouth=flags["mouth"], eyes=flags["eyes"]),
+        refine=RefineOptions(mouth=flags["mouth"], eyes=flags["eyes"], thin_rims=flags["thin_rims"]),
         checkpoint_every=workspace.settings.render_checkpoint_frames,
     )
     report = render_media(

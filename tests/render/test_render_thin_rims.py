@@ -1,0 +1,88 @@
+"""``RefineOptions.thin_rims`` (``likeness render --thin-rims``): a thin light metal rim, about a
+pixel of the 128 px crop, stays the performer's; without the option the swap paints over it
+(the 64 px occlusion mask cannot see a rim that thin; issue 26)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from likeness.errors import ConfigError
+from likeness.faces.canonical import LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER
+from likeness.faces.detect import FaceDetector
+from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.media.synthetic import grace_hopper
+from likeness.render.frame import FrameRenderer, RefineOptions
+
+SILVER = (200, 200, 205)
+
+
+def _rimmed_portrait() -> tuple[np.ndarray, np.ndarray, list]:
+    """(grace_hopper with a thin silver oval rim round each eye, the rim's core pixels, her face).
+
+    The rim is as wide as one pixel of the renderer's 128 px ``wf`` crop of this face."""
+    from likeness.faces.align import align_face
+
+    portrait = grace_hopper()
+    with FaceDetector(mode="image") as detector:
+        faces = detector.detect(portrait)
+    points = np.asarray(faces[0].landmarks, np.float64)
+    crop_per_frame = float(np.sqrt(abs(np.linalg.det(align_face(portrait, points, size=128).affine[:, :2]))))
+    width = max(1, round(1.0 / crop_per_frame))
+    span = float(np.linalg.norm(points[LEFT_IRIS_CENTER] - points[RIGHT_IRIS_CENTER]))
+    rim = np.zeros(portrait.shape[:2], np.uint8)
+    for eye in (RIGHT_IRIS_CENTER, LEFT_IRIS_CENTER):
+        centre = tuple(int(round(v)) for v in points[eye])
+        cv2.ellipse(rim, centre, (round(0.33 * span), round(0.22 * span)), 0, 0, 360, 1, width)
+    rimmed = np.where(rim[..., None] > 0, np.array(SILVER, np.uint8), portrait)
+    return rimmed, rim > 0, faces
+
+
+def _render(workspace, model_dir, frame: np.ndarray, faces: list, *, thin_rims: bool) -> np.ndarray:
+    from likeness.train import load_swap_model
+
+    class _Found:
+        def detect(self, rgb: np.ndarray) -> list:
+            return faces
+
+    authz = workspace.policy.authorize("mina", "music_video", "studio")
+    renderer = FrameRenderer(
+        load_swap_model(workspace, model_dir, authz=authz, threads=1),
+        _Found(),
+        FaceEmbedder(),
+        workspace.registry.reference_embeddings("jun"),
+        authz=authz,
+        release=workspace.policy.authorize_release("jun", "studio"),
+        identity_threshold=IDENTITY_THRESHOLD,
+        options=RefineOptions(thin_rims=thin_rims),
+    )
+    out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
+    assert [o.swapped for o in outcomes] == [True]
+    return out
+
+
+def test_thin_rims_keep_a_one_pixel_metal_rim_the_swap_paints_over_without_it(workspace_with_128_model) -> None:
+    workspace, model_dir = workspace_with_128_model
+    frame, rim, faces = _rimmed_portrait()
+    assert rim.sum() > 300
+
+    def changed(out: np.ndarray) -> np.ndarray:
+        return np.abs(out.astype(int) - frame.astype(int)).max(axis=2) > 8
+
+    painted = changed(_render(workspace, model_dir, frame, faces, thin_rims=False))
+    kept = changed(_render(workspace, model_dir, frame, faces, thin_rims=True))
+    assert painted[rim].mean() > 0.6, painted[rim].mean()
+    assert kept[rim].mean() < 0.2, kept[rim].mean()
+    # Only the rims: the face beside them (outside a few pixels round the rims) is still swapped.
+    x0, y0, x1, y1 = (int(v) for v in faces[0].bbox)
+    near = cv2.dilate(rim.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    face = np.zeros(rim.shape, bool)
+    face[y0:y1, x0:x1] = True
+    face &= ~near
+    assert kept[face].mean() > 0.5 and abs(kept[face].mean() - painted[face].mean()) < 0.05
+
+
+def test_thin_rims_need_the_occlusion_mask() -> None:
+    with pytest.raises(ConfigError, match="thin_rims .* needs occlusion"):
+        RefineOptions(occlusion=False, thin_rims=True)
