@@ -160,10 +160,17 @@ _ANCHOR_MIN_CORRELATION = 0.6  # ECC correlation below this: a cut, the anchor r
 # share of the one without motion, or the picture is taken as still (a static camera with a
 # person moving pulls a least-squares motion along with the person).
 _ANCHOR_MIN_GAIN = 0.5
-# The mark follows only motion a translation describes: over the frame, the affine motion may
-# depart from its translation at the centre by at most this share of a chip (rotation and zoom
-# beyond that leave the mark where it is, as a fixed grid).
-_ANCHOR_MAX_DEPARTURE = 0.125
+# The mark follows only motion a translation describes: how far the affine motion departs, over
+# the frame, from its translation at the centre, in chips. A camera pan with a slow zoom and roll
+# departs by 0.09 chip a frame (median; at most 0.21), animate_portrait's turning head by 0.8
+# (4 % of its frames under 0.25). Each switch between following and staying makes the mark jump
+# against what the encoder carries (measured: a pan that skipped its 14 % of frames above 0.125
+# lost half its gain; a portrait followed in its 4 % lost reads), so the anchor starts following
+# after _ANCHOR_LOCK_FRAMES frames in a row under _ANCHOR_FOLLOW_DEPARTURE and stops (the mark
+# stays where it is, as a fixed grid) at a frame over _ANCHOR_RELEASE_DEPARTURE.
+_ANCHOR_FOLLOW_DEPARTURE = 0.25
+_ANCHOR_RELEASE_DEPARTURE = 0.5
+_ANCHOR_LOCK_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -333,6 +340,12 @@ class WatermarkEmbedder:
     frame: the pattern and the work buffers are built once in the constructor, so one embedder
     must not be shared between threads (make one per thread; they are cheap).
 
+    ``anchored=True`` (video: frames given in order): each frame's mark is drawn moved by the
+    picture's global translation since the last cut, so a platform encoder's motion
+    compensation carries it whole into P and B frames (:class:`_ContentAnchor`; measured in
+    ``docs/watermark.md``, "Anchored marks"). A still, and the first frame, are marked exactly
+    as without it.
+
     Example:
         >>> import numpy as np
         >>> embedder = WatermarkEmbedder(b"job-0001", width=320, height=240)
@@ -448,7 +461,9 @@ class _ContentAnchor:
     zero and each frame holds one whole mark at its own phase, which a still reader finds (the
     sync is circular). Only translation is followed, so the mark stays on the frame's axes and
     scale (the reader searches neither rotation nor a scale drifting from frame to frame): where
-    the global motion is not close to a translation (rotation, zoom), the mark stays put."""
+    the global motion is not close to a translation (rotation, zoom), the mark stays put, and
+    following starts only after a few translating frames in a row (see
+    :data:`_ANCHOR_FOLLOW_DEPARTURE`)."""
 
     def __init__(self, width: int, height: int, period: float) -> None:
         self.period = period
@@ -457,25 +472,48 @@ class _ContentAnchor:
         self.size = (max(8, width // self.downscale), max(8, height // self.downscale))
         self.previous: np.ndarray | None = None
         self.velocity = np.zeros(2)  # last frame's shift (thumbnail px), the next search's start
-        # Largest departure of the motion from a translation over the frame (thumbnail px).
-        self.max_departure = _ANCHOR_MAX_DEPARTURE * period / _GRID / self.downscale
-        self.shift = np.zeros(2)  # content displacement (x, y) in frame px since the last cut
+        self.chip = period / _GRID / self.downscale  # a chip in thumbnail px
+        self.translations = 0  # frames in a row whose motion was a translation
+        self.pending = np.zeros(2)  # their motion (frame px), followed once they are enough
+        self.following = False
+        self.shift = np.zeros(2)  # content displacement (x, y) in frame px followed since the last cut
 
     def offset(self, rgb: np.ndarray) -> tuple[int, int]:
         """The wide pattern's window (x, y) for ``rgb``, the next frame of the sequence."""
         current = _anchor_luma(rgb, self.size)
         previous, self.previous = self.previous, current
         if previous is not None:
-            motion = _global_translation(previous, current, self.velocity, self.max_departure)
+            motion = _global_motion(previous, current, self.velocity)
             if motion is None:  # a cut: the next intra frame starts a new anchor at the grid
                 self.shift[:] = 0.0
                 self.velocity[:] = 0.0
+                self.translations, self.following = 0, False
+                self.pending[:] = 0.0
             else:
-                self.velocity = motion
-                self.shift += motion * self.downscale
+                translation, departure = motion
+                self.velocity = translation
+                self._follow(translation * self.downscale, departure / self.chip)
         # The mark at x is the pattern at x - shift: the window starts at -shift, modulo the period.
         x, y = (int(round(float(-v) % self.period)) for v in self.shift)
         return min(x, self.margin - 1), min(y, self.margin - 1)
+
+    def _follow(self, translation: np.ndarray, departure: float) -> None:
+        """Add one frame's motion (``translation`` in frame px, ``departure`` in chips)."""
+        if departure > _ANCHOR_FOLLOW_DEPARTURE:
+            self.translations = 0
+            self.pending[:] = 0.0
+            if departure > _ANCHOR_RELEASE_DEPARTURE:
+                self.following = False
+        else:
+            self.translations += 1
+            self.pending += translation
+        if not self.following and self.translations >= _ANCHOR_LOCK_FRAMES:
+            # The frames before the lock kept the grid, but what the encoder carried through them
+            # moved with the picture: the mark catches up with it.
+            self.following = True
+            self.shift += self.pending - translation
+        if self.following:
+            self.shift += translation
 
 
 def _anchor_luma(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -483,13 +521,11 @@ def _anchor_luma(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def _global_translation(
-    previous: np.ndarray, current: np.ndarray, guess: np.ndarray, max_departure: float
-) -> np.ndarray | None:
-    """The content's displacement (x, y) from ``previous`` to ``current`` (thumbnail px): the
-    translation of an affine fit where that fit is a translation to within ``max_departure`` px
-    and explains the change, zeros where it is not (rotation, zoom, a still picture with local
-    motion), None at a cut (the pictures no longer correlate)."""
+def _global_motion(previous: np.ndarray, current: np.ndarray, guess: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The content's motion from ``previous`` to ``current`` (thumbnail px), from an affine fit:
+    its translation at the centre (zeros where it explains little of the change: a still
+    picture with local motion) and how far the fit departs from that translation over the frame
+    (rotation, zoom); None at a cut (the pictures no longer correlate)."""
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ANCHOR_ITERATIONS, _ANCHOR_EPSILON)
     start = np.eye(2, 3, dtype=np.float32)
     start[:, 2] = guess
@@ -500,16 +536,15 @@ def _global_translation(
         correlation, warp = np.nan, start.astype(np.float64)
     if not np.isfinite(correlation) or correlation < _ANCHOR_MIN_CORRELATION or not np.all(np.isfinite(warp)):
         flat = min(float(previous.std()), float(current.std())) < 1.0
-        return np.zeros(2) if flat else None
+        return (np.zeros(2), 0.0) if flat else None
     height, width = previous.shape
     # current(W x) ~ previous(x): content at x moves to W x. Its move at the centre, and how far
     # the corners' moves depart from it.
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
     linear = warp[:, :2] - np.eye(2)
     shift = linear @ centre + warp[:, 2]
-    half = centre[None, :] * np.array([[1.0, 1.0], [1.0, -1.0]])
-    if np.abs(half @ linear.T).max() > max_departure:
-        return np.zeros(2)
+    corners = centre[None, :] * np.array([[1.0, 1.0], [1.0, -1.0]])
+    departure = float(np.abs(corners @ linear.T).max())
     # Compare the change the shift leaves with the change without it, inside a border the
     # shift moves out of the picture.
     margin = 1 + int(np.ceil(np.abs(shift).max()))
@@ -520,7 +555,7 @@ def _global_translation(
     moved = cv2.warpAffine(current, translation, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     left = float(np.mean((moved[inner] - previous[inner]) ** 2))
     still = float(np.mean((current[inner] - previous[inner]) ** 2))
-    return shift if left <= _ANCHOR_MIN_GAIN * still else np.zeros(2)
+    return (shift if left <= _ANCHOR_MIN_GAIN * still else np.zeros(2)), departure
 
 
 def video_encoder_options(width: int, height: int) -> dict[str, Any]:
