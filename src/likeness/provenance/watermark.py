@@ -161,13 +161,12 @@ _ANCHOR_MIN_CORRELATION = 0.6  # ECC correlation below this: a cut, the anchor r
 # person moving pulls a least-squares motion along with the person).
 _ANCHOR_MIN_GAIN = 0.5
 # The mark follows only motion a translation describes: how far the affine motion departs, over
-# the frame, from its translation at the centre, in chips. A camera pan with a slow zoom and roll
-# departs by 0.09 chip a frame (median; at most 0.21), animate_portrait's turning head by 0.8
-# (4 % of its frames under 0.25). Each switch between following and staying makes the mark jump
-# against what the encoder carries (measured: a pan that skipped its 14 % of frames above 0.125
-# lost half its gain; a portrait followed in its 4 % lost reads), so the anchor starts following
-# after _ANCHOR_LOCK_FRAMES frames in a row under _ANCHOR_FOLLOW_DEPARTURE and stops (the mark
-# stays where it is, as a fixed grid) at a frame over _ANCHOR_RELEASE_DEPARTURE.
+# the frame, from its translation at the centre, in chips (a camera pan with a slow zoom and roll:
+# about 0.1 chip a frame; animate_portrait's turning head: about 0.8). Each switch between
+# following and staying makes the mark jump against what the encoder carries for the rest of the
+# group of pictures, so the anchor starts following after _ANCHOR_LOCK_FRAMES frames in a row
+# under _ANCHOR_FOLLOW_DEPARTURE and stops (the mark stays where it is, as a fixed grid) only at a
+# frame over _ANCHOR_RELEASE_DEPARTURE (docs/watermark.md, "Anchored marks").
 _ANCHOR_FOLLOW_DEPARTURE = 0.25
 _ANCHOR_RELEASE_DEPARTURE = 0.5
 _ANCHOR_LOCK_FRAMES = 2
