@@ -23,6 +23,10 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/watermark_video.py --resolutions 360p --seconds 1 --no-baselines
     .venv/bin/python benchmarks/watermark_video.py --media ../shared/media/video
     .venv/bin/python benchmarks/watermark_video.py --mode encoding --payloads 200
+    # the fixed-grid and the anchored mark on the same clips (and the clips unmarked), with a
+    # camera pan over the first --media clip; single frames by picture type:
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 3 --pan --no-baselines \
+        --media ../shared/media/video --compare-embedder --unmarked --frame-types --only "H.265 CRF 28"
 """
 
 from __future__ import annotations
