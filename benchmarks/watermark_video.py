@@ -23,6 +23,10 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/watermark_video.py --resolutions 360p --seconds 1 --no-baselines
     .venv/bin/python benchmarks/watermark_video.py --media ../shared/media/video
     .venv/bin/python benchmarks/watermark_video.py --mode encoding --payloads 200
+    # the fixed-grid and the anchored mark on the same clips (and the clips unmarked), with a
+    # camera pan over the first --media clip; single frames by picture type:
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 3 --pan --no-baselines \
+        --media ../shared/media/video --compare-embedder --unmarked --frame-types --only "H.265 CRF 28"
 """
 
 from __future__ import annotations
@@ -310,35 +314,68 @@ def apply_transform(frames: Decoded, transform: Transform) -> Decoded:
 # ---------------------------------------------------------------- platform mode: measurement
 
 
-def source_clips(media: Path | None, count: int, frames: int, size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
+def camera_pan(source: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """A camera pan over ``source`` frames: a window of about 70 % of the source that sweeps
+    sideways (up to 0.4 % of the source width a frame, 6 px a frame at 720p), drifts down,
+    zooms in slowly (0.1 % a frame) and rolls by under a degree, resampled to ``size``."""
+    width, height = size
+    # The source brought to the window's scale first: the warp below then only enlarges.
+    factor = height / (0.72 * source[0].shape[0])
+    src_w, src_h = round(source[0].shape[1] * factor), round(source[0].shape[0] * factor)
+    frames = []
+    for t, native in enumerate(source):
+        rgb = cv2.resize(native, (src_w, src_h), interpolation=cv2.INTER_AREA)
+        window = 0.72 * max(0.6, 1.0 - 0.001 * t)  # window height / source height
+        centre_x = src_w * (0.5 - 0.16 * np.cos(2.0 * np.pi * t / 250.0))
+        centre_y = src_h * (0.5 + 0.04 * np.sin(2.0 * np.pi * t / 300.0))
+        scale = height / (window * src_h)
+        roll = 0.6 * np.sin(2.0 * np.pi * t / 150.0)
+        affine = cv2.getRotationMatrix2D((float(centre_x), float(centre_y)), float(roll), float(scale))
+        affine[:, 2] += np.array([width / 2.0 - centre_x, height / 2.0 - centre_y])
+        frames.append(cv2.warpAffine(rgb, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return frames
+
+
+def source_clips(
+    media: Path | None, count: int, frames: int, size: tuple[int, int], *, pan: bool = False
+) -> dict[str, list[np.ndarray]]:
     """Natural clips at ``size``: an animated package portrait (the whole frame moves: rotation,
-    zoom and translation), the clips under ``media`` (first ``frames`` frames, fitted to
+    zoom and translation), with ``pan`` a camera pan over the first clip under ``media``
+    (:func:`camera_pan`), the clips under ``media`` (first ``frames`` frames, fitted to
     ``size``), then a second animated portrait."""
     clips = {"astronaut": list(animate_portrait(astronaut(), n_frames=frames, size=size, seed=1))}
     if media is not None and media.is_dir():
         for path in sorted(media.glob("*.mp4")):
-            decoded = []
+            decoded, native = [], []
             for frame in iter_video_frames(path):
                 decoded.append(fit_frame(frame.rgb, *size))
+                if pan and len(clips) == 1:
+                    native.append(frame.rgb)
                 if len(decoded) >= frames:
                     break
             if len(decoded) == frames:
+                if native:
+                    clips[f"pan:{path.stem}"] = camera_pan(native, size)
                 clips[f"media:{path.stem}"] = decoded
     if len(clips) < count:
         clips["grace_hopper"] = list(animate_portrait(grace_hopper(), n_frames=frames, size=size, seed=2))
     return dict(list(clips.items())[:count])
 
 
-def writer_output(frames: list[np.ndarray], payload: bytes, out: Path) -> list[np.ndarray]:
-    """The labelled writer's video path: label, mark on the Y plane, its encoder settings."""
+def writer_output(
+    frames: list[np.ndarray], payload: bytes | None, out: Path, *, anchored: bool = False
+) -> list[np.ndarray]:
+    """The labelled writer's video path: label, mark on the Y plane, its encoder settings;
+    ``anchored``: the mark drawn moved with the content (``WatermarkEmbedder(anchored=True)``);
+    ``payload`` None: the same clip unmarked."""
     height, width = frames[0].shape[:2]
     label = VisibleLabel(width, height, "bottom-right")
-    embedder = WatermarkEmbedder(payload, width, height)
+    embedder = None if payload is None else WatermarkEmbedder(payload, width, height, anchored=anchored)
     out.unlink(missing_ok=True)
     with VideoEncoder(out, width=width, height=height, fps=25, **video_encoder_options(width, height)) as encoder:
         for rgb in frames:
             labelled = label.apply(rgb)
-            encoder.write(labelled, luma_offset=embedder.luma_offset(labelled))
+            encoder.write(labelled, luma_offset=None if embedder is None else embedder.luma_offset(labelled))
     return decode_with_types(out)
 
 
@@ -374,7 +411,9 @@ class Row:
         return f"{frame_rate} | {intra_rate} | {self.frames_wrong} | {clip_rate} | {self.clips_wrong} | {ms}"
 
 
-def read_clip(frames: list[np.ndarray], payload: bytes, row: Row, reader: Callable = extract_watermark_frames) -> None:
+def read_clip(
+    frames: list[np.ndarray], payload: bytes | None, row: Row, reader: Callable = extract_watermark_frames
+) -> None:
     """One read of the whole clip with ``reader`` (an ``extract_watermark_frames``)."""
     start = time.perf_counter()
     found = reader(frames).payload
@@ -406,7 +445,7 @@ class FrameTypeRow:
 
 def read_ours(
     frames: Decoded,
-    payload: bytes,
+    payload: bytes | None,
     row: Row,
     *,
     every_frame: bool = True,
@@ -499,6 +538,20 @@ def platform_main(argv: list[str]) -> int:
         "that reader's extract_watermark reads every frame too",
     )
     parser.add_argument(
+        "--pan",
+        action="store_true",
+        help="add a camera pan (sideways sweep, slow zoom, slight roll) over the first --media clip",
+    )
+    parser.add_argument(
+        "--compare-embedder",
+        action="store_true",
+        help="write every clip twice, with the fixed-grid mark and with the anchored one "
+        "(WatermarkEmbedder(anchored=True)), read both, and time both embedders per frame, interleaved",
+    )
+    parser.add_argument(
+        "--unmarked", action="store_true", help="also write every clip unmarked: any payload read is a false mark"
+    )
+    parser.add_argument(
         "--clip-stride",
         type=int,
         default=0,
@@ -527,56 +580,76 @@ def platform_main(argv: list[str]) -> int:
             embed, decode = imwatermark_method("rivaGan", 32)
             baselines.append(("rivaGan", 32, embed, decode, args.riva_frames, args.riva_resolutions))
     rows: dict[tuple[str, str, str], Row] = {}
+    # How each clip is written: the writer's mark; to compare, the fixed grid then the anchored
+    # mark; and unmarked, for false marks.
+    marks = ["fixed grid", "anchored"] if args.compare_embedder else ["writer"]
+    marks += ["unmarked"] if args.unmarked else []
+    embed_ms: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="likeness-wm-platform-") as tmp:
         out = Path(tmp) / "clip.mp4"
         for resolution in resolutions:
             size = RESOLUTIONS[resolution]
-            clips = source_clips(args.media, args.clips, n_frames, size)
-            for clip_index, (clip_name, frames) in enumerate(clips.items()):
-                payload = watermark_payload_for(uuid.UUID(int=int(rng.integers(1 << 62))).hex)
-                written = writer_output(frames, payload, out)
-                marked_baselines = []
-                if clip_index == 0:
-                    for name, bits_count, embed, decode, count, at in baselines:
-                        if resolution not in at.split(","):
-                            continue
-                        bits = rng.integers(0, 2, bits_count).astype(np.uint8)
-                        marked_baselines.append((name, decode, bits, baseline_output(frames[:count], embed, bits, out)))
-                for transform in chosen:
-                    row = rows.setdefault((resolution, transform.name, WATERMARK_ALGORITHM), Row())
-                    clip_row = rows.setdefault(
-                        (resolution, transform.name, f"{WATERMARK_ALGORITHM} [{clip_name}]"), Row()
-                    )
-                    transformed = apply_transform(written, transform)
-                    read_ours(
-                        transformed,
-                        payload,
-                        clip_row,
-                        every_frame=not args.clips_only,
-                        by_type=by_type.setdefault((resolution, transform.name, clip_name), {})
-                        if args.frame_types
-                        else None,
-                        compared_still=compared_still,
-                    )
-                    merge(row, clip_row)
-                    strided = transformed[:: args.clip_stride] if args.clip_stride > 1 else None
-                    if strided is not None:
-                        method = f"{WATERMARK_ALGORITHM}, every {args.clip_stride}th frame"
-                        read_clip(strided, payload, rows.setdefault((resolution, transform.name, method), Row()))
-                    if compared is not None:
-                        method = f"compared reader ({args.compare_reader})"
-                        read_clip(
-                            transformed, payload, rows.setdefault((resolution, transform.name, method), Row()), compared
-                        )
-                        if strided is not None:
-                            method += f", every {args.clip_stride}th frame"
-                            read_clip(
-                                strided, payload, rows.setdefault((resolution, transform.name, method), Row()), compared
+            clips = source_clips(args.media, args.clips, n_frames, size, pan=args.pan)
+            for clip_index, (source_name, frames) in enumerate(clips.items()):
+                marked = watermark_payload_for(uuid.UUID(int=int(rng.integers(1 << 62))).hex)
+                if args.compare_embedder:
+                    time_embedders(frames, marked, embed_ms.setdefault(resolution, {}))
+                for mark in marks:
+                    # An unmarked clip must read as no mark: None is its payload (a payload is wrong).
+                    payload = None if mark == "unmarked" else marked
+                    method = WATERMARK_ALGORITHM if len(marks) == 1 else f"{WATERMARK_ALGORITHM}, {mark}"
+                    clip_name = source_name if len(marks) == 1 else f"{source_name}, {mark}"
+                    written = writer_output(frames, payload, out, anchored=mark == "anchored")
+                    marked_baselines = []
+                    if clip_index == 0 and mark == marks[0]:
+                        for name, bits_count, embed, decode, count, at in baselines:
+                            if resolution not in at.split(","):
+                                continue
+                            bits = rng.integers(0, 2, bits_count).astype(np.uint8)
+                            marked_baselines.append(
+                                (name, decode, bits, baseline_output(frames[:count], embed, bits, out))
                             )
-                    for name, decode, bits, marked in marked_baselines:
-                        base_row = rows.setdefault((resolution, transform.name, name), Row())
-                        read_baseline(apply_transform(marked, transform), decode, bits, base_row)
-                    print(f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True)
+                    for transform in chosen:
+                        row = rows.setdefault((resolution, transform.name, method), Row())
+                        clip_row = rows.setdefault((resolution, transform.name, f"{method} [{source_name}]"), Row())
+                        transformed = apply_transform(written, transform)
+                        read_ours(
+                            transformed,
+                            payload,
+                            clip_row,
+                            every_frame=not args.clips_only,
+                            by_type=by_type.setdefault((resolution, transform.name, clip_name), {})
+                            if args.frame_types
+                            else None,
+                            compared_still=compared_still,
+                        )
+                        merge(row, clip_row)
+                        strided = transformed[:: args.clip_stride] if args.clip_stride > 1 else None
+                        if strided is not None:
+                            sparse = f"{method}, every {args.clip_stride}th frame"
+                            read_clip(strided, payload, rows.setdefault((resolution, transform.name, sparse), Row()))
+                        if compared is not None:
+                            other = f"compared reader ({args.compare_reader}), {mark}"
+                            read_clip(
+                                transformed,
+                                payload,
+                                rows.setdefault((resolution, transform.name, other), Row()),
+                                compared,
+                            )
+                            if strided is not None:
+                                other += f", every {args.clip_stride}th frame"
+                                read_clip(
+                                    strided,
+                                    payload,
+                                    rows.setdefault((resolution, transform.name, other), Row()),
+                                    compared,
+                                )
+                        for name, decode, bits, marked in marked_baselines:
+                            base_row = rows.setdefault((resolution, transform.name, name), Row())
+                            read_baseline(apply_transform(marked, transform), decode, bits, base_row)
+                        print(
+                            f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True
+                        )
     print(
         "\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "
         "| read ms/frame |"
@@ -584,13 +657,16 @@ def platform_main(argv: list[str]) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for (resolution, transform_name, method), row in rows.items():
         print(f"| {resolution} | {transform_name} | {method} | {row.text()} |")
-    ours = [row for (_, _, method), row in rows.items() if method == WATERMARK_ALGORITHM]
-    frames = sum(r.frames for r in ours)
-    print(
-        f"\n{WATERMARK_ALGORITHM}: {sum(r.frames_read for r in ours)}/{frames} frames read, "
-        f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
-        f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}"
-    )
+    totals = dict.fromkeys(m for (_, _, m) in rows if m.startswith(WATERMARK_ALGORITHM) and "[" not in m)
+    print("\n(unmarked clips: 'read' = no mark found, 'wrong' = a false mark)")
+    for total in totals:
+        ours = [row for (_, _, method), row in rows.items() if method == total]
+        frames = sum(r.frames for r in ours)
+        print(
+            f"{total}: {sum(r.frames_read for r in ours)}/{frames} frames read, "
+            f"{sum(r.frames_wrong for r in ours)} wrong; {sum(r.clips_read for r in ours)}/{sum(r.clips for r in ours)} "
+            f"clips read, {sum(r.clips_wrong for r in ours)} wrong; load average {os.getloadavg()[0]:.1f}"
+        )
     if by_type:
         print(
             "\nsingle frames by picture type: frames read exactly | pilot peak z, median [min, max] "
@@ -603,9 +679,7 @@ def platform_main(argv: list[str]) -> int:
             for kind in sorted(kinds):
                 print(f"| {resolution} | {transform_name} | {clip_name} | {kind} | {kinds[kind].text()} |")
     print("\n| clip reader | size | clips read | wrong clips | clip read ms (median) |\n|---|---|---|---|---|")
-    methods = dict.fromkeys(
-        m for (_, _, m) in rows if m == WATERMARK_ALGORITHM or m.startswith(("compared", f"{WATERMARK_ALGORITHM},"))
-    )
+    methods = dict.fromkeys(m for (_, _, m) in rows if m.startswith((WATERMARK_ALGORITHM, "compared")) and "[" not in m)
     for method in methods:
         for resolution in resolutions:
             cells = [r for (size, _, m), r in rows.items() if m == method and size == resolution]
@@ -614,7 +688,36 @@ def platform_main(argv: list[str]) -> int:
                 f"| {method} | {resolution} | {sum(r.clips_read for r in cells)}/{sum(r.clips for r in cells)} "
                 f"| {sum(r.clips_wrong for r in cells)} | {statistics.median(ms) if ms else float('nan'):.0f} |"
             )
+    if embed_ms:
+        print("\nembedding ms per frame, fixed grid and anchored interleaved on the same frames, median [IQR]:")
+        for resolution, times in embed_ms.items():
+            for path in ("luma_offset", "embed"):
+                fixed, anchored = times[f"fixed grid, {path}"], times[f"anchored, {path}"]
+                cells = [
+                    f"{statistics.median(v):.2f} [{np.percentile(v, 25):.2f}, {np.percentile(v, 75):.2f}]"
+                    for v in (fixed, anchored)
+                ]
+                ratio = statistics.median(anchored) / statistics.median(fixed)
+                print(f"  {resolution} {path}: fixed grid {cells[0]} / anchored {cells[1]} ({ratio:.2f}x)")
     return 0
+
+
+def time_embedders(frames: list[np.ndarray], payload: bytes, times: dict[str, list[float]]) -> None:
+    """Each frame marked by the fixed-grid and the anchored embedder in turn, on the writer's
+    Y-plane path (``luma_offset``) and the RGB path (``embed``), one embedder each (an anchored
+    one follows its own frame sequence): ms per frame, appended to ``times[name]``."""
+    height, width = frames[0].shape[:2]
+    embedders = {
+        f"{name}, {path}": (WatermarkEmbedder(payload, width, height, anchored=anchored), path)
+        for path in ("luma_offset", "embed")
+        for name, anchored in (("fixed grid", False), ("anchored", True))
+    }
+    for rgb in frames:
+        for name, (embedder, path) in embedders.items():
+            mark = embedder.luma_offset if path == "luma_offset" else embedder.embed
+            start = time.perf_counter()
+            mark(rgb)
+            times.setdefault(name, []).append((time.perf_counter() - start) * 1e3)
 
 
 def main(argv: list[str] | None = None) -> int:

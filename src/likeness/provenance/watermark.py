@@ -150,6 +150,26 @@ _SEARCH_KEEP = 2  # coarse maxima refined and tried
 # quarter of the pixels and FFT work) and only the best are folded at full resolution.
 _SCREEN_TILE = TILE_SIZE // 2
 _SCREEN_KEEP = 6
+# Anchored embedding: the frame-to-frame global motion is estimated on a luma thumbnail of about
+# this short side (ECC, affine), where it costs about half a millisecond.
+_ANCHOR_MOTION_SIDE = 90
+_ANCHOR_ITERATIONS = 20
+_ANCHOR_EPSILON = 1e-3
+_ANCHOR_MIN_CORRELATION = 0.6  # ECC correlation below this: a cut, the anchor restarts at the grid
+# The motion must explain the change between frames: the squared residual it leaves at most this
+# share of the one without motion, or the picture is taken as still (a static camera with a
+# person moving pulls a least-squares motion along with the person).
+_ANCHOR_MIN_GAIN = 0.5
+# The mark follows only motion a translation describes: how far the affine motion departs, over
+# the frame, from its translation at the centre, in chips (a camera pan with a slow zoom and roll:
+# about 0.1 chip a frame; animate_portrait's turning head: about 0.8). Each switch between
+# following and staying makes the mark jump against what the encoder carries for the rest of the
+# group of pictures, so the anchor starts following after _ANCHOR_LOCK_FRAMES frames in a row
+# under _ANCHOR_FOLLOW_DEPARTURE and stops (the mark stays where it is, as a fixed grid) only at a
+# frame over _ANCHOR_RELEASE_DEPARTURE (docs/watermark.md, "Anchored marks").
+_ANCHOR_FOLLOW_DEPARTURE = 0.25
+_ANCHOR_RELEASE_DEPARTURE = 0.5
+_ANCHOR_LOCK_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -319,6 +339,12 @@ class WatermarkEmbedder:
     frame: the pattern and the work buffers are built once in the constructor, so one embedder
     must not be shared between threads (make one per thread; they are cheap).
 
+    ``anchored=True`` (video: frames given in order): each frame's mark is drawn moved by the
+    picture's global translation since the last cut, so a platform encoder's motion
+    compensation carries it whole into P and B frames (:class:`_ContentAnchor`; measured in
+    ``docs/watermark.md``, "Anchored marks"). A still, and the first frame, are marked exactly
+    as without it.
+
     Example:
         >>> import numpy as np
         >>> embedder = WatermarkEmbedder(b"job-0001", width=320, height=240)
@@ -326,7 +352,9 @@ class WatermarkEmbedder:
         (240, 320, 3)
     """
 
-    def __init__(self, payload: bytes, width: int, height: int, *, period: float | None = None) -> None:
+    def __init__(
+        self, payload: bytes, width: int, height: int, *, period: float | None = None, anchored: bool = False
+    ) -> None:
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in (width, height)):
             raise ProvenanceError(f"frame size must be positive integers, got {width!r}x{height!r}")
         width, height = int(width), int(height)
@@ -338,12 +366,16 @@ class WatermarkEmbedder:
         self.period = tile_period(width, height) if period is None else float(period)
         if not TILE_SIZE / 4 <= self.period <= 16 * TILE_SIZE:
             raise ProvenanceError(f"tile period must be 32..2048 px, got {period!r}")
-        self._pattern = _frame_pattern(watermark_tile(payload), width, height, self.period)
-        # Mean pattern energy per mask cell: with it the mark's RMS is set exactly per frame even
-        # where a small frame's pattern is locally stronger than its tile average.
-        self._pattern_cell_energy = cv2.resize(
-            self._pattern * self._pattern, _mask_size(width, height), interpolation=cv2.INTER_AREA
-        ).astype(np.float64)
+        tile = watermark_tile(payload)
+        # Anchored: the pattern is drawn one period larger each way, and each frame takes the
+        # window shifted by the content's motion (see :class:`_ContentAnchor`).
+        self._anchor = _ContentAnchor(width, height, self.period) if anchored else None
+        margin = 0 if self._anchor is None else self._anchor.margin
+        self._wide_pattern = _frame_pattern(tile, width + margin, height + margin, self.period)
+        self._wide_energy = self._wide_pattern * self._wide_pattern
+        self._pattern_offset = (0, 0)
+        self._pattern = self._wide_pattern[:height, :width]
+        self._pattern_cell_energy = _cell_energy(self._wide_energy[:height, :width])
         # Full-frame work buffers, reused frame after frame: fresh multi-megabyte arrays cost
         # more in page faults than the arithmetic does. (So one embedder serves one thread.)
         self._full_gain = np.empty((height, width), np.float32)
@@ -376,6 +408,8 @@ class WatermarkEmbedder:
             raise ProvenanceError(
                 f"frame is {rgb.shape[1]}x{rgb.shape[0]}, embedder was built for {self.width}x{self.height}"
             )
+        if self._anchor is not None:
+            self._shift_pattern(self._anchor.offset(rgb))
         mask = texture_mask(rgb)
         # Normalising by the mask's energy (weighted by the pattern's local energy) sets the
         # mark's RMS to MARK_RMS for every frame, whatever its content.
@@ -396,6 +430,131 @@ class WatermarkEmbedder:
             offset = cv2.multiply(self._pattern, full_gain, dst=self._offset_buffer, dtype=cv2.CV_16S)
             energy = cv2.norm(offset, cv2.NORM_L2SQR)
         return offset
+
+    def _shift_pattern(self, offset: tuple[int, int]) -> None:
+        """Take the pattern window at ``offset`` (x, y) of the wide pattern."""
+        if offset == self._pattern_offset:
+            return
+        x, y = offset
+        self._pattern_offset = offset
+        self._pattern = self._wide_pattern[y : y + self.height, x : x + self.width]
+        self._pattern_cell_energy = _cell_energy(self._wide_energy[y : y + self.height, x : x + self.width])
+
+
+def _cell_energy(energy: np.ndarray) -> np.ndarray:
+    """Mean pattern energy (``energy``: the squared pattern) per mask cell: with it the mark's RMS
+    is set exactly per frame even where a small frame's pattern is locally stronger than its
+    tile average."""
+    height, width = energy.shape
+    return cv2.resize(energy, _mask_size(width, height), interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+class _ContentAnchor:
+    """Where a frame's mark is drawn so that it moves with the picture (anchored embedding).
+
+    In a P or B frame an encoder predicts each block from an earlier frame moved with the
+    content, so a mark fixed to the frame's grid comes back moved, and the small residual that
+    would restore the grid is rounded away (x264 / x265 deadzones): single frames of a pan hold
+    a mixture of phases that reads as nothing. Drawn moved by the content's global translation
+    since the last cut, the mark is what motion compensation predicts, the residual is about
+    zero and each frame holds one whole mark at its own phase, which a still reader finds (the
+    sync is circular). Only translation is followed, so the mark stays on the frame's axes and
+    scale (the reader searches neither rotation nor a scale drifting from frame to frame): where
+    the global motion is not close to a translation (rotation, zoom), the mark stays put, and
+    following starts only after a few translating frames in a row (see
+    :data:`_ANCHOR_FOLLOW_DEPARTURE`)."""
+
+    def __init__(self, width: int, height: int, period: float) -> None:
+        self.period = period
+        self.margin = int(np.ceil(period)) + 1
+        self.downscale = max(1, round(min(width, height) / _ANCHOR_MOTION_SIDE))
+        self.size = (max(8, width // self.downscale), max(8, height // self.downscale))
+        self.previous: np.ndarray | None = None
+        self.velocity = np.zeros(2)  # last frame's shift (thumbnail px), the next search's start
+        self.chip = period / _GRID / self.downscale  # a chip in thumbnail px
+        self.translations = 0  # frames in a row whose motion was a translation
+        self.pending = np.zeros(2)  # their motion (frame px), followed once they are enough
+        self.following = False
+        self.shift = np.zeros(2)  # content displacement (x, y) in frame px followed since the last cut
+
+    def offset(self, rgb: np.ndarray) -> tuple[int, int]:
+        """The wide pattern's window (x, y) for ``rgb``, the next frame of the sequence."""
+        current = _anchor_luma(rgb, self.size)
+        previous, self.previous = self.previous, current
+        if previous is not None:
+            motion = _global_motion(previous, current, self.velocity)
+            if motion is None:  # a cut: the next intra frame starts a new anchor at the grid
+                self.shift[:] = 0.0
+                self.velocity[:] = 0.0
+                self.translations, self.following = 0, False
+                self.pending[:] = 0.0
+            else:
+                translation, departure = motion
+                self.velocity = translation
+                self._follow(translation * self.downscale, departure / self.chip)
+        # The mark at x is the pattern at x - shift: the window starts at -shift, modulo the period.
+        x, y = (int(round(float(-v) % self.period)) for v in self.shift)
+        return min(x, self.margin - 1), min(y, self.margin - 1)
+
+    def _follow(self, translation: np.ndarray, departure: float) -> None:
+        """Add one frame's motion (``translation`` in frame px, ``departure`` in chips)."""
+        if departure > _ANCHOR_FOLLOW_DEPARTURE:
+            self.translations = 0
+            self.pending[:] = 0.0
+            if departure > _ANCHOR_RELEASE_DEPARTURE:
+                self.following = False
+        else:
+            self.translations += 1
+            self.pending += translation
+        if not self.following and self.translations >= _ANCHOR_LOCK_FRAMES:
+            # The frames before the lock kept the grid, but what the encoder carried through them
+            # moved with the picture: the mark catches up with it.
+            self.following = True
+            self.shift += self.pending - translation
+        if self.following:
+            self.shift += translation
+
+
+def _anchor_luma(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _global_motion(previous: np.ndarray, current: np.ndarray, guess: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The content's motion from ``previous`` to ``current`` (thumbnail px), from an affine fit:
+    its translation at the centre (zeros where it explains little of the change: a still
+    picture with local motion) and how far the fit departs from that translation over the frame
+    (rotation, zoom); None at a cut (the pictures no longer correlate)."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, _ANCHOR_ITERATIONS, _ANCHOR_EPSILON)
+    start = np.eye(2, 3, dtype=np.float32)
+    start[:, 2] = guess
+    try:
+        correlation, found = cv2.findTransformECC(previous, current, start, cv2.MOTION_AFFINE, criteria)
+        warp = np.asarray(found, dtype=np.float64)
+    except cv2.error:  # no convergence, or a flat picture
+        correlation, warp = np.nan, start.astype(np.float64)
+    if not np.isfinite(correlation) or correlation < _ANCHOR_MIN_CORRELATION or not np.all(np.isfinite(warp)):
+        flat = min(float(previous.std()), float(current.std())) < 1.0
+        return (np.zeros(2), 0.0) if flat else None
+    height, width = previous.shape
+    # current(W x) ~ previous(x): content at x moves to W x. Its move at the centre, and how far
+    # the corners' moves depart from it.
+    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    linear = warp[:, :2] - np.eye(2)
+    shift = linear @ centre + warp[:, 2]
+    corners = centre[None, :] * np.array([[1.0, 1.0], [1.0, -1.0]])
+    departure = float(np.abs(corners @ linear.T).max())
+    # Compare the change the shift leaves with the change without it, inside a border the
+    # shift moves out of the picture.
+    margin = 1 + int(np.ceil(np.abs(shift).max()))
+    if 2 * margin >= min(height, width):
+        return None
+    inner = (slice(margin, height - margin), slice(margin, width - margin))
+    translation = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]], np.float32)
+    moved = cv2.warpAffine(current, translation, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    left = float(np.mean((moved[inner] - previous[inner]) ** 2))
+    still = float(np.mean((current[inner] - previous[inner]) ** 2))
+    return (shift if left <= _ANCHOR_MIN_GAIN * still else np.zeros(2)), departure
 
 
 def video_encoder_options(width: int, height: int) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""The anchored mark (``WatermarkEmbedder(anchored=True)``): drawn moved with the picture's
+global translation, so an encoder's motion compensation carries the whole mark into P and B
+frames and single frames of a camera pan read after a platform's re-encode."""
+
+from __future__ import annotations
+
+import io
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from likeness.errors import ProvenanceError
+from likeness.media.synthetic import astronaut, grace_hopper
+from likeness.provenance import watermark as wm
+from likeness.provenance.watermark import WatermarkEmbedder, extract_watermark, extract_watermark_frames
+
+PAYLOAD = bytes.fromhex("a11c4ed0b0a7f00d")
+SIZE = (640, 360)  # (W, H)
+
+
+def camera_pan(rgb: np.ndarray, *, n_frames: int, step: tuple[float, float] = (3.0, 1.2)) -> list[np.ndarray]:
+    """A camera sweeping over ``rgb`` by ``step`` px a frame (x, y): the content moves the other way."""
+    width, height = SIZE
+    base = cv2.resize(rgb, (int(width * 1.5), int(height * 1.5)), interpolation=cv2.INTER_AREA)
+    return [
+        cv2.warpAffine(
+            base,
+            np.array([[1.0, 0.0, 10 + step[0] * t], [0.0, 1.0, 10 + step[1] * t]]),
+            SIZE,
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        )
+        for t in range(n_frames)
+    ]
+
+
+def h264_with_types(frames: list[np.ndarray], *, crf: int) -> list[tuple[np.ndarray, str]]:
+    """x264 (its defaults: preset medium, deadzones, B frames) as a platform re-encodes; each
+    decoded frame with its picture type."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    buffer.seek(0)
+    with av.open(buffer, "r") as container:
+        # An enum member in some PyAV versions, FFmpeg's AVPictureType number in others.
+        return [
+            (
+                frame.to_ndarray(format="rgb24"),
+                getattr(frame.pict_type, "name", None) or {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?"),
+            )
+            for frame in container.decode(video=0)
+        ]
+
+
+def _marked(frames: list[np.ndarray], *, anchored: bool) -> list[np.ndarray]:
+    embedder = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=anchored)
+    return [embedder.embed(rgb) for rgb in frames]
+
+
+@pytest.mark.parametrize("picture", [astronaut, grace_hopper])
+def test_mid_clip_p_and_b_frames_of_a_pan_read_alone_after_h264_crf30(picture) -> None:
+    frames = camera_pan(picture(), n_frames=16)
+    anchored = h264_with_types(_marked(frames, anchored=True), crf=30)
+    fixed = h264_with_types(_marked(frames, anchored=False), crf=30)
+    middle = range(6, 12)
+    assert {anchored[i][1] for i in middle} >= {"P", "B"}
+    # The fixed grid comes back moved with the picture plus a rounded-away residual: nothing reads.
+    assert all(extract_watermark(fixed[i][0]).payload is None for i in middle)
+    assert all(extract_watermark(anchored[i][0]).payload == PAYLOAD for i in middle)
+    assert extract_watermark_frames([rgb for rgb, _ in anchored]).payload == PAYLOAD
+
+
+def test_a_still_and_a_first_frame_are_marked_as_before() -> None:
+    rng = np.random.default_rng(5)
+    for width, height in [(640, 360), (854, 480), (301, 199)]:
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        fixed, anchored = (WatermarkEmbedder(PAYLOAD, width, height, anchored=a) for a in (False, True))
+        assert np.array_equal(fixed.embed(rgb), anchored.embed(rgb))
+        assert np.array_equal(
+            WatermarkEmbedder(PAYLOAD, width, height).luma_offset(rgb),
+            WatermarkEmbedder(PAYLOAD, width, height, anchored=True).luma_offset(rgb),
+        )
+
+
+def test_the_mark_moves_with_the_content_and_returns_to_the_grid_at_a_cut() -> None:
+    frames = camera_pan(astronaut(), n_frames=6, step=(4.0, -2.0))
+    embedder = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=True)
+    first = embedder.luma_offset(frames[0]).copy()
+    for rgb in frames[1:]:
+        embedder.luma_offset(rgb)
+    assert embedder._anchor is not None
+    assert np.allclose(embedder._anchor.shift, (-20.0, 10.0), atol=0.3)
+    pattern_now = np.asarray(embedder._pattern)
+    pattern_first = np.asarray(wm._frame_pattern(wm.watermark_tile(PAYLOAD), *SIZE, embedder.period))
+    # Five frames of content moving by (-4, +2) px: the pattern is the first one moved by (-20, +10).
+    assert np.allclose(pattern_now[10:-30, :-30], pattern_first[:-40, 20:-10], atol=1e-5)
+    # A still shot keeps the mark where it is.
+    still = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=True)
+    offsets = [still.luma_offset(frames[0]).copy() for _ in range(3)]
+    assert all(np.array_equal(offsets[0], o) for o in offsets) and np.array_equal(offsets[0], first)
+    # A cut to another picture: back to the fixed grid.
+    embedder.luma_offset(grace_hopper_frame())
+    assert np.array_equal(np.asarray(embedder._pattern), pattern_first)
+
+
+@pytest.mark.parametrize("kind", ["rotation", "zoom"])
+def test_rotation_and_zoom_leave_the_mark_on_the_grid(kind: str) -> None:
+    # A turn of 1 degree or a zoom of 1 % a frame: no translation describes it to within a
+    # fraction of a chip, and a turned mark would not read, so the mark stays where it is.
+    width, height = SIZE
+    base = cv2.resize(astronaut(), SIZE, interpolation=cv2.INTER_AREA)
+    embedder = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=True)
+    grid = np.asarray(embedder._pattern).copy()
+    for t in range(8):
+        angle, scale = (1.0 * t, 1.2) if kind == "rotation" else (0.0, 1.2 + 0.01 * t)
+        affine = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
+        embedder.luma_offset(cv2.warpAffine(base, affine, SIZE, borderMode=cv2.BORDER_REFLECT))
+        assert np.array_equal(np.asarray(embedder._pattern), grid), t
+
+
+def grace_hopper_frame() -> np.ndarray:
+    return cv2.resize(grace_hopper(), SIZE, interpolation=cv2.INTER_AREA)
+
+
+def test_anchored_mark_keeps_the_rms_bound_and_checks_its_frames() -> None:
+    frames = camera_pan(grace_hopper(), n_frames=8, step=(7.0, 2.5))
+    embedder = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=True)
+    for rgb in frames:
+        offset = embedder.embed(rgb).astype(np.float64) - rgb
+        assert np.sqrt(np.mean(offset**2)) <= wm.MAX_MARK_RMS
+    with pytest.raises(ProvenanceError, match="embedder was built for"):
+        embedder.embed(np.zeros((200, 200, 3), np.uint8))
+    # Flat and black frames: nothing to follow, no error.
+    for value in (0, 0, 128):
+        embedder.embed(np.full((SIZE[1], SIZE[0], 3), value, np.uint8))
