@@ -111,7 +111,9 @@ def brightness(rgb: np.ndarray, delta: int) -> np.ndarray:
     return np.clip(rgb.astype(np.int16) + delta, 0, 255).astype(np.uint8)
 
 
-def h264_roundtrip(frames: list[np.ndarray], *, crf: int) -> list[np.ndarray]:
+def h264_with_types(frames: list[np.ndarray], *, crf: int) -> list[tuple[np.ndarray, str]]:
+    """x264 (its defaults: preset medium, deadzones, B frames) as a platform re-encodes; each
+    decoded frame with its picture type."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25)
@@ -122,8 +124,19 @@ def h264_roundtrip(frames: list[np.ndarray], *, crf: int) -> list[np.ndarray]:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(stream.encode(None))
     buffer.seek(0)
-    with av.open(buffer) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    with av.open(buffer, "r") as container:
+        # An enum member in some PyAV versions, FFmpeg's AVPictureType number in others.
+        return [
+            (
+                frame.to_ndarray(format="rgb24"),
+                getattr(frame.pict_type, "name", None) or {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?"),
+            )
+            for frame in container.decode(video=0)
+        ]
+
+
+def h264_roundtrip(frames: list[np.ndarray], *, crf: int) -> list[np.ndarray]:
+    return [rgb for rgb, _ in h264_with_types(frames, crf=crf)]
 
 
 def moving_clip(rgb: np.ndarray, *, n_frames: int, size: tuple[int, int]) -> list[np.ndarray]:

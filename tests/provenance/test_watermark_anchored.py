@@ -4,9 +4,6 @@ frames and single frames of a camera pan read after a platform's re-encode."""
 
 from __future__ import annotations
 
-import io
-
-import av
 import cv2
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ from likeness.errors import ProvenanceError
 from likeness.media.synthetic import astronaut, grace_hopper
 from likeness.provenance import watermark as wm
 from likeness.provenance.watermark import WatermarkEmbedder, extract_watermark, extract_watermark_frames
+from tests.provenance.test_watermark import h264_with_types
 
 PAYLOAD = bytes.fromhex("a11c4ed0b0a7f00d")
 SIZE = (640, 360)  # (W, H)
@@ -33,30 +31,6 @@ def camera_pan(rgb: np.ndarray, *, n_frames: int, step: tuple[float, float] = (3
         )
         for t in range(n_frames)
     ]
-
-
-def h264_with_types(frames: list[np.ndarray], *, crf: int) -> list[tuple[np.ndarray, str]]:
-    """x264 (its defaults: preset medium, deadzones, B frames) as a platform re-encodes; each
-    decoded frame with its picture type."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for rgb in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode(None))
-    buffer.seek(0)
-    with av.open(buffer, "r") as container:
-        # An enum member in some PyAV versions, FFmpeg's AVPictureType number in others.
-        return [
-            (
-                frame.to_ndarray(format="rgb24"),
-                getattr(frame.pict_type, "name", None) or {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?"),
-            )
-            for frame in container.decode(video=0)
-        ]
 
 
 def _marked(frames: list[np.ndarray], *, anchored: bool) -> list[np.ndarray]:
