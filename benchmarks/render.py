@@ -727,21 +727,20 @@ def replaced_mouth_verdict(line: dict) -> str:
     )
 
 
+def talking_clip(tmp: Path, *, frames: int) -> Path:
+    """The generated talking close-up (Grace Hopper at 720p, open-mouth speech) tables 6 and 7 use."""
+    return write_clip(
+        tmp / "talk720.mp4", grace_hopper(), seconds=frames / 25, fps=25, size=(1280, 720), seed=1, talking=True
+    )
+
+
 def recipes_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     """Table 6: quality per recipe (64 vs 128 px for the same training minutes), the defaults,
     ``--mouth`` and ``--eyes``, on the consenting-actor clip and a generated talking face, side by
     side in one run."""
     clips = {
         "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
-        "talking 720p": write_clip(
-            tmp / "talk720.mp4",
-            grace_hopper(),
-            seconds=args.frames / 25,
-            fps=25,
-            size=(1280, 720),
-            seed=1,
-            talking=True,
-        ),
+        "talking 720p": talking_clip(tmp, frames=args.frames),
     }
     ws, source_frames, target_frames = idol_world(args.media, dfdc, clips["dfdc 720p"], tmp)
     # The idols are stills: closed mouths only, as in the issue's 7-photo case. The performers'
@@ -817,15 +816,7 @@ THIN_RIMS_PICTURED = (10, 30, 50)
 def thin_rims_run(args: argparse.Namespace, dfdc: Path, tmp: Path) -> int:
     """Table 7: the defaults against ``--thin-rims`` with one 128 px model, interleaved."""
     clips = {
-        "talking 720p close-up": write_clip(
-            tmp / "talk720.mp4",
-            grace_hopper(),
-            seconds=args.frames / 25,
-            fps=25,
-            size=(1280, 720),
-            seed=1,
-            talking=True,
-        ),
+        "talking 720p close-up": talking_clip(tmp, frames=args.frames),
         "dfdc 720p": cut_clip(dfdc, tmp / "dfdc720.mp4", frames=args.frames, size=(1280, 720)),
     }
     ws, source_frames, target_frames = idol_world(args.media, dfdc, clips["dfdc 720p"], tmp)
