@@ -131,6 +131,27 @@ def test_labelled_video_render_is_authorized_with_face_tracks(mina_world, tmp_pa
     assert result.watermark.found and result.watermark.render.job_id == job.job_id
 
 
+def test_a_labelled_pan_keeps_its_mark_in_single_frames_after_a_platform_reencode(mina_world, tmp_path):
+    # The writer anchors the mark to the picture's motion (docs/watermark.md, "Anchored marks"):
+    # a fixed-grid mark comes back from x264 moved with the pan in P and B frames (over 5 random
+    # job payloads: 0-1 of these 6 frames read, 16 of 16 frames anchored).
+    from likeness.media import iter_video_frames
+    from likeness.provenance.watermark import extract_watermark
+    from tests.provenance.test_watermark import h264_with_types
+    from tests.provenance.test_watermark_anchored import camera_pan
+
+    authz = mina_world.authorize("music_video")
+    job = RenderJob.new("video")
+    out = tmp_path / "pan.mp4"
+    with LabelledWriter(mina_world.workspace).open_video(authz, job, out, width=640, height=360, fps=25) as video:
+        for frame in camera_pan(astronaut(), n_frames=16):
+            video.write(frame)
+    reuploaded = h264_with_types([frame.rgb for frame in iter_video_frames(out)], crf=26)
+    middle = range(6, 12)
+    assert {reuploaded[i][1] for i in middle} >= {"P", "B"}
+    assert all(extract_watermark(reuploaded[i][0]).payload == job.watermark_payload for i in middle)
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

@@ -334,7 +334,9 @@ class LabelledVideo:
         self._label: VisibleLabel | None = None
         self._tag: FaceTag | None = None
         self._fps = float(fps)
-        self._embedder = WatermarkEmbedder(job.watermark_payload, stored_width, stored_height)
+        # Anchored: the mark follows a camera pan, so a platform's re-encode keeps it in P and B
+        # frames (docs/watermark.md, "Anchored marks").
+        self._embedder = WatermarkEmbedder(job.watermark_payload, stored_width, stored_height, anchored=True)
         self._temps = _Temporaries(out_path, job.job_id)
         self._temps.remove()  # what a killed earlier run of this job (a resume) left behind
         self.frames = 0
