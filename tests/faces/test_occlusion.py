@@ -19,8 +19,10 @@ from likeness.faces.occluders import OCCLUDERS, occlude
 from likeness.faces.occlusion import (
     CARD_FILE,
     ONNX_FILE,
+    THIN_ONNX_FILE,
     WEIGHTS_DIR,
     OcclusionSegmenter,
+    card_file,
     load_card,
     spectacle_zone,
     thin_in_zone,
@@ -171,8 +173,28 @@ def test_the_spectacle_zone_is_around_the_eyes_and_the_bridge_not_the_cheeks_or_
     y = int(round((marks[RIGHT_IRIS_CENTER][1] + nose_y) / 2 + 4))
     edge = int(np.flatnonzero(hull[y])[0])
     assert zone[y, edge : edge + 3].max() < 0.5
-    with pytest.raises(FaceError, match="eyes are too close"):
+    with pytest.raises(FaceError, match="eyes are 0.0 px apart in this 128 px crop"):
         spectacle_zone(np.zeros((478, 2)), 128)
+
+
+def test_landmarks_far_outside_the_crop_are_a_typed_error_not_a_huge_allocation(aligned_astronaut) -> None:
+    # Trial 7: eyes 10^6 px apart sized the hull erosion's disc by them (cv2 asked for terabytes).
+    far = aligned_astronaut.landmarks.astype(np.float64) * 1e6
+    with pytest.raises(FaceError, match="px apart in this 128 px crop"):
+        spectacle_zone(far, 128)
+
+
+@pytest.mark.parametrize("sizes", ["128", 128, [], ["x"], [0], [-64], [True], [64, 4096]])
+@pytest.mark.parametrize("card_name", [CARD_FILE, card_file(THIN_ONNX_FILE)])
+def test_an_edited_sizes_field_is_a_model_error_naming_the_card(tmp_path: Path, card_name: str, sizes) -> None:
+    # Trial 7: the card is not under the ONNX file's SHA-256; these were TypeError, ValueError or
+    # cv2.error tracebacks at load or at the first crop.
+    folder = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    card = json.loads((folder / card_name).read_text())
+    (folder / card_name).write_text(json.dumps({**card, "sizes": sizes}))
+    with pytest.raises(ModelError, match=f"{card_name}: 'sizes' must be a list of crop sides"):
+        OcclusionSegmenter(folder, thin=folder / THIN_ONNX_FILE)
 
 
 def test_thin_structures_keep_a_rim_and_drop_a_patch() -> None:

@@ -86,3 +86,20 @@ def test_thin_rims_keep_a_one_pixel_metal_rim_the_swap_paints_over_without_it(wo
 def test_thin_rims_need_the_occlusion_mask() -> None:
     with pytest.raises(ConfigError, match="thin_rims .* needs occlusion"):
         RefineOptions(occlusion=False, thin_rims=True)
+
+
+def test_thin_rims_on_a_64_px_model_are_refused_not_ignored(trained_world) -> None:
+    # Trial 7: the add-on runs on crops of 128 px and up, so on a 64 px model the option rendered
+    # exactly as without it, and said nothing.
+    assert trained_world.load_model().card["resolution"] == 64
+    with pytest.raises(ConfigError, match="models of 128 px and more; this model is 64 px"):
+        FrameRenderer(
+            trained_world.load_model(),
+            FaceDetector(mode="image"),
+            FaceEmbedder(),
+            trained_world.workspace.registry.reference_embeddings(trained_world.performer),
+            authz=trained_world.authorize(),
+            release=trained_world.authorize_release(),
+            identity_threshold=IDENTITY_THRESHOLD,
+            options=RefineOptions(thin_rims=True),
+        )

@@ -207,3 +207,17 @@ def test_the_openapi_body_documents_the_render_flags(service_world):
         assert body["properties"][name]["enum"] == ["true", "on", "1", "false", "0", ""]
         assert f"--{name.replace('_', '-')}" in body["properties"][name]["description"]
         assert name not in body["required"]
+
+
+@pytest.mark.parametrize("fields", [{"thin-rims": "true"}, {"Eyes": "on"}, {"thin_rims": "true", "mouht": "1"}])
+def test_a_misspelt_render_option_is_a_422_not_a_render_without_it(service_world, target, model_id, rendered, fields):
+    # Trial 7: `thin-rims` (the command line's spelling) or `Eyes` were ignored: the job was
+    # queued and rendered without the option, and succeeded.
+    studio = service_world.token_client(Role.STUDIO)
+    refused = _render(studio, target, model=model_id, use="music_video", **fields)
+    assert refused.status_code == 422, refused.text
+    misspelt = next(name for name in fields if name not in ("mouth", "eyes", "thin_rims"))
+    assert refused.json()["detail"].startswith(f"{misspelt!r}: not a field of this form")
+    assert "thin_rims" in refused.json()["detail"]
+    assert Worker(service_world.workspace).run_one() is None  # nothing was queued
+    assert not any(path.is_file() for path in uploads_root(service_world.workspace).rglob("*"))

@@ -84,6 +84,21 @@ def load_card(folder: Path = WEIGHTS_DIR, onnx_file: str = ONNX_FILE) -> dict[st
     return card
 
 
+def card_sizes(card: dict[str, Any], card_path: Path) -> tuple[int, ...]:
+    """The crop sides a card says its network was trained at (``MASK_INPUT`` when it names none).
+
+    The card is not covered by the ONNX file's SHA-256, so an edited ``sizes`` must be a typed
+    error naming the card, not a traceback from the resize it would reach."""
+    sizes = card.get("sizes", [MASK_INPUT])
+    if (
+        not isinstance(sizes, list)
+        or not sizes
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 8 <= s <= 1024 for s in sizes)
+    ):
+        raise ModelError(f"{card_path}: 'sizes' must be a list of crop sides of 8..1024 px, got {sizes!r}")
+    return tuple(sizes)
+
+
 def spectacle_zone(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Where spectacle frames can be on an aligned face: float32 ``(size, size)`` in [0, 1].
 
@@ -97,8 +112,10 @@ def spectacle_zone(landmarks: np.ndarray, size: int) -> np.ndarray:
     points = np.asarray(landmarks, np.float64)
     right, left = points[RIGHT_IRIS_CENTER], points[LEFT_IRIS_CENTER]
     span = float(np.linalg.norm(left - right))
-    if not np.isfinite(span) or span < 2:
-        raise FaceError(f"spectacle_zone: the eyes are too close together ({span:.1f} px) in this crop")
+    # An aligned crop's eyes are about a third of its side apart; beyond the side the landmarks
+    # are not this crop's, and the hull erosion below would be sized by them (terabytes).
+    if not np.isfinite(span) or not 2 <= span <= size:
+        raise FaceError(f"spectacle_zone: the eyes are {span:.1f} px apart in this {size} px crop (2..{size} expected)")
     along = (left - right) / span
     across = np.array([-along[1], along[0]])  # image y grows downwards: across points to the chin
     middle = (right + left) / 2
@@ -156,12 +173,12 @@ class OcclusionSegmenter:
         self.input_name = self.session.get_inputs()[0].name
         #: The sides it was trained at: a crop of one of them runs as it is (a thin rim of a
         #: 128 px crop is lost when shrunk to 64), others are resized to the nearest and back.
-        self.sizes: tuple[int, ...] = tuple(int(s) for s in self.card.get("sizes", [MASK_INPUT]))
+        self.sizes = card_sizes(self.card, folder / card_file(ONNX_FILE))
         self.thin_card: dict[str, Any] | None = None
         self.thin_session: Any = None
         if thin is not None:
             self.thin_card = load_card(thin.parent, thin.name)
-            if THIN_SIDE not in self.thin_card.get("sizes", [MASK_INPUT]):
+            if THIN_SIDE not in card_sizes(self.thin_card, thin.parent / card_file(thin.name)):
                 raise ModelError(
                     f"{thin}: a thin add-on must be trained at {THIN_SIDE} px; its card names no such size"
                 )

@@ -265,6 +265,15 @@ class FrameRenderer:
         self.identity_every = int(identity_every)
         card = model.card
         self.resolution = int(card.get("resolution", 64))
+        from likeness.faces.occlusion import THIN_FROM
+
+        if options.thin_rims and self.resolution < THIN_FROM:
+            # The add-on runs only on crops of THIN_FROM px and up: on a smaller model the option
+            # would render exactly as without it, so it is refused rather than ignored.
+            raise ConfigError(
+                f"thin_rims keeps rims only for models of {THIN_FROM} px and more; this model is "
+                f"{self.resolution} px: render without it"
+            )
         from likeness.faces.align import as_coverage
 
         self.coverage = as_coverage(card.get("coverage", "wf"))
