@@ -351,3 +351,12 @@ def test_a_shot_turned_throughout_compares_turned_eyes_with_turned_eyes() -> Non
     assert levels is not None
     assert eye_closures(eye_openness_each(_head_landmarks(45.0, 0.28)), levels) == (0.0, 0.0)
     assert eye_closures(eye_openness_each(_head_landmarks(45.0, 0.04)), levels) == (1.0, 1.0)
+
+
+def test_a_non_finite_sample_is_left_out_not_a_stopped_render() -> None:
+    # One NaN yaw (or an edited checkpoint's inf) made open_eye_levels raise FaceError for the
+    # next EYE_WINDOW frames of the track, and the render stopped.
+    track = _TrackEyes([(0.28, 0.28, 0.0)] * EYE_MIN_SAMPLES + [(0.28, float("inf"), 0.0)])
+    assert track.add((0.28, 0.28), yaw=float("nan")) == pytest.approx((0.28, 0.28))
+    assert track.add((0.05, 0.05), yaw=0.0) == pytest.approx((0.28, 0.28))
+    assert len(track.samples) == EYE_MIN_SAMPLES + 1

@@ -154,9 +154,16 @@ class _TrackEyes:
 
     samples: list[tuple[float, float, float]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # A non-finite sample (a checkpoint edited, a degenerate pose) would make every level of
+        # the next EYE_WINDOW frames a FaceError and stop the render: it is left out instead.
+        self.samples = [sample for sample in self.samples if np.all(np.isfinite(sample))]
+
     def add(self, openness: tuple[float, float], *, yaw: float) -> tuple[float, float] | None:
         """Record this frame's openness and yaw (degrees); returns the open levels (right, left) or None."""
-        self.samples = (self.samples + [(openness[0], openness[1], yaw)])[-EYE_WINDOW:]
+        sample = (float(openness[0]), float(openness[1]), float(yaw))
+        if np.all(np.isfinite(sample)):
+            self.samples = (self.samples + [sample])[-EYE_WINDOW:]
         if len(self.samples) < EYE_MIN_SAMPLES:
             return None
         values = np.asarray(self.samples, np.float64)
