@@ -27,6 +27,9 @@ Usage (from the repository root)::
     # camera pan over the first --media clip; single frames by picture type:
     .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 3 --pan --no-baselines \
         --media ../shared/media/video --compare-embedder --unmarked --frame-types --only "H.265 CRF 28"
+    # the pan and a handheld camera (drift, sway, tremor, roll) only, every transform, both marks:
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 4 --pan --shake \
+        --clip-names pan:,shake: --media ../shared/media/video --no-baselines --compare-embedder
 """
 
 from __future__ import annotations
@@ -318,6 +321,47 @@ def camera_pan(source: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarr
     """A camera pan over ``source`` frames: a window of about 70 % of the source that sweeps
     sideways (up to 0.4 % of the source width a frame, 6 px a frame at 720p), drifts down,
     zooms in slowly (0.1 % a frame) and rolls by under a degree, resampled to ``size``."""
+
+    def path(t: int) -> tuple[float, float, float, float]:
+        window = 0.72 * max(0.6, 1.0 - 0.001 * t)  # window height / source height
+        centre_x = 0.5 - 0.16 * np.cos(2.0 * np.pi * t / 250.0)
+        centre_y = 0.5 + 0.04 * np.sin(2.0 * np.pi * t / 300.0)
+        return centre_x, centre_y, window, 0.6 * np.sin(2.0 * np.pi * t / 150.0)
+
+    return camera_move(source, size, path)
+
+
+def handheld_shake(source: list[np.ndarray], size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
+    """A handheld camera over ``source`` frames: a fixed window of 72 % of the source that
+    drifts, sways and trembles (sums of sines at 0.2-7 Hz with random phases; at 720p about
+    ±14 px of drift, ±6 px of sway and ±2.5 px of tremor: a median of 3 px a frame, up to 7),
+    rolls by ±0.5° and breathes in scale by ±0.4 %, resampled to ``size``."""
+    rng = np.random.default_rng(seed)
+    phases = rng.uniform(0.0, 2.0 * np.pi, 12)
+    # (amplitude as a fraction of the window, frequency in Hz) per axis: drift, sway, tremor.
+    waves = ((0.011, 0.2), (0.005, 1.3), (0.002, 7.0))
+
+    def wave(t: int, axis: int) -> float:
+        seconds = t / 25.0
+        return sum(a * np.sin(2.0 * np.pi * f * seconds + phases[3 * axis + i]) for i, (a, f) in enumerate(waves))
+
+    def path(t: int) -> tuple[float, float, float, float]:
+        seconds = t / 25.0
+        window = 0.72 * (1.0 + 0.004 * np.sin(2.0 * np.pi * 0.5 * seconds + phases[6]))
+        roll = 0.35 * np.sin(2.0 * np.pi * 0.4 * seconds + phases[7]) + 0.15 * np.sin(
+            2.0 * np.pi * 3.0 * seconds + phases[8]
+        )
+        return 0.5 + 0.72 * wave(t, 0), 0.5 + 0.72 * wave(t, 1), window, roll
+
+    return camera_move(source, size, path)
+
+
+def camera_move(
+    source: list[np.ndarray], size: tuple[int, int], path: Callable[[int], tuple[float, float, float, float]]
+) -> list[np.ndarray]:
+    """``source`` filmed by a camera that follows ``path``: frame t -> (window centre x, y as
+    fractions of the source, window height as a fraction of the source height, roll in
+    degrees), resampled to ``size``."""
     width, height = size
     # The source brought to the window's scale first: the warp below then only enlarges.
     factor = height / (0.72 * source[0].shape[0])
@@ -325,11 +369,9 @@ def camera_pan(source: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarr
     frames = []
     for t, native in enumerate(source):
         rgb = cv2.resize(native, (src_w, src_h), interpolation=cv2.INTER_AREA)
-        window = 0.72 * max(0.6, 1.0 - 0.001 * t)  # window height / source height
-        centre_x = src_w * (0.5 - 0.16 * np.cos(2.0 * np.pi * t / 250.0))
-        centre_y = src_h * (0.5 + 0.04 * np.sin(2.0 * np.pi * t / 300.0))
+        fx, fy, window, roll = path(t)
+        centre_x, centre_y = src_w * fx, src_h * fy
         scale = height / (window * src_h)
-        roll = 0.6 * np.sin(2.0 * np.pi * t / 150.0)
         affine = cv2.getRotationMatrix2D((float(centre_x), float(centre_y)), float(roll), float(scale))
         affine[:, 2] += np.array([width / 2.0 - centre_x, height / 2.0 - centre_y])
         frames.append(cv2.warpAffine(rgb, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
@@ -337,11 +379,11 @@ def camera_pan(source: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarr
 
 
 def source_clips(
-    media: Path | None, count: int, frames: int, size: tuple[int, int], *, pan: bool = False
+    media: Path | None, count: int, frames: int, size: tuple[int, int], *, pan: bool = False, shake: bool = False
 ) -> dict[str, list[np.ndarray]]:
     """Natural clips at ``size``: an animated package portrait (the whole frame moves: rotation,
     zoom and translation), with ``pan`` a camera pan over the first clip under ``media``
-    (:func:`camera_pan`), the clips under ``media`` (first ``frames`` frames, fitted to
+    (:func:`camera_pan`), with ``shake`` a handheld camera over it (:func:`handheld_shake`), the clips under ``media`` (first ``frames`` frames, fitted to
     ``size``), then a second animated portrait."""
     clips = {"astronaut": list(animate_portrait(astronaut(), n_frames=frames, size=size, seed=1))}
     if media is not None and media.is_dir():
@@ -349,13 +391,15 @@ def source_clips(
             decoded, native = [], []
             for frame in iter_video_frames(path):
                 decoded.append(fit_frame(frame.rgb, *size))
-                if pan and len(clips) == 1:
+                if (pan or shake) and len(clips) == 1:
                     native.append(frame.rgb)
                 if len(decoded) >= frames:
                     break
             if len(decoded) == frames:
-                if native:
+                if native and pan:
                     clips[f"pan:{path.stem}"] = camera_pan(native, size)
+                if native and shake:
+                    clips[f"shake:{path.stem}"] = handheld_shake(native, size)
                 clips[f"media:{path.stem}"] = decoded
     if len(clips) < count:
         clips["grace_hopper"] = list(animate_portrait(grace_hopper(), n_frames=frames, size=size, seed=2))
@@ -543,6 +587,16 @@ def platform_main(argv: list[str]) -> int:
         help="add a camera pan (sideways sweep, slow zoom, slight roll) over the first --media clip",
     )
     parser.add_argument(
+        "--shake",
+        action="store_true",
+        help="add a handheld camera (drift, sway, tremor, roll, breathing zoom) over the first --media clip",
+    )
+    parser.add_argument(
+        "--clip-names",
+        default="",
+        help="comma-separated substrings of clip names to keep (astronaut, pan:, shake:, media:, grace_hopper)",
+    )
+    parser.add_argument(
         "--compare-embedder",
         action="store_true",
         help="write every clip twice, with the fixed-grid mark and with the anchored one "
@@ -589,7 +643,10 @@ def platform_main(argv: list[str]) -> int:
         out = Path(tmp) / "clip.mp4"
         for resolution in resolutions:
             size = RESOLUTIONS[resolution]
-            clips = source_clips(args.media, args.clips, n_frames, size, pan=args.pan)
+            clips = source_clips(args.media, args.clips, n_frames, size, pan=args.pan, shake=args.shake)
+            if args.clip_names:
+                wanted = args.clip_names.split(",")
+                clips = {name: c for name, c in clips.items() if any(w in name for w in wanted)}
             for clip_index, (source_name, frames) in enumerate(clips.items()):
                 marked = watermark_payload_for(uuid.UUID(int=int(rng.integers(1 << 62))).hex)
                 if args.compare_embedder:
