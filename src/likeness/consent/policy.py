@@ -42,7 +42,7 @@ from likeness.consent.integrity import (
     subject_identity_problem,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
-from likeness.consent.registry import keys_sha
+from likeness.consent.registry import find_by_id_or_slug, keys_sha
 from likeness.consent.tables import (
     AuthorizationRow,
     Grant,
@@ -562,7 +562,7 @@ class PolicyEngine:
         """The subject with id ``subject``, else with that slug (an exact id wins over a slug
         shaped like an id), refused (``subject_altered``) when its row's slug, kind or owning
         organisation is not what its ``subject.created`` event recorded."""
-        row = session.get(Subject, subject) or session.scalar(select(Subject).where(Subject.slug == subject))
+        row = find_by_id_or_slug(session, Subject, subject)
         if row is None:
             raise ConsentError("unknown_subject", f"no subject '{subject}' is enrolled")
         altered = subject_identity_problem(view, row)
@@ -573,7 +573,7 @@ class PolicyEngine:
     def _org(self, session: Session, view: LedgerConsent, org: str) -> Organisation:
         """The organisation with id ``org``, else with that slug, refused (``org_altered``)
         when its row's slug or name is not what its ``org.created`` event recorded."""
-        row = session.get(Organisation, org) or session.scalar(select(Organisation).where(Organisation.slug == org))
+        row = find_by_id_or_slug(session, Organisation, org)
         if row is None:
             raise ConsentError("unknown_org", f"no organisation '{org}' is registered")
         altered = org_identity_problem(view, row)
