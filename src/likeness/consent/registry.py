@@ -316,6 +316,15 @@ class Registry:
             if session.scalar(select(model).where(model.slug == slug)):
                 raise RegistryError(f"{what} '{slug}' already exists")
 
+    def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
+        """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
+        with self._session_factory() as session:
+            row = find_by_id_or_slug(session, model, slug_or_id)
+            if row is None:
+                raise RegistryError(missing)
+            session.expunge(row)
+            return row
+
     def _insert(self, row: _Named) -> None:
         """Store a new ``row``; it stays readable (refreshed, detached) after its session."""
         with self._session_factory() as session:
@@ -362,12 +371,7 @@ class Registry:
         return org
 
     def get_org(self, slug_or_id: str) -> Organisation:
-        with self._session_factory() as session:
-            org = find_by_id_or_slug(session, Organisation, slug_or_id)
-            if org is None:
-                raise RegistryError(f"no organisation '{slug_or_id}' (add it with: likeness org add)")
-            session.expunge(org)
-            return org
+        return self._named(Organisation, slug_or_id, f"no organisation '{slug_or_id}' (add it with: likeness org add)")
 
     def org_display_name(self, slug_or_id: str) -> str:
         """The organisation's display name as its ``org.created`` event recorded it (what C2PA
@@ -437,12 +441,7 @@ class Registry:
         return holder
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
-        with self._session_factory() as session:
-            holder = find_by_id_or_slug(session, RightsHolder, slug_or_id)
-            if holder is None:
-                raise RegistryError(f"no rights holder '{slug_or_id}'")
-            session.expunge(holder)
-            return holder
+        return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
 
     # --- subjects ------------------------------------------------------------------------
     def add_subject(
