@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -79,3 +80,16 @@ def test_a_fine_tune_exports_one_network_for_both_sizes(samples, tmp_path: Path)
     assert np.array_equal(with_add_on[outside], without[outside]) and (with_add_on >= without).all()
     with pytest.raises(ModelError, match="trained at 128 px"):
         OcclusionSegmenter(thin=WEIGHTS_DIR / ONNX_FILE)  # the shipped network runs at 64 px only
+
+
+def test_a_rerun_with_other_faces_or_settings_does_not_resume_the_old_weights(samples, tmp_path: Path) -> None:
+    # Resumed, the old run's weights would be exported under a card naming the new settings and faces.
+    config = OcclusionTrainConfig(steps=1, batch=2, checkpoint_every=1, sizes=(64,))
+    train_occlusion_mask(samples, samples[:1], tmp_path, config=config)
+    with pytest.raises(ModelError, match="not a checkpoint of this training run") as refused:
+        train_occlusion_mask(samples[1:], samples[:1], tmp_path, config=config)
+    assert "it differs in faces" in str(refused.value) and "another --work folder" in str(refused.value)
+    with pytest.raises(ModelError, match=r"differs in settings\.learning_rate"):
+        train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, learning_rate=1e-4))
+    card = train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, threads=2))  # the same run
+    assert card["training"]["threads"] == 2

@@ -42,7 +42,7 @@ from likeness.consent.integrity import (
     subject_identity_problem,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
-from likeness.consent.registry import keys_sha
+from likeness.consent.registry import find_by_id_or_slug, keys_sha
 from likeness.consent.tables import (
     AuthorizationRow,
     Grant,
@@ -429,6 +429,41 @@ def _issuer(authz: object) -> PolicyEngine:
     return engine
 
 
+def _store_authorization(
+    session: Session,
+    kind: str,
+    record_id: str,
+    subject: Subject,
+    org: Organisation,
+    *,
+    use: str | None,
+    moment: datetime,
+) -> str:
+    """Record an authorization issued under grant or release ``record_id`` (``kind``); its new id."""
+    authorization_id = uuid.uuid4().hex
+    session.add(
+        AuthorizationRow(
+            id=authorization_id,
+            kind=kind,
+            grant_id=record_id if kind == "grant" else None,
+            release_id=record_id if kind == "release" else None,
+            subject_id=subject.id,
+            use=use,
+            org_id=org.id,
+            issued_at=utc_iso(moment),
+        )
+    )
+    session.commit()
+    return authorization_id
+
+
+def _revoked_after_deletion(view: LedgerConsent, kind: str, record_id: str) -> str | None:
+    """When a grant's or release's (``kind``) row was deleted, the ledger still knows whether its
+    holder revoked it: the time of the revocation, else ``None``."""
+    signed = view.issued(kind, record_id)
+    return view.revocation(kind, record_id, signed.payload.get("holder_id") if signed else None, None).revoked_at
+
+
 class PolicyEngine:
     """Issues and re-checks authorizations against the registry and the ledger; logs every
     decision."""
@@ -469,26 +504,13 @@ class PolicyEngine:
                 raise rewritten
             with self._session_factory() as session:
                 view = LedgerConsent(session)
-                subject_row = self._subject(session, view, subject)
-                org_row = self._org(session, view, grantee)
-                context.update(subject=subject_row.slug, org=org_row.slug)
+                subject_row, org_row = self._parties(session, view, subject, grantee, context)
                 grant = self._choose_grant(session, view, subject_row, org_row, use_key, moment, context)
                 signed = view.issued("grant", grant.id)
                 assert signed is not None  # a chosen grant matched its grant.issued event
-                authorization_id = uuid.uuid4().hex
-                session.add(
-                    AuthorizationRow(
-                        id=authorization_id,
-                        kind="grant",
-                        grant_id=grant.id,
-                        release_id=None,
-                        subject_id=subject_row.id,
-                        use=use_key,
-                        org_id=org_row.id,
-                        issued_at=utc_iso(moment),
-                    )
+                authorization_id = _store_authorization(
+                    session, "grant", grant.id, subject_row, org_row, use=use_key, moment=moment
                 )
-                session.commit()
                 authz = _build(
                     Authorization,
                     _SEAL,
@@ -510,10 +532,7 @@ class PolicyEngine:
                 )
         except ConsentError as exc:
             logger.info("authorization refused (%s): %s", exc.reason, exc)
-            self.ledger.append(
-                "authorization.refused",
-                {**context, "kind": "grant", "reason": exc.reason, "message": str(exc), "at": utc_iso(moment)},
-            )
+            self._log_issue_refusal("grant", context, exc, moment)
             raise
         self.ledger.append(
             "authorization.issued",
@@ -529,11 +548,21 @@ class PolicyEngine:
         )
         return authz
 
+    def _parties(
+        self, session: Session, view: LedgerConsent, subject: str, org: str, context: dict[str, Any]
+    ) -> tuple[Subject, Organisation]:
+        """The subject and the organisation of a decision, each checked against its ledger
+        event; from here on ``context`` (what a refusal says) names them by slug."""
+        subject_row = self._subject(session, view, subject)
+        org_row = self._org(session, view, org)
+        context.update(subject=subject_row.slug, org=org_row.slug)
+        return subject_row, org_row
+
     def _subject(self, session: Session, view: LedgerConsent, subject: str) -> Subject:
         """The subject with id ``subject``, else with that slug (an exact id wins over a slug
         shaped like an id), refused (``subject_altered``) when its row's slug, kind or owning
         organisation is not what its ``subject.created`` event recorded."""
-        row = session.get(Subject, subject) or session.scalar(select(Subject).where(Subject.slug == subject))
+        row = find_by_id_or_slug(session, Subject, subject)
         if row is None:
             raise ConsentError("unknown_subject", f"no subject '{subject}' is enrolled")
         altered = subject_identity_problem(view, row)
@@ -544,7 +573,7 @@ class PolicyEngine:
     def _org(self, session: Session, view: LedgerConsent, org: str) -> Organisation:
         """The organisation with id ``org``, else with that slug, refused (``org_altered``)
         when its row's slug or name is not what its ``org.created`` event recorded."""
-        row = session.get(Organisation, org) or session.scalar(select(Organisation).where(Organisation.slug == org))
+        row = find_by_id_or_slug(session, Organisation, org)
         if row is None:
             raise ConsentError("unknown_org", f"no organisation '{org}' is registered")
         altered = org_identity_problem(view, row)
@@ -624,6 +653,14 @@ class PolicyEngine:
         fields = {"grant": "?", "detail": "", **context, **extra}
         return ConsentError(reason, _MESSAGES[reason].format(**fields))
 
+    def _log_issue_refusal(self, kind: str, context: dict[str, Any], error: ConsentError, moment: datetime) -> None:
+        """The ledger's ``authorization.refused`` event for an authorization of ``kind`` (grant
+        or release) that was not issued."""
+        self.ledger.append(
+            "authorization.refused",
+            {**context, "kind": kind, "reason": error.reason, "message": str(error), "at": utc_iso(moment)},
+        )
+
     def _log_recheck_refusal(
         self, authz: Authorization | ReleaseAuthorization, kind: str, error: ConsentError, moment: datetime
     ) -> None:
@@ -657,10 +694,7 @@ class PolicyEngine:
             grant = session.get(Grant, authz.grant_id)
             finding: Finding | None
             if grant is None:  # a deleted row: the ledger still knows whether it was revoked
-                signed = view.issued("grant", authz.grant_id)
-                revoked = view.revocation(
-                    "grant", authz.grant_id, signed.payload.get("holder_id") if signed else None, None
-                ).revoked_at
+                revoked = _revoked_after_deletion(view, "grant", authz.grant_id)
                 finding = Finding("revoked", revoked) if revoked else Finding("grant_altered", "its row was deleted")
                 error = self._refusal(finding.reason, context, grant=authz.grant_id, detail=finding.detail)
             else:
@@ -670,17 +704,7 @@ class PolicyEngine:
                 if finding is None:
                     return
                 error = self._grant_refusal(finding, grant, context)
-        self.ledger.append(
-            "authorization.refused",
-            {
-                "authorization_id": authz.authorization_id,
-                "kind": "recheck",
-                "grant_id": authz.grant_id,
-                "reason": finding.reason,
-                "message": str(error),
-                "at": utc_iso(moment),
-            },
-        )
+        self._log_recheck_refusal(authz, "recheck", error, moment)
         raise error
 
     # --- render slots --------------------------------------------------------------------
@@ -797,9 +821,7 @@ class PolicyEngine:
                 raise rewritten
             with self._session_factory() as session:
                 view = LedgerConsent(session)
-                subject_row = self._subject(session, view, performer)
-                org_row = self._org(session, view, grantee)
-                context.update(subject=subject_row.slug, org=org_row.slug)
+                subject_row, org_row = self._parties(session, view, performer, grantee, context)
                 releases = list(
                     session.scalars(
                         select(Release).where(Release.performer_id == subject_row.id, Release.org_id == org_row.id)
@@ -820,20 +842,9 @@ class PolicyEngine:
                     raise self._release_refusal(finding, release, context)
                 signed = view.issued("release", chosen.id)
                 assert signed is not None  # a chosen release matched its release.issued event
-                authorization_id = uuid.uuid4().hex
-                session.add(
-                    AuthorizationRow(
-                        id=authorization_id,
-                        kind="release",
-                        grant_id=None,
-                        release_id=chosen.id,
-                        subject_id=subject_row.id,
-                        use=None,
-                        org_id=org_row.id,
-                        issued_at=utc_iso(moment),
-                    )
+                authorization_id = _store_authorization(
+                    session, "release", chosen.id, subject_row, org_row, use=None, moment=moment
                 )
-                session.commit()
                 authz = _build(
                     ReleaseAuthorization,
                     _SEAL,
@@ -851,10 +862,7 @@ class PolicyEngine:
                 )
         except ConsentError as exc:
             logger.info("release authorization refused (%s): %s", exc.reason, exc)
-            self.ledger.append(
-                "authorization.refused",
-                {**context, "kind": "release", "reason": exc.reason, "message": str(exc), "at": utc_iso(moment)},
-            )
+            self._log_issue_refusal("release", context, exc, moment)
             raise
         self.ledger.append(
             "authorization.issued",
@@ -892,10 +900,7 @@ class PolicyEngine:
             release = session.get(Release, authz.release_id)
             finding: Finding | None
             if release is None:  # a deleted row: the ledger still knows whether it was revoked
-                signed = view.issued("release", authz.release_id)
-                revoked = view.revocation(
-                    "release", authz.release_id, signed.payload.get("holder_id") if signed else None, None
-                ).revoked_at
+                revoked = _revoked_after_deletion(view, "release", authz.release_id)
                 finding = (
                     Finding("release_revoked", revoked)
                     if revoked
@@ -907,17 +912,7 @@ class PolicyEngine:
                 if finding is None:
                     return
                 error = self._release_refusal(finding, release, context)
-        self.ledger.append(
-            "authorization.refused",
-            {
-                "authorization_id": authz.authorization_id,
-                "kind": "release-recheck",
-                "release_id": authz.release_id,
-                "reason": finding.reason,
-                "message": str(error),
-                "at": utc_iso(moment),
-            },
-        )
+        self._log_recheck_refusal(authz, "release-recheck", error, moment)
         raise error
 
 

@@ -76,6 +76,15 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
+_Named = TypeVar("_Named", Organisation, RightsHolder, Subject)
+
+
+def find_by_id_or_slug(session: Session, model: type[_Named], slug_or_id: str) -> _Named | None:
+    """The ``model`` row with id ``slug_or_id``, else the one with that slug: an exact id first,
+    so a slug (even one shaped like an id) never takes over another record's id."""
+    return session.get(model, slug_or_id) or session.scalar(select(model).where(model.slug == slug_or_id))
+
+
 def check_slug(slug: str, what: str) -> str:
     """``slug`` if it is a valid slug; ``RegistryError`` otherwise, also for 32 lowercase hex
     characters: lookups take a slug or an id, and a slug shaped like an id could be another
@@ -302,6 +311,28 @@ class Registry:
         self._ledger = ledger
         self.keys_dir = keys_dir
 
+    def _refuse_taken_slug(self, model: type[_Named], slug: str, what: str) -> None:
+        with self._session_factory() as session:
+            if session.scalar(select(model).where(model.slug == slug)):
+                raise RegistryError(f"{what} '{slug}' already exists")
+
+    def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
+        """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
+        with self._session_factory() as session:
+            row = find_by_id_or_slug(session, model, slug_or_id)
+            if row is None:
+                raise RegistryError(missing)
+            session.expunge(row)
+            return row
+
+    def _insert(self, row: _Named) -> None:
+        """Store a new ``row``; it stays readable (refreshed, detached) after its session."""
+        with self._session_factory() as session:
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            session.expunge(row)
+
     # --- key locations -------------------------------------------------------------------
     @property
     def legacy_holder_keys_dir(self) -> Path:
@@ -315,9 +346,7 @@ class Registry:
     # --- organisations -------------------------------------------------------------------
     def add_org(self, slug: str, name: str | None = None) -> Organisation:
         check_slug(slug, "organisation")
-        with self._session_factory() as session:
-            if session.scalar(select(Organisation).where(Organisation.slug == slug)):
-                raise RegistryError(f"organisation '{slug}' already exists")
+        self._refuse_taken_slug(Organisation, slug, "organisation")
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
@@ -328,11 +357,7 @@ class Registry:
             key_fingerprint=keys.fingerprint(raw),
             created_at=utc_iso(now_utc()),
         )
-        with self._session_factory() as session:
-            session.add(org)
-            session.commit()
-            session.refresh(org)
-            session.expunge(org)
+        self._insert(org)
         self._ledger.append(
             "org.created",
             {
@@ -346,15 +371,7 @@ class Registry:
         return org
 
     def get_org(self, slug_or_id: str) -> Organisation:
-        with self._session_factory() as session:
-            # An exact id first, then a slug: a slug can never take over another record's id.
-            org = session.get(Organisation, slug_or_id) or session.scalar(
-                select(Organisation).where(Organisation.slug == slug_or_id)
-            )
-            if org is None:
-                raise RegistryError(f"no organisation '{slug_or_id}' (add it with: likeness org add)")
-            session.expunge(org)
-            return org
+        return self._named(Organisation, slug_or_id, f"no organisation '{slug_or_id}' (add it with: likeness org add)")
 
     def org_display_name(self, slug_or_id: str) -> str:
         """The organisation's display name as its ``org.created`` event recorded it (what C2PA
@@ -398,9 +415,7 @@ class Registry:
         check_slug(slug, "rights holder")
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
-        with self._session_factory() as session:
-            if session.scalar(select(RightsHolder).where(RightsHolder.slug == slug)):
-                raise RegistryError(f"rights holder '{slug}' already exists")
+        self._refuse_taken_slug(RightsHolder, slug, "rights holder")
         raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
             id=_new_id(),
@@ -411,11 +426,7 @@ class Registry:
             key_fingerprint=keys.fingerprint(raw),
             created_at=utc_iso(now_utc()),
         )
-        with self._session_factory() as session:
-            session.add(holder)
-            session.commit()
-            session.refresh(holder)
-            session.expunge(holder)
+        self._insert(holder)
         self._ledger.append(
             "holder.created",
             {
@@ -430,14 +441,7 @@ class Registry:
         return holder
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
-        with self._session_factory() as session:
-            holder = session.get(RightsHolder, slug_or_id) or session.scalar(
-                select(RightsHolder).where(RightsHolder.slug == slug_or_id)
-            )
-            if holder is None:
-                raise RegistryError(f"no rights holder '{slug_or_id}'")
-            session.expunge(holder)
-            return holder
+        return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
 
     # --- subjects ------------------------------------------------------------------------
     def add_subject(
@@ -459,9 +463,7 @@ class Registry:
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
-        with self._session_factory() as session:
-            if session.scalar(select(Subject).where(Subject.slug == slug)):
-                raise RegistryError(f"subject '{slug}' already exists")
+        self._refuse_taken_slug(Subject, slug, "subject")
         owner = self.get_org(owner_org) if owner_org else None
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
@@ -490,9 +492,7 @@ class Registry:
             created_at=utc_iso(now_utc()),
             public_name=bool(public_name),
         )
-        with self._session_factory() as session:
-            session.add(subject)
-            session.commit()
+        self._insert(subject)
         self._ledger.append(
             "subject.created",
             {

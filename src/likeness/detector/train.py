@@ -206,7 +206,10 @@ def train_detector(
 
     from likeness.train.checkpoint import (
         load_checkpoint,
+        loop_state,
+        refuse_other_run,
         remove_stale_temp_files,
+        resume_loop,
         save_checkpoint,
         write_bytes_atomic,
     )
@@ -233,13 +236,10 @@ def train_detector(
     run = run_record(config, base, training_files, train, validation)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
-        refuse_other_run(checkpoint, state.get("run"), run)
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["rng"]
+        refuse_other_run(checkpoint, state.get("run"), run, elsewhere="another --out folder")
+        step = resume_loop(state, net, optimiser, schedule, rng)
         torch.set_rng_state(state["torch_rng"])
-        step, seconds = int(state["step"]), float(state["seconds"])
+        seconds = float(state["seconds"])
         logger.info("resumed detector training at step %d", step)
     started = time.perf_counter() - seconds
     half = max(1, config.batch // 2)
@@ -258,12 +258,8 @@ def train_detector(
             save_checkpoint(
                 checkpoint,
                 {
-                    "net": net.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.bit_generator.state,
+                    **loop_state(net, optimiser, schedule, rng, step),
                     "torch_rng": torch.get_rng_state(),
-                    "step": step,
                     "seconds": time.perf_counter() - started,
                     "run": run,
                 },
@@ -356,23 +352,6 @@ def run_record(
             "validation_identities": sorted({s.identity for s in validation}),
         },
         sort_keys=True,
-    )
-
-
-def refuse_other_run(checkpoint: Path, saved: Any, run: str) -> None:
-    """``ModelError`` unless the checkpoint was written by this very run (``run_record``)."""
-    if saved == run:
-        return
-    if not isinstance(saved, str):
-        differs = "it does not record its run (written by an earlier version)"
-    else:
-        then, now = json.loads(saved), json.loads(run)
-        keys = [k for k in now if then.get(k) != now[k]]
-        keys += [f"settings.{k}" for k in now["settings"] if then.get("settings", {}).get(k) != now["settings"][k]]
-        differs = "it differs in " + ", ".join(k for k in keys if k != "settings")
-    raise ModelError(
-        f"{checkpoint}: not a checkpoint of this training run, so it cannot be resumed ({differs}); "
-        f"train into another --out folder, or remove {checkpoint.name} there to start over"
     )
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from likeness.durable import fsync_folder
@@ -114,6 +116,47 @@ def _first_line(exc: BaseException) -> str:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`; ``ModelError`` if missing or corrupt."""
     return read_checkpoint(path)[0]
+
+
+def loop_state(net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator, step: int) -> dict[str, Any]:
+    """What a resumable training loop checkpoints of itself: weights, optimiser, learning-rate
+    schedule, the generator that draws its batches and the step reached (``resume_loop``)."""
+    return {
+        "net": net.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "schedule": schedule.state_dict(),
+        "rng": rng.bit_generator.state,
+        "step": step,
+    }
+
+
+def resume_loop(state: dict[str, Any], net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator) -> int:
+    """Put a loop back where ``loop_state`` left it; the step it goes on from."""
+    net.load_state_dict(state["net"])
+    optimiser.load_state_dict(state["optimiser"])
+    schedule.load_state_dict(state["schedule"])
+    rng.bit_generator.state = state["rng"]
+    return int(state["step"])
+
+
+def refuse_other_run(checkpoint: Path, saved: Any, run: str, *, elsewhere: str) -> None:
+    """``ModelError`` unless the checkpoint was written by this very run: ``run`` is the run's
+    record as JSON (its ``settings`` member compared one by one), ``saved`` what the checkpoint
+    kept. A resume of another run would export the old run's weights under a card naming the
+    new run's settings and data. ``elsewhere``: where the user can train instead."""
+    if saved == run:
+        return
+    if not isinstance(saved, str):
+        differs = "it does not record its run (written by an earlier version)"
+    else:
+        then, now = json.loads(saved), json.loads(run)
+        keys = [k for k in now if then.get(k) != now[k]]
+        keys += [f"settings.{k}" for k in now["settings"] if then.get("settings", {}).get(k) != now["settings"][k]]
+        differs = "it differs in " + ", ".join(k for k in keys if k != "settings")
+    raise ModelError(
+        f"{checkpoint}: not a checkpoint of this training run, so it cannot be resumed ({differs}); "
+        f"train into {elsewhere}, or remove {checkpoint.name} there to start over"
+    )
 
 
 def checkpoint_record(state: dict[str, Any]) -> dict[str, Any]:

@@ -276,6 +276,29 @@ def _face_area(landmarks: np.ndarray, size: int) -> np.ndarray:
     return landmark_hull(landmarks * (size / DRAW_SIZE), size=size) > 0
 
 
+def run_record(
+    config: OcclusionTrainConfig, train: Sequence[AlignedSample], validation: Sequence[AlignedSample]
+) -> str:
+    """What a training run is (settings but threads, the start's bytes, the faces of each split),
+    as JSON kept in its checkpoint: a resume must be the same run."""
+    return json.dumps(
+        {
+            "settings": {k: v for k, v in asdict(config).items() if k != "threads"},
+            "init_sha256": sha256_file(Path(config.init_onnx)) if config.init_onnx else "",
+            "faces": {"train": _faces_sha256(train), "validation": _faces_sha256(validation)},
+        },
+        sort_keys=True,
+    )
+
+
+def _faces_sha256(samples: Sequence[AlignedSample]) -> str:
+    digest = hashlib.sha256()
+    for sample in samples:
+        digest.update(np.ascontiguousarray(sample.image, dtype=np.uint8).tobytes())
+        digest.update(np.ascontiguousarray(sample.landmarks, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def train_occlusion_mask(
     train: Sequence[AlignedSample],
     validation: Sequence[AlignedSample],
@@ -285,11 +308,11 @@ def train_occlusion_mask(
     data_note: str = "",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict:
-    """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic, resumable), export
-    ``out_dir/occlusion_mask.onnx`` and write its card. Returns the card."""
+    """Train, checkpoint to ``out_dir/checkpoint.pt`` (atomic; resumed only by the same run,
+    ``run_record``), export ``out_dir/occlusion_mask.onnx`` and write its card. Returns the card."""
     import torch
 
-    from likeness.train.checkpoint import load_checkpoint, save_checkpoint
+    from likeness.train.checkpoint import load_checkpoint, loop_state, refuse_other_run, resume_loop, save_checkpoint
 
     if not train or not validation:
         raise FaceError("train_occlusion_mask: needs training and validation faces")
@@ -304,13 +327,11 @@ def train_occlusion_mask(
     checkpoint = out_dir / "checkpoint.pt"
     step = 0
     rng = np.random.default_rng(config.seed)
+    run = run_record(config, train, validation)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
-        net.load_state_dict(state["net"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["rng"]
-        step = int(state["step"])
+        refuse_other_run(checkpoint, state.get("run"), run, elsewhere="another --work folder")
+        step = resume_loop(state, net, optimiser, schedule, rng)
         logger.info("resumed occlusion-mask training at step %d", step)
     started = time.perf_counter()
     net.train()
@@ -328,16 +349,7 @@ def train_occlusion_mask(
         if progress:
             progress(step, config.steps, loss.item())
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "net": net.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.bit_generator.state,
-                    "step": step,
-                },
-            )
+            save_checkpoint(checkpoint, {**loop_state(net, optimiser, schedule, rng, step), "run": run})
     seconds = time.perf_counter() - started
     net.eval()
 

@@ -75,6 +75,13 @@ class VideoFrame:
     rgb: np.ndarray
 
 
+def _check_max_side(path: Path, max_side: object) -> None:
+    """``MediaError`` unless ``max_side`` (frames are downscaled to ``max(H, W) <= max_side``) is
+    an integer >= 2 or ``None`` (kept as decoded)."""
+    if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
+        raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
+
+
 def _check_readable(path: Path) -> None:
     if not path.exists():
         raise MediaError(path, "file not found")
@@ -260,8 +267,7 @@ def iter_video_frames(
         raise MediaError(path, f"start must be an integer >= 0, got {start!r}")
     if not isinstance(step, int) or step < 1:
         raise MediaError(path, f"step must be an integer >= 1, got {step!r}")
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
-        raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
+    _check_max_side(path, max_side)
     # Cheap checks now, so a missing or empty file fails at the call, not at the first next().
     _check_readable(path)
     return _iter_frames(

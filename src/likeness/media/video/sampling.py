@@ -19,6 +19,7 @@ from likeness.media.video.decode import (
     DEFAULT_MAX_VIDEO_PIXELS,
     VideoFrame,
     _bounded_video_stream,
+    _check_max_side,
     _check_readable,
     _decoded,
     _describe,
@@ -136,8 +137,7 @@ def sample_video_frames(
         raise MediaError(path, f"every_s must be a positive number of seconds, got {every_s!r}")
     if not isinstance(max_frames, int) or max_frames < 1:
         raise MediaError(path, f"max_frames must be an integer >= 1, got {max_frames!r}")
-    if max_side is not None and (not isinstance(max_side, int) or max_side < 2):
-        raise MediaError(path, f"max_side must be an integer >= 2 or None, got {max_side!r}")
+    _check_max_side(path, max_side)
     _check_readable(path)
     return _sample_frames(
         path,
