@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from likeness.errors import LikenessError
 from likeness.train.occlusion import OcclusionTrainConfig, align_faces, train_occlusion_mask
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -38,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="ONNX weights of this network to fine-tune (a copy, not --out's)")
     parser.add_argument("--work", type=Path, default=Path("occlusion-work"), help="checkpoint folder")
     args = parser.parse_args(argv)
+    try:
+        return train(args)
+    except (LikenessError, OSError) as exc:  # a refused checkpoint, a missing folder: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train(args: argparse.Namespace) -> int:
+    if not args.faces.is_dir():
+        raise FileNotFoundError(f"{args.faces}: not a folder of portraits")
     excluded = set(args.exclude_list.read_text().split()) if args.exclude_list else set()
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in excluded)
     if len(paths) < 14:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from likeness.train.occlusion import (
 )
 
 torch = pytest.importorskip("torch")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +95,16 @@ def test_a_rerun_with_other_faces_or_settings_does_not_resume_the_old_weights(sa
         train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, learning_rate=1e-4))
     card = train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, threads=2))  # the same run
     assert card["training"]["threads"] == 2
+
+
+def test_the_training_script_names_a_missing_folder_in_one_line(tmp_path: Path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "train_occlusion_script", ROOT / "scripts" / "train_occlusion_mask.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    missing = tmp_path / "no-portraits"
+    assert script.main([str(missing), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
