@@ -10,6 +10,8 @@ from typing import NoReturn, TextIO
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer import _click as click
+from typer.core import TyperCommand
 
 from likeness.config import Settings
 from likeness.errors import ConsentError, LikenessError
@@ -19,6 +21,28 @@ from likeness.errors import ConsentError, LikenessError
 # would be read as Rich markup (and crash); styles are given as Text.assemble parts instead.
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class ReadableHelpCommand(TyperCommand):
+    """Typer's help shows a repeatable argument's Python type (``paths... <list[Path]>``); this
+    shows its metavar instead (``PATH...``), as options with a metavar already read."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "option":
+                options.append(record)
+                continue
+            if param.nargs != 1:
+                record = (f"{param.metavar or (param.name or 'value').upper()}...", record[1])
+            arguments.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
 
 
 def settings_from(ctx: typer.Context) -> Settings:

@@ -24,7 +24,7 @@ def extract(
     subject: Annotated[
         str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")
     ],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders and videos, in any mix.")],
+    inputs: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files, folders and videos, in any mix.")],
     out: Annotated[Path, typer.Option("--out", help="New faceset folder (rerun with the same folder to resume).")],
     org: Annotated[
         str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")

@@ -21,7 +21,9 @@ def scan(
     ctx: typer.Context,
     sources: Annotated[
         list[str],
-        typer.Argument(help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/)."),
+        typer.Argument(
+            metavar="SOURCE", help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Results: a Parquet dataset folder (resumable).")],
     engine: Annotated[str, typer.Option("--engine", help="local (process pool) or dask.")] = "local",

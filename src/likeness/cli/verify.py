@@ -27,7 +27,9 @@ _VERDICT_STYLES = {
 
 def verify(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders to scan (no URLs).")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Image or video files, or folders to scan (no URLs).")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")
     ] = False,
