@@ -143,6 +143,17 @@ def test_commands_outside_a_workspace_fail_cleanly(tmp_path):
     assert "likeness init" in result.output
 
 
+def test_init_on_a_file_names_it_instead_of_a_traceback(tmp_path):
+    # A new user's slip: --home given a file. It used to end in FileExistsError's traceback.
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a workspace", encoding="utf-8")
+    for home in (taken, taken / "home"):
+        result = runner.invoke(app, ["--home", str(home), "init"])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert f"{home}: " in result.output and "not a" in result.output.replace("Not a", "not a"), result.output
+
+
 def _all_commands(group, prefix=()):
     for name, command in group.commands.items():
         path = (*prefix, name)
