@@ -154,6 +154,19 @@ def test_init_on_a_file_names_it_instead_of_a_traceback(tmp_path):
         assert f"{home}: " in result.output and "not a" in result.output.replace("Not a", "not a"), result.output
 
 
+def test_a_missing_or_folder_input_file_is_named_not_a_traceback(home, tmp_path):
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    for args, named in (
+        (("subject", "add", "kim", "--performer", "--holder-public-key", str(tmp_path / "no.pub.pem")), "no.pub.pem"),
+        (("subject", "add", "kim", "--performer", "--holder-public-key", str(folder)), str(folder)),
+        (("consent", "import", str(folder)), str(folder)),
+    ):
+        result = run(home, *args, code=1)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert named in result.output and "cannot read" in result.output, (args, result.output)
+
+
 def _all_commands(group, prefix=()):
     for name, command in group.commands.items():
         path = (*prefix, name)

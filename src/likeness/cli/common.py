@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 import typer
@@ -14,7 +15,7 @@ from typer import _click as click
 from typer.core import TyperCommand
 
 from likeness.config import Settings
-from likeness.errors import ConsentError, LikenessError
+from likeness.errors import ConfigError, ConsentError, LikenessError
 
 # soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
 # markup=False: what the commands print carries paths, names and library text, where "[/x]"
@@ -43,6 +44,15 @@ class ReadableHelpCommand(TyperCommand):
             if records:
                 with formatter.section(title):
                     formatter.write_dl(records)
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """The bytes of a file the user named (a public key, evidence), or a ConfigError naming it and
+    why not (missing, a folder, unreadable) instead of the OS error's traceback."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
 def settings_from(ctx: typer.Context) -> Settings:

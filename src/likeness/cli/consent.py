@@ -10,7 +10,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    notice,
+    open_workspace,
+    read_input,
+    settings_from,
+)
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -127,7 +136,7 @@ def subject_add(
     kind = "virtual_idol" if virtual else "performer" if performer else "artist"
     with mapped_errors():
         workspace = open_workspace(ctx)
-        pem = holder_public_key.read_bytes() if holder_public_key else None
+        pem = read_input(holder_public_key, "holder public key") if holder_public_key else None
         record = workspace.registry.add_subject(
             slug,
             name or slug,
@@ -414,9 +423,9 @@ def consent_recover_key(
             statement=statement,
             verified_by=verified_by,
             method=method,
-            evidence_sha256=hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None,
+            evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
         )
-        pem = new_public_key.read_bytes()
+        pem = read_input(new_public_key, "new public key")
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
         )

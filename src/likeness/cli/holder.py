@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from likeness.cli.common import console, fail, mapped_errors
+from likeness.cli.common import console, fail, mapped_errors, read_input
 
 holder_app = typer.Typer(
     help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
@@ -30,6 +30,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConsentRequestError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, an unreadable file
+        raise ConsentRequestError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConsentRequestError(f"{path}: not JSON ({exc})") from None
 
@@ -135,7 +137,7 @@ def holder_rotate(
 
     with mapped_errors():
         signed = SignedConsent.from_json(read_json(signed_file))
-        rotation = sign_rotation(signed, load_holder_key(key), new_public_key.read_bytes())
+        rotation = sign_rotation(signed, load_holder_key(key), read_input(new_public_key, "new public key"))
         _write_new(out, rotation.as_json())
     console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
 
