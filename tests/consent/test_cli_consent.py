@@ -167,6 +167,30 @@ def test_a_missing_or_folder_input_file_is_named_not_a_traceback(home, tmp_path)
         assert named in result.output and "cannot read" in result.output, (args, result.output)
 
 
+def test_a_request_with_a_non_image_preview_or_no_folder_for_its_file_drafts_nothing(home, tmp_path):
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    enrol(home, "mina", "--virtual", "--owner-org", "studio")
+    enrol(home, "jun", "--performer")
+    notes = tmp_path / "still.png"
+    notes.write_text("not a picture", encoding="utf-8")
+    grant = ("consent", "request", "mina", "--use", "training", "--until", "+30d")
+    for args, expected in (
+        ((*grant, "--preview", str(notes), "--out", str(tmp_path / "r.json")), f"{notes}: not a readable image"),
+        ((*grant, "--out", str(tmp_path / "no" / "r.json")), f"{tmp_path / 'no' / 'r.json'}: its folder"),
+        (("release", "request", "jun", "--until", "+30d", "--out", str(tmp_path / "no" / "r.json")), "its folder"),
+    ):
+        result = run(home, *args, code=1)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert expected in result.output, (args, result.output)
+    workspace = Workspace.open(Settings(home=home))
+    try:  # refused before drafting: no request waits for a holder who never receives it
+        assert workspace.ledger.find("grant.requested") == workspace.ledger.find("release.requested") == []
+    finally:
+        workspace.close()
+
+
 def _all_commands(group, prefix=()):
     for name, command in group.commands.items():
         path = (*prefix, name)

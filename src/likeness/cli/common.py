@@ -55,6 +55,30 @@ def read_input(path: Path, what: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
+def new_output_file(path: Path) -> Path:
+    """``path`` if a new file can go there: refused (before any work, so nothing is drafted
+    for a file that cannot be written) when it exists or its folder does not."""
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: its folder {path.parent} does not exist")
+    return path
+
+
+def write_new_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented UTF-8 JSON to a new file (never over an existing one)."""
+    import json
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        with new_output_file(path).open("x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+
+
 def settings_from(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     if not isinstance(root.obj, Settings):
