@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from likeness.errors import VerificationTimedOut
 from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
-from likeness.service.errors import AnalysisTimedOut, NotFound
+from likeness.service.errors import AnalysisTimedOut, NoFile, NotFound
 from likeness.service.security import CSP, RateLimiter
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 from likeness.service.verdicts import VERDICT_HEADLINES
@@ -298,7 +298,13 @@ def public_limits(settings: Any) -> UploadLimits:
 )
 async def public_verify(request: Request) -> JSONResponse:
     """Verify an image or video without an account: the ``likeness.verify/1`` object."""
-    return JSONResponse(await check_upload(request))
+    try:
+        return JSONResponse(await check_upload(request))
+    except NoFile:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        # The page's form posted without its script (no JavaScript): the page again, saying so.
+        return render_public_page(request, problem="no-file", status_code=400)
 
 
 @router.post(
@@ -358,9 +364,11 @@ def public_page(request: Request) -> Response:
     return render_public_page(request)
 
 
-def render_public_page(request: Request, shared_result: Any = None) -> Response:
+def render_public_page(
+    request: Request, shared_result: Any = None, *, problem: str | None = None, status_code: int = 200
+) -> Response:
     """The page; with ``shared_result`` (a ``PublicResult`` row, from ``/r/<sha256>``) it opens
-    on that result's card."""
+    on that result's card; with ``problem`` (a ``data-problem`` name) on that problem's alert."""
     from likeness.service.console import render
 
     services = request.app.state.services
@@ -378,8 +386,10 @@ def render_public_page(request: Request, shared_result: Any = None) -> Response:
             "shared": json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
             "font_cut": page_cut_text(page_names(services.workspace)),
+            "problem": problem,
         },
     )
+    response.status_code = status_code
     response.headers["content-security-policy"] = PAGE_CSP
     return response
 
