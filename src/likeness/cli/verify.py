@@ -80,21 +80,35 @@ def verify(
             transient=True,
             disable=total <= 1,
         )
+        finished = 0
         with progress:
             task = progress.add_task("", total=total)
 
             def advance(done: int, _total: int, result) -> None:
+                nonlocal finished
+                finished = done
                 progress.update(task, completed=done, description=Path(result.path).name[:40])
 
-            results = verify_many(
-                workspace,
-                paths,
-                workers=worker_count,
-                report_dir=report,
-                progress=advance,
-                extra_anchors=extra_anchors,
-                force=force,
-            )
+            try:
+                results = verify_many(
+                    workspace,
+                    paths,
+                    workers=worker_count,
+                    report_dir=report,
+                    progress=advance,
+                    extra_anchors=extra_anchors,
+                    force=force,
+                )
+            except KeyboardInterrupt:
+                progress.stop()
+                err_console.print(
+                    Text.assemble(
+                        ("interrupted", "yellow"),
+                        f" after {finished} of {total} file(s): their results are kept; rerun the same "
+                        "command to verify the rest (files verified unchanged are not analysed again)",
+                    )
+                )
+                raise typer.Exit(130) from None
     if as_json:
         # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
         for result in results:
