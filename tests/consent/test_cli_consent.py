@@ -135,6 +135,11 @@ def test_audit_verify_head_and_log(home, tmp_path):
     assert "ledger intact" in run(home, "audit", "verify", "--head", str(head_file)).output
     log = run(home, "audit", "log", "--json").output.strip().splitlines()
     assert json.loads(log[-1])["event_type"] == "subject.created"
+    # --out in a folder that does not exist: one line naming it (was a FileNotFoundError traceback)
+    missing = tmp_path / "no" / "head.json"
+    assert (
+        f"{missing}: cannot write the signed head" in run(home, "audit", "head", "--out", str(missing), code=1).output
+    )
 
 
 def test_commands_outside_a_workspace_fail_cleanly(tmp_path):

@@ -572,7 +572,10 @@ def audit_head(
         signed = open_workspace(ctx).signed_head(org)
     text = json.dumps(signed, indent=2)
     if out:
-        out.write_text(text + "\n")
+        try:
+            out.write_text(text + "\n")
+        except OSError as exc:  # a missing folder, a folder given as the file
+            fail(f"{out}: cannot write the signed head ({exc.strerror or exc})")
     typer.echo(text)
 
 
