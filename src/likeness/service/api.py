@@ -32,6 +32,7 @@ from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
 from likeness.service.uploads import new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
+from likeness.train.recipes import MAX_ITERATIONS
 
 router = APIRouter(prefix="/api/v1")
 READ, VERIFY, RENDER, USERS = Permission.READ, Permission.VERIFY, Permission.RENDER, Permission.MANAGE_USERS
@@ -638,7 +639,7 @@ class TrainingIn(BaseModel):
     recipe: str | None = Field(default=None, max_length=40, description="a recipe name (docs/training.md)")
     model: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,32}$", description="architecture: df, liae, ...")
     resolution: Literal[64, 96, 128, 256] | None = None
-    iterations: int | None = Field(default=None, ge=1, le=10_000_000)
+    iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
     minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
     batch_size: int | None = Field(default=None, ge=1, le=512)
     checkpoint_every: int | None = Field(default=None, ge=1, le=1_000_000)
