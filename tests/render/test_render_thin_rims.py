@@ -127,3 +127,30 @@ def test_a_face_without_a_spectacle_zone_is_swapped_without_the_add_on_and_count
     without = _renderer(workspace, model_dir, odd, thin_rims=False).process(frame, frame_index=0, t_s=0.0)[0]
     assert np.array_equal(out, without)  # exactly the mask without the add-on
     assert renderer.state()["thin_rims_skipped"] == 1
+
+
+def test_the_render_report_counts_the_faces_thin_rims_was_skipped_for(
+    workspace_with_128_model, tmp_path, monkeypatch
+) -> None:
+    import json
+    from pathlib import Path
+
+    import likeness.faces.occlusion
+    from likeness.errors import FaceError
+    from likeness.media import write_image
+    from likeness.render import RenderOptions, render_media
+
+    def no_zone(landmarks, size):
+        raise FaceError("spectacle_zone: the eyes are 0.0 px apart in this 128 px crop (2..128 expected)")
+
+    monkeypatch.setattr(likeness.faces.occlusion, "spectacle_zone", no_zone)
+    workspace, model_dir = workspace_with_128_model
+    target = write_image(tmp_path / "jun.png", grace_hopper())
+    options = RenderOptions(refine=RefineOptions(thin_rims=True), content_samples=1)
+    report = render_media(
+        workspace, model_dir, target, tmp_path / "out.png", use="music_video", org="studio", options=options
+    )
+    assert (tmp_path / "out.png").is_file() and report.faces["swapped"] == 1
+    saved = json.loads(Path(str(report.report_json)).read_text(encoding="utf-8"))
+    assert saved["thin_rims_skipped_faces"] == 1
+    assert "--thin-rims skipped for 1 faces" in saved["mask_options"]
