@@ -77,3 +77,16 @@ def test_ctrl_c_during_a_folder_says_how_far_it_got_and_how_to_go_on(consent_wor
     result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path)])
     assert result.exit_code == 130, result.output
     assert "interrupted after 1 of 3 file(s)" in result.output and "rerun the same command" in result.output
+
+
+def test_an_anchor_that_holds_no_certificate_is_refused_before_any_file(consent_world, tmp_path):
+    # It used to be accepted: every file's C2PA then "could not be read", with a note each.
+    photo = write_image(tmp_path / "photo.jpg", astronaut(), quality=90)
+    notes = tmp_path / "anchor.pem"
+    notes.write_text("not a certificate\n", encoding="ascii")
+    home = str(consent_world.workspace.home)
+    for anchor, reason in ((notes, "trust anchor holds no PEM certificate"), (tmp_path, "Is a directory")):
+        result = CliRunner().invoke(app, ["--home", home, "verify", str(photo), "--anchor", str(anchor)])
+        assert result.exit_code == 1, result.output
+        assert f"{anchor}: " in result.output and reason in result.output, result.output
+        assert "no-enrolled-artist" not in result.output  # refused before verifying

@@ -55,6 +55,23 @@ def read_input(path: Path, what: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
+def read_trust_anchors(paths: list[Path] | None) -> list[str]:
+    """The PEM text of each ``--anchor`` file, checked to hold X.509 certificates before any
+    file is verified: a file that holds none is refused naming it (it used to be a note on
+    every file's C2PA, each then "could not be read")."""
+    from likeness.provenance.certificates import parse_trust_anchor
+
+    anchors = []
+    for path in paths or []:
+        try:
+            text = read_input(path, "trust anchor").decode("ascii")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a PEM trust anchor (not ASCII text)") from None
+        parse_trust_anchor(text, source=str(path))
+        anchors.append(text)
+    return anchors
+
+
 def new_output_file(path: Path) -> Path:
     """``path`` if a new file can go there: refused (before any work, so nothing is drafted
     for a file that cannot be written) when it exists or its folder does not."""

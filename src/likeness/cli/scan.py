@@ -13,6 +13,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    read_trust_anchors,
     settings_from,
 )
 
@@ -78,12 +79,8 @@ def scan(
         fail(f"--engine {engine!r}: use 'local' or 'dask'")
     if scheduler and engine != "dask":
         fail("--scheduler needs --engine dask")
-    extra_anchors = []
-    for anchor in anchors or []:
-        try:
-            extra_anchors.append(anchor.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{anchor}: cannot read trust anchor ({exc})")
+    with mapped_errors():
+        extra_anchors = read_trust_anchors(anchors)
     progress = Progress(
         TextColumn("scanning"),
         BarColumn(),

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    open_workspace,
+    read_trust_anchors,
+    settings_from,
+)
 
 _VERDICT_STYLES = {
     "error": "bold white on red",
@@ -60,12 +68,8 @@ def verify(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail("not found: " + ", ".join(missing))
-    extra_anchors = []
-    for anchor in anchors or []:
-        try:
-            extra_anchors.append(anchor.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{anchor}: cannot read trust anchor ({exc})")
+    with mapped_errors():
+        extra_anchors = read_trust_anchors(anchors)
     with mapped_errors():
         workspace = open_workspace(ctx)
         total = sum(1 for _ in iter_media_files(paths))
