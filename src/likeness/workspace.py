@@ -114,7 +114,12 @@ class Workspace:
         """Create (or upgrade) the workspace: folders, database schema, key folder (0700)."""
         home = settings.resolved_home
         for folder in (home, settings.keys_dir, settings.outputs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                raise ConfigError(f"{folder}: exists and is not a folder; give --home a folder") from None
+            except OSError as exc:
+                raise ConfigError(f"{folder}: cannot create the workspace folder ({exc.strerror})") from None
         os.chmod(settings.keys_dir, 0o700)
         engine = _engine(settings.resolved_database_url)
         migrate(engine)

@@ -135,12 +135,65 @@ def test_audit_verify_head_and_log(home, tmp_path):
     assert "ledger intact" in run(home, "audit", "verify", "--head", str(head_file)).output
     log = run(home, "audit", "log", "--json").output.strip().splitlines()
     assert json.loads(log[-1])["event_type"] == "subject.created"
+    # --out in a folder that does not exist: one line naming it (was a FileNotFoundError traceback)
+    missing = tmp_path / "no" / "head.json"
+    assert (
+        f"{missing}: cannot write the signed head" in run(home, "audit", "head", "--out", str(missing), code=1).output
+    )
 
 
 def test_commands_outside_a_workspace_fail_cleanly(tmp_path):
     result = runner.invoke(app, ["--home", str(tmp_path / "missing"), "consent", "list"])
     assert result.exit_code == 1
     assert "likeness init" in result.output
+
+
+def test_init_on_a_file_names_it_instead_of_a_traceback(tmp_path):
+    # A new user's slip: --home given a file. It used to end in FileExistsError's traceback.
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a workspace", encoding="utf-8")
+    for home in (taken, taken / "home"):
+        result = runner.invoke(app, ["--home", str(home), "init"])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert f"{home}: " in result.output and "not a" in result.output.replace("Not a", "not a"), result.output
+
+
+def test_a_missing_or_folder_input_file_is_named_not_a_traceback(home, tmp_path):
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    for args, named in (
+        (("subject", "add", "kim", "--performer", "--holder-public-key", str(tmp_path / "no.pub.pem")), "no.pub.pem"),
+        (("subject", "add", "kim", "--performer", "--holder-public-key", str(folder)), str(folder)),
+        (("consent", "import", str(folder)), str(folder)),
+    ):
+        result = run(home, *args, code=1)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert named in result.output and "cannot read" in result.output, (args, result.output)
+
+
+def test_a_request_with_a_non_image_preview_or_no_folder_for_its_file_drafts_nothing(home, tmp_path):
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    enrol(home, "mina", "--virtual", "--owner-org", "studio")
+    enrol(home, "jun", "--performer")
+    notes = tmp_path / "still.png"
+    notes.write_text("not a picture", encoding="utf-8")
+    grant = ("consent", "request", "mina", "--use", "training", "--until", "+30d")
+    for args, expected in (
+        ((*grant, "--preview", str(notes), "--out", str(tmp_path / "r.json")), f"{notes}: not a readable image"),
+        ((*grant, "--out", str(tmp_path / "no" / "r.json")), f"{tmp_path / 'no' / 'r.json'}: its folder"),
+        (("release", "request", "jun", "--until", "+30d", "--out", str(tmp_path / "no" / "r.json")), "its folder"),
+    ):
+        result = run(home, *args, code=1)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert expected in result.output, (args, result.output)
+    workspace = Workspace.open(Settings(home=home))
+    try:  # refused before drafting: no request waits for a holder who never receives it
+        assert workspace.ledger.find("grant.requested") == workspace.ledger.find("release.requested") == []
+    finally:
+        workspace.close()
 
 
 def _all_commands(group, prefix=()):

@@ -69,3 +69,16 @@ def test_too_few_identities_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "need at least 14 identities" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_mistyped_real_folder_is_named_not_counted_as_no_identities(tmp_path: Path) -> None:
+    # It used to say "need at least 14 identities under real-faces ..., found 0".
+    _write_faces(tmp_path / "real", 3)
+    missing, a_file = (
+        tmp_path / "real-faces",
+        tmp_path / "real" / sorted(p.name for p in (tmp_path / "real").iterdir())[0],
+    )
+    for given, reason in ((missing, "not found"), (a_file, "is not a folder")):
+        result = CliRunner().invoke(app, ["detector", "train", "--real", str(given), "--out", str(tmp_path / "out")])
+        assert result.exit_code == 1, result.output
+        assert f"{given}: {reason}" in result.output and "Traceback" not in result.output

@@ -132,3 +132,19 @@ def test_a_video_s_near_duplicates_are_one_line_and_a_photo_that_only_repeats_sa
     assert f"skipped {studio['mina']}: its face repeats a face already kept (near-duplicates" in result
     assert "no usable face" not in result
     assert re.search(r"fs: \d+ faces? from 1 input\(s\)", result)
+
+
+def test_a_new_user_s_slips_with_extract_and_faceset_are_named(studio: dict[str, Path], tmp_path: Path) -> None:
+    home, notes = studio["home"], tmp_path / "notes.txt"
+    notes.write_text("not a faceset", encoding="utf-8")
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    # --out naming a file: was a NotADirectoryError traceback.
+    out = run(home, "extract", "mina", str(studio["mina"]), "--out", str(notes), code=1)
+    assert f"{notes}: not a folder" in out
+    # --every 0 named the library's field (frame_step), not the option the user typed.
+    result = runner.invoke(
+        app, ["--home", str(home), "extract", "mina", str(studio["mina"]), "--out", "x", "--every", "0"]
+    )
+    assert result.exit_code == 2 and "--every" in result.output, result.output
+    # A file given where a faceset folder goes: said so, not "folder not found".
+    assert f"{notes}: is a file, not a faceset folder" in run(home, "faceset", "show", str(notes), code=1)

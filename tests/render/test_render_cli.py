@@ -137,3 +137,17 @@ def test_render_use_help_lists_the_final_media_uses_from_the_consent_vocabulary(
     for use in FINAL_MEDIA_USES:
         assert use in text
     assert "training' authorizes extraction and training only" in text
+
+
+def test_ctrl_c_during_a_render_says_what_happened_and_how_to_resume(consent_world, tmp_path, monkeypatch) -> None:
+    # A new user's Ctrl-C used to end the render with exit status 130 and not a word.
+    import likeness.render
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(likeness.render, "render_media", interrupted)
+    result = _render_card_only_model(consent_world, tmp_path)
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "rerun the same command to resume" in result.output
+    assert f"no output written to {tmp_path / 'o.mp4'}" in result.output

@@ -15,7 +15,7 @@ from likeness.media.synthetic import astronaut, compose_group, grace_hopper
 from likeness.provenance.watermark import extract_watermark
 from likeness.provenance.writer import watermark_payload_for
 from likeness.render import render_media
-from likeness.render.report import RenderReport, report_paths
+from likeness.render.report import RenderReport, report_paths, write_report
 
 
 def _thumbnails(html: str, alt: str = "after") -> list[np.ndarray]:
@@ -102,7 +102,6 @@ def test_the_report_records_the_mask_options_in_json_and_html(tmp_path) -> None:
     from dataclasses import asdict
 
     from likeness.render import RefineOptions, RenderOptions
-    from likeness.render.report import write_report
 
     options = json.loads(
         json.dumps(asdict(RenderOptions(refine=RefineOptions(eyes=True, thin_rims=True))), default=str)
@@ -124,3 +123,29 @@ def test_the_report_records_the_mask_options_in_json_and_html(tmp_path) -> None:
     assert (saved["mouth"], saved["eyes"], saved["occlusion"], saved["thin_rims"]) == (False, True, True, True)
     page = (tmp_path / "o.render.html").read_text(encoding="utf-8")
     assert "mask options: --mouth off, --eyes on, --occlusion on, --thin-rims on" in page
+
+
+def test_the_mask_options_line_counts_the_faces_thin_rims_was_skipped_for(tmp_path) -> None:
+    import json
+
+    report = RenderReport(
+        job_id="6" * 32,
+        target="t.mp4",
+        output=str(tmp_path / "o.mp4"),
+        kind="video",
+        model_dir="m",
+        subject_slug="mina",
+        performer_slug="jun",
+        use="music_video",
+        org="studio",
+        options={"refine": {"mouth": False, "eyes": False, "occlusion": True, "thin_rims": True}},
+        thin_rims_skipped_faces=3,
+    )
+    write_report(report, tmp_path, "o", [])
+    line = (
+        "--mouth off, --eyes off, --occlusion on, --thin-rims on (--thin-rims skipped for 3 faces whose "
+        "spectacle zone could not be built; they kept the mask without it)"
+    )
+    saved = json.loads((tmp_path / "o.render.json").read_text(encoding="utf-8"))
+    assert (saved["mask_options"], saved["thin_rims_skipped_faces"]) == (line, 3)
+    assert f"mask options: {line}" in (tmp_path / "o.render.html").read_text(encoding="utf-8")

@@ -39,7 +39,7 @@ def _rimmed_portrait() -> tuple[np.ndarray, np.ndarray, list]:
     return rimmed, rim > 0, faces
 
 
-def _render(workspace, model_dir, frame: np.ndarray, faces: list, *, thin_rims: bool) -> np.ndarray:
+def _renderer(workspace, model_dir, faces: list, *, thin_rims: bool) -> FrameRenderer:
     from likeness.train import load_swap_model
 
     class _Found:
@@ -47,7 +47,7 @@ def _render(workspace, model_dir, frame: np.ndarray, faces: list, *, thin_rims: 
             return faces
 
     authz = workspace.policy.authorize("mina", "music_video", "studio")
-    renderer = FrameRenderer(
+    return FrameRenderer(
         load_swap_model(workspace, model_dir, authz=authz, threads=1),
         _Found(),
         FaceEmbedder(),
@@ -57,7 +57,10 @@ def _render(workspace, model_dir, frame: np.ndarray, faces: list, *, thin_rims: 
         identity_threshold=IDENTITY_THRESHOLD,
         options=RefineOptions(thin_rims=thin_rims),
     )
-    out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
+
+
+def _render(workspace, model_dir, frame: np.ndarray, faces: list, *, thin_rims: bool) -> np.ndarray:
+    out, outcomes = _renderer(workspace, model_dir, faces, thin_rims=thin_rims).process(frame, frame_index=0, t_s=0.0)
     assert [o.swapped for o in outcomes] == [True]
     return out
 
@@ -103,3 +106,51 @@ def test_thin_rims_on_a_64_px_model_are_refused_not_ignored(trained_world) -> No
             identity_threshold=IDENTITY_THRESHOLD,
             options=RefineOptions(thin_rims=True),
         )
+
+
+def test_a_face_without_a_spectacle_zone_is_swapped_without_the_add_on_and_counted(workspace_with_128_model) -> None:
+    # Both iris centres on one point (a degenerate FaceMesh fit): the crop still aligns on the eye
+    # corners, but the spectacle zone, sized by the iris span, cannot be built. That face keeps
+    # the mask without the add-on and is counted; it used to stop the whole render.
+    from dataclasses import replace
+
+    workspace, model_dir = workspace_with_128_model
+    frame, _, faces = _rimmed_portrait()
+    points = np.array(faces[0].landmarks, np.float32)
+    points[LEFT_IRIS_CENTER] = points[RIGHT_IRIS_CENTER]
+    odd = [replace(faces[0], landmarks=points)]
+    renderer = _renderer(workspace, model_dir, odd, thin_rims=True)
+    out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
+    assert [o.swapped for o in outcomes] == [True]
+    assert renderer.thin_rims_skipped == 1
+    assert renderer.counts == {"swapped": 1}
+    without = _renderer(workspace, model_dir, odd, thin_rims=False).process(frame, frame_index=0, t_s=0.0)[0]
+    assert np.array_equal(out, without)  # exactly the mask without the add-on
+    assert renderer.state()["thin_rims_skipped"] == 1
+
+
+def test_the_render_report_counts_the_faces_thin_rims_was_skipped_for(
+    workspace_with_128_model, tmp_path, monkeypatch
+) -> None:
+    import json
+    from pathlib import Path
+
+    import likeness.faces.occlusion
+    from likeness.errors import FaceError
+    from likeness.media import write_image
+    from likeness.render import RenderOptions, render_media
+
+    def no_zone(landmarks, size):
+        raise FaceError("spectacle_zone: the eyes are 0.0 px apart in this 128 px crop (2..128 expected)")
+
+    monkeypatch.setattr(likeness.faces.occlusion, "spectacle_zone", no_zone)
+    workspace, model_dir = workspace_with_128_model
+    target = write_image(tmp_path / "jun.png", grace_hopper())
+    options = RenderOptions(refine=RefineOptions(thin_rims=True), content_samples=1)
+    report = render_media(
+        workspace, model_dir, target, tmp_path / "out.png", use="music_video", org="studio", options=options
+    )
+    assert (tmp_path / "out.png").is_file() and report.faces["swapped"] == 1
+    saved = json.loads(Path(str(report.report_json)).read_text(encoding="utf-8"))
+    assert saved["thin_rims_skipped_faces"] == 1
+    assert "--thin-rims skipped for 1 faces" in saved["mask_options"]

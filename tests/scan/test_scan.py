@@ -196,3 +196,17 @@ def test_a_revocation_changes_the_verifier_version_and_the_file_is_verified_agai
     assert [r["verdict"] for r in rows] == ["authorized-synthetic", "synthetic-consent-revoked"]
     assert latest_rows(rows)[str(render)]["verdict"] == "synthetic-consent-revoked"
     assert scan_collection(mina_world.workspace, [render], out, engine="local", workers=1).skipped == 1
+
+
+def test_scan_out_naming_a_file_is_refused_before_the_scan(mina_world, collection, tmp_path):
+    # It used to verify every file, then end in FileExistsError's traceback when writing.
+    from likeness.cli import app
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["--home", str(mina_world.workspace.home), "scan", str(collection / "reposts"), "--out", str(taken)]
+    )
+    assert result.exit_code == 1 and f"{taken}: not a folder" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert taken.read_text(encoding="utf-8") == "mine"

@@ -332,3 +332,29 @@ def test_migration_0006_makes_the_links_table_as_the_model_declares_it(settings)
         assert "public_results" not in inspect(workspace.engine).get_table_names()
     finally:
         workspace.close()
+
+
+#: What a browser without JavaScript sends for the page's form with no file chosen.
+EMPTY_FILE_FIELD = (
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename=""\r\n'
+    b"Content-Type: application/octet-stream\r\n\r\n\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "language, message",
+    [("en-GB", "Choose a photo or video to check first."), ("ko-KR", "먼저 확인할 사진이나 동영상을 골라 주세요.")],
+)
+def test_the_form_sent_with_no_file_and_no_script_answers_the_page_saying_so(service_world, language, message):
+    client = service_world.client()
+    headers = {"content-type": "multipart/form-data; boundary=b", "accept-language": language}
+    page = client.post(VERIFY, content=EMPTY_FILE_FIELD, headers={**headers, "accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    alert = re.search(
+        r'<section data-result tabindex="-1"[^>]*>\s*<p class="alert bad" role="alert">([^<]*)</p>', page.text
+    )
+    assert alert and alert.group(1) == message, page.text[-3000:]
+    # A script or platform gets the problem, typed.
+    problem = client.post(VERIFY, content=EMPTY_FILE_FIELD, headers=headers)
+    assert problem.status_code == 400 and problem.json()["type"].endswith(":no-file"), problem.text
+    assert kept_uploads(service_world) == []

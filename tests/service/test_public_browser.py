@@ -273,3 +273,37 @@ def test_a_korean_file_name_outside_the_cut_is_set_in_the_apps_own_face(browser,
         assert errors == []
     finally:
         context.close()
+
+
+NO_FILE = {"en": "Choose a photo or video to check first.", "ko": "먼저 확인할 사진이나 동영상을 골라 주세요."}
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_checking_with_no_file_says_so_on_the_page(browser, live_service, size, language):  # noqa: F811
+    # Before, only the browser's own validation bubble (in the browser's language) said it.
+    shots = SHOTS / f"{size}-{language}"
+    shots.mkdir(parents=True, exist_ok=True)
+    context, page, errors = open_page(browser, live_service, size, language)
+    try:
+        page.click("form[data-public-check] button[type=submit]")
+        alert = page.wait_for_selector("[data-result] .alert", timeout=10_000)
+        assert alert.inner_text() == NO_FILE[language]
+        assert page.url == f"{live_service}/" and not page.locator("[data-progress]").is_visible()
+        page.screenshot(path=str(shots / "no-file.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert errors == []
+    finally:
+        context.close()
+    # Without JavaScript the form posts itself: the server answers the page with the same alert.
+    locale = "ko-KR" if language == "ko" else "en-GB"
+    context = browser.new_context(viewport=VIEWPORTS[size], locale=locale, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{live_service}/")
+        with page.expect_navigation():
+            page.click("form[data-public-check] button[type=submit]")
+        assert page.locator("[data-result] .alert").inner_text() == NO_FILE[language]
+        page.screenshot(path=str(shots / "no-file-no-script.png"), full_page=True)
+    finally:
+        context.close()

@@ -141,6 +141,9 @@ def test_an_altered_base_file_is_refused(monkeypatch, tmp_path) -> None:
 def test_a_base_for_another_architecture_is_refused_before_training() -> None:
     with pytest.raises(ConfigError, match="df_tiny at 64 px"):
         fine_tune_config(resolution=32).validate()
+    # ... and says what to give instead (a new user ran `--base-model` with the default df).
+    with pytest.raises(ConfigError, match=r"\(train it with --model df_tiny --res 64\)"):
+        fine_tune_config(model="df").validate()
     with pytest.raises(ConfigError, match="no base model 'df-huge'"):
         fine_tune_config(base_model="df-huge").validate()
     assert set(BASE_MODELS) == {BASE}

@@ -187,6 +187,10 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
         (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
         (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
         (["--warp-until", "-5"], "--warp-until '-5'"),
+        # named by the option typed (was "iterations must be >= 1"); an extra digit or two is
+        # refused, not a run with an ETA of centuries (the API's bound)
+        (["--iters", "0"], "Invalid value for '--iters'"),
+        (["--iters", "10000001"], "Invalid value for '--iters'"),
     ],
 )
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):

@@ -57,3 +57,36 @@ def test_exit_status_is_zero_only_when_every_file_got_a_verdict(consent_world, t
     mixed = CliRunner().invoke(app, ["--home", home, "verify", str(tmp_path), "--workers", "1", "--force"])
     assert mixed.exit_code == 1
     assert "no-enrolled-artist" in mixed.stdout and "error" in mixed.stdout and "clip.mp4" in mixed.stdout
+
+
+def test_ctrl_c_during_a_folder_says_how_far_it_got_and_how_to_go_on(consent_world, tmp_path, monkeypatch):
+    # A new user's Ctrl-C used to end `verify FOLDER` with exit status 130 and not a word.
+    import likeness.verify.scan
+
+    for name in ("a.png", "b.png", "c.png"):
+        write_image(tmp_path / name, astronaut())
+
+    def one_then_interrupted(workspace, paths, *, progress, **_):
+        class Done:
+            path = str(tmp_path / "a.png")
+
+        progress(1, 3, Done())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(likeness.verify.scan, "verify_many", one_then_interrupted)
+    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path)])
+    assert result.exit_code == 130, result.output
+    assert "interrupted after 1 of 3 file(s)" in result.output and "rerun the same command" in result.output
+
+
+def test_an_anchor_that_holds_no_certificate_is_refused_before_any_file(consent_world, tmp_path):
+    # It used to be accepted: every file's C2PA then "could not be read", with a note each.
+    photo = write_image(tmp_path / "photo.jpg", astronaut(), quality=90)
+    notes = tmp_path / "anchor.pem"
+    notes.write_text("not a certificate\n", encoding="ascii")
+    home = str(consent_world.workspace.home)
+    for anchor, reason in ((notes, "trust anchor holds no PEM certificate"), (tmp_path, "Is a directory")):
+        result = CliRunner().invoke(app, ["--home", home, "verify", str(photo), "--anchor", str(anchor)])
+        assert result.exit_code == 1, result.output
+        assert f"{anchor}: " in result.output and reason in result.output, result.output
+        assert "no-enrolled-artist" not in result.output  # refused before verifying

@@ -69,6 +69,21 @@ def _register_all() -> None:
         detector,
     ):
         module.register(app)
+    _readable_help(app)
+
+
+def _readable_help(group: typer.Typer) -> None:
+    """Every command's help through ``ReadableHelpCommand`` (repeatable arguments by metavar)."""
+    from typer.core import TyperCommand
+
+    from likeness.cli.common import ReadableHelpCommand
+
+    for command in group.registered_commands:
+        if command.cls in (None, TyperCommand):  # Typer's default; a command's own class stays
+            command.cls = ReadableHelpCommand
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _readable_help(sub.typer_instance)
 
 
 _register_all()

@@ -83,7 +83,9 @@ def show_case(
 @app.command("export")
 def export_cases(
     results: ResultsArg,
-    case_ids: Annotated[list[str] | None, typer.Argument(help="Cases to export (default: all).")] = None,
+    case_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="CASE", help="Cases to export (default: all).")
+    ] = None,
     to: Annotated[Path, typer.Option("--to", help="Folder for the takedown bundles.")] = Path("cases"),
     max_distance: DistanceOpt = 12,
 ) -> None:

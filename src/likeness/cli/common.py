@@ -5,20 +5,95 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer import _click as click
+from typer.core import TyperCommand
 
 from likeness.config import Settings
-from likeness.errors import ConsentError, LikenessError
+from likeness.errors import ConfigError, ConsentError, LikenessError
 
 # soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
 # markup=False: what the commands print carries paths, names and library text, where "[/x]"
 # would be read as Rich markup (and crash); styles are given as Text.assemble parts instead.
 console = Console(highlight=False, soft_wrap=True, markup=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class ReadableHelpCommand(TyperCommand):
+    """Typer's help shows a repeatable argument's Python type (``paths... <list[Path]>``); this
+    shows its metavar instead (``PATH...``), as options with a metavar already read."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "option":
+                options.append(record)
+                continue
+            if param.nargs != 1:
+                record = (f"{param.metavar or (param.name or 'value').upper()}...", record[1])
+            arguments.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """The bytes of a file the user named (a public key, evidence), or a ConfigError naming it and
+    why not (missing, a folder, unreadable) instead of the OS error's traceback."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def read_trust_anchors(paths: list[Path] | None) -> list[str]:
+    """The PEM text of each ``--anchor`` file, checked to hold X.509 certificates before any
+    file is verified: a file that holds none is refused naming it (it used to be a note on
+    every file's C2PA, each then "could not be read")."""
+    from likeness.provenance.certificates import parse_trust_anchor
+
+    anchors = []
+    for path in paths or []:
+        try:
+            text = read_input(path, "trust anchor").decode("ascii")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a PEM trust anchor (not ASCII text)") from None
+        parse_trust_anchor(text, source=str(path))
+        anchors.append(text)
+    return anchors
+
+
+def new_output_file(path: Path) -> Path:
+    """``path`` if a new file can go there: refused (before any work, so nothing is drafted
+    for a file that cannot be written) when it exists or its folder does not."""
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: its folder {path.parent} does not exist")
+    return path
+
+
+def write_new_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented UTF-8 JSON to a new file (never over an existing one)."""
+    import json
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    try:
+        with new_output_file(path).open("x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        raise ConfigError(f"{path}: already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def settings_from(ctx: typer.Context) -> Settings:

@@ -10,7 +10,18 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, notice, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    new_output_file,
+    notice,
+    open_workspace,
+    read_input,
+    settings_from,
+    write_new_json,
+)
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -127,7 +138,7 @@ def subject_add(
     kind = "virtual_idol" if virtual else "performer" if performer else "artist"
     with mapped_errors():
         workspace = open_workspace(ctx)
-        pem = holder_public_key.read_bytes() if holder_public_key else None
+        pem = read_input(holder_public_key, "holder public key") if holder_public_key else None
         record = workspace.registry.add_subject(
             slug,
             name or slug,
@@ -197,11 +208,10 @@ def consent_request(
     """Draft a grant request (REQUEST.json) for the subject's rights holder to read and sign on
     their own machine ('likeness holder sign'); import the answer with 'consent import'."""
     from likeness.consent.registry import parse_when
-    from likeness.errors import ConfigError
 
     with mapped_errors():
-        if out.exists():  # before drafting: a request nobody receives would stay pending
-            raise ConfigError(f"{out}: already exists; refusing to overwrite it")
+        new_output_file(out)  # before drafting: a request nobody receives would stay pending
+        stills = _preview_stills(preview)
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
@@ -214,7 +224,7 @@ def consent_request(
             max_renders=max_renders,
             allow_unlabelled=allow_unlabelled,
             purpose=purpose,
-            previews=preview or (),
+            previews=stills,
         )
         _write_request(out, request)
     console.print(f"grant request {request.record_id} for {subject} → {out} (send it to the rights holder)")
@@ -236,11 +246,17 @@ def consent_export_request(
 
 
 def _write_request(path: Path, request) -> None:
-    from likeness.errors import ConfigError
+    write_new_json(path, request.as_json())
 
-    if path.exists():
-        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
-    path.write_text(json.dumps(request.as_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+def _preview_stills(previews: list[Path] | None) -> list[Path]:
+    """The ``--preview`` files, each checked to be an image this product reads (the holder is
+    shown them before signing): a MediaError names a missing, empty or non-image file."""
+    from likeness.media import read_image
+
+    for path in previews or ():
+        read_image(path)
+    return list(previews or ())
 
 
 def _legacy_keys_notice(workspace) -> None:
@@ -414,9 +430,9 @@ def consent_recover_key(
             statement=statement,
             verified_by=verified_by,
             method=method,
-            evidence_sha256=hashlib.sha256(evidence.read_bytes()).hexdigest() if evidence else None,
+            evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
         )
-        pem = new_public_key.read_bytes()
+        pem = read_input(new_public_key, "new public key")
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
         )
@@ -439,6 +455,8 @@ def release_request(
     from likeness.consent.registry import parse_when
 
     with mapped_errors():
+        new_output_file(out)  # before drafting, as for a grant request
+        stills = _preview_stills(preview)
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
         request = workspace.registry.request_release(
@@ -447,7 +465,7 @@ def release_request(
             valid_until=parse_when(until, end_of_day=True),
             valid_from=parse_when(valid_from) if valid_from else None,
             purpose=purpose,
-            previews=preview or (),
+            previews=stills,
         )
         _write_request(out, request)
     console.print(f"release request {request.record_id} for {performer} → {out} (send it to the performer)")
@@ -554,7 +572,10 @@ def audit_head(
         signed = open_workspace(ctx).signed_head(org)
     text = json.dumps(signed, indent=2)
     if out:
-        out.write_text(text + "\n")
+        try:
+            out.write_text(text + "\n")
+        except OSError as exc:  # a missing folder, a folder given as the file
+            fail(f"{out}: cannot write the signed head ({exc.strerror or exc})")
     typer.echo(text)
 
 

@@ -24,22 +24,27 @@ def extract(
     subject: Annotated[
         str, typer.Argument(help="Subject slug whose faces to extract (artist, virtual idol or performer).")
     ],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders and videos, in any mix.")],
+    inputs: Annotated[list[Path], typer.Argument(metavar="PATH", help="Image files, folders and videos, in any mix.")],
     out: Annotated[Path, typer.Option("--out", help="New faceset folder (rerun with the same folder to resume).")],
     org: Annotated[
         str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")
     ] = None,
-    size: Annotated[int, typer.Option("--size", help="Side of the aligned square crops in pixels.")] = 256,
-    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face kept, in source pixels.")] = 64,
+    size: Annotated[
+        int, typer.Option("--size", min=32, max=2048, help="Side of the aligned square crops in pixels.")
+    ] = 256,
+    min_face: Annotated[int, typer.Option("--min-face", min=0, help="Smallest face kept, in source pixels.")] = 64,
     min_sharpness: Annotated[
         float, typer.Option("--min-sharpness", help="Blur limit: least variance of the Laplacian.")
     ] = 10.0,
     max_yaw: Annotated[float, typer.Option("--max-yaw", help="Most head turn kept, in degrees.")] = 75.0,
     max_pitch: Annotated[float, typer.Option("--max-pitch", help="Most head tilt kept, in degrees.")] = 50.0,
     dedup: Annotated[
-        int, typer.Option("--dedup", help="Near-duplicate limit in perceptual-hash bits (-1 keeps duplicates).")
+        int,
+        typer.Option(
+            "--dedup", min=-1, max=64, help="Near-duplicate limit in perceptual-hash bits (-1 keeps duplicates)."
+        ),
     ] = 3,
-    every: Annotated[int, typer.Option("--every", help="Use every n-th video frame.")] = 1,
+    every: Annotated[int, typer.Option("--every", min=1, help="Use every n-th video frame.")] = 1,
     crop_format: Annotated[str, typer.Option("--format", help="Crop format: png (lossless) or jpg.")] = "png",
 ) -> None:
     """Extract a subject's faces from consented footage into an aligned, identity-filtered faceset."""

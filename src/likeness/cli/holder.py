@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from likeness.cli.common import console, fail, mapped_errors
+from likeness.cli.common import console, fail, mapped_errors, read_input, write_new_json
 
 holder_app = typer.Typer(
     help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
@@ -30,16 +30,10 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConsentRequestError(f"{path}: no such file") from None
+    except OSError as exc:  # a folder, an unreadable file
+        raise ConsentRequestError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConsentRequestError(f"{path}: not JSON ({exc})") from None
-
-
-def _write_new(path: Path, data: dict[str, Any]) -> None:
-    from likeness.errors import ConfigError
-
-    if path.exists():
-        raise ConfigError(f"{path}: already exists; refusing to overwrite it")
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 @holder_app.command("keygen")
@@ -86,7 +80,7 @@ def holder_sign(
         if not yes and not _confirmed(f"Sign this {parsed.kind} with {key}?"):
             fail("not signed", code=1)
         signed = sign_request(parsed, load_holder_key(key))
-        _write_new(out, signed.as_json())
+        write_new_json(out, signed.as_json())
     console.print(f"signed {parsed.kind} {parsed.record_id} → {out} (send this file back)")
 
 
@@ -114,7 +108,7 @@ def holder_revoke(
     with mapped_errors():
         signed = SignedConsent.from_json(read_json(signed_file))
         revocation = sign_revocation(signed, load_holder_key(key), reason=reason)
-        _write_new(out, revocation.as_json())
+        write_new_json(out, revocation.as_json())
     console.print(f"revocation signed → {out} (the organisation imports it with 'likeness consent import')")
 
 
@@ -135,8 +129,8 @@ def holder_rotate(
 
     with mapped_errors():
         signed = SignedConsent.from_json(read_json(signed_file))
-        rotation = sign_rotation(signed, load_holder_key(key), new_public_key.read_bytes())
-        _write_new(out, rotation.as_json())
+        rotation = sign_rotation(signed, load_holder_key(key), read_input(new_public_key, "new public key"))
+        write_new_json(out, rotation.as_json())
     console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
 
 
@@ -164,7 +158,7 @@ def holder_vouch_passkey(
         if not yes and not _confirmed(f"Vouch for this passkey with {key}?"):
             fail("not vouched", code=1)
         signed = sign_vouch(parsed, load_holder_key(key))
-        _write_new(out, signed.as_json())
+        write_new_json(out, signed.as_json())
     console.print(f"passkey {parsed['key_fingerprint']} vouched for → {out} (send this file back)")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
 from likeness.consent.vocabulary import FINAL_MEDIA_USES
 
 # One vocabulary: the uses render accepts are the consent package's final-media uses.
@@ -143,9 +143,20 @@ def render(
                 elapsed = max(time.perf_counter() - started, 1e-6)
                 bar.update(task, completed=done, total=total, fps=done / elapsed)
 
-            report = render_media(
-                workspace, model, target, out, use=use, org=grantee, options=options, progress=progress
-            )
+            try:
+                report = render_media(
+                    workspace, model, target, out, use=use, org=grantee, options=options, progress=progress
+                )
+            except KeyboardInterrupt:
+                bar.stop()
+                err_console.print(
+                    Text.assemble(
+                        ("interrupted", "yellow"),
+                        f": no output written to {out}; a video's frames are checkpointed every "
+                        f"{options.checkpoint_every}: rerun the same command to resume",
+                    )
+                )
+                raise typer.Exit(130) from None
     skipped = ", ".join(f"{k} {v}" for k, v in report.faces.items() if k != "swapped") or "none"
     console.print(
         Text.assemble(

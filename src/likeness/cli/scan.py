@@ -13,6 +13,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    read_trust_anchors,
     settings_from,
 )
 
@@ -21,7 +22,9 @@ def scan(
     ctx: typer.Context,
     sources: Annotated[
         list[str],
-        typer.Argument(help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/)."),
+        typer.Argument(
+            metavar="SOURCE", help="Folders, CSV/Parquet manifests of paths, or fsspec URLs (e.g. s3://bucket/crawl/)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Results: a Parquet dataset folder (resumable).")],
     engine: Annotated[str, typer.Option("--engine", help="local (process pool) or dask.")] = "local",
@@ -76,12 +79,8 @@ def scan(
         fail(f"--engine {engine!r}: use 'local' or 'dask'")
     if scheduler and engine != "dask":
         fail("--scheduler needs --engine dask")
-    extra_anchors = []
-    for anchor in anchors or []:
-        try:
-            extra_anchors.append(anchor.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{anchor}: cannot read trust anchor ({exc})")
+    with mapped_errors():
+        extra_anchors = read_trust_anchors(anchors)
     progress = Progress(
         TextColumn("scanning"),
         BarColumn(),

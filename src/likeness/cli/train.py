@@ -25,7 +25,7 @@ from likeness.cli.common import (
     mapped_errors,
     open_workspace,
 )
-from likeness.train.recipes import CLEARED, LARGE_FACE_PX, describe_recipe, recipe_names
+from likeness.train.recipes import CLEARED, LARGE_FACE_PX, MAX_ITERATIONS, describe_recipe, recipe_names
 
 # Built from the recipe table so the help cannot drift from it (recipes.py is torch-free).
 _RECIPE_HELP = (
@@ -66,6 +66,8 @@ def train(
         int | None,
         typer.Option(
             "--iters",
+            min=1,
+            max=MAX_ITERATIONS,
             help="Stop after this many iterations in total (default: the recipe's stop: 480 minutes for cpu-overnight-128, 100000 iterations for gpu-256, else 1000 iterations).",
             show_default=False,
         ),

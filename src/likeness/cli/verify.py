@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    mapped_errors,
+    open_workspace,
+    read_trust_anchors,
+    settings_from,
+)
 
 _VERDICT_STYLES = {
     "error": "bold white on red",
@@ -27,7 +35,9 @@ _VERDICT_STYLES = {
 
 def verify(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Image or video files, or folders to scan (no URLs).")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Image or video files, or folders to scan (no URLs).")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per file (schema: docs/verify.md).")
     ] = False,
@@ -58,12 +68,8 @@ def verify(
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail("not found: " + ", ".join(missing))
-    extra_anchors = []
-    for anchor in anchors or []:
-        try:
-            extra_anchors.append(anchor.read_text(encoding="ascii"))
-        except (OSError, UnicodeDecodeError) as exc:
-            fail(f"{anchor}: cannot read trust anchor ({exc})")
+    with mapped_errors():
+        extra_anchors = read_trust_anchors(anchors)
     with mapped_errors():
         workspace = open_workspace(ctx)
         total = sum(1 for _ in iter_media_files(paths))
@@ -78,21 +84,35 @@ def verify(
             transient=True,
             disable=total <= 1,
         )
+        finished = 0
         with progress:
             task = progress.add_task("", total=total)
 
             def advance(done: int, _total: int, result) -> None:
+                nonlocal finished
+                finished = done
                 progress.update(task, completed=done, description=Path(result.path).name[:40])
 
-            results = verify_many(
-                workspace,
-                paths,
-                workers=worker_count,
-                report_dir=report,
-                progress=advance,
-                extra_anchors=extra_anchors,
-                force=force,
-            )
+            try:
+                results = verify_many(
+                    workspace,
+                    paths,
+                    workers=worker_count,
+                    report_dir=report,
+                    progress=advance,
+                    extra_anchors=extra_anchors,
+                    force=force,
+                )
+            except KeyboardInterrupt:
+                progress.stop()
+                err_console.print(
+                    Text.assemble(
+                        ("interrupted", "yellow"),
+                        f" after {finished} of {total} file(s): their results are kept; rerun the same "
+                        "command to verify the rest (files verified unchanged are not analysed again)",
+                    )
+                )
+                raise typer.Exit(130) from None
     if as_json:
         # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
         for result in results:

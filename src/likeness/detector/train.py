@@ -483,7 +483,12 @@ def _load_strictly(net: Any, state: Any, source: str) -> Any:
 
 
 def image_paths(folders: Sequence[Path]) -> list[Path]:
-    """Every image under ``folders`` (recursively), in name order: the order the split relies on."""
+    """Every image under ``folders`` (recursively), in name order: the order the split relies on.
+    ``FaceError`` naming one that is not a folder (a typo would otherwise read as "found 0")."""
+    for folder in folders:
+        if not Path(folder).is_dir():
+            found = "is not a folder" if Path(folder).exists() else "not found"
+            raise FaceError(f"{folder}: {found}; give folders of face images")
     return sorted(p for folder in folders for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 

@@ -191,6 +191,12 @@ class OcclusionSegmenter:
     def occluders(self, crops: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """Occluder probability float32 ``(N, R, R)`` for uint8 RGB crops ``(N, R, R, 3)`` and
         their ``(N, 478, 2)`` landmarks in crop pixels (where the spectacle zone is)."""
+        return self.occluders_and_thin_skips(crops, landmarks)[0]
+
+    def occluders_and_thin_skips(self, crops: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`occluders`, and bool ``(N,)``: the faces the thin add-on was skipped for because
+        their spectacle zone cannot be built (far-apart or degenerate landmarks). Such a face keeps
+        the mask without the add-on: one odd face should not stop a whole render."""
         crops = np.asarray(crops)
         if (
             crops.dtype != np.uint8
@@ -206,10 +212,16 @@ class OcclusionSegmenter:
             raise FaceError(f"occluders: expected finite landmarks ({crops.shape[0]}, 478, 2), got {points.shape}")
         size = crops.shape[1]
         probability = _run(self.session, crops, self.input_size(size))
+        skipped = np.zeros(len(crops), bool)
         if self.thin_session is None or size < THIN_FROM:
-            return probability
+            return probability, skipped
         thin = _run(self.thin_session, crops, THIN_SIDE)  # grown back to the crop's size
-        return np.maximum(probability, np.stack([thin_in_zone(t, marks) for t, marks in zip(thin, points)]))
+        for k, (t, marks) in enumerate(zip(thin, points)):
+            try:
+                probability[k] = np.maximum(probability[k], thin_in_zone(t, marks))
+            except FaceError:
+                skipped[k] = True
+        return probability, skipped
 
 
 def _resized(image: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:

@@ -445,7 +445,8 @@ def load_faceset(path: str | os.PathLike[str], *, verify_images: bool = False) -
     """
     root = Path(path)
     if not root.is_dir():
-        raise FacesetError(f"{root}: faceset folder not found")
+        found = "is a file, not a faceset folder" if root.exists() else "faceset folder not found"
+        raise FacesetError(f"{root}: {found}")
     manifest = read_manifest(root)
     index_path = root / INDEX_NAME
     if not index_path.is_file():

@@ -78,6 +78,8 @@ def open_run(out_dir: Path, subject_id: str, consent_id: str, shaping: dict[str,
             )
         truncate_to_checkpoint(out_dir, state.index_lines)
         return state, True
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FacesetError(f"{out_dir}: not a folder; --out names a new folder for the faceset")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FacesetError(f"{out_dir}: folder is not empty; choose a new folder for the faceset")
     try:

@@ -291,6 +291,9 @@ class FrameRenderer:
         self.identities: dict[int, _TrackIdentity] = {}
         self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
+        # Swapped faces that kept the mask without the thin add-on (no spectacle zone): the
+        # report says so; they are swapped, so they are not among ``counts``' skip reasons.
+        self.thin_rims_skipped = 0
         self.occlusion = occlusion_segmenter(thin_rims=options.thin_rims) if options.occlusion else None
 
     # -- state for checkpoints ------------------------------------------------------------------
@@ -309,6 +312,7 @@ class FrameRenderer:
             },
             "eyes": {str(k): [list(s) for s in v.samples] for k, v in self.eyes.items()},
             "counts": dict(self.counts),
+            "thin_rims_skipped": self.thin_rims_skipped,
         }
 
     def reset(self) -> None:
@@ -336,6 +340,7 @@ class FrameRenderer:
             for k, v in state.get("eyes", {}).items()
         }
         self.counts = Counter(state["counts"])
+        self.thin_rims_skipped = int(state.get("thin_rims_skipped", 0))  # absent in older checkpoints
 
     # -- per frame ------------------------------------------------------------------------------
 
@@ -487,10 +492,11 @@ class FrameRenderer:
         size = self.resolution
         occluders: Any = [None] * len(prepared.pending)
         if self.occlusion is not None and prepared.pending:
-            occluders = self.occlusion.occluders(
+            occluders, thin_skips = self.occlusion.occluders_and_thin_skips(
                 np.stack([aligned.image for _, aligned in prepared.pending]),
                 np.stack([aligned.landmarks for _, aligned in prepared.pending]),
             )
+            self.thin_rims_skipped += int(thin_skips.sum())
         for (outcome, aligned), face_out, mask_out, occluder in zip(prepared.pending, swapped, learned, occluders):
             face_out = self.smoother.denoise_swap(outcome.track_id, face_out)
             crop = np.clip(np.asarray(face_out).transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -600,6 +600,7 @@ def _render_images(workspace, model_dir, card, authz, release, target, out, opti
         renderer.detector.close()
         quality.close()
     report.faces.update(renderer.counts)
+    report.thin_rims_skipped_faces = renderer.thin_rims_skipped
     report.shots = quality.summaries()
     report.seconds = time.perf_counter() - started
     report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
@@ -953,6 +954,7 @@ class _VideoRender:
         report.seconds = time.perf_counter() - self.started
         report.fps = report.frames_rendered / report.seconds if report.seconds else 0.0
         report.faces.update(self.renderer.counts)
+        report.thin_rims_skipped_faces = self.renderer.thin_rims_skipped
         report.shots = self.quality.summaries()
         report.outputs.append(
             {

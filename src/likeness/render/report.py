@@ -58,6 +58,7 @@ class RenderReport:
     frames_rendered: int = 0
     frames_with_swaps: int = 0
     landmark_frames_interpolated: int = 0  # frames whose landmarks came from their neighbours
+    thin_rims_skipped_faces: int = 0  # swapped faces with no spectacle zone: the add-on left out
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
@@ -78,6 +79,7 @@ class RenderReport:
         payload["faces"] = dict(self.faces)
         payload["faces_swapped"] = int(self.faces.get("swapped", 0))
         payload["faces_skipped"] = {k: int(v) for k, v in self.faces.items() if k != "swapped"}
+        payload["mask_options"] = mask_options_text(self)
         return payload
 
 
@@ -313,6 +315,18 @@ def refine_text(options: dict[str, Any]) -> str:
     return ", ".join(f"{flag} {'on' if refine[name] else 'off'}" for name, flag in REFINE_SHOWN if name in refine)
 
 
+def mask_options_text(report: RenderReport) -> str:
+    """The report's "mask options" line: :func:`refine_text`, and the faces ``--thin-rims`` was
+    left out for."""
+    text = refine_text(report.options) or "not recorded"
+    if report.thin_rims_skipped_faces:
+        text += (
+            f" (--thin-rims skipped for {report.thin_rims_skipped_faces} faces whose spectacle zone "
+            "could not be built; they kept the mask without it)"
+        )
+    return text
+
+
 def write_report(
     report: RenderReport,
     folder: Path,
@@ -365,7 +379,7 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <li>frames: {report.frames_rendered} rendered of {report.frames_total}; {report.fps:.1f} fps</li>
 <li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
-<li>mask options: {html.escape(refine_text(report.options) or "not recorded")}</li>
+<li>mask options: {html.escape(data["mask_options"])}</li>
 <li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;

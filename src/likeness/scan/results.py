@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from likeness.durable import fsync_folder
+from likeness.errors import ConfigError
 
 SCHEMA = pa.schema(
     [
@@ -67,6 +68,8 @@ class ResultsDataset:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():  # refused before a scan, not after it
+            raise ConfigError(f"{self.folder}: not a folder; scan results are a folder of Parquet parts")
 
     def parts(self) -> list[Path]:
         if not self.folder.is_dir():

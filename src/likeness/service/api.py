@@ -19,6 +19,7 @@ from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.consent_view import consent_overview
 from likeness.service.errors import Forbidden, InvalidField, NotFound, ServiceError
+from likeness.service.forms import unknown_fields
 from likeness.service.job_kinds import (
     RENDER_FLAGS,
     exported_models,
@@ -31,6 +32,7 @@ from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
 from likeness.service.uploads import new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
+from likeness.train.recipes import MAX_ITERATIONS
 
 router = APIRouter(prefix="/api/v1")
 READ, VERIFY, RENDER, USERS = Permission.READ, Permission.VERIFY, Permission.RENDER, Permission.MANAGE_USERS
@@ -186,17 +188,6 @@ def form_flags(sent: dict[str, str], names: Collection[str]) -> dict[str, bool]:
     return flags
 
 
-def unknown_fields(sent: dict[str, str], known: Collection[str]) -> None:
-    """Refuse (422 naming it) a form field the route does not take: on a route with yes/no
-    options a misspelt one (``thin-rims``, ``Eyes``) would otherwise queue the job without it.
-
-    >>> unknown_fields({"eyes": "on", "csrf_token": "t"}, ("eyes", "csrf_token"))
-    """
-    for name in sent:
-        if name not in known:
-            raise InvalidField(f"{name[:40]!r}: not a field of this form (it takes {', '.join(sorted(known))})")
-
-
 async def accept_upload(
     request: Request,
     principal: Principal,
@@ -212,19 +203,18 @@ async def accept_upload(
     """Stream an upload to the workspace and queue a ``kind`` job for it. The CSRF token
     (sessions only) comes from the header or from a form field sent before the file, as do the
     job's ``fields`` (and ``optional`` ones, kept when sent; ``flags``, yes/no fields kept as
-    booleans, see ``form_flags``; a route with flags refuses fields it does not know, see
-    ``unknown_fields``); ``extra`` are parameters the route already knows; a field named in
+    booleans, see ``form_flags``; any other field is refused, see
+    ``forms.unknown_fields``); ``extra`` are parameters the route already knows; a field named in
     ``choices`` must be one of its values (else 404, before any byte of the file is written)."""
     svc = request.app.state.services
     svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
     svc.upload_limiter.hit(f"user:{principal.user.id}")
     folder = new_upload_folder(uploads_root(svc.workspace))
-    known = (*fields, *optional, *flags, "csrf_token") if flags else None
+    known = (*fields, *optional, *flags)
 
     def before_file(sent: dict[str, str]) -> None:
         check_csrf(principal, csrf_header or sent.get("csrf_token"))
-        if known is not None:
-            unknown_fields(sent, known)
+        unknown_fields(sent, known)
         missing = [name for name in fields if not sent.get(name, "").strip()]
         if missing:
             raise ServiceError(f"send the form fields {', '.join(missing)} before the file")
@@ -244,9 +234,8 @@ async def accept_upload(
         declared_length=int(length) if length and length.isdigit() else None,
         before_file=before_file,
     )
-    try:  # a flag sent after the file is read only now
-        if known is not None:
-            unknown_fields(upload.fields, known)
+    try:  # a field sent after the file is read only now
+        unknown_fields(upload.fields, known)
         booleans = form_flags(upload.fields, flags)
     except InvalidField:
         shutil.rmtree(folder, ignore_errors=True)
@@ -650,7 +639,7 @@ class TrainingIn(BaseModel):
     recipe: str | None = Field(default=None, max_length=40, description="a recipe name (docs/training.md)")
     model: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,32}$", description="architecture: df, liae, ...")
     resolution: Literal[64, 96, 128, 256] | None = None
-    iterations: int | None = Field(default=None, ge=1, le=10_000_000)
+    iterations: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
     minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
     batch_size: int | None = Field(default=None, ge=1, le=512)
     checkpoint_every: int | None = Field(default=None, ge=1, le=1_000_000)

@@ -13,12 +13,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from likeness import __version__
 from likeness.config import Settings
 from likeness.service.accounts import Accounts
+from likeness.service.forms import strict_form
 from likeness.service.jobs import JobQueue
 from likeness.service.problems import (
     MEDIA_TYPE,
@@ -72,6 +73,8 @@ def create_app(
         limits=UploadLimits(settings.upload_max_image_bytes, settings.upload_max_video_bytes),
     )
     app = FastAPI(
+        # Every form route refuses fields it does not take (likeness.service.forms).
+        dependencies=[Depends(strict_form)],
         title="likeness",
         version=__version__,
         openapi_url=OPENAPI_PATH,

@@ -33,6 +33,12 @@ class CsrfFailed(ServiceError):
     status, code, title = 403, "csrf-failed", "Missing or wrong CSRF token"
 
 
+class NoFile(ServiceError):
+    """An upload form sent without a file (a browser sends its empty file field as ``filename=""``)."""
+
+    status, code, title = 400, "no-file", "No file chosen"
+
+
 class NotFound(ServiceError):
     status, code, title = 404, "not-found", "Not found"
 

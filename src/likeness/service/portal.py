@@ -35,6 +35,7 @@ from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
+from likeness.service.forms import unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
@@ -787,6 +788,10 @@ def invite_from_console(
     return render(request, "holders.html", _holders_context(request, made=made), principal=principal)
 
 
+#: The fields of the console's grant request form (``request_from_console`` reads them itself).
+REQUEST_FORM = ("subject", "uses", "valid_until", "max_renders", "allow_unlabelled", "purpose", "previews")
+
+
 @router.post(
     "/consent/holders/request",
     **guard(ASK, csrf_from_header=False),
@@ -797,6 +802,7 @@ async def request_from_console(request: Request) -> Response:
     principal = require(ASK, csrf_from_header=False)(request)
     async with request.form(max_files=10) as form:
         check_csrf(principal, str(form.get("csrf_token", "")))
+        unknown_fields(form.keys(), REQUEST_FORM)
         previews = [await f.read() for f in form.getlist("previews") if isinstance(f, UploadFile) and f.filename]
         max_renders = str(form.get("max_renders") or "")
         body = RequestBody(

@@ -34,7 +34,8 @@ from starlette.concurrency import run_in_threadpool
 from likeness.errors import VerificationTimedOut
 from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
-from likeness.service.errors import AnalysisTimedOut, NotFound
+from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
+from likeness.service.forms import unknown_fields
 from likeness.service.security import CSP, RateLimiter
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 from likeness.service.verdicts import VERDICT_HEADLINES
@@ -267,9 +268,12 @@ async def check_upload(request: Request) -> dict[str, Any]:
     return answer
 
 
-async def receive_public_upload(request: Request, root: Path) -> tuple[Path, StoredUpload]:
+async def receive_public_upload(
+    request: Request, root: Path, fields: tuple[str, ...] = ()
+) -> tuple[Path, StoredUpload]:
     """A visitor's file streamed into a new folder under ``root``, within the per-address rate
-    limit and the public size limits."""
+    limit and the public size limits; text ``fields`` the form may send besides the file (any
+    other is refused, ``forms.unknown_fields``)."""
     services = request.app.state.services
     client = request.client.host if request.client else "unknown"
     services.public_limiter.check(f"ip:{client}", what="checks")
@@ -283,7 +287,13 @@ async def receive_public_upload(request: Request, root: Path) -> tuple[Path, Sto
         folder,
         public_limits(services.settings),
         declared_length=int(length) if length and length.isdigit() else None,
+        before_file=lambda sent: unknown_fields(sent, fields),
     )
+    try:  # a field sent after the file is read only now
+        unknown_fields(upload.fields, fields)
+    except InvalidField:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder, upload
 
 
@@ -296,9 +306,15 @@ def public_limits(settings: Any) -> UploadLimits:
     openapi_extra={"x-permission": "public", **UPLOAD_BODY},
     responses={200: {"description": "the likeness.verify/1 object, names withheld as the rights holders chose"}},
 )
-async def public_verify(request: Request) -> JSONResponse:
+async def public_verify(request: Request) -> Response:
     """Verify an image or video without an account: the ``likeness.verify/1`` object."""
-    return JSONResponse(await check_upload(request))
+    try:
+        return JSONResponse(await check_upload(request))
+    except NoFile:
+        if "text/html" not in request.headers.get("accept", ""):
+            raise
+        # The page's form posted without its script (no JavaScript): the page again, saying so.
+        return render_public_page(request, problem="no-file", status_code=400)
 
 
 @router.post(
@@ -316,7 +332,7 @@ async def public_report(request: Request) -> JSONResponse:
 
     services = request.app.state.services
     check_report_quota(services, 0)  # full for today: refused before any byte is kept
-    folder, upload = await receive_public_upload(request, uploads_root(services.workspace))
+    folder, upload = await receive_public_upload(request, uploads_root(services.workspace), ("contact", "note"))
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
         "name": upload.original_name,
@@ -358,9 +374,11 @@ def public_page(request: Request) -> Response:
     return render_public_page(request)
 
 
-def render_public_page(request: Request, shared_result: Any = None) -> Response:
+def render_public_page(
+    request: Request, shared_result: Any = None, *, problem: str | None = None, status_code: int = 200
+) -> Response:
     """The page; with ``shared_result`` (a ``PublicResult`` row, from ``/r/<sha256>``) it opens
-    on that result's card."""
+    on that result's card; with ``problem`` (a ``data-problem`` name) on that problem's alert."""
     from likeness.service.console import render
 
     services = request.app.state.services
@@ -378,8 +396,10 @@ def render_public_page(request: Request, shared_result: Any = None) -> Response:
             "shared": json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
             "font_cut": page_cut_text(page_names(services.workspace)),
+            "problem": problem,
         },
     )
+    response.status_code = status_code
     response.headers["content-security-policy"] = PAGE_CSP
     return response
 

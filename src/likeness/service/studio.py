@@ -8,6 +8,7 @@ shows of consent beforehand (``studio_view``) only helps the user choose.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from likeness.service.api import (
 )
 from likeness.service.auth import guard, require
 from likeness.service.consent_view import consent_overview
+from likeness.service.forms import unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.studio_view import faceset_choices, model_choices, studio_subjects
@@ -137,11 +139,16 @@ def training_fields(form: dict[str, str]) -> dict[str, Any]:
     return fields
 
 
-async def _form(request: Request, principal: Principal) -> dict[str, str]:
+async def _form(request: Request, principal: Principal, known: Collection[str]) -> dict[str, str]:
     form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     check_csrf(principal, values.get("csrf_token"))
+    unknown_fields(form.keys(), known)
     return values
+
+
+#: The training form's fields: the API's body, with check boxes for what the API takes as booleans.
+TRAINING_FORM = (*(name for name in TrainingIn.model_fields if name not in TRAIN_FLAGS.values()), *TRAIN_FLAGS)
 
 
 def _valid(model: type[TrainingIn] | type[ExportIn], fields: dict[str, Any]) -> Any:
@@ -158,7 +165,7 @@ def _valid(model: type[TrainingIn] | type[ExportIn], fields: dict[str, Any]) -> 
 )
 async def training_form(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
-    body = _valid(TrainingIn, training_fields(await _form(request, principal)))
+    body = _valid(TrainingIn, training_fields(await _form(request, principal, TRAINING_FORM)))
     job = await run_in_threadpool(queue_training, request.app.state.services.queue, principal, body)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
@@ -169,7 +176,7 @@ async def training_form(request: Request) -> Response:
 )
 async def export_form(request: Request) -> Response:
     principal = require(RENDER, csrf_from_header=False)(request)
-    form = await _form(request, principal)
+    form = await _form(request, principal, ExportIn.model_fields)
     body = _valid(ExportIn, {"model": form.get("model", "").strip()})
     job = await run_in_threadpool(queue_export, request.app.state.services.queue, principal, body)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)

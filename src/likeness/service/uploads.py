@@ -23,7 +23,7 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from likeness.service.errors import ServiceError, UnsupportedMedia, UploadTooLarge
+from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTooLarge
 from likeness.verify.file_kind import FileKind, sniff, unreadable_reason
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
@@ -135,6 +135,8 @@ class _Form:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         self._filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if self._filename == "" and self._name == "file":  # the browser's file field, left empty
+            raise NoFile("choose a file: the form field 'file' is empty")
         if self._filename is not None:
             if self._name != "file" or self.path is not None:
                 raise ServiceError("send exactly one file, in the form field 'file'")
@@ -216,7 +218,9 @@ async def receive_upload(
             parser.write(chunk)
         parser.finalize()
         form.close()
-        if form.path is None or form.kind is None or form.kind.media_type is None:
+        if form.path is None:
+            raise NoFile("no file in the form field 'file'")
+        if form.kind is None or form.kind.media_type is None:
             raise ServiceError("no file in the form field 'file'")
     except ServiceError:
         form.close()

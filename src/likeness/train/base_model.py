@@ -59,7 +59,9 @@ def check_base_matches(name: str, *, model: str, resolution: int, options: dict[
         raise ConfigError(
             f"base model {name} is {base.model} at {base.resolution} px"
             f"{' with ' + str(dict(base.options)) if base.options else ''}; "
-            f"this run is {model} at {resolution} px{' with ' + str(options) if options else ''}"
+            f"this run is {model} at {resolution} px{' with ' + str(options) if options else ''} "
+            f"(train it with --model {base.model} --res {base.resolution}"
+            f"{''.join(f' --model-option {k}={v}' for k, v in base.options)})"
         )
     return base
 

@@ -15,6 +15,10 @@ from typing import Any
 
 from likeness.errors import ConfigError
 
+#: Most iterations a run may be asked for (the CLI's --iters, the API's ``iterations``): an
+#: extra digit or two typed by mistake is refused rather than shown as a centuries-long ETA.
+MAX_ITERATIONS = 10_000_000
+
 #: Options merged key by key rather than replaced whole.
 _MERGED = ("augment", "model_options")
 

@@ -105,7 +105,7 @@
   };
 
   function check() {
-    if (!file) { input.focus(); return; }
+    if (!file) { showProblem({ type: "no-file" }); input.focus(); return; }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     resultBox.hidden = true;
