@@ -25,14 +25,9 @@ from likeness.train import (
 from likeness.train.loop import autocast_dtype, cpu_supports_bfloat16, data_loading
 from likeness.train.swap_model import CARD_KEYS
 
+from .conftest import train_consented
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
-
-
-@pytest.fixture(scope="module")
-def faces():
-    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(
-        20, identity=2, size=48, seed=1
-    )
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -61,14 +56,7 @@ def weights(model_dir: Path, which: str = "model_state") -> dict[str, torch.Tens
 def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, tmp_path):
     out = tmp_path / "model"
     config = tiny_config(iterations=40, batch_size=8, checkpoint_every=20, preview_every=20, model="liae_tiny")
-    result = train_swap_model(
-        consent_world.authorize(),
-        consent_world.authorize_release(),
-        *faces,
-        out,
-        config,
-        workspace=consent_world.workspace,
-    )
+    result = train_consented(consent_world, faces, out, config)
     assert result.iterations == 40 and result.stop_reason == "iterations"
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
