@@ -56,6 +56,47 @@ class TrainedWorld(ConsentWorld):
 
         return load_swap_model(self.workspace, self.model_dir, authz=self.authorize(), threads=1)
 
+    def render(self, model_dir: Path, media: Path, out: Path, **kwargs):
+        """``render_media`` of ``media`` to ``out`` for the studio's music video."""
+        from likeness.render import render_media
+
+        return render_media(self.workspace, model_dir, media, out, use="music_video", org="studio", **kwargs)
+
+    def frame_renderer(self, detector, embedder, *, model=None, **options):
+        """A FrameRenderer of the model (or ``model``) for the performer's faces, under the
+        world's grant and release, at the product's identity threshold."""
+        from likeness.faces.identity import IDENTITY_THRESHOLD
+        from likeness.render.frame import FrameRenderer
+
+        return FrameRenderer(
+            self.load_model() if model is None else model,
+            detector,
+            embedder,
+            self.workspace.registry.reference_embeddings(self.performer),
+            authz=self.authorize(),
+            release=self.authorize_release(),
+            identity_threshold=IDENTITY_THRESHOLD,
+            **options,
+        )
+
+
+def video_report(output: Path, job_id: str, target: str = "t.mp4", options: dict | None = None):
+    """The report of a video render of mina for jun (music video, studio), before any shot."""
+    from likeness.render.report import RenderReport
+
+    return RenderReport(
+        job_id=job_id,
+        target=target,
+        output=str(output),
+        kind="video",
+        model_dir="m",
+        subject_slug="mina",
+        performer_slug="jun",
+        use="music_video",
+        org="studio",
+        options=options or {},
+    )
+
 
 def _performer_faces():
     from likeness.train import generated_face_samples

@@ -40,13 +40,13 @@ from likeness.render.quality import (
 )
 from likeness.render.report import (
     LABEL_BAND_PX,
-    RenderReport,
     track_verdict_line,
     write_report,
 )
 from likeness.render.track_quality import FACE_CROP_SIDE, ShotQuality, measure_sample
 from likeness.report_font import embedded_font_css
 from tests.browser import chromium, scroll_width
+from tests.render.conftest import video_report
 
 FRAMES = 60  # 2.4 s at 25 fps, sampled every other frame as the render does
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -355,18 +355,7 @@ def _report_with_one_track(tmp_path):
             sample.mouth_performer, sample.mouth_output = mouths
             shot.add_sample(sample)
             shot.offer_mouth_frame(sample)
-    report = RenderReport(
-        job_id=JOB_ID,
-        target="한글 무대.mp4",
-        output=str(tmp_path / "out.mp4"),
-        kind="video",
-        model_dir="m",
-        subject_slug="mina",
-        performer_slug="jun",
-        use="music_video",
-        org="studio",
-        options={},
-    )
+    report = video_report(tmp_path / "out.mp4", JOB_ID, target="한글 무대.mp4")
     report.shots = [shot.summary()]
     write_report(report, tmp_path, "out", [], {3: shot.picked_frames()})
     return report
