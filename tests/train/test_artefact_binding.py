@@ -119,13 +119,21 @@ def sora_model(consent_world, sora, tmp_path):
     return out
 
 
-def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
-    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+def _revoke_and_relabel_as_mina(consent_world, sora, sora_model):
+    """sora revokes her grant, then her checkpoint's consent is edited to name mina and mina's
+    grant; returns mina's subject record."""
+    registry = consent_world.workspace.registry
     revoke_grant(registry, sora, reason="withdrawn")
     state = load_checkpoint(sora_model / CHECKPOINT_NAME)
     mina = registry.get_subject("mina")
     state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
     save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+    return mina
+
+
+def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
+    workspace = consent_world.workspace
+    _revoke_and_relabel_as_mina(consent_world, sora, sora_model)
 
     with pytest.raises(ConsentError) as refused:
         export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
@@ -181,12 +189,8 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     # mina's fields, is appended to the ledger. Export must not seal a mina card for sora's model.
     from likeness.digests import sha256_file
 
-    workspace, registry = consent_world.workspace, consent_world.workspace.registry
-    revoke_grant(registry, sora, reason="withdrawn")
-    state = load_checkpoint(sora_model / CHECKPOINT_NAME)
-    mina = registry.get_subject("mina")
-    state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
-    save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+    workspace = consent_world.workspace
+    mina = _revoke_and_relabel_as_mina(consent_world, sora, sora_model)
     (genuine,) = workspace.ledger.find("model.checkpointed")
     workspace.ledger.append(
         "model.checkpointed",
