@@ -164,6 +164,20 @@ def portal_service(tmp_path: Path) -> Iterator[dict[str, Any]]:
     workspace.close()
 
 
+def ask_for_a_birthday_message(portal: HolderPortal, *, days: int, max_renders: int, **extra: Any) -> GrantRequest:
+    """The agency's legal user asks sora's holder for a fan-club birthday message, for ``days``."""
+    return portal.draft_request(
+        "sora",
+        "studio",
+        ["fan_message"],
+        valid_until=now_utc() + timedelta(days=days),
+        max_renders=max_renders,
+        purpose="Birthday message for the fan club",
+        created_by="legal",
+        **extra,
+    )
+
+
 def with_authenticator(context: Any, page: Any) -> tuple[Any, str]:
     """WebAuthn on ``page`` through a CDP session, with one virtual ``AUTHENTICATOR``; returns
     (the session, the authenticator's id)."""

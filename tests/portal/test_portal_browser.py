@@ -17,14 +17,13 @@ from pathlib import Path
 import cv2
 import pytest
 
-from likeness.consent.canonical import now_utc
 from likeness.consent.holder_portal import HolderPortal
 from likeness.errors import ConsentError
 from likeness.media.synthetic import astronaut, grace_hopper
 from likeness.service.roles import Role
 from tests.browser import VIEWPORTS, new_page, sign_in
 
-from .conftest import PASSWORD, portal_shot, shots_folder, with_authenticator
+from .conftest import PASSWORD, ask_for_a_birthday_message, portal_shot, shots_folder, with_authenticator
 
 MODEL_RESOLUTION = 64
 #: The last day of the requested grant (the form's date; the grant runs to the end of it).
@@ -179,16 +178,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):
 
         # screenshots of every portal page in both languages and sizes
         workspace_portal = HolderPortal(workspace)
-        workspace_portal.draft_request(
-            "sora",
-            "studio",
-            ["fan_message"],
-            valid_until=now_utc() + timedelta(days=400),
-            max_renders=5,
-            purpose="Birthday message for the fan club",
-            created_by="legal",
-            previews=[preview.read_bytes()],
-        )
+        ask_for_a_birthday_message(workspace_portal, days=400, max_renders=5, previews=[preview.read_bytes()])
         pending = workspace_portal.requests_for_holder(workspace_portal.registry.get_holder("sora-holder").id)[0]
         holder_cookies = holder_context.cookies()
         workspace_portal.add_passkey_holder("mina-holder", "Kim Mina", kind="guardian")

@@ -6,17 +6,15 @@ does it, by touching only that one (``WebAuthn.setAutomaticPresenceSimulation``)
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 
 import pytest
 
-from likeness.consent.canonical import now_utc
 from likeness.consent.holder_portal import HolderPortal
 from likeness.consent.passkeys import b64url
 from likeness.service.roles import Role
 from tests.browser import new_page
 
-from .conftest import AUTHENTICATOR, portal_shot, with_authenticator
+from .conftest import AUTHENTICATOR, ask_for_a_birthday_message, portal_shot, with_authenticator
 
 
 def _touch_only(cdp, chosen: str, every: list[str]) -> None:
@@ -80,15 +78,7 @@ def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, 
 
         # and signs a grant with it, which the policy engine accepts
         portal = HolderPortal(workspace)
-        portal.draft_request(
-            "sora",
-            "studio",
-            ["fan_message"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
-            purpose="Birthday message for the fan club",
-            created_by="legal",
-        )
+        ask_for_a_birthday_message(portal, days=90, max_renders=3)
         page.goto(f"{url}/portal")
         page.click("text=Read and decide")
         page.click("[data-passkey-sign]")
