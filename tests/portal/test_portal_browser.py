@@ -10,7 +10,6 @@ The server runs on ``localhost`` (a secure context for WebAuthn) and the passkey
 
 from __future__ import annotations
 
-import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from likeness.errors import ConsentError
 from likeness.media.synthetic import astronaut, grace_hopper
 from likeness.service.roles import Role
 from tests.browser import VIEWPORTS, new_page, sign_in
+from tests.render.conftest import swap_config, train_and_export
 
 from .conftest import PASSWORD, ask_for_a_birthday_message, portal_shot, shots_folder, with_authenticator
 
-MODEL_RESOLUTION = 64
 #: The last day of the requested grant (the form's date; the grant runs to the end of it).
 LAST_DAY = (datetime.now(UTC) + timedelta(days=200)).date()
 
@@ -38,33 +37,12 @@ def _train_and_render(workspace, tmp: Path, name: str) -> Path:
     """What the agency does with the grant: train a tiny model of sora for jun, export it, and
     render a still of jun into the workspace's outputs (where the portal finds its thumbnail)."""
     from likeness.render import render_media
-    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
 
     model_dir = tmp / "model"
     if not (model_dir / "model.onnx").exists() and not any(model_dir.glob("*.onnx")):
         training = workspace.policy.authorize("sora", "training", "studio")
         release = workspace.policy.authorize_release("jun", "studio")
-        config = TrainConfig(
-            model="df_tiny",
-            resolution=MODEL_RESOLUTION,
-            iterations=8,
-            batch_size=4,
-            checkpoint_every=8,
-            preview_every=0,
-            log_every=8,
-            identity_metrics=False,
-            expression_metrics=False,
-            threads=2,
-            workers=1,
-            seed=5,
-            learning_rate=1e-3,
-        )
-        source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
-        target = generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            train_swap_model(training, release, source, target, model_dir, config, workspace=workspace)
-            export_model(workspace, training, release, model_dir)
+        train_and_export(workspace, training, release, model_dir, swap_config(8))
     still = tmp / "jun on stage.png"
     cv2.imwrite(str(still), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
     out = Path(workspace.outputs_dir) / "portal-e2e" / f"{name}.png"
