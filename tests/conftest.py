@@ -33,6 +33,9 @@ from likeness.media.synthetic import astronaut as astronaut_rgb
 from likeness.media.synthetic import grace_hopper as grace_hopper_rgb
 from likeness.workspace import Workspace
 
+# The ``browser`` fixture and the browser tests' helpers.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

@@ -10,31 +10,21 @@ The server runs on ``localhost`` (a secure context for WebAuthn) and the passkey
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import pytest
-from argon2 import PasswordHasher
 
-from likeness.config import Settings
-from likeness.consent.canonical import now_utc
+from likeness.consent.holder_portal import HolderPortal
 from likeness.errors import ConsentError
 from likeness.media.synthetic import astronaut, grace_hopper
-from likeness.service.accounts import Accounts
-from likeness.service.app import create_app
 from likeness.service.roles import Role
-from likeness.workspace import Workspace
-from tests.conftest import add_subject, issue_release
-from tests.service.test_console_browser import ARTIFACTS, VIEWPORTS, browser  # noqa: F401 (the fixture)
+from tests.browser import VIEWPORTS, new_page, sign_in
+from tests.render.conftest import swap_config, train_and_export
 
-SHOTS = ARTIFACTS.parent / "portal"
-PASSWORD = "a long legal password"
-MODEL_RESOLUTION = 64
+from .conftest import PASSWORD, ask_for_a_birthday_message, portal_shot, shots_folder, with_authenticator
+
 #: The last day of the requested grant (the form's date; the grant runs to the end of it).
 LAST_DAY = (datetime.now(UTC) + timedelta(days=200)).date()
 
@@ -43,96 +33,16 @@ def _words(day: date) -> str:
     return f"{day.day} {day.strftime('%B')} {day.year}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def portal_service(tmp_path):
-    """A workspace (org, a released performer, no artist yet), the app on localhost, accounts."""
-    import uvicorn
-
-    from likeness.faceset import enroll_reference_photos
-
-    port = _free_port()
-    settings = Settings(home=tmp_path / "home", portal_origin=f"http://localhost:{port}")
-    workspace = Workspace.init(settings)
-    registry = workspace.registry
-    registry.add_org("studio", "Haneul Entertainment")
-    add_subject(registry, "jun", "Jun", kind="performer")  # the performer signs on their own machine
-    issue_release(registry, "jun", "studio", valid_until=now_utc() + timedelta(days=365))
-    jun = tmp_path / "jun.png"
-    cv2.imwrite(str(jun), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
-    assert enroll_reference_photos(workspace, "jun", [jun]).added == 1
-    accounts = Accounts(workspace, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    tokens = {}
-    for role in (Role.ADMIN, Role.LEGAL):
-        user = accounts.add_user(role.value, PASSWORD, role, display_name=f"{role.value.title()} user")
-        tokens[role] = accounts.create_token(user, "portal test")[0]
-    app = create_app(settings, workspace=workspace, accounts=accounts)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {"url": f"http://localhost:{port}", "workspace": workspace, "tokens": tokens, "tmp": tmp_path}
-    server.should_exit = True
-    thread.join(timeout=10)
-    workspace.close()
-
-
-def _with_authenticator(context, page) -> None:
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )
-
-
 def _train_and_render(workspace, tmp: Path, name: str) -> Path:
     """What the agency does with the grant: train a tiny model of sora for jun, export it, and
     render a still of jun into the workspace's outputs (where the portal finds its thumbnail)."""
     from likeness.render import render_media
-    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
 
     model_dir = tmp / "model"
     if not (model_dir / "model.onnx").exists() and not any(model_dir.glob("*.onnx")):
         training = workspace.policy.authorize("sora", "training", "studio")
         release = workspace.policy.authorize_release("jun", "studio")
-        config = TrainConfig(
-            model="df_tiny",
-            resolution=MODEL_RESOLUTION,
-            iterations=8,
-            batch_size=4,
-            checkpoint_every=8,
-            preview_every=0,
-            log_every=8,
-            identity_metrics=False,
-            expression_metrics=False,
-            threads=2,
-            workers=1,
-            seed=5,
-            learning_rate=1e-3,
-        )
-        source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
-        target = generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            train_swap_model(training, release, source, target, model_dir, config, workspace=workspace)
-            export_model(workspace, training, release, model_dir)
+        train_and_export(workspace, training, release, model_dir, swap_config(8))
     still = tmp / "jun on stage.png"
     cv2.imwrite(str(still), cv2.cvtColor(grace_hopper(), cv2.COLOR_RGB2BGR))
     out = Path(workspace.outputs_dir) / "portal-e2e" / f"{name}.png"
@@ -141,23 +51,11 @@ def _train_and_render(workspace, tmp: Path, name: str) -> Path:
     return out
 
 
-def _shoot(page, name: str, size: str, language: str) -> None:
-    folder = SHOTS / f"{size}-{language}"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    width = VIEWPORTS[size]["width"]
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, size)
-
-
 @pytest.mark.slow
-def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa: F811
+def test_invite_sign_render_see_revoke_refused(browser, portal_service):
     url, workspace, tokens, tmp = (portal_service[k] for k in ("url", "workspace", "tokens", "tmp"))
-    errors: list[str] = []
-    holder_context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-GB")
-    page = holder_context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _with_authenticator(holder_context, page)
+    holder_context, page, errors = new_page(browser, "phone")
+    with_authenticator(holder_context, page)
     agency = browser.new_context(viewport=VIEWPORTS["laptop"], locale="en-GB")
     try:
         # 1. the agency invites the rights holder (API, as admin)
@@ -183,7 +81,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         # 2. the holder registers a passkey from the link
         page.goto(invitation)
         assert "Haneul Entertainment" in page.locator("main").inner_text()
-        _shoot(page, "1-invitation", "phone", "en")
+        portal_shot(page, "1-invitation", "phone", "en")
         page.click("[data-passkey-register]")
         page.wait_for_url(f"{url}/portal")
         assert "Lee Sora" in page.locator(".holder-bar").inner_text()
@@ -197,10 +95,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         # 3. the agency asks for a grant (console page, as legal, with a preview still)
         console = agency.new_page()
         console.goto(f"{url}/login?next=/consent/holders")
-        console.fill("input[name=username]", "legal")
-        console.fill("input[name=password]", PASSWORD)
-        console.click("button[type=submit]")
-        console.wait_for_url(f"{url}/consent/holders")
+        sign_in(console, url, "legal", PASSWORD, "/consent/holders")
         console.fill("form[action='/consent/holders/request'] input[name=subject]", "sora")
         for use in ("music_video", "training"):
             console.check(f"input[name=uses][value={use}]")
@@ -212,11 +107,11 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         console.set_input_files("input[name=previews]", str(preview))
         console.click("form[action='/consent/holders/request'] button[type=submit]")
         console.wait_for_selector("[data-drafted]")
-        console.screenshot(path=str(_folder("laptop", "en") / "0-agency-holders.png"), full_page=True)
+        console.screenshot(path=str(shots_folder("laptop", "en") / "0-agency-holders.png"), full_page=True)
 
         # 4. the holder reads it in plain words and signs with the passkey
         page.goto(f"{url}/portal")
-        _shoot(page, "2-home-pending", "phone", "en")
+        portal_shot(page, "2-home-pending", "phone", "en")
         page.click("text=Read and decide")
         ask = page.locator("[data-ask]").inner_text()
         assert (
@@ -225,7 +120,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         )
         assert "Every video will carry a visible AI label." in page.locator("main").inner_text()
         assert page.locator(".previews img").evaluate("img => img.complete && img.naturalWidth > 0")
-        _shoot(page, "3-request", "phone", "en")
+        portal_shot(page, "3-request", "phone", "en")
         page.click("[data-passkey-sign]")
         page.wait_for_url(f"{url}/portal/grants/*")
         grant_id = page.url.rsplit("/", 1)[1]
@@ -241,13 +136,13 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         (completed,) = workspace.ledger.find("render.completed", grant_id=grant_id)
         assert page.locator("code.wm").inner_text() == completed.payload["watermark_payload"]
         assert "model.trained" in page.locator(".uses").inner_text()
-        _shoot(page, "4-grant-with-render", "phone", "en")
+        portal_shot(page, "4-grant-with-render", "phone", "en")
 
         # 7. the holder revokes, confirmed with the passkey
         page.fill("input[name=reason]", "The comeback was cancelled")
         page.click("[data-passkey-revoke]")
         page.wait_for_selector("[data-grant-state=revoked]")
-        _shoot(page, "5-grant-revoked", "phone", "en")
+        portal_shot(page, "5-grant-revoked", "phone", "en")
 
         # 8. the next render is refused: revoked
         with pytest.raises(ConsentError) as refused:
@@ -256,21 +151,12 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
         page.reload()  # the holder sees the refused attempt, live from the ledger
         assert "authorization.refused" in page.locator(".uses").inner_text()
         assert "(revoked)" in page.locator(".uses").inner_text()
-        _shoot(page, "6-refused-attempt", "phone", "en")
+        portal_shot(page, "6-refused-attempt", "phone", "en")
         assert errors == []
 
         # screenshots of every portal page in both languages and sizes
-        workspace_portal = _portal(workspace)
-        workspace_portal.draft_request(
-            "sora",
-            "studio",
-            ["fan_message"],
-            valid_until=now_utc() + timedelta(days=400),
-            max_renders=5,
-            purpose="Birthday message for the fan club",
-            created_by="legal",
-            previews=[preview.read_bytes()],
-        )
+        workspace_portal = HolderPortal(workspace)
+        ask_for_a_birthday_message(workspace_portal, days=400, max_renders=5, previews=[preview.read_bytes()])
         pending = workspace_portal.requests_for_holder(workspace_portal.registry.get_holder("sora-holder").id)[0]
         holder_cookies = holder_context.cookies()
         workspace_portal.add_passkey_holder("mina-holder", "Kim Mina", kind="guardian")
@@ -280,18 +166,18 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
                 context = browser.new_context(viewport=VIEWPORTS[size], locale="en-GB")
                 view = context.new_page()
                 view.goto(f"{url}/lang/{language}?next=/portal")
-                _shoot(view, "a-signin", size, language)
+                portal_shot(view, "a-signin", size, language)
                 view.goto(f"{url}/portal/invite/{fresh_token}")
-                _shoot(view, "b-invitation", size, language)
+                portal_shot(view, "b-invitation", size, language)
                 view.goto(invitation)
-                _shoot(view, "c-invitation-used", size, language)
+                portal_shot(view, "c-invitation-used", size, language)
                 context.add_cookies([c for c in holder_cookies if c["name"] == "likeness_holder"])
                 view.goto(f"{url}/portal")
-                _shoot(view, "d-home", size, language)
+                portal_shot(view, "d-home", size, language)
                 view.goto(f"{url}/portal/requests/{pending.request.request_id}")
-                _shoot(view, "e-request", size, language)
+                portal_shot(view, "e-request", size, language)
                 view.goto(f"{url}/portal/grants/{grant_id}")
-                _shoot(view, "f-grant", size, language)
+                portal_shot(view, "f-grant", size, language)
                 if language == "ko":
                     assert view.locator("html").get_attribute("lang") == "ko"
                     assert "철회" in view.locator("main").inner_text()
@@ -299,15 +185,3 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):  # noqa
     finally:
         holder_context.close()
         agency.close()
-
-
-def _folder(size: str, language: str) -> Path:
-    folder = SHOTS / f"{size}-{language}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _portal(workspace):
-    from likeness.consent.holder_portal import HolderPortal
-
-    return HolderPortal(workspace)

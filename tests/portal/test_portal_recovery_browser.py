@@ -6,24 +6,15 @@ does it, by touching only that one (``WebAuthn.setAutomaticPresenceSimulation``)
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 
 import pytest
 
-from likeness.consent.canonical import now_utc
+from likeness.consent.holder_portal import HolderPortal
 from likeness.consent.passkeys import b64url
 from likeness.service.roles import Role
-from tests.portal.test_portal_browser import _portal, _shoot, portal_service  # noqa: F401 (fixture)
-from tests.service.test_console_browser import VIEWPORTS, browser  # noqa: F401 (the fixture)
+from tests.browser import new_page
 
-AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
+from .conftest import AUTHENTICATOR, ask_for_a_birthday_message, portal_shot, with_authenticator
 
 
 def _touch_only(cdp, chosen: str, every: list[str]) -> None:
@@ -35,16 +26,10 @@ def _touch_only(cdp, chosen: str, every: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, portal_service):  # noqa: F811
+def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, portal_service):
     url, workspace, tokens = (portal_service[k] for k in ("url", "workspace", "tokens"))
-    errors: list[str] = []
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="en-GB")
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    phone = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})["authenticatorId"]
+    context, page, errors = new_page(browser, "phone")
+    cdp, phone = with_authenticator(context, page)
     try:
         made = context.request.post(
             f"{url}/api/v1/portal/invitations",
@@ -74,13 +59,13 @@ def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, 
         page.wait_for_selector("main li:has-text('recovery'), [data-passkey-error]:not([hidden])")
         assert page.locator("[data-passkey-error]:not([hidden])").count() == 0
         page.unroute("**/portal/api/passkeys")
-        holder = _portal(workspace).registry.get_holder("sora-holder")
-        labels = sorted(p.label for p in _portal(workspace).passkeys_of(holder.id))
+        holder = HolderPortal(workspace).registry.get_holder("sora-holder")
+        labels = sorted(p.label for p in HolderPortal(workspace).passkeys_of(holder.id))
         assert labels == ["primary", "recovery"]
         on_key = cdp.send("WebAuthn.getCredentials", {"authenticatorId": key})["credentials"]
         assert len(on_key) == 1
         assert page.locator("text=Add a second passkey").count() == 0
-        _shoot(page, "g-two-passkeys", "phone", "en")
+        portal_shot(page, "g-two-passkeys", "phone", "en")
 
         # the phone is lost: sign out, sign in with the security key alone
         cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": phone})
@@ -92,16 +77,8 @@ def test_a_recovery_passkey_signs_in_and_signs_after_the_first_is_lost(browser, 
         assert "Lee Sora" in page.locator(".holder-bar").inner_text()
 
         # and signs a grant with it, which the policy engine accepts
-        portal = _portal(workspace)
-        portal.draft_request(
-            "sora",
-            "studio",
-            ["fan_message"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
-            purpose="Birthday message for the fan club",
-            created_by="legal",
-        )
+        portal = HolderPortal(workspace)
+        ask_for_a_birthday_message(portal, days=90, max_renders=3)
         page.goto(f"{url}/portal")
         page.click("text=Read and decide")
         page.click("[data-passkey-sign]")

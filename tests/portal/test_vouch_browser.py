@@ -12,11 +12,10 @@ import pytest
 
 from likeness.consent.holder import sign_vouch
 from likeness.service.roles import Role
+from tests.browser import LOCALES, VIEWPORTS, collect_errors
 from tests.conftest import add_subject, holder_machine
-from tests.portal.test_portal_browser import _shoot, _with_authenticator, portal_service  # noqa: F401 (fixture)
-from tests.service.test_console_browser import VIEWPORTS, browser  # noqa: F401 (the fixture)
 
-LOCALES = {"en": "en-GB", "ko": "ko-KR"}
+from .conftest import portal_shot, with_authenticator
 
 
 def _vouch_link(context, url: str, token: str) -> str:
@@ -30,7 +29,7 @@ def _vouch_link(context, url: str, token: str) -> str:
 
 
 @pytest.mark.slow
-def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_service, tmp_path) -> None:  # noqa: F811
+def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_service, tmp_path) -> None:
     url, workspace, tokens = (portal_service[k] for k in ("url", "workspace", "tokens"))
     registry = workspace.registry
     add_subject(registry, "mina", "Mina")  # mina-holder signs offline with their own key
@@ -40,17 +39,16 @@ def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_
             for language, locale in LOCALES.items():
                 context = browser.new_context(viewport=VIEWPORTS[size], locale=locale)
                 page = context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-                _with_authenticator(context, page)
+                errors = collect_errors(page, [], console=False)
+                with_authenticator(context, page)
                 page.goto(_vouch_link(agency, url, tokens[Role.ADMIN]))
-                _shoot(page, "vouch-1-invitation", size, language)
+                portal_shot(page, "vouch-1-invitation", size, language)
                 page.click("[data-passkey-register]")
                 page.wait_for_selector("[data-vouch-statement]:not([hidden])")
                 assert page.locator("[data-passkey-register]").is_hidden()
                 fingerprint = page.locator("[data-statement-fingerprint]").inner_text()
                 assert fingerprint.startswith("webauthn:")
-                _shoot(page, "vouch-2-statement", size, language)
+                portal_shot(page, "vouch-2-statement", size, language)
                 with page.expect_download() as saved:
                     page.click("[data-statement-download]")
                 statement = json.loads(saved.value.path().read_text(encoding="utf-8"))

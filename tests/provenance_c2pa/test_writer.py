@@ -46,6 +46,18 @@ def renders(tmp_path: Path) -> Path:
     return tmp_path / "renders"
 
 
+def _small_video(writer: LabelledWriter, authz, out: Path, job: RenderJob | None = None):
+    """A 160x128 video at 8 fps: the size the tests of failures and clean-ups write."""
+    return writer.open_video(authz, job or RenderJob.new("video"), out, width=160, height=128, fps=8)
+
+
+def _grant_yuna(consent_world, uses: list[str], **terms) -> None:
+    """A second subject, studio's virtual idol yuna, with a grant for ``uses`` that runs three days."""
+    registry = consent_world.workspace.registry
+    add_subject(registry, "yuna", "Yuna", kind="virtual_idol", owner_org="studio")
+    issue_grant(registry, "yuna", "studio", uses, valid_until=now_utc() + timedelta(days=3), **terms)
+
+
 def test_render_job_payload_is_derived_from_the_job_id() -> None:
     job = RenderJob.new("image")
     assert len(job.job_id) == 32 and len(job.watermark_payload) == 8
@@ -155,14 +167,7 @@ def test_signing_failure_leaves_nothing_behind(consent_world, astronaut, tmp_pat
         writer.write_image(consent_world.authorize("music_video"), RenderJob.new("image"), astronaut, out_dir / "x.png")
     assert _only_file(out_dir) == []
     with pytest.raises(ProvenanceError, match="simulated"):
-        with writer.open_video(
-            consent_world.authorize("music_video"),
-            RenderJob.new("video"),
-            out_dir / "v.mp4",
-            width=160,
-            height=128,
-            fps=8,
-        ) as video:
+        with _small_video(writer, consent_world.authorize("music_video"), out_dir / "v.mp4") as video:
             for _ in range(3):
                 video.write(astronaut[:128, :160].copy())
     assert _only_file(out_dir) == []
@@ -190,17 +195,7 @@ def test_unlabelled_only_when_requested_and_granted(consent_world, astronaut, re
         writer.write_image(consent_world.authorize("music_video"), job, astronaut, renders / "x.png")
     assert _only_file(renders) == []
 
-    registry = workspace.registry
-    add_subject(registry, "yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    issue_grant(
-        registry,
-        "yuna",
-        "studio",
-        ["tribute"],
-        valid_until=now_utc() + timedelta(days=3),
-        allow_unlabelled=True,
-        purpose="unlabelled look allowed",
-    )
+    _grant_yuna(consent_world, ["tribute"], allow_unlabelled=True, purpose="unlabelled look allowed")
     authz = workspace.policy.authorize("yuna", "tribute", "studio")
     assert authz.allow_unlabelled
     # Allowed by the grant but not requested: still labelled.
@@ -292,35 +287,14 @@ def test_video_round_trip(consent_world, tmp_path: Path) -> None:
 def test_video_exception_leaves_nothing(consent_world, renders: Path) -> None:
     writer = LabelledWriter(consent_world.workspace)
     with pytest.raises(RuntimeError, match="render crashed"):
-        with writer.open_video(
-            consent_world.authorize("music_video"),
-            RenderJob.new("video"),
-            renders / "v.mp4",
-            width=160,
-            height=128,
-            fps=8,
-        ) as video:
+        with _small_video(writer, consent_world.authorize("music_video"), renders / "v.mp4") as video:
             video.write(np.zeros((128, 160, 3), np.uint8))
             raise RuntimeError("render crashed")
     with pytest.raises(MediaError, match="frame must be"):
-        with writer.open_video(
-            consent_world.authorize("music_video"),
-            RenderJob.new("video"),
-            renders / "w.mp4",
-            width=160,
-            height=128,
-            fps=8,
-        ) as video:
+        with _small_video(writer, consent_world.authorize("music_video"), renders / "w.mp4") as video:
             video.write(np.zeros((100, 160, 3), np.uint8))
     with pytest.raises(MediaError, match="no frames"):
-        with writer.open_video(
-            consent_world.authorize("music_video"),
-            RenderJob.new("video"),
-            renders / "e.mp4",
-            width=160,
-            height=128,
-            fps=8,
-        ):
+        with _small_video(writer, consent_world.authorize("music_video"), renders / "e.mp4"):
             pass
     assert _only_file(renders) == []
     assert consent_world.workspace.ledger.find("render.completed") == []
@@ -431,17 +405,7 @@ def test_video_rotation_is_kept_as_metadata(consent_world, tmp_path: Path, rotat
 
 def _limited_grant(consent_world) -> None:
     """A second subject whose music-video grant allows exactly one render."""
-    registry = consent_world.workspace.registry
-    add_subject(registry, "yuna", "Yuna", kind="virtual_idol", owner_org="studio")
-    issue_grant(
-        registry,
-        "yuna",
-        "studio",
-        ["music_video"],
-        valid_until=now_utc() + timedelta(days=3),
-        max_renders=1,
-        purpose="one music video",
-    )
+    _grant_yuna(consent_world, ["music_video"], max_renders=1, purpose="one music video")
 
 
 def test_a_render_that_fails_at_signing_gives_its_render_slot_back(
@@ -460,14 +424,7 @@ def test_a_render_that_fails_at_signing_gives_its_render_slot_back(
     with pytest.raises(ProvenanceError):
         writer.write_image(policy.authorize("yuna", "music_video", "studio"), failed, astronaut, tmp_path / "a.png")
     with pytest.raises(ProvenanceError):
-        with writer.open_video(
-            policy.authorize("yuna", "music_video", "studio"),
-            RenderJob.new("video"),
-            tmp_path / "v.mp4",
-            width=160,
-            height=128,
-            fps=8,
-        ) as video:
+        with _small_video(writer, policy.authorize("yuna", "music_video", "studio"), tmp_path / "v.mp4") as video:
             video.write(astronaut[:128, :160].copy())
     refunds = consent_world.workspace.ledger.find("render.refunded")
     assert [e.payload["reason"] for e in refunds] == ["signing_failed", "signing_failed"]
@@ -486,14 +443,7 @@ def test_an_aborted_video_gives_its_render_slot_back(consent_world, astronaut, t
     _limited_grant(consent_world)
     policy = consent_world.workspace.policy
     writer = LabelledWriter(consent_world.workspace)
-    video = writer.open_video(
-        policy.authorize("yuna", "music_video", "studio"),
-        RenderJob.new("video"),
-        tmp_path / "v.mp4",
-        width=160,
-        height=128,
-        fps=8,
-    )
+    video = _small_video(writer, policy.authorize("yuna", "music_video", "studio"), tmp_path / "v.mp4")
     video.write(astronaut[:128, :160].copy())
     video.abort(reason="no_face_swapped")
     assert [e.payload["reason"] for e in consent_world.workspace.ledger.find("render.refunded")] == ["no_face_swapped"]
@@ -508,9 +458,8 @@ def test_a_rerun_of_a_job_removes_what_a_killed_writer_left(consent_world, astro
     stale = [renders / f"..v.{job.job_id}.unsigned.mp4.k1ll3d.part", renders / f".v.{job.job_id}.unsigned.mp4"]
     for path in stale:
         path.write_bytes(b"partial synthetic frames")
-    with LabelledWriter(consent_world.workspace).open_video(
-        consent_world.authorize("music_video"), job, renders / "v.mp4", width=160, height=128, fps=8
-    ) as video:
+    writer = LabelledWriter(consent_world.workspace)
+    with _small_video(writer, consent_world.authorize("music_video"), renders / "v.mp4", job) as video:
         for _ in range(2):
             video.write(astronaut[:128, :160].copy())
     assert _only_file(renders) == ["v.mp4"]

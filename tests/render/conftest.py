@@ -56,47 +56,101 @@ class TrainedWorld(ConsentWorld):
 
         return load_swap_model(self.workspace, self.model_dir, authz=self.authorize(), threads=1)
 
+    def render(self, model_dir: Path, media: Path, out: Path, **kwargs):
+        """``render_media`` of ``media`` to ``out`` for the studio's music video."""
+        from likeness.render import render_media
 
-def _performer_faces():
+        return render_media(self.workspace, model_dir, media, out, use="music_video", org="studio", **kwargs)
+
+    def frame_renderer(self, detector, embedder, *, model=None, **options):
+        """A FrameRenderer of the model (or ``model``) for the performer's faces, under the
+        world's grant and release, at the product's identity threshold."""
+        from likeness.faces.identity import IDENTITY_THRESHOLD
+        from likeness.render.frame import FrameRenderer
+
+        return FrameRenderer(
+            self.load_model() if model is None else model,
+            detector,
+            embedder,
+            self.workspace.registry.reference_embeddings(self.performer),
+            authz=self.authorize(),
+            release=self.authorize_release(),
+            identity_threshold=IDENTITY_THRESHOLD,
+            **options,
+        )
+
+
+def video_report(output: Path, job_id: str, target: str = "t.mp4", options: dict | None = None):
+    """The report of a video render of mina for jun (music video, studio), before any shot."""
+    from likeness.render.report import RenderReport
+
+    return RenderReport(
+        job_id=job_id,
+        target=target,
+        output=str(output),
+        kind="video",
+        model_dir="m",
+        subject_slug="mina",
+        performer_slug="jun",
+        use="music_video",
+        org="studio",
+        options=options or {},
+    )
+
+
+def _performer_faces(count: int = 24, size: int = MODEL_RESOLUTION):
     from likeness.train import generated_face_samples
 
-    return generated_face_samples(24, identity=2, size=MODEL_RESOLUTION, seed=1)
+    return generated_face_samples(count, identity=2, size=size, seed=1)
+
+
+def swap_config(iterations: int):
+    """``df_tiny`` at 64 px on two threads for ``iterations``, checkpointed and logged once at the
+    end, without previews or metrics: a model that renders, quickly."""
+    from likeness.train import TrainConfig
+
+    return TrainConfig(
+        model="df_tiny",
+        resolution=MODEL_RESOLUTION,
+        iterations=iterations,
+        batch_size=4,
+        checkpoint_every=iterations,
+        preview_every=0,
+        log_every=iterations,
+        identity_metrics=False,
+        expression_metrics=False,
+        threads=2,
+        workers=1,
+        seed=5,
+        learning_rate=1e-3,
+    )
+
+
+def train_and_export(workspace, training, release, model_dir: Path, config, *, faces: int = 24) -> None:
+    """Train ``config`` under ``training`` and ``release`` on generated faces (``faces`` of each
+    identity at the config's resolution) into ``model_dir``, and export it to ONNX."""
+    from likeness.train import export_model, generated_face_samples, train_swap_model
+
+    source = generated_face_samples(faces, identity=1, size=config.resolution, seed=0)
+    target = _performer_faces(faces, config.resolution)
+    with warnings.catch_warnings():
+        # torch.export's own pytree deprecation notice during ONNX export; not actionable here.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        train_swap_model(training, release, source, target, model_dir, config, workspace=workspace)
+        export_model(workspace, training, release, model_dir)
 
 
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedTemplate:
-    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
-
     root = tmp_path_factory.mktemp("render-trained")
     workspace = Workspace.init(Settings(home=root / "home"))
     try:
         world = build_consent_world(workspace, root)
         world.enroll_faces()
-        source = generated_face_samples(24, identity=1, size=MODEL_RESOLUTION, seed=0)
-        target = _performer_faces()
-        config = TrainConfig(
-            model="df_tiny",
-            resolution=MODEL_RESOLUTION,
-            iterations=TRAIN_ITERATIONS,
-            batch_size=4,
-            checkpoint_every=TRAIN_ITERATIONS,
-            preview_every=0,
-            log_every=TRAIN_ITERATIONS,
-            identity_metrics=False,
-            expression_metrics=False,
-            threads=2,
-            workers=1,
-            seed=5,
-            learning_rate=1e-3,
-        )
         model_dir = root / "model"
         training = workspace.policy.authorize("mina", "training", "studio")
         release = workspace.policy.authorize_release("jun", "studio")
-        with warnings.catch_warnings():
-            # torch.export's own pytree deprecation notice during ONNX export; not actionable here.
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-            train_swap_model(training, release, source, target, model_dir, config, workspace=workspace)
-            export_model(workspace, training, release, model_dir)
+        train_and_export(workspace, training, release, model_dir, swap_config(TRAIN_ITERATIONS))
     finally:
         workspace.close()
     return TrainedTemplate(root / "home", model_dir, world.grant_id, world.release_id)
@@ -142,7 +196,7 @@ def workspace_with_128_model(tmp_path_factory: pytest.TempPathFactory):
     from likeness.faceset import enroll_reference_photos
     from likeness.media import write_image
     from likeness.media.synthetic import astronaut, grace_hopper
-    from likeness.train import TrainConfig, export_model, generated_face_samples, train_swap_model
+    from likeness.train import TrainConfig
     from likeness.train.recipes import RECIPES
     from tests.conftest import add_subject, issue_grant, issue_release
 
@@ -179,12 +233,7 @@ def workspace_with_128_model(tmp_path_factory: pytest.TempPathFactory):
     )
     training = workspace.policy.authorize("mina", "training", "studio")
     release = workspace.policy.authorize_release("jun", "studio")
-    source = generated_face_samples(8, identity=1, size=recipe["resolution"], seed=0)
-    target = generated_face_samples(8, identity=2, size=recipe["resolution"], seed=1)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        train_swap_model(training, release, source, target, root / "model", config, workspace=workspace)
-        export_model(workspace, training, release, root / "model")
+    train_and_export(workspace, training, release, root / "model", config, faces=8)
     try:
         yield workspace, root / "model"
     finally:

@@ -45,15 +45,7 @@ def _edit_card(model_dir: Path, **changes) -> None:
 
 def _refused(trained_world, model_dir: Path, clip: Path, out: Path) -> ConsentError:
     with pytest.raises(ConsentError) as refused:
-        render_media(
-            trained_world.workspace,
-            model_dir,
-            clip,
-            out,
-            use="music_video",
-            org="studio",
-            options=RenderOptions(write_report=False),
-        )
+        trained_world.render(model_dir, clip, out, options=RenderOptions(write_report=False))
     assert not out.exists()
     assert not trained_world.workspace.ledger.find("render.completed")
     return refused.value
@@ -80,14 +72,8 @@ def test_edited_grant_id_is_refused(trained_world, model_copy, performer_clip, t
     assert error.reason == "artefact_altered" and "grant_id" in str(error)
     # Unedited, the model stays bound to its revoked training grant: revocation bites.
     with pytest.raises(ConsentError) as revoked:
-        render_media(
-            trained_world.workspace,
-            trained_world.model_dir,
-            performer_clip,
-            tmp_path / "p.mp4",
-            use="music_video",
-            org="studio",
-            options=RenderOptions(write_report=False),
+        trained_world.render(
+            trained_world.model_dir, performer_clip, tmp_path / "p.mp4", options=RenderOptions(write_report=False)
         )
     assert revoked.value.reason == "revoked"
 
@@ -157,14 +143,8 @@ def test_render_records_the_subject_and_grant_of_the_model_event(trained_world, 
     assert exported.payload["content_sha256"] == card["seal"]["content_sha256"]
     assert exported.payload["onnx_sha256"] == card["onnx_sha256"] == card["seal"]["onnx_sha256"]
     assert exported.payload["checkpoint_sha256"] == card["checkpoint_sha256"]
-    report = render_media(
-        trained_world.workspace,
-        trained_world.model_dir,
-        performer_clip,
-        tmp_path / "ok.mp4",
-        use="music_video",
-        org="studio",
-        options=RenderOptions(write_report=False),
+    report = trained_world.render(
+        trained_world.model_dir, performer_clip, tmp_path / "ok.mp4", options=RenderOptions(write_report=False)
     )
     assert report.subject_slug == "mina" and report.performer_slug == "jun"
     (rendered,) = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)

@@ -149,18 +149,9 @@ class DuckModel:
 
 def test_frame_renderer_takes_only_a_model_from_load_swap_model(trained_world, embedder) -> None:
     world = trained_world
-    references = world.workspace.registry.reference_embeddings(world.performer)
     duck = DuckModel(read_model_card(world.model_dir))
     with pytest.raises(ConsentError) as refused:
-        FrameRenderer(
-            duck,
-            FaceDetector(mode="image"),
-            embedder,
-            references,
-            identity_threshold=IDENTITY_THRESHOLD,
-            authz=world.authorize(),
-            release=world.authorize_release(),
-        )
+        world.frame_renderer(FaceDetector(mode="image"), embedder, model=duck)
     assert refused.value.reason == "not_issued_here"
     # A genuine renderer whose model is swapped for the stand-in afterwards swaps nothing with it.
     renderer = _frame_renderer(world, embedder, authz=world.authorize(), release=world.authorize_release())
@@ -172,15 +163,7 @@ def test_frame_renderer_takes_only_a_model_from_load_swap_model(trained_world, e
     model = world.load_model()
     model.card["subject_slug"] = "someone-else"
     with pytest.raises(ConsentError) as refused:
-        FrameRenderer(
-            model,
-            FaceDetector(mode="image"),
-            embedder,
-            references,
-            identity_threshold=IDENTITY_THRESHOLD,
-            authz=world.authorize(),
-            release=world.authorize_release(),
-        )
+        world.frame_renderer(FaceDetector(mode="image"), embedder, model=model)
     assert refused.value.reason == "not_issued_here"
 
 

@@ -21,7 +21,7 @@ from likeness.faces.canonical import (
     RIGHT_EYE_OUTER,
 )
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.identity import FaceEmbedder
 from likeness.faces.pose import head_pose
 from likeness.faces.quality import eye_openness_each
 from likeness.media.synthetic import compose_group, grace_hopper
@@ -150,16 +150,7 @@ def performer():
 
 
 def _renderer(world, embedder, *, eyes: bool) -> FrameRenderer:
-    return FrameRenderer(
-        world.load_model(),
-        FaceDetector(mode="image"),
-        embedder,
-        world.workspace.registry.reference_embeddings(world.performer),
-        authz=world.authorize(),
-        release=world.authorize_release(),
-        identity_threshold=IDENTITY_THRESHOLD,
-        options=RefineOptions(eyes=eyes),
-    )
+    return world.frame_renderer(FaceDetector(mode="image"), embedder, options=RefineOptions(eyes=eyes))
 
 
 def _blink(world, embedder, performer, *, eyes: bool):

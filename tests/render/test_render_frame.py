@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.identity import FaceEmbedder
 from likeness.media.synthetic import astronaut, compose_group, grace_hopper
 from likeness.render.frame import FrameRenderer, RefineOptions
 from likeness.train.swap_model import SwapModel
@@ -38,17 +38,7 @@ def embedder() -> FaceEmbedder:
 
 
 def _renderer(world, embedder, **kwargs) -> FrameRenderer:
-    references = world.workspace.registry.reference_embeddings(world.performer)
-    return FrameRenderer(
-        world.load_model(),
-        FaceDetector(mode="image"),
-        embedder,
-        references,
-        authz=world.authorize(),
-        release=world.authorize_release(),
-        identity_threshold=IDENTITY_THRESHOLD,
-        **kwargs,
-    )
+    return world.frame_renderer(FaceDetector(mode="image"), embedder, **kwargs)
 
 
 @pytest.mark.parametrize("blend", ["alpha", "poisson"])

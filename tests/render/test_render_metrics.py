@@ -40,12 +40,13 @@ from likeness.render.quality import (
 )
 from likeness.render.report import (
     LABEL_BAND_PX,
-    RenderReport,
     track_verdict_line,
     write_report,
 )
 from likeness.render.track_quality import FACE_CROP_SIDE, ShotQuality, measure_sample
 from likeness.report_font import embedded_font_css
+from tests.browser import chromium, scroll_width
+from tests.render.conftest import video_report
 
 FRAMES = 60  # 2.4 s at 25 fps, sampled every other frame as the render does
 JOB_ID = "0123456789abcdef0123456789abcdef"
@@ -354,18 +355,7 @@ def _report_with_one_track(tmp_path):
             sample.mouth_performer, sample.mouth_output = mouths
             shot.add_sample(sample)
             shot.offer_mouth_frame(sample)
-    report = RenderReport(
-        job_id=JOB_ID,
-        target="한글 무대.mp4",
-        output=str(tmp_path / "out.mp4"),
-        kind="video",
-        model_dir="m",
-        subject_slug="mina",
-        performer_slug="jun",
-        use="music_video",
-        org="studio",
-        options={},
-    )
+    report = video_report(tmp_path / "out.mp4", JOB_ID, target="한글 무대.mp4")
     report.shots = [shot.summary()]
     write_report(report, tmp_path, "out", [], {3: shot.picked_frames()})
     return report
@@ -423,34 +413,23 @@ def test_report_embeds_nanumgothic_with_the_page_s_hangul(tmp_path) -> None:
 def test_report_fits_a_phone_and_renders_hangul_in_nanumgothic(tmp_path) -> None:
     """In Debian's chromium (no CJK font on these machines): no sideways scrolling at 390 px, the
     embedded NanumGothic is the face in use, face crops side by side."""
-    import shutil
-
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian chromium is not installed")
     report = _report_with_one_track(tmp_path)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            for width, crop_px in ((390, (150, 190)), (1280, (256, 256))):
-                page = browser.new_page(viewport={"width": width, "height": 844})
-                page.goto(f"file://{report.report_html}")
-                page.evaluate("document.fonts.ready")
-                scroll_width = page.evaluate("document.documentElement.scrollWidth")
-                assert scroll_width <= width
-                # The page's Hangul is drawn: the embedded face loaded (its glyphs: the test above).
-                loaded = page.evaluate(
-                    "[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family.replace(/[\"']/g, ''))"
-                )
-                assert loaded == ["NanumGothic"]
-                widths = page.evaluate(
-                    "[...document.querySelectorAll('.crops img')].map(i => i.getBoundingClientRect().width)"
-                )
-                assert widths and all(crop_px[0] <= w <= crop_px[1] for w in widths), widths
-                page.close()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        for width, crop_px in ((390, (150, 190)), (1280, (256, 256))):
+            page = browser.new_page(viewport={"width": width, "height": 844})
+            page.goto(f"file://{report.report_html}")
+            page.evaluate("document.fonts.ready")
+            assert scroll_width(page) <= width
+            # The page's Hangul is drawn: the embedded face loaded (its glyphs: the test above).
+            loaded = page.evaluate(
+                "[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family.replace(/[\"']/g, ''))"
+            )
+            assert loaded == ["NanumGothic"]
+            widths = page.evaluate(
+                "[...document.querySelectorAll('.crops img')].map(i => i.getBoundingClientRect().width)"
+            )
+            assert widths and all(crop_px[0] <= w <= crop_px[1] for w in widths), widths
+            page.close()
 
 
 def test_the_terminal_line_names_each_failing_metric_and_why(tmp_path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from likeness.errors import FaceError
 from likeness.faces.canonical import INNER_LIP_LEFT, INNER_LIP_LOOP, INNER_LIP_LOWER, INNER_LIP_RIGHT, INNER_LIP_UPPER
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.identity import FaceEmbedder
 from likeness.media.synthetic import compose_group, grace_hopper
-from likeness.render.frame import FrameRenderer, RefineOptions
+from likeness.render.frame import RefineOptions
 from likeness.render.mask import inner_mouth_mask
 
 # The lower inner lip, which opening the mouth moves down.
@@ -77,17 +77,7 @@ def embedder() -> FaceEmbedder:
 
 def _render(world, embedder, detector, *, mouth: bool) -> tuple[np.ndarray, np.ndarray, object]:
     frame = compose_group([grace_hopper()], size=(512, 512))
-    references = world.workspace.registry.reference_embeddings(world.performer)
-    renderer = FrameRenderer(
-        world.load_model(),
-        detector,
-        embedder,
-        references,
-        authz=world.authorize(),
-        release=world.authorize_release(),
-        identity_threshold=IDENTITY_THRESHOLD,
-        options=RefineOptions(mouth=mouth),
-    )
+    renderer = world.frame_renderer(detector, embedder, options=RefineOptions(mouth=mouth))
     out, outcomes = renderer.process(frame, frame_index=0, t_s=0.0)
     assert [o.swapped for o in outcomes] == [True]
     return frame, out, outcomes[0]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.identity import FaceEmbedder
 from likeness.faces.occluders import occlude
 from likeness.media.synthetic import compose_group, grace_hopper
-from likeness.render.frame import FrameRenderer, RefineOptions
+from likeness.render.frame import RefineOptions
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,7 @@ def _frames(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, _
 def _render(world, embedder, clear: np.ndarray, occluded: np.ndarray, detector, *, occlusion: bool):
     """Render the clear frame, then the occluded one, as two frames of a clip: the track's
     identity is settled on the clear frame (a face half hidden by a hand embeds poorly)."""
-    references = world.workspace.registry.reference_embeddings(world.performer)
-    renderer = FrameRenderer(
-        world.load_model(),
-        detector,
-        embedder,
-        references,
-        authz=world.authorize(),
-        release=world.authorize_release(),
-        identity_threshold=IDENTITY_THRESHOLD,
-        options=RefineOptions(occlusion=occlusion),
-    )
+    renderer = world.frame_renderer(detector, embedder, options=RefineOptions(occlusion=occlusion))
     renderer.process(clear, frame_index=0, t_s=0.0)
     out, outcomes = renderer.process(occluded, frame_index=1, t_s=0.04)
     assert [o.swapped for o in outcomes] == [True], "the occluded performer must still be swapped"

@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 
 from likeness.faces.detect import FaceDetector
-from likeness.faces.identity import IDENTITY_THRESHOLD, FaceEmbedder
+from likeness.faces.identity import FaceEmbedder
 from likeness.faces.occluders import occlude
 from likeness.media.synthetic import compose_group, grace_hopper
-from likeness.render.frame import FrameRenderer, RefineOptions, occlusion_segmenter
+from likeness.render.frame import RefineOptions, occlusion_segmenter
 from likeness.render.mask import landmark_hull
 from likeness.render.pipeline import _QualityTracker, source_regions
 from likeness.render.quality import OCCLUSION_DAMAGE, occluder_damage
-from likeness.render.report import RenderReport, track_verdict_line, write_report
+from likeness.render.report import track_verdict_line, write_report
 from likeness.render.track_quality import ShotQuality, measure_sample
+from tests.render.conftest import video_report
 
 KINDS = [("glasses", 3), ("hand", 4), ("microphone", 1)]
 
@@ -122,16 +123,7 @@ def _render_and_measure(world, kind: str, seed: int, *, occlusion: bool) -> dict
     """A real render of two frames (clear, then occluded; the identity settles on the clear one)
     with the renderer's occlusion mask on or off, measured as the pipeline measures it."""
     clear, occluded, _, face = _scene(kind, seed)
-    renderer = FrameRenderer(
-        world.load_model(),
-        _SeenBefore([face]),
-        FaceEmbedder(),
-        world.workspace.registry.reference_embeddings(world.performer),
-        authz=world.authorize(),
-        release=world.authorize_release(),
-        identity_threshold=IDENTITY_THRESHOLD,
-        options=RefineOptions(occlusion=occlusion),
-    )
+    renderer = world.frame_renderer(_SeenBefore([face]), FaceEmbedder(), options=RefineOptions(occlusion=occlusion))
     quality = _QualityTracker(renderer, None, every=1, expression_every=1)
     try:
         for index, frame in enumerate((clear, occluded)):
@@ -161,18 +153,7 @@ def test_the_report_shows_occlusion_damage_with_threshold_and_verdict(tmp_path) 
     clear, occluded, _, face = _scene("microphone", 1)
     shot = ShotQuality(track_id=1)
     shot.add_sample(_sample(occluded, clear, face))
-    report = RenderReport(
-        job_id="0123456789abcdef0123456789abcdef",
-        target="t.mp4",
-        output=str(tmp_path / "out.mp4"),
-        kind="video",
-        model_dir="m",
-        subject_slug="mina",
-        performer_slug="jun",
-        use="music_video",
-        org="studio",
-        options={},
-    )
+    report = video_report(tmp_path / "out.mp4", "0123456789abcdef0123456789abcdef")
     report.shots = [shot.summary()]
     write_report(report, tmp_path, "out", [], {1: shot.picked_frames()})
     line = json.loads((tmp_path / "out.render.json").read_text(encoding="utf-8"))["shots"][0]["metrics"]["occlusion"]

@@ -92,26 +92,10 @@ def test_int8_copy_renders_and_the_report_names_it(trained_world, model_dir, cli
     )
     assert exported.card["int8"]["passed"]
     out = tmp_path / "int8.mp4"
-    report = render_media(
-        trained_world.workspace,
-        int8_dir,
-        clip,
-        out,
-        use="music_video",
-        org="studio",
-        options=_options(precision="int8"),
-    )
+    report = trained_world.render(int8_dir, clip, out, options=_options(precision="int8"))
     assert report.model_precision["used"] == "int8" and report.model_precision["why"].startswith("asked for")
     # The default, auto, takes the same copy on this CPU.
-    auto = render_media(
-        trained_world.workspace,
-        int8_dir,
-        clip,
-        tmp_path / "auto.mp4",
-        use="music_video",
-        org="studio",
-        options=_options(write_report=False),
-    )
+    auto = trained_world.render(int8_dir, clip, tmp_path / "auto.mp4", options=_options(write_report=False))
     assert auto.model_precision["used"] == "int8" and auto.model_precision["why"].startswith("auto: CPU")
     assert probe_video(out).frame_count == 30 and report.faces["swapped"] >= 28
     assert "swap model: int8" in (tmp_path / "int8.render.html").read_text()
@@ -121,15 +105,7 @@ def test_video_output_carries_the_ledger_watermark(trained_world, model_dir, cli
     from likeness.provenance.watermark import extract_watermark_frames
 
     out = tmp_path / "marked.mp4"
-    report = render_media(
-        trained_world.workspace,
-        model_dir,
-        clip,
-        out,
-        use="music_video",
-        org="studio",
-        options=_options(write_report=False),
-    )
+    report = trained_world.render(model_dir, clip, out, options=_options(write_report=False))
     event = trained_world.workspace.ledger.find("render.completed", job_id=report.job_id)[0]
     reading = extract_watermark_frames([f.rgb for f in iter_video_frames(out)])
     assert reading.payload is not None and reading.payload.hex() == event.payload["watermark_payload"]
@@ -173,16 +149,7 @@ def test_revocation_mid_render_stops_and_leaves_nothing(trained_world, model_dir
             trained_world.revoke_grant()
 
     with pytest.raises(ConsentError) as refused:
-        render_media(
-            trained_world.workspace,
-            model_dir,
-            clip,
-            out,
-            use="music_video",
-            org="studio",
-            options=_options(recheck_every=5),
-            progress=revoke_at_ten,
-        )
+        trained_world.render(model_dir, clip, out, options=_options(recheck_every=5), progress=revoke_at_ten)
     assert refused.value.reason == "revoked"
     assert max(calls) < 20  # stopped within a recheck interval, not at the end
     assert not out.exists() and not list(tmp_path.glob("*revoked*")) and not list(tmp_path.glob(".*revoked*"))
@@ -198,21 +165,10 @@ def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, cl
 
     options = _options(checkpoint_every=10)
     with pytest.raises(KeyboardInterrupt):
-        render_media(
-            trained_world.workspace,
-            model_dir,
-            clip,
-            out,
-            use="music_video",
-            org="studio",
-            options=options,
-            progress=interrupt,
-        )
+        trained_world.render(model_dir, clip, out, options=options, progress=interrupt)
     assert not out.exists()
     state = json.loads((tmp_path / ".resumed.mp4.render-checkpoint" / "job.json").read_text())
-    report = render_media(
-        trained_world.workspace, model_dir, clip, out, use="music_video", org="studio", options=options
-    )
+    report = trained_world.render(model_dir, clip, out, options=options)
     assert report.resumed_from_frame == 20
     assert report.job_id == state["job_id"]  # same job: the grant counts the render once
     assert probe_video(out).frame_count == 30
@@ -255,25 +211,11 @@ def test_image_and_folder_render(trained_world, model_dir, tmp_path) -> None:
 def test_bad_targets_give_typed_errors(trained_world, model_dir, tmp_path) -> None:
     audio = write_audio_only(tmp_path / "voice.m4a", 1.0)
     with pytest.raises(MediaError, match="no video stream"):
-        render_media(trained_world.workspace, model_dir, audio, tmp_path / "o.mp4", use="music_video", org="studio")
+        trained_world.render(model_dir, audio, tmp_path / "o.mp4")
     with pytest.raises(MediaError, match="does not exist"):
-        render_media(
-            trained_world.workspace,
-            model_dir,
-            tmp_path / "missing.mp4",
-            tmp_path / "o.mp4",
-            use="music_video",
-            org="studio",
-        )
+        trained_world.render(model_dir, tmp_path / "missing.mp4", tmp_path / "o.mp4")
     with pytest.raises(ModelError, match="model_card"):
-        render_media(
-            trained_world.workspace,
-            tmp_path,
-            tmp_path / "missing.mp4",
-            tmp_path / "o.mp4",
-            use="music_video",
-            org="studio",
-        )
+        trained_world.render(tmp_path, tmp_path / "missing.mp4", tmp_path / "o.mp4")
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -286,7 +228,7 @@ def test_explicit_content_is_refused_before_rendering(trained_world, model_dir, 
 
     monkeypatch.setattr(content, "ContentDetector", ExplicitDetector)
     with pytest.raises(ConsentError) as refused:
-        render_media(trained_world.workspace, model_dir, clip, tmp_path / "x.mp4", use="music_video", org="studio")
+        trained_world.render(model_dir, clip, tmp_path / "x.mp4")
     assert refused.value.reason == "prohibited_content"
     assert not (tmp_path / "x.mp4").exists()
 
@@ -299,7 +241,7 @@ def test_content_check_passes_portraits_and_truncated_video_renders_what_decodes
     truncated.write_bytes(data[: int(len(data) * 0.6)])
     out = tmp_path / "partial.mp4"
     try:
-        report = render_media(trained_world.workspace, model_dir, truncated, out, use="music_video", org="studio")
+        report = trained_world.render(model_dir, truncated, out)
     except MediaError as exc:  # a cut that destroys the header is a clear error, never a crash
         assert "truncated" in str(exc) or "corrupt" in str(exc) or "moov" in str(exc).lower()
         assert not out.exists()
@@ -340,15 +282,7 @@ def test_malformed_model_output_is_a_model_error(trained_world, model_dir, clip,
     monkeypatch.setattr(SwapModel, "run", malformed)
     out = tmp_path / "broken.mp4"
     with pytest.raises(ModelError, match="mask"):
-        render_media(
-            trained_world.workspace,
-            model_dir,
-            clip,
-            out,
-            use="music_video",
-            org="studio",
-            options=_options(write_report=False),
-        )
+        trained_world.render(model_dir, clip, out, options=_options(write_report=False))
     assert not out.exists() and not list(tmp_path.glob(".broken*"))
 
 
@@ -363,7 +297,7 @@ def test_tampered_model_is_refused_before_rendering(trained_world, clip, tmp_pat
     onnx.write_bytes(bytes(data))
     out = tmp_path / "t.mp4"
     with pytest.raises(ConsentError, match="model.onnx: hash") as refused:
-        render_media(trained_world.workspace, copy, clip, out, use="music_video", org="studio")
+        trained_world.render(copy, clip, out)
     assert refused.value.reason == "artefact_altered"
     assert not out.exists()
     assert not trained_world.workspace.ledger.find("render.completed")
@@ -383,9 +317,7 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
         return original(report, folder, stem, strip, face_frames, track_jobs)
 
     monkeypatch.setattr(pipeline, "write_report", capture)
-    report = render_media(
-        trained_world.workspace, model_dir, clip, tmp_path / "strip.mp4", use="music_video", org="studio"
-    )
+    report = trained_world.render(model_dir, clip, tmp_path / "strip.mp4")
     source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
     wanted = pipeline.sample_indices(len(source), 4)
     assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0

@@ -16,6 +16,7 @@ from likeness.provenance.watermark import extract_watermark
 from likeness.provenance.writer import watermark_payload_for
 from likeness.render import render_media
 from likeness.render.report import RenderReport, report_paths, write_report
+from tests.render.conftest import video_report
 
 
 def _thumbnails(html: str, alt: str = "after") -> list[np.ndarray]:
@@ -64,18 +65,7 @@ def test_after_thumbnails_carry_the_job_s_watermark_and_same_stem_reports_do_not
 
 def test_report_names_fall_back_to_the_output_name_then_the_job_id(tmp_path) -> None:
     def report(output: str, job_id: str) -> RenderReport:
-        return RenderReport(
-            job_id=job_id,
-            target="t.mp4",
-            output=str(tmp_path / output),
-            kind="video",
-            model_dir="m",
-            subject_slug="mina",
-            performer_slug="jun",
-            use="music_video",
-            org="studio",
-            options={},
-        )
+        return video_report(tmp_path / output, job_id)
 
     names = [
         report_paths(tmp_path, "a", report(output, job))[0].name
@@ -106,18 +96,7 @@ def test_the_report_records_the_mask_options_in_json_and_html(tmp_path) -> None:
     options = json.loads(
         json.dumps(asdict(RenderOptions(refine=RefineOptions(eyes=True, thin_rims=True))), default=str)
     )
-    report = RenderReport(
-        job_id="5" * 32,
-        target="t.mp4",
-        output=str(tmp_path / "o.mp4"),
-        kind="video",
-        model_dir="m",
-        subject_slug="mina",
-        performer_slug="jun",
-        use="music_video",
-        org="studio",
-        options=options,
-    )
+    report = video_report(tmp_path / "o.mp4", "5" * 32, options=options)
     write_report(report, tmp_path, "o", [])
     saved = json.loads((tmp_path / "o.render.json").read_text(encoding="utf-8"))["options"]["refine"]
     assert (saved["mouth"], saved["eyes"], saved["occlusion"], saved["thin_rims"]) == (False, True, True, True)

@@ -96,16 +96,7 @@ def test_thin_rims_on_a_64_px_model_are_refused_not_ignored(trained_world) -> No
     # exactly as without it, and said nothing.
     assert trained_world.load_model().card["resolution"] == 64
     with pytest.raises(ConfigError, match="models of 128 px and more; this model is 64 px"):
-        FrameRenderer(
-            trained_world.load_model(),
-            FaceDetector(mode="image"),
-            FaceEmbedder(),
-            trained_world.workspace.registry.reference_embeddings(trained_world.performer),
-            authz=trained_world.authorize(),
-            release=trained_world.authorize_release(),
-            identity_threshold=IDENTITY_THRESHOLD,
-            options=RefineOptions(thin_rims=True),
-        )
+        trained_world.frame_renderer(FaceDetector(mode="image"), FaceEmbedder(), options=RefineOptions(thin_rims=True))
 
 
 def test_a_face_without_a_spectacle_zone_is_swapped_without_the_add_on_and_counted(workspace_with_128_model) -> None:

@@ -88,3 +88,15 @@ def build_service_world(settings: Settings, workspace: Workspace) -> ServiceWorl
 @pytest.fixture
 def service_world(settings: Settings, workspace: Workspace) -> Iterator[ServiceWorld]:
     yield build_service_world(settings, workspace)
+
+
+@pytest.fixture
+def live_service(service_world: ServiceWorld, tmp_path: Path) -> Iterator[str]:
+    """The app on a loopback port (Uvicorn in a thread) with a worker thread beside it."""
+    from tests.browser import free_port, serving, working
+    from tests.conftest import ConsentWorld
+
+    ConsentWorld(service_world.workspace, tmp_path).enroll_faces()
+    port = free_port()
+    with serving(service_world.app, port), working(service_world.workspace, join_s=60):
+        yield f"http://127.0.0.1:{port}"

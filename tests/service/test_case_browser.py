@@ -8,9 +8,9 @@ import pytest
 
 from likeness.media import write_image
 from likeness.media.synthetic import astronaut
+from tests.browser import ARTIFACTS, VIEWPORTS, scroll_width, sign_in
 
 from .conftest import PASSWORD
-from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:User
 @pytest.mark.slow
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_a_case_reported_twice_shows_both_reports(browser, live_service, service_world, tmp_path, size, language):  # noqa: F811
+def test_a_case_reported_twice_shows_both_reports(browser, live_service, service_world, tmp_path, size, language):
     photo = write_image(tmp_path / "fake.jpg", astronaut(), quality=90)
     client = service_world.client()
     sent = [
@@ -38,16 +38,13 @@ def test_a_case_reported_twice_shows_both_reports(browser, live_service, service
         page.goto(f"{live_service}/login")
         if language == "ko":
             page.click("text=한국어")
-        page.fill("input[name=username]", "legal")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_service}/console")
+        sign_in(page, live_service, "legal", PASSWORD, "/console")
         page.goto(f"{live_service}/cases/{case_id}")
         further = page.locator("[data-further-report]")
         assert further.count() == 1 and "다른 사이트에서도 봤어요" in further.inner_text()
         assert ("추가 신고" if language == "ko" else "Further report") in page.content()
         assert "fan@example.org" in page.content()
-        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert scroll_width(page) <= VIEWPORTS[size]["width"]
         shots = ARTIFACTS / f"{size}-{language}"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "case-reported-twice.png"), full_page=True)

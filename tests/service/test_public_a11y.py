@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import VIEWPORTS
+
 from .public_media import allow_many_checks, verdict_media
-from .test_console_browser import VIEWPORTS, browser, live_service  # noqa: F401 (fixtures)
 from .test_public_browser import check, open_page
 
 AXE = Path(__file__).resolve().parents[2] / ".ci" / "node" / "node_modules" / "axe-core" / "axe.min.js"
@@ -42,7 +43,7 @@ def violations(page, axe_source: str) -> list[str]:
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_public_page_has_no_axe_violations(browser, live_service, service_world, tmp_path, axe_source, size, language):  # noqa: F811
+def test_public_page_has_no_axe_violations(browser, live_service, service_world, tmp_path, axe_source, size, language):
     media = verdict_media(service_world.consent, tmp_path / "media")
     allow_many_checks(service_world.app)
     context, page, _errors = open_page(browser, live_service, size, language)

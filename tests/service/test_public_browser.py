@@ -1,13 +1,14 @@
 """The public page in Debian's Chromium (Playwright): every verdict from generated media, at a
 phone's and a laptop's size, in Korean and English. Screenshots go to ``test-artifacts/public/``.
-Uses the console tests' ``browser`` and ``live_service`` fixtures (Uvicorn in a thread)."""
+Uses tests/browser.py's ``browser`` and tests/service/conftest.py's ``live_service`` (Uvicorn in a thread)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.browser import ARTIFACTS, LOCALES, VIEWPORTS, new_page, scroll_width, sign_in
+
 from .public_media import allow_many_checks, verdict_media
-from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401 (fixtures)
 
 SHOTS = ARTIFACTS.parent / "public"
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")]
@@ -37,12 +38,8 @@ HEADLINES = {
 PICK = {"en": "Choose a file", "ko": "파일 고르기"}
 
 
-def open_page(browser, base: str, size: str, language: str):  # noqa: F811 (the fixture's value)
-    context = browser.new_context(viewport=VIEWPORTS[size], locale="ko-KR" if language == "ko" else "en-GB")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+def open_page(browser, base: str, size: str, language: str):
+    context, page, errors = new_page(browser, size, LOCALES[language])
     page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
     page.fonts = []  # type: ignore[attr-defined]  (the font files the page fetched)
     page.on("request", lambda request: page.fonts.append(request.url) if "font" in request.url else None)
@@ -72,7 +69,7 @@ def check(page, upload) -> str:
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_every_verdict_on_the_public_page(browser, live_service, service_world, tmp_path, size, language):  # noqa: F811
+def test_every_verdict_on_the_public_page(browser, live_service, service_world, tmp_path, size, language):
     media = verdict_media(service_world.consent, tmp_path / "media")
     allow_many_checks(service_world.app)
     shots = SHOTS / f"{size}-{language}"
@@ -111,7 +108,7 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
             shown = page.evaluate("document.body.innerText").replace(media[name].name, "")
             assert sorted({ch for ch in shown if not ch.isspace()} - font) == [], name
-            assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"], name
+            assert scroll_width(page) <= VIEWPORTS[size]["width"], name
         # the page's own cut of NanumGothic sets every Korean character; the 4.7 MB face is not fetched
         assert page.evaluate("document.fonts.check('16px NanumGothicPage', '진짜일까')")
         assert any(url.endswith("/fonts/page/NanumGothic.woff") for url in page.fonts)
@@ -125,7 +122,7 @@ def test_every_verdict_on_the_public_page(browser, live_service, service_world, 
         context.close()
 
 
-def test_hostile_names_and_files_are_shown_as_text(browser, live_service, service_world, tmp_path):  # noqa: F811
+def test_hostile_names_and_files_are_shown_as_text(browser, live_service, service_world, tmp_path):
     media = verdict_media(service_world.consent, tmp_path / "media")
     hostile = {
         "name": "<img src=x onerror=alert(1)><script>alert(2)</script>.jpg",
@@ -148,7 +145,7 @@ def test_hostile_names_and_files_are_shown_as_text(browser, live_service, servic
 
 
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_report_a_case_through_to_the_console(browser, live_service, service_world, tmp_path, size):  # noqa: F811
+def test_report_a_case_through_to_the_console(browser, live_service, service_world, tmp_path, size):
     from .conftest import PASSWORD
 
     media = verdict_media(service_world.consent, tmp_path / "media")
@@ -163,10 +160,7 @@ def test_report_a_case_through_to_the_console(browser, live_service, service_wor
         page.screenshot(path=str(SHOTS / f"report-sent-{size}.png"), full_page=True)
 
         page.goto(f"{live_service}/login")
-        page.fill("input[name=username]", "legal")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_service}/console")
+        sign_in(page, live_service, "legal", PASSWORD, "/console")
         page.click("nav >> a[href='/cases']")
         page.click("table.cases a")
         assert "fan@example.org" in page.locator(".facts").inner_text()
@@ -184,7 +178,7 @@ def test_report_a_case_through_to_the_console(browser, live_service, service_wor
             page.click("[data-export]")
         assert download.value.suggested_filename.endswith(".zip")
         page.screenshot(path=str(SHOTS / f"case-{size}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert scroll_width(page) <= VIEWPORTS[size]["width"]
         assert errors == []
     finally:
         context.close()
@@ -194,7 +188,7 @@ def test_report_a_case_through_to_the_console(browser, live_service, service_wor
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_a_shared_link_shows_the_card_without_the_file(browser, live_service, tmp_path, size, language):  # noqa: F811
+def test_a_shared_link_shows_the_card_without_the_file(browser, live_service, tmp_path, size, language):
     from likeness.media import write_image
     from likeness.media.synthetic import astronaut
 
@@ -218,20 +212,20 @@ def test_a_shared_link_shows_the_card_without_the_file(browser, live_service, tm
         assert "holiday" not in page.content()  # the file's name is not kept
         assert page.locator("[data-report-form], [data-share], [data-frames]").count() == 0  # no file here
         page.screenshot(path=str(shots / "link-page.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert scroll_width(page) <= VIEWPORTS[size]["width"]
         assert errors == []
     finally:
         context.close()
 
 
 @pytest.mark.parametrize("language", ["en", "ko"])
-def test_a_slow_page_font_does_not_fetch_the_full_face(browser, live_service, service_world, tmp_path, language):  # noqa: F811
+def test_a_slow_page_font_does_not_fetch_the_full_face(browser, live_service, service_world, tmp_path, language):
     """On a slow link (or a loaded server) the page's cut of NanumGothic arrives late. While it
     loads the page is set in the system face, not in the next web font down the list: a phone
     must not start fetching the 4.7 MB face just because the small one was slow."""
     import time
 
-    context = browser.new_context(viewport=VIEWPORTS["phone"], locale="ko-KR" if language == "ko" else "en-GB")
+    context = browser.new_context(viewport=VIEWPORTS["phone"], locale=LOCALES[language])
     page = context.new_page()
     fonts: list[str] = []
     page.on("request", lambda request: fonts.append(request.url) if "font" in request.url else None)
@@ -252,7 +246,7 @@ def test_a_slow_page_font_does_not_fetch_the_full_face(browser, live_service, se
         context.close()
 
 
-def test_a_korean_file_name_outside_the_cut_is_set_in_the_apps_own_face(browser, live_service, service_world, tmp_path):  # noqa: F811
+def test_a_korean_file_name_outside_the_cut_is_set_in_the_apps_own_face(browser, live_service, service_world, tmp_path):
     """Korean text is set in NanumGothic served by the app, a visitor's file name too: a name
     with Hangul the page's cut lacks brings in the full face (for that name only), not the
     system's font; an ASCII name never does (test_every_verdict_on_the_public_page)."""

@@ -10,9 +10,9 @@ import pytest
 from likeness.detector.registered import register_detector
 from likeness.media import write_image
 from likeness.media.synthetic import astronaut
+from tests.browser import VIEWPORTS, scroll_width
 from tests.detector.handmade import evaluated_for_mina, face_box, gate_media, tint_face, write_detector
 
-from .test_console_browser import VIEWPORTS, browser, live_service  # noqa: F401 (fixtures)
 from .test_public_browser import SHOTS, check, open_page, page_font_characters
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")]
@@ -32,7 +32,7 @@ def chroma(tmp_path_factory):
 
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
-def test_suspected_manipulation_card(browser, live_service, service_world, chroma, tmp_path, size, language):  # noqa: F811
+def test_suspected_manipulation_card(browser, live_service, service_world, chroma, tmp_path, size, language):
     evaluated = evaluated_for_mina(service_world.workspace, *chroma, tmp_path / "chroma")
     register_detector(service_world.workspace, evaluated, "mina")
     rgb = astronaut()
@@ -50,7 +50,7 @@ def test_suspected_manipulation_card(browser, live_service, service_world, chrom
         page.screenshot(path=str(shots / "suspected-manipulation.png"), full_page=True)
         shown = page.evaluate("document.body.innerText").replace(fake.name, "")
         assert sorted({ch for ch in shown if not ch.isspace()} - font) == []
-        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+        assert scroll_width(page) <= VIEWPORTS[size]["width"]
         assert errors == []
     finally:
         context.close()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser import ARTIFACTS, LOCALES, VIEWPORTS, new_page, shoot, sign_in
+
 from .conftest import PASSWORD
-from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401  (fixtures)
 from .test_render_options import model_id, rendered, target  # noqa: F401  (fixtures)
 
 SHOTS = ARTIFACTS / "render-options"
@@ -30,16 +31,15 @@ WORDS = {
 
 
 def _shot(page, name: str, size: str, language: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}-{size}-{language}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"], name
+    shoot(page, SHOTS / f"{name}-{size}-{language}.png", size, name)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("language", ["en", "ko"])
 @pytest.mark.parametrize("size", list(VIEWPORTS))
 def test_render_form_check_boxes_reach_the_render(
-    browser,  # noqa: F811
-    live_service,  # noqa: F811
+    browser,
+    live_service,
     model_id,  # noqa: F811
     rendered,  # noqa: F811
     target,  # noqa: F811
@@ -48,17 +48,10 @@ def test_render_form_check_boxes_reach_the_render(
 ):
     SHOTS.mkdir(parents=True, exist_ok=True)
     words = WORDS[language]
-    context = browser.new_context(viewport=VIEWPORTS[size], locale="ko-KR" if language == "ko" else "en-GB")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    context, page, errors = new_page(browser, size, LOCALES[language])
     try:
         page.goto(f"{live_service}/login?next=/render")
-        page.fill("input[name=username]", "studio")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_service}/render")
+        sign_in(page, live_service, "studio", PASSWORD, "/render")
         assert page.locator("html").get_attribute("lang") == language
         options = page.locator("[data-render-options]")
         assert options.locator("legend").inner_text() == words["legend"]

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from likeness.service.roles import Role
+from tests.browser import ARTIFACTS, VIEWPORTS, collect_errors, new_page, scroll_width, sign_in
 
 from .conftest import PASSWORD
-from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401  (fixtures)
 from .test_studio_jobs import TINY_TRAINING, media  # noqa: F401  (fixture)
 
 
@@ -46,15 +46,9 @@ def test_a_train_job_shows_its_previews_and_plot(browser, live_service, service_
         assert train.status_code == 202, train.text
         job_id = train.json()["id"]
 
-        context = browser.new_context(viewport=VIEWPORTS["laptop"], locale="en-GB")
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        context, page, errors = new_page(browser, "laptop", console=False)
         page.goto(f"{live_service}/login?next=/jobs/{job_id}")
-        page.fill("input[name=username]", "studio")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_service}/jobs/{job_id}")
+        sign_in(page, live_service, "studio", PASSWORD, f"/jobs/{job_id}")
         # While it trains, the page follows it: the preview and plot appear without a reload.
         page.wait_for_selector("img[src*='preview_latest.png']:not([hidden])", timeout=120_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -68,13 +62,13 @@ def test_a_train_job_shows_its_previews_and_plot(browser, live_service, service_
             context = browser.new_context(viewport=viewport)
             context.add_cookies([*cookies, {"name": "likeness_lang", "value": language, "url": live_service}])
             page = context.new_page()
-            page.on("pageerror", lambda error: errors.append(str(error)))
+            collect_errors(page, errors, console=False)
             page.goto(f"{live_service}/jobs/{job_id}")
             assert page.locator("h2", has_text="학습" if language == "ko" else "Training").is_visible()
             for name in ("preview_latest.png", "metrics.png"):
                 image = page.locator(f"img[src*='{name}']")
                 assert image.evaluate("img => img.complete && img.naturalWidth") > 0, name
-            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            assert scroll_width(page) <= viewport["width"]
             page.screenshot(path=str(ARTIFACTS / f"train-done-{size}-{language}.png"), full_page=True)
             context.close()
     assert errors == []

@@ -9,8 +9,9 @@ import re
 
 import pytest
 
+from tests.browser import ARTIFACTS, VIEWPORTS, shoot, sign_in
+
 from .conftest import PASSWORD
-from .test_console_browser import ARTIFACTS, VIEWPORTS, browser, live_service  # noqa: F401  (fixtures)
 from .test_studio_jobs import TINY_TRAINING, media  # noqa: F401  (fixture)
 
 SHOTS = ARTIFACTS / "studio"
@@ -41,8 +42,7 @@ def _watch(page, errors: list[str]) -> None:
 
 
 def _shot(page, name: str, size: str, language: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}-{size}-{language}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"], name
+    shoot(page, SHOTS / f"{name}-{size}-{language}.png", size, name)
 
 
 @pytest.mark.slow
@@ -53,10 +53,7 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
     page = context.new_page()
     _watch(page, errors)
     page.goto(f"{live_service}/login?next=/studio")
-    page.fill("input[name=username]", "studio")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_service}/studio")
+    sign_in(page, live_service, "studio", PASSWORD, "/studio")
     assert page.locator("h1").inner_text() == "스튜디오"
     assert page.locator("#subjects .consent.ok").count() == 2  # mina's grant, jun's release
     assert page.locator("#subjects img.face").count() == 2  # their reference photos, as pictures
@@ -131,7 +128,7 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
     assert errors == []
 
 
-def _shoot_all(browser, cookies, live_service: str, pages: dict[str, str], errors: list[str]) -> None:  # noqa: F811
+def _shoot_all(browser, cookies, live_service: str, pages: dict[str, str], errors: list[str]) -> None:
     for size, viewport in VIEWPORTS.items():
         for language in ("ko", "en"):
             context = browser.new_context(viewport=viewport)

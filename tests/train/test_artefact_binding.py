@@ -17,7 +17,6 @@ from likeness.train import (
     TrainConfig,
     export_from_folder,
     export_model,
-    generated_face_samples,
     load_checkpoint,
     save_checkpoint,
     train_from_facesets,
@@ -25,24 +24,9 @@ from likeness.train import (
 )
 from tests.conftest import add_subject, issue_grant, revoke_grant
 
+from .conftest import face_pair, tiny_config, train_consented
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
-
-
-def tiny_config(**overrides) -> TrainConfig:
-    base = dict(
-        model="df_tiny",
-        resolution=32,
-        iterations=2,
-        batch_size=4,
-        checkpoint_every=2,
-        preview_every=0,
-        identity_metrics=False,
-        expression_metrics=False,
-        threads=1,
-        workers=1,
-        validation_fraction=0.2,
-    )
-    return TrainConfig(**(base | overrides))
 
 
 @pytest.fixture
@@ -89,15 +73,7 @@ def test_relabelled_faceset_manifest_is_refused_by_training(consent_world, sora,
     assert not (tmp_path / "m" / CHECKPOINT_NAME).exists()
     # The library entry point checks the faceset too, whatever authorization it is handed.
     with pytest.raises(ConsentError) as direct:
-        train_swap_model(
-            consent_world.authorize(),
-            consent_world.authorize_release(),
-            load_faceset(source),
-            load_faceset(target),
-            tmp_path / "d",
-            tiny_config(),
-            workspace=workspace,
-        )
+        train_consented(consent_world, (load_faceset(source), load_faceset(target)), tmp_path / "d", tiny_config())
     assert direct.value.reason == "artefact_altered"
     assert not workspace.ledger.find("model.checkpointed")
 
@@ -135,10 +111,7 @@ def test_faceset_from_another_workspace_is_refused(consent_world, faceset_writer
 def sora_model(consent_world, sora, tmp_path):
     """A checkpoint trained on sora's (generated) faces under her training grant."""
     out = tmp_path / "sora-model"
-    faces = (
-        generated_face_samples(12, identity=1, size=32, seed=0),
-        generated_face_samples(12, identity=2, size=32, seed=1),
-    )
+    faces = face_pair(12, 32)
     authz = consent_world.workspace.policy.authorize("sora", "training", "studio")
     train_swap_model(
         authz, consent_world.authorize_release(), *faces, out, tiny_config(), workspace=consent_world.workspace
@@ -146,13 +119,21 @@ def sora_model(consent_world, sora, tmp_path):
     return out
 
 
-def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
-    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+def _revoke_and_relabel_as_mina(consent_world, sora, sora_model):
+    """sora revokes her grant, then her checkpoint's consent is edited to name mina and mina's
+    grant; returns mina's subject record."""
+    registry = consent_world.workspace.registry
     revoke_grant(registry, sora, reason="withdrawn")
     state = load_checkpoint(sora_model / CHECKPOINT_NAME)
     mina = registry.get_subject("mina")
     state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
     save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+    return mina
+
+
+def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, sora, sora_model):
+    workspace = consent_world.workspace
+    _revoke_and_relabel_as_mina(consent_world, sora, sora_model)
 
     with pytest.raises(ConsentError) as refused:
         export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
@@ -162,20 +143,8 @@ def test_relabelled_checkpoint_is_refused_at_export_and_resume(consent_world, so
         export_from_folder(workspace, sora_model, org="studio")
     assert via_folder.value.reason == "artefact_altered"
     assert not (sora_model / "model.onnx").exists() and not (sora_model / "model_card.json").exists()
-    faces = (
-        generated_face_samples(12, identity=1, size=32, seed=0),
-        generated_face_samples(12, identity=2, size=32, seed=1),
-    )
     with pytest.raises(ConsentError) as resumed:
-        train_swap_model(
-            consent_world.authorize(),
-            consent_world.authorize_release(),
-            *faces,
-            sora_model,
-            TrainConfig(iterations=4),
-            resume=True,
-            workspace=workspace,
-        )
+        train_consented(consent_world, face_pair(12, 32), sora_model, TrainConfig(iterations=4), resume=True)
     assert resumed.value.reason == "artefact_altered"
 
 
@@ -220,12 +189,8 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     # mina's fields, is appended to the ledger. Export must not seal a mina card for sora's model.
     from likeness.digests import sha256_file
 
-    workspace, registry = consent_world.workspace, consent_world.workspace.registry
-    revoke_grant(registry, sora, reason="withdrawn")
-    state = load_checkpoint(sora_model / CHECKPOINT_NAME)
-    mina = registry.get_subject("mina")
-    state["consent"].update(subject_id=mina.id, subject_slug="mina", grant_id=consent_world.grant_id)
-    save_checkpoint(sora_model / CHECKPOINT_NAME, state)
+    workspace = consent_world.workspace
+    mina = _revoke_and_relabel_as_mina(consent_world, sora, sora_model)
     (genuine,) = workspace.ledger.find("model.checkpointed")
     workspace.ledger.append(
         "model.checkpointed",
@@ -245,20 +210,8 @@ def test_forged_checkpoint_event_appended_without_the_org_key_is_ignored(consent
     with pytest.raises(ConsentError) as direct:
         export_model(workspace, consent_world.authorize(), consent_world.authorize_release(), sora_model)
     assert direct.value.reason == "artefact_altered"
-    faces = (
-        generated_face_samples(12, identity=1, size=32, seed=0),
-        generated_face_samples(12, identity=2, size=32, seed=1),
-    )
     with pytest.raises(ConsentError) as resumed:
-        train_swap_model(
-            consent_world.authorize(),
-            consent_world.authorize_release(),
-            *faces,
-            sora_model,
-            TrainConfig(iterations=4),
-            resume=True,
-            workspace=workspace,
-        )
+        train_consented(consent_world, face_pair(12, 32), sora_model, TrainConfig(iterations=4), resume=True)
     assert resumed.value.reason == "artefact_altered"
     assert not (sora_model / "model_card.json").exists() and not workspace.ledger.find("model.exported")
 

@@ -11,18 +11,17 @@ import likeness.train.base_model as base_models
 from likeness.assets import asset, asset_path, checked_asset
 from likeness.errors import ConfigError, ConsentError, ModelError
 from likeness.models import create_model
-from likeness.train import CHECKPOINT_NAME, TrainConfig, generated_face_samples, load_checkpoint, train_swap_model
+from likeness.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train_swap_model
 from likeness.train.base_model import BASE_MODELS, base_card, load_base_weights
+
+from .conftest import face_pair, train_consented
 
 BASE = "df-tiny-64-base"
 
 
 @pytest.fixture(scope="module")
 def faces():
-    return (
-        generated_face_samples(12, identity=1, size=64, seed=0),
-        generated_face_samples(12, identity=2, size=64, seed=1),
-    )
+    return face_pair(12, 64)
 
 
 def fine_tune_config(**overrides) -> TrainConfig:
@@ -66,14 +65,7 @@ def test_the_shipped_base_is_in_the_asset_table_with_its_card() -> None:
 
 def test_a_fine_tune_starts_from_the_base_and_records_it(consent_world, faces, tmp_path, loads) -> None:
     out = tmp_path / "m"
-    train_swap_model(
-        consent_world.authorize(),
-        consent_world.authorize_release(),
-        *faces,
-        out,
-        fine_tune_config(),
-        workspace=consent_world.workspace,
-    )
+    train_consented(consent_world, faces, out, fine_tune_config())
     assert loads == [BASE]
     state = load_checkpoint(out / CHECKPOINT_NAME)
     assert state["base_model"] == {"name": BASE, "sha256": asset(BASE).sha256}

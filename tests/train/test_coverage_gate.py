@@ -11,10 +11,11 @@ from likeness.cli import app
 from likeness.faceset.report import CoverageRefused, compare_coverage, coverage_check
 from likeness.train import (
     CHECKPOINT_NAME,
-    TrainConfig,
     load_checkpoint,
     train_from_facesets,
 )
+
+from .conftest import QUIET_RUN, TINY_32, tiny_config, train_command
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -30,23 +31,6 @@ def photos_and_talking(consent_world, faceset_writer, tmp_path):
         tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2, n=20, open_mouth=12
     )
     return source, target
-
-
-def small_config(**overrides) -> TrainConfig:
-    base = {
-        "model": "df_tiny",
-        "resolution": 32,
-        "iterations": 2,
-        "batch_size": 4,
-        "checkpoint_every": 2,
-        "preview_every": 0,
-        "identity_metrics": False,
-        "expression_metrics": False,
-        "threads": 1,
-        "workers": 1,
-        "validation_fraction": 0.2,
-    }
-    return TrainConfig(**(base | overrides))
 
 
 def record(*, mouth=0.02, eyes=0.3, yaw=0.0, pitch=0.0):
@@ -104,7 +88,7 @@ def test_severe_gaps_refuse_unless_accepted():
 def test_closed_mouth_photos_against_a_talking_performer_are_refused(consent_world, photos_and_talking, tmp_path):
     source, target = photos_and_talking
     with pytest.raises(CoverageRefused) as refused:
-        train_from_facesets(consent_world.workspace, source, target, tmp_path / "m", small_config(), org="studio")
+        train_from_facesets(consent_world.workspace, source, target, tmp_path / "m", tiny_config(), org="studio")
     assert MOUTH_GAP in str(refused.value)
     assert not (tmp_path / "m").exists()  # nothing left behind
 
@@ -117,7 +101,7 @@ def test_accepted_gaps_train_and_are_recorded_in_the_folder_checkpoint_and_card(
     source, target = photos_and_talking
     out = tmp_path / "m"
     result = train_from_facesets(
-        consent_world.workspace, source, target, out, small_config(), org="studio", accept_gaps=True
+        consent_world.workspace, source, target, out, tiny_config(), org="studio", accept_gaps=True
     )
     assert result.iterations == 2 and result.coverage_check["accepted"]
     written = json.loads((out / "coverage_check.json").read_text())
@@ -130,35 +114,22 @@ def test_accepted_gaps_train_and_are_recorded_in_the_folder_checkpoint_and_card(
 def test_cli_refuses_then_trains_with_accept_gaps(consent_world, photos_and_talking, tmp_path):
     source, target = photos_and_talking
     out = tmp_path / "cli-model"
-    command = [
-        "--home",
-        str(consent_world.workspace.settings.home),
-        "train",
-        "--source",
-        str(source),
-        "--target",
-        str(target),
-        "--model",
-        "df_tiny",
-        "--res",
-        "32",
+    home = consent_world.workspace.settings.home
+    command = train_command(
+        home,
+        source,
+        target,
+        *TINY_32,
         "--out",
-        str(out),
+        out,
         "--iters",
         "2",
         "--batch",
         "4",
         "--checkpoint-every",
         "2",
-        "--preview-every",
-        "0",
-        "--no-identity-metrics",
-        "--no-expression-metrics",
-        "--org",
-        "studio",
-        "--threads",
-        "1",
-    ]
+        *QUIET_RUN,
+    )
     runner = CliRunner()
     refused = runner.invoke(app, command)
     assert refused.exit_code == 1

@@ -9,52 +9,23 @@ import onnx
 import pytest
 
 from likeness.errors import ConsentError, ModelError
-from likeness.train import (
-    TrainConfig,
-    export_model,
-    generated_face_samples,
-    load_swap_model,
-    quantize,
-    train_swap_model,
-)
+from likeness.train import export_model, generated_face_samples, load_swap_model, quantize
 from likeness.train.quantize import INT8_MIN_PSNR_DB, describe_int8, output_psnr, output_tail_nodes, split_calibration
 from likeness.train.swap_model import INT8_ONNX_NAME, ONNX_NAME, choose_precision
+
+from .conftest import tiny_config, train_consented
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-@pytest.fixture(scope="module")
-def faces():
-    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(
-        20, identity=2, size=48, seed=1
-    )
-
-
 @pytest.fixture
 def trained(consent_world, faces, tmp_path):
+    """Trained long enough (30 iterations) for the int8 copy's fidelity to mean something."""
     out = tmp_path / "model"
-    config = TrainConfig(
-        model="df_tiny",
-        resolution=32,
-        iterations=30,
-        batch_size=8,
-        checkpoint_every=30,
-        preview_every=0,
-        identity_metrics=False,
-        expression_metrics=False,
-        threads=1,
-        workers=1,
-        seed=3,
-        learning_rate=1e-3,
+    config = tiny_config(
+        iterations=30, batch_size=8, checkpoint_every=30, seed=3, learning_rate=1e-3, validation_fraction=0.1
     )
-    train_swap_model(
-        consent_world.authorize(),
-        consent_world.authorize_release(),
-        *faces,
-        out,
-        config,
-        workspace=consent_world.workspace,
-    )
+    train_consented(consent_world, faces, out, config)
     return out
 
 

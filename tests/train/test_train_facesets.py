@@ -21,32 +21,13 @@ from likeness.train import (
 )
 from likeness.train.recipes import describe_recipe
 
+from .conftest import QUIET_RUN, TINY_32, tiny_config, train_command
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-@pytest.fixture
-def facesets(consent_world, faceset_writer, tmp_path):
-    workspace = consent_world.workspace
-    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1)
-    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
-    return source, target
-
-
 def small_config(**overrides) -> TrainConfig:
-    base = dict(
-        model="df_tiny",
-        resolution=32,
-        iterations=6,
-        batch_size=4,
-        checkpoint_every=3,
-        preview_every=0,
-        identity_metrics=False,
-        expression_metrics=False,
-        threads=1,
-        workers=1,
-        validation_fraction=0.2,
-    )
-    return TrainConfig(**(base | overrides))
+    return tiny_config(**({"iterations": 6, "checkpoint_every": 3} | overrides))
 
 
 def test_faceset_adapter_reads_faces_lazily_with_hash_and_yaw(facesets):
@@ -76,17 +57,8 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
     common = ["--home", home]
     result = runner.invoke(
         app,
-        common
-        + [
-            "train",
-            "--source",
-            str(facesets[0]),
-            "--target",
-            str(facesets[1]),
-            "--model",
-            "df_tiny",
-            "--res",
-            "32",
+        [
+            *train_command(home, *facesets, *TINY_32),
             "--out",
             str(out),
             "--iters",
@@ -95,14 +67,7 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
             "4",
             "--checkpoint-every",
             "2",
-            "--preview-every",
-            "0",
-            "--no-identity-metrics",
-            "--no-expression-metrics",
-            "--org",
-            "studio",
-            "--threads",
-            "1",
+            *QUIET_RUN,
             "--lr",
             "1e-3",
             "--ema-decay",
@@ -194,28 +159,21 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     ],
 )
 def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_path, option, message):
+    home = consent_world.workspace.settings.home
     result = CliRunner().invoke(
         app,
-        [
-            "--home",
-            str(consent_world.workspace.settings.home),
-            "train",
-            "--source",
-            str(facesets[0]),
-            "--target",
-            str(facesets[1]),
-            "--model",
-            "df_tiny",
-            "--res",
-            "32",
+        train_command(
+            home,
+            *facesets,
+            *TINY_32,
             "--out",
-            str(tmp_path / "m"),
+            tmp_path / "m",
             "--iters",
             "2",
             "--org",
             "studio",
             *option,
-        ],
+        ),
     )
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
@@ -223,38 +181,28 @@ def test_cli_bad_training_options_are_clear_errors(consent_world, facesets, tmp_
     assert not (tmp_path / "m").exists()
 
 
+#: Narrower than df_tiny's own widths: a one-iteration run that is quicker still.
+NARROW = ("--model-option", "ae_dims=16", "--model-option", "d_dims=4")
+
+
 def _train_tiny_with_recipe(consent_world, facesets, out, *options):
     """``likeness train --recipe cpu-64`` on the tiny model at 32 px, batch 2, no metrics."""
+    home = consent_world.workspace.settings.home
     return CliRunner().invoke(
         app,
-        [
-            "--home",
-            str(consent_world.workspace.settings.home),
-            "train",
+        train_command(
+            home,
+            *facesets,
             "--recipe",
             "cpu-64",
-            "--source",
-            str(facesets[0]),
-            "--target",
-            str(facesets[1]),
-            "--model",
-            "df_tiny",
-            "--res",
-            "32",
+            *TINY_32,
             "--batch",
             "2",
             "--out",
-            str(out),
-            "--preview-every",
-            "0",
-            "--no-identity-metrics",
-            "--no-expression-metrics",
-            "--org",
-            "studio",
-            "--threads",
-            "1",
+            out,
+            *QUIET_RUN,
             *options,
-        ],
+        ),
     )
 
 
@@ -293,19 +241,7 @@ def test_cli_recipe_fills_in_what_the_command_line_leaves_out(consent_world, fac
 
 def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, facesets, tmp_path):
     out = tmp_path / "warp-throughout"
-    result = _train_tiny_with_recipe(
-        consent_world,
-        facesets,
-        out,
-        "--iters",
-        "1",
-        "--model-option",
-        "ae_dims=16",
-        "--model-option",
-        "d_dims=4",
-        "--warp-until",
-        "Never",
-    )
+    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", *NARROW, "--warp-until", "Never")
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["augment"] == {"flip": True, "warp_until": None}  # the recipe's flip stays
@@ -313,19 +249,7 @@ def test_cli_warp_until_never_overrides_the_recipes_warp_stop(consent_world, fac
 
 def test_cli_true_face_power_is_saved_and_refused_for_liae(consent_world, facesets, tmp_path):
     out = tmp_path / "true-face"
-    result = _train_tiny_with_recipe(
-        consent_world,
-        facesets,
-        out,
-        "--iters",
-        "1",
-        "--model-option",
-        "ae_dims=16",
-        "--model-option",
-        "d_dims=4",
-        "--true-face-power",
-        "0.05",
-    )
+    result = _train_tiny_with_recipe(consent_world, facesets, out, "--iters", "1", *NARROW, "--true-face-power", "0.05")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "train_config.json").read_text())["true_face_power"] == 0.05
     assert load_checkpoint(out / CHECKPOINT_NAME)["code_discriminator_state"]
@@ -362,22 +286,16 @@ def test_cli_train_help_states_the_config_defaults():
 
 def _train_tiny_by_default(consent_world, source, target, out, *options):
     """``likeness train`` with neither --recipe nor --res: the tiny model, narrow, one iteration."""
+    home = consent_world.workspace.settings.home
     return CliRunner().invoke(
         app,
-        [
-            "--home",
-            str(consent_world.workspace.settings.home),
-            "train",
-            "--source",
-            str(source),
-            "--target",
-            str(target),
+        train_command(
+            home,
+            source,
+            target,
             "--model",
             "df_tiny",
-            "--model-option",
-            "ae_dims=16",
-            "--model-option",
-            "d_dims=4",
+            *NARROW,
             "--model-option",
             "d_mask_dims=4",
             "--batch",
@@ -385,17 +303,10 @@ def _train_tiny_by_default(consent_world, source, target, out, *options):
             "--iters",
             "1",
             "--out",
-            str(out),
-            "--preview-every",
-            "0",
-            "--no-identity-metrics",
-            "--no-expression-metrics",
-            "--org",
-            "studio",
-            "--threads",
-            "1",
+            out,
+            *QUIET_RUN,
             *options,
-        ],
+        ),
         terminal_width=300,
     )
 

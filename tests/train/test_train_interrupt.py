@@ -20,6 +20,8 @@ from likeness.train.cpu_threads import (
 )
 from likeness.train.workflow import resume_training
 
+from .conftest import tiny_config, train_command
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 # The child trains with the library, printing each iteration, until it is interrupted.
@@ -45,14 +47,6 @@ _CHILD = textwrap.dedent("""
         print(f"saved {stopped.iteration} {stopped.checkpoint_path}", flush=True)
         sys.exit(130)
 """)
-
-
-@pytest.fixture
-def facesets(consent_world, faceset_writer, tmp_path):
-    workspace = consent_world.workspace
-    source = faceset_writer(tmp_path / "mina", workspace, consent_world.authorize(), identity=1)
-    target = faceset_writer(tmp_path / "jun", workspace, consent_world.authorize_release(), identity=2)
-    return source, target
 
 
 def test_sigint_saves_a_checkpoint_that_resumes(consent_world, facesets, tmp_path):
@@ -93,22 +87,8 @@ def test_cli_says_where_the_interrupted_run_was_saved(consent_world, facesets, t
         raise TrainingInterrupted(out / CHECKPOINT_NAME, 7)
 
     monkeypatch.setattr("likeness.train.train_from_facesets", interrupted)
-    result = CliRunner().invoke(
-        app,
-        [
-            "--home",
-            str(consent_world.workspace.settings.home),
-            "train",
-            "--source",
-            str(facesets[0]),
-            "--target",
-            str(facesets[1]),
-            "--out",
-            str(out),
-            "--org",
-            "studio",
-        ],
-    )
+    home = consent_world.workspace.settings.home
+    result = CliRunner().invoke(app, train_command(home, *facesets, "--out", out, "--org", "studio"))
     assert result.exit_code == 130
     assert "interrupted at iteration 7" in result.output
     assert str(out / CHECKPOINT_NAME) in result.output.replace("\n", "")
@@ -138,21 +118,10 @@ def test_passive_wait_is_asked_for_only_before_torch_loads(monkeypatch):
 
 
 def test_progress_events_say_how_many_threads_and_why(consent_world, facesets, tmp_path):
-    from likeness.train import TrainConfig, train_from_facesets
+    from likeness.train import train_from_facesets
 
     events = []
-    config = TrainConfig(
-        model="df_tiny",
-        resolution=32,
-        iterations=2,
-        batch_size=4,
-        checkpoint_every=2,
-        preview_every=0,
-        identity_metrics=False,
-        expression_metrics=False,
-        workers=1,
-        validation_fraction=0.2,
-    )
+    config = tiny_config(threads=None)  # the machine's load chooses
     train_from_facesets(
         consent_world.workspace, facesets[0], facesets[1], tmp_path / "m", config, org="studio", progress=events.append
     )

@@ -25,33 +25,19 @@ from likeness.train import (
 from likeness.train.loop import autocast_dtype, cpu_supports_bfloat16, data_loading
 from likeness.train.swap_model import CARD_KEYS
 
+from . import conftest
+from .conftest import train_consented
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-@pytest.fixture(scope="module")
-def faces():
-    return generated_face_samples(20, identity=1, size=48, seed=0), generated_face_samples(
-        20, identity=2, size=48, seed=1
-    )
-
-
 def tiny_config(**overrides) -> TrainConfig:
-    base = dict(
-        model="df_tiny",
-        resolution=32,
-        iterations=20,
-        batch_size=4,
-        checkpoint_every=10,
-        preview_every=0,
-        log_every=1,
-        identity_metrics=False,
-        expression_metrics=False,
-        threads=1,
-        workers=1,
-        seed=11,
-        learning_rate=1e-3,
+    """The folder's tiny run made long enough to learn: 20 iterations at a higher rate, each one
+    logged, a tenth held out (TrainConfig's default)."""
+    learning = dict(
+        iterations=20, checkpoint_every=10, log_every=1, seed=11, learning_rate=1e-3, validation_fraction=0.1
     )
-    return TrainConfig(**(base | overrides))
+    return conftest.tiny_config(**(learning | overrides))
 
 
 def weights(model_dir: Path, which: str = "model_state") -> dict[str, torch.Tensor]:
@@ -61,14 +47,7 @@ def weights(model_dir: Path, which: str = "model_state") -> dict[str, torch.Tens
 def test_tiny_model_loss_falls_and_artefacts_are_written(consent_world, faces, tmp_path):
     out = tmp_path / "model"
     config = tiny_config(iterations=40, batch_size=8, checkpoint_every=20, preview_every=20, model="liae_tiny")
-    result = train_swap_model(
-        consent_world.authorize(),
-        consent_world.authorize_release(),
-        *faces,
-        out,
-        config,
-        workspace=consent_world.workspace,
-    )
+    result = train_consented(consent_world, faces, out, config)
     assert result.iterations == 40 and result.stop_reason == "iterations"
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

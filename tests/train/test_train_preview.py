@@ -10,8 +10,10 @@ from likeness.errors import ConsentError
 from likeness.media import read_image
 from likeness.provenance.watermark import extract_watermark
 from likeness.provenance.writer import watermark_payload_for
-from likeness.train import TrainConfig, generated_face_samples, train_swap_model
+from likeness.train import generated_face_samples
 from likeness.train.preview import PREVIEW_EVENT, PREVIEW_MIN_SIDE, preview_grid, write_training_preview
+
+from .conftest import face_pair, tiny_config, train_consented
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
@@ -45,32 +47,8 @@ def test_no_preview_is_written_after_revocation(consent_world, tmp_path) -> None
 
 def test_training_writes_marked_previews(consent_world, tmp_path) -> None:
     out = tmp_path / "model"
-    faces = (
-        generated_face_samples(12, identity=1, size=32, seed=0),
-        generated_face_samples(12, identity=2, size=32, seed=1),
-    )
-    config = TrainConfig(
-        model="df_tiny",
-        resolution=32,
-        iterations=2,
-        batch_size=4,
-        checkpoint_every=2,
-        preview_every=2,
-        log_every=2,
-        identity_metrics=False,
-        expression_metrics=False,
-        threads=1,
-        workers=1,
-        seed=3,
-    )
-    train_swap_model(
-        consent_world.authorize(),
-        consent_world.authorize_release(),
-        *faces,
-        out,
-        config,
-        workspace=consent_world.workspace,
-    )
+    config = tiny_config(preview_every=2, log_every=2, seed=3, validation_fraction=0.1)
+    train_consented(consent_world, face_pair(12, 32), out, config)
     events = consent_world.workspace.ledger.find(PREVIEW_EVENT)
     assert events
     payloads = {watermark_payload_for(e.payload["job_id"]) for e in events}
