@@ -107,19 +107,9 @@ def test_the_report_records_the_mask_options_in_json_and_html(tmp_path) -> None:
 def test_the_mask_options_line_counts_the_faces_thin_rims_was_skipped_for(tmp_path) -> None:
     import json
 
-    report = RenderReport(
-        job_id="6" * 32,
-        target="t.mp4",
-        output=str(tmp_path / "o.mp4"),
-        kind="video",
-        model_dir="m",
-        subject_slug="mina",
-        performer_slug="jun",
-        use="music_video",
-        org="studio",
-        options={"refine": {"mouth": False, "eyes": False, "occlusion": True, "thin_rims": True}},
-        thin_rims_skipped_faces=3,
-    )
+    options = {"refine": {"mouth": False, "eyes": False, "occlusion": True, "thin_rims": True}}
+    report = video_report(tmp_path / "o.mp4", "6" * 32, options=options)
+    report.thin_rims_skipped_faces = 3
     write_report(report, tmp_path, "o", [])
     line = (
         "--mouth off, --eyes off, --occlusion on, --thin-rims on (--thin-rims skipped for 3 faces whose "
