@@ -134,9 +134,9 @@ def _warning_as_notice(
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Turn product errors into a one-line message and exit code 1 (a consent refusal too, as
-    ``refused (reason): message``; exit code 2 is Click's, for usage errors), and warnings shown
-    meanwhile (by the filters in force) into one-line notices."""
+    """Turn product errors, and OS errors naming a file, into a one-line message and exit code 1
+    (a consent refusal too, as ``refused (reason): message``; exit code 2 is Click's, for usage
+    errors), and warnings shown meanwhile (by the filters in force) into one-line notices."""
     with warnings.catch_warnings():
         warnings.showwarning = _warning_as_notice
         try:
@@ -146,3 +146,10 @@ def mapped_errors() -> Iterator[None]:
             raise typer.Exit(1) from None
         except LikenessError as exc:
             fail(str(exc))
+        except OSError as exc:
+            # A path the system refuses (unreadable, a name too long, a file where a folder
+            # should be): one line naming it. An error naming no file is no user's path; it stays
+            # a traceback.
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror or exc}")

@@ -65,10 +65,10 @@ def verify(
 
     from likeness.verify.scan import iter_media_files, verify_many
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail("not found: " + ", ".join(missing))
     with mapped_errors():
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            fail("not found: " + ", ".join(missing))
         extra_anchors = read_trust_anchors(anchors)
     with mapped_errors():
         workspace = open_workspace(ctx)
