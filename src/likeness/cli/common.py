@@ -46,6 +46,14 @@ class ReadableHelpCommand(TyperCommand):
                     formatter.write_dl(records)
 
 
+def printable(text: object) -> str:
+    """``text`` with what a terminal would act on written as an escape (a newline as ``\\n``,
+    an ESC as ``\\x1b``, a right-to-left override as ``\\u202e``): a file name or a manifest's
+    text cannot start a line of its own or move the cursor over the line before. Other
+    characters (Hangul, accents) stay as they are."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def read_input(path: Path, what: str) -> bytes:
     """The bytes of a file the user named (a public key, evidence), or a ConfigError naming it and
     why not (missing, a folder, unreadable) instead of the OS error's traceback."""
