@@ -36,3 +36,13 @@ def test_a_json_body_with_a_misspelt_member_is_a_422(service_world, role, path, 
     assert f"body.{misspelt}" in response.json()["detail"], response.text
     assert service_world.workspace.ledger.count() == ledger  # nothing drafted, invited or made
     assert Worker(service_world.workspace).run_one() is None  # nothing queued
+
+
+def test_a_refused_member_is_not_echoed_whole(service_world):
+    # A 500,000-character member name came back twice (in detail and errors), a 1 MB answer.
+    client = service_world.token_client(Role.ADMIN)
+    for path, body in (("/api/v1/tokens", {"name": "ci"}), ("/portal/api/register/options", {"token": "x"})):
+        response = client.post(path, json={**body, "k" * 500_000: 1, **{f"m{i}": 1 for i in range(5000)}})
+        assert response.status_code == 422, response.text[:300]
+        assert len(response.content) < 4000, (path, len(response.content))
+        assert "k" * 40 in response.json()["detail"] and "k" * 41 not in response.text
