@@ -26,12 +26,13 @@ JOB = "0" * 32
         (Role.STUDIO, "/api/v1/exports", {"model": JOB}, "modle"),
         (Role.ADMIN, "/api/v1/users", {"username": "zed", "password": "x" * 20, "role": "viewer"}, "display"),
         (Role.ADMIN, "/api/v1/tokens", {"name": "ci"}, "expires_days"),
+        (Role.ADMIN, "/portal/api/register/options", {"token": "x"}, "tokn"),
     ],
 )
 def test_a_json_body_with_a_misspelt_member_is_a_422(service_world, role, path, body, misspelt):
     client = service_world.token_client(role)
     ledger = service_world.workspace.ledger.count()
-    response = client.post(path, json={**body, misspelt: 5})
+    response = client.post(path, json={**body, misspelt: "5"})
     assert response.status_code == 422, (response.status_code, response.text[:400])
     assert f"body.{misspelt}" in response.json()["detail"], response.text
     assert service_world.workspace.ledger.count() == ledger  # nothing drafted, invited or made

@@ -420,11 +420,15 @@ def _request_options(rp: RelyingParty, challenge: bytes, allow: list[bytes]) -> 
     return dict(json.loads(options_to_json(options)))
 
 
+class InvitationToken(StrictBody):
+    token: str = Field(default="", max_length=200)
+
+
 @router.post("/portal/api/register/options", **HOLDER)
-def register_options(request: Request, body: dict[str, str]) -> JSONResponse:
+def register_options(request: Request, body: InvitationToken) -> JSONResponse:
     """Options to create the first passkey, for a live invitation token."""
     portal = portal_of(request)
-    invitation = portal.open_invitation(str(body.get("token", "")))
+    invitation = portal.open_invitation(body.token)
     holder = portal.registry.get_holder(invitation.holder_id)
     ceremony = portal.new_ceremony("register", holder_id=holder.id, invitation_id=invitation.id)
     rp = relying_party(request.app.state.services.settings)
