@@ -16,6 +16,18 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from likeness.errors import ConfigError
+
+
+def resolve_user_path(path: Path, hint: str) -> Path:
+    """``path`` expanded and resolved; a ``ConfigError`` naming it, with ``hint``, when it is a
+    symbolic link loop (which Python 3.11's ``resolve`` raises as a ``RuntimeError``)."""
+    try:
+        return path.expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symbolic link loop"
+        raise ConfigError(f"{path}: {reason}; {hint}") from None
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIKENESS_", extra="forbid")
@@ -119,7 +131,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_home(self) -> Path:
-        return self.home.expanduser().resolve()
+        return resolve_user_path(self.home, "give --home a folder")
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from likeness.config import Settings
@@ -45,6 +48,18 @@ def _engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def _opening(url: str) -> Iterator[None]:
+    """A database the workspace cannot open (a file it may not read, a server that refuses) is a
+    ``ConfigError`` naming it (password hidden) and the driver's first line, not a traceback."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown reason"
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise ConfigError(f"{shown}: cannot open the database ({reason})") from None
 
 
 def _alembic_config() -> Config:
@@ -122,7 +137,8 @@ class Workspace:
                 raise ConfigError(f"{folder}: cannot create the workspace folder ({exc.strerror})") from None
         os.chmod(settings.keys_dir, 0o700)
         engine = _engine(settings.resolved_database_url)
-        migrate(engine)
+        with _opening(settings.resolved_database_url):
+            migrate(engine)
         return cls._assemble(settings, engine)
 
     @classmethod
@@ -131,7 +147,9 @@ class Workspace:
         if not home.is_dir():
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
         engine = _engine(settings.resolved_database_url)
-        if not schema_is_current(engine):
+        with _opening(settings.resolved_database_url):
+            current = schema_is_current(engine)
+        if not current:
             raise ConfigError(
                 f"{settings.resolved_database_url}: database schema is missing or old (run: likeness init)"
             )

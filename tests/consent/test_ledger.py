@@ -202,3 +202,23 @@ def test_parallel_appends_keep_one_chain(consent_world):
         thread.join(timeout=120)
     assert len(ws.ledger.find("test.event")) == 80
     assert ws.ledger.verify().ok
+
+
+def test_a_database_that_refuses_writes_is_named_not_called_concurrent_writing(workspace):
+    # A read-only database (a workspace copied from another user, a read-only mount) was reported
+    # as "too much concurrent writing" after twenty tries.
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from likeness.consent.ledger import Ledger
+    from likeness.errors import LedgerError
+
+    database = workspace.engine.url.database
+    read_only = create_engine(f"sqlite:///file:{database}?mode=ro&uri=true")
+    ledger = Ledger(sessionmaker(read_only))
+    for append in (lambda: ledger.append("test.event", {}), lambda: ledger.append_many([("test.event", {})])):
+        with pytest.raises(
+            LedgerError, match=r"the database refused the write \(attempt to write a readonly database\)"
+        ):
+            append()
+    read_only.dispose()

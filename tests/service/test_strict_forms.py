@@ -67,3 +67,40 @@ def test_the_fields_the_pages_send_still_pass(service_world):
     # the CSRF token, sent by every console form, is never an unknown field
     assert client.post(f"/jobs/{JOB}/cancel", data={"csrf_token": csrf}).status_code == 404
     assert client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "path, fields",
+    [
+        (f"/cases/{JOB}/mark", {"state": "open", "comment": "x"}),
+        ("/consent/holders/invite", {"holder": "mina-holder", "subject_name": "x"}),
+        (f"/jobs/{JOB}/cancel", {}),
+        ("/logout", {}),
+        (f"/portal/requests/{JOB}/decline", {}),
+        ("/portal/logout", {}),
+    ],
+)
+def test_a_caller_who_may_not_use_a_form_learns_nothing_of_its_fields(service_world, path, fields):
+    # The app-wide check ran before the route's sign-in: an anonymous caller got a 422 listing
+    # a staff form's fields, and a 422 for a wrong name against a 401 for a right one.
+    anonymous = service_world.client()
+    for sent in (fields, {**fields, "zzz": "1"}):
+        response = anonymous.post(path, data=sent)
+        assert response.status_code == 401, (sent, response.status_code, response.text[:300])
+        assert "not a field" not in response.text
+
+
+def test_a_role_without_the_permission_gets_its_403_before_the_field_check(service_world):
+    client, csrf = _signed_in(service_world, Role.VIEWER)
+    response = client.post(f"/cases/{JOB}/mark", data={"state": "open", "zzz": "1", "csrf_token": csrf})
+    assert response.status_code == 403, response.text[:300]
+    assert "comment" not in response.text
+
+
+def test_an_upload_route_without_text_fields_says_so(service_world):
+    sent = {"x": "1"}
+    response = service_world.client().post(
+        "/api/v1/public/verify", data=sent, files={"file": ("a.png", PNG, "image/png")}
+    )
+    _refused(response, "x")
+    assert response.json()["detail"].endswith("(it takes no other field)"), response.text

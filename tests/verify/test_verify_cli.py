@@ -90,3 +90,17 @@ def test_an_anchor_that_holds_no_certificate_is_refused_before_any_file(consent_
         assert result.exit_code == 1, result.output
         assert f"{anchor}: " in result.output and reason in result.output, result.output
         assert "no-enrolled-artist" not in result.output  # refused before verifying
+
+
+def test_a_file_name_cannot_forge_a_verdict_line_or_move_the_cursor(consent_world, tmp_path):
+    # A collection's file names are whoever made it: a newline started a forged verdict line of
+    # its own, and a terminal escape could move the cursor over the real one (trial 8).
+    forged = "a.png\nlabelled-verified  b.png\n    C2PA: valid\x1b[1A\x1b[2K\u202egnp.png"
+    write_image(tmp_path / forged, astronaut())
+    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path / forged)])
+    assert result.exit_code == 0, result.output
+    verdict_line = result.stdout.splitlines()[0]
+    assert verdict_line.startswith("no-enrolled-artist  "), result.stdout
+    assert verdict_line.endswith(r"a.png\nlabelled-verified  b.png\n    C2PA: valid\x1b[1A\x1b[2K\u202egnp.png")
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert not any(line.startswith("labelled") for line in result.stdout.splitlines())

@@ -46,6 +46,14 @@ class ReadableHelpCommand(TyperCommand):
                     formatter.write_dl(records)
 
 
+def printable(text: object) -> str:
+    """``text`` with what a terminal would act on written as an escape (a newline as ``\\n``,
+    an ESC as ``\\x1b``, a right-to-left override as ``\\u202e``): a file name or a manifest's
+    text cannot start a line of its own or move the cursor over the line before. Other
+    characters (Hangul, accents) stay as they are."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def read_input(path: Path, what: str) -> bytes:
     """The bytes of a file the user named (a public key, evidence), or a ConfigError naming it and
     why not (missing, a folder, unreadable) instead of the OS error's traceback."""
@@ -134,9 +142,9 @@ def _warning_as_notice(
 
 @contextlib.contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Turn product errors into a one-line message and exit code 1 (a consent refusal too, as
-    ``refused (reason): message``; exit code 2 is Click's, for usage errors), and warnings shown
-    meanwhile (by the filters in force) into one-line notices."""
+    """Turn product errors, and OS errors naming a file, into a one-line message and exit code 1
+    (a consent refusal too, as ``refused (reason): message``; exit code 2 is Click's, for usage
+    errors), and warnings shown meanwhile (by the filters in force) into one-line notices."""
     with warnings.catch_warnings():
         warnings.showwarning = _warning_as_notice
         try:
@@ -146,3 +154,10 @@ def mapped_errors() -> Iterator[None]:
             raise typer.Exit(1) from None
         except LikenessError as exc:
             fail(str(exc))
+        except OSError as exc:
+            # A path the system refuses (unreadable, a name too long, a file where a folder
+            # should be): one line naming it. An error naming no file is no user's path; it stays
+            # a traceback.
+            if exc.filename is None:
+                raise
+            fail(f"{exc.filename}: {exc.strerror or exc}")

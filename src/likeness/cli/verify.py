@@ -15,6 +15,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    printable,
     read_trust_anchors,
     settings_from,
 )
@@ -65,10 +66,10 @@ def verify(
 
     from likeness.verify.scan import iter_media_files, verify_many
 
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail("not found: " + ", ".join(missing))
     with mapped_errors():
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            fail("not found: " + ", ".join(missing))
         extra_anchors = read_trust_anchors(anchors)
     with mapped_errors():
         workspace = open_workspace(ctx)
@@ -134,7 +135,8 @@ def verify(
 def _print_result(result) -> None:
     style = _VERDICT_STYLES.get(result.verdict.code, "white")
     suffix = " (unchanged since last verification)" if result.resumed else ""
-    console.print(Text.assemble((result.verdict.code, style), f"  {result.path}{suffix}"))
+    # The path and the evidence carry others' text (a file's name, a manifest's signer).
+    console.print(Text.assemble((result.verdict.code, style), f"  {printable(result.path)}{suffix}"))
     label = result.visible_label if result.visible_label is not None and result.visible_label.present else None
     label_said = False
     for sentence in result.verdict.evidence[:4]:
@@ -142,12 +144,12 @@ def _print_result(result) -> None:
             # The verdict's sentence says what the label means; the place is added to it, once.
             sentence = f"{sentence} ({_label_place(label)})"
             label_said = True
-        console.print(f"    {sentence}")
+        console.print(f"    {printable(sentence)}")
     if label is not None and not label_said:
         console.print(f"    visible AI label: present ({_label_place(label)})")
     for error in result.errors:
         if result.verdict.code != "error":
-            console.print(f"    note ({error.stage}): {error.reason}")
+            console.print(f"    note ({error.stage}): {printable(error.reason)}")
 
 
 def _label_place(label) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from likeness.config import resolve_user_path
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.grant_requests import (
@@ -55,7 +56,7 @@ def workspace_around(folder: Path) -> Path | None:
 def refuse_inside_workspace(folder: Path, what: str) -> None:
     """``ConfigError`` when ``folder`` is inside a likeness workspace: a holder's private key
     there is one the organisation holds."""
-    workspace = workspace_around(folder.expanduser().resolve())
+    workspace = workspace_around(resolve_user_path(folder, f"give the {what}'s folder"))
     if workspace is not None:
         raise ConfigError(
             f"{folder}: inside the likeness workspace {workspace}; a rights holder's {what} must stay "
@@ -81,7 +82,7 @@ def keygen(out: Path, name: str = "holder") -> HolderKeyFiles:
 
 def load_holder_key(path: Path) -> Ed25519PrivateKey:
     """The holder's private key (0600 file); refused inside a workspace, also through a link."""
-    refuse_inside_workspace(path.expanduser().resolve(), "private key")  # names the key file
+    refuse_inside_workspace(resolve_user_path(path, "give the private key file"), "private key")  # names the key file
     return keys.load_private_key(path)
 
 

@@ -212,6 +212,20 @@ def find_watermark_events(
         return found
 
 
+#: Tries of an append that collides with another writer on the tail.
+APPEND_TRIES = 20
+
+
+def _gave_up(last: Exception | None) -> LedgerError:
+    """Why ``APPEND_TRIES`` appends failed: other writers holding the tail, or what the database
+    said when it refused the write for another reason (a read-only file, a full disk), which
+    "too much concurrent writing" would hide."""
+    reason = str(getattr(last, "orig", None) or last or "").strip().splitlines()
+    if isinstance(last, IntegrityError) or not reason or any(w in reason[0] for w in ("locked", "busy")):
+        return LedgerError("could not append to the ledger: too much concurrent writing")
+    return LedgerError(f"could not append to the ledger: the database refused the write ({reason[0]})")
+
+
 class Ledger:
     """The product's only writer and reader of ledger rows."""
 
@@ -222,17 +236,19 @@ class Ledger:
         """Append one event in its own transaction; writers queue for the tail (and retry
         should one still collide on the next sequence number)."""
         payload_json = _payload_json(event_type, payload)
-        for _attempt in range(20):
+        last: Exception | None = None
+        for _attempt in range(APPEND_TRIES):
             with self._session_factory() as session:
                 try:
                     begin_serialized(session, LEDGER_LOCK)
                     row = _add_event(session, event_type, payload, payload_json)
                     session.commit()
-                except (IntegrityError, OperationalError):
+                except (IntegrityError, OperationalError) as exc:
                     session.rollback()
+                    last = exc
                     continue
                 return _event(row)
-        raise LedgerError("could not append to the ledger: too much concurrent writing")
+        raise _gave_up(last)
 
     def append_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[LedgerEvent]:
         """Append several events, in order, in one transaction (a scan's results: one commit
@@ -240,7 +256,8 @@ class Ledger:
         if not events:
             return []
         prepared = [(event_type, payload, _payload_json(event_type, payload)) for event_type, payload in events]
-        for _attempt in range(20):
+        last: Exception | None = None
+        for _attempt in range(APPEND_TRIES):
             with self._session_factory() as session:
                 try:
                     begin_serialized(session, LEDGER_LOCK)
@@ -249,11 +266,12 @@ class Ledger:
                         rows.append(_add_event(session, event_type, payload, payload_json))
                         session.flush()  # the next row's seq and prev_hash come from this one
                     session.commit()
-                except (IntegrityError, OperationalError):
+                except (IntegrityError, OperationalError) as exc:
                     session.rollback()
+                    last = exc
                     continue
                 return [_event(row) for row in rows]
-        raise LedgerError("could not append to the ledger: too much concurrent writing")
+        raise _gave_up(last)
 
     @staticmethod
     def append_in(session: Session, event_type: str, payload: dict[str, Any]) -> LedgerEvent:

@@ -19,7 +19,7 @@ from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.consent_view import consent_overview
 from likeness.service.errors import Forbidden, InvalidField, NotFound, ServiceError
-from likeness.service.forms import unknown_fields
+from likeness.service.forms import StrictBody, unknown_fields
 from likeness.service.job_kinds import (
     RENDER_FLAGS,
     exported_models,
@@ -54,19 +54,19 @@ class MeOut(UserOut):
     permissions: list[str]
 
 
-class UserIn(BaseModel):
+class UserIn(StrictBody):
     username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
     password: str = Field(min_length=MIN_PASSWORD_CHARS, max_length=1024)
     role: Role
     display_name: str | None = Field(default=None, max_length=200)
 
 
-class UserPatch(BaseModel):
+class UserPatch(StrictBody):
     role: Role | None = None
     active: bool | None = Field(default=None, description="false: the user's sessions and tokens stop working")
 
 
-class TokenIn(BaseModel):
+class TokenIn(StrictBody):
     name: str = Field(min_length=1, max_length=100)
     role: Role | None = Field(default=None, description="the token's role: your own (default) or viewer")
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
@@ -633,7 +633,7 @@ async def create_extraction(request: Request) -> JSONResponse:
     return _queued(job)
 
 
-class TrainingIn(BaseModel):
+class TrainingIn(StrictBody):
     source: str = Field(pattern=r"^[0-9a-f]{32}$", description="the extract job of the consenting subject's faceset")
     target: str = Field(pattern=r"^[0-9a-f]{32}$", description="the extract job of the released performer's faceset")
     recipe: str | None = Field(default=None, max_length=40, description="a recipe name (docs/training.md)")
@@ -649,7 +649,7 @@ class TrainingIn(BaseModel):
     accept_gaps: bool = Field(default=False, description="train although the source lacks what the performer does")
 
 
-class ExportIn(BaseModel):
+class ExportIn(StrictBody):
     model: str = Field(pattern=r"^[0-9a-f]{32}$", description="the train job whose model to export")
 
 

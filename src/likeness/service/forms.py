@@ -3,6 +3,8 @@ route of the service, its console and studio, the public page and the rights-hol
 misspelt option (``thin-rims``, ``Eyes``, ``coment``) would otherwise be dropped without a word
 and the job queued, the case marked or the request drafted without it.
 
+JSON bodies are strict too, through pydantic: their models derive from :class:`StrictBody`.
+
 One check, :func:`unknown_fields`, reached three ways: routes that declare their fields as
 FastAPI ``Form`` parameters through the app-wide dependency :func:`strict_form`; streamed
 uploads through ``api.accept_upload``/``public.receive_public_upload`` (their field lists); and
@@ -11,12 +13,22 @@ the few routes that read ``request.form()`` themselves, with the names they read
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from fastapi import Request, params
+from pydantic import BaseModel, ConfigDict
 
 from likeness.service.errors import InvalidField
+
+
+class StrictBody(BaseModel):
+    """A JSON request body: a member it does not declare is a 422 naming it (``body.max_render:
+    Extra inputs are not permitted``), as a form's unknown field is; dropped without a word, a
+    misspelt ``max_renders`` would draft a grant request with no cap on renders."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 #: Fields the service's own pages send with every form, whatever the route takes.
 BROWSER_FIELDS = ("csrf_token",)
@@ -34,7 +46,8 @@ def unknown_fields(sent: Iterable[str], known: Collection[str]) -> None:
     """
     for name in sent:
         if name not in known and name not in BROWSER_FIELDS:
-            raise InvalidField(f"{name[:40]!r}: not a field of this form (it takes {', '.join(sorted(known))})")
+            takes = ", ".join(sorted(known)) or "no other field"
+            raise InvalidField(f"{name[:40]!r}: not a field of this form (it takes {takes})")
 
 
 def declared_form_fields(request: Request) -> list[str] | None:
@@ -54,9 +67,29 @@ def declared_form_fields(request: Request) -> list[str] | None:
     return names(route.dependant)  # type: ignore[union-attr]
 
 
+def access_checks(dependant: Any) -> list[Callable[[Request], object]]:
+    """The route's sign-in and role checks: its dependencies that carry a ``permission``
+    (``auth.require``, the portal's ``require_holder``), its sub-dependencies' too."""
+    found = []
+    for sub in dependant.dependencies:
+        if getattr(sub.call, "permission", None) is not None:
+            found.append(sub.call)
+        found += access_checks(sub)
+    return found
+
+
 async def strict_form(request: Request) -> None:
     """App-wide dependency: a route with declared form fields refuses any other. FastAPI has
-    parsed the form before dependencies run, so this reads its cached copy."""
+    parsed the form before dependencies run, so this reads its cached copy.
+
+    App-wide dependencies run before the route's own, so a refusal first runs the route's
+    access checks: a caller who may not use the form gets their 401/403, not a 422 listing a
+    staff form's fields (nor a 422-or-401 answer telling which names the form takes)."""
     known = declared_form_fields(request)
-    if known is not None:
-        unknown_fields((await request.form()).keys(), known)
+    if known is None:
+        return
+    sent = list((await request.form()).keys())
+    if any(name not in known and name not in BROWSER_FIELDS for name in sent):
+        for check in access_checks(request.scope["route"].dependant):
+            check(request)
+        unknown_fields(sent, known)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.datastructures import UploadFile
 
 from likeness.consent.canonical import now_utc, parse_utc
@@ -35,7 +35,7 @@ from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
-from likeness.service.forms import unknown_fields
+from likeness.service.forms import StrictBody, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
@@ -72,6 +72,9 @@ def require_holder(request: Request) -> HolderSession:
     if request.method == "POST" and request.url.path.startswith("/portal/api/"):
         _check_holder_csrf(session, request.headers.get("x-csrf-token"))
     return session
+
+
+require_holder.permission = "holder"  # type: ignore[attr-defined]  # an access check (forms.access_checks)
 
 
 def _check_holder_csrf(session: HolderSession, supplied: str | None) -> None:
@@ -369,13 +372,13 @@ def holder_logout(request: Request, session: Holder, csrf_token: Annotated[str, 
 
 
 # --- WebAuthn ceremonies (JSON) -----------------------------------------------------------------
-class Ceremony(BaseModel):
+class Ceremony(StrictBody):
     ceremony_id: str = Field(max_length=64)
     credential: dict[str, Any]
     token: str | None = Field(default=None, max_length=200)
 
 
-class RevokeBody(BaseModel):
+class RevokeBody(StrictBody):
     reason: str = Field(default="", max_length=500)
 
 
@@ -417,11 +420,15 @@ def _request_options(rp: RelyingParty, challenge: bytes, allow: list[bytes]) -> 
     return dict(json.loads(options_to_json(options)))
 
 
+class InvitationToken(StrictBody):
+    token: str = Field(default="", max_length=200)
+
+
 @router.post("/portal/api/register/options", **HOLDER)
-def register_options(request: Request, body: dict[str, str]) -> JSONResponse:
+def register_options(request: Request, body: InvitationToken) -> JSONResponse:
     """Options to create the first passkey, for a live invitation token."""
     portal = portal_of(request)
-    invitation = portal.open_invitation(str(body.get("token", "")))
+    invitation = portal.open_invitation(body.token)
     holder = portal.registry.get_holder(invitation.holder_id)
     ceremony = portal.new_ceremony("register", holder_id=holder.id, invitation_id=invitation.id)
     rp = relying_party(request.app.state.services.settings)
@@ -631,7 +638,7 @@ def revoke(grant_id: str, request: Request, body: Ceremony, session: Holder) -> 
 
 
 # --- the agency's side: invite and ask -----------------------------------------------------------
-class InvitationBody(BaseModel):
+class InvitationBody(StrictBody):
     holder: str = Field(max_length=64, description="the rights holder's slug (created when new)")
     holder_name: str | None = Field(default=None, max_length=200)
     holder_kind: str = Field(default="artist", max_length=20)
@@ -717,7 +724,7 @@ def invite_holder(
     return create_invitation(request, principal, body)
 
 
-class RequestBody(BaseModel):
+class RequestBody(StrictBody):
     subject: str = Field(max_length=64)
     uses: list[str] = Field(min_length=1, max_length=10)
     valid_until: str = Field(max_length=40, description="YYYY-MM-DD, an ISO time or +30d")

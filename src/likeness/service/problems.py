@@ -123,6 +123,13 @@ def respond(
     return problem(status, code=code, title=title, detail=detail, instance=request.url.path, headers=headers, **extra)
 
 
+#: A 422 names where each problem is: the sender's own member names (a JSON key, a form field)
+#: are echoed up to ``MAX_ECHO`` characters, and the first ``MAX_ERRORS`` problems, so a body of
+#: one 500,000-character key (or 10,000 keys) is not sent back whole.
+MAX_ECHO = 40
+MAX_ERRORS = 20
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
@@ -152,8 +159,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"where": ".".join(str(p) for p in error.get("loc", ())), "problem": error.get("msg", "")}
-            for error in exc.errors()
+            {"where": ".".join(str(p)[:MAX_ECHO] for p in error.get("loc", ())), "problem": error.get("msg", "")}
+            for error in exc.errors()[:MAX_ERRORS]
         ]
         summary = "; ".join(f"{e['where']}: {e['problem']}" for e in errors[:5])
         return respond(request, 422, detail=summary or "the request is not valid", errors=errors)
