@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -45,6 +46,20 @@ def _engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _read_only_sqlite(database: Path) -> Engine:
+    """An engine on an existing SQLite file that cannot create or change a file (no pragmas)."""
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
 
 
 def _alembic_config() -> Config:
@@ -127,15 +142,22 @@ class Workspace:
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
+        """The workspace ``init`` made; refused (``ConfigError``) when there is none or its schema
+        is old, and then nothing is created: connecting to a missing SQLite file would create
+        it (and WAL mode its ``-wal`` and ``-shm``), so that file is checked first, read-only."""
         home = settings.resolved_home
-        if not home.is_dir():
+        url = settings.resolved_database_url
+        database = sqlite_file(url)
+        if not home.is_dir() or (database is not None and not database.is_file()):
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
-        engine = _engine(settings.resolved_database_url)
-        if not schema_is_current(engine):
-            raise ConfigError(
-                f"{settings.resolved_database_url}: database schema is missing or old (run: likeness init)"
-            )
-        return cls._assemble(settings, engine)
+        probe = _read_only_sqlite(database) if database is not None else _engine(url)
+        try:
+            current = schema_is_current(probe)
+        finally:
+            probe.dispose()  # an open reader would keep the -wal and -shm files after close()
+        if not current:
+            raise ConfigError(f"{url}: database schema is missing or old (run: likeness init)")
+        return cls._assemble(settings, _engine(url))
 
     @classmethod
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:
