@@ -63,7 +63,7 @@ def verify(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from likeness.verify.scan import iter_media_files, verify_many
+    from likeness.verify.scan import VerificationInterrupted, iter_media_files, verify_many
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -84,13 +84,10 @@ def verify(
             transient=True,
             disable=total <= 1,
         )
-        finished = 0
         with progress:
             task = progress.add_task("", total=total)
 
             def advance(done: int, _total: int, result) -> None:
-                nonlocal finished
-                finished = done
                 progress.update(task, completed=done, description=Path(result.path).name[:40])
 
             try:
@@ -103,15 +100,9 @@ def verify(
                     extra_anchors=extra_anchors,
                     force=force,
                 )
-            except KeyboardInterrupt:
+            except VerificationInterrupted as stopped:
                 progress.stop()
-                err_console.print(
-                    Text.assemble(
-                        ("interrupted", "yellow"),
-                        f" after {finished} of {total} file(s): their results are kept; rerun the same "
-                        "command to verify the rest (files verified unchanged are not analysed again)",
-                    )
-                )
+                err_console.print(Text.assemble(("interrupted", "yellow"), f" {_interrupted_note(stopped, report)}"))
                 raise typer.Exit(130) from None
     if as_json:
         # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
@@ -129,6 +120,25 @@ def verify(
         # Every verdict is printed first; the exit status tells a script that some file got none.
         err_console.print(f"{unreadable} of {len(results)} file(s) could not be verified (verdict 'error')")
         raise typer.Exit(1)
+
+
+def _interrupted_note(stopped, report: Path | None) -> str:
+    """What a Ctrl-C left behind. Verdicts are printed only once every file is done, and the
+    summary (``--report``) is written last, so a stop after the last file loses those only."""
+    again = "(files verified unchanged are not analysed again)"
+    if stopped.done < stopped.total:
+        return (
+            f"after {stopped.done} of {stopped.total} file(s): their results are kept; rerun the same command "
+            f"to verify the rest {again}"
+        )
+    verified = f"after all {stopped.total} file(s) were verified"
+    if stopped.summary is not None:
+        verified += f" and the summary {stopped.summary} was written"
+    before, todo = "before their verdicts were printed", "print them"
+    if report is not None and stopped.summary is None:
+        before += f" and the summary {report / 'results.json'} was written"
+        todo += " and write it"
+    return f"{verified}, {before}: the results are kept; rerun the same command to {todo} {again}"
 
 
 def _print_result(result) -> None:
