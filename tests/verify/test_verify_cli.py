@@ -109,9 +109,7 @@ def test_ctrl_c_during_a_folder_says_how_far_it_got_and_how_to_go_on(
     assert said.replace("SUMMARY", str(written)) in result.output
 
 
-def test_ctrl_c_after_the_last_file_says_all_were_verified_and_the_summary_was_not_written(
-    consent_world, tmp_path, monkeypatch
-):
+def test_ctrl_c_after_the_last_file_says_all_were_verified_and_what_was_not_done(consent_world, tmp_path, monkeypatch):
     # It said "after 2 of 2 file(s) ...; rerun the same command to verify the rest".
     from likeness.verify.pipeline import Verifier
 
@@ -134,9 +132,31 @@ def test_ctrl_c_after_the_last_file_says_all_were_verified_and_the_summary_was_n
         "write it" in result.output
     )
     assert not (report / "results.json").exists()
-    again = CliRunner().invoke(app, args, terminal_width=400)  # true to its word: nothing analysed again
+
+    import likeness.cli.verify
+
+    print_result = likeness.cli.verify._print_result
+    calls = []
+
+    def stopped_while_printing(result) -> None:
+        calls.append(result)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        print_result(result)
+
+    with monkeypatch.context() as patch:  # true to its word: nothing is analysed again
+        patch.setattr(likeness.cli.verify, "_print_result", stopped_while_printing)
+        printing = CliRunner().invoke(app, args, terminal_width=400)
+    assert printing.exit_code == 130, printing.output
+    assert (
+        f"interrupted after all 2 file(s) were verified and the summary {report / 'results.json'} was written, "
+        "while their verdicts were printed (1 of 2 printed in full): the results are kept; rerun the same "
+        "command to print them" in printing.output
+    )
+    assert printing.output.count("(unchanged since last verification)") == 1 and (report / "results.json").is_file()
+    again = CliRunner().invoke(app, args, terminal_width=400)
     assert again.exit_code == 0, again.output
-    assert again.output.count("(unchanged since last verification)") == 2 and (report / "results.json").is_file()
+    assert again.output.count("(unchanged since last verification)") == 2
 
 
 def test_an_anchor_that_holds_no_certificate_is_refused_before_any_file(consent_world, tmp_path):

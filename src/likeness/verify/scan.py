@@ -210,6 +210,8 @@ def verify_many(
     files = list(iter_media_files(paths))
     done = 0
     summary: Path | None = None
+    summary_file = Path(report_dir) / "results.json" if report_dir is not None else None
+    summary_before = _file_identity(summary_file)
     try:
         workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
         gallery = open_gallery(workspace)  # synced once here; workers get this very gallery
@@ -267,7 +269,18 @@ def verify_many(
             summary = write_index(final, report)
         return final
     except KeyboardInterrupt as stop:
+        if summary is None and summary_file is not None and _file_identity(summary_file) != summary_before:
+            summary = summary_file  # the stop landed after write_index replaced it, before it returned
         raise VerificationInterrupted(done, len(files), summary) from stop
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, None when absent: an atomic replace changes it."""
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns) if stat is not None else None
 
 
 def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
