@@ -210,7 +210,8 @@ def verify_many(
     files = list(iter_media_files(paths))
     done = 0
     summary: Path | None = None
-    summary_file = Path(report_dir) / "results.json" if report_dir is not None else None
+    report = Path(report_dir) if report_dir is not None else None
+    summary_file = report / "results.json" if report is not None else None
     summary_before = _file_identity(summary_file)
     try:
         workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
@@ -219,8 +220,6 @@ def verify_many(
         state = ResumeState(
             workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
         )
-        report = Path(report_dir) if report_dir is not None else None
-
         results: list[VerificationResult | None] = [None] * len(files)
 
         def finish(index: int, result: VerificationResult, *, fresh: bool) -> None:
