@@ -70,6 +70,27 @@ def test_the_assets_command_lists_the_table() -> None:
         assert row.name in result.output
 
 
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_assets_command_shows_every_name_size_and_whole_digest_in_a_narrow_terminal(width: int) -> None:
+    # A table of six columns cut names, paths and digests to "…" at 80 columns.
+    from likeness.cli import app
+
+    result = CliRunner().invoke(app, ["assets"], env={"COLUMNS": str(width)}, terminal_width=width)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= width and "…" not in result.output
+    blocks: dict[str, str] = {}  # asset name -> its block, whitespace removed (a folded digest joins)
+    for line in lines:
+        if not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = ""
+        blocks[name] += "".join(line.split())
+    assert list(blocks) == [row.name for row in assets.ASSETS]
+    for row in assets.ASSETS:
+        block = blocks[row.name]
+        assert f"size{row.size:,}bytes" in block and f"sha256{row.sha256}" in block, (row.name, block)
+
+
 def test_the_assets_command_fails_when_one_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     from likeness.cli import app
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
+from string import Formatter
 
 
 class LikenessError(Exception):
@@ -12,6 +14,26 @@ class LikenessError(Exception):
 
 class ConfigError(LikenessError):
     """Settings or workspace are missing or inconsistent."""
+
+
+class OptionError(ConfigError):
+    """An option refused by name. ``template`` writes each option it names as a placeholder of
+    its API field (``"{thin_rims} needs {occlusion} on"``); the message names the fields as
+    they are, and a front end names them its own way with :meth:`naming` (the CLI: its flags).
+
+    >>> error = OptionError("{thin_rims} needs {occlusion} on")
+    >>> str(error), error.naming({"thin_rims": "--thin-rims"})
+    ('thin_rims needs occlusion on', '--thin-rims needs occlusion on')
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.fields = tuple(field for _, field, _, _ in Formatter().parse(template) if field)
+        super().__init__(self.naming({}))
+
+    def naming(self, names: Mapping[str, str]) -> str:
+        """The message with each field called ``names[field]`` (its own name when absent)."""
+        return self.template.format_map({field: names.get(field, field) for field in self.fields})
 
 
 class ConsentReason(StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,20 @@ def _opening(url: str) -> Iterator[None]:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown reason"
         shown = make_url(url).render_as_string(hide_password=True)
         raise ConfigError(f"{shown}: cannot open the database ({reason})") from None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _read_only_sqlite(database: Path) -> Engine:
+    """An engine on an existing SQLite file that cannot create or change a file (no pragmas)."""
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
 
 
 def _alembic_config() -> Config:
@@ -143,17 +158,23 @@ class Workspace:
 
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
+        """The workspace ``init`` made; refused (``ConfigError``) when there is none or its schema
+        is old, and then nothing is created: connecting to a missing SQLite file would create
+        it (and WAL mode its ``-wal`` and ``-shm``), so that file is checked first, read-only."""
         home = settings.resolved_home
-        if not home.is_dir():
+        url = settings.resolved_database_url
+        database = sqlite_file(url)
+        if not home.is_dir() or (database is not None and not database.is_file()):
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
-        engine = _engine(settings.resolved_database_url)
-        with _opening(settings.resolved_database_url):
-            current = schema_is_current(engine)
+        probe = _read_only_sqlite(database) if database is not None else _engine(url)
+        try:
+            with _opening(url):
+                current = schema_is_current(probe)
+        finally:
+            probe.dispose()  # an open reader would keep the -wal and -shm files after close()
         if not current:
-            raise ConfigError(
-                f"{settings.resolved_database_url}: database schema is missing or old (run: likeness init)"
-            )
-        return cls._assemble(settings, engine)
+            raise ConfigError(f"{url}: database schema is missing or old (run: likeness init)")
+        return cls._assemble(settings, _engine(url))
 
     @classmethod
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:

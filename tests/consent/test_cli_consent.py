@@ -148,6 +148,30 @@ def test_commands_outside_a_workspace_fail_cleanly(tmp_path):
     assert "likeness init" in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("subject", "list"), ("org", "add", "acme"), ("audit", "log"), ("keys", "init"), ("verify", "PHOTO")],
+    ids=" ".join,
+)
+def test_a_folder_never_initialised_is_refused_and_left_empty(tmp_path, args):
+    # `--home EMPTY subject list` used to leave an empty likeness.db (and its -wal, -shm) there.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    photo = write_image(tmp_path / "photo.png", np.full((32, 32, 3), 128, np.uint8))
+    result = runner.invoke(app, ["--home", str(empty), *(str(photo) if a == "PHOTO" else a for a in args)])
+    assert result.exit_code == 1, result.output
+    assert f"{empty}: no workspace here (create one with: likeness init)" in result.output
+    assert list(empty.iterdir()) == []
+
+
+def test_an_empty_database_file_is_refused_and_nothing_is_added_beside_it(tmp_path):
+    # What the bug above left behind: opening it turned it into a WAL database with two more files.
+    (tmp_path / "likeness.db").touch()
+    result = runner.invoke(app, ["--home", str(tmp_path), "subject", "list"])
+    assert result.exit_code == 1 and "database schema is missing or old (run: likeness init)" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["likeness.db"] and (tmp_path / "likeness.db").stat().st_size == 0
+
+
 def test_init_on_a_file_names_it_instead_of_a_traceback(tmp_path):
     # A new user's slip: --home given a file. It used to end in FileExistsError's traceback.
     taken = tmp_path / "notes.txt"

@@ -109,7 +109,9 @@ def test_render_mask_flags_reach_the_render_options(consent_world, tmp_path, mon
 
 def test_render_refuses_thin_rims_without_the_occlusion_mask(consent_world, tmp_path) -> None:
     result = _render_card_only_model(consent_world, tmp_path, "--no-occlusion", "--thin-rims")
-    assert result.exit_code == 1 and "thin_rims adds to the occlusion mask" in result.output
+    assert result.exit_code == 1, result.output
+    # The CLI names its own flags; the API's message names the fields (thin_rims, occlusion).
+    assert "error: --thin-rims adds to the occlusion mask: it needs --occlusion on" in result.output
 
 
 def test_render_refusal_is_a_clear_message(consent_world, tmp_path) -> None:

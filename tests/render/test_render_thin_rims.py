@@ -95,8 +95,27 @@ def test_thin_rims_on_a_64_px_model_are_refused_not_ignored(trained_world) -> No
     # Trial 7: the add-on runs on crops of 128 px and up, so on a 64 px model the option rendered
     # exactly as without it, and said nothing.
     assert trained_world.load_model().card["resolution"] == 64
-    with pytest.raises(ConfigError, match="models of 128 px and more; this model is 64 px"):
+    with pytest.raises(
+        ConfigError, match="^thin_rims keeps rims only for models of 128 px and more; this model is 64 px"
+    ):
         trained_world.frame_renderer(FaceDetector(mode="image"), FaceEmbedder(), options=RefineOptions(thin_rims=True))
+
+
+def test_the_cli_refusal_on_a_64_px_model_names_the_option_typed(trained_world) -> None:
+    # It named the API field ("thin_rims keeps rims only ...") where the user had typed --thin-rims.
+    from typer.testing import CliRunner
+
+    from likeness.cli import app
+    from likeness.media import write_image
+
+    target = write_image(trained_world.tmp / "jun.png", grace_hopper())
+    out = trained_world.tmp / "out.png"
+    home = str(trained_world.workspace.home)
+    args = ["render", str(trained_world.model_dir), str(target), "--use", "music_video", "--out", str(out)]
+    result = CliRunner().invoke(app, ["--home", home, *args, "--thin-rims"], terminal_width=400)
+    assert result.exit_code == 1, result.output
+    assert "error: --thin-rims keeps rims only for models of 128 px and more; this model is 64 px" in result.output
+    assert "thin_rims" not in result.output and not out.exists()
 
 
 def test_a_face_without_a_spectacle_zone_is_swapped_without_the_add_on_and_counted(workspace_with_128_model) -> None:

@@ -59,24 +59,104 @@ def test_exit_status_is_zero_only_when_every_file_got_a_verdict(consent_world, t
     assert "no-enrolled-artist" in mixed.stdout and "error" in mixed.stdout and "clip.mp4" in mixed.stdout
 
 
-def test_ctrl_c_during_a_folder_says_how_far_it_got_and_how_to_go_on(consent_world, tmp_path, monkeypatch):
-    # A new user's Ctrl-C used to end `verify FOLDER` with exit status 130 and not a word.
+@pytest.mark.parametrize(
+    "done, summary, said",
+    [
+        (
+            1,
+            None,
+            "interrupted after 1 of 3 file(s): their results are kept; rerun the same command to verify the rest",
+        ),
+        (
+            3,
+            None,
+            "interrupted after all 3 file(s) were verified, before their verdicts were printed: the results are kept; "
+            "rerun the same command to print them",
+        ),
+        (
+            3,
+            "results.json",
+            "interrupted after all 3 file(s) were verified and the summary SUMMARY was written, before their "
+            "verdicts were printed: the results are kept; rerun the same command to print them",
+        ),
+    ],
+    ids=["midway", "after-the-last-file", "after-the-summary"],
+)
+def test_ctrl_c_during_a_folder_says_how_far_it_got_and_how_to_go_on(
+    consent_world, tmp_path, monkeypatch, done, summary, said
+):
+    # A new user's Ctrl-C used to end `verify FOLDER` with exit status 130 and not a word; then,
+    # after the last file, it said "after 3 of 3 file(s) ... verify the rest".
     import likeness.verify.scan
+    from likeness.verify.scan import VerificationInterrupted
 
     for name in ("a.png", "b.png", "c.png"):
         write_image(tmp_path / name, astronaut())
+    written = tmp_path / summary if summary else None
 
-    def one_then_interrupted(workspace, paths, *, progress, **_):
+    def interrupted(workspace, paths, *, progress, **_):
         class Done:
             path = str(tmp_path / "a.png")
 
-        progress(1, 3, Done())
+        progress(done, 3, Done())
+        raise VerificationInterrupted(done, 3, written)
+
+    monkeypatch.setattr(likeness.verify.scan, "verify_many", interrupted)
+    result = CliRunner().invoke(
+        app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path)], terminal_width=400
+    )
+    assert result.exit_code == 130, result.output
+    assert said.replace("SUMMARY", str(written)) in result.output
+
+
+def test_ctrl_c_after_the_last_file_says_all_were_verified_and_what_was_not_done(consent_world, tmp_path, monkeypatch):
+    # It said "after 2 of 2 file(s) ...; rerun the same command to verify the rest".
+    from likeness.verify.pipeline import Verifier
+
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "in" / name, astronaut())
+    report = tmp_path / "report"
+    args = ["--home", str(consent_world.workspace.home), "verify", str(tmp_path / "in"), "--workers", "1"]
+    args += ["--report", str(report)]
+
+    def stopped_after_the_last_file(self) -> None:  # closing the analysers: every file is done
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(likeness.verify.scan, "verify_many", one_then_interrupted)
-    result = CliRunner().invoke(app, ["--home", str(consent_world.workspace.home), "verify", str(tmp_path)])
+    with monkeypatch.context() as patch:
+        patch.setattr(Verifier, "close", stopped_after_the_last_file)
+        result = CliRunner().invoke(app, args, terminal_width=400)
     assert result.exit_code == 130, result.output
-    assert "interrupted after 1 of 3 file(s)" in result.output and "rerun the same command" in result.output
+    assert (
+        "interrupted after all 2 file(s) were verified, before their verdicts were printed and the summary "
+        f"{report / 'results.json'} was written: the results are kept; rerun the same command to print them and "
+        "write it" in result.output
+    )
+    assert not (report / "results.json").exists()
+
+    import likeness.cli.verify
+
+    print_result = likeness.cli.verify._print_result
+    calls = []
+
+    def stopped_while_printing(result) -> None:
+        calls.append(result)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        print_result(result)
+
+    with monkeypatch.context() as patch:  # true to its word: nothing is analysed again
+        patch.setattr(likeness.cli.verify, "_print_result", stopped_while_printing)
+        printing = CliRunner().invoke(app, args, terminal_width=400)
+    assert printing.exit_code == 130, printing.output
+    assert (
+        f"interrupted after all 2 file(s) were verified and the summary {report / 'results.json'} was written, "
+        "while their verdicts were printed (1 of 2 printed in full): the results are kept; rerun the same "
+        "command to print them" in printing.output
+    )
+    assert printing.output.count("(unchanged since last verification)") == 1 and (report / "results.json").is_file()
+    again = CliRunner().invoke(app, args, terminal_width=400)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("(unchanged since last verification)") == 2
 
 
 def test_an_anchor_that_holds_no_certificate_is_refused_before_any_file(consent_world, tmp_path):

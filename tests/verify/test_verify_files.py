@@ -268,6 +268,42 @@ def test_resumed_files_keep_or_get_evidence_packs_with_pictures(mina_world, tmp_
     assert len(verification_events(mina_world)) == 2
 
 
+def test_a_stop_says_how_far_the_scan_got_and_whether_the_summary_was_written(mina_world, tmp_path, monkeypatch):
+    import likeness.verify.report
+    from likeness.verify.scan import VerificationInterrupted
+
+    folder = tmp_path / "scan"
+    for name in ("a.png", "b.png"):
+        write_image(folder / name, grace_hopper())
+    report = tmp_path / "report"
+
+    def stop_after(count: int):
+        seen = []
+
+        def interrupt() -> None:
+            seen.append(1)
+            if len(seen) == count:
+                raise KeyboardInterrupt
+
+        return interrupt
+
+    with pytest.raises(VerificationInterrupted) as first:
+        verify_many(mina_world.workspace, [folder], workers=1, report_dir=report, interrupt=stop_after(1))
+    assert (first.value.done, first.value.total, first.value.summary) == (1, 2, None)
+
+    write_index = likeness.verify.report.write_index
+
+    def written_then_stopped(results, out_dir):  # the stop lands once the summary is in place
+        write_index(results, out_dir)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(likeness.verify.report, "write_index", written_then_stopped)
+    with pytest.raises(VerificationInterrupted) as last:
+        verify_many(mina_world.workspace, [folder], workers=1, report_dir=report)
+    assert (last.value.done, last.value.total, last.value.summary) == (2, 2, report / "results.json")
+    assert isinstance(last.value, KeyboardInterrupt)  # callers that know nothing of it stop as before
+
+
 def test_parallel_scan_writes_evidence_packs(mina_world, tmp_path, bad_files):
     render = render_image(mina_world, bad_files / "render.png")
     report = tmp_path / "report"

@@ -12,10 +12,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 from typer import _click as click
+from typer._click.globals import get_current_context
 from typer.core import TyperCommand
 
 from likeness.config import Settings
-from likeness.errors import ConfigError, ConsentError, LikenessError
+from likeness.errors import ConfigError, ConsentError, LikenessError, OptionError
 
 # soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
 # markup=False: what the commands print carries paths, names and library text, where "[/x]"
@@ -144,7 +145,8 @@ def _warning_as_notice(
 def mapped_errors() -> Iterator[None]:
     """Turn product errors, and OS errors naming a file, into a one-line message and exit code 1
     (a consent refusal too, as ``refused (reason): message``; exit code 2 is Click's, for usage
-    errors), and warnings shown meanwhile (by the filters in force) into one-line notices."""
+    errors; an option refused by its API field is named by the command's own flag), and warnings
+    shown meanwhile (by the filters in force) into one-line notices."""
     with warnings.catch_warnings():
         warnings.showwarning = _warning_as_notice
         try:
@@ -152,6 +154,8 @@ def mapped_errors() -> Iterator[None]:
         except ConsentError as exc:
             err_console.print(Text.assemble(("refused", "bold red"), f" ({exc.reason}): {exc}"))
             raise typer.Exit(1) from None
+        except OptionError as exc:
+            fail(exc.naming(option_names()))
         except LikenessError as exc:
             fail(str(exc))
         except OSError as exc:
@@ -161,3 +165,16 @@ def mapped_errors() -> Iterator[None]:
             if exc.filename is None:
                 raise
             fail(f"{exc.filename}: {exc.strerror or exc}")
+
+
+def option_names() -> dict[str, str]:
+    """The running command's options by parameter name (``thin_rims`` -> ``--thin-rims``): the
+    one mapping from the library's field names to what the user typed."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    return {
+        param.name: param.opts[0]
+        for param in ctx.command.params
+        if param.param_type_name == "option" and param.name is not None
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.text import Text
@@ -64,7 +64,7 @@ def verify(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from likeness.verify.scan import iter_media_files, verify_many
+    from likeness.verify.scan import VerificationInterrupted, iter_media_files, verify_many
 
     with mapped_errors():
         missing = [str(p) for p in paths if not p.exists()]
@@ -85,13 +85,10 @@ def verify(
             transient=True,
             disable=total <= 1,
         )
-        finished = 0
         with progress:
             task = progress.add_task("", total=total)
 
             def advance(done: int, _total: int, result) -> None:
-                nonlocal finished
-                finished = done
                 progress.update(task, completed=done, description=Path(result.path).name[:40])
 
             try:
@@ -104,25 +101,23 @@ def verify(
                     extra_anchors=extra_anchors,
                     force=force,
                 )
-            except KeyboardInterrupt:
+            except VerificationInterrupted as stopped:
                 progress.stop()
-                err_console.print(
-                    Text.assemble(
-                        ("interrupted", "yellow"),
-                        f" after {finished} of {total} file(s): their results are kept; rerun the same "
-                        "command to verify the rest (files verified unchanged are not analysed again)",
-                    )
-                )
-                raise typer.Exit(130) from None
-    if as_json:
-        # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
+                _interrupted(stopped.done, stopped.total, stopped.summary, report)
+    printed = 0
+    try:
         for result in results:
-            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
-    else:
-        for result in results:
-            _print_result(result)
-        if report is not None:
-            console.print(f"evidence packs in {report}")
+            if as_json:
+                # JSON Lines on stdout, untouched by Rich (no wrapping or colour inside the JSON).
+                typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+            else:
+                _print_result(result)
+            printed += 1
+    except KeyboardInterrupt:
+        summary = report / "results.json" if report is not None else None  # verify_many wrote it
+        _interrupted(len(results), len(results), summary, report, printed=printed)
+    if report is not None and not as_json:
+        console.print(f"evidence packs in {report}")
     if total == 0:
         err_console.print("no image or video files found")
     unreadable = sum(result.verdict.code == "error" for result in results)
@@ -130,6 +125,37 @@ def verify(
         # Every verdict is printed first; the exit status tells a script that some file got none.
         err_console.print(f"{unreadable} of {len(results)} file(s) could not be verified (verdict 'error')")
         raise typer.Exit(1)
+
+
+def _interrupted(
+    done: int, total: int, summary: Path | None, report: Path | None, *, printed: int | None = None
+) -> NoReturn:
+    """Say what a Ctrl-C left behind and exit 130. Verdicts are printed only once every file
+    is done, after the summary (``--report``) is written: a stop after the last file loses
+    only those, and a rerun analyses nothing again. ``printed``: verdicts printed whole before
+    a stop while printing (None: printing had not begun)."""
+    again = "(files verified unchanged are not analysed again)"
+    if done < total:
+        note = (
+            f"after {done} of {total} file(s): their results are kept; rerun the same command to verify the "
+            f"rest {again}"
+        )
+    else:
+        verified = f"after all {total} file(s) were verified"
+        if summary is not None:
+            verified += f" and the summary {summary} was written"
+        when = (
+            "before their verdicts were printed"
+            if printed is None
+            else f"while their verdicts were printed ({printed} of {total} printed in full)"
+        )
+        todo = "print them"
+        if report is not None and summary is None:
+            when += f" and the summary {report / 'results.json'} was written"
+            todo += " and write it"
+        note = f"{verified}, {when}: the results are kept; rerun the same command to {todo} {again}"
+    err_console.print(Text.assemble(("interrupted", "yellow"), f" {note}"))
+    raise typer.Exit(130)
 
 
 def _print_result(result) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.checks import check_rgb
-from likeness.errors import ConfigError, ConsentError, FaceError, ModelError
+from likeness.errors import ConsentError, FaceError, ModelError, OptionError
 from likeness.render.blend import paste_face, warp_to_frame
 from likeness.render.colour import lab_statistics, transfer_colour
 from likeness.render.gating import GateOptions, gate_face
@@ -85,7 +85,7 @@ class RefineOptions:
 
     def __post_init__(self) -> None:
         if self.thin_rims and not self.occlusion:
-            raise ConfigError("thin_rims adds to the occlusion mask: it needs occlusion on")
+            raise OptionError("{thin_rims} adds to the occlusion mask: it needs {occlusion} on")
 
 
 @dataclass
@@ -277,8 +277,8 @@ class FrameRenderer:
         if options.thin_rims and self.resolution < THIN_FROM:
             # The add-on runs only on crops of THIN_FROM px and up: on a smaller model the option
             # would render exactly as without it, so it is refused rather than ignored.
-            raise ConfigError(
-                f"thin_rims keeps rims only for models of {THIN_FROM} px and more; this model is "
+            raise OptionError(
+                f"{{thin_rims}} keeps rims only for models of {THIN_FROM} px and more; this model is "
                 f"{self.resolution} px: render without it"
             )
         from likeness.faces.align import as_coverage

@@ -39,6 +39,22 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, VerificationResult], None]
 
 
+class VerificationInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`verify_many`: ``done`` of ``total`` files have their results kept
+    (ledger event and resume state: a rerun does not analyse them again); ``summary`` is the
+    ``results.json`` written before the stop, or None (no report folder, or stopped before it).
+
+    A ``KeyboardInterrupt`` still (callers that know nothing of it stop as before); the CLI says
+    how far it got from it.
+    """
+
+    def __init__(self, done: int, total: int, summary: Path | None) -> None:
+        super().__init__(f"verification interrupted after {done} of {total} file(s)")
+        self.done = done
+        self.total = total
+        self.summary = summary
+
+
 def iter_media_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files named directly (any type, so a mislabelled file still gets a verdict) and, inside
     folders, files with an image or video extension, sorted, hidden entries skipped; symlinked
@@ -188,65 +204,82 @@ def verify_many(
     again even when an unchanged earlier result exists. ``interrupt`` stops the scan by raising:
     it is called after each file, and in this process also inside each video's decode loop.
     Each readable file gets one ``verification.completed`` ledger event; unreadable files get an
-    ``error`` result and none.
+    ``error`` result and none. A stop (``KeyboardInterrupt``) comes out as
+    :class:`VerificationInterrupted`, saying how far it got.
     """
     files = list(iter_media_files(paths))
-    workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
-    gallery = open_gallery(workspace)  # synced once here; workers get this very gallery
-    probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
-    state = ResumeState(
-        workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
-    )
-    report = Path(report_dir) if report_dir is not None else None
-
-    results: list[VerificationResult | None] = [None] * len(files)
     done = 0
-
-    def finish(index: int, result: VerificationResult, *, fresh: bool) -> None:
-        nonlocal done
-        if fresh and result.readable:
-            record_verification(workspace, result)
-            state.save(result)
-        results[index] = result
-        done += 1
-        if progress is not None:
-            progress(done, len(files), result)
-        if interrupt is not None:
-            interrupt()  # after the file's result is kept: a stop between files loses none
-
-    pending: list[int] = []
-    for index, path in enumerate(files):
-        previous = None
-        if not force:
-            try:
-                previous = state.lookup(sha256_file(path)) if path.is_file() else None
-            except OSError:
-                previous = None
-        if previous is not None:
-            resumed = replace(previous, path=str(path), resumed=True)
-            if report is not None and not _evidence_written(resumed, report):
-                # The state keeps no pixels: a pack with pictures needs a fresh pass.
-                pending.append(index)
-                continue
-            finish(index, resumed, fresh=False)
-        else:
-            pending.append(index)
-
+    summary: Path | None = None
+    report = Path(report_dir) if report_dir is not None else None
+    summary_file = report / "results.json" if report is not None else None
+    summary_before = _file_identity(summary_file)
     try:
-        if workers == 1 or len(pending) <= 1:
-            for index in pending:
-                finish(index, _verify_and_report(probe, files[index], report, interrupt), fresh=True)
-        else:
-            _run_pool(files, pending, workers, workspace, extra_anchors, gallery.snapshot(), report, finish)
-    finally:
-        probe.close()
+        workers = max(1, int(workers or getattr(workspace.settings, "workers", 1) or 1))
+        gallery = open_gallery(workspace)  # synced once here; workers get this very gallery
+        probe = Verifier(workspace, extra_anchors=extra_anchors, gallery=gallery)
+        state = ResumeState(
+            workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
+        )
+        results: list[VerificationResult | None] = [None] * len(files)
 
-    final = [r for r in results if r is not None]
-    if report is not None:
-        from likeness.verify.report import write_index
+        def finish(index: int, result: VerificationResult, *, fresh: bool) -> None:
+            nonlocal done
+            if fresh and result.readable:
+                record_verification(workspace, result)
+                state.save(result)
+            results[index] = result
+            done += 1
+            if progress is not None:
+                progress(done, len(files), result)
+            if interrupt is not None:
+                interrupt()  # after the file's result is kept: a stop between files loses none
 
-        write_index(final, report)
-    return final
+        pending: list[int] = []
+        for index, path in enumerate(files):
+            previous = None
+            if not force:
+                try:
+                    previous = state.lookup(sha256_file(path)) if path.is_file() else None
+                except OSError:
+                    previous = None
+            if previous is not None:
+                resumed = replace(previous, path=str(path), resumed=True)
+                if report is not None and not _evidence_written(resumed, report):
+                    # The state keeps no pixels: a pack with pictures needs a fresh pass.
+                    pending.append(index)
+                    continue
+                finish(index, resumed, fresh=False)
+            else:
+                pending.append(index)
+
+        try:
+            if workers == 1 or len(pending) <= 1:
+                for index in pending:
+                    finish(index, _verify_and_report(probe, files[index], report, interrupt), fresh=True)
+            else:
+                _run_pool(files, pending, workers, workspace, extra_anchors, gallery.snapshot(), report, finish)
+        finally:
+            probe.close()
+
+        final = [r for r in results if r is not None]
+        if report is not None:
+            from likeness.verify.report import write_index
+
+            summary = write_index(final, report)
+        return final
+    except KeyboardInterrupt as stop:
+        if summary is None and summary_file is not None and _file_identity(summary_file) != summary_before:
+            summary = summary_file  # the stop landed after write_index replaced it, before it returned
+        raise VerificationInterrupted(done, len(files), summary) from stop
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, None when absent: an atomic replace changes it."""
+    try:
+        stat = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns) if stat is not None else None
 
 
 def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
