@@ -164,7 +164,7 @@ class Workspace:
         home = settings.resolved_home
         url = settings.resolved_database_url
         database = sqlite_file(url)
-        if not home.is_dir() or (database is not None and not database.is_file()):
+        if not home.is_dir() or (database is not None and not database.exists()):
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
         probe = _read_only_sqlite(database) if database is not None else _engine(url)
         try:
