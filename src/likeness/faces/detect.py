@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -184,6 +185,12 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     return sorted(set(starts))
 
 
+def _close_graphs(graphs: list[Any]) -> None:
+    """Close and forget the MediaPipe solutions in ``graphs`` (each closed once)."""
+    while graphs:
+        graphs.pop().close()
+
+
 class FaceDetector:
     """MediaPipe face detector + 478-point FaceMesh; see the module docstring.
 
@@ -233,6 +240,10 @@ class FaceDetector:
         self.small_faces = bool(small_faces)
         self._detector: Any = None
         self._mesh: Any = None
+        # A MediaPipe graph left running keeps its threads and models (about 45 MB) until the
+        # process ends, even once collected: a detector dropped without close() shuts its own.
+        self._graphs: list[Any] = []
+        weakref.finalize(self, _close_graphs, self._graphs)
         self._closed = False
         self._open()
 
@@ -259,6 +270,7 @@ class FaceDetector:
                 refine_landmarks=True,
                 min_detection_confidence=0.3,
             )
+        self._graphs[:] = [graph for graph in (self._detector, self._mesh) if graph is not None]
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -268,9 +280,7 @@ class FaceDetector:
 
     def close(self) -> None:
         """Release the MediaPipe graphs; further ``detect`` calls raise ``FaceError``."""
-        for graph in (self._detector, self._mesh):
-            if graph is not None:
-                graph.close()
+        _close_graphs(self._graphs)
         self._detector = self._mesh = None
         self._closed = True
 
