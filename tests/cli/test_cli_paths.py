@@ -61,6 +61,10 @@ def test_a_symbolic_link_loop_is_one_line(home: Path, tmp_path: Path) -> None:
         assert said == f"error: {loop}: a symbolic link loop; give --home a folder", said
     said = refused("--home", str(home), "holder", "keygen", "--out", str(loop))
     assert said == f"error: {loop}: a symbolic link loop; give the private key's folder", said
+    # verify checked ``exists``, which is False for a loop: it said "not found".
+    for path in (loop, loop / "inside.png"):
+        said = refused("--home", str(home), "verify", str(path))
+        assert said == f"error: {path}: a symbolic link loop; give an image, a video or a folder", said
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(home: Path) -> None:
