@@ -53,7 +53,7 @@ def train(
             "--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False
         ),
     ] = None,
-    res: Annotated[
+    resolution: Annotated[
         int | None,
         typer.Option(
             "--res",
@@ -62,7 +62,7 @@ def train(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
-    iters: Annotated[
+    iterations: Annotated[
         int | None,
         typer.Option(
             "--iters",
@@ -78,8 +78,10 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")
     ] = None,
-    batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
-    lr: Annotated[
+    batch_size: Annotated[
+        int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")
+    ] = None,
+    learning_rate: Annotated[
         float | None, typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)
     ] = None,
     ema_decay: Annotated[
@@ -143,7 +145,7 @@ def train(
     preview_every: Annotated[
         int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")
     ] = 250,
-    priority: Annotated[
+    eyes_mouth_priority: Annotated[
         float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")
     ] = 1.0,
     identity_metrics: Annotated[
@@ -211,22 +213,22 @@ def train(
         train_from_facesets,
     )
 
-    if iters is not None and minutes is not None:
+    if iterations is not None and minutes is not None:
         fail("give --iters or --minutes, not both")
     if recipe is not None and resume is not None:
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         choice = None
-        stop: dict[str, Any] = {"iterations": iters, "minutes": minutes}
+        stop: dict[str, Any] = {"iterations": iterations, "minutes": minutes}
         if resume is None:
             if source is None or target is None or out is None:
                 fail("--source, --target and --out are required (or --resume MODEL_DIR)")
-            choice = resolve_recipe(recipe, resolution=res, target_path=target, cuda=cuda_available())
-            if not (iters or minutes):
+            choice = resolve_recipe(recipe, resolution=resolution, target_path=target, cuda=cuda_available())
+            if not (iterations or minutes):
                 stop = recipe_stop(choice.name)
             until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
-            given = iters or minutes
+            given = iterations or minutes
             console.print(
                 f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until}"
                 + (" (as given)" if given else " (the recipe's; --iters or --minutes to change)")
@@ -234,19 +236,25 @@ def train(
         chosen = recipe_options(
             choice.name if choice else None,
             model=model,
-            resolution=res,
-            batch_size=batch,
-            learning_rate=lr,
+            resolution=resolution,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
             true_face_power=true_face_power,
             augment={"flip": flip, "warp_until": _warp_until(warp_until)},
             model_options=model_options,
         )
         workspace = open_workspace(ctx)
         try:
-            with _TrainProgressBar(iters) as show:
+            with _TrainProgressBar(iterations) as show:
                 if resume is not None:
                     result = resume_training(
-                        workspace, resume, iterations=iters, minutes=minutes, threads=threads, org=org, progress=show
+                        workspace,
+                        resume,
+                        iterations=iterations,
+                        minutes=minutes,
+                        threads=threads,
+                        org=org,
+                        progress=show,
                     )
                 else:
                     if source is None or target is None or out is None:
@@ -260,7 +268,7 @@ def train(
                         seed=seed,
                         checkpoint_every=checkpoint_every,
                         preview_every=preview_every,
-                        eyes_mouth_priority=priority,
+                        eyes_mouth_priority=eyes_mouth_priority,
                         identity_metrics=identity_metrics,
                         expression_metrics=expression_metrics,
                         workers=workers,
