@@ -24,6 +24,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    printable,
 )
 from likeness.train.recipes import CLEARED, LARGE_FACE_PX, MAX_ITERATIONS, describe_recipe, recipe_names
 
@@ -230,7 +231,7 @@ def train(
             until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
             given = iterations or minutes
             console.print(
-                f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until}"
+                f"recipe: {choice.name or 'none'} ({printable(choice.reason)}); stops after {until}"
                 + (" (as given)" if given else " (the recipe's; --iters or --minutes to change)")
             )
         chosen = recipe_options(
@@ -286,7 +287,7 @@ def train(
                 Text.assemble(
                     ("interrupted", "yellow"),
                     f" at iteration {stopped.iteration}: checkpoint saved to "
-                    f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}",
+                    f"{printable(stopped.checkpoint_path)}\n  continue with: likeness train --resume {printable(model_dir)}",
                 )
             )
             raise typer.Exit(130) from None
@@ -296,7 +297,7 @@ def train(
             err_console.print(
                 Text.assemble(("interrupted", "yellow"), " before a checkpoint could be saved")
                 + (
-                    f"; the last one is {saved} (likeness train --resume {folder})"
+                    f"; the last one is {printable(saved)} (likeness train --resume {printable(folder)})"
                     if saved is not None and saved.is_file()
                     else "; nothing was kept"
                 )
@@ -304,7 +305,7 @@ def train(
             raise typer.Exit(130) from None
     console.print(
         f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
-        f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}"
+        f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {printable(result.model_dir)}"
     )
     checked = result.coverage_check or {}
     for gap in checked.get("gaps", []):
@@ -313,7 +314,7 @@ def train(
     if checked.get("accepted"):
         err_console.print(
             f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
-            f"{result.model_dir / 'coverage_check.json'} and the model card"
+            f"{printable(result.model_dir / 'coverage_check.json')} and the model card"
         )
     metrics = held_out_summary(result.metrics)
     if metrics:
@@ -493,8 +494,8 @@ def export(
     with mapped_errors():
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
     console.print(
-        f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
-        f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}"
+        f"exported {printable(result.onnx_path)} (sha256 {result.card['onnx_sha256'][:16]}…, "
+        f"max |onnx - torch| {result.max_abs_difference:.1e}) and {printable(result.card_path)}"
     )
     console.print(describe_int8(result.card.get("int8")))
 
