@@ -148,6 +148,11 @@ class ProvenanceError(LikenessError):
     """Watermarking, signing or reading provenance failed."""
 
 
+class WorkerStartError(LikenessError):
+    """A verification worker process could not build its verifier: every file it took would
+    fail the same way, so the run stops with the worker's reason instead of blaming each file."""
+
+
 class VerificationTimedOut(LikenessError):
     """A verification passed the deadline its caller gave and stopped (between frames or
     stages), so that whatever it held (the public checker's lock) is free again."""
