@@ -16,6 +16,11 @@ class ConfigError(LikenessError):
     """Settings or workspace are missing or inconsistent."""
 
 
+class DatabaseRefused(ConfigError):
+    """The database refused a write for its file's sake (read-only, a full disk). The message
+    names the file: the CLI prints it; the service logs it and tells its client less."""
+
+
 class OptionError(ConfigError):
     """An option refused by name. ``template`` writes each option it names as a placeholder of
     its API field (``"{thin_rims} needs {occlusion} on"``); the message names the fields as

@@ -31,7 +31,7 @@ from likeness.consent.keys import fingerprint, load_private_key, public_raw, sig
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
-from likeness.errors import ConfigError, RegistryError
+from likeness.errors import ConfigError, DatabaseRefused, RegistryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -55,7 +55,7 @@ def _engine(url: str) -> Engine:
             # line naming the database, not SQLAlchemy's traceback from wherever the commit was.
             reason = _file_refusal(context.original_exception)
             if reason is not None:
-                raise ConfigError(f"{database or url}: cannot write the database ({reason})") from None
+                raise DatabaseRefused(f"{database or url}: cannot write the database ({reason})") from None
 
         return engine
     return create_engine(url, pool_pre_ping=True)
