@@ -16,6 +16,11 @@ class ConfigError(LikenessError):
     """Settings or workspace are missing or inconsistent."""
 
 
+class DatabaseRefused(ConfigError):
+    """The database refused a write for its file's sake (read-only, a full disk). The message
+    names the file: the CLI prints it; the service logs it and tells its client less."""
+
+
 class OptionError(ConfigError):
     """An option refused by name. ``template`` writes each option it names as a placeholder of
     its API field (``"{thin_rims} needs {occlusion} on"``); the message names the fields as
@@ -146,6 +151,11 @@ class ModelError(LikenessError):
 
 class ProvenanceError(LikenessError):
     """Watermarking, signing or reading provenance failed."""
+
+
+class WorkerStartError(LikenessError):
+    """A verification worker process could not build its verifier: every file it took would
+    fail the same way, so the run stops with the worker's reason instead of blaming each file."""
 
 
 class VerificationTimedOut(LikenessError):

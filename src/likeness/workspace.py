@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
@@ -31,7 +31,7 @@ from likeness.consent.keys import fingerprint, load_private_key, public_raw, sig
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
-from likeness.errors import ConfigError, RegistryError
+from likeness.errors import ConfigError, DatabaseRefused, RegistryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,8 +47,32 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
+        database = sqlite_file(url)
+
+        @event.listens_for(engine, "handle_error")
+        def _refused_write(context: ExceptionContext) -> None:
+            # Every session's writes meet here: a file or folder the user may not write is one
+            # line naming the database, not SQLAlchemy's traceback from wherever the commit was.
+            reason = _file_refusal(context.original_exception)
+            if reason is not None:
+                raise DatabaseRefused(f"{database or url}: cannot write the database ({reason})") from None
+
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+#: SQLite's primary result codes for a database the system will not let it change: a read-only
+#: file or folder (READONLY), an access refused (PERM), a full disk (FULL). A file it cannot open
+#: at all is ``_opening``'s "cannot open the database".
+_FILE_REFUSALS = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_FULL}
+
+
+def _file_refusal(error: BaseException) -> str | None:
+    """The driver's reason when ``error`` is SQLite refusing a change for the file's sake."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(error, sqlite3.OperationalError) or code is None or code & 0xFF not in _FILE_REFUSALS:
+        return None
+    return (str(error).strip().splitlines() or [str(getattr(error, "sqlite_errorname", code))])[0]
 
 
 @contextlib.contextmanager

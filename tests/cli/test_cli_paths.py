@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from typer.testing import CliRunner
 
+import likeness.workspace
 from likeness.cli import app
 from likeness.media import write_image
 from likeness.media.synthetic import astronaut
@@ -61,6 +63,10 @@ def test_a_symbolic_link_loop_is_one_line(home: Path, tmp_path: Path) -> None:
         assert said == f"error: {loop}: a symbolic link loop; give --home a folder", said
     said = refused("--home", str(home), "holder", "keygen", "--out", str(loop))
     assert said == f"error: {loop}: a symbolic link loop; give the private key's folder", said
+    # verify checked ``exists``, which is False for a loop: it said "not found".
+    for path in (loop, loop / "inside.png"):
+        said = refused("--home", str(home), "verify", str(path))
+        assert said == f"error: {path}: a symbolic link loop; give an image, a video or a folder", said
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(home: Path) -> None:
@@ -68,3 +74,26 @@ def test_a_database_that_cannot_be_opened_is_one_line(home: Path) -> None:
     (home / "likeness.db").mkdir()  # what root's tests can make of "cannot open"; a 0000 file is the same
     said = refused("--home", str(home), "org", "list")
     assert said.startswith(f"error: sqlite:///{home / 'likeness.db'}: cannot open the database"), said
+
+
+def test_a_database_that_cannot_be_written_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 0444 file or a read-only folder as an unprivileged user; root writes those, so SQLite's
+    # query_only (the same "attempt to write a readonly database") stands in for them here.
+    opened = likeness.workspace._engine
+
+    def read_only(url: str):
+        engine = opened(url)
+
+        @sqlalchemy.event.listens_for(engine, "connect")
+        def _query_only(connection, _record) -> None:
+            connection.execute("PRAGMA query_only=ON")
+
+        return engine
+
+    with monkeypatch.context() as patch:
+        patch.setattr(likeness.workspace, "_engine", read_only)
+        said = refused("--home", str(home), "org", "add", "acme")
+    assert said == f"error: {home / 'likeness.db'}: cannot write the database (attempt to write a readonly database)"
+    # Its new key went with the refused row: once the database is writable the same command works.
+    result = runner.invoke(app, ["--home", str(home), "org", "add", "acme"])
+    assert result.exit_code == 0, result.output

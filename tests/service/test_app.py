@@ -100,3 +100,27 @@ def test_a_large_json_body_is_refused_before_it_is_read_whole(service_world):
 
     streamed = client.post("/api/v1/tokens", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
+
+
+def test_a_database_that_refuses_writes_is_a_503_naming_no_server_file(service_world, caplog):
+    # The CLI names the database file (workspace._engine's hook); the service tells its client
+    # less, and its log the rest. Before, a read-only database was an unhandled 500.
+    import sqlalchemy
+
+    engine = service_world.workspace.engine
+
+    def query_only(connection, _record) -> None:
+        connection.execute("PRAGMA query_only=ON")  # what a read-only file does to a write
+
+    sqlalchemy.event.listen(engine, "connect", query_only)
+    engine.dispose()
+    try:
+        response = service_world.token_client(Role.STUDIO).post("/api/v1/tokens", json={"name": "laptop"})
+    finally:
+        sqlalchemy.event.remove(engine, "connect", query_only)
+        engine.dispose()
+    assert response.status_code == 503 and response.headers["content-type"] == PROBLEM
+    detail = response.json()["detail"]
+    assert detail.startswith("the database refused the write; quote ") and "likeness.db" not in response.text
+    logged = [r.getMessage() for r in caplog.records if "database refused a write" in r.getMessage()]
+    assert logged and "likeness.db: cannot write the database (attempt to write a readonly database)" in logged[0]

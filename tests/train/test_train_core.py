@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from likeness.errors import ConfigError, FacesetError, ModelError
+from likeness.errors import ConfigError, FacesetError, ModelError, OptionError
 from likeness.train import checkpoint as ckpt
 from likeness.train.augment import (
     AugmentOptions,
@@ -154,6 +154,22 @@ def test_warp_schedule_stops_the_warp_from_its_iteration_on(faces):
 def test_bad_warp_schedule_is_a_config_error(bad):
     with pytest.raises(ConfigError, match="warp_until"):
         TrainConfig(augment={"warp_until": bad}).validate()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"precision": "{half}"}, "precision must be one of auto, float32, bfloat16, float16, got '{half}'"),
+        ({"model": "liae_tiny", "true_face_power": 0.01}, "true_face_power needs a df model"),
+    ],
+)
+def test_option_refusals_name_the_api_field(options, message):
+    # What the service's job error says (str of the error); the CLI names its flags (--batch),
+    # tests/train/test_train_facesets.py.
+    with pytest.raises(OptionError) as refused:
+        TrainConfig(**options).validate()
+    assert str(refused.value).startswith(message), refused.value
 
 
 def test_masks_follow_the_landmarks(faces):

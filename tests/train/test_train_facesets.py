@@ -143,12 +143,15 @@ def test_worker_processes_train_the_same_weights_as_worker_threads(consent_world
     "option, message",
     [
         (["--workers", "0"], "--workers"),
-        (["--precision", "int8"], "precision must be one of auto, float32, bfloat16, float16"),
+        # TrainConfig's refusals name the flag typed, not the API field (was "batch_size must be")
+        (["--precision", "int8"], "--precision must be one of auto, float32, bfloat16, float16, got 'int8'"),
+        (["--batch", "0"], "--batch must be >= 1, got 0"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
         (["--model-option", "ae_dims"], "expected KEY=VALUE"),
         (["--model-option", "ae_dims=wide"], "must be an integer"),
         (["--model-option", "bogus=3"], "unknown option"),
-        (["--ema-decay", "1.5"], "ema_decay"),
-        (["--lr-decay-iters", "0"], "lr_decay_iters"),
+        (["--ema-decay", "1.5"], "--ema-decay must be in [0, 1), got 1.5"),
+        (["--lr-decay-iters", "0"], "--lr-decay-iters must be >= 1 or unset, got 0"),
         (["--recipe", "gpu-9000"], "unknown training recipe 'gpu-9000'"),
         (["--warp-until", "soon"], "--warp-until 'soon': expected an iteration number >= 0 or 'never'"),
         (["--warp-until", "-5"], "--warp-until '-5'"),
@@ -257,7 +260,9 @@ def test_cli_true_face_power_is_saved_and_refused_for_liae(consent_world, facese
     result = _train_tiny_with_recipe(
         consent_world, facesets, tmp_path / "liae", "--iters", "1", "--model", "liae_tiny", "--true-face-power", "0.05"
     )
-    assert result.exit_code != 0 and "needs a df model" in result.output and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0 and "error: --true-face-power needs a df model" in said, said
+    assert said.endswith("not liae_tiny (liae); set it to 0") and "Traceback" not in said
     assert not (tmp_path / "liae").exists()
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from likeness.faces.align import align_face
 from likeness.faces.detect import FaceDetector
 from likeness.faces.occlusion import ONNX_FILE, WEIGHTS_DIR, OcclusionSegmenter, spectacle_zone
 from likeness.media.synthetic import astronaut
+from likeness.train.checkpoint import load_checkpoint
 from likeness.train.occlusion import (
     COVERAGES,
     DRAW_SIZE,
@@ -95,6 +97,31 @@ def test_a_rerun_with_other_faces_or_settings_does_not_resume_the_old_weights(sa
         train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, learning_rate=1e-4))
     card = train_occlusion_mask(samples, samples[:1], tmp_path, config=replace(config, threads=2))  # the same run
     assert card["training"]["threads"] == 2
+
+
+def test_an_interrupted_run_resumed_is_the_uninterrupted_run(samples, tmp_path: Path) -> None:
+    # The checkpoint kept neither PyTorch's generator nor the seconds trained: the card of a
+    # resumed run gave only the last session's time.
+    config = OcclusionTrainConfig(steps=4, batch=2, checkpoint_every=1, sizes=(64,))
+    whole = train_occlusion_mask(samples, samples[:1], tmp_path / "whole", config=config)
+
+    def stop_at_step_3(step: int, _total: int, _loss: float) -> None:
+        time.sleep(0.5 if step == 1 else 0)  # a first session longer than the whole quick run
+        if step == 3:
+            raise KeyboardInterrupt  # before step 3's checkpoint: step 2's is kept
+
+    with pytest.raises(KeyboardInterrupt):
+        train_occlusion_mask(samples, samples[:1], tmp_path / "parts", config=config, progress=stop_at_step_3)
+    first = load_checkpoint(tmp_path / "parts" / "checkpoint.pt")
+    assert first["step"] == 2 and first["seconds"] >= 0.5
+    resumed = train_occlusion_mask(samples, samples[:1], tmp_path / "parts", config=config)
+
+    weights, again = (load_checkpoint(tmp_path / f / "checkpoint.pt") for f in ("whole", "parts"))
+    assert weights["step"] == again["step"] == 4
+    for name, tensor in weights["net"].items():
+        assert torch.equal(tensor, again["net"][name]), name
+    assert torch.equal(weights["torch_rng"], again["torch_rng"])
+    assert resumed["training"]["seconds"] >= round(first["seconds"], 1) > whole["training"]["seconds"]
 
 
 def test_the_training_script_names_a_missing_folder_in_one_line(tmp_path: Path, capsys) -> None:

@@ -112,12 +112,19 @@ def configure_logging(level: int = logging.WARNING) -> None:
     shows its warnings and errors on stderr, as one line each (the root logger is left alone)."""
     from rich.logging import RichHandler
 
-    from likeness.cli.common import err_console
+    from likeness.cli.common import err_console, printable
+
+    class PrintableMessages(logging.Formatter):
+        """A record's message escaped as every printed path is (it quotes file names)."""
+
+        def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+            return printable(super().formatMessage(record))
 
     library = logging.getLogger("likeness")
     if any(getattr(handler, "likeness_cli", False) for handler in library.handlers):
         return
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.setFormatter(PrintableMessages())
     handler.likeness_cli = True  # type: ignore[attr-defined]
     handler.setLevel(level)
     library.addHandler(handler)

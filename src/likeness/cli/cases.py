@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from likeness.cli.common import console, fail, mapped_errors
+from likeness.cli.common import console, fail, mapped_errors, printable
 
 app = typer.Typer(
     help="Cases: near-duplicate files of a scan (re-uploads, re-encodes, crops, mirrors), grouped for takedowns.",
@@ -72,12 +72,12 @@ def show_case(
     summary = case.summary()
     console.print(
         f"{case.case_id}: {summary['members']} files, first seen {summary['first_seen']}, last seen "
-        f"{summary['last_seen']}; best evidence {summary['best_evidence']}",
+        f"{summary['last_seen']}; best evidence {printable(summary['best_evidence'])}",
     )
     for member in case.members:
         row = member.row
         extra = " (mirrored)" if member.mirrored else ""
-        console.print(f"  {row['verdict']}  {row['location']}{extra}")
+        console.print(f"  {row['verdict']}  {printable(row['location'])}{extra}")  # a scanned file's name
 
 
 @app.command("export")
@@ -102,7 +102,7 @@ def export_cases(
             if case is None:
                 continue
             csv_path, zip_path = export_case(case, to)
-            console.print(f"{case.case_id}: {zip_path}, {csv_path}")
+            console.print(f"{case.case_id}: {printable(zip_path)}, {printable(csv_path)}")
 
 
 def register(root: typer.Typer) -> None:

@@ -51,7 +51,8 @@ def printable(text: object) -> str:
     """``text`` with what a terminal would act on written as an escape (a newline as ``\\n``,
     an ESC as ``\\x1b``, a right-to-left override as ``\\u202e``): a file name or a manifest's
     text cannot start a line of its own or move the cursor over the line before. Other
-    characters (Hangul, accents) stay as they are."""
+    characters (Hangul, accents) stay as they are. Every path, name and library reason the
+    commands print goes through it (``fail`` and ``notice`` pass their whole line)."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
@@ -119,13 +120,13 @@ def open_workspace(ctx: typer.Context):  # -> Workspace (import kept lazy for fa
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(Text.assemble(("error:", "bold red"), f" {message}"))
+    err_console.print(Text.assemble(("error:", "bold red"), f" {printable(message)}"))
     raise typer.Exit(code)
 
 
 def notice(message: str) -> None:
     """One line on stderr for something the user should know that is not a failure."""
-    err_console.print(Text.assemble(("notice:", "yellow"), f" {message}"))
+    err_console.print(Text.assemble(("notice:", "yellow"), f" {printable(message)}"))
 
 
 def _warning_as_notice(
@@ -152,7 +153,7 @@ def mapped_errors() -> Iterator[None]:
         try:
             yield
         except ConsentError as exc:
-            err_console.print(Text.assemble(("refused", "bold red"), f" ({exc.reason}): {exc}"))
+            err_console.print(Text.assemble(("refused", "bold red"), f" ({exc.reason}): {printable(exc)}"))
             raise typer.Exit(1) from None
         except OptionError as exc:
             fail(exc.naming(option_names()))

@@ -18,6 +18,7 @@ from likeness.cli.common import (
     new_output_file,
     notice,
     open_workspace,
+    printable,
     read_input,
     settings_from,
     write_new_json,
@@ -55,10 +56,10 @@ def init(
         if org:
             workspace.registry.add_org(org, org_name)
             _signing_setup(workspace, org)
-    console.print(Text.assemble(("workspace ready", "green"), f" at {settings.resolved_home}"))
-    console.print(f"  database  {settings.resolved_database_url}")
-    console.print(f"  keys      {settings.keys_dir}")
-    console.print(f"  outputs   {settings.outputs_dir}")
+    console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
+    console.print(f"  database  {printable(settings.resolved_database_url)}")
+    console.print(f"  keys      {printable(settings.keys_dir)}")
+    console.print(f"  outputs   {printable(settings.outputs_dir)}")
 
 
 def _signing_setup(workspace, org_slug: str) -> None:
@@ -92,7 +93,7 @@ def org_list(ctx: typer.Context) -> None:
         orgs = open_workspace(ctx).registry.list_orgs()
     table = Table("slug", "name", "key fingerprint", "created")
     for org in orgs:
-        table.add_row(org.slug, org.name, org.key_fingerprint[:32] + "…", org.created_at)
+        table.add_row(org.slug, printable(org.name), org.key_fingerprint[:32] + "…", org.created_at)
     console.print(table)
 
 
@@ -159,7 +160,7 @@ def subject_add(
             report = enroll_reference_photos(workspace, record.slug, photo)
             console.print(f"reference photos: {report.added} enrolled")
             for path, reason in report.skipped:
-                console.print(Text.assemble("  ", ("skipped", "yellow"), f" {path}: {reason}"))
+                console.print(Text.assemble("  ", ("skipped", "yellow"), f" {printable(path)}: {printable(reason)}"))
             if not report.ok:
                 reasons = "; ".join(f"{path}: {reason}" for path, reason in report.skipped)
                 fail(
@@ -177,7 +178,11 @@ def subject_list(ctx: typer.Context) -> None:
         table = Table("slug", "name", "kind", "rights holder", "references")
         for s in subjects:
             table.add_row(
-                s.slug, s.name, s.kind, s.holder_slug, str(len(workspace.registry.reference_embeddings(s.id)))
+                s.slug,
+                printable(s.name),
+                s.kind,
+                s.holder_slug,
+                str(len(workspace.registry.reference_embeddings(s.id))),
             )
     console.print(table)
 
@@ -227,7 +232,9 @@ def consent_request(
             previews=stills,
         )
         _write_request(out, request)
-    console.print(f"grant request {request.record_id} for {subject} → {out} (send it to the rights holder)")
+    console.print(
+        f"grant request {request.record_id} for {printable(subject)} → {printable(out)} (send it to the rights holder)"
+    )
 
 
 @consent_app.command("export-request")
@@ -242,7 +249,7 @@ def consent_export_request(
         workspace = open_workspace(ctx)
         request = workspace.registry.request_file(request_id)
         _write_request(out, request)
-    console.print(f"grant request {request.record_id} → {out} (send it to the rights holder)")
+    console.print(f"grant request {request.record_id} → {printable(out)} (send it to the rights holder)")
 
 
 def _write_request(path: Path, request) -> None:
@@ -322,7 +329,8 @@ def consent_migrate_keys(
         console.print("no rights-holder private keys in this workspace: nothing to move")
     for key in moved:
         state = "in force" if key.in_force else "not in force"
-        console.print(f"moved {key.holder_slug}'s key ({key.fingerprint or 'unreadable'}, {state}) → {key.exported_to}")
+        fingerprint = key.fingerprint or "unreadable"
+        console.print(f"moved {key.holder_slug}'s key ({fingerprint}, {state}) → {printable(key.exported_to)}")
 
 
 @consent_app.command("list")
@@ -359,7 +367,8 @@ def consent_show(
         typer.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        console.print(f"{key:>18}  {', '.join(value) if isinstance(value, tuple) else value}")
+        # the purpose and the names are whoever drafted or signed the grant
+        console.print(f"{key:>18}  {printable(', '.join(value) if isinstance(value, tuple) else value)}")
 
 
 @consent_app.command("check")
@@ -378,7 +387,7 @@ def consent_check(
         try:
             authz = workspace.policy.authorize(subject, use, grantee)
         except ConsentError as exc:
-            console.print(Text.assemble(("not authorized", "red"), f" ({exc.reason}): {exc}"))
+            console.print(Text.assemble(("not authorized", "red"), f" ({exc.reason}): {printable(exc)}"))
             raise typer.Exit(1) from None
     console.print(
         Text.assemble(
@@ -436,7 +445,7 @@ def consent_recover_key(
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
         )
-    console.print(f"rights holder {holder} recovered by {grantee.slug}; new key {fingerprint[:24]}…")
+    console.print(f"rights holder {printable(holder)} recovered by {grantee.slug}; new key {fingerprint[:24]}…")
 
 
 @release_app.command("request")
@@ -468,7 +477,9 @@ def release_request(
             previews=stills,
         )
         _write_request(out, request)
-    console.print(f"release request {request.record_id} for {performer} → {out} (send it to the performer)")
+    console.print(
+        f"release request {request.record_id} for {printable(performer)} → {printable(out)} (send it to the performer)"
+    )
 
 
 @release_app.command("list")
@@ -516,10 +527,11 @@ def audit_verify(
         workspace = open_workspace(ctx)
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
-        console.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"))
+        console.print(Text.assemble(("warning:", "bold yellow"), f" {printable(warning)}"))
     for problem in report.problems:
-        # messages quote ledger and file text (a withdrawal's reason): shown as written
-        console.print(Text.assemble((str(problem.kind), "red"), f" {problem.subject}: {problem.message}"))
+        # messages quote ledger and file text (a withdrawal's reason): shown as written, escaped
+        said = f" {printable(problem.subject)}: {printable(problem.message)}"
+        console.print(Text.assemble((str(problem.kind), "red"), said))
     if not report.ok:
         console.print(Text.assemble(("ledger NOT intact", "red"), f": {len(report.problems)} problem(s)"))
         raise typer.Exit(1)
@@ -558,7 +570,7 @@ def audit_anchor(
     with mapped_errors():
         head, written = anchor_workspace(open_workspace(ctx), folders=to or None, org=org)
     for location in written:
-        console.print(f"anchored row {head['seq']} ({head['hash'][:16]}…) in {location}")
+        console.print(f"anchored row {head['seq']} ({head['hash'][:16]}…) in {printable(location)}")
 
 
 @audit_app.command("head")
@@ -601,7 +613,7 @@ def audit_log(
             if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
         )
         # payload text (a holder's revocation reason, a withdrawal's) is shown as written, not as markup
-        table.add_row(str(e.seq), e.created_at, e.event_type, details, e.hash[:12])
+        table.add_row(str(e.seq), e.created_at, e.event_type, printable(details), e.hash[:12])
     console.print(table)
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, printable
 
 detector_app = typer.Typer(
     help="The learned manipulation detector: train, evaluate on held-out media, register per artist "
@@ -109,13 +109,13 @@ def train(
         )
     validation = card["validation"]
     console.print(
-        f"{out / card['file']}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
+        f"{printable(out / card['file'])}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f} at "
         f"{card['calibration']['target_false_positive_rate']:.0%} false positives",
     )
     note = threshold_note(card)
     if note:
-        err_console.print(Text.assemble(("note", "yellow"), f": {note}"))
+        err_console.print(Text.assemble(("note", "yellow"), f": {printable(note)}"))
 
 
 @detector_app.command("export-general")
@@ -131,7 +131,7 @@ def export_general_command(
         card = export_general(out)
     validation = card["validation"]
     console.print(
-        f"{out / card['file']}: the general detector (weights sha256 {card['exported_from']['weights_sha256'][:12]}); "
+        f"{printable(out / card['file'])}: the general detector (weights sha256 {card['exported_from']['weights_sha256'][:12]}); "
         f"SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
         f"threshold {card['calibration']['threshold_probability']:.3f}",
     )
@@ -199,13 +199,17 @@ def evaluate(
                 workspace.close()
     for seen in evaluation["recognition"]:
         mark = ("analysed", "") if seen["analysed_by_verify"] else ("verify would not analyse", "yellow")
-        console.print(Text.assemble(f"{seen['class']:4}  {seen['unit']}: ", mark, f": {seen['says']}"))
+        console.print(Text.assemble(f"{seen['class']:4}  {printable(seen['unit'])}: ", mark, f": {seen['says']}"))
     for unit in evaluation["no_face"]:
         console.print(
-            Text.assemble(("not measured", "yellow"), f": {unit}: no face found in its frames (as verify samples them)")
+            Text.assemble(
+                ("not measured", "yellow"), f": {printable(unit)}: no face found in its frames (as verify samples them)"
+            )
         )
     figures = evaluation["figures"]
-    table = Table(title=f"{detector}: {figures['units']['real']} real and {figures['units']['fake']} fake units")
+    table = Table(
+        title=f"{printable(detector)}: {figures['units']['real']} real and {figures['units']['fake']} fake units"
+    )
     for column in ("method", "frame AUC", "video AUC"):
         table.add_column(column)
     table.add_row("detector", f"{figures['frame_auc']:.3f}", f"{figures['video_auc']:.3f}")
@@ -220,7 +224,7 @@ def evaluate(
     console.print(f"false-positive bound: {bound_says(evaluation['false_positive_bound'])}")
     for gate in evaluation["gates"]:
         verdict = ("holds", "green") if gate["holds"] else ("fails", "bold red")
-        console.print(Text.assemble(verdict, f"  {gate['gate']}: {gate['says']}"))
+        console.print(Text.assemble(verdict, f"  {gate['gate']}: {printable(gate['says'])}"))
     if evaluation["subject"] is None:
         console.print(
             Text.assemble(
@@ -264,7 +268,7 @@ def register_command(
             workspace.close()
     console.print(
         f"registered {registered.model} for {registered.subject_slug} (ledger #{registered.ledger_seq}): "
-        f"{registered.folder}",
+        f"{printable(registered.folder)}",
     )
 
 
@@ -330,7 +334,7 @@ def list_command(ctx: typer.Context) -> None:
         console.print("no detector is registered")
         return
     for registered, checked in rows:
-        used = f"NOT used by verify: {checked}" if isinstance(checked, str) else "used by verify"
+        used = f"NOT used by verify: {printable(checked)}" if isinstance(checked, str) else "used by verify"
         console.print(
             f"{registered.subject_slug}  {registered.model}  onnx {registered.onnx_sha256[:16]}  "
             f"ledger #{registered.ledger_seq} ({registered.registered_at})  {used}",
@@ -338,10 +342,10 @@ def list_command(ctx: typer.Context) -> None:
         if not isinstance(checked, str):
             console.print(f"    false-positive bound: {listed_bound(checked[1])}")
     for entry, says in withdrawn:
-        by = f" by {entry.by}" if entry.by else ""
+        by = f" by {printable(entry.by)}" if entry.by else ""
         console.print(
             f"{entry.subject_slug}  withdrawn{by}: {entry.model}  onnx {entry.onnx_sha256[:16]}  "
-            f"NOT used by verify: {says}",
+            f"NOT used by verify: {printable(says)}",  # the withdrawal's --reason
         )
 
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, mapped_errors, open_workspace
+from likeness.cli.common import console, err_console, mapped_errors, open_workspace, printable
 
 #: Near-duplicates named one per line after an extraction; the rest are counted.
 _DUPLICATES_SHOWN = 20
@@ -80,7 +80,7 @@ def extract(
                     task,
                     total=event.frame_total if is_clip else event.input_total,
                     completed=event.frame_index + 1 if is_clip else event.input_number,
-                    name=f"[{event.input_number}/{event.input_total}] {Path(event.input_path).name}",
+                    name=f"[{event.input_number}/{event.input_total}] {printable(Path(event.input_path).name)}",
                     faces=event.faces_kept,
                     rate=event.faces_seen / event.elapsed_s if event.elapsed_s > 0 else 0.0,
                 )
@@ -97,7 +97,9 @@ def extract(
                 )
                 raise typer.Exit(130) from None
     for skipped in report.skipped_inputs:
-        console.print(Text.assemble("  ", ("skipped", "yellow"), f" {skipped.path}: {skipped.reason}"))
+        console.print(
+            Text.assemble("  ", ("skipped", "yellow"), f" {printable(skipped.path)}: {printable(skipped.reason)}")
+        )
     _print_duplicates(report)
     rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
     console.print(
@@ -109,12 +111,14 @@ def extract(
         )
     )
     if not report.ok:
-        err_console.print(Text.assemble(("error:", "bold red"), f" no usable face of {subject} found; nothing written"))
+        err_console.print(
+            Text.assemble(("error:", "bold red"), f" no usable face of {printable(subject)} found; nothing written")
+        )
         raise typer.Exit(1)
     console.print(
         Text.assemble(
             ("faceset", "green"),
-            f" {report.out}: {report.faces_kept} face{'' if report.faces_kept == 1 else 's'} "
+            f" {printable(report.out)}: {report.faces_kept} face{'' if report.faces_kept == 1 else 's'} "
             f"from {report.inputs_used} input(s), sha256 {(report.faceset_sha256 or '?')[:16]}…",
         )
     )
@@ -132,7 +136,9 @@ def _print_duplicates(report) -> None:
     photos = [d for d in report.duplicates_dropped if not any(d["face"].startswith(f"{v} frame ") for v in videos)]
     for dropped in photos[:_DUPLICATES_SHOWN]:
         console.print(
-            Text.assemble("  ", ("near-duplicate dropped", "yellow"), f" {dropped['face']}: {dropped['reason']}")
+            Text.assemble(
+                "  ", ("near-duplicate dropped", "yellow"), f" {printable(dropped['face'])}: {dropped['reason']}"
+            )
         )
     photo_total = sum(n for path, n in report.duplicates_by_input.items() if not is_video(path))
     if photo_total > _DUPLICATES_SHOWN:
@@ -141,12 +147,12 @@ def _print_duplicates(report) -> None:
         count = report.duplicates_by_input[path]
         if count:
             example = next((d for d in report.duplicates_dropped if d["face"].startswith(f"{path} frame ")), None)
-            detail = f" (e.g. {example['face'][len(path) + 1 :]}: {example['reason']})" if example else ""
+            detail = f" (e.g. {printable(example['face'][len(path) + 1 :])}: {example['reason']})" if example else ""
             console.print(
                 Text.assemble(
                     "  ",
                     ("near-duplicates dropped", "yellow"),
-                    f" {Path(path).name}: {count} frame(s) repeat a kept face in pose and expression{detail}",
+                    f" {printable(Path(path).name)}: {count} frame(s) repeat a kept face in pose and expression{detail}",
                 )
             )
     if report.rejected.get("duplicate", 0):
@@ -166,7 +172,8 @@ def faceset_report(
         report = write_coverage_report(load_faceset(faceset), out or faceset / "report")
     for gap in report.gaps:
         console.print(Text.assemble("  ", ("gap", "yellow"), f" {gap}"))
-    console.print(Text.assemble(("report", "green"), f" {report.html_path}  summary {report.summary_path}"))
+    said = f" {printable(report.html_path)}  summary {printable(report.summary_path)}"
+    console.print(Text.assemble(("report", "green"), said))
 
 
 @faceset_app.command("show")
@@ -181,7 +188,7 @@ def faceset_show(
         loaded = load_faceset(faceset, verify_images=verify)
     manifest = loaded.manifest
     table = Table(show_header=False, box=None)
-    table.add_row("subject", f"{manifest.subject_slug} ({manifest.subject_id})")
+    table.add_row("subject", printable(f"{manifest.subject_slug} ({manifest.subject_id})"))  # the file's text
     if manifest.grant_id:
         table.add_row("grant", manifest.grant_id)
     if manifest.release_id:
@@ -215,10 +222,10 @@ def photos_add(
         workspace = open_workspace(ctx)
         report = enroll_reference_photos(workspace, subject, photos)
     for path, reason in report.skipped:
-        console.print(Text.assemble("  ", ("skipped", "yellow"), f" {path}: {reason}"))
+        console.print(Text.assemble("  ", ("skipped", "yellow"), f" {printable(path)}: {printable(reason)}"))
     for path in report.already_enrolled:
-        console.print(Text.assemble("  ", ("already enrolled", "dim"), f" {path}"))
-    console.print(f"reference photos for {report.subject_slug}: {report.added} enrolled")
+        console.print(Text.assemble("  ", ("already enrolled", "dim"), f" {printable(path)}"))
+    console.print(f"reference photos for {printable(report.subject_slug)}: {report.added} enrolled")
     if not report.ok:
         err_console.print(Text.assemble(("error:", "bold red"), " no usable reference photo"))
         raise typer.Exit(1)

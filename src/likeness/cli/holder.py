@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from likeness.cli.common import console, fail, mapped_errors, read_input, write_new_json
+from likeness.cli.common import console, fail, mapped_errors, printable, read_input, write_new_json
 
 holder_app = typer.Typer(
     help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
@@ -47,8 +47,8 @@ def holder_keygen(
 
     with mapped_errors():
         files = keygen(out, name)
-    console.print(f"private key {files.private_key} (0600: keep it here, never send it)")
-    console.print(f"public key  {files.public_key} (give this to the organisation)")
+    console.print(f"private key {printable(files.private_key)} (0600: keep it here, never send it)")
+    console.print(f"public key  {printable(files.public_key)} (give this to the organisation)")
     console.print(f"fingerprint {files.fingerprint}")
 
 
@@ -69,19 +69,20 @@ def holder_sign(
     with mapped_errors():
         parsed = ConsentRequest.from_json(read_json(request))
         for line in describe(parsed):
-            console.print(line)
+            # the organisation's text (a purpose): no terminal escape may redraw what the holder reads
+            console.print(printable(line))
         if previews is not None:
             problems = preview_problems(parsed, previews)
             if problems:
                 fail("preview stills do not match the request: " + "; ".join(problems))
             console.print(
-                f"preview stills in {previews}: all {len(parsed.preview_sha256)} named in the request are there"
+                f"preview stills in {printable(previews)}: all {len(parsed.preview_sha256)} named in the request are there"
             )
-        if not yes and not _confirmed(f"Sign this {parsed.kind} with {key}?"):
+        if not yes and not _confirmed(f"Sign this {parsed.kind} with {printable(key)}?"):
             fail("not signed", code=1)
         signed = sign_request(parsed, load_holder_key(key))
         write_new_json(out, signed.as_json())
-    console.print(f"signed {parsed.kind} {parsed.record_id} → {out} (send this file back)")
+    console.print(f"signed {parsed.kind} {printable(parsed.record_id)} → {printable(out)} (send this file back)")
 
 
 def _confirmed(question: str) -> bool:
@@ -109,7 +110,7 @@ def holder_revoke(
         signed = SignedConsent.from_json(read_json(signed_file))
         revocation = sign_revocation(signed, load_holder_key(key), reason=reason)
         write_new_json(out, revocation.as_json())
-    console.print(f"revocation signed → {out} (the organisation imports it with 'likeness consent import')")
+    console.print(f"revocation signed → {printable(out)} (the organisation imports it with 'likeness consent import')")
 
 
 @holder_app.command("rotate")
@@ -131,7 +132,7 @@ def holder_rotate(
         signed = SignedConsent.from_json(read_json(signed_file))
         rotation = sign_rotation(signed, load_holder_key(key), read_input(new_public_key, "new public key"))
         write_new_json(out, rotation.as_json())
-    console.print(f"key rotation signed → {out} (new key {rotation.payload['key_fingerprint']})")
+    console.print(f"key rotation signed → {printable(out)} (new key {rotation.payload['key_fingerprint']})")
 
 
 @holder_app.command("vouch-passkey")
@@ -154,12 +155,14 @@ def holder_vouch_passkey(
         if not isinstance(parsed, dict):
             raise ConsentRequestError(f"{statement}: not a passkey registration statement")
         for line in describe_vouch(parsed):
-            console.print(line)
-        if not yes and not _confirmed(f"Vouch for this passkey with {key}?"):
+            console.print(printable(line))
+        if not yes and not _confirmed(f"Vouch for this passkey with {printable(key)}?"):
             fail("not vouched", code=1)
         signed = sign_vouch(parsed, load_holder_key(key))
         write_new_json(out, signed.as_json())
-    console.print(f"passkey {parsed['key_fingerprint']} vouched for → {out} (send this file back)")
+    console.print(
+        f"passkey {printable(parsed['key_fingerprint'])} vouched for → {printable(out)} (send this file back)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from likeness.cli.common import console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, fail, mapped_errors, open_workspace, printable, settings_from
 
 keys_app = typer.Typer(
     help="The organisation's C2PA signing keys (root CA and ES256 signing certificate).",
@@ -35,7 +35,7 @@ def keys_init(
         workspace = open_workspace(ctx)
         organisation = workspace.registry.default_org(org or settings_from(ctx).org)
         setup = ensure_signing_setup(workspace.keys_dir / "c2pa", workspace.registry.org_display_name(organisation.id))
-    console.print(Text.assemble(("signing setup ready", "green"), f" for {setup.org_name}"))
+    console.print(Text.assemble(("signing setup ready", "green"), f" for {printable(setup.org_name)}"))
     _describe(setup)
 
 
@@ -52,17 +52,18 @@ def keys_show(ctx: typer.Context) -> None:
         setup = load_signing_setup(folder)
         anchors = workspace_trust_anchors(workspace)
     _describe(setup)
-    console.print(f"  trust anchors     {len(anchors)} (own root + {len(anchors) - 1} in {workspace.home / 'trust'})")
+    trust = printable(workspace.home / "trust")
+    console.print(f"  trust anchors     {len(anchors)} (own root + {len(anchors) - 1} in {trust})")
 
 
 def _describe(setup) -> None:
-    console.print(f"  organisation      {setup.org_name}")
+    console.print(f"  organisation      {printable(setup.org_name)}")
     console.print(f"  signer sha256     {setup.signer_fingerprint}")
     console.print(f"  root CA sha256    {setup.root_fingerprint}")
     console.print(f"  signer expires    {setup.not_valid_after}")
-    console.print(f"  certificate chain {setup.chain_path}")
-    console.print(f"  trust anchor      {setup.root_cert_path}")
-    console.print(f"  signing key       {setup.key_path} (0600)")
+    console.print(f"  certificate chain {printable(setup.chain_path)}")
+    console.print(f"  trust anchor      {printable(setup.root_cert_path)}")
+    console.print(f"  signing key       {printable(setup.key_path)} (0600)")
 
 
 def register(app: typer.Typer) -> None:

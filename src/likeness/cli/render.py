@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, settings_from
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, printable, settings_from
 from likeness.consent.vocabulary import FINAL_MEDIA_USES
 
 # One vocabulary: the uses render accepts are the consent package's final-media uses.
@@ -152,7 +152,7 @@ def render(
                 err_console.print(
                     Text.assemble(
                         ("interrupted", "yellow"),
-                        f": no output written to {out}; a video's frames are checkpointed every "
+                        f": no output written to {printable(out)}; a video's frames are checkpointed every "
                         f"{options.checkpoint_every}: rerun the same command to resume",
                     )
                 )
@@ -167,14 +167,19 @@ def render(
         )
     )
     for output in report.outputs:
-        console.print(f"  {output['path']}  (job {output['job_id']}, watermark {output['watermark_payload']})")
+        console.print(
+            f"  {printable(output['path'])}  (job {output['job_id']}, watermark {output['watermark_payload']})"
+        )
     for shot in report.shots:
         line = track_verdict_line(shot)
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(shot.get("verdict", ""), "white")
-        console.print(Text.assemble(("quality", colour), f" {line}"))
+        console.print(Text.assemble(("quality", colour), f" {printable(line)}"))
     if report.decode_error:
-        console.print(Text.assemble(("warning:", "yellow"), f" {report.decode_error}; rendered what decoded"))
+        console.print(
+            Text.assemble(("warning:", "yellow"), f" {printable(report.decode_error)}; rendered what decoded")
+        )
     for skipped_input in report.skipped_inputs:
-        console.print(Text.assemble(("skipped", "yellow"), f" {skipped_input['path']}: {skipped_input['reason']}"))
+        said = f" {printable(skipped_input['path'])}: {printable(skipped_input['reason'])}"
+        console.print(Text.assemble(("skipped", "yellow"), said))
     if report.report_html:
-        console.print(f"report: {report.report_html}")
+        console.print(f"report: {printable(report.report_html)}")

@@ -13,6 +13,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    printable,
     read_trust_anchors,
     settings_from,
 )
@@ -98,7 +99,7 @@ def scan(
     def started(start) -> None:
         nonlocal task
         if start.dashboard_link:
-            err_console.print(f"Dask dashboard: {start.dashboard_link}")
+            err_console.print(f"Dask dashboard: {printable(start.dashboard_link)}")
         err_console.print(
             f"{start.total} file(s): {start.skipped} already scanned, {start.to_verify} to verify "
             f"({start.engine} engine)"
@@ -135,7 +136,7 @@ def scan(
             progress.stop()
     console.print(
         f"{summary.files} file(s): {summary.verified} verified, {summary.copied} identical to a file "
-        f"verified before, {summary.skipped} skipped (already in {out}); verifier {summary.verifier_version}"
+        f"verified before, {summary.skipped} skipped (already in {printable(out)}); verifier {summary.verifier_version}"
     )
     if summary.errors:
         err_console.print(f"{summary.errors} file(s) could not be verified (verdict 'error'); see the 'errors' column")

@@ -15,6 +15,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    printable,
     settings_from,
 )
 
@@ -53,12 +54,12 @@ def serve(
     with mapped_errors():
         app = create_app(settings, with_worker=with_worker)
     err_console.print(
-        f"likeness service on http://{host}:{port}/  (public page /, console /console, rights-holder portal "
+        f"likeness service on http://{printable(host)}:{port}/  (public page /, console /console, rights-holder portal "
         "/portal, API /api/v1, schema /api/v1/openapi.json)"
     )
     portal_note = portal_origin_note(settings.portal_origin, host, port)
     if portal_note:
-        err_console.print(Text.assemble(("note:", "yellow"), f" {portal_note}"))
+        err_console.print(Text.assemble(("note:", "yellow"), f" {printable(portal_note)}"))
     if not with_worker:
         err_console.print("jobs run in 'likeness worker' processes (or start this with --with-worker)")
     uvicorn.run(

@@ -24,6 +24,7 @@ from likeness.cli.common import (
     fail,
     mapped_errors,
     open_workspace,
+    printable,
 )
 from likeness.train.recipes import CLEARED, LARGE_FACE_PX, MAX_ITERATIONS, describe_recipe, recipe_names
 
@@ -53,7 +54,7 @@ def train(
             "--model", help="Architecture: df or liae (default: df; see `likeness model list`).", show_default=False
         ),
     ] = None,
-    res: Annotated[
+    resolution: Annotated[
         int | None,
         typer.Option(
             "--res",
@@ -62,7 +63,7 @@ def train(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
-    iters: Annotated[
+    iterations: Annotated[
         int | None,
         typer.Option(
             "--iters",
@@ -78,8 +79,10 @@ def train(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")
     ] = None,
-    batch: Annotated[int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")] = None,
-    lr: Annotated[
+    batch_size: Annotated[
+        int | None, typer.Option("--batch", help="Batch size (default: chosen for the device).")
+    ] = None,
+    learning_rate: Annotated[
         float | None, typer.Option("--lr", help="AdamW learning rate (default: 0.0002).", show_default=False)
     ] = None,
     ema_decay: Annotated[
@@ -143,7 +146,7 @@ def train(
     preview_every: Annotated[
         int, typer.Option("--preview-every", help="Iterations between preview grids (0: no previews).")
     ] = 250,
-    priority: Annotated[
+    eyes_mouth_priority: Annotated[
         float, typer.Option("--eyes-mouth-priority", help="Extra loss weight on eyes and mouth (0 turns it off).")
     ] = 1.0,
     identity_metrics: Annotated[
@@ -211,42 +214,48 @@ def train(
         train_from_facesets,
     )
 
-    if iters is not None and minutes is not None:
+    if iterations is not None and minutes is not None:
         fail("give --iters or --minutes, not both")
     if recipe is not None and resume is not None:
         fail("--recipe applies to new runs; --resume continues with the recipe saved in the model folder")
     model_options = _model_options(model_option or [])  # before the progress bar opens
     with mapped_errors():
         choice = None
-        stop: dict[str, Any] = {"iterations": iters, "minutes": minutes}
+        stop: dict[str, Any] = {"iterations": iterations, "minutes": minutes}
         if resume is None:
             if source is None or target is None or out is None:
                 fail("--source, --target and --out are required (or --resume MODEL_DIR)")
-            choice = resolve_recipe(recipe, resolution=res, target_path=target, cuda=cuda_available())
-            if not (iters or minutes):
+            choice = resolve_recipe(recipe, resolution=resolution, target_path=target, cuda=cuda_available())
+            if not (iterations or minutes):
                 stop = recipe_stop(choice.name)
             until = f"{stop['minutes']:g} minutes" if stop["minutes"] else f"{stop['iterations']} iterations"
-            given = iters or minutes
+            given = iterations or minutes
             console.print(
-                f"recipe: {choice.name or 'none'} ({choice.reason}); stops after {until}"
+                f"recipe: {choice.name or 'none'} ({printable(choice.reason)}); stops after {until}"
                 + (" (as given)" if given else " (the recipe's; --iters or --minutes to change)")
             )
         chosen = recipe_options(
             choice.name if choice else None,
             model=model,
-            resolution=res,
-            batch_size=batch,
-            learning_rate=lr,
+            resolution=resolution,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
             true_face_power=true_face_power,
             augment={"flip": flip, "warp_until": _warp_until(warp_until)},
             model_options=model_options,
         )
         workspace = open_workspace(ctx)
         try:
-            with _TrainProgressBar(iters) as show:
+            with _TrainProgressBar(iterations) as show:
                 if resume is not None:
                     result = resume_training(
-                        workspace, resume, iterations=iters, minutes=minutes, threads=threads, org=org, progress=show
+                        workspace,
+                        resume,
+                        iterations=iterations,
+                        minutes=minutes,
+                        threads=threads,
+                        org=org,
+                        progress=show,
                     )
                 else:
                     if source is None or target is None or out is None:
@@ -260,7 +269,7 @@ def train(
                         seed=seed,
                         checkpoint_every=checkpoint_every,
                         preview_every=preview_every,
-                        eyes_mouth_priority=priority,
+                        eyes_mouth_priority=eyes_mouth_priority,
                         identity_metrics=identity_metrics,
                         expression_metrics=expression_metrics,
                         workers=workers,
@@ -278,7 +287,7 @@ def train(
                 Text.assemble(
                     ("interrupted", "yellow"),
                     f" at iteration {stopped.iteration}: checkpoint saved to "
-                    f"{stopped.checkpoint_path}\n  continue with: likeness train --resume {model_dir}",
+                    f"{printable(stopped.checkpoint_path)}\n  continue with: likeness train --resume {printable(model_dir)}",
                 )
             )
             raise typer.Exit(130) from None
@@ -288,7 +297,7 @@ def train(
             err_console.print(
                 Text.assemble(("interrupted", "yellow"), " before a checkpoint could be saved")
                 + (
-                    f"; the last one is {saved} (likeness train --resume {folder})"
+                    f"; the last one is {printable(saved)} (likeness train --resume {printable(folder)})"
                     if saved is not None and saved.is_file()
                     else "; nothing was kept"
                 )
@@ -296,7 +305,7 @@ def train(
             raise typer.Exit(130) from None
     console.print(
         f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
-        f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {result.model_dir}"
+        f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {printable(result.model_dir)}"
     )
     checked = result.coverage_check or {}
     for gap in checked.get("gaps", []):
@@ -305,7 +314,7 @@ def train(
     if checked.get("accepted"):
         err_console.print(
             f"  severe coverage gaps were accepted (--accept-gaps); recorded in "
-            f"{result.model_dir / 'coverage_check.json'} and the model card"
+            f"{printable(result.model_dir / 'coverage_check.json')} and the model card"
         )
     metrics = held_out_summary(result.metrics)
     if metrics:
@@ -485,8 +494,8 @@ def export(
     with mapped_errors():
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
     console.print(
-        f"exported {result.onnx_path} (sha256 {result.card['onnx_sha256'][:16]}…, "
-        f"max |onnx - torch| {result.max_abs_difference:.1e}) and {result.card_path}"
+        f"exported {printable(result.onnx_path)} (sha256 {result.card['onnx_sha256'][:16]}…, "
+        f"max |onnx - torch| {result.max_abs_difference:.1e}) and {printable(result.card_path)}"
     )
     console.print(describe_int8(result.card.get("int8")))
 

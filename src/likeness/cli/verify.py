@@ -64,9 +64,12 @@ def verify(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from likeness.config import resolve_user_path
     from likeness.verify.scan import VerificationInterrupted, iter_media_files, verify_many
 
     with mapped_errors():
+        for path in paths:  # a symbolic link loop is named as one (``exists`` says False for it)
+            resolve_user_path(path, "give an image, a video or a folder")
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             fail("not found: " + ", ".join(missing))

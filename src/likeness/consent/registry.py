@@ -357,7 +357,13 @@ class Registry:
             key_fingerprint=keys.fingerprint(raw),
             created_at=utc_iso(now_utc()),
         )
-        self._insert(org)
+        try:
+            self._insert(org)
+        except BaseException:
+            # Nothing refers to the new key yet; left behind, it would refuse the retry ("a key
+            # file already exists") once the database can be written again.
+            self.org_key_path(slug).unlink(missing_ok=True)
+            raise
         self._ledger.append(
             "org.created",
             {

@@ -237,9 +237,7 @@ def train_detector(
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         refuse_other_run(checkpoint, state.get("run"), run, elsewhere="another --out folder")
-        step = resume_loop(state, net, optimiser, schedule, rng)
-        torch.set_rng_state(state["torch_rng"])
-        seconds = float(state["seconds"])
+        step, seconds = resume_loop(state, net, optimiser, schedule, rng)
         logger.info("resumed detector training at step %d", step)
     started = time.perf_counter() - seconds
     half = max(1, config.batch // 2)
@@ -258,9 +256,7 @@ def train_detector(
             save_checkpoint(
                 checkpoint,
                 {
-                    **loop_state(net, optimiser, schedule, rng, step),
-                    "torch_rng": torch.get_rng_state(),
-                    "seconds": time.perf_counter() - started,
+                    **loop_state(net, optimiser, schedule, rng, step, seconds=time.perf_counter() - started),
                     "run": run,
                 },
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
+from likeness.errors import WorkerStartError
 from likeness.scan.engines import BaseEngine, WorkerSetup, failed_outcome
 from likeness.scan.sources import ScanItem
 from likeness.scan.task import ScanOutcome, scan_batch_in_worker
@@ -108,6 +109,8 @@ class DaskEngine(BaseEngine):
                 _, batch = in_flight.pop(future.key)
                 try:
                     outcomes = future.result()
+                except WorkerStartError:
+                    raise  # no file's fault: every one would fail alike
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
                     outcomes = [failed_outcome(item, version, f"{type(exc).__name__}: {exc}") for item in batch]
                 finally:

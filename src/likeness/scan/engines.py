@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from likeness.errors import WorkerStartError
 from likeness.scan.sources import ScanItem
 from likeness.scan.task import ScanOutcome, result_row, scan_in_worker, scan_item
 
@@ -141,6 +142,8 @@ class LocalPoolEngine(BaseEngine):
                         except BrokenProcessPool:
                             broken = True
                             queue.appendleft((item, attempt + 1))
+                        except WorkerStartError:
+                            raise  # no file's fault: every one would fail alike
                         except Exception as exc:  # noqa: BLE001 - a task's own failure is that file's row
                             yield failed_outcome(item, version, f"{type(exc).__name__}: {exc}")
                 if broken:

@@ -142,11 +142,9 @@ def copied_row(row: dict[str, Any], item: ScanItem) -> dict[str, Any]:
 
 def scan_in_worker(item: ScanItem, version: str) -> ScanOutcome:
     """The task both engines submit: ``scan_item`` with this worker process's verifier."""
-    from likeness.verify.scan import _WORKER
+    from likeness.verify.scan import _WORKER, worker_verifier
 
-    if "verifier" not in _WORKER:
-        raise RuntimeError("this worker has no verifier: the pool initializer or VerifierPlugin did not run")
-    return scan_item(_WORKER["verifier"], item, version=version, report_dir=_WORKER.get("report_dir"))
+    return scan_item(worker_verifier(), item, version=version, report_dir=_WORKER.get("report_dir"))
 
 
 def scan_batch_in_worker(items: tuple[ScanItem, ...], version: str) -> list[ScanOutcome]:

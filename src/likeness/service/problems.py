@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from likeness.errors import (
     ConfigError,
     ConsentError,
+    DatabaseRefused,
     LikenessError,
     MediaError,
     RegistryError,
@@ -138,12 +139,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LikenessError)
     async def _library_error(request: Request, exc: LikenessError) -> Response:
         status, code, title = _library_status(exc)
+        detail = str(exc)
+        if isinstance(exc, DatabaseRefused):  # it names the server's database file
+            error_id = uuid.uuid4().hex[:12]
+            log.error("database refused a write (%s) on %s %s: %s", error_id, request.method, request.url.path, exc)
+            detail = f"the database refused the write; quote {error_id} to your administrator"
         return respond(
             request,
             status,
             code=code,
             title=title,
-            detail=str(exc),
+            detail=detail,
             reason=getattr(exc, "reason", None) if isinstance(exc, ConsentError) else None,
         )
 

@@ -118,25 +118,40 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return read_checkpoint(path)[0]
 
 
-def loop_state(net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator, step: int) -> dict[str, Any]:
+def loop_state(
+    net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator, step: int, *, seconds: float
+) -> dict[str, Any]:
     """What a resumable training loop checkpoints of itself: weights, optimiser, learning-rate
-    schedule, the generator that draws its batches and the step reached (``resume_loop``)."""
+    schedule, the generators that draw its batches (NumPy's) and anything random in the network
+    (PyTorch's), the step reached and the seconds trained so far, earlier sessions included
+    (``resume_loop``): a resumed run is the uninterrupted one, and its card's time is the whole."""
+    import torch
+
     return {
         "net": net.state_dict(),
         "optimiser": optimiser.state_dict(),
         "schedule": schedule.state_dict(),
         "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
         "step": step,
+        "seconds": seconds,
     }
 
 
-def resume_loop(state: dict[str, Any], net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator) -> int:
-    """Put a loop back where ``loop_state`` left it; the step it goes on from."""
+def resume_loop(
+    state: dict[str, Any], net: Any, optimiser: Any, schedule: Any, rng: np.random.Generator
+) -> tuple[int, float]:
+    """Put a loop back where ``loop_state`` left it; the step it goes on from and the seconds
+    trained before (0 for a checkpoint that did not keep them)."""
+    import torch
+
     net.load_state_dict(state["net"])
     optimiser.load_state_dict(state["optimiser"])
     schedule.load_state_dict(state["schedule"])
     rng.bit_generator.state = state["rng"]
-    return int(state["step"])
+    if state.get("torch_rng") is not None:
+        torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), float(state.get("seconds", 0.0))
 
 
 def refuse_other_run(checkpoint: Path, saved: Any, run: str, *, elsewhere: str) -> None:

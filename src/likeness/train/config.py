@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from likeness.errors import ConfigError, ModelError
+from likeness.errors import ConfigError, ModelError, OptionError
 from likeness.models import resolve_config
 from likeness.train.augment import AugmentOptions
 from likeness.train.device import DATA_LOADERS, TRAIN_PRECISIONS
@@ -34,6 +34,11 @@ METRIC_COLUMNS = (
     "swap_distance_to_source_max",
     "swap_faces_nearer_performer",
 )
+
+
+def _literal(value: object) -> str:
+    """``value``'s repr as literal text in an ``OptionError`` template (its braces doubled)."""
+    return repr(value).replace("{", "{{").replace("}", "}}")
 
 
 @dataclass
@@ -90,39 +95,42 @@ class TrainConfig:
     base_model: str | None = None
 
     def validate(self) -> None:
+        # OptionError: each option by its field name here (the service's), by its flag in the CLI.
         if self.iterations is None and self.minutes is None:
-            raise ConfigError("set iterations or minutes (or both) to bound training")
+            raise OptionError("set {iterations} or {minutes} (or both) to bound training")
         if self.iterations is not None and self.iterations < 1:
-            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
+            raise OptionError(f"{{iterations}} must be >= 1, got {self.iterations}")
         if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
-            raise ConfigError(f"minutes must be a positive number, got {self.minutes}")
+            raise OptionError(f"{{minutes}} must be a positive number, got {self.minutes}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise OptionError(f"{{batch_size}} must be >= 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+            raise OptionError(f"{{threads}} must be >= 1, got {self.threads}")
         if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"workers must be >= 1 or unset, got {self.workers}")
+            raise OptionError(f"{{workers}} must be >= 1 or unset, got {self.workers}")
         if self.loader not in DATA_LOADERS:
-            raise ConfigError(f"loader must be one of {', '.join(DATA_LOADERS)}, got {self.loader!r}")
+            raise OptionError(f"{{loader}} must be one of {', '.join(DATA_LOADERS)}, got {_literal(self.loader)}")
         for name in ("checkpoint_every", "log_every", "prefetch"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise OptionError(f"{{{name}}} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+            raise OptionError(f"{{ema_decay}} must be in [0, 1), got {self.ema_decay}")
         if self.lr_decay_iters is not None and self.lr_decay_iters < 1:
-            raise ConfigError(f"lr_decay_iters must be >= 1 or unset, got {self.lr_decay_iters}")
+            raise OptionError(f"{{lr_decay_iters}} must be >= 1 or unset, got {self.lr_decay_iters}")
         if not 0 <= self.lr_floor <= 1:
-            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
+            raise OptionError(f"{{lr_floor}} must be in [0, 1], got {self.lr_floor}")
         if not 0 <= self.true_face_power <= 1:
-            raise ConfigError(f"true_face_power must be in [0, 1], got {self.true_face_power}")
+            raise OptionError(f"{{true_face_power}} must be in [0, 1], got {self.true_face_power}")
         if self.preview_every < 0:
-            raise ConfigError(f"preview_every must be >= 0, got {self.preview_every}")
+            raise OptionError(f"{{preview_every}} must be >= 0, got {self.preview_every}")
         if not 0 < self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+            raise OptionError(f"{{validation_fraction}} must be in (0, 1), got {self.validation_fraction}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+            raise OptionError(f"{{device}} must be auto, cpu or cuda, got {_literal(self.device)}")
         if self.precision not in TRAIN_PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}")
+            raise OptionError(
+                f"{{precision}} must be one of {', '.join(TRAIN_PRECISIONS)}, got {_literal(self.precision)}"
+            )
         try:
             AugmentOptions(**self.augment)
         except (TypeError, ConfigError) as exc:
@@ -138,9 +146,9 @@ class TrainConfig:
                 self.base_model, model=self.model, resolution=self.resolution, options=self.model_options
             )
         if self.true_face_power > 0 and architecture.family != "df":
-            raise ConfigError(
-                f"true_face_power needs a df model (one code shared by both identities), "
-                f"not {self.model} ({architecture.family}); set it to 0 (--true-face-power 0)"
+            raise OptionError(
+                f"{{true_face_power}} needs a df model (one code shared by both identities), "
+                f"not {self.model} ({architecture.family}); set it to 0"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -325,15 +325,15 @@ def train_occlusion_mask(
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=config.steps)
     checkpoint = out_dir / "checkpoint.pt"
-    step = 0
+    step, seconds = 0, 0.0
     rng = np.random.default_rng(config.seed)
     run = run_record(config, train, validation)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         refuse_other_run(checkpoint, state.get("run"), run, elsewhere="another --work folder")
-        step = resume_loop(state, net, optimiser, schedule, rng)
+        step, seconds = resume_loop(state, net, optimiser, schedule, rng)
         logger.info("resumed occlusion-mask training at step %d", step)
-    started = time.perf_counter()
+    started = time.perf_counter() - seconds  # the card's time is the whole run's
     net.train()
     if config.init_onnx:
         _freeze_batch_norms(net)
@@ -349,7 +349,8 @@ def train_occlusion_mask(
         if progress:
             progress(step, config.steps, loss.item())
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(checkpoint, {**loop_state(net, optimiser, schedule, rng, step), "run": run})
+            state = loop_state(net, optimiser, schedule, rng, step, seconds=time.perf_counter() - started)
+            save_checkpoint(checkpoint, {**state, "run": run})
     seconds = time.perf_counter() - started
     net.eval()
 

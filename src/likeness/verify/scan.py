@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from likeness.digests import sha256_file
-from likeness.errors import LikenessError
+from likeness.errors import LikenessError, WorkerStartError
 from likeness.verify.gallery import ArtistGallery, GallerySnapshot, open_gallery
 from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
 from likeness.verify.result import SCHEMA_VERSION, VerificationResult
@@ -144,6 +144,19 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(
     settings: Any, extra_anchors: tuple[str, ...], gallery: GallerySnapshot, report_dir: str | None
 ) -> None:
+    """Build this worker's verifier. A failure is kept, not raised: an initializer that raises
+    only ends its process, the pool reports "terminated abruptly" with no reason, and each file
+    was then blamed in turn ("the decoder crashed on this file"). ``worker_verifier`` raises it
+    with the first task, which brings it back to the caller."""
+    try:
+        _start_worker(settings, extra_anchors, gallery, report_dir)
+    except Exception as exc:  # noqa: BLE001 - any reason goes back to the caller, named
+        _WORKER["start_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _start_worker(
+    settings: Any, extra_anchors: tuple[str, ...], gallery: GallerySnapshot, report_dir: str | None
+) -> None:
     import faiss
 
     from likeness.workspace import Workspace
@@ -161,8 +174,20 @@ def _init_worker(
     _WORKER["report_dir"] = Path(report_dir) if report_dir else None
 
 
+def worker_verifier() -> Verifier:
+    """This worker process's verifier; ``WorkerStartError`` with the reason it could not be built."""
+    if "start_error" in _WORKER:
+        raise WorkerStartError(
+            f"a verification worker process could not start ({_WORKER['start_error']}); "
+            "--workers 1 verifies in this process"
+        )
+    if "verifier" not in _WORKER:
+        raise RuntimeError("this worker has no verifier: the pool initializer or VerifierPlugin did not run")
+    return _WORKER["verifier"]
+
+
 def _verify_in_worker(path: str) -> VerificationResult:
-    return _verify_and_report(_WORKER["verifier"], Path(path), _WORKER["report_dir"])
+    return _verify_and_report(worker_verifier(), Path(path), _WORKER["report_dir"])
 
 
 def _verify_and_report(
