@@ -136,6 +136,7 @@ def test_video_mode_drops_a_re_detected_copy_of_a_tracked_face():
     tracked, moved, redetected = (0.40, 0.20, 0.55, 0.45), (0.41, 0.21, 0.56, 0.46), (0.40, 0.19, 0.56, 0.50)
     other = (0.70, 0.20, 0.85, 0.45)
     with FaceDetector(max_faces=4, mode="video") as video:
+        video._graphs.remove(video._mesh)  # closed here, not again when the detector goes
         video._mesh.close()
         video._mesh = _ScriptedMesh([[tracked], [redetected, moved], [redetected, moved, other]])
         frame = np.zeros((100, 200, 3), dtype=np.uint8)
