@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -77,8 +78,13 @@ def test_hostile_animations_get_error_verdicts_quickly(mina_world, tmp_path):
     many.write_bytes(tiny_gif(50_000))
     huge = tmp_path / "huge_canvas.gif"
     huge.write_bytes(tiny_gif(3, width=60000, height=60000))
+    grows = tmp_path / "grows_the_canvas.gif"  # a 1x1 screen, frame 1 of 5000x5000 (trial 9)
+    data = tiny_gif(3)
+    second = data.index(b"\x2c", data.index(b"\x2c") + 1)
+    grows.write_bytes(data[: second + 1] + struct.pack("<HHHH", 0, 0, 5000, 5000) + data[second + 9 :])
     started = time.perf_counter()
-    for path, reason in ((many, "more than 10000 frames"), (huge, "animation too large")):
+    cases = ((many, "more than 10000 frames"), (huge, "animation too large"), (grows, "a frame reaches 5000x5000"))
+    for path, reason in cases:
         result = verify_path(mina_world.workspace, path)
         assert result.verdict.code == "error", result.verdict
         assert any(reason in e.reason for e in result.errors), result.errors

@@ -79,6 +79,9 @@ class AnimationTimeline:
         width, height: canvas size in pixels.
         delays_s: display time of each frame, seconds (browser rules applied).
         truncated: the structure ended before its trailer (frames listed are those complete).
+        decoded_width, decoded_height: the canvas the decoder allocates: a GIF frame may reach
+            past the declared canvas, and Pillow then grows the canvas to hold it (browsers
+            clip the frame instead; so do the sampled frames). 0 means the declared size.
     """
 
     container: str
@@ -86,6 +89,13 @@ class AnimationTimeline:
     height: int
     delays_s: tuple[float, ...]
     truncated: bool = False
+    decoded_width: int = 0
+    decoded_height: int = 0
+
+    @property
+    def decoded_pixels(self) -> int:
+        """Pixels of one decoded frame, the declared canvas or the grown one."""
+        return max(self.width, self.decoded_width) * max(self.height, self.decoded_height)
 
     @property
     def frames(self) -> int:
@@ -116,6 +126,11 @@ class _Structure:
         self.source = source
         self.max_frames = max_frames
         self.delays: list[float] = []
+        #: Right and bottom edge of the frames that reach past the declared canvas.
+        self.extent = (0, 0)
+
+    def extend_canvas(self, right: int, bottom: int) -> None:
+        self.extent = (max(self.extent[0], right), max(self.extent[1], bottom))
 
     def need(self, start: int, count: int) -> bytes:
         if start + count > len(self.data):
@@ -147,7 +162,8 @@ def _walk_gif(walk: _Structure) -> tuple[int, int, bool]:
                     delay = _browser_delay(struct.unpack("<H", walk.need(pos + 2, 2))[0] / 100.0)
                 pos = _skip_sub_blocks(walk, pos)
             elif block == 0x2C:  # image descriptor: one frame
-                packed = walk.need(pos + 8, 1)[0]
+                left, top, frame_width, frame_height, packed = struct.unpack("<HHHHB", walk.need(pos, 9))
+                walk.extend_canvas(left + frame_width, top + frame_height)
                 pos += 9
                 if packed & 0x80:
                     pos += 3 * (2 ** ((packed & 0x07) + 1))
@@ -263,7 +279,23 @@ def animation_timeline(
             f"animation too large: {width}x{height} = {width * height} pixels per frame "
             f"exceeds the limit of {max_pixels}",
         )
-    return AnimationTimeline(container, width, height, tuple(walk.delays), truncated)
+    timeline = AnimationTimeline(
+        container,
+        width,
+        height,
+        tuple(walk.delays),
+        truncated,
+        decoded_width=walk.extent[0],
+        decoded_height=walk.extent[1],
+    )
+    if timeline.decoded_pixels > max_pixels:
+        # A few bytes of frame descriptor would otherwise make the decoder allocate gigabytes.
+        raise MediaError(
+            path,
+            f"animation too large: a frame reaches {walk.extent[0]}x{walk.extent[1]} on a {width}x{height} "
+            f"canvas, {timeline.decoded_pixels} pixels per decoded frame exceeds the limit of {max_pixels}",
+        )
+    return timeline
 
 
 def sampled_indices(timeline: AnimationTimeline, *, every_s: float, max_frames: int) -> list[int]:
@@ -305,9 +337,20 @@ def sample_animation_frames(
         if timeline is None:
             raise MediaError(path, "not an animated image")
     wanted = sampled_indices(timeline, every_s=every_s, max_frames=max_frames)
-    affordable = max(1, max_decode_pixels // (timeline.width * timeline.height))
+    affordable = max(1, max_decode_pixels // timeline.decoded_pixels)
     within = [i for i in wanted if i < affordable]
     return _decode_frames(path, timeline, within, dropped=len(wanted) - len(within), affordable=affordable)
+
+
+def _check_decoded_size(size: tuple[int, int], timeline: AnimationTimeline, path: Path) -> None:
+    """Refuse, before the frame is decoded, a canvas the decoder grew past what the walk found
+    (the two parsers disagree on a crafted file)."""
+    if size[0] * size[1] > timeline.decoded_pixels:
+        raise MediaError(
+            path,
+            f"animation frame grows the canvas to {size[0]}x{size[1]}, past the "
+            f"{timeline.decoded_pixels} pixels its structure declares; refused before decoding it",
+        )
 
 
 def _decode_frames(
@@ -316,6 +359,7 @@ def _decode_frames(
     from PIL import Image
 
     starts = timeline.starts_s()
+    canvas = (0, 0, timeline.width, timeline.height)
     position = -1
     try:
         with open(path, "rb") as stream, _opened(stream) as image:
@@ -323,9 +367,11 @@ def _decode_frames(
                 # Frames are composited on the ones before: step through every frame up to it.
                 while position < index:
                     position += 1
-                    image.seek(position)
+                    image.seek(position)  # loads the frame before, then reads this one's descriptor
+                    _check_decoded_size(image.size, timeline, path)
                 image.load()
-                rgb = _to_rgb8(image, source=path)
+                shown = image if image.size == (timeline.width, timeline.height) else image.crop(canvas)
+                rgb = _to_rgb8(shown, source=path)
                 if rgb.shape[:2] != (timeline.height, timeline.width):
                     raise ValueError(
                         f"frame is {rgb.shape[1]}x{rgb.shape[0]}, canvas {timeline.width}x{timeline.height}"
