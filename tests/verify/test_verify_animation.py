@@ -105,3 +105,14 @@ def test_truncated_animated_gif_is_judged_on_the_frames_before_the_damage(mina_w
     assert read_errors and ("truncated" in read_errors[0] or "stopped" in read_errors[0])
     event = mina_world.workspace.ledger.events("verification.completed")[-1]
     assert event.payload["partial"] is True
+
+
+def test_an_apng_with_zero_delays_is_sampled_as_browsers_play_it(mina_world, tmp_path):
+    # Trial 9: APNG delays were taken as written, so 0 ms frames made a 0-second animation and only
+    # its last frame (a blank card) was analysed, while browsers play each frame for 100 ms.
+    blank = np.full((512, 512, 3), 200, np.uint8)
+    frames = [np.roll(astronaut(), 2 * i, axis=1) for i in range(20)] + [blank]
+    path = write_animation(tmp_path / "flash.png", frames, delay_ms=0)
+    result = verify_path(mina_world.workspace, path)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict
+    assert result.faces.frames_analysed >= 2

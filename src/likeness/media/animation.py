@@ -17,7 +17,9 @@ video (about one frame per second, at most 16, spread over the whole animation).
   does. A frame that does not decode (truncated file, corrupt data) ends the animation the same
   way.
 
-Delays follow what browsers show: a GIF or WebP delay under 20 ms (often 0) plays as 100 ms.
+Delays follow what browsers show: a GIF, WebP or APNG delay under 20 ms (often 0) plays as
+100 ms. Taken as written, an APNG of 0 ms frames would be a 0-second animation whose last frame
+alone is sampled, however long it plays on screen.
 
 Example::
 
@@ -202,7 +204,7 @@ def _walk_png(walk: _Structure) -> tuple[int, int, bool] | None:
                 animated = True
             elif kind == b"fcTL":
                 numerator, denominator = struct.unpack(">HH", walk.need(body + 20, 4))
-                walk.add_frame(numerator / (denominator or 100))
+                walk.add_frame(_browser_delay(numerator / (denominator or 100)))
             elif kind == b"IEND":
                 return (width, height, False) if animated else None
             walk.need(body, length + 4)  # the chunk and its CRC are all there
