@@ -150,6 +150,20 @@ def test_a_canvas_grown_past_the_walked_size_is_refused_before_its_frame_decodes
         list(sample_animation_frames(path, timeline=understated))
 
 
+def test_an_apng_default_image_outside_the_animation_is_not_sampled(tmp_path):
+    # Trial 9: Pillow counts such a default image as frame 0, browsers never show it; the timeline
+    # lists the animation's frames, so every sample was the frame before the one meant.
+    default, first, second = (np.full((64, 64, 3), grey, np.uint8) for grey in (200, 150, 100))
+    path = tmp_path / "default.png"
+    images = [Image.fromarray(picture) for picture in (default, first, second)]
+    images[0].save(
+        path, format="PNG", save_all=True, append_images=images[1:], default_image=True, duration=[1000, 1000]
+    )
+    sampled = list(sample_animation_frames(path))
+    assert [int(frame.rgb.mean()) for frame in sampled] == [150, 100]
+    assert [frame.pts_s for frame in sampled] == [0.0, 1.0]
+
+
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

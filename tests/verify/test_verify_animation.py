@@ -116,3 +116,19 @@ def test_an_apng_with_zero_delays_is_sampled_as_browsers_play_it(mina_world, tmp
     result = verify_path(mina_world.workspace, path)
     assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict
     assert result.faces.frames_analysed >= 2
+
+
+def test_a_face_after_an_apng_default_image_is_analysed(mina_world, tmp_path):
+    # Trial 9: a default image outside the animation (browsers never show it) shifted every
+    # sample one frame back, so the face shown for 5 s after a 0.1 s blank frame went unseen.
+    blank, grey = (Image.fromarray(np.full((512, 512, 3), level, np.uint8)) for level in (200, 190))
+    path = tmp_path / "hidden.png"
+    face = Image.fromarray(np.ascontiguousarray(astronaut()))
+    blank.save(path, format="PNG", save_all=True, append_images=[grey, face], default_image=True, duration=[100, 5000])
+    result = verify_path(mina_world.workspace, path)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict
+    # With a single animation frame, the file was read as a still: its default image.
+    single = tmp_path / "single.png"
+    blank.save(single, format="PNG", save_all=True, append_images=[face], default_image=True, duration=[5000])
+    result = verify_path(mina_world.workspace, single)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict

@@ -130,6 +130,8 @@ class _Structure:
         self.delays: list[float] = []
         #: Right and bottom edge of the frames that reach past the declared canvas.
         self.extent = (0, 0)
+        #: An APNG's default image is not one of its frames (no frame control before it).
+        self.hidden_default = False
 
     def extend_canvas(self, right: int, bottom: int) -> None:
         self.extent = (max(self.extent[0], right), max(self.extent[1], bottom))
@@ -205,6 +207,8 @@ def _walk_png(walk: _Structure) -> tuple[int, int, bool] | None:
             elif kind == b"fcTL":
                 numerator, denominator = struct.unpack(">HH", walk.need(body + 20, 4))
                 walk.add_frame(_browser_delay(numerator / (denominator or 100)))
+            elif kind == b"IDAT" and animated and not walk.delays:
+                walk.hidden_default = True  # shown only by viewers that do not animate PNG
             elif kind == b"IEND":
                 return (width, height, False) if animated else None
             walk.need(body, length + 4)  # the chunk and its CRC are all there
@@ -270,7 +274,9 @@ def animation_timeline(
             return None
     except EOFError:
         raise MediaError(path, "truncated image header") from None
-    if found is None or len(walk.delays) < 2:
+    # One frame after a hidden default image is still read as an animation: a still reader
+    # would show the default image, which browsers never do.
+    if found is None or len(walk.delays) < (1 if walk.hidden_default else 2):
         return None
     width, height, truncated = found
     if width < 1 or height < 1:
@@ -365,11 +371,14 @@ def _decode_frames(
     position = -1
     try:
         with open(path, "rb") as stream, _opened(stream) as image:
+            # An APNG's default image that is not part of the animation is Pillow's frame 0;
+            # browsers never show it, and the timeline lists the animation's frames only.
+            hidden = 1 if getattr(image, "default_image", False) else 0
             for number, index in enumerate(wanted):
                 # Frames are composited on the ones before: step through every frame up to it.
                 while position < index:
                     position += 1
-                    image.seek(position)  # loads the frame before, then reads this one's descriptor
+                    image.seek(position + hidden)  # loads the frame before, then reads this one's descriptor
                     _check_decoded_size(image.size, timeline, path)
                 image.load()
                 shown = image if image.size == (timeline.width, timeline.height) else image.crop(canvas)
