@@ -101,6 +101,31 @@ def _read_only_sqlite(database: Path) -> Engine:
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
 
 
+def enclosing_workspace(folder: Path) -> Path | None:
+    """The workspace that ``folder`` lies inside (one of its parents holds a workspace's database
+    and keys folder), or None: the mark of a command run from inside the workspace folder with
+    the default ``--home`` (``./likeness-home``)."""
+    for parent in folder.parents:
+        if (parent / "likeness.db").is_file() and (parent / "keys").is_dir():
+            return parent
+    return None
+
+
+@contextlib.contextmanager
+def _init_lock(home: Path) -> Iterator[None]:
+    """``flock`` on the home folder itself while the schema is made: two ``init`` at once would
+    both create the first tables (SQLite runs DDL outside a transaction), and the later one stop
+    with "table ... already exists"."""
+    import fcntl  # POSIX, as the detectors lock
+
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -167,6 +192,13 @@ class Workspace:
     def init(cls, settings: Settings) -> Workspace:
         """Create (or upgrade) the workspace: folders, database schema, key folder (0700)."""
         home = settings.resolved_home
+        database = sqlite_file(settings.resolved_database_url)
+        inside = enclosing_workspace(home)
+        if inside is not None and not (database is not None and database.exists()):
+            raise ConfigError(
+                f"{home}: inside the workspace {inside}; a new workspace is not made inside another "
+                f"(to use that one: --home {inside}, or set LIKENESS_HOME)"
+            )
         for folder in (home, settings.keys_dir, settings.outputs_dir):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +208,7 @@ class Workspace:
                 raise ConfigError(f"{folder}: cannot create the workspace folder ({exc.strerror})") from None
         os.chmod(settings.keys_dir, 0o700)
         engine = _engine(settings.resolved_database_url)
-        with _opening(settings.resolved_database_url):
+        with _init_lock(home), _opening(settings.resolved_database_url):
             migrate(engine)
         return cls._assemble(settings, engine)
 
@@ -189,6 +221,12 @@ class Workspace:
         url = settings.resolved_database_url
         database = sqlite_file(url)
         if not home.is_dir() or (database is not None and not database.exists()):
+            inside = None if home.exists() else enclosing_workspace(home)
+            if inside is not None:
+                raise ConfigError(
+                    f"{home}: no workspace here, but this folder is inside the workspace {inside}: "
+                    f"give --home {inside} (or set LIKENESS_HOME)"
+                )
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
         probe = _read_only_sqlite(database) if database is not None else _engine(url)
         try:

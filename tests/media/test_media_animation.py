@@ -107,6 +107,63 @@ def test_huge_declared_canvas_is_refused(tmp_path):
         animation_timeline(path)
 
 
+def test_a_frame_reaching_past_a_tiny_canvas_is_refused_by_the_canvas_it_grows(tmp_path):
+    # Trial 9: a 1x1 screen passed the canvas check, while frame 1's descriptor (a few bytes)
+    # made Pillow grow the canvas to hold it: a 130 KB GIF with a 13300x13300 frame took 10 GB.
+    data = tiny_gif(3)
+    first = data.index(b"\x2c", data.index(b"\x2c") + 1)  # frame 1's image descriptor
+    grown = data[: first + 1] + struct.pack("<HHHH", 0, 0, 5000, 5000) + data[first + 9 :]
+    path = tmp_path / "grows.gif"
+    path.write_bytes(grown)
+    with pytest.raises(MediaError, match="a frame reaches 5000x5000 on a 1x1 canvas"):
+        animation_timeline(path)
+    with pytest.raises(MediaError, match="a frame reaches 5000x5000"):
+        sample_animation_frames(path)
+
+
+def past_the_screen_gif(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
+    """Three 80x80 frames on a GIF whose logical screen says 64x64 (some encoders write these)."""
+    frames = shifted_frames(3, side=128)
+    frames = [np.ascontiguousarray(f[:80, :80]) for f in frames]
+    path = write_animation(tmp_path / "wide.gif", frames, delay_ms=1000)
+    data = bytearray(path.read_bytes())
+    data[6:10] = struct.pack("<HH", 64, 64)
+    path.write_bytes(bytes(data))
+    return path, frames
+
+
+def test_frames_reaching_past_the_screen_are_shown_clipped_to_it(tmp_path):
+    path, frames = past_the_screen_gif(tmp_path)
+    sampled = list(sample_animation_frames(path))  # before: MediaError "frame is 80x80, canvas 64x64"
+    assert len(sampled) == 3
+    for frame, original in zip(sampled, frames, strict=True):
+        assert frame.rgb.shape == (64, 64, 3)  # what a browser shows: the frame clipped to the screen
+        assert np.abs(frame.rgb.astype(np.int16) - original[:64, :64]).mean() < 8
+    timeline = animation_timeline(path)
+    assert (timeline.width, timeline.height, timeline.decoded_pixels) == (64, 64, 80 * 80)
+
+
+def test_a_canvas_grown_past_the_walked_size_is_refused_before_its_frame_decodes(tmp_path):
+    path, _ = past_the_screen_gif(tmp_path)
+    understated = AnimationTimeline("gif", 64, 64, (1.0, 1.0, 1.0))  # as if the walk had missed the frame
+    with pytest.raises(MediaError, match="grows the canvas to 80x80"):
+        list(sample_animation_frames(path, timeline=understated))
+
+
+def test_an_apng_default_image_outside_the_animation_is_not_sampled(tmp_path):
+    # Trial 9: Pillow counts such a default image as frame 0, browsers never show it; the timeline
+    # lists the animation's frames, so every sample was the frame before the one meant.
+    default, first, second = (np.full((64, 64, 3), grey, np.uint8) for grey in (200, 150, 100))
+    path = tmp_path / "default.png"
+    images = [Image.fromarray(picture) for picture in (default, first, second)]
+    images[0].save(
+        path, format="PNG", save_all=True, append_images=images[1:], default_image=True, duration=[1000, 1000]
+    )
+    sampled = list(sample_animation_frames(path))
+    assert [int(frame.rgb.mean()) for frame in sampled] == [150, 100]
+    assert [frame.pts_s for frame in sampled] == [0.0, 1.0]
+
+
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -77,8 +78,13 @@ def test_hostile_animations_get_error_verdicts_quickly(mina_world, tmp_path):
     many.write_bytes(tiny_gif(50_000))
     huge = tmp_path / "huge_canvas.gif"
     huge.write_bytes(tiny_gif(3, width=60000, height=60000))
+    grows = tmp_path / "grows_the_canvas.gif"  # a 1x1 screen, frame 1 of 5000x5000 (trial 9)
+    data = tiny_gif(3)
+    second = data.index(b"\x2c", data.index(b"\x2c") + 1)
+    grows.write_bytes(data[: second + 1] + struct.pack("<HHHH", 0, 0, 5000, 5000) + data[second + 9 :])
     started = time.perf_counter()
-    for path, reason in ((many, "more than 10000 frames"), (huge, "animation too large")):
+    cases = ((many, "more than 10000 frames"), (huge, "animation too large"), (grows, "a frame reaches 5000x5000"))
+    for path, reason in cases:
         result = verify_path(mina_world.workspace, path)
         assert result.verdict.code == "error", result.verdict
         assert any(reason in e.reason for e in result.errors), result.errors
@@ -99,3 +105,30 @@ def test_truncated_animated_gif_is_judged_on_the_frames_before_the_damage(mina_w
     assert read_errors and ("truncated" in read_errors[0] or "stopped" in read_errors[0])
     event = mina_world.workspace.ledger.events("verification.completed")[-1]
     assert event.payload["partial"] is True
+
+
+def test_an_apng_with_zero_delays_is_sampled_as_browsers_play_it(mina_world, tmp_path):
+    # Trial 9: APNG delays were taken as written, so 0 ms frames made a 0-second animation and only
+    # its last frame (a blank card) was analysed, while browsers play each frame for 100 ms.
+    blank = np.full((512, 512, 3), 200, np.uint8)
+    frames = [np.roll(astronaut(), 2 * i, axis=1) for i in range(20)] + [blank]
+    path = write_animation(tmp_path / "flash.png", frames, delay_ms=0)
+    result = verify_path(mina_world.workspace, path)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict
+    assert result.faces.frames_analysed >= 2
+
+
+def test_a_face_after_an_apng_default_image_is_analysed(mina_world, tmp_path):
+    # Trial 9: a default image outside the animation (browsers never show it) shifted every
+    # sample one frame back, so the face shown for 5 s after a 0.1 s blank frame went unseen.
+    blank, grey = (Image.fromarray(np.full((512, 512, 3), level, np.uint8)) for level in (200, 190))
+    path = tmp_path / "hidden.png"
+    face = Image.fromarray(np.ascontiguousarray(astronaut()))
+    blank.save(path, format="PNG", save_all=True, append_images=[grey, face], default_image=True, duration=[100, 5000])
+    result = verify_path(mina_world.workspace, path)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict
+    # With a single animation frame, the file was read as a still: its default image.
+    single = tmp_path / "single.png"
+    blank.save(single, format="PNG", save_all=True, append_images=[face], default_image=True, duration=[5000])
+    result = verify_path(mina_world.workspace, single)
+    assert result.verdict.code == "enrolled-artist-unlabelled", result.verdict

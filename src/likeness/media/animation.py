@@ -17,7 +17,9 @@ video (about one frame per second, at most 16, spread over the whole animation).
   does. A frame that does not decode (truncated file, corrupt data) ends the animation the same
   way.
 
-Delays follow what browsers show: a GIF or WebP delay under 20 ms (often 0) plays as 100 ms.
+Delays follow what browsers show: a GIF, WebP or APNG delay under 20 ms (often 0) plays as
+100 ms. Taken as written, an APNG of 0 ms frames would be a 0-second animation whose last frame
+alone is sampled, however long it plays on screen.
 
 Example::
 
@@ -79,6 +81,9 @@ class AnimationTimeline:
         width, height: canvas size in pixels.
         delays_s: display time of each frame, seconds (browser rules applied).
         truncated: the structure ended before its trailer (frames listed are those complete).
+        decoded_width, decoded_height: the canvas the decoder allocates: a GIF frame may reach
+            past the declared canvas, and Pillow then grows the canvas to hold it (browsers
+            clip the frame instead; so do the sampled frames). 0 means the declared size.
     """
 
     container: str
@@ -86,6 +91,13 @@ class AnimationTimeline:
     height: int
     delays_s: tuple[float, ...]
     truncated: bool = False
+    decoded_width: int = 0
+    decoded_height: int = 0
+
+    @property
+    def decoded_pixels(self) -> int:
+        """Pixels of one decoded frame, the declared canvas or the grown one."""
+        return max(self.width, self.decoded_width) * max(self.height, self.decoded_height)
 
     @property
     def frames(self) -> int:
@@ -116,6 +128,13 @@ class _Structure:
         self.source = source
         self.max_frames = max_frames
         self.delays: list[float] = []
+        #: Right and bottom edge of the frames that reach past the declared canvas.
+        self.extent = (0, 0)
+        #: An APNG's default image is not one of its frames (no frame control before it).
+        self.hidden_default = False
+
+    def extend_canvas(self, right: int, bottom: int) -> None:
+        self.extent = (max(self.extent[0], right), max(self.extent[1], bottom))
 
     def need(self, start: int, count: int) -> bytes:
         if start + count > len(self.data):
@@ -147,7 +166,8 @@ def _walk_gif(walk: _Structure) -> tuple[int, int, bool]:
                     delay = _browser_delay(struct.unpack("<H", walk.need(pos + 2, 2))[0] / 100.0)
                 pos = _skip_sub_blocks(walk, pos)
             elif block == 0x2C:  # image descriptor: one frame
-                packed = walk.need(pos + 8, 1)[0]
+                left, top, frame_width, frame_height, packed = struct.unpack("<HHHHB", walk.need(pos, 9))
+                walk.extend_canvas(left + frame_width, top + frame_height)
                 pos += 9
                 if packed & 0x80:
                     pos += 3 * (2 ** ((packed & 0x07) + 1))
@@ -186,7 +206,9 @@ def _walk_png(walk: _Structure) -> tuple[int, int, bool] | None:
                 animated = True
             elif kind == b"fcTL":
                 numerator, denominator = struct.unpack(">HH", walk.need(body + 20, 4))
-                walk.add_frame(numerator / (denominator or 100))
+                walk.add_frame(_browser_delay(numerator / (denominator or 100)))
+            elif kind == b"IDAT" and animated and not walk.delays:
+                walk.hidden_default = True  # shown only by viewers that do not animate PNG
             elif kind == b"IEND":
                 return (width, height, False) if animated else None
             walk.need(body, length + 4)  # the chunk and its CRC are all there
@@ -252,7 +274,9 @@ def animation_timeline(
             return None
     except EOFError:
         raise MediaError(path, "truncated image header") from None
-    if found is None or len(walk.delays) < 2:
+    # One frame after a hidden default image is still read as an animation: a still reader
+    # would show the default image, which browsers never do.
+    if found is None or len(walk.delays) < (1 if walk.hidden_default else 2):
         return None
     width, height, truncated = found
     if width < 1 or height < 1:
@@ -263,7 +287,23 @@ def animation_timeline(
             f"animation too large: {width}x{height} = {width * height} pixels per frame "
             f"exceeds the limit of {max_pixels}",
         )
-    return AnimationTimeline(container, width, height, tuple(walk.delays), truncated)
+    timeline = AnimationTimeline(
+        container,
+        width,
+        height,
+        tuple(walk.delays),
+        truncated,
+        decoded_width=walk.extent[0],
+        decoded_height=walk.extent[1],
+    )
+    if timeline.decoded_pixels > max_pixels:
+        # A few bytes of frame descriptor would otherwise make the decoder allocate gigabytes.
+        raise MediaError(
+            path,
+            f"animation too large: a frame reaches {walk.extent[0]}x{walk.extent[1]} on a {width}x{height} "
+            f"canvas, {timeline.decoded_pixels} pixels per decoded frame exceeds the limit of {max_pixels}",
+        )
+    return timeline
 
 
 def sampled_indices(timeline: AnimationTimeline, *, every_s: float, max_frames: int) -> list[int]:
@@ -305,9 +345,20 @@ def sample_animation_frames(
         if timeline is None:
             raise MediaError(path, "not an animated image")
     wanted = sampled_indices(timeline, every_s=every_s, max_frames=max_frames)
-    affordable = max(1, max_decode_pixels // (timeline.width * timeline.height))
+    affordable = max(1, max_decode_pixels // timeline.decoded_pixels)
     within = [i for i in wanted if i < affordable]
     return _decode_frames(path, timeline, within, dropped=len(wanted) - len(within), affordable=affordable)
+
+
+def _check_decoded_size(size: tuple[int, int], timeline: AnimationTimeline, path: Path) -> None:
+    """Refuse, before the frame is decoded, a canvas the decoder grew past what the walk found
+    (the two parsers disagree on a crafted file)."""
+    if size[0] * size[1] > timeline.decoded_pixels:
+        raise MediaError(
+            path,
+            f"animation frame grows the canvas to {size[0]}x{size[1]}, past the "
+            f"{timeline.decoded_pixels} pixels its structure declares; refused before decoding it",
+        )
 
 
 def _decode_frames(
@@ -316,16 +367,22 @@ def _decode_frames(
     from PIL import Image
 
     starts = timeline.starts_s()
+    canvas = (0, 0, timeline.width, timeline.height)
     position = -1
     try:
         with open(path, "rb") as stream, _opened(stream) as image:
+            # An APNG's default image that is not part of the animation is Pillow's frame 0;
+            # browsers never show it, and the timeline lists the animation's frames only.
+            hidden = 1 if getattr(image, "default_image", False) else 0
             for number, index in enumerate(wanted):
                 # Frames are composited on the ones before: step through every frame up to it.
                 while position < index:
                     position += 1
-                    image.seek(position)
+                    image.seek(position + hidden)  # loads the frame before, then reads this one's descriptor
+                    _check_decoded_size(image.size, timeline, path)
                 image.load()
-                rgb = _to_rgb8(image, source=path)
+                shown = image if image.size == (timeline.width, timeline.height) else image.crop(canvas)
+                rgb = _to_rgb8(shown, source=path)
                 if rgb.shape[:2] != (timeline.height, timeline.width):
                     raise ValueError(
                         f"frame is {rgb.shape[1]}x{rgb.shape[0]}, canvas {timeline.width}x{timeline.height}"
