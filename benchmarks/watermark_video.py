@@ -687,12 +687,11 @@ def platform_main(argv: list[str]) -> int:
                             read_clip(strided, payload, rows.setdefault((resolution, transform.name, sparse), Row()))
                         if compared is not None:
                             other = f"compared reader ({args.compare_reader}), {mark}"
-                            read_clip(
-                                transformed,
-                                payload,
-                                rows.setdefault((resolution, transform.name, other), Row()),
-                                compared,
+                            compared_row = rows.setdefault(
+                                (resolution, transform.name, f"{other} [{source_name}]"), Row()
                             )
+                            read_clip(transformed, payload, compared_row, compared)
+                            merge(rows.setdefault((resolution, transform.name, other), Row()), compared_row)
                             if strided is not None:
                                 other += f", every {args.clip_stride}th frame"
                                 read_clip(
@@ -704,8 +703,11 @@ def platform_main(argv: list[str]) -> int:
                         for name, decode, bits, marked in marked_baselines:
                             base_row = rows.setdefault((resolution, transform.name, name), Row())
                             read_baseline(apply_transform(marked, transform), decode, bits, base_row)
+                        compared_text = "" if compared is None else f"; compared reader: {compared_row.text()}"
                         print(
-                            f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True
+                            f"    {resolution} {clip_name} {transform.name}: {clip_row.text()}{compared_text}",
+                            file=sys.stderr,
+                            flush=True,
                         )
     print(
         "\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "
