@@ -30,6 +30,11 @@ Usage (from the repository root)::
     # the pan and a handheld camera (drift, sway, tremor, roll) only, every transform, both marks:
     .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 4 --pan --shake \
         --clip-names pan:,shake: --media ../shared/media/video --no-baselines --compare-embedder
+    # two clip readers on the same clips, marked as the video writer marks them (anchored) and
+    # unmarked: the previous watermark.py (from git) read after this one, per clip:
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 360p --clips 4 --pan --shake \
+        --clip-names pan:,shake: --media ../shared/media/video --no-baselines --anchored --unmarked \
+        --clips-only --compare-reader /tmp/old_watermark.py
 """
 
 from __future__ import annotations
@@ -603,6 +608,12 @@ def platform_main(argv: list[str]) -> int:
         "(WatermarkEmbedder(anchored=True)), read both, and time both embedders per frame, interleaved",
     )
     parser.add_argument(
+        "--anchored",
+        action="store_true",
+        help="write the clips with the anchored mark, as the video writer does (default: the fixed grid); "
+        "--compare-embedder writes both",
+    )
+    parser.add_argument(
         "--unmarked", action="store_true", help="also write every clip unmarked: any payload read is a false mark"
     )
     parser.add_argument(
@@ -656,7 +667,8 @@ def platform_main(argv: list[str]) -> int:
                     payload = None if mark == "unmarked" else marked
                     method = WATERMARK_ALGORITHM if len(marks) == 1 else f"{WATERMARK_ALGORITHM}, {mark}"
                     clip_name = source_name if len(marks) == 1 else f"{source_name}, {mark}"
-                    written = writer_output(frames, payload, out, anchored=mark == "anchored")
+                    anchored = mark == "anchored" or (mark == "writer" and args.anchored)
+                    written = writer_output(frames, payload, out, anchored=anchored)
                     marked_baselines = []
                     if clip_index == 0 and mark == marks[0]:
                         for name, bits_count, embed, decode, count, at in baselines:
