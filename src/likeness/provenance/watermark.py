@@ -1635,7 +1635,8 @@ class _ClipReader:
             return WatermarkReading(None, 0.0, 0.0, None, 0.0)
         # Trials kept back for the host-cancelled first frame, the single frames, the v1
         # own-phase aggregate and the host-suppressed ones below: MAX_DECODES bounds them all
-        # together (the summed folds and the native fold need at most 2 * 3 * 5 = 30 of the rest).
+        # together. The rest serves the summed folds and the native fold (4 periods and the native
+        # fold, both ways round, 3 peaks each: 30 at most); trials a path leaves pass to the next.
         host_trials = 2 * _HOST_PERIODS
         reserve = host_trials + _CLIP_SINGLE_FRAMES + 1 + _OWN_PHASE_TRIALS
         budget = [MAX_DECODES - reserve]
