@@ -30,6 +30,11 @@ Usage (from the repository root)::
     # the pan and a handheld camera (drift, sway, tremor, roll) only, every transform, both marks:
     .venv/bin/python benchmarks/watermark_video.py --resolutions 720p --clips 4 --pan --shake \
         --clip-names pan:,shake: --media ../shared/media/video --no-baselines --compare-embedder
+    # two clip readers on the same clips, marked as the video writer marks them (anchored) and
+    # unmarked: the previous watermark.py (from git) read after this one, per clip:
+    .venv/bin/python benchmarks/watermark_video.py --resolutions 360p --clips 4 --pan --shake \
+        --clip-names pan:,shake: --media ../shared/media/video --no-baselines --anchored --unmarked \
+        --clips-only --compare-reader /tmp/old_watermark.py
 """
 
 from __future__ import annotations
@@ -603,6 +608,12 @@ def platform_main(argv: list[str]) -> int:
         "(WatermarkEmbedder(anchored=True)), read both, and time both embedders per frame, interleaved",
     )
     parser.add_argument(
+        "--anchored",
+        action="store_true",
+        help="write the clips with the anchored mark, as the video writer does (default: the fixed grid); "
+        "--compare-embedder writes both",
+    )
+    parser.add_argument(
         "--unmarked", action="store_true", help="also write every clip unmarked: any payload read is a false mark"
     )
     parser.add_argument(
@@ -656,7 +667,8 @@ def platform_main(argv: list[str]) -> int:
                     payload = None if mark == "unmarked" else marked
                     method = WATERMARK_ALGORITHM if len(marks) == 1 else f"{WATERMARK_ALGORITHM}, {mark}"
                     clip_name = source_name if len(marks) == 1 else f"{source_name}, {mark}"
-                    written = writer_output(frames, payload, out, anchored=mark == "anchored")
+                    anchored = mark == "anchored" or (mark == "writer" and args.anchored)
+                    written = writer_output(frames, payload, out, anchored=anchored)
                     marked_baselines = []
                     if clip_index == 0 and mark == marks[0]:
                         for name, bits_count, embed, decode, count, at in baselines:
@@ -687,12 +699,11 @@ def platform_main(argv: list[str]) -> int:
                             read_clip(strided, payload, rows.setdefault((resolution, transform.name, sparse), Row()))
                         if compared is not None:
                             other = f"compared reader ({args.compare_reader}), {mark}"
-                            read_clip(
-                                transformed,
-                                payload,
-                                rows.setdefault((resolution, transform.name, other), Row()),
-                                compared,
+                            compared_row = rows.setdefault(
+                                (resolution, transform.name, f"{other} [{source_name}]"), Row()
                             )
+                            read_clip(transformed, payload, compared_row, compared)
+                            merge(rows.setdefault((resolution, transform.name, other), Row()), compared_row)
                             if strided is not None:
                                 other += f", every {args.clip_stride}th frame"
                                 read_clip(
@@ -704,8 +715,11 @@ def platform_main(argv: list[str]) -> int:
                         for name, decode, bits, marked in marked_baselines:
                             base_row = rows.setdefault((resolution, transform.name, name), Row())
                             read_baseline(apply_transform(marked, transform), decode, bits, base_row)
+                        compared_text = "" if compared is None else f"; compared reader: {compared_row.text()}"
                         print(
-                            f"    {resolution} {clip_name} {transform.name}: {row.text()}", file=sys.stderr, flush=True
+                            f"    {resolution} {clip_name} {transform.name}: {clip_row.text()}{compared_text}",
+                            file=sys.stderr,
+                            flush=True,
                         )
     print(
         "\n| size | transform | method | frames read | intra frames read | wrong frames | clips read | wrong clips "

@@ -493,13 +493,17 @@ def test_clip_folds_only_the_screens_best_periods_at_full_resolution(monkeypatch
     are ranked on half-resolution folds: at full resolution each probe frame is folded at no more
     than _SCREEN_KEEP periods and each later frame at the clip's 4 (the unmarked clip's read
     was about 700 full folds). A mark whose period only the screen can rank (a 15 % crop per
-    side of a re-encoded 540p clip: 183 work px) still reads, at its period."""
-    calls = []
+    side of a re-encoded 540p clip: 183 work px) still reads, at its period. Every frame is
+    also folded host-suppressed (the own-phase aggregates), at the clip's 4 periods only."""
+    calls: list[bool] = []  # per full fold: host-suppressed or not
     original = wm._fold_at_period
-    monkeypatch.setattr(wm, "_fold_at_period", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    monkeypatch.setattr(
+        wm, "_fold_at_period", lambda *args, **kw: calls.append("whiten" in kw) or original(*args, **kw)
+    )
     frames = moving_clip(skdata.astronaut(), n_frames=10, size=(540, 960))
     assert extract_watermark_frames(h264_roundtrip(frames, crf=28)).payload is None
-    assert 0 < len(calls) <= wm._CLIP_PROBE_FRAMES * wm._SCREEN_KEEP + 2 * wm._CLIP_PERIODS
+    assert 0 < calls.count(False) <= wm._CLIP_PROBE_FRAMES * wm._SCREEN_KEEP + 2 * wm._CLIP_PERIODS
+    assert calls.count(True) == len(frames) * wm._CLIP_PERIODS
     embedder = WatermarkEmbedder(PAYLOAD, 960, 540)
     cropped = [np.ascontiguousarray(embedder.embed(rgb)[81:-81, 144:-144]) for rgb in frames]
     reading = extract_watermark_frames(h264_roundtrip(cropped, crf=28))

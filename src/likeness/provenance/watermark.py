@@ -139,6 +139,10 @@ _MOTION_MIN_CORRELATION = 0.6  # ECC correlation below this: the anchor's conten
 _HOST_EARLY_FRAMES = 7  # frames after the first that still carry much of its mark
 _ANCHOR_MIN_CONTRAST = 4.0  # luma std (0-255) of the motion luma under which a frame is flat
 _HOST_PERIODS = 4  # periods the host-cancelled first frame is folded at (2 trials each)
+_SUPPRESS_MEDIAN = 5  # px: the median that predicts the host in _host_suppressed
+_SUPPRESS_RESIDUAL_SIGMA = 3.0  # low frequencies the median leaves, removed after it
+_OWN_PHASE_FLOOR = 3.5  # pilot z an unmarked fold reaches about as often as not: no weight
+_OWN_PHASE_TRIALS = 4  # CRC trials for the host-suppressed own-phase aggregates
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
 _REWHITEN_SCALE = 0.5
@@ -605,6 +609,22 @@ def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
     return _whiten(_luma(rgb))
 
 
+def _host_suppressed(luma: np.ndarray) -> np.ndarray:
+    """Luma less an edge-keeping prediction of the picture (its 5x5 median) and the low
+    frequencies the median leaves, locally normalised: float32 (H, W), about unit local RMS.
+
+    A median keeps a picture's edges where :func:`_whiten`'s Gaussian smears them into ridges
+    that the chip filter picks up, so less of the picture stays beside the mark. That matters
+    where the mark moves with the picture (anchored video): every frame then shows it under the
+    same picture, and summing frames cannot average the picture away.
+    """
+    luma = np.ascontiguousarray(luma, np.float32)
+    residual = luma - cv2.medianBlur(luma, _SUPPRESS_MEDIAN)
+    residual = residual - cv2.GaussianBlur(residual, (0, 0), _SUPPRESS_RESIDUAL_SIGMA, borderType=cv2.BORDER_REFLECT)
+    energy = cv2.GaussianBlur(residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return residual / np.sqrt(energy + 1.0)
+
+
 def _fold_whitened(whitened: np.ndarray, tile: int = TILE_SIZE) -> np.ndarray:
     """Sum of a whitened image over all its ``tile`` px tiles (phase 0 at its top-left):
     float64 (tile, tile)."""
@@ -905,19 +925,23 @@ def _resampled(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _fold_at_period(
-    work_luma: np.ndarray, period: float, whitened: np.ndarray | None = None
+    work_luma: np.ndarray,
+    period: float,
+    whitened: np.ndarray | None = None,
+    whiten: Callable[[np.ndarray], np.ndarray] = _whiten,
 ) -> tuple[np.ndarray, float]:
     """Resample work luma so the tile period ``period`` becomes 128 px, whiten and fold.
 
-    ``whitened``: the work luma already whitened; within 10 % of the work scale resampling it
-    is as good as whitening the resampled luma (the filters are broad) and saves most of the
-    cost, which matters for unmarked media, where every candidate period is tried.
+    ``whitened``: the work luma already whitened (by ``whiten``); within :data:`_REWHITEN_SCALE`
+    of the work scale resampling it is as good as whitening the resampled luma (the filters are
+    broad) and saves most of the cost, which matters for unmarked media, where every candidate
+    period is tried.
     """
     scale = TILE_SIZE / period
     if whitened is not None and abs(scale - 1.0) <= _REWHITEN_SCALE:
         resampled = _resampled(whitened, scale)
     else:
-        resampled = _whiten(_resampled(work_luma, scale))
+        resampled = whiten(_resampled(work_luma, scale))
     return _fold_whitened(resampled), resampled.size / TILE_SIZE**2
 
 
@@ -1235,7 +1259,9 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     compensation drags an intra frame's mark along with moving content for the rest of the
     group of pictures, so in a panning shot each frame still holds the payload at another
     phase. Where the whole picture moves, the first frame less the later frames warped back
-    onto it by their global motion is read too (:class:`_HostCancelledAnchor`). Frames of
+    onto it by their global motion is read too (:class:`_HostCancelledAnchor`), and last, for
+    marks that move with the picture (anchored video), each frame's soft bits at its own pilot
+    peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`). Frames of
     another size than the first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
@@ -1373,6 +1399,38 @@ def _warped_back(image: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> 
     )
 
 
+class _OwnPhaseAggregate:
+    """Soft coded bits of every frame at its own pilot peak, summed, for one period and one
+    way round (direct or mirrored), from host-suppressed folds (:func:`_host_suppressed`).
+
+    An anchored mark moves with the picture, so each frame holds it at its own phase and the
+    summed folds at one phase miss it; the host-cancelled first frame cancels it with the
+    picture. Aligned at each frame's own peak, the frames' soft values add up, and what they
+    do not share (codec noise, the picture entering and leaving) averages out. A frame's
+    weight is (z - :data:`_OWN_PHASE_FLOOR`)^2 of its peak: frames whose peak is no stronger
+    than an unmarked fold's add nothing, where their phase would be a guess."""
+
+    def __init__(self, period: float, mirrored: bool) -> None:
+        self.period = period
+        self.mirrored = mirrored
+        self.soft = np.zeros(CODED_BITS)
+        self.weight = 0.0
+        self.best: tuple[float, tuple[int, int]] = (0.0, (0, 0))
+
+    def add(self, candidate: _Candidate) -> None:
+        if not candidate.peaks:
+            return
+        score, offset = candidate.peaks[0]
+        soft = _soft_coded_bits(candidate.folded, offset)
+        spread = float(soft.std())
+        if spread <= 0.0:
+            return
+        weight = (score - _OWN_PHASE_FLOOR) ** 2
+        self.soft += soft * (weight / spread)
+        self.weight += weight
+        self.best = max(self.best, (score, offset))
+
+
 @dataclass
 class _ProbeFrame:
     """A probe frame prepared as it arrives, under the geometry of the clip's first frame (the
@@ -1460,6 +1518,7 @@ class _ClipReader:
         # P and B frames of moving content lost): (z, soft bits, offset, candidate).
         self.best_frames: list[tuple[float, np.ndarray, tuple[int, int], _Candidate]] = []
         self.host_cancelled = _HostCancelledAnchor()
+        self.own_phase: list[_OwnPhaseAggregate] = []
 
     def start(
         self,
@@ -1516,6 +1575,7 @@ class _ClipReader:
         keep = sorted(np.argsort(scores)[::-1][:_CLIP_PERIODS].tolist())
         self.periods = [periods[i] for i in keep]
         self.folds = [np.zeros((TILE_SIZE, TILE_SIZE)) for _ in self.periods]
+        self.own_phase = [_OwnPhaseAggregate(period, mirrored) for period in self.periods for mirrored in (False, True)]
         natives = [p.native for p in prepared] if prepared is not None and reuse else [None] * len(probe)
         for rgb, frame, native, work, white in zip(probe, folds, natives, works, whitened):
             self._add_folds(rgb, [frame[i] for i in keep], work, white, native)
@@ -1547,6 +1607,15 @@ class _ClipReader:
             self.native = folded if self.native is None else self.native + folded
             self.native_frames += 1
         self.host_cancelled.add(work, whitened)
+        near = any(abs(TILE_SIZE / period - 1.0) <= _REWHITEN_SCALE for period in self.periods)
+        suppressed = _host_suppressed(work) if near else None
+        for index, period in enumerate(self.periods):
+            folded = _fold_at_period(work, period, suppressed, whiten=_host_suppressed)[0]
+            for aggregate, candidate in zip(
+                self.own_phase[2 * index : 2 * index + 2],
+                _sync_both_ways(folded, period, threshold=_OWN_PHASE_FLOOR, count=1),
+            ):
+                aggregate.add(candidate)
         peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
         if peaks:
             score, offset, candidate = max(peaks, key=lambda item: item[0])
@@ -1564,10 +1633,12 @@ class _ClipReader:
     def read(self) -> WatermarkReading:
         if self.periods is None or self.geometry is None:
             return WatermarkReading(None, 0.0, 0.0, None, 0.0)
-        # Trials kept back for the host-cancelled first frame, the single frames and the
-        # own-phase aggregate below: MAX_DECODES bounds them all together.
+        # Trials kept back for the host-cancelled first frame, the single frames, the v1
+        # own-phase aggregate and the host-suppressed ones below: MAX_DECODES bounds them all
+        # together. The rest serves the summed folds and the native fold (4 periods and the native
+        # fold, both ways round, 3 peaks each: 30 at most); trials a path leaves pass to the next.
         host_trials = 2 * _HOST_PERIODS
-        reserve = host_trials + _CLIP_SINGLE_FRAMES + 1
+        reserve = host_trials + _CLIP_SINGLE_FRAMES + 1 + _OWN_PHASE_TRIALS
         budget = [MAX_DECODES - reserve]
         candidates = [c for period, folded in zip(self.periods, self.folds) for c in _sync_both_ways(folded, period)]
         reading = _decode_candidates(candidates, self.tiles, self.geometry, budget)
@@ -1581,7 +1652,7 @@ class _ClipReader:
             host_cancelled = self.host_cancelled.candidates(self.geometry.uncropped_period)
             reading = _decode_candidates(host_cancelled, self.tiles, self.geometry, budget)
             best = max(best, _best_score(host_cancelled))
-        budget[0] += reserve - host_trials
+        budget[0] += reserve - host_trials - _OWN_PHASE_TRIALS
         for score, soft, offset, candidate in self.best_frames:
             if reading is not None or budget[0] <= 0:
                 break
@@ -1601,7 +1672,26 @@ class _ClipReader:
                     TILE_SIZE if best_candidate.period is None else best_candidate.period / self.geometry.work_scale
                 )
                 reading = replace(aligned, period=period, mirrored=best_candidate.mirrored)
+        budget[0] += _OWN_PHASE_TRIALS
+        if reading is None:
+            reading = self._read_own_phase(budget)
         return reading or WatermarkReading(None, 0.0, best, None, self.tiles)
+
+    def _read_own_phase(self, budget: list[int]) -> WatermarkReading | None:
+        """The host-suppressed own-phase aggregates, the most weighted first, while the budget
+        lasts (:class:`_OwnPhaseAggregate`)."""
+        assert self.geometry is not None
+        for aggregate in sorted(self.own_phase, key=lambda a: -a.weight):
+            if aggregate.weight <= 0.0 or budget[0] <= 0:
+                break
+            budget[0] -= 1
+            score, offset = aggregate.best
+            stub = _Candidate(np.empty(0), [], score, aggregate.period, aggregate.mirrored)
+            found = _reading_from_soft(aggregate.soft, score, _frame_offset(offset, stub, self.geometry), self.tiles)
+            if found is not None:
+                period = aggregate.period / self.geometry.work_scale
+                return replace(found, period=period, mirrored=aggregate.mirrored)
+        return None
 
 
 __all__ = [
