@@ -50,6 +50,8 @@ class Services:
     public_limiter: RateLimiter | None = None
     worker: Any = None
     worker_thread: threading.Thread | None = None
+    #: (the ledger head they were worked out at, ``public.page_names``)
+    page_names_at: tuple[Any, str] | None = None
 
 
 def create_app(
