@@ -359,9 +359,10 @@ def sniff_file(path: Path) -> FileKind:
 
 
 def input_kind(path: Path) -> str:
-    """ "image" or "video" for a file with a media suffix, by its content: an MP4 saved as
-    ``.png`` is a clip. A container the sniffer does not know (MPEG-TS, FLV, which PyAV reads)
-    and a file that cannot be opened keep their suffix's kind (the reader then says why)."""
+    """The kind of a file with a media suffix, "image" or "video", by its content: an MP4
+    saved as ``.png`` is a clip. A container the sniffer does not know (MPEG-TS, FLV, which
+    PyAV reads) and a file that cannot be opened keep their suffix's kind (the reader then says
+    why)."""
     try:
         sniffed = sniff_file(path).media_type
     except OSError:
