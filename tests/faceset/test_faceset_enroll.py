@@ -97,3 +97,11 @@ def test_a_video_is_a_reference_source_with_the_same_identity_filter(
     refused = enroll_reference_photos(ws, "mina", [other])
     assert refused.added == 0 and refused.skipped
     assert all("does not match mina" in reason for _, reason in refused.skipped)
+
+
+def test_a_clip_named_as_a_photo_is_enrolled_as_the_clip_it_is(consent_world, tmp_path: Path, astronaut) -> None:
+    clip = synthetic.write_clip(tmp_path / "mina_turns.mp4", astronaut, seconds=1.0, size=(480, 360), with_audio=False)
+    misnamed = clip.rename(tmp_path / "mina_turns.png")
+    report = enroll_reference_photos(consent_world.workspace, "mina", [misnamed])
+    assert report.added >= 2 and not report.skipped, report.skipped
+    assert all(label.startswith(f"{misnamed} @ ") for label in report.enrolled)

@@ -281,3 +281,43 @@ def test_small_photo_sets_keep_expression_variants_and_name_what_was_dropped(
     )
     kept = sorted(record.mouth_openness for record in load_faceset(tmp_path / "fs"))
     assert kept == [0.02, 0.20]
+
+
+def _animated_gif(path: Path, portrait: np.ndarray, *, frames: int) -> Path:
+    """A GIF of the portrait moving like a head, 0.2 s a frame."""
+    from PIL import Image
+
+    pictures = [Image.fromarray(rgb) for rgb in synthetic.animate_portrait(portrait, n_frames=frames, size=(360, 270))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=200, loop=0)
+    return path
+
+
+def test_an_animated_gif_is_sampled_as_footage_and_a_still_gif_read_as_a_photo(
+    enrolled_world, tmp_path: Path, astronaut
+) -> None:
+    from PIL import Image
+
+    _animated_gif(tmp_path / "inputs" / "reaction.gif", astronaut, frames=6)
+    Image.fromarray(astronaut).save(tmp_path / "inputs" / "still.gif")
+    options = ExtractOptions(dedup_hamming=None, min_face=48, frame_step=2)
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [tmp_path / "inputs"], tmp_path / "fs", options=options
+    )
+    assert report.skipped_inputs == [] and report.inputs_used == 2
+    assert report.frames_read == 3 + 1  # every 2nd of the 6 frames, and the still
+    by_source = {}
+    for record in load_faceset(tmp_path / "fs").records:
+        by_source.setdefault(Path(record.source).name, []).append(record)
+    assert [r.timestamp_s for r in by_source["reaction.gif"]] == [0.0, 0.4, 0.8]
+    assert len({r.track_id for r in by_source["reaction.gif"]}) == 1  # one face tracked through the frames
+    assert [r.timestamp_s for r in by_source["still.gif"]] == [None]
+
+
+def test_a_clip_named_as_a_photo_is_read_as_the_clip_it_is(enrolled_world, clip: Path, tmp_path: Path) -> None:
+    misnamed = clip.rename(clip.with_name("mina_clip.png"))
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [misnamed], tmp_path / "fs", options=NO_DEDUP
+    )
+    assert report.skipped_inputs == [] and report.frames_read == 30
+    assert report.faces_kept >= 27

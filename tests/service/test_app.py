@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
+from likeness.service.app import create_app
 from likeness.service.roles import Role
 from likeness.service.security import CSP
 
@@ -124,3 +127,18 @@ def test_a_database_that_refuses_writes_is_a_503_naming_no_server_file(service_w
     assert detail.startswith("the database refused the write; quote ") and "likeness.db" not in response.text
     logged = [r.getMessage() for r in caplog.records if "database refused a write" in r.getMessage()]
     assert logged and "likeness.db: cannot write the database (attempt to write a readonly database)" in logged[0]
+
+
+def test_shutdown_closes_the_public_checker_and_stops_the_worker(settings, workspace, astronaut, tmp_path):
+    from likeness.media import write_image
+    from tests.service.conftest import build_service_world
+
+    world = build_service_world(settings, workspace)
+    app = create_app(settings, workspace=workspace, accounts=world.accounts, with_worker=True)
+    services = app.state.services
+    with TestClient(app):
+        services.public_checker.verify(write_image(tmp_path / "a.png", astronaut), wait_s=120)
+        verifier = services.public_checker._verifier
+        assert verifier._image_detector is not None
+    assert services.public_checker._verifier is None and verifier._image_detector is None
+    assert services.worker.stopping.is_set() and not services.worker_thread.is_alive()

@@ -145,10 +145,11 @@ def _reference_pictures(
     (label ``"clip.mp4 @ 2.5 s"``, digest of the file's digest and the frame time, so enrolling the
     same clip again finds the same frames already enrolled). Unreadable input is added to
     ``report.skipped``; a video that breaks part-way keeps the frames before the break."""
-    from likeness.faceset.extract import VIDEO_SUFFIXES
+    from likeness.faceset.extract import input_kind
     from likeness.media import read_image, sample_video_frames
 
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
+    # By content, as extract and verify decide: a clip saved as .png is still a clip.
+    if input_kind(path) == "image":
         try:
             rgb = read_image(path)
         except MediaError as exc:

@@ -52,6 +52,7 @@ from likeness.faceset.resume import (
     write_checkpoint,
 )
 from likeness.media.video.budget import DecodeLimits
+from likeness.verify.file_kind import ANIMATED_CONTAINERS, IMAGE_SUFFIXES, FileKind, sniff
 
 if TYPE_CHECKING:
     from likeness.consent.policy import Authorization, ReleaseAuthorization
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from likeness.faces.detect import DetectorMode
     from likeness.workspace import Workspace
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".mov", ".m4v", ".m4a", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".3gp", ".flv"}
 )
@@ -352,13 +352,33 @@ def record_faceset(
     return event
 
 
+def sniff_file(path: Path) -> FileKind:
+    """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie)."""
+    with open(path, "rb") as stream:
+        return sniff(stream.read(32))
+
+
+def input_kind(path: Path) -> str:
+    """The kind of a file with a media suffix, "image" or "video", by its content: an MP4
+    saved as ``.png`` is a clip. A container the sniffer does not know (MPEG-TS, FLV, which
+    PyAV reads) and a file that cannot be opened keep their suffix's kind (the reader then says
+    why)."""
+    try:
+        sniffed = sniff_file(path).media_type
+    except OSError:
+        sniffed = None
+    return sniffed or ("video" if path.suffix.lower() in VIDEO_SUFFIXES else "image")
+
+
 def expand_inputs(
     inputs: Iterable[str | os.PathLike[str]],
 ) -> tuple[list[tuple[Path, str]], list[SkippedInput]]:
     """Resolve files and folders (recursively, sorted, hidden files ignored) to (path, kind).
 
-    ``kind`` is "image" or "video" by suffix; missing paths and unsupported formats come back as
-    ``SkippedInput`` so the run can report them and go on.
+    Files are taken by suffix (``IMAGE_SUFFIXES``, the stills ``read_image`` decodes, and
+    ``VIDEO_SUFFIXES``); ``kind`` is "image" or "video" by content (``input_kind``). Missing
+    paths and unsupported formats come back as ``SkippedInput`` so the run can report them and
+    go on.
     """
     found: list[tuple[Path, str]] = []
     skipped: list[SkippedInput] = []
@@ -382,12 +402,10 @@ def expand_inputs(
                 continue
             seen.add(key)
             suffix = candidate.suffix.lower()
-            if suffix in IMAGE_SUFFIXES:
-                found.append((candidate, "image"))
-            elif suffix in VIDEO_SUFFIXES:
-                found.append((candidate, "video"))
-            else:
+            if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_SUFFIXES:
                 skipped.append(SkippedInput(str(candidate), f"unsupported format '{suffix or '(no suffix)'}'"))
+                continue
+            found.append((candidate, input_kind(candidate)))
     return found, skipped
 
 
@@ -426,7 +444,10 @@ class _Pipeline:
         if index_path.exists():
             self.duplicates.seed(
                 selection.KeptFace(
-                    int(r.perceptual_hash, 16), r.mouth_openness, r.eye_openness, face_label(r.source, r.frame_index)
+                    int(r.perceptual_hash, 16),
+                    r.mouth_openness,
+                    r.eye_openness,
+                    face_label(r.source, r.frame_index, r.timestamp_s),
                 )
                 for r in read_index(index_path)
                 if r.perceptual_hash
@@ -501,34 +522,60 @@ class _Pipeline:
 
     def _run_image(self, path: Path, number: int, total: int) -> None:
         from likeness.media import read_image
+        from likeness.media.animation import animation_timeline
 
+        if sniff_file(path).container in ANIMATED_CONTAINERS:
+            timeline = animation_timeline(path)
+            if timeline is not None:
+                # An animated GIF, WebP or PNG is footage, as verify reads it: its frames are
+                # sampled (every ``frame_step``-th, spread by time) and faces tracked.
+                self._run_animation(path, timeline, number, total)
+                return
         rgb = read_image(path, max_pixels=self.options.max_pixels)
         self._process_frame(rgb, source=str(path), frame_index=0, timestamp_s=None, tracks=None)
         self._frame_done(str(path), number, total, 0, 1, may_checkpoint=False)
 
+    def _run_animation(self, path: Path, timeline: Any, number: int, total: int) -> None:
+        from likeness.media.animation import sample_animation_frames
+
+        samples = max(1, timeline.frames // self.options.frame_step)
+        # every_s=0: the samples are spread evenly over the animation's duration; a frame's
+        # ``index`` counts samples, the same on a resumed run.
+        frames = sample_animation_frames(path, every_s=0.0, max_frames=samples, timeline=timeline)
+        self._run_frames(path, frames, number, total, frame_total=samples, step=1)
+
     def _run_video(self, path: Path, number: int, total: int) -> None:
-        from likeness.faces import FaceTracker
         from likeness.media import iter_video_frames, probe_video
 
-        key = str(path)
         info = probe_video(path)
-        frame_total = getattr(info, "frame_count", None)
+        start = self.state.next_frame.get(str(path), 0)
+        step = self.options.frame_step
+        frames = iter_video_frames(path, start=start, step=step, limits=self.decode_limits)
+        self._run_frames(path, frames, number, total, frame_total=getattr(info, "frame_count", None), step=step)
+
+    def _run_frames(
+        self, path: Path, frames: Iterable[Any], number: int, total: int, *, frame_total: int | None, step: int
+    ) -> None:
+        """Faces of a clip's frames, tracked across them; resumes after the last frame done."""
+        from likeness.faces import FaceTracker
+
+        key = str(path)
         start = self.state.next_frame.get(key, 0)
         tracker = FaceTracker()
         self.detector("video").reset()
         decisions: dict[int, _Track] = {}
         global_ids: dict[int, int] = {}
-        for frame in iter_video_frames(path, start=start, step=self.options.frame_step, limits=self.decode_limits):
+        for frame in frames:
             if frame.index < start:
                 continue
             self._process_frame(
                 frame.rgb,
                 source=key,
                 frame_index=int(frame.index),
-                timestamp_s=float(frame.pts_s) if frame.pts_s is not None else None,
+                timestamp_s=float(frame.pts_s),
                 tracks=(tracker, decisions, global_ids),
             )
-            self.state.next_frame[key] = int(frame.index) + self.options.frame_step
+            self.state.next_frame[key] = int(frame.index) + step
             self._frame_done(key, number, total, int(frame.index), frame_total, may_checkpoint=True)
 
     def _frame_done(
@@ -677,7 +724,7 @@ class _Pipeline:
         assert face_size is not None and decision is not None  # the filters rejected the others
         crop, crop_landmarks, phash = candidate.crop, candidate.landmarks, candidate.phash
         eye, mouth = candidate.eye_openness, candidate.mouth_openness
-        label = face_label(source, frame_index)
+        label = face_label(source, frame_index, timestamp_s)
         repeated = self.duplicates.find(phash, mouth=mouth, eyes=eye)
         if repeated is not None:
             rejected[selection.DUPLICATE] += 1
@@ -775,9 +822,10 @@ def no_face_kept_reason(seen: int, duplicates: int) -> str:
     return "no usable face of the subject (rejected by the filters: counts below)"
 
 
-def face_label(source: str, frame_index: int) -> str:
-    """How reports name a face: the photo's path, or ``"clip.mp4 frame 12"`` for a video frame."""
-    return f"{source} frame {frame_index}" if Path(source).suffix.lower() in VIDEO_SUFFIXES else source
+def face_label(source: str, frame_index: int, timestamp_s: float | None) -> str:
+    """How reports name a face: the photo's path, or ``"clip.mp4 frame 12"`` for a frame of a
+    clip or an animation (which have a time; a still has none, whatever its name says)."""
+    return source if timestamp_s is None else f"{source} frame {frame_index}"
 
 
 def _consent_identity(authz: Authorization | ReleaseAuthorization) -> tuple[str, str, str, str | None, str | None]:

@@ -27,7 +27,7 @@ from likeness.service.job_kinds import (
     train_file,
     uploads_root,
 )
-from likeness.service.jobs import JobQueue, JobView
+from likeness.service.jobs import JobQueue, JobView, page_cursor
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
 from likeness.service.uploads import new_upload_folder, receive_upload
@@ -107,7 +107,9 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobOut]
-    next_before: str | None = Field(description="pass as 'before' for the next (older) page")
+    next_before: str | None = Field(
+        description="pass as 'before' for the next (older) page: the last job's created_at and id, joined by '~'"
+    )
 
 
 class LedgerEventOut(BaseModel):
@@ -701,13 +703,13 @@ def list_jobs(
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     kind: str | None = Query(default=None, max_length=32),
     limit: int = Query(default=50, ge=1, le=200),
-    before: str | None = Query(default=None, max_length=32),
+    before: str | None = Query(default=None, max_length=80),
 ) -> dict[str, Any]:
     """Your organisation's jobs, newest first."""
     jobs = request.app.state.services.queue.list(
         org_id=principal.user.org_id, state=state, kind=kind, limit=limit, before=before
     )
-    return {"jobs": [job_out(j) for j in jobs], "next_before": jobs[-1].created_at if len(jobs) == limit else None}
+    return {"jobs": [job_out(j) for j in jobs], "next_before": page_cursor(jobs[-1]) if len(jobs) == limit else None}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, **guard(READ))

@@ -10,6 +10,8 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,9 @@ from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
 from likeness.service.uploads import UploadLimits
 
 OPENAPI_PATH = "/api/v1/openapi.json"
+#: How long shutdown waits for the in-process worker's job to end; a job still running after
+#: it is taken over by another worker once its lease runs out.
+WORKER_STOP_WAIT_S = 10.0
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Services:
     public_limiter: RateLimiter | None = None
     worker: Any = None
     worker_thread: threading.Thread | None = None
+    #: (the ledger head they were worked out at, ``public.page_names``)
+    page_names_at: tuple[Any, str] | None = None
 
 
 def create_app(
@@ -73,6 +80,7 @@ def create_app(
         limits=UploadLimits(settings.upload_max_image_bytes, settings.upload_max_video_bytes),
     )
     app = FastAPI(
+        lifespan=_lifespan,
         # Every form route refuses fields it does not take (likeness.service.forms).
         dependencies=[Depends(strict_form)],
         title="likeness",
@@ -125,6 +133,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 operation["security"] = [{"bearer": []}, {"session": []}]
     app.openapi_schema = schema
     return schema
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, stop the in-process worker and close the public checker's verifier (its
+    MediaPipe graphs and ONNX sessions), which nothing else would release."""
+    yield
+    services = app.state.services
+    if services.worker is not None:
+        services.worker.stop()
+    if services.worker_thread is not None:
+        services.worker_thread.join(timeout=WORKER_STOP_WAIT_S)
+    if services.public_checker is not None:
+        services.public_checker.close()
 
 
 def _start_worker_thread(services: Services) -> None:

@@ -33,6 +33,7 @@ from likeness.service.errors import (
 )
 from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.job_kinds import RENDER_FLAGS
+from likeness.service.jobs import page_cursor
 from likeness.service.roles import Permission, allows
 from likeness.service.security import (
     LANG_COOKIE,
@@ -264,7 +265,7 @@ def jobs_page(
     return render(
         request,
         "jobs.html",
-        {"jobs": jobs, "next_before": jobs[-1].created_at if len(jobs) == 50 else None},
+        {"jobs": jobs, "next_before": page_cursor(jobs[-1]) if len(jobs) == 50 else None},
         principal=principal,
     )
 

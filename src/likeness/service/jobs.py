@@ -126,6 +126,22 @@ def _view(row: Job) -> JobView:
     )
 
 
+CURSOR_SEPARATOR = "~"
+
+
+def page_cursor(job: JobView) -> str:
+    """Where the page after ``job`` starts: its (created_at, id) keyset, because jobs enqueued
+    in the same microsecond share a created_at and paging by that alone skips or repeats them."""
+    return f"{job.created_at}{CURSOR_SEPARATOR}{job.id}"
+
+
+def _parse_cursor(cursor: str) -> tuple[str, str]:
+    """A ``page_cursor``; a bare created_at means every job older than that instant (no id
+    sorts below the empty one)."""
+    created_at, _, job_id = cursor.partition(CURSOR_SEPARATOR)
+    return created_at, job_id
+
+
 def _org_lock_key(org_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{CLAIM_LOCK}:{org_id}".encode()).digest()[:8], "big", signed=True)
 
@@ -214,7 +230,7 @@ class JobQueue:
         limit: int = 50,
         before: str | None = None,
     ) -> list[JobView]:
-        """Newest first; ``before`` (a created_at) pages back."""
+        """Newest first; ``before`` (a page's ``page_cursor`` of its last job) pages back."""
         with self._sessions() as session:
             query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
             if org_id is not None:
@@ -224,7 +240,10 @@ class JobQueue:
             if kind is not None:
                 query = query.where(Job.kind == kind)
             if before is not None:
-                query = query.where(Job.created_at < before)
+                created_at, job_id = _parse_cursor(before)
+                query = query.where(
+                    or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+                )
             return [_view(row) for row in session.scalars(query)]
 
     def cancel(self, job_id: str, *, org_id: str | None = None) -> JobView:

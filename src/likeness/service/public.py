@@ -395,7 +395,7 @@ def render_public_page(
             "link_days": settings.public_link_days,
             "shared": json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
-            "font_cut": page_cut_text(page_names(services.workspace)),
+            "font_cut": page_cut_text(page_names(services)),
             "problem": problem,
         },
     )
@@ -417,30 +417,28 @@ def page_font(name: str, request: Request) -> Response:
     brings in the app's full face, for that name."""
     if name not in PAGE_FONTS:
         raise NotFound(f"no font {name!r}")
-    names = page_names(request.app.state.services.workspace)
+    names = page_names(request.app.state.services)
     return Response(
         page_font_bytes(name, names), media_type="font/woff", headers={"Cache-Control": "public, max-age=3600"}
     )
 
 
-def page_names(workspace: Any) -> str:
+def page_names(services: Any) -> str:
     """The characters of every name a verdict card may show, sorted (the font cache's key).
     Worked out again only when the ledger moved (a new organisation or subject is on it): every
-    page load asks, and each subject's naming is a ledger read."""
+    page load asks, and each subject's naming is a ledger read. Kept on ``services``, so it lives
+    and dies with its workspace (an ``id(workspace)`` is reused once that workspace is collected)."""
+    workspace = services.workspace
     head = workspace.ledger.head()
-    known = _PAGE_NAMES.get(id(workspace))
+    known = services.page_names_at
     if known is not None and known[0] == head:
-        return known[1]
+        return str(known[1])
     registry = workspace.registry
     names = [org.name for org in registry.list_orgs()]
     names += [subject.name for subject in registry.list_subjects() if named_publicly(workspace, subject.id)]
     characters = "".join(sorted(set("".join(names))))
-    _PAGE_NAMES[id(workspace)] = (head, characters)
+    services.page_names_at = (head, characters)
     return characters
-
-
-#: id(workspace) -> (the ledger head it was worked out at, page_names)
-_PAGE_NAMES: dict[int, tuple[Any, str]] = {}
 
 
 @lru_cache(maxsize=8)
