@@ -56,11 +56,17 @@ def test_a_row_inserted_without_an_event_is_named(passkey_world, answered) -> No
     execute(
         passkey_world,
         "INSERT INTO grant_requests (id, subject_id, org_id, payload, request_sha256, state, created_by, created_at) "
-        "SELECT 'f' || substr(id, 2), subject_id, org_id, payload, request_sha256, 'pending', created_by, created_at "
+        "SELECT :copy, subject_id, org_id, payload, request_sha256, 'pending', created_by, created_at "
         "FROM grant_requests WHERE id = :id",
         id=answered["pending"],
+        copy=copy_id(answered["pending"]),
     )
     assert any("no grant.requested event" in p for p in request_problems(passkey_world))
+
+
+def copy_id(request_id: str) -> str:
+    """Another id of the same shape (one in 16 ids began with the 'f' the copy used to take)."""
+    return ("e" if request_id[0] == "f" else "f") + request_id[1:]
 
 
 @pytest.mark.parametrize(
