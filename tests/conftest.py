@@ -108,6 +108,19 @@ def add_holder(registry: Registry, slug: str, name: str, *, kind: str) -> Rights
     return registry.add_holder(slug, name, kind=kind, public_key_pem=holder_machine(registry).public_key(slug))
 
 
+def flip_entropy_bit(jpeg: bytes, from_end: int = 200) -> bytes:
+    """``jpeg`` with one bit flipped in its entropy-coded data near the end (well after a
+    manifest's APP11 segments at the start), so the file still decodes and its hash no longer
+    matches. The byte is neither 0xFF nor 0xFE (which the flip makes a marker: "broken data
+    stream", about one file in 200) nor one after an 0xFF (a stuffed zero or a marker's code)."""
+    data = bytearray(jpeg)
+    at = len(data) - from_end
+    while data[at] in (0xFE, 0xFF) or data[at - 1] == 0xFF:
+        at -= 1
+    data[at] ^= 0x01
+    return bytes(data)
+
+
 def add_subject(registry: Registry, slug: str, name: str, **options: Any) -> SubjectRecord:
     """Enrol a subject; a new rights holder (``SLUG-holder``) gets a key on the holders' machine."""
     return holder_machine(registry).enrol(registry, slug, name, **options)

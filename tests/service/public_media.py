@@ -16,6 +16,7 @@ from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper, 
 from likeness.media.video.decode import iter_video_frames
 from likeness.media.video.encode import transcode
 from likeness.provenance.writer import LabelledWriter, RenderJob
+from tests.conftest import flip_entropy_bit
 from tests.verify.test_verify_files import render_image
 
 #: A 9:16 phone clip ("fancam"), small so that the tests stay fast.
@@ -73,10 +74,8 @@ def verdict_media(world, folder: Path) -> dict[str, Path]:
     media["still"] = write_image(folder / "fancam-still.png", first.rgb)
     media["labelled_image"] = render_image(world, folder / "render.png").path
     jpeg = render_image(world, folder / "render.jpg").path
-    data = bytearray(jpeg.read_bytes())
-    data[len(data) - 200] ^= 0x01  # in the entropy-coded data, after the manifest: still decodes
     media["tampered"] = folder / "tampered.jpg"
-    media["tampered"].write_bytes(bytes(data))
+    media["tampered"].write_bytes(flip_entropy_bit(jpeg.read_bytes()))
     media["unlabelled"] = write_image(folder / "at the airport.jpg", astronaut(), quality=90)
     media["stranger"] = write_image(folder / "stranger.jpg", grace_hopper(), quality=90)
     media["no_face"] = write_image(folder / "landscape.png", no_face_picture())

@@ -16,6 +16,7 @@ from likeness.media.synthetic import animate_portrait, astronaut, grace_hopper
 from likeness.provenance.writer import LabelledWriter, RenderJob
 from likeness.verify.pipeline import verify_path
 from likeness.verify.scan import verify_many
+from tests.conftest import flip_entropy_bit
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")
 
@@ -76,12 +77,8 @@ def test_resaved_copy_without_manifest_is_traced_by_watermark(mina_world, tmp_pa
 
 def test_one_flipped_byte_is_tampered(mina_world, tmp_path):
     out = render_image(mina_world, tmp_path / "render.jpg")
-    data = bytearray(out.path.read_bytes())
-    # Flip a byte in the entropy-coded image data near the end (well after the manifest's
-    # APP11 segments at the start), so the file still decodes.
-    data[len(data) - 200] ^= 0x01
     flipped = tmp_path / "flipped.jpg"
-    flipped.write_bytes(bytes(data))
+    flipped.write_bytes(flip_entropy_bit(out.path.read_bytes()))
     result = verify_path(mina_world.workspace, flipped)
     assert result.verdict.code == "tampered", result.verdict
     assert result.c2pa.state == "Invalid" and result.c2pa.reasons
