@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +107,25 @@ def enclosing_workspace(folder: Path) -> Path | None:
     and keys folder), or None: the mark of a command run from inside the workspace folder with
     the default ``--home`` (``./likeness-home``)."""
     for parent in folder.parents:
-        if (parent / "likeness.db").is_file() and (parent / "keys").is_dir():
+        if (parent / "keys").is_dir() and _is_sqlite_file(parent / "likeness.db"):
             return parent
     return None
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts as a SQLite database does: a stray empty
+    ``likeness.db`` beside a ``keys`` folder (in /tmp, say) is no workspace, and must not stop
+    ``init`` in every folder below it. Opened without blocking, so a FIFO is never waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with open(fd, "rb") as stream:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and stream.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ once, one stopped with "cannot open the database (table ... already exists)"."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,19 @@ def test_two_inits_at_once_both_succeed(tmp_path):
         errors = [child.communicate(timeout=120)[1] for child in children]
         failures = [error for child, error in zip(children, errors, strict=True) if child.returncode != 0]
         assert not failures, failures
+
+
+@pytest.mark.parametrize("stray", ["empty file", "text file", "fifo"])
+def test_a_stray_likeness_db_beside_a_keys_folder_does_not_block_init_below(tmp_path, monkeypatch, stray):
+    """Trial 10: an empty likeness.db and a keys folder left in a parent (/tmp, say) counted as
+    a workspace, so init refused every folder below it. Only a SQLite file counts."""
+    monkeypatch.delenv("LIKENESS_HOME", raising=False)
+    (tmp_path / "keys").mkdir()
+    database = tmp_path / "likeness.db"
+    if stray == "fifo":
+        os.mkfifo(database)
+    else:
+        database.write_text("" if stray == "empty file" else "notes\n")
+    result = runner.invoke(app, ["--home", str(tmp_path / "project" / "home"), "init", "--org", "acme"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "project" / "home" / "likeness.db").is_file()
