@@ -84,8 +84,12 @@ def _opening(url: str) -> Iterator[None]:
         yield
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown reason"
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise ConfigError(f"{shown}: cannot open the database ({reason})") from None
+        raise ConfigError(f"{shown_url(url)}: cannot open the database ({reason})") from None
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages and the terminal show it: the password as ``***``."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def sqlite_file(url: str) -> Path | None:

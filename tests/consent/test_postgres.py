@@ -46,3 +46,19 @@ def test_consent_and_ledger_on_postgresql(postgres_url, tmp_path):
         reopened.close()
     finally:
         ws.close()
+
+
+def test_init_does_not_print_the_database_password(postgres_url, tmp_path, monkeypatch):
+    """Trial 10: ``init`` printed the database URL whole, password and all, to the terminal (and
+    to any CI log that keeps it); it prints the URL with the password hidden, as errors do."""
+    from typer.testing import CliRunner
+
+    from likeness.cli import app
+
+    with_password = postgres_url.replace("://likeness@", "://likeness:hunter2-secret@")
+    assert with_password != postgres_url  # the cluster trusts local sockets: the password is not checked
+    monkeypatch.setenv("LIKENESS_DATABASE_URL", with_password)
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "init"])
+    assert result.exit_code == 0, result.output
+    assert "hunter2-secret" not in result.output
+    assert "likeness:***@" in result.output
