@@ -128,8 +128,12 @@ def _is_sqlite_file(path: Path) -> bool:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
-    with open(fd, "rb") as stream:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and stream.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

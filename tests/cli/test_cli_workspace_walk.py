@@ -73,7 +73,7 @@ def test_two_inits_at_once_both_succeed(tmp_path):
         assert not failures, failures
 
 
-@pytest.mark.parametrize("stray", ["empty file", "text file", "fifo"])
+@pytest.mark.parametrize("stray", ["empty file", "text file", "fifo", "folder"])
 def test_a_stray_likeness_db_beside_a_keys_folder_does_not_block_init_below(tmp_path, monkeypatch, stray):
     """Trial 10: an empty likeness.db and a keys folder left in a parent (/tmp, say) counted as
     a workspace, so init refused every folder below it. Only a SQLite file counts."""
@@ -82,6 +82,8 @@ def test_a_stray_likeness_db_beside_a_keys_folder_does_not_block_init_below(tmp_
     database = tmp_path / "likeness.db"
     if stray == "fifo":
         os.mkfifo(database)
+    elif stray == "folder":
+        database.mkdir()
     else:
         database.write_text("" if stray == "empty file" else "notes\n")
     result = runner.invoke(app, ["--home", str(tmp_path / "project" / "home"), "init", "--org", "acme"])

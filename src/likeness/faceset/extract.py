@@ -358,10 +358,10 @@ def sniff_file(path: Path) -> FileKind:
     device says nothing: opened without blocking (a FIFO with no writer would wait forever) and
     not read, so its suffix's reader names it "not a regular file"."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with open(fd, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return sniff(b"")
-        return sniff(stream.read(32))
+    try:
+        return sniff(os.read(fd, 32) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
+    finally:
+        os.close(fd)
 
 
 def input_kind(path: Path) -> str:
