@@ -89,3 +89,30 @@ def test_a_stray_likeness_db_beside_a_keys_folder_does_not_block_init_below(tmp_
     result = runner.invoke(app, ["--home", str(tmp_path / "project" / "home"), "init", "--org", "acme"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "project" / "home" / "likeness.db").is_file()
+
+
+def test_a_database_another_writer_holds_is_one_line_to_retry(home, monkeypatch):
+    """Trial 10: ``org add`` while another connection held the write lock past SQLite's busy
+    timeout (30 s; 0.1 s here) ended in SQLAlchemy's traceback."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def short_wait(connection, _record) -> None:
+        connection.execute("PRAGMA busy_timeout=100")
+
+    event.listen(Engine, "connect", short_wait)
+    holder = sqlite3.connect(home / "likeness.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = runner.invoke(app, ["--home", str(home), "org", "add", "rival"])
+    finally:
+        holder.rollback()
+        holder.close()
+        event.remove(Engine, "connect", short_wait)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, said
+    assert "the workspace database is busy" in said and "Traceback" not in said, said
+    # Nothing was left half-made: the same command succeeds once the lock is gone.
+    assert runner.invoke(app, ["--home", str(home), "org", "add", "rival"]).exit_code == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from typing import Any
 
@@ -30,6 +29,7 @@ from likeness.errors import (
     RegistryError,
 )
 from likeness.service.errors import ServiceError
+from likeness.workspace import database_busy
 
 #: Problem types are URNs: stable names, not pages to fetch.
 PROBLEM_TYPE_BASE = "urn:likeness:problem:"
@@ -177,18 +177,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 BUSY_RETRY_AFTER_S = 5
 
 
-def database_busy(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite giving up on another connection's lock (busy, locked): the
-    request may well succeed later, so it is a 503 to retry, not an unexpected 500."""
-    original = getattr(error, "orig", None)
-    code = getattr(original, "sqlite_errorcode", None)
-    return (
-        isinstance(original, sqlite3.OperationalError)
-        and code is not None
-        and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    )
-
-
 class CrashToProblem:
     """ASGI middleware: an exception nobody handled becomes a 500 problem (with an id that the
     log carries beside the traceback), inside the security-header middleware so the answer
@@ -213,6 +201,7 @@ class CrashToProblem:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             error_id = uuid.uuid4().hex[:12]
+            # The request may well succeed later: a 503 to retry, not an unexpected 500.
             if database_busy(exc) and not started:
                 log.warning("database busy (%s) on %s %s: %s", error_id, scope.get("method"), scope.get("path"), exc)
                 busy = problem(
