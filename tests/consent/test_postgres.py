@@ -58,7 +58,16 @@ def test_init_does_not_print_the_database_password(postgres_url, tmp_path, monke
     with_password = postgres_url.replace("://likeness@", "://likeness:hunter2-secret@")
     assert with_password != postgres_url  # the cluster trusts local sockets: the password is not checked
     monkeypatch.setenv("LIKENESS_DATABASE_URL", with_password)
-    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "init"])
+    made: list[Workspace] = []
+    init = Workspace.init.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        Workspace, "init", classmethod(lambda cls, settings: made.append(init(cls, settings)) or made[-1])
+    )
+    try:
+        result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "init"])
+    finally:
+        for workspace in made:  # the CLI leaves it to the process's end; here it must close
+            workspace.close()
     assert result.exit_code == 0, result.output
     assert "hunter2-secret" not in result.output
     assert "likeness:***@" in result.output
