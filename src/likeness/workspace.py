@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,19 @@ def _file_refusal(error: BaseException) -> str | None:
     return (str(error).strip().splitlines() or [str(getattr(error, "sqlite_errorname", code))])[0]
 
 
+def database_busy(error: BaseException) -> bool:
+    """Whether ``error`` (SQLAlchemy's, wrapping the driver's) is SQLite giving up on another
+    connection's write lock after its busy timeout: nothing is wrong with the file, and the
+    same write may succeed later. Not a ``DatabaseRefused``: the ledger retries these."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlite_errorcode", None)
+    return (
+        isinstance(original, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    )
+
+
 @contextlib.contextmanager
 def _opening(url: str) -> Iterator[None]:
     """A database the workspace cannot open (a file it may not read, a server that refuses) is a
@@ -83,8 +97,12 @@ def _opening(url: str) -> Iterator[None]:
         yield
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown reason"
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise ConfigError(f"{shown}: cannot open the database ({reason})") from None
+        raise ConfigError(f"{shown_url(url)}: cannot open the database ({reason})") from None
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages and the terminal show it: the password as ``***``."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -106,9 +124,29 @@ def enclosing_workspace(folder: Path) -> Path | None:
     and keys folder), or None: the mark of a command run from inside the workspace folder with
     the default ``--home`` (``./likeness-home``)."""
     for parent in folder.parents:
-        if (parent / "likeness.db").is_file() and (parent / "keys").is_dir():
+        if (parent / "keys").is_dir() and _is_sqlite_file(parent / "likeness.db"):
             return parent
     return None
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts as a SQLite database does: a stray empty
+    ``likeness.db`` beside a ``keys`` folder (in /tmp, say) is no workspace, and must not stop
+    ``init`` in every folder below it. Opened without blocking, so a FIFO is never waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

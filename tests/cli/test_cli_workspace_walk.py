@@ -5,6 +5,7 @@ once, one stopped with "cannot open the database (table ... already exists)"."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,48 @@ def test_two_inits_at_once_both_succeed(tmp_path):
         errors = [child.communicate(timeout=120)[1] for child in children]
         failures = [error for child, error in zip(children, errors, strict=True) if child.returncode != 0]
         assert not failures, failures
+
+
+@pytest.mark.parametrize("stray", ["empty file", "text file", "fifo", "folder"])
+def test_a_stray_likeness_db_beside_a_keys_folder_does_not_block_init_below(tmp_path, monkeypatch, stray):
+    """Trial 10: an empty likeness.db and a keys folder left in a parent (/tmp, say) counted as
+    a workspace, so init refused every folder below it. Only a SQLite file counts."""
+    monkeypatch.delenv("LIKENESS_HOME", raising=False)
+    (tmp_path / "keys").mkdir()
+    database = tmp_path / "likeness.db"
+    if stray == "fifo":
+        os.mkfifo(database)
+    elif stray == "folder":
+        database.mkdir()
+    else:
+        database.write_text("" if stray == "empty file" else "notes\n")
+    result = runner.invoke(app, ["--home", str(tmp_path / "project" / "home"), "init", "--org", "acme"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "project" / "home" / "likeness.db").is_file()
+
+
+def test_a_database_another_writer_holds_is_one_line_to_retry(home, monkeypatch):
+    """Trial 10: ``org add`` while another connection held the write lock past SQLite's busy
+    timeout (30 s; 0.1 s here) ended in SQLAlchemy's traceback."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def short_wait(connection, _record) -> None:
+        connection.execute("PRAGMA busy_timeout=100")
+
+    event.listen(Engine, "connect", short_wait)
+    holder = sqlite3.connect(home / "likeness.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = runner.invoke(app, ["--home", str(home), "org", "add", "rival"])
+    finally:
+        holder.rollback()
+        holder.close()
+        event.remove(Engine, "connect", short_wait)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, said
+    assert "the workspace database is busy" in said and "Traceback" not in said, said
+    # Nothing was left half-made: the same command succeeds once the lock is gone.
+    assert runner.invoke(app, ["--home", str(home), "org", "add", "rival"]).exit_code == 0

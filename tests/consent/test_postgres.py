@@ -46,3 +46,28 @@ def test_consent_and_ledger_on_postgresql(postgres_url, tmp_path):
         reopened.close()
     finally:
         ws.close()
+
+
+def test_init_does_not_print_the_database_password(postgres_url, tmp_path, monkeypatch):
+    """Trial 10: ``init`` printed the database URL whole, password and all, to the terminal (and
+    to any CI log that keeps it); it prints the URL with the password hidden, as errors do."""
+    from typer.testing import CliRunner
+
+    from likeness.cli import app
+
+    with_password = postgres_url.replace("://likeness@", "://likeness:hunter2-secret@")
+    assert with_password != postgres_url  # the cluster trusts local sockets: the password is not checked
+    monkeypatch.setenv("LIKENESS_DATABASE_URL", with_password)
+    made: list[Workspace] = []
+    init = Workspace.init.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        Workspace, "init", classmethod(lambda cls, settings: made.append(init(cls, settings)) or made[-1])
+    )
+    try:
+        result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "init"])
+    finally:
+        for workspace in made:  # the CLI leaves it to the process's end; here it must close
+            workspace.close()
+    assert result.exit_code == 0, result.output
+    assert "hunter2-secret" not in result.output
+    assert "likeness:***@" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,20 @@ def test_a_clip_named_as_a_photo_is_enrolled_as_the_clip_it_is(consent_world, tm
     report = enroll_reference_photos(consent_world.workspace, "mina", [misnamed])
     assert report.added >= 2 and not report.skipped, report.skipped
     assert all(label.startswith(f"{misnamed} @ ") for label in report.enrolled)
+
+
+def test_a_fifo_named_as_a_photo_is_skipped_not_waited_on(consent_world, tmp_path: Path) -> None:
+    """Reading a kind by content opened the file: a FIFO with no writer blocked the command
+    for ever. It is skipped as not a regular file."""
+    import threading
+
+    fifo = tmp_path / "mina.png"
+    os.mkfifo(fifo)
+    reports: list = []
+    worker = threading.Thread(
+        target=lambda: reports.append(enroll_reference_photos(consent_world.workspace, "mina", [fifo])), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "enrolling a FIFO waited for a writer"
+    assert reports[0].added == 0 and reports[0].skipped == [(str(fifo), "not a regular file")]

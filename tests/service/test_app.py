@@ -129,6 +129,35 @@ def test_a_database_that_refuses_writes_is_a_503_naming_no_server_file(service_w
     assert logged and "likeness.db: cannot write the database (attempt to write a readonly database)" in logged[0]
 
 
+def test_a_database_another_writer_holds_is_a_503_to_retry(service_world):
+    # Trial 10: SQLite giving up on another connection's write lock (after its busy timeout,
+    # 30 s in the product, 0.1 s here) was an "unexpected error" 500.
+    import sqlite3
+
+    import sqlalchemy
+
+    engine = service_world.workspace.engine
+
+    def short_wait(connection, _record) -> None:
+        connection.execute("PRAGMA busy_timeout=100")
+
+    sqlalchemy.event.listen(engine, "connect", short_wait)
+    engine.dispose()
+    holder = sqlite3.connect(service_world.settings.resolved_home / "likeness.db")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        client = service_world.token_client(Role.STUDIO, raise_server_exceptions=False)
+        response = client.post("/api/v1/tokens", json={"name": "laptop"})
+    finally:
+        holder.rollback()
+        holder.close()
+        sqlalchemy.event.remove(engine, "connect", short_wait)
+        engine.dispose()
+    assert response.status_code == 503 and response.headers["content-type"] == PROBLEM, response.text
+    assert response.headers["retry-after"] == "5" and response.json()["title"] == "The database is busy"
+    assert "likeness.db" not in response.text
+
+
 def test_shutdown_closes_the_public_checker_and_stops_the_worker(settings, workspace, astronaut, tmp_path):
     from likeness.media import write_image
     from tests.service.conftest import build_service_world

@@ -45,3 +45,20 @@ def test_console_older_link_lists_each_job_of_one_instant_once(service_world):
         r'href="/jobs/([0-9a-f]{32})"', second.text
     )
     assert sorted(listed) == sorted(enqueued)
+
+
+def test_a_cursor_that_is_not_a_page_cursor_is_refused_by_name(service_world):
+    """Compared as text, "garbage" sorted after every date (the first page again) and "'" before
+    all (an empty list): a cursor no page gave is a 422 naming it, on the API and the console."""
+    enqueue_at_one_instant(service_world, 2)
+    client = service_world.token_client(Role.VIEWER)
+    for cursor in ("garbage", "' OR 1=1 --", "~", "~~~", "2026-12-01~", "é~ü", "2026-12-01T09:00:00.123456Z~a~b"):
+        page = client.get("/api/v1/jobs", params={"before": cursor})
+        assert page.status_code == 422, (cursor, page.text)
+        assert "not a page cursor" in page.json()["detail"]
+    bare = client.get("/api/v1/jobs", params={"before": "2026-12-01T09:00:00.123457Z"})
+    assert bare.status_code == 200 and len(bare.json()["jobs"]) == 2
+    browser = service_world.client()
+    service_world.login(browser, Role.VIEWER.value)
+    page = browser.get("/jobs", params={"before": "garbage" * 1000}, headers={"accept": "text/html"})
+    assert page.status_code == 422 and "not a page cursor" in page.text

@@ -166,6 +166,15 @@ def mapped_errors() -> Iterator[None]:
             if exc.filename is None:
                 raise
             fail(f"{exc.filename}: {exc.strerror or exc}")
+        except Exception as exc:
+            from likeness.workspace import database_busy
+
+            if not database_busy(exc):
+                raise
+            fail(
+                "the workspace database is busy: another command or the service held its write lock "
+                "past the 30 s wait; try again"
+            )
 
 
 def option_names() -> dict[str, str]:

@@ -47,7 +47,7 @@ def init(
     org_name: Annotated[str | None, typer.Option("--org-name", help="Display name of --org.")] = None,
 ) -> None:
     """Create a workspace: database, keys folder (0700), outputs folder."""
-    from likeness.workspace import Workspace
+    from likeness.workspace import Workspace, shown_url
 
     with mapped_errors():
         settings = settings_from(ctx)
@@ -57,7 +57,7 @@ def init(
             workspace.registry.add_org(org, org_name)
             _signing_setup(workspace, org)
     console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
-    console.print(f"  database  {printable(settings.resolved_database_url)}")
+    console.print(f"  database  {printable(shown_url(settings.resolved_database_url))}")
     console.print(f"  keys      {printable(settings.keys_dir)}")
     console.print(f"  outputs   {printable(settings.outputs_dir)}")
 

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -353,9 +354,14 @@ def record_faceset(
 
 
 def sniff_file(path: Path) -> FileKind:
-    """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie)."""
-    with open(path, "rb") as stream:
-        return sniff(stream.read(32))
+    """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie). A FIFO or
+    device says nothing: opened without blocking (a FIFO with no writer would wait forever) and
+    not read, so its suffix's reader names it "not a regular file"."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        return sniff(os.read(fd, 32) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
+    finally:
+        os.close(fd)
 
 
 def input_kind(path: Path) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent.ledger import begin_serialized
 from likeness.service.accounts import utc_stamp
-from likeness.service.errors import Conflict, NotFound
+from likeness.service.errors import Conflict, InvalidField, NotFound
 from likeness.service.tables import Job
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -135,11 +136,22 @@ def page_cursor(job: JobView) -> str:
     return f"{job.created_at}{CURSOR_SEPARATOR}{job.id}"
 
 
+#: A ``page_cursor``: ``utc_stamp``'s fixed-width created_at, then ``~`` and a job id, or the
+#: created_at alone. Anything else is refused: compared as text, garbage would page silently
+#: ("garbage" sorts after every date: the first page again; "'" before all: an empty list).
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)(?:~([\w-]{1,64}))?", re.ASCII)
+
+
 def _parse_cursor(cursor: str) -> tuple[str, str]:
     """A ``page_cursor``; a bare created_at means every job older than that instant (no id
     sorts below the empty one)."""
-    created_at, _, job_id = cursor.partition(CURSOR_SEPARATOR)
-    return created_at, job_id
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise InvalidField(
+            f"before {cursor[:40]!r}: not a page cursor; pass a page's next_before "
+            f"(CREATED_AT~ID, such as 2026-12-01T09:00:00.000000Z~{'0' * 32}) or leave it out"
+        )
+    return match.group(1), match.group(2) or ""
 
 
 def _org_lock_key(org_id: str) -> int:

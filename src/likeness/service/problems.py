@@ -29,6 +29,7 @@ from likeness.errors import (
     RegistryError,
 )
 from likeness.service.errors import ServiceError
+from likeness.workspace import database_busy
 
 #: Problem types are URNs: stable names, not pages to fetch.
 PROBLEM_TYPE_BASE = "urn:likeness:problem:"
@@ -172,6 +173,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         return respond(request, 422, detail=summary or "the request is not valid", errors=errors)
 
 
+#: What a client is told to wait when SQLite's busy timeout (30 s) passed under another writer.
+BUSY_RETRY_AFTER_S = 5
+
+
 class CrashToProblem:
     """ASGI middleware: an exception nobody handled becomes a 500 problem (with an id that the
     log carries beside the traceback), inside the security-header middleware so the answer
@@ -194,8 +199,21 @@ class CrashToProblem:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             error_id = uuid.uuid4().hex[:12]
+            # The request may well succeed later: a 503 to retry, not an unexpected 500.
+            if database_busy(exc) and not started:
+                log.warning("database busy (%s) on %s %s: %s", error_id, scope.get("method"), scope.get("path"), exc)
+                busy = problem(
+                    503,
+                    code="database-busy",
+                    title="The database is busy",
+                    detail=f"another writer held the database too long; try again shortly (error {error_id})",
+                    instance=scope.get("path"),
+                    headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+                )
+                await busy(scope, receive, send)
+                return
             log.exception("unhandled error %s on %s %s", error_id, scope.get("method"), scope.get("path"))
             if started:  # the status line is gone; all we can do is end the response
                 return
