@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from likeness.consent.keys import fingerprint, load_private_key, public_raw, sig
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
+from likeness.digests import leading_bytes
 from likeness.errors import ConfigError, DatabaseRefused, RegistryError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -138,15 +138,9 @@ def _is_sqlite_file(path: Path) -> bool:
     ``likeness.db`` beside a ``keys`` folder (in /tmp, say) is no workspace, and must not stop
     ``init`` in every folder below it. Opened without blocking, so a FIFO is never waited on."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        return leading_bytes(path, len(_SQLITE_HEADER)) == _SQLITE_HEADER
     except OSError:
         return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(_SQLITE_HEADER)) == _SQLITE_HEADER
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

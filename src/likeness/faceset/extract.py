@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from likeness.digests import sha256_file
+from likeness.digests import leading_bytes, sha256_file
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
 from likeness.faceset.filters import filter_face
@@ -357,11 +356,7 @@ def sniff_file(path: Path) -> FileKind:
     """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie). A FIFO or
     device says nothing: opened without blocking (a FIFO with no writer would wait forever) and
     not read, so its suffix's reader names it "not a regular file"."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        return sniff(os.read(fd, 32) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
-    finally:
-        os.close(fd)
+    return sniff(leading_bytes(path, 32))
 
 
 def input_kind(path: Path) -> str:
