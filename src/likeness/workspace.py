@@ -76,19 +76,6 @@ def _file_refusal(error: BaseException) -> str | None:
     return (str(error).strip().splitlines() or [str(getattr(error, "sqlite_errorname", code))])[0]
 
 
-def database_busy(error: BaseException) -> bool:
-    """Whether ``error`` (SQLAlchemy's, wrapping the driver's) is SQLite giving up on another
-    connection's write lock after its busy timeout: nothing is wrong with the file, and the
-    same write may succeed later. Not a ``DatabaseRefused``: the ledger retries these."""
-    original = getattr(error, "orig", None)
-    code = getattr(original, "sqlite_errorcode", None)
-    return (
-        isinstance(original, sqlite3.OperationalError)
-        and code is not None
-        and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    )
-
-
 @contextlib.contextmanager
 def _opening(url: str) -> Iterator[None]:
     """A database the workspace cannot open (a file it may not read, a server that refuses) is a

@@ -222,3 +222,42 @@ def test_a_database_that_refuses_writes_is_named_not_called_concurrent_writing(w
         ):
             append()
     read_only.dispose()
+
+
+def test_a_write_lock_held_past_the_busy_wait_gives_up_as_busy_not_after_twenty_waits(workspace):
+    # An append meeting another connection's write lock held past SQLite's busy wait (30 s in the
+    # product, 0.1 s here) retried twenty times, so a command or a request hung ten minutes and
+    # then blamed "concurrent writing". It now waits out the busy timeout once more and gives up
+    # with SQLite's busy error, which the command line and the service say as "try again".
+    import sqlite3
+
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.orm import sessionmaker
+
+    from likeness.consent.ledger import Ledger, database_busy
+
+    database = workspace.engine.url.database
+    engine = create_engine(f"sqlite:///{database}", connect_args={"timeout": 0.1})
+    begins: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(_conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            begins.append(statement)
+
+    ledger = Ledger(sessionmaker(engine))
+    holder = sqlite3.connect(database)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for append in (lambda: ledger.append("test.event", {}), lambda: ledger.append_many([("test.event", {})])):
+            begins.clear()
+            with pytest.raises(Exception) as caught:
+                append()
+            assert database_busy(caught.value), caught.value
+            assert len(begins) == 2, begins
+    finally:
+        holder.rollback()
+        holder.close()
+    # Nothing half-made: the same append succeeds once the lock is gone.
+    assert ledger.append("test.event", {"after": True}).payload == {"after": True}
+    engine.dispose()

@@ -167,7 +167,7 @@ def mapped_errors() -> Iterator[None]:
                 raise
             fail(f"{exc.filename}: {exc.strerror or exc}")
         except Exception as exc:
-            from likeness.workspace import database_busy
+            from likeness.consent.ledger import database_busy
 
             if not database_busy(exc):
                 raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,6 +216,24 @@ def find_watermark_events(
 #: Tries of an append that collides with another writer on the tail.
 APPEND_TRIES = 20
 
+#: Tries of an append that SQLite refuses as busy. Each has already waited the driver's busy
+#: timeout (30 s) for the write lock, so a second wait is the last: a lock held that long is
+#: another command's long transaction, and the caller says "busy, try again" instead of hanging.
+BUSY_TRIES = 2
+
+
+def database_busy(error: BaseException) -> bool:
+    """Whether ``error`` (SQLAlchemy's, wrapping the driver's) is SQLite giving up on another
+    connection's write lock after its busy timeout: nothing is wrong with the file, and the
+    same write may succeed later (the command line and the service say so)."""
+    original = getattr(error, "orig", None)
+    code = getattr(original, "sqlite_errorcode", None)
+    return (
+        isinstance(original, sqlite3.OperationalError)
+        and code is not None
+        and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    )
+
 
 def _gave_up(last: Exception | None) -> LedgerError:
     """Why ``APPEND_TRIES`` appends failed: other writers holding the tail, or what the database
@@ -237,6 +256,7 @@ class Ledger:
         should one still collide on the next sequence number)."""
         payload_json = _payload_json(event_type, payload)
         last: Exception | None = None
+        busy = 0
         for _attempt in range(APPEND_TRIES):
             with self._session_factory() as session:
                 try:
@@ -246,6 +266,9 @@ class Ledger:
                 except (IntegrityError, OperationalError) as exc:
                     session.rollback()
                     last = exc
+                    busy += 1 if database_busy(exc) else 0
+                    if busy >= BUSY_TRIES:
+                        raise
                     continue
                 return _event(row)
         raise _gave_up(last)
@@ -257,6 +280,7 @@ class Ledger:
             return []
         prepared = [(event_type, payload, _payload_json(event_type, payload)) for event_type, payload in events]
         last: Exception | None = None
+        busy = 0
         for _attempt in range(APPEND_TRIES):
             with self._session_factory() as session:
                 try:
@@ -269,6 +293,9 @@ class Ledger:
                 except (IntegrityError, OperationalError) as exc:
                     session.rollback()
                     last = exc
+                    busy += 1 if database_busy(exc) else 0
+                    if busy >= BUSY_TRIES:
+                        raise
                     continue
                 return [_event(row) for row in rows]
         raise _gave_up(last)

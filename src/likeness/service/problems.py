@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from likeness.consent.ledger import database_busy
 from likeness.errors import (
     ConfigError,
     ConsentError,
@@ -29,7 +30,6 @@ from likeness.errors import (
     RegistryError,
 )
 from likeness.service.errors import ServiceError
-from likeness.workspace import database_busy
 
 #: Problem types are URNs: stable names, not pages to fetch.
 PROBLEM_TYPE_BASE = "urn:likeness:problem:"
