@@ -161,3 +161,10 @@ class WorkerStartError(LikenessError):
 class VerificationTimedOut(LikenessError):
     """A verification passed the deadline its caller gave and stopped (between frames or
     stages), so that whatever it held (the public checker's lock) is free again."""
+
+
+class StopRequested(Exception):
+    """Raised from a progress callback to stop long work at its next safe point. Work that keeps
+    checkpoints (training) saves one first and lets it go on up, so a rerun resumes from there;
+    what the stop means is the raiser's (a service worker shutting down returns its job to the
+    queue). Not a ``LikenessError``: nothing is wrong with the input."""

@@ -171,3 +171,38 @@ def test_shutdown_closes_the_public_checker_and_stops_the_worker(settings, works
         assert verifier._image_detector is not None
     assert services.public_checker._verifier is None and verifier._image_detector is None
     assert services.worker.stopping.is_set() and not services.worker_thread.is_alive()
+
+
+def test_shutdown_puts_the_worker_s_running_job_back_in_the_queue(settings, workspace):
+    # Shutdown waited 10 s for the in-process worker's job and then left it "running" under a
+    # lease nobody renewed; another worker could take it only once the lease ran out.
+    import threading
+    import time
+
+    from likeness.service.jobs import JobQueue
+    from likeness.service.roles import Permission
+    from likeness.service.worker import JOB_KINDS, JobKind, register_kind
+    from tests.service.conftest import build_service_world
+
+    started = threading.Event()
+
+    def long_job(context):
+        for step in range(600):
+            started.set()
+            context.report(step / 600, f"step {step}")
+            time.sleep(0.05)
+        return {}
+
+    register_kind(JobKind("test-long", Permission.READ, long_job))
+    try:
+        world = build_service_world(settings, workspace)
+        app = create_app(settings, workspace=workspace, accounts=world.accounts, with_worker=True)
+        org = workspace.registry.get_org("studio")
+        job = JobQueue(workspace.engine).enqueue("test-long", {}, org_id=org.id)
+        with TestClient(app):
+            assert started.wait(30)
+    finally:
+        JOB_KINDS.pop("test-long", None)
+    back = JobQueue(workspace.engine).get(job.id)
+    assert back.state == "queued" and back.lease_owner is None and back.attempts == 0, back
+    assert not app.state.services.worker_thread.is_alive()

@@ -170,6 +170,30 @@ def test_cancel_a_queued_job_and_a_running_one(workspace, orgs, test_kinds):
     assert test_kinds.count(running.id) < 200
 
 
+def test_a_worker_that_shuts_down_puts_its_running_job_back_in_the_queue(workspace, orgs, test_kinds):
+    # The service's shutdown (and `likeness worker`'s SIGTERM) stopped claiming but let the running
+    # job go on: the shutdown gave up waiting after 10 s and the job stayed "running" under a dead
+    # lease until it ran out, and that claim counted against the job's attempts. Now the job stops
+    # at its next progress report and goes back to the queue at once, its attempt not counted.
+    queue = JobQueue(workspace.engine, lease_s=60)
+    running = queue.enqueue("test-steps", {"steps": 500, "pause": 0.02}, org_id=orgs[0])
+    worker = Worker(workspace, queue=queue)
+    thread = threading.Thread(target=worker.run_forever, kwargs={"poll_s": 0.05})
+    thread.start()
+    deadline = time.monotonic() + 20
+    while test_kinds.count(running.id) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.stop()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    back = queue.get(running.id)
+    assert back.state == "queued" and back.lease_owner is None and back.attempts == 0, back
+    assert "its worker shut down" in back.message
+    assert test_kinds.count(running.id) < 500
+    # Another worker takes it straight away (no lease to wait out) and runs it to its end.
+    assert Worker(workspace, queue=queue).run_one().state == "succeeded"
+
+
 def test_failures_become_plain_reasons(workspace, orgs, test_kinds):
     queue = JobQueue(workspace.engine)
     media = queue.enqueue("test-media-error", {}, org_id=orgs[0])

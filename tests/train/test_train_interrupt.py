@@ -128,3 +128,26 @@ def test_progress_events_say_how_many_threads_and_why(consent_world, facesets, t
     described = {event.cpu_threads for event in events}
     assert len(described) == 1
     assert described.pop().startswith(("1 thread (load", "2 threads (load"))
+
+
+def test_a_stop_asked_by_the_progress_callback_keeps_a_checkpoint_that_resumes(consent_world, facesets, tmp_path):
+    # A service worker shutting down stops its training job from the job's progress report. The
+    # stop went up from the report with nothing saved since the last planned checkpoint (none, in
+    # a run's first minutes), so the requeued job started over. Now the step is saved first.
+    from likeness.errors import StopRequested
+    from likeness.train import train_from_facesets
+
+    out = tmp_path / "model"
+
+    def stop_at_third_step(event) -> None:
+        if event.iteration == 3:
+            raise StopRequested("the worker is shutting down")
+
+    config = tiny_config(iterations=6, checkpoint_every=100)
+    with pytest.raises(StopRequested):
+        train_from_facesets(
+            consent_world.workspace, facesets[0], facesets[1], out, config, org="studio", progress=stop_at_third_step
+        )
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 3
+    resumed = resume_training(consent_world.workspace, out, org="studio")
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 6, resumed

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,8 +34,9 @@ from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
 from likeness.service.uploads import UploadLimits
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-#: How long shutdown waits for the in-process worker's job to end; a job still running after
-#: it is taken over by another worker once its lease runs out.
+#: How long shutdown waits for the in-process worker's job to stop at its next progress report
+#: and go back to the queue; a job that reports no progress for longer is taken over by another
+#: worker once its lease runs out.
 WORKER_STOP_WAIT_S = 10.0
 
 
@@ -143,8 +145,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = app.state.services
     if services.worker is not None:
         services.worker.stop()
-    if services.worker_thread is not None:
-        services.worker_thread.join(timeout=WORKER_STOP_WAIT_S)
+    if services.worker_thread is not None:  # off the event loop: other requests still end
+        await asyncio.to_thread(services.worker_thread.join, WORKER_STOP_WAIT_S)
     if services.public_checker is not None:
         services.public_checker.close()
 

@@ -34,6 +34,7 @@ from sqlalchemy import CursorResult, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.consent.ledger import begin_serialized
+from likeness.errors import StopRequested
 from likeness.service.accounts import utc_stamp
 from likeness.service.errors import Conflict, InvalidField, NotFound
 from likeness.service.tables import Job
@@ -49,6 +50,11 @@ class JobCancelled(Exception):
 
 class LeaseLost(Exception):
     """Raised inside a running job when another worker took it over (our lease ran out)."""
+
+
+class WorkerStopping(StopRequested):
+    """Raised inside a running job when its worker is shutting down: the job goes back to the
+    queue (``JobQueue.release``), after a training job has saved a checkpoint to resume from."""
 
 
 def _changed(session: Session, statement: Any) -> int:
@@ -447,3 +453,25 @@ class JobQueue:
             )
             session.commit()
         return bool(done)
+
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """Put a job this worker holds back in the queue, its claim not counted as an attempt
+        (its worker shut down; nothing went wrong with the job). ``False`` when it no longer
+        holds it."""
+        now = self._now()
+        with self._sessions() as session:
+            released = _changed(
+                session,
+                update(Job)
+                .where(Job.id == job_id, Job.state == RUNNING, Job.lease_owner == worker_id)
+                .values(
+                    state=QUEUED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=Job.attempts - 1,
+                    updated_at=now,
+                    message="back in the queue: its worker shut down; it resumes where it was saved",
+                ),
+            )
+            session.commit()
+        return bool(released)

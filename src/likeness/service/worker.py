@@ -29,6 +29,7 @@ from likeness.service.jobs import (
     JobQueue,
     JobView,
     LeaseLost,
+    WorkerStopping,
 )
 from likeness.service.roles import Permission
 
@@ -50,11 +51,12 @@ class JobContext:
     _check: Callable[[], None] = field(repr=False, default=lambda: None)
 
     def report(self, progress: float, message: str) -> None:
-        """Record progress (0..1); raises ``JobCancelled`` / ``LeaseLost`` when the job must stop."""
+        """Record progress (0..1); raises ``JobCancelled`` / ``LeaseLost`` /
+        ``WorkerStopping`` when the job must stop."""
         self._report(progress, message)
 
     def stop_if_cancelled(self) -> None:
-        """Raise ``JobCancelled`` / ``LeaseLost`` when the job must stop, else return: the
+        """Raise ``JobCancelled`` / ``LeaseLost`` / ``WorkerStopping`` when the job must stop, else return: the
         ``interrupt`` hook a decode loop calls between packets (cheap, and safe from any thread)."""
         self._check()
 
@@ -84,9 +86,10 @@ def new_worker_id() -> str:
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, queue: JobQueue, job_id: str, worker_id: str) -> None:
+    def __init__(self, queue: JobQueue, job_id: str, worker_id: str, worker_stopping: threading.Event) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job_id[:8]}")
         self.queue, self.job_id, self.worker_id = queue, job_id, worker_id
+        self.worker_stopping = worker_stopping
         self.stop_event = threading.Event()
         self.cancel_requested = False
         self.lease_lost = False
@@ -143,6 +146,8 @@ class _Heartbeat(threading.Thread):
             raise LeaseLost(f"job {self.job_id} was taken over by another worker")
         if self.cancel_requested:
             raise JobCancelled(f"job {self.job_id} was cancelled")
+        if self.worker_stopping.is_set():
+            raise WorkerStopping(f"job {self.job_id}: its worker is shutting down")
 
 
 class Worker:
@@ -194,7 +199,7 @@ class Worker:
         if kind is None:
             self.queue.finish(job.id, self.worker_id, state=FAILED, error=f"unknown job kind {job.kind!r}")
             return
-        heartbeat = _Heartbeat(self.queue, job.id, self.worker_id)
+        heartbeat = _Heartbeat(self.queue, job.id, self.worker_id, self.stopping)
         heartbeat.start()
         folder = job_folder(self.workspace, job.id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -209,6 +214,9 @@ class Worker:
             self.queue.finish(job.id, self.worker_id, state=CANCELLED, message="cancelled")
         except LeaseLost:
             log.warning("job %s: lease lost, leaving it to the worker that took it over", job.id)
+        except WorkerStopping:
+            self.queue.release(job.id, self.worker_id)
+            log.info("job %s: back in the queue, its worker is shutting down", job.id)
         except LikenessError as exc:
             self.queue.finish(job.id, self.worker_id, state=FAILED, error=str(exc), message="failed")
         except Exception as exc:  # a bug: the job fails with a plain reason, the log has the traceback

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import torch
 
-from likeness.errors import ConfigError, ConsentError, ModelError
+from likeness.errors import ConfigError, ConsentError, ModelError, StopRequested
 from likeness.models import architecture_options, create_model
 from likeness.models.discriminator import CodeDiscriminator
 from likeness.models.registry import SwapAutoencoder
@@ -712,11 +712,18 @@ class _Trainer:
                             eta = (total - self.iteration) / it_per_s
                         if deadline is not None:
                             eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
-                        self.progress(
-                            TrainProgress(
-                                self.iteration, total, loss_s, loss_t, it_per_s, eta, cpu_threads=self.cpu_threads
+                        try:
+                            self.progress(
+                                TrainProgress(
+                                    self.iteration, total, loss_s, loss_t, it_per_s, eta, cpu_threads=self.cpu_threads
+                                )
                             )
-                        )
+                        except StopRequested:
+                            # The caller stops the run (a worker shutting down): keep this step,
+                            # as a Ctrl-C does, so that the rerun resumes here.
+                            loss_s, loss_t = (float(v) for v in step_losses)
+                            self.checkpoint(session_start, loss_s, loss_t)
+                            raise
                     if saving:
                         self.checkpoint(session_start, loss_s, loss_t)
                         saved_at = self.iteration
