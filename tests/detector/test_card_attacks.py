@@ -128,3 +128,24 @@ def test_an_onnx_file_runtime_cannot_load_is_refused(evaluated: Path, workspace,
     with pytest.raises(ModelError, match="cannot load"):
         register_detector(workspace, evaluated, "mina")
     assert workspace.ledger.events(REGISTERED_EVENT) == []
+
+
+def test_an_evaluation_copied_from_a_passing_card_is_refused(
+    evaluated: Path, media: GateMedia, tmp_path, workspace
+) -> None:
+    """The card's evaluation was trusted as written: a detector that separates nothing (luma)
+    took a passing detector's evaluation, its ONNX sha256 put in, and its calibration made to
+    match, and registered with every gate holding. Only evaluations that `evaluate` recorded on
+    the ledger for this ONNX file and subject register now."""
+    deaf = write_detector(tmp_path / "luma", "luma", media.calibration)
+    passing = json.loads((evaluated / CARD_FILE).read_text())
+    card = json.loads((deaf / CARD_FILE).read_text())
+    card["calibration"] = passing["calibration"]
+    card["evaluation"] = {**passing["evaluation"], "onnx_sha256": card["sha256"]}
+    (deaf / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="not one this workspace's ledger recorded") as refused:
+        register_detector(workspace, deaf, "mina")
+    assert "evaluate it again with --subject mina" in str(refused.value)
+    assert registered_detectors(workspace) == []
+    # The passing card as `evaluate` wrote it still registers.
+    assert register_detector(workspace, evaluated, "mina").subject_slug == "mina"

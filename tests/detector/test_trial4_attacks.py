@@ -108,8 +108,9 @@ def test_references_changed_after_the_evaluation_stop_the_detector(
     assert len(problems) == 1 and "references are not the ones" in problems[0].message
     listed = CliRunner().invoke(app, ["--home", str(settings.home), "detector", "list"])
     assert listed.exit_code == 0, listed.output
-    assert "NOT used by verify: its registered detector (ledger #5): mina's references" in " ".join(
-        listed.output.split()
+    assert (
+        f"NOT used by verify: its registered detector (ledger #{registered.ledger_seq}): mina's references"
+        in " ".join(listed.output.split())
     )
 
     mina = evaluation_subject(workspace, "mina")

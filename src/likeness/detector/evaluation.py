@@ -40,6 +40,7 @@ Example (the pure part)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -146,6 +147,30 @@ class EvaluationSubject:
     subject_id: str
     slug: str
     gallery: Any
+    #: The workspace's ledger, where ``evaluate_detector`` records what it measured.
+    ledger: Any
+
+
+#: The ledger event ``evaluate_detector`` appends for an evaluation made for a subject: what
+#: ``register`` finds again, so a card whose figures were typed or copied in does not register.
+EVALUATED_EVENT = "detector.evaluated"
+
+
+def evaluation_sha256(evaluation: dict[str, Any]) -> str:
+    """The sha256 of an evaluation as the card holds it (keys sorted, so the card's own layout
+    does not matter; NaN figures as JSON writes them)."""
+    text = json.dumps(evaluation, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def evaluation_recorded(ledger: Any, evaluation: dict[str, Any], subject_id: str) -> bool:
+    """Whether ``ledger`` holds the ``EVALUATED_EVENT`` of exactly this evaluation, for this
+    subject and of the ONNX file it names."""
+    return any(
+        event.payload.get("subject_id") == subject_id
+        and event.payload.get("onnx_sha256") == evaluation.get("onnx_sha256")
+        for event in ledger.find(EVALUATED_EVENT, evaluation_sha256=evaluation_sha256(evaluation))
+    )
 
 
 def evaluation_subject(workspace: Any, subject: str) -> EvaluationSubject:
@@ -161,7 +186,7 @@ def evaluation_subject(workspace: Any, subject: str) -> EvaluationSubject:
             f"{record.slug} has no reference photo enrolled, so verify recognises no face as {record.slug} and "
             f"would analyse no unit (enrol some first: likeness subject photos add {record.slug} PHOTO...)"
         )
-    return EvaluationSubject(str(record.id), record.slug, gallery)
+    return EvaluationSubject(str(record.id), record.slug, gallery, workspace.ledger)
 
 
 def unit_recognition(subject: EvaluationSubject, label: int, path: Path, query: Any) -> dict[str, Any]:
@@ -610,6 +635,18 @@ def evaluate_detector(
     evaluation["false_positive_bound"] = false_positive_bound(evaluation, target_fpr=target)
     card = json.loads(card_path.read_text())
     card["evaluation"] = evaluation
+    if subject is not None:  # the only evaluations register takes; recorded before the card names them
+        subject.ledger.append(
+            EVALUATED_EVENT,
+            {
+                "subject_id": subject.subject_id,
+                "subject_slug": subject.slug,
+                "model": str(model.card.get("model")),
+                "onnx_sha256": evaluation["onnx_sha256"],
+                "evaluation_sha256": evaluation_sha256(evaluation),
+                "passed": evaluation["passed"],
+            },
+        )
     from likeness.train.checkpoint import write_bytes_atomic
 
     write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from likeness.detector.evaluation import GateFailed, first_failed_gate, recheck_gates
+from likeness.detector.evaluation import GateFailed, evaluation_recorded, first_failed_gate, recheck_gates
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
 
@@ -126,6 +126,11 @@ def register_detector(workspace: Any, folder: Path, subject: str) -> RegisteredD
         session_for(onnx_bytes)
     except ModelError as exc:
         raise ModelError(f"{onnx_path}: {exc}") from None
+    if not evaluation_recorded(workspace.ledger, evaluation, str(record.id)):
+        raise ModelError(
+            f"{card_path}: its evaluation is not one this workspace's ledger recorded (edited or copied after "
+            f"`detector evaluate`, or made in another workspace); evaluate it again with --subject {record.slug}"
+        )
     destination = detector_folder(workspace.home, record.id)
     target = float(card["calibration"]["target_false_positive_rate"])
     with detectors_lock(workspace.home):
