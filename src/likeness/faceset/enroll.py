@@ -149,7 +149,7 @@ def _reference_pictures(
     from likeness.media import read_image, sample_video_frames
 
     # By content, as extract and verify decide: a clip saved as .png is still a clip.
-    if input_kind(path) == "image":
+    if input_kind(path).media_type == "image":
         try:
             rgb = read_image(path)
         except MediaError as exc:
