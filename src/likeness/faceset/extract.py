@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from likeness.digests import leading_bytes, sha256_file
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
 from likeness.faceset.filters import filter_face
@@ -51,8 +51,8 @@ from likeness.faceset.resume import (
     open_run,
     write_checkpoint,
 )
+from likeness.media.file_kind import ANIMATED_CONTAINERS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileKind, sniff_file
 from likeness.media.video.budget import DecodeLimits
-from likeness.verify.file_kind import ANIMATED_CONTAINERS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileKind, sniff
 
 if TYPE_CHECKING:
     from likeness.consent.policy import Authorization, ReleaseAuthorization
@@ -350,13 +350,6 @@ def record_faceset(
     )
     atomic_write_text(out_dir / MANIFEST_NAME, replace(manifest, seal=seal).to_json())
     return event
-
-
-def sniff_file(path: Path) -> FileKind:
-    """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie). A FIFO or
-    device says nothing: opened without blocking (a FIFO with no writer would wait forever) and
-    not read, so its suffix's reader names it "not a regular file"."""
-    return sniff(leading_bytes(path, 32))
 
 
 def input_kind(path: Path) -> FileKind:
