@@ -227,6 +227,10 @@ class Verifier:
             if detector is not None:
                 detector.close()
         self._image_detector = self._video_detector = None
+        if self._embedder is not None:
+            self._embedder.close()
+        self._embedder = None
+        self.detectors.close()
         for executor in (self._executor, self._label_executor):
             if executor is not None:
                 executor.shutdown(wait=True)
