@@ -48,18 +48,19 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
-        database = sqlite_file(url)
-
-        @event.listens_for(engine, "handle_error")
-        def _refused_write(context: ExceptionContext) -> None:
-            # Every session's writes meet here: a file or folder the user may not write is one
-            # line naming the database, not SQLAlchemy's traceback from wherever the commit was.
-            reason = _file_refusal(context.original_exception)
-            if reason is not None:
-                raise DatabaseRefused(f"{database or url}: cannot write the database ({reason})") from None
-
+        _name_refused_writes(engine, sqlite_file(url) or url)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _name_refused_writes(engine: Engine, database: Path | str) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _refused_write(context: ExceptionContext) -> None:
+        # Every session's writes meet here: a file or folder the user may not write is one
+        # line naming the database, not SQLAlchemy's traceback from wherever the commit was.
+        reason = _file_refusal(context.original_exception)
+        if reason is not None:
+            raise DatabaseRefused(f"{database}: cannot write the database ({reason})") from None
 
 
 #: SQLite's primary result codes for a database the system will not let it change: a read-only
@@ -100,10 +101,55 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _read_only_sqlite(database: Path) -> Engine:
-    """An engine on an existing SQLite file that cannot create or change a file (no pragmas)."""
-    uri = f"{database.resolve().as_uri()}?mode=ro"
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True))
+def _read_only_sqlite(database: Path, *, wal_index_refused: bool) -> Engine:
+    """An engine on an existing SQLite file that cannot change it (no pragmas; a write is a
+    ``DatabaseRefused``), also where SQLite cannot open the WAL index (``_wal_index_refused``).
+
+    ``mode=ro`` reads with the locks that keep a reader consistent while another process writes.
+    A WAL database needs its ``-shm`` file for that, which SQLite cannot create in a read-only
+    folder or mount. There, when no ``-wal`` file holds changes the database file lacks, the file
+    is read as ``immutable`` (no ``-shm``, no locks): right while nobody writes it, as nobody can
+    through a read-only mount; a snapshot is the copy to give an auditor, not a read-only view of
+    a folder the service still writes. With such a ``-wal`` the file alone is not the database:
+    ``ConfigError``, copy the workspace to a writable folder."""
+    uri = database.resolve().as_uri()
+    mode = "mode=ro"
+    if wal_index_refused:
+        wal = database.with_name(database.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise ConfigError(
+                f"{database}: cannot read the database here: SQLite cannot open its -shm file (a "
+                f"read-only folder or mount), and {wal.name} holds changes not yet in the database "
+                "file; copy the workspace to a writable folder and give that as --home"
+            )
+        mode = "mode=ro&immutable=1"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30))
+    _name_refused_writes(engine, database)
+    return engine
+
+
+def _wal_index_refused(database: Path) -> bool:
+    """Whether SQLite reads ``database`` only without its WAL index: ``mode=ro`` cannot open it
+    (SQLITE_CANTOPEN: the ``-shm`` file can be neither opened nor created) while the file itself
+    reads. Any other failure is left to the engine, which names it."""
+    uri = database.resolve().as_uri()
+    try:
+        _read_schema_version(f"{uri}?mode=ro")
+        return False
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_CANTOPEN:
+            return False
+    try:
+        _read_schema_version(f"{uri}?mode=ro&immutable=1")
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _read_schema_version(uri: str) -> None:
+    # SQLite opens the file, and a WAL database's -shm, at the first read, not at connect.
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        connection.execute("PRAGMA schema_version").fetchone()
 
 
 def enclosing_workspace(folder: Path) -> Path | None:
@@ -232,10 +278,15 @@ class Workspace:
         return cls._assemble(settings, engine)
 
     @classmethod
-    def open(cls, settings: Settings) -> Workspace:
+    def open(cls, settings: Settings, *, read_only: bool = False) -> Workspace:
         """The workspace ``init`` made; refused (``ConfigError``) when there is none or its schema
         is old, and then nothing is created: connecting to a missing SQLite file would create
-        it (and WAL mode its ``-wal`` and ``-shm``), so that file is checked first, read-only."""
+        it (and WAL mode its ``-wal`` and ``-shm``), so that file is checked first, read-only.
+
+        ``read_only``: a SQLite database is opened so that nothing is written, which reads a
+        workspace on a read-only mount or copy (``_read_only_sqlite``; a write is a
+        ``DatabaseRefused``). Otherwise a database SQLite can read there but not open for
+        writing is refused at once, before the command's work: ``DatabaseRefused``."""
         home = settings.resolved_home
         url = settings.resolved_database_url
         database = sqlite_file(url)
@@ -247,7 +298,10 @@ class Workspace:
                     f"give --home {inside} (or set LIKENESS_HOME)"
                 )
             raise ConfigError(f"{home}: no workspace here (create one with: likeness init)")
-        probe = _read_only_sqlite(database) if database is not None else _engine(url)
+        wal_index_refused = database is not None and _wal_index_refused(database)
+        probe = (
+            _read_only_sqlite(database, wal_index_refused=wal_index_refused) if database is not None else _engine(url)
+        )
         try:
             with _opening(url):
                 current = schema_is_current(probe)
@@ -255,6 +309,13 @@ class Workspace:
             probe.dispose()  # an open reader would keep the -wal and -shm files after close()
         if not current:
             raise ConfigError(f"{url}: database schema is missing or old (run: likeness init)")
+        if database is not None and read_only:
+            return cls._assemble(settings, _read_only_sqlite(database, wal_index_refused=wal_index_refused))
+        if wal_index_refused:
+            raise DatabaseRefused(
+                f"{database}: cannot write the database (SQLite cannot open or create its -shm file "
+                "beside it: a read-only folder or mount; commands that only read still read it)"
+            )
         return cls._assemble(settings, _engine(url))
 
     @classmethod

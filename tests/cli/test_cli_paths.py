@@ -67,6 +67,11 @@ def test_a_symbolic_link_loop_is_one_line(home: Path, tmp_path: Path) -> None:
     for path in (loop, loop / "inside.png"):
         said = refused("--home", str(home), "verify", str(path))
         assert said == f"error: {path}: a symbolic link loop; give an image, a video or a folder", said
+    # scan checked ``exists`` as verify did: "not found (a folder, a file, ...)".
+    for path in (loop, loop / "inside.png"):
+        said = refused("--home", str(home), "scan", str(path), "--out", str(tmp_path / "results"))
+        hint = "give a folder, a file, a CSV/Parquet manifest or an fsspec URL"
+        assert said == f"error: {path}: a symbolic link loop; {hint}", said
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(home: Path) -> None:

@@ -114,20 +114,25 @@ def test_extract_names_each_near_duplicate_it_drops(studio: dict[str, Path], tmp
     assert "same expression" in result
 
 
+@pytest.mark.parametrize("name", ["still.mp4", "still_clip.png"])
 def test_a_video_s_near_duplicates_are_one_line_and_a_photo_that_only_repeats_says_so(
-    studio: dict[str, Path], tmp_path: Path, astronaut
+    studio: dict[str, Path], tmp_path: Path, astronaut, name: str
 ) -> None:
     """The README tour's case: a clip whose frames barely change printed ~20 'near-duplicate
-    dropped' lines, and a photo that repeated a kept frame was 'skipped: no usable face'."""
+    dropped' lines, and a photo that repeated a kept frame was 'skipped: no usable face'. A clip
+    named ``.png`` is extracted as the clip it is, and printed as one (the printout decided by
+    suffix and named its frames one by one)."""
     home = studio["home"]
     run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
-    clip = synthetic.write_clip(
+    made = synthetic.write_clip(
         tmp_path / "still.mp4", astronaut, seconds=1.0, fps=10, size=(640, 360), with_audio=False, seed=2
     )
+    clip = made.rename(tmp_path / name)
     result = run(home, "extract", "mina", str(clip), str(studio["mina"]), "--out", str(tmp_path / "fs"))
     assert result.count("near-duplicate dropped") == 1, result  # the photo, by name; no frame lines
     assert re.search(
-        r"near-duplicates dropped still\.mp4: \d+ frame\(s\) repeat a kept face in pose and expression", result
+        rf"near-duplicates dropped {re.escape(name)}: \d+ frame\(s\) repeat a kept face in pose and expression",
+        result,
     )
     assert f"skipped {studio['mina']}: its face repeats a face already kept (near-duplicates" in result
     assert "no usable face" not in result

@@ -123,3 +123,19 @@ def test_a_fifo_named_as_a_photo_is_skipped_not_waited_on(consent_world, tmp_pat
     worker.join(timeout=10)
     assert not worker.is_alive(), "enrolling a FIFO waited for a writer"
     assert reports[0].added == 0 and reports[0].skipped == [(str(fifo), "not a regular file")]
+
+
+def test_an_animated_gif_is_sampled_like_a_clip(consent_world, tmp_path: Path, astronaut) -> None:
+    """Enrolment read an animation's first frame only (a title card here: "no face found"),
+    while verify and extract sample it; it is now sampled as a video is, each frame a photo."""
+    from PIL import Image
+
+    title = np.full((270, 360, 3), 40, np.uint8)
+    moving = synthetic.animate_portrait(astronaut, n_frames=6, size=(360, 270))
+    path = tmp_path / "mina_reaction.gif"
+    pictures = [Image.fromarray(rgb) for rgb in (title, *moving)]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=500, loop=0)
+    report = enroll_reference_photos(consent_world.workspace, "mina", [path])
+    assert report.added >= 2 and report.ok, report.skipped
+    assert all(label.startswith(f"{path} @ ") for label in report.enrolled)
+    assert report.skipped == [(f"{path} @ 0.0 s", "no face found")]

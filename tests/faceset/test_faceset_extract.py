@@ -122,7 +122,7 @@ def test_bad_inputs_are_skipped_with_reasons(enrolled_world, tmp_path: Path, ast
     for path in variants.values():
         assert path.name in reasons, path.name
     assert reasons["zero_byte.jpg"].startswith("empty file")
-    assert "no video stream" in reasons["audio_only.m4a"]
+    assert reasons["audio_only.m4a"] == "unsupported format '.m4a'"  # verify leaves it out too
     assert "too large" in reasons["bomb.png"]
     assert "truncated" in reasons["truncated.mp4"] or "stopped" in reasons["truncated.mp4"]
     assert reasons["noise.png"] == "no face found"
@@ -321,3 +321,41 @@ def test_a_clip_named_as_a_photo_is_read_as_the_clip_it_is(enrolled_world, clip:
     )
     assert report.skipped_inputs == [] and report.frames_read == 30
     assert report.faces_kept >= 27
+
+
+def test_extract_takes_the_files_verify_takes(tmp_path: Path) -> None:
+    """One list of media suffixes: extract took .ts, .flv, .mpg, .3gp and .m4a from a folder,
+    which verify leaves out (and whose content it does not read)."""
+    from likeness.faceset import expand_inputs
+    from likeness.verify.scan import iter_media_files
+
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    for suffix in (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".png", ".gif", ".avif"):
+        (folder / f"take{suffix}").write_bytes(b"")
+    for suffix in (".m4a", ".mpg", ".mpeg", ".ts", ".3gp", ".flv", ".txt"):
+        (folder / f"take{suffix}").write_bytes(b"")
+    found, skipped = expand_inputs([folder])
+    assert {path.name for path, _ in found} == {path.name for path in iter_media_files([folder])}
+    assert {Path(s.path).suffix for s in skipped} == {".m4a", ".mpg", ".mpeg", ".ts", ".3gp", ".flv", ".txt"}
+
+
+def test_each_input_is_sniffed_once(enrolled_world, tmp_path: Path, astronaut, monkeypatch) -> None:
+    """The kind decided from the first bytes is passed down: an animated GIF was sniffed to
+    decide its kind and again to decide it was an animation."""
+    import likeness.faceset.extract as extract_module
+
+    sniffed: list[Path] = []
+    real = extract_module.sniff_file
+
+    def counted(path: Path):
+        sniffed.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(extract_module, "sniff_file", counted)
+    _animated_gif(tmp_path / "inputs" / "reaction.gif", astronaut, frames=2)
+    write_image(tmp_path / "inputs" / "mina.png", astronaut)
+    extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [tmp_path / "inputs"], tmp_path / "fs", options=NO_DEDUP
+    )
+    assert sorted(sniffed) == ["mina.png", "reaction.gif"]

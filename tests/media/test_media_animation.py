@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from likeness.errors import MediaError
+from likeness.media import read_image
 from likeness.media.animation import (
     AnimationTimeline,
     animation_timeline,
@@ -238,3 +239,35 @@ def test_corrupt_frame_data_is_a_media_error(tmp_path):
         return
     with pytest.raises(MediaError):
         list(sample_animation_frames(broken))
+
+
+def with_declared_frames(data: bytes, declared: int) -> bytes:
+    """``data`` (a PNG) with its acTL chunk's frame count set to ``declared``, CRC made good."""
+    at = data.index(b"acTL") - 4
+    plays = data[at + 12 : at + 16]
+    return data[:at] + png_chunk(b"acTL", struct.pack(">I", declared) + plays) + data[at + 20 :]
+
+
+@pytest.mark.parametrize("declared", [1, 2, 1000, 2**31])
+def test_an_apng_is_sampled_by_the_frames_it_holds_not_its_declared_count(tmp_path, declared):
+    # The acTL count must equal the fcTL chunks (APNG spec); Pillow seeks no further than the
+    # count, so 2 declared of 6 held stopped the samples at frame 2 with an error.
+    greys = (250, 210, 170, 130, 90, 50)
+    written = write_animation(
+        tmp_path / "held.png", [np.full((32, 32, 3), grey, np.uint8) for grey in greys], delay_ms=1000
+    )
+    path = tmp_path / "declared.png"
+    path.write_bytes(with_declared_frames(written.read_bytes(), declared))
+    timeline = animation_timeline(path)
+    assert timeline is not None and timeline.frames == 6
+    sampled = list(sample_animation_frames(path, max_frames=16))
+    assert [int(frame.rgb.mean()) for frame in sampled] == list(greys)
+
+
+def test_an_apng_declaring_no_frames_is_read_as_its_still_image(tmp_path):
+    # 0 frames is no valid acTL: browsers and Pillow show the PNG's image as a still.
+    written = write_animation(tmp_path / "held.png", [np.full((32, 32, 3), g, np.uint8) for g in (250, 50)])
+    path = tmp_path / "none.png"
+    path.write_bytes(with_declared_frames(written.read_bytes(), 0))
+    assert animation_timeline(path) is None
+    assert int(read_image(path).mean()) == 250

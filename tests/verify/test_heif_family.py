@@ -13,8 +13,8 @@ from PIL import Image
 
 from likeness.errors import MediaError
 from likeness.media import read_image
+from likeness.media.file_kind import sniff, unreadable_reason
 from likeness.media.synthetic import grace_hopper
-from likeness.verify.file_kind import sniff, unreadable_reason
 from likeness.verify.pipeline import verify_path
 
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")

@@ -113,10 +113,12 @@ def settings_from(ctx: typer.Context) -> Settings:
     return root.obj
 
 
-def open_workspace(ctx: typer.Context):  # -> Workspace (import kept lazy for fast --help)
+def open_workspace(ctx: typer.Context, *, read_only: bool = False):  # -> Workspace (import kept lazy for fast --help)
+    """The workspace of ``--home``; ``read_only`` for commands that only read the database (they
+    then read a workspace on a read-only mount or copy; see ``Workspace.open``)."""
     from likeness.workspace import Workspace
 
-    return Workspace.open(settings_from(ctx))
+    return Workspace.open(settings_from(ctx), read_only=read_only)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

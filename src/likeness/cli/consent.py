@@ -90,7 +90,7 @@ def org_add(
 def org_list(ctx: typer.Context) -> None:
     """List organisations."""
     with mapped_errors():
-        orgs = open_workspace(ctx).registry.list_orgs()
+        orgs = open_workspace(ctx, read_only=True).registry.list_orgs()
     table = Table("slug", "name", "key fingerprint", "created")
     for org in orgs:
         table.add_row(org.slug, printable(org.name), org.key_fingerprint[:32] + "…", org.created_at)
@@ -173,7 +173,7 @@ def subject_add(
 def subject_list(ctx: typer.Context) -> None:
     """List subjects with their rights holders and reference photo counts."""
     with mapped_errors():
-        workspace = open_workspace(ctx)
+        workspace = open_workspace(ctx, read_only=True)
         subjects = workspace.registry.list_subjects()
         table = Table("slug", "name", "kind", "rights holder", "references")
         for s in subjects:
@@ -341,7 +341,7 @@ def consent_list(
 ) -> None:
     """List grants with their current state."""
     with mapped_errors():
-        grants = open_workspace(ctx).registry.list_grants(subject=subject, org=org)
+        grants = open_workspace(ctx, read_only=True).registry.list_grants(subject=subject, org=org)
     table = Table("grant", "subject", "grantee", "uses", "valid until", "renders", "state")
     table.columns[0].no_wrap = True
     for g in grants:
@@ -360,7 +360,7 @@ def consent_show(
     from dataclasses import asdict
 
     with mapped_errors():
-        registry = open_workspace(ctx).registry
+        registry = open_workspace(ctx, read_only=True).registry
         record = registry.grant_record(registry.find_grant_id(grant))
     data = asdict(record)
     if as_json:
@@ -489,7 +489,7 @@ def release_list(
 ) -> None:
     """List performer releases with their current state."""
     with mapped_errors():
-        releases = open_workspace(ctx).registry.list_releases(performer=performer)
+        releases = open_workspace(ctx, read_only=True).registry.list_releases(performer=performer)
     table = Table("release", "performer", "organisation", "valid until", "state")
     table.columns[0].no_wrap = True
     for r in releases:
@@ -524,7 +524,7 @@ def audit_verify(
     from likeness.consent.audit import audit_workspace
 
     with mapped_errors():
-        workspace = open_workspace(ctx)
+        workspace = open_workspace(ctx, read_only=True)
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
         console.print(Text.assemble(("warning:", "bold yellow"), f" {printable(warning)}"))
@@ -600,7 +600,7 @@ def audit_log(
 ) -> None:
     """Show the ledger's most recent events."""
     with mapped_errors():
-        events = open_workspace(ctx).ledger.events(event_type, limit=limit)
+        events = open_workspace(ctx, read_only=True).ledger.events(event_type, limit=limit)
     if as_json:
         for e in events:
             typer.echo(json.dumps(e.as_dict()))

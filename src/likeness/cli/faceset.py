@@ -126,11 +126,12 @@ def extract(
 
 def _print_duplicates(report) -> None:
     """Photos are named one by one (in a small photo set each dropped expression matters); a
-    video's frames repeat each other by nature, so each video gets one line with its count."""
-    from likeness.faceset.extract import VIDEO_SUFFIXES
+    video's frames repeat each other by nature, so each video gets one line with its count. A
+    video is what extraction read as a clip (by content: a clip named ``.png`` is one)."""
+    clips = set(report.clip_inputs)
 
     def is_video(path: str) -> bool:
-        return Path(path).suffix.lower() in VIDEO_SUFFIXES
+        return path in clips
 
     videos = [path for path in report.duplicates_by_input if is_video(path)]
     photos = [d for d in report.duplicates_dropped if not any(d["face"].startswith(f"{v} frame ") for v in videos)]

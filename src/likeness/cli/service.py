@@ -136,7 +136,7 @@ def user_list(ctx: typer.Context) -> None:
     from likeness.service.accounts import Accounts
 
     with mapped_errors():
-        users = Accounts(open_workspace(ctx)).list_users()
+        users = Accounts(open_workspace(ctx, read_only=True)).list_users()
     for user in users:
         console.print(f"{user.username}\t{user.role.value}\t{user.org_slug}\t{'active' if user.active else 'inactive'}")
 

@@ -248,9 +248,9 @@ def unit_faces(detector: Any, path: Path, *, keep_views: bool = False) -> UnitFa
     samples it (``VIDEO_SAMPLE_FPS``, at most ``MAX_VIDEO_FRAMES``): the gates must measure the
     scores verify will compute, not an average over more frames than verify ever sees.
     ``keep_views``: also keep its best views for recognition (``UnitFaces.add``)."""
+    from likeness.media.file_kind import VIDEO_SUFFIXES
     from likeness.media.images import read_image
     from likeness.media.video import sample_video_frames
-    from likeness.verify.file_kind import VIDEO_SUFFIXES
     from likeness.verify.pipeline import MAX_VIDEO_FRAMES, VIDEO_SAMPLE_FPS
 
     unit = UnitFaces(path)

@@ -482,6 +482,11 @@ class WorkspaceDetectors:
         # user can set back).
         self._checked_stat: dict[tuple[str, int], tuple[int, ...] | None] = {}
 
+    def close(self) -> None:
+        """Drop the loaded models (their ONNX sessions); a later lookup loads and checks again."""
+        self._loaded.clear()
+        self._checked_stat.clear()
+
     def for_subject(self, subject_id: str) -> tuple[RegisteredDetector, Any] | str | None:
         """``(registration, DetectorModel)``; the reason (a string) when a registration exists
         but must not be used; ``None`` when none was ever registered for the subject."""

@@ -687,8 +687,15 @@ class DlibResnetSession:
             raise ModelError(f"dlib ResNet ONNX model rejected by onnxruntime: {exc}") from exc
         self.intra_op_threads = int(intra_op_threads)
 
+    def close(self) -> None:
+        """Drop the ONNX Runtime session (it has no close of its own; its memory goes with the
+        last reference); further calls raise ``FaceError``."""
+        self._session = None
+
     def descriptors(self, chips: np.ndarray) -> np.ndarray:
         """``float32 (N, 128)`` descriptors of ``uint8 (N, 150, 150, 3)`` RGB face chips."""
+        if self._session is None:
+            raise FaceError("embedder session is closed")
         batch = np.asarray(chips)
         if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
             raise FaceError(f"chips: expected uint8 (N, {CHIP_SIZE}, {CHIP_SIZE}, 3), got {batch.dtype} {batch.shape}")

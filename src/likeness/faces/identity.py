@@ -144,6 +144,7 @@ class FaceEmbedder:
         self._recognizer: Any = dlib.face_recognition_model_v1(str(recognition_path))
         self._predictor: Any = dlib.shape_predictor(str(predictor_path)) if shape == "dlib5" else None
         self._session: dlib_resnet.DlibResnetSession | None = None
+        self._closed = False
         self.num_jitters = int(num_jitters)
         self.shape = shape
         self.check_difference: float | None = None
@@ -184,12 +185,21 @@ class FaceEmbedder:
         parts = [dlib.point(int(round(x)), int(round(y))) for x, y in five_point_shape(points)]
         return dlib.full_object_detection(rect, parts)
 
+    def close(self) -> None:
+        """Release the ONNX session and dlib's networks; further calls raise ``FaceError``."""
+        if self._session is not None:
+            self._session.close()
+        self._session = self._recognizer = self._predictor = None
+        self._closed = True
+
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """Descriptor ``float32 (128,)`` of the face with ``landmarks (478, 2)`` in ``rgb``."""
         return self.embed_many(rgb, [landmarks])[0]
 
     def embed_many(self, rgb: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
         """Descriptors ``float32 (N, 128)`` of N faces of one frame (one batched network call)."""
+        if self._closed:
+            raise FaceError("embedder is closed")
         check_rgb(rgb, error=FaceError)
         if len(landmarks) == 0:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)

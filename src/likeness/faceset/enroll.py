@@ -5,7 +5,7 @@ several faces are skipped with a reason rather than guessed at, because a wrong 
 make the identity filter keep someone else's face. A photo whose face clearly belongs to someone
 other than the subject's already enrolled references is skipped too.
 
-A video is a reference source as well: up to ``REFERENCE_VIDEO_FRAMES`` frames spread over the
+A video (or an animated GIF, WebP or PNG) is a reference source as well: up to ``REFERENCE_VIDEO_FRAMES`` frames spread over the
 clip (one per ``REFERENCE_VIDEO_EVERY_S`` seconds at most) are each treated as a photo, with the
 same rules: one face, large enough, and consistent with the references already enrolled,
 including frames of the same clip enrolled just before (so a clip that cuts to someone else
@@ -147,21 +147,33 @@ def _reference_pictures(
     ``report.skipped``; a video that breaks part-way keeps the frames before the break."""
     from likeness.faceset.extract import input_kind
     from likeness.media import read_image, sample_video_frames
+    from likeness.media.animation import animation_timeline, sample_animation_frames
+    from likeness.media.file_kind import ANIMATED_CONTAINERS
 
-    # By content, as extract and verify decide: a clip saved as .png is still a clip.
-    if input_kind(path) == "image":
-        try:
+    # By content, as extract and verify decide: a clip saved as .png is still a clip, and an
+    # animated GIF, WebP or PNG is sampled as one (its first frame may be a title card).
+    kind = input_kind(path)
+    timeline = None
+    try:
+        if kind.container in ANIMATED_CONTAINERS:
+            timeline = animation_timeline(path)
+        if kind.media_type == "image" and timeline is None:
             rgb = read_image(path)
-        except MediaError as exc:
-            report.skipped.append((str(path), exc.reason))
+            yield str(path), sha256_file(path), rgb
             return
-        yield str(path), sha256_file(path), rgb
+    except MediaError as exc:
+        report.skipped.append((str(path), exc.reason))
         return
     try:
         file_sha256 = sha256_file(path)
-        frames = sample_video_frames(
-            path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, limits=limits
-        )
+        if timeline is not None:
+            frames = sample_animation_frames(
+                path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, timeline=timeline
+            )
+        else:
+            frames = sample_video_frames(
+                path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, limits=limits
+            )
         for frame in frames:
             seconds = float(frame.pts_s or 0.0)
             frame_sha256 = hashlib.sha256(f"{file_sha256}:{seconds:.3f}".encode()).hexdigest()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from likeness.digests import leading_bytes, sha256_file
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
 from likeness.faceset.filters import filter_face
@@ -51,8 +51,8 @@ from likeness.faceset.resume import (
     open_run,
     write_checkpoint,
 )
+from likeness.media.file_kind import ANIMATED_CONTAINERS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileKind, sniff_file
 from likeness.media.video.budget import DecodeLimits
-from likeness.verify.file_kind import ANIMATED_CONTAINERS, IMAGE_SUFFIXES, FileKind, sniff
 
 if TYPE_CHECKING:
     from likeness.consent.policy import Authorization, ReleaseAuthorization
@@ -60,9 +60,6 @@ if TYPE_CHECKING:
     from likeness.faces.detect import DetectorMode
     from likeness.workspace import Workspace
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".m4a", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".3gp", ".flv"}
-)
 CROP_FORMATS = ("png", "jpg")
 #: Near-duplicates dropped are listed by name (face, the kept face it repeats, why) up to this many;
 #: past it (long videos) only the count in ``rejected["duplicate"]`` grows.
@@ -178,6 +175,8 @@ class ExtractionReport:
     duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
     #: Near-duplicates dropped per input path, all of them.
     duplicates_by_input: dict[str, int] = field(default_factory=dict)
+    #: Inputs read as clips (videos and animations, by content, whatever their names say).
+    clip_inputs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -286,6 +285,7 @@ def extract_faceset(
         elapsed_s=elapsed,
         duplicates_dropped=list(state.duplicates_dropped),
         duplicates_by_input=dict(state.duplicates_by_input),
+        clip_inputs=list(state.clip_inputs),
     )
     if state.index_lines == 0:
         discard_unfinished(out_dir)
@@ -352,36 +352,31 @@ def record_faceset(
     return event
 
 
-def sniff_file(path: Path) -> FileKind:
-    """What the first bytes of ``path`` say it is (as ``verify`` decides: names lie). A FIFO or
-    device says nothing: opened without blocking (a FIFO with no writer would wait forever) and
-    not read, so its suffix's reader names it "not a regular file"."""
-    return sniff(leading_bytes(path, 32))
-
-
-def input_kind(path: Path) -> str:
-    """The kind of a file with a media suffix, "image" or "video", by its content: an MP4
-    saved as ``.png`` is a clip. A container the sniffer does not know (MPEG-TS, FLV, which
-    PyAV reads) and a file that cannot be opened keep their suffix's kind (the reader then says
-    why)."""
+def input_kind(path: Path) -> FileKind:
+    """What a file with a media suffix is, by its content: an MP4 saved as ``.png`` is a clip
+    (``media_type`` "video"). Bytes the sniffer does not know (empty, text) and a file that
+    cannot be opened keep their suffix's ``media_type`` and no container, so that suffix's
+    reader says why it cannot read them."""
     try:
-        sniffed = sniff_file(path).media_type
+        sniffed = sniff_file(path)
     except OSError:
-        sniffed = None
-    return sniffed or ("video" if path.suffix.lower() in VIDEO_SUFFIXES else "image")
+        sniffed = FileKind(None, None)
+    if sniffed.media_type is not None:
+        return sniffed
+    return FileKind("video" if path.suffix.lower() in VIDEO_SUFFIXES else "image", None)
 
 
 def expand_inputs(
     inputs: Iterable[str | os.PathLike[str]],
-) -> tuple[list[tuple[Path, str]], list[SkippedInput]]:
+) -> tuple[list[tuple[Path, FileKind]], list[SkippedInput]]:
     """Resolve files and folders (recursively, sorted, hidden files ignored) to (path, kind).
 
-    Files are taken by suffix (``IMAGE_SUFFIXES``, the stills ``read_image`` decodes, and
-    ``VIDEO_SUFFIXES``); ``kind`` is "image" or "video" by content (``input_kind``). Missing
+    Files are taken by suffix (``IMAGE_SUFFIXES`` and ``VIDEO_SUFFIXES``, the lists ``verify``
+    walks folders with); ``kind`` is what their content is (``input_kind``, sniffed once). Missing
     paths and unsupported formats come back as ``SkippedInput`` so the run can report them and
     go on.
     """
-    found: list[tuple[Path, str]] = []
+    found: list[tuple[Path, FileKind]] = []
     skipped: list[SkippedInput] = []
     seen: set[Path] = set()
     for raw in inputs:
@@ -489,8 +484,8 @@ class _Pipeline:
                 continue
             self.authz.recheck()
             try:
-                if kind == "image":
-                    self._run_image(path, number, total)
+                if kind.media_type == "image":
+                    self._run_image(path, kind, number, total)
                 else:
                     self._run_video(path, number, total)
             except MediaError as exc:
@@ -504,7 +499,7 @@ class _Pipeline:
                 seen = self.state.input_seen.get(key, 0)
                 kept = self.state.input_kept.get(key, 0)
                 if seen == 0:
-                    self._skip(key, "no face found" if kind == "image" else "no face found in any frame")
+                    self._skip(key, "no face found" if kind.media_type == "image" else "no face found in any frame")
                 elif kept == 0:
                     self._skip(key, no_face_kept_reason(seen, self.state.duplicates_by_input.get(key, 0)))
                 else:
@@ -515,17 +510,17 @@ class _Pipeline:
             self.state.input_kept.pop(key, None)
             # Videos checkpoint at their end; stills only every ``recheck_every`` frames so a
             # folder of thousands of photos does not fsync per photo.
-            if kind == "video" or self.frames_since_checkpoint >= self.options.recheck_every:
+            if kind.media_type == "video" or self.frames_since_checkpoint >= self.options.recheck_every:
                 self.authz.recheck()
                 self._checkpoint()
 
     # -- inputs -------------------------------------------------------------------------
 
-    def _run_image(self, path: Path, number: int, total: int) -> None:
+    def _run_image(self, path: Path, kind: FileKind, number: int, total: int) -> None:
         from likeness.media import read_image
         from likeness.media.animation import animation_timeline
 
-        if sniff_file(path).container in ANIMATED_CONTAINERS:
+        if kind.container in ANIMATED_CONTAINERS:
             timeline = animation_timeline(path)
             if timeline is not None:
                 # An animated GIF, WebP or PNG is footage, as verify reads it: its frames are
@@ -561,6 +556,8 @@ class _Pipeline:
         from likeness.faces import FaceTracker
 
         key = str(path)
+        if key not in self.state.clip_inputs:
+            self.state.clip_inputs.append(key)
         start = self.state.next_frame.get(key, 0)
         tracker = FaceTracker()
         self.detector("video").reset()

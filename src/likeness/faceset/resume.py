@@ -44,6 +44,8 @@ class RunState:
     duplicates_dropped: list[dict[str, str]] = field(default_factory=list)
     #: Near-duplicates dropped per input (all of them, unlike the capped list above).
     duplicates_by_input: dict[str, int] = field(default_factory=dict)
+    #: Inputs read as clips, so the report groups their frames whatever the files are named.
+    clip_inputs: list[str] = field(default_factory=list)
 
 
 def write_checkpoint(out_dir: Path, state: RunState, index: IO[str]) -> None:

@@ -68,6 +68,8 @@ MAX_ANIMATION_DECODE_PIXELS = 150_000_000
 #: Delays below this play as ``DEFAULT_DELAY_S`` in browsers (GIF and WebP).
 _MIN_DELAY_S = 0.02
 DEFAULT_DELAY_S = 0.1
+#: Pillow's bound on an acTL frame count; past it the file is read as a still.
+_MAX_DECLARED_APNG_FRAMES = 0x80000000
 #: Files bigger than this are not walked (the verifier refuses larger images before).
 _MAX_SCAN_BYTES = 200 * 1024 * 1024
 
@@ -195,7 +197,7 @@ def _skip_sub_blocks(walk: _Structure, pos: int) -> int:
 
 
 def _walk_png(walk: _Structure) -> tuple[int, int, bool] | None:
-    pos, width, height, animated = 8, 0, 0, False
+    pos, width, height, animated, controls = 8, 0, 0, False, 0
     try:
         while True:
             length, kind = struct.unpack(">I4s", walk.need(pos, 8))
@@ -203,7 +205,12 @@ def _walk_png(walk: _Structure) -> tuple[int, int, bool] | None:
             if kind == b"IHDR":
                 width, height = struct.unpack(">II", walk.need(body, 8))
             elif kind == b"acTL":
-                animated = True
+                # The frames are the fcTL chunks that follow; the declared count only decides, as
+                # in browsers and Pillow, that a second acTL or a count of 0 (or past 2^31) is no
+                # animation at all: the PNG's image is shown as a still.
+                declared = struct.unpack(">I", walk.need(body, 4))[0] if length >= 8 else 0
+                controls += 1
+                animated = controls == 1 and 0 < declared <= _MAX_DECLARED_APNG_FRAMES
             elif kind == b"fcTL":
                 numerator, denominator = struct.unpack(">HH", walk.need(body + 20, 4))
                 walk.add_frame(_browser_delay(numerator / (denominator or 100)))
@@ -364,7 +371,7 @@ def _check_decoded_size(size: tuple[int, int], timeline: AnimationTimeline, path
 def _decode_frames(
     path: Path, timeline: AnimationTimeline, wanted: list[int], *, dropped: int, affordable: int
 ) -> Iterator[VideoFrame]:
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     starts = timeline.starts_s()
     canvas = (0, 0, timeline.width, timeline.height)
@@ -374,6 +381,11 @@ def _decode_frames(
             # An APNG's default image that is not part of the animation is Pillow's frame 0;
             # browsers never show it, and the timeline lists the animation's frames only.
             hidden = 1 if getattr(image, "default_image", False) else 0
+            if isinstance(image, PngImagePlugin.PngImageFile):
+                # Pillow seeks no further than acTL's count, which a file may set below (or
+                # above) its fcTL chunks; the frames held, as walked and bounded, are the clip.
+                image.n_frames = hidden + timeline.frames
+                image.is_animated = image.n_frames > 1
             for number, index in enumerate(wanted):
                 # Frames are composited on the ones before: step through every frame up to it.
                 while position < index:

@@ -151,11 +151,14 @@ def _opened(stream: BinaryIO) -> Image.Image:
 
     Pillow warns from 89 M pixels and refuses from 179 M; the warning would reach a user's
     terminal as a raw Python warning before our own limit (``max_pixels``) refuses the file by
-    name. As an error it becomes that ``MediaError`` instead, with any ``max_pixels``. Only the
-    header parse sits inside the filter, so the global filter list is changed for microseconds.
+    name. As an error it becomes that ``MediaError`` instead, with any ``max_pixels``. An APNG
+    whose acTL is invalid (a count of 0) is read as its still image, as browsers show it, without
+    Pillow's "Invalid APNG" warning. Only the header parse sits inside the filter, so the global
+    filter list is changed for microseconds.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", "Invalid APNG", UserWarning)
         return Image.open(stream, formats=READABLE_IMAGE_FORMATS)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from likeness.config import resolve_user_path
 from likeness.digests import sha256_file
 from likeness.errors import ConfigError
 from likeness.verify.pipeline import MEDIA_SUFFIXES
@@ -73,6 +74,9 @@ def _locations(sources: Sequence[str | Path]) -> Iterator[str]:
             yield from _url_locations(text)
             continue
         path = Path(text)
+        # a symbolic link loop is named as one, as ``verify`` names it (``exists`` says False for it);
+        # the path stays as given (results name what the user named)
+        resolve_user_path(path, "give a folder, a file, a CSV/Parquet manifest or an fsspec URL")
         if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
             for entry in read_manifest(path):
                 if is_url(entry):

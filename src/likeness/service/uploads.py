@@ -23,8 +23,8 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
+from likeness.media.file_kind import FileKind, sniff, unreadable_reason
 from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTooLarge
-from likeness.verify.file_kind import FileKind, sniff, unreadable_reason
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks

@@ -35,20 +35,20 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, MediaError, VerificationTimedOut
-from likeness.prefetch import Prefetch, WriteBehind
-from likeness.train.preview import PREVIEW_EVENT
-from likeness.verify.face_views import FaceView, face_view
-from likeness.verify.file_kind import (
+from likeness.media.file_kind import (
     ANIMATED_CONTAINERS,
     IMAGE_SUFFIXES,
     MEDIA_SUFFIXES,
     VIDEO_SUFFIXES,
-    holds_manifest_store,
     sniff,
     unreadable_reason,
 )
+from likeness.prefetch import Prefetch, WriteBehind
+from likeness.train.preview import PREVIEW_EVENT
+from likeness.verify.face_views import FaceView, face_view
 from likeness.verify.gallery import ArtistGallery, GalleryQuery, gallery_folder, open_gallery
 from likeness.verify.label_search import LabelSearch
+from likeness.verify.manifest_store import holds_manifest_store
 from likeness.verify.report import FACE_CROP_SIDE, THUMBNAIL_SIDE, EvidenceMedia, EvidencePicture, crop_box, fit_within
 from likeness.verify.result import (
     C2paEvidence,
@@ -227,6 +227,10 @@ class Verifier:
             if detector is not None:
                 detector.close()
         self._image_detector = self._video_detector = None
+        if self._embedder is not None:
+            self._embedder.close()
+        self._embedder = None
+        self.detectors.close()
         for executor in (self._executor, self._label_executor):
             if executor is not None:
                 executor.shutdown(wait=True)

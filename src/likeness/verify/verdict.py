@@ -10,7 +10,7 @@ rule  verdict                        fires when
 R0    error                          the file could not be read (nothing else is trusted)
 R1    tampered                       a C2PA manifest is present and its state is Invalid
                                      (a file that was never signed is damaged, not tampered:
-                                     see ``pipeline.holds_manifest_store``)
+                                     see ``manifest_store.holds_manifest_store``)
 R2    authorized-synthetic           our provenance (watermark traced on the ledger, or a
                                      Trusted manifest with our consent assertion) and every
                                      grant it names is active today

@@ -1,11 +1,12 @@
-"""What a file is, from its bytes rather than its name: media suffixes, container sniffing, and
-whether the bytes hold a C2PA manifest store."""
+"""What a media file is, from its bytes rather than its name: the media suffixes the product
+takes, and container sniffing (extract, enrolment, verify and uploads decide by this)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from likeness.digests import leading_bytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
@@ -55,6 +56,13 @@ def sniff(head: bytes) -> FileKind:
     return FileKind(None, None)
 
 
+def sniff_file(path: Path) -> FileKind:
+    """What the first bytes of ``path`` say it is (names lie). A FIFO or device says nothing:
+    opened without blocking (a FIFO with no writer would wait forever) and not read, so its
+    suffix's reader names it "not a regular file"."""
+    return sniff(leading_bytes(path, 32))
+
+
 def _isobmff_kind(head: bytes) -> FileKind:
     """An ``ftyp`` box: AVIF when its major or a compatible brand (as far as ``head`` goes) is
     AVIF's, HEIC (unreadable, ``media_type`` None) for the other HEIF brands, else MP4/MOV."""
@@ -75,28 +83,3 @@ def unreadable_reason(kind: FileKind) -> str:
             "export it as JPEG (or share it as 'Most Compatible') and check that"
         )
     return f"not an image or video this product reads (unrecognised file signature; it reads {READ_FORMATS})"
-
-
-#: JUMBF type of a C2PA manifest store ("c2pa" then the ISO 19566-5 suffix): its 16 bytes stand
-#: at the head of the store in every container that carries one (MP4 uuid box, JPEG APP11, PNG
-#: caBX), so their absence proves a file was never signed.
-C2PA_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")
-
-
-def holds_manifest_store(path: Path) -> bool:
-    """True when the bytes of ``path`` contain a C2PA manifest store's JUMBF type.
-
-    Positive evidence that a manifest was written into the file, for when the C2PA reader
-    cannot parse the container (truncated, garbage appended, broken box sizes). One read of the
-    file through a memory map (the hash already read it once).
-    """
-    import mmap
-
-    try:
-        with open(path, "rb") as stream:
-            if os.fstat(stream.fileno()).st_size == 0:
-                return False
-            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return mapped.find(C2PA_STORE_UUID) >= 0
-    except (OSError, ValueError):
-        return True  # absence not proven: the reader's finding stands
