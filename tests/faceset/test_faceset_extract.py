@@ -324,20 +324,68 @@ def test_a_clip_named_as_a_photo_is_read_as_the_clip_it_is(enrolled_world, clip:
 
 
 def test_extract_takes_the_files_verify_takes(tmp_path: Path) -> None:
-    """One list of media suffixes: extract took .ts, .flv, .mpg, .3gp and .m4a from a folder,
-    which verify leaves out (and whose content it does not read)."""
+    """One list of media suffixes for extract and verify (extract took .m4a, audio, which
+    verify leaves out)."""
     from likeness.faceset import expand_inputs
     from likeness.verify.scan import iter_media_files
 
     folder = tmp_path / "footage"
     folder.mkdir()
-    for suffix in (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".png", ".gif", ".avif"):
+    for suffix in (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg"):
         (folder / f"take{suffix}").write_bytes(b"")
-    for suffix in (".m4a", ".mpg", ".mpeg", ".ts", ".3gp", ".flv", ".txt"):
+    for suffix in (".flv", ".3gp", ".png", ".gif", ".avif", ".m4a", ".txt"):
         (folder / f"take{suffix}").write_bytes(b"")
     found, skipped = expand_inputs([folder])
     assert {path.name for path, _ in found} == {path.name for path in iter_media_files([folder])}
-    assert {Path(s.path).suffix for s in skipped} == {".m4a", ".mpg", ".mpeg", ".ts", ".3gp", ".flv", ".txt"}
+    assert {Path(s.path).suffix for s in skipped} == {".m4a", ".txt"}
+
+
+#: Containers broadcast and phone footage comes in, each with a codec it carries.
+FOOTAGE_CONTAINERS = {
+    ".ts": ("mpegts", "libx264"),
+    ".mpg": ("mpeg", "mpeg1video"),
+    ".flv": ("flv", "libx264"),
+    ".3gp": ("3gp", "libx264"),
+}
+
+
+def _reencoded(clip: Path, path: Path) -> Path:
+    """``clip``'s frames in the container ``path``'s suffix names (``FOOTAGE_CONTAINERS``)."""
+    import av
+
+    container, codec = FOOTAGE_CONTAINERS[path.suffix]
+    with av.open(str(clip)) as source, av.open(str(path), "w", format=container) as output:
+        stream = output.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 480, 320, "yuv420p"
+        for frame in source.decode(video=0):
+            output.mux(stream.encode(frame.reformat(format="yuv420p")))
+        output.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix", sorted(FOOTAGE_CONTAINERS))
+def test_footage_in_transport_program_flash_and_3gp_containers_is_extracted_and_verified(
+    enrolled_world, clip: Path, tmp_path: Path, suffix: str
+) -> None:
+    """MPEG-TS (broadcast recordings), MPEG-PS, FLV and 3GP clips: extract read them by suffix
+    and verify did not (their bytes matched no signature it knew), so making the lists one had
+    left both without them. The sniffer knows them now, and both read them."""
+    from likeness.media.file_kind import sniff_file
+    from likeness.verify.pipeline import Verifier
+
+    (tmp_path / "broadcast").mkdir()
+    footage = _reencoded(clip, tmp_path / "broadcast" / f"mina{suffix}")
+    assert sniff_file(footage).media_type == "video"
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [footage], tmp_path / "fs", options=NO_DEDUP
+    )
+    assert report.ok and report.faces_kept >= 10, report
+    verifier = Verifier(enrolled_world.workspace)
+    try:
+        result, _ = verifier.verify(footage)
+    finally:
+        verifier.close()
+    assert result.media_type == "video" and result.verdict.code == "enrolled-artist-unlabelled", result.verdict
 
 
 def test_each_input_is_sniffed_once(enrolled_world, tmp_path: Path, astronaut, monkeypatch) -> None:

@@ -36,3 +36,20 @@ def test_verify_decides_with_the_media_sniffer() -> None:
 
     assert pipeline.sniff is file_kind.sniff
     assert pipeline.MEDIA_SUFFIXES is file_kind.MEDIA_SUFFIXES
+
+
+def test_transport_streams_are_told_by_three_sync_bytes_not_one() -> None:
+    from likeness.media.file_kind import SNIFF_BYTES, sniff
+
+    def packets(size: int, offset: int) -> bytes:
+        stream = bytearray(SNIFF_BYTES)
+        for start in range(offset, SNIFF_BYTES, size):
+            stream[start] = 0x47
+        return bytes(stream)
+
+    assert sniff(packets(188, 0)).container == "mpegts"
+    assert sniff(packets(192, 4)).container == "mpegts"  # .m2ts/.mts: a timestamp before each packet
+    assert sniff(b"Good morning, this is a text file. " * 20).media_type is None
+    assert sniff(packets(188, 0)[:300]).media_type is None  # too short to show three packets
+    assert sniff(b"FLV\x01\x01\x00\x00\x00\x09" + bytes(20)).container == "flv"
+    assert sniff(b"\x00\x00\x01\xba\x44" + bytes(20)).container == "mpeg-ps"

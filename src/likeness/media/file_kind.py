@@ -9,12 +9,18 @@ from pathlib import Path
 from likeness.digests import leading_bytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv"}
+)
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 #: Image containers that may hold an animation, which is sampled as a clip.
 ANIMATED_CONTAINERS = frozenset({"gif", "png", "webp"})
 #: What the product reads, as a person names the formats (problem messages list them).
-READ_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, MP4/MOV, Matroska/WebM, AVI"
+READ_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, MP4/MOV/3GP, Matroska/WebM, AVI, MPEG-TS, MPEG-PS, FLV"
+#: How many leading bytes ``sniff`` needs: an MPEG transport stream shows itself by its sync
+#: byte at three packet starts (188-byte packets, or 192 with a Blu-ray timestamp before each).
+SNIFF_BYTES = 512
+_TS_PACKETS = ((0, 188), (4, 192))
 #: ISOBMFF brands of AVIF (AV1 pictures, which Pillow decodes) ...
 AVIF_BRANDS = frozenset({b"avif", b"avis"})
 #: ... and of HEIF/HEIC (HEVC pictures: Pillow needs a plugin this product does not ship).
@@ -30,7 +36,7 @@ class FileKind:
 
 
 def sniff(head: bytes) -> FileKind:
-    """Classify a file from its first 16+ bytes.
+    """Classify a file from its first ``SNIFF_BYTES`` bytes (fewer when the file is shorter).
 
     >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(8)).container
     'png'
@@ -53,14 +59,29 @@ def sniff(head: bytes) -> FileKind:
         return _isobmff_kind(head)
     if head[:4] == b"\x1a\x45\xdf\xa3":
         return FileKind("video", "matroska")
+    if head[:4] == b"\x00\x00\x01\xba":
+        return FileKind("video", "mpeg-ps")
+    if head[:4] == b"FLV\x01":
+        return FileKind("video", "flv")
+    if _transport_stream(head):
+        return FileKind("video", "mpegts")
     return FileKind(None, None)
+
+
+def _transport_stream(head: bytes) -> bool:
+    """Whether ``head`` begins an MPEG transport stream: the sync byte 0x47 at the start of three
+    packets in a row (one would match any text beginning with "G")."""
+    return any(
+        len(head) > offset + 2 * size and all(head[offset + k * size] == 0x47 for k in range(3))
+        for offset, size in _TS_PACKETS
+    )
 
 
 def sniff_file(path: Path) -> FileKind:
     """What the first bytes of ``path`` say it is (names lie). A FIFO or device says nothing:
     opened without blocking (a FIFO with no writer would wait forever) and not read, so its
     suffix's reader names it "not a regular file"."""
-    return sniff(leading_bytes(path, 32))
+    return sniff(leading_bytes(path, SNIFF_BYTES))
 
 
 def _isobmff_kind(head: bytes) -> FileKind:

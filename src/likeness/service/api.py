@@ -163,6 +163,9 @@ CONTAINER_SUFFIX = {
     "mp4": ".mp4",
     "matroska": ".mkv",
     "avi": ".avi",
+    "mpegts": ".ts",
+    "mpeg-ps": ".mpg",
+    "flv": ".flv",
 }
 
 

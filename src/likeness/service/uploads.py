@@ -23,13 +23,12 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from likeness.media.file_kind import FileKind, sniff, unreadable_reason
+from likeness.media.file_kind import SNIFF_BYTES, FileKind, sniff, unreadable_reason
 from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTooLarge
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks
 
-SNIFF_BYTES = 32  # an ftyp box's compatible brands tell AVIF from HEIC
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
 

@@ -39,6 +39,7 @@ from likeness.media.file_kind import (
     ANIMATED_CONTAINERS,
     IMAGE_SUFFIXES,
     MEDIA_SUFFIXES,
+    SNIFF_BYTES,
     VIDEO_SUFFIXES,
     sniff,
     unreadable_reason,
@@ -275,7 +276,7 @@ class Verifier:
                 ), None
             sha256 = sha256_file(path)
             with open(path, "rb") as stream:
-                kind = sniff(stream.read(32))
+                kind = sniff(stream.read(SNIFF_BYTES))
             self._check_deadline()
         except MediaError as exc:
             return VerificationResult.failed(
