@@ -1273,8 +1273,10 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     phase. Where the whole picture moves, the first frame less the later frames warped back
     onto it by their global motion is read too (:class:`_HostCancelledAnchor`), and last, for
     marks that move with the picture (anchored video), each frame's soft bits at its own pilot
-    peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`). Frames of
-    another size than the first, or smaller than one tile, are skipped.
+    peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`; those folds wait
+    for the end, each frame's work luma kept as uint8 up to :data:`_OWN_PHASE_KEPT_BYTES`, and
+    are made only if every earlier path finds nothing). Frames of another size than the
+    first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
     for rgb in frames:
