@@ -132,14 +132,61 @@ def handheld_camera(rgb: np.ndarray, *, n_frames: int, seed: int) -> list[np.nda
     return frames
 
 
-def test_a_shaking_clip_kept_at_half_size_reads_whole_where_no_single_frame_does() -> None:
-    """The anchored mark moves with the picture, so the host-cancelled first frame cancels it
-    and the summed folds miss it; each frame's own phase, host-suppressed, adds up."""
+@pytest.fixture(scope="module")
+def shaking_half_size_copy() -> list[np.ndarray]:
+    """A handheld anchored clip kept at 50 % (320x180) and re-encoded (H.264 CRF 28)."""
     frames = handheld_camera(astronaut(), n_frames=40, seed=1)
     embedder = WatermarkEmbedder(PAYLOAD, *SIZE, anchored=True)
     small = [cv2.resize(embedder.embed(rgb), (320, 180), interpolation=cv2.INTER_AREA) for rgb in frames]
-    copy = [rgb for rgb, _ in h264_with_types(small, crf=28)]
+    return [rgb for rgb, _ in h264_with_types(small, crf=28)]
+
+
+def test_a_shaking_clip_kept_at_half_size_reads_whole_where_no_single_frame_does(
+    shaking_half_size_copy: list[np.ndarray],
+) -> None:
+    """The anchored mark moves with the picture, so the host-cancelled first frame cancels it
+    and the summed folds miss it; each frame's own phase, host-suppressed, adds up."""
+    copy = shaking_half_size_copy
     assert all(extract_watermark(copy[i]).payload is None for i in (0, 10, 20, 30))
     reading = extract_watermark_frames(copy)
     assert reading.payload == PAYLOAD
     assert reading.period is not None and abs(reading.period - 64.0) < 1.0
+
+
+def _counting_own_phase_folds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the host-suppressed folds (the own-phase aggregates') of the reads that follow."""
+    calls: list[int] = []
+    original = wm._fold_at_period
+    monkeypatch.setattr(
+        wm,
+        "_fold_at_period",
+        lambda *args, **kw: (calls.append(1) if "whiten" in kw else None) or original(*args, **kw),
+    )
+    return calls
+
+
+def test_a_clip_an_earlier_path_reads_folds_nothing_for_the_own_phase_aggregates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The own-phase aggregates are read only where every earlier path found nothing, so the
+    frames kept for them are folded only then: a panning clip whose summed folds read does no
+    host-suppressed fold (it did 4 a frame when each frame was folded on arrival)."""
+    frames = [rgb for rgb, _ in h264_with_types(_marked(camera_pan(astronaut(), n_frames=12), anchored=False), crf=23)]
+    calls = _counting_own_phase_folds(monkeypatch)
+    assert extract_watermark_frames(frames).payload == PAYLOAD
+    assert calls == []
+
+
+def test_own_phase_aggregates_of_kept_frames_equal_those_folded_on_arrival(
+    shaking_half_size_copy: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames kept (as uint8 work luma) until the clip is read give the own-phase aggregates,
+    and so the reading, bit for bit, of frames folded as they arrive (no room to keep any)."""
+    calls = _counting_own_phase_folds(monkeypatch)
+    kept = extract_watermark_frames(shaking_half_size_copy)
+    assert len(calls) == len(shaking_half_size_copy) * wm._CLIP_PERIODS
+    monkeypatch.setattr(wm, "_OWN_PHASE_KEPT_BYTES", 0)
+    on_arrival = extract_watermark_frames(shaking_half_size_copy)
+    assert len(calls) == 2 * len(shaking_half_size_copy) * wm._CLIP_PERIODS
+    assert kept.payload == PAYLOAD
+    assert on_arrival == kept

@@ -143,6 +143,7 @@ _SUPPRESS_MEDIAN = 5  # px: the median that predicts the host in _host_suppresse
 _SUPPRESS_RESIDUAL_SIGMA = 3.0  # low frequencies the median leaves, removed after it
 _OWN_PHASE_FLOOR = 3.5  # pilot z an unmarked fold reaches about as often as not: no weight
 _OWN_PHASE_TRIALS = 4  # CRC trials for the host-suppressed own-phase aggregates
+_OWN_PHASE_KEPT_BYTES = 32 << 20  # work luma kept for them until the clip is read (145 frames of 640x360)
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
 _REWHITEN_SCALE = 0.5
@@ -610,19 +611,30 @@ def _whitened_luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def _host_suppressed(luma: np.ndarray) -> np.ndarray:
-    """Luma less an edge-keeping prediction of the picture (its 5x5 median) and the low
-    frequencies the median leaves, locally normalised: float32 (H, W), about unit local RMS.
+    """Luma (float32, or uint8 grey levels) less an edge-keeping prediction of the picture (its
+    5x5 median) and the low frequencies the median leaves, locally normalised: float32 (H, W),
+    about unit local RMS.
 
     A median keeps a picture's edges where :func:`_whiten`'s Gaussian smears them into ridges
     that the chip filter picks up, so less of the picture stays beside the mark. That matters
     where the mark moves with the picture (anchored video): every frame then shows it under the
     same picture, and summing frames cannot average the picture away.
     """
-    luma = np.ascontiguousarray(luma, np.float32)
-    residual = luma - cv2.medianBlur(luma, _SUPPRESS_MEDIAN)
-    residual = residual - cv2.GaussianBlur(residual, (0, 0), _SUPPRESS_RESIDUAL_SIGMA, borderType=cv2.BORDER_REFLECT)
-    energy = cv2.GaussianBlur(residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA, borderType=cv2.BORDER_REFLECT)
-    return residual / np.sqrt(energy + 1.0)
+    residual: np.ndarray
+    if luma.dtype == np.uint8:
+        # Whole grey levels: their median is the same in uint8, at half the cost.
+        residual = luma.astype(np.float32)
+        residual -= cv2.medianBlur(luma, _SUPPRESS_MEDIAN)
+    else:
+        luma = np.ascontiguousarray(luma, np.float32)
+        residual = luma - cv2.medianBlur(luma, _SUPPRESS_MEDIAN)
+    residual -= cv2.GaussianBlur(residual, (0, 0), _SUPPRESS_RESIDUAL_SIGMA, borderType=cv2.BORDER_REFLECT)
+    energy: np.ndarray = cv2.GaussianBlur(
+        residual * residual, (0, 0), _LOCAL_ENERGY_SIGMA, borderType=cv2.BORDER_REFLECT
+    )
+    energy += 1.0
+    residual /= np.sqrt(energy, out=energy)
+    return residual
 
 
 def _fold_whitened(whitened: np.ndarray, tile: int = TILE_SIZE) -> np.ndarray:
@@ -1261,8 +1273,10 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     phase. Where the whole picture moves, the first frame less the later frames warped back
     onto it by their global motion is read too (:class:`_HostCancelledAnchor`), and last, for
     marks that move with the picture (anchored video), each frame's soft bits at its own pilot
-    peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`). Frames of
-    another size than the first, or smaller than one tile, are skipped.
+    peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`; those folds wait
+    for the end, each frame's work luma kept as uint8 up to :data:`_OWN_PHASE_KEPT_BYTES`, and
+    are made only if every earlier path finds nothing). Frames of another size than the
+    first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
     for rgb in frames:
@@ -1519,6 +1533,9 @@ class _ClipReader:
         self.best_frames: list[tuple[float, np.ndarray, tuple[int, int], _Candidate]] = []
         self.host_cancelled = _HostCancelledAnchor()
         self.own_phase: list[_OwnPhaseAggregate] = []
+        # Work luma (uint8) of the frames not yet added to ``own_phase`` (see ``_keep_own_phase``).
+        self.own_phase_kept: list[np.ndarray] = []
+        self.own_phase_kept_bytes = 0
 
     def start(
         self,
@@ -1607,15 +1624,7 @@ class _ClipReader:
             self.native = folded if self.native is None else self.native + folded
             self.native_frames += 1
         self.host_cancelled.add(work, whitened)
-        near = any(abs(TILE_SIZE / period - 1.0) <= _REWHITEN_SCALE for period in self.periods)
-        suppressed = _host_suppressed(work) if near else None
-        for index, period in enumerate(self.periods):
-            folded = _fold_at_period(work, period, suppressed, whiten=_host_suppressed)[0]
-            for aggregate, candidate in zip(
-                self.own_phase[2 * index : 2 * index + 2],
-                _sync_both_ways(folded, period, threshold=_OWN_PHASE_FLOOR, count=1),
-            ):
-                aggregate.add(candidate)
+        self._keep_own_phase(work)
         peaks = [(score, offset, c) for c in frame_candidates for score, offset in c.peaks]
         if peaks:
             score, offset, candidate = max(peaks, key=lambda item: item[0])
@@ -1674,8 +1683,39 @@ class _ClipReader:
                 reading = replace(aligned, period=period, mirrored=best_candidate.mirrored)
         budget[0] += _OWN_PHASE_TRIALS
         if reading is None:
+            self._add_own_phase()
             reading = self._read_own_phase(budget)
         return reading or WatermarkReading(None, 0.0, best, None, self.tiles)
+
+    def _keep_own_phase(self, work: np.ndarray) -> None:
+        """Keep a frame's work luma for the own-phase aggregates, which are read only where every
+        earlier path found nothing: most marked clips never need them, and folding each frame
+        for them costs more than the earlier paths' folds. The work luma is whole grey levels
+        (the grey of a uint8 resize), so uint8 keeps it exactly and the aggregates come out the
+        same as when folded on arrival; past :data:`_OWN_PHASE_KEPT_BYTES` the kept frames are
+        added to them, in order, which bounds the memory."""
+        self.own_phase_kept.append(work.astype(np.uint8))
+        self.own_phase_kept_bytes += work.size
+        if self.own_phase_kept_bytes > _OWN_PHASE_KEPT_BYTES:
+            self._add_own_phase()
+
+    def _add_own_phase(self) -> None:
+        """Fold the kept frames from their host-suppressed images at the clip's periods and add
+        each one's soft bits at its own pilot peak to the aggregates, in frame order."""
+        assert self.periods is not None
+        near = any(abs(TILE_SIZE / period - 1.0) <= _REWHITEN_SCALE for period in self.periods)
+        for kept in self.own_phase_kept:
+            work = kept.astype(np.float32)
+            suppressed = _host_suppressed(kept) if near else None
+            for index, period in enumerate(self.periods):
+                folded = _fold_at_period(work, period, suppressed, whiten=_host_suppressed)[0]
+                for aggregate, candidate in zip(
+                    self.own_phase[2 * index : 2 * index + 2],
+                    _sync_both_ways(folded, period, threshold=_OWN_PHASE_FLOOR, count=1),
+                ):
+                    aggregate.add(candidate)
+        self.own_phase_kept.clear()
+        self.own_phase_kept_bytes = 0
 
     def _read_own_phase(self, budget: list[int]) -> WatermarkReading | None:
         """The host-suppressed own-phase aggregates, the most weighted first, while the budget
