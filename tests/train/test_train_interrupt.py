@@ -169,6 +169,12 @@ def test_a_stop_asked_at_a_preview_report_keeps_a_checkpoint_too(consent_world, 
     config = tiny_config(iterations=6, checkpoint_every=100, preview_every=2)
     with pytest.raises(StopRequested):
         train_from_facesets(
-            consent_world.workspace, facesets[0], facesets[1], out, config, org="studio", progress=stop_at_second_preview
+            consent_world.workspace,
+            facesets[0],
+            facesets[1],
+            out,
+            config,
+            org="studio",
+            progress=stop_at_second_preview,
         )
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 4
