@@ -98,8 +98,9 @@ def enroll_reference_photos(
     for raw in paths:
         path = Path(raw)
         # What this source's pictures must match (see the module docstring): the references
-        # before it, else its own first enrolled picture.
-        anchors = existing
+        # before it, else its own first enrolled picture, and then as closely as recognition
+        # matches a face (``IDENTITY_THRESHOLD``): nothing else says who that first face is.
+        anchors, limit, against = existing, threshold, f"{record.slug}'s other reference photos"
         for label, picture_sha256, rgb in _reference_pictures(path, report, DecodeLimits.of(workspace.settings)):
             detected = _one_subject_face(label, rgb, detector, report)
             if detected is None:
@@ -117,13 +118,11 @@ def enroll_reference_photos(
                 report.skipped.append((label, f"could not compute an identity embedding ({exc})"))
                 continue
             if len(anchors):
-                distance, same = faces.match_identity(embedding, anchors, threshold=threshold)
+                distance, same = faces.match_identity(embedding, anchors, threshold=limit)
                 if not same:
-                    reason = (
-                        f"face does not match {record.slug}'s other reference photos "
-                        f"(distance {distance:.2f} > {threshold:.2f})"
+                    report.skipped.append(
+                        (label, f"face does not match {against} (distance {distance:.2f} > {limit:.2f})")
                     )
-                    report.skipped.append((label, reason))
                     continue
             try:
                 # The picture evidence pages show beside a matched face; kept before the embedding so
@@ -139,7 +138,9 @@ def enroll_reference_photos(
                 report.added += 1
                 report.enrolled.append(label)
                 existing = np.vstack([existing.reshape(-1, embedding.shape[0]), embedding[None, :]])
-                anchors = anchors if len(anchors) else embedding[None, :]
+                if not len(anchors):
+                    anchors, limit = embedding[None, :], min(threshold, faces.IDENTITY_THRESHOLD)
+                    against = f"the first face enrolled from {path.name}"
             else:
                 report.already_enrolled.append(label)
     return report
