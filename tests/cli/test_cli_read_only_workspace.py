@@ -114,3 +114,52 @@ def test_changes_only_in_the_wal_are_not_read_past(home: Path, tmp_path: Path) -
         "file (a read-only folder or mount), and likeness.db-wal holds changes not yet in the database "
         "file; copy the workspace to a writable folder and give that as --home"
     ), said
+
+
+def _files(folder: Path) -> dict[str, int]:
+    # Less the empty -wal SQLite's mode=ro makes where the folder lets it (never on a read-only mount).
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if not p.is_symlink() and p.name != "likeness.db-wal"
+    }
+
+
+def test_audit_verify_of_a_registered_detector_writes_nothing(home: Path, tmp_path: Path) -> None:
+    # With a detector registered, `audit verify` synced the artist gallery into HOME/gallery
+    # (its index is derived from the references, so a copy may lack it or hold an older one):
+    # a command that only reads wrote the workspace, and on a read-only mount it stopped with
+    # "cannot write the artist gallery" instead of auditing.
+    import hashlib
+
+    import numpy as np
+
+    from likeness.detector.registered import REGISTERED_EVENT
+    from tests.conftest import add_subject
+
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        subject = add_subject(workspace.registry, "mina", "Mina", kind="artist")
+        embedding = np.random.default_rng(12).normal(size=128).astype(np.float32)
+        embedding /= np.linalg.norm(embedding)
+        workspace.registry.add_reference_embedding("mina", embedding, source_name="mina.png", source_sha256="0" * 64)
+        workspace.ledger.append(
+            REGISTERED_EVENT,
+            {
+                "subject_id": subject.id,
+                "subject_slug": "mina",
+                "model": "test.detector",
+                "onnx_sha256": hashlib.sha256(b"onnx").hexdigest(),
+                "card_sha256": hashlib.sha256(b"card").hexdigest(),
+            },
+        )
+    finally:
+        workspace.close()
+    with sqlite3.connect(home / "likeness.db") as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = snapshot(home, tmp_path / "snapshot")
+    before = _files(copy)
+    code, said = run("--home", str(copy), "audit", "verify")
+    assert "detector_altered" in said and "cannot write" not in said, said
+    assert code == 1, said  # the registration's files are missing: named, not a crash
+    assert _files(copy) == before, sorted(set(_files(copy)) - set(before))

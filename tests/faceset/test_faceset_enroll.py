@@ -139,3 +139,52 @@ def test_an_animated_gif_is_sampled_like_a_clip(consent_world, tmp_path: Path, a
     assert report.added >= 2 and report.ok, report.skipped
     assert all(label.startswith(f"{path} @ ") for label in report.enrolled)
     assert report.skipped == [(f"{path} @ 0.0 s", "no face found")]
+
+
+def _head(rgb: np.ndarray) -> np.ndarray:
+    """The face in ``rgb`` upright at one place and scale, so that two people cross-fade as one face."""
+    import cv2
+
+    from likeness import faces
+    from likeness.faces.align import align_face
+
+    found = faces.FaceDetector(max_faces=1).detect(rgb)[0]
+    head = align_face(rgb, np.asarray(found.landmarks, np.float32), size=256, coverage="head").image
+    return cv2.copyMakeBorder(head, 64, 64, 64, 64, cv2.BORDER_REPLICATE)
+
+
+def test_a_clip_that_dissolves_into_another_person_enrols_only_the_first(
+    consent_world, tmp_path: Path, astronaut, grace_hopper
+) -> None:
+    """Each frame of a clip was checked against every reference before it, its own clip's
+    frames included, so a dissolve (eight frames from one person to another, 0.11-0.29 apart
+    step by step) walked the references over to the second person, who was enrolled among the
+    subject's first references (the astronaut and Grace Hopper are 0.68 apart, over the 0.6
+    limit), and at 0.23 from the blends recognition would have called her the subject. A clip's
+    frames are now held to the references enrolled before it, or, for a subject's first, to the
+    clip's first enrolled frame at recognition's own threshold (0.40)."""
+    from PIL import Image
+
+    from likeness import faces
+    from likeness.faces.identity import IDENTITY_THRESHOLD
+
+    first, second = _head(astronaut), _head(grace_hopper)
+    steps = [np.clip(first * (1 - k / 7) + second * (k / 7), 0, 255).astype(np.uint8) for k in range(8)]
+    path = tmp_path / "mina_dissolve.gif"
+    pictures = [Image.fromarray(rgb) for rgb in steps]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=500, loop=0)
+
+    report = enroll_reference_photos(consent_world.workspace, "mina", [path])
+    assert report.ok and report.enrolled[0] == f"{path} @ 0.0 s", report.skipped
+    assert f"{path} @ 3.5 s" not in report.enrolled, report.enrolled  # the second person alone
+    assert (f"{path} @ 3.5 s", "face does not match") in [(label, why[:19]) for label, why in report.skipped]
+    references = np.asarray(consent_world.workspace.registry.reference_embeddings("mina"), np.float32)
+    spread = np.linalg.norm(references - references[0], axis=1)
+    assert spread.max() <= IDENTITY_THRESHOLD, spread
+    # Nor does a reference lie where recognition would call the second person the subject:
+    # the blends 71% of the way (0.60 from the first frame) were 0.23 from her.
+    landmarks = np.asarray(faces.FaceDetector(max_faces=1).detect(second)[0].landmarks, np.float32)
+    _distance, same = faces.match_identity(
+        faces.FaceEmbedder().embed(second, landmarks), references, threshold=IDENTITY_THRESHOLD
+    )
+    assert not same, "verify would recognise the second person as the subject"

@@ -151,3 +151,30 @@ def test_a_stop_asked_by_the_progress_callback_keeps_a_checkpoint_that_resumes(c
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 3
     resumed = resume_training(consent_world.workspace, out, org="studio")
     assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 6, resumed
+
+
+def test_a_stop_asked_at_a_preview_report_keeps_a_checkpoint_too(consent_world, facesets, tmp_path):
+    # The preview's report (after the step's own) is the one a shutdown lands on while the preview
+    # is being drawn; the stop went up from there with nothing saved, so the requeued job lost
+    # every step since the last planned checkpoint (all of them, in a run's first minutes).
+    from likeness.errors import StopRequested
+    from likeness.train import train_from_facesets
+
+    out = tmp_path / "model"
+
+    def stop_at_second_preview(event) -> None:
+        if event.event == "preview" and event.iteration == 4:
+            raise StopRequested("the worker is shutting down")
+
+    config = tiny_config(iterations=6, checkpoint_every=100, preview_every=2)
+    with pytest.raises(StopRequested):
+        train_from_facesets(
+            consent_world.workspace,
+            facesets[0],
+            facesets[1],
+            out,
+            config,
+            org="studio",
+            progress=stop_at_second_preview,
+        )
+    assert load_checkpoint(out / CHECKPOINT_NAME)["iteration"] == 4

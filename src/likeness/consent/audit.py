@@ -222,7 +222,8 @@ def detector_problems(workspace: Workspace) -> list[Problem]:
     from likeness.verify.gallery import open_gallery
 
     registered = registered_detectors(workspace)
-    gallery = open_gallery(workspace) if registered else None
+    # Only read: on a read-only copy or mount the gallery is made in memory, as verify would sync it.
+    gallery = open_gallery(workspace, save=False) if registered else None
     return [
         Problem("detector_altered", f"detector of {r.subject_slug}", why)
         for r in registered

@@ -5,11 +5,14 @@ several faces are skipped with a reason rather than guessed at, because a wrong 
 make the identity filter keep someone else's face. A photo whose face clearly belongs to someone
 other than the subject's already enrolled references is skipped too.
 
-A video (or an animated GIF, WebP or PNG) is a reference source as well: up to ``REFERENCE_VIDEO_FRAMES`` frames spread over the
-clip (one per ``REFERENCE_VIDEO_EVERY_S`` seconds at most) are each treated as a photo, with the
-same rules: one face, large enough, and consistent with the references already enrolled,
-including frames of the same clip enrolled just before (so a clip that cuts to someone else
-enrols only the frames of the person it starts with, or of the subject's earlier references).
+A video (or an animated GIF, WebP or PNG) is a reference source as well: up to
+``REFERENCE_VIDEO_FRAMES`` frames spread over the clip (one per ``REFERENCE_VIDEO_EVERY_S``
+seconds at most) are each treated as a photo, with the same rules: one face, large enough, and
+consistent with the references enrolled before the clip, or, for a subject's first references,
+with the clip's first enrolled frame. Not with the clip's other frames: a dissolve moves a few
+tenths a frame from one person to the next, and a chain of such steps would carry the
+references over to whoever the clip ends on. So a clip that cuts or fades to someone else
+enrols only the frames of the person it starts with, or of the subject's earlier references.
 
 Example::
 
@@ -94,6 +97,10 @@ def enroll_reference_photos(
 
     for raw in paths:
         path = Path(raw)
+        # What this source's pictures must match (see the module docstring): the references
+        # before it, else its own first enrolled picture, and then as closely as recognition
+        # matches a face (``IDENTITY_THRESHOLD``): nothing else says who that first face is.
+        anchors, limit, against = existing, threshold, f"{record.slug}'s other reference photos"
         for label, picture_sha256, rgb in _reference_pictures(path, report, DecodeLimits.of(workspace.settings)):
             detected = _one_subject_face(label, rgb, detector, report)
             if detected is None:
@@ -110,14 +117,12 @@ def enroll_reference_photos(
             except FaceError as exc:
                 report.skipped.append((label, f"could not compute an identity embedding ({exc})"))
                 continue
-            if len(existing):
-                distance, same = faces.match_identity(embedding, existing, threshold=threshold)
+            if len(anchors):
+                distance, same = faces.match_identity(embedding, anchors, threshold=limit)
                 if not same:
-                    reason = (
-                        f"face does not match {record.slug}'s other reference photos "
-                        f"(distance {distance:.2f} > {threshold:.2f})"
+                    report.skipped.append(
+                        (label, f"face does not match {against} (distance {distance:.2f} > {limit:.2f})")
                     )
-                    report.skipped.append((label, reason))
                     continue
             try:
                 # The picture evidence pages show beside a matched face; kept before the embedding so
@@ -133,6 +138,9 @@ def enroll_reference_photos(
                 report.added += 1
                 report.enrolled.append(label)
                 existing = np.vstack([existing.reshape(-1, embedding.shape[0]), embedding[None, :]])
+                if not len(anchors):
+                    anchors, limit = embedding[None, :], min(threshold, faces.IDENTITY_THRESHOLD)
+                    against = f"the first face enrolled from {path.name}"
             else:
                 report.already_enrolled.append(label)
     return report

@@ -706,29 +706,30 @@ class _Trainer:
                                 "seconds": round(self.prior_seconds + now - session_start, 3),
                             }
                         )
-                    if self.progress is not None:
-                        eta = None
-                        if total is not None:
-                            eta = (total - self.iteration) / it_per_s
-                        if deadline is not None:
-                            eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
-                        try:
+                    try:
+                        if self.progress is not None:
+                            eta = None
+                            if total is not None:
+                                eta = (total - self.iteration) / it_per_s
+                            if deadline is not None:
+                                eta = min(eta if eta is not None else math.inf, max(0.0, deadline - now))
                             self.progress(
                                 TrainProgress(
                                     self.iteration, total, loss_s, loss_t, it_per_s, eta, cpu_threads=self.cpu_threads
                                 )
                             )
-                        except StopRequested:
-                            # The caller stops the run (a worker shutting down): keep this step,
-                            # as a Ctrl-C does, so that the rerun resumes here.
-                            loss_s, loss_t = (float(v) for v in step_losses)
+                        if saving:
                             self.checkpoint(session_start, loss_s, loss_t)
-                            raise
-                    if saving:
+                            saved_at = self.iteration
+                        elif config.preview_every and self.iteration % config.preview_every == 0:
+                            self.evaluate_preview_only()
+                    except StopRequested:
+                        # The caller stops the run (a worker shutting down) from any of this
+                        # step's reports, the preview's too: keep this step, as a Ctrl-C does,
+                        # so that the rerun resumes here.
+                        loss_s, loss_t = (float(v) for v in step_losses)
                         self.checkpoint(session_start, loss_s, loss_t)
-                        saved_at = self.iteration
-                    elif config.preview_every and self.iteration % config.preview_every == 0:
-                        self.evaluate_preview_only()
+                        raise
                     if done_iters or done_time:
                         stop_reason = "iterations" if done_iters else "minutes"
                         break

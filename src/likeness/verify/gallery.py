@@ -245,12 +245,15 @@ class ArtistGallery:
     # ------------------------------------------------------------------ build / persist
 
     @classmethod
-    def sync(cls, folder: Path, references: Iterable[SubjectReferences], *, threshold: float) -> ArtistGallery:
+    def sync(
+        cls, folder: Path, references: Iterable[SubjectReferences], *, threshold: float, save: bool = True
+    ) -> ArtistGallery:
         """Bring the index in ``folder`` up to date with ``references`` and return it.
 
         New reference rows are appended to the persisted index; if any indexed row is gone
         (a reference or subject was removed, or the files are damaged) the index is rebuilt from
-        scratch. Writes are atomic (temporary file + rename).
+        scratch. Writes are atomic (temporary file + rename). ``save=False``: the index is
+        brought up to date in memory only, for a command that only reads the workspace.
         """
         import faiss
 
@@ -294,7 +297,7 @@ class ArtistGallery:
         if new:
             index.add(np.stack([vector for _, vector in new]))
             rows.extend(meta for meta, _ in new)
-        if new or rebuilt or labels_changed:
+        if save and (new or rebuilt or labels_changed):
             cls._save_files(folder, index, rows)
         gallery = cls(index, rows, threshold=threshold, folder=folder)
         gallery.last_sync_added = len(new)
@@ -521,10 +524,11 @@ def gallery_folder(home: Path) -> Path:
     return Path(home) / "gallery"
 
 
-def open_gallery(workspace: Any, *, threshold: float | None = None) -> ArtistGallery:
+def open_gallery(workspace: Any, *, threshold: float | None = None, save: bool = True) -> ArtistGallery:
     """Sync and return the workspace's gallery (``HOME/gallery``) from its registry.
 
-    ``threshold`` defaults to the calibrated ``likeness.faces.IDENTITY_THRESHOLD``.
+    ``threshold`` defaults to the calibrated ``likeness.faces.IDENTITY_THRESHOLD``; ``save=False``
+    leaves ``HOME/gallery`` as it is (``ArtistGallery.sync``).
     """
     if threshold is None:
         from likeness.faces import IDENTITY_THRESHOLD
@@ -532,4 +536,4 @@ def open_gallery(workspace: Any, *, threshold: float | None = None) -> ArtistGal
         threshold = float(IDENTITY_THRESHOLD)
     kinds = {str(record.id): record.kind for record in workspace.registry.list_subjects()}
     references = references_from_registry(workspace.registry.all_reference_embeddings(), kinds)
-    return ArtistGallery.sync(gallery_folder(workspace.home), references, threshold=threshold)
+    return ArtistGallery.sync(gallery_folder(workspace.home), references, threshold=threshold, save=save)
