@@ -331,7 +331,8 @@ async def public_report(request: Request) -> JSONResponse:
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
-    check_report_quota(services, 0)  # full for today: refused before any byte is kept
+    # full for today: refused before any byte is kept (a database read: off the event loop)
+    await run_in_threadpool(check_report_quota, services, 0)
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace), ("contact", "note"))
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
