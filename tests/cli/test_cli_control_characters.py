@@ -33,8 +33,9 @@ def test_a_workspace_folder_an_organisation_and_a_file_name(tmp_path: Path) -> N
     assert said[0] == f"workspace ready at {tmp_path}/home {ESCAPED}", said
     assert said[2] == f"  keys      {tmp_path}/home {ESCAPED}/keys", said
 
-    output(home, "org", "add", "acme", "--name", f"Acme {FORGED}")
-    assert f"Acme {ESCAPED}" in output(home, "org", "list")
+    # A name with control characters is refused (``consent.names``), and the refusal escapes it.
+    said = output(home, "org", "add", "acme", "--name", f"Acme {FORGED}", code=1)
+    assert f"Acme {ESCAPED}" in said and "U+000A" in said, said
 
     enrol(home, "mina", "--virtual", "--owner-org", "studio")
     missing = tmp_path / f"{FORGED}.png"

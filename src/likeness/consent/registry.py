@@ -52,6 +52,7 @@ from likeness.consent.grant_requests import (
     requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
+from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
@@ -316,6 +317,26 @@ class Registry:
             if session.scalar(select(model).where(model.slug == slug)):
                 raise RegistryError(f"{what} '{slug}' already exists")
 
+    def new_name(self, what: str, name: str) -> str:
+        """``name`` as the display name of a new ``what`` ("organisation", "subject" or "rights
+        holder"; ``names.display_name``); an organisation's or a subject's must not read like
+        one already here (``names.name_skeleton``): a portal page or the public card shows the
+        name, not the slug. ``RegistryError`` with the reason otherwise."""
+        longest = MAX_NAME_CHARS + 20 if what == "rights holder" else MAX_NAME_CHARS  # + " (rights holder)"
+        name = display_name(name, f"{what} name", max_chars=longest)
+        model: type[_Named] | None = {"organisation": Organisation, "subject": Subject}.get(what)
+        if model is None:
+            return name
+        skeleton = name_skeleton(name)
+        with self._session_factory() as session:
+            for slug, taken in session.execute(select(model.slug, model.name)):
+                if name_skeleton(taken) == skeleton:
+                    raise RegistryError(
+                        f"{what} name {name!r} reads like {taken!r} ({slug}'s); people see the name, not "
+                        f"the slug: choose one they can tell apart"
+                    )
+        return name
+
     def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
         """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
         with self._session_factory() as session:
@@ -347,12 +368,13 @@ class Registry:
     def add_org(self, slug: str, name: str | None = None) -> Organisation:
         check_slug(slug, "organisation")
         self._refuse_taken_slug(Organisation, slug, "organisation")
+        name = self.new_name("organisation", name or slug)
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
             id=_new_id(),
             slug=slug,
-            name=name or slug,
+            name=name,
             public_key=raw.hex(),
             key_fingerprint=keys.fingerprint(raw),
             created_at=utc_iso(now_utc()),
@@ -422,6 +444,7 @@ class Registry:
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         self._refuse_taken_slug(RightsHolder, slug, "rights holder")
+        name = self.new_name("rights holder", name)
         raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
             id=_new_id(),
@@ -470,6 +493,7 @@ class Registry:
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
         self._refuse_taken_slug(Subject, slug, "subject")
+        name = self.new_name("subject", name)
         owner = self.get_org(owner_org) if owner_org else None
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")

@@ -688,6 +688,10 @@ def _new_holder(registry: Any, body: InvitationBody) -> bool:
         check_slug(body.holder, "rights holder")
         if body.subject:
             check_slug(body.subject, "subject")
+        if _found(registry.get_holder, body.holder) is None:  # names a new holder and subject would get
+            registry.new_name("rights holder", body.holder_name or body.holder)
+            if body.subject and _found(registry.get_subject, body.subject) is None:
+                registry.new_name("subject", body.subject_name or body.subject)
     except RegistryError as exc:
         raise ServiceError(str(exc)) from None
     if body.holder_kind not in HOLDER_KINDS:

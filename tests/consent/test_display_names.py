@@ -1,0 +1,69 @@
+"""Display names read as themselves (trial 11): the portal asks a rights holder "{organisation}
+asks for your consent" and the public card says "made by {organisation}", naming no slug. So a
+second organisation named like the first (the same words, Cyrillic letters drawn as Latin ones,
+a zero-width space, another case or spacing) could ask the first one's artists for grants under
+its name; a right-to-left override reversed the sentence around a name. Before, every such name
+was accepted as given."""
+
+from __future__ import annotations
+
+import pytest
+
+from likeness.errors import RegistryError
+from tests.conftest import add_subject
+
+#: The consent world's organisation is "Studio Haneul", its subjects "Mina" and "Jun".
+LOOKALIKES = [
+    "Studio Haneul",  # the same words
+    "studio  haneul",  # case and spacing
+    "Studio-Haneul",  # punctuation
+    "Studio \u041d\u0430neul",  # Cyrillic En and a
+    "Studio Hane\u00fal",  # an accent
+    "\uff33tudio Haneul",  # a fullwidth S
+    "Studio HaneuI",  # a capital i for the l
+]
+INVISIBLE = [
+    "Studio Ha\u200bneul",  # zero-width space
+    "Studio Haneul\u202e",  # right-to-left override
+    "\u2066Studio\u2069 Haneul",  # isolates
+    "Studio\u00adHaneul",  # soft hyphen
+    "Studio Haneul\n(official)",
+    "Studio\tHaneul",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("name", LOOKALIKES)
+def test_an_organisation_named_like_another_is_refused(consent_world, name):
+    registry = consent_world.workspace.registry
+    with pytest.raises(RegistryError, match="reads like 'Studio Haneul' \\(studio's\\)"):
+        registry.add_org("rival", name)
+    assert [org.slug for org in registry.list_orgs()] == ["studio"]  # nothing made, no key left
+    assert not registry.org_key_path("rival").exists()
+
+
+@pytest.mark.parametrize("name", INVISIBLE)
+def test_a_name_with_invisible_or_direction_changing_characters_is_refused(consent_world, name):
+    registry = consent_world.workspace.registry
+    with pytest.raises(RegistryError, match="organisation name"):
+        registry.add_org("rival", name or " ")
+    with pytest.raises(RegistryError, match="subject name"):
+        add_subject(registry, "yuna", name or " ", kind="performer")
+    assert "yuna" not in {s.slug for s in registry.list_subjects()}
+
+
+@pytest.mark.parametrize("name", ["Mina", "MINA", "M\u0456na", "Mi\u200cna"])
+def test_a_subject_named_like_another_is_refused(consent_world, name):
+    registry = consent_world.workspace.registry
+    with pytest.raises(RegistryError, match="subject name"):
+        add_subject(registry, "mina-2", name, kind="performer")
+
+
+def test_names_that_only_differ_in_what_people_see_are_kept(consent_world):
+    registry = consent_world.workspace.registry
+    assert registry.add_org("rival", "  Rival Entertainment ").name == "Rival Entertainment"  # stripped
+    assert add_subject(registry, "mina-k", "Mina K.", kind="performer").name == "Mina K."
+    decomposed = "Jo\u0301se\u0301"  # NFD: stored as NFC, so the card and the font cut agree
+    assert add_subject(registry, "jose", decomposed, kind="performer").name == "Jós\u00e9"
+    assert add_subject(registry, "haneul", "하늘", kind="performer").name == "하늘"
