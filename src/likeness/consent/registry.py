@@ -324,12 +324,15 @@ class Registry:
         name, not the slug. ``RegistryError`` with the reason otherwise."""
         longest = MAX_NAME_CHARS + 20 if what == "rights holder" else MAX_NAME_CHARS  # + " (rights holder)"
         name = display_name(name, f"{what} name", max_chars=longest)
-        model: type[_Named] | None = {"organisation": Organisation, "subject": Subject}.get(what)
-        if model is None:
+        if what == "organisation":
+            named = select(Organisation.slug, Organisation.name)
+        elif what == "subject":
+            named = select(Subject.slug, Subject.name)
+        else:
             return name
         skeleton = name_skeleton(name)
         with self._session_factory() as session:
-            for slug, taken in session.execute(select(model.slug, model.name)):
+            for slug, taken in session.execute(named):
                 if name_skeleton(taken) == skeleton:
                     raise RegistryError(
                         f"{what} name {name!r} reads like {taken!r} ({slug}'s); people see the name, not "
