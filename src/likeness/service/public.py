@@ -36,7 +36,7 @@ from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
 from likeness.service.forms import unknown_fields
-from likeness.service.security import CSP, RateLimiter
+from likeness.service.security import CSP, RateLimiter, UploadSlots
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 from likeness.service.verdicts import VERDICT_HEADLINES
 
@@ -281,14 +281,16 @@ async def receive_public_upload(
     folder = new_upload_folder(root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     length = request.headers.get("content-length")
-    upload = await receive_upload(
-        request.headers.get("content-type"),
-        request.stream(),
-        folder,
-        public_limits(services.settings),
-        declared_length=int(length) if length and length.isdigit() else None,
-        before_file=lambda sent: unknown_fields(sent, fields),
-    )
+    with services.public_uploads.hold(f"ip:{client}"):
+        upload = await receive_upload(
+            request.headers.get("content-type"),
+            request.stream(),
+            folder,
+            public_limits(services.settings),
+            declared_length=int(length) if length and length.isdigit() else None,
+            before_file=lambda sent: unknown_fields(sent, fields),
+            timeout_s=services.settings.public_upload_timeout_s,
+        )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, fields)
     except InvalidField:
@@ -477,6 +479,9 @@ def install_public(app: FastAPI) -> None:
     services = app.state.services
     services.public_checker = PublicChecker(services.workspace)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
+    services.public_uploads = UploadSlots(
+        services.settings.public_uploads_per_client, services.settings.public_uploads_at_once
+    )
     from likeness.service.cases import router as cases_router
     from likeness.service.permalinks import router as links_router
 

@@ -10,8 +10,10 @@ enforced while the bytes arrive.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +25,7 @@ from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTooLarge
+from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTimedOut, UploadTooLarge
 from likeness.verify.file_kind import FileKind, sniff, unreadable_reason
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
@@ -198,10 +200,13 @@ async def receive_upload(
     *,
     declared_length: int | None = None,
     before_file: Callable[[dict[str, str]], None] | None = None,
+    timeout_s: float | None = None,
 ) -> StoredUpload:
     """Stream a multipart body's file part into ``folder`` (created, and removed again when the
     upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
-    may refuse (e.g. a CSRF check) before any byte of the file is written."""
+    may refuse (e.g. a CSRF check) before any byte of the file is written. With ``timeout_s``
+    a body not received whole in that time is refused (``UploadTimedOut``), also while no byte
+    comes: a client that sends a byte now and then would hold its part file for ever."""
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -214,7 +219,7 @@ async def receive_upload(
     form = _Form(folder, limits, before_file)
     try:
         parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
-        async for chunk in body:
+        async for chunk in _until(body, timeout_s):
             parser.write(chunk)
         parser.finalize()
         form.close()
@@ -239,6 +244,24 @@ async def receive_upload(
         form.size,
         form.fields,
     )
+
+
+async def _until(body: AsyncIterator[bytes], timeout_s: float | None) -> AsyncIterator[bytes]:
+    """``body``'s chunks while ``timeout_s`` lasts (all of them without one)."""
+    if timeout_s is None:
+        async for chunk in body:
+            yield chunk
+        return
+    deadline = time.monotonic() + timeout_s
+    chunks = aiter(body)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, deadline - time.monotonic()))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimedOut(f"the upload was not received whole within {timeout_s:g} s") from None
+        yield chunk
 
 
 def new_upload_folder(uploads_root: Path) -> Path:
