@@ -531,6 +531,7 @@ class Registry:
             {
                 "subject_id": subject.id,
                 "slug": slug,
+                "name": name,
                 "kind": kind,
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,

@@ -138,7 +138,8 @@ def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
 def named_publicly(workspace: Any, subject_id: str) -> bool:
     """The rights holder allowed public naming: the subject's row says so, and so does its
     ``subject.created`` ledger event, whose row still hashes and links into the chain (a
-    database editor cannot switch a name on, even with the ledger's triggers dropped)."""
+    database editor cannot switch a name on, even with the ledger's triggers dropped), and the
+    row's name is the one that event recorded (where it records one: a renamed row is not named)."""
     from likeness.errors import RegistryError
 
     try:
@@ -150,6 +151,8 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
     created = workspace.ledger.find("subject.created", subject_id=subject_id)
     if not created or created[0].payload.get("public_name") is not True:
         return False
+    if "name" in created[0].payload and created[0].payload["name"] != record.name:
+        return False  # the row's name was edited: the card would name someone else
     return bool(workspace.ledger.intact(created[0].seq))
 
 
