@@ -303,9 +303,9 @@ def train(
                 )
             )
             raise typer.Exit(130) from None
-    stopped = {"iterations": "its iteration count reached", "minutes": "its time limit reached"}
+    stop_words = {"iterations": "its iteration count reached", "minutes": "its time limit reached"}
     console.print(
-        f"trained {result.iterations} iterations ({stopped.get(result.stop_reason, result.stop_reason)}) "
+        f"trained {result.iterations} iterations ({stop_words.get(result.stop_reason, result.stop_reason)}) "
         f"on {result.device}, "
         f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {printable(result.model_dir)}"
     )
