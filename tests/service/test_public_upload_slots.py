@@ -78,3 +78,31 @@ def test_the_public_page_refuses_an_upload_beyond_the_addresses_slots(settings, 
     assert refused.status_code == 429 and refused.json()["type"].endswith("rate-limited"), refused.text
     assert "still in progress" in refused.json()["detail"] and refused.headers["retry-after"] == "10"
     assert client.post(VERIFY, files={"file": (photo.name, photo.read_bytes(), "image/jpeg")}).status_code == 200
+
+
+def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_path):
+    """Trial 11: each check waits for the one verifier in a server worker thread, which the
+    console and the API share; 80 checks from 80 addresses (one every 0.1 s) kept a staff
+    ``GET /api/v1/jobs`` waiting 55.7 s. Now ``public_checks_waiting`` may wait; the next is
+    answered busy without waiting."""
+    import threading
+    import time
+
+    from likeness.service.errors import AnalysisTimedOut
+    from likeness.service.public import PublicChecker
+
+    checker = PublicChecker(workspace, max_waiting=1)
+    checker._lock.acquire()  # a check in progress
+    try:
+        waiting = threading.Thread(target=lambda: pytest.raises(AnalysisTimedOut, checker.verify, tmp_path, wait_s=5))
+        waiting.start()
+        for _ in range(500):
+            if checker._waiting == 1:
+                break
+            time.sleep(0.01)
+        with pytest.raises(AnalysisTimedOut, match="1 other files are waiting for it"):
+            checker.verify(tmp_path, wait_s=60)
+        waiting.join()
+    finally:
+        checker._lock.release()
+    assert checker._waiting == 0

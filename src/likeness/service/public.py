@@ -66,9 +66,14 @@ class PublicChecker:
     or reference may have been added). One check at a time: the verifier is not re-entrant and
     the machine's cores are already shared by its own helper threads."""
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Any, *, max_waiting: int = 8) -> None:
         self.workspace = workspace
         self._lock = threading.Lock()
+        # A check waits for the verifier in one of the server's worker threads, which the
+        # console and the API share: unbounded, a crowd of checks stalled every staff request.
+        self._max_waiting = max_waiting
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._verifier: Any = None
         self._ledger_head: tuple[int, str] | None = None
         self._recent: OrderedDict[str, Any] = OrderedDict()
@@ -78,13 +83,26 @@ class PublicChecker:
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path`` within ``wait_s`` seconds: ``AnalysisTimedOut``
         when another check held the verifier that long, ``VerificationTimedOut`` when the
-        analysis itself ran past it. The video decoder asks between packets whether time is
-        up, and the analysis checks it at each stage, so the verifier is free again a frame or a
-        stage after the deadline: a request that gave up must not keep the next visitor waiting
-        (a crafted clip can cost minutes of decoding)."""
+        analysis itself ran past it; at once when ``public_checks_waiting`` checks already wait.
+        The video decoder asks between packets whether time is up, and the analysis checks it at
+        each stage, so the verifier is free again a frame or a stage after the deadline: a
+        request that gave up must not keep the next visitor waiting (a crafted clip can cost
+        minutes of decoding)."""
         deadline = time.monotonic() + max(0.0, wait_s)
-        if not self._lock.acquire(timeout=max(0.0, wait_s)):
-            raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
+        if not self._lock.acquire(blocking=False):
+            with self._waiting_lock:
+                if self._waiting >= self._max_waiting:
+                    raise AnalysisTimedOut(
+                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute"
+                    )
+                self._waiting += 1
+            try:
+                acquired = self._lock.acquire(timeout=max(0.0, wait_s))
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
 
         def out_of_time() -> None:
             if time.monotonic() > deadline:
@@ -480,7 +498,7 @@ def slots(text: str) -> Markup:
 
 def install_public(app: FastAPI) -> None:
     services = app.state.services
-    services.public_checker = PublicChecker(services.workspace)
+    services.public_checker = PublicChecker(services.workspace, max_waiting=services.settings.public_checks_waiting)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
     services.public_uploads = UploadSlots(
         services.settings.public_uploads_per_client, services.settings.public_uploads_at_once
