@@ -67,3 +67,23 @@ def test_names_that_only_differ_in_what_people_see_are_kept(consent_world):
     decomposed = "Jo\u0301se\u0301"  # NFD: stored as NFC, so the card and the font cut agree
     assert add_subject(registry, "jose", decomposed, kind="performer").name == "Jós\u00e9"
     assert add_subject(registry, "haneul", "하늘", kind="performer").name == "하늘"
+
+
+@pytest.mark.parametrize("purpose", ["Fan message \u202egnidnuf lacitilop", "Debut\u200bMV", "MV\x1b[2J", "a\rb"])
+def test_a_request_purpose_that_reads_otherwise_than_signed_is_refused_when_drafted(consent_world, purpose):
+    """The portal shows a grant request's purpose as written, and the holder signs the text as
+    stored: a right-to-left override or an invisible character makes the two differ."""
+    from datetime import timedelta
+
+    from likeness.consent.canonical import now_utc
+
+    registry = consent_world.workspace.registry
+    until = now_utc() + timedelta(days=30)
+    before = consent_world.workspace.ledger.count()
+    with pytest.raises(RegistryError, match="purpose .*: holds U\\+"):
+        registry.draft_grant("mina", "studio", ["fan_message"], valid_until=until, purpose=purpose)
+    with pytest.raises(RegistryError, match="purpose .*: holds U\\+"):
+        registry.request_release("jun", "studio", valid_until=until, purpose=purpose)
+    assert consent_world.workspace.ledger.count() == before  # nothing drafted
+    lines = "Debut MV\nsecond line, 한국어"
+    assert registry.draft_grant("mina", "studio", ["fan_message"], valid_until=until, purpose=lines).purpose == lines

@@ -63,6 +63,21 @@ def display_name(text: str, what: str, *, max_chars: int = MAX_NAME_CHARS) -> st
     return name
 
 
+def request_purpose(text: str) -> str:
+    """A request's purpose as the holder will read it (the portal shows it as written):
+    ``RegistryError`` when it holds a control character other than a line break, or a format
+    (zero-width, bidirectional), private-use or unassigned one, which could make it read
+    otherwise than what is signed."""
+    for ch in text:
+        if ch != "\n" and unicodedata.category(ch).startswith("C"):
+            raise RegistryError(
+                f"purpose '{text.encode('unicode_escape').decode('ascii')}': holds U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'a control character')}), which is invisible or changes how the "
+                f"text around it reads; write it in letters, digits, spaces and punctuation"
+            )
+    return text
+
+
 def name_skeleton(name: str) -> str:
     """What ``name`` looks like, for comparing names: compatibility forms folded (NFKD), accents
     and other combining marks dropped, case folded, lookalike letters mapped to one, and only

@@ -52,7 +52,7 @@ from likeness.consent.grant_requests import (
     requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
-from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton
+from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton, request_purpose
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
@@ -786,6 +786,7 @@ class Registry:
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
         requested = list(uses)
+        purpose = request_purpose(purpose)
         try:
             request = make_request(
                 request_id=_new_id(),
@@ -944,6 +945,7 @@ class Registry:
             )
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
+        purpose = request_purpose(purpose)
         start = valid_from or now_utc()
         if valid_until <= start:
             raise RegistryError("valid-until must be after valid-from")

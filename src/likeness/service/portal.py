@@ -739,8 +739,13 @@ class RequestBody(StrictBody):
 
 def create_request(request: Request, principal: Principal, body: RequestBody, previews: list[bytes]) -> dict[str, Any]:
     from likeness.consent.grant_requests import request_payload
+    from likeness.consent.names import request_purpose
     from likeness.consent.registry import parse_when
 
+    try:  # a bad value, not a missing record: 400 rather than the RegistryError's 404
+        request_purpose(body.purpose)
+    except RegistryError as exc:
+        raise ServiceError(str(exc)) from None
     drafted = portal_of(request).draft_request(
         body.subject,
         principal.user.org_slug,
