@@ -155,6 +155,7 @@ def test_limits_and_bad_input_are_problems_never_500(settings, workspace, tmp_pa
     big = write_image(tmp_path / "big.png", grace_hopper())
     too_big = post(client, big)
     assert too_big.status_code == 413 and too_big.json()["type"].endswith("upload-too-large")
+    assert too_big.json()["detail"] == "big.png: an image larger than 3000 bytes is refused"  # trial 11: "a image"
     script = client.post(VERIFY, files={"file": ("a.jpg", b"#!/bin/sh\necho hi\n" * 4, "image/jpeg")})
     assert script.status_code == 415 and script.json()["type"].endswith("unsupported-media")
     no_file = client.post(VERIFY, files={"other": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(16))})
