@@ -163,7 +163,8 @@ class _Form:
             if len(self._head) >= SNIFF_BYTES:
                 self._decide_type()
         if self._limit is not None and self.size > self._limit:
-            what = {"image": "an image", "video": "a video"}.get(self.kind.media_type if self.kind else "", "a file")
+            media_type = (self.kind.media_type if self.kind is not None else None) or "file"
+            what = {"image": "an image", "video": "a video"}.get(media_type, "a file")
             raise UploadTooLarge(f"{self.original_name}: {what} larger than {self._limit} bytes is refused")
         if self.size > self.limits.largest:
             raise UploadTooLarge(f"{self.original_name}: larger than {self.limits.largest} bytes")
