@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     public_checks_per_minute: int = Field(
         default=10, ge=1, description="public verifications one client (IP address) may start per minute"
     )
+    public_checks_waiting: int = Field(
+        default=8,
+        ge=0,
+        description="public checks that may wait for the checker (it runs one at a time) before the next is told it is busy",
+    )
+    public_uploads_per_client: int = Field(
+        default=2, ge=1, description="public uploads (checks and reports) one client (IP address) may send at once"
+    )
+    public_uploads_at_once: int = Field(
+        default=16, ge=1, description="public uploads (checks and reports) in progress at once, all clients together"
+    )
+    public_upload_timeout_s: float = Field(
+        default=600.0, gt=0, description="a public upload not received whole within this long is dropped (408)"
+    )
     public_report_bytes_per_day: int = Field(
         default=2 * 1024 * 1024 * 1024,
         ge=1,

@@ -260,4 +260,34 @@ def test_a_write_lock_held_past_the_busy_wait_gives_up_as_busy_not_after_twenty_
         holder.close()
     # Nothing half-made: the same append succeeds once the lock is gone.
     assert ledger.append("test.event", {"after": True}).payload == {"after": True}
+
+
+def test_an_existing_workspace_gains_the_ledger_window_index_as_the_model_declares_it(settings):
+    """Migration 0007: ``init`` on a workspace at 0006 adds ``ix_ledger_type_created`` (the
+    report quota's index range), matching ``LedgerRow``; the downgrade drops it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from likeness import workspace as workspace_module
+    from likeness.consent.tables import Base
+    from tests.portal.test_migration import _to
+
+    def ledger_indexes(engine) -> set[str]:
+        return {index["name"] for index in inspect(engine).get_indexes("ledger")}
+
+    settings.resolved_home.mkdir(parents=True)
+    engine = workspace_module._engine(settings.resolved_database_url)
+    _to(engine, "0006_public_results")
+    assert "ix_ledger_type_created" not in ledger_indexes(engine)
+    workspace = workspace_module.Workspace.init(settings)  # what `likeness init` does
+    try:
+        assert "ix_ledger_type_created" in ledger_indexes(workspace.engine)
+        with workspace.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert [d for d in differences if "ix_ledger_type_created" in str(d)] == []
+        _to(workspace.engine, "0006_public_results", down=True)
+        assert "ix_ledger_type_created" not in ledger_indexes(workspace.engine)
+    finally:
+        workspace.close()
     engine.dispose()

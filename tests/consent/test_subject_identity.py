@@ -68,7 +68,9 @@ def test_slug_swap_is_refused_and_named(with_sora):
     assert ws.ledger.find("authorization.refused", reason="subject_altered")
 
 
-@pytest.mark.parametrize("column, value", [("kind", "artist"), ("owner_org_id", None)])
+# trial 11: the name too (the portal, evidence packs and the public card show it; it was not
+# on the ledger, so a renamed row was authorized and shown as it was)
+@pytest.mark.parametrize("column, value", [("kind", "artist"), ("owner_org_id", None), ("name", "Yuna")])
 def test_changed_subject_kind_or_owner_is_refused(consent_world, column, value):
     ws = consent_world.workspace
     _sql(ws, f"UPDATE subjects SET {column} = :value WHERE slug = 'mina'", value=value)

@@ -35,8 +35,20 @@ def _footprint(world) -> tuple[int, int, int]:
         ({"holder": "z-holder", "holder_kind": "martian"}, 400, "holder kind 'martian'"),
         ({"holder": "Z Holder"}, 400, "rights holder 'Z Holder'"),
         ({"holder": "z-holder", "subject": "Not A Slug"}, 400, "subject 'Not A Slug'"),
+        # trial 11: the portal and the public card show names, not slugs (``consent.names``)
+        ({"holder": "z-holder", "subject": "mina2", "subject_name": "MINA"}, 400, "reads like 'Mina'"),
+        ({"holder": "z-holder", "subject": "mina2", "subject_name": "Mi\u200bna"}, 400, "U+200B"),
+        ({"holder": "z-holder", "holder_name": "Guardian \u202eof Mina"}, 400, "U+202E"),
     ],
-    ids=["subject-taken", "bad-holder-kind", "bad-holder-slug", "bad-subject-slug"],
+    ids=[
+        "subject-taken",
+        "bad-holder-kind",
+        "bad-holder-slug",
+        "bad-subject-slug",
+        "lookalike-subject-name",
+        "invisible-subject-name",
+        "rtl-holder-name",
+    ],
 )
 def test_a_refused_invitation_creates_nothing(world, body, status, words) -> None:
     client = world.token_client(Role.ADMIN, base_url=ORIGIN)

@@ -153,6 +153,20 @@ def test_a_prohibited_use_cannot_even_be_asked(world) -> None:
     assert response.status_code == 403 and response.json()["reason"] == "prohibited_use"
 
 
+def test_a_purpose_that_reads_otherwise_than_signed_is_a_400(world) -> None:
+    """Trial 11: the portal shows the purpose as written; a right-to-left override in it made the
+    holder read another sentence than the one signed."""
+    _invite(world)
+    client = world.token_client(Role.LEGAL, base_url=ORIGIN)
+    before = world.workspace.ledger.count()
+    response = client.post(
+        "/api/v1/portal/requests",
+        json={"subject": "haneul", "uses": ["music_video"], "valid_until": "+30d", "purpose": "MV \u202edegnahc"},
+    )
+    assert response.status_code == 400 and "U+202E" in response.json()["detail"], response.text
+    assert world.workspace.ledger.count() == before
+
+
 def test_signing_on_the_wrong_origin_is_refused(world) -> None:
     token = _invite(world)
     holder = TestClient(world.app, base_url=ORIGIN)

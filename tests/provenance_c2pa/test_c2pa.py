@@ -29,6 +29,7 @@ from likeness.provenance.certificates import (
     SIGNER_CERT_NAME,
     SIGNER_KEY_NAME,
     ensure_signing_setup,
+    load_signing_setup,
     split_pem_certificates,
 )
 
@@ -315,3 +316,16 @@ def test_keys_cli_creates_and_shows_without_key_material(tmp_path: Path) -> None
         assert "PRIVATE KEY" not in output and "BEGIN" not in output
     again = runner.invoke(app, ["--home", home, "keys", "init"])
     assert again.exit_code == 0 and setup.signer_fingerprint in again.output  # idempotent
+
+
+@pytest.mark.parametrize("name", ["signer.key", "root-ca.key"])
+def test_a_signing_key_others_may_read_is_refused(tmp_path: Path, name: str) -> None:
+    """Trial 11: a key file made 0644 (a copy, a restored backup, a careless chmod) was used as
+    it was, and ``keys show`` still said "(0600)"; the organisation's Ed25519 key was refused."""
+    keys_dir = tmp_path / "c2pa"
+    ensure_signing_setup(keys_dir, "Studio Haneul")
+    (keys_dir / name).chmod(0o644)
+    with pytest.raises(ProvenanceError, match=f"{name}: private key file has permissions 0o644; expected 0600"):
+        load_signing_setup(keys_dir)
+    (keys_dir / name).chmod(0o600)
+    assert load_signing_setup(keys_dir).org_name == "Studio Haneul"

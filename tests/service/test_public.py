@@ -4,6 +4,7 @@ answer with names withheld as the rights holders chose, limits and bad input."""
 from __future__ import annotations
 
 import re
+import stat
 import threading
 import time
 
@@ -154,6 +155,7 @@ def test_limits_and_bad_input_are_problems_never_500(settings, workspace, tmp_pa
     big = write_image(tmp_path / "big.png", grace_hopper())
     too_big = post(client, big)
     assert too_big.status_code == 413 and too_big.json()["type"].endswith("upload-too-large")
+    assert too_big.json()["detail"] == "big.png: an image larger than 3000 bytes is refused"  # trial 11: "a image"
     script = client.post(VERIFY, files={"file": ("a.jpg", b"#!/bin/sh\necho hi\n" * 4, "image/jpeg")})
     assert script.status_code == 415 and script.json()["type"].endswith("unsupported-media")
     no_file = client.post(VERIFY, files={"other": ("a.png", b"\x89PNG\r\n\x1a\n" + bytes(16))})
@@ -310,6 +312,46 @@ def test_a_link_stores_the_answer_only_when_asked_and_never_the_file(service_wor
     assert client.get(f"/r/{sha}").status_code == 404 and [row.result for row in rows()] == [""]
     assert client.post("/api/v1/public/links", data={"sha256": sha}).status_code == 201  # shared again
     assert client.get(f"/r/{sha}").status_code == 200
+
+
+def test_a_shared_answer_inserted_or_edited_in_the_database_is_not_shown(service_world, tmp_path):
+    """Trial 11: a database editor inserted a ``public_results`` row (or edited one) calling a
+    file "authorized-synthetic", and ``/r/<sha256>`` showed it on the agency's own domain. The
+    stored answer is sealed with the service's key (``keys/service/links.key``)."""
+    import json
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from likeness.service.accounts import utc_stamp
+    from likeness.service.permalinks import VERIFIER
+    from likeness.service.tables import PublicResult
+
+    client = service_world.client()
+    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90)
+    sha = post(client, photo).json()["sha256"]
+    assert client.post("/api/v1/public/links", data={"sha256": sha}).status_code == 201
+    assert client.get(f"/r/{sha}").status_code == 200
+    engine = service_world.workspace.engine
+    with Session(engine) as session, session.begin():
+        row = session.get(PublicResult, (sha, VERIFIER))
+        edited = json.loads(row.result) | {"verdict": "authorized-synthetic"}
+        session.execute(update(PublicResult).values(result=json.dumps(edited)))
+    assert client.get(f"/r/{sha}").status_code == 404
+    forged = "ab" * 32
+    with Session(engine) as session, session.begin():
+        session.add(
+            PublicResult(
+                sha256=forged,
+                verifier=VERIFIER,
+                result=json.dumps({"sha256": forged, "verdict": "authorized-synthetic", "_seal": "00" * 32}),
+                created_at=utc_stamp(),
+                expires_at="2999-01-01T00:00:00.000000Z",
+            )
+        )
+    assert client.get(f"/r/{forged}").status_code == 404
+    key = service_world.workspace.settings.keys_dir / "service" / "links.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
 
 
 def test_migration_0006_makes_the_links_table_as_the_model_declares_it(settings):

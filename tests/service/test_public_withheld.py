@@ -115,3 +115,19 @@ def test_an_edited_subject_created_row_does_not_name_an_artist(service_world, re
     assert workspace.registry.get_subject("mina").public_name
     assert workspace.ledger.find("subject.created", subject_id=mina.id)[0].payload["public_name"] is True
     assert not named_publicly(workspace, mina.id)
+
+
+def test_a_renamed_subject_row_is_not_named_on_the_public_card(service_world) -> None:
+    """Trial 11: a database editor renames a publicly named artist's row (to another artist's
+    name, or any words); the card named the face as the row said. The name is on the ledger's
+    ``subject.created`` event now, and a row that differs is not named."""
+    from sqlalchemy import text
+
+    from tests.conftest import add_subject
+
+    workspace = service_world.workspace
+    sora = add_subject(workspace.registry, "sora", "Sora", kind="performer", public_name=True)
+    assert named_publicly(workspace, sora.id)
+    with workspace.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET name = 'Mina' WHERE slug = 'sora'"))
+    assert not named_publicly(workspace, sora.id)

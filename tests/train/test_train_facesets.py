@@ -82,7 +82,8 @@ def test_cli_trains_resumes_and_exports(consent_world, facesets, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "trained 4 iterations" in result.output
+    # trial 11: the reason it stopped, in words ("trained 20 iterations (iterations) on cpu" before)
+    assert "trained 4 iterations (its iteration count reached) on cpu" in result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert (
         saved["learning_rate"] == 1e-3

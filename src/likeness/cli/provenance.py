@@ -63,7 +63,8 @@ def _describe(setup) -> None:
     console.print(f"  signer expires    {setup.not_valid_after}")
     console.print(f"  certificate chain {printable(setup.chain_path)}")
     console.print(f"  trust anchor      {printable(setup.root_cert_path)}")
-    console.print(f"  signing key       {printable(setup.key_path)} (0600)")
+    mode = setup.key_path.stat().st_mode & 0o777  # as it is: loading refused a wider one
+    console.print(f"  signing key       {printable(setup.key_path)} ({mode:04o})")
 
 
 def register(app: typer.Typer) -> None:

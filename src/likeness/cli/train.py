@@ -303,8 +303,10 @@ def train(
                 )
             )
             raise typer.Exit(130) from None
+    stop_words = {"iterations": "its iteration count reached", "minutes": "its time limit reached"}
     console.print(
-        f"trained {result.iterations} iterations ({result.stop_reason}) on {result.device}, "
+        f"trained {result.iterations} iterations ({stop_words.get(result.stop_reason, result.stop_reason)}) "
+        f"on {result.device}, "
         f"batch {result.batch_size}, {result.training_seconds / 60:.1f} min → {printable(result.model_dir)}"
     )
     checked = result.coverage_check or {}

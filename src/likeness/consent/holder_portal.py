@@ -146,6 +146,7 @@ class HolderPortal:
         owner = self.registry.get_org(org).id if org else None
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
+        name = self.registry.new_name("rights holder", name)
         with self._session() as session:
             if session.scalar(select(RightsHolder).where(RightsHolder.slug == slug)):
                 raise RegistryError(f"rights holder '{slug}' already exists")

@@ -666,11 +666,14 @@ def holder_key_problem(history: KeyHistory, holder: RightsHolder) -> str | None:
 #: Subject row columns that must be what its ``subject.created`` event recorded (the holder is
 #: checked with the grant or release it signed: ``signature_invalid``).
 SUBJECT_IDENTITY = ("slug", "kind", "owner_org_id")
+#: ... and those compared only where the event records them: subjects enrolled before the name
+#: was recorded have none. The name is what the portal, evidence and the public card show.
+SUBJECT_RECORDED = ("name",)
 
 
 def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding | None:
-    """``None`` if the subject row's slug, kind and owning organisation are those of its
-    ``subject.created`` event, else ``subject_altered`` naming what differs. A slug swapped
+    """``None`` if the subject row's slug, kind, owning organisation (and name, where recorded)
+    are those of its ``subject.created`` event, else ``subject_altered`` naming what differs. A slug swapped
     between two rows (mina <-> sora) would otherwise make one subject's grant authorize, and
     one subject's name label, the other's likeness."""
     created = view.subject_created(subject.id)
@@ -680,7 +683,7 @@ def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding |
         f"{column} {getattr(subject, column)!r} (the ledger says {created.payload.get(column)!r})"
         for column in SUBJECT_IDENTITY
         if getattr(subject, column) != created.payload.get(column)
-    ]
+    ] + _identity_differs(subject, created, SUBJECT_RECORDED)
     if differs:
         return Finding(
             "subject_altered",

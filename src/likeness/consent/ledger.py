@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -84,7 +84,8 @@ def event_of_row(row: LedgerRow) -> LedgerEvent:
     return _event(row)
 
 
-def _event(row: LedgerRow) -> LedgerEvent:
+def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
+    """The event of a ledger row: an ORM object, or a plain row of the table's columns."""
     return LedgerEvent(
         seq=row.seq,
         event_id=row.event_id,
@@ -170,10 +171,16 @@ def _payload_json(event_type: str, payload: dict[str, Any]) -> str:
 
 
 def find_events(
-    session: Session, event_types: str | Sequence[str], payload_equals: dict[str, Any]
+    session: Session,
+    event_types: str | Sequence[str],
+    payload_equals: dict[str, Any],
+    *,
+    created_after: str | None = None,
 ) -> list[LedgerEvent]:
     """Events of any of ``event_types`` whose payload has all the given top-level members, in
-    ledger order, read through ``session`` (so inside the caller's transaction).
+    ledger order, read through ``session`` (so inside the caller's transaction); with
+    ``created_after`` (a ``utc_iso`` stamp) only those appended later, an index range on
+    ``(event_type, created_at)`` however long the ledger's history.
 
     Payloads are stored as RFC 8785 canonical JSON, where a member is always written as the
     same ``"key":value`` text, so the database first narrows the rows with a substring test
@@ -181,11 +188,14 @@ def find_events(
     objects.
     """
     types = (event_types,) if isinstance(event_types, str) else tuple(event_types)
-    query = select(LedgerRow).where(LedgerRow.event_type.in_(types)).order_by(LedgerRow.seq)
+    # plain rows, not ORM objects (their identity map costs more than the JSON)
+    query = select(*LedgerRow.__table__.columns).where(LedgerRow.event_type.in_(types)).order_by(LedgerRow.seq)
+    if created_after is not None:  # fixed-width stamps: text order is time order
+        query = query.where(LedgerRow.created_at > created_after)
     for key, value in payload_equals.items():
         member = canonical_bytes({key: value}).decode("utf-8")[1:-1]
         query = query.where(LedgerRow.payload.contains(member, autoescape=True))
-    rows = [_event(r) for r in session.scalars(query)]
+    rows = [_event(r) for r in session.execute(query)]
     return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
 
 
@@ -332,12 +342,15 @@ class Ledger:
                 query = query.where(LedgerRow.event_type == event_type)
             return [_event(r) for r in session.scalars(query)]
 
-    def find(self, event_type: str | Sequence[str], **payload_equals: Any) -> list[LedgerEvent]:
+    def find(
+        self, event_type: str | Sequence[str], *, created_after: str | None = None, **payload_equals: Any
+    ) -> list[LedgerEvent]:
         """Events of ``event_type`` (or any of several types) whose payload has all the given
         top-level key/value pairs, in ledger order (``find_events``: one narrowed query, e.g.
-        one watermark payload among all renders)."""
+        one watermark payload among all renders); ``created_after`` keeps those appended after
+        that ``utc_iso`` stamp."""
         with self._session_factory() as session:
-            return find_events(session, event_type, payload_equals)
+            return find_events(session, event_type, payload_equals, created_after=created_after)
 
     def find_watermark(
         self, watermark_payload: str, event_types: str | Sequence[str] = WATERMARK_EVENTS

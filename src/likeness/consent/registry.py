@@ -52,6 +52,7 @@ from likeness.consent.grant_requests import (
     requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, find_events
+from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton, request_purpose
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
@@ -316,6 +317,29 @@ class Registry:
             if session.scalar(select(model).where(model.slug == slug)):
                 raise RegistryError(f"{what} '{slug}' already exists")
 
+    def new_name(self, what: str, name: str) -> str:
+        """``name`` as the display name of a new ``what`` ("organisation", "subject" or "rights
+        holder"; ``names.display_name``); an organisation's or a subject's must not read like
+        one already here (``names.name_skeleton``): a portal page or the public card shows the
+        name, not the slug. ``RegistryError`` with the reason otherwise."""
+        longest = MAX_NAME_CHARS + 20 if what == "rights holder" else MAX_NAME_CHARS  # + " (rights holder)"
+        name = display_name(name, f"{what} name", max_chars=longest)
+        if what == "organisation":
+            named = select(Organisation.slug, Organisation.name)
+        elif what == "subject":
+            named = select(Subject.slug, Subject.name)
+        else:
+            return name
+        skeleton = name_skeleton(name)
+        with self._session_factory() as session:
+            for slug, taken in session.execute(named):
+                if name_skeleton(taken) == skeleton:
+                    raise RegistryError(
+                        f"{what} name {name!r} reads like {taken!r} ({slug}'s); people see the name, not "
+                        f"the slug: choose one they can tell apart"
+                    )
+        return name
+
     def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
         """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
         with self._session_factory() as session:
@@ -347,12 +371,13 @@ class Registry:
     def add_org(self, slug: str, name: str | None = None) -> Organisation:
         check_slug(slug, "organisation")
         self._refuse_taken_slug(Organisation, slug, "organisation")
+        name = self.new_name("organisation", name or slug)
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
             id=_new_id(),
             slug=slug,
-            name=name or slug,
+            name=name,
             public_key=raw.hex(),
             key_fingerprint=keys.fingerprint(raw),
             created_at=utc_iso(now_utc()),
@@ -422,6 +447,7 @@ class Registry:
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         self._refuse_taken_slug(RightsHolder, slug, "rights holder")
+        name = self.new_name("rights holder", name)
         raw = keys.public_raw_from_pem(public_key_pem)
         holder = RightsHolder(
             id=_new_id(),
@@ -470,6 +496,7 @@ class Registry:
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
         self._refuse_taken_slug(Subject, slug, "subject")
+        name = self.new_name("subject", name)
         owner = self.get_org(owner_org) if owner_org else None
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
@@ -504,6 +531,7 @@ class Registry:
             {
                 "subject_id": subject.id,
                 "slug": slug,
+                "name": name,
                 "kind": kind,
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,
@@ -758,6 +786,7 @@ class Registry:
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
         requested = list(uses)
+        purpose = request_purpose(purpose)
         try:
             request = make_request(
                 request_id=_new_id(),
@@ -916,6 +945,7 @@ class Registry:
             )
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
+        purpose = request_purpose(purpose)
         start = valid_from or now_utc()
         if valid_until <= start:
             raise RegistryError("valid-until must be after valid-from")

@@ -138,6 +138,9 @@ class RenderConsumption(Base):
 
 class LedgerRow(Base):
     __tablename__ = "ledger"
+    #: Windowed reads (``Ledger.find(..., created_after=...)``: the public reports' daily quota)
+    #: cost the window, not the history.
+    __table_args__ = (Index("ix_ledger_type_created", "event_type", "created_at"),)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(ID, unique=True)
     event_type: Mapped[str] = mapped_column(String(64))

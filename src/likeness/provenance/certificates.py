@@ -298,7 +298,13 @@ def _public_der(key: Any) -> bytes:
 
 
 def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The P-256 key in ``path``, refused when group or others may read the file, as the
+    organisation's Ed25519 key is (``consent.keys.load_private_key``): whoever reads the root's
+    or the signer's key signs C2PA manifests that verify trusts as this organisation's."""
     try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ProvenanceError(f"{path}: private key file has permissions {oct(mode)}; expected 0600 (chmod 600 it)")
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except OSError as exc:
         raise ProvenanceError(f"{path}: key unreadable ({exc.strerror})") from None

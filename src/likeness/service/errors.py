@@ -51,6 +51,10 @@ class UploadTooLarge(ServiceError):
     status, code, title = 413, "upload-too-large", "Upload too large"
 
 
+class UploadTimedOut(ServiceError):
+    status, code, title = 408, "upload-timeout", "The upload took too long"
+
+
 class UnsupportedMedia(ServiceError):
     status, code, title = 415, "unsupported-media", "Not an image or video this service reads"
 

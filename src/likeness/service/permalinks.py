@@ -6,14 +6,23 @@ dropped too) is stored, keyed by the file's SHA-256 and the verifier's version, 
 expires (``LIKENESS_PUBLIC_LINK_DAYS``; then the answer is erased, its digest and dates stay).
 The file itself is never kept. The link shows the answer as it was on the day of the check;
 the page says so. Only answers this server gave can
-be stored: a visitor cannot post a verdict of their own.
+be stored: a visitor cannot post a verdict of their own. Nor can a database editor: each stored
+answer carries a seal (HMAC-SHA256 over the digest, verifier, dates and answer) under a key kept
+in ``HOME/keys/service/links.key`` (0600), and a row whose seal does not hold is not shown, so a
+row inserted or edited to call a deepfake "authorized" on the agency's own domain is a 404.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
+import os
 import re
+import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -24,19 +33,28 @@ from sqlalchemy.orm import Session
 from likeness import __version__
 from likeness.service.accounts import utc_stamp
 from likeness.service.auth import public
-from likeness.service.errors import NotFound
+from likeness.service.errors import NotFound, ServiceError
 from likeness.service.tables import PublicResult
 
 router = APIRouter()
 VERIFIER = f"likeness {__version__}"
 SHA256 = re.compile(r"[0-9a-f]{64}")
+#: The member of a stored answer that holds its seal (taken off before the page shows it).
+SEAL = "_seal"
+log = logging.getLogger(__name__)
 
 
 def share(workspace: Any, answer: dict[str, Any], *, days: int) -> PublicResult:
-    """Store ``answer`` (the public JSON) under its file's digest; a second share renews it."""
+    """Store ``answer`` (the public JSON) under its file's digest, sealed; a second share renews it."""
     now = utc_stamp()
-    result = json.dumps({**answer, "path": None}, ensure_ascii=False)
+    shown = {**answer, "path": None}
+    shown.pop(SEAL, None)
     expires_at = utc_stamp(_parse(now) + timedelta(days=days))
+    key = _links_key(workspace, create=True)
+    if key is None:
+        raise ServiceError("the service's key for shared results (keys/service/links.key) is not 32 bytes")
+    seal = _seal(key, answer["sha256"], now, expires_at, shown)
+    result = json.dumps({**shown, SEAL: seal}, ensure_ascii=False)
     with Session(workspace.engine, expire_on_commit=False) as session, session.begin():
         _forget_expired(session, now)
         row = session.get(PublicResult, (answer["sha256"], VERIFIER))
@@ -48,12 +66,56 @@ def share(workspace: Any, answer: dict[str, Any], *, days: int) -> PublicResult:
 
 
 def shared(workspace: Any, sha256: str) -> PublicResult | None:
-    """The shared result for this digest by this verifier, unless it expired."""
+    """The shared result for this digest by this verifier (its ``result`` without the seal),
+    unless it expired or its seal does not hold."""
     now = utc_stamp()
     with Session(workspace.engine, expire_on_commit=False) as session, session.begin():
         _forget_expired(session, now)
         row = session.get(PublicResult, (sha256, VERIFIER))
-        return row if row is not None and row.result else None
+    if row is None or not row.result:
+        return None
+    try:
+        stored = json.loads(row.result)
+        seal = stored.pop(SEAL)
+        key = _links_key(workspace, create=False)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        key, seal, stored = None, None, None
+    if (
+        key is None
+        or not isinstance(seal, str)
+        or not hmac.compare_digest(seal, _seal(key, row.sha256, row.created_at, row.expires_at, stored))
+    ):
+        log.warning("shared result %s is not shown: its seal does not hold (edited or inserted)", sha256)
+        return None
+    row.result = json.dumps(stored, ensure_ascii=False)  # detached: the page's copy only
+    return row
+
+
+def _seal(key: bytes, sha256: str, created_at: str, expires_at: str, shown: Any) -> str:
+    message = json.dumps([VERIFIER, sha256, created_at, expires_at, shown], sort_keys=True, ensure_ascii=False)
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _links_key(workspace: Any, *, create: bool) -> bytes | None:
+    """The service's key for sealing shared results (32 random bytes, 0600), made on first use."""
+    path = Path(workspace.settings.keys_dir) / "service" / "links.key"
+    if create and not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = path.with_name(f".links.key.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+        try:
+            os.link(partial, path)  # whole or not at all; another process's key wins
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return key if len(key) == 32 else None
 
 
 def _forget_expired(session: Session, now: str) -> None:

@@ -688,6 +688,10 @@ def _new_holder(registry: Any, body: InvitationBody) -> bool:
         check_slug(body.holder, "rights holder")
         if body.subject:
             check_slug(body.subject, "subject")
+        if _found(registry.get_holder, body.holder) is None:  # names a new holder and subject would get
+            registry.new_name("rights holder", body.holder_name or body.holder)
+            if body.subject and _found(registry.get_subject, body.subject) is None:
+                registry.new_name("subject", body.subject_name or body.subject)
     except RegistryError as exc:
         raise ServiceError(str(exc)) from None
     if body.holder_kind not in HOLDER_KINDS:
@@ -735,8 +739,13 @@ class RequestBody(StrictBody):
 
 def create_request(request: Request, principal: Principal, body: RequestBody, previews: list[bytes]) -> dict[str, Any]:
     from likeness.consent.grant_requests import request_payload
+    from likeness.consent.names import request_purpose
     from likeness.consent.registry import parse_when
 
+    try:  # a bad value, not a missing record: 400 rather than the RegistryError's 404
+        request_purpose(body.purpose)
+    except RegistryError as exc:
+        raise ServiceError(str(exc)) from None
     drafted = portal_of(request).draft_request(
         body.subject,
         principal.user.org_slug,

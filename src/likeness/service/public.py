@@ -36,7 +36,7 @@ from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
 from likeness.service.forms import unknown_fields
-from likeness.service.security import CSP, RateLimiter
+from likeness.service.security import CSP, RateLimiter, UploadSlots
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 from likeness.service.verdicts import VERDICT_HEADLINES
 
@@ -66,9 +66,14 @@ class PublicChecker:
     or reference may have been added). One check at a time: the verifier is not re-entrant and
     the machine's cores are already shared by its own helper threads."""
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Any, *, max_waiting: int = 8) -> None:
         self.workspace = workspace
         self._lock = threading.Lock()
+        # A check waits for the verifier in one of the server's worker threads, which the
+        # console and the API share: unbounded, a crowd of checks stalled every staff request.
+        self._max_waiting = max_waiting
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._verifier: Any = None
         self._ledger_head: tuple[int, str] | None = None
         self._recent: OrderedDict[str, Any] = OrderedDict()
@@ -78,13 +83,26 @@ class PublicChecker:
     def verify(self, path: Path, *, wait_s: float) -> Any:
         """The ``VerificationResult`` for ``path`` within ``wait_s`` seconds: ``AnalysisTimedOut``
         when another check held the verifier that long, ``VerificationTimedOut`` when the
-        analysis itself ran past it. The video decoder asks between packets whether time is
-        up, and the analysis checks it at each stage, so the verifier is free again a frame or a
-        stage after the deadline: a request that gave up must not keep the next visitor waiting
-        (a crafted clip can cost minutes of decoding)."""
+        analysis itself ran past it; at once when ``public_checks_waiting`` checks already wait.
+        The video decoder asks between packets whether time is up, and the analysis checks it at
+        each stage, so the verifier is free again a frame or a stage after the deadline: a
+        request that gave up must not keep the next visitor waiting (a crafted clip can cost
+        minutes of decoding)."""
         deadline = time.monotonic() + max(0.0, wait_s)
-        if not self._lock.acquire(timeout=max(0.0, wait_s)):
-            raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
+        if not self._lock.acquire(blocking=False):
+            with self._waiting_lock:
+                if self._waiting >= self._max_waiting:
+                    raise AnalysisTimedOut(
+                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute"
+                    )
+                self._waiting += 1
+            try:
+                acquired = self._lock.acquire(timeout=max(0.0, wait_s))
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= 1
+            if not acquired:
+                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
 
         def out_of_time() -> None:
             if time.monotonic() > deadline:
@@ -138,7 +156,8 @@ def _remember(recent: OrderedDict[str, Any], key: str, value: Any) -> None:
 def named_publicly(workspace: Any, subject_id: str) -> bool:
     """The rights holder allowed public naming: the subject's row says so, and so does its
     ``subject.created`` ledger event, whose row still hashes and links into the chain (a
-    database editor cannot switch a name on, even with the ledger's triggers dropped)."""
+    database editor cannot switch a name on, even with the ledger's triggers dropped), and the
+    row's name is the one that event recorded (where it records one: a renamed row is not named)."""
     from likeness.errors import RegistryError
 
     try:
@@ -150,6 +169,8 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
     created = workspace.ledger.find("subject.created", subject_id=subject_id)
     if not created or created[0].payload.get("public_name") is not True:
         return False
+    if "name" in created[0].payload and created[0].payload["name"] != record.name:
+        return False  # the row's name was edited: the card would name someone else
     return bool(workspace.ledger.intact(created[0].seq))
 
 
@@ -281,14 +302,16 @@ async def receive_public_upload(
     folder = new_upload_folder(root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     length = request.headers.get("content-length")
-    upload = await receive_upload(
-        request.headers.get("content-type"),
-        request.stream(),
-        folder,
-        public_limits(services.settings),
-        declared_length=int(length) if length and length.isdigit() else None,
-        before_file=lambda sent: unknown_fields(sent, fields),
-    )
+    with services.public_uploads.hold(f"ip:{client}"):
+        upload = await receive_upload(
+            request.headers.get("content-type"),
+            request.stream(),
+            folder,
+            public_limits(services.settings),
+            declared_length=int(length) if length and length.isdigit() else None,
+            before_file=lambda sent: unknown_fields(sent, fields),
+            timeout_s=services.settings.public_upload_timeout_s,
+        )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, fields)
     except InvalidField:
@@ -331,7 +354,8 @@ async def public_report(request: Request) -> JSONResponse:
     from likeness.service.job_kinds import uploads_root
 
     services = request.app.state.services
-    check_report_quota(services, 0)  # full for today: refused before any byte is kept
+    # full for today: refused before any byte is kept (a database read: off the event loop)
+    await run_in_threadpool(check_report_quota, services, 0)
     folder, upload = await receive_public_upload(request, uploads_root(services.workspace), ("contact", "note"))
     params = {
         "upload": f"{folder.name}/{upload.path.name}",
@@ -474,8 +498,11 @@ def slots(text: str) -> Markup:
 
 def install_public(app: FastAPI) -> None:
     services = app.state.services
-    services.public_checker = PublicChecker(services.workspace)
+    services.public_checker = PublicChecker(services.workspace, max_waiting=services.settings.public_checks_waiting)
     services.public_limiter = RateLimiter(services.settings.public_checks_per_minute, 60.0)
+    services.public_uploads = UploadSlots(
+        services.settings.public_uploads_per_client, services.settings.public_uploads_at_once
+    )
     from likeness.service.cases import router as cases_router
     from likeness.service.permalinks import router as links_router
 

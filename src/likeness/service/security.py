@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
@@ -125,6 +127,41 @@ class BodyLimit:
                 await send(message)
 
         await self.app(scope, counted, guarded_send)
+
+
+class UploadSlots:
+    """Uploads in progress: at most ``per_client`` for one key (a client address) and ``total``
+    in all. An upload holds its part file on disk until it ends, and the rate limit counts only
+    starts: without this, ten 500 MiB uploads a minute from one address, each held open by a
+    byte now and then, would fill the disk."""
+
+    def __init__(self, per_client: int, total: int) -> None:
+        self.per_client, self.total = per_client, total
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """One slot for ``key`` while the block runs; ``RateLimited`` when there is none."""
+        with self._lock:
+            if self._held.get(key, 0) >= self.per_client:
+                raise RateLimited(
+                    f"{self.per_client} uploads from this address are still in progress; "
+                    "send the next when one has finished",
+                    retry_after_s=10,
+                )
+            if sum(self._held.values()) >= self.total:
+                raise RateLimited(
+                    "the service is receiving as many uploads as it takes; try again shortly", retry_after_s=10
+                )
+            self._held[key] = self._held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[key] -= 1
+                if not self._held[key]:
+                    del self._held[key]
 
 
 class RateLimiter:

@@ -10,8 +10,10 @@ enforced while the bytes arrive.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +26,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from likeness.media.file_kind import SNIFF_BYTES, FileKind, sniff, unreadable_reason
-from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTooLarge
+from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTimedOut, UploadTooLarge
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks
@@ -160,8 +162,9 @@ class _Form:
             if len(self._head) >= SNIFF_BYTES:
                 self._decide_type()
         if self._limit is not None and self.size > self._limit:
-            media_type = self.kind.media_type if self.kind is not None else "file"
-            raise UploadTooLarge(f"{self.original_name}: a {media_type} larger than {self._limit} bytes is refused")
+            media_type = (self.kind.media_type if self.kind is not None else None) or "file"
+            what = {"image": "an image", "video": "a video"}.get(media_type, "a file")
+            raise UploadTooLarge(f"{self.original_name}: {what} larger than {self._limit} bytes is refused")
         if self.size > self.limits.largest:
             raise UploadTooLarge(f"{self.original_name}: larger than {self.limits.largest} bytes")
         self._file.write(chunk)
@@ -197,10 +200,13 @@ async def receive_upload(
     *,
     declared_length: int | None = None,
     before_file: Callable[[dict[str, str]], None] | None = None,
+    timeout_s: float | None = None,
 ) -> StoredUpload:
     """Stream a multipart body's file part into ``folder`` (created, and removed again when the
     upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
-    may refuse (e.g. a CSRF check) before any byte of the file is written."""
+    may refuse (e.g. a CSRF check) before any byte of the file is written. With ``timeout_s``
+    a body not received whole in that time is refused (``UploadTimedOut``), also while no byte
+    comes: a client that sends a byte now and then would hold its part file for ever."""
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -213,7 +219,7 @@ async def receive_upload(
     form = _Form(folder, limits, before_file)
     try:
         parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
-        async for chunk in body:
+        async for chunk in _until(body, timeout_s):
             parser.write(chunk)
         parser.finalize()
         form.close()
@@ -238,6 +244,24 @@ async def receive_upload(
         form.size,
         form.fields,
     )
+
+
+async def _until(body: AsyncIterator[bytes], timeout_s: float | None) -> AsyncIterator[bytes]:
+    """``body``'s chunks while ``timeout_s`` lasts (all of them without one)."""
+    if timeout_s is None:
+        async for chunk in body:
+            yield chunk
+        return
+    deadline = time.monotonic() + timeout_s
+    chunks = aiter(body)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, deadline - time.monotonic()))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimedOut(f"the upload was not received whole within {timeout_s:g} s") from None
+        yield chunk
 
 
 def new_upload_folder(uploads_root: Path) -> Path:

@@ -1,0 +1,108 @@
+"""Public uploads are bounded while they arrive (trial 11): the rate limit counts starts, so
+before, ten 500 MiB uploads a minute from one address, each kept open by a byte now and then,
+held their part files on disk for as long as the client liked (measured against `likeness
+serve`: 10 of 12 slow uploads from one address stayed open with their files, 201 MB after 20
+MiB each; nothing ended them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from likeness.media import write_image
+from likeness.media.synthetic import grace_hopper
+from likeness.service.app import create_app
+from likeness.service.errors import RateLimited, UploadTimedOut
+from likeness.service.security import UploadSlots
+from likeness.service.uploads import UploadLimits, receive_upload
+
+VERIFY = "/api/v1/public/verify"
+BOUNDARY = "b0undary"
+JPEG_PART = (
+    (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="slow.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    + b"\xff\xd8\xff\xe0"
+    + bytes(60)
+)
+
+
+def test_an_upload_that_stops_sending_is_dropped_with_its_part_file(tmp_path):
+    async def drip():
+        yield JPEG_PART
+        await asyncio.sleep(3600)  # a client that sends nothing more, and does not leave
+        yield b""
+
+    folder = tmp_path / "upload"
+
+    async def receive():
+        return await receive_upload(
+            f"multipart/form-data; boundary={BOUNDARY}",
+            drip(),
+            folder,
+            UploadLimits(10**6, 10**6),
+            timeout_s=0.2,
+        )
+
+    with pytest.raises(UploadTimedOut, match="not received whole within 0.2 s"):
+        asyncio.run(receive())
+    assert not folder.exists()
+
+
+def test_uploads_in_progress_are_bounded_per_address_and_in_all():
+    slots = UploadSlots(per_client=2, total=3)
+    with slots.hold("ip:a"), slots.hold("ip:a"):
+        with pytest.raises(RateLimited, match="2 uploads from this address are still in progress"):
+            with slots.hold("ip:a"):
+                pass
+        with slots.hold("ip:b"):
+            with pytest.raises(RateLimited, match="as many uploads as it takes"):
+                with slots.hold("ip:c"):
+                    pass
+    with slots.hold("ip:a"), slots.hold("ip:a"), slots.hold("ip:c"):  # all given back
+        pass
+
+
+def test_the_public_page_refuses_an_upload_beyond_the_addresses_slots(settings, workspace, tmp_path):
+    from tests.service.conftest import build_service_world
+
+    one = settings.model_copy(update={"public_uploads_per_client": 1})
+    world = build_service_world(one, workspace)
+    world.app = create_app(one, workspace=workspace, accounts=world.accounts)
+    client = world.client()
+    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90)
+    with world.app.state.services.public_uploads.hold("ip:testclient"):  # an upload still arriving
+        refused = client.post(VERIFY, files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+    assert refused.status_code == 429 and refused.json()["type"].endswith("rate-limited"), refused.text
+    assert "still in progress" in refused.json()["detail"] and refused.headers["retry-after"] == "10"
+    assert client.post(VERIFY, files={"file": (photo.name, photo.read_bytes(), "image/jpeg")}).status_code == 200
+
+
+def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_path):
+    """Trial 11: each check waits for the one verifier in a server worker thread, which the
+    console and the API share; 80 checks from 80 addresses (one every 0.1 s) kept a staff
+    ``GET /api/v1/jobs`` waiting 55.7 s. Now ``public_checks_waiting`` may wait; the next is
+    answered busy without waiting."""
+    import threading
+    import time
+
+    from likeness.service.errors import AnalysisTimedOut
+    from likeness.service.public import PublicChecker
+
+    checker = PublicChecker(workspace, max_waiting=1)
+    checker._lock.acquire()  # a check in progress
+    try:
+        waiting = threading.Thread(target=lambda: pytest.raises(AnalysisTimedOut, checker.verify, tmp_path, wait_s=5))
+        waiting.start()
+        for _ in range(500):
+            if checker._waiting == 1:
+                break
+            time.sleep(0.01)
+        with pytest.raises(AnalysisTimedOut, match="1 other files are waiting for it"):
+            checker.verify(tmp_path, wait_s=60)
+        waiting.join()
+    finally:
+        checker._lock.release()
+    assert checker._waiting == 0
