@@ -44,6 +44,19 @@ def test_unknown_path_wrong_method_and_bad_parameters_are_problems(service_world
     assert invalid["errors"] == [{"where": "query.limit", "problem": invalid["errors"][0]["problem"]}]
 
 
+def test_a_long_id_is_not_echoed_back_whole(service_world):
+    # A long job id came back twice in the 404 (the detail and the instance): 200 KB answered
+    # to a 100,000-character id, for anyone holding a token.
+    client = service_world.token_client(Role.STUDIO)
+    long_id = "a" * 50_000  # httpx sends URLs up to 64 KiB
+    response = client.get(f"/api/v1/jobs/{long_id}")
+    assert response.status_code == 404, response.text[:200]
+    body = response.json()
+    assert len(response.content) < 2_000, len(response.content)
+    assert body["detail"].startswith("no job aaaa") and body["detail"].endswith("…")
+    assert body["instance"].startswith("/api/v1/jobs/aaaa") and body["instance"].endswith("…")
+
+
 def test_malformed_json_body_is_a_problem(service_world):
     client = service_world.token_client(Role.VIEWER)
     response = client.post("/api/v1/tokens", content=b"{not json", headers={"content-type": "application/json"})

@@ -68,6 +68,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+#: The most characters of a problem's detail and instance: both may echo what the client sent
+#: (an id, a path), which must not come back whole however long it was.
+MAX_DETAIL = 500
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def problem(
     status: int,
     *,
@@ -85,9 +94,9 @@ def problem(
         "status": status,
     }
     if detail:
-        body["detail"] = detail
+        body["detail"] = _shortened(detail, MAX_DETAIL)
     if instance:
-        body["instance"] = instance
+        body["instance"] = _shortened(instance, MAX_DETAIL)
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
@@ -121,7 +130,8 @@ def respond(
     """A problem for the API; for a browser on a console page, the console's error page."""
     error_page = getattr(request.app.state, "error_page", None)
     if error_page is not None and _wants_html(request):
-        return error_page(request, status, title or _HTTP_TITLES.get(status, ("", "Error"))[1], detail, headers)
+        shown = _shortened(detail, MAX_DETAIL) if detail else detail
+        return error_page(request, status, title or _HTTP_TITLES.get(status, ("", "Error"))[1], shown, headers)
     return problem(status, code=code, title=title, detail=detail, instance=request.url.path, headers=headers, **extra)
 
 
