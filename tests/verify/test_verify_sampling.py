@@ -91,12 +91,18 @@ class CountingEmbedder:
         self.faces += len(landmarks)
         return self.inner.embed_many(rgb, landmarks)
 
+    def close(self):
+        self.inner.close()
+
 
 class RefusingEmbedder:
     def embed(self, rgb, landmarks):
         raise AssertionError("the embedder must not run when the gallery is empty")
 
     embed_many = embed
+
+    def close(self):
+        pass
 
 
 def portrait_clip(path: Path, *, seconds: int, rgb: np.ndarray) -> Path:
