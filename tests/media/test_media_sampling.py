@@ -159,3 +159,59 @@ def test_missing_file_and_bad_arguments(tmp_path: Path, gop_clip: Path) -> None:
             sample_video_frames(gop_clip, **kwargs)
     with pytest.raises(MediaError, match="too large"):
         list(sample_video_frames(gop_clip, max_pixels=100))
+
+
+def _ts_packets(pid: int, section: bytes) -> list[bytes]:
+    """A PSI section (pointer field first) cut into 188-byte transport packets on ``pid``."""
+    data, packets, counter = b"\x00" + section, [], 0
+    while data:
+        flags = 0x40 if not packets else 0
+        head = bytes([0x47, flags | (pid >> 8), pid & 0xFF, 0x10 | (counter & 0xF)])
+        packets.append(head + data[:184].ljust(184, b"\xff"))
+        data, counter = data[184:], counter + 1
+    return packets
+
+
+def _psi_section(table_id: int, table_ext: int, body: bytes) -> bytes:
+    # MPEG's CRC-32 (not zlib's: no reflection, no final xor)
+    length = 5 + len(body) + 4
+    section = bytes([table_id, 0xB0 | (length >> 8), length & 0xFF, table_ext >> 8, table_ext & 0xFF, 0xC1, 0, 0])
+    section += body
+    crc = 0xFFFFFFFF
+    for byte in section:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return section + crc.to_bytes(4, "big")
+
+
+def test_a_transport_stream_declaring_more_streams_than_ffmpeg_takes_says_so(gop_clip: Path, tmp_path: Path) -> None:
+    """Trial 12: a transport stream whose tables declare 1,200 streams (8 programs of 150) before a
+    real clip was refused with FFmpeg's "Cannot allocate memory", which reads as the machine
+    running out of memory; FFmpeg stops at its limit of streams per file."""
+    programs = [(1 + n, 0x20 + n) for n in range(8)]
+    packets = _ts_packets(
+        0,
+        _psi_section(
+            0x00, 1, b"".join(n.to_bytes(2, "big") + (0xE000 | pid).to_bytes(2, "big") for n, pid in programs)
+        ),
+    )
+    for n, pid in programs:
+        streams = b"".join(
+            bytes([0x02, 0xE0 | (es >> 8), es & 0xFF, 0xF0, 0x00])
+            for es in range(0x100 + n * 150, 0x100 + (n + 1) * 150)
+        )
+        packets += _ts_packets(pid, _psi_section(0x02, n, bytes([0xFF, 0xFF, 0xF0, 0x00]) + streams))
+    with av.open(str(gop_clip)) as source, av.open(str(tmp_path / "clip.ts"), "w", format="mpegts") as output:
+        stream = output.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for frame in source.decode(video=0):
+            output.mux(stream.encode(frame.reformat(width=320, height=240, format="yuv420p")))
+        output.mux(stream.encode(None))
+    crafted = tmp_path / "many_streams.ts"
+    crafted.write_bytes(b"".join(packets) + (tmp_path / "clip.ts").read_bytes())
+    with pytest.raises(MediaError) as refused:
+        list(sample_video_frames(crafted, every_s=0.5))
+    said = str(refused.value)
+    assert str(crafted) in said and "Cannot allocate memory" not in said, said
+    assert "more streams than the decoder takes" in said, said

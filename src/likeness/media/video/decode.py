@@ -105,6 +105,13 @@ def _open_input(path: Path) -> av.container.InputContainer:
 
 def _describe(exc: BaseException) -> str:
     # FFmpegError's str() carries an errno and the C function name; the message is enough.
+    if isinstance(exc, av.error.MemoryError):
+        # FFmpeg's ENOMEM is mostly its own limits (streams per file, the largest buffer), not
+        # the machine's memory, which "Cannot allocate memory" would make the reader think.
+        return (
+            "the decoder would not allocate what the file asks for (more streams than the decoder "
+            "takes, or a buffer past its size limit)"
+        )
     text = getattr(exc, "strerror", None) or str(exc)
     return text.strip() or type(exc).__name__
 
