@@ -263,25 +263,8 @@ class Ledger:
 
     def append(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
         """Append one event in its own transaction; writers queue for the tail (and retry
-        should one still collide on the next sequence number)."""
-        payload_json = _payload_json(event_type, payload)
-        last: Exception | None = None
-        busy = 0
-        for _attempt in range(APPEND_TRIES):
-            with self._session_factory() as session:
-                try:
-                    begin_serialized(session, LEDGER_LOCK)
-                    row = _add_event(session, event_type, payload, payload_json)
-                    session.commit()
-                except (IntegrityError, OperationalError) as exc:
-                    session.rollback()
-                    last = exc
-                    busy += 1 if database_busy(exc) else 0
-                    if busy >= BUSY_TRIES:
-                        raise
-                    continue
-                return _event(row)
-        raise _gave_up(last)
+        should one still collide on the next sequence number): ``append_many`` of one."""
+        return self.append_many([(event_type, payload)])[0]
 
     def append_many(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[LedgerEvent]:
         """Append several events, in order, in one transaction (a scan's results: one commit
