@@ -188,3 +188,32 @@ def test_a_clip_that_dissolves_into_another_person_enrols_only_the_first(
         faces.FaceEmbedder().embed(second, landmarks), references, threshold=IDENTITY_THRESHOLD
     )
     assert not same, "verify would recognise the second person as the subject"
+
+
+def test_photos_enrolled_one_by_one_cannot_walk_the_references_to_another_person(
+    consent_world, tmp_path: Path, astronaut, grace_hopper
+) -> None:
+    """Each photo was matched against the nearest reference already enrolled (0.6), so photos
+    handed in one at a time, each a step of a blend from the subject to someone else, walked
+    the subject's references over to that person, however far she lay from the subject (the
+    astronaut and Grace Hopper are 0.68 apart), and verify would then recognise her as the
+    subject. Every reference must now lie within 0.6 of the subject's first, which bounds how
+    far enrolment can wander from the face it was founded on (a blend within 0.6 still gets in:
+    docs/security.md)."""
+    from PIL import Image
+
+    from likeness.faceset.enroll import REFERENCE_CONSISTENCY_THRESHOLD
+
+    first, second = _head(astronaut), _head(grace_hopper)
+    paths = []
+    for k in range(8):
+        step = np.clip(first * (1 - k / 7) + second * (k / 7), 0, 255).astype(np.uint8)
+        paths.append(tmp_path / f"mina_{k}.png")
+        Image.fromarray(step).save(paths[-1])
+
+    reports = [enroll_reference_photos(consent_world.workspace, "mina", [path]) for path in paths]
+    assert reports[0].added == 1, reports[0].skipped
+    assert reports[-1].added == 0, "the second person herself was enrolled as the subject"
+    assert reports[-1].skipped[0][1].startswith("face does not match mina's first reference photo"), reports[-1].skipped
+    references = np.asarray(consent_world.workspace.registry.reference_embeddings("mina"), np.float32)
+    assert np.linalg.norm(references - references[0], axis=1).max() <= REFERENCE_CONSISTENCY_THRESHOLD

@@ -626,6 +626,17 @@ class Registry:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32)
 
+    def first_reference_embedding(self, subject: str) -> np.ndarray | None:
+        """``(128,)`` float32: the subject's reference enrolled first by the ledger's order (the
+        face the subject was founded on), ``None`` before any."""
+        record = self.get_subject(subject)
+        with self._session_factory() as session:
+            usable = [r for r in reference_statuses(session, record.id) if r.usable]
+        if not usable:
+            return None
+        first = min(usable, key=lambda r: (r.event_seq if r.event_seq is not None else -1, r.row_id))
+        return np.frombuffer(first.vector, dtype="<f4").astype(np.float32)
+
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
         """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references
         bound to the ledger."""

@@ -3,16 +3,17 @@
 Each reference photo must show exactly one face (the subject's); photos with no face or with
 several faces are skipped with a reason rather than guessed at, because a wrong reference would
 make the identity filter keep someone else's face. A photo whose face clearly belongs to someone
-other than the subject's already enrolled references is skipped too.
+other than the subject's first enrolled reference is skipped too.
 
 A video (or an animated GIF, WebP or PNG) is a reference source as well: up to
 ``REFERENCE_VIDEO_FRAMES`` frames spread over the clip (one per ``REFERENCE_VIDEO_EVERY_S``
 seconds at most) are each treated as a photo, with the same rules: one face, large enough, and
-consistent with the references enrolled before the clip, or, for a subject's first references,
-with the clip's first enrolled frame. Not with the clip's other frames: a dissolve moves a few
-tenths a frame from one person to the next, and a chain of such steps would carry the
-references over to whoever the clip ends on. So a clip that cuts or fades to someone else
-enrols only the frames of the person it starts with, or of the subject's earlier references.
+consistent with the subject's first reference, or, for a subject's first references, with the
+clip's first enrolled frame. Not with the clip's other frames, nor with the nearest reference
+enrolled before: a dissolve moves a few tenths a frame from one person to the next, and a chain
+of such steps (frames of a clip, or photos handed in one by one) would carry the references over
+to whoever it ends on. So a clip that cuts or fades to someone else enrols only the frames of
+the person it starts with, or of the subject.
 
 Example::
 
@@ -39,10 +40,13 @@ from likeness.media.video.budget import DecodeLimits
 # Reference photos are portraits: a face smaller than this is too little detail to anchor an
 # identity on.
 MIN_REFERENCE_FACE_PX = 48
-# A new reference must lie within this distance of one already enrolled. Deliberately looser than
+# A new reference must lie within this distance of the subject's first. Deliberately looser than
 # faces.IDENTITY_THRESHOLD (0.40): genuine photos of one person under other poses and light are
-# often 0.4-0.55 apart (benchmarks/identity_filter.py), and rejecting them would starve the
-# extraction filter of references. It only catches an obviously different person handed in.
+# often 0.4-0.55 apart (benchmarks/identity_filter.py; 1 % of genuine pairs lie past 0.6,
+# docs/calibration.md), and rejecting them would starve the extraction filter of references. It
+# catches an obviously different person handed in. Held to the first reference, not the nearest:
+# photos handed in one by one, each a step of a blend, would otherwise walk the references over
+# to anyone.
 REFERENCE_CONSISTENCY_THRESHOLD = 0.6
 # A reference video gives at most this many frames, at least this many seconds apart, spread over
 # the whole clip: a few poses of the subject, not hundreds of near-identical embeddings.
@@ -83,8 +87,8 @@ def enroll_reference_photos(
 
     Unreadable files (``MediaError``), photos with no face, several faces, or a face too small
     are skipped with a plain-language reason; so is a photo whose face is farther than
-    ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from every reference
-    already enrolled for the subject, which catches a wrong photo handed in by mistake.
+    ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from the subject's first
+    reference, which catches a wrong photo handed in by mistake.
     """
     from likeness import faces
 
@@ -92,15 +96,16 @@ def enroll_reference_photos(
     detector = detector if detector is not None else faces.FaceDetector(max_faces=4, min_confidence=0.5)
     embedder = embedder if embedder is not None else faces.FaceEmbedder()
     threshold = identity_threshold if identity_threshold is not None else REFERENCE_CONSISTENCY_THRESHOLD
-    existing = np.asarray(workspace.registry.reference_embeddings(record.slug), dtype=np.float32)
+    founding = workspace.registry.first_reference_embedding(record.slug)
     report = EnrollmentReport(subject_slug=record.slug)
 
     for raw in paths:
         path = Path(raw)
-        # What this source's pictures must match (see the module docstring): the references
-        # before it, else its own first enrolled picture, and then as closely as recognition
-        # matches a face (``IDENTITY_THRESHOLD``): nothing else says who that first face is.
-        anchors, limit, against = existing, threshold, f"{record.slug}'s other reference photos"
+        # What this source's pictures must match (see the module docstring): the subject's first
+        # reference, else this source's own first enrolled picture, and then as closely as
+        # recognition matches a face (``IDENTITY_THRESHOLD``): nothing else says who that face is.
+        anchors = np.zeros((0, faces.EMBEDDING_SIZE), np.float32) if founding is None else founding[None, :]
+        limit, against = threshold, f"{record.slug}'s first reference photo"
         for label, picture_sha256, rgb in _reference_pictures(path, report, DecodeLimits.of(workspace.settings)):
             detected = _one_subject_face(label, rgb, detector, report)
             if detected is None:
@@ -137,8 +142,8 @@ def enroll_reference_photos(
             if added:
                 report.added += 1
                 report.enrolled.append(label)
-                existing = np.vstack([existing.reshape(-1, embedding.shape[0]), embedding[None, :]])
-                if not len(anchors):
+                if founding is None:
+                    founding = embedding
                     anchors, limit = embedding[None, :], min(threshold, faces.IDENTITY_THRESHOLD)
                     against = f"the first face enrolled from {path.name}"
             else:
