@@ -8,7 +8,6 @@ There is deliberately no setting that weakens consent checks or provenance label
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from likeness import strict_json
 from likeness.errors import ConfigError
 
 
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
             return value
         text = value.strip()
         if text.startswith("["):
-            return json.loads(text)
+            return strict_json.loads(text)
         return [part for part in text.split(os.pathsep) if part.strip()]
 
     @property

@@ -33,6 +33,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from likeness import strict_json
 from likeness.consent.ledger import begin_serialized
 from likeness.errors import StopRequested
 from likeness.service.accounts import utc_stamp
@@ -114,11 +115,11 @@ def _view(row: Job) -> JobView:
         id=row.id,
         org_id=row.org_id,
         kind=row.kind,
-        params=json.loads(row.params),
+        params=strict_json.loads(row.params),
         state=row.state,
         progress=row.progress,
         message=row.message,
-        result=json.loads(row.result) if row.result else None,
+        result=strict_json.loads(row.result) if row.result else None,
         error=row.error,
         attempts=row.attempts,
         max_attempts=row.max_attempts,

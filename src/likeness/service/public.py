@@ -16,7 +16,6 @@ naming, the nearest non-matching artist, and the server's folders.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import threading
@@ -31,16 +30,17 @@ from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
+from likeness import strict_json
 from likeness.errors import VerificationTimedOut
 from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
-from likeness.service.forms import unknown_fields
+from likeness.service.forms import StrictJSONRoute, unknown_fields
 from likeness.service.security import CSP, RateLimiter, UploadSlots
 from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
 from likeness.service.verdicts import VERDICT_HEADLINES
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 #: What the card says for a subject whose rights holder did not allow public naming.
 UNNAMED_ARTIST = "an artist this agency represents"
 #: Subject fields of the JSON that are withheld (set to null) for such a subject.
@@ -417,7 +417,7 @@ def render_public_page(
             "slots": slots,
             "verdict_headlines": VERDICT_HEADLINES,
             "link_days": settings.public_link_days,
-            "shared": json.loads(shared_result.result) if shared_result else None,
+            "shared": strict_json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
             "font_cut": page_cut_text(page_names(services)),
             "problem": problem,
