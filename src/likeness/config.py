@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     public_upload_timeout_s: float = Field(
         default=600.0, gt=0, description="a public upload not received whole within this long is dropped (408)"
     )
+    public_upload_min_bytes_per_s: float = Field(
+        default=8 * 1024,
+        gt=0,
+        description="a public upload bringing fewer bytes a second than this, averaged over "
+        "public_upload_rate_window_s once that much time has passed, is dropped (408)",
+    )
+    public_upload_rate_window_s: float = Field(
+        default=30.0, gt=0, description="the window public_upload_min_bytes_per_s is averaged over (seconds)"
+    )
     public_report_bytes_per_day: int = Field(
         default=2 * 1024 * 1024 * 1024,
         ge=1,

@@ -37,7 +37,13 @@ from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
 from likeness.service.forms import StrictJSONRoute, unknown_fields
 from likeness.service.security import CSP, RateLimiter, UploadSlots
-from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
+from likeness.service.uploads import (
+    StoredUpload,
+    TransferFloor,
+    UploadLimits,
+    new_upload_folder,
+    receive_upload,
+)
 from likeness.service.verdicts import VERDICT_HEADLINES
 
 router = APIRouter(route_class=StrictJSONRoute)
@@ -311,6 +317,12 @@ async def receive_public_upload(
             declared_length=int(length) if length and length.isdigit() else None,
             before_file=lambda sent: unknown_fields(sent, fields),
             timeout_s=services.settings.public_upload_timeout_s,
+            # 16 slots held by slow drips from 16 addresses would shut the page for the deadline
+            floor=TransferFloor(
+                bytes_per_s=services.settings.public_upload_min_bytes_per_s,
+                window_s=services.settings.public_upload_rate_window_s,
+                started=time.monotonic(),
+            ),
         )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, fields)
