@@ -8,7 +8,6 @@ There is deliberately no setting that weakens consent checks or provenance label
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from likeness import strict_json
 from likeness.errors import ConfigError
 
 
@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     public_upload_timeout_s: float = Field(
         default=600.0, gt=0, description="a public upload not received whole within this long is dropped (408)"
     )
+    public_upload_min_bytes_per_s: float = Field(
+        default=8 * 1024,
+        gt=0,
+        description="a public upload bringing fewer bytes a second than this, averaged over "
+        "public_upload_rate_window_s once that much time has passed, is dropped (408)",
+    )
+    public_upload_rate_window_s: float = Field(
+        default=30.0, gt=0, description="the window public_upload_min_bytes_per_s is averaged over (seconds)"
+    )
     public_report_bytes_per_day: int = Field(
         default=2 * 1024 * 1024 * 1024,
         ge=1,
@@ -140,7 +149,7 @@ class Settings(BaseSettings):
             return value
         text = value.strip()
         if text.startswith("["):
-            return json.loads(text)
+            return strict_json.loads(text)
         return [part for part in text.split(os.pathsep) if part.strip()]
 
     @property

@@ -72,6 +72,14 @@ def test_a_symbolic_link_loop_is_one_line(home: Path, tmp_path: Path) -> None:
         said = refused("--home", str(home), "scan", str(path), "--out", str(tmp_path / "results"))
         hint = "give a folder, a file, a CSV/Parquet manifest or an fsspec URL"
         assert said == f"error: {path}: a symbolic link loop; {hint}", said
+    # ``--out`` was found a loop only when the first results were written, every file verified
+    # for nothing: "error: LOOP: File exists", "error: LOOP/results: Too many levels of symbolic links".
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "notes.txt").write_text("no media: the loop is refused before any file is read")
+    for path in (loop, loop / "results"):
+        said = refused("--home", str(home), "scan", str(sources), "--out", str(path))
+        assert said == f"error: {path}: a symbolic link loop; scan results are a folder of Parquet parts", said
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(home: Path) -> None:

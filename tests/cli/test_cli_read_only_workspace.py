@@ -163,3 +163,12 @@ def test_audit_verify_of_a_registered_detector_writes_nothing(home: Path, tmp_pa
     assert "detector_altered" in said and "cannot write" not in said, said
     assert code == 1, said  # the registration's files are missing: named, not a crash
     assert _files(copy) == before, sorted(set(_files(copy)) - set(before))
+    code, said = run("--home", str(copy), "detector", "list")  # before: "cannot write the database"
+    assert code == 0 and "mina test.detector" in said and "NOT used by verify" in said, said
+    assert _files(copy) == before, sorted(set(_files(copy)) - set(before))
+
+
+def test_detector_list_reads_it(read_only_copy: Path) -> None:
+    """Before: "cannot write the database (SQLite cannot open or create its -shm file ...)", exit 1."""
+    code, said = run("--home", str(read_only_copy), "detector", "list")
+    assert (code, said) == (0, "no detector is registered"), said

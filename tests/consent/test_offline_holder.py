@@ -355,6 +355,22 @@ def test_signed_files_that_are_not_consent_are_refused_cleanly(consent_world, tm
     assert canonical_sha256(signed["payload"]) == signed["request"]["payload_sha256"]
 
 
+def test_a_signed_grant_naming_its_uses_twice_is_refused_naming_the_file(consent_world, tmp_path):
+    """``"uses": ["fan_message"], "uses": ["music_video"]``: a reader keeping the first member
+    (SQLite's ``json_extract``, many JavaScript tools) shows the holder a fan message; before,
+    the import kept the last, music_video, whose signature held, and imported the grant."""
+    home, ledger = consent_world.workspace.home, consent_world.workspace.ledger
+    signed = json.dumps(holder_machine(consent_world.workspace.registry).sign(_request(consent_world)).as_json())
+    genuine = '"uses": ["music_video"]'
+    assert genuine in signed
+    path = tmp_path / "signed.json"
+    path.write_text(signed.replace(genuine, '"uses": ["fan_message"], ' + genuine))
+    events = ledger.count()
+    out = run(home, "consent", "import", str(path), code=1).output
+    assert "duplicate member name 'uses'" in out and "signed.json" in out, out
+    assert ledger.count() == events
+
+
 def test_cli_holder_keygen_refuses_to_overwrite(tmp_path):
     home = tmp_path / "home"
     holder_key(home, "mina")

@@ -5,6 +5,7 @@ support, is refused; evaluation media that were training data are refused."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,11 @@ def test_cli_evaluate_register_list_and_replace(
     listed = runner.invoke(app, [*home, "detector", "list"])
     assert listed.exit_code == 0 and "mina  test.handmade-chroma" in listed.output
     assert f"ledger #{events[1].seq}" in listed.output and "used by verify" in listed.output
+    # a command that only reads writes nothing: the gallery is made in memory (before, `detector
+    # list` synced it into HOME/gallery, which a read-only workspace cannot take)
+    shutil.rmtree(settings.home / "gallery")
+    listed = runner.invoke(app, [*home, "detector", "list"])
+    assert "used by verify" in listed.output and not (settings.home / "gallery").exists(), listed.output
     (folder / CARD_FILE).write_text("{}")
     listed = runner.invoke(app, [*home, "detector", "list"])
     assert "NOT used by verify: the card of its registered detector" in listed.output

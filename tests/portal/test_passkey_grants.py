@@ -7,21 +7,24 @@ write access to its own database would: a grant row and a ``grant.issued`` ledge
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import text
 
 from likeness.consent import require_authorization
 from likeness.consent.canonical import canonical_sha256, now_utc
 from likeness.consent.grant_requests import signing_challenge
 from likeness.consent.holder_portal import verify_export
-from likeness.consent.passkeys import Assertion, unb64url
+from likeness.consent.passkeys import Assertion, b64url, unb64url
 from likeness.consent.tables import Grant
 from likeness.errors import ConsentError
 from tests.portal.conftest import RP, add_recovery, register
-from tests.portal.softauthn import SoftAuthenticator
+from tests.portal.softauthn import FLAG_UP, FLAG_UV, SoftAuthenticator
 
 
 def refused(call) -> str:
@@ -92,7 +95,24 @@ def _other_holders_passkey(world) -> SoftAuthenticator:
     return authenticator
 
 
+def _challenge_named_twice(world, challenge: bytes) -> Assertion:
+    """A real signature over a clientDataJSON naming ``challenge`` twice, another grant's first:
+    a reader keeping the first member (SQLite's ``json_extract``, many JavaScript tools) sees a
+    signature for another record, this product (Python kept the last) saw this one's."""
+    authenticator = world.authenticator
+    authenticator.sign_count += 1
+    auth_data = authenticator._auth_data(authenticator.rp_id, FLAG_UP | FLAG_UV, authenticator.sign_count)
+    client = (
+        f'{{"type": "webauthn.get", "challenge": "{b64url(bytes(32))}", "challenge": "{b64url(challenge)}", '
+        f'"origin": "{authenticator.origin}", "crossOrigin": false}}'
+    ).encode()
+    signature = authenticator.key.sign(auth_data + hashlib.sha256(client).digest(), ec.ECDSA(hashes.SHA256()))
+    return Assertion(authenticator.credential_id, auth_data, client, signature, authenticator.cose_key)
+
+
 ATTACKS = {
+    # house 12: before, accepted (the portal signed the grant; the engine authorized it)
+    "challenge_named_twice": (_challenge_named_twice, "signature_invalid"),
     # name: (how the assertion is made, reason)
     "wrong_origin": (lambda w, c: w.authenticator.sign(c, origin="https://evil.example"), "wrong_origin"),
     "wrong_rp": (lambda w, c: w.authenticator.sign(c, rp_id="evil.example"), "wrong_rp"),

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from likeness.config import Settings
 from likeness.errors import MediaError
 from likeness.service.errors import Conflict
-from likeness.service.jobs import JobQueue, LeaseLost
+from likeness.service.jobs import FREE_RELEASES, JobQueue, LeaseLost
 from likeness.service.roles import Permission
 from likeness.service.tables import Job
 from likeness.service.worker import JOB_KINDS, JobKind, Worker, register_kind
@@ -193,6 +193,29 @@ def test_a_worker_that_shuts_down_puts_its_running_job_back_in_the_queue(workspa
     # Another worker takes it straight away (no lease to wait out), as its first attempt.
     taken = queue.claim("another-worker")
     assert taken is not None and taken.id == running.id and taken.attempts == 1
+
+
+def test_a_job_released_again_and_again_fails_after_its_attempts(workspace, orgs):
+    # A job whose worker is stopped every time it runs it (a job that gets its worker stopped, an
+    # operator restarting workers in a loop) was released with its claim never counted: claimed
+    # 20 times here and still queued, for ever. Past FREE_RELEASES releases each counts.
+    queue = JobQueue(workspace.engine, lease_s=60)
+    job = queue.enqueue("test-steps", {}, org_id=orgs[0], max_attempts=2)
+    claims = 0
+    for _ in range(20):
+        if queue.claim(f"w{claims}") is None:
+            break
+        assert queue.release(job.id, f"w{claims}")
+        claims += 1
+    assert claims == FREE_RELEASES + 2, claims
+    failed = queue.get(job.id)
+    assert failed.state == "failed" and failed.attempts == 2 and "shut down" in failed.error, failed
+    # a few releases are free: the next claim after one is the job's first attempt
+    other = queue.enqueue("test-steps", {}, org_id=orgs[0], max_attempts=2)
+    for _ in range(FREE_RELEASES):
+        queue.claim("w")
+        queue.release(other.id, "w")
+    assert queue.get(other.id).attempts == 0 and queue.claim("w").attempts == 1
 
 
 def test_failures_become_plain_reasons(workspace, orgs, test_kinds):

@@ -15,7 +15,7 @@ from likeness.media.synthetic import grace_hopper
 from likeness.service.app import create_app
 from likeness.service.errors import RateLimited, UploadTimedOut
 from likeness.service.security import UploadSlots
-from likeness.service.uploads import UploadLimits, receive_upload
+from likeness.service.uploads import TransferFloor, UploadLimits, receive_upload
 
 VERIFY = "/api/v1/public/verify"
 BOUNDARY = "b0undary"
@@ -106,3 +106,83 @@ def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_pat
     finally:
         checker._lock.release()
     assert checker._waiting == 0
+
+
+def test_the_transfer_floor_is_a_sliding_window_a_first_burst_buys_no_drip():
+    # the rule on a made-up clock: 100 B/s over every 10 s, once the first 10 s have passed
+    floor = TransferFloor(bytes_per_s=100, window_s=10, started=0.0)
+    assert floor.deadline() == 10.0  # nothing sent: refused when the first window ends
+    for second in range(1, 60):  # 150 B/s for a minute: never due
+        floor.received(float(second), 150)
+        assert floor.deadline() > second
+    floor.received(60.0, 10**6)  # a burst of 10,000 s worth of the floor ...
+    assert floor.deadline() == 70.0  # ... holds only while it is in the window
+    for second in range(61, 70):  # then a drip, 10 B/s
+        floor.received(float(second), 10)
+    assert floor.deadline() == 70.0
+    with pytest.raises(ValueError):
+        TransferFloor(bytes_per_s=0, window_s=10, started=0.0)
+
+
+def test_a_public_upload_slower_than_the_floor_is_dropped_by_a_real_server(settings, workspace, tmp_path):
+    """16 addresses each dripping 2 uploads held every public upload slot until the 600 s
+    deadline (trial 11 left it). A real client over a socket sends the form's first bytes, then
+    10 bytes every 0.1 s (100 B/s) under a floor of 1000 B/s over 2 s: answered 408 naming the
+    floor, its part file gone; the same file sent at once is checked (200). Before, the drip was
+    answered only at the upload deadline (set to 60 s here; the client gives up after 30 s)."""
+    import socket
+    import time
+
+    from likeness.service.public import public_upload_root
+    from tests.browser import free_port, serving
+    from tests.service.conftest import build_service_world
+
+    slow = settings.model_copy(
+        update={
+            "public_upload_min_bytes_per_s": 1000,
+            "public_upload_rate_window_s": 2.0,
+            "public_upload_timeout_s": 60,
+        }
+    )
+    world = build_service_world(slow, workspace)
+    app = create_app(slow, workspace=workspace, accounts=world.accounts)
+    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90).read_bytes()
+    body = JPEG_PART[: JPEG_PART.index(b"\xff\xd8")] + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
+    head = (
+        f"POST {VERIFY} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    def answer(connection: socket.socket) -> bytes:
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+        return received
+
+    port = free_port()
+    with serving(app, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(head + body[:200])
+            given_up = time.monotonic() + 30
+            for start in range(200, len(body), 10):
+                try:
+                    connection.sendall(body[start : start + 10])
+                except OSError:  # the server answered and closed: the rest is not read
+                    break
+                connection.settimeout(0.1)
+                try:
+                    if connection.recv(1, socket.MSG_PEEK):
+                        break
+                except TimeoutError:
+                    pass
+                assert time.monotonic() < given_up, "the drip was never refused"
+            connection.settimeout(30)
+            dropped = answer(connection)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(head + body)
+            checked = answer(connection)
+    assert dropped.startswith(b"HTTP/1.1 408"), dropped[:300]
+    assert b"slower than 0.976562 KiB/s over 2 s" in dropped, dropped[-400:]
+    assert checked.startswith(b"HTTP/1.1 200"), checked[:300]
+    uploads = public_upload_root(workspace)
+    assert not uploads.exists() or not any(uploads.iterdir()), list(uploads.iterdir())

@@ -47,3 +47,28 @@ def test_a_refused_member_is_not_echoed_whole(service_world):
         assert response.status_code == 422, response.text[:300]
         assert len(response.content) < 4000, (path, len(response.content))
         assert "k" * 40 in response.json()["detail"] and "k" * 41 not in response.text
+
+
+@pytest.mark.parametrize(
+    "role, path, body",
+    [
+        (
+            Role.ADMIN,
+            "/api/v1/portal/requests",
+            '{"subject": "mina", "uses": ["fan_message"], "uses": ["music_video"], "valid_until": "+30d"}',
+        ),
+        (Role.STUDIO, "/api/v1/trainings", f'{{"source": "{JOB}", "target": "{JOB}", "target": "{JOB}"}}'),
+        (Role.ADMIN, "/portal/api/register/options", '{"token": "x", "token": "y"}'),
+    ],
+)
+def test_a_json_body_naming_a_member_twice_is_a_422_naming_it(service_world, role, path, body):
+    """Before, the last of the two was taken without a word: a client (or a proxy, or the holder's
+    view of the request) keeping the first read a fan message where a music video was drafted."""
+    client = service_world.token_client(role)
+    ledger = service_world.workspace.ledger.count()
+    member = "uses" if "uses" in body else "target" if "target" in body else "token"
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, (response.status_code, response.text[:400])
+    assert f"duplicate member name '{member}'" in response.json()["detail"], response.text
+    assert service_world.workspace.ledger.count() == ledger  # nothing drafted, invited or made
+    assert Worker(service_world.workspace).run_one() is None  # nothing queued

@@ -321,11 +321,12 @@ def list_command(ctx: typer.Context) -> None:
     from likeness.verify.gallery import open_gallery
 
     with mapped_errors():
-        workspace = open_workspace(ctx)
+        workspace = open_workspace(ctx, read_only=True)  # an auditor's read-only copy lists too
         try:
             registered_now = registered_detectors(workspace)
-            # the gallery verify would recognise faces with (opened once, only when needed)
-            gallery = open_gallery(workspace) if registered_now else None
+            # the gallery verify would recognise faces with (opened once, only when needed; synced
+            # in memory, HOME/gallery left as it is: a read-only workspace cannot take it)
+            gallery = open_gallery(workspace, save=False) if registered_now else None
             rows = [(r, check_registered(workspace, r, gallery)) for r in registered_now]
             withdrawn = [(w, withdrawal_says(workspace, w)) for w in withdrawn_detectors(workspace)]
         finally:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from likeness import strict_json
 from likeness.cli.common import console, fail, mapped_errors, printable, read_input, write_new_json
 
 holder_app = typer.Typer(
@@ -27,7 +28,7 @@ def read_json(path: Path) -> Any:
     from likeness.errors import ConsentRequestError
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return strict_json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConsentRequestError(f"{path}: no such file") from None
     except OSError as exc:  # a folder, an unreadable file

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from likeness import strict_json
 from likeness.consent.canonical import canonical_bytes
 from likeness.consent.keys import fingerprint, verify
 from likeness.consent.ledger import Ledger
@@ -183,7 +184,7 @@ def _write_new_file(folder: Path, name: str, text: str) -> Path:
 def read_anchor(path: Path) -> Anchor:
     """Read one anchor file; ``ConfigError`` naming the file when it is not a signed head."""
     try:
-        head = json.loads(path.read_text(encoding="utf-8"))
+        head = strict_json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read anchor ({exc})") from None
     shape = head_shape_problem(head)

@@ -21,7 +21,7 @@ is a signed consent too, with no request (the holder starts it).
 This module is plain data and pure functions (no database, no keys): the holder's machine uses
 it without a workspace. Example::
 
-    request = ConsentRequest.from_json(json.loads(Path("request.json").read_text()))
+    request = ConsentRequest.from_json(strict_json.loads(Path("request.json").read_text()))
     for line in describe(request):
         print(line)
 """
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from likeness import strict_json
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, parse_utc
 from likeness.consent.vocabulary import PROHIBITED_USES, normalise_use, use_words
 from likeness.errors import ConsentError, ConsentRequestError, RegistryError
@@ -259,7 +260,7 @@ def request_to_json(request: GrantRequest) -> str:
 
 def request_from_json(text: str) -> GrantRequest:
     try:
-        return request_from_payload(json.loads(text))
+        return request_from_payload(strict_json.loads(text))
     except json.JSONDecodeError as exc:
         raise RegistryError(f"grant request is not JSON ({exc})") from None
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from likeness import strict_json
 from likeness.config import resolve_user_path
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
@@ -226,7 +227,7 @@ class HolderMachine:
         path = self.folder / "receipts" / f"{record_id}.json"
         if not path.is_file():
             raise ConfigError(f"{path}: no receipt of a signed grant or release {record_id} on this machine")
-        return SignedConsent.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return SignedConsent.from_json(strict_json.loads(path.read_text(encoding="utf-8")))
 
     def revoke(self, record_id: str, *, name: str | None = None, reason: str = "") -> SignedConsent:
         """Sign the revocation of the grant or release ``record_id`` this machine signed, with

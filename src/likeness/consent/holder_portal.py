@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from likeness import strict_json
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
@@ -635,7 +635,7 @@ class HolderPortal:
             row = session.get(GrantRequestRow, request_id)
             if row is None:
                 raise RegistryError(f"no grant request '{request_id}'")
-            request = request_from_payload(json.loads(row.payload))
+            request = request_from_payload(strict_json.loads(row.payload))
             drafted = requested_grant(session, request_id)
             if drafted is None or request_sha256(request) != request_sha256(drafted.terms):
                 # the holder reads and signs only what the organisation put on the ledger

@@ -20,7 +20,6 @@ states and ``consent_row_problems`` (``likeness audit verify``) all decide throu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from webauthn.helpers.exceptions import WebAuthnException
 
+from likeness import strict_json
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256
 from likeness.consent.grant_requests import (
@@ -572,7 +572,7 @@ class LedgerConsent:
         """Whether the assertion's challenge is the digest of another record's signed payload,
         or the same assertion is on another event: it was lifted from there."""
         try:
-            digest = unb64url(json.loads(assertion.client_data_json).get("challenge")).hex()
+            digest = unb64url(strict_json.loads(assertion.client_data_json).get("challenge")).hex()
         except (ValueError, AttributeError):
             return False
         for kind in ("grant", "release"):
@@ -935,7 +935,7 @@ def _grant_request_row_problems(
         return ["it has no grant.requested event on the ledger (inserted); it cannot be signed"]
     problems = []
     try:
-        terms = request_from_payload(json.loads(row.payload))
+        terms = request_from_payload(strict_json.loads(row.payload))
     except (ValueError, RegistryError, ConsentError) as exc:  # (JSONDecodeError is a ValueError)
         problems.append(f"its terms cannot be read ({exc})")
     else:

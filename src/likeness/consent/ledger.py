@@ -9,7 +9,6 @@ exported earlier (``likeness audit head``).
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from sqlalchemy import Row, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from likeness import strict_json
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
 from likeness.consent.tables import LedgerRow, WatermarkIndexRow
 from likeness.errors import LedgerError
@@ -91,7 +91,7 @@ def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
         event_id=row.event_id,
         event_type=row.event_type,
         created_at=row.created_at,
-        payload=json.loads(row.payload),
+        payload=strict_json.loads(row.payload),
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
@@ -455,7 +455,7 @@ def watermark_index_problems(session: Session) -> list[IndexProblem]:
     query = select(LedgerRow).where(LedgerRow.event_type.in_(WATERMARK_EVENTS)).order_by(LedgerRow.seq)
     for row in session.scalars(query.execution_options(yield_per=2000)):
         try:
-            payload = json.loads(row.payload)
+            payload = strict_json.loads(row.payload)
         except ValueError:
             continue  # an unreadable payload is the chain check's finding (the row was edited)
         indexed = watermark_index_row(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from webauthn.helpers.decoded_public_key_to_cryptography import decoded_public_k
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.verify_signature import verify_signature
 
+from likeness import strict_json
 from likeness.consent.canonical import canonical_sha256
 from likeness.consent.grant_requests import VOUCH_TYPE
 
@@ -263,7 +263,7 @@ def assertion_problem(assertion: Assertion, passkey: Passkey, challenge: bytes) 
     if assertion.credential_id != passkey.credential_id or assertion.public_key != passkey.public_key:
         return PasskeyFinding("credential_not_holders", "the assertion's credential is not the registered passkey")
     try:
-        client = json.loads(assertion.client_data_json)
+        client = strict_json.loads(assertion.client_data_json)
         data = parse_authenticator_data(assertion.authenticator_data)
     except (ValueError, WebAuthnException) as exc:
         return PasskeyFinding("signature_invalid", f"the assertion cannot be read ({exc})")

@@ -20,7 +20,6 @@ where the application role may only SELECT and INSERT, so it cannot ``SELECT ...
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 import weakref
@@ -31,6 +30,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from likeness import strict_json
 from likeness.consent.anchor import LedgerCheck
 from likeness.consent.canonical import canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.integrity import (
@@ -594,7 +594,7 @@ class PolicyEngine:
         finding = grant_standing(session, view, grant, moment)
         if finding:
             return finding
-        if use is not None and use not in json.loads(grant.uses):
+        if use is not None and use not in strict_json.loads(grant.uses):
             return Finding("use_not_granted", use)
         if for_render and grant.max_renders is not None and renders_used(session, grant.id) >= grant.max_renders:
             return Finding("render_limit_reached", str(grant.max_renders))
@@ -626,7 +626,7 @@ class PolicyEngine:
         covering = [
             (f, g)
             for f, g in failures
-            if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in json.loads(g.uses))
+            if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in strict_json.loads(g.uses))
         ]
         if any(f.reason in _IN_FORCE_REASONS for f, _ in failures):
             # A grant is in force: its own reason is the one that matters, not that an older

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from likeness import strict_json
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
@@ -113,7 +114,7 @@ def grant_payload(grant: Grant, holder_fingerprint: str) -> dict[str, Any]:
         "org_id": grant.org_id,
         "holder_id": grant.holder_id,
         "holder_fingerprint": holder_fingerprint,
-        "uses": json.loads(grant.uses),
+        "uses": strict_json.loads(grant.uses),
         "valid_from": grant.valid_from,
         "valid_until": grant.valid_until,
         "max_renders": grant.max_renders,
@@ -1120,7 +1121,7 @@ class Registry:
                 subject_slug=subject.slug,
                 org_slug=org.slug,
                 holder_slug=holder.slug,
-                uses=tuple(json.loads(grant.uses)),
+                uses=tuple(strict_json.loads(grant.uses)),
                 valid_from=grant.valid_from,
                 valid_until=grant.valid_until,
                 max_renders=grant.max_renders,

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.detector.calibration import roc_auc
 from likeness.digests import sha256_file
 from likeness.errors import MediaError, ModelError
@@ -633,7 +634,7 @@ def evaluate_detector(
         "passed": all(g["holds"] for g in gates),
     }
     evaluation["false_positive_bound"] = false_positive_bound(evaluation, target_fpr=target)
-    card = json.loads(card_path.read_text())
+    card = strict_json.loads(card_path.read_text())
     card["evaluation"] = evaluation
     if subject is not None:  # the only evaluations register takes; recorded before the card names them
         subject.ledger.append(

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from likeness import strict_json
 from likeness.errors import ModelError
 
 #: Asset-table rows of the shipped weights and card.
@@ -58,7 +59,7 @@ def general_card() -> dict[str, Any]:
 
     path = checked_asset(GENERAL_CARD_ASSET)
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = strict_json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise ModelError(f"{path}: the general detector's card is not JSON; reinstall likeness") from None
     if not isinstance(card, dict):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from likeness import strict_json
 from likeness.detector.evaluation import GateFailed, evaluation_recorded, first_failed_gate, recheck_gates
 from likeness.detector.train import CARD_FILE, MODEL_FILE
 from likeness.errors import ModelError
@@ -215,7 +216,7 @@ def _swap_in(staged: Path, destination: Path) -> None:
 
 def _parse_card(card_bytes: bytes, card_path: Path) -> dict[str, Any]:
     try:
-        card = json.loads(card_bytes)
+        card = strict_json.loads(card_bytes)
         float(card["calibration"]["target_false_positive_rate"]), float(card["calibration"]["threshold_logit"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{card_path}: not a detector card ({type(exc).__name__}: {exc})") from None
@@ -426,7 +427,7 @@ def withdrawal_note_problem(registered: RegisteredDetector, where: str) -> str |
     if not (note.exists() or note.is_symlink()):
         return None
     try:
-        withdrawn_seq = json.loads(read_detector_file(note)).get("withdrawn_seq")
+        withdrawn_seq = strict_json.loads(read_detector_file(note)).get("withdrawn_seq")
     except (ModelError, ValueError, AttributeError):
         withdrawn_seq = None  # whatever the note says, its presence is what counts
     which = f"ledger #{withdrawn_seq}" if isinstance(withdrawn_seq, int) else "a ledger row"

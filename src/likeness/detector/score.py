@@ -14,7 +14,6 @@ Usage (no detector ships with the product yet, see docs/detector.md, so this nee
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.detector.calibration import sigmoid
 from likeness.detector.train import CARD_FILE, DETECTOR_INPUT, MODEL_FILE, to_tensor_batch
 from likeness.errors import ModelError
@@ -108,7 +108,7 @@ def load_detector(folder: Path, *, threads: int = 1) -> DetectorModel:
     if not onnx_path.is_file() or not card_path.is_file():
         raise ModelError(f"{folder}: no detector here (expected {MODEL_FILE} and {CARD_FILE})")
     try:
-        card = json.loads(read_detector_file(card_path))
+        card = strict_json.loads(read_detector_file(card_path))
         expected = card["sha256"]
         card["calibration"]["temperature"], card["calibration"]["threshold_logit"]
     except (ValueError, KeyError, TypeError) as exc:

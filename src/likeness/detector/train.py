@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
 from likeness.digests import sha256_file
@@ -510,7 +511,7 @@ def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
     from likeness.detector.score import read_detector_file
 
     try:
-        card = json.loads(read_detector_file(card_path))
+        card = strict_json.loads(read_detector_file(card_path))
     except ValueError:
         raise ModelError(f"{card_path}: not a detector card (not JSON)") from None
     training = card.get("training", {}) if isinstance(card, dict) else None

@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from likeness import strict_json
 from likeness.assets import check_asset_file
 from likeness.digests import sha256_file
 from likeness.errors import FaceError, ModelError
@@ -68,7 +69,7 @@ def load_card(folder: Path = WEIGHTS_DIR, onnx_file: str = ONNX_FILE) -> dict[st
     """A network's model card, after checking the ONNX file's SHA-256 against it."""
     card_path, onnx_path = folder / card_file(onnx_file), folder / onnx_file
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = strict_json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{card_path}: unreadable occlusion-mask card ({exc})") from None
     if not isinstance(card, dict) or not isinstance(card.get("sha256"), str):

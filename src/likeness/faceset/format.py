@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.digests import sha256_file
 from likeness.errors import FacesetError, MediaError
 
@@ -284,7 +285,7 @@ def _line_digest(line: bytes) -> int:
 
 def _parse_line(line: bytes, *, where: str) -> FaceRecord:
     try:
-        raw = json.loads(line)
+        raw = strict_json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FacesetError(f"{where}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
     return FaceRecord.from_mapping(raw, where=where)
@@ -401,7 +402,7 @@ def read_manifest(path: Path) -> FacesetManifest:
     if not manifest_path.is_file():
         raise FacesetError(f"{path}: not a faceset (no {MANIFEST_NAME}; unfinished extraction?)")
     try:
-        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw = strict_json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FacesetError(f"{manifest_path}: unreadable manifest ({exc})") from None
     if not isinstance(raw, dict):

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from likeness import strict_json
 from likeness.errors import FacesetError
 from likeness.faceset import selection
 from likeness.faceset.format import FACES_DIR, INDEX_NAME, MANIFEST_NAME, atomic_write_text
@@ -63,7 +64,7 @@ def open_run(out_dir: Path, subject_id: str, consent_id: str, shaping: dict[str,
         raise FacesetError(f"{out_dir}: a finished faceset is already there; choose another --out")
     if progress_path.exists():
         try:
-            raw = json.loads(progress_path.read_text(encoding="utf-8"))
+            raw = strict_json.loads(progress_path.read_text(encoding="utf-8"))
             state = RunState(**raw)
         except (OSError, ValueError, TypeError) as exc:
             raise FacesetError(

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.errors import LikenessError
 
 KEY_BYTES = 32
@@ -77,7 +78,7 @@ def create_job_key(keys_dir: Path, job_id: str, job: dict[str, Any] | None = Non
 
 def _read_key_file(path: Path) -> dict[str, Any] | None:
     try:
-        record = json.loads(path.read_bytes())
+        record = strict_json.loads(path.read_bytes())
         key = bytes.fromhex(record["key"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -188,7 +189,7 @@ class RenderCheckpoint:
             return None
         job_id = None
         try:
-            job = json.loads((self.folder / JOB_FILE).read_text(encoding="utf-8"))
+            job = strict_json.loads((self.folder / JOB_FILE).read_text(encoding="utf-8"))
             job_id = str(job["job_id"])
             key = read_job_key(self.keys_dir, job_id)
             if job.get("fingerprint") != self.fingerprint:
@@ -208,7 +209,7 @@ class RenderCheckpoint:
             if any(self.folder.glob("recipes-*")):
                 raise CheckpointInvalid("recipe chunks without a state")
             return ResumePoint(job_id)
-        state = json.loads(unseal(key, job_id, STATE_FILE, state_path.read_bytes()))
+        state = strict_json.loads(unseal(key, job_id, STATE_FILE, state_path.read_bytes()))
         chunks = [str(name) for name in state["chunks"]]
         on_disk = sorted(p.name for p in self.folder.glob("recipes-*"))
         if sorted(chunks) != on_disk:
@@ -304,7 +305,7 @@ def _useless_key(workspace: Any, job_id: str, record: dict[str, Any] | None, rel
         return "unreadable key file"
     folder = Path(str(record.get("checkpoint") or ""))
     try:
-        owner = json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id")
+        owner = strict_json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id")
     except (OSError, ValueError, AttributeError):
         owner = None
     if owner != job_id:
@@ -349,7 +350,7 @@ def sweep_job_keys(workspace: Any) -> dict[str, str]:
         folder = Path(str((record or {}).get("checkpoint") or ""))
         if folder.name.endswith(".render-checkpoint") and (folder / JOB_FILE).is_file():
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                if json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id") == job_id:
+                if strict_json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id") == job_id:
                     shutil.rmtree(folder, ignore_errors=True)
         if record and record.get("output") and len(job_id) == 32:
             with contextlib.suppress(OSError, LikenessError):

@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from likeness.config import resolve_user_path
 from likeness.durable import fsync_folder
 from likeness.errors import ConfigError
 
@@ -68,7 +69,10 @@ class ResultsDataset:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():  # refused before a scan, not after it
+        # refused before a scan, not after it: a symbolic link loop (which ``exists`` says False
+        # for) was found only when the first part was written, every file verified for nothing
+        resolve_user_path(self.folder, "scan results are a folder of Parquet parts")
+        if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"{self.folder}: not a folder; scan results are a folder of Parquet parts")
 
     def parts(self) -> list[Path]:

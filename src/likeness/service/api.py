@@ -19,7 +19,7 @@ from likeness.service.accounts import MIN_PASSWORD_CHARS
 from likeness.service.auth import guard, public, require
 from likeness.service.consent_view import consent_overview
 from likeness.service.errors import Forbidden, InvalidField, NotFound, ServiceError
-from likeness.service.forms import StrictBody, unknown_fields
+from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.job_kinds import (
     RENDER_FLAGS,
     exported_models,
@@ -34,7 +34,7 @@ from likeness.service.uploads import new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
 from likeness.train.recipes import MAX_ITERATIONS
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
 READ, VERIFY, RENDER, USERS = Permission.READ, Permission.VERIFY, Permission.RENDER, Permission.MANAGE_USERS
 
 

@@ -28,12 +28,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from likeness import strict_json
 from likeness.service.auth import guard, require
 from likeness.service.errors import NotFound, RateLimited, ServiceError
+from likeness.service.forms import StrictJSONRoute
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
-router = APIRouter(include_in_schema=False)  # console pages, not the API
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)  # console pages, not the API
 VERIFY = Permission.VERIFY
 #: Triage states, in the order a case usually goes through them.
 CASE_STATES = ("new", "triaged", "takedown-requested", "police-report", "closed-no-action")
@@ -127,7 +129,7 @@ def add_report(services: Any, case_ids: list[str], *, contact: str, note: str) -
         path = cases_folder(services.workspace) / f"{case_id}.json"
         reporters: dict[str, Any] = {"contact": "", "note": ""}
         if path.is_file():
-            reporters.update(json.loads(path.read_text("utf-8")))
+            reporters.update(strict_json.loads(path.read_text("utf-8")))
         event = services.workspace.ledger.append(
             "case.reported_again", {"case_id": case_id, "has_contact": bool(contact), "has_note": bool(note)}
         )
@@ -276,7 +278,7 @@ def load_case(services: Any, job_id: str, org_id: str) -> Case:
     reporter: dict[str, Any] = {"contact": "", "note": "", "further": []}
     path = cases_folder(services.workspace) / f"{job.id}.json"
     if path.is_file():
-        reporter.update(json.loads(path.read_text("utf-8")))
+        reporter.update(strict_json.loads(path.read_text("utf-8")))
     state = marks[-1].payload.get("state", "new") if marks else "new"
     return Case(job, state, opened, str(reporter["contact"]), str(reporter["note"]), history, list(reporter["further"]))
 

@@ -31,6 +31,7 @@ from likeness.service.errors import (
     NotFound,
     RateLimited,
 )
+from likeness.service.forms import StrictJSONRoute
 from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.job_kinds import RENDER_FLAGS
 from likeness.service.jobs import page_cursor
@@ -48,7 +49,7 @@ from likeness.service.worker import JOB_KINDS
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["verdict_headline"] = verdict_headline
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
 #: The console's dashboard; ``/`` is the public verification page (``likeness.service.public``).

@@ -3,7 +3,9 @@ route of the service, its console and studio, the public page and the rights-hol
 misspelt option (``thin-rims``, ``Eyes``, ``coment``) would otherwise be dropped without a word
 and the job queued, the case marked or the request drafted without it.
 
-JSON bodies are strict too, through pydantic: their models derive from :class:`StrictBody`.
+JSON bodies are strict too: their models derive from :class:`StrictBody` (pydantic refuses a
+member they do not declare), and every router reads them through :class:`StrictJSONRoute` (an
+object naming a member twice is refused, whichever value came last).
 
 One check, :func:`unknown_fields`, reached three ways: routes that declare their fields as
 FastAPI ``Form`` parameters through the app-wide dependency :func:`strict_form`; streamed
@@ -13,12 +15,14 @@ the few routes that read ``request.form()`` themselves, with the names they read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from typing import Any
 
-from fastapi import Request, params
+from fastapi import Request, Response, params
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 
+from likeness import strict_json
 from likeness.service.errors import InvalidField
 
 
@@ -28,6 +32,30 @@ class StrictBody(BaseModel):
     misspelt ``max_renders`` would draft a grant request with no cap on renders."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class StrictJSONRequest(Request):
+    """A request whose JSON body is read by :func:`likeness.strict_json.loads`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json.loads(await self.body())
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """The route class of every router: FastAPI reads a JSON body with ``request.json()``, which
+    keeps the last of two members of one name (``{"uses": ["music_video"], "uses": ["ads"]}``);
+    through :class:`StrictJSONRequest` the duplicate is a 422 naming the member instead (the
+    decode error FastAPI answers for a body that is not JSON)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_json_handler(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_json_handler
 
 
 #: Fields the service's own pages send with every form, whatever the route takes.

@@ -16,7 +16,9 @@ Claiming:
 
 A claimed job holds a lease (``Settings.job_lease_s``) that the worker's heartbeat extends.
 A worker that dies (kill -9, a lost machine) stops extending it; once it has run out the job is
-claimable again, up to ``max_attempts`` claims, then it fails with the reason.
+claimable again, up to ``max_attempts`` claims, then it fails with the reason. A worker that
+shuts down puts its job back in the queue (``release``); the first ``FREE_RELEASES`` releases of
+a job do not count its claim as an attempt, the ones after do.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, or_, select, text, update
+from sqlalchemy import CursorResult, and_, case, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from likeness import strict_json
 from likeness.consent.ledger import begin_serialized
 from likeness.errors import StopRequested
 from likeness.service.accounts import utc_stamp
@@ -42,6 +45,10 @@ from likeness.service.tables import Job
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 CLAIM_LOCK = "likeness.jobs.claim"
+#: Releases of a job (its worker shut down) whose claim is not counted as an attempt. Past them
+#: each release counts: a job that gets its worker stopped, or an operator restarting workers in
+#: a loop, would otherwise put it back in the queue for ever, never reaching ``max_attempts``.
+FREE_RELEASES = 3
 
 
 class JobCancelled(Exception):
@@ -114,11 +121,11 @@ def _view(row: Job) -> JobView:
         id=row.id,
         org_id=row.org_id,
         kind=row.kind,
-        params=json.loads(row.params),
+        params=strict_json.loads(row.params),
         state=row.state,
         progress=row.progress,
         message=row.message,
-        result=json.loads(row.result) if row.result else None,
+        result=strict_json.loads(row.result) if row.result else None,
         error=row.error,
         attempts=row.attempts,
         max_attempts=row.max_attempts,
@@ -217,6 +224,7 @@ class JobQueue:
             error=None,
             attempts=0,
             max_attempts=max_attempts,
+            releases=0,
             cancel_requested=False,
             created_by=created_by,
             created_at=now,
@@ -455,10 +463,12 @@ class JobQueue:
         return bool(done)
 
     def release(self, job_id: str, worker_id: str) -> bool:
-        """Put a job this worker holds back in the queue, its claim not counted as an attempt
-        (its worker shut down; nothing went wrong with the job). ``False`` when it no longer
-        holds it."""
+        """Put a job this worker holds back in the queue (its worker shut down; nothing went
+        wrong with the job): its claim is not counted as an attempt for its first
+        ``FREE_RELEASES`` releases, and is after them; a release that spends its last attempt
+        fails it. ``False`` when this worker no longer holds it."""
         now = self._now()
+        counted = Job.releases >= FREE_RELEASES  # (SET expressions read the row as it was)
         with self._sessions() as session:
             released = _changed(
                 session,
@@ -468,10 +478,26 @@ class JobQueue:
                     state=QUEUED,
                     lease_owner=None,
                     lease_expires_at=None,
-                    attempts=Job.attempts - 1,
+                    attempts=case((counted, Job.attempts), else_=Job.attempts - 1),
+                    releases=Job.releases + 1,
                     updated_at=now,
                     message="back in the queue: its worker shut down; it resumes where it was saved",
                 ),
             )
+            if released:
+                _changed(
+                    session,
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == QUEUED, Job.attempts >= Job.max_attempts)
+                    .values(
+                        state=FAILED,
+                        finished_at=now,
+                        message="failed",
+                        error=(
+                            f"its worker was shut down while running it again and again: past {FREE_RELEASES} "
+                            "times each counts as an attempt, and its attempts are spent"
+                        ),
+                    ),
+                )
             session.commit()
         return bool(released)

@@ -30,13 +30,14 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from likeness import __version__
+from likeness import __version__, strict_json
 from likeness.service.accounts import utc_stamp
 from likeness.service.auth import public
 from likeness.service.errors import NotFound, ServiceError
+from likeness.service.forms import StrictJSONRoute
 from likeness.service.tables import PublicResult
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 VERIFIER = f"likeness {__version__}"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 #: The member of a stored answer that holds its seal (taken off before the page shows it).
@@ -75,7 +76,7 @@ def shared(workspace: Any, sha256: str) -> PublicResult | None:
     if row is None or not row.result:
         return None
     try:
-        stored = json.loads(row.result)
+        stored = strict_json.loads(row.result)
         seal = stored.pop(SEAL)
         key = _links_key(workspace, create=False)
     except (ValueError, TypeError, KeyError, AttributeError):

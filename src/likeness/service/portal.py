@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field
 from starlette.datastructures import UploadFile
 
+from likeness import strict_json
 from likeness.consent.canonical import now_utc, parse_utc
 from likeness.consent.holder_portal import (
     HolderPortal,
@@ -35,15 +36,15 @@ from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
-from likeness.service.forms import StrictBody, unknown_fields
+from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 
 HOLDER_COOKIE = "likeness_holder"
 HOLDER: dict[str, Any] = {"openapi_extra": {"x-permission": "holder"}}
 ASK = Permission.REQUEST_CONSENT
-router = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1/portal", tags=["portal"])
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
+api = APIRouter(prefix="/api/v1/portal", tags=["portal"], route_class=StrictJSONRoute)
 
 
 def relying_party(settings: Any) -> RelyingParty:
@@ -518,7 +519,7 @@ def recovery_to_sign(request: Request, body: Ceremony, session: Holder) -> JSONR
 def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> JSONResponse:
     portal = portal_of(request)
     ceremony = portal.take_ceremony(body.ceremony_id, "add_passkey", holder_id=session.holder_id)
-    payload = json.loads(ceremony.payload or "{}")
+    payload = strict_json.loads(ceremony.payload or "{}")
     portal.add_recovery_passkey(session.holder_id, payload, _assertion(portal, body.credential))
     return JSONResponse({"redirect": "/portal"})
 
@@ -596,7 +597,7 @@ def sign_options(request_id: str, request: Request, session: Holder) -> JSONResp
 def sign(request_id: str, request: Request, body: Ceremony, session: Holder) -> JSONResponse:
     portal = portal_of(request)
     ceremony = portal.take_ceremony(body.ceremony_id, "grant", holder_id=session.holder_id)
-    payload = json.loads(ceremony.payload or "{}")
+    payload = strict_json.loads(ceremony.payload or "{}")
     assertion = _assertion(portal, body.credential)
     grant_id = portal.sign_grant(request_id, session.holder_id, payload, assertion)
     return JSONResponse({"grant_id": grant_id, "redirect": f"/portal/grants/{grant_id}"})
@@ -632,7 +633,7 @@ def revoke_options(grant_id: str, request: Request, body: RevokeBody, session: H
 def revoke(grant_id: str, request: Request, body: Ceremony, session: Holder) -> JSONResponse:
     portal = portal_of(request)
     ceremony = portal.take_ceremony(body.ceremony_id, "revoke", holder_id=session.holder_id)
-    payload = json.loads(ceremony.payload or "{}")
+    payload = strict_json.loads(ceremony.payload or "{}")
     portal.revoke_grant(grant_id, session.holder_id, payload, _assertion(portal, body.credential))
     return JSONResponse({"redirect": f"/portal/grants/{grant_id}"})
 

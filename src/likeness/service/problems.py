@@ -176,11 +176,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"where": ".".join(str(p)[:MAX_ECHO] for p in error.get("loc", ())), "problem": error.get("msg", "")}
+            {"where": ".".join(str(p)[:MAX_ECHO] for p in error.get("loc", ())), "problem": _problem(error)}
             for error in exc.errors()[:MAX_ERRORS]
         ]
         summary = "; ".join(f"{e['where']}: {e['problem']}" for e in errors[:5])
         return respond(request, 422, detail=summary or "the request is not valid", errors=errors)
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """What is wrong at one place of a request; a body that is not JSON says why (FastAPI's
+    message alone, "JSON decode error", would not name a member given twice)."""
+    reason = (error.get("ctx") or {}).get("error") if error.get("type") == "json_invalid" else None
+    return f"not JSON: {str(reason)[:200]}" if reason else str(error.get("msg", ""))
 
 
 #: What a client is told to wait when SQLite's busy timeout (30 s) passed under another writer.

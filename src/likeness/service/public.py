@@ -16,7 +16,6 @@ naming, the nearest non-matching artist, and the server's folders.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 import threading
@@ -31,16 +30,23 @@ from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
+from likeness import strict_json
 from likeness.errors import VerificationTimedOut
 from likeness.service.api import UPLOAD_BODY
 from likeness.service.auth import public
 from likeness.service.errors import AnalysisTimedOut, InvalidField, NoFile, NotFound
-from likeness.service.forms import unknown_fields
+from likeness.service.forms import StrictJSONRoute, unknown_fields
 from likeness.service.security import CSP, RateLimiter, UploadSlots
-from likeness.service.uploads import StoredUpload, UploadLimits, new_upload_folder, receive_upload
+from likeness.service.uploads import (
+    StoredUpload,
+    TransferFloor,
+    UploadLimits,
+    new_upload_folder,
+    receive_upload,
+)
 from likeness.service.verdicts import VERDICT_HEADLINES
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 #: What the card says for a subject whose rights holder did not allow public naming.
 UNNAMED_ARTIST = "an artist this agency represents"
 #: Subject fields of the JSON that are withheld (set to null) for such a subject.
@@ -311,6 +317,12 @@ async def receive_public_upload(
             declared_length=int(length) if length and length.isdigit() else None,
             before_file=lambda sent: unknown_fields(sent, fields),
             timeout_s=services.settings.public_upload_timeout_s,
+            # 16 slots held by slow drips from 16 addresses would shut the page for the deadline
+            floor=TransferFloor(
+                bytes_per_s=services.settings.public_upload_min_bytes_per_s,
+                window_s=services.settings.public_upload_rate_window_s,
+                started=time.monotonic(),
+            ),
         )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, fields)
@@ -417,7 +429,7 @@ def render_public_page(
             "slots": slots,
             "verdict_headlines": VERDICT_HEADLINES,
             "link_days": settings.public_link_days,
-            "shared": json.loads(shared_result.result) if shared_result else None,
+            "shared": strict_json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",
             "font_cut": page_cut_text(page_names(services)),
             "problem": problem,

@@ -28,13 +28,13 @@ from likeness.service.api import (
 )
 from likeness.service.auth import guard, require
 from likeness.service.consent_view import consent_overview
-from likeness.service.forms import unknown_fields
+from likeness.service.forms import StrictJSONRoute, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.studio_view import faceset_choices, model_choices, studio_subjects
 
 RENDER = Permission.RENDER
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 #: How many finished jobs the train and export forms offer (newest first).
 PICK_LIMIT = 30
 #: Training-form fields that are check boxes: ticked sends "on", unticked sends nothing.

@@ -10,7 +10,7 @@ on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from likeness.consent.tables import ID, Base
@@ -62,7 +62,8 @@ class ApiToken(Base):
 class Job(Base):
     """A durable job. ``state``: queued, running, succeeded, failed, cancelled. A running job
     holds a lease (``lease_owner`` until ``lease_expires_at``) that its worker's heartbeat
-    extends; a job whose lease ran out is claimed again (``attempts`` counts the claims)."""
+    extends; a job whose lease ran out is claimed again (``attempts`` counts the claims; a claim
+    ended by its worker shutting down counts only after ``FREE_RELEASES`` such releases)."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -80,6 +81,8 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
     max_attempts: Mapped[int] = mapped_column(Integer)
+    #: times it went back to the queue because its worker shut down (``JobQueue.release``)
+    releases: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     cancel_requested: Mapped[bool] = mapped_column(Boolean)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("service_users.id"), nullable=True)
     created_at: Mapped[str] = mapped_column(WHEN)

@@ -16,8 +16,9 @@ import re
 import time
 import unicodedata
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -192,6 +193,57 @@ class _Form:
             self._file = None
 
 
+@dataclass
+class TransferFloor:
+    """At least ``bytes_per_s`` averaged over every ``window_s`` seconds of an upload, once its
+    first ``window_s`` have passed: a client dripping a byte now and then would otherwise hold
+    an upload slot (and its part file) until the upload's deadline. A sliding window, not the
+    average since the start, so a fast first burst buys no time to drip after it.
+
+    Times are the caller's clock (``time.monotonic()``), so the rule is checked without sleeping:
+
+    >>> floor = TransferFloor(bytes_per_s=100, window_s=10, started=0.0)
+    >>> floor.deadline()  # nothing received: the first window is all it gets
+    10.0
+    >>> floor.received(5.0, 5000)  # 50 s worth of the floor in one burst ...
+    >>> floor.deadline()  # ... counts until the burst leaves the window
+    15.0
+    """
+
+    bytes_per_s: float
+    window_s: float
+    started: float
+    #: ``(time, bytes received by then)``, oldest first: the first at or before a window's start
+    #: and the later ones, one per ``window_s / 30`` at most (a later one in that span replaces it)
+    _marks: deque[tuple[float, int]] = field(default_factory=deque, init=False)
+
+    def __post_init__(self) -> None:
+        if self.bytes_per_s <= 0 or self.window_s <= 0:
+            raise ValueError("a transfer floor needs a rate and a window above 0")
+        self._marks.append((self.started, 0))
+
+    def received(self, now: float, count: int) -> None:
+        """``count`` more bytes arrived at ``now``."""
+        total = self._marks[-1][1] + count
+        if len(self._marks) >= 2 and now - self._marks[-2][0] < self.window_s / 30:
+            self._marks[-1] = (now, total)  # counted from the earlier mark's time: the lenient side
+        else:
+            self._marks.append((now, total))
+        while len(self._marks) >= 2 and self._marks[1][0] <= now - self.window_s:
+            self._marks.popleft()
+
+    def deadline(self) -> float:
+        """When, if no byte comes before, the last ``window_s`` seconds will hold less than the
+        floor: ``window_s`` after the first mark that counts towards it."""
+        total, need = self._marks[-1][1], self.bytes_per_s * self.window_s
+        # (the last mark holds ``total``, more than ``total - need`` for any floor above 0)
+        first = next(when for when, by_then in self._marks if by_then > total - need)
+        return max(self.started, first) + self.window_s
+
+    def refusal(self) -> str:
+        return f"the upload came slower than {self.bytes_per_s / 1024:g} KiB/s over {self.window_s:g} s"
+
+
 async def receive_upload(
     content_type: str | None,
     body: AsyncIterator[bytes],
@@ -201,12 +253,14 @@ async def receive_upload(
     declared_length: int | None = None,
     before_file: Callable[[dict[str, str]], None] | None = None,
     timeout_s: float | None = None,
+    floor: TransferFloor | None = None,
 ) -> StoredUpload:
     """Stream a multipart body's file part into ``folder`` (created, and removed again when the
     upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
     may refuse (e.g. a CSRF check) before any byte of the file is written. With ``timeout_s``
     a body not received whole in that time is refused (``UploadTimedOut``), also while no byte
-    comes: a client that sends a byte now and then would hold its part file for ever."""
+    comes: a client that sends a byte now and then would hold its part file for ever. With
+    ``floor`` a body arriving slower than it is refused the same way when that shows."""
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -219,7 +273,7 @@ async def receive_upload(
     form = _Form(folder, limits, before_file)
     try:
         parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
-        async for chunk in _until(body, timeout_s):
+        async for chunk in _until(body, timeout_s, floor):
             parser.write(chunk)
         parser.finalize()
         form.close()
@@ -246,21 +300,29 @@ async def receive_upload(
     )
 
 
-async def _until(body: AsyncIterator[bytes], timeout_s: float | None) -> AsyncIterator[bytes]:
-    """``body``'s chunks while ``timeout_s`` lasts (all of them without one)."""
-    if timeout_s is None:
+async def _until(
+    body: AsyncIterator[bytes], timeout_s: float | None, floor: TransferFloor | None = None
+) -> AsyncIterator[bytes]:
+    """``body``'s chunks while ``timeout_s`` lasts and they come no slower than ``floor`` (all of
+    them without either)."""
+    if timeout_s is None and floor is None:
         async for chunk in body:
             yield chunk
         return
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
     chunks = aiter(body)
     while True:
+        until = min(deadline, floor.deadline()) if floor is not None else deadline
         try:
-            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, deadline - time.monotonic()))
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, until - time.monotonic()))
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if floor is not None and until < deadline:
+                raise UploadTimedOut(floor.refusal()) from None
             raise UploadTimedOut(f"the upload was not received whole within {timeout_s:g} s") from None
+        if floor is not None:
+            floor.received(time.monotonic(), len(chunk))
         yield chunk
 
 

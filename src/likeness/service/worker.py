@@ -216,7 +216,8 @@ class Worker:
             log.warning("job %s: lease lost, leaving it to the worker that took it over", job.id)
         except WorkerStopping:
             self.queue.release(job.id, self.worker_id)
-            log.info("job %s: back in the queue, its worker is shutting down", job.id)
+            after = self.queue.get(job.id)  # back in the queue, or failed: its attempts spent
+            log.info("job %s (its worker is shutting down): %s", job.id, after.error or after.message)
         except LikenessError as exc:
             self.queue.finish(job.id, self.worker_id, state=FAILED, error=str(exc), message="failed")
         except Exception as exc:  # a bug: the job fails with a plain reason, the log has the traceback

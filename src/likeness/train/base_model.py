@@ -13,10 +13,10 @@ date, sha256) and are registered in :mod:`likeness.assets`: loading checks their
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from likeness import strict_json
 from likeness.errors import ConfigError, ModelError
 
 
@@ -70,7 +70,7 @@ def base_card(name: str) -> dict[str, Any]:
     """The base model's card (what it was trained on, how long, with which figures)."""
     from importlib.resources import files
 
-    return dict(json.loads(files("likeness.train").joinpath(base_model(name).card).read_text(encoding="utf-8")))
+    return dict(strict_json.loads(files("likeness.train").joinpath(base_model(name).card).read_text(encoding="utf-8")))
 
 
 def load_base_weights(name: str, model: Any) -> str:

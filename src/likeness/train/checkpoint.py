@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import pickle
 import re
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from likeness import strict_json
 from likeness.durable import fsync_folder
 from likeness.errors import ConsentError, LikenessError, ModelError
 
@@ -164,7 +164,7 @@ def refuse_other_run(checkpoint: Path, saved: Any, run: str, *, elsewhere: str) 
     if not isinstance(saved, str):
         differs = "it does not record its run (written by an earlier version)"
     else:
-        then, now = json.loads(saved), json.loads(run)
+        then, now = strict_json.loads(saved), strict_json.loads(run)
         keys = [k for k in now if then.get(k) != now[k]]
         keys += [f"settings.{k}" for k in now["settings"] if then.get("settings", {}).get(k) != now["settings"][k]]
         differs = "it differs in " + ", ".join(k for k in keys if k != "settings")

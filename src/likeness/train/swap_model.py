@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.digests import sha256_file
 from likeness.errors import ConsentError, ModelError
 
@@ -88,7 +89,7 @@ def ort_session(path_or_bytes: Path | bytes, *, threads: int, prefer_gpu: bool =
 
 def _parse_card(path: Path) -> dict[str, Any]:
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = strict_json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path}: no model card (export the model first)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

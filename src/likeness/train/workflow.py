@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from likeness import strict_json
 from likeness.errors import ConsentError, ModelError
 from likeness.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -158,7 +159,7 @@ def train_from_facesets(
 def _faceset_paths(model_dir: Path) -> tuple[str, str]:
     """(source, target) faceset paths of the run in ``model_dir``, from its ``facesets.json``."""
     try:
-        paths = json.loads((model_dir / FACESETS_NAME).read_text(encoding="utf-8"))
+        paths = strict_json.loads((model_dir / FACESETS_NAME).read_text(encoding="utf-8"))
         return str(paths["source"]), str(paths["target"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{model_dir / FACESETS_NAME}: cannot tell which facesets this run used ({exc})") from None

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness import strict_json
 from likeness.errors import ConfigError, FaceError
 from likeness.verify.result import ArtistMatch
 
@@ -348,7 +349,7 @@ class ArtistGallery:
         if not index_path.exists() or not ids_path.exists():
             return None, []
         try:
-            manifest = json.loads(ids_path.read_text(encoding="utf-8"))
+            manifest = strict_json.loads(ids_path.read_text(encoding="utf-8"))
             rows = manifest["rows"]
             if manifest.get("version") != _IDS_VERSION or not isinstance(rows, list):
                 return None, []

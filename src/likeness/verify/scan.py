@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from likeness import strict_json
 from likeness.digests import sha256_file
 from likeness.errors import LikenessError, WorkerStartError
 from likeness.verify.gallery import ArtistGallery, GallerySnapshot, open_gallery
@@ -102,7 +103,7 @@ class ResumeState:
         if sha256 not in self.verified:
             return None
         try:
-            saved = json.loads((self.folder / f"{sha256}.json").read_text(encoding="utf-8"))
+            saved = strict_json.loads((self.folder / f"{sha256}.json").read_text(encoding="utf-8"))
             if saved.get("context") != self.context:
                 return None
             result = VerificationResult.from_dict(saved["result"])
@@ -314,7 +315,7 @@ def _evidence_written(result: VerificationResult, report_dir: Path) -> bool:
 
     pack = evidence_paths(result, report_dir)
     try:
-        written = json.loads(pack.json.read_text(encoding="utf-8"))
+        written = strict_json.loads(pack.json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (

@@ -9,10 +9,10 @@ Revision ID: 0002_ledger_payload_index
 Revises: 0001
 """
 
-import json
-
 import sqlalchemy as sa
 from alembic import op
+
+from likeness import strict_json
 
 revision = "0002_ledger_payload_index"
 down_revision = "0001"
@@ -53,7 +53,7 @@ def _backfill(index: sa.Table) -> None:
     batch: list[dict] = []
     for seq, event_id, event_type, payload_json in bind.execute(query):
         try:
-            payload = json.loads(payload_json)
+            payload = strict_json.loads(payload_json)
         except ValueError:
             continue  # an edited row: the chain check names it, the index leaves it out
         value = payload.get("watermark_payload") if isinstance(payload, dict) else None

@@ -1,0 +1,63 @@
+"""One JSON reader for text from outside the process: an object naming a member twice is refused
+(Python's reader kept the last value, SQLite's and many JavaScript tools' the first)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from likeness import strict_json
+from likeness.errors import ModelError
+
+
+def test_an_object_naming_a_member_twice_is_refused_at_any_depth() -> None:
+    for text in ('{"uses": ["mv"], "uses": ["ads"]}', '[{"a": {"uses": 1, "uses": 1}}]', b'{"a": 1, "a": 2}'):
+        with pytest.raises(strict_json.DuplicateMemberError) as refused:
+            strict_json.loads(text)
+        assert isinstance(refused.value, json.JSONDecodeError)  # every "not JSON" handler catches it
+    assert refused.value.member == "a" and "duplicate member name 'a'" in str(refused.value)
+    assert str(pickle.loads(pickle.dumps(refused.value))) == str(refused.value)
+
+
+def test_one_name_in_different_objects_is_fine() -> None:
+    assert strict_json.loads('{"a": {"uses": 1}, "b": {"uses": 2}, "c": [{"uses": 3}]}') == {
+        "a": {"uses": 1},
+        "b": {"uses": 2},
+        "c": [{"uses": 3}],
+    }
+
+
+def test_a_long_member_name_is_shown_cut() -> None:
+    name = "k" * 100_000
+    with pytest.raises(strict_json.DuplicateMemberError) as refused:
+        strict_json.loads(json.dumps({name: 1})[:-1] + f', "{name}": 2}}')
+    assert len(str(refused.value)) < 200 and "100000 characters" in str(refused.value)
+
+
+def test_a_detector_card_naming_its_threshold_twice_is_refused_naming_the_card(tmp_path: Path) -> None:
+    """A card reading ``"threshold_logit": 2.0, ..., "threshold_logit": 1000.0``: before, the
+    detector loaded with the last (a threshold nothing reaches), while a reader keeping the first
+    showed 2.0."""
+    from likeness.detector.score import load_detector
+    from likeness.detector.train import CARD_FILE, MODEL_FILE
+    from tests.detector.handmade import statistic_onnx
+
+    payload = statistic_onnx("chroma")
+    (tmp_path / MODEL_FILE).write_bytes(payload)
+    card = json.dumps(
+        {
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "calibration": {"temperature": 1.0, "threshold_logit": 2.0},
+        }
+    )
+    (tmp_path / CARD_FILE).write_text(
+        card.replace('"threshold_logit": 2.0', '"threshold_logit": 2.0, "threshold_logit": 1000.0')
+    )
+    with pytest.raises(ModelError) as refused:
+        load_detector(tmp_path)
+    assert str(tmp_path / CARD_FILE) in str(refused.value)
+    assert "duplicate member name 'threshold_logit'" in str(refused.value)
