@@ -148,9 +148,10 @@ _OWN_PHASE_KEPT_BYTES = 32 << 20  # work luma kept for them until the clip is re
 # _OWN_PHASE_SAMPLE-th first; the others only where those show a mark: a pilot peak of
 # _OWN_PHASE_EVIDENCE_Z or a mean weight of _OWN_PHASE_EVIDENCE_WEIGHT a sampled frame, in any
 # aggregate (unmarked 360p-720p clips, 75 frames: at most z 5.3 and 0.67; clips only these
-# aggregates read: at least 5.8 and 1.22; docs/watermark.md).
+# aggregates read: at least 5.8 and 1.22; and every 10-16 frame sample of them that the
+# aggregates read showed it; docs/watermark.md). 16: verify's most sampled frames a clip.
 _OWN_PHASE_SAMPLE = 4
-_OWN_PHASE_GATE_FRAMES = 32
+_OWN_PHASE_GATE_FRAMES = 16
 _OWN_PHASE_EVIDENCE_Z = 5.5
 _OWN_PHASE_EVIDENCE_WEIGHT = 1.0
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
@@ -1284,7 +1285,8 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     marks that move with the picture (anchored video), each frame's soft bits at its own pilot
     peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`; those folds wait
     for the end, each frame's work luma kept as uint8 up to :data:`_OWN_PHASE_KEPT_BYTES`, and
-    are made only if every earlier path finds nothing). Frames of another size than the
+    are made only if every earlier path finds nothing; in a clip of 16 frames or more, every 4th
+    frame's first, the others only where those show a mark). Frames of another size than the
     first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
