@@ -177,11 +177,29 @@ def test_a_clip_an_earlier_path_reads_folds_nothing_for_the_own_phase_aggregates
     assert calls == []
 
 
+@pytest.mark.parametrize("picture", [astronaut, grace_hopper])
+def test_an_unmarked_clip_folds_every_fourth_frame_for_the_own_phase_aggregates(
+    picture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unmarked clips reach the own-phase aggregates (every earlier path found nothing) and
+    their sampled frames show no mark, so the others are never folded (every frame was)."""
+    frames = camera_pan(picture(), n_frames=40)
+    calls = _counting_own_phase_folds(monkeypatch)
+    reader = wm.ClipWatermarkReader()
+    for rgb in frames:
+        reader.add(rgb)
+    assert reader.read().payload is None
+    periods = reader._clip.periods
+    assert periods is not None and len(periods) == wm._CLIP_PERIODS
+    assert len(calls) == 10 * len(periods)  # frames 0, 4, ..., 36
+
+
 def test_own_phase_aggregates_of_kept_frames_equal_those_folded_on_arrival(
     shaking_half_size_copy: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Frames kept (as uint8 work luma) until the clip is read give the own-phase aggregates,
-    and so the reading, bit for bit, of frames folded as they arrive (no room to keep any)."""
+    and so the reading, bit for bit, of frames folded as they arrive (no room to keep any):
+    the clip's sampled frames show its mark, so every frame is folded."""
     calls = _counting_own_phase_folds(monkeypatch)
     kept = extract_watermark_frames(shaking_half_size_copy)
     assert len(calls) == len(shaking_half_size_copy) * wm._CLIP_PERIODS

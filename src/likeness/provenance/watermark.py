@@ -144,6 +144,16 @@ _SUPPRESS_RESIDUAL_SIGMA = 3.0  # low frequencies the median leaves, removed aft
 _OWN_PHASE_FLOOR = 3.5  # pilot z an unmarked fold reaches about as often as not: no weight
 _OWN_PHASE_TRIALS = 4  # CRC trials for the host-suppressed own-phase aggregates
 _OWN_PHASE_KEPT_BYTES = 32 << 20  # work luma kept for them until the clip is read (145 frames of 640x360)
+# The kept frames of a clip of at least _OWN_PHASE_GATE_FRAMES are folded every
+# _OWN_PHASE_SAMPLE-th first; the others only where those show a mark: a pilot peak of
+# _OWN_PHASE_EVIDENCE_Z or a mean weight of _OWN_PHASE_EVIDENCE_WEIGHT a sampled frame, in any
+# aggregate (unmarked 360p-720p clips, 75 frames: at most z 5.3 and 0.67; clips only these
+# aggregates read: at least 5.8 and 1.22; and every 10-16 frame sample of them that the
+# aggregates read showed it; docs/watermark.md). 16: verify's most sampled frames a clip.
+_OWN_PHASE_SAMPLE = 4
+_OWN_PHASE_GATE_FRAMES = 16
+_OWN_PHASE_EVIDENCE_Z = 5.5
+_OWN_PHASE_EVIDENCE_WEIGHT = 1.0
 # Candidate periods within this relative scale of 128 fold the once-whitened work image,
 # resampled; others whiten their own resampled copy (the filters are tuned to 4 px chips).
 _REWHITEN_SCALE = 0.5
@@ -1275,7 +1285,8 @@ def extract_watermark_frames(frames: Iterable[np.ndarray]) -> WatermarkReading:
     marks that move with the picture (anchored video), each frame's soft bits at its own pilot
     peak in a host-suppressed fold, summed (:class:`_OwnPhaseAggregate`; those folds wait
     for the end, each frame's work luma kept as uint8 up to :data:`_OWN_PHASE_KEPT_BYTES`, and
-    are made only if every earlier path finds nothing). Frames of another size than the
+    are made only if every earlier path finds nothing; in a clip of 16 frames or more, every 4th
+    frame's first, the others only where those show a mark). Frames of another size than the
     first, or smaller than one tile, are skipped.
     """
     clip = ClipWatermarkReader()
@@ -1431,18 +1442,35 @@ class _OwnPhaseAggregate:
         self.weight = 0.0
         self.best: tuple[float, tuple[int, int]] = (0.0, (0, 0))
 
-    def add(self, candidate: _Candidate) -> None:
-        if not candidate.peaks:
+    def add(self, share: _OwnPhaseShare | None) -> None:
+        if share is None:
             return
-        score, offset = candidate.peaks[0]
-        soft = _soft_coded_bits(candidate.folded, offset)
-        spread = float(soft.std())
-        if spread <= 0.0:
-            return
-        weight = (score - _OWN_PHASE_FLOOR) ** 2
-        self.soft += soft * (weight / spread)
-        self.weight += weight
-        self.best = max(self.best, (score, offset))
+        self.soft += share.soft
+        self.weight += share.weight
+        self.best = max(self.best, share.peak)
+
+
+@dataclass(frozen=True)
+class _OwnPhaseShare:
+    """One frame's addition to an :class:`_OwnPhaseAggregate`: its soft bits at its own pilot
+    peak, weighted, the weight, and the peak (z, phase)."""
+
+    soft: np.ndarray
+    weight: float
+    peak: tuple[float, tuple[int, int]]
+
+
+def _own_phase_share(candidate: _Candidate) -> _OwnPhaseShare | None:
+    """A frame's share of an own-phase aggregate (None: no peak at or above the floor)."""
+    if not candidate.peaks:
+        return None
+    score, offset = candidate.peaks[0]
+    soft = _soft_coded_bits(candidate.folded, offset)
+    spread = float(soft.std())
+    if spread <= 0.0:
+        return None
+    weight = (score - _OWN_PHASE_FLOOR) ** 2
+    return _OwnPhaseShare(soft * (weight / spread), weight, (score, offset))
 
 
 @dataclass
@@ -1536,6 +1564,12 @@ class _ClipReader:
         # Work luma (uint8) of the frames not yet added to ``own_phase`` (see ``_keep_own_phase``).
         self.own_phase_kept: list[np.ndarray] = []
         self.own_phase_kept_bytes = 0
+        self.own_phase_frames = 0  # frames kept so far, folded or not (the index of the next)
+        # The sampled frames' evidence (see ``_add_own_phase``), per aggregate: weights, best z.
+        self.own_phase_sampled = 0
+        self.own_phase_sampled_weight = np.zeros(2 * _CLIP_PERIODS)
+        self.own_phase_sampled_peak = np.zeros(2 * _CLIP_PERIODS)
+        self.own_phase_open = False
 
     def start(
         self,
@@ -1701,21 +1735,61 @@ class _ClipReader:
 
     def _add_own_phase(self) -> None:
         """Fold the kept frames from their host-suppressed images at the clip's periods and add
-        each one's soft bits at its own pilot peak to the aggregates, in frame order."""
+        each one's soft bits at its own pilot peak to the aggregates, in frame order.
+
+        Most clips that get here carry no mark, and folding all their frames is most of what
+        they cost. So in a clip of at least :data:`_OWN_PHASE_GATE_FRAMES` frames every
+        :data:`_OWN_PHASE_SAMPLE`-th frame is folded first, and the others only once the sampled
+        frames so far show a mark (:meth:`_own_phase_evidence`); from then on every frame is.
+        Where they do, the aggregates are the same, bit for bit, as with every frame folded;
+        where they do not, the aggregates hold the sampled frames and are decoded as usual."""
         assert self.periods is not None
-        near = any(abs(TILE_SIZE / period - 1.0) <= _REWHITEN_SCALE for period in self.periods)
-        for kept in self.own_phase_kept:
-            work = kept.astype(np.float32)
-            suppressed = _host_suppressed(kept) if near else None
-            for index, period in enumerate(self.periods):
-                folded = _fold_at_period(work, period, suppressed, whiten=_host_suppressed)[0]
-                for aggregate, candidate in zip(
-                    self.own_phase[2 * index : 2 * index + 2],
-                    _sync_both_ways(folded, period, threshold=_OWN_PHASE_FLOOR, count=1),
-                ):
-                    aggregate.add(candidate)
+        kept, first = self.own_phase_kept, self.own_phase_frames
+        self.own_phase_frames += len(kept)
+        sampled = {
+            index: self._own_phase_shares(luma)
+            for index, luma in enumerate(kept)
+            if (first + index) % _OWN_PHASE_SAMPLE == 0
+        }
+        for shares in sampled.values():
+            self.own_phase_sampled += 1
+            for index, share in enumerate(shares):
+                if share is not None:
+                    self.own_phase_sampled_weight[index] += share.weight
+                    self.own_phase_sampled_peak[index] = max(self.own_phase_sampled_peak[index], share.peak[0])
+        self.own_phase_open = self.own_phase_open or self._own_phase_evidence()
+        every = self.own_phase_open or self.own_phase_frames < _OWN_PHASE_GATE_FRAMES
+        for index, luma in enumerate(kept):
+            if index in sampled or every:
+                shares = sampled[index] if index in sampled else self._own_phase_shares(luma)
+                for aggregate, share in zip(self.own_phase, shares):
+                    aggregate.add(share)
         self.own_phase_kept.clear()
         self.own_phase_kept_bytes = 0
+
+    def _own_phase_shares(self, kept: np.ndarray) -> list[_OwnPhaseShare | None]:
+        """One kept frame's shares of the own-phase aggregates, in their order."""
+        assert self.periods is not None
+        near = any(abs(TILE_SIZE / period - 1.0) <= _REWHITEN_SCALE for period in self.periods)
+        work = kept.astype(np.float32)
+        suppressed = _host_suppressed(kept) if near else None
+        shares = []
+        for period in self.periods:
+            folded = _fold_at_period(work, period, suppressed, whiten=_host_suppressed)[0]
+            for candidate in _sync_both_ways(folded, period, threshold=_OWN_PHASE_FLOOR, count=1):
+                shares.append(_own_phase_share(candidate))
+        return shares
+
+    def _own_phase_evidence(self) -> bool:
+        """Whether the sampled frames show a mark in some aggregate: a pilot peak of at least
+        :data:`_OWN_PHASE_EVIDENCE_Z`, or a mean weight of at least
+        :data:`_OWN_PHASE_EVIDENCE_WEIGHT` a sampled frame. Neither decides a reading (the CRC
+        does); they only decide what is worth folding."""
+        if self.own_phase_sampled == 0:
+            return False
+        mean_weight = self.own_phase_sampled_weight / self.own_phase_sampled
+        peaks = self.own_phase_sampled_peak
+        return bool(np.any((peaks >= _OWN_PHASE_EVIDENCE_Z) | (mean_weight >= _OWN_PHASE_EVIDENCE_WEIGHT)))
 
     def _read_own_phase(self, budget: list[int]) -> WatermarkReading | None:
         """The host-suppressed own-phase aggregates, the most weighted first, while the budget
