@@ -207,6 +207,80 @@ def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     assert abs(_audio_duration_s(out) - 1.0) <= 1024 / rate + 1e-6
 
 
+def _pcm_audio(path: Path, spans_s: list[tuple[float, float]], *, rate: int = 48_000) -> Path:
+    """A file (MOV, Matroska) holding only PCM audio: a tone over each (start, end) span and
+    nothing between (sound that starts after the picture; a capture that skipped a stretch)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        for start_s, end_s in spans_s:
+            tone = (np.sin(np.arange(round((end_s - start_s) * rate)) * 0.05) * 8000).astype(np.int16)
+            for first in range(0, tone.size, 1024):
+                piece = tone[first : first + 1024]
+                chunk = av.AudioFrame.from_ndarray(
+                    np.stack([piece, piece]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+                )
+                chunk.sample_rate, chunk.time_base = rate, Fraction(1, rate)
+                for packet in stream.encode(chunk):
+                    # PCM packets are one per frame; stamped here, as the encoder counts on
+                    packet.pts = packet.dts = round(start_s * rate) + first
+                    container.mux(packet)
+    return path
+
+
+def _audible_at(path: Path, times_s: list[float]) -> list[bool]:
+    """Whether the AAC track of ``path`` is audible within 5 ms of each time, as a player
+    schedules it."""
+    heard = [False] * len(times_s)
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            level = np.abs(frame.to_ndarray()).max(axis=0)  # fltp: (channels, samples)
+            for n, t in enumerate(times_s):
+                first = max(0, round((t - 0.005 - float(frame.time)) * frame.sample_rate))
+                last = round((t + 0.005 - float(frame.time)) * frame.sample_rate)
+                heard[n] |= bool((level[first : max(first, last)] > 0.05).any())
+    return heard
+
+
+@pytest.mark.parametrize("name", ["take.mkv", "take.wav"])
+def test_pcm_audio_whose_channels_have_no_layout_is_reencoded(tmp_path: Path, name: str) -> None:
+    # Matroska and WAV say "2 channels", not "stereo"; the AAC encoder refused that and the
+    # whole video failed ("encoding failed at frame 0: Invalid argument").
+    source = _pcm_audio(tmp_path / name, [(0.0, 1.0)])
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(25):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    info = probe_video(out)
+    assert encoder.audio_mode == "aac" and info.audio_channels == 2
+    assert abs(_audio_duration_s(out) - 1.0) <= AAC_FRAME_S
+
+
+@pytest.mark.parametrize(
+    ("name", "spans_s", "times_s", "audible"),
+    [
+        # a studio's MOV whose sound starts 0.3 s after the picture: it played at 0 s
+        ("late.mov", [(0.3, 1.2)], [0.1, 0.25, 0.35, 1.15], [False, False, True, True]),
+        # a capture that skipped 0.2 s of sound: what followed played 0.2 s early
+        (
+            "skip.mkv",
+            [(0.0, 0.6), (0.8, 1.2)],
+            [0.05, 0.55, 0.65, 0.75, 0.85, 1.15],
+            [True, True, False, False, True, True],
+        ),
+    ],
+)
+def test_reencoded_audio_keeps_its_place_against_the_picture(
+    tmp_path: Path, name: str, spans_s: list[tuple[float, float]], times_s: list[float], audible: list[bool]
+) -> None:
+    source = _pcm_audio(tmp_path / name, spans_s)
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(30):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    assert encoder.audio_mode == "aac"
+    assert _audible_at(out, times_s) == audible
+
+
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:
     silent = tmp_path / "silent.mp4"
     synthetic.write_clip(silent, synthetic.astronaut(), seconds=0.2, size=(64, 48), with_audio=False)

@@ -109,6 +109,44 @@ def test_source_colour_description_is_kept(trained_world, tmp_path: Path) -> Non
     assert np.abs(got[:30].astype(int) - want[:30].astype(int)).mean() < 3
 
 
+def test_a_studio_prores_take_keeps_its_sound_where_it_was(trained_world, tmp_path: Path) -> None:
+    """ProRes 4:2:2 10-bit in MOV with PCM sound that starts 0.3 s after the picture (a slate, a
+    pre-roll): the sound is re-encoded to AAC, and used to start with the picture, 0.3 s early."""
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+    from likeness.provenance.label_detect import detect_visible_label
+
+    source = tmp_path / "take.mov"
+    rate = 48_000
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("prores_ks", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv422p10le"
+        audio = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        for rgb in portrait_frames(20, (320, 240), seed=6):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        tone = (np.sin(np.arange(round(0.5 * rate)) * 0.05) * 8000).astype(np.int16)
+        sound = av.AudioFrame.from_ndarray(
+            np.stack([tone, tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+        )
+        sound.sample_rate, sound.pts, sound.time_base = rate, round(0.3 * rate), Fraction(1, rate)
+        container.mux(audio.encode(sound))
+        container.mux(audio.encode(None))
+    out = tmp_path / "out.mp4"
+    report = render(trained_world, source, out)
+    assert report.frames_rendered == 20 and report.faces["swapped"] >= 16
+    with av.open(str(out)) as container:
+        heard = [
+            (float(frame.time), float(np.abs(frame.to_ndarray()).max()))
+            for frame in container.decode(container.streams.audio[0])
+        ]
+    onset_s = min(time_s for time_s, level in heard if level > 0.05)
+    assert 0.27 <= onset_s <= 0.31  # AAC frames are 21 ms long
+    reading = read_manifest(out, trust_anchors_pem=workspace_trust_anchors(trained_world.workspace))
+    assert reading.state == "Trusted", reading.reasons
+    assert detect_visible_label(next(iter_video_frames(out)).rgb).present
+
+
 def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
     report = render(trained_world, source, tmp_path / "out.mp4")

@@ -26,6 +26,16 @@ COPYABLE_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
 
 # Output clock: 1/90000 s represents 24, 25, 30, 50, 60 and the NTSC 1000/1001 rates exactly.
 _ENCODER_TIME_BASE = Fraction(1, 90_000)
+# A skip in re-encoded audio smaller than this is not filled (timestamp rounding, e.g. 1 ms time
+# bases); well under the ~45 ms at which viewers notice sound out of step with lips.
+AUDIO_GAP_S = 0.02
+# Channel layouts FFmpeg's AAC encoder opens; a source's other layouts map by channel count, as
+# do layouts with no channel order (PCM in Matroska or WAV says only "2 channels").
+_AAC_LAYOUTS = frozenset(
+    {"mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "5.0", "5.0(side)", "5.1", "5.1(side)", "6.1",
+     "6.1(back)", "7.1", "7.1(wide)", "7.1(wide-side)"}
+)  # fmt: skip
+_AAC_LAYOUT_BY_CHANNELS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -69,7 +79,8 @@ class VideoEncoder:
       replicated column/row on the right/bottom; ``encoded_size`` says what was written and
       ``padded`` is True. Content keeps its pixel coordinates (top-left aligned).
     * Audio: the first audio stream of ``audio_source`` is copied packet-for-packet when MP4
-      carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC;
+      carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC at
+      the source's times (a late start kept, a skip filled with silence);
       ``audio_mode`` is ``"copy"``, ``"aac"`` or None (no source or no audio stream). Audio past
       the end of the video is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
@@ -144,6 +155,7 @@ class VideoEncoder:
         self._pending_audio: av.Packet | None = None
         self._audio_in_stream: av.audio.stream.AudioStream | None = None
         self._audio_out_stream: av.audio.stream.AudioStream | None = None
+        self._audio_at_s: float | None = None  # where the AAC encoder's next sample plays
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
         self._worker: WriteBehind[tuple[av.VideoFrame, float, int]] | None = None
@@ -205,7 +217,7 @@ class VideoEncoder:
         else:
             context = in_stream.codec_context
             rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
-            layout = context.layout.name if 1 <= int(context.channels or 0) <= 8 else "stereo"
+            layout = _aac_layout(context.layout.name, int(context.channels or 0))
             self._audio_out_stream = self._output.add_stream("aac", rate=rate, layout=layout)
             self.audio_mode = "aac"
         self._audio_packets = iter(self._audio_input.demux(in_stream))
@@ -350,10 +362,31 @@ class VideoEncoder:
                 self._output.mux(packet)
             else:
                 for audio_frame in packet.decode():
-                    if not isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
-                        continue
-                    audio_frame.pts = None
-                    self._output.mux(self._audio_out_stream.encode(audio_frame))
+                    if isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
+                        self._reencode_audio(audio_frame)
+
+    def _reencode_audio(self, audio_frame: av.AudioFrame) -> None:
+        """AAC-encode one decoded frame where the source plays it.
+
+        The encoder takes the first frame's time and lays every later sample after the one
+        before, so a stretch the source skips (a cut take, sound starting late in a file whose
+        audio was edited apart) is filled with silence; otherwise the sound after it would play
+        early against the picture. Gaps under ``AUDIO_GAP_S`` are left: timestamps rounded to a
+        coarse time base jitter by that much and must not add up to drift."""
+        assert self._audio_out_stream is not None
+        start_s = float(audio_frame.time) if audio_frame.time is not None else None
+        if start_s is not None and self._audio_at_s is not None and start_s - self._audio_at_s >= AUDIO_GAP_S:
+            rate = audio_frame.sample_rate
+            missing = round((start_s - self._audio_at_s) * rate)
+            while missing > 0:
+                samples = min(missing, rate)  # at most a second of silence per frame
+                self._output.mux(self._audio_out_stream.encode(_silence(audio_frame, samples)))
+                self._audio_at_s += samples / rate
+                missing -= samples
+        if self._audio_at_s is None:
+            self._audio_at_s = start_s or 0.0
+        self._output.mux(self._audio_out_stream.encode(audio_frame))
+        self._audio_at_s += audio_frame.samples / audio_frame.sample_rate
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -412,6 +445,23 @@ class VideoEncoder:
             self.close()
         else:
             self.abort()
+
+
+def _aac_layout(source_layout: str, channels: int) -> str:
+    """The layout to AAC-encode a source's audio in (stereo for what has no AAC layout)."""
+    if source_layout in _AAC_LAYOUTS:
+        return source_layout
+    return _AAC_LAYOUT_BY_CHANNELS.get(channels, "stereo")
+
+
+def _silence(like: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """``samples`` of silence in ``like``'s sample format, layout and rate."""
+    silence = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=samples)
+    quiet = b"\x80" if like.format.name in ("u8", "u8p") else b"\x00"  # unsigned 8-bit is centred on 128
+    for plane in silence.planes:
+        plane.update(quiet * plane.buffer_size)
+    silence.sample_rate = like.sample_rate
+    return silence
 
 
 def _add_to_luma(frame: av.VideoFrame, offset: np.ndarray) -> None:
