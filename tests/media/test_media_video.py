@@ -3,6 +3,7 @@ audio copy and re-encode), atomic output, and bad or broken files."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -167,6 +168,50 @@ def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
     # Transcode keeps the display rotation.
     transcode(out, tmp_path / "again.mp4")
     assert probe_video(tmp_path / "again.mp4").rotation == 90
+
+
+def _with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
+    """``path`` (an MP4 of one video track, no rotation) with the track header's matrix set to
+    [[a, b], [c, d]] (units of 1; the translation a player needs for the flip is added)."""
+    data = path.read_bytes()
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    at = data.index(identity, data.index(b"tkhd"))
+    matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
+    path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("matrix", "shown"),
+    [
+        # a player (FFmpeg's autorotate) shows: mirrored left to right; upside down; turned and
+        # mirrored (a transpose), both ways. Before, a mirror read as 180 degrees or nothing.
+        ((-1, 0, 0, 1), lambda s: s[:, ::-1]),
+        ((1, 0, 0, -1), lambda s: s[::-1]),
+        ((0, 1, 1, 0), lambda s: s.transpose(1, 0, 2)),
+        ((0, -1, -1, 0), lambda s: np.rot90(s, -1)[::-1]),
+    ],
+    ids=["mirrored", "flipped", "transposed", "anti-transposed"],
+)
+def test_a_display_matrix_that_mirrors_is_shown_as_players_show_it(tmp_path: Path, matrix, shown) -> None:
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)  # marker in the stored top-left
+    stored[60:, 100:] = (0, 0, 255)  # and blue lower right
+    out = tmp_path / "selfie.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    _with_display_matrix(out, *matrix)
+    info = probe_video(out)
+    want = shown(stored)
+    assert info.mirrored and info.display_size == (want.shape[1], want.shape[0])
+    upright = next(iter_video_frames(out, autorotate=True)).rgb
+    assert upright.shape == want.shape and np.abs(upright.astype(np.int16) - want).mean() < 3.0
+    # A flip cannot be written back as a rotation: transcoding keeps the picture as shown.
+    transcode(out, tmp_path / "again.mp4")
+    again = probe_video(tmp_path / "again.mp4")
+    assert again.rotation == 0 and not again.mirrored
+    assert np.abs(next(iter_video_frames(tmp_path / "again.mp4")).rgb.astype(np.int16) - want).mean() < 3.0
 
 
 def test_explicit_timestamps_preserve_variable_frame_rate(tmp_path: Path) -> None:

@@ -82,6 +82,28 @@ def test_vertical_phone_video_keeps_its_display_matrix(trained_world, tmp_path: 
     assert np.abs(shown[:30].astype(int) - source_shown[:30].astype(int)).mean() < 8
 
 
+def test_a_mirrored_selfie_clip_renders_upright_as_players_show_it(trained_world, tmp_path: Path) -> None:
+    """A front-camera clip whose display matrix mirrors the stored pixels (FFmpeg reads it as a
+    180-degree turn plus a flip): faces were searched upside down (nothing rendered), and any
+    found would have been written under a 180-degree turn, shown upside down."""
+    import struct
+
+    upright = portrait_frames(8, (320, 240), seed=7)
+    source = write_source(tmp_path / "selfie.mp4", [np.ascontiguousarray(f[:, ::-1]) for f in upright])
+    data = source.read_bytes()
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    at = data.index(identity, data.index(b"tkhd"))
+    mirror = struct.pack(">9i", -1 << 16, 0, 0, 0, 1 << 16, 0, 320 << 16, 0, 1 << 30)
+    source.write_bytes(data[:at] + mirror + data[at + len(identity) :])
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.faces["swapped"] >= 6
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.rotation, info.mirrored, info.display_size) == (0, False, (320, 240))
+    # Stored as shown: the unswapped top rows (hair, background) are the upright picture's.
+    shown = next(iter_video_frames(tmp_path / "out.mp4")).rgb
+    assert np.abs(shown[:30].astype(int) - upright[0][:30].astype(int)).mean() < 8
+
+
 def test_variable_frame_rate_timestamps_survive(trained_world, tmp_path: Path) -> None:
     times = [0.0, 0.04, 0.08, 0.12, 0.3, 0.34, 0.38, 0.7, 0.74, 0.78]
     source = write_source(tmp_path / "vfr.mp4", portrait_frames(len(times), (320, 240), seed=3), times_s=times)

@@ -783,7 +783,8 @@ class _VideoRender:
                 fps=info.frame_rate or info.fps,
                 audio_source=self.target,
                 source_path=self.target,
-                rotation=info.rotation,
+                # frames of a mirroring display matrix are rendered and written as shown
+                rotation=0 if info.mirrored else info.rotation,
                 colour=colour,
             )
         except BaseException as exc:

@@ -490,18 +490,20 @@ def transcode(
     if max_frames is not None and max_frames < 1:
         raise MediaError(src, f"max_frames must be >= 1 or None, got {max_frames!r}")
     info = probe_video(src)
+    # A mirroring display matrix cannot be written back: such frames are written as shown.
+    width, height = info.display_size if info.mirrored else (info.width, info.height)
     with VideoEncoder(
         dst,
-        width=info.width,
-        height=info.height,
+        width=width,
+        height=height,
         fps=info.frame_rate or Fraction(25),
         audio_source=src if info.has_audio else None,
         crf=crf,
         preset=preset,
-        rotation=info.rotation,
+        rotation=0 if info.mirrored else info.rotation,
         colour=ColourTags.of(info),
     ) as encoder:
-        for frame in iter_video_frames(src):
+        for frame in iter_video_frames(src, autorotate=info.mirrored):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break
             encoder.write(frame.rgb, pts_s=frame.pts_s)
