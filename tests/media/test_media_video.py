@@ -326,6 +326,38 @@ def test_reencoded_audio_keeps_its_place_against_the_picture(
     assert _audible_at(out, times_s) == audible
 
 
+def test_every_audio_track_is_kept(tmp_path: Path) -> None:
+    """A take with two sound tracks (a mix and a vocal stem, or two languages), one AAC and one
+    PCM: only the first was written, and the second was dropped without a word."""
+    rate = 48_000
+    source = tmp_path / "take.mov"
+    with av.open(str(source), "w") as container:
+        tracks = [
+            container.add_stream("aac", rate=rate, layout="stereo"),
+            container.add_stream("pcm_s16le", rate=rate, layout="mono"),
+        ]
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(rate) * 0.03 * (number + 1)) * 8000).astype(np.int16)
+            channels = 2 - number
+            for first in range(0, rate, 1024):
+                piece = np.repeat(tone[first : first + 1024][:, None], channels, axis=1).reshape(1, -1)
+                chunk = av.AudioFrame.from_ndarray(
+                    piece.copy(), format="s16", layout="stereo" if channels == 2 else "mono"
+                )
+                chunk.sample_rate, chunk.pts, chunk.time_base = rate, first, Fraction(1, rate)
+                container.mux(track.encode(chunk))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(25):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    with av.open(str(out)) as written:
+        kept = [(s.codec_context.name, s.codec_context.channels) for s in written.streams.audio]
+        durations = [float(s.duration * s.time_base) for s in written.streams.audio]
+    assert kept == [("aac", 2), ("aac", 1)]
+    assert all(abs(d - 1.0) <= AAC_FRAME_S + 1e-6 for d in durations), durations
+
+
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:
     silent = tmp_path / "silent.mp4"
     synthetic.write_clip(silent, synthetic.astronaut(), seconds=0.2, size=(64, 48), with_audio=False)

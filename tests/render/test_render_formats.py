@@ -169,6 +169,37 @@ def test_a_studio_prores_take_keeps_its_sound_where_it_was(trained_world, tmp_pa
     assert detect_visible_label(next(iter_video_frames(out)).rgb).present
 
 
+def test_a_take_with_two_sound_tracks_keeps_both(trained_world, tmp_path: Path) -> None:
+    """A mix and a vocal stem (or two languages): the labelled output carried only the first."""
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+
+    source = tmp_path / "take.mp4"
+    rate = 48_000
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        tracks = [container.add_stream("aac", rate=rate, layout="stereo") for _ in range(2)]
+        for rgb in portrait_frames(12, (320, 240), seed=8):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(round(0.48 * rate)) * 0.02 * (number + 1)) * 8000).astype(np.int16)
+            sound = av.AudioFrame.from_ndarray(
+                np.stack([tone, tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+            )
+            sound.sample_rate, sound.pts, sound.time_base = rate, 0, Fraction(1, rate)
+            container.mux(track.encode(sound))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    report = render(trained_world, source, out)
+    assert report.frames_rendered == 12
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac", "aac"]
+    reading = read_manifest(out, trust_anchors_pem=workspace_trust_anchors(trained_world.workspace))
+    assert reading.state == "Trusted", reading.reasons
+
+
 def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
     report = render(trained_world, source, tmp_path / "out.mp4")

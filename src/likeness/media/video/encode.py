@@ -6,6 +6,7 @@ import glob
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,9 @@ _ENCODER_TIME_BASE = Fraction(1, 90_000)
 # A skip in re-encoded audio smaller than this is not filled (timestamp rounding, e.g. 1 ms time
 # bases); well under the ~45 ms at which viewers notice sound out of step with lips.
 AUDIO_GAP_S = 0.02
+# Audio tracks carried into an output (a mix, stems, languages); a file declaring hundreds gets
+# no encoder for each.
+MAX_AUDIO_TRACKS = 16
 # Channel layouts FFmpeg's AAC encoder opens; a source's other layouts map by channel count, as
 # do layouts with no channel order (PCM in Matroska or WAV says only "2 channels").
 _AAC_LAYOUTS = frozenset(
@@ -67,6 +71,17 @@ def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+@dataclass(slots=True)
+class _AudioTrack:
+    """One source audio track on its way into the output: ``mode`` ``"copy"`` or ``"aac"``;
+    ``at_s``, where the AAC encoder's next sample plays; ``ended``, past the video's end."""
+
+    out_stream: av.audio.stream.AudioStream
+    mode: str
+    at_s: float | None = None
+    ended: bool = False
+
+
 class VideoEncoder:
     """Write RGB frames to an H.264 (libx264, yuv420p, limited range) MP4, optionally with the
     audio of ``audio_source``. Use as a context manager::
@@ -78,11 +93,12 @@ class VideoEncoder:
     * Odd sizes: yuv420p needs even dimensions, so an odd ``width``/``height`` is padded by one
       replicated column/row on the right/bottom; ``encoded_size`` says what was written and
       ``padded`` is True. Content keeps its pixel coordinates (top-left aligned).
-    * Audio: the first audio stream of ``audio_source`` is copied packet-for-packet when MP4
+    * Audio: every audio stream of ``audio_source`` is copied packet-for-packet when MP4
       carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC at
       the source's times (a late start kept, a skip filled with silence);
-      ``audio_mode`` is ``"copy"``, ``"aac"`` or None (no source or no audio stream). Audio past
-      the end of the video is dropped so the tracks end together.
+      ``audio_mode`` is the first stream's, ``"copy"`` or ``"aac"``, or None (no source or no
+      audio stream). At most :data:`MAX_AUDIO_TRACKS` are kept. Audio past the end of the video
+      is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
       matrix, so players show the frames turned as the source was.
     * ``colour`` (:class:`ColourTags`, default BT.709) picks the RGB->YUV matrix and the
@@ -153,9 +169,7 @@ class VideoEncoder:
         self._audio_input: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
-        self._audio_in_stream: av.audio.stream.AudioStream | None = None
-        self._audio_out_stream: av.audio.stream.AudioStream | None = None
-        self._audio_at_s: float | None = None  # where the AAC encoder's next sample plays
+        self._audio_tracks: dict[int, _AudioTrack] = {}  # by the source stream's index
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
         self._worker: WriteBehind[tuple[av.VideoFrame, float, int]] | None = None
@@ -205,22 +219,22 @@ class VideoEncoder:
 
     def _add_audio(self, source: Path) -> None:
         self._audio_input = _open_input(source)
-        in_stream = next(iter(self._audio_input.streams.audio), None)
-        if in_stream is None:
+        in_streams = list(self._audio_input.streams.audio)[:MAX_AUDIO_TRACKS]
+        if not in_streams:
             self._audio_input.close()
             self._audio_input = None
             return
-        self._audio_in_stream = in_stream
-        if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
-            self._audio_out_stream = self._output.add_stream_from_template(in_stream)
-            self.audio_mode = "copy"
-        else:
-            context = in_stream.codec_context
-            rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
-            layout = _aac_layout(context.layout.name, int(context.channels or 0))
-            self._audio_out_stream = self._output.add_stream("aac", rate=rate, layout=layout)
-            self.audio_mode = "aac"
-        self._audio_packets = iter(self._audio_input.demux(in_stream))
+        for in_stream in in_streams:  # every track: a mix and its stems, or two languages
+            if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
+                track = _AudioTrack(self._output.add_stream_from_template(in_stream), "copy")
+            else:
+                context = in_stream.codec_context
+                rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
+                layout = _aac_layout(context.layout.name, int(context.channels or 0))
+                track = _AudioTrack(self._output.add_stream("aac", rate=rate, layout=layout), "aac")
+            self._audio_tracks[in_stream.index] = track
+        self.audio_mode = self._audio_tracks[in_streams[0].index].mode
+        self._audio_packets = iter(self._audio_input.demux(*in_streams))
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -339,33 +353,38 @@ class VideoEncoder:
 
     def _pump_audio(self, *, until_s: float, final: bool = False) -> None:
         """Mux source audio up to ``until_s`` so the file stays interleaved."""
-        if self._audio_out_stream is None:
+        if not self._audio_tracks:
             return
         while True:
             packet = self._next_audio_packet()
             if packet is None:
-                if final and self.audio_mode == "aac":
-                    self._output.mux(self._audio_out_stream.encode(None))
+                if final:
+                    for track in self._audio_tracks.values():
+                        if track.mode == "aac":
+                            self._output.mux(track.out_stream.encode(None))
                 return
+            track = self._audio_tracks[packet.stream.index]
             start_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if start_s is not None and start_s >= self._end_s and final:
-                # Past the end of the video: drop the rest.
-                self._audio_packets = None
+            if track.ended or (start_s is not None and start_s >= self._end_s and final):
+                # Past the end of the video: drop the rest, and stop reading once every track is there.
+                track.ended = True
+                if all(t.ended for t in self._audio_tracks.values()):
+                    self._audio_packets = None
                 continue
             if start_s is not None and start_s > until_s and not final:
                 self._pending_audio = packet
                 return
-            if self.audio_mode == "copy":
+            if track.mode == "copy":
                 if packet.dts is None or packet.size == 0:
                     continue
-                packet.stream = self._audio_out_stream
+                packet.stream = track.out_stream
                 self._output.mux(packet)
             else:
                 for audio_frame in packet.decode():
                     if isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
-                        self._reencode_audio(audio_frame)
+                        self._reencode_audio(track, audio_frame)
 
-    def _reencode_audio(self, audio_frame: av.AudioFrame) -> None:
+    def _reencode_audio(self, track: _AudioTrack, audio_frame: av.AudioFrame) -> None:
         """AAC-encode one decoded frame where the source plays it.
 
         The encoder takes the first frame's time and lays every later sample after the one
@@ -373,20 +392,19 @@ class VideoEncoder:
         audio was edited apart) is filled with silence; otherwise the sound after it would play
         early against the picture. Gaps under ``AUDIO_GAP_S`` are left: timestamps rounded to a
         coarse time base jitter by that much and must not add up to drift."""
-        assert self._audio_out_stream is not None
         start_s = float(audio_frame.time) if audio_frame.time is not None else None
-        if start_s is not None and self._audio_at_s is not None and start_s - self._audio_at_s >= AUDIO_GAP_S:
+        if start_s is not None and track.at_s is not None and start_s - track.at_s >= AUDIO_GAP_S:
             rate = audio_frame.sample_rate
-            missing = round((start_s - self._audio_at_s) * rate)
+            missing = round((start_s - track.at_s) * rate)
             while missing > 0:
                 samples = min(missing, rate)  # at most a second of silence per frame
-                self._output.mux(self._audio_out_stream.encode(_silence(audio_frame, samples)))
-                self._audio_at_s += samples / rate
+                self._output.mux(track.out_stream.encode(_silence(audio_frame, samples)))
+                track.at_s += samples / rate
                 missing -= samples
-        if self._audio_at_s is None:
-            self._audio_at_s = start_s or 0.0
-        self._output.mux(self._audio_out_stream.encode(audio_frame))
-        self._audio_at_s += audio_frame.samples / audio_frame.sample_rate
+        if track.at_s is None:
+            track.at_s = start_s or 0.0
+        self._output.mux(track.out_stream.encode(audio_frame))
+        track.at_s += audio_frame.samples / audio_frame.sample_rate
 
     # -- lifetime ---------------------------------------------------------------------------
 
