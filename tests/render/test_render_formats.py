@@ -208,6 +208,21 @@ def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     assert (info.width, info.height, info.frame_count) == (3840, 2160, 3)
 
 
+def test_footage_one_pixel_wide_is_refused_naming_the_footage(trained_world, tmp_path: Path) -> None:
+    # The writer's refusal named the output file ("video size must be integers >= 2").
+    source = tmp_path / "sliver.mov"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("png", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1, 64, "rgb24"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 1, 3), 90, np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+    with pytest.raises(MediaError) as refused:
+        render(trained_world, source, tmp_path / "out.mp4")
+    assert Path(refused.value.path) == source and "1x64 px: too small" in refused.value.reason
+    assert not (tmp_path / "out.mp4").exists() and not trained_world.workspace.ledger.find("render.completed")
+
+
 def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "ok.mp4", portrait_frames(3, (160, 120), seed=5))
     # Same file, but the sample entry names a codec no decoder knows.
