@@ -229,6 +229,20 @@ def test_explicit_timestamps_preserve_variable_frame_rate(tmp_path: Path) -> Non
     np.testing.assert_allclose([f.pts_s for f in later], times[[11, 15, 19]], atol=1e-4)
 
 
+def test_a_long_pause_in_variable_rate_footage_does_not_stretch_the_last_frame(tmp_path: Path) -> None:
+    """Frames at 0, 0.04 and 3600 s (a screen recording left on a still picture): the rate the
+    container gives is its average, 3 frames an hour, and the last frame was held for 1/that
+    (20 minutes), so the copy ran 4,800 s against the source's 3,600.04 s."""
+    out = tmp_path / "pause.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=Fraction(3, 3600)) as encoder:
+        for time_s in (0.0, 0.04, 3600.0):
+            encoder.write(np.zeros((48, 64, 3), np.uint8), pts_s=time_s)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert abs(float(stream.duration * stream.time_base) - 3600.04) < 0.01
+    assert [round(f.pts_s, 2) for f in iter_video_frames(out)] == [0.0, 0.04, 3600.0]
+
+
 def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     source = tmp_path / "speech.mov"
     rate = 44_100

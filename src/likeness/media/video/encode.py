@@ -162,6 +162,8 @@ class VideoEncoder:
         self.frames_written = 0
         self.audio_mode: str | None = None
         self._frame_ticks = float(1 / self.frame_rate / _ENCODER_TIME_BASE)
+        self._shortest_step: int | None = None  # encoder ticks between written frames
+        self._durations: dict[int, int] = {}  # pts -> duration, of frames inside the encoder
         self._next_pts_s = 0.0
         self._last_pts: int | None = None
         self._end_s = 0.0
@@ -286,12 +288,20 @@ class VideoEncoder:
         frame = self._yuv_from_rgb(rgb)
         if luma_offset is not None:
             _add_to_luma(frame, luma_offset)
+        if self._last_pts is not None:
+            step = pts - self._last_pts
+            self._shortest_step = step if self._shortest_step is None else min(self._shortest_step, step)
+        # A frame lasts one frame period, or the shortest step so far where that is shorter: with
+        # explicit times the rate may be an average, and a pause would hold the last frame for a
+        # whole average period (20 minutes after an hour's pause at 3 frames an hour).
+        duration = int(round(min(self._frame_ticks, self._shortest_step or self._frame_ticks)))
+        self._durations[pts] = duration  # x264 times its packets by the rate: see _timed
         frame.pts = pts
         frame.time_base = _ENCODER_TIME_BASE
-        frame.duration = int(round(self._frame_ticks))
+        frame.duration = duration
         self._last_pts = pts
         self._next_pts_s = time_s + float(1 / self.frame_rate)
-        self._end_s = max(self._end_s, self._next_pts_s)
+        self._end_s = max(self._end_s, time_s + duration * float(_ENCODER_TIME_BASE))
         if self._worker is None:
             self._worker = WriteBehind(self._encode_one, depth=4, name="video-encode")
         self._worker.put((frame, time_s, self.frames_written))
@@ -303,10 +313,18 @@ class VideoEncoder:
         frames after it are dropped, so a writer blocked on a full queue is always released."""
         frame, time_s, index = item
         try:
-            self._output.mux(self._video.encode(frame))
+            self._output.mux(self._timed(self._video.encode(frame)))
             self._pump_audio(until_s=time_s)
         except _AV_ERRORS as exc:
             raise MediaError(self.path, f"encoding failed at frame {index}: {_describe(exc)}") from exc
+
+    def _timed(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """``packets`` with the durations their frames were given (x264 gives each one frame
+        period at the stream's rate, which the last frame of the file keeps)."""
+        for packet in packets:
+            if packet.pts is not None and packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
+        return packets
 
     def _finish_pending(self) -> None:
         """Wait until every queued frame is encoded (or dropped after a failure)."""
@@ -418,7 +436,7 @@ class VideoEncoder:
         self._finish_pending()
         self._raise_failure()
         try:
-            self._output.mux(self._video.encode(None))
+            self._output.mux(self._timed(self._video.encode(None)))
             self._pump_audio(until_s=self._end_s, final=True)
             self._output.close()
             if self._audio_input is not None:
