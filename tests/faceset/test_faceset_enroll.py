@@ -100,6 +100,19 @@ def test_a_video_is_a_reference_source_with_the_same_identity_filter(
     assert all("does not match mina" in reason for _, reason in refused.skipped)
 
 
+def test_a_phone_clip_stored_upside_down_is_enrolled_upright(consent_world, tmp_path: Path, astronaut) -> None:
+    """Pixels stored turned 180 degrees with a display matrix that turns them back: the sampled
+    frames were read as stored, upside down, and nothing was enrolled."""
+    from likeness.media import VideoEncoder
+
+    phone = tmp_path / "mina_phone.mp4"
+    with VideoEncoder(phone, width=480, height=360, fps=25, rotation=180) as encoder:
+        for upright in synthetic.animate_portrait(astronaut, n_frames=50, size=(480, 360), seed=2):
+            encoder.write(np.ascontiguousarray(np.rot90(upright, 2)))
+    report = enroll_reference_photos(consent_world.workspace, "mina", [phone])
+    assert report.added >= 1 and report.ok, report.skipped
+
+
 def test_a_clip_named_as_a_photo_is_enrolled_as_the_clip_it_is(consent_world, tmp_path: Path, astronaut) -> None:
     clip = synthetic.write_clip(tmp_path / "mina_turns.mp4", astronaut, seconds=1.0, size=(480, 360), with_audio=False)
     misnamed = clip.rename(tmp_path / "mina_turns.png")

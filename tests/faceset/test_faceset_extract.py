@@ -323,6 +323,21 @@ def test_a_clip_named_as_a_photo_is_read_as_the_clip_it_is(enrolled_world, clip:
     assert report.faces_kept >= 27
 
 
+def test_a_phone_clip_stored_upside_down_gives_upright_faces(enrolled_world, tmp_path: Path, astronaut) -> None:
+    """Pixels stored turned 180 degrees with a display matrix that turns them back (a phone held
+    the other way up): faces were looked for upside down, and none was kept."""
+    from likeness.media import VideoEncoder
+
+    phone = tmp_path / "mina_phone.mp4"
+    with VideoEncoder(phone, width=320, height=240, fps=25, rotation=180) as encoder:
+        for upright in synthetic.animate_portrait(astronaut, n_frames=10, size=(320, 240), seed=2):
+            encoder.write(np.ascontiguousarray(np.rot90(upright, 2)))
+    report = extract_faceset(
+        enrolled_world.workspace, enrolled_world.authorize(), [phone], tmp_path / "fs", options=NO_DEDUP
+    )
+    assert report.frames_read == 10 and report.faces_kept >= 8
+
+
 def test_extract_takes_the_files_verify_takes(tmp_path: Path) -> None:
     """One list of media suffixes for extract and verify (extract took .m4a, audio, which
     verify leaves out)."""

@@ -3,6 +3,7 @@ audio copy and re-encode), atomic output, and bad or broken files."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -169,6 +170,50 @@ def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
     assert probe_video(tmp_path / "again.mp4").rotation == 90
 
 
+def _with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
+    """``path`` (an MP4 of one video track, no rotation) with the track header's matrix set to
+    [[a, b], [c, d]] (units of 1; the translation a player needs for the flip is added)."""
+    data = path.read_bytes()
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    at = data.index(identity, data.index(b"tkhd"))
+    matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
+    path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("matrix", "shown"),
+    [
+        # a player (FFmpeg's autorotate) shows: mirrored left to right; upside down; turned and
+        # mirrored (a transpose), both ways. Before, a mirror read as 180 degrees or nothing.
+        ((-1, 0, 0, 1), lambda s: s[:, ::-1]),
+        ((1, 0, 0, -1), lambda s: s[::-1]),
+        ((0, 1, 1, 0), lambda s: s.transpose(1, 0, 2)),
+        ((0, -1, -1, 0), lambda s: np.rot90(s, -1)[::-1]),
+    ],
+    ids=["mirrored", "flipped", "transposed", "anti-transposed"],
+)
+def test_a_display_matrix_that_mirrors_is_shown_as_players_show_it(tmp_path: Path, matrix, shown) -> None:
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)  # marker in the stored top-left
+    stored[60:, 100:] = (0, 0, 255)  # and blue lower right
+    out = tmp_path / "selfie.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    _with_display_matrix(out, *matrix)
+    info = probe_video(out)
+    want = shown(stored)
+    assert info.mirrored and info.display_size == (want.shape[1], want.shape[0])
+    upright = next(iter_video_frames(out, autorotate=True)).rgb
+    assert upright.shape == want.shape and np.abs(upright.astype(np.int16) - want).mean() < 3.0
+    # A flip cannot be written back as a rotation: transcoding keeps the picture as shown.
+    transcode(out, tmp_path / "again.mp4")
+    again = probe_video(tmp_path / "again.mp4")
+    assert again.rotation == 0 and not again.mirrored
+    assert np.abs(next(iter_video_frames(tmp_path / "again.mp4")).rgb.astype(np.int16) - want).mean() < 3.0
+
+
 def test_explicit_timestamps_preserve_variable_frame_rate(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.02, 0.09, size=19))])
@@ -182,6 +227,20 @@ def test_explicit_timestamps_preserve_variable_frame_rate(tmp_path: Path) -> Non
     later = list(iter_video_frames(out, start=11, step=4))
     assert [f.index for f in later] == [11, 15, 19]
     np.testing.assert_allclose([f.pts_s for f in later], times[[11, 15, 19]], atol=1e-4)
+
+
+def test_a_long_pause_in_variable_rate_footage_does_not_stretch_the_last_frame(tmp_path: Path) -> None:
+    """Frames at 0, 0.04 and 3600 s (a screen recording left on a still picture): the rate the
+    container gives is its average, 3 frames an hour, and the last frame was held for 1/that
+    (20 minutes), so the copy ran 4,800 s against the source's 3,600.04 s."""
+    out = tmp_path / "pause.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=Fraction(3, 3600)) as encoder:
+        for time_s in (0.0, 0.04, 3600.0):
+            encoder.write(np.zeros((48, 64, 3), np.uint8), pts_s=time_s)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert abs(float(stream.duration * stream.time_base) - 3600.04) < 0.01
+    assert [round(f.pts_s, 2) for f in iter_video_frames(out)] == [0.0, 0.04, 3600.0]
 
 
 def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
@@ -205,6 +264,112 @@ def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     info = probe_video(out)
     assert info.audio_codec == "aac" and info.audio_channels == 2 and info.audio_sample_rate == rate
     assert abs(_audio_duration_s(out) - 1.0) <= 1024 / rate + 1e-6
+
+
+def _pcm_audio(path: Path, spans_s: list[tuple[float, float]], *, rate: int = 48_000) -> Path:
+    """A file (MOV, Matroska) holding only PCM audio: a tone over each (start, end) span and
+    nothing between (sound that starts after the picture; a capture that skipped a stretch)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        for start_s, end_s in spans_s:
+            tone = (np.sin(np.arange(round((end_s - start_s) * rate)) * 0.05) * 8000).astype(np.int16)
+            for first in range(0, tone.size, 1024):
+                piece = tone[first : first + 1024]
+                chunk = av.AudioFrame.from_ndarray(
+                    np.stack([piece, piece]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+                )
+                chunk.sample_rate, chunk.time_base = rate, Fraction(1, rate)
+                for packet in stream.encode(chunk):
+                    # PCM packets are one per frame; stamped here, as the encoder counts on
+                    packet.pts = packet.dts = round(start_s * rate) + first
+                    container.mux(packet)
+    return path
+
+
+def _audible_at(path: Path, times_s: list[float]) -> list[bool]:
+    """Whether the AAC track of ``path`` is audible within 5 ms of each time, as a player
+    schedules it."""
+    heard = [False] * len(times_s)
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            level = np.abs(frame.to_ndarray()).max(axis=0)  # fltp: (channels, samples)
+            for n, t in enumerate(times_s):
+                first = max(0, round((t - 0.005 - float(frame.time)) * frame.sample_rate))
+                last = round((t + 0.005 - float(frame.time)) * frame.sample_rate)
+                heard[n] |= bool((level[first : max(first, last)] > 0.05).any())
+    return heard
+
+
+@pytest.mark.parametrize("name", ["take.mkv", "take.wav"])
+def test_pcm_audio_whose_channels_have_no_layout_is_reencoded(tmp_path: Path, name: str) -> None:
+    # Matroska and WAV say "2 channels", not "stereo"; the AAC encoder refused that and the
+    # whole video failed ("encoding failed at frame 0: Invalid argument").
+    source = _pcm_audio(tmp_path / name, [(0.0, 1.0)])
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(25):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    info = probe_video(out)
+    assert encoder.audio_mode == "aac" and info.audio_channels == 2
+    assert abs(_audio_duration_s(out) - 1.0) <= AAC_FRAME_S
+
+
+@pytest.mark.parametrize(
+    ("name", "spans_s", "times_s", "audible"),
+    [
+        # a studio's MOV whose sound starts 0.3 s after the picture: it played at 0 s
+        ("late.mov", [(0.3, 1.2)], [0.1, 0.25, 0.35, 1.15], [False, False, True, True]),
+        # a capture that skipped 0.2 s of sound: what followed played 0.2 s early
+        (
+            "skip.mkv",
+            [(0.0, 0.6), (0.8, 1.2)],
+            [0.05, 0.55, 0.65, 0.75, 0.85, 1.15],
+            [True, True, False, False, True, True],
+        ),
+    ],
+)
+def test_reencoded_audio_keeps_its_place_against_the_picture(
+    tmp_path: Path, name: str, spans_s: list[tuple[float, float]], times_s: list[float], audible: list[bool]
+) -> None:
+    source = _pcm_audio(tmp_path / name, spans_s)
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(30):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    assert encoder.audio_mode == "aac"
+    assert _audible_at(out, times_s) == audible
+
+
+def test_every_audio_track_is_kept(tmp_path: Path) -> None:
+    """A take with two sound tracks (a mix and a vocal stem, or two languages), one AAC and one
+    PCM: only the first was written, and the second was dropped without a word."""
+    rate = 48_000
+    source = tmp_path / "take.mov"
+    with av.open(str(source), "w") as container:
+        tracks = [
+            container.add_stream("aac", rate=rate, layout="stereo"),
+            container.add_stream("pcm_s16le", rate=rate, layout="mono"),
+        ]
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(rate) * 0.03 * (number + 1)) * 8000).astype(np.int16)
+            channels = 2 - number
+            for first in range(0, rate, 1024):
+                piece = np.repeat(tone[first : first + 1024][:, None], channels, axis=1).reshape(1, -1)
+                chunk = av.AudioFrame.from_ndarray(
+                    piece.copy(), format="s16", layout="stereo" if channels == 2 else "mono"
+                )
+                chunk.sample_rate, chunk.pts, chunk.time_base = rate, first, Fraction(1, rate)
+                container.mux(track.encode(chunk))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(25):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    with av.open(str(out)) as written:
+        kept = [(s.codec_context.name, s.codec_context.channels) for s in written.streams.audio]
+        durations = [float(s.duration * s.time_base) for s in written.streams.audio]
+    assert kept == [("aac", 2), ("aac", 1)]
+    assert all(abs(d - 1.0) <= AAC_FRAME_S + 1e-6 for d in durations), durations
 
 
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:

@@ -82,6 +82,28 @@ def test_vertical_phone_video_keeps_its_display_matrix(trained_world, tmp_path: 
     assert np.abs(shown[:30].astype(int) - source_shown[:30].astype(int)).mean() < 8
 
 
+def test_a_mirrored_selfie_clip_renders_upright_as_players_show_it(trained_world, tmp_path: Path) -> None:
+    """A front-camera clip whose display matrix mirrors the stored pixels (FFmpeg reads it as a
+    180-degree turn plus a flip): faces were searched upside down (nothing rendered), and any
+    found would have been written under a 180-degree turn, shown upside down."""
+    import struct
+
+    upright = portrait_frames(8, (320, 240), seed=7)
+    source = write_source(tmp_path / "selfie.mp4", [np.ascontiguousarray(f[:, ::-1]) for f in upright])
+    data = source.read_bytes()
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    at = data.index(identity, data.index(b"tkhd"))
+    mirror = struct.pack(">9i", -1 << 16, 0, 0, 0, 1 << 16, 0, 320 << 16, 0, 1 << 30)
+    source.write_bytes(data[:at] + mirror + data[at + len(identity) :])
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.faces["swapped"] >= 6
+    info = probe_video(tmp_path / "out.mp4")
+    assert (info.rotation, info.mirrored, info.display_size) == (0, False, (320, 240))
+    # Stored as shown: the unswapped top rows (hair, background) are the upright picture's.
+    shown = next(iter_video_frames(tmp_path / "out.mp4")).rgb
+    assert np.abs(shown[:30].astype(int) - upright[0][:30].astype(int)).mean() < 8
+
+
 def test_variable_frame_rate_timestamps_survive(trained_world, tmp_path: Path) -> None:
     times = [0.0, 0.04, 0.08, 0.12, 0.3, 0.34, 0.38, 0.7, 0.74, 0.78]
     source = write_source(tmp_path / "vfr.mp4", portrait_frames(len(times), (320, 240), seed=3), times_s=times)
@@ -109,12 +131,96 @@ def test_source_colour_description_is_kept(trained_world, tmp_path: Path) -> Non
     assert np.abs(got[:30].astype(int) - want[:30].astype(int)).mean() < 3
 
 
+def test_a_studio_prores_take_keeps_its_sound_where_it_was(trained_world, tmp_path: Path) -> None:
+    """ProRes 4:2:2 10-bit in MOV with PCM sound that starts 0.3 s after the picture (a slate, a
+    pre-roll): the sound is re-encoded to AAC, and used to start with the picture, 0.3 s early."""
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+    from likeness.provenance.label_detect import detect_visible_label
+
+    source = tmp_path / "take.mov"
+    rate = 48_000
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("prores_ks", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv422p10le"
+        audio = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        for rgb in portrait_frames(20, (320, 240), seed=6):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        tone = (np.sin(np.arange(round(0.5 * rate)) * 0.05) * 8000).astype(np.int16)
+        sound = av.AudioFrame.from_ndarray(
+            np.stack([tone, tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+        )
+        sound.sample_rate, sound.pts, sound.time_base = rate, round(0.3 * rate), Fraction(1, rate)
+        container.mux(audio.encode(sound))
+        container.mux(audio.encode(None))
+    out = tmp_path / "out.mp4"
+    report = render(trained_world, source, out)
+    assert report.frames_rendered == 20 and report.faces["swapped"] >= 16
+    with av.open(str(out)) as container:
+        heard = [
+            (float(frame.time), float(np.abs(frame.to_ndarray()).max()))
+            for frame in container.decode(container.streams.audio[0])
+        ]
+    onset_s = min(time_s for time_s, level in heard if level > 0.05)
+    assert 0.27 <= onset_s <= 0.31  # AAC frames are 21 ms long
+    reading = read_manifest(out, trust_anchors_pem=workspace_trust_anchors(trained_world.workspace))
+    assert reading.state == "Trusted", reading.reasons
+    assert detect_visible_label(next(iter_video_frames(out)).rgb).present
+
+
+def test_a_take_with_two_sound_tracks_keeps_both(trained_world, tmp_path: Path) -> None:
+    """A mix and a vocal stem (or two languages): the labelled output carried only the first."""
+    from likeness.provenance.c2pa_manifest import read_manifest
+    from likeness.provenance.certificates import workspace_trust_anchors
+
+    source = tmp_path / "take.mp4"
+    rate = 48_000
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        tracks = [container.add_stream("aac", rate=rate, layout="stereo") for _ in range(2)]
+        for rgb in portrait_frames(12, (320, 240), seed=8):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(round(0.48 * rate)) * 0.02 * (number + 1)) * 8000).astype(np.int16)
+            sound = av.AudioFrame.from_ndarray(
+                np.stack([tone, tone]).T.reshape(1, -1).copy(), format="s16", layout="stereo"
+            )
+            sound.sample_rate, sound.pts, sound.time_base = rate, 0, Fraction(1, rate)
+            container.mux(track.encode(sound))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    report = render(trained_world, source, out)
+    assert report.frames_rendered == 12
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac", "aac"]
+    reading = read_manifest(out, trust_anchors_pem=workspace_trust_anchors(trained_world.workspace))
+    assert reading.state == "Trusted", reading.reasons
+
+
 def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
     report = render(trained_world, source, tmp_path / "out.mp4")
     assert report.frames_rendered == 3 and report.faces["swapped"] == 3
     info = probe_video(tmp_path / "out.mp4")
     assert (info.width, info.height, info.frame_count) == (3840, 2160, 3)
+
+
+def test_footage_one_pixel_wide_is_refused_naming_the_footage(trained_world, tmp_path: Path) -> None:
+    # The writer's refusal named the output file ("video size must be integers >= 2").
+    source = tmp_path / "sliver.mov"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("png", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1, 64, "rgb24"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 1, 3), 90, np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+    with pytest.raises(MediaError) as refused:
+        render(trained_world, source, tmp_path / "out.mp4")
+    assert Path(refused.value.path) == source and "1x64 px: too small" in refused.value.reason
+    assert not (tmp_path / "out.mp4").exists() and not trained_world.workspace.ledger.find("render.completed")
 
 
 def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: Path) -> None:

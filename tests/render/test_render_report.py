@@ -118,3 +118,12 @@ def test_the_mask_options_line_counts_the_faces_thin_rims_was_skipped_for(tmp_pa
     saved = json.loads((tmp_path / "o.render.json").read_text(encoding="utf-8"))
     assert (saved["mask_options"], saved["thin_rims_skipped_faces"]) == (line, 3)
     assert f"mask options: {line}" in (tmp_path / "o.render.html").read_text(encoding="utf-8")
+
+
+def test_a_file_name_with_a_right_to_left_override_is_shown_as_written(tmp_path) -> None:
+    # 'take\u202egnp.mp4' read 'take4pm.png' in the page (the terminal already showed \u202e)
+    report = video_report(tmp_path / "out\u202egnp.mp4", "6" * 32, target="take\u202egnp.mp4")
+    write_report(report, tmp_path, "o", [])
+    page = (tmp_path / "o.render.html").read_text(encoding="utf-8")
+    assert "\u202e" not in page
+    assert "target: take\\u202egnp.mp4" in page and "out\\u202egnp.mp4" in page

@@ -224,3 +224,40 @@ def test_a_ledger_position_beyond_any_sequence_number_is_a_problem_not_a_crash(s
         response = viewer.get(path, headers={"accept": "application/json"})
         assert response.status_code == 422, (path, response.status_code)
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_parallel_password_guesses_get_no_more_tries_than_the_limit(service_world, monkeypatch):
+    """Ten guesses sent at once: each used to pass the limit's check before any failure was
+    counted (a check, then argon2, then the count), so all ten were tried; five are now."""
+    import threading
+
+    accounts = service_world.app.state.services.accounts
+    genuine = accounts.authenticate
+    tried, answered = [], []
+    all_in = threading.Event()
+
+    def slow_authenticate(*args, **kwargs):
+        # hold every guess inside the password check until each request is in one or answered
+        tried.append(1)
+        all_in.wait(timeout=20)
+        return genuine(*args, **kwargs)
+
+    monkeypatch.setattr(accounts, "authenticate", slow_authenticate)
+
+    def guess(k: int) -> None:
+        client = service_world.client()
+        client.get("/login")
+        csrf = client.cookies.get("likeness_login_csrf")
+        response = client.post("/login", data={"username": "legal", "password": f"guess {k}", "csrf_token": csrf})
+        answered.append(response.status_code)
+
+    threads = [threading.Thread(target=guess, args=(k,)) for k in range(10)]
+    for thread in threads:
+        thread.start()
+    while len(tried) + len(answered) < 10 and any(t.is_alive() for t in threads):
+        threading.Event().wait(0.01)
+    all_in.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(tried) == 5
+    assert sorted(answered) == [401] * 5 + [429] * 5

@@ -159,6 +159,18 @@ def test_html_is_self_contained_and_escaped():
     assert "authorized-synthetic" in html and "job1" in html and "not analysed" in html
 
 
+def test_a_found_file_s_name_and_its_manifest_s_signer_are_shown_as_written():
+    """Whoever made a found file names it and signs its manifest: a right-to-left override in
+    either read otherwise in the evidence page ('takedown\u202egnp.mp4' as 'takedown4pm.png')."""
+    from dataclasses import replace
+
+    result = sample_result(path="/found/takedown\u202egnp.mp4")
+    result = replace(result, c2pa=replace(result.c2pa, signer="Studio \u202elueanaH"))
+    html = render_html(result)
+    assert "\u202e" not in html
+    assert "takedown\\u202egnp.mp4" in html and "Studio \\u202elueanaH" in html
+
+
 def test_evidence_page_embeds_nanumgothic_for_its_hangul():
     """A legal team's or a police officer's browser may have no CJK font: the page carries the
     NanumGothic cut to the characters it shows (a Korean file name here)."""

@@ -377,3 +377,22 @@ def test_pool_workers_recognise_with_the_gallery_the_scan_synced(mina_world, tmp
     monkeypatch.setattr(scan, "open_gallery", synced_then_edited)
     results = verify_many(mina_world.workspace, [astronaut_jpg, hopper_jpg], workers=2)
     assert [r.verdict.code for r in results] == ["enrolled-artist-unlabelled", "no-enrolled-artist"]
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_phone_clip_stored_sideways_is_recognised_as_players_show_it(mina_world, tmp_path, rotation):
+    """An unlabelled clip of the enrolled artist stored turned, with a display matrix that turns
+    it upright for players (phone footage): faces were looked for in the stored pixels, so the
+    verdict was no-face upside down, and sideways whenever the detector missed a turned face."""
+    from likeness.media import VideoEncoder
+
+    clip = tmp_path / "phone.mp4"
+    upright = animate_portrait(astronaut(), n_frames=50, size=(240, 320), seed=1)
+    stored = [np.ascontiguousarray(np.rot90(frame, -rotation // 90)) for frame in upright]
+    height, width = stored[0].shape[:2]
+    with VideoEncoder(clip, width=width, height=height, fps=25, rotation=rotation) as encoder:
+        for frame in stored:
+            encoder.write(frame)
+    result = verify_path(mina_world.workspace, clip)
+    assert result.verdict.code == "enrolled-artist-unlabelled"
+    assert [face.match.slug for face in result.faces.faces if face.match] == ["mina"]

@@ -91,6 +91,21 @@ def test_video_label_is_found_on_a_sampled_frame(consent_world, tmp_path: Path) 
     assert 1 <= result.visible_label.frames_searched <= 4
 
 
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_the_label_of_a_phone_render_is_found_as_players_show_it(consent_world, tmp_path: Path, rotation) -> None:
+    """A render of phone footage keeps the display matrix: the label is drawn upright and stored
+    turned. Verify searched the stored pixels and said no label was there (trial 13)."""
+    job = RenderJob.new("video")
+    out = tmp_path / "phone.mp4"
+    with LabelledWriter(consent_world.workspace).open_video(
+        consent_world.authorize("music_video"), job, out, width=240, height=320, fps=10, rotation=rotation
+    ) as video:
+        for frame in animate_portrait(astronaut(), n_frames=30, size=(240, 320), seed=1):
+            video.write(frame)
+    result = verify_path(consent_world.workspace, out, record=False)
+    assert result.visible_label.present, result.visible_label
+
+
 def test_cli_prints_whether_the_label_is_there(consent_world, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

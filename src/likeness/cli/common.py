@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from likeness.config import Settings
 from likeness.errors import ConfigError, ConsentError, LikenessError, OptionError
+from likeness.report_text import printable
 
 # soft_wrap: never break printed paths and ids across lines (tables still fit the terminal).
 # markup=False: what the commands print carries paths, names and library text, where "[/x]"
@@ -45,15 +46,6 @@ class ReadableHelpCommand(TyperCommand):
             if records:
                 with formatter.section(title):
                     formatter.write_dl(records)
-
-
-def printable(text: object) -> str:
-    """``text`` with what a terminal would act on written as an escape (a newline as ``\\n``,
-    an ESC as ``\\x1b``, a right-to-left override as ``\\u202e``): a file name or a manifest's
-    text cannot start a line of its own or move the cursor over the line before. Other
-    characters (Hangul, accents) stay as they are. Every path, name and library reason the
-    commands print goes through it (``fail`` and ``notice`` pass their whole line)."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def read_input(path: Path, what: str) -> bytes:

@@ -184,8 +184,8 @@ def _reference_pictures(
                 path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, timeline=timeline
             )
         else:
-            frames = sample_video_frames(
-                path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, limits=limits
+            frames = sample_video_frames(  # upright, as players show it (phone clips stored sideways)
+                path, every_s=REFERENCE_VIDEO_EVERY_S, max_frames=REFERENCE_VIDEO_FRAMES, autorotate=True, limits=limits
             )
         for frame in frames:
             seconds = float(frame.pts_s or 0.0)

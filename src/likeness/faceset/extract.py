@@ -546,7 +546,8 @@ class _Pipeline:
         info = probe_video(path)
         start = self.state.next_frame.get(str(path), 0)
         step = self.options.frame_step
-        frames = iter_video_frames(path, start=start, step=step, limits=self.decode_limits)
+        # upright, as players show it: a phone clip stored sideways keeps its faces findable
+        frames = iter_video_frames(path, start=start, step=step, autorotate=True, limits=self.decode_limits)
         self._run_frames(path, frames, number, total, frame_total=getattr(info, "frame_count", None), step=step)
 
     def _run_frames(

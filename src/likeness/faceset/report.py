@@ -459,6 +459,7 @@ def write_coverage_report(
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from likeness.media import write_image
+    from likeness.report_text import printable
 
     out = Path(out_dir)
     try:
@@ -522,6 +523,7 @@ def write_coverage_report(
         loader=PackageLoader("likeness.faceset", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
     )
+    env.filters["printable"] = printable  # source file names come from whoever made the files
     html = env.get_template("coverage_report.html.j2").render(
         manifest=manifest,
         summary=summary,

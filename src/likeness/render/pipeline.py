@@ -710,6 +710,9 @@ class _VideoRender:
         if self.out.suffix.lower() != ".mp4":
             raise MediaError(self.out, "video output must be an .mp4 file")
         info = probe_video(self.target)  # MediaError for audio-only, corrupt or unsupported files
+        width, height = info.display_size
+        if min(width, height) < 2:  # the writer's least size; said of the footage, not of the output
+            raise MediaError(self.target, f"the picture is {width}x{height} px: too small to render (at least 2x2)")
         self.expected = info.frame_count if info.frame_count else max(1, round(info.duration_s * info.fps))
         self.report.frames_total = self.expected
         return info
@@ -783,7 +786,8 @@ class _VideoRender:
                 fps=info.frame_rate or info.fps,
                 audio_source=self.target,
                 source_path=self.target,
-                rotation=info.rotation,
+                # frames of a mirroring display matrix are rendered and written as shown
+                rotation=0 if info.mirrored else info.rotation,
                 colour=colour,
             )
         except BaseException as exc:

@@ -20,6 +20,7 @@ import numpy as np
 from likeness.render.quality import BLINKS_KEPT, ring_colour_difference
 from likeness.render.track_quality import FrameSample
 from likeness.report_font import embedded_font_css
+from likeness.report_text import printable
 
 if TYPE_CHECKING:
     from likeness.provenance.visible_label import Placement
@@ -362,7 +363,7 @@ def write_report(
         track = shot["track_id"]
         verdict = shot.get("verdict", "not_measured")
         job_id = track_jobs.get(track) or str(report.job_id)
-        source = f" · {html.escape(str(shot['source']))}" if shot.get("source") else ""
+        source = f" · {html.escape(printable(shot['source']))}" if shot.get("source") else ""
         tracks.append(
             f'<section class="track"><h3>Track {track}{source}: <span class="v {verdict}">'
             f"{html.escape(VERDICT_TEXT[verdict])}</span></h3><p>{shot['frames_swapped']} faces swapped; "
@@ -375,12 +376,12 @@ def write_report(
     body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
-<ul><li>target: {html.escape(report.target)}</li><li>output: {html.escape(str(report.output))}</li>
+<ul><li>target: {html.escape(printable(report.target))}</li><li>output: {html.escape(printable(report.output))}</li>
 <li>frames: {report.frames_rendered} rendered of {report.frames_total}; {report.fps:.1f} fps</li>
 <li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
 <li>mask options: {html.escape(data["mask_options"])}</li>
-<li>decode problems: {html.escape(str(report.decode_error or "none"))}</li></ul>
+<li>decode problems: {html.escape(printable(report.decode_error or "none"))}</li></ul>
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;
 see docs/render.md. Face crops: before (the performer) and after (the output), aligned the same way.</p>

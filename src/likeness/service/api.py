@@ -212,8 +212,7 @@ async def accept_upload(
     ``forms.unknown_fields``); ``extra`` are parameters the route already knows; a field named in
     ``choices`` must be one of its values (else 404, before any byte of the file is written)."""
     svc = request.app.state.services
-    svc.upload_limiter.check(f"user:{principal.user.id}", what="uploads")
-    svc.upload_limiter.hit(f"user:{principal.user.id}")
+    svc.upload_limiter.take(f"user:{principal.user.id}", what="uploads")
     folder = new_upload_folder(uploads_root(svc.workspace))
     known = (*fields, *optional, *flags)
 

@@ -149,7 +149,8 @@ def login(
     name = username.strip().lower()  # one spelling for the limiter and the lookup
     keys = (f"ip:{client}", f"user:{name}")
     try:
-        services.login_limiter.check(*keys, what="sign-in attempts")
+        # counted before the password is checked, so guesses sent at once wait their turn
+        attempted_at = services.login_limiter.take(*keys, what="sign-in attempts")
     except RateLimited as refused:
         if refused.first:  # one ledger event per refused window, not one per request
             services.accounts.record_failed_login(name, "rate_limited", client=client)
@@ -157,7 +158,6 @@ def login(
     try:
         user = services.accounts.authenticate(name, password, client=client)
     except LoginFailed:
-        services.login_limiter.hit(*keys)
         _ = translator(language(request))
         return render(
             request,
@@ -166,6 +166,7 @@ def login(
             status=401,
         )
     services.login_limiter.reset(keys[1])
+    services.login_limiter.give_back(keys[0], attempted_at)  # staff behind one address sign in freely
     secret, _session = services.accounts.start_session(user)
     response = RedirectResponse(local_path(next, CONSOLE_HOME), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, secret, max_age=12 * 3600)

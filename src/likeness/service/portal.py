@@ -528,8 +528,7 @@ def add_recovery_passkey(request: Request, body: Ceremony, session: Holder) -> J
 def signin_options(request: Request) -> JSONResponse:
     address = f"ip:{request.client.host if request.client else 'unknown'}"
     limiter = request.app.state.services.ceremony_limiter
-    limiter.check(address, what="passkey sign-in attempts")
-    limiter.hit(address)
+    limiter.take(address, what="passkey sign-in attempts")
     portal = portal_of(request)
     ceremony = portal.new_ceremony("sign_in")
     rp = relying_party(request.app.state.services.settings)

@@ -303,8 +303,7 @@ async def receive_public_upload(
     other is refused, ``forms.unknown_fields``)."""
     services = request.app.state.services
     client = request.client.host if request.client else "unknown"
-    services.public_limiter.check(f"ip:{client}", what="checks")
-    services.public_limiter.hit(f"ip:{client}")
+    services.public_limiter.take(f"ip:{client}", what="checks")
     folder = new_upload_folder(root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     length = request.headers.get("content-length")

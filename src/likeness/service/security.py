@@ -182,8 +182,12 @@ class RateLimiter:
             events.popleft()
         return events
 
-    def check(self, *keys: str, what: str) -> None:
-        """Raise ``RateLimited`` when any key is at its limit (nothing is counted)."""
+    def take(self, *keys: str, what: str) -> float:
+        """Count one event for every key, or raise ``RateLimited`` (counting nothing) when any
+        key is at its limit. The check and the count are one step under the lock: requests that
+        arrive together cannot all pass a check none of them has been counted in yet (ten
+        password guesses sent at once were all tried). Returns the event's time, for
+        :meth:`give_back`."""
         now = self._clock()
         with self._lock:
             for key in keys:
@@ -193,16 +197,21 @@ class RateLimiter:
                     first = self._refused.get(key) != events[0]
                     self._refused[key] = events[0]
                     raise RateLimited(f"too many {what}; try again in {retry} s", retry_after_s=retry, first=first)
-
-    def hit(self, *keys: str) -> None:
-        now = self._clock()
-        with self._lock:
             for key in keys:
                 self._recent(key, now).append(now)
             if len(self._events) > 10_000:  # forget idle keys
                 for key in [k for k, v in self._events.items() if not v]:
                     del self._events[key]
                     self._refused.pop(key, None)
+        return now
+
+    def give_back(self, key: str, at: float) -> None:
+        """Uncount the event :meth:`take` counted for ``key`` at ``at`` (one that turned out
+        not to count, such as a successful sign-in)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events is not None and at in events:
+                events.remove(at)
 
     def reset(self, *keys: str) -> None:
         with self._lock:

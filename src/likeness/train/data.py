@@ -29,10 +29,16 @@ class Split:
     validation: np.ndarray
 
 
-def split_indices(count: int, *, seed: int, stream: int, fraction: float, max_validation: int) -> Split:
-    """Deterministic train/validation split of ``count`` faces; at least one face on each side."""
+def split_indices(
+    count: int, *, seed: int, stream: int, fraction: float, max_validation: int, faces: str = "a faceset"
+) -> Split:
+    """Deterministic train/validation split of ``count`` faces; at least one face on each side.
+    ``faces`` names them in the refusal (``"the target faceset (the performer's, --target)"``)."""
     if count < 2:
-        raise FacesetError(f"need at least 2 faces per identity to hold some out for validation, got {count}")
+        raise FacesetError(
+            f"{faces} holds {count} face{'s' * (count != 1)}: training needs at least 2 faces per identity, "
+            "to hold some out for validation; extract more (another clip, every frame with --dedup -1)"
+        )
     order = np.random.default_rng([seed, 4242, stream]).permutation(count)
     n_val = int(min(max_validation, max(1, round(count * fraction)), count - 1))
     return Split(train=np.sort(order[n_val:]), validation=np.sort(order[:n_val]))

@@ -364,6 +364,7 @@ class _Trainer:
             stream=0,
             fraction=config.validation_fraction,
             max_validation=config.validation_max,
+            faces="the source faceset (the subject's, --source)",
         )
         self.target_split = split_indices(
             target.count,
@@ -371,6 +372,7 @@ class _Trainer:
             stream=1,
             fraction=config.validation_fraction,
             max_validation=config.validation_max,
+            faces="the target faceset (the performer's, --target)",
         )
         self.history: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}

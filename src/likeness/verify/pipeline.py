@@ -612,25 +612,29 @@ class Verifier:
                 if frame is None:
                     break
                 self._check_deadline()
+                # The watermark is read from the stored pixels (where the writer puts it); faces,
+                # the visible label and the pictures from the frame as players show it, so a
+                # display matrix (a phone clip stored sideways) hides no face.
                 folding.put(frame.rgb)  # frames are only read from here on, on every thread
+                shown = frame.shown()
                 frame_times.append(frame.pts_s)
-                self._labels.offer(frame.rgb, frame.pts_s)  # a few frames, on the label thread
+                self._labels.offer(shown, frame.pts_s)  # a few frames, on the label thread
                 if not first_rgb:
-                    first_rgb.append(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE))
+                    first_rgb.append(fit_within(shown, max_side=THUMBNAIL_SIDE))
                 if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
                     pictures.append(
-                        EvidencePicture(fit_within(frame.rgb, max_side=THUMBNAIL_SIDE // 2), f"{frame.pts_s:.2f} s")
+                        EvidencePicture(fit_within(shown, max_side=THUMBNAIL_SIDE // 2), f"{frame.pts_s:.2f} s")
                     )
                 if not face_failure:
                     try:
-                        found = self._detector("video").detect(frame.rgb)
+                        found = self._detector("video").detect(shown)
                         ids = tracker.update([face.bbox for face in found])
                         for track_id, face in zip(ids, found):
                             track = tracks.setdefault(track_id, _Track(track_id))
-                            quality = self._observe(track, face, frame.rgb, frame.pts_s, evidence=evidence)
-                            self._keep_detector_crop(track, face, frame.rgb, frame.pts_s)
+                            quality = self._observe(track, face, shown, frame.pts_s, evidence=evidence)
+                            self._keep_detector_crop(track, face, shown, frame.pts_s)
                             if embed:
-                                keep_view(track.views, quality, frame.rgb, face.landmarks)
+                                keep_view(track.views, quality, shown, face.landmarks)
                     except (LikenessError, MediaError) as exc:
                         face_failure.append(str(exc))
         finally:

@@ -137,13 +137,17 @@ def evidence_stem(result: VerificationResult) -> str:
 def _environment():
     import jinja2
 
-    return jinja2.Environment(
+    from likeness.report_text import printable
+
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("likeness.verify", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["printable"] = printable  # file names come from whoever made the file
+    return environment
 
 
 def render_html(result: VerificationResult, media: EvidenceMedia | None = None) -> str:
@@ -175,7 +179,11 @@ def render_html(result: VerificationResult, media: EvidenceMedia | None = None) 
         colour=_VERDICT_COLOURS.get(result.verdict.code, "#374151"),
         generated_at=utc_now(),
         verdicts=[(code, SUMMARIES[code]) for code in VERDICTS],
-        json_text=json.dumps(record, indent=2, ensure_ascii=False),
+        # Hangul stays readable; what would turn text around or hide it is a JSON escape.
+        json_text="".join(
+            c if c.isprintable() or c == "\n" else json.dumps(c)[1:-1]
+            for c in json.dumps(record, indent=2, ensure_ascii=False)
+        ),
     )
     # The page embeds the NanumGothic it shows (a file name or an artist's name may be Korean):
     # a browser without a CJK font, a police officer's or a platform's, would show empty boxes.

@@ -13,6 +13,7 @@ from typing import Any
 import av
 import av.error
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from likeness.errors import MediaError
 from likeness.media.video.budget import DecodeLimits, DecodeMeter, Interrupt, container_refusal
@@ -29,7 +30,9 @@ class VideoInfo:
     """What :func:`probe_video` learns from the container header and the first frame.
 
     ``width``/``height`` are the stored pixel size; ``rotation`` is the display rotation in
-    degrees counter-clockwise (0, 90, 180 or 270). ``fps`` is a float for arithmetic,
+    degrees counter-clockwise (0, 90, 180 or 270); ``mirrored`` says the display matrix also
+    flips the picture (front-camera and edited phone footage), which ``autorotate`` applies and
+    an encoder cannot write back: write such frames upright, with rotation 0. ``fps`` is a float for arithmetic,
     ``frame_rate`` the exact rational (None if the container does not say). ``frame_count`` is
     the container's count (None when the format does not record it). Colour fields use FFmpeg's
     names (e.g. ``"bt709"``, ``"tv"``) or None when unspecified.
@@ -56,6 +59,7 @@ class VideoInfo:
     color_trc: str | None
     colorspace: str | None
     color_range: str | None
+    mirrored: bool = False
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -68,11 +72,19 @@ class VideoInfo:
 @dataclass(frozen=True, slots=True)
 class VideoFrame:
     """One decoded frame: ``index`` counts decoded frames from 0 in presentation order,
-    ``pts_s`` is its presentation time in seconds, ``rgb`` is ``uint8 (H, W, 3)``."""
+    ``pts_s`` is its presentation time in seconds, ``rgb`` is ``uint8 (H, W, 3)``.
+    ``display_matrix`` is the display matrix still to apply to ``rgb`` to show it (None when
+    read with ``autorotate`` or when the stream has none): see :meth:`shown`."""
 
     index: int
     pts_s: float
     rgb: np.ndarray
+    display_matrix: tuple[int, ...] | None = None
+
+    def shown(self) -> np.ndarray:
+        """``rgb`` as a player shows it (upright, unmirrored): what faces are looked for in,
+        while a watermark is read from the stored pixels."""
+        return show_as_displayed(self.rgb, self.display_matrix)
 
 
 def _check_max_side(path: Path, max_side: object) -> None:
@@ -130,6 +142,52 @@ def _normalise_rotation(degrees: float) -> int:
     return int(round(degrees / 90.0)) * 90 % 360
 
 
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's display matrix (FFmpeg's nine int32s, row-major) or None."""
+    side_data: Any = frame.side_data  # a SideDataContainer; PyAV's stub says a TypedDict
+    try:
+        data = bytes(side_data[SideDataType.DISPLAYMATRIX])
+    except KeyError:
+        return None
+    return tuple(np.frombuffer(data[:36], dtype="<i4").tolist()) if len(data) >= 36 else None
+
+
+def _mirrors(matrix: tuple[int, ...] | None) -> bool:
+    """Whether ``matrix`` flips the picture (a negative determinant), besides turning it."""
+    return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
+
+
+def _rotation_of(matrix: tuple[int, ...]) -> float:
+    """The matrix's rotation in degrees counter-clockwise (FFmpeg's ``av_display_rotation_get``)."""
+    scale_x, scale_y = math.hypot(matrix[0], matrix[3]), math.hypot(matrix[1], matrix[4])
+    if not scale_x or not scale_y:
+        return 0.0
+    return -math.degrees(math.atan2(matrix[1] / scale_y, matrix[0] / scale_x))
+
+
+def show_as_displayed(stored: np.ndarray, matrix: tuple[int, ...] | None) -> np.ndarray:
+    """``stored`` ``(H, W, C)`` as a player shows it under the display ``matrix``: FFmpeg's
+    autorotate, whose rules players follow (a turn, a mirror or both; other angles go to the
+    nearest quarter turn). A contiguous array; ``stored`` itself when there is nothing to apply."""
+    if matrix is None:
+        return stored
+    return np.ascontiguousarray(_turned(stored, matrix))
+
+
+def _turned(stored: np.ndarray, matrix: tuple[int, ...]) -> np.ndarray:
+    quarter_turns = _normalise_rotation(_rotation_of(matrix)) // 90
+    if not _mirrors(matrix):
+        return np.rot90(stored, k=quarter_turns)
+    if quarter_turns == 3:  # FFmpeg's transpose "cclock_flip" when matrix[3] > 0
+        return stored.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(stored, k=-1)
+    if quarter_turns == 1:  # "clock_flip" when matrix[3] < 0
+        return np.rot90(stored, k=-1)[::-1] if matrix[3] < 0 else np.rot90(stored, k=1)
+    if quarter_turns == 2:
+        shown = stored[:, ::-1] if matrix[0] < 0 else stored
+        return shown[::-1] if matrix[4] < 0 else shown
+    return stored[::-1] if matrix[4] < 0 else stored
+
+
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     if value is None or time_base is None:
         return None
@@ -164,6 +222,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 
         first = _first_frame(container, stream, path)
         rotation = _normalise_rotation(first.rotation)
+        mirrored = _mirrors(_display_matrix(first))
         primaries = context.color_primaries or first.color_primaries
         trc = context.color_trc or first.color_trc
         colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
@@ -191,6 +250,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             color_trc=_TRC_NAMES.get(int(trc or 2)),
             colorspace=_COLORSPACE_NAMES.get(int(colorspace if colorspace is not None else 2)),
             color_range=_RANGE_NAMES.get(int(color_range or 0)),
+            mirrored=mirrored,
         )
     finally:
         container.close()
@@ -230,13 +290,14 @@ def _rgb_options(frame: av.VideoFrame, max_side: int | None) -> dict[str, Any]:
     return options
 
 
-def _to_rgb(frame: av.VideoFrame, *, max_side: int | None, autorotate: bool) -> np.ndarray:
+def _video_frame(
+    frame: av.VideoFrame, *, index: int, pts_s: float, max_side: int | None, autorotate: bool
+) -> VideoFrame:
     rgb: np.ndarray = frame.to_ndarray(**_rgb_options(frame, max_side))
-    if autorotate:
-        quarter_turns = _normalise_rotation(frame.rotation) // 90
-        if quarter_turns:
-            rgb = np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
-    return rgb
+    matrix = _display_matrix(frame)
+    if not autorotate:
+        return VideoFrame(index=index, pts_s=pts_s, rgb=rgb, display_matrix=matrix)
+    return VideoFrame(index=index, pts_s=pts_s, rgb=show_as_displayed(rgb, matrix))
 
 
 def iter_video_frames(
@@ -378,9 +439,7 @@ def _iter_frames(
                         continue
                     if frame.width * frame.height > max_pixels:
                         raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
-                    yield VideoFrame(
-                        index=index, pts_s=pts_s, rgb=_to_rgb(frame, max_side=max_side, autorotate=autorotate)
-                    )
+                    yield _video_frame(frame, index=index, pts_s=pts_s, max_side=max_side, autorotate=autorotate)
         except _SeekMissed:
             container.close()
             # The index could not be located from timestamps: fall back to decode-and-skip.

@@ -6,6 +6,7 @@ import glob
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,19 @@ COPYABLE_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
 
 # Output clock: 1/90000 s represents 24, 25, 30, 50, 60 and the NTSC 1000/1001 rates exactly.
 _ENCODER_TIME_BASE = Fraction(1, 90_000)
+# A skip in re-encoded audio smaller than this is not filled (timestamp rounding, e.g. 1 ms time
+# bases); well under the ~45 ms at which viewers notice sound out of step with lips.
+AUDIO_GAP_S = 0.02
+# Audio tracks carried into an output (a mix, stems, languages); a file declaring hundreds gets
+# no encoder for each.
+MAX_AUDIO_TRACKS = 16
+# Channel layouts FFmpeg's AAC encoder opens; a source's other layouts map by channel count, as
+# do layouts with no channel order (PCM in Matroska or WAV says only "2 channels").
+_AAC_LAYOUTS = frozenset(
+    {"mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "5.0", "5.0(side)", "5.1", "5.1(side)", "6.1",
+     "6.1(back)", "7.1", "7.1(wide)", "7.1(wide-side)"}
+)  # fmt: skip
+_AAC_LAYOUT_BY_CHANNELS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -57,6 +71,17 @@ def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+@dataclass(slots=True)
+class _AudioTrack:
+    """One source audio track on its way into the output: ``mode`` ``"copy"`` or ``"aac"``;
+    ``at_s``, where the AAC encoder's next sample plays; ``ended``, past the video's end."""
+
+    out_stream: av.audio.stream.AudioStream
+    mode: str
+    at_s: float | None = None
+    ended: bool = False
+
+
 class VideoEncoder:
     """Write RGB frames to an H.264 (libx264, yuv420p, limited range) MP4, optionally with the
     audio of ``audio_source``. Use as a context manager::
@@ -68,10 +93,12 @@ class VideoEncoder:
     * Odd sizes: yuv420p needs even dimensions, so an odd ``width``/``height`` is padded by one
       replicated column/row on the right/bottom; ``encoded_size`` says what was written and
       ``padded`` is True. Content keeps its pixel coordinates (top-left aligned).
-    * Audio: the first audio stream of ``audio_source`` is copied packet-for-packet when MP4
-      carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC;
-      ``audio_mode`` is ``"copy"``, ``"aac"`` or None (no source or no audio stream). Audio past
-      the end of the video is dropped so the tracks end together.
+    * Audio: every audio stream of ``audio_source`` is copied packet-for-packet when MP4
+      carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC at
+      the source's times (a late start kept, a skip filled with silence);
+      ``audio_mode`` is the first stream's, ``"copy"`` or ``"aac"``, or None (no source or no
+      audio stream). At most :data:`MAX_AUDIO_TRACKS` are kept. Audio past the end of the video
+      is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
       matrix, so players show the frames turned as the source was.
     * ``colour`` (:class:`ColourTags`, default BT.709) picks the RGB->YUV matrix and the
@@ -135,6 +162,8 @@ class VideoEncoder:
         self.frames_written = 0
         self.audio_mode: str | None = None
         self._frame_ticks = float(1 / self.frame_rate / _ENCODER_TIME_BASE)
+        self._shortest_step: int | None = None  # encoder ticks between written frames
+        self._durations: dict[int, int] = {}  # pts -> duration, of frames inside the encoder
         self._next_pts_s = 0.0
         self._last_pts: int | None = None
         self._end_s = 0.0
@@ -142,8 +171,7 @@ class VideoEncoder:
         self._audio_input: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
-        self._audio_in_stream: av.audio.stream.AudioStream | None = None
-        self._audio_out_stream: av.audio.stream.AudioStream | None = None
+        self._audio_tracks: dict[int, _AudioTrack] = {}  # by the source stream's index
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
         self._worker: WriteBehind[tuple[av.VideoFrame, float, int]] | None = None
@@ -193,22 +221,22 @@ class VideoEncoder:
 
     def _add_audio(self, source: Path) -> None:
         self._audio_input = _open_input(source)
-        in_stream = next(iter(self._audio_input.streams.audio), None)
-        if in_stream is None:
+        in_streams = list(self._audio_input.streams.audio)[:MAX_AUDIO_TRACKS]
+        if not in_streams:
             self._audio_input.close()
             self._audio_input = None
             return
-        self._audio_in_stream = in_stream
-        if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
-            self._audio_out_stream = self._output.add_stream_from_template(in_stream)
-            self.audio_mode = "copy"
-        else:
-            context = in_stream.codec_context
-            rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
-            layout = context.layout.name if 1 <= int(context.channels or 0) <= 8 else "stereo"
-            self._audio_out_stream = self._output.add_stream("aac", rate=rate, layout=layout)
-            self.audio_mode = "aac"
-        self._audio_packets = iter(self._audio_input.demux(in_stream))
+        for in_stream in in_streams:  # every track: a mix and its stems, or two languages
+            if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
+                track = _AudioTrack(self._output.add_stream_from_template(in_stream), "copy")
+            else:
+                context = in_stream.codec_context
+                rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
+                layout = _aac_layout(context.layout.name, int(context.channels or 0))
+                track = _AudioTrack(self._output.add_stream("aac", rate=rate, layout=layout), "aac")
+            self._audio_tracks[in_stream.index] = track
+        self.audio_mode = self._audio_tracks[in_streams[0].index].mode
+        self._audio_packets = iter(self._audio_input.demux(*in_streams))
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -260,12 +288,20 @@ class VideoEncoder:
         frame = self._yuv_from_rgb(rgb)
         if luma_offset is not None:
             _add_to_luma(frame, luma_offset)
+        if self._last_pts is not None:
+            step = pts - self._last_pts
+            self._shortest_step = step if self._shortest_step is None else min(self._shortest_step, step)
+        # A frame lasts one frame period, or the shortest step so far where that is shorter: with
+        # explicit times the rate may be an average, and a pause would hold the last frame for a
+        # whole average period (20 minutes after an hour's pause at 3 frames an hour).
+        duration = int(round(min(self._frame_ticks, self._shortest_step or self._frame_ticks)))
+        self._durations[pts] = duration  # x264 times its packets by the rate: see _timed
         frame.pts = pts
         frame.time_base = _ENCODER_TIME_BASE
-        frame.duration = int(round(self._frame_ticks))
+        frame.duration = duration
         self._last_pts = pts
         self._next_pts_s = time_s + float(1 / self.frame_rate)
-        self._end_s = max(self._end_s, self._next_pts_s)
+        self._end_s = max(self._end_s, time_s + duration * float(_ENCODER_TIME_BASE))
         if self._worker is None:
             self._worker = WriteBehind(self._encode_one, depth=4, name="video-encode")
         self._worker.put((frame, time_s, self.frames_written))
@@ -277,10 +313,18 @@ class VideoEncoder:
         frames after it are dropped, so a writer blocked on a full queue is always released."""
         frame, time_s, index = item
         try:
-            self._output.mux(self._video.encode(frame))
+            self._output.mux(self._timed(self._video.encode(frame)))
             self._pump_audio(until_s=time_s)
         except _AV_ERRORS as exc:
             raise MediaError(self.path, f"encoding failed at frame {index}: {_describe(exc)}") from exc
+
+    def _timed(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """``packets`` with the durations their frames were given (x264 gives each one frame
+        period at the stream's rate, which the last frame of the file keeps)."""
+        for packet in packets:
+            if packet.pts is not None and packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
+        return packets
 
     def _finish_pending(self) -> None:
         """Wait until every queued frame is encoded (or dropped after a failure)."""
@@ -327,33 +371,58 @@ class VideoEncoder:
 
     def _pump_audio(self, *, until_s: float, final: bool = False) -> None:
         """Mux source audio up to ``until_s`` so the file stays interleaved."""
-        if self._audio_out_stream is None:
+        if not self._audio_tracks:
             return
         while True:
             packet = self._next_audio_packet()
             if packet is None:
-                if final and self.audio_mode == "aac":
-                    self._output.mux(self._audio_out_stream.encode(None))
+                if final:
+                    for track in self._audio_tracks.values():
+                        if track.mode == "aac":
+                            self._output.mux(track.out_stream.encode(None))
                 return
+            track = self._audio_tracks[packet.stream.index]
             start_s = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if start_s is not None and start_s >= self._end_s and final:
-                # Past the end of the video: drop the rest.
-                self._audio_packets = None
+            if track.ended or (start_s is not None and start_s >= self._end_s and final):
+                # Past the end of the video: drop the rest, and stop reading once every track is there.
+                track.ended = True
+                if all(t.ended for t in self._audio_tracks.values()):
+                    self._audio_packets = None
                 continue
             if start_s is not None and start_s > until_s and not final:
                 self._pending_audio = packet
                 return
-            if self.audio_mode == "copy":
+            if track.mode == "copy":
                 if packet.dts is None or packet.size == 0:
                     continue
-                packet.stream = self._audio_out_stream
+                packet.stream = track.out_stream
                 self._output.mux(packet)
             else:
                 for audio_frame in packet.decode():
-                    if not isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
-                        continue
-                    audio_frame.pts = None
-                    self._output.mux(self._audio_out_stream.encode(audio_frame))
+                    if isinstance(audio_frame, av.AudioFrame):  # an audio packet decodes to audio
+                        self._reencode_audio(track, audio_frame)
+
+    def _reencode_audio(self, track: _AudioTrack, audio_frame: av.AudioFrame) -> None:
+        """AAC-encode one decoded frame where the source plays it.
+
+        The encoder takes the first frame's time and lays every later sample after the one
+        before, so a stretch the source skips (a cut take, sound starting late in a file whose
+        audio was edited apart) is filled with silence; otherwise the sound after it would play
+        early against the picture. Gaps under ``AUDIO_GAP_S`` are left: timestamps rounded to a
+        coarse time base jitter by that much and must not add up to drift."""
+        start_s = float(audio_frame.time) if audio_frame.time is not None else None
+        if start_s is not None and track.at_s is not None and start_s - track.at_s >= AUDIO_GAP_S:
+            rate = audio_frame.sample_rate
+            missing = round((start_s - track.at_s) * rate)
+            while missing > 0:
+                samples = min(missing, rate)  # at most a second of silence per frame
+                self._output.mux(track.out_stream.encode(_silence(audio_frame, samples)))
+                track.at_s += samples / rate
+                missing -= samples
+        if track.at_s is None:
+            track.at_s = start_s or 0.0
+        self._output.mux(track.out_stream.encode(audio_frame))
+        track.at_s += audio_frame.samples / audio_frame.sample_rate
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -367,7 +436,7 @@ class VideoEncoder:
         self._finish_pending()
         self._raise_failure()
         try:
-            self._output.mux(self._video.encode(None))
+            self._output.mux(self._timed(self._video.encode(None)))
             self._pump_audio(until_s=self._end_s, final=True)
             self._output.close()
             if self._audio_input is not None:
@@ -414,6 +483,23 @@ class VideoEncoder:
             self.abort()
 
 
+def _aac_layout(source_layout: str, channels: int) -> str:
+    """The layout to AAC-encode a source's audio in (stereo for what has no AAC layout)."""
+    if source_layout in _AAC_LAYOUTS:
+        return source_layout
+    return _AAC_LAYOUT_BY_CHANNELS.get(channels, "stereo")
+
+
+def _silence(like: av.AudioFrame, samples: int) -> av.AudioFrame:
+    """``samples`` of silence in ``like``'s sample format, layout and rate."""
+    silence = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=samples)
+    quiet = b"\x80" if like.format.name in ("u8", "u8p") else b"\x00"  # unsigned 8-bit is centred on 128
+    for plane in silence.planes:
+        plane.update(quiet * plane.buffer_size)
+    silence.sample_rate = like.sample_rate
+    return silence
+
+
 def _add_to_luma(frame: av.VideoFrame, offset: np.ndarray) -> None:
     """Add int16 ``offset`` (H, W) to the top-left of ``frame``'s 8-bit Y plane, in place, saturating."""
     plane = frame.planes[0]
@@ -440,18 +526,20 @@ def transcode(
     if max_frames is not None and max_frames < 1:
         raise MediaError(src, f"max_frames must be >= 1 or None, got {max_frames!r}")
     info = probe_video(src)
+    # A mirroring display matrix cannot be written back: such frames are written as shown.
+    width, height = info.display_size if info.mirrored else (info.width, info.height)
     with VideoEncoder(
         dst,
-        width=info.width,
-        height=info.height,
+        width=width,
+        height=height,
         fps=info.frame_rate or Fraction(25),
         audio_source=src if info.has_audio else None,
         crf=crf,
         preset=preset,
-        rotation=info.rotation,
+        rotation=0 if info.mirrored else info.rotation,
         colour=ColourTags.of(info),
     ) as encoder:
-        for frame in iter_video_frames(src):
+        for frame in iter_video_frames(src, autorotate=info.mirrored):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break
             encoder.write(frame.rgb, pts_s=frame.pts_s)

@@ -25,7 +25,7 @@ from likeness.media.video.decode import (
     _describe,
     _open_input,
     _seconds,
-    _to_rgb,
+    _video_frame,
     _video_stream,
 )
 
@@ -240,9 +240,7 @@ def _sample_frames(
             if chosen.width * chosen.height > max_pixels:
                 raise MediaError(path, f"video frame too large: {chosen.width}x{chosen.height}")
             last_yielded_s = decoded_until
-            sampled = VideoFrame(
-                index=yielded, pts_s=decoded_until, rgb=_to_rgb(chosen, max_side=max_side, autorotate=autorotate)
-            )
+            sampled = _video_frame(chosen, index=yielded, pts_s=decoded_until, max_side=max_side, autorotate=autorotate)
             meter.pause()  # the caller's time with the frame is not decoding
             yield sampled
             meter.resume()
