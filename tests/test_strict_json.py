@@ -61,3 +61,14 @@ def test_a_detector_card_naming_its_threshold_twice_is_refused_naming_the_card(t
         load_detector(tmp_path)
     assert str(tmp_path / CARD_FILE) in str(refused.value)
     assert "duplicate member name 'threshold_logit'" in str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000])
+def test_json_nested_past_what_the_reader_can_hold_is_not_json_not_a_recursion_error(text: str) -> None:
+    # Before, Python's reader raised RecursionError, which no "not JSON" handler catches (a
+    # 400 kB file handed to `consent import` ended in a traceback).
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        strict_json.loads(text)
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        strict_json.loads(text.encode())
+    assert strict_json.loads("[" * 200 + "]" * 200) == json.loads("[" * 200 + "]" * 200)

@@ -128,6 +128,19 @@ class LedgerError(LikenessError):
     """The ledger could not be appended to or read."""
 
 
+class LedgerRowUnreadable(LedgerError):
+    """Ledger row ``seq``'s payload is not JSON a reader takes (a member named twice, nested
+    too deeply, cut short): only a row edited or appended outside the product has one."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        self.seq, self.reason = seq, reason
+        super().__init__(f"ledger row {seq}: {self.problem} (likeness audit verify)")
+
+    @property
+    def problem(self) -> str:
+        return f"its payload cannot be read ({self.reason}); it was edited or appended outside likeness"
+
+
 class MediaError(LikenessError):
     """A media file could not be used; names the file and the reason."""
 

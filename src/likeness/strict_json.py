@@ -56,10 +56,17 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads`` refusing an object that names a member twice (:class:`DuplicateMemberError`).
-    Bytes are read as ``json.loads`` reads them (UTF-8, -16 or -32)."""
+    """``json.loads`` refusing an object that names a member twice (:class:`DuplicateMemberError`)
+    and text nested deeper than the reader can hold (a ``JSONDecodeError``, where ``json.loads``
+    raises ``RecursionError``, which no "not JSON" handler catches). Bytes are read as
+    ``json.loads`` reads them (UTF-8, -16 or -32)."""
     try:
         return json.loads(text, object_pairs_hook=_unique_members)
     except _Duplicate as duplicate:
-        doc = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
-        raise DuplicateMemberError(duplicate.member, doc) from None
+        raise DuplicateMemberError(duplicate.member, _doc(text)) from None
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", _doc(text), 0) from None
+
+
+def _doc(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text.decode("utf-8", errors="replace")

@@ -291,3 +291,44 @@ def test_an_existing_workspace_gains_the_ledger_window_index_as_the_model_declar
     finally:
         workspace.close()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        f'{{"grant_id":"{"a" * 32}","grant_id":"{"b" * 32}"}}',  # a member named twice
+        '{"grant_id":',  # not JSON
+        "[" * 100_000 + "]" * 100_000,  # nested past what the reader holds
+    ],
+    ids=["duplicate", "not_json", "nested"],
+)
+def test_an_appended_row_whose_payload_cannot_be_read_is_named_not_raised(consent_world, payload):
+    """A database editor appends a consent row with a valid chain whose payload no reader takes.
+    Before, every read of it raised (``DuplicateMemberError`` since JSON became strict, the
+    decode error or ``RecursionError``): ``audit verify`` ended in a traceback instead of
+    naming it, and the policy engine with it."""
+    from likeness.consent.audit import audit_workspace
+    from likeness.errors import LedgerError
+
+    ws = consent_world.workspace
+    seq, when, event_id = ws.ledger.count() + 1, "2026-01-01T00:00:00Z", "f" * 32
+    prev = ws.ledger.hash_at(seq - 1)
+    row_hash = event_hash(
+        seq=seq, event_id=event_id, event_type="grant.revoked", created_at=when, payload_json=payload, prev_hash=prev
+    )
+    _sql(
+        ws,
+        "INSERT INTO ledger VALUES (:s, :e, 'grant.revoked', :w, :j, :p, :h)",
+        s=seq,
+        e=event_id,
+        w=when,
+        j=payload,
+        p=prev,
+        h=row_hash,
+    )
+    assert ws.ledger.verify().ok  # the chain holds: only reading the row shows it
+    with pytest.raises(LedgerError, match=f"ledger row {seq}: its payload cannot be read"):
+        ws.ledger.events()
+    report = audit_workspace(ws)
+    unreadable = [p for p in report.problems if p.kind == "ledger_unreadable"]
+    assert not report.ok and [p.subject for p in unreadable] == [f"ledger row {seq}"], report.problems

@@ -371,6 +371,17 @@ def test_a_signed_grant_naming_its_uses_twice_is_refused_naming_the_file(consent
     assert ledger.count() == events
 
 
+def test_a_file_nested_too_deeply_is_refused_as_not_json_naming_the_file(consent_world, tmp_path):
+    # 100,000 nested arrays (200 kB): before, Python's reader raised RecursionError, a traceback.
+    home, ledger = consent_world.workspace.home, consent_world.workspace.ledger
+    path = tmp_path / "signed.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    events = ledger.count()
+    out = run(home, "consent", "import", str(path), code=1).output
+    assert "not JSON" in out and "nested too deeply" in out and "signed.json" in out, out[-2000:]
+    assert "Traceback" not in out and ledger.count() == events
+
+
 def test_cli_holder_keygen_refuses_to_overwrite(tmp_path):
     home = tmp_path / "home"
     holder_key(home, "mina")

@@ -11,7 +11,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ from likeness.consent.anchor import (
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.key_migration import legacy_keys_warning
 from likeness.consent.ledger import ChainReport, watermark_index_problems
-from likeness.errors import ConfigError, LedgerError, RegistryError
+from likeness.errors import ConfigError, LedgerError, LedgerRowUnreadable, RegistryError
 
 if TYPE_CHECKING:
     from likeness.workspace import Workspace
@@ -97,9 +97,8 @@ def audit_workspace(
         problems.append(Problem("chain_broken", f"ledger row {chain.broken_seq}", chain.problem or ""))
     problems += append_only_problems(workspace.engine)
     warnings += role_warnings(workspace.engine)
-    problems += consent_problems(workspace)
-    problems += watermark_index_audit(workspace)
-    problems += detector_problems(workspace)
+    for check in (consent_problems, watermark_index_audit, detector_problems):
+        problems += _unless_unreadable(check, workspace, problems)
     legacy_keys = legacy_keys_warning(workspace.keys_dir)
     if legacy_keys:
         warnings.append(legacy_keys)
@@ -126,6 +125,18 @@ def audit_workspace(
             continue
         problems += check_head_file(workspace, head)
     return AuditReport(chain, tuple(problems), tuple(warnings), newest, len(anchors))
+
+
+def _unless_unreadable(
+    check: Callable[[Workspace], list[Problem]], workspace: Workspace, found: list[Problem]
+) -> list[Problem]:
+    """``check``'s problems; a ledger row it cannot read ends it and is the problem, named once
+    (those checks read events of every row of their kinds)."""
+    try:
+        return check(workspace)
+    except LedgerRowUnreadable as exc:
+        problem = Problem("ledger_unreadable", f"ledger row {exc.seq}", exc.problem)
+        return [] if problem in found else [problem]
 
 
 def no_anchor_in(folder: Path) -> Problem:

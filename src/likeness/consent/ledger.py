@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from likeness import strict_json
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
 from likeness.consent.tables import LedgerRow, WatermarkIndexRow
-from likeness.errors import LedgerError
+from likeness.errors import LedgerError, LedgerRowUnreadable
 
 GENESIS_HASH = "0" * 64
 
@@ -85,13 +85,18 @@ def event_of_row(row: LedgerRow) -> LedgerEvent:
 
 
 def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
-    """The event of a ledger row: an ORM object, or a plain row of the table's columns."""
+    """The event of a ledger row: an ORM object, or a plain row of the table's columns;
+    ``LedgerRowUnreadable`` when its payload is not JSON (a hash chain holds over any text)."""
+    try:
+        payload = strict_json.loads(row.payload)
+    except ValueError as exc:  # (JSONDecodeError, DuplicateMemberError)
+        raise LedgerRowUnreadable(row.seq, str(exc)[:200]) from None
     return LedgerEvent(
         seq=row.seq,
         event_id=row.event_id,
         event_type=row.event_type,
         created_at=row.created_at,
-        payload=strict_json.loads(row.payload),
+        payload=payload,
         prev_hash=row.prev_hash,
         hash=row.hash,
     )

@@ -1565,6 +1565,7 @@ class _ClipReader:
         self.own_phase_kept: list[np.ndarray] = []
         self.own_phase_kept_bytes = 0
         self.own_phase_frames = 0  # frames kept so far, folded or not (the index of the next)
+        self.own_phase_skip = 0  # kept frames to pass over before the next sampled one
         # The sampled frames' evidence (see ``_add_own_phase``), per aggregate: weights, best z.
         self.own_phase_sampled = 0
         self.own_phase_sampled_weight = np.zeros(2 * _CLIP_PERIODS)
@@ -1741,17 +1742,25 @@ class _ClipReader:
         they cost. So in a clip of at least :data:`_OWN_PHASE_GATE_FRAMES` frames every
         :data:`_OWN_PHASE_SAMPLE`-th frame is folded first, and the others only once the sampled
         frames so far show a mark (:meth:`_own_phase_evidence`); from then on every frame is.
-        Where they do, the aggregates are the same, bit for bit, as with every frame folded;
-        where they do not, the aggregates hold the sampled frames and are decoded as usual."""
+        A sampled frame that cannot show a mark (no pilot peak in any aggregate: black, flat)
+        hands the sample on to the next frame, so a clip blacked out where the sample falls
+        does not hide the mark its other frames carry. Where the sampled frames show a mark,
+        the aggregates are the same, bit for bit, as with every frame folded; where they do
+        not, the aggregates hold the sampled frames and are decoded as usual."""
         assert self.periods is not None
-        kept, first = self.own_phase_kept, self.own_phase_frames
+        kept = self.own_phase_kept
         self.own_phase_frames += len(kept)
-        sampled = {
-            index: self._own_phase_shares(luma)
-            for index, luma in enumerate(kept)
-            if (first + index) % _OWN_PHASE_SAMPLE == 0
-        }
+        sampled: dict[int, list[_OwnPhaseShare | None]] = {}
+        for index, luma in enumerate(kept):
+            if self.own_phase_skip:
+                self.own_phase_skip -= 1
+                continue
+            sampled[index] = self._own_phase_shares(luma)
+            if any(share is not None for share in sampled[index]):
+                self.own_phase_skip = _OWN_PHASE_SAMPLE - 1
         for shares in sampled.values():
+            if all(share is None for share in shares):
+                continue  # (no evidence either way: not counted in the mean weight)
             self.own_phase_sampled += 1
             for index, share in enumerate(shares):
                 if share is not None:
