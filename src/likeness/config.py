@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     public_uploads_at_once: int = Field(
         default=16, ge=1, description="public uploads (checks and reports) in progress at once, all clients together"
     )
+    upload_idle_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="an upload by a signed-in user that sends no byte for this long is dropped (408)",
+    )
     public_upload_timeout_s: float = Field(
         default=600.0, gt=0, description="a public upload not received whole within this long is dropped (408)"
     )

@@ -51,6 +51,62 @@ def test_an_upload_that_stops_sending_is_dropped_with_its_part_file(tmp_path):
     assert not folder.exists()
 
 
+def test_an_upload_idle_longer_than_allowed_is_dropped_while_a_slow_one_goes_on(tmp_path):
+    """Signed-in users' uploads have no deadline or rate (footage comes slowly over a studio's
+    link), so a client that stopped sending held its connection and part file for ever. Now
+    one that sends nothing for ``idle_s`` is dropped; one that keeps sending, however slowly,
+    is not."""
+    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90).read_bytes()
+    body = JPEG_PART[: JPEG_PART.index(b"\xff\xd8")] + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    async def slow(pause_after: int | None):
+        for start in range(0, len(body), len(body) // 8 + 1):
+            yield body[start : start + len(body) // 8 + 1]
+            await asyncio.sleep(3600 if start == pause_after else 0.05)
+
+    def receive(chunks, folder):
+        return asyncio.run(
+            receive_upload(
+                f"multipart/form-data; boundary={BOUNDARY}", chunks, folder, UploadLimits(10**7, 10**7), idle_s=0.3
+            )
+        )
+
+    with pytest.raises(UploadTimedOut, match="no byte of the upload came for 0.3 s"):
+        receive(slow(pause_after=0), tmp_path / "stopped")
+    assert not (tmp_path / "stopped").exists()
+    stored = receive(slow(pause_after=None), tmp_path / "slow")  # 8 chunks, 0.05 s apart: 0.4 s in all
+    assert stored.size_bytes == len(photo)
+
+
+def test_a_signed_in_upload_that_stops_sending_is_dropped_by_a_real_server(settings, workspace, tmp_path):
+    """The API's verification upload (console, references and extraction uploads take the same
+    path) with ``upload_idle_timeout_s`` 1 s: a client that sends the form's first bytes and
+    then nothing gets 408 naming the wait. Before, it was never answered (the client gives up
+    after 30 s)."""
+    import socket
+
+    from likeness.service.roles import Role
+    from tests.browser import free_port, serving
+    from tests.service.conftest import build_service_world
+
+    idle = settings.model_copy(update={"upload_idle_timeout_s": 1.0})
+    world = build_service_world(idle, workspace)
+    app = create_app(idle, workspace=workspace, accounts=world.accounts)
+    head = (
+        f"POST /api/v1/verifications HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: Bearer {world.tokens[Role.LEGAL]}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    port = free_port()
+    with serving(app, port), socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head + JPEG_PART)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"no byte of the upload came for 1 s" in answer, answer[-400:]
+
+
 def test_uploads_in_progress_are_bounded_per_address_and_in_all():
     slots = UploadSlots(per_client=2, total=3)
     with slots.hold("ip:a"), slots.hold("ip:a"):

@@ -237,6 +237,9 @@ async def accept_upload(
         svc.limits,
         declared_length=int(length) if length and length.isdigit() else None,
         before_file=before_file,
+        # Footage may come slowly over a studio's link, so no deadline and no rate; a client
+        # that stops sending would hold its connection and part file for ever.
+        idle_s=svc.settings.upload_idle_timeout_s,
     )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, known)

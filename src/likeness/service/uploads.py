@@ -254,13 +254,15 @@ async def receive_upload(
     before_file: Callable[[dict[str, str]], None] | None = None,
     timeout_s: float | None = None,
     floor: TransferFloor | None = None,
+    idle_s: float | None = None,
 ) -> StoredUpload:
     """Stream a multipart body's file part into ``folder`` (created, and removed again when the
     upload is refused). ``before_file(fields)`` sees the text fields sent before the file and
     may refuse (e.g. a CSRF check) before any byte of the file is written. With ``timeout_s``
     a body not received whole in that time is refused (``UploadTimedOut``), also while no byte
     comes: a client that sends a byte now and then would hold its part file for ever. With
-    ``floor`` a body arriving slower than it is refused the same way when that shows."""
+    ``floor`` a body arriving slower than it is refused the same way when that shows; with
+    ``idle_s``, one that sends nothing for that long."""
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -273,7 +275,7 @@ async def receive_upload(
     form = _Form(folder, limits, before_file)
     try:
         parser = MultipartParser(boundary, form.callbacks(), max_size=limits.largest + 64 * 1024)
-        async for chunk in _until(body, timeout_s, floor):
+        async for chunk in _until(body, timeout_s, floor, idle_s):
             parser.write(chunk)
         parser.finalize()
         form.close()
@@ -301,29 +303,44 @@ async def receive_upload(
 
 
 async def _until(
-    body: AsyncIterator[bytes], timeout_s: float | None, floor: TransferFloor | None = None
+    body: AsyncIterator[bytes],
+    timeout_s: float | None,
+    floor: TransferFloor | None = None,
+    idle_s: float | None = None,
 ) -> AsyncIterator[bytes]:
-    """``body``'s chunks while ``timeout_s`` lasts and they come no slower than ``floor`` (all of
-    them without either)."""
-    if timeout_s is None and floor is None:
+    """``body``'s chunks while ``timeout_s`` lasts, they come no slower than ``floor`` and no
+    more than ``idle_s`` apart (all of them without any of the three)."""
+    if timeout_s is None and floor is None and idle_s is None:
         async for chunk in body:
             yield chunk
         return
     deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
     chunks = aiter(body)
     while True:
-        until = min(deadline, floor.deadline()) if floor is not None else deadline
+        now = time.monotonic()
+        due = {"deadline": deadline}
+        if floor is not None:
+            due["floor"] = floor.deadline()
+        if idle_s is not None:
+            due["idle"] = now + idle_s
+        reason = min(due, key=lambda name: due[name])
         try:
-            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, until - time.monotonic()))
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(0.0, due[reason] - now))
         except StopAsyncIteration:
             return
         except TimeoutError:
-            if floor is not None and until < deadline:
-                raise UploadTimedOut(floor.refusal()) from None
-            raise UploadTimedOut(f"the upload was not received whole within {timeout_s:g} s") from None
+            raise UploadTimedOut(_timed_out(reason, timeout_s, floor, idle_s)) from None
         if floor is not None:
             floor.received(time.monotonic(), len(chunk))
         yield chunk
+
+
+def _timed_out(reason: str, timeout_s: float | None, floor: TransferFloor | None, idle_s: float | None) -> str:
+    if reason == "floor" and floor is not None:
+        return floor.refusal()
+    if reason == "idle":
+        return f"no byte of the upload came for {idle_s:g} s"
+    return f"the upload was not received whole within {timeout_s:g} s"
 
 
 def new_upload_folder(uploads_root: Path) -> Path:
