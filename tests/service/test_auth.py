@@ -107,6 +107,62 @@ def test_the_user_limit_holds_whatever_spaces_surround_the_name(service_world):
     assert attempt("10.0.1.2", "legal\t", PASSWORD) == 429
 
 
+def test_a_stranger_who_locks_a_user_out_does_not_lock_out_the_browser_they_signed_in_from(service_world):
+    """Five wrong passwords for 'legal' from anywhere kept the user locked out for five minutes,
+    again and again (an attacker needs one request a minute). A browser that signed in as the
+    user before brings its device cookie and keeps its own count; browsers without one, with a
+    cookie sealed for another user or with a forged cookie are held to the user's lock."""
+
+    def browser(host: str):
+        client = service_world.client(client=(host, 50000))
+        client.get("/login")
+        return client
+
+    def attempt(client, username: str, password: str) -> int:
+        if client.cookies.get("likeness_login_csrf") is None:  # used by a sign-in: a new form
+            client.get("/login")
+        csrf = client.cookies.get("likeness_login_csrf")
+        data = {"username": username, "password": password, "csrf_token": csrf}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    desk = browser("10.0.0.7")
+    assert attempt(desk, "legal", PASSWORD) == 303  # an earlier working day
+    assert desk.cookies.get("likeness_device") is not None
+    other_desk = browser("10.0.0.8")
+    assert attempt(other_desk, "viewer", PASSWORD) == 303  # a device trusted for 'viewer' only
+
+    for k in range(5):
+        assert attempt(browser(f"203.0.113.{k + 1}"), "legal", "wrong password!") == 401
+    assert attempt(browser("203.0.113.9"), "legal", PASSWORD) == 429  # the lock holds for strangers
+    assert attempt(other_desk, "legal", PASSWORD) == 429
+    forged = browser("203.0.113.10")
+    forged.cookies.set("likeness_device", desk.cookies.get("likeness_device").split(".")[0] + "." + "0" * 64)
+    assert attempt(forged, "legal", PASSWORD) == 429
+
+    assert attempt(desk, "legal", PASSWORD) == 303  # the user's own browser signs in
+    # and its own count still stops guesses made with a stolen copy of its cookie
+    for _ in range(5):
+        assert attempt(desk, "legal", "wrong password!") == 401
+    assert attempt(desk, "legal", PASSWORD) == 429
+
+
+def test_a_service_key_others_may_read_is_refused(service_world):
+    """The key that seals shared results (and trusted-device cookies) was used whatever its
+    mode: made readable by a restored backup or a careless chmod, another local user could
+    forge a verdict page. Refused as the C2PA keys are."""
+    from likeness.service.errors import ServiceError
+    from likeness.service.permalinks import share
+
+    workspace = service_world.workspace
+    answer = {"sha256": "ab" * 32, "verdict": "no-face"}
+    share(workspace, answer, days=1)
+    key = workspace.settings.keys_dir / "service" / "links.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    with pytest.raises(ServiceError, match=r"links.key: the service's key may be read by others \(mode 0644\)"):
+        share(workspace, answer, days=1)
+
+
 def test_a_failed_login_for_an_unknown_user_is_on_the_ledger(service_world):
     client = service_world.client()
     client.get("/login")

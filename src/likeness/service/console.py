@@ -23,6 +23,7 @@ from likeness.consent.vocabulary import use_words
 from likeness.service.accounts import same_secret
 from likeness.service.api import accept_upload, accept_verification_upload
 from likeness.service.auth import current_principal, guard, public, require
+from likeness.service.devices import DEVICE_COOKIE, DEVICE_COOKIE_PATH, DEVICE_DAYS, device_cookie, trusted_device
 from likeness.service.errors import (
     CsrfFailed,
     Forbidden,
@@ -43,6 +44,7 @@ from likeness.service.security import (
     Principal,
     check_csrf,
 )
+from likeness.service.service_keys import service_key
 from likeness.service.verdicts import verdict_headline
 from likeness.service.worker import JOB_KINDS
 
@@ -147,7 +149,11 @@ def login(
         raise CsrfFailed("the sign-in form expired; reload it and try again")
     client = request.client.host if request.client else "unknown"
     name = username.strip().lower()  # one spelling for the limiter and the lookup
-    keys = (f"ip:{client}", f"user:{name}")
+    devices_key = service_key(services.workspace, "devices", create=True)
+    device = trusted_device(devices_key, name, request.cookies.get(DEVICE_COOKIE))
+    # A browser this user signed in from before keeps its own count (see likeness.service.devices).
+    address_key, user_key, device_key = f"ip:{client}", f"user:{name}", f"device:{device}"
+    keys = (device_key,) if device else (address_key, user_key)
     try:
         # counted before the password is checked, so guesses sent at once wait their turn
         attempted_at = services.login_limiter.take(*keys, what="sign-in attempts")
@@ -165,11 +171,23 @@ def login(
             {"next": local_path(next, CONSOLE_HOME), "login_csrf": cookie, "error": _("Wrong user name or password.")},
             status=401,
         )
-    services.login_limiter.reset(keys[1])
-    services.login_limiter.give_back(keys[0], attempted_at)  # staff behind one address sign in freely
+    if device:
+        services.login_limiter.reset(device_key)
+    else:
+        services.login_limiter.reset(user_key)
+        services.login_limiter.give_back(address_key, attempted_at)  # staff behind one address sign in freely
     secret, _session = services.accounts.start_session(user)
     response = RedirectResponse(local_path(next, CONSOLE_HOME), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, secret, max_age=12 * 3600)
+    if devices_key is not None and not device:
+        _set_cookie(
+            request,
+            response,
+            DEVICE_COOKIE,
+            device_cookie(devices_key, name),
+            max_age=DEVICE_DAYS * 24 * 3600,
+            path=DEVICE_COOKIE_PATH,
+        )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
@@ -224,13 +242,20 @@ def web_font(name: str) -> bytes:
 
 
 def _set_cookie(
-    request: Request, response: Response, name: str, value: str, *, max_age: int, http_only: bool = True
+    request: Request,
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    http_only: bool = True,
+    path: str = "/",
 ) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path="/",
+        path=path,
         httponly=http_only,
         samesite="strict",
         secure=request.url.scheme == "https",

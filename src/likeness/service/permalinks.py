@@ -18,11 +18,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
-import secrets
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -35,6 +32,7 @@ from likeness.service.accounts import utc_stamp
 from likeness.service.auth import public
 from likeness.service.errors import NotFound, ServiceError
 from likeness.service.forms import StrictJSONRoute
+from likeness.service.service_keys import service_key
 from likeness.service.tables import PublicResult
 
 router = APIRouter(route_class=StrictJSONRoute)
@@ -51,7 +49,7 @@ def share(workspace: Any, answer: dict[str, Any], *, days: int) -> PublicResult:
     shown = {**answer, "path": None}
     shown.pop(SEAL, None)
     expires_at = utc_stamp(_parse(now) + timedelta(days=days))
-    key = _links_key(workspace, create=True)
+    key = service_key(workspace, "links", create=True)
     if key is None:
         raise ServiceError("the service's key for shared results (keys/service/links.key) is not 32 bytes")
     seal = _seal(key, answer["sha256"], now, expires_at, shown)
@@ -78,7 +76,7 @@ def shared(workspace: Any, sha256: str) -> PublicResult | None:
     try:
         stored = strict_json.loads(row.result)
         seal = stored.pop(SEAL)
-        key = _links_key(workspace, create=False)
+        key = service_key(workspace, "links", create=False)
     except (ValueError, TypeError, KeyError, AttributeError):
         key, seal, stored = None, None, None
     if (
@@ -95,28 +93,6 @@ def shared(workspace: Any, sha256: str) -> PublicResult | None:
 def _seal(key: bytes, sha256: str, created_at: str, expires_at: str, shown: Any) -> str:
     message = json.dumps([VERIFIER, sha256, created_at, expires_at, shown], sort_keys=True, ensure_ascii=False)
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def _links_key(workspace: Any, *, create: bool) -> bytes | None:
-    """The service's key for sealing shared results (32 random bytes, 0600), made on first use."""
-    path = Path(workspace.settings.keys_dir) / "service" / "links.key"
-    if create and not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_name(f".links.key.{os.getpid()}.{secrets.token_hex(4)}")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-        try:
-            os.link(partial, path)  # whole or not at all; another process's key wins
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return key if len(key) == 32 else None
 
 
 def _forget_expired(session: Session, now: str) -> None:
