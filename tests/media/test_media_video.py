@@ -3,7 +3,6 @@ audio copy and re-encode), atomic output, and bad or broken files."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +20,7 @@ from likeness.media import (
     synthetic,
     transcode,
 )
+from tests.media.crafted_clips import with_display_matrix
 
 SIZE = (320, 180)
 FPS = 25
@@ -170,17 +170,6 @@ def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
     assert probe_video(tmp_path / "again.mp4").rotation == 90
 
 
-def _with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
-    """``path`` (an MP4 of one video track, no rotation) with the track header's matrix set to
-    [[a, b], [c, d]] (units of 1; the translation a player needs for the flip is added)."""
-    data = path.read_bytes()
-    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
-    at = data.index(identity, data.index(b"tkhd"))
-    matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
-    path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
-    return path
-
-
 @pytest.mark.parametrize(
     ("matrix", "shown"),
     [
@@ -201,7 +190,7 @@ def test_a_display_matrix_that_mirrors_is_shown_as_players_show_it(tmp_path: Pat
     with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
         for _ in range(3):
             encoder.write(stored)
-    _with_display_matrix(out, *matrix)
+    with_display_matrix(out, *matrix)
     info = probe_video(out)
     want = shown(stored)
     assert info.mirrored and info.display_size == (want.shape[1], want.shape[0])
