@@ -149,7 +149,7 @@ def login(
     name = username.strip().lower()  # one spelling for the limiter and the lookup
     keys = (f"ip:{client}", f"user:{name}")
     try:
-        # counted before the password is checked, so guesses sent at once wait their turn
+        # counted before the password is checked: guesses sent at once cannot all pass the limit
         attempted_at = services.login_limiter.take(*keys, what="sign-in attempts")
     except RateLimited as refused:
         if refused.first:  # one ledger event per refused window, not one per request
