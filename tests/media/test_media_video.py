@@ -361,6 +361,38 @@ def test_every_audio_track_is_kept(tmp_path: Path) -> None:
     assert all(abs(d - 1.0) <= AAC_FRAME_S + 1e-6 for d in durations), durations
 
 
+def test_a_file_declaring_more_audio_tracks_than_are_kept_gives_the_first_ones(tmp_path: Path) -> None:
+    """Each kept track gets its own encoder: a file declaring hundreds (crafted, or a capture
+    card's) keeps its first ``MAX_AUDIO_TRACKS``, in order, not one encoder per track."""
+    from likeness.media.video.encode import MAX_AUDIO_TRACKS
+
+    rate = 8_000
+    source = tmp_path / "tracks.mkv"
+    with av.open(str(source), "w") as container:
+        tracks = [container.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in range(MAX_AUDIO_TRACKS + 2)]
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(800) * 0.2) * 500 * (number + 1)).astype(np.int16)[None, :]
+            chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, 0, Fraction(1, rate)
+            container.mux(track.encode(chunk))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(3):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    loudest: dict[int, float] = {}
+    with av.open(str(out)) as written:
+        kept = [stream.index for stream in written.streams.audio]
+        for packet in written.demux(*written.streams.audio):
+            for frame in packet.decode():
+                level = float(np.abs(frame.to_ndarray()).max())
+                loudest[packet.stream.index] = max(loudest.get(packet.stream.index, 0.0), level)
+    assert len(kept) == MAX_AUDIO_TRACKS
+    # the n-th kept track is n times as loud as the first: the source's first tracks, in order
+    levels = [loudest[index] / loudest[kept[0]] for index in kept]
+    assert all(abs(level - n) < 0.25 for n, level in enumerate(levels, start=1)), levels
+
+
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:
     silent = tmp_path / "silent.mp4"
     synthetic.write_clip(silent, synthetic.astronaut(), seconds=0.2, size=(64, 48), with_audio=False)
