@@ -1461,7 +1461,8 @@ class _OwnPhaseShare:
 
 
 def _own_phase_share(candidate: _Candidate) -> _OwnPhaseShare | None:
-    """A frame's share of an own-phase aggregate (None: no peak at or above the floor)."""
+    """A frame's share of an own-phase aggregate (None: no peak at or above the floor, or soft
+    bits all alike, which carry no sign)."""
     if not candidate.peaks:
         return None
     score, offset = candidate.peaks[0]
