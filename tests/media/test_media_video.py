@@ -232,6 +232,15 @@ def test_a_long_pause_in_variable_rate_footage_does_not_stretch_the_last_frame(t
     assert [round(f.pts_s, 2) for f in iter_video_frames(out)] == [0.0, 0.04, 3600.0]
 
 
+def _black_video_with_audio(out: Path, source: Path, *, frames: int) -> VideoEncoder:
+    """``frames`` black 64x48 frames at 25 fps written to ``out`` with ``source``'s audio; the
+    closed encoder (its ``audio_mode``)."""
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(frames):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    return encoder
+
+
 def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     source = tmp_path / "speech.mov"
     rate = 44_100
@@ -246,9 +255,7 @@ def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
         container.mux(stream.encode(chunk))
         container.mux(stream.encode(None))
     out = tmp_path / "with_aac.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=25)
     assert encoder.audio_mode == "aac"
     info = probe_video(out)
     assert info.audio_codec == "aac" and info.audio_channels == 2 and info.audio_sample_rate == rate
@@ -295,9 +302,7 @@ def test_pcm_audio_whose_channels_have_no_layout_is_reencoded(tmp_path: Path, na
     # whole video failed ("encoding failed at frame 0: Invalid argument").
     source = _pcm_audio(tmp_path / name, [(0.0, 1.0)])
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=25)
     info = probe_video(out)
     assert encoder.audio_mode == "aac" and info.audio_channels == 2
     assert abs(_audio_duration_s(out) - 1.0) <= AAC_FRAME_S
@@ -322,9 +327,7 @@ def test_reencoded_audio_keeps_its_place_against_the_picture(
 ) -> None:
     source = _pcm_audio(tmp_path / name, spans_s)
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(30):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=30)
     assert encoder.audio_mode == "aac"
     assert _audible_at(out, times_s) == audible
 
@@ -351,9 +354,7 @@ def test_every_audio_track_is_kept(tmp_path: Path) -> None:
                 container.mux(track.encode(chunk))
             container.mux(track.encode(None))
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    _black_video_with_audio(out, source, frames=25)
     with av.open(str(out)) as written:
         kept = [(s.codec_context.name, s.codec_context.channels) for s in written.streams.audio]
         durations = [float(s.duration * s.time_base) for s in written.streams.audio]
@@ -377,9 +378,7 @@ def test_a_file_declaring_more_audio_tracks_than_are_kept_gives_the_first_ones(t
             container.mux(track.encode(chunk))
             container.mux(track.encode(None))
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(3):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    _black_video_with_audio(out, source, frames=3)
     loudest: dict[int, float] = {}
     with av.open(str(out)) as written:
         kept = [stream.index for stream in written.streams.audio]
