@@ -299,14 +299,17 @@ def test_an_existing_workspace_gains_the_ledger_window_index_as_the_model_declar
         f'{{"grant_id":"{"a" * 32}","grant_id":"{"b" * 32}"}}',  # a member named twice
         '{"grant_id":',  # not JSON
         "[" * 100_000 + "]" * 100_000,  # nested past what the reader holds
+        f'["{"a" * 32}"]',  # JSON, but not an object: every reader asks it for members
+        "null",
     ],
-    ids=["duplicate", "not_json", "nested"],
+    ids=["duplicate", "not_json", "nested", "list", "null"],
 )
 def test_an_appended_row_whose_payload_cannot_be_read_is_named_not_raised(consent_world, payload):
     """A database editor appends a consent row with a valid chain whose payload no reader takes.
     Before, every read of it raised (``DuplicateMemberError`` since JSON became strict, the
-    decode error or ``RecursionError``): ``audit verify`` ended in a traceback instead of
-    naming it, and the policy engine with it."""
+    decode error or ``RecursionError``; a list or null was read as its event's payload, and the
+    first member asked of it raised ``AttributeError``): ``audit verify`` ended in a traceback
+    instead of naming it, and the policy engine with it."""
     from likeness.consent.audit import audit_workspace
     from likeness.errors import LedgerError
 

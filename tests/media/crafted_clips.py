@@ -1,10 +1,12 @@
-"""Hostile videos made in the test (the attack of trial finding 3, re-implemented): one keyframe,
-then thousands of copies of one tiny P-frame. Every copy is a reference frame, so even sparse
-sampling decodes them all; the file is a few bytes a frame."""
+"""Videos crafted in the test. ``skip_frame_clip``, a hostile one: one keyframe, then thousands
+of copies of one tiny P-frame; every copy is a reference frame, so even sparse sampling decodes
+them all, and the file is a few bytes a frame. ``with_display_matrix``: an MP4 that a player
+shows turned or mirrored (phone and front-camera footage)."""
 
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import av
@@ -53,4 +55,19 @@ def skip_frame_clip(
                 packet.stream = stream
                 packet.is_keyframe = number == 0
                 out.mux(packet)
+    return path
+
+
+def with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
+    """``path`` (an MP4 of one video track, no rotation) with its track header's matrix set to
+    [[a, b], [c, d]] (units of 1), with the translation that keeps the shown picture at the
+    origin (FFmpeg's autorotate reads only the 2x2 part). Rewritten in place; returns ``path``."""
+    data = path.read_bytes()
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    at = data.index(identity, data.index(b"tkhd"))
+    width, height = (size >> 16 for size in struct.unpack(">2I", data[at + 36 : at + 44]))
+    shift_x = -(min(0, a) * width + min(0, c) * height)
+    shift_y = -(min(0, b) * width + min(0, d) * height)
+    matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, shift_x << 16, shift_y << 16, 1 << 30)
+    path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
     return path

@@ -3,7 +3,6 @@ audio copy and re-encode), atomic output, and bad or broken files."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +20,7 @@ from likeness.media import (
     synthetic,
     transcode,
 )
+from tests.media.crafted_clips import with_display_matrix
 
 SIZE = (320, 180)
 FPS = 25
@@ -170,17 +170,6 @@ def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
     assert probe_video(tmp_path / "again.mp4").rotation == 90
 
 
-def _with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
-    """``path`` (an MP4 of one video track, no rotation) with the track header's matrix set to
-    [[a, b], [c, d]] (units of 1; the translation a player needs for the flip is added)."""
-    data = path.read_bytes()
-    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
-    at = data.index(identity, data.index(b"tkhd"))
-    matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
-    path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
-    return path
-
-
 @pytest.mark.parametrize(
     ("matrix", "shown"),
     [
@@ -201,7 +190,7 @@ def test_a_display_matrix_that_mirrors_is_shown_as_players_show_it(tmp_path: Pat
     with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
         for _ in range(3):
             encoder.write(stored)
-    _with_display_matrix(out, *matrix)
+    with_display_matrix(out, *matrix)
     info = probe_video(out)
     want = shown(stored)
     assert info.mirrored and info.display_size == (want.shape[1], want.shape[0])
@@ -243,6 +232,15 @@ def test_a_long_pause_in_variable_rate_footage_does_not_stretch_the_last_frame(t
     assert [round(f.pts_s, 2) for f in iter_video_frames(out)] == [0.0, 0.04, 3600.0]
 
 
+def _black_video_with_audio(out: Path, source: Path, *, frames: int) -> VideoEncoder:
+    """``frames`` black 64x48 frames at 25 fps written to ``out`` with ``source``'s audio; the
+    closed encoder (its ``audio_mode``)."""
+    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
+        for _ in range(frames):
+            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    return encoder
+
+
 def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
     source = tmp_path / "speech.mov"
     rate = 44_100
@@ -257,9 +255,7 @@ def test_pcm_audio_is_reencoded_to_aac(tmp_path: Path) -> None:
         container.mux(stream.encode(chunk))
         container.mux(stream.encode(None))
     out = tmp_path / "with_aac.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=25)
     assert encoder.audio_mode == "aac"
     info = probe_video(out)
     assert info.audio_codec == "aac" and info.audio_channels == 2 and info.audio_sample_rate == rate
@@ -306,9 +302,7 @@ def test_pcm_audio_whose_channels_have_no_layout_is_reencoded(tmp_path: Path, na
     # whole video failed ("encoding failed at frame 0: Invalid argument").
     source = _pcm_audio(tmp_path / name, [(0.0, 1.0)])
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=25)
     info = probe_video(out)
     assert encoder.audio_mode == "aac" and info.audio_channels == 2
     assert abs(_audio_duration_s(out) - 1.0) <= AAC_FRAME_S
@@ -333,9 +327,7 @@ def test_reencoded_audio_keeps_its_place_against_the_picture(
 ) -> None:
     source = _pcm_audio(tmp_path / name, spans_s)
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(30):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    encoder = _black_video_with_audio(out, source, frames=30)
     assert encoder.audio_mode == "aac"
     assert _audible_at(out, times_s) == audible
 
@@ -362,14 +354,42 @@ def test_every_audio_track_is_kept(tmp_path: Path) -> None:
                 container.mux(track.encode(chunk))
             container.mux(track.encode(None))
     out = tmp_path / "out.mp4"
-    with VideoEncoder(out, width=64, height=48, fps=25, audio_source=source) as encoder:
-        for _ in range(25):
-            encoder.write(np.zeros((48, 64, 3), np.uint8))
+    _black_video_with_audio(out, source, frames=25)
     with av.open(str(out)) as written:
         kept = [(s.codec_context.name, s.codec_context.channels) for s in written.streams.audio]
         durations = [float(s.duration * s.time_base) for s in written.streams.audio]
     assert kept == [("aac", 2), ("aac", 1)]
     assert all(abs(d - 1.0) <= AAC_FRAME_S + 1e-6 for d in durations), durations
+
+
+def test_a_file_declaring_more_audio_tracks_than_are_kept_gives_the_first_ones(tmp_path: Path) -> None:
+    """Each kept track gets its own encoder: a file declaring hundreds (crafted, or a capture
+    card's) keeps its first ``MAX_AUDIO_TRACKS``, in order, not one encoder per track."""
+    from likeness.media.video.encode import MAX_AUDIO_TRACKS
+
+    rate = 8_000
+    source = tmp_path / "tracks.mkv"
+    with av.open(str(source), "w") as container:
+        tracks = [container.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in range(MAX_AUDIO_TRACKS + 2)]
+        for number, track in enumerate(tracks):
+            tone = (np.sin(np.arange(800) * 0.2) * 500 * (number + 1)).astype(np.int16)[None, :]
+            chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, 0, Fraction(1, rate)
+            container.mux(track.encode(chunk))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    _black_video_with_audio(out, source, frames=3)
+    loudest: dict[int, float] = {}
+    with av.open(str(out)) as written:
+        kept = [stream.index for stream in written.streams.audio]
+        for packet in written.demux(*written.streams.audio):
+            for frame in packet.decode():
+                level = float(np.abs(frame.to_ndarray()).max())
+                loudest[packet.stream.index] = max(loudest.get(packet.stream.index, 0.0), level)
+    assert len(kept) == MAX_AUDIO_TRACKS
+    # the n-th kept track is n times as loud as the first: the source's first tracks, in order
+    levels = [loudest[index] / loudest[kept[0]] for index in kept]
+    assert all(abs(level - n) < 0.25 for n, level in enumerate(levels, start=1)), levels
 
 
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:

@@ -86,15 +86,11 @@ def test_a_mirrored_selfie_clip_renders_upright_as_players_show_it(trained_world
     """A front-camera clip whose display matrix mirrors the stored pixels (FFmpeg reads it as a
     180-degree turn plus a flip): faces were searched upside down (nothing rendered), and any
     found would have been written under a 180-degree turn, shown upside down."""
-    import struct
+    from tests.media.crafted_clips import with_display_matrix
 
     upright = portrait_frames(8, (320, 240), seed=7)
     source = write_source(tmp_path / "selfie.mp4", [np.ascontiguousarray(f[:, ::-1]) for f in upright])
-    data = source.read_bytes()
-    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
-    at = data.index(identity, data.index(b"tkhd"))
-    mirror = struct.pack(">9i", -1 << 16, 0, 0, 0, 1 << 16, 0, 320 << 16, 0, 1 << 30)
-    source.write_bytes(data[:at] + mirror + data[at + len(identity) :])
+    with_display_matrix(source, -1, 0, 0, 1)
     report = render(trained_world, source, tmp_path / "out.mp4")
     assert report.faces["swapped"] >= 6
     info = probe_video(tmp_path / "out.mp4")

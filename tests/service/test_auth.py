@@ -317,3 +317,19 @@ def test_parallel_password_guesses_get_no_more_tries_than_the_limit(service_worl
         thread.join(timeout=30)
     assert len(tried) == 5
     assert sorted(answered) == [401] * 5 + [429] * 5
+
+
+def test_sign_ins_that_succeed_do_not_spend_their_address_s_limit(service_world):
+    """Staff behind one address (an office's NAT) sign in more often than the limit's five
+    tries: each sign-in is counted before its password is checked, and one that succeeds is
+    given back; failed guesses from that address still meet the limit."""
+
+    def attempt(password: str) -> int:
+        client = service_world.client(client=("10.0.9.9", 50000))
+        client.get("/login")
+        csrf = client.cookies.get("likeness_login_csrf")
+        data = {"username": "legal", "password": password, "csrf_token": csrf}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    assert [attempt(PASSWORD) for _ in range(6)] == [303] * 6
+    assert [attempt("wrong password!") for _ in range(6)] == [401] * 5 + [429]

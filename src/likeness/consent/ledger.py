@@ -86,11 +86,14 @@ def event_of_row(row: LedgerRow) -> LedgerEvent:
 
 def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
     """The event of a ledger row: an ORM object, or a plain row of the table's columns;
-    ``LedgerRowUnreadable`` when its payload is not JSON (a hash chain holds over any text)."""
+    ``LedgerRowUnreadable`` when its payload is not a JSON object (a hash chain holds over any
+    text, and every reader of an event asks its payload for members)."""
     try:
         payload = strict_json.loads(row.payload)
     except ValueError as exc:  # (JSONDecodeError, DuplicateMemberError)
         raise LedgerRowUnreadable(row.seq, str(exc)[:200]) from None
+    if not isinstance(payload, dict):
+        raise LedgerRowUnreadable(row.seq, f"JSON, but {type(payload).__name__}, not an object")
     return LedgerEvent(
         seq=row.seq,
         event_id=row.event_id,
@@ -462,7 +465,7 @@ def watermark_index_problems(session: Session) -> list[IndexProblem]:
         try:
             payload = strict_json.loads(row.payload)
         except ValueError:
-            continue  # an unreadable payload is the chain check's finding (the row was edited)
+            continue  # an unreadable payload is the audit's ledger_unreadable finding (LedgerRowUnreadable)
         indexed = watermark_index_row(
             seq=row.seq,
             event_id=row.event_id,

@@ -1461,7 +1461,8 @@ class _OwnPhaseShare:
 
 
 def _own_phase_share(candidate: _Candidate) -> _OwnPhaseShare | None:
-    """A frame's share of an own-phase aggregate (None: no peak at or above the floor)."""
+    """A frame's share of an own-phase aggregate (None: no peak at or above the floor, or soft
+    bits all alike, which carry no sign)."""
     if not candidate.peaks:
         return None
     score, offset = candidate.peaks[0]
@@ -1744,9 +1745,12 @@ class _ClipReader:
         frames so far show a mark (:meth:`_own_phase_evidence`); from then on every frame is.
         A sampled frame that cannot show a mark (no pilot peak in any aggregate: black, flat)
         hands the sample on to the next frame, so a clip blacked out where the sample falls
-        does not hide the mark its other frames carry. Where the sampled frames show a mark,
-        the aggregates are the same, bit for bit, as with every frame folded; where they do
-        not, the aggregates hold the sampled frames and are decoded as usual."""
+        does not hide the mark its other frames carry. Where the sampled frames show a mark
+        before any frame is passed over (kept frames are decided a batch at a time: the whole
+        clip, unless it passes :data:`_OWN_PHASE_KEPT_BYTES`), the aggregates are the same, bit for bit, as with every
+        frame folded; frames passed over before the mark shows are not folded later (their luma
+        is dropped to bound the memory). Where the mark never shows, the aggregates hold the
+        sampled frames and are decoded as usual."""
         assert self.periods is not None
         kept = self.own_phase_kept
         self.own_phase_frames += len(kept)

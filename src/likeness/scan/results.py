@@ -69,8 +69,8 @@ class ResultsDataset:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        # refused before a scan, not after it: a symbolic link loop (which ``exists`` says False
-        # for) was found only when the first part was written, every file verified for nothing
+        # refused before a scan, not after it: ``exists`` says False for a symbolic link loop,
+        # which would otherwise show only when the first part is written, every file verified
         resolve_user_path(self.folder, "scan results are a folder of Parquet parts")
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"{self.folder}: not a folder; scan results are a folder of Parquet parts")

@@ -155,7 +155,7 @@ def login(
     address_key, user_key, device_key = f"ip:{client}", f"user:{name}", f"device:{device}"
     keys = (device_key,) if device else (address_key, user_key)
     try:
-        # counted before the password is checked, so guesses sent at once wait their turn
+        # counted before the password is checked: guesses sent at once cannot all pass the limit
         attempted_at = services.login_limiter.take(*keys, what="sign-in attempts")
     except RateLimited as refused:
         if refused.first:  # one ledger event per refused window, not one per request

@@ -185,9 +185,9 @@ class RateLimiter:
     def take(self, *keys: str, what: str) -> float:
         """Count one event for every key, or raise ``RateLimited`` (counting nothing) when any
         key is at its limit. The check and the count are one step under the lock: requests that
-        arrive together cannot all pass a check none of them has been counted in yet (ten
-        password guesses sent at once were all tried). Returns the event's time, for
-        :meth:`give_back`."""
+        arrive together cannot all pass a check none of them has been counted in yet (password
+        guesses sent at once, each passing before any is counted). Returns the event's time,
+        for :meth:`give_back`."""
         now = self._clock()
         with self._lock:
             for key in keys:

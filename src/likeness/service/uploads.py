@@ -226,7 +226,7 @@ class TransferFloor:
         """``count`` more bytes arrived at ``now``."""
         total = self._marks[-1][1] + count
         if len(self._marks) >= 2 and now - self._marks[-2][0] < self.window_s / 30:
-            self._marks[-1] = (now, total)  # counted from the earlier mark's time: the lenient side
+            self._marks[-1] = (now, total)  # its bytes counted as come now: longer in the window, the lenient side
         else:
             self._marks.append((now, total))
         while len(self._marks) >= 2 and self._marks[1][0] <= now - self.window_s:

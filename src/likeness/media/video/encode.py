@@ -409,7 +409,10 @@ class VideoEncoder:
         before, so a stretch the source skips (a cut take, sound starting late in a file whose
         audio was edited apart) is filled with silence; otherwise the sound after it would play
         early against the picture. Gaps under ``AUDIO_GAP_S`` are left: timestamps rounded to a
-        coarse time base jitter by that much and must not add up to drift."""
+        coarse time base (1 ms in Matroska) step unevenly, and filling each step would cut a few
+        samples of silence into continuous sound. A gap left still counts in the next one (the
+        next sample is laid where the encoder is, not where the source says), so the sound stays
+        within ``AUDIO_GAP_S`` of its place, never drifting further."""
         start_s = float(audio_frame.time) if audio_frame.time is not None else None
         if start_s is not None and track.at_s is not None and start_s - track.at_s >= AUDIO_GAP_S:
             rate = audio_frame.sample_rate
