@@ -22,6 +22,9 @@ from likeness.media.video.colour import _COLORSPACE_NAMES, _PRIMARIES_NAMES, _RA
 # 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
 DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
 
+# 1.0 in a display matrix's 16.16 fixed-point entries.
+_FIXED_ONE = 1 << 16
+
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
 
 
@@ -85,6 +88,11 @@ class VideoFrame:
         """``rgb`` as a player shows it (upright, unmirrored): what faces are looked for in,
         while a watermark is read from the stored pixels."""
         return show_as_displayed(self.rgb, self.display_matrix)
+
+    def disputed_views(self) -> Iterator[np.ndarray]:
+        """The other ways players may show ``rgb`` when they disagree on its display matrix (see
+        :func:`disputed_views`): where a face missing from :meth:`shown` may be in plain sight."""
+        return disputed_views(self.rgb, self.display_matrix)
 
 
 def _check_max_side(path: Path, max_side: object) -> None:
@@ -172,6 +180,26 @@ def show_as_displayed(stored: np.ndarray, matrix: tuple[int, ...] | None) -> np.
     if matrix is None:
         return stored
     return np.ascontiguousarray(_turned(stored, matrix))
+
+
+def _players_agree_on(matrix: tuple[int, ...]) -> bool:
+    """Whether players show ``matrix`` alike: a quarter turn or a mirror, its entries 0 or ±1."""
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
+    return sorted(map(abs, (a, b, c, d))) == [0, 0, _FIXED_ONE, _FIXED_ONE] and (a == 0) == (d == 0)
+
+
+def disputed_views(stored: np.ndarray, matrix: tuple[int, ...] | None) -> Iterator[np.ndarray]:
+    """The quarter turns of ``stored`` other than :func:`show_as_displayed`'s, where players
+    disagree on ``matrix`` (nothing otherwise). A scaled, sheared or odd-angled matrix is turned
+    to the nearest quarter turn by FFmpeg, while Chromium's <video> shows such a matrix as stored,
+    or turned another way when only its entries' sizes match: an upright face stored under a
+    half turn scaled by 2 plays upright in Chromium and upside down in FFmpeg."""
+    if matrix is None or _players_agree_on(matrix):
+        return
+    shown_turn = None if _mirrors(matrix) else _normalise_rotation(_rotation_of(matrix)) // 90
+    for quarter_turns in range(4):
+        if quarter_turns != shown_turn:
+            yield np.ascontiguousarray(np.rot90(stored, k=quarter_turns))
 
 
 def _turned(stored: np.ndarray, matrix: tuple[int, ...]) -> np.ndarray:
