@@ -637,3 +637,20 @@ def test_matrices_players_disagree_on_offer_the_other_quarter_turns() -> None:
         (0,) * 9,
     ]:
         assert len(list(disputed_views(stored, odd))) in (3, 4)
+
+
+def test_an_all_zero_display_matrix_is_no_turn(tmp_path: Path) -> None:
+    """FFmpeg and Chromium show a clip whose matrix is all zeros as stored; its rotation read as
+    a number (NaN as an integer) was 270, so transcode and render wrote the copy turned sideways."""
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)
+    out = tmp_path / "zero.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    _with_display_matrix(out, 0, 0, 0, 0)
+    info = probe_video(out)
+    assert (info.rotation, info.mirrored, info.display_size) == (0, False, (160, 90))
+    transcode(out, tmp_path / "again.mp4")
+    again = next(iter_video_frames(tmp_path / "again.mp4", autorotate=True)).rgb
+    assert again.shape == stored.shape and np.abs(again.astype(np.int16) - stored).mean() < 3.0

@@ -249,8 +249,11 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             audio_duration_s = _seconds(audio.duration, audio.time_base)
 
         first = _first_frame(container, stream, path)
-        rotation = _normalise_rotation(first.rotation)
-        mirrored = _mirrors(_display_matrix(first))
+        # Read from the matrix as the frames are shown: PyAV's ``rotation`` of a matrix with no
+        # scale (all zeros) is NaN as an integer, which would read as 270.
+        matrix = _display_matrix(first)
+        rotation = _normalise_rotation(_rotation_of(matrix)) if matrix is not None else 0
+        mirrored = _mirrors(matrix)
         primaries = context.color_primaries or first.color_primaries
         trc = context.color_trc or first.color_trc
         colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
