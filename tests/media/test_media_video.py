@@ -21,7 +21,7 @@ from likeness.media import (
     synthetic,
     transcode,
 )
-from likeness.media.video.decode import disputed_views
+from likeness.media.video.decode import disputed_views, show_as_displayed
 
 SIZE = (320, 180)
 FPS = 25
@@ -620,17 +620,22 @@ def test_smaller_deadzones_keep_low_amplitude_detail(source_frames: list[np.ndar
     assert sizes[(6, 6)] > sizes[None]
 
 
-def test_matrices_players_disagree_on_offer_the_other_quarter_turns() -> None:
+def test_a_display_matrix_offers_the_other_quarter_turns_players_may_show() -> None:
     stored = np.arange(2 * 3 * 1, dtype=np.uint8).reshape(2, 3, 1)
     one, cos_45 = 1 << 16, 46341
-    agreed = [(0, one, 0, -one, 0, 0, 0, 0, 1 << 30), (-one, 0, 0, 0, one, 0, 0, 0, 1 << 30), None]
-    for matrix in agreed:
-        assert list(disputed_views(stored, matrix)) == []
+    assert list(disputed_views(stored, None)) == []
+    # A quarter turn: the three others (a frame's H.264 message may say it, which Chromium ignores).
+    quarter = (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)
+    views = list(disputed_views(stored, quarter))
+    assert len(views) == 3 and not any(np.array_equal(v, show_as_displayed(stored, quarter)) for v in views)
     # Chromium shows these stored (or turned another way); FFmpeg, at the nearest quarter turn.
     half_turn_scaled = (-2 * one, 0, 0, 0, -2 * one, 0, 0, 0, 1 << 30)
     views = list(disputed_views(stored, half_turn_scaled))
     assert len(views) == 3 and not any(np.array_equal(v, np.rot90(stored, 2)) for v in views)
     assert any(np.array_equal(v, stored) for v in views)
+    # A mirror: every quarter turn (a mirrored face is still the face).
+    mirror = (-one, 0, 0, 0, one, 0, 0, 0, 1 << 30)
+    assert len(list(disputed_views(stored, mirror))) == 4
     for odd in [
         (cos_45, cos_45, 0, -cos_45, cos_45, 0, 0, 0, 1 << 30),
         (one, one, 0, 0, one, 0, 0, 0, 1 << 30),

@@ -436,3 +436,33 @@ def test_a_display_matrix_players_disagree_on_hides_no_face(mina_world, tmp_path
     result = verify_path(mina_world.workspace, clip)
     assert result.verdict.code == "enrolled-artist-unlabelled"
     assert [face.match.slug for face in result.faces.faces if face.match] == ["mina"]
+
+
+def test_a_display_orientation_in_the_frames_only_hides_no_face(mina_world, tmp_path):
+    """An unlabelled clip of the enrolled artist stored upright whose every H.264 frame carries a
+    display orientation message turning it upside down, the container none: FFmpeg applies the
+    frames' message, Chromium's <video> only the container's matrix and so plays it upright
+    (checked in Chromium). Faces were looked for only upside down: no-face."""
+    import av
+    from av.bitstream import BitStreamFilterContext
+
+    intra = tmp_path / "intra.mp4"
+    with av.open(str(intra), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"keyint": "1", "crf": "20"})
+        stream.width, stream.height, stream.pix_fmt = 240, 320, "yuv420p"
+        for frame in animate_portrait(astronaut(), n_frames=50, size=(240, 320), seed=1):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    clip = tmp_path / "oriented.mp4"
+    with av.open(str(intra)) as source, av.open(str(clip), "w") as out:
+        given = source.streams.video[0]
+        written = out.add_stream_from_template(given)
+        for packet in source.demux(given):
+            if packet.size:  # the filter inserts its message in the first frame it is handed
+                turn = BitStreamFilterContext("h264_metadata=display_orientation=insert:rotate=180", given, written)
+                for oriented in turn.filter(packet) + turn.filter(None):
+                    oriented.stream = written
+                    out.mux(oriented)
+    result = verify_path(mina_world.workspace, clip)
+    assert result.verdict.code == "enrolled-artist-unlabelled"
+    assert [face.match.slug for face in result.faces.faces if face.match] == ["mina"]

@@ -22,9 +22,6 @@ from likeness.media.video.colour import _COLORSPACE_NAMES, _PRIMARIES_NAMES, _RA
 # 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
 DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
 
-# 1.0 in a display matrix's 16.16 fixed-point entries.
-_FIXED_ONE = 1 << 16
-
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
 
 
@@ -90,7 +87,7 @@ class VideoFrame:
         return show_as_displayed(self.rgb, self.display_matrix)
 
     def disputed_views(self) -> Iterator[np.ndarray]:
-        """The other ways players may show ``rgb`` when they disagree on its display matrix (see
+        """The other ways a player may show ``rgb`` under its display matrix (see
         :func:`disputed_views`): where a face missing from :meth:`shown` may be in plain sight."""
         return disputed_views(self.rgb, self.display_matrix)
 
@@ -182,19 +179,16 @@ def show_as_displayed(stored: np.ndarray, matrix: tuple[int, ...] | None) -> np.
     return np.ascontiguousarray(_turned(stored, matrix))
 
 
-def _players_agree_on(matrix: tuple[int, ...]) -> bool:
-    """Whether players show ``matrix`` alike: a quarter turn or a mirror, its entries 0 or ±1."""
-    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]
-    return sorted(map(abs, (a, b, c, d))) == [0, 0, _FIXED_ONE, _FIXED_ONE] and (a == 0) == (d == 0)
-
-
 def disputed_views(stored: np.ndarray, matrix: tuple[int, ...] | None) -> Iterator[np.ndarray]:
-    """The quarter turns of ``stored`` other than :func:`show_as_displayed`'s, where players
-    disagree on ``matrix`` (nothing otherwise). A scaled, sheared or odd-angled matrix is turned
-    to the nearest quarter turn by FFmpeg, while Chromium's <video> shows such a matrix as stored,
-    or turned another way when only its entries' sizes match: an upright face stored under a
-    half turn scaled by 2 plays upright in Chromium and upside down in FFmpeg."""
-    if matrix is None or _players_agree_on(matrix):
+    """The quarter turns of ``stored`` other than :func:`show_as_displayed`'s, where a frame has
+    a display matrix (nothing otherwise): players disagree on where it comes from and what it
+    means. FFmpeg takes the frame's (an H.264 display orientation message included) and turns a
+    scaled, sheared or odd-angled matrix to the nearest quarter turn; Chromium's <video> takes
+    only the container's, and shows one that is not a quarter turn or mirror of unit entries as
+    stored (or turned another way when only its entries' sizes match). An upright face stored
+    under a half turn scaled by 2, or under frames' messages turning it, plays upright in
+    Chromium and upside down in FFmpeg."""
+    if matrix is None:
         return
     shown_turn = None if _mirrors(matrix) else _normalise_rotation(_rotation_of(matrix)) // 90
     for quarter_turns in range(4):
