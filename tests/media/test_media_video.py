@@ -20,6 +20,7 @@ from likeness.media import (
     synthetic,
     transcode,
 )
+from likeness.media.video.decode import disputed_views, show_as_displayed
 from tests.media.crafted_clips import with_display_matrix
 
 SIZE = (320, 180)
@@ -637,3 +638,44 @@ def test_smaller_deadzones_keep_low_amplitude_detail(source_frames: list[np.ndar
         residual_kept[deadzones], sizes[deadzones] = float(np.median(kept)), out.stat().st_size
     assert residual_kept[(6, 6)] > residual_kept[None] + 0.05
     assert sizes[(6, 6)] > sizes[None]
+
+
+def test_a_display_matrix_offers_the_other_quarter_turns_players_may_show() -> None:
+    stored = np.arange(2 * 3 * 1, dtype=np.uint8).reshape(2, 3, 1)
+    one, cos_45 = 1 << 16, 46341
+    assert list(disputed_views(stored, None)) == []
+    # A quarter turn: the three others (a frame's H.264 message may say it, which Chromium ignores).
+    quarter = (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)
+    views = list(disputed_views(stored, quarter))
+    assert len(views) == 3 and not any(np.array_equal(v, show_as_displayed(stored, quarter)) for v in views)
+    # Chromium shows these stored (or turned another way); FFmpeg, at the nearest quarter turn.
+    half_turn_scaled = (-2 * one, 0, 0, 0, -2 * one, 0, 0, 0, 1 << 30)
+    views = list(disputed_views(stored, half_turn_scaled))
+    assert len(views) == 3 and not any(np.array_equal(v, np.rot90(stored, 2)) for v in views)
+    assert any(np.array_equal(v, stored) for v in views)
+    # A mirror: every quarter turn (a mirrored face is still the face).
+    mirror = (-one, 0, 0, 0, one, 0, 0, 0, 1 << 30)
+    assert len(list(disputed_views(stored, mirror))) == 4
+    for odd in [
+        (cos_45, cos_45, 0, -cos_45, cos_45, 0, 0, 0, 1 << 30),
+        (one, one, 0, 0, one, 0, 0, 0, 1 << 30),
+        (0,) * 9,
+    ]:
+        assert len(list(disputed_views(stored, odd))) in (3, 4)
+
+
+def test_an_all_zero_display_matrix_is_no_turn(tmp_path: Path) -> None:
+    """FFmpeg and Chromium show a clip whose matrix is all zeros as stored; its rotation read as
+    a number (NaN as an integer) was 270, so transcode and render wrote the copy turned sideways."""
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)
+    out = tmp_path / "zero.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    with_display_matrix(out, 0, 0, 0, 0)
+    info = probe_video(out)
+    assert (info.rotation, info.mirrored, info.display_size) == (0, False, (160, 90))
+    transcode(out, tmp_path / "again.mp4")
+    again = next(iter_video_frames(tmp_path / "again.mp4", autorotate=True)).rgb
+    assert again.shape == stored.shape and np.abs(again.astype(np.int16) - stored).mean() < 3.0

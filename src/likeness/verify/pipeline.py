@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,6 +65,9 @@ from likeness.verify.result import (
     declares_ai_generation,
 )
 from likeness.verify.verdict import decide
+
+if TYPE_CHECKING:
+    from likeness.media import VideoFrame
 
 #: Image files bigger than this are refused before decoding: no legitimate still needs more,
 #: and Pillow would otherwise hold the whole encoded file in memory.
@@ -618,16 +621,9 @@ class Verifier:
                 folding.put(frame.rgb)  # frames are only read from here on, on every thread
                 shown = frame.shown()
                 frame_times.append(frame.pts_s)
-                self._labels.offer(shown, frame.pts_s)  # a few frames, on the label thread
-                if not first_rgb:
-                    first_rgb.append(fit_within(shown, max_side=THUMBNAIL_SIDE))
-                if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
-                    pictures.append(
-                        EvidencePicture(fit_within(shown, max_side=THUMBNAIL_SIDE // 2), f"{frame.pts_s:.2f} s")
-                    )
                 if not face_failure:
                     try:
-                        found = self._detector("video").detect(shown)
+                        shown, found = self._faces_as_shown(frame)
                         ids = tracker.update([face.bbox for face in found])
                         for track_id, face in zip(ids, found):
                             track = tracks.setdefault(track_id, _Track(track_id))
@@ -637,6 +633,13 @@ class Verifier:
                                 keep_view(track.views, quality, shown, face.landmarks)
                     except (LikenessError, MediaError) as exc:
                         face_failure.append(str(exc))
+                self._labels.offer(shown, frame.pts_s)  # a few frames, on the label thread
+                if not first_rgb:
+                    first_rgb.append(fit_within(shown, max_side=THUMBNAIL_SIDE))
+                if evidence and number % max(1, MAX_VIDEO_FRAMES // EVIDENCE_FRAMES) == 0:
+                    pictures.append(
+                        EvidencePicture(fit_within(shown, max_side=THUMBNAIL_SIDE // 2), f"{frame.pts_s:.2f} s")
+                    )
         finally:
             abandoned.set()
             frames_ahead.close()
@@ -668,6 +671,19 @@ class Verifier:
             media = EvidenceMedia(thumbnail=first_rgb[0] if first_rgb else None, frames=tuple(pictures))
         ordered = [tracks[k] for k in sorted(tracks)]
         return watermark, (None if face_failure else ordered), times, media
+
+    def _faces_as_shown(self, frame: VideoFrame) -> tuple[np.ndarray, list[Any]]:
+        """The frame as shown where faces are, and those faces: as FFmpeg shows it, else the first
+        other way a player may show it (a display matrix players disagree on) that has a face."""
+        shown = frame.shown()
+        found = self._detector("video").detect(shown)
+        if found:
+            return shown, found
+        for view in frame.disputed_views():
+            in_view = self._detector("video").detect(view)
+            if in_view:
+                return view, in_view
+        return shown, found
 
     def _check_deadline(self) -> None:
         if self._deadline is not None and time.monotonic() > self._deadline:

@@ -86,6 +86,11 @@ class VideoFrame:
         while a watermark is read from the stored pixels."""
         return show_as_displayed(self.rgb, self.display_matrix)
 
+    def disputed_views(self) -> Iterator[np.ndarray]:
+        """The other ways a player may show ``rgb`` under its display matrix (see
+        :func:`disputed_views`): where a face missing from :meth:`shown` may be in plain sight."""
+        return disputed_views(self.rgb, self.display_matrix)
+
 
 def _check_max_side(path: Path, max_side: object) -> None:
     """``MediaError`` unless ``max_side`` (frames are downscaled to ``max(H, W) <= max_side``) is
@@ -174,6 +179,23 @@ def show_as_displayed(stored: np.ndarray, matrix: tuple[int, ...] | None) -> np.
     return np.ascontiguousarray(_turned(stored, matrix))
 
 
+def disputed_views(stored: np.ndarray, matrix: tuple[int, ...] | None) -> Iterator[np.ndarray]:
+    """The quarter turns of ``stored`` other than :func:`show_as_displayed`'s, where a frame has
+    a display matrix (nothing otherwise): players disagree on where it comes from and what it
+    means. FFmpeg takes the frame's (an H.264 display orientation message included) and turns a
+    scaled, sheared or odd-angled matrix to the nearest quarter turn; Chromium's <video> takes
+    only the container's, and shows one that is not a quarter turn or mirror of unit entries as
+    stored (or turned another way when only its entries' sizes match). An upright face stored
+    under a half turn scaled by 2, or under frames' messages turning it, plays upright in
+    Chromium and upside down in FFmpeg."""
+    if matrix is None:
+        return
+    shown_turn = None if _mirrors(matrix) else _normalise_rotation(_rotation_of(matrix)) // 90
+    for quarter_turns in range(4):
+        if quarter_turns != shown_turn:
+            yield np.ascontiguousarray(np.rot90(stored, k=quarter_turns))
+
+
 def _turned(stored: np.ndarray, matrix: tuple[int, ...]) -> np.ndarray:
     quarter_turns = _normalise_rotation(_rotation_of(matrix)) // 90
     if not _mirrors(matrix):
@@ -221,8 +243,11 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             audio_duration_s = _seconds(audio.duration, audio.time_base)
 
         first = _first_frame(container, stream, path)
-        rotation = _normalise_rotation(first.rotation)
-        mirrored = _mirrors(_display_matrix(first))
+        # Read from the matrix as the frames are shown: PyAV's ``rotation`` of a matrix with no
+        # scale (all zeros) is NaN as an integer, which would read as 270.
+        matrix = _display_matrix(first)
+        rotation = _normalise_rotation(_rotation_of(matrix)) if matrix is not None else 0
+        mirrored = _mirrors(matrix)
         primaries = context.color_primaries or first.color_primaries
         trc = context.color_trc or first.color_trc
         colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
