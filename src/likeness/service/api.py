@@ -28,6 +28,7 @@ from likeness.service.job_kinds import (
     uploads_root,
 )
 from likeness.service.jobs import JobQueue, JobView, page_cursor
+from likeness.service.ledger_scope import scoped_events
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
 from likeness.service.uploads import new_upload_folder, receive_upload
@@ -117,7 +118,10 @@ class LedgerEventOut(BaseModel):
     event_id: str
     event_type: str
     created_at: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None = Field(description="null for another organisation's event")
+    other_organisation: bool = Field(
+        description="the event belongs to another organisation of the workspace: only what the hash chain needs"
+    )
     prev_hash: str
     hash: str
 
@@ -881,12 +885,13 @@ def ledger_page(
     limit: int = Query(default=100, ge=1, le=500),
     event_type: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:
-    """Page through the ledger in order."""
+    """Page through the ledger in order; another organisation's events come without their
+    payload (``other_organisation``), so the chain can still be followed."""
     services = request.app.state.services
     events = services.workspace.ledger.page(after=after, limit=limit, event_type=event_type)
     head_seq, _ = services.workspace.ledger.head()
     return {
-        "events": [e.as_dict() for e in events],
+        "events": scoped_events(services.workspace, events, principal.user.org_id),
         "head_seq": head_seq,
         "next_after": events[-1].seq if len(events) == limit and events[-1].seq < head_seq else None,
     }

@@ -36,6 +36,7 @@ from likeness.service.forms import StrictJSONRoute
 from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.job_kinds import RENDER_FLAGS
 from likeness.service.jobs import page_cursor
+from likeness.service.ledger_scope import scoped_events
 from likeness.service.roles import Permission, allows
 from likeness.service.security import (
     LANG_COOKIE,
@@ -477,7 +478,9 @@ def ledger_page(
     head_seq, head_hash = ledger.head()
     page_size = 50
     start = max(0, head_seq - page_size) if after is None else max(0, after)
-    events = ledger.page(after=start, limit=page_size)
+    events = scoped_events(
+        request.app.state.services.workspace, ledger.page(after=start, limit=page_size), principal.user.org_id
+    )
     chain = ledger.verify()
     return render(
         request,

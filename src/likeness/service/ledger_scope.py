@@ -1,0 +1,237 @@
+"""Which organisation a ledger event belongs to, so that a reader of a multi-organisation
+workspace sees another organisation's events only as redacted rows (sequence, type, time and
+hashes: the chain can still be followed, the payload cannot be read).
+
+One pure function decides (``event_organisation``) from the event's payload and the owners of
+the ids it names; the ids a page needs are read in one pass at the edge (``page_owners``).
+An event that names no organisation, directly or through anything it refers to (the
+workspace's anchors, detector registrations of an unowned subject, a failed sign-in under a
+name no user has), belongs to the whole workspace and stays visible to every reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from likeness import strict_json
+from likeness.consent.ledger import LedgerEvent
+from likeness.consent.tables import (
+    AuthorizationRow,
+    Grant,
+    GrantRequestRow,
+    HolderInvitation,
+    Organisation,
+    Release,
+    Subject,
+)
+from likeness.service.tables import Job, ServiceUser
+
+#: (payload member, what its value names), in the order they decide: an event that names its
+#: organisation directly is decided by that, else by the first reference whose owner is known.
+#: Every event type the product appends is decided by one of these (``org_id`` for consent
+#: records, authorizations and what is made under them; ``user_id``/``username`` for service
+#: accounts; ``case_id`` for cases; ``org`` for a refused draft, which names slugs; ``path``
+#: for a verification a service job ran on its upload).
+REFERENCES: tuple[tuple[str, str], ...] = (
+    ("org_id", "org"),
+    ("owner_org_id", "org"),
+    ("org", "org_slug"),
+    ("user_id", "user"),
+    ("username", "username"),
+    ("case_id", "job"),
+    ("job_id", "job"),
+    ("grant_id", "grant"),
+    ("request_id", "grant"),
+    ("release_id", "release"),
+    ("authorization_id", "authorization"),
+    ("subject_id", "subject"),
+    ("performer_id", "subject"),
+    ("subject", "subject_slug"),
+    ("holder_id", "holder"),
+    ("path", "upload"),
+)
+
+#: (kind, id) -> the owning organisation's id (``None``: known to belong to none, or to several)
+Owners = Mapping[tuple[str, str], str | None]
+
+
+def _upload_key(path: str) -> str | None:
+    """``FOLDER/NAME`` of a service upload (``<service>/uploads/FOLDER/NAME``), as a job's
+    ``upload`` parameter names it; ``None`` for any other path (a command-line verification)."""
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if len(parts) >= 3 and parts[-3] == "uploads":
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def event_references(payload: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, id) references ``payload`` makes, in deciding order; a request event's terms
+    nested under ``payload`` count too (the older ``{kind}.requested`` shape)."""
+    found: list[tuple[str, str]] = []
+    for member, kind in REFERENCES:
+        value = payload.get(member)
+        if not isinstance(value, str) or not value:
+            continue
+        if kind == "upload":
+            key = _upload_key(value)
+            if key is not None:
+                found.append((kind, key))
+        else:
+            found.append((kind, value))
+    nested = payload.get("payload")
+    if isinstance(nested, Mapping):
+        found.extend(ref for ref in event_references(nested) if ref not in found)
+    return found
+
+
+def event_organisation(payload: Mapping[str, Any], owners: Owners) -> str | None:
+    """The id of the organisation an event with ``payload`` belongs to, or ``None`` when it
+    belongs to the whole workspace. ``owners`` maps each reference ``event_references`` names
+    to its organisation (``org`` references are the organisation itself).
+
+    >>> event_organisation({"user_id": "u1", "client": "10.0.0.9"}, {("user", "u1"): "orgB"})
+    'orgB'
+    >>> event_organisation({"anchored": "head"}, {}) is None
+    True
+    """
+    for kind, value in event_references(payload):
+        if kind == "org":
+            return value
+        owner = owners.get((kind, value))
+        if owner is not None:
+            return owner
+    return None
+
+
+def visible_to(payload: Mapping[str, Any], org_id: str, owners: Owners) -> bool:
+    """Whether a reader of organisation ``org_id`` may read an event's payload."""
+    owner = event_organisation(payload, owners)
+    return owner is None or owner == org_id
+
+
+def _single(orgs: Iterable[str | None]) -> str | None:
+    """The one organisation of ``orgs``, or ``None`` for none or several (shared, so both see it)."""
+    distinct = {o for o in orgs if o is not None}
+    return next(iter(distinct)) if len(distinct) == 1 else None
+
+
+def page_owners(session: Session, events: Iterable[LedgerEvent]) -> dict[tuple[str, str], str | None]:
+    """The owners of every reference ``events`` make, read through ``session`` (one query per
+    kind of reference, over only the ids the page names)."""
+    wanted: dict[str, set[str]] = {}
+    for event in events:
+        for kind, value in event_references(event.payload):
+            wanted.setdefault(kind, set()).add(value)
+    owners: dict[tuple[str, str], str | None] = {}
+
+    def keyed(kind: str, pairs: Iterable[Any]) -> None:
+        for key, org in pairs:
+            owners[(kind, key)] = org
+
+    def ids(kind: str) -> list[str]:
+        return sorted(wanted.get(kind, ()))
+
+    if ids("org_slug"):
+        keyed(
+            "org_slug",
+            session.execute(select(Organisation.slug, Organisation.id).where(Organisation.slug.in_(ids("org_slug")))),
+        )
+    if ids("user"):
+        keyed(
+            "user", session.execute(select(ServiceUser.id, ServiceUser.org_id).where(ServiceUser.id.in_(ids("user"))))
+        )
+    if ids("username"):
+        keyed(
+            "username",
+            session.execute(
+                select(ServiceUser.username, ServiceUser.org_id).where(ServiceUser.username.in_(ids("username")))
+            ),
+        )
+    if ids("job"):
+        keyed("job", session.execute(select(Job.id, Job.org_id).where(Job.id.in_(ids("job")))))
+    if ids("grant"):
+        keyed(
+            "grant",
+            session.execute(
+                select(GrantRequestRow.id, GrantRequestRow.org_id).where(GrantRequestRow.id.in_(ids("grant")))
+            ),
+        )
+        keyed("grant", session.execute(select(Grant.id, Grant.org_id).where(Grant.id.in_(ids("grant")))))
+    if ids("release"):
+        keyed("release", session.execute(select(Release.id, Release.org_id).where(Release.id.in_(ids("release")))))
+    if ids("authorization"):
+        keyed(
+            "authorization",
+            session.execute(
+                select(AuthorizationRow.id, AuthorizationRow.org_id).where(
+                    AuthorizationRow.id.in_(ids("authorization"))
+                )
+            ),
+        )
+    for kind, column in (("subject", Subject.id), ("subject_slug", Subject.slug)):
+        for subject in session.scalars(select(Subject).where(column.in_(ids(kind)))) if ids(kind) else ():
+            owners[(kind, getattr(subject, "id" if kind == "subject" else "slug"))] = _subject_org(session, subject)
+    for holder_id in ids("holder"):
+        owners[("holder", holder_id)] = _holder_org(session, holder_id)
+    for upload in ids("upload"):
+        # the folder (a random hex name) narrows the rows; the parsed parameter decides (json.dumps
+        # escapes a non-ASCII file name, so the text may not hold the name as written)
+        folder = upload.split("/", 1)[0]
+        rows = session.execute(select(Job.org_id, Job.params).where(Job.params.contains(folder, autoescape=True)))
+        owners[("upload", upload)] = _single(org for org, params in rows if _job_upload(params) == upload)
+    return owners
+
+
+def _job_upload(params: str) -> str | None:
+    """A job's ``upload`` parameter (``None`` for a row whose parameters do not parse)."""
+    try:
+        parsed = strict_json.loads(params)
+    except ValueError:
+        return None
+    return parsed.get("upload") if isinstance(parsed, dict) else None
+
+
+def _subject_org(session: Session, subject: Subject) -> str | None:
+    """The organisation that owns ``subject``, else the one organisation holding its grants,
+    requests or releases (a subject several organisations work with belongs to none of them)."""
+    if subject.owner_org_id is not None:
+        return subject.owner_org_id
+    orgs = [
+        *session.scalars(select(Grant.org_id).where(Grant.subject_id == subject.id)),
+        *session.scalars(select(GrantRequestRow.org_id).where(GrantRequestRow.subject_id == subject.id)),
+        *session.scalars(select(Release.org_id).where(Release.performer_id == subject.id)),
+    ]
+    return _single(orgs)
+
+
+def _holder_org(session: Session, holder_id: str) -> str | None:
+    """The one organisation a rights holder deals with (its subjects' owners, its grants,
+    releases and invitations); a holder of several organisations belongs to none of them."""
+    orgs = [
+        *session.scalars(select(Subject.owner_org_id).where(Subject.holder_id == holder_id)),
+        *session.scalars(select(Grant.org_id).where(Grant.holder_id == holder_id)),
+        *session.scalars(select(Release.org_id).where(Release.holder_id == holder_id)),
+        *session.scalars(select(HolderInvitation.org_id).where(HolderInvitation.holder_id == holder_id)),
+    ]
+    return _single(orgs)
+
+
+def redacted(event: LedgerEvent) -> dict[str, Any]:
+    """An event as another organisation's reader gets it: what the chain needs, no payload."""
+    return {**event.as_dict(), "payload": None, "other_organisation": True}
+
+
+def scoped_events(workspace: Any, events: list[LedgerEvent], org_id: str) -> list[dict[str, Any]]:
+    """``events`` (``LedgerEvent.as_dict`` plus ``other_organisation``) as a reader of
+    ``org_id`` may see them: whole, or ``redacted``."""
+    with Session(workspace.engine) as session:
+        owners = page_owners(session, events)
+    return [
+        {**e.as_dict(), "other_organisation": False} if visible_to(e.payload, org_id, owners) else redacted(e)
+        for e in events
+    ]

@@ -1,0 +1,218 @@
+"""The ledger routes and page in a workspace of two organisations: a reader sees their own
+organisation's events whole and another organisation's only as redacted rows (sequence, type,
+time, hashes); workspace-wide events stay visible; a single-organisation workspace is as before."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from likeness.consent.canonical import now_utc
+from likeness.consent.ledger import LedgerEvent
+from likeness.service.job_kinds import uploads_root
+from likeness.service.ledger_scope import event_organisation, event_references
+from likeness.service.roles import Role
+from tests.conftest import add_subject
+from tests.service.conftest import PASSWORD
+
+#: What only the other organisation's events carry: its user, its artist, the sign-in address.
+RIVAL_SECRETS = ("rival-viewer", "Sora Byeol", "sora-holder", "Rival Entertainment", "쇼츠")
+
+
+@pytest.fixture
+def two_orgs(service_world):
+    """``studio`` (the service world's users; mina, jun) and ``rival`` (its viewer, its artist
+    sora and a grant request for her), each with a sign-in and a grant request."""
+    registry = service_world.workspace.registry
+    until = now_utc() + timedelta(days=30)
+    registry.add_org("rival", "Rival Entertainment")
+    add_subject(registry, "sora", "Sora Byeol", kind="virtual_idol", owner_org="rival")
+    registry.draft_grant("sora", "rival", ["training"], valid_until=until, purpose="rival's request")
+    registry.draft_grant("mina", "studio", ["training"], valid_until=until, purpose="studio's request")
+    service_world.accounts.add_user("rival-viewer", PASSWORD, Role.VIEWER, org="rival")
+    service_world.login(service_world.client(), "rival-viewer")
+    service_world.login(service_world.client(), "viewer")
+    # a verification the rival's job ran on its upload (a Korean name: escaped in the job's JSON)
+    rival = registry.get_org("rival").id
+    service_world.app.state.services.queue.enqueue(
+        "verify", {"upload": "0f1e/쇼츠.png", "name": "쇼츠.png"}, org_id=rival
+    )
+    uploads = uploads_root(service_world.workspace)
+    service_world.workspace.ledger.append(
+        "verification.completed",
+        {"path": str(uploads / "0f1e" / "쇼츠.png"), "name": "쇼츠.png", "verdict": "authentic"},
+    )
+    return service_world
+
+
+def _org_id(world, slug: str) -> str:
+    return world.workspace.registry.get_org(slug).id
+
+
+def _ledger(client, **params) -> list[dict]:
+    response = client.get("/api/v1/ledger", params={"limit": 500, **params})
+    assert response.status_code == 200, response.text
+    return response.json()["events"]
+
+
+def _whole(events, event_type, **members) -> dict:
+    found = [
+        e
+        for e in events
+        if e["event_type"] == event_type and e["payload"] and all(e["payload"].get(k) == v for k, v in members.items())
+    ]
+    assert len(found) == 1, (event_type, members, found)
+    assert found[0]["other_organisation"] is False
+    return found[0]
+
+
+def test_each_event_the_two_organisations_append_belongs_to_one_of_them(two_orgs):
+    """The one function decides every event of the world: studio's, rival's, or the workspace's."""
+    from sqlalchemy.orm import Session
+
+    from likeness.service.ledger_scope import page_owners
+
+    events = two_orgs.workspace.ledger.page(limit=500)
+    with Session(two_orgs.workspace.engine) as session:
+        owners = page_owners(session, events)
+    studio, rival = _org_id(two_orgs, "studio"), _org_id(two_orgs, "rival")
+    owner_by_type: dict[tuple[str, str], set[str | None]] = {}
+    for event in events:
+        label = str(event.payload.get("slug") or event.payload.get("username") or event.payload.get("subject_id"))
+        owner_by_type.setdefault((event.event_type, label), set()).add(event_organisation(event.payload, owners))
+    rival_subject = two_orgs.workspace.registry.get_subject("sora").id
+    assert owner_by_type[("org.created", "rival")] == {rival}
+    assert owner_by_type[("org.created", "studio")] == {studio}
+    assert owner_by_type[("subject.created", "sora")] == {rival}
+    assert owner_by_type[("holder.created", "sora-holder")] == {rival}
+    assert owner_by_type[("holder.created", "mina-holder")] == {studio}
+    assert owner_by_type[("grant.requested", rival_subject)] == {rival}
+    assert owner_by_type[("service.user_added", "rival-viewer")] == {rival}
+    assert owner_by_type[("service.login", "rival-viewer")] == {rival}
+    assert owner_by_type[("service.login", "viewer")] == {studio}
+    assert owner_by_type[("service.token_created", "viewer")] == {studio}
+    assert owner_by_type[("verification.completed", "None")] == {rival}
+    # jun is a performer no organisation owns: his only release is studio's
+    assert owner_by_type[("subject.created", "jun")] == {studio}
+    assert all(None not in owner for owner in owner_by_type.values()), owner_by_type
+
+
+@pytest.mark.parametrize(
+    ("payload", "owners", "expected"),
+    [
+        ({"org_id": "A", "user_id": "u"}, {("user", "u"): "B"}, "A"),  # named directly: that decides
+        ({"org_id": None, "holder_id": "h"}, {("holder", "h"): "B"}, "B"),  # a recovery passkey
+        ({"username": "ghost", "client": "10.0.0.9"}, {}, None),  # a failed sign-in under no user's name
+        ({"subject": "sora", "org": "rival"}, {("org_slug", "rival"): "B"}, "B"),  # a refused draft
+        ({"case_id": "j"}, {("job", "j"): "A"}, "A"),
+        ({"grant_id": "g", "payload": {"org_id": "B"}}, {}, "B"),  # an older request's nested terms
+        ({"path": "/srv/service/uploads/f1/clip.png"}, {("upload", "f1/clip.png"): "A"}, "A"),
+        ({"path": "/home/me/clip.png"}, {}, None),  # a command-line verification
+        ({"anchor": "head", "seq": 9}, {}, None),
+    ],
+)
+def test_event_organisation_follows_what_a_payload_names(payload, owners, expected):
+    assert event_organisation(payload, owners) == expected
+
+
+def test_references_are_only_strings():
+    assert event_references({"user_id": None, "job_id": 3, "grant_id": ""}) == []
+
+
+def test_a_viewer_reads_their_organisations_events_whole_and_the_others_redacted(two_orgs):
+    client = two_orgs.token_client(Role.VIEWER)
+    response = client.get("/api/v1/ledger", params={"limit": 500})
+    events = response.json()["events"]
+    for secret in RIVAL_SECRETS:
+        assert secret not in response.text
+    _whole(events, "grant.requested", org_id=_org_id(two_orgs, "studio"), purpose="studio's request")
+    assert _whole(events, "service.login", username="viewer")["payload"]["client"] == "testclient"
+    _whole(events, "subject.created", slug="mina")
+    redacted = [e for e in events if e["other_organisation"]]
+    assert {e["event_type"] for e in redacted} >= {
+        "org.created",
+        "holder.created",
+        "subject.created",
+        "grant.requested",
+        "service.user_added",
+        "service.login",
+        "verification.completed",
+    }
+    assert all(e["payload"] is None for e in redacted)
+    # the chain can still be followed across them
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:], strict=False))
+    assert client.get("/api/v1/ledger/verify").json()["ok"] is True
+
+
+def test_the_other_organisations_viewer_sees_the_mirror_image(two_orgs):
+    client = two_orgs.client()
+    two_orgs.login(client, "rival-viewer")
+    events = _ledger(client)
+    own_logins = [e for e in events if e["event_type"] == "service.login" and not e["other_organisation"]]
+    assert [e["payload"]["username"] for e in own_logins] == ["rival-viewer", "rival-viewer"]
+    assert _whole(events, "subject.created", slug="sora")["payload"]["name"] == "Sora Byeol"
+    studio_logins = [e for e in events if e["event_type"] == "service.login" and e["other_organisation"]]
+    assert studio_logins and all(e["payload"] is None for e in studio_logins)
+    assert not any(e["payload"] and e["payload"].get("username") == "viewer" for e in events)
+
+
+def test_the_event_type_filter_and_paging_keep_the_redaction(two_orgs):
+    client = two_orgs.token_client(Role.VIEWER)
+    logins = _ledger(client, event_type="service.login")
+    assert {e["event_type"] for e in logins} == {"service.login"}
+    assert [e["other_organisation"] for e in logins] == [True, False]  # the rival's sign-in, then studio's
+    paged, after = [], 0
+    while after is not None:
+        page = client.get("/api/v1/ledger", params={"after": after, "limit": 3}).json()
+        paged.extend(page["events"])
+        after = page["next_after"]
+    assert paged == _ledger(client)
+
+
+def test_the_console_ledger_page_greys_the_other_organisations_events(two_orgs):
+    client = two_orgs.client()
+    two_orgs.login(client, "viewer")
+    page = client.get("/ledger")
+    assert page.status_code == 200
+    assert "another organisation&#39;s event" in page.text
+    assert page.text.count("data-other-organisation") >= 6
+    for secret in RIVAL_SECRETS:
+        assert secret not in page.text
+    assert "<b>slug</b> mina" in page.text
+
+
+def test_a_single_organisation_workspace_shows_every_event_whole(service_world):
+    service_world.login(service_world.client(), "legal")
+    client = service_world.token_client(Role.VIEWER)
+    events = _ledger(client)
+    expected = [{**e.as_dict(), "other_organisation": False} for e in service_world.workspace.ledger.page(limit=500)]
+    assert events == expected
+    console = service_world.client()
+    service_world.login(console, "viewer")
+    page = console.get("/ledger").text
+    assert "data-other-organisation" not in page and "<b>username</b> legal" in page
+
+
+def test_the_signed_head_carries_no_payload(two_orgs):
+    head = two_orgs.token_client(Role.VIEWER).get("/api/v1/ledger/head").json()
+    assert set(head) == {"type", "org_id", "org", "seq", "hash", "at", "key_fingerprint", "public_key", "signature"}
+    assert head["org"] == "studio"
+
+
+def test_redacted_rows_keep_what_the_chain_needs():
+    from likeness.service.ledger_scope import redacted
+
+    event = LedgerEvent(3, "e3", "service.login", "2026-01-01T00:00:00Z", {"client": "10.0.0.9"}, "a" * 64, "b" * 64)
+    row = redacted(event)
+    assert row == {
+        "seq": 3,
+        "event_id": "e3",
+        "event_type": "service.login",
+        "created_at": "2026-01-01T00:00:00Z",
+        "payload": None,
+        "other_organisation": True,
+        "prev_hash": "a" * 64,
+        "hash": "b" * 64,
+    }
