@@ -110,6 +110,17 @@ def test_each_event_the_two_organisations_append_belongs_to_one_of_them(two_orgs
         ({"path": "/srv/service/uploads/f1/clip.png"}, {("upload", "f1/clip.png"): "A"}, "A"),
         ({"path": "/home/me/clip.png"}, {}, None),  # a command-line verification
         ({"anchor": "head", "seq": 9}, {}, None),
+        # the rest of what the product appends, by the member that decides it
+        ({"token_id": "t", "username": "ana", "by": "admin"}, {("username", "ana"): "A"}, "A"),  # token_revoked
+        ({"request_id": "r", "holder_id": "h", "reason": "no"}, {("grant", "r"): "B"}, "B"),  # grant.declined
+        ({"grant_id": "g", "revoked_at": "t"}, {("grant", "g"): "A"}, "A"),  # grant.revoked
+        ({"release_id": "r", "revoked_at": "t"}, {("release", "r"): "B"}, "B"),  # release.revoked
+        ({"authorization_id": "z", "kind": "grant", "reason": "expired"}, {("authorization", "z"): "A"}, "A"),
+        ({"holder_id": "h", "previous_fingerprint": "f"}, {("holder", "h"): "B"}, "B"),  # key rotated/exported
+        ({"subject_id": "s", "subject_slug": "sora", "model": "m"}, {("subject", "s"): "B"}, "B"),  # detector.*
+        ({"subject_id": "s", "source_sha256": "d"}, {("subject", "s"): None}, None),  # a shared subject
+        # case.marked: the case decides, not the member of staff who marked it (`by`)
+        ({"case_id": "c", "state": "closed", "by": "legal"}, {("job", "c"): "A", ("username", "legal"): "B"}, "A"),
     ],
 )
 def test_event_organisation_follows_what_a_payload_names(payload, owners, expected):
