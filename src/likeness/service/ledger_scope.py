@@ -136,43 +136,20 @@ def page_owners(session: Session, events: Iterable[LedgerEvent]) -> dict[tuple[s
     def ids(kind: str) -> list[str]:
         return sorted(wanted.get(kind, ()))
 
-    if ids("org_slug"):
-        keyed(
-            "org_slug",
-            session.execute(select(Organisation.slug, Organisation.id).where(Organisation.slug.in_(ids("org_slug")))),
-        )
-    if ids("user"):
-        keyed(
-            "user", session.execute(select(ServiceUser.id, ServiceUser.org_id).where(ServiceUser.id.in_(ids("user"))))
-        )
-    if ids("username"):
-        keyed(
-            "username",
-            session.execute(
-                select(ServiceUser.username, ServiceUser.org_id).where(ServiceUser.username.in_(ids("username")))
-            ),
-        )
-    if ids("job"):
-        keyed("job", session.execute(select(Job.id, Job.org_id).where(Job.id.in_(ids("job")))))
-    if ids("grant"):
-        keyed(
-            "grant",
-            session.execute(
-                select(GrantRequestRow.id, GrantRequestRow.org_id).where(GrantRequestRow.id.in_(ids("grant")))
-            ),
-        )
-        keyed("grant", session.execute(select(Grant.id, Grant.org_id).where(Grant.id.in_(ids("grant")))))
-    if ids("release"):
-        keyed("release", session.execute(select(Release.id, Release.org_id).where(Release.id.in_(ids("release")))))
-    if ids("authorization"):
-        keyed(
-            "authorization",
-            session.execute(
-                select(AuthorizationRow.id, AuthorizationRow.org_id).where(
-                    AuthorizationRow.id.in_(ids("authorization"))
-                )
-            ),
-        )
+    # (kind, the column its ids are in, the owning organisation's column); a grant id may name a
+    # request or the grant issued for it (the grant id is the request id).
+    for kind, key, org in (
+        ("org_slug", Organisation.slug, Organisation.id),
+        ("user", ServiceUser.id, ServiceUser.org_id),
+        ("username", ServiceUser.username, ServiceUser.org_id),
+        ("job", Job.id, Job.org_id),
+        ("grant", GrantRequestRow.id, GrantRequestRow.org_id),
+        ("grant", Grant.id, Grant.org_id),
+        ("release", Release.id, Release.org_id),
+        ("authorization", AuthorizationRow.id, AuthorizationRow.org_id),
+    ):
+        if ids(kind):
+            keyed(kind, session.execute(select(key, org).where(key.in_(ids(kind)))))
     for kind, column in (("subject", Subject.id), ("subject_slug", Subject.slug)):
         for subject in session.scalars(select(Subject).where(column.in_(ids(kind)))) if ids(kind) else ():
             owners[(kind, getattr(subject, "id" if kind == "subject" else "slug"))] = _subject_org(session, subject)
