@@ -379,7 +379,9 @@ def test_a_file_declaring_more_audio_tracks_than_are_kept_gives_the_first_ones(t
             container.mux(track.encode(chunk))
             container.mux(track.encode(None))
     out = tmp_path / "out.mp4"
-    _black_video_with_audio(out, source, frames=3)
+    encoder = _black_video_with_audio(out, source, frames=3)
+    # the tracks left out are said, not dropped without a word
+    assert encoder.audio_note == f"kept 16 of {MAX_AUDIO_TRACKS + 2} sound tracks (at most 16)"
     loudest: dict[int, float] = {}
     with av.open(str(out)) as written:
         kept = [stream.index for stream in written.streams.audio]

@@ -196,6 +196,41 @@ def test_a_take_with_two_sound_tracks_keeps_both(trained_world, tmp_path: Path) 
     assert reading.state == "Trusted", reading.reasons
 
 
+def test_a_take_with_more_sound_tracks_than_are_kept_says_so(trained_world, tmp_path: Path) -> None:
+    """18 tracks: the first 16 are carried, and the report (JSON and HTML) says the other two
+    were left out; before, they were dropped without a word."""
+    import json
+
+    from likeness.media.video.encode import MAX_AUDIO_TRACKS
+
+    source = tmp_path / "take.mkv"
+    rate = 8_000
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        tracks = [container.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in range(MAX_AUDIO_TRACKS + 2)]
+        for rgb in portrait_frames(6, (320, 240), seed=8):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode(None))
+        for track in tracks:
+            tone = (np.sin(np.arange(round(0.24 * rate)) * 0.2) * 8000).astype(np.int16)[None, :]
+            sound = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+            sound.sample_rate, sound.pts, sound.time_base = rate, 0, Fraction(1, rate)
+            container.mux(track.encode(sound))
+            container.mux(track.encode(None))
+    out = tmp_path / "out.mp4"
+    options = RenderOptions(write_report=True, quality_every=10)
+    report = render_media(
+        trained_world.workspace, trained_world.model_dir, source, out, use="music_video", org="studio", options=options
+    )
+    said = "kept 16 of 18 sound tracks (at most 16)"
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == MAX_AUDIO_TRACKS
+    assert report.audio_note == said
+    assert json.loads(Path(report.report_json).read_text(encoding="utf-8"))["audio_note"] == said
+    assert f"<li>sound: {said}</li>" in Path(report.report_html).read_text(encoding="utf-8")
+
+
 def test_a_few_frames_of_4k(trained_world, tmp_path: Path) -> None:
     source = write_source(tmp_path / "uhd.mp4", portrait_frames(3, (3840, 2160), seed=4))
     report = render(trained_world, source, tmp_path / "out.mp4")

@@ -178,6 +178,8 @@ def render(
         console.print(
             Text.assemble(("warning:", "yellow"), f" {printable(report.decode_error)}; rendered what decoded")
         )
+    if report.audio_note:
+        console.print(Text.assemble(("warning:", "yellow"), f" {report.audio_note}"))
     for skipped_input in report.skipped_inputs:
         said = f" {printable(skipped_input['path'])}: {printable(skipped_input['reason'])}"
         console.print(Text.assemble(("skipped", "yellow"), said))

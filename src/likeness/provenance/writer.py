@@ -363,6 +363,11 @@ class LabelledVideo:
         return bool(self._encoder.padded)
 
     @property
+    def audio_note(self) -> str | None:
+        """What was left out of the source's sound (tracks past the most kept), or None."""
+        return self._encoder.audio_note
+
+    @property
     def encoded_size(self) -> tuple[int, int]:
         """``(width, height)`` of the encoded (stored) picture, after padding."""
         return tuple(self._encoder.encoded_size)  # type: ignore[return-value]

@@ -797,6 +797,7 @@ class _VideoRender:
             self.quality.close()
             raise
         self.report.padded_to_even = video.padded
+        self.report.audio_note = video.audio_note
         return video
 
     # -- the frames -------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class RenderReport:
     thin_rims_skipped_faces: int = 0  # swapped faces with no spectacle zone: the add-on left out
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
+    audio_note: str | None = None  # sound left out of the output (tracks past the most kept)
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     content_check: dict[str, Any] = field(default_factory=dict)
@@ -373,6 +374,7 @@ def write_report(
             f"{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>"
         )
     skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
+    sound = f"\n<li>sound: {html.escape(report.audio_note)}</li>" if report.audio_note else ""
     body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
@@ -381,7 +383,7 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <li>swap model: {html.escape(report.model_precision.get("used", "float"))} ({html.escape(report.model_precision.get("why", ""))})</li>
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
 <li>mask options: {html.escape(data["mask_options"])}</li>
-<li>decode problems: {html.escape(printable(report.decode_error or "none"))}</li></ul>
+<li>decode problems: {html.escape(printable(report.decode_error or "none"))}</li>{sound}</ul>
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;
 see docs/render.md. Face crops: before (the performer) and after (the output), aligned the same way.</p>

@@ -41,6 +41,18 @@ _AAC_LAYOUTS = frozenset(
 )  # fmt: skip
 _AAC_LAYOUT_BY_CHANNELS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
+
+def audio_tracks_note(declared: int) -> str | None:
+    """What a user is told when ``declared`` sound tracks are more than are kept, else None.
+
+    >>> audio_tracks_note(18)
+    'kept 16 of 18 sound tracks (at most 16)'
+    """
+    if declared <= MAX_AUDIO_TRACKS:
+        return None
+    return f"kept {MAX_AUDIO_TRACKS} of {declared} sound tracks (at most {MAX_AUDIO_TRACKS})"
+
+
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -97,7 +109,8 @@ class VideoEncoder:
       carries its codec (:data:`COPYABLE_AUDIO_CODECS`), else decoded and re-encoded to AAC at
       the source's times (a late start kept, a skip filled with silence);
       ``audio_mode`` is the first stream's, ``"copy"`` or ``"aac"``, or None (no source or no
-      audio stream). At most :data:`MAX_AUDIO_TRACKS` are kept. Audio past the end of the video
+      audio stream). At most :data:`MAX_AUDIO_TRACKS` are kept; ``audio_note`` says so when a
+      source has more (:func:`audio_tracks_note`), else None. Audio past the end of the video
       is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
       matrix, so players show the frames turned as the source was.
@@ -161,6 +174,7 @@ class VideoEncoder:
         self.padded = self.encoded_size != (self.width, self.height)
         self.frames_written = 0
         self.audio_mode: str | None = None
+        self.audio_note: str | None = None
         self._frame_ticks = float(1 / self.frame_rate / _ENCODER_TIME_BASE)
         self._shortest_step: int | None = None  # encoder ticks between written frames
         self._durations: dict[int, int] = {}  # pts -> duration, of frames inside the encoder
@@ -221,7 +235,9 @@ class VideoEncoder:
 
     def _add_audio(self, source: Path) -> None:
         self._audio_input = _open_input(source)
-        in_streams = list(self._audio_input.streams.audio)[:MAX_AUDIO_TRACKS]
+        declared = list(self._audio_input.streams.audio)
+        self.audio_note = audio_tracks_note(len(declared))
+        in_streams = declared[:MAX_AUDIO_TRACKS]
         if not in_streams:
             self._audio_input.close()
             self._audio_input = None
