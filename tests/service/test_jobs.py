@@ -368,3 +368,24 @@ def _claim_race(settings: Settings) -> None:
         assert len(claimed) == 40 and len(set(claimed)) == 40
     finally:
         workspace.close()
+
+
+def test_a_jobs_releases_are_shown_on_the_api_and_the_console(service_world):
+    """``jobs.releases`` was kept but shown nowhere: a job put back in the queue twice by a worker
+    shutting down says so, with the releases after which claims count as attempts."""
+    from likeness.service.roles import Role
+
+    org_id = service_world.accounts.get_user(Role.VIEWER.value).org_id
+    queue = JobQueue(service_world.workspace.engine, lease_s=60)
+    job = queue.enqueue("verify", {"name": "v.jpg"}, org_id=org_id)
+    for worker in ("w1", "w2"):
+        assert queue.claim(worker) is not None and queue.release(job.id, worker)
+    client = service_world.token_client(Role.VIEWER)
+    assert client.get(f"/api/v1/jobs/{job.id}").json()["releases"] == 2
+    english = client.get(f"/jobs/{job.id}", headers={"accept-language": "en"}).text
+    assert f"released 2 times by a worker shutting down; attempts count after {FREE_RELEASES}" in english
+    korean = client.get(f"/jobs/{job.id}", headers={"accept-language": "ko"}).text
+    assert f"작업자 종료로 대기열에 2번 돌아옴 · {FREE_RELEASES}번을 넘으면 시도로 셈" in korean
+    fresh = queue.enqueue("verify", {"name": "w.jpg"}, org_id=org_id)
+    assert client.get(f"/api/v1/jobs/{fresh.id}").json()["releases"] == 0
+    assert "data-job-releases" not in client.get(f"/jobs/{fresh.id}").text

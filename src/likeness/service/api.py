@@ -27,7 +27,7 @@ from likeness.service.job_kinds import (
     train_file,
     uploads_root,
 )
-from likeness.service.jobs import JobQueue, JobView, page_cursor
+from likeness.service.jobs import FREE_RELEASES, JobQueue, JobView, page_cursor
 from likeness.service.ledger_scope import scoped_events
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
@@ -96,6 +96,12 @@ class JobOut(BaseModel):
     message: str
     attempts: int
     max_attempts: int
+    releases: int = Field(
+        description=(
+            "times a worker shutting down put the job back in the queue; the first "
+            f"{FREE_RELEASES} are not counted as attempts, the ones after are"
+        )
+    )
     cancel_requested: bool
     created_at: str
     updated_at: str

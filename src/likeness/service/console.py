@@ -35,7 +35,7 @@ from likeness.service.errors import (
 from likeness.service.forms import StrictJSONRoute
 from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.job_kinds import RENDER_FLAGS
-from likeness.service.jobs import page_cursor
+from likeness.service.jobs import FREE_RELEASES, page_cursor
 from likeness.service.ledger_scope import scoped_events
 from likeness.service.roles import Permission, allows
 from likeness.service.security import (
@@ -311,6 +311,7 @@ def job_page(job_id: str, request: Request, principal: Annotated[Principal, Depe
             "job": job,
             "verification": verification,
             "can_cancel": can_cancel,
+            "free_releases": FREE_RELEASES,
             "evidence": (job.result or {}).get("evidence") or {},
             "train": train_outputs(request.app.state.services.workspace, job) if job.kind == "train" else {},
             "faceset_side": faceset_side(request.app.state.services.workspace, job) if job.kind == "extract" else "",

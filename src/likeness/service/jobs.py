@@ -82,6 +82,7 @@ class JobView:
     error: str | None
     attempts: int
     max_attempts: int
+    releases: int  # times a worker shutting down put it back in the queue (FREE_RELEASES free)
     cancel_requested: bool
     created_by: str | None
     created_at: str
@@ -105,6 +106,7 @@ class JobView:
             "message": self.message,
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
+            "releases": self.releases,
             "cancel_requested": self.cancel_requested,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -129,6 +131,7 @@ def _view(row: Job) -> JobView:
         error=row.error,
         attempts=row.attempts,
         max_attempts=row.max_attempts,
+        releases=row.releases,
         cancel_requested=row.cancel_requested,
         created_by=row.created_by,
         created_at=row.created_at,
