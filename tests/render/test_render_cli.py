@@ -153,3 +153,19 @@ def test_ctrl_c_during_a_render_says_what_happened_and_how_to_resume(consent_wor
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output and "rerun the same command to resume" in result.output
     assert f"no output written to {tmp_path / 'o.mp4'}" in result.output
+
+
+def test_render_says_which_sound_tracks_it_left_out(consent_world, tmp_path, monkeypatch) -> None:
+    # Tracks past the most kept were dropped without a word.
+    import likeness.render
+    from likeness.render.report import RenderReport
+
+    def rendered(*_, **__):
+        report = RenderReport(None, "t.mp4", "o.mp4", "video", "model", "mina", "jun", "music_video", "studio", {})
+        report.audio_note = "kept 16 of 18 sound tracks (at most 16)"
+        return report
+
+    monkeypatch.setattr(likeness.render, "render_media", rendered)
+    result = _render_card_only_model(consent_world, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "warning: kept 16 of 18 sound tracks (at most 16)" in result.output
