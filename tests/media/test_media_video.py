@@ -395,6 +395,61 @@ def test_a_file_declaring_more_audio_tracks_than_are_kept_gives_the_first_ones(t
     assert all(abs(level - n) < 0.25 for n, level in enumerate(levels, start=1)), levels
 
 
+def _sound_with_a_skip(path: Path, *, skip_s: float, layout: str = "7.1") -> Path:
+    """Matroska of two black frames ``skip_s`` apart and one PCM track (8 kHz) whose only
+    packets play at 0 and at ``skip_s``: a few kB whose sound lasts ``skip_s``."""
+    rate, channels = 8_000, av.AudioLayout(layout).nb_channels
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
+        sound = container.add_stream("pcm_s16le", rate=rate, layout=layout)
+        for time_s in (0.0, skip_s):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(time_s * 1000), Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        for time_s in (0.0, skip_s):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 256 * channels), np.int16), format="s16", layout=layout)
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, round(time_s * rate), Fraction(1, rate)
+            container.mux(sound.encode(chunk))
+        container.mux(sound.encode(None))
+    return path
+
+
+def test_sound_skipping_far_beyond_what_the_file_holds_is_refused(tmp_path: Path) -> None:
+    """A file of a few packets whose sound skips 700 s of 7.1 had every second filled with
+    silence and encoded (16 such tracks of 96 kHz: 334 s of work from 528 kB); now refused,
+    naming the file, before the silence is encoded."""
+    source = _sound_with_a_skip(tmp_path / "skip.mkv", skip_s=700.0)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(MediaError, match="more than its size holds as real sound") as caught:
+        transcode(source, out)
+    assert Path(caught.value.path) == source
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))
+
+
+def test_a_skip_in_sound_within_what_any_file_may_encode_is_filled(tmp_path: Path) -> None:
+    source = _sound_with_a_skip(tmp_path / "skip.mkv", skip_s=30.0)
+    out = tmp_path / "out.mp4"
+    transcode(source, out)
+    with av.open(str(out)) as written:
+        stream = written.streams.audio[0]
+        assert stream.codec_context.channels == 8
+        assert float(stream.duration * stream.time_base) >= 30.0
+
+
+def test_real_sound_is_never_refused_for_its_size() -> None:
+    from likeness.media.video.budget import sound_refusal
+
+    # an hour of 16 tracks of 7.1, each at 48 kbps AAC (the lowest a studio would send), in the file
+    channel_s = 3600 * 16 * 8
+    assert sound_refusal(channel_seconds=channel_s, size_bytes=3600 * 16 * 6_000) is None
+    # ten minutes of one 7.1 track, whatever the file's size
+    assert sound_refusal(channel_seconds=600 * 8, size_bytes=1) is None
+    assert sound_refusal(channel_seconds=600 * 8 + 1, size_bytes=1) is not None
+
+
 def test_audio_source_without_audio_gives_silent_video(clip: Path, tmp_path: Path) -> None:
     silent = tmp_path / "silent.mp4"
     synthetic.write_clip(silent, synthetic.astronaut(), seconds=0.2, size=(64, 48), with_audio=False)

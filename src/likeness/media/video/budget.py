@@ -95,6 +95,33 @@ def container_refusal(
     return None
 
 
+#: Sound the encoder may re-encode from any file, whatever its size: ten minutes of one 7.1 track
+#: (channel-seconds; at 96 kHz about 10 s of AAC encoding on one core).
+FREE_SOUND_CHANNEL_S = 10 * 60 * 8
+#: Beyond it, bytes the file must hold per channel-second of sound to re-encode. Real sound is
+#: far above (AAC and Opus at their lowest rates hundreds, PCM thousands); a stretch the source
+#: skips is filled with silence, which costs the same to encode but is in no byte of the file.
+MIN_SOUND_BYTES_PER_CHANNEL_S = 64
+
+
+def sound_refusal(*, channel_seconds: float, size_bytes: int) -> str | None:
+    """Why re-encoding ``channel_seconds`` of sound (seconds times channels, summed over
+    tracks, gaps filled with silence included) from a file of ``size_bytes`` is refused, or None.
+
+    >>> sound_refusal(channel_seconds=4_800, size_bytes=1_000)
+    >>> print(sound_refusal(channel_seconds=179_200, size_bytes=527_981))
+    sound to encode is 179,200 channel-seconds from 527,981 bytes (3 bytes a channel-second): more
+    than its size holds as real sound (beyond 4,800 channel-seconds at least 64 bytes each)
+    """
+    if channel_seconds <= FREE_SOUND_CHANNEL_S or size_bytes >= channel_seconds * MIN_SOUND_BYTES_PER_CHANNEL_S:
+        return None
+    return (
+        f"sound to encode is {channel_seconds:,.0f} channel-seconds from {size_bytes:,} bytes "
+        f"({size_bytes / channel_seconds:.0f} bytes a channel-second): more than its size holds as real sound "
+        f"(beyond {FREE_SOUND_CHANNEL_S:,} channel-seconds at least {MIN_SOUND_BYTES_PER_CHANNEL_S} bytes each)"
+    )
+
+
 class DecodeMeter:
     """One file's decoding, counted against its budget: call :meth:`packet` per demuxed packet
     and :meth:`frame` per decoded frame; :meth:`pause` before handing a frame to the consumer and

@@ -18,6 +18,7 @@ import numpy as np
 
 from likeness.errors import MediaError
 from likeness.media.images import new_part_file, require_rgb
+from likeness.media.video.budget import sound_refusal
 from likeness.media.video.colour import ColourTags
 from likeness.media.video.decode import _AV_ERRORS, _describe, _open_input, iter_video_frames, probe_video
 from likeness.prefetch import WriteBehind
@@ -110,7 +111,9 @@ class VideoEncoder:
       the source's times (a late start kept, a skip filled with silence);
       ``audio_mode`` is the first stream's, ``"copy"`` or ``"aac"``, or None (no source or no
       audio stream). At most :data:`MAX_AUDIO_TRACKS` are kept; ``audio_note`` says so when a
-      source has more (:func:`audio_tracks_note`), else None. Audio past the end of the video
+      source has more (:func:`audio_tracks_note`), else None. Re-encoded sound (silence filled
+      in included) beyond what the source's bytes could hold as real sound is refused, naming
+      the source (:func:`~likeness.media.video.budget.sound_refusal`). Audio past the end of the video
       is dropped so the tracks end together.
     * ``rotation`` (degrees counter-clockwise, a multiple of 90) is written as the display
       matrix, so players show the frames turned as the source was.
@@ -186,6 +189,9 @@ class VideoEncoder:
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
         self._audio_tracks: dict[int, _AudioTrack] = {}  # by the source stream's index
+        self._audio_source: Path | None = None
+        self._audio_source_bytes = 0
+        self._sound_channel_s = 0.0  # re-encoded so far, silence filled in included
         # Frames waiting for the encoding thread: a few are enough to absorb jitter, and each
         # 1080p YUV frame is 3 MB.
         self._worker: WriteBehind[tuple[av.VideoFrame, float, int]] | None = None
@@ -235,6 +241,11 @@ class VideoEncoder:
 
     def _add_audio(self, source: Path) -> None:
         self._audio_input = _open_input(source)
+        self._audio_source = source
+        try:
+            self._audio_source_bytes = source.stat().st_size
+        except OSError as exc:
+            raise MediaError(source, f"cannot read: {exc.strerror or exc}") from exc
         declared = list(self._audio_input.streams.audio)
         self.audio_note = audio_tracks_note(len(declared))
         in_streams = declared[:MAX_AUDIO_TRACKS]
@@ -430,18 +441,30 @@ class VideoEncoder:
         next sample is laid where the encoder is, not where the source says), so the sound stays
         within ``AUDIO_GAP_S`` of its place, never drifting further."""
         start_s = float(audio_frame.time) if audio_frame.time is not None else None
+        channels = len(audio_frame.layout.channels)
         if start_s is not None and track.at_s is not None and start_s - track.at_s >= AUDIO_GAP_S:
             rate = audio_frame.sample_rate
             missing = round((start_s - track.at_s) * rate)
+            self._spend_sound(missing / rate * channels)
             while missing > 0:
                 samples = min(missing, rate)  # at most a second of silence per frame
                 self._output.mux(track.out_stream.encode(_silence(audio_frame, samples)))
                 track.at_s += samples / rate
                 missing -= samples
+        self._spend_sound(audio_frame.samples / audio_frame.sample_rate * channels)
         if track.at_s is None:
             track.at_s = start_s or 0.0
         self._output.mux(track.out_stream.encode(audio_frame))
         track.at_s += audio_frame.samples / audio_frame.sample_rate
+
+    def _spend_sound(self, channel_seconds: float) -> None:
+        """Count sound about to be encoded against what the source file's bytes can hold
+        (:func:`~likeness.media.video.budget.sound_refusal`): filling a skip costs as much as
+        encoding real sound, and a file of a few packets can skip for hours on every track."""
+        self._sound_channel_s += channel_seconds
+        refusal = sound_refusal(channel_seconds=self._sound_channel_s, size_bytes=self._audio_source_bytes)
+        if refusal is not None:
+            raise MediaError(self._audio_source, refusal)
 
     # -- lifetime ---------------------------------------------------------------------------
 
