@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from likeness import strict_json
-from likeness.consent.ledger import LedgerEvent
+from likeness.consent.ledger import LedgerEvent, UnreadableEvent
 from likeness.consent.tables import (
     AuthorizationRow,
     Grant,
@@ -125,11 +125,13 @@ def _single(orgs: Iterable[str | None]) -> str | None:
     return next(iter(distinct)) if len(distinct) == 1 else None
 
 
-def page_owners(session: Session, events: Iterable[LedgerEvent]) -> dict[tuple[str, str], str | None]:
+def page_owners(session: Session, events: Iterable[LedgerEvent | UnreadableEvent]) -> dict[tuple[str, str], str | None]:
     """The owners of every reference ``events`` make, read through ``session`` (one query per
     kind of reference, over only the ids the page names)."""
     wanted: dict[str, set[str]] = {}
     for event in events:
+        if isinstance(event, UnreadableEvent):
+            continue
         for kind, value in event_references(event.payload):
             wanted.setdefault(kind, set()).add(value)
     owners: dict[tuple[str, str], str | None] = {}
@@ -212,15 +214,21 @@ def _holder_org(session: Session, holder_id: str) -> str | None:
 
 def redacted(event: LedgerEvent) -> dict[str, Any]:
     """An event as another organisation's reader gets it: what the chain needs, no payload."""
-    return {**event.as_dict(), "payload": None, "other_organisation": True}
+    return {**event.as_dict(), "payload": None, "other_organisation": True, "unreadable": None}
 
 
-def scoped_events(workspace: Any, events: list[LedgerEvent], org_id: str) -> list[dict[str, Any]]:
+def scoped_events(workspace: Any, events: list[LedgerEvent | UnreadableEvent], org_id: str) -> list[dict[str, Any]]:
     """``events`` (``LedgerEvent.as_dict`` plus ``other_organisation``) as a reader of
-    ``org_id`` may see them: whole, or ``redacted``."""
+    ``org_id`` may see them: whole, or ``redacted``; a row whose payload cannot be read shows
+    where it is and why (``unreadable``) to every reader, as ``ledger/verify`` would."""
     with Session(workspace.engine) as session:
         owners = page_owners(session, events)
-    return [
-        {**e.as_dict(), "other_organisation": False} if visible_to(e.payload, org_id, owners) else redacted(e)
-        for e in events
-    ]
+    return [_scoped(e, org_id, owners) for e in events]
+
+
+def _scoped(event: LedgerEvent | UnreadableEvent, org_id: str, owners: Owners) -> dict[str, Any]:
+    if isinstance(event, UnreadableEvent):
+        return {**event.as_dict(), "other_organisation": False}
+    if visible_to(event.payload, org_id, owners):
+        return {**event.as_dict(), "other_organisation": False, "unreadable": None}
+    return redacted(event)
