@@ -163,6 +163,51 @@ def test_a_service_key_others_may_read_is_refused(service_world):
         share(workspace, answer, days=1)
 
 
+@pytest.mark.parametrize("spoil", ["mode 0644", "a directory", "a FIFO", "31 bytes", "empty"])
+def test_an_unusable_device_key_leaves_sign_in_to_the_user_and_address_limits(service_world, spoil, caplog):
+    """A devices.key made readable by others was a 400 at every sign-in, naming the server's
+    full path to whoever loaded the form; a directory in its place a 500, a FIFO held every
+    sign-in for ever, and one of the wrong length turned device cookies off unsaid. Sign-in now
+    goes on without trusting device cookies (the limits before them) and the log names the file."""
+    import os
+
+    key = service_world.workspace.settings.keys_dir / "service" / "devices.key"
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if spoil == "a directory":
+        key.mkdir()
+    elif spoil == "a FIFO":
+        os.mkfifo(key, 0o600)
+    else:
+        key.write_bytes({"mode 0644": bytes(32), "31 bytes": bytes(31), "empty": b""}[spoil])
+        key.chmod(0o644 if spoil == "mode 0644" else 0o600)
+
+    client = service_world.client()
+    client.get("/login")
+    data = {"username": "legal", "password": PASSWORD, "csrf_token": client.cookies.get("likeness_login_csrf")}
+    with caplog.at_level("ERROR", logger="likeness.service.console"):
+        response = client.post("/login", data=data, follow_redirects=False)
+    assert response.status_code == 303
+    assert client.cookies.get("likeness_device") is None  # no cookie sealed with a key others may know
+    assert "keys/service/devices.key: the service's key" in caplog.text
+    assert str(key.parent.parent) not in caplog.text  # named from the keys folder
+
+
+def test_a_service_key_that_cannot_be_used_is_a_503_naming_it_from_the_keys_folder(service_world):
+    """links.key readable by others made the public page's share button a 400 "Bad request"
+    (the visitor's fault) carrying the server's full path to the key."""
+    from likeness.service.errors import ServiceKeyUnusable
+    from likeness.service.permalinks import share
+
+    key = service_world.workspace.settings.keys_dir / "service" / "links.key"
+    key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key.write_bytes(bytes(32))
+    key.chmod(0o640)
+    with pytest.raises(ServiceKeyUnusable) as raised:
+        share(service_world.workspace, {"sha256": "ab" * 32, "verdict": "no-face"}, days=1)
+    assert raised.value.status == 503
+    assert str(raised.value).startswith("keys/service/links.key: the service's key may be read by others (mode 0640)")
+
+
 def test_a_failed_login_for_an_unknown_user_is_on_the_ledger(service_world):
     client = service_world.client()
     client.get("/login")

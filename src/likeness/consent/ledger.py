@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import Row, func, select, text
@@ -103,6 +103,35 @@ def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
+
+
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """A ledger row whose payload cannot be read (``LedgerRowUnreadable``), as a page shows it:
+    where it sits in the chain and why, no payload."""
+
+    seq: int
+    event_id: str
+    event_type: str
+    created_at: str
+    prev_hash: str
+    hash: str
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "problem"},
+            "payload": None,
+            "unreadable": self.problem,
+        }
+
+
+def _event_or_unreadable(row: LedgerRow) -> LedgerEvent | UnreadableEvent:
+    try:
+        return _event(row)
+    except LedgerRowUnreadable as unreadable:
+        where = {k: getattr(row, k) for k in ("seq", "event_id", "event_type", "created_at", "prev_hash", "hash")}
+        return UnreadableEvent(**where, problem=unreadable.problem)
 
 
 LEDGER_LOCK = "likeness.ledger.append"
@@ -324,14 +353,18 @@ class Ledger:
             rows = [_event(r) for r in session.scalars(query)]
         return sorted(rows, key=lambda e: e.seq)
 
-    def page(self, *, after: int = 0, limit: int = 100, event_type: str | None = None) -> list[LedgerEvent]:
+    def page(
+        self, *, after: int = 0, limit: int = 100, event_type: str | None = None
+    ) -> list[LedgerEvent | UnreadableEvent]:
         """Up to ``limit`` events with a sequence number above ``after``, in ledger order (the
-        service pages through the ledger with it)."""
+        service pages through the ledger with it). A row whose payload cannot be read comes as
+        an ``UnreadableEvent`` in its place: the page is where people look for it, so one
+        such row must not take the page, and every row after it, away."""
         with self._session_factory() as session:
             query = select(LedgerRow).where(LedgerRow.seq > after).order_by(LedgerRow.seq).limit(limit)
             if event_type is not None:
                 query = query.where(LedgerRow.event_type == event_type)
-            return [_event(r) for r in session.scalars(query)]
+            return [_event_or_unreadable(r) for r in session.scalars(query)]
 
     def find(
         self, event_type: str | Sequence[str], *, created_after: str | None = None, **payload_equals: Any

@@ -124,9 +124,13 @@ class LedgerEventOut(BaseModel):
     event_id: str
     event_type: str
     created_at: str
-    payload: dict[str, Any] | None = Field(description="null for another organisation's event")
+    payload: dict[str, Any] | None = Field(description="null for another organisation's event or an unreadable row")
     other_organisation: bool = Field(
         description="the event belongs to another organisation of the workspace: only what the hash chain needs"
+    )
+    unreadable: str | None = Field(
+        default=None,
+        description="why the row's payload cannot be read (edited or appended outside likeness); null for a readable row",
     )
     prev_hash: str
     hash: str

@@ -7,6 +7,7 @@ problem type the API would send.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -31,6 +32,7 @@ from likeness.service.errors import (
     NotAuthenticated,
     NotFound,
     RateLimited,
+    ServiceKeyUnusable,
 )
 from likeness.service.forms import StrictJSONRoute
 from likeness.service.i18n import LANGUAGES, pick_language, translator
@@ -52,6 +54,7 @@ from likeness.service.worker import JOB_KINDS
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["verdict_headline"] = verdict_headline
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
 READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
@@ -150,7 +153,7 @@ def login(
         raise CsrfFailed("the sign-in form expired; reload it and try again")
     client = request.client.host if request.client else "unknown"
     name = username.strip().lower()  # one spelling for the limiter and the lookup
-    devices_key = service_key(services.workspace, "devices", create=True)
+    devices_key = _devices_key(services.workspace)
     device = trusted_device(devices_key, name, request.cookies.get(DEVICE_COOKIE))
     # A browser this user signed in from before keeps its own count (see likeness.service.devices).
     address_key, user_key, device_key = f"ip:{client}", f"user:{name}", f"device:{device}"
@@ -240,6 +243,18 @@ def web_font(name: str) -> bytes:
     out = io.BytesIO()
     font.save(out)
     return out.getvalue()
+
+
+def _devices_key(workspace: Any) -> bytes | None:
+    """The key of trusted-device cookies, or None when it cannot be used: sign-in then counts
+    every browser by its user and address, as before device cookies. Refusing sign-in instead
+    would lock every user out over a file's mode, while a forged device cookie buys only a
+    count of its own, never a way in."""
+    try:
+        return service_key(workspace, "devices", create=True)
+    except ServiceKeyUnusable as exc:
+        log.error("sign-in trusts no device cookie: %s", exc)
+        return None
 
 
 def _set_cookie(

@@ -63,6 +63,14 @@ class AnalysisTimedOut(ServiceError):
     status, code, title = 503, "analysis-timeout", "The analysis took too long"
 
 
+class ServiceKeyUnusable(ServiceError):
+    """One of the service's own key files cannot be used (readable by others, not a regular
+    file, the wrong length): the server's fault, never the client's. The message names the file
+    under the workspace's keys folder, not the server's full path."""
+
+    status, code, title = 503, "service-key-unusable", "The service cannot use one of its keys"
+
+
 class RateLimited(ServiceError):
     status, code, title = 429, "rate-limited", "Too many requests"
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from likeness import __version__, strict_json
 from likeness.service.accounts import utc_stamp
 from likeness.service.auth import public
-from likeness.service.errors import NotFound, ServiceError
+from likeness.service.errors import NotFound, ServiceKeyUnusable
 from likeness.service.forms import StrictJSONRoute
 from likeness.service.service_keys import service_key
 from likeness.service.tables import PublicResult
@@ -51,7 +51,7 @@ def share(workspace: Any, answer: dict[str, Any], *, days: int) -> PublicResult:
     expires_at = utc_stamp(_parse(now) + timedelta(days=days))
     key = service_key(workspace, "links", create=True)
     if key is None:
-        raise ServiceError("the service's key for shared results (keys/service/links.key) is not 32 bytes")
+        raise ServiceKeyUnusable("keys/service/links.key: the service's key for shared results is missing")
     seal = _seal(key, answer["sha256"], now, expires_at, shown)
     result = json.dumps({**shown, SEAL: seal}, ensure_ascii=False)
     with Session(workspace.engine, expire_on_commit=False) as session, session.begin():

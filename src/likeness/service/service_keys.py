@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from likeness.service.errors import ServiceError
+from likeness.service.errors import ServiceKeyUnusable
 
 KEY_BYTES = 32
 
@@ -21,8 +21,9 @@ def service_key_path(workspace: Any, name: str) -> Path:
 
 
 def service_key(workspace: Any, name: str, *, create: bool) -> bytes | None:
-    """The key ``name`` (made when missing and ``create``), None when there is none or it is not
-    :data:`KEY_BYTES` long; ``ServiceError`` naming the file when group or others may read it."""
+    """The key ``name`` (made when missing and ``create``), None when there is none;
+    ``ServiceKeyUnusable`` naming the file when group or others may read it, it is not a
+    regular file or it is not :data:`KEY_BYTES` long."""
     path = service_key_path(workspace, name)
     if create and not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -36,11 +37,27 @@ def service_key(workspace: Any, name: str, *, create: bool) -> bytes | None:
             pass
         finally:
             partial.unlink()
+    # Named from the keys folder: the message reaches strangers (the sign-in form, shared pages).
+    shown = f"keys/service/{path.name}"
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        key = path.read_bytes()
+        # O_NONBLOCK: a FIFO put in the key's place would hold every sign-in waiting for a writer
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    if mode & 0o077:
-        raise ServiceError(f"{path}: the service's key may be read by others (mode {mode:04o}); run chmod 600 on it")
-    return key if len(key) == KEY_BYTES else None
+    except OSError as exc:
+        raise ServiceKeyUnusable(f"{shown}: the service's key cannot be read ({exc.strerror})") from exc
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ServiceKeyUnusable(f"{shown}: the service's key is not a regular file")
+        mode = stat.S_IMODE(status.st_mode)
+        if mode & 0o077:
+            raise ServiceKeyUnusable(
+                f"{shown}: the service's key may be read by others (mode {mode:04o}); run chmod 600 on it"
+            )
+        key = os.read(descriptor, KEY_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    if len(key) != KEY_BYTES:
+        raise ServiceKeyUnusable(f"{shown}: the service's key is not {KEY_BYTES} bytes; remove it to make a new one")
+    return key
