@@ -325,7 +325,23 @@ def test_a_signing_key_others_may_read_is_refused(tmp_path: Path, name: str) -> 
     keys_dir = tmp_path / "c2pa"
     ensure_signing_setup(keys_dir, "Studio Haneul")
     (keys_dir / name).chmod(0o644)
-    with pytest.raises(ProvenanceError, match=f"{name}: private key file has permissions 0o644; expected 0600"):
+    with pytest.raises(
+        ProvenanceError, match=rf"{name}: private key file may be read by others \(mode 0644\); run chmod 600 on it"
+    ):
         load_signing_setup(keys_dir)
     (keys_dir / name).chmod(0o600)
     assert load_signing_setup(keys_dir).org_name == "Studio Haneul"
+
+
+def test_a_fifo_in_a_signing_key_s_place_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """The signing keys were read with a plain open, so a FIFO put in the signer key's place
+    held every render's labelling for ever; every key file is read by ``likeness.keyfiles``
+    now, which opens without blocking and takes regular files only."""
+    import os
+
+    keys_dir = tmp_path / "c2pa"
+    ensure_signing_setup(keys_dir, "Studio Haneul")
+    (keys_dir / "signer.key").unlink()
+    os.mkfifo(keys_dir / "signer.key", 0o600)
+    with pytest.raises(ProvenanceError, match=r"signer.key: private key file is not a regular file"):
+        load_signing_setup(keys_dir)

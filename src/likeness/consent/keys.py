@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from likeness.errors import ConfigError
+from likeness.keyfiles import KeyFileRefused, read_key_file
 
 
 def fingerprint(public_raw: bytes) -> str:
@@ -62,13 +63,13 @@ def generate_key(path: Path) -> Ed25519PrivateKey:
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Load an Ed25519 private key, refusing files readable by group or others."""
     try:
-        mode = path.stat().st_mode & 0o777
+        pem = read_key_file(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: private key file not found") from None
-    if mode & 0o077:
-        raise ConfigError(f"{path}: private key file has permissions {oct(mode)}; expected 0600 (chmod 600 it)")
+    except KeyFileRefused as refused:
+        raise ConfigError(f"{path}: private key file {refused.reason}") from None
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not a readable unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from likeness.errors import ProvenanceError
+from likeness.keyfiles import KeyFileRefused, read_key_file
 
 ROOT_CERT_NAME = "root-ca.pem"
 ROOT_KEY_NAME = "root-ca.key"
@@ -302,12 +303,11 @@ def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     organisation's Ed25519 key is (``consent.keys.load_private_key``): whoever reads the root's
     or the signer's key signs C2PA manifests that verify trusts as this organisation's."""
     try:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise ProvenanceError(f"{path}: private key file has permissions {oct(mode)}; expected 0600 (chmod 600 it)")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(read_key_file(path), password=None)
+    except KeyFileRefused as refused:
+        raise ProvenanceError(f"{path}: private key file {refused.reason}") from None
     except OSError as exc:
-        raise ProvenanceError(f"{path}: key unreadable ({exc.strerror})") from None
+        raise ProvenanceError(f"{path}: private key file cannot be read ({exc.strerror})") from None
     except (ValueError, TypeError):
         # Never echo the parser's message: it could quote key material.
         raise ProvenanceError(f"{path}: not an unencrypted PEM private key") from None

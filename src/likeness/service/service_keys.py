@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 from typing import Any
 
+from likeness.keyfiles import KeyFileRefused, read_key_file
 from likeness.service.errors import ServiceKeyUnusable
 
 KEY_BYTES = 32
@@ -40,24 +40,11 @@ def service_key(workspace: Any, name: str, *, create: bool) -> bytes | None:
     # Named from the keys folder: the message reaches strangers (the sign-in form, shared pages).
     shown = f"keys/service/{path.name}"
     try:
-        # O_NONBLOCK: a FIFO put in the key's place would hold every sign-in waiting for a writer
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        key = read_key_file(path, max_bytes=KEY_BYTES + 1)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ServiceKeyUnusable(f"{shown}: the service's key cannot be read ({exc.strerror})") from exc
-    try:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            raise ServiceKeyUnusable(f"{shown}: the service's key is not a regular file")
-        mode = stat.S_IMODE(status.st_mode)
-        if mode & 0o077:
-            raise ServiceKeyUnusable(
-                f"{shown}: the service's key may be read by others (mode {mode:04o}); run chmod 600 on it"
-            )
-        key = os.read(descriptor, KEY_BYTES + 1)
-    finally:
-        os.close(descriptor)
+    except KeyFileRefused as refused:
+        raise ServiceKeyUnusable(f"{shown}: the service's key {refused.reason}") from None
     if len(key) != KEY_BYTES:
         raise ServiceKeyUnusable(f"{shown}: the service's key is not {KEY_BYTES} bytes; remove it to make a new one")
     return key
