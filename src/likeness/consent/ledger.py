@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import Row, func, select, text
@@ -130,7 +130,7 @@ def _event_or_unreadable(row: LedgerRow) -> LedgerEvent | UnreadableEvent:
     try:
         return _event(row)
     except LedgerRowUnreadable as unreadable:
-        where = {k: getattr(row, k) for k in ("seq", "event_id", "event_type", "created_at", "prev_hash", "hash")}
+        where = {f.name: getattr(row, f.name) for f in fields(UnreadableEvent) if f.name != "problem"}
         return UnreadableEvent(**where, problem=unreadable.problem)
 
 
