@@ -13,7 +13,7 @@ from pathlib import Path
 
 class KeyFileRefused(Exception):
     """Why a key file is not used: ``reason`` completes "PATH: the key ..." (e.g. "may be read
-    by others (mode 0644); run chmod 600 on it")."""
+    by others (mode 0644); expected 0600 (chmod 600 it)")."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -36,7 +36,7 @@ def read_key_file(path: Path, *, max_bytes: int = 64 * 1024) -> bytes:
             raise KeyFileRefused("is not a regular file")
         mode = stat.S_IMODE(status.st_mode)
         if mode & 0o077:
-            raise KeyFileRefused(f"may be read by others (mode {mode:04o}); run chmod 600 on it")
+            raise KeyFileRefused(f"may be read by others (mode {mode:04o}); expected 0600 (chmod 600 it)")
         return os.read(descriptor, max_bytes)
     finally:
         os.close(descriptor)

@@ -326,7 +326,8 @@ def test_a_signing_key_others_may_read_is_refused(tmp_path: Path, name: str) -> 
     ensure_signing_setup(keys_dir, "Studio Haneul")
     (keys_dir / name).chmod(0o644)
     with pytest.raises(
-        ProvenanceError, match=rf"{name}: private key file may be read by others \(mode 0644\); run chmod 600 on it"
+        ProvenanceError,
+        match=rf"{name}: private key file may be read by others \(mode 0644\); expected 0600 \(chmod 600 it\)",
     ):
         load_signing_setup(keys_dir)
     (keys_dir / name).chmod(0o600)
