@@ -120,6 +120,18 @@ class RegistryError(LikenessError):
     """A registry object (organisation, subject, holder, grant) is missing or duplicated."""
 
 
+class FoundingReferenceMissing(RegistryError):
+    """Subject ``subject``'s first enrolled reference, the face every later one is held to, is
+    gone from the database or altered: enrolment is refused until the workspace is restored."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        super().__init__(
+            f"subject '{subject}': {problem}; no reference is enrolled for it until the workspace is "
+            "restored from a backup (likeness audit verify)"
+        )
+
+
 class ConsentRequestError(LikenessError):
     """A consent request or a signed consent file is malformed, damaged or of the wrong kind."""
 

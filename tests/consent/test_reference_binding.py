@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import EMBEDDING_DIM
+from likeness.errors import FoundingReferenceMissing
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -68,8 +70,9 @@ def test_a_replaced_vector_is_not_used_and_is_named(consent_world):
     with ws.engine.begin() as conn:
         conn.execute(text("UPDATE reference_embeddings SET vector = :v"), {"v": _vector(2).tobytes()})
     assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
-    (problem,) = _reference_problems(ws)
-    assert "its vector is not the one" in problem.problem
+    replaced, founding = _reference_problems(ws)
+    assert "its vector is not the one" in replaced.problem
+    assert "its first reference (photo 'jun.jpg'" in founding.problem  # and enrolment stops
 
 
 def test_references_enrolled_before_vector_digests_still_count_and_rebind(consent_world):
@@ -90,3 +93,55 @@ def test_references_enrolled_before_vector_digests_still_count_and_rebind(consen
     assert not reg.add_reference_embedding("jun", old + 1e-6, source_name="old.jpg", source_sha256=_sha("old"))
     assert _reference_problems(ws) == []
     np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
+
+
+def test_deleting_the_first_reference_row_refuses_enrolment_rather_than_moving_the_anchor(consent_world):
+    """Every new reference is held to the subject's first (faceset.enroll). The first was the
+    oldest usable row, so deleting it made the second the face new references are held to:
+    the anchor is now the row of the first ``subject.reference_added`` event, and without it
+    enrolment is refused and audit names the subject."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    first, second = _vector(1), _vector(2)
+    assert reg.first_reference_embedding("jun") is None
+    assert reg.add_reference_embedding("jun", first, source_name="jun.jpg", source_sha256=_sha("jun"))
+    assert reg.add_reference_embedding("jun", second, source_name="jun2.jpg", source_sha256=_sha("jun2"))
+    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), first)
+    assert _reference_problems(ws) == []
+
+    with ws.engine.begin() as conn:
+        conn.execute(text("DELETE FROM reference_embeddings WHERE source_sha256 = :h"), {"h": _sha("jun")})
+
+    with pytest.raises(FoundingReferenceMissing, match=r"subject 'jun': its first reference \(photo 'jun.jpg'") as err:
+        reg.first_reference_embedding("jun")
+    assert err.value.subject == "jun"
+    (problem,) = _reference_problems(ws)
+    assert problem.record_id == jun.id and "subject 'jun': its first reference" in problem.problem
+
+
+def test_replacing_the_first_reference_vector_refuses_enrolment(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    assert reg.add_reference_embedding("jun", _vector(2), source_name="jun2.jpg", source_sha256=_sha("jun2"))
+    with ws.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE reference_embeddings SET vector = :v WHERE source_sha256 = :h"),
+            {"v": _vector(3).tobytes(), "h": _sha("jun")},
+        )
+    with pytest.raises(FoundingReferenceMissing, match="subject 'jun'"):
+        reg.first_reference_embedding("jun")
+
+
+def test_a_first_reference_enrolled_before_vector_digests_still_anchors(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    old = _vector(3)
+    _insert_row(ws, jun.id, "old", old)
+    ws.ledger.append(
+        "subject.reference_added", {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")}
+    )
+    assert reg.add_reference_embedding("jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"))
+    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)

@@ -230,3 +230,23 @@ def test_photos_enrolled_one_by_one_cannot_walk_the_references_to_another_person
     assert reports[-1].skipped[0][1].startswith("face does not match mina's first reference photo"), reports[-1].skipped
     references = np.asarray(consent_world.workspace.registry.reference_embeddings("mina"), np.float32)
     assert np.linalg.norm(references - references[0], axis=1).max() <= REFERENCE_CONSISTENCY_THRESHOLD
+
+
+def test_enrolment_refuses_a_subject_whose_first_reference_row_was_deleted(
+    consent_world, tmp_path: Path, astronaut
+) -> None:
+    """A database editor who deleted the first reference row moved the anchor every later
+    photo is held to onto the next oldest; enrolment now stops and names the subject."""
+    from sqlalchemy import text
+
+    from likeness.errors import FoundingReferenceMissing
+
+    ws = consent_world.workspace
+    front = write_image(tmp_path / "front.png", astronaut)
+    mirrored = write_image(tmp_path / "mirrored.png", np.ascontiguousarray(astronaut[:, ::-1]))
+    assert enroll_reference_photos(ws, "mina", [front, mirrored]).added == 2
+    with ws.engine.begin() as conn:
+        conn.execute(text("DELETE FROM reference_embeddings WHERE source_sha256 = :h"), {"h": sha256_file(front)})
+    again = write_image(tmp_path / "again.jpg", astronaut)
+    with pytest.raises(FoundingReferenceMissing, match="subject 'mina': its first reference"):
+        enroll_reference_photos(ws, "mina", [again])

@@ -57,7 +57,9 @@ from likeness.consent.passkeys import (
     vouch_malformed,
 )
 from likeness.consent.registry import (
+    ReferenceStatus,
     attestation_problem,
+    founding_of,
     grant_payload,
     key_recovery_payload,
     key_rotation_payload,
@@ -972,9 +974,18 @@ _REFERENCE_PROBLEMS = {
 def reference_problems(session: Session) -> list[ConsentProblem]:
     """Reference embedding rows not bound to their ledger event (kind ``reference``, record id:
     the subject id): inserted or replaced rows, which are not used, and rows enrolled before
-    events recorded the vector digest, which are (``registry.reference_statuses``)."""
+    events recorded the vector digest, which are (``registry.reference_statuses``); and
+    subjects whose founding reference is gone, which enrolment refuses
+    (``registry.founding_reference``)."""
+    statuses = reference_statuses(session)
+    by_subject: dict[str, list[ReferenceStatus]] = {}
+    for status in statuses:
+        by_subject.setdefault(status.subject_id, []).append(status)
+    first_events: dict[Any, LedgerEvent] = {}
+    for event in find_events(session, "subject.reference_added", {}):
+        first_events.setdefault(event.payload.get("subject_id"), event)
     out = []
-    for status in reference_statuses(session):
+    for status in statuses:
         if status.state == "bound":
             continue
         subject = session.get(Subject, status.subject_id)
@@ -988,6 +999,12 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
                 + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq),
             )
         )
+    for subject in session.scalars(select(Subject).order_by(Subject.slug)):
+        problem = founding_of(first_events.get(subject.id), by_subject.get(subject.id, [])).problem
+        if problem:
+            out.append(
+                ConsentProblem("reference", subject.id, f"subject '{subject.slug}': {problem}; enrolment refuses it")
+            )
     return out
 
 

@@ -67,7 +67,7 @@ from likeness.consent.tables import (
     Subject,
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
-from likeness.errors import ConsentError, ConsentRequestError, RegistryError
+from likeness.errors import ConsentError, ConsentRequestError, FoundingReferenceMissing, RegistryError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
@@ -628,15 +628,20 @@ class Registry:
         return np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32)
 
     def first_reference_embedding(self, subject: str) -> np.ndarray | None:
-        """``(128,)`` float32: the subject's reference enrolled first by the ledger's order (the
-        face the subject was founded on), ``None`` before any."""
+        """``(128,)`` float32: the subject's founding reference (``founding_reference``: the
+        stored row of its first ``subject.reference_added`` event), ``None`` before any.
+
+        ``FoundingReferenceMissing`` when that row was deleted or its vector replaced: the next
+        oldest row would otherwise become the face every new reference is held to.
+        """
         record = self.get_subject(subject)
         with self._session_factory() as session:
-            usable = [r for r in reference_statuses(session, record.id) if r.usable]
-        if not usable:
+            founding = founding_reference(session, record.id)
+        if founding.event is None:
             return None
-        first = min(usable, key=lambda r: (r.event_seq if r.event_seq is not None else -1, r.row_id))
-        return np.frombuffer(first.vector, dtype="<f4").astype(np.float32)
+        if founding.row is None:
+            raise FoundingReferenceMissing(record.slug, founding.problem)
+        return np.frombuffer(founding.row.vector, dtype="<f4").astype(np.float32)
 
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
         """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references
@@ -1466,6 +1471,49 @@ def reference_statuses(session: Session, subject_id: str | None = None) -> list[
             ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256, bytes(row.vector), state, seq)
         )
     return out
+
+
+@dataclass(frozen=True)
+class FoundingReference:
+    """A subject's first ``subject.reference_added`` event (``None`` before any enrolment) and
+    the stored reference it binds (``None`` when no usable row of that photo carries the
+    vector the event recorded)."""
+
+    event: LedgerEvent | None
+    row: ReferenceStatus | None
+
+    @property
+    def problem(self) -> str:
+        """Why the founding reference is unusable, in words ("" when it is fine)."""
+        if self.event is None or self.row is not None:
+            return ""
+        return (
+            f"its first reference (photo {self.event.payload.get('source_name')!r}, ledger row {self.event.seq}) "
+            "is missing from the database or its vector was replaced"
+        )
+
+
+def founding_reference(session: Session, subject_id: str) -> FoundingReference:
+    """The reference ``subject_id`` was founded on, by the ledger: every later reference is
+    held to it (``faceset.enroll``)."""
+    events = find_events(session, "subject.reference_added", {"subject_id": subject_id})
+    return founding_of(events[0] if events else None, reference_statuses(session, subject_id))
+
+
+def founding_of(first_event: LedgerEvent | None, statuses: Iterable[ReferenceStatus]) -> FoundingReference:
+    """The stored reference bound to a subject's first ``subject.reference_added`` event among
+    its ``statuses`` (pure). Bound to the event's photo and vector digest, not to the oldest
+    row, which a database editor could delete to move the anchor."""
+    if first_event is None:
+        return FoundingReference(None, None)
+    digest = first_event.payload.get("vector_sha256")
+    for status in statuses:
+        if status.source_sha256 != first_event.payload.get("source_sha256") or not status.usable:
+            continue
+        # An event from before vector digests names only the photo (``legacy``).
+        if digest is None or vector_sha256(status.vector) == digest:
+            return FoundingReference(first_event, status)
+    return FoundingReference(first_event, None)
 
 
 _Row = TypeVar("_Row")
