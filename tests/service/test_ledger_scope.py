@@ -310,3 +310,46 @@ def test_redacted_rows_keep_what_the_chain_needs():
         "prev_hash": "a" * 64,
         "hash": "b" * 64,
     }
+
+
+def _fail_sign_in(world, username: str, client: str) -> None:
+    from likeness.service.accounts import LoginFailed
+
+    with pytest.raises(LoginFailed):
+        world.accounts.authenticate(username, "not the password", client=client)
+
+
+def test_a_failed_sign_in_under_no_users_name_is_redacted_for_every_organisation(two_orgs):
+    """A failed sign-in under a name no user has names no organisation, so every organisation's
+    readers were shown it whole, with the address it came from (perhaps the other organisation's
+    staff mistyping their own name). No service user administers a workspace of several
+    organisations: every reader gets the redacted row (``likeness audit log`` reads it)."""
+    _fail_sign_in(two_orgs, "rival-vewer", "203.0.113.7")
+    _fail_sign_in(two_orgs, "viewer", "198.51.100.4")  # a studio user's name: studio's event
+    rival = two_orgs.client()
+    two_orgs.login(rival, "rival-viewer")
+    for client in (two_orgs.token_client(Role.VIEWER), two_orgs.token_client(Role.ADMIN), rival):
+        response = client.get("/api/v1/ledger", params={"limit": 500, "event_type": "service.login_failed"})
+        assert "rival-vewer" not in response.text and "203.0.113.7" not in response.text
+        ghost, studios = response.json()["events"]
+        assert ghost["payload"] is None and ghost["other_organisation"] is True
+        assert (studios["payload"] is not None) == (client is not rival)
+    page = two_orgs.client()
+    two_orgs.login(page, "admin")
+    text = page.get("/ledger").text
+    assert "rival-vewer" not in text and "failed sign-in, not under a user of your organisation" in text
+
+
+def test_a_failed_sign_in_under_no_users_name_is_read_whole_only_by_the_workspace_admin(service_world):
+    _fail_sign_in(service_world, "ghost", "203.0.113.7")
+    viewer = service_world.token_client(Role.VIEWER)
+    (event,) = _ledger(viewer, event_type="service.login_failed")
+    assert event["payload"] is None and event["other_organisation"] is True
+    admin = service_world.token_client(Role.ADMIN)
+    (event,) = _ledger(admin, event_type="service.login_failed")
+    assert event["payload"]["username"] == "ghost" and event["payload"]["client"] == "203.0.113.7"
+    console = service_world.client()
+    service_world.login(console, "admin")
+    assert "<b>username</b> ghost" in console.get("/ledger").text
+    service_world.login(console, "studio")
+    assert "ghost" not in console.get("/ledger").text

@@ -126,7 +126,8 @@ class LedgerEventOut(BaseModel):
     created_at: str
     payload: dict[str, Any] | None = Field(description="null for another organisation's event or an unreadable row")
     other_organisation: bool = Field(
-        description="the event belongs to another organisation of the workspace: only what the hash chain needs"
+        description="the event is not the reader's to read: another organisation's, or a failed sign-in under a name "
+        "no user has (read whole by the workspace's admins only); only what the hash chain needs"
     )
     unreadable: str | None = Field(
         default=None,
@@ -901,7 +902,12 @@ def ledger_page(
     events = services.workspace.ledger.page(after=after, limit=limit, event_type=event_type)
     head_seq, _ = services.workspace.ledger.head()
     return {
-        "events": scoped_events(services.workspace, events, principal.user.org_id),
+        "events": scoped_events(
+            services.workspace,
+            events,
+            principal.user.org_id,
+            manages_users=allows(principal.role, USERS),
+        ),
         "head_seq": head_seq,
         "next_after": events[-1].seq if len(events) == limit and events[-1].seq < head_seq else None,
     }

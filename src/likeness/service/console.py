@@ -56,7 +56,7 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["verdict_headline"] = verdict_headline
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False, route_class=StrictJSONRoute)
-READ, VERIFY, RENDER = Permission.READ, Permission.VERIFY, Permission.RENDER
+READ, VERIFY, RENDER, USERS = Permission.READ, Permission.VERIFY, Permission.RENDER, Permission.MANAGE_USERS
 FONT_FILES = ("NanumGothic.ttf", "NanumGothicBold.ttf")
 #: The console's dashboard; ``/`` is the public verification page (``likeness.service.public``).
 CONSOLE_HOME = "/console"
@@ -495,7 +495,10 @@ def ledger_page(
     page_size = 50
     start = max(0, head_seq - page_size) if after is None else max(0, after)
     events = scoped_events(
-        request.app.state.services.workspace, ledger.page(after=start, limit=page_size), principal.user.org_id
+        request.app.state.services.workspace,
+        ledger.page(after=start, limit=page_size),
+        principal.user.org_id,
+        manages_users=allows(principal.role, USERS),
     )
     chain = ledger.verify()
     return render(

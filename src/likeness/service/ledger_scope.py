@@ -5,18 +5,20 @@ hashes: the chain can still be followed, the payload cannot be read).
 One pure function decides (``event_organisation``) from the event's payload and the owners of
 the ids it names; the ids a page needs are read in one pass at the edge (``page_owners``).
 An event that names no organisation, directly or through anything it refers to (the
-workspace's anchors, detector registrations of an unowned subject, a failed sign-in under a
-name no user has), belongs to the whole workspace and stays visible to every reader.
+workspace's anchors, detector registrations of an unowned subject), belongs to the whole
+workspace and stays visible to every reader, except a failed sign-in under a name no user has
+(``ADMIN_ONLY_UNOWNED``), which only the workspace's admins read whole.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from likeness import strict_json
@@ -63,6 +65,22 @@ UPLOAD_FOLDER = re.compile(r'"upload"\s*:\s*"([^"/\\]+)/')
 
 #: (kind, id) -> the owning organisation's id (``None``: known to belong to none, or to several)
 Owners = Mapping[tuple[str, str], str | None]
+
+#: Event types that can belong to no organisation and still are not every reader's: a failed
+#: sign-in under a name no user has carries the address of whoever typed it, who may be another
+#: organisation's staff mistyping their own name. Only a workspace admin reads it whole.
+ADMIN_ONLY_UNOWNED = frozenset({"service.login_failed"})
+
+
+@dataclass(frozen=True)
+class LedgerReader:
+    """Who reads the ledger: their organisation, and whether they administer the whole
+    workspace (``workspace_admin``: the user-managing role of its only organisation; with
+    several organisations no service user does, and the workspace's holder reads those
+    events with ``likeness audit log``)."""
+
+    org_id: str
+    workspace_admin: bool = False
 
 
 def _upload_key(path: str) -> str | None:
@@ -113,10 +131,19 @@ def event_organisation(payload: Mapping[str, Any], owners: Owners) -> str | None
     return None
 
 
-def visible_to(payload: Mapping[str, Any], org_id: str, owners: Owners) -> bool:
-    """Whether a reader of organisation ``org_id`` may read an event's payload."""
+def visible_to(event_type: str, payload: Mapping[str, Any], reader: LedgerReader, owners: Owners) -> bool:
+    """Whether ``reader`` may read the payload of an event of ``event_type``.
+
+    >>> ghost = {"username": "ghost", "client": "10.0.0.9"}
+    >>> visible_to("service.login_failed", ghost, LedgerReader("orgA"), {})
+    False
+    >>> visible_to("service.login_failed", ghost, LedgerReader("orgA", workspace_admin=True), {})
+    True
+    """
     owner = event_organisation(payload, owners)
-    return owner is None or owner == org_id
+    if owner is None:
+        return reader.workspace_admin or event_type not in ADMIN_ONLY_UNOWNED
+    return owner == reader.org_id
 
 
 def _single(orgs: Iterable[str | None]) -> str | None:
@@ -217,18 +244,23 @@ def redacted(event: LedgerEvent) -> dict[str, Any]:
     return {**event.as_dict(), "payload": None, "other_organisation": True, "unreadable": None}
 
 
-def scoped_events(workspace: Any, events: list[LedgerEvent | UnreadableEvent], org_id: str) -> list[dict[str, Any]]:
+def scoped_events(
+    workspace: Any, events: list[LedgerEvent | UnreadableEvent], org_id: str, *, manages_users: bool
+) -> list[dict[str, Any]]:
     """``events`` (``LedgerEvent.as_dict`` plus ``other_organisation``) as a reader of
-    ``org_id`` may see them: whole, or ``redacted``; a row whose payload cannot be read shows
-    where it is and why (``unreadable``) to every reader, as ``ledger/verify`` would."""
+    ``org_id`` (``manages_users``: whether their role in force holds that permission) may see
+    them: whole, or ``redacted``; a row whose payload cannot be read shows where it is and why
+    (``unreadable``) to every reader, as ``ledger/verify`` would."""
     with Session(workspace.engine) as session:
         owners = page_owners(session, events)
-    return [_scoped(e, org_id, owners) for e in events]
+        single = session.scalar(select(func.count()).select_from(Organisation)) == 1
+    reader = LedgerReader(org_id, workspace_admin=manages_users and single)
+    return [_scoped(e, reader, owners) for e in events]
 
 
-def _scoped(event: LedgerEvent | UnreadableEvent, org_id: str, owners: Owners) -> dict[str, Any]:
+def _scoped(event: LedgerEvent | UnreadableEvent, reader: LedgerReader, owners: Owners) -> dict[str, Any]:
     if isinstance(event, UnreadableEvent):
         return {**event.as_dict(), "other_organisation": False}
-    if visible_to(event.payload, org_id, owners):
+    if visible_to(event.event_type, event.payload, reader, owners):
         return {**event.as_dict(), "other_organisation": False, "unreadable": None}
     return redacted(event)
