@@ -389,3 +389,32 @@ def test_a_jobs_releases_are_shown_on_the_api_and_the_console(service_world):
     fresh = queue.enqueue("verify", {"name": "w.jpg"}, org_id=org_id)
     assert client.get(f"/api/v1/jobs/{fresh.id}").json()["releases"] == 0
     assert "data-job-releases" not in client.get(f"/jobs/{fresh.id}").text
+
+
+def test_a_release_at_the_integer_limit_saturates_on_postgresql(postgres_url, tmp_path):
+    _release_at_the_limit(Settings(home=tmp_path / "home", database_url=postgres_url))
+
+
+def test_a_release_at_the_integer_limit_saturates_on_sqlite(tmp_path):
+    _release_at_the_limit(Settings(home=tmp_path / "home"))
+
+
+def _release_at_the_limit(settings: Settings) -> None:
+    """``jobs.releases`` is a 32-bit column on PostgreSQL: a job released 2^31-1 times (or
+    edited so) failed its next release with "integer out of range", so its worker could not put
+    it back, while SQLite counted on past what PostgreSQL holds. Both stay at the limit."""
+    from sqlalchemy import update
+
+    limit = 2**31 - 1
+    workspace = Workspace.init(settings)
+    try:
+        queue = JobQueue(workspace.engine, lease_s=60)
+        job = queue.enqueue("test-steps", {}, org_id=workspace.registry.add_org("studio").id, max_attempts=5)
+        assert queue.claim("w1") is not None
+        with workspace.engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == job.id).values(releases=limit))
+        assert queue.release(job.id, "w1")
+        back = queue.get(job.id)
+        assert back.releases == limit and back.state == "queued" and back.attempts == 1, back
+    finally:
+        workspace.close()

@@ -49,6 +49,9 @@ CLAIM_LOCK = "likeness.jobs.claim"
 #: each release counts: a job that gets its worker stopped, or an operator restarting workers in
 #: a loop, would otherwise put it back in the queue for ever, never reaching ``max_attempts``.
 FREE_RELEASES = 3
+#: The most releases ``jobs.releases`` counts: its 32-bit limit on PostgreSQL, where one more is
+#: "integer out of range" and the release fails; SQLite stops there too, so both say the same.
+MAX_RELEASES = 2**31 - 1
 
 
 class JobCancelled(Exception):
@@ -482,7 +485,8 @@ class JobQueue:
                     lease_owner=None,
                     lease_expires_at=None,
                     attempts=case((counted, Job.attempts), else_=Job.attempts - 1),
-                    releases=Job.releases + 1,
+                    # CASE, not LEAST(releases + 1, ...): the sum itself overflows on PostgreSQL
+                    releases=case((Job.releases >= MAX_RELEASES, Job.releases), else_=Job.releases + 1),
                     updated_at=now,
                     message="back in the queue: its worker shut down; it resumes where it was saved",
                 ),
