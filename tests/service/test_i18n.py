@@ -84,3 +84,24 @@ def test_the_consoles_verify_result_is_korean_on_korean_pages(service_world, tmp
         assert "Mina appears, with no AI label or record" in english, path
     job_page = legal.get(f"/jobs/{case_id}", headers={"accept-language": "ko-KR"}).text
     assert re.search(r'<ul class="evidence" lang="en">', job_page)
+
+
+def test_the_ledger_page_shows_a_releases_request_and_issue_in_both_languages(service_world):
+    """release.requested and release.issued rows had empty details: their payloads name the
+    release and performer with members the page did not list (a request's nested under
+    ``payload``), where a grant's rows show its grant and subject."""
+    import re
+
+    release_id = service_world.consent.release_id
+    assert release_id
+    jun = service_world.workspace.registry.get_subject("jun").id
+    client = service_world.client()
+    service_world.login(client, "viewer")
+    for language in ("en", "ko"):
+        page = client.get("/ledger", headers={"accept-language": language}).text
+        for event_type in ("release.requested", "release.issued"):
+            (details,) = re.findall(
+                rf"<code>{re.escape(event_type)}</code>.*?<td class=\"small\">(.*?)</td>", page, re.S
+            )
+            assert f"<b>release_id</b> {release_id}" in details, (language, event_type, details)
+            assert f"<b>performer_id</b> {jun}" in details, (language, event_type, details)
