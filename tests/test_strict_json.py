@@ -23,6 +23,27 @@ def test_an_object_naming_a_member_twice_is_refused_at_any_depth() -> None:
     assert str(pickle.loads(pickle.dumps(refused.value))) == str(refused.value)
 
 
+def test_a_member_named_twice_is_refused_with_where_its_second_name_is() -> None:
+    """The refusal said which member but not where: in a long file (a model card, a signed
+    consent) or a request body, the reader had to search for it."""
+    text = '{\n  "grant": {\n    "uses": ["mv"],\n    "note": "a, [b] {c} \\"uses\\"",\n    "uses": ["ads"]\n  }\n}'
+    with pytest.raises(strict_json.DuplicateMemberError) as refused:
+        strict_json.loads(text)
+    assert (refused.value.lineno, refused.value.colno, refused.value.path) == (5, 5, "$.grant.uses")
+    assert str(refused.value) == "duplicate member name 'uses' at $.grant.uses: line 5 column 5 (char 74)"
+    assert text[refused.value.pos :].startswith('"uses": ["ads"]')
+    # in arrays, under names that are not identifiers, in UTF-16 bytes: the same
+    for doc, path in (
+        ('[0, {"a": [1, {"x y": {"k": 1, "k": 2}}]}]', '$[1].a[1]["x y"].k'),
+        ('{"a": {"b": 1}, "a": 2}', "$.a"),
+    ):
+        for form in (doc, doc.encode("utf-16")):
+            with pytest.raises(strict_json.DuplicateMemberError) as refused:
+                strict_json.loads(form)
+            assert refused.value.path == path and doc[refused.value.pos :].startswith(f'"{path[-1]}"'), refused.value
+    assert str(pickle.loads(pickle.dumps(refused.value))) == str(refused.value)
+
+
 def test_one_name_in_different_objects_is_fine() -> None:
     assert strict_json.loads('{"a": {"uses": 1}, "b": {"uses": 2}, "c": [{"uses": 3}]}') == {
         "a": {"uses": 1},

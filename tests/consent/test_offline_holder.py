@@ -368,6 +368,9 @@ def test_a_signed_grant_naming_its_uses_twice_is_refused_naming_the_file(consent
     events = ledger.count()
     out = run(home, "consent", "import", str(path), code=1).output
     assert "duplicate member name 'uses'" in out and "signed.json" in out, out
+    # where: its JSON path and the second name's line and column
+    column = path.read_text().index(genuine) + 1
+    assert f"at $.payload.uses: line 1 column {column}" in " ".join(out.split()), out
     assert ledger.count() == events
 
 

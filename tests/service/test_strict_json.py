@@ -70,5 +70,8 @@ def test_a_json_body_naming_a_member_twice_is_a_422_naming_it(service_world, rol
     response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, (response.status_code, response.text[:400])
     assert f"duplicate member name '{member}'" in response.json()["detail"], response.text
+    # where: the second name's place in the body (FastAPI's ``body.CHAR``) and its JSON path
+    second = body.rindex(f'"{member}"')
+    assert f"body.{second}: not JSON: duplicate member name '{member}' at $.{member}" in response.json()["detail"]
     assert service_world.workspace.ledger.count() == ledger  # nothing drafted, invited or made
     assert Worker(service_world.workspace).run_one() is None  # nothing queued
