@@ -7,6 +7,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const state = card.querySelector("[data-job-state]");
     const message = card.querySelector("[data-job-message]");
     const progress = card.querySelector("[data-job-progress]");
+    const attempts = card.querySelector("[data-job-attempts]");
+    const releases = card.querySelector("[data-job-releases]");
     const labels = state && state.dataset.labels ? JSON.parse(state.dataset.labels) : {};
     // Training previews and the plot are rewritten as the job runs: reload them with its progress.
     const live = document.querySelectorAll("[data-live-image]");
@@ -21,6 +23,13 @@ document.addEventListener("DOMContentLoaded", () => {
       live.forEach((img) => { img.src = img.dataset.base + "?at=" + encodeURIComponent(job.updated_at); });
       if (progress) progress.value = job.progress;
       if (message) message.textContent = job.message === job.state ? "" : job.message;
+      if (attempts) attempts.textContent = job.attempts;
+      if (releases && job.releases > 0) {
+        releases.textContent = job.releases === 1
+          ? releases.dataset.once
+          : releases.dataset.many.replace("{count}", job.releases);
+        releases.hidden = false;
+      }
       if (state) {
         state.className = "state " + job.state;
         state.textContent = labels[job.state] || job.state;
