@@ -99,6 +99,7 @@ def test_the_ledger_page_shows_a_releases_request_and_issue_in_both_languages(se
     service_world.login(client, "viewer")
     for language in ("en", "ko"):
         page = client.get("/ledger", headers={"accept-language": language}).text
+        assert ("<h1>원장</h1>" in page) == (language == "ko")
         for event_type in ("release.requested", "release.issued"):
             (details,) = re.findall(
                 rf"<code>{re.escape(event_type)}</code>.*?<td class=\"small\">(.*?)</td>", page, re.S
