@@ -93,3 +93,15 @@ def test_json_nested_past_what_the_reader_can_hold_is_not_json_not_a_recursion_e
     with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
         strict_json.loads(text.encode())
     assert strict_json.loads("[" * 200 + "]" * 200) == json.loads("[" * 200 + "]" * 200)
+
+
+def test_a_number_longer_than_python_reads_is_not_json_not_a_value_error() -> None:
+    # Python's int() refuses over 4,300 digits with a bare ValueError: `holder sign` and
+    # `consent import` of a request naming `"max_renders": 111...` (5,000 digits) ended in a traceback.
+    text = '{"max_renders": ' + "1" * 5000 + "}"
+    for given in (text, text.encode()):
+        with pytest.raises(json.JSONDecodeError, match="a number of more than 4300 digits"):
+            strict_json.loads(given)
+    assert strict_json.loads("9" * 4300) == int("9" * 4300)
+    with pytest.raises(UnicodeDecodeError):  # still what it was: readers name it apart
+        strict_json.loads(b'{"a": "\xff"}')

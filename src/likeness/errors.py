@@ -132,6 +132,15 @@ class FoundingReferenceMissing(RegistryError):
         )
 
 
+class ReferenceMismatch(RegistryError):
+    """A reference photo's face lies ``distance`` from subject ``slug``'s first reference, past
+    ``limit``: not the subject's face, so not stored."""
+
+    def __init__(self, slug: str, distance: float, limit: float) -> None:
+        self.slug, self.distance, self.limit = slug, distance, limit
+        super().__init__(f"face does not match {slug}'s first reference photo (distance {distance:.2f} > {limit:.2f})")
+
+
 class ConsentRequestError(LikenessError):
     """A consent request or a signed consent file is malformed, damaged or of the wrong kind."""
 

@@ -1,8 +1,8 @@
 """One rule for reading a secret key file, whichever key it is (the organisation's and a
-holder's Ed25519 keys, the C2PA root and signer, the service's own keys): a regular file that
-only its owner may read. Opened without blocking, so a FIFO put in a key's place is refused
-rather than waited on; refused before a byte is read when group or others may read it, since
-whoever else can read a key can sign or seal as its owner."""
+holder's Ed25519 keys, the C2PA root and signer, the service's own keys, render job keys): a
+regular file that only its owner may read. Opened without blocking, so a FIFO put in a key's
+place is refused rather than waited on; refused before a byte is read when group or others may
+read it, since whoever else can read a key can sign or seal as its owner."""
 
 from __future__ import annotations
 

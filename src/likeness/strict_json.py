@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 #: How much of a member's name a message shows (a name can be as long as the text).
@@ -61,8 +62,9 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def loads(text: str | bytes) -> Any:
     """``json.loads`` refusing an object that names a member twice (:class:`DuplicateMemberError`)
-    and text nested deeper than the reader can hold (a ``JSONDecodeError``, where ``json.loads``
-    raises ``RecursionError``, which no "not JSON" handler catches). Bytes are read as
+    and text nested deeper than the reader can hold or a number longer than Python reads (each a
+    ``JSONDecodeError``, where ``json.loads`` raises ``RecursionError`` or a bare ``ValueError``,
+    which no "not JSON" handler catches). Bytes are read as
     ``json.loads`` reads them (UTF-8, -16 or -32)."""
     try:
         return json.loads(text, object_pairs_hook=_unique_members)
@@ -75,6 +77,13 @@ def loads(text: str | bytes) -> Any:
         raise DuplicateMemberError(member, doc, pos, path) from None
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply to read", _doc(text), 0) from None
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+            raise
+        # Python's int() refuses more digits than its limit (a guard against quadratic time) with
+        # a bare ValueError, which no "not JSON" handler catches.
+        limit = sys.get_int_max_str_digits()
+        raise json.JSONDecodeError(f"a number of more than {limit} digits", _doc(text), 0) from None
 
 
 def first_duplicate(doc: str) -> tuple[str, int, str] | None:

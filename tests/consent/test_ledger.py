@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from likeness.consent.canonical import canonical_bytes
 from likeness.consent.ledger import GENESIS_HASH, event_hash
 
 
@@ -301,8 +302,11 @@ def test_an_existing_workspace_gains_the_ledger_window_index_as_the_model_declar
         "[" * 100_000 + "]" * 100_000,  # nested past what the reader holds
         f'["{"a" * 32}"]',  # JSON, but not an object: every reader asks it for members
         "null",
+        f'{{"grant_id":"{"a" * 32}","n":NaN}}',  # JSON Python reads that canonical JSON cannot write
+        f'{{"grant_id":"{"a" * 32}","n":18014398509481985}}',
+        f'{{"grant_id":"{"a" * 32}","n":"\\ud800"}}',
     ],
-    ids=["duplicate", "not_json", "nested", "list", "null"],
+    ids=["duplicate", "not_json", "nested", "list", "null", "nan", "past_2_53", "lone_surrogate"],
 )
 def test_an_appended_row_whose_payload_cannot_be_read_is_named_not_raised(consent_world, payload):
     """A database editor appends a consent row with a valid chain whose payload no reader takes.
@@ -335,3 +339,45 @@ def test_an_appended_row_whose_payload_cannot_be_read_is_named_not_raised(consen
     report = audit_workspace(ws)
     unreadable = [p for p in report.problems if p.kind == "ledger_unreadable"]
     assert not report.ok and [p.subject for p in unreadable] == [f"ledger row {seq}"], report.problems
+
+
+def test_a_grant_event_rewritten_to_hold_nan_is_named_by_audit_not_a_traceback(consent_world):
+    """A database editor rewrites the grant's ``grant.issued`` row to ``"max_renders":NaN`` (or
+    an integer past 2**53) and recomputes every later hash, so the chain holds. Before, ``audit
+    verify`` ended in RFC 8785's ``FloatDomainError`` traceback (hashing the event's body to
+    compare it with the grant row) instead of naming the row."""
+    from likeness.consent.audit import audit_workspace
+
+    ws = consent_world.workspace
+    (event,) = ws.ledger.find("grant.issued", grant_id=consent_world.grant_id)
+    genuine = canonical_bytes(event.payload).decode()
+    assert '"max_renders":null' in genuine
+    with ws.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS ledger_no_update"))
+        rows = conn.execute(
+            text("SELECT seq, event_id, event_type, created_at, payload FROM ledger WHERE seq >= :s ORDER BY seq"),
+            {"s": event.seq},
+        ).all()
+        prev = ws.ledger.hash_at(event.seq - 1)
+        for row in rows:
+            payload = (
+                genuine.replace('"max_renders":null', '"max_renders":NaN') if row.seq == event.seq else row.payload
+            )
+            digest = event_hash(
+                seq=row.seq,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                created_at=row.created_at,
+                payload_json=payload,
+                prev_hash=prev,
+            )
+            conn.execute(
+                text("UPDATE ledger SET payload = :j, prev_hash = :p, hash = :h WHERE seq = :s"),
+                {"j": payload, "p": prev, "h": digest, "s": row.seq},
+            )
+            prev = digest
+    assert ws.ledger.verify().ok
+    report = audit_workspace(ws)
+    unreadable = [p for p in report.problems if p.kind == "ledger_unreadable"]
+    assert [p.subject for p in unreadable] == [f"ledger row {event.seq}"], report.problems
+    assert "nan is not representable" in unreadable[0].message

@@ -412,3 +412,39 @@ def test_a_workspace_on_postgresql_is_recognised_without_its_sqlite_file(tmp_pat
     with pytest.raises(ConfigError, match="inside the likeness workspace"):
         keygen(home / "keys" / "holders", "mina")
     assert keygen(tmp_path / "laptop", "mina").private_key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("1" * 5000, "a number of more than 4300 digits"),
+        ("NaN", "nan is not representable"),
+        ("1e400", "inf is not representable"),
+        ("18014398509481985", "exceeds safe integer domain"),
+        ('"\\ud800"', "non-UTF-8"),
+    ],
+)
+def test_a_request_or_signed_file_holding_what_canonical_json_cannot_write_is_refused_naming_it(
+    consent_world, tmp_path, value, why
+):
+    """``"max_renders": NaN`` (or 1e400, 2**54 + 1, a lone surrogate, 5,000 digits): before,
+    ``holder sign`` and ``consent import`` ended in a traceback (RFC 8785's FloatDomainError,
+    IntegerDomainError, CanonicalizationError; Python's ValueError for the digits)."""
+    home, ledger = consent_world.workspace.home, consent_world.workspace.ledger
+    registry = consent_world.workspace.registry
+    genuine = '"max_renders": null'
+    request = json.dumps(_request(consent_world).as_json())
+    signed = json.dumps(holder_machine(registry).sign(_request(consent_world)).as_json())
+    assert genuine in request and genuine in signed
+    request_file, signed_file = tmp_path / "request.json", tmp_path / "signed.json"
+    request_file.write_text(request.replace(genuine, f'"max_renders": {value}'))
+    signed_file.write_text(signed.replace(genuine, f'"max_renders": {value}'))
+    key = holder_machine(registry).key_path("mina-holder")
+    out = run(
+        home, "holder", "sign", str(request_file), "--key", str(key), "--out", str(tmp_path / "s"), "--yes", code=1
+    )
+    assert why in out.output and "request.json" in out.output, out.output[-2000:]
+    events = ledger.count()
+    out = run(home, "consent", "import", str(signed_file), code=1)
+    assert why in out.output and "signed.json" in out.output, out.output[-2000:]
+    assert ledger.count() == events and not (tmp_path / "s").exists()

@@ -250,3 +250,29 @@ def test_enrolment_refuses_a_subject_whose_first_reference_row_was_deleted(
     again = write_image(tmp_path / "again.jpg", astronaut)
     with pytest.raises(FoundingReferenceMissing, match="subject 'mina': its first reference"):
         enroll_reference_photos(ws, "mina", [again])
+
+
+def test_two_enrolments_at_once_cannot_found_the_subject_on_two_people(
+    consent_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subject's first reference was read once, when an enrolment began, and held nothing
+    until a reference was stored: two enrolments of a subject with none (two terminals, two
+    uploads) each founded it on their own face, so the astronaut and Grace Hopper (0.68 apart)
+    both became mina's references. Here the second enrolment runs while the first is between
+    its check and its write; the first's photo is then held to the reference just stored."""
+    import likeness.faceset.enroll as enroll_module
+
+    workspace, keep = consent_world.workspace, enroll_module.save_reference_face
+    others: list = []
+
+    def another_enrolment_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(enroll_module, "save_reference_face", keep)
+        others.append(enroll_reference_photos(workspace, "mina", [consent_world.portrait_path("jun")]))
+        return keep(*args, **kwargs)
+
+    monkeypatch.setattr(enroll_module, "save_reference_face", another_enrolment_meanwhile)
+    report = enroll_reference_photos(workspace, "mina", [consent_world.portrait_path("mina")])
+    assert others[0].added == 1, others[0].skipped
+    assert report.added == 0, "the subject was founded on two people"
+    assert report.skipped[0][1].startswith("face does not match mina's first reference photo"), report.skipped
+    assert len(workspace.registry.reference_embeddings("mina")) == 1

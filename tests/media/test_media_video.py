@@ -309,6 +309,30 @@ def test_pcm_audio_whose_channels_have_no_layout_is_reencoded(tmp_path: Path, na
     assert abs(_audio_duration_s(out) - 1.0) <= AAC_FRAME_S
 
 
+@pytest.mark.parametrize("layout", ["9 channels", "64 channels"])
+def test_sound_in_more_channels_than_aac_holds_and_no_order_is_refused_naming_the_source(
+    tmp_path: Path, layout: str
+) -> None:
+    # A Matroska take of 9 (or 64) PCM channels in no named order (a field recorder's mics):
+    # FFmpeg cannot mix them down, and the video failed naming the output, "encoding failed at
+    # frame 0: Invalid argument", not the sound or why. Named layouts (22.2) are mixed to stereo.
+    source = tmp_path / "mics.mkv"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=48_000, layout=layout)
+        chunk = av.AudioFrame(format="s16", layout=layout, samples=1024)
+        for plane in chunk.planes:
+            plane.update(bytes(plane.buffer_size))
+        chunk.sample_rate, chunk.pts = 48_000, 0
+        container.mux(stream.encode(chunk))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(MediaError) as refused:
+        _black_video_with_audio(out, source, frames=5)
+    channels = layout.split()[0]
+    assert str(source) in str(refused.value) and f"{channels} channels in no named order" in str(refused.value)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("name", "spans_s", "times_s", "audible"),
     [

@@ -214,3 +214,46 @@ def test_job_keys_that_can_resume_nothing_are_swept(trained_world, tmp_path) -> 
     assert not (tmp_path / f".{completed}.mp4.render-checkpoint").exists()
     trained_world.revoke_release()
     assert sweep_job_keys(workspace) == {live: "the performer's release it rendered under is revoked"}
+
+
+def test_a_job_key_others_may_read_or_that_is_not_a_file_is_not_used_and_holds_no_render(
+    consent_world, tmp_path
+) -> None:
+    """Job keys were read with ``read_bytes``, past the one key-file reader: a FIFO in
+    ``keys/jobs`` held every render's sweep for ever, a key left 0644 (a restored backup) was used
+    to unseal the job's swapped faces, and a folder named like a key was an ``IsADirectoryError``
+    traceback at the start of every render."""
+    import os
+    import threading
+
+    from likeness.render.checkpoint import create_job_key, job_key_path, read_job_key, sweep_job_keys
+
+    workspace = consent_world.workspace
+    keys_dir = workspace.keys_dir
+    readable, fifo, folder = "d" * 32, "e" * 32, "f" * 32
+    create_job_key(keys_dir, readable, {"checkpoint": str(tmp_path / "nowhere"), "grant_id": consent_world.grant_id})
+    os.chmod(job_key_path(keys_dir, readable), 0o644)
+    os.mkfifo(job_key_path(keys_dir, fifo), 0o600)
+    job_key_path(keys_dir, folder).mkdir()
+    assert read_job_key(keys_dir, readable) is None
+
+    swept: list[dict[str, str]] = []
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        try:
+            swept.append(sweep_job_keys(workspace))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=sweep, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    waited = worker.is_alive()
+    if waited:
+        with open(job_key_path(keys_dir, fifo), "wb"):  # let the waiting reader go
+            pass
+    assert not waited, "the sweep waited on a FIFO in a key's place"
+    assert not errors, errors
+    assert swept == [{readable: "unreadable key file", fifo: "unreadable key file"}]
+    assert not job_key_path(keys_dir, readable).exists() and not job_key_path(keys_dir, fifo).exists()

@@ -210,3 +210,36 @@ def test_scan_out_naming_a_file_is_refused_before_the_scan(mina_world, collectio
     assert result.exit_code == 1 and f"{taken}: not a folder" in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert taken.read_text(encoding="utf-8") == "mine"
+
+
+def test_scan_out_that_cannot_be_made_is_refused_before_any_file_is_verified(mina_world, collection, tmp_path):
+    # Under a file (or on a read-only disk): before, the first batch was verified and its
+    # verification.completed events appended, then the write said 'Not a directory'.
+    from likeness.cli import app
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["--home", str(mina_world.workspace.home), "scan", str(collection), "--out", str(taken / "results")]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{taken / 'results'}: cannot make the results folder (Not a directory)" in result.output, result.output
+    assert not _verification_events(mina_world) and "to verify" not in result.output
+
+
+def test_a_results_write_that_fails_puts_its_batch_on_the_ledger_once(mina_world, collection, tmp_path, monkeypatch):
+    # A full disk at the first part: before, the ``finally`` flushed the same batch again,
+    # appending each of its verification.completed events twice.
+    import errno
+
+    def full(self, rows):
+        list(rows)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.folder))
+
+    monkeypatch.setattr(ResultsDataset, "append", full)
+    with pytest.raises(OSError, match="No space left"):
+        scan_collection(
+            mina_world.workspace, [collection], tmp_path / "results", engine="local", workers=1, flush_every=4
+        )
+    payloads = [e.payload["path"] for e in _verification_events(mina_world)]
+    assert payloads and len(payloads) == len(set(payloads)), payloads

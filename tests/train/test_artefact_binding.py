@@ -299,3 +299,27 @@ def test_replayed_checkpoint_event_with_other_slugs_changes_no_name(consent_worl
     assert (consent["subject_slug"], consent["performer_slug"]) == ("sora", "jun")
     exported = export_from_folder(workspace, sora_model, org="studio")
     assert (exported.card["subject_slug"], exported.card["performer_slug"]) == ("sora", "jun")
+
+
+@pytest.mark.parametrize("value", ["NaN", "18014398509481985", '"\\ud800"'])
+@pytest.mark.parametrize("where", ["manifest", "seal"])
+def test_a_faceset_manifest_edited_to_hold_what_canonical_json_cannot_write_is_altered(
+    consent_world, faceset_writer, tmp_path, value, where
+):
+    """A leaked or edited folder whose manifest says ``"size": NaN`` (or 2**54 + 1, a lone
+    surrogate), or whose seal gains such a member: before, checking it against its seal ended in
+    RFC 8785's ``FloatDomainError`` (``IntegerDomainError``, ``CanonicalizationError``)
+    traceback, not a refusal naming it."""
+    folder = faceset_writer(tmp_path / "mina", consent_world.workspace, consent_world.authorize(), identity=1)
+    manifest = folder / "manifest.json"
+    document = json.loads(manifest.read_text())
+    if where == "manifest":
+        document["size"] = "@value@"
+    else:  # a member the ledger event does not record, so only the signature check reads it
+        document["seal"]["note"] = "@value@"
+    manifest.write_text(json.dumps(document).replace('"@value@"', value))
+    with pytest.raises(ConsentError) as refused:
+        verify_faceset(consent_world.workspace, load_faceset(folder))
+    assert refused.value.reason == "artefact_altered" and "manifest.json" in str(refused.value)
+    expected = "canonical JSON cannot write" if where == "manifest" else "signature does not verify"
+    assert expected in str(refused.value), str(refused.value)

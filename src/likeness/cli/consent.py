@@ -291,13 +291,13 @@ def consent_import(
     of this workspace (not_requested), differs from the request (grant_altered,
     release_altered), or is not signed by the holder's registered key (signature_invalid,
     release_signature_invalid)."""
-    from likeness.cli.holder import read_json
+    from likeness.cli.holder import read_consent_file
     from likeness.consent.grant_requests import ROTATION_TYPE, VOUCH_TYPE, SignedConsent
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
-        parsed = SignedConsent.from_json(read_json(signed))
+        parsed = read_consent_file(signed, SignedConsent.from_json)
         record_id = workspace.registry.import_signed(parsed)
     if parsed.payload_type == ROTATION_TYPE:
         console.print(f"key rotation imported: the rights holder now signs with key {record_id}")

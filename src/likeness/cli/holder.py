@@ -7,14 +7,17 @@ air-gapped machine is fine), and only ``*.pub.pem`` and signed files travel to t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import click
 import typer
 
 from likeness import strict_json
 from likeness.cli.common import console, fail, mapped_errors, printable, read_input, write_new_json
+
+Parsed = TypeVar("Parsed")
 
 holder_app = typer.Typer(
     help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
@@ -35,6 +38,17 @@ def read_json(path: Path) -> Any:
         raise ConsentRequestError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConsentRequestError(f"{path}: not JSON ({exc})") from None
+
+
+def read_consent_file(path: Path, parse: Callable[[Any], Parsed]) -> Parsed:
+    """``parse`` (a ``from_json``) of the JSON in ``path``; its refusal names the file."""
+    from likeness.errors import ConsentRequestError
+
+    data = read_json(path)
+    try:
+        return parse(data)
+    except ConsentRequestError as exc:
+        raise ConsentRequestError(f"{path}: {exc}") from None
 
 
 @holder_app.command("keygen")
@@ -68,7 +82,7 @@ def holder_sign(
     from likeness.consent.holder import load_holder_key, sign_request
 
     with mapped_errors():
-        parsed = ConsentRequest.from_json(read_json(request))
+        parsed = read_consent_file(request, ConsentRequest.from_json)
         for line in describe(parsed):
             # the organisation's text (a purpose): no terminal escape may redraw what the holder reads
             console.print(printable(line))
@@ -108,7 +122,7 @@ def holder_revoke(
     from likeness.consent.holder import load_holder_key, sign_revocation
 
     with mapped_errors():
-        signed = SignedConsent.from_json(read_json(signed_file))
+        signed = read_consent_file(signed_file, SignedConsent.from_json)
         revocation = sign_revocation(signed, load_holder_key(key), reason=reason)
         write_new_json(out, revocation.as_json())
     console.print(f"revocation signed → {printable(out)} (the organisation imports it with 'likeness consent import')")
@@ -130,7 +144,7 @@ def holder_rotate(
     from likeness.consent.holder import load_holder_key, sign_rotation
 
     with mapped_errors():
-        signed = SignedConsent.from_json(read_json(signed_file))
+        signed = read_consent_file(signed_file, SignedConsent.from_json)
         rotation = sign_rotation(signed, load_holder_key(key), read_input(new_public_key, "new public key"))
         write_new_json(out, rotation.as_json())
     console.print(f"key rotation signed → {printable(out)} (new key {rotation.payload['key_fingerprint']})")

@@ -571,6 +571,12 @@ def _payload(value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
             if part
         )
         raise ConsentRequestError(f"{kind} payload: {detail}")
+    try:
+        canonical_bytes(payload)
+    except ValueError as exc:  # NaN, Infinity, an integer past 2**53, a lone surrogate
+        raise ConsentRequestError(
+            f"{kind} payload holds a value canonical JSON cannot write, so none signs it ({exc})"
+        ) from None
     return payload
 
 

@@ -94,6 +94,12 @@ def _event(row: LedgerRow | Row[Any]) -> LedgerEvent:
         raise LedgerRowUnreadable(row.seq, str(exc)[:200]) from None
     if not isinstance(payload, dict):
         raise LedgerRowUnreadable(row.seq, f"JSON, but {type(payload).__name__}, not an object")
+    try:
+        # The ledger writes only canonical JSON (_payload_json); readers hash and verify payloads
+        # in that form, and NaN, an integer past 2**53 or a lone surrogate has none.
+        canonical_bytes(payload)
+    except ValueError as exc:
+        raise LedgerRowUnreadable(row.seq, f"JSON the ledger cannot have written: {exc}") from None
     return LedgerEvent(
         seq=row.seq,
         event_id=row.event_id,

@@ -52,7 +52,7 @@ from likeness.consent.grant_requests import (
     requested_event,
     requested_from_event,
 )
-from likeness.consent.ledger import Ledger, LedgerEvent, find_events
+from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
 from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton, request_purpose
 from likeness.consent.tables import (
     Grant,
@@ -67,7 +67,13 @@ from likeness.consent.tables import (
     Subject,
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
-from likeness.errors import ConsentError, ConsentRequestError, FoundingReferenceMissing, RegistryError
+from likeness.errors import (
+    ConsentError,
+    ConsentRequestError,
+    FoundingReferenceMissing,
+    ReferenceMismatch,
+    RegistryError,
+)
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
@@ -573,12 +579,23 @@ class Registry:
 
     # --- reference embeddings (identity) -------------------------------------------------
     def add_reference_embedding(
-        self, subject: str, embedding: np.ndarray, *, source_name: str, source_sha256: str
+        self,
+        subject: str,
+        embedding: np.ndarray,
+        *,
+        source_name: str,
+        source_sha256: str,
+        within_first: float | None = None,
     ) -> bool:
         """Store one reference embedding, bound to the ledger by a ``subject.reference_added``
         event that records the digest of the stored vector bytes (``vector_sha256``); returns
         False if this photo was already enrolled. Re-enrolling a photo whose row predates vector
-        digests binds it (a new event) when the stored vector is this photo's embedding."""
+        digests binds it (a new event) when the stored vector is this photo's embedding.
+
+        ``within_first``: refuse (:class:`ReferenceMismatch`) an embedding farther than this
+        (Euclidean, as ``faces.match_identity``) from the subject's first reference, read in the
+        transaction that stores the row and its event: read earlier, two enrolments of a subject
+        with no reference each founded it on their own face."""
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
             raise RegistryError(f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}")
@@ -591,16 +608,28 @@ class Registry:
             created_at=utc_iso(now_utc()),
         )
         with self._session_factory() as session:
+            begin_serialized(session, f"likeness.references.{record.id}")
+            founding = founding_reference(session, record.id)
+            if within_first is not None and founding.event is not None:
+                if founding.row is None:
+                    session.rollback()
+                    raise FoundingReferenceMissing(record.slug, founding.problem)
+                first = np.frombuffer(founding.row.vector, dtype="<f4").astype(np.float64)
+                distance = float(np.linalg.norm(vector.astype(np.float64) - first))
+                if distance > within_first:
+                    session.rollback()
+                    raise ReferenceMismatch(record.slug, distance, within_first)
             session.add(row)
             try:
-                session.commit()
+                session.flush()
             except IntegrityError:
                 session.rollback()
                 self._bind_legacy_reference(record.id, source_name, source_sha256, vector)
                 return False
-        self._ledger.append(
-            "subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector)
-        )
+            Ledger.append_in(
+                session, "subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector)
+            )
+            session.commit()
         return True
 
     def _bind_legacy_reference(self, subject_id: str, source_name: str, source_sha256: str, vector: np.ndarray) -> None:

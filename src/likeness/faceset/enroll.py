@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from likeness.digests import sha256_file
-from likeness.errors import FaceError, MediaError
+from likeness.errors import FaceError, MediaError, ReferenceMismatch
 from likeness.faceset.reference_faces import save_reference_face
 from likeness.media.video.budget import DecodeLimits
 
@@ -136,9 +136,17 @@ def enroll_reference_photos(
             except (FaceError, MediaError) as exc:
                 report.skipped.append((label, f"could not keep the reference picture ({exc})"))
                 continue
-            added = workspace.registry.add_reference_embedding(
-                record.slug, embedding, source_name=Path(label).name, source_sha256=picture_sha256
-            )
+            try:
+                added = workspace.registry.add_reference_embedding(
+                    record.slug,
+                    embedding,
+                    source_name=Path(label).name,
+                    source_sha256=picture_sha256,
+                    within_first=threshold,
+                )
+            except ReferenceMismatch as mismatch:  # another enrolment founded the subject meanwhile
+                report.skipped.append((label, str(mismatch)))
+                continue
             if added:
                 report.added += 1
                 report.enrolled.append(label)

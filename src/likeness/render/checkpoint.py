@@ -43,6 +43,7 @@ import numpy as np
 
 from likeness import strict_json
 from likeness.errors import LikenessError
+from likeness.keyfiles import KeyFileRefused, read_key_file
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -77,10 +78,12 @@ def create_job_key(keys_dir: Path, job_id: str, job: dict[str, Any] | None = Non
 
 
 def _read_key_file(path: Path) -> dict[str, Any] | None:
+    # Through the one key-file reader: a FIFO in a key's place would hold every render's sweep,
+    # a link to /dev/zero fill memory, and a key others may read unseals the job's swapped faces.
     try:
-        record = strict_json.loads(path.read_bytes())
+        record = strict_json.loads(read_key_file(path))
         key = bytes.fromhex(record["key"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, KeyFileRefused, ValueError, KeyError, TypeError):
         return None
     return {**record, "key": key} if isinstance(record, dict) and len(key) == KEY_BYTES else None
 
@@ -345,7 +348,10 @@ def sweep_job_keys(workspace: Any) -> dict[str, str]:
         why = _useless_key(workspace, job_id, record, releases)
         if why is None:
             continue
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue  # a folder in a key's place: it holds no key, and every render must go on
         removed[job_id] = why
         folder = Path(str((record or {}).get("checkpoint") or ""))
         if folder.name.endswith(".render-checkpoint") and (folder / JOB_FILE).is_file():

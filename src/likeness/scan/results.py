@@ -75,6 +75,15 @@ class ResultsDataset:
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"{self.folder}: not a folder; scan results are a folder of Parquet parts")
 
+    def create(self) -> None:
+        """Make the folder before a scan verifies anything: one that cannot be made (under a
+        file, on a read-only disk) showed only at the first write, after a batch of files was
+        verified and put on the ledger with no row."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.folder}: cannot make the results folder ({exc.strerror or exc})") from None
+
     def parts(self) -> list[Path]:
         if not self.folder.is_dir():
             return []

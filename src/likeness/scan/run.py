@@ -119,6 +119,7 @@ def scan_collection(
         workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
     )
     dataset = ResultsDataset(out)
+    dataset.create()
     done = dataset.keys()
     verified_before = dataset.by_content(version)
 
@@ -144,11 +145,14 @@ def scan_collection(
 
     def flush() -> None:
         nonlocal last_flush
-        fresh = [o.result for o in buffer if isinstance(o, ScanOutcome) and o.result.readable and o.result.sha256]
+        # Taken out first: a write that fails (a full disk) is not flushed again by the
+        # ``finally`` below, which put the batch's events on the ledger twice.
+        batch = buffer[:]
+        buffer.clear()
+        fresh = [o.result for o in batch if isinstance(o, ScanOutcome) and o.result.readable and o.result.sha256]
         if fresh:
             workspace.ledger.append_many([("verification.completed", verification_payload(r)) for r in fresh])
-        dataset.append(o.row if isinstance(o, ScanOutcome) else o for o in buffer)
-        buffer.clear()
+        dataset.append(o.row if isinstance(o, ScanOutcome) else o for o in batch)
         last_flush = time.monotonic()
 
     def keep(entry: ScanOutcome | dict[str, Any]) -> None:

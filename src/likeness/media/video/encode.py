@@ -253,13 +253,22 @@ class VideoEncoder:
             self._audio_input.close()
             self._audio_input = None
             return
-        for in_stream in in_streams:  # every track: a mix and its stems, or two languages
+        for number, in_stream in enumerate(in_streams, 1):  # every track: a mix and its stems, or two languages
             if in_stream.codec_context.name in COPYABLE_AUDIO_CODECS:
                 track = _AudioTrack(self._output.add_stream_from_template(in_stream), "copy")
             else:
                 context = in_stream.codec_context
+                channels = int(context.channels or 0)
+                if channels > len(_AAC_LAYOUT_BY_CHANNELS) and context.layout.name == f"{channels} channels":
+                    # Named layouts (22.2, hexadecagonal) are mixed down to stereo; channels in no
+                    # order cannot be, and the encoder said only "Invalid argument" at frame 0.
+                    raise MediaError(
+                        source,
+                        f"sound track {number}: {channels} channels in no named order; AAC holds at most "
+                        f"{len(_AAC_LAYOUT_BY_CHANNELS)} and there is no order to mix them down by",
+                    )
                 rate = int(context.sample_rate) if 8000 <= int(context.sample_rate or 0) <= 96000 else 48000
-                layout = _aac_layout(context.layout.name, int(context.channels or 0))
+                layout = _aac_layout(context.layout.name, channels)
                 track = _AudioTrack(self._output.add_stream("aac", rate=rate, layout=layout), "aac")
             self._audio_tracks[in_stream.index] = track
         self.audio_mode = self._audio_tracks[in_streams[0].index].mode
