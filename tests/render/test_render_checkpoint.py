@@ -257,3 +257,61 @@ def test_a_job_key_others_may_read_or_that_is_not_a_file_is_not_used_and_holds_n
     assert not errors, errors
     assert swept == [{readable: "unreadable key file", fifo: "unreadable key file"}]
     assert not job_key_path(keys_dir, readable).exists() and not job_key_path(keys_dir, fifo).exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "state_fifo"])
+def test_a_checkpoint_file_that_is_not_a_regular_file_is_a_typed_error_naming_it(consent_world, tmp_path, kind) -> None:
+    """A checkpoint's files were read with ``read_text``/``read_bytes``: a FIFO placed as
+    ``job.json`` (or ``state.bin``) beside the output held the render, and the sweep that starts
+    every render, for ever; a folder there was silently taken for an altered checkpoint and
+    deleted with all it held. Neither is a file the renderer writes, so the render stops with the
+    file's name, and the sweep at the start of every other render goes on past it."""
+    import os
+    import threading
+
+    from likeness.errors import MediaError
+    from likeness.render.checkpoint import JOB_FILE, STATE_FILE, RenderCheckpoint, create_job_key, sweep_job_keys
+
+    workspace = consent_world.workspace
+    folder = tmp_path / ".hostile.mp4.render-checkpoint"
+    folder.mkdir()
+    job_id = "9" * 32
+    if kind == "state_fifo":
+        (folder / JOB_FILE).write_text(json.dumps({"job_id": job_id, "fingerprint": {"x": 1}}))
+        create_job_key(workspace.keys_dir, job_id, {"checkpoint": str(folder), "grant_id": consent_world.grant_id})
+    odd = folder / (STATE_FILE if kind == "state_fifo" else JOB_FILE)
+    if kind == "folder":
+        odd.mkdir()
+        (odd / "kept.txt").write_text("not the renderer's")
+    else:
+        os.mkfifo(odd, 0o600)
+        if kind == "fifo":
+            create_job_key(workspace.keys_dir, job_id, {"checkpoint": str(folder), "grant_id": consent_world.grant_id})
+
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(RenderCheckpoint(folder, workspace.keys_dir, {"x": 1}).open())
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+        try:
+            outcome.append(sweep_job_keys(workspace))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    waited = worker.is_alive()
+    while worker.is_alive():  # let each waiting reader go
+        with open(odd, "wb"):
+            pass
+        worker.join(timeout=1)
+    assert not waited, f"the render waited on a FIFO as {odd.name}"
+    error = outcome[0]
+    assert isinstance(error, MediaError), outcome
+    assert error.path == str(odd) and "not a regular file" in error.reason
+    assert not isinstance(outcome[1], BaseException), outcome
+    if kind != "state_fifo":  # that job's key names no release: the sweep ends it, folder and all
+        assert odd.exists() and (kind != "folder" or (odd / "kept.txt").exists())

@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +43,48 @@ from typing import Any
 import numpy as np
 
 from likeness import strict_json
-from likeness.errors import LikenessError
+from likeness.errors import LikenessError, MediaError
 from likeness.keyfiles import KeyFileRefused, read_key_file
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 JOB_FILE, STATE_FILE = "job.json", "state.bin"
+#: job.json holds an id and a fingerprint: a few hundred bytes; more is not one this module wrote.
+JOB_FILE_MAX_BYTES = 64 * 1024
 #: A face recipe: (affine float (2, 3), colour-corrected crop uint8 (R, R, 3), mask float32 (R, R) in [0, 1]).
 Recipe = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class CheckpointInvalid(Exception):
     """A checkpoint that cannot be trusted (no key, altered, incomplete); it is discarded."""
+
+
+def read_checkpoint_file(path: Path, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of checkpoint file ``path``; :class:`MediaError` naming it when it is not a
+    regular file, ``CheckpointInvalid`` when it is over ``max_bytes``.
+
+    Opened without blocking: a FIFO placed as ``job.json`` would otherwise hold the render (and the
+    sweep that starts every render) for ever. A FIFO or folder is never a file this module writes,
+    so it is refused, not discarded with the folder: discarding would delete what a folder holds.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise MediaError(path, "not a regular file (the renderer writes only files there); remove it to render")
+        with os.fdopen(os.dup(descriptor), "rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    finally:
+        os.close(descriptor)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise CheckpointInvalid(f"{Path(path).name}: over {max_bytes} bytes")
+    return data
+
+
+def _read_job_file(folder: Path) -> dict[str, Any]:
+    job = strict_json.loads(read_checkpoint_file(folder / JOB_FILE, max_bytes=JOB_FILE_MAX_BYTES).decode("utf-8"))
+    if not isinstance(job, dict):
+        raise CheckpointInvalid(f"{JOB_FILE}: not an object")
+    return job
 
 
 def job_key_path(keys_dir: Path, job_id: str) -> Path:
@@ -187,12 +218,15 @@ class RenderCheckpoint:
     # -- opening --------------------------------------------------------------------------------
 
     def open(self) -> ResumePoint | None:
-        """The job to resume, or None (nothing here, or a checkpoint that was discarded)."""
+        """The job to resume, or None (nothing here, or a checkpoint that was discarded);
+        :class:`MediaError` naming a file the renderer never writes (a FIFO, a folder)."""
         if not self.folder.exists():
             return None
+        if not self.folder.is_dir():
+            raise MediaError(self.folder, "not a folder (the renderer keeps its checkpoint there); remove it to render")
         job_id = None
         try:
-            job = strict_json.loads((self.folder / JOB_FILE).read_text(encoding="utf-8"))
+            job = _read_job_file(self.folder)
             job_id = str(job["job_id"])
             key = read_job_key(self.keys_dir, job_id)
             if job.get("fingerprint") != self.fingerprint:
@@ -212,7 +246,7 @@ class RenderCheckpoint:
             if any(self.folder.glob("recipes-*")):
                 raise CheckpointInvalid("recipe chunks without a state")
             return ResumePoint(job_id)
-        state = strict_json.loads(unseal(key, job_id, STATE_FILE, state_path.read_bytes()))
+        state = strict_json.loads(unseal(key, job_id, STATE_FILE, read_checkpoint_file(state_path)))
         chunks = [str(name) for name in state["chunks"]]
         on_disk = sorted(p.name for p in self.folder.glob("recipes-*"))
         if sorted(chunks) != on_disk:
@@ -220,7 +254,9 @@ class RenderCheckpoint:
         next_index = int(state["next_index"])
         recipes: dict[int, list[Recipe]] = {}
         for name in chunks:
-            recipes.update(recipes_from_npz(unseal(key, job_id, name, (self.folder / name).read_bytes()), next_index))
+            recipes.update(
+                recipes_from_npz(unseal(key, job_id, name, read_checkpoint_file(self.folder / name)), next_index)
+            )
         self._chunks = chunks
         return ResumePoint(job_id, next_index, state["renderer"], recipes)
 
@@ -308,9 +344,9 @@ def _useless_key(workspace: Any, job_id: str, record: dict[str, Any] | None, rel
         return "unreadable key file"
     folder = Path(str(record.get("checkpoint") or ""))
     try:
-        owner = strict_json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id")
-    except (OSError, ValueError, AttributeError):
-        owner = None
+        owner = _read_job_file(folder).get("job_id")
+    except (OSError, ValueError, CheckpointInvalid, MediaError):
+        owner = None  # a FIFO or folder as job.json: the render of that output names it
     if owner != job_id:
         return "its checkpoint is gone"
     ended = job_ended(workspace.ledger, job_id)
@@ -354,9 +390,9 @@ def sweep_job_keys(workspace: Any) -> dict[str, str]:
             continue  # a folder in a key's place: it holds no key, and every render must go on
         removed[job_id] = why
         folder = Path(str((record or {}).get("checkpoint") or ""))
-        if folder.name.endswith(".render-checkpoint") and (folder / JOB_FILE).is_file():
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                if strict_json.loads((folder / JOB_FILE).read_text(encoding="utf-8")).get("job_id") == job_id:
+        if folder.name.endswith(".render-checkpoint"):
+            with contextlib.suppress(OSError, ValueError, CheckpointInvalid, MediaError):
+                if _read_job_file(folder).get("job_id") == job_id:
                     shutil.rmtree(folder, ignore_errors=True)
         if record and record.get("output") and len(job_id) == 32:
             with contextlib.suppress(OSError, LikenessError):

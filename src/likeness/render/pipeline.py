@@ -746,7 +746,12 @@ class _VideoRender:
             "options": self.options.fingerprint(),
         }
         self.checkpoint = RenderCheckpoint(_checkpoint_dir(self.out), self.workspace.keys_dir, key)
-        self.resume = self.checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
+        try:
+            self.resume = self.checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
+        except BaseException:
+            self.renderer.detector.close()  # a FIFO or folder in the checkpoint: MediaError naming it
+            self.quality.close()
+            raise
         for abandoned in self.checkpoint.discarded:
             remove_job_temporaries(self.out, abandoned)
         resume = self.resume
