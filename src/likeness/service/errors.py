@@ -47,6 +47,13 @@ class Conflict(ServiceError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class AlreadyDecided(Conflict):
+    """A holder's ceremony for a request already signed or declined, or a grant already revoked
+    (another tab, the back button): the portal's page reloads to show the decision."""
+
+    status, code, title = 409, "already-decided", "Already decided"
+
+
 class UploadTooLarge(ServiceError):
     status, code, title = 413, "upload-too-large", "Upload too large"
 

@@ -35,7 +35,7 @@ from likeness.consent.tables import HolderSession
 from likeness.consent.vocabulary import USE_WORDS, USES
 from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
-from likeness.service.errors import Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
+from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
@@ -251,7 +251,11 @@ def decline(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     _check_holder_csrf(session, csrf_token)
-    portal_of(request).decline(request_id, session.holder_id)
+    _holders_request(request, request_id, session)
+    try:
+        portal_of(request).decline(request_id, session.holder_id)
+    except RegistryError:  # decided in another tab, or a stale page after back: show the decision
+        return RedirectResponse(f"/portal/requests/{request_id}", status_code=303)
     return RedirectResponse("/portal", status_code=303)
 
 
@@ -269,6 +273,7 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
             "events": list(reversed(uses)),
             "renders": list(reversed(renders)),
             "counts": _counts(uses),
+            "org_name": portal.registry.org_display_name(grant.org_slug),
             "signed": portal.ledger.find("grant.issued", grant_id=grant_id)[0].payload,
         },
         session=session,
@@ -579,6 +584,7 @@ def signin(request: Request, body: Ceremony) -> JSONResponse:
 def sign_options(request_id: str, request: Request, session: Holder) -> JSONResponse:
     """The grant payload to sign and the WebAuthn options whose challenge is its digest."""
     portal = portal_of(request)
+    _still_pending(request, request_id, session)
     credential_id = unb64url(session.credential_id)
     payload = portal.grant_to_sign(request_id, session.holder_id, credential_id)
     ceremony = portal.new_ceremony("grant", holder_id=session.holder_id, payload=payload)
@@ -595,11 +601,20 @@ def sign_options(request_id: str, request: Request, session: Holder) -> JSONResp
 @router.post("/portal/api/requests/{request_id}/sign", **HOLDER)
 def sign(request_id: str, request: Request, body: Ceremony, session: Holder) -> JSONResponse:
     portal = portal_of(request)
+    _still_pending(request, request_id, session)
     ceremony = portal.take_ceremony(body.ceremony_id, "grant", holder_id=session.holder_id)
     payload = strict_json.loads(ceremony.payload or "{}")
     assertion = _assertion(portal, body.credential)
     grant_id = portal.sign_grant(request_id, session.holder_id, payload, assertion)
     return JSONResponse({"grant_id": grant_id, "redirect": f"/portal/grants/{grant_id}"})
+
+
+def _still_pending(request: Request, request_id: str, session: HolderSession) -> None:
+    """``AlreadyDecided`` for a request signed or declined since its page was loaded (another tab,
+    the back button): the page reloads and says so in the holder's words, not the registry's."""
+    pending = _holders_request(request, request_id, session)
+    if pending.state != "pending":
+        raise AlreadyDecided(f"this request was already {pending.state}")
 
 
 def _assertion(portal: HolderPortal, credential: dict[str, Any]) -> Any:
@@ -615,6 +630,8 @@ def _assertion(portal: HolderPortal, credential: dict[str, Any]) -> Any:
 @router.post("/portal/api/grants/{grant_id}/revoke/options", **HOLDER)
 def revoke_options(grant_id: str, request: Request, body: RevokeBody, session: Holder) -> JSONResponse:
     portal = portal_of(request)
+    if _holders_grant(request, grant_id, session).state == "revoked":  # revoked in another tab
+        raise AlreadyDecided("this grant was already revoked")
     payload = portal.revocation_to_sign(grant_id, session.holder_id, reason=body.reason)
     ceremony = portal.new_ceremony("revoke", holder_id=session.holder_id, payload=payload)
     rp = relying_party(request.app.state.services.settings)

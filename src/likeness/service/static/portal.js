@@ -21,6 +21,7 @@
     if (!response.ok) {
       const error = new Error(data.detail || data.title || response.statusText);
       error.reason = data.reason;
+      error.type = data.type || "";
       throw error;
     }
     return data;
@@ -133,6 +134,11 @@
         }
         window.location.assign(done.redirect || "/portal");
       } catch (error) {
+        if (error.type === "urn:likeness:problem:already-decided") {
+          // signed, declined or revoked in another tab (or before going back): the page says so
+          window.location.reload();
+          return;
+        }
         showError(error);
         button.disabled = false;
       }
