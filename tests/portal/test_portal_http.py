@@ -273,3 +273,48 @@ def test_the_agency_invites_from_the_console_page(world) -> None:
     assert subject.kind == "virtual_idol"  # an agency holds a virtual idol it owns
     forged = client.post("/consent/holders/invite", data={"holder": "x-holder", "csrf_token": "wrong"})
     assert forged.status_code == 403
+
+
+def test_a_preview_still_that_is_a_pixel_bomb_or_over_the_image_limit_is_refused_naming_it(settings, workspace):
+    """A 388 kB PNG whose header says 20000x20000 was a 500 "an unexpected error" on the console's
+    request form (Pillow's ``DecompressionBombError``, not caught), and a preview of any size was
+    read whole into memory (ten 2 GB files: 20 GB). Previews are now read like every other image
+    upload: at most ``upload_max_image_bytes`` each (413) and ``DEFAULT_MAX_PIXELS`` (415), named;
+    nothing is drafted. A 40 MB still is shrunk to 1280 px for the holder's phone, as before."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    world = build_service_world(settings.model_copy(update={"upload_max_image_bytes": 1_000_000}), workspace)
+    _invite(world)
+    client = world.client(base_url=ORIGIN)
+    csrf = world.login(client, "legal")
+    asked_before = len(world.workspace.ledger.find("grant.requested"))
+
+    def ask(name: str, still: bytes):
+        fields = {"subject": "haneul", "uses": ["music_video"], "valid_until": "2099-01-30", "purpose": "MV"}
+        return client.post(
+            "/consent/holders/request",
+            data={**fields, "csrf_token": csrf},
+            files=[("previews", (name, still, "image/png"))],
+            headers={"accept": "application/json"},
+        )
+
+    bomb = io.BytesIO()
+    Image.new("L", (20000, 20000)).save(bomb, "PNG")
+    refused = ask("bomb.png", bomb.getvalue())
+    assert refused.status_code == 415, refused.text
+    assert "bomb.png" in refused.json()["detail"] and "too large" in refused.json()["detail"]
+    noise = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(noise, "PNG")
+    assert len(noise.getvalue()) > 1_000_000
+    refused = ask("noise.png", noise.getvalue())
+    assert refused.status_code == 413, refused.text
+    assert "noise.png" in refused.json()["detail"]
+    assert len(world.workspace.ledger.find("grant.requested")) == asked_before
+    still = io.BytesIO()
+    Image.new("RGB", (2000, 1000), (200, 120, 80)).save(still, "JPEG")
+    assert ask("still.jpg", still.getvalue()).status_code == 200
+    requested = world.workspace.ledger.find("grant.requested")[asked_before:]
+    assert len(requested) == 1 and len(requested[0].payload["preview_sha256"]) == 1

@@ -836,7 +836,12 @@ async def request_from_console(request: Request) -> Response:
     async with request.form(max_files=10) as form:
         check_csrf(principal, str(form.get("csrf_token", "")))
         unknown_fields(form.keys(), REQUEST_FORM)
-        previews = [await f.read() for f in form.getlist("previews") if isinstance(f, UploadFile) and f.filename]
+        limit = request.app.state.services.settings.upload_max_image_bytes
+        previews = [
+            _png(await _preview_bytes(f, limit), f.filename)
+            for f in form.getlist("previews")
+            if isinstance(f, UploadFile) and f.filename
+        ]
         max_renders = str(form.get("max_renders") or "")
         body = RequestBody(
             subject=str(form.get("subject", "")),
@@ -846,7 +851,7 @@ async def request_from_console(request: Request) -> Response:
             allow_unlabelled=form.get("allow_unlabelled") == "on",
             purpose=str(form.get("purpose", "")),
         )
-    drafted = create_request(request, principal, body, [_png(p) for p in previews])
+    drafted = create_request(request, principal, body, previews)
     return render(request, "holders.html", _holders_context(request, drafted=drafted), principal=principal)
 
 
@@ -854,17 +859,33 @@ def _holders_context(request: Request, **extra: Any) -> dict[str, Any]:
     return {"uses": USES, "made": None, "drafted": None, **extra}
 
 
-def _png(data: bytes) -> bytes:
-    """A preview still re-encoded as PNG (whatever image was uploaded), so the portal serves
-    only images it wrote."""
-    from PIL import Image, UnidentifiedImageError
+async def _preview_bytes(upload: UploadFile, limit: int) -> bytes:
+    """A preview still's bytes, refused by name over ``limit`` before it is read into memory (the
+    form spools it to disk)."""
+    from likeness.service.errors import UploadTooLarge
 
+    if upload.size is None or upload.size > limit:
+        raise UploadTooLarge(f"{_shown_name(upload.filename)}: a preview still may have at most {limit} bytes")
+    return await upload.read()
+
+
+def _shown_name(filename: str | None) -> str:
+    return Path(str(filename or "")).name[:80] or "preview"
+
+
+def _png(data: bytes, filename: str | None) -> bytes:
+    """A preview still re-encoded as PNG (whatever image was uploaded), so the portal serves
+    only images it wrote; decoded by the one image reader (its pixel bound refuses a bomb)."""
+    from PIL import Image
+
+    from likeness.errors import MediaError
+    from likeness.media.images import read_image_bytes
     from likeness.service.errors import UnsupportedMedia
 
     try:
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-    except (UnidentifiedImageError, OSError):
-        raise UnsupportedMedia("a preview still must be an image") from None
+        image = Image.fromarray(read_image_bytes(data, source=_shown_name(filename)))
+    except MediaError as exc:
+        raise UnsupportedMedia(f"a preview still must be an image: {exc}") from None
     image.thumbnail((1280, 1280))
     out = io.BytesIO()
     image.save(out, format="PNG")
