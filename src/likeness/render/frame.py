@@ -143,9 +143,42 @@ class _TrackIdentity:
     distances: list[float] = field(default_factory=list)
     last_embedded: int = -(10**9)
     embedding: np.ndarray | None = None
+    # The face's look (``face_appearance``) when it was last embedded, and the last frame the
+    # track had a face: a track whose face stops looking like that, or comes back after frames
+    # without one, may now be someone else (a cut, a crossing), so it is embedded again at once.
+    appearance: np.ndarray | None = None
+    last_seen: int | None = None
 
     def mean(self) -> float:
         return float(np.mean(self.distances)) if self.distances else float("inf")
+
+
+# A face box whose 16x16 grey look correlates less than this with its look at the track's last
+# identity embedding is embedded again before it is swapped. On one person's consecutive frames
+# the correlation with that look stays above it for 20-120 frames at a time (a head turn, a
+# talking mouth: the consenting-actor clip sets it off 5 times in 300 frames, one embedding
+# each); a cut or a crossing that hands the box to another person measured 0.35-0.69.
+SAME_FACE_APPEARANCE = 0.7
+APPEARANCE_SIDE = 16
+
+
+def face_appearance(rgb: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray | None:
+    """float32 ``(APPEARANCE_SIDE ** 2,)``: the grey face box shrunk to 16x16, zero mean and unit
+    norm (so a brightness change is no change), or None for a box with no pixels or no contrast.
+    The dot product of two is their correlation, -1..1."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    x0, y0 = max(0, int(bbox[0])), max(0, int(bbox[1]))
+    x1, y1 = min(width, int(np.ceil(bbox[2]))), min(height, int(np.ceil(bbox[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    look = cv2.resize(grey, (APPEARANCE_SIDE, APPEARANCE_SIDE), interpolation=cv2.INTER_AREA)
+    look = look.astype(np.float32).ravel()
+    look -= look.mean()
+    norm = float(np.linalg.norm(look))
+    return look / norm if norm > 1e-3 else None
 
 
 @dataclass
@@ -207,6 +240,15 @@ class TrackIds:
         kept = set(self._render_id.values())
         self._boxes = {k: v for k, v in self._boxes.items() if k in kept}
         return ids
+
+    def split(self, render_id: int) -> int:
+        """Give the face now in track ``render_id``'s box a new render id (another person took the
+        box over); returns the new id. The old id ends here."""
+        tracker_id = next(k for k, v in self._render_id.items() if v == render_id)
+        new_id, self.next_id = self.next_id, self.next_id + 1
+        self._render_id[tracker_id] = new_id
+        self._boxes[new_id] = self._boxes.pop(render_id)
+        return new_id
 
     def state(self) -> dict:
         return {"next_id": self.next_id, "tracks": {str(k): list(v) for k, v in self._boxes.items()}}
@@ -307,6 +349,8 @@ class FrameRenderer:
                     "distances": v.distances,
                     "last_embedded": v.last_embedded,
                     "embedding": None if v.embedding is None else v.embedding.tolist(),
+                    "appearance": None if v.appearance is None else v.appearance.tolist(),
+                    "last_seen": v.last_seen,
                 }
                 for k, v in self.identities.items()
             },
@@ -330,6 +374,9 @@ class FrameRenderer:
                 list(v["distances"]),
                 int(v["last_embedded"]),
                 None if v["embedding"] is None else np.asarray(v["embedding"], np.float32),
+                # absent in older checkpoints: the look is taken again at the next embedding
+                None if v.get("appearance") is None else np.asarray(v["appearance"], np.float32),
+                None if v.get("last_seen") is None else int(v["last_seen"]),
             )
             for k, v in state["identities"].items()
         }
@@ -344,27 +391,59 @@ class FrameRenderer:
 
     # -- per frame ------------------------------------------------------------------------------
 
-    def _is_target(self, rgb: np.ndarray, track_id: int, landmarks: np.ndarray, frame_index: int) -> bool:
+    def _identify(
+        self,
+        rgb: np.ndarray,
+        track_id: int,
+        bbox: tuple[float, float, float, float],
+        landmarks: np.ndarray,
+        frame_index: int,
+    ) -> tuple[int, bool]:
+        """``(track id, is the performer)`` for one face: the track's id, or a new one when another
+        person has taken its box over."""
         from likeness.faces.identity import match_identity
 
         identity = self.identities.setdefault(track_id, _TrackIdentity())
+        appearance = face_appearance(rgb, bbox)
+        # The box tracker matches boxes, not people: after a hard cut, a crossing or an exit and
+        # entrance at the same place, a settled track (next embedded 120 frames on) would carry
+        # the performer's decision over to whoever stands there. Such a face is embedded now.
+        came_back = identity.last_seen is not None and frame_index - identity.last_seen > 1
+        looks_different = (
+            identity.appearance is not None
+            and appearance is not None
+            and float(identity.appearance @ appearance) < SAME_FACE_APPEARANCE
+        )
+        suspect = bool(identity.distances) and (came_back or looks_different)
+        identity.last_seen = frame_index
         # Once two samples agree on a side of the threshold, re-embed eight times less often: a
         # dlib embedding costs as much as ~8 frames of everything else on a 2-core CPU.
         settled = len(identity.distances) >= 2 and (
             max(identity.distances) <= self.identity_threshold or min(identity.distances) > self.identity_threshold
         )
         interval = self.identity_every * (8 if settled else 1)
-        if frame_index - identity.last_embedded >= interval:
-            identity.last_embedded = frame_index
-            try:
-                embedding = self.embedder.embed(rgb, landmarks)
-            except FaceError:
-                embedding = None
-            if embedding is not None:
-                distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
-                identity.distances = (identity.distances + [distance])[-8:]
-                identity.embedding = embedding
-        return identity.mean() <= self.identity_threshold
+        if not suspect and frame_index - identity.last_embedded < interval:
+            return track_id, identity.mean() <= self.identity_threshold
+        was_target = identity.mean() <= self.identity_threshold
+        identity.last_embedded = frame_index
+        identity.appearance = appearance
+        try:
+            embedding = self.embedder.embed(rgb, landmarks)
+        except FaceError:
+            embedding = None
+        distance = None
+        if embedding is not None:
+            distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
+        if suspect and (distance is not None and distance <= self.identity_threshold) != was_target:
+            # Someone else now: a new track, decided on this face alone (and never swapped
+            # unless it is the performer), so the report keeps the two people apart too.
+            track_id = self.tracker.split(track_id)
+            identity = _TrackIdentity(last_embedded=frame_index, appearance=appearance, last_seen=frame_index)
+            self.identities[track_id] = identity
+        if distance is not None:
+            identity.distances = (identity.distances + [distance])[-8:]
+            identity.embedding = embedding
+        return track_id, identity.mean() <= self.identity_threshold
 
     def process(
         self,
@@ -447,9 +526,10 @@ class FrameRenderer:
         for face, track_id in zip(faces, track_ids):
             bbox = _box(face.bbox)
             landmarks = np.asarray(face.landmarks, np.float32)
+            track_id, is_target = self._identify(rgb, track_id, bbox, landmarks, frame.index)
             outcome = FaceOutcome(track_id, bbox, False, None, landmarks=landmarks)
             prepared.outcomes.append(outcome)
-            if not self._is_target(rgb, track_id, landmarks, frame.index):
+            if not is_target:
                 outcome.reason = "not_target"
                 continue
             try:
