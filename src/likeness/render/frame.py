@@ -134,6 +134,7 @@ class FrameInput:
 class _PreparedFrame:
     rgb: np.ndarray
     t_s: float
+    index: int
     outcomes: list[FaceOutcome] = field(default_factory=list)
     pending: list[tuple[FaceOutcome, Any]] = field(default_factory=list)
 
@@ -201,6 +202,38 @@ class _TrackEyes:
             return None
         values = np.asarray(self.samples, np.float64)
         return open_eye_levels(values[:, :2], yaws=values[:, 2], min_frontal=EYE_MIN_SAMPLES)
+
+
+@dataclass
+class TrackTally:
+    """What became of one track's faces, for the report: the frames it spans, its last face box
+    ``(x0, y0, x1, y1)``, and how many faces were swapped or left alone, by reason
+    (``gating.SKIP_REASONS``)."""
+
+    first_frame: int
+    last_frame: int
+    box: tuple[float, float, float, float]
+    swapped: int = 0
+    left_alone: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: FaceOutcome, frame_index: int) -> None:
+        self.last_frame, self.box = frame_index, outcome.bbox
+        if outcome.swapped:
+            self.swapped += 1
+        else:
+            self.left_alone[outcome.reason or "not_swapped"] += 1
+
+    def summary(self, track_id: int) -> dict[str, Any]:
+        """The report's row: ``track_id``, frames, box, faces, ``swapped`` and ``left_alone``."""
+        return {
+            "track_id": track_id,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "box": [round(v, 1) for v in self.box],
+            "faces": self.swapped + sum(self.left_alone.values()),
+            "swapped": self.swapped,
+            "left_alone": dict(self.left_alone),
+        }
 
 
 class TrackIds:
@@ -333,6 +366,8 @@ class FrameRenderer:
         self.identities: dict[int, _TrackIdentity] = {}
         self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
+        # Per track of a clip: its frames and what became of its faces (``track_summaries``).
+        self.tallies: dict[int, TrackTally] = {}
         # Swapped faces that kept the mask without the thin add-on (no spectacle zone): the
         # report says so; they are swapped, so they are not among ``counts``' skip reasons.
         self.thin_rims_skipped = 0
@@ -356,8 +391,13 @@ class FrameRenderer:
             },
             "eyes": {str(k): [list(s) for s in v.samples] for k, v in self.eyes.items()},
             "counts": dict(self.counts),
+            "tallies": {str(k): v.summary(k) for k, v in self.tallies.items()},
             "thin_rims_skipped": self.thin_rims_skipped,
         }
+
+    def track_summaries(self) -> list[dict[str, Any]]:
+        """Every track of the clip so far, in order of appearance (``TrackTally.summary``)."""
+        return [self.tallies[k].summary(k) for k in sorted(self.tallies)]
 
     def reset(self) -> None:
         """Forget tracks, identity decisions and filters (unrelated images; counts are kept)."""
@@ -365,6 +405,7 @@ class FrameRenderer:
         self.smoother = TrackSmoother(self.options.smoothing)
         self.identities = {}
         self.eyes = {}
+        self.tallies = {}
 
     def restore(self, state: dict) -> None:
         self.tracker = TrackIds.from_state(state["tracker"])
@@ -387,6 +428,12 @@ class FrameRenderer:
             for k, v in state.get("eyes", {}).items()
         }
         self.counts = Counter(state["counts"])
+        self.tallies = {  # absent in older checkpoints: the report's tracks start at the resume
+            int(k): TrackTally(
+                int(v["first_frame"]), int(v["last_frame"]), _box(v["box"]), int(v["swapped"]), Counter(v["left_alone"])
+            )
+            for k, v in state.get("tallies", {}).items()
+        }
         self.thin_rims_skipped = int(state.get("thin_rims_skipped", 0))  # absent in older checkpoints
 
     # -- per frame ------------------------------------------------------------------------------
@@ -522,7 +569,7 @@ class FrameRenderer:
         # Ended tracks' identity decisions go too, so memory stays bounded on long videos.
         self.identities = {k: v for k, v in self.identities.items() if k in active}
         self.eyes = {k: v for k, v in self.eyes.items() if k in active}
-        prepared = _PreparedFrame(rgb, frame.t_s)
+        prepared = _PreparedFrame(rgb, frame.t_s, frame.index)
         for face, track_id in zip(faces, track_ids):
             bbox = _box(face.bbox)
             landmarks = np.asarray(face.landmarks, np.float32)
@@ -615,6 +662,10 @@ class FrameRenderer:
             outcome.mask = mask
             outcome.source_crop = aligned.image
         self.counts.update(o.reason or "swapped" for o in prepared.outcomes)
+        for o in prepared.outcomes:
+            self.tallies.setdefault(o.track_id, TrackTally(prepared.index, prepared.index, o.bbox)).add(
+                o, prepared.index
+            )
         if out is rgb and not in_place:
             out = rgb.copy()
         return out, prepared.outcomes

@@ -961,6 +961,7 @@ class _VideoRender:
         report.faces.update(self.renderer.counts)
         report.thin_rims_skipped_faces = self.renderer.thin_rims_skipped
         report.shots = self.quality.summaries()
+        report.tracks = self.renderer.track_summaries()
         report.outputs.append(
             {
                 "path": str(result.path),
