@@ -273,3 +273,25 @@ def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: 
         for p in tmp_path.iterdir()
     )
     assert not trained_world.workspace.ledger.find("render.completed")
+
+
+def test_the_plate_around_the_faces_keeps_its_level(trained_world, tmp_path: Path) -> None:
+    """Pixels the render does not touch come back at the source's level: the frames were decoded
+    1.1-1.3 grey levels dark (swscale's truncating conversion), so a studio's whole plate came
+    back that much darker than it went in, measured on a flat band above the face."""
+    from likeness.media import VideoEncoder
+
+    frames = portrait_frames(8, (320, 240), seed=9)
+    for rgb in frames:
+        rgb[:40] = (52, 118, 187)  # a flat sky above the head
+    source = tmp_path / "plate.mp4"
+    with VideoEncoder(source, width=320, height=240, fps=25, crf=0) as encoder:
+        for rgb in frames:
+            encoder.write(rgb)
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.faces["swapped"] >= 6
+    for before, after in zip(
+        iter_video_frames(source, exact=True), iter_video_frames(tmp_path / "out.mp4", exact=True)
+    ):
+        shift = after.rgb[4:36].astype(float).mean() - before.rgb[4:36].astype(float).mean()
+        assert abs(shift) < 0.5, f"frame {before.index}: the plate is {shift:+.2f} grey levels off"

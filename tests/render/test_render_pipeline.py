@@ -320,7 +320,8 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
 
     monkeypatch.setattr(pipeline, "write_report", capture)
     report = trained_world.render(model_dir, clip, tmp_path / "strip.mp4")
-    source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
+    # Read as the render reads its target (exact=True: the level the output keeps).
+    source = [f.rgb for f in iter_video_frames(clip, autorotate=True, exact=True)]
     wanted = pipeline.sample_indices(len(source), 4)
     assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0
     for index, (before, after, job_id) in zip(wanted, captured):

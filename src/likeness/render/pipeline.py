@@ -811,7 +811,9 @@ class _VideoRender:
         from likeness.media.video import iter_video_frames
 
         options, detector = self.options, self.renderer.detector
-        frames = iter_video_frames(self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings))
+        frames = iter_video_frames(
+            self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings), exact=True
+        )
         try:
             for frame in frames:
                 if frame.index >= self.start_index:
