@@ -3,6 +3,7 @@ display matrix, variable frame rate, a few frames of 4K, and codecs or outputs w
 
 from __future__ import annotations
 
+import html
 from fractions import Fraction
 from pathlib import Path
 
@@ -295,3 +296,39 @@ def test_the_plate_around_the_faces_keeps_its_level(trained_world, tmp_path: Pat
     ):
         shift = after.rgb[4:36].astype(float).mean() - before.rgb[4:36].astype(float).mean()
         assert abs(shift) < 0.5, f"frame {before.index}: the plate is {shift:+.2f} grey levels off"
+
+
+def test_interlaced_footage_is_named_in_the_report(trained_world, tmp_path: Path) -> None:
+    """A 1080i-style take (fields, top first): rendered as whole frames and written progressive,
+    with no word said, so a studio expecting interlaced material back found a progressive file
+    whose swapped face holds one instant in both fields, with combing left around it."""
+    source = tmp_path / "interlaced.mp4"
+    container = av.open(str(source), "w")
+    stream = container.add_stream(
+        "libx264", rate=25, options={"flags": "+ilme+ildct", "x264-params": "interlaced=1:tff=1"}
+    )
+    stream.width, stream.height, stream.pix_fmt = 320, 256, "yuv420p"
+    for rgb in portrait_frames(8, (320, 256), seed=11):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    assert probe_video(source).field_order == "tt"
+    report = render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        source,
+        tmp_path / "out.mp4",
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=10),
+    )
+    assert report.interlaced_note is not None
+    assert "top field first" in report.interlaced_note and "progressive" in report.interlaced_note
+    assert probe_video(tmp_path / "out.mp4").field_order is None  # as the note says
+    assert html.escape(report.interlaced_note) in Path(report.report_html).read_text(encoding="utf-8")
+    progressive = render(
+        trained_world, write_source(tmp_path / "p.mp4", portrait_frames(4, (320, 240), 1)), tmp_path / "p-out.mp4"
+    )
+    assert progressive.interlaced_note is None

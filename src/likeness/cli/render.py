@@ -189,6 +189,8 @@ def render(
         )
     if report.audio_note:
         console.print(Text.assemble(("warning:", "yellow"), f" {report.audio_note}"))
+    if report.interlaced_note:
+        console.print(Text.assemble(("warning:", "yellow"), f" {report.interlaced_note}"))
     for skipped_input in report.skipped_inputs:
         said = f" {printable(skipped_input['path'])}: {printable(skipped_input['reason'])}"
         console.print(Text.assemble(("skipped", "yellow"), said))

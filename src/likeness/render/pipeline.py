@@ -55,7 +55,13 @@ from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import MAX_BATCH_FRAMES, FaceOutcome, FrameInput, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
 from likeness.render.quality import identity_transfer
-from likeness.render.report import RenderReport, StripFrame, colour_difference_in_roi, write_report
+from likeness.render.report import (
+    RenderReport,
+    StripFrame,
+    colour_difference_in_roi,
+    interlaced_note,
+    write_report,
+)
 from likeness.render.track_quality import ShotQuality, measure_sample
 
 if TYPE_CHECKING:
@@ -798,6 +804,7 @@ class _VideoRender:
             raise
         self.report.padded_to_even = video.padded
         self.report.audio_note = video.audio_note
+        self.report.interlaced_note = interlaced_note(info.field_order)
         return video
 
     # -- the frames -------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class RenderReport:
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
     audio_note: str | None = None  # sound left out of the output (tracks past the most kept)
+    interlaced_note: str | None = None  # an interlaced source, rendered and written progressive
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     content_check: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +165,31 @@ METRIC_TEXT = {
     "flicker": "flicker vs the footage",
     "border_colour": "border colour (CIEDE2000)",
 }
+
+
+#: How FFmpeg's field orders read (``VideoInfo.field_order``).
+FIELD_ORDER_TEXT = {
+    "tt": "top field first",
+    "bb": "bottom field first",
+    "tb": "top field coded first, bottom shown first",
+    "bt": "bottom field coded first, top shown first",
+}
+
+
+def interlaced_note(field_order: str | None) -> str | None:
+    """What a render does with interlaced footage, in words (None for progressive footage).
+
+    >>> interlaced_note("tt")[:53]
+    'interlaced footage (top field first) was rendered as '
+    """
+    if field_order is None:
+        return None
+    order = FIELD_ORDER_TEXT.get(field_order, "field order not stated")
+    return (
+        f"interlaced footage ({order}) was rendered as whole frames and written progressive: the swapped "
+        "face shows one instant in both fields and the combing of motion stays around it; deinterlace the "
+        "take first (e.g. FFmpeg's bwdif) for a clean swap, and interlace the result again if the delivery needs it"
+    )
 
 
 #: Why a face was left alone, in words (``gating.SKIP_REASONS``).
@@ -425,6 +451,8 @@ def write_report(
         else ""
     )
     sound = f"\n<li>sound: {html.escape(report.audio_note)}</li>" if report.audio_note else ""
+    if report.interlaced_note:
+        sound += f"\n<li>interlacing: {html.escape(report.interlaced_note)}</li>"
     body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>

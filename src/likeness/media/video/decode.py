@@ -36,7 +36,8 @@ class VideoInfo:
     an encoder cannot write back: write such frames upright, with rotation 0. ``fps`` is a float for arithmetic,
     ``frame_rate`` the exact rational (None if the container does not say). ``frame_count`` is
     the container's count (None when the format does not record it). Colour fields use FFmpeg's
-    names (e.g. ``"bt709"``, ``"tv"``) or None when unspecified.
+    names (e.g. ``"bt709"``, ``"tv"``) or None when unspecified. ``field_order`` is None for
+    progressive footage, else how its fields are stored (``"tt"``: top field first).
     """
 
     path: str
@@ -61,6 +62,7 @@ class VideoInfo:
     colorspace: str | None
     color_range: str | None
     mirrored: bool = False
+    field_order: str | None = None  # interlaced: FFmpeg's "tt", "bb", "tb", "bt" ("interlaced": order unsaid)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -253,6 +255,9 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         trc = context.color_trc or first.color_trc
         colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
         color_range = context.color_range or first.color_range
+        field_order = _FIELD_ORDERS.get(int(context.field_order or 0))
+        if field_order is None and first.interlaced_frame:
+            field_order = "interlaced"
 
         return VideoInfo(
             path=str(path),
@@ -277,9 +282,14 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             colorspace=_COLORSPACE_NAMES.get(int(colorspace if colorspace is not None else 2)),
             color_range=_RANGE_NAMES.get(int(color_range or 0)),
             mirrored=mirrored,
+            field_order=field_order,
         )
     finally:
         container.close()
+
+
+# AVFieldOrder values of interlaced streams (0: unknown, 1: progressive).
+_FIELD_ORDERS = {2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
 
 def _first_frame(
