@@ -332,3 +332,31 @@ def test_interlaced_footage_is_named_in_the_report(trained_world, tmp_path: Path
         trained_world, write_source(tmp_path / "p.mp4", portrait_frames(4, (320, 240), 1)), tmp_path / "p-out.mp4"
     )
     assert progressive.interlaced_note is None
+
+
+def test_a_track_of_one_frame_is_reported_in_words(trained_world, tmp_path: Path) -> None:
+    """The performer in one frame of a clip: the report held, but its flicker said "not measured"
+    with no reason and the expression lines "1 samples (at least 8 needed)"."""
+    from likeness.media import VideoEncoder
+
+    face = portrait_frames(1, (320, 240), seed=12)[0]
+    empty = np.full_like(face, 90)
+    source = tmp_path / "glimpse.mp4"
+    with VideoEncoder(source, width=320, height=240, fps=25) as encoder:
+        for rgb in [empty, empty, face, empty, empty]:
+            encoder.write(rgb)
+    report = render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        source,
+        tmp_path / "out.mp4",
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=1),
+    )
+    (shot,) = report.shots
+    assert shot["frames_swapped"] == 1
+    unmeasured = {name: line for name, line in shot["metrics"].items() if line["verdict"] == "not_measured"}
+    assert "flicker" in unmeasured and all(line.get("reason") for line in unmeasured.values()), unmeasured
+    assert unmeasured["mouth"]["reason"] == "1 sample (at least 8 needed)"
+    assert "swapped in one frame" in unmeasured["flicker"]["reason"]
