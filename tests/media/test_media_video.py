@@ -760,3 +760,36 @@ def test_an_all_zero_display_matrix_is_no_turn(tmp_path: Path) -> None:
     transcode(out, tmp_path / "again.mp4")
     again = next(iter_video_frames(tmp_path / "again.mp4", autorotate=True)).rgb
     assert again.shape == stored.shape and np.abs(again.astype(np.int16) - stored).mean() < 3.0
+
+
+def _flat_colour_frames(count: int, size: tuple[int, int] = (320, 180), seed: int = 0) -> list[np.ndarray]:
+    """Frames of flat 20x20 blocks of seeded colours (no edges inside a block: no codec blur)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    blocks = rng.integers(20, 236, (height // 20, width // 20, 3)).astype(np.uint8)
+    frame = np.ascontiguousarray(np.repeat(np.repeat(blocks, 20, axis=0), 20, axis=1))
+    return [frame] * count
+
+
+def _block_centres(rgb: np.ndarray) -> np.ndarray:
+    """The 10x10 middle of every 20x20 block, as float."""
+    h, w = rgb.shape[0] // 20, rgb.shape[1] // 20
+    return rgb[: h * 20, : w * 20].reshape(h, 20, w, 20, 3)[:, 5:15, :, 5:15].astype(float)
+
+
+def test_a_transcode_keeps_the_picture_s_level(tmp_path: Path) -> None:
+    """swscale's default YUV->RGB conversion truncates: every decoded frame was 1.1-1.3 grey
+    levels darker than the stored picture, so each render or transcode handed a studio back its
+    whole plate that much darker (and the next generation darker again)."""
+    frames = _flat_colour_frames(3)
+    source = tmp_path / "flat.mp4"
+    with VideoEncoder(source, width=320, height=180, fps=25, crf=0) as encoder:
+        for rgb in frames:
+            encoder.write(rgb)
+    decoded = next(iter_video_frames(source, exact=True)).rgb
+    error = _block_centres(decoded) - _block_centres(frames[0])
+    assert abs(error.mean()) < 0.3 and np.abs(error).mean() < 0.8
+    copy = tmp_path / "copy.mp4"
+    transcode(source, copy, crf=0)
+    shift = _block_centres(next(iter_video_frames(copy, exact=True)).rgb) - _block_centres(decoded)
+    assert abs(shift.mean()) < 0.3, f"the copy is {shift.mean():+.2f} grey levels off its source"

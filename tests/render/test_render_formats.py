@@ -3,6 +3,7 @@ display matrix, variable frame rate, a few frames of 4K, and codecs or outputs w
 
 from __future__ import annotations
 
+import html
 from fractions import Fraction
 from pathlib import Path
 
@@ -273,3 +274,89 @@ def test_unsupported_codec_and_output_are_clear_errors(trained_world, tmp_path: 
         for p in tmp_path.iterdir()
     )
     assert not trained_world.workspace.ledger.find("render.completed")
+
+
+def test_the_plate_around_the_faces_keeps_its_level(trained_world, tmp_path: Path) -> None:
+    """Pixels the render does not touch come back at the source's level: the frames were decoded
+    1.1-1.3 grey levels dark (swscale's truncating conversion), so a studio's whole plate came
+    back that much darker than it went in, measured on a flat band above the face."""
+    from likeness.media import VideoEncoder
+
+    frames = portrait_frames(8, (320, 240), seed=9)
+    for rgb in frames:
+        rgb[:40] = (52, 118, 187)  # a flat sky above the head
+    source = tmp_path / "plate.mp4"
+    with VideoEncoder(source, width=320, height=240, fps=25, crf=0) as encoder:
+        for rgb in frames:
+            encoder.write(rgb)
+    report = render(trained_world, source, tmp_path / "out.mp4")
+    assert report.faces["swapped"] >= 6
+    for before, after in zip(
+        iter_video_frames(source, exact=True), iter_video_frames(tmp_path / "out.mp4", exact=True)
+    ):
+        shift = after.rgb[4:36].astype(float).mean() - before.rgb[4:36].astype(float).mean()
+        assert abs(shift) < 0.5, f"frame {before.index}: the plate is {shift:+.2f} grey levels off"
+
+
+def test_interlaced_footage_is_named_in_the_report(trained_world, tmp_path: Path) -> None:
+    """A 1080i-style take (fields, top first): rendered as whole frames and written progressive,
+    with no word said, so a studio expecting interlaced material back found a progressive file
+    whose swapped face holds one instant in both fields, with combing left around it."""
+    source = tmp_path / "interlaced.mp4"
+    container = av.open(str(source), "w")
+    stream = container.add_stream(
+        "libx264", rate=25, options={"flags": "+ilme+ildct", "x264-params": "interlaced=1:tff=1"}
+    )
+    stream.width, stream.height, stream.pix_fmt = 320, 256, "yuv420p"
+    for rgb in portrait_frames(8, (320, 256), seed=11):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    assert probe_video(source).field_order == "tt"
+    report = render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        source,
+        tmp_path / "out.mp4",
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=10),
+    )
+    assert report.interlaced_note is not None
+    assert "top field first" in report.interlaced_note and "progressive" in report.interlaced_note
+    assert probe_video(tmp_path / "out.mp4").field_order is None  # as the note says
+    assert html.escape(report.interlaced_note) in Path(report.report_html).read_text(encoding="utf-8")
+    progressive = render(
+        trained_world, write_source(tmp_path / "p.mp4", portrait_frames(4, (320, 240), 1)), tmp_path / "p-out.mp4"
+    )
+    assert progressive.interlaced_note is None
+
+
+def test_a_track_of_one_frame_is_reported_in_words(trained_world, tmp_path: Path) -> None:
+    """The performer in one frame of a clip: the report held, but its flicker said "not measured"
+    with no reason and the expression lines "1 samples (at least 8 needed)"."""
+    from likeness.media import VideoEncoder
+
+    face = portrait_frames(1, (320, 240), seed=12)[0]
+    empty = np.full_like(face, 90)
+    source = tmp_path / "glimpse.mp4"
+    with VideoEncoder(source, width=320, height=240, fps=25) as encoder:
+        for rgb in [empty, empty, face, empty, empty]:
+            encoder.write(rgb)
+    report = render_media(
+        trained_world.workspace,
+        trained_world.model_dir,
+        source,
+        tmp_path / "out.mp4",
+        use="music_video",
+        org="studio",
+        options=RenderOptions(quality_every=1),
+    )
+    (shot,) = report.shots
+    assert shot["frames_swapped"] == 1
+    unmeasured = {name: line for name, line in shot["metrics"].items() if line["verdict"] == "not_measured"}
+    assert "flicker" in unmeasured and all(line.get("reason") for line in unmeasured.values()), unmeasured
+    assert unmeasured["mouth"]["reason"] == "1 sample (at least 8 needed)"
+    assert "swapped in one frame" in unmeasured["flicker"]["reason"]

@@ -128,3 +128,43 @@ def test_a_batch_longer_than_a_track_can_go_unseen_is_refused(trained_world, emb
     with pytest.raises(ValueError, match="at most"):
         renderer.process_batch([FrameInput(frame, k, 0.04 * k) for k in range(MAX_BATCH_FRAMES + 1)])
     assert swap_calls[renderer.model] == 0
+
+
+def _shot(portrait: np.ndarray, *, size: tuple[int, int] = (480, 360)) -> np.ndarray:
+    """``portrait`` at 220x270 px in the middle of a flat grey frame of ``size = (W, H)``."""
+    import cv2
+
+    width, height = size
+    frame = np.full((height, width, 3), 96, np.uint8)
+    face = cv2.resize(portrait, (220, 270), interpolation=cv2.INTER_AREA)
+    x, y = (width - 220) // 2, (height - 270) // 2
+    frame[y : y + 270, x : x + 220] = face
+    return frame
+
+
+def _astronaut_face() -> np.ndarray:
+    """The astronaut cropped to her head, so her face fills a shot as grace_hopper's does."""
+    return np.ascontiguousarray(astronaut()[10:330, 100:370])
+
+
+@pytest.mark.parametrize("gap", [0, 3], ids=["hard-cut", "after-an-empty-moment"])
+def test_a_bystander_who_takes_the_performer_s_place_is_left_alone(trained_world, embedder, gap: int) -> None:
+    """A hard cut (or a few empty frames) to another person standing where the performer stood:
+    the box tracker hands her the performer's track, and its identity decision (settled, next
+    checked 120 frames later) swapped her face for seconds, without any release of hers."""
+    performer, bystander = _shot(grace_hopper()), _shot(_astronaut_face())
+    empty = np.full_like(performer, 96)
+    shown = 20  # two identity samples (frames 0 and 15) agree: the performer's track is settled
+    frames = [performer] * shown + [empty] * gap + [bystander] * 12
+    renderer = trained_world.frame_renderer(FaceDetector(mode="video"), embedder)
+    outcomes = []
+    for index, rgb in enumerate(frames):
+        out, faces = renderer.process(rgb, frame_index=index, t_s=index / 25)
+        outcomes.append(faces)
+        if index >= shown + gap:
+            assert np.array_equal(out, rgb), f"frame {index}: the bystander's face was changed"
+    assert all(o.swapped for faces in outcomes[:shown] for o in faces)
+    after = [o for faces in outcomes[shown + gap :] for o in faces]
+    assert len(after) == 12 and all(o.reason == "not_target" for o in after)
+    # She is her own track, so the report never files her frames under the performer's.
+    assert {o.track_id for o in after}.isdisjoint({o.track_id for faces in outcomes[:shown] for o in faces})

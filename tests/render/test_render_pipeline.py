@@ -173,6 +173,8 @@ def test_interrupted_render_resumes_from_checkpoint(trained_world, model_dir, cl
     assert report.job_id == state["job_id"]  # same job: the grant counts the render once
     assert probe_video(out).frame_count == 30
     assert not (tmp_path / ".resumed.mp4.render-checkpoint").exists()
+    # The tracks of the 20 frames before the checkpoint come back with its state.
+    assert [(t["first_frame"], t["last_frame"], t["faces"]) for t in report.tracks] == [(0, 29, 30)]
 
 
 def test_image_and_folder_render(trained_world, model_dir, tmp_path) -> None:
@@ -318,7 +320,8 @@ def test_report_strip_keeps_the_source_frames_though_frames_are_rendered_in_plac
 
     monkeypatch.setattr(pipeline, "write_report", capture)
     report = trained_world.render(model_dir, clip, tmp_path / "strip.mp4")
-    source = [f.rgb for f in iter_video_frames(clip, autorotate=True)]
+    # Read as the render reads its target (exact=True: the level the output keeps).
+    source = [f.rgb for f in iter_video_frames(clip, autorotate=True, exact=True)]
     wanted = pipeline.sample_indices(len(source), 4)
     assert len(captured) == len(wanted) == 4 and report.frames_with_swaps > 0
     for index, (before, after, job_id) in zip(wanted, captured):
@@ -341,3 +344,35 @@ def test_swap_batch_outside_one_to_fifteen_frames_is_a_config_error(batch) -> No
 
     with pytest.raises(ConfigError, match="swap_batch must be an integer from 1 to 15"):
         RenderOptions(swap_batch=batch)
+
+
+def test_the_report_names_the_tracks_swapped_and_those_left_alone(trained_world, model_dir, tmp_path) -> None:
+    """A shot with the performer beside a bystander: the report said only "faces swapped 12;
+    skipped: not_target 12" (face counts, no tracks), so a studio could not tell whose face was
+    left alone, or from which frame to which."""
+    from likeness.media import VideoEncoder
+
+    group = compose_group([astronaut(), grace_hopper()], size=(960, 540))
+    target = tmp_path / "two.mp4"
+    with VideoEncoder(target, width=960, height=540, fps=25) as encoder:
+        for _ in range(12):
+            encoder.write(group)
+    report = render_media(
+        trained_world.workspace,
+        model_dir,
+        target,
+        tmp_path / "out.mp4",
+        use="music_video",
+        org="studio",
+        options=_options(),
+    )
+    tracks = {("left" if t["box"][0] < 480 else "right"): t for t in report.tracks}
+    assert set(tracks) == {"left", "right"}
+    assert tracks["right"]["swapped"] == 12 and tracks["right"]["left_alone"] == {}
+    assert tracks["left"]["swapped"] == 0 and tracks["left"]["left_alone"] == {"not_target": 12}
+    assert (tracks["left"]["first_frame"], tracks["left"]["last_frame"]) == (0, 11)
+    saved = json.loads(Path(report.report_json).read_text(encoding="utf-8"))
+    assert saved["tracks"] == json.loads(json.dumps(report.tracks))
+    page = Path(report.report_html).read_text(encoding="utf-8")
+    left = tracks["left"]["track_id"]
+    assert f"Track {left}: left alone" in page and "12 faces, frames 0–11: not the released performer" in page

@@ -99,7 +99,7 @@ def render(
     from likeness.render import RefineOptions, RenderOptions, render_media
     from likeness.render.blend import BLEND_METHODS
     from likeness.render.colour import COLOUR_MODES
-    from likeness.render.report import track_verdict_line
+    from likeness.render.report import track_line, track_verdict_line
     from likeness.render.smoothing import SmoothingOptions
 
     if colour not in COLOUR_MODES:
@@ -174,12 +174,23 @@ def render(
         line = track_verdict_line(shot)
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(shot.get("verdict", ""), "white")
         console.print(Text.assemble(("quality", colour), f" {printable(line)}"))
+    left_alone = [track for track in report.tracks if not track["swapped"]]
+    for track in left_alone[:10]:
+        console.print(Text.assemble(("faces", "cyan"), f" {track_line(track)}"))
+    if len(left_alone) > 10:
+        console.print(
+            Text.assemble(
+                ("faces", "cyan"), f" and {len(left_alone) - 10} more tracks left alone (the report lists them)"
+            )
+        )
     if report.decode_error:
         console.print(
             Text.assemble(("warning:", "yellow"), f" {printable(report.decode_error)}; rendered what decoded")
         )
     if report.audio_note:
         console.print(Text.assemble(("warning:", "yellow"), f" {report.audio_note}"))
+    if report.interlaced_note:
+        console.print(Text.assemble(("warning:", "yellow"), f" {report.interlaced_note}"))
     for skipped_input in report.skipped_inputs:
         said = f" {printable(skipped_input['path'])}: {printable(skipped_input['reason'])}"
         console.print(Text.assemble(("skipped", "yellow"), said))

@@ -134,6 +134,7 @@ class FrameInput:
 class _PreparedFrame:
     rgb: np.ndarray
     t_s: float
+    index: int
     outcomes: list[FaceOutcome] = field(default_factory=list)
     pending: list[tuple[FaceOutcome, Any]] = field(default_factory=list)
 
@@ -143,9 +144,42 @@ class _TrackIdentity:
     distances: list[float] = field(default_factory=list)
     last_embedded: int = -(10**9)
     embedding: np.ndarray | None = None
+    # The face's look (``face_appearance``) when it was last embedded, and the last frame the
+    # track had a face: a track whose face stops looking like that, or comes back after frames
+    # without one, may now be someone else (a cut, a crossing), so it is embedded again at once.
+    appearance: np.ndarray | None = None
+    last_seen: int | None = None
 
     def mean(self) -> float:
         return float(np.mean(self.distances)) if self.distances else float("inf")
+
+
+# A face box whose 16x16 grey look correlates less than this with its look at the track's last
+# identity embedding is embedded again before it is swapped. On one person's consecutive frames
+# the correlation with that look stays above it for 20-120 frames at a time (a head turn, a
+# talking mouth: the consenting-actor clip sets it off 5 times in 300 frames, one embedding
+# each); a cut or a crossing that hands the box to another person measured 0.35-0.69.
+SAME_FACE_APPEARANCE = 0.7
+APPEARANCE_SIDE = 16
+
+
+def face_appearance(rgb: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray | None:
+    """float32 ``(APPEARANCE_SIDE ** 2,)``: the grey face box shrunk to 16x16, zero mean and unit
+    norm (so a brightness change is no change), or None for a box with no pixels or no contrast.
+    The dot product of two is their correlation, -1..1."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    x0, y0 = max(0, int(bbox[0])), max(0, int(bbox[1]))
+    x1, y1 = min(width, int(np.ceil(bbox[2]))), min(height, int(np.ceil(bbox[3])))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    look = cv2.resize(grey, (APPEARANCE_SIDE, APPEARANCE_SIDE), interpolation=cv2.INTER_AREA)
+    look = look.astype(np.float32).ravel()
+    look -= look.mean()
+    norm = float(np.linalg.norm(look))
+    return look / norm if norm > 1e-3 else None
 
 
 @dataclass
@@ -168,6 +202,38 @@ class _TrackEyes:
             return None
         values = np.asarray(self.samples, np.float64)
         return open_eye_levels(values[:, :2], yaws=values[:, 2], min_frontal=EYE_MIN_SAMPLES)
+
+
+@dataclass
+class TrackTally:
+    """What became of one track's faces, for the report: the frames it spans, its last face box
+    ``(x0, y0, x1, y1)``, and how many faces were swapped or left alone, by reason
+    (``gating.SKIP_REASONS``)."""
+
+    first_frame: int
+    last_frame: int
+    box: tuple[float, float, float, float]
+    swapped: int = 0
+    left_alone: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: FaceOutcome, frame_index: int) -> None:
+        self.last_frame, self.box = frame_index, outcome.bbox
+        if outcome.swapped:
+            self.swapped += 1
+        else:
+            self.left_alone[outcome.reason or "not_swapped"] += 1
+
+    def summary(self, track_id: int) -> dict[str, Any]:
+        """The report's row: ``track_id``, frames, box, faces, ``swapped`` and ``left_alone``."""
+        return {
+            "track_id": track_id,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "box": [round(v, 1) for v in self.box],
+            "faces": self.swapped + sum(self.left_alone.values()),
+            "swapped": self.swapped,
+            "left_alone": dict(self.left_alone),
+        }
 
 
 class TrackIds:
@@ -207,6 +273,15 @@ class TrackIds:
         kept = set(self._render_id.values())
         self._boxes = {k: v for k, v in self._boxes.items() if k in kept}
         return ids
+
+    def split(self, render_id: int) -> int:
+        """Give the face now in track ``render_id``'s box a new render id (another person took the
+        box over); returns the new id. The old id ends here."""
+        tracker_id = next(k for k, v in self._render_id.items() if v == render_id)
+        new_id, self.next_id = self.next_id, self.next_id + 1
+        self._render_id[tracker_id] = new_id
+        self._boxes[new_id] = self._boxes.pop(render_id)
+        return new_id
 
     def state(self) -> dict:
         return {"next_id": self.next_id, "tracks": {str(k): list(v) for k, v in self._boxes.items()}}
@@ -291,6 +366,8 @@ class FrameRenderer:
         self.identities: dict[int, _TrackIdentity] = {}
         self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
+        # Per track of a clip: its frames and what became of its faces (``track_summaries``).
+        self.tallies: dict[int, TrackTally] = {}
         # Swapped faces that kept the mask without the thin add-on (no spectacle zone): the
         # report says so; they are swapped, so they are not among ``counts``' skip reasons.
         self.thin_rims_skipped = 0
@@ -307,13 +384,20 @@ class FrameRenderer:
                     "distances": v.distances,
                     "last_embedded": v.last_embedded,
                     "embedding": None if v.embedding is None else v.embedding.tolist(),
+                    "appearance": None if v.appearance is None else v.appearance.tolist(),
+                    "last_seen": v.last_seen,
                 }
                 for k, v in self.identities.items()
             },
             "eyes": {str(k): [list(s) for s in v.samples] for k, v in self.eyes.items()},
             "counts": dict(self.counts),
+            "tallies": {str(k): v.summary(k) for k, v in self.tallies.items()},
             "thin_rims_skipped": self.thin_rims_skipped,
         }
+
+    def track_summaries(self) -> list[dict[str, Any]]:
+        """Every track of the clip so far, in order of appearance (``TrackTally.summary``)."""
+        return [self.tallies[k].summary(k) for k in sorted(self.tallies)]
 
     def reset(self) -> None:
         """Forget tracks, identity decisions and filters (unrelated images; counts are kept)."""
@@ -321,6 +405,7 @@ class FrameRenderer:
         self.smoother = TrackSmoother(self.options.smoothing)
         self.identities = {}
         self.eyes = {}
+        self.tallies = {}
 
     def restore(self, state: dict) -> None:
         self.tracker = TrackIds.from_state(state["tracker"])
@@ -330,6 +415,9 @@ class FrameRenderer:
                 list(v["distances"]),
                 int(v["last_embedded"]),
                 None if v["embedding"] is None else np.asarray(v["embedding"], np.float32),
+                # absent in older checkpoints: the look is taken again at the next embedding
+                None if v.get("appearance") is None else np.asarray(v["appearance"], np.float32),
+                None if v.get("last_seen") is None else int(v["last_seen"]),
             )
             for k, v in state["identities"].items()
         }
@@ -340,31 +428,69 @@ class FrameRenderer:
             for k, v in state.get("eyes", {}).items()
         }
         self.counts = Counter(state["counts"])
+        self.tallies = {  # absent in older checkpoints: the report's tracks start at the resume
+            int(k): TrackTally(
+                int(v["first_frame"]), int(v["last_frame"]), _box(v["box"]), int(v["swapped"]), Counter(v["left_alone"])
+            )
+            for k, v in state.get("tallies", {}).items()
+        }
         self.thin_rims_skipped = int(state.get("thin_rims_skipped", 0))  # absent in older checkpoints
 
     # -- per frame ------------------------------------------------------------------------------
 
-    def _is_target(self, rgb: np.ndarray, track_id: int, landmarks: np.ndarray, frame_index: int) -> bool:
+    def _identify(
+        self,
+        rgb: np.ndarray,
+        track_id: int,
+        bbox: tuple[float, float, float, float],
+        landmarks: np.ndarray,
+        frame_index: int,
+    ) -> tuple[int, bool]:
+        """``(track id, is the performer)`` for one face: the track's id, or a new one when another
+        person has taken its box over."""
         from likeness.faces.identity import match_identity
 
         identity = self.identities.setdefault(track_id, _TrackIdentity())
+        appearance = face_appearance(rgb, bbox)
+        # The box tracker matches boxes, not people: after a hard cut, a crossing or an exit and
+        # entrance at the same place, a settled track (next embedded 120 frames on) would carry
+        # the performer's decision over to whoever stands there. Such a face is embedded now.
+        came_back = identity.last_seen is not None and frame_index - identity.last_seen > 1
+        looks_different = (
+            identity.appearance is not None
+            and appearance is not None
+            and float(identity.appearance @ appearance) < SAME_FACE_APPEARANCE
+        )
+        suspect = bool(identity.distances) and (came_back or looks_different)
+        identity.last_seen = frame_index
         # Once two samples agree on a side of the threshold, re-embed eight times less often: a
         # dlib embedding costs as much as ~8 frames of everything else on a 2-core CPU.
         settled = len(identity.distances) >= 2 and (
             max(identity.distances) <= self.identity_threshold or min(identity.distances) > self.identity_threshold
         )
         interval = self.identity_every * (8 if settled else 1)
-        if frame_index - identity.last_embedded >= interval:
-            identity.last_embedded = frame_index
-            try:
-                embedding = self.embedder.embed(rgb, landmarks)
-            except FaceError:
-                embedding = None
-            if embedding is not None:
-                distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
-                identity.distances = (identity.distances + [distance])[-8:]
-                identity.embedding = embedding
-        return identity.mean() <= self.identity_threshold
+        if not suspect and frame_index - identity.last_embedded < interval:
+            return track_id, identity.mean() <= self.identity_threshold
+        was_target = identity.mean() <= self.identity_threshold
+        identity.last_embedded = frame_index
+        identity.appearance = appearance
+        try:
+            embedding = self.embedder.embed(rgb, landmarks)
+        except FaceError:
+            embedding = None
+        distance = None
+        if embedding is not None:
+            distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
+        if suspect and (distance is not None and distance <= self.identity_threshold) != was_target:
+            # Someone else now: a new track, decided on this face alone (and never swapped
+            # unless it is the performer), so the report keeps the two people apart too.
+            track_id = self.tracker.split(track_id)
+            identity = _TrackIdentity(last_embedded=frame_index, appearance=appearance, last_seen=frame_index)
+            self.identities[track_id] = identity
+        if distance is not None:
+            identity.distances = (identity.distances + [distance])[-8:]
+            identity.embedding = embedding
+        return track_id, identity.mean() <= self.identity_threshold
 
     def process(
         self,
@@ -443,13 +569,14 @@ class FrameRenderer:
         # Ended tracks' identity decisions go too, so memory stays bounded on long videos.
         self.identities = {k: v for k, v in self.identities.items() if k in active}
         self.eyes = {k: v for k, v in self.eyes.items() if k in active}
-        prepared = _PreparedFrame(rgb, frame.t_s)
+        prepared = _PreparedFrame(rgb, frame.t_s, frame.index)
         for face, track_id in zip(faces, track_ids):
             bbox = _box(face.bbox)
             landmarks = np.asarray(face.landmarks, np.float32)
+            track_id, is_target = self._identify(rgb, track_id, bbox, landmarks, frame.index)
             outcome = FaceOutcome(track_id, bbox, False, None, landmarks=landmarks)
             prepared.outcomes.append(outcome)
-            if not self._is_target(rgb, track_id, landmarks, frame.index):
+            if not is_target:
                 outcome.reason = "not_target"
                 continue
             try:
@@ -535,6 +662,10 @@ class FrameRenderer:
             outcome.mask = mask
             outcome.source_crop = aligned.image
         self.counts.update(o.reason or "swapped" for o in prepared.outcomes)
+        for o in prepared.outcomes:
+            self.tallies.setdefault(o.track_id, TrackTally(prepared.index, prepared.index, o.bbox)).add(
+                o, prepared.index
+            )
         if out is rgb and not in_place:
             out = rgb.copy()
         return out, prepared.outcomes

@@ -55,7 +55,13 @@ from likeness.render.content import check_content, sample_indices
 from likeness.render.frame import MAX_BATCH_FRAMES, FaceOutcome, FrameInput, FrameRenderer, RefineOptions, frame_mask
 from likeness.render.keyframes import detect_alternate_frames
 from likeness.render.quality import identity_transfer
-from likeness.render.report import RenderReport, StripFrame, colour_difference_in_roi, write_report
+from likeness.render.report import (
+    RenderReport,
+    StripFrame,
+    colour_difference_in_roi,
+    interlaced_note,
+    write_report,
+)
 from likeness.render.track_quality import ShotQuality, measure_sample
 
 if TYPE_CHECKING:
@@ -803,6 +809,7 @@ class _VideoRender:
             raise
         self.report.padded_to_even = video.padded
         self.report.audio_note = video.audio_note
+        self.report.interlaced_note = interlaced_note(info.field_order)
         return video
 
     # -- the frames -------------------------------------------------------------------------
@@ -816,7 +823,9 @@ class _VideoRender:
         from likeness.media.video import iter_video_frames
 
         options, detector = self.options, self.renderer.detector
-        frames = iter_video_frames(self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings))
+        frames = iter_video_frames(
+            self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings), exact=True
+        )
         try:
             for frame in frames:
                 if frame.index >= self.start_index:
@@ -966,6 +975,7 @@ class _VideoRender:
         report.faces.update(self.renderer.counts)
         report.thin_rims_skipped_faces = self.renderer.thin_rims_skipped
         report.shots = self.quality.summaries()
+        report.tracks = self.renderer.track_summaries()
         report.outputs.append(
             {
                 "path": str(result.path),

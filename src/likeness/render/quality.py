@@ -325,7 +325,12 @@ def motion_agreement(performer: np.ndarray, output: np.ndarray, *, kind: Literal
     samples = int(p.size)
     if samples < MIN_SERIES_SAMPLES:
         return MotionAgreement(
-            None, None, 0.0, samples, "not_measured", f"{samples} samples (at least {MIN_SERIES_SAMPLES} needed)"
+            None,
+            None,
+            0.0,
+            samples,
+            "not_measured",
+            f"{samples} sample{'' if samples == 1 else 's'} (at least {MIN_SERIES_SAMPLES} needed)",
         )
     if kind == "mouth":
         spread = float(np.percentile(p, 90) - np.percentile(p, 10))

@@ -63,10 +63,13 @@ class RenderReport:
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
     audio_note: str | None = None  # sound left out of the output (tracks past the most kept)
+    interlaced_note: str | None = None  # an interlaced source, rendered and written progressive
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     content_check: dict[str, Any] = field(default_factory=dict)
     shots: list[dict[str, Any]] = field(default_factory=list)
+    # Every track of a video (``TrackTally.summary``): frames, box, faces swapped and left alone.
+    tracks: list[dict[str, Any]] = field(default_factory=list)
     model_precision: dict[str, str] = field(default_factory=dict)  # {"used": "float"|"int8", "why": ...}
     resumed_from_frame: int | None = None
     padded_to_even: bool = False
@@ -162,6 +165,70 @@ METRIC_TEXT = {
     "flicker": "flicker vs the footage",
     "border_colour": "border colour (CIEDE2000)",
 }
+
+
+#: How FFmpeg's field orders read (``VideoInfo.field_order``).
+FIELD_ORDER_TEXT = {
+    "tt": "top field first",
+    "bb": "bottom field first",
+    "tb": "top field coded first, bottom shown first",
+    "bt": "bottom field coded first, top shown first",
+}
+
+
+def interlaced_note(field_order: str | None) -> str | None:
+    """What a render does with interlaced footage, in words (None for progressive footage).
+
+    >>> interlaced_note("tt")[:53]
+    'interlaced footage (top field first) was rendered as '
+    """
+    if field_order is None:
+        return None
+    order = FIELD_ORDER_TEXT.get(field_order, "field order not stated")
+    return (
+        f"interlaced footage ({order}) was rendered as whole frames and written progressive: the swapped "
+        "face shows one instant in both fields and the combing of motion stays around it; deinterlace the "
+        "take first (e.g. FFmpeg's bwdif) for a clean swap, and interlace the result again if the delivery needs it"
+    )
+
+
+#: Why a face was left alone, in words (``gating.SKIP_REASONS``).
+LEFT_ALONE_TEXT = {
+    "not_target": "not the released performer",
+    "too_small": "too small to swap well",
+    "profile_beyond_coverage": "turned further than the model's faces cover",
+    "out_of_frame": "partly out of frame",
+}
+#: Tracks the HTML page lists one by one (the JSON holds them all).
+TRACKS_SHOWN = 200
+
+
+def left_alone_text(left_alone: dict[str, int], faces: int) -> str:
+    """``not the released performer`` (every face, one reason) or ``... (10), too small ... (2)``."""
+    if len(left_alone) == 1 and sum(left_alone.values()) == faces:
+        return LEFT_ALONE_TEXT.get(next(iter(left_alone)), next(iter(left_alone)))
+    return ", ".join(f"{LEFT_ALONE_TEXT.get(reason, reason)} ({count})" for reason, count in left_alone.items())
+
+
+def track_line(track: dict[str, Any]) -> str:
+    """One track of the report's ``tracks`` in words.
+
+    >>> track_line({"track_id": 1, "first_frame": 0, "last_frame": 11, "faces": 12, "swapped": 0,
+    ...             "left_alone": {"not_target": 12}})
+    'Track 1: left alone · 12 faces, frames 0–11: not the released performer'
+    >>> track_line({"track_id": 0, "first_frame": 3, "last_frame": 40, "faces": 38, "swapped": 36,
+    ...             "left_alone": {"too_small": 2}})
+    'Track 0: swapped · 36 of 38 faces, frames 3–40; left alone: too small to swap well (2)'
+    """
+    frames = f"frames {track['first_frame']}–{track['last_frame']}"
+    if not track["swapped"]:
+        return f"Track {track['track_id']}: left alone · {track['faces']} faces, {frames}: " + left_alone_text(
+            track["left_alone"], track["faces"]
+        )
+    line = f"Track {track['track_id']}: swapped · {track['swapped']} of {track['faces']} faces, {frames}"
+    if track["left_alone"]:
+        line += "; left alone: " + left_alone_text(track["left_alone"], track["faces"])
+    return line
 
 
 def track_verdict_line(shot: dict[str, Any]) -> str:
@@ -374,7 +441,18 @@ def write_report(
             f"{_metric_rows(shot)}</table></div>{_face_figures(face_frames.get(track, []), job_id)}</section>"
         )
     skipped = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["faces_skipped"].items()) or "none"
+    track_items = "".join(f"<li>{html.escape(track_line(t))}</li>" for t in report.tracks[:TRACKS_SHOWN])
+    if len(report.tracks) > TRACKS_SHOWN:
+        track_items += f"<li>and {len(report.tracks) - TRACKS_SHOWN} more tracks (all in the JSON report)</li>"
+    faces_by_track = (
+        f"<h2>Faces by track (트랙별 얼굴)</h2><p>Every face the render followed through the clip: swapped, "
+        f"or left alone and why.</p><ul>{track_items}</ul>"
+        if report.tracks
+        else ""
+    )
     sound = f"\n<li>sound: {html.escape(report.audio_note)}</li>" if report.audio_note else ""
+    if report.interlaced_note:
+        sound += f"\n<li>interlacing: {html.escape(report.interlaced_note)}</li>"
     body = f"""<h1>Render report</h1>
 <p><strong>AI 생성 · AI-generated</strong>: the output contains synthetic faces of <code>{html.escape(report.subject_slug)}</code>
 rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for use <code>{html.escape(report.use)}</code> by <code>{html.escape(report.org)}</code>.</p>
@@ -384,6 +462,7 @@ rendered onto footage of <code>{html.escape(report.performer_slug)}</code> for u
 <li>faces swapped: {data["faces_swapped"]}; skipped: {skipped}</li>
 <li>mask options: {html.escape(data["mask_options"])}</li>
 <li>decode problems: {html.escape(printable(report.decode_error or "none"))}</li>{sound}</ul>
+{faces_by_track}
 <h2>Quality per track (트랙별 품질)</h2>
 <p>Each metric is measured on the output's own pixels against the performer's footage, with its threshold;
 see docs/render.md. Face crops: before (the performer) and after (the output), aligned the same way.</p>

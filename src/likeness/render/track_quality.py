@@ -353,13 +353,20 @@ class ShotQuality:
             # of an ``effective_px`` face, where the footage has ``face_px``.
             sharp["face_px"] = int(np.median(self.face_px))
             sharp["effective_px"] = round(sharp["value"] * sharp["face_px"])
+        flicker_line = bounded_line(flicker, FLICKER, self._pairs)
+        if flicker is None:
+            flicker_line["reason"] = (
+                "swapped in one frame: flicker compares consecutive swapped frames"
+                if self.frames_swapped == 1
+                else "no two consecutive frames swapped"
+            )
         metrics = {
             "identity": identity,
             "mouth": mouth,
             "eyes": eyes,
             "sharpness": sharp,
             "occlusion": self._occlusion_line(),
-            "flicker": bounded_line(flicker, FLICKER, self._pairs),
+            "flicker": flicker_line,
             "border_colour": bounded_line(colour, BORDER_COLOUR, len(self.colour_differences), digits=3),
         }
         return {

@@ -590,7 +590,7 @@ def transcode(
         rotation=0 if info.mirrored else info.rotation,
         colour=ColourTags.of(info),
     ) as encoder:
-        for frame in iter_video_frames(src, autorotate=info.mirrored):
+        for frame in iter_video_frames(src, autorotate=info.mirrored, exact=True):
             if max_frames is not None and encoder.frames_written >= max_frames:
                 break
             encoder.write(frame.rgb, pts_s=frame.pts_s)
