@@ -30,6 +30,7 @@ SAYS = {
     "empty": {"en": "This file is empty", "ko": "빈 파일입니다"},
     "network": {"en": "The connection was lost", "ko": "연결이 끊어졌습니다"},
     "slow": {"en": "The upload stopped or came too slowly", "ko": "업로드가 멈췄거나 너무 느렸습니다"},
+    "busy": {"en": "Many people are checking files right now", "ko": "지금 파일을 확인하는 사람이 많아"},
     "label-only": {"en": "anyone can draw a label", "ko": "누구나 표시를 그려 넣을 수 있으므로"},
 }
 
@@ -80,6 +81,16 @@ def test_what_a_phone_hands_over_gets_a_way_forward_in_the_pages_language(
         )
         assert check(page, named) == "problem"
         assert alert(page).startswith(SAYS["slow"][language])
+        page.unroute("**/api/v1/public/verify")
+
+        # The checker busy with other visitors' files: nothing was analysed, so no "shorter clip".
+        busy = {"type": "urn:likeness:problem:analysis-timeout", "status": 503, "cause": "busy"}
+        page.route(
+            "**/api/v1/public/verify",
+            lambda route: route.fulfill(status=503, content_type="application/problem+json", body=json.dumps(busy)),
+        )
+        assert check(page, named) == "problem"
+        assert alert(page).startswith(SAYS["busy"][language])
         page.unroute("**/api/v1/public/verify")
 
         # Our label drawn on a photo: the card says the label is there and what it is worth.

@@ -23,13 +23,13 @@ def test_avif_is_checked_and_heic_is_refused_with_a_way_out(service_world) -> No
     assert "HEIC" in detail and "export it as JPEG" in detail and "HEIF/AVIF" not in detail
 
 
-def test_a_heic_refusal_names_its_format_for_the_page(service_world) -> None:
-    # The page picks its own sentence by the problem's members, in its language: the type alone
+def test_a_heic_refusal_names_its_cause_for_the_page(service_world) -> None:
+    # The page picks its own sentence by the problem's cause, in its language: the type alone
     # (unsupported-media) told a fan with an iPhone photo only "try a JPEG".
     heic = service_world.client().post(VERIFY, files={"file": ("IMG_0001.HEIC", heic_bytes(), "image/heic")})
-    assert heic.status_code == 415 and heic.json()["format"] == "heic"
+    assert heic.status_code == 415 and heic.json()["cause"] == "heic"
     text = service_world.client().post(VERIFY, files={"file": ("notes.jpg", b"hello fans " * 10, "image/jpeg")})
-    assert text.status_code == 415 and "format" not in text.json()
+    assert text.status_code == 415 and "cause" not in text.json()
 
 
 def test_an_empty_file_is_its_own_problem(service_world) -> None:

@@ -7,7 +7,9 @@ from likeness.errors import LikenessError
 
 class ServiceError(LikenessError):
     """A request the service refuses. ``code`` is stable (the problem type's last segment);
-    ``members`` are added to the problem's body (what a page needs to say more than the type)."""
+    ``members`` are added to the problem's body: ``cause``, where one type has causes a visitor
+    must be told apart (a HEIC photo among unreadable files, a busy checker among timeouts), is
+    what the public page picks its sentence by."""
 
     status = 400
     code = "bad-request"
@@ -60,8 +62,8 @@ class UploadTimedOut(ServiceError):
 
 
 class UnsupportedMedia(ServiceError):
-    """Member ``format``: the container it was sniffed as, where known (``heic``: an iPhone's
-    photo, for which the public page says how to share it as JPEG)."""
+    """Member ``cause`` ``heic``: an iPhone's photo, for which the public page says how to share
+    it as JPEG."""
 
     status, code, title = 415, "unsupported-media", "Not an image or video this service reads"
 
@@ -73,6 +75,9 @@ class EmptyFile(ServiceError):
 
 
 class AnalysisTimedOut(ServiceError):
+    """Member ``cause`` ``busy``: the file was never analysed, the checker being busy with
+    other visitors' files (a shorter clip would not help)."""
+
     status, code, title = 503, "analysis-timeout", "The analysis took too long"
 
 

@@ -60,6 +60,9 @@ PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "
 #: How many recent checks the checker remembers (their results, never the files), so that a
 #: report of a file just checked is routed without verifying it again.
 RECENT_RESULTS = 64
+#: A check refused for the checker's queue, never analysed: the page says "try again in a
+#: minute", not the timeout's "try a shorter clip".
+BUSY = {"cause": "busy"}
 
 
 def public_upload_root(workspace: Any) -> Path:
@@ -99,7 +102,8 @@ class PublicChecker:
             with self._waiting_lock:
                 if self._waiting >= self._max_waiting:
                     raise AnalysisTimedOut(
-                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute"
+                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute",
+                        members=BUSY,
                     )
                 self._waiting += 1
             try:
@@ -108,7 +112,7 @@ class PublicChecker:
                 with self._waiting_lock:
                     self._waiting -= 1
             if not acquired:
-                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
+                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute", members=BUSY)
 
         def out_of_time() -> None:
             if time.monotonic() > deadline:

@@ -173,8 +173,8 @@ class _Form:
     def _decide_type(self) -> None:
         self.kind = sniff(bytes(self._head))
         if self.kind.media_type is None:
-            known = {"format": self.kind.container} if self.kind.container else None
-            raise UnsupportedMedia(f"{self.original_name}: {unreadable_reason(self.kind)}", members=known)
+            cause = {"cause": "heic"} if self.kind.container == "heic" else None
+            raise UnsupportedMedia(f"{self.original_name}: {unreadable_reason(self.kind)}", members=cause)
         self._limit = self.limits.for_type(self.kind.media_type)
 
     def on_part_end(self) -> None:

@@ -133,11 +133,12 @@
     request.send(body);
   }
 
-  // A problem's sentence in the page's language: by its type, made more exact by the member
-  // ``format`` where the page has a sentence for it (a HEIC photo: how to share it as JPEG).
+  // A problem's sentence in the page's language: by its type, made more exact by its member
+  // ``cause`` where the page has a sentence for it (a HEIC photo: how to share it as JPEG; a
+  // busy checker: try again in a minute, not "a shorter clip").
   function problemText(problem) {
     const code = String((problem && problem.type) || "").split(":").pop();
-    const exact = problem && problem.format ? `[data-problem="${code}-${CSS.escape(String(problem.format))}"]` : null;
+    const exact = problem && problem.cause ? `[data-problem="${code}-${CSS.escape(String(problem.cause))}"]` : null;
     const node = (exact && texts.querySelector(exact))
       || texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
     return node.textContent;
