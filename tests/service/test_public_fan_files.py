@@ -60,6 +60,7 @@ def test_what_a_phone_hands_over_gets_a_way_forward_in_the_pages_language(
         # A file whose download or share never finished.
         assert check(page, {"name": "직캠 🎤 최고.jpg", "mimeType": "image/jpeg", "buffer": b""}) == "problem"
         assert alert(page).startswith(SAYS["empty"][language])
+        assert page.locator("[data-chosen]").inner_text().endswith(" · 0 B")  # was "1 KiB"
         page.screenshot(path=str(shots / "empty.png"), full_page=True)
 
         # The connection drops half-way: the page says so, and the same file goes again.

@@ -61,10 +61,14 @@
     return root;
   };
 
+  // A file's size as a fan reads it: bytes under 1 KiB (an empty file is "0 B", not "1 KiB").
+  const sizeText = (bytes) => {
+    if (bytes < 1024) return `${bytes} B`;
+    return bytes < 1048576 ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
+  };
   const choose = (picked) => {
     file = picked;
-    const size = picked && picked.size < 1048576
-      ? `${Math.max(1, Math.round(picked.size / 1024))} KiB` : picked && `${(picked.size / 1048576).toFixed(1)} MiB`;
+    const size = picked && sizeText(picked.size);
     chosen.textContent = picked ? `${picked.name} · ${size}` : "";
     fitFace(chosen);
   };
