@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 
+import av
 import pytest
 
 from likeness.media import write_image
-from likeness.media.synthetic import astronaut
+from likeness.media.synthetic import animate_portrait, astronaut
 from likeness.provenance.visible_label import burn_visible_label
 from tests.browser import ARTIFACTS, scroll_width
 from tests.verify.test_heif_family import heic_bytes
@@ -31,8 +32,28 @@ SAYS = {
     "network": {"en": "The connection was lost", "ko": "연결이 끊어졌습니다"},
     "slow": {"en": "The upload stopped or came too slowly", "ko": "업로드가 멈췄거나 너무 느렸습니다"},
     "busy": {"en": "Many people are checking files right now", "ko": "지금 파일을 확인하는 사람이 많아"},
+    "no-frames": {
+        "en": "This browser cannot play this video, so its frames are not drawn here. The result above does not depend on it.",
+        "ko": "이 브라우저에서는 이 영상을 재생할 수 없어 프레임을 그려 보여 드리지 못합니다. 위의 결과는 이와 관계없습니다.",
+    },
     "label-only": {"en": "anyone can draw a label", "ko": "누구나 표시를 그려 넣을 수 있으므로"},
 }
+
+
+def avi_clip(folder) -> bytes:
+    """A 2 s 9:16 MPEG-4 Part 2 AVI of the astronaut: the verifier reads it, no browser plays it."""
+    path = folder / "clip.avi"
+    with av.open(str(path), "w", format="avi") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 360, 640, "yuv420p"
+        for index, rgb in enumerate(animate_portrait(astronaut(), n_frames=20, size=(360, 640), seed=1)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path.read_bytes()
 
 
 def alert(page) -> str:
@@ -62,6 +83,16 @@ def test_what_a_phone_hands_over_gets_a_way_forward_in_the_pages_language(
         assert alert(page).startswith(SAYS["empty"][language])
         assert page.locator("[data-chosen]").inner_text().endswith(" · 0 B")  # was "1 KiB"
         page.screenshot(path=str(shots / "empty.png"), full_page=True)
+
+        # A clip the browser cannot play (an AVI download; an iPhone's HEVC .MOV in Chromium):
+        # the verdict stands, and the frames' place says why no frame is drawn.
+        assert check(page, {"name": "직캠.avi", "mimeType": "video/x-msvideo", "buffer": avi_clip(tmp_path)}) == (
+            "enrolled-artist-unlabelled"
+        )
+        page.click("[data-result] details summary")
+        note = page.wait_for_selector("[data-frames-note]", timeout=20_000)
+        assert note.inner_text() == SAYS["no-frames"][language]
+        page.screenshot(path=str(shots / "avi-frames.png"), full_page=True)
 
         # The connection drops half-way: the page says so, and the same file goes again.
         page.route("**/api/v1/public/verify", lambda route: route.abort("connectionreset"))

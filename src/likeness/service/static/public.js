@@ -308,7 +308,10 @@
       box.append(el("h3", { text: word("frames") }));
       const strip = el("div", { class: "frames", "data-frames": "" });
       box.append(strip);
-      drawPictures(strip, source, result).catch(() => strip.remove());
+      // A clip this browser cannot play (an AVI; an iPhone's HEVC .MOV outside Safari) left the
+      // heading over nothing: say why, and that the verdict does not depend on it.
+      drawPictures(strip, source, result).catch(() =>
+        strip.replaceWith(el("p", { class: "muted", "data-frames-note": "", text: word("no-frames") })));
     }
     return box;
   }
