@@ -106,3 +106,25 @@ def test_the_ledger_page_shows_a_releases_request_and_issue_in_both_languages(se
             )
             assert f"<b>release_id</b> {release_id}" in details, (language, event_type, details)
             assert f"<b>performer_id</b> {jun}" in details, (language, event_type, details)
+
+
+def test_a_label_without_a_record_is_not_called_unlabelled():
+    """Our label drawn on a photo of an artist, with no watermark or manifest: the console's and
+    the card's headline said "no AI label" under a picture that shows one (trial fan 19)."""
+    from likeness.service.verdicts import LABEL_ONLY_HEADLINES, verdict_headline
+
+    korean = catalogue("ko")
+    assert [code for code, text in LABEL_ONLY_HEADLINES.items() if text not in korean] == []
+    painted = {
+        "verdict": "enrolled-artist-unlabelled",
+        "faces": {"faces": [{"match": {"slug": "mina", "name": "Mina"}}]},
+        "visible_label": {"present": True},
+        "watermark": {"found": False},
+        "c2pa": {"present": False},
+    }
+    assert verdict_headline(translator("en"), painted) == "Mina appears, with an AI label but no record behind it"
+    assert (
+        verdict_headline(translator("ko"), painted) == "Mina이(가) 나오며 AI 표시는 있지만 뒷받침하는 기록은 없습니다"
+    )
+    plain = {**painted, "visible_label": {"present": False}}
+    assert verdict_headline(translator("en"), plain) == "Mina appears, with no AI label or record"

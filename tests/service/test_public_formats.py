@@ -21,3 +21,21 @@ def test_avif_is_checked_and_heic_is_refused_with_a_way_out(service_world) -> No
     assert heic.status_code == 415, heic.text
     detail = heic.json()["detail"]
     assert "HEIC" in detail and "export it as JPEG" in detail and "HEIF/AVIF" not in detail
+
+
+def test_a_heic_refusal_names_its_cause_for_the_page(service_world) -> None:
+    # The page picks its own sentence by the problem's cause, in its language: the type alone
+    # (unsupported-media) told a fan with an iPhone photo only "try a JPEG".
+    heic = service_world.client().post(VERIFY, files={"file": ("IMG_0001.HEIC", heic_bytes(), "image/heic")})
+    assert heic.status_code == 415 and heic.json()["cause"] == "heic"
+    text = service_world.client().post(VERIFY, files={"file": ("notes.jpg", b"hello fans " * 10, "image/jpeg")})
+    assert text.status_code == 415 and "cause" not in text.json()
+
+
+def test_an_empty_file_is_its_own_problem(service_world) -> None:
+    # A zero-byte file (a download or a share that did not finish) was a plain 400
+    # "bad-request", which the page can only answer with "something went wrong".
+    empty = service_world.client().post(VERIFY, files={"file": ("직캠 🎤.jpg", b"", "image/jpeg")})
+    assert empty.status_code == 400, empty.text
+    assert empty.json()["type"] == "urn:likeness:problem:empty-file"
+    assert empty.json()["detail"].endswith(": the file is empty (0 bytes)")

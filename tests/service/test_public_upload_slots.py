@@ -149,19 +149,28 @@ def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_pat
 
     checker = PublicChecker(workspace, max_waiting=1)
     checker._lock.acquire()  # a check in progress
+    waited: list[AnalysisTimedOut] = []
     try:
-        waiting = threading.Thread(target=lambda: pytest.raises(AnalysisTimedOut, checker.verify, tmp_path, wait_s=5))
+
+        def wait_out() -> None:
+            with pytest.raises(AnalysisTimedOut) as refused:
+                checker.verify(tmp_path, wait_s=5)
+            waited.append(refused.value)
+
+        waiting = threading.Thread(target=wait_out)
         waiting.start()
         for _ in range(500):
             if checker._waiting == 1:
                 break
             time.sleep(0.01)
-        with pytest.raises(AnalysisTimedOut, match="1 other files are waiting for it"):
+        with pytest.raises(AnalysisTimedOut, match="1 other files are waiting for it") as busy:
             checker.verify(tmp_path, wait_s=60)
         waiting.join()
     finally:
         checker._lock.release()
     assert checker._waiting == 0
+    # Both were never analysed: the page must not tell the fan to try a shorter clip (fan 19).
+    assert busy.value.members == {"cause": "busy"} and [e.members for e in waited] == [{"cause": "busy"}]
 
 
 def test_the_transfer_floor_is_a_sliding_window_a_first_burst_buys_no_drip():

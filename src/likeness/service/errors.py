@@ -6,15 +6,21 @@ from likeness.errors import LikenessError
 
 
 class ServiceError(LikenessError):
-    """A request the service refuses. ``code`` is stable (the problem type's last segment)."""
+    """A request the service refuses. ``code`` is stable (the problem type's last segment);
+    ``members`` are added to the problem's body: ``cause``, where one type has causes a visitor
+    must be told apart (a HEIC photo among unreadable files, a busy checker among timeouts), is
+    what the public page picks its sentence by."""
 
     status = 400
     code = "bad-request"
     title = "Bad request"
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, headers: dict[str, str] | None = None, members: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.headers = headers or {}
+        self.members = members or {}
 
 
 class NotAuthenticated(ServiceError):
@@ -63,10 +69,22 @@ class UploadTimedOut(ServiceError):
 
 
 class UnsupportedMedia(ServiceError):
+    """Member ``cause`` ``heic``: an iPhone's photo, for which the public page says how to share
+    it as JPEG."""
+
     status, code, title = 415, "unsupported-media", "Not an image or video this service reads"
 
 
+class EmptyFile(ServiceError):
+    """A zero-byte upload: a download or a phone's share that did not finish."""
+
+    status, code, title = 400, "empty-file", "The file is empty"
+
+
 class AnalysisTimedOut(ServiceError):
+    """Member ``cause`` ``busy``: the file was never analysed, the checker being busy with
+    other visitors' files (a shorter clip would not help)."""
+
     status, code, title = 503, "analysis-timeout", "The analysis took too long"
 
 

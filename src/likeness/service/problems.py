@@ -145,7 +145,9 @@ MAX_ERRORS = 20
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:
-        return respond(request, exc.status, code=exc.code, title=exc.title, detail=str(exc), headers=exc.headers)
+        return respond(
+            request, exc.status, code=exc.code, title=exc.title, detail=str(exc), headers=exc.headers, **exc.members
+        )
 
     @app.exception_handler(LikenessError)
     async def _library_error(request: Request, exc: LikenessError) -> Response:

@@ -44,7 +44,7 @@ from likeness.service.uploads import (
     new_upload_folder,
     receive_upload,
 )
-from likeness.service.verdicts import VERDICT_HEADLINES
+from likeness.service.verdicts import LABEL_ONLY_HEADLINES, VERDICT_HEADLINES
 
 router = APIRouter(route_class=StrictJSONRoute)
 #: What the card says for a subject whose rights holder did not allow public naming.
@@ -60,6 +60,9 @@ PAGE_CSP = CSP.replace("img-src 'self' data:", "img-src 'self' data: blob:") + "
 #: How many recent checks the checker remembers (their results, never the files), so that a
 #: report of a file just checked is routed without verifying it again.
 RECENT_RESULTS = 64
+#: A check refused for the checker's queue, never analysed: the page says "try again in a
+#: minute", not the timeout's "try a shorter clip".
+BUSY = {"cause": "busy"}
 
 
 def public_upload_root(workspace: Any) -> Path:
@@ -99,7 +102,8 @@ class PublicChecker:
             with self._waiting_lock:
                 if self._waiting >= self._max_waiting:
                     raise AnalysisTimedOut(
-                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute"
+                        f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute",
+                        members=BUSY,
                     )
                 self._waiting += 1
             try:
@@ -108,7 +112,7 @@ class PublicChecker:
                 with self._waiting_lock:
                     self._waiting -= 1
             if not acquired:
-                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute")
+                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute", members=BUSY)
 
         def out_of_time() -> None:
             if time.monotonic() > deadline:
@@ -427,6 +431,7 @@ def render_public_page(
             "timeout_s": int(settings.public_verify_timeout_s),
             "slots": slots,
             "verdict_headlines": VERDICT_HEADLINES,
+            "label_only_headlines": LABEL_ONLY_HEADLINES,
             "link_days": settings.public_link_days,
             "shared": strict_json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",

@@ -27,7 +27,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
 from likeness.media.file_kind import SNIFF_BYTES, FileKind, sniff, unreadable_reason
-from likeness.service.errors import NoFile, ServiceError, UnsupportedMedia, UploadTimedOut, UploadTooLarge
+from likeness.service.errors import EmptyFile, NoFile, ServiceError, UnsupportedMedia, UploadTimedOut, UploadTooLarge
 
 if TYPE_CHECKING:  # a TypedDict the package defines only for type checkers
     from python_multipart.multipart import MultipartCallbacks
@@ -173,7 +173,8 @@ class _Form:
     def _decide_type(self) -> None:
         self.kind = sniff(bytes(self._head))
         if self.kind.media_type is None:
-            raise UnsupportedMedia(f"{self.original_name}: {unreadable_reason(self.kind)}")
+            cause = {"cause": "heic"} if self.kind.container == "heic" else None
+            raise UnsupportedMedia(f"{self.original_name}: {unreadable_reason(self.kind)}", members=cause)
         self._limit = self.limits.for_type(self.kind.media_type)
 
     def on_part_end(self) -> None:
@@ -182,7 +183,7 @@ class _Form:
             self._file = None
             if self._limit is None:  # shorter than the sniffing window
                 if not self._head:
-                    raise ServiceError(f"{self.original_name}: the file is empty")
+                    raise EmptyFile(f"{self.original_name}: the file is empty (0 bytes)")
                 self._decide_type()
         elif self._name is not None:
             self.fields[self._name] = self._value.decode("utf-8", "replace")

@@ -30,6 +30,27 @@ VERDICT_HEADLINES = {
     "error": N_("We could not read this file"),
 }
 
+#: The headline of a verdict whose picture shows our visible label with no watermark or
+#: manifest behind it, where the plain headline would say "no AI label": the fan sees one.
+LABEL_ONLY_HEADLINES = {
+    "enrolled-artist-unlabelled": N_("{artist} appears, with an AI label but no record behind it"),
+}
+
+
+def shows_label_only(verification: dict[str, Any]) -> bool:
+    """Whether a ``likeness.verify/1.1`` object found the visible AI label and neither our
+    watermark nor a C2PA manifest: a label anyone can draw, which proves nothing.
+
+    >>> shows_label_only({"visible_label": {"present": True}, "watermark": {"found": False}, "c2pa": {"present": False}})
+    True
+    >>> shows_label_only({"visible_label": {"present": True}, "watermark": {"found": True}, "c2pa": {"present": False}})
+    False
+    """
+    label = verification.get("visible_label") or {}
+    watermark = verification.get("watermark") or {}
+    c2pa = verification.get("c2pa") or {}
+    return bool(label.get("present")) and not watermark.get("found") and not c2pa.get("present")
+
 
 def verdict_headline(gettext: Callable[..., str], verification: dict[str, Any]) -> str:
     """The headline of a ``likeness.verify/1.1`` object's verdict in ``gettext``'s language, the
@@ -39,7 +60,10 @@ def verdict_headline(gettext: Callable[..., str], verification: dict[str, Any]) 
     ...     "faces": {"faces": [{"match": None}, {"match": {"slug": "mina", "name": "Mina"}}]}})
     'Mina appears, with no AI label or record'
     """
-    text = VERDICT_HEADLINES.get(str(verification.get("verdict")), VERDICT_HEADLINES["error"])
+    code = str(verification.get("verdict"))
+    text = VERDICT_HEADLINES.get(code, VERDICT_HEADLINES["error"])
+    if shows_label_only(verification):
+        text = LABEL_ONLY_HEADLINES.get(code, text)
     faces = (verification.get("faces") or {}).get("faces") or ()
     match: dict[str, Any] = next((face["match"] for face in faces if face.get("match")), {})
     artist = match.get("name") or match.get("slug") or gettext("an artist this agency represents")

@@ -61,10 +61,14 @@
     return root;
   };
 
+  // A file's size as a fan reads it: bytes under 1 KiB (an empty file is "0 B", not "1 KiB").
+  const sizeText = (bytes) => {
+    if (bytes < 1024) return `${bytes} B`;
+    return bytes < 1048576 ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`;
+  };
   const choose = (picked) => {
     file = picked;
-    const size = picked && picked.size < 1048576
-      ? `${Math.max(1, Math.round(picked.size / 1024))} KiB` : picked && `${(picked.size / 1048576).toFixed(1)} MiB`;
+    const size = picked && sizeText(picked.size);
     chosen.textContent = picked ? `${picked.name} · ${size}` : "";
     fitFace(chosen);
   };
@@ -133,10 +137,19 @@
     request.send(body);
   }
 
+  // A problem's sentence in the page's language: by its type, made more exact by its member
+  // ``cause`` where the page has a sentence for it (a HEIC photo: how to share it as JPEG; a
+  // busy checker: try again in a minute, not "a shorter clip").
+  function problemText(problem) {
+    const code = String((problem && problem.type) || "").split(":").pop();
+    const exact = problem && problem.cause ? `[data-problem="${code}-${CSS.escape(String(problem.cause))}"]` : null;
+    const node = (exact && texts.querySelector(exact))
+      || texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
+    return node.textContent;
+  }
+
   function showProblem(problem) {
-    const code = String(problem.type || "").split(":").pop();
-    const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
-    resultBox.replaceChildren(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+    resultBox.replaceChildren(el("p", { class: "alert bad", role: "alert", text: problemText(problem) }));
     resultBox.hidden = false;
   }
 
@@ -170,12 +183,19 @@
   // ``source`` is the visitor's file; null for a shared result (/r/<sha256>), which has no file
   // to draw, report or share again.
   function showResult(result, source) {
-    const template = texts.querySelector(`template[data-verdict="${result.verdict}"]`)
+    // Our visible label with neither our watermark nor a manifest behind it: a label anyone can
+    // draw (service/verdicts.py's shows_label_only; the headline must not say "no AI label").
+    const labelOnly = Boolean(result.visible_label && result.visible_label.present)
+      && !(result.watermark && result.watermark.found) && !(result.c2pa && result.c2pa.present);
+    const template = (labelOnly && texts.querySelector(`template[data-verdict="${result.verdict}"][data-label-only]`))
+      || texts.querySelector(`template[data-verdict="${result.verdict}"]:not([data-label-only])`)
       || texts.querySelector('template[data-verdict="error"]');
     const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
     card.append(fill(template.content.cloneNode(true), facts(result)));
+    if (labelOnly && result.verdict !== "error") card.append(el("p", { "data-label-only": "", text: word("label-only") }));
     if (source) {
-      card.append(fitFace(el("p", { class: "muted small filename" }, [`${word("file")}: `, result.path || ""])));
+      // the name as the visitor's phone gave it (the server's copy is sanitised: "직캠 _1_.jpg")
+      card.append(fitFace(el("p", { class: "muted small filename" }, [`${word("file")}: `, source.name || ""])));
       card.append(shareButton(result));
     } else {
       card.append(fill(texts.querySelector('[data-word="shared-on"]').cloneNode(true), { date: word("shared-date") }));
@@ -188,6 +208,9 @@
     resultBox.hidden = false;
     resultBox.focus();
   }
+
+  // A failed fetch rejects with an Error, not a problem: the connection, as far as the page knows.
+  const orNetwork = (problem) => (problem && problem.type ? problem : { type: "network" });
 
   // "Create a link": the server stores the answer it gave for this file (never the file).
   function shareButton(result) {
@@ -208,9 +231,7 @@
         })
         .catch((problem) => {
           button.disabled = false;
-          const code = String((problem && problem.type) || "network").split(":").pop();
-          const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
-          box.append(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+          box.append(el("p", { class: "alert bad", role: "alert", text: problemText(orNetwork(problem)) }));
         });
     });
     return box;
@@ -237,9 +258,7 @@
         })
         .catch((problem) => {
           button.disabled = false;
-          const code = String((problem && problem.type) || "network").split(":").pop();
-          const node = texts.querySelector(`[data-problem="${code}"]`) || texts.querySelector('[data-problem="other"]');
-          report.append(el("p", { class: "alert bad", role: "alert", text: node.textContent }));
+          report.append(el("p", { class: "alert bad", role: "alert", text: problemText(orNetwork(problem)) }));
         });
     });
     return report;
@@ -289,7 +308,10 @@
       box.append(el("h3", { text: word("frames") }));
       const strip = el("div", { class: "frames", "data-frames": "" });
       box.append(strip);
-      drawPictures(strip, source, result).catch(() => strip.remove());
+      // A clip this browser cannot play (an AVI; an iPhone's HEVC .MOV outside Safari) left the
+      // heading over nothing: say why, and that the verdict does not depend on it.
+      drawPictures(strip, source, result).catch(() =>
+        strip.replaceWith(el("p", { class: "muted", "data-frames-note": "", text: word("no-frames") })));
     }
     return box;
   }
