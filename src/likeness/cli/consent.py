@@ -448,6 +448,74 @@ def consent_recover_key(
     console.print(f"rights holder {printable(holder)} recovered by {grantee.slug}; new key {fingerprint[:24]}…")
 
 
+@consent_app.command("recover-passkey")
+def consent_recover_passkey(
+    ctx: typer.Context,
+    holder: Annotated[str, typer.Argument(help="Slug of a passkey-only rights holder who lost every passkey.")],
+    statement: Annotated[
+        str,
+        typer.Option(
+            "--statement", help="What was established about the person, e.g. 'identity checked against passport'."
+        ),
+    ],
+    verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
+    method: Annotated[
+        str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")
+    ],
+    passkeys_lost: Annotated[
+        bool,
+        typer.Option(
+            "--passkeys-lost",
+            help="The holder says every passkey they have is lost: needed while one is in force, which the "
+            "recovery retires.",
+        ),
+    ] = False,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
+    ] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option("--days", min=1, max=30, help="Days the link stays valid.")] = 7,
+) -> None:
+    """Send a passkey-only holder who lost every passkey a one-time recovery link: a
+    holder.invited event (purpose recovery) signed by the organisation, with an attestation. Their
+    old passkeys sign nothing from then on; the link makes one new passkey (docs/consent.md)."""
+    import hashlib
+    from datetime import timedelta
+
+    from likeness.consent.holder_portal import HolderPortal
+    from likeness.consent.registry import RecoveryAttestation
+
+    with mapped_errors():
+        settings = settings_from(ctx)
+        workspace = open_workspace(ctx)
+        grantee = workspace.registry.default_org(org or settings.org)
+        attestation = RecoveryAttestation(
+            statement=statement,
+            verified_by=verified_by,
+            method=method,
+            evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
+        )
+        _, token = HolderPortal(workspace).invite_to_recover(
+            holder,
+            grantee.slug,
+            created_by=verified_by,
+            attestation=attestation,
+            passkeys_lost=passkeys_lost,
+            ttl=timedelta(days=days),
+        )
+    origin = settings.portal_origin.rstrip("/")
+    console.print(
+        f"passkey recovery for rights holder {printable(holder)} signed by {grantee.slug}: their earlier passkeys "
+        "sign nothing from now on"
+    )
+    console.print(f"recovery link (give it to the holder yourself, once): {origin}/portal/invite/{token}")
+
+
 @release_app.command("request")
 def release_request(
     ctx: typer.Context,
@@ -528,6 +596,8 @@ def audit_verify(
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
         console.print(Text.assemble(("warning:", "bold yellow"), f" {printable(warning)}"))
+    for recovery in report.recoveries:  # rare and organisation-signed: for auditors to check with the holder
+        console.print(Text.assemble(("recovery:", "bold cyan"), f" {printable(recovery)}"))
     for problem in report.problems:
         # messages quote ledger and file text (a withdrawal's reason): shown as written, escaped
         said = f" {printable(problem.subject)}: {printable(problem.message)}"
@@ -610,7 +680,8 @@ def audit_log(
         details = ", ".join(
             f"{k}={str(v)[:14]}"
             for k, v in e.payload.items()
-            if k in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256")
+            if k
+            in ("slug", "subject", "use", "org", "reason", "grant_id", "job_id", "verdict", "output_sha256", "purpose")
         )
         # payload text (a holder's revocation reason, a withdrawal's) is shown as written, not as markup
         table.add_row(str(e.seq), e.created_at, e.event_type, printable(details), e.hash[:12])

@@ -30,7 +30,7 @@ from likeness.consent.anchor import (
     outside_workspace,
     read_anchor,
 )
-from likeness.consent.integrity import consent_row_problems
+from likeness.consent.integrity import Recovery, consent_recoveries, consent_row_problems
 from likeness.consent.key_migration import legacy_keys_warning
 from likeness.consent.ledger import ChainReport, watermark_index_problems
 from likeness.errors import ConfigError, LedgerError, LedgerRowUnreadable, RegistryError
@@ -66,6 +66,8 @@ class AuditReport:
     warnings: tuple[str, ...]
     anchor: Anchor | None  # the latest anchor the ledger was checked against
     anchors_found: int
+    #: key and passkey recoveries, described (``integrity.Recovery``): rare events to check with the holders
+    recoveries: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -124,7 +126,15 @@ def audit_workspace(
             problems.append(Problem("anchor_unreadable", str(path), str(exc)))
             continue
         problems += check_head_file(workspace, head)
-    return AuditReport(chain, tuple(problems), tuple(warnings), newest, len(anchors))
+    recoveries = tuple(r.describe() for r in _unless_unreadable_recoveries(workspace))
+    return AuditReport(chain, tuple(problems), tuple(warnings), newest, len(anchors), recoveries)
+
+
+def _unless_unreadable_recoveries(workspace: Workspace) -> list[Recovery]:
+    try:
+        return consent_recoveries(workspace)
+    except LedgerRowUnreadable:  # named already as a problem by the consent check
+        return []
 
 
 def _unless_unreadable(

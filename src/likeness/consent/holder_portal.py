@@ -39,7 +39,7 @@ from likeness.consent.grant_requests import (
     request_sha256,
     signing_challenge,
 )
-from likeness.consent.integrity import LedgerConsent, grant_problem
+from likeness.consent.integrity import RECOVERY_PURPOSE, LedgerConsent, grant_problem
 from likeness.consent.ledger import LedgerEvent, find_events
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -53,6 +53,8 @@ from likeness.consent.passkeys import (
 )
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import (
+    RecoveryAttestation,
+    attestation_problem,
     check_slug,
     grant_row,
     requested_grant,
@@ -201,6 +203,60 @@ class HolderPortal:
             )
         return self._new_invitation(row, org, created_by=created_by, ttl=ttl, at=at, purpose="vouch")
 
+    def invite_to_recover(
+        self,
+        holder: str,
+        org: str,
+        *,
+        created_by: str,
+        attestation: RecoveryAttestation,
+        passkeys_lost: bool = False,
+        ttl: timedelta = INVITATION_TTL,
+        at: datetime | None = None,
+    ) -> tuple[str, str]:
+        """A one-time *recovery* link for a passkey-only holder who lost their passkeys: the
+        organisation that onboards them signs, as ``recover-key`` does, who checked the
+        holder's identity and how (``attestation``). From its ledger row the holder's earlier
+        passkeys sign nothing (what they signed before stays valid), and the link registers one
+        new passkey. Refused (``invitation_refused``) for a holder who signs with an offline key
+        (``recover-key``, then vouch), one with no passkey yet (an ordinary invitation), one
+        another organisation onboards, and one who still has a passkey in force unless
+        ``passkeys_lost`` states it lost. Returns ``(invitation id, token)``."""
+        row = self.registry.get_holder(holder)
+        organisation = self.registry.get_org(org)
+        problem = attestation_problem(attestation.as_payload())
+        if problem:
+            raise RegistryError(f"rights holder '{row.slug}': {problem}")
+        if row.key_fingerprint != PASSKEY_ONLY:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} signs with an offline key: recover it with 'consent recover-key', then they "
+                "vouch for a passkey with the new key",
+            )
+        with self._session() as session:
+            view = LedgerConsent(session)
+            ever, in_force = view.passkeys(row.id), view.passkeys_in_force(row.id)
+            owner = view.holder_owner(row.id)
+        if owner != organisation.id:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} is onboarded by another organisation: only it can recover their passkeys",
+            )
+        if not ever:
+            raise ConsentError(
+                "invitation_refused", f"holder {row.slug} has no passkey to recover: send an ordinary invitation"
+            )
+        if in_force and not passkeys_lost:
+            raise ConsentError(
+                "invitation_refused",
+                f"holder {row.slug} still has {len(in_force)} passkey(s) in force: a recovery retires them all, so "
+                "state them lost (--passkeys-lost) only when the holder says so",
+            )
+        extra = {"attestation": attestation.as_payload(), "passkeys_lost": bool(in_force)}
+        return self._new_invitation(
+            row, organisation.slug, created_by=created_by, ttl=ttl, at=at, purpose=RECOVERY_PURPOSE, extra=extra
+        )
+
     def _new_invitation(
         self,
         row: Any,
@@ -210,6 +266,7 @@ class HolderPortal:
         ttl: timedelta,
         at: datetime | None,
         purpose: str = "register",
+        extra: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         organisation = self.registry.get_org(org)
         token = secrets.token_urlsafe(32)
@@ -233,6 +290,7 @@ class HolderPortal:
             "created_by": created_by,
             "expires_at": invitation.expires_at,
             **({"purpose": purpose} if purpose != "register" else {}),
+            **(extra or {}),
         }
         with self._session() as session:
             session.add(invitation)
@@ -258,14 +316,41 @@ class HolderPortal:
         if has_passkey:
             raise ConsentError(
                 "invitation_refused",
-                f"holder {row.slug} already has a passkey: a further one is added by the holder with a passkey "
-                "they have (recovery passkey), never by invitation",
+                f"holder {row.slug} already has a passkey (or had one): a further one is added by the holder with a "
+                "passkey they have (recovery passkey), never by invitation; one who lost every passkey gets a "
+                "recovery invitation (consent recover-passkey)",
             )
         if owner is not None and owner != org_id:
             raise ConsentError(
                 "invitation_refused",
                 f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
             )
+
+    def invitation_purpose(self, invitation_id: str) -> str:
+        """``register``, ``vouch`` or ``recovery``, as the invitation's ``holder.invited`` event says."""
+        found = self.ledger.find("holder.invited", invitation_id=invitation_id)
+        return str(found[0].payload.get("purpose") or "register") if found else "register"
+
+    def _refuse_recovery_to(self, row: Any, invitation_id: str) -> None:
+        """``invitation_refused`` unless the recovery invitation counts on the ledger (signed by
+        the holder's organisation, with its attestation) and no passkey was registered since."""
+        with self._session() as session:
+            view = LedgerConsent(session)
+            counted = any(e.payload.get("invitation_id") == invitation_id for e in view.passkey_recoveries(row.id))
+            in_force = view.passkeys_in_force(row.id)
+        if not counted:
+            raise ConsentError("invitation_unknown", "this recovery invitation does not count on the ledger")
+        if in_force:
+            raise ConsentError(
+                "invitation_refused", f"holder {row.slug} already has a passkey since this recovery was sent"
+            )
+
+    def passkey_recoveries(self, holder_id: str) -> list[tuple[str, str]]:
+        """``(ledger time, organisation name)`` of each passkey recovery that counts, in order:
+        what the holder is shown after signing in."""
+        with self._session() as session:
+            found = LedgerConsent(session).passkey_recoveries(holder_id)
+        return [(e.created_at, self.registry.org_display_name(str(e.payload.get("org_id")))) for e in found]
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
@@ -373,7 +458,10 @@ class HolderPortal:
             holder_row = session.get(RightsHolder, holder_id)
             spent = invitation.used_at is not None
         if not spent:  # a spent link says so (invitation_used, when it is stored)
-            self._refuse_invitation_to(holder_row, org_id)  # invited before the holder got a key or a passkey
+            if self.invitation_purpose(invitation_id) == RECOVERY_PURPOSE:
+                self._refuse_recovery_to(holder_row, invitation_id)
+            else:
+                self._refuse_invitation_to(holder_row, org_id)  # invited before the holder got a key or a passkey
         organisation = self.registry.get_org(org_id)
         org_key = keys.load_private_key(self.registry.org_key_path(organisation.slug))
         payload = registration_payload(
@@ -526,16 +614,19 @@ class HolderPortal:
                 session.expunge(row)
             return row
 
-    def passkeys_of(self, holder_id: str) -> list[HolderPasskey]:
+    def passkeys_of(self, holder_id: str, *, in_force: bool = False) -> list[HolderPasskey]:
+        """The holder's passkey rows; ``in_force``: only those the ledger lets sign now (not
+        retired by a passkey recovery, nor planted)."""
         with self._session() as session:
             rows = list(
                 session.scalars(
                     select(HolderPasskey).where(HolderPasskey.holder_id == holder_id).order_by(HolderPasskey.created_at)
                 )
             )
+            usable = {b64url(p.credential_id) for p in LedgerConsent(session).passkeys_in_force(holder_id)}
             for row in rows:
                 session.expunge(row)
-            return rows
+        return [r for r in rows if r.credential_id in usable] if in_force else rows
 
     def note_sign_count(self, credential_id: bytes, sign_count: int) -> None:
         with self._session() as session:
@@ -702,9 +793,16 @@ class HolderPortal:
             raise RegistryError(f"grant request {request_id} was already signed")
 
     def registered_passkey(self, holder_id: str, credential_id: bytes) -> Any:
-        """The holder's passkey as the ledger registered it (its row may have been edited)."""
+        """The holder's passkey in force as the ledger registered it (its row may have been
+        edited); one a passkey recovery retired signs and signs in no more."""
         with self._session() as session:
             for passkey in LedgerConsent(session).passkeys(holder_id):
+                if passkey.credential_id == credential_id and passkey.retired_seq is not None:
+                    raise ConsentError(
+                        "credential_not_holders",
+                        f"this passkey was replaced when the holder's passkeys were recovered (ledger row "
+                        f"{passkey.retired_seq})",
+                    )
                 if passkey.credential_id == credential_id:
                     return passkey
         raise ConsentError("credential_not_holders", "this passkey is not one the rights holder registered")

@@ -13,6 +13,9 @@ the database can edit, insert or delete rows, so a row counts only when it match
 - a revocation is in force when a ``grant.revoked`` / ``release.revoked`` event verifies with the
   holder's key, whether or not its row is still there; a revocation row or event that does not
   verify makes the record unusable (``revocation_invalid``) until someone looks.
+- a passkey counts from its signed registration until a passkey recovery (a ``holder.invited``
+  event with purpose ``recovery``, signed by the holder's enrolling organisation with an
+  attestation) retires it: it signs nothing on a later ledger row.
 
 ``LedgerConsent`` reads those events (cached for one decision); the policy engine, the registry's
 states and ``consent_row_problems`` (``likeness audit verify``) all decide through it.
@@ -21,7 +24,7 @@ states and ``consent_row_problems`` (``likeness audit verify``) all decide throu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -102,6 +105,8 @@ CONSENT_EVENTS: dict[str, str] = {
 }
 #: Events that can carry a passkey assertion (``passkey`` member) or register a passkey.
 PASSKEY_EVENTS = (PASSKEY_REGISTERED, "grant.issued", "grant.revoked", "release.issued", "release.revoked")
+#: The ``purpose`` of a ``holder.invited`` event that recovers a passkey-only holder's passkeys.
+RECOVERY_PURPOSE = "recovery"
 #: Event members that are not part of the signed body.
 UNSIGNED_MEMBERS = ("payload_sha256", "signature", "passkey")
 
@@ -203,7 +208,7 @@ class LedgerConsent:
         self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
         self._histories: dict[str, KeyHistory] = {}
         self._passkey_events: dict[str, list[LedgerEvent]] = {}
-        self._passkey_histories: dict[str, tuple[list[Passkey], list[str]]] = {}
+        self._passkey_histories: dict[str, tuple[list[Passkey], list[str], list[LedgerEvent]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
         if preload:
             self._index = {}
@@ -408,22 +413,57 @@ class LedgerConsent:
 
     # --- passkeys --------------------------------------------------------------------------
     def passkeys(self, holder_id: str) -> list[Passkey]:
-        """The passkeys ``holder_id`` registered on the ledger, in order: a registration counts
-        when the organisation's key (per ``org.created``) signed it (an invitation), or a
-        passkey the holder already had signed it (a recovery passkey). Anything else, e.g. an
-        event a database editor appended, is ignored (``passkey_problems`` names it)."""
+        """The passkeys ``holder_id`` registered on the ledger, in order, those a passkey
+        recovery retired included (``Passkey.retired_seq``): a registration counts when the
+        organisation's key (per ``org.created``) signed it (an invitation), or a passkey the
+        holder had then signed it (a recovery passkey). Anything else, e.g. an event a database
+        editor appended, is ignored (``passkey_problems`` names it)."""
         return self._passkey_history(holder_id)[0]
+
+    def passkeys_in_force(self, holder_id: str, at_seq: int | None = None) -> list[Passkey]:
+        """The passkeys that may sign for ``holder_id`` on ledger row ``at_seq`` (default: now):
+        registered before it and not retired by a passkey recovery before it."""
+        if at_seq is None:
+            return [p for p in self.passkeys(holder_id) if p.retired_seq is None]
+        return [p for p in self.passkeys(holder_id) if p.in_force_at(at_seq)]
 
     def passkey_problems(self, holder_id: str) -> list[str]:
         return self._passkey_history(holder_id)[1]
 
-    def _passkey_history(self, holder_id: str) -> tuple[list[Passkey], list[str]]:
+    def passkey_recoveries(self, holder_id: str) -> list[LedgerEvent]:
+        """The holder's passkey recoveries that count: ``holder.invited`` events with purpose
+        ``recovery`` signed by the organisation that onboards the holder (its key per
+        ``org.created``), with an attestation of who checked the holder's identity and how. Each
+        retires every passkey registered before it; one written by a database editor, signed by
+        another organisation or by no one retires and opens nothing (``passkey_problems``)."""
+        return self._passkey_history(holder_id)[2]
+
+    def _passkey_history(self, holder_id: str) -> tuple[list[Passkey], list[str], list[LedgerEvent]]:
         if holder_id in self._passkey_histories:
             return self._passkey_histories[holder_id]
         found: dict[bytes, Passkey] = {}
+        retired: dict[bytes, int] = {}
+        recoveries: list[LedgerEvent] = []
         nonces: set[Any] = set()  # of the vouches counted: a statement vouches once
         problems: list[str] = []
-        for event in self._find((PASSKEY_REGISTERED,), "holder_id", holder_id):
+        invited = [
+            e
+            for e in find_events(self._session, "holder.invited", {"holder_id": holder_id})
+            if e.payload.get("purpose") == RECOVERY_PURPOSE
+        ]
+        # one pass in ledger order: a recovery retires the passkeys in force at its row
+        for event in sorted(
+            [*self._find((PASSKEY_REGISTERED,), "holder_id", holder_id), *invited], key=lambda e: e.seq
+        ):
+            in_force = [p for p in found.values() if p.credential_id not in retired]
+            if event.event_type == "holder.invited":
+                why = self._recovery_problem(event, holder_id, in_force)
+                if why:
+                    problems.append(f"ledger row {event.seq}: passkey recovery ignored: {why}")
+                    continue
+                recoveries.append(event)
+                retired.update((p.credential_id, event.seq) for p in in_force)
+                continue
             body = {k: v for k, v in event.payload.items() if k not in ("signature", "passkey")}
             passkey = passkey_of_event(body, event.seq)
             why = (
@@ -433,7 +473,7 @@ class LedgerConsent:
                 if passkey.credential_id in found
                 else "its vouch statement was already used"
                 if body.get("type") == VOUCH_TYPE and body.get("nonce") in nonces
-                else self._registration_problem(event, body, list(found.values()))
+                else self._registration_problem(event, body, list(found.values()), in_force, recoveries)
             )
             if why:
                 problems.append(f"ledger row {event.seq}: {PASSKEY_REGISTERED} ignored: {why}")
@@ -441,10 +481,37 @@ class LedgerConsent:
                 found[passkey.credential_id] = passkey
                 if body.get("type") == VOUCH_TYPE:
                     nonces.add(body.get("nonce"))
-        self._passkey_histories[holder_id] = (list(found.values()), problems)
+        passkeys = [replace(p, retired_seq=retired.get(p.credential_id)) for p in found.values()]
+        self._passkey_histories[holder_id] = (passkeys, problems, recoveries)
         return self._passkey_histories[holder_id]
 
-    def _registration_problem(self, event: LedgerEvent, body: dict[str, Any], earlier: list[Passkey]) -> str | None:
+    def _recovery_problem(self, event: LedgerEvent, holder_id: str, in_force: list[Passkey]) -> str | None:
+        """Why a recovery invitation does not count: the same trust as ``recover-key``, an
+        organisation's signed, attributable statement that it checked who the holder is."""
+        body = {k: v for k, v in event.payload.items() if k != "signature"}
+        keys = self.holder_keys(holder_id)
+        if not keys.keys or keys.keys[0].fingerprint != PASSKEY_ONLY:
+            return "a holder who signs with an offline key recovers with recover-key, not an invitation"
+        why = attestation_problem(body.get("attestation"))
+        if why:
+            return why
+        if in_force and body.get("passkeys_lost") is not True:
+            return "the holder had a passkey in force and the recovery does not state it lost"
+        return self.invitation_problem(
+            str(body.get("invitation_id")),
+            holder_id=holder_id,
+            org_id=str(body.get("org_id")),
+            require_signature=True,
+        )
+
+    def _registration_problem(
+        self,
+        event: LedgerEvent,
+        body: dict[str, Any],
+        earlier: list[Passkey],
+        in_force: list[Passkey],
+        recoveries: list[LedgerEvent],
+    ) -> str | None:
         signature = event.payload.get("signature")
         if body.get("type") == VOUCH_TYPE:  # vouched for by the holder's own offline key
             return self._vouch_problem(event, body, signature)
@@ -453,23 +520,31 @@ class LedgerConsent:
                 assertion = Assertion.from_payload(event.payload["passkey"])
             except ValueError as exc:
                 return str(exc)
-            voucher = next((p for p in earlier if p.credential_id == assertion.credential_id), None)
+            voucher = next((p for p in in_force if p.credential_id == assertion.credential_id), None)
             if voucher is None:
-                return "it is not signed by a passkey the holder had"
+                return "it is not signed by a passkey the holder had in force"
             found = assertion_problem(assertion, voucher, signing_challenge(body))
             if found is not None or signature != assertion.digest():
                 return f"its passkey signature does not verify ({found.reason if found else 'digest'})"
             return None
         # An invitation (signed by the organisation alone) may only give a passkey-only holder
-        # their first passkey: otherwise the organisation could add a passkey of its own to a
-        # holder who signs with an offline key or already has passkeys, and sign as them.
+        # their first passkey, or one new passkey after a signed recovery retired the others:
+        # otherwise the organisation could add a passkey of its own to a holder who signs with an
+        # offline key or already has passkeys, and sign as them.
         keys = self.holder_keys(str(body.get("holder_id")))
         if not keys.keys or keys.keys[0].fingerprint != PASSKEY_ONLY:
             return "an invitation cannot add a passkey to a holder who signs with an offline key"
-        if earlier:
+        invitation_id = str(body.get("invitation_id"))
+        invited = self._find(("holder.invited",), "invitation_id", invitation_id)
+        if any(e.payload.get("purpose") == RECOVERY_PURPOSE for e in invited):
+            if not any(e.payload.get("invitation_id") == invitation_id for e in recoveries):
+                return "its recovery invitation does not count (passkey_problems says why)"
+            if in_force:
+                return "a recovery invitation gives one new passkey, and the holder has one in force"
+        elif earlier:
             return "an invitation cannot add a passkey to a holder who has one (a new passkey is vouched for by one they have)"
         invitation = self.invitation_problem(
-            str(body.get("invitation_id")),
+            invitation_id,
             holder_id=str(body.get("holder_id")),
             org_id=str(body.get("org_id")),
             before_seq=event.seq,
@@ -544,6 +619,14 @@ class LedgerConsent:
             ),
             None,
         )
+        if registered is not None and not registered.in_force_at(event.seq):
+            # a thief holding the lost phone signs nothing after the recovery; what it signed
+            # before, on earlier rows, stays valid
+            return Finding(
+                "credential_not_holders",
+                f"ledger row {event.seq}: the passkey that signed it was retired by the passkey recovery on ledger "
+                f"row {registered.retired_seq}",
+            )
         named = body.get("holder_fingerprint")
         if registered is None or (named is not None and named != registered.fingerprint):
             return Finding(
@@ -877,6 +960,47 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *grant_request_problems(session),
             *invitation_problems(session, view),
         ]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A recovery that counts on the ledger: an organisation's signed statement that it checked
+    who a holder who lost their key (``key``) or every passkey (``passkeys``) is."""
+
+    holder: str
+    lost: str
+    seq: int
+    at: str
+    org: str
+    attestation: dict[str, Any]
+
+    def describe(self) -> str:
+        how = self.attestation
+        return (
+            f"rights holder '{self.holder}': {self.lost} recovered by {self.org} at ledger row {self.seq} ({self.at}); "
+            f"verified by {how.get('verified_by')}, {how.get('method')}: {how.get('statement')}"
+        )
+
+
+def consent_recoveries(workspace: Workspace) -> list[Recovery]:
+    """Every key and passkey recovery that counts, in ledger order: rare, organisation-signed
+    events that ``audit verify`` lists for auditors to check with the holders."""
+    found: list[Recovery] = []
+    with Session(workspace.engine) as session:
+        view = LedgerConsent(session)
+        orgs = {o.id: o.name for o in session.scalars(select(Organisation))}
+        for holder in session.scalars(select(RightsHolder)):
+            recovered_keys = {k.seq for k in view.holder_keys(holder.id).keys if k.via == "holder.key_recovered"}
+            events = [
+                *(e for e in view._find(HOLDER_KEY_EVENTS, "holder_id", holder.id) if e.seq in recovered_keys),
+                *view.passkey_recoveries(holder.id),
+            ]
+            for event in events:
+                lost = "key" if event.event_type == "holder.key_recovered" else "passkeys"
+                org = orgs.get(str(event.payload.get("org_id")), str(event.payload.get("org_id")))
+                attestation = event.payload.get("attestation")
+                found.append(Recovery(holder.slug, lost, event.seq, event.created_at, org, dict(attestation or {})))
+    return sorted(found, key=lambda r: r.seq)
 
 
 def invitation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:

@@ -113,6 +113,12 @@ class Passkey:
     sign_count: int
     seq: int
     label: str
+    #: the ledger row of the passkey recovery that retired it (it signs nothing from there on)
+    retired_seq: int | None = None
+
+    def in_force_at(self, seq: int) -> bool:
+        """Whether the passkey may sign a record on ledger row ``seq``."""
+        return self.seq < seq and (self.retired_seq is None or seq < self.retired_seq)
 
     @property
     def fingerprint(self) -> str:
