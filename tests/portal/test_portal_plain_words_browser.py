@@ -225,10 +225,14 @@ def test_a_purpose_of_long_unbroken_text_does_not_push_the_request_sideways(brow
 
 def test_the_sign_in_page_says_what_to_do_when_the_passkey_is_lost(browser, portal_service):
     """A parent whose phone was lost or reset found only "Sign in with passkey": nothing said that
-    a recovery passkey signs in, nor what losing every passkey means (no one, the agency
-    included, can make a new one; what was signed stays in force until its end; consent.md)."""
+    a recovery passkey signs in, nor what losing every passkey means (the agency can send a
+    recovery link after checking who they are; what was signed stays in force until its end;
+    consent.md)."""
     url = portal_service["url"]
-    for language, words in (("ko", ("복구용 패스키", "기획사")), ("en", ("recovery passkey", "agency"))):
+    for language, words in (
+        ("ko", ("복구용 패스키", "기획사", "복구 링크")),
+        ("en", ("recovery passkey", "agency", "recovery link")),
+    ):
         context = browser.new_context(viewport=PHONE, locale="en-GB")
         page = context.new_page()
         page.goto(f"{url}/lang/{language}?next=/portal")

@@ -193,7 +193,8 @@ def portal_home(request: Request) -> Response:
         {
             "pending": [(r, request_sentences(r, _, language(request))) for r in requests if r.state == "pending"],
             "grants": portal.grants_of_holder(session.holder_id),
-            "passkeys": portal.passkeys_of(session.holder_id),
+            "passkeys": portal.passkeys_of(session.holder_id, in_force=True),
+            "recovered": portal.passkey_recoveries(session.holder_id)[-1:],
         },
         session=session,
     )
