@@ -35,13 +35,19 @@ def test_the_holder_recovers_through_the_link_and_reads_when_and_by_whom(world) 
     signin_page = TestClient(world.app, base_url=ORIGIN).get("/portal").text
     assert "it can send you a recovery link to make a new passkey" in signin_page
     lost_phone = SoftAuthenticator()
-    _register(TestClient(world.app, base_url=ORIGIN), _invite(world), lost_phone)
+    thief = TestClient(world.app, base_url=ORIGIN)  # signed in on the phone that was then lost
+    _register(thief, _invite(world), lost_phone)
+    assert "data-passkey-signin" not in thief.get("/portal").text
     org = world.workspace.registry.default_org().slug
     checked = RecoveryAttestation("identity checked against passport", "J. Park, rights team", "in_person", None)
     _, token = HolderPortal(world.workspace).invite_to_recover(
         "haneul-holder", org, created_by="legal", attestation=checked, passkeys_lost=True
     )
+    # the lost phone's open session ends with the recovery: it reads and declines nothing more
+    assert "data-passkey-signin" in thief.get("/portal").text
     holder = TestClient(world.app, base_url=ORIGIN)
+    link = holder.get(f"/portal/invite/{token}").text
+    assert "data-recovery-link" in link and "sends this link to recover your passkeys" in link
     new_phone = SoftAuthenticator()
     _register(holder, token, new_phone)
     today = datetime.now(UTC).date()

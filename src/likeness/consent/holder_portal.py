@@ -663,6 +663,9 @@ class HolderPortal:
             row = session.scalar(select(HolderSession).where(HolderSession.token_sha256 == token_sha256(token)))
             if row is None or row.revoked_at is not None or now_utc() >= parse_utc(row.expires_at):
                 return None
+            in_force = {b64url(p.credential_id) for p in LedgerConsent(session).passkeys_in_force(row.holder_id)}
+            if row.credential_id not in in_force:  # signed in with a passkey a recovery retired since
+                return None
             session.expunge(row)
             return row
 

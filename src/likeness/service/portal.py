@@ -30,6 +30,7 @@ from likeness.consent.holder_portal import (
     assertion_from_response,
     verify_registration,
 )
+from likeness.consent.integrity import RECOVERY_PURPOSE
 from likeness.consent.passkeys import PASSKEY_ONLY, b64url, unb64url
 from likeness.consent.tables import HolderSession
 from likeness.consent.vocabulary import USE_WORDS, USES
@@ -216,6 +217,7 @@ def invitation_page(token: str, request: Request) -> Response:
             "token": token,
             "invited": holder,
             "vouch": holder.key_fingerprint != PASSKEY_ONLY,
+            "recovery": portal.invitation_purpose(invitation.id) == RECOVERY_PURPOSE,
             "org_name": portal.registry.org_display_name(invitation.org_id),
             "expires": invitation.expires_at,
         },
