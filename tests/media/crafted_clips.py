@@ -1,7 +1,8 @@
 """Videos crafted in the test. ``skip_frame_clip``, a hostile one: one keyframe, then thousands
 of copies of one tiny P-frame; every copy is a reference frame, so even sparse sampling decodes
 them all, and the file is a few bytes a frame. ``with_display_matrix``: an MP4 that a player
-shows turned or mirrored (phone and front-camera footage)."""
+shows turned or mirrored (phone and front-camera footage). ``interlaced_clip``: 1080i-style
+footage, each frame woven from two instants, and ``comb_energy``, how much it combs."""
 
 from __future__ import annotations
 
@@ -71,3 +72,38 @@ def with_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> Path:
     matrix = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, shift_x << 16, shift_y << 16, 1 << 30)
     path.write_bytes(data[:at] + matrix + data[at + len(identity) :])
     return path
+
+
+def interlaced_clip(path: Path, instants: list[np.ndarray], *, top_first: bool = True, fps: int = 25) -> Path:
+    """An interlaced H.264 MP4 at ``fps`` frames a second: frame ``k`` weaves ``instants[2k]``
+    (the field shown first: the top lines when ``top_first``) with ``instants[2k + 1]``, as a
+    camera shooting 50 fields a second stores them. The stream declares its field order."""
+    height, width = instants[0].shape[:2]
+    first, second = (0, 1) if top_first else (1, 0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=fps,
+            options={
+                "flags": "+ilme+ildct",
+                "x264-params": "interlaced=1:tff=1" if top_first else "interlaced=1:bff=1",
+                "crf": "12",
+            },
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for early, late in zip(instants[0::2], instants[1::2], strict=True):
+            woven = early.copy()
+            woven[second::2] = late[second::2]
+            woven[first::2] = early[first::2]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(woven, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def comb_energy(rgb: np.ndarray) -> float:
+    """Mean magnitude of the vertical [1, -2, 1] filter on luma: large where lines alternate
+    between two instants (combing), small on a progressive picture."""
+    luma = rgb.astype(np.float32).mean(axis=2)
+    return float(np.abs(luma[:-2] - 2 * luma[1:-1] + luma[2:]).mean())

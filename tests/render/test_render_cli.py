@@ -169,3 +169,31 @@ def test_render_says_which_sound_tracks_it_left_out(consent_world, tmp_path, mon
     result = _render_card_only_model(consent_world, tmp_path)
     assert result.exit_code == 0, result.output
     assert "warning: kept 16 of 18 sound tracks (at most 16)" in result.output
+
+
+@pytest.mark.parametrize(
+    "deinterlacer, line",
+    [
+        ("bwdif", "interlacing interlaced footage deinterlaced (bwdif, top field first) to 25p"),
+        (None, "warning: interlaced footage (top field first) was rendered as whole frames"),
+    ],
+)
+def test_render_says_how_it_made_interlaced_footage_progressive(
+    consent_world, tmp_path, monkeypatch, deinterlacer, line
+) -> None:
+    # An interlaced take was a `warning:` telling the user to deinterlace it first; the render
+    # now does it, and the line says what was done. Without a deinterlacer it stays a warning.
+    import likeness.render
+    from likeness.render.report import RenderReport, interlaced_note
+
+    def rendered(*_, **__):
+        report = RenderReport(None, "t.mp4", "o.mp4", "video", "model", "mina", "jun", "music_video", "studio", {})
+        report.deinterlaced = deinterlacer
+        report.interlaced_note = interlaced_note("tt", deinterlacer, 25.0)
+        return report
+
+    monkeypatch.setattr(likeness.render, "render_media", rendered)
+    result = _render_card_only_model(consent_world, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert line in result.output
+    assert ("warning:" in result.output) == (deinterlacer is None)

@@ -190,7 +190,9 @@ def render(
     if report.audio_note:
         console.print(Text.assemble(("warning:", "yellow"), f" {report.audio_note}"))
     if report.interlaced_note:
-        console.print(Text.assemble(("warning:", "yellow"), f" {report.interlaced_note}"))
+        # Deinterlaced footage is rendered cleanly; woven frames (no deinterlacer in this FFmpeg) need the user.
+        heading = ("interlacing", "cyan") if report.deinterlaced else ("warning:", "yellow")
+        console.print(Text.assemble(heading, f" {report.interlaced_note}"))
     for skipped_input in report.skipped_inputs:
         said = f" {printable(skipped_input['path'])}: {printable(skipped_input['reason'])}"
         console.print(Text.assemble(("skipped", "yellow"), said))

@@ -47,6 +47,7 @@ import numpy as np
 
 from likeness.errors import ConfigError, ConsentError, FaceError, LikenessError, MediaError
 from likeness.media.video.budget import DecodeLimits
+from likeness.media.video.deinterlace import deinterlacer_available
 from likeness.prefetch import Prefetch, WriteBehind
 from likeness.render import content
 from likeness.render.blend import paste_face
@@ -809,7 +810,11 @@ class _VideoRender:
             raise
         self.report.padded_to_even = video.padded
         self.report.audio_note = video.audio_note
-        self.report.interlaced_note = interlaced_note(info.field_order)
+        if info.field_order is not None:
+            self.report.deinterlaced = deinterlacer_available()  # what iter_video_frames(deinterlace=True) uses
+        self.report.interlaced_note = interlaced_note(
+            info.field_order, self.report.deinterlaced, float(info.frame_rate or info.fps or 25.0)
+        )
         return video
 
     # -- the frames -------------------------------------------------------------------------
@@ -824,7 +829,7 @@ class _VideoRender:
 
         options, detector = self.options, self.renderer.detector
         frames = iter_video_frames(
-            self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings), exact=True
+            self.target, autorotate=True, limits=DecodeLimits.of(self.workspace.settings), exact=True, deinterlace=True
         )
         try:
             for frame in frames:

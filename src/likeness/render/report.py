@@ -63,7 +63,8 @@ class RenderReport:
     faces: Counter = field(default_factory=Counter)  # "swapped" or a skip reason -> count
     decode_error: str | None = None
     audio_note: str | None = None  # sound left out of the output (tracks past the most kept)
-    interlaced_note: str | None = None  # an interlaced source, rendered and written progressive
+    interlaced_note: str | None = None  # an interlaced source: how it was made progressive
+    deinterlaced: str | None = None  # the deinterlacer its frames went through ("bwdif"), None if none
     skipped_inputs: list[dict[str, str]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     content_check: dict[str, Any] = field(default_factory=dict)
@@ -176,19 +177,29 @@ FIELD_ORDER_TEXT = {
 }
 
 
-def interlaced_note(field_order: str | None) -> str | None:
-    """What a render does with interlaced footage, in words (None for progressive footage).
+def interlaced_note(field_order: str | None, deinterlacer: str | None, frame_rate: float) -> str | None:
+    """What a render did with interlaced footage, in words (None for progressive footage).
 
-    >>> interlaced_note("tt")[:53]
-    'interlaced footage (top field first) was rendered as '
+    >>> interlaced_note("tt", "bwdif", 25.0)[:53]
+    'interlaced footage deinterlaced (bwdif, top field fir'
+    >>> interlaced_note("bb", "bwdif", 30000 / 1001)[33:70]
+    'bwdif, bottom field first) to 29.97p:'
     """
     if field_order is None:
         return None
     order = FIELD_ORDER_TEXT.get(field_order, "field order not stated")
+    if deinterlacer is None:  # an FFmpeg build without bwdif or yadif
+        return (
+            f"interlaced footage ({order}) was rendered as whole frames and written progressive: the swapped "
+            "face shows one instant in both fields and the combing of motion stays around it; deinterlace the "
+            "take first (e.g. FFmpeg's bwdif) for a clean swap, and interlace the result again if the delivery "
+            "needs it"
+        )
+    rate = f"{frame_rate:.2f}".rstrip("0").rstrip(".")
     return (
-        f"interlaced footage ({order}) was rendered as whole frames and written progressive: the swapped "
-        "face shows one instant in both fields and the combing of motion stays around it; deinterlace the "
-        "take first (e.g. FFmpeg's bwdif) for a clean swap, and interlace the result again if the delivery needs it"
+        f"interlaced footage deinterlaced ({deinterlacer}, {order}) to {rate}p: one progressive picture per "
+        "frame, so the swapped face and the plate around it show the same instant, without combing; "
+        "interlace the result again if the delivery must be interlaced"
     )
 
 

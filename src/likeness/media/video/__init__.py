@@ -36,6 +36,7 @@ Example::
 from likeness.media.video.budget import DecodeLimits, Interrupt
 from likeness.media.video.colour import ColourTags
 from likeness.media.video.decode import DEFAULT_MAX_VIDEO_PIXELS, VideoFrame, VideoInfo, iter_video_frames, probe_video
+from likeness.media.video.deinterlace import deinterlacer_available
 from likeness.media.video.encode import (
     COPYABLE_AUDIO_CODECS,
     VideoEncoder,
@@ -45,6 +46,7 @@ from likeness.media.video.encode import (
 from likeness.media.video.sampling import sample_times, sample_video_frames
 
 __all__ = [
+    "deinterlacer_available",
     "COPYABLE_AUDIO_CODECS",
     "DEFAULT_MAX_VIDEO_PIXELS",
     "ColourTags",

@@ -19,6 +19,7 @@ from av.video.reformatter import Interpolation
 from likeness.errors import MediaError
 from likeness.media.video.budget import DecodeLimits, DecodeMeter, Interrupt, container_refusal
 from likeness.media.video.colour import _COLORSPACE_NAMES, _PRIMARIES_NAMES, _RANGE_NAMES, _SWS_MATRIX, _TRC_NAMES
+from likeness.media.video.deinterlace import Deinterlacer, deinterlacer_available
 
 # 64 MP covers 8K (33 MP) with margin; one RGB frame at the limit is 192 MB.
 DEFAULT_MAX_VIDEO_PIXELS = 64_000_000
@@ -255,9 +256,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         trc = context.color_trc or first.color_trc
         colorspace = context.colorspace if context.colorspace not in (None, 2) else first.colorspace
         color_range = context.color_range or first.color_range
-        field_order = _FIELD_ORDERS.get(int(context.field_order or 0))
-        if field_order is None and first.interlaced_frame:
-            field_order = "interlaced"
+        field_order = _field_order(context, first)
 
         return VideoInfo(
             path=str(path),
@@ -290,6 +289,12 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 
 # AVFieldOrder values of interlaced streams (0: unknown, 1: progressive).
 _FIELD_ORDERS = {2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
+def _field_order(context: Any, first: av.VideoFrame) -> str | None:
+    """``VideoInfo.field_order`` from the stream's declaration, else the first frame's flag."""
+    declared = _FIELD_ORDERS.get(int(context.field_order or 0))
+    return declared or ("interlaced" if first.interlaced_frame else None)
 
 
 def _first_frame(
@@ -356,6 +361,7 @@ def iter_video_frames(
     limits: DecodeLimits | None = None,
     interrupt: Interrupt | None = None,
     exact: bool = False,
+    deinterlace: bool = False,
 ) -> Iterator[VideoFrame]:
     """Stream frames ``start, start + step, ...`` of ``path`` as :class:`VideoFrame`.
 
@@ -369,6 +375,9 @@ def iter_video_frames(
     (``likeness.media.video.budget``). ``exact`` converts to RGB within 0.2 of a grey level
     (about 4x the conversion time) instead of 1.1-1.3 levels dark: for frames written back to a
     file (render, transcode), whose untouched pixels must keep the source's level.
+    ``deinterlace`` turns each frame of an interlaced stream (``VideoInfo.field_order`` set) into
+    one progressive picture with the same index and time (:class:`Deinterlacer`, bwdif), so a
+    face drawn on it is drawn at one instant; a progressive stream's frames are untouched.
 
     Errors: :class:`MediaError` before the first frame for missing/empty/corrupt files,
     audio-only files (``"no video stream"``), frames above ``max_pixels`` and containers the
@@ -397,6 +406,7 @@ def iter_video_frames(
         limits=limits or DecodeLimits(),
         interrupt=interrupt,
         exact=exact,
+        deinterlace=deinterlace,
     )
 
 
@@ -436,6 +446,7 @@ def _iter_frames(
     limits: DecodeLimits,
     interrupt: Interrupt | None,
     exact: bool,
+    deinterlace: bool = False,
 ) -> Iterator[VideoFrame]:
     container = _open_input(path)
     try:
@@ -468,6 +479,19 @@ def _iter_frames(
         next_index: int | None = None if seek_ok else 0
         last_index = -1
         last_pts_s = 0.0
+        deinterlacer: Deinterlacer | None = None
+        undecided = deinterlace
+
+        def wanted(index: int) -> bool:
+            return index >= start and (index - start) % step == 0
+
+        def converted(pictures: Iterator[tuple[av.VideoFrame, tuple[int, float]]]) -> Iterator[VideoFrame]:
+            for picture, (index, pts_s) in pictures:
+                if wanted(index):
+                    yield _video_frame(
+                        picture, index=index, pts_s=pts_s, max_side=max_side, autorotate=autorotate, exact=exact
+                    )
+
         try:
             for packet in container.demux(stream):
                 meter.packet()
@@ -480,18 +504,27 @@ def _iter_frames(
                         if located is None or located > start:
                             raise _SeekMissed()
                         next_index = located
+                    if undecided:
+                        deinterlacer, undecided = _deinterlacer_for(stream, frame), False
                     index = next_index
                     next_index += 1
                     last_index = index
                     pts_s = float(frame.time) if frame.time is not None else index / float(rate or 1)
                     last_pts_s = pts_s
-                    if index < start or (index - start) % step:
+                    # The frame before ``start`` still goes to the deinterlacer: it looks back one frame.
+                    look_back = 1 if deinterlacer is not None else 0
+                    if index + look_back < start or (deinterlacer is None and not wanted(index)):
                         continue
                     if frame.width * frame.height > max_pixels:
                         raise MediaError(path, f"video frame too large: {frame.width}x{frame.height}")
+                    if deinterlacer is not None:
+                        yield from converted(deinterlacer.push(frame, (index, pts_s)))
+                        continue
                     yield _video_frame(
                         frame, index=index, pts_s=pts_s, max_side=max_side, autorotate=autorotate, exact=exact
                     )
+            if deinterlacer is not None:
+                yield from converted(deinterlacer.flush())
         except _SeekMissed:
             container.close()
             # The index could not be located from timestamps: fall back to decode-and-skip.
@@ -506,11 +539,17 @@ def _iter_frames(
                 limits=limits,
                 interrupt=interrupt,
                 exact=exact,
+                deinterlace=deinterlace,
             )
             return
         except MediaError:
             raise
         except _AV_ERRORS as exc:
+            if deinterlacer is not None:  # the frames it holds decoded: they are yielded before the error
+                try:
+                    yield from converted(deinterlacer.flush())
+                except _AV_ERRORS:
+                    pass
             raise MediaError(path, f"decoding stopped at frame {last_index + 1}: {_describe(exc)}") from exc
 
         if expected is not None and last_index + 1 < expected - 1:
@@ -524,6 +563,14 @@ def _iter_frames(
                 )
     finally:
         container.close()
+
+
+def _deinterlacer_for(stream: av.video.stream.VideoStream, first: av.VideoFrame) -> Deinterlacer | None:
+    """A deinterlacer for an interlaced stream (None for a progressive one, or where this FFmpeg
+    build has none: its frames are then yielded woven, as stored)."""
+    field_order = _field_order(stream.codec_context, first)
+    name = deinterlacer_available()
+    return Deinterlacer(name, field_order) if field_order is not None and name is not None else None
 
 
 class _SeekMissed(Exception):
