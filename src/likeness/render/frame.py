@@ -481,7 +481,12 @@ class FrameRenderer:
         distance = None
         if embedding is not None:
             distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
-        if suspect and (distance is not None and distance <= self.identity_threshold) != was_target:
+        says_target = distance is not None and distance <= self.identity_threshold
+        # A swapped track's sample that says "not the performer" ends the swap at once, suspect
+        # or not: folded into the mean of the last eight, it left a lookalike at 16 px (who never
+        # sets off the look test) swapped for samples more (90 frames at the defaults).
+        dissents = distance is not None and was_target and not says_target
+        if (suspect and says_target != was_target) or dissents:
             # Someone else now: a new track, decided on this face alone (and never swapped
             # unless it is the performer), so the report keeps the two people apart too.
             track_id = self.tracker.split(track_id)
