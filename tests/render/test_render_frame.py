@@ -201,3 +201,22 @@ def test_a_lookalike_found_by_the_next_identity_sample_is_left_alone_from_then_o
     assert len(after) == 40 - 8 * every
     assert [o.reason for o in after] == ["not_target"] * len(after)
     assert {o.track_id for o in after}.isdisjoint({o.track_id for faces in outcomes[:shown] for o in faces})
+
+
+def test_a_lookalike_who_takes_a_settled_performer_s_place_is_sampled_within_four_steps(
+    trained_world, embedder
+) -> None:
+    """A settled performer's track was next sampled eight ``identity_every`` steps on (120 frames
+    at the defaults), so a lookalike the look test misses, cut in just after a sample, was
+    swapped for all of them; it is now sampled within four (60 frames)."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    every, shown = 2, 19  # samples at 0, 2 (settled), then 10 and 18 (four steps) or 18 (eight)
+    renderer = trained_world.frame_renderer(FaceDetector(mode="video"), embedder, identity_every=every)
+    outcomes = []
+    for index, rgb in enumerate([performer] * shown + [lookalike] * 24):
+        outcomes.append(renderer.process(rgb, frame_index=index, t_s=index / 25)[1])
+    assert all(o.swapped for faces in outcomes[:shown] for o in faces)
+    after = [o for faces in outcomes[shown + 4 * every :] for o in faces]
+    assert len(after) == 24 - 4 * every
+    assert [o.reason for o in after] == ["not_target"] * len(after)
