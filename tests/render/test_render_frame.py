@@ -168,3 +168,55 @@ def test_a_bystander_who_takes_the_performer_s_place_is_left_alone(trained_world
     assert len(after) == 12 and all(o.reason == "not_target" for o in after)
     # She is her own track, so the report never files her frames under the performer's.
     assert {o.track_id for o in after}.isdisjoint({o.track_id for faces in outcomes[:shown] for o in faces})
+
+
+def _lookalike_at_16px(performer: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``other``'s fine detail on ``performer``'s broad shapes (a hybrid image): at 16x16 px it
+    is the performer (look correlation over 0.7), to the face embedder it is not (0.46 from her
+    references, over the 0.40 threshold): a lookalike in the same framing and light."""
+    import cv2
+
+    def broad(rgb: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), 1.5)
+
+    hybrid = broad(performer) + other.astype(np.float32) - broad(other)
+    return np.clip(hybrid + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_a_lookalike_found_by_the_next_identity_sample_is_left_alone_from_then_on(trained_world, embedder) -> None:
+    """A hard cut to someone who looks like the performer at 16 px sets off no re-check; the
+    track's next sample finds her, but it was folded into the mean of the last eight samples, so
+    the performer's decision held for several samples more: 26 frames swapped, 12 of them from
+    the sample that said she is not the performer on."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    every, shown = 2, 100  # eight samples of the performer, settled: next one 16 frames on
+    renderer = trained_world.frame_renderer(FaceDetector(mode="video"), embedder, identity_every=every)
+    outcomes = []
+    for index, rgb in enumerate([performer] * shown + [lookalike] * 40):
+        outcomes.append(renderer.process(rgb, frame_index=index, t_s=index / 25)[1])
+    assert all(o.swapped for faces in outcomes[:shown] for o in faces)
+    sampled = shown + 8 * every  # the settled track's next sample falls at or before this frame
+    after = [o for faces in outcomes[sampled:] for o in faces]
+    assert len(after) == 40 - 8 * every
+    assert [o.reason for o in after] == ["not_target"] * len(after)
+    assert {o.track_id for o in after}.isdisjoint({o.track_id for faces in outcomes[:shown] for o in faces})
+
+
+def test_a_lookalike_who_takes_a_settled_performer_s_place_is_sampled_within_four_steps(
+    trained_world, embedder
+) -> None:
+    """A settled performer's track was next sampled eight ``identity_every`` steps on (120 frames
+    at the defaults), so a lookalike the look test misses, cut in just after a sample, was
+    swapped for all of them; it is now sampled within four (60 frames)."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    every, shown = 2, 19  # samples at 0, 2 (settled), then 10 and 18 (four steps) or 18 (eight)
+    renderer = trained_world.frame_renderer(FaceDetector(mode="video"), embedder, identity_every=every)
+    outcomes = []
+    for index, rgb in enumerate([performer] * shown + [lookalike] * 24):
+        outcomes.append(renderer.process(rgb, frame_index=index, t_s=index / 25)[1])
+    assert all(o.swapped for faces in outcomes[:shown] for o in faces)
+    after = [o for faces in outcomes[shown + 4 * every :] for o in faces]
+    assert len(after) == 24 - 4 * every
+    assert [o.reason for o in after] == ["not_target"] * len(after)

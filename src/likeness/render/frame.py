@@ -161,6 +161,10 @@ class _TrackIdentity:
 # each); a cut or a crossing that hands the box to another person measured 0.35-0.69.
 SAME_FACE_APPEARANCE = 0.7
 APPEARANCE_SIDE = 16
+# A settled track the performer's is sampled every this many ``identity_every`` steps, a settled
+# left-alone one every 8: a lookalike who takes the performer's place unseen by the look test
+# (alike at 16 px) is swapped until the next sample, at most 60 frames at the default 15.
+SETTLED_SWAPPED_EVERY = 4
 
 
 def face_appearance(rgb: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray | None:
@@ -453,7 +457,7 @@ class FrameRenderer:
         identity = self.identities.setdefault(track_id, _TrackIdentity())
         appearance = face_appearance(rgb, bbox)
         # The box tracker matches boxes, not people: after a hard cut, a crossing or an exit and
-        # entrance at the same place, a settled track (next embedded 120 frames on) would carry
+        # entrance at the same place, a settled track (next embedded 60 frames on) would carry
         # the performer's decision over to whoever stands there. Such a face is embedded now.
         came_back = identity.last_seen is not None and frame_index - identity.last_seen > 1
         looks_different = (
@@ -463,12 +467,11 @@ class FrameRenderer:
         )
         suspect = bool(identity.distances) and (came_back or looks_different)
         identity.last_seen = frame_index
-        # Once two samples agree on a side of the threshold, re-embed eight times less often: a
-        # dlib embedding costs as much as ~8 frames of everything else on a 2-core CPU.
-        settled = len(identity.distances) >= 2 and (
-            max(identity.distances) <= self.identity_threshold or min(identity.distances) > self.identity_threshold
-        )
-        interval = self.identity_every * (8 if settled else 1)
+        # Once two samples agree on a side of the threshold, re-embed less often: a dlib embedding
+        # costs as much as ~8 frames of everything else on a 2-core CPU.
+        all_performer = max(identity.distances, default=float("inf")) <= self.identity_threshold
+        settled = len(identity.distances) >= 2 and (all_performer or min(identity.distances) > self.identity_threshold)
+        interval = self.identity_every * ((SETTLED_SWAPPED_EVERY if all_performer else 8) if settled else 1)
         if not suspect and frame_index - identity.last_embedded < interval:
             return track_id, identity.mean() <= self.identity_threshold
         was_target = identity.mean() <= self.identity_threshold
@@ -481,7 +484,12 @@ class FrameRenderer:
         distance = None
         if embedding is not None:
             distance, _ = match_identity(embedding, self.references, threshold=self.identity_threshold)
-        if suspect and (distance is not None and distance <= self.identity_threshold) != was_target:
+        says_target = distance is not None and distance <= self.identity_threshold
+        # A swapped track's sample that says "not the performer" ends the swap at once, suspect
+        # or not: folded into the mean of the last eight, it left a lookalike at 16 px (who never
+        # sets off the look test) swapped for samples more (90 frames at the defaults).
+        dissents = distance is not None and was_target and not says_target
+        if (suspect and says_target != was_target) or dissents:
             # Someone else now: a new track, decided on this face alone (and never swapped
             # unless it is the performer), so the report keeps the two people apart too.
             track_id = self.tracker.split(track_id)
