@@ -59,6 +59,16 @@ def test_a_long_member_name_is_shown_cut() -> None:
     assert len(str(refused.value)) < 200 and "100000 characters" in str(refused.value)
 
 
+def test_a_member_named_twice_with_a_lone_surrogate_is_refused_in_text_that_can_be_written() -> None:
+    """The path wrote the name as JSON text: a lone surrogate (``"\\ud800"``) went into the
+    message raw, so a request body naming it twice was a 500 (the 422 could not be encoded)."""
+    with pytest.raises(strict_json.DuplicateMemberError) as refused:
+        strict_json.loads('{"\\ud800 이름": 1, "\\ud800 이름": 2}')
+    message = str(refused.value)
+    message.encode("utf-8")  # UnicodeEncodeError before
+    assert refused.value.path == '$["\\ud800 이름"]', message  # Hangul kept as written
+
+
 def test_a_detector_card_naming_its_threshold_twice_is_refused_naming_the_card(tmp_path: Path) -> None:
     """A card reading ``"threshold_logit": 2.0, ..., "threshold_logit": 1000.0``: before, the
     detector loaded with the last (a threshold nothing reaches), while a reader keeping the first

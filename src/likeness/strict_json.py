@@ -145,7 +145,10 @@ def _step(member: Any) -> str:
     if _NAME.fullmatch(member) and len(member) <= MAX_STEP_SHOWN:
         return f".{member}"
     cut = "..." if len(member) > MAX_STEP_SHOWN else ""
-    return f"[{json.dumps(member[:MAX_STEP_SHOWN], ensure_ascii=False)}{cut}]"
+    # Hangul as written; a lone surrogate (JSON can name one) as its escape, so the message can be
+    # written out (a 422's body, a terminal).
+    quoted = json.dumps(member[:MAX_STEP_SHOWN], ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return f"[{quoted.decode('utf-8')}{cut}]"
 
 
 def _path(stack: list[list[Any]]) -> str:

@@ -75,3 +75,13 @@ def test_a_json_body_naming_a_member_twice_is_a_422_naming_it(service_world, rol
     assert f"body.{second}: not JSON: duplicate member name '{member}' at $.{member}" in response.json()["detail"]
     assert service_world.workspace.ledger.count() == ledger  # nothing drafted, invited or made
     assert Worker(service_world.workspace).run_one() is None  # nothing queued
+
+
+def test_a_json_body_naming_a_lone_surrogate_member_twice_is_a_422_not_a_500(service_world):
+    """The refusal's JSON path held the name raw: a lone surrogate could not be written into the
+    problem's body, and the client got 'internal error' for its own bad JSON."""
+    client = service_world.token_client(Role.ADMIN)
+    body = '{"name": "ci", "\\ud800": 1, "\\ud800": 2}'
+    response = client.post("/api/v1/tokens", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, (response.status_code, response.text[:400])
+    assert "duplicate member name '\\ud800'" in response.json()["detail"], response.text
