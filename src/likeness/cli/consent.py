@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from likeness.cli.common import (
     settings_from,
     write_new_json,
 )
+
+if TYPE_CHECKING:  # the CLI imports the consent package only inside commands (start-up time)
+    from likeness.consent.registry import RecoveryAttestation
 
 org_app = typer.Typer(help="Organisations (agencies, studios): the grantees of consent.", no_args_is_help=True)
 subject_app = typer.Typer(help="Subjects: artists, virtual idols and performers.", no_args_is_help=True)
@@ -398,6 +401,21 @@ def consent_check(
     )
 
 
+def _attestation(statement: str, verified_by: str, method: str, evidence: Path | None) -> RecoveryAttestation:
+    """The attestation ``recover-key`` and ``recover-passkey`` sign: who checked the holder and
+    how, with only the evidence file's sha256 (the file stays outside the workspace)."""
+    import hashlib
+
+    from likeness.consent.registry import RecoveryAttestation
+
+    return RecoveryAttestation(
+        statement=statement,
+        verified_by=verified_by,
+        method=method,
+        evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
+    )
+
+
 @consent_app.command("recover-key")
 def consent_recover_key(
     ctx: typer.Context,
@@ -428,19 +446,10 @@ def consent_recover_key(
 ) -> None:
     """Recover a rights holder who lost their key: a holder.key_recovered event signed by the
     organisation, with an attestation (see docs/consent.md for what this does and does not prove)."""
-    import hashlib
-
-    from likeness.consent.registry import RecoveryAttestation
-
     with mapped_errors():
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings_from(ctx).org)
-        attestation = RecoveryAttestation(
-            statement=statement,
-            verified_by=verified_by,
-            method=method,
-            evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
-        )
+        attestation = _attestation(statement, verified_by, method, evidence)
         pem = read_input(new_public_key, "new public key")
         fingerprint = workspace.registry.recover_holder_key(
             holder, org=grantee.slug, attestation=attestation, new_public_key_pem=pem
@@ -484,22 +493,15 @@ def consent_recover_passkey(
     """Send a passkey-only holder who lost every passkey a one-time recovery link: a
     holder.invited event (purpose recovery) signed by the organisation, with an attestation. Their
     old passkeys sign nothing from then on; the link makes one new passkey (docs/consent.md)."""
-    import hashlib
     from datetime import timedelta
 
     from likeness.consent.holder_portal import HolderPortal
-    from likeness.consent.registry import RecoveryAttestation
 
     with mapped_errors():
         settings = settings_from(ctx)
         workspace = open_workspace(ctx)
         grantee = workspace.registry.default_org(org or settings.org)
-        attestation = RecoveryAttestation(
-            statement=statement,
-            verified_by=verified_by,
-            method=method,
-            evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
-        )
+        attestation = _attestation(statement, verified_by, method, evidence)
         _, token = HolderPortal(workspace).invite_to_recover(
             holder,
             grantee.slug,
