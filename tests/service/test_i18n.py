@@ -110,7 +110,7 @@ def test_the_ledger_page_shows_a_releases_request_and_issue_in_both_languages(se
 
 def test_a_label_without_a_record_is_not_called_unlabelled():
     """Our label drawn on a photo of an artist, with no watermark or manifest: the console's and
-    the card's headline said "no AI label" under a picture that shows one (trial fan 19)."""
+    the card's headline said "no AI label" under a picture that shows one."""
     from likeness.service.verdicts import LABEL_ONLY_HEADLINES, verdict_headline
 
     korean = catalogue("ko")

@@ -1,4 +1,4 @@
-"""The public page as a fan on a phone uses it (trial fan 19): what phones and apps hand over
+"""The public page as a fan on a phone uses it: what phones and apps hand over
 that the page cannot check is told in the page's language with what to do, an upload cut by a
 flaky connection can be sent again, and a picture that shows our "AI-generated" label without
 any record of ours behind it is not called unlabelled. Screenshots go to

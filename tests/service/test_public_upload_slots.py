@@ -169,7 +169,7 @@ def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_pat
     finally:
         checker._lock.release()
     assert checker._waiting == 0
-    # Both were never analysed: the page must not tell the fan to try a shorter clip (fan 19).
+    # Both were never analysed: the page must not tell the fan to try a shorter clip.
     assert busy.value.members == {"cause": "busy"} and [e.members for e in waited] == [{"cause": "busy"}]
 
 
