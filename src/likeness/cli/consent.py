@@ -401,6 +401,24 @@ def consent_check(
     )
 
 
+# The attestation options recover-key and recover-passkey share (``_attestation``).
+Statement = Annotated[
+    str,
+    typer.Option(
+        "--statement", help="What was established about the person, e.g. 'identity checked against passport'."
+    ),
+]
+VerifiedBy = Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")]
+Method = Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")]
+RecoveringOrg = Annotated[
+    str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
+]
+Evidence = Annotated[
+    Path | None,
+    typer.Option("--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."),
+]
+
+
 def _attestation(statement: str, verified_by: str, method: str, evidence: Path | None) -> RecoveryAttestation:
     """The attestation ``recover-key`` and ``recover-passkey`` sign: who checked the holder and
     how, with only the evidence file's sha256 (the file stays outside the workspace)."""
@@ -420,29 +438,15 @@ def _attestation(statement: str, verified_by: str, method: str, evidence: Path |
 def consent_recover_key(
     ctx: typer.Context,
     holder: Annotated[str, typer.Argument(help="Rights holder slug whose key was lost.")],
-    statement: Annotated[
-        str,
-        typer.Option(
-            "--statement", help="What was established about the person, e.g. 'identity checked against passport'."
-        ),
-    ],
-    verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
-    method: Annotated[
-        str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")
-    ],
+    statement: Statement,
+    verified_by: VerifiedBy,
+    method: Method,
     new_public_key: Annotated[
         Path,
         typer.Option("--new-public-key", help="The holder's new Ed25519 public key (PEM), made on their own machine."),
     ],
-    org: Annotated[
-        str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
-    ] = None,
-    evidence: Annotated[
-        Path | None,
-        typer.Option(
-            "--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."
-        ),
-    ] = None,
+    org: RecoveringOrg = None,
+    evidence: Evidence = None,
 ) -> None:
     """Recover a rights holder who lost their key: a holder.key_recovered event signed by the
     organisation, with an attestation (see docs/consent.md for what this does and does not prove)."""
@@ -461,16 +465,9 @@ def consent_recover_key(
 def consent_recover_passkey(
     ctx: typer.Context,
     holder: Annotated[str, typer.Argument(help="Slug of a passkey-only rights holder who lost every passkey.")],
-    statement: Annotated[
-        str,
-        typer.Option(
-            "--statement", help="What was established about the person, e.g. 'identity checked against passport'."
-        ),
-    ],
-    verified_by: Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")],
-    method: Annotated[
-        str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")
-    ],
+    statement: Statement,
+    verified_by: VerifiedBy,
+    method: Method,
     passkeys_lost: Annotated[
         bool,
         typer.Option(
@@ -479,15 +476,8 @@ def consent_recover_passkey(
             "recovery retires.",
         ),
     ] = False,
-    org: Annotated[
-        str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
-    ] = None,
-    evidence: Annotated[
-        Path | None,
-        typer.Option(
-            "--evidence", help="Evidence file kept outside the workspace; only its sha256 goes on the ledger."
-        ),
-    ] = None,
+    org: RecoveringOrg = None,
+    evidence: Evidence = None,
     days: Annotated[int, typer.Option("--days", min=1, max=30, help="Days the link stays valid.")] = 7,
 ) -> None:
     """Send a passkey-only holder who lost every passkey a one-time recovery link: a
