@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field
 from starlette.datastructures import UploadFile
@@ -278,6 +278,32 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
             "counts": _counts(uses),
             "org_name": portal.registry.org_display_name(grant.org_slug),
             "signed": portal.ledger.find("grant.issued", grant_id=grant_id)[0].payload,
+        },
+        session=session,
+    )
+
+
+#: Rows of "everything made with your face" per page: a holder may have thousands.
+MADE_PAGE = 50
+
+
+@router.get("/portal/made", **HOLDER)
+def made_page(
+    request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
+) -> Response:
+    """Every model, preview and render made under any of the holder's grants, newest first, paged."""
+    portal = portal_of(request)
+    made = portal.made_for_holder(session.holder_id)
+    start = (page_number - 1) * MADE_PAGE
+    grants = {g.id: g for g in portal.grants_of_holder(session.holder_id)}
+    return page(
+        request,
+        "portal_made.html",
+        {
+            "made": [(e, grants.get(str(e.payload.get("grant_id")))) for e in made[start : start + MADE_PAGE]],
+            "total": len(made),
+            "page_number": page_number,
+            "pages": max(1, -(-len(made) // MADE_PAGE)),
         },
         session=session,
     )
