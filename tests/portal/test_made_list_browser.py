@@ -16,7 +16,7 @@ from .conftest import shots_folder
 from .test_portal_plain_words_browser import LAPTOP, PHONE, _a_render_under, _holder_signed_in
 
 
-@pytest.mark.parametrize("size, language", [(PHONE, "ko"), (LAPTOP, "en")])
+@pytest.mark.parametrize("size, language", [(PHONE, "ko"), (PHONE, "en"), (LAPTOP, "ko"), (LAPTOP, "en")])
 def test_the_holder_reads_everything_made_under_their_grants(browser, portal_service, size, language):
     url, workspace = portal_service["url"], portal_service["workspace"]
     portal, context, page = _holder_signed_in(browser, portal_service, size, language)
