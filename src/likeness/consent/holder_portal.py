@@ -90,6 +90,8 @@ USE_EVENTS = (
     "render.refunded",
     "render.completed",
 )
+#: What was made with the holder's likeness: the portal's one list across all their grants.
+MADE_EVENTS = ("model.trained", "preview.written", "render.completed")
 EXPORT_TYPE = "likeness.holder-audit-export.v1"
 
 
@@ -950,6 +952,17 @@ class HolderPortal:
                     if e.seq > issued.seq and "grant_id" not in e.payload
                 ]
         return sorted(found, key=lambda e: e.seq)
+
+    def made_for_holder(self, holder_id: str) -> list[LedgerEvent]:
+        """Every model, preview and render made under any of the holder's grants, newest first:
+        each grant's ``uses_of_grant``, so the one list and the per-grant lists cannot disagree."""
+        made = [
+            e
+            for grant in self.grants_of_holder(holder_id)
+            for e in self.uses_of_grant(grant.id)
+            if e.event_type in MADE_EVENTS
+        ]
+        return sorted(made, key=lambda e: e.seq, reverse=True)
 
     def holder_events(self, holder_id: str) -> list[LedgerEvent]:
         """The holder's own trail: enrolment, invitations, passkeys, requests for their

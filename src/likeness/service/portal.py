@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import Field
 from starlette.datastructures import UploadFile
@@ -278,6 +278,32 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
             "counts": _counts(uses),
             "org_name": portal.registry.org_display_name(grant.org_slug),
             "signed": portal.ledger.find("grant.issued", grant_id=grant_id)[0].payload,
+        },
+        session=session,
+    )
+
+
+#: Rows of "everything made with your face" per page: a holder may have thousands.
+MADE_PAGE = 50
+
+
+@router.get("/portal/made", **HOLDER)
+def made_page(
+    request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
+) -> Response:
+    """Every model, preview and render made under any of the holder's grants, newest first, paged."""
+    portal = portal_of(request)
+    made = portal.made_for_holder(session.holder_id)
+    start = (page_number - 1) * MADE_PAGE
+    grants = {g.id: g for g in portal.grants_of_holder(session.holder_id)}
+    return page(
+        request,
+        "portal_made.html",
+        {
+            "made": [(e, grants.get(str(e.payload.get("grant_id")))) for e in made[start : start + MADE_PAGE]],
+            "total": len(made),
+            "page_number": page_number,
+            "pages": max(1, -(-len(made) // MADE_PAGE)),
         },
         session=session,
     )
@@ -793,7 +819,7 @@ def draft_grant_request(
 def holders_page(request: Request, principal: Annotated[Principal, Depends(require(ASK))]) -> Response:
     from likeness.service.console import render
 
-    return render(request, "holders.html", _holders_context(request, made=None), principal=principal)
+    return render(request, "holders.html", _holders_context(request, principal, made=None), principal=principal)
 
 
 @router.post(
@@ -821,7 +847,50 @@ def invite_from_console(
         subject_name=subject_name.strip() or None,
     )
     made = create_invitation(request, principal, body)
-    return render(request, "holders.html", _holders_context(request, made=made), principal=principal)
+    return render(request, "holders.html", _holders_context(request, principal, made=made), principal=principal)
+
+
+#: Only an administrator sends a passkey recovery: it retires every passkey the holder has.
+RECOVER = Permission.MANAGE_USERS
+
+
+@router.post(
+    "/consent/holders/recover",
+    **guard(RECOVER, csrf_from_header=False),
+)
+def recover_from_console(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(RECOVER, csrf_from_header=False))],
+    holder: Annotated[str, Form(max_length=64)],
+    statement: Annotated[str, Form(max_length=2000)],
+    verified_by: Annotated[str, Form(max_length=200)],
+    method: Annotated[str, Form(max_length=100)],
+    passkeys_lost: Annotated[str, Form(max_length=10)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """``likeness consent recover-passkey`` from the console: the attestation the CLI asks for,
+    signed by the administrator's organisation (``invite_to_recover`` refuses a holder another
+    organisation onboards, 403); the link is shown on this one page and never again."""
+    from likeness.consent.registry import RecoveryAttestation, attestation_problem
+    from likeness.service.console import render
+
+    check_csrf(principal, csrf_token)
+    attestation = RecoveryAttestation(statement=statement, verified_by=verified_by, method=method)
+    problem = attestation_problem(attestation.as_payload())
+    if problem:  # a blank field is a bad form (400), not a missing record
+        raise ServiceError(problem)
+    _, token = portal_of(request).invite_to_recover(
+        holder.strip(),
+        principal.user.org_slug,
+        created_by=principal.user.username,
+        attestation=attestation,
+        passkeys_lost=passkeys_lost == "on",
+    )
+    origin = relying_party(request.app.state.services.settings).origin
+    recovered = {"holder": holder.strip(), "url": f"{origin}/portal/invite/{token}"}
+    return render(
+        request, "holders.html", _holders_context(request, principal, recovered=recovered), principal=principal
+    )
 
 
 #: The fields of the console's grant request form (``request_from_console`` reads them itself).
@@ -855,11 +924,14 @@ async def request_from_console(request: Request) -> Response:
             purpose=str(form.get("purpose", "")),
         )
     drafted = create_request(request, principal, body, previews)
-    return render(request, "holders.html", _holders_context(request, drafted=drafted), principal=principal)
+    return render(request, "holders.html", _holders_context(request, principal, drafted=drafted), principal=principal)
 
 
-def _holders_context(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"uses": USES, "made": None, "drafted": None, **extra}
+def _holders_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
+    from likeness.service.roles import allows
+
+    can_recover = allows(principal.role, RECOVER)
+    return {"uses": USES, "made": None, "drafted": None, "recovered": None, "can_recover": can_recover, **extra}
 
 
 async def _preview_bytes(upload: UploadFile, limit: int) -> bytes:

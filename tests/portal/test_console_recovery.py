@@ -1,0 +1,116 @@
+"""A passkey recovery sent from the console's holders page (``/consent/holders/recover``): only
+an administrator of the organisation that onboards the holder gets the link, once, with the
+attestation the CLI asks for on the ledger; every other role, another organisation's
+administrator, a missing CSRF token and a blank attestation are refused with nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from likeness.service.roles import Role
+from tests.portal.softauthn import ORIGIN, SoftAuthenticator
+from tests.portal.test_portal_http import _invite, _register
+from tests.service.conftest import PASSWORD, build_service_world
+
+ATTESTED = {
+    "holder": "haneul-holder",
+    "verified_by": "J. Park, rights team",
+    "method": "in_person",
+    "statement": "identity checked against passport",
+    "passkeys_lost": "on",
+}
+
+
+@pytest.fixture
+def world(settings, workspace):
+    world = build_service_world(settings, workspace)
+    _register(world.client(base_url=ORIGIN), _invite(world), SoftAuthenticator())
+    return world
+
+
+def _recoveries(world) -> list:
+    return [e for e in world.workspace.ledger.find("holder.invited") if e.payload.get("purpose") == "recovery"]
+
+
+def _signed_in(world, username: str):
+    client = world.client(base_url=ORIGIN)
+    return client, world.login(client, username)
+
+
+def test_an_admin_of_the_enrolling_organisation_gets_the_link_once(world) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    assert 'action="/consent/holders/recover"' in client.get("/consent/holders").text
+    sent = client.post("/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf})
+    assert sent.status_code == 200, sent.text[:400]
+    assert "data-recovery-url" in sent.text
+    token = sent.text.split(f"{ORIGIN}/portal/invite/", 1)[1].split("<", 1)[0]
+    (event,) = _recoveries(world)
+    assert event.payload["created_by"] == "admin" and event.payload["passkeys_lost"] is True
+    assert event.payload["attestation"] == {
+        "statement": ATTESTED["statement"],
+        "verified_by": ATTESTED["verified_by"],
+        "method": "in_person",
+        "evidence_sha256": None,
+    }
+    assert "data-recovery-link" in client.get(f"/portal/invite/{token}").text
+    assert "data-recovery-url" not in client.get("/consent/holders").text  # shown once, never listed
+
+
+@pytest.mark.parametrize("role", [Role.LEGAL, Role.STUDIO, Role.VIEWER])
+def test_another_role_is_refused_and_writes_nothing(world, role) -> None:
+    client, csrf = _signed_in(world, role.value)
+    refused = client.post("/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf})
+    assert refused.status_code == 403, refused.text[:400]
+    assert _recoveries(world) == []
+    if role is Role.LEGAL:  # legal invites and asks on this page, but is not offered a recovery
+        page = client.get("/consent/holders").text
+        assert 'action="/consent/holders/invite"' in page and "/consent/holders/recover" not in page
+
+
+def test_an_api_token_of_another_role_is_refused_too(world) -> None:
+    refused = world.token_client(Role.LEGAL, base_url=ORIGIN).post("/consent/holders/recover", data=ATTESTED)
+    assert refused.status_code == 403
+    assert _recoveries(world) == []
+
+
+def test_an_admin_of_another_organisation_is_refused(world) -> None:
+    world.workspace.registry.add_org("rival", "Rival Entertainment")
+    world.accounts.add_user("rival-admin", PASSWORD, Role.ADMIN, org="rival")
+    client, csrf = _signed_in(world, "rival-admin")
+    refused = client.post(
+        "/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf}, headers={"accept": "application/json"}
+    )
+    assert refused.status_code == 403, refused.text[:400]
+    assert "another organisation" in refused.text and ORIGIN + "/portal/invite/" not in refused.text
+    assert _recoveries(world) == []
+
+
+def test_without_the_csrf_token_nothing_is_sent(world) -> None:
+    client, _csrf = _signed_in(world, Role.ADMIN.value)
+    for token in ("", "x" * 40):
+        refused = client.post("/consent/holders/recover", data={**ATTESTED, "csrf_token": token})
+        assert refused.status_code == 403
+    assert _recoveries(world) == []
+
+
+@pytest.mark.parametrize("blank", ["statement", "verified_by"])
+def test_a_blank_attestation_is_a_bad_form(world, blank) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    refused = client.post(
+        "/consent/holders/recover",
+        data={**ATTESTED, blank: "  ", "csrf_token": csrf},
+        headers={"accept": "application/json"},
+    )
+    assert refused.status_code == 400, refused.text[:400]
+    assert f"no {blank}" in refused.json()["detail"]
+    assert _recoveries(world) == []
+
+
+def test_a_holder_with_a_passkey_in_force_needs_it_stated_lost(world) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    sent = {k: v for k, v in ATTESTED.items() if k != "passkeys_lost"}
+    refused = client.post(
+        "/consent/holders/recover", data={**sent, "csrf_token": csrf}, headers={"accept": "application/json"}
+    )
+    assert refused.status_code == 403 and "state them lost" in refused.text
+    assert _recoveries(world) == []
