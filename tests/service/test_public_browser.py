@@ -403,3 +403,52 @@ def test_the_details_say_their_values_in_words_and_the_verdict_a_short_grant_id(
         assert errors == []
     finally:
         context.close()
+
+
+#: A refusal's sentence by its cause (problem, the page's sentence's start).
+REFUSALS = {
+    "uploads-in-progress": (
+        {"type": "urn:likeness:problem:rate-limited", "status": 429, "cause": "uploads-in-progress"},
+        {"en": "Your other uploads are still being sent", "ko": "보내고 있는 다른 파일이 아직 있습니다"},
+    ),
+    "uploads-busy": (
+        {"type": "urn:likeness:problem:rate-limited", "status": 429, "cause": "busy"},
+        {"en": "Many people are sending files right now", "ko": "지금 파일을 보내는 사람이 많습니다"},
+    ),
+    "checker-busy": (
+        {"type": "urn:likeness:problem:analysis-timeout", "status": 503, "cause": "busy"},
+        {"en": "Many people are checking files right now", "ko": "지금 파일을 확인하는 사람이 많아"},
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_each_refusal_says_its_own_cause(browser, live_service, tmp_path, language):
+    """A 429 for the address's uploads still in progress said "you checked many files in a short
+    time", which that visitor had not."""
+    import json
+
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+
+    photo = write_image(tmp_path / "still.jpg", astronaut(), quality=90)
+    generic = {"en": "You have checked many files", "ko": "짧은 시간에"}[language]
+
+    def answer(status: int, body: str):
+        return lambda route: route.fulfill(status=status, content_type="application/problem+json", body=body)
+
+    context, page, errors = open_page(browser, live_service, "phone", language)
+    try:
+        for name, (problem, says) in REFUSALS.items():
+            page.route(
+                "**/api/v1/public/verify",
+                answer(problem["status"], json.dumps(problem)),
+            )
+            assert check(page, photo) == "problem"
+            text = page.locator("[data-result] .alert").inner_text()
+            assert text.startswith(says[language]) and generic not in text, (name, text)
+            page.screenshot(path=str(SHOTS / f"refusal-{name}-phone-{language}.png"), full_page=True)
+            page.unroute("**/api/v1/public/verify")
+        assert [e for e in errors if "Failed to load resource" not in e] == []  # the refusals themselves
+    finally:
+        context.close()
