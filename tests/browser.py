@@ -63,6 +63,33 @@ def browser() -> Iterator[Any]:
         yield launched
 
 
+#: axe-core, pinned in .ci/node/package.json and installed there by .ci/run (npm ci --prefix .ci/node).
+AXE = Path(__file__).resolve().parents[1] / ".ci" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core's script; skipped without it, except where LIKENESS_REQUIRE_BROWSER=1."""
+    if not AXE.is_file():
+        if os.environ.get("LIKENESS_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"LIKENESS_REQUIRE_BROWSER=1 but {AXE} is missing (npm ci --prefix .ci/node)")
+        pytest.skip("axe-core is not installed (npm ci --prefix .ci/node)")
+    return AXE.read_text("utf-8")
+
+
+def axe_violations(page: Any, axe_source: str) -> list[str]:
+    """axe's WCAG 2.1 A/AA violations on the page as it is now, one line per node. The script
+    is evaluated through the DevTools protocol, which the page's CSP does not govern."""
+    page.evaluate(axe_source)
+    found = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r => r.violations.map("
+        "v => v.nodes.map(n => `${v.id} (${v.impact}): ${n.target.join(' ')}: ${n.failureSummary}`)).flat())",
+        WCAG_AA,
+    )
+    return list(found)
+
+
 def collect_errors(page: Any, errors: list[str], *, console: bool = True) -> list[str]:
     """Append ``page``'s script errors to ``errors``, and with ``console`` its console errors too
     (what the CSP blocked, failed loads)."""

@@ -224,3 +224,21 @@ def test_corrupt_exif_does_not_hide_the_pixels(tmp_path: Path, portrait: np.ndar
     Image.fromarray(portrait).save(buffer, format="JPEG", quality=95, exif=b"Exif\x00\x00garbage-block")
     (tmp_path / "odd_exif.jpg").write_bytes(buffer.getvalue())
     assert read_image(tmp_path / "odd_exif.jpg").shape == (512, 512, 3)
+
+
+def _with_inflating_chunk(kind: bytes) -> bytes:
+    """An 8x8 PNG with a zTXt (or iCCP) chunk of 20 kB that inflates to 20 MB, past Pillow's
+    ``MAX_TEXT_CHUNK``: Pillow refuses it with a ValueError, as it should."""
+    plain = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(plain, "PNG")
+    body = (b"Comment\x00\x00" if kind == b"zTXt" else b"icc\x00\x00") + zlib.compress(bytes(20_000_000), 9)
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return plain.getvalue()[:33] + chunk + plain.getvalue()[33:]
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iCCP"])
+def test_a_png_whose_metadata_inflates_too_far_is_named_as_such_not_corrupt(kind: bytes) -> None:
+    # It was "corrupt image: Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK".
+    with pytest.raises(MediaError, match=r"metadata too large") as refused:
+        read_image_bytes(_with_inflating_chunk(kind), source="still.png")
+    assert "still.png" in str(refused.value) and "corrupt" not in str(refused.value)

@@ -312,6 +312,13 @@ def test_a_preview_still_that_is_a_pixel_bomb_or_over_the_image_limit_is_refused
     refused = ask("noise.png", noise.getvalue())
     assert refused.status_code == 413, refused.text
     assert "noise.png" in refused.json()["detail"]
+    # a PNG whose text chunk inflates to 20 MB is an image with too much metadata, not a corrupt one
+    from tests.media.test_media_images import _with_inflating_chunk
+
+    refused = ask("poster.png", _with_inflating_chunk(b"zTXt"))
+    assert refused.status_code == 415, refused.text
+    detail = refused.json()["detail"]
+    assert "poster.png" in detail and "metadata too large" in detail and "corrupt" not in detail
     assert len(world.workspace.ledger.find("grant.requested")) == asked_before
     still = io.BytesIO()
     Image.new("RGB", (2000, 1000), (200, 120, 80)).save(still, "JPEG")

@@ -9,11 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import cv2
+import pytest
 
 from likeness.consent.canonical import now_utc
 from likeness.consent.holder_portal import HolderPortal
 from likeness.media.synthetic import astronaut
-from tests.browser import collect_errors, scroll_width
+from tests.browser import axe_violations, collect_errors, scroll_width
 
 from .conftest import shots_folder, with_authenticator
 
@@ -242,4 +243,48 @@ def test_the_sign_in_page_says_what_to_do_when_the_passkey_is_lost(browser, port
         assert all(word in said for word in words), said
         assert scroll_width(page) <= PHONE["width"]
         page.screenshot(path=str(shots_folder("360", language) / "a-signin-lost.png"), full_page=True)
+        context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_revoked_note_and_the_recovery_page_have_no_axe_violations(browser, portal_service, axe_source, language):
+    """WCAG 2.1 AA (axe-core, as the public page's check) on what the portal added: a revoked
+    grant's note of what stops and what was made, and the page a recovery link opens."""
+    from likeness.consent.registry import RecoveryAttestation
+
+    url, workspace = portal_service["url"], portal_service["workspace"]
+    portal, context, page = _holder_signed_in(browser, portal_service, PHONE, language)
+    errors = collect_errors(page, [], console=False)
+    try:
+        asked = portal.draft_request(
+            "sora",
+            "studio",
+            ["music_video"],
+            valid_until=now_utc() + timedelta(days=90),
+            max_renders=3,
+            purpose="Spring comeback",
+            created_by="legal",
+        )
+        page.goto(f"{url}/portal/requests/{asked.request_id}")
+        page.click("[data-passkey-sign]")
+        page.wait_for_url(f"{url}/portal/grants/*")
+        _a_render_under(workspace, page.url.rsplit("/", 1)[1], "first.png")
+        page.reload()
+        page.click("[data-passkey-revoke]")
+        page.wait_for_selector("[data-revoked-note]")
+        assert axe_violations(page, axe_source) == [], "revoked note"
+
+        checked = RecoveryAttestation("identity checked against passport", "J. Park, rights team", "in_person", None)
+        _, token = portal.invite_to_recover(
+            "sora-holder", "studio", created_by="legal", attestation=checked, passkeys_lost=True
+        )
+        fresh = browser.new_context(viewport=PHONE, locale="ko-KR" if language == "ko" else "en-GB")
+        recovery = fresh.new_page()
+        recovery.goto(f"{url}/lang/{language}?next=/portal/invite/{token}")
+        recovery.wait_for_selector("[data-recovery-link]")
+        assert axe_violations(recovery, axe_source) == [], "recovery page"
+        recovery.screenshot(path=str(shots_folder("360", language) / "r-recovery-link.png"), full_page=True)
+        fresh.close()
+        assert errors == []
+    finally:
         context.close()

@@ -301,3 +301,154 @@ def test_checking_with_no_file_says_so_on_the_page(browser, live_service, size, 
         page.screenshot(path=str(shots / "no-file-no-script.png"), full_page=True)
     finally:
         context.close()
+
+
+GRANT_ID = "3f9a1c2be4d54f6a8b7c9d0e1f2a3b4c"
+#: An authorized-synthetic answer as the verifier gives it (likeness.verify/1.1), answered by the
+#: page's route so the details' words are checked without a render.
+SIGNED_ANSWER = {
+    "schema": "likeness.verify/1.1",
+    "sha256": "0" * 64,
+    "verdict": "authorized-synthetic",
+    "c2pa": {
+        "present": True,
+        "state": "Trusted",
+        "reasons": [],
+        "signer": "Studio Haneul likeness signer",
+        "actions": ["c2pa.created", "c2pa.edited"],
+        "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+        "declares_ai": True,
+        "consent_assertion": None,
+        "consent": {
+            "grant_id": GRANT_ID,
+            "state": "active",
+            "subject_slug": "mina",
+            "org_slug": "studio",
+            "subject_id": None,
+            "org_id": None,
+            "use": "music_video",
+        },
+    },
+    "watermark": {
+        "algorithm": "likeness-dwt",
+        "found": True,
+        "payload": "a1b2c3d4e5f6",
+        "bit_confidence": 0.97,
+        "frame_timestamps_s": [],
+        "ledger_entry": {
+            "job_id": "job-1",
+            "grant_id": GRANT_ID,
+            "subject_id": None,
+            "org_id": None,
+            "use": "music_video",
+            "output_sha256": None,
+            "output_name": None,
+            "ledger_seq": 7,
+            "ledger_event_id": None,
+            "recorded_at": "2026-12-01T10:00:00Z",
+            "kind": "render",
+        },
+        "grant": {
+            "grant_id": GRANT_ID,
+            "state": "active",
+            "subject_slug": "mina",
+            "org_slug": "studio",
+            "subject_id": None,
+            "org_id": None,
+            "use": "music_video",
+        },
+    },
+    "visible_label": {"present": True},
+    "faces": {"faces": [], "frames_analysed": 0},
+}
+DETAIL_WORDS = {
+    "en": ["signed, by a signer this agency trusts", "created", "edited", "made by AI (a trained model)", "in force"],
+    "ko": ["서명이 맞고, 이 소속사가 신뢰하는 서명자입니다", "만듦", "편집함", "AI(학습된 모델)가 만든 것", "유효"],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_the_details_say_their_values_in_words_and_the_verdict_a_short_grant_id(
+    browser, live_service, tmp_path, language
+):
+    """The details spoke the verifier's raw English (Trusted, c2pa.created, trainedAlgorithmicMedia)
+    on the Korean page too, and the verdict sentence named the 32-character grant id."""
+    import json
+
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+
+    photo = write_image(tmp_path / "still.jpg", astronaut(), quality=90)
+    context, page, errors = open_page(browser, live_service, "phone", language)
+    page.route(
+        "**/api/v1/public/verify",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(SIGNED_ANSWER)),
+    )
+    try:
+        assert check(page, photo) == "authorized-synthetic"
+        card = page.locator("[data-result] .verdict-card")
+        assert GRANT_ID not in card.inner_text() and GRANT_ID[:8] in card.inner_text()
+        assert card.locator(f'[title="{GRANT_ID}"]').count() == 1  # the whole id, for the curious
+        page.click("[data-result] details summary")
+        details = page.locator("[data-result] details")
+        shown = details.inner_text()
+        for words in DETAIL_WORDS[language]:
+            assert words in shown, words
+        for raw in ("Trusted", "c2pa.created", "trainedAlgorithmicMedia", "active"):
+            assert raw not in shown, raw
+            assert details.locator(f'code:text-is("{raw}"), [title*="{raw}"]').count() >= 1, raw
+        assert details.locator(f'code:text-is("{GRANT_ID}")').count() >= 1
+        page.screenshot(path=str(SHOTS / f"details-words-phone-{language}.png"), full_page=True)
+        assert scroll_width(page) <= VIEWPORTS["phone"]["width"]
+        assert errors == []
+    finally:
+        context.close()
+
+
+#: A refusal's sentence by its cause (problem, the page's sentence's start).
+REFUSALS = {
+    "uploads-in-progress": (
+        {"type": "urn:likeness:problem:rate-limited", "status": 429, "cause": "uploads-in-progress"},
+        {"en": "Your other uploads are still being sent", "ko": "보내고 있는 다른 파일이 아직 있습니다"},
+    ),
+    "uploads-busy": (
+        {"type": "urn:likeness:problem:rate-limited", "status": 429, "cause": "busy"},
+        {"en": "Many people are sending files right now", "ko": "지금 파일을 보내는 사람이 많습니다"},
+    ),
+    "checker-busy": (
+        {"type": "urn:likeness:problem:analysis-timeout", "status": 503, "cause": "busy"},
+        {"en": "Many people are checking files right now", "ko": "지금 파일을 확인하는 사람이 많아"},
+    ),
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_each_refusal_says_its_own_cause(browser, live_service, tmp_path, language):
+    """A 429 for the address's uploads still in progress said "you checked many files in a short
+    time", which that visitor had not."""
+    import json
+
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+
+    photo = write_image(tmp_path / "still.jpg", astronaut(), quality=90)
+    generic = {"en": "You have checked many files", "ko": "짧은 시간에"}[language]
+
+    def answer(status: int, body: str):
+        return lambda route: route.fulfill(status=status, content_type="application/problem+json", body=body)
+
+    context, page, errors = open_page(browser, live_service, "phone", language)
+    try:
+        for name, (problem, says) in REFUSALS.items():
+            page.route(
+                "**/api/v1/public/verify",
+                answer(problem["status"], json.dumps(problem)),
+            )
+            assert check(page, photo) == "problem"
+            text = page.locator("[data-result] .alert").inner_text()
+            assert text.startswith(says[language]) and generic not in text, (name, text)
+            page.screenshot(path=str(SHOTS / f"refusal-{name}-phone-{language}.png"), full_page=True)
+            page.unroute("**/api/v1/public/verify")
+        assert [e for e in errors if "Failed to load resource" not in e] == []  # the refusals themselves
+    finally:
+        context.close()

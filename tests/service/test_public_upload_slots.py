@@ -114,9 +114,10 @@ def test_uploads_in_progress_are_bounded_per_address_and_in_all():
             with slots.hold("ip:a"):
                 pass
         with slots.hold("ip:b"):
-            with pytest.raises(RateLimited, match="as many uploads as it takes"):
+            with pytest.raises(RateLimited, match="as many uploads as it takes") as full:
                 with slots.hold("ip:c"):
                     pass
+            assert full.value.members == {"cause": "busy"}
     with slots.hold("ip:a"), slots.hold("ip:a"), slots.hold("ip:c"):  # all given back
         pass
 
@@ -133,6 +134,8 @@ def test_the_public_page_refuses_an_upload_beyond_the_addresses_slots(settings, 
         refused = client.post(VERIFY, files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
     assert refused.status_code == 429 and refused.json()["type"].endswith("rate-limited"), refused.text
     assert "still in progress" in refused.json()["detail"] and refused.headers["retry-after"] == "10"
+    # not "you checked many files": the page picks its own sentence by the cause
+    assert refused.json()["cause"] == "uploads-in-progress"
     assert client.post(VERIFY, files={"file": (photo.name, photo.read_bytes(), "image/jpeg")}).status_code == 200
 
 
@@ -171,6 +174,8 @@ def test_checks_beyond_those_allowed_to_wait_are_told_at_once(workspace, tmp_pat
     assert checker._waiting == 0
     # Both were never analysed: the page must not tell the fan to try a shorter clip.
     assert busy.value.members == {"cause": "busy"} and [e.members for e in waited] == [{"cause": "busy"}]
+    # a 503 says when to come back, as the page's "try again in a minute" does
+    assert busy.value.headers == {"Retry-After": "60"} and [e.headers for e in waited] == [{"Retry-After": "60"}]
 
 
 def test_the_transfer_floor_is_a_sliding_window_a_first_burst_buys_no_drip():

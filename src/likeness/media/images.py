@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from likeness.checks import check_rgb
 from likeness.errors import MediaError
@@ -139,6 +139,14 @@ def _decode(stream: BinaryIO, *, source: str | Path, max_pixels: int) -> np.ndar
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             raise MediaError(source, f"truncated image: {reason}") from exc
+        if "decompressed data too large" in reason.lower():
+            # PNG text or ICC profile chunks (zTXt, iTXt, iCCP) that inflate past Pillow's
+            # MAX_TEXT_CHUNK: a deliberate bomb or a bloated export, not a damaged file.
+            raise MediaError(
+                source,
+                "image metadata too large: a text or colour-profile chunk inflates past "
+                f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MiB",
+            ) from exc
         raise MediaError(source, f"corrupt image: {reason}") from exc
     except MemoryError as exc:
         raise MediaError(source, "image too large to decode in available memory") from exc

@@ -99,8 +99,10 @@ class ServiceKeyUnusable(ServiceError):
 class RateLimited(ServiceError):
     status, code, title = 429, "rate-limited", "Too many requests"
 
-    def __init__(self, message: str, *, retry_after_s: int, first: bool = True) -> None:
-        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
+    def __init__(
+        self, message: str, *, retry_after_s: int, first: bool = True, members: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))}, members=members)
         self.retry_after_s = retry_after_s
         #: The first refusal of this key's current window (later ones are not worth recording).
         self.first = first

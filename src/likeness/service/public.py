@@ -63,6 +63,8 @@ RECENT_RESULTS = 64
 #: A check refused for the checker's queue, never analysed: the page says "try again in a
 #: minute", not the timeout's "try a shorter clip".
 BUSY = {"cause": "busy"}
+#: What a busy refusal tells a client to wait: the page's sentence says "in a minute".
+BUSY_RETRY_AFTER = {"Retry-After": "60"}
 
 
 def public_upload_root(workspace: Any) -> Path:
@@ -104,6 +106,7 @@ class PublicChecker:
                     raise AnalysisTimedOut(
                         f"the checker is busy: {self._waiting} other files are waiting for it; try again in a minute",
                         members=BUSY,
+                        headers=BUSY_RETRY_AFTER,
                     )
                 self._waiting += 1
             try:
@@ -112,7 +115,11 @@ class PublicChecker:
                 with self._waiting_lock:
                     self._waiting -= 1
             if not acquired:
-                raise AnalysisTimedOut("the checker is busy with other files; try again in a minute", members=BUSY)
+                raise AnalysisTimedOut(
+                    "the checker is busy with other files; try again in a minute",
+                    members=BUSY,
+                    headers=BUSY_RETRY_AFTER,
+                )
 
         def out_of_time() -> None:
             if time.monotonic() > deadline:

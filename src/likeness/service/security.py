@@ -149,10 +149,13 @@ class UploadSlots:
                     f"{self.per_client} uploads from this address are still in progress; "
                     "send the next when one has finished",
                     retry_after_s=10,
+                    members={"cause": "uploads-in-progress"},  # not "you checked many files"
                 )
             if sum(self._held.values()) >= self.total:
                 raise RateLimited(
-                    "the service is receiving as many uploads as it takes; try again shortly", retry_after_s=10
+                    "the service is receiving as many uploads as it takes; try again shortly",
+                    retry_after_s=10,
+                    members={"cause": "busy"},
                 )
             self._held[key] = self._held.get(key, 0) + 1
         try:

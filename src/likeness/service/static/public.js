@@ -48,11 +48,14 @@
     const [afterConsonant, afterVowel] = PARTICLES[pair];
     return ((last - 0xac00) % 28 ? afterConsonant : afterVowel) + text.slice(pair.length);
   };
-  // Fill the {name} slots of a cloned text with values, as text.
+  // Fill the {name} slots of a cloned text with values, as text. A value may be
+  // ``{ text, title }``: the words a fan reads, and the exact value on hover.
   const fill = (root, values) => {
     root.querySelectorAll("[data-slot]").forEach((slot) => {
-      const value = values[slot.dataset.slot];
+      const given = values[slot.dataset.slot];
+      const value = given && typeof given === "object" ? given.text : given;
       slot.textContent = value === undefined || value === null || value === "" ? word("unknown") : String(value);
+      if (given && typeof given === "object" && given.title) slot.title = given.title;
       slot.classList.add("value");
       fitFace(slot);
       const next = slot.nextSibling;
@@ -156,6 +159,13 @@
   const useWord = (use) => (use && texts.querySelector(`[data-word="use-${use}"]`) ? word(`use-${use}`) : use);
   const stateWord = (state) =>
     ["active", "revoked", "expired"].includes(state) ? word(`state-${state}`) : word("state-other");
+  // A value of the verifier's vocabulary in the page's words, where the page has them (the raw
+  // value goes in the row's title); one it does not know is shown as it is.
+  const inWords = (prefix, value) =>
+    (value && texts.querySelector(`[data-word="${prefix}-${CSS.escape(value)}"]`) ? word(`${prefix}-${value}`) : value);
+  // The first 8 of a grant id's 32 hex digits: enough to tell grants apart when reading, with the
+  // whole id in the title and in the details.
+  const shortGrant = (grantId) => (grantId ? { text: `${grantId.slice(0, 8)}…`, title: grantId } : grantId);
 
   // The values the verdict texts name, from the likeness.verify/1 object.
   function facts(result) {
@@ -173,7 +183,7 @@
       artist,
       org: grant.org_name || grant.org_slug,
       when: (render.recorded_at || "").slice(0, 10),
-      grant: grant.grant_id,
+      grant: shortGrant(grant.grant_id),
       use: useWord(grant.use || render.use),
       state: stateWord(grant.state),
       signer: c2pa.signer,
@@ -264,9 +274,17 @@
     return report;
   }
 
-  const row = (list, label, value) => {
+  const row = (list, label, value, raw) => {
     if (value === undefined || value === null || value === "") return;
-    list.append(el("dt", { text: label }), el("dd", { text: Array.isArray(value) ? value.join(", ") : String(value) }));
+    const dd = el("dd", { text: Array.isArray(value) ? value.join(", ") : String(value) });
+    if (raw) dd.title = Array.isArray(raw) ? raw.join(", ") : String(raw);
+    list.append(el("dt", { text: label }), dd);
+  };
+  // A grant's id as code (copied whole into a complaint) and its state today in words.
+  const grantRows = (list, grant) => {
+    if (!grant || !grant.grant_id) return;
+    list.append(el("dt", { text: word("grant") }), el("dd", {}, [el("code", { class: "grant-id", text: grant.grant_id })]));
+    row(list, word("grant-state"), grant.state && inWords("state", grant.state), grant.state);
   };
 
   function details(result, source) {
@@ -276,9 +294,12 @@
     if (c2pa.present) {
       const list = el("dl", { class: "facts" });
       row(list, word("signer"), c2pa.signer);
-      row(list, word("c2pa-state"), c2pa.state);
-      row(list, word("actions"), c2pa.actions);
-      row(list, word("source-type"), (c2pa.digital_source_type || "").split("/").pop());
+      row(list, word("c2pa-state"), inWords("c2pa", c2pa.state), c2pa.state);
+      const actions = c2pa.actions || [];
+      row(list, word("actions"), actions.map((action) => inWords("action", action)), actions);
+      const sourceType = (c2pa.digital_source_type || "").split("/").pop();
+      row(list, word("source-type"), inWords("source", sourceType), c2pa.digital_source_type);
+      grantRows(list, c2pa.consent);
       box.append(list);
       if (c2pa.consent_assertion) {
         box.append(el("p", { class: "muted small", text: word("consent") }),
@@ -295,6 +316,7 @@
       const render = mark.ledger_entry || {};
       row(list, word("render"), render.job_id);
       row(list, word("recorded"), render.recorded_at);
+      grantRows(list, mark.grant);
       box.append(list);
     } else box.append(el("p", { class: "muted", text: word("watermark-none") }));
     const label = result.visible_label;
