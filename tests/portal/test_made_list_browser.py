@@ -3,17 +3,14 @@ laptop in English: thumbnails load, watermark ids wrap inside the page, the page
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import cv2
 import pytest
 
-from likeness.consent.canonical import now_utc
 from likeness.media.synthetic import astronaut
 from tests.browser import collect_errors, scroll_width
 
 from .conftest import shots_folder
-from .test_portal_plain_words_browser import LAPTOP, PHONE, _a_render_under, _holder_signed_in
+from .test_portal_plain_words_browser import LAPTOP, PHONE, _a_render_under, _holder_signed_in, _music_video_request
 
 
 @pytest.mark.parametrize("size, language", [(PHONE, "ko"), (PHONE, "en"), (LAPTOP, "ko"), (LAPTOP, "en")])
@@ -22,14 +19,8 @@ def test_the_holder_reads_everything_made_under_their_grants(browser, portal_ser
     portal, context, page = _holder_signed_in(browser, portal_service, size, language)
     errors = collect_errors(page, [], console=False)
     try:
-        request = portal.draft_request(
-            "sora",
-            "studio",
-            ["music_video"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
-            purpose="Spring comeback",
-            created_by="legal",
+        request = _music_video_request(
+            portal,
             previews=[cv2.imencode(".png", cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()],
         )
         page.goto(f"{url}/portal/requests/{request.request_id}")

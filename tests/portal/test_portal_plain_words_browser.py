@@ -61,14 +61,9 @@ def test_after_revoking_the_holder_reads_what_stops_and_what_was_made_in_words(b
         page.goto(f"{url}/lang/ko?next=/portal/invite/{token}")
         page.click("[data-passkey-register]")
         page.wait_for_url(f"{url}/portal")
-        request = portal.draft_request(
-            "sora",
-            "studio",
-            ["music_video"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
+        request = _music_video_request(
+            portal,
             purpose="봄 컴백 뮤직비디오 Spring comeback 🌸✨ " + "아주 긴 설명 " * 60,
-            created_by="legal",
             previews=[cv2.imencode(".png", cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()],
         )
         page.goto(f"{url}/portal/requests/{request.request_id}")
@@ -117,6 +112,20 @@ def test_after_revoking_the_holder_reads_what_stops_and_what_was_made_in_words(b
         context.close()
 
 
+def _music_video_request(portal, *, purpose: str = "Spring comeback", previews: list[bytes] | None = None):
+    """The studio's request for Sora's music video (90 days, 3 renders), drafted by legal."""
+    return portal.draft_request(
+        "sora",
+        "studio",
+        ["music_video"],
+        valid_until=now_utc() + timedelta(days=90),
+        max_renders=3,
+        purpose=purpose,
+        created_by="legal",
+        previews=previews or (),
+    )
+
+
 def _holder_signed_in(browser, portal_service, size, language):
     """Sora's guardian, signed in with a passkey in a fresh ``language`` context at ``size``."""
     url, workspace = portal_service["url"], portal_service["workspace"]
@@ -144,15 +153,7 @@ def test_a_request_signed_in_another_tab_or_before_going_back_shows_the_decision
     portal, context, page = _holder_signed_in(browser, portal_service, PHONE, "ko")
     errors = collect_errors(page, [], console=False)
     try:
-        asked = portal.draft_request(
-            "sora",
-            "studio",
-            ["music_video"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
-            purpose="Spring comeback",
-            created_by="legal",
-        )
+        asked = _music_video_request(portal)
         other = context.new_page()
         other.goto(f"{url}/portal/requests/{asked.request_id}")
         page.goto(f"{url}/portal/requests/{asked.request_id}")
@@ -203,14 +204,9 @@ def test_a_purpose_of_long_unbroken_text_does_not_push_the_request_sideways(brow
     url = portal_service["url"]
     portal, context, page = _holder_signed_in(browser, portal_service, PHONE, "ko")
     try:
-        asked = portal.draft_request(
-            "sora",
-            "studio",
-            ["music_video"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
+        asked = _music_video_request(
+            portal,
             purpose="봄 컴백 🌸 Spring comeback, storyboard https://example.org/" + "x" * 140 + " 끝",
-            created_by="legal",
         )
         page.goto(f"{url}/portal/requests/{asked.request_id}")
         assert scroll_width(page) <= PHONE["width"]
@@ -256,15 +252,7 @@ def test_the_revoked_note_and_the_recovery_page_have_no_axe_violations(browser, 
     portal, context, page = _holder_signed_in(browser, portal_service, PHONE, language)
     errors = collect_errors(page, [], console=False)
     try:
-        asked = portal.draft_request(
-            "sora",
-            "studio",
-            ["music_video"],
-            valid_until=now_utc() + timedelta(days=90),
-            max_renders=3,
-            purpose="Spring comeback",
-            created_by="legal",
-        )
+        asked = _music_video_request(portal)
         page.goto(f"{url}/portal/requests/{asked.request_id}")
         page.click("[data-passkey-sign]")
         page.wait_for_url(f"{url}/portal/grants/*")
