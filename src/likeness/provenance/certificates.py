@@ -74,9 +74,12 @@ class SigningSetup:
     not_valid_after: str
 
     def private_key_pem(self) -> bytes:
-        """Read the end-entity private key (for the signer only; never log or print it)."""
+        """Read the end-entity private key (for the signer only; never log or print it), under
+        the same rule as when the setup was loaded: the file may have changed since."""
         try:
-            return self.key_path.read_bytes()
+            return read_key_file(self.key_path)
+        except KeyFileRefused as refused:
+            raise ProvenanceError(f"{self.key_path}: private key file {refused.reason}") from None
         except OSError as exc:
             raise ProvenanceError(f"{self.key_path}: signing key unreadable ({exc.strerror})") from None
 
