@@ -20,6 +20,9 @@ from likeness.media.video import iter_video_frames
 from likeness.provenance.writer import LabelledVideo
 from likeness.render import RefineOptions, RenderOptions, render_media
 
+#: A render's checkpoint bounds: a 64 px model, the default ``max_faces`` and ``checkpoint_every``.
+BOUNDS = {"resolution": 64, "faces_per_frame": 8, "frames_per_chunk": 250}
+
 
 def _options() -> RenderOptions:
     # Without the occlusion mask: it follows the crop, and MediaPipe's tracking restart at a
@@ -292,7 +295,7 @@ def test_a_checkpoint_file_that_is_not_a_regular_file_is_a_typed_error_naming_it
 
     def attempt() -> None:
         try:
-            outcome.append(RenderCheckpoint(folder, workspace.keys_dir, {"x": 1}).open())
+            outcome.append(RenderCheckpoint(folder, workspace.keys_dir, {"x": 1}, **BOUNDS).open())
         except BaseException as exc:  # noqa: BLE001 - checked below
             outcome.append(exc)
         try:
@@ -343,3 +346,66 @@ def test_an_interlaced_take_resumes_to_the_same_deinterlaced_frames(trained_worl
         # Frames after the resume point are rendered again; on this fast pan (8 px a frame) the
         # restarted FaceMesh tracking moves their faces by more than the slow clip above allows.
         assert comb_energy(resumed) < 0.5 * comb_energy(woven[index]), index
+
+
+def _checkpoint_with_one_chunk(folder: Path, keys_dir: Path):
+    from types import SimpleNamespace
+
+    from likeness.render.checkpoint import RenderCheckpoint
+
+    side = BOUNDS["resolution"]
+    written = RenderCheckpoint(folder, keys_dir, {"x": 1}, **BOUNDS)
+    written.start("7" * 32)
+    face = SimpleNamespace(
+        swapped=True, affine=np.eye(2, 3), crop=np.zeros((side, side, 3), np.uint8), mask=np.ones((side, side))
+    )
+    written.add(0, [face])
+    written.commit(1, {"tracker": {}})
+    return RenderCheckpoint(folder, keys_dir, {"x": 1}, **BOUNDS)
+
+
+@pytest.mark.parametrize("which", ["state.bin", "recipes-000000000.bin"])
+def test_a_checkpoint_file_larger_than_the_render_can_write_is_refused_unread(tmp_path, which) -> None:
+    """``state.bin`` and the recipe chunks were read whole, whatever their size: a sparse 10 GB
+    ``state.bin`` (``truncate -s``) beside the output was read into memory by the next render.
+    Each is now bounded by what this render can write (its model's crop side, ``max_faces``,
+    ``checkpoint_every``) and a larger one is refused from its size, before a byte is read."""
+    import os
+    import tracemalloc
+
+    from likeness.errors import MediaError
+
+    folder, keys_dir = tmp_path / ".clip.mp4.render-checkpoint", tmp_path / "keys"
+    resume = _checkpoint_with_one_chunk(folder, keys_dir).open()
+    assert resume is not None and resume.next_index == 1 and len(resume.recipes[0]) == 1
+
+    large = folder / which
+    os.truncate(large, 10 * 1000**3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MediaError) as refused:
+            checkpoint_module.RenderCheckpoint(folder, keys_dir, {"x": 1}, **BOUNDS).open()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.path == str(large)
+    assert refused.value.reason.startswith("10,000,000,000 bytes, more than the ")
+    assert peak < 10 * 1024**2
+    assert large.exists()  # refused, not discarded: the folder is the user's to remove
+
+
+def test_the_largest_recipe_chunk_a_render_writes_is_within_its_bound() -> None:
+    """Every face of every frame between two checkpoints swapped, each crop and mask noise (what
+    compresses least): the sealed chunk still fits the bound a resume reads it under."""
+    side, faces, frames = 32, 8, 10
+    rng = np.random.default_rng(16)
+    recipes = [
+        (frame, n, (np.eye(2, 3), rng.integers(0, 256, (side, side, 3), np.uint8), rng.random((side, side))))
+        for frame in range(864_000 - frames, 864_000)  # the last frames of 4 hours at 60 fps: the longest names
+        for n in range(faces)
+    ]
+    sealed = checkpoint_module.seal(
+        bytes(32), "7" * 32, "recipes-863990000.bin", checkpoint_module.recipes_to_npz(recipes)
+    )
+    bound = checkpoint_module.recipe_chunk_max_bytes(resolution=side, faces_per_frame=faces, frames_per_chunk=frames)
+    assert len(sealed) <= bound < 2 * len(sealed)

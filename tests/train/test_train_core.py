@@ -471,3 +471,23 @@ def test_recipes_for_long_runs_carry_their_stop_and_others_keep_1000_iterations(
     assert recipe_stop("cpu-overnight-128") == {"iterations": None, "minutes": 480.0}
     assert recipe_stop("gpu-256") == {"iterations": 100_000, "minutes": None}
     assert recipe_stop("preview") == recipe_stop("cpu-64") == recipe_stop(None) == {"iterations": 1000, "minutes": None}
+
+
+def test_a_checkpoint_larger_than_any_written_is_refused_unread_naming_its_size(tmp_path: Path):
+    """``checkpoint.pt`` was read whole, whatever its size: a checkpoint grown to a sparse 10 GB
+    (``truncate -s``) was read into memory by ``--resume`` and ``model export``."""
+    import tracemalloc
+
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(path, {"iteration": 1})
+    os.truncate(path, 10 * 1000**3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ModelError, match=r"checkpoint.pt: checkpoint of 10,000,000,000 bytes, more than the 8,589,934,592 "
+        ):
+            ckpt.load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 1024**2

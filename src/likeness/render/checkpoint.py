@@ -48,9 +48,20 @@ from likeness.keyfiles import KeyFileRefused, read_key_file
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+#: What sealing adds to a plaintext: the nonce and AES-GCM's 16-byte tag.
+SEAL_BYTES = NONCE_BYTES + 16
 JOB_FILE, STATE_FILE = "job.json", "state.bin"
 #: job.json holds an id and a fingerprint: a few hundred bytes; more is not one this module wrote.
 JOB_FILE_MAX_BYTES = 64 * 1024
+#: The most ``np.savez`` adds around one array: its ``.npy`` header (128 bytes), its zip entry and
+#: directory record with zip64 extras (under 200 bytes for these names); also the archive's end.
+NPZ_ARRAY_OVERHEAD = 512
+#: The most bytes one float of the renderer's state takes in its JSON ("1.1920928955078125e-07, ").
+JSON_FLOAT_BYTES = 26
+#: A state's part that does not scale with the crop: the live tracks' filters, identities and eye
+#: samples, and the report's tally of every track of the clip so far (about 250 bytes each, so
+#: this is room for some 250,000 tracks).
+STATE_BASE_MAX_BYTES = 64 * 1024 * 1024
 #: A face recipe: (affine float (2, 3), colour-corrected crop uint8 (R, R, 3), mask float32 (R, R) in [0, 1]).
 Recipe = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -59,25 +70,66 @@ class CheckpointInvalid(Exception):
     """A checkpoint that cannot be trusted (no key, altered, incomplete); it is discarded."""
 
 
-def read_checkpoint_file(path: Path, *, max_bytes: int | None = None) -> bytes:
+def recipe_chunk_max_bytes(*, resolution: int, faces_per_frame: int, frames_per_chunk: int) -> int:
+    """The largest sealed recipe chunk a render can write: ``frames_per_chunk`` frames (its
+    ``checkpoint_every``; batches end at checkpoints) of up to ``faces_per_frame`` faces (its
+    ``max_faces``), each an affine (float64 2x3), a crop (uint8 R x R x 3) and a mask (uint8 R x R)
+    at the model's ``resolution`` R.
+
+    >>> recipe_chunk_max_bytes(resolution=128, faces_per_frame=8, frames_per_chunk=250)
+    134240540
+    """
+    per_face = 2 * 3 * 8 + resolution * resolution * 4 + 3 * NPZ_ARRAY_OVERHEAD
+    return frames_per_chunk * faces_per_frame * per_face + NPZ_ARRAY_OVERHEAD + SEAL_BYTES
+
+
+def state_max_bytes(*, resolution: int, faces_per_frame: int) -> int:
+    """The largest sealed ``state.bin`` a render can write: :data:`STATE_BASE_MAX_BYTES` plus the
+    last swap output (float32 3 x R x R, as JSON) of each track that can be live at once: up to
+    ``faces_per_frame`` new ones a frame, each kept ``TRACK_MAX_MISSED`` frames after its last face.
+
+    >>> state_max_bytes(resolution=128, faces_per_frame=8)
+    230686748
+    """
+    from likeness.render.frame import TRACK_MAX_MISSED
+
+    live_tracks = faces_per_frame * (TRACK_MAX_MISSED + 1)
+    return STATE_BASE_MAX_BYTES + live_tracks * 3 * resolution * resolution * JSON_FLOAT_BYTES + SEAL_BYTES
+
+
+def read_checkpoint_file(path: Path, *, max_bytes: int) -> bytes:
     """The bytes of checkpoint file ``path``; :class:`MediaError` naming it when it is not a
-    regular file, ``CheckpointInvalid`` when it is over ``max_bytes``.
+    regular file or holds more than ``max_bytes``.
 
     Opened without blocking: a FIFO placed as ``job.json`` would otherwise hold the render (and the
-    sweep that starts every render) for ever. A FIFO or folder is never a file this module writes,
-    so it is refused, not discarded with the folder: discarding would delete what a folder holds.
+    sweep that starts every render) for ever. A FIFO, a folder or a file larger than any this
+    module writes is refused, not discarded with the folder: discarding would delete what a folder
+    holds, and a file's size is checked before a byte of it is read, so a sparse 10 GB
+    ``state.bin`` costs nothing.
     """
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise MediaError(path, "not a regular file (the renderer writes only files there); remove it to render")
+        if status.st_size > max_bytes:
+            raise MediaError(path, _too_large(status.st_size, max_bytes))
         with os.fdopen(os.dup(descriptor), "rb") as handle:
-            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+            # A read allocates what it asks for: the size, not the bound; one byte more tells a
+            # file that grew since.
+            data = handle.read(status.st_size + 1)
     finally:
         os.close(descriptor)
-    if max_bytes is not None and len(data) > max_bytes:
-        raise CheckpointInvalid(f"{Path(path).name}: over {max_bytes} bytes")
+    if len(data) > status.st_size:  # never a file the renderer wrote: it replaces files whole
+        raise CheckpointInvalid(f"{Path(path).name}: changed while it was read")
     return data
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return (
+        f"{size:,} bytes, more than the {max_bytes:,} this render's checkpoint can hold (not a file the "
+        f"renderer wrote); remove the checkpoint folder to render"
+    )
 
 
 def _read_job_file(folder: Path) -> dict[str, Any]:
@@ -205,10 +257,25 @@ class RenderCheckpoint:
     :meth:`remove` when the job ends.
     """
 
-    def __init__(self, folder: Path, keys_dir: Path, fingerprint: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        keys_dir: Path,
+        fingerprint: dict[str, Any],
+        *,
+        resolution: int,
+        faces_per_frame: int,
+        frames_per_chunk: int,
+    ) -> None:
         self.folder = Path(folder)
         self.keys_dir = Path(keys_dir)
         self.fingerprint = fingerprint
+        # What this render can write, from its model's crop side and its options: a larger file
+        # is not one it wrote, and is refused before it is read.
+        self.state_max_bytes = state_max_bytes(resolution=resolution, faces_per_frame=faces_per_frame)
+        self.chunk_max_bytes = recipe_chunk_max_bytes(
+            resolution=resolution, faces_per_frame=faces_per_frame, frames_per_chunk=frames_per_chunk
+        )
         self.job_id: str | None = None
         self.discarded: list[str] = []  # job ids of discarded checkpoints (their temporaries go too)
         self._key: bytes | None = None
@@ -246,7 +313,8 @@ class RenderCheckpoint:
             if any(self.folder.glob("recipes-*")):
                 raise CheckpointInvalid("recipe chunks without a state")
             return ResumePoint(job_id)
-        state = strict_json.loads(unseal(key, job_id, STATE_FILE, read_checkpoint_file(state_path)))
+        sealed_state = read_checkpoint_file(state_path, max_bytes=self.state_max_bytes)
+        state = strict_json.loads(unseal(key, job_id, STATE_FILE, sealed_state))
         chunks = [str(name) for name in state["chunks"]]
         on_disk = sorted(p.name for p in self.folder.glob("recipes-*"))
         if sorted(chunks) != on_disk:
@@ -254,9 +322,8 @@ class RenderCheckpoint:
         next_index = int(state["next_index"])
         recipes: dict[int, list[Recipe]] = {}
         for name in chunks:
-            recipes.update(
-                recipes_from_npz(unseal(key, job_id, name, read_checkpoint_file(self.folder / name)), next_index)
-            )
+            sealed = read_checkpoint_file(self.folder / name, max_bytes=self.chunk_max_bytes)
+            recipes.update(recipes_from_npz(unseal(key, job_id, name, sealed), next_index))
         self._chunks = chunks
         return ResumePoint(job_id, next_index, state["renderer"], recipes)
 

@@ -752,7 +752,14 @@ class _VideoRender:
             "model": str(model_sha256),
             "options": self.options.fingerprint(),
         }
-        self.checkpoint = RenderCheckpoint(_checkpoint_dir(self.out), self.workspace.keys_dir, key)
+        self.checkpoint = RenderCheckpoint(
+            _checkpoint_dir(self.out),
+            self.workspace.keys_dir,
+            key,
+            resolution=self.renderer.resolution,
+            faces_per_frame=self.options.max_faces,
+            frames_per_chunk=self.options.checkpoint_every,
+        )
         try:
             self.resume = self.checkpoint.open()  # None also when one was discarded: foreign, keyless or altered
         except BaseException:

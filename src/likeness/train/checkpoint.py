@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,12 @@ from likeness.errors import ConsentError, LikenessError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "likeness.checkpoint/1"
+#: The largest checkpoint read. A training checkpoint holds about 16 bytes a parameter (float32
+#: weights, their running average and Adam's two moments) and the small code discriminator with
+#: its own: LIAE at 256 px, the largest registered default (135 M parameters), makes one of about
+#: 2.2 GB, so this leaves room for networks of about 500 M parameters (``--model-option`` widths).
+#: Which network a checkpoint holds is known only once it is read, hence a constant.
+CHECKPOINT_MAX_BYTES = 8 * 1024**3
 
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
@@ -81,13 +88,14 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     """(state, SHA-256 of the file's bytes): the file is read once, so the hash is of what was loaded.
 
     Uses ``weights_only=True``: a checkpoint is data (tensors and plain containers), never code.
-    ``ModelError`` if missing or corrupt.
+    ``ModelError`` if missing, corrupt, or larger than :data:`CHECKPOINT_MAX_BYTES` (told from its
+    size before a byte is read).
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no checkpoint here")
     try:
-        payload = path.read_bytes()
+        payload = _read_bounded(path, CHECKPOINT_MAX_BYTES)
     except OSError as exc:
         raise ModelError(f"{path}: checkpoint unreadable ({exc.strerror or type(exc).__name__})") from None
     try:
@@ -105,6 +113,29 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a likeness checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state, hashlib.sha256(payload).hexdigest()
+
+
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``; ``ModelError`` naming it and its size when it holds
+    more than ``max_bytes``. Opened without blocking: a FIFO swapped in after the caller's check is
+    refused, not waited on."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ModelError(f"{path}: checkpoint unreadable (not a regular file)")
+        size = status.st_size
+        if size > max_bytes:
+            raise ModelError(
+                f"{path}: checkpoint of {size:,} bytes, more than the {max_bytes:,} a checkpoint may hold "
+                f"(not one likeness wrote)"
+            )
+        # A read allocates what it asks for: the size, not the bound; one byte more tells a file
+        # that grew since (likeness replaces checkpoints whole).
+        payload = handle.read(size + 1)
+    if len(payload) > size:
+        raise ModelError(f"{path}: checkpoint unreadable (it changed while it was read)")
+    return payload
 
 
 def _first_line(exc: BaseException) -> str:
