@@ -128,3 +128,26 @@ def test_a_label_without_a_record_is_not_called_unlabelled():
     )
     plain = {**painted, "visible_label": {"present": False}}
     assert verdict_headline(translator("en"), plain) == "Mina appears, with no AI label or record"
+
+
+def test_a_grant_not_yet_valid_is_not_headed_no_longer_in_force_in_either_language():
+    """The console's job and case pages headed a grant whose period had not begun "the consent
+    is no longer in force", as the public card did."""
+    from likeness.service.verdicts import GRANT_STATE_HEADLINES, verdict_headline
+
+    assert [text for text in GRANT_STATE_HEADLINES.values() if text not in catalogue("ko")] == []
+    for state, english, korean in [
+        (
+            "not_yet_valid",
+            "Made with AI, but the consent is not in force yet",
+            "AI로 만들었지만 동의가 아직 유효하지 않습니다",
+        ),
+        (
+            "revoked",
+            "Made with AI, but the consent is no longer in force",
+            "AI로 만들었지만 동의가 더 이상 유효하지 않습니다",
+        ),
+    ]:
+        verification = {"verdict": "synthetic-consent-revoked", "watermark": {"grant": {"state": state}}}
+        assert verdict_headline(translator("en"), verification) == english
+        assert verdict_headline(translator("ko"), verification) == korean

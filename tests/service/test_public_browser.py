@@ -405,6 +405,72 @@ def test_the_details_say_their_values_in_words_and_the_verdict_a_short_grant_id(
         context.close()
 
 
+#: The card of a grant not in force, by its state and language: its headline and its one state
+#: line's start. Not yet valid and altered read "not in force" like an unknown grant.
+GRANT_STATE_CARDS = {
+    "revoked": {
+        "en": ("Made with AI, but the consent is no longer in force", "Today that consent is revoked."),
+        "ko": ("AI로 만들었지만 동의가 더 이상 유효하지 않습니다", "현재 이 동의는 철회됨 상태입니다."),
+    },
+    "not_yet_valid": {
+        "en": ("Made with AI, but the consent is not in force yet", "That consent is not in force yet: the period"),
+        "ko": ("AI로 만들었지만 동의가 아직 유효하지 않습니다", "이 동의는 아직 유효하지 않습니다. 동의한 기간이"),
+    },
+    "altered": {
+        "en": (
+            "Made with AI, but the consent is no longer in force",
+            "The agency’s record of that consent no longer matches what was signed",
+        ),
+        "ko": ("AI로 만들었지만 동의가 더 이상 유효하지 않습니다", "소속사에 있는 이 동의의 기록이 서명된 내용과"),
+    },
+    "unknown": {
+        "en": ("Made with AI, but the consent is no longer in force", "Today that consent is not in force."),
+        "ko": ("AI로 만들었지만 동의가 더 이상 유효하지 않습니다", "현재 이 동의는 무효 상태입니다."),
+    },
+}
+
+
+def _answer_with(body: str):
+    return lambda route: route.fulfill(status=200, content_type="application/json", body=body)
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_a_grant_not_yet_valid_or_altered_has_its_own_words_on_the_card(browser, live_service, tmp_path, language):
+    """A grant whose period had not begun, or whose signed record was altered, read "Today that
+    consent is not in force" (as an unknown one does), under a headline saying "no longer". Each
+    has its own line now; the card of a withheld artist's grant still names no one and no date."""
+    import copy
+    import json
+
+    from likeness.media import write_image
+    from likeness.media.synthetic import astronaut
+
+    photo = write_image(tmp_path / "still.jpg", astronaut(), quality=90)
+    context, page, errors = open_page(browser, live_service, "phone", language)
+    try:
+        for state, cards in GRANT_STATE_CARDS.items():
+            answer = copy.deepcopy(SIGNED_ANSWER)
+            answer["verdict"] = "synthetic-consent-revoked"
+            for grant in (answer["watermark"]["grant"], answer["c2pa"]["consent"]):
+                grant.update(state=state, subject_slug=None)  # a withheld artist, as the public answer has it
+            page.route("**/api/v1/public/verify", _answer_with(json.dumps(answer)))
+            assert check(page, photo) == "synthetic-consent-revoked"
+            card = page.locator("[data-result] .verdict-card")
+            headline, line = cards[language]
+            assert card.locator("h2").all_inner_texts() == [headline], state
+            lines = card.locator(".state-line").all_inner_texts()
+            assert len(lines) == 1 and lines[0].startswith(line), (state, lines)
+            shown = card.inner_text()
+            assert "mina" not in shown and "2026-12-01" in shown  # the render's date, and no other
+            assert len([word for word in shown.split() if word[:4].isdigit() and "-" in word]) == 1, shown
+            page.screenshot(path=str(SHOTS / f"grant-{state}-phone-{language}.png"), full_page=True)
+            page.unroute("**/api/v1/public/verify")
+            page.click("[data-result] button.wide >> nth=-1")  # check another file
+        assert errors == []
+    finally:
+        context.close()
+
+
 #: A refusal's sentence by its cause (problem, the page's sentence's start).
 REFUSALS = {
     "uploads-in-progress": (

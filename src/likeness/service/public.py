@@ -44,7 +44,7 @@ from likeness.service.uploads import (
     new_upload_folder,
     receive_upload,
 )
-from likeness.service.verdicts import LABEL_ONLY_HEADLINES, VERDICT_HEADLINES
+from likeness.service.verdicts import GRANT_STATE_HEADLINES, LABEL_ONLY_HEADLINES, VERDICT_HEADLINES
 
 router = APIRouter(route_class=StrictJSONRoute)
 #: What the card says for a subject whose rights holder did not allow public naming.
@@ -439,6 +439,7 @@ def render_public_page(
             "slots": slots,
             "verdict_headlines": VERDICT_HEADLINES,
             "label_only_headlines": LABEL_ONLY_HEADLINES,
+            "grant_state_headlines": GRANT_STATE_HEADLINES,
             "link_days": settings.public_link_days,
             "shared": strict_json.loads(shared_result.result) if shared_result else None,
             "shared_on": shared_result.created_at[:10] if shared_result else "",

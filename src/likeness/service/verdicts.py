@@ -37,6 +37,24 @@ LABEL_ONLY_HEADLINES = {
 }
 
 
+#: The headline of ``synthetic-consent-revoked`` for a grant state the plain one gets wrong:
+#: a grant whose period has not begun is not "no longer" in force.
+GRANT_STATE_HEADLINES = {
+    "not_yet_valid": N_("Made with AI, but the consent is not in force yet"),
+}
+
+
+def named_grant_state(verification: dict[str, Any]) -> str | None:
+    """The state today of the grant a ``likeness.verify/1.1`` object's verdict names: its
+    watermark's grant, else its manifest's consent assertion (the card's grant too).
+
+    >>> named_grant_state({"watermark": {"grant": None}, "c2pa": {"consent": {"state": "altered"}}})
+    'altered'
+    """
+    grant = (verification.get("watermark") or {}).get("grant") or (verification.get("c2pa") or {}).get("consent")
+    return (grant or {}).get("state")
+
+
 def shows_label_only(verification: dict[str, Any]) -> bool:
     """Whether a ``likeness.verify/1.1`` object found the visible AI label and neither our
     watermark nor a C2PA manifest: a label anyone can draw, which proves nothing.
@@ -64,6 +82,8 @@ def verdict_headline(gettext: Callable[..., str], verification: dict[str, Any]) 
     text = VERDICT_HEADLINES.get(code, VERDICT_HEADLINES["error"])
     if shows_label_only(verification):
         text = LABEL_ONLY_HEADLINES.get(code, text)
+    if code == "synthetic-consent-revoked":
+        text = GRANT_STATE_HEADLINES.get(str(named_grant_state(verification)), text)
     faces = (verification.get("faces") or {}).get("faces") or ()
     match: dict[str, Any] = next((face["match"] for face in faces if face.get("match")), {})
     artist = match.get("name") or match.get("slug") or gettext("an artist this agency represents")

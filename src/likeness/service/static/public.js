@@ -167,11 +167,27 @@
   // whole id in the title and in the details.
   const shortGrant = (grantId) => (grantId ? { text: `${grantId.slice(0, 8)}…`, title: grantId } : grantId);
 
+  // The grant the verdict names: its watermark's, else its manifest's (verdicts.named_grant_state).
+  const namedGrant = (result) => (result.watermark || {}).grant || (result.c2pa || {}).consent || {};
+
+  // Of a verdict's parts written per grant state (data-state), keep the one for this grant's
+  // state where there is one, else the general one (data-state=""). Words only: the answer's
+  // grant state, which the details show too, and nothing more of the grant.
+  function forGrantState(root, state) {
+    const parts = [...root.querySelectorAll("[data-state]")];
+    const own = new Set(parts.filter((part) => part.dataset.state === state).map((part) => part.tagName));
+    for (const part of parts) {
+      const general = part.dataset.state === "" && !own.has(part.tagName);
+      if (part.dataset.state !== state && !general) part.remove();
+    }
+    return root;
+  }
+
   // The values the verdict texts name, from the likeness.verify/1 object.
   function facts(result) {
     const watermark = result.watermark || {};
     const c2pa = result.c2pa || {};
-    const grant = watermark.grant || c2pa.consent || {};
+    const grant = namedGrant(result);
     const render = watermark.ledger_entry || {};
     const faces = (result.faces && result.faces.faces) || [];
     const matched = faces.find((face) => face.match) || {};
@@ -201,7 +217,7 @@
       || texts.querySelector(`template[data-verdict="${result.verdict}"]:not([data-label-only])`)
       || texts.querySelector('template[data-verdict="error"]');
     const card = el("article", { class: `card verdict-card ${template.dataset.tone}`, "data-verdict": result.verdict });
-    card.append(fill(template.content.cloneNode(true), facts(result)));
+    card.append(forGrantState(fill(template.content.cloneNode(true), facts(result)), namedGrant(result).state || ""));
     if (labelOnly && result.verdict !== "error") card.append(el("p", { "data-label-only": "", text: word("label-only") }));
     if (source) {
       // the name as the visitor's phone gave it (the server's copy is sanitised: "직캠 _1_.jpg")
