@@ -13,6 +13,7 @@ recovery signed by an organisation with an attestation (docs/consent.md).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -1566,10 +1567,18 @@ def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey) -> str | No
     if public is None or fingerprint != body["key_fingerprint"]:
         return "it is not signed with its organisation's key as the ledger records it"
     try:
-        verified = keys.verify(bytes.fromhex(public), canonical_bytes(body), signature)
+        verified = _verifies(public, canonical_bytes(body), signature)
     except ValueError:  # a member no signature covers (NaN, a lone surrogate)
         verified = False
     return None if verified else "its organisation signature does not verify"
+
+
+@functools.lru_cache(maxsize=16384)
+def _verifies(public_hex: str, signed: bytes, signature: str) -> bool:
+    """``keys.verify``, remembered: every reading of the references (each enrolment, gallery
+    sync and audit) checks every seal again, and an Ed25519 check costs about ten times the
+    rest of reading a reference. The answer depends only on these three arguments."""
+    return keys.verify(bytes.fromhex(public_hex), signed, signature)
 
 
 @dataclass(frozen=True)
