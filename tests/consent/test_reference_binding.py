@@ -240,3 +240,35 @@ def test_replacing_the_first_reference_vector_refuses_enrolment(consent_world):
         )
     with pytest.raises(FoundingReferenceMissing, match="subject 'jun'"):
         reg.first_reference_embedding("jun")
+
+
+def test_a_reference_seal_counts_only_with_its_organisations_key_as_the_ledger_records_it():
+    """``reference_seal_problem`` is pure: the organisation's fingerprint and public key come
+    from its ``org.created`` event (here a lookup), never from the event being checked."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from likeness.consent import keys
+    from likeness.consent.canonical import canonical_bytes
+    from likeness.consent.registry import UNSIGNED, reference_event, reference_seal_problem
+
+    org, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    fingerprint = keys.fingerprint(keys.public_raw(org))
+    ledger = {"studio-id": (fingerprint, keys.public_raw(org).hex())}
+    body = reference_event(
+        "jun-id", "jun.jpg", _sha("jun"), _vector(1).tobytes(), org_id="studio-id", key_fingerprint=fingerprint
+    )
+
+    def sealed(payload, key=org):
+        return {**payload, "signature": keys.sign(key, canonical_bytes(payload))}
+
+    assert reference_seal_problem(sealed(body), ledger.get) is None
+    assert reference_seal_problem(body, ledger.get) == UNSIGNED
+    assert "does not verify" in reference_seal_problem(sealed(body, other), ledger.get)
+    assert "does not verify" in reference_seal_problem({**sealed(body), "subject_id": "mina-id"}, ledger.get)
+    assert "not on the ledger" in reference_seal_problem(sealed({**body, "org_id": "rival-id"}), ledger.get)
+    other_fp = keys.fingerprint(keys.public_raw(other))
+    assert "organisation's key as the ledger records it" in reference_seal_problem(
+        sealed({**body, "key_fingerprint": other_fp}, other), ledger.get
+    )
+    assert "malformed" in reference_seal_problem(sealed({**body, "type": "likeness.model-card.v1"}), ledger.get)
+    assert "malformed" in reference_seal_problem(sealed({**body, "attests_seq": "12"}), ledger.get)
