@@ -132,6 +132,22 @@ class FoundingReferenceMissing(RegistryError):
         )
 
 
+class ReferenceUnsealed(RegistryError):
+    """A ``subject.reference_added`` event of subject ``subject`` (ledger row ``seq``) that
+    enrolment would hold references to carries no valid organisation seal: it may be a database
+    editor's, so no reference is enrolled for the subject. ``attestable``: it was written before
+    reference events were sealed, so an operator who recognises the face may attest it."""
+
+    def __init__(self, subject: str, seq: int, problem: str, *, attestable: bool) -> None:
+        self.subject, self.seq, self.attestable = subject, seq, attestable
+        remedy = (
+            f"an operator who recognises the face attests it (likeness subject photos attest {subject})"
+            if attestable
+            else "the workspace is restored from a backup (likeness audit verify)"
+        )
+        super().__init__(f"subject '{subject}': {problem}; no reference is enrolled for it until {remedy}")
+
+
 class ReferenceMismatch(RegistryError):
     """A reference photo's face lies ``distance`` from subject ``slug``'s first reference, past
     ``limit``: not the subject's face, so not stored."""

@@ -3,7 +3,8 @@
 Attack: INSERT INTO reference_embeddings a stranger's vector under the released performer (no
 ledger event, INSERT only). Render would then find the stranger "the released performer" in a
 target photo. Only references whose ``subject.reference_added`` event records the same subject,
-photo digest and vector digest are used; the injected row is ignored and named by audit.
+photo digest and vector digest, sealed with the organisation's key, are used; the injected row
+is ignored and named by audit. An event appended without that key (anchor 28) binds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import EMBEDDING_DIM
-from likeness.errors import FoundingReferenceMissing
+from likeness.errors import FoundingReferenceMissing, ReferenceUnsealed, RegistryError
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -37,6 +38,11 @@ def _insert_row(ws, subject_id: str, source: str, vector: np.ndarray) -> None:
             ),
             {"s": subject_id, "n": f"{source}.jpg", "h": _sha(source), "v": vector.astype("<f4").tobytes()},
         )
+
+
+def _all_rows(ws) -> list:
+    with ws.engine.begin() as conn:
+        return list(conn.execute(text("SELECT id, subject_id, source_name FROM reference_embeddings ORDER BY id")))
 
 
 def _reference_problems(ws) -> list:
@@ -75,24 +81,126 @@ def test_a_replaced_vector_is_not_used_and_is_named(consent_world):
     assert "its first reference (photo 'jun.jpg'" in founding.problem  # and enrolment stops
 
 
-def test_references_enrolled_before_vector_digests_still_count_and_rebind(consent_world):
+def _append_legacy_event(ws, subject_id: str, source: str, vector: np.ndarray | None = None) -> None:
+    """A ``subject.reference_added`` event as written before reference events were sealed
+    (before vector digests too when ``vector`` is None)."""
+    payload = {"subject_id": subject_id, "source_name": f"{source}.jpg", "source_sha256": _sha(source)}
+    if vector is not None:
+        payload["vector_sha256"] = hashlib.sha256(vector.astype("<f4").tobytes()).hexdigest()
+    ws.ledger.append("subject.reference_added", payload)
+
+
+def test_references_enrolled_before_seals_are_not_used_until_attested(consent_world):
+    """An unsigned event may be a database editor's: the reference it binds is not used, audit
+    names it, re-enrolling the photo does not vouch for the stored vector, and an operator's
+    attestation, sealed with the organisation's key, binds it."""
     ws = consent_world.workspace
     reg = ws.registry
     jun = reg.get_subject("jun")
     old = _vector(3)
     _insert_row(ws, jun.id, "old", old)  # as enrolled before events recorded the vector
-    ws.ledger.append(
-        "subject.reference_added", {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")}
-    )
+    _append_legacy_event(ws, jun.id, "old")
 
-    np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
-    (problem,) = _reference_problems(ws)
-    assert "not bound to its vector, re-enrol" in problem.problem
-
-    # Re-enrolling the photo (same embedding) binds the stored vector with a new event.
+    assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
+    unsigned, founding = _reference_problems(ws)
+    assert "is unsigned" in unsigned.problem and "written before reference events were sealed" in unsigned.problem
+    assert "likeness subject photos attest jun" in unsigned.problem
+    assert "subject 'jun': its first reference (photo 'old.jpg'" in founding.problem
     assert not reg.add_reference_embedding("jun", old + 1e-6, source_name="old.jpg", source_sha256=_sha("old"))
+    assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
+
+    (status,) = reg.unsigned_references("jun")
+    assert reg.attest_references("jun", [status.row_id]) == 1
     assert _reference_problems(ws) == []
     np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
+    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)
+    assert reg.unsigned_references("jun") == []
+
+
+def test_a_first_reference_enrolled_before_seals_anchors_once_attested(consent_world):
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    old = _vector(3)
+    _insert_row(ws, jun.id, "old", old)
+    _append_legacy_event(ws, jun.id, "old", old)
+    with pytest.raises(ReferenceUnsealed, match=r"subject 'jun': its first reference \(photo 'old.jpg'") as err:
+        reg.add_reference_embedding("jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"), within_first=9)
+    assert err.value.attestable and "likeness subject photos attest jun" in str(err.value)
+
+    (status,) = reg.unsigned_references("jun")
+    reg.attest_references("jun", [status.row_id])
+    assert reg.add_reference_embedding(
+        "jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"), within_first=9
+    )
+    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)
+
+
+def test_an_editors_unsigned_reference_is_refused_at_enrolment_and_named_by_audit(consent_world):
+    """A database editor inserts a row with another face's vector and appends its
+    ``subject.reference_added`` event with a valid chain (the ledger's own append recomputes
+    it, as the editor would). Before seals, that reference was the subject's: recognition and
+    the extraction filter took the stranger for jun, and for a subject with no reference yet it
+    became the face every later photo is held to."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun, mina = reg.get_subject("jun"), reg.get_subject("mina")
+    genuine, stranger = _vector(1), _vector(2)
+    assert reg.add_reference_embedding("jun", genuine, source_name="jun.jpg", source_sha256=_sha("jun"))
+
+    _insert_row(ws, jun.id, "stranger", stranger)
+    _append_legacy_event(ws, jun.id, "stranger", stranger)
+    _insert_row(ws, mina.id, "stranger", stranger)  # mina had no reference: it would found her
+    _append_legacy_event(ws, mina.id, "stranger", stranger)
+
+    np.testing.assert_array_equal(reg.reference_embeddings("jun"), genuine[None, :])
+    assert reg.reference_embeddings("mina").shape == (0, EMBEDDING_DIM)
+    assert [sid for _, sid, _ in reg.reference_rows()] == [jun.id]
+    with pytest.raises(
+        ReferenceUnsealed, match=r"subject 'mina': its first reference \(photo 'stranger.jpg', ledger row"
+    ) as err:
+        reg.first_reference_embedding("mina")
+    assert not err.value.attestable and "written after reference events were sealed" in str(err.value)
+    assert reg.unsigned_references("jun") == []  # not attestable: the product wrote no unsigned event then
+    with pytest.raises(RegistryError, match="nothing attested"):
+        reg.attest_references("jun", [row for row, sid, _ in _all_rows(ws) if sid == jun.id][1:])
+
+    problems = _reference_problems(ws)
+    assert sorted(p.record_id for p in problems) == sorted([jun.id, mina.id, mina.id])
+    assert all("'stranger.jpg'" in p.problem for p in problems)
+    assert sum("a database editor's; it is not used" in p.problem for p in problems) == 2
+
+
+def test_a_reference_event_sealed_with_another_key_is_not_used(consent_world, tmp_path):
+    """A seal made with a key of the editor's own under the organisation's id, or an
+    organisation's genuine seal of another vector, does not bind the stored vector."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from likeness.consent import keys
+    from likeness.consent.canonical import canonical_bytes
+    from likeness.consent.registry import reference_event
+
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    studio = reg.get_org("studio")
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    stranger = _vector(2)
+    _insert_row(ws, jun.id, "stranger", stranger)
+    body = reference_event(
+        jun.id,
+        "stranger.jpg",
+        _sha("stranger"),
+        stranger.tobytes(),
+        org_id=studio.id,
+        key_fingerprint=studio.key_fingerprint,
+    )
+    forged = keys.sign(Ed25519PrivateKey.generate(), canonical_bytes(body))
+    ws.ledger.append("subject.reference_added", {**body, "signature": forged})
+
+    assert len(reg.reference_embeddings("jun")) == 1
+    (problem,) = _reference_problems(ws)
+    assert "is wrongly sealed" in problem.problem and "its organisation signature does not verify" in problem.problem
 
 
 def test_deleting_the_first_reference_row_refuses_enrolment_rather_than_moving_the_anchor(consent_world):
@@ -134,14 +242,33 @@ def test_replacing_the_first_reference_vector_refuses_enrolment(consent_world):
         reg.first_reference_embedding("jun")
 
 
-def test_a_first_reference_enrolled_before_vector_digests_still_anchors(consent_world):
-    ws = consent_world.workspace
-    reg = ws.registry
-    jun = reg.get_subject("jun")
-    old = _vector(3)
-    _insert_row(ws, jun.id, "old", old)
-    ws.ledger.append(
-        "subject.reference_added", {"subject_id": jun.id, "source_name": "old.jpg", "source_sha256": _sha("old")}
+def test_a_reference_seal_counts_only_with_its_organisations_key_as_the_ledger_records_it():
+    """``reference_seal_problem`` is pure: the organisation's fingerprint and public key come
+    from its ``org.created`` event (here a lookup), never from the event being checked."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from likeness.consent import keys
+    from likeness.consent.canonical import canonical_bytes
+    from likeness.consent.registry import UNSIGNED, reference_event, reference_seal_problem
+
+    org, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    fingerprint = keys.fingerprint(keys.public_raw(org))
+    ledger = {"studio-id": (fingerprint, keys.public_raw(org).hex())}
+    body = reference_event(
+        "jun-id", "jun.jpg", _sha("jun"), _vector(1).tobytes(), org_id="studio-id", key_fingerprint=fingerprint
     )
-    assert reg.add_reference_embedding("jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"))
-    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)
+
+    def sealed(payload, key=org):
+        return {**payload, "signature": keys.sign(key, canonical_bytes(payload))}
+
+    assert reference_seal_problem(sealed(body), ledger.get) is None
+    assert reference_seal_problem(body, ledger.get) == UNSIGNED
+    assert "does not verify" in reference_seal_problem(sealed(body, other), ledger.get)
+    assert "does not verify" in reference_seal_problem({**sealed(body), "subject_id": "mina-id"}, ledger.get)
+    assert "not on the ledger" in reference_seal_problem(sealed({**body, "org_id": "rival-id"}), ledger.get)
+    other_fp = keys.fingerprint(keys.public_raw(other))
+    assert "organisation's key as the ledger records it" in reference_seal_problem(
+        sealed({**body, "key_fingerprint": other_fp}, other), ledger.get
+    )
+    assert "malformed" in reference_seal_problem(sealed({**body, "type": "likeness.model-card.v1"}), ledger.get)
+    assert "malformed" in reference_seal_problem(sealed({**body, "attests_seq": "12"}), ledger.get)

@@ -18,5 +18,6 @@ def mina(workspace, tmp_path):
     """The artist ``mina`` (the astronaut of the gate media), enrolled: the subject to evaluate for."""
     from tests.conftest import add_subject
 
+    workspace.registry.add_org("studio", "Studio")  # its key seals each reference's ledger event
     add_subject(workspace.registry, "mina", "Mina", kind="artist")
     return enrol_as_units(workspace, "mina", tmp_path / "mina-references")

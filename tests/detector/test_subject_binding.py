@@ -42,6 +42,7 @@ def others(tmp_path_factory) -> GateMedia:
 def mina(workspace, tmp_path):
     from tests.conftest import add_subject
 
+    workspace.registry.add_org("studio", "Studio")  # its key seals each reference's ledger event
     add_subject(workspace.registry, "mina", "Mina", kind="artist")
     add_subject(workspace.registry, "yuna", "Yuna", kind="artist")
     return enrol_as_units(workspace, "mina", tmp_path / "mina-references")

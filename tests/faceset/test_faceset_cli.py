@@ -153,3 +153,92 @@ def test_a_new_user_s_slips_with_extract_and_faceset_are_named(studio: dict[str,
     assert result.exit_code == 2 and "--every" in result.output, result.output
     # A file given where a faceset folder goes: said so, not "folder not found".
     assert f"{notes}: is a file, not a faceset folder" in run(home, "faceset", "show", str(notes), code=1)
+
+
+def _enrol_as_before_seals(home: Path, rgb: np.ndarray) -> None:
+    """A reference stored as the product did before reference events were sealed: the row,
+    and a ``subject.reference_added`` event with no organisation seal."""
+    import hashlib
+
+    from likeness import faces
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    (face,) = faces.FaceDetector(max_faces=4, min_confidence=0.5).detect(rgb)
+    vector = np.asarray(faces.FaceEmbedder().embed(rgb, np.asarray(face.landmarks, np.float32)), "<f4")
+    workspace = Workspace.open(Settings(home=home))
+    try:
+        subject = workspace.registry.get_subject("mina")
+        photo = hashlib.sha256(b"old photo").hexdigest()
+        with workspace.engine.begin() as conn:
+            from sqlalchemy import text
+
+            conn.execute(
+                text(
+                    "INSERT INTO reference_embeddings (subject_id, source_name, source_sha256, vector, created_at) "
+                    "VALUES (:s, 'old.jpg', :h, :v, '2026-01-01T00:00:00Z')"
+                ),
+                {"s": subject.id, "h": photo, "v": vector.tobytes()},
+            )
+        workspace.ledger.append(
+            "subject.reference_added",
+            {
+                "subject_id": subject.id,
+                "source_name": "old.jpg",
+                "source_sha256": photo,
+                "vector_sha256": hashlib.sha256(vector.tobytes()).hexdigest(),
+            },
+        )
+    finally:
+        workspace.close()
+
+
+def test_a_reference_from_before_seals_is_attested_by_an_operator_then_anchors(
+    studio: dict[str, Path], astronaut
+) -> None:
+    """A workspace enrolled before reference events were sealed: its references are not used
+    and enrolment is refused until an operator, shown each one, attests them with the
+    organisation's key (``subject photos attest``); a photo of the same face then enrols."""
+    home = studio["home"]
+    _enrol_as_before_seals(home, astronaut)
+
+    refused = run(home, "subject", "photos", "add", "mina", str(studio["mina"]), code=1)
+    assert "error: subject 'mina': its first reference (photo 'old.jpg', ledger row" in refused
+    assert "it carries no organisation seal (written before reference events were sealed)" in refused
+    assert "until an operator who recognises the face attests it (likeness subject photos attest mina)" in refused
+    audit = run(home, "audit", "verify", code=1)
+    assert "of subject 'mina' (photo 'old.jpg'" in audit and "is unsigned" in audit
+
+    listed = runner.invoke(app, ["--home", str(home), "subject", "photos", "attest", "mina"], input="n\n")
+    assert listed.exit_code == 1 and "Traceback" not in listed.output
+    shown = " ".join(listed.output.split())
+    assert "1 reference(s) enrolled before reference events were sealed" in shown
+    assert "photo old.jpg" in shown and "error: nothing attested" in shown
+    unanswered = runner.invoke(app, ["--home", str(home), "subject", "photos", "attest", "mina"], input="")
+    assert unanswered.exit_code == 1 and "attest with --yes" in " ".join(unanswered.output.split())
+
+    assert "reference photos for mina: 1 attested" in run(home, "subject", "photos", "attest", "mina", "--yes")
+    assert "no unsigned reference to attest" in run(home, "subject", "photos", "attest", "mina", "--yes")
+    assert "1 enrolled" in run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    assert "reference" not in run(home, "audit", "verify")
+
+
+def test_photos_add_seals_each_reference_with_the_organisation_named(studio: dict[str, Path]) -> None:
+    """With two organisations and no owner to go by, the one named seals the event; without a
+    name the command says to pick one, before any photo is read."""
+    from likeness.config import Settings
+    from likeness.workspace import Workspace
+
+    home = studio["home"]
+    run(home, "org", "add", "rival")
+    enrol(home, "jun", "--performer")
+    unnamed = run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), code=1)
+    assert "several organisations" in unnamed and "pick one with --org" in unnamed
+    assert "1 enrolled" in run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), "--org", "rival")
+    workspace = Workspace.open(Settings(home=home), read_only=True)
+    try:
+        (event,) = workspace.ledger.find("subject.reference_added")
+        assert event.payload["org_id"] == workspace.registry.get_org("rival").id and event.payload["signature"]
+        assert len(workspace.registry.reference_embeddings("jun")) == 1
+    finally:
+        workspace.close()

@@ -45,6 +45,13 @@ def test_enrollment_keeps_single_face_photos_and_explains_the_rest(
     assert reasons["empty"].startswith("empty file")
     references = ws.registry.reference_embeddings("mina")
     assert references.shape == (2, 128) and references.dtype == np.float32
+    # each event sealed with the key of mina's owner, the workspace's organisation
+    studio = ws.registry.get_org("studio")
+    events = ws.ledger.find("subject.reference_added")
+    assert [(e.payload["org_id"], e.payload["key_fingerprint"]) for e in events] == [
+        (studio.id, studio.key_fingerprint)
+    ] * 2
+    assert all(e.payload["signature"] for e in events)
 
     again = enroll_reference_photos(ws, "mina", [photos["front"]])
     assert again.added == 0 and again.already_enrolled == [str(photos["front"])]

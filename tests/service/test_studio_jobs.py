@@ -249,3 +249,16 @@ def test_a_training_whose_worker_is_killed_resumes_from_its_checkpoint(service_w
     assert iterations.count(5) == 1 or killed_at == 5
     assert all(iterations.count(i) == 1 for i in iterations if i != killed_at), iterations
     assert len(world.workspace.ledger.find("model.trained")) == 1
+
+
+def test_a_references_job_seals_its_events_with_the_callers_organisation(service_world, media):
+    """jun, a performer, has no owner, and with a second organisation the workspace has no only
+    one: the job seals with the key of the organisation that asked for it."""
+    world = service_world
+    registry = world.workspace.registry
+    registry.add_org("rival", "Rival Agency")
+    job = _run(world, _upload(world.token_client(Role.STUDIO), "/api/v1/subjects/jun/references", media["jun.png"]))
+    assert job["state"] == "succeeded", job["error"]
+    (event,) = world.workspace.ledger.find("subject.reference_added")
+    assert event.payload["org_id"] == registry.get_org("studio").id
+    assert len(registry.reference_embeddings("jun")) == 1

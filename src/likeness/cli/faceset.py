@@ -1,4 +1,4 @@
-"""CLI for the faceset area: ``extract``, ``faceset report|show`` and ``subject photos add``."""
+"""CLI for the faceset area: ``extract``, ``faceset report|show`` and ``subject photos add|attest``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, mapped_errors, open_workspace, printable
+from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, printable
 
 #: Near-duplicates named one per line after an extraction; the rest are counted.
 _DUPLICATES_SHOWN = 20
 
 faceset_app = typer.Typer(help="Facesets: coverage reports and contents.", no_args_is_help=True)
 photos_app = typer.Typer(help="Reference photos that identify a subject.", no_args_is_help=True)
+_SIGNER_HELP = "Organisation whose key seals the references (default: settings, the subject's owner or the only org)."
 
 
 def extract(
@@ -215,13 +216,14 @@ def photos_add(
             help="Reference photos, each showing only the subject's face, or videos of the subject alone (up to 8 frames spread over each clip are used)."
         ),
     ],
+    org: Annotated[str | None, typer.Option("--org", help=_SIGNER_HELP)] = None,
 ) -> None:
     """Enrol reference photos or videos: store the subject's identity embeddings used to filter footage."""
     from likeness.faceset import enroll_reference_photos
 
     with mapped_errors():
         workspace = open_workspace(ctx)
-        report = enroll_reference_photos(workspace, subject, photos)
+        report = enroll_reference_photos(workspace, subject, photos, org=org)
     for path, reason in report.skipped:
         console.print(Text.assemble("  ", ("skipped", "yellow"), f" {printable(path)}: {printable(reason)}"))
     for path in report.already_enrolled:
@@ -230,6 +232,51 @@ def photos_add(
     if not report.ok:
         err_console.print(Text.assemble(("error:", "bold red"), " no usable reference photo"))
         raise typer.Exit(1)
+
+
+@photos_app.command("attest")
+def photos_attest(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="Subject slug.")],
+    org: Annotated[str | None, typer.Option("--org", help=_SIGNER_HELP)] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Attest without asking (you have looked at each reference listed).")
+    ] = False,
+) -> None:
+    """Seal references enrolled before reference events were sealed, once you recognise each face."""
+    from likeness.faceset.reference_faces import reference_faces_dir
+
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        record = workspace.registry.get_subject(subject)
+        unsigned = workspace.registry.unsigned_references(record.slug)
+        if not unsigned:
+            console.print(f"{printable(record.slug)}: no unsigned reference to attest")
+            return
+        console.print(
+            f"{printable(record.slug)}: {len(unsigned)} reference(s) enrolled before reference events were "
+            "sealed (or by whoever could write the ledger then); none is used until attested:"
+        )
+        for status in unsigned:
+            console.print(
+                f"  row {status.row_id}: photo {printable(status.source_name)} "
+                f"(sha256 {status.source_sha256[:16]}…, ledger row {status.event_seq})"
+            )
+        console.print(f"their face pictures: {printable(reference_faces_dir(workspace.home, record.id))}")
+        if not yes and not _confirmed(f"Is each of these {printable(record.slug)}'s face? Attest them?"):
+            fail("nothing attested", code=1)
+        count = workspace.registry.attest_references(record.slug, [s.row_id for s in unsigned], org=org)
+    console.print(f"reference photos for {printable(record.slug)}: {count} attested")
+
+
+def _confirmed(question: str) -> bool:
+    """The operator's yes or no; with nothing to read it from, say how to attest instead."""
+    import click
+
+    try:
+        return typer.confirm(question, default=False)
+    except (typer.Abort, click.exceptions.Abort):
+        fail("no answer to the question (no terminal?): look at each reference listed, then attest with --yes")
 
 
 def register(app: typer.Typer) -> None:

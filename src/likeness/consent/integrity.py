@@ -60,12 +60,14 @@ from likeness.consent.passkeys import (
     vouch_malformed,
 )
 from likeness.consent.registry import (
+    REFERENCE_EVENT,
     ReferenceStatus,
     attestation_problem,
     founding_of,
     grant_payload,
     key_recovery_payload,
     key_rotation_payload,
+    reference_seals,
     reference_statuses,
     release_payload,
     revocation_payload,
@@ -1090,24 +1092,30 @@ _REFERENCE_PROBLEMS = {
     "no_event": "has no subject.reference_added event on the ledger (inserted); it is not used",
     "vector_differs": "its vector is not the one its subject.reference_added event (ledger row "
     "{seq}) recorded (replaced); it is not used",
-    "legacy": "its subject.reference_added event (ledger row {seq}) predates vector digests: it is "
-    "used but not bound to its vector, re-enrol the photo to bind it",
+    "unsigned": "is unsigned: its subject.reference_added event (ledger row {seq}): {detail}; it is not used "
+    "until an operator who recognises the face attests it (likeness subject photos attest {slug})",
+    "unsigned_late": "is unsigned: its subject.reference_added event (ledger row {seq}): {detail}, so a "
+    "database editor's; it is not used",
+    "seal_invalid": "is wrongly sealed: its subject.reference_added event (ledger row {seq}): {detail}; it is not used",
 }
 
 
 def reference_problems(session: Session) -> list[ConsentProblem]:
-    """Reference embedding rows not bound to their ledger event (kind ``reference``, record id:
-    the subject id): inserted or replaced rows, which are not used, and rows enrolled before
-    events recorded the vector digest, which are (``registry.reference_statuses``); and
-    subjects whose founding reference is gone, which enrolment refuses
+    """Reference embedding rows the organisation's sealed ledger events do not bind (kind
+    ``reference``, record id: the subject id): inserted or replaced rows, rows whose event is
+    unsigned (written before reference events were sealed, or by a database editor after) or
+    wrongly sealed, none of which are used (``registry.reference_statuses``); and subjects
+    whose founding reference is gone or unsealed, which enrolment refuses
     (``registry.founding_reference``)."""
     statuses = reference_statuses(session)
     by_subject: dict[str, list[ReferenceStatus]] = {}
     for status in statuses:
         by_subject.setdefault(status.subject_id, []).append(status)
-    first_events: dict[Any, LedgerEvent] = {}
-    for event in find_events(session, "subject.reference_added", {}):
-        first_events.setdefault(event.payload.get("subject_id"), event)
+    events: dict[Any, list[LedgerEvent]] = {}
+    found = find_events(session, REFERENCE_EVENT, {})
+    for event in found:
+        events.setdefault(event.payload.get("subject_id"), []).append(event)
+    seals = reference_seals(session, found)
     out = []
     for status in statuses:
         if status.state == "bound":
@@ -1120,11 +1128,11 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
                 status.subject_id,
                 f"reference embedding row {status.row_id} of subject '{who}' (photo {status.source_name!r}, "
                 f"sha256 {status.source_sha256[:16]}…) "
-                + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq),
+                + _REFERENCE_PROBLEMS[status.state].format(seq=status.event_seq, detail=status.detail, slug=who),
             )
         )
     for subject in session.scalars(select(Subject).order_by(Subject.slug)):
-        problem = founding_of(first_events.get(subject.id), by_subject.get(subject.id, [])).problem
+        problem = founding_of(events.get(subject.id, []), by_subject.get(subject.id, []), seals).problem
         if problem:
             out.append(
                 ConsentProblem("reference", subject.id, f"subject '{subject.slug}': {problem}; enrolment refuses it")

@@ -13,6 +13,7 @@ recovery signed by an organisation with an attestation (docs/consent.md).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -72,6 +74,7 @@ from likeness.errors import (
     ConsentRequestError,
     FoundingReferenceMissing,
     ReferenceMismatch,
+    ReferenceUnsealed,
     RegistryError,
 )
 
@@ -586,20 +589,25 @@ class Registry:
         source_name: str,
         source_sha256: str,
         within_first: float | None = None,
+        org: str | None = None,
     ) -> bool:
         """Store one reference embedding, bound to the ledger by a ``subject.reference_added``
-        event that records the digest of the stored vector bytes (``vector_sha256``); returns
-        False if this photo was already enrolled. Re-enrolling a photo whose row predates vector
-        digests binds it (a new event) when the stored vector is this photo's embedding.
+        event that records the digest of the stored vector bytes (``vector_sha256``), sealed
+        with organisation ``org``'s key (``reference_signer``); returns False if this photo was
+        already enrolled.
 
         ``within_first``: refuse (:class:`ReferenceMismatch`) an embedding farther than this
         (Euclidean, as ``faces.match_identity``) from the subject's first reference, read in the
         transaction that stores the row and its event: read earlier, two enrolments of a subject
-        with no reference each founded it on their own face."""
+        with no reference each founded it on their own face. A first reference that is gone
+        (``FoundingReferenceMissing``) or whose event is not sealed (``ReferenceUnsealed``)
+        refuses it too.
+        """
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
             raise RegistryError(f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}")
         record = self.get_subject(subject)
+        signer, org_key = self._reference_key(org, record)
         row = ReferenceEmbedding(
             subject_id=record.id,
             source_name=source_name[:300],
@@ -613,7 +621,7 @@ class Registry:
             if within_first is not None and founding.event is not None:
                 if founding.row is None:
                     session.rollback()
-                    raise FoundingReferenceMissing(record.slug, founding.problem)
+                    raise _founding_error(record.slug, founding)
                 first = np.frombuffer(founding.row.vector, dtype="<f4").astype(np.float64)
                 distance = float(np.linalg.norm(vector.astype(np.float64) - first))
                 if distance > within_first:
@@ -622,33 +630,95 @@ class Registry:
             session.add(row)
             try:
                 session.flush()
-            except IntegrityError:
+            except IntegrityError:  # this photo is stored already (``attest_references`` binds an old one)
                 session.rollback()
-                self._bind_legacy_reference(record.id, source_name, source_sha256, vector)
                 return False
-            Ledger.append_in(
-                session, "subject.reference_added", reference_event(record.id, source_name, source_sha256, row.vector)
+            body = reference_event(
+                record.id,
+                source_name,
+                source_sha256,
+                row.vector,
+                org_id=signer.id,
+                key_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
             )
+            Ledger.append_in(session, REFERENCE_EVENT, {**body, "signature": keys.sign(org_key, canonical_bytes(body))})
             session.commit()
         return True
 
-    def _bind_legacy_reference(self, subject_id: str, source_name: str, source_sha256: str, vector: np.ndarray) -> None:
-        """Bind an already stored reference that predates vector digests, if its vector is this
-        photo's embedding (a vector changed since enrolment stays unbound and named by audit)."""
+    def reference_signer(self, org: str | None, subject: SubjectRecord) -> Organisation:
+        """The organisation whose key seals ``subject``'s references: ``org`` when named, else
+        the subject's owner, else the workspace's only organisation."""
+        if org:
+            return self.get_org(org)
+        if subject.owner_org_id:
+            return self.get_org(subject.owner_org_id)
+        if not self.list_orgs():
+            raise RegistryError(
+                f"subject '{subject.slug}': no organisation yet to seal its references with its key "
+                "(add one with: likeness org add SLUG)"
+            )
+        return self.default_org()
+
+    def _reference_key(self, org: str | None, subject: SubjectRecord) -> tuple[Organisation, Ed25519PrivateKey]:
+        """The signer (``reference_signer``) and its private key, which must be the key its
+        ``org.created`` event records (a seal with any other would not verify)."""
+        signer = self.reference_signer(org, subject)
+        path = self.org_key_path(signer.slug)
+        org_key = keys.load_private_key(path)
+        if keys.fingerprint(keys.public_raw(org_key)) != self._ledger_org_fingerprint(signer.id):
+            raise ConsentError(
+                "signature_invalid",
+                f"{path}: not the key the ledger records for organisation '{signer.slug}'; no reference is sealed with it",
+            )
+        return signer, org_key
+
+    def unsigned_references(self, subject: str) -> list[ReferenceStatus]:
+        """``subject``'s stored references bound only by an event written before reference
+        events were sealed (state ``unsigned``), in the order of those events: what
+        ``attest_references`` would seal. They are not used until then."""
+        record = self.get_subject(subject)
         with self._session_factory() as session:
-            statuses = reference_statuses(session, subject_id)
-        for status in statuses:
-            if status.source_sha256 != source_sha256 or status.state != "legacy":
-                continue
-            stored = np.frombuffer(status.vector, dtype="<f4")
-            if np.allclose(stored, vector, atol=1e-4):
-                self._ledger.append(
-                    "subject.reference_added", reference_event(subject_id, source_name, source_sha256, status.vector)
+            statuses = reference_statuses(session, record.id)
+        return sorted((s for s in statuses if s.state == "unsigned"), key=lambda s: (s.event_seq or 0, s.row_id))
+
+    def attest_references(self, subject: str, row_ids: Iterable[int], *, org: str | None = None) -> int:
+        """Seal, as organisation ``org`` (``reference_signer``), the references ``row_ids`` of
+        ``subject`` that ``unsigned_references`` listed and an operator recognised: one
+        ``subject.reference_added`` event each, naming the unsigned event it attests
+        (``attests_seq``), so the founding reference stays the one the ledger began with.
+        Refused (``RegistryError``) when one of them is no longer unsigned. Returns how many."""
+        record = self.get_subject(subject)
+        signer, org_key = self._reference_key(org, record)
+        wanted = set(row_ids)
+        with self._session_factory() as session:
+            begin_serialized(session, f"likeness.references.{record.id}")
+            todo = [s for s in reference_statuses(session, record.id) if s.row_id in wanted]
+            stale = wanted - {s.row_id for s in todo if s.state == "unsigned"}
+            if stale:
+                session.rollback()
+                raise RegistryError(
+                    f"subject '{record.slug}': reference row(s) {', '.join(map(str, sorted(stale)))} are not "
+                    "unsigned references written before reference events were sealed; nothing attested"
                 )
+            for status in sorted(todo, key=lambda s: (s.event_seq or 0, s.row_id)):
+                body = reference_event(
+                    record.id,
+                    status.source_name,
+                    status.source_sha256,
+                    status.vector,
+                    org_id=signer.id,
+                    key_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
+                    attests_seq=status.event_seq,
+                )
+                Ledger.append_in(
+                    session, REFERENCE_EVENT, {**body, "signature": keys.sign(org_key, canonical_bytes(body))}
+                )
+            session.commit()
+        return len(todo)
 
     def reference_embeddings(self, subject: str) -> np.ndarray:
-        """``(K, 128)`` float32 references of ``subject`` that are bound to the ledger
-        (``reference_statuses``: ``bound`` or ``legacy``), in enrolment order."""
+        """``(K, 128)`` float32 references of ``subject`` that the organisation sealed on the
+        ledger (``reference_statuses``: ``bound``), in enrolment order."""
         record = self.get_subject(subject)
         with self._session_factory() as session:
             blobs = [r.vector for r in reference_statuses(session, record.id) if r.usable]
@@ -662,6 +732,8 @@ class Registry:
 
         ``FoundingReferenceMissing`` when that row was deleted or its vector replaced: the next
         oldest row would otherwise become the face every new reference is held to.
+        ``ReferenceUnsealed`` when that event carries no valid organisation seal and no sealed
+        event attests it: a database editor could have appended it.
         """
         record = self.get_subject(subject)
         with self._session_factory() as session:
@@ -669,7 +741,7 @@ class Registry:
         if founding.event is None:
             return None
         if founding.row is None:
-            raise FoundingReferenceMissing(record.slug, founding.problem)
+            raise _founding_error(record.slug, founding)
         return np.frombuffer(founding.row.vector, dtype="<f4").astype(np.float32)
 
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
@@ -1430,25 +1502,146 @@ def vector_sha256(vector: bytes) -> str:
     return hashlib.sha256(vector).hexdigest()
 
 
-def reference_event(subject_id: str, source_name: str, source_sha256: str, vector: bytes) -> dict[str, Any]:
-    """The ``subject.reference_added`` payload that binds a stored reference to the ledger."""
-    return {
+#: The ledger event that enrols a reference, and what its organisation seal is a seal of.
+REFERENCE_EVENT = "subject.reference_added"
+REFERENCE_SEAL_TYPE = "likeness.subject-reference.v1"
+#: Members every sealed reference event names (``attests_seq`` too, on an attestation).
+_REFERENCE_SEALED = ("subject_id", "source_name", "source_sha256", "vector_sha256", "org_id", "key_fingerprint")
+#: Why an event without any signature is not used (events written before reference events
+#: were sealed have none; so has one a database editor appended).
+UNSIGNED = "it carries no organisation seal"
+
+
+def reference_event(
+    subject_id: str,
+    source_name: str,
+    source_sha256: str,
+    vector: bytes,
+    *,
+    org_id: str,
+    key_fingerprint: str,
+    attests_seq: int | None = None,
+) -> dict[str, Any]:
+    """The body an organisation seals for the ``subject.reference_added`` event of one stored
+    reference: subject, photo and vector digest, and who vouches. ``attests_seq``: the ledger
+    row of the unsigned event (written before reference events were sealed) this one attests."""
+    body: dict[str, Any] = {
+        "type": REFERENCE_SEAL_TYPE,
         "subject_id": subject_id,
         "source_name": source_name,
         "source_sha256": source_sha256,
         "vector_sha256": vector_sha256(vector),
+        "org_id": org_id,
+        "key_fingerprint": key_fingerprint,
     }
+    if attests_seq is not None:
+        body["attests_seq"] = attests_seq
+    return body
+
+
+OrgKey = Callable[[str], tuple[str, str | None] | None]
+
+
+def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey) -> str | None:
+    """Why reference event ``payload`` is not sealed by an organisation (``None``: it is), with
+    the organisation's key as its ``org.created`` event records it (``org_key(org_id)``:
+    fingerprint and public key hex, as ``LedgerConsent.org_key``). ``UNSIGNED`` when it carries
+    no signature at all. The seal covers every member but the signature (pure)."""
+    if "signature" not in payload:
+        return UNSIGNED
+    body = {k: v for k, v in payload.items() if k != "signature"}
+    signature = payload["signature"]
+    attests = body.get("attests_seq", 0)
+    if (
+        body.get("type") != REFERENCE_SEAL_TYPE
+        or not isinstance(signature, str)
+        or any(not isinstance(body.get(name), str) for name in _REFERENCE_SEALED)
+        or not isinstance(attests, int)
+        or isinstance(attests, bool)
+    ):
+        return "its organisation seal is malformed"
+    org = org_key(body["org_id"])
+    if org is None:
+        return f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger"
+    fingerprint, public = org
+    if public is None or fingerprint != body["key_fingerprint"]:
+        return "it is not signed with its organisation's key as the ledger records it"
+    try:
+        verified = _verifies(public, canonical_bytes(body), signature)
+    except ValueError:  # a member no signature covers (NaN, a lone surrogate)
+        verified = False
+    return None if verified else "its organisation signature does not verify"
+
+
+@functools.lru_cache(maxsize=16384)
+def _verifies(public_hex: str, signed: bytes, signature: str) -> bool:
+    """``keys.verify``, remembered: every reading of the references (each enrolment, gallery
+    sync and audit) checks every seal again, and an Ed25519 check costs about ten times the
+    rest of reading a reference. The answer depends only on these three arguments."""
+    return keys.verify(bytes.fromhex(public_hex), signed, signature)
+
+
+@dataclass(frozen=True)
+class ReferenceSeals:
+    """The seal check of every ``subject.reference_added`` event read (ledger row -> ``None``
+    when sealed, else why not) and ``sealed_from``: the ledger row of the first sealed one on
+    the whole ledger (looked up only when an event read is unsigned). The product writes no
+    unsigned reference event from then on, so one after it is a database editor's; one before
+    it was written before events were sealed."""
+
+    problems: dict[int, str | None]
+    sealed_from: int | None
+
+    def sealed(self, event: LedgerEvent) -> bool:
+        return self.problems.get(event.seq, UNSIGNED) is None
+
+    def attestable(self, event: LedgerEvent) -> bool:
+        """Unsigned and written before reference events were sealed."""
+        return self.problems.get(event.seq) == UNSIGNED and (self.sealed_from is None or event.seq < self.sealed_from)
+
+    def why(self, event: LedgerEvent) -> str:
+        """Why ``event`` is not used, in words ("" when it is sealed)."""
+        problem = self.problems.get(event.seq, UNSIGNED)
+        if problem is None:
+            return ""
+        if problem != UNSIGNED:
+            return problem
+        if self.attestable(event):
+            return f"{UNSIGNED} (written before reference events were sealed)"
+        return f"{UNSIGNED}, yet was written after reference events were sealed (ledger row {self.sealed_from})"
+
+
+def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> ReferenceSeals:
+    """Check the seal of each of ``events`` (and find where sealing began) through ``session``."""
+    from likeness.consent.integrity import LedgerConsent
+
+    view = LedgerConsent(session)
+    problems = {e.seq: reference_seal_problem(e.payload, view.org_key) for e in events}
+    if UNSIGNED not in problems.values():  # where sealing began tells only unsigned events apart
+        return ReferenceSeals(problems, None)
+    sealed_from = next(
+        (
+            e.seq
+            for e in find_events(session, REFERENCE_EVENT, {"type": REFERENCE_SEAL_TYPE})
+            if (problems[e.seq] if e.seq in problems else reference_seal_problem(e.payload, view.org_key)) is None
+        ),
+        None,
+    )
+    return ReferenceSeals(problems, sealed_from)
 
 
 @dataclass(frozen=True)
 class ReferenceStatus:
     """A stored reference embedding and its binding to the ledger.
 
-    ``state``: ``bound`` (a ``subject.reference_added`` event of the same subject and photo
-    records this vector's digest), ``legacy`` (its event predates vector digests: used, but not
-    bound to its vector), ``vector_differs`` (events name the photo, none this vector) or
-    ``no_event``; only ``bound`` and ``legacy`` references are used. ``event_seq``: the
-    matching event's ledger row (or the photo's first event), ``None`` without one.
+    ``state``: ``bound`` (an organisation-sealed ``subject.reference_added`` event of the same
+    subject and photo records this vector's digest), and otherwise not used: ``unsigned`` (only
+    events without a seal name it, written before reference events were sealed: an operator
+    may attest it), ``unsigned_late`` (the same, written after sealing began: a database
+    editor's), ``seal_invalid`` (an event whose seal does not verify records it; ``detail``
+    says why), ``vector_differs`` (events name the photo, none this vector) or ``no_event``.
+    ``event_seq``: the matching event's ledger row (or the photo's first event), ``None``
+    without one.
     """
 
     row_id: int
@@ -1458,46 +1651,56 @@ class ReferenceStatus:
     vector: bytes
     state: str
     event_seq: int | None
+    detail: str = ""
 
     @property
     def usable(self) -> bool:
-        return self.state in ("bound", "legacy")
+        return self.state == "bound"
 
 
-def reference_state(vector: bytes, events: list[LedgerEvent]) -> tuple[str, int | None]:
-    """``(state, event row)`` of a stored vector given the ``subject.reference_added`` events
-    of its subject and photo (pure; see ``ReferenceStatus``)."""
+def reference_state(vector: bytes, events: list[LedgerEvent], seals: ReferenceSeals) -> tuple[str, int | None, str]:
+    """``(state, event row, detail)`` of a stored vector given the ``subject.reference_added``
+    events of its subject and photo (pure; see ``ReferenceStatus``). An event from before
+    vector digests names only the photo, so it stands for whatever vector the row holds."""
     digest = vector_sha256(vector)
-    for event in events:
+    sealed = [e for e in events if seals.sealed(e)]
+    for event in sealed:
         if event.payload.get("vector_sha256") == digest:
-            return "bound", event.seq
-    for event in events:
-        if "vector_sha256" not in event.payload:
-            return "legacy", event.seq
-    return ("vector_differs", events[0].seq) if events else ("no_event", None)
+            return "bound", event.seq, ""
+    if sealed:  # the organisation sealed this photo with another vector: replaced
+        return "vector_differs", sealed[0].seq, ""
+    naming = [e for e in events if e.payload.get("vector_sha256", digest) == digest]
+    for event in naming:
+        if seals.problems.get(event.seq, UNSIGNED) != UNSIGNED:
+            return "seal_invalid", event.seq, seals.why(event)
+    for event in naming:
+        return ("unsigned" if seals.attestable(event) else "unsigned_late"), event.seq, seals.why(event)
+    return ("vector_differs", events[0].seq, "") if events else ("no_event", None, "")
 
 
 def reference_statuses(session: Session, subject_id: str | None = None) -> list[ReferenceStatus]:
     """Every stored reference embedding (of ``subject_id``, or all) with its ledger binding,
-    in insertion order. Reference rows are facts anyone with the database can insert; only
-    the ledger says which photo and vector were enrolled for whom."""
+    in insertion order. Reference rows are facts anyone with the database can insert, and so
+    are unsigned ledger events; only an event the organisation sealed says which photo and
+    vector were enrolled for whom."""
     query = select(ReferenceEmbedding).order_by(ReferenceEmbedding.id)
     if subject_id is not None:
         query = query.where(ReferenceEmbedding.subject_id == subject_id)
     rows = list(session.scalars(query))
     if not rows:
         return []
+    found = find_events(session, REFERENCE_EVENT, {"subject_id": subject_id} if subject_id is not None else {})
+    seals = reference_seals(session, found)
     events: dict[tuple[Any, Any], list[LedgerEvent]] = {}
-    for event in find_events(
-        session, "subject.reference_added", {"subject_id": subject_id} if subject_id is not None else {}
-    ):
-        key = (event.payload.get("subject_id"), event.payload.get("source_sha256"))
-        events.setdefault(key, []).append(event)
+    for event in found:
+        events.setdefault((event.payload.get("subject_id"), event.payload.get("source_sha256")), []).append(event)
     out = []
     for row in rows:
-        state, seq = reference_state(row.vector, events.get((row.subject_id, row.source_sha256), []))
+        state, seq, detail = reference_state(row.vector, events.get((row.subject_id, row.source_sha256), []), seals)
         out.append(
-            ReferenceStatus(row.id, row.subject_id, row.source_name, row.source_sha256, bytes(row.vector), state, seq)
+            ReferenceStatus(
+                row.id, row.subject_id, row.source_name, row.source_sha256, bytes(row.vector), state, seq, detail
+            )
         )
     return out
 
@@ -1505,44 +1708,73 @@ def reference_statuses(session: Session, subject_id: str | None = None) -> list[
 @dataclass(frozen=True)
 class FoundingReference:
     """A subject's first ``subject.reference_added`` event (``None`` before any enrolment) and
-    the stored reference it binds (``None`` when no usable row of that photo carries the
-    vector the event recorded)."""
+    the stored reference it binds (``None`` when no usable row of that photo carries the vector
+    the event, or the sealed event attesting it, recorded). ``seal_problem``: why the event is
+    not the organisation's ("" when it, or an attestation of it, is sealed); ``attestable``:
+    it is unsigned and older than sealing, so an operator may attest it."""
 
     event: LedgerEvent | None
     row: ReferenceStatus | None
+    seal_problem: str = ""
+    attestable: bool = False
 
     @property
     def problem(self) -> str:
         """Why the founding reference is unusable, in words ("" when it is fine)."""
         if self.event is None or self.row is not None:
             return ""
-        return (
-            f"its first reference (photo {self.event.payload.get('source_name')!r}, ledger row {self.event.seq}) "
-            "is missing from the database or its vector was replaced"
-        )
+        where = f"its first reference (photo {self.event.payload.get('source_name')!r}, ledger row {self.event.seq})"
+        if self.seal_problem:
+            return f"{where}: {self.seal_problem}"
+        return f"{where} is missing from the database or its vector was replaced"
 
 
 def founding_reference(session: Session, subject_id: str) -> FoundingReference:
     """The reference ``subject_id`` was founded on, by the ledger: every later reference is
     held to it (``faceset.enroll``)."""
-    events = find_events(session, "subject.reference_added", {"subject_id": subject_id})
-    return founding_of(events[0] if events else None, reference_statuses(session, subject_id))
+    events = find_events(session, REFERENCE_EVENT, {"subject_id": subject_id})
+    return founding_of(events, reference_statuses(session, subject_id), reference_seals(session, events))
 
 
-def founding_of(first_event: LedgerEvent | None, statuses: Iterable[ReferenceStatus]) -> FoundingReference:
-    """The stored reference bound to a subject's first ``subject.reference_added`` event among
-    its ``statuses`` (pure). Bound to the event's photo and vector digest, not to the oldest
-    row, which a database editor could delete to move the anchor."""
-    if first_event is None:
+def founding_of(
+    events: list[LedgerEvent], statuses: Iterable[ReferenceStatus], seals: ReferenceSeals
+) -> FoundingReference:
+    """The stored reference bound to the first of a subject's ``subject.reference_added``
+    ``events`` (ledger order) among its ``statuses`` (pure). Bound to that event's photo and
+    vector digest, not to the oldest row, which a database editor could delete to move the
+    anchor; and only when the organisation sealed that event, or a later event attesting it
+    (``attests_seq``), since a database editor can append an unsigned one."""
+    if not events:
         return FoundingReference(None, None)
-    digest = first_event.payload.get("vector_sha256")
+    first = events[0]
+    photo = first.payload.get("source_sha256")
+    digest = first.payload.get("vector_sha256")
+    if not seals.sealed(first):
+        attestation = next(
+            (
+                e
+                for e in events
+                if seals.sealed(e)
+                and e.payload.get("attests_seq") == first.seq
+                and e.payload.get("source_sha256") == photo
+                and digest in (None, e.payload.get("vector_sha256"))
+            ),
+            None,
+        )
+        if attestation is None:
+            return FoundingReference(first, None, seals.why(first), seals.attestable(first))
+        digest = attestation.payload.get("vector_sha256")
     for status in statuses:
-        if status.source_sha256 != first_event.payload.get("source_sha256") or not status.usable:
-            continue
-        # An event from before vector digests names only the photo (``legacy``).
-        if digest is None or vector_sha256(status.vector) == digest:
-            return FoundingReference(first_event, status)
-    return FoundingReference(first_event, None)
+        if status.usable and status.source_sha256 == photo and vector_sha256(status.vector) == digest:
+            return FoundingReference(first, status)
+    return FoundingReference(first, None)
+
+
+def _founding_error(slug: str, founding: FoundingReference) -> RegistryError:
+    """The refusal of enrolment for a subject whose founding reference is unusable."""
+    if founding.seal_problem and founding.event is not None:
+        return ReferenceUnsealed(slug, founding.event.seq, founding.problem, attestable=founding.attestable)
+    return FoundingReferenceMissing(slug, founding.problem)
 
 
 _Row = TypeVar("_Row")

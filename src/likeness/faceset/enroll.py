@@ -80,6 +80,7 @@ def enroll_reference_photos(
     detector: Any | None = None,
     embedder: Any | None = None,
     identity_threshold: float | None = None,
+    org: str | None = None,
 ) -> EnrollmentReport:
     """Compute and store one 128-D reference embedding per usable photo of ``subject`` (or per
     sampled frame of a video, see the module docstring), and keep an upright head crop of it for
@@ -89,10 +90,14 @@ def enroll_reference_photos(
     are skipped with a plain-language reason; so is a photo whose face is farther than
     ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from the subject's first
     reference, which catches a wrong photo handed in by mistake.
+
+    Each stored reference's ledger event is sealed with organisation ``org``'s key (default: the
+    configured organisation, the subject's owner, or the only one: ``Registry.reference_signer``).
     """
     from likeness import faces
 
     record = workspace.registry.get_subject(subject)
+    signer = workspace.registry.reference_signer(org or workspace.settings.org, record)
     detector = detector if detector is not None else faces.FaceDetector(max_faces=4, min_confidence=0.5)
     embedder = embedder if embedder is not None else faces.FaceEmbedder()
     threshold = identity_threshold if identity_threshold is not None else REFERENCE_CONSISTENCY_THRESHOLD
@@ -143,6 +148,7 @@ def enroll_reference_photos(
                     source_name=Path(label).name,
                     source_sha256=picture_sha256,
                     within_first=threshold,
+                    org=signer.slug,
                 )
             except ReferenceMismatch as mismatch:  # another enrolment founded the subject meanwhile
                 report.skipped.append((label, str(mismatch)))

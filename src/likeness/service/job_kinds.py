@@ -237,10 +237,11 @@ def run_references(context: JobContext) -> dict[str, Any]:
 
     subject = str(context.job.params.get("subject", ""))
     context.report(0.05, "asking the consent policy")
-    authorize_extraction(context.workspace, subject, _org_slug(context))
+    org = _org_slug(context)
+    authorize_extraction(context.workspace, subject, org)
     photo = job_upload_path(context.workspace, context.job.params)
     context.report(0.2, "computing the identity embedding")
-    report = enroll_reference_photos(context.workspace, subject, [photo])
+    report = enroll_reference_photos(context.workspace, subject, [photo], org=org)
     name = str(context.job.params.get("name") or photo.name)
     skipped = [reason for _path, reason in report.skipped]
     if not report.ok:
