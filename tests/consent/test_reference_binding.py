@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import EMBEDDING_DIM
-from likeness.errors import FoundingReferenceMissing
+from likeness.errors import ConsentError, FoundingReferenceMissing
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -145,3 +145,33 @@ def test_a_first_reference_enrolled_before_vector_digests_still_anchors(consent_
     )
     assert reg.add_reference_embedding("jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"))
     np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)
+
+
+def test_a_subject_made_again_under_its_slug_enrols_no_reference(consent_world):
+    """A database editor renames jun's row and inserts another under the slug 'jun' (no
+    subject.created event, no reference event): its first photo founded it, and enrolment wrote
+    the subject.reference_added event that made a stranger's face count as 'jun' in the gallery
+    (trial 26). Enrolment now refuses a subject whose row is not the one the ledger enrolled."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    jun = reg.get_subject("jun")
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = 'jun-old' WHERE id = :i"), {"i": jun.id})
+        conn.execute(
+            text(
+                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
+                "SELECT :new, 'jun', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
+                "WHERE id = :i"
+            ),
+            {"i": jun.id, "new": "f" * 32},
+        )
+    with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
+        reg.add_reference_embedding(
+            "jun", _vector(2), source_name="stranger.jpg", source_sha256=_sha("stranger"), within_first=0.6
+        )
+    assert err.value.reason == "subject_altered"
+    with pytest.raises(ConsentError, match="subject_altered|no subject.created event"):
+        reg.first_reference_embedding("jun")  # what enrol_reference_photos asks first, before any photo
+    assert ws.ledger.find("subject.reference_added", subject_id="f" * 32) == []
+    assert [slug for _, slug, _, _ in reg.all_reference_embeddings()] == ["jun-old"]

@@ -609,6 +609,7 @@ class Registry:
         )
         with self._session_factory() as session:
             begin_serialized(session, f"likeness.references.{record.id}")
+            _refuse_unenrolled_subject(session, record)
             founding = founding_reference(session, record.id)
             if within_first is not None and founding.event is not None:
                 if founding.row is None:
@@ -665,6 +666,7 @@ class Registry:
         """
         record = self.get_subject(subject)
         with self._session_factory() as session:
+            _refuse_unenrolled_subject(session, record)
             founding = founding_reference(session, record.id)
         if founding.event is None:
             return None
@@ -1519,6 +1521,24 @@ class FoundingReference:
         return (
             f"its first reference (photo {self.event.payload.get('source_name')!r}, ledger row {self.event.seq}) "
             "is missing from the database or its vector was replaced"
+        )
+
+
+def _refuse_unenrolled_subject(session: Session, record: SubjectRecord) -> None:
+    """``ConsentError`` ``subject_altered`` unless the subject's row is what its
+    ``subject.created`` event recorded. A row a database editor made under a subject's slug (the
+    real one renamed or deleted) has no reference event, so its first photo would found it and
+    the product would write the event that makes a stranger's face count as that subject's."""
+    from likeness.consent.integrity import LedgerConsent, subject_identity_problem
+
+    row = session.get(Subject, record.id)
+    altered = None if row is None else subject_identity_problem(LedgerConsent(session), row)
+    if row is None or altered is not None:
+        session.rollback()
+        raise ConsentError(
+            "subject_altered",
+            f"subject '{record.slug}': {altered.detail if altered else 'its row is gone'}; no reference is "
+            "enrolled for it until the workspace is restored from a backup (likeness audit verify)",
         )
 
 
