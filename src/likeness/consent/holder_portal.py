@@ -805,7 +805,7 @@ class HolderPortal:
                 if passkey.credential_id == credential_id and passkey.retired_seq is not None:
                     raise ConsentError(
                         "credential_not_holders",
-                        f"this passkey was replaced when the holder's passkeys were recovered (ledger row "
+                        f"this passkey was retired when the holder's passkeys or key were recovered (ledger row "
                         f"{passkey.retired_seq})",
                     )
                 if passkey.credential_id == credential_id:
