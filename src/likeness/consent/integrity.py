@@ -550,6 +550,9 @@ class LedgerConsent:
         if any(e.payload.get("purpose") == RECOVERY_PURPOSE for e in invited):
             if not any(e.payload.get("invitation_id") == invitation_id for e in recoveries):
                 return "its recovery invitation does not count (passkey_problems says why)"
+            # an unused link left in a mailbox would open again at every later recovery
+            if recoveries[-1].payload.get("invitation_id") != invitation_id:
+                return "a later passkey recovery superseded its recovery invitation"
             if in_force:
                 return "a recovery invitation gives one new passkey, and the holder has one in force"
         elif earlier:
