@@ -174,4 +174,20 @@ def test_a_subject_made_again_under_its_slug_enrols_no_reference(consent_world):
     with pytest.raises(ConsentError, match="subject_altered|no subject.created event"):
         reg.first_reference_embedding("jun")  # what enrol_reference_photos asks first, before any photo
     assert ws.ledger.find("subject.reference_added", subject_id="f" * 32) == []
-    assert [slug for _, slug, _, _ in reg.all_reference_embeddings()] == ["jun-old"]
+    assert reg.all_reference_embeddings() == []  # the renamed row is left out too (below)
+
+
+def test_a_subject_row_renamed_in_the_database_is_not_recognised_under_its_new_name(consent_world):
+    """A database editor gives jun's row another slug and name: recognition (the gallery verify,
+    scans and the public page read) named jun's face by the edited row, so a verdict and its
+    evidence named someone else (trial 26). A subject whose row is not what its subject.created
+    event recorded is left out of the gallery until the workspace is restored; audit names it."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    jun = reg.get_subject("jun")
+    assert [(sid, slug) for sid, slug, _, _ in reg.all_reference_embeddings()] == [(jun.id, "jun")]
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = 'sora', name = 'Sora' WHERE id = :i"), {"i": jun.id})
+    assert reg.all_reference_embeddings() == []
+    assert any(p.kind == "subject" and p.record_id == jun.id for p in consent_row_problems(ws))

@@ -676,9 +676,17 @@ class Registry:
 
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
         """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references
-        bound to the ledger."""
+        bound to the ledger whose row is what its ``subject.created`` event recorded: recognition
+        names a face by the row, so one a database editor renamed would name it otherwise."""
+        from likeness.consent.integrity import LedgerConsent, subject_identity_problem
+
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            as_enrolled = {s.id for s in session.scalars(select(Subject)) if subject_identity_problem(view, s) is None}
         out = []
         for record in self.list_subjects():
+            if record.id not in as_enrolled:
+                continue
             emb = self.reference_embeddings(record.id)
             if len(emb):
                 out.append((record.id, record.slug, record.name, emb))
