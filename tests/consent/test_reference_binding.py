@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import EMBEDDING_DIM
-from likeness.errors import FoundingReferenceMissing, ReferenceUnsealed, RegistryError
+from likeness.errors import ConsentError, FoundingReferenceMissing, ReferenceUnsealed, RegistryError
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -272,3 +272,49 @@ def test_a_reference_seal_counts_only_with_its_organisations_key_as_the_ledger_r
     )
     assert "malformed" in reference_seal_problem(sealed({**body, "type": "likeness.model-card.v1"}), ledger.get)
     assert "malformed" in reference_seal_problem(sealed({**body, "attests_seq": "12"}), ledger.get)
+
+
+def test_a_subject_made_again_under_its_slug_enrols_no_reference(consent_world):
+    """A database editor renames jun's row and inserts another under the slug 'jun' (no
+    subject.created event, no reference event): its first photo founded it, and enrolment wrote
+    the subject.reference_added event that made a stranger's face count as 'jun' in the gallery
+    (trial 26). Enrolment now refuses a subject whose row is not the one the ledger enrolled."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    jun = reg.get_subject("jun")
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = 'jun-old' WHERE id = :i"), {"i": jun.id})
+        conn.execute(
+            text(
+                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
+                "SELECT :new, 'jun', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
+                "WHERE id = :i"
+            ),
+            {"i": jun.id, "new": "f" * 32},
+        )
+    with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
+        reg.add_reference_embedding(
+            "jun", _vector(2), source_name="stranger.jpg", source_sha256=_sha("stranger"), within_first=0.6
+        )
+    assert err.value.reason == "subject_altered"
+    with pytest.raises(ConsentError, match="subject_altered|no subject.created event"):
+        reg.first_reference_embedding("jun")  # what enrol_reference_photos asks first, before any photo
+    assert ws.ledger.find("subject.reference_added", subject_id="f" * 32) == []
+    assert reg.all_reference_embeddings() == []  # the renamed row is left out too (below)
+
+
+def test_a_subject_row_renamed_in_the_database_is_not_recognised_under_its_new_name(consent_world):
+    """A database editor gives jun's row another slug and name: recognition (the gallery verify,
+    scans and the public page read) named jun's face by the edited row, so a verdict and its
+    evidence named someone else (trial 26). A subject whose row is not what its subject.created
+    event recorded is left out of the gallery until the workspace is restored; audit names it."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    jun = reg.get_subject("jun")
+    assert [(sid, slug) for sid, slug, _, _ in reg.all_reference_embeddings()] == [(jun.id, "jun")]
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = 'sora', name = 'Sora' WHERE id = :i"), {"i": jun.id})
+    assert reg.all_reference_embeddings() == []
+    assert any(p.kind == "subject" and p.record_id == jun.id for p in consent_row_problems(ws))

@@ -242,3 +242,23 @@ def test_photos_add_seals_each_reference_with_the_organisation_named(studio: dic
         assert len(workspace.registry.reference_embeddings("jun")) == 1
     finally:
         workspace.close()
+
+
+def test_photos_add_refuses_a_subject_made_again_under_its_slug(studio: dict[str, Path]) -> None:
+    """A database editor renames mina's row and inserts another under 'mina': the command says
+    so in one line, exit 1, and enrols no face (trial 26; the registry's own test shows why)."""
+    import sqlite3
+
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    with sqlite3.connect(home / "likeness.db") as db:
+        db.execute("UPDATE subjects SET slug = 'mina-old' WHERE slug = 'mina'")
+        db.execute(
+            "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
+            "SELECT :new, 'mina', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
+            "WHERE slug = 'mina-old'",
+            {"new": "e" * 32},
+        )
+    said = run(home, "subject", "photos", "add", "mina", str(studio["hopper"]), code=1)
+    assert said.startswith("refused (subject_altered): subject 'mina': subject row eeee"), said
+    assert "has no subject.created event on the ledger; no reference is enrolled for it" in said

@@ -224,6 +224,13 @@ def test_an_ordinary_invitation_still_gives_no_passkey_to_a_holder_who_had_one(p
     with pytest.raises(ConsentError) as refused:
         register(world.portal, world.holder_id, SoftAuthenticator(), invitation_id=ordinary)
     assert refused.value.reason == "invitation_refused"
+    _append_registration(world, ordinary)
+    assert _in_force(world) == []
+
+
+def _append_registration(world: PasskeyWorld, invitation_id: str) -> None:
+    """A new passkey's registration through ``invitation_id``, signed with the organisation's key
+    and appended straight to the ledger, past the portal's checks."""
     org = world.workspace.registry.get_org("studio")
     org_key = keys.load_private_key(world.workspace.registry.org_key_path("studio"))
     planted = SoftAuthenticator()
@@ -235,7 +242,7 @@ def test_an_ordinary_invitation_still_gives_no_passkey_to_a_holder_who_had_one(p
         origin=RP.origin,
         sign_count=0,
         label="primary",
-        invitation_id=ordinary,
+        invitation_id=invitation_id,
         org_id=org.id,
         org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
         registered_at=utc_iso(now_utc()),
@@ -243,7 +250,28 @@ def test_an_ordinary_invitation_still_gives_no_passkey_to_a_holder_who_had_one(p
     world.workspace.ledger.append(
         PASSKEY_REGISTERED, {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))}
     )
+
+
+def test_a_recovery_link_a_later_recovery_superseded_opens_nothing(passkey_world) -> None:
+    """A recovery link that was never used (left in a mailbox, or read by someone else) opened
+    again each time a later recovery retired the holder's passkeys, until its week was out: after
+    the holder came back through a second link and lost their phone again, the first link made
+    a passkey (trial 26). Only the newest recovery's link registers a passkey."""
+    world = passkey_world
+    stale, stale_token = _recover(world)
+    _recovered(world)  # a second recovery, and the holder's new passkey through its link
+    newest, _ = _recover(world)  # lost again: every passkey retired
+    for use in (  # still within its week and never used: the page says so, and nothing registers
+        lambda: world.portal.open_invitation(stale_token),
+        lambda: register(world.portal, world.holder_id, SoftAuthenticator(), invitation_id=stale),
+    ):
+        with pytest.raises(ConsentError, match="a later recovery link was sent") as refused:
+            use()
+        assert refused.value.reason == "invitation_refused"
+    _append_registration(world, stale)  # nor does the ledger count it, written past the portal
     assert _in_force(world) == []
+    register(world.portal, world.holder_id, SoftAuthenticator(), invitation_id=newest)
+    assert len(_in_force(world)) == 1
 
 
 def test_a_recovery_link_gives_one_passkey_and_audit_lists_the_recovery(passkey_world) -> None:

@@ -26,6 +26,7 @@ from likeness.consent.grant_requests import SignedConsent
 from likeness.consent.holder import sign_vouch
 from likeness.consent.integrity import LedgerConsent
 from likeness.consent.passkeys import PASSKEY_REGISTERED, b64url, passkey_fingerprint
+from likeness.consent.registry import RecoveryAttestation
 from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 from tests.conftest import add_subject, holder_machine, issue_grant
 from tests.portal.conftest import RP, PasskeyWorld, vouch_statement_for
@@ -286,3 +287,41 @@ def test_a_malformed_statement_is_refused_before_signing(offline: Offline) -> No
             sign_vouch({**offline.statement, **edit}, key)
     with pytest.raises(ConsentRequestError):
         SignedConsent.from_json({**offline.vouch().as_json(), "payload": {**offline.statement, "extra": 1}})
+
+
+def test_a_key_recovery_retires_the_passkeys_the_lost_key_vouched_for(offline: Offline) -> None:
+    """The holder's phone (a passkey their key vouched for) is stolen with the laptop holding
+    the key. ``recover-passkey`` refuses a holder who signs offline and points to
+    ``recover-key``, but after ``recover-key`` the stolen phone went on signing grants, and its
+    portal session stayed open (trial 26). The key recovery now retires every passkey in force
+    at its row, as a passkey recovery does; what they signed before stays valid, and the holder
+    vouches for a new passkey with the new key."""
+    world = offline.world
+    registry = world.workspace.registry
+    machine = holder_machine(registry)
+    registry.import_signed(offline.vouch())
+    before = offline.sign_grant()
+    stolen_session, _row = world.portal.open_session(offline.holder_id, offline.authenticator.credential_id)
+    checked = RecoveryAttestation("identity checked against passport M7654321", "J. Park, rights team", "in_person")
+    assert (
+        reason_of(
+            lambda: world.portal.invite_to_recover(
+                "yuna-holder", "studio", created_by="legal", attestation=checked, passkeys_lost=True
+            )
+        )
+        == "invitation_refused"
+    )
+    registry.recover_holder_key(
+        "yuna-holder", org="studio", attestation=checked, new_public_key_pem=machine.public_key("yuna-holder-2")
+    )
+    with pytest.raises(ConsentError, match="retired when the holder's passkeys or key were recovered") as refused:
+        offline.sign_grant()
+    assert refused.value.reason == "credential_not_holders"
+    assert world.portal.session_for(stolen_session) is None
+    with Session(world.workspace.engine) as session:
+        assert LedgerConsent(session).passkeys_in_force(offline.holder_id) == []
+    assert world.workspace.policy.authorize("yuna", "music_video", "studio").grant_id == before
+    # the holder vouches for a new passkey with the recovered key, and it signs
+    new_phone = SoftAuthenticator()
+    registry.import_signed(sign_vouch(statement_for(world, offline.holder_id, new_phone), machine.key("yuna-holder-2")))
+    assert offline.sign_grant(new_phone)

@@ -220,3 +220,47 @@ def test_a_lookalike_who_takes_a_settled_performer_s_place_is_sampled_within_fou
     after = [o for faces in outcomes[shown + 4 * every :] for o in faces]
     assert len(after) == 24 - 4 * every
     assert [o.reason for o in after] == ["not_target"] * len(after)
+
+
+@pytest.mark.parametrize("key", [b"render one", b"render two"])
+def test_a_take_that_shows_the_performer_only_on_the_sampled_frames_is_caught(trained_world, embedder, key) -> None:
+    """Identity samples fell on a fixed schedule (the track's first frame, then every
+    ``identity_every`` steps, four apart once settled), so a take with the performer on exactly
+    those frames and a lookalike the look test misses on every other one had the lookalike
+    swapped on all 68 of her frames. The samples are now placed by the render's secret: the first
+    that lands on her ends the swap, and she is swapped only while a sample of the performer
+    stands (at most one gap of frames after each)."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    every = 2  # the fixed schedule sampled frames 0, 2, then 10, 18, 26, ... (every four steps)
+    frames = [performer if i <= 2 or (i - 2) % (4 * every) == 0 else lookalike for i in range(80)]
+    renderer = trained_world.frame_renderer(FaceDetector(mode="video"), embedder, identity_every=every, sample_key=key)
+    swapped = []
+    for index, rgb in enumerate(frames):
+        faces = renderer.process(rgb, frame_index=index, t_s=index / 25)[1]
+        if rgb is lookalike and any(o.swapped for o in faces):
+            swapped.append(index)
+    assert len(swapped) <= 8
+
+
+def test_a_take_that_flips_between_the_performer_and_a_lookalike_swaps_her_on_no_frame_once_found(
+    trained_world, embedder
+) -> None:
+    """The performer and a lookalike the look test misses take turns every 2 frames. A sample that
+    found the lookalike ended her track's swap, but the next sample of the box that fell on the
+    performer swapped it again until the one after (39 of her 74 frames at the defaults). Once a
+    box has shown her, it is embedded at every frame it would be swapped."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    frames = [performer if (i // 2) % 2 == 0 else lookalike for i in range(80)]
+    renderer = trained_world.frame_renderer(
+        FaceDetector(mode="video"), embedder, identity_every=2, sample_key=b"render two"
+    )
+    hers = []  # (frame, swapped) of the lookalike's frames
+    for index, rgb in enumerate(frames):
+        faces = renderer.process(rgb, frame_index=index, t_s=index / 25)[1]
+        if rgb is lookalike:
+            hers.append((index, any(o.swapped for o in faces)))
+    found = next(i for i, (_, swapped) in enumerate(hers) if not swapped)
+    assert found < len(hers) // 2  # a sample found her in the first half
+    assert [index for index, swapped in hers[found:] if swapped] == []

@@ -335,13 +335,19 @@ class HolderPortal:
 
     def _refuse_recovery_to(self, row: Any, invitation_id: str) -> None:
         """``invitation_refused`` unless the recovery invitation counts on the ledger (signed by
-        the holder's organisation, with its attestation) and no passkey was registered since."""
+        the holder's organisation, with its attestation), is the holder's latest, and no passkey
+        was registered since."""
         with self._session() as session:
             view = LedgerConsent(session)
-            counted = any(e.payload.get("invitation_id") == invitation_id for e in view.passkey_recoveries(row.id))
+            recoveries = [str(e.payload.get("invitation_id")) for e in view.passkey_recoveries(row.id)]
             in_force = view.passkeys_in_force(row.id)
-        if not counted:
+        if invitation_id not in recoveries:
             raise ConsentError("invitation_unknown", "this recovery invitation does not count on the ledger")
+        if recoveries[-1] != invitation_id:
+            raise ConsentError(
+                "invitation_refused",
+                f"a later recovery link was sent to holder {row.slug}: only the newest one makes a passkey",
+            )
         if in_force:
             raise ConsentError(
                 "invitation_refused", f"holder {row.slug} already has a passkey since this recovery was sent"
@@ -356,7 +362,9 @@ class HolderPortal:
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
-        ``invitation_used`` (a passkey was registered with it) or ``invitation_expired``."""
+        ``invitation_used`` (a passkey was registered with it), ``invitation_expired``, or for a
+        recovery link ``invitation_refused`` when a later recovery or a passkey since made it
+        useless (said on the page, not after the holder made a passkey)."""
         moment = at or now_utc()
         with self._session() as session:
             invitation = session.scalar(
@@ -381,6 +389,8 @@ class HolderPortal:
             raise ConsentError("invitation_used", "this invitation was already used to register a passkey")
         if moment >= parse_utc(invitation.expires_at):
             raise ConsentError("invitation_expired", f"this invitation expired at {invitation.expires_at}")
+        if self.invitation_purpose(invitation.id) == RECOVERY_PURPOSE:
+            self._refuse_recovery_to(self.registry.get_holder(invitation.holder_id), invitation.id)
         return invitation
 
     # --- WebAuthn ceremonies ---------------------------------------------------------------
@@ -805,7 +815,7 @@ class HolderPortal:
                 if passkey.credential_id == credential_id and passkey.retired_seq is not None:
                     raise ConsentError(
                         "credential_not_holders",
-                        f"this passkey was replaced when the holder's passkeys were recovered (ledger row "
+                        f"this passkey was retired when the holder's passkeys or key were recovered (ledger row "
                         f"{passkey.retired_seq})",
                     )
                 if passkey.credential_id == credential_id:

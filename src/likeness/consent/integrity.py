@@ -15,7 +15,8 @@ the database can edit, insert or delete rows, so a row counts only when it match
   verify makes the record unusable (``revocation_invalid``) until someone looks.
 - a passkey counts from its signed registration until a passkey recovery (a ``holder.invited``
   event with purpose ``recovery``, signed by the holder's enrolling organisation with an
-  attestation) retires it: it signs nothing on a later ledger row.
+  attestation) or a key recovery that counts (``holder.key_recovered``) retires it: it signs
+  nothing on a later ledger row.
 
 ``LedgerConsent`` reads those events (cached for one decision); the policy engine, the registry's
 states and ``consent_row_problems`` (``likeness audit verify``) all decide through it.
@@ -453,11 +454,21 @@ class LedgerConsent:
             for e in find_events(self._session, "holder.invited", {"holder_id": holder_id})
             if e.payload.get("purpose") == RECOVERY_PURPOSE
         ]
+        # A key recovery that counts says the holder lost control of their key, and perhaps of the
+        # phone beside it: the passkeys that key vouched for retire with it (the holder vouches
+        # again with the new key). Otherwise a stolen phone's vouched passkey signed on after
+        # recover-key, and an offline-key holder had no way to stop it (recover-passkey refuses them).
+        recovered_keys = {k.seq for k in self.holder_keys(holder_id).keys if k.via == "holder.key_recovered"}
+        key_recoveries = [e for e in self._find(HOLDER_KEY_EVENTS, "holder_id", holder_id) if e.seq in recovered_keys]
         # one pass in ledger order: a recovery retires the passkeys in force at its row
         for event in sorted(
-            [*self._find((PASSKEY_REGISTERED,), "holder_id", holder_id), *invited], key=lambda e: e.seq
+            [*self._find((PASSKEY_REGISTERED,), "holder_id", holder_id), *invited, *key_recoveries],
+            key=lambda e: e.seq,
         ):
             in_force = [p for p in found.values() if p.credential_id not in retired]
+            if event.event_type == "holder.key_recovered":
+                retired.update((p.credential_id, event.seq) for p in in_force)
+                continue
             if event.event_type == "holder.invited":
                 why = self._recovery_problem(event, holder_id, in_force)
                 if why:
@@ -541,6 +552,9 @@ class LedgerConsent:
         if any(e.payload.get("purpose") == RECOVERY_PURPOSE for e in invited):
             if not any(e.payload.get("invitation_id") == invitation_id for e in recoveries):
                 return "its recovery invitation does not count (passkey_problems says why)"
+            # an unused link left in a mailbox would open again at every later recovery
+            if recoveries[-1].payload.get("invitation_id") != invitation_id:
+                return "a later passkey recovery superseded its recovery invitation"
             if in_force:
                 return "a recovery invitation gives one new passkey, and the holder has one in force"
         elif earlier:

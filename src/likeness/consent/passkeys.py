@@ -113,7 +113,7 @@ class Passkey:
     sign_count: int
     seq: int
     label: str
-    #: the ledger row of the passkey recovery that retired it (it signs nothing from there on)
+    #: the ledger row of the passkey or key recovery that retired it (it signs nothing from there on)
     retired_seq: int | None = None
 
     def in_force_at(self, seq: int) -> bool:

@@ -617,6 +617,7 @@ class Registry:
         )
         with self._session_factory() as session:
             begin_serialized(session, f"likeness.references.{record.id}")
+            _refuse_unenrolled_subject(session, record)
             founding = founding_reference(session, record.id)
             if within_first is not None and founding.event is not None:
                 if founding.row is None:
@@ -737,6 +738,7 @@ class Registry:
         """
         record = self.get_subject(subject)
         with self._session_factory() as session:
+            _refuse_unenrolled_subject(session, record)
             founding = founding_reference(session, record.id)
         if founding.event is None:
             return None
@@ -746,9 +748,17 @@ class Registry:
 
     def all_reference_embeddings(self) -> list[tuple[str, str, str, np.ndarray]]:
         """``(subject_id, slug, name, embeddings (K,128))`` for every subject with references
-        bound to the ledger."""
+        bound to the ledger whose row is what its ``subject.created`` event recorded: recognition
+        names a face by the row, so one a database editor renamed would name it otherwise."""
+        from likeness.consent.integrity import LedgerConsent, subject_identity_problem
+
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            as_enrolled = {s.id for s in session.scalars(select(Subject)) if subject_identity_problem(view, s) is None}
         out = []
         for record in self.list_subjects():
+            if record.id not in as_enrolled:
+                continue
             emb = self.reference_embeddings(record.id)
             if len(emb):
                 out.append((record.id, record.slug, record.name, emb))
@@ -1727,6 +1737,24 @@ class FoundingReference:
         if self.seal_problem:
             return f"{where}: {self.seal_problem}"
         return f"{where} is missing from the database or its vector was replaced"
+
+
+def _refuse_unenrolled_subject(session: Session, record: SubjectRecord) -> None:
+    """``ConsentError`` ``subject_altered`` unless the subject's row is what its
+    ``subject.created`` event recorded. A row a database editor made under a subject's slug (the
+    real one renamed or deleted) has no reference event, so its first photo would found it and
+    the product would write the event that makes a stranger's face count as that subject's."""
+    from likeness.consent.integrity import LedgerConsent, subject_identity_problem
+
+    row = session.get(Subject, record.id)
+    altered = None if row is None else subject_identity_problem(LedgerConsent(session), row)
+    if row is None or altered is not None:
+        session.rollback()
+        raise ConsentError(
+            "subject_altered",
+            f"subject '{record.slug}': {altered.detail if altered else 'its row is gone'}; no reference is "
+            "enrolled for it until the workspace is restored from a backup (likeness audit verify)",
+        )
 
 
 def founding_reference(session: Session, subject_id: str) -> FoundingReference:

@@ -13,14 +13,17 @@ file hash verified); a duck-typed object with ``card`` and ``run`` is refused
 (``not_issued_here``), when the renderer is built and at every swap.
 
 Identity is decided per *track*, not per frame: a track's face is embedded when it appears and
-again every ``identity_every`` frames, and the decision uses the running mean distance to the
-performer's references. One bad embedding (motion blur, a hand over the face) therefore cannot
-make the swap flicker on and off.
+again about every ``identity_every`` frames, and the decision uses the running mean distance to
+the performer's references. One bad embedding (motion blur, a hand over the face) therefore
+cannot make the swap flicker on and off. Which frames are sampled is drawn from a secret of the
+render (``sample_gap``), so a take cannot show the performer on the sampled frames alone.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,6 +152,9 @@ class _TrackIdentity:
     # without one, may now be someone else (a cut, a crossing), so it is embedded again at once.
     appearance: np.ndarray | None = None
     last_seen: int | None = None
+    # Until this frame the track's box is contested (``CONTESTED_STEPS``): it is embedded at every
+    # frame it would be swapped.
+    contested_until: int = -(10**9)
 
     def mean(self) -> float:
         return float(np.mean(self.distances)) if self.distances else float("inf")
@@ -165,6 +171,32 @@ APPEARANCE_SIDE = 16
 # left-alone one every 8: a lookalike who takes the performer's place unseen by the look test
 # (alike at 16 px) is swapped until the next sample, at most 60 frames at the default 15.
 SETTLED_SWAPPED_EVERY = 4
+# A sample that says "not the performer" on a swapped track shows the look test cannot tell the
+# two faces in that box apart: for this many ``identity_every`` steps from it (480 frames at the
+# defaults, longer than a left-alone track's 8-step gap) the box's tracks are embedded at every
+# frame they would be swapped, so a take that flips between the performer and a lookalike has
+# the lookalike swapped on no frame after she is first found (sampled as usual, 39 of her 74
+# frames were swapped when the flips came every 2 frames). Faces the look test tells apart, and
+# boxes where no sample ever disagreed, cost nothing more.
+CONTESTED_STEPS = 32
+
+
+def sample_gap(key: bytes, track_id: int, sampled_at: int, interval: int) -> int:
+    """Frames from a track's identity sample at frame ``sampled_at`` to its next one: between
+    ``interval - interval // 2`` and ``interval``, drawn from ``key`` (a render's secret).
+
+    On a fixed schedule (every ``interval`` frames from the track's first) a take that shows the
+    performer on those frames and a lookalike (alike at 16 px, so the look test stays quiet) on
+    all the others had the lookalike swapped on all 68 of her frames (trial 26).
+
+    >>> sample_gap(b"k", 3, 120, 1)
+    1
+    """
+    if interval <= 1:
+        return 1
+    low = interval - interval // 2
+    digest = hashlib.blake2b(f"{track_id}:{sampled_at}".encode(), key=key, digest_size=8).digest()
+    return low + int.from_bytes(digest, "big") % (interval - low + 1)
 
 
 def face_appearance(rgb: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray | None:
@@ -314,7 +346,9 @@ class FrameRenderer:
         release: the ``ReleaseAuthorization`` of the card's performer (the footage's owner).
         identity_threshold: distance at or below which a track is the performer.
         options: refinement options.
-        identity_every: re-embed a track every this many frames.
+        identity_every: re-embed a track about every this many frames (``sample_gap``).
+        sample_key: the secret that places identity samples (``sample_gap``); a fresh random one
+            by default, kept in ``state`` so a resumed render samples the same frames.
         recheck_every: recheck both authorizations every this many frames (revocation bites).
 
     Raises ``ConsentError`` when either authorization is missing, forged, not in force or for
@@ -335,6 +369,7 @@ class FrameRenderer:
         options: RefineOptions = RefineOptions(),
         identity_every: int = 15,
         recheck_every: int = 25,
+        sample_key: bytes | None = None,
     ) -> None:
         self.authz, self.release = _required_consent(model, authz, release)
         self.recheck_every = max(1, int(recheck_every))
@@ -349,6 +384,7 @@ class FrameRenderer:
         self.identity_threshold = float(identity_threshold)
         self.options = options
         self.identity_every = int(identity_every)
+        self.sample_key = secrets.token_bytes(16) if sample_key is None else bytes(sample_key)
         card = model.card
         self.resolution = int(card.get("resolution", 64))
         from likeness.faces.occlusion import THIN_FROM
@@ -390,6 +426,7 @@ class FrameRenderer:
                     "embedding": None if v.embedding is None else v.embedding.tolist(),
                     "appearance": None if v.appearance is None else v.appearance.tolist(),
                     "last_seen": v.last_seen,
+                    "contested_until": v.contested_until,
                 }
                 for k, v in self.identities.items()
             },
@@ -397,6 +434,7 @@ class FrameRenderer:
             "counts": dict(self.counts),
             "tallies": {str(k): v.summary(k) for k, v in self.tallies.items()},
             "thin_rims_skipped": self.thin_rims_skipped,
+            "sample_key": self.sample_key.hex(),
         }
 
     def track_summaries(self) -> list[dict[str, Any]]:
@@ -422,6 +460,7 @@ class FrameRenderer:
                 # absent in older checkpoints: the look is taken again at the next embedding
                 None if v.get("appearance") is None else np.asarray(v["appearance"], np.float32),
                 None if v.get("last_seen") is None else int(v["last_seen"]),
+                int(v.get("contested_until", -(10**9))),  # absent in older checkpoints
             )
             for k, v in state["identities"].items()
         }
@@ -439,6 +478,8 @@ class FrameRenderer:
             for k, v in state.get("tallies", {}).items()
         }
         self.thin_rims_skipped = int(state.get("thin_rims_skipped", 0))  # absent in older checkpoints
+        if state.get("sample_key"):  # absent in older checkpoints: this renderer's own is as secret
+            self.sample_key = bytes.fromhex(str(state["sample_key"]))
 
     # -- per frame ------------------------------------------------------------------------------
 
@@ -472,7 +513,10 @@ class FrameRenderer:
         all_performer = max(identity.distances, default=float("inf")) <= self.identity_threshold
         settled = len(identity.distances) >= 2 and (all_performer or min(identity.distances) > self.identity_threshold)
         interval = self.identity_every * ((SETTLED_SWAPPED_EVERY if all_performer else 8) if settled else 1)
-        if not suspect and frame_index - identity.last_embedded < interval:
+        if frame_index < identity.contested_until and identity.mean() <= self.identity_threshold:
+            interval = 1
+        gap = sample_gap(self.sample_key, track_id, identity.last_embedded, interval)
+        if not suspect and frame_index - identity.last_embedded < gap:
             return track_id, identity.mean() <= self.identity_threshold
         was_target = identity.mean() <= self.identity_threshold
         identity.last_embedded = frame_index
@@ -493,7 +537,15 @@ class FrameRenderer:
             # Someone else now: a new track, decided on this face alone (and never swapped
             # unless it is the performer), so the report keeps the two people apart too.
             track_id = self.tracker.split(track_id)
-            identity = _TrackIdentity(last_embedded=frame_index, appearance=appearance, last_seen=frame_index)
+            contested_until = identity.contested_until
+            if dissents:
+                contested_until = max(contested_until, frame_index + CONTESTED_STEPS * self.identity_every)
+            identity = _TrackIdentity(
+                last_embedded=frame_index,
+                appearance=appearance,
+                last_seen=frame_index,
+                contested_until=contested_until,
+            )
             self.identities[track_id] = identity
         if distance is not None:
             identity.distances = (identity.distances + [distance])[-8:]
