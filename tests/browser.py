@@ -119,6 +119,24 @@ def scroll_width(page: Any) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth"))
 
 
+# Resolves once the image has loaded or failed (or after 20 s): a click that navigates returns
+# before the page's images arrive, so reading ``complete`` at once raced the load on a busy machine.
+_DECODED = """img => new Promise(done => {
+  const decoded = () => done(img.naturalWidth > 0);
+  if (img.complete) return decoded();
+  img.addEventListener("load", decoded, { once: true });
+  img.addEventListener("error", decoded, { once: true });
+  setTimeout(decoded, 20000);
+})"""
+
+
+def image_shown(image: Any) -> bool:
+    """Whether the ``<img>`` locator's picture arrived and decoded (brought into view first, so a
+    lazily loaded one is fetched)."""
+    image.scroll_into_view_if_needed()
+    return bool(image.evaluate(_DECODED))
+
+
 def shoot(page: Any, path: Path, size: str, note: object = None) -> None:
     """A full-page screenshot at ``path``, of a page that must not scroll sideways at ``size``."""
     page.screenshot(path=str(path), full_page=True)

@@ -7,7 +7,7 @@ import cv2
 import pytest
 
 from likeness.media.synthetic import astronaut
-from tests.browser import collect_errors, scroll_width
+from tests.browser import collect_errors, image_shown, scroll_width
 
 from .conftest import shots_folder
 from .test_portal_plain_words_browser import LAPTOP, PHONE, _a_render_under, _holder_signed_in, _music_video_request
@@ -37,9 +37,7 @@ def test_the_holder_reads_everything_made_under_their_grants(browser, portal_ser
         thumbnails = page.locator("[data-made] img")
         assert thumbnails.count() == 2
         for n in range(2):  # each thumbnail loads (lazily: scrolled to first)
-            thumbnails.nth(n).scroll_into_view_if_needed()
-            page.wait_for_load_state("networkidle")
-            assert thumbnails.nth(n).evaluate("i => i.complete && i.naturalWidth > 0")
+            assert image_shown(thumbnails.nth(n))
         page.evaluate("window.scrollTo(0, 0)")
         heading = page.locator("h1").inner_text()
         assert heading == ("내 얼굴로 만들어진 모든 것" if language == "ko" else "Everything made with your face")

@@ -20,7 +20,7 @@ from likeness.consent.holder_portal import HolderPortal
 from likeness.errors import ConsentError
 from likeness.media.synthetic import astronaut, grace_hopper
 from likeness.service.roles import Role
-from tests.browser import VIEWPORTS, new_page, sign_in
+from tests.browser import VIEWPORTS, image_shown, new_page, sign_in
 from tests.render.conftest import swap_config, train_and_export
 
 from .conftest import PASSWORD, ask_for_a_birthday_message, portal_shot, shots_folder, with_authenticator
@@ -119,7 +119,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):
             == f"Haneul Entertainment asks to use your face in music videos until {_words(LAST_DAY)}, at most 20 videos."
         )
         assert "Every video will carry a visible AI label." in page.locator("main").inner_text()
-        assert page.locator(".previews img").evaluate("img => img.complete && img.naturalWidth > 0")
+        assert image_shown(page.locator(".previews img"))
         portal_shot(page, "3-request", "phone", "en")
         page.click("[data-passkey-sign]")
         page.wait_for_url(f"{url}/portal/grants/*")
@@ -132,7 +132,7 @@ def test_invite_sign_render_see_revoke_refused(browser, portal_service):
         # 6. the holder sees the render, its thumbnail and its watermark payload
         page.reload()
         assert page.locator("[data-render]").count() == 1
-        assert page.locator("[data-render] img").evaluate("img => img.complete && img.naturalWidth > 0")
+        assert image_shown(page.locator("[data-render] img"))
         (completed,) = workspace.ledger.find("render.completed", grant_id=grant_id)
         assert page.locator("code.wm").inner_text() == completed.payload["watermark_payload"]
         assert page.locator(".uses [data-event='model.trained']").count() >= 1

@@ -11,7 +11,17 @@ from likeness.media.synthetic import grace_hopper
 from likeness.service.accounts import Accounts
 from likeness.service.app import create_app
 from likeness.service.roles import Role
-from tests.browser import ARTIFACTS, VIEWPORTS, free_port, new_page, scroll_width, serving, sign_in, working
+from tests.browser import (
+    ARTIFACTS,
+    VIEWPORTS,
+    free_port,
+    image_shown,
+    new_page,
+    scroll_width,
+    serving,
+    sign_in,
+    working,
+)
 from tests.service.conftest import cheap_hasher
 
 PASSWORD = "a long studio password"
@@ -47,7 +57,7 @@ def test_render_in_the_console(browser, live_render_service, tmp_path, size, lan
         page.wait_for_url(f"{live_render_service}/jobs/*")
         page.wait_for_selector(".before-after", timeout=180_000)
         for image in page.locator(".before-after img").all():
-            assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+            assert image_shown(image)
         assert "sha256" in page.locator(".result").inner_text()
         page.screenshot(path=str(shots / "2-render-result.png"), full_page=True)
         assert scroll_width(page) <= VIEWPORTS[size]["width"]

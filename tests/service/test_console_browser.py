@@ -13,7 +13,7 @@ import re
 import cv2
 import pytest
 
-from tests.browser import ARTIFACTS, VIEWPORTS, new_page, scroll_width, sign_in
+from tests.browser import ARTIFACTS, VIEWPORTS, image_shown, new_page, scroll_width, sign_in
 
 from .conftest import PASSWORD
 
@@ -51,7 +51,7 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         headline = page.locator("[data-verdict-headline]").inner_text()  # the public card's, translated
         assert bool(re.search("[가-힣]", headline)) == (language == "ko"), headline
         assert "mina" in page.locator(".facts").inner_text()
-        assert page.locator("img.thumb").evaluate("img => img.naturalWidth") > 0
+        assert image_shown(page.locator("img.thumb"))
         assert page.locator(".state").first.inner_text() == ("완료" if language == "ko" else "succeeded")
         page.screenshot(path=str(shots / "4-result.png"), full_page=True)
 

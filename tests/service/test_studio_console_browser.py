@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from likeness.service.roles import Role
-from tests.browser import ARTIFACTS, VIEWPORTS, collect_errors, new_page, scroll_width, sign_in
+from tests.browser import ARTIFACTS, VIEWPORTS, collect_errors, image_shown, new_page, scroll_width, sign_in
 
 from .conftest import PASSWORD
 from .test_studio_jobs import TINY_TRAINING, media  # noqa: F401  (fixture)
@@ -67,7 +67,7 @@ def test_a_train_job_shows_its_previews_and_plot(browser, live_service, service_
             assert page.locator("h2", has_text="학습" if language == "ko" else "Training").is_visible()
             for name in ("preview_latest.png", "metrics.png"):
                 image = page.locator(f"img[src*='{name}']")
-                assert image.evaluate("img => img.complete && img.naturalWidth") > 0, name
+                assert image_shown(image), name
             assert scroll_width(page) <= viewport["width"]
             page.screenshot(path=str(ARTIFACTS / f"train-done-{size}-{language}.png"), full_page=True)
             context.close()

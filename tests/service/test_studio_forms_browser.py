@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.browser import ARTIFACTS, VIEWPORTS, shoot, sign_in
+from tests.browser import ARTIFACTS, VIEWPORTS, image_shown, shoot, sign_in
 
 from .conftest import PASSWORD
 from .test_studio_jobs import TINY_TRAINING, media  # noqa: F401  (fixture)
@@ -96,7 +96,7 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
     page.click("#train button[type=submit]")
     page.wait_for_url(f"{live_service}/jobs/*")
     _finished(page, "a[href^='/studio?model=']")
-    assert page.locator("img[src*='preview_latest.png']").evaluate("img => img.naturalWidth") > 0
+    assert image_shown(page.locator("img[src*='preview_latest.png']"))
     pages["3-train-job"] = page.url
 
     # 4. export the model just trained (picked from the train job's page)
@@ -114,7 +114,7 @@ def test_reference_extract_train_export_render_through_the_forms(browser, live_s
     page.click("form[data-upload-form] button[type=submit]")
     page.wait_for_url(f"{live_service}/jobs/*")
     page.wait_for_selector(".before-after img >> nth=1", timeout=JOB_DONE_MS)
-    assert page.locator(".before-after img").nth(1).evaluate("img => img.complete && img.naturalWidth") > 0
+    assert image_shown(page.locator(".before-after img").nth(1))
     pages["5-render-job"] = page.url
     cookies = context.cookies()
     context.close()
