@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,7 +142,7 @@ class FaceEmbedder:
         check_asset_file("dlib-resnet-v1", recognition_path)
         check_asset_file("dlib-5-point", predictor_path)
         self._dlib: Any = dlib
-        self._recognizer: Any = dlib.face_recognition_model_v1(str(recognition_path))
+        self._recognizer: Any = None
         self._predictor: Any = dlib.shape_predictor(str(predictor_path)) if shape == "dlib5" else None
         self._session: dlib_resnet.DlibResnetSession | None = None
         self._closed = False
@@ -152,6 +153,8 @@ class FaceEmbedder:
         if backend == "onnx" and self.num_jitters == 0:
             self._session = self._checked_session(recognition_path, int(intra_op_threads))
             self.backend = "onnx" if self._session is not None else "dlib"
+        if self._session is None:  # dlib's own network runs; the ONNX one needs it only for the check
+            self._recognizer = dlib.face_recognition_model_v1(str(recognition_path))
 
     def _checked_session(self, recognition_path: Path, intra_op_threads: int) -> dlib_resnet.DlibResnetSession | None:
         """The ONNX session if it reproduces dlib on the check face, else ``None`` (warned once)."""
@@ -159,9 +162,8 @@ class FaceEmbedder:
             session = dlib_resnet.DlibResnetSession(
                 dlib_resnet.converted_dlib_resnet(recognition_path), intra_op_threads=intra_op_threads
             )
-            chip = check_chip()
-            expected = np.asarray(self._recognizer.compute_face_descriptor(chip), dtype=np.float64)
-            produced = session.descriptors(chip[None])[0].astype(np.float64)
+            expected = _dlib_check_descriptor(str(recognition_path))
+            produced = session.descriptors(check_chip()[None])[0].astype(np.float64)
         except (ModelError, FaceError) as exc:
             _warn_fallback(f"the ONNX descriptor network is unavailable ({exc}); running dlib instead")
             return None
@@ -217,8 +219,25 @@ class FaceEmbedder:
         return np.array([np.asarray(d) for d in descriptors], dtype=np.float32).reshape(-1, EMBEDDING_SIZE)
 
 
+@functools.cache
+def _dlib_check_descriptor(recognition_path: str) -> np.ndarray:
+    """dlib's descriptor of the check face with the weights at ``recognition_path`` (read-only).
+
+    Computed once per process: the weights were checked against their pinned digest before
+    (``check_asset_file``), so the answer cannot change, and loading dlib's network and running
+    it took about 60 % of an embedder's start (a CLI verify, every worker job, each test)."""
+    import dlib
+
+    recognizer = dlib.face_recognition_model_v1(recognition_path)
+    descriptor = np.asarray(recognizer.compute_face_descriptor(check_chip()), dtype=np.float64)
+    descriptor.setflags(write=False)
+    return descriptor
+
+
+@functools.cache
 def check_chip() -> np.ndarray:
-    """The built-in check face: dlib's ``uint8 (150, 150, 3)`` chip of the astronaut portrait."""
+    """The built-in check face: dlib's ``uint8 (150, 150, 3)`` chip of the astronaut portrait
+    (read-only: one array per process)."""
     import dlib
     from skimage import data
 
@@ -227,7 +246,9 @@ def check_chip() -> np.ndarray:
         dlib.rectangle(*_CHECK_FACE_BOX), [dlib.point(x, y) for x, y in _CHECK_FACE_POINTS]
     )
     chip = dlib.get_face_chip(portrait, shape, size=dlib_resnet.CHIP_SIZE, padding=dlib_resnet.CHIP_PADDING)
-    return np.ascontiguousarray(chip, dtype=np.uint8)
+    chip = np.ascontiguousarray(chip, dtype=np.uint8)
+    chip.setflags(write=False)
+    return chip
 
 
 def _warn_fallback(message: str) -> None:
