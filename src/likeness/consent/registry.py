@@ -375,7 +375,7 @@ class Registry:
         return self.keys_dir / "holders"
 
     def org_key_path(self, org_slug: str) -> Path:
-        return self.keys_dir / "orgs" / f"{org_slug}.pem"
+        return keys.org_key_file(self.keys_dir, org_slug)
 
     # --- organisations -------------------------------------------------------------------
     def add_org(self, slug: str, name: str | None = None) -> Organisation:
@@ -803,6 +803,12 @@ class Registry:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         current = self._ledger_key(row)
         organisation = self.get_org(org)
+        from likeness.consent.integrity import LedgerConsent
+
+        with self._session_factory() as session:
+            another = LedgerConsent(session).owner_problem(row.id, organisation.id)
+        if another:  # (the ledger would ignore the recovery)
+            raise RegistryError(f"rights holder '{row.slug}': {another}; only it can recover their key")
         org_key = keys.load_private_key(self.org_key_path(organisation.slug))
         org_raw = keys.public_raw(org_key)
         if keys.fingerprint(org_raw) != self._ledger_org_fingerprint(organisation.id):
@@ -829,8 +835,9 @@ class Registry:
         return self.holder_fingerprint(row.id)
 
     def _ledger_org_fingerprint(self, org_id: str) -> str | None:
-        created = self._ledger.find("org.created", org_id=org_id)
-        return created[0].payload.get("key_fingerprint") if created else None
+        from likeness.consent.anchor import ledger_org_fingerprint
+
+        return ledger_org_fingerprint(self._ledger, org_id)
 
     def holder_fingerprint(self, holder: str) -> str:
         """Fingerprint of the key ``holder`` signs with now, per the ledger."""
