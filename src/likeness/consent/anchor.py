@@ -258,7 +258,8 @@ def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None =
             Problem(
                 "anchor_unknown_org",
                 where,
-                f"the anchor names organisation {body['org_id']}, which the ledger does not know",
+                f"the anchor names organisation {body['org_id']}, which the ledger does not know or whose "
+                "key no key file of this workspace pins",
             )
         ]
     seq = int(body["seq"])
