@@ -6,7 +6,10 @@ the database can edit, insert or delete rows, so a row counts only when it match
 
 - a holder's key is the one in its ``holder.created`` event, changed only by a
   ``holder.key_rotated`` event signed by the previous key or a ``holder.key_recovered`` event
-  signed by an organisation (key per its ``org.created`` event) with an attestation;
+  signed by the organisation that onboarded the holder with an attestation;
+- an organisation's key is the one in its ``org.created`` event, and counts only when the
+  workspace's own key file pins it (``org_key``): a database editor can append an
+  ``org.created``, not write the key folder;
 - a grant or release is in force only if its first ``grant.issued`` / ``release.issued`` event
   has the row's digest and signature, and the signature verifies with the key the holder had at
   that point of the ledger;
