@@ -1569,7 +1569,10 @@ def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey) -> str | No
         return "its organisation seal is malformed"
     org = org_key(body["org_id"])
     if org is None:
-        return f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger"
+        return (
+            f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger or whose key "
+            "this workspace does not pin"
+        )
     fingerprint, public = org
     if public is None or fingerprint != body["key_fingerprint"]:
         return "it is not signed with its organisation's key as the ledger records it"
