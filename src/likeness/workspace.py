@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.config import Settings
 from likeness.consent.anchor import (
@@ -27,7 +27,7 @@ from likeness.consent.anchor import (
     outside_workspace,
 )
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
-from likeness.consent.keys import fingerprint, load_private_key, public_raw, sign
+from likeness.consent.keys import ORG_KEY_PINS, OrgKeyPins, fingerprint, load_private_key, public_raw, sign
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
@@ -253,6 +253,11 @@ class Workspace:
     def outputs_dir(self) -> Path:
         return self.settings.outputs_dir
 
+    def session(self) -> Session:
+        """A database session carrying what the workspace pins (``LedgerConsent`` needs it to
+        count any organisation's key)."""
+        return self.ledger.session()
+
     @classmethod
     def init(cls, settings: Settings) -> Workspace:
         """Create (or upgrade) the workspace: folders, database schema, key folder (0700)."""
@@ -320,7 +325,9 @@ class Workspace:
 
     @classmethod
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:
-        session_factory = sessionmaker(engine, expire_on_commit=False)
+        # every session carries the organisation keys the workspace's key files pin
+        pins = OrgKeyPins(settings.keys_dir)
+        session_factory = sessionmaker(engine, expire_on_commit=False, info={ORG_KEY_PINS: pins})
         ledger = Ledger(session_factory)
         registry = Registry(session_factory, ledger, settings.keys_dir)
         return cls(

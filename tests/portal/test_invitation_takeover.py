@@ -6,7 +6,6 @@ signed an advertising grant the policy engine accepted; the offline key protecte
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import Session
 
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
@@ -60,7 +59,7 @@ def test_an_organisation_signed_registration_for_an_offline_key_holder_does_not_
         registered_at=utc_iso(now_utc()),
     )
     workspace.ledger.append(PASSKEY_REGISTERED, {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))})
-    with Session(workspace.engine) as session:
+    with workspace.session() as session:
         view = LedgerConsent(session)
         assert view.passkeys(subject.holder_id) == []
         assert any("offline key" in problem for problem in view.passkey_problems(subject.holder_id))

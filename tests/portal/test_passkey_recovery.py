@@ -51,7 +51,7 @@ def _recovered(world: PasskeyWorld) -> SoftAuthenticator:
 
 
 def _in_force(world: PasskeyWorld) -> list[bytes]:
-    with Session(world.workspace.engine) as session:
+    with world.workspace.session() as session:
         return [p.credential_id for p in LedgerConsent(session).passkeys_in_force(world.holder_id)]
 
 
@@ -85,7 +85,7 @@ def _signed_outside_the_portal(world: PasskeyWorld, authenticator: SoftAuthentic
 
 
 def _grant_problem(world: PasskeyWorld, grant_id: str):
-    with Session(world.workspace.engine) as session:
+    with world.workspace.session() as session:
         return grant_problem(session, LedgerConsent(session), session.get(Grant, grant_id))
 
 
@@ -170,7 +170,7 @@ def test_a_database_editors_recovery_row_or_event_opens_nothing(passkey_world) -
     with pytest.raises(ConsentError):
         register(world.portal, holder_id, SoftAuthenticator(), invitation_id=invitation.id)
     assert _in_force(world) == [world.authenticator.credential_id]  # nothing retired
-    with Session(world.workspace.engine) as session:
+    with world.workspace.session() as session:
         view = LedgerConsent(session)
         assert view.passkey_recoveries(holder_id) == []
         assert any("passkey recovery ignored" in p for p in view.passkey_problems(holder_id))
@@ -193,7 +193,7 @@ def test_another_organisation_cannot_recover_the_holders_passkeys(passkey_world)
         world.portal.open_invitation(token)
     assert refused.value.reason == "invitation_unknown"
     assert _in_force(world) == [world.authenticator.credential_id]
-    with Session(world.workspace.engine) as session:
+    with world.workspace.session() as session:
         assert LedgerConsent(session).passkey_recoveries(world.holder_id) == []
 
 

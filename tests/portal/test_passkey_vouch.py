@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from likeness.cli import app
@@ -48,11 +47,11 @@ class Offline:
         return sign_vouch(self.statement, holder_machine(self.world.workspace.registry).key(key_name))
 
     def passkeys(self) -> list[bytes]:
-        with Session(self.world.workspace.engine) as session:
+        with self.world.workspace.session() as session:
             return [p.credential_id for p in LedgerConsent(session).passkeys(self.holder_id)]
 
     def ledger_problems(self) -> list[str]:
-        with Session(self.world.workspace.engine) as session:
+        with self.world.workspace.session() as session:
             return LedgerConsent(session).passkey_problems(self.holder_id)
 
     def sign_grant(self, authenticator: SoftAuthenticator | None = None) -> str:

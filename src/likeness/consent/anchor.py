@@ -211,9 +211,13 @@ def head_shape_problem(head: Any) -> str | None:
 
 
 def ledger_org_fingerprint(ledger: Ledger, org_id: str) -> str | None:
-    """The organisation's key fingerprint as its ``org.created`` event recorded it."""
-    events = ledger.find("org.created", org_id=org_id)
-    return str(events[0].payload.get("key_fingerprint")) if events else None
+    """The organisation's key fingerprint as its ``org.created`` event recorded it, when the
+    workspace's own key file pins that key (``LedgerConsent.org_key``); else ``None``."""
+    from likeness.consent.integrity import LedgerConsent  # (integrity imports the registry, which signs heads)
+
+    with ledger.session() as session:
+        key = LedgerConsent(session).org_key(org_id)
+    return key[0] if key else None
 
 
 def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None = None) -> list[Problem]:
@@ -254,7 +258,8 @@ def check_anchor(anchor: Anchor, *, ledger: Ledger, org_public_key: str | None =
             Problem(
                 "anchor_unknown_org",
                 where,
-                f"the anchor names organisation {body['org_id']}, which the ledger does not know",
+                f"the anchor names organisation {body['org_id']}, which the ledger does not know or whose "
+                "key no key file of this workspace pins",
             )
         ]
     seq = int(body["seq"])

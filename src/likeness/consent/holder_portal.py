@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from likeness import strict_json
 from likeness.consent import keys
@@ -129,12 +129,11 @@ class HolderPortal:
 
     def __init__(self, workspace: Any) -> None:
         self.workspace = workspace
-        self._sessions = sessionmaker(workspace.engine, expire_on_commit=False)
         self.registry = workspace.registry
         self.ledger = workspace.ledger
 
     def _session(self) -> Session:
-        return self._sessions()
+        return self.workspace.session()  # (carries the organisation keys the workspace pins)
 
     @property
     def previews_dir(self) -> Path:

@@ -6,7 +6,10 @@ the database can edit, insert or delete rows, so a row counts only when it match
 
 - a holder's key is the one in its ``holder.created`` event, changed only by a
   ``holder.key_rotated`` event signed by the previous key or a ``holder.key_recovered`` event
-  signed by an organisation (key per its ``org.created`` event) with an attestation;
+  signed by the organisation that onboarded the holder with an attestation;
+- an organisation's key is the one in its ``org.created`` event, and counts only when the
+  workspace's own key file pins it (``org_key``): a database editor can append an
+  ``org.created``, not write the key folder;
 - a grant or release is in force only if its first ``grant.issued`` / ``release.issued`` event
   has the row's digest and signature, and the signature verifies with the key the holder had at
   that point of the ledger;
@@ -213,6 +216,7 @@ class LedgerConsent:
         self._passkey_events: dict[str, list[LedgerEvent]] = {}
         self._passkey_histories: dict[str, tuple[list[Passkey], list[str], list[LedgerEvent]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
+        self._org_problems: dict[str, str | None] = {}
         if preload:
             self._index = {}
             for event in find_events(session, tuple(CONSENT_EVENTS), {}):
@@ -274,6 +278,14 @@ class LedgerConsent:
         invited = find_events(self._session, "holder.invited", {"holder_id": holder_id})
         return str(invited[0].payload.get("org_id")) if invited else None
 
+    def owner_problem(self, holder_id: str, org_id: str) -> str | None:
+        """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it
+        may): the holder is onboarded by another organisation (``holder_owner``), so one
+        organisation of a workspace cannot take another's holder. A holder no organisation
+        onboarded (an offline key given before holders named one) has no owner to refuse for."""
+        owner = self.holder_owner(holder_id)
+        return "the holder is onboarded by another organisation" if owner is not None and owner != org_id else None
+
     def invitation_problem(
         self,
         invitation_id: str,
@@ -299,9 +311,9 @@ class LedgerConsent:
             return f"its invitation (ledger row {event.seq}) comes after it"
         if body.get("holder_id") != holder_id or body.get("org_id") != org_id:
             return f"its invitation (ledger row {event.seq}) names another holder or organisation"
-        owner = self.holder_owner(holder_id)
-        if owner is not None and owner != org_id:
-            return "the holder is onboarded by another organisation"
+        owner = self.owner_problem(holder_id, org_id)
+        if owner:
+            return owner
         if row is not None and (body.get("token_sha256"), body.get("expires_at")) != (row.token_sha256, row.expires_at):
             return f"its row differs from its holder.invited event (ledger row {event.seq})"
         if require_signature or "signature" in event.payload:
@@ -313,7 +325,35 @@ class LedgerConsent:
         return None
 
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
-        """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``."""
+        """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``, or
+        ``None`` when it is not on the ledger or the workspace's own key file does not pin that
+        key (``org_key_problem``). Every organisation signature is checked with this key, so an
+        ``org.created`` a database editor appended with a key of their own signs nothing."""
+        return None if self.org_key_problem(org_id) else self.org_created_key(org_id)
+
+    def org_key_problem(self, org_id: str) -> str | None:
+        """Why organisation ``org_id``'s key does not count (``None``: it does): no
+        ``org.created`` event, or one whose key the workspace's key file does not pin
+        (``keys.OrgKeyPins``, from the session's ``info``; a session without pins pins nothing)."""
+        if org_id not in self._org_problems:
+            created = self.org_created(org_id)
+            if created is None:
+                why: str | None = "its organisation is not on the ledger"
+            else:
+                pins = self._session.info.get(keys.ORG_KEY_PINS) or keys.OrgKeyPins(None)
+                fp = str(created.payload.get("key_fingerprint") or "")
+                unpinned = pins.problem(created.payload.get("slug"), fp)
+                why = (
+                    f"its organisation's key (org.created on ledger row {created.seq}) is not pinned: {unpinned}"
+                    if unpinned
+                    else None
+                )
+            self._org_problems[org_id] = why
+        return self._org_problems[org_id]
+
+    def org_created_key(self, org_id: str) -> tuple[str, str | None] | None:
+        """The key ``org.created`` records, pinned or not: what ``audit verify`` compares rows
+        with. Never check a signature with it (``org_key``)."""
         found = self._find(("org.created",), "org_id", org_id)
         if not found:
             return None
@@ -392,9 +432,13 @@ class LedgerConsent:
             why = attestation_problem(body.get("attestation"))
             if why:
                 return why
-            org = self.org_key(str(body.get("org_id")))
-            if org is None:
-                return "its organisation is not on the ledger"
+            # the same trust as a passkey recovery: the holder's own organisation, by a key the
+            # workspace pins
+            org_id = str(body.get("org_id"))
+            why = self.org_key_problem(org_id) or self.owner_problem(str(body.get("holder_id")), org_id)
+            org = self.org_key(org_id)
+            if why or org is None:
+                return why or "its organisation is not on the ledger"
             if org[0] != body.get("org_fingerprint"):
                 return "it is not signed with the organisation's key per the ledger"
             expected = key_recovery_payload(
@@ -961,7 +1005,7 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
     releases, revocations) and the ledger, both ways: a row without its event, an event
     without its row (e.g. a deleted revocation), a digest or signature that differs, a key
     that is not the one the ledger has in force. Empty when they agree."""
-    with Session(workspace.engine) as session:
+    with workspace.session() as session:
         view = LedgerConsent(session, preload=True)
         return [
             *_organisation_problems(session, view),
@@ -1002,7 +1046,7 @@ def consent_recoveries(workspace: Workspace) -> list[Recovery]:
     """Every key and passkey recovery that counts, in ledger order: rare, organisation-signed
     events that ``audit verify`` lists for auditors to check with the holders."""
     found: list[Recovery] = []
-    with Session(workspace.engine) as session:
+    with workspace.session() as session:
         view = LedgerConsent(session)
         orgs = {o.id: o.name for o in session.scalars(select(Organisation))}
         for holder in session.scalars(select(RightsHolder)):
@@ -1207,7 +1251,7 @@ def _missing_rows(
 def _organisation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
     out = []
     for org in session.scalars(select(Organisation).order_by(Organisation.slug)):
-        key = view.org_key(org.id)
+        key = view.org_created_key(org.id)  # (whether the workspace pins it: _unpinned_orgs)
         if key is None:
             out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}' has no org.created event"))
         elif key[0] != org.key_fingerprint or _fingerprint_of(org.public_key) != key[0]:
@@ -1221,7 +1265,18 @@ def _organisation_problems(session: Session, view: LedgerConsent) -> list[Consen
         altered = org_identity_problem(view, org) if key is not None else None
         if altered:
             out.append(ConsentProblem("organisation", org.id, f"organisation '{org.slug}': {altered.detail}"))
-    return out + _missing_rows(session, view, "organisation", "org.created", Organisation)
+    return out + _unpinned_orgs(view) + _missing_rows(session, view, "organisation", "org.created", Organisation)
+
+
+def _unpinned_orgs(view: LedgerConsent) -> list[ConsentProblem]:
+    """Each ``org.created`` whose key the workspace's key files do not pin (e.g. one a database
+    editor appended with a key of their own): nothing it signs counts."""
+    out = []
+    for org_id in dict.fromkeys(str(e.payload.get("org_id")) for e in view.events_of("org.created")):
+        why = view.org_key_problem(org_id)
+        if why:
+            out.append(ConsentProblem("organisation", org_id, f"{why}; no signature by it counts"))
+    return out
 
 
 def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:

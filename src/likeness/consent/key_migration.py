@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.orm import Session
 
 from likeness.consent import keys
 from likeness.consent.anchor import outside_workspace
@@ -103,7 +102,7 @@ def export_holder_keys(workspace: Workspace, export_dir: Path) -> list[ExportedK
         fingerprint = _fingerprint_of(pem)
         in_force = False
         if holder_id and fingerprint:
-            with Session(workspace.engine) as session:
+            with workspace.session() as session:
                 current = LedgerConsent(session).holder_keys(holder_id).current
             in_force = current is not None and current.fingerprint == fingerprint
         destination = target / path.name

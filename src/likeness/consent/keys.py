@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -87,3 +88,59 @@ def verify(public_key_raw: bytes, message: bytes, signature_hex: str) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+#: ``Session.info`` member holding the workspace's :class:`OrgKeyPins` (its session factory sets it).
+ORG_KEY_PINS = "likeness.org_key_pins"
+
+
+def org_key_file(keys_dir: Path, org_slug: str) -> Path:
+    """Where organisation ``org_slug``'s private key lives in a workspace's key folder."""
+    return keys_dir / "orgs" / f"{org_slug}.pem"
+
+
+class OrgKeyPins:
+    """The organisation keys the workspace's own key files pin: an ``org.created`` event's key
+    counts only when ``keys/orgs/<slug>.pem`` holds its private half. A database editor can
+    append an ``org.created`` with a key of their own; they cannot write the key folder.
+
+    The public key is derived from the private key rather than kept in a file beside it: every
+    workspace already has that file, it cannot disagree with what the organisation signs with,
+    and only a process that may read the organisation's key (its own account, ``keyfiles``)
+    verifies as that workspace. ``None`` (a session not from a workspace) pins nothing."""
+
+    def __init__(self, keys_dir: Path | None) -> None:
+        self._keys_dir = keys_dir
+        self._lock = threading.Lock()
+        # slug -> (file identity, fingerprint or why none); a replaced file is read again
+        self._seen: dict[str, tuple[tuple[int, int, int], str | None, str | None]] = {}
+
+    def problem(self, org_slug: object, fingerprint_on_ledger: str) -> str | None:
+        """``None`` when the workspace's key file for ``org_slug`` is the key whose fingerprint
+        the ``org.created`` event records; else why the event's key is not pinned."""
+        if self._keys_dir is None:
+            return "no organisation key folder pins it (not opened as a workspace)"
+        # a slug is a plain file name (what Registry.add_org allows), never a path out of the folder
+        if not isinstance(org_slug, str) or Path(org_slug).name != org_slug or org_slug in ("", ".", ".."):
+            return f"its slug {org_slug!r} names no key file"
+        path = org_key_file(self._keys_dir, org_slug)
+        try:
+            found = os.stat(path)
+        except (OSError, ValueError):
+            return f"{path} does not exist: no key file of this workspace pins it"
+        identity = (found.st_ino, found.st_mtime_ns, found.st_size)
+        with self._lock:
+            seen = self._seen.get(org_slug)
+        if seen is None or seen[0] != identity:
+            try:
+                pinned, why = fingerprint(public_raw(load_private_key(path))), None
+            except ConfigError as exc:
+                pinned, why = None, str(exc)
+            seen = (identity, pinned, why)
+            with self._lock:
+                self._seen[org_slug] = seen
+        if seen[1] is None:
+            return f"{seen[2]}: it pins nothing"
+        if seen[1] != fingerprint_on_ledger:
+            return f"{path} holds another key ({seen[1][:20]}…): the workspace does not pin this one"
+        return None

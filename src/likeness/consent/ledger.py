@@ -304,6 +304,11 @@ class Ledger:
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self._session_factory = session_factory
 
+    def session(self) -> Session:
+        """A session on the ledger's database, from the workspace's factory (so it carries what
+        the workspace pins, e.g. ``keys.ORG_KEY_PINS``)."""
+        return self._session_factory()
+
     def append(self, event_type: str, payload: dict[str, Any]) -> LedgerEvent:
         """Append one event in its own transaction; writers queue for the tail (and retry
         should one still collide on the next sequence number): ``append_many`` of one."""

@@ -375,7 +375,7 @@ class Registry:
         return self.keys_dir / "holders"
 
     def org_key_path(self, org_slug: str) -> Path:
-        return self.keys_dir / "orgs" / f"{org_slug}.pem"
+        return keys.org_key_file(self.keys_dir, org_slug)
 
     # --- organisations -------------------------------------------------------------------
     def add_org(self, slug: str, name: str | None = None) -> Organisation:
@@ -813,6 +813,12 @@ class Registry:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         current = self._ledger_key(row)
         organisation = self.get_org(org)
+        from likeness.consent.integrity import LedgerConsent
+
+        with self._session_factory() as session:
+            another = LedgerConsent(session).owner_problem(row.id, organisation.id)
+        if another:  # (the ledger would ignore the recovery)
+            raise RegistryError(f"rights holder '{row.slug}': {another}; only it can recover their key")
         org_key = keys.load_private_key(self.org_key_path(organisation.slug))
         org_raw = keys.public_raw(org_key)
         if keys.fingerprint(org_raw) != self._ledger_org_fingerprint(organisation.id):
@@ -839,8 +845,9 @@ class Registry:
         return self.holder_fingerprint(row.id)
 
     def _ledger_org_fingerprint(self, org_id: str) -> str | None:
-        created = self._ledger.find("org.created", org_id=org_id)
-        return created[0].payload.get("key_fingerprint") if created else None
+        from likeness.consent.anchor import ledger_org_fingerprint
+
+        return ledger_org_fingerprint(self._ledger, org_id)
 
     def holder_fingerprint(self, holder: str) -> str:
         """Fingerprint of the key ``holder`` signs with now, per the ledger."""
@@ -1572,7 +1579,10 @@ def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey) -> str | No
         return "its organisation seal is malformed"
     org = org_key(body["org_id"])
     if org is None:
-        return f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger"
+        return (
+            f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger or whose key "
+            "this workspace does not pin"
+        )
     fingerprint, public = org
     if public is None or fingerprint != body["key_fingerprint"]:
         return "it is not signed with its organisation's key as the ledger records it"

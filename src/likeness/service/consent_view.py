@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from likeness.consent.registry import reference_statuses
 from likeness.faceset.reference_faces import reference_faces_dir
 
@@ -16,7 +14,7 @@ from likeness.faceset.reference_faces import reference_faces_dir
 def reference_photos(workspace: Any) -> dict[str, list[str]]:
     """subject id -> the SHA-256 of each reference photo bound to the ledger, in enrolment
     order (what ``Registry.reference_rows`` counts)."""
-    with Session(workspace.engine) as session:
+    with workspace.session() as session:
         statuses = [s for s in reference_statuses(session) if s.usable]
     photos: dict[str, list[str]] = {}
     for status in statuses:
