@@ -60,7 +60,7 @@ def test_everything_made_under_every_grant_newest_first(signed) -> None:
     portal = HolderPortal(world.workspace)
     per_grant = {e.seq for g in (music, fans) for e in portal.uses_of_grant(g) if e.event_type in MADE_EVENTS}
     holder_id = world.workspace.registry.get_holder("haneul-holder").id
-    assert [e.seq for e in portal.made_for_holder(holder_id)] == sorted(per_grant, reverse=True)
+    assert [e.seq for e in portal.made_for_holder(holder_id).events] == sorted(per_grant, reverse=True)
 
 
 def test_thousands_are_paged(signed) -> None:

@@ -25,6 +25,7 @@ from starlette.datastructures import UploadFile
 from likeness import strict_json
 from likeness.consent.canonical import now_utc, parse_utc
 from likeness.consent.holder_portal import (
+    MADE_PAGE,
     HolderPortal,
     RelyingParty,
     assertion_from_response,
@@ -283,27 +284,20 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
     )
 
 
-#: Rows of "everything made with your face" per page: a holder may have thousands.
-MADE_PAGE = 50
-
-
 @router.get("/portal/made", **HOLDER)
 def made_page(
     request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
 ) -> Response:
     """Every model, preview and render made under any of the holder's grants, newest first, paged."""
-    portal = portal_of(request)
-    made = portal.made_for_holder(session.holder_id)
-    start = (page_number - 1) * MADE_PAGE
-    grants = {g.id: g for g in portal.grants_of_holder(session.holder_id)}
+    made = portal_of(request).made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
     return page(
         request,
         "portal_made.html",
         {
-            "made": [(e, grants.get(str(e.payload.get("grant_id")))) for e in made[start : start + MADE_PAGE]],
-            "total": len(made),
+            "made": made.events,
+            "total": made.total,
             "page_number": page_number,
-            "pages": max(1, -(-len(made) // MADE_PAGE)),
+            "pages": max(1, -(-made.total // MADE_PAGE)),
         },
         session=session,
     )
