@@ -289,12 +289,13 @@ def made_page(
     request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
 ) -> Response:
     """Every model, preview and render made under any of the holder's grants, newest first, paged."""
-    made = portal_of(request).made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
+    portal = portal_of(request)
+    made = portal.made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
     return page(
         request,
         "portal_made.html",
         {
-            "made": made.events,
+            "made": _with_thumbnails(portal.workspace.settings, made.events),
             "total": made.total,
             "page_number": page_number,
             "pages": max(1, -(-made.total // MADE_PAGE)),
@@ -329,29 +330,77 @@ def _holders_grant(request: Request, grant_id: str, session: HolderSession) -> A
 def render_thumbnail(grant_id: str, seq: int, request: Request, session: Holder) -> Response:
     """A small JPEG of a render made under the holder's grant: the file whose SHA-256 its
     ``render.completed`` event records (the first frame of a video)."""
+    return _made_thumbnail(request, session, grant_id, seq, "render.completed")
+
+
+@router.get("/portal/grants/{grant_id}/previews/{seq}/thumb", **HOLDER)
+def preview_thumbnail(grant_id: str, seq: int, request: Request, session: Holder) -> Response:
+    """A small JPEG of a training preview made under the holder's grant: a kept copy whose
+    SHA-256 its ``preview.written`` event records."""
+    return _made_thumbnail(request, session, grant_id, seq, "preview.written")
+
+
+def _made_thumbnail(request: Request, session: HolderSession, grant_id: str, seq: int, event_type: str) -> Response:
     _holders_grant(request, grant_id, session)
     portal = portal_of(request)
-    event = next(
-        (e for e in portal.uses_of_grant(grant_id) if e.seq == seq and e.event_type == "render.completed"), None
-    )
+    event = next((e for e in portal.uses_of_grant(grant_id) if e.seq == seq and e.event_type == event_type), None)
     if event is None:
-        raise NotFound("no such render under this grant")
-    path = _render_file(Path(portal.workspace.outputs_dir), event.payload)
+        raise NotFound("no such render or preview under this grant")
+    folders = _kept_folders(portal.workspace.settings, event_type)
+    path = _made_file(folders, _made_names(event.event_type, event.payload), event.payload.get("output_sha256"))
     if path is None:
-        raise NotFound("the render's file is not in this workspace")
+        raise NotFound("the file is not kept in this workspace")
     return Response(_thumbnail(path), media_type="image/jpeg")
 
 
-def _render_file(outputs: Path, payload: dict[str, Any]) -> Path | None:
+#: Where the workspace keeps made files: renders under outputs; training previews in the
+#: service's model folders (``models/<job>/previews``) or under outputs.
+def _kept_folders(settings: Any, event_type: str) -> list[Path]:
+    outputs = Path(settings.outputs_dir)
+    return [Path(settings.service_dir) / "models", outputs] if event_type == "preview.written" else [outputs]
+
+
+def _made_names(event_type: str, payload: dict[str, Any]) -> list[str]:
+    """The file names a render or preview event records (bare names: never a path)."""
+    named = payload.get("output_names") if event_type == "preview.written" else [payload.get("output_name")]
+    names = [Path(str(n)).name for n in named or [] if isinstance(n, str)]
+    return [n for n in names if n not in ("", ".", "..")]
+
+
+def _made_file(folders: list[Path], names: list[str], digest: object) -> Path | None:
+    """A kept file of one of ``names`` under ``folders`` whose SHA-256 is ``digest``."""
     from likeness.digests import sha256_file
 
-    name = Path(str(payload.get("output_name") or "")).name
-    if not name:
+    if not isinstance(digest, str) or not names:
         return None
-    for candidate in sorted(outputs.rglob(name))[:20]:
-        if candidate.is_file() and sha256_file(candidate) == payload.get("output_sha256"):
-            return candidate
+    for folder in folders:
+        for name in names:
+            for candidate in sorted(folder.rglob(name))[:20] if folder.is_dir() else []:
+                if candidate.is_file() and sha256_file(candidate) == digest:
+                    return candidate
     return None
+
+
+def _with_thumbnails(settings: Any, events: list[Any]) -> list[tuple[Any, str | None]]:
+    """Each made event with its thumbnail's address, or None where no file of its name is kept
+    (a model; a preview written before previews recorded their hash; a file moved away): the
+    page shows a plain line there, never a broken image. One walk of the kept folders per page;
+    the thumbnail itself checks the file's hash."""
+    kinds = {"render.completed": "renders", "preview.written": "previews"}
+    wanted = {n for e in events if e.event_type in kinds for n in _made_names(e.event_type, e.payload)}
+    found: dict[Path, set[str]] = {}
+    for folder in {f for kind in kinds for f in _kept_folders(settings, kind)}:
+        found[folder] = {p.name for p in folder.rglob("*") if p.name in wanted} if wanted and folder.is_dir() else set()
+
+    def address(event: Any) -> str | None:
+        if event.event_type not in kinds or not isinstance(event.payload.get("output_sha256"), str):
+            return None
+        names = _made_names(event.event_type, event.payload)
+        if not any(found[f].intersection(names) for f in _kept_folders(settings, event.event_type)):
+            return None
+        return f"/portal/grants/{event.payload.get('grant_id')}/{kinds[event.event_type]}/{event.seq}/thumb"
+
+    return [(e, address(e)) for e in events]
 
 
 def _thumbnail(path: Path) -> bytes:
