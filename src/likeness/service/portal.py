@@ -18,8 +18,9 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from likeness import strict_json
@@ -897,43 +898,87 @@ def invite_from_console(
 RECOVER = Permission.MANAGE_USERS
 
 
+#: The fields of the console's recovery form (``recover_from_console`` reads them itself).
+RECOVER_FORM = ("holder", "statement", "verified_by", "method", "passkeys_lost", "evidence")
+
+
+class RecoveryBody(StrictBody):
+    holder: str = Field(max_length=64)
+    statement: str = Field(max_length=2000)
+    verified_by: str = Field(max_length=200)
+    method: str = Field(max_length=100)
+    passkeys_lost: str = Field(default="", max_length=10)
+
+
 @router.post(
     "/consent/holders/recover",
     **guard(RECOVER, csrf_from_header=False),
 )
-def recover_from_console(
-    request: Request,
-    principal: Annotated[Principal, Depends(require(RECOVER, csrf_from_header=False))],
-    holder: Annotated[str, Form(max_length=64)],
-    statement: Annotated[str, Form(max_length=2000)],
-    verified_by: Annotated[str, Form(max_length=200)],
-    method: Annotated[str, Form(max_length=100)],
-    passkeys_lost: Annotated[str, Form(max_length=10)] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
+async def recover_from_console(request: Request) -> Response:
     """``likeness consent recover-passkey`` from the console: the attestation the CLI asks for,
     signed by the administrator's organisation (``invite_to_recover`` refuses a holder another
-    organisation onboards, 403); the link is shown on this one page and never again."""
+    organisation onboards, 403); the link is shown on this one page and never again. An
+    evidence file is optional; as with ``--evidence``, only its SHA-256 goes on the ledger."""
     from likeness.consent.registry import RecoveryAttestation, attestation_problem
     from likeness.service.console import render
 
-    check_csrf(principal, csrf_token)
-    attestation = RecoveryAttestation(statement=statement, verified_by=verified_by, method=method)
+    principal = require(RECOVER, csrf_from_header=False)(request)
+    _bounded_evidence_form(request)
+    async with request.form(max_files=1, max_fields=len(RECOVER_FORM) + 2) as form:
+        check_csrf(principal, str(form.get("csrf_token", "")))
+        unknown_fields(form.keys(), RECOVER_FORM)
+        try:
+            body = RecoveryBody(**{k: str(v) for k, v in form.items() if k in RecoveryBody.model_fields})
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        upload = form.get("evidence")
+        evidence = _evidence_digest(upload) if isinstance(upload, UploadFile) and upload.filename else None
+    attestation = RecoveryAttestation(
+        statement=body.statement, verified_by=body.verified_by, method=body.method, evidence_sha256=evidence
+    )
     problem = attestation_problem(attestation.as_payload())
     if problem:  # a blank field is a bad form (400), not a missing record
         raise ServiceError(problem)
     _, token = portal_of(request).invite_to_recover(
-        holder.strip(),
+        body.holder.strip(),
         principal.user.org_slug,
         created_by=principal.user.username,
         attestation=attestation,
-        passkeys_lost=passkeys_lost == "on",
+        passkeys_lost=body.passkeys_lost == "on",
     )
     origin = relying_party(request.app.state.services.settings).origin
-    recovered = {"holder": holder.strip(), "url": f"{origin}/portal/invite/{token}"}
+    recovered = {"holder": body.holder.strip(), "url": f"{origin}/portal/invite/{token}", "evidence": evidence}
     return render(
         request, "holders.html", _holders_context(request, principal, recovered=recovered), principal=principal
     )
+
+
+def _bounded_evidence_form(request: Request) -> None:
+    """Refuse (413) a multipart recovery form whose declared length is over the evidence bound
+    (plus room for its fields), or that declares none, before a byte of it is spooled: the form
+    parser keeps file parts of any size. Other forms are bounded by ``BodyLimit``."""
+    from likeness.consent.registry import EVIDENCE_MAX_BYTES
+    from likeness.service.errors import UploadTooLarge
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > EVIDENCE_MAX_BYTES + 64 * 1024:
+        raise UploadTooLarge(f"an evidence file may have at most {EVIDENCE_MAX_BYTES} bytes")
+
+
+def _evidence_digest(upload: UploadFile) -> str:
+    """The SHA-256 of an uploaded evidence file (the part the form spooled), refused as the
+    command line refuses its ``--evidence``: empty (400) or over the bound (413)."""
+    from likeness.consent.registry import evidence_sha256
+    from likeness.errors import EvidenceRefused
+    from likeness.service.errors import EmptyFile, UploadTooLarge
+
+    upload.file.seek(0)
+    try:
+        return evidence_sha256(iter(lambda: upload.file.read(1 << 20), b""), source=_shown_name(upload.filename))
+    except EvidenceRefused as refused:
+        raise (UploadTooLarge if refused.too_large else EmptyFile)(str(refused)) from None
 
 
 #: The fields of the console's grant request form (``request_from_console`` reads them itself).
@@ -974,7 +1019,17 @@ def _holders_context(request: Request, principal: Principal, **extra: Any) -> di
     from likeness.service.roles import allows
 
     can_recover = allows(principal.role, RECOVER)
-    return {"uses": USES, "made": None, "drafted": None, "recovered": None, "can_recover": can_recover, **extra}
+    from likeness.consent.registry import EVIDENCE_MAX_BYTES
+
+    return {
+        "uses": USES,
+        "made": None,
+        "drafted": None,
+        "recovered": None,
+        "can_recover": can_recover,
+        "evidence_max_mb": EVIDENCE_MAX_BYTES // (1024 * 1024),
+        **extra,
+    }
 
 
 async def _preview_bytes(upload: UploadFile, limit: int) -> bytes:
