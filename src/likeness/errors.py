@@ -120,6 +120,15 @@ class RegistryError(LikenessError):
     """A registry object (organisation, subject, holder, grant) is missing or duplicated."""
 
 
+class EvidenceRefused(RegistryError):
+    """A recovery's evidence file (``source``) that cannot stand as evidence: ``empty`` (its
+    digest would attest nothing) or ``too_large`` (over ``EVIDENCE_MAX_BYTES``)."""
+
+    def __init__(self, source: str, reason: str, *, too_large: bool) -> None:
+        self.source, self.reason, self.too_large = source, reason, too_large
+        super().__init__(f"{source}: {reason}")
+
+
 class FoundingReferenceMissing(RegistryError):
     """Subject ``subject``'s first enrolled reference, the face every later one is held to, is
     gone from the database or altered: enrolment is refused until the workspace is restored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -96,3 +97,31 @@ def test_consent_list_and_check_agree_after_a_deleted_revocation(tmp_path):
         db.execute("DELETE FROM grant_revocations")
     assert "revoked" in run(home, "consent", "list").output
     assert "revoked" in run(home, "consent", "check", "mina", "--use", "training", code=1).output
+
+
+def test_recover_key_refuses_empty_or_too_large_evidence(tmp_path, monkeypatch):
+    from likeness.consent import registry
+
+    home, old_key, _grant_id = _home(tmp_path)
+    _new_key, new_public = holder_key(home, "mina-new")
+    attested = ["--statement", "identity checked", "--verified-by", "J. Park (legal)", "--method", "in_person"]
+    evidence = tmp_path / "passport-check.pdf"
+    evidence.write_bytes(b"")
+    recover = ["consent", "recover-key", "mina-holder", *attested, "--new-public-key", str(new_public)]
+    empty = run(home, *recover, "--evidence", str(evidence), code=1).output
+    assert "passport-check.pdf: the evidence file is empty" in " ".join(empty.split()) and "Traceback" not in empty
+    monkeypatch.setattr(registry, "EVIDENCE_MAX_BYTES", 1000)
+    evidence.write_bytes(b"x" * 1001)
+    large = run(home, *recover, "--evidence", str(evidence), code=1).output
+    assert "evidence may have at most 1000 bytes" in " ".join(large.split())
+    assert _key_recoveries(home) == []
+    evidence.write_bytes(b"x" * 1000)
+    assert "recovered by studio" in run(home, *recover, "--evidence", str(evidence)).output
+    (attested_payload,) = _key_recoveries(home)
+    assert attested_payload["attestation"]["evidence_sha256"] == hashlib.sha256(b"x" * 1000).hexdigest()
+
+
+def _key_recoveries(home) -> list[dict]:
+    with sqlite3.connect(home / "likeness.db") as db:
+        rows = db.execute("SELECT payload FROM ledger WHERE event_type = 'holder.key_recovered'").fetchall()
+    return [json.loads(payload) for (payload,) in rows]

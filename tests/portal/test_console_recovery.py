@@ -5,6 +5,8 @@ administrator, a missing CSRF token and a blank attestation are refused with not
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from likeness.service.roles import Role
@@ -113,4 +115,62 @@ def test_a_holder_with_a_passkey_in_force_needs_it_stated_lost(world) -> None:
         "/consent/holders/recover", data={**sent, "csrf_token": csrf}, headers={"accept": "application/json"}
     )
     assert refused.status_code == 403 and "state them lost" in refused.text
+    assert _recoveries(world) == []
+
+
+def _evidence(world, client, csrf, evidence, **form):
+    return client.post(
+        "/consent/holders/recover",
+        data={**ATTESTED, "csrf_token": csrf, **form},
+        files={"evidence": evidence},
+        headers={"accept": "application/json"},
+    )
+
+
+def test_an_evidence_upload_is_recorded_by_its_digest(world) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    form = client.get("/consent/holders").text.split('action="/consent/holders/recover"', 1)[1].split("</form>")[0]
+    assert 'enctype="multipart/form-data"' in form and 'type="file" name="evidence"' in form
+    scan = b"%PDF-1.4 passport page checked in person\n" * 100
+    sent = client.post(
+        "/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf}, files={"evidence": ("scan.pdf", scan)}
+    )
+    assert sent.status_code == 200, sent.text[:400]
+    digest = hashlib.sha256(scan).hexdigest()
+    assert "data-evidence-sha256" in sent.text and digest in sent.text
+    (event,) = _recoveries(world)
+    assert event.payload["attestation"]["evidence_sha256"] == digest
+    assert not any(p.is_file() and p.read_bytes() == scan for p in world.workspace.home.rglob("*"))  # digest only
+
+
+def test_no_file_chosen_is_no_evidence(world) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    sent = _evidence(world, client, csrf, ("", b"", "application/octet-stream"))
+    assert sent.status_code == 200, sent.text[:400]
+    (event,) = _recoveries(world)
+    assert event.payload["attestation"]["evidence_sha256"] is None
+
+
+def test_empty_or_too_large_evidence_is_refused_as_the_cli_refuses_it(world, monkeypatch) -> None:
+    from likeness.consent import registry
+
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    empty = _evidence(world, client, csrf, ("scan.pdf", b""))
+    assert empty.status_code == 400 and "scan.pdf: the evidence file is empty" in empty.json()["detail"]
+    monkeypatch.setattr(registry, "EVIDENCE_MAX_BYTES", 1000)
+    over = _evidence(world, client, csrf, ("scan.pdf", b"x" * 1001))
+    assert over.status_code == 413 and "scan.pdf: evidence may have at most 1000 bytes" in over.json()["detail"]
+    declared = _evidence(world, client, csrf, ("scan.pdf", b"x" * 100_000))  # refused from its length, unread
+    assert declared.status_code == 413, declared.text[:400]
+    assert _recoveries(world) == []
+
+
+def test_with_evidence_the_csrf_role_and_form_checks_stand(world) -> None:
+    client, _csrf = _signed_in(world, Role.ADMIN.value)
+    assert _evidence(world, client, "", ("scan.pdf", b"scan")).status_code == 403
+    legal, legal_csrf = _signed_in(world, Role.LEGAL.value)
+    assert _evidence(world, legal, legal_csrf, ("scan.pdf", b"scan")).status_code == 403
+    admin, csrf = _signed_in(world, Role.ADMIN.value)
+    assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), holder="h" * 65).status_code == 422
+    assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), extra="1").status_code == 422
     assert _recoveries(world) == []

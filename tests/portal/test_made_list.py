@@ -4,9 +4,12 @@ under another holder's grant, and no authorization or refusal rows (those are pe
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -55,7 +58,8 @@ def test_everything_made_under_every_grant_newest_first(signed) -> None:
     text = page.text
     assert text.index("c3c3c3c3c3c3c3c3") < text.index("b2b2b2b2b2b2b2b2") < text.index("a1a1a1a1a1a1a1a1")
     assert "dddddddddddddddd" not in text and "authorization.issued" not in text
-    assert f"/portal/grants/{fans}/renders/" in text and f'href="/portal/grants/{music}"' in text
+    assert f'href="/portal/grants/{fans}"' in text and f'href="/portal/grants/{music}"' in text
+    assert "<img" not in text  # no file of these is kept: a plain line each, never a broken image
     assert "· fan messages" in text and "· music videos" in text  # each made thing's use, in words
     assert "4 in all" in text
     holder.cookies.set("likeness_lang", "ko")
@@ -64,7 +68,7 @@ def test_everything_made_under_every_grant_newest_first(signed) -> None:
     portal = HolderPortal(world.workspace)
     per_grant = {e.seq for g in (music, fans) for e in portal.uses_of_grant(g) if e.event_type in MADE_EVENTS}
     holder_id = world.workspace.registry.get_holder("haneul-holder").id
-    assert [e.seq for e in portal.made_for_holder(holder_id)] == sorted(per_grant, reverse=True)
+    assert [e.seq for e in portal.made_for_holder(holder_id).events] == sorted(per_grant, reverse=True)
 
 
 def test_thousands_are_paged(signed) -> None:
@@ -93,8 +97,6 @@ def test_a_render_is_hashed_once_however_often_its_thumbnail_is_shown(signed, mo
     """Each thumbnail found its render by hashing the whole file, at every view of the page (50
     thumbnails a page: 2.6 s for 50 MB renders, each time). A file is now hashed once per version;
     one changed since is hashed again, and no longer shown (trial 26)."""
-    import hashlib
-
     from likeness import digests
 
     world, holder, (music, _fans) = signed
@@ -119,3 +121,52 @@ def test_a_render_is_hashed_once_however_often_its_thumbnail_is_shown(signed, mo
     os.utime(render, ns=(render.stat().st_atime_ns, render.stat().st_mtime_ns + 1_000_000))
     assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 404
     assert hashed == [render, render]
+
+
+def _kept_preview(world, grant_id: str, job: str, name: str, *, seed: int) -> tuple[str, Path]:
+    """A training preview as a service train job keeps it (``models/<job>/previews``), and its
+    ``preview.written`` event with the file's hash; the event's seq and the file."""
+    folder = Path(world.workspace.settings.service_dir) / "models" / job / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    path = folder / name
+    cv2.imwrite(str(path), pixels)
+    event = world.workspace.ledger.append(
+        "preview.written",
+        {
+            "grant_id": grant_id,
+            "use": "training",
+            "job_id": job * 2,
+            "watermark_payload": f"{seed:016x}",
+            "output_names": [name, "preview_latest.png"],
+            "output_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        },
+    )
+    return str(event.seq), path
+
+
+def test_a_kept_preview_has_a_thumbnail_and_the_rest_a_plain_line(signed) -> None:
+    world, holder, (music, fans) = signed
+    seq, _path = _kept_preview(world, music, "a" * 16, "preview_0000100.png", seed=1)
+    _made(world, "preview.written", music, "training", "e5e5e5e5e5e5e5e5")  # written before previews kept a hash
+    _kept_preview(world, music, "b" * 16, "preview_0000100.png", seed=2)  # same name, another job's file
+    replaced_seq, replaced = _kept_preview(world, fans, "c" * 16, "preview_0000200.png", seed=3)
+    replaced.write_bytes(b"not the preview the ledger names")
+    page = holder.get("/portal/made").text
+    figures = page.split('data-made="')[1:]
+    thumbnail = f'src="/portal/grants/{music}/previews/{seq}/thumb" alt="Training preview"'
+    assert thumbnail in page and page.count("<img") == 3  # each kept name; the hash is checked on fetch
+    plain = [f for f in figures if "e5e5e5e5e5e5e5e5" in f]
+    assert len(plain) == 1 and "<img" not in plain[0] and '<div class="made-kind">Preview</div>' in plain[0]
+    got = holder.get(f"/portal/grants/{music}/previews/{seq}/thumb")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(got.content, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (96, 128)
+    # a kept name whose bytes are not the ledger's: no thumbnail (the page's script shows a plain line)
+    assert holder.get(f"/portal/grants/{fans}/previews/{replaced_seq}/thumb").status_code == 404
+    # only under the holder's own grant, and only as the kind it is
+    assert holder.get(f"/portal/grants/{'f' * 32}/previews/{seq}/thumb").status_code == 404
+    assert holder.get(f"/portal/grants/{fans}/previews/{seq}/thumb").status_code == 404
+    assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 404
+    holder.cookies.set("likeness_lang", "ko")
+    korean = holder.get("/portal/made").text
+    assert 'alt="학습 미리보기"' in korean and '<div class="made-kind">미리보기</div>' in korean

@@ -317,7 +317,7 @@ def test_a_key_recovery_retires_the_passkeys_the_lost_key_vouched_for(offline: O
         offline.sign_grant()
     assert refused.value.reason == "credential_not_holders"
     assert world.portal.session_for(stolen_session) is None
-    with Session(world.workspace.engine) as session:
+    with world.workspace.session() as session:
         assert LedgerConsent(session).passkeys_in_force(offline.holder_id) == []
     assert world.workspace.policy.authorize("yuna", "music_video", "studio").grant_id == before
     # the holder vouches for a new passkey with the recovered key, and it signs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from likeness.digests import sha256_file
 from likeness.errors import ConsentError
 from likeness.media import read_image
 from likeness.provenance.watermark import extract_watermark
@@ -35,6 +36,8 @@ def test_a_preview_carries_the_watermark_of_a_ledger_recorded_job(consent_world,
     assert [e.payload["job_id"] for e in events] == [job_id]
     assert events[0].payload["watermark_payload"] == watermark_payload_for(job_id).hex()
     assert events[0].payload["grant_id"] == consent_world.grant_id
+    # every copy is the same file, whose hash the event records (the portal's thumbnail finds it by it)
+    assert {sha256_file(p) for p in paths} == {events[0].payload["output_sha256"]}
 
 
 def test_no_preview_is_written_after_revocation(consent_world, tmp_path) -> None:

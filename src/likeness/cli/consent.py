@@ -23,6 +23,7 @@ from likeness.cli.common import (
     settings_from,
     write_new_json,
 )
+from likeness.errors import ConfigError
 
 if TYPE_CHECKING:  # the CLI imports the consent package only inside commands (start-up time)
     from likeness.consent.registry import RecoveryAttestation
@@ -421,17 +422,26 @@ Evidence = Annotated[
 
 def _attestation(statement: str, verified_by: str, method: str, evidence: Path | None) -> RecoveryAttestation:
     """The attestation ``recover-key`` and ``recover-passkey`` sign: who checked the holder and
-    how, with only the evidence file's sha256 (the file stays outside the workspace)."""
-    import hashlib
-
+    how, with only the evidence file's sha256 (the file stays outside the workspace; an empty
+    one, or one over ``EVIDENCE_MAX_BYTES``, is refused naming it)."""
     from likeness.consent.registry import RecoveryAttestation
 
     return RecoveryAttestation(
         statement=statement,
         verified_by=verified_by,
         method=method,
-        evidence_sha256=hashlib.sha256(read_input(evidence, "evidence")).hexdigest() if evidence else None,
+        evidence_sha256=_evidence_digest(evidence) if evidence else None,
     )
+
+
+def _evidence_digest(path: Path) -> str:
+    from likeness.consent.registry import evidence_sha256
+
+    try:
+        with path.open("rb") as stream:
+            return evidence_sha256(iter(lambda: stream.read(1 << 20), b""), source=str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the evidence ({exc.strerror or exc})") from None
 
 
 @consent_app.command("recover-key")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from likeness import strict_json
@@ -40,7 +41,7 @@ from likeness.consent.grant_requests import (
     signing_challenge,
 )
 from likeness.consent.integrity import RECOVERY_PURPOSE, LedgerConsent, grant_problem
-from likeness.consent.ledger import LedgerEvent, find_events
+from likeness.consent.ledger import LedgerEvent, find_events, find_events_page
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
     PASSKEY_REGISTERED,
@@ -92,7 +93,17 @@ USE_EVENTS = (
 )
 #: What was made with the holder's likeness: the portal's one list across all their grants.
 MADE_EVENTS = ("model.trained", "preview.written", "render.completed")
+#: Rows of that list per page: a holder may have thousands.
+MADE_PAGE = 50
 EXPORT_TYPE = "likeness.holder-audit-export.v1"
+
+
+@dataclass(frozen=True)
+class MadePage:
+    """One page of what was made with a holder's likeness, newest first, and the count in all."""
+
+    events: list[LedgerEvent]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -962,16 +973,24 @@ class HolderPortal:
                 ]
         return sorted(found, key=lambda e: e.seq)
 
-    def made_for_holder(self, holder_id: str) -> list[LedgerEvent]:
-        """Every model, preview and render made under any of the holder's grants, newest first:
-        each grant's ``uses_of_grant``, so the one list and the per-grant lists cannot disagree."""
-        made = [
-            e
-            for grant in self.grants_of_holder(holder_id)
-            for e in self.uses_of_grant(grant.id)
-            if e.event_type in MADE_EVENTS
-        ]
-        return sorted(made, key=lambda e: e.seq, reverse=True)
+    def made_for_holder(self, holder_id: str, *, offset: int = 0, limit: int = MADE_PAGE) -> MadePage:
+        """One page of every model, preview and render made under any of the holder's grants,
+        newest first, and how many there are: the ``MADE_EVENTS`` rows of ``uses_of_grant`` for
+        each of their grants, filtered, counted and paged by the database (a holder may have
+        thousands; a page reads its own rows)."""
+        with self._session() as session:
+            grants = list(session.scalars(select(Grant.id).where(Grant.holder_id == holder_id)))
+            try:
+                events, total = find_events_page(session, MADE_EVENTS, "grant_id", grants, offset=offset, limit=limit)
+                return MadePage(events, total)
+            except DatabaseError:  # a payload the database cannot parse: find_events names it
+                session.rollback()
+            made = sorted(
+                (e for g in grants for e in find_events(session, MADE_EVENTS, {"grant_id": g})),
+                key=lambda e: e.seq,
+                reverse=True,
+            )
+        return MadePage(made[offset : offset + limit], len(made))
 
     def holder_events(self, holder_id: str) -> list[LedgerEvent]:
         """The holder's own trail: enrolment, invitations, passkeys, requests for their

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import ColumnElement, Row, cast, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -240,6 +241,39 @@ def find_events(
         query = query.where(LedgerRow.payload.contains(member, autoescape=True))
     rows = [_event(r) for r in session.execute(query)]
     return [e for e in rows if all(e.payload.get(k) == v for k, v in payload_equals.items())]
+
+
+def payload_member_text(dialect: str, key: str) -> ColumnElement[Any]:
+    """The payload's top-level member ``key`` as the database reads it from the stored JSON
+    (SQLite ``json_extract``, PostgreSQL ``jsonb ->>``): a filter or sort on one member without
+    reading every row into Python. A payload the database cannot parse raises ``DatabaseError``."""
+    if dialect == "postgresql":
+        return cast(LedgerRow.payload, JSONB)[key].astext
+    return func.json_extract(LedgerRow.payload, "$." + canonical_bytes(key).decode("utf-8"))
+
+
+def find_events_page(
+    session: Session,
+    event_types: Sequence[str],
+    key: str,
+    values: Sequence[str],
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[LedgerEvent], int]:
+    """One page of the events of ``event_types`` whose top-level ``key`` is one of ``values``,
+    newest first, and how many there are in all: the database filters, counts and pages
+    (``ORDER BY seq DESC LIMIT/OFFSET``), so a page reads its own rows, not the whole history.
+    Each row read is checked as ``find_events`` checks it (an exact member, a readable payload).
+    """
+    if not values:
+        return [], 0
+    member = payload_member_text(session.get_bind().dialect.name, key)
+    where = (LedgerRow.event_type.in_(tuple(event_types)), member.in_(tuple(values)))
+    total = session.scalar(select(func.count()).select_from(LedgerRow).where(*where)) or 0
+    query = select(*LedgerRow.__table__.columns).where(*where).order_by(LedgerRow.seq.desc())
+    rows = [_event(r) for r in session.execute(query.offset(offset).limit(limit))]
+    return [e for e in rows if e.payload.get(key) in values], int(total)
 
 
 def find_watermark_events(

@@ -72,6 +72,7 @@ from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import (
     ConsentError,
     ConsentRequestError,
+    EvidenceRefused,
     FoundingReferenceMissing,
     ReferenceMismatch,
     ReferenceUnsealed,
@@ -228,6 +229,30 @@ class RecoveryAttestation:
             "method": self.method,
             "evidence_sha256": self.evidence_sha256,
         }
+
+
+#: Largest evidence file a recovery attestation digests (a scanned document, photos of the
+#: check): the command line and the console refuse a larger one, naming it, before reading on.
+EVIDENCE_MAX_BYTES = 50 * 1024 * 1024
+
+
+def evidence_sha256(chunks: Iterable[bytes], *, source: str) -> str:
+    """The SHA-256 of a recovery's evidence file, read as ``chunks``; ``EvidenceRefused`` naming
+    ``source`` when it is empty or holds more than ``EVIDENCE_MAX_BYTES`` (reading stops there).
+    Only the digest goes on the ledger; the file stays with whoever checked the holder.
+
+    >>> evidence_sha256([b"passport ", b"scan"], source="scan.pdf")[:12]
+    '5ae193d8746d'
+    """
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > EVIDENCE_MAX_BYTES:
+            raise EvidenceRefused(source, f"evidence may have at most {EVIDENCE_MAX_BYTES} bytes", too_large=True)
+        digest.update(chunk)
+    if size == 0:
+        raise EvidenceRefused(source, "the evidence file is empty: its digest would attest nothing", too_large=False)
+    return digest.hexdigest()
 
 
 def attestation_problem(attestation: Any) -> str | None:

@@ -19,13 +19,15 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from likeness import strict_json
 from likeness.consent.canonical import now_utc, parse_utc
 from likeness.consent.holder_portal import (
+    MADE_PAGE,
     HolderPortal,
     RelyingParty,
     assertion_from_response,
@@ -284,27 +286,21 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
     )
 
 
-#: Rows of "everything made with your face" per page: a holder may have thousands.
-MADE_PAGE = 50
-
-
 @router.get("/portal/made", **HOLDER)
 def made_page(
     request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
 ) -> Response:
     """Every model, preview and render made under any of the holder's grants, newest first, paged."""
     portal = portal_of(request)
-    made = portal.made_for_holder(session.holder_id)
-    start = (page_number - 1) * MADE_PAGE
-    grants = {g.id: g for g in portal.grants_of_holder(session.holder_id)}
+    made = portal.made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
     return page(
         request,
         "portal_made.html",
         {
-            "made": [(e, grants.get(str(e.payload.get("grant_id")))) for e in made[start : start + MADE_PAGE]],
-            "total": len(made),
+            "made": _with_thumbnails(portal.workspace.settings, made.events),
+            "total": made.total,
             "page_number": page_number,
-            "pages": max(1, -(-len(made) // MADE_PAGE)),
+            "pages": max(1, -(-made.total // MADE_PAGE)),
         },
         session=session,
     )
@@ -336,30 +332,80 @@ def _holders_grant(request: Request, grant_id: str, session: HolderSession) -> A
 def render_thumbnail(grant_id: str, seq: int, request: Request, session: Holder) -> Response:
     """A small JPEG of a render made under the holder's grant: the file whose SHA-256 its
     ``render.completed`` event records (the first frame of a video)."""
+    return _made_thumbnail(request, session, grant_id, seq, "render.completed")
+
+
+@router.get("/portal/grants/{grant_id}/previews/{seq}/thumb", **HOLDER)
+def preview_thumbnail(grant_id: str, seq: int, request: Request, session: Holder) -> Response:
+    """A small JPEG of a training preview made under the holder's grant: a kept copy whose
+    SHA-256 its ``preview.written`` event records."""
+    return _made_thumbnail(request, session, grant_id, seq, "preview.written")
+
+
+def _made_thumbnail(request: Request, session: HolderSession, grant_id: str, seq: int, event_type: str) -> Response:
     _holders_grant(request, grant_id, session)
     portal = portal_of(request)
-    event = next(
-        (e for e in portal.uses_of_grant(grant_id) if e.seq == seq and e.event_type == "render.completed"), None
-    )
+    event = next((e for e in portal.uses_of_grant(grant_id) if e.seq == seq and e.event_type == event_type), None)
     if event is None:
-        raise NotFound("no such render under this grant")
-    path = _render_file(Path(portal.workspace.outputs_dir), event.payload)
+        raise NotFound("no such render or preview under this grant")
+    folders = _kept_folders(portal.workspace.settings, event_type)
+    path = _made_file(folders, _made_names(event.event_type, event.payload), event.payload.get("output_sha256"))
     if path is None:
-        raise NotFound("the render's file is not in this workspace")
+        raise NotFound("the file is not kept in this workspace")
     return Response(_thumbnail(path), media_type="image/jpeg")
 
 
-def _render_file(outputs: Path, payload: dict[str, Any]) -> Path | None:
-    name = Path(str(payload.get("output_name") or "")).name
-    if not name:
+#: Where the workspace keeps made files: renders under outputs; training previews in the
+#: service's model folders (``models/<job>/previews``) or under outputs.
+def _kept_folders(settings: Any, event_type: str) -> list[Path]:
+    outputs = Path(settings.outputs_dir)
+    return [Path(settings.service_dir) / "models", outputs] if event_type == "preview.written" else [outputs]
+
+
+def _made_names(event_type: str, payload: dict[str, Any]) -> list[str]:
+    """The file names a render or preview event records (bare names: never a path)."""
+    named = payload.get("output_names") if event_type == "preview.written" else [payload.get("output_name")]
+    names = [Path(str(n)).name for n in named or [] if isinstance(n, str)]
+    return [n for n in names if n not in ("", ".", "..")]
+
+
+def _made_file(folders: list[Path], names: list[str], digest: object) -> Path | None:
+    """A kept file of one of ``names`` under ``folders`` whose SHA-256 is ``digest``."""
+    if not isinstance(digest, str) or not names:
         return None
-    for candidate in sorted(outputs.rglob(name))[:20]:
-        if not candidate.is_file():
-            continue
-        stat = candidate.stat()
-        if _file_sha256(str(candidate), stat.st_size, stat.st_mtime_ns) == payload.get("output_sha256"):
-            return candidate
+    for folder in folders:
+        for name in names:
+            for candidate in sorted(folder.rglob(name))[:20] if folder.is_dir() else []:
+                if candidate.is_file() and _file_sha256(str(candidate), *_version(candidate)) == digest:
+                    return candidate
     return None
+
+
+def _with_thumbnails(settings: Any, events: list[Any]) -> list[tuple[Any, str | None]]:
+    """Each made event with its thumbnail's address, or None where no file of its name is kept
+    (a model; a preview written before previews recorded their hash; a file moved away): the
+    page shows a plain line there, never a broken image. One walk of the kept folders per page;
+    the thumbnail itself checks the file's hash."""
+    kinds = {"render.completed": "renders", "preview.written": "previews"}
+    wanted = {n for e in events if e.event_type in kinds for n in _made_names(e.event_type, e.payload)}
+    found: dict[Path, set[str]] = {}
+    for folder in {f for kind in kinds for f in _kept_folders(settings, kind)}:
+        found[folder] = {p.name for p in folder.rglob("*") if p.name in wanted} if wanted and folder.is_dir() else set()
+
+    def address(event: Any) -> str | None:
+        if event.event_type not in kinds or not isinstance(event.payload.get("output_sha256"), str):
+            return None
+        names = _made_names(event.event_type, event.payload)
+        if not any(found[f].intersection(names) for f in _kept_folders(settings, event.event_type)):
+            return None
+        return f"/portal/grants/{event.payload.get('grant_id')}/{kinds[event.event_type]}/{event.seq}/thumb"
+
+    return [(e, address(e)) for e in events]
+
+
+def _version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=4096)
@@ -866,43 +912,87 @@ def invite_from_console(
 RECOVER = Permission.MANAGE_USERS
 
 
+#: The fields of the console's recovery form (``recover_from_console`` reads them itself).
+RECOVER_FORM = ("holder", "statement", "verified_by", "method", "passkeys_lost", "evidence")
+
+
+class RecoveryBody(StrictBody):
+    holder: str = Field(max_length=64)
+    statement: str = Field(max_length=2000)
+    verified_by: str = Field(max_length=200)
+    method: str = Field(max_length=100)
+    passkeys_lost: str = Field(default="", max_length=10)
+
+
 @router.post(
     "/consent/holders/recover",
     **guard(RECOVER, csrf_from_header=False),
 )
-def recover_from_console(
-    request: Request,
-    principal: Annotated[Principal, Depends(require(RECOVER, csrf_from_header=False))],
-    holder: Annotated[str, Form(max_length=64)],
-    statement: Annotated[str, Form(max_length=2000)],
-    verified_by: Annotated[str, Form(max_length=200)],
-    method: Annotated[str, Form(max_length=100)],
-    passkeys_lost: Annotated[str, Form(max_length=10)] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> Response:
+async def recover_from_console(request: Request) -> Response:
     """``likeness consent recover-passkey`` from the console: the attestation the CLI asks for,
     signed by the administrator's organisation (``invite_to_recover`` refuses a holder another
-    organisation onboards, 403); the link is shown on this one page and never again."""
+    organisation onboards, 403); the link is shown on this one page and never again. An
+    evidence file is optional; as with ``--evidence``, only its SHA-256 goes on the ledger."""
     from likeness.consent.registry import RecoveryAttestation, attestation_problem
     from likeness.service.console import render
 
-    check_csrf(principal, csrf_token)
-    attestation = RecoveryAttestation(statement=statement, verified_by=verified_by, method=method)
+    principal = require(RECOVER, csrf_from_header=False)(request)
+    _bounded_evidence_form(request)
+    async with request.form(max_files=1, max_fields=len(RECOVER_FORM) + 2) as form:
+        check_csrf(principal, str(form.get("csrf_token", "")))
+        unknown_fields(form.keys(), RECOVER_FORM)
+        try:
+            body = RecoveryBody(**{k: str(v) for k, v in form.items() if k in RecoveryBody.model_fields})
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        upload = form.get("evidence")
+        evidence = _evidence_digest(upload) if isinstance(upload, UploadFile) and upload.filename else None
+    attestation = RecoveryAttestation(
+        statement=body.statement, verified_by=body.verified_by, method=body.method, evidence_sha256=evidence
+    )
     problem = attestation_problem(attestation.as_payload())
     if problem:  # a blank field is a bad form (400), not a missing record
         raise ServiceError(problem)
     _, token = portal_of(request).invite_to_recover(
-        holder.strip(),
+        body.holder.strip(),
         principal.user.org_slug,
         created_by=principal.user.username,
         attestation=attestation,
-        passkeys_lost=passkeys_lost == "on",
+        passkeys_lost=body.passkeys_lost == "on",
     )
     origin = relying_party(request.app.state.services.settings).origin
-    recovered = {"holder": holder.strip(), "url": f"{origin}/portal/invite/{token}"}
+    recovered = {"holder": body.holder.strip(), "url": f"{origin}/portal/invite/{token}", "evidence": evidence}
     return render(
         request, "holders.html", _holders_context(request, principal, recovered=recovered), principal=principal
     )
+
+
+def _bounded_evidence_form(request: Request) -> None:
+    """Refuse (413) a multipart recovery form whose declared length is over the evidence bound
+    (plus room for its fields), or that declares none, before a byte of it is spooled: the form
+    parser keeps file parts of any size. Other forms are bounded by ``BodyLimit``."""
+    from likeness.consent.registry import EVIDENCE_MAX_BYTES
+    from likeness.service.errors import UploadTooLarge
+
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > EVIDENCE_MAX_BYTES + 64 * 1024:
+        raise UploadTooLarge(f"an evidence file may have at most {EVIDENCE_MAX_BYTES} bytes")
+
+
+def _evidence_digest(upload: UploadFile) -> str:
+    """The SHA-256 of an uploaded evidence file (the part the form spooled), refused as the
+    command line refuses its ``--evidence``: empty (400) or over the bound (413)."""
+    from likeness.consent.registry import evidence_sha256
+    from likeness.errors import EvidenceRefused
+    from likeness.service.errors import EmptyFile, UploadTooLarge
+
+    upload.file.seek(0)
+    try:
+        return evidence_sha256(iter(lambda: upload.file.read(1 << 20), b""), source=_shown_name(upload.filename))
+    except EvidenceRefused as refused:
+        raise (UploadTooLarge if refused.too_large else EmptyFile)(str(refused)) from None
 
 
 #: The fields of the console's grant request form (``request_from_console`` reads them itself).
@@ -943,7 +1033,17 @@ def _holders_context(request: Request, principal: Principal, **extra: Any) -> di
     from likeness.service.roles import allows
 
     can_recover = allows(principal.role, RECOVER)
-    return {"uses": USES, "made": None, "drafted": None, "recovered": None, "can_recover": can_recover, **extra}
+    from likeness.consent.registry import EVIDENCE_MAX_BYTES
+
+    return {
+        "uses": USES,
+        "made": None,
+        "drafted": None,
+        "recovered": None,
+        "can_recover": can_recover,
+        "evidence_max_mb": EVIDENCE_MAX_BYTES // (1024 * 1024),
+        **extra,
+    }
 
 
 async def _preview_bytes(upload: UploadFile, limit: int) -> bytes:

@@ -64,13 +64,21 @@ def marked_preview(grid: np.ndarray, watermark_payload: bytes) -> np.ndarray:
 
 def write_training_preview(authz: Any, grid: np.ndarray, paths: Sequence[Path], *, iteration: int) -> str:
     """Record a preview job on the ledger under ``authz`` (the training authorization, rechecked),
-    then write ``grid`` marked with its watermark to each of ``paths``. Returns the job id."""
-    from likeness.media import write_image
+    then write ``grid`` marked with its watermark to each of ``paths`` (the same PNG bytes, whose
+    SHA-256 the event records, as a render's does: the portal shows a kept copy by it). Returns
+    the job id."""
+    import hashlib
+
+    from likeness.media import encode_image
+    from likeness.media.images import write_bytes_atomic
     from likeness.provenance.watermark import WATERMARK_ALGORITHM
     from likeness.provenance.writer import watermark_payload_for
 
+    if {Path(p).suffix.lower() for p in paths} != {".png"}:
+        raise ValueError(f"write_training_preview: previews are PNG files, got {[str(p) for p in paths]}")
     job_id = uuid.uuid4().hex
     payload = watermark_payload_for(job_id)
+    encoded = encode_image(marked_preview(grid, payload), suffix=".png")
     authz.record(
         PREVIEW_EVENT,
         {
@@ -81,11 +89,11 @@ def write_training_preview(authz: Any, grid: np.ndarray, paths: Sequence[Path], 
             "kind": "training_preview",
             "iteration": int(iteration),
             "output_names": [Path(p).name for p in paths],
+            "output_sha256": hashlib.sha256(encoded).hexdigest(),
         },
     )
-    marked = marked_preview(grid, payload)
     for path in paths:
-        write_image(path, marked)
+        write_bytes_atomic(Path(path), encoded)
     return job_id
 
 

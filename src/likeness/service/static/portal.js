@@ -146,3 +146,21 @@
     }
   });
 })();
+
+// A made thing's thumbnail whose file is gone or no longer matches its hash (the server answers
+// 404) becomes the plain line the page shows where no file is kept, never a broken image.
+(() => {
+  "use strict";
+  const plain = (img) => {
+    const line = document.createElement("div");
+    line.className = "made-kind";
+    line.textContent = img.dataset.fallback;
+    img.replaceWith(line);
+  };
+  document.addEventListener("error", (event) => {
+    if (event.target instanceof HTMLImageElement && event.target.dataset.fallback) plain(event.target);
+  }, true);
+  for (const img of document.querySelectorAll("img[data-fallback]")) {
+    if (img.complete && img.naturalWidth === 0) plain(img);  // failed before this ran
+  }
+})();

@@ -1,0 +1,53 @@
+"""The console's passkey recovery form with an evidence file, on a small phone in Korean and a
+laptop in English: the file is chosen, the link comes back once with the evidence's SHA-256,
+and the ledger's attestation carries that digest."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from likeness.consent.holder_portal import HolderPortal
+from tests.browser import collect_errors, scroll_width, sign_in
+
+from .conftest import PASSWORD, shots_folder
+from .test_portal_plain_words_browser import LAPTOP, PHONE, _holder_signed_in
+
+
+@pytest.mark.parametrize("size, language", [(PHONE, "ko"), (LAPTOP, "en")])
+def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_service, size, language, tmp_path):
+    url, workspace = portal_service["url"], portal_service["workspace"]
+    _portal, holder_context, _holder = _holder_signed_in(browser, portal_service, size, language)
+    holder_context.close()
+    context = browser.new_context(viewport=size, locale="ko-KR" if language == "ko" else "en-GB")
+    page = context.new_page()
+    errors = collect_errors(page, [])
+    try:
+        page.goto(f"{url}/lang/{language}?next=/login%3Fnext%3D/consent/holders")
+        sign_in(page, url, "admin", PASSWORD, "/consent/holders")
+        form = page.locator("form[action='/consent/holders/recover']")
+        label = "증빙 파일 (선택)" if language == "ko" else "Evidence file (optional)"
+        assert label in form.inner_text()
+        scan = tmp_path / "passport-check.pdf"
+        scan.write_bytes(b"%PDF-1.4 identity checked in person\n" * 50)
+        form.locator("input[name=holder]").fill("sora-holder")
+        form.locator("input[name=verified_by]").fill("J. Park, rights team")
+        form.locator("input[name=statement]").fill("identity checked against passport")
+        form.locator("input[name=evidence]").set_input_files(str(scan))
+        form.locator("input[name=passkeys_lost]").check()
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector("[data-recovery-url]")
+        digest = hashlib.sha256(scan.read_bytes()).hexdigest()
+        shown = page.locator("[data-evidence-sha256]").inner_text()
+        assert digest in shown and ("SHA-256" in shown)
+        (event,) = [e for e in workspace.ledger.find("holder.invited") if e.payload.get("purpose") == "recovery"]
+        assert event.payload["attestation"]["evidence_sha256"] == digest
+        assert HolderPortal(workspace).invitation_purpose(event.payload["invitation_id"]) == "recovery"
+        name = "360" if size is PHONE else "laptop"
+        page.locator("[data-recovery-url]").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots_folder(name, language) / "console-recovery-evidence.png"), full_page=True)
+        assert scroll_width(page) <= size["width"]
+        assert errors == []
+    finally:
+        context.close()
