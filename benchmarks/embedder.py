@@ -7,6 +7,9 @@ MEDIA_DIR defaults to ../shared/media. Every face found (MediaPipe, image mode) 
 under MEDIA_DIR/synthetic_people and MEDIA_DIR/portraits is embedded by both backends of
 ``FaceEmbedder``; the script prints
 
+0. start: seconds to construct ``FaceEmbedder()`` (what a CLI verify and each worker job pay),
+   with dlib's descriptor of the check face computed once per process (the product) against
+   computed again at every start (the baseline: its cache cleared before each);
 1. speed: milliseconds per face (median over repeats, wall and CPU) for the network alone on
    dlib's 150 px chips (dlib ``compute_face_descriptor(chip)`` vs ONNX Runtime with 1 and 2
    intra-op threads, one chip per call and batches of 8) and for ``FaceEmbedder.embed`` end to
@@ -91,6 +94,24 @@ def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict
     }
 
 
+def start_times(repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of ``FaceEmbedder()`` then ``close()``, cached check against not."""
+    from likeness.faces import identity
+
+    def uncached() -> None:
+        identity._dlib_check_descriptor.cache_clear()
+        identity.check_chip.cache_clear()
+        FaceEmbedder().close()
+
+    return interleaved(
+        {
+            "FaceEmbedder() start, check computed every start (baseline)": uncached,
+            "FaceEmbedder() start, check computed once per process": lambda: FaceEmbedder().close(),
+        },
+        repeats,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("media", nargs="?", default="../shared/media", type=Path)
@@ -102,6 +123,15 @@ def main() -> int:
     face_count = sum(len(marks) for _, _, marks in images)
     print(f"# embedder benchmark: {face_count} faces in {len(images)} images under {args.media}")
     print(f"# machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
+
+    print("## start (seconds per FaceEmbedder(); median of repeats; wall / CPU)\n")
+    starts = start_times(args.repeats)
+    base = next(iter(starts.values()))[0]
+    print("| variant | wall s | CPU s | speed-up vs baseline (wall) |")
+    print("|---|---|---|---|")
+    for name, (wall, cpu) in starts.items():
+        print(f"| {name} | {wall:.3f} | {cpu:.3f} | {base / wall:.1f}x |")
+    print()
 
     dlib_embedder = FaceEmbedder(backend="dlib")
     onnx_embedder = FaceEmbedder(backend="onnx", intra_op_threads=1)
