@@ -27,7 +27,15 @@ from likeness.consent.anchor import (
     outside_workspace,
 )
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
-from likeness.consent.keys import ORG_KEY_PINS, OrgKeyPins, fingerprint, load_private_key, public_raw, sign
+from likeness.consent.keys import (
+    ORG_KEY_PINS,
+    OrgKeyPins,
+    fingerprint,
+    load_private_key,
+    public_raw,
+    sign,
+    write_missing_org_pins,
+)
 from likeness.consent.ledger import Ledger
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
@@ -277,6 +285,7 @@ class Workspace:
             except OSError as exc:
                 raise ConfigError(f"{folder}: cannot create the workspace folder ({exc.strerror})") from None
         os.chmod(settings.keys_dir, 0o700)
+        write_missing_org_pins(settings.keys_dir)  # (a workspace made before organisation key pins)
         engine = _engine(settings.resolved_database_url)
         with _init_lock(home), _opening(settings.resolved_database_url):
             migrate(engine)

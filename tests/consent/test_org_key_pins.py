@@ -164,3 +164,52 @@ def test_a_reference_sealed_by_an_invented_organisation_is_not_used(consent_worl
     assert len(reg.reference_embeddings("jun")) == 1
     (problem,) = _reference_problems(ws)
     assert "whose key this workspace does not pin" in problem.problem
+
+
+def test_another_organisation_cannot_recover_an_offline_holder_the_first_enrolled(consent_world):
+    """An offline holder enrolled by studio in a workspace where rival is also pinned."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    reg.add_org("rival", "Rival Ent")
+    reg.add_subject(
+        "haneul",
+        "Haneul",
+        holder_public_key_pem=holder_machine(reg).public_key("haneul-holder"),
+        org="studio",
+    )
+    holder = reg.get_holder("haneul-holder")
+    with ws.session() as session:
+        assert LedgerConsent(session).holder_owner(holder.id) == reg.get_org("studio").id
+    with pytest.raises(RegistryError, match="onboarded by another organisation"):
+        reg.recover_holder_key(
+            "haneul-holder", org="rival", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("x")
+        )
+    before = reg.holder_fingerprint(holder.id)
+    rival_key = keys.load_private_key(reg.org_key_path("rival"))
+    taken = _recovery(ws, holder.id, before, reg.get_org("rival").id, rival_key)
+    assert reg.holder_fingerprint(holder.id) == before != taken
+    assert any("onboarded by another organisation" in p.problem for p in consent_row_problems(ws))
+
+
+def test_an_offline_holder_whose_event_names_no_organisation_belongs_to_their_subjects_owner(consent_world):
+    """A holder.created without an organisation (older workspaces; several organisations and
+    none named): the owner of the subjects they hold, when exactly one organisation owns them."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    reg.add_org("rival", "Rival Ent")
+    holder = reg.add_holder(
+        "nara-holder", "Nara", kind="agency", public_key_pem=holder_machine(reg).public_key("nara-holder")
+    )
+    with ws.session() as session:
+        created = LedgerConsent(session).holder_created(holder.id)
+        assert created is not None and "org_id" not in created.payload
+        assert LedgerConsent(session).holder_owner(holder.id) is None
+    reg.add_subject("nara", "Nara", kind="virtual_idol", holder="nara-holder", owner_org="studio")
+    with pytest.raises(RegistryError, match="onboarded by another organisation"):
+        reg.recover_holder_key(
+            "nara-holder", org="rival", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("y")
+        )
+    new_fp = reg.recover_holder_key(
+        "nara-holder", org="studio", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("z")
+    )
+    assert reg.holder_fingerprint(holder.id) == new_fp

@@ -109,6 +109,14 @@ def subject_add(
     virtual: Annotated[bool, typer.Option("--virtual", help="A virtual idol owned by --owner-org.")] = False,
     performer: Annotated[bool, typer.Option("--performer", help="A performer whose footage is a swap target.")] = False,
     owner_org: Annotated[str | None, typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Organisation enrolling a new rights holder, the only one that may recover their key "
+            "(default: --owner-org, the configured org, else the workspace's only one).",
+        ),
+    ] = None,
     holder: Annotated[
         str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")
     ] = None,
@@ -153,6 +161,7 @@ def subject_add(
             holder_public_key_pem=pem,
             owner_org=owner_org or (settings_from(ctx).org if virtual else None),
             public_name=public_name,
+            org=org or owner_org or settings_from(ctx).org,
         )
         console.print(
             f"subject {record.slug} ({record.kind}) enrolled; rights holder "

@@ -269,20 +269,26 @@ class LedgerConsent:
         return created[0] if created else None
 
     def holder_owner(self, holder_id: str) -> str | None:
-        """The organisation that onboards a passkey-only holder: the one their ``holder.created``
-        event names, else (holders created before events named one) the first to invite them.
-        Another organisation in the same workspace cannot invite them to a passkey."""
+        """The organisation that onboarded a holder (passkey-only or offline): the one their
+        ``holder.created`` event names; for holders created before events named one, the first
+        to invite them, else the owning organisation of the subjects they hold per the ledger
+        (``subject.created``) when exactly one organisation owns them. Another organisation in
+        the same workspace cannot invite them or recover their key."""
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
             return str(created.payload["org_id"])
         invited = find_events(self._session, "holder.invited", {"holder_id": holder_id})
-        return str(invited[0].payload.get("org_id")) if invited else None
+        if invited:
+            return str(invited[0].payload.get("org_id"))
+        subjects = find_events(self._session, "subject.created", {"holder_id": holder_id})
+        owners = {str(e.payload["owner_org_id"]) for e in subjects if e.payload.get("owner_org_id")}
+        return owners.pop() if len(owners) == 1 else None
 
     def owner_problem(self, holder_id: str, org_id: str) -> str | None:
         """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it
         may): the holder is onboarded by another organisation (``holder_owner``), so one
         organisation of a workspace cannot take another's holder. A holder no organisation
-        onboarded (an offline key given before holders named one) has no owner to refuse for."""
+        onboarded (``holder_owner`` finds none) has no owner to refuse for."""
         owner = self.holder_owner(holder_id)
         return "the holder is onboarded by another organisation" if owner is not None and owner != org_id else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -99,48 +100,150 @@ def org_key_file(keys_dir: Path, org_slug: str) -> Path:
     return keys_dir / "orgs" / f"{org_slug}.pem"
 
 
+def org_pin_file(keys_dir: Path, org_slug: str) -> Path:
+    """Where organisation ``org_slug``'s public-key pin lives beside its private key."""
+    return keys_dir / "orgs" / f"{org_slug}.pub"
+
+
+def write_org_pin(keys_dir: Path, org_slug: str, key: Ed25519PrivateKey) -> Path:
+    """Write (or replace, atomically) the public-key pin of organisation ``org_slug``: the PEM
+    public key of ``key``, mode 0644, so that a copy of the workspace without the private key
+    (an auditor's, another account's) still knows which key is the organisation's."""
+    path = org_pin_file(keys_dir, org_slug)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(partial, 0o644)  # (whatever the umask)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write the organisation's public key pin ({exc.strerror})") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_missing_org_pins(keys_dir: Path) -> list[Path]:
+    """The pins ``write_org_pin`` writes for each organisation private key in ``keys_dir`` that
+    has none (a workspace made before pins): the private key is the source, so this is safe to
+    repeat. A private key that does not load is left for ``audit verify`` to name."""
+    written = []
+    for private in sorted((keys_dir / "orgs").glob("*.pem")):
+        if org_pin_file(keys_dir, private.stem).exists():
+            continue
+        try:
+            key = load_private_key(private)
+        except ConfigError:
+            continue
+        written.append(write_org_pin(keys_dir, private.stem, key))
+    return written
+
+
+def _read_org_pin(path: Path) -> str:
+    """The fingerprint of the Ed25519 public key in pin file ``path`` (``ConfigError`` naming
+    it when it is not one); ``FileNotFoundError`` when there is none. Opened without blocking,
+    so a FIFO in its place is refused rather than waited on."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"{path}: organisation key pin cannot be read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(f"{path}: organisation key pin is not a regular file")
+        pem = os.read(descriptor, 64 * 1024)
+    finally:
+        os.close(descriptor)
+    try:
+        pub = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: organisation key pin is not a PEM public key ({exc})") from None
+    if not isinstance(pub, Ed25519PublicKey):
+        raise ConfigError(f"{path}: organisation key pin is not an Ed25519 public key")
+    return fingerprint(public_raw(pub))
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
 class OrgKeyPins:
     """The organisation keys the workspace's own key files pin: an ``org.created`` event's key
-    counts only when ``keys/orgs/<slug>.pem`` holds its private half. A database editor can
-    append an ``org.created`` with a key of their own; they cannot write the key folder.
-
-    The public key is derived from the private key rather than kept in a file beside it: every
-    workspace already has that file, it cannot disagree with what the organisation signs with,
-    and only a process that may read the organisation's key (its own account, ``keyfiles``)
-    verifies as that workspace. ``None`` (a session not from a workspace) pins nothing."""
+    counts only when ``keys/orgs/<slug>.pem`` holds its private half or, where this process
+    cannot read that file (a copy without private keys, another account), when the public-key
+    pin ``keys/orgs/<slug>.pub`` beside it holds that key. A database editor can append an
+    ``org.created`` with a key of their own; they cannot write the key folder. Where both files
+    are read they must agree: a pin that names another key than the private one pins nothing,
+    so a pin rewritten behind the workspace's back is named (``audit verify``) rather than
+    trusted by auditors alone. ``None`` (a session not from a workspace) pins nothing."""
 
     def __init__(self, keys_dir: Path | None) -> None:
         self._keys_dir = keys_dir
         self._lock = threading.Lock()
-        # slug -> (file identity, fingerprint or why none); a replaced file is read again
-        self._seen: dict[str, tuple[tuple[int, int, int], str | None, str | None]] = {}
+        # slug -> (both files' identities, fingerprint or None, why none); a replaced file is read again
+        self._seen: dict[str, tuple[object, str | None, str | None]] = {}
 
     def problem(self, org_slug: object, fingerprint_on_ledger: str) -> str | None:
-        """``None`` when the workspace's key file for ``org_slug`` is the key whose fingerprint
-        the ``org.created`` event records; else why the event's key is not pinned."""
+        """``None`` when the workspace's key files for ``org_slug`` pin the key whose
+        fingerprint the ``org.created`` event records; else why the event's key is not pinned."""
         if self._keys_dir is None:
             return "no organisation key folder pins it (not opened as a workspace)"
         # a slug is a plain file name (what Registry.add_org allows), never a path out of the folder
         if not isinstance(org_slug, str) or Path(org_slug).name != org_slug or org_slug in ("", ".", ".."):
             return f"its slug {org_slug!r} names no key file"
-        path = org_key_file(self._keys_dir, org_slug)
-        try:
-            found = os.stat(path)
-        except (OSError, ValueError):
-            return f"{path} does not exist: no key file of this workspace pins it"
-        identity = (found.st_ino, found.st_mtime_ns, found.st_size)
+        private, pin = org_key_file(self._keys_dir, org_slug), org_pin_file(self._keys_dir, org_slug)
+        identity = (_file_identity(private), _file_identity(pin))
         with self._lock:
             seen = self._seen.get(org_slug)
         if seen is None or seen[0] != identity:
-            try:
-                pinned, why = fingerprint(public_raw(load_private_key(path))), None
-            except ConfigError as exc:
-                pinned, why = None, str(exc)
+            pinned, why = _pinned_fingerprint(private, pin)
             seen = (identity, pinned, why)
             with self._lock:
                 self._seen[org_slug] = seen
         if seen[1] is None:
-            return f"{seen[2]}: it pins nothing"
+            return seen[2]
         if seen[1] != fingerprint_on_ledger:
-            return f"{path} holds another key ({seen[1][:20]}…): the workspace does not pin this one"
+            return f"{seen[2]} holds another key ({seen[1][:20]}…): the workspace does not pin this one"
         return None
+
+
+def _pinned_fingerprint(private: Path, pin: Path) -> tuple[str | None, str]:
+    """``(fingerprint, the file it is from)`` the organisation's key files pin, or ``(None,
+    why it pins nothing)``: the private key when this process can read it, else the public-key pin; both read
+    and naming different keys pin nothing."""
+    try:
+        from_private: str | None = fingerprint(public_raw(load_private_key(private)))
+        unreadable = ""
+    except ConfigError as exc:
+        from_private, unreadable = None, str(exc)
+    try:
+        from_pin: str | None = _read_org_pin(pin)
+        pin_why = ""
+    except FileNotFoundError:
+        from_pin, pin_why = None, f"{pin} does not exist"
+    except ConfigError as exc:
+        from_pin, pin_why = None, str(exc)
+    if from_private is not None:
+        if from_pin is not None and from_pin != from_private:
+            return None, (
+                f"{pin} holds another key ({from_pin[:20]}…) than {private} ({from_private[:20]}…): "
+                f"a pin that disagrees with the private key is refused (delete it; 'likeness init' writes "
+                f"it again from the private key): it pins nothing"
+            )
+        return from_private, str(private)
+    if from_pin is not None:
+        return from_pin, str(pin)
+    if not private.exists() and not pin.exists():
+        return None, f"{private} does not exist: no key file of this workspace pins it"
+    return None, f"{unreadable}; {pin_why}: it pins nothing"

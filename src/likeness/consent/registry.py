@@ -418,11 +418,13 @@ class Registry:
             created_at=utc_iso(now_utc()),
         )
         try:
+            keys.write_org_pin(self.keys_dir, slug, key)  # (what a copy without the private key pins)
             self._insert(org)
         except BaseException:
             # Nothing refers to the new key yet; left behind, it would refuse the retry ("a key
             # file already exists") once the database can be written again.
             self.org_key_path(slug).unlink(missing_ok=True)
+            keys.org_pin_file(self.keys_dir, slug).unlink(missing_ok=True)
             raise
         self._ledger.append(
             "org.created",
@@ -475,10 +477,16 @@ class Registry:
         raise RegistryError(f"several organisations ({', '.join(o.slug for o in orgs)}): pick one with --org")
 
     # --- rights holders ------------------------------------------------------------------
-    def add_holder(self, slug: str, name: str, *, kind: str, public_key_pem: bytes) -> RightsHolder:
+    def add_holder(
+        self, slug: str, name: str, *, kind: str, public_key_pem: bytes, org: str | None = None
+    ) -> RightsHolder:
         """Register a holder by their Ed25519 public key (PEM), made on their own machine
-        (``likeness holder keygen``): the private key never comes to the workspace."""
+        (``likeness holder keygen``): the private key never comes to the workspace. ``org``, the
+        organisation enrolling them (default: the workspace's only one), is recorded in their
+        ``holder.created`` event: the only one that may recover their key
+        (``LedgerConsent.holder_owner``)."""
         check_slug(slug, "rights holder")
+        owner = self._enrolling_org(org)
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         self._refuse_taken_slug(RightsHolder, slug, "rights holder")
@@ -503,9 +511,19 @@ class Registry:
                 "kind": kind,
                 "key_fingerprint": holder.key_fingerprint,
                 "public_key": holder.public_key,
+                **({"org_id": owner} if owner else {}),
             },
         )
         return holder
+
+    def _enrolling_org(self, org: str | None) -> str | None:
+        """The id of the organisation enrolling a holder: ``org``, else the workspace's only
+        one; ``None`` where several are and none is named (then ``holder_owner`` falls back to
+        the owner of the holder's subjects)."""
+        if org:
+            return self.get_org(org).id
+        orgs = self.list_orgs()
+        return orgs[0].id if len(orgs) == 1 else None
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
         return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
@@ -522,9 +540,11 @@ class Registry:
         holder_public_key_pem: bytes | None = None,
         owner_org: str | None = None,
         public_name: bool = False,
+        org: str | None = None,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
-        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
+        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then),
+        enrolled by ``org`` (default: ``owner_org``, else the workspace's only organisation).
         ``public_name``: the rights holder allows the public verification page to show the
         subject's name."""
         check_slug(slug, "subject")
@@ -549,6 +569,7 @@ class Registry:
                 f"{name} (rights holder)",
                 kind=holder_kind or default_kind,
                 public_key_pem=holder_public_key_pem,
+                org=org or owner_org,
             )
         subject = Subject(
             id=_new_id(),

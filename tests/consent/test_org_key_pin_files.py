@@ -1,0 +1,87 @@
+"""An organisation's public-key pin (``keys/orgs/<slug>.pub``) lets a process that cannot read
+the private key (an auditor's copy of the workspace without private keys, another account)
+count the organisation; one that disagrees with the private key, or names another key than the
+ledger's, is refused and named."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from likeness.config import Settings
+from likeness.consent import keys
+from likeness.consent.audit import audit_workspace
+from likeness.consent.integrity import LedgerConsent, consent_row_problems
+from likeness.workspace import Workspace
+
+
+def _copy_without_private_keys(ws: Workspace, tmp_path) -> Settings:
+    """What an auditor receives: the workspace folder, the organisations' private keys left out."""
+    copy = tmp_path / "audit-copy"
+    shutil.copytree(ws.settings.resolved_home, copy)
+    for private in (copy / "keys" / "orgs").glob("*.pem"):
+        private.unlink()
+    return Settings(home=copy)
+
+
+def test_org_add_writes_a_public_pin_beside_the_key(consent_world):
+    ws = consent_world.workspace
+    pin = keys.org_pin_file(ws.keys_dir, "studio")
+    assert stat.S_IMODE(pin.stat().st_mode) == 0o644
+    private = keys.load_private_key(ws.registry.org_key_path("studio"))
+    assert keys._read_org_pin(pin) == keys.fingerprint(keys.public_raw(private))
+
+
+def test_a_copy_without_private_keys_audits_clean_and_uses_sealed_references(enrolled_world, tmp_path):
+    ws = enrolled_world.workspace
+    references = len(ws.registry.reference_rows())
+    assert references == 2
+    settings = _copy_without_private_keys(ws, tmp_path)
+    copy = Workspace.open(settings, read_only=True)
+    try:
+        report = audit_workspace(copy)
+        assert report.ok and not report.problems, report.problems
+        assert len(copy.registry.reference_rows()) == references
+    finally:
+        copy.close()
+
+
+def test_a_pin_rewritten_to_another_key_is_refused_and_named_in_a_copy(consent_world, tmp_path):
+    ws = consent_world.workspace
+    settings = _copy_without_private_keys(ws, tmp_path)
+    keys.write_org_pin(settings.keys_dir, "studio", Ed25519PrivateKey.generate())
+    copy = Workspace.open(settings, read_only=True)
+    try:
+        studio = copy.registry.get_org("studio").id
+        with copy.session() as session:
+            assert LedgerConsent(session).org_key(studio) is None
+        named = [p.problem for p in consent_row_problems(copy) if p.record_id == studio]
+        assert named and "studio.pub holds another key" in named[0] and "not pinned" in named[0]
+    finally:
+        copy.close()
+
+
+def test_a_pin_that_disagrees_with_the_private_key_is_refused_and_named(consent_world):
+    ws = consent_world.workspace
+    keys.write_org_pin(ws.keys_dir, "studio", Ed25519PrivateKey.generate())
+    studio = ws.registry.get_org("studio").id
+    with ws.session() as session:
+        assert LedgerConsent(session).org_key(studio) is None
+    named = [p.problem for p in consent_row_problems(ws) if p.record_id == studio]
+    assert named and "studio.pub holds another key" in named[0] and "disagrees with the private key" in named[0]
+
+
+def test_init_writes_the_pins_a_workspace_made_before_them_lacks(consent_world, tmp_path):
+    ws = consent_world.workspace
+    pin = keys.org_pin_file(ws.keys_dir, "studio")
+    pin.unlink()
+    Workspace.init(ws.settings).close()
+    assert stat.S_IMODE(pin.stat().st_mode) == 0o644
+    settings = _copy_without_private_keys(ws, tmp_path)
+    copy = Workspace.open(settings, read_only=True)
+    try:
+        assert consent_row_problems(copy) == []
+    finally:
+        copy.close()
