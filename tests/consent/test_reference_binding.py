@@ -318,3 +318,31 @@ def test_a_subject_row_renamed_in_the_database_is_not_recognised_under_its_new_n
         conn.execute(text("UPDATE subjects SET slug = 'sora', name = 'Sora' WHERE id = :i"), {"i": jun.id})
     assert reg.all_reference_embeddings() == []
     assert any(p.kind == "subject" and p.record_id == jun.id for p in consent_row_problems(ws))
+
+
+def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(consent_world):
+    """A database editor makes a row under the slug 'jun' with a stranger's reference and an
+    unsigned event in a workspace that never sealed one (so it reads as written before seals):
+    attesting it sealed the stranger's face as jun's, what enrolment itself refuses
+    (``subject_altered``, trial 26)."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = 'jun-old' WHERE id = :i"), {"i": jun.id})
+        conn.execute(
+            text(
+                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
+                "SELECT :new, 'jun', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
+                "WHERE id = :i"
+            ),
+            {"i": jun.id, "new": "f" * 32},
+        )
+    _insert_row(ws, "f" * 32, "stranger", _vector(2))
+    _append_legacy_event(ws, "f" * 32, "stranger", _vector(2))
+    (status,) = reg.unsigned_references("jun")
+
+    with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
+        reg.attest_references("jun", [status.row_id])
+    assert err.value.reason == "subject_altered"
+    assert ws.ledger.find("subject.reference_added", subject_id="f" * 32, attests_seq=status.event_seq) == []

@@ -733,12 +733,15 @@ class Registry:
         ``subject`` that ``unsigned_references`` listed and an operator recognised: one
         ``subject.reference_added`` event each, naming the unsigned event it attests
         (``attests_seq``), so the founding reference stays the one the ledger began with.
-        Refused (``RegistryError``) when one of them is no longer unsigned. Returns how many."""
+        Refused (``RegistryError``) when one of them is no longer unsigned, and as enrolment is
+        (``subject_altered``) when the subject's row is not the one the ledger enrolled. Returns
+        how many."""
         record = self.get_subject(subject)
         signer, org_key = self._reference_key(org, record)
         wanted = set(row_ids)
         with self._session_factory() as session:
             begin_serialized(session, f"likeness.references.{record.id}")
+            _refuse_unenrolled_subject(session, record)
             todo = [s for s in reference_statuses(session, record.id) if s.row_id in wanted]
             stale = wanted - {s.row_id for s in todo if s.state == "unsigned"}
             if stale:
