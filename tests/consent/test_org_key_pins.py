@@ -142,24 +142,14 @@ def test_the_onboarding_organisation_still_recovers_an_offline_holder(consent_wo
 
 
 def test_a_reference_sealed_by_an_invented_organisation_is_not_used(consent_world):
-    from likeness.consent.registry import reference_event
-    from tests.consent.test_reference_binding import _insert_row, _reference_problems, _sha, _vector
+    from tests.consent.test_reference_binding import _reference_problems, _sha, _stranger_reference, _vector
 
     ws = consent_world.workspace
     reg = ws.registry
     jun = reg.get_subject("jun")
     assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
     org_id, org_key = _invented_org(ws)
-    stranger = _vector(2)
-    _insert_row(ws, jun.id, "stranger", stranger)
-    body = reference_event(
-        jun.id,
-        "stranger.jpg",
-        _sha("stranger"),
-        stranger.tobytes(),
-        org_id=org_id,
-        key_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
-    )
+    body = _stranger_reference(ws, jun.id, org_id=org_id, key_fingerprint=keys.fingerprint(keys.public_raw(org_key)))
     ws.ledger.append("subject.reference_added", {**body, "signature": keys.sign(org_key, canonical_bytes(body))})
     assert len(reg.reference_embeddings("jun")) == 1
     (problem,) = _reference_problems(ws)

@@ -49,6 +49,34 @@ def _reference_problems(ws) -> list:
     return [p for p in consent_row_problems(ws) if p.kind == "reference"]
 
 
+def _make_again_under_its_slug(ws, slug: str, new_id: str = "f" * 32) -> None:
+    """A database editor's work: subject ``slug``'s row renamed to '<slug>-old' and a copy of it
+    inserted as ``new_id`` under ``slug`` (no ``subject.created`` event for it)."""
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE subjects SET slug = :old WHERE slug = :s"), {"s": slug, "old": f"{slug}-old"})
+        conn.execute(
+            text(
+                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
+                "SELECT :new, :s, name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
+                "WHERE slug = :old"
+            ),
+            {"s": slug, "old": f"{slug}-old", "new": new_id},
+        )
+
+
+def _stranger_reference(ws, subject_id: str, *, org_id: str, key_fingerprint: str) -> dict:
+    """A stranger's reference row stored under ``subject_id`` and the unsigned body of a
+    ``subject.reference_added`` event naming it for organisation ``org_id``: what a database
+    editor seals with some key of their own."""
+    from likeness.consent.registry import reference_event
+
+    stranger = _vector(2)
+    _insert_row(ws, subject_id, "stranger", stranger)
+    return reference_event(
+        subject_id, "stranger.jpg", _sha("stranger"), stranger.tobytes(), org_id=org_id, key_fingerprint=key_fingerprint
+    )
+
+
 def test_an_injected_reference_row_is_not_used_and_is_named(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
@@ -178,23 +206,13 @@ def test_a_reference_event_sealed_with_another_key_is_not_used(consent_world, tm
 
     from likeness.consent import keys
     from likeness.consent.canonical import canonical_bytes
-    from likeness.consent.registry import reference_event
 
     ws = consent_world.workspace
     reg = ws.registry
     jun = reg.get_subject("jun")
     studio = reg.get_org("studio")
     assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
-    stranger = _vector(2)
-    _insert_row(ws, jun.id, "stranger", stranger)
-    body = reference_event(
-        jun.id,
-        "stranger.jpg",
-        _sha("stranger"),
-        stranger.tobytes(),
-        org_id=studio.id,
-        key_fingerprint=studio.key_fingerprint,
-    )
+    body = _stranger_reference(ws, jun.id, org_id=studio.id, key_fingerprint=studio.key_fingerprint)
     forged = keys.sign(Ed25519PrivateKey.generate(), canonical_bytes(body))
     ws.ledger.append("subject.reference_added", {**body, "signature": forged})
 
@@ -282,17 +300,7 @@ def test_a_subject_made_again_under_its_slug_enrols_no_reference(consent_world):
     ws = consent_world.workspace
     reg = ws.registry
     assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
-    jun = reg.get_subject("jun")
-    with ws.engine.begin() as conn:
-        conn.execute(text("UPDATE subjects SET slug = 'jun-old' WHERE id = :i"), {"i": jun.id})
-        conn.execute(
-            text(
-                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
-                "SELECT :new, 'jun', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
-                "WHERE id = :i"
-            ),
-            {"i": jun.id, "new": "f" * 32},
-        )
+    _make_again_under_its_slug(ws, "jun")
     with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
         reg.add_reference_embedding(
             "jun", _vector(2), source_name="stranger.jpg", source_sha256=_sha("stranger"), within_first=0.6
@@ -327,17 +335,7 @@ def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(cons
     (``subject_altered``, trial 26)."""
     ws = consent_world.workspace
     reg = ws.registry
-    jun = reg.get_subject("jun")
-    with ws.engine.begin() as conn:
-        conn.execute(text("UPDATE subjects SET slug = 'jun-old' WHERE id = :i"), {"i": jun.id})
-        conn.execute(
-            text(
-                "INSERT INTO subjects (id, slug, name, kind, holder_id, owner_org_id, created_at, public_name) "
-                "SELECT :new, 'jun', name, kind, holder_id, owner_org_id, created_at, public_name FROM subjects "
-                "WHERE id = :i"
-            ),
-            {"i": jun.id, "new": "f" * 32},
-        )
+    _make_again_under_its_slug(ws, "jun")
     _insert_row(ws, "f" * 32, "stranger", _vector(2))
     _append_legacy_event(ws, "f" * 32, "stranger", _vector(2))
     (status,) = reg.unsigned_references("jun")
