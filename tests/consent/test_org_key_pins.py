@@ -203,3 +203,25 @@ def test_an_offline_holder_whose_event_names_no_organisation_belongs_to_their_su
         "nara-holder", org="studio", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("z")
     )
     assert reg.holder_fingerprint(holder.id) == new_fp
+
+
+def test_a_key_file_put_right_pins_again_without_a_restart(consent_world):
+    """A service's pins remember each key file by its identity. In a workspace with no
+    public-key pin beside the key (made before pins), ``chmod 644`` on the organisation's key
+    file un-pins it (the key-file rule); ``chmod 600`` puts it right without changing its inode,
+    size or modification time, and the pins kept refusing it until the process restarted: every
+    organisation signature failed in a running service."""
+    ws = consent_world.workspace
+    studio = ws.registry.get_org("studio")
+    path = ws.registry.org_key_path("studio")
+    keys.org_pin_file(ws.keys_dir, "studio").unlink(missing_ok=True)
+
+    def problem() -> str | None:
+        with ws.session() as session:
+            return LedgerConsent(session).org_key_problem(studio.id)
+
+    assert problem() is None
+    path.chmod(0o644)
+    assert "may be read by others (mode 0644)" in (problem() or "")
+    path.chmod(0o600)
+    assert problem() is None

@@ -170,12 +170,14 @@ def _read_org_pin(path: Path) -> str:
     return fingerprint(public_raw(pub))
 
 
-def _file_identity(path: Path) -> tuple[int, int, int] | None:
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """What tells a file's version apart, down to its mode and owner (what the key-file rule
+    reads): a chmod or chown changes neither its inode, size nor modification time."""
     try:
         found = os.stat(path)
     except (OSError, ValueError):
         return None
-    return (found.st_ino, found.st_mtime_ns, found.st_size)
+    return (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_mode, found.st_uid)
 
 
 class OrgKeyPins:
