@@ -338,9 +338,13 @@ def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(cons
     _make_again_under_its_slug(ws, "jun")
     _insert_row(ws, "f" * 32, "stranger", _vector(2))
     _append_legacy_event(ws, "f" * 32, "stranger", _vector(2))
-    (status,) = reg.unsigned_references("jun")
+    (row_id,) = [row.id for row in _all_rows(ws) if row.subject_id == "f" * 32]
 
-    with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
-        reg.attest_references("jun", [status.row_id])
-    assert err.value.reason == "subject_altered"
-    assert ws.ledger.find("subject.reference_added", subject_id="f" * 32, attests_seq=status.event_seq) == []
+    # refused when listed (what `subject photos attest` shows before it asks) and when sealed
+    for attempt in (lambda: reg.unsigned_references("jun"), lambda: reg.attest_references("jun", [row_id])):
+        with pytest.raises(ConsentError, match="subject 'jun': subject row f{32} has no subject.created event") as err:
+            attempt()
+        assert err.value.reason == "subject_altered"
+    assert [e.payload.get("signature") for e in ws.ledger.find("subject.reference_added", subject_id="f" * 32)] == [
+        None
+    ]

@@ -722,9 +722,11 @@ class Registry:
     def unsigned_references(self, subject: str) -> list[ReferenceStatus]:
         """``subject``'s stored references bound only by an event written before reference
         events were sealed (state ``unsigned``), in the order of those events: what
-        ``attest_references`` would seal. They are not used until then."""
+        ``attest_references`` would seal. They are not used until then. ``subject_altered``, as
+        ``attest_references``, for a subject row the ledger did not enrol: nothing to look at."""
         record = self.get_subject(subject)
         with self._session_factory() as session:
+            _refuse_unenrolled_subject(session, record)
             statuses = reference_statuses(session, record.id)
         return sorted((s for s in statuses if s.state == "unsigned"), key=lambda s: (s.event_seq or 0, s.row_id))
 
