@@ -170,3 +170,33 @@ def test_a_kept_preview_has_a_thumbnail_and_the_rest_a_plain_line(signed) -> Non
     holder.cookies.set("likeness_lang", "ko")
     korean = holder.get("/portal/made").text
     assert 'alt="학습 미리보기"' in korean and '<div class="made-kind">미리보기</div>' in korean
+
+
+def test_a_grants_page_shows_a_render_whose_file_is_not_kept_as_a_plain_line(signed) -> None:
+    """The grant's own page showed an image for every render, so a render whose file is not kept
+    under outputs (``render --out`` elsewhere, as the README's tour does; a file moved away) was a
+    broken image there, as it no longer is in ``/portal/made``. It now finds the files the same way."""
+    world, holder, (music, _fans) = signed
+    outputs = Path(world.workspace.outputs_dir)
+    outputs.mkdir(parents=True, exist_ok=True)
+    kept = outputs / "mv-take-1.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(kept)
+    for job, name in (("kept", kept.name), ("elsewhere", "mv-take-2.mp4")):
+        world.workspace.ledger.append(
+            "render.completed",
+            {
+                "grant_id": music,
+                "use": "music_video",
+                "job_id": job,
+                "watermark_payload": job,
+                "output_name": name,
+                "output_sha256": hashlib.sha256(kept.read_bytes()).hexdigest(),
+            },
+        )
+    (seq,) = [e.seq for e in world.workspace.ledger.find("render.completed", job_id="kept")]
+    page = holder.get(f"/portal/grants/{music}")
+    assert page.status_code == 200, page.text[:400]
+    figures = page.text.split("<figure data-render>")[1:]
+    assert len(figures) == 2 and page.text.count("<img") == 1
+    assert f'src="/portal/grants/{music}/renders/{seq}/thumb" alt="Render" data-fallback="Render"' in figures[1]
+    assert "<img" not in figures[0] and '<div class="made-kind">Render</div>' in figures[0]

@@ -277,7 +277,7 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
         {
             "grant": grant,
             "events": list(reversed(uses)),
-            "renders": list(reversed(renders)),
+            "renders": _with_thumbnails(portal.workspace.settings, list(reversed(renders))),
             "counts": _counts(uses),
             "org_name": portal.registry.org_display_name(grant.org_slug),
             "signed": portal.ledger.find("grant.issued", grant_id=grant_id)[0].payload,
