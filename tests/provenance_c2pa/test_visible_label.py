@@ -214,6 +214,21 @@ def test_face_tag_holds_through_a_short_miss_then_goes() -> None:
     assert tag.update([]) is None
 
 
+def test_a_held_face_tag_goes_at_once_when_another_face_stands_where_the_performer_stood() -> None:
+    """A hard cut from the performer to a person with no release at the same place: the tag
+    held for a second beside her face, labelling her "AI-generated". Held only while no other
+    face is near it; a face elsewhere in the frame leaves the hold as it was."""
+    tag = FaceTag(640, 360, fps=10)
+    face = (250.0, 60.0, 390.0, 200.0)
+    first = tag.update([face])
+    assert first is not None
+    far = (20.0, 20.0, 80.0, 80.0)  # a face in the corner, well away from the tag
+    assert tag.update([], avoid=[far]) == first
+    bystander = (255.0, 65.0, 385.0, 195.0)  # after the cut, where the performer stood
+    assert tag.update([], avoid=[bystander]) is None
+    assert tag.update([face]) is not None  # the performer back: tagged again
+
+
 def test_face_tag_blends_a_smaller_label_beside_the_face() -> None:
     frame = np.zeros((720, 1280, 3), np.uint8)
     tag = FaceTag(1280, 720)

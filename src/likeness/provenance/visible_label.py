@@ -74,6 +74,10 @@ TAG_SMOOTHING = 0.2
 TAG_DEADBAND = 0.03
 TAG_GLIDE = 0.35
 TAG_HOLD_S = 1.0
+#: While held, the tag goes at once when another face comes within this fraction of that face's
+#: size (beyond the gap the tag keeps from the face it labels): a hard cut to a person with no
+#: release standing where the performer stood would otherwise have her tagged "AI-generated".
+TAG_BYSTANDER_REACH = 2 * TAG_GAP
 
 
 def label_font_path() -> Path:
@@ -245,7 +249,7 @@ class FaceTag:
         boxes = [b for b in _checked_boxes(faces) if b[2] > b[0] and b[3] > b[1]]
         if not boxes:
             self._missing += 1
-            if self._missing > self._hold_frames:
+            if self._missing > self._hold_frames or self._beside_any(others):
                 self._face = self._position = self._side = None
             return self.position
         self._missing = 0
@@ -273,6 +277,13 @@ class FaceTag:
             self._side = None
             self._position, self._gliding = self._target(tuple(followed), boxes + others), False
         return self.position
+
+    def _beside_any(self, faces: Sequence[Box]) -> bool:
+        """Whether the tag, where it is now, would read as labelling one of ``faces``."""
+        current = self.position
+        return current is not None and any(
+            _overlap(self.box_at(current), _grown(b, TAG_BYSTANDER_REACH)) for b in faces
+        )
 
     def apply(
         self, rgb: np.ndarray, faces: Sequence[Box] | None, *, avoid: Sequence[Box] = (), in_place: bool = False
