@@ -174,3 +174,19 @@ def test_with_evidence_the_csrf_role_and_form_checks_stand(world) -> None:
     assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), holder="h" * 65).status_code == 422
     assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), extra="1").status_code == 422
     assert _recoveries(world) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("In person", "Notarised document", "Legal representative")),
+        ("ko", ("직접 대면 확인", "공증 서류", "법정 대리인")),
+    ],
+)
+def test_the_recovery_method_choices_read_as_words_with_the_code_as_value(world, language, words) -> None:
+    client, _ = _signed_in(world, Role.ADMIN.value)
+    page = client.get("/consent/holders", headers={"Accept-Language": language}).text
+    select = page.split('<select name="method">', 1)[1].split("</select>", 1)[0]
+    for code, word in zip(("in_person", "notarised_document", "legal_representative"), words, strict=True):
+        assert f'<option value="{code}">{word}</option>' in select
+    assert ">in_person<" not in select and ">notarised_document<" not in select

@@ -43,6 +43,7 @@ from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAut
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
+from likeness.service.verdicts import N_
 
 HOLDER_COOKIE = "likeness_holder"
 HOLDER: dict[str, Any] = {"openapi_extra": {"x-permission": "holder"}}
@@ -1029,6 +1030,15 @@ async def request_from_console(request: Request) -> Response:
     return render(request, "holders.html", _holders_context(request, principal, drafted=drafted), principal=principal)
 
 
+#: A recovery attestation's method code -> its words (English msgids, ``locales/ko`` translates);
+#: the form posts the code, the ledger keeps it.
+RECOVERY_METHODS = {
+    "in_person": N_("In person"),
+    "notarised_document": N_("Notarised document"),
+    "legal_representative": N_("Legal representative"),
+}
+
+
 def _holders_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
     from likeness.service.roles import allows
 
@@ -1037,6 +1047,7 @@ def _holders_context(request: Request, principal: Principal, **extra: Any) -> di
 
     return {
         "uses": USES,
+        "recovery_methods": RECOVERY_METHODS,
         "made": None,
         "drafted": None,
         "recovered": None,
