@@ -31,6 +31,11 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         assert label in form.inner_text()
         scan = tmp_path / "passport-check.pdf"
         scan.write_bytes(b"%PDF-1.4 identity checked in person\n" * 50)
+        method = form.locator("select[name=method]")
+        shown_methods = method.locator("option").all_inner_texts()
+        notarised = "공증 서류" if language == "ko" else "Notarised document"
+        assert notarised in shown_methods and not {"in_person", "notarised_document"} & set(shown_methods)
+        method.select_option(label=notarised)
         form.locator("input[name=holder]").fill("sora-holder")
         form.locator("input[name=verified_by]").fill("J. Park, rights team")
         form.locator("input[name=statement]").fill("identity checked against passport")
@@ -43,6 +48,7 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         assert digest in shown and ("SHA-256" in shown)
         (event,) = [e for e in workspace.ledger.find("holder.invited") if e.payload.get("purpose") == "recovery"]
         assert event.payload["attestation"]["evidence_sha256"] == digest
+        assert event.payload["attestation"]["method"] == "notarised_document"
         assert HolderPortal(workspace).invitation_purpose(event.payload["invitation_id"]) == "recovery"
         name = "360" if size is PHONE else "laptop"
         page.locator("[data-recovery-url]").scroll_into_view_if_needed()
