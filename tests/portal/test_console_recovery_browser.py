@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from likeness.consent.holder_portal import HolderPortal
+from likeness.consent.registry import RecoveryAttestation
 from tests.browser import collect_errors, scroll_width, sign_in
 
 from .conftest import PASSWORD, shots_folder
@@ -53,6 +54,16 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         name = "360" if size is PHONE else "laptop"
         page.locator("[data-recovery-url]").scroll_into_view_if_needed()
         page.screenshot(path=str(shots_folder(name, language) / "console-recovery-evidence.png"), full_page=True)
+        assert scroll_width(page) <= size["width"]
+        first_link = page.locator("[data-recovery-url] code").first.inner_text().strip()
+        again = RecoveryAttestation("identity checked again", "J. Park, rights team", "in_person")
+        HolderPortal(workspace).invite_to_recover("sora-holder", "studio", created_by="admin", attestation=again)
+        page.goto(first_link)  # a later recovery superseded it: the page says so in words
+        notice = page.locator("[data-refused]")
+        assert notice.get_attribute("data-refused") == "invitation_superseded"
+        newer = "새 복구 링크" if language == "ko" else "A newer recovery link"
+        assert newer in notice.inner_text()
+        page.screenshot(path=str(shots_folder(name, language) / "portal-recovery-superseded.png"), full_page=True)
         assert scroll_width(page) <= size["width"]
         assert errors == []
     finally:
