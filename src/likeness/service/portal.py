@@ -287,11 +287,27 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
     )
 
 
+#: The highest page number the list answers; a larger one is no page (its offset would overflow).
+MADE_LAST_PAGE = 1_000_000
+
+
+def made_page_number(asked: str) -> int | None:
+    """``asked`` as a page number of the list, or ``None`` where it names no page (not a plain
+    decimal, below 1, above ``MADE_LAST_PAGE``)."""
+    if not (asked.isascii() and asked.isdigit()) or len(asked) > len(str(MADE_LAST_PAGE)):
+        return None
+    number = int(asked)
+    return number if 1 <= number <= MADE_LAST_PAGE else None
+
+
 @router.get("/portal/made", **HOLDER)
-def made_page(
-    request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
-) -> Response:
-    """Every model, preview and render made under any of the holder's grants, newest first, paged."""
+def made_page(request: Request, session: Holder, asked: Annotated[str, Query(alias="page")] = "1") -> Response:
+    """Every model, preview and render made under any of the holder's grants, newest first, paged.
+    A page number that names no page leads to the first page: this is a browser page, not an API,
+    so the holder gets the portal's page in their language rather than a JSON 422."""
+    page_number = made_page_number(asked)
+    if page_number is None:
+        return RedirectResponse("/portal/made", status_code=303)
     portal = portal_of(request)
     made = portal.made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
     return page(
