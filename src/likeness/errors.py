@@ -99,6 +99,7 @@ class ConsentReason(StrEnum):
     INVITATION_EXPIRED = "invitation_expired"
     INVITATION_USED = "invitation_used"
     INVITATION_REFUSED = "invitation_refused"
+    INVITATION_SUPERSEDED = "invitation_superseded"
     # a signed consent brought in from the rights holder's own machine
     NOT_REQUESTED = "not_requested"
 

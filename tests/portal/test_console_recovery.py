@@ -174,3 +174,37 @@ def test_with_evidence_the_csrf_role_and_form_checks_stand(world) -> None:
     assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), holder="h" * 65).status_code == 422
     assert _evidence(world, admin, csrf, ("scan.pdf", b"scan"), extra="1").status_code == 422
     assert _recoveries(world) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ("In person", "Notarised document", "Legal representative")),
+        ("ko", ("직접 대면 확인", "공증 서류", "법정 대리인")),
+    ],
+)
+def test_the_recovery_method_choices_read_as_words_with_the_code_as_value(world, language, words) -> None:
+    client, _ = _signed_in(world, Role.ADMIN.value)
+    page = client.get("/consent/holders", headers={"Accept-Language": language}).text
+    select = page.split('<select name="method">', 1)[1].split("</select>", 1)[0]
+    for code, word in zip(("in_person", "notarised_document", "legal_representative"), words, strict=True):
+        assert f'<option value="{code}">{word}</option>' in select
+    assert ">in_person<" not in select and ">notarised_document<" not in select
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("en", "A newer recovery link was sent after this one"), ("ko", "이 링크 뒤에 새 복구 링크가 보내졌거나")],
+)
+def test_a_superseded_recovery_link_says_so_in_words(world, language, words) -> None:
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    links = []
+    for _ in range(2):
+        sent = client.post("/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf})
+        links.append(sent.text.split(f"{ORIGIN}/portal/invite/", 1)[1].split("<", 1)[0])
+    reader = world.client(base_url=ORIGIN)
+    stale = reader.get(f"/portal/invite/{links[0]}", headers={"Accept-Language": language}).text
+    assert 'data-refused="invitation_superseded"' in stale and words in stale
+    unknown = reader.get("/portal/invite/nope", headers={"Accept-Language": language}).text
+    assert 'data-refused="invitation_unknown"' in unknown and words not in unknown  # a guess learns nothing new
+    assert "data-recovery-link" in reader.get(f"/portal/invite/{links[1]}").text

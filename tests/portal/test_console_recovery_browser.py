@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from likeness.consent.holder_portal import HolderPortal
+from likeness.consent.registry import RecoveryAttestation
 from tests.browser import collect_errors, scroll_width, sign_in
 
 from .conftest import PASSWORD, shots_folder
@@ -31,6 +32,11 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         assert label in form.inner_text()
         scan = tmp_path / "passport-check.pdf"
         scan.write_bytes(b"%PDF-1.4 identity checked in person\n" * 50)
+        method = form.locator("select[name=method]")
+        shown_methods = method.locator("option").all_inner_texts()
+        notarised = "공증 서류" if language == "ko" else "Notarised document"
+        assert notarised in shown_methods and not {"in_person", "notarised_document"} & set(shown_methods)
+        method.select_option(label=notarised)
         form.locator("input[name=holder]").fill("sora-holder")
         form.locator("input[name=verified_by]").fill("J. Park, rights team")
         form.locator("input[name=statement]").fill("identity checked against passport")
@@ -43,10 +49,21 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         assert digest in shown and ("SHA-256" in shown)
         (event,) = [e for e in workspace.ledger.find("holder.invited") if e.payload.get("purpose") == "recovery"]
         assert event.payload["attestation"]["evidence_sha256"] == digest
+        assert event.payload["attestation"]["method"] == "notarised_document"
         assert HolderPortal(workspace).invitation_purpose(event.payload["invitation_id"]) == "recovery"
         name = "360" if size is PHONE else "laptop"
         page.locator("[data-recovery-url]").scroll_into_view_if_needed()
         page.screenshot(path=str(shots_folder(name, language) / "console-recovery-evidence.png"), full_page=True)
+        assert scroll_width(page) <= size["width"]
+        first_link = page.locator("[data-recovery-url] code").first.inner_text().strip()
+        again = RecoveryAttestation("identity checked again", "J. Park, rights team", "in_person")
+        HolderPortal(workspace).invite_to_recover("sora-holder", "studio", created_by="admin", attestation=again)
+        page.goto(first_link)  # a later recovery superseded it: the page says so in words
+        notice = page.locator("[data-refused]")
+        assert notice.get_attribute("data-refused") == "invitation_superseded"
+        newer = "새 복구 링크" if language == "ko" else "A newer recovery link"
+        assert newer in notice.inner_text()
+        page.screenshot(path=str(shots_folder(name, language) / "portal-recovery-superseded.png"), full_page=True)
         assert scroll_width(page) <= size["width"]
         assert errors == []
     finally:

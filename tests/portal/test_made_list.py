@@ -81,7 +81,17 @@ def test_thousands_are_paged(signed) -> None:
     second = holder.get("/portal/made", params={"page": 2}).text
     assert second.count("data-made=") == 3 and f"{0:016x}" in second and 'href="/portal/made?page=1"' in second
     assert holder.get("/portal/made", params={"page": 3}).text.count("data-made=") == 0
-    assert holder.get("/portal/made", params={"page": 0}).status_code in (400, 422)
+
+
+@pytest.mark.parametrize("asked", ["abc", "-1", "0", str(10**30), "9" * 5000, "", "1.5", "١"])
+def test_a_page_number_that_is_no_page_leads_to_the_first_page(signed, asked) -> None:
+    """A browser gets the portal's own page (page 1, in the holder's language), never JSON."""
+    _world, holder, _grants = signed
+    sent = holder.get("/portal/made", params={"page": asked}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/portal/made"
+    korean = holder.get("/portal/made", params={"page": asked}, headers={"Accept-Language": "ko"})
+    assert korean.status_code == 200 and "text/html" in korean.headers["content-type"]
+    assert "내 얼굴로 만들어진 모든 것" in korean.text
 
 
 def test_only_the_signed_in_holder_reads_it(signed) -> None:

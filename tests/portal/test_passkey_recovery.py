@@ -267,7 +267,7 @@ def test_a_recovery_link_a_later_recovery_superseded_opens_nothing(passkey_world
     ):
         with pytest.raises(ConsentError, match="a later recovery link was sent") as refused:
             use()
-        assert refused.value.reason == "invitation_refused"
+        assert refused.value.reason == "invitation_superseded"
     _append_registration(world, stale)  # nor does the ledger count it, written past the portal
     assert _in_force(world) == []
     register(world.portal, world.holder_id, SoftAuthenticator(), invitation_id=newest)

@@ -344,9 +344,10 @@ class HolderPortal:
         return str(found[0].payload.get("purpose") or "register") if found else "register"
 
     def _refuse_recovery_to(self, row: Any, invitation_id: str) -> None:
-        """``invitation_refused`` unless the recovery invitation counts on the ledger (signed by
-        the holder's organisation, with its attestation), is the holder's latest, and no passkey
-        was registered since."""
+        """``invitation_unknown`` unless the recovery invitation counts on the ledger (signed by
+        the holder's organisation, with its attestation); ``invitation_superseded`` unless it is
+        the holder's latest and no passkey was registered since (its own code so the link's page
+        can say so to the holder)."""
         with self._session() as session:
             view = LedgerConsent(session)
             recoveries = [str(e.payload.get("invitation_id")) for e in view.passkey_recoveries(row.id)]
@@ -355,12 +356,12 @@ class HolderPortal:
             raise ConsentError("invitation_unknown", "this recovery invitation does not count on the ledger")
         if recoveries[-1] != invitation_id:
             raise ConsentError(
-                "invitation_refused",
+                "invitation_superseded",
                 f"a later recovery link was sent to holder {row.slug}: only the newest one makes a passkey",
             )
         if in_force:
             raise ConsentError(
-                "invitation_refused", f"holder {row.slug} already has a passkey since this recovery was sent"
+                "invitation_superseded", f"holder {row.slug} already has a passkey since this recovery was sent"
             )
 
     def passkey_recoveries(self, holder_id: str) -> list[tuple[str, str]]:
@@ -373,7 +374,7 @@ class HolderPortal:
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
         ``invitation_used`` (a passkey was registered with it), ``invitation_expired``, or for a
-        recovery link ``invitation_refused`` when a later recovery or a passkey since made it
+        recovery link ``invitation_superseded`` when a later recovery or a passkey since made it
         useless (said on the page, not after the holder made a passkey)."""
         moment = at or now_utc()
         with self._session() as session:

@@ -43,6 +43,7 @@ from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAut
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
+from likeness.service.verdicts import N_
 
 HOLDER_COOKIE = "likeness_holder"
 HOLDER: dict[str, Any] = {"openapi_extra": {"x-permission": "holder"}}
@@ -286,11 +287,27 @@ def grant_page(grant_id: str, request: Request, session: Holder) -> Response:
     )
 
 
+#: The highest page number the list answers; a larger one is no page (its offset would overflow).
+MADE_LAST_PAGE = 1_000_000
+
+
+def made_page_number(asked: str) -> int | None:
+    """``asked`` as a page number of the list, or ``None`` where it names no page (not a plain
+    decimal, below 1, above ``MADE_LAST_PAGE``)."""
+    if not (asked.isascii() and asked.isdigit()) or len(asked) > len(str(MADE_LAST_PAGE)):
+        return None
+    number = int(asked)
+    return number if 1 <= number <= MADE_LAST_PAGE else None
+
+
 @router.get("/portal/made", **HOLDER)
-def made_page(
-    request: Request, session: Holder, page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1
-) -> Response:
-    """Every model, preview and render made under any of the holder's grants, newest first, paged."""
+def made_page(request: Request, session: Holder, asked: Annotated[str, Query(alias="page")] = "1") -> Response:
+    """Every model, preview and render made under any of the holder's grants, newest first, paged.
+    A page number that names no page leads to the first page: this is a browser page, not an API,
+    so the holder gets the portal's page in their language rather than a JSON 422."""
+    page_number = made_page_number(asked)
+    if page_number is None:
+        return RedirectResponse("/portal/made", status_code=303)
     portal = portal_of(request)
     made = portal.made_for_holder(session.holder_id, offset=(page_number - 1) * MADE_PAGE)
     return page(
@@ -1029,6 +1046,15 @@ async def request_from_console(request: Request) -> Response:
     return render(request, "holders.html", _holders_context(request, principal, drafted=drafted), principal=principal)
 
 
+#: A recovery attestation's method code -> its words (English msgids, ``locales/ko`` translates);
+#: the form posts the code, the ledger keeps it.
+RECOVERY_METHODS = {
+    "in_person": N_("In person"),
+    "notarised_document": N_("Notarised document"),
+    "legal_representative": N_("Legal representative"),
+}
+
+
 def _holders_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
     from likeness.service.roles import allows
 
@@ -1037,6 +1063,7 @@ def _holders_context(request: Request, principal: Principal, **extra: Any) -> di
 
     return {
         "uses": USES,
+        "recovery_methods": RECOVERY_METHODS,
         "made": None,
         "drafted": None,
         "recovered": None,
