@@ -323,3 +323,26 @@ def test_a_faceset_manifest_edited_to_hold_what_canonical_json_cannot_write_is_a
     assert refused.value.reason == "artefact_altered" and "manifest.json" in str(refused.value)
     expected = "canonical JSON cannot write" if where == "manifest" else "signature does not verify"
     assert expected in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_an_onnx_file_larger_than_onnx_allows_is_refused_from_its_size(tmp_path, keep):
+    """A sparse 3 GiB model.onnx was read whole into memory before its hash was compared (or
+    hashed to the end): one ONNX file cannot exceed 2 GiB, so it is refused from its size,
+    naming it, before a byte is read."""
+    import tracemalloc
+
+    from likeness.errors import ModelError
+    from likeness.train.swap_model import _check_hash
+
+    path = tmp_path / "model.onnx"
+    with path.open("wb") as handle:
+        handle.truncate(3 * 2**30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError, match=r"model\.onnx: 3,221,225,472 bytes, larger than one ONNX file can be"):
+            _check_hash(path, "0" * 64, keep=keep)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20

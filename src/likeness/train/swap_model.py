@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import weakref
 from pathlib import Path
@@ -306,12 +307,22 @@ def _issue(card: dict[str, Any], session: Any, precision: str, precision_reason:
     return model
 
 
+#: One ONNX file is a protobuf message, which cannot exceed 2 GiB (the product exports no external
+#: data; its largest default model, LIAE at 256 px, is about 0.5 GB): a larger file is no model it
+#: wrote, and is refused from its size before a byte is read (a sparse 10 GB file was read whole).
+ONNX_MAX_BYTES = 2**31
+
+
 def _check_hash(path: Path, expected: Any, *, keep: bool = False) -> bytes | None:
     """Refuse ``path`` unless its SHA-256 is ``expected`` (what the signed card and its ledger event
     record); with ``keep`` return the bytes that were hashed, so the model loaded is the one checked."""
     if not path.is_file():
         raise ModelError(f"{path}: ONNX file missing")
-    payload = path.read_bytes() if keep else None
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > ONNX_MAX_BYTES:
+            raise ModelError(f"{path}: {size:,} bytes, larger than one ONNX file can be (2 GiB); it is refused")
+        payload = handle.read(size) if keep else None  # the bytes hashed are the bytes loaded
     actual = hashlib.sha256(payload).hexdigest() if payload is not None else sha256_file(path)
     if actual != expected:
         raise ConsentError(
