@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -210,3 +211,75 @@ def test_a_grants_page_shows_a_render_whose_file_is_not_kept_as_a_plain_line(sig
     assert len(figures) == 2 and page.text.count("<img") == 1
     assert f'src="/portal/grants/{music}/renders/{seq}/thumb" alt="Render" data-fallback="Render"' in figures[1]
     assert "<img" not in figures[0] and '<div class="made-kind">Render</div>' in figures[0]
+
+
+def test_a_render_replaced_by_one_of_the_same_size_and_time_is_not_shown(signed) -> None:
+    """The hash was kept per (size, modification time): an editor of the outputs folder who
+    replaced a render by another picture of the same size and set its time back had the portal
+    show their picture as the render the ledger names. The file's inode and change time, which
+    no one can set back, now come into the key."""
+    world, holder, (music, _fans) = signed
+    outputs = Path(world.workspace.outputs_dir)
+    outputs.mkdir(parents=True, exist_ok=True)
+    render = outputs / "mv-take-1.bmp"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(render)
+    sha = hashlib.sha256(render.read_bytes()).hexdigest()
+    world.workspace.ledger.append(
+        "render.completed",
+        {"grant_id": music, "use": "music_video", "job_id": "j1", "output_name": render.name, "output_sha256": sha},
+    )
+    (seq,) = [e.seq for e in world.workspace.ledger.find("render.completed", job_id="j1")]
+    assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 200
+    before = render.stat()
+    other = outputs / "other.bmp"
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(other)
+    os.replace(other, render)
+    os.utime(render, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert render.stat().st_size == before.st_size and render.stat().st_mtime_ns == before.st_mtime_ns
+    assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 404
+
+
+def test_a_page_of_thumbnails_walks_the_outputs_once(signed, monkeypatch) -> None:
+    """Each thumbnail walked the whole outputs folder to find its file by name (65 ms a
+    thumbnail for 2,000 service jobs; 50 thumbnails a page), and the page walked it once more.
+    One walk now serves the page and its thumbnails; a render made after it is still found."""
+    world, holder, (music, _fans) = signed
+    outputs = Path(world.workspace.outputs_dir)
+    for n in range(6):
+        folder = outputs / "service" / f"{n:032x}"
+        folder.mkdir(parents=True)
+        render = folder / f"take-{n}.render.png"
+        Image.new("RGB", (32, 24), (40 * n, 30, 30)).save(render)
+        world.workspace.ledger.append(
+            "render.completed",
+            {
+                "grant_id": music,
+                "use": "music_video",
+                "job_id": f"j{n}",
+                "output_name": render.name,
+                "output_sha256": hashlib.sha256(render.read_bytes()).hexdigest(),
+            },
+        )
+    listed: list[str] = []
+    original = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(os.fspath(path)) or original(path))
+    page = holder.get("/portal/made").text
+    thumbs = sorted(set(re.findall(r'src="(/portal/grants/[0-9a-f]+/renders/\d+/thumb)"', page)))
+    assert len(thumbs) == 6
+    for thumb in thumbs:
+        assert holder.get(thumb).status_code == 200
+    assert listed.count(str(outputs)) == 1
+    late = outputs / "service" / ("f" * 32) / "late.render.png"
+    late.parent.mkdir()
+    Image.new("RGB", (32, 24), (0, 200, 0)).save(late)
+    world.workspace.ledger.append(
+        "render.completed",
+        {
+            "grant_id": music,
+            "use": "music_video",
+            "job_id": "late",
+            "output_name": late.name,
+            "output_sha256": hashlib.sha256(late.read_bytes()).hexdigest(),
+        },
+    )
+    assert holder.get("/portal/made").text.count("/renders/") == 7

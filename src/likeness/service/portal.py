@@ -10,7 +10,6 @@ Every signature is a WebAuthn assertion over the digest of the exact payload sho
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 from datetime import timedelta
@@ -41,6 +40,7 @@ from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
+from likeness.service.kept_files import kept_file, kept_paths
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.verdicts import N_
@@ -366,7 +366,7 @@ def _made_thumbnail(request: Request, session: HolderSession, grant_id: str, seq
     if event is None:
         raise NotFound("no such render or preview under this grant")
     folders = _kept_folders(portal.workspace.settings, event_type)
-    path = _made_file(folders, _made_names(event.event_type, event.payload), event.payload.get("output_sha256"))
+    path = kept_file(folders, _made_names(event.event_type, event.payload), event.payload.get("output_sha256"))
     if path is None:
         raise NotFound("the file is not kept in this workspace")
     return Response(_thumbnail(path), media_type="image/jpeg")
@@ -386,53 +386,28 @@ def _made_names(event_type: str, payload: dict[str, Any]) -> list[str]:
     return [n for n in names if n not in ("", ".", "..")]
 
 
-def _made_file(folders: list[Path], names: list[str], digest: object) -> Path | None:
-    """A kept file of one of ``names`` under ``folders`` whose SHA-256 is ``digest``."""
-    if not isinstance(digest, str) or not names:
-        return None
-    for folder in folders:
-        for name in names:
-            for candidate in sorted(folder.rglob(name))[:20] if folder.is_dir() else []:
-                if candidate.is_file() and _file_sha256(str(candidate), *_version(candidate)) == digest:
-                    return candidate
-    return None
-
-
 def _with_thumbnails(settings: Any, events: list[Any]) -> list[tuple[Any, str | None]]:
     """Each made event with its thumbnail's address, or None where no file of its name is kept
     (a model; a preview written before previews recorded their hash; a file moved away): the
-    page shows a plain line there, never a broken image. One walk of the kept folders per page;
-    the thumbnail itself checks the file's hash."""
+    page shows a plain line there, never a broken image. The thumbnail itself checks the file's
+    hash (``kept_files``)."""
     kinds = {"render.completed": "renders", "preview.written": "previews"}
-    wanted = {n for e in events if e.event_type in kinds for n in _made_names(e.event_type, e.payload)}
-    found: dict[Path, set[str]] = {}
-    for folder in {f for kind in kinds for f in _kept_folders(settings, kind)}:
-        found[folder] = {p.name for p in folder.rglob("*") if p.name in wanted} if wanted and folder.is_dir() else set()
+    hashed = [e for e in events if e.event_type in kinds and isinstance(e.payload.get("output_sha256"), str)]
+    found = {
+        kind: kept_paths(
+            _kept_folders(settings, kind), [_made_names(kind, e.payload) for e in hashed if e.event_type == kind]
+        )
+        for kind in kinds
+    }
 
     def address(event: Any) -> str | None:
         if event.event_type not in kinds or not isinstance(event.payload.get("output_sha256"), str):
             return None
-        names = _made_names(event.event_type, event.payload)
-        if not any(found[f].intersection(names) for f in _kept_folders(settings, event.event_type)):
+        if not any(found[event.event_type].get(n) for n in _made_names(event.event_type, event.payload)):
             return None
         return f"/portal/grants/{event.payload.get('grant_id')}/{kinds[event.event_type]}/{event.seq}/thumb"
 
     return [(e, address(e)) for e in events]
-
-
-def _version(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
-
-
-@functools.lru_cache(maxsize=4096)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """A render's SHA-256, hashed once per file version (size and modification time): ``/portal/made``
-    asks for up to 50 thumbnails a page, and hashing every render in full at every view took 0.05 s
-    a 50 MB render (2.6 s a page; 26 s for 500 MB renders), each time the page was shown."""
-    from likeness.digests import sha256_file
-
-    return sha256_file(Path(path))
 
 
 def _thumbnail(path: Path) -> bytes:
