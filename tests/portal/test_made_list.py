@@ -104,6 +104,25 @@ def test_only_the_signed_in_holder_reads_it(signed) -> None:
     assert staff.get("/portal/made", follow_redirects=False).status_code in (303, 401)
 
 
+def _kept_render(world, grant_id: str, name: str, job: str, colour: tuple[int, int, int]) -> tuple[int, Path]:
+    """A render kept under outputs (``folder/name``) and its ``render.completed`` event with the
+    file's hash: the event's seq and the file."""
+    render = Path(world.workspace.outputs_dir) / name
+    render.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 48), colour).save(render)
+    event = world.workspace.ledger.append(
+        "render.completed",
+        {
+            "grant_id": grant_id,
+            "use": "music_video",
+            "job_id": job,
+            "output_name": render.name,
+            "output_sha256": hashlib.sha256(render.read_bytes()).hexdigest(),
+        },
+    )
+    return event.seq, render
+
+
 def test_a_render_is_hashed_once_however_often_its_thumbnail_is_shown(signed, monkeypatch) -> None:
     """Each thumbnail found its render by hashing the whole file, at every view of the page (50
     thumbnails a page: 2.6 s for 50 MB renders, each time). A file is now hashed once per version;
@@ -111,16 +130,7 @@ def test_a_render_is_hashed_once_however_often_its_thumbnail_is_shown(signed, mo
     from likeness import digests
 
     world, holder, (music, _fans) = signed
-    outputs = Path(world.workspace.outputs_dir)
-    outputs.mkdir(parents=True, exist_ok=True)
-    render = outputs / "mv-take-1.png"
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(render)
-    sha = hashlib.sha256(render.read_bytes()).hexdigest()
-    world.workspace.ledger.append(
-        "render.completed",
-        {"grant_id": music, "use": "music_video", "job_id": "j1", "output_name": render.name, "output_sha256": sha},
-    )
-    (seq,) = [e.seq for e in world.workspace.ledger.find("render.completed", job_id="j1")]
+    seq, render = _kept_render(world, music, "mv-take-1.png", "j1", (200, 30, 30))
     hashed = []
     original = digests.sha256_file
     monkeypatch.setattr(digests, "sha256_file", lambda path: hashed.append(path) or original(path))
@@ -219,19 +229,10 @@ def test_a_render_replaced_by_one_of_the_same_size_and_time_is_not_shown(signed)
     show their picture as the render the ledger names. The file's inode and change time, which
     no one can set back, now come into the key."""
     world, holder, (music, _fans) = signed
-    outputs = Path(world.workspace.outputs_dir)
-    outputs.mkdir(parents=True, exist_ok=True)
-    render = outputs / "mv-take-1.bmp"
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(render)
-    sha = hashlib.sha256(render.read_bytes()).hexdigest()
-    world.workspace.ledger.append(
-        "render.completed",
-        {"grant_id": music, "use": "music_video", "job_id": "j1", "output_name": render.name, "output_sha256": sha},
-    )
-    (seq,) = [e.seq for e in world.workspace.ledger.find("render.completed", job_id="j1")]
+    seq, render = _kept_render(world, music, "mv-take-1.bmp", "j1", (200, 30, 30))
     assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 200
     before = render.stat()
-    other = outputs / "other.bmp"
+    other = render.with_name("other.bmp")
     Image.new("RGB", (64, 48), (30, 30, 200)).save(other)
     os.replace(other, render)
     os.utime(render, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -246,20 +247,7 @@ def test_a_page_of_thumbnails_walks_the_outputs_once(signed, monkeypatch) -> Non
     world, holder, (music, _fans) = signed
     outputs = Path(world.workspace.outputs_dir)
     for n in range(6):
-        folder = outputs / "service" / f"{n:032x}"
-        folder.mkdir(parents=True)
-        render = folder / f"take-{n}.render.png"
-        Image.new("RGB", (32, 24), (40 * n, 30, 30)).save(render)
-        world.workspace.ledger.append(
-            "render.completed",
-            {
-                "grant_id": music,
-                "use": "music_video",
-                "job_id": f"j{n}",
-                "output_name": render.name,
-                "output_sha256": hashlib.sha256(render.read_bytes()).hexdigest(),
-            },
-        )
+        _kept_render(world, music, f"service/{n:032x}/take-{n}.render.png", f"j{n}", (40 * n, 30, 30))
     listed: list[str] = []
     original = os.scandir
     monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(os.fspath(path)) or original(path))
@@ -269,17 +257,5 @@ def test_a_page_of_thumbnails_walks_the_outputs_once(signed, monkeypatch) -> Non
     for thumb in thumbs:
         assert holder.get(thumb).status_code == 200
     assert listed.count(str(outputs)) == 1
-    late = outputs / "service" / ("f" * 32) / "late.render.png"
-    late.parent.mkdir()
-    Image.new("RGB", (32, 24), (0, 200, 0)).save(late)
-    world.workspace.ledger.append(
-        "render.completed",
-        {
-            "grant_id": music,
-            "use": "music_video",
-            "job_id": "late",
-            "output_name": late.name,
-            "output_sha256": hashlib.sha256(late.read_bytes()).hexdigest(),
-        },
-    )
+    _kept_render(world, music, f"service/{'f' * 32}/late.render.png", "late", (0, 200, 0))
     assert holder.get("/portal/made").text.count("/renders/") == 7
