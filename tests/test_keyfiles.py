@@ -84,3 +84,21 @@ def test_a_render_job_key_another_account_owns_unseals_nothing(tmp_path: Path, m
     assert read_job_key(tmp_path, job_id) == key
     _owned_by_another_account(job_key_path(tmp_path, job_id), monkeypatch)
     assert read_job_key(tmp_path, job_id) is None
+
+
+def test_a_service_key_is_written_whole_and_0600_from_its_temporary_on(tmp_path: Path, monkeypatch) -> None:
+    """The key was linked into place unsynced: a power loss could leave an empty key, which the
+    service then refuses until someone removes it."""
+    from likeness.service.service_keys import service_key, service_key_path
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    workspace = SimpleNamespace(settings=SimpleNamespace(keys_dir=tmp_path / "keys"))
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        key = service_key(workspace, "links", create=True)
+    finally:
+        os.umask(previous)
+    path = service_key_path(workspace, "links")
+    assert assert_written_whole(log, path).mode == 0o600 and path.read_bytes() == key
+    assert service_key(workspace, "links", create=True) == key and hidden_files(tmp_path) == []

@@ -47,7 +47,7 @@ def test_anchor_files_accumulate_and_are_read_back(consent_world, anchors):
     head2, written2 = anchor_workspace(ws, folders=[anchors, anchors.parent / "second"])
     files = sorted(anchors.glob(ANCHOR_GLOB))
     assert [str(f) for f in files] == sorted(written + written2[:1])
-    assert len(files) == 2 and not list(anchors.glob(".anchor-*"))  # no temporary files left
+    assert len(files) == 2 and not list(anchors.glob(".*"))  # no temporary files left
     assert read_anchor(Path(written[0])).head == head
     assert head2["seq"] == head["seq"] + 1 and head2["public_key"] == head["public_key"]
     report = audit_workspace(ws, anchor_dirs=[anchors])
@@ -66,7 +66,7 @@ def test_anchor_never_overwrites_a_file(consent_world, anchors, monkeypatch):
     monkeypatch.setattr(anchor_module, "anchor_file_name", lambda _head: first.name)  # same name again
     with pytest.raises(ConfigError, match="cannot write an anchor"):
         store.put(head)
-    assert first.read_text() == "kept" and not list(anchors.glob(".anchor-*"))
+    assert first.read_text() == "kept" and not list(anchors.glob(".*"))
 
 
 def test_anchor_on_a_file_system_without_hard_links(consent_world, anchors, monkeypatch):
@@ -78,7 +78,7 @@ def test_anchor_on_a_file_system_without_hard_links(consent_world, anchors, monk
     monkeypatch.setattr(os, "link", no_links)
     head = consent_world.workspace.signed_head()
     first = Path(FolderAnchors(anchors).put(head))
-    assert read_anchor(first).head == head and not list(anchors.glob(".anchor-*"))
+    assert read_anchor(first).head == head and not list(anchors.glob(".*"))
 
 
 def test_anchor_folder_inside_the_workspace_is_refused(consent_world):

@@ -154,3 +154,24 @@ def test_export_keeps_an_unreadable_or_unknown_key_file_and_records_it(old_home,
         assert audit_workspace(ws).ok
     finally:
         ws.close()
+
+
+def test_an_exported_key_is_written_whole_and_0600_from_its_temporary_on(old_home, tmp_path, monkeypatch):
+    """The export wrote each key straight under its own name: a kill mid-write left a torn key
+    there, which the rerun then refused as "a different file is already there"."""
+    import os
+
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    run(old_home, "init")
+    ws = Workspace.open(Settings(home=old_home))
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        export_holder_keys(ws, tmp_path / "export")
+    finally:
+        os.umask(previous)
+        ws.close()
+    for name, mode in (("mina-holder.pem", 0o600), ("mina-holder.pub.pem", 0o644)):
+        assert assert_written_whole(log, tmp_path / "export" / name).mode == mode
+    assert hidden_files(tmp_path / "export") == []

@@ -85,3 +85,47 @@ def test_init_writes_the_pins_a_workspace_made_before_them_lacks(consent_world, 
         assert consent_row_problems(copy) == []
     finally:
         copy.close()
+
+
+def test_a_pin_is_written_whole_and_never_through_a_planted_link(tmp_path, monkeypatch):
+    """The pin went through a temporary with a predictable name opened without ``O_EXCL``: a link
+    planted under that name was written through. Its folder was not fsynced after the rename."""
+    import os
+
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    orgs = tmp_path / "keys" / "orgs"
+    orgs.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's file")
+    (orgs / f".studio.pub.{os.getpid()}.partial").symlink_to(victim)
+    log = watch_disk(monkeypatch)
+    path = keys.write_org_pin(tmp_path / "keys", "studio", Ed25519PrivateKey.generate())
+    assert victim.read_text() == "someone else's file"
+    assert assert_written_whole(log, path).mode == 0o644
+    (orgs / f".studio.pub.{os.getpid()}.partial").unlink()
+    assert hidden_files(orgs) == []
+
+
+def test_a_private_key_is_written_whole_0600_from_its_temporary_on_and_never_over_a_key(tmp_path, monkeypatch):
+    """The key was written straight under its own name: a kill mid-write left a torn key that
+    every later attempt refused to replace."""
+    import os
+
+    import pytest
+
+    from likeness.errors import ConfigError
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    path = tmp_path / "holder.pem"
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        keys.generate_key(path)
+    finally:
+        os.umask(previous)
+    assert assert_written_whole(log, path).mode == 0o600 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    kept = path.read_bytes()
+    with pytest.raises(ConfigError, match="a key file already exists; refusing to overwrite it"):
+        keys.generate_key(path)
+    assert path.read_bytes() == kept and hidden_files(tmp_path) == []

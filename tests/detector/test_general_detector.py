@@ -233,3 +233,15 @@ def test_an_unregistered_workspace_never_scores_with_the_general_model(enrolled_
     with pytest.raises(GateFailed, match="holds no evaluation"):
         register_detector(enrolled_world.workspace, tmp_path / "general", "mina")
     assert not (enrolled_world.workspace.home / "detectors").exists()
+
+
+def test_the_exported_general_detector_is_written_whole(tmp_path, monkeypatch) -> None:
+    """The model and its card were written straight under their own names, unsynced: a kill
+    mid-write left a torn model that a second export then refused to replace."""
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    log = watch_disk(monkeypatch)
+    export_general(tmp_path / "general")
+    for name in (MODEL_FILE, CARD_FILE):
+        assert_written_whole(log, tmp_path / "general" / name)
+    assert hidden_files(tmp_path) == []

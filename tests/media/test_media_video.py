@@ -793,3 +793,17 @@ def test_a_transcode_keeps_the_picture_s_level(tmp_path: Path) -> None:
     transcode(source, copy, crf=0)
     shift = _block_centres(next(iter_video_frames(copy, exact=True)).rgb) - _block_centres(decoded)
     assert abs(shift.mean()) < 0.3, f"the copy is {shift.mean():+.2f} grey levels off its source"
+
+
+def test_a_finished_video_is_written_whole(tmp_path: Path, monkeypatch) -> None:
+    """The encoder renamed its temporary into place unsynced: a power loss soon after could leave
+    an empty or torn MP4 under the output's name. Now its bytes are fsynced first and the folder
+    after."""
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    log = watch_disk(monkeypatch)
+    with VideoEncoder(tmp_path / "out.mp4", width=32, height=32, fps=10) as encoder:
+        for _ in range(2):
+            encoder.write(np.zeros((32, 32, 3), np.uint8))
+    assert_written_whole(log, tmp_path / "out.mp4")
+    assert hidden_files(tmp_path) == []

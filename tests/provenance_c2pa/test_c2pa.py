@@ -346,3 +346,36 @@ def test_a_fifo_in_a_signing_key_s_place_is_refused_not_waited_on(tmp_path: Path
     os.mkfifo(keys_dir / "signer.key", 0o600)
     with pytest.raises(ProvenanceError, match=r"signer.key: private key file is not a regular file"):
         load_signing_setup(keys_dir)
+
+
+def test_a_signed_file_is_written_whole(tmp_path: Path, setup, monkeypatch) -> None:
+    """The signer renamed its temporary into place unsynced; now its bytes are fsynced first and
+    the folder after."""
+    from tests.durability import assert_written_whole, watch_disk
+
+    src, dst = tmp_path / "src.png", tmp_path / "out.png"
+    _noise_image(src)
+    log = watch_disk(monkeypatch)
+    sign_file(src, dst, _manifest(title=dst.name), setup)
+    assert_written_whole(log, dst)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_signing_setup_is_written_whole_keys_0600_from_their_temporaries_on(tmp_path: Path, monkeypatch) -> None:
+    """Its folder was not fsynced after the keys and certificates were renamed into place."""
+    from tests.durability import assert_written_whole, watch_disk
+
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        ensure_signing_setup(tmp_path / "c2pa", "Studio Haneul")
+    finally:
+        os.umask(previous)
+    for name, mode in (
+        (ROOT_KEY_NAME, 0o600),
+        (SIGNER_KEY_NAME, 0o600),
+        (SIGNER_CERT_NAME, 0o644),
+        (CHAIN_NAME, 0o644),
+    ):
+        placement = assert_written_whole(log, tmp_path / "c2pa" / name)
+        assert placement.mode == mode and stat.S_IMODE((tmp_path / "c2pa" / name).stat().st_mode) == mode

@@ -463,3 +463,16 @@ def test_a_rerun_of_a_job_removes_what_a_killed_writer_left(consent_world, astro
         for _ in range(2):
             video.write(astronaut[:128, :160].copy())
     assert _only_file(renders) == ["v.mp4"]
+
+
+def test_a_labelled_output_is_written_whole(consent_world, astronaut, renders: Path, monkeypatch) -> None:
+    """The signed file was linked into place without its bytes or the folder being fsynced: a
+    power loss could leave an empty or torn output recorded on the ledger with its hash."""
+    from tests.durability import assert_written_whole, watch_disk
+
+    log = watch_disk(monkeypatch)
+    result = LabelledWriter(consent_world.workspace).write_image(
+        consent_world.authorize("music_video"), RenderJob.new("image"), astronaut, renders / "x.png"
+    )
+    assert_written_whole(log, result.path)
+    assert _only_file(renders) == ["x.png"]

@@ -409,3 +409,38 @@ def test_the_largest_recipe_chunk_a_render_writes_is_within_its_bound() -> None:
     )
     bound = checkpoint_module.recipe_chunk_max_bytes(resolution=side, faces_per_frame=faces, frames_per_chunk=frames)
     assert len(sealed) <= bound < 2 * len(sealed)
+
+
+def test_a_render_checkpoint_and_its_job_key_are_written_whole(tmp_path, monkeypatch) -> None:
+    """The checkpoint's files were renamed into place unsynced (a power loss could leave a torn
+    state), and the job key was written straight under its own name (a kill mid-write left a torn
+    key there). Each is now fsynced under a temporary, placed, and its folder fsynced; the key's
+    temporary is 0600 from its creation on, whatever the umask."""
+    import os
+
+    from likeness.render.checkpoint import JOB_FILE, STATE_FILE, RenderCheckpoint, job_key_path
+    from tests.durability import assert_written_whole, watch_disk
+
+    checkpoint = RenderCheckpoint(tmp_path / "ck", tmp_path / "keys", {"x": 1}, **BOUNDS)
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        checkpoint.start("a" * 32)
+        checkpoint.commit(0, {})
+    finally:
+        os.umask(previous)
+    for name in (JOB_FILE, STATE_FILE):
+        assert_written_whole(log, tmp_path / "ck" / name)
+    key = job_key_path(tmp_path / "keys", "a" * 32)
+    assert assert_written_whole(log, key).mode == 0o600 and stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_a_render_checkpoint_that_cannot_be_placed_leaves_no_temporary(tmp_path, monkeypatch) -> None:
+    from likeness.render.checkpoint import RenderCheckpoint
+    from tests.durability import failing_placements, hidden_files
+
+    checkpoint = RenderCheckpoint(tmp_path / "ck", tmp_path / "keys", {"x": 1}, **BOUNDS)
+    failing_placements(monkeypatch)
+    with pytest.raises(OSError, match="Input/output"):
+        checkpoint.start("a" * 32)
+    assert hidden_files(tmp_path) == [] and list((tmp_path / "ck").iterdir()) == []

@@ -113,3 +113,22 @@ def test_a_mirrored_downscaled_reencode_of_a_clip_joins_its_case(tmp_path):
         )
     (case,) = group_cases(rows)
     assert [m.mirrored for m in case.members] == [False, True]
+
+
+def test_a_case_export_is_written_whole_and_a_failed_one_leaves_no_temporary(tmp_path, monkeypatch):
+    """The CSV was written in place and the zip renamed into place unsynced; a failed rename left
+    ``.zip.part`` behind."""
+    from likeness.scan.cases import Case, CaseMember, export_case
+    from tests.durability import assert_written_whole, failing_placements, hidden_files, watch_disk
+
+    row = {"location": "https://example.invalid/a.mp4", "verdict": "no-face", "scanned_at": "1", "sha256": "ab" * 32}
+    case = Case("c" * 32, (CaseMember(row, mirrored=False),))
+    log = watch_disk(monkeypatch)
+    csv_path, zip_path = export_case(case, tmp_path / "out")
+    assert_written_whole(log, csv_path)
+    assert_written_whole(log, zip_path)
+    monkeypatch.undo()
+    failing_placements(monkeypatch)
+    with pytest.raises(OSError, match="Input/output"):
+        export_case(case, tmp_path / "again")
+    assert hidden_files(tmp_path) == [] and not (tmp_path / "again" / zip_path.name).exists()

@@ -306,3 +306,24 @@ def test_the_same_file_reported_twice_at_once_is_one_case(service_world, tmp_pat
     assert len({a.json()["case_id"] for a in answers}) == 1
     assert len(service_world.workspace.ledger.find("case.opened")) == 1
     assert len(_kept_reports(service_world)) == 1
+
+
+def test_the_reporters_words_are_written_whole_in_a_0600_file(tmp_path, monkeypatch):
+    """The file was renamed into place unsynced, and a failed rename left its temporary behind;
+    it stays 0600 from its temporary's creation on, whatever the umask."""
+    from likeness.service.cases import _write_private
+    from tests.durability import assert_written_whole, failing_placements, hidden_files, watch_disk
+
+    path = tmp_path / "case.json"
+    log = watch_disk(monkeypatch)
+    previous = os.umask(0)
+    try:
+        _write_private(path, {"contact": "fan@example.invalid", "note": "reposted"})
+    finally:
+        os.umask(previous)
+    assert assert_written_whole(log, path).mode == 0o600 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    monkeypatch.undo()
+    failing_placements(monkeypatch)
+    with pytest.raises(OSError, match="Input/output"):
+        _write_private(tmp_path / "other.json", {"contact": "", "note": ""})
+    assert hidden_files(tmp_path) == []

@@ -279,7 +279,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path: Path, mon
     assert written and written[0] > len(before), "the new checkpoint was never written"
     assert path.read_bytes() == before
     assert ckpt.load_checkpoint(path)["iteration"] == 1
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*"))  # no temporary of any name
 
 
 def test_leftover_temp_file_from_a_kill_is_cleaned_and_ignored(tmp_path: Path):
@@ -491,3 +491,14 @@ def test_a_checkpoint_larger_than_any_written_is_refused_unread_naming_its_size(
     finally:
         tracemalloc.stop()
     assert peak < 10 * 1024**2
+
+
+def test_a_killed_save_s_temporary_is_cleaned(tmp_path: Path):
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    ckpt.save_checkpoint(path, {"iteration": 5})
+    torn = tmp_path / f".{ckpt.CHECKPOINT_NAME}.0badc0de.part"
+    torn.write_bytes(path.read_bytes()[:100])  # what a kill -9 mid-write leaves behind
+    kept = tmp_path / ".metrics.csv.0badc0de.part"  # another file's: not this run's checkpoint
+    kept.write_bytes(b"")
+    assert ckpt.remove_stale_temp_files(tmp_path) == [torn] and not torn.exists() and kept.exists()
+    assert ckpt.load_checkpoint(path)["iteration"] == 5

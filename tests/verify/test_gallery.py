@@ -162,3 +162,26 @@ def test_many_references_do_not_crowd_out_other_subjects(tmp_path):
     assert [c.slug for c in result.candidates] == ["a", "b"]
     assert result.match.slug == "a"
     assert result.candidates[1].distance == pytest.approx(0.3, abs=0.05)
+
+
+def test_the_gallery_files_are_written_whole_and_the_owner_s_alone(tmp_path, people, monkeypatch):
+    """Both files were renamed into place unsynced; each is now fsynced under a temporary, placed,
+    and the folder fsynced, 0600 as before."""
+    from tests.durability import assert_written_whole, watch_disk
+
+    log = watch_disk(monkeypatch)
+    ArtistGallery.sync(tmp_path, people.values(), threshold=THRESHOLD)
+    for name in (INDEX_FILE, IDS_FILE):
+        assert_written_whole(log, tmp_path / name)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_gallery_that_cannot_be_written_is_a_config_error_and_leaves_no_temporary(tmp_path, people, monkeypatch):
+    """Its temporaries stayed behind in the workspace after a failed write."""
+    from likeness.errors import ConfigError
+    from tests.durability import failing_placements, hidden_files
+
+    failing_placements(monkeypatch)
+    with pytest.raises(ConfigError, match="cannot write the artist gallery in .*Input/output error"):
+        ArtistGallery.sync(tmp_path, people.values(), threshold=THRESHOLD)
+    assert hidden_files(tmp_path) == []

@@ -245,3 +245,17 @@ def test_fit_within_and_crop_box():
         crop_box(rgb, (5000, 5000, 5100, 5100))
     with pytest.raises(Exception, match="uint8 RGB"):
         fit_within(rgb[..., 0], max_side=10)
+
+
+def test_an_evidence_pack_and_the_index_are_written_whole_and_the_owner_s_alone(tmp_path, monkeypatch):
+    """Each was renamed into place unsynced; now fsynced under a temporary, placed, and the folder
+    fsynced, 0600 as before."""
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    log = watch_disk(monkeypatch)
+    paths = write_evidence(sample_result(), None, tmp_path, include_original=False)
+    written = [paths.json, paths.html, paths.zip, write_index([sample_result()], tmp_path)]
+    for path in written:
+        assert_written_whole(log, path)
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert hidden_files(tmp_path) == []

@@ -16,6 +16,7 @@ from typer._click.globals import get_current_context
 from typer.core import TyperCommand
 
 from likeness.config import Settings
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError, ConsentError, LikenessError, OptionError
 from likeness.report_text import printable
 
@@ -85,13 +86,12 @@ def new_output_file(path: Path) -> Path:
 
 
 def write_new_json(path: Path, data: object) -> None:
-    """Write ``data`` as indented UTF-8 JSON to a new file (never over an existing one)."""
+    """Write ``data`` as indented UTF-8 JSON to a new file, whole (never over an existing one)."""
     import json
 
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     try:
-        with new_output_file(path).open("x", encoding="utf-8") as out:
-            out.write(text)
+        write_atomic(new_output_file(path), text.encode("utf-8"), overwrite=False)
     except FileExistsError:
         raise ConfigError(f"{path}: already exists; refusing to overwrite it") from None
     except OSError as exc:

@@ -20,12 +20,9 @@ Example::
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +34,7 @@ from likeness import strict_json
 from likeness.consent.canonical import canonical_bytes
 from likeness.consent.keys import fingerprint, verify
 from likeness.consent.ledger import Ledger
-from likeness.durable import fsync_folder
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError
 
 HEAD_TYPE = "likeness.ledger-head.v1"
@@ -112,7 +109,9 @@ class FolderAnchors:
     def put(self, head: dict[str, Any]) -> str:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            path = _write_new_file(self.folder, anchor_file_name(head), _anchor_text(head))
+            path = write_atomic(
+                self.folder / anchor_file_name(head), _anchor_text(head).encode("utf-8"), mode=0o644, overwrite=False
+            )
         except OSError as exc:
             raise ConfigError(f"{self.folder}: cannot write an anchor there ({exc.strerror or exc})") from None
         return str(path)
@@ -152,33 +151,6 @@ class FolderAnchors:
 
 def _anchor_text(head: dict[str, Any]) -> str:
     return json.dumps(head, indent=2, sort_keys=True) + "\n"
-
-
-def _write_new_file(folder: Path, name: str, text: str) -> Path:
-    """Write ``folder/name`` atomically and only if it does not exist yet: the full text goes to a
-    temporary file that is then hard-linked into place (a link never replaces a file). Folders on
-    file systems without hard links (FAT sticks) get a rename of the fresh, unique name instead."""
-    final = folder / name
-    fd, tmp_name = tempfile.mkstemp(prefix=".anchor-", suffix=".tmp", dir=folder)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, final)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            if final.exists():
-                raise FileExistsError(errno.EEXIST, "anchor already exists", str(final)) from None
-            os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_folder(folder)
-    return final
 
 
 def read_anchor(path: Path) -> Anchor:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from likeness.consent import keys
 from likeness.consent.anchor import outside_workspace
 from likeness.consent.canonical import now_utc, utc_iso
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -69,16 +70,12 @@ def _fingerprint_of(pem: bytes) -> str | None:
 
 
 def _write_exclusive(path: Path, content: bytes, mode: int) -> None:
-    """Write ``content`` to a new file (never overwrite a different one), fsynced."""
+    """Write ``content`` to a new file whole (never overwrite a different one)."""
     if path.exists():
         if path.read_bytes() == content:
             return  # an earlier, interrupted run already copied it
         raise ConfigError(f"{path}: a different file is already there; refusing to overwrite it")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_atomic(path, content, mode=mode, overwrite=False)
 
 
 def export_holder_keys(workspace: Workspace, export_dir: Path) -> list[ExportedKey]:

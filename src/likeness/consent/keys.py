@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError
 from likeness.keyfiles import KeyFileRefused, read_key_file
 
@@ -47,13 +48,9 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
     os.chmod(path.parent, 0o700)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_atomic(path, pem, mode=0o600, overwrite=False)
     except FileExistsError:
         raise ConfigError(f"{path}: a key file already exists; refusing to overwrite it") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def generate_key(path: Path) -> Ed25519PrivateKey:
@@ -111,21 +108,12 @@ def write_org_pin(keys_dir: Path, org_slug: str, key: Ed25519PrivateKey) -> Path
     (an auditor's, another account's) still knows which key is the organisation's."""
     path = org_pin_file(keys_dir, org_slug)
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(partial, 0o644)  # (whatever the umask)
-        os.replace(partial, path)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise ConfigError(f"{path}: cannot write the organisation's public key pin ({exc.strerror})") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_atomic(
+        path,
+        pem,
+        mode=0o644,
+        error=lambda exc: ConfigError(f"{path}: cannot write the organisation's public key pin ({exc.strerror})"),
+    )
     return path
 
 

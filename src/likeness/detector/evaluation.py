@@ -54,6 +54,7 @@ import numpy as np
 from likeness import strict_json
 from likeness.detector.calibration import roc_auc
 from likeness.digests import sha256_file
+from likeness.durable import write_atomic
 from likeness.errors import MediaError, ModelError
 
 #: The gates' limits (issue #31).
@@ -648,9 +649,7 @@ def evaluate_detector(
                 "passed": evaluation["passed"],
             },
         )
-    from likeness.train.checkpoint import write_bytes_atomic
-
-    write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    write_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())
     return evaluation
 
 

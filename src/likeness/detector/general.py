@@ -20,11 +20,11 @@ loaded.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from likeness import strict_json
+from likeness.durable import write_atomic
 from likeness.errors import ModelError
 
 #: Asset-table rows of the shipped weights and card.
@@ -142,24 +142,12 @@ def export_general(out_dir: Path) -> dict[str, Any]:
     written: list[Path] = []
     try:
         for name, payload in ((MODEL_FILE, model), (CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())):
-            written.append(_create_new(out_dir / name, payload))
+            written.append(write_atomic(out_dir / name, payload, mode=0o644, overwrite=False))
     except OSError as exc:
         for path in written:
             path.unlink(missing_ok=True)
         raise ModelError(f"{out_dir}: cannot write the general detector here ({exc.strerror or exc})") from None
     return card
-
-
-def _create_new(path: Path, payload: bytes) -> Path:
-    """Write ``payload`` to a file that did not exist (never through a link, never over a file)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-    except OSError:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def general_training_files() -> list[str]:

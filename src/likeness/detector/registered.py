@@ -39,6 +39,7 @@ from typing import Any
 from likeness import strict_json
 from likeness.detector.evaluation import GateFailed, evaluation_recorded, first_failed_gate, recheck_gates
 from likeness.detector.train import CARD_FILE, MODEL_FILE
+from likeness.durable import fsync_folder, write_atomic
 from likeness.errors import ModelError
 
 REGISTERED_EVENT = "detector.registered"
@@ -195,11 +196,7 @@ def _stage(destination: Path, files: dict[str, bytes]) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     for name, payload in files.items():
-        fd = os.open(staged / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_atomic(staged / name, payload, mode=0o644, overwrite=False)
     os.chmod(staged, 0o755)
     return staged
 
@@ -212,6 +209,7 @@ def _swap_in(staged: Path, destination: Path) -> None:
         os.replace(destination, aside / "folder")
         shutil.rmtree(aside, ignore_errors=True)
     os.replace(staged, destination)
+    fsync_folder(destination.parent)
 
 
 def _parse_card(card_bytes: bytes, card_path: Path) -> dict[str, Any]:

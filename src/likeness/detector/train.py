@@ -31,6 +31,7 @@ from likeness import strict_json
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
 from likeness.digests import sha256_file
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError, FaceError, ModelError
 from likeness.faces.align import Coverage
 
@@ -212,7 +213,6 @@ def train_detector(
         remove_stale_temp_files,
         resume_loop,
         save_checkpoint,
-        write_bytes_atomic,
     )
 
     if len(train) < 2 or len(validation) < 2:
@@ -296,7 +296,7 @@ def train_detector(
         "training faces as in training.data",
     }
     # replaced, never written through: a link planted at the card's name is not followed
-    write_bytes_atomic(out_dir / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
+    write_atomic(out_dir / CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())
     return card
 
 
@@ -523,9 +523,7 @@ def inherited_training_files(config: DetectorTrainConfig) -> list[str]:
 
 def export_onnx(net: Any, path: Path) -> None:
     """Export ``net`` (float32 ``(N, 3, S, S)`` -> ``(N, 1)``) with a dynamic batch axis."""
-    from likeness.train.checkpoint import write_bytes_atomic
-
-    write_bytes_atomic(path, onnx_bytes(net))
+    write_atomic(path, onnx_bytes(net))
 
 
 def onnx_bytes(net: Any) -> bytes:

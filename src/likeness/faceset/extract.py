@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from likeness.digests import sha256_file
+from likeness.durable import write_atomic
 from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
 from likeness.faceset import selection
 from likeness.faceset.filters import filter_face
@@ -40,7 +41,6 @@ from likeness.faceset.format import (
     MANIFEST_NAME,
     FaceRecord,
     FacesetManifest,
-    atomic_write_text,
     index_sha256,
     read_index,
 )
@@ -348,7 +348,7 @@ def record_faceset(
             "faceset_name": out_dir.name,
         },
     )
-    atomic_write_text(out_dir / MANIFEST_NAME, replace(manifest, seal=seal).to_json())
+    write_atomic(out_dir / MANIFEST_NAME, replace(manifest, seal=seal).to_json().encode("utf-8"))
     return event
 
 

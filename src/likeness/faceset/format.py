@@ -168,16 +168,6 @@ def index_sha256(index_path: Path) -> str:
     return sha256_file(index_path)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 class FaceIndex(Sequence[FaceRecord]):
     """``index.jsonl`` as a lazy, read-only sequence of :class:`FaceRecord`.
 

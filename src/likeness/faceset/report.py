@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from likeness.durable import write_atomic
 from likeness.errors import FacesetError
-from likeness.faceset.format import FaceRecord, Faceset, atomic_write_text
+from likeness.faceset.format import FaceRecord, Faceset
 
 # Thresholds for the gap sentences. Angles in degrees; openness values are the ratios returned by
 # likeness.faces.eye_openness / mouth_openness (gap height over width).
@@ -484,7 +485,7 @@ def write_coverage_report(
         "report_created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     summary_path = out / "summary.json"
-    atomic_write_text(summary_path, json.dumps(summary_document, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(summary_path, (json.dumps(summary_document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
     sheet_b64 = None
     sheet_path: Path | None = None
@@ -536,7 +537,7 @@ def write_coverage_report(
         tilt=TILT_DEGREES,
     )
     html_path = out / "report.html"
-    atomic_write_text(html_path, html)
+    write_atomic(html_path, html.encode("utf-8"))
     return CoverageReport(
         html_path=html_path,
         summary_path=summary_path,

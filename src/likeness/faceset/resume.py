@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from likeness import strict_json
+from likeness.durable import remove_stale_temporaries, write_atomic
 from likeness.errors import FacesetError
 from likeness.faceset import selection
-from likeness.faceset.format import FACES_DIR, INDEX_NAME, MANIFEST_NAME, atomic_write_text
+from likeness.faceset.format import FACES_DIR, INDEX_NAME, MANIFEST_NAME
 
 PROGRESS_NAME = ".progress.json"
 
@@ -54,7 +55,7 @@ def write_checkpoint(out_dir: Path, state: RunState, index: IO[str]) -> None:
     previous checkpoint or this one."""
     index.flush()
     os.fsync(index.fileno())
-    atomic_write_text(out_dir / PROGRESS_NAME, json.dumps(asdict(state), indent=1))
+    write_atomic(out_dir / PROGRESS_NAME, json.dumps(asdict(state), indent=1).encode("utf-8"))
 
 
 def open_run(out_dir: Path, subject_id: str, consent_id: str, shaping: dict[str, Any]) -> tuple[RunState, bool]:
@@ -99,7 +100,7 @@ def truncate_to_checkpoint(out_dir: Path, index_lines: int) -> None:
     lines = index_path.read_text(encoding="utf-8").splitlines(keepends=True) if index_path.exists() else []
     if len(lines) < index_lines:
         raise FacesetError(f"{index_path}: shorter than its checkpoint; delete the folder to start over")
-    atomic_write_text(index_path, "".join(lines[:index_lines]))
+    write_atomic(index_path, "".join(lines[:index_lines]).encode("utf-8"))
     faces_dir = out_dir / FACES_DIR
     faces_dir.mkdir(exist_ok=True)
     for crop in faces_dir.iterdir():
@@ -111,8 +112,9 @@ def truncate_to_checkpoint(out_dir: Path, index_lines: int) -> None:
 def discard_unfinished(out_dir: Path) -> None:
     """Remove what this run wrote (crops, index, checkpoint); never anything else."""
     shutil.rmtree(out_dir / FACES_DIR, ignore_errors=True)
-    for name in (INDEX_NAME, PROGRESS_NAME, f".{INDEX_NAME}.tmp", f".{PROGRESS_NAME}.tmp"):
+    for name in (INDEX_NAME, PROGRESS_NAME):
         (out_dir / name).unlink(missing_ok=True)
+        remove_stale_temporaries(out_dir / name)
     try:
         out_dir.rmdir()
     except OSError:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import warnings
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from likeness.checks import check_rgb
+from likeness.durable import write_atomic
 from likeness.errors import MediaError
 
 __all__ = [
@@ -250,45 +250,10 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray, *, quality: int =
     return path
 
 
-def new_part_file(path: Path) -> tuple[int, Path]:
-    """A new ``.<name>.<random>.part`` file beside ``path``, opened for writing, to be renamed onto it.
-
-    Created with 0666 less the umask, like any file a user writes: ``tempfile.mkstemp`` makes
-    0600 files, and the rename would leave every rendered output unreadable to the user's group
-    and to a web server publishing it.
-    """
-    for _ in range(100):
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
-        try:
-            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
-
-
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a same-folder temporary file and ``os.replace``."""
+    """Write ``payload`` to ``path`` whole or not at all (:func:`likeness.durable.write_atomic`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = new_part_file(path)
     except OSError as exc:
         raise MediaError(path, f"cannot create output: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        _remove_quietly(Path(temporary))
-        raise MediaError(path, f"cannot write output: {exc.strerror or exc}") from exc
-    except BaseException:
-        _remove_quietly(Path(temporary))
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    write_atomic(path, payload, error=lambda exc: MediaError(path, f"cannot write output: {exc.strerror or exc}"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ import c2pa
 
 import likeness
 from likeness.digests import sha256_file
+from likeness.durable import atomic_path
 from likeness.errors import MediaError, ProvenanceError
 from likeness.provenance.certificates import SigningSetup, parse_trust_anchor
 
@@ -230,9 +230,8 @@ def sign_file(
         parent_mime = MIME_BY_SUFFIX.get(parent.suffix.lower())
         if parent_mime is None:
             manifest = _with_parent_by_name(manifest, parent)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.signing{dst.suffix}")
     try:
-        with _context(trust_anchors_pem=[setup.trust_anchor_pem]) as context:
+        with atomic_path(dst) as tmp, _context(trust_anchors_pem=[setup.trust_anchor_pem]) as context:
             signer = c2pa.Signer.from_info(
                 c2pa.C2paSignerInfo(
                     c2pa.C2paSigningAlg.ES256, setup.cert_chain_pem.encode("ascii"), setup.private_key_pem(), None
@@ -248,16 +247,10 @@ def sign_file(
                         manifest_bytes = builder.sign(signer, mime, source, dest)
             finally:
                 signer.close()
-        os.replace(tmp, dst)
     except c2pa.C2paError as exc:
-        tmp.unlink(missing_ok=True)
         raise ProvenanceError(f"{src}: C2PA signing failed: {_short(exc)}") from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ProvenanceError(f"{dst}: C2PA signing failed: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return len(manifest_bytes)
 
 

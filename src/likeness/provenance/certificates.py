@@ -10,9 +10,10 @@
   ``documentSigning`` which c2pa-rs accepts by default, SKI/AKI).
 * ``chain.pem``: end-entity first, then the root, as c2pa wants it.
 
-Private keys are written with mode 0600 through ``os.open`` (never readable by others, even
-for an instant) and never printed or logged; ``SigningSetup`` holds the key's *path*, not the
-key. Creation is atomic per file and idempotent: a second call loads what is there.
+Private keys are written with mode 0600 from their temporary's creation on
+(:func:`likeness.durable.write_atomic`: never readable by others, even for an instant) and never
+printed or logged; ``SigningSetup`` holds the key's *path*, not the key. Creation is atomic per
+file and idempotent: a second call loads what is there.
 
 Example::
 
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from likeness.durable import write_atomic
 from likeness.errors import ProvenanceError
 from likeness.keyfiles import KeyFileRefused, read_key_file
 
@@ -162,7 +164,7 @@ def load_signing_setup(keys_dir: Path) -> SigningSetup:
     chain_path = keys_dir / CHAIN_NAME
     chain_pem = signer_pem + root_pem
     if not chain_path.exists() or chain_path.read_text() != chain_pem:
-        _write_atomic(chain_path, chain_pem.encode(), mode=0o644)
+        write_atomic(chain_path, chain_pem.encode(), mode=0o644)
     org = signer_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     return SigningSetup(
         keys_dir=keys_dir,
@@ -258,32 +260,16 @@ def _create_setup(keys_dir: Path, org_name: str, *, now: dt.datetime) -> None:
         .sign(root_key, hashes.SHA256())
     )
     # Keys first: a crash after this leaves an "incomplete" setup that is reported, not reused.
-    _write_atomic(keys_dir / ROOT_KEY_NAME, _key_pem(root_key), mode=0o600)
-    _write_atomic(keys_dir / SIGNER_KEY_NAME, _key_pem(signer_key), mode=0o600)
-    _write_atomic(keys_dir / ROOT_CERT_NAME, root_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    _write_atomic(keys_dir / SIGNER_CERT_NAME, signer_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    write_atomic(keys_dir / ROOT_KEY_NAME, _key_pem(root_key), mode=0o600)
+    write_atomic(keys_dir / SIGNER_KEY_NAME, _key_pem(signer_key), mode=0o600)
+    write_atomic(keys_dir / ROOT_CERT_NAME, root_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    write_atomic(keys_dir / SIGNER_CERT_NAME, signer_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write_atomic(path: Path, content: bytes, *, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # O_EXCL + mode at creation: the file never exists with wider permissions than ``mode``.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)  # umask may have narrowed it; make it exact
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _load_cert(path: Path) -> x509.Certificate:

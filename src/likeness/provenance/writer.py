@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import numpy as np
 from likeness.checks import check_rgb
 from likeness.consent import Authorization, require_authorization
 from likeness.digests import sha256_file
+from likeness.durable import commit_temporary, remove_stale_temporaries
 from likeness.errors import ConsentError, MediaError, ProvenanceError
 from likeness.provenance.c2pa_manifest import ConsentClaim, build_manifest, sign_file
 from likeness.provenance.certificates import SigningSetup, ensure_signing_setup
@@ -493,12 +493,10 @@ class _Temporaries:
         self.signed = folder / f".{stem}.{self.job_id}.signed{suffix}"
 
     def remove(self) -> None:
-        from likeness.media.video import remove_stale_parts
-
         for path in (self.unsigned, self.signed):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            remove_stale_parts(path)  # a killed encoder's own temporary of this one
+            remove_stale_temporaries(path)  # a killed encoder's or signer's own temporary of this one
 
 
 def remove_job_temporaries(out_path: Path, job_id: str) -> None:
@@ -557,17 +555,9 @@ def _place_new(signed: Path, out_path: Path, job_id: str) -> Path:
     was taken in the meantime, to the job-named path. Returns where it went."""
     for target in (out_path, _job_named(out_path, job_id)):
         try:
-            os.link(signed, target)  # fails if target exists: no overwrite, atomic
+            commit_temporary(signed, target, overwrite=False)
         except FileExistsError:
             continue
-        except OSError:  # file systems without hard links: reserve the name, then replace it
-            try:
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            except FileExistsError:
-                continue
-            os.replace(signed, target)
-            return target
-        signed.unlink()
         return target
     raise MediaError(out_path, "output name and its job-named alternative are both taken")
 

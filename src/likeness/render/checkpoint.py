@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from likeness import strict_json
+from likeness.durable import write_atomic
 from likeness.errors import LikenessError, MediaError
 from likeness.keyfiles import KeyFileRefused, read_key_file
 
@@ -154,9 +155,8 @@ def create_job_key(keys_dir: Path, job_id: str, job: dict[str, Any] | None = Non
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     key = secrets.token_bytes(KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(json.dumps({**(job or {}), "job_id": job_id, "key": key.hex()}).encode("utf-8"))
+    record = json.dumps({**(job or {}), "job_id": job_id, "key": key.hex()}).encode("utf-8")
+    write_atomic(path, record, mode=0o600, overwrite=False)
     return key
 
 
@@ -344,7 +344,7 @@ class RenderCheckpoint:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         # job.json first: a sweep never finds this job's key beside another job's folder.
-        _write_atomic(
+        write_atomic(
             self.folder / JOB_FILE, json.dumps({"job_id": job_id, "fingerprint": self.fingerprint}).encode("utf-8")
         )
         job = {
@@ -366,12 +366,12 @@ class RenderCheckpoint:
         faces = [(i, n, r) for i, recipes in self._pending for n, r in enumerate(recipes)]
         if faces:
             name = f"recipes-{self._pending[0][0]:09d}.bin"
-            _write_atomic(self.folder / name, seal(self._key, self.job_id, name, recipes_to_npz(faces)))
+            write_atomic(self.folder / name, seal(self._key, self.job_id, name, recipes_to_npz(faces)))
             if name not in self._chunks:
                 self._chunks.append(name)
         self._pending = []
         state = {"next_index": next_index, "renderer": renderer_state, "chunks": self._chunks}
-        _write_atomic(
+        write_atomic(
             self.folder / STATE_FILE, seal(self._key, self.job_id, STATE_FILE, json.dumps(state).encode("utf-8"))
         )
 
@@ -381,12 +381,6 @@ class RenderCheckpoint:
         if self.job_id:
             delete_job_key(self.keys_dir, self.job_id)
         self._key = None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 #: Refund reasons after which the pipeline has removed the job's checkpoint: the job ended for

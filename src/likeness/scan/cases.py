@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from likeness.durable import atomic_path, write_atomic
 from likeness.scan.results import latest_rows
 
 DEFAULT_MAX_DISTANCE = 12
@@ -195,9 +196,8 @@ def export_case(case: Case, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / f"{case.case_id}-locations.csv"
     zip_path = folder / f"{case.case_id}-evidence.zip"
-    csv_path.write_text(locations_csv(case), encoding="utf-8")
-    tmp = zip_path.with_suffix(".zip.part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+    write_atomic(csv_path, locations_csv(case).encode("utf-8"))
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr(
             "case.json",
             json.dumps(
@@ -223,5 +223,4 @@ def export_case(case: Case, folder: Path) -> tuple[Path, Path]:
                     bundle.write(original, f"original/{original.name}")
             except OSError:
                 pass
-    tmp.replace(zip_path)
     return csv_path, zip_path

@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from likeness.config import resolve_user_path
-from likeness.durable import fsync_folder
+from likeness.durable import atomic_path
 from likeness.errors import ConfigError
 
 SCHEMA = pa.schema(
@@ -135,17 +134,8 @@ class ResultsDataset:
         self.folder.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist([{c: row.get(c) for c in COLUMNS} for row in rows], schema=SCHEMA)
         name = f"part-{_now_token()}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = self.folder / f".{name}.tmp"
-        try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.folder / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_folder(self.folder)
+        with atomic_path(self.folder / name) as temporary, open(temporary, "wb") as handle:
+            pq.write_table(table, handle)
         return self.folder / name
 
 

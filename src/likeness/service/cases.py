@@ -16,7 +16,6 @@ A report goes to the organisations the file concerns, as far as the verifier kno
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from likeness import strict_json
+from likeness.durable import write_atomic
 from likeness.service.auth import guard, require
 from likeness.service.errors import NotFound, RateLimited, ServiceError
 from likeness.service.forms import StrictJSONRoute
@@ -256,11 +256,7 @@ def _open_one(services: Any, params: dict[str, Any], org: Any, *, contact: str, 
 
 def _write_private(path: Path, reporters: dict[str, Any]) -> None:
     """The reporters' words, replaced atomically in a 0600 file (personal data)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(reporters, handle, ensure_ascii=False)
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(reporters, ensure_ascii=False).encode("utf-8"), mode=0o600)
 
 
 def load_case(services: Any, job_id: str, org_id: str) -> Case:

@@ -5,11 +5,12 @@ may read is refused, as the C2PA keys are."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import secrets
 from pathlib import Path
 from typing import Any
 
+from likeness.durable import write_atomic
 from likeness.keyfiles import KeyFileRefused, read_key_file
 from likeness.service.errors import ServiceKeyUnusable
 
@@ -27,16 +28,8 @@ def service_key(workspace: Any, name: str, *, create: bool) -> bytes | None:
     path = service_key_path(workspace, name)
     if create and not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secrets.token_bytes(KEY_BYTES))
-        try:
-            os.link(partial, path)  # whole or not at all; another process's key wins
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
+        with contextlib.suppress(FileExistsError):  # another process's key wins
+            write_atomic(path, secrets.token_bytes(KEY_BYTES), mode=0o600, overwrite=False)
     # Named from the keys folder: the message reaches strangers (the sign-in form, shared pages).
     shown = f"keys/service/{path.name}"
     try:

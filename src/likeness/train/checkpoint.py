@@ -1,4 +1,4 @@
-"""Crash-safe checkpoints: serialise in memory, write a temp file, fsync, atomic rename, fsync dir.
+"""Crash-safe checkpoints: serialised in memory, then written whole (:func:`likeness.durable.write_atomic`).
 
 A ``kill -9`` (or power loss) at any moment leaves either the previous checkpoint or the new one,
 never a torn file: the previous file is only replaced by ``os.replace`` once the new bytes are
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from likeness import strict_json
-from likeness.durable import fsync_folder
+from likeness.durable import remove_stale_temporaries, write_atomic
 from likeness.errors import ConsentError, LikenessError, ModelError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -34,25 +34,10 @@ CHECKPOINT_FORMAT = "likeness.checkpoint/1"
 CHECKPOINT_MAX_BYTES = 8 * 1024**3
 
 
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Replace ``path`` with ``payload`` atomically and durably (temp file in the same folder)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
-
-
 def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete ``.checkpoint.pt.*.tmp`` leftovers of a run killed mid-write; returns what was removed."""
-    removed = []
+    """Delete the temporaries of ``checkpoint.pt`` a run killed mid-write left in ``folder`` (and
+    the ``.checkpoint.pt.<pid>.tmp`` name earlier releases gave them); returns what was removed."""
+    removed = remove_stale_temporaries(Path(folder) / CHECKPOINT_NAME)
     for leftover in Path(folder).glob(f".{CHECKPOINT_NAME}.*.tmp"):
         leftover.unlink(missing_ok=True)
         removed.append(leftover)
@@ -81,7 +66,7 @@ def checkpoint_bytes(state: dict[str, Any]) -> bytes:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Serialise ``state`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
-    write_bytes_atomic(Path(path), checkpoint_bytes(state))
+    write_atomic(Path(path), checkpoint_bytes(state))
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:

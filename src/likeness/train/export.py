@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from likeness.consent.artefacts import event_fields, seal_document
+from likeness.durable import write_atomic
 from likeness.errors import ConsentError, ModelError
 from likeness.models import architecture_options, create_model
-from likeness.train.checkpoint import CHECKPOINT_NAME, load_bound_checkpoint, write_bytes_atomic
+from likeness.train.checkpoint import CHECKPOINT_NAME, load_bound_checkpoint
 from likeness.train.swap_model import (
     CARD_NAME,
     EXPORT_TOLERANCE,
@@ -220,14 +221,14 @@ def export_model(
     )
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_NAME
-    write_bytes_atomic(onnx_path, payload)
+    write_atomic(onnx_path, payload)
     if int8_payload is not None:
-        write_bytes_atomic(out / INT8_ONNX_NAME, int8_payload)
+        write_atomic(out / INT8_ONNX_NAME, int8_payload)
     else:
         # A copy left by an earlier export would not match this model.
         (out / INT8_ONNX_NAME).unlink(missing_ok=True)
     card_path = out / CARD_NAME
-    write_bytes_atomic(card_path, (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    write_atomic(card_path, (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
     return ExportResult(onnx_path, card_path, card, difference)
 
 

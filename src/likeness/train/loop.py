@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import torch
 
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError, ConsentError, ModelError, StopRequested
 from likeness.models import architecture_options, create_model
 from likeness.models.discriminator import CodeDiscriminator
@@ -67,7 +68,6 @@ from likeness.train.checkpoint import (
     load_bound_checkpoint,
     record_checkpoint,
     remove_stale_temp_files,
-    write_bytes_atomic,
 )
 from likeness.train.config import (
     CONFIG_NAME,
@@ -647,7 +647,7 @@ class _Trainer:
         writer.writeheader()
         for row in self.history:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
-        write_bytes_atomic(self.out_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"))
+        write_atomic(self.out_dir / METRICS_CSV, buffer.getvalue().encode("utf-8"))
         if self.history:
             write_image(self.out_dir / METRICS_PNG, metrics_plot(self.history))
 
@@ -822,7 +822,7 @@ class _Trainer:
             subject_slug=self.consent["subject_slug"],
             performer_slug=self.consent["performer_slug"],
         )
-        write_bytes_atomic(self.out_dir / CHECKPOINT_NAME, payload)
+        write_atomic(self.out_dir / CHECKPOINT_NAME, payload)
         self.checkpoint_sha256 = digest
 
     def checkpoint(self, session_start: float, loss_s: float, loss_t: float) -> None:
@@ -1000,7 +1000,7 @@ def train_swap_model(
         trainer.checkpoint_sha256 = bound["checkpoint_sha256"] if bound else None
         if config.batch_size is None:
             config.batch_size = trainer.batch_size
-        write_bytes_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(out / CONFIG_NAME, (json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n").encode())
         return trainer.run()
     except BaseException:
         # A run refused before it wrote anything (too few faces, no memory for a batch) leaves

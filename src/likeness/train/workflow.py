@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from likeness import strict_json
+from likeness.durable import write_atomic
 from likeness.errors import ConsentError, ModelError
 from likeness.train.checkpoint import (
     CHECKPOINT_NAME,
     discard_unstarted_run,
     load_bound_checkpoint,
-    write_bytes_atomic,
 )
 from likeness.train.export import ExportResult, export_model
 from likeness.train.loop import (
@@ -137,8 +137,8 @@ def train_from_facesets(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     paths = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
-    write_bytes_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
-    write_bytes_atomic(out / COVERAGE_CHECK_NAME, (json.dumps(checked, indent=2) + "\n").encode())
+    write_atomic(out / FACESETS_NAME, (json.dumps(paths, indent=2) + "\n").encode())
+    write_atomic(out / COVERAGE_CHECK_NAME, (json.dumps(checked, indent=2) + "\n").encode())
     try:
         return train_swap_model(
             authz,

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from likeness import strict_json
+from likeness.durable import atomic_path, write_atomic
 from likeness.errors import ConfigError, FaceError
 from likeness.verify.result import ArtistMatch
 
@@ -59,6 +58,8 @@ EMBEDDING_DIM = 128
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
 _IDS_VERSION = 1
+# The gallery holds face embeddings of the agency's artists: readable by the workspace's owner only.
+_GALLERY_MODE = 0o600
 #: A subject with one reference has no spread to calibrate from: this threshold, below every
 #: impostor pair of the calibration (the closest, East Asian, at 0.383; docs/calibration.md).
 SINGLE_REFERENCE_THRESHOLD = 0.38
@@ -369,18 +370,17 @@ class ArtistGallery:
     def _save_files(folder: Path, index: Any, rows: list[dict[str, str]]) -> None:
         import faiss
 
+        def refused(exc: OSError) -> ConfigError:
+            return ConfigError(f"cannot write the artist gallery in {folder}: {exc}")
+
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp_index = tempfile.mkstemp(prefix=".index-", suffix=".faiss", dir=folder)
-            os.close(fd)
-            faiss.write_index(index, tmp_index)
-            fd, tmp_ids = tempfile.mkstemp(prefix=".ids-", suffix=".json", dir=folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": _IDS_VERSION, "dim": EMBEDDING_DIM, "rows": rows}, handle, indent=1)
-            os.replace(tmp_index, folder / INDEX_FILE)
-            os.replace(tmp_ids, folder / IDS_FILE)
         except OSError as exc:
-            raise ConfigError(f"cannot write the artist gallery in {folder}: {exc}") from exc
+            raise refused(exc) from exc
+        ids = json.dumps({"version": _IDS_VERSION, "dim": EMBEDDING_DIM, "rows": rows}, indent=1)
+        with atomic_path(folder / INDEX_FILE, mode=_GALLERY_MODE, error=refused) as temporary:
+            faiss.write_index(index, str(temporary))
+        write_atomic(folder / IDS_FILE, ids.encode("utf-8"), mode=_GALLERY_MODE, error=refused)
 
     # ------------------------------------------------------------------ queries
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from likeness.digests import sha256_file
+from likeness.durable import atomic_path, write_atomic
 from likeness.errors import MediaError
 from likeness.report_font import embedded_font_css
 from likeness.verify.result import VerificationResult, utc_now
@@ -38,6 +37,9 @@ from likeness.verify.verdict import SUMMARIES, VERDICTS
 DEFAULT_MAX_ORIGINAL_BYTES = 64 * 1024 * 1024
 THUMBNAIL_SIDE = 480
 FACE_CROP_SIDE = 160
+#: Evidence packs (and ``results.json``) are the owner's alone: they name where media was found
+#: and can hold the original file.
+EVIDENCE_MODE = 0o600
 
 _VERDICT_COLOURS = {
     "error": "#6b7280",
@@ -218,8 +220,8 @@ def write_evidence(
     json_bytes = (result.to_json(indent=2) + "\n").encode("utf-8")
     html_bytes = render_html(result, media).encode("utf-8")
     paths = evidence_paths(result, out_dir)
-    _write_atomic(paths.json, json_bytes)
-    _write_atomic(paths.html, html_bytes)
+    write_atomic(paths.json, json_bytes, mode=EVIDENCE_MODE)
+    write_atomic(paths.html, html_bytes, mode=EVIDENCE_MODE)
 
     members: list[tuple[str, bytes | Path]] = [(paths.json.name, json_bytes), (paths.html.name, html_bytes)]
     original = Path(result.path)
@@ -240,19 +242,15 @@ def write_evidence(
         sums.append(f"# {note}")
     members.append(("SHA256SUMS", ("\n".join(sums) + "\n").encode("utf-8")))
 
-    fd, tmp = tempfile.mkstemp(prefix=".evidence-", suffix=".zip", dir=out_dir)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-            for name, content in members:
-                if isinstance(content, Path):
-                    bundle.write(content, arcname=name)
-                else:
-                    bundle.writestr(name, content)
-        os.replace(tmp, paths.zip)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_path(paths.zip, mode=EVIDENCE_MODE) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle,
+    ):
+        for name, content in members:
+            if isinstance(content, Path):
+                bundle.write(content, arcname=name)
+            else:
+                bundle.writestr(name, content)
     return paths
 
 
@@ -265,16 +263,5 @@ def write_index(results: Sequence[VerificationResult], out_dir: Path) -> Path:
         "generated_at": utc_now(),
         "results": [{**r.to_dict(), "evidence_stem": evidence_stem(r)} for r in results],
     }
-    _write_atomic(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode=EVIDENCE_MODE)
     return path
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -19,7 +19,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +28,7 @@ from typing import Any
 
 from likeness import strict_json
 from likeness.digests import sha256_file
+from likeness.durable import write_atomic
 from likeness.errors import LikenessError, WorkerStartError
 from likeness.verify.gallery import ArtistGallery, GallerySnapshot, open_gallery
 from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
@@ -126,14 +126,8 @@ class ResumeState:
             "result": result.to_dict(),
         }
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(body, handle)
-            os.replace(tmp, self.folder / f"{result.sha256}.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # The owner's alone, like the evidence packs the results stand for.
+        write_atomic(self.folder / f"{result.sha256}.json", json.dumps(body).encode("utf-8"), mode=0o600)
 
 
 # ------------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ from likeness.media.video.deinterlace import deinterlacer_available
 from likeness.media.video.encode import (
     COPYABLE_AUDIO_CODECS,
     VideoEncoder,
-    remove_stale_parts,
     transcode,
 )
 from likeness.media.video.sampling import sample_times, sample_video_frames
@@ -53,7 +52,6 @@ __all__ = [
     "DecodeLimits",
     "Interrupt",
     "VideoEncoder",
-    "remove_stale_parts",
     "VideoFrame",
     "VideoInfo",
     "iter_video_frames",

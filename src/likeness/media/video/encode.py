@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 from collections.abc import Iterator
@@ -16,8 +15,9 @@ import av.error
 import cv2
 import numpy as np
 
+from likeness.durable import commit_temporary, create_temporary, remove_stale_temporaries, remove_temporary
 from likeness.errors import MediaError
-from likeness.media.images import new_part_file, require_rgb
+from likeness.media.images import require_rgb
 from likeness.media.video.budget import sound_refusal
 from likeness.media.video.colour import ColourTags
 from likeness.media.video.decode import _AV_ERRORS, _describe, _open_input, iter_video_frames, probe_video
@@ -67,23 +67,6 @@ def _as_frame_rate(fps: Fraction | float | int, path: Path) -> Fraction:
     return rate
 
 
-def remove_stale_parts(path: str | os.PathLike[str]) -> list[Path]:
-    """Remove the ``.<name>.<random>.part`` temporaries a killed writer of ``path`` left beside it.
-
-    Encoders (and ``likeness.media.images``) write through such a same-folder temporary, named
-    with a random suffix, so a rerun never reuses a killed run's file. Returns what was removed.
-    """
-    path = Path(path)
-    removed = []
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        try:
-            stale.unlink()
-        except FileNotFoundError:
-            continue
-        removed.append(stale)
-    return removed
-
-
 @dataclass(slots=True)
 class _AudioTrack:
     """One source audio track on its way into the output: ``mode`` ``"copy"`` or ``"aac"``;
@@ -126,10 +109,12 @@ class VideoEncoder:
       frames so the invisible watermark survives (``docs/watermark.md``).
     * Atomic: frames go to a temporary file beside ``path`` that is renamed over ``path`` only
       when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
-      leaves no output file. A process killed outright (SIGKILL, out of memory, power loss)
-      never reaches that cleanup and leaves ``.<name>.<random>.part``; the next encoder for the
-      same ``path`` removes it (:func:`remove_stale_parts`). The MP4 index is moved to the
-      front (``faststart``) for streaming.
+      leaves no output file; the finished file's bytes and folder are fsynced
+      (:func:`~likeness.durable.commit_temporary`). A process killed outright (SIGKILL, out of
+      memory, power loss) never reaches that cleanup and leaves ``.<name>.<random>.part``; the
+      next encoder for the same ``path`` removes it
+      (:func:`~likeness.durable.remove_stale_temporaries`). The MP4 index is moved to the front
+      (``faststart``) for streaming.
     * Overlapped: :meth:`write` converts the frame to YUV on the caller's thread and hands it to
       an encoding thread (H.264 and muxing), which keeps x264 fed while the caller prepares the
       next frame. A failure there is raised by the next :meth:`write` or by :meth:`close`.
@@ -199,8 +184,8 @@ class VideoEncoder:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_parts(self.path)
-            handle, temporary = new_part_file(self.path)
+            remove_stale_temporaries(self.path)
+            handle, temporary = create_temporary(self.path)
             os.close(handle)
         except OSError as exc:
             raise MediaError(self.path, f"cannot create output: {exc.strerror or exc}") from exc
@@ -492,7 +477,7 @@ class VideoEncoder:
             self._output.close()
             if self._audio_input is not None:
                 self._audio_input.close()
-            os.replace(self._temporary, self.path)
+            commit_temporary(self._temporary, self.path)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, _AV_ERRORS):
@@ -514,10 +499,8 @@ class VideoEncoder:
                     container.close()
                 except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
                     pass
-        try:
-            self._temporary.unlink()
-        except (FileNotFoundError, AttributeError):
-            pass
+        if hasattr(self, "_temporary"):
+            remove_temporary(self._temporary)
 
     def __enter__(self) -> VideoEncoder:
         return self
