@@ -307,11 +307,11 @@ class LedgerConsent:
         name that holder and organisation, come from the holder's owner (``holder_owner``),
         agree with its ``holder_invitations`` row (``row``: token digest, expiry), and carry
         the organisation's signature (``require_signature``; events written before invitations
-        were signed have none). A row a database editor inserted has no such event."""
-        found = self._find(("holder.invited",), "invitation_id", invitation_id)
-        if len(found) != 1:
-            return "its invitation is not on the ledger" if not found else "its invitation is on the ledger twice"
-        event = found[0]
+        were signed have none). A row a database editor inserted has no such event. The first
+        event of the invitation is the invitation (``invitation_event``)."""
+        event = self.invitation_event(invitation_id)
+        if event is None:
+            return "its invitation is not on the ledger"
         body = {k: v for k, v in event.payload.items() if k != "signature"}
         if before_seq is not None and event.seq >= before_seq:
             return f"its invitation (ledger row {event.seq}) comes after it"
@@ -329,6 +329,14 @@ class LedgerConsent:
             if not _verifies(org[1], body, event.payload.get("signature")):
                 return "its invitation's organisation signature does not verify"
         return None
+
+    def invitation_event(self, invitation_id: str) -> LedgerEvent | None:
+        """The first ``holder.invited`` event of ``invitation_id``. A later copy is a replay (a
+        signed event appends again unchanged) and counts for nothing, as for every record; were
+        a copy to void the first, one appended copy of a passkey recovery would give back the
+        lost phone the recovery retired."""
+        found = self._find(("holder.invited",), "invitation_id", invitation_id)
+        return found[0] if found else None
 
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
         """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``, or
@@ -552,6 +560,9 @@ class LedgerConsent:
         """Why a recovery invitation does not count: the same trust as ``recover-key``, an
         organisation's signed, attributable statement that it checked who the holder is."""
         body = {k: v for k, v in event.payload.items() if k != "signature"}
+        first = self.invitation_event(str(body.get("invitation_id")))
+        if first is not None and first.seq != event.seq:
+            return f"it repeats the invitation on ledger row {first.seq}"
         keys = self.holder_keys(holder_id)
         if not keys.keys or keys.keys[0].fingerprint != PASSKEY_ONLY:
             return "a holder who signs with an offline key recovers with recover-key, not an invitation"
