@@ -89,7 +89,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConfigError, ConsentError, RegistryError
 
 if TYPE_CHECKING:
     from likeness.workspace import Workspace
@@ -348,13 +348,23 @@ class LedgerConsent:
     def org_key_problem(self, org_id: str) -> str | None:
         """Why organisation ``org_id``'s key does not count (``None``: it does): no
         ``org.created`` event, or one whose key the workspace's key file does not pin
-        (``keys.OrgKeyPins``, from the session's ``info``; a session without pins pins nothing)."""
+        (``keys.OrgKeyPins``, from the session's ``info``).
+
+        ``ConfigError`` for a session that carries no pins (one not from ``Workspace.session``):
+        it cannot tell which organisation signatures count, and counting none is not safe, as
+        the key and passkey recoveries organisations sign are what retire a stolen key."""
         if org_id not in self._org_problems:
             created = self.org_created(org_id)
             if created is None:
                 why: str | None = "its organisation is not on the ledger"
             else:
-                pins = self._session.info.get(keys.ORG_KEY_PINS) or keys.OrgKeyPins(None)
+                pins = self._session.info.get(keys.ORG_KEY_PINS)
+                if not isinstance(pins, keys.OrgKeyPins):
+                    raise ConfigError(
+                        "this database session carries no organisation key pins, so no organisation "
+                        "signature (key and passkey recoveries, reference seals) can be checked: open "
+                        "sessions through likeness.workspace.Workspace (Workspace.open(...).session())"
+                    )
                 fp = str(created.payload.get("key_fingerprint") or "")
                 unpinned = pins.problem(created.payload.get("slug"), fp)
                 why = (

@@ -188,9 +188,9 @@ class OrgKeyPins:
     ``org.created`` with a key of their own; they cannot write the key folder. Where both files
     are read they must agree: a pin that names another key than the private one pins nothing,
     so a pin rewritten behind the workspace's back is named (``audit verify``) rather than
-    trusted by auditors alone. ``None`` (a session not from a workspace) pins nothing."""
+    trusted by auditors alone."""
 
-    def __init__(self, keys_dir: Path | None) -> None:
+    def __init__(self, keys_dir: Path) -> None:
         self._keys_dir = keys_dir
         self._lock = threading.Lock()
         # slug -> (both files' identities, fingerprint or None, why none); a replaced file is read again
@@ -199,8 +199,6 @@ class OrgKeyPins:
     def problem(self, org_slug: object, fingerprint_on_ledger: str) -> str | None:
         """``None`` when the workspace's key files for ``org_slug`` pin the key whose
         fingerprint the ``org.created`` event records; else why the event's key is not pinned."""
-        if self._keys_dir is None:
-            return "no organisation key folder pins it (not opened as a workspace)"
         # a slug is a plain file name (what Registry.add_org allows), never a path out of the folder
         if not isinstance(org_slug, str) or Path(org_slug).name != org_slug or org_slug in ("", ".", ".."):
             return f"its slug {org_slug!r} names no key file"
