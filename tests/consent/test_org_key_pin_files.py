@@ -5,14 +5,17 @@ ledger's, is refused and named."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from likeness.config import Settings
 from likeness.consent import keys
 from likeness.consent.audit import audit_workspace
+from likeness.consent.canonical import canonical_bytes
 from likeness.consent.integrity import LedgerConsent, consent_row_problems
 from likeness.workspace import Workspace
 
@@ -129,3 +132,77 @@ def test_a_private_key_is_written_whole_0600_from_its_temporary_on_and_never_ove
     with pytest.raises(ConfigError, match="a key file already exists; refusing to overwrite it"):
         keys.generate_key(path)
     assert path.read_bytes() == kept and hidden_files(tmp_path) == []
+
+
+#: An account that is not the workspace's (``nobody`` on Debian).
+OTHER_UID = 65534
+
+
+def _as_another_account(paths: list[Path], monkeypatch) -> None:
+    """Make ``paths`` another account's: chown as root (CI runs as root); otherwise the
+    workspace folder's account is played as another one, so every folder and pin is foreign."""
+    if os.geteuid() == 0:
+        for path in paths:
+            os.lchown(path, OTHER_UID, OTHER_UID)
+    else:
+        monkeypatch.setattr(keys, "_workspace_account", lambda keys_dir: os.geteuid() + 1)
+
+
+def test_a_key_folder_put_in_place_of_the_workspaces_pins_no_organisation_of_its_maker(consent_world, monkeypatch):
+    """Whoever may write the workspace folder (a group of operators sharing it, mode 0775) but
+    not the key folder moves the key folder aside and makes another: the organisation's private
+    key linked back into it, so the workspace keeps working, and a pin of their own for an
+    ``org.created`` they append. That organisation's seal then made a stranger's face count as
+    jun's reference."""
+    from tests.consent.test_org_key_pins import _invented_org
+    from tests.consent.test_reference_binding import _sha, _stranger_reference, _vector
+
+    ws = consent_world.workspace
+    reg = ws.registry
+    assert reg.add_reference_embedding("jun", _vector(1), source_name="jun.jpg", source_sha256=_sha("jun"))
+    home = ws.settings.resolved_home
+    home.chmod(0o775)
+    (home / "keys").rename(home / "keys.orig")
+    planted = home / "keys" / "orgs"
+    planted.mkdir(parents=True)
+    for name in ("studio.pem", "studio.pub"):
+        (planted / name).symlink_to(f"../../keys.orig/orgs/{name}")
+    org_id, org_key = _invented_org(ws)
+    pin = keys.write_org_pin(home / "keys", "evil", org_key)
+    _as_another_account([home / "keys", planted, pin], monkeypatch)
+    body = _stranger_reference(
+        ws, reg.get_subject("jun").id, org_id=org_id, key_fingerprint=keys.fingerprint(keys.public_raw(org_key))
+    )
+    ws.ledger.append("subject.reference_added", {**body, "signature": keys.sign(org_key, canonical_bytes(body))})
+    with ws.session() as session:
+        view = LedgerConsent(session)
+        assert view.org_key_problem(reg.get_org("studio").id) is None  # its private key, linked back
+        assert view.org_key(org_id) is None
+        assert "organisation key pin is not used" in (view.org_key_problem(org_id) or "")
+        assert "owned by another account" in (view.org_key_problem(org_id) or "")
+    assert len(reg.reference_embeddings("jun")) == 1
+
+
+def test_a_pin_folder_others_may_write_or_a_linked_pin_pins_nothing_in_a_copy(consent_world, tmp_path):
+    ws = consent_world.workspace
+    settings = _copy_without_private_keys(ws, tmp_path)
+    copy = Workspace.open(settings, read_only=True)
+    studio = copy.registry.get_org("studio").id
+    folder = settings.keys_dir / "orgs"
+    pin = folder / "studio.pub"
+
+    def problem() -> str | None:
+        with copy.session() as session:
+            return LedgerConsent(session).org_key_problem(studio)
+
+    try:
+        assert problem() is None
+        folder.chmod(0o770)
+        assert "orgs may be written by others (mode 0770)" in (problem() or "")
+        folder.chmod(0o700)
+        assert problem() is None
+        pin.rename(tmp_path / "elsewhere.pub")
+        pin.symlink_to(tmp_path / "elsewhere.pub")
+        assert "organisation key pin is a link" in (problem() or "")
+    finally:
+        copy.close()

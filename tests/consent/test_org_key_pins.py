@@ -6,18 +6,22 @@ reference, a ledger head; and one organisation of a workspace recovers another's
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import sessionmaker
 
 from likeness.consent import keys
 from likeness.consent.anchor import HEAD_TYPE, Anchor, check_anchor
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.holder_portal import HolderPortal
 from likeness.consent.integrity import LedgerConsent, consent_row_problems
+from likeness.consent.ledger import Ledger
 from likeness.consent.passkeys import PASSKEY_ONLY
-from likeness.consent.registry import RecoveryAttestation, key_recovery_payload
-from likeness.errors import RegistryError
+from likeness.consent.policy import PolicyEngine
+from likeness.consent.registry import RecoveryAttestation, Registry, key_recovery_payload
+from likeness.errors import ConfigError, RegistryError
 from tests.conftest import holder_machine
 
 CHECKED = RecoveryAttestation("identity checked against passport", "J. Park (legal)", "in_person")
@@ -225,3 +229,26 @@ def test_a_key_file_put_right_pins_again_without_a_restart(consent_world):
     assert "may be read by others (mode 0644)" in (problem() or "")
     path.chmod(0o600)
     assert problem() is None
+
+
+def test_a_registry_and_policy_built_on_a_plain_session_refuse_rather_than_count_no_recovery(consent_world):
+    """``Registry`` and ``PolicyEngine`` are public and take any session factory. One without
+    the workspace's pins counted no organisation signature, so it ignored the key recovery that
+    retired mina's lost key: a grant signed with that key afterwards was imported and
+    authorized renders. It now refuses at the first organisation signature it meets."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    reg.add_org("rival", "Rival")
+    reg.recover_holder_key(
+        "mina-holder", org="studio", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("new")
+    )
+    plain = sessionmaker(ws.engine, expire_on_commit=False)
+    ledger = Ledger(plain)
+    unpinned = Registry(plain, ledger, reg.keys_dir)
+    until = now_utc() + timedelta(days=3)
+    with pytest.raises(ConfigError, match="carries no organisation key pins"):
+        holder_machine(reg).grant(unpinned, "mina", "rival", ["advertising"], valid_until=until, purpose="lost key")
+    with pytest.raises(ConfigError, match="carries no organisation key pins"):
+        PolicyEngine(plain, ledger).authorize("mina", "advertising", "studio")
+    assert unpinned.get_subject("jun").holder_fingerprint == reg.get_subject("jun").holder_fingerprint  # no recovery
+    assert ws.policy.authorize("mina", "advertising", "studio").grant_id == consent_world.grant_id

@@ -20,6 +20,7 @@ from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.grant_requests import grant_payload_for, signing_challenge
 from likeness.consent.holder_portal import INVITATION_TTL, token_sha256
 from likeness.consent.integrity import LedgerConsent, grant_problem
+from likeness.consent.ledger import find_events
 from likeness.consent.passkeys import PASSKEY_REGISTERED, passkey_fingerprint, registration_payload
 from likeness.consent.registry import RecoveryAttestation, grant_row
 from likeness.consent.tables import Grant, HolderInvitation
@@ -307,3 +308,44 @@ def test_cli_recover_passkey_asks_for_the_loss_and_audit_verify_lists_it(passkey
     audited = runner.invoke(app, ["--home", home, "audit", "verify"])
     assert audited.exit_code == 0, audited.output
     assert "recovery:" in audited.output and "passkeys recovered by Haneul Entertainment" in audited.output
+
+
+def _append_a_copy(world: PasskeyWorld, invitation_id: str) -> int:
+    """Append the organisation-signed ``holder.invited`` event of ``invitation_id`` once more,
+    unchanged (what a database editor can do without any key); its ledger row."""
+    with world.workspace.session() as session:
+        (invited,) = find_events(session, "holder.invited", {"invitation_id": invitation_id})
+    return world.workspace.ledger.append("holder.invited", dict(invited.payload)).seq
+
+
+def test_a_copy_of_the_recovery_appended_by_a_database_editor_gives_back_no_lost_phone(passkey_world) -> None:
+    """A copy of the signed recovery event voided the recovery itself ("its invitation is on the
+    ledger twice"): the lost phone's passkey was back in force, the new one ignored, and a grant
+    the thief signed with the lost phone authorized renders."""
+    world = passkey_world
+    lost_phone = world.authenticator
+    new_phone = _recovered(world)
+    recovery = world.portal.passkey_recoveries(world.holder_id)
+    with world.workspace.session() as session:
+        (first,) = LedgerConsent(session).passkey_recoveries(world.holder_id)
+    copy_seq = _append_a_copy(world, first.payload["invitation_id"])
+    assert _in_force(world) == [new_phone.credential_id]
+    assert world.portal.passkey_recoveries(world.holder_id) == recovery
+    forged = _signed_outside_the_portal(world, lost_phone)
+    found = _grant_problem(world, forged)
+    assert found is not None and found.reason == "credential_not_holders" and "retired" in found.detail
+    with pytest.raises(ConsentError):
+        world.workspace.policy.authorize("haneul", "advertising", "studio")
+    after = world.sign(world.request(uses=("fan_message",)), new_phone)
+    assert _grant_problem(world, after) is None
+    named = [p.message for p in audit_workspace(world.workspace).problems]
+    assert any(f"ledger row {copy_seq}: passkey recovery ignored: it repeats the invitation" in m for m in named), named
+
+
+def test_a_copy_of_the_first_invitation_leaves_the_holders_passkey_in_force(passkey_world) -> None:
+    world = passkey_world
+    with world.workspace.session() as session:
+        (registered,) = find_events(session, PASSKEY_REGISTERED, {"holder_id": world.holder_id})
+    _append_a_copy(world, registered.payload["invitation_id"])
+    assert _in_force(world) == [world.authenticator.credential_id]
+    assert _grant_problem(world, world.sign(world.request())) is None

@@ -89,7 +89,7 @@ from likeness.consent.tables import (
     RightsHolder,
     Subject,
 )
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConfigError, ConsentError, RegistryError
 
 if TYPE_CHECKING:
     from likeness.workspace import Workspace
@@ -307,11 +307,11 @@ class LedgerConsent:
         name that holder and organisation, come from the holder's owner (``holder_owner``),
         agree with its ``holder_invitations`` row (``row``: token digest, expiry), and carry
         the organisation's signature (``require_signature``; events written before invitations
-        were signed have none). A row a database editor inserted has no such event."""
-        found = self._find(("holder.invited",), "invitation_id", invitation_id)
-        if len(found) != 1:
-            return "its invitation is not on the ledger" if not found else "its invitation is on the ledger twice"
-        event = found[0]
+        were signed have none). A row a database editor inserted has no such event. The first
+        event of the invitation is the invitation (``invitation_event``)."""
+        event = self.invitation_event(invitation_id)
+        if event is None:
+            return "its invitation is not on the ledger"
         body = {k: v for k, v in event.payload.items() if k != "signature"}
         if before_seq is not None and event.seq >= before_seq:
             return f"its invitation (ledger row {event.seq}) comes after it"
@@ -330,6 +330,14 @@ class LedgerConsent:
                 return "its invitation's organisation signature does not verify"
         return None
 
+    def invitation_event(self, invitation_id: str) -> LedgerEvent | None:
+        """The first ``holder.invited`` event of ``invitation_id``. A later copy is a replay (a
+        signed event appends again unchanged) and counts for nothing, as for every record; were
+        a copy to void the first, one appended copy of a passkey recovery would give back the
+        lost phone the recovery retired."""
+        found = self._find(("holder.invited",), "invitation_id", invitation_id)
+        return found[0] if found else None
+
     def org_key(self, org_id: str) -> tuple[str, str | None] | None:
         """``(fingerprint, public key hex or None)`` of an organisation per ``org.created``, or
         ``None`` when it is not on the ledger or the workspace's own key file does not pin that
@@ -340,13 +348,23 @@ class LedgerConsent:
     def org_key_problem(self, org_id: str) -> str | None:
         """Why organisation ``org_id``'s key does not count (``None``: it does): no
         ``org.created`` event, or one whose key the workspace's key file does not pin
-        (``keys.OrgKeyPins``, from the session's ``info``; a session without pins pins nothing)."""
+        (``keys.OrgKeyPins``, from the session's ``info``).
+
+        ``ConfigError`` for a session that carries no pins (one not from ``Workspace.session``):
+        it cannot tell which organisation signatures count, and counting none is not safe, as
+        the key and passkey recoveries organisations sign are what retire a stolen key."""
         if org_id not in self._org_problems:
             created = self.org_created(org_id)
             if created is None:
                 why: str | None = "its organisation is not on the ledger"
             else:
-                pins = self._session.info.get(keys.ORG_KEY_PINS) or keys.OrgKeyPins(None)
+                pins = self._session.info.get(keys.ORG_KEY_PINS)
+                if not isinstance(pins, keys.OrgKeyPins):
+                    raise ConfigError(
+                        "this database session carries no organisation key pins, so no organisation "
+                        "signature (key and passkey recoveries, reference seals) can be checked: open "
+                        "sessions through likeness.workspace.Workspace (Workspace.open(...).session())"
+                    )
                 fp = str(created.payload.get("key_fingerprint") or "")
                 unpinned = pins.problem(created.payload.get("slug"), fp)
                 why = (
@@ -552,6 +570,9 @@ class LedgerConsent:
         """Why a recovery invitation does not count: the same trust as ``recover-key``, an
         organisation's signed, attributable statement that it checked who the holder is."""
         body = {k: v for k, v in event.payload.items() if k != "signature"}
+        first = self.invitation_event(str(body.get("invitation_id")))
+        if first is not None and first.seq != event.seq:
+            return f"it repeats the invitation on ledger row {first.seq}"
         keys = self.holder_keys(holder_id)
         if not keys.keys or keys.keys[0].fingerprint != PASSKEY_ONLY:
             return "a holder who signs with an offline key recovers with recover-key, not an invitation"

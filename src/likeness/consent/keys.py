@@ -6,6 +6,7 @@ fingerprints. Nothing here logs key material.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -133,19 +134,70 @@ def write_missing_org_pins(keys_dir: Path) -> list[Path]:
     return written
 
 
+def _workspace_account(keys_dir: Path) -> int:
+    """The account that owns the workspace folder the key folder is in: whoever may write that
+    folder may replace the key folder, but not change who owns the workspace folder."""
+    return os.stat(keys_dir.parent).st_uid
+
+
+def _placement_problem(found: os.stat_result, what: str, account: int) -> str | None:
+    """Why a pin, or a folder it is in, was not put there by the workspace's ``account``: owned
+    by another account, or open to writing by group or others."""
+    if found.st_uid != account:
+        return f"{what} is owned by another account (uid {found.st_uid}) than the workspace folder (uid {account})"
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o022:
+        return f"{what} may be written by others (mode {mode:04o})"
+    return None
+
+
+def _pin_folder_problem(keys_dir: Path, account: int) -> str | None:
+    """Why the pins under ``keys_dir`` cannot be trusted (``None``: they can): the key folder
+    and its ``orgs`` folder must be real folders (not links) of the workspace's account that no
+    one else may write. Whoever may write the workspace folder but not the key folder can move
+    the key folder aside and make another, linking the organisations' private keys back into
+    it, with a pin of their own beside them; their folder is theirs."""
+    for folder in (keys_dir, keys_dir / "orgs"):
+        try:
+            found = os.lstat(folder)
+        except OSError as exc:
+            return f"{folder}: cannot be read ({exc.strerror})"
+        if not stat.S_ISDIR(found.st_mode):
+            return f"{folder} is not a folder (a link or a file)"
+        why = _placement_problem(found, str(folder), account)
+        if why:
+            return why
+    return None
+
+
 def _read_org_pin(path: Path) -> str:
     """The fingerprint of the Ed25519 public key in pin file ``path`` (``ConfigError`` naming
-    it when it is not one); ``FileNotFoundError`` when there is none. Opened without blocking,
-    so a FIFO in its place is refused rather than waited on."""
+    it when it is not one, or when the workspace's account did not put it there:
+    ``_pin_folder_problem``, ``_placement_problem``); ``FileNotFoundError`` when there is none.
+    Opened without blocking, so a FIFO in its place is refused rather than waited on."""
+    keys_dir = path.parent.parent
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        account = _workspace_account(keys_dir)
+    except OSError as exc:
+        raise ConfigError(f"{keys_dir.parent}: workspace folder cannot be read ({exc.strerror})") from None
+    unplaced = _pin_folder_problem(keys_dir, account)
+    if unplaced:
+        raise ConfigError(f"{path}: organisation key pin is not used: {unplaced}")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: organisation key pin is a link, not the file the workspace wrote") from None
         raise ConfigError(f"{path}: organisation key pin cannot be read ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
             raise ConfigError(f"{path}: organisation key pin is not a regular file")
+        unplaced = _placement_problem(found, "it", account)
+        if unplaced:
+            raise ConfigError(f"{path}: organisation key pin is not used: {unplaced}")
         pem = os.read(descriptor, 64 * 1024)
     finally:
         os.close(descriptor)
@@ -176,9 +228,9 @@ class OrgKeyPins:
     ``org.created`` with a key of their own; they cannot write the key folder. Where both files
     are read they must agree: a pin that names another key than the private one pins nothing,
     so a pin rewritten behind the workspace's back is named (``audit verify``) rather than
-    trusted by auditors alone. ``None`` (a session not from a workspace) pins nothing."""
+    trusted by auditors alone."""
 
-    def __init__(self, keys_dir: Path | None) -> None:
+    def __init__(self, keys_dir: Path) -> None:
         self._keys_dir = keys_dir
         self._lock = threading.Lock()
         # slug -> (both files' identities, fingerprint or None, why none); a replaced file is read again
@@ -187,13 +239,12 @@ class OrgKeyPins:
     def problem(self, org_slug: object, fingerprint_on_ledger: str) -> str | None:
         """``None`` when the workspace's key files for ``org_slug`` pin the key whose
         fingerprint the ``org.created`` event records; else why the event's key is not pinned."""
-        if self._keys_dir is None:
-            return "no organisation key folder pins it (not opened as a workspace)"
         # a slug is a plain file name (what Registry.add_org allows), never a path out of the folder
         if not isinstance(org_slug, str) or Path(org_slug).name != org_slug or org_slug in ("", ".", ".."):
             return f"its slug {org_slug!r} names no key file"
         private, pin = org_key_file(self._keys_dir, org_slug), org_pin_file(self._keys_dir, org_slug)
-        identity = (_file_identity(private), _file_identity(pin))
+        # (the folders too: a chmod or a folder put in the key folder's place is read again)
+        identity = tuple(map(_file_identity, (self._keys_dir, private.parent, private, pin)))
         with self._lock:
             seen = self._seen.get(org_slug)
         if seen is None or seen[0] != identity:
