@@ -448,3 +448,20 @@ def test_a_request_or_signed_file_holding_what_canonical_json_cannot_write_is_re
     out = run(home, "consent", "import", str(signed_file), code=1)
     assert why in out.output and "signed.json" in out.output, out.output[-2000:]
     assert ledger.count() == events and not (tmp_path / "s").exists()
+
+
+def test_the_holders_public_key_and_receipts_are_written_whole(consent_world, tmp_path, monkeypatch):
+    """The public key and each signed receipt were written straight under their names: a kill
+    mid-write left a torn ``.pub.pem`` that every later ``keygen`` refused to replace (its
+    private key already made), or a torn receipt that ``revoke`` could not read."""
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    log = watch_disk(monkeypatch)
+    made = keygen(tmp_path / "phone", "sora")
+    assert_written_whole(log, made.public_key)
+    assert hidden_files(tmp_path / "phone") == []
+    machine = holder_machine(consent_world.workspace.registry)
+    request = _request(consent_world)
+    signed = machine.sign(request)
+    assert_written_whole(log, machine.folder / "receipts" / f"{request.record_id}.json")
+    assert machine.receipt(request.record_id) == signed

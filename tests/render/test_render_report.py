@@ -127,3 +127,16 @@ def test_a_file_name_with_a_right_to_left_override_is_shown_as_written(tmp_path)
     page = (tmp_path / "o.render.html").read_text(encoding="utf-8")
     assert "\u202e" not in page
     assert "target: take\\u202egnp.mp4" in page and "out\\u202egnp.mp4" in page
+
+
+def test_the_report_files_are_written_whole(tmp_path, monkeypatch) -> None:
+    """The reserved report names were filled in place: a render killed while its report was
+    written left an empty or torn ``.render.json``/``.render.html`` under the render."""
+    from tests.durability import assert_written_whole, hidden_files, watch_disk
+
+    log = watch_disk(monkeypatch)
+    report = video_report(tmp_path / "o.mp4", "6" * 32)
+    write_report(report, tmp_path, "o", [])
+    assert_written_whole(log, tmp_path / "o.render.json")
+    assert_written_whole(log, tmp_path / "o.render.html")
+    assert hidden_files(tmp_path) == []

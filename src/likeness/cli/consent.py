@@ -23,6 +23,7 @@ from likeness.cli.common import (
     settings_from,
     write_new_json,
 )
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError
 
 if TYPE_CHECKING:  # the CLI imports the consent package only inside commands (start-up time)
@@ -666,7 +667,7 @@ def audit_head(
     text = json.dumps(signed, indent=2)
     if out:
         try:
-            out.write_text(text + "\n")
+            write_atomic(out, (text + "\n").encode())
         except OSError as exc:  # a missing folder, a folder given as the file
             fail(f"{out}: cannot write the signed head ({exc.strerror or exc})")
     typer.echo(text)

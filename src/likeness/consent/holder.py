@@ -31,6 +31,7 @@ from likeness.consent.grant_requests import (
     check_grantable,
     check_uses_for_holder_kind,
 )
+from likeness.durable import write_atomic
 from likeness.errors import ConfigError, ConsentError, ConsentRequestError
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def keygen(out: Path, name: str = "holder") -> HolderKeyFiles:
     if public_path.exists():
         raise ConfigError(f"{public_path}: a key file already exists; refusing to overwrite it")
     key = keys.generate_key(private_path)
-    public_path.write_bytes(public_key_pem(key))
+    write_atomic(public_path, public_key_pem(key), overwrite=False)
     return HolderKeyFiles(private_path, public_path, keys.fingerprint(keys.public_raw(key)))
 
 
@@ -220,7 +221,7 @@ class HolderMachine:
         signed = sign_request(request, self.key(name or str(request.holder["slug"])))
         receipts = self.folder / "receipts"
         receipts.mkdir(exist_ok=True)
-        (receipts / f"{request.record_id}.json").write_text(json.dumps(signed.as_json()), encoding="utf-8")
+        write_atomic(receipts / f"{request.record_id}.json", json.dumps(signed.as_json()).encode("utf-8"))
         return signed
 
     def receipt(self, record_id: str) -> SignedConsent:

@@ -74,6 +74,7 @@ from likeness.consent.tables import (
     Subject,
 )
 from likeness.consent.vocabulary import HOLDER_KINDS
+from likeness.durable import write_atomic
 from likeness.errors import ConsentError, RegistryError
 
 INVITATION_TTL = timedelta(days=7)
@@ -738,7 +739,7 @@ class HolderPortal:
         self.previews_dir.mkdir(parents=True, exist_ok=True)
         path = self.previews_dir / f"{digest}.png"
         if not path.exists():
-            path.write_bytes(image)
+            write_atomic(path, image)
         return digest
 
     def preview_path(self, digest: str) -> Path | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from likeness.durable import write_atomic
 from likeness.render.quality import BLINKS_KEPT, ring_colour_difference
 from likeness.render.track_quality import FrameSample
 from likeness.report_font import embedded_font_css
@@ -427,7 +428,7 @@ def write_report(
     """
     json_path, html_path = report_paths(folder, stem, report)
     report.report_json, report.report_html = str(json_path), str(html_path)
-    json_path.write_text(json.dumps(report.to_json(), indent=2, default=str), encoding="utf-8")
+    write_atomic(json_path, json.dumps(report.to_json(), indent=2, default=str).encode("utf-8"))
     face_frames = face_frames or {}
     track_jobs = track_jobs or {}
     rows = []
@@ -486,4 +487,4 @@ see docs/render.md. Face crops: before (the performer) and after (the output), a
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
         f"<style>{font_css}{PAGE_CSS}</style></head><body>{body}</body></html>"
     )
-    html_path.write_text(page, encoding="utf-8")
+    write_atomic(html_path, page.encode("utf-8"))
