@@ -40,7 +40,13 @@ from likeness.consent.grant_requests import (
     request_sha256,
     signing_challenge,
 )
-from likeness.consent.integrity import RECOVERY_PURPOSE, LedgerConsent, grant_problem
+from likeness.consent.integrity import (
+    RECOVERY_PURPOSE,
+    LedgerConsent,
+    grant_problem,
+    holder_identity_problem,
+    holder_key_problem,
+)
 from likeness.consent.ledger import LedgerEvent, find_events, find_events_page
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -133,6 +139,17 @@ def _new_id() -> str:
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _holder_row_problem(session: Session, holder_id: str) -> str | None:
+    """Why ``holder_id``'s row is not the holder the ledger enrolled (``None``: it is): removed,
+    or its name, kind or key edited; a link for them must not greet or register anyone else."""
+    row = session.get(RightsHolder, holder_id)
+    if row is None:
+        return "is no longer in the workspace (their row was removed)"
+    view = LedgerConsent(session)
+    why = holder_identity_problem(view, row) or holder_key_problem(view.holder_keys(holder_id), row)
+    return f"differs from the ledger: {why}" if why else None
 
 
 class HolderPortal:
@@ -373,7 +390,8 @@ class HolderPortal:
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
-        ``invitation_used`` (a passkey was registered with it), ``invitation_expired``, or for a
+        ``holder_altered`` (its holder's row was removed or edited), ``invitation_used`` (a
+        passkey was registered with it), ``invitation_expired``, or for a
         recovery link ``invitation_superseded`` when a later recovery or a passkey since made it
         useless (said on the page, not after the holder made a passkey)."""
         moment = at or now_utc()
@@ -392,6 +410,9 @@ class HolderPortal:
             )
             if forged:
                 raise ConsentError("invitation_unknown", f"this invitation link is not valid ({forged})")
+            altered = _holder_row_problem(session, invitation.holder_id)
+            if altered:
+                raise ConsentError("holder_altered", f"this invitation's rights holder {altered}")
             used = invitation.used_at is not None or bool(
                 find_events(session, PASSKEY_REGISTERED, {"invitation_id": invitation.id})
             )
