@@ -171,10 +171,11 @@ class HolderPortal:
     def add_passkey_holder(self, slug: str, name: str, *, kind: str, org: str | None = None) -> RightsHolder:
         """A rights holder who signs with passkeys only: no Ed25519 key is made or kept
         anywhere (its ``holder.created`` event names ``passkey-only``), so nothing in the
-        workspace can sign in their name. ``org``, the organisation enrolling them, is the only
-        one that may invite them to a passkey (``LedgerConsent.holder_owner``)."""
+        workspace can sign in their name. ``org``, the organisation enrolling them (default: the
+        only one; ``Registry.enrolling_org``), is the only one that may invite them to a passkey
+        (``LedgerConsent.holder_owner``)."""
         check_slug(slug, "rights holder")
-        owner = self.registry.get_org(org).id if org else None
+        owner = self.registry.enrolling_org(slug, org)
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         name = self.registry.new_name("rights holder", name)
@@ -201,7 +202,7 @@ class HolderPortal:
                 "kind": kind,
                 "key_fingerprint": PASSKEY_ONLY,
                 "public_key": "",
-                **({"org_id": owner} if owner else {}),
+                "org_id": owner,
             },
         )
         return holder
@@ -265,12 +266,9 @@ class HolderPortal:
         with self._session() as session:
             view = LedgerConsent(session)
             ever, in_force = view.passkeys(row.id), view.passkeys_in_force(row.id)
-            owner = view.holder_owner(row.id)
-        if owner != organisation.id:
-            raise ConsentError(
-                "invitation_refused",
-                f"holder {row.slug} is onboarded by another organisation: only it can recover their passkeys",
-            )
+            not_owner = view.owner_problem(row.id, organisation.id)
+        if not_owner:
+            raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
         if not ever:
             raise ConsentError(
                 "invitation_refused", f"holder {row.slug} has no passkey to recover: send an ordinary invitation"
@@ -341,7 +339,7 @@ class HolderPortal:
             )
         with self._session() as session:
             view = LedgerConsent(session)
-            has_passkey, owner = bool(view.passkeys(row.id)), view.holder_owner(row.id)
+            has_passkey, not_owner = bool(view.passkeys(row.id)), view.owner_problem(row.id, org_id)
         if has_passkey:
             raise ConsentError(
                 "invitation_refused",
@@ -349,11 +347,8 @@ class HolderPortal:
                 "passkey they have (recovery passkey), never by invitation; one who lost every passkey gets a "
                 "recovery invitation (consent recover-passkey)",
             )
-        if owner is not None and owner != org_id:
-            raise ConsentError(
-                "invitation_refused",
-                f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
-            )
+        if not_owner:
+            raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
 
     def invitation_purpose(self, invitation_id: str) -> str:
         """``register``, ``vouch`` or ``recovery``, as the invitation's ``holder.invited`` event says."""
