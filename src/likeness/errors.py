@@ -121,6 +121,23 @@ class RegistryError(LikenessError):
     """A registry object (organisation, subject, holder, grant) is missing or duplicated."""
 
 
+class EnrollingOrgUnnamed(RegistryError):
+    """A rights holder enrolled with no organisation named where the workspace has none or
+    several (``orgs``, their slugs): the enrolling organisation is the only one that may invite
+    them or recover their key, so it is never guessed."""
+
+    def __init__(self, holder: str, orgs: tuple[str, ...]) -> None:
+        self.holder, self.orgs = holder, orgs
+        if orgs:
+            why = (
+                f"this workspace has several organisations ({', '.join(orgs)}) and none was named: name the one "
+                "enrolling them with --org (only it may invite them or recover their key)"
+            )
+        else:
+            why = "this workspace has no organisation yet to enrol them (add one with: likeness org add SLUG)"
+        super().__init__(f"rights holder '{holder}': {why}")
+
+
 class EvidenceRefused(RegistryError):
     """A recovery's evidence file (``source``) that cannot stand as evidence: ``empty`` (its
     digest would attest nothing) or ``too_large`` (over ``EVIDENCE_MAX_BYTES``)."""

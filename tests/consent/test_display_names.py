@@ -63,10 +63,10 @@ def test_a_subject_named_like_another_is_refused(consent_world, name):
 def test_names_that_only_differ_in_what_people_see_are_kept(consent_world):
     registry = consent_world.workspace.registry
     assert registry.add_org("rival", "  Rival Entertainment ").name == "Rival Entertainment"  # stripped
-    assert add_subject(registry, "mina-k", "Mina K.", kind="performer").name == "Mina K."
+    assert add_subject(registry, "mina-k", "Mina K.", kind="performer", org="studio").name == "Mina K."
     decomposed = "Jo\u0301se\u0301"  # NFD: stored as NFC, so the card and the font cut agree
-    assert add_subject(registry, "jose", decomposed, kind="performer").name == "Jós\u00e9"
-    assert add_subject(registry, "haneul", "하늘", kind="performer").name == "하늘"
+    assert add_subject(registry, "jose", decomposed, kind="performer", org="studio").name == "Jós\u00e9"
+    assert add_subject(registry, "haneul", "하늘", kind="performer", org="studio").name == "하늘"
 
 
 @pytest.mark.parametrize("purpose", ["Fan message \u202egnidnuf lacitilop", "Debut\u200bMV", "MV\x1b[2J", "a\rb"])

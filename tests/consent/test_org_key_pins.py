@@ -185,30 +185,6 @@ def test_another_organisation_cannot_recover_an_offline_holder_the_first_enrolle
     assert any("onboarded by another organisation" in p.problem for p in consent_row_problems(ws))
 
 
-def test_an_offline_holder_whose_event_names_no_organisation_belongs_to_their_subjects_owner(consent_world):
-    """A holder.created without an organisation (older workspaces; several organisations and
-    none named): the owner of the subjects they hold, when exactly one organisation owns them."""
-    ws = consent_world.workspace
-    reg = ws.registry
-    reg.add_org("rival", "Rival Ent")
-    holder = reg.add_holder(
-        "nara-holder", "Nara", kind="agency", public_key_pem=holder_machine(reg).public_key("nara-holder")
-    )
-    with ws.session() as session:
-        created = LedgerConsent(session).holder_created(holder.id)
-        assert created is not None and "org_id" not in created.payload
-        assert LedgerConsent(session).holder_owner(holder.id) is None
-    reg.add_subject("nara", "Nara", kind="virtual_idol", holder="nara-holder", owner_org="studio")
-    with pytest.raises(RegistryError, match="onboarded by another organisation"):
-        reg.recover_holder_key(
-            "nara-holder", org="rival", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("y")
-        )
-    new_fp = reg.recover_holder_key(
-        "nara-holder", org="studio", attestation=CHECKED, new_public_key_pem=holder_machine(reg).public_key("z")
-    )
-    assert reg.holder_fingerprint(holder.id) == new_fp
-
-
 def test_a_key_file_put_right_pins_again_without_a_restart(consent_world):
     """A service's pins remember each key file by its identity. In a workspace with no
     public-key pin beside the key (made before pins), ``chmod 644`` on the organisation's key

@@ -231,7 +231,7 @@ def test_photos_add_seals_each_reference_with_the_organisation_named(studio: dic
 
     home = studio["home"]
     run(home, "org", "add", "rival")
-    enrol(home, "jun", "--performer")
+    enrol(home, "jun", "--performer", "--org", "studio")
     unnamed = run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), code=1)
     assert "several organisations" in unnamed and "pick one with --org" in unnamed
     assert "1 enrolled" in run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), "--org", "rival")

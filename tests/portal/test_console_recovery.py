@@ -208,3 +208,29 @@ def test_a_superseded_recovery_link_says_so_in_words(world, language, words) -> 
     unknown = reader.get("/portal/invite/nope", headers={"Accept-Language": language}).text
     assert 'data-refused="invitation_unknown"' in unknown and words not in unknown  # a guess learns nothing new
     assert "data-recovery-link" in reader.get(f"/portal/invite/{links[1]}").text
+
+
+@pytest.mark.parametrize(
+    ("edit", "language", "words"),
+    [
+        ("DELETE FROM rights_holders WHERE slug = 'haneul-holder'", "en", "Your record at the agency was changed or"),
+        ("DELETE FROM rights_holders WHERE slug = 'haneul-holder'", "ko", "회원님의 기록이 바뀌었거나 삭제되어"),
+        ("UPDATE rights_holders SET name = 'Someone Else' WHERE slug = 'haneul-holder'", "en", "changed or removed"),
+    ],
+    ids=["removed-en", "removed-ko", "edited-en"],
+)
+def test_a_recovery_link_whose_holder_row_was_removed_or_edited_says_so_in_words(world, edit, language, words) -> None:
+    """Before: a removed holder row answered the link with a JSON 404 naming the holder's id, and
+    an edited one greeted the holder by the edited name."""
+    from sqlalchemy import text
+
+    client, csrf = _signed_in(world, Role.ADMIN.value)
+    sent = client.post("/consent/holders/recover", data={**ATTESTED, "csrf_token": csrf})
+    link = sent.text.split(f"{ORIGIN}/portal/invite/", 1)[1].split("<", 1)[0]
+    with world.workspace.engine.begin() as connection:  # a database editor
+        connection.execute(text("PRAGMA foreign_keys = OFF"))
+        connection.execute(text(edit))
+    page = world.client(base_url=ORIGIN).get(f"/portal/invite/{link}", headers={"Accept-Language": language})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'data-refused="holder_altered"' in page.text and words in page.text
+    assert "Someone Else" not in page.text and "data-passkey-register" not in page.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from sqlalchemy import text
 
 from likeness.consent.holder_portal import HolderPortal
 from likeness.consent.registry import RecoveryAttestation
@@ -64,6 +65,21 @@ def test_an_admin_recovers_passkeys_with_an_evidence_file(browser, portal_servic
         newer = "새 복구 링크" if language == "ko" else "A newer recovery link"
         assert newer in notice.inner_text()
         page.screenshot(path=str(shots_folder(name, language) / "portal-recovery-superseded.png"), full_page=True)
+        assert scroll_width(page) <= size["width"]
+        newest = HolderPortal(workspace).invite_to_recover(
+            "sora-holder", "studio", created_by="admin", attestation=again
+        )[1]
+        with workspace.engine.begin() as connection:  # a database editor removes the holder's row
+            connection.execute(text("PRAGMA foreign_keys = OFF"))
+            connection.execute(text("DELETE FROM rights_holders WHERE slug = 'sora-holder'"))
+        page.goto(f"{url}/portal/invite/{newest}")  # before: a JSON 404 naming the holder's id
+        notice = page.locator("[data-refused]")
+        assert notice.get_attribute("data-refused") == "holder_altered"
+        removed = (
+            "기록이 바뀌었거나 삭제되어" if language == "ko" else "Your record at the agency was changed or removed"
+        )
+        assert removed in notice.inner_text()
+        page.screenshot(path=str(shots_folder(name, language) / "portal-recovery-holder-removed.png"), full_page=True)
         assert scroll_width(page) <= size["width"]
         assert errors == []
     finally:

@@ -124,7 +124,7 @@ def test_concerned_organisations_from_what_the_verifier_found(service_world):
     registry = service_world.workspace.registry
     registry.add_org("rival", "Rival Entertainment")
     registry.add_org("third", "Third Label")
-    add_subject(registry, "hana", "Hana", kind="artist")
+    add_subject(registry, "hana", "Hana", kind="artist", org="studio")
     for org in ("studio", "rival"):
         issue_grant(registry, "hana", org, ["fan_message"], valid_until=now_utc() + timedelta(days=5))
     revoke_grant(

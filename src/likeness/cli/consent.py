@@ -114,8 +114,9 @@ def subject_add(
         str | None,
         typer.Option(
             "--org",
-            help="Organisation enrolling a new rights holder, the only one that may recover their key "
-            "(default: --owner-org, the configured org, else the workspace's only one).",
+            help="Organisation enrolling a new rights holder, the only one that may invite them or recover "
+            "their key (default: --owner-org, the configured org, else the workspace's only one; with "
+            "several organisations and none of these, the holder is not enrolled).",
         ),
     ] = None,
     holder: Annotated[
@@ -412,7 +413,7 @@ def consent_check(
     )
 
 
-# The attestation options recover-key and recover-passkey share (``_attestation``).
+# The attestation options recover-key, recover-passkey and adopt-holder share (``_attestation``).
 Statement = Annotated[
     str,
     typer.Option(
@@ -431,9 +432,9 @@ Evidence = Annotated[
 
 
 def _attestation(statement: str, verified_by: str, method: str, evidence: Path | None) -> RecoveryAttestation:
-    """The attestation ``recover-key`` and ``recover-passkey`` sign: who checked the holder and
-    how, with only the evidence file's sha256 (the file stays outside the workspace; an empty
-    one, or one over ``EVIDENCE_MAX_BYTES``, is refused naming it)."""
+    """The attestation ``recover-key``, ``recover-passkey`` and ``adopt-holder`` sign: who
+    checked the holder and how, with only the evidence file's sha256 (the file stays outside the
+    workspace; an empty one, or one over ``EVIDENCE_MAX_BYTES``, is refused naming it)."""
     from likeness.consent.registry import RecoveryAttestation
 
     return RecoveryAttestation(
@@ -528,6 +529,38 @@ def consent_recover_passkey(
     console.print(f"recovery link (give it to the holder yourself, once): {origin}/portal/invite/{token}")
 
 
+@consent_app.command("adopt-holder")
+def consent_adopt_holder(
+    ctx: typer.Context,
+    holder: Annotated[
+        str, typer.Argument(help="Slug of a rights holder the ledger names no onboarding organisation for.")
+    ],
+    statement: Statement,
+    verified_by: VerifiedBy,
+    method: Method,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="The organisation that enrolled the holder, whose key signs (default: the only one)."
+        ),
+    ] = None,
+    evidence: Evidence = None,
+) -> None:
+    """Bind a rights holder enrolled before holders were bound to an organisation, in a
+    workspace with several, to the one that enrolled them (audit verify names such holders):
+    a holder.adopted event signed by the organisation, with an attestation of who checked it and
+    how. Until then no organisation may invite them or recover their key; audit verify lists
+    the adoption for auditors to check with the holder."""
+    with mapped_errors():
+        workspace = open_workspace(ctx)
+        adopter = workspace.registry.default_org(org or settings_from(ctx).org)
+        attestation = _attestation(statement, verified_by, method, evidence)
+        workspace.registry.adopt_holder(holder, org=adopter.slug, attestation=attestation)
+    console.print(
+        f"rights holder {printable(holder)} adopted by {adopter.slug}: only it may invite them or recover their key"
+    )
+
+
 @release_app.command("request")
 def release_request(
     ctx: typer.Context,
@@ -608,8 +641,9 @@ def audit_verify(
         report = audit_workspace(workspace, anchor_dirs=anchor or None, head_files=[head] if head else ())
     for warning in report.warnings:
         console.print(Text.assemble(("warning:", "bold yellow"), f" {printable(warning)}"))
-    for recovery in report.recoveries:  # rare and organisation-signed: for auditors to check with the holder
-        console.print(Text.assemble(("recovery:", "bold cyan"), f" {printable(recovery)}"))
+    for label, notes in (("recovery:", report.recoveries), ("adoption:", report.adoptions)):
+        for note in notes:  # rare and organisation-signed: for auditors to check with the holder
+            console.print(Text.assemble((label, "bold cyan"), f" {printable(note)}"))
     for problem in report.problems:
         # messages quote ledger and file text (a withdrawal's reason): shown as written, escaped
         said = f" {printable(problem.subject)}: {printable(problem.message)}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -30,7 +30,7 @@ from likeness.consent.anchor import (
     outside_workspace,
     read_anchor,
 )
-from likeness.consent.integrity import Recovery, consent_recoveries, consent_row_problems
+from likeness.consent.integrity import ADOPTED, consent_recoveries, consent_row_problems, ownerless_holders
 from likeness.consent.key_migration import legacy_keys_warning
 from likeness.consent.ledger import ChainReport, watermark_index_problems
 from likeness.errors import ConfigError, LedgerError, LedgerRowUnreadable, RegistryError
@@ -50,6 +50,8 @@ POSTGRES_GUARDS: dict[str, tuple[str, tuple[str, ...]]] = {
 _PG_BEFORE = 1 << 1
 _PG_EVENT_BITS = {"DELETE": 1 << 3, "UPDATE": 1 << 4, "TRUNCATE": 1 << 5}
 
+T = TypeVar("T")
+
 NO_ANCHOR_WARNING = (
     "no anchor: a truncated or rewritten tail of the ledger cannot be detected; keep signed heads "
     "outside the workspace with 'likeness audit anchor --to DIR' (or set LIKENESS_ANCHOR_DIRS)"
@@ -66,8 +68,11 @@ class AuditReport:
     warnings: tuple[str, ...]
     anchor: Anchor | None  # the latest anchor the ledger was checked against
     anchors_found: int
-    #: key and passkey recoveries, described (``integrity.Recovery``): rare events to check with the holders
+    #: key and passkey recoveries and adoptions, described (``integrity.Recovery``): rare events to check
+    #: with the holders
     recoveries: tuple[str, ...] = ()
+    #: adoptions of holders the ledger named no onboarding organisation for, described the same way
+    adoptions: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -126,14 +131,25 @@ def audit_workspace(
             problems.append(Problem("anchor_unreadable", str(path), str(exc)))
             continue
         problems += check_head_file(workspace, head)
-    recoveries = tuple(r.describe() for r in _unless_unreadable_recoveries(workspace))
-    return AuditReport(chain, tuple(problems), tuple(warnings), newest, len(anchors), recoveries)
+    warnings += _unless_unreadable_notes(ownerless_holders, workspace)
+    signed = _unless_unreadable_notes(consent_recoveries, workspace)
+    return AuditReport(
+        chain,
+        tuple(problems),
+        tuple(warnings),
+        newest,
+        len(anchors),
+        recoveries=tuple(r.describe() for r in signed if r.what != ADOPTED),
+        adoptions=tuple(r.describe() for r in signed if r.what == ADOPTED),
+    )
 
 
-def _unless_unreadable_recoveries(workspace: Workspace) -> list[Recovery]:
+def _unless_unreadable_notes(read: Callable[[Workspace], list[T]], workspace: Workspace) -> list[T]:
+    """What ``read`` lists for the report beside its problems; nothing where a ledger row it
+    reads cannot be read (named already as a problem by the consent check)."""
     try:
-        return consent_recoveries(workspace)
-    except LedgerRowUnreadable:  # named already as a problem by the consent check
+        return read(workspace)
+    except LedgerRowUnreadable:
         return []
 
 

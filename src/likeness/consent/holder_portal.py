@@ -40,7 +40,13 @@ from likeness.consent.grant_requests import (
     request_sha256,
     signing_challenge,
 )
-from likeness.consent.integrity import RECOVERY_PURPOSE, LedgerConsent, grant_problem
+from likeness.consent.integrity import (
+    RECOVERY_PURPOSE,
+    LedgerConsent,
+    grant_problem,
+    holder_identity_problem,
+    holder_key_problem,
+)
 from likeness.consent.ledger import LedgerEvent, find_events, find_events_page
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -136,6 +142,17 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _holder_row_problem(session: Session, holder_id: str) -> str | None:
+    """Why ``holder_id``'s row is not the holder the ledger enrolled (``None``: it is): removed,
+    or its name, kind or key edited; a link for them must not greet or register anyone else."""
+    row = session.get(RightsHolder, holder_id)
+    if row is None:
+        return "is no longer in the workspace (their row was removed)"
+    view = LedgerConsent(session)
+    why = holder_identity_problem(view, row) or holder_key_problem(view.holder_keys(holder_id), row)
+    return f"differs from the ledger: {why}" if why else None
+
+
 class HolderPortal:
     """Invitations, passkeys, requests and passkey signatures over one workspace."""
 
@@ -155,10 +172,11 @@ class HolderPortal:
     def add_passkey_holder(self, slug: str, name: str, *, kind: str, org: str | None = None) -> RightsHolder:
         """A rights holder who signs with passkeys only: no Ed25519 key is made or kept
         anywhere (its ``holder.created`` event names ``passkey-only``), so nothing in the
-        workspace can sign in their name. ``org``, the organisation enrolling them, is the only
-        one that may invite them to a passkey (``LedgerConsent.holder_owner``)."""
+        workspace can sign in their name. ``org``, the organisation enrolling them (default: the
+        only one; ``Registry.enrolling_org``), is the only one that may invite them to a passkey
+        (``LedgerConsent.holder_owner``)."""
         check_slug(slug, "rights holder")
-        owner = self.registry.get_org(org).id if org else None
+        owner = self.registry.enrolling_org(slug, org)
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         name = self.registry.new_name("rights holder", name)
@@ -185,7 +203,7 @@ class HolderPortal:
                 "kind": kind,
                 "key_fingerprint": PASSKEY_ONLY,
                 "public_key": "",
-                **({"org_id": owner} if owner else {}),
+                "org_id": owner,
             },
         )
         return holder
@@ -249,12 +267,9 @@ class HolderPortal:
         with self._session() as session:
             view = LedgerConsent(session)
             ever, in_force = view.passkeys(row.id), view.passkeys_in_force(row.id)
-            owner = view.holder_owner(row.id)
-        if owner != organisation.id:
-            raise ConsentError(
-                "invitation_refused",
-                f"holder {row.slug} is onboarded by another organisation: only it can recover their passkeys",
-            )
+            not_owner = view.owner_problem(row.id, organisation.id)
+        if not_owner:
+            raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
         if not ever:
             raise ConsentError(
                 "invitation_refused", f"holder {row.slug} has no passkey to recover: send an ordinary invitation"
@@ -325,7 +340,7 @@ class HolderPortal:
             )
         with self._session() as session:
             view = LedgerConsent(session)
-            has_passkey, owner = bool(view.passkeys(row.id)), view.holder_owner(row.id)
+            has_passkey, not_owner = bool(view.passkeys(row.id)), view.owner_problem(row.id, org_id)
         if has_passkey:
             raise ConsentError(
                 "invitation_refused",
@@ -333,11 +348,8 @@ class HolderPortal:
                 "passkey they have (recovery passkey), never by invitation; one who lost every passkey gets a "
                 "recovery invitation (consent recover-passkey)",
             )
-        if owner is not None and owner != org_id:
-            raise ConsentError(
-                "invitation_refused",
-                f"holder {row.slug} is onboarded by another organisation: only it can invite them to a passkey",
-            )
+        if not_owner:
+            raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
 
     def invitation_purpose(self, invitation_id: str) -> str:
         """``register``, ``vouch`` or ``recovery``, as the invitation's ``holder.invited`` event says."""
@@ -374,7 +386,8 @@ class HolderPortal:
 
     def open_invitation(self, token: str, *, at: datetime | None = None) -> HolderInvitation:
         """The live invitation of ``token``; ``ConsentError`` ``invitation_unknown``,
-        ``invitation_used`` (a passkey was registered with it), ``invitation_expired``, or for a
+        ``holder_altered`` (its holder's row was removed or edited), ``invitation_used`` (a
+        passkey was registered with it), ``invitation_expired``, or for a
         recovery link ``invitation_superseded`` when a later recovery or a passkey since made it
         useless (said on the page, not after the holder made a passkey)."""
         moment = at or now_utc()
@@ -393,6 +406,9 @@ class HolderPortal:
             )
             if forged:
                 raise ConsentError("invitation_unknown", f"this invitation link is not valid ({forged})")
+            altered = _holder_row_problem(session, invitation.holder_id)
+            if altered:
+                raise ConsentError("holder_altered", f"this invitation's rights holder {altered}")
             used = invitation.used_at is not None or bool(
                 find_events(session, PASSKEY_REGISTERED, {"invitation_id": invitation.id})
             )

@@ -64,8 +64,10 @@ from likeness.consent.passkeys import (
     vouch_malformed,
 )
 from likeness.consent.registry import (
+    ADOPTION_EVENT,
     REFERENCE_EVENT,
     ReferenceStatus,
+    adoption_payload,
     attestation_problem,
     founding_of,
     grant_payload,
@@ -108,6 +110,7 @@ CONSENT_EVENTS: dict[str, str] = {
     "release.revoked": "release_id",
     PASSKEY_REGISTERED: "holder_id",
     "holder.invited": "invitation_id",
+    ADOPTION_EVENT: "holder_id",
 }
 #: Events that can carry a passkey assertion (``passkey`` member) or register a passkey.
 PASSKEY_EVENTS = (PASSKEY_REGISTERED, "grant.issued", "grant.revoked", "release.issued", "release.revoked")
@@ -115,6 +118,12 @@ PASSKEY_EVENTS = (PASSKEY_REGISTERED, "grant.issued", "grant.revoked", "release.
 RECOVERY_PURPOSE = "recovery"
 #: Event members that are not part of the signed body.
 UNSIGNED_MEMBERS = ("payload_sha256", "signature", "passkey")
+#: Why an organisation may not act for a holder the ledger names no onboarding organisation for.
+OWNERLESS = (
+    "the ledger names no organisation that onboarded the holder (enrolled before holders were bound to one, "
+    "in a workspace with several organisations), so none may invite them or recover their key: the "
+    "organisation that enrolled them adopts them first (likeness consent adopt-holder)"
+)
 
 
 @dataclass(frozen=True)
@@ -217,6 +226,9 @@ class LedgerConsent:
         self._passkey_histories: dict[str, tuple[list[Passkey], list[str], list[LedgerEvent]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
         self._org_problems: dict[str, str | None] = {}
+        self._invitations: dict[str, list[LedgerEvent]] = {}
+        self._invitations_grouped = False
+        self._pinned: list[str] | None = None
         if preload:
             self._index = {}
             for event in find_events(session, tuple(CONSENT_EVENTS), {}):
@@ -269,28 +281,123 @@ class LedgerConsent:
         return created[0] if created else None
 
     def holder_owner(self, holder_id: str) -> str | None:
-        """The organisation that onboarded a holder (passkey-only or offline): the one their
-        ``holder.created`` event names; for holders created before events named one, the first
-        to invite them, else the owning organisation of the subjects they hold per the ledger
-        (``subject.created``) when exactly one organisation owns them. Another organisation in
-        the same workspace cannot invite them or recover their key."""
+        """The one organisation that onboards a holder (passkey-only or offline), read only
+        from what a database editor cannot write: the organisation their ``holder.created``
+        event names; for holders enrolled before events named one, the first
+        organisation-signed claim (``ownership_claims``), else the workspace's only organisation
+        whose key it pins. ``None`` where none of those names one (a holder enrolled before, in
+        a workspace with several organisations, until one adopts them): then no organisation may
+        invite them or recover their key (``owner_problem``). ``subject.created`` events are not
+        read: they are not signed, and an editor could append one naming any organisation."""
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
             return str(created.payload["org_id"])
-        invited = find_events(self._session, "holder.invited", {"holder_id": holder_id})
-        if invited:
-            return str(invited[0].payload.get("org_id"))
-        subjects = find_events(self._session, "subject.created", {"holder_id": holder_id})
-        owners = {str(e.payload["owner_org_id"]) for e in subjects if e.payload.get("owner_org_id")}
-        return owners.pop() if len(owners) == 1 else None
+        claims = self.ownership_claims(holder_id)
+        if claims:
+            return str(claims[0].payload.get("org_id"))
+        pinned = self.pinned_orgs()
+        return pinned[0] if len(pinned) == 1 else None
 
     def owner_problem(self, holder_id: str, org_id: str) -> str | None:
         """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it
-        may): the holder is onboarded by another organisation (``holder_owner``), so one
-        organisation of a workspace cannot take another's holder. A holder no organisation
-        onboarded (``holder_owner`` finds none) has no owner to refuse for."""
+        may): another organisation onboards the holder (``holder_owner``), so one organisation
+        of a workspace cannot take another's holder; or the ledger names none (``OWNERLESS``),
+        and then no organisation may."""
         owner = self.holder_owner(holder_id)
-        return "the holder is onboarded by another organisation" if owner is not None and owner != org_id else None
+        if owner is None:
+            return OWNERLESS
+        if owner != org_id:
+            return "the holder is onboarded by another organisation, the only one that may invite them or recover their key"
+        return None
+
+    def pinned_orgs(self) -> list[str]:
+        """The ids of the organisations on the ledger whose keys the workspace pins, in order."""
+        if self._pinned is None:
+            created = (
+                self.events_of("org.created")
+                if self._index is not None
+                else find_events(self._session, "org.created", {})
+            )
+            ids = dict.fromkeys(str(e.payload.get("org_id")) for e in created)
+            self._pinned = [i for i in ids if self.org_key_problem(i) is None]
+        return self._pinned
+
+    def invitations_of(self, holder_id: str) -> list[LedgerEvent]:
+        """The ``holder.invited`` events naming ``holder_id``, in ledger order, signed or not
+        (a preloaded view groups them all at once instead of querying each holder's)."""
+        if self._index is not None and not self._invitations_grouped:
+            self._invitations_grouped = True
+            for event in find_events(self._session, "holder.invited", {}):  # (the index keeps only well-formed ids)
+                if isinstance(named := event.payload.get("holder_id"), str):
+                    self._invitations.setdefault(named, []).append(event)
+        if holder_id not in self._invitations:
+            self._invitations[holder_id] = (
+                []
+                if self._index is not None
+                else find_events(self._session, "holder.invited", {"holder_id": holder_id})
+            )
+        return self._invitations[holder_id]
+
+    def ownership_claims(self, holder_id: str) -> list[LedgerEvent]:
+        """The events that may name the onboarding organisation of a holder whose
+        ``holder.created`` names none, in ledger order: invitations (``holder.invited``) and
+        adoptions (``holder.adopted``, with an attestation) that verify with the key of an
+        organisation the workspace pins. Only the first counts (``holder_owner``)."""
+        events = [*self.invitations_of(holder_id), *self._find((ADOPTION_EVENT,), "holder_id", holder_id)]
+        return [e for e in sorted(events, key=lambda e: e.seq) if self._claim_problem(e) is None]
+
+    def _claim_problem(self, event: LedgerEvent) -> str | None:
+        body = {k: v for k, v in event.payload.items() if k != "signature"}
+        if event.event_type == ADOPTION_EVENT:
+            why = attestation_problem(body.get("attestation"))
+            if why:
+                return why
+            try:
+                expected = adoption_payload(
+                    holder_id=str(body.get("holder_id")),
+                    org_id=str(body.get("org_id")),
+                    org_fingerprint=str(body.get("org_fingerprint")),
+                    attestation=body["attestation"],
+                    adopted_at=str(body.get("adopted_at")),
+                )
+            except KeyError:
+                return "it is malformed"
+            if body != expected:
+                return "it is malformed"
+        return self.org_signature_problem(body, event.payload.get("signature"))
+
+    def org_signature_problem(self, body: dict[str, Any], signature: Any) -> str | None:
+        """Why ``body`` is not signed by the organisation it names (``org_id``,
+        ``org_fingerprint``) with the key the workspace pins for it (``org_key``)."""
+        org = self.org_key(str(body.get("org_id")))
+        if org is None or org[0] != body.get("org_fingerprint"):
+            return "it is not signed with the organisation's key on the ledger"
+        if not _verifies(org[1], body, signature):
+            return "its organisation signature does not verify"
+        return None
+
+    def adoption_problems(self, holder_id: str) -> list[str]:
+        """Each ``holder.adopted`` event of ``holder_id`` that makes no organisation its owner,
+        with why: the holder has one already (their ``holder.created`` names it, or an earlier
+        claim does), or it is not signed by a pinned organisation key with an attestation."""
+        created = self.holder_created(holder_id)
+        named = created is not None and bool(created.payload.get("org_id"))
+        claims = self.ownership_claims(holder_id)
+        out = []
+        for event in self._find((ADOPTION_EVENT,), "holder_id", holder_id):
+            why = (
+                "the holder's holder.created names their organisation"
+                if named
+                else self._claim_problem(event)
+                or (
+                    f"the holder is onboarded already (ledger row {claims[0].seq})"
+                    if claims[0].seq != event.seq
+                    else None
+                )
+            )
+            if why:
+                out.append(f"ledger row {event.seq}: {ADOPTION_EVENT} ignored: {why}")
+        return out
 
     def invitation_problem(
         self,
@@ -323,11 +430,9 @@ class LedgerConsent:
         if row is not None and (body.get("token_sha256"), body.get("expires_at")) != (row.token_sha256, row.expires_at):
             return f"its row differs from its holder.invited event (ledger row {event.seq})"
         if require_signature or "signature" in event.payload:
-            org = self.org_key(org_id)
-            if org is None or org[0] != body.get("org_fingerprint"):
-                return "its invitation is not signed with the organisation's key on the ledger"
-            if not _verifies(org[1], body, event.payload.get("signature")):
-                return "its invitation's organisation signature does not verify"
+            unsigned = self.org_signature_problem(body, event.payload.get("signature"))
+            if unsigned:
+                return f"its invitation: {unsigned}"
         return None
 
     def invitation_event(self, invitation_id: str) -> LedgerEvent | None:
@@ -517,11 +622,7 @@ class LedgerConsent:
         recoveries: list[LedgerEvent] = []
         nonces: set[Any] = set()  # of the vouches counted: a statement vouches once
         problems: list[str] = []
-        invited = [
-            e
-            for e in find_events(self._session, "holder.invited", {"holder_id": holder_id})
-            if e.payload.get("purpose") == RECOVERY_PURPOSE
-        ]
+        invited = [e for e in self.invitations_of(holder_id) if e.payload.get("purpose") == RECOVERY_PURPOSE]
         # A key recovery that counts says the holder lost control of their key, and perhaps of the
         # phone beside it: the passkeys that key vouched for retire with it (the holder vouches
         # again with the new key). Otherwise a stolen phone's vouched passkey signed on after
@@ -636,14 +737,7 @@ class LedgerConsent:
             org_id=str(body.get("org_id")),
             before_seq=event.seq,
         )
-        if invitation:
-            return invitation
-        org = self.org_key(str(body.get("org_id")))
-        if org is None or org[0] != body.get("org_fingerprint"):
-            return "it is not signed with an organisation's key on the ledger"
-        if not _verifies(org[1], body, signature):
-            return "its organisation signature does not verify"
-        return None
+        return invitation or self.org_signature_problem(body, signature)
 
     def _vouch_problem(self, event: LedgerEvent, body: dict[str, Any], signature: Any) -> str | None:
         """Why a vouched registration does not count: it must verify with the Ed25519 key the
@@ -1049,13 +1143,19 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
         ]
 
 
+#: ``Recovery.what`` of an adoption (``holder.adopted``).
+ADOPTED = "adopted"
+
+
 @dataclass(frozen=True)
 class Recovery:
-    """A recovery that counts on the ledger: an organisation's signed statement that it checked
-    who a holder who lost their key (``key``) or every passkey (``passkeys``) is."""
+    """A recovery or adoption that counts on the ledger: an organisation's signed statement that
+    it checked who a holder who lost their key (``key recovered``) or every passkey
+    (``passkeys recovered``) is, or that it enrolled a holder the ledger named no organisation
+    for (``adopted``)."""
 
     holder: str
-    lost: str
+    what: str
     seq: int
     at: str
     org: str
@@ -1064,30 +1164,52 @@ class Recovery:
     def describe(self) -> str:
         how = self.attestation
         return (
-            f"rights holder '{self.holder}': {self.lost} recovered by {self.org} at ledger row {self.seq} ({self.at}); "
+            f"rights holder '{self.holder}': {self.what} by {self.org} at ledger row {self.seq} ({self.at}); "
             f"verified by {how.get('verified_by')}, {how.get('method')}: {how.get('statement')}"
         )
 
 
 def consent_recoveries(workspace: Workspace) -> list[Recovery]:
-    """Every key and passkey recovery that counts, in ledger order: rare, organisation-signed
-    events that ``audit verify`` lists for auditors to check with the holders."""
+    """Every key and passkey recovery and every adoption that counts, in ledger order: rare,
+    organisation-signed events that ``audit verify`` lists for auditors to check with the holders."""
     found: list[Recovery] = []
     with workspace.session() as session:
-        view = LedgerConsent(session)
+        view = LedgerConsent(session, preload=True)
         orgs = {o.id: o.name for o in session.scalars(select(Organisation))}
         for holder in session.scalars(select(RightsHolder)):
             recovered_keys = {k.seq for k in view.holder_keys(holder.id).keys if k.via == "holder.key_recovered"}
             events = [
                 *(e for e in view._find(HOLDER_KEY_EVENTS, "holder_id", holder.id) if e.seq in recovered_keys),
                 *view.passkey_recoveries(holder.id),
+                *(e for e in view.ownership_claims(holder.id)[:1] if e.event_type == ADOPTION_EVENT),
             ]
             for event in events:
-                lost = "key" if event.event_type == "holder.key_recovered" else "passkeys"
+                what = {"holder.key_recovered": "key recovered", ADOPTION_EVENT: ADOPTED}.get(
+                    event.event_type, "passkeys recovered"
+                )
                 org = orgs.get(str(event.payload.get("org_id")), str(event.payload.get("org_id")))
                 attestation = event.payload.get("attestation")
-                found.append(Recovery(holder.slug, lost, event.seq, event.created_at, org, dict(attestation or {})))
+                found.append(Recovery(holder.slug, what, event.seq, event.created_at, org, dict(attestation or {})))
     return sorted(found, key=lambda r: r.seq)
+
+
+def ownerless_holders(workspace: Workspace) -> list[str]:
+    """A sentence for each rights holder no organisation may invite or recover because the
+    ledger names none that onboarded them (``LedgerConsent.holder_owner``): holders enrolled
+    before holders were bound to one, in a workspace with several organisations."""
+    with workspace.session() as session:
+        view = LedgerConsent(session, preload=True)
+        pinned = view.pinned_orgs()
+        if len(pinned) < 2:
+            return []
+        slugs = ", ".join(sorted(str(e.payload.get("slug")) for o in pinned if (e := view.org_created(o)) is not None))
+        return [
+            f"rights holder '{holder.slug}': the ledger names no organisation that onboarded them and this workspace "
+            f"has several ({slugs}): none may invite them or recover their key until the one that enrolled them "
+            f"adopts them (likeness consent adopt-holder {holder.slug} --org ORG ...)"
+            for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug))
+            if view.holder_owner(holder.id) is None
+        ]
 
 
 def invitation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
@@ -1323,7 +1445,7 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         )
         out.extend(
             ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
-            for p in passkey_row_problems(session, view, holder.id)
+            for p in [*passkey_row_problems(session, view, holder.id), *view.adoption_problems(holder.id)]
         )
     return out + _missing_rows(session, view, "holder", "holder.created", RightsHolder)
 

@@ -72,6 +72,7 @@ from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import (
     ConsentError,
     ConsentRequestError,
+    EnrollingOrgUnnamed,
     EvidenceRefused,
     FoundingReferenceMissing,
     ReferenceMismatch,
@@ -293,6 +294,25 @@ def key_recovery_payload(
     }
 
 
+#: The event by which an organisation takes on a holder the ledger names no organisation for.
+ADOPTION_EVENT = "holder.adopted"
+
+
+def adoption_payload(
+    *, holder_id: str, org_id: str, org_fingerprint: str, attestation: dict[str, Any], adopted_at: str
+) -> dict[str, Any]:
+    """What an organisation signs to become the onboarding organisation of a holder enrolled
+    before holders were bound to one (``LedgerConsent.holder_owner``)."""
+    return {
+        "type": "likeness.holder-adoption.v1",
+        "holder_id": holder_id,
+        "org_id": org_id,
+        "org_fingerprint": org_fingerprint,
+        "attestation": attestation,
+        "adopted_at": adopted_at,
+    }
+
+
 @dataclass(frozen=True)
 class SubjectRecord:
     id: str
@@ -482,11 +502,11 @@ class Registry:
     ) -> RightsHolder:
         """Register a holder by their Ed25519 public key (PEM), made on their own machine
         (``likeness holder keygen``): the private key never comes to the workspace. ``org``, the
-        organisation enrolling them (default: the workspace's only one), is recorded in their
-        ``holder.created`` event: the only one that may recover their key
-        (``LedgerConsent.holder_owner``)."""
+        organisation enrolling them (default: the workspace's only one; with several, naming
+        none is refused, ``enrolling_org``), is recorded in their ``holder.created`` event: the
+        only one that may invite them or recover their key (``LedgerConsent.holder_owner``)."""
         check_slug(slug, "rights holder")
-        owner = self._enrolling_org(org)
+        owner = self.enrolling_org(slug, org)
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         self._refuse_taken_slug(RightsHolder, slug, "rights holder")
@@ -511,19 +531,21 @@ class Registry:
                 "kind": kind,
                 "key_fingerprint": holder.key_fingerprint,
                 "public_key": holder.public_key,
-                **({"org_id": owner} if owner else {}),
+                "org_id": owner,
             },
         )
         return holder
 
-    def _enrolling_org(self, org: str | None) -> str | None:
-        """The id of the organisation enrolling a holder: ``org``, else the workspace's only
-        one; ``None`` where several are and none is named (then ``holder_owner`` falls back to
-        the owner of the holder's subjects)."""
+    def enrolling_org(self, holder: str, org: str | None) -> str:
+        """The id of the organisation enrolling rights holder ``holder``: ``org``, else the
+        workspace's only one. Never guessed among several (``EnrollingOrgUnnamed``, naming them
+        and ``--org``): a holder no organisation enrolled could be invited or recovered by any."""
         if org:
             return self.get_org(org).id
         orgs = self.list_orgs()
-        return orgs[0].id if len(orgs) == 1 else None
+        if len(orgs) != 1:
+            raise EnrollingOrgUnnamed(holder, tuple(o.slug for o in orgs))
+        return orgs[0].id
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
         return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
@@ -710,14 +732,7 @@ class Registry:
         """The signer (``reference_signer``) and its private key, which must be the key its
         ``org.created`` event records (a seal with any other would not verify)."""
         signer = self.reference_signer(org, subject)
-        path = self.org_key_path(signer.slug)
-        org_key = keys.load_private_key(path)
-        if keys.fingerprint(keys.public_raw(org_key)) != self._ledger_org_fingerprint(signer.id):
-            raise ConsentError(
-                "signature_invalid",
-                f"{path}: not the key the ledger records for organisation '{signer.slug}'; no reference is sealed with it",
-            )
-        return signer, org_key
+        return signer, self._org_signing_key(signer)
 
     def unsigned_references(self, subject: str) -> list[ReferenceStatus]:
         """``subject``'s stored references bound only by an event written before reference
@@ -869,15 +884,9 @@ class Registry:
         with self._session_factory() as session:
             another = LedgerConsent(session).owner_problem(row.id, organisation.id)
         if another:  # (the ledger would ignore the recovery)
-            raise RegistryError(f"rights holder '{row.slug}': {another}; only it can recover their key")
-        org_key = keys.load_private_key(self.org_key_path(organisation.slug))
+            raise RegistryError(f"rights holder '{row.slug}': {another}")
+        org_key = self._org_signing_key(organisation)
         org_raw = keys.public_raw(org_key)
-        if keys.fingerprint(org_raw) != self._ledger_org_fingerprint(organisation.id):
-            raise ConsentError(
-                "signature_invalid",
-                f"{self.org_key_path(organisation.slug)}: not the key the ledger records for "
-                f"organisation '{organisation.slug}'",
-            )
         new_raw = keys.public_raw_from_pem(new_public_key_pem)
         if keys.fingerprint(new_raw) == current.fingerprint:
             raise RegistryError(f"rights holder '{row.slug}': the new key is the current key")
@@ -894,6 +903,61 @@ class Registry:
             "holder.key_recovered", {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))}
         )
         return self.holder_fingerprint(row.id)
+
+    def adopt_holder(self, holder: str, *, org: str, attestation: RecoveryAttestation) -> None:
+        """Make organisation ``org`` the onboarding organisation of ``holder`` where the ledger
+        names none (a holder enrolled before holders were bound to one, in a workspace with
+        several organisations, whom no organisation may invite or recover until then): a
+        ``holder.adopted`` event signed by ``org`` with ``attestation`` (who checked that ``org``
+        enrolled them, and how). ``audit verify`` lists it beside recoveries. Refused for a
+        holder the ledger already binds to an organisation; an adoption written anyway, or by a
+        key the workspace does not pin, makes no one owner (``LedgerConsent.adoption_problems``)."""
+        from likeness.consent.integrity import LedgerConsent
+
+        row = self.get_holder(holder)
+        problem = attestation_problem(attestation.as_payload())
+        if problem:
+            raise RegistryError(f"rights holder '{row.slug}': {problem}")
+        organisation = self.get_org(org)
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            created = view.holder_created(row.id)
+            bound = [created] if created is not None and created.payload.get("org_id") else []
+            bound = bound or view.ownership_claims(row.id)[:1]
+            owner = str(bound[0].payload.get("org_id")) if bound else None
+        if bound:
+            named = self._org_slug_or_id(owner)
+            raise RegistryError(
+                f"rights holder '{row.slug}' is onboarded by organisation '{named}' already (ledger row "
+                f"{bound[0].seq}): an adoption is only for a holder the ledger names no organisation for"
+            )
+        org_key = self._org_signing_key(organisation)
+        payload = adoption_payload(
+            holder_id=row.id,
+            org_id=organisation.id,
+            org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
+            attestation=attestation.as_payload(),
+            adopted_at=utc_iso(now_utc()),
+        )
+        self._ledger.append(ADOPTION_EVENT, {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))})
+
+    def _org_slug_or_id(self, org_id: str | None) -> str:
+        try:
+            return self.get_org(str(org_id)).slug
+        except RegistryError:
+            return str(org_id)
+
+    def _org_signing_key(self, organisation: Organisation) -> Ed25519PrivateKey:
+        """The organisation's private key, refused (``signature_invalid``) unless it is the key
+        its ``org.created`` records: what it signs would count for nothing."""
+        org_key = keys.load_private_key(self.org_key_path(organisation.slug))
+        if keys.fingerprint(keys.public_raw(org_key)) != self._ledger_org_fingerprint(organisation.id):
+            raise ConsentError(
+                "signature_invalid",
+                f"{self.org_key_path(organisation.slug)}: not the key the ledger records for "
+                f"organisation '{organisation.slug}'; nothing is signed with it",
+            )
+        return org_key
 
     def _ledger_org_fingerprint(self, org_id: str) -> str | None:
         from likeness.consent.anchor import ledger_org_fingerprint

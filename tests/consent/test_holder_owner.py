@@ -1,0 +1,281 @@
+"""A rights holder always has exactly one onboarding organisation, read from what a database
+editor cannot write. Found as an attacker in a workspace of two agencies, haneul and byeol: a
+holder enrolled with no organisation named belonged to nobody, so byeol could recover the key of
+haneul's artist; for holders enrolled before ``holder.created`` named one, the owner was read
+from ``subject.created`` events, which an editor can append, and an ambiguous or forged answer
+let anyone recover."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from likeness.cli import app
+from likeness.config import Settings
+from likeness.consent import keys
+from likeness.consent.audit import audit_workspace
+from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.holder_portal import HolderPortal
+from likeness.consent.integrity import OWNERLESS, LedgerConsent, consent_row_problems
+from likeness.consent.registry import ADOPTION_EVENT, RecoveryAttestation, adoption_payload
+from likeness.consent.tables import RightsHolder, Subject
+from likeness.errors import ConsentError, EnrollingOrgUnnamed, RegistryError
+from likeness.workspace import Workspace
+from tests.conftest import holder_machine
+from tests.consent.test_org_key_pins import _invented_org, _recovery
+
+CHECKED = RecoveryAttestation("enrolment contract of 2024 checked", "J. Park (legal)", "notarised_document")
+
+
+@pytest.fixture
+def two_agencies(workspace: Workspace) -> Workspace:
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    workspace.registry.add_org("byeol", "Byeol Entertainment")
+    return workspace
+
+
+def _pem(ws: Workspace, name: str) -> bytes:
+    return holder_machine(ws.registry).public_key(name)
+
+
+def _legacy_holder(ws: Workspace, slug: str, *, passkey_only: bool = False) -> RightsHolder:
+    """A holder as workspaces enrolled them before ``holder.created`` named an organisation."""
+    raw = b"" if passkey_only else keys.public_raw_from_pem(_pem(ws, slug))
+    holder = RightsHolder(
+        id=uuid.uuid4().hex,
+        slug=slug,
+        name=slug,
+        kind="artist",
+        public_key=raw.hex(),
+        key_fingerprint="passkey-only" if passkey_only else keys.fingerprint(raw),
+        created_at=utc_iso(now_utc()),
+    )
+    with ws.session() as session:
+        session.add(holder)
+        session.commit()
+        session.refresh(holder)
+        session.expunge(holder)
+    ws.ledger.append(
+        "holder.created",
+        {
+            "holder_id": holder.id,
+            "slug": slug,
+            "name": slug,
+            "kind": "artist",
+            "key_fingerprint": holder.key_fingerprint,
+            "public_key": holder.public_key,
+        },
+    )
+    return holder
+
+
+def _appended_subject(ws: Workspace, holder_id: str, owner_org_id: str) -> None:
+    """A ``subject.created`` a database editor appends (subject events are not signed)."""
+    subject_id = uuid.uuid4().hex
+    ws.ledger.append(
+        "subject.created",
+        {
+            "subject_id": subject_id,
+            "slug": f"s{subject_id[:6]}",
+            "name": "x",
+            "kind": "artist",
+            "holder_id": holder_id,
+            "owner_org_id": owner_org_id,
+            "public_name": False,
+        },
+    )
+
+
+def _owner(ws: Workspace, holder_id: str) -> str | None:
+    with ws.session() as session:
+        return LedgerConsent(session).holder_owner(holder_id)
+
+
+def _recover(ws: Workspace, holder: str, org: str) -> str:
+    return ws.registry.recover_holder_key(
+        holder, org=org, attestation=CHECKED, new_public_key_pem=_pem(ws, f"new{org}")
+    )
+
+
+def _nothing_enrolled(ws: Workspace) -> None:
+    with ws.session() as session:
+        assert session.scalars(select(RightsHolder)).all() == []
+        assert session.scalars(select(Subject)).all() == []
+    assert ws.ledger.find("holder.created") == [] and ws.ledger.find("subject.created") == []
+
+
+# --- 1. a new holder names their organisation ------------------------------------------------
+
+
+def test_a_holder_enrolled_among_several_organisations_without_naming_one_is_refused(two_agencies):
+    ws = two_agencies
+    for enrol in (
+        lambda: ws.registry.add_subject("mina", "Mina", holder_public_key_pem=_pem(ws, "mina-holder")),
+        lambda: ws.registry.add_holder("mina-holder", "Mina", kind="artist", public_key_pem=_pem(ws, "mina-holder")),
+        lambda: HolderPortal(ws).add_passkey_holder("mina-holder", "Mina", kind="artist"),
+    ):
+        with pytest.raises(EnrollingOrgUnnamed) as refused:
+            enrol()
+        assert refused.value.orgs == ("byeol", "haneul")
+        assert "several organisations (byeol, haneul)" in str(refused.value) and "--org" in str(refused.value)
+        _nothing_enrolled(ws)
+    ws.registry.add_subject("mina", "Mina", holder_public_key_pem=_pem(ws, "mina-holder"), org="haneul")
+    holder = ws.registry.get_holder("mina-holder")
+    assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
+    with pytest.raises(RegistryError, match="onboarded by another organisation"):
+        _recover(ws, "mina-holder", "byeol")
+
+
+def _cli(home, *args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["--home", str(home), *args], env=env)
+
+
+def test_subject_add_without_an_organisation_among_several_exits_1_naming_them(tmp_path):
+    home = tmp_path / "home"
+    assert _cli(home, "init", "--org", "haneul").exit_code == 0
+    assert _cli(home, "org", "add", "byeol").exit_code == 0
+    machine = tmp_path / "holder-machine"
+    assert _cli(home, "holder", "keygen", "--out", str(machine), "--name", "mina").exit_code == 0
+    refused = _cli(home, "subject", "add", "mina", "--holder-public-key", str(machine / "mina.pub.pem"))
+    assert refused.exit_code == 1, refused.output
+    assert "several organisations (byeol, haneul)" in refused.output and "--org" in refused.output
+    assert "Traceback" not in refused.output and not isinstance(refused.exception, EnrollingOrgUnnamed)
+    # the configured organisation names one
+    enrolled = _cli(
+        home,
+        "subject",
+        "add",
+        "mina",
+        "--holder-public-key",
+        str(machine / "mina.pub.pem"),
+        env={"LIKENESS_ORG": "byeol"},
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    ws = Workspace.open(Settings(home=home))
+    try:
+        (created,) = ws.ledger.find("holder.created")
+        assert created.payload["org_id"] == ws.registry.get_org("byeol").id
+    finally:
+        ws.close()
+
+
+# --- 2. holders enrolled before: only signed claims, else nobody -----------------------------
+
+
+def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(two_agencies):
+    """Before: one appended ``subject.created`` naming byeol made byeol the owner; a second
+    organisation among them made the owner ambiguous, and then anyone could recover."""
+    ws = two_agencies
+    holder = _legacy_holder(ws, "mina-holder")
+    ws.registry.add_subject("mina", "Mina", holder="mina-holder")  # an artist: no owner organisation
+    _appended_subject(ws, holder.id, ws.registry.get_org("byeol").id)
+    assert _owner(ws, holder.id) is None
+    for org in ("byeol", "haneul"):
+        with pytest.raises(RegistryError) as refused:
+            _recover(ws, "mina-holder", org)
+        assert OWNERLESS in str(refused.value) and "adopt-holder" in str(refused.value)
+    before = ws.registry.holder_fingerprint(holder.id)
+    byeol_key = keys.load_private_key(ws.registry.org_key_path("byeol"))
+    _recovery(ws, holder.id, before, ws.registry.get_org("byeol").id, byeol_key)
+    assert ws.registry.holder_fingerprint(holder.id) == before
+    _appended_subject(ws, holder.id, ws.registry.get_org("haneul").id)
+    assert _owner(ws, holder.id) is None
+
+
+def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsigned_one(two_agencies):
+    ws = two_agencies
+    holder = _legacy_holder(ws, "sora-holder", passkey_only=True)
+    byeol = ws.registry.get_org("byeol")
+    forged = {"invitation_id": uuid.uuid4().hex, "holder_id": holder.id, "org_id": byeol.id}
+    ws.ledger.append("holder.invited", {**forged, "org_fingerprint": byeol.key_fingerprint})  # unsigned
+    assert _owner(ws, holder.id) is None
+    with pytest.raises(ConsentError, match="no organisation that onboarded the holder"):
+        HolderPortal(ws).invite("sora-holder", "byeol", created_by="x")
+    ws.registry.adopt_holder("sora-holder", org="haneul", attestation=CHECKED)
+    assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
+    HolderPortal(ws).invite("sora-holder", "haneul", created_by="x")
+    with pytest.raises(ConsentError, match="onboarded by another organisation"):
+        HolderPortal(ws).invite("sora-holder", "byeol", created_by="x")
+
+
+def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other_can(two_agencies):
+    ws = two_agencies
+    holder = _legacy_holder(ws, "mina-holder")
+    haneul, byeol = ws.registry.get_org("haneul"), ws.registry.get_org("byeol")
+    with pytest.raises(RegistryError, match="no statement"):
+        ws.registry.adopt_holder("mina-holder", org="haneul", attestation=RecoveryAttestation(" ", "J. Park", "x"))
+    ws.registry.adopt_holder("mina-holder", org="haneul", attestation=CHECKED)
+    assert _owner(ws, holder.id) == haneul.id
+    assert _recover(ws, "mina-holder", "haneul")
+    with pytest.raises(RegistryError, match="onboarded by another organisation"):
+        _recover(ws, "mina-holder", "byeol")
+    with pytest.raises(RegistryError, match="onboarded by organisation 'haneul' already"):
+        ws.registry.adopt_holder("mina-holder", org="byeol", attestation=CHECKED)
+    # byeol signs an adoption anyway: it is ignored and named
+    byeol_key = keys.load_private_key(ws.registry.org_key_path("byeol"))
+    body = adoption_payload(
+        holder_id=holder.id,
+        org_id=byeol.id,
+        org_fingerprint=byeol.key_fingerprint,
+        attestation=CHECKED.as_payload(),
+        adopted_at=utc_iso(now_utc()),
+    )
+    ws.ledger.append(ADOPTION_EVENT, {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))})
+    assert _owner(ws, holder.id) == haneul.id
+    assert any(
+        f"{ADOPTION_EVENT} ignored: the holder is onboarded already" in p.problem for p in consent_row_problems(ws)
+    )
+
+
+@pytest.mark.parametrize("signer", ["a key of its own", "an invented organisation", "byeol, with no attestation"])
+def test_an_adoption_a_database_editor_writes_makes_no_one_owner(two_agencies, signer):
+    ws = two_agencies
+    holder = _legacy_holder(ws, "mina-holder")
+    byeol = ws.registry.get_org("byeol")
+    org_id, fingerprint, key = byeol.id, byeol.key_fingerprint, Ed25519PrivateKey.generate()
+    attestation = CHECKED.as_payload()
+    if signer == "an invented organisation":
+        org_id, key = _invented_org(ws)
+        fingerprint = keys.fingerprint(keys.public_raw(key))
+    elif signer == "byeol, with no attestation":
+        key, attestation = keys.load_private_key(ws.registry.org_key_path("byeol")), {}
+    body = adoption_payload(
+        holder_id=holder.id, org_id=org_id, org_fingerprint=fingerprint, attestation=attestation, adopted_at="now"
+    )
+    ws.ledger.append(ADOPTION_EVENT, {**body, "signature": keys.sign(key, canonical_bytes(body))})
+    assert _owner(ws, holder.id) is None
+    assert any(f"{ADOPTION_EVENT} ignored" in p.problem for p in consent_row_problems(ws))
+    with pytest.raises(RegistryError, match="no organisation that onboarded"):
+        _recover(ws, "mina-holder", "byeol")
+
+
+def test_in_a_single_organisation_workspace_the_only_one_owns_a_legacy_holder(workspace):
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    holder = _legacy_holder(workspace, "mina-holder")
+    assert _owner(workspace, holder.id) == workspace.registry.get_org("haneul").id
+    assert _recover(workspace, "mina-holder", "haneul")
+    assert not [w for w in audit_workspace(workspace).warnings if "mina-holder" in w]
+
+
+# --- 3. audit verify names them ---------------------------------------------------------------
+
+
+def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(two_agencies):
+    ws = two_agencies
+    _legacy_holder(ws, "mina-holder")
+    ws.registry.add_subject("jun", "Jun", kind="performer", holder_public_key_pem=_pem(ws, "jun-holder"), org="byeol")
+    report = audit_workspace(ws)
+    (named,) = [w for w in report.warnings if "rights holder" in w]
+    assert "'mina-holder'" in named and "several (byeol, haneul)" in named and "adopt-holder mina-holder" in named
+    assert report.ok and report.adoptions == ()
+    ws.registry.adopt_holder("mina-holder", org="haneul", attestation=CHECKED)
+    report = audit_workspace(ws)
+    assert not [w for w in report.warnings if "rights holder" in w]
+    (adopted,) = report.adoptions
+    assert "'mina-holder': adopted by Haneul Entertainment" in adopted and "J. Park (legal)" in adopted
+    shown = _cli(ws.home, "audit", "verify")
+    assert "adoption:" in shown.output and "adopted by Haneul Entertainment" in shown.output
