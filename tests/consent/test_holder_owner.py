@@ -279,3 +279,18 @@ def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(two_agenc
     assert "'mina-holder': adopted by Haneul Entertainment" in adopted and "J. Park (legal)" in adopted
     shown = _cli(ws.home, "audit", "verify")
     assert "adoption:" in shown.output and "adopted by Haneul Entertainment" in shown.output
+
+
+def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_owner(workspace):
+    """A second organisation makes a holder enrolled before holders named their organisation
+    ownerless (no organisation may invite them or recover their key); `org add` said nothing,
+    and only `audit verify` told."""
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    _legacy_holder(workspace, "mina-holder")
+    workspace.registry.add_subject("jun", "Jun", kind="performer", holder_public_key_pem=_pem(workspace, "jun-holder"))
+    added = _cli(workspace.home, "org", "add", "byeol")
+    assert added.exit_code == 0, added.output
+    text = " ".join(added.output.split())
+    assert "organisation byeol added" in text
+    assert "warning: rights holder 'mina-holder'" in text and "adopt-holder mina-holder" in text
+    assert "jun-holder" not in text  # enrolled with its organisation named: it has an owner

@@ -23,6 +23,7 @@ from likeness.cli.common import (
     settings_from,
     write_new_json,
 )
+from likeness.consent.integrity import ownerless_holders
 from likeness.durable import write_atomic
 from likeness.errors import ConfigError
 
@@ -88,7 +89,11 @@ def org_add(
         workspace = open_workspace(ctx)
         org = workspace.registry.add_org(slug, name)
         _signing_setup(workspace, slug)
+        # A second organisation leaves holders enrolled before holders named theirs without one.
+        ownerless = ownerless_holders(workspace)
     console.print(f"organisation {org.slug} added (key {org.key_fingerprint[:24]}…)")
+    for line in ownerless:
+        console.print(Text.assemble(("warning:", "bold yellow"), f" {printable(line)}"))
 
 
 @org_app.command("list")
