@@ -506,7 +506,10 @@ def export(
     from likeness.train import export_from_folder
     from likeness.train.quantize import describe_int8
 
-    with mapped_errors():
+    # Tens of seconds on a CPU (the exporter, its check against PyTorch, the int8 copy's
+    # calibration) that used to pass without a word.
+    working = Text.assemble(("export", "bold"), " ONNX, checked against PyTorch, and an int8 copy when it can…")
+    with mapped_errors(), err_console.status(working):
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
     console.print(
         f"exported {printable(result.onnx_path)} (sha256 {result.card['onnx_sha256'][:16]}…, "
