@@ -403,6 +403,6 @@ def test_the_use_not_granted_refusal_says_what_became_of_the_grant_that_covered_
     assert refused.reason == "use_not_granted"
     assert str(refused).endswith(
         f"no grant of subject 'bo' to 'studio' covers the use 'fan_message' (the one that did: grant {ended} "
-        f"expired at {valid_until}; ask the rights holder for a new grant: likeness consent request)"
+        f"expired at {valid_until}; only a new grant from the rights holder covers it: likeness consent request)"
     )
     assert "the one that did" not in str(refusal(lambda: workspace.policy.authorize("bo", "tribute", "studio")))

@@ -236,7 +236,7 @@ def _stale_note(stale: list[tuple[Finding, Grant]]) -> str:
         return ""
     finding, grant = stale[0]
     ended = _MESSAGES[finding.reason].format(grant=grant.id, detail=finding.detail, valid_until=grant.valid_until)
-    return f" (the one that did: {ended}; ask the rights holder for a new grant: likeness consent request)"
+    return f" (the one that did: {ended}; only a new grant from the rights holder covers it: likeness consent request)"
 
 
 class _SealedBase:
