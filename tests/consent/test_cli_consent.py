@@ -333,3 +333,14 @@ def test_the_request_the_signed_file_and_the_two_key_halves_given_for_one_anothe
         "imports it with 'likeness consent import'"
     )
     assert "imported" in run(home, "consent", "import", str(signed)).output
+
+
+def test_init_run_again_as_the_readme_has_it_leaves_the_workspace_as_it_is(home):
+    # The README's first line run a second time ended on "error: organisation 'studio' already exists".
+    before = run(home, "audit", "log", "--json").output
+    again = run(home, "init", "--org", "studio").output
+    assert f"workspace ready at {home}" in again
+    assert "organisation studio was already registered (likeness org list)" in again
+    assert run(home, "audit", "log", "--json").output == before  # nothing added to the ledger
+    renamed = run(home, "init", "--org", "studio", "--org-name", "Studio Two", code=1).output
+    assert "error: organisation 'studio' already exists" in renamed

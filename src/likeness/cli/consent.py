@@ -59,10 +59,14 @@ def init(
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
         _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
-        if org:
-            workspace.registry.add_org(org, org_name)
+        known = {o.slug: o for o in workspace.registry.list_orgs()}.get(org or "")
+        if org and not (known is not None and org_name in (None, known.name)):
+            workspace.registry.add_org(org, org_name)  # a name another org has is refused here
             _signing_setup(workspace, org)
     console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
+    if known is not None:
+        # The README's first line run again: the workspace is as it asks, which is no error.
+        console.print(f"  organisation {known.slug} was already registered (likeness org list)")
     console.print(f"  database  {printable(shown_url(settings.resolved_database_url))}")
     console.print(f"  keys      {printable(settings.keys_dir)}")
     console.print(f"  outputs   {printable(settings.outputs_dir)}")
