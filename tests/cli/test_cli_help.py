@@ -65,3 +65,45 @@ def test_a_repeatable_argument_reads_as_its_metavar() -> None:
     result = CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": str(WIDTH)}, terminal_width=WIDTH)
     assert result.exit_code == 0, result.output
     assert any(line.split()[:2] == ["PATH...", "Image"] for line in result.output.splitlines()), result.output
+
+
+#: Options whose absence is the plain reading of the help ("Only this subject", "Also write
+#: ... to this file"): nothing happens without them, so there is no default to state.
+NOTHING_WITHOUT_IT = {
+    "init --org",
+    "train --recipe",
+    "train --resume",
+    "train --base-model",
+    "verify --report",
+    "scan --report",
+    "subject add --owner-org",
+    "subject add --holder",
+    "subject add --holder-public-key",
+    "consent list --subject",
+    "consent list --org",
+    "consent recover-key --evidence",
+    "consent recover-passkey --evidence",
+    "release list --performer",
+    "audit verify --head",
+    "audit head --out",
+    "audit log --type",
+    "holder sign --previews",
+    "detector train --init",
+    "detector evaluate --subject",
+}
+
+
+def test_every_option_without_a_value_of_its_own_says_what_happens_without_it() -> None:
+    # A new user read `train --help` as if --source, --target and --out were optional, and
+    # --holder-kind, --max-renders, --name, --minutes, --days and --org without what they default to.
+    unsaid = []
+    for words, command in COMMANDS:
+        for param in command.params:
+            if param.param_type_name != "option" or param.required or param.is_flag or param.multiple:
+                continue
+            name = " ".join([*words, param.opts[0]])
+            help_text = (param.help or "").lower()
+            said = "default" in help_text or "required unless" in help_text
+            if param.default is None and name not in NOTHING_WITHOUT_IT and not said:
+                unsaid.append(name)
+    assert unsaid == []

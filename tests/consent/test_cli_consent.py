@@ -296,3 +296,51 @@ def test_subject_add_with_no_usable_photo_fails_with_the_reason(home, tmp_path):
     )
     assert "no usable reference photo" in result.output and "no face found" in result.output
     assert "likeness subject photos add mina" in result.output and "Traceback" not in result.output
+
+
+def test_the_request_the_signed_file_and_the_two_key_halves_given_for_one_another_say_which_to_give(home):
+    # Each said what the file was not ("not a signed likeness consent (type
+    # 'likeness.grant-request.v1')"), or told the holder to chmod 600 their public key.
+    folder = home.parent / "exchange"
+    folder.mkdir()
+    private, public = holder_key(home, "mina-holder")
+    request, signed = folder / "request.json", folder / "signed.json"
+    run(home, "subject", "add", "mina", "--holder-public-key", str(public))
+    run(home, "consent", "request", "mina", "--use", "training", "--until", "+30d", "--out", str(request))
+
+    def error_line(*args: str) -> str:
+        return run(home, *args, code=1).output.strip().splitlines()[-1]
+
+    assert error_line("consent", "import", str(request)) == (
+        f"error: {request}: an unsigned request, not a signed consent: give the file 'likeness holder sign' "
+        "wrote from it (the rights holder signs on their own machine and sends it back)"
+    )
+    keygen = "'likeness holder keygen' wrote NAME.pem, the private key, and NAME.pub.pem, the public one"
+    assert error_line("holder", "sign", str(request), "--key", str(public), "--out", str(signed), "--yes") == (
+        f"error: {public}: a public key, where the private key goes; {keygen}: give the .pem"
+    )
+    public.chmod(0o600)  # as the old message said to
+    assert error_line("holder", "sign", str(request), "--key", str(public), "--out", str(signed), "--yes") == (
+        f"error: {public}: a public key, where the private key goes; {keygen}: give the .pem"
+    )
+    assert error_line("subject", "add", "jun", "--performer", "--holder-public-key", str(private)) == (
+        "error: holder public key: this is a private key, which never leaves the holder's machine; "
+        f"{keygen}: give the .pub.pem"
+    )
+    run(home, "holder", "sign", str(request), "--key", str(private), "--out", str(signed), "--yes")
+    assert error_line("holder", "sign", str(signed), "--key", str(private), "--out", str(folder / "again.json")) == (
+        f"error: {signed}: already signed (a signed consent, not a request): nothing to sign; the organisation "
+        "imports it with 'likeness consent import'"
+    )
+    assert "imported" in run(home, "consent", "import", str(signed)).output
+
+
+def test_init_run_again_as_the_readme_has_it_leaves_the_workspace_as_it_is(home):
+    # The README's first line run a second time ended on "error: organisation 'studio' already exists".
+    before = run(home, "audit", "log", "--json").output
+    again = run(home, "init", "--org", "studio").output
+    assert f"workspace ready at {home}" in again
+    assert "organisation studio was already registered (likeness org list)" in again
+    assert run(home, "audit", "log", "--json").output == before  # nothing added to the ledger
+    renamed = run(home, "init", "--org", "studio", "--org-name", "Studio Two", code=1).output
+    assert "error: organisation 'studio' already exists" in renamed

@@ -380,3 +380,29 @@ def test_refusal_names_the_grant_in_force_not_a_stale_one(workspace):
     only = issue_grant(reg, "cy", "studio", ["tribute"], valid_until=start + timedelta(days=30))
     revoke_grant(reg, only, reason="withdrawn")
     assert refusal(lambda: workspace.policy.authorize("cy", "tribute", "studio")).reason == "revoked"
+
+
+def test_the_use_not_granted_refusal_says_what_became_of_the_grant_that_covered_the_use(workspace):
+    # The grant for fan messages expired while a training grant stayed in force: the refusal was
+    # "no grant ... covers the use 'fan_message'", while `consent list` showed that very grant.
+    reg = workspace.registry
+    reg.add_org("studio")
+    add_subject(reg, "bo", "Bo", kind="artist")
+    start = now_utc()
+    ended = issue_grant(
+        reg,
+        "bo",
+        "studio",
+        ["fan_message"],
+        valid_from=start - timedelta(days=10),
+        valid_until=start - timedelta(days=5),
+    )
+    issue_grant(reg, "bo", "studio", ["training"], valid_until=start + timedelta(days=30))
+    refused = refusal(lambda: workspace.policy.authorize("bo", "fan_message", "studio"))
+    valid_until = reg.grant_record(ended).valid_until
+    assert refused.reason == "use_not_granted"
+    assert str(refused).endswith(
+        f"no grant of subject 'bo' to 'studio' covers the use 'fan_message' (the one that did: grant {ended} "
+        f"expired at {valid_until}; only a new grant from the rights holder covers it: likeness consent request)"
+    )
+    assert "the one that did" not in str(refusal(lambda: workspace.policy.authorize("bo", "tribute", "studio")))

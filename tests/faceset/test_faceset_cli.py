@@ -74,6 +74,28 @@ def test_extract_exits_nonzero_when_nothing_usable(studio: dict[str, Path], tmp_
     assert not (tmp_path / "fs").exists()
 
 
+def test_extract_of_inputs_none_of_which_could_be_read_says_so_not_that_no_face_was_found(
+    studio: dict[str, Path], tmp_path: Path
+) -> None:
+    # A mistyped path (or a text file named .mp4) ended on "no usable face of mina found".
+    home = studio["home"]
+    run(home, "subject", "photos", "add", "mina", str(studio["mina"]))
+    (tmp_path / "notes.mp4").write_text("not a video")
+    inputs = [str(tmp_path / "footage" / "mina.mp4"), str(tmp_path / "notes.mp4")]
+    result = run(home, "extract", "mina", *inputs, "--out", str(tmp_path / "fs"), code=1)
+    assert "mina.mp4: not found" in result and "notes.mp4: not a readable media file" in result
+    assert result.endswith(
+        "error: no input could be read (each is named above with why); give image files, folders or videos; "
+        "nothing written"
+    )
+    assert not (tmp_path / "fs").exists()
+    (tmp_path / "empty").mkdir()
+    result = run(home, "extract", "mina", str(tmp_path / "empty"), "--out", str(tmp_path / "fs"), code=1)
+    assert result.endswith(
+        "error: no image or video file in the inputs; give image files, folders or videos; nothing written"
+    )
+
+
 def test_extract_refused_without_training_grant(studio: dict[str, Path], tmp_path: Path) -> None:
     home = studio["home"]
     enrol(home, "ari")

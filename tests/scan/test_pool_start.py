@@ -44,3 +44,19 @@ def test_verify_s_pool_names_it_too(tmp_path: Path) -> None:
     with pytest.raises(WorkerStartError, match="could not start \\(ConfigError: .*no workspace here"):
         _run_pool([picture], [0], 1, workspace, (), None, None, lambda *a, **k: verdicts.append(a))  # type: ignore[arg-type]
     assert verdicts == []  # no file was given a verdict it did not earn
+
+
+def test_a_ctrl_c_while_a_worker_starts_is_kept_quiet_for_the_parent_to_answer(monkeypatch, capsys) -> None:
+    # Ctrl-C in a terminal reaches the pool's workers too: one still importing its verifier
+    # printed a KeyboardInterrupt traceback (through the pool's "Exception in initializer").
+    import likeness.verify.scan as verify_scan
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_scan, "_start_worker", interrupted)
+    monkeypatch.setattr(verify_scan, "_WORKER", {})
+    verify_scan._init_worker(Settings(home=Path("unused")), (), None, None)  # type: ignore[arg-type]
+    with pytest.raises(WorkerStartError, match=r"could not start \(interrupted \(Ctrl-C\) while it started\)"):
+        verify_scan.worker_verifier()
+    assert capsys.readouterr() == ("", "")

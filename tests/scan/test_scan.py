@@ -148,6 +148,43 @@ def test_scan_cli_on_the_local_pool(mina_world, collection, tmp_path):
     assert refused.exit_code == 1 and "--engine dask" in refused.output
 
 
+def test_ctrl_c_in_the_scan_cli_says_what_the_results_keep_and_a_rerun_scans_the_rest(
+    mina_world, collection, tmp_path, monkeypatch
+):
+    # The scan ended on Ctrl-C with exit status 130 and not a word of what it had kept.
+    import likeness.scan
+    from likeness.cli import app
+
+    scan = likeness.scan.scan_collection
+
+    def interrupted_after_three(*args, on_file, **kwargs):
+        seen: list[str] = []
+
+        def count(row):
+            on_file(row)
+            seen.append(row["location"])
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+        return scan(*args, on_file=count, **kwargs)
+
+    monkeypatch.setattr(likeness.scan, "scan_collection", interrupted_after_three)
+    out = tmp_path / "results"
+    home = str(mina_world.workspace.home)
+    command = ["--home", home, "scan", str(collection), "--out", str(out), "--workers", "1"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"interrupted: 3 of 10 file(s) are in {out}; rerun the same command to scan the rest "
+        "(files already in the results are skipped)"
+    )
+    assert len(ResultsDataset(out).rows()) == 3
+    monkeypatch.setattr(likeness.scan, "scan_collection", scan)
+    again = CliRunner().invoke(app, command)
+    assert "10 file(s): 3 already scanned" in again.output and f"3 skipped (already in {out})" in again.output
+    assert len(ResultsDataset(out).rows()) == 10
+
+
 def test_a_pool_worker_killed_mid_scan_costs_a_retry_not_a_row(mina_world, collection, tmp_path):
     import os
     import signal

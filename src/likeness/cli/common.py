@@ -29,7 +29,18 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False
 
 class ReadableHelpCommand(TyperCommand):
     """Typer's help shows a repeatable argument's Python type (``paths... <list[Path]>``); this
-    shows its metavar instead (``PATH...``), as options with a metavar already read."""
+    shows its metavar instead (``PATH...``), as options with a metavar already read. A Ctrl-C
+    that a command does not answer itself gets one line, not Typer's bare exit status 130."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Commands that keep work (extract, train, render, verify, scan) say what they kept
+            # and exit 130 themselves; this is every other command's line.
+            note = f": {ctx.command_path} stopped before it finished; run the same command again to finish it"
+            err_console.print(Text.assemble(("interrupted", "yellow"), note))
+            raise typer.Exit(130) from None
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         arguments, options = [], []

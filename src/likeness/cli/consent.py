@@ -50,7 +50,9 @@ RequestOut = Annotated[Path, typer.Option("--out", help="Where to write the requ
 def init(
     ctx: typer.Context,
     org: Annotated[str | None, typer.Option("--org", help="Also register this organisation (slug).")] = None,
-    org_name: Annotated[str | None, typer.Option("--org-name", help="Display name of --org.")] = None,
+    org_name: Annotated[
+        str | None, typer.Option("--org-name", help="Display name of --org (default: the slug).")
+    ] = None,
 ) -> None:
     """Create a workspace: database, keys folder (0700), outputs folder."""
     from likeness.workspace import Workspace, shown_url
@@ -59,10 +61,14 @@ def init(
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
         _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
-        if org:
-            workspace.registry.add_org(org, org_name)
+        known = {o.slug: o for o in workspace.registry.list_orgs()}.get(org or "")
+        if org and not (known is not None and org_name in (None, known.name)):
+            workspace.registry.add_org(org, org_name)  # a name another org has is refused here
             _signing_setup(workspace, org)
     console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
+    if known is not None:
+        # The README's first line run again: the workspace is as it asks, which is no error.
+        console.print(f"  organisation {known.slug} was already registered (likeness org list)")
     console.print(f"  database  {printable(shown_url(settings.resolved_database_url))}")
     console.print(f"  keys      {printable(settings.keys_dir)}")
     console.print(f"  outputs   {printable(settings.outputs_dir)}")
@@ -82,7 +88,7 @@ def _signing_setup(workspace, org_slug: str) -> None:
 def org_add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Short id, e.g. 'haneul-ent'.")],
-    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the slug).")] = None,
 ) -> None:
     """Register an organisation and create its signing key (0600) and C2PA certificates."""
     with mapped_errors():
@@ -111,7 +117,7 @@ def org_list(ctx: typer.Context) -> None:
 def subject_add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Short id, e.g. 'mina'.")],
-    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the slug).")] = None,
     virtual: Annotated[bool, typer.Option("--virtual", help="A virtual idol owned by --owner-org.")] = False,
     performer: Annotated[bool, typer.Option("--performer", help="A performer whose footage is a swap target.")] = False,
     owner_org: Annotated[str | None, typer.Option("--owner-org", help="Owning organisation of a virtual idol.")] = None,
@@ -128,7 +134,12 @@ def subject_add(
         str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")
     ] = None,
     holder_kind: Annotated[
-        str | None, typer.Option("--holder-kind", help="artist, guardian, estate, agency or performer.")
+        str | None,
+        typer.Option(
+            "--holder-kind",
+            help="artist, guardian, estate, agency or performer (default: artist for an artist, agency for "
+            "--virtual, performer for --performer).",
+        ),
     ] = None,
     holder_public_key: Annotated[
         Path | None,
@@ -223,7 +234,9 @@ def consent_request(
     out: RequestOut,
     org: Annotated[str | None, typer.Option("--org", help="Grantee organisation (default: the only one).")] = None,
     valid_from: Annotated[str | None, typer.Option("--from", help="Start of validity (default now).")] = None,
-    max_renders: Annotated[int | None, typer.Option("--max-renders", help="Maximum number of renders.")] = None,
+    max_renders: Annotated[
+        int | None, typer.Option("--max-renders", help="Maximum number of renders (default: no limit).")
+    ] = None,
     allow_unlabelled: Annotated[
         bool, typer.Option("--allow-unlabelled", help="Ask to omit the visible AI label (watermark and C2PA stay).")
     ] = False,
@@ -396,7 +409,9 @@ def consent_check(
     ctx: typer.Context,
     subject: Annotated[str, typer.Argument(help="Subject slug.")],
     use: Annotated[str, typer.Option("--use", help="The use to check.")],
-    org: Annotated[str | None, typer.Option("--org", help="Grantee organisation.")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Grantee organisation (default: settings or the only org).")
+    ] = None,
 ) -> None:
     """Exit 0 if SUBJECT may be used for USE by ORG now, else 1 with the reason."""
     from likeness.errors import ConsentError
@@ -679,7 +694,10 @@ def audit_anchor(
             help="Folder outside the workspace to keep the head in (repeatable; default: LIKENESS_ANCHOR_DIRS).",
         ),
     ] = None,
-    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="Organisation whose key signs the head (default: settings or the only org)."),
+    ] = None,
 ) -> None:
     """Keep the signed ledger head in folders outside the workspace (one new file each time).
 
@@ -697,7 +715,10 @@ def audit_anchor(
 @audit_app.command("head")
 def audit_head(
     ctx: typer.Context,
-    org: Annotated[str | None, typer.Option("--org", help="Organisation whose key signs the head.")] = None,
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="Organisation whose key signs the head (default: settings or the only org)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the signed head to this file.")] = None,
 ) -> None:
     """Print the current ledger head, signed with the organisation key."""

@@ -112,9 +112,16 @@ def extract(
         )
     )
     if not report.ok:
-        err_console.print(
-            Text.assemble(("error:", "bold red"), f" no usable face of {printable(subject)} found; nothing written")
-        )
+        # A mistyped path, a file that is no media or an empty folder gives no frame at all:
+        # that, not the faces, is what to fix.
+        reason = f"no usable face of {printable(subject)} found"
+        if report.frames_read == 0:
+            reason = (
+                "no input could be read (each is named above with why)"
+                if report.skipped_inputs
+                else "no image or video file in the inputs"
+            ) + "; give image files, folders or videos"
+        err_console.print(Text.assemble(("error:", "bold red"), f" {reason}; nothing written"))
         raise typer.Exit(1)
     console.print(
         Text.assemble(

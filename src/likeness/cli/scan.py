@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from rich.text import Text
 
 from likeness.cli.common import (
     console,
@@ -132,6 +133,10 @@ def scan(
             )
         except ValueError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:
+            progress.stop()
+            counts = (int(progress.tasks[0].completed), int(progress.tasks[0].total or 0)) if task is not None else None
+            _interrupted(counts, out)
         finally:
             progress.stop()
     console.print(
@@ -141,6 +146,19 @@ def scan(
     if summary.errors:
         err_console.print(f"{summary.errors} file(s) could not be verified (verdict 'error'); see the 'errors' column")
         raise typer.Exit(1)
+
+
+def _interrupted(counts: tuple[int, int] | None, out: Path) -> NoReturn:
+    """Say what a Ctrl-C left in the results and exit 130: every row handed on before the stop
+    is written by ``scan_collection`` on its way out. ``counts``: (files in the results, those
+    of earlier runs included; files in all), None when the stop came before the scan began."""
+    rerun = "rerun the same command to scan the rest (files already in the results are skipped)"
+    if counts is None:
+        note = f"before any file was scanned; {rerun}"
+    else:
+        note = f"{counts[0]} of {counts[1]} file(s) are in {printable(out)}; {rerun}"
+    err_console.print(Text.assemble(("interrupted", "yellow"), f": {note}"))
+    raise typer.Exit(130)
 
 
 def register(app: typer.Typer) -> None:

@@ -75,7 +75,9 @@ def serve(
 
 def worker(
     ctx: typer.Context,
-    max_jobs: Annotated[int | None, typer.Option("--max-jobs", min=1, help="Stop after this many jobs.")] = None,
+    max_jobs: Annotated[
+        int | None, typer.Option("--max-jobs", min=1, help="Stop after this many jobs (default: run until stopped).")
+    ] = None,
     poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between looks at an empty queue.")] = 1.0,
 ) -> None:
     """Run the service's jobs (verify, ...) from the database until stopped; run several for more throughput."""
@@ -105,7 +107,7 @@ def user_add(
     username: Annotated[str, typer.Argument(help="Lower-case user name (letters, digits, . _ -).")],
     role: Annotated[str, typer.Option("--role", help=ROLE_HELP)] = "viewer",
     org: Annotated[str | None, typer.Option("--org", help="Organisation slug (default: the only one).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the user name).")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -164,7 +166,9 @@ def token_create(
     username: Annotated[str, typer.Argument(help="Whose token it is.")],
     name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "script",
     role: Annotated[str | None, typer.Option("--role", help="The user's own role (default) or viewer.")] = None,
-    days: Annotated[int | None, typer.Option("--days", min=1, max=3650, help="Expire after this many days.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, max=3650, help="Expire after this many days (default: never).")
+    ] = None,
 ) -> None:
     """Create an API token (printed once on standard output); on the ledger."""
     from likeness.service.accounts import Accounts

@@ -42,10 +42,17 @@ model_app = typer.Typer(help="Face-swap models: architectures and export.", no_a
 def train(
     ctx: typer.Context,
     source: Annotated[
-        Path | None, typer.Option("--source", help="Faceset of the consenting subject (the face to render).")
+        Path | None,
+        typer.Option(
+            "--source", help="Faceset of the consenting subject (the face to render); required unless --resume."
+        ),
     ] = None,
     target: Annotated[
-        Path | None, typer.Option("--target", help="Faceset of the released performer (whose performance to keep).")
+        Path | None,
+        typer.Option(
+            "--target",
+            help="Faceset of the released performer (whose performance to keep); required unless --resume.",
+        ),
     ] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", help=_RECIPE_HELP)] = None,
     model: Annotated[
@@ -62,7 +69,10 @@ def train(
             show_default=False,
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="New model folder (checkpoint, metrics, previews).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="New model folder (checkpoint, metrics, previews); required unless --resume."),
+    ] = None,
     iterations: Annotated[
         int | None,
         typer.Option(
@@ -74,7 +84,10 @@ def train(
         ),
     ] = None,
     minutes: Annotated[
-        float | None, typer.Option("--minutes", help="Stop after this many minutes of this session.")
+        float | None,
+        typer.Option(
+            "--minutes", help="Stop after this many minutes of this session (default: no time limit but the recipe's)."
+        ),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in this model folder from its last checkpoint.")
@@ -493,7 +506,10 @@ def export(
     from likeness.train import export_from_folder
     from likeness.train.quantize import describe_int8
 
-    with mapped_errors():
+    # Tens of seconds on a CPU (the exporter, its check against PyTorch, the int8 copy's
+    # calibration) that used to pass without a word.
+    working = Text.assemble(("export", "bold"), " ONNX, checked against PyTorch, and an int8 copy when it can…")
+    with mapped_errors(), err_console.status(working):
         result = export_from_folder(open_workspace(ctx), model_dir, out_dir=out, org=org)
     console.print(
         f"exported {printable(result.onnx_path)} (sha256 {result.card['onnx_sha256'][:16]}…, "

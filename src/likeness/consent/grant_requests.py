@@ -468,6 +468,11 @@ class ConsentRequest:
         """Parse a request file's JSON; ``ConsentRequestError`` naming what is wrong. A
         ``payload_sha256`` that is not the payload's digest means the file was changed."""
         body = _mapping(data, "request")
+        if body.get("type") == SIGNED_TYPE:
+            raise ConsentRequestError(
+                "already signed (a signed consent, not a request): nothing to sign; the organisation imports it "
+                "with 'likeness consent import'"
+            )
         if body.get("type") not in REQUEST_TYPES.values():
             raise ConsentRequestError(f"not a likeness grant or release request (type {body.get('type')!r})")
         payload = _payload(body.get("payload"), (GRANT_TYPE, RELEASE_TYPE))
@@ -524,6 +529,11 @@ class SignedConsent:
     @classmethod
     def from_json(cls, data: Any) -> SignedConsent:
         body = _mapping(data, "signed consent")
+        if body.get("type") in REQUEST_TYPES.values():
+            raise ConsentRequestError(
+                "an unsigned request, not a signed consent: give the file 'likeness holder sign' wrote from it "
+                "(the rights holder signs on their own machine and sends it back)"
+            )
         if body.get("type") != SIGNED_TYPE:
             raise ConsentRequestError(f"not a signed likeness consent (type {body.get('type')!r})")
         payload = _payload(body.get("payload"), tuple(PAYLOAD_MEMBERS))

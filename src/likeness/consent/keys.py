@@ -32,8 +32,19 @@ def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+# The PEM labels of the two halves: each tells a file given for the other apart.
+_PUBLIC_PEM = b"-----BEGIN PUBLIC KEY-----"
+_PRIVATE_PEM = b"-----BEGIN PRIVATE KEY-----"
+_KEYGEN_PAIR = "'likeness holder keygen' wrote NAME.pem, the private key, and NAME.pub.pem, the public one"
+
+
 def public_raw_from_pem(pem: bytes) -> bytes:
     """The raw 32-byte key of an Ed25519 public key in PEM (``ConfigError`` for anything else)."""
+    if pem.lstrip().startswith(_PRIVATE_PEM):
+        raise ConfigError(
+            f"holder public key: this is a private key, which never leaves the holder's machine; {_KEYGEN_PAIR}: "
+            "give the .pub.pem"
+        )
     try:
         pub = serialization.load_pem_public_key(pem)
     except ValueError as exc:
@@ -67,7 +78,11 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     except FileNotFoundError:
         raise ConfigError(f"{path}: private key file not found") from None
     except KeyFileRefused as refused:
+        if _holds_public_key(path):  # a .pub.pem is 0644: its mode is not what is wrong with it
+            raise _public_key_given(path) from None
         raise ConfigError(f"{path}: private key file {refused.reason}") from None
+    if pem.lstrip().startswith(_PUBLIC_PEM):
+        raise _public_key_given(path)
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -75,6 +90,25 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(f"{path}: expected an Ed25519 private key")
     return key
+
+
+def _holds_public_key(path: Path) -> bool:
+    """Whether the file at ``path`` begins as a PEM public key does; read without blocking, as
+    key files are. Only for naming a refused file: it is never used as a key."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(descriptor).st_mode) and os.read(descriptor, 64).lstrip().startswith(_PUBLIC_PEM)
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
+def _public_key_given(path: Path) -> ConfigError:
+    return ConfigError(f"{path}: a public key, where the private key goes; {_KEYGEN_PAIR}: give the .pem")
 
 
 def sign(key: Ed25519PrivateKey, message: bytes) -> str:

@@ -197,7 +197,7 @@ def check_grant_integrity(session: Session, grant: Grant) -> str | None:
 _MESSAGES = {
     "no_grant": "no consent grant exists for subject '{subject}'",
     "wrong_grantee": "subject '{subject}' has grants, but none names organisation '{org}' as grantee",
-    "use_not_granted": "no grant of subject '{subject}' to '{org}' covers the use '{use}'",
+    "use_not_granted": "no grant of subject '{subject}' to '{org}' covers the use '{use}'{detail}",
     "grant_altered": "grant {grant} was altered after it was signed ({detail}); it is refused",
     "grant_not_on_ledger": "grant {grant} is not on the ledger ({detail}); it is not in force",
     "holder_key_altered": "consent record {grant} is refused: {detail}",
@@ -227,6 +227,16 @@ _MESSAGES = {
     "release_expired": "release {grant} expired at {valid_until}",
     "release_not_yet_valid": "release {grant} is not valid before {valid_from}",
 }
+
+
+def _stale_note(stale: list[tuple[Finding, Grant]]) -> str:
+    """What became of the newest grant that covered the use (``stale`` newest first), for the
+    end of a ``use_not_granted`` message; empty when there is none."""
+    if not stale:
+        return ""
+    finding, grant = stale[0]
+    ended = _MESSAGES[finding.reason].format(grant=grant.id, detail=finding.detail, valid_until=grant.valid_until)
+    return f" (the one that did: {ended}; only a new grant from the rights holder covers it: likeness consent request)"
 
 
 class _SealedBase:
@@ -628,12 +638,15 @@ class PolicyEngine:
             for f, g in failures
             if f.reason != "use_not_granted" and (f.reason in _RECORD_REASONS or use in strict_json.loads(g.uses))
         ]
+        stale: list[tuple[Finding, Grant]] = []
         if any(f.reason in _IN_FORCE_REASONS for f, _ in failures):
             # A grant is in force: its own reason is the one that matters, not that an older
-            # grant which covered the use was revoked or has expired.
+            # grant which covered the use was revoked or has expired; the message still says
+            # so, or an operator whose list shows that grant is left guessing.
+            stale = [(f, g) for f, g in covering if f.reason in _STALE_REASONS]
             covering = [(f, g) for f, g in covering if f.reason not in _STALE_REASONS]
         if not covering:
-            raise self._refusal("use_not_granted", context)
+            raise self._refusal("use_not_granted", context, detail=_stale_note(stale))
         finding, grant = min(covering, key=lambda fg: _REASON_ORDER.index(fg[0].reason))
         raise self._grant_refusal(finding, grant, context)
 

@@ -147,6 +147,10 @@ def _init_worker(
         _start_worker(settings, extra_anchors, gallery, report_dir)
     except Exception as exc:  # noqa: BLE001 - any reason goes back to the caller, named
         _WORKER["start_error"] = f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches every process of the command: the parent says what was
+        # kept; a worker still starting printed a traceback of its imports under that line.
+        _WORKER["start_error"] = "interrupted (Ctrl-C) while it started"
 
 
 def _start_worker(
