@@ -83,6 +83,7 @@ NOTHING_WITHOUT_IT = {
     "consent list --org",
     "consent recover-key --evidence",
     "consent recover-passkey --evidence",
+    "consent adopt-holder --evidence",
     "release list --performer",
     "audit verify --head",
     "audit head --out",
