@@ -113,7 +113,8 @@ def subject_add(
         str | None,
         typer.Option(
             "--org",
-            help="Organisation enrolling a new rights holder, the only one that may recover their key "
+            help="Organisation enrolling the subject, the only one that seals its references, and a new "
+            "rights holder, the only one that may recover their key "
             "(default: --owner-org, the configured org, else the workspace's only one).",
         ),
     ] = None,
