@@ -175,6 +175,16 @@ class ReferenceUnsealed(RegistryError):
         super().__init__(f"subject '{subject}': {problem}; no reference is enrolled for it until {remedy}")
 
 
+class ReferenceSealerRefused(RegistryError):
+    """Organisation ``org`` (``None``: none was named) may not seal subject ``subject``'s
+    references: only the organisation that enrolled the subject does (``problem`` says which,
+    or why the ledger names none). Nothing is sealed."""
+
+    def __init__(self, subject: str, org: str | None, problem: str) -> None:
+        self.subject, self.org = subject, org
+        super().__init__(f"subject '{subject}': {problem}; no reference of it is sealed")
+
+
 class ReferenceMismatch(RegistryError):
     """A reference photo's face lies ``distance`` from subject ``slug``'s first reference, past
     ``limit``: not the subject's face, so not stored."""

@@ -289,7 +289,7 @@ class Workspace:
         engine = _engine(settings.resolved_database_url)
         with _init_lock(home), _opening(settings.resolved_database_url):
             migrate(engine)
-        return cls._assemble(settings, engine)
+        return cls._assemble(settings, engine)._references_sealed()
 
     @classmethod
     def open(cls, settings: Settings, *, read_only: bool = False) -> Workspace:
@@ -330,7 +330,15 @@ class Workspace:
                 f"{database}: cannot write the database (SQLite cannot open or create its -shm file "
                 "beside it: a read-only folder or mount; commands that only read still read it)"
             )
-        return cls._assemble(settings, _engine(url))
+        return cls._assemble(settings, _engine(url))._references_sealed()
+
+    def _references_sealed(self) -> Workspace:
+        """This workspace, its ledger marked where reference events began to be sealed
+        (``Registry.mark_reference_sealing``: once, by a process that reads an organisation's
+        key). Every command that may write opens the workspace first, so the marker lands at the
+        first one after an upgrade, before any ``subject photos attest`` can list what it bounds."""
+        self.registry.mark_reference_sealing()
+        return self
 
     @classmethod
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:

@@ -16,8 +16,16 @@ import pytest
 from sqlalchemy import text
 
 from likeness.consent.integrity import consent_row_problems
-from likeness.consent.registry import EMBEDDING_DIM
-from likeness.errors import ConsentError, FoundingReferenceMissing, ReferenceUnsealed, RegistryError
+from likeness.consent.registry import EMBEDDING_DIM, Registry
+from likeness.errors import (
+    ConsentError,
+    FoundingReferenceMissing,
+    ReferenceSealerRefused,
+    ReferenceUnsealed,
+    RegistryError,
+)
+from likeness.workspace import Workspace
+from tests.conftest import ConsentWorld, build_consent_world
 
 
 def _vector(seed: int) -> np.ndarray:
@@ -118,16 +126,37 @@ def _append_legacy_event(ws, subject_id: str, source: str, vector: np.ndarray | 
     ws.ledger.append("subject.reference_added", payload)
 
 
-def test_references_enrolled_before_seals_are_not_used_until_attested(consent_world):
+@pytest.fixture
+def before_the_marker(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Versions before the sealing marker: nothing on the ledger marks where sealing began.
+    ``monkeypatch.undo()`` is the upgrade; the next ``Workspace.open`` writes the marker."""
+    monkeypatch.setattr(Registry, "mark_reference_sealing", lambda self: False, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def legacy_world(before_the_marker, workspace, tmp_path) -> ConsentWorld:
+    """``consent_world`` as a version before the sealing marker made it."""
+    return build_consent_world(workspace, tmp_path)
+
+
+def _upgraded(ws, before_the_marker: pytest.MonkeyPatch) -> None:
+    """Run this version on the workspace: its first command opens it."""
+    before_the_marker.undo()
+    Workspace.open(ws.settings).close()
+
+
+def test_references_enrolled_before_seals_are_not_used_until_attested(legacy_world, before_the_marker):
     """An unsigned event may be a database editor's: the reference it binds is not used, audit
     names it, re-enrolling the photo does not vouch for the stored vector, and an operator's
     attestation, sealed with the organisation's key, binds it."""
-    ws = consent_world.workspace
+    ws = legacy_world.workspace
     reg = ws.registry
     jun = reg.get_subject("jun")
     old = _vector(3)
     _insert_row(ws, jun.id, "old", old)  # as enrolled before events recorded the vector
     _append_legacy_event(ws, jun.id, "old")
+    _upgraded(ws, before_the_marker)
 
     assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
     unsigned, founding = _reference_problems(ws)
@@ -145,13 +174,14 @@ def test_references_enrolled_before_seals_are_not_used_until_attested(consent_wo
     assert reg.unsigned_references("jun") == []
 
 
-def test_a_first_reference_enrolled_before_seals_anchors_once_attested(consent_world):
-    ws = consent_world.workspace
+def test_a_first_reference_enrolled_before_seals_anchors_once_attested(legacy_world, before_the_marker):
+    ws = legacy_world.workspace
     reg = ws.registry
     jun = reg.get_subject("jun")
     old = _vector(3)
     _insert_row(ws, jun.id, "old", old)
     _append_legacy_event(ws, jun.id, "old", old)
+    _upgraded(ws, before_the_marker)
     with pytest.raises(ReferenceUnsealed, match=r"subject 'jun': its first reference \(photo 'old.jpg'") as err:
         reg.add_reference_embedding("jun", _vector(4), source_name="jun.jpg", source_sha256=_sha("jun"), within_first=9)
     assert err.value.attestable and "likeness subject photos attest jun" in str(err.value)
@@ -269,6 +299,9 @@ def test_a_reference_seal_counts_only_with_its_organisations_key_as_the_ledger_r
     from likeness.consent.canonical import canonical_bytes
     from likeness.consent.registry import UNSIGNED, reference_event, reference_seal_problem
 
+    def enrolled_by_studio(subject_id, org_id):
+        return None if org_id == "studio-id" else "another organisation enrolled it"
+
     org, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     fingerprint = keys.fingerprint(keys.public_raw(org))
     ledger = {"studio-id": (fingerprint, keys.public_raw(org).hex())}
@@ -279,17 +312,27 @@ def test_a_reference_seal_counts_only_with_its_organisations_key_as_the_ledger_r
     def sealed(payload, key=org):
         return {**payload, "signature": keys.sign(key, canonical_bytes(payload))}
 
-    assert reference_seal_problem(sealed(body), ledger.get) is None
-    assert reference_seal_problem(body, ledger.get) == UNSIGNED
-    assert "does not verify" in reference_seal_problem(sealed(body, other), ledger.get)
-    assert "does not verify" in reference_seal_problem({**sealed(body), "subject_id": "mina-id"}, ledger.get)
-    assert "not on the ledger" in reference_seal_problem(sealed({**body, "org_id": "rival-id"}), ledger.get)
+    assert reference_seal_problem(sealed(body), ledger.get, enrolled_by_studio) is None
+    assert reference_seal_problem(body, ledger.get, enrolled_by_studio) == UNSIGNED
+    assert "does not verify" in reference_seal_problem(sealed(body, other), ledger.get, enrolled_by_studio)
+    assert "does not verify" in reference_seal_problem(
+        {**sealed(body), "subject_id": "mina-id"}, ledger.get, enrolled_by_studio
+    )
+    assert "not on the ledger" in reference_seal_problem(
+        sealed({**body, "org_id": "rival-id"}), ledger.get, enrolled_by_studio
+    )
     other_fp = keys.fingerprint(keys.public_raw(other))
     assert "organisation's key as the ledger records it" in reference_seal_problem(
-        sealed({**body, "key_fingerprint": other_fp}, other), ledger.get
+        sealed({**body, "key_fingerprint": other_fp}, other), ledger.get, enrolled_by_studio
     )
-    assert "malformed" in reference_seal_problem(sealed({**body, "type": "likeness.model-card.v1"}), ledger.get)
-    assert "malformed" in reference_seal_problem(sealed({**body, "attests_seq": "12"}), ledger.get)
+    assert "malformed" in reference_seal_problem(
+        sealed({**body, "type": "likeness.model-card.v1"}), ledger.get, enrolled_by_studio
+    )
+    assert "malformed" in reference_seal_problem(sealed({**body, "attests_seq": "12"}), ledger.get, enrolled_by_studio)
+    assert (
+        reference_seal_problem(sealed(body), ledger.get, lambda s, o: "not the enrolling one")
+        == "not the enrolling one"
+    )
 
 
 def test_a_subject_made_again_under_its_slug_enrols_no_reference(consent_world):
@@ -328,16 +371,17 @@ def test_a_subject_row_renamed_in_the_database_is_not_recognised_under_its_new_n
     assert any(p.kind == "subject" and p.record_id == jun.id for p in consent_row_problems(ws))
 
 
-def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(consent_world):
+def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(legacy_world, before_the_marker):
     """A database editor makes a row under the slug 'jun' with a stranger's reference and an
-    unsigned event in a workspace that never sealed one (so it reads as written before seals):
+    unsigned event in a workspace from before seals (so it reads as written before them):
     attesting it sealed the stranger's face as jun's, what enrolment itself refuses
     (``subject_altered``, trial 26)."""
-    ws = consent_world.workspace
+    ws = legacy_world.workspace
     reg = ws.registry
     _make_again_under_its_slug(ws, "jun")
     _insert_row(ws, "f" * 32, "stranger", _vector(2))
     _append_legacy_event(ws, "f" * 32, "stranger", _vector(2))
+    _upgraded(ws, before_the_marker)
     (row_id,) = [row.id for row in _all_rows(ws) if row.subject_id == "f" * 32]
 
     # refused when listed (what `subject photos attest` shows before it asks) and when sealed
@@ -348,3 +392,153 @@ def test_references_of_a_subject_made_again_under_its_slug_are_not_attested(cons
     assert [e.payload.get("signature") for e in ws.ledger.find("subject.reference_added", subject_id="f" * 32)] == [
         None
     ]
+
+
+def _sealed_by(ws, org_slug: str, body: dict) -> dict:
+    """``body`` sealed with organisation ``org_slug``'s own key file: what that organisation's
+    operator can write whatever the product's writer refuses."""
+    from likeness.consent import keys
+    from likeness.consent.canonical import canonical_bytes
+
+    key = keys.load_private_key(ws.registry.org_key_path(org_slug))
+    return {**body, "signature": keys.sign(key, canonical_bytes(body))}
+
+
+def test_another_organisation_of_the_workspace_cannot_seal_a_subjects_reference(consent_world):
+    """Studio enrolled mina and jun; byeol, another agency of the workspace with its key
+    genuinely pinned, sealed a stranger's face as their reference, and it counted for
+    enrolment, extraction, render targets and recognition. Only the organisation that enrolled
+    a subject seals its references: the writer refuses byeol up front, and a seal byeol writes
+    anyway binds nothing and is named by audit."""
+    ws = consent_world.workspace
+    reg = ws.registry
+    byeol = reg.add_org("byeol", "Byeol Agency")
+    mina, jun = reg.get_subject("mina"), reg.get_subject("jun")
+    genuine, stranger = _vector(1), _vector(2)
+    assert reg.add_reference_embedding("mina", genuine, source_name="mina.jpg", source_sha256=_sha("mina"))
+    for refused in (
+        lambda: reg.add_reference_embedding(
+            "mina", stranger, source_name="stranger.jpg", source_sha256=_sha("stranger"), org="byeol"
+        ),
+        lambda: reg.attest_references("jun", [], org="byeol"),
+    ):
+        with pytest.raises(
+            ReferenceSealerRefused, match="organisation 'byeol' did not enrol the subject; only 'studio', which did"
+        ):
+            refused()
+    assert len(ws.ledger.find("subject.reference_added")) == 1
+
+    for subject in (mina, jun):  # as byeol's operator writes it with byeol's key
+        body = _stranger_reference(ws, subject.id, org_id=byeol.id, key_fingerprint=byeol.key_fingerprint)
+        ws.ledger.append("subject.reference_added", _sealed_by(ws, "byeol", body))
+
+    np.testing.assert_array_equal(reg.reference_embeddings("mina"), genuine[None, :])
+    assert reg.reference_embeddings("jun").shape == (0, EMBEDDING_DIM)
+    assert [(sid, len(emb)) for sid, _, _, emb in reg.all_reference_embeddings()] == [(mina.id, 1)]
+    assert [sid for _, sid, _ in reg.reference_rows()] == [mina.id]
+    with pytest.raises(ReferenceUnsealed, match="subject 'jun': .*organisation 'byeol' did not enrol") as err:
+        reg.first_reference_embedding("jun")
+    assert not err.value.attestable
+    problems = [p.problem for p in _reference_problems(ws)]
+    assert (
+        sum("is wrongly sealed" in p and "organisation 'byeol' did not enrol the subject" in p for p in problems) == 2
+    )
+
+
+def test_an_unsigned_reference_appended_after_the_upgrade_is_not_attested(legacy_world, before_the_marker):
+    """A workspace from before seals, upgraded, in which no reference has been sealed yet: an
+    unsigned event a database editor appends after the upgrade was listed as attestable with
+    the genuinely old ones (nothing on the ledger marked the upgrade). The first command after
+    the upgrade marks the ledger (organisation-signed); only unsigned events before the mark
+    are attestable."""
+    from likeness.consent.registry import SEALING_EVENT
+
+    ws = legacy_world.workspace
+    reg = ws.registry
+    jun = reg.get_subject("jun")
+    old, stranger = _vector(3), _vector(2)
+    _insert_row(ws, jun.id, "old", old)
+    _append_legacy_event(ws, jun.id, "old", old)
+    _upgraded(ws, before_the_marker)
+    (marker,) = ws.ledger.find(SEALING_EVENT)
+    assert marker.payload["org_id"] == reg.get_org("studio").id and marker.payload["signature"]
+
+    _insert_row(ws, jun.id, "stranger", stranger)  # the editor, after the upgrade
+    _append_legacy_event(ws, jun.id, "stranger", stranger)
+    Workspace.open(ws.settings).close()  # later commands mark nothing again
+    assert len(ws.ledger.find(SEALING_EVENT)) == 1
+
+    assert [s.source_name for s in reg.unsigned_references("jun")] == ["old.jpg"]
+    stranger_row = max(row.id for row in _all_rows(ws))
+    with pytest.raises(RegistryError, match=f"reference row\\(s\\) {stranger_row} are not unsigned references"):
+        reg.attest_references("jun", [stranger_row])
+    problems = [p.problem for p in _reference_problems(ws)]
+    assert any(
+        "'stranger.jpg'" in p and f"written after reference events were sealed (ledger row {marker.seq})" in p
+        for p in problems
+    ), problems
+    assert any("'old.jpg'" in p and "written before reference events were sealed" in p for p in problems)
+
+
+def test_a_new_workspace_is_marked_with_its_first_organisation_and_a_copy_without_keys_reads_it(
+    consent_world, tmp_path
+):
+    """No user action: the first organisation marks the ledger before any subject exists, so
+    every unsigned reference event of a new workspace is a database editor's. A copy without
+    the private keys (an auditor's) writes nothing and checks the mark with the public pins."""
+    import shutil
+
+    from likeness.config import Settings
+    from likeness.consent.registry import SEALING_EVENT, first_sealing_marker
+
+    ws = consent_world.workspace
+    (org_created,) = ws.ledger.find("org.created")
+    (marker,) = ws.ledger.find(SEALING_EVENT)
+    assert marker.seq == org_created.seq + 1
+    jun = ws.registry.get_subject("jun")
+    _insert_row(ws, jun.id, "stranger", _vector(2))
+    _append_legacy_event(ws, jun.id, "stranger", _vector(2))
+    assert ws.registry.unsigned_references("jun") == []
+
+    copy = tmp_path / "audit-copy"
+    shutil.copytree(ws.settings.resolved_home, copy)
+    for private in (copy / "keys" / "orgs").glob("*.pem"):
+        private.unlink()
+    for read_only in (False, True):
+        opened = Workspace.open(Settings(home=copy), read_only=read_only)
+        try:
+            assert opened.ledger.count() == ws.ledger.count()
+            with opened.session() as session:
+                from likeness.consent.integrity import LedgerConsent
+
+                assert first_sealing_marker(session, LedgerConsent(session).org_key) == marker.seq
+            assert opened.registry.unsigned_references("jun") == []
+        finally:
+            opened.close()
+
+
+def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_none(workspace):
+    """Subjects whose ``subject.created`` names no organisation (enrolled before it recorded
+    one): sealed by the workspace's first organisation when no other was on the ledger at their
+    enrolment, else by none (the ledger cannot say whose they are)."""
+    from tests.consent.test_holder_owner import _legacy_holder
+
+    reg = workspace.registry
+    # Holders as such workspaces enrolled them (holder.created naming no organisation either).
+    reg.add_subject("ari", "Ari", holder=_legacy_holder(workspace, "ari-holder").slug)  # before any organisation
+    reg.add_org("studio", "Studio Haneul")
+    reg.add_org("byeol", "Byeol Agency")
+    reg.add_subject("bo", "Bo", holder=_legacy_holder(workspace, "bo-holder").slug)  # two organisations, none named
+    ari, bo = reg.get_subject("ari"), reg.get_subject("bo")
+
+    assert reg.reference_signer(None, ari).slug == "studio"
+    with pytest.raises(ReferenceSealerRefused, match="organisation 'byeol' did not enrol the subject"):
+        reg.reference_signer("byeol", ari)
+    for org in (None, "studio", "byeol"):
+        with pytest.raises(
+            ReferenceSealerRefused, match="subject 'bo': the ledger names no organisation that enrolled"
+        ):
+            reg.add_reference_embedding("bo", _vector(1), source_name="bo.jpg", source_sha256=_sha("bo"), org=org)
+    assert reg.add_reference_embedding("ari", _vector(1), source_name="ari.jpg", source_sha256=_sha("ari"))
+    assert len(reg.reference_embeddings("ari")) == 1
+    assert bo.id not in {e.payload["subject_id"] for e in workspace.ledger.find("subject.reference_added")}

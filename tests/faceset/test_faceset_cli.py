@@ -27,6 +27,20 @@ def run(home: Path, *args: str, code: int = 0) -> str:
 
 @pytest.fixture
 def studio(tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
+    return _studio(tmp_path, astronaut, grace_hopper)
+
+
+@pytest.fixture
+def studio_before_the_marker(monkeypatch, tmp_path: Path, astronaut, grace_hopper) -> dict[str, Path]:
+    """``studio`` as versions before the sealing marker made it (nothing marks where sealing
+    began); ``monkeypatch.undo()`` is the upgrade."""
+    from likeness.consent.registry import Registry
+
+    monkeypatch.setattr(Registry, "mark_reference_sealing", lambda self: False, raising=False)
+    return _studio(tmp_path, astronaut, grace_hopper)
+
+
+def _studio(tmp_path: Path, astronaut: np.ndarray, grace_hopper: np.ndarray) -> dict[str, Path]:
     home = tmp_path / "home"
     run(home, "init", "--org", "studio")
     paths = {
@@ -216,13 +230,15 @@ def _enrol_as_before_seals(home: Path, rgb: np.ndarray) -> None:
 
 
 def test_a_reference_from_before_seals_is_attested_by_an_operator_then_anchors(
-    studio: dict[str, Path], astronaut
+    studio_before_the_marker: dict[str, Path], astronaut, monkeypatch
 ) -> None:
     """A workspace enrolled before reference events were sealed: its references are not used
     and enrolment is refused until an operator, shown each one, attests them with the
     organisation's key (``subject photos attest``); a photo of the same face then enrols."""
+    studio = studio_before_the_marker
     home = studio["home"]
     _enrol_as_before_seals(home, astronaut)
+    monkeypatch.undo()  # the upgrade
 
     refused = run(home, "subject", "photos", "add", "mina", str(studio["mina"]), code=1)
     assert "error: subject 'mina': its first reference (photo 'old.jpg', ledger row" in refused
@@ -245,18 +261,21 @@ def test_a_reference_from_before_seals_is_attested_by_an_operator_then_anchors(
     assert "reference" not in run(home, "audit", "verify")
 
 
-def test_photos_add_seals_each_reference_with_the_organisation_named(studio: dict[str, Path]) -> None:
-    """With two organisations and no owner to go by, the one named seals the event; without a
-    name the command says to pick one, before any photo is read."""
+def test_photos_add_seals_each_reference_with_the_organisation_that_enrolled_the_subject(
+    studio: dict[str, Path],
+) -> None:
+    """With two organisations, a subject's references are sealed by the one that enrolled it
+    (``subject add --org``), named or not; naming another is refused in one line before any
+    photo is read."""
     from likeness.config import Settings
     from likeness.workspace import Workspace
 
     home = studio["home"]
     run(home, "org", "add", "rival")
-    enrol(home, "jun", "--performer", "--org", "studio")
-    unnamed = run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), code=1)
-    assert "several organisations" in unnamed and "pick one with --org" in unnamed
-    assert "1 enrolled" in run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), "--org", "rival")
+    enrol(home, "jun", "--performer", "--org", "rival")
+    refused = run(home, "subject", "photos", "add", "jun", str(studio["hopper"]), "--org", "studio", code=1)
+    assert "error: subject 'jun': organisation 'studio' did not enrol the subject; only 'rival', which did" in refused
+    assert "1 enrolled" in run(home, "subject", "photos", "add", "jun", str(studio["hopper"]))
     workspace = Workspace.open(Settings(home=home), read_only=True)
     try:
         (event,) = workspace.ledger.find("subject.reference_added")

@@ -125,9 +125,10 @@ def subject_add(
         str | None,
         typer.Option(
             "--org",
-            help="Organisation enrolling a new rights holder, the only one that may invite them or recover "
-            "their key (default: --owner-org, the configured org, else the workspace's only one; with "
-            "several organisations and none of these, the holder is not enrolled).",
+            help="Organisation enrolling the subject, the only one that seals its references, and a new "
+            "rights holder, the only one that may invite them or recover their key (default: --owner-org, "
+            "the configured org, else the workspace's only one; with several organisations and none of "
+            "these, a new holder is not enrolled).",
         ),
     ] = None,
     holder: Annotated[

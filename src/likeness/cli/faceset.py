@@ -17,7 +17,7 @@ _DUPLICATES_SHOWN = 20
 
 faceset_app = typer.Typer(help="Facesets: coverage reports and contents.", no_args_is_help=True)
 photos_app = typer.Typer(help="Reference photos that identify a subject.", no_args_is_help=True)
-_SIGNER_HELP = "Organisation whose key seals the references (default: settings, the subject's owner or the only org)."
+_SIGNER_HELP = "Organisation whose key seals the references: the one that enrolled the subject (the default)."
 
 
 def extract(

@@ -229,6 +229,8 @@ class LedgerConsent:
         self._invitations: dict[str, list[LedgerEvent]] = {}
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
+        self._subject_orgs: dict[str, str | None] = {}
+        self._firsts: dict[str, dict[Any, LedgerEvent]] = {}
         if preload:
             self._index = {}
             for event in find_events(session, tuple(CONSENT_EVENTS), {}):
@@ -297,6 +299,70 @@ class LedgerConsent:
             return str(claims[0].payload.get("org_id"))
         pinned = self.pinned_orgs()
         return pinned[0] if len(pinned) == 1 else None
+
+    def subject_org(self, subject_id: str) -> str | None:
+        """The organisation that enrolled a subject, per the ledger, the only one whose seal
+        counts on its references (``reference_sealer_problem``): the one its ``subject.created``
+        event names (``org_id``), else its owner (``owner_org_id``). For subjects enrolled before
+        events named one: the workspace's first organisation when no other was on the ledger at
+        the subject's enrolment, else the organisation that onboarded its rights holder
+        (``holder_owner``); ``None`` when none of these names one."""
+        if subject_id not in self._subject_orgs:
+            self._subject_orgs[subject_id] = self._enrolling_org(subject_id)
+        return self._subject_orgs[subject_id]
+
+    def _enrolling_org(self, subject_id: str) -> str | None:
+        created = self._first_events("subject.created", "subject_id").get(subject_id)
+        if created is None:
+            return None
+        for member in ("org_id", "owner_org_id"):
+            if isinstance(created.payload.get(member), str) and created.payload[member]:
+                return str(created.payload[member])
+        orgs = self._first_events("org.created", "org_id").values()
+        pinned = [e for e in orgs if self.org_key(str(e.payload.get("org_id"))) is not None]
+        if pinned and sum(e.seq < created.seq for e in pinned) <= 1:
+            return str(pinned[0].payload["org_id"])
+        holder = created.payload.get("holder_id")
+        return self.holder_owner(holder) if isinstance(holder, str) else None
+
+    def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
+        """The first ``event_type`` event of each record (``member``), in ledger order, read in
+        one query (a reading of every subject's references asks for each subject's)."""
+        if event_type not in self._firsts:
+            events = (
+                self.events_of(event_type) if self._index is not None else find_events(self._session, event_type, {})
+            )
+            firsts: dict[Any, LedgerEvent] = {}
+            for event in events:
+                firsts.setdefault(event.payload.get(member), event)
+            self._firsts[event_type] = firsts
+        return self._firsts[event_type]
+
+    def org_slug(self, org_id: str) -> str:
+        """The organisation's slug as its ``org.created`` event recorded it (its id, cut, without one)."""
+        created = self.org_created(org_id)
+        slug = created.payload.get("slug") if created is not None else None
+        return slug if isinstance(slug, str) else org_id[:32]
+
+    def reference_sealer_problem(self, subject_id: str, org_id: str) -> str | None:
+        """Why organisation ``org_id``'s seal does not count on a reference of ``subject_id``
+        (``None``: it does): only the organisation that enrolled the subject (``subject_org``)
+        vouches for whose face it is. Another organisation of the workspace, its key genuinely
+        pinned, would otherwise make a stranger's face count as another agency's artist."""
+        entitled = self.subject_org(subject_id)
+        if entitled == org_id:
+            return None
+        if entitled is None and self.subject_created(subject_id) is None:
+            return "the subject has no subject.created event on the ledger, so no organisation seals its references"
+        if entitled is None:
+            return (
+                "the ledger names no organisation that enrolled the subject (it was enrolled, naming none, while "
+                "several organisations were on the ledger), so no organisation seals its references"
+            )
+        return (
+            f"organisation {self.org_slug(org_id)!r} did not enrol the subject; only {self.org_slug(entitled)!r}, "
+            "which did, seals its references"
+        )
 
     def owner_problem(self, holder_id: str, org_id: str) -> str | None:
         """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it

@@ -72,10 +72,14 @@ from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import (
     ConsentError,
     ConsentRequestError,
+    DatabaseRefused,
     EnrollingOrgUnnamed,
     EvidenceRefused,
     FoundingReferenceMissing,
+    LedgerError,
+    LikenessError,
     ReferenceMismatch,
+    ReferenceSealerRefused,
     ReferenceUnsealed,
     RegistryError,
 )
@@ -456,6 +460,7 @@ class Registry:
                 "public_key": org.public_key,
             },
         )
+        self.mark_reference_sealing()  # a new workspace's first organisation: before any reference
         return org
 
     def get_org(self, slug_or_id: str) -> Organisation:
@@ -540,12 +545,17 @@ class Registry:
         """The id of the organisation enrolling rights holder ``holder``: ``org``, else the
         workspace's only one. Never guessed among several (``EnrollingOrgUnnamed``, naming them
         and ``--org``): a holder no organisation enrolled could be invited or recovered by any."""
+        found = self._named_or_only_org(org)
+        if found is None:
+            raise EnrollingOrgUnnamed(holder, tuple(o.slug for o in self.list_orgs()))
+        return found
+
+    def _named_or_only_org(self, org: str | None) -> str | None:
+        """``org``'s id, else the workspace's only organisation's; ``None`` among several (or none)."""
         if org:
             return self.get_org(org).id
         orgs = self.list_orgs()
-        if len(orgs) != 1:
-            raise EnrollingOrgUnnamed(holder, tuple(o.slug for o in orgs))
-        return orgs[0].id
+        return orgs[0].id if len(orgs) == 1 else None
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
         return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
@@ -566,15 +576,17 @@ class Registry:
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
         with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then),
-        enrolled by ``org`` (default: ``owner_org``, else the workspace's only organisation).
-        ``public_name``: the rights holder allows the public verification page to show the
-        subject's name."""
+        enrolled by ``org`` (default: ``owner_org``, else the workspace's only organisation), which
+        ``subject.created`` records too: it alone seals the subject's references
+        (``LedgerConsent.subject_org``). ``public_name``: the rights holder allows the public
+        verification page to show the subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
         self._refuse_taken_slug(Subject, slug, "subject")
         name = self.new_name("subject", name)
         owner = self.get_org(owner_org) if owner_org else None
+        enrolling = self._named_or_only_org(org or owner_org)
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
         if holder is not None:
@@ -614,6 +626,7 @@ class Registry:
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,
                 "public_name": bool(public_name),
+                **({"org_id": enrolling} if enrolling else {}),
             },
         )
         return self.get_subject(slug)
@@ -715,18 +728,26 @@ class Registry:
         return True
 
     def reference_signer(self, org: str | None, subject: SubjectRecord) -> Organisation:
-        """The organisation whose key seals ``subject``'s references: ``org`` when named, else
-        the subject's owner, else the workspace's only organisation."""
-        if org:
-            return self.get_org(org)
-        if subject.owner_org_id:
-            return self.get_org(subject.owner_org_id)
-        if not self.list_orgs():
+        """The organisation whose key seals ``subject``'s references: the one that enrolled it
+        (``LedgerConsent.subject_org``), the only one whose seal counts on them.
+        ``ReferenceSealerRefused`` when ``org`` names another, or the ledger names none;
+        ``subject_altered`` when the subject's row is not the one the ledger enrolled."""
+        from likeness.consent.integrity import LedgerConsent
+
+        named = self.get_org(org) if org else None
+        if named is None and not self.list_orgs():
             raise RegistryError(
                 f"subject '{subject.slug}': no organisation yet to seal its references with its key "
                 "(add one with: likeness org add SLUG)"
             )
-        return self.default_org()
+        with self._session_factory() as session:
+            _refuse_unenrolled_subject(session, subject)  # (subject_altered, before who enrolled it)
+            view = LedgerConsent(session)
+            signer = named.id if named else view.subject_org(subject.id)
+            problem = view.reference_sealer_problem(subject.id, signer or "")
+        if problem is not None or signer is None:
+            raise ReferenceSealerRefused(subject.slug, named.slug if named else None, str(problem))
+        return named or self.get_org(signer)
 
     def _reference_key(self, org: str | None, subject: SubjectRecord) -> tuple[Organisation, Ed25519PrivateKey]:
         """The signer (``reference_signer``) and its private key, which must be the key its
@@ -782,6 +803,55 @@ class Registry:
                 )
             session.commit()
         return len(todo)
+
+    def mark_reference_sealing(self) -> bool:
+        """Put the ``ledger.references_sealed`` marker on the ledger, signed by the first
+        organisation (in ledger order) whose pinned key this process can read, unless a valid
+        one is there: from its row on, an unsigned reference event is a database editor's and
+        is never attested. ``Workspace.init``, every ``Workspace.open`` that may write and
+        ``add_org`` call it, so an upgraded workspace gets it at its first command and a new
+        one with its first organisation. Nothing is written (False) where no organisation key
+        can be read (an auditor's copy, another account) or the database refuses the write."""
+        from likeness.consent.integrity import LedgerConsent
+
+        try:
+            with self._session_factory() as session:
+                view = LedgerConsent(session)
+                if first_sealing_marker(session, view.org_key) is not None:
+                    return False
+                signer = self._sealing_key(view, session)
+                if signer is None:
+                    return False
+                org_id, org_key = signer
+                session.rollback()
+                begin_serialized(session, "likeness.references-sealed")
+                if first_sealing_marker(session, LedgerConsent(session).org_key) is not None:
+                    session.rollback()
+                    return False
+                body = sealing_marker(org_id, keys.fingerprint(keys.public_raw(org_key)), utc_iso(now_utc()))
+                Ledger.append_in(
+                    session, SEALING_EVENT, {**body, "signature": keys.sign(org_key, canonical_bytes(body))}
+                )
+                session.commit()
+                return True
+        except (DatabaseRefused, LedgerError):  # a read-only copy; a ledger row no reader takes (audit names it)
+            return False
+
+    def _sealing_key(self, view: Any, session: Session) -> tuple[str, Ed25519PrivateKey] | None:
+        """``(org id, private key)`` of the first organisation on the ledger whose key the
+        workspace pins and this process can read, ``None`` without one."""
+        for event in find_events(session, "org.created", {}):
+            org_id = str(event.payload.get("org_id"))
+            pinned = view.org_key(org_id)
+            if pinned is None:
+                continue
+            try:
+                org_key = keys.load_private_key(self.org_key_path(str(event.payload.get("slug"))))
+            except LikenessError:
+                continue
+            if keys.fingerprint(keys.public_raw(org_key)) == pinned[0]:
+                return org_id, org_key
+        return None
 
     def reference_embeddings(self, subject: str) -> np.ndarray:
         """``(K, 128)`` float32 references of ``subject`` that the organisation sealed on the
@@ -1672,40 +1742,80 @@ def reference_event(
 
 
 OrgKey = Callable[[str], tuple[str, str | None] | None]
+#: ``(subject_id, org_id)`` -> why that organisation's seal does not count on the subject's
+#: references, ``None`` when it does (``LedgerConsent.reference_sealer_problem``).
+SealerProblem = Callable[[str, str], str | None]
 
 
-def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey) -> str | None:
-    """Why reference event ``payload`` is not sealed by an organisation (``None``: it is), with
-    the organisation's key as its ``org.created`` event records it (``org_key(org_id)``:
-    fingerprint and public key hex, as ``LedgerConsent.org_key``). ``UNSIGNED`` when it carries
-    no signature at all. The seal covers every member but the signature (pure)."""
+def reference_seal_problem(payload: dict[str, Any], org_key: OrgKey, sealer_problem: SealerProblem) -> str | None:
+    """Why reference event ``payload`` is not sealed by the organisation that enrolled its
+    subject (``None``: it is), with the organisation's key as its ``org.created`` event records
+    it (``org_key(org_id)``: fingerprint and public key hex, as ``LedgerConsent.org_key``) and
+    who enrolled the subject (``sealer_problem``). ``UNSIGNED`` when it carries no signature at
+    all. The seal covers every member but the signature (pure)."""
     if "signature" not in payload:
         return UNSIGNED
     body = {k: v for k, v in payload.items() if k != "signature"}
-    signature = payload["signature"]
     attests = body.get("attests_seq", 0)
     if (
         body.get("type") != REFERENCE_SEAL_TYPE
-        or not isinstance(signature, str)
         or any(not isinstance(body.get(name), str) for name in _REFERENCE_SEALED)
         or not isinstance(attests, int)
         or isinstance(attests, bool)
     ):
         return "its organisation seal is malformed"
-    org = org_key(body["org_id"])
+    return org_seal_problem(body, payload["signature"], org_key) or sealer_problem(body["subject_id"], body["org_id"])
+
+
+def org_seal_problem(body: dict[str, Any], signature: Any, org_key: OrgKey) -> str | None:
+    """Why ``signature`` is not organisation ``body['org_id']``'s signature of ``body`` with the
+    key ``body['key_fingerprint']`` names, that key being the one ``org_key`` finds for it on
+    the ledger and pinned (``None``: it is) (pure)."""
+    if not isinstance(signature, str):
+        return "its organisation seal is malformed"
+    org = org_key(str(body["org_id"]))
     if org is None:
         return (
-            f"it is signed by organisation {body['org_id'][:32]!r}, which is not on the ledger or whose key "
+            f"it is signed by organisation {str(body['org_id'])[:32]!r}, which is not on the ledger or whose key "
             "this workspace does not pin"
         )
     fingerprint, public = org
-    if public is None or fingerprint != body["key_fingerprint"]:
+    if public is None or fingerprint != body.get("key_fingerprint"):
         return "it is not signed with its organisation's key as the ledger records it"
     try:
         verified = _verifies(public, canonical_bytes(body), signature)
     except ValueError:  # a member no signature covers (NaN, a lone surrogate)
         verified = False
     return None if verified else "its organisation signature does not verify"
+
+
+#: The ledger event from which a workspace writes only sealed reference events, signed by one
+#: of its organisations: an unsigned reference event after the first valid one is a database
+#: editor's, never attestable (``ReferenceSeals.sealed_from``).
+SEALING_EVENT = "ledger.references_sealed"
+SEALING_TYPE = "likeness.references-sealed.v1"
+
+
+def sealing_marker(org_id: str, key_fingerprint: str, at: str) -> dict[str, Any]:
+    """The body an organisation signs for the ``ledger.references_sealed`` marker."""
+    return {"type": SEALING_TYPE, "org_id": org_id, "key_fingerprint": key_fingerprint, "at": at}
+
+
+def sealing_marker_problem(payload: dict[str, Any], org_key: OrgKey) -> str | None:
+    """Why ``payload`` is not a valid ``ledger.references_sealed`` marker (``None``: it is): a
+    sealing marker body signed with its organisation's pinned key (pure)."""
+    body = {k: v for k, v in payload.items() if k != "signature"}
+    if body.get("type") != SEALING_TYPE or any(not isinstance(body.get(m), str) for m in sealing_marker("", "", "")):
+        return "it is not a sealing marker"
+    return org_seal_problem(body, payload.get("signature"), org_key)
+
+
+def first_sealing_marker(session: Session, org_key: OrgKey) -> int | None:
+    """The ledger row of the first valid ``ledger.references_sealed`` marker, ``None`` before one."""
+    return next(
+        (e.seq for e in find_events(session, SEALING_EVENT, {}) if sealing_marker_problem(e.payload, org_key) is None),
+        None,
+    )
 
 
 @functools.lru_cache(maxsize=16384)
@@ -1719,10 +1829,10 @@ def _verifies(public_hex: str, signed: bytes, signature: str) -> bool:
 @dataclass(frozen=True)
 class ReferenceSeals:
     """The seal check of every ``subject.reference_added`` event read (ledger row -> ``None``
-    when sealed, else why not) and ``sealed_from``: the ledger row of the first sealed one on
-    the whole ledger (looked up only when an event read is unsigned). The product writes no
-    unsigned reference event from then on, so one after it is a database editor's; one before
-    it was written before events were sealed."""
+    when sealed, else why not) and ``sealed_from``: the ledger row of the first valid sealing
+    marker or the first sealed reference event, whichever comes first (looked up only when an
+    event read is unsigned). The product writes no unsigned reference event from then on, so one
+    after it is a database editor's; one before it was written before events were sealed."""
 
     problems: dict[int, str | None]
     sealed_from: int | None
@@ -1751,18 +1861,23 @@ def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> Referenc
     from likeness.consent.integrity import LedgerConsent
 
     view = LedgerConsent(session)
-    problems = {e.seq: reference_seal_problem(e.payload, view.org_key) for e in events}
+
+    def problem(event: LedgerEvent) -> str | None:
+        return reference_seal_problem(event.payload, view.org_key, view.reference_sealer_problem)
+
+    problems = {e.seq: problem(e) for e in events}
     if UNSIGNED not in problems.values():  # where sealing began tells only unsigned events apart
         return ReferenceSeals(problems, None)
-    sealed_from = next(
+    marker = first_sealing_marker(session, view.org_key)
+    first_sealed = next(
         (
             e.seq
             for e in find_events(session, REFERENCE_EVENT, {"type": REFERENCE_SEAL_TYPE})
-            if (problems[e.seq] if e.seq in problems else reference_seal_problem(e.payload, view.org_key)) is None
+            if (marker is None or e.seq < marker) and (problems[e.seq] if e.seq in problems else problem(e)) is None
         ),
         None,
     )
-    return ReferenceSeals(problems, sealed_from)
+    return ReferenceSeals(problems, first_sealed if first_sealed is not None else marker)
 
 
 @dataclass(frozen=True)

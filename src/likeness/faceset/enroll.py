@@ -91,8 +91,9 @@ def enroll_reference_photos(
     ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from the subject's first
     reference, which catches a wrong photo handed in by mistake.
 
-    Each stored reference's ledger event is sealed with organisation ``org``'s key (default: the
-    configured organisation, the subject's owner, or the only one: ``Registry.reference_signer``).
+    Each stored reference's ledger event is sealed with the key of the organisation that
+    enrolled the subject (``Registry.reference_signer``); ``org`` (default: the configured
+    organisation) naming another is refused (``ReferenceSealerRefused``) before any photo is read.
     """
     from likeness import faces
 

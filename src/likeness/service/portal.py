@@ -759,6 +759,7 @@ def create_invitation(request: Request, principal: Principal, body: InvitationBo
                 kind=kind,
                 holder=body.holder,
                 owner_org=principal.user.org_slug if kind == "virtual_idol" else None,
+                org=principal.user.org_slug,
             )
     offline = registry.get_holder(body.holder).key_fingerprint != PASSKEY_ONLY
     invitation_id, token = (portal.invite_to_vouch if offline else portal.invite)(
