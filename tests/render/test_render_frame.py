@@ -264,3 +264,72 @@ def test_a_take_that_flips_between_the_performer_and_a_lookalike_swaps_her_on_no
     found = next(i for i, (_, swapped) in enumerate(hers) if not swapped)
     assert found < len(hers) // 2  # a sample found her in the first half
     assert [index for index, swapped in hers[found:] if swapped] == []
+
+
+def _lookalike_frames_swapped_per_cycle(renderer, cycle: list[np.ndarray], lookalike: np.ndarray, cycles: int):
+    """Render ``cycle`` ``cycles`` times (each image's faces detected once) and count, per cycle,
+    the frames where ``lookalike``'s face was swapped."""
+    detector = FaceDetector(mode="image")
+    faces = {id(rgb): detector.detect(rgb) for rgb in cycle}
+    swapped = [0] * cycles
+    for index in range(cycles * len(cycle)):
+        rgb = cycle[index % len(cycle)]
+        outcomes = renderer.process(rgb, frame_index=index, t_s=index / 25, faces=faces[id(rgb)])[1]
+        if rgb is lookalike and any(o.swapped for o in outcomes):
+            swapped[index // len(cycle)] += 1
+    return swapped
+
+
+def test_a_lookalike_who_comes_back_after_the_contested_window_is_sampled_within_one_step(
+    trained_world, embedder
+) -> None:
+    """After a sample found the lookalike, the box was contested for 32 ``identity_every`` steps;
+    past them its track settled again and was sampled four steps apart, so a take that brought
+    her back into the box after each window had her swapped until the next sample, cycle after
+    cycle (19 of her 60 frames a cycle at the defaults, up to 49). Once the take has shown her, no track
+    is trusted for more than one step: at most ``identity_every - 1`` of her frames a cycle."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    every = 2  # contested for 64 frames, then sampled 4-8 frames apart before, 1-2 now
+    renderer = trained_world.frame_renderer(
+        FaceDetector(mode="image"), embedder, identity_every=every, sample_key=b"render one"
+    )
+    cycle = [performer] * 72 + [lookalike] * 8
+    swapped = _lookalike_frames_swapped_per_cycle(renderer, cycle, lookalike, cycles=6)
+    assert max(swapped[1:]) <= every - 1, swapped
+
+
+def test_a_lookalike_in_a_fresh_track_after_frames_without_a_face_is_caught_on_her_first_frame(
+    trained_world, embedder
+) -> None:
+    """Frames without a face end a track, and with it its contested box: each fresh track of the
+    performer settled after two samples and the lookalike cut in then was swapped until the next
+    one. A lookalike found anywhere in the render contests every track for 32 steps, so each
+    return of hers is embedded on her first frame."""
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    empty = np.full_like(performer, 96)
+    every = 2
+    renderer = trained_world.frame_renderer(
+        FaceDetector(mode="image"), embedder, identity_every=every, sample_key=b"render one"
+    )
+    cycle = [performer] * 12 + [lookalike] * 8 + [empty] * 20  # 20 > TRACK_MAX_MISSED: the track ends
+    swapped = _lookalike_frames_swapped_per_cycle(renderer, cycle, lookalike, cycles=5)
+    assert swapped[1:] == [0] * 4, swapped
+
+
+def test_a_resumed_render_remembers_the_lookalike_it_found(trained_world, embedder) -> None:
+    """The render's memory of a lookalike travels in the checkpoint, so a resume does not trust
+    its tracks for four steps again."""
+    import json
+
+    performer = _shot(grace_hopper())
+    lookalike = _lookalike_at_16px(performer, _shot(_astronaut_face()))
+    renderer = trained_world.frame_renderer(
+        FaceDetector(mode="image"), embedder, identity_every=2, sample_key=b"render one"
+    )
+    _lookalike_frames_swapped_per_cycle(renderer, [performer] * 12 + [lookalike] * 12, lookalike, cycles=1)
+    assert renderer.lookalike_found_at is not None
+    resumed = _renderer(trained_world, embedder)
+    resumed.restore(json.loads(json.dumps(renderer.state())))
+    assert resumed.lookalike_found_at == renderer.lookalike_found_at

@@ -177,7 +177,9 @@ SETTLED_SWAPPED_EVERY = 4
 # frame they would be swapped, so a take that flips between the performer and a lookalike has
 # the lookalike swapped on no frame after she is first found (sampled as usual, 39 of her 74
 # frames were swapped when the flips came every 2 frames). Faces the look test tells apart, and
-# boxes where no sample ever disagreed, cost nothing more.
+# boxes where no sample ever disagreed, cost nothing more. When the look test saw no change
+# (a lookalike, not a crossing), the window holds for every track of the render, and no track is
+# trusted at ``SETTLED_SWAPPED_EVERY`` again (``FrameRenderer.lookalike_found_at``).
 CONTESTED_STEPS = 32
 
 
@@ -404,6 +406,10 @@ class FrameRenderer:
         self.tracker = TrackIds()
         self.smoother = TrackSmoother(options.smoothing)
         self.identities: dict[int, _TrackIdentity] = {}
+        # The last frame where a swapped track's sample found someone else while her look had not
+        # changed (a face the look test cannot tell from the performer's), or None: from then on
+        # the render trusts no track for ``SETTLED_SWAPPED_EVERY`` steps (``_identify``).
+        self.lookalike_found_at: int | None = None
         self.eyes: dict[int, _TrackEyes] = {}
         self.counts: Counter[str] = Counter()
         # Per track of a clip: its frames and what became of its faces (``track_summaries``).
@@ -435,6 +441,7 @@ class FrameRenderer:
             "tallies": {str(k): v.summary(k) for k, v in self.tallies.items()},
             "thin_rims_skipped": self.thin_rims_skipped,
             "sample_key": self.sample_key.hex(),
+            "lookalike_found_at": self.lookalike_found_at,
         }
 
     def track_summaries(self) -> list[dict[str, Any]]:
@@ -478,6 +485,8 @@ class FrameRenderer:
             for k, v in state.get("tallies", {}).items()
         }
         self.thin_rims_skipped = int(state.get("thin_rims_skipped", 0))  # absent in older checkpoints
+        found_at = state.get("lookalike_found_at")  # absent in older checkpoints
+        self.lookalike_found_at = None if found_at is None else int(found_at)
         if state.get("sample_key"):  # absent in older checkpoints: this renderer's own is as secret
             self.sample_key = bytes.fromhex(str(state["sample_key"]))
 
@@ -512,8 +521,13 @@ class FrameRenderer:
         # costs as much as ~8 frames of everything else on a 2-core CPU.
         all_performer = max(identity.distances, default=float("inf")) <= self.identity_threshold
         settled = len(identity.distances) >= 2 and (all_performer or min(identity.distances) > self.identity_threshold)
-        interval = self.identity_every * ((SETTLED_SWAPPED_EVERY if all_performer else 8) if settled else 1)
-        if frame_index < identity.contested_until and identity.mean() <= self.identity_threshold:
+        # Once the take has shown a lookalike, a settled track of the performer is trusted no longer
+        # than an unsettled one: after the contested window a lookalike cut into a box (or into a
+        # fresh track after frames without a face) was swapped until the next sample, up to 60
+        # frames a time at the defaults.
+        swapped_every = SETTLED_SWAPPED_EVERY if self.lookalike_found_at is None else 1
+        interval = self.identity_every * ((swapped_every if all_performer else 8) if settled else 1)
+        if frame_index < self._contested_until(identity) and identity.mean() <= self.identity_threshold:
             interval = 1
         gap = sample_gap(self.sample_key, track_id, identity.last_embedded, interval)
         if not suspect and frame_index - identity.last_embedded < gap:
@@ -540,6 +554,8 @@ class FrameRenderer:
             contested_until = identity.contested_until
             if dissents:
                 contested_until = max(contested_until, frame_index + CONTESTED_STEPS * self.identity_every)
+                if not looks_different:  # the look test saw no one else: a lookalike, not a crossing
+                    self.lookalike_found_at = frame_index
             identity = _TrackIdentity(
                 last_embedded=frame_index,
                 appearance=appearance,
@@ -551,6 +567,14 @@ class FrameRenderer:
             identity.distances = (identity.distances + [distance])[-8:]
             identity.embedding = embedding
         return track_id, identity.mean() <= self.identity_threshold
+
+    def _contested_until(self, identity: _TrackIdentity) -> int:
+        """The frame until which ``identity``'s track is contested: its own box's window, or the
+        render's while a lookalike the look test missed was found less than ``CONTESTED_STEPS``
+        steps ago (she may come back in any box, or in a fresh track)."""
+        if self.lookalike_found_at is None:
+            return identity.contested_until
+        return max(identity.contested_until, self.lookalike_found_at + CONTESTED_STEPS * self.identity_every)
 
     def process(
         self,
