@@ -318,10 +318,9 @@ class LedgerConsent:
         for member in ("org_id", "owner_org_id"):
             if isinstance(created.payload.get(member), str) and created.payload[member]:
                 return str(created.payload[member])
-        orgs = self._first_events("org.created", "org_id").values()
-        pinned = [e for e in orgs if self.org_key(str(e.payload.get("org_id"))) is not None]
-        if pinned and sum(e.seq < created.seq for e in pinned) <= 1:
-            return str(pinned[0].payload["org_id"])
+        pinned = self.pinned_orgs()
+        if pinned and sum(self._first_events("org.created", "org_id")[o].seq < created.seq for o in pinned) <= 1:
+            return pinned[0]
         holder = created.payload.get("holder_id")
         return self.holder_owner(holder) if isinstance(holder, str) else None
 
@@ -379,12 +378,7 @@ class LedgerConsent:
     def pinned_orgs(self) -> list[str]:
         """The ids of the organisations on the ledger whose keys the workspace pins, in order."""
         if self._pinned is None:
-            created = (
-                self.events_of("org.created")
-                if self._index is not None
-                else find_events(self._session, "org.created", {})
-            )
-            ids = dict.fromkeys(str(e.payload.get("org_id")) for e in created)
+            ids = [str(i) for i in self._first_events("org.created", "org_id")]
             self._pinned = [i for i in ids if self.org_key_problem(i) is None]
         return self._pinned
 

@@ -819,7 +819,7 @@ class Registry:
                 view = LedgerConsent(session)
                 if first_sealing_marker(session, view.org_key) is not None:
                     return False
-                signer = self._sealing_key(view, session)
+                signer = self._sealing_key(view)
                 if signer is None:
                     return False
                 org_id, org_key = signer
@@ -837,19 +837,15 @@ class Registry:
         except (DatabaseRefused, LedgerError):  # a read-only copy; a ledger row no reader takes (audit names it)
             return False
 
-    def _sealing_key(self, view: Any, session: Session) -> tuple[str, Ed25519PrivateKey] | None:
+    def _sealing_key(self, view: Any) -> tuple[str, Ed25519PrivateKey] | None:
         """``(org id, private key)`` of the first organisation on the ledger whose key the
         workspace pins and this process can read, ``None`` without one."""
-        for event in find_events(session, "org.created", {}):
-            org_id = str(event.payload.get("org_id"))
-            pinned = view.org_key(org_id)
-            if pinned is None:
-                continue
+        for org_id in view.pinned_orgs():
             try:
-                org_key = keys.load_private_key(self.org_key_path(str(event.payload.get("slug"))))
+                org_key = keys.load_private_key(self.org_key_path(view.org_slug(org_id)))
             except LikenessError:
                 continue
-            if keys.fingerprint(keys.public_raw(org_key)) == pinned[0]:
+            if keys.fingerprint(keys.public_raw(org_key)) == view.org_key(org_id)[0]:
                 return org_id, org_key
         return None
 
