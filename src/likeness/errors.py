@@ -122,20 +122,28 @@ class RegistryError(LikenessError):
 
 
 class EnrollingOrgUnnamed(RegistryError):
-    """A rights holder enrolled with no organisation named where the workspace has none or
-    several (``orgs``, their slugs): the enrolling organisation is the only one that may invite
-    them or recover their key, so it is never guessed."""
+    """A rights holder or subject (``what``, ``slug``) enrolled with no organisation named where
+    the workspace has none or several (``orgs``, their slugs): the enrolling organisation is the
+    only one that may invite a holder or recover their key, and the only one that seals a
+    subject's references, so it is never guessed."""
 
-    def __init__(self, holder: str, orgs: tuple[str, ...]) -> None:
-        self.holder, self.orgs = holder, orgs
+    #: why the enrolling organisation matters, by what is enrolled
+    ONLY_IT = {
+        "rights holder": ("them", "only it may invite them or recover their key"),
+        "subject": ("it", "only it may seal its reference photos, without which it is never recognised"),
+    }
+
+    def __init__(self, slug: str, orgs: tuple[str, ...], *, what: str = "rights holder") -> None:
+        self.slug, self.orgs, self.what = slug, orgs, what
+        whom, only_it = self.ONLY_IT[what]
         if orgs:
             why = (
                 f"this workspace has several organisations ({', '.join(orgs)}) and none was named: name the one "
-                "enrolling them with --org (only it may invite them or recover their key)"
+                f"enrolling {whom} with --org ({only_it})"
             )
         else:
-            why = "this workspace has no organisation yet to enrol them (add one with: likeness org add SLUG)"
-        super().__init__(f"rights holder '{holder}': {why}")
+            why = f"this workspace has no organisation yet to enrol {whom} (add one with: likeness org add SLUG)"
+        super().__init__(f"{what} '{slug}': {why}")
 
 
 class EvidenceRefused(RegistryError):

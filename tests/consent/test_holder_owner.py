@@ -171,7 +171,7 @@ def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(two_age
     organisation among them made the owner ambiguous, and then anyone could recover."""
     ws = two_agencies
     holder = _legacy_holder(ws, "mina-holder")
-    ws.registry.add_subject("mina", "Mina", holder="mina-holder")  # an artist: no owner organisation
+    ws.registry.add_subject("mina", "Mina", holder="mina-holder", org="haneul")  # an artist: no owner organisation
     _appended_subject(ws, holder.id, ws.registry.get_org("byeol").id)
     assert _owner(ws, holder.id) is None
     for org in ("byeol", "haneul"):

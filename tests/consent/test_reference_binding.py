@@ -517,18 +517,42 @@ def test_a_new_workspace_is_marked_with_its_first_organisation_and_a_copy_withou
             opened.close()
 
 
+def _legacy_subject(ws, slug: str) -> None:
+    """A subject and its holder as workspaces enrolled them before ``subject.created`` and
+    ``holder.created`` named an organisation (enrolment now refuses to name none)."""
+    import uuid
+
+    from likeness.consent.canonical import now_utc, utc_iso
+    from likeness.consent.tables import Subject
+    from tests.consent.test_holder_owner import _legacy_holder
+
+    holder = _legacy_holder(ws, f"{slug}-holder")
+    subject = Subject(
+        id=uuid.uuid4().hex,
+        slug=slug,
+        name=slug.title(),
+        kind="artist",
+        holder_id=holder.id,
+        owner_org_id=None,
+        created_at=utc_iso(now_utc()),
+        public_name=False,
+    )
+    created = {"subject_id": subject.id, "slug": slug, "name": subject.name, "kind": "artist", "holder_id": holder.id}
+    with ws.session() as session:
+        session.add(subject)
+        session.commit()
+    ws.ledger.append("subject.created", {**created, "owner_org_id": None, "public_name": False})
+
+
 def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_none(workspace):
     """Subjects whose ``subject.created`` names no organisation (enrolled before it recorded
     one): sealed by the workspace's first organisation when no other was on the ledger at their
     enrolment, else by none (the ledger cannot say whose they are)."""
-    from tests.consent.test_holder_owner import _legacy_holder
-
     reg = workspace.registry
-    # Holders as such workspaces enrolled them (holder.created naming no organisation either).
-    reg.add_subject("ari", "Ari", holder=_legacy_holder(workspace, "ari-holder").slug)  # before any organisation
+    _legacy_subject(workspace, "ari")  # before any organisation
     reg.add_org("studio", "Studio Haneul")
     reg.add_org("byeol", "Byeol Agency")
-    reg.add_subject("bo", "Bo", holder=_legacy_holder(workspace, "bo-holder").slug)  # two organisations, none named
+    _legacy_subject(workspace, "bo")  # two organisations, none named
     ari, bo = reg.get_subject("ari"), reg.get_subject("bo")
 
     assert reg.reference_signer(None, ari).slug == "studio"

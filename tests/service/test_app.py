@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from likeness.service.app import create_app
 from likeness.service.roles import Role
-from likeness.service.security import CSP
+from likeness.service.security import CSP, LANG_COOKIE
 
 PROBLEM = "application/problem+json"
 
@@ -78,6 +78,32 @@ def test_unexpected_exception_is_a_500_problem_without_traceback(service_world, 
     assert "secret" not in response.text and "Traceback" not in response.text
     assert response.headers["content-security-policy"] == CSP  # headers even on a crash
     assert any(body["error_id"] in r.getMessage() for r in caplog.records)
+
+
+def test_a_subject_enrolled_naming_no_organisation_among_several_is_a_409_that_says_so(service_world):
+    """Not a 404: nothing is missing, the request must name the organisation that enrols."""
+    app, registry = service_world.app, service_world.workspace.registry
+    registry.add_org("byeol", "Byeol Entertainment")
+    holder = registry.get_subject("jun").holder_slug
+
+    @app.post("/api/v1/test-enrol")
+    @app.post("/console/test-enrol")
+    def enrol() -> None:
+        registry.add_subject("sora", "Sora", holder=holder)
+
+    sentence = "subject 'sora': this workspace has several organisations (byeol, studio) and none was named"
+    response = service_world.client().post("/api/v1/test-enrol")
+    assert response.status_code == 409 and response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"] == "urn:likeness:problem:enrolling-org-unnamed"
+    assert body["title"] == "No enrolling organisation was named"
+    assert body["detail"].startswith(sentence) and "--org" in body["detail"]
+    for lang, title in (("en", "No enrolling organisation was named"), ("ko", "등록하는 소속사가 지정되지 않았습니다")):
+        page = service_world.client(cookies={LANG_COOKIE: lang}).post(
+            "/console/test-enrol", headers={"accept": "text/html"}
+        )
+        assert page.status_code == 409 and page.headers["content-type"].startswith("text/html")
+        assert f"409 · {title}" in page.text and sentence.replace("'", "&#39;") in page.text
 
 
 def test_security_headers_and_strict_csp_on_api_console_and_errors(service_world):

@@ -128,7 +128,7 @@ def subject_add(
             help="Organisation enrolling the subject, the only one that seals its references, and a new "
             "rights holder, the only one that may invite them or recover their key (default: --owner-org, "
             "the configured org, else the workspace's only one; with several organisations and none of "
-            "these, a new holder is not enrolled).",
+            "these, nothing is enrolled).",
         ),
     ] = None,
     holder: Annotated[

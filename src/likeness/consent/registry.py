@@ -541,21 +541,18 @@ class Registry:
         )
         return holder
 
-    def enrolling_org(self, holder: str, org: str | None) -> str:
-        """The id of the organisation enrolling rights holder ``holder``: ``org``, else the
-        workspace's only one. Never guessed among several (``EnrollingOrgUnnamed``, naming them
-        and ``--org``): a holder no organisation enrolled could be invited or recovered by any."""
-        found = self._named_or_only_org(org)
-        if found is None:
-            raise EnrollingOrgUnnamed(holder, tuple(o.slug for o in self.list_orgs()))
-        return found
-
-    def _named_or_only_org(self, org: str | None) -> str | None:
-        """``org``'s id, else the workspace's only organisation's; ``None`` among several (or none)."""
+    def enrolling_org(self, slug: str, org: str | None, *, what: str = "rights holder") -> str:
+        """The id of the organisation enrolling rights holder (or subject, ``what``) ``slug``:
+        ``org``, else the workspace's only one. Never guessed among several, nor absent
+        (``EnrollingOrgUnnamed``, naming them and ``--org``): a holder no organisation enrolled
+        could be invited or recovered by any, and no organisation could seal the references of
+        such a subject (``LedgerConsent.reference_sealer_problem``)."""
         if org:
             return self.get_org(org).id
         orgs = self.list_orgs()
-        return orgs[0].id if len(orgs) == 1 else None
+        if len(orgs) != 1:
+            raise EnrollingOrgUnnamed(slug, tuple(o.slug for o in orgs), what=what)
+        return orgs[0].id
 
     def get_holder(self, slug_or_id: str) -> RightsHolder:
         return self._named(RightsHolder, slug_or_id, f"no rights holder '{slug_or_id}'")
@@ -575,18 +572,19 @@ class Registry:
         org: str | None = None,
     ) -> SubjectRecord:
         """Enrol a subject. ``holder`` names an existing rights holder; otherwise one is created
-        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then),
-        enrolled by ``org`` (default: ``owner_org``, else the workspace's only organisation), which
-        ``subject.created`` records too: it alone seals the subject's references
-        (``LedgerConsent.subject_org``). ``public_name``: the rights holder allows the public
-        verification page to show the subject's name."""
+        with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
+        ``org`` enrols the subject (and a new holder); default: ``owner_org``, else the
+        workspace's only organisation; with several and none named, nothing is enrolled
+        (``EnrollingOrgUnnamed``). ``subject.created`` records it: it alone seals the subject's
+        references (``LedgerConsent.subject_org``). ``public_name``: the rights holder allows the
+        public verification page to show the subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
             raise RegistryError(f"subject kind '{kind}': expected one of {', '.join(SUBJECT_KINDS)}")
         self._refuse_taken_slug(Subject, slug, "subject")
         name = self.new_name("subject", name)
         owner = self.get_org(owner_org) if owner_org else None
-        enrolling = self._named_or_only_org(org or owner_org)
+        enrolling = self.enrolling_org(slug, org or owner_org, what="subject")
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
         if holder is not None:
@@ -626,7 +624,7 @@ class Registry:
                 "holder_id": holder_row.id,
                 "owner_org_id": subject.owner_org_id,
                 "public_name": bool(public_name),
-                **({"org_id": enrolling} if enrolling else {}),
+                "org_id": enrolling,
             },
         )
         return self.get_subject(slug)

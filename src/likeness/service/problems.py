@@ -25,6 +25,7 @@ from likeness.errors import (
     ConfigError,
     ConsentError,
     DatabaseRefused,
+    EnrollingOrgUnnamed,
     LikenessError,
     MediaError,
     RegistryError,
@@ -104,6 +105,8 @@ def problem(
 def _library_status(exc: LikenessError) -> tuple[int, str, str]:
     if isinstance(exc, ConsentError):
         return 403, "consent-refused", "Refused by the consent policy"
+    if isinstance(exc, EnrollingOrgUnnamed):  # nothing is missing: the request must name who enrols
+        return 409, "enrolling-org-unnamed", "No enrolling organisation was named"
     if isinstance(exc, RegistryError):
         return 404, "not-found", "Not found"
     if isinstance(exc, MediaError):

@@ -1,0 +1,104 @@
+"""Every subject has exactly one enrolling organisation, the only one that seals its references.
+
+Found as an operator in a workspace of two agencies (haneul, byeol): a subject enrolled for an
+existing rights holder with no organisation named was enrolled naming none, and then no
+organisation could ever seal its reference photos, so it could never be recognised."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from likeness.cli import app
+from likeness.config import Settings
+from likeness.consent.registry import EMBEDDING_DIM
+from likeness.consent.tables import Subject
+from likeness.errors import EnrollingOrgUnnamed, ReferenceSealerRefused
+from likeness.workspace import Workspace
+from tests.conftest import holder_machine
+from tests.consent.test_holder_owner import _legacy_holder
+
+SUBJECT_REFUSED = (
+    "subject 'mina': this workspace has several organisations (byeol, haneul) and none was named: name the one "
+    "enrolling it with --org (only it may seal its reference photos, without which it is never recognised)"
+)
+
+
+@pytest.fixture
+def two_agencies(workspace: Workspace) -> Workspace:
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    workspace.registry.add_org("byeol", "Byeol Entertainment")
+    return workspace
+
+
+def _no_subject(ws: Workspace) -> None:
+    with ws.session() as session:
+        assert session.scalars(select(Subject)).all() == []
+    assert ws.ledger.find("subject.created") == []
+
+
+def _reference(ws: Workspace, subject: str, org: str | None) -> bool:
+    vector = np.random.default_rng(7).standard_normal(EMBEDDING_DIM).astype("<f4")
+    digest = hashlib.sha256(subject.encode()).hexdigest()
+    return ws.registry.add_reference_embedding(
+        subject, vector / np.linalg.norm(vector), source_name=f"{subject}.jpg", source_sha256=digest, org=org
+    )
+
+
+def test_a_subject_of_an_enrolled_holder_among_several_organisations_without_naming_one_is_refused(two_agencies):
+    ws = two_agencies
+    pem = holder_machine(ws.registry).public_key("mina-holder")
+    ws.registry.add_holder("mina-holder", "Mina", kind="artist", public_key_pem=pem, org="haneul")
+    with pytest.raises(EnrollingOrgUnnamed) as refused:
+        ws.registry.add_subject("mina", "Mina", holder="mina-holder")
+    assert str(refused.value) == SUBJECT_REFUSED
+    assert (refused.value.slug, refused.value.what, refused.value.orgs) == ("mina", "subject", ("byeol", "haneul"))
+    _no_subject(ws)
+
+    ws.registry.add_subject("mina", "Mina", holder="mina-holder", org="haneul")
+    (created,) = ws.ledger.find("subject.created")
+    assert created.payload["org_id"] == ws.registry.get_org("haneul").id
+    with pytest.raises(ReferenceSealerRefused, match="organisation 'byeol' did not enrol the subject"):
+        _reference(ws, "mina", "byeol")
+    assert _reference(ws, "mina", "haneul")
+
+
+def test_a_subject_in_a_workspace_without_an_organisation_is_refused(workspace):
+    """Only a holder enrolled before holders named their organisation can be here without one."""
+    _legacy_holder(workspace, "mina-holder")
+    with pytest.raises(EnrollingOrgUnnamed, match="subject 'mina': this workspace has no organisation yet"):
+        workspace.registry.add_subject("mina", "Mina", holder="mina-holder")
+    _no_subject(workspace)
+
+
+def _cli(home, *args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["--home", str(home), *args], env=env)
+
+
+def test_subject_add_for_an_enrolled_holder_among_several_organisations_exits_1_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    assert _cli(home, "init", "--org", "haneul").exit_code == 0
+    assert _cli(home, "org", "add", "byeol").exit_code == 0
+    machine = tmp_path / "holder-machine"
+    assert _cli(home, "holder", "keygen", "--out", str(machine), "--name", "mina").exit_code == 0
+    pem = str(machine / "mina.pub.pem")
+    assert _cli(home, "subject", "add", "jun", "--holder-public-key", pem, "--org", "haneul").exit_code == 0
+
+    refused = _cli(home, "subject", "add", "mina", "--holder", "jun-holder")
+    assert refused.exit_code == 1, refused.output
+    assert refused.output == f"error: {SUBJECT_REFUSED}\n"
+    assert not isinstance(refused.exception, EnrollingOrgUnnamed)
+    # the configured organisation names one
+    enrolled = _cli(home, "subject", "add", "mina", "--holder", "jun-holder", env={"LIKENESS_ORG": "byeol"})
+    assert enrolled.exit_code == 0, enrolled.output
+    ws = Workspace.open(Settings(home=home))
+    try:
+        mina = ws.registry.get_subject("mina")
+        (created,) = [e for e in ws.ledger.find("subject.created") if e.payload["subject_id"] == mina.id]
+        assert created.payload["org_id"] == ws.registry.get_org("byeol").id
+    finally:
+        ws.close()
