@@ -10,17 +10,23 @@ import hashlib
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from likeness.cli import app
 from likeness.config import Settings
-from likeness.consent.registry import EMBEDDING_DIM
+from likeness.consent import keys
+from likeness.consent.audit import audit_workspace
+from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.integrity import LedgerConsent
+from likeness.consent.registry import EMBEDDING_DIM, SEALING_EVENT, first_sealing_marker, sealing_marker
 from likeness.consent.tables import Subject
 from likeness.errors import EnrollingOrgUnnamed, ReferenceSealerRefused
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
 from tests.consent.test_holder_owner import _legacy_holder
+from tests.consent.test_org_key_pins import _invented_org
 
 SUBJECT_REFUSED = (
     "subject 'mina': this workspace has several organisations (byeol, haneul) and none was named: name the one "
@@ -102,3 +108,38 @@ def test_subject_add_for_an_enrolled_holder_among_several_organisations_exits_1_
         assert created.payload["org_id"] == ws.registry.get_org("byeol").id
     finally:
         ws.close()
+
+
+# --- audit names a sealing marker that does not verify -------------------------------------------
+
+
+def _marker(org_id: str, key: Ed25519PrivateKey, *, signature: str | None = None) -> dict:
+    body = sealing_marker(org_id, keys.fingerprint(keys.public_raw(key)), utc_iso(now_utc()))
+    return {**body, "signature": signature or keys.sign(key, canonical_bytes(body))}
+
+
+def test_audit_names_a_sealing_marker_whose_signature_does_not_verify(consent_world):
+    ws = consent_world.workspace
+    (valid,) = ws.ledger.find(SEALING_EVENT)
+    studio = ws.registry.get_org("studio")
+    studio_key = keys.load_private_key(ws.registry.org_key_path("studio"))
+    forged = _marker(studio.id, studio_key, signature=keys.sign(Ed25519PrivateKey.generate(), b"x"))
+    ws.ledger.append(SEALING_EVENT, forged)  # a database editor's: studio's name, not its signature
+    evil_id, evil_key = _invented_org(ws)
+    ws.ledger.append(SEALING_EVENT, _marker(evil_id, evil_key))  # signed by a key the workspace does not pin
+    forged_seq, unpinned_seq = (e.seq for e in ws.ledger.find(SEALING_EVENT)[1:])
+
+    report = audit_workspace(ws)
+    named = {p.subject: p.message for p in report.problems if p.kind == "sealing_marker"}
+    assert named == {
+        f"ledger row {forged_seq}": (
+            "ledger.references_sealed is not a valid sealing marker: its organisation signature does not verify; "
+            "it is ignored"
+        ),
+        f"ledger row {unpinned_seq}": (
+            f"ledger.references_sealed is not a valid sealing marker: it is signed by organisation {evil_id!r}, "
+            "which is not on the ledger or whose key this workspace does not pin; it is ignored"
+        ),
+    }
+    with ws.session() as session:  # reading still skips them
+        assert first_sealing_marker(session, LedgerConsent(session).org_key) == valid.seq

@@ -66,6 +66,7 @@ from likeness.consent.passkeys import (
 from likeness.consent.registry import (
     ADOPTION_EVENT,
     REFERENCE_EVENT,
+    SEALING_EVENT,
     ReferenceStatus,
     adoption_payload,
     attestation_problem,
@@ -77,6 +78,7 @@ from likeness.consent.registry import (
     reference_statuses,
     release_payload,
     revocation_payload,
+    sealing_marker_problem,
 )
 from likeness.consent.tables import (
     Grant,
@@ -140,10 +142,10 @@ class ConsentProblem:
 
     ``kind``: ``organisation``, ``holder``, ``subject``, ``reference``, ``grant``,
     ``release``, ``grant_revocation``, ``release_revocation``, ``render_slot``,
-    ``grant_request`` or ``invitation``;
+    ``grant_request``, ``invitation`` or ``sealing_marker``;
     ``record_id``: the organisation, holder, subject, grant or release id (for a reference
     embedding: its subject's id; for a revocation: the id of what it revokes; for a render
-    slot: the render job id).
+    slot: the render job id; for a sealing marker: ``ledger row N``).
     """
 
     kind: str
@@ -1197,6 +1199,7 @@ def consent_row_problems(workspace: Workspace) -> list[ConsentProblem]:
             *_revocation_problems(session, view, "grant", Grant, GrantRevocation),
             *_revocation_problems(session, view, "release", Release, ReleaseRevocation),
             *reference_problems(session),
+            *sealing_marker_problems(session, view),
             *forged_refund_problems(session),
             *grant_request_problems(session),
             *invitation_problems(session, view),
@@ -1405,6 +1408,23 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
                 ConsentProblem("reference", subject.id, f"subject '{subject.slug}': {problem}; enrolment refuses it")
             )
     return out
+
+
+def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
+    """Each ``ledger.references_sealed`` event that is not a valid sealing marker (kind
+    ``sealing_marker``): its signature does not verify with a pinned organisation key (a
+    database editor's, or signed with a key of their own). The product writes only valid ones
+    and reading skips the rest (``first_sealing_marker``); this names them."""
+    return [
+        ConsentProblem(
+            "sealing_marker",
+            f"ledger row {event.seq}",
+            f"{SEALING_EVENT} is not a valid sealing marker: {why}; it is ignored",
+        )
+        for event in find_events(session, SEALING_EVENT, {})
+        for why in [sealing_marker_problem(event.payload, view.org_key)]
+        if why
+    ]
 
 
 def forged_refund_problems(session: Session) -> list[ConsentProblem]:
