@@ -49,6 +49,14 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
     ws.close()
 
 
+@pytest.fixture
+def two_agencies(workspace: Workspace) -> Workspace:
+    """A workspace of two agencies, haneul and byeol (neither the only one to enrol anybody)."""
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    workspace.registry.add_org("byeol", "Byeol Entertainment")
+    return workspace
+
+
 @dataclass
 class ConsentWorld:
     workspace: Workspace

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from likeness.cli import app
 from likeness.config import Settings
 from likeness.consent import keys
 from likeness.consent.audit import audit_workspace
@@ -25,20 +23,13 @@ from likeness.consent.tables import Subject
 from likeness.errors import EnrollingOrgUnnamed, ReferenceSealerRefused
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
-from tests.consent.test_holder_owner import _legacy_holder
+from tests.consent.test_holder_owner import _cli, _cli_two_agencies, _legacy_holder
 from tests.consent.test_org_key_pins import _invented_org
 
 SUBJECT_REFUSED = (
     "subject 'mina': this workspace has several organisations (byeol, haneul) and none was named: name the one "
     "enrolling it with --org (only it may seal its reference photos, without which it is never recognised)"
 )
-
-
-@pytest.fixture
-def two_agencies(workspace: Workspace) -> Workspace:
-    workspace.registry.add_org("haneul", "Haneul Entertainment")
-    workspace.registry.add_org("byeol", "Byeol Entertainment")
-    return workspace
 
 
 def _no_subject(ws: Workspace) -> None:
@@ -81,17 +72,8 @@ def test_a_subject_in_a_workspace_without_an_organisation_is_refused(workspace):
     _no_subject(workspace)
 
 
-def _cli(home, *args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(app, ["--home", str(home), *args], env=env)
-
-
 def test_subject_add_for_an_enrolled_holder_among_several_organisations_exits_1_in_one_line(tmp_path):
-    home = tmp_path / "home"
-    assert _cli(home, "init", "--org", "haneul").exit_code == 0
-    assert _cli(home, "org", "add", "byeol").exit_code == 0
-    machine = tmp_path / "holder-machine"
-    assert _cli(home, "holder", "keygen", "--out", str(machine), "--name", "mina").exit_code == 0
-    pem = str(machine / "mina.pub.pem")
+    home, pem = _cli_two_agencies(tmp_path)
     assert _cli(home, "subject", "add", "jun", "--holder-public-key", pem, "--org", "haneul").exit_code == 0
 
     refused = _cli(home, "subject", "add", "mina", "--holder", "jun-holder")

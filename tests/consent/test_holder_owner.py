@@ -8,6 +8,7 @@ let anyone recover."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,13 +30,6 @@ from tests.conftest import holder_machine
 from tests.consent.test_org_key_pins import _invented_org, _recovery
 
 CHECKED = RecoveryAttestation("enrolment contract of 2024 checked", "J. Park (legal)", "notarised_document")
-
-
-@pytest.fixture
-def two_agencies(workspace: Workspace) -> Workspace:
-    workspace.registry.add_org("haneul", "Haneul Entertainment")
-    workspace.registry.add_org("byeol", "Byeol Entertainment")
-    return workspace
 
 
 def _pem(ws: Workspace, name: str) -> bytes:
@@ -134,13 +128,20 @@ def _cli(home, *args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(app, ["--home", str(home), *args], env=env)
 
 
-def test_subject_add_without_an_organisation_among_several_exits_1_naming_them(tmp_path):
+def _cli_two_agencies(tmp_path: Path) -> tuple[Path, str]:
+    """A workspace home of two agencies (haneul, byeol) made with the CLI, and the public key
+    file a holder made on their own machine."""
     home = tmp_path / "home"
     assert _cli(home, "init", "--org", "haneul").exit_code == 0
     assert _cli(home, "org", "add", "byeol").exit_code == 0
     machine = tmp_path / "holder-machine"
     assert _cli(home, "holder", "keygen", "--out", str(machine), "--name", "mina").exit_code == 0
-    refused = _cli(home, "subject", "add", "mina", "--holder-public-key", str(machine / "mina.pub.pem"))
+    return home, str(machine / "mina.pub.pem")
+
+
+def test_subject_add_without_an_organisation_among_several_exits_1_naming_them(tmp_path):
+    home, pem = _cli_two_agencies(tmp_path)
+    refused = _cli(home, "subject", "add", "mina", "--holder-public-key", pem)
     assert refused.exit_code == 1, refused.output
     assert "several organisations (byeol, haneul)" in refused.output and "--org" in refused.output
     assert "Traceback" not in refused.output and not isinstance(refused.exception, EnrollingOrgUnnamed)
@@ -151,7 +152,7 @@ def test_subject_add_without_an_organisation_among_several_exits_1_naming_them(t
         "add",
         "mina",
         "--holder-public-key",
-        str(machine / "mina.pub.pem"),
+        pem,
         env={"LIKENESS_ORG": "byeol"},
     )
     assert enrolled.exit_code == 0, enrolled.output
