@@ -566,3 +566,64 @@ def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_
     assert reg.add_reference_embedding("ari", _vector(1), source_name="ari.jpg", source_sha256=_sha("ari"))
     assert len(reg.reference_embeddings("ari")) == 1
     assert bo.id not in {e.payload["subject_id"] for e in workspace.ledger.find("subject.reference_added")}
+
+
+def _sealed_reference(ws, org: str, subject_id: str, source: str, vector: np.ndarray) -> None:
+    """A reference row and its ``subject.reference_added`` event sealed with ``org``'s own key,
+    as the writer sealed with any organisation of the workspace before it checked who enrolled
+    the subject."""
+    from likeness.consent.registry import REFERENCE_EVENT, reference_event
+
+    _insert_row(ws, subject_id, source, vector)
+    sealer = ws.registry.get_org(org)
+    body = reference_event(
+        subject_id,
+        f"{source}.jpg",
+        _sha(source),
+        vector.tobytes(),
+        org_id=sealer.id,
+        key_fingerprint=sealer.key_fingerprint,
+    )
+    ws.ledger.append(REFERENCE_EVENT, _sealed_by(ws, org, body))
+
+
+def test_a_reference_another_organisation_sealed_before_sealers_were_checked_is_attested_by_the_enrolling_one(
+    legacy_world, before_the_marker
+):
+    """Before the writer checked who enrolled the subject, any organisation of the workspace
+    sealed its references; from then on such a reference was neither used nor attestable, and a
+    subject founded on one was refused for good. The enrolling organisation attests it (its own
+    seal, on the ledger); one sealed by another organisation after the marker stays refused."""
+    from likeness.consent.registry import SEALERS_EVENT
+
+    ws = legacy_world.workspace
+    reg = ws.registry
+    reg.add_org("byeol", "Byeol Agency")
+    jun = reg.get_subject("jun")  # enrolled by studio
+    old, late = _vector(3), _vector(4)
+    _sealed_reference(ws, "byeol", jun.id, "old", old)  # jun's first reference, sealed by byeol
+    _upgraded(ws, before_the_marker)
+    (marker,) = ws.ledger.find(SEALERS_EVENT)
+    assert marker.payload["org_id"] == reg.get_org("studio").id
+    _sealed_reference(ws, "byeol", jun.id, "late", late)  # byeol's key, after the marker
+
+    with pytest.raises(ReferenceUnsealed, match="organisation 'byeol' did not enrol the subject") as err:
+        reg.add_reference_embedding("jun", _vector(5), source_name="jun.jpg", source_sha256=_sha("jun"), within_first=9)
+    assert err.value.attestable and "likeness subject photos attest jun" in str(err.value)
+    problems = [p.problem for p in _reference_problems(ws)]
+    assert any("'old.jpg'" in p and "is sealed by another organisation" in p and "attest jun" in p for p in problems)
+    assert any("'late.jpg'" in p and "is wrongly sealed" in p for p in problems), problems
+    (status,) = reg.unsigned_references("jun")
+    assert (status.source_name, status.state) == ("old.jpg", "resealable")
+    late_row = max(row.id for row in _all_rows(ws))
+    with pytest.raises(RegistryError, match=f"reference row\\(s\\) {late_row} are not unsigned references"):
+        reg.attest_references("jun", [late_row])
+    with pytest.raises(ReferenceSealerRefused, match="organisation 'byeol' did not enrol the subject"):
+        reg.attest_references("jun", [status.row_id], org="byeol")
+
+    assert reg.attest_references("jun", [status.row_id]) == 1  # as studio
+    np.testing.assert_array_equal(reg.first_reference_embedding("jun"), old)
+    np.testing.assert_array_equal(reg.reference_embeddings("jun"), old[None, :])
+    (attested,) = [e for e in ws.ledger.find("subject.reference_added") if e.payload.get("attests_seq")]
+    assert attested.payload["org_id"] == reg.get_org("studio").id
+    assert [p for p in _reference_problems(ws) if "'old.jpg'" in p.problem] == []

@@ -250,7 +250,9 @@ def photos_attest(
         bool, typer.Option("--yes", help="Attest without asking (you have looked at each reference listed).")
     ] = False,
 ) -> None:
-    """Seal references enrolled before reference events were sealed, once you recognise each face."""
+    """Seal references enrolled before reference events were sealed, or sealed by another
+    organisation before seals were checked against who enrolled the subject, once you recognise
+    each face (as the organisation that enrolled it)."""
     from likeness.faceset.reference_faces import reference_faces_dir
 
     with mapped_errors():
@@ -262,12 +264,14 @@ def photos_attest(
             return
         console.print(
             f"{printable(record.slug)}: {len(unsigned)} reference(s) enrolled before reference events were "
-            "sealed (or by whoever could write the ledger then); none is used until attested:"
+            "sealed (or by whoever could write the ledger then), or sealed by another organisation before seals "
+            "were checked against who enrolled the subject; none is used until attested:"
         )
         for status in unsigned:
+            sealed_by_another = f"; {printable(status.detail)}" if status.state == "resealable" else ""
             console.print(
                 f"  row {status.row_id}: photo {printable(status.source_name)} "
-                f"(sha256 {status.source_sha256[:16]}…, ledger row {status.event_seq})"
+                f"(sha256 {status.source_sha256[:16]}…, ledger row {status.event_seq}{sealed_by_another})"
             )
         console.print(f"their face pictures: {printable(reference_faces_dir(workspace.home, record.id))}")
         if not yes and not _confirmed(f"Is each of these {printable(record.slug)}'s face? Attest them?"):

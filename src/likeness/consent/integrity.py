@@ -66,7 +66,7 @@ from likeness.consent.passkeys import (
 from likeness.consent.registry import (
     ADOPTION_EVENT,
     REFERENCE_EVENT,
-    SEALING_EVENT,
+    SEALING_MARKERS,
     ReferenceStatus,
     adoption_payload,
     attestation_problem,
@@ -1366,6 +1366,9 @@ _REFERENCE_PROBLEMS = {
     "until an operator who recognises the face attests it (likeness subject photos attest {slug})",
     "unsigned_late": "is unsigned: its subject.reference_added event (ledger row {seq}): {detail}, so a "
     "database editor's; it is not used",
+    "resealable": "is sealed by another organisation: its subject.reference_added event (ledger row {seq}): "
+    "{detail}; it is not used until an operator of the organisation that enrolled the subject who recognises "
+    "the face attests it (likeness subject photos attest {slug})",
     "seal_invalid": "is wrongly sealed: its subject.reference_added event (ledger row {seq}): {detail}; it is not used",
 }
 
@@ -1411,18 +1414,19 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
 
 
 def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
-    """Each ``ledger.references_sealed`` event that is not a valid sealing marker (kind
-    ``sealing_marker``): its signature does not verify with a pinned organisation key (a
-    database editor's, or signed with a key of their own). The product writes only valid ones
-    and reading skips the rest (``first_sealing_marker``); this names them."""
+    """Each sealing marker event (``ledger.references_sealed``,
+    ``ledger.reference_sealers_checked``) that is not a valid one (kind ``sealing_marker``):
+    its signature does not verify with a pinned organisation key (a database editor's, or
+    signed with a key of their own). The product writes only valid ones and reading skips the
+    rest (``first_sealing_marker``); this names them."""
     return [
         ConsentProblem(
             "sealing_marker",
             f"ledger row {event.seq}",
-            f"{SEALING_EVENT} is not a valid sealing marker: {why}; it is ignored",
+            f"{event.event_type} is not a valid sealing marker: {why}; it is ignored",
         )
-        for event in find_events(session, SEALING_EVENT, {})
-        for why in [sealing_marker_problem(event.payload, view.org_key)]
+        for event in find_events(session, tuple(SEALING_MARKERS), {})
+        for why in [sealing_marker_problem(event.payload, view.org_key, event=event.event_type)]
         if why
     ]
 

@@ -755,14 +755,15 @@ class Registry:
 
     def unsigned_references(self, subject: str) -> list[ReferenceStatus]:
         """``subject``'s stored references bound only by an event written before reference
-        events were sealed (state ``unsigned``), in the order of those events: what
+        events were sealed (state ``unsigned``) or sealed by another organisation before sealers
+        were checked (``resealable``), in the order of those events: what
         ``attest_references`` would seal. They are not used until then. ``subject_altered``, as
         ``attest_references``, for a subject row the ledger did not enrol: nothing to look at."""
         record = self.get_subject(subject)
         with self._session_factory() as session:
             _refuse_unenrolled_subject(session, record)
             statuses = reference_statuses(session, record.id)
-        return sorted((s for s in statuses if s.state == "unsigned"), key=lambda s: (s.event_seq or 0, s.row_id))
+        return sorted((s for s in statuses if s.attestable), key=lambda s: (s.event_seq or 0, s.row_id))
 
     def attest_references(self, subject: str, row_ids: Iterable[int], *, org: str | None = None) -> int:
         """Seal, as organisation ``org`` (``reference_signer``), the references ``row_ids`` of
@@ -779,12 +780,13 @@ class Registry:
             begin_serialized(session, f"likeness.references.{record.id}")
             _refuse_unenrolled_subject(session, record)
             todo = [s for s in reference_statuses(session, record.id) if s.row_id in wanted]
-            stale = wanted - {s.row_id for s in todo if s.state == "unsigned"}
+            stale = wanted - {s.row_id for s in todo if s.attestable}
             if stale:
                 session.rollback()
                 raise RegistryError(
                     f"subject '{record.slug}': reference row(s) {', '.join(map(str, sorted(stale)))} are not "
-                    "unsigned references written before reference events were sealed; nothing attested"
+                    "unsigned references written before reference events were sealed, nor references another "
+                    "organisation sealed before seals were checked against who enrolled the subject; nothing attested"
                 )
             for status in sorted(todo, key=lambda s: (s.event_seq or 0, s.row_id)):
                 body = reference_event(
@@ -803,10 +805,11 @@ class Registry:
         return len(todo)
 
     def mark_reference_sealing(self) -> bool:
-        """Put the ``ledger.references_sealed`` marker on the ledger, signed by the first
-        organisation (in ledger order) whose pinned key this process can read, unless a valid
-        one is there: from its row on, an unsigned reference event is a database editor's and
-        is never attested. ``Workspace.init``, every ``Workspace.open`` that may write and
+        """Put the sealing markers (``SEALING_MARKERS``) on the ledger, signed by the first
+        organisation (in ledger order) whose pinned key this process can read, each unless a
+        valid one is there: from ``ledger.references_sealed`` on, an unsigned reference event is
+        a database editor's and is never attested; from ``ledger.reference_sealers_checked`` on,
+        neither is a reference sealed by an organisation that did not enrol its subject. ``Workspace.init``, every ``Workspace.open`` that may write and
         ``add_org`` call it, so an upgraded workspace gets it at its first command and a new
         one with its first organisation. Nothing is written (False) where no organisation key
         can be read (an auditor's copy, another account) or the database refuses the write."""
@@ -815,7 +818,7 @@ class Registry:
         try:
             with self._session_factory() as session:
                 view = LedgerConsent(session)
-                if first_sealing_marker(session, view.org_key) is not None:
+                if not _missing_markers(session, view.org_key):
                     return False
                 signer = self._sealing_key(view)
                 if signer is None:
@@ -823,13 +826,14 @@ class Registry:
                 org_id, org_key = signer
                 session.rollback()
                 begin_serialized(session, "likeness.references-sealed")
-                if first_sealing_marker(session, LedgerConsent(session).org_key) is not None:
+                missing = _missing_markers(session, LedgerConsent(session).org_key)
+                if not missing:
                     session.rollback()
                     return False
-                body = sealing_marker(org_id, keys.fingerprint(keys.public_raw(org_key)), utc_iso(now_utc()))
-                Ledger.append_in(
-                    session, SEALING_EVENT, {**body, "signature": keys.sign(org_key, canonical_bytes(body))}
-                )
+                for event in missing:
+                    fingerprint = keys.fingerprint(keys.public_raw(org_key))
+                    body = sealing_marker(org_id, fingerprint, utc_iso(now_utc()), event=event)
+                    Ledger.append_in(session, event, {**body, "signature": keys.sign(org_key, canonical_bytes(body))})
                 session.commit()
                 return True
         except (DatabaseRefused, LedgerError):  # a read-only copy; a ledger row no reader takes (audit names it)
@@ -1720,7 +1724,8 @@ def reference_event(
 ) -> dict[str, Any]:
     """The body an organisation seals for the ``subject.reference_added`` event of one stored
     reference: subject, photo and vector digest, and who vouches. ``attests_seq``: the ledger
-    row of the unsigned event (written before reference events were sealed) this one attests."""
+    row of the event this one attests (unsigned, written before reference events were sealed, or
+    ``resealable``)."""
     body: dict[str, Any] = {
         "type": REFERENCE_SEAL_TYPE,
         "subject_id": subject_id,
@@ -1787,29 +1792,49 @@ def org_seal_problem(body: dict[str, Any], signature: Any, org_key: OrgKey) -> s
 #: of its organisations: an unsigned reference event after the first valid one is a database
 #: editor's, never attestable (``ReferenceSeals.sealed_from``).
 SEALING_EVENT = "ledger.references_sealed"
-SEALING_TYPE = "likeness.references-sealed.v1"
+#: The ledger event from which the writer seals a subject's references only with the key of the
+#: organisation that enrolled it (``reference_signer``): a reference another organisation of the
+#: workspace sealed before the first valid one was sealed when any of them could, so the
+#: enrolling organisation may attest it (``ReferenceSeals.resealable``).
+SEALERS_EVENT = "ledger.reference_sealers_checked"
+#: Each sealing marker event and the type of the body its organisation signs.
+SEALING_MARKERS = {
+    SEALING_EVENT: "likeness.references-sealed.v1",
+    SEALERS_EVENT: "likeness.reference-sealers-checked.v1",
+}
 
 
-def sealing_marker(org_id: str, key_fingerprint: str, at: str) -> dict[str, Any]:
-    """The body an organisation signs for the ``ledger.references_sealed`` marker."""
-    return {"type": SEALING_TYPE, "org_id": org_id, "key_fingerprint": key_fingerprint, "at": at}
+def sealing_marker(org_id: str, key_fingerprint: str, at: str, *, event: str = SEALING_EVENT) -> dict[str, Any]:
+    """The body an organisation signs for the sealing marker ``event`` (``SEALING_MARKERS``)."""
+    return {"type": SEALING_MARKERS[event], "org_id": org_id, "key_fingerprint": key_fingerprint, "at": at}
 
 
-def sealing_marker_problem(payload: dict[str, Any], org_key: OrgKey) -> str | None:
-    """Why ``payload`` is not a valid ``ledger.references_sealed`` marker (``None``: it is): a
-    sealing marker body signed with its organisation's pinned key (pure)."""
+def sealing_marker_problem(payload: dict[str, Any], org_key: OrgKey, *, event: str = SEALING_EVENT) -> str | None:
+    """Why ``payload`` is not a valid sealing marker ``event`` (``None``: it is): a marker body
+    of its type signed with its organisation's pinned key (pure)."""
     body = {k: v for k, v in payload.items() if k != "signature"}
-    if body.get("type") != SEALING_TYPE or any(not isinstance(body.get(m), str) for m in sealing_marker("", "", "")):
+    if body.get("type") != SEALING_MARKERS[event] or any(
+        not isinstance(body.get(m), str) for m in sealing_marker("", "", "")
+    ):
         return "it is not a sealing marker"
     return org_seal_problem(body, payload.get("signature"), org_key)
 
 
-def first_sealing_marker(session: Session, org_key: OrgKey) -> int | None:
-    """The ledger row of the first valid ``ledger.references_sealed`` marker, ``None`` before one."""
+def first_sealing_marker(session: Session, org_key: OrgKey, *, event: str = SEALING_EVENT) -> int | None:
+    """The ledger row of the first valid sealing marker ``event``, ``None`` before one."""
     return next(
-        (e.seq for e in find_events(session, SEALING_EVENT, {}) if sealing_marker_problem(e.payload, org_key) is None),
+        (
+            e.seq
+            for e in find_events(session, event, {})
+            if sealing_marker_problem(e.payload, org_key, event=event) is None
+        ),
         None,
     )
+
+
+def _missing_markers(session: Session, org_key: OrgKey) -> list[str]:
+    """The sealing marker events with no valid marker on the ledger yet, in writing order."""
+    return [event for event in SEALING_MARKERS if first_sealing_marker(session, org_key, event=event) is None]
 
 
 @functools.lru_cache(maxsize=16384)
@@ -1830,12 +1855,18 @@ class ReferenceSeals:
 
     problems: dict[int, str | None]
     sealed_from: int | None
+    #: events sealed, with its pinned key, by an organisation that did not enrol their subject,
+    #: before the first valid ``ledger.reference_sealers_checked`` marker: any organisation of
+    #: the workspace sealed then, and no database editor can write such a seal
+    resealable: frozenset[int] = frozenset()
 
     def sealed(self, event: LedgerEvent) -> bool:
         return self.problems.get(event.seq, UNSIGNED) is None
 
     def attestable(self, event: LedgerEvent) -> bool:
-        """Unsigned and written before reference events were sealed."""
+        """Unsigned and written before reference events were sealed, or ``resealable``."""
+        if event.seq in self.resealable:
+            return True
         return self.problems.get(event.seq) == UNSIGNED and (self.sealed_from is None or event.seq < self.sealed_from)
 
     def why(self, event: LedgerEvent) -> str:
@@ -1843,6 +1874,8 @@ class ReferenceSeals:
         problem = self.problems.get(event.seq, UNSIGNED)
         if problem is None:
             return ""
+        if event.seq in self.resealable:
+            return f"{problem} (sealed before seals were checked against who enrolled the subject)"
         if problem != UNSIGNED:
             return problem
         if self.attestable(event):
@@ -1860,8 +1893,9 @@ def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> Referenc
         return reference_seal_problem(event.payload, view.org_key, view.reference_sealer_problem)
 
     problems = {e.seq: problem(e) for e in events}
+    resealable = _resealable(session, view.org_key, [e for e in events if problems[e.seq] not in (None, UNSIGNED)])
     if UNSIGNED not in problems.values():  # where sealing began tells only unsigned events apart
-        return ReferenceSeals(problems, None)
+        return ReferenceSeals(problems, None, resealable)
     marker = first_sealing_marker(session, view.org_key)
     first_sealed = next(
         (
@@ -1871,7 +1905,15 @@ def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> Referenc
         ),
         None,
     )
-    return ReferenceSeals(problems, first_sealed if first_sealed is not None else marker)
+    return ReferenceSeals(problems, first_sealed if first_sealed is not None else marker, resealable)
+
+
+def _resealable(session: Session, org_key: OrgKey, wrongly_sealed: list[LedgerEvent]) -> frozenset[int]:
+    """The rows of ``wrongly_sealed`` events whose seal verifies with a pinned organisation key,
+    only not the enrolling organisation's, written before sealers were checked (``SEALERS_EVENT``)."""
+    other = [e.seq for e in wrongly_sealed if reference_seal_problem(e.payload, org_key, lambda *_: None) is None]
+    checked = first_sealing_marker(session, org_key, event=SEALERS_EVENT) if other else None
+    return frozenset(seq for seq in other if checked is None or seq < checked)
 
 
 @dataclass(frozen=True)
@@ -1882,8 +1924,10 @@ class ReferenceStatus:
     subject and photo records this vector's digest), and otherwise not used: ``unsigned`` (only
     events without a seal name it, written before reference events were sealed: an operator
     may attest it), ``unsigned_late`` (the same, written after sealing began: a database
-    editor's), ``seal_invalid`` (an event whose seal does not verify records it; ``detail``
-    says why), ``vector_differs`` (events name the photo, none this vector) or ``no_event``.
+    editor's), ``resealable`` (an event another organisation of the workspace sealed before
+    sealers were checked records it: the enrolling organisation may attest it),
+    ``seal_invalid`` (an event whose seal does not verify records it; ``detail`` says why),
+    ``vector_differs`` (events name the photo, none this vector) or ``no_event``.
     ``event_seq``: the matching event's ledger row (or the photo's first event), ``None``
     without one.
     """
@@ -1901,6 +1945,10 @@ class ReferenceStatus:
     def usable(self) -> bool:
         return self.state == "bound"
 
+    @property
+    def attestable(self) -> bool:
+        return self.state in ("unsigned", "resealable")
+
 
 def reference_state(vector: bytes, events: list[LedgerEvent], seals: ReferenceSeals) -> tuple[str, int | None, str]:
     """``(state, event row, detail)`` of a stored vector given the ``subject.reference_added``
@@ -1916,7 +1964,7 @@ def reference_state(vector: bytes, events: list[LedgerEvent], seals: ReferenceSe
     naming = [e for e in events if e.payload.get("vector_sha256", digest) == digest]
     for event in naming:
         if seals.problems.get(event.seq, UNSIGNED) != UNSIGNED:
-            return "seal_invalid", event.seq, seals.why(event)
+            return ("resealable" if seals.attestable(event) else "seal_invalid"), event.seq, seals.why(event)
     for event in naming:
         return ("unsigned" if seals.attestable(event) else "unsigned_late"), event.seq, seals.why(event)
     return ("vector_differs", events[0].seq, "") if events else ("no_event", None, "")
