@@ -21,6 +21,7 @@ from likeness.config import Settings
 from likeness.consent import keys
 from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.grant_requests import SignedConsent
 from likeness.consent.holder import HolderMachine, sign_adoption
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import ADOPTION_EVENT, adoption_payload
@@ -222,3 +223,36 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
     )
     assert again.exit_code == 1 and "onboarded by organisation 'haneul' already" in " ".join(again.output.split())
     assert "Traceback" not in again.output
+
+
+def test_adding_an_organisation_does_not_undo_the_key_recovery_the_only_one_made(workspace, tmp_path):
+    """A legacy holder's key recovered while haneul was the workspace's only organisation:
+    adding byeol made the ledger name no owner for the holder, so the recovery stopped counting
+    and the lost key (perhaps in a thief's hands) signed grants again."""
+    ws = workspace
+    ws.registry.add_org("haneul", "Haneul Entertainment")
+    holder = _mina(ws)
+    device = HolderMachine(tmp_path / "new-device")
+    recovered = ws.registry.recover_holder_key(
+        "mina-holder", org="haneul", attestation=CHECKED, new_public_key_pem=device.public_key("mina-new")
+    )
+    ws.registry.add_org("byeol", "Byeol Entertainment")
+    assert ws.registry.holder_fingerprint(holder.id) == recovered
+    request = ws.registry.request_grant("mina", "haneul", ["training"], valid_until=now_utc() + timedelta(days=5))
+    lost = holder_machine(ws.registry).key("mina-holder")
+    signed_with_lost = SignedConsent(
+        payload=request.payload,
+        signature=keys.sign(lost, canonical_bytes(request.payload)),
+        public_key=keys.public_raw(lost).hex(),
+        signed_at=utc_iso(now_utc()),
+        request=request,
+    )
+    with pytest.raises(ConsentError) as refused:
+        ws.registry.import_signed(signed_with_lost)
+    assert refused.value.reason == "signature_invalid"
+    with pytest.raises(ConsentError, match="no consent grant exists for subject"):
+        ws.policy.authorize("mina", "training", "haneul")
+    # the holder adopts haneul with the key they have now
+    body = ws.registry.request_adoption("mina-holder", org="haneul", attestation=CHECKED)
+    ws.registry.import_signed(sign_adoption(body, device.key("mina-new")))
+    assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id

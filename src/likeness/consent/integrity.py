@@ -285,7 +285,7 @@ class LedgerConsent:
         created = [e for e in found if e.event_type == "holder.created"]
         return created[0] if created else None
 
-    def holder_owner(self, holder_id: str, *, claims: bool = True) -> str | None:
+    def holder_owner(self, holder_id: str, *, claims: bool = True, at_seq: int | None = None) -> str | None:
         """The one organisation that onboards a holder (passkey-only or offline), read only
         from what a database editor cannot write: the organisation their ``holder.created``
         event names; for holders enrolled before events named one, the first
@@ -294,7 +294,9 @@ class LedgerConsent:
         a workspace with several organisations, until one adopts them): then no organisation may
         invite them or recover their key (``owner_problem``). ``subject.created`` events are not
         read: they are not signed, and an editor could append one naming any organisation.
-        ``claims=False`` skips the claims (the key an adoption must be signed with is read so).
+        ``claims=False`` skips the claims (the key an adoption must be signed with is read so);
+        ``at_seq``: the only organisation is the one alone on the ledger before that row (an
+        organisation added later does not undo what the only one signed then, e.g. a recovery).
         """
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
@@ -302,8 +304,14 @@ class LedgerConsent:
         first = self.ownership_claims(holder_id)[:1] if claims else []
         if first:
             return str(first[0].payload.get("org_id"))
-        pinned = self.pinned_orgs()
-        return pinned[0] if len(pinned) == 1 else None
+        return self._only_org_at(at_seq)
+
+    def _only_org_at(self, seq: int | None) -> str | None:
+        """The organisation whose key the workspace pins that was alone on the ledger before
+        row ``seq`` (``None``: now), else ``None``."""
+        firsts = self._first_events("org.created", "org_id")
+        there = [o for o in self.pinned_orgs() if seq is None or firsts[o].seq < seq]
+        return there[0] if len(there) == 1 else None
 
     def subject_org(self, subject_id: str) -> str | None:
         """The organisation that enrolled a subject, per the ledger, the only one whose seal
@@ -368,12 +376,14 @@ class LedgerConsent:
             "which did, seals its references"
         )
 
-    def owner_problem(self, holder_id: str, org_id: str, *, claims: bool = True) -> str | None:
+    def owner_problem(
+        self, holder_id: str, org_id: str, *, claims: bool = True, at_seq: int | None = None
+    ) -> str | None:
         """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it
         may): another organisation onboards the holder (``holder_owner``), so one organisation
         of a workspace cannot take another's holder; or the ledger names none (``OWNERLESS``),
-        and then no organisation may. ``claims``: as for ``holder_owner``."""
-        owner = self.holder_owner(holder_id, claims=claims)
+        and then no organisation may. ``claims``, ``at_seq``: as for ``holder_owner``."""
+        owner = self.holder_owner(holder_id, claims=claims, at_seq=at_seq)
         if owner is None:
             return OWNERLESS
         if owner != org_id:
@@ -453,8 +463,7 @@ class LedgerConsent:
         (sealed_from,) = self._sealed_from
         if sealed_from is None or event.seq < sealed_from:
             return None
-        firsts = self._first_events("org.created", "org_id")
-        if [o for o in self.pinned_orgs() if firsts[o].seq < event.seq] != [event.payload.get("org_id")]:
+        if self._only_org_at(event.seq) != event.payload.get("org_id"):
             return (
                 "another organisation was on the ledger when it was written, after holders were bound to their "
                 "organisation: only an adoption the holder signs names their organisation then"
@@ -665,7 +674,8 @@ class LedgerConsent:
             # the same trust as a passkey recovery: the holder's own organisation, by a key the
             # workspace pins
             org_id = str(body.get("org_id"))
-            why = self.org_key_problem(org_id) or self.owner_problem(str(body.get("holder_id")), org_id, claims=claims)
+            holder_id = str(body.get("holder_id"))
+            why = self.org_key_problem(org_id) or self.owner_problem(holder_id, org_id, claims=claims, at_seq=event.seq)
             org = self.org_key(org_id)
             if why or org is None:
                 return why or "its organisation is not on the ledger"
