@@ -25,7 +25,7 @@ from likeness.consent.grant_requests import SignedConsent
 from likeness.consent.holder import HolderMachine, sign_adoption
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import ADOPTION_EVENT, adoption_payload
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConsentError, ReferenceSealerRefused, RegistryError
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
 from tests.consent.test_holder_owner import CHECKED, _legacy_holder, _owner
@@ -55,6 +55,21 @@ def _refused_and_named(ws: Workspace, tmp_path: Path, holder_id: str, event_type
     named = [p.problem for p in consent_row_problems(ws) if f"{event_type} ignored" in p.problem]
     assert named, consent_row_problems(ws)
     assert not audit_workspace(ws).ok
+
+
+def _append_byeol_invitation(ws: Workspace, holder_id: str) -> None:
+    """An invitation byeol signs with its pinned key and appends itself."""
+    org_id, fingerprint, byeol_key = _byeol(ws)
+    body = {
+        "invitation_id": uuid.uuid4().hex,
+        "holder_id": holder_id,
+        "org_id": org_id,
+        "org_fingerprint": fingerprint,
+        "token_sha256": "0" * 64,
+        "created_by": "byeol admin",
+        "expires_at": utc_iso(now_utc() + timedelta(days=7)),
+    }
+    ws.ledger.append("holder.invited", {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))})
 
 
 def _mina(ws: Workspace):
@@ -116,17 +131,7 @@ def test_an_invitation_another_organisation_signs_among_several_makes_it_no_owne
     and appends it (the portal refuses to write it)."""
     ws = two_agencies
     holder = _mina(ws)
-    org_id, fingerprint, byeol_key = _byeol(ws)
-    body = {
-        "invitation_id": uuid.uuid4().hex,
-        "holder_id": holder.id,
-        "org_id": org_id,
-        "org_fingerprint": fingerprint,
-        "token_sha256": "0" * 64,
-        "created_by": "byeol admin",
-        "expires_at": utc_iso(now_utc() + timedelta(days=7)),
-    }
-    ws.ledger.append("holder.invited", {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))})
+    _append_byeol_invitation(ws, holder.id)
     _refused_and_named(ws, tmp_path, holder.id, "holder.invited")
 
 
@@ -256,3 +261,19 @@ def test_adding_an_organisation_does_not_undo_the_key_recovery_the_only_one_made
     body = ws.registry.request_adoption("mina-holder", org="haneul", attestation=CHECKED)
     ws.registry.import_signed(sign_adoption(body, device.key("mina-new")))
     assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
+
+
+def test_an_invitation_another_organisation_signs_does_not_let_it_seal_the_subjects_references(two_agencies):
+    """A subject enrolled naming no organisation while several were on the ledger is sealed by
+    its holder's onboarding organisation: byeol's own invitation made it that, and a stranger's
+    face became the subject's sealed reference."""
+    from tests.consent.test_reference_binding import _sha, _vector
+
+    ws = two_agencies
+    holder = _mina(ws)
+    _append_byeol_invitation(ws, holder.id)
+    with pytest.raises(ReferenceSealerRefused, match="the ledger names no organisation that enrolled"):
+        ws.registry.add_reference_embedding(
+            "mina", _vector(7), source_name="stranger.jpg", source_sha256=_sha("stranger"), org="byeol"
+        )
+    assert ws.ledger.find("subject.reference_added") == []
