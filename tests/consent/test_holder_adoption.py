@@ -208,7 +208,7 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
     assert "enrolled you" in " ".join(signed.output.split()) and "Organisation 'haneul'" in signed.output
     imported = _cli(home, "consent", "import", str(tmp_path / "signed.json"))
     assert imported.exit_code == 0, imported.output
-    assert "rights holder adopted" in imported.output
+    assert "rights holder mina-holder adopted by haneul" in imported.output
     shown = _cli(home, "audit", "verify")
     text = " ".join(shown.output.split())
     assert shown.exit_code == 0, shown.output

@@ -341,8 +341,8 @@ def consent_import(
         return
     if parsed.payload_type == ADOPTION_TYPE:
         console.print(
-            "rights holder adopted (signed by the holder's registered key and the organisation's): only this "
-            "organisation may invite them or recover their key"
+            f"rights holder {printable(record_id)} adopted by {printable(parsed.payload['org_name'])} (signed by the "
+            "holder's registered key and the organisation's): only it may invite them or recover their key"
         )
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")

@@ -1033,7 +1033,7 @@ class Registry:
         the ledger, countersigned by the organisation it names: ``holder.adopted`` is the body
         with ``holder_signature`` and ``signature``. ``signature_invalid`` unless the holder's
         key in force per the ledger signed it; ``RegistryError`` for a holder the ledger binds
-        already. Returns the organisation's id."""
+        already. Returns the holder's slug."""
         from likeness.consent.integrity import LedgerConsent
 
         body = signed.payload
@@ -1058,7 +1058,7 @@ class Registry:
             problems = [p for p in LedgerConsent(session).adoption_problems(row.id) if f"row {event.seq}:" in p]
         if problems:
             raise ConsentError("signature_invalid", f"the adoption does not count on the ledger: {problems[0]}")
-        return organisation.id
+        return row.slug
 
     def _refuse_bound(self, row: RightsHolder) -> None:
         """``RegistryError`` when the ledger already names the organisation that onboarded
@@ -1349,9 +1349,9 @@ class Registry:
         return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
 
     def import_signed(self, signed: SignedConsent) -> str:
-        """Import a grant, release, revocation, key rotation or passkey vouch signed on the
-        holder's machine; returns the grant's or release's id (a rotation: the new key's
-        fingerprint; a vouch: the passkey's). Refused,
+        """Import a grant, release, revocation, key rotation, passkey vouch or adoption signed on
+        the holder's machine; returns the grant's or release's id (a rotation: the new key's
+        fingerprint; a vouch: the passkey's; an adoption: the holder's slug). Refused,
         with the reason, when a grant names a prohibited use (``prohibited_use``), answers no
         request of this workspace (``not_requested``), differs from the request
         (``grant_altered`` / ``release_altered``, naming the members), or is not signed by the
