@@ -20,6 +20,7 @@ from likeness.config import Settings
 from likeness.consent import keys
 from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.holder import sign_adoption
 from likeness.consent.holder_portal import HolderPortal
 from likeness.consent.integrity import OWNERLESS, LedgerConsent, consent_row_problems
 from likeness.consent.registry import ADOPTION_EVENT, RecoveryAttestation, adoption_payload
@@ -82,6 +83,13 @@ def _appended_subject(ws: Workspace, holder_id: str, owner_org_id: str) -> None:
             "public_name": False,
         },
     )
+
+
+def adopt(ws: Workspace, holder: str, org: str) -> None:
+    """``org`` adopts ``holder`` as the product does: the request, the holder's signature on
+    their machine (key named after the holder), the import."""
+    body = ws.registry.request_adoption(holder, org=org, attestation=CHECKED)
+    ws.registry.import_signed(sign_adoption(body, holder_machine(ws.registry).key(holder)))
 
 
 def _owner(ws: Workspace, holder_id: str) -> str | None:
@@ -187,20 +195,24 @@ def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(two_age
     assert _owner(ws, holder.id) is None
 
 
-def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsigned_one(two_agencies):
-    ws = two_agencies
+def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsigned_one(workspace):
+    ws = workspace
+    ws.registry.add_org("haneul", "Haneul Entertainment")
     holder = _legacy_holder(ws, "sora-holder", passkey_only=True)
+    HolderPortal(ws).invite("sora-holder", "haneul", created_by="x")  # signed while haneul was alone
+    ws.registry.add_org("byeol", "Byeol Entertainment")
     byeol = ws.registry.get_org("byeol")
     forged = {"invitation_id": uuid.uuid4().hex, "holder_id": holder.id, "org_id": byeol.id}
     ws.ledger.append("holder.invited", {**forged, "org_fingerprint": byeol.key_fingerprint})  # unsigned
-    assert _owner(ws, holder.id) is None
-    with pytest.raises(ConsentError, match="no organisation that onboarded the holder"):
-        HolderPortal(ws).invite("sora-holder", "byeol", created_by="x")
-    ws.registry.adopt_holder("sora-holder", org="haneul", attestation=CHECKED)
     assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
     HolderPortal(ws).invite("sora-holder", "haneul", created_by="x")
     with pytest.raises(ConsentError, match="onboarded by another organisation"):
         HolderPortal(ws).invite("sora-holder", "byeol", created_by="x")
+    other = _legacy_holder(ws, "yuri-holder", passkey_only=True)
+    ws.ledger.append("holder.invited", {**forged, "holder_id": other.id, "org_fingerprint": byeol.key_fingerprint})
+    assert _owner(ws, other.id) is None
+    with pytest.raises(ConsentError, match="no organisation that onboarded the holder"):
+        HolderPortal(ws).invite("yuri-holder", "byeol", created_by="x")
 
 
 def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other_can(two_agencies):
@@ -208,24 +220,29 @@ def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other
     holder = _legacy_holder(ws, "mina-holder")
     haneul, byeol = ws.registry.get_org("haneul"), ws.registry.get_org("byeol")
     with pytest.raises(RegistryError, match="no statement"):
-        ws.registry.adopt_holder("mina-holder", org="haneul", attestation=RecoveryAttestation(" ", "J. Park", "x"))
-    ws.registry.adopt_holder("mina-holder", org="haneul", attestation=CHECKED)
+        ws.registry.request_adoption("mina-holder", org="haneul", attestation=RecoveryAttestation(" ", "J. Park", "x"))
+    adopt(ws, "mina-holder", "haneul")
     assert _owner(ws, holder.id) == haneul.id
     assert _recover(ws, "mina-holder", "haneul")
     with pytest.raises(RegistryError, match="onboarded by another organisation"):
         _recover(ws, "mina-holder", "byeol")
     with pytest.raises(RegistryError, match="onboarded by organisation 'haneul' already"):
-        ws.registry.adopt_holder("mina-holder", org="byeol", attestation=CHECKED)
-    # byeol signs an adoption anyway: it is ignored and named
+        ws.registry.request_adoption("mina-holder", org="byeol", attestation=CHECKED)
+    # byeol signs an adoption anyway, even with the holder's signature: it is ignored and named
     byeol_key = keys.load_private_key(ws.registry.org_key_path("byeol"))
     body = adoption_payload(
         holder_id=holder.id,
+        holder_fingerprint=holder.key_fingerprint,
         org_id=byeol.id,
+        org_name=byeol.name,
         org_fingerprint=byeol.key_fingerprint,
         attestation=CHECKED.as_payload(),
         adopted_at=utc_iso(now_utc()),
     )
-    ws.ledger.append(ADOPTION_EVENT, {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))})
+    mina_key = holder_machine(ws.registry).key("mina-holder")
+    holder_signature = keys.sign(mina_key, canonical_bytes(body))
+    signed = {**body, "holder_signature": holder_signature, "signature": keys.sign(byeol_key, canonical_bytes(body))}
+    ws.ledger.append(ADOPTION_EVENT, signed)
     assert _owner(ws, holder.id) == haneul.id
     assert any(
         f"{ADOPTION_EVENT} ignored: the holder is onboarded already" in p.problem for p in consent_row_problems(ws)
@@ -245,9 +262,19 @@ def test_an_adoption_a_database_editor_writes_makes_no_one_owner(two_agencies, s
     elif signer == "byeol, with no attestation":
         key, attestation = keys.load_private_key(ws.registry.org_key_path("byeol")), {}
     body = adoption_payload(
-        holder_id=holder.id, org_id=org_id, org_fingerprint=fingerprint, attestation=attestation, adopted_at="now"
+        holder_id=holder.id,
+        holder_fingerprint=holder.key_fingerprint,
+        org_id=org_id,
+        org_name="Byeol Entertainment",
+        org_fingerprint=fingerprint,
+        attestation=attestation,
+        adopted_at="now",
     )
-    ws.ledger.append(ADOPTION_EVENT, {**body, "signature": keys.sign(key, canonical_bytes(body))})
+    holder_signature = keys.sign(holder_machine(ws.registry).key("mina-holder"), canonical_bytes(body))
+    ws.ledger.append(
+        ADOPTION_EVENT,
+        {**body, "holder_signature": holder_signature, "signature": keys.sign(key, canonical_bytes(body))},
+    )
     assert _owner(ws, holder.id) is None
     assert any(f"{ADOPTION_EVENT} ignored" in p.problem for p in consent_row_problems(ws))
     with pytest.raises(RegistryError, match="no organisation that onboarded"):
@@ -273,11 +300,12 @@ def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(two_agenc
     (named,) = [w for w in report.warnings if "rights holder" in w]
     assert "'mina-holder'" in named and "several (byeol, haneul)" in named and "adopt-holder mina-holder" in named
     assert report.ok and report.adoptions == ()
-    ws.registry.adopt_holder("mina-holder", org="haneul", attestation=CHECKED)
+    adopt(ws, "mina-holder", "haneul")
     report = audit_workspace(ws)
     assert not [w for w in report.warnings if "rights holder" in w]
     (adopted,) = report.adoptions
     assert "'mina-holder': adopted by Haneul Entertainment" in adopted and "J. Park (legal)" in adopted
+    assert "signed by the rights holder's key" in adopted
     shown = _cli(ws.home, "audit", "verify")
     assert "adoption:" in shown.output and "adopted by Haneul Entertainment" in shown.output
 

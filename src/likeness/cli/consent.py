@@ -314,19 +314,19 @@ def consent_import(
     signed: Annotated[
         Path,
         typer.Argument(
-            help="A signed grant, release, revocation, key rotation or passkey vouch from the rights holder."
+            help="A signed grant, release, revocation, key rotation, passkey vouch or adoption from the rights holder."
         ),
     ],
 ) -> None:
-    """Import a grant, release, revocation, key rotation or passkey vouch signed on the rights
-    holder's machine.
+    """Import a grant, release, revocation, key rotation, passkey vouch or adoption signed on the
+    rights holder's machine.
 
     Refused with the reason when it names a prohibited use (prohibited_use), answers no request
     of this workspace (not_requested), differs from the request (grant_altered,
     release_altered), or is not signed by the holder's registered key (signature_invalid,
     release_signature_invalid)."""
     from likeness.cli.holder import read_consent_file
-    from likeness.consent.grant_requests import ROTATION_TYPE, VOUCH_TYPE, SignedConsent
+    from likeness.consent.grant_requests import ADOPTION_TYPE, ROTATION_TYPE, VOUCH_TYPE, SignedConsent
 
     with mapped_errors():
         workspace = open_workspace(ctx)
@@ -338,6 +338,12 @@ def consent_import(
         return
     if parsed.payload_type == VOUCH_TYPE:
         console.print(f"passkey {record_id} registered (vouched for by the holder's registered key)")
+        return
+    if parsed.payload_type == ADOPTION_TYPE:
+        console.print(
+            f"rights holder {printable(record_id)} adopted by {printable(parsed.payload['org_name'])} (signed by the "
+            "holder's registered key and the organisation's): only it may invite them or recover their key"
+        )
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
     console.print(f"{what} {record_id} imported (signature verified with the holder's registered key)")
@@ -559,6 +565,7 @@ def consent_adopt_holder(
     statement: Statement,
     verified_by: VerifiedBy,
     method: Method,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the adoption for the holder to sign.")],
     org: Annotated[
         str | None,
         typer.Option(
@@ -567,18 +574,21 @@ def consent_adopt_holder(
     ] = None,
     evidence: Evidence = None,
 ) -> None:
-    """Bind a rights holder enrolled before holders were bound to an organisation, in a
-    workspace with several, to the one that enrolled them (audit verify names such holders):
-    a holder.adopted event signed by the organisation, with an attestation of who checked it and
-    how. Until then no organisation may invite them or recover their key; audit verify lists
-    the adoption for auditors to check with the holder."""
+    """Draft the adoption of a rights holder enrolled before holders were bound to an
+    organisation, in a workspace with several (audit verify names such holders), by the one
+    that enrolled them, with an attestation of who checked it and how. The holder signs it on
+    their own machine ('likeness holder sign-adoption'); 'consent import' of the signed file
+    puts it on the ledger, countersigned by the organisation. Until then no organisation may
+    invite them or recover their key; audit verify lists the adoption."""
     with mapped_errors():
         workspace = open_workspace(ctx)
         adopter = workspace.registry.default_org(org or settings_from(ctx).org)
         attestation = _attestation(statement, verified_by, method, evidence)
-        workspace.registry.adopt_holder(holder, org=adopter.slug, attestation=attestation)
+        body = workspace.registry.request_adoption(holder, org=adopter.slug, attestation=attestation)
+        write_new_json(out, body)
     console.print(
-        f"rights holder {printable(holder)} adopted by {adopter.slug}: only it may invite them or recover their key"
+        f"adoption of rights holder {printable(holder)} by {adopter.slug} → {printable(out)}: the holder signs it "
+        "with 'likeness holder sign-adoption', then import it with 'likeness consent import'"
     )
 
 

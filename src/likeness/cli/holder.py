@@ -20,7 +20,8 @@ from likeness.cli.common import console, fail, mapped_errors, printable, read_in
 Parsed = TypeVar("Parsed")
 
 holder_app = typer.Typer(
-    help="For rights holders, on their own machine: keygen, sign a consent request, revoke, vouch for a passkey.",
+    help="For rights holders, on their own machine: keygen, sign a consent request or an adoption, revoke, vouch "
+    "for a passkey.",
     no_args_is_help=True,
 )
 
@@ -162,22 +163,77 @@ def holder_vouch_passkey(
     """Show a passkey registration statement and, once you confirm, vouch with your key that
     the passkey is yours; the organisation imports it with 'likeness consent import'. From then
     on that passkey signs in your name in the portal, as your key does."""
-    from likeness.consent.holder import describe_vouch, load_holder_key, sign_vouch
-    from likeness.errors import ConsentRequestError
+    from likeness.consent.holder import describe_vouch, sign_vouch
 
-    with mapped_errors():
-        parsed = read_json(statement)
-        if not isinstance(parsed, dict):
-            raise ConsentRequestError(f"{statement}: not a passkey registration statement")
-        for line in describe_vouch(parsed):
-            console.print(printable(line))
-        if not yes and not _confirmed(f"Vouch for this passkey with {printable(key)}?"):
-            fail("not vouched", code=1)
-        signed = sign_vouch(parsed, load_holder_key(key))
-        write_new_json(out, signed.as_json())
+    parsed = _show_and_sign(
+        statement,
+        key,
+        out,
+        yes,
+        what="passkey registration statement",
+        describe=describe_vouch,
+        sign=sign_vouch,
+        question="Vouch for this passkey",
+        refused="not vouched",
+    )
     console.print(
         f"passkey {printable(parsed['key_fingerprint'])} vouched for → {printable(out)} (send this file back)"
     )
+
+
+@holder_app.command("sign-adoption")
+def holder_sign_adoption(
+    adoption: Annotated[Path, typer.Argument(help="The adoption the organisation sent (ADOPTION.json).")],
+    key: KeyOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed adoption.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Sign without asking (you have read the adoption).")] = False,
+) -> None:
+    """Show an organisation's adoption (it says it enrolled you) and, once you confirm, sign it
+    with your key; the organisation imports it with 'likeness consent import'. An adoption
+    without your signature counts for nothing."""
+    from likeness.consent.holder import describe_adoption, sign_adoption
+
+    _show_and_sign(
+        adoption,
+        key,
+        out,
+        yes,
+        what="holder adoption",
+        describe=describe_adoption,
+        sign=sign_adoption,
+        question="Sign this adoption",
+        refused="not signed",
+    )
+    console.print(f"adoption signed → {printable(out)} (send this file back)")
+
+
+def _show_and_sign(
+    path: Path,
+    key: Path,
+    out: Path,
+    yes: bool,
+    *,
+    what: str,
+    describe: Callable[[dict[str, Any]], list[str]],
+    sign: Callable[[dict[str, Any], Any], Any],
+    question: str,
+    refused: str,
+) -> dict[str, Any]:
+    """Read the statement in ``path`` (a JSON object), show it in plain words, and once the
+    holder confirms (or ``yes``) sign it with their key into ``out``; returns the statement."""
+    from likeness.consent.holder import load_holder_key
+    from likeness.errors import ConsentRequestError
+
+    with mapped_errors():
+        parsed = read_json(path)
+        if not isinstance(parsed, dict):
+            raise ConsentRequestError(f"{path}: not a {what}")
+        for line in describe(parsed):
+            console.print(printable(line))  # the organisation's text: no terminal escape may redraw it
+        if not yes and not _confirmed(f"{question} with {printable(key)}?"):
+            fail(refused, code=1)
+        write_new_json(out, sign(parsed, load_holder_key(key)).as_json())
+    return parsed
 
 
 def register(app: typer.Typer) -> None:

@@ -50,6 +50,8 @@ RELEASE_TYPE = "likeness.release.v1"
 ROTATION_TYPE = "likeness.holder-key-rotation.v1"
 #: A passkey registration the holder vouches for with their offline key (``passkeys.vouch_statement``).
 VOUCH_TYPE = "likeness.passkey-vouch.v1"
+#: An organisation's adoption of a holder, signed first by the holder (``registry.adoption_payload``).
+ADOPTION_TYPE = "likeness.holder-adoption.v2"
 REVOCATION_TYPES = {"likeness.grant-revocation.v1": "grant", "likeness.release-revocation.v1": "release"}
 
 # The members of each payload a holder signs (what ``registry.grant_payload`` etc. build).
@@ -112,6 +114,18 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
             "label",
             "created_at",
             "nonce",
+        }
+    ),
+    ADOPTION_TYPE: frozenset(
+        {
+            "type",
+            "holder_id",
+            "holder_fingerprint",
+            "org_id",
+            "org_name",
+            "org_fingerprint",
+            "attestation",
+            "adopted_at",
         }
     ),
 }

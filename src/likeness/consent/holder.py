@@ -100,14 +100,7 @@ def sign_request(request: ConsentRequest, key: Ed25519PrivateKey) -> SignedConse
     if request.payload["type"] == GRANT_TYPE:
         check_grantable(request.payload)
         check_uses_for_holder_kind(request.payload["uses"], str(request.holder.get("kind", "")))
-    fingerprint = keys.fingerprint(keys.public_raw(key))
-    addressed = request.payload.get("holder_fingerprint")
-    if addressed != fingerprint:
-        raise ConsentError(
-            "signature_invalid",
-            f"this request is addressed to key {addressed}; the key given is {fingerprint}: sign with the key "
-            f"whose public half the organisation registered",
-        )
+    _check_addressed(str(request.payload.get("holder_fingerprint")), key, "request")
     return _signed(request.payload, key, request)
 
 
@@ -168,14 +161,47 @@ def sign_vouch(statement: dict[str, Any], key: Ed25519PrivateKey) -> SignedConse
     why = vouch_malformed(statement)
     if why:
         raise ConsentRequestError(f"the passkey registration statement is refused: {why}")
+    _check_addressed(str(statement["holder_fingerprint"]), key, "statement")
+    return _signed(statement, key, None)
+
+
+def describe_adoption(body: dict[str, Any]) -> list[str]:
+    """An adoption body in plain language, for the holder to read before signing it (what
+    ``likeness holder sign-adoption`` shows)."""
+    attested = body.get("attestation")
+    how: dict[str, Any] = attested if isinstance(attested, dict) else {}
+    return [
+        "You confirm that this organisation enrolled you. From the organisation's import on it is the only one that "
+        "may invite you to a passkey or recover your key; sign only for the agency you are with.",
+        f"Organisation {body.get('org_name')!r} (id {body.get('org_id')}, key {body.get('org_fingerprint')}).",
+        f"Checked by {how.get('verified_by')} ({how.get('method')}): {how.get('statement')}.",
+        f"Rights holder id {body.get('holder_id')}; addressed to key {body.get('holder_fingerprint')}; "
+        f"drafted at {body.get('adopted_at')}.",
+    ]
+
+
+def sign_adoption(body: dict[str, Any], key: Ed25519PrivateKey) -> SignedConsent:
+    """Sign an adoption body (``Registry.request_adoption``) with the holder's key:
+    ``ConsentRequestError`` for a body that is not one, ``signature_invalid`` when it is
+    addressed to another key. The organisation countersigns it when it imports it."""
+    from likeness.consent.registry import adoption_malformed
+
+    why = adoption_malformed(body)
+    if why:
+        raise ConsentRequestError(f"the holder adoption is refused: {why}")
+    _check_addressed(str(body["holder_fingerprint"]), key, "adoption")
+    return _signed(body, key, None)
+
+
+def _check_addressed(addressed: str, key: Ed25519PrivateKey, what: str) -> None:
+    """``signature_invalid`` unless ``key`` is the one a statement is addressed to."""
     fingerprint = keys.fingerprint(keys.public_raw(key))
-    if statement["holder_fingerprint"] != fingerprint:
+    if addressed != fingerprint:
         raise ConsentError(
             "signature_invalid",
-            f"this statement is addressed to key {statement['holder_fingerprint']}; the key given is {fingerprint}: "
-            f"vouch with the key whose public half the organisation registered",
+            f"this {what} is addressed to key {addressed}; the key given is {fingerprint}: sign with the key "
+            f"whose public half the organisation registered",
         )
-    return _signed(statement, key, None)
 
 
 def _signed(payload: dict[str, Any], key: Ed25519PrivateKey, request: ConsentRequest | None) -> SignedConsent:

@@ -68,8 +68,9 @@ from likeness.consent.registry import (
     REFERENCE_EVENT,
     SEALING_MARKERS,
     ReferenceStatus,
-    adoption_payload,
+    adoption_malformed,
     attestation_problem,
+    first_sealing_marker,
     founding_of,
     grant_payload,
     key_recovery_payload,
@@ -124,7 +125,7 @@ UNSIGNED_MEMBERS = ("payload_sha256", "signature", "passkey")
 OWNERLESS = (
     "the ledger names no organisation that onboarded the holder (enrolled before holders were bound to one, "
     "in a workspace with several organisations), so none may invite them or recover their key: the "
-    "organisation that enrolled them adopts them first (likeness consent adopt-holder)"
+    "organisation that enrolled them adopts them first, with the holder's signature (likeness consent adopt-holder)"
 )
 
 
@@ -224,6 +225,8 @@ class LedgerConsent:
         self._session = session
         self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
         self._histories: dict[str, KeyHistory] = {}
+        self._unclaimed_histories: dict[str, KeyHistory] = {}
+        self._sealed_from: tuple[int | None] | None = None  # (the first sealing marker's row, once looked up)
         self._passkey_events: dict[str, list[LedgerEvent]] = {}
         self._passkey_histories: dict[str, tuple[list[Passkey], list[str], list[LedgerEvent]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
@@ -284,7 +287,7 @@ class LedgerConsent:
         created = [e for e in found if e.event_type == "holder.created"]
         return created[0] if created else None
 
-    def holder_owner(self, holder_id: str) -> str | None:
+    def holder_owner(self, holder_id: str, *, claims: bool = True, at_seq: int | None = None) -> str | None:
         """The one organisation that onboards a holder (passkey-only or offline), read only
         from what a database editor cannot write: the organisation their ``holder.created``
         event names; for holders enrolled before events named one, the first
@@ -292,15 +295,25 @@ class LedgerConsent:
         whose key it pins. ``None`` where none of those names one (a holder enrolled before, in
         a workspace with several organisations, until one adopts them): then no organisation may
         invite them or recover their key (``owner_problem``). ``subject.created`` events are not
-        read: they are not signed, and an editor could append one naming any organisation."""
+        read: they are not signed, and an editor could append one naming any organisation.
+        ``claims=False`` skips the claims (the key an adoption must be signed with is read so);
+        ``at_seq``: the only organisation is the one alone on the ledger before that row (an
+        organisation added later does not undo what the only one signed then, e.g. a recovery).
+        """
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
             return str(created.payload["org_id"])
-        claims = self.ownership_claims(holder_id)
-        if claims:
-            return str(claims[0].payload.get("org_id"))
-        pinned = self.pinned_orgs()
-        return pinned[0] if len(pinned) == 1 else None
+        first = self.ownership_claims(holder_id)[:1] if claims else []
+        if first:
+            return str(first[0].payload.get("org_id"))
+        return self._only_org_at(at_seq)
+
+    def _only_org_at(self, seq: int | None) -> str | None:
+        """The organisation whose key the workspace pins that was alone on the ledger before
+        row ``seq`` (``None``: now), else ``None``."""
+        firsts = self._first_events("org.created", "org_id")
+        there = [o for o in self.pinned_orgs() if seq is None or firsts[o].seq < seq]
+        return there[0] if len(there) == 1 else None
 
     def subject_org(self, subject_id: str) -> str | None:
         """The organisation that enrolled a subject, per the ledger, the only one whose seal
@@ -365,12 +378,14 @@ class LedgerConsent:
             "which did, seals its references"
         )
 
-    def owner_problem(self, holder_id: str, org_id: str) -> str | None:
+    def owner_problem(
+        self, holder_id: str, org_id: str, *, claims: bool = True, at_seq: int | None = None
+    ) -> str | None:
         """Why organisation ``org_id`` may not invite or recover ``holder_id`` (``None``: it
         may): another organisation onboards the holder (``holder_owner``), so one organisation
         of a workspace cannot take another's holder; or the ledger names none (``OWNERLESS``),
-        and then no organisation may."""
-        owner = self.holder_owner(holder_id)
+        and then no organisation may. ``claims``, ``at_seq``: as for ``holder_owner``."""
+        owner = self.holder_owner(holder_id, claims=claims, at_seq=at_seq)
         if owner is None:
             return OWNERLESS
         if owner != org_id:
@@ -402,31 +417,60 @@ class LedgerConsent:
 
     def ownership_claims(self, holder_id: str) -> list[LedgerEvent]:
         """The events that may name the onboarding organisation of a holder whose
-        ``holder.created`` names none, in ledger order: invitations (``holder.invited``) and
-        adoptions (``holder.adopted``, with an attestation) that verify with the key of an
-        organisation the workspace pins. Only the first counts (``holder_owner``)."""
-        events = [*self.invitations_of(holder_id), *self._find((ADOPTION_EVENT,), "holder_id", holder_id)]
+        ``holder.created`` names none, in ledger order: adoptions (``holder.adopted``) the
+        holder signed with their own key and a pinned organisation countersigned, and
+        invitations (``holder.invited``) signed with a pinned organisation key where that
+        organisation could onboard the holder alone (``_invitation_claim_problem``). Only the
+        first counts (``holder_owner``)."""
+        events = [*self.invitations_of(holder_id), *self._adoptions(holder_id)]
         return [e for e in sorted(events, key=lambda e: e.seq) if self._claim_problem(e) is None]
 
     def _claim_problem(self, event: LedgerEvent) -> str | None:
-        body = {k: v for k, v in event.payload.items() if k != "signature"}
+        body = {k: v for k, v in event.payload.items() if k not in ("signature", "holder_signature")}
         if event.event_type == ADOPTION_EVENT:
-            why = attestation_problem(body.get("attestation"))
-            if why:
-                return why
-            try:
-                expected = adoption_payload(
-                    holder_id=str(body.get("holder_id")),
-                    org_id=str(body.get("org_id")),
-                    org_fingerprint=str(body.get("org_fingerprint")),
-                    attestation=body["attestation"],
-                    adopted_at=str(body.get("adopted_at")),
-                )
-            except KeyError:
-                return "it is malformed"
-            if body != expected:
-                return "it is malformed"
-        return self.org_signature_problem(body, event.payload.get("signature"))
+            unsigned = "holder_signature" not in event.payload
+            why = (
+                "it is not signed by the rights holder (an adoption counts only with their signature)"
+                if unsigned
+                else adoption_malformed(body) or self._adopter_signature_problem(event, body)
+            )
+        else:
+            why = self._invitation_claim_problem(event)
+        return why or self.org_signature_problem(body, event.payload.get("signature"))
+
+    def _adopter_signature_problem(self, event: LedgerEvent, body: dict[str, Any]) -> str | None:
+        """Why an adoption is not the rights holder's own: it must verify with the key they had
+        at its ledger row, read without ownership claims (their own rotations, and recoveries by
+        the organisation named at enrolment or the only one), since what this decides is a claim."""
+        holder_id = str(body["holder_id"])
+        if holder_id not in self._unclaimed_histories:
+            self._unclaimed_histories[holder_id] = self._key_history(holder_id, claims=False)
+        key = self._unclaimed_histories[holder_id].at(event.seq)
+        if key is None or key.fingerprint == PASSKEY_ONLY:
+            return "the rights holder has no key of their own to sign it with"
+        if body["holder_fingerprint"] != key.fingerprint:
+            return f"it names key {_short(body['holder_fingerprint'])}, but the holder's key then was {_short(key.fingerprint)}"
+        if not _verifies(key.public_key, body, event.payload["holder_signature"]):
+            return f"its rights holder signature does not verify with their key {_short(key.fingerprint)}"
+        return None
+
+    def _invitation_claim_problem(self, event: LedgerEvent) -> str | None:
+        """Why an invitation does not name the organisation that onboards its holder: written
+        after the workspace bound every new holder to an organisation (the first sealing
+        marker, ``registry.first_sealing_marker``), it counts only where its organisation was
+        the only one on the ledger; the product refuses any other, so it is a second
+        organisation's claim on a holder it did not enrol."""
+        if self._sealed_from is None:
+            self._sealed_from = (first_sealing_marker(self._session, self.org_key),)
+        (sealed_from,) = self._sealed_from
+        if sealed_from is None or event.seq < sealed_from:
+            return None
+        if self._only_org_at(event.seq) != event.payload.get("org_id"):
+            return (
+                "another organisation was on the ledger when it was written, after holders were bound to their "
+                "organisation: only an adoption the holder signs names their organisation then"
+            )
+        return None
 
     def org_signature_problem(self, body: dict[str, Any], signature: Any) -> str | None:
         """Why ``body`` is not signed by the organisation it names (``org_id``,
@@ -441,25 +485,31 @@ class LedgerConsent:
     def adoption_problems(self, holder_id: str) -> list[str]:
         """Each ``holder.adopted`` event of ``holder_id`` that makes no organisation its owner,
         with why: the holder has one already (their ``holder.created`` names it, or an earlier
-        claim does), or it is not signed by a pinned organisation key with an attestation."""
+        claim does), or it is not signed by the holder's key and a pinned organisation key with
+        an attestation; and, for a holder whose ``holder.created`` names none, each invitation
+        that names no owner because another organisation wrote it among several
+        (``_invitation_claim_problem``)."""
         created = self.holder_created(holder_id)
-        named = created is not None and bool(created.payload.get("org_id"))
-        claims = self.ownership_claims(holder_id)
+        if created is not None and created.payload.get("org_id"):
+            named = "the holder's holder.created names their organisation"
+            return [f"ledger row {e.seq}: {ADOPTION_EVENT} ignored: {named}" for e in self._adoptions(holder_id)]
+        claims, owner = self.ownership_claims(holder_id), self.holder_owner(holder_id)
         out = []
-        for event in self._find((ADOPTION_EVENT,), "holder_id", holder_id):
-            why = (
-                "the holder's holder.created names their organisation"
-                if named
-                else self._claim_problem(event)
-                or (
+        for event in sorted([*self._adoptions(holder_id), *self.invitations_of(holder_id)], key=lambda e: e.seq):
+            if event.event_type == ADOPTION_EVENT:
+                why = self._claim_problem(event) or (
                     f"the holder is onboarded already (ledger row {claims[0].seq})"
                     if claims[0].seq != event.seq
                     else None
                 )
-            )
+            else:  # (the owner's own invitations are not claims, and need not be)
+                why = None if event.payload.get("org_id") == owner else self._invitation_claim_problem(event)
             if why:
-                out.append(f"ledger row {event.seq}: {ADOPTION_EVENT} ignored: {why}")
+                out.append(f"ledger row {event.seq}: {event.event_type} ignored: {why}")
         return out
+
+    def _adoptions(self, holder_id: str) -> list[LedgerEvent]:
+        return self._find((ADOPTION_EVENT,), "holder_id", holder_id)
 
     def invitation_problem(
         self,
@@ -560,7 +610,7 @@ class LedgerConsent:
             self._histories[holder_id] = self._key_history(holder_id)
         return self._histories[holder_id]
 
-    def _key_history(self, holder_id: str) -> KeyHistory:
+    def _key_history(self, holder_id: str, *, claims: bool = True) -> KeyHistory:
         events = self._find(HOLDER_KEY_EVENTS, "holder_id", holder_id)
         created = [e for e in events if e.event_type == "holder.created"]
         if not created:
@@ -576,7 +626,7 @@ class LedgerConsent:
             why = (
                 "it comes before the holder was created"
                 if event.seq < first.seq
-                else self._key_change_problem(event, history[-1])
+                else self._key_change_problem(event, history[-1], claims=claims)
             )
             if why:
                 problems.append(f"ledger row {event.seq}: {event.event_type} ignored: {why}")
@@ -599,7 +649,7 @@ class LedgerConsent:
             ]
         return KeyHistory(holder_id, tuple(history), tuple(problems))
 
-    def _key_change_problem(self, event: LedgerEvent, current: HolderKey) -> str | None:
+    def _key_change_problem(self, event: LedgerEvent, current: HolderKey, *, claims: bool = True) -> str | None:
         body = {k: v for k, v in event.payload.items() if k != "signature"}
         signature = event.payload.get("signature")
         if body.get("previous_fingerprint") != current.fingerprint:
@@ -626,7 +676,8 @@ class LedgerConsent:
             # the same trust as a passkey recovery: the holder's own organisation, by a key the
             # workspace pins
             org_id = str(body.get("org_id"))
-            why = self.org_key_problem(org_id) or self.owner_problem(str(body.get("holder_id")), org_id)
+            holder_id = str(body.get("holder_id"))
+            why = self.org_key_problem(org_id) or self.owner_problem(holder_id, org_id, claims=claims, at_seq=event.seq)
             org = self.org_key(org_id)
             if why or org is None:
                 return why or "its organisation is not on the ledger"
@@ -1224,10 +1275,14 @@ class Recovery:
     org: str
     attestation: dict[str, Any]
 
+    #: the rights holder's key that signed an adoption too ("" for recoveries)
+    holder_key: str = ""
+
     def describe(self) -> str:
         how = self.attestation
+        signed = f"; signed by the rights holder's key {_short(self.holder_key)}" if self.holder_key else ""
         return (
-            f"rights holder '{self.holder}': {self.what} by {self.org} at ledger row {self.seq} ({self.at}); "
+            f"rights holder '{self.holder}': {self.what} by {self.org} at ledger row {self.seq} ({self.at}){signed}; "
             f"verified by {how.get('verified_by')}, {how.get('method')}: {how.get('statement')}"
         )
 
@@ -1252,7 +1307,10 @@ def consent_recoveries(workspace: Workspace) -> list[Recovery]:
                 )
                 org = orgs.get(str(event.payload.get("org_id")), str(event.payload.get("org_id")))
                 attestation = event.payload.get("attestation")
-                found.append(Recovery(holder.slug, what, event.seq, event.created_at, org, dict(attestation or {})))
+                adopter = str(event.payload.get("holder_fingerprint")) if what == ADOPTED else ""
+                found.append(
+                    Recovery(holder.slug, what, event.seq, event.created_at, org, dict(attestation or {}), adopter)
+                )
     return sorted(found, key=lambda r: r.seq)
 
 
@@ -1269,7 +1327,7 @@ def ownerless_holders(workspace: Workspace) -> list[str]:
         return [
             f"rights holder '{holder.slug}': the ledger names no organisation that onboarded them and this workspace "
             f"has several ({slugs}): none may invite them or recover their key until the one that enrolled them "
-            f"adopts them (likeness consent adopt-holder {holder.slug} --org ORG ...)"
+            f"adopts them with their signature (likeness consent adopt-holder {holder.slug} --org ORG ...)"
             for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug))
             if view.holder_owner(holder.id) is None
         ]

@@ -34,6 +34,7 @@ from likeness import strict_json
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, parse_utc, utc_iso
 from likeness.consent.grant_requests import (
+    ADOPTION_TYPE,
     GRANT_TYPE,
     REQUESTED_EVENT,
     REVOCATION_TYPES,
@@ -303,18 +304,44 @@ ADOPTION_EVENT = "holder.adopted"
 
 
 def adoption_payload(
-    *, holder_id: str, org_id: str, org_fingerprint: str, attestation: dict[str, Any], adopted_at: str
+    *,
+    holder_id: str,
+    holder_fingerprint: str,
+    org_id: str,
+    org_name: str,
+    org_fingerprint: str,
+    attestation: dict[str, Any],
+    adopted_at: str,
 ) -> dict[str, Any]:
-    """What an organisation signs to become the onboarding organisation of a holder enrolled
-    before holders were bound to one (``LedgerConsent.holder_owner``)."""
+    """What the rights holder (with key ``holder_fingerprint``, on their own machine) and then
+    the organisation sign to make it the onboarding organisation of a holder enrolled before
+    holders were bound to one (``LedgerConsent.holder_owner``): the organisation's signature
+    alone would let any organisation of the workspace take the holder."""
     return {
-        "type": "likeness.holder-adoption.v1",
+        "type": ADOPTION_TYPE,
         "holder_id": holder_id,
+        "holder_fingerprint": holder_fingerprint,
         "org_id": org_id,
+        "org_name": org_name,
         "org_fingerprint": org_fingerprint,
         "attestation": attestation,
         "adopted_at": adopted_at,
     }
+
+
+def adoption_malformed(body: Any) -> str | None:
+    """``None`` if ``body`` is exactly what ``adoption_payload`` builds from its own members
+    with an attestation that says who checked what; else why not (pure)."""
+    if not isinstance(body, dict) or body.get("type") != ADOPTION_TYPE:
+        return f"it is not a holder adoption ({ADOPTION_TYPE})"
+    why = attestation_problem(body.get("attestation"))
+    if why:
+        return why
+    members = ("holder_id", "holder_fingerprint", "org_id", "org_name", "org_fingerprint", "adopted_at")
+    if any(not isinstance(body.get(m), str) for m in members):
+        return "it is malformed"
+    rebuilt = adoption_payload(**{m: body[m] for m in members}, attestation=body["attestation"])
+    return None if rebuilt == body else "it is malformed"
 
 
 @dataclass(frozen=True)
@@ -972,42 +999,85 @@ class Registry:
         )
         return self.holder_fingerprint(row.id)
 
-    def adopt_holder(self, holder: str, *, org: str, attestation: RecoveryAttestation) -> None:
-        """Make organisation ``org`` the onboarding organisation of ``holder`` where the ledger
-        names none (a holder enrolled before holders were bound to one, in a workspace with
-        several organisations, whom no organisation may invite or recover until then): a
-        ``holder.adopted`` event signed by ``org`` with ``attestation`` (who checked that ``org``
-        enrolled them, and how). ``audit verify`` lists it beside recoveries. Refused for a
-        holder the ledger already binds to an organisation; an adoption written anyway, or by a
-        key the workspace does not pin, makes no one owner (``LedgerConsent.adoption_problems``)."""
-        from likeness.consent.integrity import LedgerConsent
-
+    def request_adoption(self, holder: str, *, org: str, attestation: RecoveryAttestation) -> dict[str, Any]:
+        """The adoption body (``adoption_payload``) for ``holder`` to sign on their own machine
+        (``likeness holder sign-adoption``), making organisation ``org`` their onboarding
+        organisation where the ledger names none (a holder enrolled before holders were bound
+        to one, in a workspace with several organisations). ``attestation``: who checked that
+        ``org`` enrolled them, and how. Refused for a holder the ledger already binds and for a
+        holder with no key of their own to sign with (passkey-only)."""
         row = self.get_holder(holder)
         problem = attestation_problem(attestation.as_payload())
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
+        from likeness.consent.passkeys import PASSKEY_ONLY
+
+        self._refuse_bound(row)
+        if row.key_fingerprint == PASSKEY_ONLY:
+            raise RegistryError(
+                f"rights holder '{row.slug}' signs with passkeys only: an adoption counts only with the holder's "
+                "signature by a key of their own, which they do not have"
+            )
         organisation = self.get_org(org)
+        org_key = self._org_signing_key(organisation)
+        return adoption_payload(
+            holder_id=row.id,
+            holder_fingerprint=self._ledger_key(row).fingerprint,
+            org_id=organisation.id,
+            org_name=organisation.name,
+            org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
+            attestation=attestation.as_payload(),
+            adopted_at=utc_iso(now_utc()),
+        )
+
+    def _import_adoption(self, signed: SignedConsent) -> str:
+        """Put an adoption the holder signed (``request_adoption``, ``holder sign-adoption``) on
+        the ledger, countersigned by the organisation it names: ``holder.adopted`` is the body
+        with ``holder_signature`` and ``signature``. ``signature_invalid`` unless the holder's
+        key in force per the ledger signed it; ``RegistryError`` for a holder the ledger binds
+        already. Returns the holder's slug."""
+        from likeness.consent.integrity import LedgerConsent
+
+        body = signed.payload
+        why = adoption_malformed(body)
+        if why:
+            raise ConsentRequestError(f"the holder adoption is refused: {why}")
+        row = self.get_holder(str(body["holder_id"]))
+        self._refuse_bound(row)
+        self._check_holder_signature("grant", row, signed, body["holder_fingerprint"])
+        organisation = self.get_org(str(body["org_id"]))
+        org_key = self._org_signing_key(organisation)
+        if keys.fingerprint(keys.public_raw(org_key)) != body["org_fingerprint"]:
+            raise ConsentRequestError(
+                f"the holder adoption is refused: it names key {body['org_fingerprint']} for organisation "
+                f"'{organisation.slug}', which signs with another now: request it again"
+            )
+        event = self._ledger.append(
+            ADOPTION_EVENT,
+            {**body, "holder_signature": signed.signature, "signature": keys.sign(org_key, canonical_bytes(body))},
+        )
+        with self._session_factory() as session:  # what every later decision reads, once now
+            problems = [p for p in LedgerConsent(session).adoption_problems(row.id) if f"row {event.seq}:" in p]
+        if problems:
+            raise ConsentError("signature_invalid", f"the adoption does not count on the ledger: {problems[0]}")
+        return row.slug
+
+    def _refuse_bound(self, row: RightsHolder) -> None:
+        """``RegistryError`` when the ledger already names the organisation that onboarded
+        ``row``: an adoption is only for a holder it names none for."""
+        from likeness.consent.integrity import LedgerConsent
+
         with self._session_factory() as session:
             view = LedgerConsent(session)
             created = view.holder_created(row.id)
             bound = [created] if created is not None and created.payload.get("org_id") else []
             bound = bound or view.ownership_claims(row.id)[:1]
-            owner = str(bound[0].payload.get("org_id")) if bound else None
         if bound:
-            named = self._org_slug_or_id(owner)
+            named = self._org_slug_or_id(str(bound[0].payload.get("org_id")))
             raise RegistryError(
                 f"rights holder '{row.slug}' is onboarded by organisation '{named}' already (ledger row "
                 f"{bound[0].seq}): an adoption is only for a holder the ledger names no organisation for"
             )
-        org_key = self._org_signing_key(organisation)
-        payload = adoption_payload(
-            holder_id=row.id,
-            org_id=organisation.id,
-            org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
-            attestation=attestation.as_payload(),
-            adopted_at=utc_iso(now_utc()),
-        )
-        self._ledger.append(ADOPTION_EVENT, {**payload, "signature": keys.sign(org_key, canonical_bytes(payload))})
 
     def _org_slug_or_id(self, org_id: str | None) -> str:
         try:
@@ -1281,9 +1351,9 @@ class Registry:
         return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
 
     def import_signed(self, signed: SignedConsent) -> str:
-        """Import a grant, release, revocation, key rotation or passkey vouch signed on the
-        holder's machine; returns the grant's or release's id (a rotation: the new key's
-        fingerprint; a vouch: the passkey's). Refused,
+        """Import a grant, release, revocation, key rotation, passkey vouch or adoption signed on
+        the holder's machine; returns the grant's or release's id (a rotation: the new key's
+        fingerprint; a vouch: the passkey's; an adoption: the holder's slug). Refused,
         with the reason, when a grant names a prohibited use (``prohibited_use``), answers no
         request of this workspace (``not_requested``), differs from the request
         (``grant_altered`` / ``release_altered``, naming the members), or is not signed by the
@@ -1293,6 +1363,8 @@ class Registry:
             return self._import_rotation(signed)
         if signed.payload_type == VOUCH_TYPE:
             return self._import_passkey_vouch(signed)
+        if signed.payload_type == ADOPTION_TYPE:
+            return self._import_adoption(signed)
         kind_of_revocation = REVOCATION_TYPES.get(signed.payload_type)
         if kind_of_revocation is not None:
             return self._import_revocation(kind_of_revocation, signed)

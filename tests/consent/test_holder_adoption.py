@@ -1,0 +1,279 @@
+"""An adoption names a legacy holder's organisation only with the rights holder's own signature.
+
+Found as a second agency (byeol) sharing a workspace with haneul, holding its own pinned key:
+an adoption signed by the organisation alone, or an invitation byeol signed and appended itself,
+made byeol the onboarding organisation of haneul's legacy artist, and byeol then recovered the
+artist's key to one of its own and signed a grant that ``authorize`` accepted; ``audit verify``
+stayed clean."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from likeness.cli import app
+from likeness.config import Settings
+from likeness.consent import keys
+from likeness.consent.audit import audit_workspace
+from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
+from likeness.consent.grant_requests import SignedConsent
+from likeness.consent.holder import HolderMachine, sign_adoption
+from likeness.consent.integrity import consent_row_problems
+from likeness.consent.registry import ADOPTION_EVENT, adoption_payload
+from likeness.errors import ConsentError, ReferenceSealerRefused, RegistryError
+from likeness.workspace import Workspace
+from tests.conftest import holder_machine
+from tests.consent.test_holder_owner import CHECKED, _legacy_holder, _owner
+
+
+def _takeover(ws: Workspace, tmp_path: Path) -> None:
+    """What byeol does once it counts as mina's organisation: recover her key to one of its
+    own, sign a grant with it and render."""
+    machine = HolderMachine(tmp_path / "byeol-machine")
+    ws.registry.recover_holder_key(
+        "mina-holder", org="byeol", attestation=CHECKED, new_public_key_pem=machine.public_key("stolen")
+    )
+    request = ws.registry.request_grant("mina", "byeol", ["training"], valid_until=now_utc() + timedelta(days=5))
+    ws.registry.import_signed(machine.sign(request, "stolen"))
+    ws.policy.authorize("mina", "training", "byeol")
+
+
+def _byeol(ws: Workspace) -> tuple[str, str, Ed25519PrivateKey]:
+    org = ws.registry.get_org("byeol")
+    return org.id, org.key_fingerprint, keys.load_private_key(ws.registry.org_key_path("byeol"))
+
+
+def _refused_and_named(ws: Workspace, tmp_path: Path, holder_id: str, event_type: str) -> None:
+    assert _owner(ws, holder_id) is None
+    with pytest.raises(RegistryError, match="no organisation that onboarded"):
+        _takeover(ws, tmp_path)
+    named = [p.problem for p in consent_row_problems(ws) if f"{event_type} ignored" in p.problem]
+    assert named, consent_row_problems(ws)
+    assert not audit_workspace(ws).ok
+
+
+def _append_byeol_invitation(ws: Workspace, holder_id: str) -> None:
+    """An invitation byeol signs with its pinned key and appends itself."""
+    org_id, fingerprint, byeol_key = _byeol(ws)
+    body = {
+        "invitation_id": uuid.uuid4().hex,
+        "holder_id": holder_id,
+        "org_id": org_id,
+        "org_fingerprint": fingerprint,
+        "token_sha256": "0" * 64,
+        "created_by": "byeol admin",
+        "expires_at": utc_iso(now_utc() + timedelta(days=7)),
+    }
+    ws.ledger.append("holder.invited", {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))})
+
+
+def _mina(ws: Workspace):
+    holder = _legacy_holder(ws, "mina-holder")
+    ws.registry.add_subject("mina", "Mina", holder="mina-holder")
+    return holder
+
+
+@pytest.mark.parametrize("signed_by", ["the organisation alone", "the organisation and a key it made"])
+def test_an_adoption_the_rights_holder_did_not_sign_makes_no_one_owner(two_agencies, tmp_path, signed_by):
+    ws = two_agencies
+    holder = _mina(ws)
+    org_id, fingerprint, byeol_key = _byeol(ws)
+    if signed_by == "the organisation alone":  # what `consent adopt-holder` wrote before
+        body = {
+            "type": "likeness.holder-adoption.v1",
+            "holder_id": holder.id,
+            "org_id": org_id,
+            "org_fingerprint": fingerprint,
+            "attestation": CHECKED.as_payload(),
+            "adopted_at": utc_iso(now_utc()),
+        }
+        event = {**body, "signature": keys.sign(byeol_key, canonical_bytes(body))}
+    else:
+        body = adoption_payload(
+            holder_id=holder.id,
+            holder_fingerprint=holder.key_fingerprint,
+            org_id=org_id,
+            org_name="Byeol Entertainment",
+            org_fingerprint=fingerprint,
+            attestation=CHECKED.as_payload(),
+            adopted_at=utc_iso(now_utc()),
+        )
+        made = Ed25519PrivateKey.generate()
+        signatures = {"holder_signature": keys.sign(made, canonical_bytes(body))}
+        event = {**body, **signatures, "signature": keys.sign(byeol_key, canonical_bytes(body))}
+    ws.ledger.append(ADOPTION_EVENT, event)
+    _refused_and_named(ws, tmp_path, holder.id, ADOPTION_EVENT)
+
+
+def test_the_holders_signature_for_one_organisation_does_not_adopt_them_for_another(two_agencies, tmp_path):
+    ws = two_agencies
+    holder = _mina(ws)
+    body = ws.registry.request_adoption("mina-holder", org="haneul", attestation=CHECKED)
+    signed = sign_adoption(body, holder_machine(ws.registry).key("mina-holder"))
+    org_id, fingerprint, byeol_key = _byeol(ws)
+    moved = {**body, "org_id": org_id, "org_name": "Byeol Entertainment", "org_fingerprint": fingerprint}
+    ws.ledger.append(
+        ADOPTION_EVENT,
+        {**moved, "holder_signature": signed.signature, "signature": keys.sign(byeol_key, canonical_bytes(moved))},
+    )
+    _refused_and_named(ws, tmp_path, holder.id, ADOPTION_EVENT)
+    ws.registry.import_signed(signed)  # the holder's own adoption, for haneul, still counts
+    assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
+
+
+def test_an_invitation_another_organisation_signs_among_several_makes_it_no_owner(two_agencies, tmp_path):
+    """The claim a signed ``holder.invited`` made: byeol signs one for haneul's legacy holder
+    and appends it (the portal refuses to write it)."""
+    ws = two_agencies
+    holder = _mina(ws)
+    _append_byeol_invitation(ws, holder.id)
+    _refused_and_named(ws, tmp_path, holder.id, "holder.invited")
+
+
+def test_a_passkey_only_holder_has_no_key_to_sign_an_adoption_with(two_agencies):
+    ws = two_agencies
+    _legacy_holder(ws, "sora-holder", passkey_only=True)
+    with pytest.raises(RegistryError, match="signs with passkeys only: an adoption counts only with the holder"):
+        ws.registry.request_adoption("sora-holder", org="haneul", attestation=CHECKED)
+
+
+def test_an_adoption_signed_with_another_key_is_refused_at_import(two_agencies, tmp_path):
+    ws = two_agencies
+    _mina(ws)
+    body = ws.registry.request_adoption("mina-holder", org="haneul", attestation=CHECKED)
+    other = HolderMachine(tmp_path / "elsewhere")
+    other.public_key("mina-holder")
+    with pytest.raises(ConsentError, match="addressed to key"):
+        sign_adoption(body, other.key("mina-holder"))
+    forged = sign_adoption(
+        {**body, "holder_fingerprint": keys.fingerprint(keys.public_raw(other.key("mina-holder")))},
+        other.key("mina-holder"),
+    )
+    with pytest.raises(ConsentError) as refused:
+        ws.registry.import_signed(forged)
+    assert refused.value.reason == "signature_invalid"
+    assert ws.ledger.find(ADOPTION_EVENT) == []
+
+
+def _cli(home: Path, *args: str):
+    return CliRunner().invoke(app, ["--home", str(home), *args])
+
+
+def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_path):
+    home = tmp_path / "home"
+    assert _cli(home, "init", "--org", "haneul").exit_code == 0
+    assert _cli(home, "org", "add", "byeol").exit_code == 0
+    ws = Workspace.open(Settings(home=home))
+    try:
+        _mina(ws)
+    finally:
+        ws.close()
+    attestation = ("--statement", "enrolment contract checked", "--verified-by", "J. Park (legal)")
+    drafted = _cli(
+        home,
+        "consent",
+        "adopt-holder",
+        "mina-holder",
+        "--org",
+        "haneul",
+        *attestation,
+        "--method",
+        "notarised_document",
+        "--out",
+        str(tmp_path / "adoption.json"),
+    )
+    assert drafted.exit_code == 0, drafted.output
+    assert "holder sign-adoption" in " ".join(drafted.output.split())
+    machine = HolderMachine.beside(home)
+    key = str(machine.key_path("mina-holder"))
+    signed = CliRunner().invoke(
+        app,
+        [
+            "holder",
+            "sign-adoption",
+            str(tmp_path / "adoption.json"),
+            "--key",
+            key,
+            "--out",
+            str(tmp_path / "signed.json"),
+            "--yes",
+        ],
+    )
+    assert signed.exit_code == 0, signed.output
+    assert "enrolled you" in " ".join(signed.output.split()) and "Organisation 'haneul'" in signed.output
+    imported = _cli(home, "consent", "import", str(tmp_path / "signed.json"))
+    assert imported.exit_code == 0, imported.output
+    assert "rights holder mina-holder adopted by haneul" in imported.output
+    shown = _cli(home, "audit", "verify")
+    text = " ".join(shown.output.split())
+    assert shown.exit_code == 0, shown.output
+    assert "adoption: rights holder 'mina-holder': adopted by" in text and "signed by the rights holder's key" in text
+    again = _cli(
+        home,
+        "consent",
+        "adopt-holder",
+        "mina-holder",
+        "--org",
+        "byeol",
+        *attestation,
+        "--method",
+        "in_person",
+        "--out",
+        str(tmp_path / "again.json"),
+    )
+    assert again.exit_code == 1 and "onboarded by organisation 'haneul' already" in " ".join(again.output.split())
+    assert "Traceback" not in again.output
+
+
+def test_adding_an_organisation_does_not_undo_the_key_recovery_the_only_one_made(workspace, tmp_path):
+    """A legacy holder's key recovered while haneul was the workspace's only organisation:
+    adding byeol made the ledger name no owner for the holder, so the recovery stopped counting
+    and the lost key (perhaps in a thief's hands) signed grants again."""
+    ws = workspace
+    ws.registry.add_org("haneul", "Haneul Entertainment")
+    holder = _mina(ws)
+    device = HolderMachine(tmp_path / "new-device")
+    recovered = ws.registry.recover_holder_key(
+        "mina-holder", org="haneul", attestation=CHECKED, new_public_key_pem=device.public_key("mina-new")
+    )
+    ws.registry.add_org("byeol", "Byeol Entertainment")
+    assert ws.registry.holder_fingerprint(holder.id) == recovered
+    request = ws.registry.request_grant("mina", "haneul", ["training"], valid_until=now_utc() + timedelta(days=5))
+    lost = holder_machine(ws.registry).key("mina-holder")
+    signed_with_lost = SignedConsent(
+        payload=request.payload,
+        signature=keys.sign(lost, canonical_bytes(request.payload)),
+        public_key=keys.public_raw(lost).hex(),
+        signed_at=utc_iso(now_utc()),
+        request=request,
+    )
+    with pytest.raises(ConsentError) as refused:
+        ws.registry.import_signed(signed_with_lost)
+    assert refused.value.reason == "signature_invalid"
+    with pytest.raises(ConsentError, match="no consent grant exists for subject"):
+        ws.policy.authorize("mina", "training", "haneul")
+    # the holder adopts haneul with the key they have now
+    body = ws.registry.request_adoption("mina-holder", org="haneul", attestation=CHECKED)
+    ws.registry.import_signed(sign_adoption(body, device.key("mina-new")))
+    assert _owner(ws, holder.id) == ws.registry.get_org("haneul").id
+
+
+def test_an_invitation_another_organisation_signs_does_not_let_it_seal_the_subjects_references(two_agencies):
+    """A subject enrolled naming no organisation while several were on the ledger is sealed by
+    its holder's onboarding organisation: byeol's own invitation made it that, and a stranger's
+    face became the subject's sealed reference."""
+    from tests.consent.test_reference_binding import _sha, _vector
+
+    ws = two_agencies
+    holder = _mina(ws)
+    _append_byeol_invitation(ws, holder.id)
+    with pytest.raises(ReferenceSealerRefused, match="the ledger names no organisation that enrolled"):
+        ws.registry.add_reference_embedding(
+            "mina", _vector(7), source_name="stranger.jpg", source_sha256=_sha("stranger"), org="byeol"
+        )
+    assert ws.ledger.find("subject.reference_added") == []
