@@ -73,9 +73,11 @@ def _append_byeol_invitation(ws: Workspace, holder_id: str) -> None:
 
 
 def _mina(ws: Workspace):
-    holder = _legacy_holder(ws, "mina-holder")
-    ws.registry.add_subject("mina", "Mina", holder="mina-holder")
-    return holder
+    """Haneul's artist mina as enrolled before ``subject.created`` and ``holder.created`` named
+    an organisation: the ledger names none for her."""
+    from tests.consent.test_reference_binding import _legacy_subject
+
+    return _legacy_subject(ws, "mina")
 
 
 @pytest.mark.parametrize("signed_by", ["the organisation alone", "the organisation and a key it made"])

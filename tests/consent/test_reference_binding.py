@@ -517,7 +517,7 @@ def test_a_new_workspace_is_marked_with_its_first_organisation_and_a_copy_withou
             opened.close()
 
 
-def _legacy_subject(ws, slug: str) -> None:
+def _legacy_subject(ws, slug: str):
     """A subject and its holder as workspaces enrolled them before ``subject.created`` and
     ``holder.created`` named an organisation (enrolment now refuses to name none)."""
     import uuid
@@ -542,6 +542,7 @@ def _legacy_subject(ws, slug: str) -> None:
         session.add(subject)
         session.commit()
     ws.ledger.append("subject.created", {**created, "owner_org_id": None, "public_name": False})
+    return holder
 
 
 def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_none(workspace):
