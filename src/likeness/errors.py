@@ -146,6 +146,20 @@ class EnrollingOrgUnnamed(RegistryError):
         super().__init__(f"{what} '{slug}': {why}")
 
 
+class SubjectEnrollerRefused(RegistryError):
+    """Organisation ``org`` may not enrol subject ``subject`` under rights holder ``holder``:
+    only the organisation that onboarded the holder does (``problem`` says which, or why the
+    ledger names none). Another organisation would otherwise hold a subject of theirs, seal a
+    stranger's face as its references and ask the holder for consent under it. Nothing is
+    written."""
+
+    def __init__(self, subject: str, holder: str, org: str, problem: str) -> None:
+        self.subject, self.holder, self.org = subject, holder, org
+        super().__init__(
+            f"subject '{subject}': organisation '{org}' may not enrol it under rights holder '{holder}': {problem}"
+        )
+
+
 class EvidenceRefused(RegistryError):
     """A recovery's evidence file (``source``) that cannot stand as evidence: ``empty`` (its
     digest would attest nothing) or ``too_large`` (over ``EVIDENCE_MAX_BYTES``)."""

@@ -80,14 +80,14 @@ def test_subject_add_for_an_enrolled_holder_among_several_organisations_exits_1_
     assert refused.exit_code == 1, refused.output
     assert refused.output == f"error: {SUBJECT_REFUSED}\n"
     assert not isinstance(refused.exception, EnrollingOrgUnnamed)
-    # the configured organisation names one
-    enrolled = _cli(home, "subject", "add", "mina", "--holder", "jun-holder", env={"LIKENESS_ORG": "byeol"})
+    # the configured organisation names one (the holder's own: haneul onboarded them)
+    enrolled = _cli(home, "subject", "add", "mina", "--holder", "jun-holder", env={"LIKENESS_ORG": "haneul"})
     assert enrolled.exit_code == 0, enrolled.output
     ws = Workspace.open(Settings(home=home))
     try:
         mina = ws.registry.get_subject("mina")
         (created,) = [e for e in ws.ledger.find("subject.created") if e.payload["subject_id"] == mina.id]
-        assert created.payload["org_id"] == ws.registry.get_org("byeol").id
+        assert created.payload["org_id"] == ws.registry.get_org("haneul").id
     finally:
         ws.close()
 

@@ -179,8 +179,9 @@ def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(two_age
     """Before: one appended ``subject.created`` naming byeol made byeol the owner; a second
     organisation among them made the owner ambiguous, and then anyone could recover."""
     ws = two_agencies
-    holder = _legacy_holder(ws, "mina-holder")
-    ws.registry.add_subject("mina", "Mina", holder="mina-holder", org="haneul")  # an artist: no owner organisation
+    from tests.consent.test_reference_binding import _legacy_subject
+
+    holder = _legacy_subject(ws, "mina")  # an artist: no owner organisation
     _appended_subject(ws, holder.id, ws.registry.get_org("byeol").id)
     assert _owner(ws, holder.id) is None
     for org in ("byeol", "haneul"):
@@ -245,7 +246,8 @@ def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other
     ws.ledger.append(ADOPTION_EVENT, signed)
     assert _owner(ws, holder.id) == haneul.id
     assert any(
-        f"{ADOPTION_EVENT} ignored: the holder is onboarded already" in p.problem for p in consent_row_problems(ws)
+        f"{ADOPTION_EVENT} ignored: the holder is adopted by organisation 'haneul' already" in p.problem
+        for p in consent_row_problems(ws)
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
+from likeness.errors import RegistryError
 from likeness.service.app import create_app
 from likeness.service.roles import Role
 from likeness.service.security import CSP, LANG_COOKIE
@@ -80,8 +82,9 @@ def test_unexpected_exception_is_a_500_problem_without_traceback(service_world, 
     assert any(body["error_id"] in r.getMessage() for r in caplog.records)
 
 
-def test_a_subject_enrolled_naming_no_organisation_among_several_is_a_409_that_says_so(service_world):
-    """Not a 404: nothing is missing, the request must name the organisation that enrols."""
+def _enrolling_routes(service_world, **options: str) -> str:
+    """Routes (``/api/v1/test-enrol``, ``/console/test-enrol``) that enrol subject sora under
+    jun's rights holder with ``options``, once byeol joined the workspace; the holder's slug."""
     app, registry = service_world.app, service_world.workspace.registry
     registry.add_org("byeol", "Byeol Entertainment")
     holder = registry.get_subject("jun").holder_slug
@@ -89,8 +92,14 @@ def test_a_subject_enrolled_naming_no_organisation_among_several_is_a_409_that_s
     @app.post("/api/v1/test-enrol")
     @app.post("/console/test-enrol")
     def enrol() -> None:
-        registry.add_subject("sora", "Sora", holder=holder)
+        registry.add_subject("sora", "Sora", holder=holder, **options)
 
+    return holder
+
+
+def test_a_subject_enrolled_naming_no_organisation_among_several_is_a_409_that_says_so(service_world):
+    """Not a 404: nothing is missing, the request must name the organisation that enrols."""
+    _enrolling_routes(service_world)
     sentence = "subject 'sora': this workspace has several organisations (byeol, studio) and none was named"
     response = service_world.client().post("/api/v1/test-enrol")
     assert response.status_code == 409 and response.headers["content-type"] == PROBLEM
@@ -104,6 +113,28 @@ def test_a_subject_enrolled_naming_no_organisation_among_several_is_a_409_that_s
         )
         assert page.status_code == 409 and page.headers["content-type"].startswith("text/html")
         assert f"409 · {title}" in page.text and sentence.replace("'", "&#39;") in page.text
+
+
+def test_a_subject_enrolled_under_another_organisations_holder_is_a_409_that_says_so(service_world):
+    """Not a 404: the holder exists, and only the organisation that onboarded them enrols."""
+    holder = _enrolling_routes(service_world, org="byeol")
+    sentence = f"subject 'sora': organisation 'byeol' may not enrol it under rights holder '{holder}'"
+    response = service_world.client().post("/api/v1/test-enrol")
+    assert response.status_code == 409 and response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["type"] == "urn:likeness:problem:enroller-not-onboarding-org"
+    assert body["detail"].startswith(sentence) and "onboarded by organisation 'studio'" in body["detail"]
+    titles = (
+        ("en", "Only the holder&#39;s onboarding organisation enrols their subjects"),
+        ("ko", "권리자를 등록한 소속사만 그 권리자의 대상을 등록할 수 있습니다"),
+    )
+    for lang, title in titles:
+        page = service_world.client(cookies={LANG_COOKIE: lang}).post(
+            "/console/test-enrol", headers={"accept": "text/html"}
+        )
+        assert page.status_code == 409 and f"409 · {title}" in page.text
+    with pytest.raises(RegistryError, match="no subject 'sora'"):
+        service_world.workspace.registry.get_subject("sora")
 
 
 def test_security_headers_and_strict_csp_on_api_console_and_errors(service_world):

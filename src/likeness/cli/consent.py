@@ -132,7 +132,13 @@ def subject_add(
         ),
     ] = None,
     holder: Annotated[
-        str | None, typer.Option("--holder", help="Existing rights holder slug (else one is created).")
+        str | None,
+        typer.Option(
+            "--holder",
+            help="Existing rights holder slug (else one is created); only the organisation that onboarded "
+            "them may enrol a subject under them (a holder the ledger names no organisation for is adopted "
+            "first: likeness consent adopt-holder).",
+        ),
     ] = None,
     holder_kind: Annotated[
         str | None,

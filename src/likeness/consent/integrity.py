@@ -330,14 +330,52 @@ class LedgerConsent:
         created = self._first_events("subject.created", "subject_id").get(subject_id)
         if created is None:
             return None
-        for member in ("org_id", "owner_org_id"):
-            if isinstance(created.payload.get(member), str) and created.payload[member]:
-                return str(created.payload[member])
+        named = _named_enroller(created)
+        if named is not None:
+            return None if self._enrolment_problem(created) else named
         pinned = self.pinned_orgs()
         if pinned and sum(self._first_events("org.created", "org_id")[o].seq < created.seq for o in pinned) <= 1:
             return pinned[0]
         holder = created.payload.get("holder_id")
         return self.holder_owner(holder) if isinstance(holder, str) else None
+
+    def enroller_problem(self, holder_id: str, org_id: str, *, at_seq: int | None = None) -> str | None:
+        """Why organisation ``org_id`` may not enrol a subject under ``holder_id`` (``None``: it
+        may): only the holder's onboarding organisation (``holder_owner``; ``at_seq``: as there)
+        does, so another organisation of the workspace cannot hold a subject of theirs whose
+        references it seals (a stranger's face) and ask the holder's consent under it."""
+        owner = self.holder_owner(holder_id, at_seq=at_seq)
+        if owner is None:
+            return (
+                "the ledger names no organisation that onboarded the rights holder (enrolled before holders were "
+                "bound to one, in a workspace with several organisations), so none enrols subjects under them: the "
+                "organisation that onboarded them adopts them first, with the holder's signature "
+                "(likeness consent adopt-holder)"
+            )
+        if owner != org_id:
+            return (
+                f"the rights holder is onboarded by organisation {self.org_slug(owner)!r}, the only one that enrols "
+                "subjects under them"
+            )
+        return None
+
+    def subject_enrolment_problem(self, subject_id: str) -> str | None:
+        """Why the organisation a subject's ``subject.created`` event names does not count as the
+        one that enrolled it (``None``: it does, or the event names none): it is not the holder's
+        onboarding organisation at that row (``enroller_problem``). The event is unsigned, so a
+        database editor could append one naming any organisation; then no organisation seals the
+        subject's references (``subject_org``), and audit names it."""
+        created = self._first_events("subject.created", "subject_id").get(subject_id)
+        return self._enrolment_problem(created) if created is not None else None
+
+    def _enrolment_problem(self, created: LedgerEvent) -> str | None:
+        named, holder = _named_enroller(created), created.payload.get("holder_id")
+        if named is None:
+            return None
+        if not isinstance(holder, str):
+            return "its subject.created event names no rights holder"
+        problem = self.enroller_problem(holder, named, at_seq=created.seq)
+        return f"organisation {self.org_slug(named)!r} is named as enrolling it, but {problem}" if problem else None
 
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
@@ -368,6 +406,9 @@ class LedgerConsent:
             return None
         if entitled is None and self.subject_created(subject_id) is None:
             return "the subject has no subject.created event on the ledger, so no organisation seals its references"
+        enrolment = self.subject_enrolment_problem(subject_id) if entitled is None else None
+        if enrolment is not None:
+            return f"{enrolment}; so no organisation seals its references"
         if entitled is None:
             return (
                 "the ledger names no organisation that enrolled the subject (it was enrolled, naming none, while "
@@ -497,16 +538,22 @@ class LedgerConsent:
         out = []
         for event in sorted([*self._adoptions(holder_id), *self.invitations_of(holder_id)], key=lambda e: e.seq):
             if event.event_type == ADOPTION_EVENT:
-                why = self._claim_problem(event) or (
-                    f"the holder is onboarded already (ledger row {claims[0].seq})"
-                    if claims[0].seq != event.seq
-                    else None
-                )
+                why = self._claim_problem(event) or self.claimed_before(event, claims)
             else:  # (the owner's own invitations are not claims, and need not be)
                 why = None if event.payload.get("org_id") == owner else self._invitation_claim_problem(event)
             if why:
                 out.append(f"ledger row {event.seq}: {event.event_type} ignored: {why}")
         return out
+
+    def claimed_before(self, event: LedgerEvent, claims: list[LedgerEvent]) -> str | None:
+        """Why a valid claim ``event`` names no owner: an earlier one of ``claims``
+        (``ownership_claims``) already does, e.g. a second adoption imported at the same moment
+        (``None``: it is the first)."""
+        first = claims[0] if claims else event
+        if first.seq == event.seq:
+            return None
+        how = "adopted" if first.event_type == ADOPTION_EVENT else "onboarded"
+        return f"the holder is {how} by organisation {self.org_slug(str(first.payload.get('org_id')))!r} already (ledger row {first.seq})"
 
     def _adoptions(self, holder_id: str) -> list[LedgerEvent]:
         return self._find((ADOPTION_EVENT,), "holder_id", holder_id)
@@ -1570,6 +1617,15 @@ def _unpinned_orgs(view: LedgerConsent) -> list[ConsentProblem]:
     return out
 
 
+def _named_enroller(created: LedgerEvent) -> str | None:
+    """The organisation a ``subject.created`` event names as enrolling the subject (``org_id``,
+    else its owner ``owner_org_id``); ``None`` for events written before they named one."""
+    for member in ("org_id", "owner_org_id"):
+        if isinstance(created.payload.get(member), str) and created.payload[member]:
+            return str(created.payload[member])
+    return None
+
+
 def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
     out = []
     for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug)):
@@ -1624,6 +1680,9 @@ def _subject_problems(session: Session, view: LedgerConsent) -> list[ConsentProb
         altered = subject_identity_problem(view, subject) if ledger_holder is not None else None
         if altered:
             out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}': {altered.detail}"))
+        enrolment = view.subject_enrolment_problem(subject.id)
+        if enrolment:
+            out.append(ConsentProblem("subject", subject.id, f"subject '{subject.slug}': {enrolment}"))
     return out + _missing_rows(session, view, "subject", "subject.created", Subject)
 
 

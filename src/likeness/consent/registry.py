@@ -83,6 +83,7 @@ from likeness.errors import (
     ReferenceSealerRefused,
     ReferenceUnsealed,
     RegistryError,
+    SubjectEnrollerRefused,
 )
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -616,6 +617,7 @@ class Registry:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
         if holder is not None:
             holder_row = self.get_holder(holder)
+            self._refuse_enroller(slug, holder_row, enrolling)
         elif holder_public_key_pem is None:
             raise RegistryError(
                 f"subject '{slug}': its rights holder's public key is needed (the holder makes a key pair on their "
@@ -655,6 +657,16 @@ class Registry:
             },
         )
         return self.get_subject(slug)
+
+    def _refuse_enroller(self, slug: str, holder: RightsHolder, org_id: str) -> None:
+        """``SubjectEnrollerRefused`` unless organisation ``org_id`` onboarded ``holder``
+        (``LedgerConsent.enroller_problem``): only it enrols subjects under them."""
+        from likeness.consent.integrity import LedgerConsent
+
+        with self._session_factory() as session:
+            problem = LedgerConsent(session).enroller_problem(holder.id, org_id)
+        if problem is not None:
+            raise SubjectEnrollerRefused(slug, holder.slug, self._org_slug_or_id(org_id), problem)
 
     def get_subject(self, slug_or_id: str) -> SubjectRecord:
         with self._session_factory() as session:
@@ -1057,7 +1069,12 @@ class Registry:
             {**body, "holder_signature": signed.signature, "signature": keys.sign(org_key, canonical_bytes(body))},
         )
         with self._session_factory() as session:  # what every later decision reads, once now
-            problems = [p for p in LedgerConsent(session).adoption_problems(row.id) if f"row {event.seq}:" in p]
+            view = LedgerConsent(session)
+            problems = [p for p in view.adoption_problems(row.id) if f"row {event.seq}:" in p]
+            claims = view.ownership_claims(row.id)
+            raced = view.claimed_before(event, claims) if any(c.seq == event.seq for c in claims) else None
+        if raced:  # another claim came first (imported at the same moment): not a signature fault
+            raise RegistryError(f"rights holder '{row.slug}': the adoption does not count on the ledger: {raced}")
         if problems:
             raise ConsentError("signature_invalid", f"the adoption does not count on the ledger: {problems[0]}")
         return row.slug

@@ -29,6 +29,7 @@ from likeness.errors import (
     LikenessError,
     MediaError,
     RegistryError,
+    SubjectEnrollerRefused,
 )
 from likeness.service.errors import ServiceError
 
@@ -107,6 +108,8 @@ def _library_status(exc: LikenessError) -> tuple[int, str, str]:
         return 403, "consent-refused", "Refused by the consent policy"
     if isinstance(exc, EnrollingOrgUnnamed):  # nothing is missing: the request must name who enrols
         return 409, "enrolling-org-unnamed", "No enrolling organisation was named"
+    if isinstance(exc, SubjectEnrollerRefused):  # the holder exists: another organisation onboarded them
+        return 409, "enroller-not-onboarding-org", "Only the holder's onboarding organisation enrols their subjects"
     if isinstance(exc, RegistryError):
         return 404, "not-found", "Not found"
     if isinstance(exc, MediaError):
