@@ -181,7 +181,7 @@ def stop_workers(pool: ProcessPoolExecutor) -> None:
     are ended (SIGTERM, SIGKILL after ``STOP_WAIT_S``). Workers only verify: the parent keeps
     each result as it comes, so a file left half done is verified again by the next run.
     Waiting for the files in flight instead (``shutdown(wait=True)``) kept a scan stopped by
-    Ctrl-C running for as long as its slowest file (6 to 10 s for 8 s clips)."""
+    Ctrl-C running for as long as its slowest file (4 to 10 s for 8 s clips)."""
     # The executor has no public way to end its workers before Python 3.14
     # (``terminate_workers``); its process table is what that method reads too.
     processes = list((getattr(pool, "_processes", None) or {}).values())
