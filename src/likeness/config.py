@@ -105,6 +105,15 @@ class Settings(BaseSettings):
         gt=0,
         description="an upload by a signed-in user that sends no byte for this long is dropped (408)",
     )
+    upload_min_bytes_per_s: float = Field(
+        default=32 * 1024,
+        gt=0,
+        description="an upload by a signed-in user bringing fewer bytes a second than this, averaged over "
+        "upload_rate_window_s once that much time has passed, is dropped (408)",
+    )
+    upload_rate_window_s: float = Field(
+        default=120.0, gt=0, description="the window upload_min_bytes_per_s is averaged over (seconds)"
+    )
     public_upload_timeout_s: float = Field(
         default=600.0, gt=0, description="a public upload not received whole within this long is dropped (408)"
     )

@@ -6,14 +6,20 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from typing import BinaryIO
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, streamed in chunks (bounded memory for media of any size)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
+        return sha256_stream(handle, chunk_bytes=chunk_bytes)
+
+
+def sha256_stream(handle: BinaryIO, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of what is left to read of an open binary file, read in chunks."""
+    digest = hashlib.sha256()
+    while chunk := handle.read(chunk_bytes):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -44,3 +44,30 @@ def test_filtered_process_forwards_python_output_and_native_errors():
         assert line in err
     assert b"partial" in err  # an unterminated last line is flushed at exit
     assert not any(is_native_noise(line) for line in err)
+
+
+def test_a_process_whose_children_hold_its_stderr_exits_without_waiting_for_them():
+    """Spawned processes (a scan's workers, multiprocessing's resource tracker) hold the filter's
+    pipe as their stderr; the filter waited at exit for them to close it, so a scan stopped by
+    Ctrl-C (and every command that started such a process) spent the join's 2 s more before it
+    exited. It now forwards what is in the pipe and ends."""
+    import os
+    import signal
+    import time
+
+    probe = (
+        "import os, subprocess, sys, time\n"
+        "from likeness.cli.native_logs import filter_native_stderr\n"
+        "filter_native_stderr()\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+        " stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)\n"
+        "os.write(2, b'error: the last line before exit\\n')\n"
+        "print(child.pid, time.monotonic(), flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60)
+    exited = time.monotonic()
+    child, ended = done.stdout.split()
+    os.kill(int(child), signal.SIGTERM)
+    assert done.returncode == 0, done.stderr
+    assert b"error: the last line before exit" in done.stderr.splitlines()
+    assert exited - float(ended) < 1.0  # 2.0 s and more while it waited for the child

@@ -82,3 +82,45 @@ def test_a_mistyped_real_folder_is_named_not_counted_as_no_identities(tmp_path: 
         result = CliRunner().invoke(app, ["detector", "train", "--real", str(given), "--out", str(tmp_path / "out")])
         assert result.exit_code == 1, result.output
         assert f"{given}: {reason}" in result.output and "Traceback" not in result.output
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_names_the_command_that_resumes_it(tmp_path: Path, monkeypatch) -> None:
+    """A Ctrl-C in ``detector train`` ended with the line every command without its own gets
+    ("run the same command again to finish it"), naming no checkpoint, and lost the steps since
+    the last one (every 50). As in ``likeness train``, the first Ctrl-C now stops after the step
+    in flight, saves a checkpoint of it, and names it and the command that continues from it."""
+    import os
+    import shlex
+    import signal
+
+    from likeness.detector import train as detector_train
+    from likeness.train.checkpoint import load_checkpoint
+
+    _write_faces(tmp_path / "real", 14)
+    out = tmp_path / "out"
+    pairs: list[int] = []
+    original = detector_train.training_pair
+
+    def pair_then_ctrl_c(*args, **kwargs):
+        pairs.append(1)
+        if len(pairs) == 1:  # inside the first step
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(detector_train, "training_pair", pair_then_ctrl_c)
+    args = ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "3"]
+    stopped = CliRunner().invoke(app, args)
+    assert stopped.exit_code == 130, stopped.output
+    checkpoint = out / "checkpoint.pt"
+    resume = shlex.join(["likeness", *args, "--threads", "1", "--target-fpr", "0.05"])
+    assert stopped.output.strip().splitlines()[-2:] == [
+        f"interrupted at iteration 1: checkpoint saved to {checkpoint}",
+        f"  continue with: {resume}",
+    ]
+    assert load_checkpoint(checkpoint)["step"] == 1
+    per_step, later = len(pairs), []
+    monkeypatch.setattr(detector_train, "training_pair", lambda *a, **k: later.append(1) or original(*a, **k))
+    resumed = CliRunner().invoke(app, shlex.split(resume)[1:])
+    assert resumed.exit_code == 0, resumed.output
+    assert len(later) == 2 * per_step  # steps 2 and 3: resumed, not started again
+    assert load_checkpoint(checkpoint)["step"] == 3 and (out / "detector.onnx").is_file()

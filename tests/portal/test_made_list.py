@@ -5,6 +5,7 @@ under another holder's grant, and no authorization or refusal rows (those are pe
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from pathlib import Path
@@ -132,8 +133,8 @@ def test_a_render_is_hashed_once_however_often_its_thumbnail_is_shown(signed, mo
     world, holder, (music, _fans) = signed
     seq, render = _kept_render(world, music, "mv-take-1.png", "j1", (200, 30, 30))
     hashed = []
-    original = digests.sha256_file
-    monkeypatch.setattr(digests, "sha256_file", lambda path: hashed.append(path) or original(path))
+    original = digests.sha256_stream
+    monkeypatch.setattr(digests, "sha256_stream", lambda handle: hashed.append(Path(handle.name)) or original(handle))
     for _ in range(3):
         shown = holder.get(f"/portal/grants/{music}/renders/{seq}/thumb")
         assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
@@ -259,3 +260,76 @@ def test_a_page_of_thumbnails_walks_the_outputs_once(signed, monkeypatch) -> Non
     assert listed.count(str(outputs)) == 1
     _kept_render(world, music, f"service/{'f' * 32}/late.render.png", "late", (0, 200, 0))
     assert holder.get("/portal/made").text.count("/renders/") == 7
+
+
+def _shown_colour(thumbnail: bytes) -> tuple[int, int, int]:
+    rgb = np.asarray(Image.open(io.BytesIO(thumbnail)).convert("RGB"), dtype=np.int16)
+    return tuple(int(v) for v in np.median(rgb.reshape(-1, 3), axis=0))
+
+
+def _swap_before_reading(monkeypatch, swap) -> None:
+    """Run ``swap()`` after the kept file's hash was checked, just before its thumbnail is read."""
+    from likeness.service import portal
+
+    original = portal._thumbnail
+
+    def swapped_then_read(*args, **kwargs):
+        swap()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(portal, "_thumbnail", swapped_then_read)
+
+
+def test_a_render_swapped_after_its_hash_was_checked_is_not_what_is_shown(signed, monkeypatch) -> None:
+    """The thumbnail checked the kept file's hash by its path and then opened the path again to
+    draw it: a render replaced in between (``os.replace``, as any editor of the outputs folder
+    can) was shown as the render the ledger names. The file is now opened once, hashed and
+    drawn through the same handle, which keeps the render that was checked; the replace changes
+    that file's change time (it lost its name), so the thumbnail may also be refused, but the
+    picture swapped in is never shown."""
+    world, holder, (music, _fans) = signed
+    seq, render = _kept_render(world, music, "mv-take-1.png", "j1", (200, 30, 30))
+    other = render.with_name("other.png")
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(other)
+    _swap_before_reading(monkeypatch, lambda: os.replace(other, render))
+    shown = holder.get(f"/portal/grants/{music}/renders/{seq}/thumb")
+    if shown.status_code != 404:
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+        red, green, blue = _shown_colour(shown.content)
+        assert red > 150 and blue < 80, (red, green, blue)  # the checked render, not the one swapped in
+
+
+def test_a_render_written_over_while_its_thumbnail_is_read_is_not_shown(signed, monkeypatch) -> None:
+    """The same file written over in place (same inode) after the hash check: what the handle
+    reads is then no longer the checked bytes, and the file's version (size, change time) says
+    so after the read; the thumbnail is refused (404) instead of showing the new picture."""
+    world, holder, (music, _fans) = signed
+    seq, render = _kept_render(world, music, "mv-take-1.png", "j1", (200, 30, 30))
+    replacement = io.BytesIO()
+    Image.new("RGB", (80, 60), (30, 30, 200)).save(replacement, format="PNG")
+    assert len(replacement.getvalue()) != render.stat().st_size
+    _swap_before_reading(monkeypatch, lambda: render.write_bytes(replacement.getvalue()))
+    assert holder.get(f"/portal/grants/{music}/renders/{seq}/thumb").status_code == 404
+
+
+def test_a_video_render_s_thumbnail_is_its_first_frame(signed, tmp_path) -> None:
+    from likeness.media.synthetic import grace_hopper, write_clip
+
+    world, holder, (music, _fans) = signed
+    outputs = Path(world.workspace.outputs_dir)
+    outputs.mkdir(parents=True, exist_ok=True)
+    clip = write_clip(outputs / "mv-take-3.mp4", grace_hopper(), seconds=0.4, size=(192, 108), with_audio=False)
+    event = world.workspace.ledger.append(
+        "render.completed",
+        {
+            "grant_id": music,
+            "use": "music_video",
+            "job_id": "clip",
+            "output_name": clip.name,
+            "output_sha256": hashlib.sha256(clip.read_bytes()).hexdigest(),
+        },
+    )
+    shown = holder.get(f"/portal/grants/{music}/renders/{event.seq}/thumb")
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(shown.content)).size == (192, 108)
+    assert np.asarray(Image.open(io.BytesIO(shown.content))).std() > 10  # a picture, not a blank

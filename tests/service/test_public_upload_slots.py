@@ -29,6 +29,27 @@ JPEG_PART = (
 )
 
 
+def _photo_form(tmp_path) -> bytes:
+    """A multipart body holding one JPEG photo in the field ``file``."""
+    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90).read_bytes()
+    return JPEG_PART[: JPEG_PART.index(b"\xff\xd8")] + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def _post_head(route: str, body: bytes, *headers: str) -> bytes:
+    """The head of a raw HTTP/1.1 POST of the multipart ``body`` to ``route``."""
+    lines = [f"POST {route} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", *headers]
+    lines += [f"Content-Type: multipart/form-data; boundary={BOUNDARY}", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _answer(connection) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
 def test_an_upload_that_stops_sending_is_dropped_with_its_part_file(tmp_path):
     async def drip():
         yield JPEG_PART
@@ -100,11 +121,50 @@ def test_a_signed_in_upload_that_stops_sending_is_dropped_by_a_real_server(setti
     port = free_port()
     with serving(app, port), socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
         connection.sendall(head + JPEG_PART)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
+        answer = _answer(connection)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert b"no byte of the upload came for 1 s" in answer, answer[-400:]
+
+
+def test_a_signed_in_upload_slower_than_the_floor_is_dropped_by_a_real_server(settings, workspace, tmp_path):
+    """Signed-in uploads had only the idle timeout: a client sending a byte just inside every
+    ``upload_idle_timeout_s`` held its connection and part file for ever. They now have a floor
+    as public uploads do, far lower by default (footage over a studio's slow link). A real client
+    sends the form's first bytes, then 10 bytes every 0.1 s (100 B/s) for 1.5 s and then nothing,
+    under a floor of 1000 B/s over 2 s and an idle timeout of 60 s: 408 naming the floor, its
+    part file gone; the same file sent at once is queued (202). Before, the drip was answered
+    only when it went idle for 60 s (the client here gives up after 20 s)."""
+    import socket
+    import time
+
+    from likeness.service.job_kinds import uploads_root
+    from likeness.service.roles import Role
+    from tests.browser import free_port, serving
+    from tests.service.conftest import build_service_world
+
+    slow = settings.model_copy(
+        update={"upload_min_bytes_per_s": 1000, "upload_rate_window_s": 2.0, "upload_idle_timeout_s": 60}
+    )
+    world = build_service_world(slow, workspace)
+    app = create_app(slow, workspace=workspace, accounts=world.accounts)
+    body = _photo_form(tmp_path)
+    head = _post_head("/api/v1/verifications", body, f"Authorization: Bearer {world.tokens[Role.LEGAL]}")
+    port = free_port()
+    with serving(app, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+            connection.sendall(head + body[:200])
+            for start in range(200, 200 + 150, 10):  # 1.5 s of drip inside the first window, then silence
+                connection.sendall(body[start : start + 10])
+                time.sleep(0.1)
+            dropped = _answer(connection)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as connection:
+            connection.sendall(head + body)
+            queued = _answer(connection)
+    assert dropped.startswith(b"HTTP/1.1 408"), dropped[:300]
+    assert b"slower than 0.976562 KiB/s over 2 s" in dropped, dropped[-400:]
+    assert queued.startswith(b"HTTP/1.1 202"), queued[:300]
+    folders = [f for f in uploads_root(workspace).iterdir() if f.is_dir()]
+    assert len(folders) == 1 and len(list(folders[0].iterdir())) == 1  # the queued upload's alone
 
 
 def test_uploads_in_progress_are_bounded_per_address_and_in_all():
@@ -222,19 +282,8 @@ def test_a_public_upload_slower_than_the_floor_is_dropped_by_a_real_server(setti
     )
     world = build_service_world(slow, workspace)
     app = create_app(slow, workspace=workspace, accounts=world.accounts)
-    photo = write_image(tmp_path / "p.jpg", grace_hopper(), quality=90).read_bytes()
-    body = JPEG_PART[: JPEG_PART.index(b"\xff\xd8")] + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
-    head = (
-        f"POST {VERIFY} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-
-    def answer(connection: socket.socket) -> bytes:
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
-        return received
-
+    body = _photo_form(tmp_path)
+    head = _post_head(VERIFY, body)
     port = free_port()
     with serving(app, port):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
@@ -255,10 +304,10 @@ def test_a_public_upload_slower_than_the_floor_is_dropped_by_a_real_server(setti
                     pass
                 assert time.monotonic() < given_up, "the drip was never refused"
             connection.settimeout(30)
-            dropped = answer(connection)
+            dropped = _answer(connection)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
             connection.sendall(head + body)
-            checked = answer(connection)
+            checked = _answer(connection)
     assert dropped.startswith(b"HTTP/1.1 408"), dropped[:300]
     assert b"slower than 0.976562 KiB/s over 2 s" in dropped, dropped[-400:]
     assert checked.startswith(b"HTTP/1.1 200"), checked[:300]

@@ -129,6 +129,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def interrupted_training(checkpoint: Path | None, resume_command: str, *, iteration: int | None = None) -> NoReturn:
+    """Say what a Ctrl-C of a training run kept and how to go on from it, and exit 130: with
+    ``iteration``, the stop saved ``checkpoint`` there; without, it came before a checkpoint
+    could be saved, and ``checkpoint`` is the last one saved before, when there is one.
+    ``resume_command``: the command line that continues the run from ``checkpoint``."""
+    if iteration is not None and checkpoint is not None:
+        note = (
+            f" at iteration {iteration}: checkpoint saved to {printable(checkpoint)}\n  continue with: {resume_command}"
+        )
+    elif checkpoint is not None and checkpoint.is_file():
+        note = f" before a checkpoint could be saved; the last one is {printable(checkpoint)} ({resume_command})"
+    else:
+        note = " before a checkpoint could be saved; nothing was kept"
+    err_console.print(Text.assemble(("interrupted", "yellow"), note))
+    raise typer.Exit(130)
+
+
 def notice(message: str) -> None:
     """One line on stderr for something the user should know that is not a failure."""
     err_console.print(Text.assemble(("notice:", "yellow"), f" {printable(message)}"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from likeness.cli.common import console, err_console, fail, mapped_errors, open_workspace, printable
+from likeness.cli.common import (
+    console,
+    err_console,
+    fail,
+    interrupted_training,
+    mapped_errors,
+    open_workspace,
+    printable,
+)
 
 detector_app = typer.Typer(
     help="The learned manipulation detector: train, evaluate on held-out media, register per artist "
@@ -78,7 +87,8 @@ def train(
     Starts from the general detector shipped in the package (a fine-tune; its card records the
     start and inherits the general model's training files) unless --init or --from-imagenet says
     otherwise."""
-    from likeness.detector.train import DetectorTrainConfig, train_from_folders
+    from likeness.detector.train import CHECKPOINT_FILE, DetectorTrainConfig, train_from_folders
+    from likeness.train.loop import TrainingInterrupted
 
     if init and from_imagenet:
         fail("--init and --from-imagenet each choose where training starts: give one")
@@ -100,13 +110,22 @@ def train(
         ) as bar,
     ):
         task = bar.add_task("align", total=None)
-        card = train_from_folders(
-            real,
-            out,
-            train_only=train_only or (),
-            config=config,
-            progress=lambda stage, d, t, loss: bar.update(task, description=stage, completed=d, total=t),
-        )
+        # A rerun of the same command with the same files resumes (another is refused).
+        resume_with = train_command(real, out, train_only, init, from_imagenet, steps, threads, target_fpr)
+        try:
+            card = train_from_folders(
+                real,
+                out,
+                train_only=train_only or (),
+                config=config,
+                progress=lambda stage, d, t, loss: bar.update(task, description=stage, completed=d, total=t),
+            )
+        except TrainingInterrupted as stopped:
+            bar.stop()
+            interrupted_training(stopped.checkpoint_path, resume_with, iteration=stopped.iteration)
+        except KeyboardInterrupt:
+            bar.stop()
+            interrupted_training(out / CHECKPOINT_FILE, resume_with)
     validation = card["validation"]
     console.print(
         f"{printable(out / card['file'])}: SBI AUC {validation['sbi_auc']:.3f} on {validation['faces']} held-out faces; "
@@ -116,6 +135,27 @@ def train(
     note = threshold_note(card)
     if note:
         err_console.print(Text.assemble(("note", "yellow"), f": {printable(note)}"))
+
+
+def train_command(
+    real: list[Path],
+    out: Path,
+    train_only: list[Path] | None,
+    init: Path | None,
+    from_imagenet: bool,
+    steps: int,
+    threads: int,
+    target_fpr: float,
+) -> str:
+    """The ``likeness detector train`` command line of these options, to print for a resume."""
+    words = ["likeness", "detector", "train"]
+    words += [word for folder in real for word in ("--real", str(folder))]
+    words += ["--out", str(out)]
+    words += [word for folder in train_only or () for word in ("--train-only", str(folder))]
+    words += ["--init", str(init)] if init else []
+    words += ["--from-imagenet"] if from_imagenet else []
+    words += ["--steps", str(steps), "--threads", str(threads), "--target-fpr", f"{target_fpr:g}"]
+    return printable(shlex.join(words))
 
 
 @detector_app.command("export-general")

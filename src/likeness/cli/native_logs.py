@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import select
 import sys
 import threading
 
@@ -28,16 +29,32 @@ def is_native_noise(line: bytes) -> bool:
     return NATIVE_NOISE.match(line) is not None
 
 
-def _forward(read_fd: int, out_fd: int) -> None:
+def _forward(read_fd: int, out_fd: int, wake_fd: int) -> None:
+    """Forward what comes on ``read_fd`` but the noise until a byte comes on ``wake_fd`` (the
+    process is exiting) and nothing more is waiting in the pipe. Not until the pipe's end:
+    processes started from this one (a scan's workers, multiprocessing's resource tracker) hold
+    its write end as their stderr, and waiting for them to close it held every such command at
+    its exit for the 2 s the join allows."""
     pending = b""
+    exiting = False
     try:
-        while chunk := os.read(read_fd, 65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not is_native_noise(line))
-            if kept:
-                os.write(out_fd, kept)
-    except OSError:
+        while True:
+            watched = [read_fd] if exiting else [read_fd, wake_fd]
+            ready, _, _ = select.select(watched, [], [], 0 if exiting else None)
+            if read_fd in ready:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                kept = b"".join(line + b"\n" for line in lines if not is_native_noise(line))
+                if kept:
+                    os.write(out_fd, kept)
+            elif wake_fd in ready:
+                exiting = True
+            else:  # exiting, and nothing more was written before
+                break
+    except (OSError, ValueError):
         pass
     finally:
         if pending and not is_native_noise(pending):
@@ -68,14 +85,18 @@ def filter_native_stderr() -> None:
         buffering=1,
         closefd=False,
     )
-    thread = threading.Thread(target=_forward, args=(read_fd, original), name="native-log-filter", daemon=True)
+    wake_read, wake_write = os.pipe()
+    thread = threading.Thread(
+        target=_forward, args=(read_fd, original, wake_read), name="native-log-filter", daemon=True
+    )
     thread.start()
 
     def _drain() -> None:
-        # Closing our end of the pipe lets the thread see EOF once every writer is done.
+        # What this process wrote is in the pipe by now: the thread forwards it, then ends.
         try:
             sys.stderr.flush()
             os.dup2(original, 2)
+            os.write(wake_write, b"x")
         except OSError:
             return
         thread.join(timeout=2.0)

@@ -22,6 +22,7 @@ from likeness.cli.common import (
     console,
     err_console,
     fail,
+    interrupted_training,
     mapped_errors,
     open_workspace,
     printable,
@@ -296,26 +297,12 @@ def train(
                     )
         except TrainingInterrupted as stopped:
             model_dir = stopped.checkpoint_path.parent
-            err_console.print(
-                Text.assemble(
-                    ("interrupted", "yellow"),
-                    f" at iteration {stopped.iteration}: checkpoint saved to "
-                    f"{printable(stopped.checkpoint_path)}\n  continue with: likeness train --resume {printable(model_dir)}",
-                )
-            )
-            raise typer.Exit(130) from None
+            resume_with = f"likeness train --resume {printable(model_dir)}"
+            interrupted_training(stopped.checkpoint_path, resume_with, iteration=stopped.iteration)
         except KeyboardInterrupt:
             folder = resume or out
             saved = folder / "checkpoint.pt" if folder is not None else None
-            err_console.print(
-                Text.assemble(("interrupted", "yellow"), " before a checkpoint could be saved")
-                + (
-                    f"; the last one is {printable(saved)} (likeness train --resume {printable(folder)})"
-                    if saved is not None and saved.is_file()
-                    else "; nothing was kept"
-                )
-            )
-            raise typer.Exit(130) from None
+            interrupted_training(saved, f"likeness train --resume {printable(folder)}")
     stop_words = {"iterations": "its iteration count reached", "minutes": "its time limit reached"}
     console.print(
         f"trained {result.iterations} iterations ({stop_words.get(result.stop_reason, result.stop_reason)}) "

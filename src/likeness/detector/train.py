@@ -7,7 +7,8 @@ general detector (``likeness.detector.general``, the default: an agency fine-tun
 packaged ImageNet weights (how the general model is trained), from another detector's checkpoint,
 or from scratch (the benchmark's baseline); the card records the start's name and sha256.
 Training state (weights, optimiser, schedule, data RNG, step) is checkpointed atomically
-(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped. At the end the
+(``likeness.train.checkpoint``) and a rerun resumes exactly where it stopped; a Ctrl-C stops
+after the step in flight with a checkpoint of it (``TrainingInterrupted``). At the end the
 logit is calibrated by temperature on held-out self-blends, the threshold is set at a fixed
 false-positive rate on held-out pristine faces, the network is exported to ONNX and a card is
 written beside it.
@@ -45,6 +46,7 @@ COVERAGE: Coverage = "head"
 DEFAULT_SBI = SbiOptions()
 MODEL_FILE = "detector.onnx"
 CARD_FILE = "detector.card.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 DetectorStart = Literal["general", "imagenet", "scratch"]
 DETECTOR_STARTS: tuple[DetectorStart, ...] = ("general", "imagenet", "scratch")
 
@@ -214,6 +216,7 @@ def train_detector(
         resume_loop,
         save_checkpoint,
     )
+    from likeness.train.loop import InterruptRequest, TrainingInterrupted
 
     if len(train) < 2 or len(validation) < 2:
         raise FaceError(
@@ -231,7 +234,7 @@ def train_detector(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.steps, pct_start=0.15
     )
-    checkpoint = out_dir / "checkpoint.pt"
+    checkpoint = out_dir / CHECKPOINT_FILE
     step, seconds = 0, 0.0
     rng = np.random.default_rng(config.seed)
     run = run_record(config, base, training_files, train, validation)
@@ -242,27 +245,32 @@ def train_detector(
         logger.info("resumed detector training at step %d", step)
     started = time.perf_counter() - seconds
     half = max(1, config.batch // 2)
-    while step < config.steps:
-        net.train()
-        pairs = [training_pair(train[int(i)], rng, config.sbi) for i in rng.integers(0, len(train), half)]
-        images = torch.from_numpy(to_tensor_batch([p[0] for p in pairs] + [p[1] for p in pairs]))
-        targets = torch.cat([torch.zeros(half, 1), torch.ones(half, 1)])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), targets)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        step += 1
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(
-                checkpoint,
-                {
-                    **loop_state(net, optimiser, schedule, rng, step, seconds=time.perf_counter() - started),
-                    "run": run,
-                },
-            )
-        if progress:
-            progress(step, config.steps, float(loss.item()))
+    # The first Ctrl-C stops after the step in flight with a checkpoint of it (a second one at
+    # once), as model training does: between checkpoints a stop lost up to 49 steps.
+    with InterruptRequest() as stop:
+        while step < config.steps:
+            net.train()
+            pairs = [training_pair(train[int(i)], rng, config.sbi) for i in rng.integers(0, len(train), half)]
+            images = torch.from_numpy(to_tensor_batch([p[0] for p in pairs] + [p[1] for p in pairs]))
+            targets = torch.cat([torch.zeros(half, 1), torch.ones(half, 1)])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(images), targets)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            step += 1
+            if step % config.checkpoint_every == 0 or step == config.steps or stop.requested:
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        **loop_state(net, optimiser, schedule, rng, step, seconds=time.perf_counter() - started),
+                        "run": run,
+                    },
+                )
+            if progress:
+                progress(step, config.steps, float(loss.item()))
+            if stop.requested and step < config.steps:
+                raise TrainingInterrupted(checkpoint, step)
     seconds = time.perf_counter() - started
 
     onnx_path = out_dir / MODEL_FILE

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from likeness.errors import WorkerStartError
 from likeness.scan.sources import ScanItem
 from likeness.scan.task import ScanOutcome, result_row, scan_in_worker, scan_item
+from likeness.verify.scan import new_worker_pool, stop_workers
 
 if TYPE_CHECKING:
     from likeness.verify.gallery import GallerySnapshot
@@ -109,12 +109,7 @@ class LocalPoolEngine(BaseEngine):
         self.workers = max(1, int(workers))
 
     def _pool(self, size: int) -> ProcessPoolExecutor:
-        from likeness.verify.scan import _init_worker
-
-        context = multiprocessing.get_context("spawn")  # fork + MediaPipe/OpenMP threads can deadlock
-        return ProcessPoolExecutor(
-            max_workers=size, mp_context=context, initializer=_init_worker, initargs=self.setup.args()
-        )
+        return new_worker_pool(size, self.setup.args())
 
     def run(self, items: Sequence[ScanItem], *, version: str) -> Iterator[ScanOutcome]:
         queue: deque[tuple[ScanItem, int]] = deque((item, 1) for item in items)
@@ -167,8 +162,10 @@ class LocalPoolEngine(BaseEngine):
                             retry.append((item, attempt))
                     queue = retry
                     pool = self._pool(min(self.workers, max(1, len(queue))))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C, a caller that stopped reading (GeneratorExit), a worker that could not start
+            stop_workers(pool)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_engine(

@@ -25,6 +25,7 @@ state of every grant (a revoked or expired grant turns an authorized render into
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -199,10 +200,13 @@ def scan_collection(
             try:
                 for row, item in copies:
                     keep(copied_row(row, item))
-                for outcome in runner.run(pending, version=version):
-                    keep(outcome)
-                    for later in waiting.pop(outcome.item.sha256 or "", []):
-                        keep(copied_row(outcome.row, later))
+                # closed on the way out, so that an engine stops its workers when the stop (a
+                # Ctrl-C in ``on_file``) comes here, not only when it comes inside the engine
+                with contextlib.closing(runner.run(pending, version=version)) as outcomes:
+                    for outcome in outcomes:
+                        keep(outcome)
+                        for later in waiting.pop(outcome.item.sha256 or "", []):
+                            keep(copied_row(outcome.row, later))
             finally:
                 flush()  # what finished is kept, also on an interruption
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,7 +32,7 @@ from likeness.service.jobs import FREE_RELEASES, JobQueue, JobView, page_cursor
 from likeness.service.ledger_scope import scoped_events
 from likeness.service.roles import Permission, Role, allows
 from likeness.service.security import Principal, check_csrf
-from likeness.service.uploads import new_upload_folder, receive_upload
+from likeness.service.uploads import TransferFloor, new_upload_folder, receive_upload
 from likeness.service.worker import JOB_KINDS, job_folder
 from likeness.train.recipes import MAX_ITERATIONS
 
@@ -252,8 +253,14 @@ async def accept_upload(
         svc.limits,
         declared_length=int(length) if length and length.isdigit() else None,
         before_file=before_file,
-        # Footage may come slowly over a studio's link, so no deadline and no rate; a client
-        # that stops sending would hold its connection and part file for ever.
+        # Footage may come slowly over a studio's link, so no deadline: a floor far below any
+        # studio's link instead, over a long window (a 2 GiB upload at 1 Mbit/s takes 4.8 h and
+        # passes); a client dripping a byte now and then would hold its part file for ever.
+        floor=TransferFloor(
+            bytes_per_s=svc.settings.upload_min_bytes_per_s,
+            window_s=svc.settings.upload_rate_window_s,
+            started=time.monotonic(),
+        ),
         idle_s=svc.settings.upload_idle_timeout_s,
     )
     try:  # a field sent after the file is read only now

@@ -14,13 +14,19 @@ thumbnails only to names it found, so its thumbnails do not walk.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import os
+import stat
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from likeness import digests
+
+T = TypeVar("T")
 
 #: How long one walk of a kept folder answers lookups of the names it holds (a file moved away
 #: in that time is a 404 thumbnail, which the page shows as a plain line).
@@ -83,31 +89,79 @@ def _kept_index(folder: Path, *, walked_after: float | None = None) -> FolderInd
     return index
 
 
-def kept_file(folders: Iterable[Path], names: list[str], digest: object) -> Path | None:
-    """A kept file named one of ``names`` under ``folders`` whose SHA-256 is ``digest``."""
+def read_kept_file(
+    folders: Iterable[Path], names: list[str], digest: object, read: Callable[[BinaryIO, Path], T]
+) -> T | None:
+    """``read(handle, path)`` of a kept file named one of ``names`` under ``folders`` whose
+    SHA-256 is ``digest``, or None when none is kept.
+
+    The file is opened once; its hash is taken (or found taken for this version of the file)
+    through that handle, and ``read`` reads the same handle from its start. Checking the hash by
+    path and reading the path again served a file swapped in between; the handle keeps the
+    file that was checked, and a file written over in place while it is read has a new version
+    when ``read`` returns, so its reading is not used."""
     if not isinstance(digest, str) or not names:
         return None
     found = kept_paths(folders, [names])
-    return next((p for name in names for p in found[name] if _hashes_to(p, digest)), None)
+    for path in (p for name in names for p in found[name]):
+        with _opened(path) as handle:
+            if handle is None:
+                continue
+            version = _version(path, os.fstat(handle.fileno()))
+            if _version_sha256(handle, version) != digest:
+                continue
+            handle.seek(0)
+            result = read(handle, path)
+            if _version(path, os.fstat(handle.fileno())) == version:
+                return result
+    return None
 
 
-def _hashes_to(path: Path, digest: str) -> bool:
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO | None]:
+    """``path`` open for reading when it is a regular file (opened without blocking: a FIFO with
+    no writer is never waited on), else None."""
+
+    def nonblocking(name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_NONBLOCK)
+
     try:
-        stat = path.stat()
+        handle = open(path, "rb", opener=nonblocking)  # noqa: SIM115 (closed below)
     except OSError:
-        return False
-    if not path.is_file():
-        return False
-    # The inode and its change time come into the key as well as size and modification time:
-    # a file replaced by one of the same size with its mtime set back keeps neither.
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns) == digest
+        yield None
+        return
+    with handle:
+        yield handle if stat.S_ISREG(os.fstat(handle.fileno()).st_mode) else None
 
 
-@functools.lru_cache(maxsize=4096)
-def _file_sha256(path: str, size: int, mtime_ns: int, inode: int, ctime_ns: int) -> str:
-    """A kept file's SHA-256, hashed once per file version: ``/portal/made`` asks for up to 50
-    thumbnails a page, and hashing every render in full at every view took 0.05 s a 50 MB
-    render (2.6 s a page; 26 s for 500 MB renders), each time the page was shown."""
-    from likeness.digests import sha256_file
+#: A file's version: its path, size, modification time, inode and change time. The inode and
+#: change time come in as well as size and modification time: a file replaced by one of the
+#: same size with its mtime set back keeps neither.
+FileVersion = tuple[str, int, int, int, int]
 
-    return sha256_file(Path(path))
+
+def _version(path: Path, status: os.stat_result) -> FileVersion:
+    return (str(path), status.st_size, status.st_mtime_ns, status.st_ino, status.st_ctime_ns)
+
+
+_hashed: dict[FileVersion, str] = {}
+_hashed_lock = threading.Lock()
+#: File versions whose hash is kept.
+HASHED_VERSIONS = 4096
+
+
+def _version_sha256(handle: BinaryIO, version: FileVersion) -> str:
+    """The SHA-256 of the open file ``handle`` at ``version``, hashed once per version:
+    ``/portal/made`` asks for up to 50 thumbnails a page, and hashing every render in full at
+    every view took 0.05 s a 50 MB render (2.6 s a page; 26 s for 500 MB renders), each time
+    the page was shown."""
+    with _hashed_lock:
+        known = _hashed.get(version)
+    if known is not None:
+        return known
+    digest = digests.sha256_stream(handle)
+    with _hashed_lock:
+        _hashed[version] = digest
+        while len(_hashed) > HASHED_VERSIONS:  # the oldest hashed first
+            _hashed.pop(next(iter(_hashed)))
+    return digest

@@ -14,7 +14,7 @@ import io
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
@@ -40,7 +40,7 @@ from likeness.errors import ConsentError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
-from likeness.service.kept_files import kept_file, kept_paths
+from likeness.service.kept_files import kept_paths, read_kept_file
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.verdicts import N_
@@ -366,10 +366,11 @@ def _made_thumbnail(request: Request, session: HolderSession, grant_id: str, seq
     if event is None:
         raise NotFound("no such render or preview under this grant")
     folders = _kept_folders(portal.workspace.settings, event_type)
-    path = kept_file(folders, _made_names(event.event_type, event.payload), event.payload.get("output_sha256"))
-    if path is None:
+    names = _made_names(event.event_type, event.payload)
+    thumbnail = read_kept_file(folders, names, event.payload.get("output_sha256"), _thumbnail)
+    if thumbnail is None:
         raise NotFound("the file is not kept in this workspace")
-    return Response(_thumbnail(path), media_type="image/jpeg")
+    return Response(thumbnail, media_type="image/jpeg")
 
 
 #: Where the workspace keeps made files: renders under outputs; training previews in the
@@ -410,21 +411,30 @@ def _with_thumbnails(settings: Any, events: list[Any]) -> list[tuple[Any, str | 
     return [(e, address(e)) for e in events]
 
 
-def _thumbnail(path: Path) -> bytes:
-    import cv2
+def _thumbnail(kept: BinaryIO, path: Path) -> bytes:
+    """A JPEG of the open kept file ``kept`` (named ``path``; the first frame of a video), read
+    from the handle whose bytes were hashed, never from the path again (``read_kept_file``)."""
     from PIL import Image
 
     if path.suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
-        capture = cv2.VideoCapture(str(path))
-        ok, frame = capture.read()
-        capture.release()
-        image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) if ok else Image.new("RGB", (8, 8))
+        image = _first_frame(kept) or Image.new("RGB", (8, 8))
     else:
-        image = Image.open(path).convert("RGB")
+        image = Image.open(kept).convert("RGB")
     image.thumbnail((360, 360))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def _first_frame(video: BinaryIO) -> Any:
+    """The first picture of the open video file ``video`` as a PIL image, None when it has none."""
+    import av
+
+    try:
+        with av.open(video, mode="r") as container:
+            return next(container.decode(video=0)).to_image()
+    except (av.FFmpegError, StopIteration, IndexError, ValueError):
+        return None
 
 
 @router.get("/portal/previews/{digest}", **HOLDER)

@@ -130,6 +130,7 @@ __all__ = [
     "TrainConfig",
     "TrainProgress",
     "TrainResult",
+    "InterruptRequest",
     "TrainingInterrupted",
     "TrueFace",
     "auto_batch_size",
@@ -169,7 +170,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.iteration = iteration
 
 
-class _InterruptRequest:
+class InterruptRequest:
     """While entered (on the main thread), the first SIGINT only asks training to stop after the
     step in flight and save a checkpoint; a second one interrupts at once (``KeyboardInterrupt``,
     no checkpoint). Elsewhere (a worker thread, where Python delivers no signals) it does nothing."""
@@ -676,7 +677,7 @@ class _Trainer:
         stop_reason = "iterations"
         rate_window: list[float] = []
         last = time.monotonic()
-        interrupt = _InterruptRequest()
+        interrupt = InterruptRequest()
         if total is not None and self.iteration >= total:
             stop_reason = "iterations"
         else:
