@@ -6,18 +6,17 @@ holder, still had a grant request drafted for it and put before the holder."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
-from likeness.consent.canonical import now_utc, utc_iso
+from likeness.consent.canonical import now_utc
 from likeness.consent.tables import GrantRequestRow, Subject
 from likeness.errors import SubjectNotEnrolled
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
-from tests.consent.test_subject_enroller import _editors_subject, _haneuls_mina
+from tests.consent.test_subject_enroller import _editors_row, _editors_subject, _haneuls_mina
 
 
 def _ask(ws: Workspace, subject: str):
@@ -30,24 +29,6 @@ def _nothing_drafted(ws: Workspace) -> bool:
     with ws.session() as session:
         rows = session.scalar(select(func.count()).select_from(GrantRequestRow))
     return rows == 0 and ws.ledger.find("grant.requested") == [] and ws.ledger.find("grant.refused") == []
-
-
-def _editors_row(ws: Workspace, slug: str, holder_id: str) -> None:
-    """A subject row a database editor inserts, with no ``subject.created`` event."""
-    with ws.session() as session:
-        session.add(
-            Subject(
-                id=uuid.uuid4().hex,
-                slug=slug,
-                name=slug,
-                kind="artist",
-                holder_id=holder_id,
-                owner_org_id=None,
-                created_at=utc_iso(now_utc()),
-                public_name=False,
-            )
-        )
-        session.commit()
 
 
 def test_a_subject_row_with_no_enrolment_on_the_ledger_gets_no_grant_request(two_agencies):

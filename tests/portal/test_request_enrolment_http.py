@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from likeness.consent.tables import GrantRequestRow
 from likeness.service.roles import Role
 from likeness.service.security import LANG_COOKIE
-from tests.consent.test_grant_subject_enrolment import _editors_row
+from tests.consent.test_subject_enroller import _editors_row
 from tests.portal.softauthn import ORIGIN
 from tests.portal.test_portal_http import _invite, world  # noqa: F401 (the fixture)
 
