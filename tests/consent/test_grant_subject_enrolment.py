@@ -16,6 +16,8 @@ from likeness.consent.tables import GrantRequestRow, Subject
 from likeness.errors import SubjectNotEnrolled
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
+from tests.consent.test_holder_owner import adopt
+from tests.consent.test_reference_binding import _legacy_subject
 from tests.consent.test_subject_enroller import _editors_row, _editors_subject, _haneuls_mina
 
 
@@ -73,3 +75,18 @@ def test_a_subject_row_pointed_at_another_holder_gets_no_grant_request(two_agenc
         _ask(ws, "mina")
     assert _nothing_drafted(ws)
     assert _ask(ws, "sora").payload["subject_id"] == ws.registry.get_subject("sora").id  # a backed one still is
+
+
+def test_a_subject_enrolled_before_events_named_an_organisation_gets_none_until_its_holder_is_adopted(two_agencies):
+    """Mina and her holder as enrolled before either event named an organisation, in a
+    workspace of two: no organisation counts as enrolling her until one adopts her holder."""
+    ws = two_agencies
+    _legacy_subject(ws, "mina")
+    with pytest.raises(SubjectNotEnrolled) as refused:
+        _ask(ws, "mina")
+    said = str(refused.value)
+    assert said.startswith("subject 'mina': no grant is requested for it: the ledger names no organisation that")
+    assert said.endswith("adopts them first, with the holder's signature (likeness consent adopt-holder)")
+    assert _nothing_drafted(ws)
+    adopt(ws, "mina-holder", "haneul")
+    assert _ask(ws, "mina").payload["subject_id"] == ws.registry.get_subject("mina").id

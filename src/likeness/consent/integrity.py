@@ -381,8 +381,8 @@ class LedgerConsent:
         if created.payload.get("holder_id") != subject.holder_id:
             return f"its rights holder is not the one its subject.created event (ledger row {created.seq}) names"
         enrolling = self.subject_org(subject.id)
-        if enrolling is None:
-            return self._enrolment_problem(created) or "the ledger names no organisation that enrolled it"
+        if enrolling is None:  # (an older event naming none: its holder has no onboarding organisation)
+            return self._enrolment_problem(created) or self.enroller_problem(subject.holder_id, "")
         problem = self.enroller_problem(subject.holder_id, enrolling, at_seq=created.seq)
         return f"organisation {self.org_slug(enrolling)!r} enrolled it, but {problem}" if problem else None
 
