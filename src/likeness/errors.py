@@ -160,6 +160,16 @@ class SubjectEnrollerRefused(RegistryError):
         )
 
 
+class SubjectNotEnrolled(RegistryError):
+    """Subject ``subject``'s row is not an enrolment the ledger backs (``problem`` says why: a
+    row a database editor made or changed, or one enrolled by an organisation that did not
+    onboard its rights holder), so no grant is requested for it. Nothing is written."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject, self.problem = subject, problem
+        super().__init__(f"subject '{subject}': no grant is requested for it: {problem}")
+
+
 class EvidenceRefused(RegistryError):
     """A recovery's evidence file (``source``) that cannot stand as evidence: ``empty`` (its
     digest would attest nothing) or ``too_large`` (over ``EVIDENCE_MAX_BYTES``)."""

@@ -92,9 +92,8 @@ def test_subject_add_for_another_organisations_holder_exits_1_in_one_line(tmp_pa
     assert configured.exit_code == 1 and "onboarded by organisation 'haneul'" in configured.output
 
 
-def _editors_subject(ws: Workspace, slug: str, holder_id: str, org_id: str) -> None:
-    """A subject row and ``subject.created`` event a database editor writes (subject events are
-    not signed), naming an organisation that did not onboard the holder."""
+def _editors_row(ws: Workspace, slug: str, holder_id: str) -> Subject:
+    """A subject row a database editor inserts under ``holder_id``, with no event."""
     subject = Subject(
         id=uuid.uuid4().hex,
         slug=slug,
@@ -108,6 +107,15 @@ def _editors_subject(ws: Workspace, slug: str, holder_id: str, org_id: str) -> N
     with ws.session() as session:
         session.add(subject)
         session.commit()
+        session.refresh(subject)
+        session.expunge(subject)
+    return subject
+
+
+def _editors_subject(ws: Workspace, slug: str, holder_id: str, org_id: str) -> None:
+    """A subject row and ``subject.created`` event a database editor writes (subject events are
+    not signed), naming an organisation that did not onboard the holder."""
+    subject = _editors_row(ws, slug, holder_id)
     ws.ledger.append(
         "subject.created",
         {

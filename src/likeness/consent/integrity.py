@@ -368,6 +368,24 @@ class LedgerConsent:
         created = self._first_events("subject.created", "subject_id").get(subject_id)
         return self._enrolment_problem(created) if created is not None else None
 
+    def unbacked_enrolment(self, subject: Subject) -> str | None:
+        """Why the ledger does not back subject row ``subject``'s enrolment (``None``: it does),
+        so nobody is asked to consent under it: the row is not what its ``subject.created``
+        event records (``subject_identity_problem``), names another rights holder, or no
+        organisation counts as enrolling it (``subject_org``), or the one that does was not the
+        holder's onboarding organisation at that row (``enroller_problem``)."""
+        altered = subject_identity_problem(self, subject)
+        created = self.subject_created(subject.id)
+        if altered is not None or created is None:
+            return altered.detail if altered else "it has no subject.created event on the ledger"
+        if created.payload.get("holder_id") != subject.holder_id:
+            return f"its rights holder is not the one its subject.created event (ledger row {created.seq}) names"
+        enrolling = self.subject_org(subject.id)
+        if enrolling is None:  # (an older event naming none: its holder has no onboarding organisation)
+            return self._enrolment_problem(created) or self.enroller_problem(subject.holder_id, "")
+        problem = self.enroller_problem(subject.holder_id, enrolling, at_seq=created.seq)
+        return f"organisation {self.org_slug(enrolling)!r} enrolled it, but {problem}" if problem else None
+
     def _enrolment_problem(self, created: LedgerEvent) -> str | None:
         named, holder = _named_enroller(created), created.payload.get("holder_id")
         if named is None:

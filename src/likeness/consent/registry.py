@@ -84,6 +84,7 @@ from likeness.errors import (
     ReferenceUnsealed,
     RegistryError,
     SubjectEnrollerRefused,
+    SubjectNotEnrolled,
 )
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -1180,7 +1181,8 @@ class Registry:
         (pending) and one ``grant.requested`` event (``requested_event``). Refused, with a
         ``grant.refused`` event, for a prohibited or unknown use (``prohibited_use`` /
         ``unknown_use``) and for uses the holder's kind cannot grant (an estate:
-        ``use_not_granted``)."""
+        ``use_not_granted``). ``SubjectNotEnrolled``, with nothing written, for a subject
+        whose enrolment the ledger does not back (``_refuse_unbacked_subject``)."""
         from likeness.consent.passkeys import PASSKEY_ONLY
 
         record = self.get_subject(subject)
@@ -1188,6 +1190,7 @@ class Registry:
             raise RegistryError(
                 f"'{record.slug}' is a performer: performers give releases (likeness release request), not grants"
             )
+        self._refuse_unbacked_subject(record)
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
         requested = list(uses)
@@ -1244,6 +1247,18 @@ class Registry:
             REQUESTED_EVENT, requested_event(request, holder_id=holder.id, created_by=created_by, payload=payload)
         )
         return request
+
+    def _refuse_unbacked_subject(self, record: SubjectRecord) -> None:
+        """``SubjectNotEnrolled`` unless the ledger backs ``record``'s enrolment
+        (``LedgerConsent.unbacked_enrolment``): a subject row a database editor wrote or
+        changed would otherwise put a stranger's consent request before the holder."""
+        from likeness.consent.integrity import LedgerConsent
+
+        with self._session_factory() as session:
+            row = session.get(Subject, record.id)
+            problem = "its row is gone" if row is None else LedgerConsent(session).unbacked_enrolment(row)
+        if problem is not None:
+            raise SubjectNotEnrolled(record.slug, problem)
 
     def request_grant(
         self,

@@ -30,6 +30,7 @@ from likeness.errors import (
     MediaError,
     RegistryError,
     SubjectEnrollerRefused,
+    SubjectNotEnrolled,
 )
 from likeness.service.errors import ServiceError
 
@@ -110,6 +111,8 @@ def _library_status(exc: LikenessError) -> tuple[int, str, str]:
         return 409, "enrolling-org-unnamed", "No enrolling organisation was named"
     if isinstance(exc, SubjectEnrollerRefused):  # the holder exists: another organisation onboarded them
         return 409, "enroller-not-onboarding-org", "Only the holder's onboarding organisation enrols their subjects"
+    if isinstance(exc, SubjectNotEnrolled):  # the subject row exists: the ledger does not back it
+        return 409, "subject-not-enrolled", "The ledger does not back the subject's enrolment"
     if isinstance(exc, RegistryError):
         return 404, "not-found", "Not found"
     if isinstance(exc, MediaError):
