@@ -71,9 +71,16 @@ def test_the_assets_command_lists_the_table() -> None:
 
 
 @pytest.mark.parametrize("width", [80, 60])
-def test_the_assets_command_shows_every_name_size_and_whole_digest_in_a_narrow_terminal(width: int) -> None:
+def test_the_assets_command_shows_every_name_size_and_whole_digest_in_a_narrow_terminal(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A table of six columns cut names, paths and digests to "…" at 80 columns.
     from likeness.cli import app
+    from likeness.cli.common import console
+
+    # Rich fixes a console's width from COLUMNS when it is made: made while another test (or
+    # the shell) set COLUMNS, it would ignore this test's terminal width.
+    monkeypatch.setattr(console, "_width", None)
 
     result = CliRunner().invoke(app, ["assets"], env={"COLUMNS": str(width)}, terminal_width=width)
     assert result.exit_code == 0, result.output
