@@ -35,8 +35,11 @@ demo: $(STAMP)
 	rm -rf demo-home demo-home-anchors demo-home-holder-machine
 	$(BIN)/likeness --home demo-home demo
 
+# Two test processes (CI has 2 cores); each test file stays in one, with its module fixtures.
+# TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The format check comes last: lint findings first, then layout.
 lint: $(DEV_STAMP)
