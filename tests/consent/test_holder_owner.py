@@ -325,3 +325,31 @@ def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_
     assert "organisation byeol added" in text
     assert "warning: rights holder 'mina-holder'" in text and "adopt-holder mina-holder" in text
     assert "jun-holder" not in text  # enrolled with its organisation named: it has an owner
+
+
+def _copied_org(ws: Workspace, slug: str) -> str:
+    """An ``org.created`` a database editor appends repeating organisation ``slug``'s event
+    (its slug and key, so the workspace's key file for the slug holds that key) under a new id."""
+    with ws.session() as session:
+        created = LedgerConsent(session).org_created(ws.registry.get_org(slug).id)
+    assert created is not None
+    org_id = uuid.uuid4().hex
+    ws.ledger.append("org.created", {**created.payload, "org_id": org_id})
+    return org_id
+
+
+def test_a_copied_organisation_does_not_leave_the_only_ones_holders_without_an_owner(workspace):
+    """A copy counted as a second pinned organisation: a legacy holder the only organisation
+    onboards had none, so nobody could recover their key, and audit said only that the copy's
+    row was missing."""
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    holder = _legacy_holder(workspace, "mina-holder")
+    copy = _copied_org(workspace, "haneul")
+    haneul = workspace.registry.get_org("haneul").id
+    assert _owner(workspace, holder.id) == haneul
+    with workspace.session() as session:
+        view = LedgerConsent(session)
+        assert view.pinned_orgs() == [haneul] and view.org_key(copy) is None
+    assert _recover(workspace, "mina-holder", "haneul")
+    (named,) = [p for p in consent_row_problems(workspace) if p.record_id == copy and "not pinned" in p.problem]
+    assert "organisation slug 'haneul' is organisation" in named.problem
