@@ -352,4 +352,16 @@ def test_a_copied_organisation_does_not_leave_the_only_ones_holders_without_an_o
         assert view.pinned_orgs() == [haneul] and view.org_key(copy) is None
     assert _recover(workspace, "mina-holder", "haneul")
     (named,) = [p for p in consent_row_problems(workspace) if p.record_id == copy and "not pinned" in p.problem]
-    assert "organisation slug 'haneul' is organisation" in named.problem
+    assert "HOME/keys/orgs/haneul.pem pins organisation" in named.problem and "pins one organisation" in named.problem
+
+
+def test_an_organisation_event_appended_ahead_of_a_slug_does_not_take_it_from_the_one_added_under_it(workspace):
+    """Only a copy of the key file's organisation is refused: an editor's ``org.created`` for a
+    slug not yet added, with a key of their own, does not keep ``org add`` from pinning it."""
+    workspace.registry.add_org("haneul", "Haneul Entertainment")
+    ahead, _ = _invented_org(workspace, slug="byeol")
+    byeol = workspace.registry.add_org("byeol", "Byeol").id
+    with workspace.session() as session:
+        view = LedgerConsent(session)
+        assert view.org_key(byeol) is not None and view.org_key(ahead) is None
+        assert view.pinned_orgs() == [workspace.registry.get_org("haneul").id, byeol]

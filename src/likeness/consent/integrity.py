@@ -235,7 +235,7 @@ class LedgerConsent:
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
         self._subject_orgs: dict[str, str | None] = {}
-        self._firsts: dict[tuple[str, str], dict[Any, LedgerEvent]] = {}
+        self._firsts: dict[str, dict[Any, LedgerEvent]] = {}
         if preload:
             self._index = {}
             for event in find_events(session, tuple(CONSENT_EVENTS), {}):
@@ -398,15 +398,15 @@ class LedgerConsent:
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
         one query (a reading of every subject's references asks for each subject's)."""
-        if (event_type, member) not in self._firsts:
+        if event_type not in self._firsts:
             events = (
                 self.events_of(event_type) if self._index is not None else find_events(self._session, event_type, {})
             )
             firsts: dict[Any, LedgerEvent] = {}
             for event in events:
                 firsts.setdefault(event.payload.get(member), event)
-            self._firsts[event_type, member] = firsts
-        return self._firsts[event_type, member]
+            self._firsts[event_type] = firsts
+        return self._firsts[event_type]
 
     def org_slug(self, org_id: str) -> str:
         """The organisation's slug as its ``org.created`` event recorded it (its id, cut, without one)."""
@@ -648,7 +648,7 @@ class LedgerConsent:
                         "sessions through likeness.workspace.Workspace (Workspace.open(...).session())"
                     )
                 fp = str(created.payload.get("key_fingerprint") or "")
-                unpinned = pins.problem(created.payload.get("slug"), fp) or self._slug_taken(created)
+                unpinned = pins.problem(created.payload.get("slug"), fp) or self._pinned_earlier(created)
                 why = (
                     f"its organisation's key (org.created on ledger row {created.seq}) is not pinned: {unpinned}"
                     if unpinned
@@ -657,20 +657,23 @@ class LedgerConsent:
             self._org_problems[org_id] = why
         return self._org_problems[org_id]
 
-    def _slug_taken(self, created: LedgerEvent) -> str | None:
-        """Why an ``org.created`` is not its slug's organisation: an earlier one of another id
-        took the slug. A slug names one key file and the product makes one organisation per
-        slug, so a copy (an editor's ``org.created`` repeating an organisation's slug and key)
-        pins nothing; else it would count as a second organisation, leaving the holders the
-        only one onboards without an onboarding organisation."""
-        slug = created.payload.get("slug")
-        first = self._first_events("org.created", "slug").get(slug)
-        if first is None or first.payload.get("org_id") == created.payload.get("org_id"):
-            return None
-        return (
-            f"organisation slug {slug!r} is organisation {str(first.payload.get('org_id'))[:32]}'s "
-            f"(org.created on ledger row {first.seq}): one key file pins one organisation"
-        )
+    def _pinned_earlier(self, created: LedgerEvent) -> str | None:
+        """Why a pinned ``org.created`` is not its key file's organisation: an earlier one of
+        another id records the same slug and key, and a key file pins one organisation, the
+        first. Else an editor's copy of an organisation would count as a second one, leaving the
+        holders the only one onboards without an onboarding organisation. (An earlier event of
+        the slug with another key pins nothing, so it cannot take the slug from the organisation
+        that is added under it later.)"""
+        slug, fp = created.payload.get("slug"), created.payload.get("key_fingerprint")
+        for first in self._first_events("org.created", "org_id").values():
+            if first.seq >= created.seq:
+                break
+            if (first.payload.get("slug"), first.payload.get("key_fingerprint")) == (slug, fp):
+                return (
+                    f"HOME/keys/orgs/{slug}.pem pins organisation {str(first.payload.get('org_id'))[:32]} "
+                    f"(org.created on ledger row {first.seq}) already, and a key file pins one organisation"
+                )
+        return None
 
     def org_created_key(self, org_id: str) -> tuple[str, str | None] | None:
         """The key ``org.created`` records, pinned or not: what ``audit verify`` compares rows
