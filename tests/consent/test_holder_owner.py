@@ -365,3 +365,16 @@ def test_an_organisation_event_appended_ahead_of_a_slug_does_not_take_it_from_th
         view = LedgerConsent(session)
         assert view.org_key(byeol) is not None and view.org_key(ahead) is None
         assert view.pinned_orgs() == [workspace.registry.get_org("haneul").id, byeol]
+
+
+def test_the_first_events_of_one_type_are_indexed_by_each_member_asked_for(consent_world) -> None:
+    """One reading asks for ``subject.created`` by subject and by rights holder: each gets its
+    own index, not the one made first."""
+    ws = consent_world.workspace
+    mina = ws.registry.get_subject("mina")
+    with ws.session() as session:
+        view = LedgerConsent(session)
+        by_subject = view._first_events("subject.created", "subject_id")
+        by_holder = view._first_events("subject.created", "holder_id")
+    assert mina.id in by_subject and mina.id not in by_holder
+    assert by_holder[mina.holder_id].payload["subject_id"] == mina.id

@@ -235,7 +235,7 @@ class LedgerConsent:
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
         self._subject_orgs: dict[str, str | None] = {}
-        self._firsts: dict[str, dict[Any, LedgerEvent]] = {}
+        self._firsts: dict[tuple[str, str], dict[Any, LedgerEvent]] = {}
         if preload:
             self._index = {}
             for event in find_events(session, tuple(CONSENT_EVENTS), {}):
@@ -398,15 +398,15 @@ class LedgerConsent:
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
         one query (a reading of every subject's references asks for each subject's)."""
-        if event_type not in self._firsts:
+        if (event_type, member) not in self._firsts:
             events = (
                 self.events_of(event_type) if self._index is not None else find_events(self._session, event_type, {})
             )
             firsts: dict[Any, LedgerEvent] = {}
             for event in events:
                 firsts.setdefault(event.payload.get(member), event)
-            self._firsts[event_type] = firsts
-        return self._firsts[event_type]
+            self._firsts[event_type, member] = firsts
+        return self._firsts[event_type, member]
 
     def org_slug(self, org_id: str) -> str:
         """The organisation's slug as its ``org.created`` event recorded it (its id, cut, without one)."""
