@@ -2,8 +2,8 @@
 models, the manipulation detector, the occlusion mask).
 
 It is torch's TorchScript-based exporter (``dynamo=False``). The torch.export-based one (torch's
-default since 2.9) wrote the same computations in about ten times the time: on a 2-core CPU the
-detector at width 0.25 took 10-22 s against 0.3-2 s, spent in ``torch.export`` tracing and its
+default since 2.9) wrote the same computations 3 to 26 times slower: on a 2-core CPU the
+detector at width 0.25 took 7-9 s against 1.1 s, spent in ``torch.export`` tracing and its
 decompositions (docs/benchmarks.md, *ONNX export*), and users wait for it at every ``train``,
 ``export`` and ``detector train``. The TorchScript exporter is deprecated upstream but supported by
 the pinned torch; the product's networks are plain convolutional graphs it traces exactly.
