@@ -26,6 +26,7 @@ from likeness.train.occlusion import (
     build_network,
     init_from_onnx,
     make_example,
+    network_onnx,
     train_occlusion_mask,
 )
 
@@ -51,6 +52,22 @@ def test_the_network_starts_from_the_shipped_weights_exactly() -> None:
     shipped = OcclusionSegmenter()
     expected = shipped.session.run(None, {shipped.input_name: crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0})
     assert np.abs(logits.numpy() - expected[0][:, 0]).max() < 1e-3
+
+
+def test_a_network_this_product_exported_starts_a_fine_tune_exactly(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = build_network()
+    for module in net.modules():  # batch norms that are not the identity: the export folds them
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    (tmp_path / ONNX_FILE).write_bytes(network_onnx(net))
+    again = build_network()
+    init_from_onnx(again, tmp_path / ONNX_FILE)
+    crops = torch.from_numpy(np.random.default_rng(2).random((2, 3, 64, 64), dtype=np.float32))
+    with torch.no_grad():
+        assert (again.eval()(crops) - net(crops)).abs().max() < 1e-4
 
 
 def test_examples_come_at_both_sizes_the_same_for_the_same_seed(samples) -> None:

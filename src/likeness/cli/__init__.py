@@ -90,17 +90,15 @@ _register_all()
 
 
 def _quiet_third_party_logs() -> None:
-    """Native face-model logs (TFLite/absl), a protobuf deprecation notice and the ONNX
-    exporter's torchvision notices are noise to users (the CLI's settings, not the library's)."""
+    """Native face-model logs (TFLite/absl) and a protobuf deprecation notice are noise to users
+    (the CLI's settings, not the library's). The ONNX exporter's notices are the library's to
+    keep quiet (``likeness.onnx_export``)."""
     import os
     import warnings
 
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
-    # ONNX export: "torchvision is not installed. Skipping torchvision::nms" and the like, one
-    # line per torchvision operator (the product's models use none of them).
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     # Worker processes (folder scans) start fresh interpreters: pass the same filter on.
     quiet = "ignore:SymbolDatabase.GetPrototype:UserWarning"
     inherited = os.environ.get("PYTHONWARNINGS")

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -536,29 +535,12 @@ def export_onnx(net: Any, path: Path) -> None:
 
 def onnx_bytes(net: Any) -> bytes:
     """The ONNX model :func:`export_onnx` writes for ``net``."""
-    import torch
+    from likeness.onnx_export import onnx_from_torch
 
-    net.eval()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        program = torch.onnx.export(
-            net,
-            (torch.rand(2, 3, DETECTOR_INPUT, DETECTOR_INPUT),),
-            None,
-            input_names=["face"],
-            output_names=["manipulated_logit"],
-            dynamo=True,
-            external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096)},),
-            verbose=False,
-        )
-    if program is None:
-        raise ModelError("detector: the ONNX export produced no model")
-    model = program.model_proto
-    # The exporter records each node's Python stack trace, with the absolute paths of the
-    # exporting code: the same weights exported from two installs gave different bytes (and
-    # told a reader where likeness was installed). Only the computation is kept.
-    for node in model.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-    return model.SerializeToString()
+    return onnx_from_torch(
+        net,
+        (2, 3, DETECTOR_INPUT, DETECTOR_INPUT),
+        what="detector",
+        input_name="face",
+        output_names=["manipulated_logit"],
+    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from likeness.consent.artefacts import event_fields, seal_document
 from likeness.durable import write_atomic
 from likeness.errors import ConsentError, ModelError
 from likeness.models import architecture_options, create_model
+from likeness.onnx_export import onnx_from_torch
 from likeness.train.checkpoint import CHECKPOINT_NAME, load_bound_checkpoint
 from likeness.train.swap_model import (
     CARD_NAME,
@@ -55,25 +55,13 @@ class ExportResult:
 
 
 def _onnx_bytes(model: torch.nn.Module, resolution: int) -> bytes:
-    probe = torch.rand(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
-        # torch.export's own pytree deprecation notice; not actionable here.
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        program = torch.onnx.export(
-            model,
-            (probe,),
-            None,
-            input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
-            dynamo=True,
-            external_data=False,
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
-    if program is None or not hasattr(program, "model_proto"):
-        raise ModelError("ONNX export produced no model")
-    return program.model_proto.SerializeToString()
+    return onnx_from_torch(
+        model,
+        (2, 3, resolution, resolution),
+        what="swap model",
+        input_name=ONNX_INPUT,
+        output_names=ONNX_OUTPUTS,
+    )
 
 
 def _int8_copy(payload: bytes, faces: Any, resolution: int) -> tuple[dict[str, Any], bytes | None]:

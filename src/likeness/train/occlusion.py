@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from likeness.digests import sha256_file
 from likeness.errors import FaceError, ModelError
 from likeness.faces.align import Coverage
 from likeness.faces.occluders import OCCLUDERS, occlude
+from likeness.onnx_export import onnx_from_torch
 
 logger = logging.getLogger(__name__)
 
@@ -177,11 +177,8 @@ def init_from_onnx(net, path: Path) -> None:
     and set every batch norm to identity, so ``net`` in eval mode computes what the file does."""
     import onnx
     import torch
-    from onnx import numpy_helper
 
-    weights = {
-        i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer
-    }
+    weights = {name: torch.from_numpy(array) for name, array in _weights_by_parameter(onnx.load(str(path))).items()}
     state = net.state_dict()
     missing = [name for name in state if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     for name in missing:
@@ -200,6 +197,38 @@ def init_from_onnx(net, path: Path) -> None:
     if unused:
         raise ModelError(f"{path}: weights this network does not have: {sorted(unused)[:3]}")
     net.load_state_dict(state)
+
+
+def network_onnx(net) -> bytes:
+    """The ONNX file of ``net``: input ``crop`` (N, 3, S, S), output ``occluder_logit`` (N, 1, S, S).
+    Fully convolutional: any side that is a multiple of 8 runs (the U-Net pools three times)."""
+    return onnx_from_torch(
+        net,
+        (2, 3, MASK_INPUT, MASK_INPUT),
+        what="occlusion mask",
+        input_name="crop",
+        output_names=["occluder_logit"],
+        dynamic_sides=True,
+    )
+
+
+def _weights_by_parameter(model) -> dict[str, np.ndarray]:
+    """The file's weights under the network's parameter names. The torch.export-based exporter
+    (the shipped files) names a convolution's folded weights after its parameters; the TorchScript
+    exporter (``likeness.onnx_export``) calls them ``onnx::Conv_<n>`` and names the node after the
+    module (``/down.0/down.0.0/Conv``), so those take the module's name."""
+    from onnx import numpy_helper
+
+    arrays = {i.name: numpy_helper.to_array(i).copy() for i in model.graph.initializer}
+    named = {name: array for name, array in arrays.items() if not name.startswith("onnx::")}
+    for node in model.graph.node:
+        scope = node.name.split("/")
+        if node.op_type not in ("Conv", "ConvTranspose") or len(scope) < 3:
+            continue
+        for kind, value in zip(("weight", "bias"), node.input[1:]):
+            if value.startswith("onnx::") and value in arrays:
+                named[f"{scope[-2]}.{kind}"] = arrays[value]
+    return named
 
 
 def _freeze_batch_norms(net) -> None:
@@ -361,25 +390,7 @@ def train_occlusion_mask(
 
     figures = {str(size): evaluate(predict, validation, size=size) for size in config.sizes}
     onnx_path = out_dir / "occlusion_mask.onnx"
-    side = 8 * torch.export.Dim("eighths", min=2, max=64)  # the U-Net pools three times
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
-        # Height and width are one square side: the exporter names it once and says so.
-        warnings.filterwarnings("ignore", message=r".*shares the same shape constraints.*")
-        program = torch.onnx.export(
-            net,
-            (torch.rand(2, 3, MASK_INPUT, MASK_INPUT),),
-            None,
-            input_names=["crop"],
-            output_names=["occluder_logit"],
-            dynamo=True,
-            external_data=False,
-            dynamic_shapes=({0: torch.export.Dim("faces", min=1, max=4096), 2: side, 3: side},),
-            verbose=False,
-        )
-    if program is None:
-        raise ModelError("occlusion mask: the ONNX export produced no model")
-    onnx_path.write_bytes(program.model_proto.SerializeToString())
+    onnx_path.write_bytes(network_onnx(net))
     card = {
         "model": "likeness.occlusion-mask.v2",
         "file": onnx_path.name,
