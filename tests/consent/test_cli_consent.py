@@ -126,6 +126,20 @@ def test_subject_add_without_the_holder_public_key_is_refused(home):
     assert not (home / "keys" / "holders").exists()
 
 
+@pytest.mark.parametrize("option", [("--holder-public-key", "other.pub.pem"), ("--holder-kind", "estate")])
+def test_subject_add_under_an_enrolled_holder_refuses_a_key_or_kind_it_would_ignore(home, option):
+    """A second subject under ``--holder`` with another ``--holder-public-key`` was enrolled
+    under the holder's old key with exit 0: the agency believed it had registered the new one."""
+    enrol(home, "mina")
+    _, other = holder_key(home, "other")
+    value = str(other) if option[0] == "--holder-public-key" else option[1]
+    result = run(home, "subject", "add", "jin", "--holder", "mina-holder", option[0], value, code=1)
+    text = " ".join(result.output.split())
+    assert "rights holder 'mina-holder' is enrolled already" in text and "only for a new holder" in text
+    assert "Traceback" not in result.output
+    assert "jin" not in run(home, "subject", "list").output
+
+
 def test_audit_verify_head_and_log(home, tmp_path):
     enrol(home, "ari")
     assert "ledger intact" in run(home, "audit", "verify").output

@@ -279,3 +279,33 @@ def test_an_invitation_another_organisation_signs_does_not_let_it_seal_the_subje
             "mina", _vector(7), source_name="stranger.jpg", source_sha256=_sha("stranger"), org="byeol"
         )
     assert ws.ledger.find("subject.reference_added") == []
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [
+        ("sign-adoption", "it is not a holder adoption (likeness.holder-adoption.v2)"),
+        ("vouch-passkey", "it is not a passkey vouch (likeness.passkey-vouch.v1)"),
+    ],
+)
+def test_a_file_of_another_kind_is_refused_before_the_holder_is_asked_to_sign_it(tmp_path, command, what):
+    """A grant request given to ``holder sign-adoption`` (or ``vouch-passkey``) was shown as a
+    page of blanks ("Organisation None (id None, key None)") and the holder asked to sign it;
+    only their yes was then refused."""
+    home = tmp_path / "home"
+    assert _cli(home, "init", "--org", "haneul").exit_code == 0
+    machine = HolderMachine.beside(home)
+    machine.public_key("mina-holder")
+    public = machine.folder / "mina-holder.pub.pem"
+    assert _cli(home, "subject", "add", "mina", "--holder-public-key", str(public)).exit_code == 0
+    request = tmp_path / "request.json"
+    drafted = _cli(home, "consent", "request", "mina", "--use", "training", "--until", "+5d", "--out", str(request))
+    assert drafted.exit_code == 0, drafted.output
+    key = str(machine.key_path("mina-holder"))
+    out = tmp_path / "signed.json"
+    result = CliRunner().invoke(app, ["holder", command, str(request), "--key", key, "--out", str(out)], input="y\n")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"{request}: {what}" in text
+    assert "None" not in text and "?" not in text  # nothing shown, nothing asked
+    assert not out.exists()

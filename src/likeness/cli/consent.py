@@ -144,8 +144,8 @@ def subject_add(
         str | None,
         typer.Option(
             "--holder-kind",
-            help="artist, guardian, estate, agency or performer (default: artist for an artist, agency for "
-            "--virtual, performer for --performer).",
+            help="A new rights holder's kind: artist, guardian, estate, agency or performer (default: artist for an "
+            "artist, agency for --virtual, performer for --performer); not with --holder.",
         ),
     ] = None,
     holder_public_key: Annotated[
@@ -153,7 +153,7 @@ def subject_add(
         typer.Option(
             "--holder-public-key",
             help="The new rights holder's Ed25519 public key (PEM, from 'likeness holder keygen' on their machine); "
-            "required unless --holder names an enrolled holder.",
+            "required unless --holder names an enrolled holder, and refused with it.",
         ),
     ] = None,
     photo: Annotated[

@@ -164,13 +164,14 @@ def holder_vouch_passkey(
     the passkey is yours; the organisation imports it with 'likeness consent import'. From then
     on that passkey signs in your name in the portal, as your key does."""
     from likeness.consent.holder import describe_vouch, sign_vouch
+    from likeness.consent.passkeys import vouch_malformed
 
     parsed = _show_and_sign(
         statement,
         key,
         out,
         yes,
-        what="passkey registration statement",
+        malformed=vouch_malformed,
         describe=describe_vouch,
         sign=sign_vouch,
         question="Vouch for this passkey",
@@ -192,13 +193,14 @@ def holder_sign_adoption(
     with your key; the organisation imports it with 'likeness consent import'. An adoption
     without your signature counts for nothing."""
     from likeness.consent.holder import describe_adoption, sign_adoption
+    from likeness.consent.registry import adoption_malformed
 
     _show_and_sign(
         adoption,
         key,
         out,
         yes,
-        what="holder adoption",
+        malformed=adoption_malformed,
         describe=describe_adoption,
         sign=sign_adoption,
         question="Sign this adoption",
@@ -213,21 +215,24 @@ def _show_and_sign(
     out: Path,
     yes: bool,
     *,
-    what: str,
+    malformed: Callable[[Any], str | None],
     describe: Callable[[dict[str, Any]], list[str]],
     sign: Callable[[dict[str, Any], Any], Any],
     question: str,
     refused: str,
 ) -> dict[str, Any]:
-    """Read the statement in ``path`` (a JSON object), show it in plain words, and once the
-    holder confirms (or ``yes``) sign it with their key into ``out``; returns the statement."""
+    """Read the statement in ``path``, show it in plain words, and once the holder confirms (or
+    ``yes``) sign it with their key into ``out``; returns the statement. A file that is not such a
+    statement (``malformed`` says why) is refused before anything is shown: the holder is never
+    asked to sign a page of blanks."""
     from likeness.consent.holder import load_holder_key
     from likeness.errors import ConsentRequestError
 
     with mapped_errors():
         parsed = read_json(path)
-        if not isinstance(parsed, dict):
-            raise ConsentRequestError(f"{path}: not a {what}")
+        why = malformed(parsed)
+        if why:
+            raise ConsentRequestError(f"{path}: {why}")
         for line in describe(parsed):
             console.print(printable(line))  # the organisation's text: no terminal escape may redraw it
         if not yes and not _confirmed(f"{question} with {printable(key)}?"):

@@ -618,6 +618,13 @@ class Registry:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
         if holder is not None:
             holder_row = self.get_holder(holder)
+            if holder_public_key_pem is not None or holder_kind is not None:
+                # silently keeping the enrolled key would leave the agency believing it registered another
+                raise RegistryError(
+                    f"subject '{slug}': rights holder '{holder}' is enrolled already, with their key and kind; a "
+                    f"public key and a holder kind are only for a new holder (a holder moves to a new key with "
+                    f"'likeness holder rotate')"
+                )
             self._refuse_enroller(slug, holder_row, enrolling)
         elif holder_public_key_pem is None:
             raise RegistryError(
