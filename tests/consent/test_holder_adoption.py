@@ -166,7 +166,12 @@ def _cli(home: Path, *args: str):
     return CliRunner().invoke(app, ["--home", str(home), *args])
 
 
-def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_path):
+ATTESTATION = ("--statement", "enrolment contract checked", "--verified-by", "J. Park (legal)")
+
+
+def _adoption_draft(tmp_path: Path):
+    """A workspace of two agencies whose legacy holder mina-holder haneul drafts an adoption
+    for (``tmp_path / "adoption.json"``): the workspace's home and the draft command's result."""
     home = tmp_path / "home"
     assert _cli(home, "init", "--org", "haneul").exit_code == 0
     assert _cli(home, "org", "add", "byeol").exit_code == 0
@@ -175,7 +180,6 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
         _mina(ws)
     finally:
         ws.close()
-    attestation = ("--statement", "enrolment contract checked", "--verified-by", "J. Park (legal)")
     drafted = _cli(
         home,
         "consent",
@@ -183,12 +187,17 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
         "mina-holder",
         "--org",
         "haneul",
-        *attestation,
+        *ATTESTATION,
         "--method",
         "notarised_document",
         "--out",
         str(tmp_path / "adoption.json"),
     )
+    return home, drafted
+
+
+def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_path):
+    home, drafted = _adoption_draft(tmp_path)
     assert drafted.exit_code == 0, drafted.output
     assert "holder sign-adoption" in " ".join(drafted.output.split())
     machine = HolderMachine.beside(home)
@@ -222,7 +231,7 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
         "mina-holder",
         "--org",
         "byeol",
-        *attestation,
+        *ATTESTATION,
         "--method",
         "in_person",
         "--out",
@@ -308,4 +317,36 @@ def test_a_file_of_another_kind_is_refused_before_the_holder_is_asked_to_sign_it
     assert result.exit_code == 1, result.output
     assert f"{request}: {what}" in text
     assert "None" not in text and "?" not in text  # nothing shown, nothing asked
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["sign", "sign-adoption"])
+def test_a_key_the_statement_is_not_addressed_to_is_refused_before_the_holder_reads_and_confirms(tmp_path, command):
+    """A holder's other key (or another holder's) given to ``holder sign`` or ``sign-adoption``:
+    the whole text was shown and the holder asked to confirm, and only then refused."""
+    if command == "sign":
+        home = tmp_path / "home"
+        assert _cli(home, "init", "--org", "haneul").exit_code == 0
+        machine = HolderMachine.beside(home)
+        public = machine.folder / "mina-holder.pub.pem"
+        machine.public_key("mina-holder")
+        assert _cli(home, "subject", "add", "mina", "--holder-public-key", str(public)).exit_code == 0
+        statement = tmp_path / "request.json"
+        drafted = _cli(
+            home, "consent", "request", "mina", "--use", "training", "--until", "+5d", "--out", str(statement)
+        )
+    else:
+        home, drafted = _adoption_draft(tmp_path)
+        statement, machine = tmp_path / "adoption.json", HolderMachine.beside(home)
+    assert drafted.exit_code == 0, drafted.output
+    machine.public_key("sora-holder")
+    out = tmp_path / "signed.json"
+    wrong = str(machine.key_path("sora-holder"))
+    result = CliRunner().invoke(
+        app, ["holder", command, str(statement), "--key", wrong, "--out", str(out)], input="y\n"
+    )
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "addressed to key" in text and "?" not in text  # refused before anything is asked
+    assert "haneul" not in text.split("addressed to key")[0]  # and before the statement is shown
     assert not out.exists()

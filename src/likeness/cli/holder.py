@@ -80,10 +80,12 @@ def holder_sign(
 ) -> None:
     """Show a consent request in plain language and, once you confirm, sign it with your key."""
     from likeness.consent.grant_requests import ConsentRequest, describe, preview_problems
-    from likeness.consent.holder import load_holder_key, sign_request
+    from likeness.consent.holder import check_addressed, load_holder_key, sign_request
 
     with mapped_errors():
         parsed = read_consent_file(request, ConsentRequest.from_json)
+        signing_key = load_holder_key(key)  # a wrong key is refused before the holder reads and confirms
+        check_addressed(str(parsed.payload.get("holder_fingerprint")), signing_key, "request")
         for line in describe(parsed):
             # the organisation's text (a purpose): no terminal escape may redraw what the holder reads
             console.print(printable(line))
@@ -96,7 +98,7 @@ def holder_sign(
             )
         if not yes and not _confirmed(f"Sign this {parsed.kind} with {printable(key)}?"):
             fail("not signed", code=1)
-        signed = sign_request(parsed, load_holder_key(key))
+        signed = sign_request(parsed, signing_key)
         write_new_json(out, signed.as_json())
     console.print(f"signed {parsed.kind} {printable(parsed.record_id)} → {printable(out)} (send this file back)")
 
@@ -176,6 +178,7 @@ def holder_vouch_passkey(
         sign=sign_vouch,
         question="Vouch for this passkey",
         refused="not vouched",
+        what="statement",
     )
     console.print(
         f"passkey {printable(parsed['key_fingerprint'])} vouched for → {printable(out)} (send this file back)"
@@ -205,6 +208,7 @@ def holder_sign_adoption(
         sign=sign_adoption,
         question="Sign this adoption",
         refused="not signed",
+        what="adoption",
     )
     console.print(f"adoption signed → {printable(out)} (send this file back)")
 
@@ -220,12 +224,13 @@ def _show_and_sign(
     sign: Callable[[dict[str, Any], Any], Any],
     question: str,
     refused: str,
+    what: str,
 ) -> dict[str, Any]:
     """Read the statement in ``path``, show it in plain words, and once the holder confirms (or
     ``yes``) sign it with their key into ``out``; returns the statement. A file that is not such a
     statement (``malformed`` says why) is refused before anything is shown: the holder is never
     asked to sign a page of blanks."""
-    from likeness.consent.holder import load_holder_key
+    from likeness.consent.holder import check_addressed, load_holder_key
     from likeness.errors import ConsentRequestError
 
     with mapped_errors():
@@ -233,11 +238,13 @@ def _show_and_sign(
         why = malformed(parsed)
         if why:
             raise ConsentRequestError(f"{path}: {why}")
+        signing_key = load_holder_key(key)  # a wrong key is refused before the holder reads and confirms
+        check_addressed(str(parsed.get("holder_fingerprint")), signing_key, what)
         for line in describe(parsed):
             console.print(printable(line))  # the organisation's text: no terminal escape may redraw it
         if not yes and not _confirmed(f"{question} with {printable(key)}?"):
             fail(refused, code=1)
-        write_new_json(out, sign(parsed, load_holder_key(key)).as_json())
+        write_new_json(out, sign(parsed, signing_key).as_json())
     return parsed
 
 

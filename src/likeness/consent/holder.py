@@ -100,7 +100,7 @@ def sign_request(request: ConsentRequest, key: Ed25519PrivateKey) -> SignedConse
     if request.payload["type"] == GRANT_TYPE:
         check_grantable(request.payload)
         check_uses_for_holder_kind(request.payload["uses"], str(request.holder.get("kind", "")))
-    _check_addressed(str(request.payload.get("holder_fingerprint")), key, "request")
+    check_addressed(str(request.payload.get("holder_fingerprint")), key, "request")
     return _signed(request.payload, key, request)
 
 
@@ -161,7 +161,7 @@ def sign_vouch(statement: dict[str, Any], key: Ed25519PrivateKey) -> SignedConse
     why = vouch_malformed(statement)
     if why:
         raise ConsentRequestError(f"the passkey registration statement is refused: {why}")
-    _check_addressed(str(statement["holder_fingerprint"]), key, "statement")
+    check_addressed(str(statement["holder_fingerprint"]), key, "statement")
     return _signed(statement, key, None)
 
 
@@ -189,11 +189,11 @@ def sign_adoption(body: dict[str, Any], key: Ed25519PrivateKey) -> SignedConsent
     why = adoption_malformed(body)
     if why:
         raise ConsentRequestError(f"the holder adoption is refused: {why}")
-    _check_addressed(str(body["holder_fingerprint"]), key, "adoption")
+    check_addressed(str(body["holder_fingerprint"]), key, "adoption")
     return _signed(body, key, None)
 
 
-def _check_addressed(addressed: str, key: Ed25519PrivateKey, what: str) -> None:
+def check_addressed(addressed: str, key: Ed25519PrivateKey, what: str) -> None:
     """``signature_invalid`` unless ``key`` is the one a statement is addressed to."""
     fingerprint = keys.fingerprint(keys.public_raw(key))
     if addressed != fingerprint:
