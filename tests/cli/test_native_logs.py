@@ -12,6 +12,9 @@ NOISE = [
     b"I0000 00:00:1795627204.5 12 gl_context.cc:357] GL version: 3.2",
     b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    # two workers' lines interleaved: TFLite's prefix, another's glog line, then its message
+    b"INFO: W0000 00:00:1796683447.102623     394 inference_feedback_manager.cc:114] Feedback manager ...",
+    b"Created TensorFlow Lite XNNPACK delegate for CPU.",
 ]
 KEPT = [
     b"E0000 00:00:1795627204.512449    8488 calculator_graph.cc:887] INTERNAL: graph failed",

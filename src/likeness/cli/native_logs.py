@@ -17,11 +17,14 @@ import select
 import sys
 import threading
 
-#: absl/glog info and warning lines, and TFLite's two start-up notices.
+#: absl/glog info and warning lines, and TFLite's two start-up notices. TFLite writes its
+#: "INFO: " prefix and its message in two writes, so where several processes share the pipe
+#: (a scan's workers) another's glog line can come between them: either half alone is noise too.
 NATIVE_NOISE = re.compile(
-    rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
-    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called)"
+    rb"^(?:(?:INFO|WARNING): )?"
+    rb"(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
+    rb"|Created TensorFlow Lite XNNPACK delegate"
+    rb"|All log messages before absl::InitializeLog\(\) is called)"
 )
 
 
