@@ -588,11 +588,13 @@ class LedgerConsent:
     ) -> str | None:
         """Why the invitation ``invitation_id`` cannot onboard ``holder_id`` for ``org_id``, or
         ``None``: its ``holder.invited`` event must be on the ledger (before ``before_seq``),
-        name that holder and organisation, come from the holder's owner (``holder_owner``),
-        agree with its ``holder_invitations`` row (``row``: token digest, expiry), and carry
-        the organisation's signature (``require_signature``; events written before invitations
-        were signed have none). A row a database editor inserted has no such event. The first
-        event of the invitation is the invitation (``invitation_event``)."""
+        name that holder and organisation, come from the holder's owner at its own ledger row
+        (``holder_owner``, ``at_seq``: an organisation added later does not void what the only
+        one invited, and one an editor appends among several invites no one), agree with its
+        ``holder_invitations`` row (``row``: token digest, expiry), and carry the organisation's
+        signature (``require_signature``; events written before invitations were signed have
+        none). A row a database editor inserted has no such event. The first event of the
+        invitation is the invitation (``invitation_event``)."""
         event = self.invitation_event(invitation_id)
         if event is None:
             return "its invitation is not on the ledger"
@@ -601,7 +603,7 @@ class LedgerConsent:
             return f"its invitation (ledger row {event.seq}) comes after it"
         if body.get("holder_id") != holder_id or body.get("org_id") != org_id:
             return f"its invitation (ledger row {event.seq}) names another holder or organisation"
-        owner = self.owner_problem(holder_id, org_id)
+        owner = self.owner_problem(holder_id, org_id, at_seq=event.seq)
         if owner:
             return owner
         if row is not None and (body.get("token_sha256"), body.get("expires_at")) != (row.token_sha256, row.expires_at):
