@@ -20,9 +20,9 @@ from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_utc, utc_iso
 from likeness.consent.holder import load_holder_key, sign_revocation, sign_rotation
 from likeness.consent.integrity import ConsentProblem, consent_row_problems
-from likeness.consent.registry import RecoveryAttestation, grant_payload, revocation_payload
+from likeness.consent.registry import RecoveryAttestation, Registry, grant_payload, revocation_payload
 from likeness.consent.tables import Grant, RightsHolder
-from likeness.errors import ConfigError, ConsentError, RegistryError
+from likeness.errors import ConfigError, ConsentError, RegistryError, SubjectNotEnrolled
 from tests.conftest import add_holder, add_subject, holder_machine, issue_grant
 
 
@@ -232,14 +232,19 @@ def test_grant_event_and_row_disagree(consent_world):
     assert ("grant", consent_world.grant_id) in _kinds(ws)
 
 
-def test_subject_moved_to_another_holder_is_refused(consent_world):
+def test_subject_moved_to_another_holder_is_refused(consent_world, monkeypatch):
     """Attack: point the subject at a holder whose key one has, then issue a grant through it."""
     ws = consent_world.workspace
     reg = ws.registry
     other = add_holder(reg, "other-holder", "Other", kind="artist")
     _sql(ws, "UPDATE subjects SET holder_id = :h WHERE slug = 'mina'", h=other.id)
-    # The registry now signs mina's grants with other-holder's key file ...
-    grant_id = issue_grant(reg, "mina", "studio", ["advertising"], valid_until=now_utc() + timedelta(days=1))
+    until = now_utc() + timedelta(days=1)
+    with pytest.raises(SubjectNotEnrolled, match="its rights holder is not the one its subject.created event"):
+        issue_grant(reg, "mina", "studio", ["advertising"], valid_until=until)  # no request reaches other-holder
+    # A writer without that check (an older version; the rows written by hand) signs mina's grant
+    # with other-holder's key file ...
+    monkeypatch.setattr(Registry, "_refuse_unbacked_subject", lambda self, record: None)
+    grant_id = issue_grant(reg, "mina", "studio", ["advertising"], valid_until=until)
     error = refusal(lambda: consent_world.authorize("advertising"))
     assert error.reason == "signature_invalid"  # ... but the ledger enrolled mina with mina-holder
     assert reg.grant_state(grant_id) == "altered"
