@@ -66,6 +66,7 @@ from likeness.consent.passkeys import (
 from likeness.consent.registry import (
     ADOPTION_EVENT,
     REFERENCE_EVENT,
+    SEALING_EVENT,
     SEALING_MARKERS,
     ReferenceStatus,
     adoption_malformed,
@@ -126,6 +127,13 @@ OWNERLESS = (
     "the ledger names no organisation that onboarded the holder (enrolled before holders were bound to one, "
     "in a workspace with several organisations), so none may invite them or recover their key: the "
     "organisation that enrolled them adopts them first, with the holder's signature (likeness consent adopt-holder)"
+)
+#: ``OWNERLESS`` for enrolling a subject under such a holder.
+NO_ENROLLER = (
+    "the ledger names no organisation that onboarded the rights holder (enrolled before holders were "
+    "bound to one, in a workspace with several organisations), so none enrols subjects under them: the "
+    "organisation that onboarded them adopts them first, with the holder's signature "
+    "(likeness consent adopt-holder)"
 )
 
 
@@ -226,7 +234,7 @@ class LedgerConsent:
         self._cache: dict[tuple[tuple[str, ...], str, str], list[LedgerEvent]] = {}
         self._histories: dict[str, KeyHistory] = {}
         self._unclaimed_histories: dict[str, KeyHistory] = {}
-        self._sealed_from: tuple[int | None] | None = None  # (the first sealing marker's row, once looked up)
+        self._markers: dict[str, int | None] = {}
         self._passkey_events: dict[str, list[LedgerEvent]] = {}
         self._passkey_histories: dict[str, tuple[list[Passkey], list[str], list[LedgerEvent]]] = {}
         self._index: dict[tuple[str, str], list[LedgerEvent]] | None = None
@@ -311,9 +319,13 @@ class LedgerConsent:
     def _only_org_at(self, seq: int | None) -> str | None:
         """The organisation whose key the workspace pins that was alone on the ledger before
         row ``seq`` (``None``: now), else ``None``."""
-        firsts = self._first_events("org.created", "org_id")
-        there = [o for o in self.pinned_orgs() if seq is None or firsts[o].seq < seq]
+        there = self._pinned_before(seq)
         return there[0] if len(there) == 1 else None
+
+    def _pinned_before(self, seq: int | None) -> list[str]:
+        """The pinned organisations (``pinned_orgs``) on the ledger before row ``seq`` (``None``: now)."""
+        firsts = self._first_events("org.created", "org_id")
+        return [o for o in self.pinned_orgs() if seq is None or firsts[o].seq < seq]
 
     def subject_org(self, subject_id: str) -> str | None:
         """The organisation that enrolled a subject, per the ledger, the only one whose seal
@@ -334,7 +346,7 @@ class LedgerConsent:
         if named is not None:
             return None if self._enrolment_problem(created) else named
         pinned = self.pinned_orgs()
-        if pinned and sum(self._first_events("org.created", "org_id")[o].seq < created.seq for o in pinned) <= 1:
+        if pinned and len(self._pinned_before(created.seq)) <= 1:
             return pinned[0]
         holder = created.payload.get("holder_id")
         return self.holder_owner(holder) if isinstance(holder, str) else None
@@ -346,12 +358,7 @@ class LedgerConsent:
         references it seals (a stranger's face) and ask the holder's consent under it."""
         owner = self.holder_owner(holder_id, at_seq=at_seq)
         if owner is None:
-            return (
-                "the ledger names no organisation that onboarded the rights holder (enrolled before holders were "
-                "bound to one, in a workspace with several organisations), so none enrols subjects under them: the "
-                "organisation that onboarded them adopts them first, with the holder's signature "
-                "(likeness consent adopt-holder)"
-            )
+            return NO_ENROLLER
         if owner != org_id:
             return (
                 f"the rights holder is onboarded by organisation {self.org_slug(owner)!r}, the only one that enrols "
@@ -382,7 +389,7 @@ class LedgerConsent:
             return f"its rights holder is not the one its subject.created event (ledger row {created.seq}) names"
         enrolling = self.subject_org(subject.id)
         if enrolling is None:  # (an older event naming none: its holder has no onboarding organisation)
-            return self._enrolment_problem(created) or self.enroller_problem(subject.holder_id, "")
+            return self._enrolment_problem(created) or NO_ENROLLER
         problem = self.enroller_problem(subject.holder_id, enrolling, at_seq=created.seq)
         return f"organisation {self.org_slug(enrolling)!r} enrolled it, but {problem}" if problem else None
 
@@ -513,15 +520,20 @@ class LedgerConsent:
             return f"its rights holder signature does not verify with their key {_short(key.fingerprint)}"
         return None
 
+    def sealing_marker(self, event: str = SEALING_EVENT) -> int | None:
+        """The ledger row of the first valid sealing marker ``event`` (``registry.SEALING_MARKERS``),
+        ``None`` before one; looked up once per reading."""
+        if event not in self._markers:
+            self._markers[event] = first_sealing_marker(self._session, self.org_key, event=event)
+        return self._markers[event]
+
     def _invitation_claim_problem(self, event: LedgerEvent) -> str | None:
         """Why an invitation does not name the organisation that onboards its holder: written
         after the workspace bound every new holder to an organisation (the first sealing
         marker, ``registry.first_sealing_marker``), it counts only where its organisation was
         the only one on the ledger; the product refuses any other, so it is a second
         organisation's claim on a holder it did not enrol."""
-        if self._sealed_from is None:
-            self._sealed_from = (first_sealing_marker(self._session, self.org_key),)
-        (sealed_from,) = self._sealed_from
+        sealed_from = self.sealing_marker()
         if sealed_from is None or event.seq < sealed_from:
             return None
         if self._only_org_at(event.seq) != event.payload.get("org_id"):

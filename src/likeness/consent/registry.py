@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -86,6 +86,9 @@ from likeness.errors import (
     SubjectEnrollerRefused,
     SubjectNotEnrolled,
 )
+
+if TYPE_CHECKING:
+    from likeness.consent.integrity import LedgerConsent
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_SHAPED = re.compile(r"^[0-9a-f]{32}$")  # the form of our record ids (uuid4().hex)
@@ -2004,10 +2007,10 @@ def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> Referenc
         return reference_seal_problem(event.payload, view.org_key, view.reference_sealer_problem)
 
     problems = {e.seq: problem(e) for e in events}
-    resealable = _resealable(session, view.org_key, [e for e in events if problems[e.seq] not in (None, UNSIGNED)])
+    resealable = _resealable(view, [e for e in events if problems[e.seq] not in (None, UNSIGNED)])
     if UNSIGNED not in problems.values():  # where sealing began tells only unsigned events apart
         return ReferenceSeals(problems, None, resealable)
-    marker = first_sealing_marker(session, view.org_key)
+    marker = view.sealing_marker()
     first_sealed = next(
         (
             e.seq
@@ -2019,11 +2022,11 @@ def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> Referenc
     return ReferenceSeals(problems, first_sealed if first_sealed is not None else marker, resealable)
 
 
-def _resealable(session: Session, org_key: OrgKey, wrongly_sealed: list[LedgerEvent]) -> frozenset[int]:
+def _resealable(view: LedgerConsent, wrongly_sealed: list[LedgerEvent]) -> frozenset[int]:
     """The rows of ``wrongly_sealed`` events whose seal verifies with a pinned organisation key,
     only not the enrolling organisation's, written before sealers were checked (``SEALERS_EVENT``)."""
-    other = [e.seq for e in wrongly_sealed if reference_seal_problem(e.payload, org_key, lambda *_: None) is None]
-    checked = first_sealing_marker(session, org_key, event=SEALERS_EVENT) if other else None
+    other = [e.seq for e in wrongly_sealed if reference_seal_problem(e.payload, view.org_key, lambda *_: None) is None]
+    checked = view.sealing_marker(SEALERS_EVENT) if other else None
     return frozenset(seq for seq in other if checked is None or seq < checked)
 
 
