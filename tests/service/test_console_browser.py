@@ -61,11 +61,13 @@ def test_sign_in_verify_result_and_ledger(browser, live_service, astronaut, tmp_
         assert report.status == 200
 
         page.click("nav >> a[href='/consent']")
+        page.wait_for_url(f"{live_service}/consent")  # a click does not wait for the next page
         assert page.locator("td", has_text="mina").count() >= 1
         page.screenshot(path=str(shots / "5a-consent.png"), full_page=True)
         assert scroll_width(page) <= VIEWPORTS[size]["width"]
 
         page.click("nav >> a[href='/ledger']")
+        page.wait_for_url(f"{live_service}/ledger")
         assert page.locator("[data-chain=ok]").is_visible()
         assert page.locator("td code", has_text="verification.completed").count() >= 1
         assert page.locator("td code", has_text="service.login").count() >= 1

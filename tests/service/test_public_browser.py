@@ -163,6 +163,7 @@ def test_report_a_case_through_to_the_console(browser, live_service, service_wor
         sign_in(page, live_service, "legal", PASSWORD, "/console")
         page.click("nav >> a[href='/cases']")
         page.click("table.cases a")
+        page.wait_for_url(f"{live_service}/cases/*")  # a click does not wait for the next page
         assert "fan@example.org" in page.locator(".facts").inner_text()
         assert "<script>alert(1)</script>" in page.locator(".note").inner_text()  # shown as text
         for _ in range(120):  # the worker writes the evidence pack
