@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     public_uploads_at_once: int = Field(
         default=16, ge=1, description="public uploads (checks and reports) in progress at once, all clients together"
     )
+    uploads_per_user: int = Field(
+        default=4, ge=1, description="uploads one signed-in user (or service key) may send at once"
+    )
+    uploads_at_once: int = Field(
+        default=32, ge=1, description="uploads by signed-in users in progress at once, all users together"
+    )
     upload_idle_timeout_s: float = Field(
         default=120.0,
         gt=0,

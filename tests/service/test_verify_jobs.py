@@ -24,6 +24,10 @@ def _png(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def _token(world, user) -> str:
+    return world.accounts.create_token(user, "tests")[0]
+
+
 def _uploaded_files(world):
     return sorted(p for p in uploads_root(world.workspace).rglob("*") if p.is_file())
 
@@ -235,3 +239,23 @@ def test_an_upload_path_edited_in_the_database_cannot_reach_files_outside_the_up
         response = legal.get(f"/jobs/{job['id']}/upload")
         assert response.status_code == 404, target
         assert b"PRIVATE KEY" not in response.content
+
+
+def test_a_users_uploads_in_progress_are_bounded(service_world, astronaut):
+    """The upload rate limit counts starts, and each upload holds its part file until it ends: a
+    signed-in client (or a leaked service key) could keep any number arriving slowly at once.
+    Beyond ``uploads_per_user`` still arriving, the next is refused; other users still upload."""
+    slots = service_world.app.state.services.uploads
+    legal = service_world.accounts.get_user("legal")
+    file = {"file": ("a.png", _png(astronaut), "image/png")}
+    colleague = service_world.accounts.add_user("legal2", PASSWORD, Role.LEGAL)
+    colleague_client = service_world.client(headers={"Authorization": "Bearer " + _token(service_world, colleague)})
+    with slots.hold(f"user:{legal.id}"), slots.hold(f"user:{legal.id}"), slots.hold(f"user:{legal.id}"):
+        with slots.hold(f"user:{legal.id}"):  # uploads_per_user (4) still arriving
+            refused = service_world.token_client(Role.LEGAL).post("/api/v1/verifications", files=file)
+            other = colleague_client.post("/api/v1/verifications", files=file)
+        assert refused.status_code == 429 and refused.json()["cause"] == "uploads-in-progress", refused.text
+        assert refused.json()["detail"].startswith("4 uploads from this account are still in progress")
+        assert other.status_code == 202, other.text
+        assert service_world.token_client(Role.LEGAL).post("/api/v1/verifications", files=file).status_code == 202
+    assert _uploaded_files(service_world) and len(_uploaded_files(service_world)) == 2

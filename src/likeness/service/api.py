@@ -246,23 +246,24 @@ async def accept_upload(
     if csrf_header is not None:
         check_csrf(principal, csrf_header)
     length = request.headers.get("content-length")
-    upload = await receive_upload(
-        request.headers.get("content-type"),
-        request.stream(),
-        folder,
-        svc.limits,
-        declared_length=int(length) if length and length.isdigit() else None,
-        before_file=before_file,
-        # Footage may come slowly over a studio's link, so no deadline: a floor far below any
-        # studio's link instead, over a long window (a 2 GiB upload at 1 Mbit/s takes 4.8 h and
-        # passes); a client dripping a byte now and then would hold its part file for ever.
-        floor=TransferFloor(
-            bytes_per_s=svc.settings.upload_min_bytes_per_s,
-            window_s=svc.settings.upload_rate_window_s,
-            started=time.monotonic(),
-        ),
-        idle_s=svc.settings.upload_idle_timeout_s,
-    )
+    with svc.uploads.hold(f"user:{principal.user.id}"):
+        upload = await receive_upload(
+            request.headers.get("content-type"),
+            request.stream(),
+            folder,
+            svc.limits,
+            declared_length=int(length) if length and length.isdigit() else None,
+            before_file=before_file,
+            # Footage may come slowly over a studio's link, so no deadline: a floor far below any
+            # studio's link instead, over a long window (a 2 GiB upload at 1 Mbit/s takes 4.8 h and
+            # passes); a client dripping a byte now and then would hold its part file for ever.
+            floor=TransferFloor(
+                bytes_per_s=svc.settings.upload_min_bytes_per_s,
+                window_s=svc.settings.upload_rate_window_s,
+                started=time.monotonic(),
+            ),
+            idle_s=svc.settings.upload_idle_timeout_s,
+        )
     try:  # a field sent after the file is read only now
         unknown_fields(upload.fields, known)
         booleans = form_flags(upload.fields, flags)

@@ -30,7 +30,7 @@ from likeness.service.problems import (
     CrashToProblem,
     install_problem_handlers,
 )
-from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders
+from likeness.service.security import BodyLimit, RateLimiter, SecurityHeaders, UploadSlots
 from likeness.service.uploads import UploadLimits
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -49,6 +49,8 @@ class Services:
     accounts: Accounts
     queue: JobQueue
     limits: UploadLimits
+    #: signed-in uploads still arriving: the rate limit counts starts, and each holds a part file
+    uploads: UploadSlots
     login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 300.0))
     upload_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(60, 60.0))
     #: Unauthenticated passkey sign-in ceremonies per client address (each one is a stored row).
@@ -80,6 +82,7 @@ def create_app(
         accounts=accounts or Accounts(workspace),
         queue=JobQueue.for_workspace(workspace),
         limits=UploadLimits(settings.upload_max_image_bytes, settings.upload_max_video_bytes),
+        uploads=UploadSlots(settings.uploads_per_user, settings.uploads_at_once, client="this account"),
     )
     app = FastAPI(
         lifespan=_lifespan,

@@ -130,13 +130,13 @@ class BodyLimit:
 
 
 class UploadSlots:
-    """Uploads in progress: at most ``per_client`` for one key (a client address) and ``total``
-    in all. An upload holds its part file on disk until it ends, and the rate limit counts only
+    """Uploads in progress: at most ``per_client`` for one key (a client address, or a signed-in
+    user: ``client`` names it in the refusal) and ``total`` in all. An upload holds its part file on disk until it ends, and the rate limit counts only
     starts: without this, ten 500 MiB uploads a minute from one address, each held open by a
     byte now and then, would fill the disk."""
 
-    def __init__(self, per_client: int, total: int) -> None:
-        self.per_client, self.total = per_client, total
+    def __init__(self, per_client: int, total: int, *, client: str = "this address") -> None:
+        self.per_client, self.total, self.client = per_client, total, client
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -146,7 +146,8 @@ class UploadSlots:
         with self._lock:
             if self._held.get(key, 0) >= self.per_client:
                 raise RateLimited(
-                    f"{self.per_client} uploads from this address are still in progress; "
+                    f"{self.per_client} upload{'s' if self.per_client > 1 else ''} from {self.client} "
+                    f"{'are' if self.per_client > 1 else 'is'} still in progress; "
                     "send the next when one has finished",
                     retry_after_s=10,
                     members={"cause": "uploads-in-progress"},  # not "you checked many files"
