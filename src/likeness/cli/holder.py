@@ -80,26 +80,32 @@ def holder_sign(
 ) -> None:
     """Show a consent request in plain language and, once you confirm, sign it with your key."""
     from likeness.consent.grant_requests import ConsentRequest, describe, preview_problems
-    from likeness.consent.holder import check_addressed, load_holder_key, sign_request
+    from likeness.consent.holder import sign_request
 
-    with mapped_errors():
-        parsed = read_consent_file(request, ConsentRequest.from_json)
-        signing_key = load_holder_key(key)  # a wrong key is refused before the holder reads and confirms
-        check_addressed(str(parsed.payload.get("holder_fingerprint")), signing_key, "request")
-        for line in describe(parsed):
-            # the organisation's text (a purpose): no terminal escape may redraw what the holder reads
-            console.print(printable(line))
-        if previews is not None:
-            problems = preview_problems(parsed, previews)
-            if problems:
-                fail("preview stills do not match the request: " + "; ".join(problems))
-            console.print(
-                f"preview stills in {printable(previews)}: all {len(parsed.preview_sha256)} named in the request are there"
-            )
-        if not yes and not _confirmed(f"Sign this {parsed.kind} with {printable(key)}?"):
-            fail("not signed", code=1)
-        signed = sign_request(parsed, signing_key)
-        write_new_json(out, signed.as_json())
+    def check_previews(parsed: ConsentRequest) -> None:
+        if previews is None:
+            return
+        problems = preview_problems(parsed, previews)
+        if problems:
+            fail("preview stills do not match the request: " + "; ".join(problems))
+        console.print(
+            f"preview stills in {printable(previews)}: all {len(parsed.preview_sha256)} named in the request are there"
+        )
+
+    parsed = _show_and_sign(
+        request,
+        key,
+        out,
+        yes,
+        parse=ConsentRequest.from_json,
+        addressed_to=lambda parsed: str(parsed.payload.get("holder_fingerprint")),
+        describe=describe,
+        check=check_previews,
+        sign=sign_request,
+        question=lambda parsed: f"Sign this {parsed.kind}",
+        refused="not signed",
+        what="request",
+    )
     console.print(f"signed {parsed.kind} {printable(parsed.record_id)} → {printable(out)} (send this file back)")
 
 
@@ -173,10 +179,11 @@ def holder_vouch_passkey(
         key,
         out,
         yes,
-        malformed=vouch_malformed,
+        parse=_statement(vouch_malformed),
+        addressed_to=_holder_fingerprint,
         describe=describe_vouch,
         sign=sign_vouch,
-        question="Vouch for this passkey",
+        question=lambda _: "Vouch for this passkey",
         refused="not vouched",
         what="statement",
     )
@@ -203,10 +210,11 @@ def holder_sign_adoption(
         key,
         out,
         yes,
-        malformed=adoption_malformed,
+        parse=_statement(adoption_malformed),
+        addressed_to=_holder_fingerprint,
         describe=describe_adoption,
         sign=sign_adoption,
-        question="Sign this adoption",
+        question=lambda _: "Sign this adoption",
         refused="not signed",
         what="adoption",
     )
@@ -219,33 +227,51 @@ def _show_and_sign(
     out: Path,
     yes: bool,
     *,
-    malformed: Callable[[Any], str | None],
-    describe: Callable[[dict[str, Any]], list[str]],
-    sign: Callable[[dict[str, Any], Any], Any],
-    question: str,
+    parse: Callable[[Any], Parsed],
+    addressed_to: Callable[[Parsed], str],
+    describe: Callable[[Parsed], list[str]],
+    sign: Callable[[Parsed, Any], Any],
+    question: Callable[[Parsed], str],
     refused: str,
     what: str,
-) -> dict[str, Any]:
-    """Read the statement in ``path``, show it in plain words, and once the holder confirms (or
-    ``yes``) sign it with their key into ``out``; returns the statement. A file that is not such a
-    statement (``malformed`` says why) is refused before anything is shown: the holder is never
-    asked to sign a page of blanks."""
+    check: Callable[[Parsed], None] | None = None,
+) -> Parsed:
+    """Read what the organisation sent in ``path`` (``parse``), show it in plain words, run
+    ``check`` on it, and once the holder confirms (or ``yes``) sign it with their key into
+    ``out``; returns what was read. A file ``parse`` refuses is refused before anything is shown
+    (the holder is never asked to sign a page of blanks), and a key it is not addressed to
+    (``addressed_to``: the holder key fingerprint it names) before the holder reads and confirms."""
     from likeness.consent.holder import check_addressed, load_holder_key
-    from likeness.errors import ConsentRequestError
 
     with mapped_errors():
-        parsed = read_json(path)
-        why = malformed(parsed)
-        if why:
-            raise ConsentRequestError(f"{path}: {why}")
-        signing_key = load_holder_key(key)  # a wrong key is refused before the holder reads and confirms
-        check_addressed(str(parsed.get("holder_fingerprint")), signing_key, what)
+        parsed = read_consent_file(path, parse)
+        signing_key = load_holder_key(key)
+        check_addressed(addressed_to(parsed), signing_key, what)
         for line in describe(parsed):
             console.print(printable(line))  # the organisation's text: no terminal escape may redraw it
-        if not yes and not _confirmed(f"{question} with {printable(key)}?"):
+        if check is not None:
+            check(parsed)
+        if not yes and not _confirmed(f"{question(parsed)} with {printable(key)}?"):
             fail(refused, code=1)
         write_new_json(out, sign(parsed, signing_key).as_json())
     return parsed
+
+
+def _statement(malformed: Callable[[Any], str | None]) -> Callable[[Any], dict[str, Any]]:
+    """A ``parse`` for a statement kept as its JSON object, refused where ``malformed`` says why."""
+    from likeness.errors import ConsentRequestError
+
+    def parse(data: Any) -> dict[str, Any]:
+        why = malformed(data)
+        if why:
+            raise ConsentRequestError(why)
+        return dict(data)
+
+    return parse
+
+
+def _holder_fingerprint(statement: dict[str, Any]) -> str:
+    return str(statement.get("holder_fingerprint"))
 
 
 def register(app: typer.Typer) -> None:
