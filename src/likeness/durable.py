@@ -247,7 +247,7 @@ def remove_orphaned_temporaries(
     """
     folder = Path(folder)
     deadline = (time.time() if now is None else now) - older_than_s
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
