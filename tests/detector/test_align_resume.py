@@ -146,7 +146,7 @@ def test_a_kept_face_is_used_only_for_the_same_bytes_and_recipe(portraits, strai
 
 
 def test_an_entry_that_is_not_a_kept_face_is_not_read(tmp_path) -> None:
-    """A link, a huge file, pickled objects, a torn write or a crop of another shape: each is
+    """A link, a huge file, pickled objects, a torn write, a crop of another shape, a FIFO: each is
     aligned again instead (``NOT_KEPT``), never loaded as a face or run."""
     store = _store(tmp_path)
     face = (np.zeros((128, 128, 3), np.uint8), np.zeros((478, 2), np.float32))
@@ -163,7 +163,8 @@ def test_an_entry_that_is_not_a_kept_face_is_not_read(tmp_path) -> None:
     kept = {"recipe": np.array(store.recipe), "found": np.array(True), "landmarks": face[1]}
     np.savez_compressed(store.entry("1" * 64), image=big, **kept)
     assert store.entry("1" * 64).stat().st_size < 100_000
-    assert all(store.read(key * 64) is NOT_KEPT for key in "bcdef01")
+    os.mkfifo(store.entry("2" * 64))  # read without waiting for a writer that never comes
+    assert all(store.read(key * 64) is NOT_KEPT for key in "bcdef012")
 
 
 def test_a_store_in_place_of_a_file_or_link_is_refused(tmp_path) -> None:
