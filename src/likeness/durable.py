@@ -136,11 +136,12 @@ def writer_gone(writer: TemporaryWriter) -> bool:
 
 
 def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits for its parent to reap it (Linux says, in the state
+    field after the command name; elsewhere: not known, False)."""
     try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
         return False
-    return status[status.rfind(")") + 2 : status.rfind(")") + 3] == "Z"
 
 
 def create_temporary(path: Path, *, mode: int | None = None) -> tuple[int, Path]:
