@@ -200,3 +200,13 @@ def test_ctrl_c_while_aligning_says_what_was_kept_and_the_rerun_aligns_the_rest(
     assert resumed.exit_code == 0, resumed.output
     assert rerun.aligned == [f"person{k:02d}" for k in range(5, 14)]
     assert (out / "detector.onnx").is_file() and not (out / ALIGNED_FOLDER).exists()
+
+
+def test_a_face_that_cannot_be_kept_is_a_model_error_naming_its_entry(tmp_path, monkeypatch) -> None:
+    from tests.durability import failing_placements
+
+    store = _store(tmp_path)
+    failing_placements(monkeypatch)  # a full or failing disk
+    with pytest.raises(ModelError, match=f"{store.entry('a' * 64)}: cannot keep this aligned face"):
+        store.keep("a" * 64, None)
+    assert list(store.folder.iterdir()) == []

@@ -105,13 +105,20 @@ class AlignedFaceStore:
         return (image, landmarks) if _well_formed(image, landmarks) else NOT_KEPT
 
     def keep(self, sha256: str, face: AlignedArrays | None) -> None:
-        """Keep ``face`` (None: the image has no face) for the image of ``sha256``, whole."""
+        """Keep ``face`` (None: the image has no face) for the image of ``sha256``, whole; a
+        ``ModelError`` naming the entry when it cannot be written (a full disk)."""
         buffer = io.BytesIO()
         if face is None:
             np.savez(buffer, recipe=np.array(self.recipe), found=np.array(False))
         else:
             np.savez(buffer, recipe=np.array(self.recipe), found=np.array(True), image=face[0], landmarks=face[1])
-        write_atomic(self.entry(sha256), buffer.getvalue(), mode=0o600)
+        entry = self.entry(sha256)
+        write_atomic(
+            entry,
+            buffer.getvalue(),
+            mode=0o600,
+            error=lambda exc: ModelError(f"{entry}: cannot keep this aligned face ({exc.strerror or exc})"),
+        )
 
     def remove(self) -> None:
         """Remove the folder and every entry in it."""
