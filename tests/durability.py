@@ -2,12 +2,16 @@
 onto which names, in order, and each temporary's permissions at that moment. ``assert_written_whole``
 checks the one durable way to write a file: the bytes are fsynced under a temporary name beside
 it, only then is the temporary renamed or linked onto the file, and then the folder is fsynced.
-``failing_placements`` makes every rename and link fail, as on a full or failing disk."""
+``failing_placements`` makes every rename and link fail, as on a full or failing disk. ``Writer``
+is a process in the middle of writing a file, to kill as an OOM kill does."""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,3 +90,51 @@ def failing_placements(monkeypatch: pytest.MonkeyPatch) -> None:
 def hidden_files(folder: Path) -> list[str]:
     """Names starting with a dot anywhere under ``folder`` (temporaries)."""
     return sorted(p.name for p in Path(folder).rglob(".*"))
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+import likeness.durable as durable
+if len(sys.argv) > 2:  # a pid of that many digits
+    durable._writer_tag = lambda: f"{durable._pid_domain()}-{'9' * int(sys.argv[2])}"
+with durable.atomic_path(Path(sys.argv[1])) as temporary:
+    temporary.write_bytes(b"PK half a zip")
+    print(temporary, flush=True)
+    sys.stdin.read()  # until the test ends it
+"""
+
+
+class Writer:
+    """A process in the middle of an ``atomic_path`` write of ``path`` (``temporary``), ended
+    when the ``with`` block ends."""
+
+    def __init__(self, path: Path, pid_digits: int | None = None) -> None:
+        args = [str(path)] + ([str(pid_digits)] if pid_digits else [])
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.temporary = Path(self.process.stdout.readline().strip())
+        assert self.temporary.is_file(), "the writer never made its temporary"
+
+    def kill(self) -> None:
+        """SIGKILL (an OOM kill): no ``finally`` runs and the temporary stays; then reaped."""
+        self.process.kill()
+        self.process.wait()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.kill()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def untouched_for(path: Path, seconds: float) -> None:
+    """Set ``path``'s times ``seconds`` back (a link's own, not its target's)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then), follow_symlinks=False)

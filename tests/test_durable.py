@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from likeness.durable import atomic_path, remove_stale_temporaries, write_atomic
+from likeness.durable import (
+    ORPHAN_AGE_S,
+    atomic_path,
+    remove_orphaned_temporaries,
+    remove_stale_temporaries,
+    temporary_writer,
+    write_atomic,
+)
 from likeness.errors import ConfigError
-from tests.durability import assert_written_whole, failing_placements, hidden_files, watch_disk
+from tests.durability import (
+    Writer,
+    assert_written_whole,
+    failing_placements,
+    hidden_files,
+    untouched_for,
+    watch_disk,
+)
 
 
 @pytest.fixture
@@ -109,11 +124,76 @@ def test_a_killed_writer_s_temporaries_are_removed_and_only_theirs(tmp_path: Pat
 
 
 def test_a_file_whose_name_is_as_long_as_a_name_may_be_is_written(tmp_path: Path):
-    """A temporary named ``.<name>.<random>.part`` after such a name is too long for the file
-    system (ENAMETOOLONG): 85 Hangul letters are 255 bytes."""
+    """A temporary named ``.<name>.<random>.<writer>.part`` after such a name is too long for the
+    file system (ENAMETOOLONG): 85 Hangul letters are 255 bytes."""
     path = tmp_path / ("가" * 81 + ".png")
     assert len(os.fsencode(path.name)) == 247
     write_atomic(path, b"png")
     assert path.read_bytes() == b"png" and hidden_files(tmp_path) == []
-    (tmp_path / f".{'가' * 80}.0badc0de.part").write_bytes(b"torn")  # its temporary's name, cut
-    assert [p.name for p in remove_stale_temporaries(path)] == [f".{'가' * 80}.0badc0de.part"]
+    with Writer(path, pid_digits=10) as writer:  # the longest writer a temporary's name may carry
+        assert writer.temporary.name.startswith(f".{'가' * 73}.")
+        assert len(os.fsencode(writer.temporary.name)) <= 255 and temporary_writer(writer.temporary) is not None
+        assert remove_stale_temporaries(path) == [writer.temporary]
+
+
+# -- temporaries of writers killed mid-write, in a folder many processes write into ---------------
+
+
+def test_a_killed_writer_s_temporary_goes_and_a_live_writer_s_stays(tmp_path: Path):
+    finished = [tmp_path / "clip-0.zip", tmp_path / "results.json"]
+    for path in finished:
+        write_atomic(path, b"finished")
+    with Writer(tmp_path / "clip-1.zip") as killed, Writer(tmp_path / "clip-2.zip") as live:
+        killed.kill()
+        for writer in (killed, live):
+            untouched_for(writer.temporary, ORPHAN_AGE_S + 60)
+        assert remove_orphaned_temporaries(tmp_path) == [killed.temporary]
+        assert live.temporary.read_bytes() == b"PK half a zip"
+    assert all(path.read_bytes() == b"finished" for path in finished)
+
+
+def test_a_killed_writer_s_temporary_stays_until_it_is_old(tmp_path: Path):
+    """A pid read in another pid namespace under the same host name looks gone: the writer,
+    alive, still touches its file, so a young temporary is never taken as orphaned."""
+    with Writer(tmp_path / "clip.zip") as writer:
+        writer.kill()
+    untouched_for(writer.temporary, ORPHAN_AGE_S - 60)
+    assert remove_orphaned_temporaries(tmp_path) == [] and writer.temporary.exists()
+    assert remove_orphaned_temporaries(tmp_path, now=time.time() + 120) == [writer.temporary]
+
+
+def test_temporaries_of_unknown_or_foreign_writers_stay(tmp_path: Path):
+    with Writer(tmp_path / "clip.zip") as writer:
+        writer.kill()
+    name = writer.temporary.name  # .clip.zip.RANDOM.DOMAIN-PID.part
+    domain = name.split(".")[-2].split("-")[0]
+    foreign = tmp_path / name.replace(f".{domain}-", ".0badc0de-")  # another host's or pid namespace's
+    unnamed = tmp_path / ".clip.zip.0badc0de.part"  # an earlier release's: names no writer
+    folder, link = (tmp_path / name.replace("clip.zip", other) for other in ("folder.zip", "link.zip"))
+    writer.temporary.rename(foreign)
+    unnamed.write_bytes(b"torn")
+    folder.mkdir()
+    link.symlink_to(tmp_path / "elsewhere")
+    for path in (foreign, unnamed, folder, link):
+        untouched_for(path, ORPHAN_AGE_S + 60)
+    assert remove_orphaned_temporaries(tmp_path) == []
+    assert foreign.exists() and unnamed.exists() and folder.is_dir() and link.is_symlink()
+
+
+def test_a_folder_that_is_not_there_has_no_orphans(tmp_path: Path):
+    assert remove_orphaned_temporaries(tmp_path / "missing") == []
+
+
+def test_a_killed_writer_not_yet_reaped_is_gone(tmp_path: Path):
+    """A killed worker its parent has not waited for yet is a zombie: its pid still answers
+    ``kill(pid, 0)``, but it writes nothing more."""
+    import signal
+
+    with Writer(tmp_path / "clip.zip") as writer:
+        os.kill(writer.process.pid, signal.SIGKILL)
+        given_up = time.monotonic() + 10
+        while (Path(f"/proc/{writer.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z":
+            assert time.monotonic() < given_up, "the killed writer never became a zombie"
+            time.sleep(0.01)
+        untouched_for(writer.temporary, ORPHAN_AGE_S + 60)
+        assert remove_orphaned_temporaries(tmp_path) == [writer.temporary]

@@ -23,7 +23,7 @@ import numpy as np
 
 from likeness.detector.calibration import threshold_at_fpr
 from likeness.detector.train import CARD_FILE, DETECTOR_INPUT, MODEL_FILE
-from likeness.media.synthetic import astronaut
+from likeness.media.synthetic import astronaut, grace_hopper
 
 #: Luma weights (ITU-R BT.601, OpenCV's RGB2GRAY): the tint keeps this sum unchanged.
 LUMA = (0.299, 0.587, 0.114)
@@ -206,3 +206,21 @@ def evaluated_for_mina(workspace: Any, detector: Path, media: GateMedia, folder:
     mina = enrol_as_units(workspace, "mina", folder.parent / f"{folder.name}-mina-references")
     assert evaluate_detector(folder, media.real, media.fake, subject=mina)["passed"]
     return folder
+
+
+def write_portraits(folder: Path, count: int) -> list[Path]:
+    """``count`` PNG portraits ``person00.png``... in a new ``folder``: the astronaut and Grace
+    Hopper in turn, every other pair mirrored, each at its own brightness (distinct bytes)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    portraits = [astronaut(), grace_hopper()]
+    paths = []
+    for k in range(count):
+        rgb = portraits[k % 2]
+        if k // 2 % 2:
+            rgb = rgb[:, ::-1]
+        gain = rng.uniform(0.8, 1.2)
+        rgb = np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+        paths.append(folder / f"person{k:02d}.png")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return paths

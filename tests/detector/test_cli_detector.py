@@ -6,32 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
-import numpy as np
 from typer.testing import CliRunner
 
 from likeness.assets import asset
 from likeness.cli import app
 from likeness.detector.general import GENERAL_BASE_NAME, GENERAL_WEIGHTS_ASSET, general_card
 from likeness.digests import sha256_file
-from likeness.media.synthetic import astronaut, grace_hopper
-
-
-def _write_faces(folder: Path, count: int) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    portraits = [astronaut(), grace_hopper()]
-    for k in range(count):
-        rgb = portraits[k % 2]
-        if k // 2 % 2:
-            rgb = rgb[:, ::-1]
-        gain = rng.uniform(0.8, 1.2)
-        rgb = np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
-        cv2.imwrite(str(folder / f"person{k:02d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+from tests.detector.handmade import write_portraits
 
 
 def test_train_fine_tunes_the_shipped_general_model_and_inherits_its_files(tmp_path: Path) -> None:
-    _write_faces(tmp_path / "real", 14)
+    write_portraits(tmp_path / "real", 14)
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "2"]
@@ -50,7 +35,7 @@ def test_train_fine_tunes_the_shipped_general_model_and_inherits_its_files(tmp_p
 
 
 def test_train_from_imagenet_is_the_general_recipe(tmp_path: Path) -> None:
-    _write_faces(tmp_path / "real", 14)
+    write_portraits(tmp_path / "real", 14)
     out = tmp_path / "out"
     args = ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(out), "--steps", "1"]
     result = CliRunner().invoke(app, [*args, "--from-imagenet"])
@@ -62,7 +47,7 @@ def test_train_from_imagenet_is_the_general_recipe(tmp_path: Path) -> None:
 
 
 def test_too_few_identities_is_a_clear_error(tmp_path: Path) -> None:
-    _write_faces(tmp_path / "real", 3)
+    write_portraits(tmp_path / "real", 3)
     result = CliRunner().invoke(
         app, ["detector", "train", "--real", str(tmp_path / "real"), "--out", str(tmp_path / "out")]
     )
@@ -73,7 +58,7 @@ def test_too_few_identities_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_mistyped_real_folder_is_named_not_counted_as_no_identities(tmp_path: Path) -> None:
     # It used to say "need at least 14 identities under real-faces ..., found 0".
-    _write_faces(tmp_path / "real", 3)
+    write_portraits(tmp_path / "real", 3)
     missing, a_file = (
         tmp_path / "real-faces",
         tmp_path / "real" / sorted(p.name for p in (tmp_path / "real").iterdir())[0],
@@ -96,7 +81,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_names_the_command_that_resumes_it(tmp_pat
     from likeness.detector import train as detector_train
     from likeness.train.checkpoint import load_checkpoint
 
-    _write_faces(tmp_path / "real", 14)
+    write_portraits(tmp_path / "real", 14)
     out = tmp_path / "out"
     pairs: list[int] = []
     original = detector_train.training_pair
@@ -118,9 +103,13 @@ def test_ctrl_c_keeps_a_checkpoint_and_names_the_command_that_resumes_it(tmp_pat
         f"  continue with: {resume}",
     ]
     assert load_checkpoint(checkpoint)["step"] == 1
-    per_step, later = len(pairs), []
+    per_step, later, realigned = len(pairs), [], []
     monkeypatch.setattr(detector_train, "training_pair", lambda *a, **k: later.append(1) or original(*a, **k))
+    align_largest = detector_train.align_largest
+    monkeypatch.setattr(detector_train, "align_largest", lambda *a, **k: realigned.append(1) or align_largest(*a, **k))
     resumed = CliRunner().invoke(app, shlex.split(resume)[1:])
     assert resumed.exit_code == 0, resumed.output
     assert len(later) == 2 * per_step  # steps 2 and 3: resumed, not started again
+    assert realigned == []  # the faces were kept too (out/aligned-faces), until the card was written
+    assert not (out / "aligned-faces").exists()
     assert load_checkpoint(checkpoint)["step"] == 3 and (out / "detector.onnx").is_file()

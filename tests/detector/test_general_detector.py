@@ -174,7 +174,7 @@ def test_the_train_command_refuses_edited_weights_before_aligning(edited_weights
     def no_alignment(*args, **kwargs):
         raise AssertionError("aligned faces for a run that cannot start")
 
-    monkeypatch.setattr("likeness.detector.train.align_paths", no_alignment)
+    monkeypatch.setattr("likeness.detector.train.align_each", no_alignment)
     real = tmp_path / "real"
     real.mkdir()
     for k in range(14):

@@ -64,7 +64,7 @@ def no_alignment(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("aligned faces for a run that cannot start")
 
-    monkeypatch.setattr("likeness.detector.train.align_paths", refuse)
+    monkeypatch.setattr("likeness.detector.train.align_each", refuse)
 
 
 # --- export-general and train: where they write ---------------------------------------------------

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -46,8 +46,9 @@ def train(
         Path,
         typer.Option(
             "--out",
-            help="Folder for detector.onnx, its card and the checkpoint (a rerun with the same options and "
-            "files resumes; with others it is refused).",
+            help="Folder for detector.onnx, its card, the checkpoint and, until the card is written, the aligned "
+            "faces (a rerun with the same options and files resumes and aligns only images not aligned yet; "
+            "with others it is refused).",
         ),
     ],
     train_only: Annotated[
@@ -86,8 +87,14 @@ def train(
 
     Starts from the general detector shipped in the package (a fine-tune; its card records the
     start and inherits the general model's training files) unless --init or --from-imagenet says
-    otherwise."""
-    from likeness.detector.train import CHECKPOINT_FILE, DetectorTrainConfig, train_from_folders
+    otherwise. Ctrl-C keeps what is done (each aligned face, or a checkpoint of the step in
+    flight) and prints the command that continues; exit status 130."""
+    from likeness.detector.train import (
+        CHECKPOINT_FILE,
+        AlignmentInterrupted,
+        DetectorTrainConfig,
+        train_from_folders,
+    )
     from likeness.train.loop import TrainingInterrupted
 
     if init and from_imagenet:
@@ -120,6 +127,9 @@ def train(
                 config=config,
                 progress=lambda stage, d, t, loss: bar.update(task, description=stage, completed=d, total=t),
             )
+        except AlignmentInterrupted as stopped:
+            bar.stop()
+            interrupted_alignment(stopped.done, stopped.total, stopped.folder, resume_with)
         except TrainingInterrupted as stopped:
             bar.stop()
             interrupted_training(stopped.checkpoint_path, resume_with, iteration=stopped.iteration)
@@ -135,6 +145,15 @@ def train(
     note = threshold_note(card)
     if note:
         err_console.print(Text.assemble(("note", "yellow"), f": {printable(note)}"))
+
+
+def interrupted_alignment(done: int, total: int, folder: Path | None, resume_command: str) -> NoReturn:
+    """Say in one line how many images a Ctrl-C during alignment left aligned and kept, and the
+    command that goes on from them; exit 130."""
+    kept = f"kept in {printable(folder)}" if folder is not None else "not kept"
+    note = f" while aligning faces: {done} of {total} image(s) aligned and {kept}; continue with: {resume_command}"
+    err_console.print(Text.assemble(("interrupted", "yellow"), note))
+    raise typer.Exit(130)
 
 
 def train_command(

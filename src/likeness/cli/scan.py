@@ -18,6 +18,7 @@ from likeness.cli.common import (
     read_trust_anchors,
     settings_from,
 )
+from likeness.durable import ORPHAN_AGE_S
 
 
 def scan(
@@ -55,7 +56,13 @@ def scan(
         ),
     ] = 1,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Write evidence packs for files that need review into this folder.")
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write evidence packs for files that need review into this folder. Temporaries a killed "
+            "writer left there are removed first (only those whose process has ended, untouched for "
+            f"{ORPHAN_AGE_S // 60} minutes).",
+        ),
     ] = None,
     anchors: Annotated[
         list[Path] | None,

@@ -19,6 +19,7 @@ from likeness.cli.common import (
     read_trust_anchors,
     settings_from,
 )
+from likeness.durable import ORPHAN_AGE_S
 
 _VERDICT_STYLES = {
     "error": "bold white on red",
@@ -44,7 +45,12 @@ def verify(
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option("--report", help="Write an evidence pack per file (JSON, HTML, zip) into this folder."),
+        typer.Option(
+            "--report",
+            help="Write an evidence pack per file (JSON, HTML, zip) into this folder. Temporaries a killed "
+            "writer left there are removed first (only those whose process has ended, untouched for "
+            f"{ORPHAN_AGE_S // 60} minutes).",
+        ),
     ] = None,
     workers: Annotated[
         int | None,

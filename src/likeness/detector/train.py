@@ -12,10 +12,15 @@ after the step in flight with a checkpoint of it (``TrainingInterrupted``). At t
 logit is calibrated by temperature on held-out self-blends, the threshold is set at a fixed
 false-positive rate on held-out pristine faces, the network is exported to ONNX and a card is
 written beside it.
+
+Alignment keeps each image's result as it is made (``likeness.detector.aligned_store``, in
+``OUT/aligned-faces/``): a Ctrl-C there stops after the image in flight (``AlignmentInterrupted``)
+and a rerun aligns only the images not kept yet. The folder goes once the card is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from likeness import strict_json
+from likeness import __version__, strict_json
+from likeness.detector.aligned_store import ALIGNED_FOLDER, NOT_KEPT, AlignedFaceStore
 from likeness.detector.calibration import fit_temperature, roc_auc, threshold_at_fpr
 from likeness.detector.sbi import SbiOptions, degrade, self_blend
 from likeness.digests import sha256_file
@@ -104,6 +110,35 @@ def detector_out_folder(out_dir: Path) -> Path:
     return out_dir
 
 
+class AlignmentInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the alignment of training images after ``done`` of ``total``; with a
+    store, those are kept in ``folder`` and a rerun does not align them again (None: no store,
+    nothing kept). A ``KeyboardInterrupt`` still; the CLI says what was kept and exits 130."""
+
+    def __init__(self, done: int, total: int, folder: Path | None) -> None:
+        kept = f"kept in {folder}" if folder is not None else "not kept"
+        super().__init__(f"alignment interrupted after {done} of {total} image(s) ({kept})")
+        self.done = done
+        self.total = total
+        self.folder = folder
+
+
+def align_recipe() -> str:
+    """What an aligned face depends on besides its image's bytes, as JSON: a store's entry made
+    by another recipe is aligned again (``likeness.detector.aligned_store``)."""
+    from importlib.metadata import version
+
+    return json.dumps(
+        {
+            "size": DETECTOR_INPUT,
+            "coverage": COVERAGE,
+            "faces": f"mediapipe {version('mediapipe')}: FaceDetector(mode='image') defaults, the largest face",
+            "likeness": __version__,
+        },
+        sort_keys=True,
+    )
+
+
 def align_paths(
     paths: Sequence[Path],
     *,
@@ -114,21 +149,58 @@ def align_paths(
 
     Images without a face are skipped (logged); unreadable files raise ``MediaError``.
     """
+    aligned = align_each(paths, [identity_of(p) for p in paths], progress=progress)
+    return [sample for sample in aligned if sample is not None]
+
+
+def align_each(
+    paths: Sequence[Path],
+    identities: Sequence[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    store: AlignedFaceStore | None = None,
+) -> list[AlignedFaceSample | None]:
+    """The largest face of each image aligned for the detector, as ``identities`` says whose it
+    is; None for an image without a face (logged). Unreadable files raise ``MediaError``.
+
+    With ``store``, an image whose result it keeps (same bytes, same :func:`align_recipe`) is not
+    aligned again, and each new result is kept as soon as it is made. The first Ctrl-C stops
+    after the image in flight, a second at once: ``AlignmentInterrupted`` says how many are done.
+    """
     from likeness.faces.detect import FaceDetector
     from likeness.media.images import read_image
+    from likeness.train.loop import InterruptRequest
 
-    samples: list[AlignedFaceSample] = []
-    with FaceDetector(mode="image") as detector:
-        for k, path in enumerate(paths):
-            rgb = read_image(path)
-            sample = align_largest(detector, rgb, identity=identity_of(path))
-            if sample is None:
-                logger.info("no face in %s: skipped", path)
-            else:
-                samples.append(sample)
-            if progress:
-                progress(k + 1, len(paths))
-    return samples
+    if len(identities) != len(paths):
+        raise ValueError(f"align_each: {len(paths)} paths but {len(identities)} identities")
+    aligned: list[AlignedFaceSample | None] = []
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(InterruptRequest())
+        detector = None  # made at the first image the store does not keep
+        try:
+            for path, identity in zip(paths, identities, strict=True):
+                # not a regular file: read_image names the reason
+                digest = sha256_file(path) if store is not None and Path(path).is_file() else None
+                kept = store.read(digest) if store is not None and digest is not None else NOT_KEPT
+                if kept is NOT_KEPT:
+                    if detector is None:
+                        detector = stack.enter_context(FaceDetector(mode="image"))
+                    sample = align_largest(detector, read_image(path), identity=identity)
+                    if store is not None and digest is not None:
+                        store.keep(digest, None if sample is None else (sample.image, sample.landmarks))
+                else:
+                    sample = None if kept is None else AlignedFaceSample(kept[0], kept[1], identity)
+                if sample is None:
+                    logger.info("no face in %s: skipped", path)
+                aligned.append(sample)
+                if progress:
+                    progress(len(aligned), len(paths))
+                if stop.requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt as stopped:
+            kept_in = store.folder if store is not None else None
+            raise AlignmentInterrupted(len(aligned), len(paths), kept_in) from stopped
+    return aligned
 
 
 def align_largest(detector: Any, rgb: np.ndarray, *, identity: str) -> AlignedFaceSample | None:
@@ -377,7 +449,10 @@ def train_from_folders(
 
     Identity is the file stem, or the parent folder's name with ``identity_from_folder``. Faces
     under ``train_only`` (e.g. an artist's own authentic footage) are used for training only.
-    ``progress(stage, done, total, loss)``: stage "align" or "train".
+    ``progress(stage, done, total, loss)``: stage "align" or "train". Aligned faces are kept
+    in ``out_dir/aligned-faces`` until the card is written, so a rerun after a stop (Ctrl-C:
+    ``AlignmentInterrupted`` during alignment, ``TrainingInterrupted`` during training) aligns
+    only what is not kept yet.
     """
     paths, extra = image_paths(real), image_paths(train_only)
 
@@ -396,15 +471,15 @@ def train_from_folders(
     detector_out_folder(out_dir)
     inherited_training_files(config)
     initial = initial_network(config)
-    total = len(paths) + len(extra)
-    faces = align_paths(
-        paths, identity_of=identity, progress=(lambda d, t: progress("align", d, total, 0.0)) if progress else None
+    store = AlignedFaceStore.open(Path(out_dir) / ALIGNED_FOLDER, recipe=align_recipe())
+    aligned = align_each(
+        [*paths, *extra],
+        [identity(p) for p in paths] + [f"train-only:{p.parent.name}" for p in extra],
+        progress=(lambda d, t: progress("align", d, t, 0.0)) if progress else None,
+        store=store,
     )
-    own = align_paths(
-        extra,
-        identity_of=lambda p: f"train-only:{p.parent.name}",
-        progress=(lambda d, t: progress("align", len(paths) + d, total, 0.0)) if progress else None,
-    )
+    faces = [f for f in aligned[: len(paths)] if f is not None]
+    own = [f for f in aligned[len(paths) :] if f is not None]
     train = [f for f in faces if f.identity not in held_out] + own
     validation = [f for f in faces if f.identity in held_out]
     note = f"{len(train) - len(own)} faces from {', '.join(Path(f).name for f in real)}"
@@ -412,7 +487,7 @@ def train_from_folders(
         note += f" and {len(own)} from {', '.join(Path(f).name for f in train_only)} (training only)"
     note += f"; {len(validation)} faces of {len(held_out)} held-out identities for validation"
     files = [sha256_file(p) for p in [*paths, *extra]]
-    return train_detector(
+    card = train_detector(
         train,
         validation,
         out_dir,
@@ -423,6 +498,8 @@ def train_from_folders(
         progress=(lambda d, t, loss: progress("train", d, t, loss)) if progress else None,
         initial=initial,
     )
+    store.remove()  # the card is written: nothing resumes from the crops, faces of real people
+    return card
 
 
 def model_id_of(config: DetectorTrainConfig) -> str:

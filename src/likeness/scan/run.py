@@ -34,6 +34,7 @@ from typing import Any
 
 from likeness import __version__
 from likeness.consent.canonical import canonical_sha256
+from likeness.durable import remove_orphaned_temporaries
 from likeness.scan.engines import WorkerSetup, make_engine
 from likeness.scan.results import ResultsDataset, row_key
 from likeness.scan.sources import ScanItem, collect_items
@@ -109,7 +110,9 @@ def scan_collection(
     ``engine``: ``local`` (``workers`` processes, 1 = this process) or ``dask`` (``scheduler``
     address, an existing ``client``, or a LocalCluster of ``workers`` processes; ``files_per_task``
     files per Dask future).
-    ``report_dir``: evidence packs for files that need review. ``on_start`` gets the counts
+    ``report_dir``: evidence packs for files that need review; the temporaries a killed writer
+    left there are removed first (:func:`likeness.durable.remove_orphaned_temporaries`: only
+    those whose process is gone, so a concurrent scan's stay). ``on_start`` gets the counts
     and the Dask dashboard link before the first file; ``on_file`` each row as it is kept.
     """
     items = collect_items(sources)
@@ -121,6 +124,8 @@ def scan_collection(
     )
     dataset = ResultsDataset(out)
     dataset.create()
+    if report_dir is not None:
+        remove_orphaned_temporaries(report_dir)
     done = dataset.keys()
     verified_before = dataset.by_content(version)
 

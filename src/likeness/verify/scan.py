@@ -30,7 +30,7 @@ from typing import Any
 
 from likeness import strict_json
 from likeness.digests import sha256_file
-from likeness.durable import write_atomic
+from likeness.durable import remove_orphaned_temporaries, write_atomic
 from likeness.errors import LikenessError, WorkerStartError
 from likeness.verify.gallery import ArtistGallery, GallerySnapshot, open_gallery
 from likeness.verify.pipeline import MEDIA_SUFFIXES, Verifier, record_verification
@@ -268,7 +268,9 @@ def verify_many(
     """Verify every file in ``paths`` (files and folders), in input order.
 
     ``workers``: processes (default ``workspace.settings.workers``; 1 = in this process).
-    ``report_dir``: write an evidence pack per file and ``results.json``. ``force``: verify
+    ``report_dir``: write an evidence pack per file and ``results.json``, after removing the
+    temporaries killed writers left there (:func:`likeness.durable.remove_orphaned_temporaries`:
+    only those whose process is gone, so a concurrent scan's stay). ``force``: verify
     again even when an unchanged earlier result exists. ``interrupt`` stops the scan by raising:
     it is called after each file, and in this process also inside each video's decode loop.
     Each readable file gets one ``verification.completed`` ledger event; unreadable files get an
@@ -289,6 +291,8 @@ def verify_many(
             workspace, gallery_fingerprint=gallery.fingerprint, anchors_fingerprint=probe.anchors_fingerprint
         )
         results: list[VerificationResult | None] = [None] * len(files)
+        if report is not None:
+            remove_orphaned_temporaries(report)
 
         def finish(index: int, result: VerificationResult, *, fresh: bool) -> None:
             nonlocal done

@@ -111,7 +111,7 @@ class VideoEncoder:
       when :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`)
       leaves no output file; the finished file's bytes and folder are fsynced
       (:func:`~likeness.durable.commit_temporary`). A process killed outright (SIGKILL, out of
-      memory, power loss) never reaches that cleanup and leaves ``.<name>.<random>.part``; the
+      memory, power loss) never reaches that cleanup and leaves ``.<name>.<random>.<writer>.part``; the
       next encoder for the same ``path`` removes it
       (:func:`~likeness.durable.remove_stale_temporaries`). The MP4 index is moved to the front
       (``faststart``) for streaming.
