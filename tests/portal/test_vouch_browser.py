@@ -18,6 +18,12 @@ from tests.conftest import add_subject, holder_machine
 from .conftest import portal_shot, with_authenticator
 
 
+CONSENT_REFUSED = {
+    "en": "The consent checks refused this, so it was not done.",
+    "ko": "동의 확인에서 거부되어 진행하지 않았습니다.",
+}
+
+
 def _vouch_link(context, url: str, token: str) -> str:
     made = context.request.post(
         f"{url}/api/v1/portal/invitations",
@@ -53,12 +59,20 @@ def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_
                     page.click("[data-statement-download]")
                 statement = json.loads(saved.value.path().read_text(encoding="utf-8"))
                 assert statement["key_fingerprint"] == fingerprint and not errors, errors
-                if (size, language) == ("phone", "en"):
-                    # Before the vouch the passkey signs nothing; after the import it signs in.
+                if size == "phone":
+                    # Before the vouch the passkey signs nothing, said in the page's language
+                    # above the refusal's own English detail and reason.
                     page.goto(f"{url}/portal")
                     page.click("[data-passkey-signin]")
                     page.wait_for_selector("[data-passkey-error]:not([hidden])")
-                    assert "credential_not_holders" in page.locator("[data-passkey-error]").inner_text()
+                    refusal = page.locator("[data-passkey-error]")
+                    assert refusal.locator("[data-passkey-error-sentence]").inner_text() == CONSENT_REFUSED[language]
+                    detail = refusal.locator("[data-passkey-error-detail]")
+                    assert detail.is_visible() and detail.locator("code").get_attribute("lang") == "en"
+                    assert "this passkey is not registered here (credential_not_holders)" in detail.inner_text()
+                    portal_shot(page, "vouch-3-unvouched-signin", size, language)
+                if (size, language) == ("phone", "en"):
+                    # After the import it signs in.
                     key = holder_machine(registry).key("mina-holder")
                     registry.import_signed(sign_vouch(statement, key))
                     page.goto(f"{url}/portal")

@@ -41,6 +41,7 @@ from likeness.service.auth import guard, require
 from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.kept_files import kept_paths, read_kept_file
+from likeness.service.problems import PAGE_SENTENCES
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.verdicts import N_
@@ -105,6 +106,7 @@ def page(request: Request, name: str, context: dict[str, Any], *, session: Holde
             "holder_csrf": session.csrf_token if session else "",
             "home": "/portal",
             "day": lambda stamp, end=True: _date(stamp, language(request), end=end),
+            "problem_sentences": PAGE_SENTENCES,
             **context,
         },
     )

@@ -22,6 +22,7 @@
       const error = new Error(data.detail || data.title || response.statusText);
       error.reason = data.reason;
       error.type = data.type || "";
+      error.detail = data.detail || "";
       throw error;
     }
     return data;
@@ -63,10 +64,35 @@
     clientExtensionResults: {},
   });
 
+  // A command-line flag in a detail stays on one line (the stylesheet's .flag), the rest wraps.
+  function withFlagsUnbroken(node, text) {
+    node.replaceChildren();
+    text.split(/((?<![\w-])--[A-Za-z][\w-]*)/).forEach((part, index) => {
+      if (index % 2 === 0) {
+        node.append(part);
+      } else {
+        const flag = document.createElement("span");
+        flag.className = "flag";
+        flag.textContent = part;
+        node.append(flag);
+      }
+    });
+  }
+
+  // A problem's sentence in the page's language, by its type (the server renders them into the
+  // page); below it the problem's own English detail and reason, which name what was refused.
   function showError(error) {
     const box = document.querySelector("[data-passkey-error]");
     if (!box) return;
-    box.textContent = error.reason ? `${error.message} (${error.reason})` : error.message;
+    const code = String(error.type || "").split(":").pop();
+    const sentences = document.querySelector("template[data-problem-sentences]");
+    const sentence = code && sentences ? sentences.content.querySelector(`[data-problem="${CSS.escape(code)}"]`) : null;
+    const exact = [error.detail || (sentence ? "" : error.message), error.reason ? `(${error.reason})` : ""]
+      .filter(Boolean).join(" ");
+    box.querySelector("[data-passkey-error-sentence]").textContent = sentence ? sentence.textContent : exact;
+    const detail = box.querySelector("[data-passkey-error-detail]");
+    withFlagsUnbroken(detail.querySelector("code"), exact);
+    detail.hidden = !sentence || !exact;
     box.hidden = false;
   }
 
