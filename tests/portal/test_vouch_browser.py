@@ -17,7 +17,6 @@ from tests.conftest import add_subject, holder_machine
 
 from .conftest import portal_shot, with_authenticator
 
-
 CONSENT_REFUSED = {
     "en": "The consent checks refused this, so it was not done.",
     "ko": "동의 확인에서 거부되어 진행하지 않았습니다.",
