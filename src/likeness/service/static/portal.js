@@ -65,18 +65,19 @@
   });
 
   // A command-line flag in a detail stays on one line (the stylesheet's .flag), the rest wraps.
+  // (No lookbehind in the pattern: a Safari before 16.4 would refuse the whole script.)
   function withFlagsUnbroken(node, text) {
     node.replaceChildren();
-    text.split(/((?<![\w-])--[A-Za-z][\w-]*)/).forEach((part, index) => {
-      if (index % 2 === 0) {
-        node.append(part);
-      } else {
-        const flag = document.createElement("span");
-        flag.className = "flag";
-        flag.textContent = part;
-        node.append(flag);
-      }
-    });
+    let shown = 0;
+    for (const found of text.matchAll(/(^|[^\w-])(--[A-Za-z][\w-]*)/g)) {
+      const start = found.index + found[1].length;
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = found[2];
+      node.append(text.slice(shown, start), flag);
+      shown = start + found[2].length;
+    }
+    node.append(text.slice(shown));
   }
 
   // A problem's sentence in the page's language, by its type (the server renders them into the
