@@ -17,9 +17,10 @@ from tests.conftest import add_subject, holder_machine
 
 from .conftest import portal_shot, with_authenticator
 
-CONSENT_REFUSED = {
-    "en": "The consent checks refused this, so it was not done.",
-    "ko": "동의 확인에서 거부되어 진행하지 않았습니다.",
+#: A passkey the holder has not vouched for yet: the refusal's sentence for its reason.
+NOT_HOLDERS = {
+    "en": "The passkey used is not registered to you here, or what it was to sign belongs to another rights holder.",
+    "ko": "사용한 패스키가 여기에 회원님의 것으로 등록되어 있지 않거나, 서명하려던 항목이 다른 권리자의 것입니다.",
 }
 
 
@@ -65,7 +66,7 @@ def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_
                     page.click("[data-passkey-signin]")
                     page.wait_for_selector("[data-passkey-error]:not([hidden])")
                     refusal = page.locator("[data-passkey-error]")
-                    assert refusal.locator("[data-passkey-error-sentence]").inner_text() == CONSENT_REFUSED[language]
+                    assert refusal.locator("[data-passkey-error-sentence]").inner_text() == NOT_HOLDERS[language]
                     detail = refusal.locator("[data-passkey-error-detail]")
                     assert detail.is_visible() and detail.locator("code").get_attribute("lang") == "en"
                     assert "this passkey is not registered here (credential_not_holders)" in detail.inner_text()

@@ -9,7 +9,7 @@ from likeness.errors import LikenessError
 from likeness.service.console import flags_unbroken
 from likeness.service.errors import ServiceError
 from likeness.service.i18n import catalogue
-from likeness.service.problems import _HTTP_TITLES, LIBRARY_PROBLEMS, PAGE_SENTENCES
+from likeness.service.problems import _HTTP_TITLES, LIBRARY_PROBLEMS, PAGE_SENTENCES, page_sentence
 from likeness.service.roles import Role
 from likeness.service.security import LANG_COOKIE
 
@@ -36,9 +36,22 @@ def test_every_problem_type_has_a_sentence_and_korean_for_it_and_its_title(servi
     types = _problem_types(service_world)
     assert {"enrolling-org-unnamed", "enroller-not-onboarding-org", "subject-not-enrolled", "csrf-failed"} <= set(types)
     assert sorted(set(types) - set(PAGE_SENTENCES)) == []
+    assert sorted(set(PAGE_SENTENCES) - set(types) - {"error"}) == sorted(
+        key for key in PAGE_SENTENCES if key.startswith("consent-refused-")
+    )  # no sentence for a type that does not exist
     korean = catalogue("ko")
     words = [*types.values(), *PAGE_SENTENCES.values(), "Error", "Details:"]
     assert sorted(w for w in words if w not in korean) == []
+
+
+def test_a_consent_refusals_sentence_is_by_its_reason_where_there_is_one():
+    from likeness.errors import ConsentReason
+
+    by_reason = [key.removeprefix("consent-refused-") for key in PAGE_SENTENCES if key.startswith("consent-refused-")]
+    assert by_reason and all(ConsentReason(reason) for reason in by_reason)  # each names a real reason
+    assert page_sentence("consent-refused", "user_not_verified") == PAGE_SENTENCES["consent-refused-user_not_verified"]
+    assert page_sentence("consent-refused", "revoked") == PAGE_SENTENCES["consent-refused"]
+    assert page_sentence("no-such-type") == PAGE_SENTENCES["error"]
 
 
 def test_a_library_error_is_the_first_matching_problem_type():

@@ -41,7 +41,6 @@ from likeness.service.i18n import LANGUAGES, pick_language, translator
 from likeness.service.job_kinds import RENDER_FLAGS
 from likeness.service.jobs import FREE_RELEASES, page_cursor
 from likeness.service.ledger_scope import scoped_events
-from likeness.service.problems import page_sentence
 from likeness.service.roles import Permission, allows
 from likeness.service.security import (
     LANG_COOKIE,
@@ -132,14 +131,14 @@ templates.env.filters["flags_unbroken"] = flags_unbroken
 def error_page(
     request: Request,
     status: int,
-    code: str,
     title: str,
+    sentence: str,
     detail: str | None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The console's answer for an error (sign-in needed: a redirect to the login page): the
-    problem type's title and sentence in the page's language, and its English ``detail`` (what
-    the API sends, naming the specific things) on a smaller line."""
+    problem type's title and sentence (``problems.page_sentence``) in the page's language, and
+    its English ``detail`` (what the API sends, naming the specific things) on a smaller line."""
     if status == 401:
         if request.url.path.startswith("/portal"):  # a rights holder signs in with their passkey
             return RedirectResponse("/portal", status_code=303)
@@ -151,7 +150,7 @@ def error_page(
     response = render(
         request,
         "error.html",
-        {"status": status, "title": title, "sentence": page_sentence(code), "detail": detail},
+        {"status": status, "title": title, "sentence": sentence, "detail": detail},
         status=status,
         principal=principal,
     )

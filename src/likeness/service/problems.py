@@ -149,7 +149,8 @@ def respond(
     if error_page is not None and _wants_html(request):
         default_code, default_title = _HTTP_TITLES.get(status, ("error", "Error"))
         shown = _shortened(detail, MAX_DETAIL) if detail else detail
-        return error_page(request, status, code or default_code, title or default_title, shown, headers)
+        sentence = page_sentence(code or default_code, extra.get("reason"))
+        return error_page(request, status, title or default_title, sentence, shown, headers)
     return problem(status, code=code, title=title, detail=detail, instance=request.url.path, headers=headers, **extra)
 
 
@@ -191,12 +192,41 @@ PAGE_SENTENCES = {
     "analysis-timeout": "Checking the file took too long. Try again later, or with a shorter clip.",
     "service-key-unusable": "The service cannot use one of its own keys. This is not your doing: tell your administrator.",
     "error": "Something went wrong.",
+    # A consent refusal a rights holder meets in the portal's passkey ceremonies, or the console's
+    # request form, by its reason ("consent-refused-" + ``ConsentReason``): what they can do.
+    "consent-refused-credential_not_holders": (
+        "The passkey used is not registered to you here, or what it was to sign belongs to another rights holder."
+    ),
+    "consent-refused-assertion_replayed": "This passkey answer was used once already. Try again.",
+    "consent-refused-wrong_origin": (
+        "The passkey answered for another site address. Open the portal from the agency's link and try again."
+    ),
+    "consent-refused-wrong_rp": (
+        "The passkey answered for another site address. Open the portal from the agency's link and try again."
+    ),
+    "consent-refused-user_not_verified": (
+        "Your phone or computer did not confirm that it is you (fingerprint, face or PIN). Try again and confirm "
+        "when it asks."
+    ),
+    "consent-refused-counter_regressed": (
+        "This passkey's count of uses went backwards, as a copied passkey's does. Contact the agency."
+    ),
+    "consent-refused-signature_invalid": "The passkey's answer could not be checked. Try again.",
+    "consent-refused-invitation_unknown": "This invitation link is not valid. Ask the agency for a new link.",
+    "consent-refused-invitation_expired": "The invitation has expired. Ask the agency for a new link.",
+    "consent-refused-invitation_used": (
+        "The invitation was already used to create a passkey. Sign in with that passkey instead."
+    ),
+    "consent-refused-prohibited_use": "That use can never be granted, whoever consents to it.",
+    "consent-refused-unknown_use": "That use is not one this service knows. Choose one of the uses offered.",
 }
 
 
-def page_sentence(code: str) -> str:
-    """The error page's sentence (English, the msgid) for problem type ``code``."""
-    return PAGE_SENTENCES.get(code, PAGE_SENTENCES["error"])
+def page_sentence(code: str, reason: str | None = None) -> str:
+    """The error page's sentence (English, the msgid) for problem type ``code``, made exact by a
+    consent refusal's ``reason`` where there is a sentence for it."""
+    exact = PAGE_SENTENCES.get(f"{code}-{reason}") if reason else None
+    return exact or PAGE_SENTENCES.get(code, PAGE_SENTENCES["error"])
 
 
 #: A 422 names where each problem is: the sender's own member names (a JSON key, a form field)

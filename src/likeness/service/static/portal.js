@@ -80,14 +80,15 @@
     node.append(text.slice(shown));
   }
 
-  // A problem's sentence in the page's language, by its type (the server renders them into the
-  // page); below it the problem's own English detail and reason, which name what was refused.
+  // A problem's sentence in the page's language, by its type and a refusal's reason (the server
+  // renders them into the page, as problems.page_sentence picks them); below it the problem's own English detail and reason, which name what was refused.
   function showError(error) {
     const box = document.querySelector("[data-passkey-error]");
     if (!box) return;
     const code = String(error.type || "").split(":").pop();
     const sentences = document.querySelector("template[data-problem-sentences]");
-    const sentence = code && sentences ? sentences.content.querySelector(`[data-problem="${CSS.escape(code)}"]`) : null;
+    const find = (key) => (sentences ? sentences.content.querySelector(`[data-problem="${CSS.escape(key)}"]`) : null);
+    const sentence = (code && error.reason && find(`${code}-${error.reason}`)) || (code && find(code)) || null;
     const exact = [error.detail || (sentence ? "" : error.message), error.reason ? `(${error.reason})` : ""]
       .filter(Boolean).join(" ");
     box.querySelector("[data-passkey-error-sentence]").textContent = sentence ? sentence.textContent : exact;
