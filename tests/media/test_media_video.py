@@ -20,7 +20,7 @@ from likeness.media import (
     synthetic,
     transcode,
 )
-from likeness.media.video.decode import disputed_views, show_as_displayed
+from likeness.media.video.decode import disputed_views, first_frame_shown, show_as_displayed
 from tests.media.crafted_clips import with_display_matrix
 
 SIZE = (320, 180)
@@ -169,6 +169,25 @@ def test_rotation_metadata_round_trips(tmp_path: Path) -> None:
     # Transcode keeps the display rotation.
     transcode(out, tmp_path / "again.mp4")
     assert probe_video(tmp_path / "again.mp4").rotation == 90
+
+
+def test_the_first_frame_of_an_open_file_is_shown_upright(tmp_path: Path) -> None:
+    """Read from a handle (a caller that hashed the bytes reads those), turned as autorotate turns."""
+    stored = np.zeros((90, 160, 3), np.uint8)
+    stored[:30, :40] = (255, 255, 255)
+    out = tmp_path / "phone.mp4"
+    with VideoEncoder(out, width=160, height=90, fps=30, rotation=90) as encoder:
+        for _ in range(3):
+            encoder.write(stored)
+    with out.open("rb") as handle:
+        shown = first_frame_shown(handle, name=out, max_side=80)
+    upright = next(iter_video_frames(out, autorotate=True, max_side=80)).rgb
+    assert shown.shape == upright.shape == (80, 45, 3)
+    assert np.array_equal(shown, upright)
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_bytes(b"not a video at all" * 100)
+    with not_video.open("rb") as handle, pytest.raises(MediaError, match="notes.mp4"):
+        first_frame_shown(handle, name=not_video)
 
 
 @pytest.mark.parametrize(

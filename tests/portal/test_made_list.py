@@ -194,6 +194,45 @@ def test_a_kept_preview_has_a_thumbnail_and_the_rest_a_plain_line(signed) -> Non
     assert 'alt="학습 미리보기"' in korean and '<div class="made-kind">미리보기</div>' in korean
 
 
+def test_a_phone_videos_render_has_an_upright_portrait_thumbnail(signed) -> None:
+    """A render of a phone video is stored landscape with a display rotation (the encoder keeps
+    the source's); the thumbnail was its stored first frame, sideways. Now it is the picture a
+    player shows: portrait, its top-left marker still top-left."""
+    from likeness.media import VideoEncoder
+
+    world, holder, (music, _fans) = signed
+    upright = np.full((160, 96, 3), 40, np.uint8)
+    upright[:40, :32] = (255, 255, 255)  # a marker in the picture's top-left, as a viewer sees it
+    render = Path(world.workspace.outputs_dir) / "fancam-render.mp4"
+    render.parent.mkdir(parents=True, exist_ok=True)
+    # stored as a phone stores it: turned a quarter clockwise, with a 90-degree display rotation
+    with VideoEncoder(render, width=160, height=96, fps=25, rotation=90) as encoder:
+        for _ in range(3):
+            encoder.write(np.ascontiguousarray(np.rot90(upright, k=-1)))
+    event = world.workspace.ledger.append(
+        "render.completed",
+        {
+            "grant_id": music,
+            "use": "music_video",
+            "job_id": "phone",
+            "output_name": render.name,
+            "output_sha256": hashlib.sha256(render.read_bytes()).hexdigest(),
+        },
+    )
+    got = holder.get(f"/portal/grants/{music}/renders/{event.seq}/thumb")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+    shown = np.asarray(Image.open(io.BytesIO(got.content)).convert("L"), dtype=np.float32)
+    assert shown.shape == (160, 96)  # portrait, as the clip plays
+    corners = {
+        "top-left": shown[5:35, 5:27],
+        "top-right": shown[5:35, -27:-5],
+        "bottom-left": shown[-35:-5, 5:27],
+        "bottom-right": shown[-35:-5, -27:-5],
+    }
+    brightest = max(corners, key=lambda corner: corners[corner].mean())
+    assert brightest == "top-left" and corners["top-left"].mean() > 200, {k: v.mean() for k, v in corners.items()}
+
+
 def test_a_grants_page_shows_a_render_whose_file_is_not_kept_as_a_plain_line(signed) -> None:
     """The grant's own page showed an image for every render, so a render whose file is not kept
     under outputs (``render --out`` elsewhere, as the README's tour does; a file moved away) was a

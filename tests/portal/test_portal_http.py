@@ -151,6 +151,16 @@ def test_a_prohibited_use_cannot_even_be_asked(world) -> None:
         "/api/v1/portal/requests", json={"subject": "haneul", "uses": ["music_video", "nsfw"], "valid_until": "+30d"}
     )
     assert response.status_code == 403 and response.json()["reason"] == "prohibited_use"
+    # the console's form says so in the reader's language, by the refusal's reason
+    for lang, sentence in (
+        ("en", "That use can never be granted, whoever consents to it."),
+        ("ko", "이 용도는 누가 동의하더라도 허락될 수 없습니다."),
+    ):
+        console = world.client(base_url=ORIGIN, cookies={"likeness_lang": lang})
+        csrf = world.login(console, "legal")
+        fields = {"subject": "haneul", "uses": ["music_video", "nsfw"], "valid_until": "2099-01-30", "csrf_token": csrf}
+        page = console.post("/consent/holders/request", data=fields, headers={"accept": "text/html"})
+        assert page.status_code == 403 and f"<p data-problem-sentence>{sentence}</p>" in page.text, page.text[:600]
 
 
 def test_a_purpose_that_reads_otherwise_than_signed_is_a_400(world) -> None:

@@ -17,6 +17,12 @@ from tests.conftest import add_subject, holder_machine
 
 from .conftest import portal_shot, with_authenticator
 
+#: A passkey the holder has not vouched for yet: the refusal's sentence for its reason.
+NOT_HOLDERS = {
+    "en": "The passkey used is not registered to you here, or what it was to sign belongs to another rights holder.",
+    "ko": "사용한 패스키가 여기에 회원님의 것으로 등록되어 있지 않거나, 서명하려던 항목이 다른 권리자의 것입니다.",
+}
+
 
 def _vouch_link(context, url: str, token: str) -> str:
     made = context.request.post(
@@ -53,12 +59,20 @@ def test_an_offline_holder_makes_a_passkey_vouches_and_signs_in(browser, portal_
                     page.click("[data-statement-download]")
                 statement = json.loads(saved.value.path().read_text(encoding="utf-8"))
                 assert statement["key_fingerprint"] == fingerprint and not errors, errors
-                if (size, language) == ("phone", "en"):
-                    # Before the vouch the passkey signs nothing; after the import it signs in.
+                if size == "phone":
+                    # Before the vouch the passkey signs nothing, said in the page's language
+                    # above the refusal's own English detail and reason.
                     page.goto(f"{url}/portal")
                     page.click("[data-passkey-signin]")
                     page.wait_for_selector("[data-passkey-error]:not([hidden])")
-                    assert "credential_not_holders" in page.locator("[data-passkey-error]").inner_text()
+                    refusal = page.locator("[data-passkey-error]")
+                    assert refusal.locator("[data-passkey-error-sentence]").inner_text() == NOT_HOLDERS[language]
+                    detail = refusal.locator("[data-passkey-error-detail]")
+                    assert detail.is_visible() and detail.locator("code").get_attribute("lang") == "en"
+                    assert "this passkey is not registered here (credential_not_holders)" in detail.inner_text()
+                    portal_shot(page, "vouch-3-unvouched-signin", size, language)
+                if (size, language) == ("phone", "en"):
+                    # After the import it signs in.
                     key = holder_machine(registry).key("mina-holder")
                     registry.import_signed(sign_vouch(statement, key))
                     page.goto(f"{url}/portal")

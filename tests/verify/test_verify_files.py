@@ -398,6 +398,35 @@ def test_a_phone_clip_stored_sideways_is_recognised_as_players_show_it(mina_worl
     assert [face.match.slug for face in result.faces.faces if face.match] == ["mina"]
 
 
+def test_a_phone_clips_evidence_thumbnail_is_upright(mina_world, tmp_path):
+    """The evidence pack's thumbnail of a clip stored sideways with a display rotation is the
+    picture players show (portrait, its top-left marker top-left), as the faces are looked for."""
+    from likeness.media import VideoEncoder
+    from likeness.verify.pipeline import Verifier
+
+    upright = np.full((320, 240, 3), 40, np.uint8)
+    upright[:80, :60] = (255, 255, 255)
+    clip = tmp_path / "phone.mp4"
+    with VideoEncoder(clip, width=320, height=240, fps=25, rotation=90) as encoder:
+        for _ in range(5):
+            encoder.write(np.ascontiguousarray(np.rot90(upright, k=-1)))
+    verifier = Verifier(mina_world.workspace)
+    try:
+        _result, media = verifier.verify(clip, evidence=True)
+    finally:
+        verifier.close()
+    assert media is not None and media.thumbnail is not None
+    shown = media.thumbnail.mean(axis=2)
+    height, width = shown.shape
+    assert height > width
+    quarter = {
+        "top-left": shown[: height // 4, : width // 4].mean(),
+        "top-right": shown[: height // 4, -width // 4 :].mean(),
+        "bottom-left": shown[-height // 4 :, : width // 4].mean(),
+    }
+    assert max(quarter, key=lambda corner: quarter[corner]) == "top-left" and quarter["top-left"] > 200, quarter
+
+
 def _with_track_matrix(path: Path, matrix: tuple[int, ...]) -> Path:
     """``path`` (an MP4 of one video track, no rotation) with the track header's matrix set."""
     data = path.read_bytes()

@@ -8,6 +8,7 @@ problem type the API would send.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from likeness.consent.vocabulary import use_words
 from likeness.service.accounts import same_secret
@@ -108,10 +110,35 @@ def local_path(target: str | None, default: str = "/") -> str:
     return target
 
 
+#: A command-line flag in a sentence (``--org``, ``--owner-org``): a browser may break a line
+#: after its hyphens, which leaves ``--`` at a line's end and a flag no one can copy.
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+
+
+def flags_unbroken(text: str) -> Markup:
+    """``text``, escaped, with each command-line flag in a ``<span class="flag">`` that the
+    stylesheet keeps on one line (the rest of the text still wraps).
+
+    >>> str(flags_unbroken("name it with --org <slug>"))
+    'name it with <span class="flag">--org</span> &lt;slug&gt;'
+    """
+    return Markup(FLAG.sub(lambda found: f'<span class="flag">{found.group()}</span>', str(escape(text))))
+
+
+templates.env.filters["flags_unbroken"] = flags_unbroken
+
+
 def error_page(
-    request: Request, status: int, title: str, detail: str | None, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    title: str,
+    sentence: str,
+    detail: str | None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """The console's answer for an error (sign-in needed: a redirect to the login page)."""
+    """The console's answer for an error (sign-in needed: a redirect to the login page): the
+    problem type's title and sentence (``problems.page_sentence``) in the page's language, and
+    its English ``detail`` (what the API sends, naming the specific things) on a smaller line."""
     if status == 401:
         if request.url.path.startswith("/portal"):  # a rights holder signs in with their passkey
             return RedirectResponse("/portal", status_code=303)
@@ -121,7 +148,11 @@ def error_page(
     except NotAuthenticated:  # a broken token header: show the page without a user
         principal = None
     response = render(
-        request, "error.html", {"status": status, "title": title, "detail": detail}, status=status, principal=principal
+        request,
+        "error.html",
+        {"status": status, "title": title, "sentence": sentence, "detail": detail},
+        status=status,
+        principal=principal,
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -36,11 +36,12 @@ from likeness.consent.integrity import RECOVERY_PURPOSE
 from likeness.consent.passkeys import PASSKEY_ONLY, b64url, unb64url
 from likeness.consent.tables import HolderSession
 from likeness.consent.vocabulary import USE_WORDS, USES
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConsentError, MediaError, RegistryError
 from likeness.service.auth import guard, require
 from likeness.service.errors import AlreadyDecided, Conflict, CsrfFailed, NotAuthenticated, NotFound, ServiceError
 from likeness.service.forms import StrictBody, StrictJSONRoute, unknown_fields
 from likeness.service.kept_files import kept_paths, read_kept_file
+from likeness.service.problems import PAGE_SENTENCES
 from likeness.service.roles import Permission
 from likeness.service.security import Principal, check_csrf
 from likeness.service.verdicts import N_
@@ -105,6 +106,7 @@ def page(request: Request, name: str, context: dict[str, Any], *, session: Holde
             "holder_csrf": session.csrf_token if session else "",
             "home": "/portal",
             "day": lambda stamp, end=True: _date(stamp, language(request), end=end),
+            "problem_sentences": PAGE_SENTENCES,
             **context,
         },
     )
@@ -412,12 +414,13 @@ def _with_thumbnails(settings: Any, events: list[Any]) -> list[tuple[Any, str | 
 
 
 def _thumbnail(kept: BinaryIO, path: Path) -> bytes:
-    """A JPEG of the open kept file ``kept`` (named ``path``; the first frame of a video), read
-    from the handle whose bytes were hashed, never from the path again (``read_kept_file``)."""
+    """A JPEG of the open kept file ``kept`` (named ``path``; the first frame of a video, upright
+    as a player shows it), read from the handle whose bytes were hashed, never from the path
+    again (``read_kept_file``)."""
     from PIL import Image
 
     if path.suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
-        image = _first_frame(kept) or Image.new("RGB", (8, 8))
+        image = _first_frame(kept, path) or Image.new("RGB", (8, 8))
     else:
         image = Image.open(kept).convert("RGB")
     image.thumbnail((360, 360))
@@ -426,14 +429,16 @@ def _thumbnail(kept: BinaryIO, path: Path) -> bytes:
     return out.getvalue()
 
 
-def _first_frame(video: BinaryIO) -> Any:
-    """The first picture of the open video file ``video`` as a PIL image, None when it has none."""
-    import av
+def _first_frame(video: BinaryIO, path: Path) -> Any:
+    """The first picture of the open video file ``video`` as a PIL image, turned as its display
+    matrix says (a phone's portrait clip stays portrait); None when it has none."""
+    from PIL import Image
+
+    from likeness.media.video.decode import first_frame_shown
 
     try:
-        with av.open(video, mode="r") as container:
-            return next(container.decode(video=0)).to_image()
-    except (av.FFmpegError, StopIteration, IndexError, ValueError):
+        return Image.fromarray(first_frame_shown(video, name=Path(path.name), max_side=720))
+    except MediaError:
         return None
 
 
@@ -1078,7 +1083,6 @@ def _png(data: bytes, filename: str | None) -> bytes:
     only images it wrote; decoded by the one image reader (its pixel bound refuses a bomb)."""
     from PIL import Image
 
-    from likeness.errors import MediaError
     from likeness.media.images import read_image_bytes
     from likeness.service.errors import UnsupportedMedia
 

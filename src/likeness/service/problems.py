@@ -104,22 +104,30 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
+#: Each library error the service answers as its own problem type: (error, status, code,
+#: title), a subclass before its base class (the first that matches is taken).
+LIBRARY_PROBLEMS: tuple[tuple[type[LikenessError], int, str, str], ...] = (
+    (ConsentError, 403, "consent-refused", "Refused by the consent policy"),
+    # nothing is missing: the request must name who enrols
+    (EnrollingOrgUnnamed, 409, "enrolling-org-unnamed", "No enrolling organisation was named"),
+    # the holder exists: another organisation onboarded them
+    (
+        SubjectEnrollerRefused,
+        409,
+        "enroller-not-onboarding-org",
+        "Only the holder's onboarding organisation enrols their subjects",
+    ),
+    # the subject row exists: the ledger does not back it
+    (SubjectNotEnrolled, 409, "subject-not-enrolled", "The ledger does not back the subject's enrolment"),
+    (RegistryError, 404, "not-found", "Not found"),
+    (MediaError, 422, "unreadable-media", "Media could not be used"),
+    (ConfigError, 503, "not-configured", "The workspace is not ready"),
+    (LikenessError, 400, "refused", "Refused"),
+)
+
+
 def _library_status(exc: LikenessError) -> tuple[int, str, str]:
-    if isinstance(exc, ConsentError):
-        return 403, "consent-refused", "Refused by the consent policy"
-    if isinstance(exc, EnrollingOrgUnnamed):  # nothing is missing: the request must name who enrols
-        return 409, "enrolling-org-unnamed", "No enrolling organisation was named"
-    if isinstance(exc, SubjectEnrollerRefused):  # the holder exists: another organisation onboarded them
-        return 409, "enroller-not-onboarding-org", "Only the holder's onboarding organisation enrols their subjects"
-    if isinstance(exc, SubjectNotEnrolled):  # the subject row exists: the ledger does not back it
-        return 409, "subject-not-enrolled", "The ledger does not back the subject's enrolment"
-    if isinstance(exc, RegistryError):
-        return 404, "not-found", "Not found"
-    if isinstance(exc, MediaError):
-        return 422, "unreadable-media", "Media could not be used"
-    if isinstance(exc, ConfigError):
-        return 503, "not-configured", "The workspace is not ready"
-    return 400, "refused", "Refused"
+    return next((status, code, title) for kind, status, code, title in LIBRARY_PROBLEMS if isinstance(exc, kind))
 
 
 def _wants_html(request: Request) -> bool:
@@ -139,9 +147,86 @@ def respond(
     """A problem for the API; for a browser on a console page, the console's error page."""
     error_page = getattr(request.app.state, "error_page", None)
     if error_page is not None and _wants_html(request):
+        default_code, default_title = _HTTP_TITLES.get(status, ("error", "Error"))
         shown = _shortened(detail, MAX_DETAIL) if detail else detail
-        return error_page(request, status, title or _HTTP_TITLES.get(status, ("", "Error"))[1], shown, headers)
+        sentence = page_sentence(code or default_code, extra.get("reason"))
+        return error_page(request, status, title or default_title, sentence, shown, headers)
     return problem(status, code=code, title=title, detail=detail, instance=request.url.path, headers=headers, **extra)
+
+
+#: What an error page tells a person, by problem type, in words a reader acts on: the page
+#: shows it in the page's language (these are the catalogue's msgids) above the problem's own
+#: ``detail``, which stays the English that API clients parse and names the specific things.
+PAGE_SENTENCES = {
+    "bad-request": "The request could not be used as it was sent.",
+    "forbidden": "Your role does not allow this. Ask an administrator of your organisation if you need it.",
+    "not-found": "There is nothing here, or nothing you may see.",
+    "method-not-allowed": "This address does not take this kind of request.",
+    "not-acceptable": "The service cannot answer in the form that was asked for.",
+    "conflict": "This clashes with what is already recorded here.",
+    "upload-too-large": "The file is larger than this form accepts. Choose a smaller file.",
+    "unsupported-media": "This file is not an image or video this service can read.",
+    "invalid-request": "Something that was sent is missing or not valid. Go back, check the form and try again.",
+    "rate-limited": "There were too many tries in a short time. Wait a little, then try again.",
+    "internal-error": "Something went wrong on the server. If it happens again, tell your administrator.",
+    "consent-refused": "The consent checks refused this, so it was not done.",
+    "enrolling-org-unnamed": (
+        "Name the organisation that enrols this rights holder or subject: this workspace cannot choose one for you."
+    ),
+    "enroller-not-onboarding-org": (
+        "Only the organisation that onboarded the rights holder may enrol subjects under them. Nothing was enrolled."
+    ),
+    "subject-not-enrolled": (
+        "The ledger holds no valid enrolment of this subject, so no grant can be requested for it. Nothing was drafted."
+    ),
+    "unreadable-media": "The file could not be read as a picture or a video.",
+    "not-configured": "The service is not set up for this, or cannot save right now. Tell your administrator.",
+    "refused": "The service refused this request.",
+    "not-authenticated": "Sign in first.",
+    "login-failed": "The user name or the password is wrong.",
+    "csrf-failed": "The form was open too long or came from another page. Reload the page and try again.",
+    "no-file": "No file was chosen. Choose a file, then send the form again.",
+    "already-decided": "This was decided already, earlier or in another tab. Reload the page to see the decision.",
+    "upload-timeout": "The upload was too slow and was stopped. Try again on a steadier connection.",
+    "empty-file": "The file is empty: its download or sharing may not have finished. Choose the file again.",
+    "analysis-timeout": "Checking the file took too long. Try again later, or with a shorter clip.",
+    "service-key-unusable": "The service cannot use one of its own keys. This is not your doing: tell your administrator.",
+    "error": "Something went wrong.",
+    # A consent refusal a rights holder meets in the portal's passkey ceremonies, or the console's
+    # request form, by its reason ("consent-refused-" + ``ConsentReason``): what they can do.
+    "consent-refused-credential_not_holders": (
+        "The passkey used is not registered to you here, or what it was to sign belongs to another rights holder."
+    ),
+    "consent-refused-assertion_replayed": "This passkey answer was used once already. Try again.",
+    "consent-refused-wrong_origin": (
+        "The passkey answered for another site address. Open the portal from the agency's link and try again."
+    ),
+    "consent-refused-wrong_rp": (
+        "The passkey answered for another site address. Open the portal from the agency's link and try again."
+    ),
+    "consent-refused-user_not_verified": (
+        "Your phone or computer did not confirm that it is you (fingerprint, face or PIN). Try again and confirm "
+        "when it asks."
+    ),
+    "consent-refused-counter_regressed": (
+        "This passkey's count of uses went backwards, as a copied passkey's does. Contact the agency."
+    ),
+    "consent-refused-signature_invalid": "The passkey's answer could not be checked. Try again.",
+    "consent-refused-invitation_unknown": "This invitation link is not valid. Ask the agency for a new link.",
+    "consent-refused-invitation_expired": "The invitation has expired. Ask the agency for a new link.",
+    "consent-refused-invitation_used": (
+        "The invitation was already used to create a passkey. Sign in with that passkey instead."
+    ),
+    "consent-refused-prohibited_use": "That use can never be granted, whoever consents to it.",
+    "consent-refused-unknown_use": "That use is not one this service knows. Choose one of the uses offered.",
+}
+
+
+def page_sentence(code: str, reason: str | None = None) -> str:
+    """The error page's sentence (English, the msgid) for problem type ``code``, made exact by a
+    consent refusal's ``reason`` where there is a sentence for it."""
+    exact = PAGE_SENTENCES.get(f"{code}-{reason}") if reason else None
+    return exact or PAGE_SENTENCES.get(code, PAGE_SENTENCES["error"])
 
 
 #: A 422 names where each problem is: the sender's own member names (a JSON key, a form field)

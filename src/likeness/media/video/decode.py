@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import av.error
@@ -309,6 +309,30 @@ def _first_frame(
     except _AV_ERRORS as exc:
         raise MediaError(path, f"corrupt video: {_describe(exc)}") from exc
     raise MediaError(path, "video stream has no decodable frame")
+
+
+def first_frame_shown(
+    video: BinaryIO, *, name: Path, max_side: int | None = None, max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS
+) -> np.ndarray:
+    """The first frame of the open video file ``video`` (named ``name`` in errors) as a player
+    shows it: RGB ``(H, W, 3)`` turned upright under its display matrix (a phone clip stored
+    landscape with a rotation comes out portrait), as ``iter_video_frames(..., autorotate=True)``
+    turns every frame. Read from the handle, so a caller that hashed its bytes reads those bytes.
+
+    Raises :class:`MediaError` for a file with no video stream, a frame above ``max_pixels`` or
+    nothing decodable.
+    """
+    try:
+        container = av.open(video, mode="r")
+    except _AV_ERRORS as exc:
+        raise MediaError(name, f"cannot open media: {_describe(exc)}") from exc
+    with container:
+        stream = _video_stream(container, name)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > max_pixels:
+            raise MediaError(name, f"video frame too large: {width}x{height} exceeds {max_pixels} pixels")
+        first = _first_frame(container, stream, name)
+        return _video_frame(first, index=0, pts_s=0.0, max_side=max_side, autorotate=True).rgb
 
 
 # swscale's default YUV->RGB path (table driven) truncates: a decoded frame comes out 1.1-1.3

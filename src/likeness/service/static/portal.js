@@ -22,6 +22,7 @@
       const error = new Error(data.detail || data.title || response.statusText);
       error.reason = data.reason;
       error.type = data.type || "";
+      error.detail = data.detail || "";
       throw error;
     }
     return data;
@@ -63,10 +64,37 @@
     clientExtensionResults: {},
   });
 
+  // A command-line flag in a detail stays on one line (the stylesheet's .flag), the rest wraps.
+  // (No lookbehind in the pattern: a Safari before 16.4 would refuse the whole script.)
+  function withFlagsUnbroken(node, text) {
+    node.replaceChildren();
+    let shown = 0;
+    for (const found of text.matchAll(/(^|[^\w-])(--[A-Za-z][\w-]*)/g)) {
+      const start = found.index + found[1].length;
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = found[2];
+      node.append(text.slice(shown, start), flag);
+      shown = start + found[2].length;
+    }
+    node.append(text.slice(shown));
+  }
+
+  // A problem's sentence in the page's language, by its type and a refusal's reason (the server
+  // renders them into the page, as problems.page_sentence picks them); below it the problem's own English detail and reason, which name what was refused.
   function showError(error) {
     const box = document.querySelector("[data-passkey-error]");
     if (!box) return;
-    box.textContent = error.reason ? `${error.message} (${error.reason})` : error.message;
+    const code = String(error.type || "").split(":").pop();
+    const sentences = document.querySelector("template[data-problem-sentences]");
+    const find = (key) => (sentences ? sentences.content.querySelector(`[data-problem="${CSS.escape(key)}"]`) : null);
+    const sentence = (code && error.reason && find(`${code}-${error.reason}`)) || (code && find(code)) || null;
+    const exact = [error.detail || (sentence ? "" : error.message), error.reason ? `(${error.reason})` : ""]
+      .filter(Boolean).join(" ");
+    box.querySelector("[data-passkey-error-sentence]").textContent = sentence ? sentence.textContent : exact;
+    const detail = box.querySelector("[data-passkey-error-detail]");
+    withFlagsUnbroken(detail.querySelector("code"), exact);
+    detail.hidden = !sentence || !exact;
     box.hidden = false;
   }
 
