@@ -199,3 +199,26 @@ def test_a_video_unit_is_sampled_as_verify_samples_it(tmp_path: Path) -> None:
     with FaceDetector(mode="image", max_faces=2) as detector:
         unit = unit_faces(detector, clip)
     assert len(unit.crops) == round(3.0 * VIDEO_SAMPLE_FPS) == len(unit.sizes)
+
+
+def test_a_phone_clip_unit_is_looked_at_upright_as_verify_looks(tmp_path: Path) -> None:
+    """A phone clip stored sideways with a display rotation: verify looks for faces in the
+    picture players show (``VideoFrame.shown``), so the gates must too; in the stored pixels the
+    face lies on its side and most samples find none."""
+    import cv2
+    import numpy as np
+
+    from likeness.detector.evaluation import unit_faces
+    from likeness.faces import FaceDetector
+    from likeness.media import VideoEncoder
+    from likeness.media.synthetic import grace_hopper
+    from likeness.verify.pipeline import VIDEO_SAMPLE_FPS
+
+    upright = cv2.resize(grace_hopper(), (240, 320))
+    clip = tmp_path / "phone.mp4"
+    with VideoEncoder(clip, width=320, height=240, fps=25, rotation=90) as encoder:
+        for _ in range(75):
+            encoder.write(np.ascontiguousarray(np.rot90(upright, k=-1)))
+    with FaceDetector(mode="image", max_faces=2) as detector:
+        unit = unit_faces(detector, clip)
+    assert len(unit.crops) == round(3.0 * VIDEO_SAMPLE_FPS)

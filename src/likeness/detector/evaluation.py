@@ -261,7 +261,7 @@ def unit_faces(detector: Any, path: Path, *, keep_views: bool = False) -> UnitFa
             unit.add(detector, read_image(image), keep_views=keep_views)
     elif path.suffix.lower() in VIDEO_SUFFIXES:
         for frame in sample_video_frames(path, every_s=1.0 / VIDEO_SAMPLE_FPS, max_frames=MAX_VIDEO_FRAMES):
-            unit.add(detector, frame.rgb, keep_views=keep_views)
+            unit.add(detector, frame.shown(), keep_views=keep_views)  # as verify looks for faces
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         unit.add(detector, read_image(path), keep_views=keep_views)
     else:
