@@ -148,3 +148,26 @@ def test_no_subject_is_enrolled_with_an_organisation_key_file_the_ledger_does_no
         assert session.scalar(select(func.count()).select_from(Subject)) == 0
         assert session.scalar(select(func.count()).select_from(RightsHolder)) == 0
     assert ws.ledger.find("subject.created") == [] and ws.ledger.find("holder.created") == []
+
+
+def test_reading_every_subject_reads_the_marker_once(two_agencies, monkeypatch):
+    """The seal check of N subjects costs no ledger query per subject: the marker is looked up
+    once per reading (their first events come in one query already, ``_first_events``)."""
+    import likeness.consent.integrity as integrity
+
+    ws = two_agencies
+    machine = holder_machine(ws.registry)
+    for slug in ("mina", "sora", "jin", "ari"):
+        ws.registry.add_subject(slug, slug.title(), holder_public_key_pem=machine.public_key(f"{slug}-h"), org="haneul")
+    looked_up: list[str] = []
+    first_marker = integrity.first_sealing_marker
+
+    def counted(session, org_key, *, event):
+        looked_up.append(event)
+        return first_marker(session, org_key, event=event)
+
+    monkeypatch.setattr(integrity, "first_sealing_marker", counted)
+    with ws.session() as session:
+        view = LedgerConsent(session)
+        assert [view.unbacked_enrolment(row) for row in session.scalars(select(Subject))] == [None] * 4
+    assert looked_up == [SUBJECTS_EVENT]

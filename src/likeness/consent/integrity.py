@@ -414,8 +414,8 @@ class LedgerConsent:
         it is, or it was written before subject events were sealed): from the first valid
         ``ledger.subjects_sealed`` marker on, the product signs each one with the key of the
         organisation it names (``org_id``), pinned by the workspace. An unsigned one after it, or
-        one signed by another organisation, is a database editor's: it would put a grant request
-        for a subject nobody enrolled before the rights holder it names."""
+        one signed by another key, is a database editor's (or another organisation's): it would
+        put a grant request for a subject nobody enrolled before the rights holder it names."""
         sealed_from = self.sealing_marker(SUBJECTS_EVENT)
         if sealed_from is None or created.seq < sealed_from:
             return None
@@ -1599,9 +1599,9 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
 
 def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
     """Each sealing marker event (``ledger.references_sealed``,
-    ``ledger.reference_sealers_checked``, ``ledger.subjects_sealed``) that is not a valid one (kind ``sealing_marker``):
-    its signature does not verify with a pinned organisation key (a database editor's, or
-    signed with a key of their own). The product writes only valid ones and reading skips the
+    ``ledger.reference_sealers_checked``, ``ledger.subjects_sealed``) that is not a valid one
+    (kind ``sealing_marker``): its signature does not verify with a pinned organisation key (a
+    database editor's, or signed with a key of their own). The product writes only valid ones and reading skips the
     rest (``first_sealing_marker``); this names them."""
     return [
         ConsentProblem(

@@ -610,7 +610,7 @@ class Registry:
         (``EnrollingOrgUnnamed``). ``subject.created`` records it, signed with that organisation's
         key (read first: ``signature_invalid`` when it is not the key the ledger records, and
         nothing is enrolled): it alone seals the subject's references
-        (``LedgerConsent.subject_org``), and a database editor's unsigned copy backs nothing
+        (``LedgerConsent.subject_org``); one its organisation did not sign backs nothing
         (``LedgerConsent.subject_seal_problem``). ``public_name``: the rights holder allows the
         public verification page to show the subject's name."""
         check_slug(slug, "subject")
