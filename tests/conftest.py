@@ -27,7 +27,7 @@ from likeness.config import Settings
 from likeness.consent import USES, Authorization, ReleaseAuthorization
 from likeness.consent.canonical import now_utc
 from likeness.consent.holder import HolderMachine
-from likeness.consent.registry import Registry, SubjectRecord
+from likeness.consent.registry import SEALING_MARKERS, SUBJECTS_EVENT, Registry, SubjectRecord
 from likeness.consent.tables import RightsHolder
 from likeness.media.synthetic import astronaut as astronaut_rgb
 from likeness.media.synthetic import grace_hopper as grace_hopper_rgb
@@ -47,6 +47,16 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
     ws = Workspace.init(settings)
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def before_subjects_sealed(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Versions before ``subject.created`` events were signed: no ``ledger.subjects_sealed``
+    marker is written, so an unsigned subject event appended now is one such a version wrote.
+    Ask for it before the fixtures that add organisations (they write the markers);
+    ``monkeypatch.undo()`` and the next ``Workspace.open`` is the upgrade."""
+    monkeypatch.delitem(SEALING_MARKERS, SUBJECTS_EVENT)
+    return monkeypatch
 
 
 @pytest.fixture

@@ -77,7 +77,9 @@ def test_a_subject_row_pointed_at_another_holder_gets_no_grant_request(two_agenc
     assert _ask(ws, "sora").payload["subject_id"] == ws.registry.get_subject("sora").id  # a backed one still is
 
 
-def test_a_subject_enrolled_before_events_named_an_organisation_gets_none_until_its_holder_is_adopted(two_agencies):
+def test_a_subject_enrolled_before_events_named_an_organisation_gets_none_until_its_holder_is_adopted(
+    before_subjects_sealed, two_agencies
+):
     """Mina and her holder as enrolled before either event named an organisation, in a
     workspace of two: no organisation counts as enrolling her until one adopts her holder."""
     ws = two_agencies

@@ -30,6 +30,9 @@ from likeness.workspace import Workspace
 from tests.conftest import holder_machine
 from tests.consent.test_holder_owner import CHECKED, _legacy_holder, _owner
 
+# The legacy artist these tests adopt was enrolled before subject events were signed.
+pytestmark = pytest.mark.usefixtures("before_subjects_sealed")
+
 
 def _takeover(ws: Workspace, tmp_path: Path) -> None:
     """What byeol does once it counts as mina's organisation: recover her key to one of its

@@ -69,7 +69,8 @@ def _legacy_holder(ws: Workspace, slug: str, *, passkey_only: bool = False) -> R
 
 
 def _appended_subject(ws: Workspace, holder_id: str, owner_org_id: str) -> None:
-    """A ``subject.created`` a database editor appends (subject events are not signed)."""
+    """An unsigned ``subject.created`` a database editor appends (what a version before subject
+    events were signed wrote too)."""
     subject_id = uuid.uuid4().hex
     ws.ledger.append(
         "subject.created",
@@ -175,7 +176,7 @@ def test_subject_add_without_an_organisation_among_several_exits_1_naming_them(t
 # --- 2. holders enrolled before: only signed claims, else nobody -----------------------------
 
 
-def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(two_agencies):
+def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(before_subjects_sealed, two_agencies):
     """Before: one appended ``subject.created`` naming byeol made byeol the owner; a second
     organisation among them made the owner ambiguous, and then anyone could recover."""
     ws = two_agencies

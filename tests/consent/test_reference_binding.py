@@ -519,7 +519,8 @@ def test_a_new_workspace_is_marked_with_its_first_organisation_and_a_copy_withou
 
 def _legacy_subject(ws, slug: str):
     """A subject and its holder as workspaces enrolled them before ``subject.created`` and
-    ``holder.created`` named an organisation (enrolment now refuses to name none)."""
+    ``holder.created`` named an organisation (enrolment now refuses to name none). Unsigned: once
+    organisations are on the ledger, only under ``before_subjects_sealed``."""
     import uuid
 
     from likeness.consent.canonical import now_utc, utc_iso
@@ -545,7 +546,7 @@ def _legacy_subject(ws, slug: str):
     return holder
 
 
-def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_none(workspace):
+def test_a_subject_enrolled_naming_no_organisation_is_sealed_by_the_first_or_by_none(before_subjects_sealed, workspace):
     """Subjects whose ``subject.created`` names no organisation (enrolled before it recorded
     one): sealed by the workspace's first organisation when no other was on the ledger at their
     enrolment, else by none (the ledger cannot say whose they are)."""

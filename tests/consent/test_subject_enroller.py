@@ -17,7 +17,7 @@ from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.holder import sign_adoption
 from likeness.consent.integrity import LedgerConsent, consent_row_problems
-from likeness.consent.registry import ADOPTION_EVENT, Registry
+from likeness.consent.registry import ADOPTION_EVENT, SUBJECT_SEAL_TYPE, Registry
 from likeness.consent.tables import Subject
 from likeness.errors import ReferenceSealerRefused, RegistryError, SubjectEnrollerRefused
 from likeness.workspace import Workspace
@@ -112,23 +112,36 @@ def _editors_row(ws: Workspace, slug: str, holder_id: str) -> Subject:
     return subject
 
 
+def subject_event(subject: Subject, org_id: str) -> dict:
+    """The body of the ``subject.created`` event the product writes for ``subject``, enrolled
+    by organisation ``org_id``, before its signature."""
+    return {
+        "type": SUBJECT_SEAL_TYPE,
+        "subject_id": subject.id,
+        "slug": subject.slug,
+        "name": subject.name,
+        "kind": subject.kind,
+        "holder_id": subject.holder_id,
+        "owner_org_id": subject.owner_org_id,
+        "public_name": subject.public_name,
+        "org_id": org_id,
+    }
+
+
+def signed_by(ws: Workspace, body: dict, org: str) -> dict:
+    """``body`` signed with organisation ``org``'s key file, naming that key."""
+    org_key = keys.load_private_key(ws.registry.org_key_path(org))
+    body = {**body, "org_fingerprint": keys.fingerprint(keys.public_raw(org_key))}
+    return {**body, "signature": keys.sign(org_key, canonical_bytes(body))}
+
+
 def _editors_subject(ws: Workspace, slug: str, holder_id: str, org_id: str) -> None:
-    """A subject row and ``subject.created`` event a database editor writes (subject events are
-    not signed), naming an organisation that did not onboard the holder."""
+    """A subject row and ``subject.created`` event another organisation of the workspace writes
+    with database access, signed with its own pinned key, naming itself though it did not
+    onboard the holder."""
     subject = _editors_row(ws, slug, holder_id)
-    ws.ledger.append(
-        "subject.created",
-        {
-            "subject_id": subject.id,
-            "slug": slug,
-            "name": slug,
-            "kind": "artist",
-            "holder_id": holder_id,
-            "owner_org_id": None,
-            "public_name": False,
-            "org_id": org_id,
-        },
-    )
+    org = ws.registry.get_org(org_id).slug
+    ws.ledger.append("subject.created", signed_by(ws, subject_event(subject, org_id), org))
 
 
 def test_a_subject_event_naming_an_organisation_that_did_not_onboard_the_holder_seals_nothing(two_agencies):

@@ -68,6 +68,8 @@ from likeness.consent.registry import (
     REFERENCE_EVENT,
     SEALING_EVENT,
     SEALING_MARKERS,
+    SUBJECT_SEAL_TYPE,
+    SUBJECTS_EVENT,
     ReferenceStatus,
     adoption_malformed,
     attestation_problem,
@@ -81,6 +83,7 @@ from likeness.consent.registry import (
     release_payload,
     revocation_payload,
     sealing_marker_problem,
+    signature_verifies,
 )
 from likeness.consent.tables import (
     Grant,
@@ -213,10 +216,10 @@ def _fingerprint_of(public_hex: Any) -> str | None:
 
 
 def _verifies(public_hex: str | None, body: dict[str, Any], signature: Any) -> bool:
-    if public_hex is None or not isinstance(signature, str):
+    if not isinstance(public_hex, str) or not isinstance(signature, str):
         return False
     try:
-        return keys.verify(bytes.fromhex(public_hex), canonical_bytes(body), signature)
+        return signature_verifies(public_hex, canonical_bytes(body), signature)
     except (TypeError, ValueError):
         return False
 
@@ -303,7 +306,8 @@ class LedgerConsent:
         whose key it pins. ``None`` where none of those names one (a holder enrolled before, in
         a workspace with several organisations, until one adopts them): then no organisation may
         invite them or recover their key (``owner_problem``). ``subject.created`` events are not
-        read: they are not signed, and an editor could append one naming any organisation.
+        read: those written before subject events were sealed are not signed, and an editor could
+        have appended one naming any organisation.
         ``claims=False`` skips the claims (the key an adoption must be signed with is read so);
         ``at_seq``: the only organisation is the one alone on the ledger before that row (an
         organisation added later does not undo what the only one signed then, e.g. a recovery).
@@ -340,7 +344,7 @@ class LedgerConsent:
 
     def _enrolling_org(self, subject_id: str) -> str | None:
         created = self._first_events("subject.created", "subject_id").get(subject_id)
-        if created is None:
+        if created is None or self.subject_seal_problem(created) is not None:
             return None
         named = _named_enroller(created)
         if named is not None:
@@ -368,10 +372,10 @@ class LedgerConsent:
 
     def subject_enrolment_problem(self, subject_id: str) -> str | None:
         """Why the organisation a subject's ``subject.created`` event names does not count as the
-        one that enrolled it (``None``: it does, or the event names none): it is not the holder's
-        onboarding organisation at that row (``enroller_problem``). The event is unsigned, so a
-        database editor could append one naming any organisation; then no organisation seals the
-        subject's references (``subject_org``), and audit names it."""
+        one that enrolled it (``None``: it does, or the event names none): the event is not
+        signed by it (``subject_seal_problem``), or it is not the holder's onboarding organisation
+        at that row (``enroller_problem``). Then no organisation seals the subject's references
+        (``subject_org``), and audit names it."""
         created = self._first_events("subject.created", "subject_id").get(subject_id)
         return self._enrolment_problem(created) if created is not None else None
 
@@ -394,6 +398,9 @@ class LedgerConsent:
         return f"organisation {self.org_slug(enrolling)!r} enrolled it, but {problem}" if problem else None
 
     def _enrolment_problem(self, created: LedgerEvent) -> str | None:
+        unsealed = self.subject_seal_problem(created)
+        if unsealed is not None:
+            return unsealed
         named, holder = _named_enroller(created), created.payload.get("holder_id")
         if named is None:
             return None
@@ -401,6 +408,28 @@ class LedgerConsent:
             return "its subject.created event names no rights holder"
         problem = self.enroller_problem(holder, named, at_seq=created.seq)
         return f"organisation {self.org_slug(named)!r} is named as enrolling it, but {problem}" if problem else None
+
+    def subject_seal_problem(self, created: LedgerEvent) -> str | None:
+        """Why ``subject.created`` event ``created`` is not its enrolling organisation's (``None``:
+        it is, or it was written before subject events were sealed): from the first valid
+        ``ledger.subjects_sealed`` marker on, the product signs each one with the key of the
+        organisation it names (``org_id``), pinned by the workspace. An unsigned one after it, or
+        one signed by another key, is a database editor's (or another organisation's): it would
+        put a grant request for a subject nobody enrolled before the rights holder it names."""
+        sealed_from = self.sealing_marker(SUBJECTS_EVENT)
+        if sealed_from is None or created.seq < sealed_from:
+            return None
+        where = f"its subject.created event (ledger row {created.seq})"
+        if "signature" not in created.payload:
+            return (
+                f"{where} carries no organisation seal, yet was written after subject events were sealed "
+                f"(ledger row {sealed_from})"
+            )
+        body = {k: v for k, v in created.payload.items() if k != "signature"}
+        if body.get("type") != SUBJECT_SEAL_TYPE or not isinstance(body.get("org_id"), str):
+            return f"{where}: its organisation seal is malformed"
+        unsigned = self.org_signature_problem(body, created.payload["signature"])
+        return f"{where} is not its organisation's: {unsigned}" if unsigned else None
 
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
@@ -1570,9 +1599,9 @@ def reference_problems(session: Session) -> list[ConsentProblem]:
 
 def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
     """Each sealing marker event (``ledger.references_sealed``,
-    ``ledger.reference_sealers_checked``) that is not a valid one (kind ``sealing_marker``):
-    its signature does not verify with a pinned organisation key (a database editor's, or
-    signed with a key of their own). The product writes only valid ones and reading skips the
+    ``ledger.reference_sealers_checked``, ``ledger.subjects_sealed``) that is not a valid one
+    (kind ``sealing_marker``): its signature does not verify with a pinned organisation key (a
+    database editor's, or signed with a key of their own). The product writes only valid ones and reading skips the
     rest (``first_sealing_marker``); this names them."""
     return [
         ConsentProblem(

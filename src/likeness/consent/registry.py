@@ -607,8 +607,11 @@ class Registry:
         with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
         ``org`` enrols the subject (and a new holder); default: ``owner_org``, else the
         workspace's only organisation; with several and none named, nothing is enrolled
-        (``EnrollingOrgUnnamed``). ``subject.created`` records it: it alone seals the subject's
-        references (``LedgerConsent.subject_org``). ``public_name``: the rights holder allows the
+        (``EnrollingOrgUnnamed``). ``subject.created`` records it, signed with that organisation's
+        key (read first: ``signature_invalid`` when it is not the key the ledger records, and
+        nothing is enrolled): it alone seals the subject's references
+        (``LedgerConsent.subject_org``); one its organisation did not sign backs nothing
+        (``LedgerConsent.subject_seal_problem``). ``public_name``: the rights holder allows the
         public verification page to show the subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
@@ -619,6 +622,7 @@ class Registry:
         enrolling = self.enrolling_org(slug, org or owner_org, what="subject")
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
+        org_key = self._org_signing_key(self.get_org(enrolling))  # (before anything is written)
         if holder is not None:
             holder_row = self.get_holder(holder)
             if holder_public_key_pem is not None or holder_kind is not None:
@@ -654,19 +658,19 @@ class Registry:
             public_name=bool(public_name),
         )
         self._insert(subject)
-        self._ledger.append(
-            "subject.created",
-            {
-                "subject_id": subject.id,
-                "slug": slug,
-                "name": name,
-                "kind": kind,
-                "holder_id": holder_row.id,
-                "owner_org_id": subject.owner_org_id,
-                "public_name": bool(public_name),
-                "org_id": enrolling,
-            },
-        )
+        body = {
+            "type": SUBJECT_SEAL_TYPE,
+            "subject_id": subject.id,
+            "slug": slug,
+            "name": name,
+            "kind": kind,
+            "holder_id": holder_row.id,
+            "owner_org_id": subject.owner_org_id,
+            "public_name": bool(public_name),
+            "org_id": enrolling,
+            "org_fingerprint": keys.fingerprint(keys.public_raw(org_key)),
+        }
+        self._ledger.append("subject.created", {**body, "signature": keys.sign(org_key, canonical_bytes(body))})
         return self.get_subject(slug)
 
     def _refuse_enroller(self, slug: str, holder: RightsHolder, org_id: str) -> None:
@@ -859,7 +863,9 @@ class Registry:
         organisation (in ledger order) whose pinned key this process can read, each unless a
         valid one is there: from ``ledger.references_sealed`` on, an unsigned reference event is
         a database editor's and is never attested; from ``ledger.reference_sealers_checked`` on,
-        neither is a reference sealed by an organisation that did not enrol its subject. ``Workspace.init``, every ``Workspace.open`` that may write and
+        neither is a reference sealed by an organisation that did not enrol its subject; from
+        ``ledger.subjects_sealed`` on, a ``subject.created`` event its organisation did not sign
+        backs no subject. ``Workspace.init``, every ``Workspace.open`` that may write and
         ``add_org`` call it, so an upgraded workspace gets it at its first command and a new
         one with its first organisation. Nothing is written (False) where no organisation key
         can be read (an auditor's copy, another account) or the database refuses the write."""
@@ -1896,7 +1902,7 @@ def org_seal_problem(body: dict[str, Any], signature: Any, org_key: OrgKey) -> s
     if public is None or fingerprint != body.get("key_fingerprint"):
         return "it is not signed with its organisation's key as the ledger records it"
     try:
-        verified = _verifies(public, canonical_bytes(body), signature)
+        verified = signature_verifies(public, canonical_bytes(body), signature)
     except ValueError:  # a member no signature covers (NaN, a lone surrogate)
         verified = False
     return None if verified else "its organisation signature does not verify"
@@ -1911,11 +1917,18 @@ SEALING_EVENT = "ledger.references_sealed"
 #: workspace sealed before the first valid one was sealed when any of them could, so the
 #: enrolling organisation may attest it (``ReferenceSeals.resealable``).
 SEALERS_EVENT = "ledger.reference_sealers_checked"
+#: The ledger event from which the writer signs every ``subject.created`` event with the key of
+#: the organisation it names: an unsigned one after the first valid one is a database editor's,
+#: and backs no subject (``LedgerConsent.subject_seal_problem``).
+SUBJECTS_EVENT = "ledger.subjects_sealed"
 #: Each sealing marker event and the type of the body its organisation signs.
 SEALING_MARKERS = {
     SEALING_EVENT: "likeness.references-sealed.v1",
     SEALERS_EVENT: "likeness.reference-sealers-checked.v1",
+    SUBJECTS_EVENT: "likeness.subjects-sealed.v1",
 }
+#: What the enrolling organisation's signature on a ``subject.created`` event is a signature of.
+SUBJECT_SEAL_TYPE = "likeness.subject.v1"
 
 
 def sealing_marker(org_id: str, key_fingerprint: str, at: str, *, event: str = SEALING_EVENT) -> dict[str, Any]:
@@ -1952,10 +1965,10 @@ def _missing_markers(session: Session, org_key: OrgKey) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16384)
-def _verifies(public_hex: str, signed: bytes, signature: str) -> bool:
-    """``keys.verify``, remembered: every reading of the references (each enrolment, gallery
-    sync and audit) checks every seal again, and an Ed25519 check costs about ten times the
-    rest of reading a reference. The answer depends only on these three arguments."""
+def signature_verifies(public_hex: str, signed: bytes, signature: str) -> bool:
+    """``keys.verify``, remembered: every reading of the references and subjects (each
+    enrolment, gallery sync and audit) checks every seal again, and an Ed25519 check costs about
+    ten times the rest of reading a reference. The answer depends only on these three arguments."""
     return keys.verify(bytes.fromhex(public_hex), signed, signature)
 
 
