@@ -339,6 +339,7 @@ def consent_import(
         _legacy_keys_notice(workspace)
         parsed = read_consent_file(signed, SignedConsent.from_json)
         record_id = workspace.registry.import_signed(parsed)
+        parties = workspace.registry.consent_parties(parsed.payload)
     if parsed.payload_type == ROTATION_TYPE:
         console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
         return
@@ -347,12 +348,13 @@ def consent_import(
         return
     if parsed.payload_type == ADOPTION_TYPE:
         console.print(
-            f"rights holder {printable(record_id)} adopted by {printable(parsed.payload['org_name'])} (signed by the "
-            "holder's registered key and the organisation's): only it may invite them or recover their key"
+            f"rights holder {printable(record_id)} adopted by {printable(parties)} (signed by the holder's registered "
+            "key and the organisation's): only it may invite them or recover their key"
         )
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
-    console.print(f"{what} {record_id} imported (signature verified with the holder's registered key)")
+    named = f" for {printable(parties)}" if parties else ""
+    console.print(f"{what} {record_id} imported{named} (signature verified with the holder's registered key)")
 
 
 @consent_app.command("migrate-keys")

@@ -513,7 +513,7 @@ class Registry:
             raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: {altered.detail}")
         if created is None:  # (org_identity_problem names a missing event; this keeps it so)
             raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: it has no org.created event")
-        return str(created.payload.get("name") or created.payload.get("slug") or org.slug)
+        return view.org_name(org.id) or org.slug
 
     def list_orgs(self) -> list[Organisation]:
         with self._session_factory() as session:
@@ -1047,7 +1047,7 @@ class Registry:
             holder_id=row.id,
             holder_fingerprint=self._ledger_key(row).fingerprint,
             org_id=organisation.id,
-            org_name=organisation.name,
+            org_name=self.org_display_name(organisation.id),
             org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
             attestation=attestation.as_payload(),
             adopted_at=utc_iso(now_utc()),
@@ -1069,6 +1069,13 @@ class Registry:
         self._refuse_bound(row)
         self._check_holder_signature("grant", row, signed, body["holder_fingerprint"])
         organisation = self.get_org(str(body["org_id"]))
+        with self._session_factory() as session:
+            relabelled = LedgerConsent(session).adopted_name_problem(body)
+        if relabelled:  # (what the holder read must be who adopts them; the ledger would not count it)
+            raise ConsentRequestError(
+                f"the holder adoption is refused: {relabelled}; the holder signed for a name that is not this "
+                "organisation's: draft it again (likeness consent adopt-holder)"
+            )
         org_key = self._org_signing_key(organisation)
         if keys.fingerprint(keys.public_raw(org_key)) != body["org_fingerprint"]:
             raise ConsentRequestError(
@@ -1455,6 +1462,25 @@ class Registry:
             f"{kind}.issued", {**signed.payload, "payload_sha256": row.payload_sha256, "signature": signed.signature}
         )
         return record_id
+
+    def consent_parties(self, payload: dict[str, Any]) -> str:
+        """The organisation and the subject (or performer) a signed grant, release or adoption
+        ``payload`` names, as the ledger records them (not as a file or a row says), for whoever
+        imports it to read: e.g. "organisation 'Byeol Agency' (byeol), subject 'Mina' (mina)";
+        "" for a payload that names neither (a revocation, a rotation)."""
+        from likeness.consent.integrity import LedgerConsent
+
+        named = []
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            if isinstance(org_id := payload.get("org_id"), str):
+                named.append(f"organisation {view.org_name(org_id)!r} ({view.org_slug(org_id)})")
+            for member, what in (("subject_id", "subject"), ("performer_id", "performer")):
+                record_id = payload.get(member)
+                created = view.subject_created(record_id) if isinstance(record_id, str) else None
+                if created is not None:
+                    named.append(f"{what} {created.payload.get('name')!r} ({created.payload.get('slug')})")
+        return ", ".join(named)
 
     def _requested_payload(self, kind: str, record_id: str) -> dict[str, Any]:
         """The exact payload the request ``record_id`` asked the holder to sign offline;
