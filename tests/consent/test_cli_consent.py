@@ -358,3 +358,21 @@ def test_init_run_again_as_the_readme_has_it_leaves_the_workspace_as_it_is(home)
     assert run(home, "audit", "log", "--json").output == before  # nothing added to the ledger
     renamed = run(home, "init", "--org", "studio", "--org-name", "Studio Two", code=1).output
     assert "error: organisation 'studio' already exists" in renamed
+
+
+def test_init_says_it_registered_the_organisation(tmp_path):
+    first = run(tmp_path / "fresh", "init", "--org", "studio", "--org-name", "Studio Haneul").output
+    assert "organisation studio added (key " in first
+
+
+def test_init_with_another_organisation_on_a_workspace_that_has_one_adds_nothing(home):
+    """``init --org byeol`` on studio's workspace added byeol silently ("workspace ready"): a
+    second organisation leaves holders enrolled before holders named theirs without one, which
+    'org add' warns of."""
+    before = run(home, "audit", "log", "--json").output
+    refused = run(home, "init", "--org", "byeol", code=1)
+    text = " ".join(refused.output.split())
+    assert "has organisation(s) studio already" in text and "likeness org add byeol" in text
+    assert "Traceback" not in refused.output
+    assert run(home, "audit", "log", "--json").output == before
+    assert "byeol" not in run(home, "org", "list").output

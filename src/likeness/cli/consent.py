@@ -54,18 +54,31 @@ def init(
         str | None, typer.Option("--org-name", help="Display name of --org (default: the slug).")
     ] = None,
 ) -> None:
-    """Create a workspace: database, keys folder (0700), outputs folder."""
+    """Create a workspace: database, keys folder (0700), outputs folder. Run again, it leaves
+    the workspace as it is; ``--org`` registers the workspace's first organisation only (add
+    another with 'likeness org add', which says what that changes)."""
     from likeness.workspace import Workspace, shown_url
 
+    added = None
     with mapped_errors():
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
         _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
-        known = {o.slug: o for o in workspace.registry.list_orgs()}.get(org or "")
+        orgs = {o.slug: o for o in workspace.registry.list_orgs()}
+        known = orgs.get(org or "")
+        if org and known is None and orgs:
+            # A second organisation leaves holders enrolled before holders named theirs without
+            # one: 'org add' warns of that, and init would do it unasked.
+            fail(
+                f"this workspace has organisation(s) {', '.join(orgs)} already; 'init --org' registers only the "
+                f"first: add '{org}' with 'likeness org add {org}' (it says what a second organisation changes)"
+            )
         if org and not (known is not None and org_name in (None, known.name)):
-            workspace.registry.add_org(org, org_name)  # a name another org has is refused here
+            added = workspace.registry.add_org(org, org_name)  # a name another org has is refused here
             _signing_setup(workspace, org)
     console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
+    if added is not None:
+        console.print(f"  organisation {added.slug} added (key {added.key_fingerprint[:24]}…)")
     if known is not None:
         # The README's first line run again: the workspace is as it asks, which is no error.
         console.print(f"  organisation {known.slug} was already registered (likeness org list)")

@@ -79,6 +79,7 @@ from likeness.errors import (
     FoundingReferenceMissing,
     LedgerError,
     LikenessError,
+    OrganisationNameTaken,
     ReferenceMismatch,
     ReferenceSealerRefused,
     ReferenceUnsealed,
@@ -431,6 +432,17 @@ class Registry:
                     )
         return name
 
+    def _refuse_org_lookalike(self, slug: str, name: str) -> None:
+        """``OrganisationNameTaken`` when the new organisation's name or slug reads like another
+        organisation's name or slug (``name_skeleton``: case, compatibility forms, spacing and
+        lookalike letters folded): a second agency named "Haneul" beside "Studio Haneul"
+        (slug ``haneul``) would read as the first on a request or an adoption."""
+        mine = {name_skeleton(name), name_skeleton(slug)}
+        with self._session_factory() as session:
+            for other, other_name in session.execute(select(Organisation.slug, Organisation.name)):
+                if mine & {name_skeleton(other_name), name_skeleton(other)}:
+                    raise OrganisationNameTaken(slug, name, other, other_name)
+
     def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
         """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
         with self._session_factory() as session:
@@ -463,6 +475,7 @@ class Registry:
         check_slug(slug, "organisation")
         self._refuse_taken_slug(Organisation, slug, "organisation")
         name = self.new_name("organisation", name or slug)
+        self._refuse_org_lookalike(slug, name)
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
