@@ -177,11 +177,12 @@ class SubjectEnrollerRefused(RegistryError):
 class SubjectNotEnrolled(RegistryError):
     """Subject ``subject``'s row is not an enrolment the ledger backs (``problem`` says why: a
     row a database editor made or changed, or one enrolled by an organisation that did not
-    onboard its rights holder), so no grant is requested for it. Nothing is written."""
+    onboard its rights holder), so no grant or release (``what``) is requested for it. Nothing
+    is written."""
 
-    def __init__(self, subject: str, problem: str) -> None:
+    def __init__(self, subject: str, problem: str, *, what: str = "grant") -> None:
         self.subject, self.problem = subject, problem
-        super().__init__(f"subject '{subject}': no grant is requested for it: {problem}")
+        super().__init__(f"subject '{subject}': no {what} is requested for it: {problem}")
 
 
 class EvidenceRefused(RegistryError):

@@ -1278,17 +1278,17 @@ class Registry:
         )
         return request
 
-    def _refuse_unbacked_subject(self, record: SubjectRecord) -> None:
+    def _refuse_unbacked_subject(self, record: SubjectRecord, *, what: str = "grant") -> None:
         """``SubjectNotEnrolled`` unless the ledger backs ``record``'s enrolment
         (``LedgerConsent.unbacked_enrolment``): a subject row a database editor wrote or
-        changed would otherwise put a stranger's consent request before the holder."""
+        changed would otherwise put a stranger's consent request (a ``what``) before the holder."""
         from likeness.consent.integrity import LedgerConsent
 
         with self._session_factory() as session:
             row = session.get(Subject, record.id)
             problem = "its row is gone" if row is None else LedgerConsent(session).unbacked_enrolment(row)
         if problem is not None:
-            raise SubjectNotEnrolled(record.slug, problem)
+            raise SubjectNotEnrolled(record.slug, problem, what=what)
 
     def request_grant(
         self,
@@ -1387,12 +1387,15 @@ class Registry:
         purpose: str = "",
         previews: Iterable[Path] = (),
     ) -> ConsentRequest:
-        """Draft a release request for the performer to sign on their own machine."""
+        """Draft a release request for the performer to sign on their own machine;
+        ``SubjectNotEnrolled``, with nothing written, for a performer whose enrolment the
+        ledger does not back (``_refuse_unbacked_subject``)."""
         record = self.get_subject(performer)
         if record.kind != "performer":
             raise RegistryError(
                 f"'{record.slug}' is not a performer (kind {record.kind}); releases are for target performers"
             )
+        self._refuse_unbacked_subject(record, what="release")
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
         purpose = request_purpose(purpose)
