@@ -620,7 +620,7 @@ class Registry:
         with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
         ``org`` enrols the subject (and a new holder); default: ``owner_org``, else the
         workspace's only organisation; with several and none named, nothing is enrolled
-        (``EnrollingOrgUnnamed``). ``subject.created`` records it: it alone seals the subject's
+        (``EnrollingOrgUnnamed``); an ``owner_org`` other than ``org`` is refused. ``subject.created`` records it: it alone seals the subject's
         references (``LedgerConsent.subject_org``). ``public_name``: the rights holder allows the
         public verification page to show the subject's name."""
         check_slug(slug, "subject")
@@ -632,6 +632,13 @@ class Registry:
         enrolling = self.enrolling_org(slug, org or owner_org, what="subject")
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
+        if owner is not None and owner.id != enrolling:
+            # The owner decides whose console lists the subject, whose ledger reads include it and
+            # where its cases go: another organisation's enrolment would pass as the owner's.
+            raise RegistryError(
+                f"subject '{slug}': owned by organisation '{owner.slug}' but enrolled by "
+                f"'{self._org_slug_or_id(enrolling)}': a subject's owner is the organisation that enrols it"
+            )
         if holder is not None:
             holder_row = self.get_holder(holder)
             if holder_public_key_pem is not None or holder_kind is not None:
