@@ -396,3 +396,51 @@ def test_a_key_the_statement_is_not_addressed_to_is_refused_before_the_holder_re
     assert "addressed to key" in text and "?" not in text  # refused before anything is asked
     assert "haneul" not in text.split("addressed to key")[0]  # and before the statement is shown
     assert not out.exists()
+
+
+def test_an_attestation_method_not_listed_is_refused_before_anything_is_drafted(tmp_path):
+    home, drafted = _adoption_draft(tmp_path)
+    assert drafted.exit_code == 0, drafted.output
+    refused = _cli(
+        home,
+        "consent",
+        "adopt-holder",
+        "mina-holder",
+        "--org",
+        "haneul",
+        *ATTESTATION,
+        "--method",
+        "phone",
+        "--out",
+        str(tmp_path / "phone.json"),
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "method 'phone' is not one of in_person, notarised_document, legal_representative" in " ".join(
+        refused.output.split()
+    )
+    assert not (tmp_path / "phone.json").exists()
+
+
+def test_the_consoles_recovery_methods_are_the_ones_the_cli_accepts():
+    from likeness.consent.registry import ATTESTATION_METHODS
+    from likeness.service.portal import RECOVERY_METHODS
+
+    assert tuple(RECOVERY_METHODS) == ATTESTATION_METHODS
+
+
+def test_a_signed_adoption_and_an_unsigned_one_each_name_the_next_step(tmp_path):
+    """``sign-adoption`` of the signed file said "it is not a holder adoption", and ``consent
+    import`` of the unsigned draft "not a signed likeness consent": neither said what to do."""
+    home, drafted = _adoption_draft(tmp_path)
+    assert drafted.exit_code == 0, drafted.output
+    draft, signed = tmp_path / "adoption.json", tmp_path / "signed.json"
+    unsigned = " ".join(_cli(home, "consent", "import", str(draft)).output.split())
+    assert f"{draft}: an unsigned statement (likeness.holder-adoption.v2)" in unsigned
+    assert "give the file 'likeness holder sign-adoption' wrote from it" in unsigned
+    key = str(HolderMachine.beside(home).key_path("mina-holder"))
+    sign = ["holder", "sign-adoption", "--key", key, "--yes", "--out"]
+    assert CliRunner().invoke(app, [*sign, str(signed), str(draft)]).exit_code == 0
+    again = CliRunner().invoke(app, [*sign, str(tmp_path / "again.json"), str(signed)])
+    assert again.exit_code == 1
+    assert f"{signed}: already signed" in " ".join(again.output.split())
+    assert "likeness consent import" in " ".join(again.output.split())

@@ -469,7 +469,9 @@ Statement = Annotated[
     ),
 ]
 VerifiedBy = Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")]
-Method = Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")]
+Method = Annotated[
+    str, typer.Option("--method", help="How: in_person, notarised_document or legal_representative (nothing else).")
+]
 RecoveringOrg = Annotated[
     str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
 ]
@@ -701,7 +703,7 @@ def audit_verify(
         said = f" {printable(problem.subject)}: {printable(problem.message)}"
         console.print(Text.assemble((str(problem.kind), "red"), said))
     if not report.ok:
-        console.print(Text.assemble(("ledger NOT intact", "red"), f": {len(report.problems)} problem(s)"))
+        console.print(Text.assemble(("ledger NOT intact", "red"), f": {report.failure_summary()}"))
         raise typer.Exit(1)
     anchored = (
         f", matches anchor at row {report.anchor.seq} ({report.anchor.at}, {report.anchors_found} anchors)"

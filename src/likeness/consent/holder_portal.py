@@ -61,9 +61,9 @@ from likeness.consent.passkeys import (
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import (
     RecoveryAttestation,
-    attestation_problem,
     check_slug,
     grant_row,
+    new_attestation_problem,
     requested_grant,
     requested_of_subject,
     revocation_payload,
@@ -255,7 +255,7 @@ class HolderPortal:
         ``passkeys_lost`` states it lost. Returns ``(invitation id, token)``."""
         row = self.registry.get_holder(holder)
         organisation = self.registry.get_org(org)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         if row.key_fingerprint != PASSKEY_ONLY:

@@ -267,6 +267,25 @@ def evidence_sha256(chunks: Iterable[bytes], *, source: str) -> str:
     return digest.hexdigest()
 
 
+#: How an organisation checked the person behind a recovery or an adoption: what the console
+#: offers and ``--method`` accepts (an attestation already on the ledger keeps what it names).
+ATTESTATION_METHODS = ("in_person", "notarised_document", "legal_representative")
+
+
+def new_attestation_problem(attestation: RecoveryAttestation) -> str | None:
+    """``attestation_problem`` of an attestation about to be signed, which must also name one of
+    ``ATTESTATION_METHODS``: a misspelt or invented method would go on the ledger for good.
+
+    >>> new_attestation_problem(RecoveryAttestation("passport checked", "J. Park", "phone"))
+    "the recovery attestation's method 'phone' is not one of in_person, notarised_document, legal_representative"
+    """
+    payload = attestation.as_payload()
+    problem = attestation_problem(payload)
+    if problem is None and payload["method"] not in ATTESTATION_METHODS:
+        return f"the recovery attestation's method {payload['method']!r} is not one of {', '.join(ATTESTATION_METHODS)}"
+    return problem
+
+
 def attestation_problem(attestation: Any) -> str | None:
     """``None`` if ``attestation`` (a payload dict) names a statement, a verifier and a method."""
     if not isinstance(attestation, dict):
@@ -1012,7 +1031,7 @@ class Registry:
         is on the ledger for the holder and any auditor to see. Returns the new key's fingerprint.
         """
         row = self.get_holder(holder)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         current = self._ledger_key(row)
@@ -1050,7 +1069,7 @@ class Registry:
         ``org`` enrolled them, and how. Refused for a holder the ledger already binds and for a
         holder with no key of their own to sign with (passkey-only)."""
         row = self.get_holder(holder)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         from likeness.consent.passkeys import PASSKEY_ONLY
