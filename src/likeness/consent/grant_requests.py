@@ -548,7 +548,9 @@ class SignedConsent:
                 "an unsigned request, not a signed consent: give the file 'likeness holder sign' wrote from it "
                 "(the rights holder signs on their own machine and sends it back)"
             )
-        unsigned = {ADOPTION_TYPE: "holder sign-adoption", VOUCH_TYPE: "holder vouch-passkey"}.get(body.get("type"))
+        unsigned = {ADOPTION_TYPE: "holder sign-adoption", VOUCH_TYPE: "holder vouch-passkey"}.get(
+            str(body.get("type"))
+        )
         if unsigned:
             raise ConsentRequestError(
                 f"an unsigned statement ({body.get('type')}), not a signed consent: give the file 'likeness "
