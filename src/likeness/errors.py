@@ -146,6 +146,20 @@ class EnrollingOrgUnnamed(RegistryError):
         super().__init__(f"{what} '{slug}': {why}")
 
 
+class OrganisationNameTaken(RegistryError):
+    """A new organisation ``slug`` whose name or slug reads like organisation ``other``'s
+    (``names.name_skeleton``): a holder reads "{organisation} asks for your consent", not the
+    id or key, so a second agency named like the first could have them sign for it. Nothing
+    is written."""
+
+    def __init__(self, slug: str, name: str, other: str, other_name: str) -> None:
+        self.slug, self.other = slug, other
+        super().__init__(
+            f"organisation '{slug}' ({name!r}): its name or slug reads like organisation '{other}' "
+            f"({other_name!r}); people see the name, not the key: choose a name and slug they can tell apart"
+        )
+
+
 class SubjectEnrollerRefused(RegistryError):
     """Organisation ``org`` may not enrol subject ``subject`` under rights holder ``holder``:
     only the organisation that onboarded the holder does (``problem`` says which, or why the
@@ -163,11 +177,12 @@ class SubjectEnrollerRefused(RegistryError):
 class SubjectNotEnrolled(RegistryError):
     """Subject ``subject``'s row is not an enrolment the ledger backs (``problem`` says why: a
     row a database editor made or changed, or one enrolled by an organisation that did not
-    onboard its rights holder), so no grant is requested for it. Nothing is written."""
+    onboard its rights holder), so no grant or release (``what``) is requested for it. Nothing
+    is written."""
 
-    def __init__(self, subject: str, problem: str) -> None:
+    def __init__(self, subject: str, problem: str, *, what: str = "grant") -> None:
         self.subject, self.problem = subject, problem
-        super().__init__(f"subject '{subject}': no grant is requested for it: {problem}")
+        super().__init__(f"subject '{subject}': no {what} is requested for it: {problem}")
 
 
 class EvidenceRefused(RegistryError):

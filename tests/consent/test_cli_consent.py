@@ -346,7 +346,9 @@ def test_the_request_the_signed_file_and_the_two_key_halves_given_for_one_anothe
         f"error: {signed}: already signed (a signed consent, not a request): nothing to sign; the organisation "
         "imports it with 'likeness consent import'"
     )
-    assert "imported" in run(home, "consent", "import", str(signed)).output
+    imported = " ".join(run(home, "consent", "import", str(signed)).output.split())
+    # whom it binds, as the ledger names them: an operator importing a relabelled file gets a hint
+    assert "imported for organisation 'studio' (studio), subject 'mina' (mina)" in imported
 
 
 def test_init_run_again_as_the_readme_has_it_leaves_the_workspace_as_it_is(home):
@@ -358,3 +360,39 @@ def test_init_run_again_as_the_readme_has_it_leaves_the_workspace_as_it_is(home)
     assert run(home, "audit", "log", "--json").output == before  # nothing added to the ledger
     renamed = run(home, "init", "--org", "studio", "--org-name", "Studio Two", code=1).output
     assert "error: organisation 'studio' already exists" in renamed
+
+
+def test_init_says_it_registered_the_organisation(tmp_path):
+    first = run(tmp_path / "fresh", "init", "--org", "studio", "--org-name", "Studio Haneul").output
+    assert "organisation studio added (key " in first
+
+
+def test_init_with_another_organisation_on_a_workspace_that_has_one_adds_nothing(home):
+    """``init --org byeol`` on studio's workspace added byeol silently ("workspace ready"): a
+    second organisation leaves holders enrolled before holders named theirs without one, which
+    'org add' warns of."""
+    before = run(home, "audit", "log", "--json").output
+    refused = run(home, "init", "--org", "byeol", code=1)
+    text = " ".join(refused.output.split())
+    assert "has organisation(s) studio already" in text and "likeness org add byeol" in text
+    assert "Traceback" not in refused.output
+    assert run(home, "audit", "log", "--json").output == before
+    assert "byeol" not in run(home, "org", "list").output
+
+
+def test_audit_verify_tells_an_altered_row_from_a_broken_hash_chain(home):
+    """Both read "ledger NOT intact: N problem(s)": an operator could not tell a database row
+    edited beside an intact ledger from an edited ledger."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{home / 'likeness.db'}")
+    with engine.begin() as conn:  # a consent row, not the ledger
+        conn.execute(text("UPDATE organisations SET name = 'Studio Two' WHERE slug = 'studio'"))
+    rows = " ".join(run(home, "audit", "verify", code=1).output.split())
+    assert "ledger NOT intact: hash chain intact (" in rows and "rows), but 1 problem(s) in the consent rows" in rows
+    with engine.begin() as conn:  # the ledger itself
+        conn.execute(text("DROP TRIGGER ledger_no_update"))
+        conn.execute(text("UPDATE ledger SET created_at = '2020-01-01T00:00:00Z' WHERE seq = 1"))
+    engine.dispose()
+    chain = " ".join(run(home, "audit", "verify", code=1).output.split())
+    assert "ledger NOT intact: hash chain broken at ledger row 1;" in chain

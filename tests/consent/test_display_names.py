@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from likeness.errors import RegistryError
+from likeness.errors import OrganisationNameTaken, RegistryError
 from tests.conftest import add_subject
 
 #: The consent world's organisation is "Studio Haneul", its subjects "Mina" and "Jun".
@@ -41,6 +41,25 @@ def test_an_organisation_named_like_another_is_refused(consent_world, name):
         registry.add_org("rival", name)
     assert [org.slug for org in registry.list_orgs()] == ["studio"]  # nothing made, no key left
     assert not registry.org_key_path("rival").exists()
+
+
+@pytest.mark.parametrize(
+    ("slug", "name"),
+    [
+        ("rival", "Studio"),  # the name is the other's slug
+        ("rival", "STUDIO"),
+        ("studio_haneul", "Rival Agency"),  # the slug alone
+    ],
+)
+def test_an_organisation_named_or_slugged_like_another_ones_slug_or_name_is_refused(consent_world, slug, name):
+    """A second agency named "Studio" (the first's slug) beside "Studio Haneul" (slug studio)
+    reads as the first wherever the portal or a file names the organisation."""
+    registry = consent_world.workspace.registry
+    with pytest.raises(OrganisationNameTaken, match=r"reads like organisation 'studio' \('Studio Haneul'\)") as refused:
+        registry.add_org(slug, name)
+    assert refused.value.other == "studio"
+    assert [org.slug for org in registry.list_orgs()] == ["studio"]
+    assert not registry.org_key_path(slug).exists()
 
 
 @pytest.mark.parametrize("name", INVISIBLE)

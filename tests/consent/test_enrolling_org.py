@@ -92,6 +92,25 @@ def test_subject_add_for_an_enrolled_holder_among_several_organisations_exits_1_
         ws.close()
 
 
+def test_a_virtual_idol_owned_by_another_organisation_than_the_one_enrolling_it_is_refused(tmp_path):
+    """Byeol enrolled an idol "owned by" haneul: it was listed in haneul's console, read in
+    haneul's ledger scope and its cases routed to haneul, as if haneul had enrolled it."""
+    home, pem = _cli_two_agencies(tmp_path)
+    args = ("subject", "add", "idol", "--virtual", "--holder-public-key", pem, "--owner-org", "haneul")
+    refused = _cli(home, *args, "--org", "byeol")
+    assert refused.exit_code == 1, refused.output
+    assert " ".join(refused.output.split()) == (
+        "error: subject 'idol': owned by organisation 'haneul' but enrolled by 'byeol': a subject's owner is the "
+        "organisation that enrols it"
+    )
+    ws = Workspace.open(Settings(home=home))
+    try:
+        _no_subject(ws)
+    finally:
+        ws.close()
+    assert _cli(home, *args, "--org", "haneul").exit_code == 0
+
+
 # --- audit names a sealing marker that does not verify -------------------------------------------
 
 

@@ -92,3 +92,21 @@ def test_a_subject_enrolled_before_events_named_an_organisation_gets_none_until_
     assert _nothing_drafted(ws)
     adopt(ws, "mina-holder", "haneul")
     assert _ask(ws, "mina").payload["subject_id"] == ws.registry.get_subject("mina").id
+
+
+def test_a_performer_row_with_no_enrolment_on_the_ledger_gets_no_release_request(two_agencies):
+    """A database editor's performer row under mina's holder: a release request was drafted and
+    put before her ("... asks Mina to release the footage of Dancer"), and imported."""
+    ws = two_agencies
+    _haneuls_mina(ws)
+    row = _editors_row(ws, "dancer", ws.registry.get_holder("mina-holder").id)
+    with ws.session() as session:
+        session.execute(update(Subject).where(Subject.id == row.id).values(kind="performer"))
+        session.commit()
+    with pytest.raises(SubjectNotEnrolled) as refused:
+        ws.registry.request_release("dancer", "byeol", valid_until=now_utc() + timedelta(days=30), purpose="stage")
+    assert str(refused.value) == (
+        f"subject 'dancer': no release is requested for it: subject row {row.id} has no subject.created event on "
+        "the ledger"
+    )
+    assert ws.ledger.find("release.requested") == []

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from likeness.cli import app
@@ -25,7 +26,8 @@ from likeness.consent.grant_requests import SignedConsent
 from likeness.consent.holder import HolderMachine, sign_adoption
 from likeness.consent.integrity import consent_row_problems
 from likeness.consent.registry import ADOPTION_EVENT, adoption_payload
-from likeness.errors import ConsentError, ReferenceSealerRefused, RegistryError
+from likeness.consent.tables import Organisation
+from likeness.errors import ConsentError, ConsentRequestError, ReferenceSealerRefused, RegistryError
 from likeness.workspace import Workspace
 from tests.conftest import holder_machine
 from tests.consent.test_holder_owner import CHECKED, _legacy_holder, _owner
@@ -140,6 +142,50 @@ def test_an_invitation_another_organisation_signs_among_several_makes_it_no_owne
     _refused_and_named(ws, tmp_path, holder.id, "holder.invited")
 
 
+def _relabelled_adoption(ws: Workspace) -> SignedConsent:
+    """Byeol's adoption of haneul's legacy artist with haneul's name written over its own: the
+    holder reads "Haneul Entertainment" and signs, unable to check the id or key beside it."""
+    body = ws.registry.request_adoption("mina-holder", org="byeol", attestation=CHECKED)
+    relabelled = {**body, "org_name": "Haneul Entertainment"}
+    return sign_adoption(relabelled, holder_machine(ws.registry).key("mina-holder"))
+
+
+def test_an_adoption_naming_another_organisations_name_is_refused_at_import(two_agencies, tmp_path):
+    ws = two_agencies
+    holder = _mina(ws)
+    with pytest.raises(ConsentRequestError, match="names its organisation 'Haneul Entertainment', but organisation"):
+        ws.registry.import_signed(_relabelled_adoption(ws))
+    assert ws.ledger.find(ADOPTION_EVENT) == []
+    assert _owner(ws, holder.id) is None
+
+
+def test_an_adoption_naming_another_organisations_name_makes_no_one_owner(two_agencies, tmp_path):
+    """Appended with both signatures valid (the import refuses it): the reading does not count it."""
+    ws = two_agencies
+    holder = _mina(ws)
+    signed = _relabelled_adoption(ws)
+    _, _, byeol_key = _byeol(ws)
+    body = signed.payload
+    ws.ledger.append(
+        ADOPTION_EVENT,
+        {**body, "holder_signature": signed.signature, "signature": keys.sign(byeol_key, canonical_bytes(body))},
+    )
+    _refused_and_named(ws, tmp_path, holder.id, ADOPTION_EVENT)
+    named = " ".join(p.problem for p in consent_row_problems(ws))
+    assert "names its organisation 'Haneul Entertainment'" in named and "'Byeol Entertainment' on the ledger" in named
+
+
+def test_an_adoption_is_drafted_with_the_organisations_name_on_the_ledger(two_agencies):
+    ws = two_agencies
+    _mina(ws)
+    with ws.session() as session:  # a database editor renames byeol's row
+        session.execute(update(Organisation).where(Organisation.slug == "byeol").values(name="Haneul Entertainment"))
+        session.commit()
+    with pytest.raises(ConsentError) as refused:
+        ws.registry.request_adoption("mina-holder", org="byeol", attestation=CHECKED)
+    assert refused.value.reason == "org_altered"
+
+
 def test_a_passkey_only_holder_has_no_key_to_sign_an_adoption_with(two_agencies):
     ws = two_agencies
     _legacy_holder(ws, "sora-holder", passkey_only=True)
@@ -222,7 +268,7 @@ def test_the_holder_signs_the_adoption_on_their_machine_and_audit_shows_it(tmp_p
     assert "enrolled you" in " ".join(signed.output.split()) and "Organisation 'haneul'" in signed.output
     imported = _cli(home, "consent", "import", str(tmp_path / "signed.json"))
     assert imported.exit_code == 0, imported.output
-    assert "rights holder mina-holder adopted by haneul" in imported.output
+    assert "rights holder mina-holder adopted by organisation 'haneul' (haneul)" in imported.output
     shown = _cli(home, "audit", "verify")
     text = " ".join(shown.output.split())
     assert shown.exit_code == 0, shown.output
@@ -353,3 +399,51 @@ def test_a_key_the_statement_is_not_addressed_to_is_refused_before_the_holder_re
     assert "addressed to key" in text and "?" not in text  # refused before anything is asked
     assert "haneul" not in text.split("addressed to key")[0]  # and before the statement is shown
     assert not out.exists()
+
+
+def test_an_attestation_method_not_listed_is_refused_before_anything_is_drafted(tmp_path):
+    home, drafted = _adoption_draft(tmp_path)
+    assert drafted.exit_code == 0, drafted.output
+    refused = _cli(
+        home,
+        "consent",
+        "adopt-holder",
+        "mina-holder",
+        "--org",
+        "haneul",
+        *ATTESTATION,
+        "--method",
+        "phone",
+        "--out",
+        str(tmp_path / "phone.json"),
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "method 'phone' is not one of in_person, notarised_document, legal_representative" in " ".join(
+        refused.output.split()
+    )
+    assert not (tmp_path / "phone.json").exists()
+
+
+def test_the_consoles_recovery_methods_are_the_ones_the_cli_accepts():
+    from likeness.consent.registry import ATTESTATION_METHODS
+    from likeness.service.portal import RECOVERY_METHODS
+
+    assert tuple(RECOVERY_METHODS) == ATTESTATION_METHODS
+
+
+def test_a_signed_adoption_and_an_unsigned_one_each_name_the_next_step(tmp_path):
+    """``sign-adoption`` of the signed file said "it is not a holder adoption", and ``consent
+    import`` of the unsigned draft "not a signed likeness consent": neither said what to do."""
+    home, drafted = _adoption_draft(tmp_path)
+    assert drafted.exit_code == 0, drafted.output
+    draft, signed = tmp_path / "adoption.json", tmp_path / "signed.json"
+    unsigned = " ".join(_cli(home, "consent", "import", str(draft)).output.split())
+    assert f"{draft}: an unsigned statement (likeness.holder-adoption.v2)" in unsigned
+    assert "give the file 'likeness holder sign-adoption' wrote from it" in unsigned
+    key = str(HolderMachine.beside(home).key_path("mina-holder"))
+    sign = ["holder", "sign-adoption", "--key", key, "--yes", "--out"]
+    assert CliRunner().invoke(app, [*sign, str(signed), str(draft)]).exit_code == 0
+    again = CliRunner().invoke(app, [*sign, str(tmp_path / "again.json"), str(signed)])
+    assert again.exit_code == 1
+    assert f"{signed}: already signed" in " ".join(again.output.split())
+    assert "likeness consent import" in " ".join(again.output.split())

@@ -100,3 +100,25 @@ def test_a_vouch_link_never_registers_and_an_invitation_never_vouches(world) -> 
     with pytest.raises(ConsentError) as no_key:
         portal.invite_to_vouch("sora-holder", "studio", created_by="admin")
     assert no_key.value.reason == "invitation_refused"
+
+
+def test_another_organisation_cannot_invite_a_holder_it_did_not_enrol_to_vouch(world) -> None:
+    """Rival's user asked the API for a vouch link for the studio's offline holder: the service
+    wrote rival's signed ``holder.invited`` (a dead link, but a claim on the holder), and every
+    ``audit verify`` of the workspace failed from then on."""
+    from likeness.consent.audit import audit_workspace
+    from likeness.consent.holder_portal import HolderPortal
+
+    registry = world.workspace.registry
+    registry.add_org("rival", "Rival Entertainment")
+    rival_admin = world.accounts.add_user("rival-admin", "a long rival password", Role.ADMIN, org="rival")
+    rival = TestClient(world.app, base_url=ORIGIN)
+    rival.headers["Authorization"] = f"Bearer {world.accounts.create_token(rival_admin, 't')[0]}"
+    answer = rival.post("/api/v1/portal/invitations", json={"holder": "mina-holder"})
+    assert answer.status_code == 403 and "invitation_refused" in answer.text, answer.text
+    assert "onboarded by another organisation" in answer.text
+    with pytest.raises(ConsentError) as refused:  # nor through the library
+        HolderPortal(world.workspace).invite_to_vouch("mina-holder", "rival", created_by="rival-admin")
+    assert refused.value.reason == "invitation_refused"
+    assert world.workspace.ledger.find("holder.invited") == []
+    assert audit_workspace(world.workspace).ok

@@ -54,18 +54,31 @@ def init(
         str | None, typer.Option("--org-name", help="Display name of --org (default: the slug).")
     ] = None,
 ) -> None:
-    """Create a workspace: database, keys folder (0700), outputs folder."""
+    """Create a workspace: database, keys folder (0700), outputs folder. Run again, it leaves
+    the workspace as it is; ``--org`` registers the workspace's first organisation only (add
+    another with 'likeness org add', which says what that changes)."""
     from likeness.workspace import Workspace, shown_url
 
+    added = None
     with mapped_errors():
         settings = settings_from(ctx)
         workspace = Workspace.init(settings)
         _legacy_keys_notice(workspace)  # an upgraded workspace that still keeps holders' keys
-        known = {o.slug: o for o in workspace.registry.list_orgs()}.get(org or "")
+        orgs = {o.slug: o for o in workspace.registry.list_orgs()}
+        known = orgs.get(org or "")
+        if org and known is None and orgs:
+            # A second organisation leaves holders enrolled before holders named theirs without
+            # one: 'org add' warns of that, and init would do it unasked.
+            fail(
+                f"this workspace has organisation(s) {', '.join(orgs)} already; 'init --org' registers only the "
+                f"first: add '{org}' with 'likeness org add {org}' (it says what a second organisation changes)"
+            )
         if org and not (known is not None and org_name in (None, known.name)):
-            workspace.registry.add_org(org, org_name)  # a name another org has is refused here
+            added = workspace.registry.add_org(org, org_name)  # a name another org has is refused here
             _signing_setup(workspace, org)
     console.print(Text.assemble(("workspace ready", "green"), f" at {printable(settings.resolved_home)}"))
+    if added is not None:
+        console.print(f"  organisation {added.slug} added (key {added.key_fingerprint[:24]}…)")
     if known is not None:
         # The README's first line run again: the workspace is as it asks, which is no error.
         console.print(f"  organisation {known.slug} was already registered (likeness org list)")
@@ -339,6 +352,7 @@ def consent_import(
         _legacy_keys_notice(workspace)
         parsed = read_consent_file(signed, SignedConsent.from_json)
         record_id = workspace.registry.import_signed(parsed)
+        parties = workspace.registry.consent_parties(parsed.payload)
     if parsed.payload_type == ROTATION_TYPE:
         console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
         return
@@ -347,12 +361,13 @@ def consent_import(
         return
     if parsed.payload_type == ADOPTION_TYPE:
         console.print(
-            f"rights holder {printable(record_id)} adopted by {printable(parsed.payload['org_name'])} (signed by the "
-            "holder's registered key and the organisation's): only it may invite them or recover their key"
+            f"rights holder {printable(record_id)} adopted by {printable(parties)} (signed by the holder's registered "
+            "key and the organisation's): only it may invite them or recover their key"
         )
         return
     what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
-    console.print(f"{what} {record_id} imported (signature verified with the holder's registered key)")
+    named = f" for {printable(parties)}" if parties else ""
+    console.print(f"{what} {record_id} imported{named} (signature verified with the holder's registered key)")
 
 
 @consent_app.command("migrate-keys")
@@ -454,7 +469,9 @@ Statement = Annotated[
     ),
 ]
 VerifiedBy = Annotated[str, typer.Option("--verified-by", help="Who checked it (a named person and role).")]
-Method = Annotated[str, typer.Option("--method", help="How: in_person, notarised_document, legal_representative, ...")]
+Method = Annotated[
+    str, typer.Option("--method", help="How: in_person, notarised_document or legal_representative (nothing else).")
+]
 RecoveringOrg = Annotated[
     str | None, typer.Option("--org", help="Organisation whose key signs the recovery (default: the only one).")
 ]
@@ -686,7 +703,7 @@ def audit_verify(
         said = f" {printable(problem.subject)}: {printable(problem.message)}"
         console.print(Text.assemble((str(problem.kind), "red"), said))
     if not report.ok:
-        console.print(Text.assemble(("ledger NOT intact", "red"), f": {len(report.problems)} problem(s)"))
+        console.print(Text.assemble(("ledger NOT intact", "red"), f": {report.failure_summary()}"))
         raise typer.Exit(1)
     anchored = (
         f", matches anchor at row {report.anchor.seq} ({report.anchor.at}, {report.anchors_found} anchors)"

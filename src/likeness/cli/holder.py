@@ -259,9 +259,15 @@ def _show_and_sign(
 
 def _statement(malformed: Callable[[Any], str | None]) -> Callable[[Any], dict[str, Any]]:
     """A ``parse`` for a statement kept as its JSON object, refused where ``malformed`` says why."""
+    from likeness.consent.grant_requests import SIGNED_TYPE
     from likeness.errors import ConsentRequestError
 
     def parse(data: Any) -> dict[str, Any]:
+        if isinstance(data, dict) and data.get("type") == SIGNED_TYPE:
+            raise ConsentRequestError(
+                "already signed (a signed consent, not a statement to sign): nothing to sign; the organisation "
+                "imports it with 'likeness consent import'"
+            )
         why = malformed(data)
         if why:
             raise ConsentRequestError(why)

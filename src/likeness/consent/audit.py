@@ -78,6 +78,18 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def failure_summary(self) -> str:
+        """What failed, for the headline after the problems: a broken hash chain (the ledger
+        itself was changed) is told apart from an intact chain whose consent rows, anchors or
+        guards disagree with it (rows beside the ledger were changed, or the tail was cut)."""
+        count = f"{len(self.problems)} problem(s)"
+        if not self.chain.ok:
+            return f"hash chain broken at ledger row {self.chain.broken_seq}; {count}"
+        return (
+            f"hash chain intact ({self.chain.rows} rows), but {count} in the consent rows, anchors or guards "
+            "checked against it"
+        )
+
 
 def anchor_stores(folders: Sequence[Path], home: Path) -> list[AnchorStore]:
     """One store per folder; ``ConfigError`` for a folder inside the workspace."""

@@ -548,6 +548,14 @@ class SignedConsent:
                 "an unsigned request, not a signed consent: give the file 'likeness holder sign' wrote from it "
                 "(the rights holder signs on their own machine and sends it back)"
             )
+        unsigned = {ADOPTION_TYPE: "holder sign-adoption", VOUCH_TYPE: "holder vouch-passkey"}.get(
+            str(body.get("type"))
+        )
+        if unsigned:
+            raise ConsentRequestError(
+                f"an unsigned statement ({body.get('type')}), not a signed consent: give the file 'likeness "
+                f"{unsigned}' wrote from it (the rights holder signs on their own machine and sends it back)"
+            )
         if body.get("type") != SIGNED_TYPE:
             raise ConsentRequestError(f"not a signed likeness consent (type {body.get('type')!r})")
         payload = _payload(body.get("payload"), tuple(PAYLOAD_MEMBERS))

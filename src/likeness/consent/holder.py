@@ -174,6 +174,8 @@ def describe_adoption(body: dict[str, Any]) -> list[str]:
         "You confirm that this organisation enrolled you. From the organisation's import on it is the only one that "
         "may invite you to a passkey or recover your key; sign only for the agency you are with.",
         f"Organisation {body.get('org_name')!r} (id {body.get('org_id')}, key {body.get('org_fingerprint')}).",
+        "Another agency of the workspace could draft this under a name like your agency's: sign only if this key "
+        "is the fingerprint your agency gave you itself (in person or on paper).",
         f"Checked by {how.get('verified_by')} ({how.get('method')}): {how.get('statement')}.",
         f"Rights holder id {body.get('holder_id')}; addressed to key {body.get('holder_fingerprint')}; "
         f"drafted at {body.get('adopted_at')}.",

@@ -61,9 +61,9 @@ from likeness.consent.passkeys import (
 from likeness.consent.passkeys import assertion_problem as _assertion_problem
 from likeness.consent.registry import (
     RecoveryAttestation,
-    attestation_problem,
     check_slug,
     grant_row,
+    new_attestation_problem,
     requested_grant,
     requested_of_subject,
     revocation_payload,
@@ -255,7 +255,7 @@ class HolderPortal:
         ``passkeys_lost`` states it lost. Returns ``(invitation id, token)``."""
         row = self.registry.get_holder(holder)
         organisation = self.registry.get_org(org)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         if row.key_fingerprint != PASSKEY_ONLY:
@@ -264,12 +264,10 @@ class HolderPortal:
                 f"holder {row.slug} signs with an offline key: recover it with 'consent recover-key', then they "
                 "vouch for a passkey with the new key",
             )
+        self._refuse_not_owner(row, organisation.id)
         with self._session() as session:
             view = LedgerConsent(session)
             ever, in_force = view.passkeys(row.id), view.passkeys_in_force(row.id)
-            not_owner = view.owner_problem(row.id, organisation.id)
-        if not_owner:
-            raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
         if not ever:
             raise ConsentError(
                 "invitation_refused", f"holder {row.slug} has no passkey to recover: send an ordinary invitation"
@@ -297,6 +295,7 @@ class HolderPortal:
         extra: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         organisation = self.registry.get_org(org)
+        self._refuse_not_owner(row, organisation.id)  # every kind of link, before anything is written
         token = secrets.token_urlsafe(32)
         moment = at or now_utc()
         invitation = HolderInvitation(
@@ -339,8 +338,7 @@ class HolderPortal:
                 "(their own key is their consent)",
             )
         with self._session() as session:
-            view = LedgerConsent(session)
-            has_passkey, not_owner = bool(view.passkeys(row.id)), view.owner_problem(row.id, org_id)
+            has_passkey = bool(LedgerConsent(session).passkeys(row.id))
         if has_passkey:
             raise ConsentError(
                 "invitation_refused",
@@ -348,6 +346,15 @@ class HolderPortal:
                 "passkey they have (recovery passkey), never by invitation; one who lost every passkey gets a "
                 "recovery invitation (consent recover-passkey)",
             )
+        self._refuse_not_owner(row, org_id)
+
+    def _refuse_not_owner(self, row: Any, org_id: str) -> None:
+        """``invitation_refused`` unless ``org_id`` onboards holder ``row``
+        (``LedgerConsent.owner_problem``): the ledger ignores another organisation's invitation,
+        and its signed ``holder.invited`` would still be a claim on the holder (one a keyless
+        rewrite of the sealing markers could make count) and fail every audit."""
+        with self._session() as session:
+            not_owner = LedgerConsent(session).owner_problem(row.id, org_id)
         if not_owner:
             raise ConsentError("invitation_refused", f"holder {row.slug}: {not_owner}")
 

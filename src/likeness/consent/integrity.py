@@ -444,6 +444,14 @@ class LedgerConsent:
             self._firsts[event_type, member] = firsts
         return self._firsts[event_type, member]
 
+    def org_name(self, org_id: str) -> str | None:
+        """The organisation's display name as its ``org.created`` event recorded it (its slug
+        where the event names none), ``None`` when it is not on the ledger."""
+        created = self.org_created(org_id)
+        if created is None:
+            return None
+        return str(created.payload.get("name") or created.payload.get("slug") or org_id)
+
     def org_slug(self, org_id: str) -> str:
         """The organisation's slug as its ``org.created`` event recorded it (its id, cut, without one)."""
         created = self.org_created(org_id)
@@ -527,11 +535,26 @@ class LedgerConsent:
             why = (
                 "it is not signed by the rights holder (an adoption counts only with their signature)"
                 if unsigned
-                else adoption_malformed(body) or self._adopter_signature_problem(event, body)
+                else adoption_malformed(body)
+                or self.adopted_name_problem(body)
+                or self._adopter_signature_problem(event, body)
             )
         else:
             why = self._invitation_claim_problem(event)
         return why or self.org_signature_problem(body, event.payload.get("signature"))
+
+    def adopted_name_problem(self, body: dict[str, Any]) -> str | None:
+        """Why an adoption does not name its organisation as the ledger does (``org_name``
+        against ``org.created``): the holder reads that name when they sign, and cannot check the
+        id or key beside it, so another organisation's name would have them sign themselves over
+        to an organisation they never dealt with."""
+        recorded = self.org_name(str(body["org_id"]))
+        if body["org_name"] == recorded:
+            return None
+        return (
+            f"it names its organisation {body['org_name']!r}, but organisation "
+            f"{self.org_slug(str(body['org_id']))!r} is {recorded!r} on the ledger (its org.created event)"
+        )
 
     def _adopter_signature_problem(self, event: LedgerEvent, body: dict[str, Any]) -> str | None:
         """Why an adoption is not the rights holder's own: it must verify with the key they had

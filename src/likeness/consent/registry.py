@@ -79,6 +79,7 @@ from likeness.errors import (
     FoundingReferenceMissing,
     LedgerError,
     LikenessError,
+    OrganisationNameTaken,
     ReferenceMismatch,
     ReferenceSealerRefused,
     ReferenceUnsealed,
@@ -266,6 +267,25 @@ def evidence_sha256(chunks: Iterable[bytes], *, source: str) -> str:
     return digest.hexdigest()
 
 
+#: How an organisation checked the person behind a recovery or an adoption: what the console
+#: offers and ``--method`` accepts (an attestation already on the ledger keeps what it names).
+ATTESTATION_METHODS = ("in_person", "notarised_document", "legal_representative")
+
+
+def new_attestation_problem(attestation: RecoveryAttestation) -> str | None:
+    """``attestation_problem`` of an attestation about to be signed, which must also name one of
+    ``ATTESTATION_METHODS``: a misspelt or invented method would go on the ledger for good.
+
+    >>> new_attestation_problem(RecoveryAttestation("passport checked", "J. Park", "phone"))
+    "the recovery attestation's method 'phone' is not one of in_person, notarised_document, legal_representative"
+    """
+    payload = attestation.as_payload()
+    problem = attestation_problem(payload)
+    if problem is None and payload["method"] not in ATTESTATION_METHODS:
+        return f"the recovery attestation's method {payload['method']!r} is not one of {', '.join(ATTESTATION_METHODS)}"
+    return problem
+
+
 def attestation_problem(attestation: Any) -> str | None:
     """``None`` if ``attestation`` (a payload dict) names a statement, a verifier and a method."""
     if not isinstance(attestation, dict):
@@ -431,6 +451,17 @@ class Registry:
                     )
         return name
 
+    def _refuse_org_lookalike(self, slug: str, name: str) -> None:
+        """``OrganisationNameTaken`` when the new organisation's name or slug reads like another
+        organisation's name or slug (``name_skeleton``: case, compatibility forms, spacing and
+        lookalike letters folded): a second agency named "Haneul" beside "Studio Haneul"
+        (slug ``haneul``) would read as the first on a request or an adoption."""
+        mine = {name_skeleton(name), name_skeleton(slug)}
+        with self._session_factory() as session:
+            for other, other_name in session.execute(select(Organisation.slug, Organisation.name)):
+                if mine & {name_skeleton(other_name), name_skeleton(other)}:
+                    raise OrganisationNameTaken(slug, name, other, other_name)
+
     def _named(self, model: type[_Named], slug_or_id: str, missing: str) -> _Named:
         """The ``model`` row (``find_by_id_or_slug``), detached; ``RegistryError(missing)`` if none."""
         with self._session_factory() as session:
@@ -463,6 +494,7 @@ class Registry:
         check_slug(slug, "organisation")
         self._refuse_taken_slug(Organisation, slug, "organisation")
         name = self.new_name("organisation", name or slug)
+        self._refuse_org_lookalike(slug, name)
         key = keys.generate_key(self.org_key_path(slug))
         raw = keys.public_raw(key)
         org = Organisation(
@@ -513,7 +545,7 @@ class Registry:
             raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: {altered.detail}")
         if created is None:  # (org_identity_problem names a missing event; this keeps it so)
             raise ConsentError("org_altered", f"organisation '{org.slug}' is refused: it has no org.created event")
-        return str(created.payload.get("name") or created.payload.get("slug") or org.slug)
+        return view.org_name(org.id) or org.slug
 
     def list_orgs(self) -> list[Organisation]:
         with self._session_factory() as session:
@@ -607,11 +639,12 @@ class Registry:
         with slug ``SLUG-holder`` and the public key ``holder_public_key_pem`` (required then).
         ``org`` enrols the subject (and a new holder); default: ``owner_org``, else the
         workspace's only organisation; with several and none named, nothing is enrolled
-        (``EnrollingOrgUnnamed``). ``subject.created`` records it, signed with that organisation's
-        key (read first: ``signature_invalid`` when it is not the key the ledger records, and
-        nothing is enrolled): it alone seals the subject's references
-        (``LedgerConsent.subject_org``); one its organisation did not sign backs nothing
-        (``LedgerConsent.subject_seal_problem``). ``public_name``: the rights holder allows the
+        (``EnrollingOrgUnnamed``); an ``owner_org`` other than ``org`` is refused.
+        ``subject.created`` records it, signed with that organisation's key (read first:
+        ``signature_invalid`` when it is not the key the ledger records, and nothing is enrolled):
+        it alone seals the subject's references (``LedgerConsent.subject_org``); one its
+        organisation did not sign backs nothing (``LedgerConsent.subject_seal_problem``).
+        ``public_name``: the rights holder allows the
         public verification page to show the subject's name."""
         check_slug(slug, "subject")
         if kind not in SUBJECT_KINDS:
@@ -622,6 +655,13 @@ class Registry:
         enrolling = self.enrolling_org(slug, org or owner_org, what="subject")
         if kind == "virtual_idol" and owner is None:
             raise RegistryError("a virtual idol needs its owning organisation (--owner-org)")
+        if owner is not None and owner.id != enrolling:
+            # The owner decides whose console lists the subject, whose ledger reads include it and
+            # where its cases go: another organisation's enrolment would pass as the owner's.
+            raise RegistryError(
+                f"subject '{slug}': owned by organisation '{owner.slug}' but enrolled by "
+                f"'{self._org_slug_or_id(enrolling)}': a subject's owner is the organisation that enrols it"
+            )
         org_key = self._org_signing_key(self.get_org(enrolling))  # (before anything is written)
         if holder is not None:
             holder_row = self.get_holder(holder)
@@ -998,7 +1038,7 @@ class Registry:
         is on the ledger for the holder and any auditor to see. Returns the new key's fingerprint.
         """
         row = self.get_holder(holder)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         current = self._ledger_key(row)
@@ -1036,7 +1076,7 @@ class Registry:
         ``org`` enrolled them, and how. Refused for a holder the ledger already binds and for a
         holder with no key of their own to sign with (passkey-only)."""
         row = self.get_holder(holder)
-        problem = attestation_problem(attestation.as_payload())
+        problem = new_attestation_problem(attestation)
         if problem:
             raise RegistryError(f"rights holder '{row.slug}': {problem}")
         from likeness.consent.passkeys import PASSKEY_ONLY
@@ -1053,7 +1093,7 @@ class Registry:
             holder_id=row.id,
             holder_fingerprint=self._ledger_key(row).fingerprint,
             org_id=organisation.id,
-            org_name=organisation.name,
+            org_name=self.org_display_name(organisation.id),
             org_fingerprint=keys.fingerprint(keys.public_raw(org_key)),
             attestation=attestation.as_payload(),
             adopted_at=utc_iso(now_utc()),
@@ -1075,6 +1115,13 @@ class Registry:
         self._refuse_bound(row)
         self._check_holder_signature("grant", row, signed, body["holder_fingerprint"])
         organisation = self.get_org(str(body["org_id"]))
+        with self._session_factory() as session:
+            relabelled = LedgerConsent(session).adopted_name_problem(body)
+        if relabelled:  # (what the holder read must be who adopts them; the ledger would not count it)
+            raise ConsentRequestError(
+                f"the holder adoption is refused: {relabelled}; the holder signed for a name that is not this "
+                "organisation's: draft it again (likeness consent adopt-holder)"
+            )
         org_key = self._org_signing_key(organisation)
         if keys.fingerprint(keys.public_raw(org_key)) != body["org_fingerprint"]:
             raise ConsentRequestError(
@@ -1264,17 +1311,17 @@ class Registry:
         )
         return request
 
-    def _refuse_unbacked_subject(self, record: SubjectRecord) -> None:
+    def _refuse_unbacked_subject(self, record: SubjectRecord, *, what: str = "grant") -> None:
         """``SubjectNotEnrolled`` unless the ledger backs ``record``'s enrolment
         (``LedgerConsent.unbacked_enrolment``): a subject row a database editor wrote or
-        changed would otherwise put a stranger's consent request before the holder."""
+        changed would otherwise put a stranger's consent request (a ``what``) before the holder."""
         from likeness.consent.integrity import LedgerConsent
 
         with self._session_factory() as session:
             row = session.get(Subject, record.id)
             problem = "its row is gone" if row is None else LedgerConsent(session).unbacked_enrolment(row)
         if problem is not None:
-            raise SubjectNotEnrolled(record.slug, problem)
+            raise SubjectNotEnrolled(record.slug, problem, what=what)
 
     def request_grant(
         self,
@@ -1373,12 +1420,15 @@ class Registry:
         purpose: str = "",
         previews: Iterable[Path] = (),
     ) -> ConsentRequest:
-        """Draft a release request for the performer to sign on their own machine."""
+        """Draft a release request for the performer to sign on their own machine;
+        ``SubjectNotEnrolled``, with nothing written, for a performer whose enrolment the
+        ledger does not back (``_refuse_unbacked_subject``)."""
         record = self.get_subject(performer)
         if record.kind != "performer":
             raise RegistryError(
                 f"'{record.slug}' is not a performer (kind {record.kind}); releases are for target performers"
             )
+        self._refuse_unbacked_subject(record, what="release")
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
         purpose = request_purpose(purpose)
@@ -1461,6 +1511,25 @@ class Registry:
             f"{kind}.issued", {**signed.payload, "payload_sha256": row.payload_sha256, "signature": signed.signature}
         )
         return record_id
+
+    def consent_parties(self, payload: dict[str, Any]) -> str:
+        """The organisation and the subject (or performer) a signed grant, release or adoption
+        ``payload`` names, as the ledger records them (not as a file or a row says), for whoever
+        imports it to read: e.g. "organisation 'Byeol Agency' (byeol), subject 'Mina' (mina)";
+        "" for a payload that names neither (a revocation, a rotation)."""
+        from likeness.consent.integrity import LedgerConsent
+
+        named = []
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            if isinstance(org_id := payload.get("org_id"), str):
+                named.append(f"organisation {view.org_name(org_id)!r} ({view.org_slug(org_id)})")
+            for member, what in (("subject_id", "subject"), ("performer_id", "performer")):
+                record_id = payload.get(member)
+                created = view.subject_created(record_id) if isinstance(record_id, str) else None
+                if created is not None:
+                    named.append(f"{what} {created.payload.get('name')!r} ({created.payload.get('slug')})")
+        return ", ".join(named)
 
     def _requested_payload(self, kind: str, record_id: str) -> dict[str, Any]:
         """The exact payload the request ``record_id`` asked the holder to sign offline;

@@ -941,7 +941,7 @@ async def recover_from_console(request: Request) -> Response:
     signed by the administrator's organisation (``invite_to_recover`` refuses a holder another
     organisation onboards, 403); the link is shown on this one page and never again. An
     evidence file is optional; as with ``--evidence``, only its SHA-256 goes on the ledger."""
-    from likeness.consent.registry import RecoveryAttestation, attestation_problem
+    from likeness.consent.registry import RecoveryAttestation, new_attestation_problem
     from likeness.service.console import render
 
     principal = require(RECOVER, csrf_from_header=False)(request)
@@ -958,8 +958,8 @@ async def recover_from_console(request: Request) -> Response:
     attestation = RecoveryAttestation(
         statement=body.statement, verified_by=body.verified_by, method=body.method, evidence_sha256=evidence
     )
-    problem = attestation_problem(attestation.as_payload())
-    if problem:  # a blank field is a bad form (400), not a missing record
+    problem = new_attestation_problem(attestation)
+    if problem:  # a blank field or an unknown method is a bad form (400), not a missing record
         raise ServiceError(problem)
     _, token = portal_of(request).invite_to_recover(
         body.holder.strip(),
