@@ -832,8 +832,8 @@ def describe(request: ConsentRequest) -> list[str]:
         holder_kind = str(request.holder.get("kind", ""))
     signed_names = (
         [
-            f"These names are signed with the request (organisation '{parties.org_slug}', {parties.subject_kind} "
-            f"'{parties.subject_slug}'), as the organisation's ledger records them."
+            f"These names are signed with the request (organisation '{parties.org_slug}'; subject "
+            f"'{parties.subject_slug}', {parties.subject_kind}), as the organisation's ledger records them."
         ]
         if parties is not None
         else []
