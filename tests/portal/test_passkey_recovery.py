@@ -67,6 +67,7 @@ def _signed_outside_the_portal(world: PasskeyWorld, authenticator: SoftAuthentic
         holder_id=world.holder_id,
         holder_fingerprint=passkey_fingerprint(authenticator.cose_key),
         issued_at=utc_iso(now_utc()),
+        parties=pending.parties,
     )
     assertion = authenticator.sign(signing_challenge(payload))
     grant = grant_row(payload, assertion.digest())

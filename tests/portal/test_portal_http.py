@@ -112,6 +112,10 @@ def test_the_whole_flow_over_http(world) -> None:
     grant_id = signed.json()["grant_id"]
     authz = world.workspace.policy.authorize("haneul", "music_video", "studio")
     assert authz.grant_id == grant_id
+    # The passkey signed the names the page showed, as the ledger names the parties.
+    issued = world.workspace.ledger.find("grant.issued", grant_id=grant_id)[0].payload
+    assert issued["type"] == "likeness.grant.v2" and issued["org_name"] == "Studio Haneul"
+    assert (issued["subject_slug"], issued["holder_name"]) == ("haneul", "Kim Haneul")
     grant_page = holder.get(f"/portal/grants/{grant_id}").text
     assert 'data-grant-state="active"' in grant_page and "authorization.issued" in grant_page
 

@@ -8,9 +8,11 @@ import pytest
 
 from likeness.consent.canonical import canonical_bytes
 from likeness.consent.grant_requests import (
+    Parties,
     check_uses_for_holder_kind,
     grant_payload_for,
     make_request,
+    named_members,
     request_from_json,
     request_sha256,
     request_to_json,
@@ -19,6 +21,7 @@ from likeness.consent.grant_requests import (
 from likeness.errors import ConsentError, RegistryError
 
 DIGEST = "ab" * 32
+PARTIES = Parties("Studio Haneul", "haneul", "Mina", "mina", "artist", "Mina", "artist")
 
 
 def _request(**overrides):
@@ -81,9 +84,17 @@ def test_estate_signs_only_tribute_and_its_neighbours() -> None:
 
 def test_the_challenge_is_the_sha256_of_the_canonical_grant_payload() -> None:
     payload = grant_payload_for(
-        _request(), grant_id="g1", holder_id="h1", holder_fingerprint="webauthn:x", issued_at="2026-12-01T00:00:00Z"
+        _request(),
+        grant_id="g1",
+        holder_id="h1",
+        holder_fingerprint="webauthn:x",
+        issued_at="2026-12-01T00:00:00Z",
+        parties=PARTIES,
     )
-    assert payload["type"] == "likeness.grant.v1" and payload["uses"] == ["music_video", "training"]
+    assert payload["type"] == "likeness.grant.v2" and payload["uses"] == ["music_video", "training"]
+    # What the holder reads is signed: the names and the preview stills.
+    assert payload["org_name"] == "Studio Haneul" and payload["subject_name"] == "Mina"
+    assert payload["preview_sha256"] == [DIGEST]
     assert signing_challenge(payload) == hashlib.sha256(canonical_bytes(payload)).digest()
 
 
@@ -94,8 +105,16 @@ def test_the_grant_payload_is_the_one_the_policy_engine_rebuilds_from_a_row() ->
     from likeness.consent.tables import Grant
 
     request = _request()
-    payload = grant_payload_for(
-        request, grant_id="g1", holder_id="h1", holder_fingerprint="webauthn:x", issued_at="2026-12-01T00:00:00Z"
+    payload, v1 = (
+        grant_payload_for(
+            request,
+            grant_id="g1",
+            holder_id="h1",
+            holder_fingerprint="webauthn:x",
+            issued_at="2026-12-01T00:00:00Z",
+            parties=parties,
+        )
+        for parties in (PARTIES, None)
     )
     row = Grant(
         id="g1",
@@ -110,4 +129,5 @@ def test_the_grant_payload_is_the_one_the_policy_engine_rebuilds_from_a_row() ->
         purpose="music videos",
         issued_at="2026-12-01T00:00:00Z",
     )
-    assert grant_payload(row, "webauthn:x") == payload
+    assert grant_payload(row, "webauthn:x", named_members(payload)) == payload
+    assert grant_payload(row, "webauthn:x") == v1 and v1["type"] == "likeness.grant.v1"

@@ -26,7 +26,7 @@ from likeness.consent.grant_requests import (
     request_sha256,
 )
 from likeness.consent.tables import GrantRequestRow
-from likeness.errors import ConsentError, RegistryError
+from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 from tests.conftest import add_holder, holder_machine
 from tests.portal.conftest import PasskeyWorld
 
@@ -234,6 +234,7 @@ def _offline_v1(world: PasskeyWorld, subject: str) -> ConsentRequest:
         holder_id=holder.id,
         holder_fingerprint=reg.holder_fingerprint(holder.id),
         issued_at=moment,
+        parties=None,  # the ids-only v1 payload requests were drafted with then
     )
     world.workspace.ledger.append(
         "grant.requested",
@@ -271,7 +272,14 @@ def test_requests_in_either_earlier_shape_are_still_found_signed_and_verified(pa
     assert world.portal.request(portal_id).request.purpose == "old portal request"
     grant_id = world.sign(world.portal.request(portal_id).request)
     assert reg.grant_state(grant_id) == "active"
-    assert reg.import_signed(holder_machine(reg).sign(offline, "mina-holder")) == offline.record_id
+    # The holder's tool signs no v1 request now (its names are not signed); one signed before imports.
+    with pytest.raises(ConsentRequestError, match="ask the organisation for a new request"):
+        holder_machine(reg).sign(offline, "mina-holder")
+    key = holder_machine(reg).key("mina-holder")
+    signed_before = SignedConsent(
+        offline.payload, keys.sign(key, canonical_bytes(offline.payload)), keys.public_raw(key).hex(), "", offline
+    )
+    assert reg.import_signed(signed_before) == offline.record_id
     assert reg.grant_state(offline.record_id) == "active"
     # The holder's trail lists requests in either shape.
     trail = world.portal.holder_events(reg.get_holder("mina-holder").id)
@@ -296,6 +304,7 @@ def _answer_to(world: PasskeyWorld, request_id: str) -> SignedConsent:
         holder_id=reg.get_holder("mina-holder").id,
         holder_fingerprint=keys.fingerprint(keys.public_raw(key)),
         issued_at=utc_iso(now_utc()),
+        parties=None,
     )
     return SignedConsent(payload, keys.sign(key, canonical_bytes(payload)), keys.public_raw(key).hex(), "", None)
 

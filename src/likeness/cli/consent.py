@@ -345,13 +345,22 @@ def consent_import(
     release_altered), or is not signed by the holder's registered key (signature_invalid,
     release_signature_invalid)."""
     from likeness.cli.holder import read_consent_file
-    from likeness.consent.grant_requests import ADOPTION_TYPE, ROTATION_TYPE, VOUCH_TYPE, SignedConsent
+    from likeness.consent.grant_requests import (
+        ADOPTION_TYPE,
+        ROTATION_TYPE,
+        VOUCH_TYPE,
+        SignedConsent,
+    )
+    from likeness.errors import ConsentError
 
     with mapped_errors():
         workspace = open_workspace(ctx)
         _legacy_keys_notice(workspace)
         parsed = read_consent_file(signed, SignedConsent.from_json)
-        record_id = workspace.registry.import_signed(parsed)
+        try:
+            record_id = workspace.registry.import_signed(parsed)
+        except ConsentError as exc:  # the operator learns which file was refused
+            raise ConsentError(exc.reason, f"{printable(signed)}: {exc}") from None
         parties = workspace.registry.consent_parties(parsed.payload)
     if parsed.payload_type == ROTATION_TYPE:
         console.print(f"key rotation imported: the rights holder now signs with key {record_id}")
@@ -365,7 +374,7 @@ def consent_import(
             "key and the organisation's): only it may invite them or recover their key"
         )
         return
-    what = parsed.payload_type.removeprefix("likeness.").removesuffix(".v1")
+    what = parsed.payload_type.removeprefix("likeness.").rsplit(".v", 1)[0]
     named = f" for {printable(parties)}" if parties else ""
     console.print(f"{what} {record_id} imported{named} (signature verified with the holder's registered key)")
 

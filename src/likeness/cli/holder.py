@@ -79,7 +79,7 @@ def holder_sign(
     yes: Annotated[bool, typer.Option("--yes", help="Sign without asking (you have read the request).")] = False,
 ) -> None:
     """Show a consent request in plain language and, once you confirm, sign it with your key."""
-    from likeness.consent.grant_requests import ConsentRequest, describe, preview_problems
+    from likeness.consent.grant_requests import ConsentRequest, describe, preview_problems, signable_request
     from likeness.consent.holder import sign_request
 
     def check_previews(parsed: ConsentRequest) -> None:
@@ -89,7 +89,7 @@ def holder_sign(
         if problems:
             fail("preview stills do not match the request: " + "; ".join(problems))
         console.print(
-            f"preview stills in {printable(previews)}: all {len(parsed.preview_sha256)} named in the request are there"
+            f"preview stills in {printable(previews)}: all {len(parsed.signed_previews)} the request signs are there"
         )
 
     parsed = _show_and_sign(
@@ -97,7 +97,7 @@ def holder_sign(
         key,
         out,
         yes,
-        parse=ConsentRequest.from_json,
+        parse=signable_request,
         addressed_to=lambda parsed: str(parsed.payload.get("holder_fingerprint")),
         describe=describe,
         check=check_previews,

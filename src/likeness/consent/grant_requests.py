@@ -45,8 +45,15 @@ from likeness.errors import ConsentError, ConsentRequestError, RegistryError
 REQUEST_TYPE = "likeness.grant-request.v1"
 REQUEST_TYPES = {"grant": REQUEST_TYPE, "release": "likeness.release-request.v1"}
 SIGNED_TYPE = "likeness.signed-consent.v1"
-GRANT_TYPE = "likeness.grant.v1"
-RELEASE_TYPE = "likeness.release.v1"
+#: The grant and release payloads a holder signs now: they name who asks, for whom, who signs and
+#: the preview stills (``NAMED_MEMBERS``), so what ``describe`` shows is what the signature covers.
+GRANT_TYPE = "likeness.grant.v2"
+RELEASE_TYPE = "likeness.release.v2"
+#: Earlier payloads (ids only): still read and imported, never signed anew.
+GRANT_TYPE_V1 = "likeness.grant.v1"
+RELEASE_TYPE_V1 = "likeness.release.v1"
+GRANT_TYPES = (GRANT_TYPE, GRANT_TYPE_V1)
+RELEASE_TYPES = (RELEASE_TYPE, RELEASE_TYPE_V1)
 ROTATION_TYPE = "likeness.holder-key-rotation.v1"
 #: A passkey registration the holder vouches for with their offline key (``passkeys.vouch_statement``).
 VOUCH_TYPE = "likeness.passkey-vouch.v1"
@@ -54,9 +61,22 @@ VOUCH_TYPE = "likeness.passkey-vouch.v1"
 ADOPTION_TYPE = "likeness.holder-adoption.v2"
 REVOCATION_TYPES = {"likeness.grant-revocation.v1": "grant", "likeness.release-revocation.v1": "release"}
 
+#: The members a v2 grant or release payload adds to v1's: the names the holder reads, as the
+#: ledger records them (``Parties``), and the preview stills' digests.
+NAMED_MEMBERS = (
+    "org_name",
+    "org_slug",
+    "subject_name",
+    "subject_slug",
+    "subject_kind",
+    "holder_name",
+    "holder_kind",
+    "preview_sha256",
+)
+
 # The members of each payload a holder signs (what ``registry.grant_payload`` etc. build).
 PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
-    GRANT_TYPE: frozenset(
+    GRANT_TYPE_V1: frozenset(
         {
             "type",
             "grant_id",
@@ -73,7 +93,7 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
             "issued_at",
         }
     ),
-    RELEASE_TYPE: frozenset(
+    RELEASE_TYPE_V1: frozenset(
         {
             "type",
             "release_id",
@@ -87,6 +107,8 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
             "issued_at",
         }
     ),
+    GRANT_TYPE: frozenset(),  # v1's members and ``NAMED_MEMBERS`` (below)
+    RELEASE_TYPE: frozenset(),
     "likeness.grant-revocation.v1": frozenset({"type", "grant_id", "revoked_at", "reason"}),
     "likeness.release-revocation.v1": frozenset({"type", "release_id", "revoked_at", "reason"}),
     ROTATION_TYPE: frozenset(
@@ -130,7 +152,52 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
     ),
 }
 
+PAYLOAD_MEMBERS[GRANT_TYPE] = PAYLOAD_MEMBERS[GRANT_TYPE_V1] | set(NAMED_MEMBERS)
+PAYLOAD_MEMBERS[RELEASE_TYPE] = PAYLOAD_MEMBERS[RELEASE_TYPE_V1] | set(NAMED_MEMBERS)
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who asks (the organisation), for whose face (the subject) and who signs (the rights
+    holder), as their ``org.created``, ``subject.created`` and ``holder.created`` events name
+    them (a name the event does not record reads as the slug). A v2 payload signs them, so a
+    relabelled request file or a renamed row cannot make the holder read another name than the
+    one their signature covers."""
+
+    org_name: str
+    org_slug: str
+    subject_name: str
+    subject_slug: str
+    subject_kind: str
+    holder_name: str
+    holder_kind: str
+
+    def members(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in NAMED_MEMBERS if name != "preview_sha256"}
+
+
+def parties_of(payload: Mapping[str, Any]) -> Parties | None:
+    """The parties a v2 grant or release payload names (``None`` for a v1 payload, which names
+    ids only)."""
+    if payload.get("type") not in (GRANT_TYPE, RELEASE_TYPE):
+        return None
+    return Parties(**{name: str(payload.get(name)) for name in NAMED_MEMBERS if name != "preview_sha256"})
+
+
+def named_members(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of ``payload`` that a v2 payload adds (empty for v1)."""
+    if payload.get("type") not in (GRANT_TYPE, RELEASE_TYPE):
+        return {}
+    return {name: payload.get(name) for name in NAMED_MEMBERS}
+
+
+def parties_differences(signed: Parties, ledger: Parties) -> list[str]:
+    """``org_name 'Studio Haneul' (the ledger says 'Byeol Agency')`` for each name that differs."""
+    theirs, ours = signed.members(), ledger.members()
+    return [f"{name} {theirs[name]!r} (the ledger says {ours[name]!r})" for name in ours if theirs[name] != ours[name]]
+
 
 #: What an estate may grant for a deceased artist: ``tribute``, and the neighbours it may allow
 #: alongside it (training a model for the tribute, a stage or music video that is the tribute).
@@ -280,12 +347,20 @@ def request_from_json(text: str) -> GrantRequest:
 
 
 def grant_payload_for(
-    request: GrantRequest, *, grant_id: str, holder_id: str, holder_fingerprint: str, issued_at: str
+    request: GrantRequest,
+    *,
+    grant_id: str,
+    holder_id: str,
+    holder_fingerprint: str,
+    issued_at: str,
+    parties: Parties | None,
 ) -> dict[str, Any]:
-    """The ``likeness.grant.v1`` payload a holder signs to grant ``request`` (the same members
-    as ``registry.grant_payload`` builds from a grant row, so the policy engine rebuilds it)."""
-    return {
-        "type": GRANT_TYPE,
+    """The grant payload a holder signs to grant ``request`` (the same members as
+    ``registry.grant_payload`` builds from a grant row, so the policy engine rebuilds it):
+    ``likeness.grant.v2`` naming ``parties`` and the request's preview stills, or, with
+    ``parties`` ``None``, the ids-only ``likeness.grant.v1`` of grants signed before."""
+    payload: dict[str, Any] = {
+        "type": GRANT_TYPE if parties is not None else GRANT_TYPE_V1,
         "grant_id": grant_id,
         "subject_id": request.subject_id,
         "org_id": request.org_id,
@@ -299,6 +374,9 @@ def grant_payload_for(
         "purpose": request.purpose,
         "issued_at": issued_at,
     }
+    if parties is not None:
+        payload.update(parties.members(), preview_sha256=list(request.preview_sha256))
+    return payload
 
 
 def signing_challenge(payload: dict[str, Any]) -> bytes:
@@ -307,16 +385,20 @@ def signing_challenge(payload: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical_bytes(payload)).digest()
 
 
-def offline_payload(request: GrantRequest, *, holder_id: str, holder_fingerprint: str) -> dict[str, Any]:
+def offline_payload(
+    request: GrantRequest, *, holder_id: str, holder_fingerprint: str, parties: Parties | None
+) -> dict[str, Any]:
     """The exact payload an Ed25519 holder signs offline for ``request``: the grant id is the
     request id (one request, at most one grant, whichever way it is signed) and ``issued_at``
-    the request's time, so the payload is fixed when the request is drafted."""
+    the request's time, so the payload is fixed when the request is drafted (``parties``:
+    as ``grant_payload_for``)."""
     return grant_payload_for(
         request,
         grant_id=request.request_id,
         holder_id=holder_id,
         holder_fingerprint=holder_fingerprint,
         issued_at=request.requested_at,
+        parties=parties,
     )
 
 
@@ -406,7 +488,10 @@ def requested_from_event(body: Mapping[str, Any]) -> RequestedGrant:
     if request_sha256(terms) != body.get("request_sha256"):
         raise ConsentError("grant_altered", f"grant request {terms.request_id} differs from what was drafted")
     if payload is not None and payload != offline_payload(
-        terms, holder_id=str(payload.get("holder_id")), holder_fingerprint=str(payload.get("holder_fingerprint"))
+        terms,
+        holder_id=str(payload.get("holder_id")),
+        holder_fingerprint=str(payload.get("holder_fingerprint")),
+        parties=parties_of(payload),
     ):
         raise ConsentError("grant_altered", f"grant request {terms.request_id}: its payload is not its terms")
     shape = "v2" if "grant_id" in body else "portal-v1"
@@ -447,7 +532,7 @@ class ConsentRequest:
     @property
     def kind(self) -> str:
         """``grant`` or ``release``."""
-        return "grant" if self.payload.get("type") == GRANT_TYPE else "release"
+        return "grant" if self.payload.get("type") in GRANT_TYPES else "release"
 
     @property
     def record_id(self) -> str:
@@ -458,11 +543,23 @@ class ConsentRequest:
         return canonical_sha256(self.payload)
 
     @property
+    def parties(self) -> Parties | None:
+        """The names the payload signs (``None``: a v1 request, whose names nothing covers)."""
+        return parties_of(self.payload)
+
+    @property
+    def signed_previews(self) -> tuple[str, ...]:
+        """The preview stills' digests the signature covers (a v1 request: the file's list)."""
+        if self.parties is None:
+            return self.preview_sha256
+        return tuple(self.payload["preview_sha256"])
+
+    @property
     def terms(self) -> GrantRequest:
         """The grant request's terms (the same ``GrantRequest`` the portal shows)."""
         if self.kind != "grant":
             raise ConsentRequestError("a release request has no grant terms")
-        return terms_of_payload(self.payload, self.preview_sha256, self.requested_at or str(self.payload["issued_at"]))
+        return terms_of_payload(self.payload, self.signed_previews, self.requested_at or str(self.payload["issued_at"]))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -489,8 +586,8 @@ class ConsentRequest:
             )
         if body.get("type") not in REQUEST_TYPES.values():
             raise ConsentRequestError(f"not a likeness grant or release request (type {body.get('type')!r})")
-        payload = _payload(body.get("payload"), (GRANT_TYPE, RELEASE_TYPE))
-        kind = "grant" if payload["type"] == GRANT_TYPE else "release"
+        payload = _payload(body.get("payload"), (*GRANT_TYPES, *RELEASE_TYPES))
+        kind = "grant" if payload["type"] in GRANT_TYPES else "release"
         if body.get("type") != REQUEST_TYPES[kind] or body.get("request_id") != payload.get(f"{kind}_id"):
             raise ConsentRequestError("the request's type or request_id does not match its payload")
         if body.get("payload_sha256") != canonical_sha256(payload):
@@ -500,6 +597,10 @@ class ConsentRequest:
         stills = body.get("preview_sha256") or []
         if not isinstance(stills, list) or not all(_is_hex(d, 64) for d in stills):
             raise ConsentRequestError("the request's preview_sha256 is not a list of SHA-256 digests")
+        if payload["type"] in (GRANT_TYPE, RELEASE_TYPE) and stills != payload["preview_sha256"]:
+            raise ConsentRequestError(
+                "the request's preview_sha256 is not the list its payload signs: it was changed after it was drafted"
+            )
         return cls(
             payload=payload,
             organisation=dict(_mapping(body.get("organisation"), "organisation")),
@@ -603,6 +704,10 @@ def _payload(value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
             if part
         )
         raise ConsentRequestError(f"{kind} payload: {detail}")
+    if kind in (GRANT_TYPE, RELEASE_TYPE) and not _names_well_formed(payload):
+        raise ConsentRequestError(
+            f"{kind} payload: its names must be text and its preview_sha256 a list of SHA-256 digests"
+        )
     try:
         canonical_bytes(payload)
     except ValueError as exc:  # NaN, Infinity, an integer past 2**53, a lone surrogate
@@ -610,6 +715,30 @@ def _payload(value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
             f"{kind} payload holds a value canonical JSON cannot write, so none signs it ({exc})"
         ) from None
     return payload
+
+
+def _names_well_formed(payload: Mapping[str, Any]) -> bool:
+    stills = payload.get("preview_sha256")
+    return all(isinstance(payload.get(n), str) for n in NAMED_MEMBERS if n != "preview_sha256") and (
+        isinstance(stills, list) and all(_is_hex(d, 64) for d in stills)
+    )
+
+
+def check_signable(request: ConsentRequest) -> None:
+    """Refuse a request whose payload does not sign the names the holder reads (a v1 request,
+    drafted before they were signed): ``ConsentRequestError`` saying what to do."""
+    if request.parties is None:
+        raise ConsentRequestError(
+            f"a {request.payload.get('type')} request, drafted by an earlier version: the names it shows are not "
+            f"covered by the signature; ask the organisation for a new request"
+        )
+
+
+def signable_request(data: Any) -> ConsentRequest:
+    """A request file's JSON read for signing (``ConsentRequest.from_json`` and ``check_signable``)."""
+    request = ConsentRequest.from_json(data)
+    check_signable(request)
+    return request
 
 
 def check_grantable(payload: Mapping[str, Any]) -> None:
@@ -692,24 +821,44 @@ def request_facts(request: GrantRequest, *, org: str, subject: str, holder: str,
 
 def describe(request: ConsentRequest) -> list[str]:
     """The request in plain language, one line each, for the holder to read before signing
-    (a grant's lines word ``request_facts``, the facts the portal shows)."""
+    (a grant's lines word ``request_facts``, the facts the portal shows). The names are those
+    the payload signs (a v1 request, which signs none, reads them from the file's blocks:
+    ``check_signable`` refuses to sign it)."""
     p = request.payload
-    org = str(request.organisation.get("name") or request.organisation.get("slug"))
-    subject = str(request.subject.get("name") or request.subject.get("slug"))
-    holder = str(request.holder.get("name") or request.holder.get("slug"))
+    parties = request.parties
+    if parties is not None:
+        org, subject, holder, holder_kind = (
+            parties.org_name,
+            parties.subject_name,
+            parties.holder_name,
+            parties.holder_kind,
+        )
+    else:
+        org = str(request.organisation.get("name") or request.organisation.get("slug"))
+        subject = str(request.subject.get("name") or request.subject.get("slug"))
+        holder = str(request.holder.get("name") or request.holder.get("slug"))
+        holder_kind = str(request.holder.get("kind", ""))
+    signed_names = (
+        [
+            f"These names are signed with the request (organisation '{parties.org_slug}'; subject "
+            f"'{parties.subject_slug}', {parties.subject_kind}), as the organisation's ledger records them."
+        ]
+        if parties is not None
+        else []
+    )
     if request.kind != "grant":
         return [
             f"{org} asks {holder} to release the footage of {subject} as a face-swap target.",
+            *signed_names,
             f"Valid from {p.get('valid_from')} until {p.get('valid_until')} (UTC).",
             f"Purpose: {p.get('purpose') or '(none given)'}",
-            *(f"Preview still sha256 {d} (check the stills with --previews FOLDER)" for d in request.preview_sha256),
+            *(f"Preview still sha256 {d} (check the stills with --previews FOLDER)" for d in request.signed_previews),
             f"Addressed to key {p.get('holder_fingerprint')}; request id {request.record_id}.",
         ]
-    facts = request_facts(
-        request.terms, org=org, subject=subject, holder=holder, holder_kind=str(request.holder.get("kind", ""))
-    )
+    facts = request_facts(request.terms, org=org, subject=subject, holder=holder, holder_kind=holder_kind)
     lines = [
         f"{facts.org} asks {facts.holder} for consent to use the face and likeness of {facts.subject}.",
+        *signed_names,
         f"Uses: {', '.join(use_words(u) for u in facts.uses)}.",
     ]
     if facts.not_asked:
@@ -738,7 +887,7 @@ def describe(request: ConsentRequest) -> list[str]:
 
 
 def preview_problems(request: ConsentRequest, folder: Path) -> list[str]:
-    """The request's preview digests that no file in ``folder`` has (the stills the holder was
-    sent must be the ones the request names)."""
+    """The preview digests the request's payload signs that no file in ``folder`` has (the
+    stills the holder was sent must be the ones their signature names)."""
     present = {preview_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()} if folder.is_dir() else set()
-    return [f"no still in {folder} has sha256 {digest}" for digest in request.preview_sha256 if digest not in present]
+    return [f"no still in {folder} has sha256 {digest}" for digest in request.signed_previews if digest not in present]

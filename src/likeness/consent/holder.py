@@ -25,10 +25,12 @@ from likeness.config import resolve_user_path
 from likeness.consent import keys
 from likeness.consent.canonical import canonical_bytes, now_utc, utc_iso
 from likeness.consent.grant_requests import (
-    GRANT_TYPE,
+    GRANT_TYPES,
+    RELEASE_TYPES,
     ConsentRequest,
     SignedConsent,
     check_grantable,
+    check_signable,
     check_uses_for_holder_kind,
 )
 from likeness.durable import write_atomic
@@ -94,12 +96,14 @@ def sign_request(request: ConsentRequest, key: Ed25519PrivateKey) -> SignedConse
     Refused when the request names a prohibited use (``prohibited_use``) or uses the holder's
     kind cannot grant (an estate: ``use_not_granted``), when it is addressed
     to another key (``signature_invalid``: the payload names the key that must sign it, which
-    the organisation checks against the holder's registered key), or when its payload no longer
-    matches its digest (``ConsentRequestError``, raised when the file is read).
+    the organisation checks against the holder's registered key), when its payload no longer
+    matches its digest (``ConsentRequestError``, raised when the file is read), or when it is a
+    v1 request whose names the signature would not cover (``check_signable``).
     """
-    if request.payload["type"] == GRANT_TYPE:
+    check_signable(request)
+    if request.kind == "grant":
         check_grantable(request.payload)
-        check_uses_for_holder_kind(request.payload["uses"], str(request.holder.get("kind", "")))
+        check_uses_for_holder_kind(request.payload["uses"], str(request.payload["holder_kind"]))
     check_addressed(str(request.payload.get("holder_fingerprint")), key, "request")
     return _signed(request.payload, key, request)
 
@@ -110,8 +114,8 @@ def sign_revocation(signed: SignedConsent, key: Ed25519PrivateKey, *, reason: st
     it, which checks the key against the ledger."""
     from likeness.consent.registry import revocation_payload
 
-    kind = "grant" if signed.payload_type == GRANT_TYPE else "release"
-    if signed.payload_type not in (GRANT_TYPE, "likeness.release.v1"):
+    kind = "grant" if signed.payload_type in GRANT_TYPES else "release"
+    if signed.payload_type not in (*GRANT_TYPES, *RELEASE_TYPES):
         raise ConsentRequestError(f"{signed.payload_type}: only a signed grant or release can be revoked")
     payload = revocation_payload(kind, str(signed.payload[f"{kind}_id"]), utc_iso(now_utc()), reason)
     return _signed(payload, key, None)
@@ -124,7 +128,7 @@ def sign_rotation(signed: SignedConsent, key: Ed25519PrivateKey, new_public_key_
     signs for the holder; what the old key signed before stays valid."""
     from likeness.consent.registry import key_rotation_payload
 
-    if signed.payload_type not in (GRANT_TYPE, "likeness.release.v1"):
+    if signed.payload_type not in (*GRANT_TYPES, *RELEASE_TYPES):
         raise ConsentRequestError(f"{signed.payload_type}: a signed grant or release names the holder")
     new_raw = keys.public_raw_from_pem(new_public_key_pem)
     if new_raw == keys.public_raw(key):

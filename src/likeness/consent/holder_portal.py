@@ -34,6 +34,7 @@ from likeness.consent.canonical import canonical_bytes, now_utc, parse_utc, utc_
 from likeness.consent.grant_requests import (
     REQUESTED_EVENT,
     GrantRequest,
+    Parties,
     check_uses_for_holder_kind,
     grant_payload_for,
     request_from_payload,
@@ -124,14 +125,25 @@ class RelyingParty:
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A grant request with its state (pending, signed, declined) and the grant it became."""
+    """A grant request with its state (pending, signed, declined), the grant it became, and its
+    parties as the ledger names them: the names the page shows are those the passkey signs."""
 
     request: GrantRequest
     state: str
     grant_id: str | None
-    org_name: str
-    subject_name: str
-    holder_kind: str
+    parties: Parties
+
+    @property
+    def org_name(self) -> str:
+        return self.parties.org_name
+
+    @property
+    def subject_name(self) -> str:
+        return self.parties.subject_name
+
+    @property
+    def holder_kind(self) -> str:
+        return self.parties.holder_kind
 
 
 def _new_id() -> str:
@@ -782,15 +794,11 @@ class HolderPortal:
                 # the holder reads and signs only what the organisation put on the ledger
                 raise ConsentError("grant_altered", f"grant request {request_id} differs from what was drafted")
             subject = session.get(Subject, row.subject_id)
-            holder = session.get(RightsHolder, subject.holder_id) if subject else None
-            return PendingRequest(
-                request=request,
-                state=row.state,
-                grant_id=row.grant_id,
-                org_name=self.registry.org_display_name(row.org_id),
-                subject_name=subject.name if subject else "?",
-                holder_kind=holder.kind if holder else "?",
-            )
+            if subject is None:
+                raise ConsentError("subject_altered", f"grant request {request_id}: its subject row is missing")
+            state, grant_id, org_id, holder_id = row.state, row.grant_id, row.org_id, subject.holder_id
+        parties = self.registry.signed_parties(org_id, subject.id, holder_id)
+        return PendingRequest(request=request, state=state, grant_id=grant_id, parties=parties)
 
     def requests_for_holder(self, holder_id: str) -> list[PendingRequest]:
         with self._session() as session:
@@ -834,6 +842,7 @@ class HolderPortal:
             holder_id=holder_id,
             holder_fingerprint=passkey_fingerprint(passkey.public_key),
             issued_at=utc_iso(now_utc()),
+            parties=pending.parties,
         )
 
     def _not_answered(self, request_id: str) -> None:
@@ -892,6 +901,7 @@ class HolderPortal:
             holder_id=holder_id,
             holder_fingerprint=str(payload.get("holder_fingerprint")),
             issued_at=str(payload.get("issued_at")),
+            parties=pending.parties,
         )
         if expected != payload:
             raise ConsentError("grant_altered", "the payload to sign is not the request's terms")

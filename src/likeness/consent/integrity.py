@@ -27,7 +27,7 @@ states and ``consent_row_problems`` (``likeness audit verify``) all decide throu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,11 @@ from likeness.consent.canonical import canonical_bytes, canonical_sha256
 from likeness.consent.grant_requests import (
     REQUESTED_EVENT,
     VOUCH_TYPE,
+    Parties,
     RequestedGrant,
+    named_members,
+    parties_differences,
+    parties_of,
     payload_differences,
     request_from_payload,
     request_payload,
@@ -1268,6 +1272,53 @@ def holder_identity_problem(view: LedgerConsent, holder: RightsHolder) -> str | 
     return None
 
 
+def _recorded_name(event: LedgerEvent) -> str:
+    """The name an event records, or its slug where it records none (enrolled before names were)."""
+    return str(event.payload.get("name") or event.payload.get("slug"))
+
+
+def ledger_parties(view: LedgerConsent, org_id: str, subject_id: str, holder_id: str) -> Parties | str:
+    """The names of a grant's or release's parties as their ``org.created``,
+    ``subject.created`` and ``holder.created`` events record them (what a v2 payload must
+    sign), or why the ledger cannot name them."""
+    org, subject, holder = view.org_created(org_id), view.subject_created(subject_id), view.holder_created(holder_id)
+    if org is None or subject is None or holder is None:
+        missing = [
+            what
+            for what, event in (
+                (f"org.created of {org_id}", org),
+                (f"subject.created of {subject_id}", subject),
+                (f"holder.created of {holder_id}", holder),
+            )
+            if event is None
+        ]
+        return f"the ledger has no {', '.join(missing)} to name it by"
+    return Parties(
+        org_name=_recorded_name(org),
+        org_slug=str(org.payload.get("slug")),
+        subject_name=_recorded_name(subject),
+        subject_slug=str(subject.payload.get("slug")),
+        subject_kind=str(subject.payload.get("kind")),
+        holder_name=_recorded_name(holder),
+        holder_kind=str(holder.payload.get("kind")),
+    )
+
+
+def signed_names_problem(view: LedgerConsent, payload: Mapping[str, Any]) -> str | None:
+    """``None`` if a v2 grant or release ``payload`` signs the names the ledger records for its
+    ids (a v1 payload signs none), else what differs: the holder read names that are not these
+    parties'."""
+    signed = parties_of(payload)
+    if signed is None:
+        return None
+    subject_id = payload.get("subject_id", payload.get("performer_id"))
+    ledger = ledger_parties(view, str(payload.get("org_id")), str(subject_id), str(payload.get("holder_id")))
+    if isinstance(ledger, str):
+        return ledger
+    differs = parties_differences(signed, ledger)
+    return f"the names it signs are not the ledger's: {', '.join(differs)}" if differs else None
+
+
 def _grantee_problem(session: Session, view: LedgerConsent, org_id: str) -> Finding | None:
     org = session.get(Organisation, org_id)
     if org is None:
@@ -1339,7 +1390,7 @@ def _consent_record_problem(
     kind: str,
     record: Grant | Release,
     subject_id: str,
-    payload_of: Callable[[Any, Any], dict[str, Any]],
+    payload_of: Callable[[Any, Any, dict[str, Any]], dict[str, Any]],
 ) -> Finding | None:
     altered, bad_signature, not_on_ledger = _RECORD_REASONS[kind]
     holder = session.get(RightsHolder, record.holder_id)
@@ -1363,9 +1414,12 @@ def _consent_record_problem(
     if event is None:
         return Finding(not_on_ledger, f"it has no {kind}.issued event on the ledger")
     try:
-        rebuilt = payload_of(record, event.payload.get("holder_fingerprint"))
+        rebuilt = payload_of(record, event.payload.get("holder_fingerprint"), named_members(event.payload))
     except (ValueError, TypeError):
         return Finding(altered, f"its row cannot be read back into a {kind}")
+    names = signed_names_problem(view, event.payload)
+    if names:
+        return Finding(altered, f"{names} (ledger row {event.seq})")
     return _signed_record_problem(
         kind,
         event,

@@ -36,18 +36,24 @@ from likeness.consent.canonical import canonical_bytes, canonical_sha256, now_ut
 from likeness.consent.grant_requests import (
     ADOPTION_TYPE,
     GRANT_TYPE,
+    GRANT_TYPE_V1,
+    GRANT_TYPES,
+    RELEASE_TYPE,
+    RELEASE_TYPE_V1,
     REQUESTED_EVENT,
     REVOCATION_TYPES,
     ROTATION_TYPE,
     VOUCH_TYPE,
     ConsentRequest,
     GrantRequest,
+    Parties,
     RequestedGrant,
     SignedConsent,
     check_grantable,
     check_uses_for_holder_kind,
     make_request,
     offline_payload,
+    parties_of,
     payload_differences,
     preview_sha256,
     request_payload,
@@ -128,9 +134,11 @@ def check_slug(slug: str, what: str) -> str:
 # --- canonical payloads (pure): what a holder signs ------------------------------------------
 
 
-def grant_payload(grant: Grant, holder_fingerprint: str) -> dict[str, Any]:
+def grant_payload(grant: Grant, holder_fingerprint: str, named: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload a grant row was signed as: ``likeness.grant.v2`` with ``named`` (its
+    ``grant_requests.NAMED_MEMBERS``, which the row does not keep: the signed event does), else v1."""
     return {
-        "type": "likeness.grant.v1",
+        "type": GRANT_TYPE if named else GRANT_TYPE_V1,
         "grant_id": grant.id,
         "subject_id": grant.subject_id,
         "org_id": grant.org_id,
@@ -143,12 +151,14 @@ def grant_payload(grant: Grant, holder_fingerprint: str) -> dict[str, Any]:
         "allow_unlabelled": bool(grant.allow_unlabelled),
         "purpose": grant.purpose,
         "issued_at": grant.issued_at,
+        **(named or {}),
     }
 
 
-def release_payload(release: Release, holder_fingerprint: str) -> dict[str, Any]:
+def release_payload(release: Release, holder_fingerprint: str, named: dict[str, Any] | None = None) -> dict[str, Any]:
+    """As ``grant_payload``, for a release (``likeness.release.v2`` with ``named``, else v1)."""
     return {
-        "type": "likeness.release.v1",
+        "type": RELEASE_TYPE if named else RELEASE_TYPE_V1,
         "release_id": release.id,
         "performer_id": release.performer_id,
         "org_id": release.org_id,
@@ -158,6 +168,7 @@ def release_payload(release: Release, holder_fingerprint: str) -> dict[str, Any]
         "valid_until": release.valid_until,
         "purpose": release.purpose,
         "issued_at": release.issued_at,
+        **(named or {}),
     }
 
 
@@ -1187,32 +1198,46 @@ class Registry:
         """Fingerprint of the key ``holder`` signs with now, per the ledger."""
         return self._ledger_key(self.get_holder(holder)).fingerprint
 
+    def signed_parties(self, org_id: str, subject_id: str, holder_id: str) -> Parties:
+        """The names a grant or release payload signs, read from the ledger's ``org.created``,
+        ``subject.created`` and ``holder.created`` events, never from rows: a row whose slug,
+        name or kind differs from its event is refused (``org_altered`` / ``subject_altered`` /
+        ``holder_altered``), so a renamed row cannot put another name before the holder."""
+        from likeness.consent.integrity import (
+            LedgerConsent,
+            holder_identity_problem,
+            ledger_parties,
+            org_identity_problem,
+            subject_identity_problem,
+        )
+
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            org, subject = session.get(Organisation, org_id), session.get(Subject, subject_id)
+            holder = session.get(RightsHolder, holder_id)
+            if org is None or subject is None or holder is None:
+                raise RegistryError("the organisation, subject or rights holder of this request has no row")
+            finding = org_identity_problem(view, org) or subject_identity_problem(view, subject)
+            if finding is not None:
+                raise ConsentError(finding.reason, f"{finding.detail}; nothing is requested with it")
+            altered = holder_identity_problem(view, holder)
+            if altered:
+                raise ConsentError(
+                    "holder_altered", f"rights holder '{holder.slug}': {altered}; nothing is requested with it"
+                )
+            parties = ledger_parties(view, org_id, subject_id, holder_id)
+        if isinstance(parties, str):  # the identity checks above name a missing org or subject event
+            raise ConsentError("holder_key_altered", f"rights holder '{holder.slug}': {parties}")
+        return parties
+
     # --- grants and releases: requested here, signed by the holder, imported -------------
     def _request(
-        self,
-        kind: str,
-        payload: dict[str, Any],
-        *,
-        org: Organisation,
-        subject: SubjectRecord,
-        holder: RightsHolder,
-        previews: Iterable[Path],
+        self, kind: str, payload: dict[str, Any], *, parties: Parties, holder_slug: str, previews: tuple[str, ...]
     ) -> ConsentRequest:
         """Build the request for ``payload`` and put it on the ledger (``KIND.requested``), so
         an import can tell an altered payload (``KIND_altered``) from a wrong key."""
-        request = ConsentRequest(
-            payload=payload,
-            organisation={"id": org.id, "slug": org.slug, "name": org.name},
-            subject={"id": subject.id, "slug": subject.slug, "name": subject.name, "kind": subject.kind},
-            holder={
-                "id": holder.id,
-                "slug": holder.slug,
-                "name": holder.name,
-                "kind": holder.kind,
-                "key_fingerprint": payload["holder_fingerprint"],
-            },
-            preview_sha256=tuple(preview_sha256(Path(p)) for p in previews),
-            requested_at=utc_iso(now_utc()),
+        request = consent_request_file(
+            payload, parties, holder_slug, previews=previews, requested_at=utc_iso(now_utc())
         )
         self._ledger.append(
             f"{kind}.requested",
@@ -1256,6 +1281,7 @@ class Registry:
         self._refuse_unbacked_subject(record)
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
+        parties = self.signed_parties(organisation.id, record.id, holder.id)
         requested = list(uses)
         purpose = request_purpose(purpose)
         try:
@@ -1290,7 +1316,12 @@ class Registry:
         payload = (
             None
             if holder.key_fingerprint == PASSKEY_ONLY
-            else offline_payload(request, holder_id=holder.id, holder_fingerprint=self._ledger_key(holder).fingerprint)
+            else offline_payload(
+                request,
+                holder_id=holder.id,
+                holder_fingerprint=self._ledger_key(holder).fingerprint,
+                parties=parties,
+            )
         )
         with self._session_factory() as session:
             session.add(
@@ -1394,19 +1425,14 @@ class Registry:
             state = row.state if row is not None else "pending"
         if state != "pending" or self._ledger.find("grant.issued", grant_id=request_id):
             raise RegistryError(f"grant request {request_id} was already {state if state != 'pending' else 'signed'}")
-        organisation = self.get_org(requested.terms.org_id)
-        return ConsentRequest(
-            payload=requested.payload,
-            organisation={"id": organisation.id, "slug": organisation.slug, "name": organisation.name},
-            subject={"id": subject.id, "slug": subject.slug, "name": subject.name, "kind": subject.kind},
-            holder={
-                "id": holder.id,
-                "slug": holder.slug,
-                "name": holder.name,
-                "kind": holder.kind,
-                "key_fingerprint": requested.payload["holder_fingerprint"],
-            },
-            preview_sha256=requested.terms.preview_sha256,
+        # A v1 request's payload names no one: the file shows the ledger's names, and the holder's
+        # tool refuses to sign it (check_signable).
+        parties = parties_of(requested.payload) or self.signed_parties(requested.terms.org_id, subject.id, holder.id)
+        return consent_request_file(
+            requested.payload,
+            parties,
+            holder.slug,
+            previews=requested.terms.preview_sha256,
             requested_at=requested.terms.requested_at,
         )
 
@@ -1431,6 +1457,8 @@ class Registry:
         self._refuse_unbacked_subject(record, what="release")
         organisation = self.get_org(org)
         holder = self.get_holder(record.holder_id)
+        parties = self.signed_parties(organisation.id, record.id, holder.id)
+        stills = tuple(preview_sha256(Path(p)) for p in previews)
         purpose = request_purpose(purpose)
         start = valid_from or now_utc()
         if valid_until <= start:
@@ -1445,8 +1473,9 @@ class Registry:
             purpose=purpose,
             issued_at=utc_iso(now_utc()),
         )
-        payload = release_payload(release, self._ledger_key(holder).fingerprint)
-        return self._request("release", payload, org=organisation, subject=record, holder=holder, previews=previews)
+        named = {**parties.members(), "preview_sha256": list(stills)}
+        payload = release_payload(release, self._ledger_key(holder).fingerprint, named)
+        return self._request("release", payload, parties=parties, holder_slug=holder.slug, previews=stills)
 
     def import_signed(self, signed: SignedConsent) -> str:
         """Import a grant, release, revocation, key rotation, passkey vouch or adoption signed on
@@ -1466,7 +1495,7 @@ class Registry:
         kind_of_revocation = REVOCATION_TYPES.get(signed.payload_type)
         if kind_of_revocation is not None:
             return self._import_revocation(kind_of_revocation, signed)
-        kind = "grant" if signed.payload_type == GRANT_TYPE else "release"
+        kind = "grant" if signed.payload_type in GRANT_TYPES else "release"
         record_id = str(signed.payload[f"{kind}_id"])
         if kind == "grant":
             try:
@@ -1495,6 +1524,7 @@ class Registry:
             )
         if self._ledger.find(f"{kind}.issued", **{f"{kind}_id": record_id}):
             raise RegistryError(f"{kind} {record_id} is already imported")
+        self._refuse_unbound_names(kind, signed.payload)
         holder = self.get_holder(str(signed.payload["holder_id"]))
         self._check_holder_signature(kind, holder, signed, signed.payload.get("holder_fingerprint"))
         row = (grant_row if kind == "grant" else release_row)(signed.payload, signed.signature)
@@ -1530,6 +1560,36 @@ class Registry:
                 if created is not None:
                     named.append(f"{what} {created.payload.get('name')!r} ({created.payload.get('slug')})")
         return ", ".join(named)
+
+    def _refuse_unbound_names(self, kind: str, payload: dict[str, Any]) -> None:
+        """``KIND_altered`` when a v2 payload signs names other than the ledger's for its ids
+        (``integrity.signed_names_problem``) or preview stills other than those its
+        ``KIND.requested`` event recorded: a request event written without drafting (a database
+        editor) would otherwise have the holder sign names that are not these parties'."""
+        from likeness.consent.integrity import LedgerConsent, signed_names_problem
+
+        if parties_of(payload) is None:
+            return  # v1: signed before names were, and it names ids only
+        record_id = payload[f"{kind}_id"]
+        with self._session_factory() as session:
+            problem = signed_names_problem(LedgerConsent(session), payload)
+        if problem is None:
+            recorded = self._requested_previews(kind, str(record_id))
+            if list(payload["preview_sha256"]) != recorded:
+                problem = (
+                    f"the preview stills it signs ({', '.join(payload['preview_sha256']) or 'none'}) are not those "
+                    f"its request recorded ({', '.join(recorded) or 'none'})"
+                )
+        if problem:
+            raise ConsentError(f"{kind}_altered", f"signed {kind} {record_id}: {problem}")
+
+    def _requested_previews(self, kind: str, record_id: str) -> list[str]:
+        """The preview digests the first ``KIND.requested`` event of ``record_id`` recorded."""
+        if kind == "grant":
+            requested = self.requested_grant(record_id)
+            return list(requested.terms.preview_sha256) if requested is not None else []
+        events = self._ledger.find("release.requested", release_id=record_id)
+        return list(events[0].payload.get("preview_sha256") or []) if events else []
 
     def _requested_payload(self, kind: str, record_id: str) -> dict[str, Any]:
         """The exact payload the request ``record_id`` asked the holder to sign offline;
@@ -1842,6 +1902,32 @@ class Registry:
                     )
                 )
         return out
+
+
+def consent_request_file(
+    payload: dict[str, Any], parties: Parties, holder_slug: str, *, previews: tuple[str, ...], requested_at: str
+) -> ConsentRequest:
+    """The request file for ``payload``: its display blocks are the names the payload signs
+    (``parties``), so the file and the signature agree (``describe`` reads the payload's)."""
+    return ConsentRequest(
+        payload=payload,
+        organisation={"id": payload["org_id"], "slug": parties.org_slug, "name": parties.org_name},
+        subject={
+            "id": payload.get("subject_id", payload.get("performer_id")),
+            "slug": parties.subject_slug,
+            "name": parties.subject_name,
+            "kind": parties.subject_kind,
+        },
+        holder={
+            "id": payload["holder_id"],
+            "slug": holder_slug,
+            "name": parties.holder_name,
+            "kind": parties.holder_kind,
+            "key_fingerprint": payload["holder_fingerprint"],
+        },
+        preview_sha256=previews,
+        requested_at=requested_at,
+    )
 
 
 def offline_refusal(holder: RightsHolder) -> str | None:
