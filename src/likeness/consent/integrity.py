@@ -452,9 +452,7 @@ class LedgerConsent:
         """The organisation's display name as its ``org.created`` event recorded it (its slug
         where the event names none), ``None`` when it is not on the ledger."""
         created = self.org_created(org_id)
-        if created is None:
-            return None
-        return str(created.payload.get("name") or created.payload.get("slug") or org_id)
+        return _recorded_name(created) if created is not None else None
 
     def org_slug(self, org_id: str) -> str:
         """The organisation's slug as its ``org.created`` event recorded it (its id, cut, without one)."""
@@ -1294,7 +1292,7 @@ def ledger_parties(view: LedgerConsent, org_id: str, subject_id: str, holder_id:
         ]
         return f"the ledger has no {', '.join(missing)} to name it by"
     return Parties(
-        org_name=_recorded_name(org),
+        org_name=_recorded_name(org),  # (``LedgerConsent.org_name``)
         org_slug=str(org.payload.get("slug")),
         subject_name=_recorded_name(subject),
         subject_slug=str(subject.payload.get("slug")),
