@@ -948,6 +948,40 @@ class Registry:
                 out.append((record.id, record.slug, record.name, emb))
         return out
 
+    def references_of_other_holders(self, subject: str) -> list[tuple[str, str, np.ndarray]]:
+        """``(slug, enrolling organisation's slug, references (K, 128) float32)`` of every
+        subject whose rights holder is not ``subject``'s: what a new reference of ``subject``
+        must not match (``faceset.enrolled_faces``). Only references the organisation sealed
+        (``reference_statuses``: usable); holder, slug and organisation as the ledger enrolled
+        the subject, so a database editor who renames a row or moves it under another holder
+        does not hide a face from the check."""
+        from likeness.consent.integrity import LedgerConsent
+
+        record = self.get_subject(subject)
+        with self._session_factory() as session:
+            vectors: dict[str, list[bytes]] = {}
+            for status in reference_statuses(session):
+                if status.usable and status.subject_id != record.id:
+                    vectors.setdefault(status.subject_id, []).append(status.vector)
+            if not vectors:
+                return []
+            created: dict[Any, LedgerEvent] = {}
+            for event in find_events(session, "subject.created", {}):
+                created.setdefault(event.payload.get("subject_id"), event)
+            own = created.get(record.id)
+            own_holder = own.payload.get("holder_id") if own is not None else None
+            view = LedgerConsent(session)
+            out = []
+            for subject_id, blobs in vectors.items():
+                enrolment = created.get(subject_id)
+                if enrolment is None or (own_holder is not None and enrolment.payload.get("holder_id") == own_holder):
+                    continue
+                org_id = view.subject_org(subject_id)
+                embeddings = np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32)
+                slug = enrolment.payload.get("slug")
+                out.append((str(slug), view.org_slug(org_id) if org_id else "(none on the ledger)", embeddings))
+        return out
+
     def reference_rows(self) -> list[tuple[int, str, np.ndarray]]:
         """``(row_id, subject_id, embedding)`` of every reference bound to the ledger, in
         insertion order (for incremental index rebuilds)."""
