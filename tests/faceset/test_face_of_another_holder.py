@@ -95,3 +95,17 @@ def test_a_face_is_matched_at_its_subject_s_own_threshold() -> None:
     matches = enrolled.closest_matches(np.stack([centres[0] + step, centres[0] + 1.1 * step, centres[1], -centres[2]]))
     assert [m.slug if m else None for m in matches] == ["one", None, "wide", None]
     assert matches[2] is not None and matches[2].similarity == 1.0
+
+
+def test_a_face_enrolled_after_the_last_check_is_held_against_the_next(consent_world: ConsentWorld) -> None:
+    """The registry keeps the sealed references between checks; a reference enrolled since is
+    on the ledger, so the next check reads them again."""
+    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+    registry.add_org("byeol", "Byeol Entertainment")
+    add_subject(registry, "jiwoo", "Jiwoo", org="byeol")
+    add_subject(registry, "hana", "Hana", org="byeol")
+    assert enroll_reference_photos(workspace, "jiwoo", [consent_world.portrait_path("jun")], org="byeol").added == 1
+    assert enroll_reference_photos(workspace, "hana", [consent_world.portrait_path("mina")], org="byeol").added == 1
+    with pytest.raises(FaceOfAnotherHolder) as refused:
+        enroll_reference_photos(workspace, "mina", [_another_photo_of_mina(consent_world.tmp)])
+    assert (refused.value.matched, refused.value.org) == ("hana", "byeol")

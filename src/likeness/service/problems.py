@@ -26,6 +26,7 @@ from likeness.errors import (
     ConsentError,
     DatabaseRefused,
     EnrollingOrgUnnamed,
+    FaceOfAnotherHolder,
     LikenessError,
     MediaError,
     RegistryError,
@@ -111,6 +112,8 @@ def _library_status(exc: LikenessError) -> tuple[int, str, str]:
         return 409, "enrolling-org-unnamed", "No enrolling organisation was named"
     if isinstance(exc, SubjectEnrollerRefused):  # the holder exists: another organisation onboarded them
         return 409, "enroller-not-onboarding-org", "Only the holder's onboarding organisation enrols their subjects"
+    if isinstance(exc, FaceOfAnotherHolder):  # the photo is readable: its face is another holder's subject's
+        return 409, "face-of-another-holder", "The face is another rights holder's subject's"
     if isinstance(exc, SubjectNotEnrolled):  # the subject row exists: the ledger does not back it
         return 409, "subject-not-enrolled", "The ledger does not back the subject's enrolment"
     if isinstance(exc, RegistryError):
