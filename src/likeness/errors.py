@@ -241,7 +241,7 @@ class FaceOfAnotherHolder(RegistryError):
         super().__init__(
             f"{source}: the face is {matched}'s, a subject of another rights holder enrolled by organisation "
             f"'{org}' (similarity {similarity:.2f}, 0.50 at the threshold: distance {distance:.2f} <= "
-            f"{threshold:.2f}); nothing is enrolled for '{subject}'. A person is enrolled by their own rights "
+            f"{threshold:.2f}); no reference of '{subject}' is written. A person is enrolled by their own rights "
             f"holder's organisation; if this is someone else (a twin, a lookalike), ask '{org}' to put you in touch "
             f"with {matched}'s rights holder (docs/consent.md, One face, one rights holder)"
         )

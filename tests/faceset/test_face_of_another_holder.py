@@ -98,8 +98,8 @@ def test_a_face_is_matched_at_its_subject_s_own_threshold() -> None:
 
 
 def test_a_face_enrolled_after_the_last_check_is_held_against_the_next(consent_world: ConsentWorld) -> None:
-    """The registry keeps the sealed references between checks; a reference enrolled since is
-    on the ledger, so the next check reads them again."""
+    """Whoever enrolled a face first holds it: here byeol's hana, so mina's own agency is
+    refused and must take it up with byeol (docs/consent.md)."""
     workspace, registry = consent_world.workspace, consent_world.workspace.registry
     registry.add_org("byeol", "Byeol Entertainment")
     add_subject(registry, "jiwoo", "Jiwoo", org="byeol")

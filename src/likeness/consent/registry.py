@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,7 +62,6 @@ from likeness.consent.tables import (
     GrantRequestRow,
     GrantRevocation,
     HolderPasskey,
-    LedgerRow,
     Organisation,
     ReferenceEmbedding,
     Release,
@@ -403,7 +402,6 @@ class Registry:
         self._session_factory = session_factory
         self._ledger = ledger
         self.keys_dir = keys_dir
-        self._sealed_faces_kept: tuple[Any, list[tuple[str, Any, str, str, np.ndarray]]] | None = None
 
     def _refuse_taken_slug(self, model: type[_Named], slug: str, what: str) -> None:
         with self._session_factory() as session:
@@ -950,66 +948,46 @@ class Registry:
                 out.append((record.id, record.slug, record.name, emb))
         return out
 
-    def references_of_other_holders(self, subject: str) -> list[tuple[str, str, np.ndarray]]:
-        """``(slug, enrolling organisation's slug, references (K, 128) float32)`` of every
-        subject whose rights holder is not ``subject``'s: what a new reference of ``subject``
-        must not match (``faceset.enrolled_faces``). Only references the organisation sealed
-        (``reference_statuses``: usable); holder, slug and organisation as the ledger enrolled
-        the subject, so a database editor who renames a row or moves it under another holder
-        does not hide a face from the check."""
-        record = self.get_subject(subject)
-        faces = self._sealed_faces()
-        own = next((holder for subject_id, holder, *_ in faces if subject_id == record.id), None)
-        if own is None:
-            with self._session_factory() as session:
-                from likeness.consent.integrity import LedgerConsent
+    def stored_reference_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Subject ids and ``(N, 128)`` float32 vectors of every stored reference row, sealed or
+        not: one read, to find which subjects a face may be (a database editor can add rows, so
+        a subject found here counts only through ``references_of_other_holders``)."""
+        with self._session_factory() as session:
+            rows = session.execute(select(ReferenceEmbedding.subject_id, ReferenceEmbedding.vector)).all()
+        vectors = [np.frombuffer(vector, dtype="<f4") for _, vector in rows if len(vector) == 4 * EMBEDDING_DIM]
+        ids = [str(subject_id) for subject_id, vector in rows if len(vector) == 4 * EMBEDDING_DIM]
+        return ids, (np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, EMBEDDING_DIM), np.float32))
 
-                own = LedgerConsent(session).subject_holder(record.id)
-        return [
-            (slug, org, embeddings)
-            for subject_id, holder, slug, org, embeddings in faces
-            if subject_id != record.id and (own is None or holder != own)
-        ]
-
-    def _sealed_faces(self) -> list[tuple[str, Any, str, str, np.ndarray]]:
-        """``(subject id, holder id, slug, organisation slug, references (K, 128))`` of every
-        subject with sealed references, by the ledger. Checking every seal costs about 0.3 ms a
-        reference, so the answer is kept while the ledger's last row and the reference rows'
-        count and newest id stay as they were: a newly sealed reference is a new event, and a
-        row deleted or changed since can only make the kept answer hold more than a fresh one."""
+    def references_of_other_holders(self, subject: str, among: Iterable[str]) -> list[tuple[str, str, np.ndarray]]:
+        """``(slug, enrolling organisation's slug, references (K, 128) float32)`` of each
+        subject ``among`` (ids) whose rights holder is not ``subject``'s: what a new reference
+        of ``subject`` must not match (``faceset.enrolled_faces``). Only references the
+        organisation sealed (``reference_statuses``: usable); holder, slug and organisation as
+        the ledger enrolled the subject, so a database editor who renames a row or moves it
+        under another holder does not hide a face from the check."""
         from likeness.consent.integrity import LedgerConsent
 
+        record = self.get_subject(subject)
         with self._session_factory() as session:
-            head = session.execute(
-                select(LedgerRow.seq, LedgerRow.hash).order_by(LedgerRow.seq.desc()).limit(1)
-            ).first()
-            rows = session.execute(select(func.count(), func.max(ReferenceEmbedding.id))).one()
-            state = (tuple(head) if head else None, tuple(rows))
-            kept = self._sealed_faces_kept
-            if kept is not None and kept[0] == state:
-                return kept[1]
-            view = LedgerConsent(session, preload=True)  # one read of the consent events, not one per subject
-            vectors: dict[str, list[bytes]] = {}
-            for status in reference_statuses(session, view=view):
-                if status.usable:
-                    vectors.setdefault(status.subject_id, []).append(status.vector)
-            faces = []
-            for subject_id, blobs in vectors.items():
+            view = LedgerConsent(session)
+            own = view.subject_holder(record.id)
+            out = []
+            for subject_id in sorted(set(among) - {record.id}):
                 enrolment = view.subject_created(subject_id)
-                if enrolment is None:  # (a sealed reference needs its subject's enrolment)
+                if enrolment is None or (own is not None and enrolment.payload.get("holder_id") == own):
+                    continue
+                blobs = [r.vector for r in reference_statuses(session, subject_id, view=view) if r.usable]
+                if not blobs:
                     continue
                 org_id = view.subject_org(subject_id)
-                faces.append(
+                out.append(
                     (
-                        subject_id,
-                        enrolment.payload.get("holder_id"),
                         str(enrolment.payload.get("slug")),
                         view.org_slug(org_id) if org_id else "(none on the ledger)",
                         np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32),
                     )
                 )
-        self._sealed_faces_kept = (state, faces)
-        return faces
+        return out
 
     def reference_rows(self) -> list[tuple[int, str, np.ndarray]]:
         """``(row_id, subject_id, embedding)`` of every reference bound to the ledger, in

@@ -204,8 +204,8 @@ def _refuse_faces_of_other_holders(registry: Any, subject: str, candidates: Sequ
     subject's (``enrolled_faces``)."""
     if not candidates:
         return
-    enrolled = faces_of_other_holders(registry, subject)
-    matches = enrolled.closest_matches(np.stack([candidate.embedding for candidate in candidates]))
+    embeddings = np.stack([candidate.embedding for candidate in candidates])
+    matches = faces_of_other_holders(registry, subject, embeddings).closest_matches(embeddings)
     for candidate, match in zip(candidates, matches):
         if match is not None:
             raise FaceOfAnotherHolder(

@@ -79,9 +79,7 @@ class EnrolledFaces:
         faces = np.atleast_2d(np.asarray(embeddings, np.float64))
         if not len(self.slugs):
             return [None] * len(faces)
-        enrolled = self.embeddings.astype(np.float64)
-        squared = (faces**2).sum(axis=1)[:, None] + (enrolled**2).sum(axis=1)[None, :] - 2.0 * faces @ enrolled.T
-        per_subject = np.sqrt(np.maximum(np.minimum.reduceat(squared, self.starts, axis=1), 0.0))
+        per_subject = np.minimum.reduceat(identity_distances(faces, self.embeddings), self.starts, axis=1)
         # Beyond its threshold a subject is never the match: set it out of reach.
         within = np.where(per_subject <= self.thresholds[None, :], per_subject, np.inf)
         closest = within.argmin(axis=1)
@@ -93,12 +91,28 @@ class EnrolledFaces:
         ]
 
 
-def faces_of_other_holders(registry: Any, subject: str) -> EnrolledFaces:
-    """The faces of every subject whose rights holder is not ``subject``'s
-    (``Registry.references_of_other_holders``), at the verifier's thresholds."""
+def faces_of_other_holders(registry: Any, subject: str, embeddings: np.ndarray) -> EnrolledFaces:
+    """The faces of the subjects of other rights holders than ``subject``'s that any of
+    ``embeddings`` ``(M, 128)`` may be, at the verifier's thresholds: every stored reference
+    row is a candidate by one matrix product (a subject's threshold is never above
+    ``IDENTITY_THRESHOLD``), and only the few subjects with a row that near are read with their
+    seals and holders (``Registry.references_of_other_holders``)."""
     from likeness.faces import IDENTITY_THRESHOLD
 
-    return EnrolledFaces.of(registry.references_of_other_holders(subject), cap=float(IDENTITY_THRESHOLD))
+    cap = float(IDENTITY_THRESHOLD)
+    subject_ids, stored = registry.stored_reference_vectors()
+    near = identity_distances(embeddings, stored) <= cap
+    among = {subject_ids[j] for j in np.flatnonzero(near.any(axis=0))}
+    return EnrolledFaces.of(registry.references_of_other_holders(subject, among) if among else [], cap=cap)
 
 
-__all__ = ["EnrolledFaces", "FaceMatch", "faces_of_other_holders"]
+def identity_distances(faces: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``(M, N)`` between faces ``(M, 128)`` (or one ``(128,)``) and
+    references ``(N, 128)``, by one matrix product."""
+    a = np.atleast_2d(np.asarray(faces, np.float64))
+    b = np.asarray(references, np.float64).reshape(-1, a.shape[1])
+    squared = (a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+__all__ = ["EnrolledFaces", "FaceMatch", "faces_of_other_holders", "identity_distances"]
