@@ -10,7 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import update
 
+from likeness.consent.tables import ReferenceEmbedding, Subject
 from likeness.errors import FaceOfAnotherHolder
 from likeness.faceset import enroll_reference_photos
 from likeness.faceset.enrolled_faces import EnrolledFaces
@@ -109,3 +111,38 @@ def test_a_face_enrolled_after_the_last_check_is_held_against_the_next(consent_w
     with pytest.raises(FaceOfAnotherHolder) as refused:
         enroll_reference_photos(workspace, "mina", [_another_photo_of_mina(consent_world.tmp)])
     assert (refused.value.matched, refused.value.org) == ("hana", "byeol")
+
+
+def test_the_matched_subject_is_named_as_the_ledger_enrolled_it(mina_enrolled: ConsentWorld) -> None:
+    """A database editor renames mina's row: the refusal names her as her enrolment did."""
+    workspace, registry = mina_enrolled.workspace, mina_enrolled.workspace.registry
+    add_subject(registry, "jiwoo", "Jiwoo", org="byeol")
+    with workspace.session() as session:
+        session.execute(update(Subject).where(Subject.slug == "mina").values(slug="zzz", name="Zzz"))
+        session.commit()
+    with pytest.raises(FaceOfAnotherHolder) as refused:
+        enroll_reference_photos(workspace, "jiwoo", [_another_photo_of_mina(mina_enrolled.tmp)], org="byeol")
+    assert (refused.value.matched, refused.value.org) == ("mina", "studio")
+
+
+def test_a_reference_row_no_sealed_event_binds_refuses_nothing(consent_world: ConsentWorld) -> None:
+    """A database editor copies jiwoo's reference under jun without an event: the row binds
+    nothing (recognition ignores it), so jiwoo's holder's second subject is still enrolled."""
+    workspace, registry = consent_world.workspace, consent_world.workspace.registry
+    registry.add_org("byeol", "Byeol Entertainment")
+    add_subject(registry, "jiwoo", "Jiwoo", org="byeol")
+    add_subject(registry, "jiwoo-solo", "Jiwoo Solo", holder="jiwoo-holder", org="byeol")
+    photo = consent_world.portrait_path("mina")
+    assert enroll_reference_photos(workspace, "jiwoo", [photo], org="byeol").added == 1
+    (vector,) = registry.reference_embeddings("jiwoo")
+    jun = registry.get_subject("jun").id
+    with workspace.session() as session:
+        copied = vector.astype("<f4").tobytes()
+        stamp = "2026-12-08T00:00:00Z"
+        session.add(
+            ReferenceEmbedding(
+                subject_id=jun, source_name="x.png", source_sha256="f" * 64, vector=copied, created_at=stamp
+            )
+        )
+        session.commit()
+    assert enroll_reference_photos(workspace, "jiwoo-solo", [photo], org="byeol").added == 1
