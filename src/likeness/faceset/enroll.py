@@ -15,6 +15,10 @@ of such steps (frames of a clip, or photos handed in one by one) would carry the
 to whoever it ends on. So a clip that cuts or fades to someone else enrols only the frames of
 the person it starts with, or of the subject.
 
+Before anything is written, every face of the call is held against the faces of the subjects of
+other rights holders (:mod:`likeness.faceset.enrolled_faces`); one recognised as such a subject's
+refuses the whole call (``FaceOfAnotherHolder``): a face has one rights holder.
+
 Example::
 
     report = enroll_reference_photos(workspace, "mina", ["mina_front.jpg", "mina_left.jpg", "mina_turn.mp4"])
@@ -91,6 +95,10 @@ def enroll_reference_photos(
     are skipped with a plain-language reason; so is a photo whose face is farther than
     ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from the subject's first
     reference, which catches a wrong photo handed in by mistake.
+
+    A face recognised as a subject of another rights holder refuses the call
+    (``FaceOfAnotherHolder``, naming the file, that subject, its organisation, the similarity
+    and the threshold) before any reference of it is written.
 
     Each stored reference's ledger event is sealed with the key of the organisation that
     enrolled the subject (``Registry.reference_signer``); ``org`` (default: the configured
