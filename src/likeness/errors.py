@@ -241,6 +241,27 @@ class ReferenceMismatch(RegistryError):
         super().__init__(f"face does not match {slug}'s first reference photo (distance {distance:.2f} > {limit:.2f})")
 
 
+class FaceOfAnotherHolder(RegistryError):
+    """Reference photo ``source``'s face is recognised as ``matched``, a subject of another
+    rights holder enrolled by organisation ``org`` (``similarity`` against ``threshold`` as the
+    verifier scores it, ``distance`` the identity distance): not enrolled for ``subject``.
+    Otherwise anyone could enrol that person again under a holder key of their own and sign
+    consent for their face. Nothing is written."""
+
+    def __init__(
+        self, source: str, subject: str, matched: str, org: str, *, similarity: float, threshold: float, distance: float
+    ) -> None:
+        self.source, self.subject, self.matched, self.org = source, subject, matched, org
+        self.similarity, self.threshold, self.distance = similarity, threshold, distance
+        super().__init__(
+            f"{source}: the face is {matched}'s, a subject of another rights holder enrolled by organisation "
+            f"'{org}' (similarity {similarity:.2f}, 0.50 at the threshold: distance {distance:.2f} <= "
+            f"{threshold:.2f}); no reference of '{subject}' is written. A person is enrolled by their own rights "
+            f"holder's organisation; if this is someone else (a twin, a lookalike), ask '{org}' to put you in touch "
+            f"with {matched}'s rights holder (docs/consent.md, One face, one rights holder)"
+        )
+
+
 class ConsentRequestError(LikenessError):
     """A consent request or a signed consent file is malformed, damaged or of the wrong kind."""
 

@@ -269,15 +269,15 @@ def test_two_enrolments_at_once_cannot_found_the_subject_on_two_people(
     its check and its write; the first's photo is then held to the reference just stored."""
     import likeness.faceset.enroll as enroll_module
 
-    workspace, keep = consent_world.workspace, enroll_module.save_reference_face
+    workspace, keep = consent_world.workspace, enroll_module.write_reference_face
     others: list = []
 
     def another_enrolment_meanwhile(*args, **kwargs):
-        monkeypatch.setattr(enroll_module, "save_reference_face", keep)
+        monkeypatch.setattr(enroll_module, "write_reference_face", keep)
         others.append(enroll_reference_photos(workspace, "mina", [consent_world.portrait_path("jun")]))
         return keep(*args, **kwargs)
 
-    monkeypatch.setattr(enroll_module, "save_reference_face", another_enrolment_meanwhile)
+    monkeypatch.setattr(enroll_module, "write_reference_face", another_enrolment_meanwhile)
     report = enroll_reference_photos(workspace, "mina", [consent_world.portrait_path("mina")])
     assert others[0].added == 1, others[0].skipped
     assert report.added == 0, "the subject was founded on two people"

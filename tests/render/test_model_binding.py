@@ -205,13 +205,14 @@ def test_replayed_checkpoint_event_with_another_performer_slug_swaps_onto_no_one
 
     from likeness.errors import FaceError
     from likeness.faceset import enroll_reference_photos
-    from likeness.media.synthetic import astronaut
+    from likeness.media.synthetic_identities import synthetic_identity
     from likeness.train import export_from_folder
 
     workspace = trained_world.workspace
     add_subject(workspace.registry, "lee", "Lee", kind="performer")
     lee_photo = tmp_path / "lee.png"
-    cv2.imwrite(str(lee_photo), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    # A person of lee's own: the astronaut is mina's, and another holder's subject's face is not enrolled.
+    cv2.imwrite(str(lee_photo), cv2.cvtColor(synthetic_identity("mina"), cv2.COLOR_RGB2BGR))
     assert enroll_reference_photos(workspace, "lee", [lee_photo]).added == 1
     (genuine,) = workspace.ledger.find("model.checkpointed")
     workspace.ledger.append("model.checkpointed", {**genuine.payload, "performer_slug": "lee"})

@@ -1005,6 +1005,47 @@ class Registry:
                 out.append((record.id, record.slug, record.name, emb))
         return out
 
+    def stored_reference_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Subject ids and ``(N, 128)`` float32 vectors of every stored reference row, sealed or
+        not: one read, to find which subjects a face may be (a database editor can add rows, so
+        a subject found here counts only through ``references_of_other_holders``)."""
+        with self._session_factory() as session:
+            rows = session.execute(select(ReferenceEmbedding.subject_id, ReferenceEmbedding.vector)).all()
+        vectors = [np.frombuffer(vector, dtype="<f4") for _, vector in rows if len(vector) == 4 * EMBEDDING_DIM]
+        ids = [str(subject_id) for subject_id, vector in rows if len(vector) == 4 * EMBEDDING_DIM]
+        return ids, (np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, EMBEDDING_DIM), np.float32))
+
+    def references_of_other_holders(self, subject: str, among: Iterable[str]) -> list[tuple[str, str, np.ndarray]]:
+        """``(slug, enrolling organisation's slug, references (K, 128) float32)`` of each
+        subject ``among`` (ids) whose rights holder is not ``subject``'s: what a new reference
+        of ``subject`` must not match (``faceset.enrolled_faces``). Only references the
+        organisation sealed (``reference_statuses``: usable); holder, slug and organisation as
+        the ledger enrolled the subject, so a database editor who renames a row or moves it
+        under another holder does not hide a face from the check."""
+        from likeness.consent.integrity import LedgerConsent
+
+        record = self.get_subject(subject)
+        with self._session_factory() as session:
+            view = LedgerConsent(session)
+            own = view.subject_holder(record.id)
+            out = []
+            for subject_id in sorted(set(among) - {record.id}):
+                enrolment = view.subject_created(subject_id)
+                if enrolment is None or (own is not None and enrolment.payload.get("holder_id") == own):
+                    continue
+                blobs = [r.vector for r in reference_statuses(session, subject_id, view=view) if r.usable]
+                if not blobs:
+                    continue
+                org_id = view.subject_org(subject_id)
+                out.append(
+                    (
+                        str(enrolment.payload.get("slug")),
+                        view.org_slug(org_id) if org_id else "(none on the ledger)",
+                        np.stack([np.frombuffer(b, dtype="<f4") for b in blobs]).astype(np.float32),
+                    )
+                )
+        return out
+
     def reference_rows(self) -> list[tuple[int, str, np.ndarray]]:
         """``(row_id, subject_id, embedding)`` of every reference bound to the ledger, in
         insertion order (for incremental index rebuilds)."""
@@ -2165,11 +2206,12 @@ class ReferenceSeals:
         return f"{UNSIGNED}, yet was written after reference events were sealed (ledger row {self.sealed_from})"
 
 
-def reference_seals(session: Session, events: Iterable[LedgerEvent]) -> ReferenceSeals:
-    """Check the seal of each of ``events`` (and find where sealing began) through ``session``."""
+def reference_seals(session: Session, events: Iterable[LedgerEvent], *, view: Any = None) -> ReferenceSeals:
+    """Check the seal of each of ``events`` (and find where sealing began) through ``session``
+    (and ``view``, a ``LedgerConsent`` of it, when the caller has one)."""
     from likeness.consent.integrity import LedgerConsent
 
-    view = LedgerConsent(session)
+    view = view if view is not None else LedgerConsent(session)
 
     def problem(event: LedgerEvent) -> str | None:
         return reference_seal_problem(event.payload, view.org_key, view.reference_sealer_problem)
@@ -2252,9 +2294,9 @@ def reference_state(vector: bytes, events: list[LedgerEvent], seals: ReferenceSe
     return ("vector_differs", events[0].seq, "") if events else ("no_event", None, "")
 
 
-def reference_statuses(session: Session, subject_id: str | None = None) -> list[ReferenceStatus]:
+def reference_statuses(session: Session, subject_id: str | None = None, *, view: Any = None) -> list[ReferenceStatus]:
     """Every stored reference embedding (of ``subject_id``, or all) with its ledger binding,
-    in insertion order. Reference rows are facts anyone with the database can insert, and so
+    in insertion order (seals checked through ``view``, a ``LedgerConsent``, when given). Reference rows are facts anyone with the database can insert, and so
     are unsigned ledger events; only an event the organisation sealed says which photo and
     vector were enrolled for whom."""
     query = select(ReferenceEmbedding).order_by(ReferenceEmbedding.id)
@@ -2264,7 +2306,7 @@ def reference_statuses(session: Session, subject_id: str | None = None) -> list[
     if not rows:
         return []
     found = find_events(session, REFERENCE_EVENT, {"subject_id": subject_id} if subject_id is not None else {})
-    seals = reference_seals(session, found)
+    seals = reference_seals(session, found, view=view)
     events: dict[tuple[Any, Any], list[LedgerEvent]] = {}
     for event in found:
         events.setdefault((event.payload.get("subject_id"), event.payload.get("source_sha256")), []).append(event)

@@ -15,6 +15,10 @@ of such steps (frames of a clip, or photos handed in one by one) would carry the
 to whoever it ends on. So a clip that cuts or fades to someone else enrols only the frames of
 the person it starts with, or of the subject.
 
+Before anything is written, every face of the call is held against the faces of the subjects of
+other rights holders (:mod:`likeness.faceset.enrolled_faces`); one recognised as such a subject's
+refuses the whole call (``FaceOfAnotherHolder``): a face has one rights holder.
+
 Example::
 
     report = enroll_reference_photos(workspace, "mina", ["mina_front.jpg", "mina_left.jpg", "mina_turn.mp4"])
@@ -33,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from likeness.digests import sha256_file
-from likeness.errors import FaceError, MediaError, ReferenceMismatch
-from likeness.faceset.reference_faces import save_reference_face
+from likeness.errors import FaceError, FaceOfAnotherHolder, MediaError, ReferenceMismatch
+from likeness.faceset.enrolled_faces import faces_of_other_holders
+from likeness.faceset.reference_faces import reference_face_crop, write_reference_face
 from likeness.media.video.budget import DecodeLimits
 
 # Reference photos are portraits: a face smaller than this is too little detail to anchor an
@@ -91,6 +96,10 @@ def enroll_reference_photos(
     ``identity_threshold`` (default ``REFERENCE_CONSISTENCY_THRESHOLD``) from the subject's first
     reference, which catches a wrong photo handed in by mistake.
 
+    A face recognised as a subject of another rights holder refuses the call
+    (``FaceOfAnotherHolder``, naming the file, that subject, its organisation, the similarity
+    and the threshold) before any reference of it is written.
+
     Each stored reference's ledger event is sealed with the key of the organisation that
     enrolled the subject (``Registry.reference_signer``); ``org`` (default: the configured
     organisation) naming another is refused (``ReferenceSealerRefused``) before any photo is read.
@@ -104,66 +113,118 @@ def enroll_reference_photos(
     threshold = identity_threshold if identity_threshold is not None else REFERENCE_CONSISTENCY_THRESHOLD
     founding = workspace.registry.first_reference_embedding(record.slug)
     report = EnrollmentReport(subject_slug=record.slug)
+    limits = DecodeLimits.of(workspace.settings)
+    candidates = [
+        candidate
+        for path in map(Path, paths)
+        for candidate in _reference_candidates(path, report, detector, embedder, limits)
+    ]
+    # Every face is held against other holders' subjects before anything is written.
+    _refuse_faces_of_other_holders(workspace.registry, record.slug, candidates)
 
-    for raw in paths:
-        path = Path(raw)
-        # What this source's pictures must match (see the module docstring): the subject's first
-        # reference, else this source's own first enrolled picture, and then as closely as
-        # recognition matches a face (``IDENTITY_THRESHOLD``): nothing else says who that face is.
-        anchors = np.zeros((0, faces.EMBEDDING_SIZE), np.float32) if founding is None else founding[None, :]
-        limit, against = threshold, f"{record.slug}'s first reference photo"
-        for label, picture_sha256, rgb in _reference_pictures(path, report, DecodeLimits.of(workspace.settings)):
-            detected = _one_subject_face(label, rgb, detector, report)
-            if detected is None:
+    source = None
+    for candidate in candidates:
+        if candidate.source != source:
+            # What this source's pictures must match (see the module docstring): the subject's
+            # first reference, else this source's own first enrolled picture, and then as closely
+            # as recognition matches a face (``IDENTITY_THRESHOLD``): nothing else says who that
+            # face is.
+            source = candidate.source
+            anchors = np.zeros((0, faces.EMBEDDING_SIZE), np.float32) if founding is None else founding[None, :]
+            limit, against = threshold, f"{record.slug}'s first reference photo"
+        label, embedding = candidate.label, candidate.embedding
+        if len(anchors):
+            distance, same = faces.match_identity(embedding, anchors, threshold=limit)
+            if not same:
+                report.skipped.append((label, f"face does not match {against} (distance {distance:.2f} > {limit:.2f})"))
                 continue
-            landmarks = np.asarray(detected.landmarks, dtype=np.float32)
-            extent = float(np.ptp(landmarks, axis=0).max())
-            if extent < MIN_REFERENCE_FACE_PX:
-                report.skipped.append(
-                    (label, f"face too small ({extent:.0f} px; need {MIN_REFERENCE_FACE_PX} px or more)")
-                )
-                continue
-            try:
-                embedding = np.asarray(embedder.embed(rgb, landmarks), dtype=np.float32)
-            except FaceError as exc:
-                report.skipped.append((label, f"could not compute an identity embedding ({exc})"))
-                continue
-            if len(anchors):
-                distance, same = faces.match_identity(embedding, anchors, threshold=limit)
-                if not same:
-                    report.skipped.append(
-                        (label, f"face does not match {against} (distance {distance:.2f} > {limit:.2f})")
-                    )
-                    continue
-            try:
-                # The picture evidence pages show beside a matched face; kept before the embedding so
-                # that every stored reference has one (re-enrolling a photo writes it again).
-                save_reference_face(workspace.home, record.id, picture_sha256, rgb, landmarks)
-            except (FaceError, MediaError) as exc:
-                report.skipped.append((label, f"could not keep the reference picture ({exc})"))
-                continue
-            try:
-                added = workspace.registry.add_reference_embedding(
-                    record.slug,
-                    embedding,
-                    source_name=Path(label).name,
-                    source_sha256=picture_sha256,
-                    within_first=threshold,
-                    org=signer.slug,
-                )
-            except ReferenceMismatch as mismatch:  # another enrolment founded the subject meanwhile
-                report.skipped.append((label, str(mismatch)))
-                continue
-            if added:
-                report.added += 1
-                report.enrolled.append(label)
-                if founding is None:
-                    founding = embedding
-                    anchors, limit = embedding[None, :], min(threshold, faces.IDENTITY_THRESHOLD)
-                    against = f"the first face enrolled from {path.name}"
-            else:
-                report.already_enrolled.append(label)
+        try:
+            # The picture evidence pages show beside a matched face; kept before the embedding so
+            # that every stored reference has one (re-enrolling a photo writes it again).
+            write_reference_face(workspace.home, record.id, candidate.picture_sha256, candidate.crop)
+        except MediaError as exc:
+            report.skipped.append((label, f"could not keep the reference picture ({exc})"))
+            continue
+        try:
+            added = workspace.registry.add_reference_embedding(
+                record.slug,
+                embedding,
+                source_name=Path(label).name,
+                source_sha256=candidate.picture_sha256,
+                within_first=threshold,
+                org=signer.slug,
+            )
+        except ReferenceMismatch as mismatch:  # another enrolment founded the subject meanwhile
+            report.skipped.append((label, str(mismatch)))
+            continue
+        if added:
+            report.added += 1
+            report.enrolled.append(label)
+            if founding is None:
+                founding = embedding
+                anchors, limit = embedding[None, :], min(threshold, faces.IDENTITY_THRESHOLD)
+                against = f"the first face enrolled from {candidate.source.name}"
+        else:
+            report.already_enrolled.append(label)
     return report
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One picture's face, ready to enrol: its identity embedding and the crop kept for it."""
+
+    source: Path
+    label: str
+    picture_sha256: str
+    embedding: np.ndarray
+    crop: np.ndarray
+
+
+def _reference_candidates(
+    path: Path, report: EnrollmentReport, detector: Any, embedder: Any, limits: DecodeLimits
+) -> Iterator[_Candidate]:
+    """The usable faces of one photo or video (one per picture); the others are added to
+    ``report.skipped`` with the reason."""
+    for label, picture_sha256, rgb in _reference_pictures(path, report, limits):
+        detected = _one_subject_face(label, rgb, detector, report)
+        if detected is None:
+            continue
+        landmarks = np.asarray(detected.landmarks, dtype=np.float32)
+        extent = float(np.ptp(landmarks, axis=0).max())
+        if extent < MIN_REFERENCE_FACE_PX:
+            report.skipped.append((label, f"face too small ({extent:.0f} px; need {MIN_REFERENCE_FACE_PX} px or more)"))
+            continue
+        try:
+            embedding = np.asarray(embedder.embed(rgb, landmarks), dtype=np.float32)
+        except FaceError as exc:
+            report.skipped.append((label, f"could not compute an identity embedding ({exc})"))
+            continue
+        try:
+            crop = reference_face_crop(rgb, landmarks)
+        except (FaceError, MediaError) as exc:
+            report.skipped.append((label, f"could not keep the reference picture ({exc})"))
+            continue
+        yield _Candidate(path, label, picture_sha256, embedding, crop)
+
+
+def _refuse_faces_of_other_holders(registry: Any, subject: str, candidates: Sequence[_Candidate]) -> None:
+    """``FaceOfAnotherHolder`` for the first candidate whose face is another rights holder's
+    subject's (``enrolled_faces``)."""
+    if not candidates:
+        return
+    embeddings = np.stack([candidate.embedding for candidate in candidates])
+    matches = faces_of_other_holders(registry, subject, embeddings).closest_matches(embeddings)
+    for candidate, match in zip(candidates, matches):
+        if match is not None:
+            raise FaceOfAnotherHolder(
+                candidate.label,
+                subject,
+                match.slug,
+                match.org,
+                similarity=match.similarity,
+                threshold=match.threshold,
+                distance=match.distance,
+            )
 
 
 def _reference_pictures(

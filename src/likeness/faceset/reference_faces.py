@@ -43,12 +43,16 @@ def reference_face_crop(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def save_reference_face(home: Path, subject_id: str, photo_sha256: str, rgb: np.ndarray, landmarks: np.ndarray) -> Path:
     """Write the reference crop of one enrolled photo (atomically); returns its path."""
+    return write_reference_face(home, subject_id, photo_sha256, reference_face_crop(rgb, landmarks))
+
+
+def write_reference_face(home: Path, subject_id: str, photo_sha256: str, crop: np.ndarray) -> Path:
+    """Write a reference crop (``reference_face_crop``) of the photo ``photo_sha256``, atomically."""
     from likeness.media.images import write_image
 
     if not isinstance(photo_sha256, str) or not _SHA256.match(photo_sha256):
         raise ValueError(f"photo_sha256 must be 64 lowercase hex digits, got {photo_sha256!r}")
-    path = reference_faces_dir(home, subject_id) / f"{photo_sha256}.png"
-    return write_image(path, reference_face_crop(rgb, landmarks))
+    return write_image(reference_faces_dir(home, subject_id) / f"{photo_sha256}.png", crop)
 
 
 def load_reference_face(home: Path, subject_id: str) -> np.ndarray | None:
@@ -74,4 +78,5 @@ __all__ = [
     "reference_face_crop",
     "reference_faces_dir",
     "save_reference_face",
+    "write_reference_face",
 ]

@@ -26,6 +26,7 @@ from likeness.errors import (
     ConsentError,
     DatabaseRefused,
     EnrollingOrgUnnamed,
+    FaceOfAnotherHolder,
     LikenessError,
     MediaError,
     RegistryError,
@@ -117,6 +118,8 @@ LIBRARY_PROBLEMS: tuple[tuple[type[LikenessError], int, str, str], ...] = (
         "enroller-not-onboarding-org",
         "Only the holder's onboarding organisation enrols their subjects",
     ),
+    # the photo is readable: its face is another holder's subject's
+    (FaceOfAnotherHolder, 409, "face-of-another-holder", "The face is another rights holder's subject's"),
     # the subject row exists: the ledger does not back it
     (SubjectNotEnrolled, 409, "subject-not-enrolled", "The ledger does not back the subject's enrolment"),
     (RegistryError, 404, "not-found", "Not found"),
@@ -175,6 +178,10 @@ PAGE_SENTENCES = {
     ),
     "enroller-not-onboarding-org": (
         "Only the organisation that onboarded the rights holder may enrol subjects under them. Nothing was enrolled."
+    ),
+    "face-of-another-holder": (
+        "The face in this photo is already enrolled for another rights holder's subject, so it was not added. "
+        "Nothing was saved."
     ),
     "subject-not-enrolled": (
         "The ledger holds no valid enrolment of this subject, so no grant can be requested for it. Nothing was drafted."
