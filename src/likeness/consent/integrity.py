@@ -1198,6 +1198,16 @@ def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding |
     return None
 
 
+def subject_unsealed(view: LedgerConsent, subject: Subject) -> Finding | None:
+    """``subject_altered`` when the subject's ``subject.created`` event is not its enrolling
+    organisation's (``LedgerConsent.subject_seal_problem``), else ``None``. A grant its holder
+    signed for such a subject (a request drafted by hand) authorizes nothing: the holder was
+    asked about a subject no organisation enrolled. One marker lookup per ``view``."""
+    created = view.subject_created(subject.id)
+    why = view.subject_seal_problem(created) if created is not None else None
+    return Finding("subject_altered", f"subject row {subject.id}: {why}") if why else None
+
+
 #: Organisation row columns that must be what its ``org.created`` event recorded: the slug
 #: finds the grantee (``--org``), and the slug and name go into C2PA manifests and certificates.
 ORG_IDENTITY = ("slug", "name")
@@ -1333,7 +1343,11 @@ def _consent_record_problem(
             bad_signature,
             f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records for '{subject.slug}'",
         )
-    identity = subject_identity_problem(view, subject) or _grantee_problem(session, view, record.org_id)
+    identity = (
+        subject_identity_problem(view, subject)
+        or subject_unsealed(view, subject)
+        or _grantee_problem(session, view, record.org_id)
+    )
     if identity:
         return identity
     event = view.issued(kind, record.id)
@@ -1830,4 +1844,5 @@ __all__ = [
     "org_identity_problem",
     "release_problem",
     "subject_identity_problem",
+    "subject_unsealed",
 ]
