@@ -50,6 +50,7 @@ from likeness.consent.grant_requests import (
     signing_challenge,
 )
 from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
+from likeness.consent.marker_pins import MARKER_PINS, MarkerPin, MarkerPins
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
     PASSKEY_REGISTERED,
@@ -245,6 +246,7 @@ class LedgerConsent:
         self._invitations: dict[str, list[LedgerEvent]] = {}
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
+        self._marker_pins: dict[str, MarkerPin] | None = None
         self._subject_orgs: dict[str, str | None] = {}
         self._firsts: dict[tuple[str, str], dict[Any, LedgerEvent]] = {}
         if preload:
@@ -550,11 +552,29 @@ class LedgerConsent:
         return None
 
     def sealing_marker(self, event: str = SEALING_EVENT) -> int | None:
-        """The ledger row of the first valid sealing marker ``event`` (``registry.SEALING_MARKERS``),
-        ``None`` before one; looked up once per reading."""
+        """Where sealing ``event`` (``registry.SEALING_MARKERS``) began: the earlier of the ledger
+        row of its first valid marker and the row the workspace's key folder pins for it
+        (``marker_pins``), ``None`` before either; looked up once per reading. A pinned marker a
+        database editor deleted (the chain recomputed, a fresh marker written at the tail by
+        the next command) still bounds what reads as written before sealing."""
         if event not in self._markers:
-            self._markers[event] = first_sealing_marker(self._session, self.org_key, event=event)
+            pinned = self.marker_pins().get(event)
+            found = first_sealing_marker(self._session, self.org_key, event=event)
+            rows = [seq for seq in (found, pinned.seq if pinned else None) if seq is not None]
+            self._markers[event] = min(rows, default=None)
         return self._markers[event]
+
+    def marker_pins(self) -> dict[str, MarkerPin]:
+        """The sealing marker pins of the workspace (from the session's ``info``; none for a
+        session without them or where the pin file is not used: ``marker_pin_problems`` names
+        that), read once per reading."""
+        if self._marker_pins is None:
+            pins = self._session.info.get(MARKER_PINS)
+            try:
+                self._marker_pins = pins.read() if isinstance(pins, MarkerPins) else {}
+            except ConfigError:
+                self._marker_pins = {}
+        return self._marker_pins
 
     def _invitation_claim_problem(self, event: LedgerEvent) -> str | None:
         """Why an invitation does not name the organisation that onboards its holder: written
@@ -1626,7 +1646,39 @@ def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[Conse
         for event in find_events(session, tuple(SEALING_MARKERS), {})
         for why in [sealing_marker_problem(event.payload, view.org_key, event=event.event_type)]
         if why
-    ]
+    ] + marker_pin_problems(session)
+
+
+def marker_pin_problems(session: Session) -> list[ConsentProblem]:
+    """Each sealing marker the workspace's key folder pins (``marker_pins``) whose ledger row
+    is gone or holds another row (kind ``sealing_marker``), and a pin file that is not used: a
+    deleted marker leaves no other trace once the chain is recomputed. Reading stays strict
+    from the pinned row (``LedgerConsent.sealing_marker``)."""
+    pins = session.info.get(MARKER_PINS)
+    if not isinstance(pins, MarkerPins):
+        return []
+    try:
+        pinned = pins.read()
+    except ConfigError as exc:
+        return [ConsentProblem("sealing_marker", str(pins.path), f"{exc}; no sealing marker is pinned")]
+    out = []
+    for pin in sorted(pinned.values(), key=lambda p: p.seq):
+        row = session.get(LedgerRow, pin.seq)
+        if row is not None and (row.event_type, row.hash) == (pin.event_type, pin.hash):
+            continue
+        held = "the ledger ends before it" if row is None else f"the row there is a {row.event_type} event"
+        if row is not None and row.event_type == pin.event_type:
+            held = "the row there has another hash"
+        out.append(
+            ConsentProblem(
+                "sealing_marker",
+                f"ledger row {pin.seq}",
+                f"sealing marker {pin.event_type} pinned at row {pin.seq} is not on the ledger ({held}; pinned in "
+                f"{pins.path}): it was deleted or the ledger rewritten; events from row {pin.seq} on are read as "
+                "written after it",
+            )
+        )
+    return out
 
 
 def forged_refund_problems(session: Session) -> list[ConsentProblem]:
@@ -1837,6 +1889,7 @@ __all__ = [
     "RevocationStatus",
     "consent_row_problems",
     "forged_refund_problems",
+    "marker_pin_problems",
     "reference_problems",
     "grant_problem",
     "holder_identity_problem",

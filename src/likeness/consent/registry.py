@@ -56,12 +56,14 @@ from likeness.consent.grant_requests import (
     requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
+from likeness.consent.marker_pins import MarkerPin, MarkerPins
 from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton, request_purpose
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
     GrantRevocation,
     HolderPasskey,
+    LedgerRow,
     Organisation,
     ReferenceEmbedding,
     Release,
@@ -71,6 +73,7 @@ from likeness.consent.tables import (
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import (
+    ConfigError,
     ConsentError,
     ConsentRequestError,
     DatabaseRefused,
@@ -868,7 +871,34 @@ class Registry:
         backs no subject. ``Workspace.init``, every ``Workspace.open`` that may write and
         ``add_org`` call it, so an upgraded workspace gets it at its first command and a new
         one with its first organisation. Nothing is written (False) where no organisation key
-        can be read (an auditor's copy, another account) or the database refuses the write."""
+        can be read (an auditor's copy, another account) or the database refuses the write.
+        Then the first valid marker of each kind is pinned in the key folder, where none is
+        (``pin_sealing_markers``)."""
+        written = self._write_sealing_markers()
+        self.pin_sealing_markers()
+        return written
+
+    def pin_sealing_markers(self) -> list[MarkerPin]:
+        """Record in the key folder (``marker_pins``) the row and hash of the first valid
+        sealing marker of each kind that has no pin yet: a marker a database editor deletes
+        later still bounds what reads as written before sealing. The pins added; none where
+        the key folder cannot be written or its pin file is not used (audit names that)."""
+        from likeness.consent.integrity import LedgerConsent
+
+        pins = MarkerPins(self.keys_dir)
+        try:
+            unpinned = [event for event in SEALING_MARKERS if event not in pins.read()]
+            if not unpinned:
+                return []
+            with self._session_factory() as session:
+                view = LedgerConsent(session)
+                found = [(event, first_sealing_marker(session, view.org_key, event=event)) for event in unpinned]
+                rows = [(event, session.get(LedgerRow, seq)) for event, seq in found if seq is not None]
+                return pins.record(MarkerPin(event, row.seq, row.hash) for event, row in rows if row is not None)
+        except (ConfigError, DatabaseRefused, LedgerError):
+            return []
+
+    def _write_sealing_markers(self) -> bool:
         from likeness.consent.integrity import LedgerConsent
 
         try:
