@@ -66,6 +66,8 @@ from likeness.consent.passkeys import (
 )
 from likeness.consent.registry import (
     ADOPTION_EVENT,
+    HOLDER_SEAL_TYPE,
+    HOLDERS_EVENT,
     REFERENCE_EVENT,
     SEALING_EVENT,
     SEALING_MARKERS,
@@ -247,6 +249,7 @@ class LedgerConsent:
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
         self._marker_pins: dict[str, MarkerPin] | None = None
+        self._holder_seals: dict[str, str | None] = {}
         self._subject_orgs: dict[str, str | None] = {}
         self._firsts: dict[tuple[str, str], dict[Any, LedgerEvent]] = {}
         if preload:
@@ -314,6 +317,8 @@ class LedgerConsent:
         ``at_seq``: the only organisation is the one alone on the ledger before that row (an
         organisation added later does not undo what the only one signed then, e.g. a recovery).
         """
+        if self.holder_seal_problem(holder_id) is not None:
+            return None
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
             return str(created.payload["org_id"])
@@ -364,7 +369,7 @@ class LedgerConsent:
         references it seals (a stranger's face) and ask the holder's consent under it."""
         owner = self.holder_owner(holder_id, at_seq=at_seq)
         if owner is None:
-            return NO_ENROLLER
+            return self.holder_seal_problem(holder_id) or NO_ENROLLER
         if owner != org_id:
             return (
                 f"the rights holder is onboarded by organisation {self.org_slug(owner)!r}, the only one that enrols "
@@ -393,6 +398,9 @@ class LedgerConsent:
             return altered.detail if altered else "it has no subject.created event on the ledger"
         if created.payload.get("holder_id") != subject.holder_id:
             return f"its rights holder is not the one its subject.created event (ledger row {created.seq}) names"
+        unsealed_holder = self.holder_seal_problem(subject.holder_id)
+        if unsealed_holder is not None:
+            return f"its rights holder: {unsealed_holder}"
         enrolling = self.subject_org(subject.id)
         if enrolling is None:  # (an older event naming none: its holder has no onboarding organisation)
             return self._enrolment_problem(created) or NO_ENROLLER
@@ -432,6 +440,35 @@ class LedgerConsent:
             return f"{where}: its organisation seal is malformed"
         unsigned = self.org_signature_problem(body, created.payload["signature"])
         return f"{where} is not its organisation's: {unsigned}" if unsigned else None
+
+    def holder_seal_problem(self, holder_id: str) -> str | None:
+        """Why the holder's first ``holder.created`` event does not enrol a rights holder
+        (``None``: it does, or it was written before holder events were sealed, or there is
+        none): from the first valid ``ledger.holders_sealed`` marker on, the product signs each
+        one with the key of the organisation onboarding the holder (``org_id``). An unsigned one
+        after it, one naming no organisation (as versions before holders were bound wrote them)
+        or one signed by another key is a database editor's: a holder with a key of the
+        editor's, whom an organisation would then enrol a subject under and ask for consent."""
+        if holder_id not in self._holder_seals:
+            self._holder_seals[holder_id] = self._holder_seal_problem(holder_id)
+        return self._holder_seals[holder_id]
+
+    def _holder_seal_problem(self, holder_id: str) -> str | None:
+        created = self.holder_created(holder_id)
+        sealed_from = self.sealing_marker(HOLDERS_EVENT)
+        if created is None or sealed_from is None or created.seq < sealed_from:
+            return None
+        where = f"its holder.created event (ledger row {created.seq})"
+        if "signature" not in created.payload:
+            return (
+                f"{where} carries no organisation seal, yet was written after rights holder events were sealed "
+                f"(ledger row {sealed_from}): it enrols no rights holder"
+            )
+        body = {k: v for k, v in created.payload.items() if k != "signature"}
+        if body.get("type") != HOLDER_SEAL_TYPE or not isinstance(body.get("org_id"), str):
+            return f"{where}: its organisation seal is malformed: it enrols no rights holder"
+        unsigned = self.org_signature_problem(body, created.payload["signature"])
+        return f"{where} is not its organisation's: {unsigned}: it enrols no rights holder" if unsigned else None
 
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
@@ -484,7 +521,7 @@ class LedgerConsent:
         and then no organisation may. ``claims``, ``at_seq``: as for ``holder_owner``."""
         owner = self.holder_owner(holder_id, claims=claims, at_seq=at_seq)
         if owner is None:
-            return OWNERLESS
+            return self.holder_seal_problem(holder_id) or OWNERLESS
         if owner != org_id:
             return "the holder is onboarded by another organisation, the only one that may invite them or recover their key"
         return None
@@ -1354,7 +1391,7 @@ def _consent_record_problem(
     if holder is None or subject is None:
         return Finding(altered, "its subject or rights holder row is missing")
     history = view.holder_keys(holder.id)
-    key_issue = holder_key_problem(history, holder)
+    key_issue = holder_key_problem(history, holder) or view.holder_seal_problem(holder.id)
     if key_issue:
         return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
     ledger_holder = view.subject_holder(subject.id)
@@ -1489,8 +1526,8 @@ def ownerless_holders(workspace: Workspace) -> list[str]:
             f"has several ({slugs}): none may invite them or recover their key until the one that enrolled them "
             f"adopts them with their signature (likeness consent adopt-holder {holder.slug} --org ORG ...)"
             for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug))
-            if view.holder_owner(holder.id) is None
-        ]
+            if view.holder_owner(holder.id) is None and view.holder_seal_problem(holder.id) is None
+        ]  # (a holder whose holder.created is a database editor's is a problem, named as one)
 
 
 def invitation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
@@ -1660,7 +1697,7 @@ def marker_pin_problems(session: Session) -> list[ConsentProblem]:
     try:
         pinned = pins.read()
     except ConfigError as exc:
-        return [ConsentProblem("sealing_marker", str(pins.path), f"{exc}; no sealing marker is pinned")]
+        return [ConsentProblem("sealing_marker", "pin file", f"{exc}; no sealing marker is pinned")]
     out = []
     for pin in sorted(pinned.values(), key=lambda p: p.seq):
         row = session.get(LedgerRow, pin.seq)
@@ -1781,6 +1818,9 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         altered = holder_identity_problem(view, holder)
         if altered:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
+        unsealed = view.holder_seal_problem(holder.id)
+        if unsealed:
+            out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {unsealed}"))
         out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}") for p in history.problems)
         out.extend(
             ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")

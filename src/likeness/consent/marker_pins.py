@@ -120,6 +120,8 @@ class MarkerPins:
         return dict(seen[1])
 
     def _load(self) -> tuple[dict[str, MarkerPin], str | None]:
+        if not os.path.lexists(self.path):  # (nor, before a first organisation, its folder)
+            return {}, None
         try:
             text = keys.read_placed_file(self.path, _WHAT)
         except FileNotFoundError:
