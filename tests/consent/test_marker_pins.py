@@ -75,7 +75,7 @@ def test_deleted_sealing_markers_do_not_make_an_ignored_invitation_count(two_age
     with pytest.raises(RegistryError, match="no organisation that onboarded"):
         _takeover(reopened, tmp_path)
     named = _marker_problems(reopened)
-    assert f"sealing marker {SEALING_EVENT} pinned at row {first} is not on the ledger (the row there is a" in (
+    assert f"sealing marker pinned at row {first} is not on the ledger ({SEALING_EVENT}: the row there is now" in (
         named[0] if named else ""
     )
     assert len(named) == len(pinned)

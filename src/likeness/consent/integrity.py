@@ -1703,14 +1703,14 @@ def marker_pin_problems(session: Session) -> list[ConsentProblem]:
         row = session.get(LedgerRow, pin.seq)
         if row is not None and (row.event_type, row.hash) == (pin.event_type, pin.hash):
             continue
-        held = "the ledger ends before it" if row is None else f"the row there is a {row.event_type} event"
+        held = "the ledger ends before it" if row is None else f"the row there is now {row.event_type}"
         if row is not None and row.event_type == pin.event_type:
             held = "the row there has another hash"
         out.append(
             ConsentProblem(
                 "sealing_marker",
                 f"ledger row {pin.seq}",
-                f"sealing marker {pin.event_type} pinned at row {pin.seq} is not on the ledger ({held}; pinned in "
+                f"sealing marker pinned at row {pin.seq} is not on the ledger ({pin.event_type}: {held}; pinned in "
                 f"{pins.path}): it was deleted or the ledger rewritten; events from row {pin.seq} on are read as "
                 "written after it",
             )
