@@ -19,7 +19,7 @@ from likeness.consent.audit import audit_workspace
 from likeness.consent.integrity import LedgerConsent, consent_row_problems
 from likeness.consent.marker_pins import MarkerPin, marker_pins_file, pins_of
 from likeness.consent.registry import SEALING_EVENT, SEALING_MARKERS
-from likeness.errors import RegistryError
+from likeness.errors import RegistryError, SubjectNotEnrolled
 from likeness.workspace import Workspace
 from tests.consent.test_anchor_decisions import _without_ledger_row
 from tests.consent.test_holder_adoption import _append_byeol_invitation, _mina, _takeover
@@ -27,7 +27,11 @@ from tests.consent.test_holder_owner import _owner
 
 
 def _markers(ws: Workspace) -> list[MarkerPin]:
-    return [MarkerPin(e.event_type, e.seq, e.hash) for e in ws.ledger.events() if e.event_type in SEALING_MARKERS]
+    return [
+        MarkerPin(e.event_type, e.seq, e.hash, e.prev_hash)
+        for e in ws.ledger.events()
+        if e.event_type in SEALING_MARKERS
+    ]
 
 
 def _pins(ws: Workspace) -> dict[str, MarkerPin]:
@@ -121,3 +125,32 @@ def test_a_pin_file_the_workspace_did_not_write_is_named(two_agencies):
     assert named.endswith("; no sealing marker is pinned")
     assert Workspace.open(ws.settings).registry.pin_sealing_markers() == []  # left for a person to look at
     assert pin_file.read_text() == "{}"
+
+
+def test_events_written_after_the_markers_stay_after_them_when_deleting_the_markers_moves_them_up(workspace):
+    """The markers' deletion renumbers the later rows: a database editor's holder and subject
+    events, appended after the markers (naming no organisation, the old shape), move to rows
+    before the pinned ones. The rows before the pins changed, so every event reads as written
+    after sealing began."""
+    from tests.consent.test_holder_seals import _ask, _editors_holder, _holder_event, _subject_row
+    from tests.consent.test_subject_enroller import subject_event
+
+    ws = workspace
+    ws.registry.add_org("haneul")
+    ghost = _editors_holder(ws, "ghost-holder")
+    ws.ledger.append("holder.created", _holder_event(ghost, None))
+    row = _subject_row(ws, "ghost", ghost.id)
+    ws.ledger.append(
+        "subject.created", {k: v for k, v in subject_event(row, "").items() if k not in ("type", "org_id")}
+    )
+    pinned = _pins(ws)
+    _delete_markers(ws)
+    created = ws.ledger.find("holder.created", holder_id=ghost.id)[0]
+    assert created.seq < min(pin.seq for pin in pinned.values() if pin.event_type != SEALING_EVENT)
+
+    reopened = Workspace.open(ws.settings)  # fresh markers at the tail
+    with pytest.raises(SubjectNotEnrolled, match="carries no organisation seal, yet was written after"):
+        _ask(reopened, "ghost")
+    named = _marker_problems(reopened)
+    assert any("the rows before it changed too, so every event is read as written after it" in p for p in named)
+    reopened.close()

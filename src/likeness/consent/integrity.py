@@ -49,7 +49,7 @@ from likeness.consent.grant_requests import (
     requested_from_event,
     signing_challenge,
 )
-from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
+from likeness.consent.ledger import GENESIS_HASH, LedgerEvent, event_of_row, find_events
 from likeness.consent.marker_pins import MARKER_PINS, MarkerPin, MarkerPins
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
@@ -597,7 +597,7 @@ class LedgerConsent:
         if event not in self._markers:
             pinned = self.marker_pins().get(event)
             found = first_sealing_marker(self._session, self.org_key, event=event)
-            rows = [seq for seq in (found, pinned.seq if pinned else None) if seq is not None]
+            rows = [seq for seq in (found, pinned_from(self._session, pinned) if pinned else None) if seq is not None]
             self._markers[event] = min(rows, default=None)
         return self._markers[event]
 
@@ -1686,6 +1686,19 @@ def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[Conse
     ] + marker_pin_problems(session)
 
 
+def _holds(session: Session, seq: int, digest: str) -> bool:
+    """Whether ledger row ``seq`` has hash ``digest`` (row 0: the chain's start)."""
+    row = session.get(LedgerRow, seq) if seq > 0 else None
+    return (row.hash if row is not None else GENESIS_HASH if seq == 0 else None) == digest
+
+
+def pinned_from(session: Session, pin: MarkerPin) -> int:
+    """Where ``pin`` says its kind of sealing began: its row while the rows before it are as
+    pinned (the marker there or deleted), else row 1. Deleting rows renumbers the later ones, so
+    once the rows before a marker changed, an event written after it may sit at any row."""
+    return pin.seq if _holds(session, pin.seq - 1, pin.prev_hash) else 1
+
+
 def marker_pin_problems(session: Session) -> list[ConsentProblem]:
     """Each sealing marker the workspace's key folder pins (``marker_pins``) whose ledger row
     is gone or holds another row (kind ``sealing_marker``), and a pin file that is not used: a
@@ -1706,13 +1719,19 @@ def marker_pin_problems(session: Session) -> list[ConsentProblem]:
         held = "the ledger ends before it" if row is None else f"the row there is now {row.event_type}"
         if row is not None and row.event_type == pin.event_type:
             held = "the row there has another hash"
+        strict = pinned_from(session, pin)
+        read = (
+            f"events from row {pin.seq} on are read as written after it"
+            if strict == pin.seq
+            else "the rows before it changed too, so every event is read as written after it (restore the ledger "
+            "from a backup)"
+        )
         out.append(
             ConsentProblem(
                 "sealing_marker",
                 f"ledger row {pin.seq}",
                 f"sealing marker pinned at row {pin.seq} is not on the ledger ({pin.event_type}: {held}; pinned in "
-                f"{pins.path}): it was deleted or the ledger rewritten; events from row {pin.seq} on are read as "
-                "written after it",
+                f"{pins.path}): it was deleted or the ledger rewritten; {read}",
             )
         )
     return out

@@ -4,11 +4,13 @@ The sealing markers (``registry.SEALING_MARKERS``) are ledger rows. A database e
 delete them and recompute the hash chain; the next command that writes puts fresh ones at the
 tail, and everything before them reads as written before sealing began (unsigned references,
 subjects and holders, and invitation claims, counted again). So the workspace pins, in its key
-folder, which a database editor cannot write, the event type, ledger row and row hash of the
-first valid marker of each kind, as its key files pin the first ``org.created``
-(``keys.OrgKeyPins``). Reading takes the earlier of the pinned row and the first valid marker on
-the ledger as where sealing began (``LedgerConsent.sealing_marker``); a pinned row that is gone
-or holds another row is named by ``likeness audit verify``, and reading stays strict from it.
+folder, which a database editor cannot write, the event type, ledger row, row hash and the
+hash of the row before it of the first valid marker of each kind, as its key files pin the first
+``org.created`` (``keys.OrgKeyPins``). Reading takes the earlier of the pinned row and the first
+valid marker on the ledger as where sealing began (``LedgerConsent.sealing_marker``); a pinned
+row that is gone or holds another row is named by ``likeness audit verify``, and reading stays
+strict from it, or from the ledger's first row where the rows before it changed too: deleting
+rows renumbers the later ones, so an event written after the marker can land before its row.
 Rows and hashes are public facts: a copy of the workspace without private keys reads them.
 """
 
@@ -42,25 +44,27 @@ def marker_pins_file(keys_dir: Path) -> Path:
 @dataclass(frozen=True)
 class MarkerPin:
     """The first valid sealing marker ``event_type`` as the workspace found it: ledger row
-    ``seq``, whose hash was ``hash``."""
+    ``seq``, whose hash was ``hash`` and the hash of the row before it ``prev_hash``."""
 
     event_type: str
     seq: int
     hash: str
+    prev_hash: str
 
     def as_payload(self) -> dict[str, Any]:
-        return {"event_type": self.event_type, "seq": self.seq, "hash": self.hash}
+        return {"event_type": self.event_type, "seq": self.seq, "hash": self.hash, "prev_hash": self.prev_hash}
 
 
 def _pin_of(item: Any) -> MarkerPin:
-    if not isinstance(item, dict) or set(item) != {"event_type", "seq", "hash"}:
-        raise ValueError("a pin is an object of event_type, seq and hash")
-    seq, digest = item["seq"], item["hash"]
+    if not isinstance(item, dict) or set(item) != {"event_type", "seq", "hash", "prev_hash"}:
+        raise ValueError("a pin is an object of event_type, seq, hash and prev_hash")
+    seq = item["seq"]
     if not isinstance(item["event_type"], str) or type(seq) is not int or seq < 1:
         raise ValueError("a pin names an event type and a ledger row from 1")
-    if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
-        raise ValueError("a pin's hash is 64 lowercase hex digits")
-    return MarkerPin(item["event_type"], seq, digest)
+    for digest in (item["hash"], item["prev_hash"]):
+        if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise ValueError("a pin's hashes are 64 lowercase hex digits")
+    return MarkerPin(item["event_type"], seq, item["hash"], item["prev_hash"])
 
 
 def pins_of(text: bytes) -> dict[str, MarkerPin]:

@@ -887,7 +887,9 @@ class Registry:
                 view = LedgerConsent(session)
                 found = [(event, first_sealing_marker(session, view.org_key, event=event)) for event in unpinned]
                 rows = [(event, session.get(LedgerRow, seq)) for event, seq in found if seq is not None]
-                return pins.record(MarkerPin(event, row.seq, row.hash) for event, row in rows if row is not None)
+                return pins.record(
+                    MarkerPin(event, row.seq, row.hash, row.prev_hash) for event, row in rows if row is not None
+                )
         except (ConfigError, DatabaseRefused, LedgerError):
             return []
 
