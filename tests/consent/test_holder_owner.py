@@ -317,7 +317,9 @@ def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(before_su
     assert "adoption:" in shown.output and "adopted by Haneul Entertainment" in shown.output
 
 
-def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_owner(workspace):
+def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_owner(
+    before_subjects_sealed, workspace
+):
     """A second organisation makes a holder enrolled before holders named their organisation
     ownerless (no organisation may invite them or recover their key); `org add` said nothing,
     and only `audit verify` told."""
