@@ -1703,7 +1703,7 @@ def marker_pin_problems(session: Session) -> list[ConsentProblem]:
     """Each sealing marker the workspace's key folder pins (``marker_pins``) whose ledger row
     is gone or holds another row (kind ``sealing_marker``), and a pin file that is not used: a
     deleted marker leaves no other trace once the chain is recomputed. Reading stays strict
-    from the pinned row (``LedgerConsent.sealing_marker``)."""
+    from the pinned row, or from row 1 where the rows before it changed too (``pinned_from``)."""
     pins = session.info.get(MARKER_PINS)
     if not isinstance(pins, MarkerPins):
         return []
