@@ -27,7 +27,7 @@ from likeness.config import Settings
 from likeness.consent import USES, Authorization, ReleaseAuthorization
 from likeness.consent.canonical import now_utc
 from likeness.consent.holder import HolderMachine
-from likeness.consent.registry import SEALING_MARKERS, SUBJECTS_EVENT, Registry, SubjectRecord
+from likeness.consent.registry import HOLDERS_EVENT, SEALING_MARKERS, SUBJECTS_EVENT, Registry, SubjectRecord
 from likeness.consent.tables import RightsHolder
 from likeness.media.synthetic import astronaut as astronaut_rgb
 from likeness.media.synthetic import grace_hopper as grace_hopper_rgb
@@ -51,11 +51,13 @@ def workspace(settings: Settings) -> Iterator[Workspace]:
 
 @pytest.fixture
 def before_subjects_sealed(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """Versions before ``subject.created`` events were signed: no ``ledger.subjects_sealed``
-    marker is written, so an unsigned subject event appended now is one such a version wrote.
-    Ask for it before the fixtures that add organisations (they write the markers);
-    ``monkeypatch.undo()`` and the next ``Workspace.open`` is the upgrade."""
+    """Versions before ``subject.created`` and ``holder.created`` events were signed: no
+    ``ledger.subjects_sealed`` or ``ledger.holders_sealed`` marker is written, so an unsigned
+    subject or holder event appended now is one such a version wrote. Ask for it before the
+    fixtures that add organisations (they write the markers); ``monkeypatch.undo()`` and the
+    next ``Workspace.open`` is the upgrade."""
     monkeypatch.delitem(SEALING_MARKERS, SUBJECTS_EVENT)
+    monkeypatch.delitem(SEALING_MARKERS, HOLDERS_EVENT)
     return monkeypatch
 
 

@@ -37,6 +37,7 @@ from likeness.consent.keys import (
     write_missing_org_pins,
 )
 from likeness.consent.ledger import Ledger
+from likeness.consent.marker_pins import MARKER_PINS, MarkerPins
 from likeness.consent.policy import PolicyEngine
 from likeness.consent.registry import Registry
 from likeness.digests import leading_bytes
@@ -342,9 +343,9 @@ class Workspace:
 
     @classmethod
     def _assemble(cls, settings: Settings, engine: Engine) -> Workspace:
-        # every session carries the organisation keys the workspace's key files pin
-        pins = OrgKeyPins(settings.keys_dir)
-        session_factory = sessionmaker(engine, expire_on_commit=False, info={ORG_KEY_PINS: pins})
+        # every session carries the organisation keys and sealing markers the key folder pins
+        pins = {ORG_KEY_PINS: OrgKeyPins(settings.keys_dir), MARKER_PINS: MarkerPins(settings.keys_dir)}
+        session_factory = sessionmaker(engine, expire_on_commit=False, info=pins)
         ledger = Ledger(session_factory)
         registry = Registry(session_factory, ledger, settings.keys_dir)
         return cls(

@@ -197,7 +197,9 @@ def test_an_appended_subject_event_makes_no_one_owner_of_a_legacy_holder(before_
     assert _owner(ws, holder.id) is None
 
 
-def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsigned_one(workspace):
+def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsigned_one(
+    before_subjects_sealed, workspace
+):
     ws = workspace
     ws.registry.add_org("haneul", "Haneul Entertainment")
     holder = _legacy_holder(ws, "sora-holder", passkey_only=True)
@@ -217,7 +219,9 @@ def test_a_legacy_holders_owner_is_their_first_signed_invitation_never_an_unsign
         HolderPortal(ws).invite("yuri-holder", "byeol", created_by="x")
 
 
-def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other_can(two_agencies):
+def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other_can(
+    before_subjects_sealed, two_agencies
+):
     ws = two_agencies
     holder = _legacy_holder(ws, "mina-holder")
     haneul, byeol = ws.registry.get_org("haneul"), ws.registry.get_org("byeol")
@@ -253,7 +257,7 @@ def test_the_organisation_that_enrolled_a_legacy_holder_adopts_them_and_no_other
 
 
 @pytest.mark.parametrize("signer", ["a key of its own", "an invented organisation", "byeol, with no attestation"])
-def test_an_adoption_a_database_editor_writes_makes_no_one_owner(two_agencies, signer):
+def test_an_adoption_a_database_editor_writes_makes_no_one_owner(before_subjects_sealed, two_agencies, signer):
     ws = two_agencies
     holder = _legacy_holder(ws, "mina-holder")
     byeol = ws.registry.get_org("byeol")
@@ -284,7 +288,7 @@ def test_an_adoption_a_database_editor_writes_makes_no_one_owner(two_agencies, s
         _recover(ws, "mina-holder", "byeol")
 
 
-def test_in_a_single_organisation_workspace_the_only_one_owns_a_legacy_holder(workspace):
+def test_in_a_single_organisation_workspace_the_only_one_owns_a_legacy_holder(before_subjects_sealed, workspace):
     workspace.registry.add_org("haneul", "Haneul Entertainment")
     holder = _legacy_holder(workspace, "mina-holder")
     assert _owner(workspace, holder.id) == workspace.registry.get_org("haneul").id
@@ -295,7 +299,7 @@ def test_in_a_single_organisation_workspace_the_only_one_owns_a_legacy_holder(wo
 # --- 3. audit verify names them ---------------------------------------------------------------
 
 
-def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(two_agencies):
+def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(before_subjects_sealed, two_agencies):
     ws = two_agencies
     _legacy_holder(ws, "mina-holder")
     ws.registry.add_subject("jun", "Jun", kind="performer", holder_public_key_pem=_pem(ws, "jun-holder"), org="byeol")
@@ -313,7 +317,9 @@ def test_audit_verify_names_an_ownerless_holder_and_lists_the_adoption(two_agenc
     assert "adoption:" in shown.output and "adopted by Haneul Entertainment" in shown.output
 
 
-def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_owner(workspace):
+def test_adding_a_second_organisation_warns_of_the_holders_it_leaves_without_an_owner(
+    before_subjects_sealed, workspace
+):
     """A second organisation makes a holder enrolled before holders named their organisation
     ownerless (no organisation may invite them or recover their key); `org add` said nothing,
     and only `audit verify` told."""
@@ -339,7 +345,7 @@ def _copied_org(ws: Workspace, slug: str) -> str:
     return org_id
 
 
-def test_a_copied_organisation_does_not_leave_the_only_ones_holders_without_an_owner(workspace):
+def test_a_copied_organisation_does_not_leave_the_only_ones_holders_without_an_owner(before_subjects_sealed, workspace):
     """A copy counted as a second pinned organisation: a legacy holder the only organisation
     onboards had none, so nobody could recover their key, and audit said only that the copy's
     row was missing."""

@@ -63,7 +63,9 @@ def test_another_organisation_cannot_enrol_a_subject_under_a_holder_it_did_not_o
     assert _stranger_reference(ws, "mina2", "haneul")
 
 
-def test_a_holder_the_ledger_names_no_organisation_for_gets_no_subject_until_adopted(two_agencies):
+def test_a_holder_the_ledger_names_no_organisation_for_gets_no_subject_until_adopted(
+    before_subjects_sealed, two_agencies
+):
     ws = two_agencies
     holder = _legacy_holder(ws, "mina-holder")
     with pytest.raises(SubjectEnrollerRefused) as refused:
@@ -177,7 +179,9 @@ def _adoption_event(ws: Workspace, holder: str, org: str) -> dict:
     return {**body, "holder_signature": signed.signature, "signature": keys.sign(org_key, canonical_bytes(body))}
 
 
-def test_a_second_adoption_imported_at_the_same_moment_is_refused_as_adopted_already(two_agencies, monkeypatch):
+def test_a_second_adoption_imported_at_the_same_moment_is_refused_as_adopted_already(
+    before_subjects_sealed, two_agencies, monkeypatch
+):
     ws = two_agencies
     holder = _legacy_holder(ws, "mina-holder")
     body = ws.registry.request_adoption("mina-holder", org="byeol", attestation=CHECKED)

@@ -20,7 +20,7 @@ from likeness.consent import keys
 from likeness.consent.audit import audit_workspace
 from likeness.consent.canonical import canonical_bytes
 from likeness.consent.integrity import LedgerConsent, consent_row_problems
-from likeness.consent.registry import SUBJECTS_EVENT
+from likeness.consent.registry import HOLDERS_EVENT, SUBJECTS_EVENT
 from likeness.consent.tables import RightsHolder, Subject
 from likeness.errors import ConsentError, ReferenceSealerRefused, SubjectNotEnrolled
 from likeness.workspace import Workspace
@@ -170,4 +170,63 @@ def test_reading_every_subject_reads_the_marker_once(two_agencies, monkeypatch):
     with ws.session() as session:
         view = LedgerConsent(session)
         assert [view.unbacked_enrolment(row) for row in session.scalars(select(Subject))] == [None] * 4
-    assert looked_up == [SUBJECTS_EVENT]
+    assert sorted(looked_up) == sorted([SUBJECTS_EVENT, HOLDERS_EVENT])  # (their holders' seals too)
+
+
+def _forged_subject(ws: Workspace, slug: str, *, public_name: bool = False) -> Subject:
+    """A database editor's subject row under haneul's mina-holder and its unsigned
+    ``subject.created`` naming haneul, appended after subject events were sealed."""
+    row = _editors_row(ws, slug, ws.registry.get_holder("mina-holder").id)
+    if public_name:
+        with ws.session() as session:
+            session.get(Subject, row.id).public_name = True
+            session.commit()
+        row.public_name = True
+    ws.ledger.append("subject.created", subject_event(row, ws.registry.get_org("haneul").id))
+    return row
+
+
+def test_a_grant_the_holder_signed_for_a_subject_no_organisation_enrolled_authorizes_nothing(two_agencies, monkeypatch):
+    """The holder is asked by hand (a request drafted without the enrolment check: an older
+    writer, or a file made by hand), signs, and the grant is imported: the decision itself
+    reads the subject's seal, once per decision."""
+    import likeness.consent.integrity as integrity
+    from likeness.consent.registry import Registry
+
+    ws = two_agencies
+    _haneuls_mina(ws)
+    forged = _forged_subject(ws, "mina2")
+    monkeypatch.setattr(Registry, "_refuse_unbacked_subject", lambda self, record: None)
+    request = _ask(ws, "mina2")
+    ws.registry.import_signed(holder_machine(ws.registry).sign(request, "mina-holder"))
+    looked_up: list[str] = []
+    first_marker = integrity.first_sealing_marker
+
+    def counted(session, org_key, *, event):
+        looked_up.append(event)
+        return first_marker(session, org_key, event=event)
+
+    monkeypatch.setattr(integrity, "first_sealing_marker", counted)
+    with pytest.raises(ConsentError) as refused:
+        ws.policy.authorize("mina2", "music_video", "haneul")
+    assert refused.value.reason == "subject_altered"
+    assert f"subject row {forged.id}: its subject.created event" in str(refused.value)
+    assert "carries no organisation seal, yet was written after subject events were sealed" in str(refused.value)
+    assert looked_up.count(SUBJECTS_EVENT) == 1
+    (grant,) = ws.registry.list_grants(subject="mina2")
+    assert ws.registry.grant_state(grant.id) == "altered"
+    _sign_and_authorize(ws, "mina")  # haneul's own subject of the holder still is
+
+
+def test_the_public_card_does_not_name_a_subject_no_organisation_enrolled(two_agencies):
+    from likeness.service.public import named_publicly
+
+    ws = two_agencies
+    _haneuls_mina(ws)
+    forged = _forged_subject(ws, "mina2", public_name=True)
+    assert ws.registry.get_subject("mina2").public_name
+    assert ws.ledger.find("subject.created", subject_id=forged.id)[0].payload["public_name"] is True
+    assert not named_publicly(ws, forged.id)
+    pem = holder_machine(ws.registry).public_key("sora-holder")
+    sora = ws.registry.add_subject("sora", "Sora", holder_public_key_pem=pem, org="haneul", public_name=True)
+    assert named_publicly(ws, sora.id)

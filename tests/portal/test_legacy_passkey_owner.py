@@ -108,7 +108,9 @@ def _passkey_problems(ws: Workspace, holder_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed-invitation", "unsigned-invitation"])
-def test_a_legacy_passkey_holder_keeps_signing_grants_after_a_second_organisation_is_added(tmp_path, signed):
+def test_a_legacy_passkey_holder_keeps_signing_grants_after_a_second_organisation_is_added(
+    before_subjects_sealed, tmp_path, signed
+):
     ws, holder_id, authenticator = _legacy_world(tmp_path, signed=signed)
     ws.registry.add_org("byeol", "Byeol Entertainment")
     grant_id = _sign_grant(ws, holder_id, authenticator)
@@ -122,7 +124,9 @@ def test_a_legacy_passkey_holder_keeps_signing_grants_after_a_second_organisatio
 @pytest.mark.parametrize(
     ("org", "signed"), [("haneul", False), ("byeol", True)], ids=["unsigned-by-the-first", "signed-by-the-second"]
 )
-def test_an_invitation_appended_once_a_second_organisation_exists_registers_nothing(tmp_path, org, signed):
+def test_an_invitation_appended_once_a_second_organisation_exists_registers_nothing(
+    before_subjects_sealed, tmp_path, org, signed
+):
     """Neither an unsigned invitation a database editor appends in the first organisation's
     name nor one the second organisation signs (among several, after holders were bound to
     their organisation) makes the passkey it registers the holder's."""

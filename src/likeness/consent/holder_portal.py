@@ -64,6 +64,7 @@ from likeness.consent.registry import (
     RecoveryAttestation,
     check_slug,
     grant_row,
+    holder_created_event,
     new_attestation_problem,
     requested_grant,
     requested_of_subject,
@@ -186,12 +187,14 @@ class HolderPortal:
         anywhere (its ``holder.created`` event names ``passkey-only``), so nothing in the
         workspace can sign in their name. ``org``, the organisation enrolling them (default: the
         only one; ``Registry.enrolling_org``), is the only one that may invite them to a passkey
-        (``LedgerConsent.holder_owner``)."""
+        (``LedgerConsent.holder_owner``), and signs their ``holder.created``
+        (``registry.holder_created_event``)."""
         check_slug(slug, "rights holder")
         owner = self.registry.enrolling_org(slug, org)
         if kind not in HOLDER_KINDS:
             raise RegistryError(f"holder kind '{kind}': expected one of {', '.join(HOLDER_KINDS)}")
         name = self.registry.new_name("rights holder", name)
+        org_key = self.registry.org_signing_key(owner)  # (before anything is written)
         with self._session() as session:
             if session.scalar(select(RightsHolder).where(RightsHolder.slug == slug)):
                 raise RegistryError(f"rights holder '{slug}' already exists")
@@ -206,18 +209,7 @@ class HolderPortal:
             )
             session.add(holder)
             session.commit()
-        self.ledger.append(
-            "holder.created",
-            {
-                "holder_id": holder.id,
-                "slug": slug,
-                "name": name,
-                "kind": kind,
-                "key_fingerprint": PASSKEY_ONLY,
-                "public_key": "",
-                "org_id": owner,
-            },
-        )
+        self.ledger.append("holder.created", holder_created_event(holder, owner, org_key))
         return holder
 
     # --- invitations -----------------------------------------------------------------------

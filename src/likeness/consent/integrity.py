@@ -53,7 +53,8 @@ from likeness.consent.grant_requests import (
     requested_from_event,
     signing_challenge,
 )
-from likeness.consent.ledger import LedgerEvent, event_of_row, find_events
+from likeness.consent.ledger import GENESIS_HASH, LedgerEvent, event_of_row, find_events
+from likeness.consent.marker_pins import MARKER_PINS, MarkerPin, MarkerPins
 from likeness.consent.passkeys import (
     PASSKEY_ONLY,
     PASSKEY_REGISTERED,
@@ -69,6 +70,8 @@ from likeness.consent.passkeys import (
 )
 from likeness.consent.registry import (
     ADOPTION_EVENT,
+    HOLDER_SEAL_TYPE,
+    HOLDERS_EVENT,
     REFERENCE_EVENT,
     SEALING_EVENT,
     SEALING_MARKERS,
@@ -249,6 +252,8 @@ class LedgerConsent:
         self._invitations: dict[str, list[LedgerEvent]] = {}
         self._invitations_grouped = False
         self._pinned: list[str] | None = None
+        self._marker_pins: dict[str, MarkerPin] | None = None
+        self._holder_seals: dict[str, str | None] = {}
         self._subject_orgs: dict[str, str | None] = {}
         self._firsts: dict[tuple[str, str], dict[Any, LedgerEvent]] = {}
         if preload:
@@ -316,6 +321,8 @@ class LedgerConsent:
         ``at_seq``: the only organisation is the one alone on the ledger before that row (an
         organisation added later does not undo what the only one signed then, e.g. a recovery).
         """
+        if self.holder_seal_problem(holder_id) is not None:
+            return None
         created = self.holder_created(holder_id)
         if created is not None and created.payload.get("org_id"):
             return str(created.payload["org_id"])
@@ -366,7 +373,7 @@ class LedgerConsent:
         references it seals (a stranger's face) and ask the holder's consent under it."""
         owner = self.holder_owner(holder_id, at_seq=at_seq)
         if owner is None:
-            return NO_ENROLLER
+            return self.holder_seal_problem(holder_id) or NO_ENROLLER
         if owner != org_id:
             return (
                 f"the rights holder is onboarded by organisation {self.org_slug(owner)!r}, the only one that enrols "
@@ -395,6 +402,9 @@ class LedgerConsent:
             return altered.detail if altered else "it has no subject.created event on the ledger"
         if created.payload.get("holder_id") != subject.holder_id:
             return f"its rights holder is not the one its subject.created event (ledger row {created.seq}) names"
+        unsealed_holder = self.holder_seal_problem(subject.holder_id)
+        if unsealed_holder is not None:
+            return f"its rights holder: {unsealed_holder}"
         enrolling = self.subject_org(subject.id)
         if enrolling is None:  # (an older event naming none: its holder has no onboarding organisation)
             return self._enrolment_problem(created) or NO_ENROLLER
@@ -434,6 +444,35 @@ class LedgerConsent:
             return f"{where}: its organisation seal is malformed"
         unsigned = self.org_signature_problem(body, created.payload["signature"])
         return f"{where} is not its organisation's: {unsigned}" if unsigned else None
+
+    def holder_seal_problem(self, holder_id: str) -> str | None:
+        """Why the holder's first ``holder.created`` event does not enrol a rights holder
+        (``None``: it does, or it was written before holder events were sealed, or there is
+        none): from the first valid ``ledger.holders_sealed`` marker on, the product signs each
+        one with the key of the organisation onboarding the holder (``org_id``). An unsigned one
+        after it, one naming no organisation (as versions before holders were bound wrote them)
+        or one signed by another key is a database editor's: a holder with a key of the
+        editor's, whom an organisation would then enrol a subject under and ask for consent."""
+        if holder_id not in self._holder_seals:
+            self._holder_seals[holder_id] = self._holder_seal_problem(holder_id)
+        return self._holder_seals[holder_id]
+
+    def _holder_seal_problem(self, holder_id: str) -> str | None:
+        created = self.holder_created(holder_id)
+        sealed_from = self.sealing_marker(HOLDERS_EVENT)
+        if created is None or sealed_from is None or created.seq < sealed_from:
+            return None
+        where = f"its holder.created event (ledger row {created.seq})"
+        if "signature" not in created.payload:
+            return (
+                f"{where} carries no organisation seal, yet was written after rights holder events were sealed "
+                f"(ledger row {sealed_from}): it enrols no rights holder"
+            )
+        body = {k: v for k, v in created.payload.items() if k != "signature"}
+        if body.get("type") != HOLDER_SEAL_TYPE or not isinstance(body.get("org_id"), str):
+            return f"{where}: its organisation seal is malformed: it enrols no rights holder"
+        unsigned = self.org_signature_problem(body, created.payload["signature"])
+        return f"{where} is not its organisation's: {unsigned}: it enrols no rights holder" if unsigned else None
 
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
@@ -492,7 +531,7 @@ class LedgerConsent:
         and then no organisation may. ``claims``, ``at_seq``: as for ``holder_owner``."""
         owner = self.holder_owner(holder_id, claims=claims, at_seq=at_seq)
         if owner is None:
-            return OWNERLESS
+            return self.holder_seal_problem(holder_id) or OWNERLESS
         if owner != org_id:
             return "the holder is onboarded by another organisation, the only one that may invite them or recover their key"
         return None
@@ -575,11 +614,29 @@ class LedgerConsent:
         return None
 
     def sealing_marker(self, event: str = SEALING_EVENT) -> int | None:
-        """The ledger row of the first valid sealing marker ``event`` (``registry.SEALING_MARKERS``),
-        ``None`` before one; looked up once per reading."""
+        """Where sealing ``event`` (``registry.SEALING_MARKERS``) began: the earlier of the ledger
+        row of its first valid marker and the row the workspace's key folder pins for it
+        (``marker_pins``), ``None`` before either; looked up once per reading. A pinned marker a
+        database editor deleted (the chain recomputed, a fresh marker written at the tail by
+        the next command) still bounds what reads as written before sealing."""
         if event not in self._markers:
-            self._markers[event] = first_sealing_marker(self._session, self.org_key, event=event)
+            pinned = self.marker_pins().get(event)
+            found = first_sealing_marker(self._session, self.org_key, event=event)
+            rows = [seq for seq in (found, pinned_from(self._session, pinned) if pinned else None) if seq is not None]
+            self._markers[event] = min(rows, default=None)
         return self._markers[event]
+
+    def marker_pins(self) -> dict[str, MarkerPin]:
+        """The sealing marker pins of the workspace (from the session's ``info``; none for a
+        session without them or where the pin file is not used: ``marker_pin_problems`` names
+        that), read once per reading."""
+        if self._marker_pins is None:
+            pins = self._session.info.get(MARKER_PINS)
+            try:
+                self._marker_pins = pins.read() if isinstance(pins, MarkerPins) else {}
+            except ConfigError:
+                self._marker_pins = {}
+        return self._marker_pins
 
     def _invitation_claim_problem(self, event: LedgerEvent) -> str | None:
         """Why an invitation does not name the organisation that onboards its holder: written
@@ -1223,6 +1280,16 @@ def subject_identity_problem(view: LedgerConsent, subject: Subject) -> Finding |
     return None
 
 
+def subject_unsealed(view: LedgerConsent, subject: Subject) -> Finding | None:
+    """``subject_altered`` when the subject's ``subject.created`` event is not its enrolling
+    organisation's (``LedgerConsent.subject_seal_problem``), else ``None``. A grant its holder
+    signed for such a subject (a request drafted by hand) authorizes nothing: the holder was
+    asked about a subject no organisation enrolled. One marker lookup per ``view``."""
+    created = view.subject_created(subject.id)
+    why = view.subject_seal_problem(created) if created is not None else None
+    return Finding("subject_altered", f"subject row {subject.id}: {why}") if why else None
+
+
 #: Organisation row columns that must be what its ``org.created`` event recorded: the slug
 #: finds the grantee (``--org``), and the slug and name go into C2PA manifests and certificates.
 ORG_IDENTITY = ("slug", "name")
@@ -1396,7 +1463,7 @@ def _consent_record_problem(
     if holder is None or subject is None:
         return Finding(altered, "its subject or rights holder row is missing")
     history = view.holder_keys(holder.id)
-    key_issue = holder_key_problem(history, holder)
+    key_issue = holder_key_problem(history, holder) or view.holder_seal_problem(holder.id)
     if key_issue:
         return Finding("holder_key_altered", f"rights holder '{holder.slug}': {key_issue}")
     ledger_holder = view.subject_holder(subject.id)
@@ -1405,7 +1472,11 @@ def _consent_record_problem(
             bad_signature,
             f"it is signed by holder '{holder.slug}', not by the rights holder the ledger records for '{subject.slug}'",
         )
-    identity = subject_identity_problem(view, subject) or _grantee_problem(session, view, record.org_id)
+    identity = (
+        subject_identity_problem(view, subject)
+        or subject_unsealed(view, subject)
+        or _grantee_problem(session, view, record.org_id)
+    )
     if identity:
         return identity
     event = view.issued(kind, record.id)
@@ -1530,8 +1601,8 @@ def ownerless_holders(workspace: Workspace) -> list[str]:
             f"has several ({slugs}): none may invite them or recover their key until the one that enrolled them "
             f"adopts them with their signature (likeness consent adopt-holder {holder.slug} --org ORG ...)"
             for holder in session.scalars(select(RightsHolder).order_by(RightsHolder.slug))
-            if view.holder_owner(holder.id) is None
-        ]
+            if view.holder_owner(holder.id) is None and view.holder_seal_problem(holder.id) is None
+        ]  # (a holder whose holder.created is a database editor's is a problem, named as one)
 
 
 def invitation_problems(session: Session, view: LedgerConsent) -> list[ConsentProblem]:
@@ -1687,7 +1758,58 @@ def sealing_marker_problems(session: Session, view: LedgerConsent) -> list[Conse
         for event in find_events(session, tuple(SEALING_MARKERS), {})
         for why in [sealing_marker_problem(event.payload, view.org_key, event=event.event_type)]
         if why
-    ]
+    ] + marker_pin_problems(session)
+
+
+def _holds(session: Session, seq: int, digest: str) -> bool:
+    """Whether ledger row ``seq`` has hash ``digest`` (row 0: the chain's start)."""
+    row = session.get(LedgerRow, seq) if seq > 0 else None
+    return (row.hash if row is not None else GENESIS_HASH if seq == 0 else None) == digest
+
+
+def pinned_from(session: Session, pin: MarkerPin) -> int:
+    """Where ``pin`` says its kind of sealing began: its row while the rows before it are as
+    pinned (the marker there or deleted), else row 1. Deleting rows renumbers the later ones, so
+    once the rows before a marker changed, an event written after it may sit at any row."""
+    return pin.seq if _holds(session, pin.seq - 1, pin.prev_hash) else 1
+
+
+def marker_pin_problems(session: Session) -> list[ConsentProblem]:
+    """Each sealing marker the workspace's key folder pins (``marker_pins``) whose ledger row
+    is gone or holds another row (kind ``sealing_marker``), and a pin file that is not used: a
+    deleted marker leaves no other trace once the chain is recomputed. Reading stays strict
+    from the pinned row, or from row 1 where the rows before it changed too (``pinned_from``)."""
+    pins = session.info.get(MARKER_PINS)
+    if not isinstance(pins, MarkerPins):
+        return []
+    try:
+        pinned = pins.read()
+    except ConfigError as exc:
+        return [ConsentProblem("sealing_marker", "pin file", f"{exc}; no sealing marker is pinned")]
+    out = []
+    for pin in sorted(pinned.values(), key=lambda p: p.seq):
+        row = session.get(LedgerRow, pin.seq)
+        if row is not None and (row.event_type, row.hash) == (pin.event_type, pin.hash):
+            continue
+        held = "the ledger ends before it" if row is None else f"the row there is now {row.event_type}"
+        if row is not None and row.event_type == pin.event_type:
+            held = "the row there has another hash"
+        strict = pinned_from(session, pin)
+        read = (
+            f"events from row {pin.seq} on are read as written after it"
+            if strict == pin.seq
+            else "the rows before it changed too, so every event is read as written after it (restore the ledger "
+            "from a backup)"
+        )
+        out.append(
+            ConsentProblem(
+                "sealing_marker",
+                f"ledger row {pin.seq}",
+                f"sealing marker pinned at row {pin.seq} is not on the ledger ({pin.event_type}: {held}; pinned in "
+                f"{pins.path}): it was deleted or the ledger rewritten; {read}",
+            )
+        )
+    return out
 
 
 def forged_refund_problems(session: Session) -> list[ConsentProblem]:
@@ -1790,6 +1912,9 @@ def _holder_problems(session: Session, view: LedgerConsent) -> list[ConsentProbl
         altered = holder_identity_problem(view, holder)
         if altered:
             out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {altered}"))
+        unsealed = view.holder_seal_problem(holder.id)
+        if unsealed:
+            out.append(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {unsealed}"))
         out.extend(ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}") for p in history.problems)
         out.extend(
             ConsentProblem("holder", holder.id, f"rights holder '{holder.slug}': {p}")
@@ -1898,6 +2023,7 @@ __all__ = [
     "RevocationStatus",
     "consent_row_problems",
     "forged_refund_problems",
+    "marker_pin_problems",
     "reference_problems",
     "grant_problem",
     "holder_identity_problem",
@@ -1905,4 +2031,5 @@ __all__ = [
     "org_identity_problem",
     "release_problem",
     "subject_identity_problem",
+    "subject_unsealed",
 ]

@@ -207,34 +207,8 @@ def _pin_folder_problem(keys_dir: Path, account: int) -> str | None:
 def _read_org_pin(path: Path) -> str:
     """The fingerprint of the Ed25519 public key in pin file ``path`` (``ConfigError`` naming
     it when it is not one, or when the workspace's account did not put it there:
-    ``_pin_folder_problem``, ``_placement_problem``); ``FileNotFoundError`` when there is none.
-    Opened without blocking, so a FIFO in its place is refused rather than waited on."""
-    keys_dir = path.parent.parent
-    try:
-        account = _workspace_account(keys_dir)
-    except OSError as exc:
-        raise ConfigError(f"{keys_dir.parent}: workspace folder cannot be read ({exc.strerror})") from None
-    unplaced = _pin_folder_problem(keys_dir, account)
-    if unplaced:
-        raise ConfigError(f"{path}: organisation key pin is not used: {unplaced}")
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(f"{path}: organisation key pin is a link, not the file the workspace wrote") from None
-        raise ConfigError(f"{path}: organisation key pin cannot be read ({exc.strerror})") from None
-    try:
-        found = os.fstat(descriptor)
-        if not stat.S_ISREG(found.st_mode):
-            raise ConfigError(f"{path}: organisation key pin is not a regular file")
-        unplaced = _placement_problem(found, "it", account)
-        if unplaced:
-            raise ConfigError(f"{path}: organisation key pin is not used: {unplaced}")
-        pem = os.read(descriptor, 64 * 1024)
-    finally:
-        os.close(descriptor)
+    ``read_placed_file``); ``FileNotFoundError`` when there is none."""
+    pem = read_placed_file(path, "organisation key pin")
     try:
         pub = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
@@ -242,6 +216,40 @@ def _read_org_pin(path: Path) -> str:
     if not isinstance(pub, Ed25519PublicKey):
         raise ConfigError(f"{path}: organisation key pin is not an Ed25519 public key")
     return fingerprint(public_raw(pub))
+
+
+def read_placed_file(path: Path, what: str) -> bytes:
+    """The bytes (64 KiB at most) of ``what``, a file the workspace keeps in its key folder's
+    ``orgs`` folder for readers without its private keys (``ConfigError`` naming it when the
+    workspace's account did not put it there: ``_pin_folder_problem``, ``_placement_problem``);
+    ``FileNotFoundError`` when there is none. Opened without blocking and without following a
+    link, so a FIFO or a link in its place is refused rather than waited on or followed."""
+    keys_dir = path.parent.parent
+    try:
+        account = _workspace_account(keys_dir)
+    except OSError as exc:
+        raise ConfigError(f"{keys_dir.parent}: workspace folder cannot be read ({exc.strerror})") from None
+    unplaced = _pin_folder_problem(keys_dir, account)
+    if unplaced:
+        raise ConfigError(f"{path}: {what} is not used: {unplaced}")
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: {what} is a link, not the file the workspace wrote") from None
+        raise ConfigError(f"{path}: {what} cannot be read ({exc.strerror})") from None
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise ConfigError(f"{path}: {what} is not a regular file")
+        unplaced = _placement_problem(found, "it", account)
+        if unplaced:
+            raise ConfigError(f"{path}: {what} is not used: {unplaced}")
+        return os.read(descriptor, 64 * 1024)
+    finally:
+        os.close(descriptor)
 
 
 def _file_identity(path: Path) -> tuple[int, ...] | None:

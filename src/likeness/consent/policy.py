@@ -40,6 +40,7 @@ from likeness.consent.integrity import (
     org_identity_problem,
     release_problem,
     subject_identity_problem,
+    subject_unsealed,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
 from likeness.consent.registry import find_by_id_or_slug, keys_sha
@@ -571,11 +572,12 @@ class PolicyEngine:
     def _subject(self, session: Session, view: LedgerConsent, subject: str) -> Subject:
         """The subject with id ``subject``, else with that slug (an exact id wins over a slug
         shaped like an id), refused (``subject_altered``) when its row's slug, kind or owning
-        organisation is not what its ``subject.created`` event recorded."""
+        organisation is not what its ``subject.created`` event recorded, or that event is not
+        its organisation's (``subject_unsealed``)."""
         row = find_by_id_or_slug(session, Subject, subject)
         if row is None:
             raise ConsentError("unknown_subject", f"no subject '{subject}' is enrolled")
-        altered = subject_identity_problem(view, row)
+        altered = subject_identity_problem(view, row) or subject_unsealed(view, row)
         if altered:
             raise self._refusal(altered.reason, {"subject": subject}, detail=altered.detail)
         return row

@@ -62,12 +62,14 @@ from likeness.consent.grant_requests import (
     requested_from_event,
 )
 from likeness.consent.ledger import Ledger, LedgerEvent, begin_serialized, find_events
+from likeness.consent.marker_pins import MarkerPin, MarkerPins
 from likeness.consent.names import MAX_NAME_CHARS, display_name, name_skeleton, request_purpose
 from likeness.consent.tables import (
     Grant,
     GrantRequestRow,
     GrantRevocation,
     HolderPasskey,
+    LedgerRow,
     Organisation,
     ReferenceEmbedding,
     Release,
@@ -77,6 +79,7 @@ from likeness.consent.tables import (
 )
 from likeness.consent.vocabulary import HOLDER_KINDS, SUBJECT_KINDS
 from likeness.errors import (
+    ConfigError,
     ConsentError,
     ConsentRequestError,
     DatabaseRefused,
@@ -584,7 +587,10 @@ class Registry:
         (``likeness holder keygen``): the private key never comes to the workspace. ``org``, the
         organisation enrolling them (default: the workspace's only one; with several, naming
         none is refused, ``enrolling_org``), is recorded in their ``holder.created`` event: the
-        only one that may invite them or recover their key (``LedgerConsent.holder_owner``)."""
+        only one that may invite them or recover their key (``LedgerConsent.holder_owner``),
+        and signs it with its key (read first: ``signature_invalid`` when it is not the key the
+        ledger records, and nothing is written); one it did not sign enrols no holder
+        (``LedgerConsent.holder_seal_problem``)."""
         check_slug(slug, "rights holder")
         owner = self.enrolling_org(slug, org)
         if kind not in HOLDER_KINDS:
@@ -592,6 +598,7 @@ class Registry:
         self._refuse_taken_slug(RightsHolder, slug, "rights holder")
         name = self.new_name("rights holder", name)
         raw = keys.public_raw_from_pem(public_key_pem)
+        org_key = self.org_signing_key(owner)  # (before anything is written)
         holder = RightsHolder(
             id=_new_id(),
             slug=slug,
@@ -602,18 +609,7 @@ class Registry:
             created_at=utc_iso(now_utc()),
         )
         self._insert(holder)
-        self._ledger.append(
-            "holder.created",
-            {
-                "holder_id": holder.id,
-                "slug": slug,
-                "name": name,
-                "kind": kind,
-                "key_fingerprint": holder.key_fingerprint,
-                "public_key": holder.public_key,
-                "org_id": owner,
-            },
-        )
+        self._ledger.append("holder.created", holder_created_event(holder, owner, org_key))
         return holder
 
     def enrolling_org(self, slug: str, org: str | None, *, what: str = "rights holder") -> str:
@@ -919,7 +915,36 @@ class Registry:
         backs no subject. ``Workspace.init``, every ``Workspace.open`` that may write and
         ``add_org`` call it, so an upgraded workspace gets it at its first command and a new
         one with its first organisation. Nothing is written (False) where no organisation key
-        can be read (an auditor's copy, another account) or the database refuses the write."""
+        can be read (an auditor's copy, another account) or the database refuses the write.
+        Then the first valid marker of each kind is pinned in the key folder, where none is
+        (``pin_sealing_markers``)."""
+        written = self._write_sealing_markers()
+        self.pin_sealing_markers()
+        return written
+
+    def pin_sealing_markers(self) -> list[MarkerPin]:
+        """Record in the key folder (``marker_pins``) the row and hash of the first valid
+        sealing marker of each kind that has no pin yet: a marker a database editor deletes
+        later still bounds what reads as written before sealing. The pins added; none where
+        the key folder cannot be written or its pin file is not used (audit names that)."""
+        from likeness.consent.integrity import LedgerConsent
+
+        pins = MarkerPins(self.keys_dir)
+        try:
+            unpinned = [event for event in SEALING_MARKERS if event not in pins.read()]
+            if not unpinned:
+                return []
+            with self._session_factory() as session:
+                view = LedgerConsent(session)
+                found = [(event, first_sealing_marker(session, view.org_key, event=event)) for event in unpinned]
+                rows = [(event, session.get(LedgerRow, seq)) for event, seq in found if seq is not None]
+                return pins.record(
+                    MarkerPin(event, row.seq, row.hash, row.prev_hash) for event, row in rows if row is not None
+                )
+        except (ConfigError, DatabaseRefused, LedgerError):
+            return []
+
+    def _write_sealing_markers(self) -> bool:
         from likeness.consent.integrity import LedgerConsent
 
         try:
@@ -1217,6 +1242,10 @@ class Registry:
             return self.get_org(str(org_id)).slug
         except RegistryError:
             return str(org_id)
+
+    def org_signing_key(self, org: str) -> Ed25519PrivateKey:
+        """``_org_signing_key`` of organisation ``org`` (slug or id)."""
+        return self._org_signing_key(self.get_org(org))
 
     def _org_signing_key(self, organisation: Organisation) -> Ed25519PrivateKey:
         """The organisation's private key, refused (``signature_invalid``) unless it is the key
@@ -2117,14 +2146,39 @@ SEALERS_EVENT = "ledger.reference_sealers_checked"
 #: the organisation it names: an unsigned one after the first valid one is a database editor's,
 #: and backs no subject (``LedgerConsent.subject_seal_problem``).
 SUBJECTS_EVENT = "ledger.subjects_sealed"
+#: The ledger event from which the writer signs every ``holder.created`` event with the key of
+#: the organisation onboarding the holder: an unsigned one after the first valid one (or one
+#: naming no organisation, as versions before holders were bound wrote them) is a database
+#: editor's, and enrols no rights holder (``LedgerConsent.holder_seal_problem``).
+HOLDERS_EVENT = "ledger.holders_sealed"
 #: Each sealing marker event and the type of the body its organisation signs.
 SEALING_MARKERS = {
     SEALING_EVENT: "likeness.references-sealed.v1",
     SEALERS_EVENT: "likeness.reference-sealers-checked.v1",
     SUBJECTS_EVENT: "likeness.subjects-sealed.v1",
+    HOLDERS_EVENT: "likeness.holders-sealed.v1",
 }
 #: What the enrolling organisation's signature on a ``subject.created`` event is a signature of.
 SUBJECT_SEAL_TYPE = "likeness.subject.v1"
+#: What the onboarding organisation's signature on a ``holder.created`` event is a signature of.
+HOLDER_SEAL_TYPE = "likeness.holder.v1"
+
+
+def holder_created_event(holder: RightsHolder, org_id: str, org_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The ``holder.created`` payload of ``holder``, onboarded by organisation ``org_id`` and
+    signed with its key ``org_key`` (pure): the body is the payload but the signature."""
+    body = {
+        "type": HOLDER_SEAL_TYPE,
+        "holder_id": holder.id,
+        "slug": holder.slug,
+        "name": holder.name,
+        "kind": holder.kind,
+        "key_fingerprint": holder.key_fingerprint,
+        "public_key": holder.public_key,
+        "org_id": org_id,
+        "org_fingerprint": keys.fingerprint(keys.public_raw(org_key)),
+    }
+    return {**body, "signature": keys.sign(org_key, canonical_bytes(body))}
 
 
 def sealing_marker(org_id: str, key_fingerprint: str, at: str, *, event: str = SEALING_EVENT) -> dict[str, Any]:

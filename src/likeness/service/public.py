@@ -174,7 +174,10 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
     """The rights holder allowed public naming: the subject's row says so, and so does its
     ``subject.created`` ledger event, whose row still hashes and links into the chain (a
     database editor cannot switch a name on, even with the ledger's triggers dropped), and the
-    row's name is the one that event recorded (where it records one: a renamed row is not named)."""
+    row's name is the one that event recorded (where it records one: a renamed row is not named),
+    and the event is its enrolling organisation's (``LedgerConsent.subject_seal_problem``: one a
+    database editor appended after subject events were sealed names nobody)."""
+    from likeness.consent.integrity import LedgerConsent
     from likeness.errors import RegistryError
 
     try:
@@ -188,6 +191,9 @@ def named_publicly(workspace: Any, subject_id: str) -> bool:
         return False
     if "name" in created[0].payload and created[0].payload["name"] != record.name:
         return False  # the row's name was edited: the card would name someone else
+    with workspace.session() as session:
+        if LedgerConsent(session).subject_seal_problem(created[0]) is not None:
+            return False
     return bool(workspace.ledger.intact(created[0].seq))
 
 
