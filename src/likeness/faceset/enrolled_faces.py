@@ -91,17 +91,24 @@ class EnrolledFaces:
         ]
 
 
-def faces_of_other_holders(registry: Any, subject: str, embeddings: np.ndarray) -> EnrolledFaces:
+def faces_of_other_holders(
+    registry: Any, subject: str, embeddings: np.ndarray, *, beyond: float = 0.0
+) -> EnrolledFaces:
     """The faces of the subjects of other rights holders than ``subject``'s that any of
     ``embeddings`` ``(M, 128)`` may be, at the verifier's thresholds: every stored reference
     row is a candidate by one matrix product (a subject's threshold is never above
     ``IDENTITY_THRESHOLD``), and only the few subjects with a row that near are read with their
-    seals and holders (``Registry.references_of_other_holders``)."""
+    seals and holders (``Registry.references_of_other_holders``).
+
+    ``beyond``: for faces not known yet, each within ``beyond`` of one of ``embeddings`` (the
+    faces extraction keeps lie within its identity threshold of the subject's references): a
+    row farther than ``IDENTITY_THRESHOLD + beyond`` from all of ``embeddings`` is farther than
+    ``IDENTITY_THRESHOLD`` from every such face (the triangle inequality)."""
     from likeness.faces import IDENTITY_THRESHOLD
 
     cap = float(IDENTITY_THRESHOLD)
     subject_ids, stored = registry.stored_reference_vectors()
-    near = identity_distances(embeddings, stored) <= cap
+    near = identity_distances(embeddings, stored) <= cap + beyond
     among = {subject_ids[j] for j in np.flatnonzero(near.any(axis=0))}
     return EnrolledFaces.of(registry.references_of_other_holders(subject, among) if among else [], cap=cap)
 
