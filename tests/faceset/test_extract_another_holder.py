@@ -74,12 +74,25 @@ def test_extracting_another_holder_s_artist_under_one_s_own_subject_is_refused(
     assert workspace.ledger.count() == ledger_before
 
 
-def test_mina_s_own_extraction_is_unaffected(jiwoo_world: ConsentWorld, mina_clip: Path, tmp_path: Path) -> None:
+def test_mina_s_own_extraction_is_unaffected(
+    jiwoo_world: ConsentWorld, mina_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """And the subjects near her faces (her own) are read once for the whole clip, not per frame."""
+    registry = jiwoo_world.workspace.registry
+    reads = []
+    original = type(registry).references_of_other_holders
+
+    def counted(self, subject, among):
+        reads.append(set(among))
+        return original(self, subject, among)
+
+    monkeypatch.setattr(type(registry), "references_of_other_holders", counted)
     report = extract_faceset(
         jiwoo_world.workspace, jiwoo_world.authorize(), [mina_clip], tmp_path / "fs", options=NO_DEDUP
     )
     assert report.ok and report.faces_kept >= 27
     assert report.rejected["another_holder"] == 0 and report.other_holders == {}
+    assert reads == [{registry.get_subject("mina").id}]
     assert "other_holders" not in load_faceset(tmp_path / "fs").manifest.counts
 
 

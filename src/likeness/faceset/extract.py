@@ -37,7 +37,7 @@ from likeness.digests import sha256_file
 from likeness.durable import write_atomic
 from likeness.errors import ConsentError, FaceError, FacesetError, FacesOfAnotherHolder, MediaError
 from likeness.faceset import selection
-from likeness.faceset.enrolled_faces import EnrolledFaces, FaceMatch, faces_of_other_holders
+from likeness.faceset.enrolled_faces import FaceMatch, OtherHoldersFaces
 from likeness.faceset.filters import filter_face
 from likeness.faceset.format import (
     FACES_DIR,
@@ -265,8 +265,7 @@ def extract_faceset(
     from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
 
     threshold = options.identity_threshold if options.identity_threshold is not None else IDENTITY_THRESHOLD
-    # Read once: only the subjects a face within ``threshold`` of the references may be.
-    other_holders = faces_of_other_holders(workspace.registry, subject_slug, references, beyond=float(threshold))
+    other_holders = OtherHoldersFaces(workspace.registry, subject_slug)
 
     pipeline = _Pipeline(
         out_dir=out_dir,
@@ -446,7 +445,7 @@ class _Pipeline:
         embedder: Any,
         references: np.ndarray,
         threshold: float,
-        other_holders: EnrolledFaces,
+        other_holders: OtherHoldersFaces,
         grant_id: str | None,
         release_id: str | None,
         authz: Authorization | ReleaseAuthorization,
