@@ -7,7 +7,9 @@ new reference is held against the sealed references of every subject of another 
 verifier recognises a face (``likeness.verify.gallery``): the subject's own threshold from the
 spread of its references (``subject_threshold``, at most ``faces.IDENTITY_THRESHOLD``), and
 the same similarity. The distances of all new references to all enrolled ones are one matrix
-product over the stored embeddings; no photo is embedded again.
+product over the stored embeddings; no photo is embedded again. Extraction holds the faces it
+keeps against the same subjects, batch after batch (``OtherHoldersFaces``): a different photo of
+an enrolled person that recognition does not match enrols them again, but their footage matches.
 
 Example::
 
