@@ -125,14 +125,14 @@ def _check_times(workspace, repeat: int) -> list[float]:
     """Times of reading the enrolled faces and matching one embedding against them, where the
     source has the check."""
     try:
-        from likeness.faceset.enrolled_faces import faces_of_other_holders
+        from likeness.faceset.enrolled_faces import OtherHoldersFaces
     except ImportError:
         return []
     probe = np.zeros(128, np.float32)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        faces_of_other_holders(workspace.registry, "newcomer0", probe).closest_matches(probe)
+        OtherHoldersFaces(workspace.registry, "newcomer0").closest_matches(probe)
         times.append(time.perf_counter() - started)
     return times
 

@@ -300,6 +300,26 @@ class FacesetError(LikenessError):
     """A faceset is missing, malformed, or does not match its manifest."""
 
 
+class FacesOfAnotherHolder(FacesetError):
+    """Extraction for ``subject`` refused: ``faces`` of the ``would_keep`` faces it would have
+    kept (``first`` the first of them) are recognised as ``matched``, a subject of another rights
+    holder enrolled by organisation ``org``, and faces of other holders' subjects are too large a
+    share of the run to be bystanders (``extract.another_holders_refusal``). Otherwise a reference
+    photo of that person that recognition does not match enrols them again under a holder key of
+    one's own, and their footage becomes that subject's faceset. Nothing is written."""
+
+    def __init__(self, subject: str, matched: str, org: str, *, faces: int, would_keep: int, first: str) -> None:
+        self.subject, self.matched, self.org = subject, matched, org
+        self.faces, self.would_keep, self.first = faces, would_keep, first
+        super().__init__(
+            f"extraction for '{subject}' refused: {faces} of the {would_keep} faces it would keep are recognised as "
+            f"{matched}'s, a subject of another rights holder enrolled by organisation '{org}' (the first: {first}); "
+            f"no faceset is written. A face has one rights holder: {matched}'s footage is extracted under a grant of "
+            f"{matched}'s rights holder (ask '{org}'), or leave out the footage they appear in (docs/consent.md, "
+            "One face, one rights holder)"
+        )
+
+
 class ModelError(LikenessError):
     """A model is unknown, malformed, or does not match its card."""
 

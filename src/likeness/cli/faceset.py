@@ -102,6 +102,15 @@ def extract(
             Text.assemble("  ", ("skipped", "yellow"), f" {printable(skipped.path)}: {printable(skipped.reason)}")
         )
     _print_duplicates(report)
+    for slug, tally in report.other_holders.items():
+        console.print(
+            Text.assemble(
+                "  ",
+                ("dropped", "yellow"),
+                f" {tally['faces']} face(s) recognised as {printable(slug)}, a subject of another rights holder "
+                f"enrolled by organisation '{printable(tally['org'])}' (the first: {printable(tally['first'])})",
+            )
+        )
     rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in report.rejected.items() if n)
     console.print(
         Text.assemble(

@@ -38,7 +38,7 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.errors import FaceError, FaceOfAnotherHolder, MediaError, ReferenceMismatch
-from likeness.faceset.enrolled_faces import faces_of_other_holders
+from likeness.faceset.enrolled_faces import OtherHoldersFaces
 from likeness.faceset.reference_faces import reference_face_crop, write_reference_face
 from likeness.media.video.budget import DecodeLimits
 
@@ -213,7 +213,7 @@ def _refuse_faces_of_other_holders(registry: Any, subject: str, candidates: Sequ
     if not candidates:
         return
     embeddings = np.stack([candidate.embedding for candidate in candidates])
-    matches = faces_of_other_holders(registry, subject, embeddings).closest_matches(embeddings)
+    matches = OtherHoldersFaces(registry, subject).closest_matches(embeddings)
     for candidate, match in zip(candidates, matches):
         if match is not None:
             raise FaceOfAnotherHolder(

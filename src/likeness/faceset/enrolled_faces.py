@@ -7,7 +7,9 @@ new reference is held against the sealed references of every subject of another 
 verifier recognises a face (``likeness.verify.gallery``): the subject's own threshold from the
 spread of its references (``subject_threshold``, at most ``faces.IDENTITY_THRESHOLD``), and
 the same similarity. The distances of all new references to all enrolled ones are one matrix
-product over the stored embeddings; no photo is embedded again.
+product over the stored embeddings; no photo is embedded again. Extraction holds the faces it
+keeps against the same subjects, batch after batch (``OtherHoldersFaces``): a different photo of
+an enrolled person that recognition does not match enrols them again, but their footage matches.
 
 Example::
 
@@ -91,19 +93,42 @@ class EnrolledFaces:
         ]
 
 
-def faces_of_other_holders(registry: Any, subject: str, embeddings: np.ndarray) -> EnrolledFaces:
-    """The faces of the subjects of other rights holders than ``subject``'s that any of
-    ``embeddings`` ``(M, 128)`` may be, at the verifier's thresholds: every stored reference
-    row is a candidate by one matrix product (a subject's threshold is never above
-    ``IDENTITY_THRESHOLD``), and only the few subjects with a row that near are read with their
-    seals and holders (``Registry.references_of_other_holders``)."""
-    from likeness.faces import IDENTITY_THRESHOLD
+class OtherHoldersFaces:
+    """The faces of the subjects of other rights holders than ``subject``'s, for faces that come
+    batch after batch (an extraction's frames): every stored reference row is read once; each
+    batch is held against all of them by one matrix product (a subject's threshold is never
+    above ``IDENTITY_THRESHOLD``), and only the subjects with a row that near a face are read
+    with their seals and holders (``Registry.references_of_other_holders``), the first time."""
 
-    cap = float(IDENTITY_THRESHOLD)
-    subject_ids, stored = registry.stored_reference_vectors()
-    near = identity_distances(embeddings, stored) <= cap
-    among = {subject_ids[j] for j in np.flatnonzero(near.any(axis=0))}
-    return EnrolledFaces.of(registry.references_of_other_holders(subject, among) if among else [], cap=cap)
+    def __init__(self, registry: Any, subject: str) -> None:
+        from likeness.faces import IDENTITY_THRESHOLD
+
+        self.registry, self.subject, self.cap = registry, subject, float(IDENTITY_THRESHOLD)
+        self.subject_ids, self.stored = registry.stored_reference_vectors()
+        self._read: set[str] = set()
+        self._subjects: list[tuple[str, str, np.ndarray]] = []
+        self._enrolled = EnrolledFaces.of([], cap=self.cap)
+
+    def near(self, embeddings: np.ndarray) -> EnrolledFaces | None:
+        """The subjects read so far once those near any of ``embeddings`` ``(M, 128)`` are, or
+        None when no stored row is near any of them."""
+        near = identity_distances(embeddings, self.stored) <= self.cap
+        among = {self.subject_ids[j] for j in np.flatnonzero(near.any(axis=0))}
+        if not among:
+            return None
+        unread = among - self._read
+        if unread:
+            self._subjects += self.registry.references_of_other_holders(self.subject, unread)
+            self._read |= unread
+            self._enrolled = EnrolledFaces.of(self._subjects, cap=self.cap)
+        return self._enrolled
+
+    def closest_matches(self, embeddings: np.ndarray) -> list[FaceMatch | None]:
+        """``EnrolledFaces.closest_matches`` over the subjects of other holders."""
+        enrolled = self.near(embeddings)
+        if enrolled is None:
+            return [None] * len(np.atleast_2d(embeddings))
+        return enrolled.closest_matches(embeddings)
 
 
 def identity_distances(faces: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -115,4 +140,4 @@ def identity_distances(faces: np.ndarray, references: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(squared, 0.0))
 
 
-__all__ = ["EnrolledFaces", "FaceMatch", "faces_of_other_holders", "identity_distances"]
+__all__ = ["EnrolledFaces", "FaceMatch", "OtherHoldersFaces", "identity_distances"]

@@ -8,7 +8,10 @@ Per frame: detect faces and 478 landmarks, keep only faces of the subject (embed
 the enrolled reference photos; for video the embedding runs once per track every
 ``identity_every`` sampled frames, not on every frame), align to a square crop, measure pose and
 quality, drop faces that are too small, blurry, extreme in pose or near-duplicates, and append
-the crop and its index record. Work is checkpointed atomically in ``.progress.json`` so an
+the crop and its index record. A face recognised as a subject of another rights holder
+(:mod:`likeness.faceset.enrolled_faces`, the verifier's thresholds) is not kept; when such faces
+are too large a share of the run to be bystanders, the whole extraction is refused
+(``FacesOfAnotherHolder``, ``another_holders_refusal``) and nothing is written. Work is checkpointed atomically in ``.progress.json`` so an
 interrupted run resumes where it stopped when called again with the same ``out`` folder.
 
 Example::
@@ -32,8 +35,9 @@ import numpy as np
 
 from likeness.digests import sha256_file
 from likeness.durable import write_atomic
-from likeness.errors import ConsentError, FaceError, FacesetError, MediaError
+from likeness.errors import ConsentError, FaceError, FacesetError, FacesOfAnotherHolder, MediaError
 from likeness.faceset import selection
+from likeness.faceset.enrolled_faces import FaceMatch, OtherHoldersFaces
 from likeness.faceset.filters import filter_face
 from likeness.faceset.format import (
     FACES_DIR,
@@ -64,6 +68,16 @@ CROP_FORMATS = ("png", "jpg")
 #: Near-duplicates dropped are listed by name (face, the kept face it repeats, why) up to this many;
 #: past it (long videos) only the count in ``rejected["duplicate"]`` grows.
 DUPLICATES_LISTED = 200
+#: An extraction whose faces of other rights holders' subjects are more than this many AND more
+#: than this share of the faces it would have kept is refused. Footage of the subject holds few:
+#: a bystander the verifier takes for another enrolled person (a lookalike; 0 of 42,195 pairs of
+#: different people lie within 0.40 on congress_pd, docs/consent.md) shows up briefly. An
+#: agency's footage of another holder's artist holds many: even one photo against one photo
+#: matches 41 % of genuine pairs within 0.40 (docs/calibration.md), and the subject's several
+#: references match more. A few faces are tolerated whatever the share, so that a photo set of
+#: ten with one lookalike is not refused; those faces are still dropped one by one.
+OTHER_HOLDERS_TOLERATED = 3
+OTHER_HOLDERS_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,9 @@ class ExtractionReport:
     duplicates_by_input: dict[str, int] = field(default_factory=dict)
     #: Inputs read as clips (videos and animations, by content, whatever their names say).
     clip_inputs: list[str] = field(default_factory=list)
+    #: Faces dropped as another rights holder's subject's (``rejected["another_holder"]``), per
+    #: subject slug: ``{"org": ..., "faces": ..., "first": label of the first}``.
+    other_holders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -199,6 +216,8 @@ class _Track:
     accepted: bool
     distance: float
     frames_since_embed: int = 0
+    #: The subject of another rights holder this face is recognised as, if any.
+    other_holder: FaceMatch | None = None
 
 
 def authorize_extraction(workspace: Any, subject: str, org: str | None = None) -> Any:
@@ -246,6 +265,7 @@ def extract_faceset(
     from likeness.faces import IDENTITY_THRESHOLD, FaceEmbedder
 
     threshold = options.identity_threshold if options.identity_threshold is not None else IDENTITY_THRESHOLD
+    other_holders = OtherHoldersFaces(workspace.registry, subject_slug)
 
     pipeline = _Pipeline(
         out_dir=out_dir,
@@ -254,6 +274,7 @@ def extract_faceset(
         embedder=FaceEmbedder(),
         references=references,
         threshold=float(threshold),
+        other_holders=other_holders,
         grant_id=grant_id,
         release_id=release_id,
         authz=authz,
@@ -268,6 +289,10 @@ def extract_faceset(
         raise
     finally:
         pipeline.close()
+    refusal = another_holders_refusal(subject_slug, state.index_lines, state.other_holders)
+    if refusal is not None:
+        discard_unfinished(out_dir)
+        raise refusal
 
     elapsed = pipeline.elapsed_s
     report = ExtractionReport(
@@ -286,6 +311,7 @@ def extract_faceset(
         duplicates_dropped=list(state.duplicates_dropped),
         duplicates_by_input=dict(state.duplicates_by_input),
         clip_inputs=list(state.clip_inputs),
+        other_holders=dict(state.other_holders),
     )
     if state.index_lines == 0:
         discard_unfinished(out_dir)
@@ -301,6 +327,8 @@ def extract_faceset(
         "inputs_skipped": len(state.skipped_inputs),
         "rejected": dict(state.rejected),
     }
+    if state.other_holders:
+        counts["other_holders"] = dict(state.other_holders)
     manifest = FacesetManifest(
         faceset_sha256=faceset_sha256,
         subject_id=subject_id,
@@ -417,6 +445,7 @@ class _Pipeline:
         embedder: Any,
         references: np.ndarray,
         threshold: float,
+        other_holders: OtherHoldersFaces,
         grant_id: str | None,
         release_id: str | None,
         authz: Authorization | ReleaseAuthorization,
@@ -431,6 +460,7 @@ class _Pipeline:
         self.embedder = embedder
         self.references = references
         self.threshold = threshold
+        self.other_holders = other_holders
         self.grant_id = grant_id
         self.release_id = release_id
         self.authz = authz
@@ -691,9 +721,12 @@ class _Pipeline:
             embeddings = self.embedder.embed_many(rgb, [np.asarray(faces[i].landmarks, np.float32) for i in due])
         except FaceError:
             return
-        for i, embedding in zip(due, embeddings, strict=True):
+        matches = self.other_holders.closest_matches(np.asarray(embeddings))  # one matrix product for the batch
+        for i, embedding, match in zip(due, embeddings, matches, strict=True):
             distance, same = match_identity(embedding, self.references, threshold=self.threshold)
-            decisions[track_ids[i]] = _Track(accepted=bool(same), distance=float(distance), frames_since_embed=1)
+            decisions[track_ids[i]] = _Track(
+                accepted=bool(same), distance=float(distance), frames_since_embed=1, other_holder=match
+            )
 
     def _process_face(
         self,
@@ -731,6 +764,12 @@ class _Pipeline:
             if len(self.state.duplicates_dropped) < DUPLICATES_LISTED:
                 self.state.duplicates_dropped.append({"face": label, "reason": repeated.reason()})
             return
+        if decision.other_holder is not None:
+            # Held as if kept, so the faces that repeat it are judged as in a run without this
+            # check: what is kept is what that run keeps, less the faces of other holders' subjects.
+            self.duplicates.keep(phash, mouth=mouth, eyes=eye, label=label)
+            self._drop_as_another_holders(decision.other_holder, label)
+            return
         mask = fa.hull_mask(crop_landmarks, self.options.size)
         record = self._write_face(
             crop,
@@ -753,6 +792,13 @@ class _Pipeline:
         self.index.write(record.to_json() + "\n")
         self.state.index_lines += 1
         self.state.input_kept[source] = self.state.input_kept.get(source, 0) + 1
+
+    def _drop_as_another_holders(self, match: FaceMatch, label: str) -> None:
+        rejected = self.state.rejected
+        # A checkpoint written before this reason existed has no count for it.
+        rejected[selection.ANOTHER_HOLDER] = rejected.get(selection.ANOTHER_HOLDER, 0) + 1
+        tally = self.state.other_holders.setdefault(match.slug, {"org": match.org, "faces": 0, "first": label})
+        tally["faces"] += 1
 
     def _write_face(
         self,
@@ -800,6 +846,28 @@ class _Pipeline:
             image_sha256=sha256_file(path),
             perceptual_hash=f"{phash:016x}",
         )
+
+
+def another_holders_refusal(
+    subject: str, kept: int, other_holders: dict[str, dict[str, Any]]
+) -> FacesOfAnotherHolder | None:
+    """The refusal of an extraction that kept ``kept`` faces of ``subject`` and dropped
+    ``other_holders`` (``RunState.other_holders``), or None: refused when the faces of other
+    holders' subjects are more than ``OTHER_HOLDERS_TOLERATED`` and more than
+    ``OTHER_HOLDERS_SHARE`` of the faces it would have kept; it names the subject most faces are.
+
+    >>> another_holders_refusal("jiwoo", 95, {"mina": {"org": "haneul", "faces": 4, "first": "a.mp4 frame 3"}})
+    >>> another_holders_refusal("jiwoo", 60, {"mina": {"org": "haneul", "faces": 4, "first": "a.mp4 frame 3"}}).faces
+    4
+    """
+    dropped = sum(int(tally["faces"]) for tally in other_holders.values())
+    would_keep = kept + dropped
+    if dropped <= OTHER_HOLDERS_TOLERATED or dropped <= OTHER_HOLDERS_SHARE * would_keep:
+        return None
+    slug, tally = max(other_holders.items(), key=lambda item: int(item[1]["faces"]))
+    return FacesOfAnotherHolder(
+        subject, slug, str(tally["org"]), faces=int(tally["faces"]), would_keep=would_keep, first=str(tally["first"])
+    )
 
 
 def no_face_kept_reason(seen: int, duplicates: int) -> str:

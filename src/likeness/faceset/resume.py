@@ -48,6 +48,9 @@ class RunState:
     duplicates_by_input: dict[str, int] = field(default_factory=dict)
     #: Inputs read as clips, so the report groups their frames whatever the files are named.
     clip_inputs: list[str] = field(default_factory=list)
+    #: Faces dropped as another rights holder's subject's, per subject slug:
+    #: ``{"org": enrolling organisation, "faces": count, "first": the first face's label}``.
+    other_holders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def write_checkpoint(out_dir: Path, state: RunState, index: IO[str]) -> None:

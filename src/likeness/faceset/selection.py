@@ -21,7 +21,9 @@ TOO_BLURRY = "too_blurry"
 EXTREME_POSE = "extreme_pose"
 DUPLICATE = "duplicate"
 UNALIGNABLE = "unalignable"
-REJECTION_REASONS = (OTHER_IDENTITY, TOO_SMALL, TOO_BLURRY, EXTREME_POSE, DUPLICATE, UNALIGNABLE)
+#: Passed every filter, but recognised as a subject of another rights holder (``enrolled_faces``).
+ANOTHER_HOLDER = "another_holder"
+REJECTION_REASONS = (OTHER_IDENTITY, TOO_SMALL, TOO_BLURRY, EXTREME_POSE, DUPLICATE, UNALIGNABLE, ANOTHER_HOLDER)
 
 
 def face_extent(landmarks: np.ndarray) -> float:
