@@ -140,8 +140,8 @@ def _check_times(workspace, repeat: int) -> list[float]:
 def false_refusals(folder: Path) -> None:
     from likeness import faces
     from likeness.errors import LikenessError
+    from likeness.faces.identity import SINGLE_REFERENCE_THRESHOLD
     from likeness.media import read_image
-    from likeness.verify.gallery import SINGLE_REFERENCE_THRESHOLD
 
     detector = faces.FaceDetector(max_faces=2, min_confidence=0.5)
     embedder = faces.FaceEmbedder()

@@ -181,7 +181,7 @@ def evaluate_tracks(enrolled, probes, identities, vectors, references: int, tmp:
 
 def pairwise_single_reference(identities, vectors, stranger_names, strangers) -> None:
     from likeness.faces import IDENTITY_THRESHOLD
-    from likeness.verify.gallery import SINGLE_REFERENCE_THRESHOLD
+    from likeness.faces.identity import SINGLE_REFERENCE_THRESHOLD
 
     names = [f"id:{i}" for i in identities] + list(stranger_names)
     allv = np.concatenate([vectors, strangers]).astype(np.float64)

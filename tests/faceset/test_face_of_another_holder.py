@@ -14,11 +14,11 @@ from sqlalchemy import update
 
 from likeness.consent.tables import ReferenceEmbedding, Subject
 from likeness.errors import FaceOfAnotherHolder
+from likeness.faces.identity import SINGLE_REFERENCE_THRESHOLD
 from likeness.faceset import enroll_reference_photos
 from likeness.faceset.enrolled_faces import EnrolledFaces
 from likeness.faceset.reference_faces import reference_faces_dir
 from likeness.media.synthetic import astronaut
-from likeness.verify.gallery import SINGLE_REFERENCE_THRESHOLD
 from tests.conftest import ConsentWorld, add_subject
 
 

@@ -6,12 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from likeness.verify.gallery import (
-    SINGLE_REFERENCE_THRESHOLD,
-    ArtistGallery,
-    SubjectReferences,
-    subject_threshold,
-)
+from likeness.faces.identity import SINGLE_REFERENCE_THRESHOLD, subject_threshold
+from likeness.verify.gallery import ArtistGallery, SubjectReferences
 
 THRESHOLD = 0.40  # the calibrated global threshold (likeness.faces.IDENTITY_THRESHOLD)
 

@@ -50,6 +50,13 @@ EMBEDDING_SIZE = 128
 IDENTITY_THRESHOLD = 0.40
 """Largest euclidean distance still accepted as the same person (calibrated; docs/calibration.md)."""
 
+#: A subject with one reference has no spread to calibrate from: this threshold, below every
+#: impostor pair of the calibration (the closest, East Asian, at 0.383; docs/calibration.md).
+SINGLE_REFERENCE_THRESHOLD = 0.38
+#: Lowest per-subject threshold: references that nearly coincide (one photo saved twice, a burst)
+#: would otherwise reject the subject's own other photos.
+SUBJECT_THRESHOLD_FLOOR = 0.30
+
 # dlib 5-point order (checked against dlib's own 5-point predictor on a frontal face):
 # image-right eye outer, image-right eye inner, image-left eye outer, image-left eye inner,
 # base of the nose. MediaPipe names eyes by the subject's side, so the subject's left eye is the
@@ -298,3 +305,33 @@ def match_identity(
     else:
         raise FaceError(f"method must be 'min' or 'mean_of_k', got {method!r}")
     return distance, distance <= threshold
+
+
+def subject_threshold(references: np.ndarray, *, cap: float) -> float:
+    """A subject's identity threshold from its own references ``(K, 128)``: the mean pairwise
+    distance between them, within ``[SUBJECT_THRESHOLD_FLOOR, cap]``;
+    ``min(cap, SINGLE_REFERENCE_THRESHOLD)`` for one reference.
+
+    >>> refs = np.zeros((3, 128), np.float32); refs[1, 0] = refs[2, 1] = 0.35
+    >>> round(subject_threshold(refs, cap=0.40), 3)   # pairwise 0.35, 0.35, 0.495
+    0.398
+    >>> subject_threshold(refs[:1], cap=0.40)
+    0.38
+    """
+    rows = np.asarray(references, dtype=np.float64)
+    if len(rows) < 2:
+        return float(min(cap, SINGLE_REFERENCE_THRESHOLD))
+    pairwise = np.linalg.norm(rows[:, None, :] - rows[None, :, :], axis=2)
+    spread = float(pairwise[np.triu_indices(len(rows), 1)].mean())
+    return float(np.clip(spread, min(SUBJECT_THRESHOLD_FLOOR, cap), cap))
+
+
+def distance_to_similarity(distance: float, *, threshold: float) -> float:
+    """Map an identity distance to a similarity in [0, 1]; 0.5 is exactly ``threshold``.
+
+    >>> distance_to_similarity(0.0, threshold=0.5), distance_to_similarity(0.5, threshold=0.5)
+    (1.0, 0.5)
+    """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    return float(min(1.0, max(0.0, 1.0 - distance / (2.0 * threshold))))

@@ -4,7 +4,7 @@ A rights holder signs consent for their subject's face. Were a reference photo o
 already enrolled accepted for a new subject under another holder (one whose key anyone can
 make), that holder's signature would authorise synthesis of the first person's face. So every
 new reference is held against the sealed references of every subject of another holder, as the
-verifier recognises a face (``likeness.verify.gallery``): the subject's own threshold from the
+verifier recognises a face (``likeness.verify.gallery``, whose rules live in ``likeness.faces.identity``): the subject's own threshold from the
 spread of its references (``subject_threshold``, at most ``faces.IDENTITY_THRESHOLD``), and
 the same similarity. The distances of all new references to all enrolled ones are one matrix
 product over the stored embeddings; no photo is embedded again. Extraction holds the faces it
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from likeness.verify.gallery import distance_to_similarity, subject_threshold
+from likeness.faces.identity import distance_to_similarity, subject_threshold
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ import numpy as np
 from likeness import strict_json
 from likeness.durable import atomic_path, write_atomic
 from likeness.errors import ConfigError, FaceError
+from likeness.faces.identity import distance_to_similarity, subject_threshold  # (enrolment's check uses them too)
 from likeness.verify.result import ArtistMatch
 
 EMBEDDING_DIM = 128
@@ -60,12 +61,6 @@ IDS_FILE = "ids.json"
 _IDS_VERSION = 1
 # The gallery holds face embeddings of the agency's artists: readable by the workspace's owner only.
 _GALLERY_MODE = 0o600
-#: A subject with one reference has no spread to calibrate from: this threshold, below every
-#: impostor pair of the calibration (the closest, East Asian, at 0.383; docs/calibration.md).
-SINGLE_REFERENCE_THRESHOLD = 0.38
-#: Lowest per-subject threshold: references that nearly coincide (one photo saved twice, a burst)
-#: would otherwise reject the subject's own other photos.
-SUBJECT_THRESHOLD_FLOOR = 0.30
 #: Version of the matching rule, part of the gallery fingerprint: resumed scans re-verify when it
 #: changes.
 MATCH_RULE = "subject-spread+majority-of-views/1"
@@ -124,25 +119,6 @@ class GalleryQuery:
         return found if found is not None and found.kind in SUBJECT_KINDS_NOT_ARTISTS else None
 
 
-def subject_threshold(references: np.ndarray, *, cap: float) -> float:
-    """A subject's identity threshold from its own references ``(K, 128)``: the mean pairwise
-    distance between them, within ``[SUBJECT_THRESHOLD_FLOOR, cap]``;
-    ``min(cap, SINGLE_REFERENCE_THRESHOLD)`` for one reference.
-
-    >>> refs = np.zeros((3, 128), np.float32); refs[1, 0] = refs[2, 1] = 0.35
-    >>> round(subject_threshold(refs, cap=0.40), 3)   # pairwise 0.35, 0.35, 0.495
-    0.398
-    >>> subject_threshold(refs[:1], cap=0.40)
-    0.38
-    """
-    rows = np.asarray(references, dtype=np.float64)
-    if len(rows) < 2:
-        return float(min(cap, SINGLE_REFERENCE_THRESHOLD))
-    pairwise = np.linalg.norm(rows[:, None, :] - rows[None, :, :], axis=2)
-    spread = float(pairwise[np.triu_indices(len(rows), 1)].mean())
-    return float(np.clip(spread, min(SUBJECT_THRESHOLD_FLOOR, cap), cap))
-
-
 def track_distance(view_distances: np.ndarray, mean_distance: float) -> float:
     """A track's distance to one subject: its mean embedding's nearest-reference distance, or
     more when fewer than ``k = n // 2 + 1`` of its views' distances ``(n,)`` (``inf`` where a
@@ -160,17 +136,6 @@ def track_distance(view_distances: np.ndarray, mean_distance: float) -> float:
     if len(ordered) == 1:
         return float(max(mean_distance, ordered[0]))
     return float(max(mean_distance, ordered[len(ordered) // 2] / VIEW_TOLERANCE))
-
-
-def distance_to_similarity(distance: float, *, threshold: float) -> float:
-    """Map an identity distance to a similarity in [0, 1]; 0.5 is exactly ``threshold``.
-
-    >>> distance_to_similarity(0.0, threshold=0.5), distance_to_similarity(0.5, threshold=0.5)
-    (1.0, 0.5)
-    """
-    if threshold <= 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
-    return float(min(1.0, max(0.0, 1.0 - distance / (2.0 * threshold))))
 
 
 def row_key(subject_id: str, embedding: np.ndarray) -> str:
