@@ -430,20 +430,7 @@ class LedgerConsent:
         organisation it names (``org_id``), pinned by the workspace. An unsigned one after it, or
         one signed by another key, is a database editor's (or another organisation's): it would
         put a grant request for a subject nobody enrolled before the rights holder it names."""
-        sealed_from = self.sealing_marker(SUBJECTS_EVENT)
-        if sealed_from is None or created.seq < sealed_from:
-            return None
-        where = f"its subject.created event (ledger row {created.seq})"
-        if "signature" not in created.payload:
-            return (
-                f"{where} carries no organisation seal, yet was written after subject events were sealed "
-                f"(ledger row {sealed_from})"
-            )
-        body = {k: v for k, v in created.payload.items() if k != "signature"}
-        if body.get("type") != SUBJECT_SEAL_TYPE or not isinstance(body.get("org_id"), str):
-            return f"{where}: its organisation seal is malformed"
-        unsigned = self.org_signature_problem(body, created.payload["signature"])
-        return f"{where} is not its organisation's: {unsigned}" if unsigned else None
+        return self._seal_problem(created, SUBJECTS_EVENT, SUBJECT_SEAL_TYPE, "subject")
 
     def holder_seal_problem(self, holder_id: str) -> str | None:
         """Why the holder's first ``holder.created`` event does not enrol a rights holder
@@ -459,20 +446,30 @@ class LedgerConsent:
 
     def _holder_seal_problem(self, holder_id: str) -> str | None:
         created = self.holder_created(holder_id)
-        sealed_from = self.sealing_marker(HOLDERS_EVENT)
-        if created is None or sealed_from is None or created.seq < sealed_from:
+        if created is None:
             return None
-        where = f"its holder.created event (ledger row {created.seq})"
+        problem = self._seal_problem(created, HOLDERS_EVENT, HOLDER_SEAL_TYPE, "rights holder")
+        return f"{problem}: it enrols no rights holder" if problem else None
+
+    def _seal_problem(self, created: LedgerEvent, marker: str, seal_type: str, what: str) -> str | None:
+        """Why enrolment event ``created`` (a ``subject.created`` or ``holder.created``) does not
+        carry the seal of the organisation it names (``None``: it does, or it was written before
+        the first valid sealing ``marker``): unsigned, not a ``seal_type`` body, or not signed with
+        that organisation's pinned key."""
+        sealed_from = self.sealing_marker(marker)
+        if sealed_from is None or created.seq < sealed_from:
+            return None
+        where = f"its {created.event_type} event (ledger row {created.seq})"
         if "signature" not in created.payload:
             return (
-                f"{where} carries no organisation seal, yet was written after rights holder events were sealed "
-                f"(ledger row {sealed_from}): it enrols no rights holder"
+                f"{where} carries no organisation seal, yet was written after {what} events were sealed "
+                f"(ledger row {sealed_from})"
             )
         body = {k: v for k, v in created.payload.items() if k != "signature"}
-        if body.get("type") != HOLDER_SEAL_TYPE or not isinstance(body.get("org_id"), str):
-            return f"{where}: its organisation seal is malformed: it enrols no rights holder"
+        if body.get("type") != seal_type or not isinstance(body.get("org_id"), str):
+            return f"{where}: its organisation seal is malformed"
         unsigned = self.org_signature_problem(body, created.payload["signature"])
-        return f"{where} is not its organisation's: {unsigned}: it enrols no rights holder" if unsigned else None
+        return f"{where} is not its organisation's: {unsigned}" if unsigned else None
 
     def _first_events(self, event_type: str, member: str) -> dict[Any, LedgerEvent]:
         """The first ``event_type`` event of each record (``member``), in ledger order, read in
