@@ -74,41 +74,44 @@ NAMED_MEMBERS = (
     "preview_sha256",
 )
 
+_GRANT_V1_MEMBERS = frozenset(
+    {
+        "type",
+        "grant_id",
+        "subject_id",
+        "org_id",
+        "holder_id",
+        "holder_fingerprint",
+        "uses",
+        "valid_from",
+        "valid_until",
+        "max_renders",
+        "allow_unlabelled",
+        "purpose",
+        "issued_at",
+    }
+)
+_RELEASE_V1_MEMBERS = frozenset(
+    {
+        "type",
+        "release_id",
+        "performer_id",
+        "org_id",
+        "holder_id",
+        "holder_fingerprint",
+        "valid_from",
+        "valid_until",
+        "purpose",
+        "issued_at",
+    }
+)
+
 # The members of each payload a holder signs (what ``registry.grant_payload`` etc. build).
 PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
-    GRANT_TYPE_V1: frozenset(
-        {
-            "type",
-            "grant_id",
-            "subject_id",
-            "org_id",
-            "holder_id",
-            "holder_fingerprint",
-            "uses",
-            "valid_from",
-            "valid_until",
-            "max_renders",
-            "allow_unlabelled",
-            "purpose",
-            "issued_at",
-        }
-    ),
-    RELEASE_TYPE_V1: frozenset(
-        {
-            "type",
-            "release_id",
-            "performer_id",
-            "org_id",
-            "holder_id",
-            "holder_fingerprint",
-            "valid_from",
-            "valid_until",
-            "purpose",
-            "issued_at",
-        }
-    ),
-    GRANT_TYPE: frozenset(),  # v1's members and ``NAMED_MEMBERS`` (below)
-    RELEASE_TYPE: frozenset(),
+    GRANT_TYPE_V1: _GRANT_V1_MEMBERS,
+    RELEASE_TYPE_V1: _RELEASE_V1_MEMBERS,
+    GRANT_TYPE: _GRANT_V1_MEMBERS | set(NAMED_MEMBERS),
+    RELEASE_TYPE: _RELEASE_V1_MEMBERS | set(NAMED_MEMBERS),
     "likeness.grant-revocation.v1": frozenset({"type", "grant_id", "revoked_at", "reason"}),
     "likeness.release-revocation.v1": frozenset({"type", "release_id", "revoked_at", "reason"}),
     ROTATION_TYPE: frozenset(
@@ -151,9 +154,6 @@ PAYLOAD_MEMBERS: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-PAYLOAD_MEMBERS[GRANT_TYPE] = PAYLOAD_MEMBERS[GRANT_TYPE_V1] | set(NAMED_MEMBERS)
-PAYLOAD_MEMBERS[RELEASE_TYPE] = PAYLOAD_MEMBERS[RELEASE_TYPE_V1] | set(NAMED_MEMBERS)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

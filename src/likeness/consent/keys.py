@@ -252,7 +252,7 @@ def read_placed_file(path: Path, what: str) -> bytes:
         os.close(descriptor)
 
 
-def _file_identity(path: Path) -> tuple[int, ...] | None:
+def file_identity(path: Path) -> tuple[int, ...] | None:
     """What tells a file's version apart, down to its mode and owner (what the key-file rule
     reads): a chmod or chown changes neither its inode, size nor modification time."""
     try:
@@ -286,7 +286,7 @@ class OrgKeyPins:
             return f"its slug {org_slug!r} names no key file"
         private, pin = org_key_file(self._keys_dir, org_slug), org_pin_file(self._keys_dir, org_slug)
         # (the folders too: a chmod or a folder put in the key folder's place is read again)
-        identity = tuple(map(_file_identity, (self._keys_dir, private.parent, private, pin)))
+        identity = tuple(map(file_identity, (self._keys_dir, private.parent, private, pin)))
         with self._lock:
             seen = self._seen.get(org_slug)
         if seen is None or seen[0] != identity:

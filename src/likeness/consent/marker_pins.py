@@ -90,14 +90,6 @@ def pins_document(pins: Iterable[MarkerPin]) -> bytes:
     return canonical_bytes({"type": PINS_TYPE, "markers": markers})
 
 
-def _identity(path: Path) -> tuple[int, ...] | None:
-    try:
-        found = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size, found.st_mode, found.st_uid)
-
-
 class MarkerPins:
     """The workspace's sealing marker pins (``marker_pins_file``), read again only when the
     file or its folders change."""
@@ -112,7 +104,7 @@ class MarkerPins:
         """The pins by event type (empty where there is no file); ``ConfigError`` naming the
         file and why when it is not used (not the workspace account's, a link, not a pin
         file): then nothing is pinned, and ``likeness audit verify`` says so."""
-        identity = tuple(map(_identity, (self._keys_dir, self.path.parent, self.path)))
+        identity = tuple(map(keys.file_identity, (self._keys_dir, self.path.parent, self.path)))
         with self._lock:
             seen = self._seen
         if seen is None or seen[0] != identity:
