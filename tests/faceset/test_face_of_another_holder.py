@@ -62,6 +62,19 @@ def test_mina_s_face_is_not_enrolled_under_another_agency_s_holder(mina_enrolled
     assert not reference_faces_dir(workspace.home, jiwoo.id).exists()
 
 
+def test_the_registry_refuses_the_face_to_a_direct_caller(mina_enrolled: ConsentWorld) -> None:
+    """``Registry.add_reference_embedding`` is public Python API: called directly with mina's
+    vector, it refuses too, and writes nothing."""
+    workspace, registry = mina_enrolled.workspace, mina_enrolled.workspace.registry
+    add_subject(registry, "jiwoo", "Jiwoo", org="byeol")
+    (mina,) = registry.reference_embeddings("mina")
+    ledger_before = workspace.ledger.count()
+    with pytest.raises(FaceOfAnotherHolder) as refused:
+        registry.add_reference_embedding("jiwoo", mina, source_name="mina.png", source_sha256="0" * 64, org="byeol")
+    assert (refused.value.matched, refused.value.org) == ("mina", "studio")
+    assert workspace.ledger.count() == ledger_before and len(registry.reference_embeddings("jiwoo")) == 0
+
+
 def test_the_same_holder_s_second_subject_may_have_the_face(mina_enrolled: ConsentWorld) -> None:
     """The same person, twice (a solo act and a unit, say): one holder signs for both."""
     registry = mina_enrolled.workspace.registry

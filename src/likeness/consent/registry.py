@@ -781,13 +781,18 @@ class Registry:
         transaction that stores the row and its event: read earlier, two enrolments of a subject
         with no reference each founded it on their own face. A first reference that is gone
         (``FoundingReferenceMissing``) or whose event is not sealed (``ReferenceUnsealed``)
-        refuses it too.
+        refuses it too. A face of another rights holder's subject is refused
+        (``FaceOfAnotherHolder``, ``enrolled_faces.refuse_faces_of_other_holders``).
         """
         vector = np.asarray(embedding, dtype="<f4")
         if vector.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(vector)):
             raise RegistryError(f"reference embedding must be {EMBEDDING_DIM} finite floats, got shape {vector.shape}")
         record = self.get_subject(subject)
         signer, org_key = self._reference_key(org, record)
+        # Here, not only in enrolment: whoever calls this directly gives no other holder's face either.
+        from likeness.faceset.enrolled_faces import refuse_faces_of_other_holders
+
+        refuse_faces_of_other_holders(self, record.slug, [(source_name, vector)])
         row = ReferenceEmbedding(
             subject_id=record.id,
             source_name=source_name[:300],

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from likeness.digests import sha256_file
-from likeness.errors import FaceError, FaceOfAnotherHolder, MediaError, ReferenceMismatch
-from likeness.faceset.enrolled_faces import OtherHoldersFaces
+from likeness.errors import FaceError, MediaError, ReferenceMismatch
+from likeness.faceset.enrolled_faces import refuse_faces_of_other_holders
 from likeness.faceset.reference_faces import reference_face_crop, write_reference_face
 from likeness.media.video.budget import DecodeLimits
 
@@ -120,7 +120,8 @@ def enroll_reference_photos(
         for candidate in _reference_candidates(path, report, detector, embedder, limits)
     ]
     # Every face is held against other holders' subjects before anything is written.
-    _refuse_faces_of_other_holders(workspace.registry, record.slug, candidates)
+    # all of the call's faces first, so a match writes none of them (the registry checks each again)
+    refuse_faces_of_other_holders(workspace.registry, record.slug, [(c.label, c.embedding) for c in candidates])
 
     source = None
     for candidate in candidates:
@@ -205,26 +206,6 @@ def _reference_candidates(
             report.skipped.append((label, f"could not keep the reference picture ({exc})"))
             continue
         yield _Candidate(path, label, picture_sha256, embedding, crop)
-
-
-def _refuse_faces_of_other_holders(registry: Any, subject: str, candidates: Sequence[_Candidate]) -> None:
-    """``FaceOfAnotherHolder`` for the first candidate whose face is another rights holder's
-    subject's (``enrolled_faces``)."""
-    if not candidates:
-        return
-    embeddings = np.stack([candidate.embedding for candidate in candidates])
-    matches = OtherHoldersFaces(registry, subject).closest_matches(embeddings)
-    for candidate, match in zip(candidates, matches):
-        if match is not None:
-            raise FaceOfAnotherHolder(
-                candidate.label,
-                subject,
-                match.slug,
-                match.org,
-                similarity=match.similarity,
-                threshold=match.threshold,
-                distance=match.distance,
-            )
 
 
 def _reference_pictures(

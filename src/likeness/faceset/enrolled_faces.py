@@ -131,6 +131,27 @@ class OtherHoldersFaces:
         return enrolled.closest_matches(embeddings)
 
 
+def refuse_faces_of_other_holders(registry: Any, subject: str, faces: Sequence[tuple[str, np.ndarray]]) -> None:
+    """``FaceOfAnotherHolder`` for the first of ``faces`` (label, embedding) that is another
+    rights holder's subject's, before ``subject`` is given any of them as a reference."""
+    from likeness.errors import FaceOfAnotherHolder
+
+    if not faces:
+        return
+    matches = OtherHoldersFaces(registry, subject).closest_matches(np.stack([embedding for _, embedding in faces]))
+    for (label, _), match in zip(faces, matches):
+        if match is not None:
+            raise FaceOfAnotherHolder(
+                label,
+                subject,
+                match.slug,
+                match.org,
+                similarity=match.similarity,
+                threshold=match.threshold,
+                distance=match.distance,
+            )
+
+
 def identity_distances(faces: np.ndarray, references: np.ndarray) -> np.ndarray:
     """Euclidean distances ``(M, N)`` between faces ``(M, 128)`` (or one ``(128,)``) and
     references ``(N, 128)``, by one matrix product."""
